@@ -1,0 +1,289 @@
+"""`telfilter` command line. Every subcommand takes --config DIR and --data-dir DIR,
+before or after its own arguments, and --help."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("telfilter")
+
+
+def _common(p: argparse.ArgumentParser, top=False):
+    d = None if top else argparse.SUPPRESS
+    p.add_argument("--config", metavar="DIR", default=d,
+                   help="config directory (default: the shipped config/)")
+    p.add_argument("--data-dir", metavar="DIR", default=d,
+                   help="list snapshots and reports (default: $TELFILTER_DATA_DIR or ~/.local/share/telfilter, seeded with sample lists)")
+    p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="log more")
+
+
+def _sub(subs, name, help, **kw):
+    p = subs.add_parser(name, help=help, description=help, **kw)
+    _common(p)
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="telfilter", description="Inline SMS (SMPP) and call (SIP) filtering engine: "
+                                 "Do-Not-Call lists, brandname registry, Decree 91 rules and an ML spam classifier.")
+    _common(ap, top=True)
+    subs = ap.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    p = _sub(subs, "check", "judge messages and calls; print one JSON verdict per input")
+    p.add_argument("--jsonl", metavar="IN", help="JSONL input, one message or call per line ('-' = stdin)")
+    p.add_argument("--out", metavar="OUT", default="-", help="output file ('-' = stdout)")
+    p.add_argument("--sender", help="one SMS: sender (brandname or number)")
+    p.add_argument("--recipient", help="one SMS: recipient number")
+    p.add_argument("--text", help="one SMS: text")
+    p.add_argument("--time", help="ISO-8601 time with offset (default: now)")
+    p.add_argument("--account", default="", help="ESME system_id the SMS came from")
+    p.add_argument("--direction", default="mt", choices=["mt", "mo"])
+
+    p = _sub(subs, "lists", "import, export, edit and count the DNC, sender, blacklist and consent lists")
+    ls = p.add_subparsers(dest="lcmd", metavar="ACTION", required=True)
+    q = _sub(ls, "import", "import a CSV (good rows are imported, bad rows reported with line numbers)")
+    q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"])
+    q.add_argument("file", help="CSV file ('-' = stdin)")
+    q.add_argument("--replace", action="store_true", help="replace the list instead of adding to it")
+    for name, h in (("add", "add one entry"), ("remove", "remove one entry")):
+        q = _sub(ls, name, h)
+        q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"])
+        q.add_argument("value", help="number, brandname or domain")
+        q.add_argument("--channel", default="SV", help="dnc channel: S, V or SV (default SV)")
+        q.add_argument("--owner", help="senders / consent: the advertiser")
+        q.add_argument("--category", help="senders: QC or CSKH")
+        q.add_argument("--valid-from", default="", help="senders: YYYY-MM-DD")
+        q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
+        q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
+    q = _sub(ls, "export", "write a list in its CSV import format")
+    q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"])
+    q.add_argument("--out", default="-", help="file ('-' = stdout)")
+    _sub(ls, "stats", "print list sizes as JSON")
+
+    p = _sub(subs, "rules", "validate, test and compare rule files")
+    rs = p.add_subparsers(dest="rcmd", metavar="ACTION", required=True)
+    q = _sub(rs, "check", "validate rule files and run their examples; errors as path:line:col")
+    q.add_argument("dir", nargs="?", help="rules directory (default: CONFIG/rules)")
+    q.add_argument("--no-examples", action="store_true", help="only validate, do not run examples")
+    q = _sub(rs, "test", "what-if: replay a corpus under edited rules and a baseline, report changed verdicts")
+    q.add_argument("--corpus", required=True, help="JSONL corpus (the `check` input format)")
+    q.add_argument("--rules", dest="rules_dir", help="edited rules directory (default: CONFIG/rules)")
+    q.add_argument("--baseline", help="baseline rules directory (default: the shipped rules)")
+    q.add_argument("--examples", type=int, default=3, help="examples shown per symbol (default 3)")
+
+    p = _sub(subs, "ml", "train, evaluate and run the spam classifier")
+    ms = p.add_subparsers(dest="mcmd", metavar="ACTION", required=True)
+    q = _sub(ms, "train", "train a model from labelled data (TSV, CSV, JSONL, reports.jsonl)")
+    q.add_argument("--data", action="append", required=True, help="labelled file (repeatable)")
+    q.add_argument("--out", required=True, help="model directory to write")
+    q.add_argument("--target-blocked-ham", type=float, default=0.001, help="blocked-ham rate the drop threshold aims at (default 0.001)")
+    q.add_argument("--seed", type=int, default=42)
+    q.add_argument("--no-progress", action="store_true")
+    q = _sub(ms, "eval", "evaluate a model; print metrics JSON; --report writes plots")
+    q.add_argument("--model", required=True)
+    q.add_argument("--data", action="append", required=True)
+    q.add_argument("--report", help="directory for PNG plots and a markdown summary")
+    q = _sub(ms, "predict", "score texts")
+    q.add_argument("--model", required=True)
+    g = q.add_mutually_exclusive_group(required=True)
+    g.add_argument("--text")
+    g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
+
+    p = _sub(subs, "serve", "run the SMPP proxy and SIP screen")
+    p.add_argument("--smpp-listen", default="0.0.0.0:2775", metavar="HOST:PORT")
+    p.add_argument("--smsc", metavar="HOST:PORT[,HOST:PORT...]", help="upstream SMSC(s)")
+    p.add_argument("--smsc-system-id", default=None)
+    p.add_argument("--smsc-password", default=None)
+    p.add_argument("--esme-account", action="append", default=[], metavar="SYSTEM_ID:PASSWORD",
+                   help="add an ESME account with default limits (repeatable)")
+    p.add_argument("--sip-listen", default="0.0.0.0:5060", metavar="HOST:PORT", help="SIP UDP+TCP listen address ('off' to disable)")
+    p.add_argument("--sip-next-hop", metavar="HOST:PORT", help="where screened INVITEs go when there is no Route")
+    p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
+    p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout)")
+    p.add_argument("--ready-file", help="write this file once listening (for scripts)")
+
+    p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")
+    p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir")
+
+    p = _sub(subs, "bench", "run the capacity-planning benchmark suite (python -m benchmarks)")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", help="results directory")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="telfilter: %(levelname)s: %(message)s")
+    from .config import ConfigError
+    from .lists import CsvError, SnapshotError
+    from .rules.loader import RuleSetError
+    try:
+        if args.cmd == "check":
+            return cmd_check(args)
+        if args.cmd == "lists":
+            return cmd_lists(args)
+        if args.cmd == "rules":
+            return cmd_rules(args)
+        if args.cmd == "ml":
+            from .ml.cli import cmd_ml
+            return cmd_ml(args)
+        if args.cmd == "serve":
+            from .serve import cmd_serve
+            return cmd_serve(args)
+        if args.cmd == "demo":
+            from .demo import cmd_demo
+            return cmd_demo(args)
+        if args.cmd == "bench":
+            from benchmarks.__main__ import main as bench_main
+            return bench_main((["--quick"] if args.quick else []) + (["--out", args.out] if args.out else []))
+    except RuleSetError as e:
+        for err in e.errors:
+            print(err, file=sys.stderr)
+        return 2
+    except (ConfigError, CsvError, SnapshotError) as e:
+        print(f"telfilter: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return 1
+
+
+def _open_out(path):
+    if path in (None, "-"):
+        return sys.stdout, False
+    return open(path, "w", encoding="utf-8"), True
+
+
+def cmd_check(args) -> int:
+    from datetime import datetime, timezone
+    from .app import build
+    from .records import RecordError, parse_record, parse_time
+    from .verdict import Message
+    if not args.jsonl and args.sender is None:
+        print("telfilter check: give --jsonl FILE, or --sender/--recipient/--text for one message", file=sys.stderr)
+        return 2
+    pipe = build(args.config, args.data_dir)
+    out, close = _open_out(args.out)
+    try:
+        if not args.jsonl:
+            if args.recipient is None or args.text is None:
+                print("telfilter check: one message needs --sender, --recipient and --text", file=sys.stderr)
+                return 2
+            try:
+                t = parse_time(args.time) if args.time else datetime.now(timezone.utc)
+            except RecordError as e:
+                print(f"telfilter check: {e}", file=sys.stderr)
+                return 2
+            m = Message(args.sender, args.recipient, args.text, t, args.account, args.direction)
+            out.write(json.dumps(pipe.judge(m).to_json(None), ensure_ascii=False) + "\n")
+            return 0
+        inp = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8", errors="surrogateescape")
+        with inp:
+            for n, line in enumerate(inp, 1):
+                if not line.strip():
+                    continue
+                rid = None
+                try:
+                    obj = json.loads(line)
+                    if isinstance(obj, dict):
+                        rid = obj.get("id")
+                    rec = parse_record(obj)
+                except (ValueError, RecordError) as e:
+                    msg = str(e) if isinstance(e, RecordError) else f"not JSON: {e}"
+                    err = {"line": n}
+                    if rid is not None:
+                        err["id"] = rid
+                    err["error"] = msg
+                    out.write(json.dumps(err, ensure_ascii=False) + "\n")
+                    continue
+                v = pipe.judge(rec)
+                d = {"id": rid}
+                d.update(v.to_json())
+                out.write(json.dumps(d, ensure_ascii=False) + "\n")
+        return 0
+    finally:
+        out.flush()
+        if close:
+            out.close()
+
+
+def cmd_lists(args) -> int:
+    from .app import resolve_data_dir
+    from .config import load_settings
+    from .lists import ListStore
+    settings = load_settings(getattr(args, "config", None))
+    store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings))
+    if args.lcmd == "import":
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        name = "<stdin>" if args.file == "-" else args.file
+        n, errors = store.import_csv(args.kind, data, name, replace=args.replace)
+        for e in errors:
+            print(f"{name}:{e.line}: {e.message}", file=sys.stderr)
+        print(json.dumps({"imported": n, "errors": len(errors), "kind": args.kind}))
+        return 1 if errors else 0
+    if args.lcmd in ("add", "remove"):
+        extra = None
+        if args.kind == "senders":
+            extra = [args.owner or "", args.category or "", args.valid_from, args.valid_to, args.accounts]
+        elif args.kind == "consent":
+            extra = [args.owner or ""]
+        try:
+            if args.lcmd == "add":
+                store.add(args.kind, args.value, args.channel, extra)
+                print(json.dumps({"added": args.value, "kind": args.kind}))
+                return 0
+            found = store.remove(args.kind, args.value, args.channel, extra)
+        except ValueError as e:
+            print(f"telfilter lists {args.lcmd}: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({"removed": args.value, "kind": args.kind, "found": found}))
+        return 0 if found else 1
+    if args.lcmd == "export":
+        out, close = _open_out(args.out)
+        try:
+            store.export(args.kind, out)
+        finally:
+            if close:
+                out.close()
+        return 0
+    if args.lcmd == "stats":
+        L = store.load()
+        for w in store.warnings:
+            print(f"telfilter: warning: {w}", file=sys.stderr)
+        print(json.dumps(L.stats(), indent=2))
+        return 0
+    return 1
+
+
+def cmd_rules(args) -> int:
+    from .config import load_settings
+    from .rules.loader import load_rules
+    settings = load_settings(getattr(args, "config", None))
+    if args.rcmd == "check":
+        d = Path(args.dir) if args.dir else settings.rules_dir
+        rs = load_rules(d)      # RuleSetError -> every error printed, exit 2
+        n = 0
+        if not args.no_examples:
+            from .rules.examples import run_examples
+            n, failures = run_examples(rs, settings)
+            if failures:
+                for f in failures:
+                    print(f, file=sys.stderr)
+                return 1
+        scoring = sum(1 for r in rs.rules if not r.helper)
+        print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers), {n} examples pass")
+        return 0
+    if args.rcmd == "test":
+        from .rules.whatif import what_if
+        return what_if(args, settings)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

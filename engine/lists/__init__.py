@@ -1,0 +1,340 @@
+"""DNC, sender registry, blacklists and consent: the sets every check reads.
+
+Theory of operation: `Lists` is the in-memory view checks read (roaring bitmaps of E.164
+ints, dicts for names). `ListStore` owns a data directory: one verified snapshot per list
+kind plus an append-only delta journal for the DNC changes 5656 commands make between
+snapshots. Every write builds the complete new state first and swaps it in with an atomic
+rename, so a list is never half-written; a corrupt snapshot is refused and the previous good
+generation (`.prev`) is used instead, with a warning.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import msgpack
+from pyroaring import BitMap64
+
+from ..numbers import format_number, normalise_number, normalise_sender_id
+from ..textnorm import domain_suffixes
+from .csvio import (HEADERS, KINDS, CsvError, RowError, SenderEntry, parse_channel, parse_domain,
+                    parse_row, read_csv, sender_entry_key, sender_entry_row, write_csv)
+from .snapshot import SnapshotError, read_snapshot, write_snapshot
+
+__all__ = ["Lists", "ListStore", "SenderEntry", "SnapshotError", "CsvError", "RowError", "KINDS"]
+
+
+@dataclass
+class Lists:
+    dnc_s: BitMap64 = field(default_factory=BitMap64)
+    dnc_v: BitMap64 = field(default_factory=BitMap64)
+    senders: dict = field(default_factory=dict)        # key -> tuple[SenderEntry, ...]
+    bl_numbers: BitMap64 = field(default_factory=BitMap64)
+    bl_domains: set = field(default_factory=set)
+    consent: dict = field(default_factory=dict)        # owner casefold -> BitMap64
+    owner_names: dict = field(default_factory=dict)    # owner casefold -> owner as written
+
+    # --- reads (hot path) ---
+    def in_dnc(self, number: int | None, channel: str) -> bool:
+        if number is None:
+            return False
+        return number in (self.dnc_s if channel == "S" else self.dnc_v)
+
+    def sender_entries(self, key) -> tuple:
+        return self.senders.get(key, ())
+
+    def number_blacklisted(self, number: int | None) -> bool:
+        return number is not None and number in self.bl_numbers
+
+    def domain_blacklisted(self, hosts) -> str | None:
+        """The listed domain a host falls under (itself or a parent), or None."""
+        if not self.bl_domains:
+            return None
+        for h in hosts:
+            for suf in domain_suffixes(h):
+                if suf in self.bl_domains:
+                    return suf
+        return None
+
+    def has_consent(self, owner: str | None, number: int | None) -> bool:
+        if owner is None or number is None:
+            return False
+        bm = self.consent.get(owner.casefold())
+        return bm is not None and number in bm
+
+    # --- mutations (used by the store; callers hold the only reference) ---
+    def add_dnc(self, number: int, channel: str) -> None:
+        if "S" in channel:
+            self.dnc_s.add(number)
+        if "V" in channel:
+            self.dnc_v.add(number)
+
+    def remove_dnc(self, number: int, channel: str) -> None:
+        if "S" in channel:
+            self.dnc_s.discard(number)
+        if "V" in channel:
+            self.dnc_v.discard(number)
+
+    def add_sender(self, e: SenderEntry) -> None:
+        k = sender_entry_key(e)
+        old = [x for x in self.senders.get(k, ()) if (x.valid_from, x.valid_to) != (e.valid_from, e.valid_to)]
+        self.senders[k] = tuple(old + [e])
+
+    def add_consent(self, owner: str, number: int) -> None:
+        k = owner.casefold()
+        self.owner_names.setdefault(k, owner)
+        self.consent.setdefault(k, BitMap64()).add(number)
+
+    def stats(self) -> dict:
+        both = self.dnc_s & self.dnc_v
+        return {
+            "dnc": {"S_only": len(self.dnc_s) - len(both), "V_only": len(self.dnc_v) - len(both),
+                    "SV": len(both), "total": len(self.dnc_s | self.dnc_v)},
+            "senders": {"names": len(self.senders),
+                        "entries": sum(len(v) for v in self.senders.values()),
+                        "QC": sum(1 for v in self.senders.values() for e in v if e.category == "QC"),
+                        "CSKH": sum(1 for v in self.senders.values() for e in v if e.category == "CSKH")},
+            "blacklist": {"numbers": len(self.bl_numbers), "domains": len(self.bl_domains)},
+            "consent": {"owners": len(self.consent), "pairs": sum(len(b) for b in self.consent.values())},
+        }
+
+    # --- export rows in the CSV contract ---
+    def rows(self, kind: str):
+        if kind == "dnc":
+            both = self.dnc_s & self.dnc_v
+            allnum = self.dnc_s | self.dnc_v
+            for n in allnum:
+                yield [format_number(n), "SV" if n in both else ("S" if n in self.dnc_s else "V")]
+        elif kind == "senders":
+            for k in sorted(self.senders, key=str):
+                for e in sorted(self.senders[k], key=lambda e: (str(e.valid_from), str(e.valid_to))):
+                    yield sender_entry_row(e)
+        elif kind == "blacklist":
+            for n in self.bl_numbers:
+                yield ["number", format_number(n)]
+            for d in sorted(self.bl_domains):
+                yield ["domain", d]
+        elif kind == "consent":
+            for k in sorted(self.consent):
+                for n in self.consent[k]:
+                    yield [self.owner_names.get(k, k), format_number(n)]
+        else:
+            raise CsvError(f"unknown list kind {kind!r}")
+
+
+# ---------------------------------------------------------------- persistence
+
+def _ser_bitmap(b: BitMap64) -> bytes:
+    b.run_optimize()
+    return b.serialize()
+
+
+def _encode(kind: str, L: Lists) -> dict[str, bytes]:
+    if kind == "dnc":
+        return {"S": _ser_bitmap(L.dnc_s), "V": _ser_bitmap(L.dnc_v)}
+    if kind == "senders":
+        rows = [sender_entry_row(e) for v in L.senders.values() for e in v]
+        return {"rows": msgpack.packb(rows)}
+    if kind == "blacklist":
+        return {"numbers": _ser_bitmap(L.bl_numbers), "domains": msgpack.packb(sorted(L.bl_domains))}
+    if kind == "consent":
+        out = {"owners": msgpack.packb({k: L.owner_names.get(k, k) for k in sorted(L.consent)})}
+        for k in sorted(L.consent):
+            out["o:" + k] = _ser_bitmap(L.consent[k])
+        return out
+    raise CsvError(f"unknown list kind {kind!r}")
+
+
+def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
+    try:
+        if kind == "dnc":
+            L.dnc_s, L.dnc_v = BitMap64.deserialize(secs["S"]), BitMap64.deserialize(secs["V"])
+        elif kind == "senders":
+            L.senders = {}
+            for row in msgpack.unpackb(secs["rows"]):
+                L.add_sender(parse_row("senders", row))
+        elif kind == "blacklist":
+            L.bl_numbers = BitMap64.deserialize(secs["numbers"])
+            L.bl_domains = set(msgpack.unpackb(secs["domains"]))
+        elif kind == "consent":
+            L.owner_names = dict(msgpack.unpackb(secs["owners"]))
+            L.consent = {k: BitMap64.deserialize(secs["o:" + k]) for k in L.owner_names}
+    except (KeyError, ValueError, TypeError) as e:
+        raise SnapshotError(path, f"bad section contents ({e.__class__.__name__}: {e})") from None
+
+
+class ListStore:
+    """A data directory of list snapshots. `load()` returns a fresh `Lists`."""
+
+    def __init__(self, data_dir: Path):
+        self.dir = Path(data_dir)
+        self.warnings: list[str] = []
+
+    def path(self, kind: str) -> Path:
+        return self.dir / "lists" / f"{kind}.snap"
+
+    @property
+    def delta_path(self) -> Path:
+        return self.dir / "lists" / "dnc.delta"
+
+    def load(self, strict: bool = False) -> Lists:
+        """Load every kind. A bad snapshot falls back to `.prev` (warning) unless strict."""
+        L = Lists()
+        self.warnings = []
+        for kind in KINDS:
+            p = self.path(kind)
+            if not p.exists() and not p.with_name(p.name + ".prev").exists():
+                continue
+            try:
+                secs, _ = read_snapshot(p, kind)
+            except SnapshotError as e:
+                if strict:
+                    raise
+                prev = p.with_name(p.name + ".prev")
+                try:
+                    secs, _ = read_snapshot(prev, kind)
+                except SnapshotError:
+                    raise e from None
+                self.warnings.append(f"{e}; using previous good snapshot {prev}")
+            _decode(kind, secs, L, p)
+        self._apply_delta(L)
+        return L
+
+    def _apply_delta(self, L: Lists) -> None:
+        p = self.delta_path
+        if not p.exists():
+            return
+        with open(p, "rb") as f:
+            for i, raw in enumerate(f, 1):
+                try:
+                    op = json.loads(raw)
+                    n, ch = int(op["number"]), parse_channel(op["channel"])
+                    (L.add_dnc if op["op"] == "add" else L.remove_dnc)(n, ch)
+                except (ValueError, KeyError, TypeError):
+                    if raw.endswith(b"\n"):
+                        self.warnings.append(f"{p}:{i}: skipped unreadable delta line")
+                    # an unterminated last line is a write cut short by a crash: ignore it
+
+    def append_delta(self, op: str, number: int, channel: str) -> None:
+        """Journal one DNC change (5656 command) durably; compacted by the next save()."""
+        self.delta_path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"op": op, "number": number, "channel": channel}) + "\n"
+        fd = os.open(self.delta_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def save(self, L: Lists, kinds=KINDS) -> None:
+        (self.dir / "lists").mkdir(parents=True, exist_ok=True)
+        for kind in kinds:
+            write_snapshot(self.path(kind), kind, _encode(kind, L))
+        if "dnc" in kinds and self.delta_path.exists():
+            os.unlink(self.delta_path)   # folded into the dnc snapshot just written
+
+    # --- user operations ---
+    def import_csv(self, kind: str, data: bytes, name: str = "<csv>", replace: bool = False):
+        """Import good rows; returns (count, errors). Raises CsvError on a fatal file error."""
+        records, errors = read_csv(kind, data, name)
+        L = self.load(strict=True)
+        if replace:
+            _clear(L, kind)
+        for r in records:
+            _add(L, kind, r)
+        if records or replace:
+            self.save(L, (kind,))
+        return len(records), errors
+
+    def add(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
+        L = self.load(strict=True)
+        _add(L, kind, _record(kind, value, channel, extra))
+        self.save(L, (kind,))
+
+    def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
+        L = self.load(strict=True)
+        found = _remove(L, kind, value, channel, extra)
+        if found:
+            self.save(L, (kind,))
+        return found
+
+    def export(self, kind: str, out) -> int:
+        return write_csv(kind, self.load().rows(kind), out)
+
+
+def _record(kind, value, channel, extra):
+    if kind == "dnc":
+        return parse_row("dnc", [value, channel])
+    if kind == "senders":
+        row = [value] + list(extra or [])
+        row += [""] * (6 - len(row))
+        if len(row) != 6 or not row[1]:
+            raise ValueError("senders needs SENDER --owner OWNER --category QC|CSKH [--valid-from] [--valid-to] [--accounts]")
+        return parse_row("senders", row)
+    if kind == "blacklist":
+        if normalise_number(value) is not None:
+            return parse_row("blacklist", ["number", value])
+        return parse_row("blacklist", ["domain", value])
+    if kind == "consent":
+        if not extra or not extra[0]:
+            raise ValueError("consent needs NUMBER --owner OWNER")
+        return parse_row("consent", [extra[0], value])
+    raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _add(L: Lists, kind: str, r) -> None:
+    if kind == "dnc":
+        L.add_dnc(*r)
+    elif kind == "senders":
+        L.add_sender(r)
+    elif kind == "blacklist":
+        (L.bl_numbers.add if r[0] == "number" else L.bl_domains.add)(r[1])
+    elif kind == "consent":
+        L.add_consent(*r)
+
+
+def _clear(L: Lists, kind: str) -> None:
+    if kind == "dnc":
+        L.dnc_s, L.dnc_v = BitMap64(), BitMap64()
+    elif kind == "senders":
+        L.senders = {}
+    elif kind == "blacklist":
+        L.bl_numbers, L.bl_domains = BitMap64(), set()
+    elif kind == "consent":
+        L.consent, L.owner_names = {}, {}
+
+
+def _remove(L: Lists, kind, value, channel, extra) -> bool:
+    if kind == "dnc":
+        n, ch = parse_row("dnc", [value, channel])
+        found = any(n in b for c, b in (("S", L.dnc_s), ("V", L.dnc_v)) if c in ch)
+        L.remove_dnc(n, ch)
+        return found
+    if kind == "senders":
+        n = normalise_number(value)
+        k = n if n is not None else normalise_sender_id(value)
+        return L.senders.pop(k, None) is not None
+    if kind == "blacklist":
+        n = normalise_number(value)
+        if n is not None:
+            found = n in L.bl_numbers
+            L.bl_numbers.discard(n)
+            return found
+        d = parse_domain(value)
+        found = d in L.bl_domains
+        L.bl_domains.discard(d)
+        return found
+    if kind == "consent":
+        if not extra or not extra[0]:
+            raise ValueError("consent needs NUMBER --owner OWNER")
+        n = parse_row("consent", [extra[0], value])[1]
+        bm = L.consent.get(extra[0].strip().casefold())
+        if bm is None or n not in bm:
+            return False
+        bm.discard(n)
+        return True
+    raise CsvError(f"unknown list kind {kind!r}")

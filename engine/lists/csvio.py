@@ -1,0 +1,200 @@
+"""CSV import/export for the four list kinds (a user-facing contract; UTF-8, header row).
+
+    dnc.csv        number,channel                      channel S, V or SV; empty = SV
+    senders.csv    sender,owner,category,valid_from,valid_to,accounts
+                   category QC|CSKH; dates YYYY-MM-DD inclusive or empty; accounts space-separated
+    blacklist.csv  kind,value                          kind number|domain
+    consent.csv    owner,number
+
+Every bad row is reported with its physical line number (the header is line 1) and why;
+the good rows are returned for import.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from ..numbers import format_number, normalise_number, normalise_sender_id
+
+HEADERS = {
+    "dnc": ["number", "channel"],
+    "senders": ["sender", "owner", "category", "valid_from", "valid_to", "accounts"],
+    "blacklist": ["kind", "value"],
+    "consent": ["owner", "number"],
+}
+KINDS = tuple(HEADERS)
+CHANNELS = {"S": "S", "V": "V", "SV": "SV", "VS": "SV", "": "SV"}
+_DOMAIN_RE = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True, slots=True)
+class SenderEntry:
+    sender: str                 # as written (display); matched through its key
+    owner: str
+    category: str               # "QC" | "CSKH"
+    valid_from: date | None
+    valid_to: date | None
+    accounts: frozenset         # empty = any account
+
+
+@dataclass
+class RowError:
+    line: int
+    message: str
+
+    def __str__(self):
+        return f"line {self.line}: {self.message}"
+
+
+class CsvError(Exception):
+    pass
+
+
+def _number(v: str) -> int:
+    n = normalise_number(v)
+    if n is None:
+        raise ValueError(f"not a phone number: {v!r}")
+    return n
+
+
+def parse_channel(v: str) -> str:
+    c = CHANNELS.get(v.strip().upper())
+    if c is None:
+        raise ValueError(f"channel must be S, V or SV (empty = SV), got {v!r}")
+    return c
+
+
+def parse_domain(v: str) -> str:
+    d = v.strip().lower().rstrip(".")
+    for pre in ("http://", "https://"):
+        if d.startswith(pre):
+            d = d[len(pre):].split("/", 1)[0]
+    if d.startswith("*."):
+        d = d[2:]
+    try:
+        d = d.encode("idna").decode("ascii") if not d.isascii() else d
+    except UnicodeError:
+        raise ValueError(f"not a domain: {v!r}") from None
+    if "." not in d or not _DOMAIN_RE.match(d):
+        raise ValueError(f"not a domain: {v!r}")
+    return d
+
+
+def _date(v: str, field: str) -> date | None:
+    v = v.strip()
+    if not v:
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+        raise ValueError(f"{field} must be YYYY-MM-DD, got {v!r}")
+    try:
+        return date.fromisoformat(v)
+    except ValueError as e:
+        raise ValueError(f"{field}: {e}") from None
+
+
+def parse_row(kind: str, row: list[str]):
+    """One CSV row -> a typed record, or ValueError with the reason."""
+    if kind == "dnc":
+        if not row[0].strip():
+            raise ValueError("empty number")
+        return (_number(row[0]), parse_channel(row[1]))
+    if kind == "senders":
+        sender, owner, cat, vf, vt, accts = (c.strip() for c in row)
+        if not sender:
+            raise ValueError("empty sender")
+        if len(sender) > 32:
+            raise ValueError(f"sender longer than 32 characters: {sender!r}")
+        if not owner:
+            raise ValueError("empty owner")
+        cat = cat.upper()
+        if cat not in ("QC", "CSKH"):
+            raise ValueError(f"category must be QC or CSKH, got {row[2]!r}")
+        f, t = _date(vf, "valid_from"), _date(vt, "valid_to")
+        if f and t and f > t:
+            raise ValueError(f"valid_from {vf} is after valid_to {vt}")
+        return SenderEntry(sender, owner, cat, f, t, frozenset(accts.split()))
+    if kind == "blacklist":
+        k, v = row[0].strip().lower(), row[1].strip()
+        if k == "number":
+            return ("number", _number(v))
+        if k == "domain":
+            return ("domain", parse_domain(v))
+        raise ValueError(f"kind must be number or domain, got {row[0]!r}")
+    if kind == "consent":
+        owner = row[0].strip()
+        if not owner:
+            raise ValueError("empty owner")
+        return (owner, _number(row[1]))
+    raise CsvError(f"unknown list kind {kind!r}")
+
+
+def read_csv(kind: str, data: bytes, name: str = "<csv>"):
+    """Parse a whole CSV file. Returns (records, errors). A bad header is fatal (CsvError)."""
+    if kind not in HEADERS:
+        raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    text = data.decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    want = HEADERS[kind]
+    records, errors = [], []
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CsvError(f"{name}: empty file, expected header {','.join(want)}") from None
+    except csv.Error as e:
+        raise CsvError(f"{name}:1: {e}") from None
+    if [h.strip().lower() for h in header] != want:
+        raise CsvError(f"{name}:1: header must be {','.join(want)}, got {','.join(header)}")
+    line = reader.line_num
+    while True:
+        start = line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            errors.append(RowError(start, f"CSV syntax: {e}"))
+            line = reader.line_num
+            continue
+        line = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if any("\udc80" <= ch <= "\udcff" for c in row for ch in c):
+            errors.append(RowError(start, "not valid UTF-8"))
+            continue
+        if len(row) != len(want):
+            errors.append(RowError(start, f"expected {len(want)} columns ({','.join(want)}), got {len(row)}"))
+            continue
+        try:
+            records.append(parse_row(kind, row))
+        except ValueError as e:
+            errors.append(RowError(start, str(e)))
+    return records, errors
+
+
+def write_csv(kind: str, rows, out) -> int:
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(HEADERS[kind])
+    n = 0
+    for r in rows:
+        w.writerow(r)
+        n += 1
+    return n
+
+
+def sender_entry_row(e: SenderEntry) -> list[str]:
+    return [e.sender, e.owner, e.category, e.valid_from.isoformat() if e.valid_from else "",
+            e.valid_to.isoformat() if e.valid_to else "", " ".join(sorted(e.accounts))]
+
+
+def sender_entry_key(e: SenderEntry):
+    n = normalise_number(e.sender)
+    return n if n is not None else normalise_sender_id(e.sender)
+
+
+__all__ = ["read_csv", "write_csv", "SenderEntry", "RowError", "CsvError", "KINDS", "HEADERS",
+           "parse_row", "parse_channel", "parse_domain", "format_number", "sender_entry_row", "sender_entry_key"]

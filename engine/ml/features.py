@@ -1,0 +1,186 @@
+"""Text normalisation and hashed features for the spam classifier.
+
+Theory of operation: `normalise()` turns a raw SMS into a canonical string: Unicode NFKC,
+zero-width characters dropped, case folded, obfuscations undone (s.p.a.c.e.d letters,
+digits standing for letters inside words), and URLs, phone numbers, money amounts and
+long digit runs replaced by tokens (_url_, _phone_, _money_, _num_). `features()` hashes
+word unigrams and bigrams, the diacritic-folded words as extra features (so "khuyến mãi"
+and "khuyen mai" share evidence without losing the accented form), character 3-5-grams
+and a few shape tokens into a 2^20 space; the model weighs the counts with sublinear TF-IDF and L2-normalises them.
+Character n-grams are hashed with vectorised numpy arithmetic: this is what keeps a
+160-character message inside the per-message budget. Training and the fast scorer call
+the same function, so their inputs are identical by construction.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+
+import numpy as np
+
+FEATURE_VERSION = "hash-c345-w12-f-s-v1"
+DIM_BITS = 20
+DIM = 1 << DIM_BITS
+CHAR_NGRAMS = (3, 4, 5)
+
+_ZW = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"), None)
+# URLs, then money amounts, phone numbers and long digit runs, are mapped to tokens.
+# The lookaheads let the regex engine reject most positions on their first character.
+_URLS = re.compile(
+    r"(?=[hw])(?:https?://|www\.)\S+|(?<![a-z0-9-])(?=[a-z0-9-]+\.)[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*"
+    r"\.(?:com|net|org|vn|info|biz|co|uk|io|me|xyz|top|club|online|site|ly|gl|example)\b(?:/\S*)?")
+_NUMS = re.compile(
+    r"(?=[£$€¥₫\d+])(?:(?P<money>[£$€¥₫]\s?\d[\d.,]*|\d[\d.,]*\s?(?:[£$€¥₫]|vnd|vnđ|dong|đồng|usd|k\b|tr\b|trieu\b|triệu\b|ty\b|tỷ\b|pounds?\b|p\b))"
+    r"|(?P<phone>(?<!\w)\+?\d[\d .-]{6,}\d(?!\w))|(?P<num>\d{4,}))")
+_MIXED = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")
+_SPACED = re.compile(r"\b(?:[^\W\d_][ .*_-]){3,}[^\W\d_]\b")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+# a word of mostly letters with a few digits or @/$ standing in for letters: fr33, v1agra, c@sh
+_LEETWORD = re.compile(r"(?<![\w@$])(?=[a-z0-9@$]*[a-z][a-z0-9@$]*[a-z])(?=[a-z]*[0-9@$])[a-z0-9@$]{3,}(?![\w@$])")
+_WORD = re.compile(r"_[a-z]+\d*_|[^\W_]+|[!?£$€%]")
+_UPPER = re.compile(r"[A-Z]")
+_DIGIT = re.compile(r"\d")
+_D = str.maketrans({"đ": "d"})
+
+
+def _tok(m: re.Match) -> str:
+    # digit runs become a length-class token (5-digit short codes, 11-digit premium
+    # numbers are strong, different evidence) and keep their own digits as a second token
+    g = m.lastgroup
+    if g == "money":
+        return " _money_ "
+    n = sum(ch.isdigit() for ch in m.group(0))
+    return f" _{g}{min(n, 12)}_ {m.group(0)} "
+
+
+def _unspace(m: re.Match) -> str:
+    return re.sub(r"[ .*_-]", "", m.group(0))
+
+
+def _unleet(m: re.Match) -> str:
+    w = m.group(0)
+    digits = sum(ch in "0123456789@$" for ch in w)
+    return w.translate(_LEET) if digits * 2 < len(w) else w
+
+
+def normalise(text: str) -> str:
+    t = text.casefold()
+    if not t.isascii():
+        t = unicodedata.normalize("NFKC", t).translate(_ZW)
+    if "." in t or "/" in t:
+        t = _URLS.sub(" _url_ ", t)
+    t = _NUMS.sub(_tok, t)
+    t = _SPACED.sub(_unspace, t)
+    if _MIXED.search(t):
+        t = _LEETWORD.sub(_unleet, t)
+    return t
+
+
+def fold_diacritics(t: str) -> str:
+    t = t.translate(_D)
+    if t.isascii():
+        return t
+    return "".join(c for c in unicodedata.normalize("NFD", t) if not unicodedata.combining(c))
+
+
+M64 = (1 << 64) - 1
+_R = 0x100000001B3                      # odd, so invertible mod 2^64
+_MAXLEN = 2048
+_RPOW = np.empty(_MAXLEN + 1, np.uint64)
+_RINV = np.empty(_MAXLEN + 1, np.uint64)
+_r, _ri, _inv = 1, 1, pow(_R, -1, 1 << 64)
+for _i in range(_MAXLEN + 1):
+    _RPOW[_i], _RINV[_i] = _r, _ri
+    _r, _ri = (_r * _R) & M64, (_ri * _inv) & M64
+_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
+_SH = np.uint64(31)
+_TOP = np.uint64(64 - DIM_BITS)
+_SALT = [(0x9E3779B97F4A7C15 * (k + 7)) & M64 for k in range(16)]
+_CHAR_SPANS: dict = {}
+
+
+def _char_spans(n: int):
+    """(starts, ends, salts) of every char 3-5-gram of a string of n code points (cached)."""
+    sp = _CHAR_SPANS.get(n)
+    if sp is None:
+        st, en, sa = [], [], []
+        for k, g in enumerate(CHAR_NGRAMS):
+            m = max(0, n - g + 1)
+            st.append(np.arange(m, dtype=np.int64))
+            en.append(np.arange(m, dtype=np.int64) + g)
+            sa.append(np.full(m, _SALT[k], np.uint64))
+        sp = (np.concatenate(st), np.concatenate(en), np.concatenate(sa))
+        if len(_CHAR_SPANS) < 4096:
+            _CHAR_SPANS[n] = sp
+    return sp
+
+
+def _canonical(text: str) -> str:
+    """Normalised words and punctuation tokens joined by single spaces, with a space each side."""
+    return " " + " ".join(_WORD.findall(normalise(text)))[:_MAXLEN - 2] + " "
+
+
+def feature_ids(text: str) -> np.ndarray:
+    """Feature ids (with repeats) of one text: char 3-5-grams, words, word bigrams,
+    diacritic-folded words when they differ, and shape tokens."""
+    u = _canonical(text)
+    c = np.frombuffer(u.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    n = len(c)
+    cs, ce, csalt = _char_spans(n)
+    # word spans from the spaces of the canonical string
+    sp = np.flatnonzero(c == 32)
+    ws, we = sp[:-1] + 1, sp[1:]
+    starts = [cs, ws, ws[:-1]]
+    ends = [ce, we, we[1:]]
+    salts = [csalt, np.full(len(ws), _SALT[8], np.uint64), np.full(max(0, len(ws) - 1), _SALT[9], np.uint64)]
+    f = fold_diacritics(u)
+    if f != u:
+        # folded words as extra features; hashed from their own prefix sums below
+        fc = np.frombuffer(f.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    else:
+        fc = None
+    with np.errstate(over="ignore"):
+        prefix = np.empty(n + 1, np.uint64)
+        prefix[0] = 0
+        np.cumsum(c * _RPOW[:n], out=prefix[1:])
+        st, en = np.concatenate(starts), np.concatenate(ends)
+        h = (prefix[en] - prefix[st]) * _RINV[st] + np.concatenate(salts)
+        parts = [h]
+        if fc is not None:
+            fp = np.empty(len(fc) + 1, np.uint64)
+            fp[0] = 0
+            np.cumsum(fc * _RPOW[:len(fc)], out=fp[1:])
+            fsp = np.flatnonzero(fc == 32)
+            fs, fe = fsp[:-1] + 1, fsp[1:]
+            parts.append((fp[fe] - fp[fs]) * _RINV[fs] + np.uint64(_SALT[10]))
+        nraw = len(text)
+        up = len(_UPPER.findall(text))
+        dg = len(_DIGIT.findall(text))
+        parts.append(np.array([min(nraw // 20, 10), 16 + min(up * 5 // (nraw or 1), 5),
+                               32 + min(dg // 3, 8), 48 + min(text.count("!"), 3)], np.uint64) + np.uint64(_SALT[11]))
+        h = np.concatenate(parts)
+        h ^= h >> _SH
+        h *= _MIX
+        return (h >> _TOP).astype(np.int64)
+
+
+def features(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Unique feature indices and their counts (the model applies sublinear TF-IDF and L2)."""
+    return np.unique(feature_ids(text), return_counts=True)
+
+
+def matrix(texts, progress=None):
+    """CSR matrix of raw feature counts (scipy comes with scikit-learn)."""
+    from scipy.sparse import csr_matrix
+    indptr, indices, data = [0], [], []
+    for t in texts:
+        i, v = features(t)
+        indices.append(i)
+        data.append(v)
+        indptr.append(indptr[-1] + len(i))
+        if progress is not None:
+            progress.update(1)
+    ind = np.concatenate(indices) if indices else np.empty(0, np.int64)
+    dat = np.concatenate(data).astype(np.float64) if data else np.empty(0)
+    return csr_matrix((dat, ind, np.asarray(indptr)), shape=(len(indptr) - 1, DIM))

@@ -1,0 +1,131 @@
+"""Model files and the fast scorer.
+
+A model directory holds `weights.npz` (sparse TF-IDF idf and logistic-regression weights,
+float64) and `card.json` (version, creation time, training data hashes and counts,
+metrics, thresholds, feature configuration, Platt calibration). No pickle, no joblib.
+
+The scorer reproduces scikit-learn's arithmetic for the same parameters —
+TfidfTransformer(sublinear_tf=True, norm="l2") -> LogisticRegression.decision_function
+-> Platt LogisticRegression.predict_proba — without building a sparse matrix per message:
+    v = (1 + ln count) * idf;   z = (v . w) / |v| + b;   p = 1 / (1 + exp(-(a z + c)))
+Loading validates the card, refuses a feature configuration this build does not produce,
+and replays the card's self-check texts, which must reproduce within 1e-9.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import features as F
+
+CARD_FORMAT = "telfilter-model"
+CARD_VERSION = 1
+
+
+class ModelError(Exception):
+    pass
+
+
+def feature_config() -> dict:
+    return {"name": F.FEATURE_VERSION, "dim_bits": F.DIM_BITS, "char_ngrams": list(F.CHAR_NGRAMS),
+            "word_ngrams": [1, 2], "folded_words": True, "shape_tokens": True,
+            "weighting": "sublinear-tf-idf-l2"}
+
+
+def default_model_dir() -> Path:
+    return Path(__file__).resolve().parent / "default_model"
+
+
+class Scorer:
+    def __init__(self, idf: np.ndarray, coef: np.ndarray, intercept: float, calib_a: float, calib_c: float,
+                 tag_threshold: float, drop_threshold: float, version: str, card: dict | None = None):
+        self.idf, self.coef = idf, coef
+        self.intercept, self.a, self.c = float(intercept), float(calib_a), float(calib_c)
+        self.tag_threshold, self.drop_threshold = float(tag_threshold), float(drop_threshold)
+        self.version = version
+        self.card = card or {}
+
+    def decision(self, text: str) -> float:
+        idx, cnt = np.unique(F.feature_ids(text), return_counts=True)
+        v = (1.0 + np.log(cnt)) * self.idf[idx]
+        n = math.sqrt(float(np.dot(v, v)))
+        return (float(np.dot(v, self.coef[idx])) / n if n else 0.0) + self.intercept
+
+    def score(self, text: str) -> float:
+        t = self.a * self.decision(text) + self.c
+        # numerically stable logistic
+        if t >= 0:
+            return 1.0 / (1.0 + math.exp(-t))
+        e = math.exp(t)
+        return e / (1.0 + e)
+
+    def action(self, p: float) -> str:
+        return "drop" if p >= self.drop_threshold else "tag" if p >= self.tag_threshold else "allow"
+
+
+def save_model(out: Path, idf: np.ndarray, coef: np.ndarray, intercept: float, calib_a: float, calib_c: float,
+               card: dict) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    default_idf = float(np.max(idf))
+    ii = np.flatnonzero(idf != default_idf)
+    ci = np.flatnonzero(coef)
+    tmp = out / "weights.tmp.npz"
+    np.savez_compressed(tmp, idf_default=np.float64(default_idf), idf_idx=ii.astype(np.int64),
+                        idf_val=idf[ii], coef_idx=ci.astype(np.int64), coef_val=coef[ci],
+                        intercept=np.float64(intercept), calib=np.array([calib_a, calib_c], np.float64))
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    card = dict(card, weights_sha256=digest)
+    tmp.replace(out / "weights.npz")
+    ctmp = out / "card.json.tmp"
+    ctmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    ctmp.replace(out / "card.json")
+
+
+def load_scorer(d: Path) -> Scorer:
+    d = Path(d)
+    cp, wp = d / "card.json", d / "weights.npz"
+    if not cp.exists() or not wp.exists():
+        raise ModelError(f"{d}: not a model directory (needs card.json and weights.npz)")
+    try:
+        card = json.loads(cp.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{cp}: not valid JSON: {e}") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise ModelError(f"{cp}: not a telfilter model card")
+    if card.get("card_version") != CARD_VERSION:
+        raise ModelError(f"{cp}: card version {card.get('card_version')!r} not supported (this build reads {CARD_VERSION})")
+    fc = card.get("feature_config")
+    if fc != feature_config():
+        raise ModelError(f"{cp}: feature configuration {fc!r} is not supported by this build "
+                         f"(it produces {feature_config()!r}); retrain the model with this version")
+    raw = wp.read_bytes()
+    if card.get("weights_sha256") and hashlib.sha256(raw).hexdigest() != card["weights_sha256"]:
+        raise ModelError(f"{wp}: checksum does not match the card (corrupt or replaced)")
+    try:
+        with np.load(wp, allow_pickle=False) as z:
+            idf = np.full(F.DIM, float(z["idf_default"]))
+            idf[z["idf_idx"]] = z["idf_val"]
+            coef = np.zeros(F.DIM)
+            coef[z["coef_idx"]] = z["coef_val"]
+            intercept = float(z["intercept"])
+            a, c = (float(x) for x in z["calib"])
+    except (KeyError, ValueError, IndexError, OSError) as e:
+        raise ModelError(f"{wp}: unreadable weights ({e})") from None
+    th = card.get("thresholds", {})
+    try:
+        tag, drop = float(th["tag"]), float(th["drop"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{cp}: thresholds.tag and thresholds.drop are required") from None
+    if not 0 <= tag <= drop <= 1:
+        raise ModelError(f"{cp}: thresholds must satisfy 0 <= tag <= drop <= 1")
+    s = Scorer(idf, coef, intercept, a, c, tag, drop, str(card.get("model_version", "unknown")), card)
+    for item in card.get("selfcheck", []):
+        got = s.score(item["text"])
+        if abs(got - item["p"]) > 1e-9:
+            raise ModelError(f"{cp}: self-check failed ({got!r} != {item['p']!r}): features differ from training")
+    return s

@@ -1,0 +1,146 @@
+"""The one pipeline. The stage order lives here and only here:
+
+    1. normalise   MessageContext: E.164 ints, folded sender ID, local time (lazy facts)
+    2. short code  MO to the short code (5656) is a command: handled, allowed, nothing else runs
+    3. ML          spam probability of SMS text (when a model is loaded)
+    4. rules       every rule of the loaded set, lists and counters read-only
+    5. decide      forced actions and the score table; the strongest action wins
+    6. commit      counters (only for messages let through) and short-code effects
+
+Everything a stage reads is swapped atomically by reference (rules, lists, model), so a
+reload never exposes a half-built set; counter state lives in `EngineState` and survives
+rule reloads.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+from .context import MessageContext
+from .lists import Lists, ListStore
+from .lists.reports import ReportIndex, ReportStore
+from .numbers import format_number, normalise_number
+from .rules import shortcode
+from .rules.counters import MemoryCounters, RecipientHistory
+from .rules.loader import RuleSet, RuleSetError, load_rules
+from .verdict import Action, Call, Hit, Message, Verdict, decide
+
+log = logging.getLogger("telfilter")
+
+
+@dataclass
+class EngineState:
+    counters: object = field(default_factory=MemoryCounters)
+    history: RecipientHistory = field(default_factory=RecipientHistory)
+    reports: ReportIndex = field(default_factory=ReportIndex)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, rules: RuleSet, lists: Lists | None = None,
+                 store: ListStore | None = None, state: EngineState | None = None, model=None,
+                 reports: ReportStore | None = None, persist: bool = True):
+        self.settings = settings
+        self.tz = settings.tz
+        self.shortcode = normalise_number(settings.shortcode)
+        self.rules = rules
+        self.lists = lists if lists is not None else Lists()
+        self.store = store
+        self.reports = reports
+        self.persist = persist
+        self.state = state or EngineState()
+        self.model = model
+        self.rule_errors: list = []
+
+    # ------------------------------------------------------------ judging
+    def judge(self, msg: Message | Call) -> Verdict:
+        ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
+        if ctx.scope == "sms-mo" and self.shortcode is not None and ctx.recipient_num == self.shortcode:
+            return self._shortcode(ctx)
+        model = self.model
+        hits: list[Hit] = []
+        if model is not None and ctx.scope != "call" and ctx.text:
+            ctx.ml_score = p = model.score(ctx.text)
+            # registered brandnames are judged by the rules; a text of a few words carries too
+            # little evidence for the classifier to block it on its own
+            if not (self.settings.ml_skip_registered and ctx.valid_entry is not None) \
+                    and len(ctx.text.split()) >= self.settings.ml_min_words:
+                tag_t = self.settings.ml_tag_threshold if self.settings.ml_tag_threshold is not None else model.tag_threshold
+                drop_t = self.settings.ml_drop_threshold if self.settings.ml_drop_threshold is not None else model.drop_threshold
+                if p >= tag_t:
+                    hits.append(Hit("ML_SPAM", self.settings.ml_score_weight * p,
+                                    f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
+                                    f"model:{model.version}", Action.DROP if p >= drop_t else Action.TAG))
+        rules = self.rules
+        rhits, pending = rules.evaluate(ctx, self.state)
+        for rule, ev in rhits:
+            hits.append(Hit(rule.symbol, rule.score, ev, rule.source, rule.action, rule.smpp_status, rule.sip_code))
+        verdict = decide(hits, rules.tag_threshold, rules.drop_threshold)
+        if verdict.action is not Action.DROP:
+            for st in pending:
+                st.commit(ctx, self.state)
+        return verdict
+
+    def _shortcode(self, ctx: MessageContext) -> Verdict:
+        cmd = shortcode.parse(ctx.text, ctx.sender_num)
+        src = f"shortcode:{self.settings.shortcode}"
+        if cmd.op in ("dnc_add", "dnc_remove"):
+            # in place: bitmap add/discard is atomic for the single-threaded event loop
+            if cmd.op == "dnc_add":
+                self.lists.add_dnc(ctx.sender_num, cmd.channel)
+            else:
+                self.lists.remove_dnc(ctx.sender_num, cmd.channel)
+            if self.persist and self.store is not None:
+                self.store.append_delta("add" if cmd.op == "dnc_add" else "remove", ctx.sender_num, cmd.channel)
+        elif cmd.op == "report":
+            rec = {"reporter": format_number(ctx.sender_num) if ctx.sender_num is not None else ctx.sender_raw,
+                   "reported": format_number(cmd.reported) if cmd.reported is not None else None,
+                   "content": cmd.content, "time": ctx.time.isoformat(), "kind": cmd.kind, "label": None}
+            if cmd.kind in ("S", "V") and cmd.reported is not None:
+                self.state.reports.add(cmd.reported, rec["reporter"], ctx.ts)
+            if self.persist and self.reports is not None:
+                self.reports.append(rec)
+        return Verdict(Action.ALLOW, 0.0, (Hit(cmd.symbol, 0.0, cmd.detail, src, Action.ALLOW),))
+
+    # ------------------------------------------------------------ hot swaps
+    def reload_rules(self, directory: Path | None = None) -> list:
+        """Build and validate a new rule set beside the old one; swap only on success."""
+        d = Path(directory) if directory else self.rules.directory
+        try:
+            new = load_rules(d)
+        except RuleSetError as e:
+            self.rule_errors = e.errors
+            for err in e.errors:
+                log.error("rules reload refused, old rules stay in force: %s", err)
+            return e.errors
+        self.rules = new
+        self.rule_errors = []
+        log.info("rules reloaded from %s: %d rules", d, len(new.rules))
+        return []
+
+    def swap_model(self, model) -> None:
+        self.model = model
+
+
+class RuleWatcher:
+    """Polls rule-file mtimes; `poll()` reloads when anything changed (called by serve's loop)."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+        self.stamp = self._stamp()
+
+    def _stamp(self):
+        d = self.pipeline.rules.directory
+        try:
+            return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in Path(d).glob("*.toml")))
+        except OSError:
+            return None
+
+    def poll(self) -> bool:
+        s = self._stamp()
+        if s == self.stamp:
+            return False
+        self.stamp = s
+        self.pipeline.reload_rules()
+        return True

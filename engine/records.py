@@ -1,0 +1,76 @@
+"""JSON records <-> domain objects, shared by `telfilter check`, rule examples and tests.
+
+SMS:  {"id", "kind": "sms", "sender", "recipient", "text", "account", "direction": "mt"|"mo", "time"}
+Call: {"id", "kind": "call", "caller", "callee", "time"}
+`time` is ISO-8601 with an offset or Z. `id`, `account` and `direction` are optional.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from .verdict import Call, Message
+
+
+class RecordError(ValueError):
+    pass
+
+
+def parse_time(v) -> datetime:
+    if not isinstance(v, str) or not v.strip():
+        raise RecordError("time must be an ISO-8601 string with an offset or Z")
+    s = v.strip()
+    if s[-1] in "zZ":
+        s = s[:-1] + "+00:00"
+    try:
+        t = datetime.fromisoformat(s)
+    except ValueError:
+        raise RecordError(f"bad time {v!r}: expected ISO-8601 with an offset or Z") from None
+    if t.tzinfo is None:
+        raise RecordError(f"time {v!r} has no offset: add Z or +07:00")
+    return t
+
+
+def _str(obj, key, required=True, default=""):
+    if key not in obj or obj[key] is None:
+        if required:
+            raise RecordError(f"missing required field {key!r}")
+        return default
+    v = obj[key]
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise RecordError(f"field {key!r} must be a string")
+    return str(v)
+
+
+def parse_record(obj) -> Message | Call:
+    if not isinstance(obj, dict):
+        raise RecordError("line is not a JSON object")
+    kind = obj.get("kind")
+    if kind is None:
+        raise RecordError("missing required field 'kind'")
+    rid = obj.get("id")
+    if kind == "sms":
+        direction = _str(obj, "direction", False, "mt").lower()
+        if direction not in ("mt", "mo"):
+            raise RecordError(f"direction must be mt or mo, got {obj['direction']!r}")
+        return Message(sender=_str(obj, "sender"), recipient=_str(obj, "recipient"),
+                       text=_str(obj, "text"), time=parse_time(obj.get("time")),
+                       account=_str(obj, "account", False), direction=direction, id=rid)
+    if kind == "call":
+        dur = obj.get("duration")
+        if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float)) or dur < 0):
+            raise RecordError("duration must be a non-negative number of seconds")
+        return Call(caller=_str(obj, "caller"), callee=_str(obj, "callee"), time=parse_time(obj.get("time")),
+                    ingress=_str(obj, "ingress", False), id=rid, duration=dur)
+    raise RecordError(f"unknown kind {kind!r} (sms or call)")
+
+
+EXAMPLE_DEFAULTS = {"sms": {"sender": "0901234567", "recipient": "0912999999", "text": "",
+                            "account": "esme-a", "direction": "mt", "time": "2026-03-02T10:00:00+07:00"},
+                    "call": {"caller": "0901234567", "callee": "0912999999", "time": "2026-03-02T10:00:00+07:00"}}
+
+
+def example_record(d: dict) -> Message | Call:
+    kind = d.get("kind", "sms")
+    full = dict(EXAMPLE_DEFAULTS.get(kind, {}), kind=kind)
+    full.update({k: v for k, v in d.items() if k != "prior"})
+    return parse_record(full)

@@ -1,0 +1,428 @@
+"""Condition vocabulary of rule files: every key a rule's `[rule.when]` table may use.
+
+Each `@condition` factory validates its TOML value (raising ValueError with a message the
+loader turns into `file:line:col: message`) and returns a pure predicate
+`pred(ctx, state) -> evidence | None` (evidence is a short string naming what matched).
+Stateful conditions (counters, recipient history) return a `Stateful` object instead: it
+is read while judging and committed only after the verdict, when the message was let
+through. The `CONDITIONS` dict doubles as the manifest of what exists.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..numbers import format_number, normalise_number, normalise_sender_id
+from ..textnorm import fold
+
+CONDITIONS: dict = {}
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+COUNTER_KEYS = ("sender", "recipient", "owner", "content", "template", "account")
+
+
+def condition(name, doc):
+    def deco(fn):
+        CONDITIONS[name] = (fn, doc)
+        return fn
+    return deco
+
+
+def parse_duration(v) -> float | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+        return float(v)
+    if isinstance(v, str):
+        if v.strip().lower() in ("forever", "ever"):
+            return None
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", v.lower())
+        if m and float(m.group(1)) > 0:
+            return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    raise ValueError(f"bad duration {v!r}: use e.g. \"30s\", \"5m\", \"1h\", \"24h\", \"7d\" or \"forever\"")
+
+
+def parse_window(v) -> tuple[int, int]:
+    if not isinstance(v, str):
+        raise ValueError(f"time window must be a string \"HH:MM-HH:MM\", got {v!r}")
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*-\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*", v)
+    if not m:
+        raise ValueError(f"bad time window {v!r}: expected \"HH:MM-HH:MM\"")
+    h1, m1, s1, h2, m2, s2 = (int(x or 0) for x in m.groups())
+    if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59 or s1 > 59 or s2 > 59 \
+            or (h1 == 24 and (m1 or s1)) or (h2 == 24 and (m2 or s2)):
+        raise ValueError(f"bad time window {v!r}: hours 00-24, minutes and seconds 00-59")
+    a, b = h1 * 3600 + m1 * 60 + s1, h2 * 3600 + m2 * 60 + s2
+    if a == b:
+        raise ValueError(f"empty time window {v!r}")
+    return a, b
+
+
+def _inside(sec, win):
+    a, b = win
+    # closed at the start, open at the end; a window may wrap past midnight
+    return a <= sec < b if a < b else (sec >= a or sec < b)
+
+
+def _strs(v, what, allowed=None):
+    vals = [v] if isinstance(v, str) else v
+    if not isinstance(vals, list) or not vals or not all(isinstance(x, str) for x in vals):
+        raise ValueError(f"{what} must be a string or a non-empty list of strings")
+    if allowed is not None:
+        for x in vals:
+            if x not in allowed:
+                raise ValueError(f"{what}: {x!r} is not one of {', '.join(allowed)}")
+    return vals
+
+
+def _bool(v, what):
+    if not isinstance(v, bool):
+        raise ValueError(f"{what} must be true or false, got {v!r}")
+    return v
+
+
+def _fold_pattern(p: str) -> str:
+    """Remove diacritics from a pattern's letters but keep its case: `\\W` must stay `\\W`."""
+    import unicodedata
+    p = p.replace("đ", "d").replace("Đ", "D")
+    if p.isascii():
+        return p
+    return "".join(c for c in unicodedata.normalize("NFKD", p) if not unicodedata.combining(c))
+
+
+def _regex(p: str, what: str):
+    try:
+        return re.compile(_fold_pattern(p), re.IGNORECASE)
+    except re.error as e:
+        raise ValueError(f"bad regex in {what}: {e.msg} at position {e.pos}") from None
+
+
+# ---------------------------------------------------------------- message fields
+
+@condition("account", "ESME system_id is one of these")
+def _account(v, **_):
+    vals = set(_strs(v, "account"))
+    return lambda c, s: (f"account {c.msg.account}" if getattr(c.msg, "account", "") in vals else None)
+
+
+@condition("sender", "sender (number or name) is one of these")
+def _sender(v, **_):
+    keys = set()
+    for x in _strs(v, "sender"):
+        n = normalise_number(x)
+        keys.add(n if n is not None else normalise_sender_id(x))
+    return lambda c, s: (f"sender {c.sender_raw}" if c.sender_key in keys else None)
+
+
+@condition("recipient", "recipient / callee number is one of these")
+def _recipient(v, **_):
+    nums = set()
+    for x in _strs(v, "recipient"):
+        n = normalise_number(x)
+        if n is None:
+            raise ValueError(f"recipient: not a number: {x!r}")
+        nums.add(n)
+    return lambda c, s: (f"recipient {c.recipient_raw}" if c.recipient_num in nums else None)
+
+
+@condition("sender_kind", "sender is a `name` (alphanumeric), a `number` or a `shortcode`")
+def _sender_kind(v, **_):
+    vals = set(_strs(v, "sender_kind", ["name", "number", "shortcode"]))
+
+    def pred(c, s):
+        if c.sender_num is None:
+            k = "name"
+        else:
+            k = "shortcode" if c.sender_num < 10 ** 6 else "number"
+        return f"sender is a {k}" if k in vals else None
+    return pred
+
+
+# ---------------------------------------------------------------- registry
+
+@condition("sender_category", "category of a registry entry valid now for this account: QC, CSKH, unregistered (name), number")
+def _sender_category(v, **_):
+    vals = set(_strs(v, "sender_category", ["QC", "CSKH", "unregistered", "number"]))
+    return lambda c, s: (f"sender category {c.sender_category}" if c.sender_category in vals else None)
+
+
+@condition("sender_registered", "the registry has an entry of this category for the sender, valid or not")
+def _sender_registered(v, **_):
+    vals = set(_strs(v, "sender_registered", ["QC", "CSKH"]))
+    return lambda c, s: (f"sender registered {'/'.join(sorted(c.registered_categories & vals))}"
+                         if c.registered_categories & vals else None)
+
+
+@condition("sender_id_unregistered", "alphanumeric sender with no registry entry valid now for this account")
+def _sender_id_unregistered(v, **_):
+    want = _bool(v, "sender_id_unregistered")
+
+    def pred(c, s):
+        bad = c.sender_is_name and c.registry_problem is not None
+        if bad == want:
+            return f"{c.sender_raw.strip()}: {c.registry_problem}" if bad else "sender registered"
+        return None
+    return pred
+
+
+# ---------------------------------------------------------------- lists
+
+@condition("sender_blacklisted", "sender / caller number on the number blacklist")
+def _sender_blacklisted(v, **_):
+    want = _bool(v, "sender_blacklisted")
+
+    def pred(c, s):
+        hit = c.lists.number_blacklisted(c.sender_num)
+        if hit == want:
+            return f"{format_number(c.sender_num)} on list:blacklist" if hit else "sender not blacklisted"
+        return None
+    return pred
+
+
+@condition("url_blacklisted", "a link or domain-like token in the text falls under a blacklisted domain")
+def _url_blacklisted(v, **_):
+    want = _bool(v, "url_blacklisted")
+
+    def pred(c, s):
+        d = c.lists.domain_blacklisted(c.hosts) if c.text else None
+        if (d is not None) == want:
+            return f"{next(h for h in c.hosts if h == d or h.endswith('.' + d))} under listed domain {d}" if d else "no listed URL"
+        return None
+    return pred
+
+
+@condition("has_url", "the text carries a link or domain-like token")
+def _has_url(v, **_):
+    want = _bool(v, "has_url")
+    return lambda c, s: (("url " + c.hosts[0]) if c.hosts else "no url") if bool(c.hosts) == want else None
+
+
+@condition("recipient_dnc", "recipient / callee on the DNC list for channel S (SMS ads) or V (call ads); both counts for either")
+def _recipient_dnc(v, **_):
+    if v not in ("S", "V"):
+        raise ValueError(f"recipient_dnc must be \"S\" or \"V\", got {v!r}")
+    return lambda c, s: (f"{format_number(c.recipient_num)} on list:dnc {v}"
+                         if c.lists.in_dnc(c.recipient_num, v) else None)
+
+
+@condition("consent", "recipient / callee opted in to the sender's owner (true) or did not (false)")
+def _consent(v, **_):
+    want = _bool(v, "consent")
+
+    def pred(c, s):
+        has = c.lists.has_consent(c.owner, c.recipient_num)
+        if has == want:
+            return f"consent for {c.owner}" if has else "no consent"
+        return None
+    return pred
+
+
+# ---------------------------------------------------------------- text
+
+@condition("text_regex", "regex (or list: any) on the folded text: case- and diacritic-insensitive")
+def _text_regex(v, **_):
+    pats = [_regex(p, "text_regex") for p in _strs(v, "text_regex")]
+
+    def pred(c, s):
+        for p in pats:
+            m = p.search(c.folded)
+            if m:
+                return f"text matches {m.group(0)[:40]!r}"
+        return None
+    return pred
+
+
+@condition("text_not_regex", "none of these regexes match the folded text")
+def _text_not_regex(v, **_):
+    pats = [_regex(p, "text_not_regex") for p in _strs(v, "text_not_regex")]
+    return lambda c, s: None if any(p.search(c.folded) for p in pats) else "no match"
+
+
+def _keyword_re(words):
+    alts = []
+    for w in words:
+        parts = fold(w).split()
+        if not parts:
+            raise ValueError("empty keyword")
+        alts.append(r"\s+".join(re.escape(p) for p in parts))
+    # whole words: not preceded or followed by a letter or digit
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(alts) + r")(?![^\W_])")
+
+
+@condition("keywords", "any of these words/phrases, as whole words, case- and diacritic-insensitive")
+def _keywords(v, **_):
+    rx = _keyword_re(_strs(v, "keywords"))
+
+    def pred(c, s):
+        m = rx.search(c.folded)
+        return f"keyword {m.group(0)!r}" if m else None
+    return pred
+
+
+@condition("keywords_absent", "none of these words/phrases appear (whole words, folded)")
+def _keywords_absent(v, **_):
+    rx = _keyword_re(_strs(v, "keywords_absent"))
+    return lambda c, s: None if rx.search(c.folded) else "no opt-out keyword"
+
+
+# ---------------------------------------------------------------- time
+
+@condition("local_time_inside", "local time of day inside \"HH:MM-HH:MM\" (start included, end excluded)")
+def _inside_c(v, **_):
+    w = parse_window(v)
+    return lambda c, s: f"local time {c.local:%H:%M:%S} inside {v}" if _inside(c.local_seconds, w) else None
+
+
+@condition("local_time_outside", "local time of day outside \"HH:MM-HH:MM\"")
+def _outside_c(v, **_):
+    w = parse_window(v)
+    return lambda c, s: None if _inside(c.local_seconds, w) else f"local time {c.local:%H:%M:%S} outside {v}"
+
+
+@condition("weekdays", "local weekday is one of mon..sun")
+def _weekdays(v, **_):
+    days = {WEEKDAYS.index(d) for d in _strs(v, "weekdays", WEEKDAYS)}
+    return lambda c, s: f"weekday {WEEKDAYS[c.local.weekday()]}" if c.local.weekday() in days else None
+
+
+# ---------------------------------------------------------------- ML
+
+@condition("ml_score_at_least", "the classifier's spam probability is at least this (SMS text only)")
+def _ml(v, **_):
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1:
+        raise ValueError(f"ml_score_at_least must be a number in [0, 1], got {v!r}")
+    return lambda c, s: (f"spam probability {c.ml_score:.4f}" if c.ml_score is not None and c.ml_score >= v else None)
+
+
+# ---------------------------------------------------------------- state: reports
+
+@condition("reported", "{reporters = R, days = D}: sender named by at least R distinct reporters in D days")
+def _reported(v, **_):
+    if not isinstance(v, dict) or set(v) - {"reporters", "days"} or "reporters" not in v:
+        raise ValueError("reported must be a table {reporters = R, days = D}")
+    r, d = v["reporters"], v.get("days", 30)
+    if not isinstance(r, int) or r < 1 or not isinstance(d, (int, float)) or d <= 0:
+        raise ValueError("reported: reporters must be an integer >= 1 and days a positive number")
+    win = d * 86400.0
+
+    def pred(c, s):
+        n = s.reports.distinct_reporters(c.sender_num, c.ts, win)
+        return f"reported by {n} distinct subscribers in {d} days" if n >= r else None
+    return pred
+
+
+# ---------------------------------------------------------------- state: counters
+
+class Stateful:
+    """A condition read while judging and committed after the verdict."""
+    def check(self, c, s): ...
+    def commit(self, c, s): ...
+
+
+@dataclass
+class Counter(Stateful):
+    ns: str
+    key: tuple
+    window: float | None
+    limit: int
+    distinct: str | None
+    text: str
+
+    def _keys(self, c):
+        parts, multi = [], None
+        for k in self.key:
+            if k == "sender":
+                parts.append(c.sender_key)
+            elif k == "recipient":
+                parts.append(c.recipient_num if c.recipient_num is not None else c.recipient_raw)
+            elif k == "owner":
+                parts.append(c.owner_key)
+            elif k == "content":
+                parts.append(c.content)
+            elif k == "account":
+                parts.append(getattr(c.msg, "account", ""))
+            elif k == "template":
+                multi = len(parts)
+                parts.append(None)
+        if multi is None:
+            return [tuple(parts)]
+        return [tuple(parts[:multi]) + (b,) + tuple(parts[multi + 1:]) for b in c.template_bands]
+
+    def _value(self, c):
+        return c.sender_key if self.distinct == "sender" else \
+            c.recipient_num if self.distinct == "recipient" else c.owner_key
+
+    def check(self, c, s):
+        best = 0
+        for k in self._keys(c):
+            if self.distinct:
+                seen = s.counters.distinct_values(self.ns, k, c.ts, self.window)
+                n = len(seen) + (self._value(c) not in seen)      # including this message
+            else:
+                n = s.counters.count(self.ns, k, c.ts, self.window) + 1
+            best = max(best, n)
+        if best > self.limit:
+            what = f"distinct {self.distinct}s" if self.distinct else "messages"
+            return f"{best} {what} per {'+'.join(self.key)} within {self.text} (limit {self.limit})"
+        return None
+
+    def commit(self, c, s):
+        for k in self._keys(c):
+            if self.distinct:
+                s.counters.add_distinct(self.ns, k, self._value(c), c.ts, self.window)
+            else:
+                s.counters.add(self.ns, k, c.ts, self.window, self.limit)
+
+
+@condition("counter", "{key = [sender|recipient|owner|content|template|account…], window = \"24h\", limit = N, distinct = FIELD?}: "
+           "true for a message that would be the (N+1)th within the window (or the (N+1)th distinct FIELD)")
+def _counter(v, rule_symbol="", **_):
+    if not isinstance(v, dict):
+        raise ValueError("counter must be a table {key = [...], window = \"24h\", limit = N}")
+    extra = set(v) - {"key", "window", "limit", "distinct"}
+    if extra:
+        raise ValueError(f"counter: unknown key {sorted(extra)[0]!r} (key, window, limit, distinct)")
+    key = v.get("key")
+    if isinstance(key, str):
+        key = [key]
+    if not isinstance(key, list) or not key or any(k not in COUNTER_KEYS for k in key):
+        raise ValueError(f"counter key must be a non-empty list of {', '.join(COUNTER_KEYS)}; got {v.get('key')!r}")
+    if "window" not in v:
+        raise ValueError("counter needs a window")
+    window = parse_duration(v["window"])
+    limit = v.get("limit")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"counter limit must be an integer >= 1, got {limit!r}")
+    distinct = v.get("distinct")
+    if distinct is not None and distinct not in ("sender", "recipient", "owner"):
+        raise ValueError(f"counter distinct must be sender, recipient or owner, got {distinct!r}")
+    ns = f"{rule_symbol}|{'+'.join(key)}|{v['window']}|{distinct}"
+    return Counter(ns, tuple(key), window, limit, distinct, str(v["window"]))
+
+
+@dataclass
+class NewRecipientShare(Stateful):
+    min_messages: int
+    window: float
+    above: float
+    text: str
+
+    def check(self, c, s):
+        n, share = s.history.share(c.sender_key, c.recipient_num, c.ts, self.window)
+        if n >= self.min_messages and share > self.above:
+            return f"{share:.0%} of {n} messages within {self.text} to never-contacted recipients (limit {self.above:.0%})"
+        return None
+
+    def commit(self, c, s):
+        s.history.add(c.sender_key, c.recipient_num, c.ts, self.window)
+
+
+@condition("new_recipient_share", "{min_messages = M, window = \"1h\", above = X}: once the sender sent M messages "
+           "within the window, the share to never-before-contacted recipients is above X")
+def _nrs(v, **_):
+    if not isinstance(v, dict) or set(v) - {"min_messages", "window", "above"}:
+        raise ValueError("new_recipient_share must be a table {min_messages = M, window = \"1h\", above = X}")
+    m, a = v.get("min_messages"), v.get("above")
+    if not isinstance(m, int) or m < 1 or not isinstance(a, (int, float)) or not 0 <= a < 1:
+        raise ValueError("new_recipient_share: min_messages an integer >= 1, above a number in [0, 1)")
+    w = parse_duration(v.get("window", "1h"))
+    if w is None:
+        raise ValueError("new_recipient_share needs a finite window")
+    return NewRecipientShare(m, w, float(a), str(v.get("window", "1h")))

@@ -1,0 +1,140 @@
+"""Sliding-window counters behind a small interface (in-process now; a shared store later).
+
+Theory of operation: a rule's counter lives in its own namespace (the rule symbol plus the
+counter spec), with one window. Per key the in-process store keeps at most `limit` recent
+timestamps (all a "more than N within W" test needs) or, for distinct counters, the last
+time each value was seen. Keys live in an insertion-ordered dict per namespace ordered by
+last touch, so keys idle longer than the window are expired from the front in amortised
+O(1), and a hard cap on keys evicts the least recently used: memory stays bounded.
+Counters are read while judging and written only after the verdict (only messages let
+through count toward a cap), so checks stay pure.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Protocol
+
+
+class CounterStore(Protocol):
+    def count(self, ns: str, key, now: float, window: float | None) -> int: ...
+    def add(self, ns: str, key, now: float, window: float | None, keep: int) -> None: ...
+    def distinct_values(self, ns: str, key, now: float, window: float | None) -> set: ...
+    def add_distinct(self, ns: str, key, value, now: float, window: float | None) -> None: ...
+
+
+class _Space:
+    __slots__ = ("window", "keys")
+
+    def __init__(self, window):
+        self.window = window
+        self.keys: OrderedDict = OrderedDict()   # key -> (last_touch, deque|dict)
+
+
+class MemoryCounters:
+    """Bounded in-process counters. `max_keys` caps each namespace (LRU beyond it)."""
+
+    def __init__(self, max_keys: int = 2_000_000):
+        self.max_keys = max_keys
+        self.spaces: dict[str, _Space] = {}
+
+    def _space(self, ns, window) -> _Space:
+        sp = self.spaces.get(ns)
+        if sp is None:
+            sp = self.spaces[ns] = _Space(window)
+        return sp
+
+    def _expire(self, sp: _Space, now: float) -> None:
+        keys = sp.keys
+        if sp.window is not None:
+            horizon = now - sp.window
+            while keys:
+                k, (t, _) = next(iter(keys.items()))
+                if t > horizon:
+                    break
+                keys.popitem(last=False)
+        while len(keys) > self.max_keys:
+            keys.popitem(last=False)
+
+    def count(self, ns, key, now, window) -> int:
+        sp = self.spaces.get(ns)
+        if sp is None:
+            return 0
+        ent = sp.keys.get(key)
+        if ent is None:
+            return 0
+        dq = ent[1]
+        if window is None:
+            return len(dq)
+        horizon = now - window
+        return sum(1 for t in dq if horizon < t <= now)
+
+    def add(self, ns, key, now, window, keep) -> None:
+        sp = self._space(ns, window)
+        ent = sp.keys.pop(key, None)
+        dq = ent[1] if ent else deque(maxlen=max(1, keep))
+        dq.append(now)
+        sp.keys[key] = (now, dq)
+        self._expire(sp, now)
+
+    def distinct_values(self, ns, key, now, window) -> set:
+        sp = self.spaces.get(ns)
+        ent = sp.keys.get(key) if sp else None
+        if ent is None:
+            return set()
+        if window is None:
+            return set(ent[1])
+        horizon = now - window
+        return {v for v, t in ent[1].items() if horizon < t <= now}
+
+    def add_distinct(self, ns, key, value, now, window) -> None:
+        sp = self._space(ns, window)
+        ent = sp.keys.pop(key, None)
+        d = ent[1] if ent else {}
+        d[value] = now
+        if window is not None and len(d) > 64:
+            horizon = now - window
+            for v in [v for v, t in d.items() if t <= horizon]:
+                del d[v]
+        sp.keys[key] = (now, d)
+        self._expire(sp, now)
+
+    def memory_keys(self) -> int:
+        return sum(len(sp.keys) for sp in self.spaces.values())
+
+
+class RecipientHistory:
+    """Per sender: recipients ever contacted (bounded) and the recent (time, was_new) events."""
+
+    def __init__(self, max_senders: int = 500_000, max_recipients: int = 20_000):
+        self.max_senders, self.max_recipients = max_senders, max_recipients
+        self.data: OrderedDict = OrderedDict()   # sender -> (set(recipients), deque[(t, new)])
+
+    def share(self, sender, recipient, now, window) -> tuple[int, float]:
+        """(messages in window including this one, share of them to new recipients)."""
+        ent = self.data.get(sender)
+        if ent is None:
+            return 1, 1.0
+        seen, events = ent
+        horizon = now - window
+        n = new = 0
+        for t, isnew in events:
+            if horizon < t <= now:
+                n += 1
+                new += isnew
+        n += 1
+        new += recipient not in seen
+        return n, new / n
+
+    def add(self, sender, recipient, now, window) -> None:
+        ent = self.data.pop(sender, None)
+        if ent is None:
+            ent = (set(), deque(maxlen=10_000))
+        seen, events = ent
+        events.append((now, recipient not in seen))
+        if len(seen) < self.max_recipients:
+            seen.add(recipient)
+        while events and events[0][0] <= now - window:
+            events.popleft()
+        self.data[sender] = ent
+        while len(self.data) > self.max_senders:
+            self.data.popitem(last=False)

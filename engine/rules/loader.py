@@ -1,0 +1,476 @@
+"""Rule files: load, validate everything, report every error as `path:line:col: message`.
+
+Syntax of a rule file (TOML; one file per concern under config/rules/):
+
+    [[rule]]
+    symbol = "AD_TO_DNC"                  # UPPER_SNAKE; __HELPER symbols never score
+    description = "Advertising SMS to a DNC number without consent"
+    applies_to = ["sms-mt"]               # any of sms-mt, sms-mo, call
+    action = "drop"                       # forced action (allow|tag|drop), and/or
+    score = 0.0                           # a score added to the total
+    smpp_status = "ESME_RSUBMITFAIL"      # answer on drop (name or integer)
+    sip_code = 603                        # 603 Decline or 608 Rejected
+    [rule.when]                           # all conditions must hold (see CONDITIONS)
+    expr = "__IS_AD"
+    recipient_dnc = "S"
+    consent = false
+    [[rule.examples.hit]]                 # messages that must hit ...
+    text = "QC: giam gia 50%"
+    [[rule.examples.miss]]                # ... and must miss
+    text = "xin chao"
+
+A file may also hold `[actions]` (the score table: `tag = 5.0`, `drop = 10.0`) and
+`[fixtures]` (lists the examples run against, rows in the CSV formats: `dnc = ["0912000001,S"]`).
+
+Like Kamailio's dialplan reload, a new set is fully built and validated before anyone
+uses it; any error leaves the caller's current set in force.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..verdict import Action
+from .conditions import CONDITIONS, Stateful
+from .expr import ExprError
+from .expr import parse as parse_expr
+
+SCOPES = ("sms-mt", "sms-mo", "call")
+RULE_KEYS = ("symbol", "description", "applies_to", "score", "action", "smpp_status", "sip_code",
+             "when", "examples", "enabled")
+TOP_KEYS = ("rule", "actions", "fixtures")
+FIXTURE_KEYS = ("dnc", "senders", "blacklist", "consent")
+SYMBOL_RE = re.compile(r"^_{0,2}[A-Z][A-Z0-9_]*$")
+SMPP_STATUS = {
+    "ESME_ROK": 0x00, "ESME_RSYSERR": 0x08, "ESME_RINVSRCADR": 0x0A, "ESME_RINVDSTADR": 0x0B,
+    "ESME_RSUBMITFAIL": 0x45, "ESME_RTHROTTLED": 0x58, "ESME_RX_T_APPN": 0x63, "ESME_RX_P_APPN": 0x64,
+    "ESME_RX_R_APPN": 0x65, "ESME_RINVSERTYP": 0x15, "ESME_RMSGQFUL": 0x14, "ESME_RUNKNOWNERR": 0xFF,
+}
+
+
+@dataclass
+class RuleError:
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self):
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+
+class RuleSetError(Exception):
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__("\n".join(map(str, errors)))
+
+
+@dataclass
+class Rule:
+    symbol: str
+    description: str
+    applies_to: frozenset
+    score: float
+    action: Action | None
+    smpp_status: int | None
+    sip_code: int | None
+    source: str
+    preds: list = field(default_factory=list)        # [(name, pred)]
+    stateful: list = field(default_factory=list)     # [Stateful]
+    expr: object = None
+    deps: list = field(default_factory=list)
+    examples: dict = field(default_factory=dict)     # {"hit": [(msgdict, loc)], "miss": [...]}
+
+    @property
+    def helper(self) -> bool:
+        return self.symbol.startswith("__")
+
+
+# ---------------------------------------------------------------- locations
+
+class Locator:
+    """Maps (rule index, key path) to (line, col) by scanning the TOML text.
+
+    tomllib gives no positions, so this reads the lines itself: table headers set the
+    current path, `key =` lines (and keys inside one-line inline tables) record theirs.
+    """
+    _HDR = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r'^\s*((?:[A-Za-z0-9_-]+|"[^"]*")(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"))*)\s*=')
+
+    def __init__(self, text: str):
+        self.pos: dict = {}
+        self.rule_lines: list = []
+        rule = -1
+        path: tuple = ()
+        counters: dict = {}
+        for ln, line in enumerate(text.splitlines(), 1):
+            m = self._HDR.match(line)
+            if m and not self._KEY.match(line):
+                parts = tuple(p.strip().strip('"') for p in m.group(2).split("."))
+                col = line.index(m.group(2)) + 1
+                if parts == ("rule",) and m.group(1) == "[[":
+                    rule += 1
+                    self.rule_lines.append(ln)
+                    path = ()
+                    counters = {}
+                    self.pos[(rule, ())] = (ln, col)
+                elif parts[0] == "rule":
+                    path = parts[1:]
+                    if m.group(1) == "[[":
+                        counters[path] = counters.get(path, -1) + 1
+                        path = path + (counters[path],)
+                    self.pos[(rule, path)] = (ln, col)
+                else:
+                    rule_scope = None
+                    path = ("@",) + parts
+                    self.pos[(None, path)] = (ln, col)
+                continue
+            m = self._KEY.match(line)
+            if m:
+                keys = tuple(k.strip().strip('"') for k in m.group(1).split("."))
+                r = None if path[:1] == ("@",) else rule
+                self.pos[(r, path + keys)] = (ln, line.index(m.group(1)) + 1)
+                vcol = m.end() + 1 + (len(line[m.end():]) - len(line[m.end():].lstrip()))
+                self.pos[(r, path + keys + ("=",))] = (ln, vcol)
+                # keys inside a one-line inline table: `counter = { key = [...], window = "24h" }`
+                for im in re.finditer(r"[{,]\s*([A-Za-z0-9_]+)\s*=", line[m.end():]):
+                    self.pos.setdefault((r, path + keys + (im.group(1),)), (ln, m.end() + im.start(1) + 1))
+
+    def at(self, rule, *path, value=False):
+        p = tuple(path) + (("=",) if value else ())
+        while True:
+            if (rule, p) in self.pos:
+                return self.pos[(rule, p)]
+            if not p:
+                return (1, 1)
+            p = p[:-1]
+
+
+# ---------------------------------------------------------------- loading
+
+def _did_you_mean(word, choices):
+    m = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {m[0]!r}?" if m else ""
+
+
+class RuleSet:
+    def __init__(self, rules, tag_threshold, drop_threshold, fixtures, directory):
+        self.rules: list[Rule] = rules
+        self.by_symbol = {r.symbol: r for r in rules}
+        self.tag_threshold = tag_threshold
+        self.drop_threshold = drop_threshold
+        self.fixtures = fixtures
+        self.directory = directory
+        self.order = _topo(rules, self.by_symbol)
+
+    def restricted(self, symbol: str) -> "RuleSet":
+        """The set with only `symbol` (and the helpers/symbols it refers to) enabled."""
+        need, todo = set(), [symbol]
+        while todo:
+            s = todo.pop()
+            if s in need:
+                continue
+            need.add(s)
+            todo.extend(self.by_symbol[s].deps)
+        return RuleSet([r for r in self.rules if r.symbol in need], self.tag_threshold,
+                       self.drop_threshold, self.fixtures, self.directory)
+
+    def evaluate(self, ctx, state):
+        """All rules for the context's scope. Returns (hits as (rule, evidence), pending Stateful)."""
+        memo: dict = {}
+        pending: list = []
+        scope = ctx.scope
+
+        def look(sym):
+            if sym not in memo:
+                memo[sym] = run(self.by_symbol[sym])
+            return memo[sym] is not None
+
+        def run(rule):
+            if scope not in rule.applies_to:
+                return None
+            ev = []
+            if rule.expr is not None:
+                if not rule.expr(look):
+                    return None
+                # evidence of a composite: what its true operands found
+                ev.extend(f"{d}: {memo[d]}" for d in rule.deps if memo.get(d) is not None)
+            for _, p in rule.preds:
+                e = p(ctx, state)
+                if e is None:
+                    return None
+                ev.append(e)
+            if rule.stateful:
+                pending.extend(rule.stateful)
+                for st in rule.stateful:
+                    e = st.check(ctx, state)
+                    if e is None:
+                        return None
+                    ev.append(e)
+            return "; ".join(ev) if ev else rule.description
+
+        hits = []
+        for rule in self.order:
+            if rule.symbol not in memo:
+                memo[rule.symbol] = run(rule)
+            e = memo[rule.symbol]
+            if e is not None and not rule.helper:
+                hits.append((rule, e))
+        self._last_memo = memo
+        return hits, pending
+
+    def evaluate_all(self, ctx, state):
+        """Every symbol that holds, helpers included (for examples and `rules explain`)."""
+        self.evaluate(ctx, state)
+        return {s for s, e in self._last_memo.items() if e is not None}, self._last_memo
+
+
+def _topo(rules, by_symbol):
+    order, state = [], {}
+
+    def visit(r):
+        if state.get(r.symbol) == 2:
+            return
+        state[r.symbol] = 1
+        for d in r.deps:
+            if state.get(d) != 1:
+                visit(by_symbol[d])
+        state[r.symbol] = 2
+        order.append(r)
+    for r in rules:
+        visit(r)
+    # keep scoring rules in file order for the verdict; helpers first is not needed (lazy)
+    pos = {r.symbol: i for i, r in enumerate(rules)}
+    return sorted(order, key=lambda r: pos[r.symbol])
+
+
+def rel_source(path: Path, base: Path | None = None) -> str:
+    """How a rule file is named in errors and hit sources: relative to the working
+    directory when it is below it (`config/rules/ads.toml`), else absolute."""
+    import os
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path(os.getcwd()).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def load_rules(directory, base: Path | None = None) -> RuleSet:
+    """Load every `*.toml` in `directory` (sorted). Raises RuleSetError with all errors."""
+    directory = Path(directory)
+    errors: list[RuleError] = []
+    if not directory.is_dir():
+        raise RuleSetError([RuleError(str(directory), 1, 1, "rules directory does not exist")])
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise RuleSetError([RuleError(str(directory), 1, 1, "no *.toml rule files")])
+    rules: list[Rule] = []
+    first_seen: dict = {}
+    thresholds = {"tag": 5.0, "drop": 10.0}
+    fixtures: dict = {k: [] for k in FIXTURE_KEYS}
+    pending_refs = []   # (rule, symbol, path, line, col)
+    for f in files:
+        disp = rel_source(f, base)
+        text = f.read_text(encoding="utf-8")
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+            ln, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+            errors.append(RuleError(disp, ln, col, f"TOML syntax: {str(e).split(' (at line')[0]}"))
+            continue
+        loc = Locator(text)
+        for k in doc:
+            if k not in TOP_KEYS:
+                ln, col = loc.at(None, "@", k) if (None, ("@", k)) in loc.pos else loc.at(-1, k)
+                errors.append(RuleError(disp, ln, col, f"unknown top-level key {k!r}{_did_you_mean(k, TOP_KEYS)}"))
+        if "actions" in doc:
+            a = doc["actions"]
+            for k, v in a.items():
+                ln, col = loc.at(None, "@", "actions", k, value=True)
+                if k not in ("tag", "drop"):
+                    errors.append(RuleError(disp, ln, col, f"unknown key {k!r} in [actions]{_did_you_mean(k, ['tag', 'drop'])}"))
+                elif not isinstance(v, (int, float)) or isinstance(v, bool):
+                    errors.append(RuleError(disp, ln, col, f"[actions] {k} must be a number"))
+                else:
+                    thresholds[k] = float(v)
+        if "fixtures" in doc:
+            for k, v in doc["fixtures"].items():
+                ln, col = loc.at(None, "@", "fixtures", k)
+                if k not in FIXTURE_KEYS:
+                    errors.append(RuleError(disp, ln, col, f"unknown fixture list {k!r}{_did_you_mean(k, FIXTURE_KEYS)}"))
+                elif not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    errors.append(RuleError(disp, ln, col, f"fixtures.{k} must be a list of CSV rows"))
+                else:
+                    fixtures[k].extend((x, f"{disp}:{ln}") for x in v)
+        raw_rules = doc.get("rule", [])
+        if not isinstance(raw_rules, list):
+            errors.append(RuleError(disp, 1, 1, "`rule` must be an array of tables: [[rule]]"))
+            continue
+        for i, rd in enumerate(raw_rules):
+            r = _build_rule(rd, i, loc, disp, errors, pending_refs)
+            if r is None:
+                continue
+            if r.symbol in first_seen:
+                ln, col = loc.at(i, "symbol", value=True)
+                errors.append(RuleError(disp, ln, col, f"duplicate symbol {r.symbol} (first defined at {first_seen[r.symbol]})"))
+                continue
+            first_seen[r.symbol] = r.source
+            rules.append(r)
+    by_symbol = {r.symbol: r for r in rules}
+    for r, sym, disp, ln, col in pending_refs:
+        if sym not in by_symbol:
+            errors.append(RuleError(disp, ln, col, f"unknown symbol {sym!r} in expr{_did_you_mean(sym, list(by_symbol))}"))
+        elif sym == r.symbol:
+            errors.append(RuleError(disp, ln, col, f"rule {sym} refers to itself"))
+        else:
+            r.deps.append(sym)
+    if not errors:
+        cyc = _find_cycle(rules, by_symbol)
+        if cyc:
+            r = by_symbol[cyc[0]]
+            p, ln = r.source.rsplit(":", 1)
+            errors.append(RuleError(p, int(ln), 1, f"composite cycle: {' -> '.join(cyc)}"))
+    if thresholds["tag"] > thresholds["drop"]:
+        errors.append(RuleError(str(directory), 1, 1, "[actions] tag threshold is above the drop threshold"))
+    if errors:
+        errors.sort(key=lambda e: (e.path, e.line, e.col))
+        raise RuleSetError(errors)
+    return RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory)
+
+
+def _find_cycle(rules, by_symbol):
+    color = {}
+    stack = []
+
+    def dfs(s):
+        color[s] = 1
+        stack.append(s)
+        for d in by_symbol[s].deps:
+            if color.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if color.get(d) is None:
+                c = dfs(d)
+                if c:
+                    return c
+        stack.pop()
+        color[s] = 2
+        return None
+    for r in rules:
+        if r.symbol not in color:
+            c = dfs(r.symbol)
+            if c:
+                return c
+    return None
+
+
+def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
+    n_err = len(errors)
+
+    def err(msg, *path, value=False):
+        ln, col = loc.at(i, *path, value=value)
+        errors.append(RuleError(disp, ln, col, msg))
+
+    if not isinstance(rd, dict):
+        err("a rule must be a table")
+        return None
+    for k in rd:
+        if k not in RULE_KEYS:
+            err(f"unknown key {k!r}{_did_you_mean(k, RULE_KEYS)}", k)
+    sym = rd.get("symbol")
+    if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
+        err(f"symbol must be UPPER_SNAKE (helpers start with __), got {sym!r}", "symbol", value=True)
+        sym = None
+    desc = rd.get("description", "")
+    if not isinstance(desc, str):
+        err("description must be a string", "description", value=True)
+    helper = bool(sym and sym.startswith("__"))
+    scopes = rd.get("applies_to", list(SCOPES))
+    if isinstance(scopes, str):
+        scopes = [scopes]
+    if not isinstance(scopes, list) or not scopes:
+        err("applies_to must be a list of sms-mt, sms-mo, call", "applies_to", value=True)
+        scopes = []
+    for s in scopes:
+        if s not in SCOPES:
+            err(f"applies_to: unknown scope {s!r}{_did_you_mean(str(s), SCOPES)}", "applies_to", value=True)
+    score = rd.get("score", 0.0)
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        err("score must be a number", "score", value=True)
+        score = 0.0
+    action = None
+    if "action" in rd:
+        try:
+            action = Action.parse(str(rd["action"]))
+        except ValueError as e:
+            err(str(e), "action", value=True)
+    if helper and (action is not None or score):
+        err(f"{sym} is a helper (__ prefix): it may not have a score or an action", "symbol")
+    if not helper and sym and action is None and not score:
+        err(f"{sym} has neither a score nor an action", "symbol")
+    st = rd.get("smpp_status")
+    smpp_status = None
+    if st is not None:
+        if isinstance(st, str) and st.upper() in SMPP_STATUS:
+            smpp_status = SMPP_STATUS[st.upper()]
+        elif isinstance(st, int) and not isinstance(st, bool) and 0 <= st <= 0xFFFFFFFF:
+            smpp_status = st
+        else:
+            err(f"smpp_status must be an integer or one of {', '.join(SMPP_STATUS)}"
+                + (_did_you_mean(str(st).upper(), SMPP_STATUS) if isinstance(st, str) else ""), "smpp_status", value=True)
+    sip = rd.get("sip_code")
+    if sip is not None and (not isinstance(sip, int) or isinstance(sip, bool) or not 400 <= sip <= 699):
+        err(f"sip_code must be a SIP final error code (e.g. 603 or 608), got {sip!r}", "sip_code", value=True)
+        sip = None
+    ln0, _ = loc.at(i)
+    rule = Rule(sym or f"<rule {i}>", desc if isinstance(desc, str) else "", frozenset(scopes), float(score),
+                action, smpp_status, sip, f"{disp}:{ln0}")
+    when = rd.get("when", {})
+    if not isinstance(when, dict):
+        err("when must be a table: [rule.when]", "when")
+        when = {}
+    if not when and not helper:
+        err(f"{rule.symbol} has no [rule.when] conditions: it would hit every message", "symbol")
+    for k, v in when.items():
+        if k == "expr":
+            if not isinstance(v, str):
+                err("expr must be a string", "when", k, value=True)
+                continue
+            try:
+                fn, syms = parse_expr(v)
+            except ExprError as e:
+                ln, col = loc.at(i, "when", k, value=True)
+                errors.append(RuleError(disp, ln, col + 1 + e.offset, f"expr: {e}"))
+                continue
+            rule.expr = fn
+            ln, col = loc.at(i, "when", k, value=True)
+            for s, off in syms:
+                pending_refs.append((rule, s, disp, ln, col + 1 + off))
+            continue
+        if k not in CONDITIONS:
+            err(f"unknown condition {k!r}{_did_you_mean(k, list(CONDITIONS) + ['expr'])}", "when", k)
+            continue
+        factory = CONDITIONS[k][0]
+        try:
+            p = factory(v, rule_symbol=rule.symbol)
+        except ValueError as e:
+            err(f"{e}", "when", k, value=True)
+            continue
+        if isinstance(p, Stateful):
+            rule.stateful.append(p)
+        else:
+            rule.preds.append((k, p))
+    ex = rd.get("examples", {})
+    if not isinstance(ex, dict) or set(ex) - {"hit", "miss"}:
+        err("examples must be a table with `hit` and/or `miss` arrays of messages", "examples")
+    else:
+        for kind in ("hit", "miss"):
+            lst = ex.get(kind, [])
+            if not isinstance(lst, list) or not all(isinstance(x, dict) for x in lst):
+                err(f"examples.{kind} must be an array of tables", "examples", kind)
+                continue
+            rule.examples[kind] = [(x, "%s:%d" % (disp, loc.at(i, "examples", kind, j)[0])) for j, x in enumerate(lst)]
+    return rule if len(errors) == n_err else None

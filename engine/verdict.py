@@ -1,0 +1,121 @@
+"""The one result type every path returns, and the domain objects it judges.
+
+A `Verdict` is an action (allow < tag < drop) plus the named hits that led to it.
+Each hit is an UPPER_SNAKE symbol with its score, evidence (`detail`) and where it
+came from (`config/rules/ads.toml:12`, `list:dnc`, `model:…`). The proxies turn a
+verdict into a wire answer; nothing here knows about wires.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Action(enum.IntEnum):
+    # Ordered: when several hits force actions the strongest (largest) wins.
+    ALLOW = 0
+    TAG = 1
+    DROP = 2
+
+    @classmethod
+    def parse(cls, name: str) -> "Action":
+        try:
+            return cls[name.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown action {name!r} (allow, tag or drop)") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+ESME_RSUBMITFAIL = 0x45
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    symbol: str
+    score: float = 0.0
+    detail: str = ""
+    source: str = ""
+    action: Action | None = None      # forced action, if the rule forces one
+    smpp_status: int | None = None    # command_status to answer with on drop
+    sip_code: int | None = None       # SIP response code to answer with on drop
+
+    def to_json(self) -> dict:
+        return {"symbol": self.symbol, "score": round(self.score, 6),
+                "detail": self.detail, "source": self.source}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: Action
+    score: float
+    hits: tuple[Hit, ...] = ()
+
+    @property
+    def deciding_hit(self) -> Hit | None:
+        """The first hit that forced the final action (for wire status codes)."""
+        for h in self.hits:
+            if h.action is self.action:
+                return h
+        return None
+
+    @property
+    def smpp_status(self) -> int:
+        h = self.deciding_hit
+        return h.smpp_status if h and h.smpp_status is not None else ESME_RSUBMITFAIL
+
+    @property
+    def sip_code(self) -> int:
+        h = self.deciding_hit
+        return h.sip_code if h and h.sip_code is not None else 603
+
+    @property
+    def symbols(self) -> list[str]:
+        return [h.symbol for h in self.hits]
+
+    def to_json(self, id=None) -> dict:
+        out = {"id": id} if id is not None else {}
+        out.update(action=str(self.action), score=round(self.score, 6),
+                   hits=[h.to_json() for h in self.hits])
+        return out
+
+
+def decide(hits: list[Hit], tag_threshold: float, drop_threshold: float) -> Verdict:
+    """Combine hits: forced actions and the score table; the strongest action wins."""
+    score = 0.0
+    action = Action.ALLOW
+    for h in hits:
+        score += h.score
+        if h.action is not None and h.action > action:
+            action = h.action
+    if score >= drop_threshold:
+        action = Action.DROP
+    elif score >= tag_threshold and action < Action.TAG:
+        action = Action.TAG
+    return Verdict(action, score, tuple(hits))
+
+
+@dataclass(slots=True)
+class Message:
+    """One SMS. `sender` is a brandname or a number as received; `account` is the ESME system_id."""
+    sender: str
+    recipient: str
+    text: str
+    time: datetime
+    account: str = ""
+    direction: str = "mt"          # "mt" (ESME -> subscriber) or "mo" (subscriber -> short code/ESME)
+    id: str | None = None
+    kind: str = "sms"
+
+
+@dataclass(slots=True)
+class Call:
+    caller: str
+    callee: str
+    time: datetime
+    ingress: str = ""              # the trunk / peer it came from
+    id: str | None = None
+    duration: float | None = None  # seconds, for a completed-call record (BYE seen)
+    kind: str = "call"

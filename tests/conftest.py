@@ -1,0 +1,35 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CONFIG = ROOT / "config"
+
+
+def run_cli(*args, input=None, check=False, env=None):
+    """Run `telfilter` as a user would (a subprocess), returning CompletedProcess."""
+    e = dict(os.environ)
+    e.setdefault("TELFILTER_DATA_DIR", "/nonexistent-use-explicit-data-dir")
+    if env:
+        e.update(env)
+    p = subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], input=input, capture_output=True,
+                       text=True, cwd=ROOT, env=e)
+    if check and p.returncode != 0:
+        raise AssertionError(f"telfilter {' '.join(map(str, args))} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+def jsonl(lines):
+    return "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines)

@@ -1,0 +1,100 @@
+"""`telfilter check`: the JSONL contract, malformed lines, deterministic replay."""
+import json
+
+from .conftest import jsonl, run_cli
+
+T = "2026-03-02T10:00:00+07:00"
+
+
+def sms(id, sender, recipient, text, time=T, **kw):
+    return dict(id=id, kind="sms", sender=sender, recipient=recipient, text=text, account=kw.pop("account", "esme"),
+                direction=kw.pop("direction", "mt"), time=time, **kw)
+
+
+def check(data_dir, lines, *extra):
+    p = run_cli("check", "--jsonl", "-", "--data-dir", data_dir, *extra, input=jsonl(lines) if isinstance(lines, list) else lines)
+    assert p.returncode == 0, p.stderr
+    return [json.loads(l) for l in p.stdout.splitlines()]
+
+
+def test_one_line_per_input_with_malformed_lines(data_dir):
+    text = "\n".join([
+        json.dumps(sms("a", "0901234567", "0912345678", "Hen gap lai")),
+        "{not json",
+        json.dumps([1, 2]),
+        json.dumps({"id": "b", "kind": "sms", "sender": "x", "recipient": "0912345678", "time": T}),
+        json.dumps({"id": "c", "kind": "mms", "sender": "x"}),
+        json.dumps({"id": "d", "kind": "sms", "sender": "x", "recipient": "0912345678", "text": "t", "time": "tomorrow"}),
+        json.dumps({"id": "e", "kind": "call", "caller": "0901234567", "callee": "0912345678", "time": "2026-03-02T03:00:00Z"}),
+    ]) + "\n"
+    out = check(data_dir, text)
+    assert [o.get("id") for o in out] == ["a", None, None, "b", "c", "d", "e"]
+    assert out[0]["action"] == "allow" and out[0]["hits"] == []
+    assert out[1]["line"] == 2 and "error" in out[1]
+    assert out[2] == {"line": 3, "error": "line is not a JSON object"}
+    assert out[3]["line"] == 4 and "text" in out[3]["error"]
+    assert "unknown kind" in out[4]["error"]
+    assert "time" in out[5]["error"]
+    assert set(out[6]) == {"id", "action", "score", "hits"}
+
+
+def test_list_stage_symbols(data_dir, tmp_path):
+    (tmp_path / "bl.csv").write_text("kind,value\nnumber,0987000666\ndomain,bad.example\n")
+    (tmp_path / "s.csv").write_text("sender,owner,category,valid_from,valid_to,accounts\n"
+                                    "GOODBANK,Good Bank,CSKH,2026-01-01,2026-12-31,esme1\n")
+    run_cli("lists", "import", "blacklist", tmp_path / "bl.csv", "--data-dir", data_dir, check=True)
+    run_cli("lists", "import", "senders", tmp_path / "s.csv", "--data-dir", data_dir, check=True)
+    out = check(data_dir, [
+        sms(1, "+84987000666", "0912345678", "hi"),
+        sms(2, "0901234567", "0912345678", "login at www.bad.example/x"),
+        sms(3, "0901234567", "0912345678", "see notbad.example"),
+        sms(4, "goodbank", "0912345678", "OTP 1234", account="esme1"),
+        sms(5, "GOODBANK", "0912345678", "OTP 1234", account="esme2"),
+        sms(6, "GOODBANK", "0912345678", "OTP 1234", account="esme1", time="2027-01-01T00:30:00+07:00"),
+        sms(7, "NOBODY", "0912345678", "OTP 1234"),
+        {"id": 8, "kind": "call", "caller": "0987000666", "callee": "0912345678", "time": T},
+    ])
+    sym = {o["id"]: [h["symbol"] for h in o["hits"]] for o in out}
+    act = {o["id"]: o["action"] for o in out}
+    assert sym[1] == ["SENDER_BLACKLISTED"] and act[1] == "drop"
+    assert "URL_BLACKLISTED" in sym[2] and act[2] == "drop"
+    assert sym[3] == [] and act[3] == "allow"
+    assert sym[4] == [] and act[4] == "allow"
+    assert sym[5] == ["SENDER_ID_UNREGISTERED"] and "esme2" in out[4]["hits"][0]["detail"]
+    assert sym[6] == ["SENDER_ID_UNREGISTERED"] and "expired" in out[5]["hits"][0]["detail"]
+    assert sym[7] == ["SENDER_ID_UNREGISTERED"]
+    assert sym[8] == ["SENDER_BLACKLISTED"]
+    for o in out:
+        for h in o["hits"]:
+            assert set(h) == {"symbol", "score", "detail", "source"}
+            assert h["source"].startswith("config/rules/") and ":" in h["source"]
+
+
+def test_replay_is_byte_identical_and_uses_message_time(data_dir, tmp_path):
+    f = tmp_path / "in.jsonl"
+    f.write_text(jsonl([sms(i, "0901234567", "0912345678", "same text again", time=f"2026-03-02T10:0{i}:00+07:00")
+                        for i in range(6)]))
+    a = run_cli("check", "--jsonl", f, "--data-dir", data_dir, check=True).stdout
+    b = run_cli("check", "--jsonl", f, "--data-dir", data_dir, "--out", tmp_path / "o.jsonl", check=True)
+    assert (tmp_path / "o.jsonl").read_text() == a
+    acts = [json.loads(l)["action"] for l in a.splitlines()]
+    # 4th and 5th within 5 min of the first three are FLOOD_SAME_CONTENT; dropped ones do not count,
+    # so at 10:05 only 10:01 and 10:02 are in the window
+    assert acts == ["allow"] * 3 + ["drop", "drop", "allow"]
+    assert "wall" not in a and "elapsed" not in a
+
+
+def test_single_message_mode(data_dir):
+    p = run_cli("check", "--sender", "FAKE", "--recipient", "0912345678", "--text", "hi", "--time", T,
+                "--data-dir", data_dir, check=True)
+    o = json.loads(p.stdout)
+    assert o["action"] == "drop" and o["hits"][0]["symbol"] == "SENDER_ID_UNREGISTERED"
+
+
+def test_options_before_or_after_and_help():
+    for args in (["--help"], ["check", "--help"], ["lists", "import", "--help"], ["rules", "check", "--help"],
+                 ["ml", "train", "--help"], ["serve", "--help"], ["demo", "--help"], ["bench", "--help"]):
+        p = run_cli(*args)
+        assert p.returncode == 0 and "usage:" in p.stdout
+    p = run_cli("--data-dir", "/tmp/x-tf-none", "lists", "stats", "--config", "config")
+    assert p.returncode == 0

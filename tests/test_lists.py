@@ -1,0 +1,156 @@
+"""Lists: CSV contract and every error path, snapshots (atomic, verified), CLI."""
+import json
+
+import pytest
+
+from engine.lists import ListStore, SnapshotError
+from engine.lists.csvio import CsvError, read_csv
+from engine.textnorm import find_hosts
+
+from .conftest import run_cli
+
+
+def test_dnc_csv_channels_and_export_roundtrip(data_dir, tmp_path):
+    f = tmp_path / "dnc.csv"
+    f.write_text("number,channel\n0912345678,S\n+84912345679,V\n912345670,SV\n0912345671,\n", encoding="utf-8")
+    p = run_cli("lists", "import", "dnc", f, "--data-dir", data_dir, check=True)
+    assert json.loads(p.stdout)["imported"] == 4
+    out = run_cli("--data-dir", data_dir, "lists", "export", "dnc", check=True).stdout
+    assert out.splitlines() == ["number,channel", "+84912345670,SV", "+84912345671,SV", "+84912345678,S", "+84912345679,V"]
+    # the export re-imports to the same set
+    g = tmp_path / "again.csv"
+    g.write_text(out)
+    d2 = tmp_path / "d2"
+    run_cli("lists", "import", "dnc", g, "--data-dir", d2, check=True)
+    assert run_cli("lists", "export", "dnc", "--data-dir", d2, check=True).stdout == out
+
+
+@pytest.mark.parametrize("kind,body,bad_lines", [
+    ("dnc", "number,channel\n0912345678,S\nnotanumber,S\n0912345679,X\n0912345670\n0912345671,V\n", {3, 4, 5}),
+    ("senders", "sender,owner,category,valid_from,valid_to,accounts\nSHOP,Shop,QC,2024-01-01,,\n"
+                "BAD,Owner,ADS,,,\nX,Owner,QC,2024-13-01,,\nY,Owner,QC,2025-01-01,2024-01-01,\n,Owner,QC,,,\nZ,,CSKH,,,\n"
+                "OK2,Owner,cskh,,,a b\n", {3, 4, 5, 6, 7}),
+    ("blacklist", "kind,value\nnumber,0987000666\ndomain,bad.example\nemail,x@y\ndomain,not a domain\nnumber,abc\n", {4, 5, 6}),
+    ("consent", "owner,number\nShop,0912345678\n,0912345678\nShop,xyz\n", {3, 4}),
+])
+def test_bad_rows_reported_with_physical_line_good_rows_imported(data_dir, tmp_path, kind, body, bad_lines):
+    f = tmp_path / f"{kind}.csv"
+    f.write_text(body, encoding="utf-8")
+    p = run_cli("lists", "import", kind, f, "--data-dir", data_dir)
+    assert p.returncode != 0
+    reported = {int(line.split(":")[1]) for line in p.stderr.splitlines() if line.startswith(str(f))}
+    assert reported == bad_lines, p.stderr
+    good = len([l for l in body.splitlines()[1:] if l]) - len(bad_lines)
+    assert json.loads(p.stdout)["imported"] == good
+
+
+def test_line_numbers_count_physical_lines_with_quoted_newlines(tmp_path):
+    data = b'sender,owner,category,valid_from,valid_to,accounts\n"A",Own,QC,,,\n"B","multi\nline owner",QC,,,\nC,Own,XX,,,\n'
+    recs, errs = read_csv("senders", data)
+    assert len(recs) == 2 and [e.line for e in errs] == [5]
+
+
+def test_bad_header_and_invalid_utf8(data_dir, tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text("num,chan\n0912345678,S\n")
+    p = run_cli("lists", "import", "dnc", f, "--data-dir", data_dir)
+    assert p.returncode == 2 and ":1: header must be number,channel" in p.stderr
+    f.write_bytes(b"number,channel\n0912345678,S\n09123\xff5679,S\n")
+    p = run_cli("lists", "import", "dnc", f, "--data-dir", data_dir)
+    assert p.returncode == 1 and ":3: not valid UTF-8" in p.stderr
+    with pytest.raises(CsvError):
+        read_csv("dnc", b"")
+
+
+def test_import_all_bad_writes_nothing(data_dir, tmp_path):
+    f = tmp_path / "dnc.csv"
+    f.write_text("number,channel\nxx,S\n")
+    run_cli("lists", "import", "dnc", f, "--data-dir", data_dir)
+    assert not (data_dir / "lists" / "dnc.snap").exists()
+
+
+def test_add_remove_channel_semantics(data_dir):
+    run_cli("lists", "add", "dnc", "0912345678", "--data-dir", data_dir, check=True)
+    run_cli("lists", "remove", "dnc", "0912345678", "--channel", "S", "--data-dir", data_dir, check=True)
+    assert "+84912345678,V" in run_cli("lists", "export", "dnc", "--data-dir", data_dir).stdout
+    p = run_cli("lists", "remove", "dnc", "0912345678", "--channel", "S", "--data-dir", data_dir)
+    assert p.returncode == 1 and json.loads(p.stdout)["found"] is False
+    run_cli("lists", "add", "senders", "ShopX", "--owner", "Shop X", "--category", "QC", "--data-dir", data_dir, check=True)
+    run_cli("lists", "add", "consent", "0912345678", "--owner", "Shop X", "--data-dir", data_dir, check=True)
+    run_cli("lists", "add", "blacklist", "evil.example", "--data-dir", data_dir, check=True)
+    st = json.loads(run_cli("lists", "stats", "--data-dir", data_dir, check=True).stdout)
+    assert st["dnc"]["V_only"] == 1 and st["senders"]["QC"] == 1 and st["consent"]["pairs"] == 1
+    assert st["blacklist"]["domains"] == 1
+    p = run_cli("lists", "add", "senders", "NoOwner", "--data-dir", data_dir)
+    assert p.returncode == 2 and "owner" in p.stderr
+
+
+def _seed(store):
+    store.import_csv("dnc", b"number,channel\n0912345678,S\n")
+    store.import_csv("dnc", b"number,channel\n0912345679,V\n")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+def test_corrupt_snapshot_refused_previous_good_used(data_dir, damage):
+    store = ListStore(data_dir)
+    _seed(store)
+    p = data_dir / "lists" / "dnc.snap"
+    raw = p.read_bytes()
+    p.write_bytes({"truncate": raw[:-7], "flip": raw[:-3] + bytes([raw[-3] ^ 0xFF]) + raw[-2:],
+                   "garbage": b"hello world", "empty": b""}[damage])
+    with pytest.raises(SnapshotError) as ei:
+        store.load(strict=True)
+    assert "dnc.snap" in str(ei.value)
+    L = store.load()                       # falls back to the previous good generation
+    assert store.warnings and "previous good snapshot" in store.warnings[0]
+    assert 84912345678 in L.dnc_s and 84912345679 not in L.dnc_v
+    # the CLI says so on stderr and keeps working
+    r = run_cli("lists", "stats", "--data-dir", data_dir)
+    assert r.returncode == 0 and "refusing snapshot" in r.stderr
+    # an import over a corrupt snapshot is refused rather than overwriting data
+    r = run_cli("lists", "import", "dnc", "/dev/stdin", "--data-dir", data_dir, input="number,channel\n0912000000,S\n")
+    assert r.returncode == 2 and "refusing snapshot" in r.stderr
+
+
+def test_corrupt_without_previous_is_an_error(data_dir):
+    store = ListStore(data_dir)
+    store.import_csv("blacklist", b"kind,value\ndomain,x.example\n")
+    (data_dir / "lists" / "blacklist.snap").write_bytes(b"TFSNAP1\n\x00\x00\x00\x05abc")
+    with pytest.raises(SnapshotError):
+        store.load()
+    r = run_cli("check", "--data-dir", data_dir, "--sender", "A", "--recipient", "0912345678", "--text", "x")
+    assert r.returncode == 2 and "refusing snapshot" in r.stderr
+
+
+def test_delta_journal_survives_and_compacts(data_dir):
+    store = ListStore(data_dir)
+    _seed(store)
+    store.append_delta("add", 84900000001, "SV")
+    store.append_delta("remove", 84912345678, "S")
+    with open(store.delta_path, "ab") as f:
+        f.write(b'{"op": "add", "numb')          # a write cut short by a crash
+    L = store.load()
+    assert 84900000001 in L.dnc_s and 84912345678 not in L.dnc_s
+    store.save(L)
+    assert not store.delta_path.exists()
+    assert 84900000001 in store.load().dnc_v
+
+
+@pytest.mark.parametrize("text,hosts", [
+    ("go to phish.example/login now", ["phish.example"]),
+    ("HTTPS://WWW.Bad.Example:8080/x?y", ["www.bad.example"]),
+    ("mail me at user@mail.example", []),
+    ("see notbad.example.", ["notbad.example"]),
+    ("xem https://good.example/phish.example", ["good.example"]),
+])
+def test_find_hosts(text, hosts):
+    assert find_hosts(text) == hosts
+
+
+def test_domain_matches_itself_and_subdomains_only():
+    from engine.lists import Lists
+    L = Lists(bl_domains={"bad.example"})
+    assert L.domain_blacklisted(["www.bad.example"]) == "bad.example"
+    assert L.domain_blacklisted(["bad.example"]) == "bad.example"
+    assert L.domain_blacklisted(["notbad.example"]) is None
+    assert L.domain_blacklisted(["bad.example.org"]) is None

@@ -1,0 +1,56 @@
+"""The hot-path normaliser against phonenumbers (the reference, never called per message)."""
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.numbers import normalise_number, normalise_sender_id, sender_key
+
+VN_MOBILE_PREFIXES = ["32", "33", "34", "35", "36", "37", "38", "39", "56", "58", "59", "70", "76", "77", "78",
+                      "79", "81", "82", "83", "84", "85", "86", "88", "89", "90", "91", "92", "93", "94", "96",
+                      "97", "98", "99"]
+
+
+@given(st.sampled_from(VN_MOBILE_PREFIXES), st.integers(0, 9_999_999))
+@settings(max_examples=400)
+def test_vietnam_national_forms_agree_with_phonenumbers(prefix, rest):
+    nsn = prefix + f"{rest:07d}"
+    ref = phonenumbers.format_number(phonenumbers.parse("0" + nsn, "VN"), phonenumbers.PhoneNumberFormat.E164)
+    for form in ("0" + nsn, "84" + nsn, "+84" + nsn, nsn, "+84 " + nsn[:2] + " " + nsn[2:5] + " " + nsn[5:],
+                 "0" + nsn[:3] + "-" + nsn[3:6] + "-" + nsn[6:]):
+        assert normalise_number(form) == int(ref[1:]), form
+        pn = phonenumbers.parse(form, "VN")
+        assert "+" + str(normalise_number(form)) == phonenumbers.format_number(pn, phonenumbers.PhoneNumberFormat.E164)
+
+
+REGIONS = sorted(r for r in phonenumbers.SUPPORTED_REGIONS if phonenumbers.example_number(r))
+
+
+@given(st.sampled_from(REGIONS), st.sampled_from(["E164", "INTERNATIONAL"]),
+       st.sampled_from(["MOBILE", "FIXED_LINE"]))
+@settings(max_examples=400)
+def test_international_numbers_agree_with_phonenumbers(region, fmt, kind):
+    ex = phonenumbers.example_number_for_type(region, getattr(phonenumbers.PhoneNumberType, kind))
+    if ex is None:
+        return
+    s = phonenumbers.format_number(ex, getattr(phonenumbers.PhoneNumberFormat, fmt))
+    e164 = phonenumbers.format_number(ex, phonenumbers.PhoneNumberFormat.E164)
+    assert normalise_number(s) == int(e164[1:]), s
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=30))
+def test_never_raises(s):
+    n = normalise_number(s)
+    assert n is None or (isinstance(n, int) and n > 0 or n == 0)
+
+
+@pytest.mark.parametrize("raw,want", [("5656", 5656), ("0912345678", 84912345678), ("0243 999 8888", 842439998888),
+                                      ("0012125550100", 12125550100), ("abc", None), ("+0123", None), ("", None)])
+def test_examples(raw, want):
+    assert normalise_number(raw) == want
+
+
+def test_sender_ids_casefold_and_trim():
+    assert normalise_sender_id("  ShopABC ") == "shopabc"
+    assert sender_key(" VNBank") == "vnbank"
+    assert sender_key("+84 912 345 678") == 84912345678
