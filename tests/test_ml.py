@@ -1,0 +1,141 @@
+"""Classifier: scorer parity with scikit-learn over the whole training set, model files as data,
+Vietnamese normalisation, and the 5656 reports -> labelled store -> retrain loop."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.ml import features as F
+from engine.ml.data import read_labelled
+from engine.ml.model import ModelError, default_model_dir, load_scorer
+from engine.ml.train import train
+
+from .conftest import ROOT, jsonl, run_cli
+
+TRAIN = ROOT / "engine" / "ml" / "data" / "sms_spam_collection_train.tsv"
+VI = ROOT / "engine" / "ml" / "data" / "vi_examples.jsonl"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    texts, labels, info, errs = read_labelled(TRAIN)
+    assert not errs and len(texts) == 3878
+    card, (tf, lr, cal) = train(texts, labels, [info], out, progress=False, c_grid=(100.0,), log=lambda m: None)
+    return out, texts, (tf, lr, cal), card
+
+
+def test_fast_scorer_equals_sklearn_on_whole_training_set(trained):
+    out, texts, (tf, lr, cal), _ = trained
+    sc = load_scorer(out)
+    X = F.matrix(texts)
+    want = cal.predict_proba(lr.decision_function(tf.transform(X)).reshape(-1, 1))[:, 1]
+    got = np.array([sc.score(t) for t in texts])
+    assert np.max(np.abs(got - want)) < 1e-9
+
+
+def test_card_contents(trained):
+    out, _, _, card = trained
+    c = json.loads((out / "card.json").read_text())
+    for k in ("model_version", "created", "training_data", "metrics", "thresholds", "feature_config", "calibration"):
+        assert k in c
+    assert c["training_data"][0]["sha256"] and c["training_data"][0]["rows"] == 3878
+    assert 0 < c["thresholds"]["tag"] <= c["thresholds"]["drop"] < 1
+    v = c["metrics"]["validation"]
+    assert v["mcc"] > 0.85 and v["blocked_ham_rate"] <= 0.01
+    assert not list(out.glob("*.pkl")) and not list(out.glob("*.joblib"))
+
+
+def test_refuses_unsupported_feature_config_and_corrupt_weights(trained, tmp_path):
+    out = trained[0]
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    c = json.loads((bad / "card.json").read_text())
+    c["feature_config"]["char_ngrams"] = [2, 3]
+    (bad / "card.json").write_text(json.dumps(c))
+    with pytest.raises(ModelError, match="feature configuration"):
+        load_scorer(bad)
+    shutil.rmtree(bad)
+    shutil.copytree(out, bad)
+    w = bytearray((bad / "weights.npz").read_bytes())
+    w[len(w) // 2] ^= 0xFF
+    (bad / "weights.npz").write_bytes(bytes(w))
+    with pytest.raises(ModelError, match="checksum"):
+        load_scorer(bad)
+    with pytest.raises(ModelError):
+        load_scorer(tmp_path / "nothing")
+
+
+def test_pipeline_hot_swap_refuses_bad_model(trained, tmp_path):
+    from engine.app import build
+    p = build(data_dir=tmp_path / "d")
+    old = p.model
+    with pytest.raises(ModelError):
+        p.swap_model(load_scorer(tmp_path / "nothing"))
+    assert p.model is old
+
+
+@pytest.mark.parametrize("raw,want", [
+    ("KHUYẾN MÃI", "khuyến mãi"),
+    ("f r e e  m o n e y", "free money"),
+    ("v1agra fr3e", "viagra free"),
+    ("vi\u200bsit\u200c now", "visit now"),
+    ("goi 0912.345.678 ngay", "goi _phone10_ 0912.345.678 ngay"),
+    ("tang 500k", "tang _money_"),
+    ("vao https://x.vn/a?b=1 nhe", "vao _url_ nhe"),
+    ("ma 482913", "ma _num6_ 482913"),
+])
+def test_normalisation(raw, want):
+    assert " ".join(F.normalise(raw).split()) == want
+
+
+def test_diacritics_are_extra_features_not_replacement():
+    a, _ = F.features("khuyến mãi lớn")
+    b, _ = F.features("khuyen mai lon")
+    shared = len(set(a) & set(b))
+    assert shared > 0 and set(a) != set(b)
+
+
+def test_eval_and_predict_cli(trained, tmp_path):
+    out = trained[0]
+    p = run_cli("ml", "eval", "--model", out, "--data", TRAIN, "--report", tmp_path / "rep", check=True)
+    m = json.loads(p.stdout)
+    for k in ("precision", "recall", "f1", "mcc", "accuracy", "blocked_ham_rate", "spam_caught_rate", "roc_auc", "confusion"):
+        assert k in m
+    for f in ("precision_recall.png", "roc.png", "score_histogram.png", "summary.md"):
+        assert (tmp_path / "rep" / f).stat().st_size > 0
+    p = run_cli("ml", "predict", "--model", out, "--text", "WINNER!! claim your £1000 prize now, call 09061701461", check=True)
+    assert json.loads(p.stdout)["action"] in ("tag", "drop")
+    p = run_cli("ml", "predict", "--model", out, "--jsonl", "-", input='{"id": 1, "text": "see you at 5"}\nnope\n', check=True)
+    lines = [json.loads(l) for l in p.stdout.splitlines()]
+    assert lines[0]["id"] == 1 and lines[0]["action"] == "allow" and lines[1]["line"] == 2
+
+
+def test_reports_to_retrain_loop_improves_vietnamese_scores(trained, tmp_path, data_dir):
+    """5656 reports -> analysts label the store -> ml train -> better scores on those patterns."""
+    vi = [json.loads(l) for l in VI.read_text(encoding="utf-8").splitlines()]
+    spam = [x["text"] for x in vi if x["label"] == "spam"]
+    ham = [x["text"] for x in vi if x["label"] == "ham"]
+    # subscribers report the first half of the scam texts to 5656
+    mos = [dict(id=i, kind="sms", sender=f"09120000{i:02d}", recipient="5656", direction="mo",
+                text=f"S 0909000{i:03d} {t}", time="2026-03-02T10:00:00+07:00") for i, t in enumerate(spam[:8])]
+    run_cli("check", "--jsonl", "-", "--data-dir", data_dir, input=jsonl(mos), check=True)
+    store = data_dir / "reports.jsonl"
+    recs = [json.loads(l) for l in store.read_text(encoding="utf-8").splitlines()]
+    assert len(recs) == 8 and all(r["label"] is None for r in recs)
+    for r in recs:                                  # the analysts' labelling step
+        r["label"] = "spam"
+    store.write_text(jsonl(recs), encoding="utf-8")
+    hamfile = tmp_path / "ham.jsonl"
+    hamfile.write_text(jsonl([{"label": "ham", "text": t} for t in ham[:8]]), encoding="utf-8")
+    before = load_scorer(trained[0])
+    out = tmp_path / "m2"
+    p = run_cli("ml", "train", "--data", TRAIN, "--data", store, "--data", hamfile, "--out", out, "--no-progress")
+    assert p.returncode == 0, p.stderr
+    after = load_scorer(out)
+    unseen_spam = spam[8:]
+    gain = np.mean([after.score(t) for t in unseen_spam]) - np.mean([before.score(t) for t in unseen_spam])
+    assert gain > 0.05, gain
+    assert max(after.score(t) for t in ham[8:]) < after.drop_threshold
