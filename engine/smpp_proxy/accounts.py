@@ -1,0 +1,177 @@
+"""ESME accounts and SMPP proxy settings (config/smpp.toml).
+
+Passwords are stored hashed: `pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>`; make one
+with `python -m engine.smpp_proxy.accounts PASSWORD`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ITERATIONS = 20_000
+BIND_TYPES = ("transmitter", "receiver", "transceiver")
+
+
+def hash_password(pw: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
+    salt = salt or os.urandom(8)
+    h = hashlib.pbkdf2_hmac("sha256", pw.encode(), salt, iterations)
+    return f"pbkdf2_sha256${iterations}${salt.hex()}${h.hex()}"
+
+
+def verify_password(pw: str, stored: str) -> bool:
+    try:
+        algo, it, salt, h = stored.split("$")
+        if algo != "pbkdf2_sha256":
+            return False
+        got = hashlib.pbkdf2_hmac("sha256", pw.encode(), bytes.fromhex(salt), int(it))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), h)
+
+
+@dataclass
+class Account:
+    system_id: str
+    password_hash: str
+    bind_types: tuple = BIND_TYPES
+    max_binds: int = 8
+    allowed_networks: tuple = ("0.0.0.0/0", "::/0")
+    throughput: float = 1000.0          # submit_sm per second (token bucket)
+    window: int = 100                   # outstanding deliver_sm towards this ESME
+    mo_prefixes: tuple = ()             # MO whose destination_addr starts with one of these goes here
+    _nets: list = field(default_factory=list, repr=False)
+    _verified: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self._nets = [ipaddress.ip_network(n, strict=False) for n in self.allowed_networks]
+
+    def network_allowed(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in n for n in self._nets if n.version == ip.version)
+
+    def check_password(self, pw: str) -> bool:
+        # binds repeat; cache successful checks (keyed by a fast digest, never the password)
+        k = hashlib.sha256(pw.encode()).hexdigest()
+        if k in self._verified:
+            return True
+        ok = verify_password(pw, self.password_hash)
+        if ok:
+            self._verified[k] = True
+        return ok
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float | None = None):
+        self.rate, self.burst = rate, burst or max(1.0, rate)
+        self.tokens, self.t = self.burst, time.monotonic()
+
+    def take(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class SmppSettings:
+    listen: str = "0.0.0.0:2775"
+    max_pdu: int = 65536
+    idle_timeout: float = 300.0
+    enquire_link_interval: float = 30.0
+    concat_timeout: float = 30.0
+    smsc: list = field(default_factory=list)
+    smsc_system_id: str = "telfilter"
+    smsc_password: str = "telfilter"
+    smsc_window: int = 200
+    smsc_response_timeout: float = 10.0
+    reconnect_min: float = 0.2
+    reconnect_max: float = 30.0
+    tag_tlv: int | None = 0x1400
+    tag_prefix: str = ""
+    silent_symbols: tuple = ()
+    rejected_receipt: bool = True
+    confirm_shortcode: bool = True
+    shortcode_replies: dict = field(default_factory=dict)
+    accounts: dict = field(default_factory=dict)
+
+
+DEFAULT_LIMITS = dict(bind_types=BIND_TYPES, max_binds=16, throughput=100_000.0, window=500)
+
+
+class SmppConfigError(Exception):
+    pass
+
+
+def load_smpp_settings(config_dir: Path) -> SmppSettings:
+    p = Path(config_dir) / "smpp.toml"
+    s = SmppSettings()
+    if not p.exists():
+        return s
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SmppConfigError(f"{p}: {e}") from None
+    srv, up, tag, drop, sc = (raw.get(k, {}) for k in ("server", "upstream", "tagging", "drop", "shortcode"))
+    s.listen = srv.get("listen", s.listen)
+    s.max_pdu = int(srv.get("max_pdu", s.max_pdu))
+    s.idle_timeout = float(srv.get("idle_timeout", s.idle_timeout))
+    s.enquire_link_interval = float(srv.get("enquire_link_interval", s.enquire_link_interval))
+    s.concat_timeout = float(srv.get("concat_timeout", s.concat_timeout))
+    s.smsc = list(up.get("smsc", []))
+    s.smsc_system_id = up.get("system_id", s.smsc_system_id)
+    s.smsc_password = up.get("password", s.smsc_password)
+    s.smsc_window = int(up.get("window", s.smsc_window))
+    s.smsc_response_timeout = float(up.get("response_timeout", s.smsc_response_timeout))
+    t = tag.get("tlv_tag", s.tag_tlv)
+    if t is not None and t is not False and not 0x1400 <= int(t) <= 0x3FFF:
+        raise SmppConfigError(f"{p}: tagging.tlv_tag must be a vendor tag in 0x1400-0x3FFF")
+    s.tag_tlv = int(t) if t not in (None, False) else None
+    s.tag_prefix = tag.get("text_prefix", s.tag_prefix)
+    s.silent_symbols = tuple(drop.get("silent_symbols", ()))
+    s.rejected_receipt = bool(drop.get("rejected_receipt", True))
+    s.confirm_shortcode = bool(sc.get("confirm", True))
+    s.shortcode_replies = dict(sc.get("replies", {}))
+    for i, a in enumerate(raw.get("account", [])):
+        try:
+            acc = Account(system_id=a["system_id"], password_hash=a["password_hash"],
+                          bind_types=tuple(a.get("bind_types", BIND_TYPES)), max_binds=int(a.get("max_binds", 8)),
+                          allowed_networks=tuple(a.get("allowed_networks", ("0.0.0.0/0", "::/0"))),
+                          throughput=float(a.get("throughput", 1000)), window=int(a.get("window", 100)),
+                          mo_prefixes=tuple(a.get("mo_prefixes", ())))
+        except (KeyError, ValueError, TypeError) as e:
+            raise SmppConfigError(f"{p}: account #{i + 1}: {e}") from None
+        bad = set(acc.bind_types) - set(BIND_TYPES)
+        if bad:
+            raise SmppConfigError(f"{p}: account {acc.system_id}: unknown bind type {sorted(bad)[0]!r}")
+        s.accounts[acc.system_id] = acc
+    return s
+
+
+def account_from_arg(arg: str) -> Account:
+    """`SYSTEM_ID:PASSWORD` from the command line, with the documented default limits."""
+    if ":" not in arg:
+        raise SmppConfigError(f"--esme-account {arg!r}: expected SYSTEM_ID:PASSWORD")
+    sid, pw = arg.split(":", 1)
+    if not sid or len(sid) > 15:
+        raise SmppConfigError(f"--esme-account {arg!r}: system_id must be 1-15 characters")
+    return Account(sid, hash_password(pw, iterations=1000), mo_prefixes=("",), **DEFAULT_LIMITS)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m engine.smpp_proxy.accounts PASSWORD", file=sys.stderr)
+        sys.exit(2)
+    print(hash_password(sys.argv[1]))

@@ -1,0 +1,130 @@
+"""An SMPP byte stream as a state machine you feed bytes to (after h11): no socket, no clock.
+
+    conn = SmppConnection(max_pdu=65536)
+    conn.receive_data(chunk)
+    while (ev := conn.next_event()) is not NEED_DATA: ...
+
+`next_event()` returns a PDU, `NEED_DATA`, or raises `RemoteProtocolError`. A PDU whose
+header is sound but whose body is bad raises with `fatal=False`: its bytes are consumed and
+the stream continues (answer with generic_nack or the command's resp carrying `status`).
+A bad command_length loses framing (`fatal=True`): the connection must close. A PDU over
+`max_pdu` raises `PduTooLarge` (fatal).
+
+`BindState` is the SMPP 3.4 §2.3 session state: which PDUs an ESME may send in which state.
+`Window` tracks outstanding requests by sequence number with an expiry each.
+"""
+from __future__ import annotations
+
+import struct
+
+from . import constants as C
+from .pdu import RemoteProtocolError, decode_body, encode
+
+NEED_DATA = type("NeedData", (), {"__repr__": lambda s: "NEED_DATA"})()
+MIN_LEN = 16
+
+
+class PduTooLarge(RemoteProtocolError):
+    pass
+
+
+class SmppConnection:
+    def __init__(self, max_pdu: int = 65536):
+        self.max_pdu = max_pdu
+        self._buf = bytearray()
+        self._seq = 0
+        self.closed = False
+
+    def receive_data(self, data: bytes) -> None:
+        self._buf += data
+
+    def next_event(self):
+        buf = self._buf
+        if len(buf) < 16:
+            return NEED_DATA
+        length, cid, status, seq = struct.unpack_from(">IIII", buf)
+        if length < MIN_LEN:
+            self.closed = True
+            raise RemoteProtocolError(f"command_length {length} < 16: framing lost", C.ESME_RINVCMDLEN, cid, seq, fatal=True)
+        if length > self.max_pdu:
+            self.closed = True
+            raise PduTooLarge(f"command_length {length} over the {self.max_pdu}-byte limit", C.ESME_RINVCMDLEN, cid, seq, fatal=True)
+        if len(buf) < length:
+            return NEED_DATA
+        raw = bytes(buf[:length])
+        del buf[:length]
+        return decode_body(cid, seq, status, raw[16:], raw)
+
+    @property
+    def trailing_data(self) -> bytes:
+        return bytes(self._buf)
+
+    def next_sequence(self) -> int:
+        # SMPP 3.4 §5.1.4: 0x00000001 to 0x7FFFFFFF
+        self._seq = self._seq % 0x7FFFFFFF + 1
+        return self._seq
+
+    @staticmethod
+    def send(pdu) -> bytes:
+        return encode(pdu)
+
+
+# ---------------------------------------------------------------- session state (SMPP 3.4 §2.3)
+OPEN, BOUND_TX, BOUND_RX, BOUND_TRX, UNBOUND = "OPEN", "BOUND_TX", "BOUND_RX", "BOUND_TRX", "UNBOUND"
+BIND_STATE = {C.BIND_TRANSMITTER: BOUND_TX, C.BIND_RECEIVER: BOUND_RX, C.BIND_TRANSCEIVER: BOUND_TRX}
+_ANY_BOUND = {C.ENQUIRE_LINK, C.ENQUIRE_LINK_RESP, C.UNBIND, C.UNBIND_RESP, C.GENERIC_NACK}
+_TX = {C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM, C.DATA_SM_RESP}
+_RX = {C.DELIVER_SM_RESP, C.DATA_SM_RESP}
+# what an SMSC (us, towards ESMEs) accepts from an ESME in each state
+FROM_ESME = {
+    OPEN: set(BIND_STATE) | {C.GENERIC_NACK, C.ENQUIRE_LINK},
+    BOUND_TX: _ANY_BOUND | _TX,
+    BOUND_RX: _ANY_BOUND | _RX,
+    BOUND_TRX: _ANY_BOUND | _TX | _RX,
+    UNBOUND: {C.UNBIND_RESP, C.GENERIC_NACK},
+}
+
+
+class BindState:
+    def __init__(self):
+        self.state = OPEN
+
+    def allowed_from_esme(self, command_id: int) -> bool:
+        return command_id in FROM_ESME[self.state]
+
+    def bound(self, bind_command_id: int) -> None:
+        self.state = BIND_STATE[bind_command_id]
+
+    @property
+    def can_receive(self) -> bool:
+        return self.state in (BOUND_RX, BOUND_TRX)
+
+    @property
+    def can_transmit(self) -> bool:
+        return self.state in (BOUND_TX, BOUND_TRX)
+
+
+# ---------------------------------------------------------------- window (after cloudhopper-smpp)
+class Window:
+    """Outstanding requests by sequence number; a timed-out request is an event, not a hang."""
+
+    def __init__(self, size: int, timeout: float):
+        self.size, self.timeout = size, timeout
+        self.pending: dict[int, tuple[float, object]] = {}
+
+    @property
+    def full(self) -> bool:
+        return len(self.pending) >= self.size
+
+    def add(self, seq: int, now: float, ctx) -> None:
+        self.pending[seq] = (now + self.timeout, ctx)
+
+    def complete(self, seq: int):
+        ent = self.pending.pop(seq, None)
+        return ent[1] if ent else None
+
+    def expired(self, now: float) -> list:
+        out = [(s, c) for s, (t, c) in self.pending.items() if t <= now]
+        for s, _ in out:
+            del self.pending[s]
+        return out

@@ -1,0 +1,301 @@
+"""SMPP 3.4 PDUs as frozen dataclasses with the spec's field names, and their byte layout.
+
+Each PDU type is declared once as a list of (field, kind) pairs in spec order; `decode_body`
+and `encode` walk that list. Kinds: `c` C-Octet String (kept as latin-1 `str`, so every byte
+round-trips), `B` 1-octet integer, `I` 4-octet integer, `sm` sm_length + short_message
+(bytes), `dests` / `unsucc` the submit_multi lists. Whatever follows the mandatory fields
+is optional parameters (TLVs), kept in order, byte for byte, known or not.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field, fields, make_dataclass, replace
+
+from . import constants as C
+
+_HDR = struct.Struct(">IIII")
+
+
+class ProtocolError(Exception):
+    pass
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something wrong. `status` is what to answer with; `command_id` and
+    `sequence_number` are what was decoded (None if not even the header was); `fatal`
+    means framing is lost and the connection must close."""
+
+    def __init__(self, msg, status, command_id=None, sequence_number=None, fatal=False):
+        super().__init__(msg)
+        self.status, self.command_id, self.sequence_number, self.fatal = status, command_id, sequence_number, fatal
+
+
+class LocalProtocolError(ProtocolError):
+    """Our own code misused the API (e.g. encoding a value that does not fit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tlv:
+    tag: int
+    value: bytes
+
+
+SUBMIT_FIELDS = [("service_type", "c"), ("source_addr_ton", "B"), ("source_addr_npi", "B"), ("source_addr", "c"),
+                 ("dest_addr_ton", "B"), ("dest_addr_npi", "B"), ("destination_addr", "c"), ("esm_class", "B"),
+                 ("protocol_id", "B"), ("priority_flag", "B"), ("schedule_delivery_time", "c"),
+                 ("validity_period", "c"), ("registered_delivery", "B"), ("replace_if_present_flag", "B"),
+                 ("data_coding", "B"), ("sm_default_msg_id", "B"), ("short_message", "sm")]
+BIND_FIELDS = [("system_id", "c"), ("password", "c"), ("system_type", "c"), ("interface_version", "B"),
+               ("addr_ton", "B"), ("addr_npi", "B"), ("address_range", "c")]
+
+SPECS = {
+    C.GENERIC_NACK: ("GenericNack", []),
+    C.BIND_RECEIVER: ("BindReceiver", BIND_FIELDS),
+    C.BIND_TRANSMITTER: ("BindTransmitter", BIND_FIELDS),
+    C.BIND_TRANSCEIVER: ("BindTransceiver", BIND_FIELDS),
+    C.BIND_RECEIVER_RESP: ("BindReceiverResp", [("system_id", "c")]),
+    C.BIND_TRANSMITTER_RESP: ("BindTransmitterResp", [("system_id", "c")]),
+    C.BIND_TRANSCEIVER_RESP: ("BindTransceiverResp", [("system_id", "c")]),
+    C.OUTBIND: ("Outbind", [("system_id", "c"), ("password", "c")]),
+    C.UNBIND: ("Unbind", []),
+    C.UNBIND_RESP: ("UnbindResp", []),
+    C.ENQUIRE_LINK: ("EnquireLink", []),
+    C.ENQUIRE_LINK_RESP: ("EnquireLinkResp", []),
+    C.SUBMIT_SM: ("SubmitSm", SUBMIT_FIELDS),
+    C.SUBMIT_SM_RESP: ("SubmitSmResp", [("message_id", "c")]),
+    C.DELIVER_SM: ("DeliverSm", SUBMIT_FIELDS),
+    C.DELIVER_SM_RESP: ("DeliverSmResp", [("message_id", "c")]),
+    C.DATA_SM: ("DataSm", [("service_type", "c"), ("source_addr_ton", "B"), ("source_addr_npi", "B"),
+                           ("source_addr", "c"), ("dest_addr_ton", "B"), ("dest_addr_npi", "B"),
+                           ("destination_addr", "c"), ("esm_class", "B"), ("registered_delivery", "B"),
+                           ("data_coding", "B")]),
+    C.DATA_SM_RESP: ("DataSmResp", [("message_id", "c")]),
+    C.SUBMIT_MULTI: ("SubmitMulti", [("service_type", "c"), ("source_addr_ton", "B"), ("source_addr_npi", "B"),
+                                     ("source_addr", "c"), ("dest_addresses", "dests")] + SUBMIT_FIELDS[7:]),
+    C.SUBMIT_MULTI_RESP: ("SubmitMultiResp", [("message_id", "c"), ("unsuccess_smes", "unsucc")]),
+    C.QUERY_SM: ("QuerySm", [("message_id", "c"), ("source_addr_ton", "B"), ("source_addr_npi", "B"), ("source_addr", "c")]),
+    C.QUERY_SM_RESP: ("QuerySmResp", [("message_id", "c"), ("final_date", "c"), ("message_state", "B"), ("error_code", "B")]),
+    C.CANCEL_SM: ("CancelSm", [("service_type", "c"), ("message_id", "c"), ("source_addr_ton", "B"),
+                               ("source_addr_npi", "B"), ("source_addr", "c"), ("dest_addr_ton", "B"),
+                               ("dest_addr_npi", "B"), ("destination_addr", "c")]),
+    C.CANCEL_SM_RESP: ("CancelSmResp", []),
+    C.REPLACE_SM: ("ReplaceSm", [("message_id", "c"), ("source_addr_ton", "B"), ("source_addr_npi", "B"),
+                                 ("source_addr", "c"), ("schedule_delivery_time", "c"), ("validity_period", "c"),
+                                 ("registered_delivery", "B"), ("sm_default_msg_id", "B"), ("short_message", "sm")]),
+    C.REPLACE_SM_RESP: ("ReplaceSmResp", []),
+    C.ALERT_NOTIFICATION: ("AlertNotification", [("source_addr_ton", "B"), ("source_addr_npi", "B"),
+                                                 ("source_addr", "c"), ("esme_addr_ton", "B"), ("esme_addr_npi", "B"),
+                                                 ("esme_addr", "c")]),
+}
+# PDUs that carry no optional parameters in SMPP 3.4 (anything after their body is an error)
+NO_TLVS = {C.GENERIC_NACK, C.UNBIND, C.UNBIND_RESP, C.ENQUIRE_LINK, C.ENQUIRE_LINK_RESP, C.SUBMIT_SM_RESP,
+           C.DELIVER_SM_RESP, C.QUERY_SM, C.QUERY_SM_RESP, C.CANCEL_SM, C.CANCEL_SM_RESP, C.REPLACE_SM,
+           C.REPLACE_SM_RESP, C.OUTBIND, C.BIND_RECEIVER, C.BIND_TRANSMITTER, C.BIND_TRANSCEIVER, C.SUBMIT_MULTI_RESP}
+# replace_sm and query_sm may not carry TLVs in 3.4 but real peers add some; be lenient on input
+NO_TLVS -= {C.REPLACE_SM, C.QUERY_SM, C.SUBMIT_MULTI_RESP}
+
+_DEFAULT = {"c": "", "B": 0, "I": 0, "sm": b"", "dests": (), "unsucc": ()}
+CLASSES = {}
+BY_NAME = {}
+for _cid, (_name, _spec) in SPECS.items():
+    _cls = make_dataclass(
+        _name,
+        [("sequence_number", int, field(default=0)), ("command_status", int, field(default=0))]
+        + [(f, object, field(default=_DEFAULT[k])) for f, k in _spec]
+        + [("tlvs", tuple, field(default=())), ("raw", bytes, field(default=b"", compare=False, repr=False))],
+        frozen=True, slots=True)
+    _cls.command_id = _cid
+    _cls.spec = _spec
+    _cls.__module__ = __name__
+    CLASSES[_cid] = _cls
+    BY_NAME[_name] = _cls
+    globals()[_name] = _cls
+
+
+def tlv(pdu, tag) -> bytes | None:
+    for t in pdu.tlvs:
+        if t.tag == tag:
+            return t.value
+    return None
+
+
+def is_response(command_id: int) -> bool:
+    return bool(command_id & C.RESP_BIT)
+
+
+def response_class(command_id: int):
+    return CLASSES.get(command_id | C.RESP_BIT)
+
+
+# ---------------------------------------------------------------- decoding
+
+def _cstr(body, off, cid, seq, name):
+    end = body.find(b"\x00", off)
+    if end < 0:
+        raise RemoteProtocolError(f"{name}: C-Octet String without NUL terminator", C.ESME_RINVCMDLEN, cid, seq)
+    return body[off:end].decode("latin-1"), end + 1
+
+
+def decode_body(cid: int, seq: int, status: int, body: bytes, raw: bytes = b""):
+    spec = SPECS.get(cid)
+    if spec is None:
+        raise RemoteProtocolError(f"unknown command_id 0x{cid:08x}", C.ESME_RINVCMDID, cid, seq)
+    cls = CLASSES[cid]
+    vals = {"sequence_number": seq, "command_status": status}
+    off, n = 0, len(body)
+    # SMPP 3.4: a response with a non-zero status may omit its body
+    if is_response(cid) and status != 0 and n == 0:
+        return cls(sequence_number=seq, command_status=status, raw=raw)
+    for name, kind in spec[1]:
+        if kind == "c":
+            vals[name], off = _cstr(body, off, cid, seq, name)
+        elif kind == "B":
+            if off >= n:
+                raise RemoteProtocolError(f"body ends before {name}", C.ESME_RINVCMDLEN, cid, seq)
+            vals[name] = body[off]
+            off += 1
+        elif kind == "sm":
+            if off >= n:
+                raise RemoteProtocolError("body ends before sm_length", C.ESME_RINVCMDLEN, cid, seq)
+            ln = body[off]
+            if off + 1 + ln > n:
+                raise RemoteProtocolError(f"sm_length {ln} exceeds the {n - off - 1} bytes that follow",
+                                          C.ESME_RINVMSGLEN, cid, seq)
+            vals[name] = body[off + 1: off + 1 + ln]
+            off += 1 + ln
+        elif kind == "dests":
+            if off >= n:
+                raise RemoteProtocolError("body ends before number_of_dests", C.ESME_RINVCMDLEN, cid, seq)
+            cnt = body[off]
+            off += 1
+            if cnt == 0 or cnt > 254:
+                raise RemoteProtocolError(f"number_of_dests {cnt}", C.ESME_RINVNUMDESTS, cid, seq)
+            dests = []
+            for _ in range(cnt):
+                if off >= n:
+                    raise RemoteProtocolError("body ends inside dest_address", C.ESME_RINVCMDLEN, cid, seq)
+                flag = body[off]
+                off += 1
+                if flag == 1:
+                    if off + 2 > n:
+                        raise RemoteProtocolError("body ends inside dest_address", C.ESME_RINVCMDLEN, cid, seq)
+                    ton, npi = body[off], body[off + 1]
+                    addr, off = _cstr(body, off + 2, cid, seq, "destination_addr")
+                    dests.append((1, ton, npi, addr))
+                elif flag == 2:
+                    name_, off = _cstr(body, off, cid, seq, "dl_name")
+                    dests.append((2, name_))
+                else:
+                    raise RemoteProtocolError(f"dest_flag {flag}", C.ESME_RINVDESTFLAG, cid, seq)
+            vals[name] = tuple(dests)
+        elif kind == "unsucc":
+            if off >= n:
+                raise RemoteProtocolError("body ends before no_unsuccess", C.ESME_RINVCMDLEN, cid, seq)
+            cnt = body[off]
+            off += 1
+            out = []
+            for _ in range(cnt):
+                if off + 2 > n:
+                    raise RemoteProtocolError("body ends inside unsuccess_sme", C.ESME_RINVCMDLEN, cid, seq)
+                ton, npi = body[off], body[off + 1]
+                addr, off = _cstr(body, off + 2, cid, seq, "unsuccess_sme")
+                if off + 4 > n:
+                    raise RemoteProtocolError("body ends inside unsuccess_sme", C.ESME_RINVCMDLEN, cid, seq)
+                out.append((ton, npi, addr, int.from_bytes(body[off:off + 4], "big")))
+                off += 4
+            vals[name] = tuple(out)
+    if off < n:
+        if cid in NO_TLVS:
+            raise RemoteProtocolError(f"{n - off} unexpected bytes after the body", C.ESME_RINVCMDLEN, cid, seq)
+        tl = []
+        while off < n:
+            if off + 4 > n:
+                raise RemoteProtocolError("truncated TLV header", C.ESME_RINVOPTPARSTREAM, cid, seq)
+            tag, ln = struct.unpack_from(">HH", body, off)
+            if off + 4 + ln > n:
+                raise RemoteProtocolError(f"TLV 0x{tag:04x} length {ln} runs past the PDU", C.ESME_RINVOPTPARSTREAM, cid, seq)
+            fixed = C.TLV_FIXED_LEN.get(tag)
+            if fixed is not None and ln != fixed:
+                raise RemoteProtocolError(f"TLV 0x{tag:04x} must be {fixed} bytes, got {ln}", C.ESME_RINVPARLEN, cid, seq)
+            tl.append(Tlv(tag, body[off + 4: off + 4 + ln]))
+            off += 4 + ln
+        vals["tlvs"] = tuple(tl)
+    vals["raw"] = raw
+    return cls(**vals)
+
+
+def decode(data: bytes):
+    """Decode exactly one whole PDU (command_length must equal len(data))."""
+    if len(data) < 16:
+        raise RemoteProtocolError("PDU shorter than its 16-byte header", C.ESME_RINVCMDLEN, fatal=True)
+    length, cid, status, seq = _HDR.unpack_from(data)
+    if length != len(data):
+        raise RemoteProtocolError(f"command_length {length} but {len(data)} bytes", C.ESME_RINVCMDLEN, cid, seq)
+    return decode_body(cid, seq, status, bytes(data[16:]), bytes(data))
+
+
+# ---------------------------------------------------------------- encoding
+
+def _enc_c(v, name):
+    if isinstance(v, bytes):
+        b = v
+    else:
+        try:
+            b = str(v).encode("latin-1")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"{name}: C-Octet Strings carry bytes 0-255 only") from None
+    if b"\x00" in b:
+        raise LocalProtocolError(f"{name}: NUL inside a C-Octet String")
+    return b + b"\x00"
+
+
+def encode(pdu) -> bytes:
+    cid = pdu.command_id
+    parts = []
+    if not (is_response(cid) and pdu.command_status != 0 and _empty_body(pdu)):
+        for name, kind in pdu.spec:
+            v = getattr(pdu, name)
+            if kind == "c":
+                parts.append(_enc_c(v, name))
+            elif kind == "B":
+                if not 0 <= v <= 255:
+                    raise LocalProtocolError(f"{name}={v} does not fit one octet")
+                parts.append(bytes((v,)))
+            elif kind == "sm":
+                if len(v) > 254:
+                    raise LocalProtocolError("short_message longer than 254 octets: use message_payload")
+                parts.append(bytes((len(v),)) + bytes(v))
+            elif kind == "dests":
+                parts.append(bytes((len(v),)))
+                for d in v:
+                    parts.append(bytes((1, d[1], d[2])) + _enc_c(d[3], "destination_addr") if d[0] == 1
+                                 else b"\x02" + _enc_c(d[1], "dl_name"))
+            elif kind == "unsucc":
+                parts.append(bytes((len(v),)))
+                for ton, npi, addr, err in v:
+                    parts.append(bytes((ton, npi)) + _enc_c(addr, "unsuccess_sme") + err.to_bytes(4, "big"))
+        for t in pdu.tlvs:
+            if len(t.value) > 0xFFFF:
+                raise LocalProtocolError(f"TLV 0x{t.tag:04x} value too long")
+            parts.append(struct.pack(">HH", t.tag, len(t.value)) + bytes(t.value))
+    body = b"".join(parts)
+    return _HDR.pack(16 + len(body), cid, pdu.command_status, pdu.sequence_number) + body
+
+
+def _empty_body(pdu) -> bool:
+    return all(getattr(pdu, n) == _DEFAULT[k] for n, k in pdu.spec) and not pdu.tlvs
+
+
+def with_sequence(raw: bytes, seq: int) -> bytes:
+    """The same PDU bytes with another sequence_number (what a relay changes, and only that)."""
+    return raw[:12] + seq.to_bytes(4, "big") + raw[16:]
+
+
+def name_of(command_id: int) -> str:
+    s = SPECS.get(command_id)
+    return s[0] if s else f"0x{command_id:08x}"
+
+
+__all__ = ["Tlv", "decode", "decode_body", "encode", "tlv", "with_sequence", "RemoteProtocolError",
+           "LocalProtocolError", "ProtocolError", "CLASSES", "BY_NAME", "replace", "is_response",
+           "response_class", "name_of"] + [n for n, _ in SPECS.values()]

@@ -1,0 +1,70 @@
+"""Run an SMSC simulator and the proxy on loopback in a background event loop thread.
+
+Used by `telfilter demo`, the interop tests and the benchmarks, so that a blocking client
+(smpplib) can drive the proxy from the calling thread. Everything listens on 127.0.0.1 and
+stops with `stop()`.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from .accounts import SmppSettings, account_from_arg
+from .server import SmppProxy, VerdictLog
+from .simulator import SmscSimulator
+
+
+class ProxyHarness:
+    def __init__(self, pipeline, accounts=("esme1:secret",), settings: SmppSettings | None = None,
+                 verdict_log=None, clock=None, receipt_delay=0.05, with_proxy=True):
+        self.pipeline, self.accounts, self.settings = pipeline, accounts, settings or SmppSettings()
+        self.vlog = verdict_log if verdict_log is not None else VerdictLog(open("/dev/null", "w"))
+        self.clock, self.receipt_delay, self.with_proxy = clock, receipt_delay, with_proxy
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="smpp-harness", daemon=True)
+        self.sim = self.proxy = None
+
+    def call(self, coro, timeout=30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def run(self, fn, *a):
+        """Run a plain function inside the loop thread and return its result."""
+        async def _f():
+            return fn(*a)
+        return self.call(_f())
+
+    def start(self):
+        self.thread.start()
+        self.sim = SmscSimulator(receipt_delay=self.receipt_delay)
+        self.call(self.sim.start("127.0.0.1", 0))
+        if self.with_proxy:
+            s = self.settings
+            s.smsc = [f"127.0.0.1:{self.sim.port}"]
+            for a in self.accounts:
+                acc = account_from_arg(a)
+                s.accounts[acc.system_id] = acc
+            self.proxy = SmppProxy(self.pipeline, s, self.vlog, clock=self.clock)
+            self.call(self.proxy.start("127.0.0.1:0"))
+            if not self.call(self.proxy.wait_upstream(10)):
+                raise RuntimeError("proxy did not bind to the simulator")
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port if self.proxy else self.sim.port
+
+    def stop(self):
+        try:
+            if self.proxy:
+                self.call(self.proxy.stop())
+            if self.sim:
+                self.call(self.sim.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()

@@ -1,0 +1,132 @@
+"""An SMSC simulator for tests, the demo and benchmarks (loopback only).
+
+Accepts binds, answers submit_sm / data_sm / submit_multi with its own message_ids, records
+every PDU it receives byte for byte (`received`), sends a delivery receipt for each accepted
+message that asked for one, and can inject MO messages (`send_mo`). `down` makes it refuse
+binds; `stall` makes it stop answering submits (to exercise windows and timeouts).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from .codec import constants as C
+from .codec import NEED_DATA, RemoteProtocolError, SmppConnection, Tlv, encode
+from .codec import pdu as P
+
+
+class _SimSession(asyncio.Protocol):
+    def __init__(self, sim):
+        self.sim, self.conn, self.transport, self.bound = sim, SmppConnection(1 << 20), None, False
+
+    def connection_made(self, t):
+        self.transport = t
+        self.sim.sessions.append(self)
+
+    def connection_lost(self, exc):
+        if self in self.sim.sessions:
+            self.sim.sessions.remove(self)
+
+    def data_received(self, data):
+        self.conn.receive_data(data)
+        while True:
+            try:
+                ev = self.conn.next_event()
+            except RemoteProtocolError as e:
+                self.transport.write(encode(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status)))
+                if e.fatal:
+                    self.transport.close()
+                    return
+                continue
+            if ev is NEED_DATA:
+                return
+            self.sim.on_pdu(self, ev)
+
+    def send(self, pdu):
+        if self.transport and not self.transport.is_closing():
+            self.transport.write(encode(pdu))
+
+
+class SmscSimulator:
+    def __init__(self, receipt_delay: float | None = 0.05, system_id="SIMSMSC"):
+        self.received: list = []            # (monotonic time, pdu) for every request received
+        self.sessions: list = []
+        self.receipt_delay = receipt_delay
+        self.system_id = system_id
+        self.down = False
+        self.stall = False
+        self._ids = itertools.count(1)
+        self.server = None
+        self.mo_responses: list = []
+
+    async def start(self, host="127.0.0.1", port=0):
+        self.server = await asyncio.get_running_loop().create_server(lambda: _SimSession(self), host, port)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self):
+        for s in list(self.sessions):
+            s.transport.close()
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+    def submits(self):
+        return [p for _, p in self.received if p.command_id in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI)]
+
+    def on_pdu(self, s: _SimSession, ev):
+        cid = ev.command_id
+        if P.is_response(cid):
+            if cid == C.DELIVER_SM_RESP:
+                self.mo_responses.append(ev)
+            return
+        self.received.append((time.monotonic(), ev))
+        if cid in (C.BIND_TRANSCEIVER, C.BIND_TRANSMITTER, C.BIND_RECEIVER):
+            st = C.ESME_RBINDFAIL if self.down else 0
+            s.bound = not st
+            s.send(P.response_class(cid)(sequence_number=ev.sequence_number, command_status=st, system_id=self.system_id))
+            if st:
+                s.transport.close()
+        elif cid == C.ENQUIRE_LINK:
+            s.send(P.EnquireLinkResp(sequence_number=ev.sequence_number))
+        elif cid == C.UNBIND:
+            s.send(P.UnbindResp(sequence_number=ev.sequence_number))
+            s.transport.close()
+        elif cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
+            if self.stall:
+                return
+            mid = f"{next(self._ids):08X}"
+            s.send(P.response_class(cid)(sequence_number=ev.sequence_number, message_id=mid))
+            if self.receipt_delay is not None and getattr(ev, "registered_delivery", 0) & 0x03 and cid == C.SUBMIT_SM:
+                asyncio.get_running_loop().call_later(self.receipt_delay, self._receipt, s, ev, mid)
+        elif cid in (C.QUERY_SM,):
+            s.send(P.QuerySmResp(sequence_number=ev.sequence_number, message_id=ev.message_id, message_state=2))
+        elif cid == C.CANCEL_SM:
+            s.send(P.CancelSmResp(sequence_number=ev.sequence_number))
+        elif cid == C.REPLACE_SM:
+            s.send(P.ReplaceSmResp(sequence_number=ev.sequence_number))
+        else:
+            s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
+
+    def _receipt(self, s, sm, mid):
+        now = time.strftime("%y%m%d%H%M")
+        body = f"id:{mid} sub:001 dlvrd:001 submit date:{now} done date:{now} stat:DELIVRD err:000 text:".encode()
+        s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=sm.dest_addr_ton,
+                           source_addr_npi=sm.dest_addr_npi, source_addr=sm.destination_addr,
+                           dest_addr_ton=sm.source_addr_ton, dest_addr_npi=sm.source_addr_npi,
+                           destination_addr=sm.source_addr, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=body,
+                           tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, b"\x02"))))
+
+    def send_mo(self, source: str, dest: str, text: str) -> bool:
+        from .codec import encode_text
+        dc, body = encode_text(text)
+        for s in self.sessions:
+            if s.bound:
+                s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=1, source_addr_npi=1,
+                                   source_addr=source, destination_addr=dest, data_coding=dc, short_message=body))
+                return True
+        return False
