@@ -33,3 +33,8 @@ def data_dir(tmp_path):
 
 def jsonl(lines):
     return "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines)
+
+
+def pytest_configure(config):
+    # smpplib warns about its own future TLV behaviour on every client; not ours to fix
+    config.addinivalue_line("filterwarnings", "ignore:Unknown optional parameters:DeprecationWarning")

@@ -85,6 +85,15 @@ class TokenBucket:
         return False
 
 
+DEFAULT_REPLIES = {
+    "DNC_REGISTERED": "Ban da dang ky thanh cong danh sach khong nhan quang cao (DNC).",
+    "DNC_CANCELLED": "Ban da huy dang ky danh sach khong nhan quang cao (DNC).",
+    "SPAM_REPORTED": "Cam on ban da phan anh tin nhan/cuoc goi rac.",
+    "AD_COPY_RECEIVED": "Da nhan ban sao tin quang cao.",
+    "SHORTCODE_SYNTAX_ERROR": "Sai cu phap. Soan DK DNC, HUY DNC, S <so> <noi dung> hoac V <so> <noi dung> gui 5656.",
+}
+
+
 @dataclass
 class SmppSettings:
     listen: str = "0.0.0.0:2775"
@@ -104,7 +113,7 @@ class SmppSettings:
     silent_symbols: tuple = ()
     rejected_receipt: bool = True
     confirm_shortcode: bool = True
-    shortcode_replies: dict = field(default_factory=dict)
+    shortcode_replies: dict = field(default_factory=lambda: dict(DEFAULT_REPLIES))
     accounts: dict = field(default_factory=dict)
 
 
@@ -143,7 +152,7 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     s.silent_symbols = tuple(drop.get("silent_symbols", ()))
     s.rejected_receipt = bool(drop.get("rejected_receipt", True))
     s.confirm_shortcode = bool(sc.get("confirm", True))
-    s.shortcode_replies = dict(sc.get("replies", {}))
+    s.shortcode_replies.update(sc.get("replies", {}))
     for i, a in enumerate(raw.get("account", [])):
         try:
             acc = Account(system_id=a["system_id"], password_hash=a["password_hash"],
