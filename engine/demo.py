@@ -1,44 +1,139 @@
-"""`telfilter demo`: the main job on embedded defaults.
+"""`telfilter demo`: the main job on embedded defaults, end to end over real SMPP.
 
-Runs the shipped sample traffic (config/sample/messages.jsonl) through the pipeline with the
-sample lists in a temporary data dir, and prints what happened to each message and why.
+Starts the proxy (as `serve` does) with the shipped config and sample lists in a temporary
+data dir, an in-process SMSC simulator on loopback, and drives it with smpplib's client (an
+SMPP implementation we did not write): ordinary messages, spam, an ad at 23:00, an ad to a
+DNC number, a `DK DNC` MO to 5656 followed by an ad to that subscriber, and a long UCS2
+Vietnamese message. Prints what happened to each and the latency the proxy added (round
+trip through the proxy minus the round trip straight to the simulator), then exits.
 """
 from __future__ import annotations
 
-import json
+import io
 import shutil
+import socket
+import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .app import build, seed_default_data
 from .config import load_settings
-from .records import parse_record
+
+HANOI = timezone(timedelta(hours=7))
+
+SCRIPT = [
+    # (label, source, destination, text, local hour)
+    ("ordinary SMS", "84903111222", "84912345681", "Toi nay an com o nha nhe, me nau canh chua.", 18),
+    ("bank OTP (CSKH brandname)", "VNBANK", "84912345678", "Ma OTP cua quy khach la 482913. Khong chia se ma nay.", 9),
+    ("spam (classifier)", "84903111223", "84912345681",
+     "WINNER!! You have won a £1000 cash prize. Call 09061701461 to claim. Txt STOP to end", 17),
+    ("phishing link (blacklist)", "84909123456", "84912345679",
+     "Tai khoan VNBANK cua ban bi khoa. Xac minh ngay tai vnbank-xacminh.example/login", 11),
+    ("ad at 10:00", "SHOPABC", "84912345678", "[QC] Giam 30% toan bo don hang cuoi tuan. Tu choi QC soan TC gui 5656", 10),
+    ("ad at 23:00", "SHOPABC", "84912345678", "[QC] Flash sale dem khuya! Tu choi: TC gui 5656", 23),
+    ("ad to a DNC number", "SHOPABC", "84912000001", "[QC] Uu dai thanh vien. Tu choi: TC gui 5656", 11),
+    ("MO 'DK DNC' to 5656", None, "84912345690", "DK DNC", 12),
+    ("ad after DK DNC", "SHOPABC", "84912345690", "[QC] Qua tang cho ban. Tu choi: TC gui 5656", 12),
+    ("long UCS2 Vietnamese", "84903111224", "84912345681",
+     "Chào chị Hoa, em gửi lại lịch họp tuần sau: thứ Hai 9 giờ họp giao ban, thứ Ba 14 giờ gặp khách hàng "
+     "ở quận 1, thứ Tư cả ngày đào tạo nội bộ, thứ Năm nghỉ bù, thứ Sáu 10 giờ tổng kết dự án. "
+     "Chị xem giúp em có trùng lịch gì không nhé, em cảm ơn chị nhiều!", 15),
+]
 
 
 def cmd_demo(args) -> int:
+    import smpplib.client
+    import smpplib.gsm
+    from .smpp_proxy.codec import pdu_text
+    from .smpp_proxy.harness import ProxyHarness
+    from .smpp_proxy.server import VerdictLog
     settings = load_settings(getattr(args, "config", None))
     tmp = Path(tempfile.mkdtemp(prefix="telfilter-demo-"))
+    day = datetime.now(HANOI).date()
+    now = {"t": datetime.now(timezone.utc)}
+    log_buf = io.StringIO()
+    rows = []
     try:
         seed_default_data(tmp, settings)
         pipe = build(getattr(args, "config", None), tmp)
-        rows = []
-        for line in (settings.config_dir / "sample" / "messages.jsonl").read_text(encoding="utf-8").splitlines():
-            rec = parse_record(json.loads(line))
-            t0 = time.perf_counter()
-            v = pipe.judge(rec)
-            us = (time.perf_counter() - t0) * 1e6
-            what = rec.text if rec.kind == "sms" else f"call {rec.caller} -> {rec.callee}"
-            rows.append((rec.id, str(v.action), ",".join(v.symbols) or "-", f"{us:.0f}", what[:48]))
-        w = [max(len(r[i]) for r in rows + [("id", "action", "symbols", "µs", "message")]) for i in range(5)]
-        hdr = ("id", "action", "symbols", "µs", "message")
-        print("  ".join(h.ljust(w[i]) for i, h in enumerate(hdr)))
+        print("telfilter demo: SMPP proxy + SMSC simulator on 127.0.0.1, ESME = smpplib, sample lists in", tmp)
+        with ProxyHarness(pipe, accounts=("demo:demo",), verdict_log=VerdictLog(log_buf), clock=lambda: now["t"]) as h:
+            c = smpplib.client.Client("127.0.0.1", h.port, timeout=5)
+            c.connect()
+            c.bind_transceiver(system_id="demo", password="demo")
+            direct = smpplib.client.Client("127.0.0.1", h.sim.port, timeout=5)
+            direct.connect()
+            direct.bind_transceiver(system_id="baseline", password="x")
+            for cl in (c, direct):       # smpplib leaves Nagle on; parts would wait for delayed ACKs
+                cl._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            base = []
+            for label, src, dst, text, hour in SCRIPT:
+                now["t"] = datetime(day.year, day.month, day.day, hour, 0, tzinfo=HANOI).astimezone(timezone.utc)
+                if src is None:            # a subscriber's MO, arriving from the SMSC
+                    before = len(h.sim.submits())
+                    h.run(h.sim.send_mo, dst, "5656", text)
+                    t_end = time.time() + 3
+                    while len(h.sim.submits()) == before and time.time() < t_end:
+                        time.sleep(0.01)
+                    reply = pdu_text(h.sim.submits()[-1]) if len(h.sim.submits()) > before else "-"
+                    rows.append((label, "allow", _symbols(log_buf), "-", f"confirmation: {reply[:40]}"))
+                    continue
+                parts, enc, esm = smpplib.gsm.make_parts(text)
+                kws = [dict(source_addr_ton=5 if not src.isdigit() else 1, source_addr=src, dest_addr_ton=1,
+                            destination_addr=dst, short_message=p, data_coding=enc, esm_class=esm) for p in parts]
+                # all parts go out before the responses are read (a window): the proxy holds
+                # the parts of a concatenated message until it can judge the whole text
+                t0 = time.perf_counter()
+                for kw in kws:
+                    c.send_message(**kw)
+                statuses = [c.read_pdu().status for _ in kws]
+                rtts = [(time.perf_counter() - t0)]
+                t0 = time.perf_counter()
+                for kw in kws:
+                    direct.send_message(**kw)
+                for _ in kws:
+                    direct.read_pdu()
+                base.append(time.perf_counter() - t0)
+                ok = all(s == 0 for s in statuses)
+                outcome = "forwarded" if ok else f"rejected 0x{statuses[0]:02X}"
+                rows.append((label, outcome, _symbols(log_buf), f"{rtts[0] * 1e6:.0f}",
+                             f"{len(parts)} part(s), {'UCS2' if enc == 8 else 'GSM7'}"))
+            base_us = statistics.median(base) * 1e6
+            for cl in (c, direct):
+                cl.unbind()
+                cl.disconnect()
+        hdr = ("message", "outcome", "symbols", "rtt µs", "notes")
+        w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(5)]
+        print("  ".join(x.ljust(w[i]) for i, x in enumerate(hdr)))
+        print("  ".join("-" * w[i] for i in range(5)))
         for r in rows:
-            print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+            print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
+        added = [float(r[3]) - base_us for r in rows if r[3] != "-"]
+        print(f"\nround trip straight to the simulator: {base_us:.0f} µs (median); "
+              f"added by telfilter: median {statistics.median(added):.0f} µs, max {max(added):.0f} µs")
+        print(f"verdict log: {len(log_buf.getvalue().splitlines())} JSON lines (telfilter serve writes them to --log)")
         return 0
     finally:
         if getattr(args, "keep_data", False):
             print(f"data dir kept: {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+_seen = {"n": 0}
+
+
+def _symbols(buf) -> str:
+    import json
+    lines = buf.getvalue().splitlines()
+    new = lines[_seen["n"]:]
+    _seen["n"] = len(lines)
+    syms = []
+    for l in new:
+        for h in json.loads(l)["hits"]:
+            if h["symbol"] not in syms:
+                syms.append(h["symbol"])
+    return ",".join(syms) or "-"

@@ -282,3 +282,12 @@ def test_mo_routed_to_account_receiver(harness):
     assert wait(lambda: harness.sim.mo_responses)
     assert harness.sim.mo_responses[0].command_status == 0
     rx.disconnect()
+
+
+def test_demo_runs_end_to_end():
+    from .conftest import run_cli
+    p = run_cli("demo")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for needle in ("AD_OUTSIDE_HOURS", "AD_TO_DNC", "DNC_REGISTERED", "URL_BLACKLISTED", "added by telfilter"):
+        assert needle in out
