@@ -1,0 +1,181 @@
+"""SIP codec and screen: RFC 4475 torture tests (rewritten to loopback), proxy rules, verdicts."""
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.sip_screen.codec import SipParseError, StreamParser, check_request, parse_datagram
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.server import SipSettings
+
+VEC = Path(__file__).parent / "vectors" / "sip"
+HOST_RE = re.compile(rb"(?<![\w.-])(?:(?:[A-Za-z0-9-]+\.)+(?:com|net|org|edu|example)|\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?(?![\w-])")
+
+
+def to_loopback(raw: bytes, client_port: int, route_port: int = 5060) -> bytes:
+    """Rewrite every host in the header section to loopback: Via sent-by to our client's port,
+    Route to the next hop's, everything else to 127.0.0.1. Folded lines keep their header.
+    The body is left alone so Content-Length stays right. Nothing leaves this machine."""
+    i = raw.find(b"\r\n\r\n")
+    head, body = (raw[:i], raw[i:]) if i >= 0 else (raw, b"")
+    lines, cur = [], b""
+    for n, line in enumerate(head.split(b"\r\n")):
+        if n and line[:1] not in (b" ", b"\t"):
+            cur = line.split(b":", 1)[0].strip().lower()
+        if n == 0:
+            repl = b"127.0.0.1"
+        elif cur in (b"via", b"v"):
+            repl = b"127.0.0.1:%d" % client_port
+        elif cur in (b"route", b"record-route"):
+            repl = b"127.0.0.1:%d" % route_port
+        else:
+            repl = b"127.0.0.1"
+        lines.append(HOST_RE.sub(repl, line))
+    return b"\r\n".join(lines) + body
+
+
+@pytest.fixture
+def screen(tmp_path):
+    d = tmp_path / "data"
+    ListStore(d).import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
+    pipe = build(data_dir=d)
+    uas = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    uas.bind(("127.0.0.1", 0))
+    uas.settimeout(0.5)
+    s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas.getsockname()[1]}", allow_networks=["127.0.0.0/8"])
+    h = SipHarness(pipe, s).start()
+    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cli.bind(("127.0.0.1", 0))
+    cli.settimeout(0.5)
+    yield h, cli, uas
+    h.stop()
+    cli.close()
+    uas.close()
+
+
+def recv(sock, timeout=0.5):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65535)
+    except socket.timeout:
+        return None
+
+
+# (vector, expected): an int = the status the client must get; "fwd" = forwarded to the next hop; None = silence
+EXPECT = {
+    "wsinv": "fwd", "intmeth": "fwd", "esc01": "fwd", "lwsdisp": "fwd", "longreq": "fwd", "dblreq": "fwd",
+    "transports": "fwd", "inv2543": "fwd", "badbranch": "fwd", "unreason": None, "bigcode": None,
+    "badinv01": 400, "clerr": 400, "ncl": 400, "scalar02": 400, "quotbal": 400, "ltgtruri": 400,
+    "lwsstart": 400, "badvers": 505, "mismatch01": 400, "insuf": 400, "unkscm": 416, "bext01": 420,
+    "zeromf": 483, "multi01": 400,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECT))
+def test_rfc4475_reaction_over_udp(screen, name):
+    h, cli, uas = screen
+    raw = to_loopback((VEC / f"{name}.dat").read_bytes(), cli.getsockname()[1], uas.getsockname()[1])
+    head = raw.split(b"\r\n\r\n")[0]
+    assert b"example" not in head.lower() and not re.search(rb"192\.|10\.\d", head)
+    cli.sendto(raw, ("127.0.0.1", h.port))
+    want = EXPECT[name]
+    got_cli, got_uas = recv(cli), recv(uas, 0.3 if want != "fwd" else 0.5)
+    if want == "fwd":
+        assert got_uas is not None and got_cli is None
+        fwd = parse_datagram(got_uas)
+        top = fwd.values("via")[0]
+        assert "127.0.0.1:%d" % h.port in top and "branch=z9hG4bKtf" in top
+        mf = fwd.get("max-forwards")
+        orig = parse_datagram(raw).get("max-forwards")
+        assert int(mf) == (int(orig) - 1 if orig else 70)
+    elif want is None:
+        assert got_cli is None and got_uas is None
+    else:
+        assert got_uas is None, "an invalid request must never be forwarded"
+        r = parse_datagram(got_cli)
+        assert r.status == want, (r.status, r.reason)
+        if want == 420:
+            assert "noProxiesSupportThis" in r.get("unsupported")
+    # and the screen still serves
+    ok = to_loopback((VEC / "wsinv.dat").read_bytes(), cli.getsockname()[1], uas.getsockname()[1])
+    cli.sendto(ok, ("127.0.0.1", h.port))
+    assert recv(uas) is not None
+
+
+def test_dblreq_only_first_request_is_processed(screen):
+    h, cli, uas = screen
+    cli.sendto(to_loopback((VEC / "dblreq.dat").read_bytes(), cli.getsockname()[1]), ("127.0.0.1", h.port))
+    first = parse_datagram(recv(uas))
+    assert first.method == "REGISTER"
+    assert recv(uas, 0.3) is None
+
+
+def test_stream_framing_and_conflicting_content_length():
+    p = StreamParser()
+    msg = (VEC / "esc01.dat").read_bytes()
+    p.feed(msg[:50])
+    assert p.next() is None
+    p.feed(msg[50:] + msg)
+    a, b = p.next(), p.next()
+    assert a.method == b.method == "INVITE" and len(a.body) == 150 and p.next() is None
+    bad = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\nl: 5\r\n\r\nhello"
+    with pytest.raises(SipParseError) as ei:
+        parse_datagram(bad)
+    assert ei.value.status == 400
+
+
+INVITE = ("INVITE sip:{callee}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bK{branch};rport\r\n"
+          "Max-Forwards: 70\r\nFrom: \"Caller\" <sip:{caller}@127.0.0.1>;tag=abc\r\nTo: <sip:{callee}@127.0.0.1>\r\n"
+          "Call-ID: {branch}@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:{caller}@127.0.0.1:{cport}>\r\n"
+          "Content-Length: 0\r\n\r\n")
+
+
+def test_blacklisted_caller_gets_608_with_reason(screen):
+    h, cli, uas = screen
+    cli.sendto(INVITE.format(callee="0912345678", caller="0987000666", cport=cli.getsockname()[1], branch="bl1").encode(),
+               ("127.0.0.1", h.port))
+    r = parse_datagram(recv(cli))
+    assert r.status == 608 and "SENDER_BLACKLISTED" in r.get("reason")
+    assert "purpose=info" in r.get("call-info") and ";tag=tf" in r.get("to")
+    assert recv(uas, 0.3) is None
+    # the ACK for our 608 is absorbed, not forwarded
+    ack = INVITE.format(callee="0912345678", caller="0987000666", cport=cli.getsockname()[1], branch="bl1")
+    ack = ack.replace("INVITE sip", "ACK sip").replace("CSeq: 1 INVITE", "CSeq: 1 ACK").replace(
+        "To: <sip:0912345678@127.0.0.1>", "To: " + r.get("to"))
+    cli.sendto(ack.encode(), ("127.0.0.1", h.port))
+    assert recv(uas, 0.3) is None
+
+
+def test_allowed_call_forwarded_and_response_relayed(screen):
+    h, cli, uas = screen
+    cli.sendto(INVITE.format(callee="0912345678", caller="0901234567", cport=cli.getsockname()[1], branch="ok1").encode(),
+               ("127.0.0.1", h.port))
+    data, addr = uas.recvfrom(65535)
+    fwd = parse_datagram(data)
+    vias = fwd.values("via")
+    assert len(vias) == 2 and f"rport={cli.getsockname()[1]}" in vias[1]
+    # the UAS answers to the top Via (the screen), which relays to the client
+    resp = ("SIP/2.0 180 Ringing\r\n" + "".join(f"Via: {v}\r\n" for v in vias) +
+            f"From: {fwd.get('from')}\r\nTo: {fwd.get('to')};tag=uas1\r\nCall-ID: {fwd.get('call-id')}\r\n"
+            "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+    uas.sendto(resp.encode(), ("127.0.0.1", h.port))
+    r = parse_datagram(recv(cli))
+    assert r.status == 180 and len(r.values("via")) == 1
+    # a retransmission gets the same branch (stateless §16.11)
+    cli.sendto(INVITE.format(callee="0912345678", caller="0901234567", cport=cli.getsockname()[1], branch="ok1").encode(),
+               ("127.0.0.1", h.port))
+    again = parse_datagram(uas.recv(65535))
+    assert again.values("via")[0] == vias[0]
+
+
+def test_not_sent_outside_permitted_networks(screen):
+    h, cli, uas = screen
+    h.screen.s.next_hop = "192.0.2.10:5060"
+    cli.sendto(INVITE.format(callee="0912345678", caller="0901234567", cport=cli.getsockname()[1], branch="nx").encode(),
+               ("127.0.0.1", h.port))
+    time.sleep(0.2)
+    assert h.screen.stats["not_permitted"] >= 1
