@@ -8,11 +8,24 @@ do not need the folded text never pay for it) and read-only: checks are pure fun
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from functools import cached_property
 
 from .numbers import normalise_number, normalise_sender_id
 from .textnorm import content_key, find_hosts, fold, simhash64, simhash_bands
 from .verdict import Call, Message
+
+
+class cached_property:
+    """functools.cached_property without its per-access lock (3.11): one context per message,
+    never shared between threads."""
+
+    def __init__(self, fn):
+        self.fn, self.name = fn, fn.__name__
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        v = obj.__dict__[self.name] = self.fn(obj)
+        return v
 
 
 class MessageContext:

@@ -7,10 +7,12 @@ NFKD, combining marks removed, đ/Đ -> d, case-folded, zero-width characters re
 """
 from __future__ import annotations
 
-import hashlib
 import re
+import zlib
 import unicodedata
 from functools import lru_cache
+
+import numpy as np
 
 _ZW = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _D = str.maketrans({"đ": "d", "Đ": "d", "ð": "d"})
@@ -59,22 +61,20 @@ def content_key(text: str) -> str:
     return " ".join(fold(text).split())
 
 
+@lru_cache(maxsize=16384)
 def simhash64(text: str) -> int:
-    """64-bit SimHash over word 2-shingles of folded text with digit runs masked."""
+    """64-bit SimHash over word 2-shingles of folded text with digit runs masked.
+
+    Each shingle's 64-bit hash is two CRC-32s; the per-bit vote is done with numpy."""
     words = _WORD.findall(_DIGITS.sub("0", fold(text)))
     if not words:
         return 0
-    grams = [" ".join(words[i:i + 2]) for i in range(max(1, len(words) - 1))]
-    acc = [0] * 64
-    for g in grams:
-        h = int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "big")
-        for b in range(64):
-            acc[b] += 1 if (h >> b) & 1 else -1
-    v = 0
-    for b in range(64):
-        if acc[b] > 0:
-            v |= 1 << b
-    return v
+    grams = [(words[i] + " " + words[i + 1]).encode() for i in range(len(words) - 1)] or [words[0].encode()]
+    hs = np.fromiter(((zlib.crc32(g) << 32) | zlib.crc32(g, 0x9E3779B9) for g in grams), dtype=np.uint64,
+                     count=len(grams))
+    bits = np.unpackbits(hs.view(np.uint8)).reshape(len(grams), 64)
+    votes = bits.sum(axis=0, dtype=np.int64) * 2 > len(grams)
+    return int.from_bytes(np.packbits(votes).tobytes(), "big")
 
 
 def simhash_bands(h: int, bands: int = 4) -> tuple[int, ...]:

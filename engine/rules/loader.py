@@ -165,6 +165,9 @@ class RuleSet:
         self.fixtures = fixtures
         self.directory = directory
         self.order = _topo(rules, self.by_symbol)
+        # per scope: scoring rules, and helpers only when stateful (they must run to count)
+        self.by_scope = {sc: [r for r in self.order if sc in r.applies_to and (not r.helper or r.stateful)]
+                         for sc in SCOPES}
 
     def restricted(self, symbol: str) -> "RuleSet":
         """The set with only `symbol` (and the helpers/symbols it refers to) enabled."""
@@ -182,11 +185,11 @@ class RuleSet:
         """All rules for the context's scope. Returns (hits as (rule, evidence), pending Stateful)."""
         memo: dict = {}
         pending: list = []
-        scope = ctx.scope
+        by_symbol = self.by_symbol
 
         def look(sym):
             if sym not in memo:
-                memo[sym] = run(self.by_symbol[sym])
+                memo[sym] = run(by_symbol[sym])
             return memo[sym] is not None
 
         def run(rule):
@@ -212,11 +215,11 @@ class RuleSet:
                     ev.append(e)
             return "; ".join(ev) if ev else rule.description
 
+        scope = ctx.scope
         hits = []
-        for rule in self.order:
-            if rule.symbol not in memo:
-                memo[rule.symbol] = run(rule)
-            e = memo[rule.symbol]
+        for rule in self.by_scope[scope]:
+            sym = rule.symbol
+            e = memo[sym] if sym in memo else memo.setdefault(sym, run(rule))
             if e is not None and not rule.helper:
                 hits.append((rule, e))
         self._last_memo = memo
