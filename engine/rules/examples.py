@@ -55,7 +55,12 @@ def run_examples(ruleset, settings) -> tuple[int, list]:
                 except (RecordError, TypeError, AttributeError) as e:
                     failures.append(ExampleFailure(where, rule.symbol, f"bad example: {e}"))
                     continue
-                hit = rule.symbol in v.symbols or (rule.helper and sub._last_memo.get(rule.symbol) is not None)
+                if rule.helper:
+                    from ..context import MessageContext
+                    ctx = MessageContext(example_record(ex), p.lists, p.tz, p.shortcode)
+                    hit = rule.symbol in sub.evaluate_all(ctx, p.state)[0]
+                else:
+                    hit = rule.symbol in v.symbols
                 if kind == "hit" and not hit:
                     failures.append(ExampleFailure(where, rule.symbol, f"example must hit but missed (verdict {v.symbols})"))
                 elif kind == "miss" and hit:

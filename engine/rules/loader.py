@@ -181,8 +181,9 @@ class RuleSet:
         return RuleSet([r for r in self.rules if r.symbol in need], self.tag_threshold,
                        self.drop_threshold, self.fixtures, self.directory)
 
-    def evaluate(self, ctx, state):
-        """All rules for the context's scope. Returns (hits as (rule, evidence), pending Stateful)."""
+    def evaluate(self, ctx, state, everything=False):
+        """All rules for the context's scope. Returns (hits as (rule, evidence), pending Stateful).
+        `everything` also evaluates stateless helpers nobody asked for (examples, explain)."""
         memo: dict = {}
         pending: list = []
         by_symbol = self.by_symbol
@@ -217,7 +218,7 @@ class RuleSet:
 
         scope = ctx.scope
         hits = []
-        for rule in self.by_scope[scope]:
+        for rule in (self.order if everything else self.by_scope[scope]):
             sym = rule.symbol
             e = memo[sym] if sym in memo else memo.setdefault(sym, run(rule))
             if e is not None and not rule.helper:
@@ -227,7 +228,7 @@ class RuleSet:
 
     def evaluate_all(self, ctx, state):
         """Every symbol that holds, helpers included (for examples and `rules explain`)."""
-        self.evaluate(ctx, state)
+        self.evaluate(ctx, state, everything=True)
         return {s for s, e in self._last_memo.items() if e is not None}, self._last_memo
 
 
