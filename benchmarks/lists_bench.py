@@ -1,0 +1,72 @@
+"""DNC sets at national scale: RSS, snapshot size, load time, lookup cost; a Python set as baseline.
+
+Each measurement runs in its own process so RSS is that of the structure alone:
+    python -m benchmarks.lists_bench build N DIR      build N numbers, save the DNC snapshot in DIR
+    python -m benchmarks.lists_bench load DIR         load it through ListStore, measure
+    python -m benchmarks.lists_bench pyset N          the baseline
+"""
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .gen import dnc_numbers
+from .util import rss_mb
+
+
+def _lookups(contains, present, n=200_000):
+    rng = random.Random(3)
+    probe = [int(present[rng.randrange(len(present))]) if i % 2 else 84_300_000_000 + rng.randrange(700_000_000)
+             for i in range(n)]
+    t = time.perf_counter()
+    hits = sum(1 for x in probe if contains(x))
+    return (time.perf_counter() - t) / n * 1e6, hits
+
+
+def main(argv):
+    mode = argv[0]
+    if mode == "build":
+        from pyroaring import BitMap64
+        from engine.lists import Lists, ListStore
+        n, d = int(argv[1]), Path(argv[2])
+        nums = dnc_numbers(n)
+        L = Lists()
+        half = len(nums) // 2
+        L.dnc_s = BitMap64(nums)                  # every number for S, half of them for V too (SV)
+        L.dnc_v = BitMap64(nums[:half])
+        t = time.perf_counter()
+        ListStore(d).save(L, ("dnc",))
+        save_s = time.perf_counter() - t
+        np.save(d / "sample.npy", nums[:: max(1, len(nums) // 100_000)])
+        print(json.dumps({"n": n, "save_s": save_s, "snapshot_mb": (d / "lists" / "dnc.snap").stat().st_size / 2**20}))
+    elif mode == "load":
+        from engine.lists import ListStore
+        d = Path(argv[1])
+        sample = np.load(d / "sample.npy")
+        r0 = rss_mb()
+        t = time.perf_counter()
+        L = ListStore(d).load()
+        load_s = time.perf_counter() - t
+        r1 = rss_mb()
+        us, hits = _lookups(lambda x: L.in_dnc(x, "S"), sample)
+        print(json.dumps({"load_s": load_s, "rss_mb": r1 - r0, "lookup_us": us, "hits": hits,
+                          "size": len(L.dnc_s | L.dnc_v)}))
+    elif mode == "pyset":
+        n = int(argv[1])
+        nums = dnc_numbers(n)
+        r0 = rss_mb()
+        t = time.perf_counter()
+        s = set(nums.tolist())
+        build_s = time.perf_counter() - t
+        r1 = rss_mb()
+        us, hits = _lookups(s.__contains__, nums[:: max(1, n // 100_000)])
+        print(json.dumps({"rss_mb": r1 - r0, "build_s": build_s, "lookup_us": us}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

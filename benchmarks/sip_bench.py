@@ -1,0 +1,156 @@
+"""SIP calls per second through the screen with sipp, against Kamailio as a plain stateless
+forwarder under the same sipp scenario when Kamailio is installed (the full run installs it).
+
+Per rate step: sipp UAC(s) -> screen (`telfilter serve`, one process) -> sipp UAS, on 127.0.0.1.
+The mixed run offers half allowed calls (INVITE/200/ACK/BYE) and half blocked ones (the
+caller is blacklisted: 608 expected); the allowed-only run is the one compared with Kamailio.
+Every sipp is bounded by -m (call count) and -timeout; nothing leaves loopback.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .util import cpu_seconds, pct
+
+SC = Path(__file__).resolve().parent / "sipp"
+
+
+def _free_udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def _sipp_uac(tmp, name, target_port, uas_port, sf, caller, rate, calls, extra=()):
+    d = tmp / name
+    d.mkdir(exist_ok=True)
+    cmd = ["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / sf), "-i", "127.0.0.1", "-p", str(_free_udp()),
+           "-rsa", f"127.0.0.1:{target_port}", "-m", str(calls), "-r", str(rate), "-l", str(max(50, rate)),
+           "-s", "0912345678", "-key", "caller", caller, "-timeout", "60s", "-nostdin",
+           "-trace_stat", "-stf", str(d / "stat.csv"), "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
+           "-recv_timeout", "5s", *extra]
+    return subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stats(d: Path):
+    out = {"ok": 0, "failed": 0, "rtt_ms": []}
+    f = d / "stat.csv"
+    if f.exists():
+        rows = list(csv.reader(f.open(), delimiter=";"))
+        if len(rows) >= 2:
+            h, last = rows[0], rows[-1]
+            try:
+                out["ok"] = int(last[h.index("SuccessfulCall(C)")])
+                out["failed"] = int(last[h.index("FailedCall(C)")])
+            except (ValueError, IndexError):
+                pass
+    for rf in d.glob("*_rtt.csv"):
+        for row in csv.reader(rf.open(), delimiter=";"):
+            if len(row) >= 2:
+                try:
+                    out["rtt_ms"].append(float(row[1]))
+                except ValueError:
+                    pass
+    return out
+
+
+def _run_step(tmp, target_port, rate, seconds, mixed, tag):
+    uas_port = _free_udp()
+    calls = int(rate * seconds)
+    d = tmp / f"{tag}_{rate}"
+    d.mkdir(parents=True, exist_ok=True)
+    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+                            "-timeout", f"{int(seconds + 30)}s", "-nostdin", "-m", str(calls if not mixed else calls // 2)],
+                           cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return uas, uas_port, d, calls
+
+
+def run(rates, seconds, progress=None, kamailio=False) -> dict:
+    if shutil.which("sipp") is None:
+        return {"error": "sipp not installed"}
+    tmp = Path(tempfile.mkdtemp(prefix="tf-sipbench-"))
+    from engine.lists import ListStore
+    ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
+    results = {"steps": [], "kamailio": None}
+    kam_bin = shutil.which("kamailio") if kamailio else None
+    for rate in rates:
+        row = {"offered_cps": rate}
+        for mode in ("mixed", "allowed"):
+            row[mode] = _one(tmp, rate, seconds, mode, screen=True)
+            if progress:
+                progress.update(1)
+        if kam_bin:
+            row["kamailio"] = _one(tmp, rate, seconds, "allowed", screen=False, kam_bin=kam_bin)
+        results["steps"].append(row)
+    results["kamailio"] = kam_bin
+    return results
+
+
+def _one(tmp, rate, seconds, mode, screen=True, kam_bin=None):
+    calls = max(2, int(rate * seconds))
+    uas_port, port = _free_udp(), _free_udp()
+    tag = f"{'screen' if screen else 'kamailio'}_{mode}_{rate}"
+    d = tmp / tag
+    d.mkdir(parents=True, exist_ok=True)
+    n_allowed = calls if mode == "allowed" else calls // 2
+    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+                            "-timeout", f"{int(seconds + 40)}s", "-nostdin", "-m", str(n_allowed)],
+                           cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if screen:
+        srv = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
+                                "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{port}",
+                                "--sip-next-hop", f"127.0.0.1:{uas_port}", "--sip-allow-networks", "127.0.0.0/8",
+                                "--log", os.devnull, "--ready-file", str(d / "ready")],
+                               stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        end = time.time() + 30
+        while not (d / "ready").exists() and time.time() < end:
+            time.sleep(0.05)
+    else:
+        cfg = d / "kamailio.cfg"
+        cfg.write_text(f"#!KAMAILIO\nlisten=udp:127.0.0.1:{port}\nchildren=1\ntcp_children=1\ndisable_tcp=yes\n"
+                       f"log_stderror=yes\ndebug=0\nrequest_route {{\n  forward(\"udp:127.0.0.1:{uas_port}\");\n  exit;\n}}\n")
+        srv = subprocess.Popen([kam_bin, "-f", str(cfg), "-DD", "-E", "-m", "64", "-M", "8"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+    time.sleep(0.3)
+    try:
+        c0 = cpu_seconds(srv.pid)
+        t0 = time.perf_counter()
+        uacs = [_sipp_uac(d, "allowed", port, uas_port, "uac_call.xml", "0901234567",
+                          rate if mode == "allowed" else max(1, rate // 2), n_allowed)]
+        if mode == "mixed":
+            uacs.append(_sipp_uac(d, "blocked", port, uas_port, "uac_blocked.xml", "0987000666",
+                                  max(1, rate // 2), calls - n_allowed, extra=("-key", "symbol", "SENDER_BLACKLISTED")))
+        for u in uacs:
+            try:
+                u.wait(timeout=seconds + 70)
+            except subprocess.TimeoutExpired:
+                u.kill()
+        wall = time.perf_counter() - t0
+        cpu = cpu_seconds(srv.pid) - c0
+    finally:
+        for p in (srv, uas):
+            p.send_signal(signal.SIGTERM)
+        for p in (srv, uas):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    a = _stats(d / "allowed")
+    b = _stats(d / "blocked") if mode == "mixed" else {"ok": 0, "failed": 0, "rtt_ms": []}
+    ok = a["ok"] + b["ok"]
+    return {"calls": calls, "ok": ok, "failed": a["failed"] + b["failed"] + max(0, calls - ok - a["failed"] - b["failed"]),
+            "cps": ok / wall, "wall_s": wall, "server_cpu_s": cpu,
+            "invite_to_200_ms": pct(a["rtt_ms"])}
