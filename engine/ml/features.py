@@ -165,9 +165,25 @@ def feature_ids(text: str) -> np.ndarray:
         return (h >> _TOP).astype(np.int64)
 
 
+def unique_counts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(ids, return_counts=True) without its per-call overhead (sort, mark, diff)."""
+    a = np.sort(ids)
+    n = len(a)
+    if n == 0:
+        return a, np.empty(0, np.int64)
+    flag = np.empty(n, bool)
+    flag[0] = True
+    np.not_equal(a[1:], a[:-1], out=flag[1:])
+    pos = np.flatnonzero(flag)
+    counts = np.empty(len(pos), np.int64)
+    counts[:-1] = pos[1:] - pos[:-1]
+    counts[-1] = n - pos[-1]
+    return a[pos], counts
+
+
 def features(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Unique feature indices and their counts (the model applies sublinear TF-IDF and L2)."""
-    return np.unique(feature_ids(text), return_counts=True)
+    return unique_counts(feature_ids(text))
 
 
 def matrix(texts, progress=None):

@@ -50,7 +50,7 @@ class Scorer:
         self.card = card or {}
 
     def decision(self, text: str) -> float:
-        idx, cnt = np.unique(F.feature_ids(text), return_counts=True)
+        idx, cnt = F.unique_counts(F.feature_ids(text))
         v = (1.0 + np.log(cnt)) * self.idf[idx]
         n = math.sqrt(float(np.dot(v, v)))
         return (float(np.dot(v, self.coef[idx])) / n if n else 0.0) + self.intercept
