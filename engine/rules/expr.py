@@ -35,6 +35,25 @@ def tokenize(s: str):
     return out
 
 
+def guard_of(s: str) -> str | None:
+    """The symbol that must hold for the expression to hold, when the expression is
+    `SYM and ...` at top level (lets the evaluator skip a rule without calling it)."""
+    toks = tokenize(s)
+    if not toks or toks[0][0] in "()&|!":
+        return None
+    depth = 0
+    for t, _ in toks:
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            depth -= 1
+        elif t == "|" and depth == 0:
+            return None
+    if len(toks) == 1 or toks[1][0] == "&":
+        return toks[0][0]
+    return None
+
+
 def parse(s: str):
     """Returns (fn(lookup) -> bool, [(symbol, offset), ...])."""
     toks = tokenize(s)

@@ -83,6 +83,7 @@ class Rule:
     expr: object = None
     deps: list = field(default_factory=list)
     examples: dict = field(default_factory=dict)     # {"hit": [(msgdict, loc)], "miss": [...]}
+    guard: str | None = None                         # a symbol that must hold (from `expr`)
 
     @property
     def helper(self) -> bool:
@@ -220,6 +221,10 @@ class RuleSet:
         hits = []
         for rule in (self.order if everything else self.by_scope[scope]):
             sym = rule.symbol
+            g = rule.guard
+            if g is not None and not look(g):
+                memo[sym] = None          # cheap skip: the rule's leading operand is false
+                continue
             e = memo[sym] if sym in memo else memo.setdefault(sym, run(rule))
             if e is not None and not rule.helper:
                 hits.append((rule, e))
@@ -450,6 +455,8 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
                 errors.append(RuleError(disp, ln, col + 1 + e.offset, f"expr: {e}"))
                 continue
             rule.expr = fn
+            from .expr import guard_of
+            rule.guard = guard_of(v)
             ln, col = loc.at(i, "when", k, value=True)
             for s, off in syms:
                 pending_refs.append((rule, s, disp, ln, col + 1 + off))
