@@ -48,6 +48,9 @@ class Scorer:
         self.tag_threshold, self.drop_threshold = float(tag_threshold), float(drop_threshold)
         self.version = version
         self.card = card or {}
+        # A2P traffic repeats texts (campaigns, templates): remember recent scores by exact text
+        self._cache: dict = {}
+        self.cache_size = 65536
 
     def decision(self, text: str) -> float:
         idx, cnt = F.unique_counts(F.feature_ids(text))
@@ -56,6 +59,15 @@ class Scorer:
         return (float(np.dot(v, self.coef[idx])) / n if n else 0.0) + self.intercept
 
     def score(self, text: str) -> float:
+        p = self._cache.get(text)
+        if p is None:
+            p = self._score(text)
+            if len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))        # oldest first (insertion order)
+            self._cache[text] = p
+        return p
+
+    def _score(self, text: str) -> float:
         t = self.a * self.decision(text) + self.c
         # numerically stable logistic
         if t >= 0:
