@@ -101,7 +101,8 @@ class MessageContext:
             if e.valid_to and d > e.valid_to:
                 why = why or f"registration expired {e.valid_to}"
                 continue
-            if e.accounts and acct not in e.accounts:
+            # allowed accounts are ESME system_ids: they restrict SMS, not calls
+            if e.accounts and not self.is_call and acct not in e.accounts:
                 why = f"account {acct!r} not allowed to use it"
                 continue
             return None
@@ -115,7 +116,7 @@ class MessageContext:
         acct = getattr(self.msg, "account", "") or ""
         for e in self.entries:
             if (not e.valid_from or d >= e.valid_from) and (not e.valid_to or d <= e.valid_to) \
-                    and (not e.accounts or acct in e.accounts):
+                    and (not e.accounts or self.is_call or acct in e.accounts):
                 return e
         return None
 

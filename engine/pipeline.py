@@ -56,7 +56,8 @@ class Pipeline:
     # ------------------------------------------------------------ judging
     def judge(self, msg: Message | Call) -> Verdict:
         ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
-        if ctx.scope == "sms-mo" and self.shortcode is not None and ctx.recipient_num == self.shortcode:
+        if ctx.scope == "sms-mo" and self.shortcode is not None and (
+                ctx.recipient_num == self.shortcode or ctx.recipient_raw.strip().lstrip("+") == self.settings.shortcode):
             return self._shortcode(ctx)
         model = self.model
         hits: list[Hit] = []

@@ -250,3 +250,18 @@ def test_what_if_reports_changes(tmp_path, data_dir):
     assert rep["changed_verdicts"] == 1 and rep["action_changes"] == {"allow->drop": 1}
     assert rep["per_symbol"]["AD_OUTSIDE_HOURS"]["gained"] == 1
     assert rep["per_symbol"]["AD_OUTSIDE_HOURS"]["examples"][0]["id"] == "1"
+
+
+def test_shortcode_written_with_plus_and_calls_ignore_esme_accounts(data_dir, tmp_path):
+    (tmp_path / "s.csv").write_text("sender,owner,category,valid_from,valid_to,accounts\n02439998888,Shop,QC,,,esme-x\n")
+    run_cli("lists", "import", "senders", tmp_path / "s.csv", "--data-dir", data_dir, check=True)
+    p = run_cli("check", "--jsonl", "-", "--data-dir", data_dir, check=True, input=jsonl([
+        mo("m1", "0912000901", "DK DNC V"),
+        dict(id="m2", kind="sms", sender="0912000902", recipient="+5656", text="dk dnc", direction="mo",
+             time="2026-03-02T09:00:00+07:00"),
+        {"id": "c1", "kind": "call", "caller": "02439998888", "callee": "0912000901", "time": "2026-03-02T10:00:00+07:00"},
+    ]))
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    assert [h["symbol"] for h in out[1]["hits"]] == ["DNC_REGISTERED"]
+    # a registered QC number restricted to an ESME account is still an advertiser when it calls
+    assert [h["symbol"] for h in out[2]["hits"]] == ["AD_CALL_TO_DNC"]
