@@ -105,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-next-hop", metavar="HOST:PORT", help="where screened INVITEs go when there is no Route")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
     p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout)")
+    p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
 
     p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")

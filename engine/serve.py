@@ -57,7 +57,7 @@ async def run_serve(args, ready=None):
     for a in args.esme_account:
         acc = account_from_arg(a)
         settings.accounts[acc.system_id] = acc
-    vlog = VerdictLog(args.log)
+    vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
     await proxy.start(args.smpp_listen)
     log.warning("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
@@ -87,6 +87,7 @@ async def run_serve(args, ready=None):
     await proxy.stop()
     if sip:
         await sip.stop()
+    vlog.close()
     return 0
 
 

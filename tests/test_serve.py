@@ -72,7 +72,12 @@ def test_serve_reload_and_sip(tmp_path):
     cfg = tmp_path / "config"
     shutil.copytree(CONFIG, cfg)
     sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
-    smpp_port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)
+    smpp_port, sip_port, ev_port = free_port(), free_port(socket.SOCK_DGRAM), free_port()
+    import zmq
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"verdict")
+    sub.setsockopt(zmq.RCVTIMEO, 5000)
+    sub.connect(f"tcp://127.0.0.1:{ev_port}")
     log = tmp_path / "verdicts.jsonl"
     ready = tmp_path / "ready"
     err = open(tmp_path / "stderr.log", "w")
@@ -80,11 +85,22 @@ def test_serve_reload_and_sip(tmp_path):
                           "--smpp-listen", f"127.0.0.1:{smpp_port}", "--smsc", f"127.0.0.1:{sim.port}",
                           "--esme-account", "t:pw", "--sip-listen", f"127.0.0.1:{sip_port}",
                           "--sip-next-hop", "127.0.0.1:9", "--sip-allow-networks", "127.0.0.0/8",
-                          "--log", log, "--ready-file", ready], cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+                          "--log", log, "--ready-file", ready, "--events", f"tcp://127.0.0.1:{ev_port}"], cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
     try:
         assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
         assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
         assert submit(smpp_port, "say xyzzy please") == 0
+        # the verdict event stream (ZeroMQ PUB) carries the same records as the log; a
+        # subscriber that joins late misses earlier events (PUB/SUB), so retry a few times
+        sub.setsockopt(zmq.RCVTIMEO, 500)
+        got = None
+        for _ in range(10):
+            try:
+                got = sub.recv_multipart()
+                break
+            except zmq.Again:
+                submit(smpp_port, "hello again")
+        assert got is not None and got[0] == b"verdict" and json.loads(got[1])["kind"] == "sms"
         # a broken edit: refused, old rules stay, the error names file:line:col
         rf = cfg / "rules" / "50-test.toml"
         rf.write_text(NEW_RULE.replace('keywords = ["xyzzy"]', 'keywrds = ["xyzzy"]'))
@@ -113,4 +129,5 @@ def test_serve_reload_and_sip(tmp_path):
         except subprocess.TimeoutExpired:
             p.kill()
         sim.stop()
+        sub.close()
     assert p.returncode == 0

@@ -50,17 +50,36 @@ def _addr(host_port: str) -> tuple[str, int]:
 
 
 class VerdictLog:
-    """One JSON line per verdict (stdout or a file)."""
+    """One JSON line per verdict (stdout or a file), and optionally the same records as an
+    event stream for other processes: a ZeroMQ PUB socket (topic `verdict`)."""
 
-    def __init__(self, target="-"):
+    def __init__(self, target="-", events: str | None = None):
         if hasattr(target, "write"):
             self.f = target
         else:
             self.f = sys.stdout if target in (None, "-") else open(target, "a", encoding="utf-8")
+        self.pub = None
+        if events:
+            import zmq
+            self.pub = zmq.Context.instance().socket(zmq.PUB)
+            self.pub.setsockopt(zmq.SNDHWM, 100_000)        # a slow subscriber drops events, never blocks us
+            self.pub.setsockopt(zmq.LINGER, 0)
+            self.pub.bind(events)
 
     def write(self, rec: dict) -> None:
-        self.f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        line = json.dumps(rec, ensure_ascii=False)
+        self.f.write(line + "\n")
         self.f.flush()
+        if self.pub is not None:
+            import zmq
+            try:
+                self.pub.send_multipart([b"verdict", line.encode()], flags=zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+    def close(self) -> None:
+        if self.pub is not None:
+            self.pub.close()
 
 
 class _Coalesce:
