@@ -125,10 +125,18 @@ class SipScreen:
 
     async def start(self):
         loop = asyncio.get_running_loop()
-        host, port = _hostport(self.s.listen)
-        self.udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(host, port))
-        port = self.udp.get_extra_info("sockname")[1]
-        self.tcp_server = await loop.create_server(lambda: _Tcp(self), host, port)
+        host, want = _hostport(self.s.listen)
+        for attempt in range(20):
+            self.udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(host, want))
+            port = self.udp.get_extra_info("sockname")[1]
+            try:
+                self.tcp_server = await loop.create_server(lambda: _Tcp(self), host, port)
+                break
+            except OSError:
+                self.udp.close()
+                if want != 0 or attempt == 19:
+                    raise              # a fixed port that is taken for TCP is an error to report
+                # port 0: the kernel's free UDP port may be busy for TCP; take another
         adv = self.s.advertise or (("127.0.0.1" if host in ("0.0.0.0", "::", "") else host) + f":{port}")
         self.host, self.port = _hostport(adv, port)
         self.me = {(self.host.lower(), self.port)}

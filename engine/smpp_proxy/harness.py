@@ -6,35 +6,23 @@ stops with `stop()`.
 """
 from __future__ import annotations
 
-import asyncio
-import threading
-
+from ..loopthread import LoopThread
 from .accounts import SmppSettings, account_from_arg
 from .server import SmppProxy, VerdictLog
 from .simulator import SmscSimulator
 
 
-class ProxyHarness:
+class ProxyHarness(LoopThread):
     def __init__(self, pipeline, accounts=("esme1:secret",), settings: SmppSettings | None = None,
                  verdict_log=None, clock=None, receipt_delay=0.05, with_proxy=True):
         self.pipeline, self.accounts, self.settings = pipeline, accounts, settings or SmppSettings()
         self.vlog = verdict_log if verdict_log is not None else VerdictLog(open("/dev/null", "w"))
         self.clock, self.receipt_delay, self.with_proxy = clock, receipt_delay, with_proxy
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="smpp-harness", daemon=True)
+        super().__init__("smpp-harness")
         self.sim = self.proxy = None
 
-    def call(self, coro, timeout=30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def run(self, fn, *a):
-        """Run a plain function inside the loop thread and return its result."""
-        async def _f():
-            return fn(*a)
-        return self.call(_f())
-
     def start(self):
-        self.thread.start()
+        self.start_loop()
         self.sim = SmscSimulator(receipt_delay=self.receipt_delay)
         self.call(self.sim.start("127.0.0.1", 0))
         if self.with_proxy:
@@ -60,11 +48,4 @@ class ProxyHarness:
             if self.sim:
                 self.call(self.sim.stop())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *a):
-        self.stop()
+            self.stop_loop()
