@@ -49,8 +49,14 @@ class MessageContext:
         self.sender_num: int | None = normalise_number(self.sender_raw)
         self.recipient_num: int | None = normalise_number(self.recipient_raw)
         self.sender_key = self.sender_num if self.sender_num is not None else normalise_sender_id(self.sender_raw)
-        self.ml_score: float | None = None        # filled by the ML stage when a model is loaded
-        self.ml_source: str = ""
+        self.model = None                         # set by the pipeline; scored only when asked
+
+    @cached_property
+    def ml_score(self) -> float | None:
+        """Spam probability of the SMS text, computed on first use (the ML stage or a rule)."""
+        if self.model is None or self.is_call or not self.text:
+            return None
+        return self.model.score(self.text)
 
     @property
     def sender_is_name(self) -> bool:

@@ -59,20 +59,20 @@ class Pipeline:
         if ctx.scope == "sms-mo" and self.shortcode is not None and (
                 ctx.recipient_num == self.shortcode or ctx.recipient_raw.strip().lstrip("+") == self.settings.shortcode):
             return self._shortcode(ctx)
-        model = self.model
+        model = ctx.model = self.model
         hits: list[Hit] = []
-        if model is not None and ctx.scope != "call" and ctx.text:
-            ctx.ml_score = p = model.score(ctx.text)
-            # registered brandnames are judged by the rules; a text of a few words carries too
-            # little evidence for the classifier to block it on its own
-            if not (self.settings.ml_skip_registered and ctx.valid_entry is not None) \
-                    and len(ctx.text.split()) >= self.settings.ml_min_words:
-                tag_t = self.settings.ml_tag_threshold if self.settings.ml_tag_threshold is not None else model.tag_threshold
-                drop_t = self.settings.ml_drop_threshold if self.settings.ml_drop_threshold is not None else model.drop_threshold
-                if p >= tag_t:
-                    hits.append(Hit("ML_SPAM", self.settings.ml_score_weight * p,
-                                    f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
-                                    f"model:{model.version}", Action.DROP if p >= drop_t else Action.TAG))
+        # registered brandnames are judged by the rules; a text of a few words carries too
+        # little evidence for the classifier to block it on its own (rules may still read the score)
+        if model is not None and ctx.scope != "call" and ctx.text \
+                and not (self.settings.ml_skip_registered and ctx.valid_entry is not None) \
+                and len(ctx.text.split()) >= self.settings.ml_min_words:
+            p = ctx.ml_score
+            tag_t = self.settings.ml_tag_threshold if self.settings.ml_tag_threshold is not None else model.tag_threshold
+            drop_t = self.settings.ml_drop_threshold if self.settings.ml_drop_threshold is not None else model.drop_threshold
+            if p >= tag_t:
+                hits.append(Hit("ML_SPAM", self.settings.ml_score_weight * p,
+                                f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
+                                f"model:{model.version}", Action.DROP if p >= drop_t else Action.TAG))
         rules = self.rules
         rhits, pending = rules.evaluate(ctx, self.state)
         for rule, ev in rhits:

@@ -265,3 +265,18 @@ def test_shortcode_written_with_plus_and_calls_ignore_esme_accounts(data_dir, tm
     assert [h["symbol"] for h in out[1]["hits"]] == ["DNC_REGISTERED"]
     # a registered QC number restricted to an ESME account is still an advertiser when it calls
     assert [h["symbol"] for h in out[2]["hits"]] == ["AD_CALL_TO_DNC"]
+
+
+def test_rule_reading_the_ml_score(tmp_path):
+    from engine.app import load_model
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text('[[rule]]\nsymbol = "LIKELY_SPAM"\naction = "tag"\napplies_to = ["sms-mt"]\n'
+                              '[rule.when]\nsender_kind = "name"\nml_score_at_least = 0.9\n')
+    p = Pipeline(SETTINGS, load_rules(d), persist=False, model=load_model(SETTINGS))
+    spam = "WINNER!! You have won a £1000 cash prize. Call 09061701461 to claim now"
+    # a registered brandname: the ML stage itself is skipped for it, but the rule asks for the score
+    from engine.lists.csvio import SenderEntry
+    p.lists.add_sender(SenderEntry("ANYNAME", "Any", "CSKH", None, None, frozenset()))
+    assert p.judge(_sms(spam, sender="ANYNAME")).symbols == ["LIKELY_SPAM"]
+    assert p.judge(_sms("See you at the cafe at 5, ok?", sender="ANYNAME")).symbols == []
