@@ -77,6 +77,7 @@ def main(argv=None) -> int:
         for n in cfg["pyset_sizes"]:
             res["lists"]["python_set"].append({"n": n, **child("benchmarks.lists_bench", "pyset", n, timeout=1800)})
             prog.update(1)
+        res["counters"] = child("benchmarks.lists_bench", "counters", 1_000_000, timeout=1800)
     if "smpp" not in a.skip:
         from .smpp_bench import run as smpp_run
         prog.set_description("smpp")
@@ -117,6 +118,8 @@ def summarise(res) -> dict:
             s["dnc_10m_rss_mb"], s["dnc_10m_load_s"] = round(r["rss_mb"], 1), round(r["load_s"], 3)
         if r["n"] == 100_000_000:
             s["dnc_100m_rss_mb"], s["dnc_100m_load_s"] = round(r["rss_mb"], 1), round(r["load_s"], 3)
+    if res.get("counters"):
+        s["counters_1m_recipients_mb"] = round(res["counters"]["rss_mb"], 1)
     sm = res.get("smpp")
     if sm:
         good = lambda r, k: r[k]["achieved"] >= 0.95 * r["offered"] and r[k]["errors"] == 0 and r[k]["unanswered"] == 0

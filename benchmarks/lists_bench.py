@@ -56,6 +56,25 @@ def main(argv):
         us, hits = _lookups(lambda x: L.in_dnc(x, "S"), sample)
         print(json.dumps({"load_s": load_s, "rss_mb": r1 - r0, "lookup_us": us, "hits": hits,
                           "size": len(L.dnc_s | L.dnc_v)}))
+    elif mode == "counters":
+        # the pack's counter state after N distinct recipients: the advertiser cap keyed by
+        # owner+recipient (24 h), the flood counter keyed by sender+recipient+content (5 min),
+        # and the per-sender recipient history (1 h), one message per recipient
+        from engine.rules.counters import MemoryCounters, RecipientHistory
+        n = int(argv[1])
+        c, h = MemoryCounters(), RecipientHistory()
+        r0 = rss_mb()
+        t = time.perf_counter()
+        ts = 1_790_000_000.0
+        for i in range(n):
+            rcpt = 84_900_000_000 + i
+            sender = 84_800_000_000 + i // 50
+            c.add("AD_FREQUENCY_CAP", ("o:shop abc", rcpt), ts + i * 0.01, 86400.0, 3)
+            c.add("FLOOD_SAME_CONTENT", (sender, rcpt, "xin chao ban"), ts + i * 0.01, 300.0, 3)
+            h.add(sender, rcpt, ts + i * 0.01, 3600.0)
+        dt = time.perf_counter() - t
+        print(json.dumps({"recipients": n, "rss_mb": rss_mb() - r0, "keys": c.memory_keys(),
+                          "us_per_message": dt / n * 1e6}))
     elif mode == "pyset":
         n = int(argv[1])
         nums = dnc_numbers(n)

@@ -120,6 +120,11 @@ def write_report(out: Path, res) -> None:
             L.append(f"| roaring (S + V) | {r['n']:,} | {_f(r['rss_mb'])} | {_f(r['snapshot_mb'])} | {_f(r['load_s'], 3)} | {_f(r['lookup_us'], 2)} |")
         for r in l["python_set"]:
             L.append(f"| Python set (baseline) | {r['n']:,} | {_f(r['rss_mb'])} | – | {_f(r['build_s'], 3)} (build) | {_f(r['lookup_us'], 2)} |")
+    if res.get("counters"):
+        c = res["counters"]
+        L += ["", f"Counter state of the Decree 91 pack after {c['recipients']:,} distinct recipients (advertiser cap, "
+                  f"flood counter, per-sender recipient history): {_f(c['rss_mb'])} MB RSS, {c['keys']:,} keys, "
+                  f"{_f(c['us_per_message'], 2)} µs per message to update."]
     sm = res.get("smpp")
     if sm:
         L += ["", "## 3. SMPP", "", f"Open-loop asyncio generator, {sm['binds']} binds, {sm['seconds_per_step']} s per step; "

@@ -27,11 +27,14 @@ class _Space:
 
     def __init__(self, window):
         self.window = window
-        self.keys: OrderedDict = OrderedDict()   # key -> (last_touch, deque|dict)
+        # key -> tuple of the last `limit` timestamps (count mode; the last one is the last
+        # touch) or [last_touch, {value: time}] (distinct mode), ordered by last touch
+        # (move_to_end), so idle keys are expired from the front in O(1)
+        self.keys: OrderedDict = OrderedDict()
 
 
 class MemoryCounters:
-    """Bounded in-process counters. `max_keys` caps each namespace (LRU beyond it)."""
+    """Bounded in-process counters. `max_keys` caps each namespace (least recently used beyond it)."""
 
     def __init__(self, max_keys: int = 2_000_000):
         self.max_keys = max_keys
@@ -48,8 +51,10 @@ class MemoryCounters:
         if sp.window is not None:
             horizon = now - sp.window
             while keys:
-                k, (t, _) = next(iter(keys.items()))
-                if t > horizon:
+                k = next(iter(keys))
+                v = keys[k]
+                last = v[-1] if type(v) is tuple else v[0]
+                if last > horizon:
                     break
                 keys.popitem(last=False)
         while len(keys) > self.max_keys:
@@ -57,23 +62,23 @@ class MemoryCounters:
 
     def count(self, ns, key, now, window) -> int:
         sp = self.spaces.get(ns)
-        if sp is None:
+        stamps = sp.keys.get(key) if sp else None
+        if not stamps:
             return 0
-        ent = sp.keys.get(key)
-        if ent is None:
-            return 0
-        dq = ent[1]
         if window is None:
-            return len(dq)
+            return len(stamps)
         horizon = now - window
-        return sum(1 for t in dq if horizon < t <= now)
+        return sum(1 for t in stamps if horizon < t <= now)
 
     def add(self, ns, key, now, window, keep) -> None:
         sp = self._space(ns, window)
-        ent = sp.keys.pop(key, None)
-        dq = ent[1] if ent else deque(maxlen=max(1, keep))
-        dq.append(now)
-        sp.keys[key] = (now, dq)
+        keys = sp.keys
+        old = keys.get(key)
+        if old is None:
+            keys[key] = (now,)
+        else:
+            keys[key] = (old + (now,))[-max(1, keep):]
+            keys.move_to_end(key)
         self._expire(sp, now)
 
     def distinct_values(self, ns, key, now, window) -> set:
@@ -88,14 +93,18 @@ class MemoryCounters:
 
     def add_distinct(self, ns, key, value, now, window) -> None:
         sp = self._space(ns, window)
-        ent = sp.keys.pop(key, None)
-        d = ent[1] if ent else {}
+        ent = sp.keys.get(key)
+        if ent is None:
+            ent = sp.keys[key] = [now, {}]
+        else:
+            ent[0] = now
+            sp.keys.move_to_end(key)
+        d = ent[1]
         d[value] = now
         if window is not None and len(d) > 64:
             horizon = now - window
             for v in [v for v, t in d.items() if t <= horizon]:
                 del d[v]
-        sp.keys[key] = (now, d)
         self._expire(sp, now)
 
     def memory_keys(self) -> int:

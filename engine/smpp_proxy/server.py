@@ -156,12 +156,10 @@ class EsmeSession(_Coalesce, asyncio.Protocol):
                                                                  command_status=C.ESME_RSYSERR))
 
     def nack(self, e: RemoteProtocolError) -> None:
-        cid, seq = e.command_id, e.sequence_number or 0
-        resp = P.response_class(cid) if cid is not None and not P.is_response(cid) else None
-        if resp is not None and cid in P.SPECS and not e.fatal:
-            self.send_pdu(resp(sequence_number=seq, command_status=e.status))
-        else:
-            self.send_pdu(P.GenericNack(sequence_number=seq, command_status=e.status))
+        # SMPP 3.4 allows the command's resp or generic_nack for a PDU that cannot be decoded;
+        # generic_nack is what every ESME understands without having parsed its own request
+        # back, and it carries the precise status (ESME_RINVMSGLEN, ESME_RINVOPTPARSTREAM, ...)
+        self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status))
 
     def send_pdu(self, pdu) -> None:
         self.send_raw(encode(pdu))
