@@ -23,7 +23,7 @@ from .lists import Lists, ListStore
 from .lists.reports import ReportIndex, ReportStore
 from .numbers import format_number, normalise_number
 from .rules import shortcode
-from .rules.counters import MemoryCounters, RecipientHistory
+from .rules.counters import CallDurations, MemoryCounters, RecipientHistory
 from .rules.loader import RuleSet, RuleSetError, load_rules
 from .verdict import Action, Call, Hit, Message, Verdict, decide
 
@@ -35,6 +35,7 @@ class EngineState:
     counters: object = field(default_factory=MemoryCounters)
     history: RecipientHistory = field(default_factory=RecipientHistory)
     reports: ReportIndex = field(default_factory=ReportIndex)
+    calls: CallDurations = field(default_factory=CallDurations)
 
 
 class Pipeline:
@@ -81,7 +82,15 @@ class Pipeline:
         if verdict.action is not Action.DROP:
             for st in pending:
                 st.commit(ctx, self.state)
+            if ctx.is_call and msg.duration is not None:      # a call record that says how it ended
+                self.state.calls.add(ctx.sender_key, ctx.ts + msg.duration, float(msg.duration))
         return verdict
+
+    def call_ended(self, caller: str, time, duration: float) -> None:
+        """A completed call (BYE seen, or a call record with its duration): feeds the
+        call-duration criteria (`short_call_share`)."""
+        from .numbers import sender_key
+        self.state.calls.add(sender_key(caller), time.timestamp(), float(duration))
 
     def _shortcode(self, ctx: MessageContext) -> Verdict:
         cmd = shortcode.parse(ctx.text, ctx.sender_num)

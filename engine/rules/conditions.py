@@ -308,6 +308,27 @@ def _reported(v, **_):
     return pred
 
 
+@condition("short_call_share", "{min_calls = N, window = \"1h\", max_seconds = S, above = X}: of the caller's "
+           "completed calls within the window (at least N), more than X lasted under S seconds")
+def _short_calls(v, **_):
+    if not isinstance(v, dict) or set(v) - {"min_calls", "window", "max_seconds", "above"}:
+        raise ValueError("short_call_share must be a table {min_calls, window, max_seconds, above}")
+    n, secs, above = v.get("min_calls"), v.get("max_seconds"), v.get("above")
+    if not isinstance(n, int) or n < 1 or not isinstance(secs, (int, float)) or secs <= 0 \
+            or not isinstance(above, (int, float)) or not 0 <= above < 1:
+        raise ValueError("short_call_share: min_calls an integer >= 1, max_seconds > 0, above in [0, 1)")
+    win = parse_duration(v.get("window", "1h"))
+    if win is None:
+        raise ValueError("short_call_share needs a finite window")
+
+    def pred(c, s):
+        calls, share = s.calls.share_short(c.sender_key, c.ts, win, secs)
+        if calls >= n and share > above:
+            return f"{share:.0%} of {calls} completed calls within {v.get('window', '1h')} shorter than {secs:g}s"
+        return None
+    return pred
+
+
 # ---------------------------------------------------------------- state: counters
 
 class Stateful:

@@ -147,3 +147,31 @@ class RecipientHistory:
         self.data[sender] = ent
         while len(self.data) > self.max_senders:
             self.data.popitem(last=False)
+
+
+class CallDurations:
+    """Per caller: (end time, duration) of recent completed calls (bounded)."""
+
+    def __init__(self, max_callers: int = 500_000, per_caller: int = 1000):
+        self.max_callers, self.per_caller = max_callers, per_caller
+        self.data: OrderedDict = OrderedDict()
+
+    def add(self, caller, ts: float, duration: float) -> None:
+        dq = self.data.get(caller)
+        if dq is None:
+            dq = self.data[caller] = deque(maxlen=self.per_caller)
+        else:
+            self.data.move_to_end(caller)
+        dq.append((ts, duration))
+        while len(self.data) > self.max_callers:
+            self.data.popitem(last=False)
+
+    def share_short(self, caller, now: float, window: float, max_seconds: float) -> tuple[int, float]:
+        dq = self.data.get(caller)
+        if not dq:
+            return 0, 0.0
+        horizon = now - window
+        recent = [d for t, d in dq if horizon < t <= now]
+        if not recent:
+            return 0, 0.0
+        return len(recent), sum(1 for d in recent if d < max_seconds) / len(recent)

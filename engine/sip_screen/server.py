@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import OrderedDict
 import ipaddress
 import logging
 import socket
@@ -120,6 +121,7 @@ class SipScreen:
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}
+        self.answered: "OrderedDict[str, tuple]" = OrderedDict()   # Call-ID -> (caller, answer time)
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0}
 
@@ -199,6 +201,11 @@ class SipScreen:
                 code, reason, extra = err
                 return self._reply(msg, make_response(msg, code, reason, self._tag(msg), extra), transport, src, conn)
         to_tag = parse_name_addr(msg.get("to")).params.get("tag", "") if msg.get("to") else ""
+        if msg.method == "BYE":
+            ent = self.answered.pop(msg.get("call-id") or "", None)
+            if ent is not None and ent[1] is not None:
+                now = self.clock()
+                self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
             return                                          # ACK for a final response we generated
         # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
@@ -294,6 +301,9 @@ class SipScreen:
         if not callee:
             callee = user_of(msg.get("to") or "")
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
+        self.answered[msg.get("call-id") or ""] = (caller, None)
+        while len(self.answered) > 200_000:
+            self.answered.popitem(last=False)
         t0 = time.perf_counter()
         v = self.pipeline.judge(call)
         us = (time.perf_counter() - t0) * 1e6
@@ -338,6 +348,10 @@ class SipScreen:
         msg.pop_first_value("Via")
         if len(vias) < 2:
             return                                      # it was meant for us
+        if msg.status == 200 and (msg.get("cseq") or "").upper().endswith("INVITE"):
+            ent = self.answered.get(msg.get("call-id") or "")
+            if ent is not None and ent[1] is None:
+                self.answered[msg.get("call-id")] = (ent[0], self.clock())     # answered: the call starts
         nxt = parse_via(vias[1])
         host = nxt.params.get("received") or nxt.host
         port = int(nxt.params["rport"]) if nxt.params.get("rport", "").isdigit() else (nxt.port or 5060)
