@@ -179,3 +179,67 @@ def test_not_sent_outside_permitted_networks(screen):
                ("127.0.0.1", h.port))
     time.sleep(0.2)
     assert h.screen.stats["not_permitted"] >= 1
+
+
+def test_tcp_framing_forwarding_and_errors(screen):
+    h, cli, uas = screen
+    # a TCP next hop
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(3)
+    h.screen.s.next_hop = f"127.0.0.1:{srv.getsockname()[1]}"
+    t = socket.create_connection(("127.0.0.1", h.port), timeout=3)
+    port = t.getsockname()[1]
+    inv = INVITE.format(callee="0912345678", caller="0901234567", cport=port, branch="tcp1").replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+    junk = f"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKj\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    data = (inv + junk).encode()
+    t.sendall(data[:40])
+    time.sleep(0.05)
+    t.sendall(data[40:])                                  # split across segments: framing by Content-Length
+    peer, _ = srv.accept()
+    peer.settimeout(3)
+    fwd = StreamParser()
+    fwd.feed(peer.recv(65535))
+    m = fwd.next()
+    assert m.method == "INVITE" and m.values("via")[0].startswith("SIP/2.0/TCP 127.0.0.1:%d" % h.port)
+    resp = t.recv(65535)
+    assert resp.startswith(b"SIP/2.0 400")                # the junk OPTIONS, answered on the same connection
+    t.close(); peer.close(); srv.close()
+
+
+def test_loop_detected_and_record_route(screen):
+    h, cli, uas = screen
+    h.screen.s.record_route = True
+    cp = cli.getsockname()[1]
+    cli.sendto(INVITE.format(callee="0912345678", caller="0901234567", cport=cp, branch="rr1").encode(), ("127.0.0.1", h.port))
+    fwd = parse_datagram(recv(uas))
+    assert fwd.get("record-route") == f"<sip:127.0.0.1:{h.port};transport=udp;lr>"
+    # the same request coming back through us (our Via already on it, same branch) is a loop
+    cli.sendto(fwd.to_bytes(), ("127.0.0.1", h.port))
+    r = recv(cli)
+    assert r is not None and parse_datagram(r).status == 482
+
+
+def test_tagged_call_gets_header_and_display_prefix(tmp_path):
+    import shutil
+    from .conftest import CONFIG
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    (cfg / "rules" / "90-test.toml").write_text('[[rule]]\nsymbol = "TEST_TAG"\naction = "tag"\nscore = 3.0\n'
+                                                'applies_to = ["call"]\n[rule.when]\nsender = ["0900000777"]\n')
+    pipe = build(cfg, tmp_path / "data")
+    uas = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    uas.bind(("127.0.0.1", 0))
+    s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas.getsockname()[1]}", allow_networks=["127.0.0.0/8"],
+                    display_prefix="[SPAM?] ")
+    with SipHarness(pipe, s) as h:
+        cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        cli.bind(("127.0.0.1", 0))
+        cli.sendto(INVITE.format(callee="0912345678", caller="0900000777", cport=cli.getsockname()[1], branch="tg").encode(),
+                   ("127.0.0.1", h.port))
+        m = parse_datagram(recv(uas))
+        assert m.get("x-spam-score") == "3; symbols=TEST_TAG"
+        assert m.get("from").startswith('"[SPAM?] Caller" <sip:0900000777@127.0.0.1>')
+        cli.close()
+    uas.close()

@@ -291,3 +291,18 @@ def test_demo_runs_end_to_end():
     out = p.stdout
     for needle in ("AD_OUTSIDE_HOURS", "AD_TO_DNC", "DNC_REGISTERED", "URL_BLACKLISTED", "added by telfilter"):
         assert needle in out
+
+
+def test_silent_drop_answers_ok_with_local_id_and_rejected_receipt(pipe):
+    s = SmppSettings(silent_symbols=("URL_BLACKLISTED",))
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=s) as h:
+        c = client(h)
+        _, r = send(c, "Your account is locked, verify at http://phish.example/login today please",
+                    registered_delivery=1)
+        assert r[0].status == 0 and r[0].message_id.startswith(b"L")
+        dr = receive(c)
+        assert b"stat:REJECTD" in dr.short_message
+        assert dr.receipted_message_id.rstrip(b"\x00") == r[0].message_id
+        time.sleep(0.1)
+        assert h.sim.submits() == []                 # nothing reached the SMSC
+        c.disconnect()

@@ -220,9 +220,13 @@ class SipScreen:
         else:
             msg.set("Max-Forwards", str(int(mf) - 1))
         branch = self._branch(msg)
-        for v in msg.values("via"):
+        # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as
+        # it was when we forwarded it (the Via below ours on top) means the request looped
+        vias = msg.values("via")
+        for i, v in enumerate(vias):
             via = parse_via(v)
-            if (via.host, via.port or 5060) in self.me and via.params.get("branch") == branch:
+            if (via.host, via.port or 5060) in self.me and via.params.get("branch", "").startswith(BRANCH_PREFIX) \
+                    and via.params["branch"] == self._branch(msg, vias[i + 1] if i + 1 < len(vias) else ""):
                 return self._reply(msg, make_response(msg, 482, None, self._tag(msg)), transport, src, conn)
         # Route processing (§16.4 and §16.6 step 6)
         routes = msg.values("route")
@@ -263,10 +267,11 @@ class SipScreen:
                 h[1] = ", ".join([first + add] + rest)
                 return
 
-    def _branch(self, msg) -> str:
+    def _branch(self, msg, top: str | None = None) -> str:
         # §16.11: a function of the request's identifying fields, so retransmissions (and
         # the CANCEL / non-2xx ACK of an INVITE) get the same branch; CSeq method excluded
-        top = msg.values("via")[0] if msg.values("via") else ""
+        if top is None:
+            top = msg.values("via")[0] if msg.values("via") else ""
         top_branch = parse_via(top).params.get("branch", top) if top else ""
         to = msg.get("to") or ""
         frm = msg.get("from") or ""
