@@ -147,7 +147,7 @@ def write_report(out: Path, res) -> None:
             L.append(f"| {r['offered_cps']:,} | {_f(r['mixed']['cps'])} | {r['mixed']['failed']} | {_f(r['allowed']['cps'])} | "
                      f"{_f(r['allowed']['invite_to_200_ms']['p99'])} | {_f(r['mixed']['server_cpu_s'], 2)} | {_f(k['cps']) if k else '–'} |")
     c = res.get("capacity", {})
-    L += ["", "## Capacity model", "", "Assumptions: " + " ".join(c.get("assumptions", [])), ""]
+    L += ["", "## Capacity model", "", "Assumptions:", ""] + [f"- {a}" for a in c.get("assumptions", [])] + [""]
     if c.get("sms"):
         L += [f"Per core: about {c['sms_per_core']:,} submit_sm/s.", "", "| SMS/s | cores |", "|---|---|"]
         L += [f"| {r['sms_per_s']:,} | {r['cores']} |" for r in c["sms"]]
