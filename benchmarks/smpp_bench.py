@@ -132,7 +132,6 @@ async def offer(port, rate, seconds, window, binds, pdus, system_id="bench", pas
         while b.inflight and time.perf_counter() < deadline:
             await asyncio.sleep(0.005)
 
-    t0 = time.perf_counter()
     await asyncio.gather(*(run(b, per[i], i) for i, b in enumerate(bs)))
     wall = max(time.perf_counter() - start, 1e-9)
     lat = [x * 1e6 for b in bs for x in b.lat]

@@ -8,7 +8,7 @@ verdict into a wire answer; nothing here knows about wires.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 

@@ -75,7 +75,7 @@ def test_replay_is_byte_identical_and_uses_message_time(data_dir, tmp_path):
     f.write_text(jsonl([sms(i, "0901234567", "0912345678", "same text again", time=f"2026-03-02T10:0{i}:00+07:00")
                         for i in range(6)]))
     a = run_cli("check", "--jsonl", f, "--data-dir", data_dir, check=True).stdout
-    b = run_cli("check", "--jsonl", f, "--data-dir", data_dir, "--out", tmp_path / "o.jsonl", check=True)
+    run_cli("check", "--jsonl", f, "--data-dir", data_dir, "--out", tmp_path / "o.jsonl", check=True)
     assert (tmp_path / "o.jsonl").read_text() == a
     acts = [json.loads(l)["action"] for l in a.splitlines()]
     # 4th and 5th within 5 min of the first three are FLOOD_SAME_CONTENT; dropped ones do not count,

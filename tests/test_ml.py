@@ -2,14 +2,13 @@
 Vietnamese normalisation, and the 5656 reports -> labelled store -> retrain loop."""
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.ml import features as F
 from engine.ml.data import read_labelled
-from engine.ml.model import ModelError, default_model_dir, load_scorer
+from engine.ml.model import ModelError, load_scorer
 from engine.ml.train import train
 
 from .conftest import ROOT, jsonl, run_cli

@@ -1,7 +1,6 @@
 """Rule files: examples, validation with file:line:col, hot reload, the Decree 91 pack end to end."""
 import json
 import shutil
-from datetime import datetime
 
 import pytest
 
@@ -9,7 +8,7 @@ from engine.config import load_settings
 from engine.lists import Lists
 from engine.pipeline import Pipeline, RuleWatcher
 from engine.records import parse_record
-from engine.rules.examples import fixture_lists, run_examples
+from engine.rules.examples import run_examples
 from engine.rules.loader import RuleSetError, load_rules
 
 from .conftest import CONFIG, jsonl, run_cli

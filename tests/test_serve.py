@@ -1,7 +1,6 @@
 """`telfilter serve` as a process: SMPP and SIP listening, verdict log, live rule reload
 (a broken edit keeps the old rules and says why with file:line:col; a good edit takes effect)."""
 import json
-import os
 import shutil
 import signal
 import socket

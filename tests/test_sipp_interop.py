@@ -4,7 +4,6 @@ carrying the header (the UAS scenario fails the call if it is missing)."""
 import shutil
 import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 

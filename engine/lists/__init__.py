@@ -9,11 +9,9 @@ generation (`.prev`) is used instead, with a warning.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import msgpack
@@ -21,7 +19,7 @@ from pyroaring import BitMap64
 
 from ..numbers import format_number, normalise_number, normalise_sender_id
 from ..textnorm import domain_suffixes
-from .csvio import (HEADERS, KINDS, CsvError, RowError, SenderEntry, parse_channel, parse_domain,
+from .csvio import (KINDS, CsvError, RowError, SenderEntry, parse_channel, parse_domain,
                     parse_row, read_csv, sender_entry_key, sender_entry_row, write_csv)
 from .snapshot import SnapshotError, read_snapshot, write_snapshot
 

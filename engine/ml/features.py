@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import zlib
 
 import numpy as np
 

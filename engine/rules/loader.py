@@ -125,7 +125,6 @@ class Locator:
                         path = path + (counters[path],)
                     self.pos[(rule, path)] = (ln, col)
                 else:
-                    rule_scope = None
                     path = ("@",) + parts
                     self.pos[(None, path)] = (ln, col)
                 continue

@@ -451,7 +451,8 @@ def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
                 return 400, f"Multiple {h.title()} headers", []
         for v in msg.values("via"):
             parse_via(v)
-        to, frm = parse_name_addr(msg.get("to")), parse_name_addr(msg.get("from"))
+        parse_name_addr(msg.get("to"))              # both must parse (quotbal: unbalanced quotes)
+        parse_name_addr(msg.get("from"))
         cseq = msg.get("cseq").split()
         if len(cseq) != 2 or not cseq[0].isdigit():
             return 400, "Malformed CSeq", []

@@ -20,7 +20,6 @@ import hashlib
 from collections import OrderedDict
 import ipaddress
 import logging
-import socket
 import time
 import tomllib
 from dataclasses import dataclass, field

@@ -9,7 +9,7 @@ is optional parameters (TLVs), kept in order, byte for byte, known or not.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, fields, make_dataclass, replace
+from dataclasses import dataclass, field, make_dataclass, replace
 
 from . import constants as C
 
