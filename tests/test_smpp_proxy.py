@@ -306,3 +306,28 @@ def test_silent_drop_answers_ok_with_local_id_and_rejected_receipt(pipe):
         time.sleep(0.1)
         assert h.sim.submits() == []                 # nothing reached the SMSC
         c.disconnect()
+
+
+def test_smsc_without_transceiver_binds_gets_transmitter_and_receiver(pipe):
+    h = ProxyHarness(pipe, accounts=("esme1:secret",))
+    h.start_loop()
+    from engine.smpp_proxy.simulator import SmscSimulator
+    h.sim = SmscSimulator(receipt_delay=0.05)
+    h.sim.refuse_transceiver = True
+    h.call(h.sim.start("127.0.0.1", 0))
+    from engine.smpp_proxy.accounts import account_from_arg
+    from engine.smpp_proxy.server import SmppProxy
+    h.settings.smsc = [f"127.0.0.1:{h.sim.port}"]
+    h.settings.accounts["esme1"] = account_from_arg("esme1:secret")
+    h.proxy = SmppProxy(pipe, h.settings, h.vlog)
+    h.call(h.proxy.start("127.0.0.1:0"))
+    try:
+        assert wait(lambda: sorted(l.kind for l in h.proxy.links if l.bound) == ["receiver", "transmitter"], 10)
+        c = client(h)
+        _, r = send(c, HAM, registered_delivery=1)
+        assert r[0].status == 0
+        dr = receive(c)                                   # the receipt came in on the receiver link
+        assert dr.receipted_message_id.rstrip(b"\x00") == r[0].message_id
+        c.disconnect()
+    finally:
+        h.stop()

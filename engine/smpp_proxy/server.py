@@ -186,8 +186,8 @@ class Pending:
 class SmscLink(_Coalesce, asyncio.Protocol):
     """One transceiver bind to an SMSC, with its own window."""
 
-    def __init__(self, proxy: "SmppProxy", addr):
-        self.proxy, self.addr = proxy, addr
+    def __init__(self, proxy: "SmppProxy", addr, kind="transceiver"):
+        self.proxy, self.addr, self.kind = proxy, addr, kind
         self.conn = SmppConnection(1 << 20)
         self.transport = None
         self.bound = False
@@ -210,7 +210,8 @@ class SmscLink(_Coalesce, asyncio.Protocol):
 
     @property
     def available(self) -> bool:
-        return self.bound and not self.window.full and self.transport is not None and not self.transport.is_closing()
+        return self.bound and self.kind != "receiver" and not self.window.full and self.transport is not None \
+            and not self.transport.is_closing()
 
     def request(self, raw_or_pdu, on_resp) -> None:
         seq = self.conn.next_sequence()
@@ -234,7 +235,8 @@ class SmscLink(_Coalesce, asyncio.Protocol):
             if ev is NEED_DATA:
                 return
             cid = ev.command_id
-            if cid in (C.BIND_TRANSCEIVER_RESP,):
+            if cid in (C.BIND_TRANSCEIVER_RESP, C.BIND_TRANSMITTER_RESP, C.BIND_RECEIVER_RESP) or (
+                    cid == C.GENERIC_NACK and self.bind_waiter and not self.bind_waiter.done()):
                 if self.bind_waiter and not self.bind_waiter.done():
                     self.bind_waiter.set_result(ev)
             elif P.is_response(cid) or cid == C.GENERIC_NACK:
@@ -318,23 +320,33 @@ class SmppProxy:
             await asyncio.sleep(0.02)
         return False
 
-    async def _link_loop(self, addr):
+    async def _link_loop(self, addr, kind="transceiver"):
+        """One SMSC connection, kept bound. An SMSC that refuses transceiver binds is used
+        through a transmitter link plus a receiver link (SMPP 3.3-style)."""
         delay = self.settings.reconnect_min
         loop = asyncio.get_running_loop()
+        bind_cls = {"transceiver": P.BindTransceiver, "transmitter": P.BindTransmitter, "receiver": P.BindReceiver}
         while True:
-            link = SmscLink(self, addr)
+            link = SmscLink(self, addr, kind)
             try:
                 await loop.create_connection(lambda: link, addr[0], addr[1])
                 link.bind_waiter = loop.create_future()
-                link.transport.write(encode(P.BindTransceiver(
+                link.transport.write(encode(bind_cls[kind](
                     sequence_number=link.conn.next_sequence(), system_id=self.settings.smsc_system_id,
                     password=self.settings.smsc_password, interface_version=0x34)))
                 resp = await asyncio.wait_for(link.bind_waiter, 10)
                 if resp.command_status != 0:
+                    if kind == "transceiver" and resp.command_status in (C.ESME_RINVCMDID, C.ESME_RINVBNDSTS,
+                                                                         C.ESME_RBINDFAIL):
+                        log.warning("SMSC %s:%d refuses transceiver binds (0x%02x): using transmitter + receiver",
+                                    addr[0], addr[1], resp.command_status)
+                        kind = "transmitter"
+                        self.tasks.append(asyncio.create_task(self._link_loop(addr, "receiver")))
+                        delay = 0
                     raise ConnectionError(f"bind refused with status 0x{resp.command_status:02x}")
                 link.bound = True
                 self.links.append(link)
-                log.info("bound to SMSC %s:%d", *addr)
+                log.info("bound to SMSC %s:%d as %s", addr[0], addr[1], kind)
                 delay = self.settings.reconnect_min
                 await link.lost
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:

@@ -19,6 +19,7 @@ from .codec import pdu as P
 class _SimSession(asyncio.Protocol):
     def __init__(self, sim):
         self.sim, self.conn, self.transport, self.bound = sim, SmppConnection(1 << 20), None, False
+        self.kind = None
 
     def connection_made(self, t):
         self.transport = t
@@ -56,6 +57,7 @@ class SmscSimulator:
         self.system_id = system_id
         self.down = False
         self.stall = False
+        self.refuse_transceiver = False     # behave like an SMSC that only knows TX and RX binds
         self._ids = itertools.count(1)
         self.server = None
         self.mo_responses: list = []
@@ -87,7 +89,11 @@ class SmscSimulator:
         self.received.append((time.monotonic(), ev))
         if cid in (C.BIND_TRANSCEIVER, C.BIND_TRANSMITTER, C.BIND_RECEIVER):
             st = C.ESME_RBINDFAIL if self.down else 0
+            if cid == C.BIND_TRANSCEIVER and self.refuse_transceiver:
+                s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
+                return
             s.bound = not st
+            s.kind = {C.BIND_TRANSCEIVER: "transceiver", C.BIND_TRANSMITTER: "transmitter", C.BIND_RECEIVER: "receiver"}[cid]
             s.send(P.response_class(cid)(sequence_number=ev.sequence_number, command_status=st, system_id=self.system_id))
             if st:
                 s.transport.close()
@@ -113,6 +119,9 @@ class SmscSimulator:
             s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
 
     def _receipt(self, s, sm, mid):
+        rx = [x for x in self.sessions if x.bound and x.kind in ("receiver", "transceiver")]
+        if s.kind == "transmitter" and rx:
+            s = rx[0]                       # receipts go to a receiver bind when the sender cannot take them
         now = time.strftime("%y%m%d%H%M")
         body = f"id:{mid} sub:001 dlvrd:001 submit date:{now} done date:{now} stat:DELIVRD err:000 text:".encode()
         s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=sm.dest_addr_ton,
