@@ -538,10 +538,7 @@ class SmppProxy:
                 sess.send_pdu(resp(sequence_number=pdu.sequence_number, command_status=v.smpp_status))
                 continue
             mid = f"L{next(self._local_ids):09d}"
-            if pdu.command_id == C.SUBMIT_MULTI:
-                sess.send_pdu(resp(sequence_number=pdu.sequence_number, message_id=mid))
-            else:
-                sess.send_pdu(resp(sequence_number=pdu.sequence_number, message_id=mid))
+            sess.send_pdu(resp(sequence_number=pdu.sequence_number, message_id=mid))
             if self.settings.rejected_receipt and getattr(pdu, "registered_delivery", 0) & 0x03:
                 self._rejected_receipt(sess, pdu, mid)
 
