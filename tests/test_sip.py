@@ -243,3 +243,32 @@ def test_tagged_call_gets_header_and_display_prefix(tmp_path):
         assert m.get("from").startswith('"[SPAM?] Caller" <sip:0900000777@127.0.0.1>')
         cli.close()
     uas.close()
+
+
+def _req(start, *headers, via_port):
+    base = [f"Via: SIP/2.0/UDP 127.0.0.1:{via_port};branch=z9hG4bKx1", "From: <sip:a@127.0.0.1>;tag=1",
+            "To: <sip:b@127.0.0.1>", "Call-ID: extra-1", "Max-Forwards: 10"]
+    return ("\r\n".join([start, *base, *headers, "Content-Length: 0"]) + "\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize("start,headers,want", [
+    ("OPTIONS sip:b@127.0.0.1?Route=%3Csip:127.0.0.1%3E SIP/2.0", ["CSeq: 1 OPTIONS"], 400),      # escruri
+    ("REGISTER sip:127.0.0.1 SIP/2.0", ["CSeq: 1 REGISTER", "Contact: sip:b@127.0.0.1?Route=%3Csip:x%3E"], 400),  # regbadct
+    ("OPTIONS sip:b@127.0.0.1 SIP/2.0", ["CSeq: 1 OPTIONS", "Contact: Watson, Thomas <sip:w@127.0.0.1>"], 400),  # baddn
+    ("OPTIONS sip:b@127.0.0.1; lr SIP/2.0", ["CSeq: 1 OPTIONS"], 400),                            # lwsruri
+    ("OPTIONS sip:b@127.0.0.1 SIP/2.0  ", ["CSeq: 1 OPTIONS"], 400),                              # trws
+    ("NEWMETHOD sip:b@127.0.0.1 SIP/2.0", ["CSeq: 1 INVITE"], 400),                               # mismatch02
+    ("OPTIONS sip:b@127.0.0.1 SIP/2.0", ["CSeq: 1 OPTIONS", "Content-Length: 3"], 400),           # mcl01
+    ("REGISTER sip:127.0.0.1 SIP/2.0", ["CSeq: 1 REGISTER", "Contact: <sip:%00@127.0.0.1>"], "fwd"),  # escnull
+    ("OPTIONS sip:b;par=u%40x@127.0.0.1 SIP/2.0", ["CSeq: 1 OPTIONS"], "fwd"),                    # semiuri
+    ("RE%47IST%45R sip:127.0.0.1 SIP/2.0", ["CSeq: 1 RE%47IST%45R"], "fwd"),                      # esc02
+    ("OPTIONS sip:b@127.0.0.1 SIP/2.0", ["CSeq: 1 OPTIONS", "Date: Fri, 01 Jan 2010 16:00:00 EST"], "fwd"),  # baddate
+])
+def test_more_rfc4475_cases(screen, start, headers, want):
+    h, cli, uas = screen
+    cli.sendto(_req(start, *headers, via_port=cli.getsockname()[1]), ("127.0.0.1", h.port))
+    if want == "fwd":
+        assert recv(uas) is not None and recv(cli, 0.2) is None
+    else:
+        r = recv(cli)
+        assert r is not None and parse_datagram(r).status == want and recv(uas, 0.2) is None

@@ -186,6 +186,9 @@ def parse_name_addr(value: str) -> NameAddr:
         lt = v.index("<")
         if not display:
             display = v[:lt].strip()
+            # an unquoted display name is tokens separated by LWS (RFC 3261 §25.1; RFC 4475 baddn)
+            if display and not all(_TOKEN.match(w) for w in display.split()):
+                raise SipParseError(f"unquoted display name with non-token characters: {display[:30]!r}")
         gt = v.find(">", lt)
         if gt < 0:
             raise SipParseError("unmatched < in name-addr")
@@ -194,6 +197,9 @@ def parse_name_addr(value: str) -> NameAddr:
         uri, _, rest = v.partition(";")
         rest = ";" + rest if rest else ""
         uri = uri.strip()
+        # RFC 3261 §20: a URI with headers ('?') or commas must be in a name-addr (RFC 4475 regbadct)
+        if "?" in uri or "," in uri or " " in uri:
+            raise SipParseError(f"URI with ?, comma or space outside <>: {uri[:40]!r}")
     if not uri or ":" not in uri:
         raise SipParseError(f"not a URI: {uri!r}")
     return NameAddr(display, uri, parse_params(rest))
@@ -470,6 +476,8 @@ def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
         scheme = msg.uri.split(":", 1)[0].lower() if ":" in msg.uri else ""
         if scheme not in KNOWN_SCHEMES:
             return 416, "Unsupported URI Scheme", []
+        if scheme in ("sip", "sips") and "?" in msg.uri.rpartition("@")[2]:   # '?' in the user part is legal
+            return 400, "Bad Request (headers in the Request-URI)", []        # RFC 4475 escruri
         parse_uri(msg.uri)
     except SipParseError as e:
         return (e.status or 400), f"Bad Request ({e.reason})", []
