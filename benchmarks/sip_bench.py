@@ -65,18 +65,6 @@ def _stats(d: Path):
     return out
 
 
-def _run_step(tmp, target_port, rate, seconds, mixed, tag):
-    uas_port = _free_udp()
-    calls = int(rate * seconds)
-    d = tmp / f"{tag}_{rate}"
-    d.mkdir(parents=True, exist_ok=True)
-    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
-                            "-timeout", f"{int(seconds + 30)}s", "-nostdin", "-m", str(calls if not mixed else calls // 2)],
-                           cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return uas, uas_port, d, calls
-
-
 def run(rates, seconds, progress=None, kamailio=False) -> dict:
     if shutil.which("sipp") is None:
         return {"error": "sipp not installed"}

@@ -176,13 +176,6 @@ class EsmeSession(_Coalesce, asyncio.Protocol):
 
 # ---------------------------------------------------------------- SMSC side
 
-@dataclass
-class Pending:
-    """A request forwarded upstream: what to do with the SMSC's answer."""
-    on_resp: object
-    expires: float
-
-
 class SmscLink(_Coalesce, asyncio.Protocol):
     """One transceiver bind to an SMSC, with its own window."""
 
@@ -200,9 +193,9 @@ class SmscLink(_Coalesce, asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.bound = False
-        for seq, ctx in list(self.window.pending.items()):
+        for seq, (_, on_resp) in list(self.window.pending.items()):
             self.window.pending.pop(seq, None)
-            ctx[1].on_resp(None, C.ESME_RSYSERR)
+            on_resp(None, C.ESME_RSYSERR)
         if self.bind_waiter and not self.bind_waiter.done():
             self.bind_waiter.set_exception(ConnectionError("connection lost during bind"))
         if not self.lost.done():
@@ -217,7 +210,7 @@ class SmscLink(_Coalesce, asyncio.Protocol):
         seq = self.conn.next_sequence()
         raw = encode(P.replace(raw_or_pdu, sequence_number=seq)) if not isinstance(raw_or_pdu, (bytes, bytearray)) \
             else with_sequence(bytes(raw_or_pdu), seq)
-        self.window.add(seq, time.monotonic(), Pending(on_resp, 0))
+        self.window.add(seq, time.monotonic(), on_resp)      # on_resp(resp | None, status)
         self._queue(raw)
 
     def data_received(self, data):
@@ -240,9 +233,9 @@ class SmscLink(_Coalesce, asyncio.Protocol):
                 if self.bind_waiter and not self.bind_waiter.done():
                     self.bind_waiter.set_result(ev)
             elif P.is_response(cid) or cid == C.GENERIC_NACK:
-                ctx = self.window.complete(ev.sequence_number)
-                if ctx is not None:
-                    ctx.on_resp(ev, ev.command_status)
+                on_resp = self.window.complete(ev.sequence_number)
+                if on_resp is not None:
+                    on_resp(ev, ev.command_status)
             elif cid == C.ENQUIRE_LINK:
                 self.transport.write(encode(P.EnquireLinkResp(sequence_number=ev.sequence_number)))
             elif cid == C.UNBIND:
@@ -367,9 +360,9 @@ class SmppProxy:
             await asyncio.sleep(0.25)
             now = time.monotonic()
             for link in list(self.links):
-                for seq, ctx in link.window.expired(now):
+                for seq, on_resp in link.window.expired(now):
                     log.warning("SMSC %s did not answer seq %d in time", link.addr, seq)
-                    ctx.on_resp(None, C.ESME_RSYSERR)
+                    on_resp(None, C.ESME_RSYSERR)
             for sess in list(self.sessions):
                 for seq, (cb, exp) in list(sess.window.items()):
                     if exp <= now:
