@@ -149,6 +149,10 @@ def main(argv=None) -> int:
     except (ConfigError, CsvError, SnapshotError) as e:
         print(f"telfilter: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:             # a missing or unreadable input file, a port in use, ...
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"telfilter: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
     return 1
@@ -183,9 +187,11 @@ def cmd_check(args) -> int:
             m = Message(args.sender, args.recipient, args.text, t, args.account, args.direction)
             out.write(json.dumps(pipe.judge(m).to_json(None), ensure_ascii=False) + "\n")
             return 0
-        inp = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8", errors="surrogateescape")
+        inp = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8-sig", errors="surrogateescape")
         with inp:
             for n, line in enumerate(inp, 1):
+                if n == 1:
+                    line = line.lstrip("\ufeff")           # a byte-order mark on stdin
                 if not line.strip():
                     continue
                 rid = None

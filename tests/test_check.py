@@ -98,3 +98,19 @@ def test_options_before_or_after_and_help():
         assert p.returncode == 0 and "usage:" in p.stdout
     p = run_cli("--data-dir", "/tmp/x-tf-none", "lists", "stats", "--config", "config")
     assert p.returncode == 0
+
+
+def test_missing_input_files_are_clear_errors(data_dir, tmp_path):
+    p = run_cli("check", "--jsonl", tmp_path / "nope.jsonl", "--data-dir", data_dir)
+    assert p.returncode == 2 and "nope.jsonl: No such file" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("lists", "import", "dnc", tmp_path / "nope.csv", "--data-dir", data_dir)
+    assert p.returncode == 2 and "nope.csv: No such file" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_byte_order_mark_is_ignored(data_dir, tmp_path):
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(b"\xef\xbb\xbf" + jsonl([sms("b1", "0901234567", "0912345678", "hello")]).encode())
+    out = check(data_dir, f.read_text(encoding="utf-8"))
+    assert out[0]["id"] == "b1" and out[0]["action"] == "allow"
+    p = run_cli("check", "--jsonl", f, "--data-dir", data_dir, check=True)
+    assert json.loads(p.stdout)["id"] == "b1"
