@@ -1,7 +1,7 @@
 """The one pipeline. The stage order lives here and only here:
 
     1. normalise   MessageContext: E.164 ints, folded sender ID, local time (lazy facts)
-    2. short code  MO to the short code (5656) is a command: handled, allowed, nothing else runs
+    2. short code  an MO to the short code (5656) is a command: handled, allowed, nothing else runs
     3. ML          spam probability of SMS text (when a model is loaded)
     4. rules       every rule of the loaded set, lists and counters read-only
     5. decide      forced actions and the score table; the strongest action wins
@@ -57,7 +57,9 @@ class Pipeline:
     # ------------------------------------------------------------ judging
     def judge(self, msg: Message | Call) -> Verdict:
         ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
-        if ctx.scope == "sms-mo" and self.shortcode is not None and (
+        # an SMS to the short code is a subscriber's command: MO, or a record that does not say
+        # (an ESME's MT to 5656 is not: it could cancel someone else's DNC registration)
+        if not ctx.is_call and msg.direction in ("mo", None) and self.shortcode is not None and (
                 ctx.recipient_num == self.shortcode or ctx.recipient_raw.strip().lstrip("+") == self.settings.shortcode):
             return self._shortcode(ctx)
         model = ctx.model = self.model

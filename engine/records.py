@@ -49,8 +49,8 @@ def parse_record(obj) -> Message | Call:
         raise RecordError("missing required field 'kind'")
     rid = obj.get("id")
     if kind == "sms":
-        direction = _str(obj, "direction", False, "mt").lower()
-        if direction not in ("mt", "mo"):
+        direction = _str(obj, "direction", False, "").lower() or None     # None: the record does not say
+        if direction not in ("mt", "mo", None):
             raise RecordError(f"direction must be mt or mo, got {obj['direction']!r}")
         return Message(sender=_str(obj, "sender"), recipient=_str(obj, "recipient"),
                        text=_str(obj, "text"), time=parse_time(obj.get("time")),

@@ -105,7 +105,7 @@ class Message:
     text: str
     time: datetime
     account: str = ""
-    direction: str = "mt"          # "mt" (ESME -> subscriber) or "mo" (subscriber -> short code/ESME)
+    direction: str | None = "mt"   # "mt" (ESME -> subscriber), "mo" (subscriber -> short code/ESME); None = not said (treated as mt)
     id: str | None = None
     kind: str = "sms"
 

@@ -279,3 +279,19 @@ def test_rule_reading_the_ml_score(tmp_path):
     p.lists.add_sender(SenderEntry("ANYNAME", "Any", "CSKH", None, None, frozenset()))
     assert p.judge(_sms(spam, sender="ANYNAME")).symbols == ["LIKELY_SPAM"]
     assert p.judge(_sms("See you at the cafe at 5, ok?", sender="ANYNAME")).symbols == []
+
+
+def test_sms_to_the_short_code_is_a_command_even_without_direction(data_dir):
+    p = run_cli("check", "--jsonl", "-", "--data-dir", data_dir, check=True, input=jsonl([
+        dict(id="x", kind="sms", sender="0912000951", recipient="5656", text="DK DNC S", time="2026-03-02T09:00:00+07:00"),
+    ]))
+    assert [h["symbol"] for h in json.loads(p.stdout)["hits"]] == ["DNC_REGISTERED"]
+
+
+def test_an_esme_mt_to_the_short_code_is_not_a_command(data_dir):
+    # an advertiser must not be able to cancel a subscriber's DNC registration by submitting as them
+    p = run_cli("check", "--jsonl", "-", "--data-dir", data_dir, check=True, input=jsonl([
+        dict(id="x", kind="sms", sender="0912000952", recipient="5656", text="HUY DNC", direction="mt",
+             time="2026-03-02T09:00:00+07:00"),
+    ]))
+    assert "DNC_CANCELLED" not in [h["symbol"] for h in json.loads(p.stdout)["hits"]]
