@@ -34,8 +34,9 @@ from datetime import datetime, timezone
 
 from ..verdict import Action, Message
 from .accounts import SmppSettings, TokenBucket
+from .stream import CoalescedStream
 from .codec import constants as C
-from .codec import (NEED_DATA, BindState, PduTooLarge, RemoteProtocolError, SmppConnection, Tlv, Window,
+from .codec import (BindState, PduTooLarge, RemoteProtocolError, SmppConnection, Tlv, Window,
                     concat_info, encode, encode_text, pdu_text, split_udh, with_sequence)
 from .codec import pdu as P
 
@@ -82,30 +83,9 @@ class VerdictLog:
             self.pub.close()
 
 
-class _Coalesce:
-    """Coalesce the PDUs written during one event-loop iteration into one transport.write:
-    an ESME that sends ten PDUs in one segment gets ten answers in one segment, and the
-    proxy pays one syscall instead of ten."""
-
-    def _queue(self, data: bytes) -> None:
-        t = self.transport
-        if t is None or t.is_closing():
-            return
-        out = self.__dict__.setdefault("_outq", [])
-        out.append(data)
-        if len(out) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        out = self._outq
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
-
-
 # ---------------------------------------------------------------- ESME side
 
-class EsmeSession(_Coalesce, asyncio.Protocol):
+class EsmeSession(CoalescedStream):
     def __init__(self, proxy: "SmppProxy"):
         self.proxy = proxy
         self.conn = SmppConnection(proxy.settings.max_pdu)
@@ -129,54 +109,29 @@ class EsmeSession(_Coalesce, asyncio.Protocol):
 
     def data_received(self, data: bytes):
         self.last_rx = time.monotonic()
-        self.conn.receive_data(data)
-        while True:
-            try:
-                ev = self.conn.next_event()
-            except PduTooLarge as e:
-                log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, self.peer, e)
-                self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status))
-                self.close()
-                return
-            except RemoteProtocolError as e:
-                log.info("malformed PDU from %s: %s (status 0x%02x)", self.peer, e, e.status)
-                self.nack(e)
-                if e.fatal:
-                    self.close()
-                    return
-                continue
-            if ev is NEED_DATA:
-                return
-            try:
-                self.proxy.handle_esme_pdu(self, ev)
-            except Exception:                      # a bug must not take the bind down silently
-                log.exception("internal error handling %s from %s", type(ev).__name__, self.peer)
-                if not P.is_response(ev.command_id):
-                    self.send_pdu(P.response_class(ev.command_id)(sequence_number=ev.sequence_number,
-                                                                 command_status=C.ESME_RSYSERR))
+        super().data_received(data)
 
-    def nack(self, e: RemoteProtocolError) -> None:
-        # SMPP 3.4 allows the command's resp or generic_nack for a PDU that cannot be decoded;
-        # generic_nack is what every ESME understands without having parsed its own request
-        # back, and it carries the precise status (ESME_RINVMSGLEN, ESME_RINVOPTPARSTREAM, ...)
-        self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status))
+    def malformed(self, e: RemoteProtocolError) -> None:
+        if isinstance(e, PduTooLarge):
+            log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, self.peer, e)
+        else:
+            log.info("malformed PDU from %s: %s (status 0x%02x)", self.peer, e, e.status)
 
-    def send_pdu(self, pdu) -> None:
-        self.send_raw(encode(pdu))
+    def pdu_received(self, ev) -> None:
+        try:
+            self.proxy.handle_esme_pdu(self, ev)
+        except Exception:                      # a bug must not take the bind down silently
+            log.exception("internal error handling %s from %s", type(ev).__name__, self.peer)
+            if not P.is_response(ev.command_id):
+                self.send_pdu(P.response_class(ev.command_id)(sequence_number=ev.sequence_number,
+                                                             command_status=C.ESME_RSYSERR))
 
     def send_raw(self, raw: bytes) -> None:
         self._queue(raw)
 
-    def close(self) -> None:
-        if self.transport is not None:
-            if self.__dict__.get("_outq"):
-                self._flush()                 # answers already queued go out first
-            self.transport.close()
-
-
 # ---------------------------------------------------------------- SMSC side
 
-class SmscLink(_Coalesce, asyncio.Protocol):
+class SmscLink(CoalescedStream):
     """One transceiver bind to an SMSC, with its own window."""
 
     def __init__(self, proxy: "SmppProxy", addr, kind="transceiver"):
@@ -213,42 +168,29 @@ class SmscLink(_Coalesce, asyncio.Protocol):
         self.window.add(seq, time.monotonic(), on_resp)      # on_resp(resp | None, status)
         self._queue(raw)
 
-    def data_received(self, data):
-        self.conn.receive_data(data)
-        while True:
-            try:
-                ev = self.conn.next_event()
-            except RemoteProtocolError as e:
-                log.warning("malformed PDU from SMSC %s: %s", self.addr, e)
-                self.transport.write(encode(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status)))
-                if e.fatal:
-                    self.transport.close()
-                    return
-                continue
-            if ev is NEED_DATA:
-                return
-            cid = ev.command_id
-            if cid in (C.BIND_TRANSCEIVER_RESP, C.BIND_TRANSMITTER_RESP, C.BIND_RECEIVER_RESP) or (
-                    cid == C.GENERIC_NACK and self.bind_waiter and not self.bind_waiter.done()):
-                if self.bind_waiter and not self.bind_waiter.done():
-                    self.bind_waiter.set_result(ev)
-            elif P.is_response(cid) or cid == C.GENERIC_NACK:
-                on_resp = self.window.complete(ev.sequence_number)
-                if on_resp is not None:
-                    on_resp(ev, ev.command_status)
-            elif cid == C.ENQUIRE_LINK:
-                self.transport.write(encode(P.EnquireLinkResp(sequence_number=ev.sequence_number)))
-            elif cid == C.UNBIND:
-                self.transport.write(encode(P.UnbindResp(sequence_number=ev.sequence_number)))
-                self.bound = False
-                self.transport.close()
-            elif cid in (C.DELIVER_SM, C.DATA_SM):
-                self.proxy.handle_smsc_deliver(self, ev)
-            else:
-                self.transport.write(encode(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID)))
+    def malformed(self, e: RemoteProtocolError) -> None:
+        log.warning("malformed PDU from SMSC %s: %s", self.addr, e)
 
-    def respond(self, pdu) -> None:
-        self._queue(encode(pdu))
+    def pdu_received(self, ev) -> None:
+        cid = ev.command_id
+        if cid in (C.BIND_TRANSCEIVER_RESP, C.BIND_TRANSMITTER_RESP, C.BIND_RECEIVER_RESP) or (
+                cid == C.GENERIC_NACK and self.bind_waiter and not self.bind_waiter.done()):
+            if self.bind_waiter and not self.bind_waiter.done():
+                self.bind_waiter.set_result(ev)
+        elif P.is_response(cid) or cid == C.GENERIC_NACK:
+            on_resp = self.window.complete(ev.sequence_number)
+            if on_resp is not None:
+                on_resp(ev, ev.command_status)
+        elif cid == C.ENQUIRE_LINK:
+            self.send_pdu(P.EnquireLinkResp(sequence_number=ev.sequence_number))
+        elif cid == C.UNBIND:
+            self.send_pdu(P.UnbindResp(sequence_number=ev.sequence_number))
+            self.bound = False
+            self.close()
+        elif cid in (C.DELIVER_SM, C.DATA_SM):
+            self.proxy.handle_smsc_deliver(self, ev)
+        else:
+            self.send_pdu(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
 
 
 # ---------------------------------------------------------------- the proxy
@@ -619,7 +561,7 @@ class SmppProxy:
     def handle_smsc_deliver(self, link: SmscLink, pdu):
         resp_cls = P.response_class(pdu.command_id)
         seq = pdu.sequence_number
-        ack = lambda status=0: link.respond(resp_cls(sequence_number=seq, command_status=status))
+        ack = lambda status=0: link.send_pdu(resp_cls(sequence_number=seq, command_status=status))
         is_receipt = pdu.esm_class & C.ESM_TYPE_MASK in (0x04, 0x08, 0x10, 0x20)
         if is_receipt:
             mid = P.tlv(pdu, C.TAG_RECEIPTED_MESSAGE_ID)

@@ -12,11 +12,12 @@ import itertools
 import time
 
 from .codec import constants as C
-from .codec import NEED_DATA, RemoteProtocolError, SmppConnection, Tlv, encode
+from .codec import SmppConnection, Tlv
+from .stream import SmppStream
 from .codec import pdu as P
 
 
-class _SimSession(asyncio.Protocol):
+class _SimSession(SmppStream):
     def __init__(self, sim):
         self.sim, self.conn, self.transport, self.bound = sim, SmppConnection(1 << 20), None, False
         self.kind = None
@@ -29,24 +30,10 @@ class _SimSession(asyncio.Protocol):
         if self in self.sim.sessions:
             self.sim.sessions.remove(self)
 
-    def data_received(self, data):
-        self.conn.receive_data(data)
-        while True:
-            try:
-                ev = self.conn.next_event()
-            except RemoteProtocolError as e:
-                self.transport.write(encode(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status)))
-                if e.fatal:
-                    self.transport.close()
-                    return
-                continue
-            if ev is NEED_DATA:
-                return
-            self.sim.on_pdu(self, ev)
+    def pdu_received(self, ev):
+        self.sim.on_pdu(self, ev)
 
-    def send(self, pdu):
-        if self.transport and not self.transport.is_closing():
-            self.transport.write(encode(pdu))
+    send = SmppStream.send_pdu
 
 
 class SmscSimulator:

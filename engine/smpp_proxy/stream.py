@@ -1,0 +1,78 @@
+"""The asyncio side of one SMPP byte stream, shared by the proxy's ESME sessions, its SMSC
+links and the SMSC simulator: bytes go into the codec, decoded PDUs to `pdu_received`; a PDU
+the codec refuses is answered with a generic_nack carrying its status, and the connection
+closes only when framing is lost."""
+from __future__ import annotations
+
+import asyncio
+
+from .codec import NEED_DATA, RemoteProtocolError, encode
+from .codec import pdu as P
+
+
+class SmppStream(asyncio.Protocol):
+    conn = None          # an SmppConnection, set by the subclass
+    transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        while True:
+            try:
+                ev = self.conn.next_event()
+            except RemoteProtocolError as e:
+                self.malformed(e)
+                # SMPP 3.4 allows the command's resp or generic_nack for a PDU that cannot be
+                # decoded; generic_nack is what every peer understands without having parsed its
+                # own request back, and it carries the precise status (ESME_RINVMSGLEN, ...)
+                self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status))
+                if e.fatal:
+                    self.close()
+                    return
+                continue
+            if ev is NEED_DATA:
+                return
+            self.pdu_received(ev)
+
+    def malformed(self, e: RemoteProtocolError) -> None:
+        """Hook: log a refused PDU."""
+
+    def pdu_received(self, ev) -> None:
+        raise NotImplementedError
+
+    def send_pdu(self, pdu) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode(pdu))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class CoalescedStream(SmppStream):
+    """Coalesce the PDUs written during one event-loop iteration into one transport.write:
+    a peer that sends ten PDUs in one segment gets ten answers in one segment, and the proxy
+    pays one syscall instead of ten."""
+
+    def _queue(self, data: bytes) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        out = self.__dict__.setdefault("_outq", [])
+        out.append(data)
+        if len(out) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        out = self._outq
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
+    def send_pdu(self, pdu) -> None:
+        self._queue(encode(pdu))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            if self.__dict__.get("_outq"):
+                self._flush()                 # answers already queued go out first
+            self.transport.close()
