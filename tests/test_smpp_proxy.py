@@ -167,6 +167,13 @@ def read_raw(s):
     return decode(hdr + body)
 
 
+def raw_submit(sock, seq, text=b"hello"):
+    """Send one submit_sm on a raw socket and return the PDU that answers it."""
+    sock.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr="84901234567", destination_addr="84912345678",
+                                   short_message=text)))
+    return read_raw(sock)
+
+
 def test_bind_errors(harness):
     _, r = raw_session(harness, "nobody", "x")
     assert r.command_status == C.ESME_RINVSYSID
@@ -214,10 +221,7 @@ def test_smsc_down_gives_retryable_status(pipe):
         h.sim.down = True
         time.sleep(0.2)
         s, _ = raw_session(h)
-        s.sendall(encode(P.SubmitSm(sequence_number=5, source_addr="84901234567", destination_addr="84912345678",
-                                    short_message=b"hello")))
-        r = read_raw(s)
-        assert r.command_status == C.ESME_RTHROTTLED
+        assert raw_submit(s, 5).command_status == C.ESME_RTHROTTLED
 
 
 def test_stalled_smsc_never_gets_an_ok(pipe):
@@ -225,10 +229,7 @@ def test_stalled_smsc_never_gets_an_ok(pipe):
     with ProxyHarness(pipe, accounts=("esme1:secret",), settings=s) as h:
         h.sim.stall = True
         sock, _ = raw_session(h)
-        sock.sendall(encode(P.SubmitSm(sequence_number=5, source_addr="84901234567", destination_addr="84912345678",
-                                       short_message=b"hello")))
-        r = read_raw(sock)
-        assert r.command_status == C.ESME_RSYSERR
+        assert raw_submit(sock, 5).command_status == C.ESME_RSYSERR
 
 
 def test_throughput_limit(pipe):
@@ -238,11 +239,7 @@ def test_throughput_limit(pipe):
     s.accounts["slow"] = Account("slow", hash_password("pw", iterations=1000), throughput=2)
     with h:
         sock, _ = raw_session(h, "slow", "pw")
-        statuses = []
-        for i in range(6):
-            sock.sendall(encode(P.SubmitSm(sequence_number=10 + i, source_addr="84901234567",
-                                           destination_addr="84912345678", short_message=b"hello")))
-            statuses.append(read_raw(sock).command_status)
+        statuses = [raw_submit(sock, 10 + i).command_status for i in range(6)]
         assert C.ESME_RTHROTTLED in statuses and statuses[0] == 0
 
 
