@@ -181,9 +181,13 @@ class RuleSet:
         return RuleSet([r for r in self.rules if r.symbol in need], self.tag_threshold,
                        self.drop_threshold, self.fixtures, self.directory)
 
-    def evaluate(self, ctx, state, everything=False):
-        """All rules for the context's scope. Returns (hits as (rule, evidence), pending Stateful).
-        `everything` also evaluates stateless helpers nobody asked for (examples, explain)."""
+    def evaluate(self, ctx, state):
+        """All rules for the context's scope. Returns (hits as (rule, evidence), pending Stateful)."""
+        hits, pending, _ = self._evaluate(ctx, state, False)
+        return hits, pending
+
+    def _evaluate(self, ctx, state, everything):
+        """`everything` also evaluates stateless helpers nobody asked for (examples, explain)."""
         memo: dict = {}
         pending: list = []
         by_symbol = self.by_symbol
@@ -227,13 +231,12 @@ class RuleSet:
             e = memo[sym] if sym in memo else memo.setdefault(sym, run(rule))
             if e is not None and not rule.helper:
                 hits.append((rule, e))
-        self._last_memo = memo
-        return hits, pending
+        return hits, pending, memo
 
     def evaluate_all(self, ctx, state):
         """Every symbol that holds, helpers included (for examples and `rules explain`)."""
-        self.evaluate(ctx, state, everything=True)
-        return {s for s, e in self._last_memo.items() if e is not None}, self._last_memo
+        _, _, memo = self._evaluate(ctx, state, True)
+        return {s for s, e in memo.items() if e is not None}, memo
 
 
 def _topo(rules, by_symbol):
