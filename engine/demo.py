@@ -114,7 +114,7 @@ def cmd_demo(args) -> int:
         added = [float(r[3]) - base_us for r in rows if r[3] != "-"]
         print(f"\nround trip straight to the simulator: {base_us:.0f} µs (median); "
               f"added by telfilter: median {statistics.median(added):.0f} µs, max {max(added):.0f} µs")
-        print(f"verdict log: {len(log_buf.getvalue().splitlines())} JSON lines (telfilter serve writes them to --log)")
+        print(f"verdict log: one JSON line per verdict ({len(rows)} here; telfilter serve writes them to --log)")
         return 0
     finally:
         if getattr(args, "keep_data", False):
@@ -123,16 +123,14 @@ def cmd_demo(args) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-_seen = {"n": 0}
-
-
 def _symbols(buf) -> str:
+    """Symbols of the verdict lines written since the last call (the buffer is consumed)."""
     import json
     lines = buf.getvalue().splitlines()
-    new = lines[_seen["n"]:]
-    _seen["n"] = len(lines)
+    buf.seek(0)
+    buf.truncate()
     syms = []
-    for l in new:
+    for l in lines:
         for h in json.loads(l)["hits"]:
             if h["symbol"] not in syms:
                 syms.append(h["symbol"])
