@@ -103,7 +103,7 @@ class SmppSettings:
     concat_timeout: float = 30.0
     smsc: list = field(default_factory=list)
     smsc_system_id: str = "telfilter"
-    smsc_password: str = "telfilter"
+    smsc_password: str = "tfsecret"          # SMPP 3.4 §5.2.2: at most 8 characters
     smsc_window: int = 200
     smsc_response_timeout: float = 10.0
     reconnect_min: float = 0.2

@@ -12,26 +12,11 @@ import struct
 from dataclasses import dataclass, field, make_dataclass, replace
 
 from . import constants as C
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, UdhError
+from .fields import TIME_FIELDS, cstring_limit, valid_time
+from .udh import parse_udh, sar_info
 
 _HDR = struct.Struct(">IIII")
-
-
-class ProtocolError(Exception):
-    pass
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer sent something wrong. `status` is what to answer with; `command_id` and
-    `sequence_number` are what was decoded (None if not even the header was); `fatal`
-    means framing is lost and the connection must close."""
-
-    def __init__(self, msg, status, command_id=None, sequence_number=None, fatal=False):
-        super().__init__(msg)
-        self.status, self.command_id, self.sequence_number, self.fatal = status, command_id, sequence_number, fatal
-
-
-class LocalProtocolError(ProtocolError):
-    """Our own code misused the API (e.g. encoding a value that does not fit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,17 +113,33 @@ def response_class(command_id: int):
 
 
 # ---------------------------------------------------------------- decoding
+# Each command's fields compiled once into (name, kind, max octets incl. NUL, status, is_time):
+# the per-PDU loop does no dictionary look-ups for limits.
+PLANS = {cid: tuple((name, kind, *(cstring_limit(cid, name) or (0, 0)), name in TIME_FIELDS) for name, kind in spec)
+         for cid, (_, spec) in SPECS.items()}
+# PDUs whose user data may start with a UDH (they have esm_class) and may carry message_payload
+USER_DATA = {C.SUBMIT_SM, C.DELIVER_SM, C.SUBMIT_MULTI, C.DATA_SM}
 
-def _cstr(body, off, cid, seq, name):
-    end = body.find(b"\x00", off)
-    if end < 0:
-        raise RemoteProtocolError(f"{name}: C-Octet String without NUL terminator", C.ESME_RINVCMDLEN, cid, seq)
+
+def _cstr(body, off, cid, seq, name, limit=0, status=0):
+    """A C-Octet String at `off`: (latin-1 text, offset after the NUL). The NUL is looked for only
+    within the field's maximum size (SMPP 3.4 sizes count the NUL)."""
+    if limit:
+        end = body.find(b"\x00", off, off + limit)
+        if end < 0:
+            if len(body) - off >= limit:
+                raise RemoteProtocolError(f"{name} longer than {limit - 1} octets", status, cid, seq)
+            raise RemoteProtocolError(f"{name}: C-Octet String without NUL terminator", C.ESME_RINVCMDLEN, cid, seq)
+    else:
+        end = body.find(b"\x00", off)
+        if end < 0:
+            raise RemoteProtocolError(f"{name}: C-Octet String without NUL terminator", C.ESME_RINVCMDLEN, cid, seq)
     return body[off:end].decode("latin-1"), end + 1
 
 
 def decode_body(cid: int, seq: int, status: int, body: bytes, raw: bytes = b""):
-    spec = SPECS.get(cid)
-    if spec is None:
+    plan = PLANS.get(cid)
+    if plan is None:
         raise RemoteProtocolError(f"unknown command_id 0x{cid:08x}", C.ESME_RINVCMDID, cid, seq)
     cls = CLASSES[cid]
     vals = {"sequence_number": seq, "command_status": status}
@@ -146,9 +147,12 @@ def decode_body(cid: int, seq: int, status: int, body: bytes, raw: bytes = b""):
     # SMPP 3.4: a response with a non-zero status may omit its body
     if is_response(cid) and status != 0 and n == 0:
         return cls(sequence_number=seq, command_status=status, raw=raw)
-    for name, kind in spec[1]:
+    for name, kind, limit, fstatus, is_time in plan:
         if kind == "c":
-            vals[name], off = _cstr(body, off, cid, seq, name)
+            v, off = _cstr(body, off, cid, seq, name, limit, fstatus)
+            if is_time and not valid_time(v):
+                raise RemoteProtocolError(f"{name} {v!r} is not YYMMDDhhmmsstnnp", fstatus, cid, seq)
+            vals[name] = v
         elif kind == "B":
             if off >= n:
                 raise RemoteProtocolError(f"body ends before {name}", C.ESME_RINVCMDLEN, cid, seq)
@@ -158,70 +162,117 @@ def decode_body(cid: int, seq: int, status: int, body: bytes, raw: bytes = b""):
             if off >= n:
                 raise RemoteProtocolError("body ends before sm_length", C.ESME_RINVCMDLEN, cid, seq)
             ln = body[off]
+            if ln > 254:                  # SMPP 3.4 §5.2.21: 0 to 254
+                raise RemoteProtocolError(f"sm_length {ln} over 254", C.ESME_RINVMSGLEN, cid, seq)
             if off + 1 + ln > n:
                 raise RemoteProtocolError(f"sm_length {ln} exceeds the {n - off - 1} bytes that follow",
                                           C.ESME_RINVMSGLEN, cid, seq)
             vals[name] = body[off + 1: off + 1 + ln]
             off += 1 + ln
         elif kind == "dests":
-            if off >= n:
-                raise RemoteProtocolError("body ends before number_of_dests", C.ESME_RINVCMDLEN, cid, seq)
-            cnt = body[off]
-            off += 1
-            if cnt == 0 or cnt > 254:
-                raise RemoteProtocolError(f"number_of_dests {cnt}", C.ESME_RINVNUMDESTS, cid, seq)
-            dests = []
-            for _ in range(cnt):
-                if off >= n:
-                    raise RemoteProtocolError("body ends inside dest_address", C.ESME_RINVCMDLEN, cid, seq)
-                flag = body[off]
-                off += 1
-                if flag == 1:
-                    if off + 2 > n:
-                        raise RemoteProtocolError("body ends inside dest_address", C.ESME_RINVCMDLEN, cid, seq)
-                    ton, npi = body[off], body[off + 1]
-                    addr, off = _cstr(body, off + 2, cid, seq, "destination_addr")
-                    dests.append((1, ton, npi, addr))
-                elif flag == 2:
-                    name_, off = _cstr(body, off, cid, seq, "dl_name")
-                    dests.append((2, name_))
-                else:
-                    raise RemoteProtocolError(f"dest_flag {flag}", C.ESME_RINVDESTFLAG, cid, seq)
-            vals[name] = tuple(dests)
+            vals[name], off = _dests(body, off, cid, seq)
         elif kind == "unsucc":
-            if off >= n:
-                raise RemoteProtocolError("body ends before no_unsuccess", C.ESME_RINVCMDLEN, cid, seq)
-            cnt = body[off]
-            off += 1
-            out = []
-            for _ in range(cnt):
-                if off + 2 > n:
-                    raise RemoteProtocolError("body ends inside unsuccess_sme", C.ESME_RINVCMDLEN, cid, seq)
-                ton, npi = body[off], body[off + 1]
-                addr, off = _cstr(body, off + 2, cid, seq, "unsuccess_sme")
-                if off + 4 > n:
-                    raise RemoteProtocolError("body ends inside unsuccess_sme", C.ESME_RINVCMDLEN, cid, seq)
-                out.append((ton, npi, addr, int.from_bytes(body[off:off + 4], "big")))
-                off += 4
-            vals[name] = tuple(out)
+            vals[name], off = _unsucc(body, off, cid, seq)
     if off < n:
         if cid in NO_TLVS:
             raise RemoteProtocolError(f"{n - off} unexpected bytes after the body", C.ESME_RINVCMDLEN, cid, seq)
-        tl = []
-        while off < n:
-            if off + 4 > n:
-                raise RemoteProtocolError("truncated TLV header", C.ESME_RINVOPTPARSTREAM, cid, seq)
-            tag, ln = struct.unpack_from(">HH", body, off)
-            if off + 4 + ln > n:
-                raise RemoteProtocolError(f"TLV 0x{tag:04x} length {ln} runs past the PDU", C.ESME_RINVOPTPARSTREAM, cid, seq)
-            fixed = C.TLV_FIXED_LEN.get(tag)
-            if fixed is not None and ln != fixed:
-                raise RemoteProtocolError(f"TLV 0x{tag:04x} must be {fixed} bytes, got {ln}", C.ESME_RINVPARLEN, cid, seq)
-            tl.append(Tlv(tag, body[off + 4: off + 4 + ln]))
-            off += 4 + ln
-        vals["tlvs"] = tuple(tl)
+        vals["tlvs"] = decode_tlvs(body, off, cid, seq)
+    if cid in USER_DATA:
+        check_user_data(vals.get("esm_class", 0), vals.get("short_message", b""), vals.get("tlvs", ()), cid, seq)
     vals["raw"] = raw
     return cls(**vals)
+
+
+def decode_tlvs(body, off, cid, seq) -> tuple:
+    n, tl = len(body), []
+    while off < n:
+        if off + 4 > n:
+            raise RemoteProtocolError("truncated TLV header", C.ESME_RINVOPTPARSTREAM, cid, seq)
+        tag, ln = struct.unpack_from(">HH", body, off)
+        if off + 4 + ln > n:
+            raise RemoteProtocolError(f"TLV 0x{tag:04x} length {ln} runs past the PDU", C.ESME_RINVOPTPARSTREAM, cid, seq)
+        fixed = C.TLV_FIXED_LEN.get(tag)
+        if fixed is not None and ln != fixed:
+            raise RemoteProtocolError(f"TLV 0x{tag:04x} must be {fixed} bytes, got {ln}", C.ESME_RINVPARLEN, cid, seq)
+        tl.append(Tlv(tag, body[off + 4: off + 4 + ln]))
+        off += 4 + ln
+    return tuple(tl)
+
+
+def user_data(short_message: bytes, tlvs) -> bytes | None:
+    """The one message_payload TLV's value, or None. Raises (no command_id) when there are two."""
+    payload = None
+    for t in tlvs:
+        if t.tag == C.TAG_MESSAGE_PAYLOAD:
+            if payload is not None:
+                raise RemoteProtocolError("two message_payload TLVs: which one is delivered is undefined",
+                                          C.ESME_ROPTPARNOTALLWD)
+            payload = t.value
+    return payload
+
+
+def check_user_data(esm_class: int, short_message: bytes, tlvs, cid=None, seq=None) -> None:
+    """SMPP 3.4 §5.3.2.32: short_message or message_payload, not both; one message_payload; a UDH
+    that parses when UDHI is set; SAR TLVs complete and in range. Raises RemoteProtocolError."""
+    try:
+        payload = user_data(short_message, tlvs) if tlvs else None
+        if payload is not None and short_message:
+            raise RemoteProtocolError("short_message and message_payload both present: the SMSC would deliver "
+                                      "only one of them", C.ESME_ROPTPARNOTALLWD)
+        if esm_class & C.ESM_UDHI:
+            parse_udh(short_message if payload is None else payload)
+        if tlvs:
+            sar_info(tlvs)
+    except RemoteProtocolError as e:
+        e.command_id, e.sequence_number = cid, seq
+        raise
+
+
+def _dests(body, off, cid, seq):
+    n = len(body)
+    if off >= n:
+        raise RemoteProtocolError("body ends before number_of_dests", C.ESME_RINVCMDLEN, cid, seq)
+    cnt = body[off]
+    off += 1
+    if cnt == 0 or cnt > 254:
+        raise RemoteProtocolError(f"number_of_dests {cnt}", C.ESME_RINVNUMDESTS, cid, seq)
+    dests = []
+    for _ in range(cnt):
+        if off >= n:
+            raise RemoteProtocolError("body ends inside dest_address", C.ESME_RINVCMDLEN, cid, seq)
+        flag = body[off]
+        off += 1
+        if flag == 1:
+            if off + 2 > n:
+                raise RemoteProtocolError("body ends inside dest_address", C.ESME_RINVCMDLEN, cid, seq)
+            ton, npi = body[off], body[off + 1]
+            addr, off = _cstr(body, off + 2, cid, seq, "destination_addr", 21, C.ESME_RINVDSTADR)
+            dests.append((1, ton, npi, addr))
+        elif flag == 2:
+            name_, off = _cstr(body, off, cid, seq, "dl_name", 21, C.ESME_RINVDLNAME)
+            dests.append((2, name_))
+        else:
+            raise RemoteProtocolError(f"dest_flag {flag}", C.ESME_RINVDESTFLAG, cid, seq)
+    return tuple(dests), off
+
+
+def _unsucc(body, off, cid, seq):
+    n = len(body)
+    if off >= n:
+        raise RemoteProtocolError("body ends before no_unsuccess", C.ESME_RINVCMDLEN, cid, seq)
+    cnt = body[off]
+    off += 1
+    out = []
+    for _ in range(cnt):
+        if off + 2 > n:
+            raise RemoteProtocolError("body ends inside unsuccess_sme", C.ESME_RINVCMDLEN, cid, seq)
+        ton, npi = body[off], body[off + 1]
+        addr, off = _cstr(body, off + 2, cid, seq, "unsuccess_sme")
+        if off + 4 > n:
+            raise RemoteProtocolError("body ends inside unsuccess_sme", C.ESME_RINVCMDLEN, cid, seq)
+        out.append((ton, npi, addr, int.from_bytes(body[off:off + 4], "big")))
+        off += 4
+    return tuple(out), off
 
 
 def decode(data: bytes):
@@ -236,7 +287,7 @@ def decode(data: bytes):
 
 # ---------------------------------------------------------------- encoding
 
-def _enc_c(v, name):
+def _enc_c(v, name, limit=0):
     if isinstance(v, bytes):
         b = v
     else:
@@ -246,6 +297,8 @@ def _enc_c(v, name):
             raise LocalProtocolError(f"{name}: C-Octet Strings carry bytes 0-255 only") from None
     if b"\x00" in b:
         raise LocalProtocolError(f"{name}: NUL inside a C-Octet String")
+    if limit and len(b) >= limit:
+        raise LocalProtocolError(f"{name}: {len(b)} octets, SMPP 3.4 allows {limit - 1}")
     return b + b"\x00"
 
 
@@ -253,10 +306,10 @@ def encode(pdu) -> bytes:
     cid = pdu.command_id
     parts = []
     if not (is_response(cid) and pdu.command_status != 0 and _empty_body(pdu)):
-        for name, kind in pdu.spec:
+        for name, kind, limit, _, _ in PLANS[cid]:
             v = getattr(pdu, name)
             if kind == "c":
-                parts.append(_enc_c(v, name))
+                parts.append(_enc_c(v, name, limit))
             elif kind == "B":
                 if not 0 <= v <= 255:
                     raise LocalProtocolError(f"{name}={v} does not fit one octet")
@@ -268,8 +321,8 @@ def encode(pdu) -> bytes:
             elif kind == "dests":
                 parts.append(bytes((len(v),)))
                 for d in v:
-                    parts.append(bytes((1, d[1], d[2])) + _enc_c(d[3], "destination_addr") if d[0] == 1
-                                 else b"\x02" + _enc_c(d[1], "dl_name"))
+                    parts.append(bytes((1, d[1], d[2])) + _enc_c(d[3], "destination_addr", 21) if d[0] == 1
+                                 else b"\x02" + _enc_c(d[1], "dl_name", 21))
             elif kind == "unsucc":
                 parts.append(bytes((len(v),)))
                 for ton, npi, addr, err in v:
@@ -291,6 +344,17 @@ def with_sequence(raw: bytes, seq: int) -> bytes:
     return raw[:12] + seq.to_bytes(4, "big") + raw[16:]
 
 
+def answer_for(e: RemoteProtocolError):
+    """The PDU that answers a refused one: the command's own response carrying `e.status` when the
+    header named a known request (a deliver_sm gets a deliver_sm_resp, so an SMSC that matches
+    answers by command sees one), else generic_nack (SMPP 3.4 §4.3). Sequence 0 if none was read."""
+    cid = e.command_id
+    cls = CLASSES.get(cid | C.RESP_BIT) if cid is not None and not is_response(cid) else None
+    if cls is None or cid == C.GENERIC_NACK:
+        cls = CLASSES[C.GENERIC_NACK]
+    return cls(sequence_number=e.sequence_number or 0, command_status=e.status)
+
+
 def name_of(command_id: int) -> str:
     s = SPECS.get(command_id)
     return s[0] if s else f"0x{command_id:08x}"
@@ -298,4 +362,4 @@ def name_of(command_id: int) -> str:
 
 __all__ = ["Tlv", "decode", "decode_body", "encode", "tlv", "with_sequence", "RemoteProtocolError",
            "LocalProtocolError", "ProtocolError", "CLASSES", "BY_NAME", "replace", "is_response",
-           "response_class", "name_of"] + [n for n, _ in SPECS.values()]
+           "response_class", "name_of", "answer_for", "check_user_data", "UdhError"] + [n for n, _ in SPECS.values()]

@@ -7,6 +7,9 @@ the DCS general-coding group says 7-bit and the caller asks for it (some SMSCs s
 """
 from __future__ import annotations
 
+from .errors import TextError
+from .udh import concat_info, split_udh, udh_elements  # noqa: F401  (re-exported: the old home)
+
 # GSM 03.38 default alphabet (3GPP TS 23.038 §6.2.1), index = septet value
 GSM_BASIC = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
              "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
@@ -15,10 +18,6 @@ GSM_EXT = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0
 assert len(GSM_BASIC) == 128
 _GSM_ENC = {ch: i for i, ch in enumerate(GSM_BASIC) if ch != "\x1b"}
 _GSM_EXT_ENC = {ch: i for i, ch in GSM_EXT.items()}
-
-
-class TextError(ValueError):
-    pass
 
 
 def gsm_decode(septets: bytes) -> str:
@@ -81,39 +80,6 @@ def gsm_unpack(data: bytes, count: int | None = None, fill_bits: int = 0) -> byt
     elif out and len(data) * 8 % 7 == 0 and out[-1] == 0x0D and len(out) % 8 == 0:
         out = out[:-1]               # 3GPP TS 23.038 §6.1.2.3.1: CR padding of a full last octet
     return bytes(out)
-
-
-def split_udh(esm_class: int, sm: bytes) -> tuple[bytes, bytes]:
-    """(udh including its length octet, rest). SMPP 3.4 §5.2.12: esm_class bit 6 = UDHI."""
-    if esm_class & 0x40 and sm:
-        n = sm[0] + 1
-        if n > len(sm):
-            raise TextError("UDH length runs past short_message")
-        return sm[:n], sm[n:]
-    return b"", sm
-
-
-def udh_elements(udh: bytes):
-    i, out = 1, []
-    while i + 1 < len(udh):
-        iei, ln = udh[i], udh[i + 1]
-        out.append((iei, udh[i + 2:i + 2 + ln]))
-        i += 2 + ln
-    return out
-
-
-def concat_info(esm_class: int, sm: bytes, tlvs) -> tuple[int, int, int] | None:
-    """(reference, total, seq) from a UDH (IEI 0x00 8-bit ref, 0x08 16-bit ref) or SAR TLVs."""
-    sar = {t.tag: t.value for t in tlvs if t.tag in (0x020C, 0x020E, 0x020F)}
-    if len(sar) == 3:
-        return int.from_bytes(sar[0x020C], "big"), sar[0x020E][0], sar[0x020F][0]
-    udh, _ = split_udh(esm_class, sm)
-    for iei, v in udh_elements(udh):
-        if iei == 0x00 and len(v) == 3:
-            return v[0], v[1], v[2]
-        if iei == 0x08 and len(v) == 4:
-            return int.from_bytes(v[:2], "big"), v[2], v[3]
-    return None
 
 
 def is_binary(data_coding: int) -> bool:
