@@ -1,11 +1,25 @@
-"""Message text: GSM 03.38, Latin-1, UCS2/UTF-16BE, binary; UDH and concatenation info.
+"""Message text: GSM 03.38, ASCII, Latin-1, UCS2/UTF-16BE, binary.
 
-data_coding (SMPP 3.4 §5.2.19): 0 = SMSC default alphabet (GSM 03.38 here, one septet per
-octet as SMPP carries it), 1 = IA5/ASCII, 3 = Latin-1, 8 = UCS2 (decoded as UTF-16BE so
-surrogate pairs survive), 2/4 = 8-bit binary (not text). GSM 7-bit *packed* is used when
-the DCS general-coding group says 7-bit and the caller asks for it (some SMSCs send packed).
+data_coding (SMPP 3.4 §5.2.19): 0 = SMSC default alphabet, 1 = IA5/ASCII, 3 = Latin-1,
+8 = UCS2 (decoded as UTF-16BE so surrogate pairs survive), 2/4 and the 8-bit DCS groups =
+binary (not text: see binary.py for the URLs a binary payload carries). GSM 7-bit *packed*
+is used when the DCS general-coding group says 7-bit and the caller asks for it.
+
+Which reading is judged (issue #15): clients do not send what data_coding says. node-smpp's
+default puts GSM 03.38 septets (one per octet) under data_coding 1, so "[" arrives as ESC '<'
+and "@" as 0x00; others put Latin-1 bytes under 0. For data_coding 0 and 1 a per-account
+setting chooses the reading: "gsm", "ascii", "latin1", or "auto" (the default):
+  - data_coding 0, auto: GSM 03.38 (the spec's default alphabet), unless an octet has bit 7
+    set, which no septet has: then Latin-1;
+  - data_coding 1, auto: an octet ≥ 0x80 -> Latin-1; else a control octet that plain ASCII
+    text never carries (0x00-0x08, 0x0B, 0x0C, 0x0E-0x1F: GSM '@', '$', ESC, Greek capitals)
+    -> GSM 03.38, as the handset will display what such a client meant; else ASCII.
+`read_text` returns the text and the name of the reading used, so the verdict log can say which
+one was judged; a client's choice of encoding then does not change the verdict.
 """
 from __future__ import annotations
+
+import re
 
 from .errors import TextError
 from .udh import concat_info, split_udh, udh_elements  # noqa: F401  (re-exported: the old home)
@@ -20,7 +34,13 @@ _GSM_ENC = {ch: i for i, ch in enumerate(GSM_BASIC) if ch != "\x1b"}
 _GSM_EXT_ENC = {ch: i for i, ch in GSM_EXT.items()}
 
 
+# one septet per octet, no escape: a table lookup per character (octets >= 0x80 read as septet & 0x7F)
+_GSM_TABLE = {i: GSM_BASIC[i & 0x7F] for i in range(256)}
+
+
 def gsm_decode(septets: bytes) -> str:
+    if b"\x1b" not in septets:
+        return septets.decode("latin-1").translate(_GSM_TABLE)
     out, esc = [], False
     for b in septets:
         b &= 0x7F
@@ -92,27 +112,56 @@ def is_binary(data_coding: int) -> bool:
     return False
 
 
-def decode_text(data_coding: int, payload: bytes, packed: bool = False) -> str | None:
-    """Text of a message body (UDH already removed), or None for binary content."""
+READINGS = ("auto", "gsm", "ascii", "latin1")
+_GSM_TELL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")      # octets no ASCII text carries
+_HIGH = re.compile(rb"[\x80-\xff]")
+
+
+def _ucs2(dc: int) -> bool:
+    return dc == 0x08 or (dc & 0xC0 == 0x00 and dc >= 0x10 and dc & 0x0C == 0x08) or dc & 0xF0 == 0xE0
+
+
+def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: bool = False) -> tuple[str | None, str]:
+    """(text, reading used) of a message body (UDH already removed); text None for binary content.
+    `reading` ("auto", "gsm", "ascii", "latin1") applies to data_coding 0 and 1 (see the module text)."""
     dc = data_coding
+    if dc == 0x00 or dc == 0x01:
+        if reading == "auto":
+            if _HIGH.search(payload):
+                reading = "latin1"
+            elif dc == 0x00 or _GSM_TELL.search(payload):
+                reading = "gsm"
+            else:
+                reading = "ascii"
+        if reading == "gsm":
+            return (gsm_decode(gsm_unpack(payload)), "gsm-packed") if packed else (gsm_decode(payload), "gsm")
+        if reading == "ascii":
+            return payload.decode("ascii", errors="replace"), "ascii"
+        if reading == "latin1":
+            return payload.decode("latin-1"), "latin1"
+        raise ValueError(f"reading {reading!r}: one of {', '.join(READINGS)}")
     if is_binary(dc):
-        return None
-    if dc == 0x08 or (dc & 0xC0 == 0x00 and dc >= 0x10 and dc & 0x0C == 0x08) or dc & 0xF0 == 0xE0:
+        return None, "binary"
+    if _ucs2(dc):
         if len(payload) % 2 == 0:
             t = payload.decode("utf-16-be", errors="replace")
             # carrier quirk: DCS 8 declared but Latin-1 bytes sent (private-use or broken
             # surrogate code units are the tell); read them as Latin-1 instead
             if not any("\ue000" <= ch <= "\uf8ff" or ch == "\ufffd" for ch in t):
-                return t
-        return payload.decode("latin-1")
+                return t, "ucs2"
+        return payload.decode("latin-1"), "latin1-in-ucs2"
     if dc == 0x03:
-        return payload.decode("latin-1")
-    if dc == 0x01:
-        return payload.decode("ascii", errors="replace")
+        return payload.decode("latin-1"), "latin1"
     if dc in (0x05, 0x06, 0x07, 0x0A, 0x0D, 0x0E):      # JIS, Cyrillic, Hebrew, ISO-2022-JP, ... best effort
-        return payload.decode({0x06: "iso8859_5", 0x07: "iso8859_8"}.get(dc, "latin-1"), errors="replace")
-    # 0x00 and GSM 7-bit DCS groups
-    return gsm_decode(gsm_unpack(payload) if packed else payload)
+        enc = {0x06: "iso8859_5", 0x07: "iso8859_8"}.get(dc, "latin-1")
+        return payload.decode(enc, errors="replace"), enc
+    # GSM 7-bit DCS groups
+    return (gsm_decode(gsm_unpack(payload)), "gsm-packed") if packed else (gsm_decode(payload), "gsm")
+
+
+def decode_text(data_coding: int, payload: bytes, packed: bool = False, reading: str = "auto") -> str | None:
+    """Text of a message body (UDH already removed), or None for binary content."""
+    return read_text(data_coding, payload, reading, packed)[0]
 
 
 def encode_text(text: str, prefer: str = "gsm") -> tuple[int, bytes]:
@@ -125,15 +174,23 @@ def encode_text(text: str, prefer: str = "gsm") -> tuple[int, bytes]:
     return 0x08, text.encode("utf-16-be")
 
 
-def pdu_text(pdu, packed: bool = False) -> str | None:
-    """Text of a submit_sm / deliver_sm / data_sm: message_payload TLV if present, else
-    short_message with its UDH removed. None for binary content."""
+def pdu_user_data(pdu) -> bytes:
+    """The message body without its UDH: message_payload if present, else short_message."""
     payload = None
     for t in pdu.tlvs:
         if t.tag == 0x0424:
             payload = t.value
-    esm = getattr(pdu, "esm_class", 0)
     if payload is None:
         payload = getattr(pdu, "short_message", b"")
-    _, body = split_udh(esm, payload)
-    return decode_text(getattr(pdu, "data_coding", 0), body, packed)
+    return split_udh(getattr(pdu, "esm_class", 0), payload)[1]
+
+
+def pdu_reading(pdu, reading: str = "auto", packed: bool = False) -> tuple[str | None, str]:
+    """(text, reading used) of a submit_sm / deliver_sm / data_sm (see `read_text`)."""
+    return read_text(getattr(pdu, "data_coding", 0), pdu_user_data(pdu), reading, packed)
+
+
+def pdu_text(pdu, packed: bool = False, reading: str = "auto") -> str | None:
+    """Text of a submit_sm / deliver_sm / data_sm: message_payload TLV if present, else
+    short_message with its UDH removed. None for binary content."""
+    return read_text(getattr(pdu, "data_coding", 0), pdu_user_data(pdu), reading, packed)[0]
