@@ -8,7 +8,9 @@
 header is sound but whose body is bad raises with `fatal=False`: its bytes are consumed and
 the stream continues (answer with generic_nack or the command's resp carrying `status`).
 A bad command_length loses framing (`fatal=True`): the connection must close. A PDU over
-`max_pdu` raises `PduTooLarge` (fatal).
+`max_pdu` raises `PduTooLarge` (fatal). With `lean=True`, submit_sm and deliver_sm come out as
+`lean.SmView` (the fields a relay reads, checked exactly as the full decoder checks them, and
+the offsets for raw edits) instead of frozen dataclasses; `SmView.pdu()` gives the dataclass.
 
 `BindState` is the SMPP 3.4 §2.3 session state: which PDUs an ESME may send in which state.
 `Window` tracks outstanding requests by sequence number with an expiry each.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import struct
 
 from . import constants as C
+from .lean import view_sm
 from .pdu import RemoteProtocolError, decode_body, encode
 
 NEED_DATA = type("NeedData", (), {"__repr__": lambda s: "NEED_DATA"})()
@@ -29,8 +32,8 @@ class PduTooLarge(RemoteProtocolError):
 
 
 class SmppConnection:
-    def __init__(self, max_pdu: int = 65536):
-        self.max_pdu = max_pdu
+    def __init__(self, max_pdu: int = 65536, lean: bool = False):
+        self.max_pdu, self.lean = max_pdu, lean
         self._buf = bytearray()
         self._seq = 0
         self.closed = False
@@ -53,6 +56,8 @@ class SmppConnection:
             return NEED_DATA
         raw = bytes(buf[:length])
         del buf[:length]
+        if self.lean and (cid == C.SUBMIT_SM or cid == C.DELIVER_SM):
+            return view_sm(raw, cid, seq, status)
         return decode_body(cid, seq, status, raw[16:], raw)
 
     @property

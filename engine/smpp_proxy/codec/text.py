@@ -38,20 +38,20 @@ _GSM_EXT_ENC = {ch: i for i, ch in GSM_EXT.items()}
 _GSM_TABLE = {i: GSM_BASIC[i & 0x7F] for i in range(256)}
 
 
+_GSM_ESC = re.compile("\x1b(.?)", re.S)
+_GSM_EXT_BY_BASIC = {GSM_BASIC[k]: v for k, v in GSM_EXT.items()}
+
+
+def _gsm_escape(m) -> str:
+    # 3GPP TS 23.038 §6.2.1.1: ESC + a code with no extension character shows the basic one;
+    # ESC ESC is reserved (shown as a space); a trailing ESC shows nothing
+    ch = m.group(1)
+    return _GSM_EXT_BY_BASIC.get(ch, " " if ch == "\x1b" else ch)
+
+
 def gsm_decode(septets: bytes) -> str:
-    if b"\x1b" not in septets:
-        return septets.decode("latin-1").translate(_GSM_TABLE)
-    out, esc = [], False
-    for b in septets:
-        b &= 0x7F
-        if esc:
-            out.append(GSM_EXT.get(b, GSM_BASIC[b] if b != 0x1B else " "))
-            esc = False
-        elif b == 0x1B:
-            esc = True
-        else:
-            out.append(GSM_BASIC[b])
-    return "".join(out)
+    s = septets.decode("latin-1").translate(_GSM_TABLE)
+    return _GSM_ESC.sub(_gsm_escape, s) if "\x1b" in s else s
 
 
 def gsm_encode(text: str) -> bytes:
@@ -115,6 +115,7 @@ def is_binary(data_coding: int) -> bool:
 READINGS = ("auto", "gsm", "ascii", "latin1")
 _GSM_TELL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")      # octets no ASCII text carries
 _HIGH = re.compile(rb"[\x80-\xff]")
+_NOT_UCS2 = re.compile("[\ue000-\uf8ff\ufffd]")
 
 
 def _ucs2(dc: int) -> bool:
@@ -147,7 +148,7 @@ def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: b
             t = payload.decode("utf-16-be", errors="replace")
             # carrier quirk: DCS 8 declared but Latin-1 bytes sent (private-use or broken
             # surrogate code units are the tell); read them as Latin-1 instead
-            if not any("\ue000" <= ch <= "\uf8ff" or ch == "\ufffd" for ch in t):
+            if not _NOT_UCS2.search(t):
                 return t, "ucs2"
         return payload.decode("latin-1"), "latin1-in-ucs2"
     if dc == 0x03:

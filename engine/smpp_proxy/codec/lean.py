@@ -1,0 +1,250 @@
+"""The hot path: submit_sm / deliver_sm read in one pass over the raw bytes, and the edits a
+filtering relay makes (sequence_number, a tag TLV, a text prefix) done on those bytes.
+
+Theory of operation. A relay reads a handful of fields (addresses, esm_class, data_coding,
+registered_delivery, the user data and its concatenation info) and forwards the PDU byte for
+byte, so building a frozen dataclass and a Tlv object per optional parameter only to re-encode
+it is wasted work. `view_sm(raw)` walks the body once, straight-line, with every check of the
+full decoder (field sizes, times, sm_length, TLV framing and fixed lengths, message_payload
+rules, UDH and SAR), and keeps the offsets an edit needs: where sm_length is, where the TLVs
+start, where message_payload's value is. The full decoder (`pdu.decode_body`) calls the same
+scan for these two commands, so both paths accept and refuse exactly the same bytes with the
+same status (a property test holds them to it).
+
+An edit returns new bytes with command_length (and sm_length or the TLV length) patched; the
+view it was taken from describes the old bytes only.
+"""
+from __future__ import annotations
+
+from . import constants as C
+from .errors import RemoteProtocolError
+from .fields import valid_time
+from .text import read_text
+from .udh import parse_udh
+
+_SAR = (C.TAG_SAR_MSG_REF_NUM, C.TAG_SAR_TOTAL_SEGMENTS, C.TAG_SAR_SEGMENT_SEQNUM)
+_FIXED = C.TLV_FIXED_LEN
+_PAYLOAD = C.TAG_MESSAGE_PAYLOAD
+
+
+class SmView:
+    """What a relay reads from a submit_sm or deliver_sm, with the offsets its raw edits need."""
+
+    __slots__ = ("raw", "command_id", "command_status", "sequence_number", "service_type",
+                 "source_addr_ton", "source_addr_npi", "source_addr", "dest_addr_ton", "dest_addr_npi",
+                 "destination_addr", "esm_class", "protocol_id", "priority_flag", "schedule_delivery_time",
+                 "validity_period", "registered_delivery", "replace_if_present_flag", "data_coding",
+                 "sm_default_msg_id", "short_message", "sm_at", "tlv_at", "payload_at", "payload_len",
+                 "udh_len", "concat")
+
+    @property
+    def message_payload(self) -> bytes | None:
+        if self.payload_at < 0:
+            return None
+        return self.raw[self.payload_at:self.payload_at + self.payload_len]
+
+    @property
+    def user_data(self) -> bytes:
+        """The message body without its UDH (message_payload if present, else short_message)."""
+        if self.payload_at >= 0:
+            return self.raw[self.payload_at + self.udh_len:self.payload_at + self.payload_len]
+        return self.short_message[self.udh_len:]
+
+    @property
+    def tlvs(self) -> tuple:
+        from .pdu import decode_tlvs
+        return decode_tlvs(self.raw, self.tlv_at, self.command_id, self.sequence_number) \
+            if self.tlv_at < len(self.raw) else ()
+
+    def text(self, reading: str = "auto", packed: bool = False) -> tuple[str | None, str]:
+        """(text, reading used): see text.read_text."""
+        return read_text(self.data_coding, self.user_data, reading, packed)
+
+    def pdu(self):
+        """The full frozen dataclass (what `pdu.decode` returns for the same bytes)."""
+        from .pdu import CLASSES
+        return CLASSES[self.command_id](*self.values(), self.tlvs, self.raw)
+
+    def values(self) -> tuple:
+        return (self.sequence_number, self.command_status, self.service_type, self.source_addr_ton,
+                self.source_addr_npi, self.source_addr, self.dest_addr_ton, self.dest_addr_npi,
+                self.destination_addr, self.esm_class, self.protocol_id, self.priority_flag,
+                self.schedule_delivery_time, self.validity_period, self.registered_delivery,
+                self.replace_if_present_flag, self.data_coding, self.sm_default_msg_id, self.short_message)
+
+
+def _cstr(raw, o, limit, name, status, cid, seq):
+    e = raw.find(b"\x00", o, o + limit)
+    if e < 0:
+        if len(raw) - o >= limit:
+            raise RemoteProtocolError(f"{name} longer than {limit - 1} octets", status, cid, seq)
+        raise RemoteProtocolError(f"{name}: C-Octet String without NUL terminator", C.ESME_RINVCMDLEN, cid, seq)
+    return e
+
+
+def _short(raw, o, names, cid, seq):
+    """The error for a body that ends inside a run of 1-octet fields starting at `o`."""
+    name = names[max(0, len(raw) - o)]
+    return RemoteProtocolError(f"body ends before {name}", C.ESME_RINVCMDLEN, cid, seq)
+
+
+_TON_NPI = ("source_addr_ton", "source_addr_npi")
+_DEST_TON_NPI = ("dest_addr_ton", "dest_addr_npi")
+_ESM_PID_PRIO = ("esm_class", "protocol_id", "priority_flag")
+_FLAGS = ("registered_delivery", "replace_if_present_flag", "data_coding", "sm_default_msg_id", "sm_length")
+
+
+def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: int | None = None) -> SmView:
+    """One pass over a whole submit_sm / deliver_sm (header included). Raises RemoteProtocolError
+    exactly where and as `pdu.decode` does."""
+    if cid is None:
+        if len(raw) < 16:
+            raise RemoteProtocolError("PDU shorter than its 16-byte header", C.ESME_RINVCMDLEN, fatal=True)
+        length, cid = int.from_bytes(raw[0:4], "big"), int.from_bytes(raw[4:8], "big")
+        status, seq = int.from_bytes(raw[8:12], "big"), int.from_bytes(raw[12:16], "big")
+        if length != len(raw):
+            raise RemoteProtocolError(f"command_length {length} but {len(raw)} bytes", C.ESME_RINVCMDLEN, cid, seq)
+    if cid != C.SUBMIT_SM and cid != C.DELIVER_SM:
+        raise RemoteProtocolError(f"command_id 0x{cid:08x} is not submit_sm or deliver_sm", C.ESME_RINVCMDID, cid, seq)
+    v = SmView()
+    v.raw, v.command_id, v.command_status, v.sequence_number = raw, cid, status, seq
+    n = len(raw)
+    e = _cstr(raw, 16, 6, "service_type", C.ESME_RINVSERTYP, cid, seq)
+    v.service_type = raw[16:e].decode("latin-1")
+    o = e + 1
+    if o + 2 > n:
+        raise _short(raw, o, _TON_NPI, cid, seq)
+    v.source_addr_ton, v.source_addr_npi = raw[o], raw[o + 1]
+    o += 2
+    e = _cstr(raw, o, 21, "source_addr", C.ESME_RINVSRCADR, cid, seq)
+    v.source_addr = raw[o:e].decode("latin-1")
+    o = e + 1
+    if o + 2 > n:
+        raise _short(raw, o, _DEST_TON_NPI, cid, seq)
+    v.dest_addr_ton, v.dest_addr_npi = raw[o], raw[o + 1]
+    o += 2
+    e = _cstr(raw, o, 21, "destination_addr", C.ESME_RINVDSTADR, cid, seq)
+    v.destination_addr = raw[o:e].decode("latin-1")
+    o = e + 1
+    if o + 3 > n:
+        raise _short(raw, o, _ESM_PID_PRIO, cid, seq)
+    v.esm_class, v.protocol_id, v.priority_flag = raw[o], raw[o + 1], raw[o + 2]
+    o += 3
+    for name, st in (("schedule_delivery_time", C.ESME_RINVSCHED), ("validity_period", C.ESME_RINVEXPIRY)):
+        e = _cstr(raw, o, 17, name, st, cid, seq)
+        t = raw[o:e].decode("latin-1")
+        if e - o and not valid_time(t):
+            raise RemoteProtocolError(f"{name} {t!r} is not YYMMDDhhmmsstnnp", st, cid, seq)
+        setattr(v, name, t)
+        o = e + 1
+    if o + 5 > n:
+        raise _short(raw, o, _FLAGS, cid, seq)
+    v.registered_delivery, v.replace_if_present_flag, v.data_coding, v.sm_default_msg_id, ln = raw[o:o + 5]
+    o += 4
+    if ln > 254:                                     # SMPP 3.4 §5.2.21: 0 to 254
+        raise RemoteProtocolError(f"sm_length {ln} over 254", C.ESME_RINVMSGLEN, cid, seq)
+    if o + 1 + ln > n:
+        raise RemoteProtocolError(f"sm_length {ln} exceeds the {n - o - 1} bytes that follow", C.ESME_RINVMSGLEN, cid, seq)
+    v.sm_at = o
+    v.short_message = raw[o + 1:o + 1 + ln]
+    o += 1 + ln
+    v.tlv_at = o
+    # TLVs: framing and fixed lengths first (as pdu.decode_tlvs), then the user-data rules
+    payload_at = -1
+    payload_len = payloads = 0
+    sar = None
+    while o < n:
+        if o + 4 > n:
+            raise RemoteProtocolError("truncated TLV header", C.ESME_RINVOPTPARSTREAM, cid, seq)
+        tag, tl = (raw[o] << 8) | raw[o + 1], (raw[o + 2] << 8) | raw[o + 3]
+        if o + 4 + tl > n:
+            raise RemoteProtocolError(f"TLV 0x{tag:04x} length {tl} runs past the PDU", C.ESME_RINVOPTPARSTREAM, cid, seq)
+        fixed = _FIXED.get(tag)
+        if fixed is not None and tl != fixed:
+            raise RemoteProtocolError(f"TLV 0x{tag:04x} must be {fixed} bytes, got {tl}", C.ESME_RINVPARLEN, cid, seq)
+        if tag == _PAYLOAD:
+            payloads += 1
+            if payloads == 1:
+                payload_at, payload_len = o + 4, tl
+        elif tag in _SAR:
+            if sar is None:
+                sar = {}
+            sar[tag] = raw[o + 4:o + 4 + tl]
+        o += 4 + tl
+    v.payload_at, v.payload_len = payload_at, payload_len
+    v.udh_len, v.concat = 0, None
+    try:
+        if payloads > 1:
+            raise RemoteProtocolError("two message_payload TLVs: which one is delivered is undefined",
+                                      C.ESME_ROPTPARNOTALLWD)
+        if payloads and ln:
+            raise RemoteProtocolError("short_message and message_payload both present: the SMSC would deliver "
+                                      "only one of them", C.ESME_ROPTPARNOTALLWD)
+        if v.esm_class & C.ESM_UDHI:
+            v.udh_len, v.concat = parse_udh(v.short_message if payload_at < 0
+                                            else raw[payload_at:payload_at + payload_len])
+        if sar is not None:
+            from .udh import sar_info
+            from .pdu import Tlv
+            v.concat = sar_info([Tlv(t, val) for t, val in sar.items()])
+    except RemoteProtocolError as err:
+        err.command_id, err.sequence_number = cid, seq
+        raise
+    return v
+
+
+# ---------------------------------------------------------------- edits on raw bytes
+
+def set_sequence_number(raw: bytes, seq: int) -> bytes:
+    """The same PDU with another sequence_number (SMPP 3.4 §3.2: octets 12-15 of the header)."""
+    return raw[:12] + seq.to_bytes(4, "big") + raw[16:]
+
+
+def append_tlv(raw: bytes, tag: int, value: bytes) -> bytes:
+    """The PDU with one more TLV at its end and command_length patched."""
+    if len(value) > 0xFFFF:
+        raise ValueError(f"TLV 0x{tag:04x}: {len(value)} octets, at most 65535")
+    return (len(raw) + 4 + len(value)).to_bytes(4, "big") + raw[4:] + tag.to_bytes(2, "big") \
+        + len(value).to_bytes(2, "big") + value
+
+
+def encode_prefix(text: str, data_coding: int, reading: str) -> bytes | None:
+    """`text` in the message's own encoding (the reading `SmView.text` reported), or None when it
+    cannot be written there (binary, packed GSM, a character the alphabet lacks)."""
+    from .text import TextError, gsm_encode
+    try:
+        if reading == "gsm":
+            return gsm_encode(text)
+        if reading == "ascii":
+            return text.encode("ascii")
+        if reading == "latin1" and data_coding in (0x00, 0x01, 0x03):
+            return text.encode("latin-1")
+        if reading == "ucs2":
+            return text.encode("utf-16-be")
+    except (TextError, UnicodeEncodeError):
+        return None
+    return None
+
+
+def prefix_user_data(v: SmView, prefix: bytes) -> bytes | None:
+    """`v.raw` with `prefix` inserted before the message text (after any UDH), in short_message when
+    it still fits 254 octets or in message_payload; None when it does not fit."""
+    raw = v.raw
+    if v.payload_at >= 0:
+        if v.payload_len + len(prefix) > 0xFFFF:
+            return None
+        at = v.payload_at + v.udh_len
+        tl_at = v.payload_at - 2
+        out = bytearray(raw[:at])
+        out[tl_at:tl_at + 2] = (v.payload_len + len(prefix)).to_bytes(2, "big")
+    else:
+        ln = len(v.short_message)
+        if ln + len(prefix) > 254:
+            return None
+        at = v.sm_at + 1 + v.udh_len
+        out = bytearray(raw[:at])
+        out[v.sm_at] = ln + len(prefix)
+    out += prefix
+    out += raw[at:]
+    out[0:4] = len(out).to_bytes(4, "big")
+    return bytes(out)
