@@ -26,13 +26,21 @@ class EsmeSession(CoalescedStream):
         self.transport = None
         self.peer = ("?", 0)
         self.window: dict[int, tuple] = {}          # our deliver_sm seq -> (on_resp, expiry)
-        self.last_rx = time.monotonic()
+        self.last_rx = self.connected_at = time.monotonic()
         self.closed = False
+        self.admitted = False          # counted by the connection caps
+        self.bind_pending = False      # a bind is waiting for its password check
 
     # transport callbacks
     def connection_made(self, transport):
         self.transport = transport
         self.peer = transport.get_extra_info("peername") or ("?", 0)
+        if not self.proxy.caps.admit(self):
+            # every connection under the cap is bound: refuse this one before it costs more
+            log.warning("connection from %s refused: connection cap reached", self.peer[0])
+            self.closed = True
+            transport.abort()
+            return
         self.proxy.sessions.add(self)
 
     def connection_lost(self, exc):
@@ -60,3 +68,9 @@ class EsmeSession(CoalescedStream):
 
     def send_raw(self, raw: bytes) -> None:
         self._queue(raw)
+
+    def abort(self) -> None:
+        """Close at once, without flushing (evicted or timed out before it bound)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()

@@ -9,9 +9,10 @@ import time
 from typing import TYPE_CHECKING
 
 from ..verdict import Action, Message
-from .codec import encode, encode_text, pdu_text, with_sequence
+from .codec import encode, encode_text, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
+from .submit import Refusal, message_content
 
 if TYPE_CHECKING:
     from .smsc import SmscLink
@@ -44,23 +45,26 @@ class DeliveryRouting:
             self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(0 if ok else C.ESME_RX_T_APPN))
             return
         # mobile-originated
-        text = pdu_text(pdu)
         shortcode = self.pipeline.settings.shortcode
         dest = getattr(pdu, "destination_addr", "")
-        if text is not None:
-            msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
-            t0 = time.perf_counter()
-            v = self.pipeline.judge(msg)
-            self.vlog.write({"ts": msg.time.isoformat(), "kind": "sms", "pdu": type(pdu).__name__ + " MO",
-                             "account": "", "sender": msg.sender, "recipient": dest, "action": str(v.action),
-                             "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
-                             "judge_us": round((time.perf_counter() - t0) * 1e6, 1)})
-            if dest.lstrip("+") == shortcode:
-                ack()
-                self._confirm_shortcode(link, pdu, v)
-                return
-            if v.action is Action.DROP:
-                return ack(v.smpp_status)
+        try:
+            text, binary = message_content(pdu)
+        except Refusal as r:
+            # permanent: an SMSC redelivers on a temporary error, and this PDU would fail again
+            log.info("MO from %r refused: %s", pdu.source_addr, r.reason)
+            self.vlog.write_refusal(self.clock(), type(pdu).__name__ + " MO", "", pdu.source_addr, dest,
+                                    C.ESME_RX_P_APPN, r.reason)
+            return ack(C.ESME_RX_P_APPN)
+        msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
+        t0 = time.perf_counter()
+        v = self.pipeline.judge(msg)
+        self.vlog.write_sms(msg, type(pdu).__name__ + " MO", v, (time.perf_counter() - t0) * 1e6, binary)
+        if dest.lstrip("+") == shortcode and not binary:
+            ack()
+            self._confirm_shortcode(link, pdu, v)
+            return
+        if v.action is Action.DROP:
+            return ack(v.smpp_status)
         target = self._mo_target(dest)
         if target is None:
             return ack(C.ESME_RX_T_APPN)        # no ESME bound for it: the SMSC retries later

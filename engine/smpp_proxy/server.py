@@ -34,26 +34,21 @@ from datetime import datetime, timezone
 
 from ..verdict import Action
 from .accounts import SmppSettings, TokenBucket
-from .codec import Tlv, pdu_text
 from .codec import constants as C
 from .codec import pdu as P
+from .admission import BindThrottle, ConnectionCaps
+from .binds import BIND_NAMES, BindHandling
 from .esme import EsmeSession
 from .routing import DeliveryRouting
-from .smsc import SmscLink, UpstreamMixin
-from .submit import SubmitPath
+from .smsc import SmscLink, UpstreamMixin, parse_addr
+from .submit import Refusal, SubmitPath, message_content
 from .verdictlog import VerdictLog
 
 __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
-BIND_NAMES = {C.BIND_TRANSMITTER: "transmitter", C.BIND_RECEIVER: "receiver", C.BIND_TRANSCEIVER: "transceiver"}
 
 
-def _addr(host_port: str) -> tuple[str, int]:
-    host, _, port = host_port.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-class SmppProxy(SubmitPath, DeliveryRouting, UpstreamMixin):
+class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
     def __init__(self, pipeline, settings: SmppSettings, verdict_log: VerdictLog | None = None, clock=None):
         self.pipeline = pipeline
         self.settings = settings
@@ -66,19 +61,25 @@ class SmppProxy(SubmitPath, DeliveryRouting, UpstreamMixin):
         self.links: list[SmscLink] = []
         self.msgid_account: OrderedDict = OrderedDict()       # SMSC message_id -> system_id
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a bind
-        self.concat: dict = {}
+        self.concat: dict = {}                                # key -> _Concat, oldest first
+        self.concat_done: OrderedDict = OrderedDict()         # key -> (verdict, until) of incomplete ones
         self._rr = itertools.count()
         self._local_ids = itertools.count(1)
         self.server = None
         self.tasks: list = []
         self.stats = defaultdict(int)
+        self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_source)
+        self.bind_throttle = BindThrottle(settings.bind_failures_free, settings.bind_backoff,
+                                          settings.bind_backoff_max)
+        self.loop = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self, listen: str | None = None):
-        host, port = _addr(listen or self.settings.listen)
-        self.server = await asyncio.get_running_loop().create_server(lambda: EsmeSession(self), host, port)
+        host, port = parse_addr(listen or self.settings.listen)
+        self.loop = asyncio.get_running_loop()
+        self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port)
         for a in self.settings.smsc:
-            self.tasks.append(asyncio.create_task(self._link_loop(_addr(a))))
+            self.tasks.append(asyncio.create_task(self._link_loop(a)))
         self.tasks.append(asyncio.create_task(self._housekeeping()))
         return self.server
 
@@ -99,34 +100,41 @@ class SmppProxy(SubmitPath, DeliveryRouting, UpstreamMixin):
             await self.server.wait_closed()
 
     async def _housekeeping(self):
-        """Window expiry, enquire_link to idle ESMEs and upstream, idle timeout."""
-        s = self.settings
+        """Window expiry, enquire_link to idle ESMEs and upstream, idle and bind timeouts."""
         last_probe = time.monotonic()
         while True:
             await asyncio.sleep(0.25)
-            now = time.monotonic()
-            for link in list(self.links):
-                for seq, on_resp in link.window.expired(now):
-                    log.warning("SMSC %s did not answer seq %d in time", link.addr, seq)
-                    on_resp(None, C.ESME_RSYSERR)
+            try:
+                last_probe = self._housekeeping_tick(time.monotonic(), last_probe)
+            except Exception:            # a bug here must not stop timeouts for good
+                log.exception("housekeeping")
+
+    def _housekeeping_tick(self, now: float, last_probe: float) -> float:
+        s = self.settings
+        self._link_housekeeping(now)
+        for sess in self.caps.expired_unbound(now - s.bind_timeout):
+            log.info("closing connection from %s: not bound after %.0fs", sess.peer[0], s.bind_timeout)
+            self.stats["bind_timeouts"] += 1
+            self.caps.release(sess)
+            sess.abort()
+        self.bind_throttle.prune()
+        for sess in list(self.sessions):
+            for seq, (cb, exp) in list(sess.window.items()):
+                if exp <= now:
+                    del sess.window[seq]
+                    cb(None)
+            if now - sess.last_rx > s.idle_timeout:
+                log.info("closing idle bind %s", sess.peer)
+                sess.close()
+        if now - last_probe >= s.enquire_link_interval:
+            last_probe = now
             for sess in list(self.sessions):
-                for seq, (cb, exp) in list(sess.window.items()):
-                    if exp <= now:
-                        del sess.window[seq]
-                        cb(None)
-                if now - sess.last_rx > s.idle_timeout:
-                    log.info("closing idle bind %s", sess.peer)
-                    sess.close()
-            if now - last_probe >= s.enquire_link_interval:
-                last_probe = now
-                for sess in list(self.sessions):
-                    if sess.state.state != "OPEN" and now - sess.last_rx >= s.enquire_link_interval:
-                        self._send_to_esme(sess, P.EnquireLink(), lambda r: None)
-                for link in self.links:
-                    if link.available:
-                        link.request(P.EnquireLink(), lambda r, st: None)
+                if sess.state.state != "OPEN" and now - sess.last_rx >= s.enquire_link_interval:
+                    self._send_to_esme(sess, P.EnquireLink(), lambda r: None)
+        return last_probe
 
     def session_gone(self, sess: EsmeSession):
+        self.caps.release(sess)
         self.sessions.discard(sess)
         if sess.account is not None:
             lst = self.binds.get(sess.account.system_id, [])
@@ -169,41 +177,16 @@ class SmppProxy(SubmitPath, DeliveryRouting, UpstreamMixin):
                 return sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number,
                                                           command_status=C.ESME_RTHROTTLED))
             return self._submit(sess, pdu)
-        if cid == C.REPLACE_SM:
-            text = pdu_text(pdu)
-            if text is not None:
-                v = self._judge(sess, pdu.source_addr, "", text, "replace_sm")
-                if v.action is Action.DROP:
-                    return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
-                                                         command_status=v.smpp_status))
+        if cid == C.REPLACE_SM:             # new text for a stored message: judged like a submit
+            try:
+                text, binary = message_content(pdu)
+            except Refusal as r:
+                return self._refuse(sess, pdu, r.status, r.reason)
+            v = self._judge(sess, pdu.source_addr, "", text, "replace_sm", binary)
+            if v.action is Action.DROP:
+                return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
+                                                     command_status=v.smpp_status))
             return self._relay(sess, pdu)
         if cid in (C.QUERY_SM, C.CANCEL_SM):
             return self._relay(sess, pdu)
         sess.send_pdu(P.GenericNack(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVCMDID))
-
-    def _bind(self, sess: EsmeSession, pdu):
-        resp_cls = P.response_class(pdu.command_id)
-        kind = BIND_NAMES[pdu.command_id]
-        acct = self.accounts.get(pdu.system_id)
-        status = C.ESME_ROK
-        if acct is None:
-            status = C.ESME_RINVSYSID
-        elif not acct.check_password(pdu.password):
-            status = C.ESME_RINVPASWD
-        elif kind not in acct.bind_types or not acct.network_allowed(sess.peer[0]):
-            status = C.ESME_RBINDFAIL
-        elif len(self.binds[acct.system_id]) >= acct.max_binds:
-            status = C.ESME_RBINDFAIL
-        if status:
-            log.info("bind %s as %r from %s refused: 0x%02x", kind, pdu.system_id, sess.peer[0], status)
-            sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=status))
-            return
-        sess.account = acct
-        sess.state.bound(pdu.command_id)
-        self.binds[acct.system_id].append(sess)
-        sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, system_id="telfilter",
-                               tlvs=(Tlv(C.TAG_SC_INTERFACE_VERSION, b"\x34"),)))
-        log.info("ESME %s bound as %s from %s", acct.system_id, kind, sess.peer[0])
-        if sess.state.can_receive:
-            self._flush_held(acct.system_id)
-

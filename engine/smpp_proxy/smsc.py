@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from .codec import RemoteProtocolError, SmppConnection, Window, encode, with_sequence
@@ -18,20 +19,42 @@ if TYPE_CHECKING:
 log = logging.getLogger("telfilter.smpp")
 
 
-class SmscLink(CoalescedStream):
-    """One transceiver bind to an SMSC, with its own window."""
+LATE = -1               # on_resp(resp, LATE): the answer came after we gave up on it
+MAX_LATE = 4096         # timed-out requests remembered per link, to recognise late answers
 
-    def __init__(self, proxy: "SmppProxy", addr, kind="transceiver"):
+
+class SmscLink(CoalescedStream):
+    """One bind to an SMSC, with its own window.
+
+    Liveness: `last_rx` is when the SMSC last sent anything. A link with requests outstanding
+    that has heard nothing for `stall_after` is `stalled` and takes no new submits (they get a
+    retryable status at once instead of waiting out the response timeout); one that has heard
+    nothing for enquire_link_interval + response_timeout is closed and bound again (see
+    `UpstreamMixin._link_housekeeping`)."""
+
+    def __init__(self, proxy: "SmppProxy", addr, kind="transceiver", name: str = ""):
+        s = proxy.settings
+        over = s.smsc_links.get(name, {})
         self.proxy, self.addr, self.kind = proxy, addr, kind
         self.conn = SmppConnection(1 << 20)
         self.transport = None
         self.bound = False
-        self.window = Window(proxy.settings.smsc_window, proxy.settings.smsc_response_timeout)
+        self.response_timeout = over.get("response_timeout", s.smsc_response_timeout)
+        self.window = Window(over.get("window", s.smsc_window), self.response_timeout)
         self.bind_waiter: asyncio.Future | None = None
         self.lost = asyncio.get_event_loop().create_future()
+        self.last_rx = self.last_probe = time.monotonic()
+        self.stalled = False
+        self.last_timeout = 0.0
+        self.timed_out: OrderedDict = OrderedDict()        # seq -> on_resp, for late answers
 
     def connection_made(self, transport):
         self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        self.stalled = False
+        super().data_received(data)
 
     def connection_lost(self, exc):
         self.bound = False
@@ -45,8 +68,8 @@ class SmscLink(CoalescedStream):
 
     @property
     def available(self) -> bool:
-        return self.bound and self.kind != "receiver" and not self.window.full and self.transport is not None \
-            and not self.transport.is_closing()
+        return self.bound and self.kind != "receiver" and not self.window.full and not self.stalled \
+            and self.transport is not None and not self.transport.is_closing()
 
     def request(self, raw_or_pdu, on_resp) -> None:
         seq = self.conn.next_sequence()
@@ -68,6 +91,10 @@ class SmscLink(CoalescedStream):
             on_resp = self.window.complete(ev.sequence_number)
             if on_resp is not None:
                 on_resp(ev, ev.command_status)
+            else:
+                on_resp = self.timed_out.pop(ev.sequence_number, None)
+                if on_resp is not None:
+                    on_resp(ev, LATE)
         elif cid == C.ENQUIRE_LINK:
             self.send_pdu(P.EnquireLinkResp(sequence_number=ev.sequence_number))
         elif cid == C.UNBIND:
@@ -75,7 +102,15 @@ class SmscLink(CoalescedStream):
             self.bound = False
             self.close()
         elif cid in (C.DELIVER_SM, C.DATA_SM):
-            self.proxy.handle_smsc_deliver(self, ev)
+            try:
+                self.proxy.handle_smsc_deliver(self, ev)
+            except Exception:
+                # a PDU we cannot handle is refused, permanently so the SMSC does not redeliver
+                # it in a loop; it never takes the link (and every other message on it) down
+                log.exception("internal error handling %s from SMSC %s", type(ev).__name__, self.addr)
+                self.proxy.stats["smsc_pdu_errors"] += 1
+                self.send_pdu(P.response_class(cid)(sequence_number=ev.sequence_number,
+                                                    command_status=C.ESME_RX_P_APPN))
         else:
             self.send_pdu(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
 
@@ -91,14 +126,16 @@ class UpstreamMixin:
             await asyncio.sleep(0.02)
         return False
 
-    async def _link_loop(self, addr, kind="transceiver"):
-        """One SMSC connection, kept bound. An SMSC that refuses transceiver binds is used
-        through a transmitter link plus a receiver link (SMPP 3.3-style)."""
+    async def _link_loop(self, name: str, kind="transceiver"):
+        """One SMSC connection (`name` is its "host:port"), kept bound. An SMSC that refuses
+        transceiver binds is used through a transmitter link plus a receiver link (SMPP
+        3.3-style)."""
+        addr = parse_addr(name)
         delay = self.settings.reconnect_min
         loop = asyncio.get_running_loop()
         bind_cls = {"transceiver": P.BindTransceiver, "transmitter": P.BindTransmitter, "receiver": P.BindReceiver}
         while True:
-            link = SmscLink(self, addr, kind)
+            link = SmscLink(self, addr, kind, name)
             try:
                 await loop.create_connection(lambda: link, addr[0], addr[1])
                 link.bind_waiter = loop.create_future()
@@ -112,7 +149,7 @@ class UpstreamMixin:
                         log.warning("SMSC %s:%d refuses transceiver binds (0x%02x): using transmitter + receiver",
                                     addr[0], addr[1], resp.command_status)
                         kind = "transmitter"
-                        self.tasks.append(asyncio.create_task(self._link_loop(addr, "receiver")))
+                        self.tasks.append(asyncio.create_task(self._link_loop(name, "receiver")))
                         delay = 0
                     raise ConnectionError(f"bind refused with status 0x{resp.command_status:02x}")
                 link.bound = True
@@ -126,7 +163,7 @@ class UpstreamMixin:
                 if link in self.links:
                     self.links.remove(link)
                 if link.transport:
-                    link.transport.close()
+                    link.transport.abort()         # a hung peer may never take the buffered bytes
             await asyncio.sleep(delay)
             delay = min(self.settings.reconnect_max, delay * 2)
 
@@ -137,3 +174,36 @@ class UpstreamMixin:
             if link.available:
                 return link
         return None
+
+    def _link_housekeeping(self, now: float) -> None:
+        """Expire requests, probe every link on schedule (window full or not: a full window
+        is exactly when we need to know), and replace a link that answers nothing."""
+        s = self.settings
+        for link in list(self.links):
+            for seq, on_resp in link.window.expired(now):
+                log.warning("SMSC %s:%d did not answer seq %d within %.1fs", *link.addr, seq, link.response_timeout)
+                self.stats["smsc_timeouts"] += 1
+                link.timed_out[seq] = on_resp
+                link.last_timeout = now
+                if len(link.timed_out) > MAX_LATE:
+                    link.timed_out.popitem(last=False)
+                on_resp(None, C.ESME_RSYSERR)
+            silent = now - link.last_rx
+            if silent > s.enquire_link_interval + link.response_timeout:
+                log.warning("SMSC %s:%d answered nothing for %.0fs: closing the link and binding again",
+                            *link.addr, silent)
+                self.stats["smsc_hung"] += 1
+                link.bound = False
+                link.transport.abort()
+                continue
+            # stalled: silent while it owes us answers (or let one time out since it last spoke)
+            link.stalled = silent > s.smsc_stall_after and (bool(link.window.pending)
+                                                             or link.last_timeout > link.last_rx)
+            if link.bound and now - max(link.last_rx, link.last_probe) >= s.enquire_link_interval:
+                link.last_probe = now
+                link.request(P.EnquireLink(), lambda r, st: None)
+
+
+def parse_addr(host_port: str) -> tuple[str, int]:
+    host, _, port = host_port.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)

@@ -2,16 +2,17 @@
 drop it, forward it byte for byte, or forward it tagged."""
 from __future__ import annotations
 
-import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..verdict import Action, Message
-from .codec import Tlv, concat_info, encode, encode_text, pdu_text, split_udh, with_sequence
+from .codec import RemoteProtocolError, Tlv, concat_info, encode, encode_text, pdu_text, split_udh, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
+from .smsc import LATE
 
 if TYPE_CHECKING:
     from .esme import EsmeSession
@@ -22,8 +23,55 @@ log = logging.getLogger("telfilter.smpp")
 @dataclass
 class _Concat:
     total: int
-    parts: dict = field(default_factory=dict)       # seq -> (session, pdu, text)
+    parts: dict = field(default_factory=dict)       # part number -> (session, pdu, text, binary)
     timer: object = None
+
+
+class Refusal(Exception):
+    """A message that cannot be judged as the SMSC would deliver it: refused with `status`."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+# a URL or host name readable in a binary payload (a WAP push's href, an OTA bookmark); WBXML
+# SI/SL write the scheme as one token before an inline string (WAP-167 §8.3: 0x0C http://,
+# 0x0D http://www., 0x0E https://, 0x0F https://www.; 0x03 = STR_I)
+_READABLE_URL = re.compile(rb"(?:([\x0c-\x0f])\x03)?((?:https?://)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?:[/?#][\x21-\x7e]*)?)")
+_WBXML_SCHEME = {0x0C: "http://", 0x0D: "http://www.", 0x0E: "https://", 0x0F: "https://www."}
+
+
+def readable_urls(data: bytes) -> str:
+    """The URLs/host names that can be read in a binary message body, space-separated."""
+    out = []
+    for m in _READABLE_URL.finditer(data):
+        tok = m.group(1)
+        out.append((_WBXML_SCHEME[tok[0]] if tok else "") + m.group(2).decode("ascii"))
+        if len(out) >= 8:
+            break
+    return " ".join(out)
+
+
+def message_content(pdu) -> tuple[str, bool]:
+    """(text to judge, binary?) of a submit_sm / submit_multi / data_sm / deliver_sm, as the
+    SMSC will deliver it. Binary content is judged on the URLs readable in it (and on
+    everything that is not text). Raises Refusal when what would be delivered is ambiguous."""
+    payloads = [t.value for t in pdu.tlvs if t.tag == C.TAG_MESSAGE_PAYLOAD]
+    if len(payloads) > 1:
+        raise Refusal(C.ESME_ROPTPARNOTALLWD, "two message_payload TLVs")
+    if payloads and getattr(pdu, "short_message", b""):
+        # SMPP 3.4 §5.3.2.32: with message_payload, sm_length must be 0; SMSCs differ in which
+        # one they deliver, so the text we would judge may not be the one delivered
+        raise Refusal(C.ESME_RINVMSGLEN, "both short_message and message_payload")
+    try:
+        text = pdu_text(pdu)
+        if text is not None:
+            return text, False
+        body = payloads[0] if payloads else getattr(pdu, "short_message", b"")
+        return readable_urls(split_udh(getattr(pdu, "esm_class", 0), body)[1]), True
+    except (ValueError, RemoteProtocolError) as e:       # a UDH that runs past the message
+        raise Refusal(getattr(e, "status", C.ESME_RINVESMCLASS), f"bad user data header: {e}") from None
 
 
 class SubmitPath:
@@ -31,63 +79,110 @@ class SubmitPath:
 
     def _submit(self, sess: EsmeSession, pdu):
         cid = pdu.command_id
-        text = pdu_text(pdu)
-        ci = concat_info(getattr(pdu, "esm_class", 0), getattr(pdu, "short_message", b""), pdu.tlvs) \
-            if cid == C.SUBMIT_SM else None
+        try:
+            text, binary = message_content(pdu)
+            ci = concat_info(pdu.esm_class, pdu.short_message, pdu.tlvs) if cid == C.SUBMIT_SM else None
+        except Refusal as r:
+            return self._refuse(sess, pdu, r.status, r.reason)
+        except ValueError as e:
+            return self._refuse(sess, pdu, C.ESME_RINVESMCLASS, f"bad user data header: {e}")
         if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
-            key = (sess.account.system_id, pdu.source_addr, pdu.destination_addr, ci[0], ci[1])
-            c = self.concat.get(key)
-            if c is None:
-                c = self.concat[key] = _Concat(ci[1])
-                c.timer = asyncio.get_running_loop().call_later(self.settings.concat_timeout, self._concat_due, key)
-            c.parts[ci[2]] = (sess, pdu, text)
-            if len(c.parts) == c.total:
-                c.timer.cancel()
-                self._concat_due(key)
-            return
-        dests = [pdu.destination_addr] if cid != C.SUBMIT_MULTI else [d[3] for d in pdu.dest_addresses if d[0] == 1]
-        verdicts = [self._judge(sess, pdu.source_addr, d, text, type(pdu).__name__) for d in dests] if text is not None \
-            else [None]
-        drops = [v for v in verdicts if v is not None and v.action is Action.DROP]
+            return self._concat_part(sess, pdu, ci, text, binary)
+        if cid == C.SUBMIT_MULTI:
+            dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
+            if len(dests) < len(pdu.dest_addresses):
+                # a distribution list's members are known only to the SMSC
+                if self.settings.distribution_lists == "refuse":
+                    return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
+                dests.append("")              # judged on everything but the recipient
+        else:
+            dests = [pdu.destination_addr]
+        verdicts = [self._judge(sess, pdu.source_addr, d, text, type(pdu).__name__, binary) for d in dests]
+        drops = [v for v in verdicts if v.action is Action.DROP]
         if drops:
             return self._drop(sess, [pdu], drops[0])
-        tagged = next((v for v in verdicts if v is not None and v.action is Action.TAG), None)
+        tagged = next((v for v in verdicts if v.action is Action.TAG), None)
         self._forward(sess, pdu, tagged)
+
+    def _refuse(self, sess, pdu, status: int, reason: str) -> None:
+        """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
+        self.stats["refused"] += 1
+        self.vlog.write_refusal(self.clock(), type(pdu).__name__, sess.account.system_id if sess.account else "",
+                                getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), status, reason)
+        sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
+
+    # ------------------------------------------------------------ concatenated messages
+    def _concat_part(self, sess, pdu, ci, text, binary):
+        key = (sess.account.system_id, pdu.source_addr, pdu.destination_addr, ci[0], ci[1])
+        earlier = self.concat_done.get(key)
+        if earlier is not None and earlier[1] < self.loop.time():
+            del self.concat_done[key]                   # too old: the reference number is reused
+            earlier = None
+        if earlier is not None:
+            earlier = earlier[0]
+            # a part after its message was judged (reassembly timeout): judge it with what is
+            # known, its own text, and never let it pass a message that was dropped
+            v = self._judge(sess, pdu.source_addr, pdu.destination_addr, text,
+                            f"SubmitSm part {ci[2]}/{ci[1]} late", binary)
+            if earlier.action is Action.DROP and v.action is not Action.DROP:
+                v = earlier
+            if v.action is Action.DROP:
+                return self._drop(sess, [pdu], v)
+            return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
+        c = self.concat.get(key)
+        if c is None:
+            if len(self.concat) >= self.settings.max_pending_concat:
+                oldest = next(iter(self.concat))        # bounded: judge the oldest with what it has
+                self.concat[oldest].timer.cancel()
+                self._concat_due(oldest)
+            c = self.concat[key] = _Concat(ci[1])
+            c.timer = self.loop.call_later(self.settings.concat_timeout, self._concat_due, key)
+        old = c.parts.get(ci[2])
+        if old is not None:
+            # the same part again (an ESME retrying): the newest copy is the one judged and
+            # forwarded; the earlier copy is answered now, never left without a response
+            self.stats["concat_resent_parts"] += 1
+            if not old[0].closed:
+                old[0].send_pdu(P.response_class(old[1].command_id)(sequence_number=old[1].sequence_number,
+                                                                   command_status=C.ESME_RSUBMITFAIL))
+        c.parts[ci[2]] = (sess, pdu, text, binary)
+        if len(c.parts) == c.total:
+            c.timer.cancel()
+            self._concat_due(key)
 
     def _concat_due(self, key):
         c = self.concat.pop(key, None)
         if c is None:
             return
         parts = [c.parts[i] for i in sorted(c.parts)]
-        live = [(s, p) for s, p, _ in parts if not s.closed]
-        if not live:
-            return
-        texts = [t for _, _, t in parts]
-        text = None if any(t is None for t in texts) else "".join(texts)
+        live = [(s, p) for s, p, _, _ in parts if not s.closed]
         if len(parts) < c.total:
             log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
                      key[3], len(parts), c.total, self.settings.concat_timeout)
-        sess0, pdu0 = live[0]
-        v = self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text, f"SubmitSm x{len(parts)}/{c.total}") \
-            if text is not None else None
-        if v is not None and v.action is Action.DROP:
+        sess0, pdu0 = parts[0][0], parts[0][1]
+        binary = any(b for _, _, _, b in parts)
+        text = " ".join(t for _, _, t, _ in parts if t) if binary else "".join(t for _, _, t, _ in parts)
+        v = self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
+                        f"SubmitSm x{len(parts)}/{c.total}", binary)
+        if len(parts) < c.total:
+            self.concat_done[key] = (v, self.loop.time() + self.settings.concat_timeout)  # for late parts
+            if len(self.concat_done) > self.settings.max_pending_concat:
+                self.concat_done.popitem(last=False)
+        if v.action is Action.DROP:
             for s, p in live:
                 self._drop(s, [p], v)
             return
         for i, (s, p) in enumerate(live):
             # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
-            self._forward(s, p, v if v is not None and v.action is Action.TAG else None, prefix=(i == 0))
+            self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0))
 
-    def _judge(self, sess, sender, recipient, text, what):
+    def _judge(self, sess, sender, recipient, text, what, binary=False):
         t0 = time.perf_counter()
         msg = Message(sender=sender, recipient=recipient, text=text, time=self.clock(),
                       account=sess.account.system_id if sess.account else "", direction="mt")
         v = self.pipeline.judge(msg)
-        us = (time.perf_counter() - t0) * 1e6
         self.stats[f"verdict_{v.action}"] += 1
-        self.vlog.write({"ts": msg.time.isoformat(), "kind": "sms", "pdu": what, "account": msg.account,
-                         "sender": sender, "recipient": recipient, "action": str(v.action),
-                         "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits], "judge_us": round(us, 1)})
+        self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary)
         return v
 
     def _drop(self, sess, pdus, v):
@@ -147,18 +242,35 @@ class SubmitPath:
         t0 = time.perf_counter()
 
         def on_resp(resp, status):
+            if status == LATE:
+                return self._late_response(acct, link, resp)
             if resp is None or resp.command_id == C.GENERIC_NACK:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=status or C.ESME_RSYSERR))
                 return
             if resp.command_status == 0 and getattr(resp, "message_id", ""):
-                self.msgid_account[resp.message_id] = acct
-                if len(self.msgid_account) > 2_000_000:
-                    self.msgid_account.popitem(last=False)
+                self._remember_message_id(resp.message_id, acct)
             sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
             self.stats["forwarded"] += 1
             self.stats["added_us_total"] += int((time.perf_counter() - t0) * 1e6)
         link.request(out, on_resp)
+
+    def _remember_message_id(self, message_id: str, acct: str) -> None:
+        self.msgid_account[message_id] = acct
+        if len(self.msgid_account) > 2_000_000:
+            self.msgid_account.popitem(last=False)
+
+    def _late_response(self, acct, link, resp) -> None:
+        """The SMSC answered after the response timeout, when the ESME already had
+        ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
+        still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
+        has caused a duplicate)."""
+        self.stats["late_responses"] += 1
+        mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
+        log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
+                    "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
+        if mid:
+            self._remember_message_id(mid, acct)
 
     def _relay(self, sess, pdu):
         link = self._pick_link()
@@ -168,6 +280,8 @@ class SubmitPath:
         esme_seq = pdu.sequence_number
 
         def on_resp(resp, status):
+            if status == LATE:
+                return
             if resp is None or resp.command_id == C.GENERIC_NACK:
                 return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                                      command_status=status or C.ESME_RSYSERR))
