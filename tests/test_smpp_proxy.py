@@ -175,8 +175,9 @@ def raw_submit(sock, seq, text=b"hello"):
 
 
 def test_bind_errors(harness):
+    # unknown system_id and wrong password look the same (no account enumeration)
     _, r = raw_session(harness, "nobody", "x")
-    assert r.command_status == C.ESME_RINVSYSID
+    assert r.command_status == C.ESME_RINVPASWD
     _, r = raw_session(harness, "esme1", "wrong")
     assert r.command_status == C.ESME_RINVPASWD
     s = socket.create_connection(("127.0.0.1", harness.port), timeout=5)

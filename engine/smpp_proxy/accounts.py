@@ -30,7 +30,7 @@ def verify_password(pw: str, stored: str) -> bool:
         algo, it, salt, h = stored.split("$")
         if algo != "pbkdf2_sha256":
             return False
-        got = hashlib.pbkdf2_hmac("sha256", pw.encode(), bytes.fromhex(salt), int(it))
+        got = hashlib.pbkdf2_hmac("sha256", pw.encode("utf-8", "surrogateescape"), bytes.fromhex(salt), int(it))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got.hex(), h)
@@ -59,15 +59,31 @@ class Account:
             return False
         return any(ip in n for n in self._nets if n.version == ip.version)
 
+    def known_password(self, pw: str) -> bool:
+        """True when `pw` was verified before. Binds repeat, so only the first costs a PBKDF2;
+        the cache holds successful checks only (keyed by a fast digest, never the password),
+        so it is bounded by the passwords that are right, not by what attackers try."""
+        return _digest(pw) in self._verified
+
+    def remember(self, pw: str) -> None:
+        self._verified[_digest(pw)] = True
+
     def check_password(self, pw: str) -> bool:
-        # binds repeat; cache successful checks (keyed by a fast digest, never the password)
-        k = hashlib.sha256(pw.encode()).hexdigest()
-        if k in self._verified:
+        if self.known_password(pw):
             return True
         ok = verify_password(pw, self.password_hash)
         if ok:
-            self._verified[k] = True
+            self.remember(pw)
         return ok
+
+
+def _digest(pw: str) -> str:
+    return hashlib.sha256(pw.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# verified against when the system_id is unknown, so that an unknown account costs the same
+# time as a wrong password (no account enumeration by timing)
+DUMMY_HASH = hash_password("\x00unknown-account", salt=b"telfilter")
 
 
 class TokenBucket:
@@ -106,6 +122,17 @@ class SmppSettings:
     smsc_password: str = "tfsecret"          # SMPP 3.4 §5.2.2: at most 8 characters
     smsc_window: int = 200
     smsc_response_timeout: float = 10.0
+    smsc_links: dict = field(default_factory=dict)    # "host:port" -> {"response_timeout": s, "window": n}
+    smsc_stall_after: float = 2.0       # a link with requests outstanding that received nothing this long
+                                        # takes no new submits (they get ESME_RTHROTTLED at once)
+    max_connections: int = 1000         # total ESME connections (clamped below the fd limit at start)
+    max_connections_per_source: int = 64
+    bind_timeout: float = 10.0          # seconds an ESME connection may stay unbound
+    bind_failures_free: int = 3         # failed binds per source answered without delay
+    bind_backoff: float = 0.5           # then one check per this, doubling per failure ...
+    bind_backoff_max: float = 30.0      # ... up to this
+    distribution_lists: str = "refuse"  # submit_multi to a distribution list: "refuse" or "judge"
+    max_pending_concat: int = 20000     # concatenated messages waiting for parts (oldest judged first)
     reconnect_min: float = 0.2
     reconnect_max: float = 30.0
     tag_tlv: int | None = 0x1400
@@ -139,7 +166,27 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     s.idle_timeout = float(srv.get("idle_timeout", s.idle_timeout))
     s.enquire_link_interval = float(srv.get("enquire_link_interval", s.enquire_link_interval))
     s.concat_timeout = float(srv.get("concat_timeout", s.concat_timeout))
-    s.smsc = list(up.get("smsc", []))
+    s.max_connections = int(srv.get("max_connections", s.max_connections))
+    s.max_connections_per_source = int(srv.get("max_connections_per_source", s.max_connections_per_source))
+    s.bind_timeout = float(srv.get("bind_timeout", s.bind_timeout))
+    s.bind_failures_free = int(srv.get("bind_failures_free", s.bind_failures_free))
+    s.bind_backoff = float(srv.get("bind_backoff", s.bind_backoff))
+    s.bind_backoff_max = float(srv.get("bind_backoff_max", s.bind_backoff_max))
+    s.max_pending_concat = int(srv.get("max_pending_concat", s.max_pending_concat))
+    s.distribution_lists = str(raw.get("submit_multi", {}).get("distribution_lists", s.distribution_lists))
+    if s.distribution_lists not in ("refuse", "judge"):
+        raise SmppConfigError(f"{p}: submit_multi.distribution_lists must be \"refuse\" or \"judge\"")
+    s.smsc = []
+    for i, e in enumerate(up.get("smsc", [])):
+        if isinstance(e, dict):       # {address = "host:port", response_timeout = 10, window = 200}
+            if not isinstance(e.get("address"), str):
+                raise SmppConfigError(f"{p}: upstream.smsc #{i + 1}: a table needs address = \"host:port\"")
+            s.smsc.append(e["address"])
+            s.smsc_links[e["address"]] = {k: float(e[k]) if k == "response_timeout" else int(e[k])
+                                          for k in ("response_timeout", "window") if k in e}
+        else:
+            s.smsc.append(str(e))
+    s.smsc_stall_after = float(up.get("stall_after", s.smsc_stall_after))
     s.smsc_system_id = up.get("system_id", s.smsc_system_id)
     s.smsc_password = up.get("password", s.smsc_password)
     s.smsc_window = int(up.get("window", s.smsc_window))

@@ -3,7 +3,9 @@
 Accepts binds, answers submit_sm / data_sm / submit_multi with its own message_ids, records
 every PDU it receives byte for byte (`received`), sends a delivery receipt for each accepted
 message that asked for one, and can inject MO messages (`send_mo`). `down` makes it refuse
-binds; `stall` makes it stop answering submits (to exercise windows and timeouts).
+binds; `stall` makes it stop answering submits (to exercise windows and timeouts);
+`answer_delay` answers submits that many seconds late; `hang()` makes the sessions bound so
+far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class _SimSession(SmppStream):
     def __init__(self, sim):
         self.sim, self.conn, self.transport, self.bound = sim, SmppConnection(1 << 20), None, False
         self.kind = None
+        self.hung = False
 
     def connection_made(self, t):
         self.transport = t
@@ -31,6 +34,9 @@ class _SimSession(SmppStream):
             self.sim.sessions.remove(self)
 
     def pdu_received(self, ev):
+        if self.hung:
+            self.sim.ignored.append(ev)
+            return
         self.sim.on_pdu(self, ev)
 
     send = SmppStream.send_pdu
@@ -48,6 +54,20 @@ class SmscSimulator:
         self._ids = itertools.count(1)
         self.server = None
         self.mo_responses: list = []
+        self.ignored: list = []             # PDUs a hung session received
+        self.answer_delay = 0.0
+
+    def hang(self) -> None:
+        for s in self.sessions:
+            s.hung = True
+
+    def send_deliver(self, pdu) -> bool:
+        """Send a deliver_sm (any content, e.g. a malformed one) on the first bound session."""
+        for s in self.sessions:
+            if s.bound and not s.hung:
+                s.send(P.replace(pdu, sequence_number=s.conn.next_sequence()))
+                return True
+        return False
 
     async def start(self, host="127.0.0.1", port=0):
         self.server = await asyncio.get_running_loop().create_server(lambda: _SimSession(self), host, port)
@@ -93,7 +113,11 @@ class SmscSimulator:
             if self.stall:
                 return
             mid = f"{next(self._ids):08X}"
-            s.send(P.response_class(cid)(sequence_number=ev.sequence_number, message_id=mid))
+            resp = P.response_class(cid)(sequence_number=ev.sequence_number, message_id=mid)
+            if self.answer_delay:
+                asyncio.get_running_loop().call_later(self.answer_delay, s.send, resp)
+            else:
+                s.send(resp)
             if self.receipt_delay is not None and getattr(ev, "registered_delivery", 0) & 0x03 and cid == C.SUBMIT_SM:
                 asyncio.get_running_loop().call_later(self.receipt_delay, self._receipt, s, ev, mid)
         elif cid in (C.QUERY_SM,):

@@ -1,0 +1,102 @@
+"""Binds from ESMEs: credentials checked off the event loop, paced per source.
+
+A bind is answered in one of three ways, and the first two look the same to the peer:
+unknown system_id, wrong password, or a source network the account does not allow are all
+ESME_RINVPASWD after a full PBKDF2 (a dummy hash for unknown accounts), so neither the
+status nor the time tells an attacker which system_ids exist or that a password was right.
+A bind type the account may not use or too many binds is ESME_RBINDFAIL, which only a
+holder of the credentials can see. See admission.py for the per-source pacing.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from .accounts import DUMMY_HASH, verify_password
+from .codec import Tlv
+from .codec import constants as C
+from .codec import pdu as P
+
+if TYPE_CHECKING:
+    from .esme import EsmeSession
+
+log = logging.getLogger("telfilter.smpp")
+BIND_NAMES = {C.BIND_TRANSMITTER: "transmitter", C.BIND_RECEIVER: "receiver", C.BIND_TRANSCEIVER: "transceiver"}
+_executor: ThreadPoolExecutor | None = None
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    # hashlib's PBKDF2 releases the GIL: two threads keep binds from blocking the loop while
+    # bounding the CPU an attacker can make us spend on them
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(2, thread_name_prefix="smpp-bind")
+    return _executor
+
+
+class _BindJob:
+    """One bind waiting for its turn in the per-source throttle."""
+
+    __slots__ = ("proxy", "sess", "pdu")
+
+    def __init__(self, proxy, sess, pdu):
+        self.proxy, self.sess, self.pdu = proxy, sess, pdu
+
+    def alive(self) -> bool:
+        return not self.sess.closed
+
+    def __call__(self, done) -> None:
+        self.proxy._check_bind(self.sess, self.pdu, done)
+
+
+class BindHandling:
+    """Mixin of `SmppProxy`: bind_transmitter / bind_receiver / bind_transceiver."""
+
+    def _bind(self, sess: EsmeSession, pdu) -> None:
+        if sess.bind_pending:
+            # one bind at a time per connection; a second one while the first waits is refused
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RALYBND))
+        sess.bind_pending = True
+        self.bind_throttle.submit(sess.peer[0], _BindJob(self, sess, pdu))
+
+    def _check_bind(self, sess: EsmeSession, pdu, done) -> None:
+        acct = self.accounts.get(pdu.system_id)
+        if acct is not None and acct.known_password(pdu.password):
+            return self._bind_checked(sess, pdu, acct, True, done)
+        stored = acct.password_hash if acct is not None else DUMMY_HASH
+        fut = self.loop.run_in_executor(_hash_pool(), verify_password, pdu.password, stored)
+
+        def checked(f):
+            ok = acct is not None and not f.cancelled() and f.exception() is None and f.result()
+            if ok:
+                acct.remember(pdu.password)
+            self._bind_checked(sess, pdu, acct, ok, done)
+        fut.add_done_callback(checked)
+
+    def _bind_checked(self, sess: EsmeSession, pdu, acct, password_ok: bool, done) -> None:
+        sess.bind_pending = False
+        kind = BIND_NAMES[pdu.command_id]
+        resp_cls = P.response_class(pdu.command_id)
+        ok = password_ok and acct.network_allowed(sess.peer[0])
+        done(ok)
+        if sess.closed:
+            return
+        if not ok:
+            why = "unknown system_id" if acct is None else "wrong password" if not password_ok else "network not allowed"
+            log.info("bind %s as %r from %s refused: %s", kind, pdu.system_id, sess.peer[0], why)
+            self.stats["binds_refused"] += 1
+            return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVPASWD))
+        if kind not in acct.bind_types or len(self.binds[acct.system_id]) >= acct.max_binds:
+            log.info("bind %s as %r from %s refused: bind type or max_binds", kind, pdu.system_id, sess.peer[0])
+            return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
+        sess.account = acct
+        sess.state.bound(pdu.command_id)
+        self.caps.bound(sess)
+        self.binds[acct.system_id].append(sess)
+        sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, system_id="telfilter",
+                               tlvs=(Tlv(C.TAG_SC_INTERFACE_VERSION, b"\x34"),)))
+        log.info("ESME %s bound as %s from %s", acct.system_id, kind, sess.peer[0])
+        if sess.state.can_receive:
+            self._flush_held(acct.system_id)

@@ -1,0 +1,131 @@
+"""From the SMSC: delivery receipts routed by message_id to the account that sent the MT
+(held until it binds again), MO messages judged and routed by destination prefix, replies
+to the short code."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING
+
+from ..verdict import Action, Message
+from .codec import encode, encode_text, with_sequence
+from .codec import constants as C
+from .codec import pdu as P
+from .submit import Refusal, message_content
+
+if TYPE_CHECKING:
+    from .smsc import SmscLink
+
+log = logging.getLogger("telfilter.smpp")
+_RECEIPT_ID = re.compile(rb"id:([^\s\x00]+)")
+
+
+class DeliveryRouting:
+    """Mixin of `SmppProxy`: the SMSC -> ESME direction."""
+
+    def handle_smsc_deliver(self, link: SmscLink, pdu):
+        resp_cls = P.response_class(pdu.command_id)
+        seq = pdu.sequence_number
+        ack = lambda status=0: link.send_pdu(resp_cls(sequence_number=seq, command_status=status))
+        is_receipt = pdu.esm_class & C.ESM_TYPE_MASK in (0x04, 0x08, 0x10, 0x20)
+        if is_receipt:
+            mid = P.tlv(pdu, C.TAG_RECEIPTED_MESSAGE_ID)
+            if mid is not None:
+                mid = mid.rstrip(b"\x00").decode("latin-1")
+            else:
+                body = P.tlv(pdu, C.TAG_MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"")
+                m = _RECEIPT_ID.search(body)
+                mid = m.group(1).decode("latin-1") if m else None
+            acct = self.msgid_account.get(mid) if mid else None
+            if acct is None:
+                log.info("receipt for unknown message_id %r: acknowledged and dropped", mid)
+                self.stats["receipts_unknown"] += 1
+                return ack()
+            self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(0 if ok else C.ESME_RX_T_APPN))
+            return
+        # mobile-originated
+        shortcode = self.pipeline.settings.shortcode
+        dest = getattr(pdu, "destination_addr", "")
+        try:
+            text, binary = message_content(pdu)
+        except Refusal as r:
+            # permanent: an SMSC redelivers on a temporary error, and this PDU would fail again
+            log.info("MO from %r refused: %s", pdu.source_addr, r.reason)
+            self.vlog.write_refusal(self.clock(), type(pdu).__name__ + " MO", "", pdu.source_addr, dest,
+                                    C.ESME_RX_P_APPN, r.reason)
+            return ack(C.ESME_RX_P_APPN)
+        msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
+        t0 = time.perf_counter()
+        v = self.pipeline.judge(msg)
+        self.vlog.write_sms(msg, type(pdu).__name__ + " MO", v, (time.perf_counter() - t0) * 1e6, binary)
+        if dest.lstrip("+") == shortcode and not binary:
+            ack()
+            self._confirm_shortcode(link, pdu, v)
+            return
+        if v.action is Action.DROP:
+            return ack(v.smpp_status)
+        target = self._mo_target(dest)
+        if target is None:
+            return ack(C.ESME_RX_T_APPN)        # no ESME bound for it: the SMSC retries later
+        self._send_to_esme(target, pdu, lambda r: ack(r.command_status if r is not None else C.ESME_RX_T_APPN))
+
+    def _confirm_shortcode(self, link, mo, v):
+        if not self.settings.confirm_shortcode or not v.hits:
+            return
+        reply = self.settings.shortcode_replies.get(v.hits[0].symbol)
+        if not reply:
+            return
+        dc, body = encode_text(reply)
+        mt = P.SubmitSm(source_addr_ton=0, source_addr_npi=0, source_addr=self.pipeline.settings.shortcode,
+                        dest_addr_ton=mo.source_addr_ton, dest_addr_npi=mo.source_addr_npi,
+                        destination_addr=mo.source_addr, data_coding=dc, short_message=body[:254])
+        if link.available:
+            link.request(mt, lambda r, st: None)
+
+    def _mo_target(self, dest: str):
+        best = None
+        for sid, sessions in self.binds.items():
+            acct = self.accounts.get(sid)
+            if acct is None:
+                continue
+            for pfx in acct.mo_prefixes:
+                if dest.startswith(pfx) and (best is None or len(pfx) > best[0]):
+                    rx = [s for s in sessions if s.state.can_receive and not s.closed]
+                    if rx:
+                        best = (len(pfx), rx)
+        if best is None:
+            return None
+        return best[1][next(self._rr) % len(best[1])]
+
+    def _receivers(self, acct):
+        return [s for s in self.binds.get(acct, []) if s.state.can_receive and not s.closed
+                and len(s.window) < s.account.window]
+
+    def _deliver_receipt(self, acct, pdu, on_done, target=None):
+        rx = [target] if target is not None else self._receivers(acct)
+        if not rx:
+            self.held[acct].append(pdu)
+            self.stats["receipts_held"] += 1
+            return on_done(True)              # held: we answer for it now
+        sess = rx[next(self._rr) % len(rx)]
+
+        def done(r):
+            if r is None or r.command_status != 0:
+                self.held[acct].append(pdu)       # ESME went away or refused: hold for its next bind
+            on_done(True)
+        self._send_to_esme(sess, pdu, done)
+
+    def _flush_held(self, acct):
+        q = self.held.get(acct)
+        while q:
+            rx = self._receivers(acct)
+            if not rx:
+                return
+            pdu = q.popleft()
+            self._deliver_receipt(acct, pdu, on_done=lambda ok: None)
+
+    def _send_to_esme(self, sess, pdu, on_resp):
+        seq = sess.conn.next_sequence()
+        sess.window[seq] = (on_resp, time.monotonic() + self.settings.smsc_response_timeout)
+        sess.send_raw(with_sequence(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))

@@ -1,0 +1,209 @@
+"""SMSC side: `SmscLink` is one bind to an SMSC with its own window; `UpstreamMixin` keeps
+the links bound (reconnecting with back-off) and picks one for each request."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from .codec import RemoteProtocolError, SmppConnection, Window, encode, with_sequence
+from .codec import constants as C
+from .codec import pdu as P
+from .stream import CoalescedStream
+
+if TYPE_CHECKING:
+    from .server import SmppProxy
+
+log = logging.getLogger("telfilter.smpp")
+
+
+LATE = -1               # on_resp(resp, LATE): the answer came after we gave up on it
+MAX_LATE = 4096         # timed-out requests remembered per link, to recognise late answers
+
+
+class SmscLink(CoalescedStream):
+    """One bind to an SMSC, with its own window.
+
+    Liveness: `last_rx` is when the SMSC last sent anything. A link with requests outstanding
+    that has heard nothing for `stall_after` is `stalled` and takes no new submits (they get a
+    retryable status at once instead of waiting out the response timeout); one that has heard
+    nothing for enquire_link_interval + response_timeout is closed and bound again (see
+    `UpstreamMixin._link_housekeeping`)."""
+
+    def __init__(self, proxy: "SmppProxy", addr, kind="transceiver", name: str = ""):
+        s = proxy.settings
+        over = s.smsc_links.get(name, {})
+        self.proxy, self.addr, self.kind = proxy, addr, kind
+        self.conn = SmppConnection(1 << 20)
+        self.transport = None
+        self.bound = False
+        self.response_timeout = over.get("response_timeout", s.smsc_response_timeout)
+        self.window = Window(over.get("window", s.smsc_window), self.response_timeout)
+        self.bind_waiter: asyncio.Future | None = None
+        self.lost = asyncio.get_event_loop().create_future()
+        self.last_rx = self.last_probe = time.monotonic()
+        self.stalled = False
+        self.last_timeout = 0.0
+        self.timed_out: OrderedDict = OrderedDict()        # seq -> on_resp, for late answers
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        self.stalled = False
+        super().data_received(data)
+
+    def connection_lost(self, exc):
+        self.bound = False
+        for seq, (_, on_resp) in list(self.window.pending.items()):
+            self.window.pending.pop(seq, None)
+            on_resp(None, C.ESME_RSYSERR)
+        if self.bind_waiter and not self.bind_waiter.done():
+            self.bind_waiter.set_exception(ConnectionError("connection lost during bind"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    @property
+    def available(self) -> bool:
+        return self.bound and self.kind != "receiver" and not self.window.full and not self.stalled \
+            and self.transport is not None and not self.transport.is_closing()
+
+    def request(self, raw_or_pdu, on_resp) -> None:
+        seq = self.conn.next_sequence()
+        raw = encode(P.replace(raw_or_pdu, sequence_number=seq)) if not isinstance(raw_or_pdu, (bytes, bytearray)) \
+            else with_sequence(bytes(raw_or_pdu), seq)
+        self.window.add(seq, time.monotonic(), on_resp)      # on_resp(resp | None, status)
+        self._queue(raw)
+
+    def malformed(self, e: RemoteProtocolError) -> None:
+        log.warning("malformed PDU from SMSC %s: %s", self.addr, e)
+
+    def pdu_received(self, ev) -> None:
+        cid = ev.command_id
+        if cid in (C.BIND_TRANSCEIVER_RESP, C.BIND_TRANSMITTER_RESP, C.BIND_RECEIVER_RESP) or (
+                cid == C.GENERIC_NACK and self.bind_waiter and not self.bind_waiter.done()):
+            if self.bind_waiter and not self.bind_waiter.done():
+                self.bind_waiter.set_result(ev)
+        elif P.is_response(cid) or cid == C.GENERIC_NACK:
+            on_resp = self.window.complete(ev.sequence_number)
+            if on_resp is not None:
+                on_resp(ev, ev.command_status)
+            else:
+                on_resp = self.timed_out.pop(ev.sequence_number, None)
+                if on_resp is not None:
+                    on_resp(ev, LATE)
+        elif cid == C.ENQUIRE_LINK:
+            self.send_pdu(P.EnquireLinkResp(sequence_number=ev.sequence_number))
+        elif cid == C.UNBIND:
+            self.send_pdu(P.UnbindResp(sequence_number=ev.sequence_number))
+            self.bound = False
+            self.close()
+        elif cid in (C.DELIVER_SM, C.DATA_SM):
+            try:
+                self.proxy.handle_smsc_deliver(self, ev)
+            except Exception:
+                # a PDU we cannot handle is refused, permanently so the SMSC does not redeliver
+                # it in a loop; it never takes the link (and every other message on it) down
+                log.exception("internal error handling %s from SMSC %s", type(ev).__name__, self.addr)
+                self.proxy.stats["smsc_pdu_errors"] += 1
+                self.send_pdu(P.response_class(cid)(sequence_number=ev.sequence_number,
+                                                    command_status=C.ESME_RX_P_APPN))
+        else:
+            self.send_pdu(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
+
+
+class UpstreamMixin:
+    """Mixin of `SmppProxy`: the pool of SMSC links."""
+
+    async def wait_upstream(self, timeout=5.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(l.bound for l in self.links):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    async def _link_loop(self, name: str, kind="transceiver"):
+        """One SMSC connection (`name` is its "host:port"), kept bound. An SMSC that refuses
+        transceiver binds is used through a transmitter link plus a receiver link (SMPP
+        3.3-style)."""
+        addr = parse_addr(name)
+        delay = self.settings.reconnect_min
+        loop = asyncio.get_running_loop()
+        bind_cls = {"transceiver": P.BindTransceiver, "transmitter": P.BindTransmitter, "receiver": P.BindReceiver}
+        while True:
+            link = SmscLink(self, addr, kind, name)
+            try:
+                await loop.create_connection(lambda: link, addr[0], addr[1])
+                link.bind_waiter = loop.create_future()
+                link.transport.write(encode(bind_cls[kind](
+                    sequence_number=link.conn.next_sequence(), system_id=self.settings.smsc_system_id,
+                    password=self.settings.smsc_password, interface_version=0x34)))
+                resp = await asyncio.wait_for(link.bind_waiter, 10)
+                if resp.command_status != 0:
+                    if kind == "transceiver" and resp.command_status in (C.ESME_RINVCMDID, C.ESME_RINVBNDSTS,
+                                                                         C.ESME_RBINDFAIL):
+                        log.warning("SMSC %s:%d refuses transceiver binds (0x%02x): using transmitter + receiver",
+                                    addr[0], addr[1], resp.command_status)
+                        kind = "transmitter"
+                        self.tasks.append(asyncio.create_task(self._link_loop(name, "receiver")))
+                        delay = 0
+                    raise ConnectionError(f"bind refused with status 0x{resp.command_status:02x}")
+                link.bound = True
+                self.links.append(link)
+                log.info("bound to SMSC %s:%d as %s", addr[0], addr[1], kind)
+                delay = self.settings.reconnect_min
+                await link.lost
+            except (OSError, ConnectionError, asyncio.TimeoutError) as e:
+                log.warning("SMSC %s:%d: %s; retrying in %.1fs", addr[0], addr[1], e, delay)
+            finally:
+                if link in self.links:
+                    self.links.remove(link)
+                if link.transport:
+                    link.transport.abort()         # a hung peer may never take the buffered bytes
+            await asyncio.sleep(delay)
+            delay = min(self.settings.reconnect_max, delay * 2)
+
+    def _pick_link(self):
+        n = len(self.links)
+        for i in range(n):
+            link = self.links[(next(self._rr)) % n]
+            if link.available:
+                return link
+        return None
+
+    def _link_housekeeping(self, now: float) -> None:
+        """Expire requests, probe every link on schedule (window full or not: a full window
+        is exactly when we need to know), and replace a link that answers nothing."""
+        s = self.settings
+        for link in list(self.links):
+            for seq, on_resp in link.window.expired(now):
+                log.warning("SMSC %s:%d did not answer seq %d within %.1fs", *link.addr, seq, link.response_timeout)
+                self.stats["smsc_timeouts"] += 1
+                link.timed_out[seq] = on_resp
+                link.last_timeout = now
+                if len(link.timed_out) > MAX_LATE:
+                    link.timed_out.popitem(last=False)
+                on_resp(None, C.ESME_RSYSERR)
+            silent = now - link.last_rx
+            if silent > s.enquire_link_interval + link.response_timeout:
+                log.warning("SMSC %s:%d answered nothing for %.0fs: closing the link and binding again",
+                            *link.addr, silent)
+                self.stats["smsc_hung"] += 1
+                link.bound = False
+                link.transport.abort()
+                continue
+            # stalled: silent while it owes us answers (or let one time out since it last spoke)
+            link.stalled = silent > s.smsc_stall_after and (bool(link.window.pending)
+                                                             or link.last_timeout > link.last_rx)
+            if link.bound and now - max(link.last_rx, link.last_probe) >= s.enquire_link_interval:
+                link.last_probe = now
+                link.request(P.EnquireLink(), lambda r, st: None)
+
+
+def parse_addr(host_port: str) -> tuple[str, int]:
+    host, _, port = host_port.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)

@@ -1,0 +1,289 @@
+"""The submit path: judge each submitted message (or each concatenated message once), then
+drop it, forward it byte for byte, or forward it tagged."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..verdict import Action, Message
+from .codec import RemoteProtocolError, Tlv, concat_info, encode, encode_text, pdu_text, split_udh, with_sequence
+from .codec import constants as C
+from .codec import pdu as P
+from .smsc import LATE
+
+if TYPE_CHECKING:
+    from .esme import EsmeSession
+
+log = logging.getLogger("telfilter.smpp")
+
+
+@dataclass
+class _Concat:
+    total: int
+    parts: dict = field(default_factory=dict)       # part number -> (session, pdu, text, binary)
+    timer: object = None
+
+
+class Refusal(Exception):
+    """A message that cannot be judged as the SMSC would deliver it: refused with `status`."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+# a URL or host name readable in a binary payload (a WAP push's href, an OTA bookmark); WBXML
+# SI/SL write the scheme as one token before an inline string (WAP-167 §8.3: 0x0C http://,
+# 0x0D http://www., 0x0E https://, 0x0F https://www.; 0x03 = STR_I)
+_READABLE_URL = re.compile(rb"(?:([\x0c-\x0f])\x03)?((?:https?://)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?:[/?#][\x21-\x7e]*)?)")
+_WBXML_SCHEME = {0x0C: "http://", 0x0D: "http://www.", 0x0E: "https://", 0x0F: "https://www."}
+
+
+def readable_urls(data: bytes) -> str:
+    """The URLs/host names that can be read in a binary message body, space-separated."""
+    out = []
+    for m in _READABLE_URL.finditer(data):
+        tok = m.group(1)
+        out.append((_WBXML_SCHEME[tok[0]] if tok else "") + m.group(2).decode("ascii"))
+        if len(out) >= 8:
+            break
+    return " ".join(out)
+
+
+def message_content(pdu) -> tuple[str, bool]:
+    """(text to judge, binary?) of a submit_sm / submit_multi / data_sm / deliver_sm, as the
+    SMSC will deliver it. Binary content is judged on the URLs readable in it (and on
+    everything that is not text). Raises Refusal when what would be delivered is ambiguous."""
+    payloads = [t.value for t in pdu.tlvs if t.tag == C.TAG_MESSAGE_PAYLOAD]
+    if len(payloads) > 1:
+        raise Refusal(C.ESME_ROPTPARNOTALLWD, "two message_payload TLVs")
+    if payloads and getattr(pdu, "short_message", b""):
+        # SMPP 3.4 §5.3.2.32: with message_payload, sm_length must be 0; SMSCs differ in which
+        # one they deliver, so the text we would judge may not be the one delivered
+        raise Refusal(C.ESME_RINVMSGLEN, "both short_message and message_payload")
+    try:
+        text = pdu_text(pdu)
+        if text is not None:
+            return text, False
+        body = payloads[0] if payloads else getattr(pdu, "short_message", b"")
+        return readable_urls(split_udh(getattr(pdu, "esm_class", 0), body)[1]), True
+    except (ValueError, RemoteProtocolError) as e:       # a UDH that runs past the message
+        raise Refusal(getattr(e, "status", C.ESME_RINVESMCLASS), f"bad user data header: {e}") from None
+
+
+class SubmitPath:
+    """Mixin of `SmppProxy`: the ESME -> SMSC direction."""
+
+    def _submit(self, sess: EsmeSession, pdu):
+        cid = pdu.command_id
+        try:
+            text, binary = message_content(pdu)
+            ci = concat_info(pdu.esm_class, pdu.short_message, pdu.tlvs) if cid == C.SUBMIT_SM else None
+        except Refusal as r:
+            return self._refuse(sess, pdu, r.status, r.reason)
+        except ValueError as e:
+            return self._refuse(sess, pdu, C.ESME_RINVESMCLASS, f"bad user data header: {e}")
+        if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
+            return self._concat_part(sess, pdu, ci, text, binary)
+        if cid == C.SUBMIT_MULTI:
+            dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
+            if len(dests) < len(pdu.dest_addresses):
+                # a distribution list's members are known only to the SMSC
+                if self.settings.distribution_lists == "refuse":
+                    return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
+                dests.append("")              # judged on everything but the recipient
+        else:
+            dests = [pdu.destination_addr]
+        verdicts = [self._judge(sess, pdu.source_addr, d, text, type(pdu).__name__, binary) for d in dests]
+        drops = [v for v in verdicts if v.action is Action.DROP]
+        if drops:
+            return self._drop(sess, [pdu], drops[0])
+        tagged = next((v for v in verdicts if v.action is Action.TAG), None)
+        self._forward(sess, pdu, tagged)
+
+    def _refuse(self, sess, pdu, status: int, reason: str) -> None:
+        """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
+        self.stats["refused"] += 1
+        self.vlog.write_refusal(self.clock(), type(pdu).__name__, sess.account.system_id if sess.account else "",
+                                getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), status, reason)
+        sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
+
+    # ------------------------------------------------------------ concatenated messages
+    def _concat_part(self, sess, pdu, ci, text, binary):
+        key = (sess.account.system_id, pdu.source_addr, pdu.destination_addr, ci[0], ci[1])
+        earlier = self.concat_done.get(key)
+        if earlier is not None and earlier[1] < self.loop.time():
+            del self.concat_done[key]                   # too old: the reference number is reused
+            earlier = None
+        if earlier is not None:
+            earlier = earlier[0]
+            # a part after its message was judged (reassembly timeout): judge it with what is
+            # known, its own text, and never let it pass a message that was dropped
+            v = self._judge(sess, pdu.source_addr, pdu.destination_addr, text,
+                            f"SubmitSm part {ci[2]}/{ci[1]} late", binary)
+            if earlier.action is Action.DROP and v.action is not Action.DROP:
+                v = earlier
+            if v.action is Action.DROP:
+                return self._drop(sess, [pdu], v)
+            return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
+        c = self.concat.get(key)
+        if c is None:
+            if len(self.concat) >= self.settings.max_pending_concat:
+                oldest = next(iter(self.concat))        # bounded: judge the oldest with what it has
+                self.concat[oldest].timer.cancel()
+                self._concat_due(oldest)
+            c = self.concat[key] = _Concat(ci[1])
+            c.timer = self.loop.call_later(self.settings.concat_timeout, self._concat_due, key)
+        old = c.parts.get(ci[2])
+        if old is not None:
+            # the same part again (an ESME retrying): the newest copy is the one judged and
+            # forwarded; the earlier copy is answered now, never left without a response
+            self.stats["concat_resent_parts"] += 1
+            if not old[0].closed:
+                old[0].send_pdu(P.response_class(old[1].command_id)(sequence_number=old[1].sequence_number,
+                                                                   command_status=C.ESME_RSUBMITFAIL))
+        c.parts[ci[2]] = (sess, pdu, text, binary)
+        if len(c.parts) == c.total:
+            c.timer.cancel()
+            self._concat_due(key)
+
+    def _concat_due(self, key):
+        c = self.concat.pop(key, None)
+        if c is None:
+            return
+        parts = [c.parts[i] for i in sorted(c.parts)]
+        live = [(s, p) for s, p, _, _ in parts if not s.closed]
+        if len(parts) < c.total:
+            log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
+                     key[3], len(parts), c.total, self.settings.concat_timeout)
+        sess0, pdu0 = parts[0][0], parts[0][1]
+        binary = any(b for _, _, _, b in parts)
+        text = " ".join(t for _, _, t, _ in parts if t) if binary else "".join(t for _, _, t, _ in parts)
+        v = self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
+                        f"SubmitSm x{len(parts)}/{c.total}", binary)
+        if len(parts) < c.total:
+            self.concat_done[key] = (v, self.loop.time() + self.settings.concat_timeout)  # for late parts
+            if len(self.concat_done) > self.settings.max_pending_concat:
+                self.concat_done.popitem(last=False)
+        if v.action is Action.DROP:
+            for s, p in live:
+                self._drop(s, [p], v)
+            return
+        for i, (s, p) in enumerate(live):
+            # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
+            self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0))
+
+    def _judge(self, sess, sender, recipient, text, what, binary=False):
+        t0 = time.perf_counter()
+        msg = Message(sender=sender, recipient=recipient, text=text, time=self.clock(),
+                      account=sess.account.system_id if sess.account else "", direction="mt")
+        v = self.pipeline.judge(msg)
+        self.stats[f"verdict_{v.action}"] += 1
+        self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary)
+        return v
+
+    def _drop(self, sess, pdus, v):
+        silent = any(h.symbol in self.settings.silent_symbols for h in v.hits if h.action is Action.DROP)
+        for pdu in pdus:
+            resp = P.response_class(pdu.command_id)
+            if not silent:
+                sess.send_pdu(resp(sequence_number=pdu.sequence_number, command_status=v.smpp_status))
+                continue
+            mid = f"L{next(self._local_ids):09d}"
+            sess.send_pdu(resp(sequence_number=pdu.sequence_number, message_id=mid))
+            if self.settings.rejected_receipt and getattr(pdu, "registered_delivery", 0) & 0x03:
+                self._rejected_receipt(sess, pdu, mid)
+
+    def _rejected_receipt(self, sess, pdu, mid):
+        now = self.clock().strftime("%y%m%d%H%M")
+        body = f"id:{mid} sub:001 dlvrd:000 submit date:{now} done date:{now} stat:REJECTD err:000 text:".encode()
+        dr = P.DeliverSm(source_addr_ton=pdu.dest_addr_ton, source_addr_npi=pdu.dest_addr_npi,
+                         source_addr=pdu.destination_addr, dest_addr_ton=pdu.source_addr_ton,
+                         dest_addr_npi=pdu.source_addr_npi, destination_addr=pdu.source_addr,
+                         esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=body,
+                         tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, b"\x08")))
+        target = sess if sess.state.can_receive and not sess.closed else None
+        self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
+
+    def _tagged(self, pdu, v, prefix=True):
+        tl = list(pdu.tlvs)
+        if self.settings.tag_tlv is not None:
+            tl.append(Tlv(self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode()))
+        p = pdu
+        if prefix and self.settings.tag_prefix and pdu.command_id == C.SUBMIT_SM and pdu.short_message:
+            udh, body = split_udh(pdu.esm_class, pdu.short_message)
+            dc = pdu.data_coding
+            try:
+                if dc == 0x08:
+                    new = self.settings.tag_prefix.encode("utf-16-be") + body
+                elif dc in (0x00, 0x01, 0x03):
+                    new = encode_text(self.settings.tag_prefix)[1] if dc == 0 else self.settings.tag_prefix.encode("latin-1")
+                    new += body
+                else:
+                    new = None
+            except (ValueError, UnicodeEncodeError):
+                new = None
+            if new is not None and len(udh) + len(new) <= 254:
+                p = P.replace(p, short_message=udh + new)
+        return P.replace(p, tlvs=tuple(tl))
+
+    def _forward(self, sess, pdu, tag_verdict, prefix=True):
+        link = self._pick_link()
+        if link is None:
+            self.stats["upstream_unavailable"] += 1
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RTHROTTLED))
+        out = self._tagged(pdu, tag_verdict, prefix) if tag_verdict is not None else pdu.raw
+        esme_seq = pdu.sequence_number
+        acct = sess.account.system_id
+        t0 = time.perf_counter()
+
+        def on_resp(resp, status):
+            if status == LATE:
+                return self._late_response(acct, link, resp)
+            if resp is None or resp.command_id == C.GENERIC_NACK:
+                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
+                                                              command_status=status or C.ESME_RSYSERR))
+                return
+            if resp.command_status == 0 and getattr(resp, "message_id", ""):
+                self._remember_message_id(resp.message_id, acct)
+            sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
+            self.stats["forwarded"] += 1
+            self.stats["added_us_total"] += int((time.perf_counter() - t0) * 1e6)
+        link.request(out, on_resp)
+
+    def _remember_message_id(self, message_id: str, acct: str) -> None:
+        self.msgid_account[message_id] = acct
+        if len(self.msgid_account) > 2_000_000:
+            self.msgid_account.popitem(last=False)
+
+    def _late_response(self, acct, link, resp) -> None:
+        """The SMSC answered after the response timeout, when the ESME already had
+        ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
+        still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
+        has caused a duplicate)."""
+        self.stats["late_responses"] += 1
+        mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
+        log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
+                    "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
+        if mid:
+            self._remember_message_id(mid, acct)
+
+    def _relay(self, sess, pdu):
+        link = self._pick_link()
+        if link is None:
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RTHROTTLED))
+        esme_seq = pdu.sequence_number
+
+        def on_resp(resp, status):
+            if status == LATE:
+                return
+            if resp is None or resp.command_id == C.GENERIC_NACK:
+                return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
+                                                                     command_status=status or C.ESME_RSYSERR))
+            sess.send_raw(with_sequence(resp.raw, esme_seq))
+        link.request(pdu.raw, on_resp)

@@ -1,0 +1,149 @@
+"""The verdict log: one JSON line per judged message or call.
+
+Logging never decides the fate of a message or call: `write*` never raise. A field that
+cannot be encoded as UTF-8 (a lone surrogate from a peer's undecodable bytes) is written as
+a JSON `\\uXXXX` escape; a write that fails (disk full, closed file) is counted in
+`errors`, reported in the service log at most every ERROR_LOG_S, and the message or call
+goes on as its verdict says.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sys
+import time
+from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
+
+log = logging.getLogger("telfilter")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _u_escape(m) -> str:
+    o = ord(m.group())
+    if o > 0xFFFF:                      # JSON escapes astral characters as a surrogate pair
+        o -= 0x10000
+        return "\\u%04x\\u%04x" % (0xD800 + (o >> 10), 0xDC00 + (o & 0x3FF))
+    return "\\u%04x" % o
+
+
+def ascii_json(line: str) -> str:
+    """The same JSON text with every non-ASCII character escaped (valid JSON, any encoding)."""
+    return _NON_ASCII.sub(_u_escape, line)
+
+
+def _num(x) -> str:
+    # json.dumps writes any float (numpy's too) with float.__repr__
+    return float.__repr__(x) if isinstance(x, float) else int.__repr__(int(x))
+
+
+def _hits_json(hits) -> str:
+    # the text Hit.to_json() gives under json.dumps, built without the intermediate dicts
+    return "[" + ", ".join('{"symbol": %s, "score": %s, "detail": %s, "source": %s}'
+                           % (_jstr(h.symbol), _num(round(h.score, 6)), _jstr(h.detail), _jstr(h.source))
+                           for h in hits) + "]"
+
+
+class VerdictLog:
+    """One JSON line per verdict (stdout or a file), and optionally the same records as an
+    event stream for other processes: a ZeroMQ PUB socket (topic `verdict`).
+
+    Lines are flushed at most every FLUSH_S (and FLUSH_S after the last write), not one
+    write syscall per verdict on the hot path."""
+
+    FLUSH_S = 0.05
+    ERROR_LOG_S = 10.0
+
+    def __init__(self, target="-", events: str | None = None):
+        if hasattr(target, "write"):
+            self.f = target
+        else:
+            self.f = sys.stdout if target in (None, "-") else \
+                open(target, "a", encoding="utf-8", errors="backslashreplace")
+        self.pub = None
+        self.errors = 0
+        self._last_error_log = -1e9
+        self._last_flush = 0.0
+        self._flush_pending = False
+        if events:
+            import zmq
+            self.pub = zmq.Context.instance().socket(zmq.PUB)
+            self.pub.setsockopt(zmq.SNDHWM, 100_000)        # a slow subscriber drops events, never blocks us
+            self.pub.setsockopt(zmq.LINGER, 0)
+            self.pub.bind(events)
+            self._noblock, self._again = zmq.NOBLOCK, zmq.Again
+
+    # ------------------------------------------------------------ records
+    def write(self, rec: dict) -> None:
+        try:
+            line = json.dumps(rec, ensure_ascii=False)
+        except (TypeError, ValueError) as e:          # a bug upstream; the message still goes on
+            return self._failed(e)
+        self._emit(line)
+
+    def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False) -> None:
+        """The line `write()` gives for an SMS verdict record, built directly (this is on the
+        per-message path)."""
+        try:
+            line = ('{"ts": %s, "kind": "sms", "pdu": %s, "account": %s, "sender": %s, "recipient": %s, '
+                    '"action": "%s", "score": %s, "hits": %s, "judge_us": %s%s}'
+                    % (_jstr(msg.time.isoformat()), _jstr(pdu), _jstr(msg.account), _jstr(msg.sender),
+                       _jstr(msg.recipient), v.action, _num(round(v.score, 4)), _hits_json(v.hits),
+                       _num(round(judge_us, 1)), ', "binary": true' if binary else ""))
+        except Exception as e:
+            return self._failed(e)
+        self._emit(line)
+
+    def write_refusal(self, when, pdu: str, account: str, sender: str, recipient: str, status: int,
+                      reason: str) -> None:
+        """A message answered with an error without a verdict (it could not be judged)."""
+        self.write({"ts": when.isoformat(), "kind": "sms", "pdu": pdu, "account": account, "sender": sender,
+                    "recipient": recipient, "action": "refuse", "status": status, "reason": reason})
+
+    # ------------------------------------------------------------ output
+    def _emit(self, line: str) -> None:
+        try:
+            try:
+                self.f.write(line + "\n")
+            except UnicodeEncodeError:              # a stream opened without errors=...
+                line = ascii_json(line)
+                self.f.write(line + "\n")
+        except Exception as e:
+            return self._failed(e)
+        now = time.monotonic()
+        if now - self._last_flush >= self.FLUSH_S:
+            self.flush()
+        elif not self._flush_pending:
+            try:
+                asyncio.get_running_loop().call_later(self.FLUSH_S, self.flush)
+                self._flush_pending = True
+            except RuntimeError:                 # no event loop here (CLI tools): flush now
+                self.flush()
+        if self.pub is not None:
+            try:
+                self.pub.send_multipart([b"verdict", line.encode("utf-8", "backslashreplace")], flags=self._noblock)
+            except self._again:
+                pass
+            except Exception as e:
+                self._failed(e)
+
+    def _failed(self, e: Exception) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._last_error_log >= self.ERROR_LOG_S:
+            self._last_error_log = now
+            log.error("verdict log write failed (%d so far): %s: %s", self.errors, type(e).__name__, e)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        self._last_flush = time.monotonic()
+        try:
+            self.f.flush()
+        except Exception as e:
+            self._failed(e)
+
+    def close(self) -> None:
+        self.flush()
+        if self.pub is not None:
+            self.pub.close()

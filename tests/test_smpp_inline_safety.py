@@ -1,0 +1,355 @@
+"""Issue 12 (SMPP): nothing bypasses the verdict, no sender stalls or breaks the proxy.
+Fault injection with a misbehaving SMSC (the simulator) and attacker ESMEs (raw sockets)."""
+import io
+import json
+import socket
+import struct
+import time
+
+import pytest
+
+from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.codec import Tlv, encode
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.verdictlog import VerdictLog
+from tests.test_smpp_proxy import pipe, raw_session, raw_submit, read_raw, wait  # noqa: F401  (fixture)
+
+BAD = "84987000666"           # blacklisted in the `pipe` fixture
+GOOD = "84901234567"
+
+
+def lines(buf):
+    return [json.loads(l) for l in buf.getvalue().splitlines()]
+
+
+@pytest.fixture
+def logged(pipe):
+    buf = io.StringIO()
+    h = ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(concat_timeout=0.5),
+                     verdict_log=VerdictLog(buf)).start()
+    yield h, buf
+    h.stop()
+
+
+def answer(sock):
+    """The next PDU that is not the proxy's enquire_link (answered here, as an ESME would)."""
+    while True:
+        r = read_raw(sock)
+        if r.command_id != C.ENQUIRE_LINK:
+            return r
+        sock.sendall(encode(P.EnquireLinkResp(sequence_number=r.sequence_number)))
+
+
+def send_submit(sock, seq, **kw):
+    f = dict(source_addr=GOOD, destination_addr=f"8491234567{seq % 10}", short_message=b"see you at %d" % seq)
+    sock.sendall(encode(P.SubmitSm(sequence_number=seq, **dict(f, **kw))))
+    return answer(sock)
+
+
+def submit(sock, seq, **kw):
+    f = dict(source_addr=GOOD, destination_addr="84912345678", short_message=b"hello")
+    f.update(kw)
+    sock.sendall(encode(P.SubmitSm(sequence_number=seq, **f)))
+    return read_raw(sock)
+
+
+# ---------------------------------------------------------------- bypass
+
+@pytest.mark.parametrize("dc", [0x02, 0x04, 0xF4])
+def test_binary_submit_from_blacklisted_number_judged_logged_not_forwarded(logged, dc):
+    h, buf = logged
+    s, _ = raw_session(h)
+    r = submit(s, 5, source_addr=BAD, data_coding=dc, short_message=bytes(range(0, 140)))
+    assert r.command_status != 0
+    assert h.sim.submits() == []
+    rec = [l for l in lines(buf) if l["sender"] == BAD]
+    assert len(rec) == 1 and rec[0]["action"] == "drop" and rec[0]["binary"] is True
+
+
+def test_binary_wap_push_url_is_read(logged):
+    h, buf = logged
+    s, _ = raw_session(h)
+    # WBXML SI: href token 0x0C (http://) + inline string, as a WAP push carries it
+    si = bytes.fromhex("0605040b8423f0") + b"\x02\x05\x6a\x00\x45\xc6\x0c\x03phish.example/login\x00\x01\x01"
+    r = submit(s, 6, esm_class=0x40, data_coding=0x04, short_message=si)
+    assert r.command_status != 0 and h.sim.submits() == []
+    r = submit(s, 7, data_coding=0x04, short_message=b"\x00\x01\x02ringtone\xff\xfe")
+    assert r.command_status == 0 and len(h.sim.submits()) == 1          # binary ham still flows
+    assert [l["action"] for l in lines(buf)] == ["drop", "allow"]
+
+
+def _multi(seq, dests, src=GOOD):
+    return P.SubmitMulti(sequence_number=seq, source_addr=src, dest_addresses=dests, short_message=b"hello all")
+
+
+def test_submit_multi_to_distribution_list_refused_by_default(logged):
+    h, buf = logged
+    s, _ = raw_session(h)
+    s.sendall(encode(_multi(8, ((2, "customers"),))))
+    r = read_raw(s)
+    assert r.command_id == C.SUBMIT_MULTI_RESP and r.command_status == C.ESME_RCNTSUBDL
+    s.sendall(encode(_multi(9, ((1, 1, 1, "84912345678"), (2, "customers")))))
+    assert read_raw(s).command_status == C.ESME_RCNTSUBDL
+    assert h.sim.submits() == []
+    assert [l["action"] for l in lines(buf)] == ["refuse", "refuse"]
+
+
+def test_submit_multi_to_distribution_list_judged_when_configured(pipe):
+    buf = io.StringIO()
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(distribution_lists="judge"),
+                      verdict_log=VerdictLog(buf)) as h:
+        s, _ = raw_session(h)
+        s.sendall(encode(_multi(8, ((2, "customers"),), src=BAD)))
+        assert read_raw(s).command_status != 0
+        s.sendall(encode(_multi(9, ((2, "customers"),))))
+        assert read_raw(s).command_status == 0
+        assert len(h.sim.submits()) == 1
+        assert [(l["sender"], l["recipient"], l["action"]) for l in lines(buf)] == [(BAD, "", "drop"), (GOOD, "", "allow")]
+
+
+def test_ambiguous_text_refused(logged):
+    h, buf = logged
+    s, _ = raw_session(h)
+    payload = Tlv(C.TAG_MESSAGE_PAYLOAD, b"win a prize at phish.example")
+    r = submit(s, 10, short_message=b"hello", tlvs=(payload,))
+    assert r.command_status == C.ESME_RINVMSGLEN
+    r = submit(s, 11, short_message=b"", tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"hello"), payload))
+    assert r.command_status == C.ESME_ROPTPARNOTALLWD
+    assert h.sim.submits() == []
+    assert [l["action"] for l in lines(buf)] == ["refuse", "refuse"]
+
+
+def _part(seq, n, total, body, src=GOOD, ref=0x42):
+    return encode(P.SubmitSm(sequence_number=seq, source_addr=src, destination_addr="84912345678", esm_class=0x40,
+                             short_message=bytes((5, 0, 3, ref, total, n)) + body))
+
+
+def _answers(sock, n):
+    return {r.sequence_number: r.command_status for r in (read_raw(sock) for _ in range(n))}
+
+
+def test_resent_part_answers_the_first_copy(logged):
+    h, buf = logged
+    s, _ = raw_session(h)
+    s.sendall(_part(20, 1, 2, b"see you ") + _part(21, 1, 2, b"see you "))
+    assert read_raw(s).sequence_number == 20            # the superseded copy is answered at once
+    s.sendall(_part(22, 2, 2, b"at 3pm"))
+    assert _answers(s, 2) == {21: 0, 22: 0}
+    assert len(h.sim.submits()) == 2 and len(lines(buf)) == 1
+
+
+def test_part_after_reassembly_timeout_is_judged(logged):
+    h, buf = logged
+    s, _ = raw_session(h)
+    s.sendall(_part(30, 1, 2, b"hello ", src=BAD))
+    assert read_raw(s).command_status != 0               # judged alone after the 0.5 s timeout
+    s.sendall(_part(31, 2, 2, b"there", src=BAD))
+    r = read_raw(s)
+    assert r.sequence_number == 31 and r.command_status != 0
+    s.sendall(_part(32, 1, 2, b"hello ", ref=7))
+    assert read_raw(s).command_status == 0
+    s.sendall(_part(33, 2, 2, b"there", ref=7))
+    assert read_raw(s).command_status == 0
+    assert len(h.sim.submits()) == 2
+    recs = lines(buf)
+    assert len(recs) == 4 and [r["pdu"].endswith("late") for r in recs] == [False, True, False, True]
+
+
+# ---------------------------------------------------------------- a misbehaving SMSC
+
+def test_poison_mo_answered_with_error_link_stays_up(logged):
+    h, _ = logged
+    link = h.proxy.links[0]
+    poison = P.DeliverSm(source_addr="84912345678", destination_addr="5656", esm_class=0x40,
+                         short_message=bytes.fromhex("f00003010201"))
+    for _ in range(3):
+        assert h.run(h.sim.send_deliver, poison)
+    assert wait(lambda: len(h.sim.mo_responses) == 3)
+    assert all(r.command_status not in (0, C.ESME_RX_T_APPN) for r in h.sim.mo_responses)
+    assert h.proxy.links == [link] and link.bound
+    s, _ = raw_session(h)
+    assert raw_submit(s, 40).command_status == 0
+
+
+def test_hung_smsc_detected_and_replaced(pipe):
+    st = SmppSettings(enquire_link_interval=0.5, smsc_response_timeout=0.5, smsc_stall_after=0.3)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        s, _ = raw_session(h)
+        assert send_submit(s, 1).command_status == 0
+        old = h.proxy.links[0]
+        h.run(h.sim.hang)
+        assert send_submit(s, 2).command_status == C.ESME_RSYSERR      # sent into the hang: outcome unknown
+        t0 = time.monotonic()
+        assert send_submit(s, 3).command_status == C.ESME_RTHROTTLED  # the link is known stalled: retry later
+        assert time.monotonic() - t0 < 0.5
+        assert wait(lambda: h.proxy.links and h.proxy.links[0] is not old and h.proxy.links[0].bound, 5)
+        assert any(p.command_id == C.ENQUIRE_LINK for p in h.sim.ignored)
+        assert send_submit(s, 4).command_status == 0
+
+
+def test_enquire_link_sent_when_window_is_full(pipe):
+    st = SmppSettings(enquire_link_interval=0.3, smsc_response_timeout=30, smsc_window=1)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        h.sim.stall = True
+        s, _ = raw_session(h)
+        s.sendall(encode(P.SubmitSm(sequence_number=1, source_addr=GOOD, destination_addr="849", short_message=b"x")))
+        assert wait(lambda: sum(p.command_id == C.ENQUIRE_LINK for _, p in h.sim.received) >= 2, 3)
+
+
+def test_late_smsc_answer_keeps_receipt_routing(pipe):
+    st = SmppSettings(smsc_response_timeout=0.3)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        h.sim.answer_delay = 0.8
+        s, _ = raw_session(h)
+        assert raw_submit(s, 1).command_status == C.ESME_RSYSERR
+        assert wait(lambda: h.proxy.stats["late_responses"] == 1)
+        assert h.proxy.msgid_account.get("00000001") == "esme1"
+
+
+def test_per_link_response_timeout(tmp_path):
+    from engine.smpp_proxy.accounts import load_smpp_settings
+    (tmp_path / "smpp.toml").write_text('[upstream]\nresponse_timeout = 10\n'
+                                        'smsc = [{address = "127.0.0.1:2776", response_timeout = 25}, "127.0.0.1:2777"]\n')
+    s = load_smpp_settings(tmp_path)
+    assert s.smsc == ["127.0.0.1:2776", "127.0.0.1:2777"] and s.smsc_links["127.0.0.1:2776"]["response_timeout"] == 25
+
+
+# ---------------------------------------------------------------- attacker ESMEs
+
+def test_caps_keep_room_for_a_real_bind(pipe):
+    st = SmppSettings(max_connections_per_source=5, max_connections=8, bind_timeout=30)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        idle = [socket.create_connection(("127.0.0.1", h.port)) for _ in range(20)]
+        assert wait(lambda: h.proxy.caps.stats["evicted"] >= 15)
+        assert len(h.proxy.sessions) <= 5
+        s, r = raw_session(h)
+        assert r.command_status == 0
+        more = [socket.create_connection(("127.0.0.1", h.port)) for _ in range(10)]
+        assert wait(lambda: h.proxy.caps.stats["evicted"] >= 25)
+        assert raw_submit(s, 2).command_status == 0      # bound connections are never evicted
+        for x in idle + more:
+            x.close()
+
+
+def test_unbound_connection_timed_out(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(bind_timeout=0.3)) as h:
+        c = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        assert c.recv(16) == b""                              # closed by the proxy
+        assert h.proxy.stats["bind_timeouts"] == 1
+
+
+def test_failed_binds_throttled_per_source(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        socks = [socket.create_connection(("127.0.0.1", h.port), timeout=5) for _ in range(60)]
+        for i, s in enumerate(socks):
+            s.sendall(encode(P.BindTransceiver(sequence_number=1, system_id="esme1" if i % 2 else "nobody",
+                                               password=f"guess{i}", interface_version=0x34)))
+        t_end = time.monotonic() + 2.0
+        answered = []
+        for s in socks:
+            s.settimeout(max(0.01, t_end - time.monotonic()))
+            try:
+                answered.append(read_raw(s).command_status)
+            except (socket.timeout, TimeoutError):
+                pass
+        assert 1 <= len(answered) <= 20
+        assert set(answered) == {C.ESME_RINVPASWD}            # unknown system_id looks like a wrong password
+        for s in socks:
+            s.close()
+
+
+# ---------------------------------------------------------------- the verdict log never decides
+
+class _BrokenFile:
+    def write(self, s):
+        raise OSError(28, "No space left on device")
+
+    def flush(self):
+        raise OSError(28, "No space left on device")
+
+
+def test_verdict_log_failure_does_not_stop_messages(pipe):
+    vlog = VerdictLog(_BrokenFile())
+    with ProxyHarness(pipe, accounts=("esme1:secret",), verdict_log=vlog) as h:
+        s, _ = raw_session(h)
+        assert raw_submit(s, 1).command_status == 0
+        assert submit(s, 2, source_addr=BAD).command_status != 0
+        assert vlog.errors >= 2
+
+
+def test_verdict_log_escapes_undecodable_bytes(tmp_path):
+    from datetime import datetime, timezone
+    from engine.verdict import Action, Hit, Message, Verdict
+    p = tmp_path / "v.log"
+    vlog = VerdictLog(str(p))
+    bad = b"caller-\xff\xfe".decode("utf-8", "surrogateescape")
+    vlog.write({"kind": "call", "call_id": bad})
+    msg = Message(sender=bad, recipient="8491", text="x", time=datetime(2026, 3, 2, tzinfo=timezone.utc), account="a")
+    v = Verdict(Action.TAG, 3.25, (Hit("X_Y", 3.25, "d\"é", "src:1"),))
+    vlog.write_sms(msg, "SubmitSm", v, 12.345)
+    vlog.close()
+    recs = [json.loads(l) for l in p.read_text(encoding="utf-8").splitlines()]
+    assert recs[0]["call_id"] == bad and recs[1]["sender"] == bad and vlog.errors == 0
+
+
+def test_sms_line_builder_matches_json_dumps():
+    from datetime import datetime, timezone
+    from engine.verdict import Action, Hit, Message, Verdict
+    buf = io.StringIO()
+    msg = Message(sender="SHOP\"ABC", recipient="84912", text="x", time=datetime(2026, 3, 2, tzinfo=timezone.utc),
+                  account="esme1")
+    v = Verdict(Action.DROP, 7.123456789, (Hit("A", 3, "tiếng Việt \\ \n", "f.toml:3"), Hit("B", 4.123456789)))
+    VerdictLog(buf).write_sms(msg, "SubmitSm", v, 42.26)
+    old = {"ts": msg.time.isoformat(), "kind": "sms", "pdu": "SubmitSm", "account": "esme1", "sender": msg.sender,
+           "recipient": "84912", "action": "drop", "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
+           "judge_us": round(42.26, 1)}
+    assert buf.getvalue() == json.dumps(old, ensure_ascii=False) + "\n"
+
+
+def test_shipped_config_has_no_account():
+    from pathlib import Path
+    from engine.smpp_proxy.accounts import load_smpp_settings
+    assert load_smpp_settings(Path(__file__).parent.parent / "config").accounts == {}
+
+
+_SERVER = r"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))     # ulimit -n 1024
+from engine.app import build
+from engine.smpp_proxy.harness import ProxyHarness
+h = ProxyHarness(build(data_dir=sys.argv[1]), accounts=("esme1:secret",)).start()
+print(h.port, flush=True)
+sys.stdin.read()
+print(h.proxy.caps.stats, flush=True)
+h.stop()
+"""
+
+
+def test_real_bind_succeeds_with_1100_idle_connections_under_ulimit_1024(tmp_path):
+    import resource
+    import subprocess
+    import sys
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1300:
+        pytest.skip("this test process needs 1,300 file descriptors for its idle connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard) if hard != resource.RLIM_INFINITY else 4096, hard))
+    p = subprocess.Popen([sys.executable, "-c", _SERVER, str(tmp_path)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    idle = []
+    try:
+        port = int(p.stdout.readline())
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(1100)]
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(encode(P.BindTransceiver(sequence_number=1, system_id="esme1", password="secret",
+                                           interface_version=0x34)))
+        assert read_raw(s).command_status == 0
+        assert submit(s, 2).command_status == 0
+        s.close()
+    finally:
+        for x in idle:
+            x.close()
+        out, _ = p.communicate("", timeout=30)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert p.returncode == 0 and "evicted" in out
