@@ -68,9 +68,6 @@ def domain_suffixes(host: str):
 
 
 _WORD = re.compile(r"[^\W_]+")
-# words and sentence ends, in order: template_key() needs to know which word opens a sentence
-_WORD_OR_END = re.compile(r"[^\W_]+|[.!?\n]")
-_ENDS = frozenset(".!?\n")
 # a dot, slash, @ or colon between word characters: inside a link, an e-mail address, a time or
 # an amount ("bit.ly/x7", "a@b.vn", "10:15", "5.000.000"); the whitespace-delimited run holding
 # one is masked whole
@@ -86,9 +83,11 @@ def content_key(text: str) -> str:
 def template_key(text: str) -> int | None:
     """64-bit key of the template `text` was filled in from, or None for a text too short to tell.
 
-    Links, e-mail addresses and every word with a digit become "0"; a capitalised word that
-    does not open a sentence (a name: "Chao anh Minh", "Hi Tom") becomes "N"; the rest is
-    folded (case, diacritics), with punctuation and spacing ignored. So one campaign text
+    Links, e-mail addresses and every word with a digit become "0"; every capitalised word
+    becomes "N" (names: "Chao anh Minh", "Hi Tom", "Lan oi"; a sentence's first word goes
+    with them, since a name often opens one); the rest is folded (case, diacritics), with
+    punctuation and spacing ignored. Words in capitals ("KHUYEN MAI") and names written in
+    lower case are kept as they are. So one campaign text
     sent with other names, numbers, amounts, codes and links, with or without diacritics,
     keeps its key, while two unrelated texts share a key only if every other word matches.
     A text needs at least TEMPLATE_MIN_WORDS words left after masking: short everyday texts
@@ -100,22 +99,17 @@ def template_key(text: str) -> int | None:
     out: list[str] = []
     add = out.append
     masked = 0
-    first = True                      # the word opens a sentence: capitalised, but no name
-    for w in _WORD_OR_END.findall(text):
+    for w in _WORD.findall(text):
         if w.islower() and w.isalpha():           # most words: nothing to mask
             add(w)
-        elif w in _ENDS:
-            first = True
-            continue
         elif not w.isalpha():
             add("0")
             masked += 1
-        elif not first and w.istitle():
+        elif w.istitle():
             add("N")
             masked += 1
         else:
             add(w)
-        first = False
     if len(out) - masked < TEMPLATE_MIN_WORDS:
         return None
     s = " ".join(out)
