@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .numbers import normalise_number, normalise_sender_id
-from .textnorm import content_key, find_hosts, fold, simhash64, simhash_bands
+from .textnorm import content_key, find_hosts, fold, template_key
 from .verdict import Call, Message
 
 
@@ -85,7 +85,9 @@ class MessageContext:
 
     @cached_property
     def template_bands(self) -> tuple[int, ...]:
-        return simhash_bands(simhash64(self.text))
+        """Counter keys for `counter.key = ["template"]`: the text's template key, if it has one."""
+        k = template_key(self.text)
+        return () if k is None else (k,)
 
     # --- registry ---
     @cached_property

@@ -90,7 +90,7 @@ def test_allowed_calls_complete(screen):
     assert uac == 0 and uas == 0, err
     assert h.screen.stats["screened"] == 3 and h.screen.stats["rejected"] == 0
     # the BYEs passed through the screen: each call's duration feeds the short-call criterion
-    assert len(h.screen.pipeline.state.calls.data[84901234567]) == 3
+    assert len(h.screen.pipeline.state.calls.recent(84901234567)) == 3
 
 
 def test_blocked_calls_get_608_naming_the_rule(screen):

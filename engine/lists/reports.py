@@ -9,26 +9,64 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
+from array import array
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 
+from ..rules.slots import value_fp
+
 
 class ReportIndex:
-    def __init__(self):
-        self.by_reported: dict[int, list] = defaultdict(list)   # number -> [(ts, reporter)]
+    """Per reported number, its most recent distinct reporters and when each last reported.
+
+    Memory is bounded on both axes: per number at most `per_number` reporters (32-bit
+    fingerprints with their last report second, in a flat `array`, least recent first), so a
+    count is exact up to that many; numbers not reported for `retain_days` are dropped from
+    the front of the insertion-ordered dict (a re-reported number moves to the end), O(1)
+    amortised per report. Two reporters sharing a fingerprint (2^-32 per pair) count once.
+    """
+
+    def __init__(self, retain_days: float = 90, per_number: int = 32):
+        self.retain = retain_days * 86400.0
+        self.per_number = per_number
+        # number -> [fp, second, fp, second, ...]; ordered by last report (move_to_end), so the
+        # stale ones are at the front (an OrderedDict pops its front in O(1); a dict does not)
+        self.by_reported: OrderedDict[int, array] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.by_reported)
 
     def add(self, reported: int, reporter, ts: float) -> None:
-        self.by_reported[reported].append((ts, reporter))
+        d = self.by_reported
+        row = d.pop(reported, None)      # re-inserted at the end
+        pairs = row.tolist() if row is not None else []
+        fp, now = value_fp(str(reporter)), int(ts)
+        for j in range(0, len(pairs), 2):
+            if pairs[j] == fp:
+                del pairs[j:j + 2]
+                break
+        else:
+            if len(pairs) >= 2 * self.per_number:
+                del pairs[:2]
+        last = pairs[-1] if pairs else 0
+        pairs += (fp, now if now > last else last)
+        d[reported] = array("I", pairs)
+        horizon = ts - self.retain
+        for _ in range(2):                    # two per report: a backlog from the file drains too
+            n, oldest = next(iter(d.items()))
+            if n == reported or oldest[-1] > horizon:
+                break
+            d.popitem(last=False)
 
     def distinct_reporters(self, reported: int | None, now: float, window: float) -> int:
         if reported is None:
             return 0
-        ents = self.by_reported.get(reported)
-        if not ents:
+        row = self.by_reported.get(reported)
+        if row is None:
             return 0
         horizon = now - window
-        return len({r for t, r in ents if horizon < t <= now})
+        return sum(1 for t in row[1::2] if t > horizon)
 
 
 class ReportStore:

@@ -372,24 +372,26 @@ class Counter(Stateful):
 
     def check(self, c, s):
         best = 0
+        counters = s.counters
         for k in self._keys(c):
             if self.distinct:
-                seen = s.counters.distinct_values(self.ns, k, c.ts, self.window)
-                n = len(seen) + (self._value(c) not in seen)      # including this message
+                n = counters.distinct(self.ns, k, self._value(c), c.ts, self.window, self.limit)   # with this one
             else:
-                n = s.counters.count(self.ns, k, c.ts, self.window) + 1
-            best = max(best, n)
+                n = counters.count(self.ns, k, c.ts, self.window, self.limit) + 1
+            if n > best:
+                best = n
         if best > self.limit:
             what = f"distinct {self.distinct}s" if self.distinct else "messages"
             return f"{best} {what} per {'+'.join(self.key)} within {self.text} (limit {self.limit})"
         return None
 
     def commit(self, c, s):
+        counters = s.counters
         for k in self._keys(c):
             if self.distinct:
-                s.counters.add_distinct(self.ns, k, self._value(c), c.ts, self.window)
+                counters.add_distinct(self.ns, k, self._value(c), c.ts, self.window, self.limit)
             else:
-                s.counters.add(self.ns, k, c.ts, self.window, self.limit)
+                counters.add(self.ns, k, c.ts, self.window, self.limit)
 
 
 @condition("counter", "{key = [sender|recipient|owner|content|template|account…], window = \"24h\", limit = N, distinct = FIELD?}: "

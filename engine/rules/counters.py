@@ -1,177 +1,325 @@
 """Sliding-window counters behind a small interface (in-process now; a shared store later).
 
 Theory of operation: a rule's counter lives in its own namespace (the rule symbol plus the
-counter spec), with one window. Per key the in-process store keeps at most `limit` recent
-timestamps (all a "more than N within W" test needs) or, for distinct counters, the last
-time each value was seen. Keys live in an insertion-ordered dict per namespace ordered by
-last touch, so keys idle longer than the window are expired from the front in amortised
-O(1), and a hard cap on keys evicts the least recently used: memory stays bounded.
-Counters are read while judging and written only after the verdict (only messages let
-through count toward a cap), so checks stay pure.
+counter spec), one `SlotTable` per namespace (see slots.py: flat uint32 rows keyed by a
+64-bit key hash, expired by last touch, bounded). A "more than N within W" test only needs
+to know whether N messages (or N+1 distinct values) were seen within the window, so a row
+never holds more than that:
+
+  count mode     the last N timestamps (whole seconds), oldest first, 0 = none yet. The
+                 count within the window is a bisect on the row: O(log N), no scan.
+  distinct mode  the last N+1 distinct value fingerprints (32-bit) with the second each
+                 was last seen, least recently seen first. The N+1 most recently seen
+                 values are exactly the ones a window can hold up to N+1 of, so
+                 min(distinct values within the window, N+1) is exact.
+
+Timestamps are whole seconds and never run backwards within a key (a message older than
+the key's last one counts at the last one's second). Counters are read while judging
+(`count`, `distinct`) and written only after the verdict (`add`, `add_distinct`: only
+messages let through count toward a cap), so checks stay pure and a shared store can
+batch the reads and the writes of one message.
+
+Bytes per key (`memory_bytes() / memory_keys()`): (8 + 4*N) / load for a count row,
+(8 + 8*(N+1)) / load for a distinct row, load 0.6..0.8: an advertiser-recipient cap of
+3 per day is 20 B a row, 25-34 B a key.
 """
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from array import array
+from bisect import bisect_right
 from typing import Protocol
+
+import numpy as np
+
+from .slots import SlotTable, key_hash, value_fp
 
 
 class CounterStore(Protocol):
-    def count(self, ns: str, key, now: float, window: float | None) -> int: ...
-    def add(self, ns: str, key, now: float, window: float | None, keep: int) -> None: ...
-    def distinct_values(self, ns: str, key, now: float, window: float | None) -> set: ...
-    def add_distinct(self, ns: str, key, value, now: float, window: float | None) -> None: ...
+    def count(self, ns: str, key, now: float, window: float | None, limit: int) -> int: ...
+    def add(self, ns: str, key, now: float, window: float | None, limit: int) -> None: ...
+    def distinct(self, ns: str, key, value, now: float, window: float | None, limit: int) -> int: ...
+    def add_distinct(self, ns: str, key, value, now: float, window: float | None, limit: int) -> None: ...
+    def memory_bytes(self) -> int: ...
+    def memory_keys(self) -> int: ...
 
 
 class _Space:
-    __slots__ = ("window", "keys")
+    __slots__ = ("table", "limit", "distinct", "width")
 
-    def __init__(self, window):
-        self.window = window
-        # key -> tuple of the last `limit` timestamps (count mode; the last one is the last
-        # touch) or [last_touch, {value: time}] (distinct mode), ordered by last touch
-        # (move_to_end), so idle keys are expired from the front in O(1)
-        self.keys: OrderedDict = OrderedDict()
+    def __init__(self, table: SlotTable, limit: int, distinct: bool):
+        self.table, self.limit, self.distinct, self.width = table, limit, distinct, table.width
+
+
+def _layout(limit: int, distinct: bool) -> tuple[int, int]:
+    """(row width, index of the last-touch word)."""
+    w = 2 * (limit + 1) if distinct else limit
+    return w, w - 1
 
 
 class MemoryCounters:
-    """Bounded in-process counters. `max_keys` caps each namespace (least recently used beyond it)."""
+    """Bounded in-process counters. `max_keys` caps each namespace (least recently touched beyond it)."""
 
     def __init__(self, max_keys: int = 2_000_000):
         self.max_keys = max_keys
         self.spaces: dict[str, _Space] = {}
 
-    def _space(self, ns, window) -> _Space:
+    def _space(self, ns: str, window, limit: int, distinct: bool) -> _Space:
         sp = self.spaces.get(ns)
-        if sp is None:
-            sp = self.spaces[ns] = _Space(window)
+        if sp is None or sp.limit != limit or sp.distinct != distinct:
+            w, touch = _layout(limit, distinct)
+            t = SlotTable(w, touch, window, self.max_keys)
+            if sp is not None and sp.distinct == distinct:      # a reload changed the limit: keep what fits
+                _carry_over(sp, t, limit)
+            sp = self.spaces[ns] = _Space(t, limit, distinct)
         return sp
 
-    def _expire(self, sp: _Space, now: float) -> None:
-        keys = sp.keys
-        if sp.window is not None:
-            horizon = now - sp.window
-            while keys:
-                k = next(iter(keys))
-                v = keys[k]
-                last = v[-1] if type(v) is tuple else v[0]
-                if last > horizon:
-                    break
-                keys.popitem(last=False)
-        while len(keys) > self.max_keys:
-            keys.popitem(last=False)
-
-    def count(self, ns, key, now, window) -> int:
+    # ------------------------------------------------------------ count mode
+    def count(self, ns, key, now, window, limit) -> int:
+        """Messages within the window for `key` (at most `limit` are kept)."""
         sp = self.spaces.get(ns)
-        stamps = sp.keys.get(key) if sp else None
-        if not stamps:
+        if sp is None or sp.distinct:
             return 0
-        if window is None:
-            return len(stamps)
-        horizon = now - window
-        return sum(1 for t in stamps if horizon < t <= now)
+        t = sp.table
+        i = t.find(key_hash(key))
+        if i < 0:
+            return 0
+        w = sp.width
+        b = i * w
+        hz = int(now) - window if window is not None else 0
+        return b + w - bisect_right(t.rows, hz, b, b + w)
 
-    def add(self, ns, key, now, window, keep) -> None:
-        sp = self._space(ns, window)
-        keys = sp.keys
-        old = keys.get(key)
-        if old is None:
-            keys[key] = (now,)
-        else:
-            keys[key] = (old + (now,))[-max(1, keep):]
-            keys.move_to_end(key)
-        self._expire(sp, now)
+    def add(self, ns, key, now, window, limit) -> None:
+        sp = self._space(ns, window, limit, False)
+        t = sp.table
+        now_s = int(now)
+        i = t.slot(key_hash(key), now_s)
+        rows, w = t.rows, sp.width
+        b = i * w
+        e = b + w - 1
+        last = rows[e]
+        if w > 1:
+            rows[b:e] = rows[b + 1:e + 1]
+        rows[e] = now_s if now_s > last else last
 
-    def distinct_values(self, ns, key, now, window) -> set:
+    # ------------------------------------------------------------ distinct mode
+    def distinct(self, ns, key, value, now, window, limit) -> int:
+        """Distinct values within the window for `key`, including `value`; exact up to limit+1."""
         sp = self.spaces.get(ns)
-        ent = sp.keys.get(key) if sp else None
-        if ent is None:
-            return set()
-        if window is None:
-            return set(ent[1])
-        horizon = now - window
-        return {v for v, t in ent[1].items() if horizon < t <= now}
+        if sp is None or not sp.distinct:
+            return 1
+        t = sp.table
+        i = t.find(key_hash(key))
+        if i < 0:
+            return 1
+        k = sp.limit + 1
+        b = i * 2 * k
+        hz = int(now) - window if window is not None else 0
+        first = bisect_right(t.rows, hz, b + k, b + 2 * k) - b - k       # entries seen within the window
+        return k - first + (value_fp(value) not in t.rows[b + first:b + k])
 
-    def add_distinct(self, ns, key, value, now, window) -> None:
-        sp = self._space(ns, window)
-        ent = sp.keys.get(key)
-        if ent is None:
-            ent = sp.keys[key] = [now, {}]
-        else:
-            ent[0] = now
-            sp.keys.move_to_end(key)
-        d = ent[1]
-        d[value] = now
-        if window is not None and len(d) > 64:
-            horizon = now - window
-            for v in [v for v, t in d.items() if t <= horizon]:
-                del d[v]
-        self._expire(sp, now)
+    def add_distinct(self, ns, key, value, now, window, limit) -> None:
+        sp = self._space(ns, window, limit, True)
+        t = sp.table
+        now_s = int(now)
+        i = t.slot(key_hash(key), now_s)
+        k = sp.limit + 1
+        b = i * 2 * k
+        row = t.rows[b:b + 2 * k].tolist()
+        vs, ts = row[:k], row[k:]
+        v = value_fp(value)
+        j = vs.index(v) if v in vs else 0      # seen again: move to the end; new: drop the least recent
+        del vs[j], ts[j]
+        vs.append(v)
+        ts.append(now_s if now_s > ts[-1] else ts[-1])
+        t.rows[b:b + 2 * k] = array("I", vs + ts)
 
+    # ------------------------------------------------------------ size
     def memory_keys(self) -> int:
-        return sum(len(sp.keys) for sp in self.spaces.values())
+        return sum(len(sp.table) for sp in self.spaces.values())
+
+    def memory_bytes(self) -> int:
+        return sum(sp.table.memory_bytes() for sp in self.spaces.values())
+
+
+def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
+    """Copy old rows into a table of another row width, keeping the most recent entries."""
+    o = old.table
+    R = np.frombuffer(o.rows, dtype=np.uint32).reshape(len(o.h), o.width)
+    N = np.zeros((len(o.h), new.width), np.uint32)
+    if old.distinct:
+        ko, kn = old.limit + 1, limit + 1
+        m = min(ko, kn)
+        N[:, kn - m:kn] = R[:, ko - m:ko]
+        N[:, 2 * kn - m:] = R[:, 2 * ko - m:]
+    else:
+        m = min(o.width, new.width)
+        N[:, new.width - m:] = R[:, o.width - m:]
+    del R
+    new.cap, new.used, new.cursor = o.cap, o.used, 0
+    new.h = array("Q", o.h)
+    new.rows = array("I", N.tobytes())
+
+
+# ---------------------------------------------------------------- recipient history
+
+_NB = 12                # time buckets per window
+_GEN_WORDS = 4          # 128-bit Bloom filter per generation, two generations
+_GEN_FILL = 12          # recipients per generation before the older one is cleared
+_H_BUCKET, _H_BLOOM, _H_BUCKETS = 1, 2, 3
+_H_FILTER = _H_BUCKETS + _NB
+_H_WIDTH = _H_FILTER + 2 * _GEN_WORDS
+
+
+def _bloom_bits(fp: int) -> tuple[int, int, int]:
+    return fp & 127, (fp >> 7) & 127, (fp >> 14) & 127
 
 
 class RecipientHistory:
-    """Per sender: recipients ever contacted (bounded) and the recent (time, was_new) events."""
+    """Per sender: how many messages within the window, and how many of them went to a
+    recipient the sender had not contacted before.
 
-    def __init__(self, max_senders: int = 500_000, max_recipients: int = 20_000):
-        self.max_senders, self.max_recipients = max_senders, max_recipients
-        self.data: OrderedDict = OrderedDict()   # sender -> (set(recipients), deque[(t, new)])
+    A row per sender (100 B; 8 + 92): word 0 last touch, word 1 the newest time bucket,
+    word 2 the Bloom state, 12 time buckets of window/12 each packing (messages | new << 16),
+    then the "contacted" filter: two generations of a 128-bit Bloom filter (3 bits per
+    recipient). A generation takes 12 recipients, then the older one is cleared, so the
+    sender's last 12-24 distinct recipients are remembered. False "already contacted" rate
+    per generation at 12 recipients: (1 - e^(-36/128))^3 = 1.5% (at most 3% for both), and
+    it errs towards fewer hits. The window is counted in whole buckets: the current one and
+    the 11 before it (55-60 min of a 1 h window). A sender's row lives `remember` seconds
+    (default a day) after its last message, so a regular sender's contacts are not
+    forgotten between two quiet hours.
+    """
+
+    def __init__(self, max_senders: int = 500_000, remember: float = 86400.0):
+        self.max_senders, self.remember = max_senders, remember
+        self.tables: dict[float, SlotTable] = {}
+
+    def _table(self, window: float) -> SlotTable:
+        t = self.tables.get(window)
+        if t is None:
+            t = self.tables[window] = SlotTable(_H_WIDTH, 0, max(self.remember, window), self.max_senders)
+        return t
+
+    @staticmethod
+    def _seen(rows, b: int, fp: int) -> bool:
+        for g in (b + _H_FILTER, b + _H_FILTER + _GEN_WORDS):
+            if all((rows[g + (p >> 5)] >> (p & 31)) & 1 for p in _bloom_bits(fp)):
+                return True
+        return False
 
     def share(self, sender, recipient, now, window) -> tuple[int, float]:
         """(messages in window including this one, share of them to new recipients)."""
-        ent = self.data.get(sender)
-        if ent is None:
+        t = self.tables.get(window)
+        i = t.find(key_hash(sender)) if t is not None else -1
+        if i < 0:
             return 1, 1.0
-        seen, events = ent
-        horizon = now - window
+        rows = t.rows
+        b = i * _H_WIDTH
+        cur = int(now // (window / _NB))
+        last = rows[b + _H_BUCKET]
         n = new = 0
-        for t, isnew in events:
-            if horizon < t <= now:
-                n += 1
-                new += isnew
+        for x in range(max(cur, last) - _NB + 1, last + 1):
+            v = rows[b + _H_BUCKETS + x % _NB]
+            n += v & 0xFFFF
+            new += v >> 16
         n += 1
-        new += recipient not in seen
+        new += not self._seen(rows, b, value_fp(recipient))
         return n, new / n
 
     def add(self, sender, recipient, now, window) -> None:
-        ent = self.data.pop(sender, None)
-        if ent is None:
-            ent = (set(), deque(maxlen=10_000))
-        seen, events = ent
-        events.append((now, recipient not in seen))
-        if len(seen) < self.max_recipients:
-            seen.add(recipient)
-        while events and events[0][0] <= now - window:
-            events.popleft()
-        self.data[sender] = ent
-        while len(self.data) > self.max_senders:
-            self.data.popitem(last=False)
+        t = self._table(window)
+        now_s = int(now)
+        i = t.slot(key_hash(sender), now_s)
+        rows = t.rows
+        b = i * _H_WIDTH
+        cur = int(now // (window / _NB))
+        last = rows[b + _H_BUCKET]
+        if rows[b] == 0:                          # a new row
+            last = rows[b + _H_BUCKET] = cur
+        elif cur > last:                          # clear the buckets that were skipped over
+            for x in range(max(last + 1, cur - _NB + 1), cur + 1):
+                rows[b + _H_BUCKETS + x % _NB] = 0
+            last = rows[b + _H_BUCKET] = cur
+        fp = value_fp(recipient)
+        isnew = not self._seen(rows, b, fp)
+        q = b + _H_BUCKETS + last % _NB
+        v = rows[q]
+        if v & 0xFFFF < 0xFFFF and v >> 16 < 0xFFFF:      # saturate rather than wrap
+            rows[q] = v + 1 + (isnew << 16)
+        if isnew:
+            st = rows[b + _H_BLOOM]
+            gen, fill = st >> 16, st & 0xFFFF
+            g = b + _H_FILTER + gen * _GEN_WORDS
+            for p in _bloom_bits(fp):
+                rows[g + (p >> 5)] |= 1 << (p & 31)
+            fill += 1
+            if fill >= _GEN_FILL:                 # start the other generation afresh
+                gen ^= 1
+                g = b + _H_FILTER + gen * _GEN_WORDS
+                rows[g:g + _GEN_WORDS] = array("I", bytes(4 * _GEN_WORDS))
+                fill = 0
+            rows[b + _H_BLOOM] = gen << 16 | fill
+        if now_s > rows[b]:
+            rows[b] = now_s
+
+    def memory_bytes(self) -> int:
+        return sum(t.memory_bytes() for t in self.tables.values())
+
+    def memory_keys(self) -> int:
+        return sum(len(t) for t in self.tables.values())
+
+
+# ---------------------------------------------------------------- call durations
+
+_CALLS = 32             # completed calls remembered per caller
 
 
 class CallDurations:
-    """Per caller: (end time, duration) of recent completed calls (bounded)."""
+    """Per caller: (end second, duration in ms) of the last 32 completed calls, oldest first.
 
-    def __init__(self, max_callers: int = 500_000, per_caller: int = 1000):
-        self.max_callers, self.per_caller = max_callers, per_caller
-        self.data: OrderedDict = OrderedDict()
+    A row of 64 uint32 words (264 B with its hash); rows live a day after the caller's last
+    completed call. `share_short` bisects to the calls ended within the window: O(32).
+    """
+
+    def __init__(self, max_callers: int = 500_000, keep: float = 86400.0):
+        self.table = SlotTable(2 * _CALLS, _CALLS - 1, keep, max_callers)
 
     def add(self, caller, ts: float, duration: float) -> None:
-        dq = self.data.get(caller)
-        if dq is None:
-            dq = self.data[caller] = deque(maxlen=self.per_caller)
-        else:
-            self.data.move_to_end(caller)
-        dq.append((ts, duration))
-        while len(self.data) > self.max_callers:
-            self.data.popitem(last=False)
+        t = self.table
+        end = int(ts)
+        i = t.slot(key_hash(caller), end)
+        rows = t.rows
+        b = i * 2 * _CALLS
+        e = b + _CALLS - 1
+        last = rows[e]
+        rows[b:e] = rows[b + 1:e + 1]
+        rows[e] = end if end > last else last
+        rows[b + _CALLS:e + _CALLS] = rows[b + _CALLS + 1:e + _CALLS + 1]
+        rows[e + _CALLS] = min(0xFFFFFFFF, max(0, int(round(duration * 1000))))
 
     def share_short(self, caller, now: float, window: float, max_seconds: float) -> tuple[int, float]:
-        dq = self.data.get(caller)
-        if not dq:
+        t = self.table
+        i = t.find(key_hash(caller))
+        if i < 0:
             return 0, 0.0
-        horizon = now - window
-        recent = [d for t, d in dq if horizon < t <= now]
-        if not recent:
+        rows = t.rows
+        b = i * 2 * _CALLS
+        first = bisect_right(rows, int(now) - window, b, b + _CALLS) - b
+        n = _CALLS - first
+        if not n:
             return 0, 0.0
-        return len(recent), sum(1 for d in recent if d < max_seconds) / len(recent)
+        lim = max_seconds * 1000
+        short = sum(1 for d in rows[b + _CALLS + first:b + 2 * _CALLS] if d < lim)
+        return n, short / n
+
+    def recent(self, caller) -> list[tuple[int, float]]:
+        """The caller's remembered calls as (end second, duration in seconds), oldest first."""
+        t = self.table
+        i = t.find(key_hash(caller))
+        if i < 0:
+            return []
+        row = t.rows[i * 2 * _CALLS:(i + 1) * 2 * _CALLS].tolist()
+        return [(e, d / 1000) for e, d in zip(row[:_CALLS], row[_CALLS:]) if e]
+
+    def memory_bytes(self) -> int:
+        return self.table.memory_bytes()

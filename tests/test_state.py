@@ -1,0 +1,156 @@
+"""Bounded engine state: the flat slot table, counters, recipient history, call durations,
+report index. Each structure is checked against a naive exact model on random streams."""
+import gc
+import random
+
+import pytest
+
+from engine.lists.reports import ReportIndex
+from engine.rules.counters import CallDurations, MemoryCounters, RecipientHistory
+from engine.rules.slots import SlotTable, key_hash
+
+T0 = 1_790_000_000
+
+
+def test_slot_table_matches_a_dict_through_growth_expiry_and_deletion():
+    rnd = random.Random(7)
+    t = SlotTable(2, 1, keep=100)
+    model = {}                                  # key -> (row index is not stable; value, last touch)
+    now = T0
+    for step in range(30_000):
+        now += rnd.choice((0, 0, 1))
+        k = rnd.randrange(3000)
+        h = key_hash(k)
+        i = t.slot(h, now)
+        prev = model.get(k)
+        if prev is not None and prev[1] > now - 100:
+            assert t.rows[i * 2] == prev[0], step          # a live row keeps its value
+        v = rnd.randrange(1, 1 << 32)
+        t.rows[i * 2], t.rows[i * 2 + 1] = v, now
+        model[k] = (v, now)
+    assert t.rebuilds > 0
+    for k, (v, touched) in model.items():
+        i = t.find(key_hash(k))
+        if touched > now - 100:
+            assert i >= 0 and t.rows[i * 2] == v
+    # the table holds live rows plus what the sweeper has not reached yet, not every key ever seen
+    live = sum(1 for _, touched in model.values() if touched > now - 100)
+    assert len(t) <= max(t.cap, 2 * live)
+
+
+def test_slot_table_is_bounded_by_max_keys_and_keeps_the_most_recent():
+    t = SlotTable(1, 0, keep=None, max_keys=1000)
+    for n in range(10_000):
+        i = t.slot(key_hash(n), T0 + n)
+        t.rows[i] = T0 + n
+    assert len(t) <= 1000 / 0.6 + 1
+    assert t.find(key_hash(9_999)) >= 0 and t.find(key_hash(5)) < 0
+
+
+def _naive_count(stamps, now, window):
+    return sum(1 for s in stamps if s > now - window)
+
+
+def test_count_mode_matches_an_exact_sliding_window():
+    rnd = random.Random(3)
+    c = MemoryCounters()
+    hist: dict = {}
+    now = T0
+    limit, window = 5, 60
+    for _ in range(20_000):
+        now += rnd.choice((0, 1, 1, 2, 5))
+        k = ("s", rnd.randrange(200))
+        got = c.count("ns", k, now, window, limit)
+        want = min(limit, _naive_count(hist.get(k, []), now, window))
+        assert got == want
+        if rnd.random() < 0.7:
+            c.add("ns", k, now, window, limit)
+            hist.setdefault(k, []).append(now)
+
+
+def test_distinct_mode_is_exact_up_to_limit_plus_one():
+    rnd = random.Random(5)
+    c = MemoryCounters()
+    seen: dict = {}                             # key -> {value: last seen}
+    now = T0
+    limit, window = 10, 300
+    fired = 0
+    for _ in range(30_000):
+        now += rnd.choice((0, 1, 3))
+        k = rnd.randrange(30)
+        v = rnd.randrange(40)
+        got = c.distinct("ns", (k,), v, now, window, limit)
+        vals = {x for x, t in seen.get(k, {}).items() if t > now - window} | {v}
+        if len(vals) <= limit + 1:
+            assert got == len(vals)
+        assert (got > limit) == (len(vals) > limit)
+        fired += got > limit
+        c.add_distinct("ns", (k,), v, now, window, limit)
+        seen.setdefault(k, {})[v] = now
+    assert 0 < fired < 30_000
+
+
+def test_a_reload_with_another_limit_keeps_the_recent_stamps():
+    c = MemoryCounters()
+    for s in range(5):
+        c.add("ns", ("a",), T0 + s, 3600, 5)
+    assert c.count("ns", ("a",), T0 + 10, 3600, 5) == 5
+    c.add("ns", ("a",), T0 + 11, 3600, 3)                 # limit now 3: the 2 newest kept, plus this one
+    assert c.count("ns", ("a",), T0 + 12, 3600, 3) == 3
+
+
+def test_counter_state_is_compact_and_out_of_the_gc():
+    gc.collect()
+    before = len(gc.get_objects())
+    c = MemoryCounters()
+    for i in range(50_000):
+        c.add("AD_FREQUENCY_CAP", ("o:shop abc", 84_900_000_000 + i), T0 + i // 100, 86400.0, 3)
+    per_key = c.memory_bytes() / c.memory_keys()
+    assert per_key <= 64, per_key
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100        # a handful of flat arrays, not objects per key
+
+
+def test_recipient_history_share_and_window():
+    h = RecipientHistory()
+    w = 3600.0
+    # a sender writing to 3 regular contacts: after the first round nothing is new
+    for r in range(30):
+        h.add(1, 100 + r % 3, T0 + r * 10, w)
+    n, share = h.share(1, 101, T0 + 400, w)
+    assert n == 31 and share == pytest.approx(3 / 31)
+    # a sender writing to fresh numbers: almost everything is new (the filter errs towards "seen")
+    for r in range(40):
+        h.add(2, 5000 + r, T0 + r, w)
+    n, share = h.share(2, 9999, T0 + 60, w)
+    assert n == 41 and share > 0.9
+    # two hours later the window is empty, the contacts are still remembered
+    n, share = h.share(1, 101, T0 + 400 + 7200, w)
+    assert (n, share) == (1, 0.0)
+    for s in range(20_000):
+        h.add(10_000 + s, 7, T0 + s // 10, w)
+    assert h.memory_bytes() / h.memory_keys() <= 200
+
+
+def test_call_durations_keep_the_last_calls():
+    c = CallDurations()
+    for k in range(40):
+        c.add(7, T0 + k * 60, 3.0 if k % 4 else 120.0)
+    assert len(c.recent(7)) == 32
+    n, share = c.share_short(7, T0 + 40 * 60, 600, 10)    # calls ended in the last 10 min
+    assert n == 9 and share == pytest.approx(7 / 9)
+    assert c.share_short(8, T0, 600, 10) == (0, 0.0)
+
+
+def test_report_index_counts_distinct_reporters_in_the_window_and_prunes():
+    idx = ReportIndex(retain_days=30)
+    day = 86400
+    for k in range(100):
+        idx.add(84909888777, f"r{k % 5}", T0 + k * 60)
+    assert idx.distinct_reporters(84909888777, T0 + 100 * 60, 7 * day) == 5
+    assert idx.distinct_reporters(84909888777, T0 + 8 * day, 7 * day) == 0
+    assert idx.distinct_reporters(None, T0, day) == 0
+    for k in range(1000):
+        idx.add(84_000_000_000 + k, "x", T0 + 40 * day + k)
+    assert 84909888777 not in idx.by_reported          # older than 30 days: pruned
+    assert len(idx) == 1000
