@@ -107,7 +107,7 @@ def _regex(p: str, what: str):
     try:
         redos_check(folded, re.IGNORECASE)
     except UnsafeRegex as e:
-        raise ValueError(f"unsafe regex in {what}: {p!r}: {e}") from None
+        raise ValueError(f"unsafe regex in {what} '{p}': {e}") from None
     except RecursionError:
         raise ValueError(f"regex in {what} is nested too deeply") from None
     return rx

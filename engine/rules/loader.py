@@ -36,7 +36,7 @@ from pathlib import Path
 from ..verdict import Action
 from .conditions import CONDITIONS, Stateful
 from .expr import ExprError, parse_tree
-from .plan import compile_plans, run_steps
+from .plan import UNKNOWN, compile_plans, run_steps
 
 SCOPES = ("sms-mt", "sms-mo", "call")
 RULE_KEYS = ("symbol", "description", "applies_to", "score", "action", "smpp_status", "sip_code",
@@ -195,7 +195,10 @@ class RuleSet:
         """Every symbol that holds, helpers included (for examples and `rules explain`)."""
         plan = self.plans[ctx.scope]
         _, _, m = run_steps(plan, plan.all_steps, ctx, state)
-        memo = {r.symbol: m[plan.index[r.symbol]] for r in self.order}
+        memo = {}
+        for r in self.order:
+            e = m[plan.index[r.symbol]]
+            memo[r.symbol] = None if e is UNKNOWN else e
         return {s for s, e in memo.items() if e is not None}, memo
 
 

@@ -43,8 +43,8 @@ class ScopePlan:
         self.scope = scope
         self.fns = fns                # slot -> the rule's closure (None outside the scope)
         self.blank = blank            # the memo a message starts from
-        self.steps = steps            # (reported rule | None, slot, guard slot | -1, fn) per rule to run
-        self.all_steps = all_steps    # the same over every rule of the set (examples, explain)
+        self.steps = steps            # ((guard slot | -1, ((reported rule | None, slot, fn), ...)), ...)
+        self.all_steps = all_steps    # the same over every rule of the scope (examples, explain)
         self.index = index            # symbol -> slot
 
 
@@ -75,33 +75,43 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
         if scope in r.applies_to:
             fns[index[r.symbol]] = _rule_fn(r, index, fns, shared)
 
-    def step(r):
-        g = guard_of(r.tree)
-        return (None if r.helper else r, index[r.symbol], index[g] if g is not None else -1, fns[index[r.symbol]])
-    steps = tuple(step(r) for r in order if scope in r.applies_to and (not r.helper or r.stateful))
-    all_steps = tuple(step(r) for r in order if scope in r.applies_to)
+    def blocks(rules_to_run):
+        # consecutive rules behind the same guard form one block, skipped with one slot read
+        out: list = []
+        for r in rules_to_run:
+            g = guard_of(r.tree)
+            g = index[g] if g is not None else -1
+            step = (None if r.helper else r, index[r.symbol], fns[index[r.symbol]])
+            if g >= 0 and out and out[-1][0] == g:
+                out[-1][1].append(step)
+            else:
+                out.append((g, [step]))
+        return tuple((g, tuple(b)) for g, b in out)
+    steps = blocks(r for r in order if scope in r.applies_to and (not r.helper or r.stateful))
+    all_steps = blocks(r for r in order if scope in r.applies_to)
     return ScopePlan(scope, blank, steps, all_steps, index, fns)
 
 
-def run_steps(plan: ScopePlan, steps, ctx, state):
-    """Evaluate `steps` for one message: (hits as (rule, evidence), pending Stateful, memo)."""
+def run_steps(plan: ScopePlan, blocks, ctx, state):
+    """Evaluate `blocks` for one message: (hits as (rule, evidence), pending Stateful, memo).
+    A rule skipped by its guard keeps an UNKNOWN slot: read later, it evaluates to None."""
     m = plan.blank.copy()
     fns = plan.fns
     pending: list = []
     hits: list = []
-    for rule, j, g, fn in steps:
-        e = m[j]
-        if e is UNKNOWN:
-            if g >= 0:
-                ge = m[g]
-                if ge is UNKNOWN:
-                    ge = m[g] = fns[g](ctx, state, m, pending)
-                if ge is None:
-                    m[j] = None
-                    continue
-            e = m[j] = fn(ctx, state, m, pending)
-        if e is not None and rule is not None:
-            hits.append((rule, e))
+    for g, block in blocks:
+        if g >= 0:
+            ge = m[g]
+            if ge is UNKNOWN:
+                ge = m[g] = fns[g](ctx, state, m, pending)
+            if ge is None:
+                continue
+        for rule, j, fn in block:
+            e = m[j]
+            if e is UNKNOWN:
+                e = m[j] = fn(ctx, state, m, pending)
+            if e is not None and rule is not None:
+                hits.append((rule, e))
     return hits, pending, m
 
 
