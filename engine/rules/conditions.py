@@ -14,15 +14,24 @@ from dataclasses import dataclass
 
 from ..numbers import format_number, normalise_number, normalise_sender_id
 from ..textnorm import fold
+from .redos import UnsafeRegex
+from .redos import check as redos_check
 
 CONDITIONS: dict = {}
+# relative cost of a pure condition, so a rule's plan runs its cheap ones first: 0 compares a
+# field already normalised, 1 one set/bitmap look-up or the local time, 2 the sender registry
+# (dates, accounts), 3 a scan of the folded text, 9 the classifier; unlisted ones (state
+# indexes) count 5
+COST: dict = {}
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 COUNTER_KEYS = ("sender", "recipient", "owner", "content", "template", "account")
 
 
-def condition(name, doc):
+def condition(name, doc, cost=None):
     def deco(fn):
         CONDITIONS[name] = (fn, doc)
+        if cost is not None:
+            COST[name] = cost
         return fn
     return deco
 
@@ -88,21 +97,31 @@ def _fold_pattern(p: str) -> str:
 
 
 def _regex(p: str, what: str):
+    folded = _fold_pattern(p)
     try:
-        return re.compile(_fold_pattern(p), re.IGNORECASE)
+        rx = re.compile(folded, re.IGNORECASE)
     except re.error as e:
         raise ValueError(f"bad regex in {what}: {e.msg} at position {e.pos}") from None
+    except RecursionError:
+        raise ValueError(f"regex in {what} is nested too deeply") from None
+    try:
+        redos_check(folded, re.IGNORECASE)
+    except UnsafeRegex as e:
+        raise ValueError(f"unsafe regex in {what} '{p}': {e}") from None
+    except RecursionError:
+        raise ValueError(f"regex in {what} is nested too deeply") from None
+    return rx
 
 
 # ---------------------------------------------------------------- message fields
 
-@condition("account", "ESME system_id is one of these")
+@condition("account", "ESME system_id is one of these", cost=0)
 def _account(v, **_):
     vals = set(_strs(v, "account"))
     return lambda c, s: (f"account {c.msg.account}" if getattr(c.msg, "account", "") in vals else None)
 
 
-@condition("sender", "sender (number or name) is one of these")
+@condition("sender", "sender (number or name) is one of these", cost=0)
 def _sender(v, **_):
     keys = set()
     for x in _strs(v, "sender"):
@@ -111,7 +130,7 @@ def _sender(v, **_):
     return lambda c, s: (f"sender {c.sender_raw}" if c.sender_key in keys else None)
 
 
-@condition("recipient", "recipient / callee number is one of these")
+@condition("recipient", "recipient / callee number is one of these", cost=0)
 def _recipient(v, **_):
     nums = set()
     for x in _strs(v, "recipient"):
@@ -122,7 +141,7 @@ def _recipient(v, **_):
     return lambda c, s: (f"recipient {c.recipient_raw}" if c.recipient_num in nums else None)
 
 
-@condition("sender_kind", "sender is a `name` (alphanumeric), a `number` or a `shortcode`")
+@condition("sender_kind", "sender is a `name` (alphanumeric), a `number` or a `shortcode`", cost=0)
 def _sender_kind(v, **_):
     vals = set(_strs(v, "sender_kind", ["name", "number", "shortcode"]))
 
@@ -137,20 +156,20 @@ def _sender_kind(v, **_):
 
 # ---------------------------------------------------------------- registry
 
-@condition("sender_category", "category of a registry entry valid now for this account: QC, CSKH, unregistered (name), number")
+@condition("sender_category", "category of a registry entry valid now for this account: QC, CSKH, unregistered (name), number", cost=2)
 def _sender_category(v, **_):
     vals = set(_strs(v, "sender_category", ["QC", "CSKH", "unregistered", "number"]))
     return lambda c, s: (f"sender category {c.sender_category}" if c.sender_category in vals else None)
 
 
-@condition("sender_registered", "the registry has an entry of this category for the sender, valid or not")
+@condition("sender_registered", "the registry has an entry of this category for the sender, valid or not", cost=2)
 def _sender_registered(v, **_):
     vals = set(_strs(v, "sender_registered", ["QC", "CSKH"]))
     return lambda c, s: (f"sender registered {'/'.join(sorted(c.registered_categories & vals))}"
                          if c.registered_categories & vals else None)
 
 
-@condition("sender_id_unregistered", "alphanumeric sender with no registry entry valid now for this account")
+@condition("sender_id_unregistered", "alphanumeric sender with no registry entry valid now for this account", cost=2)
 def _sender_id_unregistered(v, **_):
     want = _bool(v, "sender_id_unregistered")
 
@@ -164,7 +183,7 @@ def _sender_id_unregistered(v, **_):
 
 # ---------------------------------------------------------------- lists
 
-@condition("sender_blacklisted", "sender / caller number on the number blacklist")
+@condition("sender_blacklisted", "sender / caller number on the number blacklist", cost=1)
 def _sender_blacklisted(v, **_):
     want = _bool(v, "sender_blacklisted")
 
@@ -176,7 +195,7 @@ def _sender_blacklisted(v, **_):
     return pred
 
 
-@condition("url_blacklisted", "a link or domain-like token in the text falls under a blacklisted domain")
+@condition("url_blacklisted", "a link or domain-like token in the text falls under a blacklisted domain", cost=3)
 def _url_blacklisted(v, **_):
     want = _bool(v, "url_blacklisted")
 
@@ -188,13 +207,13 @@ def _url_blacklisted(v, **_):
     return pred
 
 
-@condition("has_url", "the text carries a link or domain-like token")
+@condition("has_url", "the text carries a link or domain-like token", cost=3)
 def _has_url(v, **_):
     want = _bool(v, "has_url")
     return lambda c, s: (("url " + c.hosts[0]) if c.hosts else "no url") if bool(c.hosts) == want else None
 
 
-@condition("recipient_dnc", "recipient / callee on the DNC list for channel S (SMS ads) or V (call ads); both counts for either")
+@condition("recipient_dnc", "recipient / callee on the DNC list for channel S (SMS ads) or V (call ads); both counts for either", cost=1)
 def _recipient_dnc(v, **_):
     if v not in ("S", "V"):
         raise ValueError(f"recipient_dnc must be \"S\" or \"V\", got {v!r}")
@@ -202,7 +221,7 @@ def _recipient_dnc(v, **_):
                          if c.lists.in_dnc(c.recipient_num, v) else None)
 
 
-@condition("consent", "recipient / callee opted in to the sender's owner (true) or did not (false)")
+@condition("consent", "recipient / callee opted in to the sender's owner (true) or did not (false)", cost=2)
 def _consent(v, **_):
     want = _bool(v, "consent")
 
@@ -216,7 +235,7 @@ def _consent(v, **_):
 
 # ---------------------------------------------------------------- text
 
-@condition("text_regex", "regex (or list: any) on the folded text: case- and diacritic-insensitive")
+@condition("text_regex", "regex (or list: any) on the folded text: case- and diacritic-insensitive", cost=3)
 def _text_regex(v, **_):
     pats = [_regex(p, "text_regex") for p in _strs(v, "text_regex")]
 
@@ -229,7 +248,7 @@ def _text_regex(v, **_):
     return pred
 
 
-@condition("text_not_regex", "none of these regexes match the folded text")
+@condition("text_not_regex", "none of these regexes match the folded text", cost=3)
 def _text_not_regex(v, **_):
     pats = [_regex(p, "text_not_regex") for p in _strs(v, "text_not_regex")]
     return lambda c, s: None if any(p.search(c.folded) for p in pats) else "no match"
@@ -246,7 +265,7 @@ def _keyword_re(words):
     return re.compile(r"(?<![^\W_])(?:" + "|".join(alts) + r")(?![^\W_])")
 
 
-@condition("keywords", "any of these words/phrases, as whole words, case- and diacritic-insensitive")
+@condition("keywords", "any of these words/phrases, as whole words, case- and diacritic-insensitive", cost=3)
 def _keywords(v, **_):
     rx = _keyword_re(_strs(v, "keywords"))
 
@@ -256,7 +275,7 @@ def _keywords(v, **_):
     return pred
 
 
-@condition("keywords_absent", "none of these words/phrases appear (whole words, folded)")
+@condition("keywords_absent", "none of these words/phrases appear (whole words, folded)", cost=3)
 def _keywords_absent(v, **_):
     rx = _keyword_re(_strs(v, "keywords_absent"))
     return lambda c, s: None if rx.search(c.folded) else "no opt-out keyword"
@@ -264,19 +283,19 @@ def _keywords_absent(v, **_):
 
 # ---------------------------------------------------------------- time
 
-@condition("local_time_inside", "local time of day inside \"HH:MM-HH:MM\" (start included, end excluded)")
+@condition("local_time_inside", "local time of day inside \"HH:MM-HH:MM\" (start included, end excluded)", cost=1)
 def _inside_c(v, **_):
     w = parse_window(v)
     return lambda c, s: f"local time {c.local:%H:%M:%S} inside {v}" if _inside(c.local_seconds, w) else None
 
 
-@condition("local_time_outside", "local time of day outside \"HH:MM-HH:MM\"")
+@condition("local_time_outside", "local time of day outside \"HH:MM-HH:MM\"", cost=1)
 def _outside_c(v, **_):
     w = parse_window(v)
     return lambda c, s: None if _inside(c.local_seconds, w) else f"local time {c.local:%H:%M:%S} outside {v}"
 
 
-@condition("weekdays", "local weekday is one of mon..sun")
+@condition("weekdays", "local weekday is one of mon..sun", cost=1)
 def _weekdays(v, **_):
     days = {WEEKDAYS.index(d) for d in _strs(v, "weekdays", WEEKDAYS)}
     return lambda c, s: f"weekday {WEEKDAYS[c.local.weekday()]}" if c.local.weekday() in days else None
@@ -284,7 +303,7 @@ def _weekdays(v, **_):
 
 # ---------------------------------------------------------------- ML
 
-@condition("ml_score_at_least", "the classifier's spam probability is at least this (SMS text only)")
+@condition("ml_score_at_least", "the classifier's spam probability is at least this (SMS text only)", cost=9)
 def _ml(v, **_):
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1:
         raise ValueError(f"ml_score_at_least must be a number in [0, 1], got {v!r}")

@@ -1,7 +1,8 @@
 """Boolean composites of symbols: `__IS_AD and not (__AD_LABEL or X)`.
 
 A tiny recursive-descent parser (no eval): identifiers, and/or/not (also & | !), parens.
-Compiles to a function of a `lookup(symbol) -> bool`.
+Parses to a small tree of tuples (the rule plan compiles it to closures); nesting and
+length are bounded so neither parsing nor evaluation can exhaust the interpreter's stack.
 """
 from __future__ import annotations
 
@@ -35,30 +36,18 @@ def tokenize(s: str):
     return out
 
 
-def guard_of(s: str) -> str | None:
-    """The symbol that must hold for the expression to hold, when the expression is
-    `SYM and ...` at top level (lets the evaluator skip a rule without calling it)."""
-    toks = tokenize(s)
-    if not toks or toks[0][0] in "()&|!":
-        return None
-    depth = 0
-    for t, _ in toks:
-        if t == "(":
-            depth += 1
-        elif t == ")":
-            depth -= 1
-        elif t == "|" and depth == 0:
-            return None
-    if len(toks) == 1 or toks[1][0] == "&":
-        return toks[0][0]
-    return None
+MAX_DEPTH = 32          # parentheses and `not`s; a rule file never needs more
+MAX_SYMBOLS = 256
 
 
-def parse(s: str):
-    """Returns (fn(lookup) -> bool, [(symbol, offset), ...])."""
+def parse_tree(s: str):
+    """Returns (tree, [(symbol, offset), ...]). A tree is ("sym", name), ("not", tree),
+    ("and", [trees]) or ("or", [trees]); chains of one operator are flattened, so a long
+    `A or B or C ...` is one node and evaluating it never recurses per operand."""
     toks = tokenize(s)
     symbols: list = []
     i = 0
+    depth = 0
 
     def peek():
         return toks[i][0] if i < len(toks) else None
@@ -69,47 +58,75 @@ def parse(s: str):
         i += 1
         return t
 
+    def nest(off):
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise ExprError(f"expression nested more than {MAX_DEPTH} levels deep", off)
+
     def p_or():
-        left = p_and()
+        items = [p_and()]
         while peek() == "|":
             take()
-            right = p_and()
-            left = (lambda a, b: lambda f: a(f) or b(f))(left, right)
-        return left
+            items.append(p_and())
+        return items[0] if len(items) == 1 else ("or", items)
 
     def p_and():
-        left = p_not()
+        items = [p_not()]
         while peek() == "&":
             take()
-            right = p_not()
-            left = (lambda a, b: lambda f: a(f) and b(f))(left, right)
-        return left
+            items.append(p_not())
+        return items[0] if len(items) == 1 else ("and", items)
 
     def p_not():
         if peek() == "!":
+            nest(toks[i][1])
             take()
             inner = p_not()
-            return lambda f: not inner(f)
+            return ("not", inner)
         return p_atom()
 
     def p_atom():
+        nonlocal depth
         if i >= len(toks):
             raise ExprError("expression ends early", len(s))
         tok, off = take()
         if tok == "(":
+            nest(off)
             e = p_or()
             if peek() != ")":
                 raise ExprError("missing ')'", toks[i][1] if i < len(toks) else len(s))
             take()
+            depth -= 1
             return e
         if tok in (")", "&", "|"):
             raise ExprError(f"unexpected {tok!r}", off)
+        if len(symbols) >= MAX_SYMBOLS:
+            raise ExprError(f"more than {MAX_SYMBOLS} symbols in one expression", off)
         symbols.append((tok, off))
-        return lambda f: f(tok)
+        return ("sym", tok)
 
     if not toks:
         raise ExprError("empty expression", 0)
-    fn = p_or()
+    tree = p_or()
     if i != len(toks):
         raise ExprError(f"unexpected {toks[i][0]!r}", toks[i][1])
-    return fn, symbols
+    return tree, symbols
+
+
+def evaluate_tree(tree, lookup) -> bool:
+    """Reference evaluation, left to right with short-circuit (the plan compiles the same)."""
+    op = tree[0]
+    if op == "sym":
+        return lookup(tree[1])
+    if op == "not":
+        return not evaluate_tree(tree[1], lookup)
+    if op == "and":
+        return all(evaluate_tree(t, lookup) for t in tree[1])
+    return any(evaluate_tree(t, lookup) for t in tree[1])
+
+
+def parse(s: str):
+    """Returns (fn(lookup) -> bool, [(symbol, offset), ...])."""
+    tree, symbols = parse_tree(s)
+    return (lambda lookup: evaluate_tree(tree, lookup)), symbols

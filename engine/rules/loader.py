@@ -35,8 +35,8 @@ from pathlib import Path
 
 from ..verdict import Action
 from .conditions import CONDITIONS, Stateful
-from .expr import ExprError
-from .expr import parse as parse_expr
+from .expr import ExprError, parse_tree
+from .plan import UNKNOWN, compile_plans, run_steps
 
 SCOPES = ("sms-mt", "sms-mo", "call")
 RULE_KEYS = ("symbol", "description", "applies_to", "score", "action", "smpp_status", "sip_code",
@@ -78,12 +78,11 @@ class Rule:
     smpp_status: int | None
     sip_code: int | None
     source: str
-    preds: list = field(default_factory=list)        # [(name, pred)]
+    preds: list = field(default_factory=list)        # [(name, pred, canonical value)]
     stateful: list = field(default_factory=list)     # [Stateful]
-    expr: object = None
-    deps: list = field(default_factory=list)
+    tree: tuple | None = None                        # the `expr` composite, parsed (expr.parse_tree)
+    deps: list = field(default_factory=list)         # symbols the composite names, in its order
     examples: dict = field(default_factory=dict)     # {"hit": [(msgdict, loc)], "miss": [...]}
-    guard: str | None = None                         # a symbol that must hold (from `expr`)
 
     @property
     def helper(self) -> bool:
@@ -157,6 +156,8 @@ def _did_you_mean(word, choices):
 
 
 class RuleSet:
+    """A loaded, validated rule set and its per-scope plans (see plan.py)."""
+
     def __init__(self, rules, tag_threshold, drop_threshold, fixtures, directory):
         self.rules: list[Rule] = rules
         self.by_symbol = {r.symbol: r for r in rules}
@@ -164,7 +165,10 @@ class RuleSet:
         self.drop_threshold = drop_threshold
         self.fixtures = fixtures
         self.directory = directory
-        self.order = _topo(rules, self.by_symbol)
+        # scoring rules are judged, and their hits listed, in file order; composites look their
+        # operands up on demand, so no dependency order is needed
+        self.order = list(rules)
+        self.plans = compile_plans(rules, self.order, SCOPES)
         # per scope: scoring rules, and helpers only when stateful (they must run to count)
         self.by_scope = {sc: [r for r in self.order if sc in r.applies_to and (not r.helper or r.stateful)]
                          for sc in SCOPES}
@@ -183,79 +187,19 @@ class RuleSet:
 
     def evaluate(self, ctx, state):
         """All rules for the context's scope. Returns (hits as (rule, evidence), pending Stateful)."""
-        hits, pending, _ = self._evaluate(ctx, state, False)
+        plan = self.plans[ctx.scope]
+        hits, pending, _ = run_steps(plan, plan.steps, ctx, state)
         return hits, pending
-
-    def _evaluate(self, ctx, state, everything):
-        """`everything` also evaluates stateless helpers nobody asked for (examples, explain)."""
-        memo: dict = {}
-        pending: list = []
-        by_symbol = self.by_symbol
-
-        def look(sym):
-            if sym not in memo:
-                memo[sym] = run(by_symbol[sym])
-            return memo[sym] is not None
-
-        def run(rule):
-            if scope not in rule.applies_to:
-                return None
-            ev = []
-            if rule.expr is not None:
-                if not rule.expr(look):
-                    return None
-                # evidence of a composite: what its true operands found
-                ev.extend(f"{d}: {memo[d]}" for d in rule.deps if memo.get(d) is not None)
-            for _, p in rule.preds:
-                e = p(ctx, state)
-                if e is None:
-                    return None
-                ev.append(e)
-            if rule.stateful:
-                pending.extend(rule.stateful)
-                for st in rule.stateful:
-                    e = st.check(ctx, state)
-                    if e is None:
-                        return None
-                    ev.append(e)
-            return "; ".join(ev) if ev else rule.description
-
-        scope = ctx.scope
-        hits = []
-        for rule in (self.order if everything else self.by_scope[scope]):
-            sym = rule.symbol
-            g = rule.guard
-            if g is not None and not look(g):
-                memo[sym] = None          # cheap skip: the rule's leading operand is false
-                continue
-            e = memo[sym] if sym in memo else memo.setdefault(sym, run(rule))
-            if e is not None and not rule.helper:
-                hits.append((rule, e))
-        return hits, pending, memo
 
     def evaluate_all(self, ctx, state):
         """Every symbol that holds, helpers included (for examples and `rules explain`)."""
-        _, _, memo = self._evaluate(ctx, state, True)
+        plan = self.plans[ctx.scope]
+        _, _, m = run_steps(plan, plan.all_steps, ctx, state)
+        memo = {}
+        for r in self.order:
+            e = m[plan.index[r.symbol]]
+            memo[r.symbol] = None if e is UNKNOWN else e
         return {s for s, e in memo.items() if e is not None}, memo
-
-
-def _topo(rules, by_symbol):
-    order, state = [], {}
-
-    def visit(r):
-        if state.get(r.symbol) == 2:
-            return
-        state[r.symbol] = 1
-        for d in r.deps:
-            if state.get(d) != 1:
-                visit(by_symbol[d])
-        state[r.symbol] = 2
-        order.append(r)
-    for r in rules:
-        visit(r)
-    # keep scoring rules in file order for the verdict; helpers first is not needed (lazy)
-    pos = {r.symbol: i for i, r in enumerate(rules)}
-    return sorted(order, key=lambda r: pos[r.symbol])
 
 
 def rel_source(path: Path, base: Path | None = None) -> str:
@@ -267,6 +211,83 @@ def rel_source(path: Path, base: Path | None = None) -> str:
         return str(path.relative_to(Path(os.getcwd()).resolve()))
     except ValueError:
         return str(path)
+
+
+MAX_FILE_BYTES = 4 << 20
+MAX_NESTING = 32
+
+
+def _read_text(f: Path, disp: str, errors: list) -> str | None:
+    """The file as text, or None with the reason appended to `errors` (binary, not UTF-8,
+    unreadable, too large or nested deeper than any rule file needs)."""
+    try:
+        data = f.read_bytes()
+    except OSError as e:
+        errors.append(RuleError(disp, 1, 1, f"cannot read: {e.strerror or e}"))
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        errors.append(RuleError(disp, 1, 1, f"file is {len(data)} bytes; a rule file may have at most {MAX_FILE_BYTES}"))
+        return None
+    nul = data.find(b"\0")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        nul = e.start if nul < 0 else min(nul, e.start)
+    if nul >= 0:
+        ln = data.count(b"\n", 0, nul) + 1
+        col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+        errors.append(RuleError(disp, ln, col, "not a text file (a NUL byte or invalid UTF-8): rule files are UTF-8 TOML"))
+        return None
+    where = _too_deep(text)
+    if where is not None:
+        errors.append(RuleError(disp, *where, f"arrays/inline tables nested more than {MAX_NESTING} levels deep"))
+        return None
+    return text
+
+
+def _too_deep(text: str):
+    """(line, col) where `[`/`{` nesting inside values passes MAX_NESTING, else None. A cheap
+    scan that skips strings and comments (tomllib would recurse until the interpreter's limit)."""
+    depth, ln, col0, i, n = 0, 1, 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            ln, col0 = ln + 1, i + 1
+        elif ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif ch in "\"'":
+            q = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else ch
+            j = i + len(q)
+            while True:
+                k = text.find(q, j)
+                if k < 0:
+                    return None             # unterminated: tomllib reports it with its position
+                if q[0] == '"' and _escaped(text, k):
+                    j = k + 1
+                    continue
+                break
+            ln += text.count("\n", i, k)
+            if "\n" in text[i:k]:
+                col0 = text.rfind("\n", i, k) + 1
+            i = k + len(q)
+            continue
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return ln, i - col0 + 1
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return None
+
+
+def _escaped(text: str, k: int) -> bool:
+    b = 0
+    while k - 1 - b >= 0 and text[k - 1 - b] == "\\":
+        b += 1
+    return b % 2 == 1
 
 
 def load_rules(directory, base: Path | None = None) -> RuleSet:
@@ -285,13 +306,18 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
     pending_refs = []   # (rule, symbol, path, line, col)
     for f in files:
         disp = rel_source(f, base)
-        text = f.read_text(encoding="utf-8")
+        text = _read_text(f, disp, errors)
+        if text is None:
+            continue
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
             ln, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
             errors.append(RuleError(disp, ln, col, f"TOML syntax: {str(e).split(' (at line')[0]}"))
+            continue
+        except RecursionError:          # _read_text's scan stops the usual cases; this is the backstop
+            errors.append(RuleError(disp, 1, 1, f"TOML nested more than {MAX_NESTING} levels deep"))
             continue
         loc = Locator(text)
         for k in doc:
@@ -345,6 +371,13 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
             r = by_symbol[cyc[0]]
             p, ln = r.source.rsplit(":", 1)
             errors.append(RuleError(p, int(ln), 1, f"composite cycle: {' -> '.join(cyc)}"))
+        else:
+            chain = _deepest_chain(rules, by_symbol)
+            if len(chain) > MAX_CHAIN:
+                r = by_symbol[chain[0]]
+                p, ln = r.source.rsplit(":", 1)
+                errors.append(RuleError(p, int(ln), 1, f"composites nested more than {MAX_CHAIN} deep: "
+                                                         f"{' -> '.join(chain[:4])} -> ... -> {chain[-1]}"))
     if thresholds["tag"] > thresholds["drop"]:
         errors.append(RuleError(str(directory), 1, 1, "[actions] tag threshold is above the drop threshold"))
     if errors:
@@ -353,28 +386,58 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
     return RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory)
 
 
-def _find_cycle(rules, by_symbol):
-    color = {}
-    stack = []
+MAX_CHAIN = 32         # composite of composite of ...: evaluation recurses once per level
 
-    def dfs(s):
-        color[s] = 1
-        stack.append(s)
-        for d in by_symbol[s].deps:
-            if color.get(d) == 1:
-                return stack[stack.index(d):] + [d]
-            if color.get(d) is None:
-                c = dfs(d)
-                if c:
-                    return c
-        stack.pop()
-        color[s] = 2
-        return None
-    for r in rules:
-        if r.symbol not in color:
-            c = dfs(r.symbol)
-            if c:
-                return c
+
+def _deepest_chain(rules, by_symbol):
+    """The longest chain of composites referring to composites (no cycles by now)."""
+    best: dict = {}
+    for r in _dep_order(rules, by_symbol):
+        deps = [best[d] for d in r.deps]
+        best[r.symbol] = [r.symbol] + max(deps, key=len) if deps else [r.symbol]
+    return max(best.values(), key=len) if best else []
+
+
+def _dep_order(rules, by_symbol):
+    """Rules with every dependency before its dependants (iterative: chains may be long)."""
+    out, done = [], set()
+    for r0 in rules:
+        stack = [(r0, 0)]
+        while stack:
+            r, k = stack.pop()
+            if r.symbol in done:
+                continue
+            if k < len(r.deps):
+                stack.append((r, k + 1))
+                d = by_symbol[r.deps[k]]
+                if d.symbol not in done:
+                    stack.append((d, 0))
+                continue
+            done.add(r.symbol)
+            out.append(r)
+    return out
+
+
+def _find_cycle(rules, by_symbol):
+    """A cycle of composites as [A, B, ..., A], or None (iterative depth-first search)."""
+    color: dict = {}
+    for r0 in rules:
+        if r0.symbol in color:
+            continue
+        path = [r0.symbol]
+        color[r0.symbol] = 1
+        stack = [iter(r0.deps)]
+        while stack:
+            d = next(stack[-1], None)
+            if d is None:
+                stack.pop()
+                color[path.pop()] = 2
+            elif color.get(d) == 1:
+                return path[path.index(d):] + [d]
+            elif d not in color:
+                color[d] = 1
+                path.append(d)
+                stack.append(iter(by_symbol[d].deps))
     return None
 
 
@@ -451,14 +514,11 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
                 err("expr must be a string", "when", k, value=True)
                 continue
             try:
-                fn, syms = parse_expr(v)
+                rule.tree, syms = parse_tree(v)
             except ExprError as e:
                 ln, col = loc.at(i, "when", k, value=True)
                 errors.append(RuleError(disp, ln, col + 1 + e.offset, f"expr: {e}"))
                 continue
-            rule.expr = fn
-            from .expr import guard_of
-            rule.guard = guard_of(v)
             ln, col = loc.at(i, "when", k, value=True)
             for s, off in syms:
                 pending_refs.append((rule, s, disp, ln, col + 1 + off))
@@ -475,7 +535,7 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         if isinstance(p, Stateful):
             rule.stateful.append(p)
         else:
-            rule.preds.append((k, p))
+            rule.preds.append((k, p, repr(v)))
     ex = rd.get("examples", {})
     if not isinstance(ex, dict) or set(ex) - {"hit", "miss"}:
         err("examples must be a table with `hit` and/or `miss` arrays of messages", "examples")

@@ -1,0 +1,247 @@
+"""Rule plans: a rule set prepared once per scope so judging a message interprets little.
+
+Theory of operation. Loading turns every rule into data (conditions, a composite tree, a
+score); this module turns that data, once per scope (sms-mt, sms-mo, call), into closures
+that do only the per-message work. No code is generated from rule text: every closure
+below is written here and only its captured constants come from the rules.
+
+- **Memo as a list.** Each symbol of the set has a fixed slot; a message starts from a copy
+  of the scope's blank memo, where a rule that does not apply to the scope is already false
+  (None) and every other slot is UNKNOWN. A slot, once filled, holds the rule's evidence
+  (true) or None (false): a composite reads its operands' slots, evaluating an operand only
+  the first time (short-circuit, left to right, the order the file wrote them), so no
+  symbol is evaluated twice per message.
+- **Guards.** A rule whose `expr` is `SYM and ...` at top level is skipped, without calling
+  it, as soon as SYM's slot is false: for ordinary traffic one false `__IS_AD` skips every
+  advertising rule.
+- **Cheapest first.** A rule's conditions run composite first (slot reads), then its pure
+  predicates by cost class (field compares, then list/registry look-ups, then text scans,
+  then the classifier), then its stateful conditions (which join `pending`, to be committed
+  after the verdict, as soon as the rule gets that far). The evidence still lists them in
+  the file's order.
+- **Shared facts.** A condition written identically in several rules of a scope (e.g.
+  `sender_kind = "number"` in four spam rules) gets its own slot: it runs once per message.
+- **Evidence.** A rule's evidence string is assembled only after all its conditions held;
+  a false rule builds nothing. A composite's evidence names its operands that were true when
+  it was evaluated.
+
+`RuleSet.evaluate` is the only caller; results are the same (symbols, order, evidence and
+pending stateful conditions) as a direct reading of the rules would give.
+"""
+from __future__ import annotations
+
+from .conditions import COST
+
+UNKNOWN = object()          # a slot not evaluated yet for this message
+STATEFUL_COST = 100         # stateful conditions always come last (they read state, then join pending)
+
+
+class ScopePlan:
+    __slots__ = ("scope", "blank", "steps", "all_steps", "index", "fns")
+
+    def __init__(self, scope, blank, steps, all_steps, index, fns):
+        self.scope = scope
+        self.fns = fns                # slot -> the rule's closure (None outside the scope)
+        self.blank = blank            # the memo a message starts from
+        self.steps = steps            # ((guard slot | -1, ((reported rule | None, slot, fn), ...)), ...)
+        self.all_steps = all_steps    # the same over every rule of the scope (examples, explain)
+        self.index = index            # symbol -> slot
+
+
+def compile_plans(rules, order, scopes) -> dict:
+    return {sc: _compile_scope(rules, order, sc) for sc in scopes}
+
+
+def _compile_scope(rules, order, scope) -> ScopePlan:
+    index = {r.symbol: j for j, r in enumerate(rules)}
+    n = len(rules)
+    fns: list = [None] * n
+    blank: list = [UNKNOWN if scope in r.applies_to else None for r in rules]
+    # conditions written the same way in two or more rules of this scope share a slot
+    uses: dict = {}
+    for r in rules:
+        if scope in r.applies_to:
+            for name, _, key in r.preds:
+                uses[(name, key)] = uses.get((name, key), 0) + 1
+    shared: dict = {}
+    for r in rules:
+        if scope not in r.applies_to:
+            continue
+        for name, pred, key in r.preds:
+            if uses[(name, key)] > 1 and (name, key) not in shared:
+                shared[(name, key)] = len(blank)
+                blank.append(UNKNOWN)
+    for r in rules:
+        if scope in r.applies_to:
+            fns[index[r.symbol]] = _rule_fn(r, index, fns, shared)
+
+    def blocks(rules_to_run):
+        # consecutive rules behind the same guard form one block, skipped with one slot read
+        out: list = []
+        for r in rules_to_run:
+            g = guard_of(r.tree)
+            g = index[g] if g is not None else -1
+            step = (None if r.helper else r, index[r.symbol], fns[index[r.symbol]])
+            if g >= 0 and out and out[-1][0] == g:
+                out[-1][1].append(step)
+            else:
+                out.append((g, [step]))
+        return tuple((g, tuple(b)) for g, b in out)
+    steps = blocks(r for r in order if scope in r.applies_to and (not r.helper or r.stateful))
+    all_steps = blocks(r for r in order if scope in r.applies_to)
+    return ScopePlan(scope, blank, steps, all_steps, index, fns)
+
+
+def run_steps(plan: ScopePlan, blocks, ctx, state):
+    """Evaluate `blocks` for one message: (hits as (rule, evidence), pending Stateful, memo).
+    A rule skipped by its guard keeps an UNKNOWN slot: read later, it evaluates to None."""
+    m = plan.blank.copy()
+    fns = plan.fns
+    pending: list = []
+    hits: list = []
+    for g, block in blocks:
+        if g >= 0:
+            ge = m[g]
+            if ge is UNKNOWN:
+                ge = m[g] = fns[g](ctx, state, m, pending)
+            if ge is None:
+                continue
+        for rule, j, fn in block:
+            e = m[j]
+            if e is UNKNOWN:
+                e = m[j] = fn(ctx, state, m, pending)
+            if e is not None and rule is not None:
+                hits.append((rule, e))
+    return hits, pending, m
+
+
+def guard_of(tree):
+    """The symbol that must hold for the expression to hold when it is `SYM and ...` (or SYM)."""
+    if tree is None:
+        return None
+    if tree[0] == "sym":
+        return tree[1]
+    if tree[0] == "and" and tree[1][0][0] == "sym":
+        return tree[1][0][1]
+    return None
+
+
+# ---------------------------------------------------------------- composites
+
+def _compile_expr(tree, index, fns):
+    """A closure (ctx, state, memo, pending) -> bool for an expression tree."""
+    op = tree[0]
+    if op == "sym":
+        j = index[tree[1]]
+
+        def sym(c, s, m, p):
+            v = m[j]
+            if v is UNKNOWN:
+                v = m[j] = fns[j](c, s, m, p)
+            return v is not None
+        return sym
+    if op == "not":
+        inner = _compile_expr(tree[1], index, fns)
+        return lambda c, s, m, p: not inner(c, s, m, p)
+    kids = tree[1]
+    if all(k[0] == "sym" for k in kids):
+        slots = tuple(index[k[1]] for k in kids)
+        if op == "and":
+            def all_syms(c, s, m, p):
+                for j in slots:
+                    v = m[j]
+                    if v is UNKNOWN:
+                        v = m[j] = fns[j](c, s, m, p)
+                    if v is None:
+                        return False
+                return True
+            return all_syms
+
+        def any_sym(c, s, m, p):
+            for j in slots:
+                v = m[j]
+                if v is UNKNOWN:
+                    v = m[j] = fns[j](c, s, m, p)
+                if v is not None:
+                    return True
+            return False
+        return any_sym
+    parts = tuple(_compile_expr(k, index, fns) for k in kids)
+    if op == "and":
+        def all_of(c, s, m, p):
+            for f in parts:
+                if not f(c, s, m, p):
+                    return False
+            return True
+        return all_of
+
+    def any_of(c, s, m, p):
+        for f in parts:
+            if f(c, s, m, p):
+                return True
+        return False
+    return any_of
+
+
+# ---------------------------------------------------------------- one rule
+
+def _rule_fn(rule, index, fns, shared):
+    """A closure (ctx, state, memo, pending) -> evidence | None for one rule."""
+    expr = _compile_expr(rule.tree, index, fns) if rule.tree is not None else None
+    deps = tuple((d, index[d]) for d in rule.deps)
+    desc = rule.description
+    stateful = tuple(rule.stateful)
+    # (position in the file's order, predicate, shared slot or -1), cheapest first
+    preds = sorted(((pos, pred, shared.get((name, key), -1), COST.get(name, 5))
+                    for pos, (name, pred, key) in enumerate(rule.preds)), key=lambda t: (t[3], t[0]))
+    preds = tuple(t[:3] for t in preds)
+    npred = len(preds)
+
+    if expr is None and not stateful and npred == 1:
+        _, pred, slot = preds[0]
+        if slot < 0:
+            return lambda c, s, m, p: pred(c, s)
+
+        def one_shared(c, s, m, p):
+            e = m[slot]
+            if e is UNKNOWN:
+                e = m[slot] = pred(c, s)
+            return e
+        return one_shared
+
+    if expr is not None and not stateful and npred == 0:
+        def composite(c, s, m, p):
+            if not expr(c, s, m, p):
+                return None
+            ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+            return "; ".join(ev) if ev else desc
+        return composite
+
+    def general(c, s, m, p):
+        if expr is not None and not expr(c, s, m, p):
+            return None
+        if npred:
+            found = [None] * npred
+            for pos, pred, slot in preds:
+                if slot < 0:
+                    e = pred(c, s)
+                else:
+                    e = m[slot]
+                    if e is UNKNOWN:
+                        e = m[slot] = pred(c, s)
+                if e is None:
+                    return None
+                found[pos] = e
+        else:
+            found = []
+        if stateful:
+            p.extend(stateful)
+            for st in stateful:
+                e = st.check(c, s)
+                if e is None:
+                    return None
+                found.append(e)
+        if deps:
+            found[:0] = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+        return "; ".join(found) if found else desc
+    return general

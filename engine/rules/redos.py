@@ -1,0 +1,187 @@
+"""Reject rule-file regexes that can backtrack catastrophically (ReDoS), at load time.
+
+Theory of operation. Python's `re` is a backtracking engine: a pattern such as `(a+)+$`
+tries every way of splitting a run of `a`s between the inner and the outer repeat before
+it gives up, 2^n ways for n characters, so one 30-character SMS can hold a core for
+seconds. A linear-time engine (google-re2) would remove the problem, but it has no
+look-around, and the shipped pack needs `(?<![^\\W_])` / `(?![^\\W_])` for whole words;
+so the patterns stay on `re` and are checked statically instead, on the tree that
+`re._parser` builds (the same parse `re.compile` uses, so the check sees exactly what runs).
+
+Exponential backtracking needs one string to be matched in more than one way *inside a
+repeat that may run many times*. Within the body of every repeat that may run more than once this
+module rejects:
+
+- a nested repeat of variable count whose characters can also start what follows it inside the
+  outer body, the body wrapping round to its own start: `(a+)+`, `(a*)*`, `(\\w+\\s?)+`,
+  `(\\d+\\d)+`, `(.*a){20}`; but `(\\s+\\w+)*` passes (spaces and word characters never overlap);
+- an alternation whose branches can match the same text: they start with the same
+  character, or more than one (or one and what follows the alternation) can match nothing:
+  `(a|a)+`, `(a|aa)*`, `(ab|a.)+` (but `(a|ab)*c` passes: the parser makes it `a(|b)`).
+
+Character sets are computed over a sample alphabet (ASCII, Latin-1, Latin Extended and a
+few separators), which is exact for classes built from literals, ranges, `\\d\\w\\s` and
+`.`. The check is conservative: it may reject a pattern that a careful reading shows to be
+safe (rewrite it so the repeated pieces cannot overlap), never the other way round for the
+two shapes above. Polynomial cases (`\\s*\\s*x`) are not rejected: their cost on an SMS of
+at most a few kilobytes stays in milliseconds.
+"""
+from __future__ import annotations
+
+import re
+from re import _constants as C
+from re import _parser
+
+_ALPHABET = [chr(i) for i in range(0x250)] + ["\u1ea0", "\u1ef9", "\u2028", "\u3000", "\uff01", "\U0001f600"]
+_CATEGORY = {
+    C.CATEGORY_DIGIT: lambda ch: ch.isdigit() or bool(re.match(r"\d", ch)),
+    C.CATEGORY_NOT_DIGIT: lambda ch: not re.match(r"\d", ch),
+    C.CATEGORY_SPACE: lambda ch: bool(re.match(r"\s", ch)),
+    C.CATEGORY_NOT_SPACE: lambda ch: not re.match(r"\s", ch),
+    C.CATEGORY_WORD: lambda ch: bool(re.match(r"\w", ch)),
+    C.CATEGORY_NOT_WORD: lambda ch: not re.match(r"\w", ch),
+}
+_ALL = frozenset(range(len(_ALPHABET)))
+_CAT_SETS = {k: frozenset(i for i, ch in enumerate(_ALPHABET) if f(ch)) for k, f in _CATEGORY.items()}
+
+
+_BRANCH = ("alternatives that can match the same text inside a repeat (like `(a|a)+` or `(a|aa)*`) "
+           "can backtrack catastrophically; make the branches start differently")
+
+
+class UnsafeRegex(ValueError):
+    pass
+
+
+def check(pattern: str, flags: int = 0) -> None:
+    """Raise UnsafeRegex (a ValueError) when `pattern` can backtrack catastrophically."""
+    tree = _parser.parse(pattern, flags)
+    _Checker(bool(flags & re.IGNORECASE)).seq(list(tree), _frozen_empty, None)
+
+
+_frozen_empty = frozenset()
+
+
+class _Checker:
+    def __init__(self, icase: bool):
+        self.icase = icase
+
+    # ------------------------------------------------------------ character sets
+    def _lit(self, code):
+        ch = chr(code)
+        want = {ch, ch.lower(), ch.upper()} if self.icase else {ch}
+        return frozenset(i for i, a in enumerate(_ALPHABET) if a in want) or frozenset({-code})
+
+    def _in(self, items):
+        neg, acc = False, set()
+        for op, av in items:
+            if op is C.NEGATE:
+                neg = True
+            elif op is C.LITERAL:
+                acc |= self._lit(av)
+            elif op is C.RANGE:
+                lo, hi = av
+                acc |= {i for i, a in enumerate(_ALPHABET)
+                        if any(len(v) == 1 and lo <= ord(v) <= hi
+                               for v in ((a, a.lower(), a.upper()) if self.icase else (a,)))}
+            elif op is C.CATEGORY:
+                acc |= _CAT_SETS.get(av, _ALL)
+            else:                                   # anything unexpected: assume it can match anything
+                acc |= _ALL
+        return _ALL - acc if neg else frozenset(acc)
+
+    def first(self, items):
+        """(characters that can start a match of `items`, whether `items` can match empty)."""
+        out = set()
+        for op, av in items:
+            f, nullable = self.first_item(op, av)
+            out |= f
+            if not nullable:
+                return frozenset(out), False
+        return frozenset(out), True
+
+    def first_item(self, op, av):
+        if op is C.LITERAL:
+            return self._lit(av), False
+        if op is C.NOT_LITERAL:
+            return _ALL - self._lit(av), False
+        if op is C.ANY:
+            return _ALL, False
+        if op is C.IN:
+            return self._in(av), False
+        if op in (C.AT, C.ASSERT, C.ASSERT_NOT):
+            return _frozen_empty, True             # zero width
+        if op is C.SUBPATTERN:
+            return self.first(list(av[-1]))
+        if op is C.ATOMIC_GROUP:
+            return self.first(list(av))
+        if op is C.BRANCH:
+            out, nullable = set(), False
+            for alt in av[1]:
+                f, n = self.first(list(alt))
+                out |= f
+                nullable |= n
+            return frozenset(out), nullable
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT):
+            lo, _, body = av
+            f, n = self.first(list(body))
+            return f, n or lo == 0
+        if op is C.GROUPREF_EXISTS:
+            return _ALL, True
+        return _ALL, True                          # GROUPREF and the rest: anything
+
+    # ------------------------------------------------------------ the walk
+    def seq(self, items, follow, loop):
+        """Walk `items`; `follow` = characters that can come right after them up to the end of
+        the innermost unbounded repeat's body (wrapping to its start); `loop` = that repeat,
+        or None outside any."""
+        for i, (op, av) in enumerate(items):
+            rest, nullable = self.first(items[i + 1:])
+            after = rest | follow if nullable else rest
+            self.item(op, av, after, loop)
+
+    def item(self, op, av, follow, loop):
+        if op is C.SUBPATTERN:
+            self.seq(list(av[-1]), follow, loop)
+        elif op is C.ATOMIC_GROUP:
+            self.seq(list(av), follow, None)       # no backtracking into an atomic group
+        elif op in (C.ASSERT, C.ASSERT_NOT):
+            self.seq(list(av[1]), _frozen_empty, None)
+        elif op is C.BRANCH:
+            alts = [list(a) for a in av[1]]
+            if loop is not None:
+                # two branches that can match the same text: they start alike, or both (or one
+                # and what follows) can match nothing — `(a|a)+`, `(a|aa)*` (parsed as `a(|a)`)
+                seen, n_empty = set(), 0
+                for alt in alts:
+                    f, nullable = self.first(alt)
+                    n_empty += nullable
+                    if f & seen or n_empty > 1:
+                        raise UnsafeRegex(_BRANCH)
+                    seen |= f
+                if n_empty and seen & follow:
+                    raise UnsafeRegex(_BRANCH)
+            for alt in alts:
+                self.seq(alt, follow, loop)
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT):
+            lo, hi, body = av
+            body = list(body)
+            start, _ = self.first(body)
+            # a repeat whose count can vary, inside another repeat, whose characters can also come
+            # next: the same text splits between the two in many ways
+            if loop is not None and hi != lo and start & follow:
+                raise UnsafeRegex("nested quantifiers over overlapping characters (like `(a+)+`, `(\\w+\\s?)+` "
+                                  "or `(.*a){20}`) can backtrack catastrophically; make the inner and outer "
+                                  "repeats match disjoint characters")
+            if hi >= 2:
+                # a loop: what may follow inside its body wraps round to the body's start
+                self.seq(body, start | follow if loop is not None else start, body)
+            else:
+                self.seq(body, follow, loop)
+        elif op is C.POSSESSIVE_REPEAT:
+            self.seq(list(av[2]), _frozen_empty, None)
+        elif op is C.GROUPREF_EXISTS:
+            _, yes, no = av
+            self.seq(list(yes), follow, loop)
+            if no is not None:
+                self.seq(list(no), follow, loop)
