@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 config_files = [str(p) for p in Path("config").rglob("*") if p.is_file()]
 data_files = {}
@@ -31,5 +31,8 @@ setup(
         "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13"]},
+    # Compiled ML feature scorer; optional: without a C compiler the numpy path is used.
+    ext_modules=[Extension("engine.ml._fastfeat", ["engine/ml/_fastfeat.c"], optional=True,
+                           extra_compile_args=["-O2"])],
     entry_points={"console_scripts": ["telfilter=engine.cli:main"]},
 )

@@ -13,6 +13,7 @@ the same function, so their inputs are identical by construction.
 """
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 
@@ -32,15 +33,17 @@ _URLS = re.compile(
 _NUMS = re.compile(
     r"(?=[£$€¥₫\d+])(?:(?P<money>[£$€¥₫]\s?\d[\d.,]*|\d[\d.,]*\s?(?:[£$€¥₫]|vnd|vnđ|dong|đồng|usd|k\b|tr\b|trieu\b|triệu\b|ty\b|tỷ\b|pounds?\b|p\b))"
     r"|(?P<phone>(?<!\w)\+?\d[\d .-]{6,}\d(?!\w))|(?P<num>\d{4,}))")
+_URLHINT = re.compile(
+    r"https?:|www\.|\.(?:com|net|org|vn|info|biz|co|uk|io|me|xyz|top|club|online|site|ly|gl|example)\b")
 _MIXED = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")
 _SPACED = re.compile(r"\b(?:[^\W\d_][ .*_-]){3,}[^\W\d_]\b")
+_SPACED4 = re.compile(r"(?:[^\W\d_][ .*_-]){3}[^\W\d_]")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 # a word of mostly letters with a few digits or @/$ standing in for letters: fr33, v1agra, c@sh
 _LEETWORD = re.compile(r"(?<![\w@$])(?=[a-z0-9@$]*[a-z][a-z0-9@$]*[a-z])(?=[a-z]*[0-9@$])[a-z0-9@$]{3,}(?![\w@$])")
 _WORD = re.compile(r"_[a-z]+\d*_|[^\W_]+|[!?£$€%]")
 _UPPER = re.compile(r"[A-Z]")
 _DIGIT = re.compile(r"\d")
-_D = str.maketrans({"đ": "d"})
 
 
 def _tok(m: re.Match) -> str:
@@ -63,24 +66,58 @@ def _unleet(m: re.Match) -> str:
     return w.translate(_LEET) if digits * 2 < len(w) else w
 
 
+def _scan_py(t: str) -> int:
+    """Which normalisation passes can match at all (the compiled scan is the fast twin)."""
+    return ((1 if _DIGIT.search(t) else 0) | (2 if "." in t or "/" in t else 0)
+            | (4 if _SPACED4.search(t) else 0) | (8 if _MIXED.search(t) else 0))
+
+
 def normalise(text: str) -> str:
+    # Each pass runs only when a cheap necessary condition holds (`scan` flags): most
+    # messages have no URL, no s.p.a.c.e.d or leet word, and skipping a pass is exact.
     t = text.casefold()
     if not t.isascii():
         t = unicodedata.normalize("NFKC", t).translate(_ZW)
-    if "." in t or "/" in t:
+    fl = _scan(t)
+    if fl & 2 and _URLHINT.search(t):
         t = _URLS.sub(" _url_ ", t)
-    t = _NUMS.sub(_tok, t)
-    t = _SPACED.sub(_unspace, t)
-    if _MIXED.search(t):
+    if fl & 1:
+        # The flags stay valid: tokens are inserted between spaces and keep their digits,
+        # and `_num6_`-like tokens cannot be part of a leet or spaced word (they touch '_').
+        t = _NUMS.sub(_tok, t)
+    if fl & 4:
+        t = _SPACED.sub(_unspace, t)
+    if fl & 8:
         t = _LEETWORD.sub(_unleet, t)
     return t
 
 
+# Diacritic folding is a per-code-point table (below U+3000: Latin, Vietnamese, Greek,
+# Cyrillic...): a character whose NFD is one base letter plus combining marks maps to the
+# base letter, a combining mark is dropped, đ maps to d. The compiled scorer uses the same table.
+_FOLD_LIMIT = 0x3000
+
+
+def _fold_table() -> tuple[dict, np.ndarray]:
+    m, arr = {}, np.arange(_FOLD_LIMIT, dtype=np.uint32)
+    for cp in range(0x80, _FOLD_LIMIT):
+        ch = chr(cp)
+        if unicodedata.combining(ch):
+            m[cp], arr[cp] = None, 0
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+        if len(base) == 1 and base != ch:
+            m[cp], arr[cp] = base, ord(base)
+    m[ord("đ")], arr[ord("đ")] = "d", ord("d")
+    m[ord("Đ")], arr[ord("Đ")] = "D", ord("D")
+    return m, arr
+
+
+_FOLD, _FOLD_ARR = _fold_table()
+
+
 def fold_diacritics(t: str) -> str:
-    t = t.translate(_D)
-    if t.isascii():
-        return t
-    return "".join(c for c in unicodedata.normalize("NFD", t) if not unicodedata.combining(c))
+    return t if t.isascii() else t.translate(_FOLD)
 
 
 M64 = (1 << 64) - 1
@@ -123,6 +160,13 @@ def _canonical(text: str) -> str:
 def feature_ids(text: str) -> np.ndarray:
     """Feature ids (with repeats) of one text: char 3-5-grams, words, word bigrams,
     diacritic-folded words when they differ, and shape tokens."""
+    if _C is not None:
+        return np.frombuffer(_C.ids(text, normalise(text)), np.int64)
+    return feature_ids_numpy(text)
+
+
+def feature_ids_numpy(text: str) -> np.ndarray:
+    """The reference formulation in numpy (used when the compiled accelerator is absent)."""
     u = _canonical(text)
     c = np.frombuffer(u.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     n = len(c)
@@ -162,6 +206,19 @@ def feature_ids(text: str) -> np.ndarray:
         h ^= h >> _SH
         h *= _MIX
         return (h >> _TOP).astype(np.int64)
+
+
+# The compiled accelerator (engine/ml/_fastfeat.c, built by `pip install -e .` or
+# `python setup.py build_ext --inplace`) computes the same ids; TELFILTER_ML_PURE=1 forces numpy.
+try:
+    if os.environ.get("TELFILTER_ML_PURE"):
+        raise ImportError("pure Python requested")
+    from . import _fastfeat as _C
+    _C.set_fold_table(_FOLD_ARR.tobytes(), _SALT)
+    _scan = _C.scan
+except ImportError:
+    _C = None
+    _scan = _scan_py
 
 
 def unique_counts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

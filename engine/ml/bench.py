@@ -1,0 +1,90 @@
+"""Per-message cost of the scorer: `python -m engine.ml.bench [--model DIR] [--n 2000]`.
+
+Scores the same 160-character texts (training messages padded with others to 160
+characters) one at a time, uncached, with: the compiled scorer, the numpy reference path,
+and scikit-learn's predict_proba on the same weights (TfidfTransformer + LogisticRegression
++ Platt, rebuilt from the model files) as the same-run baseline. Prints JSON, best of 5 runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import features as F
+from .data import read_labelled
+from .model import default_model_dir, load_scorer
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def texts_160(n: int, seed: int = 1) -> list[str]:
+    src = read_labelled(DATA / "sms_spam_collection_train.tsv")[0]
+    vi = DATA / "vi_sms_train.tsv"
+    if vi.exists():
+        src += read_labelled(vi)[0]
+    rnd = random.Random(seed)
+    rnd.shuffle(src)
+    out = []
+    for t in src[:n]:
+        while len(t) < 160:
+            t += " " + rnd.choice(src)
+        out.append(t[:160])
+    return out
+
+
+def _best_us(fn, texts, reps=5) -> float:
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for t in texts:
+            fn(t)
+        best = min(best, (time.perf_counter() - t0) / len(texts) * 1e6)
+    return round(best, 2)
+
+
+def sklearn_twin(sc):
+    """scikit-learn objects carrying the scorer's weights (the parity reference)."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    tf = TfidfTransformer(sublinear_tf=True)
+    tf.idf_ = sc.idf
+    lr = LogisticRegression()
+    lr.coef_, lr.intercept_, lr.classes_ = sc.coef.reshape(1, -1), np.array([sc.intercept]), np.array([False, True])
+    cal = LogisticRegression()
+    cal.coef_, cal.intercept_, cal.classes_ = np.array([[sc.a]]), np.array([sc.c]), np.array([False, True])
+    return tf, lr, cal
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=str(default_model_dir()))
+    ap.add_argument("--n", type=int, default=2000)
+    a = ap.parse_args(argv)
+    sc = load_scorer(Path(a.model))
+    texts = texts_160(a.n)
+    out = {"texts": len(texts), "chars": 160, "compiled": F._C is not None}
+    if F._C is not None:
+        out["scorer_compiled_us"] = _best_us(sc._score, texts)
+    C, F._C = F._C, None
+    try:
+        out["scorer_numpy_us"] = _best_us(sc._score, texts, reps=2)
+    finally:
+        F._C = C
+    tf, lr, cal = sklearn_twin(sc)
+
+    def skl(t):
+        return cal.predict_proba(lr.decision_function(tf.transform(F.matrix([t]))).reshape(-1, 1))[0, 1]
+    out["sklearn_predict_proba_us"] = _best_us(skl, texts[:300], reps=2)
+    out["max_abs_diff_vs_sklearn"] = float(max(abs(skl(t) - sc._score(t)) for t in texts[:300]))
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

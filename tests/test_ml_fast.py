@@ -1,0 +1,109 @@
+"""The compiled scorer gives the numpy reference's feature ids and decision values; the
+normalisation's skip conditions are exact; the score cache is a bounded LRU."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine.ml import features as F
+from engine.ml.data import read_labelled
+from engine.ml.model import Scorer, default_model_dir, load_scorer
+
+from .conftest import ROOT, SHARED
+
+TRAIN = ROOT / "engine" / "ml" / "data" / "sms_spam_collection_train.tsv"
+VI = ROOT / "engine" / "ml" / "data" / "vi_examples.jsonl"
+EDGE = [
+    "", " ", "!!!", "f r e e  m o n e y", "v1agra fr3e c@sh", "__init__ x_ab1_y _url_abc _phone12_",
+    "a b c d@", "ǅ Ǆ ǆ ɗ ĐỒNG Đ", "￥100 ١٢٣٤٥ ₫5000", "T.i.e.n V.A.Y 5tr0ng", "Ｆｕｌｌｗｉｄｔｈ ＷＩＮ",
+    "😀 emoji 🎉 prize", "한국어 텍스트 가 각", "x" * 5000, "a " * 1500, "word_" * 600,
+    "e\u0301 combining u\u031b\u0300", "tab\tnew\nline\r", "TIỀN VAY nhanh gọn 0912.345.678 www.vay-nhanh.vn/x",
+]
+
+
+def corpus():
+    texts = read_labelled(TRAIN)[0] + read_labelled(VI)[0]
+    vi = SHARED / "data" / "vi_sms" / "train.tsv"
+    if vi.exists():
+        texts += [ln.split("\t", 2)[2] for ln in vi.read_text(encoding="utf-8").splitlines()[1:] if ln.count("\t") >= 2]
+    return texts + EDGE
+
+
+def _normalise_all_passes(text):
+    """normalise() without its skip conditions: every pass runs."""
+    import unicodedata
+    t = text.casefold()
+    if not t.isascii():
+        t = unicodedata.normalize("NFKC", t).translate(F._ZW)
+    if "." in t or "/" in t:
+        t = F._URLS.sub(" _url_ ", t)
+    t = F._NUMS.sub(F._tok, t)
+    t = F._SPACED.sub(F._unspace, t)
+    return F._LEETWORD.sub(F._unleet, t)
+
+
+def test_skip_conditions_are_exact():
+    for t in corpus():
+        assert F.normalise(t) == _normalise_all_passes(t), t
+
+
+needs_c = pytest.mark.skipif(F._C is None, reason="compiled accelerator not built (python setup.py build_ext --inplace)")
+
+
+@needs_c
+def test_compiled_ids_equal_numpy_reference():
+    for t in corpus():
+        a, b = np.sort(F.feature_ids(t)), np.sort(F.feature_ids_numpy(t))
+        assert np.array_equal(a, b), t
+
+
+@needs_c
+def test_compiled_scan_flags_cover_python_flags():
+    # a compiled flag may be set where the regex finds nothing (it only has to be a necessary
+    # condition), never the other way round
+    for t in corpus():
+        c = t.casefold()
+        assert F._scan_py(c) & ~F._C.scan(c) == 0, t
+
+
+@needs_c
+def test_compiled_decision_equals_numpy_decision():
+    sc = load_scorer(default_model_dir())
+    texts = corpus()
+    got = np.array([sc.decision(t) for t in texts])
+    C, F._C = F._C, None
+    try:
+        want = np.array([sc.decision(t) for t in texts])
+    finally:
+        F._C = C
+    assert np.max(np.abs(got - want)) < 1e-9
+
+
+def test_pure_python_path_loads_the_bundled_model():
+    """TELFILTER_ML_PURE=1 forces the numpy path; the model's self-check must pass there too."""
+    code = ("import engine.ml.features as F, engine.ml.model as M; assert F._C is None; "
+            "s = M.load_scorer(M.default_model_dir()); print(s.score('WINNER!! claim your prize now'))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env={"TELFILTER_ML_PURE": "1", "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stderr
+    assert abs(float(p.stdout) - load_scorer(default_model_dir()).score("WINNER!! claim your prize now")) < 1e-9
+
+
+def test_score_cache_is_bounded_lru():
+    sc = load_scorer(default_model_dir())
+    sc._cache.clear()
+    sc.cache_size = 4
+    for t in ("one two", "three four", "five six", "seven eight"):
+        sc.score(t)
+    sc.score("one two")                   # used again: now the most recent
+    sc.score("nine ten")                  # evicts the least recently used: "three four"
+    assert list(sc._cache) == ["five six", "seven eight", "one two", "nine ten"]
+    for i in range(1000):
+        sc.score(f"message number {i} here")
+    assert len(sc._cache) == 4
+    long = "x " * 400
+    sc.score(long)
+    assert long not in sc._cache          # texts over CACHE_MAX_CHARS are scored, not kept
+    assert sc.score("one two") == sc._score("one two")
