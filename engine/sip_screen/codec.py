@@ -46,13 +46,14 @@ class SipMessage:
     """A parsed message. `headers` holds [name as received, value, canonical name] lists in
     order; use the methods, which keep the canonical name right."""
 
-    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias")
+    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
         self.headers = headers if headers is not None else []
         self.body = body
         self.vias: list[Via] | None = None             # parsed by check_request, in order
+        self.our_via = False                           # the proxy has put its Via on top
 
     @property
     def is_request(self) -> bool:

@@ -226,6 +226,8 @@ class SipScreen:
             log.exception("internal error on SIP message from %s", src)
             if msg.is_request and msg.method != "ACK":
                 try:
+                    if msg.our_via:
+                        msg.pop_first_value("Via")
                     self._reply(msg, make_response(msg, 500, None, self._tag(msg)), transport, src, conn)
                 except Exception:
                     log.exception("could not answer 500 to %s", src)
@@ -300,21 +302,23 @@ class SipScreen:
         if msg.method == "ACK":                         # never answered: nothing to do on failure
             return self._send(data, (host, port), out)
         if out == "UDP" and len(data) > UDP_MAX:        # §18.1.1: TCP first; UDP if the TCP attempt fails
-            msg.pop_first_value("Via")
-
             def refused(why):
-                msg.pop_first_value("Via")
                 self._send(self._with_via(msg, "UDP", branch), (host, port), "UDP",
                            on_fail=lambda w: self._forward_failed(msg, back, w))
             return self._send(self._with_via(msg, "TCP", branch), (host, port), "TCP", on_fail=refused)
         self._send(data, (host, port), out, on_fail=lambda why: self._forward_failed(msg, back, why))
 
     def _forward_failed(self, msg, back, why):
-        msg.pop_first_value("Via")                      # ours: the 503 goes to the hop before us
+        if msg.our_via:
+            msg.pop_first_value("Via")                  # ours: the 503 goes to the hop before us
+            msg.our_via = False
         self._fail(msg, *back, why)
 
     def _with_via(self, msg, transport, branch) -> bytes:
+        if msg.our_via:
+            msg.pop_first_value("Via")
         msg.insert_before_first("Via", f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch};rport")
+        msg.our_via = True
         return msg.to_bytes()
 
     def _destination(self, msg, to_tag):
