@@ -188,7 +188,7 @@ def test_tcp_framing_forwarding_and_errors(screen):
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     srv.settimeout(3)
-    h.screen.s.next_hop = f"127.0.0.1:{srv.getsockname()[1]}"
+    h.screen.s.next_hop = f"127.0.0.1:{srv.getsockname()[1]};transport=tcp"
     t = socket.create_connection(("127.0.0.1", h.port), timeout=3)
     port = t.getsockname()[1]
     inv = INVITE.format(callee="0912345678", caller="0901234567", cport=port, branch="tcp1").replace("SIP/2.0/UDP", "SIP/2.0/TCP")

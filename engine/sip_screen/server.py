@@ -7,108 +7,74 @@ callee from the Request-URI user else To). A drop becomes a 603 Decline or 608 R
 page; a tag adds a header (default `X-Spam-Score: <score>; symbols=<...>`) and optionally
 prefixes the display name; everything else is forwarded: Max-Forwards decremented (0 ->
 483), our Via added with a branch computed from the request as §16.11 describes (so a
-retransmission gets the same branch and a loop is detectable: 482), the top Route removed
-when it is us, next hop = top Route, else the configured next hop, else the Request-URI.
-Responses go back by the next Via, to `received`/`rport` (§18.2.2, RFC 3581). ACKs to our
-own rejections are absorbed (we put our tag in To). Nothing is ever sent outside the
-configured networks.
+retransmission gets the same branch and a loop is detectable: 482, checked in one pass over
+the Vias), the top Route removed when it is us. Where a request goes (§16.6 step 6-7, RFC
+3263): the top Route, else -- for an initial request only -- the configured next hop, else
+the Request-URI; over the transport that URI names, UDP when it names none (TCP first for a
+message over 1300 bytes, §18.1.1, falling back to UDP when refused). A request we cannot
+forward (destination refused, unreachable, not permitted) is answered 503 (§16.9, RFC 3261
+§21.5.4), never dropped in silence. Responses go back by the next Via, to `received`/`rport`
+(§18.2.2, RFC 3581), through the byte-level fast path when it applies (fastpath.py). ACKs to
+our own rejections are absorbed (we put our tag in To). Nothing is ever sent outside the
+configured networks. The verdict log is written after the verdict is taken and can never
+change what happens to the call.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import OrderedDict
 import ipaddress
 import logging
 import time
-import tomllib
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from datetime import datetime, timezone
-from pathlib import Path
 
 from ..verdict import Action, Call
-from .codec import (SipMessage, SipParseError, StreamParser, canon, check_request, make_response, parse_datagram,
-                    parse_name_addr, parse_uri, parse_via)
+from .codec import (MAX_VIAS, SipMessage, SipParseError, check_request, make_response, parse_datagram,
+                    parse_name_addr, parse_uri, parse_via, split_list, tag_of)
+from .fastpath import FULL_PARSE, relay_response
+from .settings import SipSettings, load_sip_settings  # noqa: F401  (re-exported: the tests' and CLI's import)
+from .transport import TcpConnection, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
 MAGIC = "z9hG4bK"
 BRANCH_PREFIX = MAGIC + "tf"
 TAG_PREFIX = "tf"
-
-
-@dataclass
-class SipSettings:
-    listen: str = "0.0.0.0:5060"
-    advertise: str = ""                     # host[:port] for our Via / Record-Route (default: listen address)
-    next_hop: str = ""
-    allow_networks: list = field(default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8",
-                                                          "172.16.0.0/12", "192.168.0.0/16"])
-    record_route: bool = False
-    tag_header: str = "X-Spam-Score"
-    display_prefix: str = ""
-    remedy_url: str = "https://telfilter.example/remedy"
-    default_drop_code: int = 603
-
-
-def load_sip_settings(config_dir: Path) -> SipSettings:
-    s = SipSettings()
-    p = Path(config_dir) / "sip.toml"
-    if p.exists():
-        raw = tomllib.loads(p.read_text(encoding="utf-8")).get("sip", {})
-        for k, v in raw.items():
-            if not hasattr(s, k):
-                raise ValueError(f"{p}: unknown key [sip] {k}")
-            setattr(s, k, v)
-    return s
+UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport
+TRANSPORTS = {"UDP", "TCP"}
 
 
 def _hostport(s: str, default_port=5060):
     host, sep, port = s.rpartition(":")
-    if not sep:
-        return s, default_port
+    if not sep or "]" in port:
+        return s.strip("[]"), default_port
     return host.strip("[]"), int(port)
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, screen):
-        self.screen = screen
+def parse_next_hop(s: str):
+    """'host:port[;transport=udp|tcp]' -> (host, port, TRANSPORT)."""
+    hp, _, params = s.partition(";")
+    transport = "UDP"
+    for p in params.split(";"):
+        k, _, v = p.partition("=")
+        if k.strip().lower() == "transport":
+            transport = v.strip().upper()
+    if transport not in TRANSPORTS:
+        raise ValueError(f"next hop {s!r}: transport must be udp or tcp")
+    host, port = _hostport(hp.strip())
+    return host, port, transport
 
-    def connection_made(self, transport):
-        self.transport = transport
 
-    def datagram_received(self, data, addr):
-        self.screen.on_datagram(data, addr)
-
-
-class _Tcp(asyncio.Protocol):
-    def __init__(self, screen, outbound_key=None):
-        self.screen, self.parser, self.transport, self.key = screen, StreamParser(), None, outbound_key
-
-    def connection_made(self, transport):
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = (peer[0], peer[1])
-        self.screen.tcp_conns[self.key or self.peer] = self
-
-    def connection_lost(self, exc):
-        self.screen.tcp_conns.pop(self.key or self.peer, None)
-
-    def data_received(self, data):
-        self.parser.feed(data)
-        while True:
-            try:
-                msg = self.parser.next()
-            except SipParseError as e:
-                self.screen.on_parse_error(e, "TCP", self.peer, self)
-                self.transport.close()
-                return
-            if msg is None:
-                return
-            self.screen.on_message(msg, "TCP", self.peer, self)
-
-    def send(self, data: bytes):
-        if self.transport and not self.transport.is_closing():
-            self.transport.write(data)
+def _loggable(s):
+    """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
+    surrogates by the codec) become \\xNN escapes."""
+    if s is None:
+        return None
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class SipScreen:
@@ -116,22 +82,39 @@ class SipScreen:
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.nets = [ipaddress.ip_network(n, strict=False) for n in settings.allow_networks]
+        self.ranges = []                                    # permitted networks as integer ranges
+        for n in settings.allow_networks:
+            net = ipaddress.ip_network(n, strict=False)
+            self.ranges.append((net.version, int(net.network_address), int(net.broadcast_address)))
+        self.permit_cache: dict = {}
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}
+        self.tcp_per_source: dict = {}
+        self.tcp_inbound = 0
         self.answered: "OrderedDict[str, tuple]" = OrderedDict()   # Call-ID -> (caller, answer time)
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
-                      "dropped": 0, "not_permitted": 0}
+                      "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
+                      "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0}
+        self._sweeper = None
+        self._next_hop = ("", None)                         # (settings string, parsed), see next_hop()
+        self.next_hop()                                     # a bad next hop is refused at start
+
+    def next_hop(self):
+        """The configured next hop as (host, port, TRANSPORT), re-read when the setting changes."""
+        if self._next_hop[0] != self.s.next_hop:
+            self._next_hop = (self.s.next_hop, parse_next_hop(self.s.next_hop) if self.s.next_hop else None)
+        return self._next_hop[1]
 
     async def start(self):
         loop = asyncio.get_running_loop()
         host, want = _hostport(self.s.listen)
         for attempt in range(20):
-            self.udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(host, want))
+            self.udp, self.udp_endpoint = await loop.create_datagram_endpoint(lambda: UdpEndpoint(self),
+                                                                              local_addr=(host, want))
             port = self.udp.get_extra_info("sockname")[1]
             try:
-                self.tcp_server = await loop.create_server(lambda: _Tcp(self), host, port)
+                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port)
                 break
             except OSError:
                 self.udp.close()
@@ -143,10 +126,15 @@ class SipScreen:
         self.me = {(self.host.lower(), self.port)}
         if host not in ("0.0.0.0", "::", ""):
             self.me.add((host.lower(), port))
+        self.via_prefixes = tuple(f"SIP/2.0/{t} {h}:{p};branch={BRANCH_PREFIX}".encode()
+                                  for t in TRANSPORTS for h, p in self.me)
+        self._sweeper = loop.create_task(self._sweep())
         log.warning("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host, port, self.s.next_hop or "Request-URI")
         return self
 
     async def stop(self):
+        if self._sweeper:
+            self._sweeper.cancel()
         if self.udp:
             self.udp.close()
         for c in list(self.tcp_conns.values()):
@@ -155,8 +143,52 @@ class SipScreen:
             self.tcp_server.close()
             await self.tcp_server.wait_closed()
 
+    # ------------------------------------------------------------ TCP bounds
+    def tcp_admit(self, conn) -> bool:
+        ip = conn.peer[0]
+        n = self.tcp_per_source.get(ip, 0)
+        if self.tcp_inbound >= self.s.max_tcp_connections or n >= self.s.max_tcp_per_source:
+            self.stats["tcp_refused"] += 1
+            return False
+        self.tcp_per_source[ip] = n + 1
+        self.tcp_inbound += 1
+        conn.counted = True
+        return True
+
+    def tcp_release(self, conn):
+        ip = conn.peer[0]
+        n = self.tcp_per_source.get(ip, 1) - 1
+        if n <= 0:
+            self.tcp_per_source.pop(ip, None)
+        else:
+            self.tcp_per_source[ip] = n
+        self.tcp_inbound -= 1
+        conn.counted = False
+
+    async def _sweep(self):
+        while True:
+            await asyncio.sleep(min(1.0, self.s.tcp_incomplete_timeout / 2, self.s.tcp_idle_timeout / 2))
+            self.sweep_tcp(time.monotonic())
+
+    def sweep_tcp(self, now: float):
+        for c in list(self.tcp_conns.values()):
+            why = c.expired(now)
+            if why:
+                self.stats["tcp_timed_out"] += 1
+                log.info("closing TCP connection from %s:%s: %s", c.peer[0], c.peer[1], why)
+                c.transport.abort()
+
     # ------------------------------------------------------------ input
     def on_datagram(self, data, addr):
+        if data[:4] == b"SIP/":
+            try:
+                r = relay_response(data, self.via_prefixes)
+            except Exception:                               # the full parse below decides
+                r = FULL_PARSE
+            if r is not FULL_PARSE:
+                self.stats["responses"] += 1
+                self.stats["fast_path"] += 1
+                return self._relay(r)
         try:
             msg = parse_datagram(data)
         except SipParseError as e:
@@ -172,8 +204,7 @@ class SipScreen:
             return
         try:
             resp = make_response(m, e.status, None, to_tag=self._tag(m))
-            resp.reason = {400: "Bad Request", 505: "Version Not Supported"}.get(e.status, resp.reason)
-            resp.headers.insert(len(resp.headers) - 1, ["Warning", f'399 telfilter "{e.reason[:80]}"'])
+            resp.headers.insert(len(resp.headers) - 1, ["Warning", f'399 telfilter "{e.reason[:80]}"', "warning"])
             self._reply(m, resp, transport, src, conn)
         except SipParseError:
             log.info("dropped malformed request from %s: %s", src, e.reason)
@@ -185,12 +216,21 @@ class SipScreen:
                 self._request(msg, transport, src, conn)
             else:
                 self.stats["responses"] += 1
-                self._response(msg, src)
+                self._response(msg)
         except SipParseError as e:
             e.msg = e.msg or msg
             self.on_parse_error(e, transport, src, conn)
         except Exception:
+            # a bug of ours: the request still gets an answer (§16.9: 500), never silence
+            self.stats["internal_errors"] += 1
             log.exception("internal error on SIP message from %s", src)
+            if msg.is_request and msg.method != "ACK":
+                try:
+                    if msg.our_via:
+                        msg.pop_first_value("Via")
+                    self._reply(msg, make_response(msg, 500, None, self._tag(msg)), transport, src, conn)
+                except Exception:
+                    log.exception("could not answer 500 to %s", src)
 
     # ------------------------------------------------------------ requests
     def _request(self, msg: SipMessage, transport, src, conn):
@@ -199,89 +239,136 @@ class SipScreen:
             if err:
                 code, reason, extra = err
                 return self._reply(msg, make_response(msg, code, reason, self._tag(msg), extra), transport, src, conn)
-        to_tag = parse_name_addr(msg.get("to")).params.get("tag", "") if msg.get("to") else ""
+        else:
+            vals = msg.values("via")
+            if not vals or len(vals) > MAX_VIAS:
+                self.stats["dropped"] += 1
+                return                                          # an ACK is never answered
+            msg.vias = [parse_via(v) for v in vals]
+        to_tag = tag_of(msg.get("to"))
+        if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
+            return                                          # ACK for a final response we generated
         if msg.method == "BYE":
             ent = self.answered.pop(msg.get("call-id") or "", None)
             if ent is not None and ent[1] is not None:
                 now = self.clock()
                 self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
-        if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
-            return                                          # ACK for a final response we generated
         # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
-        self._stamp_received(msg, src)
+        top = self._stamp_received(msg, src, transport)
         mf = msg.get("max-forwards")
         if mf is None:
-            msg.headers.append(["Max-Forwards", "70"])      # §16.6 step 3
+            msg.add("Max-Forwards", "70")                   # §16.6 step 3
         elif int(mf) == 0:
             if msg.method == "ACK":
                 return
             return self._reply(msg, make_response(msg, 483, None, self._tag(msg)), transport, src, conn)
         else:
             msg.set("Max-Forwards", str(int(mf) - 1))
-        branch = self._branch(msg)
-        # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as
-        # it was when we forwarded it (the Via below ours on top) means the request looped
-        vias = msg.values("via")
-        for i, v in enumerate(vias):
-            via = parse_via(v)
-            if (via.host, via.port or 5060) in self.me and via.params.get("branch", "").startswith(BRANCH_PREFIX) \
-                    and via.params["branch"] == self._branch(msg, vias[i + 1] if i + 1 < len(vias) else ""):
-                return self._reply(msg, make_response(msg, 482, None, self._tag(msg)), transport, src, conn)
-        # Route processing (§16.4 and §16.6 step 6)
-        routes = msg.values("route")
-        if routes:
-            u = parse_uri(parse_name_addr(routes[0]).uri)
-            if (u.host, u.port or 5060) in self.me:
-                msg.pop_first_value("Route")
-                routes = routes[1:]
-        if routes:
-            u = parse_uri(parse_name_addr(routes[0]).uri)
-            dest = (u.host, u.port or 5060)
-        elif self.s.next_hop:
-            dest = _hostport(self.s.next_hop)
-        else:
-            u = parse_uri(msg.uri)
-            dest = (u.host, u.port or 5060)
+        # §16.11: the branch is a function of the request's identifying fields, so retransmissions
+        # (and the CANCEL / non-2xx ACK of an INVITE) get the same one; CSeq method excluded
+        cseq = msg.get("cseq") or ""
+        pr = ",".join(msg.values("proxy-require")) if msg.get("proxy-require") is not None else ""
+        base = "|".join((msg.uri, msg.get("call-id") or "", cseq.split()[0] if cseq.split() else "",
+                         tag_of(msg.get("from")), to_tag, pr))
+        vias = msg.vias
+        branch = self._branch(vias[0].params["branch"] if "branch" in vias[0].params else top, base)
+        # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as it
+        # was when we forwarded it (the Via below ours on top) means the request looped. One
+        # pass, one hash per Via of ours: linear in the number of Vias.
+        for i, via in enumerate(vias):
+            b = via.params.get("branch", "")
+            if b.startswith(BRANCH_PREFIX) and (via.host, via.port or 5060) in self.me:
+                below = vias[i + 1] if i + 1 < len(vias) else None
+                key = "" if below is None else (below.params["branch"] if "branch" in below.params else below.raw)
+                if b == self._branch(key, base):
+                    return self._reply(msg, make_response(msg, 482, None, self._tag(msg)), transport, src, conn)
+        dest = self._destination(msg, to_tag)
+        if dest is None:
+            return self._fail(msg, transport, src, conn, "no usable destination")
         if msg.method == "INVITE" and not to_tag:
             v = self._screen(msg, src)
-            if v is not None and v.action is Action.DROP:
+            if v.action is Action.DROP:
                 return self._reject(msg, v, transport, src, conn)
-            if v is not None and v.action is Action.TAG:
+            if v.action is Action.TAG:
                 self._tag_request(msg, v)
         if self.s.record_route and msg.method == "INVITE" and not to_tag:
             msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
-        msg.insert_before_first("Via", f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch};rport")
-        self._send(msg.to_bytes(), dest, transport)
+        self._forward(msg, dest, branch, (transport, src, conn))
 
-    def _stamp_received(self, msg, src):
+    def _forward(self, msg, dest, branch, back):
+        """Send with our Via on top; `back` = (transport, source, connection) the request came by."""
+        host, port, out = dest
+        data = self._with_via(msg, out, branch)
+        if msg.method == "ACK":                         # never answered: nothing to do on failure
+            return self._send(data, (host, port), out)
+        if out == "UDP" and len(data) > UDP_MAX:        # §18.1.1: TCP first; UDP if the TCP attempt fails
+            def refused(why):
+                self._send(self._with_via(msg, "UDP", branch), (host, port), "UDP",
+                           on_fail=lambda w: self._forward_failed(msg, back, w))
+            return self._send(self._with_via(msg, "TCP", branch), (host, port), "TCP", on_fail=refused)
+        self._send(data, (host, port), out, on_fail=lambda why: self._forward_failed(msg, back, why))
+
+    def _forward_failed(self, msg, back, why):
+        if msg.our_via:
+            msg.pop_first_value("Via")                  # ours: the 503 goes to the hop before us
+            msg.our_via = False
+        self._fail(msg, *back, why)
+
+    def _with_via(self, msg, transport, branch) -> bytes:
+        if msg.our_via:
+            msg.pop_first_value("Via")
+        msg.insert_before_first("Via", f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch};rport")
+        msg.our_via = True
+        return msg.to_bytes()
+
+    def _destination(self, msg, to_tag):
+        """(host, port, TRANSPORT) per §16.6 steps 6-7 and RFC 3263 §4.1, or None."""
+        if msg.get("route") is not None:
+            routes = msg.values("route")
+            u = parse_uri(parse_name_addr(routes[0]).uri)
+            if (u.host, u.port or 5060) in self.me:
+                msg.pop_first_value("Route")            # §16.4: the top Route is us
+                routes = routes[1:]
+            if routes:
+                return self._uri_dest(parse_uri(parse_name_addr(routes[0]).uri))
+        if not to_tag and self.next_hop() is not None:
+            return self.next_hop()                       # initial requests only; in-dialog ones follow the URI
+        return self._uri_dest(parse_uri(msg.uri))
+
+    @staticmethod
+    def _uri_dest(u):
+        if u.scheme not in ("sip", "sips") or not u.host:
+            return None
+        t = "TLS" if u.scheme == "sips" else u.params.get("transport", "udp").upper()
+        if t not in TRANSPORTS:
+            return None                                 # TLS, SCTP, WS: not offered by this screen
+        return u.host, u.port or 5060, t
+
+    def _stamp_received(self, msg, src, transport) -> str:
+        """Add received / rport to the top Via; return the new top Via value."""
         for h in msg.headers:
-            if canon(h[0]) == "via":
-                first, *rest = _split_top(h[1])
-                via = parse_via(first)
+            if h[2] == "via":
+                first, *rest = split_list(h[1]) if "," in h[1] else (h[1],)
+                via = msg.vias[0]
                 add = ""
                 if via.host != src[0].lower() and "received" not in via.params:
                     add += f";received={src[0]}"
                 if "rport" in via.params and not via.params["rport"]:
                     first = first.replace(";rport", f";rport={src[1]}", 1)
-                h[1] = ", ".join([first + add] + rest)
-                return
+                elif transport == "TCP" and "rport" not in via.params:
+                    add += f";rport={src[1]}"           # the connection to answer on
+                first += add
+                h[1] = ", ".join([first, *rest]) if rest else first
+                return first
+        return ""
 
-    def _branch(self, msg, top: str | None = None) -> str:
-        # §16.11: a function of the request's identifying fields, so retransmissions (and
-        # the CANCEL / non-2xx ACK of an INVITE) get the same branch; CSeq method excluded
-        if top is None:
-            top = msg.values("via")[0] if msg.values("via") else ""
-        top_branch = parse_via(top).params.get("branch", top) if top else ""
-        to = msg.get("to") or ""
-        frm = msg.get("from") or ""
-        ft = parse_name_addr(frm).params.get("tag", "") if frm else ""
-        tt = parse_name_addr(to).params.get("tag", "") if to else ""
-        cseq = (msg.get("cseq") or "").split()[0] if msg.get("cseq") else ""
-        uri = msg.uri
-        key = "|".join((top_branch, uri, msg.get("call-id") or "", cseq, ft, tt, ",".join(msg.values("proxy-require"))))
+    @staticmethod
+    def _branch(top_key: str, base: str) -> str:
+        key = top_key + "|" + base
         return BRANCH_PREFIX + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
 
-    def _tag(self, msg) -> str:
+    @staticmethod
+    def _tag(msg) -> str:
         key = (msg.get("call-id") or "") + "|" + ((msg.get("from") or ""))
         return TAG_PREFIX + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
 
@@ -289,12 +376,10 @@ class SipScreen:
     def _screen(self, msg, src):
         def user_of(v):
             try:
-                na = parse_name_addr(v)
-                u = parse_uri(na.uri)
-                return u.user
+                return parse_uri(parse_name_addr(v).uri).user
             except SipParseError:
                 return ""
-        pai = msg.values("p-asserted-identity")
+        pai = msg.values("p-asserted-identity") if msg.get("p-asserted-identity") is not None else ()
         caller = user_of(pai[0]) if pai else ""
         if not caller:
             caller = user_of(msg.get("from") or "")
@@ -304,6 +389,7 @@ class SipScreen:
             callee = ""
         if not callee:
             callee = user_of(msg.get("to") or "")
+        caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
         self.answered[msg.get("call-id") or ""] = (caller, None)
         while len(self.answered) > 200_000:
@@ -313,9 +399,15 @@ class SipScreen:
         us = (time.perf_counter() - t0) * 1e6
         self.stats["screened"] += 1
         if self.vlog is not None:
-            self.vlog.write({"ts": call.time.isoformat(), "kind": "call", "call_id": msg.get("call-id"),
-                             "caller": caller, "callee": callee, "ingress": call.ingress, "action": str(v.action),
-                             "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits], "judge_us": round(us, 1)})
+            try:                                        # the log never decides a call's fate
+                self.vlog.write({"ts": call.time.isoformat(), "kind": "call", "call_id": _loggable(msg.get("call-id")),
+                                 "caller": caller, "callee": callee, "ingress": call.ingress, "action": str(v.action),
+                                 "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
+                                 "judge_us": round(us, 1)})
+            except Exception as e:
+                self.stats["log_failed"] += 1
+                if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
+                    log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
         return v
 
     def _reject(self, msg, v, transport, src, conn):
@@ -329,10 +421,10 @@ class SipScreen:
     def _tag_request(self, msg, v):
         self.stats["tagged"] += 1
         if self.s.tag_header:
-            msg.headers.append([self.s.tag_header, f"{v.score:g}; symbols={','.join(v.symbols)}"])
+            msg.add(self.s.tag_header, f"{v.score:g}; symbols={','.join(v.symbols)}")
         if self.s.display_prefix:
             for h in msg.headers:
-                if canon(h[0]) == "from":
+                if h[2] == "from":
                     na = parse_name_addr(h[1])
                     disp = na.display.strip('"')
                     tail = h[1][h[1].index("<"):] if "<" in h[1] else f"<{na.uri}>" + "".join(
@@ -341,7 +433,7 @@ class SipScreen:
                     break
 
     # ------------------------------------------------------------ responses
-    def _response(self, msg: SipMessage, src):
+    def _response(self, msg: SipMessage):
         vias = msg.values("via")
         if not vias:
             return
@@ -352,14 +444,30 @@ class SipScreen:
         msg.pop_first_value("Via")
         if len(vias) < 2:
             return                                      # it was meant for us
-        if msg.status == 200 and (msg.get("cseq") or "").upper().endswith("INVITE"):
-            ent = self.answered.get(msg.get("call-id") or "")
-            if ent is not None and ent[1] is None:
-                self.answered[msg.get("call-id")] = (ent[0], self.clock())     # answered: the call starts
+        self._answered(msg.status, msg.get("cseq") or "", msg.get("call-id") or "")
         nxt = parse_via(vias[1])
+        self._send_response(msg.to_bytes(), nxt)
+
+    def _relay(self, r):
+        if not r:
+            self.stats["dropped"] += 1
+            return
+        data, nxt, cseq, call_id = r
+        if data[8:11] == b"200" and self.answered:
+            self._answered(200, cseq.decode("latin-1"), call_id.decode("utf-8", "surrogateescape").strip())
+        self._send_response(data, nxt)
+
+    def _answered(self, status, cseq: str, call_id: str):
+        if status == 200 and cseq.upper().endswith("INVITE"):
+            ent = self.answered.get(call_id)
+            if ent is not None and ent[1] is None:
+                self.answered[call_id] = (ent[0], self.clock())     # answered: the call starts
+
+    def _send_response(self, data, nxt):
         host = nxt.params.get("received") or nxt.host
-        port = int(nxt.params["rport"]) if nxt.params.get("rport", "").isdigit() else (nxt.port or 5060)
-        self._send(msg.to_bytes(), (host, port), nxt.transport)
+        rport = nxt.params.get("rport", "")
+        port = int(rport) if rport else (nxt.port or 5060)          # parse_via checked it is a port
+        self._send(data, (host, port), nxt.transport if nxt.transport in TRANSPORTS else "UDP")
 
     def _reply(self, req, resp: SipMessage, transport, src, conn):
         """Send a response we generated: §18.2.2 / RFC 3581, i.e. back where the request came from."""
@@ -367,62 +475,77 @@ class SipScreen:
         if transport == "TCP" and conn is not None:
             conn.send(data)
             return
-        vias = req.values("via")
         dest = src
-        if vias:
+        if req.get("via") is not None:
             try:
-                v = parse_via(vias[0])
+                v = parse_via(req.values("via")[0])
                 if "rport" not in v.params and not v.params.get("received"):
                     dest = (src[0], v.port or 5060) if v.host == src[0] else src
             except SipParseError:
                 pass
         self._send(data, dest, "UDP")
 
+    def _fail(self, msg, transport, src, conn, why):
+        self.stats["forward_failed"] += 1
+        log.warning("cannot forward %s from %s:%s: %s", msg.method, src[0], src[1], why)
+        if msg.method != "ACK":
+            self._reply(msg, make_response(msg, 503, None, self._tag(msg),
+                                           [["Warning", f'399 telfilter "{why[:80]}"']]), transport, src, conn)
+
     # ------------------------------------------------------------ output
     def _permitted(self, host) -> bool:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(ip in n for n in self.nets if n.version == ip.version)
+        ok = self.permit_cache.get(host)
+        if ok is None:
+            try:
+                ip = ipaddress.ip_address(host)
+                n, v = int(ip), ip.version
+                ok = any(v == ver and lo <= n <= hi for ver, lo, hi in self.ranges)
+            except ValueError:
+                ok = False
+            if len(self.permit_cache) >= 4096:          # bounded: one entry per distinct peer address
+                self.permit_cache.clear()
+            self.permit_cache[host] = ok
+        return ok
 
-    def _resolve(self, host):
-        try:
-            ipaddress.ip_address(host)
-            return host
-        except ValueError:
-            pass
+    @staticmethod
+    def _resolve(host):
         if host == "localhost":
             return "127.0.0.1"
-        return None            # no DNS on the hot path: names must be configured as addresses
+        return host            # no DNS on the hot path: names must be configured as addresses
 
-    def _send(self, data: bytes, dest, transport="UDP"):
+    def _send(self, data: bytes, dest, transport="UDP", on_fail=None):
         host = self._resolve(dest[0])
-        if host is None or not self._permitted(host):
+        if not self._permitted(host):
             self.stats["not_permitted"] += 1
             log.warning("not sending to %s:%s: outside the permitted networks", dest[0], dest[1])
+            if on_fail:
+                on_fail("destination outside the permitted networks")
             return
-        if transport.upper() == "TCP":
+        if transport == "TCP":
             c = self.tcp_conns.get((host, dest[1]))
-            if c is not None:
+            if c is not None and not c.transport.is_closing():
                 c.send(data)
                 return
-            asyncio.get_running_loop().create_task(self._tcp_send(host, dest[1], data))
+            asyncio.get_running_loop().create_task(self._tcp_send(host, dest[1], data, on_fail))
             return
-        self.udp.sendto(data, (host, dest[1]))
-
-    async def _tcp_send(self, host, port, data):
         try:
-            _, proto = await asyncio.get_running_loop().create_connection(
-                lambda: _Tcp(self, (host, port)), host, port)
-            proto.send(data)
+            self.udp.sendto(data, (host, dest[1]))
         except OSError as e:
+            if on_fail:
+                on_fail(f"UDP send failed: {e}")
+
+    async def _tcp_send(self, host, port, data, on_fail):
+        try:
+            _, proto = await asyncio.wait_for(asyncio.get_running_loop().create_connection(
+                lambda: TcpConnection(self, (host, port)), host, port), 2.0)
+            proto.send(data)
+        except (OSError, asyncio.TimeoutError) as e:
             log.warning("TCP to %s:%d failed: %s", host, port, e)
-
-
-def _split_top(value):
-    from .codec import split_list
-    return split_list(value)
+            if on_fail:
+                try:
+                    on_fail(f"TCP connection refused or timed out: {e}"[:80])
+                except Exception:
+                    log.exception("answering a failed TCP forward")
 
 
 async def start_sip(pipeline, args, vlog):

@@ -1,0 +1,158 @@
+"""Screen CPU per call: sipp UAC -> `telfilter serve` -> sipp UAS on 127.0.0.1, and the same
+sipp load through a trivial uvloop UDP relay in the same run as the baseline.
+
+    python -m engine.sip_screen.cpubench [--rate 300] [--seconds 10]
+
+prints one JSON object: per target (`screen`, `relay`) the process CPU seconds spent while the
+UAC ran, calls completed / failed, and CPU µs per call and per SIP message (6 per call:
+INVITE, 180, 200, ACK, BYE, 200). `measure()` is the same as a function, for the benchmark
+suite (`sip_cpu_us_per_call` = `measure()["screen"]["cpu_us_per_call"]`). Needs sipp. Nothing
+leaves loopback; every child is bounded by -m and -timeout and is stopped at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SC = Path(__file__).resolve().parents[2] / "benchmarks" / "sipp"
+MESSAGES_PER_CALL = 6
+
+# The baseline: forwards each datagram from the UAC to the UAS and each one from the UAS back
+# to the last UAC address; no parsing at all. It is what any Python relay pays for the loop
+# and the two syscalls per message.
+RELAY = r"""
+import asyncio, sys
+try:
+    import uvloop; uvloop.install()
+except ImportError:
+    pass
+port, uas = int(sys.argv[1]), ("127.0.0.1", int(sys.argv[2]))
+class R(asyncio.DatagramProtocol):
+    uac = None
+    def connection_made(self, t): self.t = t
+    def datagram_received(self, d, a):
+        if a == uas:
+            if self.uac: self.t.sendto(d, self.uac)
+        else:
+            self.uac = a; self.t.sendto(d, uas)
+async def main():
+    await asyncio.get_running_loop().create_datagram_endpoint(R, local_addr=("127.0.0.1", port))
+    open(sys.argv[3], "w").write("ready")
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def _free_udp() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_seconds(pid) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _calls(stat: Path) -> tuple[int, int]:
+    try:
+        rows = list(csv.reader(stat.open(), delimiter=";"))
+        h, last = rows[0], rows[-1]
+        return int(last[h.index("SuccessfulCall(C)")]), int(last[h.index("FailedCall(C)")])
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
+def _stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _one(target: str, rate: int, seconds: float, tmp: Path) -> dict:
+    d = tmp / target
+    d.mkdir(parents=True, exist_ok=True)
+    calls = max(2, int(rate * seconds))
+    uas_port, port = _free_udp(), _free_udp()
+    ready = d / "ready"
+    if target == "screen":
+        from ..lists import ListStore
+        ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
+        srv = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
+                                "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{port}",
+                                "--sip-next-hop", f"127.0.0.1:{uas_port}", "--sip-allow-networks", "127.0.0.0/8",
+                                "--log", str(d / "verdicts.jsonl"), "--ready-file", str(ready)],
+                               cwd=Path(__file__).resolve().parents[2],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        srv = subprocess.Popen([sys.executable, "-c", RELAY, str(port), str(uas_port), str(ready)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uas = uac = None
+    try:
+        end = time.time() + 60
+        while not ready.exists() and time.time() < end and srv.poll() is None:
+            time.sleep(0.05)
+        if not ready.exists():
+            return {"error": f"{target} did not start"}
+        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+                                "-m", str(calls), "-timeout", f"{int(seconds + 30)}s", "-nostdin"],
+                               cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        c0, t0 = cpu_seconds(srv.pid), time.perf_counter()
+        uac = subprocess.Popen(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
+                                "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{port}", "-m", str(calls),
+                                "-r", str(rate), "-l", str(max(50, rate)), "-s", "0912345678",
+                                "-key", "caller", "0901234567", "-timeout", f"{int(seconds + 30)}s", "-nostdin",
+                                "-trace_stat", "-stf", str(d / "stat.csv"), "-fd", "1"],
+                               cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            uac.wait(seconds + 60)
+        except subprocess.TimeoutExpired:
+            pass
+        cpu, wall = cpu_seconds(srv.pid) - c0, time.perf_counter() - t0
+    finally:
+        for p in (uac, uas, srv):
+            if p is not None:
+                _stop(p)
+    ok, failed = _calls(d / "stat.csv")
+    return {"calls": calls, "ok": ok, "failed": failed, "cpu_s": round(cpu, 3), "wall_s": round(wall, 2),
+            "cpu_us_per_call": round(cpu / max(ok, 1) * 1e6, 1),
+            "cpu_us_per_message": round(cpu / max(ok, 1) / MESSAGES_PER_CALL * 1e6, 1)}
+
+
+def measure(rate: int = 300, seconds: float = 10.0, relay: bool = True) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="tf-sipcpu-"))
+    out = {"rate_cps": rate, "seconds": seconds, "screen": _one("screen", rate, seconds, tmp)}
+    if relay:
+        out["relay"] = _one("relay", rate, seconds, tmp)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rate", type=int, default=300)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--no-relay", action="store_true")
+    a = ap.parse_args(argv)
+    print(json.dumps(measure(a.rate, a.seconds, not a.no_relay)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

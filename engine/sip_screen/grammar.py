@@ -1,0 +1,253 @@
+"""SIP (RFC 3261 §25) header grammar: header names, lists, name-addr, URIs, Via. No I/O.
+
+Every numeric field is read as ASCII digits only: Python's `str.isdigit()` is also true for
+"²" or Arabic-Indic digits, which `int()` then refuses (or reads as another number), so
+`ascii_int()` is the one place numbers come from.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+COMPACT = {"i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length", "c": "content-type",
+           "f": "from", "s": "subject", "k": "supported", "t": "to", "v": "via", "r": "refer-to", "b": "referred-by",
+           "o": "event", "u": "allow-events", "x": "session-expires", "a": "accept-contact", "j": "reject-contact",
+           "d": "request-disposition", "y": "identity", "n": "identity-info"}
+_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+_VIA_RE = re.compile(r"^SIP\s*/\s*(\d+\.\d+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+([^;\s]+)\s*(.*)$", re.S | re.A)
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+class SipParseError(ValueError):
+    """The peer sent something we cannot accept. `status` is what to answer a request with
+    (None: drop silently, e.g. a broken response); `msg` what was parsed so far."""
+
+    def __init__(self, reason: str, status: int | None = 400, msg=None, extra=()):
+        super().__init__(reason)
+        self.reason, self.status, self.msg, self.extra = reason, status, msg, list(extra)
+
+
+def canon(name: str) -> str:
+    n = name.strip().lower()
+    return COMPACT.get(n, n)
+
+
+def ascii_int(s: str, what: str, limit: int | None = None) -> int:
+    """A non-negative decimal of ASCII digits (RFC 3261 §25.1 DIGIT = %x30-39), else a 400."""
+    s = s.strip()
+    if not s or not s.isascii() or not s.isdigit():
+        raise SipParseError(f"bad {what} {s[:20]!r}")
+    if len(s) > 10 or (limit is not None and int(s) > limit):
+        raise SipParseError(f"{what} {s[:20]} too large")
+    return int(s)
+
+
+def is_token(s: str) -> bool:
+    return _TOKEN.match(s) is not None
+
+
+def split_list(value: str) -> list[str]:
+    """Split a list header's value at commas outside quotes and angle brackets (§7.3.1)."""
+    if '"' not in value and "<" not in value:
+        return [p.strip() for p in value.split(",")]         # the common case: one C-level split
+    out, cur, q, ang, esc = [], [], False, 0, False
+    for ch in value:
+        if esc:
+            cur.append(ch)
+            esc = False
+            continue
+        if q:
+            if ch == "\\":
+                esc = True
+            elif ch == '"':
+                q = False
+            cur.append(ch)
+            continue
+        if ch == '"':
+            q = True
+        elif ch == "<":
+            ang += 1
+        elif ch == ">":
+            ang = max(0, ang - 1)
+        elif ch == "," and ang == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    if q:
+        raise SipParseError("unterminated quoted string")
+    out.append("".join(cur).strip())
+    return out
+
+
+@dataclass
+class NameAddr:
+    display: str
+    uri: str
+    params: dict
+
+
+def parse_name_addr(value: str) -> NameAddr:
+    v = value.strip()
+    display = ""
+    if v.startswith('"'):
+        i, esc = 1, False
+        while i < len(v):
+            ch = v[i]
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                break
+            i += 1
+        else:
+            raise SipParseError("unterminated quoted display name")
+        display = v[1:i]
+        v = v[i + 1:].strip()
+        if not v.startswith("<"):
+            raise SipParseError("quoted display name not followed by <URI>")
+    if "<" in v:
+        lt = v.index("<")
+        if not display:
+            display = v[:lt].strip()
+            # an unquoted display name is tokens separated by LWS (RFC 3261 §25.1; RFC 4475 baddn)
+            if display and not all(_TOKEN.match(w) for w in display.split()):
+                raise SipParseError(f"unquoted display name with non-token characters: {display[:30]!r}")
+        gt = v.find(">", lt)
+        if gt < 0:
+            raise SipParseError("unmatched < in name-addr")
+        uri, rest = v[lt + 1:gt].strip(), v[gt + 1:]
+    else:
+        uri, _, rest = v.partition(";")
+        rest = ";" + rest if rest else ""
+        uri = uri.strip()
+        # RFC 3261 §20: a URI with headers ('?') or commas must be in a name-addr (RFC 4475 regbadct)
+        if "?" in uri or "," in uri or " " in uri:
+            raise SipParseError(f"URI with ?, comma or space outside <>: {uri[:40]!r}")
+    if not uri or ":" not in uri:
+        raise SipParseError(f"not a URI: {uri[:40]!r}")
+    return NameAddr(display, uri, parse_params(rest))
+
+
+def parse_params(s: str) -> dict:
+    s = s.strip()
+    if not s:
+        return {}
+    if not s.startswith(";"):
+        raise SipParseError(f"unexpected {s[:20]!r} after URI")
+    out = {}
+    for p in s[1:].split(";"):
+        p = p.strip()
+        if not p:
+            raise SipParseError("empty header parameter")
+        k, _, val = p.partition("=")
+        out[k.strip().lower()] = val.strip()
+    return out
+
+
+def tag_of(value: str | None) -> str:
+    """The tag parameter of a From / To value ('' when none or unparseable)."""
+    if not value or "tag=" not in value.lower():
+        return ""
+    try:
+        return parse_name_addr(value).params.get("tag", "")
+    except SipParseError:
+        return ""
+
+
+@dataclass
+class SipUri:
+    scheme: str
+    user: str
+    host: str
+    port: int | None
+    params: dict
+
+
+def parse_uri(uri: str) -> SipUri:
+    scheme, sep, rest = uri.partition(":")
+    if not sep or not _TOKEN.match(scheme):
+        raise SipParseError(f"bad URI {uri[:40]!r}")
+    scheme = scheme.lower()
+    if scheme == "tel":
+        num, _, p = rest.partition(";")
+        return SipUri("tel", num, "", None, {})
+    if scheme not in ("sip", "sips"):
+        return SipUri(scheme, "", "", None, {})
+    rest = rest.split("?", 1)[0]
+    hostpart, _, params = rest.partition(";")
+    user = ""
+    if "@" in hostpart:
+        user, _, hostpart = hostpart.rpartition("@")
+        user = user.split(":", 1)[0]
+    host, port = hostpart, None
+    if hostpart.startswith("["):
+        end = hostpart.find("]")
+        host, tail = hostpart[1:end], hostpart[end + 1:]
+        if tail.startswith(":"):
+            port = _port(tail[1:])
+    elif ":" in hostpart:
+        host, p = hostpart.rsplit(":", 1)
+        port = _port(p)
+    if not host:
+        raise SipParseError(f"URI without host: {uri[:40]!r}")
+    prm = {}
+    for kv in params.split(";") if params else []:
+        if kv:
+            k, _, v = kv.partition("=")
+            prm[k.lower()] = v
+    return SipUri(scheme, unescape(user) if "%" in user else user, host.lower(), port, prm)
+
+
+def _port(p: str) -> int:
+    n = ascii_int(p, "port", 65535) if p.strip() else 0
+    if n == 0:
+        raise SipParseError(f"bad port {p[:10]!r}")
+    return n
+
+
+def unescape(s: str) -> str:
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), s)
+
+
+@dataclass
+class Via:
+    transport: str
+    host: str
+    port: int | None
+    params: dict
+    raw: str
+
+
+def parse_via(value: str) -> Via:
+    v = value.strip()
+    m = _VIA_RE.match(v)
+    if not m:
+        raise SipParseError(f"bad Via {value[:60]!r}")
+    if m.group(1) != "2.0":
+        raise SipParseError(f"Via version SIP/{m.group(1)}", 505)
+    sent_by, params = m.group(3), m.group(4)
+    host, port = sent_by, None
+    if sent_by.startswith("["):
+        end = sent_by.find("]")
+        host, tail = sent_by[1:end], sent_by[end + 1:]
+        port = _port(tail[1:]) if tail.startswith(":") else None
+    elif ":" in sent_by:
+        host, p = sent_by.rsplit(":", 1)
+        port = _port(p)
+    prm = {}
+    params = params.strip()
+    if params:
+        if not params.startswith(";"):
+            raise SipParseError(f"bad Via parameters {params[:40]!r}")
+        for kv in params[1:].split(";"):
+            kv = kv.strip()
+            if not kv:
+                raise SipParseError("empty Via parameter")
+            k, _, val = kv.partition("=")
+            prm[k.strip().lower()] = val.strip()
+        rp = prm.get("rport")
+        if rp:
+            _port(rp)                                       # RFC 3581: rport is a port when it has a value
+    return Via(m.group(2).upper(), host.lower(), port, prm, v)

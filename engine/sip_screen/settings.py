@@ -1,0 +1,50 @@
+"""`[sip]` settings (config/sip.toml) with their defaults; command-line options override them."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class SipSettings:
+    listen: str = "0.0.0.0:5060"
+    advertise: str = ""                     # host[:port] for our Via / Record-Route (default: listen address)
+    next_hop: str = ""                      # host:port[;transport=tcp] for initial requests without a Route
+    allow_networks: list = field(default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8",
+                                                          "172.16.0.0/12", "192.168.0.0/16"])
+    record_route: bool = False
+    tag_header: str = "X-Spam-Score"
+    display_prefix: str = ""
+    remedy_url: str = "https://telfilter.example/remedy"
+    default_drop_code: int = 603
+    # what one peer may hold (RFC 3261 §18.3: a stream peer can stall us by never finishing a message)
+    tcp_idle_timeout: float = 300.0         # seconds without any byte on a TCP connection
+    tcp_incomplete_timeout: float = 10.0    # seconds a started message may stay unfinished
+    max_tcp_connections: int = 1000         # inbound TCP connections in all
+    max_tcp_per_source: int = 50            # inbound TCP connections from one IP address
+    # fairness with the SMPP proxy on the same event loop: messages handled per loop round
+    batch_messages: int = 32
+    batch_seconds: float = 0.005
+    queue_datagrams: int = 4096             # datagrams waiting for a round; beyond it the newest are dropped
+
+
+def load_sip_settings(config_dir: Path) -> SipSettings:
+    s = SipSettings()
+    p = Path(config_dir) / "sip.toml"
+    if p.exists():
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8")).get("sip", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{p}: {e}") from None
+        types = {f.name: type(getattr(s, f.name)) for f in fields(s)}
+        for k, v in raw.items():
+            if k not in types:
+                raise ValueError(f"{p}: unknown key [sip] {k}")
+            want = types[k]
+            if want is float and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            if not isinstance(v, want) or (want is int and isinstance(v, bool)):
+                raise ValueError(f"{p}: [sip] {k} must be a {want.__name__}, not {v!r}")
+            setattr(s, k, v)
+    return s

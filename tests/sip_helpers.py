@@ -1,0 +1,46 @@
+"""An in-process SIP screen with a fake UDP socket (no network): what it sends is kept in
+`out`, so a test or a fuzz run can feed bytes and see every answer and forward."""
+from __future__ import annotations
+
+import zlib
+
+from engine.sip_screen.server import BRANCH_PREFIX, TRANSPORTS, SipScreen, SipSettings
+
+UAC, UAS = ("127.0.0.1", 5080), ("127.0.0.1", 5070)
+
+
+class FakeUdp:
+    def __init__(self):
+        self.out = []
+
+    def sendto(self, data, addr):
+        self.out.append((data, addr))
+
+
+def offline_screen(pipeline, verdict_log=None, **settings) -> SipScreen:
+    s = SipSettings(listen="127.0.0.1:5060", next_hop="127.0.0.1:5070", allow_networks=["127.0.0.0/8"], **settings)
+    scr = SipScreen(pipeline, s, verdict_log)
+    scr.host, scr.port = "127.0.0.1", 5060
+    scr.me = {("127.0.0.1", 5060)}
+    scr.via_prefixes = tuple(f"SIP/2.0/{t} 127.0.0.1:5060;branch={BRANCH_PREFIX}".encode() for t in TRANSPORTS)
+    scr.udp = FakeUdp()
+    return scr
+
+
+def invite(caller="0901234567", callee="0912345678", call_id="c1@127.0.0.1", via_port=5080, extra=(),
+           vias=(), max_forwards="70", cseq="1 INVITE", content_length=None, body=b"") -> bytes:
+    """An INVITE as bytes; `extra` header lines and `vias` (more Via values) are added as given."""
+    call_id = call_id if isinstance(call_id, bytes) else call_id.encode()
+    lines = [b"INVITE sip:%s@127.0.0.1 SIP/2.0" % callee.encode(),
+             b"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-%08x;rport" % (via_port, zlib.crc32(call_id))]
+    lines += [b"Via: " + (v if isinstance(v, bytes) else v.encode()) for v in vias]
+    lines += [b"Max-Forwards: " + (max_forwards if isinstance(max_forwards, bytes) else max_forwards.encode()),
+              b'From: "Caller" <sip:' + caller.encode() + b"@127.0.0.1>;tag=abc",
+              b"To: <sip:" + callee.encode() + b"@127.0.0.1>",
+              b"Call-ID: " + call_id,
+              b"CSeq: " + (cseq if isinstance(cseq, bytes) else cseq.encode()),
+              b"Contact: <sip:" + caller.encode() + b"@127.0.0.1:5080>"]
+    lines += [x if isinstance(x, bytes) else x.encode() for x in extra]
+    cl = content_length if content_length is not None else str(len(body)).encode()
+    lines.append(b"Content-Length: " + (cl if isinstance(cl, bytes) else cl.encode()))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
