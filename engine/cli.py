@@ -48,7 +48,10 @@ def parser() -> argparse.ArgumentParser:
     q = _sub(ls, "import", "import a CSV (good rows are imported, bad rows reported with line numbers)")
     q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"])
     q.add_argument("file", help="CSV file ('-' = stdin)")
-    q.add_argument("--replace", action="store_true", help="replace the list instead of adding to it")
+    q.add_argument("--replace", action="store_true",
+                   help="replace the list instead of adding to it (refused, changing nothing, if any row is bad or there are none)")
+    q.add_argument("--allow-partial", action="store_true",
+                   help="with --replace: replace the list with the good rows even if some rows are bad (or empty it)")
     for name, h in (("add", "add one entry"), ("remove", "remove one entry")):
         q = _sub(ls, name, h)
         q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"])
@@ -222,15 +225,22 @@ def cmd_check(args) -> int:
 def cmd_lists(args) -> int:
     from .app import resolve_data_dir
     from .config import load_settings
-    from .lists import ListStore
+    from .lists import ImportRefused, ListStore
     settings = load_settings(getattr(args, "config", None))
     store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings))
     if args.lcmd == "import":
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
         name = "<stdin>" if args.file == "-" else args.file
-        n, errors = store.import_csv(args.kind, data, name, replace=args.replace)
-        for e in errors:
-            print(f"{name}:{e.line}: {e.message}", file=sys.stderr)
+        try:
+            n, errors = store.import_csv(args.kind, data, name, replace=args.replace, allow_partial=args.allow_partial)
+        except ImportRefused as e:
+            _print_row_errors(name, e.errors)
+            _print_warnings(store)
+            print(f"telfilter: error: {e}", file=sys.stderr)
+            print(json.dumps({"imported": 0, "errors": len(e.errors), "kind": args.kind, "refused": True}))
+            return 1
+        _print_row_errors(name, errors)
+        _print_warnings(store)
         print(json.dumps({"imported": n, "errors": len(errors), "kind": args.kind}))
         return 1 if errors else 0
     if args.lcmd in ("add", "remove"):
@@ -242,12 +252,14 @@ def cmd_lists(args) -> int:
         try:
             if args.lcmd == "add":
                 store.add(args.kind, args.value, args.channel, extra)
+                _print_warnings(store)
                 print(json.dumps({"added": args.value, "kind": args.kind}))
                 return 0
             found = store.remove(args.kind, args.value, args.channel, extra)
         except ValueError as e:
             print(f"telfilter lists {args.lcmd}: {e}", file=sys.stderr)
             return 2
+        _print_warnings(store)
         print(json.dumps({"removed": args.value, "kind": args.kind, "found": found}))
         return 0 if found else 1
     if args.lcmd == "export":
@@ -260,11 +272,20 @@ def cmd_lists(args) -> int:
         return 0
     if args.lcmd == "stats":
         L = store.load()
-        for w in store.warnings:
-            print(f"telfilter: warning: {w}", file=sys.stderr)
+        _print_warnings(store)
         print(json.dumps(L.stats(), indent=2))
         return 0
     return 1
+
+
+def _print_row_errors(name, errors) -> None:
+    for e in errors:
+        print(f"{name}:{e.line}: {e.message}", file=sys.stderr)
+
+
+def _print_warnings(store) -> None:
+    for w in store.warnings:
+        print(f"telfilter: warning: {w}", file=sys.stderr)
 
 
 def cmd_rules(args) -> int:
