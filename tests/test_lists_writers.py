@@ -140,3 +140,16 @@ def test_snapshot_with_good_crc_but_bad_contents_falls_back(data_dir, tmp_path):
     # serve starts on the previous generation (here: `check`, which builds the same pipeline)
     r = run_cli("check", "--data-dir", data_dir, "--sender", "A", "--recipient", "0912000001", "--text", "hi")
     assert r.returncode == 0 and "previous good snapshot" in r.stderr, r.stderr
+
+
+def test_catch_up_applies_lines_appended_during_a_reload(data_dir):
+    store = ListStore(data_dir)
+    store.append_delta("add", 84900000001, "S")
+    L = ListStore(data_dir).load()                    # serve's background reload ...
+    store.append_delta("add", 84900000002, "S")       # ... while the loop journals a registration
+    store.catch_up(L)                                 # then, on the loop, before the swap
+    assert {84900000001, 84900000002} <= set(L.dnc_s)
+    store.catch_up(L)
+    store.append_delta("remove", 84900000001, "S")
+    store.catch_up(L)
+    assert 84900000001 not in L.dnc_s and 84900000002 in L.dnc_s

@@ -264,6 +264,7 @@ class ListStore:
 
     def catch_up(self, L: Lists) -> None:
         """Apply journal lines appended since `L` was loaded (serve, after a background reload)."""
+        self.warnings = []
         with flocked(self.journal_lock):
             j = read_journal(self.delta_path, L.journal_mark)
         self._apply(L, j)
