@@ -3,12 +3,15 @@ before or after its own arguments, and --help."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import re
 import logging
 import sys
 from pathlib import Path
 
 log = logging.getLogger("telfilter")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def _common(p: argparse.ArgumentParser, top=False):
@@ -31,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="telfilter", description="Inline SMS (SMPP) and call (SIP) filtering engine: "
                                  "Do-Not-Call lists, brandname registry, Decree 91 rules and an ML spam classifier.")
     _common(ap, top=True)
+    from . import __version__
+    ap.add_argument("--version", action="version", version=f"telfilter {__version__}", help="print the version and exit")
     subs = ap.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
 
     p = _sub(subs, "check", "judge messages and calls; print one JSON verdict per input")
@@ -41,17 +46,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--text", help="one SMS: text")
     p.add_argument("--time", help="ISO-8601 time with offset (default: now)")
     p.add_argument("--account", default="", help="ESME system_id the SMS came from")
-    p.add_argument("--direction", default="mt", choices=["mt", "mo"])
+    p.add_argument("--direction", default="mt", choices=["mt", "mo"],
+                   help="one SMS: mt (to a subscriber, the default) or mo (from one)")
 
     p = _sub(subs, "lists", "import, export, edit and count the DNC, sender, blacklist and consent lists")
     ls = p.add_subparsers(dest="lcmd", metavar="ACTION", required=True)
     q = _sub(ls, "import", "import a CSV (good rows are imported, bad rows reported with line numbers)")
-    q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"])
+    q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
     q.add_argument("file", help="CSV file ('-' = stdin)")
-    q.add_argument("--replace", action="store_true", help="replace the list instead of adding to it")
+    q.add_argument("--replace", action="store_true",
+                   help="replace the list instead of adding to it (refused, changing nothing, if any row is bad or there are none)")
+    q.add_argument("--allow-partial", action="store_true",
+                   help="with --replace: replace the list with the good rows even if some rows are bad (or empty it)")
     for name, h in (("add", "add one entry"), ("remove", "remove one entry")):
         q = _sub(ls, name, h)
-        q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"])
+        q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
         q.add_argument("value", help="number, brandname or domain")
         q.add_argument("--channel", default="SV", help="dnc channel: S, V or SV (default SV)")
         q.add_argument("--owner", help="senders / consent: the advertiser")
@@ -60,9 +69,15 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
         q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
     q = _sub(ls, "export", "write a list in its CSV import format")
-    q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"])
+    q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
     q.add_argument("--out", default="-", help="file ('-' = stdout)")
     _sub(ls, "stats", "print list sizes as JSON")
+
+    p = _sub(subs, "config", "validate configuration files")
+    cs = p.add_subparsers(dest="ccmd", metavar="ACTION", required=True)
+    q = _sub(cs, "check", "validate telfilter.toml, smpp.toml, sip.toml and rules/ as serve would load them; "
+             "errors as path:line:col, exit 2 on any")
+    q.add_argument("dir", nargs="?", help="config directory (default: --config, or the shipped config/)")
 
     p = _sub(subs, "rules", "validate, test and compare rule files")
     rs = p.add_subparsers(dest="rcmd", metavar="ACTION", required=True)
@@ -81,23 +96,24 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--data", action="append", required=True, help="labelled file (repeatable)")
     q.add_argument("--out", required=True, help="model directory to write")
     q.add_argument("--target-blocked-ham", type=float, default=0.001, help="blocked-ham rate the drop threshold aims at (default 0.001)")
-    q.add_argument("--seed", type=int, default=42)
-    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--seed", type=int, default=42, help="random seed for splits and training (default 42)")
+    q.add_argument("--no-progress", action="store_true", help="do not print training progress")
     q = _sub(ms, "eval", "evaluate a model; print metrics JSON; --report writes plots")
-    q.add_argument("--model", required=True)
-    q.add_argument("--data", action="append", required=True)
+    q.add_argument("--model", required=True, help="model directory")
+    q.add_argument("--data", action="append", required=True, help="labelled file (repeatable)")
     q.add_argument("--report", help="directory for PNG plots and a markdown summary")
     q = _sub(ms, "predict", "score texts")
-    q.add_argument("--model", required=True)
+    q.add_argument("--model", required=True, help="model directory")
     g = q.add_mutually_exclusive_group(required=True)
-    g.add_argument("--text")
+    g.add_argument("--text", help="one text to score")
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
 
     p = _sub(subs, "serve", "run the SMPP proxy and SIP screen")
-    p.add_argument("--smpp-listen", default="0.0.0.0:2775", metavar="HOST:PORT")
+    p.add_argument("--smpp-listen", default="0.0.0.0:2775", metavar="HOST:PORT",
+                   help="SMPP listen address for ESMEs (default 0.0.0.0:2775)")
     p.add_argument("--smsc", metavar="HOST:PORT[,HOST:PORT...]", help="upstream SMSC(s)")
-    p.add_argument("--smsc-system-id", default=None)
-    p.add_argument("--smsc-password", default=None)
+    p.add_argument("--smsc-system-id", default=None, help="system_id we bind to the SMSC with (default: smpp.toml)")
+    p.add_argument("--smsc-password", default=None, help="password we bind to the SMSC with (default: smpp.toml)")
     p.add_argument("--esme-account", action="append", default=[], metavar="SYSTEM_ID:PASSWORD",
                    help="add an ESME account with default limits (repeatable)")
     p.add_argument("--sip-listen", default="0.0.0.0:5060", metavar="HOST:PORT", help="SIP UDP+TCP listen address ('off' to disable)")
@@ -111,7 +127,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir")
 
     p = _sub(subs, "bench", "run the capacity-planning benchmark suite (python -m benchmarks)")
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="a short run (smaller loads, fewer repeats)")
     p.add_argument("--out", help="results directory")
     return ap
 
@@ -130,6 +146,8 @@ def main(argv=None) -> int:
             return cmd_lists(args)
         if args.cmd == "rules":
             return cmd_rules(args)
+        if args.cmd == "config":
+            return cmd_config(args)
         if args.cmd == "ml":
             from .ml.cli import cmd_ml
             return cmd_ml(args)
@@ -146,7 +164,11 @@ def main(argv=None) -> int:
         for err in e.errors:
             print(err, file=sys.stderr)
         return 2
-    except (ConfigError, CsvError, SnapshotError) as e:
+    except ConfigError as e:
+        for err in e.errors:
+            print(f"telfilter: error: {err}", file=sys.stderr)
+        return 2
+    except (CsvError, SnapshotError) as e:
         print(f"telfilter: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:             # a missing or unreadable input file, a port in use, ...
@@ -187,7 +209,10 @@ def cmd_check(args) -> int:
             m = Message(args.sender, args.recipient, args.text, t, args.account, args.direction)
             out.write(json.dumps(pipe.judge(m).to_json(None), ensure_ascii=False) + "\n")
             return 0
-        inp = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8-sig", errors="surrogateescape")
+        # bytes that are not UTF-8 survive decoding as lone surrogates, so the line they are on
+        # gets an error record instead of the whole run stopping
+        inp = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape")
+               if args.jsonl == "-" else open(args.jsonl, encoding="utf-8-sig", errors="surrogateescape"))
         with inp:
             for n, line in enumerate(inp, 1):
                 if n == 1:
@@ -196,22 +221,29 @@ def cmd_check(args) -> int:
                     continue
                 rid = None
                 try:
-                    obj = json.loads(line)
+                    bad = _SURROGATE.search(line)
+                    if bad:
+                        raise RecordError(f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at column {bad.start() + 1}")
+                    try:
+                        obj = json.loads(line)
+                    except RecursionError:
+                        raise RecordError("not JSON: nested too deeply") from None
                     if isinstance(obj, dict):
                         rid = obj.get("id")
                     rec = parse_record(obj)
-                except (ValueError, RecordError) as e:
-                    msg = str(e) if isinstance(e, RecordError) else f"not JSON: {e}"
+                except (ValueError, RecordError, RecursionError) as e:
+                    msg = (str(e) if isinstance(e, RecordError) else
+                           "nested too deeply" if isinstance(e, RecursionError) else f"not JSON: {e}")
                     err = {"line": n}
                     if rid is not None:
                         err["id"] = rid
                     err["error"] = msg
-                    out.write(json.dumps(err, ensure_ascii=False) + "\n")
+                    out.write(_dumps_line(err, n))
                     continue
                 v = pipe.judge(rec)
                 d = {"id": rid}
                 d.update(v.to_json())
-                out.write(json.dumps(d, ensure_ascii=False) + "\n")
+                out.write(_dumps_line(d, n))
         return 0
     finally:
         out.flush()
@@ -219,18 +251,32 @@ def cmd_check(args) -> int:
             out.close()
 
 
+def _dumps_line(d: dict, n: int) -> str:
+    try:
+        return json.dumps(d, ensure_ascii=False) + "\n"
+    except RecursionError:            # an `id` nested too deeply to write back
+        return json.dumps({"line": n, "error": "id nested too deeply"}) + "\n"
+
+
 def cmd_lists(args) -> int:
     from .app import resolve_data_dir
     from .config import load_settings
-    from .lists import ListStore
+    from .lists import ImportRefused, ListStore
     settings = load_settings(getattr(args, "config", None))
     store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings))
     if args.lcmd == "import":
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
         name = "<stdin>" if args.file == "-" else args.file
-        n, errors = store.import_csv(args.kind, data, name, replace=args.replace)
-        for e in errors:
-            print(f"{name}:{e.line}: {e.message}", file=sys.stderr)
+        try:
+            n, errors = store.import_csv(args.kind, data, name, replace=args.replace, allow_partial=args.allow_partial)
+        except ImportRefused as e:
+            _print_row_errors(name, e.errors)
+            _print_warnings(store)
+            print(f"telfilter: error: {e}", file=sys.stderr)
+            print(json.dumps({"imported": 0, "errors": len(e.errors), "kind": args.kind, "refused": True}))
+            return 1
+        _print_row_errors(name, errors)
+        _print_warnings(store)
         print(json.dumps({"imported": n, "errors": len(errors), "kind": args.kind}))
         return 1 if errors else 0
     if args.lcmd in ("add", "remove"):
@@ -242,12 +288,14 @@ def cmd_lists(args) -> int:
         try:
             if args.lcmd == "add":
                 store.add(args.kind, args.value, args.channel, extra)
+                _print_warnings(store)
                 print(json.dumps({"added": args.value, "kind": args.kind}))
                 return 0
             found = store.remove(args.kind, args.value, args.channel, extra)
         except ValueError as e:
             print(f"telfilter lists {args.lcmd}: {e}", file=sys.stderr)
             return 2
+        _print_warnings(store)
         print(json.dumps({"removed": args.value, "kind": args.kind, "found": found}))
         return 0 if found else 1
     if args.lcmd == "export":
@@ -260,11 +308,33 @@ def cmd_lists(args) -> int:
         return 0
     if args.lcmd == "stats":
         L = store.load()
-        for w in store.warnings:
-            print(f"telfilter: warning: {w}", file=sys.stderr)
+        _print_warnings(store)
         print(json.dumps(L.stats(), indent=2))
         return 0
     return 1
+
+
+def _print_row_errors(name, errors) -> None:
+    for e in errors:
+        print(f"{name}:{e.line}: {e.message}", file=sys.stderr)
+
+
+def _print_warnings(store) -> None:
+    for w in store.warnings:
+        print(f"telfilter: warning: {w}", file=sys.stderr)
+
+
+def cmd_config(args) -> int:
+    from .configcheck import load_config
+    cfg = load_config(args.dir or getattr(args, "config", None))
+    for path, summary in cfg.checked:
+        print(f"{path}: {summary}")
+    for err in cfg.errors:
+        print(err, file=sys.stderr)
+    if cfg.errors:
+        print(f"telfilter config check: {len(cfg.errors)} error(s)", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_rules(args) -> int:

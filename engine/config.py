@@ -5,7 +5,9 @@ editable install) or, for a wheel install, under `<prefix>/share/telfilter/confi
 """
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -29,7 +31,85 @@ def default_data_dir() -> Path:
 
 
 class ConfigError(Exception):
-    pass
+    """One or more config errors, each `path:line:col: message` where the place is known."""
+
+    def __init__(self, errors):
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+# telfilter.toml: every table and key it may hold, with the types a value may have
+SCHEMA = {
+    "engine": {"timezone": (str,), "shortcode": (str, int)},
+    "ml": {"enabled": (bool,), "model": (str,), "tag_threshold": (float, int), "drop_threshold": (float, int),
+           "skip_registered_senders": (bool,), "score_weight": (float, int), "min_words": (int,)},
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_TOML_POS = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$", re.S)
+_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def read_toml(path: Path) -> tuple[dict, str]:
+    """Parse a TOML file; a syntax error is ConfigError `path:line:col: message`."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}:1: not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror or e}") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as e:
+        m = _TOML_POS.match(str(e))
+        where = f"{path}:{m.group(2)}:{m.group(3)}" if m else str(path)
+        raise ConfigError(f"{where}: {m.group(1) if m else e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
+
+
+def key_line(text: str, table: str | None, key: str | None = None) -> int:
+    """The line of `key` in `[table]` (or of the table header when key is None); 1 if not found."""
+    current, header = None, None
+    for i, line in enumerate(text.splitlines(), 1):
+        m = _TABLE.match(line)
+        if m:
+            current = m.group(1).strip().strip('"')
+            if current == table and header is None:
+                header = i
+                if key is None:
+                    return i
+            continue
+        if key is not None and current == table and re.match(rf'^\s*["\']?{re.escape(key)}["\']?\s*=', line):
+            return i
+    return header or 1
+
+
+def _did_you_mean(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_schema(path: Path, text: str, raw: dict, schema: dict) -> list[str]:
+    """Unknown tables and keys and wrongly typed values, each as `path:line:col: message`."""
+    errors = []
+    for table, body in raw.items():
+        if table not in schema:
+            errors.append(f"{path}:{key_line(text, table)}:1: unknown table [{table}]{_did_you_mean(table, schema)}")
+            continue
+        if not isinstance(body, dict):
+            errors.append(f"{path}:{key_line(text, None, table)}:1: {table} must be a table [{table}]")
+            continue
+        for key, value in body.items():
+            where = f"{path}:{key_line(text, table, key)}:1"
+            types = schema[table].get(key)
+            if types is None:
+                errors.append(f"{where}: unknown key {key!r} in [{table}]{_did_you_mean(key, schema[table])}")
+            elif not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                want = " or ".join(_TYPE_NAMES[t] for t in types)
+                errors.append(f"{where}: [{table}] {key} must be {want}, got {value!r}")
+    return errors
 
 
 @dataclass
@@ -59,30 +139,29 @@ class Settings:
 
 
 def load_settings(config_dir: Path | None = None) -> Settings:
+    """Read and validate `telfilter.toml`; every error at once in one ConfigError."""
     cdir = Path(config_dir) if config_dir else shipped_config_dir()
     if not cdir.is_dir():
         raise ConfigError(f"{cdir}: config directory does not exist")
     p = cdir / "telfilter.toml"
-    raw = {}
-    if p.exists():
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: {e}") from None
+    raw, text = read_toml(p) if p.exists() else ({}, "")
+    errors = check_schema(p, text, raw, SCHEMA)
+    if errors:
+        raise ConfigError(errors)
     eng = raw.get("engine", {})
     ml = raw.get("ml", {})
     s = Settings(config_dir=cdir, raw=raw)
     s.timezone = eng.get("timezone", s.timezone)
     s.shortcode = str(eng.get("shortcode", s.shortcode))
-    s.ml_enabled = bool(ml.get("enabled", True))
+    s.ml_enabled = ml.get("enabled", True)
     s.ml_model = ml.get("model", "")
     s.ml_tag_threshold = ml.get("tag_threshold")
     s.ml_drop_threshold = ml.get("drop_threshold")
-    s.ml_skip_registered = bool(ml.get("skip_registered_senders", True))
+    s.ml_skip_registered = ml.get("skip_registered_senders", True)
     s.ml_score_weight = float(ml.get("score_weight", 0.0))
-    s.ml_min_words = int(ml.get("min_words", 4))
+    s.ml_min_words = ml.get("min_words", 4)
     try:
         s.tz
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{p}: unknown time zone {s.timezone!r}") from None
+        raise ConfigError(f"{p}:{key_line(text, 'engine', 'timezone')}:1: unknown time zone {s.timezone!r}") from None
     return s

@@ -1,12 +1,21 @@
 """`telfilter serve`: the SMPP proxy and the SIP screen in one asyncio process.
 
+Start-up validates every config file (telfilter.toml, smpp.toml, sip.toml, rules/) before
+anything listens; an error is printed as path:line:col and the exit status is 2.
+
 SIGHUP reloads rules (validated beside the running set; on error the old set stays and the
 errors are logged with file:line:col), lists and the model; rule files are also watched and
-reloaded when they change. SIGUSR1 reloads only the model.
+reloaded when they change, and list snapshots written by the CLI (`telfilter lists ...`) are
+picked up within a second. SIGUSR1 reloads only the model.
+
+Lists are loaded off the event loop and swapped in by reference; the DNC journal lines this
+process appended while the load ran are then applied to the new lists (ListStore.catch_up),
+so a subscriber's registration made during a reload is in force after it too.
 """
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -14,17 +23,38 @@ from pathlib import Path
 
 log = logging.getLogger("telfilter")
 
+# After start-up the long-lived state (rules, lists, model, interned strings) is moved out of
+# the cyclic collector's way with gc.freeze(); per-message garbage is almost all acyclic and
+# freed by reference counting, so generation-0 collections can be rarer without holding memory.
+GC_THRESHOLDS = (50_000, 20, 100)
 
-def _reload_all(pipe, store, with_model=True):
-    pipe.reload_rules()
+
+async def reload_lists(pipe) -> bool:
+    """Load the lists in a worker thread, then swap them in on the loop."""
+    from .lists import ListStore
+    fresh = ListStore(pipe.store.dir)
     try:
-        new = store.load()
-        for w in store.warnings:
-            log.warning("%s", w)
-        pipe.lists = new
-        log.info("lists reloaded")
-    except Exception as e:          # SnapshotError and friends: keep the old lists
+        new = await asyncio.to_thread(fresh.load)
+    except Exception as e:          # SnapshotError, OSError and friends: keep the old lists
         log.error("lists reload refused, old lists stay in force: %s", e)
+        return False
+    for w in fresh.warnings:
+        log.warning("%s", w)
+    try:
+        pipe.store.catch_up(new)    # on the loop: no journal append can interleave
+    except OSError as e:
+        log.error("lists reload refused, old lists stay in force: %s", e)
+        return False
+    for w in pipe.store.warnings:
+        log.warning("%s", w)
+    pipe.lists = new
+    log.info("lists reloaded")
+    return True
+
+
+async def _reload_all(pipe, with_model=True):
+    pipe.reload_rules()
+    await reload_lists(pipe)
     if with_model:
         _reload_model(pipe)
 
@@ -41,22 +71,41 @@ def _reload_model(pipe):
     log.info("model loaded: %s", m.version if m else "none")
 
 
+def load_serve_config(args):
+    """Everything serve needs from config files and flags, validated before anything listens.
+    Raises ConfigError with every error found."""
+    from .config import ConfigError
+    from .configcheck import load_config
+    from .smpp_proxy.accounts import account_from_arg
+    cfg = load_config(getattr(args, "config", None))
+    errors = list(cfg.errors)
+    settings = cfg.smpp
+    if settings is not None:
+        if args.smsc:
+            settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
+        if args.smsc_system_id:
+            settings.smsc_system_id = args.smsc_system_id
+        if args.smsc_password:
+            settings.smsc_password = args.smsc_password
+    for a in args.esme_account:
+        try:
+            acc = account_from_arg(a)
+        except Exception as e:      # SmppConfigError: a malformed --esme-account
+            errors.append(str(e))
+            continue
+        if settings is not None:
+            settings.accounts[acc.system_id] = acc
+    if errors:
+        raise ConfigError(errors)
+    return cfg, settings
+
+
 async def run_serve(args, ready=None):
     from .app import build
     from .pipeline import RuleWatcher
-    from .smpp_proxy.accounts import account_from_arg, load_smpp_settings
     from .smpp_proxy.server import SmppProxy, VerdictLog
+    cfg, settings = load_serve_config(args)
     pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None))
-    settings = load_smpp_settings(pipe.settings.config_dir)
-    if args.smsc:
-        settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
-    if args.smsc_system_id:
-        settings.smsc_system_id = args.smsc_system_id
-    if args.smsc_password:
-        settings.smsc_password = args.smsc_password
-    for a in args.esme_account:
-        acc = account_from_arg(a)
-        settings.accounts[acc.system_id] = acc
     vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
     await proxy.start(args.smpp_listen)
@@ -67,17 +116,31 @@ async def run_serve(args, ready=None):
         sip = await start_sip(pipe, args, vlog)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    tasks = set()
+
+    def spawn(coro):
+        t = asyncio.ensure_future(coro)
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload_all(pipe, pipe.store))
+    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(_reload_all(pipe)))
     loop.add_signal_handler(signal.SIGUSR1, lambda: _reload_model(pipe))
     watcher = RuleWatcher(pipe)
 
     async def watch():
+        lists_sig = pipe.store.snapshot_signature()
         while True:
             await asyncio.sleep(1.0)
             watcher.poll()
+            now = pipe.store.snapshot_signature()
+            if now != lists_sig:    # a CLI `lists import/add/remove` installed a snapshot
+                lists_sig = now
+                await reload_lists(pipe)
     wt = asyncio.create_task(watch())
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     if args.ready_file:
         Path(args.ready_file).write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else ""))
     if ready is not None:

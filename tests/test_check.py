@@ -1,7 +1,9 @@
 """`telfilter check`: the JSONL contract, malformed lines, deterministic replay."""
 import json
+import subprocess
+import sys
 
-from .conftest import jsonl, run_cli
+from .conftest import ROOT, jsonl, run_cli
 
 T = "2026-03-02T10:00:00+07:00"
 
@@ -114,3 +116,23 @@ def test_byte_order_mark_is_ignored(data_dir, tmp_path):
     assert out[0]["id"] == "b1" and out[0]["action"] == "allow"
     p = run_cli("check", "--jsonl", f, "--data-dir", data_dir, check=True)
     assert json.loads(p.stdout)["id"] == "b1"
+
+
+def test_bad_utf8_and_deep_nesting_are_per_line_errors(data_dir, tmp_path):
+    good = json.dumps(sms("ok", "0901234567", "0912345678", "Hen gap lai")).encode()
+    body = b"\n".join([
+        b"[" * 100_000 + b"]" * 100_000,
+        json.dumps(sms("latin", "0901234567", "0912345678", "PLACEHOLDER")).encode().replace(b"PLACEHOLDER", b"caf\xe9"),
+        b'{"id": ' + b"[" * 990 + b"]" * 990 + b', "kind": "sms"}',
+        good,
+    ]) + b"\n"
+    f = tmp_path / "in.jsonl"
+    f.write_bytes(body)
+    for src in (f, "-"):
+        p = subprocess.run([sys.executable, "-m", "engine.cli", "check", "--jsonl", str(src), "--out", str(tmp_path / "out.jsonl"),
+                            "--data-dir", str(data_dir)], input=body, capture_output=True, cwd=ROOT)
+        assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr
+        out = [json.loads(l) for l in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert [o.get("line") for o in out[:3]] == [1, 2, 3] and all("error" in o for o in out[:3])
+        assert "not valid UTF-8: byte 0xe9" in out[1]["error"]
+        assert out[3]["id"] == "ok" and out[3]["action"] == "allow"

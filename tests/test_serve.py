@@ -130,3 +130,37 @@ def test_serve_reload_and_sip(tmp_path):
         sim.stop()
         sub.close()
     assert p.returncode == 0
+
+
+def test_running_serve_sees_cli_list_changes_and_keeps_its_registrations(tmp_path):
+    """`lists add` while serve runs: the change is in force within seconds, no SIGHUP; a DNC
+    journal line written in between is kept (in memory: test_catch_up_applies_lines_appended_during_a_reload)."""
+    from engine.lists import ListStore
+    from .conftest import run_cli
+    data = tmp_path / "data"
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    smpp_port = free_port()
+    ready = tmp_path / "ready"
+    err = open(tmp_path / "stderr.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data, "-v",
+                          "--smpp-listen", f"127.0.0.1:{smpp_port}", "--smsc", f"127.0.0.1:{sim.port}",
+                          "--esme-account", "t:pw", "--sip-listen", "off", "--log", tmp_path / "v.jsonl",
+                          "--ready-file", ready], cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        assert submit(smpp_port, "hello there") == 0
+        ListStore(data).append_delta("add", 84900000001, "SV")      # as serve's own 5656 handling does
+        r = run_cli("lists", "add", "blacklist", "84901234567", "--data-dir", data)
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: submit(smpp_port, "hello there") == 0x0A, timeout=10)   # ESME_RINVSRCADR
+        assert 84900000001 in ListStore(data).load().dnc_s
+        assert "lists reloaded" in (tmp_path / "stderr.log").read_text()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        sim.stop()
+    assert p.returncode == 0

@@ -9,8 +9,8 @@ generation (`.prev`) is used instead, with a warning.
 """
 from __future__ import annotations
 
-import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +21,11 @@ from ..numbers import format_number, normalise_number, normalise_sender_id
 from ..textnorm import domain_suffixes
 from .csvio import (KINDS, CsvError, RowError, SenderEntry, parse_channel, parse_domain,
                     parse_row, read_csv, sender_entry_key, sender_entry_row, write_csv)
-from .snapshot import SnapshotError, read_snapshot, write_snapshot
+from .journal import (append_line, flocked, journal_header, keep_rejected, read_journal, read_journal_gen,
+                      replace_with_tail)
+from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot
 
-__all__ = ["Lists", "ListStore", "SenderEntry", "SnapshotError", "CsvError", "RowError", "KINDS"]
+__all__ = ["Lists", "ListStore", "SenderEntry", "SnapshotError", "CsvError", "ImportRefused", "RowError", "KINDS"]
 
 
 @dataclass
@@ -35,6 +37,9 @@ class Lists:
     bl_domains: set = field(default_factory=set)
     consent: dict = field(default_factory=dict)        # owner casefold -> BitMap64
     owner_names: dict = field(default_factory=dict)    # owner casefold -> owner as written
+    # the DNC journal as far as applied here: (generation, byte offset), see journal.py
+    journal_mark: tuple | None = field(default=None, compare=False)
+    journal_bad: list = field(default_factory=list, compare=False, repr=False)
 
     # --- reads (hot path) ---
     def in_dnc(self, number: int | None, channel: str) -> bool:
@@ -161,12 +166,21 @@ def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
         elif kind == "consent":
             L.owner_names = dict(msgpack.unpackb(secs["owners"]))
             L.consent = {k: BitMap64.deserialize(secs["o:" + k]) for k in L.owner_names}
-    except (KeyError, ValueError, TypeError) as e:
+    except Exception as e:      # garbage that passed its CRC: msgpack, pyroaring and parse_row raise several types
         raise SnapshotError(path, f"bad section contents ({e.__class__.__name__}: {e})") from None
 
 
+class ImportRefused(CsvError):
+    """A `--replace` import with bad rows or no rows at all: nothing was changed."""
+
+    def __init__(self, message, errors):
+        super().__init__(message)
+        self.errors = errors
+
+
 class ListStore:
-    """A data directory of list snapshots. `load()` returns a fresh `Lists`."""
+    """A data directory of list snapshots. `load()` returns a fresh `Lists`; the write
+    operations follow the locking protocol in `journal.py`, so they can run beside `serve`."""
 
     def __init__(self, data_dir: Path):
         self.dir = Path(data_dir)
@@ -179,86 +193,150 @@ class ListStore:
     def delta_path(self) -> Path:
         return self.dir / "lists" / "dnc.delta"
 
+    @property
+    def journal_lock(self) -> Path:
+        return self.dir / "lists" / "journal.lock"
+
+    @property
+    def write_lock(self) -> Path:
+        return self.dir / "lists" / "write.lock"
+
+    def snapshot_signature(self) -> tuple:
+        """Changes whenever any snapshot is replaced (serve polls it to pick up CLI changes)."""
+        sig = []
+        for kind in KINDS:
+            try:
+                st = os.stat(self.path(kind))
+                sig.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                sig.append(None)
+        return tuple(sig)
+
     def load(self, strict: bool = False) -> Lists:
-        """Load every kind. A bad snapshot falls back to `.prev` (warning) unless strict."""
+        """Load every kind, then the journal. A bad snapshot falls back to `.prev` (warning)
+        unless strict."""
         L = Lists()
         self.warnings = []
+        mark = None
         for kind in KINDS:
-            p = self.path(kind)
-            if not p.exists() and not p.with_name(p.name + ".prev").exists():
-                continue
-            try:
-                secs, _ = read_snapshot(p, kind)
-            except SnapshotError as e:
-                if strict:
-                    raise
-                prev = p.with_name(p.name + ".prev")
-                try:
-                    secs, _ = read_snapshot(prev, kind)
-                except SnapshotError:
-                    raise e from None
-                self.warnings.append(f"{e}; using previous good snapshot {prev}")
-            _decode(kind, secs, L, p)
-        self._apply_delta(L)
+            extra = self._load_kind(kind, L, strict)
+            if kind == "dnc" and extra and "journal_gen" in extra:
+                mark = (extra["journal_gen"], int(extra.get("journal_offset", 0)))
+        if self.delta_path.exists() or self.journal_lock.exists():
+            with flocked(self.journal_lock):      # no half-written line from a concurrent append
+                j = read_journal(self.delta_path, mark)
+        else:
+            j = read_journal(self.delta_path, mark)
+        self._apply(L, j)
         return L
 
-    def _apply_delta(self, L: Lists) -> None:
-        p = self.delta_path
-        if not p.exists():
-            return
-        with open(p, "rb") as f:
-            for i, raw in enumerate(f, 1):
-                try:
-                    op = json.loads(raw)
-                    n, ch = int(op["number"]), parse_channel(op["channel"])
-                    (L.add_dnc if op["op"] == "add" else L.remove_dnc)(n, ch)
-                except (ValueError, KeyError, TypeError):
-                    if raw.endswith(b"\n"):
-                        self.warnings.append(f"{p}:{i}: skipped unreadable delta line")
-                    # an unterminated last line is a write cut short by a crash: ignore it
+    def _load_kind(self, kind: str, L: Lists, strict: bool) -> dict | None:
+        p = self.path(kind)
+        prev = p.with_name(p.name + ".prev")
+        if not p.exists() and not prev.exists():
+            return None
+        try:
+            secs, extra = read_snapshot(p, kind)
+            _decode(kind, secs, L, p)
+            return extra
+        except SnapshotError as e:
+            if strict:
+                raise
+            try:
+                secs, extra = read_snapshot(prev, kind)
+                _decode(kind, secs, L, prev)
+            except SnapshotError:
+                raise e from None
+            msg = f"{e}; using previous good snapshot {prev}"
+            if kind == "dnc":
+                msg += " (DNC changes folded into the refused generation may be missing: re-import the last DNC file)"
+            self.warnings.append(msg)
+            return extra
+
+    def _apply(self, L: Lists, j) -> None:
+        for op, n, ch in j.ops:
+            (L.add_dnc if op == "add" else L.remove_dnc)(n, ch)
+        for lineno, _ in j.bad:
+            self.warnings.append(f"{self.delta_path}:{lineno}: unreadable DNC journal line "
+                                 f"(kept; moved to {self.delta_path.name}.rejected by the next write)")
+        L.journal_mark = (j.gen, j.end)
+        L.journal_bad = list(L.journal_bad) + j.bad
+
+    def catch_up(self, L: Lists) -> None:
+        """Apply journal lines appended since `L` was loaded (serve, after a background reload)."""
+        self.warnings = []
+        with flocked(self.journal_lock):
+            j = read_journal(self.delta_path, L.journal_mark)
+        self._apply(L, j)
 
     def append_delta(self, op: str, number: int, channel: str) -> None:
-        """Journal one DNC change (5656 command) durably; compacted by the next save()."""
-        self.delta_path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"op": op, "number": number, "channel": channel}) + "\n"
-        fd = os.open(self.delta_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """Journal one DNC change (5656 command) durably; folded into the snapshot by the next write."""
+        append_line(self.delta_path, self.journal_lock, op, number, channel)
 
     def save(self, L: Lists, kinds=KINDS) -> None:
+        """Write `L`'s lists of `kinds`. The journal lines `L` has applied (its mark) are
+        folded into the dnc snapshot; lines appended since stay in the journal."""
+        with flocked(self.write_lock):
+            self._save(L, kinds)
+
+    def _save(self, L: Lists, kinds) -> None:
         (self.dir / "lists").mkdir(parents=True, exist_ok=True)
+        mark = L.journal_mark
+        staged = []
         for kind in kinds:
-            write_snapshot(self.path(kind), kind, _encode(kind, L))
-        if "dnc" in kinds and self.delta_path.exists():
-            os.unlink(self.delta_path)   # folded into the dnc snapshot just written
+            extra = {"journal_gen": mark[0], "journal_offset": mark[1]} if kind == "dnc" and mark else {}
+            staged.append((kind, prepare_snapshot(self.path(kind), kind, _encode(kind, L), extra)))
+        with flocked(self.journal_lock):
+            for kind, tmp in staged:
+                install_snapshot(tmp, self.path(kind), kind)
+            if "dnc" not in kinds or mark is None or read_journal_gen(self.delta_path) != mark[0]:
+                return
+            if L.journal_bad:
+                rej = keep_rejected(self.delta_path, L.journal_bad)
+                for lineno, _ in L.journal_bad:
+                    self.warnings.append(f"{self.delta_path}:{lineno}: unreadable DNC journal line moved to {rej}")
+                L.journal_bad = []
+            gen = secrets.token_hex(8)
+            replace_with_tail(self.delta_path, mark[1], gen)
+            L.journal_mark = (gen, len(journal_header(gen)))
+
+    def _modify(self, kind: str, change):
+        """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change."""
+        with flocked(self.write_lock):
+            L = self.load(strict=True)
+            result = change(L)
+            if result is not False:
+                self._save(L, (kind,))
+            return result
 
     # --- user operations ---
-    def import_csv(self, kind: str, data: bytes, name: str = "<csv>", replace: bool = False):
-        """Import good rows; returns (count, errors). Raises CsvError on a fatal file error."""
+    def import_csv(self, kind: str, data: bytes, name: str = "<csv>", replace: bool = False,
+                   allow_partial: bool = False):
+        """Import good rows; returns (count, errors). Raises CsvError on a fatal file error and
+        ImportRefused when `replace` would install a list with errors or no rows (unless
+        `allow_partial`)."""
         records, errors = read_csv(kind, data, name)
-        L = self.load(strict=True)
-        if replace:
-            _clear(L, kind)
-        for r in records:
-            _add(L, kind, r)
-        if records or replace:
-            self.save(L, (kind,))
+        if replace and not allow_partial and (errors or not records):
+            why = f"{len(errors)} bad row(s)" if errors else "no rows"
+            raise ImportRefused(f"{name}: --replace refused, {kind} list unchanged: {why} "
+                                f"(fix the file, or pass --allow-partial to replace with the good rows only)", errors)
+        if not records and not replace:
+            return 0, errors
+
+        def change(L):
+            if replace:
+                _clear(L, kind)
+            for r in records:
+                _add(L, kind, r)
+        self._modify(kind, change)
         return len(records), errors
 
     def add(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
-        L = self.load(strict=True)
-        _add(L, kind, _record(kind, value, channel, extra))
-        self.save(L, (kind,))
+        r = _record(kind, value, channel, extra)
+        self._modify(kind, lambda L: _add(L, kind, r))
 
     def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
-        L = self.load(strict=True)
-        found = _remove(L, kind, value, channel, extra)
-        if found:
-            self.save(L, (kind,))
-        return found
+        return self._modify(kind, lambda L: _remove(L, kind, value, channel, extra))
 
     def export(self, kind: str, out) -> int:
         return write_csv(kind, self.load().rows(kind), out)

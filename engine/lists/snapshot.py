@@ -30,6 +30,11 @@ class SnapshotError(Exception):
 
 
 def write_snapshot(path: Path, kind: str, sections: dict[str, bytes], extra: dict | None = None) -> None:
+    install_snapshot(prepare_snapshot(path, kind, sections, extra), path, kind)
+
+
+def prepare_snapshot(path: Path, kind: str, sections: dict[str, bytes], extra: dict | None = None) -> Path:
+    """Write the complete new generation beside `path` (fsynced); returns the temporary file."""
     path = Path(path)
     meta = {"kind": kind, "format": FORMAT_VERSION, "created": time.time(),
             "sections": [[name, len(b), zlib.crc32(b)] for name, b in sections.items()],
@@ -42,6 +47,12 @@ def write_snapshot(path: Path, kind: str, sections: dict[str, bytes], extra: dic
             f.write(b)
         f.flush()
         os.fsync(f.fileno())
+    return tmp
+
+
+def install_snapshot(tmp: Path, path: Path, kind: str) -> None:
+    """Rename a prepared generation in, keeping the current one as `.prev` if it is good."""
+    path = Path(path)
     if path.exists():
         prev = path.with_name(path.name + ".prev")
         try:
@@ -50,7 +61,11 @@ def write_snapshot(path: Path, kind: str, sections: dict[str, bytes], extra: dic
         except SnapshotError:
             pass
     os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(d: Path) -> None:
+    dfd = os.open(d, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:

@@ -1,0 +1,153 @@
+"""The DNC delta journal, and the locks `serve` and the CLI both honour.
+
+Theory of operation: `serve` applies a subscriber's `DK DNC` / `HUY DNC` in memory and appends
+one JSON line to `lists/dnc.delta`, fsynced before the confirmation goes out. An offline writer
+(the CLI's `lists import/add/remove`) folds the journal into a new dnc snapshot. Two flock(2)
+locks on files in the lists directory keep them from losing each other's changes:
+
+- `journal.lock` is held for a few system calls: by every journal append, and by a writer while
+  it reads the journal and while it installs its snapshot. It is never held while a snapshot is
+  built, so `serve` never waits behind an import.
+- `write.lock` is held by an offline writer for its whole read-modify-write, so two CLI
+  commands cannot overwrite each other's snapshot. `serve` never takes it.
+
+A journal may open with a header line `{"gen": "<hex>"}` naming its generation. A writer reads
+the journal up to the end of its last whole line (offset X), builds the new snapshot and records
+`(gen, X)` in it; then, under `journal.lock`, renames the snapshot in and replaces the journal
+with the lines appended after X, under a fresh generation. A reader skips the first X bytes of a
+journal whose generation is the one the snapshot names (a crash between the two renames) and
+applies all of any other. So a line appended at any moment is in the snapshot or in the journal,
+never in neither and never applied twice. Lines that cannot be read are not dropped: the writer
+moves them to `dnc.delta.rejected` and reports each one as file:line.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .csvio import parse_channel
+from .snapshot import fsync_dir
+
+
+@contextmanager
+def flocked(path: Path):
+    """Hold an exclusive flock on `path` (created if missing) for the `with` body."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)             # closing the descriptor releases the lock
+
+
+@dataclass
+class JournalRead:
+    gen: str | None = None        # the header's generation; None for a journal without one
+    end: int = 0                  # byte offset just past the last whole line read
+    ops: list = field(default_factory=list)       # (op, number, channel) in order
+    bad: list = field(default_factory=list)       # (line number, raw bytes) of unreadable lines
+
+
+def read_journal(path: Path, mark: tuple | None = None) -> JournalRead:
+    """Parse the whole lines not already folded into a snapshot whose journal mark is
+    `(gen, offset)`. An unterminated last line is left unread: it is either being written right
+    now or a write cut short by a crash (never confirmed, and ended by the next append)."""
+    out = JournalRead()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return out
+    if data.startswith(b'{"gen"'):
+        nl = data.find(b"\n")
+        if nl >= 0:
+            try:
+                out.gen = str(json.loads(data[:nl])["gen"])
+            except (ValueError, KeyError, TypeError):
+                pass      # not a header: read as a (bad) line below
+    stop = data.rfind(b"\n") + 1
+    out.end = stop
+    start = mark[1] if mark is not None and mark[0] == out.gen and 0 <= mark[1] <= stop else 0
+    lineno = data.count(b"\n", 0, start) + 1
+    for raw in data[start:stop].splitlines():
+        if lineno == 1 and out.gen is not None:
+            lineno += 1
+            continue
+        try:
+            op = json.loads(raw)
+            kind = op["op"]
+            if kind not in ("add", "remove"):
+                raise ValueError(kind)
+            out.ops.append((kind, int(op["number"]), parse_channel(op["channel"])))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            if raw.strip():
+                out.bad.append((lineno, raw))
+        lineno += 1
+    return out
+
+
+def journal_header(gen: str) -> bytes:
+    return json.dumps({"gen": gen}).encode() + b"\n"
+
+
+def read_journal_gen(path: Path) -> str | None:
+    """The generation in a journal's header (None: no header, or no journal)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(256)
+    except FileNotFoundError:
+        return None
+    if first.startswith(b'{"gen"') and first.endswith(b"\n"):
+        try:
+            return str(json.loads(first)["gen"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    return None
+
+
+def append_line(path: Path, lock: Path, op: str, number: int, channel: str) -> None:
+    """Append one change durably, under the journal lock."""
+    line = (json.dumps({"op": op, "number": number, "channel": channel}) + "\n").encode()
+    with flocked(lock):
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line      # end a line a crash cut short, or this one is lost with it
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def replace_with_tail(path: Path, consumed: int, gen: str) -> None:
+    """Replace the journal by the bytes after `consumed` under a new generation header.
+    The caller holds the journal lock."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(consumed)
+            tail = f.read()
+    except FileNotFoundError:
+        tail = b""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(journal_header(gen) + tail)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def keep_rejected(path: Path, bad: list) -> Path:
+    """Append unreadable journal lines to `<journal>.rejected` (fsynced) before they leave the journal."""
+    rej = path.with_name(path.name + ".rejected")
+    with open(rej, "ab") as f:
+        for _, raw in bad:
+            f.write(raw.rstrip(b"\n") + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return rej

@@ -1,0 +1,109 @@
+"""`telfilter config check`, serve's start-up check, --version and help on every flag."""
+import argparse
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from engine.cli import parser
+from engine.config import ConfigError, load_settings
+
+from .conftest import CONFIG, ROOT, run_cli
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    d = tmp_path / "config"
+    shutil.copytree(CONFIG, d)
+    return d
+
+
+def test_shipped_config_checks_clean():
+    r = run_cli("config", "check")
+    assert r.returncode == 0, r.stderr
+    for name in ("telfilter.toml: OK", "smpp.toml: OK", "sip.toml: OK", "rules: OK"):
+        assert name in r.stdout
+
+
+def test_unknown_key_and_type_errors_name_file_and_line(cfg):
+    (cfg / "telfilter.toml").write_text('# comment\n[engine]\ntimezon = "UTC"\n\n[ml]\nenabled = "yes"\nmin_words = 4\n'
+                                        '[smpp]\nlisten = "x"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg)
+    errs = ei.value.errors
+    assert any(e.endswith("telfilter.toml:3:1: unknown key 'timezon' in [engine] (did you mean 'timezone'?)") for e in errs), errs
+    assert any("telfilter.toml:6:1: [ml] enabled must be true or false" in e for e in errs), errs
+    assert any("telfilter.toml:8:1: unknown table [smpp]" in e for e in errs), errs
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and "telfilter.toml:3:1: unknown key 'timezon'" in r.stderr
+    assert "Traceback" not in r.stderr
+    # every other command refuses the same file the same way
+    r = run_cli("lists", "stats", "--config", cfg, "--data-dir", cfg.parent / "data")
+    assert r.returncode == 2 and "telfilter.toml:3:1" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("name,body,where", [
+    ("smpp.toml", "[server]\nmax_pdu = 10\nlisten = \n", "smpp.toml:3:"),
+    ("smpp.toml", "[[account]]\nsystem_id = 'x'\n", "smpp.toml"),
+    ("sip.toml", "[sip]\nnext_hopp = '1.2.3.4'\n", "sip.toml:2:1: unknown key [sip] next_hopp"),
+    ("sip.toml", "\x00\xff", "sip.toml:1:1: not UTF-8"),
+    ("telfilter.toml", "[engine]\ntimezone = 'Mars/Olympus'\n", "telfilter.toml:2:1: unknown time zone"),
+    ("rules/99-bad.toml", "[[rule]]\nsymbol = 'X'\n[rule.when]\nnope = 1\n", "99-bad.toml:4"),
+])
+def test_each_file_is_checked(cfg, name, body, where):
+    (cfg / name).write_bytes(body.encode("latin-1"))
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and where in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+@pytest.mark.parametrize("name,body,where", [
+    ("sip.toml", "[sip]\nnext_hopp = '1.2.3.4'\n", "sip.toml:2:1"),
+    ("smpp.toml", "[server\n", "smpp.toml:1:"),
+    ("telfilter.toml", "[engine]\ntimezon = 'UTC'\n", "telfilter.toml:2:1"),
+])
+def test_serve_refuses_a_bad_config_before_listening(cfg, tmp_path, name, body, where):
+    (cfg / name).write_text(body)
+    port = _free_port()
+    p = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--config", cfg, "--data-dir", tmp_path / "data",
+                        "--smpp-listen", f"127.0.0.1:{port}", "--sip-listen", "127.0.0.1:0"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert where in p.stderr and "Traceback" not in p.stderr
+    assert "listening" not in p.stderr
+
+
+def test_serve_refuses_a_bad_esme_account_flag(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data",
+                        "--smpp-listen", "127.0.0.1:0", "--sip-listen", "off", "--esme-account", "nopassword"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--esme-account 'nopassword'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_version():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("telfilter 0.")
+
+
+def test_every_flag_has_help():
+    missing = []
+
+    def walk(p, path):
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sp in a.choices.items():
+                    walk(sp, path + [name])
+            elif not a.help:
+                missing.append(" ".join(path + [a.option_strings[0] if a.option_strings else a.dest]))
+    walk(parser(), ["telfilter"])
+    assert not missing
