@@ -8,7 +8,8 @@ window counts. Closed loop (`--rate 0`): every window is kept full for `--second
 saturating run. Every response is matched to its request by sequence_number: a response to
 nothing outstanding is counted as `unexpected` (a request answered twice), an outstanding
 request at the end as `unanswered`. `--watch NAME=PID` samples those processes' CPU time each
-second. Bounded in count and time (the drain after the last send is at most 5 s); loopback only.
+second. Bounded in count and time (sending stops 5 s after the last scheduled time at the latest,
+and the drain after the last send is at most 5 s); loopback only.
 Prints one JSON object.
 """
 from __future__ import annotations
@@ -96,7 +97,7 @@ def _bind_pdu(system_id: str, password: str) -> bytes:
     return _HDR.pack(16 + len(body), 0x00000009, 0, 1) + body          # SMPP 3.4 §4.1.5 bind_transceiver
 
 
-async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="bench", password="pw"):
+async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="bench", password="pw", cycle=False):
     loop = asyncio.get_running_loop()
     bs: list[Bind] = []
     for _ in range(binds):
@@ -108,7 +109,8 @@ async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="benc
             raise RuntimeError(f"bind refused: 0x{st:02x}")
         bs.append(b)
     closed = rate <= 0
-    total = len(pdus)
+    pool = len(pdus)
+    total = pool if not cycle else 1 << 62
     start = time.perf_counter() + 0.05
     stop_sending = start + seconds
     deadline = stop_sending + 5.0
@@ -140,11 +142,12 @@ async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="benc
                 except asyncio.TimeoutError:
                     pass
                 continue
-            b.send(pdus[i], due, now)
+            b.send(pdus[i % pool], due, now)
             k += 1
             if closed and k % 64 == 0:
                 await asyncio.sleep(0)          # let responses in between bursts
-        while b.inflight and time.perf_counter() < deadline and not b.t.is_closing():
+        drain_end = time.perf_counter() + 5.0         # answers to what was sent get 5 s after the last send
+        while b.inflight and time.perf_counter() < drain_end and not b.t.is_closing():
             await asyncio.sleep(0.005)
         return k
 
@@ -163,7 +166,7 @@ async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="benc
         for s, v in b.statuses.items():
             statuses[f"0x{s:02X}"] = statuses.get(f"0x{s:02X}", 0) + v
     res = {"offered": rate if not closed else None, "mode": "closed" if closed else "open", "window": window,
-           "binds": binds, "generated": total, "sent": sent, "ok": ok, "errors": err, "error_statuses": statuses,
+           "binds": binds, "generated": pool, "cycled": cycle, "sent": sent, "ok": ok, "errors": err, "error_statuses": statuses,
            "unanswered": sum(len(b.inflight) for b in bs), "unexpected": sum(b.unexpected for b in bs),
            "wall_s": wall, "achieved": (ok + err) / wall, "latency_us": _pct(lat), "sojourn_us": _pct(soj), "cpu_s": cpu,
            "generator_cpu_s": gen_cpu, "series": series}
@@ -188,6 +191,8 @@ def main(argv=None) -> int:
     ap.add_argument("--binds", type=int, default=4)
     ap.add_argument("--count", type=int, default=None, help="messages to generate (default rate × seconds)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cycle", action="store_true",
+                    help="reuse the generated messages in turn (only for targets that do not judge)")
     ap.add_argument("--dnc-sample", help=".npy of DNC numbers some advertising goes to")
     ap.add_argument("--watch", action="append", default=[], metavar="NAME=PID")
     a = ap.parse_args(argv)
@@ -197,7 +202,7 @@ def main(argv=None) -> int:
     sample = np.load(a.dnc_sample) if a.dnc_sample else None
     msgs = pdus(n, a.seed, sample)
     watch = {k: int(v) for k, v in (w.split("=", 1) for w in a.watch)}
-    res = uvloop.run(offer(a.port, a.rate, a.seconds, a.window, a.binds, msgs, watch))
+    res = uvloop.run(offer(a.port, a.rate, a.seconds, a.window, a.binds, msgs, watch, cycle=a.cycle))
     print(json.dumps(res))
     return 0
 
