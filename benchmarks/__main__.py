@@ -155,6 +155,10 @@ def summarise(res) -> dict:
     lr = res.get("longrun")
     if lr:
         s["judge_p99_us"] = _r(lr["judge_us"].get("p99"))
+        s["judge_cpu_p99_us"] = _r(lr["judge_cpu_us"].get("p99"))
+        s["p2p_shared_template_pct"] = _r(lr["p2p_shared_template_pct"], 2)
+        s["p2p_tagged_or_dropped_pct"] = _r(lr["p2p_tagged_or_dropped_pct"], 2)
+        s["campaign_caught_pct"] = _r(lr["campaign_caught_pct"], 1)
         s["gc_max_pause_ms"] = _r(lr["gc"]["max_ms"], 2)
         s["judge_cost_growth"] = _r(lr["growth"], 3)
         s["longrun_messages"] = lr["n"]

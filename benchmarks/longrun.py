@@ -62,11 +62,11 @@ def judge_run(n: int, seconds: float, rate: float = 2000.0, dnc_n: int = 1_000_0
         gen = records(n, seed=23, dnc_sample=sample, rate=rate)
         timer = GcTimer()
         gc.callbacks.append(timer)
-        slices, lat = [], np.empty(n, dtype=np.float64)
+        slices, lat, clat = [], np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
         by_mix: dict = defaultdict(Counter)
         tagged_symbols: dict = defaultdict(Counter)
         done, judged_s, rss0 = 0, 0.0, rss_mb()
-        pc, cpu = time.perf_counter, time.process_time
+        pc, cpu, tcpu = time.perf_counter, time.process_time, time.thread_time
         stopped_by = "count"
         while done < n:
             if judged_s >= seconds:
@@ -83,9 +83,10 @@ def judge_run(n: int, seconds: float, rate: float = 2000.0, dnc_n: int = 1_000_0
             verdicts = []
             c0, w0 = cpu(), pc()
             for i, (m, _) in enumerate(chunk):
-                a = pc()
+                a, ta = pc(), tcpu()
                 verdicts.append(pipe.judge(m))
                 lat[done + i] = pc() - a
+                clat[done + i] = tcpu() - ta
             c1, w1 = cpu(), pc()
             judged_s += w1 - w0
             slices.append({"messages": done + len(chunk), "cpu_us_per_msg": (c1 - c0) / len(chunk) * 1e6,
@@ -97,15 +98,25 @@ def judge_run(n: int, seconds: float, rate: float = 2000.0, dnc_n: int = 1_000_0
             done += len(chunk)
         gc.callbacks.remove(timer)
         rss1 = rss_mb()
-    lat = lat[:done] * 1e6
+    lat, clat = lat[:done] * 1e6, clat[:done] * 1e6
+    pcts = (50, 99, 99.9)
+    caught = lambda mixes: sum(by_mix[m].get(a, 0) for m in mixes for a in ("tag", "drop"))
+    total = lambda mixes: sum(sum(by_mix[m].values()) for m in mixes)
     k = max(1, len(slices) // 5)               # first and last fifth of the run
     first = float(np.mean([s["cpu_us_per_msg"] for s in slices[:k]])) if slices else None
     last = float(np.mean([s["cpu_us_per_msg"] for s in slices[-k:]])) if slices else None
     return {"n_target": n, "n": done, "stopped_by": stopped_by, "seconds_cap": seconds, "traffic_rate": rate,
             "dnc_size": dnc_n, "slices": slices, "first_cpu_us": first, "last_cpu_us": last,
             "growth": (last / first) if first else None,
-            "judge_us": {f"p{q:g}": float(v) for q, v in zip((50, 99, 99.9), np.percentile(lat, (50, 99, 99.9)))}
-            if done else {}, "judge_mean_us": float(lat.mean()) if done else None,
+            # wall time per judge() (what a message waits) and the thread's CPU time (what it costs; on a
+            # shared machine the wall p99 also holds other tenants' preemptions)
+            "judge_us": {f"p{q:g}": float(v) for q, v in zip(pcts, np.percentile(lat, pcts))} if done else {},
+            "judge_cpu_us": {f"p{q:g}": float(v) for q, v in zip(pcts, np.percentile(clat, pcts))} if done else {},
+            "judge_mean_us": float(lat.mean()) if done else None,
+            "p2p_tagged_or_dropped_pct": 100 * caught(("p2p", "p2p_ucs2")) / max(1, total(("p2p", "p2p_ucs2"))),
+            "p2p_shared_template_pct": 100 * sum(tagged_symbols[m].get("SHARED_TEMPLATE", 0) for m in ("p2p", "p2p_ucs2"))
+            / max(1, total(("p2p", "p2p_ucs2"))),
+            "campaign_caught_pct": 100 * caught(("campaign",)) / max(1, total(("campaign",))),
             "gc": timer.summary(), "rss_growth_mb": rss1 - rss0,
             "verdicts_by_mix": {k: dict(v) for k, v in by_mix.items()},
             "hits_by_mix": {k: dict(v.most_common(6)) for k, v in tagged_symbols.items()}}
