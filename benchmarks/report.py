@@ -228,6 +228,9 @@ def write_report(out: Path, res) -> None:
                      f"{_f(r['cpu_s']['responder'] / n * 1e6)} | {_f(r['generator_cpu_s'] / n * 1e6)} | "
                      f"{_f(r['latency_us']['p50'] / 1000, 2)} / {_f(r['latency_us']['p99'] / 1000, 2)} | "
                      f"{r['errors']} {r['error_statuses'] or ''} |")
+        if sat["proxy"].get("ran_out_of_messages"):
+            L += ["", f"The proxy's saturating run used up its {sat['proxy']['generated']:,} generated messages before "
+                      "its time was up (it is faster than the run's cap): raise `smpp_sat_rate_cap`."]
         g = sm.get("proxy_growth")
         if g:
             L += ["", f"Proxy CPU per submit_sm over the saturating run: first {g['edge_s']:g} s {_f(g['first_us'])} µs, "

@@ -166,7 +166,8 @@ async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="benc
         for s, v in b.statuses.items():
             statuses[f"0x{s:02X}"] = statuses.get(f"0x{s:02X}", 0) + v
     res = {"offered": rate if not closed else None, "mode": "closed" if closed else "open", "window": window,
-           "binds": binds, "generated": pool, "cycled": cycle, "sent": sent, "ok": ok, "errors": err, "error_statuses": statuses,
+           "binds": binds, "generated": pool, "cycled": cycle, "sent": sent,
+           "ran_out_of_messages": not cycle and sent >= pool, "ok": ok, "errors": err, "error_statuses": statuses,
            "unanswered": sum(len(b.inflight) for b in bs), "unexpected": sum(b.unexpected for b in bs),
            "wall_s": wall, "achieved": (ok + err) / wall, "latency_us": _pct(lat), "sojourn_us": _pct(soj), "cpu_s": cpu,
            "generator_cpu_s": gen_cpu, "series": series}
