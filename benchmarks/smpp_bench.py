@@ -148,6 +148,8 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
             must = r in (5000, int(half))
             todo = [t for t in ("forwarder", "proxy") if must or t not in done]
             if not todo:
+                if progress:
+                    progress.update(1)
                 continue
             # the straight line is only the baseline of the others at this rate
             for name, port, watch in (("direct", r_port, watch_d), ("forwarder", f_port, watch_f), ("proxy", p_port, watch_p)):
