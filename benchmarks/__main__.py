@@ -25,7 +25,7 @@ QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10
              smpp_rates=[2000, 10000], smpp_seconds=1.5, smpp_sat_seconds=5, smpp_fwd_seconds=2, smpp_sat_rate_cap=15_000,
              sip_rates=[500], sip_seconds=3, kamailio="when installed")
 FULL = dict(pipeline_n=100_000, pipeline_dnc=10_000_000, dnc_sizes=[1_000_000, 10_000_000, 100_000_000],
-            pyset_sizes=[1_000_000, 10_000_000], long_n=400_000, long_seconds=240, key_n=1_000_000,
+            pyset_sizes=[1_000_000, 10_000_000], long_n=400_000, long_seconds=240, key_n=300_000,
             smpp_rates=[1000, 2000, 4000, 8000, 16000, 32000], smpp_seconds=4, smpp_sat_seconds=40, smpp_fwd_seconds=10, smpp_sat_rate_cap=20_000,
             sip_rates=[100, 300, 500, 1000, 2000, 4000], sip_seconds=5, kamailio="install")
 SIP_AT = 500            # the SIP figures are read at this offered rate (issue #11's target load)
