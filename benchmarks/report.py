@@ -252,6 +252,12 @@ def write_report(out: Path, res) -> None:
         L += ["", f"Accounting over every SMPP run: {acc['sent']:,} submit_sm sent, {acc['unanswered']} unanswered, "
                   f"{acc['unexpected']} answered more than once or unasked; the proxy judged {acc['proxy_judged']:,} "
                   f"(answered minus {acc['throttled']} throttled) and wrote {acc['verdict_lines']:,} verdict lines."]
+        vs = acc.get("verdict_sample")
+        if vs and vs["lines"]:
+            L += ["", f"What the proxy decided (first {vs['lines']:,} verdict lines): "
+                      + ", ".join(f"{a} {n:,}" for a, n in sorted(vs["actions"].items())) + "; hits: "
+                      + ", ".join(f"{k} {n:,}" for k, n in sorted(vs["symbols"].items(), key=lambda kv: -kv[1])[:8])
+                      + (f"; {vs['unparsed']:,} lines not parsed" if vs["unparsed"] else "") + "."]
     sp = res.get("sip")
     if sp and sp.get("steps"):
         L += ["", "## 5. SIP", "", "sipp UAC(s) -> element -> sipp UAS on loopback, 6 SIP messages per allowed call; "

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,17 @@ def _growth(series, name, edge_s):
     per_s = [rate(a, b) for a, b in zip(pts, pts[1:])]
     return {"first_us": f, "last_us": l_, "growth": (l_ / f) if f and l_ else None, "edge_s": edge_s,
             "per_second_us": per_s}
+
+
+def _tally(sample, line: bytes) -> None:
+    sample["lines"] += 1
+    try:
+        rec = json.loads(line)
+        sample["actions"][str(rec["action"])] += 1
+        for h in rec.get("hits") or ():
+            sample["symbols"][h["symbol"] if isinstance(h, dict) else str(h)] += 1
+    except (ValueError, KeyError, TypeError):
+        sample["unparsed"] += 1
 
 
 def _per_msg(res, name):
@@ -184,12 +196,15 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
     runs = list(out.get("saturation", {}).values()) + [r[k] for r in out.get("steps", []) for k in ("direct", "forwarder", "proxy") if k in r]
     proxy_runs = [out["saturation"]["proxy"]] + [r["proxy"] for r in out.get("steps", []) if "proxy" in r]
     judged = sum(r["ok"] + r["errors"] - r["error_statuses"].get(THROTTLED, 0) for r in proxy_runs)
-    lines = 0
+    lines, sample = 0, {"lines": 0, "unparsed": 0, "actions": Counter(), "symbols": Counter()}
     if vlog.exists():
         with open(vlog, "rb") as f:
-            lines = sum(1 for _ in f)
+            for line in f:
+                lines += 1
+                if lines <= 50_000:             # what the proxy decided, from the first lines
+                    _tally(sample, line)
         vlog.unlink()
     out["accounting"] = {"sent": sum(r["sent"] for r in runs), "unanswered": sum(r["unanswered"] for r in runs),
                          "unexpected": sum(r["unexpected"] for r in runs), "proxy_judged": judged,
-                         "verdict_lines": lines, "throttled": sum(r["error_statuses"].get(THROTTLED, 0) for r in proxy_runs)}
+                         "verdict_lines": lines, "verdict_sample": sample, "throttled": sum(r["error_statuses"].get(THROTTLED, 0) for r in proxy_runs)}
     return out
