@@ -217,7 +217,8 @@ def write_report(out: Path, res) -> None:
               f"Load generator in its own process, {sm['binds']} binds × window {sm['window']}, realistic mix; every "
               "process on loopback and measured separately (CPU µs per submit_sm = that process's CPU time / submit_sm "
               "answered). Saturation = closed loop, every window kept full; the proxy's run comes first, on a fresh "
-              "process.", "",
+              f"process. The proxy judges by its own clock: it was {sm.get('proxy_local_time', '?')} in Asia/Ho_Chi_Minh "
+              "(outside 07:00-22:00 every advertisement is dropped AD_OUTSIDE_HOURS, which changes the verdict mix).", "",
               "| closed loop | seconds | submit_sm/s | CPU µs per submit_sm | responder CPU µs | generator CPU µs | p50 / p99 ms | errors (statuses) |",
               "|---|---|---|---|---|---|---|---|"]
         for name in ("proxy", "forwarder", "direct"):

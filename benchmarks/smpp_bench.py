@@ -127,7 +127,11 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
     watch_p = {"proxy": proxy.pid, "responder": resp.pid}
     watch_f = {"forwarder": fwd.pid, "responder": resp.pid}
     watch_d = {"responder": resp.pid}
-    out = {"binds": 4, "window": 10, "seconds_per_step": seconds, "dnc_size": dnc_n}
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    # the proxy judges by its own clock: outside 07:00-22:00 there every advertisement is dropped
+    out = {"binds": 4, "window": 10, "seconds_per_step": seconds, "dnc_size": dnc_n,
+           "proxy_local_time": datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M")}
     seed = iter(range(100, 10_000))
     try:
         t_end = time.time() + 60

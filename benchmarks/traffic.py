@@ -196,15 +196,31 @@ def _cstr(s: str) -> bytes:
     return s.encode("ascii") + b"\0"
 
 
+# GSM 03.38 default alphabet, unpacked as SMPP carries it with data_coding 0: ASCII letters, digits and most
+# punctuation keep their codes; these do not, and the brackets of "[QC]" need the extension table (escape 0x1B)
+_GSM = {**{c: bytes([c]) for c in range(0x20, 0x7B) if chr(c).isalnum() or chr(c) in " !\"#%&'()*+,-./:;<=>?"},
+        ord("\n"): b"\n", ord("@"): b"\x00", ord("£"): b"\x01", ord("$"): b"\x02", ord("_"): b"\x11",
+        ord("^"): b"\x1b\x14", ord("{"): b"\x1b\x28", ord("}"): b"\x1b\x29", ord("\\"): b"\x1b\x2f",
+        ord("["): b"\x1b\x3c", ord("~"): b"\x1b\x3d", ord("]"): b"\x1b\x3e", ord("|"): b"\x1b\x40",
+        ord("€"): b"\x1b\x65"}
+
+
+def gsm_unpacked(text: str) -> bytes | None:
+    """GSM 03.38 septets one per octet, or None when the text needs UCS2."""
+    try:
+        return b"".join([_GSM[ord(ch)] for ch in text])
+    except KeyError:
+        return None
+
+
 def submit_sm(rec: dict) -> bytes:
     """SMPP 3.4 §4.4.1 submit_sm, sequence_number 0 (the generator sets it per send)."""
     s = rec["sender"]
     # SMPP 3.4 §5.2.5: TON 5 = alphanumeric (brandnames), 1 = international (MSISDNs)
     ston, snpi = (5, 0) if not s.lstrip("+").isdigit() else (1, 1)
     text = rec["text"]
-    try:
-        sm, dcs = text.encode("ascii"), 0          # SMSC default alphabet (§5.2.19); ASCII-only texts
-    except UnicodeEncodeError:
+    sm, dcs = gsm_unpacked(text), 0                 # SMPP 3.4 §5.2.19: 0 = SMSC default alphabet (GSM here)
+    if sm is None:
         sm, dcs = text.encode("utf-16-be"), 8      # UCS2
     if len(sm) > 254:
         sm = sm[:254] if dcs == 0 else sm[:140]
