@@ -160,6 +160,7 @@ def summarise(res) -> dict:
         s["p2p_tagged_or_dropped_pct"] = _r(lr["p2p_tagged_or_dropped_pct"], 2)
         s["campaign_caught_pct"] = _r(lr["campaign_caught_pct"], 1)
         s["gc_max_pause_ms"] = _r(lr["gc"]["max_ms"], 2)
+        s["gc_max_pause_source"] = "in-process long run"
         s["judge_cost_growth"] = _r(lr["growth"], 3)
         s["longrun_messages"] = lr["n"]
         s["smpp_cost_growth"] = s["judge_cost_growth"]
@@ -187,6 +188,12 @@ def summarise(res) -> dict:
             if r["half_saturation"]:
                 s["smpp_p99_added_us"] = _r(r["proxy_added_us"]["p99"])
                 s["smpp_p99_added_at_offered"] = r["offered"]
+        pg = sm.get("proxy_gc")
+        if pg:
+            s["smpp_proxy_gc_max_pause_ms"] = _r(pg["max_ms"], 2)
+            if s["gc_max_pause_ms"] is None or pg["max_ms"] > s["gc_max_pause_ms"]:
+                s["gc_max_pause_ms"] = _r(pg["max_ms"], 2)
+                s["gc_max_pause_source"] = "the proxy process (all SMPP steps)"
         acc = sm["accounting"]
         s["smpp_every_submit_answered_once"] = acc["unanswered"] == 0 and acc["unexpected"] == 0
         s["smpp_one_verdict_line_per_judged"] = acc["verdict_lines"] == acc["proxy_judged"]

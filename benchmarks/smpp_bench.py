@@ -3,7 +3,8 @@
 Processes, all on 127.0.0.1, each separately measurable: the lean responder (the SMSC,
 benchmarks.smpp_peers), the raw forwarder (SMPP framing only, benchmarks.smpp_peers),
 `telfilter serve` (the proxy under test: shipped Decree 91 pack, bundled model, a seeded
-registry/blacklist/DNC, verdict log to a file) and the load generator (benchmarks.smpp_load,
+registry/blacklist/DNC, verdict log to a file; run through benchmarks.proxy_runner, which times its
+GC pauses) and the load generator (benchmarks.smpp_load,
 4 binds × window 10, the realistic mix). Steps:
 
 1. saturation: closed loop (every window kept full) through a fresh proxy, then through the
@@ -120,7 +121,8 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
     py = sys.executable
     resp = subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])
     fwd = subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "forwarder", str(f_port), str(r_port)])
-    proxy = subprocess.Popen([py, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
+    gc_file = tmp / "proxy_gc.json"
+    proxy = subprocess.Popen([py, "-m", "benchmarks.proxy_runner", str(gc_file), "serve", "--data-dir", str(tmp / "data"),
                               "--smpp-listen", f"127.0.0.1:{p_port}", "--smsc", f"127.0.0.1:{r_port}",
                               "--esme-account", "bench:pw", "--sip-listen", "off", "--log", str(vlog),
                               "--ready-file", str(tmp / "ready")], stderr=subprocess.DEVNULL)
@@ -196,6 +198,7 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+    out["proxy_gc"] = json.loads(gc_file.read_text()) if gc_file.exists() else None
     # 3. accounting: each run's answers, and one verdict line per judged message
     runs = list(out.get("saturation", {}).values()) + [r[k] for r in out.get("steps", []) for k in ("direct", "forwarder", "proxy") if k in r]
     proxy_runs = [out["saturation"]["proxy"]] + [r["proxy"] for r in out.get("steps", []) if "proxy" in r]
