@@ -11,8 +11,8 @@ GC pauses) and the load generator (benchmarks.smpp_load,
    forwarder, then straight to the responder: the most each can answer, and CPU µs per
    submit_sm = process CPU time / submit_sm answered. The proxy's per-second series gives the
    cost growth between the first and the last part of the run.
-2. the ladder: open-loop offered rates up to and past the proxy's saturation, and 5k/s and half
-   the measured saturation; at each rate straight, forwarder and proxy, so added latency is read
+2. the ladder: open-loop offered rates up to and past the proxy's saturation (the configured rates,
+   5k/s, half and 1.25× the measured saturation); at each rate straight, forwarder and proxy, so added latency is read
    against the same generator at the same rate. A target stops being offered more once it has
    saturated (answered < 90% of offered).
 3. accounting: every submit_sm answered once (no unanswered, no unexpected responses) and one
@@ -159,7 +159,8 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
         out["proxy_growth"] = _growth(sat["proxy"]["series"], "proxy", min(10.0, sat_seconds / 3))
         # 2. the ladder
         half = round(sat["proxy"]["achieved"] / 2, -2) or 100
-        ladder = sorted({*rates, 5000, int(half)})
+        over = int(round(sat["proxy"]["achieved"] * 1.25, -2)) or 100     # a rung past saturation, whatever the rates
+        ladder = sorted({*rates, 5000, int(half), over})
         steps, done = [], set()
         for r in ladder:
             row = {"offered": r, "half_saturation": r == int(half)}
