@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     steps = (2 if "pipeline" not in a.skip else 0) + len(cfg["dnc_sizes"]) + len(cfg["pyset_sizes"]) \
         + (2 if "longrun" not in a.skip else 0) \
-        + (2 + len(cfg["smpp_rates"]) + 2 if "smpp" not in a.skip else 0) \
+        + (2 + len(cfg["smpp_rates"]) + 3 if "smpp" not in a.skip else 0) \
         + (2 * len(cfg["sip_rates"]) if "sip" not in a.skip else 0)
     prog = _progress(steps)
     t_start = time.time()
