@@ -1,9 +1,12 @@
-"""SIP calls per second through the screen with sipp, against Kamailio as a plain stateless
-forwarder under the same sipp scenario when Kamailio is installed (the full run installs it).
+"""SIP calls per second and CPU per call through the screen with sipp, against a trivial UDP relay
+and Kamailio as a plain stateless forwarder (`-x tlsf`) under the same sipp load in the same run,
+Kamailio whenever it is installed (the full run installs it).
 
 Per rate step: sipp UAC(s) -> screen (`telfilter serve`, one process) -> sipp UAS, on 127.0.0.1.
 The mixed run offers half allowed calls (INVITE/200/ACK/BYE) and half blocked ones (the
-caller is blacklisted: 608 expected); the allowed-only run is the one compared with Kamailio.
+caller is blacklisted: 608 expected); the allowed-only run is the one compared with the relay
+and Kamailio. CPU per call = CPU time of the element under test (Kamailio: its process tree)
+during the run / calls completed; per message = that / 6.
 Every sipp is bounded by -m (call count) and -timeout; nothing leaves loopback.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .util import cpu_seconds, pct
+from .util import cpu_seconds, pct, tree_cpu_seconds
 
 SC = Path(__file__).resolve().parent / "sipp"
 
@@ -65,38 +68,45 @@ def _stats(d: Path):
     return out
 
 
+MSGS_PER_CALL = 6          # INVITE, 180, 200, ACK, BYE, 200 (uac_call.xml against uas.xml)
+
+
 def run(rates, seconds, progress=None, kamailio=False) -> dict:
     if shutil.which("sipp") is None:
         return {"error": "sipp not installed"}
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipbench-"))
     from engine.lists import ListStore
     ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
-    results = {"steps": [], "kamailio": None}
     kam_bin = shutil.which("kamailio") if kamailio else None
+    results = {"steps": [], "kamailio": kam_bin, "kamailio_args": KAM_ARGS if kam_bin else None,
+               "messages_per_call": MSGS_PER_CALL}
     for rate in rates:
         row = {"offered_cps": rate}
         for mode in ("mixed", "allowed"):
-            row[mode] = _one(tmp, rate, seconds, mode, screen=True)
+            row[mode] = _one(tmp, rate, seconds, mode, server="screen")
             if progress:
                 progress.update(1)
+        row["relay"] = _one(tmp, rate, seconds, "allowed", server="relay")
         if kam_bin:
-            row["kamailio"] = _one(tmp, rate, seconds, "allowed", screen=False, kam_bin=kam_bin)
+            try:
+                row["kamailio"] = _one(tmp, rate, seconds, "allowed", server="kamailio", kam_bin=kam_bin)
+            except RuntimeError as e:           # reported, not fatal: the screen's figures stand alone
+                row["kamailio_error"] = str(e)
+        for k in ("allowed", "relay", "kamailio"):
+            if k in row:
+                r = row[k]
+                r["cpu_us_per_call"] = r["server_cpu_s"] / r["ok"] * 1e6 if r["ok"] else None
+                r["cpu_us_per_msg"] = r["cpu_us_per_call"] / MSGS_PER_CALL if r["ok"] else None
         results["steps"].append(row)
-    results["kamailio"] = kam_bin
     return results
 
 
-def _one(tmp, rate, seconds, mode, screen=True, kam_bin=None):
-    calls = max(2, int(rate * seconds))
-    uas_port, port = _free_udp(), _free_udp()
-    tag = f"{'screen' if screen else 'kamailio'}_{mode}_{rate}"
-    d = tmp / tag
-    d.mkdir(parents=True, exist_ok=True)
-    n_allowed = calls if mode == "allowed" else calls // 2
-    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
-                            "-timeout", f"{int(seconds + 40)}s", "-nostdin", "-m", str(n_allowed)],
-                           cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if screen:
+# Kamailio as a plain stateless forwarder, with its production allocator for shared memory
+KAM_ARGS = ["-DD", "-E", "-m", "64", "-M", "8", "-x", "tlsf"]
+
+
+def _start_server(kind, d, port, uas_port, tmp, kam_bin=None):
+    if kind == "screen":
         srv = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
                                 "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{port}",
                                 "--sip-next-hop", f"127.0.0.1:{uas_port}", "--sip-allow-networks", "127.0.0.0/8",
@@ -105,16 +115,36 @@ def _one(tmp, rate, seconds, mode, screen=True, kam_bin=None):
         end = time.time() + 30
         while not (d / "ready").exists() and time.time() < end:
             time.sleep(0.05)
+    elif kind == "relay":
+        srv = subprocess.Popen([sys.executable, "-m", "benchmarks.sip_relay", str(port), str(uas_port)],
+                               stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
     else:
         cfg = d / "kamailio.cfg"
-        cfg.write_text(f"#!KAMAILIO\nlisten=udp:127.0.0.1:{port}\nchildren=1\ntcp_children=1\ndisable_tcp=yes\n"
-                       f"log_stderror=yes\ndebug=0\nrequest_route {{\n  forward(\"udp:127.0.0.1:{uas_port}\");\n  exit;\n}}\n")
-        srv = subprocess.Popen([kam_bin, "-f", str(cfg), "-DD", "-E", "-m", "64", "-M", "8"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cfg.write_text(f"#!KAMAILIO\nlisten=udp:127.0.0.1:{port}\nchildren=1\ndisable_tcp=yes\n"
+                       f"log_stderror=yes\ndebug=0\nrequest_route {{\n  forward(\"127.0.0.1\", {uas_port});\n  exit;\n}}\n")
+        srv = subprocess.Popen([kam_bin, "-f", str(cfg), *KAM_ARGS], stdout=subprocess.DEVNULL,
+                               stderr=open(d / "kamailio.log", "wb"))
         time.sleep(1.0)
+    return srv
+
+
+def _one(tmp, rate, seconds, mode, server="screen", kam_bin=None):
+    calls = max(2, int(rate * seconds))
+    uas_port, port = _free_udp(), _free_udp()
+    d = tmp / f"{server}_{mode}_{rate}"
+    d.mkdir(parents=True, exist_ok=True)
+    n_allowed = calls if mode == "allowed" else calls // 2
+    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+                            "-timeout", f"{int(seconds + 40)}s", "-nostdin", "-m", str(n_allowed)],
+                           cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = _start_server(server, d, port, uas_port, tmp, kam_bin)
     time.sleep(0.3)
+    cpu_of = tree_cpu_seconds if server == "kamailio" else cpu_seconds
     try:
-        c0 = cpu_seconds(srv.pid)
+        if srv.poll() is not None:
+            raise RuntimeError(f"{server} exited at start (status {srv.returncode}); see {d}")
+        c0 = cpu_of(srv.pid)
         t0 = time.perf_counter()
         uacs = [_sipp_uac(d, "allowed", port, uas_port, "uac_call.xml", "0901234567",
                           rate if mode == "allowed" else max(1, rate // 2), n_allowed)]
@@ -127,7 +157,7 @@ def _one(tmp, rate, seconds, mode, screen=True, kam_bin=None):
             except subprocess.TimeoutExpired:
                 u.kill()
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds(srv.pid) - c0
+        cpu = cpu_of(srv.pid) - c0
     finally:
         for p in (srv, uas):
             p.send_signal(signal.SIGTERM)

@@ -1,26 +1,39 @@
-"""SMPP through the proxy against the same load straight to the SMSC simulator.
+"""SMPP capacity: telfilter against a raw forwarder and a straight line to the SMSC, same run.
 
-Three processes, all on 127.0.0.1: the SMSC simulator (`python -m benchmarks.smpp_bench sim PORT`),
-`telfilter serve` (the proxy, one process = one core), and this asyncio load generator, which
-is open-loop: it offers a fixed rate across several binds, each with its own window, and
-measures every submit_sm from its *scheduled* send time to its submit_sm_resp (so queueing
-in a full window counts). Bounded in count and time; stops by itself.
+Processes, all on 127.0.0.1, each separately measurable: the lean responder (the SMSC,
+benchmarks.smpp_peers), the raw forwarder (SMPP framing only, benchmarks.smpp_peers),
+`telfilter serve` (the proxy under test: shipped Decree 91 pack, bundled model, a seeded
+registry/blacklist/DNC, verdict log to a file; run through benchmarks.proxy_runner, which times its
+GC pauses) and the load generator (benchmarks.smpp_load,
+4 binds × window 10, the realistic mix). Steps:
+
+1. saturation: closed loop (every window kept full) through a fresh proxy, then through the
+   forwarder, then straight to the responder: the most each can answer, and CPU µs per
+   submit_sm = process CPU time / submit_sm answered. The proxy's per-second series gives the
+   cost growth between the first and the last part of the run.
+2. the ladder: open-loop offered rates up to and past the proxy's saturation (the configured rates,
+   5k/s, half and 1.25× the measured saturation); at each rate straight, forwarder and proxy, so added latency is read
+   against the same generator at the same rate. A target stops being offered more once it has
+   saturated (answered < 90% of offered).
+3. accounting: every submit_sm answered once (no unanswered, no unexpected responses) and one
+   verdict line per message the proxy judged.
 """
 from __future__ import annotations
 
-import asyncio
+import json
 import os
-import random
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
-from .gen import BODIES, NAMES, OPENERS
-from .util import cpu_seconds, pct
+import numpy as np
+
+THROTTLED = "0x58"
 
 
 def _free_port():
@@ -31,186 +44,175 @@ def _free_port():
     return p
 
 
-def _pdus(n=2000, seed=5):
-    from engine.smpp_proxy.codec import encode
-    from engine.smpp_proxy.codec import pdu as P
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        text = f"{rng.choice(OPENERS).format(n=rng.choice(NAMES))} {rng.choice(BODIES).format(h=rng.randrange(1, 12), r=rng.randrange(100, 600), d=rng.randrange(1, 29))} #{i}"
-        out.append(encode(P.SubmitSm(sequence_number=0, source_addr_ton=1, source_addr_npi=1,
-                                     source_addr=f"849{rng.randrange(10**8):08d}", dest_addr_ton=1, dest_addr_npi=1,
-                                     destination_addr=f"849{rng.randrange(10**8):08d}", short_message=text.encode())))
-    return out
+def _wait_port(port, timeout=30.0) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
-class _Bind(asyncio.Protocol):
-    def __init__(self):
-        from engine.smpp_proxy.codec import SmppConnection
-        self.conn = SmppConnection(1 << 20)
-        self.inflight = {}
-        self.lat = []
-        self.ok = self.err = 0
-        self.statuses = {}
-        self.bound = asyncio.get_running_loop().create_future()
-        self.space = asyncio.Event()
-
-    def connection_made(self, t):
-        self.t = t
-        t.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def data_received(self, data):
-        from engine.smpp_proxy.codec import NEED_DATA
-        from engine.smpp_proxy.codec import constants as C
-        self.conn.receive_data(data)
-        now = time.perf_counter()
-        while True:
-            ev = self.conn.next_event()
-            if ev is NEED_DATA:
-                break
-            cid = ev.command_id
-            if cid == C.BIND_TRANSCEIVER_RESP:
-                if not self.bound.done():
-                    self.bound.set_result(ev.command_status)
-            elif cid == C.SUBMIT_SM_RESP:
-                t0 = self.inflight.pop(ev.sequence_number, None)
-                if t0 is not None:
-                    self.lat.append(now - t0)
-                    if ev.command_status == 0:
-                        self.ok += 1
-                    else:
-                        self.err += 1
-                        self.statuses[ev.command_status] = self.statuses.get(ev.command_status, 0) + 1
-                    self.space.set()
-            elif cid == C.DELIVER_SM:
-                from engine.smpp_proxy.codec import encode, pdu as P
-                self.t.write(encode(P.DeliverSmResp(sequence_number=ev.sequence_number)))
-            elif cid == C.ENQUIRE_LINK:
-                from engine.smpp_proxy.codec import encode, pdu as P
-                self.t.write(encode(P.EnquireLinkResp(sequence_number=ev.sequence_number)))
+def _load(port, rate, seconds, watch, seed, sample, count=None, cycle=False, timeout=None) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.smpp_load", "--port", str(port), "--rate", str(rate),
+           "--seconds", str(seconds), "--seed", str(seed), "--dnc-sample", str(sample)]
+    if count:
+        cmd += ["--count", str(count)]
+    if cycle:
+        cmd.append("--cycle")
+    for k, pid in watch.items():
+        cmd += ["--watch", f"{k}={pid}"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout or (seconds + 120))
+    if p.returncode != 0:
+        raise RuntimeError(f"load generator failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-async def offer(port, rate, seconds, window, binds, pdus, system_id="bench", password="pw"):
-    """Open-loop load; returns achieved OK/s, error count and latency percentiles (µs)."""
-    from engine.smpp_proxy.codec import encode, with_sequence
-    from engine.smpp_proxy.codec import pdu as P
-    loop = asyncio.get_running_loop()
-    bs = []
-    for i in range(binds):
-        _, b = await loop.create_connection(_Bind, "127.0.0.1", port)
-        b.t.write(encode(P.BindTransceiver(sequence_number=b.conn.next_sequence(), system_id=system_id,
-                                           password=password, interface_version=0x34)))
-        st = await asyncio.wait_for(b.bound, 10)
-        if st != 0:
-            raise RuntimeError(f"bind refused: 0x{st:02x}")
-        bs.append(b)
-    total = int(rate * seconds)
-    per = [total // binds + (1 if i < total % binds else 0) for i in range(binds)]
-    start = time.perf_counter() + 0.05
-    deadline = start + seconds + 5.0
+def _growth(series, name, edge_s):
+    """CPU µs per answered message over the first and the last `edge_s` seconds of a series."""
+    pts = [(s["t"], s["answered"], s["cpu_s"][name]) for s in series]
+    if len(pts) < 3:
+        return None
+    t_end = pts[-1][0]
 
-    async def run(b: _Bind, n, offset):
-        interval = binds / rate
-        k = 0
-        while k < n and time.perf_counter() < deadline:
-            now = time.perf_counter()
-            due = start + offset * interval / binds + k * interval
-            if due > now:
-                await asyncio.sleep(min(due - now, 0.002))
-                continue
-            if len(b.inflight) >= window:
-                b.space.clear()
-                try:
-                    await asyncio.wait_for(b.space.wait(), 0.05)
-                except asyncio.TimeoutError:
-                    pass
-                continue
-            seq = b.conn.next_sequence()
-            b.inflight[seq] = due
-            b.t.write(with_sequence(pdus[(k * binds + offset) % len(pdus)], seq))
-            k += 1
-        while b.inflight and time.perf_counter() < deadline:
-            await asyncio.sleep(0.005)
-
-    await asyncio.gather(*(run(b, per[i], i) for i, b in enumerate(bs)))
-    wall = max(time.perf_counter() - start, 1e-9)
-    lat = [x * 1e6 for b in bs for x in b.lat]
-    ok = sum(b.ok for b in bs)
-    err = sum(b.err for b in bs)
-    lost = sum(len(b.inflight) for b in bs)
-    for b in bs:
-        b.t.close()
-    statuses = {}
-    for b in bs:
-        for k, v in b.statuses.items():
-            statuses[f"0x{k:02X}"] = statuses.get(f"0x{k:02X}", 0) + v
-    return {"offered": rate, "window": window, "binds": binds, "sent": total, "ok": ok, "errors": err,
-            "error_statuses": statuses,
-            "unanswered": lost, "achieved": ok / wall, "latency_us": pct(lat)}
+    def rate(a, b):
+        (_, n0, c0), (_, n1, c1) = a, b
+        return (c1 - c0) / (n1 - n0) * 1e6 if n1 > n0 else None
+    first = [p for p in pts if p[0] <= edge_s + 0.01]
+    last = [p for p in pts if p[0] >= t_end - edge_s - 0.01]
+    f, l_ = rate(first[0], first[-1]), rate(last[0], last[-1])
+    per_s = [rate(a, b) for a, b in zip(pts, pts[1:])]
+    return {"first_us": f, "last_us": l_, "growth": (l_ / f) if f and l_ else None, "edge_s": edge_s,
+            "per_second_us": per_s}
 
 
-def _sim_main(port):
-    import uvloop
-    from engine.smpp_proxy.simulator import SmscSimulator
-
-    async def main():
-        s = SmscSimulator(receipt_delay=None)
-        await s.start("127.0.0.1", port)
-        # the simulator does not keep what it received here (memory bounded for long runs)
-        s.received = _Null()
-        await asyncio.Event().wait()
-    uvloop.run(main())
-
-
-class _Null(list):
-    def append(self, x):
-        pass
-
-
-def run(steps, windows, seconds, binds=4, progress=None) -> dict:
-    import uvloop
-    sim_port, proxy_port = _free_port(), _free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_bench", "sim", str(sim_port)])
-    tmp = Path(tempfile.mkdtemp(prefix="tf-bench-"))
-    proxy = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
-                              "--smpp-listen", f"127.0.0.1:{proxy_port}", "--smsc", f"127.0.0.1:{sim_port}",
-                              "--esme-account", "bench:pw", "--sip-listen", "off", "--log", os.devnull,
-                              "--ready-file", str(tmp / "ready")], stderr=subprocess.DEVNULL)
+def _tally(sample, line: bytes) -> None:
+    sample["lines"] += 1
     try:
-        t_end = time.time() + 30
+        rec = json.loads(line)
+        sample["actions"][str(rec["action"])] += 1
+        for h in rec.get("hits") or ():
+            sample["symbols"][h["symbol"] if isinstance(h, dict) else str(h)] += 1
+    except (ValueError, KeyError, TypeError):
+        sample["unparsed"] += 1
+
+
+def _per_msg(res, name):
+    n = res["ok"] + res["errors"]
+    return res["cpu_s"][name] / n * 1e6 if n else None
+
+
+def _saturated(res) -> bool:
+    return res["achieved"] < 0.9 * res["offered"] or res["unanswered"] > 0
+
+
+def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_000_000, progress=None) -> dict:
+    """`sat_rate_cap`: fresh messages are generated for the proxy's saturating run at this rate × its
+    seconds (bounded count); a proxy faster than that ends the run early, which the result says."""
+    from .traffic import seed_data
+    tmp = Path(tempfile.mkdtemp(prefix="tf-bench-"))
+    nums = seed_data(tmp / "data", dnc_n)
+    sample = tmp / "dnc_sample.npy"
+    np.save(sample, nums[:: max(1, len(nums) // 10_000)])
+    vlog = tmp / "verdicts.jsonl"
+    r_port, f_port, p_port = _free_port(), _free_port(), _free_port()
+    py = sys.executable
+    resp = subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])
+    fwd = subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "forwarder", str(f_port), str(r_port)])
+    gc_file = tmp / "proxy_gc.json"
+    proxy = subprocess.Popen([py, "-m", "benchmarks.proxy_runner", str(gc_file), "serve", "--data-dir", str(tmp / "data"),
+                              "--smpp-listen", f"127.0.0.1:{p_port}", "--smsc", f"127.0.0.1:{r_port}",
+                              "--esme-account", "bench:pw", "--sip-listen", "off", "--log", str(vlog),
+                              "--ready-file", str(tmp / "ready")], stderr=subprocess.DEVNULL)
+    watch_p = {"proxy": proxy.pid, "responder": resp.pid}
+    watch_f = {"forwarder": fwd.pid, "responder": resp.pid}
+    watch_d = {"responder": resp.pid}
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    # the proxy judges by its own clock: outside 07:00-22:00 there every advertisement is dropped
+    out = {"binds": 4, "window": 10, "seconds_per_step": seconds, "dnc_size": dnc_n,
+           "proxy_local_time": datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M")}
+    seed = iter(range(100, 10_000))
+    try:
+        t_end = time.time() + 60
         while not (tmp / "ready").exists() and time.time() < t_end:
             time.sleep(0.05)
-        time.sleep(0.5)                          # upstream bind
-        out = []
-        for wi, w in enumerate(windows):
-            for si, r in enumerate(steps):
-                # fresh, distinct messages for every step: a replayed stream would (rightly)
-                # trip FLOOD_SAME_CONTENT and measure the policy instead of the proxy
-                pdus = _pdus(int(r * seconds) + 1, seed=1000 * wi + si)
-                row = {}
-                for target, port in (("direct", sim_port), ("proxy", proxy_port)):
-                    c0 = {p.pid: cpu_seconds(p.pid) for p in (sim, proxy)}
-                    res = uvloop.run(offer(port, r, seconds, w, binds, pdus))
-                    res["cpu_s"] = {"simulator": cpu_seconds(sim.pid) - c0[sim.pid],
-                                    "proxy": cpu_seconds(proxy.pid) - c0[proxy.pid]}
-                    row[target] = res
-                    if progress:
-                        progress.update(1)
-                p, d = row["proxy"]["latency_us"], row["direct"]["latency_us"]
-                row["added_us"] = {k: (p[k] - d[k]) if p[k] is not None and d[k] is not None else None for k in p}
-                row["offered"], row["window"] = r, w
-                out.append(row)
-        return {"steps": out, "binds": binds, "seconds_per_step": seconds}
+        if not (tmp / "ready").exists() or not _wait_port(r_port) or not _wait_port(f_port):
+            raise RuntimeError("proxy, responder or forwarder did not start")
+        time.sleep(0.5)                                  # the proxy's upstream bind
+        # 1. saturation, fresh proxy first (its state grows from here on)
+        sat = {}
+        sat["proxy"] = _load(p_port, 0, sat_seconds, watch_p, next(seed), sample, count=int(sat_seconds * sat_rate_cap))
+        if progress:
+            progress.update(1)
+        # neither judges, so a pool of messages used in turn is an honest load for them
+        sat["forwarder"] = _load(f_port, 0, fwd_seconds, watch_f, next(seed), sample, count=20_000, cycle=True)
+        sat["direct"] = _load(r_port, 0, fwd_seconds, watch_d, next(seed), sample, count=20_000, cycle=True)
+        if progress:
+            progress.update(1)
+        out["saturation"] = sat
+        out["proxy_cpu_us_per_msg"] = _per_msg(sat["proxy"], "proxy")
+        out["forwarder_cpu_us_per_msg"] = _per_msg(sat["forwarder"], "forwarder")
+        out["responder_cpu_us_per_msg"] = _per_msg(sat["direct"], "responder")
+        out["proxy_growth"] = _growth(sat["proxy"]["series"], "proxy", min(10.0, sat_seconds / 3))
+        # 2. the ladder
+        half = round(sat["proxy"]["achieved"] / 2, -2) or 100
+        over = int(round(sat["proxy"]["achieved"] * 1.25, -2)) or 100     # a rung past saturation, whatever the rates
+        ladder = sorted({*rates, 5000, int(half), over})
+        steps, done = [], set()
+        for r in ladder:
+            row = {"offered": r, "half_saturation": r == int(half)}
+            must = r in (5000, int(half))
+            todo = [t for t in ("forwarder", "proxy") if must or t not in done]
+            if not todo:
+                if progress:
+                    progress.update(1)
+                continue
+            # the straight line is only the baseline of the others at this rate
+            for name, port, watch in (("direct", r_port, watch_d), ("forwarder", f_port, watch_f), ("proxy", p_port, watch_p)):
+                if name != "direct" and name not in todo:
+                    continue
+                # the proxy judges, so it gets fresh messages; the others a pool used in turn
+                fresh = name == "proxy"
+                row[name] = _load(port, r, seconds, watch, next(seed), sample,
+                                  count=None if fresh else min(int(r * seconds), 10_000), cycle=not fresh)
+                if _saturated(row[name]):
+                    done.add(name)
+            if progress:
+                progress.update(1)
+            for name in ("forwarder", "proxy"):
+                if name in row and "direct" in row:
+                    p, d = row[name]["latency_us"], row["direct"]["latency_us"]
+                    row[f"{name}_added_us"] = {k: (p[k] - d[k]) if p[k] is not None and d[k] is not None else None
+                                               for k in p}
+            steps.append(row)
+        out["steps"] = steps
+        out["ladder"] = ladder
+        out["half_saturation_rate"] = int(half)
     finally:
-        for p in (proxy, sim):
+        for p in (proxy, fwd, resp):
             p.send_signal(signal.SIGTERM)
-        for p in (proxy, sim):
+        for p in (proxy, fwd, resp):
             try:
-                p.wait(10)
+                p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
-
-
-if __name__ == "__main__":
-    if sys.argv[1] == "sim":
-        _sim_main(int(sys.argv[2]))
+    out["proxy_gc"] = json.loads(gc_file.read_text()) if gc_file.exists() else None
+    # 3. accounting: each run's answers, and one verdict line per judged message
+    runs = list(out.get("saturation", {}).values()) + [r[k] for r in out.get("steps", []) for k in ("direct", "forwarder", "proxy") if k in r]
+    proxy_runs = [out["saturation"]["proxy"]] + [r["proxy"] for r in out.get("steps", []) if "proxy" in r]
+    judged = sum(r["ok"] + r["errors"] - r["error_statuses"].get(THROTTLED, 0) for r in proxy_runs)
+    lines, sample = 0, {"lines": 0, "unparsed": 0, "actions": Counter(), "symbols": Counter()}
+    if vlog.exists():
+        with open(vlog, "rb") as f:
+            for line in f:
+                lines += 1
+                if lines <= 50_000:             # what the proxy decided, from the first lines
+                    _tally(sample, line)
+        vlog.unlink()
+    out["accounting"] = {"sent": sum(r["sent"] for r in runs), "unanswered": sum(r["unanswered"] for r in runs),
+                         "unexpected": sum(r["unexpected"] for r in runs), "proxy_judged": judged,
+                         "verdict_lines": lines, "verdict_sample": sample, "throttled": sum(r["error_statuses"].get(THROTTLED, 0) for r in proxy_runs)}
+    return out
