@@ -198,7 +198,8 @@ def test_malformed_pdu_nacked_bind_stays_up(harness):
     short = good[:-6] + b"\x40" + good[-5:]                               # sm_length 64, 5 bytes follow
     s.sendall(short)
     r = read_raw(s)
-    assert r.command_id == C.GENERIC_NACK and r.command_status == C.ESME_RINVMSGLEN and r.sequence_number == 7
+    # SMPP 3.4 §4.3: the command's own resp (its header was readable), with the precise status
+    assert r.command_id == C.SUBMIT_SM_RESP and r.command_status == C.ESME_RINVMSGLEN and r.sequence_number == 7
     s.sendall(encode(P.EnquireLink(sequence_number=8)))
     r = read_raw(s)
     assert r.command_id == C.ENQUIRE_LINK_RESP and r.sequence_number == 8

@@ -11,6 +11,8 @@ from .codec import constants as C
 from .codec import pdu as P
 from .stream import CoalescedStream
 
+_MESSAGE_COMMANDS = frozenset((C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM))
+
 if TYPE_CHECKING:
     from .server import SmppProxy
 
@@ -56,6 +58,9 @@ class EsmeSession(CoalescedStream):
             log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, self.peer, e)
         else:
             log.info("malformed PDU from %s: %s (status 0x%02x)", self.peer, e, e.status)
+        if e.command_id in _MESSAGE_COMMANDS:        # a message refused before it could be judged: logged
+            self.proxy.vlog.write_refusal(self.proxy.clock(), P.name_of(e.command_id),
+                                          self.account.system_id if self.account else "", "", "", e.status, str(e))
 
     def pdu_received(self, ev) -> None:
         try:

@@ -79,7 +79,11 @@ class SmscLink(CoalescedStream):
         self._queue(raw)
 
     def malformed(self, e: RemoteProtocolError) -> None:
+        # answered with the command's resp and an error status by the stream; the link stays up
         log.warning("malformed PDU from SMSC %s: %s", self.addr, e)
+        if e.command_id in (C.DELIVER_SM, C.DATA_SM):
+            self.proxy.vlog.write_refusal(self.proxy.clock(), P.name_of(e.command_id) + " MO", "", "", "",
+                                          e.status, str(e))
 
     def pdu_received(self, ev) -> None:
         cid = ev.command_id

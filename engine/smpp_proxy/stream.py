@@ -21,10 +21,12 @@ class SmppStream(asyncio.Protocol):
                 ev = self.conn.next_event()
             except RemoteProtocolError as e:
                 self.malformed(e)
-                # SMPP 3.4 allows the command's resp or generic_nack for a PDU that cannot be
-                # decoded; generic_nack is what every peer understands without having parsed its
-                # own request back, and it carries the precise status (ESME_RINVMSGLEN, ...)
-                self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status))
+                # SMPP 3.4 §4.3: the command's own resp when the header named a known request (a
+                # deliver_sm refused by us gets a deliver_sm_resp, which an SMSC matches by command),
+                # else generic_nack; either carries the precise status (ESME_RINVMSGLEN, ...).
+                # When framing is lost the header itself is suspect: generic_nack, then close.
+                self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status)
+                              if e.fatal else P.answer_for(e))
                 if e.fatal:
                     self.close()
                     return
