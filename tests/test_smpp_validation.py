@@ -207,3 +207,11 @@ def test_short_message_and_message_payload_together_or_twice_are_refused():
     assert user_data_refused(twice, read=False).status == C.ESME_ROPTPARNOTALLWD
     one = submit(short_message=b"", tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"a" * 400),))
     pdu_check_user_data(decode(encode(one)))
+
+
+def test_deliver_sm_times_are_sized_but_not_parsed():
+    d = P.DeliverSm(sequence_number=5, source_addr="a", destination_addr="b", schedule_delivery_time="whatever",
+                    validity_period="v")
+    assert decode(encode(d)) == d
+    e = refused(raw_with(d, validity_period=b"x" * 17))
+    assert e.status == C.ESME_RINVEXPIRY

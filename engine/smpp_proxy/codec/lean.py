@@ -161,7 +161,7 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
     for name, st in (("schedule_delivery_time", C.ESME_RINVSCHED), ("validity_period", C.ESME_RINVEXPIRY)):
         e = _cstr(raw, o, 17, name, st, cid, seq)
         t = raw[o:e].decode("latin-1")
-        if e - o and not valid_time(t):
+        if e - o and cid == C.SUBMIT_SM and not valid_time(t):      # (see pdu.PLANS on deliver_sm)
             raise RemoteProtocolError(f"{name} {t!r} is not YYMMDDhhmmsstnnp", st, cid, seq)
         setattr(v, name, t)
         o = e + 1

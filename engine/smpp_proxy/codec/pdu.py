@@ -5,6 +5,11 @@ and `encode` walk that list. Kinds: `c` C-Octet String (kept as latin-1 `str`, s
 round-trips), `B` 1-octet integer, `I` 4-octet integer, `sm` sm_length + short_message
 (bytes), `dests` / `unsucc` the submit_multi lists. Whatever follows the mandatory fields
 is optional parameters (TLVs), kept in order, byte for byte, known or not.
+
+Decoding checks what SMPP 3.4 fixes (fields.py: C-Octet String sizes, time format, sm_length,
+TLV framing and fixed lengths) and raises RemoteProtocolError with the status to answer with.
+What the message body says (UDH, SAR, message_payload vs short_message) is checked when it is
+read (udh.py), so such a PDU still reaches the proxy, which answers and logs the refusal.
 """
 from __future__ import annotations
 
@@ -115,8 +120,11 @@ def response_class(command_id: int):
 
 # ---------------------------------------------------------------- decoding
 # Each command's fields compiled once into (name, kind, max octets incl. NUL, status, is_time):
-# the per-PDU loop does no dictionary look-ups for limits.
-PLANS = {cid: tuple((name, kind, *(cstring_limit(cid, name) or (0, 0)), name in TIME_FIELDS) for name, kind in spec)
+# the per-PDU loop does no dictionary look-ups for limits. deliver_sm's times are unused (SMPP 3.4
+# §4.6.1: NULL) and only their size is checked: refusing an SMSC's odd value would protect nothing
+# and make it redeliver.
+PLANS = {cid: tuple((name, kind, *(cstring_limit(cid, name) or (0, 0)), name in TIME_FIELDS and cid != C.DELIVER_SM)
+                    for name, kind in spec)
          for cid, (_, spec) in SPECS.items()}
 
 
