@@ -100,3 +100,9 @@ def test_prefix_that_does_not_fit_or_cannot_be_written():
     assert prefix_user_data(v, b"12345") is None
     assert encode_prefix("Ắ", 0x00, "gsm") is None and encode_prefix("x", 0x04, "binary") is None
     assert encode_prefix("x", 0x00, "gsm-packed") is None
+
+
+def test_no_prefix_into_a_broken_header():
+    v = view_sm(encode(_submit(esm_class=0x40, short_message=bytes.fromhex("f00003010201"))))
+    assert prefix_user_data(v, b"[TAG] ") is None
+    assert v.tlvs == () and v.tlvs is v.tlvs

@@ -37,7 +37,7 @@ class SmView:
                  "destination_addr", "esm_class", "protocol_id", "priority_flag", "schedule_delivery_time",
                  "validity_period", "registered_delivery", "replace_if_present_flag", "data_coding",
                  "sm_default_msg_id", "short_message", "sm_at", "tlv_at", "payload_at", "payload_len",
-                 "payload_count", "udh_len", "udh_concat", "udh_error", "sar_concat", "sar_error")
+                 "payload_count", "udh_len", "udh_concat", "udh_error", "sar_concat", "sar_error", "_tlvs")
 
     @property
     def message_payload(self) -> bytes | None:
@@ -80,9 +80,12 @@ class SmView:
 
     @property
     def tlvs(self) -> tuple:
-        from .pdu import decode_tlvs
-        return decode_tlvs(self.raw, self.tlv_at, self.command_id, self.sequence_number) \
-            if self.tlv_at < len(self.raw) else ()
+        """The optional parameters as Tlv objects, decoded on first use."""
+        if self._tlvs is None:
+            from .pdu import decode_tlvs
+            self._tlvs = decode_tlvs(self.raw, self.tlv_at, self.command_id, self.sequence_number) \
+                if self.tlv_at < len(self.raw) else ()
+        return self._tlvs
 
     def text(self, reading: str = "auto", packed: bool = False) -> tuple[str | None, str]:
         """(text, reading used): see text.read_text."""
@@ -135,6 +138,7 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
     if cid != C.SUBMIT_SM and cid != C.DELIVER_SM:
         raise RemoteProtocolError(f"command_id 0x{cid:08x} is not submit_sm or deliver_sm", C.ESME_RINVCMDID, cid, seq)
     v = SmView()
+    v._tlvs = None
     v.raw, v.command_id, v.command_status, v.sequence_number = raw, cid, status, seq
     n = len(raw)
     e = _cstr(raw, 16, 6, "service_type", C.ESME_RINVSERTYP, cid, seq)
@@ -254,6 +258,8 @@ def prefix_user_data(v: SmView, prefix: bytes) -> bytes | None:
     """`v.raw` with `prefix` inserted before the message text (after any UDH), in short_message when
     it still fits 254 octets or in message_payload; None when it does not fit."""
     raw = v.raw
+    if v.udh_error is not None:
+        return None
     if v.payload_at >= 0:
         if v.payload_len + len(prefix) > 0xFFFF:
             return None
