@@ -172,3 +172,17 @@ def test_concat_info_udh_and_sar():
 def test_utf16_surrogate_pairs():
     from engine.smpp_proxy.codec import decode_text
     assert decode_text(8, "👍 ok".encode("utf-16-be")) == "👍 ok"
+
+
+def test_window_expires_oldest_first_and_only_those_due():
+    from engine.smpp_proxy.codec import Window
+    w = Window(size=3, timeout=10.0)
+    w.add(1, 0.0, "a")
+    w.add(2, 1.0, "b")
+    w.add(3, 2.0, "c")
+    assert w.full and w.expired(10.5) == [(1, "a")]
+    assert w.complete(3) == "c" and w.complete(3) is None
+    w.add(2, 5.0, "b2")                                  # a reused sequence number restarts its clock
+    w.add(4, 6.0, "d")                                   # (the clock only moves forward)
+    assert w.expired(13.5) == [] and w.expired(15.0) == [(2, "b2")]
+    assert w.expired(99) == [(4, "d")] and not w.pending

@@ -10,6 +10,7 @@ from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.codec.lean import append_tlv, encode_prefix, prefix_user_data, set_sequence_number, view_sm
 from engine.smpp_proxy.codec.text import concat_info, gsm_encode
+from engine.smpp_proxy.codec.udh import pdu_check_user_data, pdu_concat
 
 VEC = Path(__file__).parent / "vectors" / "smpp"
 SM_VECTORS = sorted(p for p in VEC.glob("*.bin") if p.read_bytes()[4:8] in (b"\x00\x00\x00\x04", b"\x00\x00\x00\x05"))
@@ -30,9 +31,11 @@ def same_as_full(raw):
         assert view == full
         return None
     assert view.pdu() == full
-    assert view.concat == concat_info(full.esm_class, full.short_message, full.tlvs)
-    assert view.text()[0] == pdu_text(full)
-    assert view.message_payload == P.tlv(full, C.TAG_MESSAGE_PAYLOAD)
+    assert outcome(lambda _: view.concat, None) == outcome(lambda _: pdu_concat(full), None)
+    assert outcome(lambda _: view.text()[0], None) == outcome(lambda _: pdu_text(full), None)
+    assert outcome(lambda _: view.check_user_data(), None) == outcome(lambda _: pdu_check_user_data(full), None)
+    payloads = [t.value for t in full.tlvs if t.tag == C.TAG_MESSAGE_PAYLOAD]
+    assert view.message_payload == (payloads[0] if payloads else None)
     return view
 
 
@@ -97,3 +100,9 @@ def test_prefix_that_does_not_fit_or_cannot_be_written():
     assert prefix_user_data(v, b"12345") is None
     assert encode_prefix("Ắ", 0x00, "gsm") is None and encode_prefix("x", 0x04, "binary") is None
     assert encode_prefix("x", 0x00, "gsm-packed") is None
+
+
+def test_no_prefix_into_a_broken_header():
+    v = view_sm(encode(_submit(esm_class=0x40, short_message=bytes.fromhex("f00003010201"))))
+    assert prefix_user_data(v, b"[TAG] ") is None
+    assert v.tlvs == () and v.tlvs is v.tlvs

@@ -98,3 +98,27 @@ def test_binary_urls_never_raise_and_stay_bounded(data):
     urls = binary_urls(data)
     assert len(urls) <= 8 and all(isinstance(u, str) and len(u) <= 512 for u in urls)
     assert binary_urls(WAP_UDH[1:] + data) is not None
+
+
+# ---------------------------------------------------------------- vectors from node-smpp and issue 12
+VEC = __import__("pathlib").Path(__file__).parent / "vectors" / "smpp"
+
+
+def test_node_smpp_vectors_read_as_the_handset_shows_them():
+    dc1 = decode((VEC / "22_submit_sm_node_smpp_dc1_gsm_bytes.bin").read_bytes())
+    assert dc1.data_coding == 0x01
+    assert pdu_reading(dc1) == ("[QC] Giam gia 50% @ shop ABC {$5} ~ TC gui 5656", "gsm")
+    assert pdu_text(P.replace(dc1, data_coding=0x00)) == pdu_text(dc1)        # same verdict input as under 0
+    assert pdu_reading(dc1, "ascii")[0].startswith("\x1b<QC\x1b>")              # what main used to judge
+    assert pdu_text(decode((VEC / "23_submit_sm_node_smpp_ucs2_vi.bin").read_bytes())) == "Khuyến mãi [QC]"
+
+
+def test_wap_push_vector_urls_and_poison_vector_refusal():
+    from engine.smpp_proxy.codec import RemoteProtocolError
+    from engine.smpp_proxy.codec import constants as C
+    wap = decode((VEC / "25_submit_sm_wap_push_si.bin").read_bytes())
+    assert pdu_text(wap) is None and pdu_urls(wap) == ["http://phish.example/login"]
+    poison = decode((VEC / "24_deliver_sm_poison_udh.bin").read_bytes())
+    with pytest.raises(RemoteProtocolError) as ei:
+        pdu_text(poison)
+    assert (ei.value.status, ei.value.command_id, ei.value.sequence_number) == (C.ESME_RINVMSGLEN, C.DELIVER_SM, 0x51)

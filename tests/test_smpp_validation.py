@@ -5,8 +5,10 @@ import pytest
 from engine.smpp_proxy.codec import RemoteProtocolError, Tlv, decode, encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.codec.lean import view_sm
 from engine.smpp_proxy.codec.pdu import LocalProtocolError, answer_for
-from engine.smpp_proxy.codec.udh import concat_info, parse_udh
+from engine.smpp_proxy.codec.text import pdu_text
+from engine.smpp_proxy.codec.udh import concat_info, parse_udh, pdu_check_user_data, pdu_concat
 
 from .test_smpp_codec import feed
 
@@ -105,9 +107,32 @@ def test_encoder_refuses_what_the_decoder_would():
 
 
 # ---------------------------------------------------------------- user data: UDH, SAR, message_payload
+# Framing accepts these PDUs (they have a sequence number and are answered by the proxy, which logs
+# the refusal); reading their user data raises a RemoteProtocolError carrying the PDU's identity.
 
 POISON_MO = P.DeliverSm(sequence_number=0x51, source_addr="84912000001", destination_addr="5656", esm_class=0x40,
                         short_message=bytes.fromhex("f00003010201"))
+
+
+def user_data_refused(pdu, read=True):
+    """The status each way of reading `pdu`'s user data refuses it with (full PDU and lean view agree)."""
+    p = decode(encode(pdu))
+    with pytest.raises(RemoteProtocolError) as ei:
+        pdu_check_user_data(p)
+    e = ei.value
+    assert (e.command_id, e.sequence_number) == (pdu.command_id, pdu.sequence_number) and not e.fatal
+    assert e.status not in (C.ESME_RSYSERR, C.ESME_RUNKNOWNERR)
+    if pdu.command_id in (C.SUBMIT_SM, C.DELIVER_SM):
+        with pytest.raises(RemoteProtocolError) as ev:
+            view_sm(encode(pdu)).check_user_data()
+        assert (ev.value.status, ev.value.command_id, ev.value.sequence_number) == (e.status, e.command_id,
+                                                                                    e.sequence_number)
+    if read:                               # a bad header also stops pdu_text and pdu_concat, same status
+        for f in (pdu_text, pdu_concat):
+            with pytest.raises(RemoteProtocolError) as er:
+                f(p)
+            assert (er.value.status, er.value.sequence_number) == (e.status, e.sequence_number)
+    return e
 
 
 @pytest.mark.parametrize("sm,status", [
@@ -122,18 +147,18 @@ POISON_MO = P.DeliverSm(sequence_number=0x51, source_addr="84912000001", destina
     (b"", C.ESME_RINVMSGLEN),                                      # UDHI and no user data at all
 ])
 def test_bad_udh_is_a_client_error_with_the_pdu_s_identity(sm, status):
-    for cls, cid in ((P.SubmitSm, C.SUBMIT_SM), (P.DeliverSm, C.DELIVER_SM)):
-        e = refused(encode(cls(sequence_number=0x51, source_addr="849", destination_addr="5656", esm_class=0x40,
-                               short_message=sm)))
-        assert (e.status, e.command_id, e.sequence_number) == (status, cid, 0x51)
-        assert e.status not in (C.ESME_RSYSERR, C.ESME_RUNKNOWNERR)
+    for cls in (P.SubmitSm, P.DeliverSm):
+        e = user_data_refused(cls(sequence_number=0x51, source_addr="849", destination_addr="5656", esm_class=0x40,
+                                  short_message=sm))
+        assert e.status == status
 
 
-def test_poison_mo_is_answered_with_a_deliver_sm_resp_error():
+def test_poison_mo_is_answerable_with_a_deliver_sm_resp_error():
     evs, conn = feed([encode(POISON_MO) + encode(P.EnquireLink(sequence_number=0x52))])
-    assert isinstance(evs[0], RemoteProtocolError) and not conn.closed
-    assert answer_for(evs[0]) == P.DeliverSmResp(sequence_number=0x51, command_status=C.ESME_RINVMSGLEN)
-    assert evs[1] == P.EnquireLink(sequence_number=0x52)
+    assert evs == [POISON_MO, P.EnquireLink(sequence_number=0x52)] and not conn.closed
+    with pytest.raises(RemoteProtocolError) as ei:
+        pdu_text(evs[0])
+    assert answer_for(ei.value) == P.DeliverSmResp(sequence_number=0x51, command_status=C.ESME_RINVMSGLEN)
 
 
 def test_answer_for_unknown_command_or_header_only_is_generic_nack():
@@ -147,16 +172,19 @@ def test_answer_for_unknown_command_or_header_only_is_generic_nack():
 def test_good_udh_still_decodes_with_concat_and_ports():
     sm = bytes.fromhex("0b0003070302" "050415811581") + b"hi"          # concat 2 of 3, ports 5505 -> 5505
     p = decode(encode(submit(esm_class=0x40, short_message=sm)))
-    assert concat_info(p.esm_class, p.short_message, p.tlvs) == (7, 3, 2)
+    pdu_check_user_data(p)
+    assert concat_info(p.esm_class, p.short_message, p.tlvs) == pdu_concat(p) == (7, 3, 2)
+    assert pdu_text(p) == "hi"
     assert parse_udh(bytes.fromhex("0608040102030168"))[1] == (0x0102, 3, 1)
 
 
 def test_udh_in_message_payload_is_checked_too():
     d = P.DataSm(sequence_number=8, source_addr="a", destination_addr="b", esm_class=0x40,
                  tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, bytes.fromhex("f00003010201")),))
-    assert refused(encode(d)).status == C.ESME_RINVMSGLEN
+    assert user_data_refused(d).status == C.ESME_RINVMSGLEN
     ok = P.replace(d, tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, bytes.fromhex("050003010201") + b"x" * 300),))
-    assert decode(encode(ok)) == ok
+    pdu_check_user_data(decode(encode(ok)))
+    assert pdu_concat(ok) == (1, 2, 1) and pdu_text(ok) == "x" * 300
 
 
 @pytest.mark.parametrize("tlvs,status", [
@@ -165,14 +193,25 @@ def test_udh_in_message_payload_is_checked_too():
     ((Tlv(0x020C, b"\x00\x07"), Tlv(0x020E, b"\x02"), Tlv(0x020F, b"\x03")), C.ESME_RINVOPTPARAMVAL),
 ])
 def test_sar_tlvs_incomplete_or_out_of_range(tlvs, status):
-    assert refused(encode(submit(tlvs=tlvs))).status == status
+    p = submit(tlvs=tlvs)
+    assert user_data_refused(p, read=False).status == status
+    with pytest.raises(RemoteProtocolError):
+        pdu_concat(p)
 
 
 def test_short_message_and_message_payload_together_or_twice_are_refused():
     both = submit(tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"other text"),))
-    e = refused(encode(both))
-    assert (e.status, e.command_id, e.sequence_number) == (C.ESME_ROPTPARNOTALLWD, C.SUBMIT_SM, 77)
+    e = user_data_refused(both, read=False)
+    assert (e.status, e.command_id, e.sequence_number) == (C.ESME_RINVMSGLEN, C.SUBMIT_SM, 77)
     twice = submit(short_message=b"", tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"a"), Tlv(C.TAG_MESSAGE_PAYLOAD, b"b")))
-    assert refused(encode(twice)).status == C.ESME_ROPTPARNOTALLWD
+    assert user_data_refused(twice, read=False).status == C.ESME_ROPTPARNOTALLWD
     one = submit(short_message=b"", tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"a" * 400),))
-    assert decode(encode(one)) == one
+    pdu_check_user_data(decode(encode(one)))
+
+
+def test_deliver_sm_times_are_sized_but_not_parsed():
+    d = P.DeliverSm(sequence_number=5, source_addr="a", destination_addr="b", schedule_delivery_time="whatever",
+                    validity_period="v")
+    assert decode(encode(d)) == d
+    e = refused(raw_with(d, validity_period=b"x" * 17))
+    assert e.status == C.ESME_RINVEXPIRY

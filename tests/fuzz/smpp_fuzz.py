@@ -12,7 +12,8 @@ input must satisfy `check`:
   and errors, and nothing but PDUs and RemoteProtocolError (anything else is a bug);
 - every decoded PDU re-encodes to bytes that decode to the same PDU;
 - the lean view (lean=True) accepts and refuses exactly what the full decoder does;
-- the text, URL and concatenation helpers return (never raise) on whatever decoded;
+- the text, URL and concatenation helpers return or raise RemoteProtocolError (a bad UDH)
+  on whatever decoded, and the lean view's answers equal the full PDU's;
 - every refusal has an answer (answer_for) that encodes.
 
 A failure raises AssertionError naming the input in hex, so it can be pasted into a test.
@@ -31,6 +32,7 @@ from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.codec.binary import pdu_urls
 from engine.smpp_proxy.codec.lean import SmView
 from engine.smpp_proxy.codec.text import READINGS, concat_info, pdu_reading
+from engine.smpp_proxy.codec.udh import pdu_check_user_data, pdu_concat
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "smpp"
 INTERESTING = (0x00, 0x01, 0x03, 0x05, 0x08, 0x0B, 0x1B, 0x40, 0x7F, 0x80, 0xC3, 0xF0, 0xFE, 0xFF)
@@ -108,6 +110,14 @@ def _events(chunks, lean=False):
     return out
 
 
+def _outcome(f, *args):
+    """What f(*args) returns, or the identity of the RemoteProtocolError it raises (nothing else may escape)."""
+    try:
+        return f(*args)
+    except RemoteProtocolError as e:
+        return _key(e)
+
+
 def _key(ev):
     if isinstance(ev, RemoteProtocolError):
         return ("error", ev.status, ev.command_id, ev.sequence_number, ev.fatal)
@@ -133,9 +143,15 @@ def check(data: bytes, rng: random.Random | None = None) -> None:
             assert P.decode(encode(ev)) == ev, "re-encoding changed the PDU"
             if hasattr(ev, "esm_class"):
                 for reading in READINGS:
-                    pdu_reading(ev, reading)
-                pdu_urls(ev)
-                concat_info(ev.esm_class, getattr(ev, "short_message", b""), ev.tlvs)
+                    _outcome(pdu_reading, ev, reading)
+                _outcome(pdu_urls, ev)
+                _outcome(pdu_check_user_data, ev)
+                _outcome(concat_info, ev.esm_class, getattr(ev, "short_message", b""), ev.tlvs)
+        for full, view in zip(whole, lean):
+            if isinstance(view, SmView):
+                assert _outcome(lambda: view.text()) == _outcome(pdu_reading, full), "view text differs"
+                assert _outcome(lambda: view.concat) == _outcome(pdu_concat, full), "view concat differs"
+                assert _outcome(view.check_user_data) == _outcome(pdu_check_user_data, full), "view checks differ"
     except Exception as e:
         raise AssertionError(f"SMPP codec fuzz input {data.hex()}: {type(e).__name__}: {e}") from e
 

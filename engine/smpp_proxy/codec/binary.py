@@ -194,5 +194,5 @@ def readable_text(payload: bytes) -> str | None:
 
 def pdu_urls(pdu) -> list[str]:
     """URLs in a submit_sm / deliver_sm / data_sm body (message_payload or short_message, UDH removed)."""
-    from .text import pdu_user_data
+    from .udh import pdu_user_data
     return binary_urls(pdu_user_data(pdu))

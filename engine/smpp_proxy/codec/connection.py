@@ -111,7 +111,10 @@ class BindState:
 
 # ---------------------------------------------------------------- window (after cloudhopper-smpp)
 class Window:
-    """Outstanding requests by sequence number; a timed-out request is an event, not a hang."""
+    """Outstanding requests by sequence number; a timed-out request is an event, not a hang.
+
+    Every entry gets the same timeout, so insertion order is expiry order: `expired` walks from
+    the oldest and stops at the first one still running (cost = the number that expired)."""
 
     def __init__(self, size: int, timeout: float):
         self.size, self.timeout = size, timeout
@@ -122,6 +125,7 @@ class Window:
         return len(self.pending) >= self.size
 
     def add(self, seq: int, now: float, ctx) -> None:
+        self.pending.pop(seq, None)            # a reused number goes to the back, keeping the order
         self.pending[seq] = (now + self.timeout, ctx)
 
     def complete(self, seq: int):
@@ -129,7 +133,11 @@ class Window:
         return ent[1] if ent else None
 
     def expired(self, now: float) -> list:
-        out = [(s, c) for s, (t, c) in self.pending.items() if t <= now]
+        out = []
+        for s, (t, c) in self.pending.items():
+            if t > now:
+                break
+            out.append((s, c))
         for s, _ in out:
             del self.pending[s]
         return out

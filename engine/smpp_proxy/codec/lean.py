@@ -5,11 +5,13 @@ Theory of operation. A relay reads a handful of fields (addresses, esm_class, da
 registered_delivery, the user data and its concatenation info) and forwards the PDU byte for
 byte, so building a frozen dataclass and a Tlv object per optional parameter only to re-encode
 it is wasted work. `view_sm(raw)` walks the body once, straight-line, with every check of the
-full decoder (field sizes, times, sm_length, TLV framing and fixed lengths, message_payload
-rules, UDH and SAR), and keeps the offsets an edit needs: where sm_length is, where the TLVs
-start, where message_payload's value is. The full decoder (`pdu.decode_body`) calls the same
-scan for these two commands, so both paths accept and refuse exactly the same bytes with the
-same status (a property test holds them to it).
+full decoder (field sizes, times, sm_length, TLV framing and fixed lengths), and keeps the
+offsets an edit needs: where sm_length is, where the TLVs start, where message_payload's value
+is. The full decoder (`pdu.decode_body`) calls the same scan for these two commands, so both
+paths accept and refuse exactly the same bytes with the same status (a property test holds
+them to it). The user-data checks (udh.py) are worked out in the same pass but raised only
+when the user data is read (`text()`, `user_data`, `concat`) or `check_user_data()` is called,
+as they are for the full PDU.
 
 An edit returns new bytes with command_length (and sm_length or the TLV length) patched; the
 view it was taken from describes the old bytes only.
@@ -17,10 +19,10 @@ view it was taken from describes the old bytes only.
 from __future__ import annotations
 
 from . import constants as C
-from .errors import RemoteProtocolError
+from .errors import RemoteProtocolError, UdhError
 from .fields import valid_time
 from .text import read_text
-from .udh import parse_udh
+from .udh import parse_udh, sar_from_values
 
 _SAR = (C.TAG_SAR_MSG_REF_NUM, C.TAG_SAR_TOTAL_SEGMENTS, C.TAG_SAR_SEGMENT_SEQNUM)
 _FIXED = C.TLV_FIXED_LEN
@@ -35,7 +37,7 @@ class SmView:
                  "destination_addr", "esm_class", "protocol_id", "priority_flag", "schedule_delivery_time",
                  "validity_period", "registered_delivery", "replace_if_present_flag", "data_coding",
                  "sm_default_msg_id", "short_message", "sm_at", "tlv_at", "payload_at", "payload_len",
-                 "udh_len", "concat")
+                 "payload_count", "udh_len", "udh_concat", "udh_error", "sar_concat", "sar_error", "_tlvs")
 
     @property
     def message_payload(self) -> bytes | None:
@@ -46,15 +48,44 @@ class SmView:
     @property
     def user_data(self) -> bytes:
         """The message body without its UDH (message_payload if present, else short_message)."""
+        if self.udh_error is not None:
+            raise self.udh_error
         if self.payload_at >= 0:
             return self.raw[self.payload_at + self.udh_len:self.payload_at + self.payload_len]
         return self.short_message[self.udh_len:]
 
     @property
+    def concat(self) -> tuple | None:
+        """(reference, total, seq) from the SAR TLVs or the UDH, None if not concatenated."""
+        if self.sar_error is not None:
+            raise self.sar_error
+        if self.sar_concat is not None:
+            return self.sar_concat
+        if self.udh_error is not None:
+            raise self.udh_error
+        return self.udh_concat
+
+    def check_user_data(self) -> None:
+        """Every user-data check, in udh.check_user_data's order."""
+        cid, seq = self.command_id, self.sequence_number
+        if self.payload_count > 1:
+            raise RemoteProtocolError("two message_payload TLVs: which one is delivered is undefined",
+                                      C.ESME_ROPTPARNOTALLWD, cid, seq)
+        if self.payload_count and self.short_message:
+            raise RemoteProtocolError("short_message and message_payload both present: SMSCs differ in which "
+                                      "one they deliver", C.ESME_RINVMSGLEN, cid, seq)
+        for err in (self.udh_error, self.sar_error):
+            if err is not None:
+                raise err
+
+    @property
     def tlvs(self) -> tuple:
-        from .pdu import decode_tlvs
-        return decode_tlvs(self.raw, self.tlv_at, self.command_id, self.sequence_number) \
-            if self.tlv_at < len(self.raw) else ()
+        """The optional parameters as Tlv objects, decoded on first use."""
+        if self._tlvs is None:
+            from .pdu import decode_tlvs
+            self._tlvs = decode_tlvs(self.raw, self.tlv_at, self.command_id, self.sequence_number) \
+                if self.tlv_at < len(self.raw) else ()
+        return self._tlvs
 
     def text(self, reading: str = "auto", packed: bool = False) -> tuple[str | None, str]:
         """(text, reading used): see text.read_text."""
@@ -107,6 +138,7 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
     if cid != C.SUBMIT_SM and cid != C.DELIVER_SM:
         raise RemoteProtocolError(f"command_id 0x{cid:08x} is not submit_sm or deliver_sm", C.ESME_RINVCMDID, cid, seq)
     v = SmView()
+    v._tlvs = None
     v.raw, v.command_id, v.command_status, v.sequence_number = raw, cid, status, seq
     n = len(raw)
     e = _cstr(raw, 16, 6, "service_type", C.ESME_RINVSERTYP, cid, seq)
@@ -133,7 +165,7 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
     for name, st in (("schedule_delivery_time", C.ESME_RINVSCHED), ("validity_period", C.ESME_RINVEXPIRY)):
         e = _cstr(raw, o, 17, name, st, cid, seq)
         t = raw[o:e].decode("latin-1")
-        if e - o and not valid_time(t):
+        if e - o and cid == C.SUBMIT_SM and not valid_time(t):      # (see pdu.PLANS on deliver_sm)
             raise RemoteProtocolError(f"{name} {t!r} is not YYMMDDhhmmsstnnp", st, cid, seq)
         setattr(v, name, t)
         o = e + 1
@@ -171,25 +203,21 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
                 sar = {}
             sar[tag] = raw[o + 4:o + 4 + tl]
         o += 4 + tl
-    v.payload_at, v.payload_len = payload_at, payload_len
-    v.udh_len, v.concat = 0, None
-    try:
-        if payloads > 1:
-            raise RemoteProtocolError("two message_payload TLVs: which one is delivered is undefined",
-                                      C.ESME_ROPTPARNOTALLWD)
-        if payloads and ln:
-            raise RemoteProtocolError("short_message and message_payload both present: the SMSC would deliver "
-                                      "only one of them", C.ESME_ROPTPARNOTALLWD)
-        if v.esm_class & C.ESM_UDHI:
-            v.udh_len, v.concat = parse_udh(v.short_message if payload_at < 0
-                                            else raw[payload_at:payload_at + payload_len])
-        if sar is not None:
-            from .udh import sar_info
-            from .pdu import Tlv
-            v.concat = sar_info([Tlv(t, val) for t, val in sar.items()])
-    except RemoteProtocolError as err:
-        err.command_id, err.sequence_number = cid, seq
-        raise
+    v.payload_at, v.payload_len, v.payload_count = payload_at, payload_len, payloads
+    v.udh_len, v.udh_concat, v.udh_error, v.sar_concat, v.sar_error = 0, None, None, None, None
+    if v.esm_class & C.ESM_UDHI:
+        try:
+            v.udh_len, v.udh_concat = parse_udh(v.short_message if payload_at < 0
+                                                else raw[payload_at:payload_at + payload_len])
+        except UdhError as err:
+            err.command_id, err.sequence_number = cid, seq
+            v.udh_error = err
+    if sar is not None:
+        try:
+            v.sar_concat = sar_from_values(sar)
+        except UdhError as err:
+            err.command_id, err.sequence_number = cid, seq
+            v.sar_error = err
     return v
 
 
@@ -230,6 +258,8 @@ def prefix_user_data(v: SmView, prefix: bytes) -> bytes | None:
     """`v.raw` with `prefix` inserted before the message text (after any UDH), in short_message when
     it still fits 254 octets or in message_payload; None when it does not fit."""
     raw = v.raw
+    if v.udh_error is not None:
+        return None
     if v.payload_at >= 0:
         if v.payload_len + len(prefix) > 0xFFFF:
             return None

@@ -5,6 +5,11 @@ and `encode` walk that list. Kinds: `c` C-Octet String (kept as latin-1 `str`, s
 round-trips), `B` 1-octet integer, `I` 4-octet integer, `sm` sm_length + short_message
 (bytes), `dests` / `unsucc` the submit_multi lists. Whatever follows the mandatory fields
 is optional parameters (TLVs), kept in order, byte for byte, known or not.
+
+Decoding checks what SMPP 3.4 fixes (fields.py: C-Octet String sizes, time format, sm_length,
+TLV framing and fixed lengths) and raises RemoteProtocolError with the status to answer with.
+What the message body says (UDH, SAR, message_payload vs short_message) is checked when it is
+read (udh.py), so such a PDU still reaches the proxy, which answers and logs the refusal.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from . import constants as C
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, UdhError
 from .fields import TIME_FIELDS, cstring_limit, valid_time
 from .lean import view_sm
-from .udh import parse_udh, sar_info
+from .udh import check_user_data, pdu_check_user_data  # noqa: F401  (exported)
 
 _HDR = struct.Struct(">IIII")
 
@@ -115,11 +120,12 @@ def response_class(command_id: int):
 
 # ---------------------------------------------------------------- decoding
 # Each command's fields compiled once into (name, kind, max octets incl. NUL, status, is_time):
-# the per-PDU loop does no dictionary look-ups for limits.
-PLANS = {cid: tuple((name, kind, *(cstring_limit(cid, name) or (0, 0)), name in TIME_FIELDS) for name, kind in spec)
+# the per-PDU loop does no dictionary look-ups for limits. deliver_sm's times are unused (SMPP 3.4
+# §4.6.1: NULL) and only their size is checked: refusing an SMSC's odd value would protect nothing
+# and make it redeliver.
+PLANS = {cid: tuple((name, kind, *(cstring_limit(cid, name) or (0, 0)), name in TIME_FIELDS and cid != C.DELIVER_SM)
+                    for name, kind in spec)
          for cid, (_, spec) in SPECS.items()}
-# PDUs whose user data may start with a UDH (they have esm_class) and may carry message_payload
-USER_DATA = {C.SUBMIT_SM, C.DELIVER_SM, C.SUBMIT_MULTI, C.DATA_SM}
 
 
 def _cstr(body, off, cid, seq, name, limit=0, status=0):
@@ -182,8 +188,6 @@ def decode_body(cid: int, seq: int, status: int, body: bytes, raw: bytes = b""):
         if cid in NO_TLVS:
             raise RemoteProtocolError(f"{n - off} unexpected bytes after the body", C.ESME_RINVCMDLEN, cid, seq)
         vals["tlvs"] = decode_tlvs(body, off, cid, seq)
-    if cid in USER_DATA:
-        check_user_data(vals.get("esm_class", 0), vals.get("short_message", b""), vals.get("tlvs", ()), cid, seq)
     vals["raw"] = raw
     return cls(**vals)
 
@@ -202,35 +206,6 @@ def decode_tlvs(body, off, cid, seq) -> tuple:
         tl.append(Tlv(tag, body[off + 4: off + 4 + ln]))
         off += 4 + ln
     return tuple(tl)
-
-
-def user_data(short_message: bytes, tlvs) -> bytes | None:
-    """The one message_payload TLV's value, or None. Raises (no command_id) when there are two."""
-    payload = None
-    for t in tlvs:
-        if t.tag == C.TAG_MESSAGE_PAYLOAD:
-            if payload is not None:
-                raise RemoteProtocolError("two message_payload TLVs: which one is delivered is undefined",
-                                          C.ESME_ROPTPARNOTALLWD)
-            payload = t.value
-    return payload
-
-
-def check_user_data(esm_class: int, short_message: bytes, tlvs, cid=None, seq=None) -> None:
-    """SMPP 3.4 §5.3.2.32: short_message or message_payload, not both; one message_payload; a UDH
-    that parses when UDHI is set; SAR TLVs complete and in range. Raises RemoteProtocolError."""
-    try:
-        payload = user_data(short_message, tlvs) if tlvs else None
-        if payload is not None and short_message:
-            raise RemoteProtocolError("short_message and message_payload both present: the SMSC would deliver "
-                                      "only one of them", C.ESME_ROPTPARNOTALLWD)
-        if esm_class & C.ESM_UDHI:
-            parse_udh(short_message if payload is None else payload)
-        if tlvs:
-            sar_info(tlvs)
-    except RemoteProtocolError as e:
-        e.command_id, e.sequence_number = cid, seq
-        raise
 
 
 def _dests(body, off, cid, seq):
@@ -367,4 +342,5 @@ def name_of(command_id: int) -> str:
 
 __all__ = ["Tlv", "decode", "decode_body", "encode", "tlv", "with_sequence", "RemoteProtocolError",
            "LocalProtocolError", "ProtocolError", "CLASSES", "BY_NAME", "replace", "is_response",
-           "response_class", "name_of", "answer_for", "check_user_data", "UdhError"] + [n for n, _ in SPECS.values()]
+           "response_class", "name_of", "answer_for", "check_user_data", "pdu_check_user_data",
+           "UdhError"] + [n for n, _ in SPECS.values()]

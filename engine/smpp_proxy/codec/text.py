@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from .errors import TextError
-from .udh import concat_info, split_udh, udh_elements  # noqa: F401  (re-exported: the old home)
+from .udh import concat_info, pdu_user_data, split_udh, udh_elements  # noqa: F401  (re-exported: the old home)
 
 # GSM 03.38 default alphabet (3GPP TS 23.038 §6.2.1), index = septet value
 GSM_BASIC = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -175,17 +175,6 @@ def encode_text(text: str, prefer: str = "gsm") -> tuple[int, bytes]:
     return 0x08, text.encode("utf-16-be")
 
 
-def pdu_user_data(pdu) -> bytes:
-    """The message body without its UDH: message_payload if present, else short_message."""
-    payload = None
-    for t in pdu.tlvs:
-        if t.tag == 0x0424:
-            payload = t.value
-    if payload is None:
-        payload = getattr(pdu, "short_message", b"")
-    return split_udh(getattr(pdu, "esm_class", 0), payload)[1]
-
-
 def pdu_reading(pdu, reading: str = "auto", packed: bool = False) -> tuple[str | None, str]:
     """(text, reading used) of a submit_sm / deliver_sm / data_sm (see `read_text`)."""
     return read_text(getattr(pdu, "data_coding", 0), pdu_user_data(pdu), reading, packed)
@@ -193,5 +182,6 @@ def pdu_reading(pdu, reading: str = "auto", packed: bool = False) -> tuple[str |
 
 def pdu_text(pdu, packed: bool = False, reading: str = "auto") -> str | None:
     """Text of a submit_sm / deliver_sm / data_sm: message_payload TLV if present, else
-    short_message with its UDH removed. None for binary content."""
+    short_message with its UDH removed. None for binary content. Raises UdhError (a
+    RemoteProtocolError with the PDU's command_id and sequence_number) for a malformed UDH."""
     return read_text(getattr(pdu, "data_coding", 0), pdu_user_data(pdu), reading, packed)[0]

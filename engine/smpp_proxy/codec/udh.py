@@ -1,5 +1,19 @@
-"""User Data Header (3GPP TS 23.040 §9.2.3.24) and concatenation info, with the checks that
-turn a malformed header into a client-error status instead of an exception deep in the proxy.
+"""User data: the User Data Header (3GPP TS 23.040 §9.2.3.24), concatenation info, and the
+checks that turn a malformed header or an ambiguous body into a client-error status instead of
+an exception deep in the proxy.
+
+Framing (`SmppConnection`, `decode`) does not apply these checks: a PDU whose user data is bad
+is still a well-framed PDU with a sequence number, and the proxy answers it with its own
+response and logs the refusal like a verdict. The checks run when the user data is read:
+`pdu_text`, `pdu_concat`, `lean.SmView.text()` / `.concat` raise UdhError (a
+RemoteProtocolError carrying the PDU's command_id and sequence_number), and
+`check_user_data` / `pdu_check_user_data` / `SmView.check_user_data()` run all of them.
+
+Checks, in this order:
+  - two message_payload TLVs: ESME_ROPTPARNOTALLWD (which one is delivered is undefined);
+  - short_message and message_payload both present: ESME_RINVMSGLEN (SMPP 3.4 §5.3.2.32: with
+    message_payload, sm_length is 0; SMSCs differ in which one they deliver);
+  - the UDH (in message_payload if present, else short_message) and the SAR TLVs, below.
 
 Layout: UDHL (one octet: the header's length after itself), then information elements
 IEI, IEDL, data. SMPP 3.4 §5.2.12: esm_class bit 6 (UDHI) says short_message (or
@@ -14,7 +28,7 @@ message_payload) starts with one. Statuses:
 from __future__ import annotations
 
 from . import constants as C
-from .errors import UdhError
+from .errors import RemoteProtocolError, UdhError
 
 IEI_CONCAT_8, IEI_CONCAT_16, IEI_PORT_8, IEI_PORT_16 = 0x00, 0x08, 0x04, 0x05
 _IE_LEN = {IEI_CONCAT_8: 3, IEI_CONCAT_16: 4, IEI_PORT_8: 2, IEI_PORT_16: 4}
@@ -53,7 +67,11 @@ def parse_udh(ud: bytes) -> tuple[int, tuple | None]:
 def sar_info(tlvs) -> tuple | None:
     """(ref, total, seq) from the SAR TLVs, None when there are none; raises UdhError when they are
     incomplete or out of range."""
-    found = {t.tag: t.value for t in tlvs if t.tag in _SAR_TAGS}
+    return sar_from_values({t.tag: t.value for t in tlvs if t.tag in _SAR_TAGS})
+
+
+def sar_from_values(found: dict) -> tuple | None:
+    """sar_info on {tag: value} of the SAR TLVs present (the last of each tag)."""
     if not found:
         return None
     if len(found) < 3:
@@ -94,3 +112,67 @@ def concat_info(esm_class: int, sm: bytes, tlvs) -> tuple[int, int, int] | None:
     if esm_class & C.ESM_UDHI and sm:
         return parse_udh(sm)[1]
     return None
+
+
+def check_user_data(esm_class: int, short_message: bytes, tlvs, cid=None, seq=None) -> None:
+    """Every user-data check (see the module text); raises RemoteProtocolError with cid / seq."""
+    try:
+        payload, count = None, 0
+        for t in tlvs:
+            if t.tag == C.TAG_MESSAGE_PAYLOAD:
+                count += 1
+                if payload is None:
+                    payload = t.value
+        if count > 1:
+            raise RemoteProtocolError("two message_payload TLVs: which one is delivered is undefined",
+                                      C.ESME_ROPTPARNOTALLWD)
+        if payload is not None and short_message:
+            raise RemoteProtocolError("short_message and message_payload both present: SMSCs differ in which "
+                                      "one they deliver", C.ESME_RINVMSGLEN)
+        if esm_class & C.ESM_UDHI:
+            parse_udh(short_message if payload is None else payload)
+        if tlvs:
+            sar_info(tlvs)
+    except RemoteProtocolError as e:
+        e.command_id, e.sequence_number = cid, seq
+        raise
+
+
+def pdu_check_user_data(pdu) -> None:
+    check_user_data(getattr(pdu, "esm_class", 0), getattr(pdu, "short_message", b""), pdu.tlvs,
+                    pdu.command_id, pdu.sequence_number)
+
+
+def _payload(pdu) -> bytes:
+    for t in pdu.tlvs:
+        if t.tag == C.TAG_MESSAGE_PAYLOAD:
+            return t.value
+    return getattr(pdu, "short_message", b"")
+
+
+def pdu_user_data(pdu) -> bytes:
+    """The message body without its UDH: the (first) message_payload if present, else short_message.
+    Raises UdhError, with the PDU's identity, when UDHI is set and the header does not parse."""
+    ud = _payload(pdu)
+    if getattr(pdu, "esm_class", 0) & C.ESM_UDHI:
+        try:
+            return ud[parse_udh(ud)[0]:]
+        except UdhError as e:
+            e.command_id, e.sequence_number = pdu.command_id, pdu.sequence_number
+            raise
+    return ud
+
+
+def pdu_concat(pdu) -> tuple[int, int, int] | None:
+    """(reference, total, seq) of a PDU from its SAR TLVs or its UDH (in message_payload or
+    short_message); raises UdhError with the PDU's identity when they are malformed."""
+    try:
+        sar = sar_info(pdu.tlvs)
+        if sar is not None:
+            return sar
+        if getattr(pdu, "esm_class", 0) & C.ESM_UDHI:
+            return parse_udh(_payload(pdu))[1]
+        return None
+    except UdhError as e:
+        e.command_id, e.sequence_number = pdu.command_id, pdu.sequence_number
+        raise
