@@ -353,3 +353,55 @@ def test_real_bind_succeeds_with_1100_idle_connections_under_ulimit_1024(tmp_pat
         out, _ = p.communicate("", timeout=30)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert p.returncode == 0 and "evicted" in out
+
+
+# ---------------------------------------------------------------- lean wire path
+
+def test_smsc_link_lean_path_any_chunking():
+    """submit_sm_resp frames read from bytes and everything else via the codec give the same
+    events whatever the segment boundaries."""
+    import asyncio
+    from engine.smpp_proxy.smsc import SmscLink
+
+    class Proxy:
+        settings = SmppSettings()
+        stats: dict = {}
+
+        def __init__(self):
+            self.delivered = []
+
+        def handle_smsc_deliver(self, link, pdu):
+            self.delivered.append(pdu.short_message)
+
+    stream = (encode(P.SubmitSmResp(sequence_number=1, message_id="A1"))
+              + encode(P.DeliverSm(sequence_number=9, source_addr="1", destination_addr="2", short_message=b"mo"))
+              + encode(P.SubmitSmResp(sequence_number=2, command_status=C.ESME_RTHROTTLED))
+              + encode(P.DataSmResp(sequence_number=3, message_id="B2", tlvs=(Tlv(0x0425, b"\x00"),)))
+              + encode(P.SubmitSmResp(sequence_number=4, message_id="x" * 64)))
+
+    async def run(step):
+        proxy, got = Proxy(), []
+        link = SmscLink(proxy, ("127.0.0.1", 1))
+        for seq in (1, 2, 3, 4):
+            link.window.add(seq, 0.0, lambda r, st: got.append((r.sequence_number, st, r.message_id, bytes(r.raw))))
+        for i in range(0, len(stream), step):
+            link.data_received(stream[i:i + step])
+        return got, proxy.delivered
+
+    for step in (1, 3, 16, 17, 50, len(stream)):
+        got, delivered = asyncio.run(run(step))
+        assert [g[:3] for g in got] == [(1, 0, "A1"), (2, C.ESME_RTHROTTLED, ""), (3, 0, "B2"), (4, 0, "x" * 64)], step
+        assert delivered == [b"mo"], step
+
+
+def test_tag_spliced_into_raw_bytes_equals_reencoding():
+    from engine.smpp_proxy.codec import decode
+    from engine.smpp_proxy.rawpdu import append_tlv, replace_short_message
+    p = P.SubmitSm(sequence_number=7, service_type="CMT", source_addr="SHOP", destination_addr="8491",
+                   validity_period="261231235959000+", esm_class=0x40, data_coding=8,
+                   short_message=b"\x05\x00\x03\x01\x02\x01hi", tlvs=(Tlv(0x0424, b""),))
+    raw = encode(p)
+    assert append_tlv(raw, 0x1400, b"3;X") == encode(P.replace(p, tlvs=p.tlvs + (Tlv(0x1400, b"3;X"),)))
+    sm = b"\x05\x00\x03\x01\x02\x01[?]hi"
+    assert replace_short_message(raw, sm) == encode(P.replace(p, short_message=sm))
+    assert decode(replace_short_message(raw, sm)).short_message == sm

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..verdict import Action, Message
 from .codec import RemoteProtocolError, Tlv, concat_info, encode, encode_text, pdu_text, split_udh, with_sequence
+from .rawpdu import append_tlv, replace_short_message
 from .codec import constants as C
 from .codec import pdu as P
 from .smsc import LATE
@@ -208,11 +209,10 @@ class SubmitPath:
         target = sess if sess.state.can_receive and not sess.closed else None
         self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
 
-    def _tagged(self, pdu, v, prefix=True):
-        tl = list(pdu.tlvs)
-        if self.settings.tag_tlv is not None:
-            tl.append(Tlv(self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode()))
-        p = pdu
+    def _tagged(self, pdu, v, prefix=True) -> bytes:
+        """The PDU's own bytes with the tag added: the text prefix spliced into short_message
+        and the vendor TLV appended; nothing else is re-encoded."""
+        raw = pdu.raw
         if prefix and self.settings.tag_prefix and pdu.command_id == C.SUBMIT_SM and pdu.short_message:
             udh, body = split_udh(pdu.esm_class, pdu.short_message)
             dc = pdu.data_coding
@@ -227,8 +227,10 @@ class SubmitPath:
             except (ValueError, UnicodeEncodeError):
                 new = None
             if new is not None and len(udh) + len(new) <= 254:
-                p = P.replace(p, short_message=udh + new)
-        return P.replace(p, tlvs=tuple(tl))
+                raw = replace_short_message(raw, udh + new)
+        if self.settings.tag_tlv is not None:
+            raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
+        return raw
 
     def _forward(self, sess, pdu, tag_verdict, prefix=True):
         link = self._pick_link()
