@@ -28,6 +28,11 @@ class _Concat:
     timer: object = None
 
 
+_DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
+_STAT_KEY = {a: f"verdict_{a}" for a in Action}
+_PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
+
+
 class Refusal(Exception):
     """A message that cannot be judged as the SMSC would deliver it: refused with `status`."""
 
@@ -82,7 +87,9 @@ class SubmitPath:
         cid = pdu.command_id
         try:
             text, binary = message_content(pdu)
-            ci = concat_info(pdu.esm_class, pdu.short_message, pdu.tlvs) if cid == C.SUBMIT_SM else None
+            # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; most messages have neither
+            ci = concat_info(pdu.esm_class, pdu.short_message, pdu.tlvs) \
+                if cid == C.SUBMIT_SM and (pdu.esm_class & 0x40 or pdu.tlvs) else None
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
         except ValueError as e:
@@ -98,12 +105,16 @@ class SubmitPath:
                 dests.append("")              # judged on everything but the recipient
         else:
             dests = [pdu.destination_addr]
-        verdicts = [self._judge(sess, pdu.source_addr, d, text, type(pdu).__name__, binary) for d in dests]
-        drops = [v for v in verdicts if v.action is Action.DROP]
+        if len(dests) == 1:
+            v = self._judge(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary)
+            if v.action is _DROP:
+                return self._drop(sess, [pdu], v)
+            return self._forward(sess, pdu, v if v.action is _TAG else None)
+        verdicts = [self._judge(sess, pdu.source_addr, d, text, _PDU_NAME[cid], binary) for d in dests]
+        drops = [v for v in verdicts if v.action is _DROP]
         if drops:
             return self._drop(sess, [pdu], drops[0])
-        tagged = next((v for v in verdicts if v.action is Action.TAG), None)
-        self._forward(sess, pdu, tagged)
+        self._forward(sess, pdu, next((v for v in verdicts if v.action is _TAG), None))
 
     def _refuse(self, sess, pdu, status: int, reason: str) -> None:
         """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
@@ -182,7 +193,7 @@ class SubmitPath:
         msg = Message(sender=sender, recipient=recipient, text=text, time=self.clock(),
                       account=sess.account.system_id if sess.account else "", direction="mt")
         v = self.pipeline.judge(msg)
-        self.stats[f"verdict_{v.action}"] += 1
+        self.stats[_STAT_KEY[v.action]] += 1
         self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary)
         return v
 
