@@ -17,7 +17,6 @@ import json
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 from .smpp_bench import _free_port, _pdus

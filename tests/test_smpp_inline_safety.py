@@ -3,7 +3,6 @@ Fault injection with a misbehaving SMSC (the simulator) and attacker ESMEs (raw 
 import io
 import json
 import socket
-import struct
 import time
 
 import pytest
@@ -14,7 +13,7 @@ from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.verdictlog import VerdictLog
-from tests.test_smpp_proxy import pipe, raw_session, raw_submit, read_raw, wait  # noqa: F401  (fixture)
+from tests.test_smpp_proxy import pipe, raw_session, raw_submit, read_raw, wait  # noqa: F401,F811  (pipe: fixture)
 
 BAD = "84987000666"           # blacklisted in the `pipe` fixture
 GOOD = "84901234567"
@@ -405,3 +404,30 @@ def test_tag_spliced_into_raw_bytes_equals_reencoding():
     sm = b"\x05\x00\x03\x01\x02\x01[?]hi"
     assert replace_short_message(raw, sm) == encode(P.replace(p, short_message=sm))
     assert decode(replace_short_message(raw, sm)).short_message == sm
+
+
+# ---------------------------------------------------------------- issue 17: receipts before their resp
+
+def test_receipt_before_its_resp_is_held_and_delivered(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.02) as h:
+        h.sim.answer_delay = 0.4                       # the receipt overtakes the submit_sm_resp
+        s, _ = raw_session(h)
+        r = submit(s, 5, registered_delivery=1)
+        assert r.command_id == C.SUBMIT_SM_RESP and r.command_status == 0
+        dr = read_raw(s)
+        assert dr.command_id == C.DELIVER_SM and P.tlv(dr, C.TAG_RECEIPTED_MESSAGE_ID).rstrip(b"\0").decode() == r.message_id
+        s.sendall(encode(P.DeliverSmResp(sequence_number=dr.sequence_number)))
+        assert wait(lambda: len(h.sim.mo_responses) == 1)
+        assert h.sim.mo_responses[0].command_status == 0 and h.proxy.stats["receipts_early"] == 1
+
+
+def test_unknown_receipt_never_acknowledged_and_dropped(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(receipt_wait=0.3)) as h:
+        def receipt(body, mid=None):
+            tl = (Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid + b"\0"),) if mid else ()
+            return P.DeliverSm(source_addr="8491", destination_addr="849", esm_class=C.ESM_TYPE_DELIVERY_RECEIPT,
+                               short_message=body, tlvs=tl)
+        h.run(h.sim.send_deliver, receipt(b"id:DEAD1 stat:DELIVRD", b"DEAD1"))
+        h.run(h.sim.send_deliver, receipt(b"stat:DELIVRD"))
+        assert wait(lambda: len(h.sim.mo_responses) == 2)
+        assert sorted(r.command_status for r in h.sim.mo_responses) == [C.ESME_RX_T_APPN, C.ESME_RX_P_APPN]

@@ -61,6 +61,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.links: list[SmscLink] = []
         self.msgid_account: OrderedDict = OrderedDict()       # SMSC message_id -> system_id
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a bind
+        self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.concat: dict = {}                                # key -> _Concat, oldest first
         self.concat_done: OrderedDict = OrderedDict()         # key -> (verdict, until) of incomplete ones
         self._rr = itertools.count()
@@ -118,6 +119,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             self.caps.release(sess)
             sess.abort()
         self.bind_throttle.prune()
+        self._expire_early_receipts(now)
         for sess in list(self.sessions):
             for seq, (cb, exp) in list(sess.window.items()):
                 if exp <= now:

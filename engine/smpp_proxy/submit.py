@@ -261,9 +261,10 @@ class SubmitPath:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=status or C.ESME_RSYSERR))
                 return
-            if resp.command_status == 0 and getattr(resp, "message_id", ""):
-                self._remember_message_id(resp.message_id, acct)
             sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
+            if resp.command_status == 0 and getattr(resp, "message_id", ""):
+                # after the resp is queued: a receipt that was waiting for this id goes out behind it
+                self._remember_message_id(resp.message_id, acct)
             self.stats["forwarded"] += 1
             self.stats["added_us_total"] += int((time.perf_counter() - t0) * 1e6)
         link.request(out, on_resp)
@@ -272,6 +273,8 @@ class SubmitPath:
         self.msgid_account[message_id] = acct
         if len(self.msgid_account) > 2_000_000:
             self.msgid_account.popitem(last=False)
+        if self.early_receipts and message_id in self.early_receipts:
+            self._early_receipt_matched(message_id, acct)
 
     def _late_response(self, acct, link, resp) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
