@@ -109,6 +109,8 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         if self.server:
             self.server.close()
             await self.server.wait_closed()
+        # let the cancelled link loops and housekeeping finish while the loop still runs
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _housekeeping(self):
         """Window expiry, enquire_link to idle ESMEs and upstream, idle and bind timeouts."""
