@@ -3,7 +3,6 @@ Fault injection with a misbehaving SMSC (the simulator) and attacker ESMEs (raw 
 import io
 import json
 import socket
-import struct
 import time
 
 import pytest
@@ -14,7 +13,7 @@ from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.verdictlog import VerdictLog
-from tests.test_smpp_proxy import pipe, raw_session, raw_submit, read_raw, wait  # noqa: F401  (fixture)
+from tests.test_smpp_proxy import pipe, raw_session, raw_submit, read_raw, wait  # noqa: F401,F811  (pipe: fixture)
 
 BAD = "84987000666"           # blacklisted in the `pipe` fixture
 GOOD = "84901234567"
@@ -254,7 +253,10 @@ def test_failed_binds_throttled_per_source(pipe):
                 answered.append(read_raw(s).command_status)
             except (socket.timeout, TimeoutError):
                 pass
-        assert 1 <= len(answered) <= 20
+        assert len(answered) <= 20
+        if not answered:                                        # a very slow machine: wait for the first
+            socks[0].settimeout(10)
+            answered.append(read_raw(socks[0]).command_status)
         assert set(answered) == {C.ESME_RINVPASWD}            # unknown system_id looks like a wrong password
         for s in socks:
             s.close()
@@ -353,3 +355,120 @@ def test_real_bind_succeeds_with_1100_idle_connections_under_ulimit_1024(tmp_pat
         out, _ = p.communicate("", timeout=30)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert p.returncode == 0 and "evicted" in out
+
+
+# ---------------------------------------------------------------- lean wire path
+
+def test_smsc_link_lean_path_any_chunking():
+    """submit_sm_resp frames read from bytes and everything else via the codec give the same
+    events whatever the segment boundaries."""
+    import asyncio
+    from engine.smpp_proxy.smsc import SmscLink
+
+    class Proxy:
+        settings = SmppSettings()
+        stats: dict = {}
+
+        def __init__(self):
+            self.delivered = []
+
+        def handle_smsc_deliver(self, link, pdu):
+            self.delivered.append(pdu.short_message)
+
+    stream = (encode(P.SubmitSmResp(sequence_number=1, message_id="A1"))
+              + encode(P.DeliverSm(sequence_number=9, source_addr="1", destination_addr="2", short_message=b"mo"))
+              + encode(P.SubmitSmResp(sequence_number=2, command_status=C.ESME_RTHROTTLED))
+              + encode(P.DataSmResp(sequence_number=3, message_id="B2", tlvs=(Tlv(0x0425, b"\x00"),)))
+              + encode(P.SubmitSmResp(sequence_number=4, message_id="x" * 64)))
+
+    async def run(step):
+        proxy, got = Proxy(), []
+        link = SmscLink(proxy, ("127.0.0.1", 1))
+        for seq in (1, 2, 3, 4):
+            link.window.add(seq, 0.0, lambda r, st: got.append((r.sequence_number, st, r.message_id, bytes(r.raw))))
+        for i in range(0, len(stream), step):
+            link.data_received(stream[i:i + step])
+        return got, proxy.delivered
+
+    for step in (1, 3, 16, 17, 50, len(stream)):
+        got, delivered = asyncio.run(run(step))
+        assert [g[:3] for g in got] == [(1, 0, "A1"), (2, C.ESME_RTHROTTLED, ""), (3, 0, "B2"), (4, 0, "x" * 64)], step
+        assert delivered == [b"mo"], step
+
+
+def test_tag_spliced_into_raw_bytes_equals_reencoding():
+    from engine.smpp_proxy.codec import decode
+    from engine.smpp_proxy.rawpdu import append_tlv, replace_short_message
+    p = P.SubmitSm(sequence_number=7, service_type="CMT", source_addr="SHOP", destination_addr="8491",
+                   validity_period="261231235959000+", esm_class=0x40, data_coding=8,
+                   short_message=b"\x05\x00\x03\x01\x02\x01hi", tlvs=(Tlv(0x0424, b""),))
+    raw = encode(p)
+    assert append_tlv(raw, 0x1400, b"3;X") == encode(P.replace(p, tlvs=p.tlvs + (Tlv(0x1400, b"3;X"),)))
+    sm = b"\x05\x00\x03\x01\x02\x01[?]hi"
+    assert replace_short_message(raw, sm) == encode(P.replace(p, short_message=sm))
+    assert decode(replace_short_message(raw, sm)).short_message == sm
+
+
+# ---------------------------------------------------------------- issue 17: receipts before their resp
+
+def test_receipt_before_its_resp_is_held_and_delivered(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.02) as h:
+        h.sim.answer_delay = 0.4                       # the receipt overtakes the submit_sm_resp
+        s, _ = raw_session(h)
+        r = submit(s, 5, registered_delivery=1)
+        assert r.command_id == C.SUBMIT_SM_RESP and r.command_status == 0
+        dr = read_raw(s)
+        assert dr.command_id == C.DELIVER_SM and P.tlv(dr, C.TAG_RECEIPTED_MESSAGE_ID).rstrip(b"\0").decode() == r.message_id
+        s.sendall(encode(P.DeliverSmResp(sequence_number=dr.sequence_number)))
+        assert wait(lambda: len(h.sim.mo_responses) == 1)
+        assert h.sim.mo_responses[0].command_status == 0 and h.proxy.stats["receipts_early"] == 1
+
+
+def test_unknown_receipt_never_acknowledged_and_dropped(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(receipt_wait=0.3)) as h:
+        def receipt(body, mid=None):
+            tl = (Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid + b"\0"),) if mid else ()
+            return P.DeliverSm(source_addr="8491", destination_addr="849", esm_class=C.ESM_TYPE_DELIVERY_RECEIPT,
+                               short_message=body, tlvs=tl)
+        h.run(h.sim.send_deliver, receipt(b"id:DEAD1 stat:DELIVRD", b"DEAD1"))
+        h.run(h.sim.send_deliver, receipt(b"stat:DELIVRD"))
+        assert wait(lambda: len(h.sim.mo_responses) == 2)
+        assert sorted(r.command_status for r in h.sim.mo_responses) == [C.ESME_RX_T_APPN, C.ESME_RX_P_APPN]
+
+
+def test_sequential_failed_binds_slowed_and_success_clears():
+    """The throttle alone, on an event loop: one source retrying wrong passwords one after
+    another is slowed down; a success clears its record."""
+    import asyncio
+    from engine.smpp_proxy.admission import BindThrottle
+
+    class Job:
+        def __init__(self, ok, log):
+            self.ok, self.log = ok, log
+
+        def alive(self):
+            return True
+
+        def __call__(self, done):
+            self.log.append(asyncio.get_running_loop().time())
+            done(self.ok)
+
+    async def run():
+        th, log = BindThrottle(free=3, backoff=0.2, backoff_max=5), []
+        for _ in range(6):
+            th.submit("10.0.0.1", Job(False, log))
+        other = []
+        th.submit("10.0.0.2", Job(False, other))       # another source is not held up
+        ok = []
+        th.submit("10.0.0.1", Job(True, ok))
+        await asyncio.sleep(0.05)
+        assert len(log) <= 3 and len(other) == 1
+        while not ok:
+            await asyncio.sleep(0.05)
+        # (lower bounds only: a loaded machine can only make the waits longer)
+        gaps = [b - a for a, b in zip(log, log[1:] + ok)]
+        assert all(g >= w - 0.01 for g, w in zip(gaps[2:], (0.2, 0.4, 0.8, 1.6))), gaps
+        assert th.sources["10.0.0.1"].failures == 0 and th.sources["10.0.0.2"].failures == 1
+        th.prune()
+        assert "10.0.0.2" in th.sources                  # failed recently: remembered
+    asyncio.run(run())

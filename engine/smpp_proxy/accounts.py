@@ -133,6 +133,8 @@ class SmppSettings:
     bind_backoff_max: float = 30.0      # ... up to this
     distribution_lists: str = "refuse"  # submit_multi to a distribution list: "refuse" or "judge"
     max_pending_concat: int = 20000     # concatenated messages waiting for parts (oldest judged first)
+    receipt_wait: float = 5.0           # a receipt for a message_id not known yet waits this long for its resp
+    max_early_receipts: int = 10000
     reconnect_min: float = 0.2
     reconnect_max: float = 30.0
     tag_tlv: int | None = 0x1400
@@ -173,6 +175,8 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     s.bind_backoff = float(srv.get("bind_backoff", s.bind_backoff))
     s.bind_backoff_max = float(srv.get("bind_backoff_max", s.bind_backoff_max))
     s.max_pending_concat = int(srv.get("max_pending_concat", s.max_pending_concat))
+    s.receipt_wait = float(srv.get("receipt_wait", s.receipt_wait))
+    s.max_early_receipts = int(srv.get("max_early_receipts", s.max_early_receipts))
     s.distribution_lists = str(raw.get("submit_multi", {}).get("distribution_lists", s.distribution_lists))
     if s.distribution_lists not in ("refuse", "judge"):
         raise SmppConfigError(f"{p}: submit_multi.distribution_lists must be \"refuse\" or \"judge\"")

@@ -110,10 +110,10 @@ class ConnectionCaps:
 
 
 class _Source:
-    __slots__ = ("failures", "next_at", "busy", "queue")
+    __slots__ = ("failures", "next_at", "last_failure", "busy", "queue")
 
     def __init__(self):
-        self.failures, self.next_at, self.busy, self.queue = 0, 0.0, False, deque()
+        self.failures, self.next_at, self.last_failure, self.busy, self.queue = 0, 0.0, 0.0, False, deque()
 
 
 class BindThrottle:
@@ -166,6 +166,7 @@ class BindThrottle:
                 st.failures, st.next_at = 0, 0.0
             else:
                 st.failures += 1
+                st.last_failure = self._now()
                 self.sources.move_to_end(src)
                 if st.failures >= self.free:
                     st.next_at = self._now() + min(self.backoff_max,
@@ -174,11 +175,12 @@ class BindThrottle:
         job(done)
 
     def prune(self) -> None:
-        """Forget sources whose back-off ended long ago (called from housekeeping). Sources
-        are kept in order of their last failure, so this stops at the first one to keep."""
+        """Forget sources that last failed more than `backoff_max` ago and whose back-off has
+        ended (called from housekeeping). Sources are kept in order of their last failure, so
+        this stops at the first one to keep."""
         now = self._now()
         while self.sources:
             src, st = next(iter(self.sources.items()))
-            if st.busy or st.queue or st.next_at + self.backoff_max >= now:
+            if st.busy or st.queue or now - st.last_failure <= self.backoff_max or st.next_at > now:
                 break
             del self.sources[src]

@@ -37,11 +37,14 @@ class DeliveryRouting:
                 body = P.tlv(pdu, C.TAG_MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"")
                 m = _RECEIPT_ID.search(body)
                 mid = m.group(1).decode("latin-1") if m else None
-            acct = self.msgid_account.get(mid) if mid else None
+            acct = self._account_of(mid) if mid else None
             if acct is None:
-                log.info("receipt for unknown message_id %r: acknowledged and dropped", mid)
-                self.stats["receipts_unknown"] += 1
-                return ack()
+                if not mid:
+                    # nothing to route it by, now or later: refused, never acknowledged and dropped
+                    log.info("receipt without a message_id from SMSC %s:%d: refused", *link.addr)
+                    self.stats["receipts_unroutable"] += 1
+                    return ack(C.ESME_RX_P_APPN)
+                return self._hold_early_receipt(mid, pdu, ack)
             self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(0 if ok else C.ESME_RX_T_APPN))
             return
         # mobile-originated
@@ -69,6 +72,57 @@ class DeliveryRouting:
         if target is None:
             return ack(C.ESME_RX_T_APPN)        # no ESME bound for it: the SMSC retries later
         self._send_to_esme(target, pdu, lambda r: ack(r.command_status if r is not None else C.ESME_RX_T_APPN))
+
+    def _account_of(self, mid: str):
+        """The account that sent message `mid`; SMSCs may write the id of a receipt in another
+        base than the one in their submit_sm_resp (hex vs decimal), so both are tried."""
+        acct = self.msgid_account.get(mid)
+        if acct is None and mid.isalnum() and len(mid) <= 20:
+            alt = []
+            if mid.isdigit():
+                alt += [format(int(mid), "X"), format(int(mid), "x"), format(int(mid), "08X")]
+            try:
+                alt.append(str(int(mid, 16)))
+            except ValueError:
+                pass
+            for a in alt:
+                acct = self.msgid_account.get(a)
+                if acct is not None:
+                    break
+        return acct
+
+    # ------------------------------------------------------------ receipts before their resp
+    # An SMSC may send a receipt before (or just after) the submit_sm_resp that tells us its
+    # message_id, typically on another bind. Such a receipt is held, unanswered, for
+    # `receipt_wait` seconds and routed as soon as the resp arrives; if none does, the SMSC
+    # gets ESME_RX_T_APPN and delivers it again later. The hold is bounded (`max_early_receipts`,
+    # the oldest answered first): nothing is acknowledged and dropped.
+    def _hold_early_receipt(self, mid: str, pdu, ack) -> None:
+        q = self.early_receipts
+        old = q.pop(mid, None)
+        if old is not None:
+            old[0](C.ESME_RX_T_APPN)                    # the same receipt again: the newer one waits
+        if len(q) >= self.settings.max_early_receipts:
+            _, (old_ack, _, _) = q.popitem(last=False)
+            old_ack(C.ESME_RX_T_APPN)
+            self.stats["receipts_retry_later"] += 1
+        q[mid] = (ack, pdu, time.monotonic() + self.settings.receipt_wait)
+        self.stats["receipts_early"] += 1
+
+    def _early_receipt_matched(self, mid: str, acct: str) -> None:
+        ack, pdu, _ = self.early_receipts.pop(mid)
+        self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(0 if ok else C.ESME_RX_T_APPN))
+
+    def _expire_early_receipts(self, now: float) -> None:
+        q = self.early_receipts
+        while q:
+            mid, (ack, _, until) = next(iter(q.items()))
+            if until > now:
+                break
+            del q[mid]
+            log.info("receipt for unknown message_id %r after %.0fs: SMSC asked to retry", mid, self.settings.receipt_wait)
+            self.stats["receipts_retry_later"] += 1
+            ack(C.ESME_RX_T_APPN)
 
     def _confirm_shortcode(self, link, mo, v):
         if not self.settings.confirm_shortcode or not v.hits:

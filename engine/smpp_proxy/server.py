@@ -3,25 +3,35 @@
 Theory of operation (after uvicorn/aiosmtpd): protocol classes only move bytes into the
 codec (`SmppConnection`), events into `SmppProxy`, and answers back out. A bind has an
 `EsmeSession` (per-connection state: bind state, account, its window of deliver_sm); a
-submitted message has a `Pending` context that follows it upstream and back. The verdict is
-turned into bytes here, at the edge:
+submitted message is judged once (a concatenated one once for all its parts) and its
+answer follows it upstream and back. The verdict is turned into bytes here, at the edge:
 
     allow -> the original PDU bytes, only sequence_number changed, to an SMSC link
-    tag   -> re-encoded with a vendor TLV and/or a text prefix
+    tag   -> the same bytes with a vendor TLV appended and/or a text prefix spliced in
     drop  -> submit_sm_resp with the rule's command_status (default ESME_RSUBMITFAIL), or,
              for symbols configured as silent, success with a local message_id and an
              optional REJECTD delivery receipt
 
+Every message is judged and logged before it is forwarded: binary content on everything but
+its text (plus the URLs readable in it); what cannot be judged as the SMSC would deliver it
+(both short_message and message_payload, a distribution list by default, a broken UDH) is
+refused with an error status and logged. A failing verdict log never changes an answer.
+
 Nothing is acknowledged before it is safe: an ESME gets the SMSC's own submit_sm_resp
-(with the SMSC's message_id); when no SMSC link is bound or its window is full the ESME gets
-ESME_RTHROTTLED (retryable); an SMSC that stops answering yields ESME_RSYSERR. Receipts are
-routed by message_id to a receiver/transceiver bind of the account that sent the MT and held
-(in memory) until the account binds again; the SMSC's deliver_sm is acknowledged only after
-the ESME acknowledged it or it was held.
-Files: esme.py (ESME sessions), smsc.py (SMSC links and the upstream pool), submit.py (the
-submit path: judge, drop, forward, tag), routing.py (receipts and MO from the SMSC),
-verdictlog.py (the verdict log). This module holds the proxy's state, lifecycle and the
-dispatch of ESME PDUs.
+(with the SMSC's message_id); when no SMSC link is bound, its window is full or it is
+stalled the ESME gets ESME_RTHROTTLED (retryable); an SMSC that does not answer within the
+link's response_timeout yields ESME_RSYSERR (outcome unknown; a late answer is logged and
+its message_id kept for the receipt). A link silent for enquire_link_interval +
+response_timeout is closed and bound again. Receipts are routed by message_id to a
+receiver/transceiver bind of the account that sent the MT and held (in memory) until the
+account binds again; one that arrives before its submit_sm_resp waits for it. The SMSC's
+deliver_sm is acknowledged only after the ESME acknowledged it or it was held.
+
+Files: esme.py (ESME sessions), admission.py (connection caps, bind pacing), binds.py
+(credentials), smsc.py (SMSC links and the upstream pool), submit.py (the submit path:
+judge, drop, forward, tag), routing.py (receipts and MO from the SMSC), rawpdu.py (edits on
+PDU bytes), verdictlog.py (the verdict log). This module holds the proxy's state, lifecycle,
+housekeeping and the dispatch of ESME PDUs.
 """
 from __future__ import annotations
 
@@ -61,6 +71,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.links: list[SmscLink] = []
         self.msgid_account: OrderedDict = OrderedDict()       # SMSC message_id -> system_id
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a bind
+        self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.concat: dict = {}                                # key -> _Concat, oldest first
         self.concat_done: OrderedDict = OrderedDict()         # key -> (verdict, until) of incomplete ones
         self._rr = itertools.count()
@@ -98,6 +109,8 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         if self.server:
             self.server.close()
             await self.server.wait_closed()
+        # let the cancelled link loops and housekeeping finish while the loop still runs
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _housekeeping(self):
         """Window expiry, enquire_link to idle ESMEs and upstream, idle and bind timeouts."""
@@ -118,6 +131,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             self.caps.release(sess)
             sess.abort()
         self.bind_throttle.prune()
+        self._expire_early_receipts(now)
         for sess in list(self.sessions):
             for seq, (cb, exp) in list(sess.window.items()):
                 if exp <= now:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..verdict import Action, Message
 from .codec import RemoteProtocolError, Tlv, concat_info, encode, encode_text, pdu_text, split_udh, with_sequence
+from .rawpdu import append_tlv, replace_short_message
 from .codec import constants as C
 from .codec import pdu as P
 from .smsc import LATE
@@ -25,6 +26,11 @@ class _Concat:
     total: int
     parts: dict = field(default_factory=dict)       # part number -> (session, pdu, text, binary)
     timer: object = None
+
+
+_DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
+_STAT_KEY = {a: f"verdict_{a}" for a in Action}
+_PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
 
 
 class Refusal(Exception):
@@ -81,7 +87,9 @@ class SubmitPath:
         cid = pdu.command_id
         try:
             text, binary = message_content(pdu)
-            ci = concat_info(pdu.esm_class, pdu.short_message, pdu.tlvs) if cid == C.SUBMIT_SM else None
+            # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; most messages have neither
+            ci = concat_info(pdu.esm_class, pdu.short_message, pdu.tlvs) \
+                if cid == C.SUBMIT_SM and (pdu.esm_class & 0x40 or pdu.tlvs) else None
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
         except ValueError as e:
@@ -97,12 +105,16 @@ class SubmitPath:
                 dests.append("")              # judged on everything but the recipient
         else:
             dests = [pdu.destination_addr]
-        verdicts = [self._judge(sess, pdu.source_addr, d, text, type(pdu).__name__, binary) for d in dests]
-        drops = [v for v in verdicts if v.action is Action.DROP]
+        if len(dests) == 1:
+            v = self._judge(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary)
+            if v.action is _DROP:
+                return self._drop(sess, [pdu], v)
+            return self._forward(sess, pdu, v if v.action is _TAG else None)
+        verdicts = [self._judge(sess, pdu.source_addr, d, text, _PDU_NAME[cid], binary) for d in dests]
+        drops = [v for v in verdicts if v.action is _DROP]
         if drops:
             return self._drop(sess, [pdu], drops[0])
-        tagged = next((v for v in verdicts if v.action is Action.TAG), None)
-        self._forward(sess, pdu, tagged)
+        self._forward(sess, pdu, next((v for v in verdicts if v.action is _TAG), None))
 
     def _refuse(self, sess, pdu, status: int, reason: str) -> None:
         """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
@@ -181,7 +193,7 @@ class SubmitPath:
         msg = Message(sender=sender, recipient=recipient, text=text, time=self.clock(),
                       account=sess.account.system_id if sess.account else "", direction="mt")
         v = self.pipeline.judge(msg)
-        self.stats[f"verdict_{v.action}"] += 1
+        self.stats[_STAT_KEY[v.action]] += 1
         self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary)
         return v
 
@@ -208,11 +220,10 @@ class SubmitPath:
         target = sess if sess.state.can_receive and not sess.closed else None
         self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
 
-    def _tagged(self, pdu, v, prefix=True):
-        tl = list(pdu.tlvs)
-        if self.settings.tag_tlv is not None:
-            tl.append(Tlv(self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode()))
-        p = pdu
+    def _tagged(self, pdu, v, prefix=True) -> bytes:
+        """The PDU's own bytes with the tag added: the text prefix spliced into short_message
+        and the vendor TLV appended; nothing else is re-encoded."""
+        raw = pdu.raw
         if prefix and self.settings.tag_prefix and pdu.command_id == C.SUBMIT_SM and pdu.short_message:
             udh, body = split_udh(pdu.esm_class, pdu.short_message)
             dc = pdu.data_coding
@@ -227,8 +238,10 @@ class SubmitPath:
             except (ValueError, UnicodeEncodeError):
                 new = None
             if new is not None and len(udh) + len(new) <= 254:
-                p = P.replace(p, short_message=udh + new)
-        return P.replace(p, tlvs=tuple(tl))
+                raw = replace_short_message(raw, udh + new)
+        if self.settings.tag_tlv is not None:
+            raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
+        return raw
 
     def _forward(self, sess, pdu, tag_verdict, prefix=True):
         link = self._pick_link()
@@ -248,9 +261,10 @@ class SubmitPath:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=status or C.ESME_RSYSERR))
                 return
-            if resp.command_status == 0 and getattr(resp, "message_id", ""):
-                self._remember_message_id(resp.message_id, acct)
             sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
+            if resp.command_status == 0 and getattr(resp, "message_id", ""):
+                # after the resp is queued: a receipt that was waiting for this id goes out behind it
+                self._remember_message_id(resp.message_id, acct)
             self.stats["forwarded"] += 1
             self.stats["added_us_total"] += int((time.perf_counter() - t0) * 1e6)
         link.request(out, on_resp)
@@ -259,6 +273,8 @@ class SubmitPath:
         self.msgid_account[message_id] = acct
         if len(self.msgid_account) > 2_000_000:
             self.msgid_account.popitem(last=False)
+        if self.early_receipts and message_id in self.early_receipts:
+            self._early_receipt_matched(message_id, acct)
 
     def _late_response(self, acct, link, resp) -> None:
         """The SMSC answered after the response timeout, when the ESME already had

@@ -16,7 +16,10 @@ import sys
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
 
+from ..verdict import Action
+
 log = logging.getLogger("telfilter")
+_ACTION_NAME = {a: str(a) for a in Action}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -89,7 +92,7 @@ class VerdictLog:
             line = ('{"ts": %s, "kind": "sms", "pdu": %s, "account": %s, "sender": %s, "recipient": %s, '
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s%s}'
                     % (_jstr(msg.time.isoformat()), _jstr(pdu), _jstr(msg.account), _jstr(msg.sender),
-                       _jstr(msg.recipient), v.action, _num(round(v.score, 4)), _hits_json(v.hits),
+                       _jstr(msg.recipient), _ACTION_NAME[v.action], _num(round(v.score, 4)), _hits_json(v.hits),
                        _num(round(judge_us, 1)), ', "binary": true' if binary else ""))
         except Exception as e:
             return self._failed(e)

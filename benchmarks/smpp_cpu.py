@@ -1,0 +1,178 @@
+"""CPU per submit_sm of the SMPP proxy, next to a raw forwarder, in one run.
+
+    python -m benchmarks.smpp_cpu [--n 40000] [--binds 4] [--window 10]
+
+Closed loop on 127.0.0.1: an asyncio load generator keeps `binds` x `window` submit_sm in
+flight against, in turn, (1) a raw forwarder (SMPP framing and sequence rewrite only), (2)
+the proxy with a trivial verdict (allow, no hits) and (3) the proxy with the real pipeline
+(shipped rules, default lists). Each runs in its own process; its CPU (utime + stime) over
+the run divided by the submit_sm answered is the figure. The SMSC is the project simulator
+in another process. Texts are distinct (a replayed stream would measure flood rules).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+
+from .smpp_bench import _free_port, _pdus
+from .util import cpu_seconds
+
+_CHILD = r"""
+import asyncio, sys, tempfile
+import uvloop
+mode, sim_port, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+async def forwarder():
+    # SMPP framing + sequence rewrite, nothing else: the floor for a Python proxy here
+    from engine.smpp_proxy.codec import encode, with_sequence
+    from engine.smpp_proxy.codec import pdu as P
+    loop = asyncio.get_running_loop()
+
+    class Up(asyncio.Protocol):
+        def __init__(self): self.buf = bytearray(); self.pending = {}; self.seq = 1
+        def connection_made(self, t): self.t = t
+        def data_received(self, d):
+            self.buf += d
+            while len(self.buf) >= 16:
+                n = int.from_bytes(self.buf[:4], "big")
+                if len(self.buf) < n: break
+                raw = bytes(self.buf[:n]); del self.buf[:n]
+                ent = self.pending.pop(int.from_bytes(raw[12:16], "big"), None)
+                if ent: ent[0].t.write(with_sequence(raw, ent[1]))
+    _, up = await loop.create_connection(Up, "127.0.0.1", sim_port)
+    up.t.write(encode(P.BindTransceiver(sequence_number=1, system_id="fwd", password="x", interface_version=0x34)))
+    await asyncio.sleep(0.3)
+    up.pending.clear()
+
+    class Down(asyncio.Protocol):
+        def __init__(self): self.buf = bytearray()
+        def connection_made(self, t): self.t = t
+        def data_received(self, d):
+            self.buf += d
+            while len(self.buf) >= 16:
+                n = int.from_bytes(self.buf[:4], "big")
+                if len(self.buf) < n: break
+                raw = bytes(self.buf[:n]); del self.buf[:n]
+                cid = int.from_bytes(raw[4:8], "big")
+                if cid == 9:        # bind_transceiver
+                    self.t.write(encode(P.BindTransceiverResp(sequence_number=int.from_bytes(raw[12:16], "big"), system_id="f")))
+                    continue
+                up.seq += 1
+                up.pending[up.seq] = (self, int.from_bytes(raw[12:16], "big"))
+                up.t.write(with_sequence(raw, up.seq))
+    await loop.create_server(Down, "127.0.0.1", port)
+
+async def proxy(real):
+    from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
+    from engine.smpp_proxy.server import SmppProxy, VerdictLog
+    from engine.verdict import Action, Verdict
+    if real:
+        from engine.app import build
+        pipe = build(data_dir=tempfile.mkdtemp())
+    else:
+        class Trivial:
+            settings = type("S", (), {"shortcode": "5656"})()
+            def judge(self, msg): return Verdict(Action.ALLOW, 0.0)
+        pipe = Trivial()
+    s = SmppSettings(smsc=[f"127.0.0.1:{sim_port}"])
+    a = account_from_arg("bench:pw"); s.accounts[a.system_id] = a
+    p = SmppProxy(pipe, s, VerdictLog(open("/dev/null", "w")))
+    await p.start(f"127.0.0.1:{port}")
+    await p.wait_upstream(10)
+
+async def main():
+    await (forwarder() if mode == "forwarder" else proxy(mode == "real"))
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
+
+
+async def closed_loop(port: int, pdus: list, binds: int, window: int) -> tuple[int, int, float]:
+    from .smpp_bench import _Bind
+    from engine.smpp_proxy.codec import encode, with_sequence
+    from engine.smpp_proxy.codec import pdu as P
+    loop = asyncio.get_running_loop()
+    bs = []
+    for _ in range(binds):
+        _, b = await loop.create_connection(_Bind, "127.0.0.1", port)
+        b.t.write(encode(P.BindTransceiver(sequence_number=b.conn.next_sequence(), system_id="bench", password="pw",
+                                           interface_version=0x34)))
+        await asyncio.wait_for(b.bound, 10)
+        bs.append(b)
+    it = iter(pdus)
+    t0 = time.perf_counter()
+
+    async def run(b):
+        for raw in it:
+            while len(b.inflight) >= window:
+                b.space.clear()
+                await b.space.wait()
+            seq = b.conn.next_sequence()
+            b.inflight[seq] = time.perf_counter()
+            b.t.write(with_sequence(raw, seq))
+        while b.inflight:
+            b.space.clear()
+            try:
+                await asyncio.wait_for(b.space.wait(), 5)
+            except asyncio.TimeoutError:
+                break
+    await asyncio.gather(*(run(b) for b in bs))
+    wall = time.perf_counter() - t0
+    for b in bs:
+        b.t.close()
+    return sum(b.ok for b in bs), sum(b.err for b in bs), wall
+
+
+def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int) -> dict:
+    import uvloop
+    port = _free_port()
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port)], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        uvloop.run(closed_loop(port, pdus[:2000], binds, window))         # warm-up
+        c0 = cpu_seconds(p.pid)
+        ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window))
+        cpu = cpu_seconds(p.pid) - c0
+    finally:
+        p.kill()
+        p.wait()
+    n = ok + err
+    return {"mode": mode, "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
+            "msgs_per_s": round(n / wall)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_cpu")
+    ap.add_argument("--n", type=int, default=40000)
+    ap.add_argument("--binds", type=int, default=4)
+    ap.add_argument("--window", type=int, default=10)
+    ap.add_argument("--modes", default="forwarder,trivial,real")
+    a = ap.parse_args(argv)
+    sim_port = _free_port()
+    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_bench", "sim", str(sim_port)])
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", sim_port)).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        pdus = _pdus(a.n + 2000, seed=11)
+        rows = [measure(m, sim_port, pdus, a.binds, a.window) for m in a.modes.split(",")]
+    finally:
+        sim.kill()
+        sim.wait()
+    for r in rows:
+        print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
