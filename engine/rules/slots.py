@@ -38,7 +38,7 @@ M64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15          # odd: multiplying by it is a bijection on 64-bit values
 _TAIL = 64
 _MIN_CAP = 64
-_SWEEP = 4                          # slots examined by the sweeper after each insert
+_SWEEP = 2                          # slots examined by the sweeper before each insert (a full pass per cap/2 inserts)
 
 
 def key_hash(key) -> int:
