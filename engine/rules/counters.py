@@ -11,7 +11,9 @@ never holds more than that:
   distinct mode  the last N+1 distinct value fingerprints (32-bit) with the second each
                  was last seen, least recently seen first. The N+1 most recently seen
                  values are exactly the ones a window can hold up to N+1 of, so
-                 min(distinct values within the window, N+1) is exact.
+                 min(distinct values within the window, N+1) is exact. A key seen with
+                 one value only (most template keys: one sender) has a 2-word row in a
+                 side table and gets a full row with its second value.
 
 Timestamps are whole seconds and never run backwards within a key (a message older than
 the key's last one counts at the last one's second). Counters are read while judging
@@ -20,7 +22,7 @@ messages let through count toward a cap), so checks stay pure and a shared store
 batch the reads and the writes of one message.
 
 Bytes per key (`memory_bytes() / memory_keys()`): (8 + 4*N) / load for a count row,
-(8 + 8*(N+1)) / load for a distinct row, load 0.6..0.8: an advertiser-recipient cap of
+(8 + 8*(N+1)) / load for a distinct row (8 + 8 while one value), load 0.6..0.8: an advertiser-recipient cap of
 3 per day is 20 B a row, 25-34 B a key.
 """
 from __future__ import annotations
@@ -44,10 +46,13 @@ class CounterStore(Protocol):
 
 
 class _Space:
-    __slots__ = ("table", "limit", "distinct", "width")
+    __slots__ = ("table", "limit", "distinct", "width", "first")
 
-    def __init__(self, table: SlotTable, limit: int, distinct: bool):
+    def __init__(self, table: SlotTable, limit: int, distinct: bool, first: SlotTable | None):
         self.table, self.limit, self.distinct, self.width = table, limit, distinct, table.width
+        # distinct mode: a key seen from one value only (most template keys: one sender) has a
+        # two-word row [value, second] here and moves to `table` with its second value
+        self.first = first
 
 
 def _layout(limit: int, distinct: bool) -> tuple[int, int]:
@@ -68,9 +73,12 @@ class MemoryCounters:
         if sp is None or sp.limit != limit or sp.distinct != distinct:
             w, touch = _layout(limit, distinct)
             t = SlotTable(w, touch, window, self.max_keys)
+            first = None
+            if distinct:
+                first = sp.first if sp is not None and sp.distinct else SlotTable(2, 1, window, self.max_keys)
             if sp is not None and sp.distinct == distinct:      # a reload changed the limit: keep what fits
                 _carry_over(sp, t, limit)
-            sp = self.spaces[ns] = _Space(t, limit, distinct)
+            sp = self.spaces[ns] = _Space(t, limit, distinct, first)
         return sp
 
     # ------------------------------------------------------------ count mode
@@ -107,26 +115,47 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or not sp.distinct:
             return 1
+        h = key_hash(key)
+        hz = int(now) - window if window is not None else 0
         t = sp.table
-        i = t.find(key_hash(key))
+        i = t.find(h)
         if i < 0:
-            return 1
+            f = sp.first.find(h)
+            if f < 0:
+                return 1
+            live = sp.first.rows[2 * f + 1] > hz
+            return 2 if live and sp.first.rows[2 * f] != value_fp(value) else 1
         k = sp.limit + 1
         b = i * 2 * k
-        hz = int(now) - window if window is not None else 0
         first = bisect_right(t.rows, hz, b + k, b + 2 * k) - b - k       # entries seen within the window
         return k - first + (value_fp(value) not in t.rows[b + first:b + k])
 
     def add_distinct(self, ns, key, value, now, window, limit) -> None:
         sp = self._space(ns, window, limit, True)
-        t = sp.table
+        h = key_hash(key)
         now_s = int(now)
-        i = t.slot(key_hash(key), now_s)
-        k = sp.limit + 1
+        v = value_fp(value)
+        t, k = sp.table, sp.limit + 1
+        i = t.find(h)
+        if i < 0:
+            F = sp.first
+            f = F.find(h)
+            if f < 0 or F.rows[2 * f] == v or F.rows[2 * f + 1] <= (now_s - window if window is not None else 0):
+                if f < 0:
+                    f = F.slot(h, now_s)
+                last = F.rows[2 * f + 1] if F.rows[2 * f] == v else 0
+                F.rows[2 * f] = v
+                F.rows[2 * f + 1] = now_s if now_s > last else last
+                return
+            # a second value: the key moves to a full row
+            old_v, old_t = F.rows[2 * f], F.rows[2 * f + 1]
+            F.delete(f)
+            i = t.slot(h, now_s)
+            b = i * 2 * k
+            t.rows[b + k - 1], t.rows[b + 2 * k - 1] = old_v, old_t
         b = i * 2 * k
         row = t.rows[b:b + 2 * k].tolist()
         vs, ts = row[:k], row[k:]
-        v = value_fp(value)
         j = vs.index(v) if v in vs else 0      # seen again: move to the end; new: drop the least recent
         del vs[j], ts[j]
         vs.append(v)
@@ -135,10 +164,11 @@ class MemoryCounters:
 
     # ------------------------------------------------------------ size
     def memory_keys(self) -> int:
-        return sum(len(sp.table) for sp in self.spaces.values())
+        return sum(len(sp.table) + (len(sp.first) if sp.first else 0) for sp in self.spaces.values())
 
     def memory_bytes(self) -> int:
-        return sum(sp.table.memory_bytes() for sp in self.spaces.values())
+        return sum(sp.table.memory_bytes() + (sp.first.memory_bytes() if sp.first else 0)
+                   for sp in self.spaces.values())
 
 
 def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:

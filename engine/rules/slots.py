@@ -121,11 +121,11 @@ class SlotTable:
         c = self.cursor
         for _ in range(_SWEEP):
             if hs[c] and rows[c * w + t] <= horizon:
-                self._delete(c)
+                self.delete(c)
             c = c + 1 if c + 1 < n else 0
         self.cursor = c
 
-    def _delete(self, i: int) -> None:
+    def delete(self, i: int) -> None:
         """Empty slot i, moving later rows of its cluster back so no probe path breaks."""
         hs, rows, w, cap = self.h, self.rows, self.width, self.cap
         j = i + 1
