@@ -46,19 +46,34 @@ class CounterStore(Protocol):
 
 
 class _Space:
-    __slots__ = ("table", "limit", "distinct", "width", "first")
+    __slots__ = ("table", "limit", "distinct", "width", "first", "short")
 
-    def __init__(self, table: SlotTable, limit: int, distinct: bool, first: SlotTable | None):
+    def __init__(self, table: SlotTable, limit: int, distinct: bool, first: SlotTable | None, short: bool):
         self.table, self.limit, self.distinct, self.width = table, limit, distinct, table.width
+        self.short = short          # count row of 16-bit stamps (see _layout)
         # distinct mode: a key seen from one value only (most template keys: one sender) has a
         # two-word row [value, second] here and moves to `table` with its second value
         self.first = first
 
 
-def _layout(limit: int, distinct: bool) -> tuple[int, int]:
-    """(row width, index of the last-touch word)."""
-    w = 2 * (limit + 1) if distinct else limit
-    return w, w - 1
+def _layout(limit: int, distinct: bool, window) -> tuple[int, int, bool]:
+    """(row width in uint32 words, index of the last-touch word, short count row?).
+
+    A count row for a window under 18 h with more than 4 stamps is "short": word 0 the last
+    touch, word 1 a base second, then the stamps as 16-bit offsets from the base (+1; 0 =
+    none yet), two to a word. A stamp older than the window is never needed, so when an
+    offset would pass 16 bits the row is rebased to (now - window) and older stamps are
+    dropped: a volume cap of 30 an hour is 76 B a row instead of 128.
+    """
+    if distinct:
+        w = 2 * (limit + 1)
+        return w, w - 1, False
+    if window is not None and window < _SHORT_MAX and limit > 4:
+        return 2 + (limit + 1) // 2, 0, True
+    return limit, limit - 1, False
+
+
+_SHORT_MAX = 0xFFFF - 1     # largest offset from the base in a short row
 
 
 class MemoryCounters:
@@ -71,14 +86,14 @@ class MemoryCounters:
     def _space(self, ns: str, window, limit: int, distinct: bool) -> _Space:
         sp = self.spaces.get(ns)
         if sp is None or sp.limit != limit or sp.distinct != distinct:
-            w, touch = _layout(limit, distinct)
+            w, touch, short = _layout(limit, distinct, window)
             t = SlotTable(w, touch, window, self.max_keys)
             first = None
             if distinct:
                 first = sp.first if sp is not None and sp.distinct else SlotTable(2, 1, window, self.max_keys)
-            if sp is not None and sp.distinct == distinct:      # a reload changed the limit: keep what fits
-                _carry_over(sp, t, limit)
-            sp = self.spaces[ns] = _Space(t, limit, distinct, first)
+            if sp is not None and sp.distinct == distinct:
+                _carry_over(sp, t, limit)       # a reload changed the limit: keep what fits
+            sp = self.spaces[ns] = _Space(t, limit, distinct, first, short)
         return sp
 
     # ------------------------------------------------------------ count mode
@@ -94,6 +109,10 @@ class MemoryCounters:
         w = sp.width
         b = i * w
         hz = int(now) - window if window is not None else 0
+        if sp.short:
+            lo = 2 * b + 4
+            with memoryview(t.rows).cast("B").cast("H") as stamps:
+                return lo + limit - bisect_right(stamps, max(0, hz - t.rows[b + 1] + 1), lo, lo + limit)
         return b + w - bisect_right(t.rows, hz, b, b + w)
 
     def add(self, ns, key, now, window, limit) -> None:
@@ -103,6 +122,9 @@ class MemoryCounters:
         i = t.slot(key_hash(key), now_s)
         rows, w = t.rows, sp.width
         b = i * w
+        if sp.short:
+            _add_short(rows, b, limit, now_s, int(window))
+            return
         e = b + w - 1
         last = rows[e]
         if w > 1:
@@ -182,12 +204,47 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
         N[:, kn - m:kn] = R[:, ko - m:ko]
         N[:, 2 * kn - m:] = R[:, 2 * ko - m:]
     else:
-        m = min(o.width, new.width)
-        N[:, new.width - m:] = R[:, o.width - m:]
+        if old.short:                           # absolute seconds, 0 = none
+            off = R.view(np.uint16)[:, 4:4 + old.limit].astype(np.int64)
+            S = np.where(off > 0, R[:, 1:2].astype(np.int64) + off - 1, 0)
+        else:
+            S = R[:, :old.limit].astype(np.int64)
+        m = min(old.limit, limit)
+        S = S[:, old.limit - m:]
+        if new.width == limit:                  # the new rows are plain stamps
+            N[:, limit - m:] = S
+        else:
+            last = S[:, -1]
+            base = np.maximum(last - new.keep, 0)
+            N[:, 0], N[:, 1] = last, base
+            N.view(np.uint16)[:, 4 + limit - m:4 + limit] = np.where((S > 0) & (S >= base[:, None]),
+                                                                     S - base[:, None] + 1, 0)
     del R
     new.cap, new.used, new.cursor = o.cap, o.used, 0
     new.h = array("Q", o.h)
     new.rows = array("I", N.tobytes())
+
+
+def _add_short(rows: array, b: int, limit: int, now: int, window: int) -> None:
+    """Append second `now` to the short count row at word b (see _layout)."""
+    last = rows[b]
+    if last == 0:                               # a new row
+        rows[b + 1] = now
+    if now < last:                              # time never runs backwards within a key
+        now = last
+    base = rows[b + 1]
+    lo = 2 * b + 4
+    with memoryview(rows).cast("B").cast("H") as st:
+        if now - base >= _SHORT_MAX:            # rebase: stamps older than the window go
+            nb = now - window
+            for j in range(lo, lo + limit):
+                t = base + st[j] - 1
+                st[j] = t - nb + 1 if st[j] and t >= nb else 0
+            rows[b + 1] = base = nb
+        if limit > 1:
+            st[lo:lo + limit - 1] = st[lo + 1:lo + limit]
+        st[lo + limit - 1] = now - base + 1
+    rows[b] = now
 
 
 # ---------------------------------------------------------------- recipient history
