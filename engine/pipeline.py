@@ -23,7 +23,8 @@ from .lists import Lists, ListStore
 from .lists.reports import ReportIndex, ReportStore
 from .numbers import format_number, normalise_number
 from .rules import shortcode
-from .rules.counters import CallDurations, MemoryCounters, RecipientHistory
+from .rules.counters import MemoryCounters
+from .rules.history import CallDurations, RecipientHistory
 from .rules.loader import RuleSet, RuleSetError, load_rules
 from .verdict import Action, Call, Hit, Message, Verdict, decide
 

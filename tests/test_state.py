@@ -6,7 +6,8 @@ import random
 import pytest
 
 from engine.lists.reports import ReportIndex
-from engine.rules.counters import CallDurations, MemoryCounters, RecipientHistory
+from engine.rules.counters import MemoryCounters
+from engine.rules.history import CallDurations, RecipientHistory
 from engine.rules.slots import SlotTable, key_hash
 
 T0 = 1_790_000_000
