@@ -23,7 +23,8 @@ from .lists import Lists, ListStore
 from .lists.reports import ReportIndex, ReportStore
 from .numbers import format_number, normalise_number
 from .rules import shortcode
-from .rules.counters import CallDurations, MemoryCounters, RecipientHistory
+from .rules.counters import MemoryCounters
+from .rules.history import CallDurations, RecipientHistory
 from .rules.loader import RuleSet, RuleSetError, load_rules
 from .verdict import Action, Call, Hit, Message, Verdict, decide
 
@@ -32,10 +33,19 @@ log = logging.getLogger("telfilter")
 
 @dataclass
 class EngineState:
+    """Everything judging remembers between messages; one writer (the pipeline's commit step).
+
+    Each part is bounded and flat (uint32 rows in `array`s, see rules/slots.py): its size
+    follows the keys active within their windows, never the traffic seen, and the cyclic
+    GC has a handful of objects to walk however large it grows. `memory_bytes()` per part."""
     counters: object = field(default_factory=MemoryCounters)
     history: RecipientHistory = field(default_factory=RecipientHistory)
     reports: ReportIndex = field(default_factory=ReportIndex)
     calls: CallDurations = field(default_factory=CallDurations)
+
+    def memory_bytes(self) -> dict:
+        return {"counters": self.counters.memory_bytes(), "history": self.history.memory_bytes(),
+                "calls": self.calls.memory_bytes()}
 
 
 class Pipeline:

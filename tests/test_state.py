@@ -6,7 +6,8 @@ import random
 import pytest
 
 from engine.lists.reports import ReportIndex
-from engine.rules.counters import CallDurations, MemoryCounters, RecipientHistory
+from engine.rules.counters import MemoryCounters
+from engine.rules.history import CallDurations, RecipientHistory
 from engine.rules.slots import SlotTable, key_hash
 
 T0 = 1_790_000_000
@@ -51,14 +52,14 @@ def _naive_count(stamps, now, window):
     return sum(1 for s in stamps if s > now - window)
 
 
-def test_count_mode_matches_an_exact_sliding_window():
+@pytest.mark.parametrize("limit,window", [(5, 60), (3, 60), (6, 86400 * 2)])
+def test_count_mode_matches_an_exact_sliding_window(limit, window):
     rnd = random.Random(3)
     c = MemoryCounters()
     hist: dict = {}
     now = T0
-    limit, window = 5, 60
     for _ in range(20_000):
-        now += rnd.choice((0, 1, 1, 2, 5))
+        now += rnd.choice((0, 1, 1, 2, 5, window // 3))
         k = ("s", rnd.randrange(200))
         got = c.count("ns", k, now, window, limit)
         want = min(limit, _naive_count(hist.get(k, []), now, window))
@@ -97,6 +98,25 @@ def test_a_reload_with_another_limit_keeps_the_recent_stamps():
     assert c.count("ns", ("a",), T0 + 10, 3600, 5) == 5
     c.add("ns", ("a",), T0 + 11, 3600, 3)                 # limit now 3: the 2 newest kept, plus this one
     assert c.count("ns", ("a",), T0 + 12, 3600, 3) == 3
+    c.add("ns", ("a",), T0 + 13, 3600, 8)                 # and back to a 16-bit row of 8
+    assert c.count("ns", ("a",), T0 + 14, 3600, 8) == 4
+    assert c.count("ns", ("a",), T0 + 11 + 3600, 3600, 8) == 1
+
+
+def test_short_rows_stay_exact_across_a_rebase():
+    """16-bit stamp rows (window < 18 h, limit > 4): keys touched across more than 18 hours."""
+    rnd = random.Random(9)
+    c = MemoryCounters()
+    hist: dict = {}
+    now = T0
+    limit, window = 6, 3000
+    for _ in range(20_000):
+        now += rnd.choice((1, 60, 600, 2900))
+        k = rnd.randrange(20)
+        assert c.count("ns", (k,), now, window, limit) == min(limit, _naive_count(hist.get(k, []), now, window))
+        c.add("ns", (k,), now, window, limit)
+        hist.setdefault(k, []).append(now)
+    assert c.spaces["ns"].short
 
 
 def test_counter_state_is_compact_and_out_of_the_gc():

@@ -11,7 +11,9 @@ never holds more than that:
   distinct mode  the last N+1 distinct value fingerprints (32-bit) with the second each
                  was last seen, least recently seen first. The N+1 most recently seen
                  values are exactly the ones a window can hold up to N+1 of, so
-                 min(distinct values within the window, N+1) is exact.
+                 min(distinct values within the window, N+1) is exact. A key seen with
+                 one value only (most template keys: one sender) has a 2-word row in a
+                 side table and gets a full row with its second value.
 
 Timestamps are whole seconds and never run backwards within a key (a message older than
 the key's last one counts at the last one's second). Counters are read while judging
@@ -19,9 +21,11 @@ the key's last one counts at the last one's second). Counters are read while jud
 messages let through count toward a cap), so checks stay pure and a shared store can
 batch the reads and the writes of one message.
 
-Bytes per key (`memory_bytes() / memory_keys()`): (8 + 4*N) / load for a count row,
-(8 + 8*(N+1)) / load for a distinct row, load 0.6..0.8: an advertiser-recipient cap of
-3 per day is 20 B a row, 25-34 B a key.
+Bytes per key (`memory_bytes() / memory_keys()`) are the row plus its 8-byte hash over the
+table load (0.6..0.8): 8 + 4*N for a count row (8 + 8 + 2*N for a 16-bit one, see _layout),
+8 + 8*(N+1) for a distinct row (8 + 8 while the key has one value). Measured: an
+advertiser-recipient cap of 3 a day 32 B a key; a sender's volume cap of 30 an hour 108 B;
+a template key seen from one sender 23 B.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .history import CallDurations, RecipientHistory  # noqa: F401 (also imported from here)
 from .slots import SlotTable, key_hash, value_fp
 
 
@@ -44,16 +49,34 @@ class CounterStore(Protocol):
 
 
 class _Space:
-    __slots__ = ("table", "limit", "distinct", "width")
+    __slots__ = ("table", "limit", "distinct", "width", "first", "short")
 
-    def __init__(self, table: SlotTable, limit: int, distinct: bool):
+    def __init__(self, table: SlotTable, limit: int, distinct: bool, first: SlotTable | None, short: bool):
         self.table, self.limit, self.distinct, self.width = table, limit, distinct, table.width
+        self.short = short          # count row of 16-bit stamps (see _layout)
+        # distinct mode: a key seen from one value only (most template keys: one sender) has a
+        # two-word row [value, second] here and moves to `table` with its second value
+        self.first = first
 
 
-def _layout(limit: int, distinct: bool) -> tuple[int, int]:
-    """(row width, index of the last-touch word)."""
-    w = 2 * (limit + 1) if distinct else limit
-    return w, w - 1
+def _layout(limit: int, distinct: bool, window) -> tuple[int, int, bool]:
+    """(row width in uint32 words, index of the last-touch word, short count row?).
+
+    A count row for a window under 18 h with more than 4 stamps is "short": word 0 the last
+    touch, word 1 a base second, then the stamps as 16-bit offsets from the base (+1; 0 =
+    none yet), two to a word. A stamp older than the window is never needed, so when an
+    offset would pass 16 bits the row is rebased to (now - window) and older stamps are
+    dropped: a volume cap of 30 an hour is 76 B a row instead of 128.
+    """
+    if distinct:
+        w = 2 * (limit + 1)
+        return w, w - 1, False
+    if window is not None and window < _SHORT_MAX and limit > 4:
+        return 2 + (limit + 1) // 2, 0, True
+    return limit, limit - 1, False
+
+
+_SHORT_MAX = 0xFFFF - 1     # largest offset from the base in a short row
 
 
 class MemoryCounters:
@@ -66,11 +89,14 @@ class MemoryCounters:
     def _space(self, ns: str, window, limit: int, distinct: bool) -> _Space:
         sp = self.spaces.get(ns)
         if sp is None or sp.limit != limit or sp.distinct != distinct:
-            w, touch = _layout(limit, distinct)
+            w, touch, short = _layout(limit, distinct, window)
             t = SlotTable(w, touch, window, self.max_keys)
-            if sp is not None and sp.distinct == distinct:      # a reload changed the limit: keep what fits
-                _carry_over(sp, t, limit)
-            sp = self.spaces[ns] = _Space(t, limit, distinct)
+            first = None
+            if distinct:
+                first = sp.first if sp is not None and sp.distinct else SlotTable(2, 1, window, self.max_keys)
+            if sp is not None and sp.distinct == distinct:
+                _carry_over(sp, t, limit)       # a reload changed the limit: keep what fits
+            sp = self.spaces[ns] = _Space(t, limit, distinct, first, short)
         return sp
 
     # ------------------------------------------------------------ count mode
@@ -86,6 +112,10 @@ class MemoryCounters:
         w = sp.width
         b = i * w
         hz = int(now) - window if window is not None else 0
+        if sp.short:
+            lo = 2 * b + 4
+            with memoryview(t.rows).cast("B").cast("H") as stamps:
+                return lo + limit - bisect_right(stamps, max(0, hz - t.rows[b + 1] + 1), lo, lo + limit)
         return b + w - bisect_right(t.rows, hz, b, b + w)
 
     def add(self, ns, key, now, window, limit) -> None:
@@ -95,6 +125,9 @@ class MemoryCounters:
         i = t.slot(key_hash(key), now_s)
         rows, w = t.rows, sp.width
         b = i * w
+        if sp.short:
+            _add_short(rows, b, limit, now_s, int(window))
+            return
         e = b + w - 1
         last = rows[e]
         if w > 1:
@@ -107,26 +140,47 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or not sp.distinct:
             return 1
+        h = key_hash(key)
+        hz = int(now) - window if window is not None else 0
         t = sp.table
-        i = t.find(key_hash(key))
+        i = t.find(h)
         if i < 0:
-            return 1
+            f = sp.first.find(h)
+            if f < 0:
+                return 1
+            live = sp.first.rows[2 * f + 1] > hz
+            return 2 if live and sp.first.rows[2 * f] != value_fp(value) else 1
         k = sp.limit + 1
         b = i * 2 * k
-        hz = int(now) - window if window is not None else 0
         first = bisect_right(t.rows, hz, b + k, b + 2 * k) - b - k       # entries seen within the window
         return k - first + (value_fp(value) not in t.rows[b + first:b + k])
 
     def add_distinct(self, ns, key, value, now, window, limit) -> None:
         sp = self._space(ns, window, limit, True)
-        t = sp.table
+        h = key_hash(key)
         now_s = int(now)
-        i = t.slot(key_hash(key), now_s)
-        k = sp.limit + 1
+        v = value_fp(value)
+        t, k = sp.table, sp.limit + 1
+        i = t.find(h)
+        if i < 0:
+            F = sp.first
+            f = F.find(h)
+            if f < 0 or F.rows[2 * f] == v or F.rows[2 * f + 1] <= (now_s - window if window is not None else 0):
+                if f < 0:
+                    f = F.slot(h, now_s)
+                last = F.rows[2 * f + 1] if F.rows[2 * f] == v else 0
+                F.rows[2 * f] = v
+                F.rows[2 * f + 1] = now_s if now_s > last else last
+                return
+            # a second value: the key moves to a full row
+            old_v, old_t = F.rows[2 * f], F.rows[2 * f + 1]
+            F.delete(f)
+            i = t.slot(h, now_s)
+            b = i * 2 * k
+            t.rows[b + k - 1], t.rows[b + 2 * k - 1] = old_v, old_t
         b = i * 2 * k
         row = t.rows[b:b + 2 * k].tolist()
         vs, ts = row[:k], row[k:]
-        v = value_fp(value)
         j = vs.index(v) if v in vs else 0      # seen again: move to the end; new: drop the least recent
         del vs[j], ts[j]
         vs.append(v)
@@ -135,10 +189,11 @@ class MemoryCounters:
 
     # ------------------------------------------------------------ size
     def memory_keys(self) -> int:
-        return sum(len(sp.table) for sp in self.spaces.values())
+        return sum(len(sp.table) + (len(sp.first) if sp.first else 0) for sp in self.spaces.values())
 
     def memory_bytes(self) -> int:
-        return sum(sp.table.memory_bytes() for sp in self.spaces.values())
+        return sum(sp.table.memory_bytes() + (sp.first.memory_bytes() if sp.first else 0)
+                   for sp in self.spaces.values())
 
 
 def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
@@ -152,174 +207,44 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
         N[:, kn - m:kn] = R[:, ko - m:ko]
         N[:, 2 * kn - m:] = R[:, 2 * ko - m:]
     else:
-        m = min(o.width, new.width)
-        N[:, new.width - m:] = R[:, o.width - m:]
+        if old.short:                           # absolute seconds, 0 = none
+            off = R.view(np.uint16)[:, 4:4 + old.limit].astype(np.int64)
+            S = np.where(off > 0, R[:, 1:2].astype(np.int64) + off - 1, 0)
+        else:
+            S = R[:, :old.limit].astype(np.int64)
+        m = min(old.limit, limit)
+        S = S[:, old.limit - m:]
+        if new.width == limit:                  # the new rows are plain stamps
+            N[:, limit - m:] = S
+        else:
+            last = S[:, -1]
+            base = np.maximum(last - new.keep, 0)
+            N[:, 0], N[:, 1] = last, base
+            N.view(np.uint16)[:, 4 + limit - m:4 + limit] = np.where((S > 0) & (S >= base[:, None]),
+                                                                     S - base[:, None] + 1, 0)
     del R
     new.cap, new.used, new.cursor = o.cap, o.used, 0
     new.h = array("Q", o.h)
     new.rows = array("I", N.tobytes())
 
 
-# ---------------------------------------------------------------- recipient history
-
-_NB = 12                # time buckets per window
-_GEN_WORDS = 4          # 128-bit Bloom filter per generation, two generations
-_GEN_FILL = 12          # recipients per generation before the older one is cleared
-_H_BUCKET, _H_BLOOM, _H_BUCKETS = 1, 2, 3
-_H_FILTER = _H_BUCKETS + _NB
-_H_WIDTH = _H_FILTER + 2 * _GEN_WORDS
-
-
-def _bloom_bits(fp: int) -> tuple[int, int, int]:
-    return fp & 127, (fp >> 7) & 127, (fp >> 14) & 127
-
-
-class RecipientHistory:
-    """Per sender: how many messages within the window, and how many of them went to a
-    recipient the sender had not contacted before.
-
-    A row per sender (100 B; 8 + 92): word 0 last touch, word 1 the newest time bucket,
-    word 2 the Bloom state, 12 time buckets of window/12 each packing (messages | new << 16),
-    then the "contacted" filter: two generations of a 128-bit Bloom filter (3 bits per
-    recipient). A generation takes 12 recipients, then the older one is cleared, so the
-    sender's last 12-24 distinct recipients are remembered. False "already contacted" rate
-    per generation at 12 recipients: (1 - e^(-36/128))^3 = 1.5% (at most 3% for both), and
-    it errs towards fewer hits. The window is counted in whole buckets: the current one and
-    the 11 before it (55-60 min of a 1 h window). A sender's row lives `remember` seconds
-    (default a day) after its last message, so a regular sender's contacts are not
-    forgotten between two quiet hours.
-    """
-
-    def __init__(self, max_senders: int = 500_000, remember: float = 86400.0):
-        self.max_senders, self.remember = max_senders, remember
-        self.tables: dict[float, SlotTable] = {}
-
-    def _table(self, window: float) -> SlotTable:
-        t = self.tables.get(window)
-        if t is None:
-            t = self.tables[window] = SlotTable(_H_WIDTH, 0, max(self.remember, window), self.max_senders)
-        return t
-
-    @staticmethod
-    def _seen(rows, b: int, fp: int) -> bool:
-        for g in (b + _H_FILTER, b + _H_FILTER + _GEN_WORDS):
-            if all((rows[g + (p >> 5)] >> (p & 31)) & 1 for p in _bloom_bits(fp)):
-                return True
-        return False
-
-    def share(self, sender, recipient, now, window) -> tuple[int, float]:
-        """(messages in window including this one, share of them to new recipients)."""
-        t = self.tables.get(window)
-        i = t.find(key_hash(sender)) if t is not None else -1
-        if i < 0:
-            return 1, 1.0
-        rows = t.rows
-        b = i * _H_WIDTH
-        cur = int(now // (window / _NB))
-        last = rows[b + _H_BUCKET]
-        n = new = 0
-        for x in range(max(cur, last) - _NB + 1, last + 1):
-            v = rows[b + _H_BUCKETS + x % _NB]
-            n += v & 0xFFFF
-            new += v >> 16
-        n += 1
-        new += not self._seen(rows, b, value_fp(recipient))
-        return n, new / n
-
-    def add(self, sender, recipient, now, window) -> None:
-        t = self._table(window)
-        now_s = int(now)
-        i = t.slot(key_hash(sender), now_s)
-        rows = t.rows
-        b = i * _H_WIDTH
-        cur = int(now // (window / _NB))
-        last = rows[b + _H_BUCKET]
-        if rows[b] == 0:                          # a new row
-            last = rows[b + _H_BUCKET] = cur
-        elif cur > last:                          # clear the buckets that were skipped over
-            for x in range(max(last + 1, cur - _NB + 1), cur + 1):
-                rows[b + _H_BUCKETS + x % _NB] = 0
-            last = rows[b + _H_BUCKET] = cur
-        fp = value_fp(recipient)
-        isnew = not self._seen(rows, b, fp)
-        q = b + _H_BUCKETS + last % _NB
-        v = rows[q]
-        if v & 0xFFFF < 0xFFFF and v >> 16 < 0xFFFF:      # saturate rather than wrap
-            rows[q] = v + 1 + (isnew << 16)
-        if isnew:
-            st = rows[b + _H_BLOOM]
-            gen, fill = st >> 16, st & 0xFFFF
-            g = b + _H_FILTER + gen * _GEN_WORDS
-            for p in _bloom_bits(fp):
-                rows[g + (p >> 5)] |= 1 << (p & 31)
-            fill += 1
-            if fill >= _GEN_FILL:                 # start the other generation afresh
-                gen ^= 1
-                g = b + _H_FILTER + gen * _GEN_WORDS
-                rows[g:g + _GEN_WORDS] = array("I", bytes(4 * _GEN_WORDS))
-                fill = 0
-            rows[b + _H_BLOOM] = gen << 16 | fill
-        if now_s > rows[b]:
-            rows[b] = now_s
-
-    def memory_bytes(self) -> int:
-        return sum(t.memory_bytes() for t in self.tables.values())
-
-    def memory_keys(self) -> int:
-        return sum(len(t) for t in self.tables.values())
-
-
-# ---------------------------------------------------------------- call durations
-
-_CALLS = 32             # completed calls remembered per caller
-
-
-class CallDurations:
-    """Per caller: (end second, duration in ms) of the last 32 completed calls, oldest first.
-
-    A row of 64 uint32 words (264 B with its hash); rows live a day after the caller's last
-    completed call. `share_short` bisects to the calls ended within the window: O(32).
-    """
-
-    def __init__(self, max_callers: int = 500_000, keep: float = 86400.0):
-        self.table = SlotTable(2 * _CALLS, _CALLS - 1, keep, max_callers)
-
-    def add(self, caller, ts: float, duration: float) -> None:
-        t = self.table
-        end = int(ts)
-        i = t.slot(key_hash(caller), end)
-        rows = t.rows
-        b = i * 2 * _CALLS
-        e = b + _CALLS - 1
-        last = rows[e]
-        rows[b:e] = rows[b + 1:e + 1]
-        rows[e] = end if end > last else last
-        rows[b + _CALLS:e + _CALLS] = rows[b + _CALLS + 1:e + _CALLS + 1]
-        rows[e + _CALLS] = min(0xFFFFFFFF, max(0, int(round(duration * 1000))))
-
-    def share_short(self, caller, now: float, window: float, max_seconds: float) -> tuple[int, float]:
-        t = self.table
-        i = t.find(key_hash(caller))
-        if i < 0:
-            return 0, 0.0
-        rows = t.rows
-        b = i * 2 * _CALLS
-        first = bisect_right(rows, int(now) - window, b, b + _CALLS) - b
-        n = _CALLS - first
-        if not n:
-            return 0, 0.0
-        lim = max_seconds * 1000
-        short = sum(1 for d in rows[b + _CALLS + first:b + 2 * _CALLS] if d < lim)
-        return n, short / n
-
-    def recent(self, caller) -> list[tuple[int, float]]:
-        """The caller's remembered calls as (end second, duration in seconds), oldest first."""
-        t = self.table
-        i = t.find(key_hash(caller))
-        if i < 0:
-            return []
-        row = t.rows[i * 2 * _CALLS:(i + 1) * 2 * _CALLS].tolist()
-        return [(e, d / 1000) for e, d in zip(row[:_CALLS], row[_CALLS:]) if e]
-
-    def memory_bytes(self) -> int:
-        return self.table.memory_bytes()
+def _add_short(rows: array, b: int, limit: int, now: int, window: int) -> None:
+    """Append second `now` to the short count row at word b (see _layout)."""
+    last = rows[b]
+    if last == 0:                               # a new row
+        rows[b + 1] = now
+    if now < last:                              # time never runs backwards within a key
+        now = last
+    base = rows[b + 1]
+    lo = 2 * b + 4
+    with memoryview(rows).cast("B").cast("H") as st:
+        if now - base >= _SHORT_MAX:            # rebase: stamps older than the window go
+            nb = now - window
+            for j in range(lo, lo + limit):
+                t = base + st[j] - 1
+                st[j] = t - nb + 1 if st[j] and t >= nb else 0
+            rows[b + 1] = base = nb
+        if limit > 1:
+            st[lo:lo + limit - 1] = st[lo + 1:lo + limit]
+        st[lo + limit - 1] = now - base + 1
+    rows[b] = now

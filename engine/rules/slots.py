@@ -38,7 +38,7 @@ M64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15          # odd: multiplying by it is a bijection on 64-bit values
 _TAIL = 64
 _MIN_CAP = 64
-_SWEEP = 4                          # slots examined by the sweeper after each insert
+_SWEEP = 2                          # slots examined by the sweeper before each insert (a full pass per cap/2 inserts)
 
 
 def key_hash(key) -> int:
@@ -121,11 +121,11 @@ class SlotTable:
         c = self.cursor
         for _ in range(_SWEEP):
             if hs[c] and rows[c * w + t] <= horizon:
-                self._delete(c)
+                self.delete(c)
             c = c + 1 if c + 1 < n else 0
         self.cursor = c
 
-    def _delete(self, i: int) -> None:
+    def delete(self, i: int) -> None:
         """Empty slot i, moving later rows of its cluster back so no probe path breaks."""
         hs, rows, w, cap = self.h, self.rows, self.width, self.cap
         j = i + 1
