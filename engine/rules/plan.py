@@ -43,7 +43,8 @@ class ScopePlan:
         self.scope = scope
         self.fns = fns                # slot -> the rule's closure (None outside the scope)
         self.blank = blank            # the memo a message starts from
-        self.steps = steps            # ((guard slot | -1, ((reported rule | None, slot, fn), ...)), ...)
+        # ((guard slot | -1, ((reported rule | None, slot, fn, fn is a bare condition), ...)), ...)
+        self.steps = steps
         self.all_steps = all_steps    # the same over every rule of the scope (examples, explain)
         self.index = index            # symbol -> slot
 
@@ -81,7 +82,10 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
         for r in rules_to_run:
             g = guard_of(r.tree)
             g = index[g] if g is not None else -1
-            step = (None if r.helper else r, index[r.symbol], fns[index[r.symbol]])
+            j = index[r.symbol]
+            # a rule that is one unshared pure condition is called as the condition itself
+            direct = direct_pred(r, shared)
+            step = (None if r.helper else r, j, direct or fns[j], direct is not None)
             if g >= 0 and out and out[-1][0] == g:
                 out[-1][1].append(step)
             else:
@@ -106,10 +110,10 @@ def run_steps(plan: ScopePlan, blocks, ctx, state):
                 ge = m[g] = fns[g](ctx, state, m, pending)
             if ge is None:
                 continue
-        for rule, j, fn in block:
+        for rule, j, fn, direct in block:
             e = m[j]
             if e is UNKNOWN:
-                e = m[j] = fn(ctx, state, m, pending)
+                e = m[j] = fn(ctx, state) if direct else fn(ctx, state, m, pending)
             if e is not None and rule is not None:
                 hits.append((rule, e))
     return hits, pending, m
@@ -184,6 +188,15 @@ def _compile_expr(tree, index, fns):
 
 
 # ---------------------------------------------------------------- one rule
+
+def direct_pred(rule, shared):
+    """The rule's only condition when it is a single pure, unshared one, else None."""
+    if rule.tree is None and not rule.stateful and len(rule.preds) == 1:
+        name, pred, key = rule.preds[0]
+        if (name, key) not in shared:
+            return pred
+    return None
+
 
 def _rule_fn(rule, index, fns, shared):
     """A closure (ctx, state, memo, pending) -> evidence | None for one rule."""
