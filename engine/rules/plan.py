@@ -85,7 +85,13 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
             g = guard_of(r.tree)
             g = index[g] if g is not None else -1
             j = index[r.symbol]
-            step = (None if r.helper else r, j, direct[j] or fns[j], direct[j] is not None)
+            fn = direct[j] or fns[j]
+            if g >= 0:
+                # inside its block the guard is known to hold: run the rest of the expression only
+                rest = r.tree[1][1:] if r.tree[0] == "and" else []
+                rest = None if not rest else rest[0] if len(rest) == 1 else ("and", rest)
+                fn = _rule_fn(r, index, fns, shared, direct, tree=rest)
+            step = (None if r.helper else r, j, fn, direct[j] is not None)
             if g >= 0 and out and out[-1][0] == g:
                 out[-1][1].append(step)
             else:
@@ -196,9 +202,11 @@ def direct_pred(rule, shared):
     return None
 
 
-def _rule_fn(rule, index, fns, shared, direct):
-    """A closure (ctx, state, memo, pending) -> evidence | None for one rule."""
-    expr = _compile_expr(rule.tree, index, fns, direct) if rule.tree is not None else None
+def _rule_fn(rule, index, fns, shared, direct, tree="rule"):
+    """A closure (ctx, state, memo, pending) -> evidence | None for one rule (with `tree`
+    instead of the rule's own expression when given: the part left once its guard holds)."""
+    tree = rule.tree if tree == "rule" else tree
+    expr = _compile_expr(tree, index, fns, direct) if tree is not None else None
     deps = tuple((d, index[d]) for d in rule.deps)
     desc = rule.description
     stateful = tuple(rule.stateful)
@@ -208,7 +216,7 @@ def _rule_fn(rule, index, fns, shared, direct):
     preds = tuple(t[:3] for t in preds)
     npred = len(preds)
 
-    if expr is None and not stateful and npred == 1:
+    if expr is None and not stateful and npred == 1 and not deps:
         _, pred, slot = preds[0]
         if slot < 0:
             return lambda c, s, m, p: pred(c, s)
