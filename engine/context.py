@@ -28,6 +28,20 @@ class cached_property:
         return v
 
 
+class _Resolved:
+    """A fact computed together with others by one resolver, which stores them all in the
+    instance dict; later reads hit the dict (a non-data descriptor is shadowed by it)."""
+
+    def __init__(self, name, resolver):
+        self.name, self.resolver = name, resolver
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        self.resolver(obj)
+        return obj.__dict__[self.name]
+
+
 class MessageContext:
     def __init__(self, msg: Message | Call, lists, tz, shortcode: int | None = None):
         self.msg = msg
@@ -77,7 +91,9 @@ class MessageContext:
 
     @cached_property
     def hosts(self) -> list[str]:
-        return find_hosts(self.text) if self.text else []
+        t = self.text
+        # every link has a '.' (a bare domain) or a ':' (a scheme); most texts have neither
+        return find_hosts(t) if t and ("." in t or ":" in t) else []
 
     @cached_property
     def content(self) -> str:
@@ -89,61 +105,50 @@ class MessageContext:
         k = template_key(self.text)
         return () if k is None else (k,)
 
-    # --- registry ---
-    @cached_property
-    def entries(self) -> tuple:
-        return self.lists.sender_entries(self.sender_key)
+    # --- registry: resolved in one pass over the sender's entries, on first use of any of
+    # entries / registry_problem / valid_entry / sender_category / owner ---
+    def _resolve_registry(self):
+        d = self.__dict__
+        entries = d["entries"] = self.lists.sender_entries(self.sender_key)
+        problem, valid = None, None
+        if not entries:
+            problem = "not in the sender registry"
+        else:
+            day = self.local.date()
+            acct = getattr(self.msg, "account", "") or ""
+            for e in entries:
+                if e.valid_from and day < e.valid_from:
+                    problem = problem or f"registration valid from {e.valid_from}"
+                    continue
+                if e.valid_to and day > e.valid_to:
+                    problem = problem or f"registration expired {e.valid_to}"
+                    continue
+                # allowed accounts are ESME system_ids: they restrict SMS, not calls
+                if e.accounts and not self.is_call and acct not in e.accounts:
+                    problem = f"account {acct!r} not allowed to use it"
+                    continue
+                valid, problem = e, None
+                break
+        d["registry_problem"] = problem
+        d["valid_entry"] = valid
+        d["sender_category"] = valid.category if valid is not None else \
+            "unregistered" if self.sender_num is None else "number"
+        o = valid or (entries[0] if entries else None)
+        d["owner"] = o.owner if o else None
 
-    @cached_property
-    def registry_problem(self) -> str | None:
-        """None when the sender has an entry valid now for this account, else why not."""
-        if not self.entries:
-            return "not in the sender registry"
-        d = self.local.date()
-        acct = getattr(self.msg, "account", "") or ""
-        why = None
-        for e in self.entries:
-            if e.valid_from and d < e.valid_from:
-                why = why or f"registration valid from {e.valid_from}"
-                continue
-            if e.valid_to and d > e.valid_to:
-                why = why or f"registration expired {e.valid_to}"
-                continue
-            # allowed accounts are ESME system_ids: they restrict SMS, not calls
-            if e.accounts and not self.is_call and acct not in e.accounts:
-                why = f"account {acct!r} not allowed to use it"
-                continue
-            return None
-        return why
-
-    @cached_property
-    def valid_entry(self):
-        if self.registry_problem is not None:
-            return None
-        d = self.local.date()
-        acct = getattr(self.msg, "account", "") or ""
-        for e in self.entries:
-            if (not e.valid_from or d >= e.valid_from) and (not e.valid_to or d <= e.valid_to) \
-                    and (not e.accounts or self.is_call or acct in e.accounts):
-                return e
-        return None
-
-    @cached_property
-    def sender_category(self) -> str:
-        """QC / CSKH for a valid registered sender, else `unregistered` (a name) or `number`."""
-        e = self.valid_entry
-        if e is not None:
-            return e.category
-        return "unregistered" if self.sender_is_name else "number"
+    # entries: the sender's registry entries; registry_problem: None when one is valid now for
+    # this account, else why not; valid_entry: that entry; sender_category: QC / CSKH for a valid
+    # registered sender, else `unregistered` (a name) or `number`; owner: the advertiser owning
+    # the sender (of its valid entry, else of its first entry)
+    entries = _Resolved("entries", _resolve_registry)
+    registry_problem = _Resolved("registry_problem", _resolve_registry)
+    valid_entry = _Resolved("valid_entry", _resolve_registry)
+    sender_category = _Resolved("sender_category", _resolve_registry)
+    owner = _Resolved("owner", _resolve_registry)
 
     @cached_property
     def registered_categories(self) -> frozenset:
         return frozenset(e.category for e in self.entries)
-
-    @cached_property
-    def owner(self) -> str | None:
-        e = self.valid_entry or (self.entries[0] if self.entries else None)
-        return e.owner if e else None
 
     @property
     def owner_key(self) -> str:

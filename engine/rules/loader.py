@@ -295,7 +295,9 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
     directory = Path(directory)
     errors: list[RuleError] = []
     if not directory.is_dir():
-        raise RuleSetError([RuleError(str(directory), 1, 1, "rules directory does not exist")])
+        why = "is a file: name the directory holding the *.toml rule files" if directory.exists() \
+            else "rules directory does not exist"
+        raise RuleSetError([RuleError(str(directory), 1, 1, why)])
     files = sorted(directory.glob("*.toml"))
     if not files:
         raise RuleSetError([RuleError(str(directory), 1, 1, "no *.toml rule files")])

@@ -43,7 +43,8 @@ class ScopePlan:
         self.scope = scope
         self.fns = fns                # slot -> the rule's closure (None outside the scope)
         self.blank = blank            # the memo a message starts from
-        self.steps = steps            # ((guard slot | -1, ((reported rule | None, slot, fn), ...)), ...)
+        # ((guard slot | -1, ((reported rule | None, slot, fn, fn is a bare condition), ...)), ...)
+        self.steps = steps
         self.all_steps = all_steps    # the same over every rule of the scope (examples, explain)
         self.index = index            # symbol -> slot
 
@@ -71,9 +72,11 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
             if uses[(name, key)] > 1 and (name, key) not in shared:
                 shared[(name, key)] = len(blank)
                 blank.append(UNKNOWN)
+    # a rule that is one unshared pure condition is called as the condition itself
+    direct = [direct_pred(r, shared) if scope in r.applies_to else None for r in rules]
     for r in rules:
         if scope in r.applies_to:
-            fns[index[r.symbol]] = _rule_fn(r, index, fns, shared)
+            fns[index[r.symbol]] = _rule_fn(r, index, fns, shared, direct)
 
     def blocks(rules_to_run):
         # consecutive rules behind the same guard form one block, skipped with one slot read
@@ -81,7 +84,14 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
         for r in rules_to_run:
             g = guard_of(r.tree)
             g = index[g] if g is not None else -1
-            step = (None if r.helper else r, index[r.symbol], fns[index[r.symbol]])
+            j = index[r.symbol]
+            fn = direct[j] or fns[j]
+            if g >= 0:
+                # inside its block the guard is known to hold: run the rest of the expression only
+                rest = r.tree[1][1:] if r.tree[0] == "and" else []
+                rest = None if not rest else rest[0] if len(rest) == 1 else ("and", rest)
+                fn = _rule_fn(r, index, fns, shared, direct, tree=rest)
+            step = (None if r.helper else r, j, fn, direct[j] is not None)
             if g >= 0 and out and out[-1][0] == g:
                 out[-1][1].append(step)
             else:
@@ -106,10 +116,10 @@ def run_steps(plan: ScopePlan, blocks, ctx, state):
                 ge = m[g] = fns[g](ctx, state, m, pending)
             if ge is None:
                 continue
-        for rule, j, fn in block:
+        for rule, j, fn, direct in block:
             e = m[j]
             if e is UNKNOWN:
-                e = m[j] = fn(ctx, state, m, pending)
+                e = m[j] = fn(ctx, state) if direct else fn(ctx, state, m, pending)
             if e is not None and rule is not None:
                 hits.append((rule, e))
     return hits, pending, m
@@ -128,66 +138,75 @@ def guard_of(tree):
 
 # ---------------------------------------------------------------- composites
 
-def _compile_expr(tree, index, fns):
-    """A closure (ctx, state, memo, pending) -> bool for an expression tree."""
+def _compile_expr(tree, index, fns, direct):
+    """A closure (ctx, state, memo, pending) -> bool for an expression tree.
+
+    An and/or node loops over its operands; an operand that is a symbol (or `not` a symbol)
+    is read from its slot inside that loop, evaluated on first use by the rule's closure or,
+    for a rule that is one bare condition, by the condition itself: one call per node."""
     op = tree[0]
-    if op == "sym":
-        j = index[tree[1]]
-
-        def sym(c, s, m, p):
-            v = m[j]
-            if v is UNKNOWN:
-                v = m[j] = fns[j](c, s, m, p)
-            return v is not None
-        return sym
+    if op == "sym" or (op == "not" and tree[1][0] == "sym"):
+        tree = ("and", [tree])              # a lone (negated) symbol: a one-operand node
+        op = "and"
     if op == "not":
-        inner = _compile_expr(tree[1], index, fns)
+        inner = _compile_expr(tree[1], index, fns, direct)
         return lambda c, s, m, p: not inner(c, s, m, p)
-    kids = tree[1]
-    if all(k[0] == "sym" for k in kids):
-        slots = tuple(index[k[1]] for k in kids)
-        if op == "and":
-            def all_syms(c, s, m, p):
-                for j in slots:
-                    v = m[j]
-                    if v is UNKNOWN:
-                        v = m[j] = fns[j](c, s, m, p)
-                    if v is None:
-                        return False
-                return True
-            return all_syms
-
-        def any_sym(c, s, m, p):
-            for j in slots:
-                v = m[j]
-                if v is UNKNOWN:
-                    v = m[j] = fns[j](c, s, m, p)
-                if v is not None:
-                    return True
-            return False
-        return any_sym
-    parts = tuple(_compile_expr(k, index, fns) for k in kids)
+    terms = tuple(_term(k, index, fns, direct) for k in tree[1])
     if op == "and":
         def all_of(c, s, m, p):
-            for f in parts:
-                if not f(c, s, m, p):
+            for j, neg, f, d in terms:
+                if f is None:
+                    v = m[j]
+                    if v is UNKNOWN:
+                        v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                    if (v is None) is not neg:          # the operand is false
+                        return False
+                elif not f(c, s, m, p):
                     return False
             return True
         return all_of
 
     def any_of(c, s, m, p):
-        for f in parts:
-            if f(c, s, m, p):
+        for j, neg, f, d in terms:
+            if f is None:
+                v = m[j]
+                if v is UNKNOWN:
+                    v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                if (v is None) is neg:                  # the operand is true
+                    return True
+            elif f(c, s, m, p):
                 return True
         return False
     return any_of
 
 
+def _term(tree, index, fns, direct):
+    """(slot, negated, None, bare condition | None) for `SYM` / `not SYM`, else (-1, False, closure, None)."""
+    if tree[0] == "sym":
+        j = index[tree[1]]
+        return (j, False, None, direct[j])
+    if tree[0] == "not" and tree[1][0] == "sym":
+        j = index[tree[1][1]]
+        return (j, True, None, direct[j])
+    return (-1, False, _compile_expr(tree, index, fns, direct), None)
+
+
 # ---------------------------------------------------------------- one rule
 
-def _rule_fn(rule, index, fns, shared):
-    """A closure (ctx, state, memo, pending) -> evidence | None for one rule."""
-    expr = _compile_expr(rule.tree, index, fns) if rule.tree is not None else None
+def direct_pred(rule, shared):
+    """The rule's only condition when it is a single pure, unshared one, else None."""
+    if rule.tree is None and not rule.stateful and len(rule.preds) == 1:
+        name, pred, key = rule.preds[0]
+        if (name, key) not in shared:
+            return pred
+    return None
+
+
+def _rule_fn(rule, index, fns, shared, direct, tree="rule"):
+    """A closure (ctx, state, memo, pending) -> evidence | None for one rule (with `tree`
+    instead of the rule's own expression when given: the part left once its guard holds)."""
+    tree = rule.tree if tree == "rule" else tree
+    expr = _compile_expr(tree, index, fns, direct) if tree is not None else None
     deps = tuple((d, index[d]) for d in rule.deps)
     desc = rule.description
     stateful = tuple(rule.stateful)
@@ -197,7 +216,7 @@ def _rule_fn(rule, index, fns, shared):
     preds = tuple(t[:3] for t in preds)
     npred = len(preds)
 
-    if expr is None and not stateful and npred == 1:
+    if expr is None and not stateful and npred == 1 and not deps:
         _, pred, slot = preds[0]
         if slot < 0:
             return lambda c, s, m, p: pred(c, s)
