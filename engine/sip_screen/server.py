@@ -41,6 +41,7 @@ MAGIC = "z9hG4bK"
 BRANCH_PREFIX = MAGIC + "tf"
 TAG_PREFIX = "tf"
 UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport
+UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large requests over UDP directly
 TRANSPORTS = {"UDP", "TCP"}
 
 
@@ -87,6 +88,7 @@ class SipScreen:
             net = ipaddress.ip_network(n, strict=False)
             self.ranges.append((net.version, int(net.network_address), int(net.broadcast_address)))
         self.permit_cache: dict = {}
+        self.udp_only: dict = {}                            # (host, port) -> until when TCP is not tried
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}
@@ -301,8 +303,12 @@ class SipScreen:
         data = self._with_via(msg, out, branch)
         if msg.method == "ACK":                         # never answered: nothing to do on failure
             return self._send(data, (host, port), out)
-        if out == "UDP" and len(data) > UDP_MAX:        # §18.1.1: TCP first; UDP if the TCP attempt fails
+        if out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic():
+            # §18.1.1: TCP first; UDP if the TCP attempt fails (and for a while after, for that hop)
             def refused(why):
+                if len(self.udp_only) >= 4096:
+                    self.udp_only.clear()
+                self.udp_only[(host, port)] = time.monotonic() + UDP_ONLY_MEMORY
                 self._send(self._with_via(msg, "UDP", branch), (host, port), "UDP",
                            on_fail=lambda w: self._forward_failed(msg, back, w))
             return self._send(self._with_via(msg, "TCP", branch), (host, port), "TCP", on_fail=refused)
