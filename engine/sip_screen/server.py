@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from ..verdict import Action, Call
 from .codec import (MAX_VIAS, SipMessage, SipParseError, check_request, make_response, parse_datagram,
                     parse_name_addr, parse_uri, parse_via, split_list, tag_of)
-from .fastpath import FULL_PARSE, relay_response
+from .fastpath import FULL_PARSE, in_dialog, relay_response
 from .settings import SipSettings, load_sip_settings  # noqa: F401  (re-exported: the tests' and CLI's import)
 from .transport import TcpConnection, UdpEndpoint
 
@@ -99,6 +99,7 @@ class SipScreen:
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0}
         self._sweeper = None
+        self.fast_path = True                               # False: every message takes the full parse
         self._next_hop = ("", None)                         # (settings string, parsed), see next_hop()
         self.next_hop()                                     # a bad next hop is refused at start
 
@@ -182,15 +183,23 @@ class SipScreen:
 
     # ------------------------------------------------------------ input
     def on_datagram(self, data, addr):
-        if data[:4] == b"SIP/":
+        if self.fast_path:
             try:
-                r = relay_response(data, self.via_prefixes)
-            except Exception:                               # the full parse below decides
-                r = FULL_PARSE
-            if r is not FULL_PARSE:
-                self.stats["responses"] += 1
-                self.stats["fast_path"] += 1
-                return self._relay(r)
+                if data[:4] == b"SIP/":
+                    r = relay_response(data, self.via_prefixes)
+                    if r is not FULL_PARSE:
+                        self.stats["responses"] += 1
+                        self.stats["fast_path"] += 1
+                        return self._relay(r)
+                else:
+                    r = in_dialog(data, addr[0], addr[1])
+                    if r is not FULL_PARSE:
+                        self.stats["requests"] += 1
+                        self.stats["fast_path"] += 1
+                        return self._in_dialog(r, data, addr)
+            except Exception:                           # a bug of the fast path: the full one decides
+                self.stats["internal_errors"] += 1
+                log.exception("SIP fast path failed on a message from %s", addr)
         try:
             msg = parse_datagram(data)
         except SipParseError as e:
@@ -251,13 +260,14 @@ class SipScreen:
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
             return                                          # ACK for a final response we generated
         if msg.method == "BYE":
-            ent = self.answered.pop(msg.get("call-id") or "", None)
-            if ent is not None and ent[1] is not None:
-                now = self.clock()
-                self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
+            self._call_ended(msg.get("call-id") or "")
         # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
         top = self._stamp_received(msg, src, transport)
         mf = msg.get("max-forwards")
+        mf = mf.strip() if mf is not None else None
+        if mf is not None and not (mf.isascii() and mf.isdigit() and len(mf) <= 10):
+            self.stats["dropped"] += 1                      # only an ACK gets here unchecked (never answered)
+            return
         if mf is None:
             msg.add("Max-Forwards", "70")                   # §16.6 step 3
         elif int(mf) == 0:
@@ -319,6 +329,25 @@ class SipScreen:
             msg.pop_first_value("Via")                  # ours: the 503 goes to the hop before us
             msg.our_via = False
         self._fail(msg, *back, why)
+
+    def _in_dialog(self, r, data, src):
+        """Forward an in-dialog request the fast path has checked and edited (fastpath.py)."""
+        if r.method == "ACK" and r.to_tag.startswith(TAG_PREFIX):
+            return                                          # ACK for a final response we generated
+        if r.method == "BYE":
+            self._call_ended(r.call_id)
+        branch = self._branch(r.top_branch, r.base)
+        host, port, out = r.dest
+        via = f"Via: SIP/2.0/{out} {self.host}:{self.port};branch={branch};rport\r\n".encode()
+        on_fail = None if r.method == "ACK" else (
+            lambda why: self._fail(parse_datagram(r.before + r.after), "UDP", src, None, why))
+        self._send(r.before + via + r.after, (host, port), out, on_fail=on_fail)
+
+    def _call_ended(self, call_id):
+        ent = self.answered.pop(call_id, None)
+        if ent is not None and ent[1] is not None:
+            now = self.clock()
+            self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
 
     def _with_via(self, msg, transport, branch) -> bytes:
         if msg.our_via:
@@ -458,10 +487,10 @@ class SipScreen:
         if not r:
             self.stats["dropped"] += 1
             return
-        data, nxt, cseq, call_id = r
-        if data[8:11] == b"200" and self.answered:
-            self._answered(200, cseq.decode("latin-1"), call_id.decode("utf-8", "surrogateescape").strip())
-        self._send_response(data, nxt)
+        data, (host, port, transport), answered_invite = r
+        if answered_invite and self.answered:
+            self._answered(200, "INVITE", answered_invite.decode("utf-8", "surrogateescape"))
+        self._send(data, (host, port), transport)
 
     def _answered(self, status, cseq: str, call_id: str):
         if status == 200 and cseq.upper().endswith("INVITE"):
