@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.app import build
-from engine.sip_screen.codec import SipParseError, StreamParser, parse_datagram
+from engine.sip_screen.codec import SipParseError, StreamParser, parse_datagram, parse_via
 
 from .sip_helpers import UAC, invite, offline_screen
 
@@ -123,7 +123,6 @@ def check_screen(scr, data: bytes, full=None) -> None:
         if len(scr.udp.out) != 1:
             try:
                 for v in m.values("via"):
-                    from engine.sip_screen.grammar import parse_via
                     parse_via(v)
             except SipParseError:
                 return

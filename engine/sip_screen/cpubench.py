@@ -161,7 +161,7 @@ def via_flood(n: int = 20, vias: int = 950) -> dict:
         for form, via_lines in (("one_header", ["Via: " + ", ".join(values)]), ("header_lines", ["Via: " + v for v in values])):
             msgs = []
             for k in range(n):
-                msgs.append("\r\n".join([f"INVITE sip:0912345678@127.0.0.1 SIP/2.0",
+                msgs.append("\r\n".join(["INVITE sip:0912345678@127.0.0.1 SIP/2.0",
                                           f"Via: SIP/2.0/UDP 127.0.0.1:{cp};branch=z9hG4bK{form}{k};rport", *via_lines,
                                           "Max-Forwards: 70", "From: <sip:0901234567@127.0.0.1>;tag=a",
                                           "To: <sip:0912345678@127.0.0.1>", f"Call-ID: {form}-{k}", "CSeq: 1 INVITE",

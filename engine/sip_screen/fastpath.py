@@ -140,8 +140,8 @@ def in_dialog(data: bytes, src_ip: str, src_port: int):
     """An in-dialog request (To tag, no Route) checked and edited as §16.3/§16.6 require: top Via
     stamped with received/rport, Max-Forwards decremented; our Via goes between `before` and
     `after`. FULL_PARSE for anything else, including any Via that could be ours (loop check)."""
-    if len(data) > MAX_FAST:
-        return FULL_PARSE
+    if len(data) > MAX_FAST or data[:7] in (b"INVITE ", b"CANCEL "):
+        return FULL_PARSE                                     # initial INVITEs are judged; CANCELs carry no To tag
     rl = _REQ_LINE.match(data)
     if rl is None:
         return FULL_PARSE
