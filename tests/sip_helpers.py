@@ -18,12 +18,26 @@ class FakeUdp:
 
 
 def offline_screen(pipeline, verdict_log=None, **settings) -> SipScreen:
+    """A screen whose sends (UDP and TCP alike) land in `scr.udp.out` as (bytes, address);
+    `scr.sent_transports` says which transport each one would have used."""
     s = SipSettings(listen="127.0.0.1:5060", next_hop="127.0.0.1:5070", allow_networks=["127.0.0.0/8"], **settings)
     scr = SipScreen(pipeline, s, verdict_log)
     scr.host, scr.port = "127.0.0.1", 5060
     scr.me = {("127.0.0.1", 5060)}
     scr.via_prefixes = tuple(f"SIP/2.0/{t} 127.0.0.1:5060;branch={BRANCH_PREFIX}".encode() for t in TRANSPORTS)
     scr.udp = FakeUdp()
+    scr.sent_transports = []
+    real_send = scr._send
+
+    def send(data, dest, transport="UDP", on_fail=None):
+        if transport == "TCP" and scr._permitted(scr._resolve(dest[0])):
+            scr.sent_transports.append("TCP")
+            return scr.udp.sendto(data, dest)
+        n = len(scr.udp.out)
+        real_send(data, dest, transport, on_fail)
+        if len(scr.udp.out) > n:
+            scr.sent_transports.append("UDP")
+    scr._send = send
     return scr
 
 

@@ -2,7 +2,6 @@
 answered, never silent; the verdict log never decides; every message's cost is bounded (caps,
 linear loop check); TCP peers cannot hold connections; in-dialog requests follow Route /
 Request-URI; a forwarding failure is answered 503."""
-import asyncio
 import logging
 import socket
 import time
@@ -124,7 +123,7 @@ def test_internal_error_still_answers_500(pipe, monkeypatch):
 def test_caps_on_headers_answered_400(pipe):
     scr = offline_screen(pipe)
     scr.on_datagram(invite(extra=[f"X-H{i}: {i}" for i in range(MAX_HEADERS)]), UAC)
-    scr.on_datagram(invite(extra=["X-Long: " + "a" * MAX_HEADER_LINE]), UAC)
+    scr.on_datagram(invite(extra=["X-Long: " + "a" * (MAX_HEADER_LINE + 1)]), UAC)
     scr.on_datagram(invite(vias=[f"SIP/2.0/UDP 127.0.0.1:{6000 + i};branch=z9hG4bK{i}" for i in range(MAX_VIAS)]), UAC)
     got = answers(scr)
     assert [m.status for m in got] == [400, 400, 400]
@@ -138,7 +137,7 @@ def test_950_vias_in_one_datagram_answered_once(pipe):
     scr = offline_screen(pipe)
     scr.on_datagram(data, UAC)
     (resp, addr), = scr.udp.out
-    assert parse_datagram(resp).status == 400 and addr == UAC
+    assert resp.startswith(b"SIP/2.0 400 ") and addr == UAC and resp.count(b"z9hG4bKtf") == 950
 
 
 def test_loop_check_is_linear_in_the_number_of_vias(pipe, monkeypatch):
@@ -147,15 +146,9 @@ def test_loop_check_is_linear_in_the_number_of_vias(pipe, monkeypatch):
     monkeypatch.setattr(sip_server.SipScreen, "_branch", staticmethod(lambda k, b: calls.append(1) or real(k, b)))
     n = MAX_VIAS - 1                                            # every one names us, none matches
     scr = offline_screen(pipe)
-
-    async def feed():                       # over 1300 bytes: TCP is tried first (§18.1.1), then UDP
-        scr.on_datagram(invite(vias=[f"SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf{i:020x}" for i in range(n)]), UAC)
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if scr.udp.out:
-                break
-    asyncio.run(feed())
+    scr.on_datagram(invite(vias=[f"SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf{i:020x}" for i in range(n)]), UAC)
     (data, addr), = scr.udp.out
+    assert scr.sent_transports == ["TCP"]                      # over 1300 bytes: TCP first (§18.1.1)
     assert parse_datagram(data).method == "INVITE"             # forwarded: no loop
     assert len(calls) == n + 1                                  # one branch per Via of ours, one for our own Via
 

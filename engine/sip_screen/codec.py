@@ -148,17 +148,22 @@ def _split_head(data: bytes):
     return None, None
 
 
-def _parse_head(head: bytes) -> SipMessage:
-    text = head.decode("utf-8", "surrogateescape")
-    lines = text.split("\r\n")
-    if text.count("\n") != len(lines) - 1:               # lenient: bare LF line ends
-        lines = text.replace("\r\n", "\n").split("\n")
-    i = 0
-    while i < len(lines) and not lines[i].strip():
-        i += 1                                            # RFC 3261 §7.5: ignore leading CRLFs
-    if i == len(lines):
-        raise SipParseError("empty message", None)
-    start = lines[i]
+_HEADER_RE = re.compile(r"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
+_CANON_MEMO: dict = {}
+
+
+def _canon_memo(name: str) -> str:
+    c = _CANON_MEMO.get(name)
+    if c is None:
+        n = name.lower()
+        c = COMPACT.get(n, n)
+        if len(_CANON_MEMO) < 4096:                      # bounded: names are few, unless a peer invents them
+            _CANON_MEMO[name] = c
+    return c
+
+
+def _start_line(start: str):
+    """(message with its start line, error to raise once the headers are read or None)."""
     msg = SipMessage()
     deferred = None
     if start.startswith("SIP/"):
@@ -171,20 +176,55 @@ def _parse_head(head: bytes) -> SipMessage:
         msg.status, msg.reason, msg.version = code, m.group(3), "SIP/" + m.group(1)
         if m.group(1) != "2.0":
             raise SipParseError("unsupported SIP version in response", None)
-    else:
-        m = _REQ_RE.match(start)
-        if not m:
-            msg.method, msg.uri = "?", "?"
-            deferred = SipParseError("malformed request line", 400, msg)
-        else:
-            method, uri, ver = m.group(1), m.group(2), m.group(3)
-            msg.method, msg.uri, msg.version = method, uri, "SIP/" + ver
-            if not is_token(method):
-                deferred = SipParseError(f"bad method {method[:20]!r}", 400, msg)
-            elif uri.startswith("<") or ">" in uri:
-                deferred = SipParseError("Request-URI enclosed in <>", 400, msg)
-            elif ver != "2.0":
-                deferred = SipParseError(f"SIP version {ver} not supported", 505, msg)
+        return msg, None
+    m = _REQ_RE.match(start)
+    if not m:
+        msg.method, msg.uri = "?", "?"
+        return msg, SipParseError("malformed request line", 400, msg)
+    method, uri, ver = m.group(1), m.group(2), m.group(3)
+    msg.method, msg.uri, msg.version = method, uri, "SIP/" + ver
+    if not is_token(method):
+        deferred = SipParseError(f"bad method {method[:20]!r}", 400, msg)
+    elif uri.startswith("<") or ">" in uri:
+        deferred = SipParseError("Request-URI enclosed in <>", 400, msg)
+    elif ver != "2.0":
+        deferred = SipParseError(f"SIP version {ver} not supported", 505, msg)
+    return msg, deferred
+
+
+def _parse_head(head: bytes) -> SipMessage:
+    text = head.decode("utf-8", "surrogateescape")
+    # The common case in one regular-expression pass: CRLF line ends only, no leading blank
+    # line, and every line after the start line a plain `token: value` (no folding). Anything
+    # else takes the line-by-line path below, which knows every exception.
+    sl = text.find("\r\n")
+    if sl > 0 and not text[0].isspace():
+        n = text.count("\r\n")
+        if text.count("\n") == n and text.count("\r") == n:
+            pairs = _HEADER_RE.findall(text, sl)
+            if len(pairs) == n:
+                msg, deferred = _start_line(text[:sl])
+                memo = _CANON_MEMO
+                msg.headers = [[name, v.rstrip(" \t"), memo.get(name) or _canon_memo(name)] for name, v in pairs]
+                status = _status_for(msg)
+                if n > MAX_HEADERS:
+                    raise SipParseError(f"more than {MAX_HEADERS} header fields", status, msg)
+                if len(text) > MAX_HEADER_LINE:
+                    for name, v in pairs:
+                        if len(v) > MAX_HEADER_LINE:
+                            raise SipParseError(f"header {name[:30]} longer than {MAX_HEADER_LINE} bytes", status, msg)
+                if deferred is not None:
+                    raise deferred
+                return msg
+    lines = text.split("\r\n")
+    if text.count("\n") != len(lines) - 1:               # lenient: bare LF line ends
+        lines = text.replace("\r\n", "\n").split("\n")
+    i = 0
+    while i < len(lines) and not lines[i].strip():
+        i += 1                                            # RFC 3261 §7.5: ignore leading CRLFs
+    if i == len(lines):
+        raise SipParseError("empty message", None)
+    msg, deferred = _start_line(lines[i])
     status = _status_for(msg)
     headers = msg.headers
     cur = None
@@ -204,12 +244,11 @@ def _parse_head(head: bytes) -> SipMessage:
             raise SipParseError(f"malformed header line {raw[:40]!r}", status, msg)
         if len(raw) > MAX_HEADER_LINE:
             raise SipParseError(f"header {name[:30]} longer than {MAX_HEADER_LINE} bytes", status, msg)
-        n = name.lower()
-        cur = [name, val.strip(), COMPACT.get(n, n)]
+        cur = [name, val.strip(), _canon_memo(name)]
         headers.append(cur)
         if len(headers) > MAX_HEADERS:
             raise SipParseError(f"more than {MAX_HEADERS} header fields", status, msg)
-    if msg.is_request and deferred is not None:
+    if deferred is not None:
         raise deferred          # raised after the headers are read, so the error can be answered
     return msg
 

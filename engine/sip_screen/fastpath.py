@@ -2,69 +2,232 @@
 
 Theory of operation: a response needs only two things from a stateless proxy: its top Via
 removed, after checking it is the one we added, and the next Via read to know where to send
-it. `relay_response()` finds both with one regular-expression pass over the head, and only
-when the head is plainly well-formed: CRLF line ends, no folded lines, no quoted strings in
-the Vias, exactly one Content-Length equal to the body length, and a top Via that is byte for
-byte what we wrote (`SIP/2.0/UDP host:port;branch=z9hG4bKtf`). Anything else returns
-`FULL_PARSE`, and the caller parses the message completely as before, so this path can only
-ever agree with the full one. The body is never touched.
+it. `relay_response()` finds both with a few regular-expression searches over the head, and
+only when the head is plainly well-formed: CRLF line ends, no folded lines, no quoted strings
+in the Vias, exactly one Content-Length equal to the body length, and a top Via that is byte
+for byte what we wrote (`SIP/2.0/UDP host:port;branch=z9hG4bKtf`). Anything else returns
+`FULL_PARSE`, and the caller parses the message completely, so this path can only ever agree
+with the full one. The body is never touched.
 """
 from __future__ import annotations
 
 import re
 
-from .grammar import SipParseError, Via, parse_via
+from .grammar import SipParseError, parse_via
 
 FULL_PARSE = None                # the fast path cannot prove the message simple: parse it fully
 NOT_OURS = ()                    # drop: top Via not ours, or no Via below ours
 
-_HDR = re.compile(rb"\r\n(via|v|content-length|l|cseq|call-id|i)[ \t]*:[ \t]*([^\r\n]*)", re.I)
 _STATUS = re.compile(rb"SIP/2\.0 [1-6]\d\d ")
+_VIA = re.compile(rb"\r\n(?:via|v)[ \t]*:[ \t]*([^\r\n]*)", re.I)
+_CL = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I)
+_CSEQ = re.compile(rb"\r\ncseq[ \t]*:[ \t]*([^\r\n]*)", re.I)
+_CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*)", re.I)
+# the next Via in its plain form; anything fancier goes through grammar.parse_via
+_NEXT = re.compile(rb"SIP/2\.0/(UDP|TCP) ([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?((?:;[^;,\s\"]+)*)[ \t]*$")
+_RECEIVED = re.compile(rb";received=([0-9A-Fa-f.:]+)(?=;|$)")
+_RPORT = re.compile(rb";rport=(\d{1,5})(?=;|$)")
+_HEADER = re.compile(rb"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
+MAX_FAST_RESPONSE = 8000         # below MAX_HEADER_LINE: no header of it can be over the limit
 
 
-def relay_response(data: bytes, our_via_prefixes: tuple) -> "tuple[bytes, Via, bytes, bytes] | tuple | None":
-    """(bytes to send, the next Via, CSeq value, Call-ID value), NOT_OURS, or FULL_PARSE."""
-    if not _STATUS.match(data):
+def relay_response(data: bytes, our_via_prefixes: tuple):
+    """(bytes to send, (host, port, TRANSPORT), status is 200 to an INVITE, Call-ID), NOT_OURS or
+    FULL_PARSE."""
+    if not _STATUS.match(data) or len(data) > MAX_FAST_RESPONSE:
         return FULL_PARSE
     he = data.find(b"\r\n\r\n")
     if he < 0:
         return FULL_PARSE
-    head = data[:he + 2]                                      # keep the last header's CRLF for the pattern
-    if b"\r\n " in head or b"\r\n\t" in head or head.count(b"\n") != head.count(b"\r\n"):
+    end = he + 2                                              # keep the last header's CRLF for the patterns
+    head = data[:end]
+    n = head.count(b"\r\n")
+    if head.count(b"\n") != n or head.count(b"\r") != n or len(_HEADER.findall(head)) != n - 1:
+        return FULL_PARSE                                     # a folded, blank or odd line
+    cl = _CL.findall(head)
+    if len(cl) != 1 or not cl[0].strip().isdigit() or int(cl[0]) != len(data) - he - 4:
         return FULL_PARSE
-    vias, cl, cseq, call_id = [], None, b"", b""
-    for m in _HDR.finditer(head):
-        name = m.group(1).lower()
-        if name in (b"via", b"v"):
-            vias.append(m)
-        elif name in (b"content-length", b"l"):
-            if cl is not None:
-                return FULL_PARSE
-            cl = m.group(2).rstrip(b" \t")
-        elif name == b"cseq":
-            cseq = m.group(2)
-        else:
-            call_id = m.group(2)
-    if not vias or cl is None or not cl.isdigit() or int(cl) != len(data) - he - 4:
+    top = _VIA.search(head)
+    if top is None:
         return FULL_PARSE
-    top = vias[0]
-    value = top.group(2)
-    if b'"' in value or (len(vias) > 1 and b'"' in vias[1].group(2)):
-        return FULL_PARSE
+    value = top.group(1)
     if not value.startswith(our_via_prefixes):
         return NOT_OURS if b"z9hG4bKtf" not in value else FULL_PARSE
+    if b'"' in value or _NEXT.match(value.split(b",", 1)[0]) is None or value.lower().count(b";branch") != 1:
+        return FULL_PARSE                                     # the full parse decides what a odd Via means
     comma = value.find(b",")
     if comma >= 0:                                            # several Vias in one header: drop the first value
         rest = value[comma + 1:].strip()
         nxt_raw = rest.split(b",", 1)[0]
-        out = data[:top.start(2)] + rest + data[top.end(2):]
+        out = data[:top.start(1)] + rest + data[top.end(1):]
     else:
-        if len(vias) < 2:
+        second = _VIA.search(head, top.end())
+        if second is None:
             return NOT_OURS                                   # it was meant for us
-        nxt_raw = vias[1].group(2).split(b",", 1)[0]
+        nxt_raw = second.group(1).split(b",", 1)[0]
         out = data[:top.start()] + data[top.end():]           # the whole "\r\nVia: ..." line goes
-    try:
-        nxt = parse_via(nxt_raw.decode("utf-8", "surrogateescape"))
-    except SipParseError:
+    dest = next_hop(nxt_raw)
+    if dest is None:
         return NOT_OURS
-    return out, nxt, cseq, call_id
+    answered_invite = b""
+    if data[8:11] == b"200":
+        cseq = _CSEQ.search(head)
+        if cseq is not None and cseq.group(1).rstrip().upper().endswith(b"INVITE"):
+            cid = _CALL_ID.search(head)
+            answered_invite = cid.group(1).strip() if cid else b""
+    return out, dest, answered_invite
+
+
+def next_hop(via: bytes):
+    """(host, port, TRANSPORT) a response goes to by this Via (RFC 3261 §18.2.2, RFC 3581), or None."""
+    m = _NEXT.match(via.strip())
+    if m is not None and m.group(4):
+        p = m.group(4).lower()
+        if (b";rport=" in p and _RPORT.search(p) is None) or (b";received=" in p and _RECEIVED.search(p) is None) \
+                or p.count(b";rport") > 1 or p.count(b";received") > 1:
+            m = None                                          # unusual: let the grammar decide
+    if m is None:
+        if b'"' in via:
+            return None
+        try:
+            v = parse_via(via.decode("utf-8", "surrogateescape"))
+        except SipParseError:
+            return None
+        rport = v.params.get("rport", "")
+        return (v.params.get("received") or v.host, int(rport) if rport else (v.port or 5060),
+                v.transport if v.transport in ("UDP", "TCP") else "UDP")
+    params = m.group(4)
+    host = m.group(2).decode("ascii").lower()
+    if host.startswith("["):
+        host = host[1:-1]
+    port = int(m.group(3)) if m.group(3) else 5060
+    if params:
+        r = _RECEIVED.search(params)
+        if r is not None:
+            host = r.group(1).decode("ascii")
+        r = _RPORT.search(params)
+        if r is not None:
+            port = int(r.group(1))
+    if not 0 < port < 65536:
+        return None
+    return host, port, m.group(1).decode("ascii")
+
+
+# ---------------------------------------------------------------- in-dialog requests
+
+_REQ_LINE = re.compile(rb"([A-Za-z]+) (sips?:[^ \r\n?\"<>]+) SIP/2\.0\r\n")
+_MF = re.compile(rb"\r\nmax-forwards[ \t]*:[ \t]*([^\r\n]*)", re.I)
+# a name-addr in its plain forms: "quoted" or token display name, <URI without quotes>, ;params
+_NAME_ADDR = re.compile(rb"(?:\"[^\"\\\r\n]*\"[ \t]*|[A-Za-z0-9\-.!%*_+`'~ \t]*)<(sips?:[^<>\"\s]+)>((?:[ \t]*;[ \t]*[^;,<>\"\s]+)*)[ \t]*$")
+_TAG = re.compile(rb";[ \t]*tag=([^;\s]+)", re.I)
+_CSEQ_V = re.compile(rb"(\d{1,10}) ([A-Za-z]+)[ \t]*$")
+_URI = re.compile(rb"sips?:(?:[^@;\s]*@)?([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?((?:;[^;\s]*)*)$")
+_TRANSPORT = re.compile(rb";transport=([A-Za-z]+)", re.I)
+_COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id", b"l": b"content-length", b"m": b"contact"}
+# headers whose presence sends the request to the full path: routing, extensions, anything that
+# makes §16 do more than the edits below
+_FULL = {b"route", b"record-route", b"proxy-require"}
+_ONCE = (b"to", b"from", b"call-id", b"cseq", b"max-forwards", b"content-length")
+MAX_FAST = 1200                  # larger requests may need TCP (§18.1.1): the full path decides
+
+
+class InDialog:
+    """What the screen needs to forward an in-dialog request found simple by `in_dialog()`."""
+    __slots__ = ("method", "before", "after", "top_branch", "base", "dest", "call_id", "to_tag")
+
+
+def in_dialog(data: bytes, src_ip: str, src_port: int):
+    """An in-dialog request (To tag, no Route) checked and edited as §16.3/§16.6 require: top Via
+    stamped with received/rport, Max-Forwards decremented; our Via goes between `before` and
+    `after`. FULL_PARSE for anything else, including any Via that could be ours (loop check)."""
+    if len(data) > MAX_FAST or data[:7] in (b"INVITE ", b"CANCEL "):
+        return FULL_PARSE                                     # initial INVITEs are judged; CANCELs carry no To tag
+    rl = _REQ_LINE.match(data)
+    if rl is None:
+        return FULL_PARSE
+    he = data.find(b"\r\n\r\n")
+    if he < 0:
+        return FULL_PARSE
+    head = data[rl.end() - 2:he + 2]
+    n = head.count(b"\r\n")
+    if head.count(b"\n") != n or head.count(b"\r") != n or b"z9hG4bKtf" in head:
+        return FULL_PARSE
+    pairs = _HEADER.findall(head)
+    if len(pairs) != n - 1:                                   # a folded, blank or odd line
+        return FULL_PARSE
+    h: dict = {}
+    vias = 0
+    for name, value in pairs:
+        c = name.lower()
+        c = _COMPACT.get(c, c)
+        if c == b"via":
+            vias += 1
+            if b"," in value or _NEXT.match(value) is None:
+                return FULL_PARSE
+            if vias == 1:
+                h[c] = value
+            continue
+        if c in _FULL or (c in h and c in _ONCE):
+            return FULL_PARSE
+        if c == b"contact" and value != b"*" and (b"," in value or _NAME_ADDR.match(value) is None):
+            return FULL_PARSE
+        h[c] = value
+    if vias == 0 or any(k not in h for k in _ONCE):
+        return FULL_PARSE
+    method = rl.group(1)
+    cseq = _CSEQ_V.match(h[b"cseq"])
+    cl, mf = h[b"content-length"].rstrip(), h[b"max-forwards"].rstrip()
+    if cseq is None or cseq.group(2) != method or int(cseq.group(1)) > 2 ** 31 - 1 \
+            or not cl.isdigit() or int(cl) != len(data) - he - 4 \
+            or not mf.isdigit() or not 0 < int(mf) <= 255:
+        return FULL_PARSE
+    to, frm = _NAME_ADDR.match(h[b"to"]), _NAME_ADDR.match(h[b"from"])
+    if to is None or frm is None:
+        return FULL_PARSE
+    to_tag, from_tag = _TAG.search(to.group(2)), _TAG.search(frm.group(2))
+    if to_tag is None:
+        return FULL_PARSE                                     # an initial request: the full path judges it
+    uri = _URI.match(rl.group(2))
+    top = _NEXT.match(h[b"via"])
+    if uri is None or top is None or b"," in h[b"via"] or b";branch=" not in h[b"via"]:
+        return FULL_PARSE
+    t = _TRANSPORT.search(uri.group(3))
+    transport = t.group(1).upper().decode("ascii") if t else ("TCP" if rl.group(2)[:4].lower() == b"sips" else "UDP")
+    if transport not in ("UDP", "TCP") or rl.group(2)[:4].lower() == b"sips":
+        return FULL_PARSE
+    port = int(uri.group(2)) if uri.group(2) else 5060
+    if not 0 < port < 65536 or (top.group(3) and not 0 < int(top.group(3)) < 65536):
+        return FULL_PARSE
+    # §18.2.1 / RFC 3581: stamp the top Via
+    via = h[b"via"].rstrip()
+    params = top.group(4)
+    add = b""
+    if top.group(2).lower() != src_ip.encode() and b";received=" not in params.lower():
+        add += b";received=" + src_ip.encode()
+    if b";rport" in params and _RPORT.search(params) is None:
+        if not re.search(rb";rport(?=;|$)", params):
+            return FULL_PARSE
+        via = re.sub(rb";rport(?=;|$)", b";rport=%d" % src_port, via, count=1)
+    via += add
+    vm = _VIA.search(data, rl.end() - 2, he + 2)
+    mm = _MF.search(data, rl.end() - 2, he + 2)
+    if vm is None or mm is None:
+        return FULL_PARSE
+    r = InDialog()
+    r.method = method.decode("ascii")
+    edits = sorted([(vm.start(1), vm.end(1), via), (mm.start(1), mm.end(1), b"%d" % (int(mf) - 1))])
+    (a0, a1, av), (b0, b1, bv) = edits
+    line_start = vm.start() + 2                               # our Via goes right before the top Via line
+    out = data[:a0] + av + data[a1:b0] + bv + data[b1:]
+    shift = len(av) - (a1 - a0) if a0 < line_start else 0
+    r.before, r.after = out[:line_start + shift], out[line_start + shift:]
+    branch = re.search(rb";branch=([^;\s]*)", via)
+    dec = lambda b: b.decode("utf-8", "surrogateescape")  # noqa: E731
+    r.top_branch = dec(branch.group(1))
+    r.call_id = dec(h[b"call-id"].strip())
+    r.to_tag = dec(to_tag.group(1))
+    r.base = "|".join((dec(rl.group(2)), r.call_id, cseq.group(1).decode("ascii"),
+                       dec(from_tag.group(1)) if from_tag else "", r.to_tag, ""))
+    host = uri.group(1).decode("ascii").lower()
+    r.dest = (host[1:-1] if host.startswith("[") else host, port, transport)
+    return r

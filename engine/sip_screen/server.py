@@ -8,7 +8,9 @@ page; a tag adds a header (default `X-Spam-Score: <score>; symbols=<...>`) and o
 prefixes the display name; everything else is forwarded: Max-Forwards decremented (0 ->
 483), our Via added with a branch computed from the request as §16.11 describes (so a
 retransmission gets the same branch and a loop is detectable: 482, checked in one pass over
-the Vias), the top Route removed when it is us. Where a request goes (§16.6 step 6-7, RFC
+the Vias), the top Route removed when it is us. The parts live in their own modules:
+fastpath.py (responses and in-dialog requests as byte edits), screening.py (the verdict),
+forwarding.py (sending, 503 on failure), transport.py (UDP rounds, TCP bounds). Where a request goes (§16.6 step 6-7, RFC
 3263): the top Route, else -- for an initial request only -- the configured next hop, else
 the Request-URI; over the transport that URI names, UDP when it names none (TCP first for a
 message over 1300 bytes, §18.1.1, falling back to UDP when refused). A request we cannot
@@ -29,55 +31,20 @@ import time
 from collections import OrderedDict
 from datetime import datetime, timezone
 
-from ..verdict import Action, Call
+from ..verdict import Action
 from .codec import (MAX_VIAS, SipMessage, SipParseError, check_request, make_response, parse_datagram,
                     parse_name_addr, parse_uri, parse_via, split_list, tag_of)
-from .fastpath import FULL_PARSE, relay_response
-from .settings import SipSettings, load_sip_settings  # noqa: F401  (re-exported: the tests' and CLI's import)
+from .fastpath import FULL_PARSE, in_dialog, relay_response
+from .forwarding import Forwarding
+from .screening import Screening
+from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
+                       load_sip_settings, parse_next_hop)
 from .transport import TcpConnection, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
-MAGIC = "z9hG4bK"
-BRANCH_PREFIX = MAGIC + "tf"
-TAG_PREFIX = "tf"
-UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport
-TRANSPORTS = {"UDP", "TCP"}
 
 
-def _hostport(s: str, default_port=5060):
-    host, sep, port = s.rpartition(":")
-    if not sep or "]" in port:
-        return s.strip("[]"), default_port
-    return host.strip("[]"), int(port)
-
-
-def parse_next_hop(s: str):
-    """'host:port[;transport=udp|tcp]' -> (host, port, TRANSPORT)."""
-    hp, _, params = s.partition(";")
-    transport = "UDP"
-    for p in params.split(";"):
-        k, _, v = p.partition("=")
-        if k.strip().lower() == "transport":
-            transport = v.strip().upper()
-    if transport not in TRANSPORTS:
-        raise ValueError(f"next hop {s!r}: transport must be udp or tcp")
-    host, port = _hostport(hp.strip())
-    return host, port, transport
-
-
-def _loggable(s):
-    """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
-    surrogates by the codec) become \\xNN escapes."""
-    if s is None:
-        return None
-    try:
-        s.encode("utf-8")
-        return s
-    except UnicodeEncodeError:
-        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-class SipScreen:
+class SipScreen(Forwarding, Screening):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -87,6 +54,7 @@ class SipScreen:
             net = ipaddress.ip_network(n, strict=False)
             self.ranges.append((net.version, int(net.network_address), int(net.broadcast_address)))
         self.permit_cache: dict = {}
+        self.udp_only: dict = {}                            # (host, port) -> until when TCP is not tried
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}
@@ -97,6 +65,7 @@ class SipScreen:
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0}
         self._sweeper = None
+        self.fast_path = True                               # False: every message takes the full parse
         self._next_hop = ("", None)                         # (settings string, parsed), see next_hop()
         self.next_hop()                                     # a bad next hop is refused at start
 
@@ -108,7 +77,7 @@ class SipScreen:
 
     async def start(self):
         loop = asyncio.get_running_loop()
-        host, want = _hostport(self.s.listen)
+        host, want = hostport(self.s.listen)
         for attempt in range(20):
             self.udp, self.udp_endpoint = await loop.create_datagram_endpoint(lambda: UdpEndpoint(self),
                                                                               local_addr=(host, want))
@@ -122,7 +91,7 @@ class SipScreen:
                     raise              # a fixed port that is taken for TCP is an error to report
                 # port 0: the kernel's free UDP port may be busy for TCP; take another
         adv = self.s.advertise or (("127.0.0.1" if host in ("0.0.0.0", "::", "") else host) + f":{port}")
-        self.host, self.port = _hostport(adv, port)
+        self.host, self.port = hostport(adv, port)
         self.me = {(self.host.lower(), self.port)}
         if host not in ("0.0.0.0", "::", ""):
             self.me.add((host.lower(), port))
@@ -180,15 +149,23 @@ class SipScreen:
 
     # ------------------------------------------------------------ input
     def on_datagram(self, data, addr):
-        if data[:4] == b"SIP/":
+        if self.fast_path:
             try:
-                r = relay_response(data, self.via_prefixes)
-            except Exception:                               # the full parse below decides
-                r = FULL_PARSE
-            if r is not FULL_PARSE:
-                self.stats["responses"] += 1
-                self.stats["fast_path"] += 1
-                return self._relay(r)
+                if data[:4] == b"SIP/":
+                    r = relay_response(data, self.via_prefixes)
+                    if r is not FULL_PARSE:
+                        self.stats["responses"] += 1
+                        self.stats["fast_path"] += 1
+                        return self._relay(r)
+                else:
+                    r = in_dialog(data, addr[0], addr[1])
+                    if r is not FULL_PARSE:
+                        self.stats["requests"] += 1
+                        self.stats["fast_path"] += 1
+                        return self._in_dialog(r, data, addr)
+            except Exception:                           # a bug of the fast path: the full one decides
+                self.stats["internal_errors"] += 1
+                log.exception("SIP fast path failed on a message from %s", addr)
         try:
             msg = parse_datagram(data)
         except SipParseError as e:
@@ -249,13 +226,14 @@ class SipScreen:
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
             return                                          # ACK for a final response we generated
         if msg.method == "BYE":
-            ent = self.answered.pop(msg.get("call-id") or "", None)
-            if ent is not None and ent[1] is not None:
-                now = self.clock()
-                self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
+            self._call_ended(msg.get("call-id") or "")
         # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
         top = self._stamp_received(msg, src, transport)
         mf = msg.get("max-forwards")
+        mf = mf.strip() if mf is not None else None
+        if mf is not None and not (mf.isascii() and mf.isdigit() and len(mf) <= 10):
+            self.stats["dropped"] += 1                      # only an ACK gets here unchecked (never answered)
+            return
         if mf is None:
             msg.add("Max-Forwards", "70")                   # §16.6 step 3
         elif int(mf) == 0:
@@ -295,31 +273,24 @@ class SipScreen:
             msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
         self._forward(msg, dest, branch, (transport, src, conn))
 
-    def _forward(self, msg, dest, branch, back):
-        """Send with our Via on top; `back` = (transport, source, connection) the request came by."""
-        host, port, out = dest
-        data = self._with_via(msg, out, branch)
-        if msg.method == "ACK":                         # never answered: nothing to do on failure
-            return self._send(data, (host, port), out)
-        if out == "UDP" and len(data) > UDP_MAX:        # §18.1.1: TCP first; UDP if the TCP attempt fails
-            def refused(why):
-                self._send(self._with_via(msg, "UDP", branch), (host, port), "UDP",
-                           on_fail=lambda w: self._forward_failed(msg, back, w))
-            return self._send(self._with_via(msg, "TCP", branch), (host, port), "TCP", on_fail=refused)
-        self._send(data, (host, port), out, on_fail=lambda why: self._forward_failed(msg, back, why))
+    def _in_dialog(self, r, data, src):
+        """Forward an in-dialog request the fast path has checked and edited (fastpath.py)."""
+        if r.method == "ACK" and r.to_tag.startswith(TAG_PREFIX):
+            return                                          # ACK for a final response we generated
+        if r.method == "BYE":
+            self._call_ended(r.call_id)
+        branch = self._branch(r.top_branch, r.base)
+        host, port, out = r.dest
+        via = f"Via: SIP/2.0/{out} {self.host}:{self.port};branch={branch};rport\r\n".encode()
+        on_fail = None if r.method == "ACK" else (
+            lambda why: self._fail(parse_datagram(r.before + r.after), "UDP", src, None, why))
+        self._send(r.before + via + r.after, (host, port), out, on_fail=on_fail)
 
-    def _forward_failed(self, msg, back, why):
-        if msg.our_via:
-            msg.pop_first_value("Via")                  # ours: the 503 goes to the hop before us
-            msg.our_via = False
-        self._fail(msg, *back, why)
-
-    def _with_via(self, msg, transport, branch) -> bytes:
-        if msg.our_via:
-            msg.pop_first_value("Via")
-        msg.insert_before_first("Via", f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch};rport")
-        msg.our_via = True
-        return msg.to_bytes()
+    def _call_ended(self, call_id):
+        ent = self.answered.pop(call_id, None)
+        if ent is not None and ent[1] is not None:
+            now = self.clock()
+            self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
 
     def _destination(self, msg, to_tag):
         """(host, port, TRANSPORT) per §16.6 steps 6-7 and RFC 3263 §4.1, or None."""
@@ -371,182 +342,6 @@ class SipScreen:
     def _tag(msg) -> str:
         key = (msg.get("call-id") or "") + "|" + ((msg.get("from") or ""))
         return TAG_PREFIX + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
-
-    # ------------------------------------------------------------ screening
-    def _screen(self, msg, src):
-        def user_of(v):
-            try:
-                return parse_uri(parse_name_addr(v).uri).user
-            except SipParseError:
-                return ""
-        pai = msg.values("p-asserted-identity") if msg.get("p-asserted-identity") is not None else ()
-        caller = user_of(pai[0]) if pai else ""
-        if not caller:
-            caller = user_of(msg.get("from") or "")
-        try:
-            callee = parse_uri(msg.uri).user
-        except SipParseError:
-            callee = ""
-        if not callee:
-            callee = user_of(msg.get("to") or "")
-        caller, callee = _loggable(caller), _loggable(callee)
-        call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
-        self.answered[msg.get("call-id") or ""] = (caller, None)
-        while len(self.answered) > 200_000:
-            self.answered.popitem(last=False)
-        t0 = time.perf_counter()
-        v = self.pipeline.judge(call)
-        us = (time.perf_counter() - t0) * 1e6
-        self.stats["screened"] += 1
-        if self.vlog is not None:
-            try:                                        # the log never decides a call's fate
-                self.vlog.write({"ts": call.time.isoformat(), "kind": "call", "call_id": _loggable(msg.get("call-id")),
-                                 "caller": caller, "callee": callee, "ingress": call.ingress, "action": str(v.action),
-                                 "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
-                                 "judge_us": round(us, 1)})
-            except Exception as e:
-                self.stats["log_failed"] += 1
-                if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
-                    log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
-        return v
-
-    def _reject(self, msg, v, transport, src, conn):
-        self.stats["rejected"] += 1
-        code = v.deciding_hit.sip_code if v.deciding_hit and v.deciding_hit.sip_code else self.s.default_drop_code
-        syms = [h.symbol for h in v.hits if h.action is Action.DROP] or v.symbols
-        extra = [["Reason", f'SIP ;cause={code} ;text="{" ".join(syms)}"'],
-                 ["Call-Info", f"<{self.s.remedy_url}>;purpose=info"]]
-        self._reply(msg, make_response(msg, code, None, self._tag(msg), extra), transport, src, conn)
-
-    def _tag_request(self, msg, v):
-        self.stats["tagged"] += 1
-        if self.s.tag_header:
-            msg.add(self.s.tag_header, f"{v.score:g}; symbols={','.join(v.symbols)}")
-        if self.s.display_prefix:
-            for h in msg.headers:
-                if h[2] == "from":
-                    na = parse_name_addr(h[1])
-                    disp = na.display.strip('"')
-                    tail = h[1][h[1].index("<"):] if "<" in h[1] else f"<{na.uri}>" + "".join(
-                        f";{k}={v}" if v else f";{k}" for k, v in na.params.items())
-                    h[1] = f'"{self.s.display_prefix}{disp}" {tail}'
-                    break
-
-    # ------------------------------------------------------------ responses
-    def _response(self, msg: SipMessage):
-        vias = msg.values("via")
-        if not vias:
-            return
-        top = parse_via(vias[0])
-        if not top.params.get("branch", "").startswith(BRANCH_PREFIX) or (top.host, top.port or 5060) not in self.me:
-            self.stats["dropped"] += 1
-            return                                      # §16.7 step 3 / §16.11: not ours
-        msg.pop_first_value("Via")
-        if len(vias) < 2:
-            return                                      # it was meant for us
-        self._answered(msg.status, msg.get("cseq") or "", msg.get("call-id") or "")
-        nxt = parse_via(vias[1])
-        self._send_response(msg.to_bytes(), nxt)
-
-    def _relay(self, r):
-        if not r:
-            self.stats["dropped"] += 1
-            return
-        data, nxt, cseq, call_id = r
-        if data[8:11] == b"200" and self.answered:
-            self._answered(200, cseq.decode("latin-1"), call_id.decode("utf-8", "surrogateescape").strip())
-        self._send_response(data, nxt)
-
-    def _answered(self, status, cseq: str, call_id: str):
-        if status == 200 and cseq.upper().endswith("INVITE"):
-            ent = self.answered.get(call_id)
-            if ent is not None and ent[1] is None:
-                self.answered[call_id] = (ent[0], self.clock())     # answered: the call starts
-
-    def _send_response(self, data, nxt):
-        host = nxt.params.get("received") or nxt.host
-        rport = nxt.params.get("rport", "")
-        port = int(rport) if rport else (nxt.port or 5060)          # parse_via checked it is a port
-        self._send(data, (host, port), nxt.transport if nxt.transport in TRANSPORTS else "UDP")
-
-    def _reply(self, req, resp: SipMessage, transport, src, conn):
-        """Send a response we generated: §18.2.2 / RFC 3581, i.e. back where the request came from."""
-        data = resp.to_bytes()
-        if transport == "TCP" and conn is not None:
-            conn.send(data)
-            return
-        dest = src
-        if req.get("via") is not None:
-            try:
-                v = parse_via(req.values("via")[0])
-                if "rport" not in v.params and not v.params.get("received"):
-                    dest = (src[0], v.port or 5060) if v.host == src[0] else src
-            except SipParseError:
-                pass
-        self._send(data, dest, "UDP")
-
-    def _fail(self, msg, transport, src, conn, why):
-        self.stats["forward_failed"] += 1
-        log.warning("cannot forward %s from %s:%s: %s", msg.method, src[0], src[1], why)
-        if msg.method != "ACK":
-            self._reply(msg, make_response(msg, 503, None, self._tag(msg),
-                                           [["Warning", f'399 telfilter "{why[:80]}"']]), transport, src, conn)
-
-    # ------------------------------------------------------------ output
-    def _permitted(self, host) -> bool:
-        ok = self.permit_cache.get(host)
-        if ok is None:
-            try:
-                ip = ipaddress.ip_address(host)
-                n, v = int(ip), ip.version
-                ok = any(v == ver and lo <= n <= hi for ver, lo, hi in self.ranges)
-            except ValueError:
-                ok = False
-            if len(self.permit_cache) >= 4096:          # bounded: one entry per distinct peer address
-                self.permit_cache.clear()
-            self.permit_cache[host] = ok
-        return ok
-
-    @staticmethod
-    def _resolve(host):
-        if host == "localhost":
-            return "127.0.0.1"
-        return host            # no DNS on the hot path: names must be configured as addresses
-
-    def _send(self, data: bytes, dest, transport="UDP", on_fail=None):
-        host = self._resolve(dest[0])
-        if not self._permitted(host):
-            self.stats["not_permitted"] += 1
-            log.warning("not sending to %s:%s: outside the permitted networks", dest[0], dest[1])
-            if on_fail:
-                on_fail("destination outside the permitted networks")
-            return
-        if transport == "TCP":
-            c = self.tcp_conns.get((host, dest[1]))
-            if c is not None and not c.transport.is_closing():
-                c.send(data)
-                return
-            asyncio.get_running_loop().create_task(self._tcp_send(host, dest[1], data, on_fail))
-            return
-        try:
-            self.udp.sendto(data, (host, dest[1]))
-        except OSError as e:
-            if on_fail:
-                on_fail(f"UDP send failed: {e}")
-
-    async def _tcp_send(self, host, port, data, on_fail):
-        try:
-            _, proto = await asyncio.wait_for(asyncio.get_running_loop().create_connection(
-                lambda: TcpConnection(self, (host, port)), host, port), 2.0)
-            proto.send(data)
-        except (OSError, asyncio.TimeoutError) as e:
-            log.warning("TCP to %s:%d failed: %s", host, port, e)
-            if on_fail:
-                try:
-                    on_fail(f"TCP connection refused or timed out: {e}"[:80])
-                except Exception:
-                    log.exception("answering a failed TCP forward")
-
 
 async def start_sip(pipeline, args, vlog):
     s = load_sip_settings(pipeline.settings.config_dir)

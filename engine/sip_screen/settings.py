@@ -5,6 +5,11 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+TRANSPORTS = {"UDP", "TCP"}
+MAGIC = "z9hG4bK"                       # RFC 3261 §8.1.1.7
+BRANCH_PREFIX = MAGIC + "tf"            # our Via branches: a response or a loop is recognised by it
+TAG_PREFIX = "tf"                       # To tags of the answers we generate
+
 
 @dataclass
 class SipSettings:
@@ -27,6 +32,27 @@ class SipSettings:
     batch_messages: int = 32
     batch_seconds: float = 0.005
     queue_datagrams: int = 4096             # datagrams waiting for a round; beyond it the newest are dropped
+
+
+def hostport(s: str, default_port=5060):
+    host, sep, port = s.rpartition(":")
+    if not sep or "]" in port:
+        return s.strip("[]"), default_port
+    return host.strip("[]"), int(port)
+
+
+def parse_next_hop(s: str):
+    """'host:port[;transport=udp|tcp]' -> (host, port, TRANSPORT)."""
+    hp, _, params = s.partition(";")
+    transport = "UDP"
+    for p in params.split(";"):
+        k, _, v = p.partition("=")
+        if k.strip().lower() == "transport":
+            transport = v.strip().upper()
+    if transport not in TRANSPORTS:
+        raise ValueError(f"next hop {s!r}: transport must be udp or tcp")
+    host, port = hostport(hp.strip())
+    return host, port, transport
 
 
 def load_sip_settings(config_dir: Path) -> SipSettings:

@@ -1,0 +1,92 @@
+"""Screening an initial INVITE: the caller and callee taken from the request, the pipeline's
+verdict, and what a verdict does to the call (603/608 with the symbols, or a tag header).
+
+The verdict log is written after the verdict is taken, inside its own try: a log that cannot
+be written (disk full, a value it cannot encode) is counted and reported, and never changes
+what happens to the call. Header values are logged as text; bytes that were not UTF-8 (the
+codec keeps them as surrogates so they are forwarded unchanged) are logged as \\xNN escapes.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from ..verdict import Action, Call
+from .codec import SipParseError, make_response, parse_name_addr, parse_uri
+
+log = logging.getLogger("telfilter.sip")
+
+
+def _loggable(s):
+    """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
+    surrogates by the codec) become \\xNN escapes."""
+    if s is None:
+        return None
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class Screening:
+    """Mixed into SipScreen: the judging of initial INVITEs."""
+
+    def _screen(self, msg, src):
+        def user_of(v):
+            try:
+                return parse_uri(parse_name_addr(v).uri).user
+            except SipParseError:
+                return ""
+        pai = msg.values("p-asserted-identity") if msg.get("p-asserted-identity") is not None else ()
+        caller = user_of(pai[0]) if pai else ""
+        if not caller:
+            caller = user_of(msg.get("from") or "")
+        try:
+            callee = parse_uri(msg.uri).user
+        except SipParseError:
+            callee = ""
+        if not callee:
+            callee = user_of(msg.get("to") or "")
+        caller, callee = _loggable(caller), _loggable(callee)
+        call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
+        self.answered[msg.get("call-id") or ""] = (caller, None)
+        while len(self.answered) > 200_000:
+            self.answered.popitem(last=False)
+        t0 = time.perf_counter()
+        v = self.pipeline.judge(call)
+        us = (time.perf_counter() - t0) * 1e6
+        self.stats["screened"] += 1
+        if self.vlog is not None:
+            try:                                        # the log never decides a call's fate
+                self.vlog.write({"ts": call.time.isoformat(), "kind": "call", "call_id": _loggable(msg.get("call-id")),
+                                 "caller": caller, "callee": callee, "ingress": call.ingress, "action": str(v.action),
+                                 "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
+                                 "judge_us": round(us, 1)})
+            except Exception as e:
+                self.stats["log_failed"] += 1
+                if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
+                    log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
+        return v
+
+    def _reject(self, msg, v, transport, src, conn):
+        self.stats["rejected"] += 1
+        code = v.deciding_hit.sip_code if v.deciding_hit and v.deciding_hit.sip_code else self.s.default_drop_code
+        syms = [h.symbol for h in v.hits if h.action is Action.DROP] or v.symbols
+        extra = [["Reason", f'SIP ;cause={code} ;text="{" ".join(syms)}"'],
+                 ["Call-Info", f"<{self.s.remedy_url}>;purpose=info"]]
+        self._reply(msg, make_response(msg, code, None, self._tag(msg), extra), transport, src, conn)
+
+    def _tag_request(self, msg, v):
+        self.stats["tagged"] += 1
+        if self.s.tag_header:
+            msg.add(self.s.tag_header, f"{v.score:g}; symbols={','.join(v.symbols)}")
+        if self.s.display_prefix:
+            for h in msg.headers:
+                if h[2] == "from":
+                    na = parse_name_addr(h[1])
+                    disp = na.display.strip('"')
+                    tail = h[1][h[1].index("<"):] if "<" in h[1] else f"<{na.uri}>" + "".join(
+                        f";{k}={v}" if v else f";{k}" for k, v in na.params.items())
+                    h[1] = f'"{self.s.display_prefix}{disp}" {tail}'
+                    break

@@ -1,0 +1,173 @@
+"""Fuzz targets for the SIP decoder and the screen (issue #10): bytes in, a message or a
+`SipParseError` out, nothing else; and the screen, fed anything, never raises, never hits an
+internal error, and answers or forwards every request it can parse exactly once.
+
+Two parts: Hypothesis properties (random bytes; mutations of the RFC 4475 vectors and of
+a plain call's messages), and a time-boxed random mutation run that CI does on every test run
+(`TELFILTER_FUZZ_SECONDS`, default 6 s; set it higher for a longer campaign, or run
+`python -m tests.test_sip_fuzz SECONDS`). Failures print the input, so it can become a
+regression vector."""
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.app import build
+from engine.sip_screen.codec import SipParseError, StreamParser, parse_datagram, parse_via
+
+from .sip_helpers import UAC, invite, offline_screen
+
+VEC = Path(__file__).parent / "vectors" / "sip"
+SEEDS = [p.read_bytes() for p in sorted(VEC.glob("*.dat"))] + [
+    invite(),
+    invite(body=b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n"),
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK1;rport=5080\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\n"
+    b"To: <sip:b@127.0.0.1>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+    invite().replace(b"INVITE sip", b"BYE sip").replace(b"1 INVITE", b"2 BYE").replace(b"127.0.0.1>\r\nCall", b"127.0.0.1>;tag=x\r\nCall"),
+    invite(vias=["SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKprev;received=127.0.0.2;rport=5099"]).replace(
+        b"INVITE sip", b"ACK sip").replace(b"1 INVITE", b"1 ACK").replace(b"127.0.0.1>\r\nCall", b"127.0.0.1>;tag=tf1\r\nCall"),
+    b"BYE sip:0901234567@127.0.0.1:5080;transport=udp SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKb2\r\n"
+    b"Max-Forwards: 69\r\nf: <sip:0912345678@127.0.0.1>;tag=uas1\r\nt: \"A\" <sip:0901234567@127.0.0.1>;tag=abc\r\n"
+    b"i: c1\r\nCSeq: 7 BYE\r\nl: 0\r\n\r\n",
+]
+ODD = [b"\xc2\xb2", b"\xe9", b"\x00", b"\xff", b",", b";", b":", b'"', b"<", b">", b"\r\n", b"\r\n ", b"\n", b" ",
+       b"%", b"=", b"0", b"99999999999", b"-1", b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf00\r\n",
+       b"Content-Length: 5\r\n", b"Route: <sip:127.0.0.1:5060;lr>\r\n", b"Max-Forwards: 0\r\n",
+       b"Proxy-Require: x\r\n", b";transport=tcp", b"sips:", b"tel:+84912"]
+
+
+def mutate(data: bytes, rnd: random.Random, n: int) -> bytes:
+    b = bytearray(data)
+    for _ in range(n):
+        op = rnd.randrange(6)
+        i = rnd.randrange(len(b) + 1)
+        if op == 0 and b:
+            b[min(i, len(b) - 1)] = rnd.randrange(256)
+        elif op == 1:
+            b[i:i] = rnd.choice(ODD)
+        elif op == 2 and b:
+            del b[i:i + rnd.randrange(1, 40)]
+        elif op == 3:                                           # duplicate a line
+            s = b.rfind(b"\r\n", 0, i) + 2
+            e = b.find(b"\r\n", i)
+            if 2 <= s < e:
+                b[e + 2:e + 2] = b[s:e + 2]
+        elif op == 4:                                           # a digit becomes a non-ASCII digit
+            j = next((k for k in range(i, len(b)) if 48 <= b[k] <= 57), None)
+            if j is not None:
+                b[j:j + 1] = "²".encode()
+        else:
+            b[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 8)))
+    return bytes(b)
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    return build(data_dir=tmp_path_factory.mktemp("fuzzdata"))
+
+
+def check_decoder(data: bytes) -> None:
+    try:
+        m = parse_datagram(data)
+    except SipParseError as e:
+        assert e.status in (None, 400, 505, 513)
+    else:
+        assert m.is_request or m.status is not None
+        m.to_bytes()
+    p = StreamParser()
+    cut = len(data) // 2
+    p.feed(data[:cut])
+    try:
+        p.next()
+        p.feed(data[cut:])
+        while p.next() is not None:
+            pass
+    except SipParseError:
+        pass
+
+
+def norm(data, addr):
+    """A sent message as the full parser re-serialises it (whitespace around ':' normalised)."""
+    try:
+        return parse_datagram(data).to_bytes(), addr
+    except SipParseError:
+        return data, addr
+
+
+def check_screen(scr, data: bytes, full=None) -> None:
+    """`full`: a second screen with the fast paths off; both must send the same bytes to the
+    same places (the fast paths only ever agree with the full parse)."""
+    scr.udp.out.clear()
+    before = scr.stats["internal_errors"]
+    scr.on_datagram(data, UAC)                                  # must never raise
+    assert scr.stats["internal_errors"] == before, data
+    if full is not None:
+        full.udp.out.clear()
+        full.on_datagram(data, UAC)
+        assert [norm(d, a) for d, a in full.udp.out] == [norm(d, a) for d, a in scr.udp.out], data
+    try:
+        m = parse_datagram(data)
+    except SipParseError as e:
+        m = e.msg if e.status is not None else None
+    if m is not None and m.is_request and m.method not in ("ACK", "?") and m.get("via") is not None:
+        # every request we can read and answer gets exactly one answer or forward; the only
+        # silence allowed is a Via so broken no answer can be addressed
+        if len(scr.udp.out) != 1:
+            try:
+                for v in m.values("via"):
+                    parse_via(v)
+            except SipParseError:
+                return
+        assert len(scr.udp.out) == 1, (data, scr.udp.out)
+
+
+def full_screen(pipe):
+    scr = offline_screen(pipe)
+    scr.fast_path = False
+    return scr
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(max_size=1500))
+def test_sip_decoder_random_bytes(data):
+    check_decoder(data)
+    check_decoder(b"INVITE sip:a@127.0.0.1 SIP/2.0\r\n" + data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(SEEDS), st.randoms(use_true_random=False), st.integers(1, 6))
+def test_sip_decoder_and_screen_on_mutated_vectors(pipe, seed, rnd, n):
+    data = mutate(seed, rnd, n)
+    check_decoder(data)
+    check_screen(offline_screen(pipe), data, full_screen(pipe))
+
+
+def run_time_boxed(pipe, seconds: float, seed: int = 4475) -> int:
+    rnd = random.Random(seed)
+    scr, full = offline_screen(pipe), full_screen(pipe)
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        data = mutate(rnd.choice(SEEDS), rnd, rnd.randrange(1, 10))
+        check_decoder(data)
+        check_screen(scr, data, full)
+        n += 1
+    return n
+
+
+def test_sip_fuzz_time_boxed(pipe):
+    n = run_time_boxed(pipe, float(os.environ.get("TELFILTER_FUZZ_SECONDS", "6")))
+    assert n > 50
+
+
+if __name__ == "__main__":
+    import tempfile
+    print(run_time_boxed(build(data_dir=Path(tempfile.mkdtemp())), float(sys.argv[1]) if len(sys.argv) > 1 else 60),
+          "inputs, no failure")
