@@ -122,6 +122,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout)")
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
 
     p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")
     p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir")

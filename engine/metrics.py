@@ -1,0 +1,219 @@
+"""Prometheus metrics and health endpoints: `serve --metrics-listen HOST:PORT`.
+
+    GET /metrics   Prometheus text format (prometheus_client)
+    GET /healthz   200 while the process runs and, where an SMSC is configured, a link is bound
+    GET /readyz    200 once start-up is complete (configs valid, listening), 503 while stopping
+
+Theory of operation: verdicts are counted where the verdict log sees them
+(`MeteredVerdictLog.write`), so every message and call that is judged and logged is counted
+exactly once, by channel and action, with its hits and its judge time, in plain dicts of ints
+(about 1 us per verdict); they become metric families only when scraped. Component statistics
+(`SmppProxy.stats`, `SipScreen.stats`, ESME binds, SMSC links and windows, rules and model)
+are read at scrape time by a collector, so the proxies carry no metrics code. The HTTP server
+runs on serve's own event loop: scrapes read that state without locks or torn reads, and each
+request is bounded (8 KiB of request head, 5 s, at most MAX_CONNECTIONS at once) so a scraper,
+or anything else that reaches the port, cannot hold the element up.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bisect import bisect_left
+from collections import defaultdict
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
+
+from .smpp_proxy.server import VerdictLog
+
+log = logging.getLogger("telfilter")
+
+MAX_CONNECTIONS = 32
+REQUEST_TIMEOUT_S = 5.0
+MAX_REQUEST_HEAD = 8192
+JUDGE_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5)
+
+
+class Metrics:
+    def __init__(self, pipeline, proxy=None, sip=None):
+        self.pipeline, self.proxy, self.sip = pipeline, proxy, sip
+        self.ready = False
+        # plain ints, turned into metric families at scrape time: prometheus_client's own
+        # Counter/Histogram take a lock per increment (measured 8-10 us per verdict vs ~1 us)
+        self.verdicts: dict = defaultdict(int)        # (channel, action) -> count
+        self.hits: dict = defaultdict(int)            # (channel, symbol) -> count
+        self.judge: dict = {}                         # channel -> [bucket counts..., +Inf], sum
+        self._rules_seen = None
+        self._rules_generation = 0
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_StateCollector(self))
+
+    # --- per verdict (hot path) ---
+    def verdict(self, rec: dict) -> None:
+        channel = "call" if rec.get("kind") == "call" else "sms"
+        self.verdicts[(channel, rec.get("action"))] += 1
+        for h in rec.get("hits", ()):
+            self.hits[(channel, h.get("symbol"))] += 1
+        us = rec.get("judge_us")
+        if us is not None:
+            j = self.judge.get(channel)
+            if j is None:
+                j = self.judge[channel] = [[0] * (len(JUDGE_BUCKETS) + 1), 0.0]
+            j[0][bisect_left(JUDGE_BUCKETS, us / 1e6)] += 1
+            j[1] += us / 1e6
+
+    # --- health ---
+    def health(self) -> tuple[bool, str]:
+        p = self.proxy
+        if p is not None and p.settings.smsc:
+            links = getattr(p, "links", [])
+            if not any(getattr(l, "bound", False) for l in links):
+                return False, "no SMSC link bound"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        return (True, "ready") if self.ready else (False, "not ready")
+
+    # --- HTTP ---
+    async def start(self, listen: str):
+        host, _, port = listen.rpartition(":")
+        self._conns = 0
+        self.server = await asyncio.start_server(self._serve, host.strip("[]") or "127.0.0.1", int(port),
+                                                 limit=MAX_REQUEST_HEAD)
+        return self.server
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self):
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader, writer):
+        if self._conns >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._conns += 1
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
+            method, path = _request_line(head)
+            status, ctype, body = self._route(method, path)
+            writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                         % (status, _REASONS[status].encode(), ctype.encode(), len(body)))
+            if method != "HEAD":
+                writer.write(body)
+            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
+                ConnectionError):
+            pass                     # a slow, oversized or broken request: close it, nothing else
+        except Exception:
+            log.exception("metrics endpoint: internal error")
+        finally:
+            self._conns -= 1
+            writer.close()
+
+    def _route(self, method: str, path: str):
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"method not allowed\n"
+        path = path.split("?", 1)[0]
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+        if path in ("/healthz", "/readyz"):
+            ok, why = self.health() if path == "/healthz" else self.readiness()
+            return (200 if ok else 503), "text/plain", why.encode() + b"\n"
+        return 404, "text/plain", b"not found\n"
+
+
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+def _request_line(head: bytes) -> tuple[str, str]:
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+        raise ValueError("bad request line")
+    return parts[0].decode("ascii"), parts[1].decode("ascii")
+
+
+class MeteredVerdictLog(VerdictLog):
+    """The verdict log, counting each verdict it writes."""
+
+    def __init__(self, target, events, metrics: Metrics):
+        super().__init__(target, events)
+        self.metrics = metrics
+
+    def write(self, rec: dict) -> None:
+        self.metrics.verdict(rec)
+        super().write(rec)
+
+
+class _StateCollector:
+    """Reads the components' own statistics at scrape time (on the event loop)."""
+
+    def __init__(self, m: Metrics):
+        self.m = m
+
+    def collect(self):
+        m = self.m
+        p, sip, pipe = m.proxy, m.sip, m.pipeline
+        v = CounterMetricFamily("telfilter_verdicts", "verdicts by channel and action", labels=["channel", "action"])
+        for (channel, action), n in sorted(m.verdicts.items(), key=str):
+            v.add_metric([channel, str(action)], n)
+        yield v
+        h = CounterMetricFamily("telfilter_hits", "symbol hits in verdicts", labels=["channel", "symbol"])
+        for (channel, symbol), n in sorted(m.hits.items(), key=str):
+            h.add_metric([channel, str(symbol)], n)
+        yield h
+        js = HistogramMetricFamily("telfilter_judge_seconds", "time to judge one message or call", labels=["channel"])
+        for channel, (counts, total) in sorted(m.judge.items()):
+            cum, buckets = 0, []
+            for bound, c in zip(list(map(str, JUDGE_BUCKETS)) + ["+Inf"], counts):
+                cum += c
+                buckets.append((bound, cum))
+            js.add_metric([channel], buckets, total)
+        yield js
+        if p is not None:
+            ev = CounterMetricFamily("telfilter_smpp_events", "SMPP proxy event counts (SmppProxy.stats)", labels=["event"])
+            for k, v in sorted(dict(getattr(p, "stats", {})).items()):
+                if k != "added_us_total":
+                    ev.add_metric([k], v)
+            yield ev
+            binds = GaugeMetricFamily("telfilter_smpp_binds", "open ESME binds by account", labels=["account"])
+            for sid in sorted(getattr(p, "accounts", {})):
+                binds.add_metric([sid], len(getattr(p, "binds", {}).get(sid, ())))
+            yield binds
+            up = GaugeMetricFamily("telfilter_smpp_upstream_bound", "SMSC link bound (1) or not (0)", labels=["smsc", "kind"])
+            win = GaugeMetricFamily("telfilter_smpp_upstream_window", "outstanding requests on an SMSC link", labels=["smsc", "kind"])
+            for link in list(getattr(p, "links", ())):
+                addr = getattr(link, "addr", ("?", 0))
+                lab = [f"{addr[0]}:{addr[1]}", getattr(link, "kind", "?")]
+                up.add_metric(lab, 1 if getattr(link, "bound", False) else 0)
+                win.add_metric(lab, len(getattr(getattr(link, "window", None), "pending", ()) or ()))
+            yield up
+            yield win
+        if sip is not None:
+            ev = CounterMetricFamily("telfilter_sip_events", "SIP screen event counts (SipScreen.stats)", labels=["event"])
+            for k, v in sorted(dict(getattr(sip, "stats", {})).items()):
+                ev.add_metric([k], v)
+            yield ev
+        rules = pipe.rules
+        if rules is not m._rules_seen:
+            m._rules_seen = rules
+            m._rules_generation += 1
+        ri = InfoMetricFamily("telfilter_rules", "the rule set in force")
+        ri.add_metric([], {"directory": str(getattr(rules, "directory", "")), "rules": str(len(getattr(rules, "rules", ()))),
+                           "generation": str(m._rules_generation)})
+        yield ri
+        yield GaugeMetricFamily("telfilter_rules_reload_errors", "errors of the last refused rules reload",
+                                value=len(getattr(pipe, "rule_errors", ())))
+        mi = InfoMetricFamily("telfilter_model", "the spam model in force")
+        mi.add_metric([], {"version": str(getattr(pipe.model, "version", "none")) if pipe.model else "none"})
+        yield mi
+        L = pipe.lists
+        sizes = GaugeMetricFamily("telfilter_list_entries", "entries per list", labels=["list"])
+        for name, n in (("dnc_sms", len(L.dnc_s)), ("dnc_voice", len(L.dnc_v)), ("senders", len(L.senders)),
+                        ("blacklist_numbers", len(L.bl_numbers)), ("blacklist_domains", len(L.bl_domains)),
+                        ("consent_owners", len(L.consent))):
+            sizes.add_metric([name], n)
+        yield sizes

@@ -1,0 +1,87 @@
+"""`serve --metrics-listen`: Prometheus /metrics counts every verdict, /healthz and /readyz."""
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from engine.app import build
+from engine.smpp_proxy.harness import ProxyHarness
+
+from .conftest import ROOT
+from .test_serve import free_port, submit, wait_for
+
+
+def _get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _samples(text, name):
+    return [s for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name]
+
+
+def test_metrics_health_and_readiness(tmp_path):
+    data = tmp_path / "data"
+    from engine.lists import ListStore
+    ListStore(data).add("blacklist", "84901234567")
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    smpp_port, mport = free_port(), free_port()
+    ready = tmp_path / "ready"
+    err = open(tmp_path / "stderr.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data,
+                          "--smpp-listen", f"127.0.0.1:{smpp_port}", "--smsc", f"127.0.0.1:{sim.port}",
+                          "--esme-account", "t:pw", "--sip-listen", "off", "--log", tmp_path / "v.jsonl",
+                          "--metrics-listen", f"127.0.0.1:{mport}", "--ready-file", ready],
+                         cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
+        assert _get(mport, "/readyz")[0] == 200
+        assert wait_for(lambda: _get(mport, "/healthz")[0] == 200)
+        statuses = [submit(smpp_port, "hello there") for _ in range(5)]      # blacklisted sender: dropped
+        assert statuses == [0x0A] * 5
+        code, text = _get(mport, "/metrics")
+        assert code == 200
+        v = {s.labels["action"]: s.value for s in _samples(text, "telfilter_verdicts_total") if s.labels["channel"] == "sms"}
+        assert sum(v.values()) == 5 and v.get("drop") == 5
+        hits = {s.labels["symbol"]: s.value for s in _samples(text, "telfilter_hits_total")}
+        assert hits["SENDER_BLACKLISTED"] == 5
+        assert _samples(text, "telfilter_judge_seconds_count")[0].value == 5
+        assert {s.labels["account"]: s.value for s in _samples(text, "telfilter_smpp_binds")}["t"] == 0
+        assert [s.value for s in _samples(text, "telfilter_smpp_upstream_bound")] == [1]
+        assert _samples(text, "telfilter_list_entries")
+        assert _samples(text, "telfilter_rules_info")[0].labels["generation"] == "1"
+        assert _get(mport, "/nope")[0] == 404
+        # a junk or never-finished request does not disturb the endpoint
+        s = socket.create_connection(("127.0.0.1", mport))
+        s.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"a" * 20000)
+        junk = socket.create_connection(("127.0.0.1", mport))
+        junk.sendall(b"\x00\xff garbage\r\n\r\n")
+        assert _get(mport, "/healthz")[0] == 200
+        s.close()
+        junk.close()
+        sim.stop()                                   # the SMSC goes away: not healthy, still ready
+        sim = None
+        assert wait_for(lambda: _get(mport, "/healthz")[0] == 503, timeout=10)
+        assert _get(mport, "/readyz")[0] == 200
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        if sim is not None:
+            sim.stop()
+    assert p.returncode == 0
+
+
+def test_bad_metrics_listen_is_a_config_error(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data", "--sip-listen", "off",
+                        "--smpp-listen", "127.0.0.1:0", "--metrics-listen", "nowhere"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--metrics-listen 'nowhere'" in p.stderr and "Traceback" not in p.stderr
