@@ -185,6 +185,7 @@ def summarise(res) -> dict:
                 continue
             if r["offered"] == 5000:
                 s["smpp_p99_added_us_at_5k"] = _r(r["proxy_added_us"]["p99"])
+                s["smpp_proxy_achieved_at_5k"] = _r(r["proxy"]["achieved"])     # below 5,000: a saturated figure
             if r["half_saturation"]:
                 s["smpp_p99_added_us"] = _r(r["proxy_added_us"]["p99"])
                 s["smpp_p99_added_at_offered"] = r["offered"]
