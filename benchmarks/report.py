@@ -116,9 +116,9 @@ def write_report(out: Path, res) -> None:
          "Every figure below was measured in this run; read each next to its same-run baseline.", "",
          "## Summary", "", "| figure | value | baseline (same run) | ratio | target (issues) |", "|---|---|---|---|---|"]
 
-    def row(name, v, b=None, unit="", target="–"):
+    def row(name, v, b=None, unit="", target="–", nd=1):
         ratio = f"{v / b:.2f}×" if v is not None and b else "–"
-        L.append(f"| {name} | {_f(v)} {unit} | {_f(b)} {unit if b is not None else ''} | {ratio} | {target} |")
+        L.append(f"| {name} | {_f(v, nd)} {unit} | {_f(b, nd)} {unit if b is not None else ''} | {ratio} | {target} |")
     row("pipeline verdicts/s, one core", s["pipeline_msgs_per_s"])
     row("pipeline p99 per verdict (stage bench)", s["pipeline_p99_us"], None, "µs")
     row("judge p99, in process, long run of the realistic mix (wall)", s.get("judge_p99_us"), None, "µs", "≤ 50 µs")
@@ -133,7 +133,7 @@ def write_report(out: Path, res) -> None:
         s.get("smpp_p99_added_us_at_5k"), None, "µs", "≤ 1,000 µs")
     row(f"SMPP p99 added latency at half saturation ({_f(s.get('smpp_p99_added_at_offered'))}/s offered)",
         s["smpp_p99_added_us"], None, "µs")
-    row(f"cost growth, last/first ({s.get('smpp_cost_growth_source') or '–'})", s.get("smpp_cost_growth"), None, "×", "≤ 1.2×")
+    row(f"cost growth, last/first ({s.get('smpp_cost_growth_source') or '–'})", s.get("smpp_cost_growth"), None, "×", "≤ 1.2×", nd=2)
     row(f"worst GC pause ({s.get('gc_max_pause_source') or '–'})", s.get("gc_max_pause_ms"), None, "ms", "≤ 20 ms")
     row("worst GC pause in the SMPP proxy process", s.get("smpp_proxy_gc_max_pause_ms"), None, "ms")
     row(f"counter bytes per advertiser-recipient key ({s.get('counter_bytes_per_key_source') or '–'})",
