@@ -113,7 +113,10 @@ def write_report(out: Path, res) -> None:
     s, m = res["summary"], res["machine"]
     L = [f"# telfilter benchmark report ({res['mode']} run, {res['started']})", "",
          f"Machine: {m['cores']} cores, {m['cpu_model']}, Python {m['python']}. Duration {res['duration_s']} s.",
-         "Every figure below was measured in this run; read each next to its same-run baseline.", "",
+         "Every figure below was measured in this run; read each next to its same-run baseline.",
+         "Wall seconds per step (1-min load average when it began): "
+         + ", ".join(f"{k} {v:g} s ({res.get('load_average', {}).get(k, float('nan')):.1f})"
+                     for k, v in res.get("step_seconds", {}).items()) + ".", "",
          "## Summary", "", "| figure | value | baseline (same run) | ratio | target (issues) |", "|---|---|---|---|---|"]
 
     def row(name, v, b=None, unit="", target="–", nd=1):
