@@ -23,7 +23,7 @@ from .util import child, machine
 
 QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10_000_000], pyset_sizes=[1_000_000],
              long_n=200_000, long_seconds=20, key_n=50_000,
-             smpp_rates=[2000, 10000], smpp_seconds=1.5, smpp_sat_seconds=5, smpp_fwd_seconds=2, smpp_sat_rate_cap=15_000,
+             smpp_rates=[], smpp_seconds=1.5, smpp_sat_seconds=5, smpp_fwd_seconds=2, smpp_sat_rate_cap=15_000,
              sip_rates=[500], sip_seconds=3, kamailio="when installed")
 FULL = dict(pipeline_n=100_000, pipeline_dnc=10_000_000, dnc_sizes=[1_000_000, 10_000_000, 100_000_000],
             pyset_sizes=[1_000_000, 10_000_000], long_n=400_000, long_seconds=240, key_n=300_000,
