@@ -29,6 +29,7 @@ setup(
         "matplotlib>=3.8",
         "tzdata",
         "uvloop>=0.19; sys_platform != 'win32'",
+        "prometheus_client>=0.17",
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13"]},
     # Compiled ML feature scorer; optional: without a C compiler the numpy path is used.
