@@ -51,11 +51,13 @@ class Metrics:
 
     # --- per verdict (hot path) ---
     def verdict(self, rec: dict) -> None:
-        channel = "call" if rec.get("kind") == "call" else "sms"
-        self.verdicts[(channel, rec.get("action"))] += 1
-        for h in rec.get("hits", ()):
-            self.hits[(channel, h.get("symbol"))] += 1
-        us = rec.get("judge_us")
+        self.count("call" if rec.get("kind") == "call" else "sms", rec.get("action"),
+                   [h.get("symbol") for h in rec.get("hits", ())], rec.get("judge_us"))
+
+    def count(self, channel: str, action, symbols, us) -> None:
+        self.verdicts[(channel, action)] += 1
+        for sym in symbols:
+            self.hits[(channel, sym)] += 1
         if us is not None:
             j = self.judge.get(channel)
             if j is None:
@@ -146,6 +148,11 @@ class MeteredVerdictLog(VerdictLog):
     def write(self, rec: dict) -> None:
         self.metrics.verdict(rec)
         super().write(rec)
+
+    def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False) -> None:
+        # the SMS hot path builds its line without a record dict: count from the verdict itself
+        self.metrics.count("sms", str(v.action), [h.symbol for h in v.hits], judge_us)
+        super().write_sms(msg, pdu, v, judge_us, binary)
 
 
 class _StateCollector:

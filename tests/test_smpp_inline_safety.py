@@ -113,7 +113,7 @@ def test_ambiguous_text_refused(logged):
     s, _ = raw_session(h)
     payload = Tlv(C.TAG_MESSAGE_PAYLOAD, b"win a prize at phish.example")
     r = submit(s, 10, short_message=b"hello", tlvs=(payload,))
-    assert r.command_status == C.ESME_ROPTPARNOTALLWD
+    assert r.command_status == C.ESME_RINVMSGLEN
     r = submit(s, 11, short_message=b"", tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"hello"), payload))
     assert r.command_status == C.ESME_ROPTPARNOTALLWD
     assert h.sim.submits() == []
