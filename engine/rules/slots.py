@@ -167,6 +167,8 @@ class SlotTable:
         newR[pos] = R[idx]
         del H, R
         self.cap, self.used, self.cursor = cap, k, 0
-        self.h = array("Q", newH.tobytes())
-        self.rows = array("I", newR.tobytes())
+        self.h = array("Q")
+        self.h.frombytes(memoryview(newH).cast("B"))      # one copy (tobytes() would make two)
+        self.rows = array("I")
+        self.rows.frombytes(memoryview(newR).cast("B"))
         self.rebuilds += 1
