@@ -7,8 +7,11 @@ Per-key state (a counter's recent timestamps, a sender's recipient history) is a
 key (0 = empty slot), and `rows`, the rows back to back. Keys themselves are not kept:
 two keys with the same 64-bit hash share a row. With n live keys in a table the chance
 that a new key lands on an existing one is n / 2^64 (2M keys: 1.1e-13 per new key).
-Python's `hash()` feeds it (SipHash for strings, salted per process; tuples of ints are
-mixed by the tuple hash), multiplied by an odd constant so ints spread over all 64 bits.
+The hash is stable across processes and machines (`stable_hash`: ints as they are, strings
+and bytes by an 8-byte BLAKE2b digest, tuples folded element by element), never Python's
+per-process salted `hash()`: a snapshot or journal written by one process, or a shared store
+(issue 13), must find the same rows in another. It is multiplied by an odd constant so ints
+spread over all 64 bits.
 
 Slots are found by linear probing from `home(h) = ((h >> 32) * cap) >> 32`, which is
 monotone in h. Probing never wraps: a tail of spare slots follows the `cap` home slots,
@@ -31,6 +34,7 @@ Everything is flat: no per-key Python objects, nothing for the cyclic GC to walk
 from __future__ import annotations
 
 from array import array
+from hashlib import blake2b as _blake
 
 import numpy as np
 
@@ -41,14 +45,36 @@ _MIN_CAP = 64
 _SWEEP = 2                          # slots examined by the sweeper before each insert (a full pass per cap/2 inserts)
 
 
+def stable_hash(x) -> int:
+    """A 64-bit hash of an int, str, bytes, None or tuple of those that is the same in every
+    process (Python's `hash()` of a str is salted per process)."""
+    t = type(x)
+    if t is int or t is bool:
+        return x & M64
+    if t is str:
+        return int.from_bytes(_blake(x.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    if t is tuple:
+        h = 0x27D4EB2F165667C5
+        for e in x:
+            h = ((h ^ stable_hash(e)) * _MIX + 0x165667B1) & M64
+        return h
+    if x is None:
+        return 0x5A5A5A5A5A5A5A5A
+    if t is bytes:
+        return int.from_bytes(_blake(x, digest_size=8, person=b"b").digest(), "little")
+    if t is float and x.is_integer():
+        return int(x) & M64
+    raise TypeError(f"no stable hash for {t.__name__}")
+
+
 def key_hash(key) -> int:
     """64-bit hash of a state key (never 0, which marks an empty slot)."""
-    return ((hash(key) & M64) * _MIX) & M64 or 1
+    return (stable_hash(key) * _MIX) & M64 or 1
 
 
 def value_fp(value) -> int:
     """32-bit fingerprint of a counted value (never 0, which marks an empty entry)."""
-    return (((hash(value) & M64) * _MIX) >> 32) & 0xFFFFFFFF or 1
+    return ((stable_hash(value) * _MIX) >> 32) & 0xFFFFFFFF or 1
 
 
 class SlotTable:
