@@ -45,6 +45,10 @@ _MIN_CAP = 64
 _SWEEP = 2                          # slots examined by the sweeper before each insert (a full pass per cap/2 inserts)
 
 
+_STR_HASHES: dict = {}             # sender IDs and owners recur: their digests are cached
+_STR_CACHE = 1 << 16
+
+
 def stable_hash(x) -> int:
     """A 64-bit hash of an int, str, bytes, None or tuple of those that is the same in every
     process (Python's `hash()` of a str is salted per process)."""
@@ -52,12 +56,17 @@ def stable_hash(x) -> int:
     if t is int or t is bool:
         return x & M64
     if t is str:
-        return int.from_bytes(_blake(x.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-    if t is tuple:
-        h = 0x27D4EB2F165667C5
-        for e in x:
-            h = ((h ^ stable_hash(e)) * _MIX + 0x165667B1) & M64
+        h = _STR_HASHES.get(x)
+        if h is None:
+            if len(_STR_HASHES) >= _STR_CACHE:      # bounded; cleared whole: O(1) amortised
+                _STR_HASHES.clear()
+            h = _STR_HASHES[x] = int.from_bytes(
+                _blake(x.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
         return h
+    if t is tuple:
+        # the tuple hash of ints is not salted (only str/bytes hashes are): deterministic for a
+        # given CPython >= 3.8, so strings are replaced by their digests and the rest is hash()
+        return hash(tuple([e if type(e) is int else stable_hash(e) for e in x])) & M64
     if x is None:
         return 0x5A5A5A5A5A5A5A5A
     if t is bytes:
