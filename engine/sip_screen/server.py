@@ -65,6 +65,7 @@ class SipScreen(Forwarding, Screening):
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0}
         self._sweeper = None
+        self.warned: dict = {}                              # kind -> (last warning time, suppressed since)
         self.fast_path = True                               # False: every message takes the full parse
         self._next_hop = ("", None)                         # (settings string, parsed), see next_hop()
         self.next_hop()                                     # a bad next hop is refused at start
