@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 
 from ..verdict import Action
 from .codec import (MAX_VIAS, SipMessage, SipParseError, check_request, make_response, parse_datagram,
-                    parse_name_addr, parse_uri, parse_via, split_list, tag_of)
+                    parse_name_addr, parse_uri, parse_via, split_list)
 from .fastpath import FULL_PARSE, in_dialog, relay_response
 from .forwarding import Forwarding
 from .screening import Screening
@@ -223,7 +223,7 @@ class SipScreen(Forwarding, Screening):
                 self.stats["dropped"] += 1
                 return                                          # an ACK is never answered
             msg.vias = [parse_via(v) for v in vals]
-        to_tag = tag_of(msg.get("to"))
+        to_tag = msg.tag("to")
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
             return                                          # ACK for a final response we generated
         if msg.method == "BYE":
@@ -248,7 +248,7 @@ class SipScreen(Forwarding, Screening):
         cseq = msg.get("cseq") or ""
         pr = ",".join(msg.values("proxy-require")) if msg.get("proxy-require") is not None else ""
         base = "|".join((msg.uri, msg.get("call-id") or "", cseq.split()[0] if cseq.split() else "",
-                         tag_of(msg.get("from")), to_tag, pr))
+                         msg.tag("from"), to_tag, pr))
         vias = msg.vias
         branch = self._branch(vias[0].params["branch"] if "branch" in vias[0].params else top, base)
         # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as it
