@@ -28,6 +28,7 @@ _NEXT = re.compile(rb"SIP/2\.0/(UDP|TCP) ([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?:
 _RECEIVED = re.compile(rb";received=([0-9A-Fa-f.:]+)(?=;|$)")
 _RPORT = re.compile(rb";rport=(\d{1,5})(?=;|$)")
 _HEADER = re.compile(rb"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
+_BAD_LINE = re.compile(rb"\r\n(?![A-Za-z0-9\-.!%*_+`'~]+[ \t]*:)")      # a line that is not `token:`
 MAX_FAST_RESPONSE = 8000         # below MAX_HEADER_LINE: no header of it can be over the limit
 
 
@@ -42,7 +43,7 @@ def relay_response(data: bytes, our_via_prefixes: tuple):
     end = he + 2                                              # keep the last header's CRLF for the patterns
     head = data[:end]
     n = head.count(b"\r\n")
-    if head.count(b"\n") != n or head.count(b"\r") != n or len(_HEADER.findall(head)) != n - 1:
+    if head.count(b"\n") != n or head.count(b"\r") != n or _BAD_LINE.search(head, 0, end - 2) is not None:
         return FULL_PARSE                                     # a folded, blank or odd line
     cl = _CL.findall(head)
     if len(cl) != 1 or not cl[0].strip().isdigit() or int(cl[0]) != len(data) - he - 4:
