@@ -54,7 +54,8 @@ def relay_response(data: bytes, our_via_prefixes: tuple):
     value = top.group(1)
     if not value.startswith(our_via_prefixes):
         return NOT_OURS if b"z9hG4bKtf" not in value else FULL_PARSE
-    if b'"' in value or _NEXT.match(value.split(b",", 1)[0]) is None or value.lower().count(b";branch") != 1:
+    first = value.split(b",", 1)[0]
+    if b'"' in value or _NEXT.match(first) is None or first.lower().count(b";branch") != 1:
         return FULL_PARSE                                     # the full parse decides what a odd Via means
     comma = value.find(b",")
     if comma >= 0:                                            # several Vias in one header: drop the first value

@@ -303,8 +303,9 @@ class SipScreen(Forwarding, Screening):
                 routes = routes[1:]
             if routes:
                 return self._uri_dest(parse_uri(parse_name_addr(routes[0]).uri))
+            return self._uri_dest(parse_uri(msg.uri))   # it came by a route set: never the next hop
         if not to_tag and self.next_hop() is not None:
-            return self.next_hop()                       # initial requests only; in-dialog ones follow the URI
+            return self.next_hop()                      # initial requests only; in-dialog ones follow the URI
         return self._uri_dest(parse_uri(msg.uri))
 
     @staticmethod
