@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.app import build
-from engine.sip_screen.codec import SipParseError, StreamParser, parse_datagram, parse_via
+from engine.sip_screen.codec import LIST_HEADERS, SipParseError, StreamParser, parse_datagram, parse_via, split_list
 
 from .sip_helpers import UAC, invite, offline_screen
 
@@ -100,7 +100,14 @@ def check_decoder(data: bytes) -> None:
 def norm(data, addr):
     """A sent message as the full parser re-serialises it (whitespace around ':' normalised)."""
     try:
-        return parse_datagram(data).to_bytes(), addr
+        m = parse_datagram(data)
+        for h in m.headers:                   # list headers: ", " between values, as pop_first_value writes
+            if h[2] in LIST_HEADERS:
+                try:
+                    h[1] = ", ".join(split_list(h[1]))
+                except SipParseError:
+                    pass
+        return m.to_bytes(), addr
     except SipParseError:
         return data, addr
 
