@@ -33,7 +33,7 @@ def test_lines_appended_after_the_writer_read_stay(data_dir):
 def test_crash_between_snapshot_and_journal_rewrite_applies_nothing_twice(data_dir, monkeypatch):
     store = ListStore(data_dir)
     store.append_delta("add", 84900000001, "S")
-    import engine.lists as lists_mod
+    import engine.lists.store as lists_mod
 
     def crash(*a, **k):
         raise SystemExit("power cut")
