@@ -18,6 +18,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -98,11 +99,20 @@ def load_serve_config(args):
             continue
         if settings is not None:
             settings.accounts[acc.system_id] = acc
-    ml = getattr(args, "metrics_listen", None)
-    if ml:
-        host, sep, port = ml.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
-            errors.append(f"--metrics-listen {ml!r}: expected HOST:PORT")
+    listens = [("--smpp-listen", args.smpp_listen, None), ("--metrics-listen", getattr(args, "metrics_listen", None), None)]
+    if getattr(args, "sip_listen", None) not in (None, "off", ""):
+        listens.append(("--sip-listen", args.sip_listen, 5060))
+    for flag, value, default_port in listens:
+        if value:
+            err = _check_listen(flag, value, default_port)
+            if err:
+                errors.append(err)
+    for a in (args.smsc or "").split(","):
+        if a.strip() and _port_of(a.strip(), None) is None:
+            errors.append(f"--smsc {a.strip()!r}: expected HOST:PORT")
+    if getattr(args, "sip_next_hop", None) and _port_of(args.sip_next_hop, 5060) is None:
+        errors.append(f"--sip-next-hop {args.sip_next_hop!r}: expected HOST[:PORT]")
+    if getattr(args, "metrics_listen", None):
         try:
             import prometheus_client  # noqa: F401
         except ImportError:
@@ -110,6 +120,29 @@ def load_serve_config(args):
     if errors:
         raise ConfigError(errors)
     return cfg, settings
+
+
+def _port_of(value: str, default_port):
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return default_port
+    if not port.isdigit() or int(port) > 65535 or not host.strip("[]"):
+        return None
+    return int(port)
+
+
+def _check_listen(flag: str, value: str, default_port) -> str | None:
+    """A listen address that cannot be used is a start-up error, not a traceback after the
+    other protocol is already listening."""
+    port = _port_of(value, default_port)
+    if port is None:
+        return f"{flag} {value!r}: expected HOST:PORT"
+    host = value.rpartition(":")[0].strip("[]") if ":" in value else value
+    try:
+        socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        return f"{flag} {value!r}: {e}"
+    return None
 
 
 async def run_serve(args, ready=None):
