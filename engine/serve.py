@@ -56,6 +56,16 @@ async def reload_lists(pipe) -> bool:
     return True
 
 
+async def compact_journal(pipe) -> None:
+    """Keep the DNC journal bounded: fold it into the snapshot in a worker thread."""
+    from .lists import ListStore
+    try:
+        if await asyncio.to_thread(ListStore(pipe.store.dir).compact_journal):
+            log.info("DNC journal folded into the dnc snapshot")
+    except Exception as e:          # a corrupt snapshot (strict load) or a full disk: keep journalling
+        log.error("DNC journal compaction failed, the journal keeps every change: %s", e)
+
+
 async def _reload_all(pipe, with_model=True):
     pipe.reload_rules()
     await reload_lists(pipe)
@@ -185,11 +195,15 @@ async def run_serve(args, ready=None):
 
     async def watch():
         lists_sig = pipe.store.snapshot_signature()
+        ticks = 0
         while True:
             await asyncio.sleep(1.0)
+            ticks += 1
             watcher.poll()
+            if ticks % 60 == 0:
+                await compact_journal(pipe)
             now = pipe.store.snapshot_signature()
-            if now != lists_sig:    # a CLI `lists import/add/remove` installed a snapshot
+            if now != lists_sig:    # a CLI `lists import/add/remove` (or a compaction) installed a snapshot
                 lists_sig = now
                 await reload_lists(pipe)
     wt = asyncio.create_task(watch())

@@ -11,7 +11,7 @@ from pyroaring import BitMap64
 
 from ..numbers import normalise_number, normalise_sender_id
 from .csvio import KINDS, CsvError, parse_domain, parse_row, read_csv, sender_entry_row, write_csv
-from .journal import (append_line, flocked, journal_header, keep_rejected, read_journal, read_journal_gen,
+from .journal import (JOURNAL_COMPACT_BYTES, append_line, flocked, journal_header, keep_rejected, read_journal, read_journal_gen,
                       replace_with_tail)
 from .sets import Lists
 from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot
@@ -189,6 +189,20 @@ class ListStore:
             gen = secrets.token_hex(8)
             replace_with_tail(self.delta_path, mark[1], gen)
             L.journal_mark = (gen, len(journal_header(gen)))
+
+    def compact_journal(self, min_bytes: int = JOURNAL_COMPACT_BYTES) -> bool:
+        """Fold a journal larger than `min_bytes` into the dnc snapshot (serve, off the loop).
+        Returns False without waiting if an offline writer is at work (it folds it anyway)."""
+        try:
+            if self.delta_path.stat().st_size < min_bytes:
+                return False
+        except FileNotFoundError:
+            return False
+        with flocked(self.write_lock, wait=False) as got:
+            if not got:
+                return False
+            self._save(self.load(strict=True), ("dnc",))
+        return True
 
     def _modify(self, kind: str, change):
         """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change."""
