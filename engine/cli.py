@@ -84,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=42)
     q.add_argument("--no-progress", action="store_true")
     q = _sub(ms, "eval", "evaluate a model; print metrics JSON; --report writes plots")
-    q.add_argument("--model", required=True)
+    q.add_argument("--model", help="model directory (default: the one serve loads: [ml] model, else the bundled one)")
     q.add_argument("--data", action="append", required=True)
     q.add_argument("--report", help="directory for PNG plots and a markdown summary")
     q = _sub(ms, "predict", "score texts")
