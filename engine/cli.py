@@ -99,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=42, help="random seed for splits and training (default 42)")
     q.add_argument("--no-progress", action="store_true", help="do not print training progress")
     q = _sub(ms, "eval", "evaluate a model; print metrics JSON; --report writes plots")
-    q.add_argument("--model", required=True, help="model directory")
+    q.add_argument("--model", help="model directory (default: the one serve loads: [ml] model, else the bundled one)")
     q.add_argument("--data", action="append", required=True, help="labelled file (repeatable)")
     q.add_argument("--report", help="directory for PNG plots and a markdown summary")
     q = _sub(ms, "predict", "score texts")
