@@ -68,9 +68,12 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--valid-from", default="", help="senders: YYYY-MM-DD")
         q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
         q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
-    q = _sub(ls, "export", "write a list in its CSV import format")
+    q = _sub(ls, "export", "write a list in its CSV import format (blacklist: also as a published list)")
     q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
     q.add_argument("--out", default="-", help="file ('-' = stdout)")
+    q.add_argument("--format", default="csv", choices=["csv", "rbldnsd", "hosts", "json"],
+                   help="blacklist only: csv (import format), rbldnsd (DNSBL zone), hosts or json; "
+                        "all but csv carry generation time and a SHA-256")
     _sub(ls, "stats", "print list sizes as JSON")
 
     p = _sub(subs, "config", "validate configuration files")
@@ -299,9 +302,17 @@ def cmd_lists(args) -> int:
         print(json.dumps({"removed": args.value, "kind": args.kind, "found": found}))
         return 0 if found else 1
     if args.lcmd == "export":
+        if args.format != "csv" and args.kind != "blacklist":
+            print(f"telfilter lists export: --format {args.format} is for the blacklist only", file=sys.stderr)
+            return 2
         out, close = _open_out(args.out)
         try:
-            store.export(args.kind, out)
+            if args.format != "csv":
+                from .lists.publish import write_blacklist
+                write_blacklist(store.load(), args.format, out)
+                _print_warnings(store)
+            else:
+                store.export(args.kind, out)
         finally:
             if close:
                 out.close()
