@@ -126,6 +126,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
 
+    p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
+    p.add_argument("--log", nargs="+", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too)")
+    p.add_argument("--reports", metavar="FILE", help="5656 report store (DATA_DIR/reports.jsonl); default: report hits in the logs")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD, local time zone), inclusive")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="last day (YYYY-MM-DD, local time zone), inclusive")
+    p.add_argument("--out", default="report", metavar="DIR", help="output directory (default ./report)")
+    p.add_argument("--period", default="day", choices=["day", "week", "month"], help="time series step (default day)")
+    p.add_argument("--top", type=int, default=20, help="rows in the top-senders and top-owners tables (default 20)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")
     p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir")
 
@@ -157,6 +167,9 @@ def main(argv=None) -> int:
         if args.cmd == "serve":
             from .serve import cmd_serve
             return cmd_serve(args)
+        if args.cmd == "report":
+            from .report import cmd_report
+            return cmd_report(args)
         if args.cmd == "demo":
             from .demo import cmd_demo
             return cmd_demo(args)
