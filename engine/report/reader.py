@@ -116,6 +116,6 @@ def read_reports(path: str, bad: Malformed):
                 if rec.get("kind") not in ("S", "V", "FW"):
                     raise ValueError(f"kind must be S, V or FW, got {rec.get('kind')!r}")
             except (ValueError, TypeError, AttributeError, RecursionError) as e:
-                bad.add(f"{path}:{n}", str(e))
+                bad.add(f"{path}:{n}", str(e) if not isinstance(e, json.JSONDecodeError) else f"not JSON: {e}")
                 continue
             yield ts, rec

@@ -64,6 +64,13 @@ def plots(out: Path, agg, summary: dict) -> list[str]:
     periods = agg.periods()
     written = []
 
+    xs = list(range(len(periods)))
+
+    def dates_axis(ax):
+        # one bar per period at 0..n-1, at most ~12 labels whatever the length of the period covered
+        step = max(1, len(periods) // 12)
+        ax.set_xticks(xs[::step], [p.isoformat() for p in periods[::step]], rotation=30, ha="right", fontsize=8)
+
     def save(fig, name):
         fig.tight_layout()
         fig.savefig(out / name, dpi=100)
@@ -78,11 +85,11 @@ def plots(out: Path, agg, summary: dict) -> list[str]:
             for a_i, a in enumerate(ACTIONS):
                 ys = [agg.volume.get(p, [0] * 8)[ch_i * len(ACTIONS) + a_i] for p in periods]
                 if any(ys):
-                    ax.bar(periods, ys, bottom=bottom, label=f"{ch} {a}", color=colours[a],
+                    ax.bar(xs, ys, bottom=bottom, label=f"{ch} {a}", color=colours[a],
                            hatch="//" if ch == "call" else None, edgecolor="white", linewidth=0.3)
                     bottom = [b + y for b, y in zip(bottom, ys)]
         ax.legend(fontsize=8, ncol=4)
-        fig.autofmt_xdate()
+        dates_axis(ax)
     ax.set_title(f"Messages and calls per {agg.period}, by action")
     ax.set_ylabel("count")
     save(fig, "volume_by_action.png")
@@ -96,11 +103,11 @@ def plots(out: Path, agg, summary: dict) -> list[str]:
 
     fig, ax = plt.subplots(figsize=(9, 3.2))
     if periods:
-        ax.bar(periods, [agg.dnc_series.get(p, [0, 0])[0] for p in periods], label="registered (DK DNC)", color="#2980b9")
-        ax.bar(periods, [-agg.dnc_series.get(p, [0, 0])[1] for p in periods], label="cancelled (HUY DNC)", color="#95a5a6")
+        ax.bar(xs, [agg.dnc_series.get(p, [0, 0])[0] for p in periods], label="registered (DK DNC)", color="#2980b9")
+        ax.bar(xs, [-agg.dnc_series.get(p, [0, 0])[1] for p in periods], label="cancelled (HUY DNC)", color="#95a5a6")
         ax.axhline(0, color="black", linewidth=0.5)
         ax.legend(fontsize=8)
-        fig.autofmt_xdate()
+        dates_axis(ax)
     ax.set_title(f"DNC registrations and cancellations per {agg.period}")
     save(fig, "dnc_by_period.png")
 
