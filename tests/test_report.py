@@ -137,6 +137,11 @@ def test_cli_bad_dates_and_missing_log_are_clear_errors(tmp_path):
     assert p.returncode != 0 and "--from must be a date YYYY-MM-DD" in p.stderr
     p = run_cli("report", "--log", tmp_path / "v.log", "--from", "2026-05-02", "--to", "2026-05-01")
     assert p.returncode == 2 and "is after" in p.stderr
+    bad_action = json.dumps({"ts": "2026-05-01T11:00:00+07:00", "kind": "sms", "action": "zap", "hits": []})
+    p = run_cli("report", "--log", "-", "--out", tmp_path / "o", input=rec("2026-05-01T10:00:00+07:00") + bad_action + "\n")
+    assert p.returncode == 0 and "-:2: not a verdict record" in p.stderr
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["totals"]["sms"]["allow"] == 1 and s["inputs"]["malformed"] == 1 and "zap" not in s["totals"]["sms"]
 
 
 # ---------------------------------------------------------------- end to end through the proxy

@@ -15,10 +15,12 @@ import io
 import json
 import lzma
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 
 _MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
+ACTIONS = ("allow", "tag", "drop", "refuse")
 MAX_SHOWN = 20          # malformed lines quoted in full; the rest are only counted
 
 
@@ -66,12 +68,13 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
     bar = _progress(total) if progress else None
     try:
         for p in paths:
-            raw = open(p, "rb", buffering=1 << 16)
+            # `-`: stdin, e.g. `zcat old/*.gz | telfilter report --log -`
+            raw = sys.stdin.buffer if p == "-" else open(p, "rb", buffering=1 << 16)
             try:
                 f = open_text(p, raw)
                 done = 0
                 for n, line in enumerate(f, 1):
-                    if bar is not None and not n & 0x3FFF:         # every 16k lines
+                    if bar is not None and p != "-" and not n & 0x3FFF:         # every 16k lines
                         pos = raw.tell()
                         bar.update(pos - done)
                         done = pos
@@ -82,20 +85,21 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         if not isinstance(rec, dict):
                             raise ValueError("not a JSON object")
                         ts = parse_ts(rec.get("ts"))
-                        if rec.get("kind") not in ("sms", "call") or not isinstance(rec.get("action"), str):
-                            raise ValueError("not a verdict record (kind sms|call and action needed)")
+                        if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:
+                            raise ValueError("not a verdict record (kind sms|call, action allow|tag|drop|refuse)")
                         if not isinstance(rec.get("hits", []), list):
                             raise ValueError("hits is not a list")
                     except (ValueError, TypeError, AttributeError, RecursionError) as e:
                         bad.add(f"{p}:{n}", str(e) if not isinstance(e, json.JSONDecodeError) else f"not JSON: {e}")
                         continue
                     yield ts, rec
-                if bar is not None:
+                if bar is not None and p != "-":
                     bar.update(os.path.getsize(p) - done)
             except (OSError, EOFError, lzma.LZMAError) as e:     # a truncated .gz from a rotation in progress
                 bad.add(f"{p}", f"unreadable from here on: {type(e).__name__}: {e}")
             finally:
-                raw.close()
+                if p != "-":
+                    raw.close()
     finally:
         if bar is not None:
             bar.close()

@@ -86,7 +86,8 @@ def plots(out: Path, agg, summary: dict) -> list[str]:
                 ys = [agg.volume.get(p, [0] * 8)[ch_i * len(ACTIONS) + a_i] for p in periods]
                 if any(ys):
                     ax.bar(xs, ys, bottom=bottom, label=f"{ch} {a}", color=colours[a],
-                           hatch="//" if ch == "call" else None, edgecolor="white", linewidth=0.3)
+                           hatch="//" if ch == "call" else None, edgecolor="white",
+                           linewidth=0.3 if len(xs) <= 60 else 0, width=0.8 if len(xs) <= 60 else 1.0)
                     bottom = [b + y for b, y in zip(bottom, ys)]
         ax.legend(fontsize=8, ncol=4)
         dates_axis(ax)
