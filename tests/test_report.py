@@ -46,8 +46,16 @@ def test_plain_gzip_and_bz2_logs_count_alike_and_malformed_lines_are_reported_no
     (tmp_path / "v.log.2.bz2").write_bytes(bz2.compress(text.encode()))
     (tmp_path / "cut.gz").write_bytes(gzip.compress(text.encode())[:-12])     # rotation caught mid-write
     logs = [tmp_path / n for n in ("v.log", "v.log.1.gz", "v.log.2.bz2")]
-    s = make_report(logs, tmp_path / "out", HANOI, progress=False, with_plots=False)
-    assert s["totals"]["sms"] == {"allow": 3, "tag": 0, "drop": 3, "refuse": 0}
+    (tmp_path / "v.log").write_bytes(
+        text.encode()
+        + rec("2026-03-01T09:04:00+07:00", "drop", sender="84\udcff").encode()     # the log's \\udcff escape
+        + rec("2026-03-01T09:05:00+07:00", "drop", sender="84@@").encode().replace(b"@@", b"\xff"))  # a raw bad byte
+    s = make_report(logs, tmp_path / "out", HANOI, progress=False, with_plots=True)
+    assert s["totals"]["sms"] == {"allow": 3, "tag": 0, "drop": 5, "refuse": 0}
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for sender in ("84\udcff", "84\ufffd"):
+        assert {"channel": "sms", "sender": sender, "drops": 1} in on_disk["top_senders_by_drops"]
+    assert "84\\udcff" in (tmp_path / "out" / "top_senders_by_drops.csv").read_text()
     assert s["totals"]["call"]["drop"] == 3
     assert s["symbols"] == {"SENDER_BLACKLISTED": 3, "ML_SPAM": 3}
     assert s["models"]["m1"]["hits"] == 3

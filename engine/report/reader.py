@@ -37,12 +37,13 @@ class Malformed:
 
 
 def open_text(path: str, raw):
-    """A text stream over `raw` (a binary file), decompressing by magic bytes."""
+    """A text stream over `raw` (a binary file), decompressing by magic bytes. Bytes that are
+    not UTF-8 become U+FFFD: the record still counts, and every output stays valid UTF-8."""
     head = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
     for magic, cls in _MAGIC:
         if head.startswith(magic):
-            return io.TextIOWrapper(cls(raw), encoding="utf-8", errors="surrogateescape")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape")
+            return io.TextIOWrapper(cls(raw), encoding="utf-8", errors="replace")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
 
 
 def parse_ts(v) -> datetime:

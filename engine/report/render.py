@@ -48,7 +48,9 @@ def tables(agg, summary: dict) -> dict[str, tuple[list, list]]:
 def write_csvs(out: Path, tabs) -> list[str]:
     names = []
     for name, (header, rows) in tabs.items():
-        with open(out / f"{name}.csv", "w", encoding="utf-8", newline="") as f:
+        # a lone surrogate (the verdict log escapes a peer's undecodable bytes as \\udcXX) is
+        # written as that escape, not refused
+        with open(out / f"{name}.csv", "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(header)
             w.writerows(rows)
@@ -173,7 +175,7 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
     parts.append(f"<p class=note>generated {html.escape(inputs['generated'])} by telfilter report; "
                  f"tables as CSV beside this file.</p></body></html>")
     p = out / "report.html"
-    p.write_text("\n".join(parts), encoding="utf-8")
+    p.write_text("\n".join(parts), encoding="utf-8", errors="backslashreplace")
     return p
 
 
@@ -188,5 +190,6 @@ def write_pdf(html_path: Path) -> Path | None:
 
 def write_summary(out: Path, summary: dict) -> Path:
     p = out / "summary.json"
-    p.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # backslashreplace turns a lone surrogate into the same JSON \\uXXXX escape the log had
+    p.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8", errors="backslashreplace")
     return p
