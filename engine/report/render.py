@@ -48,7 +48,7 @@ def tables(agg, summary: dict) -> dict[str, tuple[list, list]]:
 def write_csvs(out: Path, tabs) -> list[str]:
     names = []
     for name, (header, rows) in tabs.items():
-        # a lone surrogate (the verdict log escapes a peer's undecodable bytes as \\udcXX) is
+        # a lone surrogate (the verdict log escapes a peer's undecodable bytes as \udcXX) is
         # written as that escape, not refused
         with open(out / f"{name}.csv", "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
@@ -190,6 +190,6 @@ def write_pdf(html_path: Path) -> Path | None:
 
 def write_summary(out: Path, summary: dict) -> Path:
     p = out / "summary.json"
-    # backslashreplace turns a lone surrogate into the same JSON \\uXXXX escape the log had
+    # backslashreplace turns a lone surrogate into the same JSON \uXXXX escape the log had
     p.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8", errors="backslashreplace")
     return p
