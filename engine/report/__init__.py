@@ -70,7 +70,7 @@ def _date(v: str | None, flag: str) -> date | None:
 
 
 def cmd_report(args) -> int:
-    from ..config import load_settings
+    from ..config import default_data_dir, load_settings
     from ..lists import ListStore
     settings = load_settings(getattr(args, "config", None))
     start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
@@ -78,8 +78,9 @@ def cmd_report(args) -> int:
         print(f"telfilter report: --from {start} is after --to {end}", file=sys.stderr)
         return 2
     lists = None
-    data_dir = getattr(args, "data_dir", None)
-    if data_dir and (Path(data_dir) / "lists").exists():
+    # owners come from the sender registry of the data dir when there is one (never seeded here)
+    data_dir = getattr(args, "data_dir", None) or default_data_dir()
+    if (Path(data_dir) / "lists").exists():
         store = ListStore(Path(data_dir))
         lists = store.load()
         for w in store.warnings:
