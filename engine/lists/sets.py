@@ -8,6 +8,7 @@ from pyroaring import BitMap64
 from ..numbers import format_number
 from ..textnorm import domain_suffixes
 from .csvio import CsvError, SenderEntry, sender_entry_key, sender_entry_row
+from .ipranges import IpRanges
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Lists:
     senders: dict = field(default_factory=dict)        # key -> tuple[SenderEntry, ...]
     bl_numbers: BitMap64 = field(default_factory=BitMap64)
     bl_domains: set = field(default_factory=set)
+    bl_ips: IpRanges = field(default_factory=IpRanges)  # kinds ip and cidr (the published email-spam list)
     consent: dict = field(default_factory=dict)        # owner casefold -> BitMap64
     owner_names: dict = field(default_factory=dict)    # owner casefold -> owner as written
     # the DNC journal as far as applied here: (generation, byte offset), see journal.py
@@ -83,7 +85,8 @@ class Lists:
                         "entries": sum(len(v) for v in self.senders.values()),
                         "QC": sum(1 for v in self.senders.values() for e in v if e.category == "QC"),
                         "CSKH": sum(1 for v in self.senders.values() for e in v if e.category == "CSKH")},
-            "blacklist": {"numbers": len(self.bl_numbers), "domains": len(self.bl_domains)},
+            "blacklist": {"numbers": len(self.bl_numbers), "domains": len(self.bl_domains),
+                          "ip_ranges": len(self.bl_ips)},
             "consent": {"owners": len(self.consent), "pairs": sum(len(b) for b in self.consent.values())},
         }
 
@@ -103,6 +106,8 @@ class Lists:
                 yield ["number", format_number(n)]
             for d in sorted(self.bl_domains):
                 yield ["domain", d]
+            for k, v in self.bl_ips.cidrs():
+                yield [k, v]
         elif kind == "consent":
             for k in sorted(self.consent):
                 for n in self.consent[k]:

@@ -13,6 +13,7 @@ from ..numbers import normalise_number, normalise_sender_id
 from .csvio import KINDS, CsvError, parse_domain, parse_row, read_csv, sender_entry_row, write_csv
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, flocked, journal_header, keep_rejected, read_journal, read_journal_gen,
                       replace_with_tail)
+from .ipranges import IpRanges, parse_cidr, parse_ip
 from .sets import Lists
 from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot
 
@@ -29,7 +30,9 @@ def _encode(kind: str, L: Lists) -> dict[str, bytes]:
         rows = [sender_entry_row(e) for v in L.senders.values() for e in v]
         return {"rows": msgpack.packb(rows)}
     if kind == "blacklist":
-        return {"numbers": _ser_bitmap(L.bl_numbers), "domains": msgpack.packb(sorted(L.bl_domains))}
+        v4, v6 = L.bl_ips.to_bytes()
+        return {"numbers": _ser_bitmap(L.bl_numbers), "domains": msgpack.packb(sorted(L.bl_domains)),
+                "ip4": v4, "ip6": v6}
     if kind == "consent":
         out = {"owners": msgpack.packb({k: L.owner_names.get(k, k) for k in sorted(L.consent)})}
         for k in sorted(L.consent):
@@ -49,6 +52,7 @@ def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
         elif kind == "blacklist":
             L.bl_numbers = BitMap64.deserialize(secs["numbers"])
             L.bl_domains = set(msgpack.unpackb(secs["domains"]))
+            L.bl_ips = IpRanges.from_bytes(secs.get("ip4", b""), secs.get("ip6", b""))   # absent before kinds ip/cidr
         elif kind == "consent":
             L.owner_names = dict(msgpack.unpackb(secs["owners"]))
             L.consent = {k: BitMap64.deserialize(secs["o:" + k]) for k in L.owner_names}
@@ -256,6 +260,8 @@ def _record(kind, value, channel, extra):
             raise ValueError("senders needs SENDER --owner OWNER --category QC|CSKH [--valid-from] [--valid-to] [--accounts]")
         return parse_row("senders", row)
     if kind == "blacklist":
+        if "/" in value or _is_ip(value):
+            return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
         if normalise_number(value) is not None:
             return parse_row("blacklist", ["number", value])
         return parse_row("blacklist", ["domain", value])
@@ -266,13 +272,24 @@ def _record(kind, value, channel, extra):
     raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
 
 
+def _is_ip(v: str) -> bool:
+    try:
+        parse_ip(v)
+        return True
+    except ValueError:
+        return False
+
+
 def _add(L: Lists, kind: str, r) -> None:
     if kind == "dnc":
         L.add_dnc(*r)
     elif kind == "senders":
         L.add_sender(r)
     elif kind == "blacklist":
-        (L.bl_numbers.add if r[0] == "number" else L.bl_domains.add)(r[1])
+        if r[0] == "ip":
+            L.bl_ips.add(*r[1])
+        else:
+            (L.bl_numbers.add if r[0] == "number" else L.bl_domains.add)(r[1])
     elif kind == "consent":
         L.add_consent(*r)
 
@@ -283,7 +300,7 @@ def _clear(L: Lists, kind: str) -> None:
     elif kind == "senders":
         L.senders = {}
     elif kind == "blacklist":
-        L.bl_numbers, L.bl_domains = BitMap64(), set()
+        L.bl_numbers, L.bl_domains, L.bl_ips = BitMap64(), set(), IpRanges()
     elif kind == "consent":
         L.consent, L.owner_names = {}, {}
 
@@ -299,6 +316,8 @@ def _remove(L: Lists, kind, value, channel, extra) -> bool:
         k = n if n is not None else normalise_sender_id(value)
         return L.senders.pop(k, None) is not None
     if kind == "blacklist":
+        if "/" in value or _is_ip(value):
+            return L.bl_ips.remove(*(parse_cidr(value) if "/" in value else parse_ip(value)))
         n = normalise_number(value)
         if n is not None:
             found = n in L.bl_numbers
