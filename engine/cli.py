@@ -124,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
+    p.add_argument("--state", metavar="URL", default=None,
+                   help="where counters, recipient history and call durations live (default: embedded, "
+                        "journalled in DATA_DIR/state, durable across kill -9)")
 
     p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")
     p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir")
