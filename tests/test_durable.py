@@ -212,3 +212,33 @@ def test_serve_keeps_the_frequency_cap_across_kill_9(tmp_path):
                 p.kill()
                 p.wait(10)
         sim.stop()
+
+
+def test_a_failing_disk_keeps_serving_and_retries_in_order(tmp_path, monkeypatch):
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    pipe.judge(_ad(0))
+    real = store._write
+
+    def full(seg, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(store, "_write", full)
+    monkeypatch.setattr("engine.state.embedded.FLUSH_EVERY", 0.01)
+
+    async def tick():
+        t = asyncio.ensure_future(store.run())
+        await asyncio.sleep(0.1)
+        t.cancel()
+    asyncio.run(tick())
+    assert store.write_errors > 0 and len(store.buf) == 1          # kept for the retry
+    pipe.judge(_ad(1))
+    monkeypatch.setattr(store, "_write", real)
+    asyncio.run(store.flush())
+    _crash(store)
+    pipe2 = _pipe(data)
+    store2 = _open(data, pipe2)
+    assert store2.replayed == 2
+    _verdicts(pipe2, [_ad(2)])
+    assert _verdicts(pipe2, [_ad(3)]) == [("drop", ["AD_FREQUENCY_CAP"])]
+    _crash(store2)

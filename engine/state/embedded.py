@@ -56,6 +56,7 @@ log = logging.getLogger("telfilter")
 FLUSH_EVERY = 0.25          # seconds between journal flushes (each one fsync'ed)
 SNAPSHOT_EVERY = 60.0       # seconds between snapshots
 SNAPSHOT_JOURNAL_BYTES = 64 << 20    # ...or sooner, once the journal since the last one is this big
+MAX_BUFFER = 1_000_000      # records kept for retry while the disk refuses writes (~100 B each)
 _SEG = "journal."
 
 
@@ -70,14 +71,17 @@ _cache: dict = {}
 
 def stable(x):
     """A process-independent stand-in for a key part: ints as they are, anything else a
-    63-bit digest of its repr (cached; the cache is cleared past 65,536 entries)."""
+    63-bit digest of its repr. Short strings (sender IDs, owner keys) are cached, at most
+    65,536 of them (the cache is cleared when full), so the cache stays under ~8 MB."""
     if type(x) is int:
         return x
     v = _cache.get(x)
     if v is None:
-        if len(_cache) >= 65536:
-            _cache.clear()
-        v = _cache[x] = int.from_bytes(hashlib.blake2b(repr(x).encode(), digest_size=8).digest(), "little") >> 1
+        v = int.from_bytes(hashlib.blake2b(repr(x).encode(), digest_size=8).digest(), "little") >> 1
+        if type(x) is str and len(x) <= 48:
+            if len(_cache) >= 65536:
+                _cache.clear()
+            _cache[x] = v
     return v
 
 
@@ -239,6 +243,7 @@ class EmbeddedStore:
         self.buf: list = []
         self.warnings: list[str] = []
         self.flushes = self.records = 0
+        self.write_errors = self.unjournalled = 0      # disk trouble, for logs and metrics
         self._io = asyncio.Lock()
         self._last_snap = time.monotonic()
         mem_c, mem_h, mem_k, first_seg = self._load()
@@ -312,13 +317,16 @@ class EmbeddedStore:
             fsync_dir(self.dir)          # a new segment's directory entry is durable too
         self.seg_bytes += len(data)
 
+    def _write_records(self, seg: int, recs: list) -> None:
+        self._write(seg, frame(recs))       # packed in the worker thread too: off the loop
+
     async def flush(self) -> None:
         """Write and fsync what was committed since the last flush (in a worker thread)."""
         async with self._io:
             recs = self._take()
             if recs:
                 try:
-                    await asyncio.to_thread(self._write, self.seg, frame(recs))
+                    await asyncio.to_thread(self._write_records, self.seg, recs)
                 except OSError:
                     self.buf[:0] = recs      # kept for the next attempt, in order
                     raise
@@ -337,16 +345,16 @@ class EmbeddedStore:
             old, self.seg = self.seg, self.seg + 1
             self._last_snap = time.monotonic()
             try:
-                await asyncio.to_thread(self._snapshot_io, old, frame(recs) if recs else b"", state)
+                await asyncio.to_thread(self._snapshot_io, old, recs, state)
             except OSError:
                 self.buf[:0] = recs
                 raise
             self.seg_bytes = 0
             self.records += len(recs)
 
-    def _snapshot_io(self, old: int, tail: bytes, state: dict) -> None:
+    def _snapshot_io(self, old: int, tail: list, state: dict) -> None:
         if tail:
-            self._write(old, tail)
+            self._write(old, frame(tail))
         # the snapshot being replaced becomes snapshot.prev: keep the segments it needs
         keep_from = self._snap_next if self._snap_next is not None else 0
         write_snapshot(self.dir / "snapshot", {"next_segment": old + 1, "written": time.time(), "state": state})
@@ -363,7 +371,13 @@ class EmbeddedStore:
                 # shielded: a stop cancels the timer, never a write half-way (close() waits for it)
                 await asyncio.shield(self.snapshot() if self.due() else self.flush())
             except OSError as e:         # a full or failing disk: keep serving, say so loudly
-                log.error("state journal write failed (counters stay in memory, retried): %s", e)
+                self.write_errors += 1
+                over = len(self.buf) - MAX_BUFFER
+                if over > 0:             # bounded: the oldest go (still in memory, not crash-safe)
+                    del self.buf[:over]
+                    self.unjournalled += over
+                log.error("state journal write failed (counters stay in memory; %d updates waiting, "
+                          "%d will not survive a crash): %s", len(self.buf), self.unjournalled, e)
 
     async def close(self) -> None:
         """Clean stop: everything committed is in a snapshot; the journal is empty."""
