@@ -2,6 +2,7 @@
 survive a crash (journal replay), a clean stop (snapshot), a torn journal tail and a
 corrupt snapshot; a real `serve` keeps the advertising frequency cap across `kill -9`."""
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ from engine.numbers import sender_key
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.state import StateError, install
 from engine.state.embedded import EmbeddedStore, dump_state
-from engine.verdict import Call, Message
+from engine.verdict import Message
 
 from .conftest import CONFIG, ROOT
 from .test_serve import free_port, wait_for
@@ -197,7 +198,6 @@ def test_serve_keeps_the_frequency_cap_across_kill_9(tmp_path):
         procs.append(p)
         st = _submit_ad(port, "84912000444")
         assert st != 0, "the 4th ad within 24 h was let through after the restart"
-        import json
         last = json.loads(log.read_text().splitlines()[-1])
         assert [h["symbol"] for h in last["hits"]] == ["AD_FREQUENCY_CAP"], last
         assert _submit_ad(port, "84912000445") == 0          # another recipient is not capped
