@@ -127,6 +127,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
+    p.add_argument("--state", metavar="URL", default=None,
+                   help="where counters, recipient history and call durations live (default: embedded, "
+                        "journalled in DATA_DIR/state, durable across kill -9)")
 
     p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
     p.add_argument("--log", nargs="+", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too)")

@@ -161,6 +161,10 @@ async def run_serve(args, ready=None):
     from .smpp_proxy.server import SmppProxy, VerdictLog
     cfg, settings = load_serve_config(args)
     pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None))
+    # durable judging state (engine/state): loaded (snapshot + journal) before anything listens
+    from .state import install, open_state
+    state_store = open_state(getattr(args, "state", None), pipe.store.dir)
+    install(pipe, state_store)
     metrics = None
     if getattr(args, "metrics_listen", None):
         from .metrics import MeteredVerdictLog, Metrics
@@ -207,6 +211,7 @@ async def run_serve(args, ready=None):
                 lists_sig = now
                 await reload_lists(pipe)
     wt = asyncio.create_task(watch())
+    st_task = asyncio.create_task(state_store.run())
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -224,6 +229,8 @@ async def run_serve(args, ready=None):
     await proxy.stop()
     if sip:
         await sip.stop()
+    st_task.cancel()
+    await state_store.close()       # after the last commit: flush + snapshot, nothing lost
     if metrics is not None:
         await metrics.stop()
     vlog.close()
@@ -240,5 +247,11 @@ def cmd_serve(args) -> int:
     try:
         return asyncio.run(run_serve(args))
     except OSError as e:
+        print(f"telfilter serve: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from .state import StateError
+        if not isinstance(e, StateError):
+            raise
         print(f"telfilter serve: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,385 @@
+"""The embedded state store: counters, recipient history and call durations that survive
+`kill -9`, kept in `<data dir>/state/`.
+
+Theory of operation
+-------------------
+Judging keeps using the in-memory structures (MemoryCounters, RecipientHistory,
+CallDurations): this module wraps them at their interface. Every write the pipeline's commit
+step makes (`add`, `add_distinct`, `history.add`, `calls.add`) is applied in memory and
+appended, as a small record with the message's own timestamp, to an in-memory buffer. A
+timer (serve's event loop, every `FLUSH_EVERY` s) hands the buffer to a worker thread that
+writes it as one CRC-framed record to the current journal segment and fsyncs it: the
+per-message path never waits for the disk. Every `SNAPSHOT_EVERY` s (and on a clean stop)
+the flat tables are copied (one memcpy per table, on the loop), a new journal segment is
+started, and a worker thread writes the copy as a snapshot (temporary file, fsync, rename;
+the previous snapshot stays as `snapshot.prev` with the journal segments it needs).
+
+Start-up loads `snapshot` (or `snapshot.prev` if `snapshot` is missing or fails its CRC) and
+replays, in order, the journal segments from the one the snapshot names; a torn last frame
+(a crash in the middle of a write) is ignored with a warning naming file:offset. Replaying a
+record calls the same in-memory operation with the same arguments, so the state after a
+restart is the state before it, minus what the crash cut off.
+
+Loss window: on `kill -9` or a power cut, the commits of at most the last flush interval
+(`FLUSH_EVERY` = 0.25 s, plus the time its fsync takes; under 1 s); on SIGTERM/SIGINT
+nothing (serve flushes and snapshots before it exits). The report index is not journalled
+here: every 5656 report is already fsync'ed to reports.jsonl before it counts, and the index
+is rebuilt from that file on start.
+
+Keys are made process-independent before they reach the tables: the tables hash keys with
+Python's `hash()`, which is salted per process for strings, so a string part of a key (a
+folded sender ID, "o:shopabc", a content key) is replaced by a 63-bit BLAKE2b digest of it
+(ints, the E.164 numbers, stay as they are). Two different strings share a digest with
+probability 2^-63 per pair. The same stable keys are what the journal records carry.
+
+One process owns a data dir's state: `state/lock` is flock'ed for the life of the process,
+and a second serve on the same data dir is refused with a clear error.
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from array import array
+from pathlib import Path
+
+from ..rules.counters import MemoryCounters, _Space
+from ..rules.history import CallDurations, RecipientHistory
+from ..rules.slots import SlotTable
+from .journal import CorruptFile, fsync_dir, frame, read_frames, read_snapshot, write_snapshot
+
+log = logging.getLogger("telfilter")
+
+FLUSH_EVERY = 0.25          # seconds between journal flushes (each one fsync'ed)
+SNAPSHOT_EVERY = 60.0       # seconds between snapshots
+SNAPSHOT_JOURNAL_BYTES = 64 << 20    # ...or sooner, once the journal since the last one is this big
+MAX_BUFFER = 1_000_000      # records kept for retry while the disk refuses writes (~100 B each)
+_SEG = "journal."
+
+
+class StateError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- stable keys
+
+_cache: dict = {}
+
+
+def stable(x):
+    """A process-independent stand-in for a key part: ints as they are, anything else a
+    63-bit digest of its repr. Short strings (sender IDs, owner keys) are cached, at most
+    65,536 of them (the cache is cleared when full), so the cache stays under ~8 MB."""
+    if type(x) is int:
+        return x
+    v = _cache.get(x)
+    if v is None:
+        v = int.from_bytes(hashlib.blake2b(repr(x).encode(), digest_size=8).digest(), "little") >> 1
+        if type(x) is str and len(x) <= 48:
+            if len(_cache) >= 65536:
+                _cache.clear()
+            _cache[x] = v
+    return v
+
+
+def stable_key(key):
+    if type(key) is tuple:
+        for x in key:
+            if type(x) is not int:
+                return tuple([stable(y) for y in key])
+        return key
+    return stable(key)
+
+
+# ---------------------------------------------------------------- journalled wrappers
+
+class JournalledCounters:
+    """The CounterStore protocol over MemoryCounters, recording every write."""
+
+    def __init__(self, mem: MemoryCounters, buf: list):
+        self.mem, self.buf = mem, buf
+
+    def count(self, ns, key, now, window, limit):
+        return self.mem.count(ns, stable_key(key), now, window, limit)
+
+    def distinct(self, ns, key, value, now, window, limit):
+        return self.mem.distinct(ns, stable_key(key), stable(value), now, window, limit)
+
+    def add(self, ns, key, now, window, limit):
+        key = stable_key(key)
+        self.mem.add(ns, key, now, window, limit)
+        self.buf.append(("a", ns, key, now, window, limit))
+
+    def add_distinct(self, ns, key, value, now, window, limit):
+        key, value = stable_key(key), stable(value)
+        self.mem.add_distinct(ns, key, value, now, window, limit)
+        self.buf.append(("d", ns, key, value, now, window, limit))
+
+    def memory_bytes(self):
+        return self.mem.memory_bytes()
+
+    def memory_keys(self):
+        return self.mem.memory_keys()
+
+    def __getattr__(self, name):        # spaces, max_keys...: read-only views for metrics and tests
+        return getattr(self.mem, name)
+
+
+class JournalledHistory:
+    def __init__(self, mem: RecipientHistory, buf: list):
+        self.mem, self.buf = mem, buf
+
+    def share(self, sender, recipient, now, window):
+        return self.mem.share(stable(sender), stable(recipient), now, window)
+
+    def add(self, sender, recipient, now, window):
+        s, r = stable(sender), stable(recipient)
+        self.mem.add(s, r, now, window)
+        self.buf.append(("h", s, r, now, window))
+
+    def __getattr__(self, name):
+        return getattr(self.mem, name)
+
+
+class JournalledCalls:
+    def __init__(self, mem: CallDurations, buf: list):
+        self.mem, self.buf = mem, buf
+
+    def add(self, caller, ts, duration):
+        c = stable(caller)
+        self.mem.add(c, ts, duration)
+        self.buf.append(("k", c, ts, duration))
+
+    def share_short(self, caller, now, window, max_seconds):
+        return self.mem.share_short(stable(caller), now, window, max_seconds)
+
+    def recent(self, caller):
+        return self.mem.recent(stable(caller))
+
+    def __getattr__(self, name):
+        return getattr(self.mem, name)
+
+
+def _apply(mem_c: MemoryCounters, mem_h: RecipientHistory, mem_k: CallDurations, r: list) -> None:
+    op = r[0]
+    if op == "a":
+        mem_c.add(r[1], _tup(r[2]), r[3], r[4], r[5])
+    elif op == "d":
+        mem_c.add_distinct(r[1], _tup(r[2]), r[3], r[4], r[5], r[6])
+    elif op == "h":
+        mem_h.add(r[1], r[2], r[3], r[4])
+    elif op == "k":
+        mem_k.add(r[1], r[2], r[3])
+    else:
+        raise ValueError(f"unknown journal record {op!r}")
+
+
+def _tup(k):
+    return tuple(k) if isinstance(k, list) else k
+
+
+# ---------------------------------------------------------------- snapshot encoding
+
+def _dump_table(t: SlotTable) -> list:
+    return [t.width, t.touch, t.keep, t.max_keys, t.cap, t.used, t.cursor, t.rebuilds,
+            bytes(t.h), bytes(t.rows)]
+
+
+def _load_table(v: list) -> SlotTable:
+    width, touch, keep, max_keys, cap, used, cursor, rebuilds, h, rows = v
+    t = SlotTable(width, touch, keep, max_keys)
+    t.cap, t.used, t.cursor, t.rebuilds = cap, used, cursor, rebuilds
+    t.h = array("Q", h)
+    t.rows = array("I", rows)
+    if len(t.h) * width != len(t.rows):
+        raise ValueError("table rows do not match its hashes")
+    return t
+
+
+def dump_state(c: MemoryCounters, h: RecipientHistory, k: CallDurations) -> dict:
+    return {
+        "counters": {"max_keys": c.max_keys, "spaces": [
+            [ns, sp.limit, sp.distinct, sp.short, _dump_table(sp.table),
+             _dump_table(sp.first) if sp.first is not None else None] for ns, sp in c.spaces.items()]},
+        "history": {"max_senders": h.max_senders, "remember": h.remember,
+                    "tables": [[w, _dump_table(t)] for w, t in h.tables.items()]},
+        "calls": _dump_table(k.table),
+    }
+
+
+def load_state(d: dict) -> tuple[MemoryCounters, RecipientHistory, CallDurations]:
+    c = MemoryCounters(d["counters"]["max_keys"])
+    for ns, limit, distinct, short, table, first in d["counters"]["spaces"]:
+        c.spaces[ns] = _Space(_load_table(table), limit, distinct,
+                              _load_table(first) if first is not None else None, short)
+    hd = d["history"]
+    h = RecipientHistory(hd["max_senders"], hd["remember"])
+    for w, t in hd["tables"]:
+        h.tables[w] = _load_table(t)
+    k = CallDurations()
+    k.table = _load_table(d["calls"])
+    return c, h, k
+
+
+# ---------------------------------------------------------------- the store
+
+class EmbeddedStore:
+    """Owns `<data dir>/state/`: load on open, `flush()` on a timer, `snapshot()` now and then,
+    `close()` on a clean stop. The coroutines run on serve's event loop; file I/O runs in a
+    worker thread, one operation at a time (`_io` lock), in the order they were started."""
+
+    def __init__(self, data_dir: Path):
+        self.dir = Path(data_dir) / "state"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lockfd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lockfd)
+            raise StateError(f"{self.dir}: in use by another telfilter serve (state/lock is held)") from None
+        self.buf: list = []
+        self.warnings: list[str] = []
+        self.flushes = self.records = 0
+        self.write_errors = self.unjournalled = 0      # disk trouble, for logs and metrics
+        self._io = asyncio.Lock()
+        self._last_snap = time.monotonic()
+        mem_c, mem_h, mem_k, first_seg = self._load()
+        self.seg = max([first_seg] + [n + 1 for n in self._segments()])
+        self.seg_bytes = 0
+        self.counters = JournalledCounters(mem_c, self.buf)
+        self.history = JournalledHistory(mem_h, self.buf)
+        self.calls = JournalledCalls(mem_k, self.buf)
+
+    # ------------------------------------------------------------ start-up
+    def _segments(self) -> list[int]:
+        return sorted(int(p.name[len(_SEG):]) for p in self.dir.glob(_SEG + "*") if p.name[len(_SEG):].isdigit())
+
+    def _seg_path(self, n: int) -> Path:
+        return self.dir / f"{_SEG}{n:08d}"
+
+    def _load(self):
+        snap, first_seg = None, 0
+        self._snap_next = None     # next_segment of `snapshot` (None: unknown, keep every segment)
+        for name in ("snapshot", "snapshot.prev"):
+            p = self.dir / name
+            if not p.exists():
+                continue
+            try:
+                d = read_snapshot(p)
+                snap, first_seg = load_state(d["state"]), int(d["next_segment"])
+                self._snap_next = first_seg if name == "snapshot" else None
+                if name != "snapshot":
+                    self._warn(f"{self.dir / 'snapshot'} unusable; started from {p}")
+                break
+            except (CorruptFile, ValueError, KeyError, TypeError) as e:
+                self._warn(f"state snapshot {p} ignored: {e}")
+        mem_c, mem_h, mem_k = snap if snap is not None else (MemoryCounters(), RecipientHistory(), CallDurations())
+        segs = [n for n in self._segments() if n >= first_seg]
+        if snap is not None and segs and segs[0] != first_seg:
+            self._warn(f"{self._seg_path(first_seg)} missing: counter updates after the snapshot may be lost")
+        n = 0
+        for s in segs:
+            recs, warn = read_frames(self._seg_path(s))
+            if warn:
+                self._warn(warn)
+            for r in recs:
+                try:
+                    _apply(mem_c, mem_h, mem_k, r)
+                    n += 1
+                except (ValueError, TypeError, IndexError) as e:
+                    self._warn(f"{self._seg_path(s)}: journal record {r!r:.80} skipped: {e}")
+        self.replayed = n
+        log.info("state: %s, %d journal records replayed from %d segment(s)",
+                 "snapshot loaded" if snap is not None else "no snapshot", n, len(segs))
+        return mem_c, mem_h, mem_k, first_seg
+
+    def _warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        log.warning("%s", msg)
+
+    # ------------------------------------------------------------ running
+    def _take(self) -> list:
+        recs = self.buf[:]
+        del self.buf[:]          # the wrappers hold this very list
+        return recs
+
+    def _write(self, seg: int, data: bytes) -> None:
+        fd = os.open(self._seg_path(seg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.seg_bytes == 0:
+            fsync_dir(self.dir)          # a new segment's directory entry is durable too
+        self.seg_bytes += len(data)
+
+    def _write_records(self, seg: int, recs: list) -> None:
+        self._write(seg, frame(recs))       # packed in the worker thread too: off the loop
+
+    async def flush(self) -> None:
+        """Write and fsync what was committed since the last flush (in a worker thread)."""
+        async with self._io:
+            recs = self._take()
+            if recs:
+                try:
+                    await asyncio.to_thread(self._write_records, self.seg, recs)
+                except OSError:
+                    self.buf[:0] = recs      # kept for the next attempt, in order
+                    raise
+                self.flushes += 1
+                self.records += len(recs)
+
+    def due(self) -> bool:
+        return (time.monotonic() - self._last_snap >= SNAPSHOT_EVERY
+                or self.seg_bytes >= SNAPSHOT_JOURNAL_BYTES)
+
+    async def snapshot(self) -> None:
+        """Copy the tables (on the loop), start a new segment, write the copy (in a thread)."""
+        async with self._io:
+            recs = self._take()
+            state = dump_state(self.counters.mem, self.history.mem, self.calls.mem)
+            old, self.seg = self.seg, self.seg + 1
+            self._last_snap = time.monotonic()
+            try:
+                await asyncio.to_thread(self._snapshot_io, old, recs, state)
+            except OSError:
+                self.buf[:0] = recs
+                raise
+            self.seg_bytes = 0
+            self.records += len(recs)
+
+    def _snapshot_io(self, old: int, tail: list, state: dict) -> None:
+        if tail:
+            self._write(old, frame(tail))
+        # the snapshot being replaced becomes snapshot.prev: keep the segments it needs
+        keep_from = self._snap_next if self._snap_next is not None else 0
+        write_snapshot(self.dir / "snapshot", {"next_segment": old + 1, "written": time.time(), "state": state})
+        self._snap_next = old + 1
+        for n in self._segments():
+            if n < keep_from:
+                self._seg_path(n).unlink(missing_ok=True)
+
+    async def run(self) -> None:
+        """The timer: flush every FLUSH_EVERY s, snapshot when due. Cancelled on stop."""
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            try:
+                # shielded: a stop cancels the timer, never a write half-way (close() waits for it)
+                await asyncio.shield(self.snapshot() if self.due() else self.flush())
+            except OSError as e:         # a full or failing disk: keep serving, say so loudly
+                self.write_errors += 1
+                over = len(self.buf) - MAX_BUFFER
+                if over > 0:             # bounded: the oldest go (still in memory, not crash-safe)
+                    del self.buf[:over]
+                    self.unjournalled += over
+                log.error("state journal write failed (counters stay in memory; %d updates waiting, "
+                          "%d will not survive a crash): %s", len(self.buf), self.unjournalled, e)
+
+    async def close(self) -> None:
+        """Clean stop: everything committed is in a snapshot; the journal is empty."""
+        await self.snapshot()
+        os.close(self._lockfd)

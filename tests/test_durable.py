@@ -1,0 +1,244 @@
+"""The embedded state store (engine/state): counters, recipient history and call durations
+survive a crash (journal replay), a clean stop (snapshot), a torn journal tail and a
+corrupt snapshot; a real `serve` keeps the advertising frequency cap across `kill -9`."""
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.numbers import sender_key
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.state import StateError, install
+from engine.state.embedded import EmbeddedStore, dump_state
+from engine.verdict import Message
+
+from .conftest import CONFIG, ROOT
+from .test_serve import free_port, wait_for
+
+SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,,\n"
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone(timedelta(hours=7)))
+
+
+def _pipe(data):
+    ListStore(data).import_csv("senders", SENDERS, "senders.csv")
+    return build(data_dir=data, with_model=False)
+
+
+def _ad(i, recipient="0912000444"):
+    return Message("SHOPABC", recipient, f"[QC] Uu dai {i}. Tu choi: TC gui 5656", T0 + timedelta(hours=i), "e")
+
+
+def _crash(store):
+    """What kill -9 leaves: whatever was flushed; the lock goes with the process."""
+    os.close(store._lockfd)
+
+
+def _open(data, pipe=None):
+    store = EmbeddedStore(data)
+    install(pipe or _pipe(data), store)
+    return store
+
+
+def _verdicts(pipe, msgs):
+    return [(v.action.name.lower(), [h.symbol for h in v.hits]) for v in map(pipe.judge, msgs)]
+
+
+def test_cap_survives_a_crash_after_a_flush(tmp_path):
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    assert [a for a, _ in _verdicts(pipe, [_ad(i) for i in range(3)])] == ["allow"] * 3
+    asyncio.run(store.flush())
+    pipe.judge(_ad(3, "0912000445"))          # committed after the last flush: inside the loss window
+    _crash(store)
+    pipe2 = _pipe(data)
+    store2 = _open(data, pipe2)
+    assert store2.replayed == 3 and not store2.warnings
+    assert _verdicts(pipe2, [_ad(4)]) == [("drop", ["AD_FREQUENCY_CAP"])]
+    assert _verdicts(pipe2, [_ad(5, "0912000445")])[0][0] == "allow"    # the unflushed one was lost
+    _crash(store2)
+
+
+def test_clean_stop_snapshot_then_journal_restores_everything(tmp_path):
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    pipe.judge(_ad(0))
+    pipe.call_ended("0912000777", T0, 3.0)
+    asyncio.run(store.snapshot())
+    pipe.judge(_ad(1))
+    pipe.call_ended("0912000777", T0 + timedelta(minutes=1), 4.0)
+    asyncio.run(store.flush())
+    before = dump_state(store.counters.mem, store.history.mem, store.calls.mem)
+    _crash(store)
+    store2 = _open(data)
+    assert store2.replayed == store.records - 2 > 0       # only what came after the snapshot is replayed
+    assert dump_state(store2.counters.mem, store2.history.mem, store2.calls.mem) == before
+    assert [d for _, d in store2.calls.recent(sender_key("0912000777"))] == [3.0, 4.0]
+    asyncio.run(store2.close())                            # clean stop: all in the snapshot
+    store3 = _open(data)
+    assert store3.replayed == 0
+    assert dump_state(store3.counters.mem, store3.history.mem, store3.calls.mem) == before
+    _crash(store3)
+
+
+def test_torn_journal_tail_is_ignored_with_a_warning(tmp_path):
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    _verdicts(pipe, [_ad(i) for i in range(3)])
+    asyncio.run(store.flush())
+    seg = store._seg_path(store.seg)
+    with open(seg, "ab") as f:
+        f.write(b"\x40\x00\x00\x00\x01\x02")          # a frame cut short by the crash
+    _crash(store)
+    pipe2 = _pipe(data)
+    store2 = _open(data, pipe2)
+    assert store2.replayed == 3
+    assert len(store2.warnings) == 1 and f"{seg}:" in store2.warnings[0] and "torn" in store2.warnings[0]
+    assert _verdicts(pipe2, [_ad(4)]) == [("drop", ["AD_FREQUENCY_CAP"])]
+    _crash(store2)
+
+
+def test_corrupt_snapshot_falls_back_to_the_previous_one(tmp_path):
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    pipe.judge(_ad(0))
+    asyncio.run(store.snapshot())                 # snapshot A (becomes .prev)
+    pipe.judge(_ad(1))
+    pipe.judge(_ad(2))
+    asyncio.run(store.snapshot())                 # snapshot B
+    _crash(store)
+    snap = data / "state" / "snapshot"
+    b = bytearray(snap.read_bytes())
+    b[-3] ^= 0xFF
+    snap.write_bytes(bytes(b))
+    pipe2 = _pipe(data)
+    store2 = _open(data, pipe2)
+    assert any("fails its CRC" in w for w in store2.warnings)
+    assert any("snapshot.prev" in w for w in store2.warnings)
+    assert store2.replayed == 2                   # the two ads after A, from the journal A needs
+    assert _verdicts(pipe2, [_ad(4)]) == [("drop", ["AD_FREQUENCY_CAP"])]
+    _crash(store2)
+
+
+def test_one_process_per_data_dir(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    with pytest.raises(StateError, match="in use by another telfilter serve"):
+        EmbeddedStore(tmp_path)
+    _crash(store)
+
+
+def _hours_config(tmp_path):
+    """A config whose timezone puts now at 10:00-14:00 local: ads are within 07:00-22:00."""
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    h = datetime.now(timezone.utc).hour
+    off = (12 - h + 12) % 24 - 12                 # local hour = h + off = 12 (mod 24), off in -12..11
+    tz = "Etc/GMT" + ("" if off == 0 else f"{-off:+d}")   # Etc/GMT-7 is UTC+7
+    t = cfg / "telfilter.toml"
+    t.write_text(t.read_text().replace('timezone = "Asia/Ho_Chi_Minh"', f'timezone = "{tz}"'))
+    return cfg
+
+
+def _submit_ad(port, recipient):
+    import smpplib.client
+    import smpplib.gsm
+    c = smpplib.client.Client("127.0.0.1", port, timeout=5)
+    c.connect()
+    c.bind_transceiver(system_id="t", password="pw")
+    parts, enc, esm = smpplib.gsm.make_parts(f"[QC] Uu dai {os.urandom(3).hex()}. Tu choi: TC gui 5656")
+    c.send_message(source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1, destination_addr=recipient,
+                   short_message=parts[0], data_coding=enc, esm_class=esm)
+    st = c.read_pdu().status
+    c.unbind()
+    c.disconnect()
+    return st
+
+
+def test_serve_keeps_the_frequency_cap_across_kill_9(tmp_path):
+    cfg = _hours_config(tmp_path)
+    data = tmp_path / "data"
+    ListStore(data).import_csv("senders", SENDERS, "senders.csv")
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
+    log = tmp_path / "v.jsonl"
+
+    def serve(n):
+        port, ready = free_port(), tmp_path / f"ready{n}"
+        before = set(map(id, sim.sim.sessions))
+        err = open(tmp_path / f"stderr{n}.log", "w")
+        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--config", cfg, "--data-dir", data, "-v",
+                              "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
+                              "--esme-account", "t:pw", "--sip-listen", "off", "--log", log,
+                              "--ready-file", ready], cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+        assert wait_for(ready.exists, 60), (tmp_path / f"stderr{n}.log").read_text()
+        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
+        return p, port
+
+    procs = []
+    try:
+        p, port = serve(1)
+        procs.append(p)
+        assert [_submit_ad(port, "84912000444") for _ in range(3)] == [0, 0, 0]
+        # the journal is fsync'ed within a second of the commit: wait for it, then kill -9
+        seg = lambda: sum(f.stat().st_size for f in (data / "state").glob("journal.*"))   # noqa: E731
+        assert wait_for(lambda: seg() > 0, 5)
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        p, port = serve(2)
+        procs.append(p)
+        st = _submit_ad(port, "84912000444")
+        assert st != 0, "the 4th ad within 24 h was let through after the restart"
+        last = json.loads(log.read_text().splitlines()[-1])
+        assert [h["symbol"] for h in last["hits"]] == ["AD_FREQUENCY_CAP"], last
+        assert _submit_ad(port, "84912000445") == 0          # another recipient is not capped
+        # a clean stop loses nothing: snapshot written, journal emptied
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+        assert (data / "state" / "snapshot").exists()
+        assert "replayed" in (tmp_path / "stderr2.log").read_text()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        sim.stop()
+
+
+def test_a_failing_disk_keeps_serving_and_retries_in_order(tmp_path, monkeypatch):
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    pipe.judge(_ad(0))
+    real = store._write
+
+    def full(seg, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(store, "_write", full)
+    monkeypatch.setattr("engine.state.embedded.FLUSH_EVERY", 0.01)
+
+    async def tick():
+        t = asyncio.ensure_future(store.run())
+        await asyncio.sleep(0.1)
+        t.cancel()
+    asyncio.run(tick())
+    assert store.write_errors > 0 and len(store.buf) == 1          # kept for the retry
+    pipe.judge(_ad(1))
+    monkeypatch.setattr(store, "_write", real)
+    asyncio.run(store.flush())
+    _crash(store)
+    pipe2 = _pipe(data)
+    store2 = _open(data, pipe2)
+    assert store2.replayed == 2
+    _verdicts(pipe2, [_ad(2)])
+    assert _verdicts(pipe2, [_ad(3)]) == [("drop", ["AD_FREQUENCY_CAP"])]
+    _crash(store2)
