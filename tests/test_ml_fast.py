@@ -121,3 +121,33 @@ def test_score_cache_is_bounded_lru():
     sc.score(long)
     assert long not in sc._cache          # texts over CACHE_MAX_CHARS are scored, not kept
     assert sc.score("one two") == sc._score("one two")
+
+
+def test_header_rows_and_extra_columns(tmp_path):
+    from engine.ml.data import read_dataset
+    tsv = tmp_path / "a.tsv"
+    tsv.write_text("id\ttext\tkind\tlabel\n1\tvay tien nhanh\tloan\tspam\n2\tdi an com\tpersonal\tham\n3\tx\ty\tmaybe\n",
+                   encoding="utf-8")
+    ds = read_dataset(tsv)
+    assert ds.texts == ["vay tien nhanh", "di an com"] and ds.labels == [1, 0] and ds.kinds == ["loan", "personal"]
+    assert ds.errors == [f"{tsv}:4: label must be spam or ham, got 'maybe'"]
+    csvf = tmp_path / "b.csv"
+    csvf.write_text("Label,Text,lang\nham,\"hello, there\",en\n", encoding="utf-8")
+    ds = read_dataset(csvf)
+    assert ds.texts == ["hello, there"] and ds.langs == ["en"]
+    legacy = tmp_path / "c.tsv"
+    legacy.write_text("spam\tfree\tprize\nham\tok\n", encoding="utf-8")
+    assert read_dataset(legacy).texts == ["free\tprize", "ok"]
+
+
+def test_eval_without_model_uses_the_serving_model_and_breaks_down(tmp_path):
+    from .conftest import run_cli
+    f = tmp_path / "d.tsv"
+    f.write_text("label\tkind\ttext\nspam\tloan\tVay tien nhanh 50 trieu khong the chap, lh 0912 345 678\n"
+                 "ham\tpersonal\tToi nay em ve muon, anh an com truoc nhe\n"
+                 "ham\tpersonal\tThanks for yesterday, the meeting notes are attached, call me tomorrow\n", encoding="utf-8")
+    p = run_cli("ml", "eval", "--data", f, check=True)
+    m = json.loads(p.stdout)
+    assert m["model"] == str(default_model_dir()) and m["n"] == 3
+    assert set(m["by_kind"]) == {"loan", "personal"} and m["by_kind"]["personal"]["ham"] == 2
+    assert set(m["by_language"]) == {"vi", "en"} and m["by_language"]["en"]["n"] == 1

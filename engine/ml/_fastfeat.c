@@ -337,8 +337,8 @@ static PyObject *py_set_fold_table(PyObject *self, PyObject *args) {
 }
 
 /* Bit flags telling normalise() which of its regex passes can match at all:
- * 1 a decimal digit; 2 a '.' or '/' (URLs); 4 a letter-separator run of three letters
- * (s.p.a.c.e.d, V.A.Y); 8 a lower-case ASCII letter next to a digit, '@' or '$' (leet words). */
+ * 1 a decimal digit; 2 a '.' or '/' (URLs); 4 a letter-separator run of four letters (s p a c e d) or a
+ * dotted run of three (V.A.Y); 8 a lower-case ASCII letter next to a digit, '@' or '$' (leet words). */
 static PyObject *py_scan(PyObject *self, PyObject *arg) {
     if (!PyUnicode_Check(arg)) { PyErr_SetString(PyExc_TypeError, "str expected"); return NULL; }
     int kind = PyUnicode_KIND(arg);
@@ -347,6 +347,7 @@ static PyObject *py_scan(PyObject *self, PyObject *arg) {
     long flags = 0;
     int prev_cls = 0;     /* 1 = [a-z], 2 = [0-9@$] */
     int run = 0;          /* letters of the current letter-separator-letter sequence */
+    int run_dot = 0;      /* the same with '.' or '*' separators only (V.A.Y) */
     int after_letter = 0;
     for (Py_ssize_t i = 0; i < L; i++) {
         Py_UCS4 ch = PyUnicode_READ(kind, data, i);
@@ -358,13 +359,15 @@ static PyObject *py_scan(PyObject *self, PyObject *arg) {
         prev_cls = cls;
         if (Py_UNICODE_ISALNUM(ch) && !dec) {
             run = after_letter ? 1 : run + 1;
-            if (run >= 3) flags |= 4;
+            run_dot = after_letter ? 1 : run_dot + 1;
+            if (run >= 4 || run_dot >= 3) flags |= 4;
             after_letter = 1;
         } else if (ch == ' ' || ch == '.' || ch == '*' || ch == '_' || ch == '-') {
             if (!after_letter) run = 0;
+            if (!after_letter || (ch != '.' && ch != '*')) run_dot = 0;
             after_letter = 0;
         } else {
-            run = 0;
+            run = run_dot = 0;
             after_letter = 0;
         }
     }

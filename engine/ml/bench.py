@@ -2,8 +2,8 @@
 
 Scores the same 160-character texts (training messages padded with others to 160
 characters) one at a time, uncached, with: the compiled scorer, the numpy reference path,
-and scikit-learn's predict_proba on the same weights (TfidfTransformer + LogisticRegression
-+ Platt, rebuilt from the model files) as the same-run baseline. Prints JSON, best of 5 runs.
+and scikit-learn on the same weights (TfidfTransformer + LogisticRegression + Platt, rebuilt
+from the model files, plus the card's per-language logit shift) as the same-run baseline. Prints JSON, best of 5 runs.
 """
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ def main(argv=None) -> int:
     tf, lr, cal = sklearn_twin(sc)
 
     def skl(t):
-        return cal.predict_proba(lr.decision_function(tf.transform(F.matrix([t]))).reshape(-1, 1))[0, 1]
+        z = cal.decision_function(lr.decision_function(tf.transform(F.matrix([t]))).reshape(-1, 1))[0]
+        return 1.0 / (1.0 + np.exp(-(z + sc.shift.get(F.language(t), 0.0))))     # + the card's language shift
     out["sklearn_predict_proba_us"] = _best_us(skl, texts[:300], reps=2)
     out["max_abs_diff_vs_sklearn"] = float(max(abs(skl(t) - sc._score(t)) for t in texts[:300]))
     print(json.dumps(out, indent=2))

@@ -38,7 +38,7 @@ _URLHINT = re.compile(
 _MIXED = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")
 # s p a c e d letters (four or more), or dotted ones from three (V.A.Y, h.u.y, T*I*E*N)
 _SPACED = re.compile(r"\b(?:[^\W\d_][ .*_-]){3,}[^\W\d_]\b|\b(?:[^\W\d_][.*]){2,}[^\W\d_]\b")
-_SPACED3 = re.compile(r"(?:[^\W\d_][ .*_-]){2}[^\W\d_]")
+_SPACED_HINT = re.compile(r"(?:[^\W\d_][ .*_-]){3}[^\W\d_]|(?:[^\W\d_][.*]){2}[^\W\d_]")
 # Vietnamese teencode and abbreviations common in SMS, written out (diacritics folded later
 # give the unaccented forms their evidence too)
 _TEEN = {"k": "không", "ko": "không", "kh": "không", "kg": "không", "khg": "không", "hok": "không",
@@ -78,7 +78,7 @@ def _unleet(m: re.Match) -> str:
 def _scan_py(t: str) -> int:
     """Which normalisation passes can match at all (the compiled scan is the fast twin)."""
     return ((1 if _DIGIT.search(t) else 0) | (2 if "." in t or "/" in t else 0)
-            | (4 if _SPACED3.search(t) else 0) | (8 if _MIXED.search(t) else 0))
+            | (4 if _SPACED_HINT.search(t) else 0) | (8 if _MIXED.search(t) else 0))
 
 
 def normalise(text: str) -> str:
