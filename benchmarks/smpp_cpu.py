@@ -1,6 +1,6 @@
 """CPU per submit_sm of the SMPP proxy, next to a raw forwarder, in one run.
 
-    python -m benchmarks.smpp_cpu [--n 40000] [--binds 4] [--window 10]
+    python -m benchmarks.smpp_cpu [--n 40000] [--binds 4] [--window 10] [--modes forwarder,trivial,real,real@/other/checkout]
 
 Closed loop on 127.0.0.1: an asyncio load generator keeps `binds` x `window` submit_sm in
 flight against, in turn, (1) a raw forwarder (SMPP framing and sequence rewrite only), (2)
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -89,6 +90,9 @@ async def proxy(real):
 
 async def main():
     await (forwarder() if mode == "forwarder" else proxy(mode == "real"))
+    import gc
+    from engine.serve import GC_THRESHOLDS
+    gc.collect(); gc.freeze(); gc.set_threshold(*GC_THRESHOLDS)      # as `serve` does after start-up
     print("ready", flush=True)
     await asyncio.Event().wait()
 uvloop.run(main())
@@ -130,8 +134,10 @@ async def closed_loop(port: int, pdus: list, binds: int, window: int) -> tuple[i
 def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int) -> dict:
     import uvloop
     port = _free_port()
+    # MODE@DIR runs the child from another checkout (a same-run baseline: real@/work/main)
+    mode, _, tree = mode.partition("@")
     p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port)], stdout=subprocess.PIPE,
-                         text=True)
+                         text=True, cwd=tree or None, env={**os.environ, "PYTHONPATH": tree} if tree else None)
     try:
         assert p.stdout.readline().strip() == "ready"
         uvloop.run(closed_loop(port, pdus[:2000], binds, window))         # warm-up
@@ -142,7 +148,7 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int) -> di
         p.kill()
         p.wait()
     n = ok + err
-    return {"mode": mode, "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
+    return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
             "msgs_per_s": round(n / wall)}
 
 
