@@ -68,9 +68,12 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--valid-from", default="", help="senders: YYYY-MM-DD")
         q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
         q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
-    q = _sub(ls, "export", "write a list in its CSV import format")
+    q = _sub(ls, "export", "write a list in its CSV import format (blacklist: also as a published list)")
     q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
     q.add_argument("--out", default="-", help="file ('-' = stdout)")
+    q.add_argument("--format", default="csv", choices=["csv", "rbldnsd", "hosts", "json"],
+                   help="blacklist only: csv (import format), rbldnsd (DNSBL zone), hosts or json; "
+                        "all but csv carry generation time and a SHA-256")
     _sub(ls, "stats", "print list sizes as JSON")
 
     p = _sub(subs, "config", "validate configuration files")
@@ -99,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=42, help="random seed for splits and training (default 42)")
     q.add_argument("--no-progress", action="store_true", help="do not print training progress")
     q = _sub(ms, "eval", "evaluate a model; print metrics JSON; --report writes plots")
-    q.add_argument("--model", required=True, help="model directory")
+    q.add_argument("--model", help="model directory (default: the one serve loads: [ml] model, else the bundled one)")
     q.add_argument("--data", action="append", required=True, help="labelled file (repeatable)")
     q.add_argument("--report", help="directory for PNG plots and a markdown summary")
     q = _sub(ms, "predict", "score texts")
@@ -124,6 +127,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
+
+    p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
+    p.add_argument("--log", nargs="+", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too)")
+    p.add_argument("--reports", metavar="FILE", help="5656 report store (DATA_DIR/reports.jsonl); default: report hits in the logs")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD, local time zone), inclusive")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="last day (YYYY-MM-DD, local time zone), inclusive")
+    p.add_argument("--out", default="report", metavar="DIR", help="output directory (default ./report)")
+    p.add_argument("--period", default="day", choices=["day", "week", "month"], help="time series step (default day)")
+    p.add_argument("--top", type=int, default=20, help="rows in the top-senders and top-owners tables (default 20)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")
     p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir")
@@ -156,6 +169,9 @@ def main(argv=None) -> int:
         if args.cmd == "serve":
             from .serve import cmd_serve
             return cmd_serve(args)
+        if args.cmd == "report":
+            from .report import cmd_report
+            return cmd_report(args)
         if args.cmd == "demo":
             from .demo import cmd_demo
             return cmd_demo(args)
@@ -301,9 +317,17 @@ def cmd_lists(args) -> int:
         print(json.dumps({"removed": args.value, "kind": args.kind, "found": found}))
         return 0 if found else 1
     if args.lcmd == "export":
+        if args.format != "csv" and args.kind != "blacklist":
+            print(f"telfilter lists export: --format {args.format} is for the blacklist only", file=sys.stderr)
+            return 2
         out, close = _open_out(args.out)
         try:
-            store.export(args.kind, out)
+            if args.format != "csv":
+                from .lists.publish import write_blacklist
+                write_blacklist(store.load(), args.format, out)
+                _print_warnings(store)
+            else:
+                store.export(args.kind, out)
         finally:
             if close:
                 out.close()

@@ -18,6 +18,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -53,6 +54,16 @@ async def reload_lists(pipe) -> bool:
     pipe.lists = new
     log.info("lists reloaded")
     return True
+
+
+async def compact_journal(pipe) -> None:
+    """Keep the DNC journal bounded: fold it into the snapshot in a worker thread."""
+    from .lists import ListStore
+    try:
+        if await asyncio.to_thread(ListStore(pipe.store.dir).compact_journal):
+            log.info("DNC journal folded into the dnc snapshot")
+    except Exception as e:          # a corrupt snapshot (strict load) or a full disk: keep journalling
+        log.error("DNC journal compaction failed, the journal keeps every change: %s", e)
 
 
 async def _reload_all(pipe, with_model=True):
@@ -98,11 +109,20 @@ def load_serve_config(args):
             continue
         if settings is not None:
             settings.accounts[acc.system_id] = acc
-    ml = getattr(args, "metrics_listen", None)
-    if ml:
-        host, sep, port = ml.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
-            errors.append(f"--metrics-listen {ml!r}: expected HOST:PORT")
+    listens = [("--smpp-listen", args.smpp_listen, None), ("--metrics-listen", getattr(args, "metrics_listen", None), None)]
+    if getattr(args, "sip_listen", None) not in (None, "off", ""):
+        listens.append(("--sip-listen", args.sip_listen, 5060))
+    for flag, value, default_port in listens:
+        if value:
+            err = _check_listen(flag, value, default_port)
+            if err:
+                errors.append(err)
+    for a in (args.smsc or "").split(","):
+        if a.strip() and _port_of(a.strip(), None) is None:
+            errors.append(f"--smsc {a.strip()!r}: expected HOST:PORT")
+    if getattr(args, "sip_next_hop", None) and _port_of(args.sip_next_hop, 5060) is None:
+        errors.append(f"--sip-next-hop {args.sip_next_hop!r}: expected HOST[:PORT]")
+    if getattr(args, "metrics_listen", None):
         try:
             import prometheus_client  # noqa: F401
         except ImportError:
@@ -110,6 +130,29 @@ def load_serve_config(args):
     if errors:
         raise ConfigError(errors)
     return cfg, settings
+
+
+def _port_of(value: str, default_port):
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return default_port
+    if not port.isdigit() or int(port) > 65535 or not host.strip("[]"):
+        return None
+    return int(port)
+
+
+def _check_listen(flag: str, value: str, default_port) -> str | None:
+    """A listen address that cannot be used is a start-up error, not a traceback after the
+    other protocol is already listening."""
+    port = _port_of(value, default_port)
+    if port is None:
+        return f"{flag} {value!r}: expected HOST:PORT"
+    host = value.rpartition(":")[0].strip("[]") if ":" in value else value
+    try:
+        socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        return f"{flag} {value!r}: {e}"
+    return None
 
 
 async def run_serve(args, ready=None):
@@ -152,11 +195,15 @@ async def run_serve(args, ready=None):
 
     async def watch():
         lists_sig = pipe.store.snapshot_signature()
+        ticks = 0
         while True:
             await asyncio.sleep(1.0)
+            ticks += 1
             watcher.poll()
+            if ticks % 60 == 0:
+                await compact_journal(pipe)
             now = pipe.store.snapshot_signature()
-            if now != lists_sig:    # a CLI `lists import/add/remove` installed a snapshot
+            if now != lists_sig:    # a CLI `lists import/add/remove` (or a compaction) installed a snapshot
                 lists_sig = now
                 await reload_lists(pipe)
     wt = asyncio.create_task(watch())

@@ -83,11 +83,18 @@ def test_serve_refuses_a_bad_config_before_listening(cfg, tmp_path, name, body, 
     assert "listening" not in p.stderr
 
 
-def test_serve_refuses_a_bad_esme_account_flag(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data",
-                        "--smpp-listen", "127.0.0.1:0", "--sip-listen", "off", "--esme-account", "nopassword"],
+@pytest.mark.parametrize("flags,says", [
+    (["--esme-account", "nopassword"], "--esme-account 'nopassword'"),
+    (["--smpp-listen", "127.0.0.1:abc"], "--smpp-listen '127.0.0.1:abc': expected HOST:PORT"),
+    (["--sip-listen", "no-such-host.invalid:5060"], "--sip-listen 'no-such-host.invalid:5060'"),
+    (["--smsc", "127.0.0.1:2776,oops"], "--smsc 'oops': expected HOST:PORT"),
+])
+def test_serve_refuses_bad_flags_before_listening(tmp_path, flags, says):
+    args = ["--smpp-listen", "127.0.0.1:0", "--sip-listen", "off"] + flags
+    p = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data", *args],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and "--esme-account 'nopassword'" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and says in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert "listening" not in p.stderr
 
 
 def test_version():

@@ -41,7 +41,8 @@ def _normalise_all_passes(text):
         t = F._URLS.sub(" _url_ ", t)
     t = F._NUMS.sub(F._tok, t)
     t = F._SPACED.sub(F._unspace, t)
-    return F._LEETWORD.sub(F._unleet, t)
+    t = F._LEETWORD.sub(F._unleet, t)
+    return F._TEENRE.sub(F._teen, t)
 
 
 def test_skip_conditions_are_exact():
@@ -79,6 +80,19 @@ def test_compiled_decision_equals_numpy_decision():
     finally:
         F._C = C
     assert np.max(np.abs(got - want)) < 1e-9
+
+
+@needs_c
+def test_compiled_language_equals_python_language():
+    for t in corpus():
+        assert F._C.language(t, F.normalise(t)) == F.language(t), t
+
+
+def test_language_detection_on_the_shipped_sets():
+    en = read_labelled(TRAIN)[0]
+    vi = read_labelled(ROOT / "engine" / "ml" / "data" / "vi_sms_train.tsv")[0]
+    assert sum(F.language(t) == "vi" for t in en) < 0.03 * len(en)
+    assert sum(F.language(t) == "en" for t in vi) < 0.03 * len(vi)
 
 
 def test_pure_python_path_loads_the_bundled_model():

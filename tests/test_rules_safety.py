@@ -11,9 +11,12 @@ from .conftest import CONFIG, run_cli
 
 CATASTROPHIC = [r"(a+)+$", r"(a*)*$", r"(\w+\s?)+$", r"(a|aa)*c", r"(\d+\d)+x", r"(.*a){20}", r"^(a|a)+$",
                 r"(x+x+)+y", r"((ab)*a?)+$", r"(a{1,3})+$", r"(?:[a-z]+\.?)+@", r"(ab|a.)+$", r"(?:\s|\s)*$",
-                r"^(([a-z])+.)+[A-Z]([a-z])+$"]
+                r"^(([a-z])+.)+[A-Z]([a-z])+$",
+                # quadratic searches: every start position runs to the end of a long text
+                r".*abc", r"(.*)abc", r"(?:x|.+)y", r"[^z]*q", r".*?abc", r"\b.*abc", r"(?=x).*y"]
 SAFE = [r"(\s+\w+)*", r"^\s*(?:\[(?:qc|ad)\]|\(qc\)|qc(?![^\W_]))", r"^\s*dkqc", r"(\d{1,3}\.){3}\d{1,3}",
-        r"https?://\S+", r"(?:vay|cho vay)\s+tien", r"\b\d{9,11}\b", r"(ab)+c", r"[a-z]+@[a-z]+\.com", r".*abc",
+        r"https?://\S+", r"(?:vay|cho vay)\s+tien", r"\b\d{9,11}\b", r"(ab)+c", r"[a-z]+@[a-z]+\.com",
+        r"^.*abc", r"\A.*x", r"abc.*",
         r"(a|ab)*c", r"(?:\d+[.,])*\d+ ?(?:k|trieu|tr|d)\b", r"[ß-ÿ]+", r"(?>a+)+b", r"(?:a++)+b"]
 
 

@@ -164,3 +164,44 @@ def test_running_serve_sees_cli_list_changes_and_keeps_its_registrations(tmp_pat
             p.kill()
         sim.stop()
     assert p.returncode == 0
+
+
+def test_dnc_registrations_through_a_real_serve_racing_with_imports(tmp_path):
+    """200 `DK DNC` MOs from the SMSC through a running serve while the operator imports a DNC
+    file again and again: all 200 end on the list (issue: 7 of 300 were lost)."""
+    from engine.lists import ListStore
+    data = tmp_path / "data"
+    store = ListStore(data)
+    csv = ("number,channel\n" + "".join(f"09140{i:05d},SV\n" for i in range(50))).encode()
+    store.import_csv("dnc", csv)
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    smpp_port = free_port()
+    ready = tmp_path / "ready"
+    err = open(tmp_path / "stderr.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data,
+                          "--smpp-listen", f"127.0.0.1:{smpp_port}", "--smsc", f"127.0.0.1:{sim.port}",
+                          "--sip-listen", "off", "--log", tmp_path / "v.jsonl", "--ready-file", ready],
+                         cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        imports = 0
+        for batch in range(20):
+            for i in range(batch * 10, batch * 10 + 10):
+                assert sim.run(sim.sim.send_mo, f"8491300{i:04d}", "5656", "DK DNC")
+            store.import_csv("dnc", csv)
+            imports += 1
+
+        def registered():
+            s = store.load().dnc_s
+            return all(84913000000 + i in s for i in range(200))
+        assert wait_for(registered, timeout=30), \
+            f"{sum(84913000000 + i not in store.load().dnc_s for i in range(200))} of 200 lost after {imports} imports"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        sim.stop()
+    assert p.returncode == 0

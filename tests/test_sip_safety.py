@@ -261,3 +261,25 @@ def test_destination_outside_permitted_networks_answers_503(pipe):
     (data, addr), = scr.udp.out
     r = parse_datagram(data)
     assert addr == UAC and r.status == 503 and len(r.values("via")) == 1 and scr.stats["not_permitted"] == 1
+
+
+def test_a_bug_on_one_datagram_does_not_stop_the_udp_rounds(pipe, monkeypatch):
+    uas = udp_sock()
+    s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas.getsockname()[1]}", allow_networks=["127.0.0.0/8"])
+    with SipHarness(pipe, s) as h:
+        real, calls = h.screen.on_datagram, []
+
+        def flaky(data, addr):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("a bug")
+            return real(data, addr)
+        monkeypatch.setattr(h.screen, "on_datagram", flaky)
+        cli = udp_sock()
+        cli.sendto(invite(call_id="bug-1"), ("127.0.0.1", h.port))
+        time.sleep(0.2)
+        cli.sendto(invite(call_id="bug-2"), ("127.0.0.1", h.port))
+        got = recv(uas)
+        assert got is not None and b"Call-ID: bug-2" in got and h.screen.stats["internal_errors"] == 1
+        cli.close()
+    uas.close()

@@ -45,7 +45,7 @@ def free_port():
 
 
 @pytest.fixture
-def screen(tmp_path):
+def screen(tmp_path, request):
     cfg = tmp_path / "config"
     shutil.copytree(CONFIG, cfg)
     (cfg / "rules" / "90-test.toml").write_text(TAG_RULE)
@@ -54,7 +54,8 @@ def screen(tmp_path):
     pipe = build(cfg, d)
     uas_port = free_port()
     h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}",
-                                      allow_networks=["127.0.0.0/8"])).start()
+                                      allow_networks=["127.0.0.0/8"],
+                                      record_route=getattr(request, "param", False))).start()
     yield h, uas_port, tmp_path
     h.stop()
 
@@ -106,3 +107,14 @@ def test_tagged_calls_reach_uas_with_header(screen):
     uac, uas, err = run_calls(h, port, tmp, "0900000777", "uac_call.xml", uas_keys=MUST_TAG, uas_sf="uas_tagged.xml")
     assert uac == 0 and uas == 0, err
     assert h.screen.stats["tagged"] == 3
+
+
+@pytest.mark.parametrize("screen", [True], indirect=True)
+def test_callee_hangs_up_through_a_record_routing_screen(screen):
+    """Issue #15: with record_route on, the callee's BYE follows Route / Request-URI back to the
+    caller (not the configured next hop); the caller's ACK follows the route set to the callee."""
+    h, port, tmp = screen
+    uac, uas, err = run_calls(h, port, tmp, "0901234567", "uac_rr_callee_bye.xml", n=20, uas_keys=NO_TAG,
+                              uas_sf="uas_rr_bye.xml", uac_keys=["-r", "10"])
+    assert uac == 0 and uas == 0, err
+    assert h.screen.stats["screened"] == 20

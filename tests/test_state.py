@@ -2,6 +2,7 @@
 report index. Each structure is checked against a naive exact model on random streams."""
 import gc
 import random
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,19 @@ def test_report_index_counts_distinct_reporters_in_the_window_and_prunes():
         idx.add(84_000_000_000 + k, "x", T0 + 40 * day + k)
     assert 84909888777 not in idx.by_reported          # older than 30 days: pruned
     assert len(idx) == 1000
+
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_state_key_hashes_are_stable_across_processes():
+    """Snapshots, journals and a shared store need the same row for the same key in every process."""
+    import subprocess
+    import sys
+    code = ("from engine.rules.slots import key_hash, value_fp;"
+            "print(key_hash(('SHOPABC', 84912345678)), key_hash(84912345678), value_fp('+84901234567'), "
+            "key_hash((None, b'x', 'đ')))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}, cwd=str(_ROOT)).stdout
+            for seed in ("1", "2", "random")}
+    assert len(outs) == 1 and outs.pop().strip()

@@ -3,7 +3,8 @@
     dnc.csv        number,channel                      channel S, V or SV; empty = SV
     senders.csv    sender,owner,category,valid_from,valid_to,accounts
                    category QC|CSKH; dates YYYY-MM-DD inclusive or empty; accounts space-separated
-    blacklist.csv  kind,value                          kind number|domain
+    blacklist.csv  kind,value                          kind number|domain|ip|cidr
+                   ip = one IPv4/IPv6 address, cidr = a network (192.0.2.0/24, 2001:db8::/32)
     consent.csv    owner,number
 
 Every bad row is reported with its physical line number (the header is line 1) and why;
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from ..numbers import format_number, normalise_number, normalise_sender_id
+from .ipranges import parse_cidr, parse_ip
 
 HEADERS = {
     "dnc": ["number", "channel"],
@@ -122,7 +124,9 @@ def parse_row(kind: str, row: list[str]):
             return ("number", _number(v))
         if k == "domain":
             return ("domain", parse_domain(v))
-        raise ValueError(f"kind must be number or domain, got {row[0]!r}")
+        if k in ("ip", "cidr"):           # -> ("ip", (family, first, last))
+            return ("ip", parse_ip(v) if k == "ip" else parse_cidr(v))
+        raise ValueError(f"kind must be number, domain, ip or cidr, got {row[0]!r}")
     if kind == "consent":
         owner = row[0].strip()
         if not owner:

@@ -9,7 +9,9 @@ locks on files in the lists directory keep them from losing each other's changes
   it reads the journal and while it installs its snapshot. It is never held while a snapshot is
   built, so `serve` never waits behind an import.
 - `write.lock` is held by an offline writer for its whole read-modify-write, so two CLI
-  commands cannot overwrite each other's snapshot. `serve` never takes it.
+  commands cannot overwrite each other's snapshot. `serve` only tries it (never waits), in a
+  worker thread, to fold a journal grown past JOURNAL_COMPACT_BYTES into the snapshot, so
+  the journal a start-up replays stays bounded even when no operator ever writes.
 
 A journal may open with a header line `{"gen": "<hex>"}` naming its generation. A writer reads
 the journal up to the end of its last whole line (offset X), builds the new snapshot and records
@@ -32,15 +34,22 @@ from pathlib import Path
 from .csvio import parse_channel
 from .snapshot import fsync_dir
 
+JOURNAL_COMPACT_BYTES = 4 << 20          # ~60,000 changes
+
 
 @contextmanager
-def flocked(path: Path):
-    """Hold an exclusive flock on `path` (created if missing) for the `with` body."""
+def flocked(path: Path, wait: bool = True):
+    """Hold an exclusive flock on `path` (created if missing) for the `with` body; yields
+    False instead of waiting when `wait` is false and someone else holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)             # closing the descriptor releases the lock
 

@@ -9,10 +9,12 @@
  *      are used here) and join the tokens with single spaces, truncated and wrapped in
  *      spaces exactly like features._canonical;
  *   2. fold diacritics with the per-code-point table features.py builds (set_fold_table);
- *   3. hash char 3-5-grams, words, word bigrams, folded words and the four shape tokens
+ *   3. hash char 3-5-grams (of the folded text), words, word bigrams, folded words and the four shape tokens
  *      with the polynomial hash of features.feature_ids (sum c[i] R^i mod 2^64 + salt,
  *      then xor-shift-multiply, top DIM_BITS bits);
- *   4. for decision(): count repeats in a generation-stamped open-addressing table (no
+ *   4. tell Vietnamese from other text like features.language (Vietnamese-only letters in
+ *      the raw text, share of well-formed Vietnamese syllables among the folded words);
+ *   5. for decision(): count repeats in a generation-stamped open-addressing table (no
  *      clearing between messages, no sort) and accumulate v = (1 + ln n) idf[id],
  *      |v|^2 and v . coef in one loop, reading idf and idf * coef as one interleaved
  *      pair per id (one cache miss per distinct feature in the 16 MB weight table).
@@ -37,6 +39,8 @@
 
 static uint64_t SALT[16];
 static uint32_t fold_table[FOLD_LIMIT];    /* code point -> folded code point, 0 = drop */
+static uint8_t vi_letter[FOLD_LIMIT];       /* 1: a letter only Vietnamese uses (either case) */
+static int last_vi;                         /* language of the last compute_ids(): 1 = Vietnamese */
 static int fold_ready = 0;
 
 static Py_UCS4 canon[MAXLEN + 2];
@@ -138,31 +142,81 @@ static Py_ssize_t word_hashes(const Py_UCS4 *c, Py_ssize_t n, uint64_t wsalt, ui
     return k;
 }
 
+static inline int is_vowel(Py_UCS4 ch) {
+    return ch == 'a' || ch == 'e' || ch == 'i' || ch == 'o' || ch == 'u' || ch == 'y';
+}
+
+/* re.fullmatch(features._VI_SYLLABLE, w): (initial)? [aeiouy]{1,3} (final)? over every parse */
+static int is_syllable(const Py_UCS4 *w, Py_ssize_t n) {
+    static const char *initials[] = {"ngh", "ng", "nh", "ch", "gh", "gi", "kh", "ph", "qu", "th", "tr", "b", "c", "d",
+                                     "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "x", ""};
+    static const char *finals[] = {"ch", "ng", "nh", "c", "m", "n", "p", "t", ""};
+    for (size_t i = 0; i < sizeof initials / sizeof *initials; i++) {
+        Py_ssize_t p = (Py_ssize_t)strlen(initials[i]), j;
+        if (p > n) continue;
+        for (j = 0; j < p && w[j] == (Py_UCS4)initials[i][j]; j++);
+        if (j < p) continue;
+        for (Py_ssize_t v = 1; v <= 3 && p + v <= n && is_vowel(w[p + v - 1]); v++) {
+            Py_ssize_t rest = n - p - v;
+            for (size_t f = 0; f < sizeof finals / sizeof *finals; f++) {
+                if ((Py_ssize_t)strlen(finals[f]) != rest) continue;
+                Py_ssize_t q;
+                for (q = 0; q < rest && w[p + v + q] == (Py_UCS4)finals[f][q]; q++);
+                if (q == rest) return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* features.language(): Vietnamese if >= 2 Vietnamese-only letters in the raw text, or if at
+ * least 65% of >= 3 letter-only words of the folded canonical text are Vietnamese syllables. */
+static int is_vietnamese(Py_ssize_t vi_letters, const Py_UCS4 *c, Py_ssize_t n) {
+    if (vi_letters >= 2) return 1;
+    Py_ssize_t words = 0, syl = 0, start = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (c[i] != ' ') continue;
+        if (start >= 0 && i > start) {
+            Py_ssize_t j;
+            for (j = start; j < i && c[j] >= 'a' && c[j] <= 'z'; j++);
+            if (j == i) {
+                words++;
+                syl += is_syllable(c + start, i - start);
+            }
+        }
+        start = i + 1;
+    }
+    return words >= 3 && (double)syl >= 0.65 * (double)words;
+}
+
 /* All feature ids (with repeats) of one message into ids_buf; returns the count. */
 static Py_ssize_t compute_ids(PyObject *raw, PyObject *norm) {
     Py_ssize_t n = build_canonical(norm), k = 0;
-    const Py_UCS4 *c = canon;
-    for (Py_ssize_t s = 0; s + 3 <= n; s++) {
+    Py_ssize_t m = build_folded(n);
+    /* char n-grams over the folded text, so accented and unaccented spellings share them */
+    const Py_UCS4 *c = m >= 0 ? folded : canon;
+    Py_ssize_t nc = m >= 0 ? m : n;
+    for (Py_ssize_t s = 0; s + 3 <= nc; s++) {
         uint64_t h = (uint64_t)c[s] + (uint64_t)c[s + 1] * R_MUL + (uint64_t)c[s + 2] * (R_MUL * R_MUL);
         ids_buf[k++] = finish(h + SALT[0]);
-        if (s + 4 <= n) {
+        if (s + 4 <= nc) {
             h += (uint64_t)c[s + 3] * (R_MUL * R_MUL * R_MUL);
             ids_buf[k++] = finish(h + SALT[1]);
-            if (s + 5 <= n) {
+            if (s + 5 <= nc) {
                 h += (uint64_t)c[s + 4] * (R_MUL * R_MUL * R_MUL * R_MUL);
                 ids_buf[k++] = finish(h + SALT[2]);
             }
         }
     }
-    k = word_hashes(c, n, SALT[8], SALT[9], 1, k);
-    Py_ssize_t m = build_folded(n);
+    k = word_hashes(canon, n, SALT[8], SALT[9], 1, k);
     if (m >= 0) k = word_hashes(folded, m, SALT[10], 0, 0, k);
     /* shape tokens from the raw text */
     int kind = PyUnicode_KIND(raw);
     const void *data = PyUnicode_DATA(raw);
-    Py_ssize_t L = PyUnicode_GET_LENGTH(raw), up = 0, dg = 0, ex = 0;
+    Py_ssize_t L = PyUnicode_GET_LENGTH(raw), up = 0, dg = 0, ex = 0, vl = 0;
     for (Py_ssize_t i = 0; i < L; i++) {
         Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch < FOLD_LIMIT && vi_letter[ch]) vl++;
         if (ch >= 'A' && ch <= 'Z') up++;
         else if (ch == '!') ex++;
         else if (Py_UNICODE_ISDECIMAL(ch)) dg++;
@@ -171,6 +225,7 @@ static Py_ssize_t compute_ids(PyObject *raw, PyObject *norm) {
     uint64_t sh[4] = {(uint64_t)(a < 10 ? a : 10), (uint64_t)(16 + (b < 5 ? b : 5)),
                       (uint64_t)(32 + (d < 8 ? d : 8)), (uint64_t)(48 + (ex < 3 ? ex : 3))};
     for (int i = 0; i < 4; i++) ids_buf[k++] = finish(sh[i] + SALT[11]);
+    last_vi = is_vietnamese(vl, c, nc);
     return k;
 }
 
@@ -237,16 +292,31 @@ static PyObject *py_decision(PyObject *self, PyObject *args) {
         dot += tf * p[1];
     }
     PyBuffer_Release(&wb);
-    return PyFloat_FromDouble((ss > 0.0 ? dot / sqrt(ss) : 0.0) + intercept);
+    return Py_BuildValue("(di)", (ss > 0.0 ? dot / sqrt(ss) : 0.0) + intercept, last_vi);
 fail:
     PyBuffer_Release(&wb);
     return NULL;
 }
 
+static PyObject *py_language(PyObject *self, PyObject *args) {
+    PyObject *raw, *norm;
+    if (!PyArg_ParseTuple(args, "UU", &raw, &norm) || check_args(raw, norm)) return NULL;
+    compute_ids(raw, norm);
+    return PyUnicode_FromString(last_vi ? "vi" : "en");
+}
+
 static PyObject *py_set_fold_table(PyObject *self, PyObject *args) {
-    Py_buffer b;
+    Py_buffer b, v;
     PyObject *salts;
-    if (!PyArg_ParseTuple(args, "y*O", &b, &salts)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*O", &b, &v, &salts)) return NULL;
+    if (v.len != (Py_ssize_t)sizeof vi_letter) {
+        PyBuffer_Release(&b);
+        PyBuffer_Release(&v);
+        PyErr_Format(PyExc_ValueError, "Vietnamese letter table must be %d uint8 entries", FOLD_LIMIT);
+        return NULL;
+    }
+    memcpy(vi_letter, v.buf, sizeof vi_letter);
+    PyBuffer_Release(&v);
     if (b.len != (Py_ssize_t)sizeof fold_table) {
         PyBuffer_Release(&b);
         PyErr_Format(PyExc_ValueError, "fold table must be %d uint32 entries", FOLD_LIMIT);
@@ -267,8 +337,8 @@ static PyObject *py_set_fold_table(PyObject *self, PyObject *args) {
 }
 
 /* Bit flags telling normalise() which of its regex passes can match at all:
- * 1 a decimal digit; 2 a '.' or '/' (URLs); 4 a letter-separator run of four letters
- * (s.p.a.c.e.d); 8 a lower-case ASCII letter next to a digit, '@' or '$' (leet words). */
+ * 1 a decimal digit; 2 a '.' or '/' (URLs); 4 a letter-separator run of three letters
+ * (s.p.a.c.e.d, V.A.Y); 8 a lower-case ASCII letter next to a digit, '@' or '$' (leet words). */
 static PyObject *py_scan(PyObject *self, PyObject *arg) {
     if (!PyUnicode_Check(arg)) { PyErr_SetString(PyExc_TypeError, "str expected"); return NULL; }
     int kind = PyUnicode_KIND(arg);
@@ -288,7 +358,7 @@ static PyObject *py_scan(PyObject *self, PyObject *arg) {
         prev_cls = cls;
         if (Py_UNICODE_ISALNUM(ch) && !dec) {
             run = after_letter ? 1 : run + 1;
-            if (run >= 4) flags |= 4;
+            if (run >= 3) flags |= 4;
             after_letter = 1;
         } else if (ch == ' ' || ch == '.' || ch == '*' || ch == '_' || ch == '-') {
             if (!after_letter) run = 0;
@@ -304,9 +374,10 @@ static PyObject *py_scan(PyObject *self, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"ids", py_ids, METH_VARARGS, "ids(text, normalised) -> bytes of int64 feature ids (with repeats)"},
     {"decision", py_decision, METH_VARARGS,
-     "decision(text, normalised, weights, intercept) -> sublinear TF-IDF, L2, dot coef, plus intercept;"
+     "decision(text, normalised, weights, intercept) -> (sublinear TF-IDF, L2, dot coef, plus intercept, is_vi);"
      " weights: float64 (idf, idf * coef) pairs"},
-    {"set_fold_table", py_set_fold_table, METH_VARARGS, "set_fold_table(uint32 table, salts)"},
+    {"set_fold_table", py_set_fold_table, METH_VARARGS, "set_fold_table(uint32 fold table, uint8 vi letters, salts)"},
+    {"language", py_language, METH_VARARGS, "language(text, normalised) -> 'vi' or 'en' (features.language)"},
     {"scan", py_scan, METH_O, "scan(text) -> flags of the normalisation passes that may match"},
     {NULL, NULL, 0, NULL}};
 

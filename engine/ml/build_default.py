@@ -1,7 +1,8 @@
 """Reproduce the bundled default model: `python -m engine.ml.build_default [--out DIR]`.
 
-Trains with default settings on the SMS Spam Collection training part shipped in
-engine/ml/data/ (see its README for the citation) and writes engine/ml/default_model/.
+Trains with default settings on the data shipped in engine/ml/data/ (see its README for
+provenance and citation): the SMS Spam Collection training part, the Vietnamese SMS training
+set and our own Vietnamese examples; writes engine/ml/default_model/.
 """
 from __future__ import annotations
 
@@ -13,20 +14,26 @@ from .data import read_labelled
 from .model import default_model_dir
 from .train import train
 
-DATA = Path(__file__).resolve().parent / "data" / "sms_spam_collection_train.tsv"
+_D = Path(__file__).resolve().parent / "data"
+DATA = [_D / "sms_spam_collection_train.tsv", _D / "vi_sms_train.tsv", _D / "vi_examples.jsonl"]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(default_model_dir()))
-    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--data", action="append", help="labelled file (repeatable; default: the shipped data)")
     a = ap.parse_args(argv)
-    texts, labels, info, errors = read_labelled(a.data)
-    if errors:
-        print("\n".join(errors), file=sys.stderr)
-        return 2
-    info["path"] = Path(a.data).name
-    card, _ = train(texts, labels, [info], Path(a.out), log=lambda m: print(m, file=sys.stderr))
+    texts, labels, infos = [], [], []
+    for path in a.data or DATA:
+        t, lab, info, errors = read_labelled(path)
+        if errors:
+            print("\n".join(errors), file=sys.stderr)
+            return 2
+        info["path"] = Path(path).name
+        texts += t
+        labels += lab
+        infos.append(info)
+    card, _ = train(texts, labels, infos, Path(a.out), log=lambda m: print(m, file=sys.stderr))
     print(f"wrote {a.out} ({card['model_version']})")
     return 0
 

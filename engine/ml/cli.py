@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, read_labelled
-from .model import ModelError, load_scorer
+from .data import DataError, read_all, read_labelled
+from .model import ModelError, default_model_dir, load_scorer
 
 
 def _read_all(paths):
@@ -56,20 +56,38 @@ def _train(args) -> int:
     return 1 if errors else 0
 
 
+def serving_model_dir(args) -> Path:
+    """The model `serve` would load with this --config: [ml] model, else the bundled one."""
+    from ..config import ConfigError, load_settings
+    try:
+        s = load_settings(getattr(args, "config", None))
+    except ConfigError as e:
+        raise ModelError(str(e)) from None
+    return Path(s.ml_model) if s.ml_model else default_model_dir()
+
+
 def _eval(args) -> int:
-    from .train import metrics
-    sc = load_scorer(Path(args.model))
-    texts, labels, _, errors = _read_all(args.data)
-    for e in errors:
+    from .features import language
+    from .train import breakdown, metrics
+    mdir = Path(args.model) if args.model else serving_model_dir(args)
+    sc = load_scorer(mdir)
+    ds, _ = read_all(args.data)
+    for e in ds.errors:
         print(f"telfilter ml eval: skipped bad line: {e}", file=sys.stderr)
-    if not texts:
+    if not ds.texts:
         print("telfilter ml eval: error: no labelled messages", file=sys.stderr)
         return 2
-    y = np.array(labels, dtype=bool)
-    p = np.array([sc.score(t) for t in texts])
+    y = np.array(ds.labels, dtype=bool)
+    p = np.array([sc.score(t) for t in ds.texts])
     m = metrics(p, y, sc.drop_threshold)
+    m["model"] = str(mdir)
     m["model_version"] = sc.version
     m["tag_threshold"] = sc.tag_threshold
+    # per language (the data's `lang` column, else as the scorer detects it) and per `kind`
+    langs = [g or language(t) for g, t in zip(ds.langs, ds.texts)]
+    m["by_language"] = breakdown(p, y, sc.drop_threshold, langs)
+    if any(ds.kinds):
+        m["by_kind"] = breakdown(p, y, sc.drop_threshold, ds.kinds)
     if args.report:
         m["report"] = str(write_report(Path(args.report), p, y, m, sc))
     print(json.dumps(m, indent=2))

@@ -1,12 +1,21 @@
-"""Labelled data readers: TSV `label<TAB>text` (UCI SMS Spam Collection layout), CSV with
-`label` and `text` columns, JSONL `{"label": "spam"|"ham", "text": ...}`, and the 5656
-report store (`reports.jsonl`: `content` as text, only reports an analyst has labelled)."""
+"""Labelled data readers.
+
+- TSV: `label<TAB>text` (UCI SMS Spam Collection layout), or a header row naming the
+  columns (`label`, `text`, optional `kind`, `lang`/`language`, any others ignored);
+- CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`);
+- JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`;
+- the 5656 report store (`reports.jsonl`: `content` as text, only reports an analyst has labelled).
+
+Every row keeps its `kind` and `lang` when the file has them (None otherwise): evaluation
+breaks its metrics down by both.
+"""
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LABELS = {"spam": 1, "ham": 0}
@@ -16,79 +25,154 @@ class DataError(Exception):
     pass
 
 
+@dataclass
+class Dataset:
+    texts: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    kinds: list = field(default_factory=list)
+    langs: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def add(self, text, label, kind=None, lang=None):
+        self.texts.append(text)
+        self.labels.append(label)
+        self.kinds.append(kind or None)
+        self.langs.append(lang or None)
+
+    def extend(self, other: "Dataset"):
+        for k in ("texts", "labels", "kinds", "langs", "errors"):
+            getattr(self, k).extend(getattr(other, k))
+
+
 def _label(v, where):
     if isinstance(v, str) and v.strip().lower() in LABELS:
         return LABELS[v.strip().lower()]
     raise DataError(f"{where}: label must be spam or ham, got {v!r}")
 
 
-def read_labelled(path) -> tuple[list[str], list[int], dict, list[str]]:
-    """Returns (texts, labels, info, errors). `info` has the file's sha256 and counts."""
+def _columns(header: list[str], where: str) -> dict | None:
+    """Column indexes by name, or None when this row is not a header."""
+    h = [c.strip().lower() for c in header]
+    if "label" not in h or "text" not in h:
+        return None
+    cols = {"label": h.index("label"), "text": h.index("text")}
+    for name, keys in (("kind", ("kind",)), ("lang", ("lang", "language"))):
+        for k in keys:
+            if k in h:
+                cols[name] = h.index(k)
+                break
+    return cols
+
+
+def _row(ds: Dataset, fields: list[str], cols: dict, where: str):
+    try:
+        lab, t = fields[cols["label"]], fields[cols["text"]]
+    except IndexError:
+        ds.errors.append(f"{where}: missing columns (expected {len(cols)} named columns)")
+        return
+    k = fields[cols["kind"]].strip() if "kind" in cols and cols["kind"] < len(fields) else None
+    g = fields[cols["lang"]].strip() if "lang" in cols and cols["lang"] < len(fields) else None
+    try:
+        ds.add(t, _label(lab, where), k, g)
+    except DataError as e:
+        ds.errors.append(str(e))
+
+
+def _jsonl(ds: Dataset, p: Path, text: str) -> int:
+    skipped = 0
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            o = json.loads(line)
+            if not isinstance(o, dict):
+                raise DataError(f"{p}:{i}: not a JSON object")
+            if "content" in o and "text" not in o:         # report store record
+                if o.get("label") in (None, ""):
+                    skipped += 1
+                    continue
+                t = o["content"]
+            else:
+                t = o["text"]
+            if not isinstance(t, str):
+                raise DataError(f"{p}:{i}: text must be a string")
+            kind, lang = o.get("kind"), o.get("lang", o.get("language"))
+            ds.add(t, _label(o.get("label"), f"{p}:{i}"), kind if isinstance(kind, str) else None,
+                   lang if isinstance(lang, str) else None)
+        except (ValueError, KeyError) as e:
+            ds.errors.append(f"{p}:{i}: {e if isinstance(e, DataError) else 'bad JSON line: ' + str(e)}")
+        except DataError as e:
+            ds.errors.append(str(e))
+    return skipped
+
+
+def _csv(ds: Dataset, p: Path, text: str):
+    rd = csv.reader(io.StringIO(text, newline=""))
+    cols = _columns(next(rd, []), f"{p}:1")
+    if cols is None:
+        raise DataError(f"{p}:1: CSV header needs `label` and `text` columns")
+    for row in rd:
+        if row:
+            _row(ds, row, cols, f"{p}:{rd.line_num}")
+
+
+def _tsv(ds: Dataset, p: Path, text: str):
+    cols = None
+    for i, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            ds.errors.append(f"{p}:{i}: expected label<TAB>text")
+            continue
+        fields = line.split("\t")
+        if cols is None and not ds.texts and not ds.errors:
+            cols = _columns(fields, f"{p}:{i}")
+            if cols is not None:                        # a header row: columns by name
+                continue
+            cols = {}                                   # no header: label<TAB>text (text may hold tabs)
+        if cols:
+            _row(ds, fields, cols, f"{p}:{i}")
+        else:
+            _row(ds, [fields[0], line.split("\t", 1)[1]], {"label": 0, "text": 1}, f"{p}:{i}")
+
+
+def read_dataset(path) -> Dataset:
+    """All labelled rows of one file, with `info` (sha256, counts) and per-line errors."""
     p = Path(path)
     try:
         raw = p.read_bytes()
     except OSError as e:
         raise DataError(f"{p}: {e.strerror}") from None
     text = raw.decode("utf-8", errors="replace")
-    texts, labels, errors = [], [], []
+    ds = Dataset()
     skipped = 0
     name = p.name.lower()
     if name.endswith((".jsonl", ".json", ".ndjson")):
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                o = json.loads(line)
-                if not isinstance(o, dict):
-                    raise DataError(f"{p}:{i}: not a JSON object")
-                if "content" in o and "text" not in o:         # report store record
-                    if o.get("label") in (None, ""):
-                        skipped += 1
-                        continue
-                    t = o["content"]
-                else:
-                    t = o["text"]
-                if not isinstance(t, str):
-                    raise DataError(f"{p}:{i}: text must be a string")
-                labels.append(_label(o.get("label"), f"{p}:{i}"))
-                texts.append(t)
-            except (ValueError, KeyError) as e:
-                errors.append(f"{p}:{i}: {e if isinstance(e, DataError) else 'bad JSON line: ' + str(e)}")
-            except DataError as e:
-                errors.append(str(e))
+        skipped = _jsonl(ds, p, text)
     elif name.endswith(".csv"):
-        rd = csv.reader(io.StringIO(text, newline=""))
-        header = [h.strip().lower() for h in next(rd, [])]
-        if "label" not in header or "text" not in header:
-            raise DataError(f"{p}:1: CSV header needs `label` and `text` columns")
-        li, ti = header.index("label"), header.index("text")
-        for row in rd:
-            ln = rd.line_num
-            if not row:
-                continue
-            try:
-                labels.append(_label(row[li], f"{p}:{ln}"))
-                texts.append(row[ti])
-            except IndexError:
-                labels.pop() if len(labels) > len(texts) else None
-                errors.append(f"{p}:{ln}: missing columns")
-            except DataError as e:
-                errors.append(str(e))
-    else:   # TSV
-        for i, line in enumerate(text.split("\n"), 1):
-            line = line.rstrip("\r")
-            if not line.strip():
-                continue
-            if "\t" not in line:
-                errors.append(f"{p}:{i}: expected label<TAB>text")
-                continue
-            lab, t = line.split("\t", 1)
-            try:
-                labels.append(_label(lab, f"{p}:{i}"))
-                texts.append(t)
-            except DataError as e:
-                errors.append(str(e))
-    info = {"path": str(p), "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(texts),
-            "spam": sum(labels), "ham": len(labels) - sum(labels), "unlabelled_skipped": skipped,
-            "bad_lines": len(errors)}
-    return texts, labels, info, errors
+        _csv(ds, p, text)
+    else:
+        _tsv(ds, p, text)
+    spam = sum(ds.labels)
+    ds.info = {"path": str(p), "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(ds.texts),
+               "spam": spam, "ham": len(ds.labels) - spam, "unlabelled_skipped": skipped,
+               "bad_lines": len(ds.errors)}
+    return ds
+
+
+def read_labelled(path) -> tuple[list[str], list[int], dict, list[str]]:
+    """Returns (texts, labels, info, errors). `info` has the file's sha256 and counts."""
+    ds = read_dataset(path)
+    return ds.texts, ds.labels, ds.info, ds.errors
+
+
+def read_all(paths) -> tuple[Dataset, list[dict]]:
+    """Several files as one dataset, with each file's info."""
+    out, infos = Dataset(), []
+    for p in paths:
+        ds = read_dataset(p)
+        out.extend(ds)
+        infos.append(ds.info)
+    return out, infos

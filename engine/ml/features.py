@@ -19,7 +19,7 @@ import unicodedata
 
 import numpy as np
 
-FEATURE_VERSION = "hash-c345-w12-f-s-v1"
+FEATURE_VERSION = "hash-fc345-w12-f-s-vi-v2"
 DIM_BITS = 20
 DIM = 1 << DIM_BITS
 CHAR_NGRAMS = (3, 4, 5)
@@ -36,8 +36,17 @@ _NUMS = re.compile(
 _URLHINT = re.compile(
     r"https?:|www\.|\.(?:com|net|org|vn|info|biz|co|uk|io|me|xyz|top|club|online|site|ly|gl|example)\b")
 _MIXED = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")
-_SPACED = re.compile(r"\b(?:[^\W\d_][ .*_-]){3,}[^\W\d_]\b")
-_SPACED4 = re.compile(r"(?:[^\W\d_][ .*_-]){3}[^\W\d_]")
+# s p a c e d letters (four or more), or dotted ones from three (V.A.Y, h.u.y, T*I*E*N)
+_SPACED = re.compile(r"\b(?:[^\W\d_][ .*_-]){3,}[^\W\d_]\b|\b(?:[^\W\d_][.*]){2,}[^\W\d_]\b")
+_SPACED3 = re.compile(r"(?:[^\W\d_][ .*_-]){2}[^\W\d_]")
+# Vietnamese teencode and abbreviations common in SMS, written out (diacritics folded later
+# give the unaccented forms their evidence too)
+_TEEN = {"k": "không", "ko": "không", "kh": "không", "kg": "không", "khg": "không", "hok": "không",
+         "hong": "không", "hông": "không", "dc": "được", "đc": "được", "j": "gì", "vs": "với",
+         "ng": "người", "ck": "chuyển khoản", "tk": "tài khoản", "stk": "số tài khoản", "sdt": "số điện thoại",
+         "sđt": "số điện thoại", "lh": "liên hệ", "nv": "nhân viên", "qk": "quý khách", "tb": "thuê bao",
+         "ctrinh": "chương trình", "ttin": "thông tin", "mn": "mọi người", "ae": "anh em"}
+_TEENRE = re.compile(r"(?<![\w@$])(?:" + "|".join(sorted(map(re.escape, _TEEN), key=len, reverse=True)) + r")(?![\w@$])")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 # a word of mostly letters with a few digits or @/$ standing in for letters: fr33, v1agra, c@sh
 _LEETWORD = re.compile(r"(?<![\w@$])(?=[a-z0-9@$]*[a-z][a-z0-9@$]*[a-z])(?=[a-z]*[0-9@$])[a-z0-9@$]{3,}(?![\w@$])")
@@ -69,7 +78,7 @@ def _unleet(m: re.Match) -> str:
 def _scan_py(t: str) -> int:
     """Which normalisation passes can match at all (the compiled scan is the fast twin)."""
     return ((1 if _DIGIT.search(t) else 0) | (2 if "." in t or "/" in t else 0)
-            | (4 if _SPACED4.search(t) else 0) | (8 if _MIXED.search(t) else 0))
+            | (4 if _SPACED3.search(t) else 0) | (8 if _MIXED.search(t) else 0))
 
 
 def normalise(text: str) -> str:
@@ -89,7 +98,11 @@ def normalise(text: str) -> str:
         t = _SPACED.sub(_unspace, t)
     if fl & 8:
         t = _LEETWORD.sub(_unleet, t)
-    return t
+    return _TEENRE.sub(_teen, t)
+
+
+def _teen(m: re.Match) -> str:
+    return _TEEN[m.group(0)]
 
 
 # Diacritic folding is a per-code-point table (below U+3000: Latin, Vietnamese, Greek,
@@ -165,38 +178,66 @@ def feature_ids(text: str) -> np.ndarray:
     return feature_ids_numpy(text)
 
 
+# Language of a message, for per-language thresholds and reports (not a feature): Vietnamese
+# when it has two or more letters only Vietnamese uses, or when at least 65% of three or more
+# letter-only words of the folded canonical text are well-formed unaccented Vietnamese
+# syllables; English otherwise. The compiled scorer computes the same.
+_VI_CHARS = re.compile("[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]")
+_VI_SYLLABLE = re.compile(r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(?:ch|ng|nh|[cmnpt])?")
+_LETTERS = re.compile(r"[a-z]+")
+LANGUAGES = ("en", "vi")
+
+
+def language(text: str) -> str:
+    if len(_VI_CHARS.findall(text.casefold())) >= 2:
+        return "vi"
+    words = [w for w in fold_diacritics(_canonical(text)).split() if _LETTERS.fullmatch(w)]
+    if len(words) >= 3 and sum(1 for w in words if _VI_SYLLABLE.fullmatch(w)) >= 0.65 * len(words):
+        return "vi"
+    return "en"
+
+
+def _vi_table() -> np.ndarray:
+    vi = set(_VI_CHARS.pattern[1:-1])
+    return np.array([chr(cp).casefold() in vi for cp in range(_FOLD_LIMIT)], np.uint8)
+
+
+_VI_ARR = _vi_table()
+
+
+def _codes(u: str) -> np.ndarray:
+    return np.frombuffer(u.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+
+
+def _span_hashes(c: np.ndarray, st: np.ndarray, en: np.ndarray, salts: np.ndarray) -> np.ndarray:
+    """sum c[i] R^(i - st) over [st, en), plus salt, mod 2^64 (unmixed), from prefix sums."""
+    prefix = np.empty(len(c) + 1, np.uint64)
+    prefix[0] = 0
+    np.cumsum(c * _RPOW[:len(c)], out=prefix[1:])
+    return (prefix[en] - prefix[st]) * _RINV[st] + salts
+
+
 def feature_ids_numpy(text: str) -> np.ndarray:
     """The reference formulation in numpy (used when the compiled accelerator is absent)."""
     u = _canonical(text)
-    c = np.frombuffer(u.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    n = len(c)
-    cs, ce, csalt = _char_spans(n)
-    # word spans from the spaces of the canonical string
+    f = fold_diacritics(u)
+    c = _codes(u)
+    fc = _codes(f) if f != u else None
+    # char n-grams of the folded text (accented and unaccented spellings share them);
+    # words and word bigrams as written; folded words as extra features when they differ
+    cc = c if fc is None else fc
+    cs, ce, csalt = _char_spans(len(cc))
     sp = np.flatnonzero(c == 32)
     ws, we = sp[:-1] + 1, sp[1:]
-    starts = [cs, ws, ws[:-1]]
-    ends = [ce, we, we[1:]]
-    salts = [csalt, np.full(len(ws), _SALT[8], np.uint64), np.full(max(0, len(ws) - 1), _SALT[9], np.uint64)]
-    f = fold_diacritics(u)
-    if f != u:
-        # folded words as extra features; hashed from their own prefix sums below
-        fc = np.frombuffer(f.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    else:
-        fc = None
     with np.errstate(over="ignore"):
-        prefix = np.empty(n + 1, np.uint64)
-        prefix[0] = 0
-        np.cumsum(c * _RPOW[:n], out=prefix[1:])
-        st, en = np.concatenate(starts), np.concatenate(ends)
-        h = (prefix[en] - prefix[st]) * _RINV[st] + np.concatenate(salts)
-        parts = [h]
+        parts = [_span_hashes(cc, cs, ce, csalt),
+                 _span_hashes(c, np.concatenate([ws, ws[:-1]]), np.concatenate([we, we[1:]]),
+                              np.concatenate([np.full(len(ws), _SALT[8], np.uint64),
+                                              np.full(max(0, len(ws) - 1), _SALT[9], np.uint64)]))]
         if fc is not None:
-            fp = np.empty(len(fc) + 1, np.uint64)
-            fp[0] = 0
-            np.cumsum(fc * _RPOW[:len(fc)], out=fp[1:])
             fsp = np.flatnonzero(fc == 32)
             fs, fe = fsp[:-1] + 1, fsp[1:]
-            parts.append((fp[fe] - fp[fs]) * _RINV[fs] + np.uint64(_SALT[10]))
+            parts.append(_span_hashes(fc, fs, fe, np.full(len(fs), _SALT[10], np.uint64)))
         nraw = len(text)
         up = len(_UPPER.findall(text))
         dg = len(_DIGIT.findall(text))
@@ -214,7 +255,7 @@ try:
     if os.environ.get("TELFILTER_ML_PURE"):
         raise ImportError("pure Python requested")
     from . import _fastfeat as _C
-    _C.set_fold_table(_FOLD_ARR.tobytes(), _SALT)
+    _C.set_fold_table(_FOLD_ARR.tobytes(), _VI_ARR.tobytes(), _SALT)
     _scan = _C.scan
 except ImportError:
     _C = None

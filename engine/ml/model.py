@@ -7,7 +7,8 @@ metrics, thresholds, feature configuration, Platt calibration). No pickle, no jo
 The scorer reproduces scikit-learn's arithmetic for the same parameters —
 TfidfTransformer(sublinear_tf=True, norm="l2") -> LogisticRegression.decision_function
 -> Platt LogisticRegression.predict_proba — without building a sparse matrix per message:
-    v = (1 + ln count) * idf;   z = (v . w) / |v| + b;   p = 1 / (1 + exp(-(a z + c)))
+    v = (1 + ln count) * idf;   z = (v . w) / |v| + b;   p = 1 / (1 + exp(-(a z + c + s_lang)))
+where s_lang is the card's per-language logit shift (train.language_calibration).
 Loading validates the card, refuses a feature configuration this build does not produce,
 and replays the card's self-check texts, which must reproduce within 1e-9.
 """
@@ -39,7 +40,8 @@ class ModelError(Exception):
 
 def feature_config() -> dict:
     return {"name": F.FEATURE_VERSION, "dim_bits": F.DIM_BITS, "char_ngrams": list(F.CHAR_NGRAMS),
-            "word_ngrams": [1, 2], "folded_words": True, "shape_tokens": True,
+            "word_ngrams": [1, 2], "folded_words": True, "char_ngrams_on": "folded", "shape_tokens": True,
+            "normalisation": ["teencode-vi", "dotted-letters", "leet", "url-phone-money-tokens"],
             "weighting": "sublinear-tf-idf-l2"}
 
 
@@ -49,7 +51,8 @@ def default_model_dir() -> Path:
 
 class Scorer:
     def __init__(self, idf: np.ndarray, coef: np.ndarray, intercept: float, calib_a: float, calib_c: float,
-                 tag_threshold: float, drop_threshold: float, version: str, card: dict | None = None):
+                 tag_threshold: float, drop_threshold: float, version: str, card: dict | None = None,
+                 language_shift: dict | None = None):
         self.idf = np.ascontiguousarray(idf, dtype=np.float64)
         self.coef = np.ascontiguousarray(coef, dtype=np.float64)
         # (idf, idf * coef) per id, interleaved, for the compiled scorer
@@ -60,18 +63,26 @@ class Scorer:
         self.tag_threshold, self.drop_threshold = float(tag_threshold), float(drop_threshold)
         self.version = version
         self.card = card or {}
+        # per-language logit shift: each language's own drop threshold lands on drop_threshold
+        self.shift = {str(k): float(v) for k, v in (language_shift or {}).items()}
+        self._shift_vi, self._shift_en = self.shift.get("vi", 0.0), self.shift.get("en", 0.0)
         # A2P traffic repeats texts (campaigns, templates): remember recent scores by exact text.
         # Least recently used first out; every operation is O(1) (OrderedDict's linked list).
         self._cache: OrderedDict = OrderedDict()
         self.cache_size = CACHE_ENTRIES
 
-    def decision(self, text: str) -> float:
+    def decision_language(self, text: str) -> tuple[float, bool]:
+        """(logistic-regression decision value, text is Vietnamese)."""
         if F._C is not None:
-            return F._C.decision(text, F.normalise(text), self._pairs, self.intercept)
+            d, vi = F._C.decision(text, F.normalise(text), self._pairs, self.intercept)
+            return d, bool(vi)
         idx, cnt = F.unique_counts(F.feature_ids(text))
         v = (1.0 + np.log(cnt)) * self.idf[idx]
         n = math.sqrt(float(np.dot(v, v)))
-        return (float(np.dot(v, self.coef[idx])) / n if n else 0.0) + self.intercept
+        return (float(np.dot(v, self.coef[idx])) / n if n else 0.0) + self.intercept, F.language(text) == "vi"
+
+    def decision(self, text: str) -> float:
+        return self.decision_language(text)[0]
 
     def score(self, text: str) -> float:
         cache = self._cache
@@ -87,7 +98,8 @@ class Scorer:
         return p
 
     def _score(self, text: str) -> float:
-        t = self.a * self.decision(text) + self.c
+        d, vi = self.decision_language(text)
+        t = self.a * d + self.c + (self._shift_vi if vi else self._shift_en)
         # numerically stable logistic
         if t >= 0:
             return 1.0 / (1.0 + math.exp(-t))
@@ -154,7 +166,10 @@ def load_scorer(d: Path) -> Scorer:
         raise ModelError(f"{cp}: thresholds.tag and thresholds.drop are required") from None
     if not 0 <= tag <= drop <= 1:
         raise ModelError(f"{cp}: thresholds must satisfy 0 <= tag <= drop <= 1")
-    s = Scorer(idf, coef, intercept, a, c, tag, drop, str(card.get("model_version", "unknown")), card)
+    shifts = (card.get("calibration") or {}).get("language_shift") or {}
+    if not isinstance(shifts, dict) or not all(isinstance(v, (int, float)) for v in shifts.values()):
+        raise ModelError(f"{cp}: calibration.language_shift must map languages to numbers")
+    s = Scorer(idf, coef, intercept, a, c, tag, drop, str(card.get("model_version", "unknown")), card, shifts)
     for item in card.get("selfcheck", []):
         got = s.score(item["text"])
         if abs(got - item["p"]) > 1e-9:

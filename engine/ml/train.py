@@ -2,9 +2,19 @@
 calibrate (Platt, on out-of-fold scores), choose thresholds for a target blocked-ham rate,
 refit on everything, and write the model directory.
 
-Thresholds: `drop` is the lowest probability at which at most `target_blocked_ham` of
-the out-of-fold ham would be blocked; `tag` the same for three times that rate (tagging is
-the softer action, but a tagged ordinary message is still a visible mistake).
+Languages: each message's language (the data's `lang` column, else features.language) is
+used twice. Training weighs every language present equally (a language with fewer messages
+gets a larger sample weight, at most MAX_LANG_WEIGHT), so the small Vietnamese set is not
+drowned by the English one. Thresholds must hold on every language: for each language with at
+least MIN_LANG_HAM ham, the lowest probability blocking at most its target rate of that
+language's out-of-fold ham; `drop` is the highest of these, so no language exceeds its target.
+`tag` is the same for three times the rates (tagging is the softer action, but a tagged
+ordinary message is still a visible mistake).
+
+Targets: `target_blocked_ham` (default 0.1%) for every language, except that a language whose
+ham is too few to resolve the rate (fewer than 1 / rate messages) gets the resolvable rate
+1 / n_ham, i.e. one out-of-fold ham message may be blocked: with 439 Vietnamese ham a 0.1%
+target would mean "above the single highest-scoring ham", one outlier deciding the threshold.
 """
 from __future__ import annotations
 
@@ -18,6 +28,9 @@ from .model import CARD_FORMAT, CARD_VERSION, feature_config, save_model
 
 C_GRID = (30.0, 100.0, 300.0)
 FOLDS = 5
+MAX_LANG_WEIGHT = 10.0
+MIN_LANG_HAM = 30
+MIN_LANG_SPAM = 30
 
 
 def _progress(total, desc, enabled):
@@ -31,34 +44,93 @@ def _progress(total, desc, enabled):
         return _P()
 
 
-def dedup(texts, labels):
-    """Keep the first of each normalised text; a text seen with both labels is kept as spam."""
+def dedup(texts, labels, langs=None):
+    """Keep the first of each normalised text; a text seen with both labels is kept as spam.
+    Returns (texts, labels as bool array, languages)."""
     seen: dict = {}
-    for t, y in zip(texts, labels):
+    langs = langs if langs is not None else [None] * len(texts)
+    for t, y, g in zip(texts, labels, langs):
         k = F._canonical(t)
         if k in seen:
             if y == 1:
-                seen[k] = (seen[k][0], 1)
+                seen[k] = (seen[k][0], 1, seen[k][2])
         else:
-            seen[k] = (t, y)
+            seen[k] = (t, y, g)
     out = list(seen.values())
-    return [t for t, _ in out], np.array([y for _, y in out], dtype=bool)
+    return ([t for t, _, _ in out], np.array([y for _, y, _ in out], dtype=bool),
+            np.array([g or F.language(t) for t, _, g in out]))
 
 
-def _fit(X, y, C):
+def language_groups(y, langs) -> np.ndarray:
+    """Each message's language group: its language when that language has at least
+    MIN_LANG_HAM ham and MIN_LANG_SPAM spam (enough to weigh and hold it to its own threshold),
+    else the most frequent language (a handful of examples is no basis for a threshold)."""
+    names, counts = np.unique(langs, return_counts=True)
+    ref = names[np.argmax(counts)]
+    ok = {g for g in names if np.sum(~y & (langs == g)) >= MIN_LANG_HAM and np.sum(y & (langs == g)) >= MIN_LANG_SPAM}
+    return np.array([g if g in ok else ref for g in langs])
+
+
+def language_weights(groups) -> np.ndarray:
+    """Sample weight per message: every language group weighs as much as the largest."""
+    names, counts = np.unique(groups, return_counts=True)
+    w = {g: min(MAX_LANG_WEIGHT, counts.max() / n) for g, n in zip(names, counts)}
+    return np.array([w[g] for g in groups])
+
+
+def language_targets(y, groups, rate) -> dict:
+    """{language group: blocked-ham target}; a rate too fine for the group's ham count
+    becomes 1 / n_ham (one out-of-fold ham message)."""
+    out = {}
+    for g in np.unique(groups):
+        n = int(np.sum(~y & (groups == g)))
+        out[str(g)] = max(rate, 1.0 / n) if n and rate * n < 1 else rate
+    return out
+
+
+def thresholds_per_language(p, y, langs, targets, scale=1.0) -> tuple[float, dict]:
+    """Highest of the per-language thresholds (each language within scale x its target)."""
+    per = {g: threshold_for(p[langs == g], y[langs == g], min(1.0, scale * r)) for g, r in targets.items()}
+    return max(per.values()), per
+
+
+def _logit(p):
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
+
+
+def shift(p, langs, shifts: dict) -> np.ndarray:
+    """Apply per-language logit shifts to probabilities (what the scorer does)."""
+    s = np.array([shifts.get(str(g), 0.0) for g in langs])
+    return 1.0 / (1.0 + np.exp(-(_logit(p) + s)))
+
+
+def language_calibration(p, y, langs, targets) -> tuple[float, float, dict, dict]:
+    """(drop, tag, logit shift per language, own drop threshold per language).
+    Each language gets its own drop threshold for its target; a logit shift then moves every
+    language's threshold onto the highest one, so one pair of thresholds serves them all and
+    the pipeline keeps comparing one probability with `drop`/`tag`."""
+    drop, per = thresholds_per_language(p, y, langs, targets)
+    shifts = {g: float(_logit(drop) - _logit(t)) for g, t in per.items()} if len(per) > 1 else {}
+    ps = shift(p, langs, shifts)
+    tag, _ = thresholds_per_language(ps, y, langs, targets, scale=3.0)
+    return drop, min(tag, drop), shifts, per
+
+
+def _fit(X, y, C, sw):
     from sklearn.feature_extraction.text import TfidfTransformer
     from sklearn.linear_model import LogisticRegression
     tf = TfidfTransformer(sublinear_tf=True).fit(X)
     lr = LogisticRegression(C=C, class_weight="balanced", solver="liblinear", max_iter=5000)
-    lr.fit(tf.transform(X), y)
+    lr.fit(tf.transform(X), y, sample_weight=sw)
     return tf, lr
 
 
-def _oof(X, y, C, seed, prog):
+def _oof(X, y, C, seed, prog, sw, strata):
     from sklearn.model_selection import StratifiedKFold
     d = np.zeros(len(y))
-    for tr, te in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(X, y):
-        tf, lr = _fit(X[tr], y[tr], C)
+    for tr, te in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(X, strata):
+        tf, lr = _fit(X[tr], y[tr], C, sw[tr])
         d[te] = lr.decision_function(tf.transform(X[te]))
         prog.update(1)
     return d
@@ -97,45 +169,68 @@ def _platt(d, y):
     return cal
 
 
+def breakdown(p, y, thr, groups) -> dict:
+    """metrics() per group value (language or kind), for the groups present."""
+    groups = np.asarray(groups, dtype=object)
+    out = {}
+    for g in sorted({x for x in groups if x is not None}):
+        m = groups == g
+        out[str(g)] = metrics(p[m], y[m], thr)
+    return out
+
+
 def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress=True, c_grid=C_GRID, log=print):
     from sklearn.model_selection import train_test_split
     t0 = time.time()
-    texts, y = dedup(texts, labels)
+    texts, y, lang = dedup(texts, labels)          # languages as the scorer detects them
+    lg = language_groups(y, lang)
     if y.sum() < FOLDS or (~y).sum() < FOLDS:
         raise ValueError(f"need at least {FOLDS} spam and {FOLDS} ham after de-duplication (have {int(y.sum())}/{int((~y).sum())})")
     log(f"training on {len(y)} distinct messages ({int(y.sum())} spam, {int((~y).sum())} ham)")
+    sw = language_weights(lg)
+    strata = np.char.add(lg.astype(str), np.where(y, ":spam", ":ham"))
+    for g in np.unique(lang):
+        m = lang == g
+        log(f"  language {g}: {int(m.sum())} messages ({int((y & m).sum())} spam), weight {sw[m][0]:.2f}")
     steps = len(y) + FOLDS * len(c_grid) + 2 + FOLDS + 1
     prog = _progress(steps, "ml train", progress)
     X = F.matrix(texts, prog)
     idx = np.arange(len(y))
-    tr, va = train_test_split(idx, test_size=0.2, stratify=y, random_state=seed)
-    # model selection by CV on the training part only
+    tr, va = train_test_split(idx, test_size=0.2, stratify=strata, random_state=seed)
+    targets = language_targets(y[tr], lg[tr], target_blocked_ham)
+    # model selection by CV on the training part only: the worst language's MCC at the shared threshold
     best = None
     for C in c_grid:
-        d = _oof(X[tr], y[tr], C, seed, prog)
-        thr = threshold_for(d, y[tr], target_blocked_ham)
-        m = metrics(d, y[tr], thr)["mcc"]
-        log(f"  C={C:g}: cross-validated MCC {m:.4f} at {target_blocked_ham:.2%} blocked ham")
+        d = _oof(X[tr], y[tr], C, seed, prog, sw[tr], strata[tr])
+        thr, _ = thresholds_per_language(d, y[tr], lg[tr], targets)
+        m = min(metrics(d[lg[tr] == g], y[tr][lg[tr] == g], thr)["mcc"] for g in targets)
+        log(f"  C={C:g}: cross-validated MCC {m:.4f} (worst language) within the blocked-ham targets {targets}")
         if best is None or m > best[0]:
             best = (m, C, d)
     _, C, d_tr = best
     # validation: fit on the training part, calibrate on its out-of-fold scores
     cal = _platt(d_tr, y[tr])
     p_tr = cal.predict_proba(d_tr.reshape(-1, 1))[:, 1]
-    drop_t = threshold_for(p_tr, y[tr], target_blocked_ham)
-    tf, lr = _fit(X[tr], y[tr], C)
+    drop_t, _, shifts, _ = language_calibration(p_tr, y[tr], lg[tr], targets)
+    tf, lr = _fit(X[tr], y[tr], C, sw[tr])
     prog.update(1)
-    p_va = cal.predict_proba(lr.decision_function(tf.transform(X[va])).reshape(-1, 1))[:, 1]
+    p_va = shift(cal.predict_proba(lr.decision_function(tf.transform(X[va])).reshape(-1, 1))[:, 1], lg[va], shifts)
     val = metrics(p_va, y[va], drop_t)
+    val["by_language"] = breakdown(p_va, y[va], drop_t, lang[va])
     log(f"  validation (held out, {len(va)} messages): MCC {val['mcc']:.4f}, blocked ham {val['blocked_ham_rate']:.3%}, "
         f"spam caught {val['spam_caught_rate']:.2%}")
+    for g, m in val["by_language"].items():
+        log(f"    {g}: MCC {m['mcc']:.4f}, blocked ham {m['blocked_ham_rate']:.3%}, spam caught {m['spam_caught_rate']:.2%}")
     # final: out-of-fold over everything for calibration and thresholds, then refit on all
-    d_all = _oof(X, y, C, seed + 1, prog)
+    targets = language_targets(y, lg, target_blocked_ham)
+    d_all = _oof(X, y, C, seed + 1, prog, sw, strata)
     cal = _platt(d_all, y)
     p_all = cal.predict_proba(d_all.reshape(-1, 1))[:, 1]
-    drop_t = threshold_for(p_all, y, target_blocked_ham)
-    tag_t = min(threshold_for(p_all, y, min(1.0, 3 * target_blocked_ham)), drop_t)
-    tf, lr = _fit(X, y, C)
+    drop_t, tag_t, shifts, drop_per = language_calibration(p_all, y, lg, targets)
+    if shifts:                    # a language without a group of its own takes its group's shift
+        shifts.update({str(g): shifts[str(lg[lang == g][0])] for g in np.unique(lang)})
+    p_all = shift(p_all, lg, shifts)
+    tf, lr = _fit(X, y, C, sw)
     prog.update(1)
     prog.close()
     a, c = float(cal.coef_[0, 0]), float(cal.intercept_[0])
@@ -144,21 +239,27 @@ def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress
     now = datetime.now(timezone.utc)
     ver = f"sms-lr-{now:%Y%m%d%H%M%S}"
     from .model import Scorer
-    sc = Scorer(idf, coef, float(lr.intercept_[0]), a, c, tag_t, drop_t, ver)
+    sc = Scorer(idf, coef, float(lr.intercept_[0]), a, c, tag_t, drop_t, ver, language_shift=shifts)
     sample = [texts[i] for i in np.linspace(0, len(texts) - 1, num=min(8, len(texts)), dtype=int)]
     card = {
         "format": CARD_FORMAT, "card_version": CARD_VERSION, "model_version": ver,
         "created": now.isoformat(timespec="seconds"),
         "classifier": {"type": "logistic_regression", "library": "scikit-learn", "C": C,
-                       "class_weight": "balanced", "solver": "liblinear"},
-        "calibration": {"type": "platt", "a": a, "c": c, "fitted_on": "out-of-fold decision values"},
+                       "class_weight": "balanced", "solver": "liblinear", "sample_weight": "per language"},
+        "calibration": {"type": "platt", "a": a, "c": c, "fitted_on": "out-of-fold decision values",
+                        "language_shift": shifts},
         "feature_config": feature_config(),
-        "thresholds": {"tag": tag_t, "drop": drop_t, "target_blocked_ham": target_blocked_ham},
+        "thresholds": {"tag": tag_t, "drop": drop_t, "target_blocked_ham": target_blocked_ham,
+                       "per_language": {g: {"target_blocked_ham": r, "own_drop": drop_per[g]} for g, r in targets.items()}},
+        "languages": {str(g): {"messages": int(np.sum(lang == g)), "spam": int(np.sum(y & (lang == g))),
+                               "group": str(lg[lang == g][0]), "sample_weight": float(sw[lang == g][0])}
+                      for g in np.unique(lang)},
         "training_data": infos,
         "counts": {"distinct": int(len(y)), "spam": int(y.sum()), "ham": int((~y).sum())},
-        "metrics": {"validation": val, "out_of_fold": metrics(p_all, y, drop_t)},
+        "metrics": {"validation": val,
+                    "out_of_fold": dict(metrics(p_all, y, drop_t), by_language=breakdown(p_all, y, drop_t, lang))},
         "selfcheck": [{"text": t, "p": sc.score(t)} for t in sample],
         "train_seconds": round(time.time() - t0, 1),
     }
     save_model(out, idf, coef, float(lr.intercept_[0]), a, c, card)
-    return card, (tf, lr, cal)
+    return card, (tf, lr, cal, shifts)

@@ -2,7 +2,9 @@
 
 Each `@condition` factory validates its TOML value (raising ValueError with a message the
 loader turns into `file:line:col: message`) and returns a pure predicate
-`pred(ctx, state) -> evidence | None` (evidence is a short string naming what matched).
+`pred(ctx, state) -> evidence | None` (evidence is a short string naming what matched),
+which depends only on the condition's key and value, never on the rule it sits in: a plan
+evaluates a condition written identically in several rules once per message.
 Stateful conditions (counters, recipient history) return a `Stateful` object instead: it
 is read while judging and committed only after the verdict, when the message was let
 through. The `CONDITIONS` dict doubles as the manifest of what exists.

@@ -24,6 +24,12 @@ A file may also hold `[actions]` (the score table: `tag = 5.0`, `drop = 10.0`) a
 
 Like Kamailio's dialplan reload, a new set is fully built and validated before anyone
 uses it; any error leaves the caller's current set in force.
+
+A rule file is untrusted input to a process that must not stall: the loader refuses, as
+`path:line:col: message`, anything that could hang or crash it or the judge later — a file
+that is not UTF-8 text or is over 4 MiB, arrays/inline tables nested over 32 deep, a
+composite nested over 32 deep or naming over 256 symbols, chains of composites over 32
+long, and regexes that can backtrack catastrophically (redos.py).
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ from ..verdict import Action
 from .conditions import CONDITIONS, Stateful
 from .expr import ExprError, parse_tree
 from .plan import UNKNOWN, compile_plans, run_steps
+from .source import MAX_NESTING, Locator, RuleError, read_rule_text
 
 SCOPES = ("sms-mt", "sms-mo", "call")
 RULE_KEYS = ("symbol", "description", "applies_to", "score", "action", "smpp_status", "sip_code",
@@ -49,17 +56,6 @@ SMPP_STATUS = {
     "ESME_RSUBMITFAIL": 0x45, "ESME_RTHROTTLED": 0x58, "ESME_RX_T_APPN": 0x64, "ESME_RX_P_APPN": 0x65,
     "ESME_RX_R_APPN": 0x66, "ESME_RINVSERTYP": 0x15, "ESME_RMSGQFUL": 0x14, "ESME_RUNKNOWNERR": 0xFF,
 }
-
-
-@dataclass
-class RuleError:
-    path: str
-    line: int
-    col: int
-    message: str
-
-    def __str__(self):
-        return f"{self.path}:{self.line}:{self.col}: {self.message}"
 
 
 class RuleSetError(Exception):
@@ -89,65 +85,6 @@ class Rule:
         return self.symbol.startswith("__")
 
 
-# ---------------------------------------------------------------- locations
-
-class Locator:
-    """Maps (rule index, key path) to (line, col) by scanning the TOML text.
-
-    tomllib gives no positions, so this reads the lines itself: table headers set the
-    current path, `key =` lines (and keys inside one-line inline tables) record theirs.
-    """
-    _HDR = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    _KEY = re.compile(r'^\s*((?:[A-Za-z0-9_-]+|"[^"]*")(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"))*)\s*=')
-
-    def __init__(self, text: str):
-        self.pos: dict = {}
-        self.rule_lines: list = []
-        rule = -1
-        path: tuple = ()
-        counters: dict = {}
-        for ln, line in enumerate(text.splitlines(), 1):
-            m = self._HDR.match(line)
-            if m and not self._KEY.match(line):
-                parts = tuple(p.strip().strip('"') for p in m.group(2).split("."))
-                col = line.index(m.group(2)) + 1
-                if parts == ("rule",) and m.group(1) == "[[":
-                    rule += 1
-                    self.rule_lines.append(ln)
-                    path = ()
-                    counters = {}
-                    self.pos[(rule, ())] = (ln, col)
-                elif parts[0] == "rule":
-                    path = parts[1:]
-                    if m.group(1) == "[[":
-                        counters[path] = counters.get(path, -1) + 1
-                        path = path + (counters[path],)
-                    self.pos[(rule, path)] = (ln, col)
-                else:
-                    path = ("@",) + parts
-                    self.pos[(None, path)] = (ln, col)
-                continue
-            m = self._KEY.match(line)
-            if m:
-                keys = tuple(k.strip().strip('"') for k in m.group(1).split("."))
-                r = None if path[:1] == ("@",) else rule
-                self.pos[(r, path + keys)] = (ln, line.index(m.group(1)) + 1)
-                vcol = m.end() + 1 + (len(line[m.end():]) - len(line[m.end():].lstrip()))
-                self.pos[(r, path + keys + ("=",))] = (ln, vcol)
-                # keys inside a one-line inline table: `counter = { key = [...], window = "24h" }`
-                for im in re.finditer(r"[{,]\s*([A-Za-z0-9_]+)\s*=", line[m.end():]):
-                    self.pos.setdefault((r, path + keys + (im.group(1),)), (ln, m.end() + im.start(1) + 1))
-
-    def at(self, rule, *path, value=False):
-        p = tuple(path) + (("=",) if value else ())
-        while True:
-            if (rule, p) in self.pos:
-                return self.pos[(rule, p)]
-            if not p:
-                return (1, 1)
-            p = p[:-1]
-
-
 # ---------------------------------------------------------------- loading
 
 def _did_you_mean(word, choices):
@@ -168,10 +105,9 @@ class RuleSet:
         # scoring rules are judged, and their hits listed, in file order; composites look their
         # operands up on demand, so no dependency order is needed
         self.order = list(rules)
+        # per scope, the rules to run (scoring ones, and helpers only when stateful: they must
+        # run to count) prepared as a plan: see plan.py
         self.plans = compile_plans(rules, self.order, SCOPES)
-        # per scope: scoring rules, and helpers only when stateful (they must run to count)
-        self.by_scope = {sc: [r for r in self.order if sc in r.applies_to and (not r.helper or r.stateful)]
-                         for sc in SCOPES}
 
     def restricted(self, symbol: str) -> "RuleSet":
         """The set with only `symbol` (and the helpers/symbols it refers to) enabled."""
@@ -213,83 +149,6 @@ def rel_source(path: Path, base: Path | None = None) -> str:
         return str(path)
 
 
-MAX_FILE_BYTES = 4 << 20
-MAX_NESTING = 32
-
-
-def _read_text(f: Path, disp: str, errors: list) -> str | None:
-    """The file as text, or None with the reason appended to `errors` (binary, not UTF-8,
-    unreadable, too large or nested deeper than any rule file needs)."""
-    try:
-        data = f.read_bytes()
-    except OSError as e:
-        errors.append(RuleError(disp, 1, 1, f"cannot read: {e.strerror or e}"))
-        return None
-    if len(data) > MAX_FILE_BYTES:
-        errors.append(RuleError(disp, 1, 1, f"file is {len(data)} bytes; a rule file may have at most {MAX_FILE_BYTES}"))
-        return None
-    nul = data.find(b"\0")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        nul = e.start if nul < 0 else min(nul, e.start)
-    if nul >= 0:
-        ln = data.count(b"\n", 0, nul) + 1
-        col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
-        errors.append(RuleError(disp, ln, col, "not a text file (a NUL byte or invalid UTF-8): rule files are UTF-8 TOML"))
-        return None
-    where = _too_deep(text)
-    if where is not None:
-        errors.append(RuleError(disp, *where, f"arrays/inline tables nested more than {MAX_NESTING} levels deep"))
-        return None
-    return text
-
-
-def _too_deep(text: str):
-    """(line, col) where `[`/`{` nesting inside values passes MAX_NESTING, else None. A cheap
-    scan that skips strings and comments (tomllib would recurse until the interpreter's limit)."""
-    depth, ln, col0, i, n = 0, 1, 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\n":
-            ln, col0 = ln + 1, i + 1
-        elif ch == "#":
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        elif ch in "\"'":
-            q = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else ch
-            j = i + len(q)
-            while True:
-                k = text.find(q, j)
-                if k < 0:
-                    return None             # unterminated: tomllib reports it with its position
-                if q[0] == '"' and _escaped(text, k):
-                    j = k + 1
-                    continue
-                break
-            ln += text.count("\n", i, k)
-            if "\n" in text[i:k]:
-                col0 = text.rfind("\n", i, k) + 1
-            i = k + len(q)
-            continue
-        elif ch in "[{":
-            depth += 1
-            if depth > MAX_NESTING:
-                return ln, i - col0 + 1
-        elif ch in "]}":
-            depth = max(0, depth - 1)
-        i += 1
-    return None
-
-
-def _escaped(text: str, k: int) -> bool:
-    b = 0
-    while k - 1 - b >= 0 and text[k - 1 - b] == "\\":
-        b += 1
-    return b % 2 == 1
-
-
 def load_rules(directory, base: Path | None = None) -> RuleSet:
     """Load every `*.toml` in `directory` (sorted). Raises RuleSetError with all errors."""
     directory = Path(directory)
@@ -308,7 +167,7 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
     pending_refs = []   # (rule, symbol, path, line, col)
     for f in files:
         disp = rel_source(f, base)
-        text = _read_text(f, disp, errors)
+        text = read_rule_text(f, disp, errors)
         if text is None:
             continue
         try:

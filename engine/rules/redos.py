@@ -23,8 +23,12 @@ Character sets are computed over a sample alphabet (ASCII, Latin-1, Latin Extend
 few separators), which is exact for classes built from literals, ranges, `\\d\\w\\s` and
 `.`. The check is conservative: it may reject a pattern that a careful reading shows to be
 safe (rewrite it so the repeated pieces cannot overlap), never the other way round for the
-two shapes above. Polynomial cases (`\\s*\\s*x`) are not rejected: their cost on an SMS of
-at most a few kilobytes stays in milliseconds.
+two shapes above.
+
+A search that starts with `.*` (unanchored) is rejected too: it is quadratic in the text's
+length on any long text, as each start position runs to the end. Other polynomial shapes
+(`\\d+x`, `qc.*tu choi`) stay accepted: they are quadratic only on texts crafted as long
+runs of one class or of the pattern's first characters.
 """
 from __future__ import annotations
 
@@ -57,6 +61,29 @@ def check(pattern: str, flags: int = 0) -> None:
     """Raise UnsafeRegex (a ValueError) when `pattern` can backtrack catastrophically."""
     tree = _parser.parse(pattern, flags)
     _Checker(bool(flags & re.IGNORECASE)).seq(list(tree), _frozen_empty, None)
+    if _leading_wildcard(list(tree)):
+        raise UnsafeRegex("a leading `.*` (or `.+`, `[^x]*`) makes every search quadratic in the text's length "
+                          "(about 1 s on an 8 KB concatenated message); drop it: a search already finds the "
+                          "match anywhere, or anchor the pattern with `^`")
+
+
+def _leading_wildcard(items) -> bool:
+    """Does an unanchored search start with an unbounded repeat of (nearly) any character? Each of
+    the n start positions then runs to the end of the text: n^2 steps."""
+    for op, av in items:
+        if op is C.AT and av in (C.AT_BEGINNING, C.AT_BEGINNING_STRING, C.AT_BEGINNING_LINE):
+            return False                            # anchored with ^ or \A: at most one long try per line
+        if op in (C.AT, C.ASSERT, C.ASSERT_NOT):    # \b and look-arounds: zero width, many starts
+            continue
+        if op is C.SUBPATTERN:
+            return _leading_wildcard(list(av[-1]))
+        if op is C.BRANCH:
+            return any(_leading_wildcard(list(alt)) for alt in av[1])
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT) and av[1] is C.MAXREPEAT and len(av[2]) == 1:
+            bop, bav = av[2][0]
+            return bop in (C.ANY, C.NOT_LITERAL) or (bop is C.IN and bool(bav) and bav[0][0] is C.NEGATE)
+        return False
+    return False
 
 
 _frozen_empty = frozenset()

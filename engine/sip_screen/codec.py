@@ -46,7 +46,7 @@ class SipMessage:
     """A parsed message. `headers` holds [name as received, value, canonical name] lists in
     order; use the methods, which keep the canonical name right."""
 
-    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via")
+    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
@@ -54,6 +54,24 @@ class SipMessage:
         self.body = body
         self.vias: list[Via] | None = None             # parsed by check_request, in order
         self.our_via = False                           # the proxy has put its Via on top
+        self._na: dict = {}                            # header value -> NameAddr, parsed once
+
+    def name_addr(self, value: str) -> NameAddr:
+        """parse_name_addr(value), remembered for this message (To and From are read three times)."""
+        na = self._na.get(value)
+        if na is None:
+            na = self._na[value] = parse_name_addr(value)
+        return na
+
+    def tag(self, name: str) -> str:
+        """The tag parameter of To or From ('' when there is none or the header does not parse)."""
+        v = self.get(name)
+        if not v or "tag=" not in v.lower():
+            return ""
+        try:
+            return self.name_addr(v).params.get("tag", "")
+        except SipParseError:
+            return ""
 
     @property
     def is_request(self) -> bool:
@@ -345,8 +363,8 @@ def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
         if len(vias) > MAX_VIAS:
             return 400, f"Too many Via headers (more than {MAX_VIAS})", []
         msg.vias = [parse_via(v) for v in vias]
-        parse_name_addr(seen["to"])                 # both must parse (quotbal: unbalanced quotes)
-        parse_name_addr(seen["from"])
+        msg.name_addr(seen["to"])                   # both must parse (quotbal: unbalanced quotes)
+        msg.name_addr(seen["from"])
         cseq = seen["cseq"].split()
         if len(cseq) != 2 or not cseq[0].isascii() or not cseq[0].isdigit():
             return 400, "Malformed CSeq", []

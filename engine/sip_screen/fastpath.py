@@ -28,6 +28,7 @@ _NEXT = re.compile(rb"SIP/2\.0/(UDP|TCP) ([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?:
 _RECEIVED = re.compile(rb";received=([0-9A-Fa-f.:]+)(?=;|$)")
 _RPORT = re.compile(rb";rport=(\d{1,5})(?=;|$)")
 _HEADER = re.compile(rb"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
+_BAD_LINE = re.compile(rb"\r\n(?![A-Za-z0-9\-.!%*_+`'~]+[ \t]*:)")      # a line that is not `token:`
 MAX_FAST_RESPONSE = 8000         # below MAX_HEADER_LINE: no header of it can be over the limit
 
 
@@ -42,18 +43,21 @@ def relay_response(data: bytes, our_via_prefixes: tuple):
     end = he + 2                                              # keep the last header's CRLF for the patterns
     head = data[:end]
     n = head.count(b"\r\n")
-    if head.count(b"\n") != n or head.count(b"\r") != n or len(_HEADER.findall(head)) != n - 1:
+    if head.count(b"\n") != n or head.count(b"\r") != n or _BAD_LINE.search(head, 0, end - 2) is not None:
         return FULL_PARSE                                     # a folded, blank or odd line
     cl = _CL.findall(head)
-    if len(cl) != 1 or not cl[0].strip().isdigit() or int(cl[0]) != len(data) - he - 4:
+    if len(cl) != 1 or not cl[0].strip(b" \t").isdigit() or int(cl[0]) != len(data) - he - 4:
         return FULL_PARSE
+    if b'"' in b"".join(_VIA.findall(head)):
+        return FULL_PARSE                                     # quoted strings in Vias: the grammar decides
     top = _VIA.search(head)
     if top is None:
         return FULL_PARSE
     value = top.group(1)
     if not value.startswith(our_via_prefixes):
         return NOT_OURS if b"z9hG4bKtf" not in value else FULL_PARSE
-    if b'"' in value or _NEXT.match(value.split(b",", 1)[0]) is None or value.lower().count(b";branch") != 1:
+    first = value.split(b",", 1)[0]
+    if b'"' in value or b"<" in value or _NEXT.match(first) is None or first.lower().count(b";branch") != 1:
         return FULL_PARSE                                     # the full parse decides what a odd Via means
     comma = value.find(b",")
     if comma >= 0:                                            # several Vias in one header: drop the first value
@@ -74,7 +78,7 @@ def relay_response(data: bytes, our_via_prefixes: tuple):
         cseq = _CSEQ.search(head)
         if cseq is not None and cseq.group(1).rstrip().upper().endswith(b"INVITE"):
             cid = _CALL_ID.search(head)
-            answered_invite = cid.group(1).strip() if cid else b""
+            answered_invite = cid.group(1).strip(b" \t") if cid else b""
     return out, dest, answered_invite
 
 
@@ -122,7 +126,7 @@ _NAME_ADDR = re.compile(rb"(?:\"[^\"\\\r\n]*\"[ \t]*|[A-Za-z0-9\-.!%*_+`'~ \t]*)
 _TAG = re.compile(rb";[ \t]*tag=([^;\s]+)", re.I)
 _CSEQ_V = re.compile(rb"(\d{1,10}) ([A-Za-z]+)[ \t]*$")
 _URI = re.compile(rb"sips?:(?:[^@;\s]*@)?([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?((?:;[^;\s]*)*)$")
-_TRANSPORT = re.compile(rb";transport=([A-Za-z]+)", re.I)
+_TRANSPORT = re.compile(rb";transport=([^;]*)", re.I)
 _COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id", b"l": b"content-length", b"m": b"contact"}
 # headers whose presence sends the request to the full path: routing, extensions, anything that
 # makes §16 do more than the edits below
@@ -176,7 +180,7 @@ def in_dialog(data: bytes, src_ip: str, src_port: int):
         return FULL_PARSE
     method = rl.group(1)
     cseq = _CSEQ_V.match(h[b"cseq"])
-    cl, mf = h[b"content-length"].rstrip(), h[b"max-forwards"].rstrip()
+    cl, mf = h[b"content-length"].rstrip(b" \t"), h[b"max-forwards"].rstrip(b" \t")
     if cseq is None or cseq.group(2) != method or int(cseq.group(1)) > 2 ** 31 - 1 \
             or not cl.isdigit() or int(cl) != len(data) - he - 4 \
             or not mf.isdigit() or not 0 < int(mf) <= 255:
@@ -187,10 +191,12 @@ def in_dialog(data: bytes, src_ip: str, src_port: int):
     to_tag, from_tag = _TAG.search(to.group(2)), _TAG.search(frm.group(2))
     if to_tag is None:
         return FULL_PARSE                                     # an initial request: the full path judges it
-    uri = _URI.match(rl.group(2))
+    uri = _URI.match(rl.group(2)) if rl.group(2).isascii() else None
     top = _NEXT.match(h[b"via"])
     if uri is None or top is None or b"," in h[b"via"] or b";branch=" not in h[b"via"]:
         return FULL_PARSE
+    if uri.group(3).lower().count(b";transport=") > 1:
+        return FULL_PARSE                                     # which one counts is the grammar's business
     t = _TRANSPORT.search(uri.group(3))
     transport = t.group(1).upper().decode("ascii") if t else ("TCP" if rl.group(2)[:4].lower() == b"sips" else "UDP")
     if transport not in ("UDP", "TCP") or rl.group(2)[:4].lower() == b"sips":
@@ -199,8 +205,11 @@ def in_dialog(data: bytes, src_ip: str, src_port: int):
     if not 0 < port < 65536 or (top.group(3) and not 0 < int(top.group(3)) < 65536):
         return FULL_PARSE
     # §18.2.1 / RFC 3581: stamp the top Via
-    via = h[b"via"].rstrip()
+    via = h[b"via"].rstrip(b" \t")
     params = top.group(4)
+    keys = [p.split(b"=", 1)[0].strip(b" \t").lower() for p in params.split(b";")[1:]]
+    if len(set(keys)) != len(keys):
+        return FULL_PARSE                                     # a repeated parameter: the last one counts there
     add = b""
     if top.group(2).lower() != src_ip.encode() and b";received=" not in params.lower():
         add += b";received=" + src_ip.encode()
@@ -224,7 +233,7 @@ def in_dialog(data: bytes, src_ip: str, src_port: int):
     branch = re.search(rb";branch=([^;\s]*)", via)
     dec = lambda b: b.decode("utf-8", "surrogateescape")  # noqa: E731
     r.top_branch = dec(branch.group(1))
-    r.call_id = dec(h[b"call-id"].strip())
+    r.call_id = dec(h[b"call-id"].strip(b" \t"))
     r.to_tag = dec(to_tag.group(1))
     r.base = "|".join((dec(rl.group(2)), r.call_id, cseq.group(1).decode("ascii"),
                        dec(from_tag.group(1)) if from_tag else "", r.to_tag, ""))

@@ -28,6 +28,18 @@ UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large r
 class Forwarding:
     """Mixed into SipScreen: everything that leaves the screen."""
 
+    def _warn(self, kind, fmt, *args):
+        """A warning at most once a second per kind: a peer sending garbage must not flood the log."""
+        now = time.monotonic()
+        last, suppressed = self.warned.get(kind, (0.0, 0))
+        if now - last < 1.0:
+            self.warned[kind] = (last, suppressed + 1)
+            return
+        if suppressed:
+            fmt, args = fmt + " (and %d more like it in the last second)", args + (suppressed,)
+        log.warning(fmt, *args)
+        self.warned[kind] = (now, 0)
+
     def _forward(self, msg, dest, branch, back):
         """Send with our Via on top; `back` = (transport, source, connection) the request came by."""
         host, port, out = dest
@@ -113,7 +125,7 @@ class Forwarding:
 
     def _fail(self, msg, transport, src, conn, why):
         self.stats["forward_failed"] += 1
-        log.warning("cannot forward %s from %s:%s: %s", msg.method, src[0], src[1], why)
+        self._warn("forward", "cannot forward %s from %s:%s: %s", msg.method, src[0], src[1], why)
         if msg.method != "ACK":
             self._reply(msg, make_response(msg, 503, None, self._tag(msg),
                                            [["Warning", f'399 telfilter "{why[:80]}"']]), transport, src, conn)
@@ -143,7 +155,7 @@ class Forwarding:
         host = self._resolve(dest[0])
         if not self._permitted(host):
             self.stats["not_permitted"] += 1
-            log.warning("not sending to %s:%s: outside the permitted networks", dest[0], dest[1])
+            self._warn("permit", "not sending to %s:%s: outside the permitted networks", dest[0], dest[1])
             if on_fail:
                 on_fail("destination outside the permitted networks")
             return
@@ -166,7 +178,7 @@ class Forwarding:
                 lambda: TcpConnection(self, (host, port)), host, port), 2.0)
             proto.send(data)
         except (OSError, asyncio.TimeoutError) as e:
-            log.warning("TCP to %s:%d failed: %s", host, port, e)
+            self._warn("tcp", "TCP to %s:%d failed: %s", host, port, e)
             if on_fail:
                 try:
                     on_fail(f"TCP connection refused or timed out: {e}"[:80])

@@ -35,7 +35,7 @@ class Screening:
     def _screen(self, msg, src):
         def user_of(v):
             try:
-                return parse_uri(parse_name_addr(v).uri).user
+                return parse_uri(msg.name_addr(v).uri).user
             except SipParseError:
                 return ""
         pai = msg.values("p-asserted-identity") if msg.get("p-asserted-identity") is not None else ()

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 
 from ..verdict import Action
 from .codec import (MAX_VIAS, SipMessage, SipParseError, check_request, make_response, parse_datagram,
-                    parse_name_addr, parse_uri, parse_via, split_list, tag_of)
+                    parse_name_addr, parse_uri, parse_via, split_list)
 from .fastpath import FULL_PARSE, in_dialog, relay_response
 from .forwarding import Forwarding
 from .screening import Screening
@@ -65,6 +65,7 @@ class SipScreen(Forwarding, Screening):
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0}
         self._sweeper = None
+        self.warned: dict = {}                              # kind -> (last warning time, suppressed since)
         self.fast_path = True                               # False: every message takes the full parse
         self._next_hop = ("", None)                         # (settings string, parsed), see next_hop()
         self.next_hop()                                     # a bad next hop is refused at start
@@ -222,7 +223,7 @@ class SipScreen(Forwarding, Screening):
                 self.stats["dropped"] += 1
                 return                                          # an ACK is never answered
             msg.vias = [parse_via(v) for v in vals]
-        to_tag = tag_of(msg.get("to"))
+        to_tag = msg.tag("to")
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
             return                                          # ACK for a final response we generated
         if msg.method == "BYE":
@@ -247,7 +248,7 @@ class SipScreen(Forwarding, Screening):
         cseq = msg.get("cseq") or ""
         pr = ",".join(msg.values("proxy-require")) if msg.get("proxy-require") is not None else ""
         base = "|".join((msg.uri, msg.get("call-id") or "", cseq.split()[0] if cseq.split() else "",
-                         tag_of(msg.get("from")), to_tag, pr))
+                         msg.tag("from"), to_tag, pr))
         vias = msg.vias
         branch = self._branch(vias[0].params["branch"] if "branch" in vias[0].params else top, base)
         # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as it
@@ -302,8 +303,9 @@ class SipScreen(Forwarding, Screening):
                 routes = routes[1:]
             if routes:
                 return self._uri_dest(parse_uri(parse_name_addr(routes[0]).uri))
+            return self._uri_dest(parse_uri(msg.uri))   # it came by a route set: never the next hop
         if not to_tag and self.next_hop() is not None:
-            return self.next_hop()                       # initial requests only; in-dialog ones follow the URI
+            return self.next_hop()                      # initial requests only; in-dialog ones follow the URI
         return self._uri_dest(parse_uri(msg.uri))
 
     @staticmethod

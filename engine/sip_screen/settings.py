@@ -51,7 +51,12 @@ def parse_next_hop(s: str):
             transport = v.strip().upper()
     if transport not in TRANSPORTS:
         raise ValueError(f"next hop {s!r}: transport must be udp or tcp")
-    host, port = hostport(hp.strip())
+    try:
+        host, port = hostport(hp.strip())
+    except ValueError:
+        raise ValueError(f"next hop {s!r}: the port must be a number (host:port)") from None
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"next hop {s!r}: expected host:port[;transport=udp|tcp]")
     return host, port, transport
 
 

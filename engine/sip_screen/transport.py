@@ -53,7 +53,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             if not q:
                 break
             data, addr = q.popleft()
-            on(data, addr)
+            try:
+                on(data, addr)
+            except Exception:                        # a bug must not stop the rounds (scheduled stays set)
+                self.screen.stats["internal_errors"] += 1
+                log.exception("internal error on a datagram from %s", addr)
             if time.perf_counter() > end:
                 break
         if q:

@@ -78,6 +78,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self._local_ids = itertools.count(1)
         self.server = None
         self.tasks: list = []
+        self.stopping = False
         self.stats = defaultdict(int)
         self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_source)
         self.bind_throttle = BindThrottle(settings.bind_failures_free, settings.bind_backoff,
@@ -99,6 +100,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         return self.server.sockets[0].getsockname()[1]
 
     async def stop(self):
+        self.stopping = True                # link loops end and spawn nothing more
         for t in self.tasks:
             t.cancel()
         for s in list(self.sessions):
@@ -109,8 +111,16 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         if self.server:
             self.server.close()
             await self.server.wait_closed()
-        # let the cancelled link loops and housekeeping finish while the loop still runs
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # let the cancelled link loops and housekeeping finish while the loop still runs; a link
+        # loop may have spawned another (the TX+RX fallback) meanwhile, and asyncio.wait_for in
+        # Python 3.11 can swallow a cancel that races its inner future: cancel until none is left
+        for _ in range(5):
+            pending = [t for t in self.tasks if not t.done()]
+            if not pending:
+                break
+            for t in pending:
+                t.cancel()
+            await asyncio.wait(pending, timeout=2)
 
     async def _housekeeping(self):
         """Window expiry, enquire_link to idle ESMEs and upstream, idle and bind timeouts."""

@@ -182,7 +182,7 @@ class UpstreamMixin:
         delay = self.settings.reconnect_min
         loop = asyncio.get_running_loop()
         bind_cls = {"transceiver": P.BindTransceiver, "transmitter": P.BindTransmitter, "receiver": P.BindReceiver}
-        while True:
+        while not self.stopping:
             link = SmscLink(self, addr, kind, name)
             try:
                 await loop.create_connection(lambda: link, addr[0], addr[1])
@@ -197,7 +197,8 @@ class UpstreamMixin:
                         log.warning("SMSC %s:%d refuses transceiver binds (0x%02x): using transmitter + receiver",
                                     addr[0], addr[1], resp.command_status)
                         kind = "transmitter"
-                        self.tasks.append(asyncio.create_task(self._link_loop(name, "receiver")))
+                        if not self.stopping:
+                            self.tasks.append(asyncio.create_task(self._link_loop(name, "receiver")))
                         delay = 0
                     raise ConnectionError(f"bind refused with status 0x{resp.command_status:02x}")
                 link.bound = True

@@ -1,0 +1,116 @@
+"""`Lists`: the in-memory sets checks read (roaring bitmaps of E.164 ints, dicts for names)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyroaring import BitMap64
+
+from ..numbers import format_number
+from ..textnorm import domain_suffixes
+from .csvio import CsvError, SenderEntry, sender_entry_key, sender_entry_row
+from .ipranges import IpRanges
+
+
+@dataclass
+class Lists:
+    dnc_s: BitMap64 = field(default_factory=BitMap64)
+    dnc_v: BitMap64 = field(default_factory=BitMap64)
+    senders: dict = field(default_factory=dict)        # key -> tuple[SenderEntry, ...]
+    bl_numbers: BitMap64 = field(default_factory=BitMap64)
+    bl_domains: set = field(default_factory=set)
+    bl_ips: IpRanges = field(default_factory=IpRanges)  # kinds ip and cidr (the published email-spam list)
+    consent: dict = field(default_factory=dict)        # owner casefold -> BitMap64
+    owner_names: dict = field(default_factory=dict)    # owner casefold -> owner as written
+    # the DNC journal as far as applied here: (generation, byte offset), see journal.py
+    journal_mark: tuple | None = field(default=None, compare=False)
+    journal_bad: list = field(default_factory=list, compare=False, repr=False)
+
+    # --- reads (hot path) ---
+    def in_dnc(self, number: int | None, channel: str) -> bool:
+        if number is None:
+            return False
+        return number in (self.dnc_s if channel == "S" else self.dnc_v)
+
+    def sender_entries(self, key) -> tuple:
+        return self.senders.get(key, ())
+
+    def number_blacklisted(self, number: int | None) -> bool:
+        return number is not None and number in self.bl_numbers
+
+    def domain_blacklisted(self, hosts) -> str | None:
+        """The listed domain a host falls under (itself or a parent), or None."""
+        if not self.bl_domains:
+            return None
+        for h in hosts:
+            for suf in domain_suffixes(h):
+                if suf in self.bl_domains:
+                    return suf
+        return None
+
+    def has_consent(self, owner: str | None, number: int | None) -> bool:
+        if owner is None or number is None:
+            return False
+        bm = self.consent.get(owner.casefold())
+        return bm is not None and number in bm
+
+    # --- mutations (used by the store; callers hold the only reference) ---
+    def add_dnc(self, number: int, channel: str) -> None:
+        if "S" in channel:
+            self.dnc_s.add(number)
+        if "V" in channel:
+            self.dnc_v.add(number)
+
+    def remove_dnc(self, number: int, channel: str) -> None:
+        if "S" in channel:
+            self.dnc_s.discard(number)
+        if "V" in channel:
+            self.dnc_v.discard(number)
+
+    def add_sender(self, e: SenderEntry) -> None:
+        k = sender_entry_key(e)
+        old = [x for x in self.senders.get(k, ()) if (x.valid_from, x.valid_to) != (e.valid_from, e.valid_to)]
+        self.senders[k] = tuple(old + [e])
+
+    def add_consent(self, owner: str, number: int) -> None:
+        k = owner.casefold()
+        self.owner_names.setdefault(k, owner)
+        self.consent.setdefault(k, BitMap64()).add(number)
+
+    def stats(self) -> dict:
+        both = self.dnc_s & self.dnc_v
+        return {
+            "dnc": {"S_only": len(self.dnc_s) - len(both), "V_only": len(self.dnc_v) - len(both),
+                    "SV": len(both), "total": len(self.dnc_s | self.dnc_v)},
+            "senders": {"names": len(self.senders),
+                        "entries": sum(len(v) for v in self.senders.values()),
+                        "QC": sum(1 for v in self.senders.values() for e in v if e.category == "QC"),
+                        "CSKH": sum(1 for v in self.senders.values() for e in v if e.category == "CSKH")},
+            "blacklist": {"numbers": len(self.bl_numbers), "domains": len(self.bl_domains),
+                          "ip_ranges": len(self.bl_ips)},
+            "consent": {"owners": len(self.consent), "pairs": sum(len(b) for b in self.consent.values())},
+        }
+
+    # --- export rows in the CSV contract ---
+    def rows(self, kind: str):
+        if kind == "dnc":
+            both = self.dnc_s & self.dnc_v
+            allnum = self.dnc_s | self.dnc_v
+            for n in allnum:
+                yield [format_number(n), "SV" if n in both else ("S" if n in self.dnc_s else "V")]
+        elif kind == "senders":
+            for k in sorted(self.senders, key=str):
+                for e in sorted(self.senders[k], key=lambda e: (str(e.valid_from), str(e.valid_to))):
+                    yield sender_entry_row(e)
+        elif kind == "blacklist":
+            for n in self.bl_numbers:
+                yield ["number", format_number(n)]
+            for d in sorted(self.bl_domains):
+                yield ["domain", d]
+            for k, v in self.bl_ips.cidrs():
+                yield [k, v]
+        elif kind == "consent":
+            for k in sorted(self.consent):
+                for n in self.consent[k]:
+                    yield [self.owner_names.get(k, k), format_number(n)]
+        else:
+            raise CsvError(f"unknown list kind {kind!r}")

@@ -1,0 +1,339 @@
+"""`ListStore`: a data directory of list snapshots and the DNC journal, and the user
+operations on it (import, add, remove, export). The locking protocol is in journal.py."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import msgpack
+from pyroaring import BitMap64
+
+from ..numbers import normalise_number, normalise_sender_id
+from .csvio import KINDS, CsvError, parse_domain, parse_row, read_csv, sender_entry_row, write_csv
+from .journal import (JOURNAL_COMPACT_BYTES, append_line, flocked, journal_header, keep_rejected, read_journal, read_journal_gen,
+                      replace_with_tail)
+from .ipranges import IpRanges, parse_cidr, parse_ip
+from .sets import Lists
+from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot
+
+
+def _ser_bitmap(b: BitMap64) -> bytes:
+    b.run_optimize()
+    return b.serialize()
+
+
+def _encode(kind: str, L: Lists) -> dict[str, bytes]:
+    if kind == "dnc":
+        return {"S": _ser_bitmap(L.dnc_s), "V": _ser_bitmap(L.dnc_v)}
+    if kind == "senders":
+        rows = [sender_entry_row(e) for v in L.senders.values() for e in v]
+        return {"rows": msgpack.packb(rows)}
+    if kind == "blacklist":
+        v4, v6 = L.bl_ips.to_bytes()
+        return {"numbers": _ser_bitmap(L.bl_numbers), "domains": msgpack.packb(sorted(L.bl_domains)),
+                "ip4": v4, "ip6": v6}
+    if kind == "consent":
+        out = {"owners": msgpack.packb({k: L.owner_names.get(k, k) for k in sorted(L.consent)})}
+        for k in sorted(L.consent):
+            out["o:" + k] = _ser_bitmap(L.consent[k])
+        return out
+    raise CsvError(f"unknown list kind {kind!r}")
+
+
+def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
+    try:
+        if kind == "dnc":
+            L.dnc_s, L.dnc_v = BitMap64.deserialize(secs["S"]), BitMap64.deserialize(secs["V"])
+        elif kind == "senders":
+            L.senders = {}
+            for row in msgpack.unpackb(secs["rows"]):
+                L.add_sender(parse_row("senders", row))
+        elif kind == "blacklist":
+            L.bl_numbers = BitMap64.deserialize(secs["numbers"])
+            L.bl_domains = set(msgpack.unpackb(secs["domains"]))
+            L.bl_ips = IpRanges.from_bytes(secs.get("ip4", b""), secs.get("ip6", b""))   # absent before kinds ip/cidr
+        elif kind == "consent":
+            L.owner_names = dict(msgpack.unpackb(secs["owners"]))
+            L.consent = {k: BitMap64.deserialize(secs["o:" + k]) for k in L.owner_names}
+    except Exception as e:      # garbage that passed its CRC: msgpack, pyroaring and parse_row raise several types
+        raise SnapshotError(path, f"bad section contents ({e.__class__.__name__}: {e})") from None
+
+
+class ImportRefused(CsvError):
+    """A `--replace` import with bad rows or no rows at all: nothing was changed."""
+
+    def __init__(self, message, errors):
+        super().__init__(message)
+        self.errors = errors
+
+
+class ListStore:
+    """A data directory of list snapshots. `load()` returns a fresh `Lists`; the write
+    operations follow the locking protocol in `journal.py`, so they can run beside `serve`."""
+
+    def __init__(self, data_dir: Path):
+        self.dir = Path(data_dir)
+        self.warnings: list[str] = []
+
+    def path(self, kind: str) -> Path:
+        return self.dir / "lists" / f"{kind}.snap"
+
+    @property
+    def delta_path(self) -> Path:
+        return self.dir / "lists" / "dnc.delta"
+
+    @property
+    def journal_lock(self) -> Path:
+        return self.dir / "lists" / "journal.lock"
+
+    @property
+    def write_lock(self) -> Path:
+        return self.dir / "lists" / "write.lock"
+
+    def snapshot_signature(self) -> tuple:
+        """Changes whenever any snapshot is replaced (serve polls it to pick up CLI changes)."""
+        sig = []
+        for kind in KINDS:
+            try:
+                st = os.stat(self.path(kind))
+                sig.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                sig.append(None)
+        return tuple(sig)
+
+    def load(self, strict: bool = False) -> Lists:
+        """Load every kind, then the journal. A bad snapshot falls back to `.prev` (warning)
+        unless strict."""
+        L = Lists()
+        self.warnings = []
+        mark = None
+        for kind in KINDS:
+            extra = self._load_kind(kind, L, strict)
+            if kind == "dnc" and extra and "journal_gen" in extra:
+                mark = (extra["journal_gen"], int(extra.get("journal_offset", 0)))
+        self._apply(L, self._read_journal(mark))
+        return L
+
+    def _read_journal(self, mark):
+        if not self.delta_path.exists():
+            return read_journal(self.delta_path, mark)
+        try:
+            with flocked(self.journal_lock):      # no half-written line from a concurrent append
+                return read_journal(self.delta_path, mark)
+        except PermissionError:
+            # a read-only view of someone else's data dir: an append in progress is an
+            # unterminated last line, which read_journal leaves unread anyway
+            return read_journal(self.delta_path, mark)
+
+    def _load_kind(self, kind: str, L: Lists, strict: bool) -> dict | None:
+        p = self.path(kind)
+        prev = p.with_name(p.name + ".prev")
+        if not p.exists() and not prev.exists():
+            return None
+        try:
+            secs, extra = read_snapshot(p, kind)
+            _decode(kind, secs, L, p)
+            return extra
+        except SnapshotError as e:
+            if strict:
+                raise
+            try:
+                secs, extra = read_snapshot(prev, kind)
+                _decode(kind, secs, L, prev)
+            except SnapshotError:
+                raise e from None
+            msg = f"{e}; using previous good snapshot {prev}"
+            if kind == "dnc":
+                msg += " (DNC changes folded into the refused generation may be missing: re-import the last DNC file)"
+            self.warnings.append(msg)
+            return extra
+
+    def _apply(self, L: Lists, j) -> None:
+        for op, n, ch in j.ops:
+            (L.add_dnc if op == "add" else L.remove_dnc)(n, ch)
+        for lineno, _ in j.bad:
+            self.warnings.append(f"{self.delta_path}:{lineno}: unreadable DNC journal line "
+                                 f"(kept; moved to {self.delta_path.name}.rejected by the next write)")
+        L.journal_mark = (j.gen, j.end)
+        L.journal_bad = list(L.journal_bad) + j.bad
+
+    def catch_up(self, L: Lists) -> None:
+        """Apply journal lines appended since `L` was loaded (serve, after a background reload)."""
+        self.warnings = []
+        self._apply(L, self._read_journal(L.journal_mark))
+
+    def append_delta(self, op: str, number: int, channel: str) -> None:
+        """Journal one DNC change (5656 command) durably; folded into the snapshot by the next write."""
+        append_line(self.delta_path, self.journal_lock, op, number, channel)
+
+    def save(self, L: Lists, kinds=KINDS) -> None:
+        """Write `L`'s lists of `kinds`. The journal lines `L` has applied (its mark) are
+        folded into the dnc snapshot; lines appended since stay in the journal."""
+        with flocked(self.write_lock):
+            self._save(L, kinds)
+
+    def _save(self, L: Lists, kinds) -> None:
+        (self.dir / "lists").mkdir(parents=True, exist_ok=True)
+        mark = L.journal_mark
+        staged = []
+        for kind in kinds:
+            extra = {"journal_gen": mark[0], "journal_offset": mark[1]} if kind == "dnc" and mark else {}
+            staged.append((kind, prepare_snapshot(self.path(kind), kind, _encode(kind, L), extra)))
+        with flocked(self.journal_lock):
+            for kind, tmp in staged:
+                install_snapshot(tmp, self.path(kind), kind)
+            if "dnc" not in kinds or mark is None or read_journal_gen(self.delta_path) != mark[0]:
+                return
+            if L.journal_bad:
+                rej = keep_rejected(self.delta_path, L.journal_bad)
+                for lineno, _ in L.journal_bad:
+                    self.warnings.append(f"{self.delta_path}:{lineno}: unreadable DNC journal line moved to {rej}")
+                L.journal_bad = []
+            gen = secrets.token_hex(8)
+            replace_with_tail(self.delta_path, mark[1], gen)
+            L.journal_mark = (gen, len(journal_header(gen)))
+
+    def compact_journal(self, min_bytes: int = JOURNAL_COMPACT_BYTES) -> bool:
+        """Fold a journal larger than `min_bytes` into the dnc snapshot (serve, off the loop).
+        Returns False without waiting if an offline writer is at work (it folds it anyway)."""
+        try:
+            if self.delta_path.stat().st_size < min_bytes:
+                return False
+        except FileNotFoundError:
+            return False
+        with flocked(self.write_lock, wait=False) as got:
+            if not got:
+                return False
+            self._save(self.load(strict=True), ("dnc",))
+        return True
+
+    def _modify(self, kind: str, change):
+        """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change."""
+        with flocked(self.write_lock):
+            L = self.load(strict=True)
+            result = change(L)
+            if result is not False:
+                self._save(L, (kind,))
+            return result
+
+    # --- user operations ---
+    def import_csv(self, kind: str, data: bytes, name: str = "<csv>", replace: bool = False,
+                   allow_partial: bool = False):
+        """Import good rows; returns (count, errors). Raises CsvError on a fatal file error and
+        ImportRefused when `replace` would install a list with errors or no rows (unless
+        `allow_partial`)."""
+        records, errors = read_csv(kind, data, name)
+        if replace and not allow_partial and (errors or not records):
+            why = f"{len(errors)} bad row(s)" if errors else "no rows"
+            raise ImportRefused(f"{name}: --replace refused, {kind} list unchanged: {why} "
+                                f"(fix the file, or pass --allow-partial to replace with the good rows only)", errors)
+        if not records and not replace:
+            return 0, errors
+
+        def change(L):
+            if replace:
+                _clear(L, kind)
+            for r in records:
+                _add(L, kind, r)
+        self._modify(kind, change)
+        return len(records), errors
+
+    def add(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
+        r = _record(kind, value, channel, extra)
+        self._modify(kind, lambda L: _add(L, kind, r))
+
+    def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
+        return self._modify(kind, lambda L: _remove(L, kind, value, channel, extra))
+
+    def export(self, kind: str, out) -> int:
+        return write_csv(kind, self.load().rows(kind), out)
+
+
+def _record(kind, value, channel, extra):
+    if kind == "dnc":
+        return parse_row("dnc", [value, channel])
+    if kind == "senders":
+        row = [value] + list(extra or [])
+        row += [""] * (6 - len(row))
+        if len(row) != 6 or not row[1]:
+            raise ValueError("senders needs SENDER --owner OWNER --category QC|CSKH [--valid-from] [--valid-to] [--accounts]")
+        return parse_row("senders", row)
+    if kind == "blacklist":
+        if "/" in value or _is_ip(value):
+            return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
+        if normalise_number(value) is not None:
+            return parse_row("blacklist", ["number", value])
+        return parse_row("blacklist", ["domain", value])
+    if kind == "consent":
+        if not extra or not extra[0]:
+            raise ValueError("consent needs NUMBER --owner OWNER")
+        return parse_row("consent", [extra[0], value])
+    raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _is_ip(v: str) -> bool:
+    try:
+        parse_ip(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _add(L: Lists, kind: str, r) -> None:
+    if kind == "dnc":
+        L.add_dnc(*r)
+    elif kind == "senders":
+        L.add_sender(r)
+    elif kind == "blacklist":
+        if r[0] == "ip":
+            L.bl_ips.add(*r[1])
+        else:
+            (L.bl_numbers.add if r[0] == "number" else L.bl_domains.add)(r[1])
+    elif kind == "consent":
+        L.add_consent(*r)
+
+
+def _clear(L: Lists, kind: str) -> None:
+    if kind == "dnc":
+        L.dnc_s, L.dnc_v = BitMap64(), BitMap64()
+    elif kind == "senders":
+        L.senders = {}
+    elif kind == "blacklist":
+        L.bl_numbers, L.bl_domains, L.bl_ips = BitMap64(), set(), IpRanges()
+    elif kind == "consent":
+        L.consent, L.owner_names = {}, {}
+
+
+def _remove(L: Lists, kind, value, channel, extra) -> bool:
+    if kind == "dnc":
+        n, ch = parse_row("dnc", [value, channel])
+        found = any(n in b for c, b in (("S", L.dnc_s), ("V", L.dnc_v)) if c in ch)
+        L.remove_dnc(n, ch)
+        return found
+    if kind == "senders":
+        n = normalise_number(value)
+        k = n if n is not None else normalise_sender_id(value)
+        return L.senders.pop(k, None) is not None
+    if kind == "blacklist":
+        if "/" in value or _is_ip(value):
+            return L.bl_ips.remove(*(parse_cidr(value) if "/" in value else parse_ip(value)))
+        n = normalise_number(value)
+        if n is not None:
+            found = n in L.bl_numbers
+            L.bl_numbers.discard(n)
+            return found
+        d = parse_domain(value)
+        found = d in L.bl_domains
+        L.bl_domains.discard(d)
+        return found
+    if kind == "consent":
+        if not extra or not extra[0]:
+            raise ValueError("consent needs NUMBER --owner OWNER")
+        n = parse_row("consent", [extra[0], value])[1]
+        bm = L.consent.get(extra[0].strip().casefold())
+        if bm is None or n not in bm:
+            return False
+        bm.discard(n)
+        return True
+    raise CsvError(f"unknown list kind {kind!r}")

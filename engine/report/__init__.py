@@ -1,0 +1,99 @@
+"""`telfilter report`: the regulator's report (Decision 1609/QĐ-BTTTT task IV.8) from verdict logs.
+
+    telfilter report --log verdicts.log* [--reports DATA/reports.jsonl] [--from 2026-01-01]
+                     [--to 2026-12-31] [--period day|week|month] --out DIR
+
+reads the logs `serve --log` writes (plain or rotated/compressed, streamed: a year of logs
+is never in memory) and writes into DIR:
+
+    summary.json   the contract: totals {sms|call: {allow, tag, drop, refuse: n}}, symbols {SYMBOL: n},
+                   dnc {registered, cancelled}, reports {S, V, FW}, from, to (local dates, inclusive);
+                   beside them dnc_by_channel, top_senders_by_drops, top_owners_by_drops,
+                   advertising_by_owner, models, period, inputs (files, malformed lines)
+    *.csv          one file per table (totals, symbols, dnc, reports, volume_by_period, ...)
+    *.png          volume by action over time, top symbols, DNC changes over time, reports by kind
+    report.html    all of it on one printable page (report.pdf too when wkhtmltopdf is installed)
+
+Reading: reader.py; counting: aggregate.py; writing: render.py.
+"""
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from .aggregate import Aggregator
+from .reader import Malformed, read_reports, read_verdicts
+from .render import plots, tables, write_csvs, write_html, write_pdf, write_summary
+
+__all__ = ["make_report", "cmd_report", "Aggregator"]
+
+
+def make_report(logs, out: Path, tz, reports: str | None = None, start: date | None = None,
+                end: date | None = None, period: str = "day", lists=None, progress: bool = True,
+                top: int = 20, with_plots: bool = True) -> dict:
+    """Read, count and write; returns the summary (as written to summary.json)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bad = Malformed()
+    agg = Aggregator(tz, period, start, end, lists=lists, reports_from_log=reports is None)
+    for ts, rec in read_verdicts(logs, bad, progress=progress):
+        agg.add_verdict(ts, rec)
+    if reports is not None:
+        for ts, rec in read_reports(reports, bad):
+            agg.add_report(ts, rec)
+    summary = agg.summary(top)
+    inputs = {"logs": [str(p) for p in logs], "reports": reports,
+              "reports_source": (f"5656 report store {reports}" if reports is not None
+                                 else "SPAM_REPORTED / AD_COPY_RECEIVED hits in the verdict logs"),
+              "owners_from": "sender registry in the data dir" if lists is not None else None,
+              "malformed": bad.count, "malformed_lines": bad.shown,
+              "generated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    summary["inputs"] = inputs
+    tabs = tables(agg, summary)
+    files = write_csvs(out, tabs)
+    pngs = plots(out, agg, summary) if with_plots else []
+    html_path = write_html(out, summary, tabs, pngs, inputs)
+    pdf = write_pdf(html_path)
+    inputs["files"] = ["summary.json", "report.html"] + (["report.pdf"] if pdf else []) + files + pngs
+    write_summary(out, summary)
+    return summary
+
+
+def _date(v: str | None, flag: str) -> date | None:
+    if v is None:
+        return None
+    try:
+        return date.fromisoformat(v)
+    except ValueError:
+        raise SystemExit(f"telfilter report: {flag} must be a date YYYY-MM-DD, got {v!r}") from None
+
+
+def cmd_report(args) -> int:
+    from ..config import default_data_dir, load_settings
+    from ..lists import ListStore
+    settings = load_settings(getattr(args, "config", None))
+    start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
+    if start and end and start > end:
+        print(f"telfilter report: --from {start} is after --to {end}", file=sys.stderr)
+        return 2
+    lists = None
+    # owners come from the sender registry of the data dir when there is one (never seeded here)
+    data_dir = getattr(args, "data_dir", None) or default_data_dir()
+    if (Path(data_dir) / "lists").exists():
+        store = ListStore(Path(data_dir))
+        lists = store.load()
+        for w in store.warnings:
+            print(f"telfilter: warning: {w}", file=sys.stderr)
+    s = make_report(args.log, Path(args.out), settings.tz, reports=args.reports, start=start, end=end,
+                    period=args.period, lists=lists, progress=not args.no_progress, top=args.top)
+    for line in s["inputs"]["malformed_lines"]:
+        print(f"telfilter report: malformed line skipped: {line}", file=sys.stderr)
+    more = s["inputs"]["malformed"] - len(s["inputs"]["malformed_lines"])
+    if more > 0:
+        print(f"telfilter report: ... and {more} more malformed lines (counted in summary.json)", file=sys.stderr)
+    t = s["totals"]
+    print(f"telfilter report: {s['records']} records from {s['from']} to {s['to']}: "
+          f"sms {t['sms']}, call {t['call']}; wrote {args.out}/report.html, summary.json and "
+          f"{sum(1 for f in s['inputs']['files'] if f.endswith('.csv'))} CSV files", file=sys.stderr)
+    return 0

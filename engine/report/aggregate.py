@@ -1,0 +1,230 @@
+"""Counting verdict records and 5656 reports into the regulator's report (no I/O here).
+
+Theory of operation: `Aggregator.add_verdict` and `add_report` see each record once and
+update counters; nothing keeps a record. Every structure has a bound that does not grow
+with traffic:
+
+  - totals, DNC and report counts: fixed keys;
+  - per-period series: one row per day/week/month in the period covered (a year by day is
+    366 rows);
+  - symbols: the rule set's symbols, plus at most TOP_KEEP others;
+  - top senders and owners by drops: `TopCounter`, at most 2*TOP_KEEP keys (a year of
+    spam from random numbers stays at 2*TOP_KEEP entries);
+  - advertising by owner: owners of the sender registry, plus one bucket for senders that
+    are not registered;
+  - model versions: the versions seen in ML_SPAM hits (a handful a year).
+
+Who owns a sender comes from the sender registry as it is now (`Lists.senders`), since the
+verdict log does not carry the owner; the summary says so. A message counts as advertising
+when its sender is registered in category QC or when any AD_* rule hit it.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+from ..numbers import normalise_number, normalise_sender_id
+
+ACTIONS = ("allow", "tag", "drop", "refuse")
+CHANNELS = ("sms", "call")
+REPORT_KINDS = ("S", "V", "FW")
+TOP_KEEP = 1000
+# violation class -> the symbols of config/rules/20-advertising-sms.toml and 30-advertising-calls.toml
+VIOLATIONS = {
+    "frequency_cap": ("AD_FREQUENCY_CAP", "AD_CALL_FREQUENCY_CAP"),
+    "hours": ("AD_OUTSIDE_HOURS", "AD_CALL_OUTSIDE_HOURS"),
+    "dnc": ("AD_TO_DNC", "AD_CALL_TO_DNC"),
+    "label": ("AD_LABEL_MISSING",),
+    "opt_out": ("AD_NO_OPTOUT",),
+    "sender_not_qc": ("AD_SENDER_NOT_QC",),
+}
+_VIOLATION_OF = {s: v for v, syms in VIOLATIONS.items() for s in syms}
+_DNC_CH = re.compile(r"DNC (SV|S|V)\s*$")
+UNREGISTERED = "(not in the sender registry)"
+
+
+class TopCounter:
+    """Counts per key with at most 2*keep keys: when full, only the `keep` largest survive.
+
+    A key dropped and seen again restarts from zero, so a survivor's count can be short by
+    at most `floor` (the largest count ever dropped); `floor == 0` means every count is exact.
+    The prune is O(keep log keep) once per `keep` new keys: O(log keep) amortised per add."""
+
+    def __init__(self, keep: int = TOP_KEEP):
+        self.keep, self.c, self.floor = keep, {}, 0
+
+    def add(self, key, n: int = 1) -> None:
+        c = self.c
+        c[key] = c.get(key, 0) + n
+        if len(c) > 2 * self.keep:
+            ranked = sorted(c.items(), key=lambda kv: -kv[1])
+            self.floor = max(self.floor, ranked[self.keep][1])
+            self.c = dict(ranked[:self.keep])
+
+    def top(self, k: int) -> list:
+        return sorted(self.c.items(), key=lambda kv: (-kv[1], str(kv[0])))[:k]
+
+
+def period_start(d: date, period: str) -> date:
+    if period == "week":
+        return d - timedelta(days=d.weekday())      # ISO weeks start on Monday
+    if period == "month":
+        return d.replace(day=1)
+    return d
+
+
+class Aggregator:
+    def __init__(self, tz, period: str = "day", start: date | None = None, end: date | None = None,
+                 lists=None, reports_from_log: bool = True):
+        self.tz, self.period, self.start, self.end = tz, period, start, end
+        self.lists = lists
+        self.reports_from_log = reports_from_log
+        self.totals = {ch: dict.fromkeys(ACTIONS, 0) for ch in CHANNELS}
+        self.symbols = TopCounter(keep=TOP_KEEP)
+        self.dnc = {"registered": 0, "cancelled": 0}
+        self.dnc_by_channel = {ch: {"registered": 0, "cancelled": 0} for ch in ("S", "V", "SV")}
+        self.reports = dict.fromkeys(REPORT_KINDS, 0)
+        self.volume: dict[date, list[int]] = {}        # period -> counts in (channel, action) order
+        self.dnc_series: dict[date, list[int]] = {}    # period -> [registered, cancelled]
+        self.report_series: dict[date, list[int]] = {}  # period -> [S, V, FW]
+        self.top_senders = TopCounter()
+        self.top_owners = TopCounter()
+        self.ads: dict[str, dict] = {}
+        self.models: dict[str, dict] = {}
+        self.records = 0
+        self.outside = 0
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self._owner_cache: dict = {}
+
+    # ------------------------------------------------------------ inputs
+    def _day(self, ts: datetime) -> date | None:
+        d = ts.astimezone(self.tz).date()
+        if (self.start and d < self.start) or (self.end and d > self.end):
+            self.outside += 1
+            return None
+        return d
+
+    def add_verdict(self, ts: datetime, rec: dict) -> None:
+        d = self._day(ts)
+        if d is None:
+            return
+        self.records += 1
+        if self.first is None or ts < self.first:
+            self.first = ts
+        if self.last is None or ts > self.last:
+            self.last = ts
+        ch, action = rec["kind"], rec["action"]
+        row = self.totals[ch]
+        row[action] = row.get(action, 0) + 1
+        p = period_start(d, self.period)
+        vol = self.volume.get(p)
+        if vol is None:
+            vol = self.volume[p] = [0] * (len(CHANNELS) * len(ACTIONS))
+        if action in ACTIONS:
+            vol[CHANNELS.index(ch) * len(ACTIONS) + ACTIONS.index(action)] += 1
+        sender = rec.get("sender") if ch == "sms" else rec.get("caller")
+        sender = sender if isinstance(sender, str) else ""
+        owner, category = self._owner(sender)
+        violations = set()
+        is_ad = category == "QC"
+        for h in rec.get("hits") or ():
+            sym = h.get("symbol") if isinstance(h, dict) else None
+            if not isinstance(sym, str):
+                continue
+            self.symbols.add(sym)
+            if sym in _VIOLATION_OF:
+                violations.add(_VIOLATION_OF[sym])
+                is_ad = True
+            elif sym.startswith("AD_"):
+                is_ad = True
+            elif sym in ("DNC_REGISTERED", "DNC_CANCELLED"):
+                self._dnc(p, sym, str(h.get("detail", "")))
+            elif sym in ("SPAM_REPORTED", "AD_COPY_RECEIVED") and self.reports_from_log:
+                kind = "FW" if sym == "AD_COPY_RECEIVED" else str(h.get("detail", ""))[:1]
+                if kind in REPORT_KINDS:
+                    self._report(p, kind)
+            elif sym == "ML_SPAM":
+                src = str(h.get("source", ""))
+                ver = src[6:] if src.startswith("model:") else src or "?"
+                m = self.models.get(ver)
+                if m is None and len(self.models) < TOP_KEEP:
+                    m = self.models[ver] = {"hits": 0, "first": ts.isoformat(), "last": ts.isoformat()}
+                if m is not None:
+                    m["hits"] += 1
+                    m["first"] = min(m["first"], ts.isoformat())
+                    m["last"] = max(m["last"], ts.isoformat())
+        if action == "drop":
+            self.top_senders.add((ch, sender))
+            if owner is not None:
+                self.top_owners.add(owner)
+        if is_ad:
+            a = self.ads.get(owner or UNREGISTERED)
+            if a is None:
+                a = self.ads[owner or UNREGISTERED] = {"volume": 0, "dropped": 0, **dict.fromkeys(VIOLATIONS, 0)}
+            a["volume"] += 1
+            a["dropped"] += action == "drop"
+            for v in violations:
+                a[v] += 1
+
+    def _dnc(self, p: date, sym: str, detail: str) -> None:
+        which = "registered" if sym == "DNC_REGISTERED" else "cancelled"
+        self.dnc[which] += 1
+        m = _DNC_CH.search(detail)
+        self.dnc_by_channel[m.group(1) if m else "SV"][which] += 1
+        s = self.dnc_series.setdefault(p, [0, 0])
+        s[0 if which == "registered" else 1] += 1
+
+    def _report(self, p: date, kind: str) -> None:
+        self.reports[kind] += 1
+        self.report_series.setdefault(p, [0, 0, 0])[REPORT_KINDS.index(kind)] += 1
+
+    def add_report(self, ts: datetime, rec: dict) -> None:
+        """A record of the 5656 report store (used instead of the log's report hits)."""
+        d = self._day(ts)
+        if d is not None:
+            self._report(period_start(d, self.period), rec["kind"])
+
+    def _owner(self, sender: str):
+        """(owner, category) of a sender in the registry, or (None, None)."""
+        if self.lists is None or not sender:
+            return None, None
+        hit = self._owner_cache.get(sender)
+        if hit is None:
+            n = normalise_number(sender)
+            entries = self.lists.sender_entries(n if n is not None else normalise_sender_id(sender))
+            hit = (entries[0].owner, entries[0].category) if entries else (None, None)
+            if len(self._owner_cache) >= 4 * TOP_KEEP:      # bounded memo, not a second copy of traffic
+                self._owner_cache.clear()
+            self._owner_cache[sender] = hit
+        return hit
+
+    # ------------------------------------------------------------ results
+    def periods(self) -> list[date]:
+        keys = set(self.volume) | set(self.dnc_series) | set(self.report_series)
+        return sorted(keys)
+
+    def summary(self, top: int = 20) -> dict:
+        def span(d, t):
+            return d.isoformat() if d else (t.astimezone(self.tz).date().isoformat() if t else None)
+        top_s = [{"channel": ch, "sender": s, "drops": n} for (ch, s), n in self.top_senders.top(top)]
+        top_o = [{"owner": o, "drops": n} for o, n in self.top_owners.top(top)]
+        return {
+            "from": span(self.start, self.first),
+            "to": span(self.end, self.last),
+            "period": self.period,
+            "totals": {ch: dict(row) for ch, row in self.totals.items()},
+            "symbols": dict(sorted(self.symbols.c.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "dnc": dict(self.dnc),
+            "reports": dict(self.reports),
+            "dnc_by_channel": {ch: dict(v) for ch, v in self.dnc_by_channel.items()},
+            "top_senders_by_drops": top_s,
+            "top_owners_by_drops": top_o,
+            "top_counts_exact": self.top_senders.floor == 0 and self.top_owners.floor == 0,
+            "advertising_by_owner": dict(sorted(self.ads.items(), key=lambda kv: -kv[1]["volume"])),
+            "models": self.models,
+            "first_record": self.first.isoformat() if self.first else None,
+            "last_record": self.last.isoformat() if self.last else None,
+            "records": self.records,
+            "outside_period": self.outside,
+        }

@@ -1,0 +1,126 @@
+"""Streaming readers for verdict logs (`serve --log`) and the 5656 report store.
+
+A log is read one line at a time from plain, gzip, bzip2 or xz files (recognised by their
+magic bytes, so a rotated `verdicts.log.3.gz` or a renamed one both work); nothing holds more
+than one line. A line that is not a JSON object with `ts`, `kind` and `action` is counted
+and reported as `file:line: why`, and the reading goes on. The progress bar follows the
+bytes read from disk (compressed bytes for a compressed file), so its total is known
+without decompressing first.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+
+_MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
+ACTIONS = ("allow", "tag", "drop", "refuse")
+MAX_SHOWN = 20          # malformed lines quoted in full; the rest are only counted
+
+
+@dataclass
+class Malformed:
+    """Bad input lines: all counted, the first MAX_SHOWN kept as `file:line: why`."""
+    count: int = 0
+    shown: list = field(default_factory=list)
+
+    def add(self, where: str, why: str) -> None:
+        self.count += 1
+        if len(self.shown) < MAX_SHOWN:
+            self.shown.append(f"{where}: {why}")
+
+
+def open_text(path: str, raw):
+    """A text stream over `raw` (a binary file), decompressing by magic bytes. Bytes that are
+    not UTF-8 become U+FFFD: the record still counts, and every output stays valid UTF-8."""
+    head = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
+    for magic, cls in _MAGIC:
+        if head.startswith(magic):
+            return io.TextIOWrapper(cls(raw), encoding="utf-8", errors="replace")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+
+
+def parse_ts(v) -> datetime:
+    t = datetime.fromisoformat(v.replace("Z", "+00:00")) if isinstance(v, str) else None
+    if t is None or t.tzinfo is None:
+        raise ValueError("ts must be an ISO-8601 time with an offset")
+    return t
+
+
+def _progress(total: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:           # the bar is a convenience; the report does not need it
+        return None
+    # disable=None: no bar when stderr is not a terminal (cron, tests); none for small inputs
+    return tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=None if total > 8 << 20 else True,
+                leave=False)
+
+
+def read_verdicts(paths, bad: Malformed, progress: bool = True):
+    """Yield (ts, record) for every well-formed verdict line of `paths`, in file order."""
+    total = sum(os.path.getsize(p) for p in paths if p != "-")
+    bar = _progress(total) if progress else None
+    try:
+        for p in paths:
+            # `-`: stdin, e.g. `zcat old/*.gz | telfilter report --log -`
+            raw = sys.stdin.buffer if p == "-" else open(p, "rb", buffering=1 << 16)
+            try:
+                f = open_text(p, raw)
+                done = 0
+                for n, line in enumerate(f, 1):
+                    if bar is not None and p != "-" and not n & 0x3FFF:         # every 16k lines
+                        pos = raw.tell()
+                        bar.update(pos - done)
+                        done = pos
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                        if not isinstance(rec, dict):
+                            raise ValueError("not a JSON object")
+                        ts = parse_ts(rec.get("ts"))
+                        if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:
+                            raise ValueError("not a verdict record (kind sms|call, action allow|tag|drop|refuse)")
+                        if not isinstance(rec.get("hits", []), list):
+                            raise ValueError("hits is not a list")
+                    except (ValueError, TypeError, AttributeError, RecursionError) as e:
+                        bad.add(f"{p}:{n}", str(e) if not isinstance(e, json.JSONDecodeError) else f"not JSON: {e}")
+                        continue
+                    yield ts, rec
+                if bar is not None and p != "-":
+                    bar.update(os.path.getsize(p) - done)
+            except (OSError, EOFError, lzma.LZMAError) as e:     # a truncated .gz from a rotation in progress
+                bad.add(f"{p}", f"unreadable from here on: {type(e).__name__}: {e}")
+            finally:
+                if p != "-":
+                    raw.close()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def read_reports(path: str, bad: Malformed):
+    """Yield (ts, record) from a `reports.jsonl` (engine/lists/reports.py)."""
+    with open(path, "rb") as raw:
+        f = open_text(path, raw)
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict):
+                    raise ValueError("not a JSON object")
+                ts = parse_ts(rec.get("time"))
+                if rec.get("kind") not in ("S", "V", "FW"):
+                    raise ValueError(f"kind must be S, V or FW, got {rec.get('kind')!r}")
+            except (ValueError, TypeError, AttributeError, RecursionError) as e:
+                bad.add(f"{path}:{n}", str(e) if not isinstance(e, json.JSONDecodeError) else f"not JSON: {e}")
+                continue
+            yield ts, rec

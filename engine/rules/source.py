@@ -1,0 +1,157 @@
+"""Rule-file text: read it safely, and find where each key is written.
+
+`read_rule_text` refuses what no rule file is (binary, not UTF-8, huge, nested deeper than
+any rule needs) before tomllib sees it, so a hostile file gives `path:line:col: message`
+instead of a traceback or a stack overflow. `Locator` maps TOML keys back to positions,
+which tomllib does not give.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class RuleError:
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self):
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+
+MAX_FILE_BYTES = 4 << 20
+MAX_NESTING = 32
+
+
+def read_rule_text(f: Path, disp: str, errors: list) -> str | None:
+    """The file as text, or None with the reason appended to `errors` (binary, not UTF-8,
+    unreadable, too large or nested deeper than any rule file needs)."""
+    try:
+        data = f.read_bytes()
+    except OSError as e:
+        errors.append(RuleError(disp, 1, 1, f"cannot read: {e.strerror or e}"))
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        errors.append(RuleError(disp, 1, 1, f"file is {len(data)} bytes; a rule file may have at most {MAX_FILE_BYTES}"))
+        return None
+    nul = data.find(b"\0")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        nul = e.start if nul < 0 else min(nul, e.start)
+    if nul >= 0:
+        ln = data.count(b"\n", 0, nul) + 1
+        col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+        errors.append(RuleError(disp, ln, col, "not a text file (a NUL byte or invalid UTF-8): rule files are UTF-8 TOML"))
+        return None
+    where = _too_deep(text)
+    if where is not None:
+        errors.append(RuleError(disp, *where, f"arrays/inline tables nested more than {MAX_NESTING} levels deep"))
+        return None
+    return text
+
+
+def _too_deep(text: str):
+    """(line, col) where `[`/`{` nesting inside values passes MAX_NESTING, else None. A cheap
+    scan that skips strings and comments (tomllib would recurse until the interpreter's limit)."""
+    depth, ln, col0, i, n = 0, 1, 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            ln, col0 = ln + 1, i + 1
+        elif ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif ch in "\"'":
+            q = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else ch
+            j = i + len(q)
+            while True:
+                k = text.find(q, j)
+                if k < 0:
+                    return None             # unterminated: tomllib reports it with its position
+                if q[0] == '"' and _escaped(text, k):
+                    j = k + 1
+                    continue
+                break
+            ln += text.count("\n", i, k)
+            if "\n" in text[i:k]:
+                col0 = text.rfind("\n", i, k) + 1
+            i = k + len(q)
+            continue
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return ln, i - col0 + 1
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return None
+
+
+def _escaped(text: str, k: int) -> bool:
+    b = 0
+    while k - 1 - b >= 0 and text[k - 1 - b] == "\\":
+        b += 1
+    return b % 2 == 1
+
+
+class Locator:
+    """Maps (rule index, key path) to (line, col) by scanning the TOML text.
+
+    tomllib gives no positions, so this reads the lines itself: table headers set the
+    current path, `key =` lines (and keys inside one-line inline tables) record theirs.
+    """
+    _HDR = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r'^\s*((?:[A-Za-z0-9_-]+|"[^"]*")(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"))*)\s*=')
+
+    def __init__(self, text: str):
+        self.pos: dict = {}
+        self.rule_lines: list = []
+        rule = -1
+        path: tuple = ()
+        counters: dict = {}
+        for ln, line in enumerate(text.splitlines(), 1):
+            m = self._HDR.match(line)
+            if m and not self._KEY.match(line):
+                parts = tuple(p.strip().strip('"') for p in m.group(2).split("."))
+                col = line.index(m.group(2)) + 1
+                if parts == ("rule",) and m.group(1) == "[[":
+                    rule += 1
+                    self.rule_lines.append(ln)
+                    path = ()
+                    counters = {}
+                    self.pos[(rule, ())] = (ln, col)
+                elif parts[0] == "rule":
+                    path = parts[1:]
+                    if m.group(1) == "[[":
+                        counters[path] = counters.get(path, -1) + 1
+                        path = path + (counters[path],)
+                    self.pos[(rule, path)] = (ln, col)
+                else:
+                    path = ("@",) + parts
+                    self.pos[(None, path)] = (ln, col)
+                continue
+            m = self._KEY.match(line)
+            if m:
+                keys = tuple(k.strip().strip('"') for k in m.group(1).split("."))
+                r = None if path[:1] == ("@",) else rule
+                self.pos[(r, path + keys)] = (ln, line.index(m.group(1)) + 1)
+                vcol = m.end() + 1 + (len(line[m.end():]) - len(line[m.end():].lstrip()))
+                self.pos[(r, path + keys + ("=",))] = (ln, vcol)
+                # keys inside a one-line inline table: `counter = { key = [...], window = "24h" }`
+                for im in re.finditer(r"[{,]\s*([A-Za-z0-9_]+)\s*=", line[m.end():]):
+                    self.pos.setdefault((r, path + keys + (im.group(1),)), (ln, m.end() + im.start(1) + 1))
+
+    def at(self, rule, *path, value=False):
+        p = tuple(path) + (("=",) if value else ())
+        while True:
+            if (rule, p) in self.pos:
+                return self.pos[(rule, p)]
+            if not p:
+                return (1, 1)
+            p = p[:-1]

@@ -1,0 +1,252 @@
+"""`telfilter report`: reading verdict logs (plain, gzip, malformed lines), counting, and an
+end-to-end run: a known traffic set through the SMPP proxy (smpplib as the ESME, the SMSC
+simulator as the SMSC, a file verdict log), then the report's counts must equal what was sent."""
+import bz2
+import csv
+import gzip
+import json
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import smpplib.client
+import smpplib.gsm
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.report import make_report
+from engine.report.aggregate import TopCounter
+from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.verdictlog import VerdictLog
+from tests.conftest import run_cli
+
+HANOI = timezone(timedelta(hours=7))
+
+
+def rec(ts, action="allow", kind="sms", sender="84901234567", hits=()):
+    r = {"ts": ts, "kind": kind, "action": action, "score": 0,
+         "hits": [{"symbol": s, "score": 1, "detail": d, "source": src} for s, d, src in hits]}
+    r["sender" if kind == "sms" else "caller"] = sender
+    return json.dumps(r) + "\n"
+
+
+# ---------------------------------------------------------------- reading and counting
+
+def test_plain_gzip_and_bz2_logs_count_alike_and_malformed_lines_are_reported_not_fatal(tmp_path):
+    lines = [rec("2026-03-01T09:00:00+07:00"),
+             rec("2026-03-01T09:01:00+07:00", "drop", hits=[("SENDER_BLACKLISTED", "x", "list:blacklist")]),
+             "{not json\n",
+             json.dumps({"ts": "2026-03-01T09:02:00", "kind": "sms", "action": "allow"}) + "\n",   # no offset
+             json.dumps([1, 2]) + "\n",
+             rec("2026-03-01T09:03:00+07:00", "drop", "call", hits=[("ML_SPAM", "p", "model:m1")])]
+    text = "".join(lines)
+    (tmp_path / "v.log").write_text(text)
+    (tmp_path / "v.log.1.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "v.log.2.bz2").write_bytes(bz2.compress(text.encode()))
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(text.encode())[:-12])     # rotation caught mid-write
+    logs = [tmp_path / n for n in ("v.log", "v.log.1.gz", "v.log.2.bz2")]
+    (tmp_path / "v.log").write_bytes(
+        text.encode()
+        + rec("2026-03-01T09:04:00+07:00", "drop", sender="84\udcff").encode()     # the log's \\udcff escape
+        + rec("2026-03-01T09:05:00+07:00", "drop", sender="84@@").encode().replace(b"@@", b"\xff"))  # a raw bad byte
+    s = make_report(logs, tmp_path / "out", HANOI, progress=False, with_plots=True)
+    assert s["totals"]["sms"] == {"allow": 3, "tag": 0, "drop": 5, "refuse": 0}
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for sender in ("84\udcff", "84\ufffd"):
+        assert {"channel": "sms", "sender": sender, "drops": 1} in on_disk["top_senders_by_drops"]
+    assert "84\\udcff" in (tmp_path / "out" / "top_senders_by_drops.csv").read_text()
+    assert s["totals"]["call"]["drop"] == 3
+    assert s["symbols"] == {"SENDER_BLACKLISTED": 3, "ML_SPAM": 3}
+    assert s["models"]["m1"]["hits"] == 3
+    shown = s["inputs"]["malformed_lines"]
+    assert s["inputs"]["malformed"] == 9                  # 3 bad lines in each file
+    assert f"{tmp_path / 'v.log'}:3: not JSON" in shown[0]
+    assert shown[1].startswith(f"{tmp_path / 'v.log'}:4: ts must be an ISO-8601 time with an offset")
+    assert shown[2].startswith(f"{tmp_path / 'v.log'}:5: not a JSON object")
+    assert shown[3].startswith(f"{tmp_path / 'v.log.1.gz'}:3: not JSON")
+    # a truncated file: the lines before the cut count, the rest is one reported error, the report goes on
+    s = make_report([tmp_path / "cut.gz", tmp_path / "v.log"], tmp_path / "out2", HANOI, progress=False,
+                    with_plots=False)
+    assert s["totals"]["sms"]["allow"] == 2 and s["totals"]["call"]["drop"] >= 1
+    assert any(x.startswith(f"{tmp_path / 'cut.gz'}: unreadable from here on") for x in s["inputs"]["malformed_lines"])
+
+
+def test_from_to_are_local_days_and_periods_bucket_by_week_and_month(tmp_path):
+    # 2026-03-31T23:30+07:00 is still March in Hanoi although it is 16:30 UTC
+    log = "".join([rec("2026-02-28T10:00:00+07:00"), rec("2026-03-02T10:00:00+07:00"),
+                   rec("2026-03-31T16:30:00+00:00"), rec("2026-04-01T00:30:00+07:00")])
+    (tmp_path / "v.log").write_text(log)
+    s = make_report([tmp_path / "v.log"], tmp_path / "m", HANOI, start=date(2026, 3, 1), end=date(2026, 3, 31),
+                    period="week", progress=False, with_plots=False)
+    assert s["totals"]["sms"]["allow"] == 2 and s["outside_period"] == 2
+    assert (s["from"], s["to"]) == ("2026-03-01", "2026-03-31")
+    rows = list(csv.reader(open(tmp_path / "m" / "volume_by_period.csv")))
+    assert [r[0] for r in rows[1:]] == ["2026-03-02", "2026-03-30"]        # Mondays
+    s = make_report([tmp_path / "v.log"], tmp_path / "m2", HANOI, period="month", progress=False, with_plots=False)
+    rows = list(csv.reader(open(tmp_path / "m2" / "volume_by_period.csv")))
+    assert [(r[0], r[1]) for r in rows[1:]] == [("2026-02-01", "1"), ("2026-03-01", "2"), ("2026-04-01", "1")]
+    assert (s["from"], s["to"]) == ("2026-02-28", "2026-04-01")
+
+
+def test_top_counter_stays_bounded_and_keeps_the_heavy_hitter():
+    t = TopCounter(keep=10)
+    for i in range(5000):
+        t.add(f"random{i}")
+        if i % 10 == 0:
+            t.add("spammer")
+        assert len(t.c) <= 20
+    assert t.top(1)[0][0] == "spammer" and t.top(1)[0][1] >= 500 - t.floor
+    assert t.floor > 0
+
+
+def test_owners_dnc_channels_reports_store_and_ad_violations(tmp_path):
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
+                                       b"SHOPX,Shop X JSC,QC,,,\nVNBANK,VN Bank,CSKH,,,\n")
+    lists = ListStore(d).load()
+    log = "".join([
+        rec("2026-05-01T10:00:00+07:00", sender="SHOPX"),
+        rec("2026-05-01T23:00:00+07:00", "drop", sender="SHOPX", hits=[("AD_OUTSIDE_HOURS", "23:00", "r")]),
+        rec("2026-05-01T10:05:00+07:00", "drop", sender="SHOPX", hits=[("AD_TO_DNC", "x", "r"), ("AD_NO_OPTOUT", "", "r")]),
+        rec("2026-05-01T10:06:00+07:00", sender="VNBANK"),
+        rec("2026-05-01T10:07:00+07:00", "drop", sender="84987000666", hits=[("SENDER_BLACKLISTED", "", "l")]),
+        rec("2026-05-01T10:08:00+07:00", sender="84911000001", hits=[("DNC_REGISTERED", "+84911000001 added to DNC S", "sc")]),
+        rec("2026-05-01T10:09:00+07:00", sender="84911000002", hits=[("DNC_REGISTERED", "+84911000002 added to DNC SV", "sc")]),
+        rec("2026-05-01T10:10:00+07:00", sender="84911000002", hits=[("DNC_CANCELLED", "+84911000002 removed from DNC V", "sc")]),
+        rec("2026-05-01T10:11:00+07:00", sender="84911000003", hits=[("SPAM_REPORTED", "S report against +84987000666", "sc")]),
+    ])
+    (tmp_path / "v.log").write_text(log)
+    store = tmp_path / "reports.jsonl"
+    store.write_text("".join(json.dumps({"reporter": "+8491", "reported": "+8498", "content": "x", "kind": k,
+                                         "time": "2026-05-01T10:00:00+07:00", "label": None}) + "\n"
+                             for k in ("S", "V", "V", "FW")) + "garbage\n")
+    s = make_report([tmp_path / "v.log"], tmp_path / "o", HANOI, reports=str(store), lists=lists,
+                    progress=False, with_plots=False)
+    assert s["dnc"] == {"registered": 2, "cancelled": 1}
+    assert s["dnc_by_channel"] == {"S": {"registered": 1, "cancelled": 0}, "V": {"registered": 0, "cancelled": 1},
+                                   "SV": {"registered": 1, "cancelled": 0}}
+    assert s["reports"] == {"S": 1, "V": 2, "FW": 1}       # from the store, not the log's report hit
+    assert [x.split(": ")[0] for x in s["inputs"]["malformed_lines"]] == [f"{store}:5"]
+    ad = s["advertising_by_owner"]["Shop X JSC"]
+    assert (ad["volume"], ad["dropped"], ad["hours"], ad["dnc"], ad["opt_out"], ad["label"]) == (3, 2, 1, 1, 1, 0)
+    assert "VN Bank" not in s["advertising_by_owner"]           # CSKH, no AD_* hit: not advertising
+    assert s["top_owners_by_drops"] == [{"owner": "Shop X JSC", "drops": 2}]
+    assert s["top_senders_by_drops"][0] == {"channel": "sms", "sender": "SHOPX", "drops": 2}
+    s2 = make_report([tmp_path / "v.log"], tmp_path / "o2", HANOI, progress=False, with_plots=False)
+    assert s2["reports"] == {"S": 1, "V": 0, "FW": 0}            # no store given: the log's report hits
+
+
+def test_cli_bad_dates_and_missing_log_are_clear_errors(tmp_path):
+    p = run_cli("report", "--log", tmp_path / "nope.log", "--out", tmp_path / "o")
+    assert p.returncode == 2 and "nope.log" in p.stderr
+    (tmp_path / "v.log").write_text(rec("2026-05-01T10:00:00+07:00"))
+    p = run_cli("report", "--log", tmp_path / "v.log", "--from", "2026-13-01")
+    assert p.returncode != 0 and "--from must be a date YYYY-MM-DD" in p.stderr
+    p = run_cli("report", "--log", tmp_path / "v.log", "--from", "2026-05-02", "--to", "2026-05-01")
+    assert p.returncode == 2 and "is after" in p.stderr
+    bad_action = json.dumps({"ts": "2026-05-01T11:00:00+07:00", "kind": "sms", "action": "zap", "hits": []})
+    p = run_cli("report", "--log", "-", "--out", tmp_path / "o", input=rec("2026-05-01T10:00:00+07:00") + bad_action + "\n")
+    assert p.returncode == 0 and "-:2: not a verdict record" in p.stderr
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["totals"]["sms"]["allow"] == 1 and s["inputs"]["malformed"] == 1 and "zap" not in s["totals"]["sms"]
+
+
+# ---------------------------------------------------------------- end to end through the proxy
+
+HAM = "Hi Lan, the meeting moved to 3pm tomorrow. See you there"
+
+
+def _send(c, text, src, dst="84912345678"):
+    parts, enc, esm = smpplib.gsm.make_parts(text)
+    for p in parts:
+        c.send_message(source_addr_ton=1, source_addr_npi=1, source_addr=src, dest_addr_ton=1, dest_addr_npi=1,
+                       destination_addr=dst, short_message=p, data_coding=enc, esm_class=esm)
+    return [c.read_pdu().status for _ in parts]
+
+
+def _wait(pred, timeout=5.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_end_to_end_known_traffic_through_the_proxy_gives_exact_report_counts(tmp_path):
+    data = tmp_path / "data"
+    st = ListStore(data)
+    st.import_csv("blacklist", b"kind,value\nnumber,84987000666\ndomain,phish.example\n")
+    pipe = build(data_dir=data)
+    log_path = tmp_path / "verdicts.log"
+    vlog = VerdictLog(str(log_path))
+    sent = {"allow": 0, "blacklisted_sender": 0, "blacklisted_url": 0, "dk": 0, "huy": 0, "S": 0, "V": 0}
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(), verdict_log=vlog) as h:
+        c = smpplib.client.Client("127.0.0.1", h.port, timeout=5)
+        c.connect()
+        c.bind_transceiver(system_id="esme1", password="secret")
+        for i in range(5):
+            assert _send(c, HAM, f"8490123456{i}") == [0]
+            sent["allow"] += 1
+        for i in range(3):
+            assert _send(c, f"Hello friend number {i}, call me back", "84987000666") != [0]
+            sent["blacklisted_sender"] += 1
+        for i in range(2):
+            assert _send(c, f"Your parcel {i} is waiting, confirm at https://login.phish.example/p{i}",
+                         f"8490555000{i}") != [0]
+            sent["blacklisted_url"] += 1
+        mos = [("84911000001", "DK DNC"), ("84911000002", "DK DNC S"), ("84911000003", "dk dnc v"),
+               ("84911000002", "HUY DNC S"),
+               ("84911000004", "S 84987000666 trung thuong"), ("84911000005", "S 0987000666 vay tien"),
+               ("84911000006", "V 84987000777 goi lua dao")]
+        for src, text in mos:
+            before = len(h.sim.mo_responses)
+            assert h.run(h.sim.send_mo, src, "5656", text)
+            assert _wait(lambda: len(h.sim.mo_responses) > before)
+            key = text.split()[0].upper()
+            sent[{"DK": "dk", "HUY": "huy"}.get(key, key)] += 1
+        assert _wait(lambda: pipe.lists.in_dnc(84911000003, "V"))
+        c.unbind()
+        c.disconnect()
+    vlog.close()
+
+    out = tmp_path / "report"
+    p = run_cli("report", "--log", log_path, "--out", out, "--data-dir", data, "--no-progress")
+    assert p.returncode == 0, p.stderr
+    s = json.loads((out / "summary.json").read_text())
+    n_mo = sent["dk"] + sent["huy"] + sent["S"] + sent["V"]
+    drops = sent["blacklisted_sender"] + sent["blacklisted_url"]
+    assert s["totals"]["sms"] == {"allow": sent["allow"] + n_mo, "tag": 0, "drop": drops, "refuse": 0}
+    assert s["totals"]["call"] == {"allow": 0, "tag": 0, "drop": 0, "refuse": 0}
+    assert s["symbols"]["SENDER_BLACKLISTED"] == sent["blacklisted_sender"]
+    assert s["symbols"]["URL_BLACKLISTED"] == sent["blacklisted_url"]
+    assert s["dnc"] == {"registered": sent["dk"], "cancelled": sent["huy"]}
+    assert s["dnc_by_channel"]["S"] == {"registered": 1, "cancelled": 1}
+    assert s["reports"] == {"S": sent["S"], "V": sent["V"], "FW": 0}
+    today = datetime.now(HANOI).date().isoformat()
+    assert s["from"] <= today <= s["to"]
+    assert s["inputs"]["malformed"] == 0
+    assert s["top_senders_by_drops"][0] == {"channel": "sms", "sender": "84987000666", "drops": 3}
+    # the 5656 store the proxy wrote gives the same report counts
+    p = run_cli("report", "--log", log_path, "--reports", data / "reports.jsonl", "--out", tmp_path / "r2",
+                "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "r2" / "summary.json").read_text())["reports"] == s["reports"]
+
+    html = (out / "report.html").read_text()
+    for png in ("volume_by_action.png", "top_symbols.png", "dnc_by_period.png", "reports_by_kind.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f'alt="{png}" src="data:image/png;base64,' in html
+    rows = {r[0]: int(r[1]) for r in csv.reader(open(out / "symbols.csv")) if r[0] != "symbol"}
+    assert rows["URL_BLACKLISTED"] == sent["blacklisted_url"]
+    totals = list(csv.reader(open(out / "totals.csv")))
+    assert ["sms", "drop", str(drops)] in totals
+    for name in ("dnc", "reports", "volume_by_period", "dnc_by_period", "reports_by_period",
+                 "top_senders_by_drops", "top_owners_by_drops", "advertising_by_owner", "models"):
+        assert (out / f"{name}.csv").exists()
+
+    # the published list carries what was added
+    p = run_cli("lists", "export", "blacklist", "--format", "rbldnsd", "--data-dir", data)
+    assert p.returncode == 0, p.stderr
+    assert "\n.phish.example\n" in p.stdout and "\n84987000666\n" in p.stdout
