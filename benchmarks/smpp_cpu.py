@@ -1,12 +1,12 @@
 """CPU per submit_sm of the SMPP proxy, next to a raw forwarder, in one run.
 
-    python -m benchmarks.smpp_cpu [--n 40000] [--binds 4] [--window 10]
+    python -m benchmarks.smpp_cpu [--n 40000] [--binds 4] [--window 10] [--modes forwarder,trivial,real,real@/other/checkout]
 
 Closed loop on 127.0.0.1: an asyncio load generator keeps `binds` x `window` submit_sm in
 flight against, in turn, (1) a raw forwarder (SMPP framing and sequence rewrite only), (2)
 the proxy with a trivial verdict (allow, no hits) and (3) the proxy with the real pipeline
 (shipped rules, default lists). Each runs in its own process; its CPU (utime + stime) over
-the run divided by the submit_sm answered is the figure. The SMSC is the project simulator
+the run divided by the submit_sm answered is the figure. The SMSC is the lean responder
 in another process. Texts are distinct (a replayed stream would measure flood rules).
 """
 from __future__ import annotations
@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 
-from .smpp_bench import _free_port, _pdus
+from .smpp_bench import _free_port
+from .smpp_load import Bind, _bind_pdu
+from .traffic import pdus as _pdus
 from .util import cpu_seconds
 
 _CHILD = r"""
@@ -87,6 +90,9 @@ async def proxy(real):
 
 async def main():
     await (forwarder() if mode == "forwarder" else proxy(mode == "real"))
+    import gc
+    from engine.serve import GC_THRESHOLDS
+    gc.collect(); gc.freeze(); gc.set_threshold(*GC_THRESHOLDS)      # as `serve` does after start-up
     print("ready", flush=True)
     await asyncio.Event().wait()
 uvloop.run(main())
@@ -94,15 +100,12 @@ uvloop.run(main())
 
 
 async def closed_loop(port: int, pdus: list, binds: int, window: int) -> tuple[int, int, float]:
-    from .smpp_bench import _Bind
-    from engine.smpp_proxy.codec import encode, with_sequence
-    from engine.smpp_proxy.codec import pdu as P
     loop = asyncio.get_running_loop()
     bs = []
     for _ in range(binds):
-        _, b = await loop.create_connection(_Bind, "127.0.0.1", port)
-        b.t.write(encode(P.BindTransceiver(sequence_number=b.conn.next_sequence(), system_id="bench", password="pw",
-                                           interface_version=0x34)))
+        _, b = await loop.create_connection(Bind, "127.0.0.1", port)
+        b.t.write(_bind_pdu("bench", "pw"))
+        b.seq = 2
         await asyncio.wait_for(b.bound, 10)
         bs.append(b)
     it = iter(pdus)
@@ -113,9 +116,8 @@ async def closed_loop(port: int, pdus: list, binds: int, window: int) -> tuple[i
             while len(b.inflight) >= window:
                 b.space.clear()
                 await b.space.wait()
-            seq = b.conn.next_sequence()
-            b.inflight[seq] = time.perf_counter()
-            b.t.write(with_sequence(raw, seq))
+            now = time.perf_counter()
+            b.send(raw, now, now)
         while b.inflight:
             b.space.clear()
             try:
@@ -132,8 +134,10 @@ async def closed_loop(port: int, pdus: list, binds: int, window: int) -> tuple[i
 def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int) -> dict:
     import uvloop
     port = _free_port()
+    # MODE@DIR runs the child from another checkout (a same-run baseline: real@/work/main)
+    mode, _, tree = mode.partition("@")
     p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port)], stdout=subprocess.PIPE,
-                         text=True)
+                         text=True, cwd=tree or None, env={**os.environ, "PYTHONPATH": tree} if tree else None)
     try:
         assert p.stdout.readline().strip() == "ready"
         uvloop.run(closed_loop(port, pdus[:2000], binds, window))         # warm-up
@@ -144,7 +148,7 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int) -> di
         p.kill()
         p.wait()
     n = ok + err
-    return {"mode": mode, "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
+    return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
             "msgs_per_s": round(n / wall)}
 
 
@@ -156,7 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default="forwarder,trivial,real")
     a = ap.parse_args(argv)
     sim_port = _free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_bench", "sim", str(sim_port)])
+    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)])
     try:
         for _ in range(100):
             try:

@@ -22,7 +22,9 @@ log = logging.getLogger("telfilter.smpp")
 class EsmeSession(CoalescedStream):
     def __init__(self, proxy: "SmppProxy"):
         self.proxy = proxy
-        self.conn = SmppConnection(proxy.settings.max_pdu)
+        # lean: a submit_sm comes out as a codec SmView (checked as fully as a decoded PDU, no
+        # dataclass or TLV objects built); its raw bytes are what is forwarded
+        self.conn = SmppConnection(proxy.settings.max_pdu, lean=True)
         self.state = BindState()
         self.account = None
         self.transport = None

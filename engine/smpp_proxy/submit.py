@@ -3,14 +3,14 @@ drop it, forward it byte for byte, or forward it tagged."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..verdict import Action, Message
-from .codec import RemoteProtocolError, Tlv, concat_info, encode, encode_text, pdu_text, split_udh, with_sequence
-from .rawpdu import append_tlv, replace_short_message
+from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode_prefix, pdu_concat, pdu_user_data,
+                    prefix_user_data, read_text, readable_text, view_sm, with_sequence)
+from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
 from .smsc import LATE
@@ -41,43 +41,35 @@ class Refusal(Exception):
         self.status, self.reason = status, reason
 
 
-# a URL or host name readable in a binary payload (a WAP push's href, an OTA bookmark); WBXML
-# SI/SL write the scheme as one token before an inline string (WAP-167 §8.3: 0x0C http://,
-# 0x0D http://www., 0x0E https://, 0x0F https://www.; 0x03 = STR_I)
-_READABLE_URL = re.compile(rb"(?:([\x0c-\x0f])\x03)?((?:https?://)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?:[/?#][\x21-\x7e]*)?)")
-_WBXML_SCHEME = {0x0C: "http://", 0x0D: "http://www.", 0x0E: "https://", 0x0F: "https://www."}
-
-
-def readable_urls(data: bytes) -> str:
-    """The URLs/host names that can be read in a binary message body, space-separated."""
-    out = []
-    for m in _READABLE_URL.finditer(data):
-        tok = m.group(1)
-        out.append((_WBXML_SCHEME[tok[0]] if tok else "") + m.group(2).decode("ascii"))
-        if len(out) >= 8:
-            break
-    return " ".join(out)
-
-
 def message_content(pdu) -> tuple[str, bool]:
-    """(text to judge, binary?) of a submit_sm / submit_multi / data_sm / deliver_sm, as the
-    SMSC will deliver it. Binary content is judged on the URLs readable in it (and on
-    everything that is not text). Raises Refusal when what would be delivered is ambiguous."""
-    payloads = [t.value for t in pdu.tlvs if t.tag == C.TAG_MESSAGE_PAYLOAD]
-    if len(payloads) > 1:
-        raise Refusal(C.ESME_ROPTPARNOTALLWD, "two message_payload TLVs")
-    if payloads and getattr(pdu, "short_message", b""):
-        # SMPP 3.4 §5.3.2.32: with message_payload, sm_length must be 0; SMSCs differ in which
-        # one they deliver, so the text we would judge may not be the one delivered
-        raise Refusal(C.ESME_RINVMSGLEN, "both short_message and message_payload")
+    """(text to judge, binary?) of a submit_sm / submit_multi / data_sm / deliver_sm / replace_sm,
+    as the SMSC will deliver it: message_payload if present, else short_message, without its UDH.
+    Binary content is judged on the URLs readable in it (codec.readable_text: WAP push SI/SL and
+    plain ASCII URLs) and on everything that is not text. Raises Refusal, with the codec's status,
+    when what would be delivered is ambiguous (two message_payload TLVs, both short_message and
+    message_payload) or the UDH / SAR parameters are malformed. Works on a lean `SmView` (the
+    submit_sm hot path: no TLV objects are built) and on the full dataclasses alike."""
     try:
-        text = pdu_text(pdu)
-        if text is not None:
-            return text, False
-        body = payloads[0] if payloads else getattr(pdu, "short_message", b"")
-        return readable_urls(split_udh(getattr(pdu, "esm_class", 0), body)[1]), True
-    except (ValueError, RemoteProtocolError) as e:       # a UDH that runs past the message
-        raise Refusal(getattr(e, "status", C.ESME_RINVESMCLASS), f"bad user data header: {e}") from None
+        if type(pdu) is SmView:
+            pdu.check_user_data()
+            ud = pdu.user_data
+        else:
+            pdu_check_user_data(pdu)
+            ud = pdu_user_data(pdu)
+        text = read_text(getattr(pdu, "data_coding", 0), ud)[0]
+    except RemoteProtocolError as e:
+        raise Refusal(e.status, str(e)) from None
+    if text is not None:
+        return text, False
+    return readable_text(ud) or "", True
+
+
+def message_concat(pdu) -> tuple | None:
+    """(reference, total, seq) of a submit_sm from its SAR TLVs or its UDH, in short_message or
+    message_payload (the user data was checked by `message_content`)."""
+    if type(pdu) is SmView:
+        return pdu.concat
+    return pdu_concat(pdu)
 
 
 class SubmitPath:
@@ -87,13 +79,10 @@ class SubmitPath:
         cid = pdu.command_id
         try:
             text, binary = message_content(pdu)
-            # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; most messages have neither
-            ci = concat_info(pdu.esm_class, pdu.short_message, pdu.tlvs) \
-                if cid == C.SUBMIT_SM and (pdu.esm_class & 0x40 or pdu.tlvs) else None
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
-        except ValueError as e:
-            return self._refuse(sess, pdu, C.ESME_RINVESMCLASS, f"bad user data header: {e}")
+        # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above
+        ci = message_concat(pdu) if cid == C.SUBMIT_SM else None
         if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
             return self._concat_part(sess, pdu, ci, text, binary)
         if cid == C.SUBMIT_MULTI:
@@ -119,7 +108,7 @@ class SubmitPath:
     def _refuse(self, sess, pdu, status: int, reason: str) -> None:
         """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
         self.stats["refused"] += 1
-        self.vlog.write_refusal(self.clock(), type(pdu).__name__, sess.account.system_id if sess.account else "",
+        self.vlog.write_refusal(self.clock(), P.name_of(pdu.command_id), sess.account.system_id if sess.account else "",
                                 getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), status, reason)
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
@@ -221,24 +210,21 @@ class SubmitPath:
         self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
 
     def _tagged(self, pdu, v, prefix=True) -> bytes:
-        """The PDU's own bytes with the tag added: the text prefix spliced into short_message
-        and the vendor TLV appended; nothing else is re-encoded."""
+        """The PDU's own bytes with the tag added: the text prefix inserted before the text (after
+        any UDH; in short_message, or in message_payload when that carries the text) in the
+        message's own encoding, and the vendor TLV appended; nothing else is re-encoded. No prefix
+        when the text cannot carry it (binary, an alphabet without its characters, no room)."""
         raw = pdu.raw
-        if prefix and self.settings.tag_prefix and pdu.command_id == C.SUBMIT_SM and pdu.short_message:
-            udh, body = split_udh(pdu.esm_class, pdu.short_message)
-            dc = pdu.data_coding
+        tp = self.settings.tag_prefix
+        if prefix and tp and pdu.command_id == C.SUBMIT_SM:
+            view = pdu if type(pdu) is SmView else view_sm(raw)
             try:
-                if dc == 0x08:
-                    new = self.settings.tag_prefix.encode("utf-16-be") + body
-                elif dc in (0x00, 0x01, 0x03):
-                    new = encode_text(self.settings.tag_prefix)[1] if dc == 0 else self.settings.tag_prefix.encode("latin-1")
-                    new += body
-                else:
-                    new = None
-            except (ValueError, UnicodeEncodeError):
-                new = None
-            if new is not None and len(udh) + len(new) <= 254:
-                raw = replace_short_message(raw, udh + new)
+                reading = view.text()[1]
+            except RemoteProtocolError:          # (judged already, so the user data is sound)
+                reading = "binary"
+            enc = encode_prefix(tp, view.data_coding, reading)
+            if enc:
+                raw = prefix_user_data(view, enc) or raw
         if self.settings.tag_tlv is not None:
             raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
         return raw

@@ -20,6 +20,7 @@ one was judged; a client's choice of encoding then does not change the verdict.
 from __future__ import annotations
 
 import re
+from codecs import charmap_decode
 
 from .errors import TextError
 from .udh import concat_info, pdu_user_data, split_udh, udh_elements  # noqa: F401  (re-exported: the old home)
@@ -34,8 +35,9 @@ _GSM_ENC = {ch: i for i, ch in enumerate(GSM_BASIC) if ch != "\x1b"}
 _GSM_EXT_ENC = {ch: i for i, ch in GSM_EXT.items()}
 
 
-# one septet per octet, no escape: a table lookup per character (octets >= 0x80 read as septet & 0x7F)
-_GSM_TABLE = {i: GSM_BASIC[i & 0x7F] for i in range(256)}
+# one septet per octet, no escape: a 256-character charmap, so decoding is one C call (the codec
+# machinery of str.decode) rather than a dict lookup per character; octets >= 0x80 read as septet & 0x7F
+_GSM_CHARMAP = "".join(GSM_BASIC[i & 0x7F] for i in range(256))
 
 
 _GSM_ESC = re.compile("\x1b(.?)", re.S)
@@ -50,7 +52,7 @@ def _gsm_escape(m) -> str:
 
 
 def gsm_decode(septets: bytes) -> str:
-    s = septets.decode("latin-1").translate(_GSM_TABLE)
+    s = charmap_decode(septets, "strict", _GSM_CHARMAP)[0]
     return _GSM_ESC.sub(_gsm_escape, s) if "\x1b" in s else s
 
 
