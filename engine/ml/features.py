@@ -39,14 +39,13 @@ _MIXED = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")
 # s p a c e d letters (four or more), or dotted ones from three (V.A.Y, h.u.y, T*I*E*N)
 _SPACED = re.compile(r"\b(?:[^\W\d_][ .*_-]){3,}[^\W\d_]\b|\b(?:[^\W\d_][.*]){2,}[^\W\d_]\b")
 _SPACED_HINT = re.compile(r"(?:[^\W\d_][ .*_-]){3}[^\W\d_]|(?:[^\W\d_][.*]){2}[^\W\d_]")
-# Vietnamese teencode and abbreviations common in SMS, written out (diacritics folded later
-# give the unaccented forms their evidence too)
+# Vietnamese teencode and abbreviations common in SMS, written out word by word when the
+# canonical text is built (folded words and char n-grams give the unaccented forms evidence too)
 _TEEN = {"k": "không", "ko": "không", "kh": "không", "kg": "không", "khg": "không", "hok": "không",
          "hong": "không", "hông": "không", "dc": "được", "đc": "được", "j": "gì", "vs": "với",
          "ng": "người", "ck": "chuyển khoản", "tk": "tài khoản", "stk": "số tài khoản", "sdt": "số điện thoại",
          "sđt": "số điện thoại", "lh": "liên hệ", "nv": "nhân viên", "qk": "quý khách", "tb": "thuê bao",
          "ctrinh": "chương trình", "ttin": "thông tin", "mn": "mọi người", "ae": "anh em"}
-_TEENRE = re.compile(r"(?<![\w@$])(?:" + "|".join(sorted(map(re.escape, _TEEN), key=len, reverse=True)) + r")(?![\w@$])")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 # a word of mostly letters with a few digits or @/$ standing in for letters: fr33, v1agra, c@sh
 _LEETWORD = re.compile(r"(?<![\w@$])(?=[a-z0-9@$]*[a-z][a-z0-9@$]*[a-z])(?=[a-z]*[0-9@$])[a-z0-9@$]{3,}(?![\w@$])")
@@ -98,11 +97,7 @@ def normalise(text: str) -> str:
         t = _SPACED.sub(_unspace, t)
     if fl & 8:
         t = _LEETWORD.sub(_unleet, t)
-    return _TEENRE.sub(_teen, t)
-
-
-def _teen(m: re.Match) -> str:
-    return _TEEN[m.group(0)]
+    return t
 
 
 # Diacritic folding is a per-code-point table (below U+3000: Latin, Vietnamese, Greek,
@@ -167,7 +162,7 @@ def _char_spans(n: int):
 
 def _canonical(text: str) -> str:
     """Normalised words and punctuation tokens joined by single spaces, with a space each side."""
-    return " " + " ".join(_WORD.findall(normalise(text)))[:_MAXLEN - 2] + " "
+    return " " + " ".join([_TEEN.get(w, w) for w in _WORD.findall(normalise(text))])[:_MAXLEN - 2] + " "
 
 
 def feature_ids(text: str) -> np.ndarray:
@@ -256,6 +251,7 @@ try:
         raise ImportError("pure Python requested")
     from . import _fastfeat as _C
     _C.set_fold_table(_FOLD_ARR.tobytes(), _VI_ARR.tobytes(), _SALT)
+    _C.set_teencode(list(_TEEN.items()))
     _scan = _C.scan
 except ImportError:
     _C = None
