@@ -1,15 +1,23 @@
 """Text normalisation and hashed features for the spam classifier.
 
 Theory of operation: `normalise()` turns a raw SMS into a canonical string: Unicode NFKC,
-zero-width characters dropped, case folded, obfuscations undone (s.p.a.c.e.d letters,
-digits standing for letters inside words), and URLs, phone numbers, money amounts and
-long digit runs replaced by tokens (_url_, _phone_, _money_, _num_). `features()` hashes
-word unigrams and bigrams, the diacritic-folded words as extra features (so "khuyến mãi"
-and "khuyen mai" share evidence without losing the accented form), character 3-5-grams
-and a few shape tokens into a 2^20 space; the model weighs the counts with sublinear TF-IDF and L2-normalises them.
-Character n-grams are hashed with vectorised numpy arithmetic: this is what keeps a
-160-character message inside the per-message budget. Training and the fast scorer call
-the same function, so their inputs are identical by construction.
+zero-width characters dropped, case folded, obfuscations undone (s p a c e d and V.A.Y-dotted
+letters, digits standing for letters inside words), and URLs, phone numbers, money amounts and
+long digit runs replaced by tokens (_url_, _phone_, _money_, _num_). Each regex pass runs only
+when `scan` finds its necessary condition, so most messages skip most passes; the output is
+the same as running every pass (tests/test_ml_fast.py checks it). `_canonical()` keeps the
+word tokens, writes Vietnamese teencode out (k/ko -> không, dc -> được, j -> gì, ...) and joins
+them with single spaces. `features()` hashes char 3-5-grams of the diacritic-folded canonical
+text (accented and unaccented spellings share them), words and word bigrams as written, the
+folded words when they differ, and a few shape tokens into a 2^20 space; the model weighs the
+counts with sublinear TF-IDF and L2-normalises them. `language()` tells Vietnamese from other
+text for per-language thresholds.
+
+Two implementations give the same ids: engine/ml/_fastfeat.c (compiled by `pip install -e .`
+or `python setup.py build_ext --inplace`; tokenising, folding, hashing, language and the
+TF-IDF dot product in one pass) and the numpy reference below, used when the extension is
+absent or TELFILTER_ML_PURE=1. Training and scoring call the same functions, so their inputs
+are identical by construction.
 """
 from __future__ import annotations
 
