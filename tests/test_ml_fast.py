@@ -41,8 +41,7 @@ def _normalise_all_passes(text):
         t = F._URLS.sub(" _url_ ", t)
     t = F._NUMS.sub(F._tok, t)
     t = F._SPACED.sub(F._unspace, t)
-    t = F._LEETWORD.sub(F._unleet, t)
-    return F._TEENRE.sub(F._teen, t)
+    return F._LEETWORD.sub(F._unleet, t)
 
 
 def test_skip_conditions_are_exact():

@@ -6,8 +6,8 @@
  * message and without allocating Python objects:
  *   1. tokenise like re.findall(r"_[a-z]+\d*_|[^\W_]+|[!?£$€%]") (sre's \w is
  *      Py_UNICODE_ISALNUM or '_', its \d is Py_UNICODE_ISDECIMAL, so the same classes
- *      are used here) and join the tokens with single spaces, truncated and wrapped in
- *      spaces exactly like features._canonical;
+ *      are used here), write teencode words out (set_teencode), and join the tokens with
+ *      single spaces, truncated and wrapped in spaces exactly like features._canonical;
  *   2. fold diacritics with the per-code-point table features.py builds (set_fold_table);
  *   3. hash char 3-5-grams (of the folded text), words, word bigrams, folded words and the four shape tokens
  *      with the polynomial hash of features.feature_ids (sum c[i] R^i mod 2^64 + salt,
@@ -42,6 +42,15 @@ static uint32_t fold_table[FOLD_LIMIT];    /* code point -> folded code point, 0
 static uint8_t vi_letter[FOLD_LIMIT];       /* 1: a letter only Vietnamese uses (either case) */
 static int last_vi;                         /* language of the last compute_ids(): 1 = Vietnamese */
 static int fold_ready = 0;
+
+#define TEEN_MAX 64
+#define TEEN_KEY 8
+#define TEEN_VAL 32
+static int n_teen = 0;
+static Py_UCS4 teen_key[TEEN_MAX][TEEN_KEY];
+static Py_ssize_t teen_klen[TEEN_MAX];
+static Py_UCS4 teen_val[TEEN_MAX][TEEN_VAL];
+static Py_ssize_t teen_vlen[TEEN_MAX];
 
 static Py_UCS4 canon[MAXLEN + 2];
 static Py_UCS4 folded[MAXLEN + 2];
@@ -102,7 +111,19 @@ static Py_ssize_t build_canonical(PyObject *t) {
             canon[n++] = ' ';
         }
         first = 0;
-        for (Py_ssize_t j = s; j < e && n - 1 < cap; j++) canon[n++] = PyUnicode_READ(kind, data, j);
+        int t = -1;                         /* features._TEEN: a teencode word is written out */
+        if (e - s <= TEEN_KEY) {
+            for (int q = 0; q < n_teen && t < 0; q++) {
+                if (teen_klen[q] != e - s) continue;
+                Py_ssize_t j = 0;
+                while (j < e - s && teen_key[q][j] == PyUnicode_READ(kind, data, s + j)) j++;
+                if (j == e - s) t = q;
+            }
+        }
+        if (t >= 0)
+            for (Py_ssize_t j = 0; j < teen_vlen[t] && n - 1 < cap; j++) canon[n++] = teen_val[t][j];
+        else
+            for (Py_ssize_t j = s; j < e && n - 1 < cap; j++) canon[n++] = PyUnicode_READ(kind, data, j);
         i = e;
     }
     canon[n++] = ' ';
@@ -298,6 +319,30 @@ fail:
     return NULL;
 }
 
+static PyObject *py_set_teencode(PyObject *self, PyObject *arg) {
+    if (!PyList_Check(arg) || PyList_GET_SIZE(arg) > TEEN_MAX) {
+        PyErr_Format(PyExc_ValueError, "teencode must be a list of at most %d (word, replacement) pairs", TEEN_MAX);
+        return NULL;
+    }
+    int n = (int)PyList_GET_SIZE(arg);
+    for (int i = 0; i < n; i++) {
+        PyObject *k, *v;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(arg, i), "UU", &k, &v)) return NULL;
+        Py_ssize_t kl = PyUnicode_GET_LENGTH(k), vl = PyUnicode_GET_LENGTH(v);
+        if (kl < 1 || kl > TEEN_KEY || vl > TEEN_VAL) {
+            PyErr_Format(PyExc_ValueError, "teencode word of 1-%d and replacement of at most %d characters",
+                         TEEN_KEY, TEEN_VAL);
+            return NULL;
+        }
+        for (Py_ssize_t j = 0; j < kl; j++) teen_key[i][j] = PyUnicode_READ_CHAR(k, j);
+        for (Py_ssize_t j = 0; j < vl; j++) teen_val[i][j] = PyUnicode_READ_CHAR(v, j);
+        teen_klen[i] = kl;
+        teen_vlen[i] = vl;
+    }
+    n_teen = n;
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_language(PyObject *self, PyObject *args) {
     PyObject *raw, *norm;
     if (!PyArg_ParseTuple(args, "UU", &raw, &norm) || check_args(raw, norm)) return NULL;
@@ -380,6 +425,7 @@ static PyMethodDef methods[] = {
      "decision(text, normalised, weights, intercept) -> (sublinear TF-IDF, L2, dot coef, plus intercept, is_vi);"
      " weights: float64 (idf, idf * coef) pairs"},
     {"set_fold_table", py_set_fold_table, METH_VARARGS, "set_fold_table(uint32 fold table, uint8 vi letters, salts)"},
+    {"set_teencode", py_set_teencode, METH_O, "set_teencode([(word, replacement), ...])"},
     {"language", py_language, METH_VARARGS, "language(text, normalised) -> 'vi' or 'en' (features.language)"},
     {"scan", py_scan, METH_O, "scan(text) -> flags of the normalisation passes that may match"},
     {NULL, NULL, 0, NULL}};

@@ -1,15 +1,23 @@
 """Text normalisation and hashed features for the spam classifier.
 
 Theory of operation: `normalise()` turns a raw SMS into a canonical string: Unicode NFKC,
-zero-width characters dropped, case folded, obfuscations undone (s.p.a.c.e.d letters,
-digits standing for letters inside words), and URLs, phone numbers, money amounts and
-long digit runs replaced by tokens (_url_, _phone_, _money_, _num_). `features()` hashes
-word unigrams and bigrams, the diacritic-folded words as extra features (so "khuyến mãi"
-and "khuyen mai" share evidence without losing the accented form), character 3-5-grams
-and a few shape tokens into a 2^20 space; the model weighs the counts with sublinear TF-IDF and L2-normalises them.
-Character n-grams are hashed with vectorised numpy arithmetic: this is what keeps a
-160-character message inside the per-message budget. Training and the fast scorer call
-the same function, so their inputs are identical by construction.
+zero-width characters dropped, case folded, obfuscations undone (s p a c e d and V.A.Y-dotted
+letters, digits standing for letters inside words), and URLs, phone numbers, money amounts and
+long digit runs replaced by tokens (_url_, _phone_, _money_, _num_). Each regex pass runs only
+when `scan` finds its necessary condition, so most messages skip most passes; the output is
+the same as running every pass (tests/test_ml_fast.py checks it). `_canonical()` keeps the
+word tokens, writes Vietnamese teencode out (k/ko -> không, dc -> được, j -> gì, ...) and joins
+them with single spaces. `features()` hashes char 3-5-grams of the diacritic-folded canonical
+text (accented and unaccented spellings share them), words and word bigrams as written, the
+folded words when they differ, and a few shape tokens into a 2^20 space; the model weighs the
+counts with sublinear TF-IDF and L2-normalises them. `language()` tells Vietnamese from other
+text for per-language thresholds.
+
+Two implementations give the same ids: engine/ml/_fastfeat.c (compiled by `pip install -e .`
+or `python setup.py build_ext --inplace`; tokenising, folding, hashing, language and the
+TF-IDF dot product in one pass) and the numpy reference below, used when the extension is
+absent or TELFILTER_ML_PURE=1. Training and scoring call the same functions, so their inputs
+are identical by construction.
 """
 from __future__ import annotations
 
@@ -39,14 +47,13 @@ _MIXED = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")
 # s p a c e d letters (four or more), or dotted ones from three (V.A.Y, h.u.y, T*I*E*N)
 _SPACED = re.compile(r"\b(?:[^\W\d_][ .*_-]){3,}[^\W\d_]\b|\b(?:[^\W\d_][.*]){2,}[^\W\d_]\b")
 _SPACED_HINT = re.compile(r"(?:[^\W\d_][ .*_-]){3}[^\W\d_]|(?:[^\W\d_][.*]){2}[^\W\d_]")
-# Vietnamese teencode and abbreviations common in SMS, written out (diacritics folded later
-# give the unaccented forms their evidence too)
+# Vietnamese teencode and abbreviations common in SMS, written out word by word when the
+# canonical text is built (folded words and char n-grams give the unaccented forms evidence too)
 _TEEN = {"k": "không", "ko": "không", "kh": "không", "kg": "không", "khg": "không", "hok": "không",
          "hong": "không", "hông": "không", "dc": "được", "đc": "được", "j": "gì", "vs": "với",
          "ng": "người", "ck": "chuyển khoản", "tk": "tài khoản", "stk": "số tài khoản", "sdt": "số điện thoại",
          "sđt": "số điện thoại", "lh": "liên hệ", "nv": "nhân viên", "qk": "quý khách", "tb": "thuê bao",
          "ctrinh": "chương trình", "ttin": "thông tin", "mn": "mọi người", "ae": "anh em"}
-_TEENRE = re.compile(r"(?<![\w@$])(?:" + "|".join(sorted(map(re.escape, _TEEN), key=len, reverse=True)) + r")(?![\w@$])")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 # a word of mostly letters with a few digits or @/$ standing in for letters: fr33, v1agra, c@sh
 _LEETWORD = re.compile(r"(?<![\w@$])(?=[a-z0-9@$]*[a-z][a-z0-9@$]*[a-z])(?=[a-z]*[0-9@$])[a-z0-9@$]{3,}(?![\w@$])")
@@ -98,11 +105,7 @@ def normalise(text: str) -> str:
         t = _SPACED.sub(_unspace, t)
     if fl & 8:
         t = _LEETWORD.sub(_unleet, t)
-    return _TEENRE.sub(_teen, t)
-
-
-def _teen(m: re.Match) -> str:
-    return _TEEN[m.group(0)]
+    return t
 
 
 # Diacritic folding is a per-code-point table (below U+3000: Latin, Vietnamese, Greek,
@@ -167,7 +170,7 @@ def _char_spans(n: int):
 
 def _canonical(text: str) -> str:
     """Normalised words and punctuation tokens joined by single spaces, with a space each side."""
-    return " " + " ".join(_WORD.findall(normalise(text)))[:_MAXLEN - 2] + " "
+    return " " + " ".join([_TEEN.get(w, w) for w in _WORD.findall(normalise(text))])[:_MAXLEN - 2] + " "
 
 
 def feature_ids(text: str) -> np.ndarray:
@@ -256,6 +259,7 @@ try:
         raise ImportError("pure Python requested")
     from . import _fastfeat as _C
     _C.set_fold_table(_FOLD_ARR.tobytes(), _VI_ARR.tobytes(), _SALT)
+    _C.set_teencode(list(_TEEN.items()))
     _scan = _C.scan
 except ImportError:
     _C = None
