@@ -124,3 +124,29 @@ def test_tag_prefix_goes_into_message_payload_text(pipe):
         assert read(s).command_status == 0
         assert pdu_text(h.sim.submits()[1]) == "[?] [QC] Giảm giá cuối tuần"
         s.close()
+
+
+def test_gsm_bytes_under_data_coding_1_get_the_data_coding_0_verdict_and_the_reading_is_per_account(pipe):
+    """Issue 17: node-smpp sends GSM 03.38 bytes labelled data_coding 1; `[` is ESC `<` there. The
+    default reading (auto) sees the escape and judges the text the handset shows; an account set to
+    `text_reading = "ascii"` is read byte for byte."""
+    clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)   # 10:00 in Hanoi
+    body = gsm_encode("[QC] Giam gia 50% cuoi tuan. Tu choi TC gui 5656")
+    assert b"\x1b<" in body
+    out = Lines()
+    with ProxyHarness(pipe, verdict_log=VerdictLog(out), clock=clock) as h:
+        s = session(h)
+        for seq, dc in ((2, 0x00), (3, 0x01)):
+            submit(s, seq, source_addr="84901234567", data_coding=dc, short_message=body)
+            read(s)
+        h.run(lambda: h.proxy.settings.accounts["esme1"].__setattr__("text_reading", "ascii"))
+        submit(s, 4, source_addr="84901234567", data_coding=0x01, short_message=body)
+        read(s)
+        s.close()
+        h.run(h.proxy.vlog.flush)
+    recs = [r for r in out.lines if r.get("kind") == "sms"]
+    assert len(recs) == 3
+    syms = [sorted(x["symbol"] for x in r["hits"]) for r in recs]
+    assert recs[0]["action"] == recs[1]["action"] == "drop" and syms[0] == syms[1]
+    assert "AD_SENDER_NOT_QC" in syms[0]
+    assert "AD_SENDER_NOT_QC" not in syms[2]          # read as ASCII, the text does not start with [QC]

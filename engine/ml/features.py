@@ -264,6 +264,12 @@ try:
 except ImportError:
     _C = None
     _scan = _scan_py
+except (AttributeError, TypeError) as _e:     # a stale build from another version of this file
+    import warnings
+    warnings.warn(f"engine.ml._fastfeat does not match this source ({_e}); using the numpy path: "
+                  "rebuild with `pip install -e .`", RuntimeWarning, stacklevel=1)
+    _C = None
+    _scan = _scan_py
 
 
 def unique_counts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

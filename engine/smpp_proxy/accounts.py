@@ -15,6 +15,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .codec.text import READINGS
+
 ITERATIONS = 20_000
 BIND_TYPES = ("transmitter", "receiver", "transceiver")
 
@@ -46,6 +48,9 @@ class Account:
     throughput: float = 1000.0          # submit_sm per second (token bucket)
     window: int = 100                   # outstanding deliver_sm towards this ESME
     mo_prefixes: tuple = ()             # MO whose destination_addr starts with one of these goes here
+    # how this ESME's data_coding 0 / 1 bytes are read (codec.text.READINGS): "auto" recognises GSM
+    # 03.38 escape sequences under data_coding 1 (node-smpp's default), else ASCII / Latin-1
+    text_reading: str = "auto"
     _nets: list = field(default_factory=list, repr=False)
     _verified: dict = field(default_factory=dict, repr=False)
 
@@ -122,6 +127,7 @@ class SmppSettings:
     smsc_password: str = "tfsecret"          # SMPP 3.4 §5.2.2: at most 8 characters
     smsc_window: int = 200
     smsc_response_timeout: float = 10.0
+    smsc_text_reading: str = "auto"                # how MO data_coding 0 / 1 bytes from the SMSC are read
     smsc_links: dict = field(default_factory=dict)    # "host:port" -> {"response_timeout": s, "window": n}
     smsc_stall_after: float = 2.0       # a link with requests outstanding that received nothing this long
                                         # takes no new submits (they get ESME_RTHROTTLED at once)
@@ -191,6 +197,9 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
         else:
             s.smsc.append(str(e))
     s.smsc_stall_after = float(up.get("stall_after", s.smsc_stall_after))
+    s.smsc_text_reading = str(up.get("text_reading", s.smsc_text_reading))
+    if s.smsc_text_reading not in READINGS:
+        raise SmppConfigError(f"{p}: upstream.text_reading must be one of {', '.join(READINGS)}")
     s.smsc_system_id = up.get("system_id", s.smsc_system_id)
     s.smsc_password = up.get("password", s.smsc_password)
     s.smsc_window = int(up.get("window", s.smsc_window))
@@ -210,9 +219,12 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
                           bind_types=tuple(a.get("bind_types", BIND_TYPES)), max_binds=int(a.get("max_binds", 8)),
                           allowed_networks=tuple(a.get("allowed_networks", ("0.0.0.0/0", "::/0"))),
                           throughput=float(a.get("throughput", 1000)), window=int(a.get("window", 100)),
-                          mo_prefixes=tuple(a.get("mo_prefixes", ())))
+                          mo_prefixes=tuple(a.get("mo_prefixes", ())),
+                          text_reading=str(a.get("text_reading", "auto")))
         except (KeyError, ValueError, TypeError) as e:
             raise SmppConfigError(f"{p}: account #{i + 1}: {e}") from None
+        if acc.text_reading not in READINGS:
+            raise SmppConfigError(f"{p}: account {acc.system_id}: text_reading must be one of {', '.join(READINGS)}")
         bad = set(acc.bind_types) - set(BIND_TYPES)
         if bad:
             raise SmppConfigError(f"{p}: account {acc.system_id}: unknown bind type {sorted(bad)[0]!r}")

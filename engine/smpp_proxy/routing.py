@@ -51,7 +51,7 @@ class DeliveryRouting:
         shortcode = self.pipeline.settings.shortcode
         dest = getattr(pdu, "destination_addr", "")
         try:
-            text, binary = message_content(pdu)
+            text, binary = message_content(pdu, self.settings.smsc_text_reading)
         except Refusal as r:
             # permanent: an SMSC redelivers on a temporary error, and this PDU would fail again
             log.info("MO from %r refused: %s", pdu.source_addr, r.reason)

@@ -41,7 +41,7 @@ class Refusal(Exception):
         self.status, self.reason = status, reason
 
 
-def message_content(pdu) -> tuple[str, bool]:
+def message_content(pdu, reading: str = "auto") -> tuple[str, bool]:
     """(text to judge, binary?) of a submit_sm / submit_multi / data_sm / deliver_sm / replace_sm,
     as the SMSC will deliver it: message_payload if present, else short_message, without its UDH.
     Binary content is judged on the URLs readable in it (codec.readable_text: WAP push SI/SL and
@@ -56,7 +56,8 @@ def message_content(pdu) -> tuple[str, bool]:
         else:
             pdu_check_user_data(pdu)
             ud = pdu_user_data(pdu)
-        text = read_text(getattr(pdu, "data_coding", 0), ud)[0]
+        # `reading`: the sender's setting for data_coding 0 / 1 (codec.text.read_text)
+        text = read_text(getattr(pdu, "data_coding", 0), ud, reading)[0]
     except RemoteProtocolError as e:
         raise Refusal(e.status, str(e)) from None
     if text is not None:
@@ -78,7 +79,7 @@ class SubmitPath:
     def _submit(self, sess: EsmeSession, pdu):
         cid = pdu.command_id
         try:
-            text, binary = message_content(pdu)
+            text, binary = message_content(pdu, sess.account.text_reading if sess.account else "auto")
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
         # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above
