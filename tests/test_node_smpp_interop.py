@@ -21,9 +21,11 @@ from pathlib import Path
 import pytest
 
 from engine.app import build
+from engine.loopthread import LoopThread
+from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.server import VerdictLog
+from engine.smpp_proxy.server import SmppProxy, VerdictLog
 
 from .conftest import ROOT
 
@@ -115,3 +117,74 @@ def test_node_smpp_esme_gsm_bytes_qc_dropped_allowed_forwarded_receipt_back(node
     r = steps["deliver_sm"]
     assert r["esm_class"] & 0x04 and r["receipted_message_id"] == mid and f"id:{mid} " in r["text"], r
     assert r["destination_addr"] == "0901234567"
+
+
+# ------------------------------------------------------------------- node-smpp as the SMSC behind the proxy
+
+class ProxyTo(LoopThread):
+    """The proxy alone on 127.0.0.1, its upstream the given SMSC address."""
+
+    def __init__(self, pipeline, smsc_port, vlog):
+        super().__init__("smpp-proxy-to-node")
+        self.settings = SmppSettings(smsc=[f"127.0.0.1:{smsc_port}"])
+        acc = account_from_arg("esme1:secret")
+        self.settings.accounts[acc.system_id] = acc
+        self.proxy = SmppProxy(pipeline, self.settings, vlog)
+
+    def start(self):
+        self.start_loop()
+        self.call(self.proxy.start("127.0.0.1:0"))
+        if not self.call(self.proxy.wait_upstream(10)):
+            self.stop()
+            raise AssertionError("the proxy did not bind to the node-smpp SMSC")
+        return self
+
+    def stop(self):
+        try:
+            self.call(self.proxy.stop())
+        finally:
+            self.stop_loop()
+
+
+def events(lines):
+    return [json.loads(x) for x in lines if x.strip()]
+
+
+@pytest.mark.parametrize("mode", ["after", "before"])
+def test_node_smpp_smsc_on_tx_rx_receipts_right_after_or_before_the_resp_all_reach_the_esme(node_path, tmp_path, mode):
+    """Issue #15, first fault, with node-smpp on both sides: the SMSC refuses transceiver binds and sends
+    each receipt on the receiver bind in the same tick as the submit_sm_resp on the transmitter bind (after
+    it, or before it). Every receipt reaches the ESME naming the id it was given, and the SMSC sees every
+    receipt acknowledged with status 0 (none acknowledged and dropped, none refused)."""
+    n = 20
+    env = {**os.environ, "NODE_PATH": str(node_path)}
+    smsc = subprocess.Popen([NODE, str(INTEROP / "smsc.js"), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    log = open(tmp_path / "verdicts.jsonl", "w")
+    proxy = None
+    try:
+        first = json.loads(smsc.stdout.readline() or "{}")
+        assert "port" in first, smsc.stderr.read()[-2000:]
+        proxy = ProxyTo(build(data_dir=tmp_path / "data"), first["port"], VerdictLog(log)).start()
+        p = subprocess.run([NODE, str(INTEROP / "esme.js"), str(proxy.proxy.port), "esme1", "secret", str(n)],
+                           capture_output=True, text=True, timeout=40, env=env)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        smsc.terminate()
+        rest, err = smsc.communicate(timeout=10)
+        log.close()
+    esme, ev = events(p.stdout.splitlines()), events(rest.splitlines())
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:] + rest[-2000:]
+
+    # the fallback really happened: transceiver refused, then a transmitter and a receiver bind
+    binds = [(e["kind"], e["command_status"]) for e in ev if e.get("ev") == "bind"]
+    assert binds[0] == ("transceiver", 3) and {("transmitter", 0), ("receiver", 0)} <= set(binds), binds
+
+    allowed = [e["message_id"] for e in esme if e["step"] == "allowed"]
+    got = next(e for e in esme if e["step"] == "receipts")["ids"]
+    assert len(allowed) == n and sorted(got) == sorted(allowed)
+    submits = [e for e in ev if e.get("ev") == "submit"]
+    assert len(submits) == n and all(s["data_coding"] == 1 for s in submits)
+    acks = [e for e in ev if e.get("ev") == "receipt_resp"]
+    assert len(acks) == n and all(a["command_status"] == 0 for a in acks), acks
