@@ -325,13 +325,16 @@ class EmbeddedStore:
         async with self._io:
             recs = self._take()
             if recs:
-                try:
-                    await asyncio.to_thread(self._write_records, self.seg, recs)
-                except OSError:
+                err, cancel = await _in_thread(self._write_records, self.seg, recs)
+                if err is None:
+                    self.flushes += 1
+                    self.records += len(recs)
+                else:
                     self.buf[:0] = recs      # kept for the next attempt, in order
-                    raise
-                self.flushes += 1
-                self.records += len(recs)
+                if cancel is not None:
+                    raise cancel
+                if err is not None:
+                    raise err
 
     def due(self) -> bool:
         return (time.monotonic() - self._last_snap >= SNAPSHOT_EVERY
@@ -344,13 +347,16 @@ class EmbeddedStore:
             state = dump_state(self.counters.mem, self.history.mem, self.calls.mem)
             old, self.seg = self.seg, self.seg + 1
             self._last_snap = time.monotonic()
-            try:
-                await asyncio.to_thread(self._snapshot_io, old, recs, state)
-            except OSError:
+            err, cancel = await _in_thread(self._snapshot_io, old, recs, state)
+            if err is None:
+                self.seg_bytes = 0
+                self.records += len(recs)
+            else:
                 self.buf[:0] = recs
-                raise
-            self.seg_bytes = 0
-            self.records += len(recs)
+            if cancel is not None:
+                raise cancel
+            if err is not None:
+                raise err
 
     def _snapshot_io(self, old: int, tail: list, state: dict) -> None:
         if tail:
@@ -383,3 +389,20 @@ class EmbeddedStore:
         """Clean stop: everything committed is in a snapshot; the journal is empty."""
         await self.snapshot()
         os.close(self._lockfd)
+
+
+async def _in_thread(fn, *args):
+    """Run blocking journal I/O in a worker thread and return (error, cancellation). A cancel
+    (serve stopping) does not abandon the write in flight: it is waited for (an fsync is
+    bounded), so records taken from the buffer are neither lost nor written twice, and the
+    caller re-raises the cancellation after settling the records."""
+    fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    cancel = None
+    while not fut.done():
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError as c:
+            cancel = c
+        except BaseException:           # the write's own error: read from the future below
+            pass
+    return fut.exception(), cancel
