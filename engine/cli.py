@@ -125,6 +125,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout)")
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
+    p.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="on SIGTERM/SIGINT, wait this long for submits already sent to the SMSC to be answered "
+                        "(default 10)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
     p.add_argument("--state", metavar="URL", default=None,

@@ -226,6 +226,8 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.ready = False
     wt.cancel()
+    log.info("stopping: draining for up to %.1fs", getattr(args, "drain_timeout", 10.0))
+    await proxy.drain(getattr(args, "drain_timeout", 10.0))
     await proxy.stop()
     if sip:
         await sip.stop()

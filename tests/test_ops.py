@@ -1,0 +1,98 @@
+"""Operating `telfilter serve` as a process: graceful stop (drain), logs, secrets off argv.
+
+Every test starts its servers on 127.0.0.1 and stops them."""
+import signal
+import subprocess
+import sys
+import time
+
+import smpplib.client
+import smpplib.gsm
+
+from engine.app import build
+from engine.smpp_proxy.harness import ProxyHarness
+
+from .conftest import ROOT
+from .test_serve import free_port, wait_for
+
+
+def _serve(tmp_path, sim_port, *extra, env=None):
+    port = free_port()
+    ready = tmp_path / "ready"
+    err = open(tmp_path / "stderr.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data",
+                          "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim_port}",
+                          "--sip-listen", "off", "--log", tmp_path / "verdicts.jsonl", "--ready-file", ready, *extra],
+                         cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL, env=env)
+    assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
+    return p, port
+
+
+def _client(port, system_id="t", password="pw"):
+    c = smpplib.client.Client("127.0.0.1", port, timeout=10)
+    c.connect()
+    c.bind_transceiver(system_id=system_id, password=password)
+    return c
+
+
+def _send(c, i):
+    parts, enc, esm = smpplib.gsm.make_parts(f"Me oi toi nay con ve an com nhe {i}")
+    return c.send_message(source_addr_ton=1, source_addr="84901234567", dest_addr_ton=1,
+                          destination_addr="84912345678", short_message=parts[0], data_coding=enc,
+                          esm_class=esm).sequence
+
+
+def _drain_run(tmp_path, sim_setup, drain_timeout):
+    """20 submits in flight at SIGTERM, one more after it; returns ({seq: status} of the 20,
+    status of the late one, unbind received?, exit code, seconds from SIGTERM to exit, sim)."""
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    sim_setup(sim.sim)
+    p, port = _serve(tmp_path, sim.port, "--esme-account", "t:pw", "--drain-timeout", str(drain_timeout))
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        c = _client(port)
+        seqs = [_send(c, i) for i in range(20)]
+        assert wait_for(lambda: len(sim.sim.submits()) == 20)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.3)                     # the signal is handled; the submits are still in flight
+        late = _send(c, 99)
+        answers, late_status, unbound = {}, None, False
+        while not unbound:
+            pdu = c.read_pdu()
+            if pdu.command == "submit_sm_resp" and pdu.sequence == late:
+                late_status = pdu.status
+            elif pdu.command == "submit_sm_resp":
+                answers[pdu.sequence] = pdu.status
+            elif pdu.command == "unbind":
+                unbound = True
+                c.send_pdu(smpplib.smpp.make_pdu("unbind_resp", client=c, sequence=pdu.sequence))
+        rc = p.wait(15)
+        took = time.monotonic() - t0
+        c.disconnect()
+        assert set(answers) == set(seqs), (tmp_path / "stderr.log").read_text()
+        return answers, late_status, rc, took, sim.sim
+    finally:
+        if p.poll() is None:
+            p.kill()
+        sim.stop()
+
+
+def test_sigterm_drains_in_flight_submits_with_the_smsc_answers(tmp_path):
+    def slow(s):
+        s.answer_delay = 1.5
+    answers, late, rc, took, sim = _drain_run(tmp_path, slow, 10)
+    assert set(answers.values()) == {0}          # the SMSC's own answers, relayed
+    assert late == 0x58                          # ESME_RTHROTTLED: retryable
+    assert rc == 0 and took < 10
+    assert len(sim.submits()) == 20              # the one refused while draining was never forwarded
+    assert any(pdu.command_id == 0x06 for _, pdu in sim.received)     # unbind sent upstream
+
+
+def test_sigterm_with_a_stalled_smsc_answers_everything_at_the_deadline(tmp_path):
+    def stall(s):
+        s.stall = True
+    answers, late, rc, took, sim = _drain_run(tmp_path, stall, 1)
+    assert set(answers.values()) == {0x08}       # ESME_RSYSERR, as for a response timeout
+    assert late == 0x58
+    assert rc == 0 and took < 8
