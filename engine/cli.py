@@ -122,9 +122,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-listen", default="0.0.0.0:5060", metavar="HOST:PORT", help="SIP UDP+TCP listen address ('off' to disable)")
     p.add_argument("--sip-next-hop", metavar="HOST:PORT", help="where screened INVITEs go when there is no Route")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
-    p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout)")
+    p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout); reopened on SIGUSR2 (logrotate)")
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="service log (stderr) format: text lines or one JSON object per line (default text)")
     p.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="on SIGTERM/SIGINT, wait this long for submits already sent to the SMSC to be answered "
                         "(default 10)")

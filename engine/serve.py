@@ -6,7 +6,8 @@ anything listens; an error is printed as path:line:col and the exit status is 2.
 SIGHUP reloads rules (validated beside the running set; on error the old set stays and the
 errors are logged with file:line:col), lists and the model; rule files are also watched and
 reloaded when they change, and list snapshots written by the CLI (`telfilter lists ...`) are
-picked up within a second. SIGUSR1 reloads only the model.
+picked up within a second. SIGUSR1 reloads only the model. SIGUSR2 reopens the verdict log (`--log FILE`) for logrotate.
+SIGTERM/SIGINT stop gracefully (SmppProxy.drain, up to --drain-timeout) and exit 0.
 
 Lists are loaded off the event loop and swapped in by reference; the DNC journal lines this
 process appended while the load ran are then applied to the new lists (ListStore.catch_up),
@@ -23,6 +24,64 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger("telfilter")
+# Start-up, reload and stop lines: INFO, and shown without -v (their own logger's level), so a
+# service's log says when it started and stopped without everything else -v brings.
+life = logging.getLogger("telfilter.service")
+
+
+class ServiceLogFormatter(logging.Formatter):
+    """`2026-11-30T16:48:21.123+00:00 INFO telfilter.smpp: message`: ISO 8601 local time with its
+    UTC offset (what journald, logrotate'd files and a SIEM all parse), level, logger. With
+    json=True one JSON object per line (ts, level, logger, msg[, exc])."""
+
+    def __init__(self, json_lines: bool = False):
+        super().__init__()
+        self.json_lines = json_lines
+
+    def formatTime(self, record, datefmt=None):
+        from datetime import datetime
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+    def format(self, record):
+        ts, msg = self.formatTime(record), record.getMessage()
+        exc = self.formatException(record.exc_info) if record.exc_info else ""
+        if self.json_lines:
+            import json
+            d = {"ts": ts, "level": record.levelname, "logger": record.name, "msg": msg}
+            if exc:
+                d["exc"] = exc
+            return json.dumps(d, ensure_ascii=False)
+        return f"{ts} {record.levelname} {record.name}: {msg}" + (f"\n{exc}" if exc else "")
+
+
+def setup_service_logging(verbose: bool, fmt: str = "text") -> None:
+    root = logging.getLogger()
+    for h in root.handlers:
+        h.setFormatter(ServiceLogFormatter(fmt == "json"))
+    logging.getLogger("telfilter").setLevel(logging.INFO if verbose else logging.WARNING)
+    life.setLevel(logging.INFO)
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)     # the handler passes what each logger lets through
+
+
+def reopen_verdict_log(vlog, path) -> bool:
+    """logrotate without copytruncate: the rotated file was renamed; open `path` afresh and
+    swap it in. The new file is opened first, so a failure keeps the old one writing."""
+    if path in (None, "-") or hasattr(path, "write"):
+        return False
+    try:
+        new = open(path, "a", encoding="utf-8", errors="backslashreplace")
+    except OSError as e:
+        log.error("verdict log not reopened, still writing the old file: %s", e)
+        return False
+    old, vlog.f = vlog.f, new
+    try:
+        old.flush()
+        old.close()
+    except OSError as e:
+        log.error("closing the old verdict log: %s", e)
+    life.info("verdict log reopened: %s", path)
+    return True
 
 # After start-up the long-lived state (rules, lists, model, module objects) is moved out of the
 # cyclic collector's way with gc.freeze(), and full (generation-2) collections are made rarer.
@@ -174,7 +233,7 @@ async def run_serve(args, ready=None):
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
     await proxy.start(args.smpp_listen)
-    log.warning("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
+    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
     sip = None
     if getattr(args, "sip_listen", "off") not in (None, "off", ""):
         from .sip_screen.server import start_sip
@@ -182,7 +241,7 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.proxy, metrics.sip = proxy, sip
         await metrics.start(args.metrics_listen)
-        log.warning("metrics on http://%s/metrics (port %d), /healthz, /readyz", args.metrics_listen, metrics.port)
+        life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz", args.metrics_listen, metrics.port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     tasks = set()
@@ -195,6 +254,9 @@ async def run_serve(args, ready=None):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(_reload_all(pipe)))
     loop.add_signal_handler(signal.SIGUSR1, lambda: _reload_model(pipe))
+    # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in
+    # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`
+    loop.add_signal_handler(signal.SIGUSR2, lambda: reopen_verdict_log(vlog, args.log))
     watcher = RuleWatcher(pipe)
 
     async def watch():
@@ -226,7 +288,7 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.ready = False
     wt.cancel()
-    log.info("stopping: draining for up to %.1fs", getattr(args, "drain_timeout", 10.0))
+    life.info("stopping: draining for up to %.1fs", getattr(args, "drain_timeout", 10.0))
     await proxy.drain(getattr(args, "drain_timeout", 10.0))
     await proxy.stop()
     if sip:
@@ -236,6 +298,7 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         await metrics.stop()
     vlog.close()
+    life.info("stopped")
     return 0
 
 
@@ -245,7 +308,7 @@ def cmd_serve(args) -> int:
         uvloop.install()
     except ImportError:
         pass
-    logging.getLogger("telfilter").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    setup_service_logging(args.verbose, getattr(args, "log_format", "text"))
     try:
         return asyncio.run(run_serve(args))
     except OSError as e:

@@ -1,6 +1,7 @@
 """Operating `telfilter serve` as a process: graceful stop (drain), logs, secrets off argv.
 
 Every test starts its servers on 127.0.0.1 and stops them."""
+import re
 import signal
 import subprocess
 import sys
@@ -96,3 +97,52 @@ def test_sigterm_with_a_stalled_smsc_answers_everything_at_the_deadline(tmp_path
     assert set(answers.values()) == {0x08}       # ESME_RSYSERR, as for a response timeout
     assert late == 0x58
     assert rc == 0 and took < 8
+
+
+ISO_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (INFO|WARNING|ERROR) telfilter[.\w]*: ")
+
+
+def _submit_one(port, i):
+    c = _client(port)
+    _send(c, i)
+    st = c.read_pdu().status
+    c.unbind()
+    c.disconnect()
+    return st
+
+
+def test_service_log_is_timestamped_and_sigusr2_reopens_the_verdict_log(tmp_path):
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    p, port = _serve(tmp_path, sim.port, "--esme-account", "t:pw")
+    vlog = tmp_path / "verdicts.jsonl"
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        assert _submit_one(port, 1) == 0
+        assert wait_for(lambda: vlog.exists() and vlog.read_text().count("\n") == 1)
+        vlog.rename(tmp_path / "verdicts.jsonl.1")          # what logrotate does (no copytruncate)
+        p.send_signal(signal.SIGUSR2)
+        assert wait_for(vlog.exists)
+        assert _submit_one(port, 2) == 0
+        assert wait_for(lambda: vlog.read_text().count("\n") == 1)
+        assert (tmp_path / "verdicts.jsonl.1").read_text().count("\n") == 1
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(15)
+        sim.stop()
+    assert rc == 0
+    lines = (tmp_path / "stderr.log").read_text().splitlines()
+    # start-up and stop lines at INFO, shown without -v, each with an ISO 8601 time and UTC offset
+    assert any(ISO_LINE.match(l) and " INFO telfilter.service: SMPP proxy listening on " in l for l in lines), lines
+    assert any(ISO_LINE.match(l) and l.endswith("verdict log reopened: " + str(vlog)) for l in lines), lines
+    assert any(ISO_LINE.match(l) and l.endswith(": stopped") for l in lines), lines
+    assert not any(" WARNING " in l for l in lines), lines
+
+
+def test_service_log_json_lines():
+    import json
+    import logging
+    from engine.serve import ServiceLogFormatter
+    rec = logging.LogRecord("telfilter.smpp", logging.WARNING, __file__, 1, "SMSC %s down", ("a:1",), None)
+    d = json.loads(ServiceLogFormatter(json_lines=True).format(rec))
+    assert d["level"] == "WARNING" and d["logger"] == "telfilter.smpp" and d["msg"] == "SMSC a:1 down"
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$", d["ts"])
