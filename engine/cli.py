@@ -116,9 +116,16 @@ def parser() -> argparse.ArgumentParser:
                    help="SMPP listen address for ESMEs (default 0.0.0.0:2775)")
     p.add_argument("--smsc", metavar="HOST:PORT[,HOST:PORT...]", help="upstream SMSC(s)")
     p.add_argument("--smsc-system-id", default=None, help="system_id we bind to the SMSC with (default: smpp.toml)")
-    p.add_argument("--smsc-password", default=None, help="password we bind to the SMSC with (default: smpp.toml)")
+    p.add_argument("--smsc-password", default=None,
+                   help="password we bind to the SMSC with (visible in ps: prefer --smsc-password-file or "
+                        "$TELFILTER_SMSC_PASSWORD; default: smpp.toml)")
+    p.add_argument("--smsc-password-file", metavar="FILE", default=None,
+                   help="file whose first line is the SMSC password (mode 600)")
     p.add_argument("--esme-account", action="append", default=[], metavar="SYSTEM_ID:PASSWORD",
-                   help="add an ESME account with default limits (repeatable)")
+                   help="add an ESME account with default limits (repeatable; visible in ps: prefer "
+                        "--esme-accounts-file or $TELFILTER_ESME_ACCOUNTS)")
+    p.add_argument("--esme-accounts-file", metavar="FILE", default=None,
+                   help="ESME accounts with default limits, one SYSTEM_ID:PASSWORD a line, '#' comments (mode 600)")
     p.add_argument("--sip-listen", default="0.0.0.0:5060", metavar="HOST:PORT", help="SIP UDP+TCP listen address ('off' to disable)")
     p.add_argument("--sip-next-hop", metavar="HOST:PORT", help="where screened INVITEs go when there is no Route")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")

@@ -144,12 +144,80 @@ def _reload_model(pipe):
     log.info("model loaded: %s", m.version if m else "none")
 
 
+SMSC_PASSWORD_ENV = "TELFILTER_SMSC_PASSWORD"
+ESME_ACCOUNTS_ENV = "TELFILTER_ESME_ACCOUNTS"
+_ARGV_SECRET = ("%s on the command line is readable by every local user (ps, /proc/PID/cmdline): "
+                "use %s or the environment variable %s")
+
+
+def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
+    """(line number, line) of a secrets file, without comments and blank lines; a file others
+    can read is worth a warning (the point of the file is that they cannot)."""
+    import os
+    try:
+        st = os.stat(path)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        errors.append(f"{path}: {getattr(e, 'strerror', None) or e}")
+        return None
+    if st.st_mode & 0o077:
+        log.warning("%s can be read by other users (mode %o): chmod 600 it", path, st.st_mode & 0o777)
+    return [(n, l.rstrip("\r\n")) for n, l in enumerate(text.splitlines(True), 1)
+            if l.strip() and not l.lstrip().startswith("#")]
+
+
+def smsc_password(args, errors: list) -> str | None:
+    """The password we bind upstream with: --smsc-password (warned: argv is public), else the
+    first line of --smsc-password-file, else $TELFILTER_SMSC_PASSWORD, else smpp.toml's."""
+    import os
+    if args.smsc_password:
+        log.warning(_ARGV_SECRET, "--smsc-password", "--smsc-password-file", SMSC_PASSWORD_ENV)
+        return args.smsc_password
+    if getattr(args, "smsc_password_file", None):
+        lines = _secret_file(args.smsc_password_file, errors)
+        if lines is None:
+            return None
+        if not lines:
+            errors.append(f"{args.smsc_password_file}: empty (expected the password on its first line)")
+            return None
+        return lines[0][1]
+    return os.environ.get(SMSC_PASSWORD_ENV) or None
+
+
+def esme_accounts(args, errors: list) -> list:
+    """Accounts from --esme-account (warned), --esme-accounts-file (one SYSTEM_ID:PASSWORD a
+    line, '#' comments; errors as file:line, never echoing the password) and
+    $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace)."""
+    import os
+    from .smpp_proxy.accounts import account_from_arg
+    out = []
+    entries = [(None, a) for a in args.esme_account]
+    if args.esme_account:
+        log.warning(_ARGV_SECRET, "--esme-account", "--esme-accounts-file", ESME_ACCOUNTS_ENV)
+    path = getattr(args, "esme_accounts_file", None)
+    if path:
+        entries += [(f"{path}:{n}", l.strip()) for n, l in (_secret_file(path, errors) or [])]
+    entries += [(f"${ESME_ACCOUNTS_ENV} entry {i}", a)
+                for i, a in enumerate(os.environ.get(ESME_ACCOUNTS_ENV, "").split(), 1)]
+    for where, a in entries:
+        try:
+            out.append(account_from_arg(a))
+        except Exception as e:      # SmppConfigError: a malformed entry
+            if where is None:
+                errors.append(str(e))
+            else:
+                sid = a.partition(":")[0] if ":" in a else ""
+                errors.append(f"{where}: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id"
+                              + (f" (got system_id {sid!r})" if sid else ""))
+    return out
+
+
 def load_serve_config(args):
     """Everything serve needs from config files and flags, validated before anything listens.
     Raises ConfigError with every error found."""
     from .config import ConfigError
     from .configcheck import load_config
-    from .smpp_proxy.accounts import account_from_arg
     cfg = load_config(getattr(args, "config", None))
     errors = list(cfg.errors)
     settings = cfg.smpp
@@ -158,14 +226,10 @@ def load_serve_config(args):
             settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
         if args.smsc_system_id:
             settings.smsc_system_id = args.smsc_system_id
-        if args.smsc_password:
-            settings.smsc_password = args.smsc_password
-    for a in args.esme_account:
-        try:
-            acc = account_from_arg(a)
-        except Exception as e:      # SmppConfigError: a malformed --esme-account
-            errors.append(str(e))
-            continue
+    pw = smsc_password(args, errors)
+    if settings is not None and pw:
+        settings.smsc_password = pw
+    for acc in esme_accounts(args, errors):
         if settings is not None:
             settings.accounts[acc.system_id] = acc
     listens = [("--smpp-listen", args.smpp_listen, None), ("--metrics-listen", getattr(args, "metrics_listen", None), None)]

@@ -1,6 +1,7 @@
 """Operating `telfilter serve` as a process: graceful stop (drain), logs, secrets off argv.
 
 Every test starts its servers on 127.0.0.1 and stops them."""
+import os
 import re
 import signal
 import subprocess
@@ -113,10 +114,12 @@ def _submit_one(port, i):
 
 def test_service_log_is_timestamped_and_sigusr2_reopens_the_verdict_log(tmp_path):
     sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
-    p, port = _serve(tmp_path, sim.port, "--esme-account", "t:pw")
+    env = dict(os.environ, TELFILTER_ESME_ACCOUNTS="other:x t:pw", TELFILTER_SMSC_PASSWORD="envpw")
+    p, port = _serve(tmp_path, sim.port, env=env)      # secrets from the environment: no argv warning
     vlog = tmp_path / "verdicts.jsonl"
     try:
         assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        assert [b.password for _, b in sim.sim.received if b.command_id == 0x09] == ["envpw"]
         assert _submit_one(port, 1) == 0
         assert wait_for(lambda: vlog.exists() and vlog.read_text().count("\n") == 1)
         vlog.rename(tmp_path / "verdicts.jsonl.1")          # what logrotate does (no copytruncate)
@@ -146,3 +149,55 @@ def test_service_log_json_lines():
     d = json.loads(ServiceLogFormatter(json_lines=True).format(rec))
     assert d["level"] == "WARNING" and d["logger"] == "telfilter.smpp" and d["msg"] == "SMSC a:1 down"
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$", d["ts"])
+
+
+def test_secrets_from_files(tmp_path):
+    acc, pw = tmp_path / "accounts", tmp_path / "smsc-password"
+    acc.write_text("# ESME accounts\n\nt:pw\nother:x\n")
+    pw.write_text("filepw\n")
+    acc.chmod(0o600)
+    pw.chmod(0o600)
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELFILTER_")}
+    p, port = _serve(tmp_path, sim.port, "--esme-accounts-file", acc, "--smsc-password-file", pw, env=env)
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        assert [b.password for _, b in sim.sim.received if b.command_id == 0x09] == ["filepw"]
+        assert _submit_one(port, 3) == 0
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(15)
+        sim.stop()
+    assert rc == 0
+    assert " WARNING " not in (tmp_path / "stderr.log").read_text()
+
+
+def _args(**kw):
+    import argparse
+    d = dict(smsc_password=None, smsc_password_file=None, esme_account=[], esme_accounts_file=None)
+    d.update(kw)
+    return argparse.Namespace(**d)
+
+
+def test_secrets_on_argv_are_warned_about_and_bad_files_named_by_line(tmp_path, caplog, monkeypatch):
+    from engine.serve import esme_accounts, smsc_password
+    monkeypatch.delenv("TELFILTER_ESME_ACCOUNTS", raising=False)
+    monkeypatch.setenv("TELFILTER_SMSC_PASSWORD", "fromenv")
+    errors = []
+    assert smsc_password(_args(), errors) == "fromenv"
+    assert not caplog.records
+    assert smsc_password(_args(smsc_password="argvpw"), errors) == "argvpw"
+    assert [a.system_id for a in esme_accounts(_args(esme_account=["a:1"]), errors)] == ["a"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2 and "--smsc-password-file" in warned[0] and "--esme-accounts-file" in warned[1]
+    assert errors == []
+    bad = tmp_path / "accounts"
+    bad.write_text("good:pw\nnocolon-secret123\n")
+    bad.chmod(0o644)
+    caplog.clear()
+    assert [a.system_id for a in esme_accounts(_args(esme_accounts_file=str(bad)), errors)] == ["good"]
+    assert errors == [f"{bad}:2: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id"]
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)      # others can read it
+    errors.clear()
+    assert smsc_password(_args(smsc_password_file=str(tmp_path / "missing")), errors) is None
+    assert errors and errors[0].startswith(str(tmp_path / "missing"))
