@@ -19,7 +19,8 @@ def _common(p: argparse.ArgumentParser, top=False):
     p.add_argument("--config", metavar="DIR", default=d,
                    help="config directory (default: the shipped config/)")
     p.add_argument("--data-dir", metavar="DIR", default=d,
-                   help="list snapshots and reports (default: $TELFILTER_DATA_DIR or ~/.local/share/telfilter, seeded with sample lists)")
+                   help="list snapshots and reports (default: $TELFILTER_DATA_DIR, else ~/.local/share/telfilter, which "
+                        "the first CLI use other than serve seeds with the sample lists; a directory you name is never seeded)")
     p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
                    help="log more")
 
@@ -162,10 +163,49 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+# Training, evaluation and plots need scikit-learn, scipy and matplotlib (~230 MB); a serve node
+# does not, so they are the [train] extra. module -> the name pip knows it by.
+TRAIN_EXTRA = {"sklearn": "scikit-learn", "scipy": "scipy", "matplotlib": "matplotlib"}
+
+
+def _train_modules(args) -> tuple[str, list[str]]:
+    """(what the command is called, the [train] modules it needs)."""
+    if args.cmd == "ml" and args.mcmd == "train":
+        return "ml train", ["sklearn", "scipy"]
+    if args.cmd == "ml" and args.mcmd == "eval":
+        return ("ml eval --report", ["sklearn", "matplotlib"]) if args.report else ("ml eval", ["sklearn"])
+    if args.cmd == "report":
+        return "report (plots)", ["matplotlib"]
+    if args.cmd == "bench":
+        return "bench", ["sklearn", "matplotlib"]
+    return "", []
+
+
+def missing_train_extra(args) -> str | None:
+    """The error to print when a command needs the [train] extra and it is not installed;
+    checked before the command starts, not after a long evaluation."""
+    import importlib
+    what, mods = _train_modules(args)
+    missing = []
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except ImportError:
+            missing.append(TRAIN_EXTRA[m])
+    if not missing:
+        return None
+    return (f"`telfilter {what}` needs {', '.join(missing)}, in the [train] extra: "
+            "pip install 'telfilter[train]'")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="telfilter: %(levelname)s: %(message)s")
+    need = missing_train_extra(args)
+    if need:
+        print(f"telfilter: error: {need}", file=sys.stderr)
+        return 2
     from .config import ConfigError
     from .lists import CsvError, SnapshotError
     from .rules.loader import RuleSetError

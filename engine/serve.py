@@ -283,7 +283,7 @@ async def run_serve(args, ready=None):
     from .pipeline import RuleWatcher
     from .smpp_proxy.server import SmppProxy, VerdictLog
     cfg, settings = load_serve_config(args)
-    pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None))
+    pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False)
     # durable judging state (engine/state): loaded (snapshot + journal) before anything listens
     from .state import install, open_state
     state_store = open_state(getattr(args, "state", None), pipe.store.dir)

@@ -201,3 +201,55 @@ def test_secrets_on_argv_are_warned_about_and_bad_files_named_by_line(tmp_path, 
     errors.clear()
     assert smsc_password(_args(smsc_password_file=str(tmp_path / "missing")), errors) is None
     assert errors and errors[0].startswith(str(tmp_path / "missing"))
+
+
+# ------------------------------------------------------------ packaging
+def test_installed_layout_finds_the_shipped_config(tmp_path):
+    """What setup.py installs (build_py: packages + package data, as a wheel or --user install
+    lays them out) finds its config without the source tree beside it."""
+    lib = tmp_path / "lib"
+    r = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(lib)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (lib / "engine" / "shipped_config" / "rules").is_dir()
+    env = dict(os.environ, PYTHONPATH=str(lib))
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "config", "check"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert str(lib / "engine" / "shipped_config" / "telfilter.toml") in r.stdout + r.stderr
+
+
+def test_training_commands_name_the_train_extra_when_it_is_missing(tmp_path):
+    code = ("import sys; sys.modules['sklearn'] = None; sys.modules['matplotlib'] = None\n"
+            "from engine.cli import main; sys.exit(main(sys.argv[1:]))")
+    for argv, names in ((["ml", "train", "--data", "x.jsonl", "--out", str(tmp_path / "m")], "scikit-learn"),
+                        (["ml", "eval", "--data", "x.jsonl", "--report", str(tmp_path / "r")],
+                         "scikit-learn, matplotlib"),
+                        (["report", "--log", "x.jsonl", "--out", str(tmp_path / "rep")], "matplotlib")):
+        r = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert f"needs {names}, in the [train] extra: pip install 'telfilter[train]'" in r.stderr, r.stderr
+    # the serving path does not need it
+    r = subprocess.run([sys.executable, "-c", code, "check", "--data-dir", str(tmp_path / "d"), "--sender", "x",
+                        "--recipient", "84912345678", "--text", "Me oi toi nay con ve an com nhe"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def _senders(monkeypatch, capsys, *argv):
+    from engine.cli import main
+    capsys.readouterr()
+    assert main(["lists", "export", "senders", *argv]) == 0
+    return capsys.readouterr().out.splitlines()[1:]
+
+
+def test_only_the_implicit_default_data_dir_is_seeded(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("TELFILTER_DATA_DIR", str(tmp_path / "named"))
+    assert _senders(monkeypatch, capsys) == []                       # named by the environment
+    assert _senders(monkeypatch, capsys, "--data-dir", str(tmp_path / "flag")) == []     # named by the flag
+    monkeypatch.delenv("TELFILTER_DATA_DIR")
+    from engine.app import build
+    build(seed=False)                                                # serve: never seeds
+    assert not (tmp_path / "xdg" / "telfilter" / "lists").exists()
+    assert _senders(monkeypatch, capsys) != []                       # the implicit one, first CLI use
