@@ -353,7 +353,17 @@ async def run_serve(args, ready=None):
         metrics.ready = False
     wt.cancel()
     life.info("stopping: draining for up to %.1fs", getattr(args, "drain_timeout", 10.0))
-    await proxy.drain(getattr(args, "drain_timeout", 10.0))
+    # a second SIGTERM/SIGINT cuts the drain short (an operator who means it)
+    force = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, force.set)
+    drain = asyncio.ensure_future(proxy.drain(getattr(args, "drain_timeout", 10.0)))
+    forced = asyncio.ensure_future(force.wait())
+    await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
+    if not drain.done():
+        log.warning("second stop signal: drain cut short, submits still in flight get no answer")
+        drain.cancel()
+    forced.cancel()
     await proxy.stop()
     if sip:
         await sip.stop()

@@ -100,6 +100,28 @@ def test_sigterm_with_a_stalled_smsc_answers_everything_at_the_deadline(tmp_path
     assert rc == 0 and took < 8
 
 
+def test_a_second_sigterm_cuts_the_drain_short(tmp_path):
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    sim.sim.stall = True
+    p, port = _serve(tmp_path, sim.port, "--esme-account", "t:pw", "--drain-timeout", "120")
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        c = _client(port)
+        _send(c, 1)
+        assert wait_for(lambda: len(sim.sim.submits()) == 1)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert p.poll() is None                 # draining: waiting for the stalled SMSC
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        assert "drain cut short" in (tmp_path / "stderr.log").read_text()
+        c.disconnect()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        sim.stop()
+
+
 ISO_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (INFO|WARNING|ERROR) telfilter[.\w]*: ")
 
 

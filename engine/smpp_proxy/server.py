@@ -129,11 +129,12 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         Order matters: (1) stop accepting connections, and from now on answer new submits
         with ESME_RTHROTTLED (retryable: the ESME resends them to another node or after the
         restart) and new binds with ESME_RBINDFAIL; (2) judge the concatenated messages still
-        waiting for parts with what has arrived, so each part gets its answer; (3) wait up to
-        `timeout` seconds for every request already forwarded to an SMSC to be answered (the
-        answers are relayed to the ESMEs as usual); whatever is still unanswered at the deadline
+        waiting for parts with what has arrived, so each part gets its answer; (3) wait until
+        `timeout` less the unbind wait for every request already forwarded to an SMSC to be
+        answered (the answers are relayed to the ESMEs as usual); whatever is still unanswered at the deadline
         gets ESME_RSYSERR, the status of a response timeout (outcome unknown); (4) send unbind
-        to every ESME and every SMSC link and wait up to `unbind_wait` for the unbind_resps.
+        to every ESME and every SMSC link and wait up to `unbind_wait` (at most half of `timeout`)
+        for the unbind_resps, so the whole drain takes at most `timeout`.
         No forwarded submit is left unanswered. Returns counts for the log."""
         self.draining = True
         if self.server:
@@ -143,7 +144,8 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             if c is not None:
                 c.timer.cancel()
                 self._concat_due(key)
-        end = time.monotonic() + timeout
+        unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
+        end = time.monotonic() + timeout - unbind_wait
         in_flight = sum(len(l.window.pending) for l in self.links)
         while any(l.window.pending for l in self.links) and time.monotonic() < end:
             await asyncio.sleep(0.02)
