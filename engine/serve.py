@@ -23,65 +23,9 @@ import socket
 import sys
 from pathlib import Path
 
+from .servicelog import life, reopen_verdict_log, setup_service_logging
+
 log = logging.getLogger("telfilter")
-# Start-up, reload and stop lines: INFO, and shown without -v (their own logger's level), so a
-# service's log says when it started and stopped without everything else -v brings.
-life = logging.getLogger("telfilter.service")
-
-
-class ServiceLogFormatter(logging.Formatter):
-    """`2026-11-30T16:48:21.123+00:00 INFO telfilter.smpp: message`: ISO 8601 local time with its
-    UTC offset (what journald, logrotate'd files and a SIEM all parse), level, logger. With
-    json=True one JSON object per line (ts, level, logger, msg[, exc])."""
-
-    def __init__(self, json_lines: bool = False):
-        super().__init__()
-        self.json_lines = json_lines
-
-    def formatTime(self, record, datefmt=None):
-        from datetime import datetime
-        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
-
-    def format(self, record):
-        ts, msg = self.formatTime(record), record.getMessage()
-        exc = self.formatException(record.exc_info) if record.exc_info else ""
-        if self.json_lines:
-            import json
-            d = {"ts": ts, "level": record.levelname, "logger": record.name, "msg": msg}
-            if exc:
-                d["exc"] = exc
-            return json.dumps(d, ensure_ascii=False)
-        return f"{ts} {record.levelname} {record.name}: {msg}" + (f"\n{exc}" if exc else "")
-
-
-def setup_service_logging(verbose: bool, fmt: str = "text") -> None:
-    root = logging.getLogger()
-    for h in root.handlers:
-        h.setFormatter(ServiceLogFormatter(fmt == "json"))
-    logging.getLogger("telfilter").setLevel(logging.INFO if verbose else logging.WARNING)
-    life.setLevel(logging.INFO)
-    if root.level > logging.INFO:
-        root.setLevel(logging.INFO)     # the handler passes what each logger lets through
-
-
-def reopen_verdict_log(vlog, path) -> bool:
-    """logrotate without copytruncate: the rotated file was renamed; open `path` afresh and
-    swap it in. The new file is opened first, so a failure keeps the old one writing."""
-    if path in (None, "-") or hasattr(path, "write"):
-        return False
-    try:
-        new = open(path, "a", encoding="utf-8", errors="backslashreplace")
-    except OSError as e:
-        log.error("verdict log not reopened, still writing the old file: %s", e)
-        return False
-    old, vlog.f = vlog.f, new
-    try:
-        old.flush()
-        old.close()
-    except OSError as e:
-        log.error("closing the old verdict log: %s", e)
-    life.info("verdict log reopened: %s", path)
-    return True
 
 # After start-up the long-lived state (rules, lists, model, module objects) is moved out of the
 # cyclic collector's way with gc.freeze(), and full (generation-2) collections are made rarer.
@@ -144,75 +88,6 @@ def _reload_model(pipe):
     log.info("model loaded: %s", m.version if m else "none")
 
 
-SMSC_PASSWORD_ENV = "TELFILTER_SMSC_PASSWORD"
-ESME_ACCOUNTS_ENV = "TELFILTER_ESME_ACCOUNTS"
-_ARGV_SECRET = ("%s on the command line is readable by every local user (ps, /proc/PID/cmdline): "
-                "use %s or the environment variable %s")
-
-
-def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
-    """(line number, line) of a secrets file, without comments and blank lines; a file others
-    can read is worth a warning (the point of the file is that they cannot)."""
-    import os
-    try:
-        st = os.stat(path)
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        errors.append(f"{path}: {getattr(e, 'strerror', None) or e}")
-        return None
-    if st.st_mode & 0o077:
-        log.warning("%s can be read by other users (mode %o): chmod 600 it", path, st.st_mode & 0o777)
-    return [(n, l.rstrip("\r\n")) for n, l in enumerate(text.splitlines(True), 1)
-            if l.strip() and not l.lstrip().startswith("#")]
-
-
-def smsc_password(args, errors: list) -> str | None:
-    """The password we bind upstream with: --smsc-password (warned: argv is public), else the
-    first line of --smsc-password-file, else $TELFILTER_SMSC_PASSWORD, else smpp.toml's."""
-    import os
-    if args.smsc_password:
-        log.warning(_ARGV_SECRET, "--smsc-password", "--smsc-password-file", SMSC_PASSWORD_ENV)
-        return args.smsc_password
-    if getattr(args, "smsc_password_file", None):
-        lines = _secret_file(args.smsc_password_file, errors)
-        if lines is None:
-            return None
-        if not lines:
-            errors.append(f"{args.smsc_password_file}: empty (expected the password on its first line)")
-            return None
-        return lines[0][1]
-    return os.environ.get(SMSC_PASSWORD_ENV) or None
-
-
-def esme_accounts(args, errors: list) -> list:
-    """Accounts from --esme-account (warned), --esme-accounts-file (one SYSTEM_ID:PASSWORD a
-    line, '#' comments; errors as file:line, never echoing the password) and
-    $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace)."""
-    import os
-    from .smpp_proxy.accounts import account_from_arg
-    out = []
-    entries = [(None, a) for a in args.esme_account]
-    if args.esme_account:
-        log.warning(_ARGV_SECRET, "--esme-account", "--esme-accounts-file", ESME_ACCOUNTS_ENV)
-    path = getattr(args, "esme_accounts_file", None)
-    if path:
-        entries += [(f"{path}:{n}", l.strip()) for n, l in (_secret_file(path, errors) or [])]
-    entries += [(f"${ESME_ACCOUNTS_ENV} entry {i}", a)
-                for i, a in enumerate(os.environ.get(ESME_ACCOUNTS_ENV, "").split(), 1)]
-    for where, a in entries:
-        try:
-            out.append(account_from_arg(a))
-        except Exception as e:      # SmppConfigError: a malformed entry
-            if where is None:
-                errors.append(str(e))
-            else:
-                sid = a.partition(":")[0] if ":" in a else ""
-                errors.append(f"{where}: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id"
-                              + (f" (got system_id {sid!r})" if sid else ""))
-    return out
-
-
 def load_serve_config(args):
     """Everything serve needs from config files and flags, validated before anything listens.
     Raises ConfigError with every error found."""
@@ -226,6 +101,7 @@ def load_serve_config(args):
             settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
         if args.smsc_system_id:
             settings.smsc_system_id = args.smsc_system_id
+    from .credentials import esme_accounts, smsc_password
     pw = smsc_password(args, errors)
     if settings is not None and pw:
         settings.smsc_password = pw

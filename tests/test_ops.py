@@ -166,7 +166,7 @@ def test_service_log_is_timestamped_and_sigusr2_reopens_the_verdict_log(tmp_path
 def test_service_log_json_lines():
     import json
     import logging
-    from engine.serve import ServiceLogFormatter
+    from engine.servicelog import ServiceLogFormatter
     rec = logging.LogRecord("telfilter.smpp", logging.WARNING, __file__, 1, "SMSC %s down", ("a:1",), None)
     d = json.loads(ServiceLogFormatter(json_lines=True).format(rec))
     assert d["level"] == "WARNING" and d["logger"] == "telfilter.smpp" and d["msg"] == "SMSC a:1 down"
@@ -202,7 +202,7 @@ def _args(**kw):
 
 
 def test_secrets_on_argv_are_warned_about_and_bad_files_named_by_line(tmp_path, caplog, monkeypatch):
-    from engine.serve import esme_accounts, smsc_password
+    from engine.credentials import esme_accounts, smsc_password
     monkeypatch.delenv("TELFILTER_ESME_ACCOUNTS", raising=False)
     monkeypatch.setenv("TELFILTER_SMSC_PASSWORD", "fromenv")
     errors = []
