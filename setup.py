@@ -2,10 +2,8 @@ from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 
-config_files = [str(p) for p in Path("config").rglob("*") if p.is_file()]
-data_files = {}
-for f in config_files:
-    data_files.setdefault(str(Path("share/telfilter") / Path(f).parent), []).append(f)
+
+TRAIN = ["scikit-learn>=1.4", "scipy>=1.11", "matplotlib>=3.8"]
 
 setup(
     name="telfilter",
@@ -14,24 +12,28 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["engine", "engine.*", "benchmarks", "benchmarks.*"]),
-    package_data={"engine.ml": ["default_model/*", "data/*"], "benchmarks": ["sipp/*.xml"]},
-    data_files=sorted(data_files.items()),
+    # The shipped config/ is installed inside the package as engine/shipped_config, so it is found
+    # beside the code whatever the install scheme (--user, a venv, a wheel, a container): as
+    # data_files under <prefix>/share it was not, for `pip install --user` puts it under the user
+    # base while the lookup used sys.prefix ("config directory does not exist").
+    packages=find_packages(include=["engine", "engine.*", "benchmarks", "benchmarks.*"]) + ["engine.shipped_config"],
+    package_dir={"engine.shipped_config": "config"},
+    package_data={"engine.ml": ["default_model/*", "data/*"], "benchmarks": ["sipp/*.xml"],
+                  "engine.shipped_config": ["*.toml", "rules/*", "sample/*"]},
     install_requires=[
         "numpy>=1.26",
-        "scikit-learn>=1.4",
-        "scipy>=1.11",
         "pyroaring>=1.0",
         "msgpack>=1.0",
         "pyzmq>=25",
         "smpplib>=2.2",
         "tqdm>=4.66",
-        "matplotlib>=3.8",
         "tzdata",
         "uvloop>=0.19; sys_platform != 'win32'",
         "prometheus_client>=0.17",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13"]},
+    # a serve node needs none of the training stack (scikit-learn, scipy, matplotlib: ~230 MB);
+    # `telfilter ml train|eval`, `report` plots and `bench` say which extra to install
+    extras_require={"train": TRAIN, "test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13", *TRAIN]},
     # Compiled ML feature scorer; optional: without a C compiler the numpy path is used.
     ext_modules=[Extension("engine.ml._fastfeat", ["engine/ml/_fastfeat.c"], optional=True,
                            extra_compile_args=["-O2"])],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from .config import Settings, default_data_dir, load_settings
@@ -24,13 +25,19 @@ def seed_default_data(data_dir: Path, settings: Settings) -> None:
             store.import_csv(kind, f.read_bytes(), str(f))
 
 
-def resolve_data_dir(arg, settings: Settings) -> Path:
+def resolve_data_dir(arg, settings: Settings, seed: bool = True) -> Path:
+    """--data-dir, else $TELFILTER_DATA_DIR, else ~/.local/share/telfilter. Only that last,
+    implicit one is seeded with the shipped sample lists, on first use and when `seed` (the
+    CLI's try-it-out path): a directory the user names (flag or environment) is a real
+    registry and never gets the sample entries, and `serve` never seeds at all."""
     if arg:
         return Path(arg)
     d = default_data_dir()
-    if not (d / "lists").exists():
+    if seed and not os.environ.get("TELFILTER_DATA_DIR") and not (d / "lists").exists():
         d.mkdir(parents=True, exist_ok=True)
         seed_default_data(d, settings)
+        log.info("first use of %s: seeded with the sample lists of %s (name a data dir with --data-dir "
+                 "for a real registry)", d, settings.config_dir / "sample")
     return d
 
 
@@ -45,9 +52,9 @@ def load_model(settings: Settings):
     return load_scorer(d)
 
 
-def build(config_dir=None, data_dir=None, with_model=True, persist=True) -> Pipeline:
+def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=True) -> Pipeline:
     settings = load_settings(config_dir)
-    ddir = resolve_data_dir(data_dir, settings)
+    ddir = resolve_data_dir(data_dir, settings, seed)
     store = ListStore(ddir)
     lists = store.load()
     for w in store.warnings:

@@ -19,7 +19,8 @@ def _common(p: argparse.ArgumentParser, top=False):
     p.add_argument("--config", metavar="DIR", default=d,
                    help="config directory (default: the shipped config/)")
     p.add_argument("--data-dir", metavar="DIR", default=d,
-                   help="list snapshots and reports (default: $TELFILTER_DATA_DIR or ~/.local/share/telfilter, seeded with sample lists)")
+                   help="list snapshots and reports (default: $TELFILTER_DATA_DIR, else ~/.local/share/telfilter, which "
+                        "the first CLI use other than serve seeds with the sample lists; a directory you name is never seeded)")
     p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
                    help="log more")
 
@@ -116,15 +117,27 @@ def parser() -> argparse.ArgumentParser:
                    help="SMPP listen address for ESMEs (default 0.0.0.0:2775)")
     p.add_argument("--smsc", metavar="HOST:PORT[,HOST:PORT...]", help="upstream SMSC(s)")
     p.add_argument("--smsc-system-id", default=None, help="system_id we bind to the SMSC with (default: smpp.toml)")
-    p.add_argument("--smsc-password", default=None, help="password we bind to the SMSC with (default: smpp.toml)")
+    p.add_argument("--smsc-password", default=None,
+                   help="password we bind to the SMSC with (visible in ps: prefer --smsc-password-file or "
+                        "$TELFILTER_SMSC_PASSWORD; default: smpp.toml)")
+    p.add_argument("--smsc-password-file", metavar="FILE", default=None,
+                   help="file whose first line is the SMSC password (mode 600)")
     p.add_argument("--esme-account", action="append", default=[], metavar="SYSTEM_ID:PASSWORD",
-                   help="add an ESME account with default limits (repeatable)")
+                   help="add an ESME account with default limits (repeatable; visible in ps: prefer "
+                        "--esme-accounts-file or $TELFILTER_ESME_ACCOUNTS)")
+    p.add_argument("--esme-accounts-file", metavar="FILE", default=None,
+                   help="ESME accounts with default limits, one SYSTEM_ID:PASSWORD a line, '#' comments (mode 600)")
     p.add_argument("--sip-listen", default="0.0.0.0:5060", metavar="HOST:PORT", help="SIP UDP+TCP listen address ('off' to disable)")
     p.add_argument("--sip-next-hop", metavar="HOST:PORT", help="where screened INVITEs go when there is no Route")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
-    p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout)")
+    p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout); reopened on SIGUSR2 (logrotate)")
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="service log (stderr) format: text lines or one JSON object per line (default text)")
+    p.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="on SIGTERM/SIGINT, wait this long for submits already sent to the SMSC to be answered "
+                        "(default 10)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
     p.add_argument("--state", metavar="URL", default=None,
@@ -150,10 +163,49 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+# Training, evaluation and plots need scikit-learn, scipy and matplotlib (~230 MB); a serve node
+# does not, so they are the [train] extra. module -> the name pip knows it by.
+TRAIN_EXTRA = {"sklearn": "scikit-learn", "scipy": "scipy", "matplotlib": "matplotlib"}
+
+
+def _train_modules(args) -> tuple[str, list[str]]:
+    """(what the command is called, the [train] modules it needs)."""
+    if args.cmd == "ml" and args.mcmd == "train":
+        return "ml train", ["sklearn", "scipy"]
+    if args.cmd == "ml" and args.mcmd == "eval":
+        return ("ml eval --report", ["sklearn", "matplotlib"]) if args.report else ("ml eval", ["sklearn"])
+    if args.cmd == "report":
+        return "report (plots)", ["matplotlib"]
+    if args.cmd == "bench":
+        return "bench", ["sklearn", "matplotlib"]
+    return "", []
+
+
+def missing_train_extra(args) -> str | None:
+    """The error to print when a command needs the [train] extra and it is not installed;
+    checked before the command starts, not after a long evaluation."""
+    import importlib
+    what, mods = _train_modules(args)
+    missing = []
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except ImportError:
+            missing.append(TRAIN_EXTRA[m])
+    if not missing:
+        return None
+    return (f"`telfilter {what}` needs {', '.join(missing)}, in the [train] extra: "
+            "pip install 'telfilter[train]'")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="telfilter: %(levelname)s: %(message)s")
+    need = missing_train_extra(args)
+    if need:
+        print(f"telfilter: error: {need}", file=sys.stderr)
+        return 2
     from .config import ConfigError
     from .lists import CsvError, SnapshotError
     from .rules.loader import RuleSetError

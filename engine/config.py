@@ -1,14 +1,14 @@
 """Engine settings: `config/telfilter.toml`, with defaults for every key.
 
 The shipped `config/` directory is found beside the package (a source checkout or an
-editable install) or, for a wheel install, under `<prefix>/share/telfilter/config`.
+editable install) or, installed, inside it as `engine/shipped_config` (setup.py maps it there,
+so `pip install --user`, a venv, a wheel and a container all find it the same way).
 """
 from __future__ import annotations
 
 import difflib
 import os
 import re
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def shipped_config_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent / "config"
-    if here.is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "telfilter" / "config"
+    pkg = Path(__file__).resolve().parent
+    checkout = pkg.parent / "config"
+    if (checkout / "telfilter.toml").is_file() and (pkg.parent / "setup.py").is_file():
+        return checkout                     # a source checkout or an editable install
+    return pkg / "shipped_config"           # installed (see setup.py)
 
 
 def default_data_dir() -> Path:

@@ -6,7 +6,8 @@ anything listens; an error is printed as path:line:col and the exit status is 2.
 SIGHUP reloads rules (validated beside the running set; on error the old set stays and the
 errors are logged with file:line:col), lists and the model; rule files are also watched and
 reloaded when they change, and list snapshots written by the CLI (`telfilter lists ...`) are
-picked up within a second. SIGUSR1 reloads only the model.
+picked up within a second. SIGUSR1 reloads only the model. SIGUSR2 reopens the verdict log (`--log FILE`) for logrotate.
+SIGTERM/SIGINT stop gracefully (SmppProxy.drain, up to --drain-timeout) and exit 0.
 
 Lists are loaded off the event loop and swapped in by reference; the DNC journal lines this
 process appended while the load ran are then applied to the new lists (ListStore.catch_up),
@@ -21,6 +22,8 @@ import signal
 import socket
 import sys
 from pathlib import Path
+
+from .servicelog import life, reopen_verdict_log, setup_service_logging
 
 log = logging.getLogger("telfilter")
 
@@ -90,7 +93,6 @@ def load_serve_config(args):
     Raises ConfigError with every error found."""
     from .config import ConfigError
     from .configcheck import load_config
-    from .smpp_proxy.accounts import account_from_arg
     cfg = load_config(getattr(args, "config", None))
     errors = list(cfg.errors)
     settings = cfg.smpp
@@ -99,14 +101,11 @@ def load_serve_config(args):
             settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
         if args.smsc_system_id:
             settings.smsc_system_id = args.smsc_system_id
-        if args.smsc_password:
-            settings.smsc_password = args.smsc_password
-    for a in args.esme_account:
-        try:
-            acc = account_from_arg(a)
-        except Exception as e:      # SmppConfigError: a malformed --esme-account
-            errors.append(str(e))
-            continue
+    from .credentials import esme_accounts, smsc_password
+    pw = smsc_password(args, errors)
+    if settings is not None and pw:
+        settings.smsc_password = pw
+    for acc in esme_accounts(args, errors):
         if settings is not None:
             settings.accounts[acc.system_id] = acc
     listens = [("--smpp-listen", args.smpp_listen, None), ("--metrics-listen", getattr(args, "metrics_listen", None), None)]
@@ -160,7 +159,7 @@ async def run_serve(args, ready=None):
     from .pipeline import RuleWatcher
     from .smpp_proxy.server import SmppProxy, VerdictLog
     cfg, settings = load_serve_config(args)
-    pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None))
+    pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False)
     # durable judging state (engine/state): loaded (snapshot + journal) before anything listens
     from .state import install, open_state
     state_store = open_state(getattr(args, "state", None), pipe.store.dir)
@@ -174,7 +173,7 @@ async def run_serve(args, ready=None):
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
     await proxy.start(args.smpp_listen)
-    log.warning("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
+    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
     sip = None
     if getattr(args, "sip_listen", "off") not in (None, "off", ""):
         from .sip_screen.server import start_sip
@@ -182,7 +181,7 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.proxy, metrics.sip = proxy, sip
         await metrics.start(args.metrics_listen)
-        log.warning("metrics on http://%s/metrics (port %d), /healthz, /readyz", args.metrics_listen, metrics.port)
+        life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz", args.metrics_listen, metrics.port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     tasks = set()
@@ -195,6 +194,9 @@ async def run_serve(args, ready=None):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(_reload_all(pipe)))
     loop.add_signal_handler(signal.SIGUSR1, lambda: _reload_model(pipe))
+    # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in
+    # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`
+    loop.add_signal_handler(signal.SIGUSR2, lambda: reopen_verdict_log(vlog, args.log))
     watcher = RuleWatcher(pipe)
 
     async def watch():
@@ -226,6 +228,18 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.ready = False
     wt.cancel()
+    life.info("stopping: draining for up to %.1fs", getattr(args, "drain_timeout", 10.0))
+    # a second SIGTERM/SIGINT cuts the drain short (an operator who means it)
+    force = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, force.set)
+    drain = asyncio.ensure_future(proxy.drain(getattr(args, "drain_timeout", 10.0)))
+    forced = asyncio.ensure_future(force.wait())
+    await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
+    if not drain.done():
+        log.warning("second stop signal: drain cut short, submits still in flight get no answer")
+        drain.cancel()
+    forced.cancel()
     await proxy.stop()
     if sip:
         await sip.stop()
@@ -234,6 +248,7 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         await metrics.stop()
     vlog.close()
+    life.info("stopped")
     return 0
 
 
@@ -243,7 +258,7 @@ def cmd_serve(args) -> int:
         uvloop.install()
     except ImportError:
         pass
-    logging.getLogger("telfilter").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    setup_service_logging(args.verbose, getattr(args, "log_format", "text"))
     try:
         return asyncio.run(run_serve(args))
     except OSError as e:

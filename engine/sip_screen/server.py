@@ -99,7 +99,7 @@ class SipScreen(Forwarding, Screening):
         self.via_prefixes = tuple(f"SIP/2.0/{t} {h}:{p};branch={BRANCH_PREFIX}".encode()
                                   for t in TRANSPORTS for h, p in self.me)
         self._sweeper = loop.create_task(self._sweep())
-        log.warning("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host, port, self.s.next_hop or "Request-URI")
+        logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host, port, self.s.next_hop or "Request-URI")
         return self
 
     async def stop(self):

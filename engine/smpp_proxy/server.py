@@ -79,6 +79,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.server = None
         self.tasks: list = []
         self.stopping = False
+        self.draining = False               # graceful stop under way: new submits and binds refused
         self.stats = defaultdict(int)
         self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_source)
         self.bind_throttle = BindThrottle(settings.bind_failures_free, settings.bind_backoff,
@@ -121,6 +122,59 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             for t in pending:
                 t.cancel()
             await asyncio.wait(pending, timeout=2)
+
+    async def drain(self, timeout: float = 10.0, unbind_wait: float = 1.0) -> dict:
+        """Graceful stop, before `stop()` (SIGTERM/SIGINT in serve).
+
+        Order matters: (1) stop accepting connections, and from now on answer new submits
+        with ESME_RTHROTTLED (retryable: the ESME resends them to another node or after the
+        restart) and new binds with ESME_RBINDFAIL; (2) judge the concatenated messages still
+        waiting for parts with what has arrived, so each part gets its answer; (3) wait until
+        `timeout` less the unbind wait for every request already forwarded to an SMSC to be
+        answered (the answers are relayed to the ESMEs as usual); whatever is still unanswered at the deadline
+        gets ESME_RSYSERR, the status of a response timeout (outcome unknown); (4) send unbind
+        to every ESME and every SMSC link and wait up to `unbind_wait` (at most half of `timeout`)
+        for the unbind_resps, so the whole drain takes at most `timeout`.
+        No forwarded submit is left unanswered. Returns counts for the log."""
+        self.draining = True
+        if self.server:
+            self.server.close()             # no new connections; the bound ones stay
+        for key in list(self.concat):
+            c = self.concat.get(key)
+            if c is not None:
+                c.timer.cancel()
+                self._concat_due(key)
+        unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
+        end = time.monotonic() + timeout - unbind_wait
+        in_flight = sum(len(l.window.pending) for l in self.links)
+        while any(l.window.pending for l in self.links) and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        unanswered = 0
+        for l in list(self.links):
+            for seq, (_, on_resp) in list(l.window.pending.items()):
+                l.window.pending.pop(seq, None)
+                unanswered += 1
+                on_resp(None, C.ESME_RSYSERR)
+        self.stopping = True                # a link that goes away now is not bound again
+        waiting = []
+        loop = asyncio.get_running_loop()
+        for sess in list(self.sessions):
+            if sess.account is not None and not sess.closed and sess.state.state != "UNBOUND":
+                f = loop.create_future()
+                waiting.append(f)
+                self._send_to_esme(sess, P.Unbind(), lambda r, f=f: f.done() or f.set_result(r))
+        for l in list(self.links):
+            if l.bound and l.transport is not None and not l.transport.is_closing():
+                f = loop.create_future()
+                waiting.append(f)
+                l.request(P.Unbind(), lambda r, st, f=f: f.done() or f.set_result(r))
+        if waiting:
+            await asyncio.wait(waiting, timeout=unbind_wait)
+        stats = {"in_flight": in_flight, "unanswered": unanswered, "unbinds": len(waiting),
+                 "unbind_resps": sum(1 for f in waiting if f.done() and f.result() is not None)}
+        log.info("drained: %(in_flight)d requests in flight at the stop, %(unanswered)d unanswered at the "
+                 "deadline; %(unbind_resps)d of %(unbinds)d unbinds answered", stats)
+        return stats
 
     async def _housekeeping(self):
         """Window expiry, enquire_link to idle ESMEs and upstream, idle and bind timeouts."""
@@ -178,6 +232,9 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number, command_status=status))
             return
         if cid in BIND_NAMES:
+            if self.draining:
+                return sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number,
+                                                          command_status=C.ESME_RBINDFAIL))
             return self._bind(sess, pdu)
         if cid == C.ENQUIRE_LINK:
             return sess.send_pdu(P.EnquireLinkResp(sequence_number=pdu.sequence_number))
@@ -192,6 +249,10 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
                 ent[0](pdu)
             return
         if cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
+            if self.draining:               # stopping: retryable, the ESME resends elsewhere or later
+                self.stats["throttled_draining"] += 1
+                return sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number,
+                                                          command_status=C.ESME_RTHROTTLED))
             acct = sess.account.system_id
             b = self.buckets.get(acct)
             if b is None:

@@ -1,0 +1,75 @@
+"""Secrets for `telfilter serve` kept off argv (where every local user reads them in ps and
+/proc/PID/cmdline): the SMSC password and ESME accounts from a file or an environment
+variable. Given on argv anyway they still work, with a warning. Errors name file:line and
+never echo a password."""
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger("telfilter")
+
+SMSC_PASSWORD_ENV = "TELFILTER_SMSC_PASSWORD"
+ESME_ACCOUNTS_ENV = "TELFILTER_ESME_ACCOUNTS"
+_ARGV_SECRET = ("%s on the command line is readable by every local user (ps, /proc/PID/cmdline): "
+                "use %s or the environment variable %s")
+
+
+def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
+    """(line number, line) of a secrets file, without comments and blank lines; a file others
+    can read is worth a warning (the point of the file is that they cannot)."""
+    try:
+        st = os.stat(path)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        errors.append(f"{path}: {getattr(e, 'strerror', None) or e}")
+        return None
+    if st.st_mode & 0o077:
+        log.warning("%s can be read by other users (mode %o): chmod 600 it", path, st.st_mode & 0o777)
+    return [(n, l.rstrip("\r\n")) for n, l in enumerate(text.splitlines(True), 1)
+            if l.strip() and not l.lstrip().startswith("#")]
+
+
+def smsc_password(args, errors: list) -> str | None:
+    """The password we bind upstream with: --smsc-password (warned: argv is public), else the
+    first line of --smsc-password-file, else $TELFILTER_SMSC_PASSWORD, else smpp.toml's."""
+    if args.smsc_password:
+        log.warning(_ARGV_SECRET, "--smsc-password", "--smsc-password-file", SMSC_PASSWORD_ENV)
+        return args.smsc_password
+    if getattr(args, "smsc_password_file", None):
+        lines = _secret_file(args.smsc_password_file, errors)
+        if lines is None:
+            return None
+        if not lines:
+            errors.append(f"{args.smsc_password_file}: empty (expected the password on its first line)")
+            return None
+        return lines[0][1]
+    return os.environ.get(SMSC_PASSWORD_ENV) or None
+
+
+def esme_accounts(args, errors: list) -> list:
+    """Accounts from --esme-account (warned), --esme-accounts-file (one SYSTEM_ID:PASSWORD a
+    line, '#' comments; errors as file:line, never echoing the password) and
+    $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace)."""
+    from .smpp_proxy.accounts import account_from_arg
+    out = []
+    entries = [(None, a) for a in args.esme_account]
+    if args.esme_account:
+        log.warning(_ARGV_SECRET, "--esme-account", "--esme-accounts-file", ESME_ACCOUNTS_ENV)
+    path = getattr(args, "esme_accounts_file", None)
+    if path:
+        entries += [(f"{path}:{n}", l.strip()) for n, l in (_secret_file(path, errors) or [])]
+    entries += [(f"${ESME_ACCOUNTS_ENV} entry {i}", a)
+                for i, a in enumerate(os.environ.get(ESME_ACCOUNTS_ENV, "").split(), 1)]
+    for where, a in entries:
+        try:
+            out.append(account_from_arg(a))
+        except Exception as e:      # SmppConfigError: a malformed entry
+            if where is None:
+                errors.append(str(e))
+            else:
+                sid = a.partition(":")[0] if ":" in a else ""
+                errors.append(f"{where}: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id"
+                              + (f" (got system_id {sid!r})" if sid else ""))
+    return out

@@ -1,0 +1,70 @@
+"""The service log of `telfilter serve` (stderr: journald, a container log) and the verdict
+log's reopen for logrotate.
+
+Lines carry an ISO 8601 time with its UTC offset, the level and the logger; `--log-format json`
+gives one JSON object a line. Start-up, reload and stop lines go to `telfilter.service` at INFO
+and are shown without -v; everything else under `telfilter` shows at WARNING, or INFO with -v.
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("telfilter")
+# Start-up, reload and stop lines: INFO, and shown without -v (their own logger's level), so a
+# service's log says when it started and stopped without everything else -v brings.
+life = logging.getLogger("telfilter.service")
+
+
+class ServiceLogFormatter(logging.Formatter):
+    """`2026-11-30T16:48:21.123+00:00 INFO telfilter.smpp: message`: ISO 8601 local time with its
+    UTC offset (what journald, logrotate'd files and a SIEM all parse), level, logger. With
+    json=True one JSON object per line (ts, level, logger, msg[, exc])."""
+
+    def __init__(self, json_lines: bool = False):
+        super().__init__()
+        self.json_lines = json_lines
+
+    def formatTime(self, record, datefmt=None):
+        from datetime import datetime
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+    def format(self, record):
+        ts, msg = self.formatTime(record), record.getMessage()
+        exc = self.formatException(record.exc_info) if record.exc_info else ""
+        if self.json_lines:
+            import json
+            d = {"ts": ts, "level": record.levelname, "logger": record.name, "msg": msg}
+            if exc:
+                d["exc"] = exc
+            return json.dumps(d, ensure_ascii=False)
+        return f"{ts} {record.levelname} {record.name}: {msg}" + (f"\n{exc}" if exc else "")
+
+
+def setup_service_logging(verbose: bool, fmt: str = "text") -> None:
+    root = logging.getLogger()
+    for h in root.handlers:
+        h.setFormatter(ServiceLogFormatter(fmt == "json"))
+    logging.getLogger("telfilter").setLevel(logging.INFO if verbose else logging.WARNING)
+    life.setLevel(logging.INFO)
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)     # the handler passes what each logger lets through
+
+
+def reopen_verdict_log(vlog, path) -> bool:
+    """logrotate without copytruncate: the rotated file was renamed; open `path` afresh and
+    swap it in. The new file is opened first, so a failure keeps the old one writing."""
+    if path in (None, "-") or hasattr(path, "write"):
+        return False
+    try:
+        new = open(path, "a", encoding="utf-8", errors="backslashreplace")
+    except OSError as e:
+        log.error("verdict log not reopened, still writing the old file: %s", e)
+        return False
+    old, vlog.f = vlog.f, new
+    try:
+        old.flush()
+        old.close()
+    except OSError as e:
+        log.error("closing the old verdict log: %s", e)
+    life.info("verdict log reopened: %s", path)
+    return True

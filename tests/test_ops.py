@@ -1,0 +1,277 @@
+"""Operating `telfilter serve` as a process: graceful stop (drain), logs, secrets off argv.
+
+Every test starts its servers on 127.0.0.1 and stops them."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import smpplib.client
+import smpplib.gsm
+
+from engine.app import build
+from engine.smpp_proxy.harness import ProxyHarness
+
+from .conftest import ROOT
+from .test_serve import free_port, wait_for
+
+
+def _serve(tmp_path, sim_port, *extra, env=None):
+    port = free_port()
+    ready = tmp_path / "ready"
+    err = open(tmp_path / "stderr.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data",
+                          "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim_port}",
+                          "--sip-listen", "off", "--log", tmp_path / "verdicts.jsonl", "--ready-file", ready, *extra],
+                         cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL, env=env)
+    assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
+    return p, port
+
+
+def _client(port, system_id="t", password="pw"):
+    c = smpplib.client.Client("127.0.0.1", port, timeout=10)
+    c.connect()
+    c.bind_transceiver(system_id=system_id, password=password)
+    return c
+
+
+def _send(c, i):
+    parts, enc, esm = smpplib.gsm.make_parts(f"Me oi toi nay con ve an com nhe {i}")
+    return c.send_message(source_addr_ton=1, source_addr="84901234567", dest_addr_ton=1,
+                          destination_addr="84912345678", short_message=parts[0], data_coding=enc,
+                          esm_class=esm).sequence
+
+
+def _drain_run(tmp_path, sim_setup, drain_timeout):
+    """20 submits in flight at SIGTERM, one more after it; returns ({seq: status} of the 20,
+    status of the late one, unbind received?, exit code, seconds from SIGTERM to exit, sim)."""
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    sim_setup(sim.sim)
+    p, port = _serve(tmp_path, sim.port, "--esme-account", "t:pw", "--drain-timeout", str(drain_timeout))
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        c = _client(port)
+        seqs = [_send(c, i) for i in range(20)]
+        assert wait_for(lambda: len(sim.sim.submits()) == 20)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.3)                     # the signal is handled; the submits are still in flight
+        late = _send(c, 99)
+        answers, late_status, unbound = {}, None, False
+        while not unbound:
+            pdu = c.read_pdu()
+            if pdu.command == "submit_sm_resp" and pdu.sequence == late:
+                late_status = pdu.status
+            elif pdu.command == "submit_sm_resp":
+                answers[pdu.sequence] = pdu.status
+            elif pdu.command == "unbind":
+                unbound = True
+                c.send_pdu(smpplib.smpp.make_pdu("unbind_resp", client=c, sequence=pdu.sequence))
+        rc = p.wait(15)
+        took = time.monotonic() - t0
+        c.disconnect()
+        assert set(answers) == set(seqs), (tmp_path / "stderr.log").read_text()
+        return answers, late_status, rc, took, sim.sim
+    finally:
+        if p.poll() is None:
+            p.kill()
+        sim.stop()
+
+
+def test_sigterm_drains_in_flight_submits_with_the_smsc_answers(tmp_path):
+    def slow(s):
+        s.answer_delay = 1.5
+    answers, late, rc, took, sim = _drain_run(tmp_path, slow, 10)
+    assert set(answers.values()) == {0}          # the SMSC's own answers, relayed
+    assert late == 0x58                          # ESME_RTHROTTLED: retryable
+    assert rc == 0 and took < 10
+    assert len(sim.submits()) == 20              # the one refused while draining was never forwarded
+    assert any(pdu.command_id == 0x06 for _, pdu in sim.received)     # unbind sent upstream
+
+
+def test_sigterm_with_a_stalled_smsc_answers_everything_at_the_deadline(tmp_path):
+    def stall(s):
+        s.stall = True
+    answers, late, rc, took, sim = _drain_run(tmp_path, stall, 1)
+    assert set(answers.values()) == {0x08}       # ESME_RSYSERR, as for a response timeout
+    assert late == 0x58
+    assert rc == 0 and took < 8
+
+
+def test_a_second_sigterm_cuts_the_drain_short(tmp_path):
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    sim.sim.stall = True
+    p, port = _serve(tmp_path, sim.port, "--esme-account", "t:pw", "--drain-timeout", "120")
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        c = _client(port)
+        _send(c, 1)
+        assert wait_for(lambda: len(sim.sim.submits()) == 1)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert p.poll() is None                 # draining: waiting for the stalled SMSC
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        assert "drain cut short" in (tmp_path / "stderr.log").read_text()
+        c.disconnect()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        sim.stop()
+
+
+ISO_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (INFO|WARNING|ERROR) telfilter[.\w]*: ")
+
+
+def _submit_one(port, i):
+    c = _client(port)
+    _send(c, i)
+    st = c.read_pdu().status
+    c.unbind()
+    c.disconnect()
+    return st
+
+
+def test_service_log_is_timestamped_and_sigusr2_reopens_the_verdict_log(tmp_path):
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    env = dict(os.environ, TELFILTER_ESME_ACCOUNTS="other:x t:pw", TELFILTER_SMSC_PASSWORD="envpw")
+    p, port = _serve(tmp_path, sim.port, env=env)      # secrets from the environment: no argv warning
+    vlog = tmp_path / "verdicts.jsonl"
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        assert [b.password for _, b in sim.sim.received if b.command_id == 0x09] == ["envpw"]
+        assert _submit_one(port, 1) == 0
+        assert wait_for(lambda: vlog.exists() and vlog.read_text().count("\n") == 1)
+        vlog.rename(tmp_path / "verdicts.jsonl.1")          # what logrotate does (no copytruncate)
+        p.send_signal(signal.SIGUSR2)
+        assert wait_for(vlog.exists)
+        assert _submit_one(port, 2) == 0
+        assert wait_for(lambda: vlog.read_text().count("\n") == 1)
+        assert (tmp_path / "verdicts.jsonl.1").read_text().count("\n") == 1
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(15)
+        sim.stop()
+    assert rc == 0
+    lines = (tmp_path / "stderr.log").read_text().splitlines()
+    # start-up and stop lines at INFO, shown without -v, each with an ISO 8601 time and UTC offset
+    assert any(ISO_LINE.match(l) and " INFO telfilter.service: SMPP proxy listening on " in l for l in lines), lines
+    assert any(ISO_LINE.match(l) and l.endswith("verdict log reopened: " + str(vlog)) for l in lines), lines
+    assert any(ISO_LINE.match(l) and l.endswith(": stopped") for l in lines), lines
+    assert not any(" WARNING " in l for l in lines), lines
+
+
+def test_service_log_json_lines():
+    import json
+    import logging
+    from engine.servicelog import ServiceLogFormatter
+    rec = logging.LogRecord("telfilter.smpp", logging.WARNING, __file__, 1, "SMSC %s down", ("a:1",), None)
+    d = json.loads(ServiceLogFormatter(json_lines=True).format(rec))
+    assert d["level"] == "WARNING" and d["logger"] == "telfilter.smpp" and d["msg"] == "SMSC a:1 down"
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$", d["ts"])
+
+
+def test_secrets_from_files(tmp_path):
+    acc, pw = tmp_path / "accounts", tmp_path / "smsc-password"
+    acc.write_text("# ESME accounts\n\nt:pw\nother:x\n")
+    pw.write_text("filepw\n")
+    acc.chmod(0o600)
+    pw.chmod(0o600)
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELFILTER_")}
+    p, port = _serve(tmp_path, sim.port, "--esme-accounts-file", acc, "--smsc-password-file", pw, env=env)
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        assert [b.password for _, b in sim.sim.received if b.command_id == 0x09] == ["filepw"]
+        assert _submit_one(port, 3) == 0
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(15)
+        sim.stop()
+    assert rc == 0
+    assert " WARNING " not in (tmp_path / "stderr.log").read_text()
+
+
+def _args(**kw):
+    import argparse
+    d = dict(smsc_password=None, smsc_password_file=None, esme_account=[], esme_accounts_file=None)
+    d.update(kw)
+    return argparse.Namespace(**d)
+
+
+def test_secrets_on_argv_are_warned_about_and_bad_files_named_by_line(tmp_path, caplog, monkeypatch):
+    from engine.credentials import esme_accounts, smsc_password
+    monkeypatch.delenv("TELFILTER_ESME_ACCOUNTS", raising=False)
+    monkeypatch.setenv("TELFILTER_SMSC_PASSWORD", "fromenv")
+    errors = []
+    assert smsc_password(_args(), errors) == "fromenv"
+    assert not caplog.records
+    assert smsc_password(_args(smsc_password="argvpw"), errors) == "argvpw"
+    assert [a.system_id for a in esme_accounts(_args(esme_account=["a:1"]), errors)] == ["a"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2 and "--smsc-password-file" in warned[0] and "--esme-accounts-file" in warned[1]
+    assert errors == []
+    bad = tmp_path / "accounts"
+    bad.write_text("good:pw\nnocolon-secret123\n")
+    bad.chmod(0o644)
+    caplog.clear()
+    assert [a.system_id for a in esme_accounts(_args(esme_accounts_file=str(bad)), errors)] == ["good"]
+    assert errors == [f"{bad}:2: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id"]
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)      # others can read it
+    errors.clear()
+    assert smsc_password(_args(smsc_password_file=str(tmp_path / "missing")), errors) is None
+    assert errors and errors[0].startswith(str(tmp_path / "missing"))
+
+
+# ------------------------------------------------------------ packaging
+def test_installed_layout_finds_the_shipped_config(tmp_path):
+    """What setup.py installs (build_py: packages + package data, as a wheel or --user install
+    lays them out) finds its config without the source tree beside it."""
+    lib = tmp_path / "lib"
+    r = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(lib)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (lib / "engine" / "shipped_config" / "rules").is_dir()
+    env = dict(os.environ, PYTHONPATH=str(lib))
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "config", "check"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert str(lib / "engine" / "shipped_config" / "telfilter.toml") in r.stdout + r.stderr
+
+
+def test_training_commands_name_the_train_extra_when_it_is_missing(tmp_path):
+    code = ("import sys; sys.modules['sklearn'] = None; sys.modules['matplotlib'] = None\n"
+            "from engine.cli import main; sys.exit(main(sys.argv[1:]))")
+    for argv, names in ((["ml", "train", "--data", "x.jsonl", "--out", str(tmp_path / "m")], "scikit-learn"),
+                        (["ml", "eval", "--data", "x.jsonl", "--report", str(tmp_path / "r")],
+                         "scikit-learn, matplotlib"),
+                        (["report", "--log", "x.jsonl", "--out", str(tmp_path / "rep")], "matplotlib")):
+        r = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert f"needs {names}, in the [train] extra: pip install 'telfilter[train]'" in r.stderr, r.stderr
+    # the serving path does not need it
+    r = subprocess.run([sys.executable, "-c", code, "check", "--data-dir", str(tmp_path / "d"), "--sender", "x",
+                        "--recipient", "84912345678", "--text", "Me oi toi nay con ve an com nhe"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def _senders(monkeypatch, capsys, *argv):
+    from engine.cli import main
+    capsys.readouterr()
+    assert main(["lists", "export", "senders", *argv]) == 0
+    return capsys.readouterr().out.splitlines()[1:]
+
+
+def test_only_the_implicit_default_data_dir_is_seeded(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("TELFILTER_DATA_DIR", str(tmp_path / "named"))
+    assert _senders(monkeypatch, capsys) == []                       # named by the environment
+    assert _senders(monkeypatch, capsys, "--data-dir", str(tmp_path / "flag")) == []     # named by the flag
+    monkeypatch.delenv("TELFILTER_DATA_DIR")
+    from engine.app import build
+    build(seed=False)                                                # serve: never seeds
+    assert not (tmp_path / "xdg" / "telfilter" / "lists").exists()
+    assert _senders(monkeypatch, capsys) != []                       # the implicit one, first CLI use
