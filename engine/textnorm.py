@@ -23,9 +23,14 @@ _COMBINING = re.compile("[" + "".join(re.escape(chr(c)) for c in range(0x300, 0x
                                       if unicodedata.combining(chr(c))) + "]+")
 
 
+_ZW_D = {**_ZW, **_D}               # one translate pass: neither table's output is the other's input
+
+
 @lru_cache(maxsize=65536)
 def fold(text: str) -> str:
-    t = text.translate(_ZW).translate(_D)
+    if text.isascii():                  # no zero-width character, đ or mark: casefold only
+        return text.casefold()
+    t = text.translate(_ZW_D)
     if not t.isascii():
         t = unicodedata.normalize("NFKD", t)
         if max(t) <= "\uffff":
