@@ -80,10 +80,6 @@ _LINKISH = re.compile(r"[^\W_][./@:][^\W_]")
 # a whitespace-delimited run holding a linkish triple, matched from the run's start only (the
 # lookahead scans one run once: linear in the text)
 _LINKISH_RUN = re.compile(r"(?<!\S)(?=\S*?[^\W_][./@:][^\W_])\S+")
-# ASCII words ([^\W_] is [A-Za-z0-9] there): one holding a digit; one in title case
-_ASCII_DIGIT_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]*[0-9][A-Za-z0-9]*")
-_ASCII_TITLE_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Z][a-z]*(?![A-Za-z0-9])")
-_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 TEMPLATE_MIN_WORDS = 5
 
 
@@ -108,17 +104,6 @@ def template_key(text: str) -> int | None:
     """
     if _LINKISH.search(text) is not None:
         text = _LINKISH_RUN.sub("0", text)
-    if text.isascii():
-        # one C-level pass per mask instead of a Python test per word: in ASCII a word with a
-        # digit is exactly a non-alphabetic one, and a title-case one is [A-Z][a-z]* (what
-        # str.istitle() says of an alphabetic word); the loop below is the definition
-        text, n0 = _ASCII_DIGIT_WORD.subn("0", text)
-        text, n1 = _ASCII_TITLE_WORD.subn("N", text)
-        words = _ASCII_WORD.findall(text)
-        if len(words) - n0 - n1 < TEMPLATE_MIN_WORDS:
-            return None
-        s = " ".join(words).lower()
-        return int.from_bytes(blake2b(s.encode(), digest_size=8).digest(), "little")
     out: list[str] = []
     add = out.append
     masked = 0
