@@ -23,9 +23,14 @@ _COMBINING = re.compile("[" + "".join(re.escape(chr(c)) for c in range(0x300, 0x
                                       if unicodedata.combining(chr(c))) + "]+")
 
 
+_ZW_D = {**_ZW, **_D}               # one translate pass: neither table's output is the other's input
+
+
 @lru_cache(maxsize=65536)
 def fold(text: str) -> str:
-    t = text.translate(_ZW).translate(_D)
+    if text.isascii():                  # no zero-width character, đ or mark: casefold only
+        return text.casefold()
+    t = text.translate(_ZW_D)
     if not t.isascii():
         t = unicodedata.normalize("NFKD", t)
         if max(t) <= "\uffff":
@@ -72,6 +77,9 @@ _WORD = re.compile(r"[^\W_]+")
 # an amount ("bit.ly/x7", "a@b.vn", "10:15", "5.000.000"); the whitespace-delimited run holding
 # one is masked whole
 _LINKISH = re.compile(r"[^\W_][./@:][^\W_]")
+# a whitespace-delimited run holding a linkish triple, matched from the run's start only (the
+# lookahead scans one run once: linear in the text)
+_LINKISH_RUN = re.compile(r"(?<!\S)(?=\S*?[^\W_][./@:][^\W_])\S+")
 TEMPLATE_MIN_WORDS = 5
 
 
@@ -95,7 +103,7 @@ def template_key(text: str) -> int | None:
     The key is a BLAKE2b digest, stable across processes (a shared counter store can use it).
     """
     if _LINKISH.search(text) is not None:
-        text = " ".join(["0" if _LINKISH.search(r) else r for r in text.split()])
+        text = _LINKISH_RUN.sub("0", text)
     out: list[str] = []
     add = out.append
     masked = 0

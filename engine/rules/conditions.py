@@ -373,6 +373,19 @@ class Counter(Stateful):
     text: str
 
     def _keys(self, c):
+        """The message's key tuples for this key spec: built once per message and shared by
+        check and commit and by every counter with the same spec (the same tuple objects also
+        let `key_hash` reuse their hashes, see slots.py)."""
+        d = c.__dict__
+        ck = d.get("counter_keys")
+        if ck is None:
+            ck = d["counter_keys"] = {}
+        ks = ck.get(self.key)
+        if ks is None:
+            ks = ck[self.key] = self._build_keys(c)
+        return ks
+
+    def _build_keys(self, c):
         parts, multi = [], None
         for k in self.key:
             if k == "sender":

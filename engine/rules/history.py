@@ -54,10 +54,14 @@ class RecipientHistory:
 
     @staticmethod
     def _seen(rows, b: int, fp: int) -> bool:
-        for g in (b + _H_FILTER, b + _H_FILTER + _GEN_WORDS):
-            if all((rows[g + (p >> 5)] >> (p & 31)) & 1 for p in _bloom_bits(fp)):
-                return True
-        return False
+        # the three bits of _bloom_bits(fp), spelled out: this runs for every message
+        p0, p1, p2 = fp & 127, (fp >> 7) & 127, (fp >> 14) & 127
+        w0, m0, w1, m1, w2, m2 = p0 >> 5, 1 << (p0 & 31), p1 >> 5, 1 << (p1 & 31), p2 >> 5, 1 << (p2 & 31)
+        g = b + _H_FILTER
+        if rows[g + w0] & m0 and rows[g + w1] & m1 and rows[g + w2] & m2:
+            return True
+        g += _GEN_WORDS
+        return bool(rows[g + w0] & m0 and rows[g + w1] & m1 and rows[g + w2] & m2)
 
     def share(self, sender, recipient, now, window) -> tuple[int, float]:
         """(messages in window including this one, share of them to new recipients)."""
@@ -102,8 +106,12 @@ class RecipientHistory:
             st = rows[b + _H_BLOOM]
             gen, fill = st >> 16, st & 0xFFFF
             g = b + _H_FILTER + gen * _GEN_WORDS
-            for p in _bloom_bits(fp):
-                rows[g + (p >> 5)] |= 1 << (p & 31)
+            p = fp & 127
+            rows[g + (p >> 5)] |= 1 << (p & 31)
+            p = (fp >> 7) & 127
+            rows[g + (p >> 5)] |= 1 << (p & 31)
+            p = (fp >> 14) & 127
+            rows[g + (p >> 5)] |= 1 << (p & 31)
             fill += 1
             if fill >= _GEN_FILL:                 # start the other generation afresh
                 gen ^= 1

@@ -127,20 +127,33 @@ class SlotTable:
 
     def slot(self, h: int, now: int) -> int:
         """Row index of hash `h`, claimed (all words 0) if absent. May move rows or rebuild."""
-        i = self.find(h)
-        if i >= 0:
-            return i
-        if self.keep is not None:
-            self._sweep(now)                # before claiming: a sweep moves rows
         hs, rows, w, t = self.h, self.rows, self.width, self.touch
-        i = ((h >> 32) * self.cap) >> 32
         horizon = now - self.keep if self.keep is not None else -1
-        while hs[i]:
-            if rows[i * w + t] <= horizon:  # a dead row on the probe path: take it over
-                hs[i] = h
-                rows[i * w:(i + 1) * w] = self._zero
+        # one probe finds the key, or else the first dead row on its path and the empty slot
+        # ending it: the place a new key goes unless the sweep below moves rows
+        i = ((h >> 32) * self.cap) >> 32
+        dead = -1
+        while True:
+            x = hs[i]
+            if x == h:
                 return i
+            if not x:
+                break
+            if dead < 0 and rows[i * w + t] <= horizon:
+                dead = i
             i += 1
+        if self.keep is not None and self._sweep(now):     # before claiming: a sweep moves rows
+            i = ((h >> 32) * self.cap) >> 32
+            dead = -1
+            while hs[i]:
+                if rows[i * w + t] <= horizon:
+                    dead = i
+                    break
+                i += 1
+        if dead >= 0:                       # a dead row on the probe path: take it over
+            hs[dead] = h
+            rows[dead * w:(dead + 1) * w] = self._zero
+            return dead
         if i >= len(hs) - 1 or self.used >= 0.8 * self.cap:
             self._rebuild(now)
             return self.slot(h, now)
@@ -149,16 +162,20 @@ class SlotTable:
         return i
 
     # ------------------------------------------------------------ upkeep
-    def _sweep(self, now: int) -> None:
+    def _sweep(self, now: int) -> bool:
+        """Remove dead rows among the next few slots; True when any was removed (rows moved)."""
         hs, rows, w, t = self.h, self.rows, self.width, self.touch
         horizon = now - self.keep
         n = len(hs) - 1
         c = self.cursor
+        moved = False
         for _ in range(_SWEEP):
             if hs[c] and rows[c * w + t] <= horizon:
                 self.delete(c)
+                moved = True
             c = c + 1 if c + 1 < n else 0
         self.cursor = c
+        return moved
 
     def delete(self, i: int) -> None:
         """Empty slot i, moving later rows of its cluster back so no probe path breaks."""
