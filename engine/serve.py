@@ -36,27 +36,28 @@ log = logging.getLogger("telfilter")
 GC_THRESHOLDS = (700, 10, 100)
 
 
-async def reload_lists(pipe) -> bool:
-    """Load the lists in a worker thread, then swap them in on the loop."""
+async def reload_lists(pipe) -> str | None:
+    """Load the lists in a worker thread, then swap them in on the loop. Returns None, or why
+    the reload was refused (the old lists stay in force)."""
     from .lists import ListStore
     fresh = ListStore(pipe.store.dir)
     try:
         new = await asyncio.to_thread(fresh.load)
     except Exception as e:          # SnapshotError, OSError and friends: keep the old lists
         log.error("lists reload refused, old lists stay in force: %s", e)
-        return False
+        return str(e)
     for w in fresh.warnings:
         log.warning("%s", w)
     try:
         pipe.store.catch_up(new)    # on the loop: no journal append can interleave
     except OSError as e:
         log.error("lists reload refused, old lists stay in force: %s", e)
-        return False
+        return str(e)
     for w in pipe.store.warnings:
         log.warning("%s", w)
     pipe.lists = new
     log.info("lists reloaded")
-    return True
+    return None
 
 
 async def compact_journal(pipe) -> None:
@@ -76,16 +77,18 @@ async def _reload_all(pipe, with_model=True):
         _reload_model(pipe)
 
 
-def _reload_model(pipe):
+def _reload_model(pipe) -> str | None:
+    """Returns None, or why the new model was refused (the old one keeps serving)."""
     from .app import load_model
     from .ml.model import ModelError
     try:
         m = load_model(pipe.settings)
     except ModelError as e:
         log.error("model reload refused, old model keeps serving: %s", e)
-        return
+        return str(e)
     pipe.swap_model(m)
     log.info("model loaded: %s", m.version if m else "none")
+    return None
 
 
 def load_serve_config(args):
@@ -212,6 +215,13 @@ async def run_serve(args, ready=None):
             if now != lists_sig:    # a CLI `lists import/add/remove` (or a compaction) installed a snapshot
                 lists_sig = now
                 await reload_lists(pipe)
+    control = None
+    if getattr(args, "control_socket", None) != "off":
+        from .control import ControlServer, default_socket
+        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir),
+                                stop.set, proxy, sip)
+        await control.start()
+        life.info("control socket %s (telfilter ctl)", control.path)
     wt = asyncio.create_task(watch())
     st_task = asyncio.create_task(state_store.run())
     gc.collect()
@@ -240,6 +250,8 @@ async def run_serve(args, ready=None):
         log.warning("second stop signal: drain cut short, submits still in flight get no answer")
         drain.cancel()
     forced.cancel()
+    if control is not None:
+        await control.stop()
     await proxy.stop()
     if sip:
         await sip.stop()
