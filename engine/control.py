@@ -83,6 +83,9 @@ class ControlServer:
                 self.path.unlink(missing_ok=True)       # left by a serve that was killed
             finally:
                 probe.close()
+        if len(os.fsencode(self.path)) > 107:      # sun_path is 108 bytes on Linux
+            raise OSError(f"{self.path}: control socket path longer than 107 bytes "
+                          "(pass --control-socket SHORTER_PATH, or --control-socket off)")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)            # the file is created 0600: no window where others may connect
         try:

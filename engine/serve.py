@@ -8,6 +8,8 @@ errors are logged with file:line:col), lists and the model; rule files are also 
 reloaded when they change, and list snapshots written by the CLI (`telfilter lists ...`) are
 picked up within a second. SIGUSR1 reloads only the model. SIGUSR2 reopens the verdict log (`--log FILE`) for logrotate.
 SIGTERM/SIGINT stop gracefully (SmppProxy.drain, up to --drain-timeout) and exit 0.
+`telfilter ctl` does the same (reload, drain) and more (stats, lists add/remove through this
+process) over a Unix socket in the data dir: engine/control.py.
 
 Lists are loaded off the event loop and swapped in by reference; the DNC journal lines this
 process appended while the load ran are then applied to the new lists (ListStore.catch_up),
@@ -167,6 +169,13 @@ async def run_serve(args, ready=None):
     from .state import install, open_state
     state_store = open_state(getattr(args, "state", None), pipe.store.dir)
     install(pipe, state_store)
+    stop = asyncio.Event()
+    control = None
+    if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
+        from .control import ControlServer, default_socket
+        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir), stop.set)
+        await control.start()
+        life.info("control socket %s (telfilter ctl)", control.path)
     metrics = None
     if getattr(args, "metrics_listen", None):
         from .metrics import MeteredVerdictLog, Metrics
@@ -185,8 +194,9 @@ async def run_serve(args, ready=None):
         metrics.proxy, metrics.sip = proxy, sip
         await metrics.start(args.metrics_listen)
         life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz", args.metrics_listen, metrics.port)
+    if control is not None:
+        control.proxy, control.sip = proxy, sip
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     tasks = set()
 
     def spawn(coro):
@@ -215,13 +225,6 @@ async def run_serve(args, ready=None):
             if now != lists_sig:    # a CLI `lists import/add/remove` (or a compaction) installed a snapshot
                 lists_sig = now
                 await reload_lists(pipe)
-    control = None
-    if getattr(args, "control_socket", None) != "off":
-        from .control import ControlServer, default_socket
-        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir),
-                                stop.set, proxy, sip)
-        await control.start()
-        life.info("control socket %s (telfilter ctl)", control.path)
     wt = asyncio.create_task(watch())
     st_task = asyncio.create_task(state_store.run())
     gc.collect()
