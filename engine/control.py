@@ -293,7 +293,8 @@ def cmd_ctl(args) -> int:
     if path is None:
         from .app import resolve_data_dir
         from .config import load_settings
-        path = default_socket(resolve_data_dir(getattr(args, "data_dir", None), load_settings(getattr(args, "config", None))))
+        path = default_socket(resolve_data_dir(getattr(args, "data_dir", None), load_settings(getattr(args, "config", None)),
+                                               seed=False))      # a client never seeds a data dir
     if args.ctlcmd == "lists":
         extra = None
         if args.kind == "senders":
