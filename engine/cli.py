@@ -143,6 +143,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state", metavar="URL", default=None,
                    help="where counters, recipient history and call durations live (default: embedded, "
                         "journalled in DATA_DIR/state, durable across kill -9)")
+    p.add_argument("--control-socket", metavar="PATH", default=None,
+                   help="Unix socket for `telfilter ctl` (mode 0600, serve user or root only; "
+                        "default DATA_DIR/control.sock; 'off' to disable)")
+
+    p = _sub(subs, "ctl", "control a running serve over its Unix socket: reload, stats, drain, lists add|remove (JSON out)")
+    p.add_argument("--socket", metavar="PATH", help="control socket (default DATA_DIR/control.sock)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for the answer (default 60)")
+    cs = p.add_subparsers(dest="ctlcmd", metavar="ACTION", required=True)
+    _sub(cs, "reload", "reload rules, lists and model; a refused rule set is reported as path:line:col and the old one kept")
+    _sub(cs, "stats", "SMPP and SIP counters, list sizes, rules generation, model version")
+    _sub(cs, "drain", "stop serve gracefully, as SIGTERM")
+    q = _sub(cs, "lists", "change a list through the running serve (in force at once, journalled/saved by serve)")
+    lo = q.add_subparsers(dest="lop", metavar="OP", required=True)
+    for name, h in (("add", "add one entry"), ("remove", "remove one entry")):
+        q = _sub(lo, name, h)
+        q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
+        q.add_argument("value", help="number, brandname, domain, IP or CIDR")
+        q.add_argument("--channel", default="SV", help="dnc channel: S, V or SV (default SV)")
+        q.add_argument("--owner", help="senders / consent: the advertiser")
+        q.add_argument("--category", help="senders: QC or CSKH")
+        q.add_argument("--valid-from", default="", help="senders: YYYY-MM-DD")
+        q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
+        q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
 
     p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
     p.add_argument("--log", nargs="+", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too)")
@@ -224,6 +247,9 @@ def main(argv=None) -> int:
         if args.cmd == "serve":
             from .serve import cmd_serve
             return cmd_serve(args)
+        if args.cmd == "ctl":
+            from .control import cmd_ctl
+            return cmd_ctl(args)
         if args.cmd == "report":
             from .report import cmd_report
             return cmd_report(args)

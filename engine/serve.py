@@ -8,6 +8,8 @@ errors are logged with file:line:col), lists and the model; rule files are also 
 reloaded when they change, and list snapshots written by the CLI (`telfilter lists ...`) are
 picked up within a second. SIGUSR1 reloads only the model. SIGUSR2 reopens the verdict log (`--log FILE`) for logrotate.
 SIGTERM/SIGINT stop gracefully (SmppProxy.drain, up to --drain-timeout) and exit 0.
+`telfilter ctl` does the same (reload, drain) and more (stats, lists add/remove through this
+process) over a Unix socket in the data dir: engine/control.py.
 
 Lists are loaded off the event loop and swapped in by reference; the DNC journal lines this
 process appended while the load ran are then applied to the new lists (ListStore.catch_up),
@@ -36,27 +38,28 @@ log = logging.getLogger("telfilter")
 GC_THRESHOLDS = (700, 10, 100)
 
 
-async def reload_lists(pipe) -> bool:
-    """Load the lists in a worker thread, then swap them in on the loop."""
+async def reload_lists(pipe) -> str | None:
+    """Load the lists in a worker thread, then swap them in on the loop. Returns None, or why
+    the reload was refused (the old lists stay in force)."""
     from .lists import ListStore
     fresh = ListStore(pipe.store.dir)
     try:
         new = await asyncio.to_thread(fresh.load)
     except Exception as e:          # SnapshotError, OSError and friends: keep the old lists
         log.error("lists reload refused, old lists stay in force: %s", e)
-        return False
+        return str(e)
     for w in fresh.warnings:
         log.warning("%s", w)
     try:
         pipe.store.catch_up(new)    # on the loop: no journal append can interleave
     except OSError as e:
         log.error("lists reload refused, old lists stay in force: %s", e)
-        return False
+        return str(e)
     for w in pipe.store.warnings:
         log.warning("%s", w)
     pipe.lists = new
     log.info("lists reloaded")
-    return True
+    return None
 
 
 async def compact_journal(pipe) -> None:
@@ -76,16 +79,18 @@ async def _reload_all(pipe, with_model=True):
         _reload_model(pipe)
 
 
-def _reload_model(pipe):
+def _reload_model(pipe) -> str | None:
+    """Returns None, or why the new model was refused (the old one keeps serving)."""
     from .app import load_model
     from .ml.model import ModelError
     try:
         m = load_model(pipe.settings)
     except ModelError as e:
         log.error("model reload refused, old model keeps serving: %s", e)
-        return
+        return str(e)
     pipe.swap_model(m)
     log.info("model loaded: %s", m.version if m else "none")
+    return None
 
 
 def load_serve_config(args):
@@ -164,6 +169,13 @@ async def run_serve(args, ready=None):
     from .state import install, open_state
     state_store = open_state(getattr(args, "state", None), pipe.store.dir)
     install(pipe, state_store)
+    stop = asyncio.Event()
+    control = None
+    if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
+        from .control import ControlServer, default_socket
+        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir), stop.set)
+        await control.start()
+        life.info("control socket %s (telfilter ctl)", control.path)
     metrics = None
     if getattr(args, "metrics_listen", None):
         from .metrics import MeteredVerdictLog, Metrics
@@ -182,8 +194,9 @@ async def run_serve(args, ready=None):
         metrics.proxy, metrics.sip = proxy, sip
         await metrics.start(args.metrics_listen)
         life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz", args.metrics_listen, metrics.port)
+    if control is not None:
+        control.proxy, control.sip = proxy, sip
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     tasks = set()
 
     def spawn(coro):
@@ -240,6 +253,8 @@ async def run_serve(args, ready=None):
         log.warning("second stop signal: drain cut short, submits still in flight get no answer")
         drain.cancel()
     forced.cancel()
+    if control is not None:
+        await control.stop()
     await proxy.stop()
     if sip:
         await sip.stop()

@@ -1,0 +1,322 @@
+"""The local control interface of `telfilter serve`, and its client (`telfilter ctl`).
+
+Theory of operation. `serve` listens on a Unix stream socket, by default DATA_DIR/control.sock,
+created mode 0600 (umask 077 while it is bound), so only the serve user can connect to it: the
+file permissions are the authentication, as with kamcmd's BINRPC socket. Each accepted peer is
+also checked with SO_PEERCRED: its uid must be ours or root, otherwise it gets one error line
+and is closed. Nothing listens on the network.
+
+The protocol is line-delimited JSON: one request object a line, one answer object a line, in
+order. Requests are bounded (MAX_LINE bytes; a longer line is answered with an error and the
+connection closed), a request line must arrive within REQUEST_TIMEOUT seconds of the last
+answer, and at most MAX_CONNECTIONS peers are served at once (one more is answered "busy" and
+closed). The server runs on serve's own event loop: a command touches engine state only from
+the loop, and slow work (list files) runs in a worker thread as the signal-driven reloads do.
+
+Requests (answers carry "ok": true|false, and "error" when false):
+  {"cmd": "stats"}     SmppProxy.stats, SipScreen.stats, list sizes, rules (count, generation,
+                       last refused reload), model version.
+  {"cmd": "reload"}    rules, lists and model, as SIGHUP; a rule set with errors is refused,
+                       the old one stays, and the answer lists them as path:line:col.
+  {"cmd": "drain"}     the graceful stop of SIGTERM; answered before the drain starts.
+  {"cmd": "lists", "op": "add"|"remove", "kind": K, "value": V, "channel": "S|V|SV",
+   "extra": [...]}     the server is the one writer. DNC changes go the way of a 5656 command:
+                       journalled durably (append under journal.lock) and then applied to the
+                       in-memory lists, so they are in force for the next message once answered.
+                       Other kinds go the way of the CLI (ListStore read-modify-write under
+                       write.lock, in a worker thread), then the lists are reloaded before the
+                       answer. Either way the lock protocol of engine/lists/journal.py holds.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import struct
+from pathlib import Path
+
+log = logging.getLogger("telfilter")
+
+MAX_LINE = 64 * 1024
+REQUEST_TIMEOUT = 30.0
+MAX_CONNECTIONS = 4
+SOCKET_NAME = "control.sock"
+KINDS = ("dnc", "senders", "blacklist", "consent")
+
+
+def default_socket(data_dir) -> Path:
+    return Path(data_dir) / SOCKET_NAME
+
+
+def peer_uid(sock) -> int | None:
+    """The connecting process's uid (Linux SO_PEERCRED), or None where it cannot be read."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return None
+    return struct.unpack("3i", raw)[1]
+
+
+class ControlServer:
+    """Serves control requests for one running serve. `on_drain` is serve's stop trigger."""
+
+    def __init__(self, pipe, path: Path, on_drain, proxy=None, sip=None):
+        self.pipe, self.path, self.on_drain = pipe, Path(path), on_drain
+        self.proxy, self.sip = proxy, sip
+        self.server = None
+        self.active = 0
+        self.rules_generation = 0
+        self._rules_seen = pipe.rules
+        self.last_reload: dict | None = None
+        self._lock = asyncio.Lock()      # one command at a time: a reload never interleaves a lists write
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(self.path))
+                raise OSError(f"{self.path}: another telfilter serve answers on this control socket")
+            except (ConnectionRefusedError, FileNotFoundError):
+                self.path.unlink(missing_ok=True)       # left by a serve that was killed
+            finally:
+                probe.close()
+        if len(os.fsencode(self.path)) > 107:      # sun_path is 108 bytes on Linux
+            raise OSError(f"{self.path}: control socket path longer than 107 bytes "
+                          "(pass --control-socket SHORTER_PATH, or --control-socket off)")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)            # the file is created 0600: no window where others may connect
+        try:
+            sock.bind(str(self.path))
+        except OSError:
+            sock.close()
+            raise
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        self.server = await asyncio.start_unix_server(self._serve_peer, sock=sock, limit=MAX_LINE)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    async def _serve_peer(self, reader, writer):
+        try:
+            sock = writer.get_extra_info("socket")
+            uid = peer_uid(sock) if sock is not None else None
+            if uid is not None and uid not in (os.getuid(), 0):
+                await self._answer(writer, {"ok": False, "error": f"uid {uid} may not use this control socket"})
+                return
+            if self.active >= MAX_CONNECTIONS:
+                await self._answer(writer, {"ok": False, "error": f"busy: {MAX_CONNECTIONS} control connections already open"})
+                return
+            self.active += 1
+            try:
+                await self._requests(reader, writer)
+            finally:
+                self.active -= 1
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _requests(self, reader, writer):
+        while True:
+            try:
+                line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            except asyncio.TimeoutError:
+                return
+            except (ValueError, asyncio.LimitOverrunError):     # a line over MAX_LINE
+                await self._answer(writer, {"ok": False, "error": f"request longer than {MAX_LINE} bytes"})
+                return
+            if not line:
+                return
+            if not line.strip():
+                continue
+            try:
+                req = json.loads(line)
+                if not isinstance(req, dict):
+                    raise ValueError("a request is a JSON object")
+            except ValueError as e:
+                await self._answer(writer, {"ok": False, "error": f"bad request: {e}"})
+                continue
+            async with self._lock:
+                try:
+                    ans = await self.handle(req)
+                except Exception as e:          # a bug in one command must not take serve down
+                    log.exception("control command %r failed", req.get("cmd"))
+                    ans = {"ok": False, "error": f"{e.__class__.__name__}: {e}"}
+            await self._answer(writer, ans)
+            if req.get("cmd") == "drain" and ans.get("ok"):
+                self.on_drain()
+                return
+
+    @staticmethod
+    async def _answer(writer, ans: dict) -> None:
+        writer.write(json.dumps(ans, ensure_ascii=False, default=str).encode() + b"\n")
+        await writer.drain()
+
+    # ------------------------------------------------------------------ commands
+    async def handle(self, req: dict) -> dict:
+        cmd = req.get("cmd")
+        if cmd == "stats":
+            return {"ok": True, **self.stats()}
+        if cmd == "reload":
+            return await self.reload()
+        if cmd == "drain":
+            log.info("drain requested on the control socket")
+            return {"ok": True, "draining": True}
+        if cmd == "lists":
+            return await self.lists(req)
+        return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists"}
+
+    def _rules_gen(self) -> int:
+        if self.pipe.rules is not self._rules_seen:
+            self._rules_seen = self.pipe.rules
+            self.rules_generation += 1
+        return self.rules_generation
+
+    def stats(self) -> dict:
+        pipe = self.pipe
+        model = pipe.model
+        return {
+            "smpp": dict(getattr(self.proxy, "stats", {}) or {}),
+            "sip": dict(getattr(self.sip, "stats", {}) or {}) if self.sip is not None else None,
+            "lists": pipe.lists.stats(),
+            "rules": {"directory": str(getattr(pipe.rules, "directory", "")), "rules": len(pipe.rules.rules),
+                      "generation": self._rules_gen(),
+                      "reload_errors": [str(e) for e in getattr(pipe, "rule_errors", ())]},
+            "model": {"version": str(model.version) if model is not None else None},
+        }
+
+    async def reload(self) -> dict:
+        from .serve import _reload_model, reload_lists
+        rule_errors = [str(e) for e in self.pipe.reload_rules()]
+        lists_error = await reload_lists(self.pipe)
+        model_error = _reload_model(self.pipe)
+        ok = not rule_errors and lists_error is None and model_error is None
+        ans = {"ok": ok, "rules": {"ok": not rule_errors, "errors": rule_errors, "rules": len(self.pipe.rules.rules),
+                                   "generation": self._rules_gen()},
+               "lists": {"ok": lists_error is None, "error": lists_error},
+               "model": {"ok": model_error is None, "error": model_error,
+                         "version": str(self.pipe.model.version) if self.pipe.model is not None else None}}
+        if not ok:
+            ans["error"] = "reload refused in part; what failed kept its old version in force"
+        return ans
+
+    async def lists(self, req: dict) -> dict:
+        from .lists import CsvError
+        from .lists.store import _record
+        op, kind, value = req.get("op"), req.get("kind"), req.get("value")
+        channel, extra = req.get("channel") or "SV", req.get("extra")
+        if op not in ("add", "remove"):
+            return {"ok": False, "error": f"lists op {op!r}: add or remove"}
+        if kind not in KINDS:
+            return {"ok": False, "error": f"lists kind {kind!r}: one of {', '.join(KINDS)}"}
+        if not isinstance(value, str) or not isinstance(channel, str) or not (
+                extra is None or (isinstance(extra, list) and all(isinstance(x, str) for x in extra))):
+            return {"ok": False, "error": "lists: value and channel are strings, extra a list of strings"}
+        store = self.pipe.store
+        try:
+            if kind == "dnc":
+                number, ch = _record("dnc", value, channel, extra)
+                L = self.pipe.lists
+                found = any(number in b for c, b in (("S", L.dnc_s), ("V", L.dnc_v)) if c in ch)
+                # journal first (durable, fsynced) and only then in force: an answered change is never lost
+                store.append_delta(op, number, ch)
+                (L.add_dnc if op == "add" else L.remove_dnc)(number, ch)
+            else:
+                if op == "add":
+                    await asyncio.to_thread(store.add, kind, value, channel, extra)
+                    found = True
+                else:
+                    found = await asyncio.to_thread(store.remove, kind, value, channel, extra)
+                from .serve import reload_lists
+                err = await reload_lists(self.pipe)
+                if err is not None:
+                    return {"ok": False, "error": f"saved, but the lists reload failed (old lists in force): {err}"}
+        except (ValueError, CsvError) as e:
+            return {"ok": False, "error": f"lists {op} {kind}: {e}"}
+        except OSError as e:
+            return {"ok": False, "error": f"lists {op} {kind}: nothing changed: {e}"}
+        ans = {"ok": True, "op": op, "kind": kind, "value": value}
+        if op == "remove":
+            ans["found"] = bool(found)
+        if store.warnings:
+            ans["warnings"] = list(store.warnings)
+        return ans
+
+
+# ---------------------------------------------------------------------- client
+class ControlUnavailable(Exception):
+    """No serve answers on the control socket."""
+
+
+def request(path: Path, req: dict, timeout: float = 60.0) -> dict:
+    """Send one request, return its answer. Raises ControlUnavailable when nothing listens."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        try:
+            s.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise ControlUnavailable(f"no telfilter serve answers on {path} ({e.strerror})") from None
+        except PermissionError as e:
+            raise ControlUnavailable(f"{path}: {e.strerror} (run as the user serve runs as)") from None
+        s.sendall(json.dumps(req).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except socket.timeout:
+        raise ControlUnavailable(f"{path}: no answer within {timeout:g}s") from None
+    finally:
+        s.close()
+    if not buf:
+        raise ControlUnavailable(f"{path}: the server closed the connection without an answer")
+    return json.loads(buf)
+
+
+def cmd_ctl(args) -> int:
+    """`telfilter ctl`: 0 done, 1 refused by the server (the answer says why), 2 no server."""
+    import sys
+    path = Path(args.socket) if getattr(args, "socket", None) else None
+    if path is None:
+        from .app import resolve_data_dir
+        from .config import load_settings
+        path = default_socket(resolve_data_dir(getattr(args, "data_dir", None), load_settings(getattr(args, "config", None)),
+                                               seed=False))      # a client never seeds a data dir
+    if args.ctlcmd == "lists":
+        extra = None
+        if args.kind == "senders":
+            extra = [args.owner or "", args.category or "", args.valid_from, args.valid_to, args.accounts]
+        elif args.kind == "consent":
+            extra = [args.owner or ""]
+        req = {"cmd": "lists", "op": args.lop, "kind": args.kind, "value": args.value, "channel": args.channel}
+        if extra is not None:
+            req["extra"] = extra
+    else:
+        req = {"cmd": args.ctlcmd}
+    try:
+        ans = request(path, req, args.timeout)
+    except ControlUnavailable as e:
+        print(f"telfilter ctl: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(ans, indent=2, ensure_ascii=False))
+    if not ans.get("ok"):
+        for err in ans.get("rules", {}).get("errors", []) if isinstance(ans.get("rules"), dict) else []:
+            print(err, file=sys.stderr)
+        print(f"telfilter ctl: {ans.get('error', 'refused')}", file=sys.stderr)
+        return 1
+    if ans.get("found") is False:
+        return 1
+    return 0

@@ -1,0 +1,187 @@
+"""`telfilter ctl` against a real `telfilter serve` process: lists changes through the server
+(in force for the next message, durable across a restart), reload with a broken rule file
+(errors as path:line:col, old rules kept), stats, drain, and the errors when nothing listens.
+
+Every test starts its servers on 127.0.0.1 (and a Unix socket in its tmp dir) and stops them."""
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+
+import smpplib.client
+import smpplib.gsm
+
+from engine.app import build
+from engine.control import MAX_CONNECTIONS, MAX_LINE, request
+from engine.smpp_proxy.harness import ProxyHarness
+
+from .conftest import CONFIG, ROOT
+from .test_serve import NEW_RULE, free_port, wait_for
+
+AD = "[QC] Giam gia 50% cuoi tuan. TC gui 5656"
+
+
+def _serve(tmp_path, sim_port, cfg=None, tag="1"):
+    port = free_port()
+    ready = tmp_path / f"ready{tag}"
+    err = open(tmp_path / f"stderr{tag}.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data",
+                          *(["--config", cfg] if cfg else []),
+                          "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim_port}",
+                          "--esme-account", "t:pw", "--sip-listen", "off",
+                          "--log", tmp_path / "verdicts.jsonl", "--ready-file", ready],
+                         cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+    assert wait_for(ready.exists, 30), (tmp_path / f"stderr{tag}.log").read_text()
+    return p, port
+
+
+def _stop(p):
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def ctl(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "engine.cli", "ctl", "--data-dir", tmp_path / "data", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def _send_ad(port, recipient, n):
+    c = smpplib.client.Client("127.0.0.1", port, timeout=10)
+    c.connect()
+    c.bind_transceiver(system_id="t", password="pw")
+    parts, enc, esm = smpplib.gsm.make_parts(f"{AD} {n}")
+    c.send_message(source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1, destination_addr=recipient,
+                   short_message=parts[0], data_coding=enc, esm_class=esm)
+    c.read_pdu()
+    c.unbind()
+    c.disconnect()
+
+
+def _ad_verdicts(tmp_path):
+    log = tmp_path / "verdicts.jsonl"
+    if not log.exists():
+        return []
+    return [{h["symbol"] for h in r["hits"]} for r in map(json.loads, log.read_text().splitlines())
+            if r.get("kind") == "sms"]
+
+
+def test_ctl_dnc_add_in_force_at_once_and_survives_restart(tmp_path):
+    from engine.lists import ListStore
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    # the QC brandname is registered before serve starts: no snapshot changes while it runs, so
+    # only the server's own in-memory change can put the DNC registration in force
+    ListStore(tmp_path / "data").add("senders", "SHOPABC", "SV", ["Shop", "QC", "", "", ""])
+    p, port = _serve(tmp_path, sim.port)
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        _send_ad(port, "84912000777", 1)
+        assert wait_for(lambda: len(_ad_verdicts(tmp_path)) == 1)
+        assert "AD_TO_DNC" not in _ad_verdicts(tmp_path)[0]
+        # the DNC registration: the very next ad to that number is judged against it
+        r = ctl(tmp_path, "lists", "add", "dnc", "0912000777", "--channel", "S")
+        assert r.returncode == 0, r.stderr
+        _send_ad(port, "84912000777", 2)
+        assert wait_for(lambda: len(_ad_verdicts(tmp_path)) == 2)
+        assert "AD_TO_DNC" in _ad_verdicts(tmp_path)[1]
+        # other kinds go through the server's ListStore write, in force when answered
+        r = ctl(tmp_path, "lists", "add", "blacklist", "spam.example")
+        assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True, r.stderr
+        # stats answers with the list sizes serve holds
+        r = ctl(tmp_path, "stats")
+        assert r.returncode == 0, r.stderr
+        st = json.loads(r.stdout)
+        assert st["lists"]["dnc"]["S_only"] == 1 and st["lists"]["senders"]["QC"] == 1
+        assert st["lists"]["blacklist"]["domains"] == 1
+        assert st["rules"]["rules"] > 0 and "smpp" in st and "version" in st["model"]
+        # removing something absent: answered, found false, exit 1
+        r = ctl(tmp_path, "lists", "remove", "dnc", "0912000999")
+        assert r.returncode == 1 and json.loads(r.stdout)["found"] is False
+        # a bad value is refused with a reason, nothing changes
+        r = ctl(tmp_path, "lists", "add", "dnc", "not-a-number")
+        assert r.returncode == 1 and "dnc" in r.stderr
+        # drain stops serve as SIGTERM does
+        r = ctl(tmp_path, "drain")
+        assert r.returncode == 0, r.stderr
+        assert p.wait(20) == 0
+        assert not (tmp_path / "data" / "control.sock").exists()
+        assert 84912000777 in ListStore(tmp_path / "data").load().dnc_s
+        # a restart keeps the registration
+        p, port = _serve(tmp_path, sim.port, tag="2")
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        _send_ad(port, "84912000777", 3)
+        assert wait_for(lambda: len(_ad_verdicts(tmp_path)) == 3)
+        assert "AD_TO_DNC" in _ad_verdicts(tmp_path)[2]
+    finally:
+        _stop(p)
+        sim.stop()
+
+
+def test_ctl_reload_reports_broken_rules_and_keeps_old_ones(tmp_path):
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    p, _ = _serve(tmp_path, sim.port, cfg=cfg)
+    try:
+        sock = tmp_path / "data" / "control.sock"
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+        before = json.loads(ctl(tmp_path, "stats").stdout)["rules"]
+        (cfg / "rules" / "50-test.toml").write_text(NEW_RULE.replace('keywords = ["xyzzy"]', 'keywrds = ["xyzzy"]'))
+        r = ctl(tmp_path, "reload")
+        assert r.returncode == 1
+        ans = json.loads(r.stdout)
+        assert ans["ok"] is False and ans["rules"]["ok"] is False
+        assert any("50-test.toml:9:1: unknown condition 'keywrds'" in e for e in ans["rules"]["errors"])
+        assert "50-test.toml:9:1" in r.stderr
+        assert ans["rules"]["rules"] == before["rules"] and ans["rules"]["generation"] == before["generation"]
+        # a good rule file: accepted, one more rule, a new generation
+        (cfg / "rules" / "50-test.toml").write_text(NEW_RULE)
+        r = ctl(tmp_path, "reload")
+        assert r.returncode == 0, r.stdout + r.stderr
+        ans = json.loads(r.stdout)
+        assert ans["rules"]["rules"] == before["rules"] + 1 and ans["rules"]["generation"] > before["generation"]
+        # the protocol's bounds: junk, an oversized line, too many connections
+        assert request(sock, {"cmd": "nope"})["ok"] is False
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(sock))
+        s.sendall(b"x" * (MAX_LINE + 10) + b"\n")
+        assert b"longer than" in s.recv(4096)
+        s.close()
+        held = []
+        for _ in range(MAX_CONNECTIONS):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(str(sock))
+            c.sendall(b'{"cmd": "stats"}\n')
+            assert c.recv(1 << 20)
+            held.append(c)
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(str(sock))
+        c.settimeout(10)
+        assert b"busy" in c.recv(4096)
+        c.close()
+        for c in held:
+            c.close()
+        assert wait_for(lambda: request(sock, {"cmd": "stats"})["ok"])
+    finally:
+        _stop(p)
+        sim.stop()
+    assert p.returncode == 0
+
+
+def test_ctl_without_a_server_exits_2(tmp_path):
+    (tmp_path / "data").mkdir()
+    for args in (("stats",), ("reload",), ("lists", "add", "dnc", "0912000001")):
+        r = ctl(tmp_path, *args)
+        assert r.returncode == 2 and "no telfilter serve answers" in r.stderr, r.stderr
+    # a stale socket file left by a killed serve: still exit 2, not a traceback
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(tmp_path / "data" / "control.sock"))
+    s.close()
+    r = ctl(tmp_path, "stats")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
