@@ -191,7 +191,7 @@ async def run_serve(args, ready=None):
         from .sip_screen.server import start_sip
         sip = await start_sip(pipe, args, vlog)
     if metrics is not None:
-        metrics.proxy, metrics.sip = proxy, sip
+        metrics.proxy, metrics.sip, metrics.state = proxy, sip, state_store
         await metrics.start(args.metrics_listen)
         life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz", args.metrics_listen, metrics.port)
     if control is not None:

@@ -53,6 +53,7 @@ def test_metrics_health_and_readiness(tmp_path):
         assert hits["SENDER_BLACKLISTED"] == 5
         assert _samples(text, "telfilter_judge_seconds_count")[0].value == 5
         assert {s.labels["account"]: s.value for s in _samples(text, "telfilter_smpp_binds")}["t"] == 0
+        assert _samples(text, "telfilter_state_store_write_errors_total")[0].value == 0
         assert [s.value for s in _samples(text, "telfilter_smpp_upstream_bound")] == [1]
         assert _samples(text, "telfilter_list_entries")
         assert _samples(text, "telfilter_rules_info")[0].labels["generation"] == "1"
