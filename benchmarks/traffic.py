@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.p2p_corpus import _accent as accent, _vi_clause as vi_clause, p2p_text as grammar_text
+from .p2p_corpus import _accent as accent, _vi_clause as vi_clause, p2p_text as grammar_text
 
 from .gen import NAMES, dnc_numbers
 

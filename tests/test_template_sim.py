@@ -15,7 +15,7 @@ from engine.pipeline import EngineState
 from engine.rules.conditions import CONDITIONS
 from engine.textnorm import template_key
 
-from .p2p_corpus import CAMPAIGNS, campaign_text, p2p_corpus
+from benchmarks.p2p_corpus import CAMPAIGNS, campaign_text, p2p_corpus
 
 RULES = Path(__file__).resolve().parent.parent / "config" / "rules" / "40-spam-senders.toml"
 T0 = 1_790_000_000.0
