@@ -3,15 +3,8 @@ before or after its own arguments, and --help."""
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import re
 import logging
 import sys
-from pathlib import Path
-
-log = logging.getLogger("telfilter")
-_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def _common(p: argparse.ArgumentParser, top=False):
@@ -232,6 +225,7 @@ def main(argv=None) -> int:
     from .config import ConfigError
     from .lists import CsvError, SnapshotError
     from .rules.loader import RuleSetError
+    from .commands import cmd_check, cmd_config, cmd_lists, cmd_rules
     try:
         if args.cmd == "check":
             return cmd_check(args)
@@ -276,195 +270,6 @@ def main(argv=None) -> int:
         return 2
     except BrokenPipeError:
         return 0
-    return 1
-
-
-def _open_out(path):
-    if path in (None, "-"):
-        return sys.stdout, False
-    return open(path, "w", encoding="utf-8"), True
-
-
-def cmd_check(args) -> int:
-    from datetime import datetime, timezone
-    from .app import build
-    from .records import RecordError, parse_record, parse_time
-    from .verdict import Message
-    if not args.jsonl and args.sender is None:
-        print("telfilter check: give --jsonl FILE, or --sender/--recipient/--text for one message", file=sys.stderr)
-        return 2
-    pipe = build(args.config, args.data_dir)
-    out, close = _open_out(args.out)
-    try:
-        if not args.jsonl:
-            if args.recipient is None or args.text is None:
-                print("telfilter check: one message needs --sender, --recipient and --text", file=sys.stderr)
-                return 2
-            try:
-                t = parse_time(args.time) if args.time else datetime.now(timezone.utc)
-            except RecordError as e:
-                print(f"telfilter check: {e}", file=sys.stderr)
-                return 2
-            m = Message(args.sender, args.recipient, args.text, t, args.account, args.direction)
-            out.write(json.dumps(pipe.judge(m).to_json(None), ensure_ascii=False) + "\n")
-            return 0
-        # bytes that are not UTF-8 survive decoding as lone surrogates, so the line they are on
-        # gets an error record instead of the whole run stopping
-        inp = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape")
-               if args.jsonl == "-" else open(args.jsonl, encoding="utf-8-sig", errors="surrogateescape"))
-        with inp:
-            for n, line in enumerate(inp, 1):
-                if n == 1:
-                    line = line.lstrip("\ufeff")           # a byte-order mark on stdin
-                if not line.strip():
-                    continue
-                rid = None
-                try:
-                    bad = _SURROGATE.search(line)
-                    if bad:
-                        raise RecordError(f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at column {bad.start() + 1}")
-                    try:
-                        obj = json.loads(line)
-                    except RecursionError:
-                        raise RecordError("not JSON: nested too deeply") from None
-                    if isinstance(obj, dict):
-                        rid = obj.get("id")
-                    rec = parse_record(obj)
-                except (ValueError, RecordError, RecursionError) as e:
-                    msg = (str(e) if isinstance(e, RecordError) else
-                           "nested too deeply" if isinstance(e, RecursionError) else f"not JSON: {e}")
-                    err = {"line": n}
-                    if rid is not None:
-                        err["id"] = rid
-                    err["error"] = msg
-                    out.write(_dumps_line(err, n))
-                    continue
-                v = pipe.judge(rec)
-                d = {"id": rid}
-                d.update(v.to_json())
-                out.write(_dumps_line(d, n))
-        return 0
-    finally:
-        out.flush()
-        if close:
-            out.close()
-
-
-def _dumps_line(d: dict, n: int) -> str:
-    try:
-        return json.dumps(d, ensure_ascii=False) + "\n"
-    except RecursionError:            # an `id` nested too deeply to write back
-        return json.dumps({"line": n, "error": "id nested too deeply"}) + "\n"
-
-
-def cmd_lists(args) -> int:
-    from .app import resolve_data_dir
-    from .config import load_settings
-    from .lists import ImportRefused, ListStore
-    settings = load_settings(getattr(args, "config", None))
-    store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings))
-    if args.lcmd == "import":
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-        name = "<stdin>" if args.file == "-" else args.file
-        try:
-            n, errors = store.import_csv(args.kind, data, name, replace=args.replace, allow_partial=args.allow_partial)
-        except ImportRefused as e:
-            _print_row_errors(name, e.errors)
-            _print_warnings(store)
-            print(f"telfilter: error: {e}", file=sys.stderr)
-            print(json.dumps({"imported": 0, "errors": len(e.errors), "kind": args.kind, "refused": True}))
-            return 1
-        _print_row_errors(name, errors)
-        _print_warnings(store)
-        print(json.dumps({"imported": n, "errors": len(errors), "kind": args.kind}))
-        return 1 if errors else 0
-    if args.lcmd in ("add", "remove"):
-        extra = None
-        if args.kind == "senders":
-            extra = [args.owner or "", args.category or "", args.valid_from, args.valid_to, args.accounts]
-        elif args.kind == "consent":
-            extra = [args.owner or ""]
-        try:
-            if args.lcmd == "add":
-                store.add(args.kind, args.value, args.channel, extra)
-                _print_warnings(store)
-                print(json.dumps({"added": args.value, "kind": args.kind}))
-                return 0
-            found = store.remove(args.kind, args.value, args.channel, extra)
-        except ValueError as e:
-            print(f"telfilter lists {args.lcmd}: {e}", file=sys.stderr)
-            return 2
-        _print_warnings(store)
-        print(json.dumps({"removed": args.value, "kind": args.kind, "found": found}))
-        return 0 if found else 1
-    if args.lcmd == "export":
-        if args.format != "csv" and args.kind != "blacklist":
-            print(f"telfilter lists export: --format {args.format} is for the blacklist only", file=sys.stderr)
-            return 2
-        out, close = _open_out(args.out)
-        try:
-            if args.format != "csv":
-                from .lists.publish import write_blacklist
-                write_blacklist(store.load(), args.format, out)
-                _print_warnings(store)
-            else:
-                store.export(args.kind, out)
-        finally:
-            if close:
-                out.close()
-        return 0
-    if args.lcmd == "stats":
-        L = store.load()
-        _print_warnings(store)
-        print(json.dumps(L.stats(), indent=2))
-        return 0
-    return 1
-
-
-def _print_row_errors(name, errors) -> None:
-    for e in errors:
-        print(f"{name}:{e.line}: {e.message}", file=sys.stderr)
-
-
-def _print_warnings(store) -> None:
-    for w in store.warnings:
-        print(f"telfilter: warning: {w}", file=sys.stderr)
-
-
-def cmd_config(args) -> int:
-    from .configcheck import load_config
-    cfg = load_config(args.dir or getattr(args, "config", None))
-    for path, summary in cfg.checked:
-        print(f"{path}: {summary}")
-    for err in cfg.errors:
-        print(err, file=sys.stderr)
-    if cfg.errors:
-        print(f"telfilter config check: {len(cfg.errors)} error(s)", file=sys.stderr)
-        return 2
-    return 0
-
-
-def cmd_rules(args) -> int:
-    from .config import load_settings
-    from .rules.loader import load_rules
-    settings = load_settings(getattr(args, "config", None))
-    if args.rcmd == "check":
-        d = Path(args.dir) if args.dir else settings.rules_dir
-        rs = load_rules(d)      # RuleSetError -> every error printed, exit 2
-        n = 0
-        if not args.no_examples:
-            from .rules.examples import run_examples
-            n, failures = run_examples(rs, settings)
-            if failures:
-                for f in failures:
-                    print(f, file=sys.stderr)
-                return 1
-        scoring = sum(1 for r in rs.rules if not r.helper)
-        print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers), {n} examples pass")
-        return 0
-    if args.rcmd == "test":
-        from .rules.whatif import what_if
-        return what_if(args, settings)
     return 1
 
 
