@@ -1,0 +1,183 @@
+"""Stateful conditions of rule files: read while judging, committed only after the verdict (only
+messages let through count). `reported` and `short_call_share` read running aggregates;
+`counter` and `new_recipient_share` return a `Stateful` with `check(ctx, state)` -> evidence or
+None and `commit(ctx, state)`. Registered in conditions.CONDITIONS like every other condition;
+the state itself lives in counters.py, history.py and slots.py (flat, bounded)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .conditions import COUNTER_KEYS, condition, parse_duration
+
+
+# ---------------------------------------------------------------- state: reports
+
+@condition("reported", "{reporters = R, days = D}: sender named by at least R distinct reporters in D days")
+def _reported(v, **_):
+    if not isinstance(v, dict) or set(v) - {"reporters", "days"} or "reporters" not in v:
+        raise ValueError("reported must be a table {reporters = R, days = D}")
+    r, d = v["reporters"], v.get("days", 30)
+    if not isinstance(r, int) or r < 1 or not isinstance(d, (int, float)) or d <= 0:
+        raise ValueError("reported: reporters must be an integer >= 1 and days a positive number")
+    win = d * 86400.0
+
+    def pred(c, s):
+        n = s.reports.distinct_reporters(c.sender_num, c.ts, win)
+        return f"reported by {n} distinct subscribers in {d} days" if n >= r else None
+    return pred
+
+
+@condition("short_call_share", "{min_calls = N, window = \"1h\", max_seconds = S, above = X}: of the caller's "
+           "completed calls within the window (at least N), more than X lasted under S seconds")
+def _short_calls(v, **_):
+    if not isinstance(v, dict) or set(v) - {"min_calls", "window", "max_seconds", "above"}:
+        raise ValueError("short_call_share must be a table {min_calls, window, max_seconds, above}")
+    n, secs, above = v.get("min_calls"), v.get("max_seconds"), v.get("above")
+    if not isinstance(n, int) or n < 1 or not isinstance(secs, (int, float)) or secs <= 0 \
+            or not isinstance(above, (int, float)) or not 0 <= above < 1:
+        raise ValueError("short_call_share: min_calls an integer >= 1, max_seconds > 0, above in [0, 1)")
+    win = parse_duration(v.get("window", "1h"))
+    if win is None:
+        raise ValueError("short_call_share needs a finite window")
+
+    def pred(c, s):
+        calls, share = s.calls.share_short(c.sender_key, c.ts, win, secs)
+        if calls >= n and share > above:
+            return f"{share:.0%} of {calls} completed calls within {v.get('window', '1h')} shorter than {secs:g}s"
+        return None
+    return pred
+
+
+# ---------------------------------------------------------------- state: counters
+
+class Stateful:
+    """A condition read while judging and committed after the verdict."""
+    def check(self, c, s): ...
+    def commit(self, c, s): ...
+
+
+@dataclass
+class Counter(Stateful):
+    ns: str
+    key: tuple
+    window: float | None
+    limit: int
+    distinct: str | None
+    text: str
+
+    def _keys(self, c):
+        """The message's key tuples for this key spec: built once per message and shared by
+        check and commit and by every counter with the same spec (the same tuple objects also
+        let `key_hash` reuse their hashes, see slots.py)."""
+        d = c.__dict__
+        ck = d.get("counter_keys")
+        if ck is None:
+            ck = d["counter_keys"] = {}
+        ks = ck.get(self.key)
+        if ks is None:
+            ks = ck[self.key] = self._build_keys(c)
+        return ks
+
+    def _build_keys(self, c):
+        parts, multi = [], None
+        for k in self.key:
+            if k == "sender":
+                parts.append(c.sender_key)
+            elif k == "recipient":
+                parts.append(c.recipient_num if c.recipient_num is not None else c.recipient_raw)
+            elif k == "owner":
+                parts.append(c.owner_key)
+            elif k == "content":
+                parts.append(c.content)
+            elif k == "account":
+                parts.append(getattr(c.msg, "account", ""))
+            elif k == "template":
+                multi = len(parts)
+                parts.append(None)
+        if multi is None:
+            return [tuple(parts)]
+        return [tuple(parts[:multi]) + (b,) + tuple(parts[multi + 1:]) for b in c.template_bands]
+
+    def _value(self, c):
+        return c.sender_key if self.distinct == "sender" else \
+            c.recipient_num if self.distinct == "recipient" else c.owner_key
+
+    def check(self, c, s):
+        best = 0
+        counters = s.counters
+        for k in self._keys(c):
+            if self.distinct:
+                n = counters.distinct(self.ns, k, self._value(c), c.ts, self.window, self.limit)   # with this one
+            else:
+                n = counters.count(self.ns, k, c.ts, self.window, self.limit) + 1
+            if n > best:
+                best = n
+        if best > self.limit:
+            what = f"distinct {self.distinct}s" if self.distinct else "messages"
+            return f"{best} {what} per {'+'.join(self.key)} within {self.text} (limit {self.limit})"
+        return None
+
+    def commit(self, c, s):
+        counters = s.counters
+        for k in self._keys(c):
+            if self.distinct:
+                counters.add_distinct(self.ns, k, self._value(c), c.ts, self.window, self.limit)
+            else:
+                counters.add(self.ns, k, c.ts, self.window, self.limit)
+
+
+@condition("counter", "{key = [sender|recipient|owner|content|template|account…], window = \"24h\", limit = N, distinct = FIELD?}: "
+           "true for a message that would be the (N+1)th within the window (or the (N+1)th distinct FIELD)")
+def _counter(v, rule_symbol="", **_):
+    if not isinstance(v, dict):
+        raise ValueError("counter must be a table {key = [...], window = \"24h\", limit = N}")
+    extra = set(v) - {"key", "window", "limit", "distinct"}
+    if extra:
+        raise ValueError(f"counter: unknown key {sorted(extra)[0]!r} (key, window, limit, distinct)")
+    key = v.get("key")
+    if isinstance(key, str):
+        key = [key]
+    if not isinstance(key, list) or not key or any(k not in COUNTER_KEYS for k in key):
+        raise ValueError(f"counter key must be a non-empty list of {', '.join(COUNTER_KEYS)}; got {v.get('key')!r}")
+    if "window" not in v:
+        raise ValueError("counter needs a window")
+    window = parse_duration(v["window"])
+    limit = v.get("limit")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"counter limit must be an integer >= 1, got {limit!r}")
+    distinct = v.get("distinct")
+    if distinct is not None and distinct not in ("sender", "recipient", "owner"):
+        raise ValueError(f"counter distinct must be sender, recipient or owner, got {distinct!r}")
+    ns = f"{rule_symbol}|{'+'.join(key)}|{v['window']}|{distinct}"
+    return Counter(ns, tuple(key), window, limit, distinct, str(v["window"]))
+
+
+@dataclass
+class NewRecipientShare(Stateful):
+    min_messages: int
+    window: float
+    above: float
+    text: str
+
+    def check(self, c, s):
+        n, share = s.history.share(c.sender_key, c.recipient_num, c.ts, self.window)
+        if n >= self.min_messages and share > self.above:
+            return f"{share:.0%} of {n} messages within {self.text} to never-contacted recipients (limit {self.above:.0%})"
+        return None
+
+    def commit(self, c, s):
+        s.history.add(c.sender_key, c.recipient_num, c.ts, self.window)
+
+
+@condition("new_recipient_share", "{min_messages = M, window = \"1h\", above = X}: once the sender sent M messages "
+           "within the window, the share to never-before-contacted recipients is above X")
+def _nrs(v, **_):
+    if not isinstance(v, dict) or set(v) - {"min_messages", "window", "above"}:
+        raise ValueError("new_recipient_share must be a table {min_messages = M, window = \"1h\", above = X}")
+    m, a = v.get("min_messages"), v.get("above")
+    if not isinstance(m, int) or m < 1 or not isinstance(a, (int, float)) or not 0 <= a < 1:
+        raise ValueError("new_recipient_share: min_messages an integer >= 1, above a number in [0, 1)")
+    w = parse_duration(v.get("window", "1h"))
+    if w is None:
+        raise ValueError("new_recipient_share needs a finite window")
+    return NewRecipientShare(m, w, float(a), str(v.get("window", "1h")))
