@@ -24,6 +24,21 @@ def _sub(subs, name, help, **kw):
     return p
 
 
+def _list_edit_parsers(subs) -> None:
+    """`add` and `remove` of one list entry: the same arguments offline (`lists`) and through a
+    running serve (`ctl lists`)."""
+    for name, h in (("add", "add one entry"), ("remove", "remove one entry")):
+        q = _sub(subs, name, h)
+        q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
+        q.add_argument("value", help="number, brandname, domain, IP or CIDR")
+        q.add_argument("--channel", default="SV", help="dnc channel: S, V or SV (default SV)")
+        q.add_argument("--owner", help="senders / consent: the advertiser")
+        q.add_argument("--category", help="senders: QC or CSKH")
+        q.add_argument("--valid-from", default="", help="senders: YYYY-MM-DD")
+        q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
+        q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="telfilter", description="Inline SMS (SMPP) and call (SIP) filtering engine: "
                                  "Do-Not-Call lists, brandname registry, Decree 91 rules and an ML spam classifier.")
@@ -52,16 +67,7 @@ def parser() -> argparse.ArgumentParser:
                    help="replace the list instead of adding to it (refused, changing nothing, if any row is bad or there are none)")
     q.add_argument("--allow-partial", action="store_true",
                    help="with --replace: replace the list with the good rows even if some rows are bad (or empty it)")
-    for name, h in (("add", "add one entry"), ("remove", "remove one entry")):
-        q = _sub(ls, name, h)
-        q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
-        q.add_argument("value", help="number, brandname or domain")
-        q.add_argument("--channel", default="SV", help="dnc channel: S, V or SV (default SV)")
-        q.add_argument("--owner", help="senders / consent: the advertiser")
-        q.add_argument("--category", help="senders: QC or CSKH")
-        q.add_argument("--valid-from", default="", help="senders: YYYY-MM-DD")
-        q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
-        q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
+    _list_edit_parsers(ls)
     q = _sub(ls, "export", "write a list in its CSV import format (blacklist: also as a published list)")
     q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
     q.add_argument("--out", default="-", help="file ('-' = stdout)")
@@ -149,16 +155,7 @@ def parser() -> argparse.ArgumentParser:
     _sub(cs, "drain", "stop serve gracefully, as SIGTERM")
     q = _sub(cs, "lists", "change a list through the running serve (in force at once, journalled/saved by serve)")
     lo = q.add_subparsers(dest="lop", metavar="OP", required=True)
-    for name, h in (("add", "add one entry"), ("remove", "remove one entry")):
-        q = _sub(lo, name, h)
-        q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
-        q.add_argument("value", help="number, brandname, domain, IP or CIDR")
-        q.add_argument("--channel", default="SV", help="dnc channel: S, V or SV (default SV)")
-        q.add_argument("--owner", help="senders / consent: the advertiser")
-        q.add_argument("--category", help="senders: QC or CSKH")
-        q.add_argument("--valid-from", default="", help="senders: YYYY-MM-DD")
-        q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
-        q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
+    _list_edit_parsers(lo)
 
     p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
     p.add_argument("--log", nargs="+", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too)")
