@@ -150,10 +150,10 @@ class MeteredVerdictLog(VerdictLog):
         self.metrics.verdict(rec)
         super().write(rec)
 
-    def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False) -> None:
+    def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None) -> None:
         # the SMS hot path builds its line without a record dict: count from the verdict itself
         self.metrics.count("sms", str(v.action), [h.symbol for h in v.hits], judge_us)
-        super().write_sms(msg, pdu, v, judge_us, binary)
+        super().write_sms(msg, pdu, v, judge_us, binary, reading)
 
 
 class _StateCollector:

@@ -150,3 +150,5 @@ def test_gsm_bytes_under_data_coding_1_get_the_data_coding_0_verdict_and_the_rea
     assert recs[0]["action"] == recs[1]["action"] == "drop" and syms[0] == syms[1]
     assert "AD_SENDER_NOT_QC" in syms[0]
     assert "AD_SENDER_NOT_QC" not in syms[2]          # read as ASCII, the text does not start with [QC]
+    # the verdict line says when the bytes were not read literally
+    assert [r.get("reading") for r in recs] == [None, "gsm", None]

@@ -51,7 +51,7 @@ class DeliveryRouting:
         shortcode = self.pipeline.settings.shortcode
         dest = getattr(pdu, "destination_addr", "")
         try:
-            text, binary = message_content(pdu, self.settings.smsc_text_reading)
+            text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
         except Refusal as r:
             # permanent: an SMSC redelivers on a temporary error, and this PDU would fail again
             log.info("MO from %r refused: %s", pdu.source_addr, r.reason)
@@ -61,7 +61,7 @@ class DeliveryRouting:
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
         t0 = time.perf_counter()
         v = self.pipeline.judge(msg)
-        self.vlog.write_sms(msg, type(pdu).__name__ + " MO", v, (time.perf_counter() - t0) * 1e6, binary)
+        self.vlog.write_sms(msg, type(pdu).__name__ + " MO", v, (time.perf_counter() - t0) * 1e6, binary, reading)
         if dest.lstrip("+") == shortcode and not binary:
             ack()
             self._confirm_shortcode(link, pdu, v)

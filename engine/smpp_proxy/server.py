@@ -264,10 +264,10 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             return self._submit(sess, pdu)
         if cid == C.REPLACE_SM:             # new text for a stored message: judged like a submit
             try:
-                text, binary = message_content(pdu, sess.account.text_reading if sess.account else "auto")
+                text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")
             except Refusal as r:
                 return self._refuse(sess, pdu, r.status, r.reason)
-            v = self._judge(sess, pdu.source_addr, "", text, "replace_sm", binary)
+            v = self._judge(sess, pdu.source_addr, "", text, "replace_sm", binary, reading)
             if v.action is Action.DROP:
                 return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
                                                      command_status=v.smpp_status))

@@ -41,7 +41,11 @@ class Refusal(Exception):
         self.status, self.reason = status, reason
 
 
-def message_content(pdu, reading: str = "auto") -> tuple[str, bool]:
+# what data_coding 0 and 1 mean when read literally (SMPP 3.4 §5.2.19); another reading is logged
+_LITERAL_READING = {0x00: "gsm", 0x01: "ascii"}
+
+
+def message_content(pdu, reading: str = "auto") -> tuple[str, bool, str | None]:
     """(text to judge, binary?) of a submit_sm / submit_multi / data_sm / deliver_sm / replace_sm,
     as the SMSC will deliver it: message_payload if present, else short_message, without its UDH.
     Binary content is judged on the URLs readable in it (codec.readable_text: WAP push SI/SL and
@@ -57,12 +61,15 @@ def message_content(pdu, reading: str = "auto") -> tuple[str, bool]:
             pdu_check_user_data(pdu)
             ud = pdu_user_data(pdu)
         # `reading`: the sender's setting for data_coding 0 / 1 (codec.text.read_text)
-        text = read_text(getattr(pdu, "data_coding", 0), ud, reading)[0]
+        dc = getattr(pdu, "data_coding", 0)
+        text, used = read_text(dc, ud, reading)
     except RemoteProtocolError as e:
         raise Refusal(e.status, str(e)) from None
     if text is not None:
-        return text, False
-    return readable_text(ud) or "", True
+        # the third item names the reading when it is not the literal one (GSM 03.38 bytes sent
+        # under data_coding 1, Latin-1 bytes under 0 or 1), so the verdict line says what was judged
+        return text, False, (used if used != _LITERAL_READING.get(dc, used) else None)
+    return readable_text(ud) or "", True, None
 
 
 def message_concat(pdu) -> tuple | None:
@@ -79,7 +86,7 @@ class SubmitPath:
     def _submit(self, sess: EsmeSession, pdu):
         cid = pdu.command_id
         try:
-            text, binary = message_content(pdu, sess.account.text_reading if sess.account else "auto")
+            text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
         # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above
@@ -96,11 +103,11 @@ class SubmitPath:
         else:
             dests = [pdu.destination_addr]
         if len(dests) == 1:
-            v = self._judge(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary)
+            v = self._judge(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading)
             if v.action is _DROP:
                 return self._drop(sess, [pdu], v)
             return self._forward(sess, pdu, v if v.action is _TAG else None)
-        verdicts = [self._judge(sess, pdu.source_addr, d, text, _PDU_NAME[cid], binary) for d in dests]
+        verdicts = [self._judge(sess, pdu.source_addr, d, text, _PDU_NAME[cid], binary, reading) for d in dests]
         drops = [v for v in verdicts if v.action is _DROP]
         if drops:
             return self._drop(sess, [pdu], drops[0])
@@ -178,13 +185,13 @@ class SubmitPath:
             # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
             self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0))
 
-    def _judge(self, sess, sender, recipient, text, what, binary=False):
+    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None):
         t0 = time.perf_counter()
         msg = Message(sender=sender, recipient=recipient, text=text, time=self.clock(),
                       account=sess.account.system_id if sess.account else "", direction="mt")
         v = self.pipeline.judge(msg)
         self.stats[_STAT_KEY[v.action]] += 1
-        self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary)
+        self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary, reading)
         return v
 
     def _drop(self, sess, pdus, v):

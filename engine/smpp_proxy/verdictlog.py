@@ -85,15 +85,17 @@ class VerdictLog:
             return self._failed(e)
         self._emit(line)
 
-    def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False) -> None:
+    def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None) -> None:
         """The line `write()` gives for an SMS verdict record, built directly (this is on the
-        per-message path)."""
+        per-message path). `reading` names how data_coding 0/1 bytes were read when that is not
+        the literal reading (e.g. "gsm" for GSM 03.38 bytes sent under data_coding 1)."""
         try:
             line = ('{"ts": %s, "kind": "sms", "pdu": %s, "account": %s, "sender": %s, "recipient": %s, '
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s%s}'
                     % (_jstr(msg.time.isoformat()), _jstr(pdu), _jstr(msg.account), _jstr(msg.sender),
                        _jstr(msg.recipient), _ACTION_NAME[v.action], _num(round(v.score, 4)), _hits_json(v.hits),
-                       _num(round(judge_us, 1)), ', "binary": true' if binary else ""))
+                       _num(round(judge_us, 1)), (', "binary": true' if binary else "")
+                       + (', "reading": %s' % _jstr(reading) if reading else "")))
         except Exception as e:
             return self._failed(e)
         self._emit(line)
