@@ -397,16 +397,16 @@ def test_smsc_link_lean_path_any_chunking():
 
 
 def test_tag_spliced_into_raw_bytes_equals_reencoding():
-    from engine.smpp_proxy.codec import decode
-    from engine.smpp_proxy.rawpdu import append_tlv, replace_short_message
+    from engine.smpp_proxy.codec import append_tlv, decode, prefix_user_data, view_sm
     p = P.SubmitSm(sequence_number=7, service_type="CMT", source_addr="SHOP", destination_addr="8491",
                    validity_period="261231235959000+", esm_class=0x40, data_coding=8,
-                   short_message=b"\x05\x00\x03\x01\x02\x01hi", tlvs=(Tlv(0x0424, b""),))
+                   short_message=b"\x05\x00\x03\x01\x02\x01hi", tlvs=(Tlv(0x1401, b""),))
     raw = encode(p)
     assert append_tlv(raw, 0x1400, b"3;X") == encode(P.replace(p, tlvs=p.tlvs + (Tlv(0x1400, b"3;X"),)))
     sm = b"\x05\x00\x03\x01\x02\x01[?]hi"
-    assert replace_short_message(raw, sm) == encode(P.replace(p, short_message=sm))
-    assert decode(replace_short_message(raw, sm)).short_message == sm
+    spliced = prefix_user_data(view_sm(raw), b"[?]")          # the prefix goes after the UDH
+    assert spliced == encode(P.replace(p, short_message=sm))
+    assert decode(spliced).short_message == sm
 
 
 # ---------------------------------------------------------------- issue 17: receipts before their resp

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from engine.smpp_proxy.codec import NEED_DATA, RemoteProtocolError, SmppConnection, Tlv, decode, encode, pdu_text
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
-from engine.smpp_proxy.codec.lean import append_tlv, encode_prefix, prefix_user_data, set_sequence_number, view_sm
+from engine.smpp_proxy.codec.lean import append_tlv, encode_prefix, prefix_user_data, view_sm, with_sequence
 from engine.smpp_proxy.codec.text import concat_info, gsm_encode
 from engine.smpp_proxy.codec.udh import pdu_check_user_data, pdu_concat
 
@@ -70,7 +70,7 @@ def _submit(**kw):
 def test_raw_edits_equal_re_encoding():
     p = _submit(tlvs=(Tlv(0x1401, b"v"),))
     raw = encode(p)
-    assert set_sequence_number(raw, 99) == encode(P.replace(p, sequence_number=99))
+    assert with_sequence(raw, 99) == encode(P.replace(p, sequence_number=99))
     assert append_tlv(raw, 0x1402, b"5;AD") == encode(P.replace(p, tlvs=p.tlvs + (Tlv(0x1402, b"5;AD"),)))
     assert decode(append_tlv(raw, 0x1402, b"")).tlvs[-1] == Tlv(0x1402, b"")
 

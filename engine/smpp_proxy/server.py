@@ -29,8 +29,8 @@ deliver_sm is acknowledged only after the ESME acknowledged it or it was held.
 
 Files: esme.py (ESME sessions), admission.py (connection caps, bind pacing), binds.py
 (credentials), smsc.py (SMSC links and the upstream pool), submit.py (the submit path:
-judge, drop, forward, tag), routing.py (receipts and MO from the SMSC), rawpdu.py (edits on
-PDU bytes), verdictlog.py (the verdict log). This module holds the proxy's state, lifecycle,
+judge, drop, forward, tag), routing.py (receipts and MO from the SMSC), rawpdu.py (responses
+read from bytes), verdictlog.py (the verdict log). This module holds the proxy's state, lifecycle,
 housekeeping and the dispatch of ESME PDUs.
 """
 from __future__ import annotations

@@ -223,8 +223,9 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
 
 # ---------------------------------------------------------------- edits on raw bytes
 
-def set_sequence_number(raw: bytes, seq: int) -> bytes:
-    """The same PDU with another sequence_number (SMPP 3.4 §3.2: octets 12-15 of the header)."""
+def with_sequence(raw: bytes, seq: int) -> bytes:
+    """The same PDU bytes with another sequence_number (SMPP 3.4 §3.2: octets 12-15 of the
+    header), what a relay changes, and only that."""
     return raw[:12] + seq.to_bytes(4, "big") + raw[16:]
 
 

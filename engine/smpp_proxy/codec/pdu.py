@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from . import constants as C
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, UdhError
 from .fields import TIME_FIELDS, cstring_limit, valid_time
-from .lean import view_sm
+from .lean import view_sm, with_sequence  # noqa: F401  (exported)
 from .udh import check_user_data, pdu_check_user_data  # noqa: F401  (exported)
 
 _HDR = struct.Struct(">IIII")
@@ -317,11 +317,6 @@ def encode(pdu) -> bytes:
 
 def _empty_body(pdu) -> bool:
     return all(getattr(pdu, n) == _DEFAULT[k] for n, k in pdu.spec) and not pdu.tlvs
-
-
-def with_sequence(raw: bytes, seq: int) -> bytes:
-    """The same PDU bytes with another sequence_number (what a relay changes, and only that)."""
-    return raw[:12] + seq.to_bytes(4, "big") + raw[16:]
 
 
 def answer_for(e: RemoteProtocolError):
