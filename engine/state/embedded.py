@@ -26,11 +26,12 @@ nothing (serve flushes and snapshots before it exits). The report index is not j
 here: every 5656 report is already fsync'ed to reports.jsonl before it counts, and the index
 is rebuilt from that file on start.
 
-Keys are made process-independent before they reach the tables: the tables hash keys with
-Python's `hash()`, which is salted per process for strings, so a string part of a key (a
-folded sender ID, "o:shopabc", a content key) is replaced by a 63-bit BLAKE2b digest of it
-(ints, the E.164 numbers, stay as they are). Two different strings share a digest with
-probability 2^-63 per pair. The same stable keys are what the journal records carry.
+Journal records carry keys with no strings in them: a string part of a key (a folded sender
+ID, "o:shopabc", a content key) is replaced by a 63-bit BLAKE2b digest of it (ints, the E.164
+numbers, stay as they are), so records are compact, always encodable (a sender ID with odd
+bytes included) and the same in every process. The tables receive the same digested keys
+(their own hash, slots.stable_hash, is process-independent too and sees only ints here).
+Two different strings share a digest with probability 2^-63 per pair.
 
 One process owns a data dir's state: `state/lock` is flock'ed for the life of the process,
 and a second serve on the same data dir is refused with a clear error.
