@@ -159,6 +159,13 @@ class SmppConfigError(Exception):
     pass
 
 
+_SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interval", float),
+                ("concat_timeout", float), ("max_connections", int), ("max_connections_per_source", int),
+                ("bind_timeout", float), ("bind_failures_free", int), ("bind_backoff", float),
+                ("bind_backoff_max", float), ("max_pending_concat", int), ("receipt_wait", float),
+                ("max_early_receipts", int))
+
+
 def load_smpp_settings(config_dir: Path) -> SmppSettings:
     p = Path(config_dir) / "smpp.toml"
     s = SmppSettings()
@@ -170,19 +177,8 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
         raise SmppConfigError(f"{p}: {e}") from None
     srv, up, tag, drop, sc = (raw.get(k, {}) for k in ("server", "upstream", "tagging", "drop", "shortcode"))
     s.listen = srv.get("listen", s.listen)
-    s.max_pdu = int(srv.get("max_pdu", s.max_pdu))
-    s.idle_timeout = float(srv.get("idle_timeout", s.idle_timeout))
-    s.enquire_link_interval = float(srv.get("enquire_link_interval", s.enquire_link_interval))
-    s.concat_timeout = float(srv.get("concat_timeout", s.concat_timeout))
-    s.max_connections = int(srv.get("max_connections", s.max_connections))
-    s.max_connections_per_source = int(srv.get("max_connections_per_source", s.max_connections_per_source))
-    s.bind_timeout = float(srv.get("bind_timeout", s.bind_timeout))
-    s.bind_failures_free = int(srv.get("bind_failures_free", s.bind_failures_free))
-    s.bind_backoff = float(srv.get("bind_backoff", s.bind_backoff))
-    s.bind_backoff_max = float(srv.get("bind_backoff_max", s.bind_backoff_max))
-    s.max_pending_concat = int(srv.get("max_pending_concat", s.max_pending_concat))
-    s.receipt_wait = float(srv.get("receipt_wait", s.receipt_wait))
-    s.max_early_receipts = int(srv.get("max_early_receipts", s.max_early_receipts))
+    for name, conv in _SERVER_KEYS:            # [server] numbers: the key is the setting's name
+        setattr(s, name, conv(srv.get(name, getattr(s, name))))
     s.distribution_lists = str(raw.get("submit_multi", {}).get("distribution_lists", s.distribution_lists))
     if s.distribution_lists not in ("refuse", "judge"):
         raise SmppConfigError(f"{p}: submit_multi.distribution_lists must be \"refuse\" or \"judge\"")
