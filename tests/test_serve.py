@@ -67,6 +67,17 @@ def submit(port, text):
     return st
 
 
+
+def _stop(p, sim):
+    """SIGTERM the serve process (killed if it has not exited in 10 s), then stop the simulator."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    sim.stop()
+
+
 def test_serve_reload_and_sip(tmp_path):
     cfg = tmp_path / "config"
     shutil.copytree(CONFIG, cfg)
@@ -122,12 +133,7 @@ def test_serve_reload_and_sip(tmp_path):
         lines = [json.loads(l) for l in log.read_text().splitlines()]
         assert any(l["kind"] == "sms" and [h["symbol"] for h in l["hits"]] == ["TEST_FORBIDDEN_WORD"] for l in lines)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        sim.stop()
+        _stop(p, sim)
         sub.close()
     assert p.returncode == 0
 
@@ -157,12 +163,7 @@ def test_running_serve_sees_cli_list_changes_and_keeps_its_registrations(tmp_pat
         assert 84900000001 in ListStore(data).load().dnc_s
         assert "lists reloaded" in (tmp_path / "stderr.log").read_text()
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        sim.stop()
+        _stop(p, sim)
     assert p.returncode == 0
 
 
@@ -198,10 +199,5 @@ def test_dnc_registrations_through_a_real_serve_racing_with_imports(tmp_path):
         assert wait_for(registered, timeout=30), \
             f"{sum(84913000000 + i not in store.load().dnc_s for i in range(200))} of 200 lost after {imports} imports"
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        sim.stop()
+        _stop(p, sim)
     assert p.returncode == 0
