@@ -36,7 +36,7 @@ from typing import Protocol
 import numpy as np
 
 from .history import CallDurations, RecipientHistory  # noqa: F401 (also imported from here)
-from .slots import SlotTable, key_hash, value_fp
+from .slots import SlotTable, _copy, key_hash, value_fp
 
 
 class CounterStore(Protocol):
@@ -198,7 +198,7 @@ class MemoryCounters:
 
 def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
     """Copy old rows into a table of another row width, keeping the most recent entries."""
-    o = old.table
+    o = old.table.settled()                    # a growth under way finished first: one pair of arrays
     R = np.frombuffer(o.rows, dtype=np.uint32).reshape(len(o.h), o.width)
     N = np.zeros((len(o.h), new.width), np.uint32)
     if old.distinct:
@@ -224,8 +224,8 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
                                                                      S - base[:, None] + 1, 0)
     del R
     new.cap, new.used, new.cursor = o.cap, o.used, 0
-    new.h = array("Q", o.h)
-    new.rows = array("I", N.tobytes())
+    new.h = _copy("Q", o.h)
+    new.rows = _copy("I", N)
 
 
 def _add_short(rows: array, b: int, limit: int, now: int, window: int) -> None:

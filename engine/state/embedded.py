@@ -44,7 +44,6 @@ import hashlib
 import logging
 import os
 import time
-from array import array
 from pathlib import Path
 
 from ..rules.counters import MemoryCounters, _Space
@@ -185,19 +184,11 @@ def _tup(k):
 # ---------------------------------------------------------------- snapshot encoding
 
 def _dump_table(t: SlotTable) -> list:
-    return [t.width, t.touch, t.keep, t.max_keys, t.cap, t.used, t.cursor, t.rebuilds,
-            bytes(t.h), bytes(t.rows)]
+    return t.dump()          # the format is the table's own (slots.py), a growth under way included
 
 
 def _load_table(v: list) -> SlotTable:
-    width, touch, keep, max_keys, cap, used, cursor, rebuilds, h, rows = v
-    t = SlotTable(width, touch, keep, max_keys)
-    t.cap, t.used, t.cursor, t.rebuilds = cap, used, cursor, rebuilds
-    t.h = array("Q", h)
-    t.rows = array("I", rows)
-    if len(t.h) * width != len(t.rows):
-        raise ValueError("table rows do not match its hashes")
-    return t
+    return SlotTable.load(v)
 
 
 def dump_state(c: MemoryCounters, h: RecipientHistory, k: CallDurations) -> dict:

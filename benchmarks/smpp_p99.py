@@ -1,0 +1,99 @@
+"""Added latency of the SMPP proxy at one offered rate, next to the straight line, in one run.
+
+    python -m benchmarks.smpp_p99 [--rate 5000] [--seconds 8] [--repeat 2] [--code DIR ...]
+
+Theory of operation: the lean responder (the SMSC) and one `telfilter serve` per checkout
+(`--code DIR`, default this one; give two to compare a change with its baseline in the same
+run) start on 127.0.0.1, as in the smpp step of `python -m benchmarks` (shipped pack, bundled
+model, seeded registry, blacklist and DNC of `--dnc`, verdict log to a file). Then, `--repeat`
+times and in turn, the load generator offers `--rate` submit_sm/s (open loop, 4 binds × window
+10, fresh messages of the realistic mix) straight to the responder and through each proxy. The
+added latency is the proxy's percentile less the straight line's at the same rate in the same
+round; CPU µs per submit_sm is the proxy's process CPU over the messages it answered; worst GC
+pauses come from benchmarks.proxy_runner when the proxies exit. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .smpp_bench import _free_port, _load, _per_msg, _wait_port
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_p99")
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--dnc", type=int, default=1_000_000)
+    ap.add_argument("--code", action="append", default=None, help="a checkout whose engine serves (repeatable)")
+    a = ap.parse_args(argv)
+    codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
+    from .traffic import seed_data
+    tmp = Path(tempfile.mkdtemp(prefix="tf-p99-"))
+    nums = seed_data(tmp / "seed", a.dnc)
+    sample = tmp / "dnc_sample.npy"
+    np.save(sample, nums[:: max(1, len(nums) // 10_000)])
+    py = sys.executable
+    r_port = _free_port()
+    procs = [subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])]
+    proxies = []
+    try:
+        for k, code in enumerate(codes):
+            d = tmp / f"p{k}"
+            subprocess.run(["cp", "-r", str(tmp / "seed"), str(d)], check=True)
+            port = _free_port()
+            env = dict(os.environ, PYTHONPATH=code)
+            p = subprocess.Popen([py, "-m", "benchmarks.proxy_runner", str(tmp / f"gc{k}.json"), "serve",
+                                  "--data-dir", str(d), "--smpp-listen", f"127.0.0.1:{port}",
+                                  "--smsc", f"127.0.0.1:{r_port}", "--esme-account", "bench:pw",
+                                  "--sip-listen", "off", "--log", str(tmp / f"v{k}.jsonl"),
+                                  "--ready-file", str(tmp / f"ready{k}")],
+                                 cwd=code, env=env, stderr=subprocess.DEVNULL)
+            procs.append(p)
+            proxies.append((code, port, p))
+        end = time.time() + 90
+        while not all((tmp / f"ready{k}").exists() for k in range(len(codes))) and time.time() < end:
+            time.sleep(0.1)
+        if not _wait_port(r_port) or not all((tmp / f"ready{k}").exists() for k in range(len(codes))):
+            raise RuntimeError("a proxy or the responder did not start")
+        time.sleep(0.5)
+        seed = iter(range(500, 10_000))
+        rounds = []
+        for _ in range(a.repeat):
+            direct = _load(r_port, a.rate, a.seconds, {}, next(seed), sample,
+                           count=min(int(a.rate * a.seconds), 10_000), cycle=True)
+            row = {"direct_latency_us": direct["latency_us"], "direct_achieved": direct["achieved"]}
+            for k, (code, port, p) in enumerate(proxies):
+                r = _load(port, a.rate, a.seconds, {"proxy": p.pid}, next(seed), sample)
+                row[code] = {"achieved": r["achieved"], "latency_us": r["latency_us"], "sojourn_us": r["sojourn_us"],
+                             "added_us": {q: r["latency_us"][q] - direct["latency_us"][q] for q in r["latency_us"]},
+                             "cpu_us_per_msg": _per_msg(r, "proxy"), "unanswered": r["unanswered"],
+                             "errors": r["error_statuses"]}
+            rounds.append(row)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    gc_by = {code: json.loads((tmp / f"gc{k}.json").read_text()) if (tmp / f"gc{k}.json").exists() else None
+             for k, (code, _, _) in enumerate(proxies)}
+    print(json.dumps({"rate": a.rate, "seconds": a.seconds, "rounds": rounds, "proxy_gc": gc_by}))
+    subprocess.run(["rm", "-rf", str(tmp)])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
