@@ -139,9 +139,11 @@ def write_report(out: Path, res) -> None:
     row(f"cost growth, last/first ({s.get('smpp_cost_growth_source') or '–'})", s.get("smpp_cost_growth"), None, "×", "≤ 1.2×", nd=2)
     row(f"worst GC pause ({s.get('gc_max_pause_source') or '–'})", s.get("gc_max_pause_ms"), None, "ms", "≤ 20 ms")
     row("worst GC pause in the SMPP proxy process", s.get("smpp_proxy_gc_max_pause_ms"), None, "ms")
+    row("worst stall of one judge() in the long run, thread CPU (a collection or a state table growing)",
+        s.get("state_max_pause_ms"), None, "ms", "≤ 20 ms")
     row(f"counter bytes per advertiser-recipient key ({s.get('counter_bytes_per_key_source') or '–'})",
         s.get("counter_bytes_per_key"), None, "B", "≤ 64 B")
-    row("recipient-history bytes per new plain-number sender (tracemalloc)", s.get("history_bytes_per_sender"), None, "B", "≤ 200 B")
+    row("recipient-history bytes per new plain-number sender (the tables' memory_bytes)", s.get("history_bytes_per_sender"), None, "B", "≤ 200 B")
     row(f"SIP screen CPU per allowed call at {_f(s.get('sip_cpu_at_cps'))} calls/s (vs Kamailio -x tlsf)",
         s.get("sip_cpu_us_per_call"), s.get("sip_kamailio_cpu_us_per_call"), "µs", "≤ 300 µs")
     row("SIP screen CPU per call (vs trivial UDP relay)", s.get("sip_cpu_us_per_call"), s.get("sip_relay_cpu_us_per_call"), "µs")

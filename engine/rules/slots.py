@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Per-key state (a counter's recent timestamps, a sender's recipient history) is a row of
-`width` uint32 words. A table keeps two flat `array`s: `h`, the 64-bit hash of each row's
+`width` uint32 words. A table keeps two flat arrays: `h`, the 64-bit hash of each row's
 key (0 = empty slot), and `rows`, the rows back to back. Keys themselves are not kept:
 two keys with the same 64-bit hash share a row. With n live keys in a table the chance
 that a new key lands on an existing one is n / 2^64 (2M keys: 1.1e-13 per new key).
@@ -20,16 +20,26 @@ and the very last slot is always empty, so every probe ends at an empty slot or 
 Rows expire: word `touch` of a row holds its last-touch second, and a row untouched for
 `keep` seconds is dead. A dead row on a key's probe path is reused for a new key; a
 sweeper examines a few slots after every insert and removes dead rows by backward shift
-(Knuth's algorithm R for linear probing), so dead rows never pile up. Past 80% of `cap`
-occupied the table is rebuilt with numpy in one pass (dead rows dropped, live rows sorted
-by hash, which is sorted by home slot, and placed with a running maximum) at a size that
-puts it at 60% load: growth is geometric (x1.33), so rebuilds cost O(1) amortised per
-insert, and memory per live key stays within width*4+8 bytes / 0.6..0.8. Beyond
-`max_keys` live rows a rebuild keeps the most recently touched ones (an evicted key only
-loses its history: it can under-count, never over-count).
+(Knuth's algorithm R for linear probing), so dead rows never pile up.
+
+Growth never stops the world. Past 80% of `cap` occupied, new arrays sized for 60% load are
+allocated (growth x1.33, so moves cost O(1) amortised per insert and memory per live key stays
+within (width*4+8) / 0.6..0.8 bytes) and the current ones become the "previous" arrays. Every
+insert then moves a few whole clusters from the end of the previous arrays (dead rows dropped;
+enough per insert that the move ends within a quarter of the headroom to the next growth), and
+a key looked up or claimed while still there is moved first: every row index handed out is in
+the current arrays, and rows already there never move for it. Moving whole clusters keeps the
+rest probe-correct (a row's probe path never leaves its cluster), and the moved tail's pages are
+given back as it goes. The arrays are anonymous mappings (`_zeros`): the kernel supplies zero
+pages on first touch, so allocating 100 MB costs nothing up front (a zero-filled `array` of
+40 MB took ~50 ms, itself a pause). Measured on the realistic mix (200k messages, state
+growing): the worst judge() CPU 18-64 ms -> 4-11 ms; the one-pass numpy rebuild it replaces
+took 56-110 ms at 1M rows. At `max_keys` rows a new key takes over the least recently touched
+row among those on its probe path, or among the next few the sweeper reaches (a sampled LRU:
+an evicted key only loses its history, so it can under-count, never over-count).
 
 Everything is flat: no per-key Python objects, nothing for the cyclic GC to walk, and
-`memory_bytes()` is exact.
+`memory_bytes()` is exact (during a growth it counts the previous arrays' unmoved part too).
 """
 from __future__ import annotations
 
@@ -330,14 +340,25 @@ class SlotTable:
         horizon = now - self.keep if self.keep is not None else -1
         c = o.cursor                        # slots [c, len) are moved; slot c is empty
         stop = c - (o.step if budget is None else budget)
+        hs, rows, cap, last = self.h, self.rows, self.cap, len(self.h) - 1
+        moved = 0
         while c > 0 and (c > stop or ohs[c - 1]):
             c -= 1
             x = ohs[c]
             if x:
-                if orows[c * w + t] > horizon:
-                    self._put(x, orows[c * w:(c + 1) * w])
+                if orows[c * w + t] > horizon:          # _put, inlined: this runs for every row moved
+                    i = ((x >> 32) * cap) >> 32
+                    while hs[i]:
+                        i += 1
+                    if i >= last:
+                        hs = self._lengthen()
+                        rows, last = self.rows, len(hs) - 1
+                    hs[i] = x
+                    rows[i * w:(i + 1) * w] = orows[c * w:(c + 1) * w]
+                    moved += 1
                 ohs[c] = 0
                 o.left -= 1
+        self.used += moved
         o.cursor = c
         if c == 0:
             self._old = None
