@@ -176,6 +176,7 @@ def summarise(res) -> dict:
         s["gc_max_pause_source"] = "in-process long run"
         # the longest stall one message caused (a collection or a state table growing): thread CPU
         s["state_max_pause_ms"] = _r(lr.get("judge_cpu_max_ms"), 2)
+        s["gc_max_pause_cpu_ms"] = _r(lr["gc"].get("max_cpu_ms"), 2)
         s["judge_cost_growth"] = _r(lr["growth"], 3)
         s["longrun_messages"] = lr["n"]
         s["smpp_cost_growth"] = s["judge_cost_growth"]

@@ -139,6 +139,8 @@ def write_report(out: Path, res) -> None:
     row(f"cost growth, last/first ({s.get('smpp_cost_growth_source') or '–'})", s.get("smpp_cost_growth"), None, "×", "≤ 1.2×", nd=2)
     row(f"worst GC pause ({s.get('gc_max_pause_source') or '–'})", s.get("gc_max_pause_ms"), None, "ms", "≤ 20 ms")
     row("worst GC pause in the SMPP proxy process", s.get("smpp_proxy_gc_max_pause_ms"), None, "ms")
+    row("worst GC pause in the long run, thread CPU (without other tenants' preemptions)",
+        s.get("gc_max_pause_cpu_ms"), None, "ms")
     row("worst stall of one judge() in the long run, thread CPU (a collection or a state table growing)",
         s.get("state_max_pause_ms"), None, "ms", "≤ 20 ms")
     row(f"counter bytes per advertiser-recipient key ({s.get('counter_bytes_per_key_source') or '–'})",
