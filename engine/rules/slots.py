@@ -7,11 +7,8 @@ Per-key state (a counter's recent timestamps, a sender's recipient history) is a
 key (0 = empty slot), and `rows`, the rows back to back. Keys themselves are not kept:
 two keys with the same 64-bit hash share a row. With n live keys in a table the chance
 that a new key lands on an existing one is n / 2^64 (2M keys: 1.1e-13 per new key).
-The hash is stable across processes and machines (`stable_hash`: ints as they are, strings
-and bytes by an 8-byte BLAKE2b digest, tuples folded element by element), never Python's
-per-process salted `hash()`: a snapshot or journal written by one process, or a shared store
-(issue 13), must find the same rows in another. It is multiplied by an odd constant so ints
-spread over all 64 bits.
+The hash is stable across processes and machines (keyhash.py), never Python's per-process
+salted `hash()`: a snapshot or journal written by one process must find the same rows in another.
 
 Slots are found by linear probing from `home(h) = ((h >> 32) * cap) >> 32`, which is
 monotone in h. Probing never wraps: a tail of spare slots follows the `cap` home slots,
@@ -45,57 +42,15 @@ from __future__ import annotations
 
 import mmap
 from array import array
-from hashlib import blake2b as _blake
 
-M64 = (1 << 64) - 1
-_MIX = 0x9E3779B97F4A7C15          # odd: multiplying by it is a bijection on 64-bit values
+from .keyhash import M64, key_hash, stable_hash, value_fp     # noqa: F401 (the tables' key hashes, re-exported)
+
 _TAIL = 64
 _MIN_CAP = 64
 _SWEEP = 2                          # slots examined by the sweeper before each insert (a full pass per cap/2 inserts)
 _STEP_MIN = 4                       # previous slots moved per insert during a growth (at least)
 _CUT = 1 << 14                      # moved slots given back to the allocator at a time
 _EVICT = 8                          # rows sampled for eviction at max_keys when a key's home slot is empty
-
-
-_STR_HASHES: dict = {}             # sender IDs and owners recur: their digests are cached
-_STR_CACHE = 1 << 16
-
-
-def stable_hash(x) -> int:
-    """A 64-bit hash of an int, str, bytes, None or tuple of those that is the same in every
-    process (Python's `hash()` of a str is salted per process)."""
-    t = type(x)
-    if t is int or t is bool:
-        return x & M64
-    if t is str:
-        h = _STR_HASHES.get(x)
-        if h is None:
-            if len(_STR_HASHES) >= _STR_CACHE:      # bounded; cleared whole: O(1) amortised
-                _STR_HASHES.clear()
-            h = _STR_HASHES[x] = int.from_bytes(
-                _blake(x.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-        return h
-    if t is tuple:
-        # the tuple hash of ints is not salted (only str/bytes hashes are): deterministic for a
-        # given CPython >= 3.8, so strings are replaced by their digests and the rest is hash()
-        return hash(tuple([e if type(e) is int else stable_hash(e) for e in x])) & M64
-    if x is None:
-        return 0x5A5A5A5A5A5A5A5A
-    if t is bytes:
-        return int.from_bytes(_blake(x, digest_size=8, person=b"b").digest(), "little")
-    if t is float and x.is_integer():
-        return int(x) & M64
-    raise TypeError(f"no stable hash for {t.__name__}")
-
-
-def key_hash(key) -> int:
-    """64-bit hash of a state key (never 0, which marks an empty slot)."""
-    return (stable_hash(key) * _MIX) & M64 or 1
-
-
-def value_fp(value) -> int:
-    """32-bit fingerprint of a counted value (never 0, which marks an empty entry)."""
-    return ((stable_hash(value) * _MIX) >> 32) & 0xFFFFFFFF or 1
 
 
 def _zeros(fmt: str, n: int) -> memoryview:
