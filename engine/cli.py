@@ -111,6 +111,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--text", help="one text to score")
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
 
+    from .analyst.cli import add_parser as add_reports_parser
+    add_reports_parser(subs, _sub)
+
     p = _sub(subs, "serve", "run the SMPP proxy and SIP screen")
     p.add_argument("--smpp-listen", default="0.0.0.0:2775", metavar="HOST:PORT",
                    help="SMPP listen address for ESMEs (default 0.0.0.0:2775)")
@@ -235,6 +238,9 @@ def main(argv=None) -> int:
         if args.cmd == "ml":
             from .ml.cli import cmd_ml
             return cmd_ml(args)
+        if args.cmd == "reports":
+            from .analyst.cli import cmd_reports
+            return cmd_reports(args)
         if args.cmd == "serve":
             from .serve import cmd_serve
             return cmd_serve(args)
