@@ -110,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--text", help="one text to score")
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
+    from .ml.cli import add_analyst_parsers
+    add_analyst_parsers(ms, _sub)
 
     from .analyst.cli import add_parser as add_reports_parser
     add_reports_parser(subs, _sub)
