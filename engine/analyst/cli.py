@@ -50,8 +50,10 @@ def add_parser(subs, sub) -> None:
                    help="one row per report (default: one row per distinct text)")
     q.add_argument("--kind", action="append", choices=["S", "V", "FW"],
                    help="only these report kinds (repeatable; default S and FW: a V report's content describes a call)")
-    q = sub(rs, "tui", "browse and label campaigns in a terminal UI (needs the [analyst] extra: textual)")
+    q = sub(rs, "tui", "browse and label campaigns in a terminal UI (needs the [analyst] extra: textual); "
+            "keys: s spam, h ham, c clear, tab campaigns/reports, u only unlabelled, e export, q quit")
     common(q)
+    q.add_argument("--export", metavar="FILE", help="where the e key writes the labelled set (default DATA_DIR/labelled.tsv)")
 
 
 def cmd_reports(args) -> int:
@@ -86,7 +88,7 @@ def cmd_reports(args) -> int:
         if args.rcmd == "export":
             return _export(ws, args)
         if args.rcmd == "tui":
-            return run(ws)
+            return run(ws, args.export)
     except StoreError as e:
         print(f"telfilter reports: error: {e}", file=sys.stderr)
         return 2
