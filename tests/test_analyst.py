@@ -220,3 +220,53 @@ def test_tui_labels_campaigns_and_reports_and_exports(tmp_path):
     assert "wrote 3 rows (3 spam, 0 ham)" in status
     assert read_dataset(tmp_path / "out.tsv").labels == [1, 1, 1]
     assert store.read_bytes() == before
+
+
+class _FakeServe(threading.Thread):
+    """A control socket that refuses every model reload, as a serve of another build would."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(4)
+        self.requests = []
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                req = json.loads(c.makefile().readline())
+                self.requests.append(req["cmd"])
+                ans = ({"ok": False, "error": "reload refused in part", "model": {"ok": False, "version": "v-old",
+                        "error": "feature configuration not supported"}} if req["cmd"] == "reload"
+                       else {"ok": True, "model": {"version": "v-old"}})
+                c.sendall(json.dumps(ans).encode() + b"\n")
+
+
+def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
+    from engine.config import shipped_config_dir
+    import shutil
+    cfg, data, target = tmp_path / "cfg", tmp_path / "data", tmp_path / "model"
+    shutil.copytree(shipped_config_dir(), cfg)
+    toml = cfg / "telfilter.toml"
+    toml.write_text(toml.read_text().replace('model = ""', f'model = "{target}"'))
+    old = _fake_model(BUNDLED, tmp_path / "old", "v-old")
+    new = _fake_model(BUNDLED, tmp_path / "new", "v-new")
+    r = _cli("ml", "promote", old, "--config", cfg, "--data-dir", data, "--no-reload")
+    assert r.returncode == 0, r.stderr
+    data.mkdir()
+    srv = _FakeServe(data / "control.sock")
+    srv.start()
+    try:
+        r = _cli("ml", "promote", new, "--config", cfg, "--data-dir", data)
+    finally:
+        srv.sock.close()
+    assert r.returncode == 1 and "refused the model" in r.stderr and "feature configuration" in r.stderr
+    assert json.loads(r.stdout)["rolled_back"] is True
+    assert json.loads((target / "card.json").read_text())["model_version"] == "v-old"
+    assert srv.requests == ["reload"]
