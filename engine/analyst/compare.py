@@ -20,10 +20,6 @@ import numpy as np
 ACTIONS = ("allow", "tag", "drop")
 
 
-class CompareError(Exception):
-    pass
-
-
 @dataclass
 class Messages:
     texts: list = field(default_factory=list)
@@ -87,8 +83,9 @@ def _unlabelled(p: Path) -> tuple[list[str], list[str]]:
     return texts, errors
 
 
-def compare(scorers: list, names: list[str], msgs: Messages, progress=None) -> tuple[dict, list[dict]]:
-    """(summary, changed rows). Scores every message with every model once."""
+def compare(scorers: list, names: list[str], msgs: Messages, progress=None):
+    """(summary, changed rows, probabilities [model, message], languages). Scores every message
+    with every model once; `progress`, if given, is called with 1 per score."""
     from ..ml.features import language
     n = len(msgs.texts)
     P = np.empty((len(scorers), n))
@@ -123,8 +120,7 @@ def compare(scorers: list, names: list[str], msgs: Messages, progress=None) -> t
             changed.append(row)
     summary["changed"] = len(changed)
     # transitions baseline -> each other model, e.g. {"allow->drop": 3}
-    summary["transitions"] = [
-        {k: v for k, v in _transitions(acts[0], acts[i]).items()} for i in range(1, len(scorers))]
+    summary["transitions"] = [_transitions(acts[0], acts[i]) for i in range(1, len(scorers))]
     if y is not None:
         for i in range(1, len(scorers)):
             fixed = sum(1 for r in changed if _right(r, i + 1) and not _right(r, 1))

@@ -224,11 +224,11 @@ class Workspace:
         return v.reports if isinstance(v, Campaign) else [v]
 
     def label(self, idents, label: str | None, only_unlabelled: bool = False) -> int:
-        ids = []
+        ids = {}                                   # an ordered set: a report named twice is written once
         for ident in idents:
             for r in self.resolve(ident):
-                if (not only_unlabelled or r.label is None) and r.label != label and r.id not in ids:
-                    ids.append(r.id)
+                if (not only_unlabelled or r.label is None) and r.label != label:
+                    ids[r.id] = None
         n = self.labels.append(ids, label)
         for i in ids:
             self.by_id[i].label = label
@@ -239,10 +239,18 @@ class Workspace:
         if sort == "size":
             cs.sort(key=lambda c: (-c.size, c.reports[0].line))
         elif sort == "recent":
-            cs.sort(key=lambda c: max(r.time for r in c.reports), reverse=True)
+            cs.sort(key=lambda c: max(_when(r.time) for r in c.reports), reverse=True)
         else:
             cs.sort(key=lambda c: c.reports[0].line)
         return cs
+
+
+def _when(t: str) -> float:
+    """Seconds since the epoch of an ISO-8601 time (reports carry their local offset), 0 if unreadable."""
+    try:
+        return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return 0.0
 
 
 def _bar(path: Path, enabled: bool):

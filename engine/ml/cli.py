@@ -276,8 +276,12 @@ def _promote(args) -> int:
     out["serve"] = ans
     if ans["serve"] == "running" and not ans["reloaded"]:
         # serve keeps its old model; put the files back so a restart does not load the refused one
-        rollback(target)
-        out["rolled_back"] = True
+        try:
+            rollback(target)
+            out["rolled_back"] = True
+        except PromoteError as e:           # nothing was there before this promote
+            out["rolled_back"] = False
+            print(f"{what}: warning: {e}", file=sys.stderr)
         print(json.dumps(out, indent=2))
         print(f"{what}: error: the running serve refused the model and keeps its old one; the model path points "
               f"at that one again: {ans['error']}", file=sys.stderr)
