@@ -8,7 +8,8 @@ self-check), copies it into a fresh version directory (files fsynced, then the d
 renamed into place), and only then swaps P with rename(2) of a new link over the old one:
 a serve reloading at any moment reads the old model or the new one, never half of each. A P
 that is still a plain directory (a model installed by hand) is first moved into the versions
-directory as the previous model. Rollback swaps P and `previous` the same way (so a second
+directory as the previous model (that once, P is missing between two renames; a reload in that
+moment is refused by serve, whose old model keeps serving). Rollback swaps P and `previous` the same way (so a second
 rollback goes forward again). At most KEEP version directories are kept; the current and the
 previous one never go.
 

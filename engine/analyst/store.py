@@ -199,7 +199,13 @@ class Workspace:
         for r in self.reports:
             if r.id in lab:
                 r.label = lab[r.id]
-        roots = group([r.content for r in self.reports], similarity or SIMILARITY)
+        gbar = _count_bar(len(self.reports), "grouping", progress)
+        try:
+            roots = group([r.content for r in self.reports], similarity or SIMILARITY,
+                          gbar and (lambda n: gbar.update(n)))
+        finally:
+            if gbar:
+                gbar.close()
         by_root: dict[int, list[Report]] = {}
         for r, root in zip(self.reports, roots):
             by_root.setdefault(root, []).append(r)
@@ -264,3 +270,13 @@ def _bar(path: Path, enabled: bool):
     # disable=None: no bar when stderr is not a terminal; none for small stores
     return tqdm(total=size, unit="B", unit_scale=True, desc="reading reports", leave=False,
                 disable=None if size > 4 << 20 else True)
+
+
+def _count_bar(total: int, desc: str, enabled: bool):
+    if not enabled or total < 20000:         # ~75 µs a report: below this it is done in under 2 s
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="report", desc=desc, leave=False, disable=None)
