@@ -39,6 +39,14 @@ def _list_edit_parsers(subs) -> None:
         q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
 
 
+def _reload_part(s: str) -> str:
+    # not `choices`: argparse (3.11) checks an empty nargs="*" against them and refuses "no PART"
+    from .control_reload import RELOAD_PARTS
+    if s not in RELOAD_PARTS:
+        raise argparse.ArgumentTypeError(f"{s!r} is not one of {', '.join(RELOAD_PARTS)}")
+    return s
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="telfilter", description="Inline SMS (SMPP) and call (SIP) filtering engine: "
                                  "Do-Not-Call lists, brandname registry, Decree 91 rules and an ML spam classifier.")
@@ -150,7 +158,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", metavar="PATH", help="control socket (default DATA_DIR/control.sock)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for the answer (default 60)")
     cs = p.add_subparsers(dest="ctlcmd", metavar="ACTION", required=True)
-    _sub(cs, "reload", "reload rules, lists and model; a refused rule set is reported as path:line:col and the old one kept")
+    q = _sub(cs, "reload", "reload rules, lists, model, ESME accounts (smpp.toml, --esme-accounts-file) and sip.toml; "
+             "each part is validated whole: a refused one is reported as path:line:col and its old version kept")
+    from .control_reload import RELOAD_PARTS
+    q.add_argument("parts", nargs="*", metavar="PART", type=_reload_part,
+                   help=f"what to reload: {', '.join(RELOAD_PARTS)} (default: all of them, each part's result reported)")
     _sub(cs, "stats", "SMPP and SIP counters, list sizes, rules generation, model version")
     _sub(cs, "drain", "stop serve gracefully, as SIGTERM")
     q = _sub(cs, "lists", "change a list through the running serve (in force at once, journalled/saved by serve)")

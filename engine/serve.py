@@ -173,7 +173,8 @@ async def run_serve(args, ready=None):
     control = None
     if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
         from .control import ControlServer, default_socket
-        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir), stop.set)
+        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir), stop.set,
+                                args=args)
         await control.start()
         life.info("control socket %s (telfilter ctl)", control.path)
     metrics = None
