@@ -38,6 +38,11 @@ def test_unknown_key_and_type_errors_name_file_and_line(cfg):
     assert any("telfilter.toml:8:1: unknown table [smpp]" in e for e in errs), errs
     r = run_cli("config", "check", cfg)
     assert r.returncode == 2 and "telfilter.toml:3:1: unknown key 'timezon'" in r.stderr
+    # a key above every table (pasted at the top of the file) is named with its own line
+    (cfg / "telfilter.toml").write_text('# settings\n\ntimezon = "UTC"\nshortcode = "5656"\n[engine]\n')
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and "telfilter.toml:3:1: key 'timezon' outside any table (did you mean 'timezone'?)" in r.stderr
+    assert "telfilter.toml:4:1: key 'shortcode' outside any table (it belongs in [engine])" in r.stderr
     assert "Traceback" not in r.stderr
     # every other command refuses the same file the same way
     r = run_cli("lists", "stats", "--config", cfg, "--data-dir", cfg.parent / "data")
@@ -46,7 +51,15 @@ def test_unknown_key_and_type_errors_name_file_and_line(cfg):
 
 @pytest.mark.parametrize("name,body,where", [
     ("smpp.toml", "[server]\nmax_pdu = 10\nlisten = \n", "smpp.toml:3:"),
-    ("smpp.toml", "[[account]]\nsystem_id = 'x'\n", "smpp.toml"),
+    ("smpp.toml", "[[account]]\nsystem_id = 'x'\n", "smpp.toml:1:1: account #1 'x': password_hash is required"),
+    ("smpp.toml", "[[account]]\nsystem_id = 'x'\npassword_hash = 'pbkdf2_sha256$1$00$00'\n\n[[account]]\n"
+                  "system_id = 'y'\npassword_hash = 'pbkdf2_sha256$1$00$00'\nallowed_networks = ['10.0.0.0/40']\n",
+     "smpp.toml:8:1: account #2 'y': "),
+    ("smpp.toml", "[[account]]\nsystem_id = 'x'\npassword_hash = 'pbkdf2_sha256$1$00$00'\nmax_bind = 2\n",
+     "smpp.toml:4:1: account #1 'x': unknown key 'max_bind' (did you mean 'max_binds'?)"),
+    ("sip.toml", "[sip]\nallow_networks = ['10.0.0.0/8', 'nope']\n", "sip.toml:2:1: [sip] allow_networks 'nope'"),
+    ("sip.toml", "[sip]\n\nnext_hop = '10.0.0.1:x'\n", "sip.toml:3:1: [sip] next_hop"),
+    ("sip.toml", "[sips]\nnext_hop = '10.0.0.1'\n", "sip.toml:1:1: unknown table [sips]"),
     ("sip.toml", "[sip]\nnext_hopp = '1.2.3.4'\n", "sip.toml:2:1: unknown key [sip] next_hopp"),
     ("sip.toml", "\x00\xff", "sip.toml:1:1: not UTF-8"),
     ("telfilter.toml", "[engine]\ntimezone = 'Mars/Olympus'\n", "telfilter.toml:2:1: unknown time zone"),
@@ -106,6 +119,8 @@ def test_every_flag_has_help():
     missing = []
 
     def walk(p, path):
+        if not (p.description or "").strip():       # what `telfilter ... --help` says the command does
+            missing.append(" ".join(path) + " (no description)")
         for a in p._actions:
             if isinstance(a, argparse._SubParsersAction):
                 for name, sp in a.choices.items():
