@@ -196,8 +196,12 @@ def _read_resps(c, n: int) -> tuple[list[int], list[str]]:
     return statuses, others
 
 
-def check_serve(work: Path) -> None:
+def check_serve(work: Path, smsc_stalls: bool = False) -> None:
+    """smsc_stalls: the SMSC never answers the submits in flight at SIGTERM (they get the
+    retryable-or-unknown answer at the drain deadline) instead of answering 3 s late."""
     from prometheus_client.parser import text_string_to_metric_families
+    work = work / ("stalled" if smsc_stalls else "slow")
+    work.mkdir()
     smsc = Smsc()
     data = work / "data"
     accounts = work / "esme-accounts"
@@ -238,8 +242,11 @@ def check_serve(work: Path) -> None:
         check(sms.get("drop", 0) == refused and refused >= len(spam),
               f"drops counted: {sms.get('drop', 0)} in /metrics, {refused} refused submits seen by the ESME", str(sms))
 
-        # graceful stop: 20 submits held by a slow SMSC, then SIGTERM
-        smsc.set_answer_delay(3.0)
+        # graceful stop: 20 submits held by a slow (or stalled) SMSC, then SIGTERM
+        if smsc_stalls:
+            smsc.loop.call_soon_threadsafe(setattr, smsc.sim, "stall", True)
+        else:
+            smsc.set_answer_delay(3.0)
         time.sleep(0.2)
         for i in range(20):
             _send(c, "84901234999", "849140%05d" % i, f"Hen gap lai vao thu {i % 7 + 2} nhe ban")
@@ -250,8 +257,9 @@ def check_serve(work: Path) -> None:
             statuses, others = _read_resps(c, 20)
         except Exception as e:                          # the connection closed before every answer
             statuses, others = [], [f"{e.__class__.__name__}: {e}"]
-        check(len(statuses) == 20, f"20 submits in flight at SIGTERM all answered (statuses {sorted(set(statuses))})",
-              f"{len(statuses)} answered; also {others}")
+        how = "stalled SMSC" if smsc_stalls else "SMSC answering 3 s late"
+        check(len(statuses) == 20, f"{how}: 20 submits in flight at SIGTERM all answered "
+              f"(statuses {sorted(set(statuses))})", f"{len(statuses)} answered; also {others}")
         try:
             while "unbind" not in others:
                 others.append(c.read_pdu().command)
@@ -263,7 +271,11 @@ def check_serve(work: Path) -> None:
         except subprocess.TimeoutExpired:
             rc = None
         took = time.monotonic() - t_stop
-        check(rc == 0 and took <= 10.0, f"serve exited {rc} {took:.1f}s after SIGTERM (0 within 10 s)")
+        check(rc == 0 and took <= 10.0, f"{how}: serve exited {rc} {took:.1f}s after SIGTERM (0 within 10 s)",
+              "\n      ".join((work / "serve.stderr").read_text().splitlines()[-6:]))
+        drained = [line for line in (work / "serve.stderr").read_text().splitlines() if "drained:" in line]
+        check(drained and re.search(r"drained: 20 requests in flight", drained[0]),
+              "the drain saw the 20 submits in flight at the SMSC", str(drained))
         check(smsc.unbinds() >= 1, "serve unbound from the SMSC", str(smsc.unbinds()))
         log = (work / "serve.stderr").read_text()
         stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (INFO|WARNING|ERROR|DEBUG) telfilter")
@@ -299,6 +311,7 @@ def main() -> int:
         os.environ.pop("TELFILTER_DATA_DIR", None)
         check_cli(work)
         check_serve(work)
+        check_serve(work, smsc_stalls=True)
     failed = sum(1 for ok, _, _ in RESULTS if not ok)
     print(f"{len(RESULTS) - failed} passed, {failed} failed")
     return failed
