@@ -199,3 +199,54 @@ def test_ctl_reload_sip_and_everything(tmp_path):
         _stop(p)
         sim.stop()
     assert p.returncode == 0
+
+
+def test_apply_accounts_to_live_binds(tmp_path):
+    """In-process: which live binds a new account set keeps (with its new limits) and which it
+    unbinds, and that the token bucket keeps its tokens at a new rate."""
+    from dataclasses import replace
+
+    from engine.smpp_proxy.accounts import account_from_arg
+    from engine.smpp_proxy.live_accounts import apply_accounts
+    h = ProxyHarness(build(data_dir=tmp_path / "data"), accounts=("a:pw", "b:pw", "n:pw")).start()
+    clients = []
+    try:
+        for sid in ("a", "a", "a"):
+            clients.append(_bind(h.port, sid, "pw"))
+        tx = smpplib.client.Client("127.0.0.1", h.port, timeout=10)
+        tx.connect()
+        tx.bind_transmitter(system_id="b", password="pw")
+        n = _bind(h.port, "n", "pw")
+        clients += [tx, n]
+        assert _submit_status(clients[0], 1) == 0
+        old = h.proxy.accounts
+        new = {"a": replace(old["a"], max_binds=2, throughput=7.0, window=3),
+               "b": replace(old["b"], bind_types=("receiver", "transceiver")),
+               "n": replace(old["n"], allowed_networks=("10.0.0.0/8",)),
+               "c": account_from_arg("c:pw2", "test")}
+
+        async def go():
+            return apply_accounts(h.proxy, new)
+        ans = h.call(go())
+        assert (ans["added"], ans["removed"], sorted(ans["changed"])) == (["c"], [], ["a", "b", "n"])
+        assert sorted((u["system_id"], u["why"]) for u in ans["unbound"]) == [
+            ("a", "over max_binds 2"), ("b", "bind type no longer allowed"), ("n", "source network no longer allowed")]
+        for c in (clients[2], tx, n):            # the latest `a` bind is the one over the limit
+            assert c.read_pdu().command == "unbind"
+        kept = h.proxy.binds["a"]
+        assert len(kept) == 2 and all(s.account is new["a"] for s in kept)
+        bucket = h.proxy.buckets["a"]
+        assert bucket.rate == 7.0 and bucket.tokens <= bucket.burst
+        assert _submit_status(clients[0], 2) == 0          # a kept bind still submits
+        assert _bind_status(h.port, "c", "pw2") == 0 and h.proxy.accounts is h.proxy.settings.accounts
+        # a submit crossing the unbind on the wire: refused as not bound, not forwarded
+        before = len(h.sim.submits())
+        assert _submit_status(n, 3) == smpplib.consts.SMPP_ESME_RINVBNDSTS
+        assert len(h.sim.submits()) == before
+    finally:
+        for c in clients:
+            try:
+                c.disconnect()
+            except Exception:
+                pass
+        h.stop()

@@ -70,6 +70,9 @@ def apply_accounts(proxy, new: dict) -> dict:
     removed = sorted(set(old) - set(new))
     changed = sorted(sid for sid in set(old) & set(new)
                      if any(getattr(old[sid], k) != getattr(new[sid], k) for k in _LIMITS + ("password_hash",)))
+    for sid in set(old) & set(new):
+        if new[sid].password_hash == old[sid].password_hash and new[sid] is not old[sid]:
+            new[sid]._verified = old[sid]._verified      # passwords already checked stay cheap to check
     proxy.accounts.clear()
     proxy.accounts.update(new)           # the same dict as settings.accounts: binds see the new set now
     unbound = []
