@@ -120,8 +120,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
 
     p = _sub(subs, "serve", "run the SMPP proxy and SIP screen")
-    p.add_argument("--smpp-listen", default="0.0.0.0:2775", metavar="HOST:PORT",
-                   help="SMPP listen address for ESMEs (default 0.0.0.0:2775)")
+    p.add_argument("--smpp-listen", default=None, metavar="HOST:PORT",
+                   help="SMPP listen address for ESMEs (default: smpp.toml [server] listen, shipped as 0.0.0.0:2775)")
     p.add_argument("--smsc", metavar="HOST:PORT[,HOST:PORT...]", help="upstream SMSC(s)")
     p.add_argument("--smsc-system-id", default=None, help="system_id we bind to the SMSC with (default: smpp.toml)")
     p.add_argument("--smsc-password", default=None,
@@ -134,7 +134,8 @@ def parser() -> argparse.ArgumentParser:
                         "--esme-accounts-file or $TELFILTER_ESME_ACCOUNTS)")
     p.add_argument("--esme-accounts-file", metavar="FILE", default=None,
                    help="ESME accounts with default limits, one SYSTEM_ID:PASSWORD a line, '#' comments (mode 600)")
-    p.add_argument("--sip-listen", default="0.0.0.0:5060", metavar="HOST:PORT", help="SIP UDP+TCP listen address ('off' to disable)")
+    p.add_argument("--sip-listen", default=None, metavar="HOST:PORT",
+                   help="SIP UDP+TCP listen address, 'off' to disable (default: sip.toml listen, shipped as 0.0.0.0:5060)")
     p.add_argument("--sip-next-hop", metavar="HOST:PORT", help="where screened INVITEs go when there is no Route")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
     p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout); reopened on SIGUSR2 (logrotate)")

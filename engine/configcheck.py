@@ -49,7 +49,7 @@ def load_component(path: Path, loader, config_dir: Path, errors: list):
     try:
         return loader(config_dir)
     except Exception as e:           # each loader has its own error types; any of them is a config error here
-        errors.append(_located(e, path, text))
+        errors.extend(_located(e, path, text).splitlines())      # a loader may report several, a line each
         return None
 
 

@@ -14,9 +14,7 @@ from pathlib import Path
 log = logging.getLogger("telfilter")
 
 RELOAD_PARTS = ("rules", "lists", "model", "accounts", "sip")
-# smpp.toml settings a reload does not compare: the command line always decides them
-# (--smpp-listen has a default, so [server] listen is never the running one)
-_SMPP_NOT_COMPARED = ("accounts", "listen")
+
 
 
 class ReloadCommands:
@@ -76,11 +74,13 @@ class ReloadCommands:
             new[acc.system_id] = acc
         ans = {"ok": True, **apply_accounts(self.proxy, new)}
         running = self.proxy.settings
-        overridden = set(_SMPP_NOT_COMPARED)
-        if self.args is not None:
+        overridden = {"accounts"}        # settings the command line decides are not the file's to change
+        if self.args is None:
+            overridden.add("listen")
+        else:
             from .credentials import SMSC_PASSWORD_ENV
             a = self.args
-            overridden |= {k for k, v in (("smsc", a.smsc), ("smsc_system_id", a.smsc_system_id),
+            overridden |= {k for k, v in (("listen", a.smpp_listen), ("smsc", a.smsc), ("smsc_system_id", a.smsc_system_id),
                                           ("smsc_password", a.smsc_password or getattr(a, "smsc_password_file", None)
                                            or os.environ.get(SMSC_PASSWORD_ENV))) if v}
         restart = [f.name for f in fields(smpp) if f.name not in overridden

@@ -186,9 +186,10 @@ async def run_serve(args, ready=None):
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
     await proxy.start(args.smpp_listen)
-    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
+    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
+              ",".join(settings.smsc) or "none")
     sip = None
-    if getattr(args, "sip_listen", "off") not in (None, "off", ""):
+    if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
         from .sip_screen.server import start_sip
         sip = await start_sip(pipe, args, vlog)
     if metrics is not None:

@@ -129,3 +129,42 @@ def test_every_flag_has_help():
                 missing.append(" ".join(path + [a.option_strings[0] if a.option_strings else a.dest]))
     walk(parser(), ["telfilter"])
     assert not missing
+
+
+@pytest.mark.parametrize("name,body,where", [
+    ("smpp.toml", "[server]\nmax_pdus = 10\n\n[upstream]\nwindow = 'x'\n",
+     ["smpp.toml:2:1: unknown key 'max_pdus' in [server] (did you mean 'max_pdu'?)",
+      "smpp.toml:5:1: [upstream] window must be an integer, got 'x'"]),
+    ("smpp.toml", "[server]\nlisten = '0.0.0.0'\n", ["smpp.toml:2:1: [server] listen must be HOST:PORT"]),
+    ("sip.toml", "[sip]\nlisten = 'off'\n", ["sip.toml:2:1: [sip] listen must be HOST:PORT"]),
+])
+def test_smpp_and_sip_keys_checked_each_error_on_its_line(cfg, name, body, where):
+    (cfg / name).write_text(body)
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and all(w in r.stderr for w in where), r.stderr
+    assert f"{len(where)} error(s)" in r.stderr
+
+
+def test_serve_listens_where_the_files_say(cfg, tmp_path):
+    smpp_port = _free_port()
+    (cfg / "smpp.toml").write_text((cfg / "smpp.toml").read_text().replace(
+        'listen = "0.0.0.0:2775"', f'listen = "127.0.0.1:{smpp_port}"'))
+    (cfg / "sip.toml").write_text((cfg / "sip.toml").read_text().replace(
+        'listen = "0.0.0.0:5060"', 'listen = "127.0.0.1:0"'))
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--config", cfg, "--data-dir", tmp_path / "data",
+                          "--smsc", "127.0.0.1:9", "--esme-account", "t:pw", "--log", tmp_path / "v.jsonl",
+                          "--ready-file", ready], cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        for _ in range(300):
+            if ready.exists() or p.poll() is not None:
+                break
+            import time
+            time.sleep(0.1)
+        assert ready.exists(), p.stderr.read() if p.poll() is not None else "not ready"
+        ports = dict(line.split() for line in ready.read_text().splitlines())
+        assert int(ports["smpp"]) == smpp_port and int(ports["sip"]) > 0
+    finally:
+        p.terminate()
+        p.wait(20)
+    assert p.returncode == 0

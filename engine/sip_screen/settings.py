@@ -77,6 +77,9 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
 
     def bad(key, msg):
         return ValueError(f"{p}:{key_line(text, 'sip', key)}:1: [sip] {key} {msg}")
+    host, sep, port = s.listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise bad("listen", f"must be HOST:PORT, not {s.listen!r}")
     for n in s.allow_networks:
         try:
             permitted_ranges([n])

@@ -168,6 +168,20 @@ _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interv
                 ("max_early_receipts", int))
 
 
+def _schema() -> dict:
+    """smpp.toml's tables and keys with the types a value may have ([[account]]: parse_accounts)."""
+    num = (int, float)
+    return {
+        "server": {"listen": (str,), **{name: (int,) if conv is int else num for name, conv in _SERVER_KEYS}},
+        "upstream": {"smsc": (list,), "system_id": (str,), "password": (str,), "window": (int,),
+                     "response_timeout": num, "stall_after": num, "text_reading": (str,)},
+        "tagging": {"tlv_tag": (int, bool), "text_prefix": (str,)},
+        "submit_multi": {"distribution_lists": (str,)},
+        "drop": {"silent_symbols": (list,), "rejected_receipt": (bool,)},
+        "shortcode": {"confirm": (bool,), "replies": (dict,)},
+    }
+
+
 def load_smpp_settings(config_dir: Path) -> SmppSettings:
     p = Path(config_dir) / "smpp.toml"
     s = SmppSettings()
@@ -178,8 +192,16 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SmppConfigError(f"{p}: {e}") from None
+    from ..config import check_schema, key_line
+    errors = check_schema(p, text, {k: v for k, v in raw.items() if k != "account"}, _schema())
+    if errors:                       # unknown keys and wrong types, every one with its line
+        raise SmppConfigError("\n".join(errors))
     srv, up, tag, drop, sc = (raw.get(k, {}) for k in ("server", "upstream", "tagging", "drop", "shortcode"))
     s.listen = srv.get("listen", s.listen)
+    host, sep, port = s.listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise SmppConfigError(f"{p}:{key_line(text, 'server', 'listen')}:1: [server] listen must be HOST:PORT, "
+                              f"not {s.listen!r}")
     for name, conv in _SERVER_KEYS:            # [server] numbers: the key is the setting's name
         setattr(s, name, conv(srv.get(name, getattr(s, name))))
     s.distribution_lists = str(raw.get("submit_multi", {}).get("distribution_lists", s.distribution_lists))
