@@ -250,3 +250,30 @@ def test_apply_accounts_to_live_binds(tmp_path):
             except Exception:
                 pass
         h.stop()
+
+
+def test_a_bind_checked_across_a_reload_binds_with_the_account_as_it_is_now(tmp_path):
+    """The password check runs in a thread; a reload that lands meanwhile decides the bind."""
+    from dataclasses import replace
+
+    from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
+    from engine.smpp_proxy.codec import constants as C
+    from engine.smpp_proxy.codec import pdu as P
+    from engine.smpp_proxy.live_accounts import apply_accounts
+    from engine.smpp_proxy.server import EsmeSession, SmppProxy
+    proxy = SmppProxy(build(data_dir=tmp_path / "data"), SmppSettings())
+    then = account_from_arg("a:pw")
+
+    def bind_across(now: dict):
+        proxy.accounts.clear()
+        proxy.accounts["a"] = then
+        sess, sent = EsmeSession(proxy), []
+        sess.peer, sess.send_pdu, sess.bind_pending = ("127.0.0.1", 1), sent.append, True
+        apply_accounts(proxy, now)                  # lands while `then`'s password was being checked
+        proxy._bind_checked(sess, P.BindTransceiver(sequence_number=1, system_id="a", password="pw"),
+                            then, True, lambda ok: None)
+        return sent[0].command_status, sess.account
+    assert bind_across({}) == (C.ESME_RINVPASWD, None)                                     # removed
+    assert bind_across({"a": account_from_arg("a:other")})[0] == C.ESME_RINVPASWD         # password changed
+    wider = replace(then, window=7)
+    assert bind_across({"a": wider}) == (0, wider)                                         # new limits
