@@ -173,7 +173,8 @@ async def run_serve(args, ready=None):
     control = None
     if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
         from .control import ControlServer, default_socket
-        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir), stop.set)
+        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir), stop.set,
+                                args=args)
         await control.start()
         life.info("control socket %s (telfilter ctl)", control.path)
     metrics = None
@@ -185,9 +186,10 @@ async def run_serve(args, ready=None):
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
     await proxy.start(args.smpp_listen)
-    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
+    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
+              ",".join(settings.smsc) or "none")
     sip = None
-    if getattr(args, "sip_listen", "off") not in (None, "off", ""):
+    if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
         from .sip_screen.server import start_sip
         sip = await start_sip(pipe, args, vlog)
     if metrics is not None:
@@ -246,7 +248,10 @@ async def run_serve(args, ready=None):
     force = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, force.set)
-    drain = asyncio.ensure_future(proxy.drain(getattr(args, "drain_timeout", 10.0)))
+    # --drain-timeout bounds the whole stop, up to the process's exit: the drain leaves a little
+    # (1/20, at most 0.5 s) for closing sockets, the state store's last flush and interpreter exit
+    budget = getattr(args, "drain_timeout", 10.0)
+    drain = asyncio.ensure_future(proxy.drain(max(0.0, budget - min(0.5, budget / 20))))
     forced = asyncio.ensure_future(force.wait())
     await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
     if not drain.done():

@@ -79,6 +79,12 @@ class BindHandling:
         sess.bind_pending = False
         kind = BIND_NAMES[pdu.command_id]
         resp_cls = P.response_class(pdu.command_id)
+        if acct is not None and self.accounts.get(acct.system_id) is not acct:
+            # the accounts were reloaded while the password was checked (live_accounts.py): bind
+            # with the account as it is now, and only if the password checked is still its one
+            cur = self.accounts.get(acct.system_id)
+            password_ok = password_ok and cur is not None and cur.password_hash == acct.password_hash
+            acct = cur
         ok = password_ok and acct.network_allowed(sess.peer[0])
         done(ok)
         if sess.closed:
