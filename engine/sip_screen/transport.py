@@ -2,10 +2,16 @@
 `on_message` out, with the bounds an inline element needs.
 
 Theory of operation: the SIP screen shares its event loop with the SMPP proxy, so no burst of
-SIP traffic may hold the loop. Datagrams are queued as they arrive (a bounded deque: beyond
-`queue_datagrams` the newest are dropped and counted, as the kernel would drop them) and handled
-by a callback that takes at most `batch_messages` of them or `batch_seconds` of CPU, then
-reschedules itself behind whatever else is ready, so SMPP sockets are served between rounds.
+SIP traffic may hold the loop. The UDP socket is our own non-blocking socket watched by a
+reader callback: each call reads datagrams with recvfrom(2) until the socket is empty, or
+`batch_messages` of them, or `batch_seconds` of CPU, handling each as it comes, and returns;
+if more are waiting the poller calls it again on the next loop round, after whatever else is
+ready, so SMPP sockets are served between rounds. The kernel's receive buffer is the only
+queue (sized for `queue_datagrams` datagrams, within the kernel's cap); what it drops is read
+from /proc/net/udp and counted as `overload_dropped`. Answers and forwards are sent with one
+sendto(2) on the same socket. Compared with asyncio's DatagramProtocol this spares a Python
+callback, a queue append and a scheduled callback per datagram (issue #9: the event loop was
+a third of the screen's CPU per call).
 A TCP connection handles at most `batch_messages` messages per read the same way (reading is
 paused meanwhile). Inbound TCP connections are capped in total and per source address; a
 sweeper closes connections idle for `tcp_idle_timeout` or holding an unfinished message for
@@ -15,58 +21,92 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
-from collections import deque
 
 from .codec import SipParseError, StreamParser
 
 log = logging.getLogger("telfilter.sip")
 
 
-class UdpEndpoint(asyncio.DatagramProtocol):
-    def __init__(self, screen):
-        self.screen = screen
+class UdpEndpoint:
+    """The UDP socket of the screen, read in batches by a reader callback (no per-datagram
+    protocol dispatch, no queue of our own: the kernel's receive buffer is the queue)."""
+
+    def __init__(self, screen, sock: socket.socket):
+        self.screen, self.sock = screen, sock
         s = screen.s
-        self.queue: deque = deque()
-        self.limit, self.batch, self.budget = s.queue_datagrams, s.batch_messages, s.batch_seconds
-        self.scheduled = False
-        self.transport = None
+        self.batch, self.budget = s.batch_messages, s.batch_seconds
+        self.loop = None
+        self.drops_seen = 0                                     # kernel drop counter at the last look
 
-    def connection_made(self, transport):
-        self.transport = transport
-        self.loop = asyncio.get_running_loop()
+    @classmethod
+    def bind(cls, screen, host: str, port: int) -> "UdpEndpoint":
+        family, _, _, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM,
+                                                   flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, screen.s.queue_datagrams * 2048)
+            sock.bind(addr)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return cls(screen, sock)
 
-    def datagram_received(self, data, addr):
-        q = self.queue
-        if len(q) >= self.limit:
-            self.screen.stats["overload_dropped"] += 1
-            return
-        q.append((data, addr))
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self.drain)
+    def start(self, loop):
+        self.loop = loop
+        loop.add_reader(self.sock.fileno(), self.readable)
 
-    def drain(self):
-        q, on = self.queue, self.screen.on_datagram
+    def close(self):
+        if self.loop is not None:
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def get_extra_info(self, name):
+        return self.sock.getsockname() if name == "sockname" else None
+
+    def sendto(self, data, addr):
+        """One sendto(2); a full send buffer raises BlockingIOError like any OSError (the
+        datagram is lost, as it would be on the network; the caller answers 503 if it can)."""
+        self.sock.sendto(data, addr)
+
+    def readable(self):
+        recv, on, batch = self.sock.recvfrom, self.screen.on_datagram, self.batch
         end = time.perf_counter() + self.budget
-        for _ in range(self.batch):
-            if not q:
-                break
-            data, addr = q.popleft()
+        for _ in range(batch):
+            try:
+                data, addr = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:                        # an ICMP error reported on the socket
+                log.info("UDP error: %s", e)
+                return
             try:
                 on(data, addr)
-            except Exception:                        # a bug must not stop the rounds (scheduled stays set)
+            except Exception:                        # a bug must not stop the rounds
                 self.screen.stats["internal_errors"] += 1
                 log.exception("internal error on a datagram from %s", addr)
             if time.perf_counter() > end:
-                break
-        if q:
-            self.loop.call_soon(self.drain)          # behind every callback already ready (SMPP)
-        else:
-            self.scheduled = False
+                return
+        # more may be waiting: the reader is called again on the next loop round, after the
+        # callbacks and sockets (SMPP) that are ready now
 
-    def error_received(self, exc):
-        log.info("UDP error: %s", exc)
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped on this socket because its receive buffer was full
+        (Linux: the `drops` column of /proc/net/udp[6] for this socket's inode), or None."""
+        try:
+            inode = str(os.fstat(self.sock.fileno()).st_ino)
+            for name in ("/proc/self/net/udp", "/proc/self/net/udp6"):
+                with open(name) as f:
+                    for line in f:
+                        cols = line.split()
+                        if len(cols) > 12 and cols[9] == inode:
+                            return int(cols[12])
+        except (OSError, ValueError):
+            return None
+        return None
 
 
 class TcpConnection(asyncio.Protocol):
