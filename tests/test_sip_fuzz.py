@@ -181,3 +181,36 @@ if __name__ == "__main__":
     import tempfile
     print(run_time_boxed(build(data_dir=Path(tempfile.mkdtemp())), float(sys.argv[1]) if len(sys.argv) > 1 else 60),
           "inputs, no failure")
+
+
+# ------------------------------------------------------------ the C fast path against the Python one
+
+from engine.sip_screen import fastpath  # noqa: E402
+
+OUR = tuple(f"SIP/2.0/{t} 127.0.0.1:5060;branch=z9hG4bKtf".encode() for t in ("UDP", "TCP"))
+RESPONSES = [s for s in SEEDS if s.startswith(b"SIP/")] + [
+    b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport\r\n"
+    b"v: SIP/2.0/TCP [::1]:5080;branch=z9hG4bK1;received=::1;rport=5081, SIP/2.0/UDP 10.0.0.9\r\n"
+    b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\nCall-ID:  c9 \r\nCSEQ: 1  invite \r\n"
+    b"Content-Length: 4\r\n\r\nv=0\n",
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123\r\n"
+    b"Via: SIP/2.0/UDP 10.1.2.3:5070;RPORT=7;branch=z9hG4bKx\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nl:0\r\n\r\n",
+]
+
+
+@pytest.mark.skipif(fastpath._c_relay_response is None, reason="C extension not built")
+def test_c_relay_response_agrees_with_python():
+    """Where the C version decides (not None), it says exactly what the Python one says; and it
+    does decide the plain responses of a call."""
+    rnd = random.Random(3261)
+    decided = 0
+    for seed in RESPONSES:
+        assert fastpath._c_relay_response(seed, OUR) in (None, fastpath.py_relay_response(seed, OUR)), seed
+    assert all(fastpath._c_relay_response(s, OUR) is not None for s in RESPONSES[-4:-1])   # plain ones
+    for _ in range(20000):
+        data = mutate(rnd.choice(RESPONSES), rnd, rnd.randrange(1, 4))
+        c = fastpath._c_relay_response(data, OUR)
+        if c is not None:
+            decided += 1
+            assert c == fastpath.py_relay_response(data, OUR), data
+    assert decided > 1000

@@ -32,9 +32,25 @@ _BAD_LINE = re.compile(rb"\r\n(?![A-Za-z0-9\-.!%*_+`'~]+[ \t]*:)")      # a line
 MAX_FAST_RESPONSE = 8000         # below MAX_HEADER_LINE: no header of it can be over the limit
 
 
+try:                             # the same for plain responses in C (setup.py builds it; optional)
+    from ._sipfast import relay_response as _c_relay_response
+except ImportError:
+    _c_relay_response = None
+
+
 def relay_response(data: bytes, our_via_prefixes: tuple):
-    """(bytes to send, (host, port, TRANSPORT), status is 200 to an INVITE, Call-ID), NOT_OURS or
-    FULL_PARSE."""
+    """(bytes to send, (host, port, TRANSPORT), Call-ID if it is a 200 to an INVITE else b""),
+    NOT_OURS or FULL_PARSE. The C version answers the plain cases and leaves the rest (None) to
+    `py_relay_response`."""
+    if _c_relay_response is not None:
+        r = _c_relay_response(data, our_via_prefixes)
+        if r is not None:
+            return r
+    return py_relay_response(data, our_via_prefixes)
+
+
+def py_relay_response(data: bytes, our_via_prefixes: tuple):
+    """relay_response in Python: the reference the C version is tested against."""
     if not _STATUS.match(data) or len(data) > MAX_FAST_RESPONSE:
         return FULL_PARSE
     he = data.find(b"\r\n\r\n")
