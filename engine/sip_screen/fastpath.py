@@ -155,8 +155,28 @@ class InDialog:
     """What the screen needs to forward an in-dialog request found simple by `in_dialog()`."""
     __slots__ = ("method", "before", "after", "top_branch", "base", "dest", "call_id", "to_tag")
 
+    def astuple(self):
+        return (self.method, self.before, self.after, self.top_branch, self.base, self.dest, self.call_id, self.to_tag)
+
+
+try:
+    from ._sipfast import in_dialog as _c_in_dialog
+except ImportError:
+    _c_in_dialog = None
+
 
 def in_dialog(data: bytes, src_ip: str, src_port: int):
+    """`py_in_dialog`, by the C version for the plain cases (None from it: the Python one decides)."""
+    if _c_in_dialog is not None:
+        t = _c_in_dialog(data, src_ip, src_port)
+        if t is not None:
+            r = InDialog()
+            r.method, r.before, r.after, r.top_branch, r.base, r.dest, r.call_id, r.to_tag = t
+            return r
+    return py_in_dialog(data, src_ip, src_port)
+
+
+def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     """An in-dialog request (To tag, no Route) checked and edited as §16.3/§16.6 require: top Via
     stamped with received/rport, Max-Forwards decremented; our Via goes between `before` and
     `after`. FULL_PARSE for anything else, including any Via that could be ours (loop check)."""
