@@ -3,17 +3,17 @@
 
 Theory of operation: the SIP screen shares its event loop with the SMPP proxy, so no burst of
 SIP traffic may hold the loop. The UDP socket is our own non-blocking socket watched by a
-reader callback: each call reads datagrams with recvfrom(2) until the socket is empty, or
-`batch_messages` of them, or `batch_seconds` of CPU, handling each as it comes, and returns;
-if more are waiting the poller calls it again on the next loop round, after whatever else is
-ready, so SMPP sockets are served between rounds. The kernel's receive buffer is the only
-queue (sized for `queue_datagrams` datagrams, within the kernel's cap); what it drops is read
-from /proc/net/udp and counted as `overload_dropped`. Answers and forwards are sent with one
-sendto(2) on the same socket. Compared with asyncio's DatagramProtocol this spares a Python
-callback, a queue append and a scheduled callback per datagram (issue #9: the event loop was
-a third of the screen's CPU per call).
-A TCP connection handles at most `batch_messages` messages per read the same way (reading is
-paused meanwhile). Inbound TCP connections are capped in total and per source address; a
+reader callback that reads one datagram with recvfrom(2) and handles it; if more are waiting
+the poller calls it again on the next loop round, after whatever else is ready, so SMPP
+sockets are served between any two datagrams. (Reading on until EAGAIN costs a failing
+syscall and a Python exception per datagram at the usual load, where one datagram is waiting
+per wake-up; measured, one per round was the cheaper.) The kernel's receive buffer is the
+only queue (sized for `queue_datagrams` datagrams, within the kernel's cap); what it drops is
+read from /proc/net/udp and counted as `overload_dropped`. Answers and forwards are sent with
+one sendto(2) on the same socket. Compared with asyncio's DatagramProtocol this spares a
+Python callback, a queue append and a scheduled callback per datagram (issue #9).
+A TCP connection handles at most `batch_messages` messages or `batch_seconds` of work per
+loop round (reading is paused meanwhile). Inbound TCP connections are capped in total and per source address; a
 sweeper closes connections idle for `tcp_idle_timeout` or holding an unfinished message for
 `tcp_incomplete_timeout`.
 """
@@ -31,13 +31,11 @@ log = logging.getLogger("telfilter.sip")
 
 
 class UdpEndpoint:
-    """The UDP socket of the screen, read in batches by a reader callback (no per-datagram
+    """The UDP socket of the screen, read by a reader callback one datagram per round (no per-datagram
     protocol dispatch, no queue of our own: the kernel's receive buffer is the queue)."""
 
     def __init__(self, screen, sock: socket.socket):
         self.screen, self.sock = screen, sock
-        s = screen.s
-        self.batch, self.budget = s.batch_messages, s.batch_seconds
         self.loop = None
         self.drops_seen = 0                                     # kernel drop counter at the last look
 
@@ -73,25 +71,22 @@ class UdpEndpoint:
         self.sock.sendto(data, addr)
 
     def readable(self):
-        recv, on, batch = self.sock.recvfrom, self.screen.on_datagram, self.batch
-        end = time.perf_counter() + self.budget
-        for _ in range(batch):
-            try:
-                data, addr = recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:                        # an ICMP error reported on the socket
-                log.info("UDP error: %s", e)
-                return
-            try:
-                on(data, addr)
-            except Exception:                        # a bug must not stop the rounds
-                self.screen.stats["internal_errors"] += 1
-                log.exception("internal error on a datagram from %s", addr)
-            if time.perf_counter() > end:
-                return
-        # more may be waiting: the reader is called again on the next loop round, after the
-        # callbacks and sockets (SMPP) that are ready now
+        # One datagram per call: at the usual load the socket holds one datagram when the poller
+        # wakes us, and a second recvfrom would only fail with EAGAIN (a syscall and a Python
+        # exception per datagram). Under a burst the poller calls us again at once, after the
+        # other callbacks and sockets (SMPP) that are ready: one message per loop round.
+        try:
+            data, addr = self.sock.recvfrom(65535)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:                            # an ICMP error reported on the socket
+            log.info("UDP error: %s", e)
+            return
+        try:
+            self.screen.on_datagram(data, addr)
+        except Exception:                               # a bug must not stop the rounds
+            self.screen.stats["internal_errors"] += 1
+            log.exception("internal error on a datagram from %s", addr)
 
     def kernel_drops(self) -> int | None:
         """Datagrams the kernel dropped on this socket because its receive buffer was full
@@ -146,7 +141,10 @@ class TcpConnection(asyncio.Protocol):
             if self.transport.is_closing():
                 return
             self.transport.resume_reading()
+        end = time.perf_counter() + self.screen.s.batch_seconds
         for _ in range(self.screen.s.batch_messages):
+            if time.perf_counter() > end:
+                break
             try:
                 msg = self.parser.next()
             except SipParseError as e:
