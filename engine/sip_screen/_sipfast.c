@@ -5,7 +5,8 @@
  * over the head: every line CRLF-terminated and `token [ \t]* : value`, exactly one
  * Content-Length equal to the body length, no quotes in Vias, the top Via ours and the next Via
  * in its plain form. It returns the same values as the Python function: the tuple
- * (bytes to send, (host, port, TRANSPORT), Call-ID of an answered INVITE or b""), or () for
+ * (bytes to send, (host, port, TRANSPORT), b"Call-ID CSeq-number" of a final response to an
+ * INVITE or b""), or () for
  * "not ours". Whenever anything is less than plain it returns None, which means "undecided":
  * the caller then runs the Python function, which decides (itself possibly deferring to the full
  * parse). So this code can only ever agree with the Python path; tests/test_sip_fuzz.py checks
@@ -281,19 +282,24 @@ static PyObject *relay_response(PyObject *self, PyObject *args) {
     PyObject *dest = NULL;
     int r = next_hop(nx, nxl, &dest);
     if (r <= 0) { Py_DECREF(out); goto done_or_undecided_nh; }
-    const char *cid = "";
-    Py_ssize_t cidl = 0;
-    if (d[8] == '2' && d[9] == '0' && d[10] == '0' && cseq >= 0) {
+    char key[MAX_FAST_RESPONSE + 2];
+    Py_ssize_t keyl = 0;
+    if (d[8] != '1' && cseq >= 0 && callid >= 0) {          /* a final response to an INVITE */
         const char *cs = d + hs[cseq].vs, *ce = d + hs[cseq].ve;
         while (ce > cs && is_space((unsigned char)ce[-1])) ce--;
-        if (ce - cs >= 6 && name_is(ce - 6, 6, "invite") && callid >= 0) {
+        if (ce - cs >= 6 && name_is(ce - 6, 6, "invite")) {
             const char *a = d + hs[callid].vs, *z = d + hs[callid].ve;
             while (a < z && (*a == ' ' || *a == '\t')) a++;
             while (z > a && (z[-1] == ' ' || z[-1] == '\t')) z--;
-            cid = a; cidl = z - a;
+            while (cs < ce && is_space((unsigned char)*cs)) cs++;
+            const char *te = cs;
+            while (te < ce && !is_space((unsigned char)*te)) te++;
+            memcpy(key, a, z - a); keyl = z - a;
+            key[keyl++] = ' ';
+            memcpy(key + keyl, cs, te - cs); keyl += te - cs;
         }
     }
-    res = Py_BuildValue("(NNy#)", out, dest, cid, cidl);
+    res = Py_BuildValue("(NNy#)", out, dest, key, keyl);
     goto done;
 done_or_undecided_nh:
     if (r < 0) goto done;              /* an exception is set */

@@ -39,8 +39,8 @@ except ImportError:
 
 
 def relay_response(data: bytes, our_via_prefixes: tuple):
-    """(bytes to send, (host, port, TRANSPORT), Call-ID if it is a 200 to an INVITE else b""),
-    NOT_OURS or FULL_PARSE. The C version answers the plain cases and leaves the rest (None) to
+    """(bytes to send, (host, port, TRANSPORT), b"Call-ID CSeq-number" if it is a final response
+    to an INVITE else b""), NOT_OURS or FULL_PARSE. The C version answers the plain cases and leaves the rest (None) to
     `py_relay_response`."""
     if _c_relay_response is not None:
         r = _c_relay_response(data, our_via_prefixes)
@@ -89,13 +89,14 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
     dest = next_hop(nxt_raw)
     if dest is None:
         return NOT_OURS
-    answered_invite = b""
-    if data[8:11] == b"200":
+    invite_final = b""
+    if data[8:9] != b"1":
         cseq = _CSEQ.search(head)
         if cseq is not None and cseq.group(1).rstrip().upper().endswith(b"INVITE"):
             cid = _CALL_ID.search(head)
-            answered_invite = cid.group(1).strip(b" \t") if cid else b""
-    return out, dest, answered_invite
+            if cid is not None:
+                invite_final = cid.group(1).strip(b" \t") + b" " + cseq.group(1).split(None, 1)[0]
+    return out, dest, invite_final
 
 
 def next_hop(via: bytes):

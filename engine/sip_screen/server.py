@@ -64,6 +64,11 @@ class SipScreen(Forwarding, Screening):
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0}
+        # final responses to INVITE transactions relayed or generated, by status code; each
+        # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
+        # remembered for the last FINALS_SEEN transactions (bounded)
+        self.final_codes: dict = {}
+        self.finals_seen: "OrderedDict[str, None]" = OrderedDict()
         self._sweeper = None
         self.warned: dict = {}                              # kind -> (last warning time, suppressed since)
         self.fast_path = True                               # False: every message takes the full parse
