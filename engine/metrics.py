@@ -155,6 +155,10 @@ class MeteredVerdictLog(VerdictLog):
         self.metrics.count("sms", str(v.action), [h.symbol for h in v.hits], judge_us)
         super().write_sms(msg, pdu, v, judge_us, binary, reading)
 
+    def write_call(self, when, call_id, caller, callee, ingress, v, judge_us) -> None:
+        self.metrics.count("call", str(v.action), [h.symbol for h in v.hits], judge_us)
+        super().write_call(when, call_id, caller, callee, ingress, v, judge_us)
+
 
 class _StateCollector:
     """Reads the components' own statistics at scrape time (on the event loop)."""
