@@ -43,7 +43,7 @@ class Screening:
         if not caller:
             caller = user_of(msg.get("from") or "")
         try:
-            callee = parse_uri(msg.uri).user
+            callee = (msg.ruri or parse_uri(msg.uri)).user
         except SipParseError:
             callee = ""
         if not callee:
