@@ -4,6 +4,7 @@ when installed) in the same run as the baselines.
 
     python -m engine.sip_screen.cpubench [--rate 500] [--seconds 10] [--no-relay] [--no-kamailio]
     python -m engine.sip_screen.cpubench --via-flood
+    python -m engine.sip_screen.cpubench --per-type      (in process, per message type)
 
 prints one JSON object: per target (`screen`, `relay`, `kamailio`) the CPU seconds of the
 element (all its processes: Kamailio forks workers) spent while the UAC ran, calls completed /
@@ -220,6 +221,75 @@ def via_flood(n: int = 20, vias: int = 950) -> dict:
     return out
 
 
+TYPES = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE")
+
+
+def per_type(calls: int = 3000) -> dict:
+    """In-process CPU µs per SIP message type (no sockets, no event loop): the six datagrams of
+    one sipp call are captured at a screen on loopback, then `calls` copies of them (each with
+    its own Call-ID) are fed to `SipScreen.on_datagram` of a screen whose socket is a stub, with
+    a verdict log to a file and the durable state store as in `serve`. The screen's own code and
+    judging, without the kernel and event-loop share that `measure()` includes."""
+    import re
+
+    from ..app import build
+    from ..lists import ListStore
+    from ..smpp_proxy.verdictlog import VerdictLog
+    from ..state import install, open_state
+    from .harness import SipHarness
+    from .server import SipSettings
+    tmp = Path(tempfile.mkdtemp(prefix="tf-siptype-"))
+    ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
+    pipe = build(None, tmp / "data", seed=False)
+    install(pipe, open_state(None, pipe.store.dir))
+    uas_port = _free_udp()
+    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}",
+                                     allow_networks=["127.0.0.0/8"])).start()
+    got = []
+    real = h.screen.on_datagram
+
+    def tap(data, addr):
+        got.append((data, addr))
+        return real(data, addr)
+    h.screen.on_datagram = tap
+    try:
+        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", "1",
+                                "-timeout", "20s", "-nostdin"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
+                        "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{h.port}", "-m", "1", "-s", "0912345678",
+                        "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
+                       cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        uas.wait(25)
+        screen = h.screen
+    finally:
+        h.stop()
+    if len(got) < 6:
+        return {"error": f"captured {len(got)} datagrams of a call, not 6"}
+    msgs = got[:6]
+    cid = re.search(rb"Call-ID: ([^\r]*)", msgs[0][0]).group(1)
+
+    class Stub:
+        sent = 0
+
+        def sendto(self, data, addr):
+            Stub.sent += 1
+    screen.udp = Stub()
+    screen.vlog = VerdictLog(str(tmp / "verdicts.jsonl"))
+    batch = [[(m.replace(cid, b"%0*x" % (len(cid), i + 1)), a) for m, a in msgs] for i in range(calls)]
+    tot = [0.0] * 6
+    clock, on = time.process_time, screen.on_datagram
+    for call in batch:
+        for k, (m, a) in enumerate(call):
+            t0 = clock()
+            on(m, a)
+            tot[k] += clock() - t0
+    screen.vlog.close()
+    out = {t: round(x / calls * 1e6, 1) for t, x in zip(TYPES, tot)}
+    out["call"] = round(sum(tot) / calls * 1e6, 1)
+    out["sent"], out["expected"] = Stub.sent, 6 * calls
+    return out
+
+
 def measure(rate: int = 500, seconds: float = 10.0, relay: bool = True, kamailio: bool = True) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipcpu-"))
     out = {"rate_cps": rate, "seconds": seconds, "screen": _one("screen", rate, seconds, tmp)}
@@ -237,8 +307,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-relay", action="store_true")
     ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--via-flood", action="store_true", help="CPU of 20 INVITEs with 950 Vias each instead")
+    ap.add_argument("--per-type", action="store_true", help="in-process CPU µs per SIP message type instead")
     a = ap.parse_args(argv)
-    print(json.dumps(via_flood() if a.via_flood else measure(a.rate, a.seconds, not a.no_relay, not a.no_kamailio)))
+    if a.per_type:
+        print(json.dumps(per_type()))
+    else:
+        print(json.dumps(via_flood() if a.via_flood else measure(a.rate, a.seconds, not a.no_relay, not a.no_kamailio)))
     return 0
 
 
