@@ -36,6 +36,10 @@ class UdpEndpoint:
 
     def __init__(self, screen, sock: socket.socket):
         self.screen, self.sock = screen, sock
+        # sendto(data, addr): one sendto(2) on the socket itself; a full send buffer raises
+        # BlockingIOError like any OSError (the datagram is lost, as it would be on the network;
+        # the caller answers 503 if it can)
+        self.sendto = sock.sendto
         self.loop = None
         self.drops_seen = 0                                     # kernel drop counter at the last look
 
@@ -64,11 +68,6 @@ class UdpEndpoint:
 
     def get_extra_info(self, name):
         return self.sock.getsockname() if name == "sockname" else None
-
-    def sendto(self, data, addr):
-        """One sendto(2); a full send buffer raises BlockingIOError like any OSError (the
-        datagram is lost, as it would be on the network; the caller answers 503 if it can)."""
-        self.sock.sendto(data, addr)
 
     def readable(self):
         # One datagram per call: at the usual load the socket holds one datagram when the poller
