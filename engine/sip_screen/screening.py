@@ -43,7 +43,7 @@ class Screening:
         if not caller:
             caller = user_of(msg.get("from") or "")
         try:
-            callee = parse_uri(msg.uri).user
+            callee = (msg.ruri or parse_uri(msg.uri)).user
         except SipParseError:
             callee = ""
         if not callee:
@@ -59,10 +59,7 @@ class Screening:
         self.stats["screened"] += 1
         if self.vlog is not None:
             try:                                        # the log never decides a call's fate
-                self.vlog.write({"ts": call.time.isoformat(), "kind": "call", "call_id": _loggable(msg.get("call-id")),
-                                 "caller": caller, "callee": callee, "ingress": call.ingress, "action": str(v.action),
-                                 "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
-                                 "judge_us": round(us, 1)})
+                self.vlog.write_call(call.time, _loggable(msg.get("call-id")), caller, callee, call.ingress, v, us)
             except Exception as e:
                 self.stats["log_failed"] += 1
                 if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
