@@ -36,6 +36,9 @@ setup(
     extras_require={"train": TRAIN, "test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13", *TRAIN]},
     # Compiled ML feature scorer; optional: without a C compiler the numpy path is used.
     ext_modules=[Extension("engine.ml._fastfeat", ["engine/ml/_fastfeat.c"], optional=True,
+                           extra_compile_args=["-O2"]),
+                 # template_key's masking (textnorm.py keeps the pure-Python path)
+                 Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True,
                            extra_compile_args=["-O2"])],
     entry_points={"console_scripts": ["telfilter=engine.cli:main"]},
 )

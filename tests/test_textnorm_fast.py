@@ -1,0 +1,67 @@
+"""engine/_textnorm.c's template_mask gives textnorm's Python masking on every text: the
+traffic mix, edge cases of Unicode case and digits, and random strings."""
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import textnorm as T
+
+pytestmark = pytest.mark.skipif(T._C is None, reason="engine._textnorm not built")
+
+EDGE = [
+    "", " ", "a", "Chao anh Minh, hen gap lai luc 5h chieu nay nhe", "KHUYEN MAI lon nhat nam tai cua hang",
+    "ǅemal ǆ Ǆ title-case digraphs in a sentence here", "Ⅳ ² ٣ ¼ numerals that are not digits at all",
+    "İstanbul ß ﬁnance Straße words with odd case maps", "Đà Nẵng Đ đ ĐỒNG Vietnamese capitals and more",
+    "link bit.ly/x then a@b.vn and 10:15 and 5.000.000 vnd for the words",
+    "..a.b.. .x .:: @@ a:b: :a x/ /y ok ok ok ok ok", "tab\tnew\nline\r\x1c\x1d\x85\u2028 sep words here too",
+    "x" * 3000, "a " * 1500, "Ab " * 800, "e\u0301 combining u\u031b\u0300 marks in the middle of words",
+    "한국어 텍스트 가 각 四 五 六 七 scripts without case", "😀 emoji 🎉 prize 𝐀𝐁𝐂 math bold Capital",
+]
+
+
+def _both(text):
+    return T._C.template_mask(text, T.TEMPLATE_MIN_WORDS), T._template_words(text)
+
+
+@pytest.mark.parametrize("text", EDGE)
+def test_edge_cases(text):
+    c, py = _both(text)
+    assert c == py
+
+
+def test_traffic_mix():
+    from benchmarks.traffic import records
+    texts = [r["text"] for r in records(5000, seed=9)]
+    assert sum(T._template_words(t) is not None for t in texts) > 1000      # the test has teeth
+    for t in texts:
+        assert _both(t)[0] == _both(t)[1], t
+
+
+_ALPHABET = list("aAzZ09 ._:/@-!?\t\nQqĐđéÉǅǆⅣ²٣\u0301\u200b\u3000ᾈ\x1c\x85ßİﬁ𝐀😀")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_ALPHABET), max_size=40).map("".join))
+def test_random_strings_from_tricky_alphabet(text):
+    c, py = _both(text)
+    assert c == py
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(max_size=60))
+def test_random_unicode(text):
+    c, py = _both(text)
+    assert c == py
+
+
+def test_template_key_same_with_either_path(monkeypatch):
+    texts = ["Chúc mừng Minh! Bạn đã trúng thưởng 700 triệu, liên hệ 0912000111 tại qr.vn/xk2 để nhận giải",
+             "Chuc mung Lan! Ban da trung thuong 50 trieu, lien he 0999111222 tai bit.ly/abc de nhan giai"]
+    rnd = random.Random(4)
+    texts += ["".join(rnd.choice(_ALPHABET) for _ in range(30)) for _ in range(300)]
+    fast = [T.template_key(t) for t in texts]
+    monkeypatch.setattr(T, "_C", None)
+    assert [T.template_key(t) for t in texts] == fast
+    assert fast[0] == fast[1] and fast[0] is not None
