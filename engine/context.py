@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .numbers import normalise_number, normalise_sender_id
-from .textnorm import content_key, find_hosts, fold, template_key
+from .textnorm import content_digest, find_hosts, fold, template_key
 from .verdict import Call, Message
 
 
@@ -103,8 +103,9 @@ class MessageContext:
         return find_hosts(t) if t and ("." in t or ":" in t) else []
 
     @cached_property
-    def content(self) -> str:
-        return content_key(self.text)
+    def content(self) -> int:
+        """Counter key part `content`: a digest of the exact content (folded, spacing collapsed)."""
+        return content_digest(self.text)
 
     @cached_property
     def template_bands(self) -> tuple[int, ...]:

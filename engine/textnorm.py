@@ -89,6 +89,13 @@ def content_key(text: str) -> str:
     return " ".join(fold(text).split())
 
 
+def content_digest(text: str) -> int:
+    """64-bit BLAKE2b digest of content_key(text): a counter key part that is an int, so a
+    counter keyed by it is hashed once per message (and journalled without a string)."""
+    return int.from_bytes(blake2b(content_key(text).encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "little")
+
+
 def template_key(text: str) -> int | None:
     """64-bit key of the template `text` was filled in from, or None for a text too short to tell.
 
