@@ -16,7 +16,8 @@ SHORTCODE_MAX_DIGITS = 6
 
 def normalise_number(raw: str) -> int | None:
     """E.164 digits as an int, or None when `raw` is not a phone number or short code."""
-    s = raw.strip().translate(_STRIP)
+    # most addresses arrive as bare digits: no spacing or punctuation to remove
+    s = raw if raw.isdigit() and raw.isascii() else raw.strip().translate(_STRIP)
     if not s:
         return None
     if s[0] == "+":
