@@ -2,7 +2,7 @@
  * pure-Python path, used when this module is absent or TELFILTER_TEXT_PURE=1, and a test checks
  * both give the same key on every text).
  *
- * template_mask(text, min_words) -> str | None
+ * template_mask(text, min_words) -> str | None   (and maybe_host(text), find_hosts' prefilter)
  *
  * Theory of operation: one pass over the code points does what template_key's three regexes and
  * its per-word loop do, with the predicates Python's own str methods and `re` use:
@@ -156,7 +156,35 @@ static PyObject *template_mask(PyObject *self, PyObject *args)
     return out;
 }
 
+/* maybe_host(text) -> bool: False only when textnorm._URL_RE cannot find a host in `text`, which
+ * needs "://" or a letter or digit, a dot and a letter in a row (textnorm._MAYBE_HOST, case-
+ * insensitive). Any non-ASCII code point counts as a possible letter (case-insensitive matching
+ * relates a few of them to ASCII letters), so this is a superset: a True is confirmed by the regex. */
+static PyObject *maybe_host(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "maybe_host() needs a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '.' && i > 0) {
+            Py_UCS4 a = PyUnicode_READ(kind, data, i - 1), b = PyUnicode_READ(kind, data, i + 1);
+            if ((a > 127 || is_alnum(a)) && (b > 127 || (Py_UCS4)((b | 32) - 'a') < 26))
+                Py_RETURN_TRUE;
+        } else if (c == ':' && i + 2 < n && PyUnicode_READ(kind, data, i + 1) == '/'
+                   && PyUnicode_READ(kind, data, i + 2) == '/') {
+            Py_RETURN_TRUE;
+        }
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef methods[] = {
+    {"maybe_host", maybe_host, METH_O, "maybe_host(text) -> False when text holds no link host (see textnorm.find_hosts)"},
     {"template_mask", template_mask, METH_VARARGS,
      "template_mask(text, min_words) -> the masked words joined by spaces, or None (see textnorm.template_key)"},
     {NULL, NULL, 0, NULL}

@@ -56,7 +56,7 @@ _MAYBE_HOST = re.compile(r"://|[a-z0-9]\.[a-z]", re.IGNORECASE)
 
 def find_hosts(text: str) -> list[str]:
     """Hosts of links in `text`, with or without scheme, lower-cased, trailing dot removed."""
-    if _MAYBE_HOST.search(text) is None:
+    if (_C.maybe_host(text) if _C is not None else _MAYBE_HOST.search(text) is not None) is False:
         return []
     out = []
     for m in _URL_RE.finditer(text):

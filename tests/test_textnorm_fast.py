@@ -65,3 +65,22 @@ def test_template_key_same_with_either_path(monkeypatch):
     monkeypatch.setattr(T, "_C", None)
     assert [T.template_key(t) for t in texts] == fast
     assert fast[0] == fast[1] and fast[0] is not None
+
+
+_HOSTY = list("aZ9.:/ İıſKxé\u212a-_ẞ")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_HOSTY), max_size=12).map("".join))
+def test_maybe_host_never_misses_what_the_regex_finds(text):
+    if T._MAYBE_HOST.search(text) is not None:
+        assert T._C.maybe_host(text)
+
+
+def test_find_hosts_same_with_either_prefilter(monkeypatch):
+    from benchmarks.traffic import records
+    texts = [r["text"] for r in records(3000, seed=2)] + ["xem https://www.phish.example/login", "a.b.vn ok", "K.K"]
+    fast = [T.find_hosts(t) for t in texts]
+    assert sum(bool(h) for h in fast) > 50
+    monkeypatch.setattr(T, "_C", None)
+    assert [T.find_hosts(t) for t in texts] == fast

@@ -272,6 +272,25 @@ def _rule_fn(rule, index, fns, shared, direct, tree="rule"):
             return "; ".join(ev) if ev else desc
         return composite
 
+    if expr is None and npred == 1 and len(stateful) == 1 and not deps:
+        # the commonest stateful rule: one (shared) condition, then one counter or history check
+        _, pred, slot = preds[0]
+        st = stateful[0]
+
+        def pred_then_state(c, s, m, p):
+            if slot < 0:
+                e = pred(c, s)
+            else:
+                e = m[slot]
+                if e is UNKNOWN:
+                    e = m[slot] = pred(c, s)
+            if e is None:
+                return None
+            p.append(st)
+            e2 = st.check(c, s)
+            return None if e2 is None else e + "; " + e2
+        return pred_then_state
+
     def general(c, s, m, p):
         if expr is not None and not expr(c, s, m, p):
             return None
