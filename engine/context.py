@@ -20,6 +20,9 @@ from .textnorm import content_digest, find_hosts, fold, template_key
 from .verdict import Call, Message
 
 
+_NONE: frozenset = frozenset()
+
+
 class cached_property:
     """functools.cached_property without its per-access lock (3.11): one context per message,
     never shared between threads."""
@@ -156,7 +159,9 @@ class MessageContext:
 
     @cached_property
     def registered_categories(self) -> frozenset:
-        return frozenset(e.category for e in self.entries)
+        entries = self.entries
+        return frozenset(e.category for e in entries) if entries else _NONE
+
 
     @property
     def owner_key(self) -> str:

@@ -206,7 +206,8 @@ def _url_blacklisted(v, **_):
     want = _bool(v, "url_blacklisted")
 
     def pred(c, s):
-        d = c.lists.domain_blacklisted(c.hosts) if c.text else None
+        hosts = c.hosts
+        d = c.lists.domain_blacklisted(hosts) if hosts else None       # no host: nothing can be listed
         if (d is not None) == want:
             return f"{next(h for h in c.hosts if h == d or h.endswith('.' + d))} under listed domain {d}" if d else "no listed URL"
         return None

@@ -98,6 +98,12 @@ def _key_builder(key: tuple):
         if len(getters) == 1:
             g = getters[0]
             return lambda c: (_counter_key((g(c),)),)
+        if len(getters) == 2:
+            g0, g1 = getters
+            return lambda c: (_counter_key((g0(c), g1(c))),)
+        if len(getters) == 3:
+            g0, g1, g2 = getters
+            return lambda c: (_counter_key((g0(c), g1(c), g2(c))),)
         return lambda c: (_counter_key(tuple([g(c) for g in getters])),)
     j = key.index("template")
     before = tuple(_KEY_PARTS[k] for k in key[:j])
