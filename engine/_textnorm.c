@@ -2,7 +2,8 @@
  * pure-Python path, used when this module is absent or TELFILTER_TEXT_PURE=1, and a test checks
  * both give the same key on every text).
  *
- * template_mask(text, min_words) -> str | None   (and maybe_host(text), find_hosts' prefilter)
+ * template_mask(text, min_words) -> str | None   (and maybe_host(text), find_hosts' prefilter;
+ * fold(text, fold_one), textnorm.fold for non-ASCII text)
  *
  * Theory of operation: one pass over the code points does what template_key's three regexes and
  * its per-word loop do, with the predicates Python's own str methods and `re` use:
@@ -183,7 +184,86 @@ static PyObject *maybe_host(PyObject *self, PyObject *text)
     Py_RETURN_FALSE;
 }
 
+/* fold(text, fold_one) -> str: textnorm.fold of a non-ASCII text as the concatenation of the
+ * folds of its code points. Folding (zero-width removal, d-stroke, NFKD, combining marks removed,
+ * casefold) maps each code point on its own: NFKD decomposes each one by itself and only reorders
+ * combining marks, which are all removed, and casefold has no context; so the fold of a text is
+ * the folds of its code points end to end (a test checks this against textnorm's own path).
+ * `fold_one(ch)` computes one code point's fold the first time it is seen; the results for the
+ * Basic Multilingual Plane are kept here, at most 65,536 short strings (a few MB) for the life of
+ * the process; code points beyond it (rare) are folded each time. */
+static PyObject *fold_cache[0x10000];
+
+static PyObject *fold_one(PyObject *fn, Py_UCS4 c)
+{
+    PyObject *ch = PyUnicode_FromOrdinal((int)c);
+    if (!ch) return NULL;
+    PyObject *r = PyObject_CallOneArg(fn, ch);
+    Py_DECREF(ch);
+    if (r && !PyUnicode_Check(r)) {
+        PyErr_SetString(PyExc_TypeError, "fold_one() must return a str");
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
+}
+
+static PyObject *fold(PyObject *self, PyObject *args)
+{
+    PyObject *text, *fn;
+    if (!PyArg_ParseTuple(args, "UO", &text, &fn))
+        return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject **parts = PyMem_Malloc(sizeof(PyObject *) * (n ? n : 1));
+    if (!parts) return PyErr_NoMemory();
+    Py_ssize_t total = 0, i;
+    Py_UCS4 maxc = 127;
+    PyObject *out = NULL;
+    for (i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        PyObject *r;
+        if (c < 0x10000) {
+            r = fold_cache[c];
+            if (!r) {
+                r = fold_one(fn, c);
+                if (!r) goto fail;
+                fold_cache[c] = r;              /* the cache keeps this reference */
+            }
+            Py_INCREF(r);
+        } else {
+            r = fold_one(fn, c);
+            if (!r) goto fail;
+        }
+        parts[i] = r;
+        total += PyUnicode_GET_LENGTH(r);
+        Py_UCS4 m = PyUnicode_MAX_CHAR_VALUE(r);
+        if (m > maxc) maxc = m;
+    }
+    out = PyUnicode_New(total, maxc);
+    if (out) {
+        Py_ssize_t p = 0;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(parts[j]);
+            if (len == 1) {
+                PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), p, PyUnicode_READ_CHAR(parts[j], 0));
+            } else if (len && PyUnicode_CopyCharacters(out, p, parts[j], 0, len) < 0) {
+                Py_CLEAR(out);
+                break;
+            }
+            p += len;
+        }
+    }
+fail:
+    for (Py_ssize_t j = 0; j < i; j++)
+        Py_DECREF(parts[j]);
+    PyMem_Free(parts);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"fold", fold, METH_VARARGS, "fold(text, fold_one) -> textnorm.fold(text), one code point at a time (see textnorm.fold)"},
     {"maybe_host", maybe_host, METH_O, "maybe_host(text) -> False when text holds no link host (see textnorm.find_hosts)"},
     {"template_mask", template_mask, METH_VARARGS,
      "template_mask(text, min_words) -> the masked words joined by spaces, or None (see textnorm.template_key)"},

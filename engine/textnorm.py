@@ -31,6 +31,14 @@ _ZW_D = {**_ZW, **_D}               # one translate pass: neither table's output
 def fold(text: str) -> str:
     if text.isascii():                  # no zero-width character, đ or mark: casefold only
         return text.casefold()
+    if _C is not None:                  # code point by code point, each one's fold computed once
+        return _C.fold(text, _fold_text)
+    return _fold_text(text)
+
+
+def _fold_text(text: str) -> str:
+    """fold() of any text in Python: the reference for engine/_textnorm.c's fold, which calls it
+    for each new code point."""
     t = text.translate(_ZW_D)
     if not t.isascii():
         t = unicodedata.normalize("NFKD", t)
@@ -146,8 +154,9 @@ def _template_words(text: str) -> str | None:
     return " ".join(out)
 
 
-# engine/_textnorm.c does the masking in one pass (~8x faster); absent, or with
-# TELFILTER_TEXT_PURE=1, the Python path above is used (a test checks both agree).
+# engine/_textnorm.c: template_key's masking in one pass (~8x faster), find_hosts' prefilter and
+# fold of non-ASCII text (~40x); absent, or with TELFILTER_TEXT_PURE=1, the Python paths are used
+# (tests check both agree).
 _C = None
 if not os.environ.get("TELFILTER_TEXT_PURE"):
     try:

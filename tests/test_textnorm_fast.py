@@ -84,3 +84,40 @@ def test_find_hosts_same_with_either_prefilter(monkeypatch):
     assert sum(bool(h) for h in fast) > 50
     monkeypatch.setattr(T, "_C", None)
     assert [T.find_hosts(t) for t in texts] == fast
+
+
+# fold of non-ASCII text code point by code point (each one's fold cached) is the whole text's fold
+_FOLDY = [chr(c) for c in (*range(0x20, 0x80, 7), *range(0xc0, 0x250, 3), *range(0x300, 0x370, 5),
+                           *range(0x1ea0, 0x1f00, 3), 0x110, 0x111, 0xf0, 0x200b, 0x200d, 0x2060, 0xfeff, 0xad, 0x130,
+                           0x1c4, 0x1c5, 0x1c6, 0xfb01, 0xdf, 0x2126, 0x212a, 0x3000, 0xff21, 0xac00, 0x1100, 0x1161,
+                           0x1d400, 0x1f600, 0x10400, 0x1d165, 0xd800, 0xdfff)]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_FOLDY), min_size=1, max_size=30).map("".join))
+def test_fold_code_point_by_code_point(text):
+    assert T._C.fold(text, T._fold_text) == T._fold_text(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(max_size=60))
+def test_fold_random_unicode(text):
+    assert T._C.fold(text, T._fold_text) == T._fold_text(text)
+
+
+def test_fold_same_with_either_path(monkeypatch):
+    from benchmarks.traffic import records
+    texts = [r["text"] for r in records(4000, seed=6)] + EDGE
+    assert sum(not t.isascii() for t in texts) > 200
+    fast = [T.fold.__wrapped__(t) for t in texts]
+    monkeypatch.setattr(T, "_C", None)
+    assert [T.fold.__wrapped__(t) for t in texts] == fast
+
+
+def test_fold_errors_from_the_per_code_point_function_propagate():
+    def boom(ch):
+        raise ValueError("boom")
+    with pytest.raises(ValueError):
+        T._C.fold("\U0001f600 x", boom)          # beyond the BMP: never cached, always asked
+    with pytest.raises(TypeError):
+        T._C.fold("\U0001f601", lambda ch: 1)
