@@ -3,7 +3,7 @@
  * both give the same key on every text).
  *
  * template_mask(text, min_words) -> str | None   (and maybe_host(text), find_hosts' prefilter;
- * fold(text, fold_one), textnorm.fold for non-ASCII text)
+ * fold(text, fold_one), textnorm.fold for non-ASCII text; collapse_spaces(text) for content_key)
  *
  * Theory of operation: one pass over the code points does what template_key's three regexes and
  * its per-word loop do, with the predicates Python's own str methods and `re` use:
@@ -262,7 +262,42 @@ fail:
     return out;
 }
 
+/* collapse_spaces(text) -> " ".join(text.split()) without the list of words (str.split's
+ * whitespace is Py_UNICODE_ISSPACE) */
+static PyObject *collapse_spaces(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "collapse_spaces() needs a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), len = 0;
+    Py_UCS4 maxc = 127;
+    int gap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {         /* first pass: the length and widest character */
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (Py_UNICODE_ISSPACE(c)) { gap = len > 0; continue; }
+        len += gap + 1; gap = 0;
+        if (c > maxc) maxc = c;
+    }
+    PyObject *out = PyUnicode_New(len, maxc);
+    if (!out) return NULL;
+    int okind = PyUnicode_KIND(out);
+    void *odata = PyUnicode_DATA(out);
+    Py_ssize_t p = 0;
+    gap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (Py_UNICODE_ISSPACE(c)) { gap = p > 0; continue; }
+        if (gap) { PyUnicode_WRITE(okind, odata, p++, ' '); gap = 0; }
+        PyUnicode_WRITE(okind, odata, p++, c);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"collapse_spaces", collapse_spaces, METH_O, "collapse_spaces(text) -> ' '.join(text.split())"},
     {"fold", fold, METH_VARARGS, "fold(text, fold_one) -> textnorm.fold(text), one code point at a time (see textnorm.fold)"},
     {"maybe_host", maybe_host, METH_O, "maybe_host(text) -> False when text holds no link host (see textnorm.find_hosts)"},
     {"template_mask", template_mask, METH_VARARGS,

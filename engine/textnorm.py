@@ -94,6 +94,8 @@ TEMPLATE_MIN_WORDS = 5
 
 def content_key(text: str) -> str:
     """Exact-content key: folded, whitespace collapsed."""
+    if _C is not None:
+        return _C.collapse_spaces(fold(text))
     return " ".join(fold(text).split())
 
 

@@ -121,3 +121,18 @@ def test_fold_errors_from_the_per_code_point_function_propagate():
         T._C.fold("\U0001f600 x", boom)          # beyond the BMP: never cached, always asked
     with pytest.raises(TypeError):
         T._C.fold("\U0001f601", lambda ch: 1)
+
+
+_SPACEY = list("ab \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u2029\u202f\u205f\u3000\u200bé😀")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_SPACEY), max_size=16).map("".join))
+def test_collapse_spaces_is_split_and_join(text):
+    assert T._C.collapse_spaces(text) == " ".join(text.split())
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(max_size=40))
+def test_collapse_spaces_random_unicode(text):
+    assert T._C.collapse_spaces(text) == " ".join(text.split())
