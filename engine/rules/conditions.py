@@ -180,7 +180,7 @@ def _sender_id_unregistered(v, **_):
     want = _bool(v, "sender_id_unregistered")
 
     def pred(c, s):
-        bad = c.sender_is_name and c.registry_problem is not None
+        bad = c.sender_num is None and c.registry_problem is not None       # a name, not valid now
         if bad == want:
             return f"{c.sender_raw.strip()}: {c.registry_problem}" if bad else "sender registered"
         return None

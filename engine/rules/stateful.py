@@ -6,6 +6,7 @@ the state itself lives in counters.py, history.py and slots.py (flat, bounded)."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from .conditions import COUNTER_KEYS, condition, parse_duration
 from .slots import stable_hash
@@ -63,19 +64,19 @@ def _recipient_part(c):
 
 # how each key part is read from the message context
 _KEY_PARTS = {
-    "sender": lambda c: c.sender_key,
+    "sender": attrgetter("sender_key"),
     "recipient": _recipient_part,
-    "owner": lambda c: c.owner_key,
-    "content": lambda c: c.content,
+    "owner": attrgetter("owner_key"),
+    "content": attrgetter("content"),
     "account": lambda c: getattr(c.msg, "account", ""),
 }
 
 
 # how a `distinct` field's value is read
 _VALUES = {
-    "sender": lambda c: c.sender_key,
-    "recipient": lambda c: c.recipient_num,
-    "owner": lambda c: c.owner_key,
+    "sender": attrgetter("sender_key"),
+    "recipient": attrgetter("recipient_num"),
+    "owner": attrgetter("owner_key"),
 }
 
 
