@@ -98,3 +98,17 @@ def test_fast_pipeline_matches_the_direct_reading_on_the_mix(lists_dirs, lists, 
         assert symbols[sym] > 0, (sym, symbols)
     actions = Counter(v["action"] for v in fast)
     assert actions["allow"] and actions["tag"] and actions["drop"], actions
+
+
+def test_all_int_counter_keys_name_the_same_rows_as_their_tuples():
+    import random
+
+    from engine.rules.slots import key_hash, stable_hash
+    from engine.rules.stateful import _counter_key
+    rng = random.Random(8)
+    for _ in range(2000):
+        parts = tuple(rng.choice([rng.randrange(10 ** 12), rng.getrandbits(64), -rng.randrange(100), 0])
+                      for _ in range(rng.randint(1, 4)))
+        k = _counter_key(parts)
+        assert type(k) is int and k == stable_hash(parts) and key_hash(k) == key_hash(parts)
+    assert _counter_key((84912345678, "o:shop abc")) == (84912345678, "o:shop abc")     # a string part: the tuple

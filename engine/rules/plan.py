@@ -96,7 +96,7 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
                 rest = None if not rest else rest[0] if len(rest) == 1 else ("and", rest)
                 fn = _rule_fn(r, index, fns, shared, direct, tree=rest)
             step = (None if r.helper else r, j, fn, direct[j] is not None)
-            if g >= 0 and out and out[-1][0] == g:
+            if out and out[-1][0] == g:         # (unguarded steps run one after another too)
                 out[-1][1].append(step)
             else:
                 out.append((g, [step]))
