@@ -108,6 +108,8 @@ def _key_builder(key: tuple):
             g0, g1, g2 = getters
             return lambda c: (_counter_key((g0(c), g1(c), g2(c))),)
         return lambda c: (_counter_key(tuple([g(c) for g in getters])),)
+    if key == ("template",):                   # SHARED_TEMPLATE's spec: the bands alone
+        return lambda c: tuple([_counter_key((b,)) for b in c.template_bands])
     j = key.index("template")
     before = tuple(_KEY_PARTS[k] for k in key[:j])
     after = tuple(_KEY_PARTS[k] for k in key[j + 1:])
