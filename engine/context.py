@@ -20,7 +20,7 @@ from .textnorm import content_digest, find_hosts, fold, template_key
 from .verdict import Call, Message
 
 
-_NONE: frozenset = frozenset()
+_NONE: frozenset = frozenset()      # the categories of a sender with no registry entry (most)
 
 
 class cached_property:
@@ -161,7 +161,6 @@ class MessageContext:
     def registered_categories(self) -> frozenset:
         entries = self.entries
         return frozenset(e.category for e in entries) if entries else _NONE
-
 
     @property
     def owner_key(self) -> str:
