@@ -73,7 +73,7 @@ class MessageContext:
         self.recipient_num: int | None = normalise_number(self.recipient_raw)
         self.sender_key = self.sender_num if self.sender_num is not None else normalise_sender_id(self.sender_raw)
         self.model = None                         # set by the pipeline; scored only when asked
-        # (`counter_keys`, the counter key tuples by key spec, is added by stateful.Counter)
+        self.counter_keys: dict = {}              # the counter keys by key spec (stateful.Counter fills it)
 
     @cached_property
     def ml_score(self) -> float | None:
