@@ -267,11 +267,12 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
                 text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")
             except Refusal as r:
                 return self._refuse(sess, pdu, r.status, r.reason)
-            v = self._judge(sess, pdu.source_addr, "", text, "replace_sm", binary, reading)
-            if v.action is Action.DROP:
-                return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
-                                                     command_status=v.smpp_status))
-            return self._relay(sess, pdu)
+            def judged(v):
+                if v.action is Action.DROP:
+                    return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
+                                                         command_status=v.smpp_status))
+                return self._relay(sess, pdu)
+            return self._judge(sess, pdu.source_addr, "", text, "replace_sm", binary, reading, then=judged)
         if cid in (C.QUERY_SM, C.CANCEL_SM):
             return self._relay(sess, pdu)
         sess.send_pdu(P.GenericNack(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVCMDID))

@@ -1,0 +1,133 @@
+"""The shared state store (engine/state/redis_store.py) against a real redis-server: two
+pipelines ("nodes") enforce one advertising cap, the server orders a race for the last slot,
+a restarted node still sees the cap, and an unreachable server follows the on_error policy
+without hanging."""
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.state import StateError, install, open_state
+from engine.state.redis_store import RedisStore, parse_url
+from engine.verdict import Message
+
+from .redis_helpers import free_port, redis_server  # noqa: F401
+
+SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,,\n"
+T0 = datetime.now(timezone(timedelta(hours=7))).replace(hour=9, minute=0, second=0, microsecond=0)
+
+
+def _ad(i, recipient="0912000444"):
+    return Message("SHOPABC", recipient, f"[QC] Uu dai {i}. Tu choi: TC gui 5656", T0 + timedelta(minutes=i), "e")
+
+
+def _node(tmp_path, name, url):
+    data = tmp_path / name
+    ListStore(data).import_csv("senders", SENDERS, "senders.csv")
+    pipe = build(data_dir=data, with_model=False)
+    store = open_state(url, data)
+    install(pipe, store)
+    return pipe, store
+
+
+async def _judge(pipe, msg):
+    """What the SMPP submit path does: judge, then wait for the server to settle the commits."""
+    fut = asyncio.get_running_loop().create_future()
+    pipe.state.shared.begin()
+    v = pipe.judge(msg)
+    pipe.state.shared.settle(pipe, v, fut.set_result)
+    v = await fut
+    return v.action.name.lower(), [h.symbol for h in v.hits]
+
+
+@pytest.fixture
+def url(redis_server):  # noqa: F811
+    redis_server.flush()
+    return redis_server.url
+
+
+def test_two_nodes_share_one_cap_and_a_restart_keeps_it(tmp_path, url):
+    async def main():
+        a, sa = _node(tmp_path, "a", url)
+        b, sb = _node(tmp_path, "b", url)
+        got = [await _judge((a, b)[i % 2], _ad(i)) for i in range(4)]
+        assert [x for x, _ in got] == ["allow"] * 3 + ["drop"]
+        assert got[3][1] == ["AD_FREQUENCY_CAP"]
+        assert sb.stats["converted"] == 1          # node b's own mirror had only one ad: the server said full
+        # another recipient is another key
+        assert (await _judge(b, _ad(5, "0912000445")))[0] == "allow"
+        await sa.close()
+        await sb.close()
+        c, sc = _node(tmp_path, "c", url)           # a node that starts with an empty mirror
+        assert await _judge(c, _ad(6)) == ("drop", ["AD_FREQUENCY_CAP"])
+        await sc.close()
+    asyncio.run(main())
+
+
+def test_a_race_for_the_last_slot_lets_exactly_one_through(tmp_path, url):
+    async def main():
+        nodes = [_node(tmp_path, f"n{i}", url) for i in range(4)]
+        assert (await _judge(nodes[0][0], _ad(0)))[0] == "allow"
+        assert (await _judge(nodes[1][0], _ad(1)))[0] == "allow"
+        # four nodes judge the third ad at once: each mirror says 0 or 1 so each allows locally
+        got = await asyncio.gather(*[_judge(p, _ad(2 + i)) for i, (p, _) in enumerate(nodes)])
+        assert sorted(x for x, _ in got) == ["allow", "drop", "drop", "drop"]
+        for _, s in nodes:
+            await s.close()
+    asyncio.run(main())
+
+
+def test_keys_expire_with_their_window_and_are_compact(tmp_path, url, redis_server):  # noqa: F811
+    async def main():
+        a, sa = _node(tmp_path, "a", url)
+        await _judge(a, _ad(0))
+        await sa.close()
+    asyncio.run(main())
+    c = redis_server.client()
+    keys = c.keys("tf:c:*")
+    assert keys, "no counter key written"
+    for k in keys:
+        ttl = c.ttl(k)
+        assert 0 < ttl <= 86400 + 60          # AD_FREQUENCY_CAP: 24 h window
+    cap = [k for k in keys if len(c.get(k)) == 4]     # one uint32 stamp so far
+    assert cap
+    c.close()
+
+
+def _dead_url(policy):
+    return f"redis://127.0.0.1:{free_port()}/0?on_error={policy}&timeout=0.2"
+
+
+@pytest.mark.parametrize("policy,expect", [("open", "allow"), ("closed", "drop")])
+def test_unreachable_server_follows_the_policy_and_never_hangs(tmp_path, policy, expect):
+    async def main():
+        a, sa = _node(tmp_path, "a", _dead_url(policy))
+        t0 = asyncio.get_running_loop().time()
+        got = [await asyncio.wait_for(_judge(a, _ad(i)), 3) for i in range(5)]
+        assert asyncio.get_running_loop().time() - t0 < 3
+        if policy == "open":
+            # the local mirror still holds the cap for this process
+            assert [x for x, _ in got] == ["allow"] * 3 + ["drop"] * 2
+            assert sa.stats["fail_open"] == 3 and sa.stats["errors"] >= 1
+        else:
+            assert all(x == "drop" for x, _ in got)
+            assert got[0][1] == ["STATE_UNAVAILABLE"]
+            assert sa.stats["fail_closed"] == 5
+        # a message with no counter to commit (not an ad) is never held
+        plain = Message("0912555666", "0912000444", "hello there", T0, "e")
+        assert (await _judge(a, plain))[0] == "allow"
+        await sa.close()
+    asyncio.run(main())
+    assert expect
+
+
+def test_bad_urls_are_clear_errors():
+    for bad, why in (("redis://h:99999/0", "bad port"), ("redis://h:1/x", "database is a number"),
+                     ("redis://h:1/0?on_error=maybe", "on_error is open or closed"),
+                     ("redis://h:1/0?color=1", "unknown option"), ("memcached://h:1", "expected redis://")):
+        with pytest.raises(StateError, match=why):
+            parse_url(bad)
+    assert parse_url("redis://127.0.0.1:6380/2?on_error=closed")["db"] == 2
+    assert isinstance(RedisStore("redis://127.0.0.1:1/0"), RedisStore)
