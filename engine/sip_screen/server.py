@@ -80,11 +80,12 @@ class SipScreen(Forwarding, Screening):
         loop = asyncio.get_running_loop()
         host, want = hostport(self.s.listen)
         for attempt in range(20):
+            reuse = getattr(self.s, "reuse_port", False) or None      # serve --workers N: one port, N processes
             self.udp, self.udp_endpoint = await loop.create_datagram_endpoint(lambda: UdpEndpoint(self),
-                                                                              local_addr=(host, want))
+                                                                              local_addr=(host, want), reuse_port=reuse)
             port = self.udp.get_extra_info("sockname")[1]
             try:
-                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port)
+                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port, reuse_port=reuse)
                 break
             except OSError:
                 self.udp.close()
@@ -353,6 +354,7 @@ async def start_sip(pipeline, args, vlog):
         s.next_hop = args.sip_next_hop
     if getattr(args, "sip_allow_networks", None):
         s.allow_networks = [n.strip() for n in args.sip_allow_networks.split(",") if n.strip()]
+    s.reuse_port = bool(getattr(args, "reuse_port", False))
     screen = SipScreen(pipeline, s, vlog)
     await screen.start()
     return screen

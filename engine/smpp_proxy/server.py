@@ -87,10 +87,11 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.loop = None
 
     # ------------------------------------------------------------ lifecycle
-    async def start(self, listen: str | None = None):
+    async def start(self, listen: str | None = None, reuse_port: bool = False):
         host, port = parse_addr(listen or self.settings.listen)
         self.loop = asyncio.get_running_loop()
-        self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port)
+        # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
+        self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port, reuse_port=reuse_port or None)
         for a in self.settings.smsc:
             self.tasks.append(asyncio.create_task(self._link_loop(a)))
         self.tasks.append(asyncio.create_task(self._housekeeping()))
