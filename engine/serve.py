@@ -202,6 +202,10 @@ async def run_serve(args, ready=None):
     else:
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
+    pool = None
+    if replicator is not None:      # max binds and throughput per account hold across processes
+        from .state.pool import PoolLimits
+        pool = PoolLimits(state_store, proxy)
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
     sip = None
@@ -247,6 +251,7 @@ async def run_serve(args, ready=None):
     wt = asyncio.create_task(watch())
     st_task = asyncio.create_task(state_store.run())
     follow = asyncio.create_task(replicator.follow()) if replicator is not None else None
+    pool_task = asyncio.create_task(pool.run()) if pool is not None else None
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -282,6 +287,8 @@ async def run_serve(args, ready=None):
     await state_store.close()       # after the last commit: flush + snapshot, nothing lost
     if replicator is not None:
         follow.cancel()
+        pool_task.cancel()
+        await pool.close()
         await replicator.close()
     if metrics is not None:
         await metrics.stop()

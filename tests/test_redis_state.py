@@ -131,3 +131,56 @@ def test_bad_urls_are_clear_errors():
             parse_url(bad)
     assert parse_url("redis://127.0.0.1:6380/2?on_error=closed")["db"] == 2
     assert isinstance(RedisStore("redis://127.0.0.1:1/0"), RedisStore)
+
+
+def test_max_binds_and_throughput_hold_across_two_proxies(tmp_path, url):
+    """engine/state/pool.py: an account with max_binds = 2 gets 2 binds over two proxies, not
+    4; the account's rate is shared by demand."""
+    import smpplib.client
+    import smpplib.exceptions
+
+    from engine.smpp_proxy.harness import ProxyHarness
+    from engine.state.pool import PoolLimits, SharedBucket
+    hs, clients = [], []
+    try:
+        for i in range(2):
+            pipe = build(data_dir=tmp_path / f"p{i}", with_model=False)
+            h = ProxyHarness(pipe, accounts=("t:pw",)).start()
+            hs.append(h)
+
+            async def setup(h=h, pipe=pipe):
+                st = RedisStore(url)
+                install(pipe, st)
+                h.proxy.settings.accounts["t"].max_binds = 2
+                return PoolLimits(st, h.proxy)
+            h.pool = h.call(setup())
+        got = []
+        for h in (hs[0], hs[1], hs[0], hs[1]):
+            c = smpplib.client.Client("127.0.0.1", h.port, timeout=5)
+            c.connect()
+            try:
+                c.bind_transceiver(system_id="t", password="pw")
+                got.append("bound")
+            except smpplib.exceptions.PDUError as e:
+                got.append(e.args[1])
+            clients.append(c)
+        assert got[:2] == ["bound", "bound"] and got[2:] == [0x0D, 0x0D], got     # ESME_RBINDFAIL
+        # throughput: demand 100 here, 300 there -> a quarter and three quarters of the rate
+        for h, asked in ((hs[0], 100), (hs[1], 300)):
+            b = h.proxy.buckets["t"] = SharedBucket(1000.0)
+            b.asked = asked
+        for h in hs:
+            h.call(h.pool._beat())
+        hs[0].proxy.buckets["t"].asked = 100
+        hs[0].call(hs[0].pool._beat())
+        assert abs(hs[0].proxy.buckets["t"].rate - 250.0) < 1e-6
+        assert abs(hs[1].proxy.buckets["t"].rate - 750.0) < 1e-6
+    finally:
+        for c in clients:
+            try:
+                c.disconnect()
+            except Exception:
+                pass
+        for h in hs:
+            h.call(h.pool.close())
+            h.stop()

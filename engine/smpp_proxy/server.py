@@ -67,6 +67,9 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.sessions: set = set()
         self.binds: dict[str, list] = defaultdict(list)       # system_id -> [EsmeSession]
+        # limits across processes (engine/state/pool.py sets both with --state redis://)
+        self.bucket_factory = TokenBucket
+        self.bind_gate = None       # callable(account, done(ok)): may the account bind once more?
         self.buckets: dict[str, TokenBucket] = {}
         self.links: list[SmscLink] = []
         self.msgid_account: OrderedDict = OrderedDict()       # SMSC message_id -> system_id
@@ -257,7 +260,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             acct = sess.account.system_id
             b = self.buckets.get(acct)
             if b is None:
-                b = self.buckets[acct] = TokenBucket(sess.account.throughput)
+                b = self.buckets[acct] = self.bucket_factory(sess.account.throughput)
             if not b.take():
                 self.stats["throttled"] += 1
                 return sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number,
