@@ -14,8 +14,10 @@ In one run, on 127.0.0.1 only:
   hold it (B follows the stream with XREAD BLOCK), repeated, percentiles in ms.
 
 Output keys (one JSON object; `python -m benchmarks` puts it under "state" in summary.json):
-  smpp_embedded / smpp_redis_workers2: {answered, errors, msgs_per_s, cpu_us_per_msg_serve,
-      cpu_us_per_msg_redis (redis only), cpu_us_per_msg_total}
+  smpp_embedded / smpp_redis_workers2: {answered, errors (non-zero statuses: drops included),
+      msgs_per_s, cpu_us_per_msg_serve, cpu_us_per_msg_redis and redis_calls_per_msg (redis
+      only: commands the server processed per submit_sm, pool heartbeats included),
+      cpu_us_per_msg_total}
   memory_per_key_bytes: {redis, embedded, keys}
   dnc_replication_ms: {p50, p99, max, n}
   redis_version, skipped (why, when redis-server is missing)
@@ -88,16 +90,27 @@ def _serve(tmp: Path, sim_port: int, extra: list[str]) -> tuple[subprocess.Popen
     return p, port
 
 
-def smpp_step(tmp, sim_port, pdus, binds, window, extra, redis_pid=None) -> dict:
+def _commands(port) -> int:
+    import redis
+    c = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        return int(c.info("stats")["total_commands_processed"])
+    finally:
+        c.close()
+
+
+def smpp_step(tmp, sim_port, pdus, binds, window, extra, redis_pid=None, redis_port=None) -> dict:
     import uvloop
     p, port = _serve(tmp, sim_port, extra)
     try:
         uvloop.run(closed_loop(port, pdus[:2000], binds, window))          # warm-up
         c0 = tree_cpu_seconds(p.pid)
         r0 = cpu_seconds(redis_pid) if redis_pid else 0.0
+        k0 = _commands(redis_port) if redis_port else 0
         ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window))
         cpu = tree_cpu_seconds(p.pid) - c0
         rcpu = (cpu_seconds(redis_pid) - r0) if redis_pid else 0.0
+        calls = (_commands(redis_port) - k0) if redis_port else 0
     finally:
         p.terminate()
         try:
@@ -110,6 +123,7 @@ def smpp_step(tmp, sim_port, pdus, binds, window, extra, redis_pid=None) -> dict
            "cpu_us_per_msg_serve": round(cpu / n * 1e6, 1)}
     if redis_pid:
         out["cpu_us_per_msg_redis"] = round(rcpu / n * 1e6, 1)
+        out["redis_calls_per_msg"] = round(calls / n, 3)
     out["cpu_us_per_msg_total"] = round((cpu + rcpu) / n * 1e6, 1)
     return out
 
@@ -189,7 +203,7 @@ def run(n=20000, binds=4, window=10, keys=200_000) -> dict:
                "window": window}
         out["smpp_embedded"] = smpp_step(tmp, sim_port, pdus, binds, window, [])
         out["smpp_redis_workers2"] = smpp_step(tmp, sim_port, pdus, binds, window,
-                                               ["--workers", "2", "--state", redis.url], redis.proc.pid)
+                                               ["--workers", "2", "--state", redis.url], redis.proc.pid, redis.port)
         out["memory_per_key_bytes"] = memory_per_key(redis, keys)
         out["dnc_replication_ms"] = dnc_delay(redis, tmp)
         return out

@@ -414,12 +414,14 @@ class RedisStore:
 
     def _finish(self, pipe, v, ops, counts, then) -> None:
         rules = self._enforce_map(pipe)
-        have = set(v.symbols)
+        have = {h.symbol for h in v.hits}
         extra = []
         for op, n in zip(ops, counts):
+            if not op.over(n):
+                continue
             sym = op.ns.split("|", 1)[0]
             rule = rules.get(sym)
-            if rule is None or sym in have or rule.action not in (Action.DROP, Action.TAG) or not op.over(n):
+            if rule is None or sym in have or rule.action not in (Action.DROP, Action.TAG):
                 continue
             have.add(sym)
             _, spec, window, _d = (op.ns.split("|") + ["", "", ""])[:4]
