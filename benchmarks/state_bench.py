@@ -4,8 +4,8 @@
 
 In one run, on 127.0.0.1 only:
 - SMPP step: the same closed loop (binds x window submit_sm in flight, distinct texts from
-  benchmarks.traffic) against (1) one `telfilter serve` with the embedded store and (2)
-  `telfilter serve --workers 2 --state redis://…`. Figures: CPU per submit_sm of the serve
+  benchmarks.traffic) against (1) one `telfilter serve` with the embedded store, (2) one
+  with `--state redis://…` and (3) `telfilter serve --workers 2 --state redis://…`. Figures: CPU per submit_sm of the serve
   process tree (supervisor + workers), of redis-server, and the achieved rate.
 - Memory per counter key: K advertiser-recipient cap keys (limit 3, 24 h, 3 stamps each)
   written through the store's own script, Redis `used_memory` delta / K; the embedded tables'
@@ -14,9 +14,9 @@ In one run, on 127.0.0.1 only:
   hold it (B follows the stream with XREAD BLOCK), repeated, percentiles in ms.
 
 Output keys (one JSON object; `python -m benchmarks` puts it under "state" in summary.json):
-  smpp_embedded / smpp_redis_workers2: {answered, errors (non-zero statuses: drops included),
-      msgs_per_s, cpu_us_per_msg_serve, cpu_us_per_msg_redis and redis_calls_per_msg (redis
-      only: commands the server processed per submit_sm, pool heartbeats included),
+  smpp_embedded / smpp_redis_1 (one process on Redis) / smpp_redis_workers2: {answered, errors (non-zero statuses: drops included),
+      msgs_per_s, cpu_us_per_msg_serve, cpu_us_per_msg_redis and redis_batches_per_msg (redis
+      only: batch script calls per submit_sm; below 1 when a loop iteration carries several),
       cpu_us_per_msg_total}
   memory_per_key_bytes: {redis, embedded, keys}
   dnc_replication_ms: {p50, p99, max, n}
@@ -91,10 +91,11 @@ def _serve(tmp: Path, sim_port: int, extra: list[str]) -> tuple[subprocess.Popen
 
 
 def _commands(port) -> int:
+    """Batch script calls so far (EVALSHA: one per batch of messages)."""
     import redis
     c = redis.Redis(host="127.0.0.1", port=port)
     try:
-        return int(c.info("stats")["total_commands_processed"])
+        return int(c.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
     finally:
         c.close()
 
@@ -123,7 +124,7 @@ def smpp_step(tmp, sim_port, pdus, binds, window, extra, redis_pid=None, redis_p
            "cpu_us_per_msg_serve": round(cpu / n * 1e6, 1)}
     if redis_pid:
         out["cpu_us_per_msg_redis"] = round(rcpu / n * 1e6, 1)
-        out["redis_calls_per_msg"] = round(calls / n, 3)
+        out["redis_batches_per_msg"] = round(calls / n, 3)
     out["cpu_us_per_msg_total"] = round((cpu + rcpu) / n * 1e6, 1)
     return out
 
@@ -202,6 +203,8 @@ def run(n=20000, binds=4, window=10, keys=200_000) -> dict:
         out = {"redis_version": redis.client().info("server")["redis_version"], "n": n, "binds": binds,
                "window": window}
         out["smpp_embedded"] = smpp_step(tmp, sim_port, pdus, binds, window, [])
+        out["smpp_redis_1"] = smpp_step(tmp, sim_port, pdus, binds, window, ["--state", redis.url],
+                                        redis.proc.pid, redis.port)
         out["smpp_redis_workers2"] = smpp_step(tmp, sim_port, pdus, binds, window,
                                                ["--workers", "2", "--state", redis.url], redis.proc.pid, redis.port)
         out["memory_per_key_bytes"] = memory_per_key(redis, keys)

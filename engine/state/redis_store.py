@@ -97,18 +97,26 @@ local function parse(v, step)
   end
   return r
 end
+local cache = {}                          -- key index -> parsed value, kept current within the batch
+local function load(op)
+  local c = cache[op[1]]
+  if c == nil then
+    c = parse(redis.call('GET', KEYS[op[1]]), op[2] == 0 and 4 or 8)
+    cache[op[1]] = c
+  end
+  return c
+end
 local function measure(op)
-  local key, distinct, limit, window, now = KEYS[op[1]], op[2], op[3], op[4], op[5]
+  local distinct, limit, window, now = op[2], op[3], op[4], op[5]
   local hz = 0
   if window >= 0 then hz = now - window end
-  local v = redis.call('GET', key)
   if distinct == 0 then
-    local st = parse(v, 4)
+    local st = load(op)
     local n = 0
     for i = 1, #st do if st[i] > hz then n = n + 1 end end
     return n, st
   end
-  local pr = parse(v, 8)
+  local pr = load(op)
   local n, seen = 0, false
   for i = 1, #pr do
     if pr[i][2] > hz then
@@ -138,14 +146,17 @@ for m = 1, #msgs do
   if ok == 1 then
     for i = 1, #ops do
       local op = ops[i]
-      local _, cur = measure(op)            -- again: an earlier op of this message may share the key
+      local cur = load(op)                  -- current: an earlier op of this batch may share the key
       local limit, now = op[3], op[5]
       local parts = {}
       if op[2] == 0 then
         local last = cur[#cur] or 0
         if now < last then now = last end
-        cur[#cur + 1] = now
-        for j = math.max(1, #cur - limit + 1), #cur do parts[#parts + 1] = struct.pack('<I4', cur[j]) end
+        local kept = {}
+        for j = math.max(1, #cur - limit + 2), #cur do kept[#kept + 1] = cur[j] end
+        kept[#kept + 1] = now
+        cache[op[1]] = kept
+        for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4', kept[j]) end
       else
         local last, keep = 0, {}
         for j = 1, #cur do
@@ -154,7 +165,10 @@ for m = 1, #msgs do
         end
         if now < last then now = last end
         keep[#keep + 1] = {op[7], now}
-        for j = math.max(1, #keep - limit), #keep do parts[#parts + 1] = struct.pack('<I4I4', keep[j][1], keep[j][2]) end
+        local kept = {}
+        for j = math.max(1, #keep - limit), #keep do kept[#kept + 1] = keep[j] end
+        cache[op[1]] = kept
+        for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4I4', kept[j][1], kept[j][2]) end
       end
       store(op, table.concat(parts))
     end
@@ -216,6 +230,14 @@ class _Op:
 
     def over(self, n: int) -> bool:
         return n > self.limit if self.distinct else n + 1 > self.limit
+
+
+def _safely(fn, *args) -> None:
+    """Run one message's continuation: an error in it must not leave the rest of the batch unanswered."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("state: a settled verdict's continuation failed")
 
 
 def _advertiser_cap(op: _Op, rules: dict) -> bool:
@@ -395,7 +417,7 @@ class RedisStore:
                     for op in ops:
                         op.apply(self.counters.mem)
                 if then is not None:
-                    self._finish(pipe, v, ops, counts, then)
+                    _safely(self._finish, pipe, v, ops, counts, then)
         finally:
             self._busy = False
             if self._queue or self.ops:
@@ -460,13 +482,13 @@ class RedisStore:
                 self.stats["fail_closed"] += 1
                 hit = Hit("STATE_UNAVAILABLE", 0.0, f"shared counters unavailable ({why}); fail-closed",
                           f"state:{self.cfg['url']}", Action.DROP, 0x58, 503)       # ESME_RTHROTTLED
-                then(decide(list(v.hits) + [hit], pipe.rules.tag_threshold, pipe.rules.drop_threshold))
+                _safely(then, decide(list(v.hits) + [hit], pipe.rules.tag_threshold, pipe.rules.drop_threshold))
                 continue
             self.stats["fail_open"] += 1
             for op in ops:
                 op.apply(self.counters.mem)
             if then is not None:
-                then(v)
+                _safely(then, v)
 
     # ------------------------------------------------------------ life
     async def run(self) -> None:
