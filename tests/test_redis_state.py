@@ -224,3 +224,62 @@ def test_one_node_on_redis_judges_exactly_as_the_embedded_store(tmp_path, url):
     assert [emb[i] for i in range(len(msgs))] == [shared[i] for i in range(len(msgs))]
     assert st.stats["batches"] < len(msgs) / 5 and st.stats["converted"] > 0     # batched; the server decided some
     assert sum(1 for a, _ in emb.values() if a != "ALLOW") > 50                   # the mix exercises the rules
+
+
+def test_dnc_changes_cli_diffs_and_spam_reports_replicate(tmp_path, url):
+    """engine/state/replication.py in one process: node A's 5656 DK DNC, a CLI import beside
+    A and 5656 spam reports on both nodes reach node B (lists, journal, report index)."""
+    from engine.numbers import normalise_number
+    from engine.serve import reload_lists
+    from engine.state.replication import DncReplicator
+
+    def mo(sender, text):
+        return Message(sender, "5656", text, T0, "", "mo")
+
+    async def until(pred, timeout=3.0):
+        end = asyncio.get_running_loop().time() + timeout
+        while not pred():
+            assert asyncio.get_running_loop().time() < end, "not replicated in time"
+            await asyncio.sleep(0.01)
+
+    async def main():
+        a, sa = _node(tmp_path, "a", url)
+        b, sb = _node(tmp_path, "b", url)
+        ra, rb = DncReplicator(url, a), DncReplicator(url, b)
+        a.replicator, b.replicator = ra, rb
+        for r in (ra, rb):
+            await r.catch_up()
+        tasks = [asyncio.ensure_future(r.follow()) for r in (ra, rb)]
+        n1 = normalise_number("0912000901")
+        a.judge(mo("0912000901", "DK DNC"))
+        await until(lambda: n1 in b.lists.dnc_s and n1 in b.lists.dnc_v)
+        assert "84912000901" in (tmp_path / "b" / "lists" / "dnc.delta").read_text()
+        a.judge(mo("0912000901", "HUY DNC V"))
+        await until(lambda: n1 not in b.lists.dnc_v)
+        assert n1 in b.lists.dnc_s
+        # a CLI import beside node A: A publishes the difference when it reloads
+        ListStore(tmp_path / "a").import_csv("dnc", b"number,channel\n0912000902,S\n0912000903,SV\n", "dnc.csv")
+        assert await reload_lists(a) is None
+        await until(lambda: normalise_number("0912000903") in b.lists.dnc_v)
+        assert normalise_number("0912000902") in b.lists.dnc_s
+        # spam reports: two reporters through A, one through B -> three on both nodes
+        bad = normalise_number("0987654321")
+        a.judge(mo("0912000911", "S 0987654321 lua dao"))
+        a.judge(mo("0912000912", "S 0987654321 lua dao"))
+        b.judge(mo("0912000913", "S 0987654321 lua dao"))
+        for p in (a, b):
+            await until(lambda p=p: p.state.reports.distinct_reporters(bad, T0.timestamp(), 7 * 86400) == 3)
+        assert (tmp_path / "b" / "reports.jsonl").read_text().count("+84987654321") == 3
+        for t in tasks:
+            t.cancel()
+        for r, s in ((ra, sa), (rb, sb)):
+            await r.close()
+            await s.close()
+        # B restarts and finds the id it had reached: nothing is applied twice from the stream
+        b2, sb2 = _node(tmp_path, "b", url)
+        rb2 = DncReplicator(url, b2)
+        assert await rb2.catch_up() == 0
+        assert n1 in b2.lists.dnc_s and b2.state.reports.distinct_reporters(bad, T0.timestamp(), 7 * 86400) == 3
+        await rb2.close()
+        await sb2.close()
+    asyncio.run(main())

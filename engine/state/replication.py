@@ -1,4 +1,5 @@
-"""DNC changes shared between nodes through a Redis stream (`serve --state redis://…`).
+"""DNC changes and 5656 spam reports shared between nodes through a Redis stream
+(`serve --state redis://…`).
 
 Theory of operation
 -------------------
@@ -25,6 +26,11 @@ change reaches every running node within one round trip (milliseconds on a LAN; 
 acceptance bound is 1 s). The stream is capped at ~MAXLEN entries (XADD MAXLEN ~); a node
 that was down longer than that finds its id trimmed and says so (re-import the list).
 
+5656 spam reports (`S <number> …`, `V <number> …`, `FW …`) travel the same way, as one entry
+each: every process adds them to its report index (distinct reporters: idempotent) and other
+nodes' reports are appended to this data dir's reports.jsonl (worker 0), so SENDER_REPORTED
+counts reporters from every node, and an index rebuilt on start has them.
+
 With `serve --workers N`, all workers share one data dir (one node id): each applies every
 entry in memory; only worker 0 journals remote entries, keeps the id file and publishes CLI
 diffs, so nothing is written twice.
@@ -36,6 +42,7 @@ leaves it on this node only (a window of one loop iteration while Redis is up).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -87,12 +94,16 @@ class DncReplicator:
         self.id_path = Path(pipe.store.dir) / "lists" / "dnc.stream-id"
         self.last_id = self._read_id()
         self.out: list = []             # [op, channel, number] waiting to be published
+        self.out_reports: list = []     # 5656 spam reports (JSON records) waiting to be published
         self._scheduled = False
         self._pub_task = None
         self._backoff = 0.1
         self._last_log = 0.0
-        self.stats = {"published": 0, "applied_remote": 0, "applied_own": 0, "errors": 0, "delay_ms_last": None}
+        self.stats = {"published": 0, "applied_remote": 0, "applied_own": 0, "errors": 0, "delay_ms_last": None,
+                      "reports_published": 0, "reports_applied": 0}
         pipe.store.publish = self.publish
+        if pipe.reports is not None and not isinstance(pipe.reports, PublishingReports):
+            pipe.reports = PublishingReports(pipe.reports, self)
 
     # ------------------------------------------------------------ publishing
     def _read_id(self) -> str:
@@ -103,6 +114,13 @@ class DncReplicator:
 
     def publish(self, op: str, number: int, channel: str) -> None:
         self.out.append((op, channel, number))
+        self._soon()
+
+    def publish_report(self, rec: dict) -> None:
+        self.out_reports.append(json.dumps(rec, ensure_ascii=False))
+        self._soon()
+
+    def _soon(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             try:
@@ -132,17 +150,20 @@ class DncReplicator:
             self._pub_task = asyncio.ensure_future(self._publish_all())
 
     async def _publish_all(self) -> None:
-        while self.out:
+        while self.out or self.out_reports:
             batch, self.out = self.out, []
-            entries = _pack(batch)
+            reports, self.out_reports = self.out_reports, []
+            entries = [{"d": e} for e in _pack(batch)] + [{"r": r} for r in reports]
             try:
                 for e in entries:
-                    await self.redis.xadd(STREAM, {"node": self.node, "t": f"{time.time():.6f}", "d": e},
+                    await self.redis.xadd(STREAM, {"node": self.node, "t": f"{time.time():.6f}", **e},
                                           maxlen=MAXLEN, approximate=True)
                 self.stats["published"] += len(batch)
+                self.stats["reports_published"] += len(reports)
                 self._backoff = 0.1
             except Exception as e:
                 self.out[:0] = batch                # kept, in order, for the retry
+                self.out_reports[:0] = reports
                 self._error("publish", e)
                 await asyncio.sleep(self._backoff)
                 self._backoff = min(self._backoff * 2, 5.0)
@@ -206,7 +227,9 @@ class DncReplicator:
         now = time.time()
         for eid, fields in entries:
             own = fields.get(b"node", b"").decode() == self.node
-            for op, ch, nums in msgpack.unpackb(fields[b"d"]):
+            if b"r" in fields:
+                self._apply_report(fields[b"r"], own)
+            for op, ch, nums in msgpack.unpackb(fields[b"d"]) if b"d" in fields else ():
                 f = L.add_dnc if op == "add" else L.remove_dnc
                 for x in nums:
                     f(x, ch)
@@ -226,8 +249,28 @@ class DncReplicator:
             os.replace(tmp, self.id_path)
         return len(entries)
 
+    def _apply_report(self, raw: bytes, own: bool) -> None:
+        """A 5656 spam report taken by some node: into this process's index (idempotent per
+        reporter) and, from another node, into this data dir's reports.jsonl (so the index
+        rebuilt on start and the regulator's report see it)."""
+        from datetime import datetime
+
+        from ..numbers import normalise_number
+        try:
+            rec = json.loads(raw)
+            if not own and self.writer:
+                self.pipe.reports.inner.append(rec)
+            if rec.get("kind") in ("S", "V") and rec.get("reported"):
+                n = normalise_number(str(rec["reported"]))
+                ts = datetime.fromisoformat(rec["time"].replace("Z", "+00:00")).timestamp()
+                if n is not None:
+                    self.pipe.state.reports.add(n, str(rec.get("reporter")), ts)
+            self.stats["reports_applied"] += 1
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+            log.error("DNC replication: a replicated 5656 report was not applied: %s", e)
+
     async def close(self) -> None:
-        if self.out:
+        if self.out or self.out_reports:
             try:
                 await asyncio.wait_for(self._publish_all(), 2.0)
             except Exception:
@@ -237,6 +280,20 @@ class DncReplicator:
                 await c.aclose()
             except Exception:
                 pass
+
+
+class PublishingReports:
+    """The report store, with every appended report also published to the other nodes."""
+
+    def __init__(self, inner, rep: DncReplicator):
+        self.inner, self.rep = inner, rep
+
+    def append(self, rec: dict) -> None:
+        self.inner.append(rec)
+        self.rep.publish_report(rec)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 def _pack(batch) -> list[bytes]:
