@@ -42,8 +42,8 @@ never waits longer than one timeout. Meanwhile `on_error` decides:
           `owner`: an ad under its frequency cap) is dropped with STATE_UNAVAILABLE
           (ESME_RTHROTTLED, SIP 503: the sender retries later); other messages pass as in `open`.
 
-Keys (`tf:c:{<16 hex>}`): the hash tag is a 64-bit BLAKE2b digest of the namespace and the
-stable key (engine/state/embedded.stable_key), so the key never carries a number or a text.
+Keys (`tf:c:{<16 hex>}`): the hash tag is a 64-bit digest of the namespace and the stable key
+(engine/state/embedded.stable_key; see counter_key), so the key never carries a number or a text.
 A count key's value is its last `limit` stamps as little-endian uint32 (12 bytes for a cap of
 3); a distinct key's is its last limit+1 (fingerprint, second) pairs. Every key expires one
 window (+60 s) after its last commit; "forever" counters never expire. One batch names keys in
@@ -79,7 +79,8 @@ TTL_SLACK = 60              # seconds a key outlives its window
 
 # The batch script. ARGV[1]: msgpack list of messages, each a list of ops
 # {key index, distinct?, limit, window (-1 = forever), second, enforce?, value fingerprint}.
-# Returns a flat list: per message, committed (1/0) and then each op's count (count mode:
+# Returns one string of comma-separated integers (parsed in C, not as a RESP array of
+# thousands of items): per message, committed (1/0) and then each op's count (count mode:
 # stamps within the window before this one; distinct mode: distinct values within the window
 # including this one).
 LUA = r"""
@@ -176,7 +177,7 @@ for m = 1, #msgs do
   out[#out + 1] = ok
   for i = 1, #counts do out[#out + 1] = counts[i] end
 end
-return out
+return table.concat(out, ',')
 """
 
 
@@ -210,9 +211,25 @@ def parse_url(url: str) -> dict:
             "on_error": on_error, "timeout": timeout, "url": url}
 
 
+_M64 = (1 << 64) - 1
+_ns_digest: dict = {}
+
+
 def counter_key(ns: str, key) -> str:
-    h = hashlib.blake2b(repr((ns, key)).encode(), digest_size=8).hexdigest()
-    return f"tf:c:{{{h}}}"
+    """The Redis key of (rule namespace, stable key): a 64-bit digest, the same in every
+    process and Python version. The namespace's BLAKE2b digest (cached) seeds it and each int
+    of the stable key is folded in with the splitmix64 finaliser (a full avalanche per word),
+    so two keys share a Redis key with probability ~2^-64 per pair; ~1 µs against ~5 µs for
+    a BLAKE2b of the key's repr."""
+    h = _ns_digest.get(ns)
+    if h is None:
+        h = _ns_digest[ns] = int.from_bytes(hashlib.blake2b(ns.encode(), digest_size=8).digest(), "little")
+    for x in (key if type(key) is tuple else (key,)):
+        h = (h ^ x) & _M64
+        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _M64
+        h ^= h >> 31
+    return f"tf:c:{{{h:016x}}}"
 
 
 class _Op:
@@ -397,6 +414,7 @@ class RedisStore:
             arg = msgpack.packb(msgs)
             try:
                 res = await asyncio.wait_for(self._eval(keys, arg), self.timeout * 2)
+                res = list(map(int, res.split(b",")))
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
                 self._failed(e)
                 self._degraded(batch, f"{type(e).__name__}: {e}")
