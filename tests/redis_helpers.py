@@ -18,7 +18,7 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, tmp):
+    def __init__(self, tmp, port=None):
         exe = shutil.which("redis-server") or shutil.which("valkey-server")
         if exe is None:
             pytest.skip("redis-server is not installed (apt-get install -y redis-server): shared-state tests skipped")
@@ -26,7 +26,8 @@ class RedisServer:
             import redis  # noqa: F401
         except ImportError:
             pytest.skip("the redis package is not installed (pip install -e '.[test]')")
-        self.port = free_port()
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
         self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--dir", str(tmp), "--protected-mode", "yes"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -198,3 +198,22 @@ def test_workers_without_redis_is_a_clear_error(tmp_path):
                         "--smpp-listen", "127.0.0.1:0", "--sip-listen", "off"], cwd=ROOT, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "--workers 2 needs --state redis://" in r.stderr
+
+
+def test_serve_with_redis_unreachable_starts_and_answers(tmp_path):
+    """No server at the URL: serve starts (the DNC catch-up gives up after its timeout), every
+    submit is answered within the bound, ads follow on_error=closed, and nothing crashes."""
+    cfg = _hours_config(tmp_path)
+    dead = f"redis://127.0.0.1:{free_port()}/0?on_error=closed&timeout=0.2"
+    node = Node(tmp_path, "lonely", dead, cfg)
+    try:
+        node.start()
+        t0 = time.monotonic()
+        assert _one_ad(node.port, "84912000321") == 0x58          # ESME_RTHROTTLED: fail-closed for ads
+        assert time.monotonic() - t0 < 3
+        node.dropped("STATE_UNAVAILABLE")
+        assert node.proc.poll() is None
+        assert "unavailable" in node.err.read_text()
+    finally:
+        node.stop()
+    assert node.proc.returncode == 0

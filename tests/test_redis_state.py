@@ -283,3 +283,43 @@ def test_dnc_changes_cli_diffs_and_spam_reports_replicate(tmp_path, url):
         await rb2.close()
         await sb2.close()
     asyncio.run(main())
+
+
+def test_the_server_going_away_and_coming_back(tmp_path):
+    """Redis stopped under a running node: verdicts keep coming (fail-open, bounded waits);
+    started again on the same port: the node uses it again after its back-off (the script is
+    loaded again: NOSCRIPT), and counting is shared again."""
+    import time
+
+    from .redis_helpers import RedisServer
+    srv = RedisServer(tmp_path / "r1")
+    port = srv.port
+    url = f"redis://127.0.0.1:{port}/0?timeout=0.2"
+
+    async def main():
+        nonlocal srv
+        a, sa = _node(tmp_path, "a", url)
+        assert (await _judge(a, _ad(0)))[0] == "allow"
+        assert sa.stats["batches"] == 1
+        srv.stop()
+        t0 = time.monotonic()
+        assert (await _judge(a, _ad(1, "0912000555")))[0] == "allow"       # fail-open
+        assert time.monotonic() - t0 < 2 and sa.stats["fail_open"] == 1
+        srv = RedisServer(tmp_path / "r2", port=port)                      # back, empty
+        for _ in range(100):                                               # within the back-off (<= 5 s)
+            await asyncio.sleep(0.1)
+            await _judge(a, Message("SHOPABC", "0912000666", "[QC] x. TC gui 5656", T0, "e"))
+            if sa.stats["reconnects"]:
+                break
+        assert sa.stats["reconnects"] == 1
+        b, sb = _node(tmp_path, "b", url)
+        for i in range(2):
+            await _judge(b, _ad(10 + i, "0912000777"))
+        assert (await _judge(a, _ad(12, "0912000777")))[0] == "allow"      # the third, counted on the server
+        assert (await _judge(a, _ad(13, "0912000777"))) == ("drop", ["AD_FREQUENCY_CAP"])
+        await sa.close()
+        await sb.close()
+    try:
+        asyncio.run(main())
+    finally:
+        srv.stop()
