@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -135,7 +133,7 @@ def memory_per_key(redis: Redis, keys: int) -> dict:
 
     from engine.rules.counters import MemoryCounters
     from engine.state.embedded import stable_key
-    from engine.state.redis_store import LUA, TTL_SLACK, counter_key
+    from engine.state.redis_script import LUA, TTL_SLACK, counter_key
     c = redis.client()
     c.flushall()
     base = c.info("memory")["used_memory"]
