@@ -40,10 +40,9 @@ def worker_index() -> int:
         return 0
 
 
-def _child_argv(n_workers: int) -> list[str]:
-    argv = list(sys.argv[1:])
-    # argparse keeps the last value: the child runs one process
-    return [sys.executable, "-m", "engine.cli", *argv, "--workers", "1"]
+def _child_argv() -> list[str]:
+    # the same command line; argparse keeps the last --workers: the child is one process
+    return [sys.executable, "-m", "engine.cli", *sys.argv[1:], "--workers", "1"]
 
 
 def supervise(args) -> int:
@@ -57,7 +56,7 @@ def supervise(args) -> int:
 
     def start(i: int) -> None:
         env = dict(os.environ, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n))
-        procs[i] = subprocess.Popen(_child_argv(n), env=env, cwd=cwd)
+        procs[i] = subprocess.Popen(_child_argv(), env=env, cwd=cwd)
         started[i] = time.monotonic()
         life.info("worker %d started (pid %d)", i, procs[i].pid)
 
