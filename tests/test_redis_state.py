@@ -323,3 +323,29 @@ def test_the_server_going_away_and_coming_back(tmp_path):
         asyncio.run(main())
     finally:
         srv.stop()
+
+
+def test_two_nodes_share_the_advertising_call_cap(tmp_path, url):
+    """AD_CALL_FREQUENCY_CAP (1 call per advertiser per callee a day) over two nodes: the
+    second call, through the other node, is refused (the SIP screen settles like SMPP)."""
+    from engine.verdict import Call
+    qc = b"sender,owner,category,valid_from,valid_to,accounts\n0912000123,Shop ABC,QC,2020-01-01,,\n"
+
+    def node(name):
+        data = tmp_path / name
+        ListStore(data).import_csv("senders", qc, "senders.csv")
+        pipe = build(data_dir=data, with_model=False)
+        store = open_state(url, data)
+        install(pipe, store)
+        return pipe, store
+
+    async def main():
+        (a, sa), (b, sb) = node("a"), node("b")
+        t = T0.replace(hour=10)
+        first = await _judge(a, Call("0912000123", "0912000999", t))
+        second = await _judge(b, Call("0912000123", "0912000999", t + timedelta(minutes=5)))
+        assert first[0] == "allow"
+        assert second == ("drop", ["AD_CALL_FREQUENCY_CAP"])
+        await sa.close()
+        await sb.close()
+    asyncio.run(main())

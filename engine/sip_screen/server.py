@@ -266,12 +266,16 @@ class SipScreen(Forwarding, Screening):
         if dest is None:
             return self._fail(msg, transport, src, conn, "no usable destination")
         if msg.method == "INVITE" and not to_tag:
-            v = self._screen(msg, src)
-            if v.action is Action.DROP:
-                return self._reject(msg, v, transport, src, conn)
-            if v.action is Action.TAG:
-                self._tag_request(msg, v)
-        if self.s.record_route and msg.method == "INVITE" and not to_tag:
+            return self._screen(msg, src, lambda v: self._screened(msg, v, dest, branch, transport, src, conn))
+        self._forward(msg, dest, branch, (transport, src, conn))
+
+    def _screened(self, msg, v, dest, branch, transport, src, conn):
+        """An initial INVITE's verdict: reject, or tag and forward."""
+        if v.action is Action.DROP:
+            return self._reject(msg, v, transport, src, conn)
+        if v.action is Action.TAG:
+            self._tag_request(msg, v)
+        if self.s.record_route:
             msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
         self._forward(msg, dest, branch, (transport, src, conn))
 

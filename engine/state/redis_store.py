@@ -13,7 +13,7 @@ processes committed too. That is what the server settles:
 1. The pipeline's commit step calls `add` / `add_distinct` (only for messages let through).
    Here that records an *op* (namespace, key, window, limit, value, second) in `self.ops`,
    nothing else.
-2. Right after `Pipeline.judge` the caller (the SMPP submit path) calls
+2. Right after `Pipeline.judge` the caller (the SMPP submit path, the SIP screen's INVITE) calls
    `settle(pipe, verdict, then)`, which takes this message's ops and queues them. Once per
    event-loop iteration the queue goes to the server as ONE script call (a Lua script, one
    EVALSHA per batch, at most one batch in flight so the server sees messages in the order
@@ -29,9 +29,8 @@ processes committed too. That is what the server settles:
    source, the evidence saying "shared state"); a tag rule over its limit adds its TAG hit.
    The mirror takes the ops of committed messages.
 
-Ops no caller settles (the SIP screen, `call_ended`) are committed by a sweep at the end of
-the loop iteration without enforcement: they still count everywhere, the call's verdict
-stands as judged locally.
+Ops no caller settles (`call_ended`, an MO judged by the routing path) are committed by a
+sweep at the end of the loop iteration without enforcement: they still count everywhere.
 
 Unreachable server: every call is bounded (`timeout`, default 0.5 s) and after a failure the
 server is not tried again until a back-off (0.1 s doubling to 5 s) has passed, so a message
