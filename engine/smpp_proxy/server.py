@@ -151,7 +151,9 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
         end = time.monotonic() + timeout - unbind_wait
         in_flight = sum(len(l.window.pending) for l in self.links)
-        while any(l.window.pending for l in self.links) and time.monotonic() < end:
+        shared = self.pipeline.state.shared     # verdicts still waiting for a shared state store count too
+        while (any(l.window.pending for l in self.links) or (shared is not None and shared.busy)) \
+                and time.monotonic() < end:
             await asyncio.sleep(0.02)
         unanswered = 0
         for l in list(self.links):

@@ -382,6 +382,11 @@ class RedisStore:
             if then is not None:
                 _safely(then, v)
 
+    @property
+    def busy(self) -> bool:
+        """Verdicts or commits still waiting for the server (a drain waits for them)."""
+        return bool(self._queue or self.ops or self._busy)
+
     # ------------------------------------------------------------ life
     async def run(self) -> None:
         """Check the server at start (a warning, not a failure: the policy covers it)."""
