@@ -11,6 +11,12 @@ SIGTERM/SIGINT stop gracefully (SmppProxy.drain, up to --drain-timeout) and exit
 `telfilter ctl` does the same (reload, drain) and more (stats, lists add/remove through this
 process) over a Unix socket in the data dir: engine/control.py.
 
+`--state redis://HOST:PORT/DB` shares judging state between processes and machines: counters
+(engine/state/redis_store.py), DNC changes and spam reports (replication.py: caught up before
+anything listens, then followed), per-account max binds and throughput (pool.py).
+`--workers N` (N > 1, needs --state redis://) runs engine/supervisor.py instead: N of these
+processes on the same ports.
+
 Lists are loaded off the event loop and swapped in by reference; the DNC journal lines this
 process appended while the load ran are then applied to the new lists (ListStore.catch_up),
 so a subscriber's registration made during a reload is in force after it too.
@@ -258,8 +264,9 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.ready = True
     if args.ready_file:
-        Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file).write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
-                                         + (f"metrics {metrics.port}\n" if metrics else ""))
+        ready_file = Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file)   # the pool's own: supervisor
+        ready_file.write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
+                              + (f"metrics {metrics.port}\n" if metrics else ""))
     if ready is not None:
         ready.set_result((proxy, sip))
     await stop.wait()
