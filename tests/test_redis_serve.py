@@ -217,3 +217,22 @@ def test_serve_with_redis_unreachable_starts_and_answers(tmp_path):
     finally:
         node.stop()
     assert node.proc.returncode == 0
+
+
+def test_a_pool_whose_workers_cannot_start_stops_with_status_2(tmp_path):
+    """A start-up error in a worker (here: the port held by another program without
+    SO_REUSEPORT) is not retried forever: the supervisor stops the pool and exits 2."""
+    import socket
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "d", "--workers", "2",
+                            "--state", f"redis://127.0.0.1:{free_port()}/0?timeout=0.2", "--esme-account", "t:pw",
+                            "--smpp-listen", f"127.0.0.1:{port}", "--sip-listen", "off", "--control-socket", "off"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        holder.close()
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "failed to start (status 2): stopping the pool" in r.stderr
