@@ -213,7 +213,9 @@ class DncReplicator:
                 got = await self.reader.xread({STREAM: self.last_id}, count=200, block=BLOCK_MS)
                 backoff = 0.1
                 for _name, entries in got or ():
-                    self._apply(entries)
+                    for e in entries:       # one entry (<= CHUNK numbers, one fsync) per loop turn:
+                        self._apply([e])    # a large import elsewhere never stalls judging here
+                        await asyncio.sleep(0)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
