@@ -187,6 +187,7 @@ async def run_serve(args, ready=None):
     install(pipe, state_store)
     replicator = None
     if is_shared(state_url):        # DNC changes shared through the same server: catch up before listening
+        await state_store.start()
         from .state.replication import DncReplicator
         replicator = pipe.replicator = DncReplicator(state_url, pipe, writer=(worker == 0))
         await replicator.catch_up()

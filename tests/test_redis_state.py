@@ -349,3 +349,47 @@ def test_two_nodes_share_the_advertising_call_cap(tmp_path, url):
         await sa.close()
         await sb.close()
     asyncio.run(main())
+
+
+def test_recipient_history_and_call_durations_are_shared(tmp_path, url):
+    """engine/state/events.py: what node A's history and call durations saw reaches node B,
+    and a node started later reads the last hour of them."""
+    from engine.numbers import sender_key
+
+    async def started(name):
+        p, s = _node(tmp_path, name, url)
+        await s.start()
+        task = asyncio.ensure_future(s.run())
+        return p, s, task
+
+    async def until(pred, timeout=3.0):
+        end = asyncio.get_running_loop().time() + timeout
+        while not pred():
+            assert asyncio.get_running_loop().time() < end, "not shared in time"
+            await asyncio.sleep(0.01)
+
+    now = datetime.now(timezone.utc)
+
+    async def main():
+        (a, sa, ta), (b, sb, tb) = await started("a"), await started("b")
+        caller = "0912000321"
+        for i in range(3):
+            a.call_ended(caller, now - timedelta(minutes=10 - i), 3.0)
+        key = sender_key(caller)
+        await until(lambda: len(b.state.calls.recent(key)) == 3)
+        for i in range(4):                       # a plain-number sender writing to new recipients through A
+            await _judge(a, Message("0912000888", f"09120011{i:02d}", f"hi {i}", now - timedelta(minutes=5), "e"))
+        sender = sender_key("0912000888")
+
+        def seen(p):                              # (messages within the hour with this one, share to new recipients)
+            return p.state.history.share(sender, 84912001100, now.timestamp(), 3600)
+        assert seen(a) == (5, 0.8)
+        await until(lambda: seen(b) == (5, 0.8))
+        c, sc, tc = await started("c")           # a node that starts now reads the last hour
+        assert len(c.state.calls.recent(key)) == 3
+        assert seen(c) == (5, 0.8)
+        for t in (ta, tb, tc):
+            t.cancel()
+        for s in (sa, sb, sc):
+            await s.close()
+    asyncio.run(main())

@@ -51,8 +51,9 @@ many hash slots, so this is one Redis (or Valkey) primary, with replicas/Sentine
 availability; on Redis Cluster each key is a slot of its own and a batch would have to be
 split per slot (not built: the script needs all of a message's keys on one node).
 
-Recipient history and call durations stay per process here (the mirror tables, not shared);
-5656 spam reports reach every node's report index through engine/state/replication.py.
+Recipient history and call durations are kept whole in every process and broadcast between
+them (engine/state/events.py); 5656 spam reports reach every node's report index through
+engine/state/replication.py.
 """
 from __future__ import annotations
 
@@ -65,10 +66,10 @@ import urllib.parse
 import msgpack
 
 from ..rules.counters import MemoryCounters
-from ..rules.history import CallDurations, RecipientHistory
 from ..rules.slots import value_fp
 from ..verdict import Action, Hit, decide
 from .embedded import StateError, stable, stable_key
+from .events import SharedEvents
 from .redis_script import LUA, TTL_SLACK, counter_key
 
 log = logging.getLogger("telfilter")
@@ -188,9 +189,18 @@ class RedisStore:
                                     socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
                                     health_check_interval=30)
         self.redis = client
+        reader = None
+        if hasattr(client, "connection_pool"):
+            import redis.asyncio as aioredis
+            c = self.cfg
+            # the follower of the event stream blocks in XREAD: its own connection and timeout
+            reader = aioredis.Redis(host=c["host"], port=c["port"], db=c["db"], ssl=c["ssl"], username=c["username"],
+                                    password=c["password"], socket_connect_timeout=self.timeout,
+                                    socket_timeout=self.timeout + 2.0)
+        self.events = SharedEvents(client, reader, self.cfg["url"])
         self.counters = SharedCounters(self, MemoryCounters())
-        self.history = RecipientHistory()
-        self.calls = CallDurations()
+        self.history = self.events.history        # broadcast to and from the other processes (events.py)
+        self.calls = self.events.calls
         self.ops: list[_Op] = []
         self._queue: list = []          # (pipe, verdict, ops, then) waiting for the next batch
         self._scheduled = self._busy = False
@@ -388,15 +398,23 @@ class RedisStore:
         return bool(self._queue or self.ops or self._busy)
 
     # ------------------------------------------------------------ life
-    async def run(self) -> None:
-        """Check the server at start (a warning, not a failure: the policy covers it)."""
+    async def start(self) -> None:
+        """Before listening: check the server (a warning, not a failure: the policy covers it)
+        and read the other processes' recent history and call durations."""
         try:
             await asyncio.wait_for(self.redis.ping(), self.timeout * 2)
             log.info("state: Redis %s (counters shared, on_error=%s)", self.cfg["url"], self.on_error)
         except Exception as e:
             self._failed(e)
-        while True:
-            await asyncio.sleep(3600)
+            return
+        n = await self.events.catch_up()
+        if n:
+            log.info("state: %d entries of shared history and call durations read", n)
+
+    async def run(self) -> None:
+        """Follow the other processes' history and call-duration updates (cancelled on stop)."""
+        if self.events.reader is not None:
+            await self.events.follow()
 
     async def close(self) -> None:
         for _ in range(200):            # what was queued is answered before the stop
@@ -405,10 +423,13 @@ class RedisStore:
             if not self._busy and (self._queue or self.ops):
                 self._flush()
             await asyncio.sleep(0.01)
-        try:
-            await self.redis.aclose()
-        except Exception:
-            pass
+        await self.events.close()
+        for c in (self.redis, self.events.reader):
+            try:
+                if c is not None:
+                    await c.aclose()
+            except Exception:
+                pass
 
     def memory(self) -> dict:
         return {"pid": os.getpid(), **self.stats}
