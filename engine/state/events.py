@@ -20,7 +20,7 @@ RecipientHistory and CallDurations) and every process's updates are broadcast to
 
 Records carry stable ints (engine/state/embedded.stable): `["h", sender, recipient, second,
 window]`, `["k", caller, end second, duration]`. Redis memory: the last hour of updates, about
-25 bytes a record (1M let-through messages an hour: ~25 MB). Unreachable Redis: updates stay
+30 bytes a record (1M let-through messages an hour: ~30 MB). Unreachable Redis: updates stay
 local (logged, counted in `errors`), the follower retries with back-off.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ class SharedHistory:
     def add(self, sender, recipient, now, window):
         s, r = stable(sender), stable(recipient)
         self.mem.add(s, r, now, window)
-        self.ev.emit(["h", s, r, int(now), window])
+        self.ev.emit(["h", s, r, int(now), int(window) if window == int(window) else window])
 
     def __getattr__(self, name):
         return getattr(self.mem, name)
