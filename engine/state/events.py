@@ -9,7 +9,8 @@ RecipientHistory and CallDurations) and every process's updates are broadcast to
 
 - A write (`history.add` after a message let through, `calls.add` on a call end) is applied
   here and appended to `self.out`; once per event-loop iteration the batch goes to the stream
-  `tf:ev` as one entry (msgpack records, the process id), trimmed by MINID to the last
+  `tf:ev` as one entry (msgpack records, the process id), in the same script call as the
+  counter batch (redis_store.py: one round trip for both), trimmed by MINID to the last
   `KEEP` seconds (the longest window these criteria use), so its size follows the traffic of
   one window, never the traffic seen.
 - A follower task reads the stream (XREAD BLOCK) and applies the records of other processes
@@ -87,11 +88,30 @@ class SharedEvents:
         self._scheduled = False
         self._task = None
         self.last_id = "$"
-        self.stats = {"sent": 0, "applied": 0, "errors": 0}
+        self.stats = {"sent": 0, "applied": 0, "errors": 0, "lost": 0}
         self._last_log = 0.0
+        self.carrier = None     # RedisStore._wake: the updates ride with its batch script call
+
+    def take(self) -> tuple:
+        """(blob, MINID, process id) of the updates waiting, for the batch script to XADD
+        (an empty blob: none)."""
+        batch, self.out = self.out, []
+        self.stats["sent"] += len(batch)
+        return (msgpack.packb(batch) if batch else b"", f"{int((time.time() - KEEP) * 1000)}-0", self.me)
+
+    def lost(self, taken: tuple | None = None) -> None:
+        """The server could not take the updates: they stay in this process only."""
+        n = len(self.out) if taken is None else len(msgpack.unpackb(taken[0])) if taken[0] else 0
+        if taken is None:
+            self.out.clear()
+        else:
+            self.stats["sent"] -= n
+        self.stats["lost"] += n
 
     def emit(self, rec) -> None:
         self.out.append(rec)
+        if self.carrier is not None:
+            return self.carrier()
         if not self._scheduled:
             try:
                 asyncio.get_running_loop().call_soon(self._kick)

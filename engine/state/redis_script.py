@@ -12,7 +12,9 @@ import hashlib
 
 TTL_SLACK = 60              # seconds a key outlives its window
 
-# The batch script. ARGV[1]: msgpack list of messages, each a list of ops
+# The batch script. KEYS: the counter keys, then the event stream. ARGV[2]: TTL slack;
+# ARGV[3..5]: an events blob (may be empty), its MINID and the process id (events.py).
+# ARGV[1]: msgpack list of messages, each a list of ops
 # {key index, distinct?, limit, window (-1 = forever), second, enforce?, value fingerprint}.
 # Returns one string of comma-separated integers (parsed in C, not as a RESP array of
 # thousands of items): per message, committed (1/0) and then each op's count (count mode:
@@ -111,6 +113,10 @@ for m = 1, #msgs do
   end
   out[#out + 1] = ok
   for i = 1, #counts do out[#out + 1] = counts[i] end
+end
+-- history and call-duration updates of this loop iteration (engine/state/events.py)
+if #ARGV[3] > 0 then
+  redis.call('XADD', KEYS[#KEYS], 'MINID', '~', ARGV[4], '*', 'p', ARGV[5], 'd', ARGV[3])
 end
 return table.concat(out, ',')
 """

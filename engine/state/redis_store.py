@@ -69,6 +69,7 @@ from ..rules.counters import MemoryCounters
 from ..rules.slots import value_fp
 from ..verdict import Action, Hit, decide
 from .embedded import StateError, stable, stable_key
+from .events import STREAM as EVENTS
 from .events import SharedEvents
 from .redis_script import LUA, TTL_SLACK, counter_key
 
@@ -198,6 +199,7 @@ class RedisStore:
                                     password=c["password"], socket_connect_timeout=self.timeout,
                                     socket_timeout=self.timeout + 2.0)
         self.events = SharedEvents(client, reader, self.cfg["url"])
+        self.events.carrier = self._wake        # updates ride with the next batch script call
         self.counters = SharedCounters(self, MemoryCounters())
         self.history = self.events.history        # broadcast to and from the other processes (events.py)
         self.calls = self.events.calls
@@ -220,6 +222,10 @@ class RedisStore:
     # ------------------------------------------------------------ recording
     def _record(self, op: _Op) -> None:
         self.ops.append(op)
+        if not self._scheduled:
+            self._schedule()
+
+    def _wake(self) -> None:
         if not self._scheduled:
             self._schedule()
 
@@ -257,10 +263,11 @@ class RedisStore:
         if self.ops:                     # committed by a path that does not settle (SIP, call ends)
             self._queue.append((None, None, self.ops, None))
             self.ops = []
-        if self._busy or not self._queue:
+        if self._busy or not (self._queue or self.events.out):
             return
         if time.monotonic() < self._down_until:
             batch, self._queue[:] = self._queue[:], []
+            self.events.lost()
             self._degraded(batch, "server unavailable (backing off)")
             return
         batch = self._queue[:MAX_BATCH]
@@ -296,10 +303,12 @@ class RedisStore:
                                 value_fp(op.value) if op.distinct else 0])
                 msgs.append(enc)
             arg = msgpack.packb(msgs)
+            ev = self.events.take()
             try:
-                res = await asyncio.wait_for(self._eval(keys, arg), self.timeout * 2)
-                res = list(map(int, res.split(b",")))
+                res = await asyncio.wait_for(self._eval(keys, arg, ev), self.timeout * 2)
+                res = list(map(int, res.split(b","))) if res else []
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
+                self.events.lost(ev)
                 self._failed(e)
                 self._degraded(batch, f"{type(e).__name__}: {e}")
                 return
@@ -322,19 +331,20 @@ class RedisStore:
                     _safely(self._finish, pipe, v, ops, counts, then)
         finally:
             self._busy = False
-            if self._queue or self.ops:
+            if self._queue or self.ops or self.events.out:
                 self._flush()
 
-    async def _eval(self, keys, arg):
+    async def _eval(self, keys, arg, ev):
         if self._sha is None:
             self._sha = await self.redis.script_load(LUA)
+        args = (len(keys) + 1, *keys, EVENTS, arg, TTL_SLACK, *ev)
         try:
-            return await self.redis.evalsha(self._sha, len(keys), *keys, arg, TTL_SLACK)
+            return await self.redis.evalsha(self._sha, *args)
         except Exception as e:
             if "NOSCRIPT" not in str(e):
                 raise
             self._sha = await self.redis.script_load(LUA)       # the server restarted
-            return await self.redis.evalsha(self._sha, len(keys), *keys, arg, TTL_SLACK)
+            return await self.redis.evalsha(self._sha, *args)
 
     def _finish(self, pipe, v, ops, counts, then) -> None:
         rules = self._enforce_map(pipe)
