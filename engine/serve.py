@@ -323,7 +323,7 @@ def cmd_serve(args) -> int:
                   "counters and DNC changes (N embedded stores would be N separate policies)", file=sys.stderr)
             return 2
         from .state import StateError
-        from .state.redis_store import parse_url
+        from .state.url import parse_url
         try:
             parse_url(args.state)
         except StateError as e:

@@ -61,7 +61,6 @@ import asyncio
 import logging
 import os
 import time
-import urllib.parse
 
 import msgpack
 
@@ -72,41 +71,12 @@ from .embedded import StateError, stable, stable_key
 from .events import STREAM as EVENTS
 from .events import SharedEvents
 from .redis_script import LUA, TTL_SLACK, counter_key
+from .url import parse_url
 
 log = logging.getLogger("telfilter")
 
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
 MAX_BATCH = 2000            # messages per script call
-
-def parse_url(url: str) -> dict:
-    """redis://HOST:PORT/DB[?on_error=open|closed&timeout=SECONDS] -> settings (StateError if bad)."""
-    u = urllib.parse.urlsplit(url)
-    if u.scheme not in ("redis", "rediss", "valkey"):
-        raise StateError(f"--state {url!r}: expected redis://HOST:PORT/DB (or no --state for the embedded store)")
-    try:
-        port = u.port or 6379
-    except ValueError:
-        raise StateError(f"--state {url!r}: bad port") from None
-    db = (u.path or "/0").strip("/") or "0"
-    if not db.isdigit():
-        raise StateError(f"--state {url!r}: the database is a number (redis://HOST:PORT/0)")
-    q = urllib.parse.parse_qs(u.query)
-    unknown = set(q) - {"on_error", "timeout"}
-    if unknown:
-        raise StateError(f"--state {url!r}: unknown option {sorted(unknown)[0]!r} (on_error, timeout)")
-    on_error = q.get("on_error", ["open"])[-1]
-    if on_error not in ("open", "closed"):
-        raise StateError(f"--state {url!r}: on_error is open or closed, not {on_error!r}")
-    try:
-        timeout = float(q.get("timeout", ["0.5"])[-1])
-        assert 0 < timeout <= 30
-    except (ValueError, AssertionError):
-        raise StateError(f"--state {url!r}: timeout is seconds in (0, 30]") from None
-    return {"host": u.hostname or "127.0.0.1", "port": port, "db": int(db), "ssl": u.scheme == "rediss",
-            "password": urllib.parse.unquote(u.password) if u.password else None,
-            "username": urllib.parse.unquote(u.username) if u.username else None,
-            "on_error": on_error, "timeout": timeout, "url": url}
-
 
 class _Op:
     __slots__ = ("ns", "key", "value", "now", "window", "limit", "distinct")

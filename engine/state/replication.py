@@ -51,7 +51,7 @@ from pathlib import Path
 
 import msgpack
 
-from .redis_store import parse_url
+from .url import parse_url
 
 log = logging.getLogger("telfilter")
 
