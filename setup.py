@@ -30,6 +30,7 @@ setup(
         "tzdata",
         "uvloop>=0.19; sys_platform != 'win32'",
         "prometheus_client>=0.17",
+        "redis>=5.0",           # serve --state redis://… (shared counters, DNC change stream)
     ],
     # a serve node needs none of the training stack (scikit-learn, scipy, matplotlib: ~230 MB);
     # `telfilter ml train|eval`, `report` plots and `bench` say which extra to install

@@ -155,7 +155,11 @@ def parser() -> argparse.ArgumentParser:
                    help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
     p.add_argument("--state", metavar="URL", default=None,
                    help="where counters, recipient history and call durations live (default: embedded, "
-                        "journalled in DATA_DIR/state, durable across kill -9)")
+                        "journalled in DATA_DIR/state, durable across kill -9; redis://HOST:PORT/DB[?on_error=open|closed]: "
+                        "counters shared by every serve pointing at it, DNC changes replicated)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N processes on the same SMPP and SIP ports (SO_REUSEPORT), restarted when one dies; "
+                        "N > 1 needs --state redis://… (default 1)")
     p.add_argument("--control-socket", metavar="PATH", default=None,
                    help="Unix socket for `telfilter ctl` (mode 0600, serve user or root only; "
                         "default DATA_DIR/control.sock; 'off' to disable)")

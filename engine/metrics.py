@@ -240,6 +240,13 @@ class _StateCollector:
                                       "buffer (will not survive a crash)", value=getattr(st, "unjournalled", 0))
             yield GaugeMetricFamily("telfilter_state_store_pending", "state updates waiting for the journal",
                                     value=len(getattr(st, "buf", ())))
+            shared = CounterMetricFamily("telfilter_shared_state", "shared state store (--state redis://): batches, "
+                                         "messages, ops, converted verdicts, errors, fail_open, fail_closed, reconnects",
+                                         labels=["event"])
+            for k, v in getattr(st, "stats", {}).items():
+                shared.add_metric([k], v)
+            if getattr(st, "stats", None):
+                yield shared
         L = pipe.lists
         sizes = GaugeMetricFamily("telfilter_list_entries", "entries per list", labels=["list"])
         for name, n in (("dnc_sms", len(L.dnc_s)), ("dnc_voice", len(L.dnc_v)), ("senders", len(L.senders)),

@@ -42,6 +42,7 @@ class EngineState:
     history: RecipientHistory = field(default_factory=RecipientHistory)
     reports: ReportIndex = field(default_factory=ReportIndex)
     calls: CallDurations = field(default_factory=CallDurations)
+    shared: object = None       # a shared store (engine/state) that confirms counter commits
 
     def memory_bytes(self) -> dict:
         return {"counters": self.counters.memory_bytes(), "history": self.history.memory_bytes(),

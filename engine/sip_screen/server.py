@@ -85,10 +85,11 @@ class SipScreen(Forwarding, Screening):
         loop = asyncio.get_running_loop()
         host, want = hostport(self.s.listen)
         for attempt in range(20):
-            self.udp = UdpEndpoint.bind(self, host, want)
+            reuse = bool(getattr(self.s, "reuse_port", False))      # serve --workers N: one port, N processes
+            self.udp = UdpEndpoint.bind(self, host, want, reuse_port=reuse)
             port = self.udp.get_extra_info("sockname")[1]
             try:
-                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port)
+                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port, reuse_port=reuse or None)
                 break
             except OSError:
                 self.udp.close()
@@ -280,12 +281,16 @@ class SipScreen(Forwarding, Screening):
         if dest is None:
             return self._fail(msg, transport, src, conn, "no usable destination")
         if msg.method == "INVITE" and not to_tag:
-            v = self._screen(msg, src)
-            if v.action is Action.DROP:
-                return self._reject(msg, v, transport, src, conn)
-            if v.action is Action.TAG:
-                self._tag_request(msg, v)
-        if self.s.record_route and msg.method == "INVITE" and not to_tag:
+            return self._screen(msg, src, lambda v: self._screened(msg, v, dest, branch, transport, src, conn))
+        self._forward(msg, dest, branch, (transport, src, conn))
+
+    def _screened(self, msg, v, dest, branch, transport, src, conn):
+        """An initial INVITE's verdict: reject, or tag and forward."""
+        if v.action is Action.DROP:
+            return self._reject(msg, v, transport, src, conn)
+        if v.action is Action.TAG:
+            self._tag_request(msg, v)
+        if self.s.record_route:
             msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
         self._forward(msg, dest, branch, (transport, src, conn))
 
@@ -368,6 +373,7 @@ async def start_sip(pipeline, args, vlog):
         s.next_hop = args.sip_next_hop
     if getattr(args, "sip_allow_networks", None):
         s.allow_networks = [n.strip() for n in args.sip_allow_networks.split(",") if n.strip()]
+    s.reuse_port = bool(getattr(args, "reuse_port", False))
     screen = SipScreen(pipeline, s, vlog)
     await screen.start()
     return screen

@@ -44,12 +44,14 @@ class UdpEndpoint:
         self.drops_seen = 0                                     # kernel drop counter at the last look
 
     @classmethod
-    def bind(cls, screen, host: str, port: int) -> "UdpEndpoint":
+    def bind(cls, screen, host: str, port: int, reuse_port: bool = False) -> "UdpEndpoint":
         family, _, _, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM,
                                                    flags=socket.AI_PASSIVE)[0]
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, screen.s.queue_datagrams * 2048)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(addr)
             sock.setblocking(False)
         except OSError:
