@@ -30,12 +30,19 @@ setup(
         "tzdata",
         "uvloop>=0.19; sys_platform != 'win32'",
         "prometheus_client>=0.17",
+        "redis>=5.0",           # serve --state redis://… (shared counters, DNC change stream)
     ],
     # a serve node needs none of the training stack (scikit-learn, scipy, matplotlib: ~230 MB);
     # `telfilter ml train|eval`, `report` plots and `bench` say which extra to install
-    extras_require={"train": TRAIN, "test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13", *TRAIN]},
+    extras_require={"train": TRAIN, "analyst": ["textual>=0.80"],
+                    "test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13", "textual>=0.80", *TRAIN]},
     # Compiled ML feature scorer; optional: without a C compiler the numpy path is used.
     ext_modules=[Extension("engine.ml._fastfeat", ["engine/ml/_fastfeat.c"], optional=True,
+                           extra_compile_args=["-O2"]),
+                 Extension("engine.sip_screen._sipfast", ["engine/sip_screen/_sipfast.c"], optional=True,
+                           extra_compile_args=["-O2"]),
+                 # template_key's masking (textnorm.py keeps the pure-Python path)
+                 Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True,
                            extra_compile_args=["-O2"])],
     entry_points={"console_scripts": ["telfilter=engine.cli:main"]},
 )

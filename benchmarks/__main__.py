@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the ≤2-minute run (2 cores)")
     ap.add_argument("--out", help="results directory (default benchmarks/results/<timestamp>)")
-    ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip"])
+    ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"])
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else FULL
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     steps = (2 if "pipeline" not in a.skip else 0) + len(cfg["dnc_sizes"]) + len(cfg["pyset_sizes"]) \
         + (2 if "longrun" not in a.skip else 0) \
         + (2 + len(cfg["smpp_rates"]) + 3 if "smpp" not in a.skip else 0) \
-        + (2 * len(cfg["sip_rates"]) if "sip" not in a.skip else 0)
+        + (2 * len(cfg["sip_rates"]) if "sip" not in a.skip else 0) + (1 if "state" not in a.skip else 0)
     prog = _progress(steps)
     t_start = time.time()
     res = {"mode": "quick" if a.quick else "full", "started": stamp, "machine": machine(), "config": cfg,
@@ -110,6 +110,11 @@ def main(argv=None) -> int:
         step("sip")
         kam = ensure_kamailio() if cfg["kamailio"] == "install" else shutil.which("kamailio") is not None
         res["sip"] = sip_run(cfg["sip_rates"], cfg["sip_seconds"], progress=prog, kamailio=kam)
+    if "state" not in a.skip:       # issue 13: --workers 2 on Redis beside one embedded serve (benchmarks/state_bench.py)
+        from .state_bench import run as state_run
+        step("state")
+        res["state"] = state_run(n=6000 if a.quick else 40000, keys=50_000 if a.quick else 200_000)
+        prog.update(1)
     step("end")
     prog.close()
     res["duration_s"] = round(time.time() - t_start, 1)
@@ -117,7 +122,8 @@ def main(argv=None) -> int:
     res["capacity"] = capacity(res)
     from .report import write_report
     write_report(out, res)
-    (out / "summary.json").write_text(json.dumps({**res["summary"], "machine": res["machine"], "mode": res["mode"],
+    (out / "summary.json").write_text(json.dumps({**res["summary"], "state": res.get("state"),
+                                                  "machine": res["machine"], "mode": res["mode"],
                                                   "duration_s": res["duration_s"], "capacity": res["capacity"]},
                                                  indent=2) + "\n")
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")

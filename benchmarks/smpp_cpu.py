@@ -80,6 +80,7 @@ async def proxy(real):
     else:
         class Trivial:
             settings = type("S", (), {"shortcode": "5656"})()
+            state = type("St", (), {"shared": None})()          # no shared state store
             def judge(self, msg): return Verdict(Action.ALLOW, 0.0)
         pipe = Trivial()
     s = SmppSettings(smsc=[f"127.0.0.1:{sim_port}"])

@@ -39,6 +39,14 @@ def _list_edit_parsers(subs) -> None:
         q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
 
 
+def _reload_part(s: str) -> str:
+    # not `choices`: argparse (3.11) checks an empty nargs="*" against them and refuses "no PART"
+    from .control_reload import RELOAD_PARTS
+    if s not in RELOAD_PARTS:
+        raise argparse.ArgumentTypeError(f"{s!r} is not one of {', '.join(RELOAD_PARTS)}")
+    return s
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="telfilter", description="Inline SMS (SMPP) and call (SIP) filtering engine: "
                                  "Do-Not-Call lists, brandname registry, Decree 91 rules and an ML spam classifier.")
@@ -110,10 +118,15 @@ def parser() -> argparse.ArgumentParser:
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--text", help="one text to score")
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
+    from .ml.cli import add_analyst_parsers
+    add_analyst_parsers(ms, _sub)
+
+    from .analyst.cli import add_parser as add_reports_parser
+    add_reports_parser(subs, _sub)
 
     p = _sub(subs, "serve", "run the SMPP proxy and SIP screen")
-    p.add_argument("--smpp-listen", default="0.0.0.0:2775", metavar="HOST:PORT",
-                   help="SMPP listen address for ESMEs (default 0.0.0.0:2775)")
+    p.add_argument("--smpp-listen", default=None, metavar="HOST:PORT",
+                   help="SMPP listen address for ESMEs (default: smpp.toml [server] listen, shipped as 0.0.0.0:2775)")
     p.add_argument("--smsc", metavar="HOST:PORT[,HOST:PORT...]", help="upstream SMSC(s)")
     p.add_argument("--smsc-system-id", default=None, help="system_id we bind to the SMSC with (default: smpp.toml)")
     p.add_argument("--smsc-password", default=None,
@@ -126,7 +139,8 @@ def parser() -> argparse.ArgumentParser:
                         "--esme-accounts-file or $TELFILTER_ESME_ACCOUNTS)")
     p.add_argument("--esme-accounts-file", metavar="FILE", default=None,
                    help="ESME accounts with default limits, one SYSTEM_ID:PASSWORD a line, '#' comments (mode 600)")
-    p.add_argument("--sip-listen", default="0.0.0.0:5060", metavar="HOST:PORT", help="SIP UDP+TCP listen address ('off' to disable)")
+    p.add_argument("--sip-listen", default=None, metavar="HOST:PORT",
+                   help="SIP UDP+TCP listen address, 'off' to disable (default: sip.toml listen, shipped as 0.0.0.0:5060)")
     p.add_argument("--sip-next-hop", metavar="HOST:PORT", help="where screened INVITEs go when there is no Route")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
     p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout); reopened on SIGUSR2 (logrotate)")
@@ -135,13 +149,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", default="text", choices=["text", "json"],
                    help="service log (stderr) format: text lines or one JSON object per line (default text)")
     p.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="on SIGTERM/SIGINT, wait this long for submits already sent to the SMSC to be answered "
-                        "(default 10)")
+                   help="on SIGTERM/SIGINT, serve exits within this time: submits already sent to the SMSC are "
+                        "answered by it, or with ESME_RSYSERR at the deadline; ESMEs and SMSCs are unbound (default 10)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
     p.add_argument("--state", metavar="URL", default=None,
                    help="where counters, recipient history and call durations live (default: embedded, "
-                        "journalled in DATA_DIR/state, durable across kill -9)")
+                        "journalled in DATA_DIR/state, durable across kill -9; redis://HOST:PORT/DB[?on_error=open|closed]: "
+                        "counters shared by every serve pointing at it, DNC changes replicated)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N processes on the same SMPP and SIP ports (SO_REUSEPORT), restarted when one dies; "
+                        "N > 1 needs --state redis://… (default 1)")
     p.add_argument("--control-socket", metavar="PATH", default=None,
                    help="Unix socket for `telfilter ctl` (mode 0600, serve user or root only; "
                         "default DATA_DIR/control.sock; 'off' to disable)")
@@ -150,7 +168,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", metavar="PATH", help="control socket (default DATA_DIR/control.sock)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for the answer (default 60)")
     cs = p.add_subparsers(dest="ctlcmd", metavar="ACTION", required=True)
-    _sub(cs, "reload", "reload rules, lists and model; a refused rule set is reported as path:line:col and the old one kept")
+    q = _sub(cs, "reload", "reload rules, lists, model, ESME accounts (smpp.toml, --esme-accounts-file) and sip.toml; "
+             "each part is validated whole: a refused one is reported as path:line:col and its old version kept")
+    from .control_reload import RELOAD_PARTS
+    q.add_argument("parts", nargs="*", metavar="PART", type=_reload_part,
+                   help=f"what to reload: {', '.join(RELOAD_PARTS)} (default: all of them, each part's result reported)")
     _sub(cs, "stats", "SMPP and SIP counters, list sizes, rules generation, model version")
     _sub(cs, "drain", "stop serve gracefully, as SIGTERM")
     q = _sub(cs, "lists", "change a list through the running serve (in force at once, journalled/saved by serve)")
@@ -235,6 +257,9 @@ def main(argv=None) -> int:
         if args.cmd == "ml":
             from .ml.cli import cmd_ml
             return cmd_ml(args)
+        if args.cmd == "reports":
+            from .analyst.cli import cmd_reports
+            return cmd_reports(args)
         if args.cmd == "serve":
             from .serve import cmd_serve
             return cmd_serve(args)

@@ -96,11 +96,14 @@ def check_schema(path: Path, text: str, raw: dict, schema: dict) -> list[str]:
     """Unknown tables and keys and wrongly typed values, each as `path:line:col: message`."""
     errors = []
     for table, body in raw.items():
+        if not isinstance(body, dict):          # a key above every [table] header
+            known = [k for t in schema.values() for k in t]
+            where = next((f"[{t}]" for t in schema if table in schema[t]), None)
+            errors.append(f"{path}:{key_line(text, None, table)}:1: key {table!r} outside any table"
+                          + (f" (it belongs in {where})" if where else _did_you_mean(table, known)))
+            continue
         if table not in schema:
             errors.append(f"{path}:{key_line(text, table)}:1: unknown table [{table}]{_did_you_mean(table, schema)}")
-            continue
-        if not isinstance(body, dict):
-            errors.append(f"{path}:{key_line(text, None, table)}:1: {table} must be a table [{table}]")
             continue
         for key, value in body.items():
             where = f"{path}:{key_line(text, table, key)}:1"

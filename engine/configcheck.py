@@ -36,20 +36,25 @@ def _located(e: Exception, path: Path, text: str) -> str:
     return f"{path}:{line}:1: {body}" if line else f"{path}: {body}"
 
 
-def _component(cfg: LoadedConfig, path: Path, loader, config_dir: Path):
-    """Syntax first (with line and column), then the component's own loader."""
+def load_component(path: Path, loader, config_dir: Path, errors: list):
+    """Syntax first (with line and column), then the component's own loader; None and the
+    errors appended when the file is refused. Also what `ctl reload accounts|sip` reads with."""
     text = ""
     if path.exists():
         try:
             _, text = read_toml(path)
         except ConfigError as e:
-            cfg.errors.extend(e.errors)
+            errors.extend(e.errors)
             return None
     try:
         return loader(config_dir)
     except Exception as e:           # each loader has its own error types; any of them is a config error here
-        cfg.errors.append(_located(e, path, text))
+        errors.extend(_located(e, path, text).splitlines())      # a loader may report several, a line each
         return None
+
+
+def _component(cfg: LoadedConfig, path: Path, loader, config_dir: Path):
+    return load_component(path, loader, config_dir, cfg.errors)
 
 
 def load_config(config_dir=None, rules=True) -> LoadedConfig:

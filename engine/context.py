@@ -16,8 +16,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .numbers import normalise_number, normalise_sender_id
-from .textnorm import content_key, find_hosts, fold, template_key
+from .textnorm import content_digest, find_hosts, fold, template_key
 from .verdict import Call, Message
+
+
+_NONE: frozenset = frozenset()      # the categories of a sender with no registry entry (most)
 
 
 class cached_property:
@@ -70,7 +73,7 @@ class MessageContext:
         self.recipient_num: int | None = normalise_number(self.recipient_raw)
         self.sender_key = self.sender_num if self.sender_num is not None else normalise_sender_id(self.sender_raw)
         self.model = None                         # set by the pipeline; scored only when asked
-        # (`counter_keys`, the counter key tuples by key spec, is added by stateful.Counter)
+        self.counter_keys: dict = {}              # the counter keys by key spec (stateful.Counter fills it)
 
     @cached_property
     def ml_score(self) -> float | None:
@@ -103,8 +106,9 @@ class MessageContext:
         return find_hosts(t) if t and ("." in t or ":" in t) else []
 
     @cached_property
-    def content(self) -> str:
-        return content_key(self.text)
+    def content(self) -> int:
+        """Counter key part `content`: a digest of the exact content (folded, spacing collapsed)."""
+        return content_digest(self.text)
 
     @cached_property
     def template_bands(self) -> tuple[int, ...]:
@@ -155,7 +159,8 @@ class MessageContext:
 
     @cached_property
     def registered_categories(self) -> frozenset:
-        return frozenset(e.category for e in self.entries)
+        entries = self.entries
+        return frozenset(e.category for e in entries) if entries else _NONE
 
     @property
     def owner_key(self) -> str:

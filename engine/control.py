@@ -16,8 +16,16 @@ the loop, and slow work (list files) runs in a worker thread as the signal-drive
 Requests (answers carry "ok": true|false, and "error" when false):
   {"cmd": "stats"}     SmppProxy.stats, SipScreen.stats, list sizes, rules (count, generation,
                        last refused reload), model version.
-  {"cmd": "reload"}    rules, lists and model, as SIGHUP; a rule set with errors is refused,
-                       the old one stays, and the answer lists them as path:line:col.
+  {"cmd": "reload", "what": [PART...]}
+                       PART: rules, lists, model (as SIGHUP), accounts, sip; none = all five.
+                       Each part is validated whole and either put in force or refused with
+                       its errors as path:line:col, the old version staying in force; the
+                       answer has one entry per part. accounts re-reads smpp.toml's
+                       [[account]] tables and --esme-accounts-file (live binds keep or lose
+                       their bind as smpp_proxy/live_accounts.py says; other smpp.toml
+                       settings are listed as needing a restart when they changed); sip
+                       re-reads sip.toml (sip_screen/live_settings.py: listen and advertise
+                       need a restart).
   {"cmd": "drain"}     the graceful stop of SIGTERM; answered before the drain starts.
   {"cmd": "lists", "op": "add"|"remove", "kind": K, "value": V, "channel": "S|V|SV",
    "extra": [...]}     the server is the one writer. DNC changes go the way of a 5656 command:
@@ -36,6 +44,8 @@ import os
 import socket
 import struct
 from pathlib import Path
+
+from .control_reload import RELOAD_PARTS, ReloadCommands  # noqa: F401  (RELOAD_PARTS: the ctl parser's)
 
 log = logging.getLogger("telfilter")
 
@@ -59,12 +69,13 @@ def peer_uid(sock) -> int | None:
     return struct.unpack("3i", raw)[1]
 
 
-class ControlServer:
+class ControlServer(ReloadCommands):
     """Serves control requests for one running serve. `on_drain` is serve's stop trigger."""
 
-    def __init__(self, pipe, path: Path, on_drain, proxy=None, sip=None):
+    def __init__(self, pipe, path: Path, on_drain, proxy=None, sip=None, args=None):
         self.pipe, self.path, self.on_drain = pipe, Path(path), on_drain
         self.proxy, self.sip = proxy, sip
+        self.args = args                 # serve's command line: what overrides the files on a reload
         self.server = None
         self.active = 0
         self.rules_generation = 0
@@ -169,7 +180,7 @@ class ControlServer:
         if cmd == "stats":
             return {"ok": True, **self.stats()}
         if cmd == "reload":
-            return await self.reload()
+            return await self.reload(req.get("what"))
         if cmd == "drain":
             log.info("drain requested on the control socket")
             return {"ok": True, "draining": True}
@@ -195,21 +206,6 @@ class ControlServer:
                       "reload_errors": [str(e) for e in getattr(pipe, "rule_errors", ())]},
             "model": {"version": str(model.version) if model is not None else None},
         }
-
-    async def reload(self) -> dict:
-        from .serve import _reload_model, reload_lists
-        rule_errors = [str(e) for e in self.pipe.reload_rules()]
-        lists_error = await reload_lists(self.pipe)
-        model_error = _reload_model(self.pipe)
-        ok = not rule_errors and lists_error is None and model_error is None
-        ans = {"ok": ok, "rules": {"ok": not rule_errors, "errors": rule_errors, "rules": len(self.pipe.rules.rules),
-                                   "generation": self._rules_gen()},
-               "lists": {"ok": lists_error is None, "error": lists_error},
-               "model": {"ok": model_error is None, "error": model_error,
-                         "version": str(self.pipe.model.version) if self.pipe.model is not None else None}}
-        if not ok:
-            ans["error"] = "reload refused in part; what failed kept its old version in force"
-        return ans
 
     async def lists(self, req: dict) -> dict:
         from .lists import CsvError
@@ -304,6 +300,8 @@ def cmd_ctl(args) -> int:
         req = {"cmd": "lists", "op": args.lop, "kind": args.kind, "value": args.value, "channel": args.channel}
         if extra is not None:
             req["extra"] = extra
+    elif args.ctlcmd == "reload":
+        req = {"cmd": "reload", "what": list(dict.fromkeys(args.parts))}
     else:
         req = {"cmd": args.ctlcmd}
     try:
@@ -313,8 +311,11 @@ def cmd_ctl(args) -> int:
         return 2
     print(json.dumps(ans, indent=2, ensure_ascii=False))
     if not ans.get("ok"):
-        for err in ans.get("rules", {}).get("errors", []) if isinstance(ans.get("rules"), dict) else []:
-            print(err, file=sys.stderr)
+        for part in RELOAD_PARTS:        # every refused part's errors, path:line:col first on the line
+            sub = ans.get(part)
+            if isinstance(sub, dict) and not sub.get("ok", True):
+                for err in sub.get("errors") or ([sub["error"]] if sub.get("error") else []):
+                    print(err, file=sys.stderr)
         print(f"telfilter ctl: {ans.get('error', 'refused')}", file=sys.stderr)
         return 1
     if ans.get("found") is False:

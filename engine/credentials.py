@@ -48,14 +48,16 @@ def smsc_password(args, errors: list) -> str | None:
     return os.environ.get(SMSC_PASSWORD_ENV) or None
 
 
-def esme_accounts(args, errors: list) -> list:
+def esme_accounts(args, errors: list, warn: bool = True) -> list:
     """Accounts from --esme-account (warned), --esme-accounts-file (one SYSTEM_ID:PASSWORD a
     line, '#' comments; errors as file:line, never echoing the password) and
-    $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace)."""
+    $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace). Each Account's `origin` says
+    which. `ctl reload accounts` calls this again: the file is re-read, argv and the
+    environment are what the process started with (warned about once, at start)."""
     from .smpp_proxy.accounts import account_from_arg
     out = []
     entries = [(None, a) for a in args.esme_account]
-    if args.esme_account:
+    if args.esme_account and warn:
         log.warning(_ARGV_SECRET, "--esme-account", "--esme-accounts-file", ESME_ACCOUNTS_ENV)
     path = getattr(args, "esme_accounts_file", None)
     if path:
@@ -64,7 +66,7 @@ def esme_accounts(args, errors: list) -> list:
                 for i, a in enumerate(os.environ.get(ESME_ACCOUNTS_ENV, "").split(), 1)]
     for where, a in entries:
         try:
-            out.append(account_from_arg(a))
+            out.append(account_from_arg(a, where or "--esme-account"))
         except Exception as e:      # SmppConfigError: a malformed entry
             if where is None:
                 errors.append(str(e))

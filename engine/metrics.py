@@ -155,6 +155,10 @@ class MeteredVerdictLog(VerdictLog):
         self.metrics.count("sms", str(v.action), [h.symbol for h in v.hits], judge_us)
         super().write_sms(msg, pdu, v, judge_us, binary, reading)
 
+    def write_call(self, when, call_id, caller, callee, ingress, v, judge_us) -> None:
+        self.metrics.count("call", str(v.action), [h.symbol for h in v.hits], judge_us)
+        super().write_call(when, call_id, caller, callee, ingress, v, judge_us)
+
 
 class _StateCollector:
     """Reads the components' own statistics at scrape time (on the event loop)."""
@@ -187,6 +191,11 @@ class _StateCollector:
                 if k != "added_us_total":
                     ev.add_metric([k], v)
             yield ev
+            fin = CounterMetricFamily("telfilter_sip_final_responses", "final responses to INVITE transactions "
+                                      "the SIP screen relayed or generated, by status code (each once)", labels=["code"])
+            for k, v in sorted(dict(getattr(sip, "final_codes", {})).items()):
+                fin.add_metric([k], v)
+            yield fin
             binds = GaugeMetricFamily("telfilter_smpp_binds", "open ESME binds by account", labels=["account"])
             for sid in sorted(getattr(p, "accounts", {})):
                 binds.add_metric([sid], len(getattr(p, "binds", {}).get(sid, ())))
@@ -205,6 +214,11 @@ class _StateCollector:
             for k, v in sorted(dict(getattr(sip, "stats", {})).items()):
                 ev.add_metric([k], v)
             yield ev
+            fin = CounterMetricFamily("telfilter_sip_final_responses", "final responses to INVITE transactions "
+                                      "the SIP screen relayed or generated, by status code (each once)", labels=["code"])
+            for k, v in sorted(dict(getattr(sip, "final_codes", {})).items()):
+                fin.add_metric([k], v)
+            yield fin
         rules = pipe.rules
         if rules is not m._rules_seen:
             m._rules_seen = rules
@@ -226,6 +240,13 @@ class _StateCollector:
                                       "buffer (will not survive a crash)", value=getattr(st, "unjournalled", 0))
             yield GaugeMetricFamily("telfilter_state_store_pending", "state updates waiting for the journal",
                                     value=len(getattr(st, "buf", ())))
+            shared = CounterMetricFamily("telfilter_shared_state", "shared state store (--state redis://): batches, "
+                                         "messages, ops, converted verdicts, errors, fail_open, fail_closed, reconnects",
+                                         labels=["event"])
+            for k, v in getattr(st, "stats", {}).items():
+                shared.add_metric([k], v)
+            if getattr(st, "stats", None):
+                yield shared
         L = pipe.lists
         sizes = GaugeMetricFamily("telfilter_list_entries", "entries per list", labels=["list"])
         for name, n in (("dnc_sms", len(L.dnc_s)), ("dnc_voice", len(L.dnc_v)), ("senders", len(L.senders)),

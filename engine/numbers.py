@@ -16,24 +16,27 @@ SHORTCODE_MAX_DIGITS = 6
 
 def normalise_number(raw: str) -> int | None:
     """E.164 digits as an int, or None when `raw` is not a phone number or short code."""
-    s = raw.strip().translate(_STRIP)
-    if not s:
-        return None
-    if s[0] == "+":
-        d = s[1:]
-        if d.isdigit() and d.isascii() and 7 <= len(d) <= 15 and d[0] != "0":
-            return int(d)
-        return None
-    if not (s.isdigit() and s.isascii()):
-        return None
+    if raw.isdigit() and raw.isascii():          # most addresses: bare digits, nothing to strip
+        s = raw
+    else:
+        s = raw.strip().translate(_STRIP)
+        if not s:
+            return None
+        if s[0] == "+":
+            d = s[1:]
+            if d.isdigit() and d.isascii() and 7 <= len(d) <= 15 and d[0] != "0":
+                return int(d)
+            return None
+        if not (s.isdigit() and s.isascii()):
+            return None
     n = len(s)
     if n <= SHORTCODE_MAX_DIGITS:
         return int(s)
-    if s.startswith("00"):                       # international call prefix
-        d = s[2:]
-        return int(d) if 7 <= len(d) <= 15 and d[0] != "0" else None
-    if s[0] == "0":                              # Vietnamese national (trunk prefix 0)
-        return int(VN_CC + s[1:]) if len(s) in (10, 11) else None
+    if s[0] == "0":
+        if s[1] == "0":                          # international call prefix
+            d = s[2:]
+            return int(d) if 7 <= len(d) <= 15 and d[0] != "0" else None
+        return int(VN_CC + s[1:]) if n in (10, 11) else None      # Vietnamese national (trunk prefix 0)
     if n == 9:                                   # Vietnamese NSN without trunk prefix
         return int(VN_CC + s)
     if n <= 15:                                  # already E.164 without '+' (TON international)

@@ -42,6 +42,7 @@ class EngineState:
     history: RecipientHistory = field(default_factory=RecipientHistory)
     reports: ReportIndex = field(default_factory=ReportIndex)
     calls: CallDurations = field(default_factory=CallDurations)
+    shared: object = None       # a shared store (engine/state) that confirms counter commits
 
     def memory_bytes(self) -> dict:
         return {"counters": self.counters.memory_bytes(), "history": self.history.memory_bytes(),
@@ -75,10 +76,11 @@ class Pipeline:
         model = ctx.model = self.model
         hits: list[Hit] = []
         # registered brandnames are judged by the rules; a text of a few words carries too
-        # little evidence for the classifier to block it on its own (rules may still read the score)
+        # little evidence for the classifier to block it on its own (rules may still read the score);
+        # the word count splits no further than it needs to
         if model is not None and ctx.scope != "call" and ctx.text \
                 and not (self.settings.ml_skip_registered and ctx.valid_entry is not None) \
-                and len(ctx.text.split()) >= self.settings.ml_min_words:
+                and len(ctx.text.split(None, self.settings.ml_min_words - 1)) >= self.settings.ml_min_words:
             p = ctx.ml_score
             tag_t = self.settings.ml_tag_threshold if self.settings.ml_tag_threshold is not None else model.tag_threshold
             drop_t = self.settings.ml_drop_threshold if self.settings.ml_drop_threshold is not None else model.drop_threshold

@@ -11,6 +11,12 @@ SIGTERM/SIGINT stop gracefully (SmppProxy.drain, up to --drain-timeout) and exit
 `telfilter ctl` does the same (reload, drain) and more (stats, lists add/remove through this
 process) over a Unix socket in the data dir: engine/control.py.
 
+`--state redis://HOST:PORT/DB` shares judging state between processes and machines: counters
+(engine/state/redis_store.py), DNC changes and spam reports (replication.py: caught up before
+anything listens, then followed), per-account max binds and throughput (pool.py).
+`--workers N` (N > 1, needs --state redis://) runs engine/supervisor.py instead: N of these
+processes on the same ports.
+
 Lists are loaded off the event loop and swapped in by reference; the DNC journal lines this
 process appended while the load ran are then applied to the new lists (ListStore.catch_up),
 so a subscriber's registration made during a reload is in force after it too.
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
@@ -57,6 +64,11 @@ async def reload_lists(pipe) -> str | None:
         return str(e)
     for w in pipe.store.warnings:
         log.warning("%s", w)
+    rep = getattr(pipe, "replicator", None)
+    if rep is not None:             # a CLI import/edit: the other nodes get the difference
+        n = rep.publish_diff(pipe.lists, new)
+        if n:
+            log.info("DNC replication: %d changes from a CLI snapshot published", n)
     pipe.lists = new
     log.info("lists reloaded")
     return None
@@ -165,30 +177,49 @@ async def run_serve(args, ready=None):
     from .smpp_proxy.server import SmppProxy, VerdictLog
     cfg, settings = load_serve_config(args)
     pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False)
+    # one of `serve --workers N` (engine/supervisor.py)? worker 0 keeps the default socket and metrics
+    from .supervisor import worker_index
+    worker, in_pool = worker_index(), "TELFILTER_WORKERS" in os.environ
     # durable judging state (engine/state): loaded (snapshot + journal) before anything listens
-    from .state import install, open_state
-    state_store = open_state(getattr(args, "state", None), pipe.store.dir)
+    from .state import install, is_shared, open_state
+    state_url = getattr(args, "state", None)
+    state_store = open_state(state_url, pipe.store.dir)
     install(pipe, state_store)
+    replicator = None
+    if is_shared(state_url):        # DNC changes shared through the same server: catch up before listening
+        await state_store.start()
+        from .state.replication import DncReplicator
+        replicator = pipe.replicator = DncReplicator(state_url, pipe, writer=(worker == 0))
+        await replicator.catch_up()
     stop = asyncio.Event()
     control = None
     if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
         from .control import ControlServer, default_socket
-        control = ControlServer(pipe, getattr(args, "control_socket", None) or default_socket(pipe.store.dir), stop.set)
+        sock = getattr(args, "control_socket", None) or default_socket(pipe.store.dir)
+        if worker > 0:
+            sock = Path(sock).with_name(f"{Path(sock).stem}.w{worker}{Path(sock).suffix}")
+        control = ControlServer(pipe, sock, stop.set, args=args)
         await control.start()
         life.info("control socket %s (telfilter ctl)", control.path)
     metrics = None
-    if getattr(args, "metrics_listen", None):
+    if getattr(args, "metrics_listen", None) and worker == 0:
         from .metrics import MeteredVerdictLog, Metrics
         metrics = Metrics(pipe)
         vlog = MeteredVerdictLog(args.log, getattr(args, "events", None), metrics)
     else:
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
-    await proxy.start(args.smpp_listen)
-    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen, proxy.port, ",".join(settings.smsc) or "none")
+    pool = None
+    if replicator is not None:      # max binds and throughput per account hold across processes
+        from .state.pool import PoolLimits
+        pool = PoolLimits(state_store, proxy)
+    await proxy.start(args.smpp_listen, reuse_port=in_pool)
+    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
+              ",".join(settings.smsc) or "none")
     sip = None
-    if getattr(args, "sip_listen", "off") not in (None, "off", ""):
+    if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
         from .sip_screen.server import start_sip
+        args.reuse_port = in_pool
         sip = await start_sip(pipe, args, vlog)
     if metrics is not None:
         metrics.proxy, metrics.sip, metrics.state = proxy, sip, state_store
@@ -227,14 +258,17 @@ async def run_serve(args, ready=None):
                 await reload_lists(pipe)
     wt = asyncio.create_task(watch())
     st_task = asyncio.create_task(state_store.run())
+    follow = asyncio.create_task(replicator.follow()) if replicator is not None else None
+    pool_task = asyncio.create_task(pool.run()) if pool is not None else None
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     if metrics is not None:
         metrics.ready = True
     if args.ready_file:
-        Path(args.ready_file).write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
-                                         + (f"metrics {metrics.port}\n" if metrics else ""))
+        ready_file = Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file)   # the pool's own: supervisor
+        ready_file.write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
+                              + (f"metrics {metrics.port}\n" if metrics else ""))
     if ready is not None:
         ready.set_result((proxy, sip))
     await stop.wait()
@@ -246,7 +280,10 @@ async def run_serve(args, ready=None):
     force = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, force.set)
-    drain = asyncio.ensure_future(proxy.drain(getattr(args, "drain_timeout", 10.0)))
+    # --drain-timeout bounds the whole stop, up to the process's exit: the drain leaves a little
+    # (1/20, at most 0.5 s) for closing sockets, the state store's last flush and interpreter exit
+    budget = getattr(args, "drain_timeout", 10.0)
+    drain = asyncio.ensure_future(proxy.drain(max(0.0, budget - min(0.5, budget / 20))))
     forced = asyncio.ensure_future(force.wait())
     await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
     if not drain.done():
@@ -260,6 +297,11 @@ async def run_serve(args, ready=None):
         await sip.stop()
     st_task.cancel()
     await state_store.close()       # after the last commit: flush + snapshot, nothing lost
+    if replicator is not None:
+        follow.cancel()
+        pool_task.cancel()
+        await pool.close()
+        await replicator.close()
     if metrics is not None:
         await metrics.stop()
     vlog.close()
@@ -274,6 +316,25 @@ def cmd_serve(args) -> int:
     except ImportError:
         pass
     setup_service_logging(args.verbose, getattr(args, "log_format", "text"))
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        print(f"telfilter serve: --workers {workers}: at least 1", file=sys.stderr)
+        return 2
+    if workers > 1:
+        from .state import is_shared
+        if not is_shared(getattr(args, "state", None)):
+            print(f"telfilter serve: --workers {workers} needs --state redis://HOST:PORT/DB: the workers must share "
+                  "counters and DNC changes (N embedded stores would be N separate policies)", file=sys.stderr)
+            return 2
+        from .state import StateError
+        from .state.url import parse_url
+        try:
+            parse_url(args.state)
+        except StateError as e:
+            print(f"telfilter serve: {e}", file=sys.stderr)
+            return 2
+        from .supervisor import supervise
+        return supervise(args)
     try:
         return asyncio.run(run_serve(args))
     except OSError as e:

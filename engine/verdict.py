@@ -82,8 +82,13 @@ class Verdict:
         return out
 
 
+ALLOW_NO_HITS = Verdict(Action.ALLOW, 0.0, ())      # most messages: one shared, immutable verdict
+
+
 def decide(hits: list[Hit], tag_threshold: float, drop_threshold: float) -> Verdict:
     """Combine hits: forced actions and the score table; the strongest action wins."""
+    if not hits and tag_threshold > 0.0 and drop_threshold > 0.0:
+        return ALLOW_NO_HITS
     score = 0.0
     action = Action.ALLOW
     for h in hits:

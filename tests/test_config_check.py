@@ -38,6 +38,11 @@ def test_unknown_key_and_type_errors_name_file_and_line(cfg):
     assert any("telfilter.toml:8:1: unknown table [smpp]" in e for e in errs), errs
     r = run_cli("config", "check", cfg)
     assert r.returncode == 2 and "telfilter.toml:3:1: unknown key 'timezon'" in r.stderr
+    # a key above every table (pasted at the top of the file) is named with its own line
+    (cfg / "telfilter.toml").write_text('# settings\n\ntimezon = "UTC"\nshortcode = "5656"\n[engine]\n')
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and "telfilter.toml:3:1: key 'timezon' outside any table (did you mean 'timezone'?)" in r.stderr
+    assert "telfilter.toml:4:1: key 'shortcode' outside any table (it belongs in [engine])" in r.stderr
     assert "Traceback" not in r.stderr
     # every other command refuses the same file the same way
     r = run_cli("lists", "stats", "--config", cfg, "--data-dir", cfg.parent / "data")
@@ -46,7 +51,15 @@ def test_unknown_key_and_type_errors_name_file_and_line(cfg):
 
 @pytest.mark.parametrize("name,body,where", [
     ("smpp.toml", "[server]\nmax_pdu = 10\nlisten = \n", "smpp.toml:3:"),
-    ("smpp.toml", "[[account]]\nsystem_id = 'x'\n", "smpp.toml"),
+    ("smpp.toml", "[[account]]\nsystem_id = 'x'\n", "smpp.toml:1:1: account #1 'x': password_hash is required"),
+    ("smpp.toml", "[[account]]\nsystem_id = 'x'\npassword_hash = 'pbkdf2_sha256$1$00$00'\n\n[[account]]\n"
+                  "system_id = 'y'\npassword_hash = 'pbkdf2_sha256$1$00$00'\nallowed_networks = ['10.0.0.0/40']\n",
+     "smpp.toml:8:1: account #2 'y': "),
+    ("smpp.toml", "[[account]]\nsystem_id = 'x'\npassword_hash = 'pbkdf2_sha256$1$00$00'\nmax_bind = 2\n",
+     "smpp.toml:4:1: account #1 'x': unknown key 'max_bind' (did you mean 'max_binds'?)"),
+    ("sip.toml", "[sip]\nallow_networks = ['10.0.0.0/8', 'nope']\n", "sip.toml:2:1: [sip] allow_networks 'nope'"),
+    ("sip.toml", "[sip]\n\nnext_hop = '10.0.0.1:x'\n", "sip.toml:3:1: [sip] next_hop"),
+    ("sip.toml", "[sips]\nnext_hop = '10.0.0.1'\n", "sip.toml:1:1: unknown table [sips]"),
     ("sip.toml", "[sip]\nnext_hopp = '1.2.3.4'\n", "sip.toml:2:1: unknown key [sip] next_hopp"),
     ("sip.toml", "\x00\xff", "sip.toml:1:1: not UTF-8"),
     ("telfilter.toml", "[engine]\ntimezone = 'Mars/Olympus'\n", "telfilter.toml:2:1: unknown time zone"),
@@ -106,6 +119,8 @@ def test_every_flag_has_help():
     missing = []
 
     def walk(p, path):
+        if not (p.description or "").strip():       # what `telfilter ... --help` says the command does
+            missing.append(" ".join(path) + " (no description)")
         for a in p._actions:
             if isinstance(a, argparse._SubParsersAction):
                 for name, sp in a.choices.items():
@@ -114,3 +129,42 @@ def test_every_flag_has_help():
                 missing.append(" ".join(path + [a.option_strings[0] if a.option_strings else a.dest]))
     walk(parser(), ["telfilter"])
     assert not missing
+
+
+@pytest.mark.parametrize("name,body,where", [
+    ("smpp.toml", "[server]\nmax_pdus = 10\n\n[upstream]\nwindow = 'x'\n",
+     ["smpp.toml:2:1: unknown key 'max_pdus' in [server] (did you mean 'max_pdu'?)",
+      "smpp.toml:5:1: [upstream] window must be an integer, got 'x'"]),
+    ("smpp.toml", "[server]\nlisten = '0.0.0.0'\n", ["smpp.toml:2:1: [server] listen must be HOST:PORT"]),
+    ("sip.toml", "[sip]\nlisten = 'off'\n", ["sip.toml:2:1: [sip] listen must be HOST:PORT"]),
+])
+def test_smpp_and_sip_keys_checked_each_error_on_its_line(cfg, name, body, where):
+    (cfg / name).write_text(body)
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and all(w in r.stderr for w in where), r.stderr
+    assert f"{len(where)} error(s)" in r.stderr
+
+
+def test_serve_listens_where_the_files_say(cfg, tmp_path):
+    smpp_port = _free_port()
+    (cfg / "smpp.toml").write_text((cfg / "smpp.toml").read_text().replace(
+        'listen = "0.0.0.0:2775"', f'listen = "127.0.0.1:{smpp_port}"'))
+    (cfg / "sip.toml").write_text((cfg / "sip.toml").read_text().replace(
+        'listen = "0.0.0.0:5060"', 'listen = "127.0.0.1:0"'))
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--config", cfg, "--data-dir", tmp_path / "data",
+                          "--smsc", "127.0.0.1:9", "--esme-account", "t:pw", "--log", tmp_path / "v.jsonl",
+                          "--ready-file", ready], cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        for _ in range(300):
+            if ready.exists() or p.poll() is not None:
+                break
+            import time
+            time.sleep(0.1)
+        assert ready.exists(), p.stderr.read() if p.poll() is not None else "not ready"
+        ports = dict(line.split() for line in ready.read_text().splitlines())
+        assert int(ports["smpp"]) == smpp_port and int(ports["sip"]) > 0
+    finally:
+        p.terminate()
+        p.wait(20)
+    assert p.returncode == 0

@@ -40,6 +40,24 @@ def free_port(kind=socket.SOCK_STREAM):
     return p
 
 
+def free_sip_port():
+    """A port free for both UDP and TCP: the SIP screen listens on both (RFC 3261 §18)."""
+    for _ in range(50):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 def wait_for(pred, timeout=15):
     end = time.time() + timeout
     while time.time() < end:
@@ -82,7 +100,7 @@ def test_serve_reload_and_sip(tmp_path):
     cfg = tmp_path / "config"
     shutil.copytree(CONFIG, cfg)
     sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
-    smpp_port, sip_port, ev_port = free_port(), free_port(socket.SOCK_DGRAM), free_port()
+    smpp_port, sip_port, ev_port = free_port(), free_sip_port(), free_port()
     import zmq
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"verdict")
@@ -130,8 +148,9 @@ def test_serve_reload_and_sip(tmp_path):
         u.sendto(f"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{u.getsockname()[1]};branch=z9hG4bKx;rport\r\n"
                  "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".encode(), ("127.0.0.1", sip_port))
         assert u.recv(4096).startswith(b"SIP/2.0 400")
-        lines = [json.loads(l) for l in log.read_text().splitlines()]
-        assert any(l["kind"] == "sms" and [h["symbol"] for h in l["hits"]] == ["TEST_FORBIDDEN_WORD"] for l in lines)
+        # the verdict log is written off the message path: wait for the line rather than race it
+        assert wait_for(lambda: any(l["kind"] == "sms" and [h["symbol"] for h in l["hits"]] == ["TEST_FORBIDDEN_WORD"]
+                                    for l in map(json.loads, log.read_text().splitlines())))
     finally:
         _stop(p, sim)
         sub.close()

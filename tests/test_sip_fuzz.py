@@ -181,3 +181,69 @@ if __name__ == "__main__":
     import tempfile
     print(run_time_boxed(build(data_dir=Path(tempfile.mkdtemp())), float(sys.argv[1]) if len(sys.argv) > 1 else 60),
           "inputs, no failure")
+
+
+# ------------------------------------------------------------ the C fast path against the Python one
+
+from engine.sip_screen import fastpath  # noqa: E402
+
+OUR = tuple(f"SIP/2.0/{t} 127.0.0.1:5060;branch=z9hG4bKtf".encode() for t in ("UDP", "TCP"))
+RESPONSES = [s for s in SEEDS if s.startswith(b"SIP/")] + [
+    b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport\r\n"
+    b"v: SIP/2.0/TCP [::1]:5080;branch=z9hG4bK1;received=::1;rport=5081, SIP/2.0/UDP 10.0.0.9\r\n"
+    b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\nCall-ID:  c9 \r\nCSEQ: 1  invite \r\n"
+    b"Content-Length: 4\r\n\r\nv=0\n",
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123\r\n"
+    b"Via: SIP/2.0/UDP 10.1.2.3:5070;RPORT=7;branch=z9hG4bKx\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nl:0\r\n\r\n",
+]
+
+
+@pytest.mark.skipif(fastpath._c_relay_response is None, reason="C extension not built")
+def test_c_relay_response_agrees_with_python():
+    """Where the C version decides (not None), it says exactly what the Python one says; and it
+    does decide the plain responses of a call."""
+    rnd = random.Random(3261)
+    decided = 0
+    for seed in RESPONSES:
+        assert fastpath._c_relay_response(seed, OUR) in (None, fastpath.py_relay_response(seed, OUR)), seed
+    assert all(fastpath._c_relay_response(s, OUR) is not None for s in RESPONSES[-4:-1])   # plain ones
+    for _ in range(20000):
+        data = mutate(rnd.choice(RESPONSES), rnd, rnd.randrange(1, 4))
+        c = fastpath._c_relay_response(data, OUR)
+        if c is not None:
+            decided += 1
+            assert c == fastpath.py_relay_response(data, OUR), data
+    assert decided > 1000
+
+
+REQUESTS = [s for s in SEEDS if not s.startswith(b"SIP/")] + [
+    b"ACK sip:0912345678@127.0.0.1:38930 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:47458;branch=z9hG4bK-2-1-4;rport\r\n"
+    b"From: \"Caller\" <sip:0901234567@127.0.0.1:47458>;tag=27850SIPpTag001\r\n"
+    b"To: <sip:0912345678@127.0.0.1:38930>;tag=27849SIPpTag021\r\nCall-ID: 1-27850@127.0.0.1\r\nCSeq: 1 ACK\r\n"
+    b"Contact: <sip:0901234567@127.0.0.1:47458>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+    b"BYE sip:[::1]:5070;Transport=TCP;x SIP/2.0\r\nMax-Forwards:  09 \r\nv: SIP/2.0/TCP [::1]:5080;rport;branch=z9hG4bK9\r\n"
+    b"v: SIP/2.0/UDP 10.0.0.1\r\nt: <sips:b@h>; TAG=t1 ;x\r\nf: tok en <sip:a@h>;tag=f1\r\ni: c2\r\nCSeq: 0007 BYE\r\n"
+    b"m: *\r\nl: 3\r\n\r\nabc",
+    b"INFO sip:a@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.3:5062;received=10.0.0.4;branch=z9hG4bKq;rport=9\r\n"
+    b"To: <sip:a@h>;tag=t\r\nFrom: <sip:b@h>\r\nCall-ID: c3\r\nCSeq: 4 INFO\r\nMax-Forwards: 1\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+@pytest.mark.skipif(fastpath._c_in_dialog is None, reason="C extension not built")
+def test_c_in_dialog_agrees_with_python():
+    rnd = random.Random(3581)
+    decided = 0
+    for seed in REQUESTS:
+        c = fastpath._c_in_dialog(seed, *UAC)
+        py = fastpath.py_in_dialog(seed, *UAC)
+        assert c is None or (py is not None and c == py.astuple()), seed
+    assert all(fastpath._c_in_dialog(s, *UAC) is not None for s in REQUESTS[-3:])   # plain ones
+    for _ in range(20000):
+        data = mutate(rnd.choice(REQUESTS[-6:]), rnd, rnd.randrange(1, 3))       # the in-dialog ones
+        src = rnd.choice([UAC, ("10.0.0.3", 5062), ("::1", 5080)])
+        c = fastpath._c_in_dialog(data, *src)
+        if c is not None:
+            decided += 1
+            py = fastpath.py_in_dialog(data, *src)
+            assert py is not None and c == py.astuple(), (data, src)
+    assert decided > 1000

@@ -283,3 +283,23 @@ def test_a_bug_on_one_datagram_does_not_stop_the_udp_rounds(pipe, monkeypatch):
         assert got is not None and b"Call-ID: bug-2" in got and h.screen.stats["internal_errors"] == 1
         cli.close()
     uas.close()
+
+
+def test_call_verdict_line_is_the_json_of_the_record():
+    """VerdictLog.write_call builds the call line directly: it is exactly what write() gives for
+    the record dict the screen used to log (field order, float and escape forms)."""
+    import io
+    from datetime import datetime, timezone
+
+    from engine.smpp_proxy.verdictlog import VerdictLog
+    from engine.verdict import Action, Hit, Verdict
+    v = Verdict(Action.TAG, 3.14159265, (Hit("TOO_MANY_CALLS", 2.5, "12 calls in 60 s", "rule:x"),
+                                         Hit("Ünïcode_€", 0.6400000001, 'a "quoted" \\ détail\x01', "ml")))
+    when = datetime(2026, 11, 30, 18, 0, 0, 123456, tzinfo=timezone.utc)
+    for call_id in ("c1@h", None, "caf\\xe9"):
+        a, b = io.StringIO(), io.StringIO()
+        VerdictLog(a).write_call(when, call_id, "0901234567", "0912\u20ac", "127.0.0.1:5080", v, 41.26)
+        VerdictLog(b).write({"ts": when.isoformat(), "kind": "call", "call_id": call_id, "caller": "0901234567",
+                             "callee": "0912\u20ac", "ingress": "127.0.0.1:5080", "action": str(v.action),
+                             "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits], "judge_us": round(41.26, 1)})
+        assert a.getvalue() == b.getvalue() and a.getvalue().count("\n") == 1

@@ -120,7 +120,16 @@ def read_journal_gen(path: Path) -> str | None:
 
 def append_line(path: Path, lock: Path, op: str, number: int, channel: str) -> None:
     """Append one change durably, under the journal lock."""
-    line = (json.dumps({"op": op, "number": number, "channel": channel}) + "\n").encode()
+    append_lines(path, lock, [(op, number, channel)])
+
+
+def append_lines(path: Path, lock: Path, changes) -> None:
+    """Append changes [(op, number, channel)] durably with one write and one fsync (a batch
+    replicated from another node), under the journal lock."""
+    line = "".join(json.dumps({"op": op, "number": number, "channel": channel}) + "\n"
+                   for op, number, channel in changes).encode()
+    if not line:
+        return
     with flocked(lock):
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -11,8 +11,8 @@ from pyroaring import BitMap64
 
 from ..numbers import normalise_number, normalise_sender_id
 from .csvio import KINDS, CsvError, parse_domain, parse_row, read_csv, sender_entry_row, write_csv
-from .journal import (JOURNAL_COMPACT_BYTES, append_line, flocked, journal_header, keep_rejected, read_journal, read_journal_gen,
-                      replace_with_tail)
+from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_rejected,
+                      read_journal, read_journal_gen, replace_with_tail)
 from .ipranges import IpRanges, parse_cidr, parse_ip
 from .sets import Lists
 from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot
@@ -75,6 +75,7 @@ class ListStore:
     def __init__(self, data_dir: Path):
         self.dir = Path(data_dir)
         self.warnings: list[str] = []
+        self.publish = None         # callable(op, number, channel): replication of journalled changes
 
     def path(self, kind: str) -> Path:
         return self.dir / "lists" / f"{kind}.snap"
@@ -164,8 +165,16 @@ class ListStore:
         self._apply(L, self._read_journal(L.journal_mark))
 
     def append_delta(self, op: str, number: int, channel: str) -> None:
-        """Journal one DNC change (5656 command) durably; folded into the snapshot by the next write."""
+        """Journal one DNC change (5656 command, `ctl lists`) durably; folded into the snapshot
+        by the next write. With replication on (engine/state/replication.py) the change is then
+        published to the other nodes."""
         append_line(self.delta_path, self.journal_lock, op, number, channel)
+        if self.publish is not None:
+            self.publish(op, number, channel)
+
+    def append_replicated(self, changes) -> None:
+        """Journal DNC changes [(op, number, channel)] that came from another node (one fsync)."""
+        append_lines(self.delta_path, self.journal_lock, changes)
 
     def save(self, L: Lists, kinds=KINDS) -> None:
         """Write `L`'s lists of `kinds`. The journal lines `L` has applied (its mark) are

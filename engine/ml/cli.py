@@ -1,4 +1,4 @@
-"""`telfilter ml train | eval | predict`."""
+"""`telfilter ml train | eval | predict | compare | promote | rollback`."""
 from __future__ import annotations
 
 import json
@@ -30,6 +30,10 @@ def cmd_ml(args) -> int:
             return _eval(args)
         if args.mcmd == "predict":
             return _predict(args)
+        if args.mcmd == "compare":
+            return _compare(args)
+        if args.mcmd in ("promote", "rollback"):
+            return _promote(args)
     except (DataError, ModelError) as e:
         print(f"telfilter ml: error: {e}", file=sys.stderr)
         return 2
@@ -171,4 +175,122 @@ def _predict(args) -> int:
             out = {"id": o.get("id")} if "id" in o else {}
             out.update(probability=round(p, 6), action=sc.action(p))
             print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def add_analyst_parsers(ms, sub) -> None:
+    """`ml compare | promote | rollback` (registered by engine/cli.py; `sub` is its _sub)."""
+    q = sub(ms, "compare", "score the same messages with two or more models: metrics side by side, the messages "
+            "whose action changes, plots")
+    q.add_argument("--model", action="append", default=[], metavar="DIR",
+                   help="model directory (repeatable, the first is the baseline); given once, it is compared "
+                        "with the model serve loads ([ml] model of --config, else the bundled one)")
+    q.add_argument("--data", action="append", required=True, metavar="FILE",
+                   help="messages (repeatable): a labelled TSV/CSV/JSONL or `reports export`, or unlabelled JSONL "
+                        "with `text` (a `check` corpus) or `content` (the report store)")
+    q.add_argument("--changes", metavar="FILE", help="write the messages whose action changes (.csv, else JSONL)")
+    q.add_argument("--report", metavar="DIR", help="write plots (score scatter, per-language rates) here")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q = sub(ms, "promote", "install a model where serve loads it ([ml] model), keep the one before for rollback, "
+            "and hot-swap it into a running serve")
+    q.add_argument("model", metavar="MODEL", help="model directory to promote (checked before anything changes)")
+    _swap_args(q)
+    q = sub(ms, "rollback", "put back the model that was served before the last promote (or rollback), "
+            "and hot-swap it into a running serve")
+    _swap_args(q)
+
+
+def _swap_args(q) -> None:
+    q.add_argument("--socket", metavar="PATH", help="control socket of the running serve (default DATA_DIR/control.sock)")
+    q.add_argument("--no-reload", action="store_true", help="only install; do not tell a running serve")
+    q.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="wait this long for serve's answer (default 60)")
+
+
+def _compare(args) -> int:
+    from ..analyst.compare import plots, read_messages, render_changes, compare
+    from ..analyst.export import write_atomic
+    dirs = [Path(m) for m in args.model]
+    if not dirs:
+        print("telfilter ml compare: error: give --model at least once", file=sys.stderr)
+        return 2
+    if len(dirs) == 1:
+        dirs.insert(0, serving_model_dir(args))
+    scorers = [load_scorer(d) for d in dirs]
+    msgs = read_messages(args.data)
+    for e in msgs.errors:
+        print(f"telfilter ml compare: skipped bad line: {e}", file=sys.stderr)
+    need = ["sklearn"] * (msgs.labels is not None) + ["matplotlib"] * bool(args.report)
+    for mod in need:
+        try:
+            __import__(mod)
+        except ImportError:
+            print(f"telfilter ml compare: error: {'plots' if mod == 'matplotlib' else 'metrics on labelled data'} "
+                  "need the [train] extra: pip install 'telfilter[train]'", file=sys.stderr)
+            return 2
+    from .train import _progress
+    bar = _progress(len(scorers) * len(msgs.texts), "ml compare",
+                    not args.no_progress and sys.stderr.isatty() and len(msgs.texts) > 2000)
+    try:
+        summary, changed, P, langs = compare(scorers, [str(d) for d in dirs], msgs, bar.update)
+    finally:
+        bar.close()
+    if args.changes:
+        fmt = "csv" if args.changes.lower().endswith(".csv") else "jsonl"
+        write_atomic(Path(args.changes), render_changes(changed, fmt))
+        summary["changes_file"] = args.changes
+    if args.report:
+        summary["plots"] = [str(Path(args.report) / f) for f in
+                            plots(Path(args.report), summary, P, msgs.labels, langs, [str(d) for d in dirs])]
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _promote(args) -> int:
+    from ..analyst.promote import PromoteError, install, notify, rollback
+    from ..app import resolve_data_dir
+    from ..config import load_settings
+    from ..control import default_socket
+    settings = load_settings(getattr(args, "config", None))
+    what = f"telfilter ml {args.mcmd}"
+    if not settings.ml_model:
+        print(f"{what}: error: {settings.config_dir / 'telfilter.toml'}: [ml] model is not set, so serve loads the "
+              "bundled model, which is not replaced; set it, e.g. model = \"/var/lib/telfilter/model\", and restart "
+              "serve once", file=sys.stderr)
+        return 2
+    target = Path(settings.ml_model).absolute()       # as serve resolves it: from its working directory
+    try:
+        out = install(Path(args.model), target) if args.mcmd == "promote" else rollback(target)
+    except PromoteError as e:
+        print(f"{what}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{what}: error: {getattr(e, 'filename', '') or target}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    if args.no_reload:
+        print(json.dumps(out, indent=2))
+        return 0
+    sock = Path(args.socket) if args.socket else default_socket(
+        resolve_data_dir(getattr(args, "data_dir", None), settings, seed=False))
+    ans = notify(sock, args.timeout)
+    out["serve"] = ans
+    if ans["serve"] == "running" and not ans["reloaded"]:
+        # serve keeps its old model; put the files back so a restart does not load the refused one
+        try:
+            rollback(target)
+            out["rolled_back"] = True
+        except PromoteError as e:           # nothing was there before this promote
+            out["rolled_back"] = False
+            print(f"{what}: warning: {e}", file=sys.stderr)
+        print(json.dumps(out, indent=2))
+        print(f"{what}: error: the running serve refused the model and keeps its old one; the model path points "
+              f"at that one again: {ans['error']}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2))
+    if ans["serve"] == "none":
+        print(f"{what}: installed; {ans['error']}: serve loads it when it starts", file=sys.stderr)
+    elif ans["model_version"] != out["model_version"]:
+        print(f"{what}: error: serve reloaded but reports model {ans['model_version']!r}, not "
+              f"{out['model_version']!r} (does its [ml] model name {target}?)", file=sys.stderr)
+        return 1
     return 0

@@ -180,7 +180,7 @@ def _sender_id_unregistered(v, **_):
     want = _bool(v, "sender_id_unregistered")
 
     def pred(c, s):
-        bad = c.sender_is_name and c.registry_problem is not None
+        bad = c.sender_num is None and c.registry_problem is not None       # a name, not valid now
         if bad == want:
             return f"{c.sender_raw.strip()}: {c.registry_problem}" if bad else "sender registered"
         return None
@@ -206,7 +206,8 @@ def _url_blacklisted(v, **_):
     want = _bool(v, "url_blacklisted")
 
     def pred(c, s):
-        d = c.lists.domain_blacklisted(c.hosts) if c.text else None
+        hosts = c.hosts
+        d = c.lists.domain_blacklisted(hosts) if hosts else None       # no host: nothing can be listed
         if (d is not None) == want:
             return f"{next(h for h in c.hosts if h == d or h.endswith('.' + d))} under listed domain {d}" if d else "no listed URL"
         return None

@@ -13,7 +13,8 @@ below is written here and only its captured constants come from the rules.
   symbol is evaluated twice per message.
 - **Guards.** A rule whose `expr` is `SYM and ...` at top level is skipped, without calling
   it, as soon as SYM's slot is false: for ordinary traffic one false `__IS_AD` skips every
-  advertising rule.
+  advertising rule. The guard is the innermost symbol the expression must evaluate first
+  (`guard_chain`): `A or B` where A and B both start with `__DKQC` is skipped on `__DKQC`.
 - **Cheapest first.** A rule's conditions run composite first (slot reads), then its pure
   predicates by cost class (field compares, then list/registry look-ups, then text scans,
   then the classifier), then its stateful conditions (which join `pending`, to be committed
@@ -78,21 +79,24 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
         if scope in r.applies_to:
             fns[index[r.symbol]] = _rule_fn(r, index, fns, shared, direct)
 
+    by_symbol = {r.symbol: r for r in rules}
+    chains: dict = {}
+
     def blocks(rules_to_run):
         # consecutive rules behind the same guard form one block, skipped with one slot read
         out: list = []
         for r in rules_to_run:
-            g = guard_of(r.tree)
-            g = index[g] if g is not None else -1
+            chain = guard_chain(r.tree, by_symbol, chains)
+            g = index[chain[-1]] if chain else -1
             j = index[r.symbol]
             fn = direct[j] or fns[j]
-            if g >= 0:
+            if g >= 0 and guard_of(r.tree) == chain[-1]:
                 # inside its block the guard is known to hold: run the rest of the expression only
                 rest = r.tree[1][1:] if r.tree[0] == "and" else []
                 rest = None if not rest else rest[0] if len(rest) == 1 else ("and", rest)
                 fn = _rule_fn(r, index, fns, shared, direct, tree=rest)
             step = (None if r.helper else r, j, fn, direct[j] is not None)
-            if g >= 0 and out and out[-1][0] == g:
+            if out and out[-1][0] == g:         # (unguarded steps run one after another too)
                 out[-1][1].append(step)
             else:
                 out.append((g, [step]))
@@ -123,6 +127,38 @@ def run_steps(plan: ScopePlan, blocks, ctx, state):
             if e is not None and rule is not None:
                 hits.append((rule, e))
     return hits, pending, m
+
+
+def guard_chain(tree, by_symbol, memo) -> list:
+    """The symbols that a direct reading of `tree` evaluates before anything else, each of
+    which, when false, makes `tree` false with nothing else evaluated; outermost first.
+
+    `SYM` gives SYM, then what SYM's own expression evaluates first (a rule runs its
+    expression before its conditions); `A and ...` what A gives; `A or B ...` what every
+    operand gives (the first operand evaluates it, the others then read it). A rule whose
+    chain is not empty is guarded by the chain's last symbol: the innermost, most often
+    evaluated already (`DKQC_VIOLATION = __DKQC_REPEAT or __DKQC_TO_DNC or __DKQC_HOURS`,
+    each `__REGISTRATION`, itself `__DKQC and ...`: skipped when `__DKQC` is false).
+    Evaluating the guard first is what the direct reading does, so stateful conditions join
+    `pending` exactly as they would."""
+    if tree is None:
+        return []
+    op = tree[0]
+    if op == "sym":
+        name = tree[1]
+        if name not in memo:
+            memo[name] = []                     # no cycles by now; this only stops a re-entry
+            memo[name] = [name] + guard_chain(by_symbol[name].tree, by_symbol, memo)
+        return memo[name]
+    if op == "and":
+        return guard_chain(tree[1][0], by_symbol, memo)
+    if op == "or":
+        common = guard_chain(tree[1][0], by_symbol, memo)
+        for t in tree[1][1:]:
+            other = set(guard_chain(t, by_symbol, memo))
+            common = [x for x in common if x in other]
+        return common
+    return []
 
 
 def guard_of(tree):
@@ -235,6 +271,25 @@ def _rule_fn(rule, index, fns, shared, direct, tree="rule"):
             ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
             return "; ".join(ev) if ev else desc
         return composite
+
+    if expr is None and npred == 1 and len(stateful) == 1 and not deps:
+        # the commonest stateful rule: one (shared) condition, then one counter or history check
+        _, pred, slot = preds[0]
+        st = stateful[0]
+
+        def pred_then_state(c, s, m, p):
+            if slot < 0:
+                e = pred(c, s)
+            else:
+                e = m[slot]
+                if e is UNKNOWN:
+                    e = m[slot] = pred(c, s)
+            if e is None:
+                return None
+            p.append(st)
+            e2 = st.check(c, s)
+            return None if e2 is None else e + "; " + e2
+        return pred_then_state
 
     def general(c, s, m, p):
         if expr is not None and not expr(c, s, m, p):

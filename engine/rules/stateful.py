@@ -6,8 +6,10 @@ the state itself lives in counters.py, history.py and slots.py (flat, bounded)."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from .conditions import COUNTER_KEYS, condition, parse_duration
+from .slots import M64 as _M64
 
 
 # ---------------------------------------------------------------- state: reports
@@ -56,6 +58,72 @@ class Stateful:
     def commit(self, c, s): ...
 
 
+def _recipient_part(c):
+    return c.recipient_num if c.recipient_num is not None else c.recipient_raw
+
+
+# how each key part is read from the message context
+_KEY_PARTS = {
+    "sender": attrgetter("sender_key"),
+    "recipient": _recipient_part,
+    "owner": attrgetter("owner_key"),
+    "content": attrgetter("content"),
+    "account": lambda c: getattr(c.msg, "account", ""),
+}
+
+
+# how a `distinct` field's value is read
+_VALUES = {
+    "sender": attrgetter("sender_key"),
+    "recipient": attrgetter("recipient_num"),
+    "owner": attrgetter("owner_key"),
+}
+
+
+def _counter_key(parts: tuple):
+    """The counter key for one message: the tuple of its parts, or, when every part is an int
+    (numbers, the content and template digests), that tuple's stable hash: the tables hash an
+    int as itself, so both name the same row (slots.key_hash), and the hash is computed once
+    per message instead of at every read and write of every counter with this key spec.
+    For a tuple of ints slots.stable_hash is the tuple's own hash (not salted for ints), taken
+    here directly; a test holds the two equal."""
+    for x in parts:
+        if type(x) is not int:
+            return parts
+    return hash(parts) & _M64
+
+
+def _key_builder(key: tuple):
+    """fn(ctx) -> the message's keys for a key spec (a template key spec gives one key per
+    template band of the text, none for a text too short to have one)."""
+    if "template" not in key:
+        getters = tuple(_KEY_PARTS[k] for k in key)
+        if len(getters) == 1:
+            g = getters[0]
+            return lambda c: (_counter_key((g(c),)),)
+        if len(getters) == 2:
+            g0, g1 = getters
+            return lambda c: (_counter_key((g0(c), g1(c))),)
+        if len(getters) == 3:
+            g0, g1, g2 = getters
+            return lambda c: (_counter_key((g0(c), g1(c), g2(c))),)
+        return lambda c: (_counter_key(tuple([g(c) for g in getters])),)
+    if key == ("template",):                   # SHARED_TEMPLATE's spec: the bands alone
+        return lambda c: tuple([_counter_key((b,)) for b in c.template_bands])
+    j = key.index("template")
+    before = tuple(_KEY_PARTS[k] for k in key[:j])
+    after = tuple(_KEY_PARTS[k] for k in key[j + 1:])
+
+    def build(c):
+        bands = c.template_bands
+        if not bands:
+            return ()
+        pre = tuple([g(c) for g in before])
+        post = tuple([g(c) for g in after])
+        return tuple(_counter_key(pre + (b,) + post) for b in bands)
+    return build
+
+
 @dataclass
 class Counter(Stateful):
     ns: str
@@ -65,53 +133,35 @@ class Counter(Stateful):
     distinct: str | None
     text: str
 
+    def __post_init__(self):
+        self._build = _key_builder(self.key)
+        self._value = _VALUES[self.distinct] if self.distinct else None
+
     def _keys(self, c):
-        """The message's key tuples for this key spec: built once per message and shared by
-        check and commit and by every counter with the same spec (the same tuple objects also
-        let `key_hash` reuse their hashes, see slots.py)."""
-        d = c.__dict__
-        ck = d.get("counter_keys")
-        if ck is None:
-            ck = d["counter_keys"] = {}
+        """The message's keys for this key spec: built once per message and shared by check and
+        commit and by every counter with the same spec."""
+        try:
+            ck = c.counter_keys
+        except AttributeError:                  # a context of another kind (tests, what-if tools)
+            ck = c.counter_keys = {}
         ks = ck.get(self.key)
         if ks is None:
-            ks = ck[self.key] = self._build_keys(c)
+            ks = ck[self.key] = self._build(c)
         return ks
-
-    def _build_keys(self, c):
-        parts, multi = [], None
-        for k in self.key:
-            if k == "sender":
-                parts.append(c.sender_key)
-            elif k == "recipient":
-                parts.append(c.recipient_num if c.recipient_num is not None else c.recipient_raw)
-            elif k == "owner":
-                parts.append(c.owner_key)
-            elif k == "content":
-                parts.append(c.content)
-            elif k == "account":
-                parts.append(getattr(c.msg, "account", ""))
-            elif k == "template":
-                multi = len(parts)
-                parts.append(None)
-        if multi is None:
-            return [tuple(parts)]
-        return [tuple(parts[:multi]) + (b,) + tuple(parts[multi + 1:]) for b in c.template_bands]
-
-    def _value(self, c):
-        return c.sender_key if self.distinct == "sender" else \
-            c.recipient_num if self.distinct == "recipient" else c.owner_key
 
     def check(self, c, s):
         best = 0
         counters = s.counters
-        for k in self._keys(c):
-            if self.distinct:
+        if self.distinct:
+            for k in self._keys(c):
                 n = counters.distinct(self.ns, k, self._value(c), c.ts, self.window, self.limit)   # with this one
-            else:
+                if n > best:
+                    best = n
+        else:
+            for k in self._keys(c):
                 n = counters.count(self.ns, k, c.ts, self.window, self.limit) + 1
-            if n > best:
-                best = n
+                if n > best:
+                    best = n
         if best > self.limit:
             what = f"distinct {self.distinct}s" if self.distinct else "messages"
             return f"{best} {what} per {'+'.join(self.key)} within {self.text} (limit {self.limit})"
@@ -119,10 +169,12 @@ class Counter(Stateful):
 
     def commit(self, c, s):
         counters = s.counters
-        for k in self._keys(c):
-            if self.distinct:
-                counters.add_distinct(self.ns, k, self._value(c), c.ts, self.window, self.limit)
-            else:
+        if self.distinct:
+            v = self._value(c)
+            for k in self._keys(c):
+                counters.add_distinct(self.ns, k, v, c.ts, self.window, self.limit)
+        else:
+            for k in self._keys(c):
                 counters.add(self.ns, k, c.ts, self.window, self.limit)
 
 

@@ -46,7 +46,7 @@ class SipMessage:
     """A parsed message. `headers` holds [name as received, value, canonical name] lists in
     order; use the methods, which keep the canonical name right."""
 
-    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na")
+    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
@@ -55,6 +55,7 @@ class SipMessage:
         self.vias: list[Via] | None = None             # parsed by check_request, in order
         self.our_via = False                           # the proxy has put its Via on top
         self._na: dict = {}                            # header value -> NameAddr, parsed once
+        self.ruri = None                               # the Request-URI parsed, by check_request
 
     def name_addr(self, value: str) -> NameAddr:
         """parse_name_addr(value), remembered for this message (To and From are read three times)."""
@@ -387,7 +388,7 @@ def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
             return 416, "Unsupported URI Scheme", []
         if scheme in ("sip", "sips") and "?" in msg.uri.rpartition("@")[2]:   # '?' in the user part is legal
             return 400, "Bad Request (headers in the Request-URI)", []        # RFC 4475 escruri
-        parse_uri(msg.uri)
+        msg.ruri = parse_uri(msg.uri)
     except SipParseError as e:
         return (e.status or 400), f"Bad Request ({e.reason})", []
     if "proxy-require" in seen:

@@ -1,11 +1,14 @@
 """Screen CPU per call: sipp UAC -> `telfilter serve` -> sipp UAS on 127.0.0.1, and the same
-sipp load through a trivial uvloop UDP relay in the same run as the baseline.
+sipp load through a trivial uvloop UDP relay and through Kamailio (stateless forward, `-x tlsf`,
+when installed) in the same run as the baselines.
 
-    python -m engine.sip_screen.cpubench [--rate 300] [--seconds 10]
+    python -m engine.sip_screen.cpubench [--rate 500] [--seconds 10] [--no-relay] [--no-kamailio]
     python -m engine.sip_screen.cpubench --via-flood
+    python -m engine.sip_screen.cpubench --per-type      (in process, per message type)
 
-prints one JSON object: per target (`screen`, `relay`) the process CPU seconds spent while the
-UAC ran, calls completed / failed, and CPU µs per call and per SIP message (6 per call:
+prints one JSON object: per target (`screen`, `relay`, `kamailio`) the CPU seconds of the
+element (all its processes: Kamailio forks workers) spent while the UAC ran, calls completed /
+failed, and CPU µs per call and per SIP message (6 per call:
 INVITE, 180, 200, ACK, BYE, 200). `measure()` is the same as a function, for the benchmark
 suite (`sip_cpu_us_per_call` = `measure()["screen"]["cpu_us_per_call"]`). Needs sipp. Nothing
 leaves loopback; every child is bounded by -m and -timeout and is stopped at the end.
@@ -16,6 +19,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +71,31 @@ def cpu_seconds(pid) -> float:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(pid) -> float:
+    """cpu_seconds of a process and its live descendants."""
+    kids: dict = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                continue
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            continue
+        todo += kids.get(p, [])
+    return total
+
+
+# Kamailio as a plain stateless forwarder with its production allocator (as benchmarks/sip_bench.py)
+KAM_ARGS = ["-DD", "-E", "-m", "64", "-M", "8", "-x", "tlsf"]
+
+
 def _calls(stat: Path) -> tuple[int, int]:
     try:
         rows = list(csv.reader(stat.open(), delimiter=";"))
@@ -101,6 +130,14 @@ def _one(target: str, rate: int, seconds: float, tmp: Path) -> dict:
                                 "--log", str(d / "verdicts.jsonl"), "--ready-file", str(ready)],
                                cwd=Path(__file__).resolve().parents[2],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    elif target == "kamailio":
+        cfg = d / "kamailio.cfg"
+        cfg.write_text(f"#!KAMAILIO\nlisten=udp:127.0.0.1:{port}\nchildren=1\ndisable_tcp=yes\n"
+                       f"log_stderror=yes\ndebug=0\nrequest_route {{\n  forward(\"127.0.0.1\", {uas_port});\n  exit;\n}}\n")
+        srv = subprocess.Popen([shutil.which("kamailio"), "-f", str(cfg), *KAM_ARGS],
+                               stdout=subprocess.DEVNULL, stderr=open(d / "kamailio.log", "wb"))
+        time.sleep(1.0)
+        ready.write_text("ready")
     else:
         srv = subprocess.Popen([sys.executable, "-c", RELAY, str(port), str(uas_port), str(ready)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -115,7 +152,9 @@ def _one(target: str, rate: int, seconds: float, tmp: Path) -> dict:
                                 "-m", str(calls), "-timeout", f"{int(seconds + 30)}s", "-nostdin"],
                                cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
-        c0, t0 = cpu_seconds(srv.pid), time.perf_counter()
+        if srv.poll() is not None:
+            return {"error": f"{target} exited at start (status {srv.returncode}); see {d}"}
+        c0, t0 = tree_cpu(srv.pid), time.perf_counter()
         uac = subprocess.Popen(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
                                 "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{port}", "-m", str(calls),
                                 "-r", str(rate), "-l", str(max(50, rate)), "-s", "0912345678",
@@ -126,7 +165,7 @@ def _one(target: str, rate: int, seconds: float, tmp: Path) -> dict:
             uac.wait(seconds + 60)
         except subprocess.TimeoutExpired:
             pass
-        cpu, wall = cpu_seconds(srv.pid) - c0, time.perf_counter() - t0
+        cpu, wall = tree_cpu(srv.pid) - c0, time.perf_counter() - t0
     finally:
         for p in (uac, uas, srv):
             if p is not None:
@@ -182,22 +221,98 @@ def via_flood(n: int = 20, vias: int = 950) -> dict:
     return out
 
 
-def measure(rate: int = 300, seconds: float = 10.0, relay: bool = True) -> dict:
+TYPES = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE")
+
+
+def per_type(calls: int = 3000) -> dict:
+    """In-process CPU µs per SIP message type (no sockets, no event loop): the six datagrams of
+    one sipp call are captured at a screen on loopback, then `calls` copies of them (each with
+    its own Call-ID) are fed to `SipScreen.on_datagram` of a screen whose socket is a stub, with
+    a verdict log to a file and the durable state store as in `serve`. The screen's own code and
+    judging, without the kernel and event-loop share that `measure()` includes."""
+    import re
+
+    from ..app import build
+    from ..lists import ListStore
+    from ..smpp_proxy.verdictlog import VerdictLog
+    from ..state import install, open_state
+    from .harness import SipHarness
+    from .server import SipSettings
+    tmp = Path(tempfile.mkdtemp(prefix="tf-siptype-"))
+    ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
+    pipe = build(None, tmp / "data", seed=False)
+    install(pipe, open_state(None, pipe.store.dir))
+    uas_port = _free_udp()
+    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}",
+                                     allow_networks=["127.0.0.0/8"])).start()
+    got = []
+    real = h.screen.on_datagram
+
+    def tap(data, addr):
+        got.append((data, addr))
+        return real(data, addr)
+    h.screen.on_datagram = tap
+    try:
+        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", "1",
+                                "-timeout", "20s", "-nostdin"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
+                        "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{h.port}", "-m", "1", "-s", "0912345678",
+                        "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
+                       cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        uas.wait(25)
+        screen = h.screen
+    finally:
+        h.stop()
+    if len(got) < 6:
+        return {"error": f"captured {len(got)} datagrams of a call, not 6"}
+    msgs = got[:6]
+    cid = re.search(rb"Call-ID: ([^\r]*)", msgs[0][0]).group(1)
+
+    class Stub:
+        sent = 0
+
+        def sendto(self, data, addr):
+            Stub.sent += 1
+    screen.udp = Stub()
+    screen.vlog = VerdictLog(str(tmp / "verdicts.jsonl"))
+    batch = [[(m.replace(cid, b"%0*x" % (len(cid), i + 1)), a) for m, a in msgs] for i in range(calls)]
+    tot = [0.0] * 6
+    clock, on = time.process_time, screen.on_datagram
+    for call in batch:
+        for k, (m, a) in enumerate(call):
+            t0 = clock()
+            on(m, a)
+            tot[k] += clock() - t0
+    screen.vlog.close()
+    out = {t: round(x / calls * 1e6, 1) for t, x in zip(TYPES, tot)}
+    out["call"] = round(sum(tot) / calls * 1e6, 1)
+    out["sent"], out["expected"] = Stub.sent, 6 * calls
+    return out
+
+
+def measure(rate: int = 500, seconds: float = 10.0, relay: bool = True, kamailio: bool = True) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipcpu-"))
     out = {"rate_cps": rate, "seconds": seconds, "screen": _one("screen", rate, seconds, tmp)}
     if relay:
         out["relay"] = _one("relay", rate, seconds, tmp)
+    if kamailio and shutil.which("kamailio"):
+        out["kamailio"] = _one("kamailio", rate, seconds, tmp)
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rate", type=int, default=300)
+    ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--no-relay", action="store_true")
+    ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--via-flood", action="store_true", help="CPU of 20 INVITEs with 950 Vias each instead")
+    ap.add_argument("--per-type", action="store_true", help="in-process CPU µs per SIP message type instead")
     a = ap.parse_args(argv)
-    print(json.dumps(via_flood() if a.via_flood else measure(a.rate, a.seconds, not a.no_relay)))
+    if a.per_type:
+        print(json.dumps(per_type()))
+    else:
+        print(json.dumps(via_flood() if a.via_flood else measure(a.rate, a.seconds, not a.no_relay, not a.no_kamailio)))
     return 0
 
 

@@ -32,9 +32,25 @@ _BAD_LINE = re.compile(rb"\r\n(?![A-Za-z0-9\-.!%*_+`'~]+[ \t]*:)")      # a line
 MAX_FAST_RESPONSE = 8000         # below MAX_HEADER_LINE: no header of it can be over the limit
 
 
+try:                             # the same for plain responses in C (setup.py builds it; optional)
+    from ._sipfast import relay_response as _c_relay_response
+except ImportError:
+    _c_relay_response = None
+
+
 def relay_response(data: bytes, our_via_prefixes: tuple):
-    """(bytes to send, (host, port, TRANSPORT), status is 200 to an INVITE, Call-ID), NOT_OURS or
-    FULL_PARSE."""
+    """(bytes to send, (host, port, TRANSPORT), b"Call-ID CSeq-number" if it is a final response
+    to an INVITE else b""), NOT_OURS or FULL_PARSE. The C version answers the plain cases and leaves the rest (None) to
+    `py_relay_response`."""
+    if _c_relay_response is not None:
+        r = _c_relay_response(data, our_via_prefixes)
+        if r is not None:
+            return r
+    return py_relay_response(data, our_via_prefixes)
+
+
+def py_relay_response(data: bytes, our_via_prefixes: tuple):
+    """relay_response in Python: the reference the C version is tested against."""
     if not _STATUS.match(data) or len(data) > MAX_FAST_RESPONSE:
         return FULL_PARSE
     he = data.find(b"\r\n\r\n")
@@ -73,13 +89,14 @@ def relay_response(data: bytes, our_via_prefixes: tuple):
     dest = next_hop(nxt_raw)
     if dest is None:
         return NOT_OURS
-    answered_invite = b""
-    if data[8:11] == b"200":
+    invite_final = b""
+    if data[8:9] != b"1":
         cseq = _CSEQ.search(head)
         if cseq is not None and cseq.group(1).rstrip().upper().endswith(b"INVITE"):
             cid = _CALL_ID.search(head)
-            answered_invite = cid.group(1).strip(b" \t") if cid else b""
-    return out, dest, answered_invite
+            if cid is not None:
+                invite_final = cid.group(1).strip(b" \t") + b" " + cseq.group(1).split(None, 1)[0]
+    return out, dest, invite_final
 
 
 def next_hop(via: bytes):
@@ -139,8 +156,28 @@ class InDialog:
     """What the screen needs to forward an in-dialog request found simple by `in_dialog()`."""
     __slots__ = ("method", "before", "after", "top_branch", "base", "dest", "call_id", "to_tag")
 
+    def astuple(self):
+        return (self.method, self.before, self.after, self.top_branch, self.base, self.dest, self.call_id, self.to_tag)
+
+
+try:
+    from ._sipfast import in_dialog as _c_in_dialog
+except ImportError:
+    _c_in_dialog = None
+
 
 def in_dialog(data: bytes, src_ip: str, src_port: int):
+    """`py_in_dialog`, by the C version for the plain cases (None from it: the Python one decides)."""
+    if _c_in_dialog is not None:
+        t = _c_in_dialog(data, src_ip, src_port)
+        if t is not None:
+            r = InDialog()
+            r.method, r.before, r.after, r.top_branch, r.base, r.dest, r.call_id, r.to_tag = t
+            return r
+    return py_in_dialog(data, src_ip, src_port)
+
+
+def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     """An in-dialog request (To tag, no Route) checked and edited as §16.3/§16.6 require: top Via
     stamped with received/rport, Max-Forwards decremented; our Via goes between `before` and
     `after`. FULL_PARSE for anything else, including any Via that could be ours (loop check)."""

@@ -23,6 +23,7 @@ from .transport import TcpConnection
 log = logging.getLogger("telfilter.sip")
 UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport
 UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large requests over UDP directly
+FINALS_SEEN = 65536             # INVITE transactions remembered so a retransmitted final response counts once
 
 
 class Forwarding:
@@ -83,6 +84,7 @@ class Forwarding:
         if len(vias) < 2:
             return                                      # it was meant for us
         self._answered(msg.status, msg.get("cseq") or "", msg.get("call-id") or "")
+        self._final_of(msg, msg.status)
         nxt = parse_via(vias[1])
         self._send_response(msg.to_bytes(), nxt)
 
@@ -90,10 +92,30 @@ class Forwarding:
         if not r:
             self.stats["dropped"] += 1
             return
-        data, (host, port, transport), answered_invite = r
-        if answered_invite and self.answered:
-            self._answered(200, "INVITE", answered_invite.decode("utf-8", "surrogateescape"))
+        data, (host, port, transport), invite_final = r
+        if invite_final:
+            key = invite_final.decode("utf-8", "surrogateescape")
+            code = data[8:11].decode("ascii")
+            self._final(code, key)
+            if code == "200" and self.answered:
+                self._answered(200, "INVITE", key.rpartition(" ")[0])
         self._send(data, (host, port), transport)
+
+    def _final(self, code: str, key: str):
+        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once."""
+        seen = self.finals_seen
+        if key in seen:
+            return                                      # a retransmission
+        seen[key] = None
+        if len(seen) > FINALS_SEEN:
+            seen.popitem(last=False)
+        self.final_codes[code] = self.final_codes.get(code, 0) + 1
+
+    def _final_of(self, msg, status: int):
+        """_final() for a response with `status` in msg's INVITE transaction (msg: request or response)."""
+        cseq = msg.get("cseq") or ""
+        if status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
+            self._final(str(status), f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0]}")
 
     def _answered(self, status, cseq: str, call_id: str):
         if status == 200 and cseq.upper().endswith("INVITE"):
@@ -110,6 +132,8 @@ class Forwarding:
     def _reply(self, req, resp: SipMessage, transport, src, conn):
         """Send a response we generated: §18.2.2 / RFC 3581, i.e. back where the request came from."""
         data = resp.to_bytes()
+        if req.method == "INVITE":
+            self._final_of(req, resp.status)
         if transport == "TCP" and conn is not None:
             conn.send(data)
             return

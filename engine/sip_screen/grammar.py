@@ -27,9 +27,19 @@ class SipParseError(ValueError):
         self.reason, self.status, self.msg, self.extra = reason, status, msg, list(extra)
 
 
+_CANON: dict = {}
+
+
 def canon(name: str) -> str:
-    n = name.strip().lower()
-    return COMPACT.get(n, n)
+    """The canonical (lower-case, long-form) header name; remembered, as names are few (bounded
+    in case a peer invents them)."""
+    c = _CANON.get(name)
+    if c is None:
+        n = name.strip().lower()
+        c = COMPACT.get(n, n)
+        if len(_CANON) < 4096:
+            _CANON[name] = c
+    return c
 
 
 def ascii_int(s: str, what: str, limit: int | None = None) -> int:

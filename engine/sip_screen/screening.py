@@ -32,7 +32,9 @@ def _loggable(s):
 class Screening:
     """Mixed into SipScreen: the judging of initial INVITEs."""
 
-    def _screen(self, msg, src):
+    def _screen(self, msg, src, then):
+        """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
+        store has confirmed its counter commits)."""
         def user_of(v):
             try:
                 return parse_uri(msg.name_addr(v).uri).user
@@ -43,7 +45,7 @@ class Screening:
         if not caller:
             caller = user_of(msg.get("from") or "")
         try:
-            callee = parse_uri(msg.uri).user
+            callee = (msg.ruri or parse_uri(msg.uri)).user
         except SipParseError:
             callee = ""
         if not callee:
@@ -54,15 +56,22 @@ class Screening:
         while len(self.answered) > 200_000:
             self.answered.popitem(last=False)
         t0 = time.perf_counter()
+        shared = self.pipeline.state.shared
+        if shared is not None:
+            shared.begin()
         v = self.pipeline.judge(call)
         us = (time.perf_counter() - t0) * 1e6
         self.stats["screened"] += 1
+        if shared is not None:
+            # a shared state store (engine/state/redis_store.py) confirms the counter commits
+            # first: a call over a cap shared with other nodes comes back dropped
+            return shared.settle(self.pipeline, v, lambda v: then(self._log_call(call, msg, caller, callee, v, us)))
+        then(self._log_call(call, msg, caller, callee, v, us))
+
+    def _log_call(self, call, msg, caller, callee, v, us):
         if self.vlog is not None:
             try:                                        # the log never decides a call's fate
-                self.vlog.write({"ts": call.time.isoformat(), "kind": "call", "call_id": _loggable(msg.get("call-id")),
-                                 "caller": caller, "callee": callee, "ingress": call.ingress, "action": str(v.action),
-                                 "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
-                                 "judge_us": round(us, 1)})
+                self.vlog.write_call(call.time, _loggable(msg.get("call-id")), caller, callee, call.ingress, v, us)
             except Exception as e:
                 self.stats["log_failed"] += 1
                 if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:

@@ -64,6 +64,11 @@ class SipScreen(Forwarding, Screening):
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0}
+        # final responses to INVITE transactions relayed or generated, by status code; each
+        # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
+        # remembered for the last FINALS_SEEN transactions (bounded)
+        self.final_codes: dict = {}
+        self.finals_seen: "OrderedDict[str, None]" = OrderedDict()
         self._sweeper = None
         self.warned: dict = {}                              # kind -> (last warning time, suppressed since)
         self.fast_path = True                               # False: every message takes the full parse
@@ -80,17 +85,19 @@ class SipScreen(Forwarding, Screening):
         loop = asyncio.get_running_loop()
         host, want = hostport(self.s.listen)
         for attempt in range(20):
-            self.udp, self.udp_endpoint = await loop.create_datagram_endpoint(lambda: UdpEndpoint(self),
-                                                                              local_addr=(host, want))
+            reuse = bool(getattr(self.s, "reuse_port", False))      # serve --workers N: one port, N processes
+            self.udp = UdpEndpoint.bind(self, host, want, reuse_port=reuse)
             port = self.udp.get_extra_info("sockname")[1]
             try:
-                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port)
+                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port, reuse_port=reuse or None)
                 break
             except OSError:
                 self.udp.close()
                 if want != 0 or attempt == 19:
                     raise              # a fixed port that is taken for TCP is an error to report
                 # port 0: the kernel's free UDP port may be busy for TCP; take another
+        self.udp.start(loop)
+        self.udp_endpoint = self.udp
         adv = self.s.advertise or (("127.0.0.1" if host in ("0.0.0.0", "::", "") else host) + f":{port}")
         self.host, self.port = hostport(adv, port)
         self.me = {(self.host.lower(), self.port)}
@@ -139,6 +146,15 @@ class SipScreen(Forwarding, Screening):
         while True:
             await asyncio.sleep(min(1.0, self.s.tcp_incomplete_timeout / 2, self.s.tcp_idle_timeout / 2))
             self.sweep_tcp(time.monotonic())
+            self.count_udp_drops()
+
+    def count_udp_drops(self):
+        """Datagrams the kernel dropped since the last look (receive buffer full: overload)."""
+        if isinstance(self.udp, UdpEndpoint):
+            drops = self.udp.kernel_drops()
+            if drops is not None and drops > self.udp.drops_seen:
+                self.stats["overload_dropped"] += drops - self.udp.drops_seen
+                self.udp.drops_seen = drops
 
     def sweep_tcp(self, now: float):
         for c in list(self.tcp_conns.values()):
@@ -265,12 +281,16 @@ class SipScreen(Forwarding, Screening):
         if dest is None:
             return self._fail(msg, transport, src, conn, "no usable destination")
         if msg.method == "INVITE" and not to_tag:
-            v = self._screen(msg, src)
-            if v.action is Action.DROP:
-                return self._reject(msg, v, transport, src, conn)
-            if v.action is Action.TAG:
-                self._tag_request(msg, v)
-        if self.s.record_route and msg.method == "INVITE" and not to_tag:
+            return self._screen(msg, src, lambda v: self._screened(msg, v, dest, branch, transport, src, conn))
+        self._forward(msg, dest, branch, (transport, src, conn))
+
+    def _screened(self, msg, v, dest, branch, transport, src, conn):
+        """An initial INVITE's verdict: reject, or tag and forward."""
+        if v.action is Action.DROP:
+            return self._reject(msg, v, transport, src, conn)
+        if v.action is Action.TAG:
+            self._tag_request(msg, v)
+        if self.s.record_route:
             msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
         self._forward(msg, dest, branch, (transport, src, conn))
 
@@ -353,6 +373,7 @@ async def start_sip(pipeline, args, vlog):
         s.next_hop = args.sip_next_hop
     if getattr(args, "sip_allow_networks", None):
         s.allow_networks = [n.strip() for n in args.sip_allow_networks.split(",") if n.strip()]
+    s.reuse_port = bool(getattr(args, "reuse_port", False))
     screen = SipScreen(pipeline, s, vlog)
     await screen.start()
     return screen

@@ -1,6 +1,8 @@
 """`[sip]` settings (config/sip.toml) with their defaults; command-line options override them."""
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,10 +30,11 @@ class SipSettings:
     tcp_incomplete_timeout: float = 10.0    # seconds a started message may stay unfinished
     max_tcp_connections: int = 1000         # inbound TCP connections in all
     max_tcp_per_source: int = 50            # inbound TCP connections from one IP address
-    # fairness with the SMPP proxy on the same event loop: messages handled per loop round
+    # fairness with the SMPP proxy on the same event loop: TCP messages (or time) per loop round
+    # (UDP: one datagram per round, see transport.py)
     batch_messages: int = 32
     batch_seconds: float = 0.005
-    queue_datagrams: int = 4096             # datagrams waiting for a round; beyond it the newest are dropped
+    queue_datagrams: int = 4096             # UDP receive buffer: room for this many 2 KB datagrams (kernel-capped)
 
 
 def hostport(s: str, default_port=5060):
@@ -60,22 +63,67 @@ def parse_next_hop(s: str):
     return host, port, transport
 
 
+def permitted_ranges(networks) -> list:
+    """allow_networks as (version, first, last) integer ranges; ValueError names a bad one."""
+    out = []
+    for n in networks:
+        net = ipaddress.ip_network(n, strict=False)
+        out.append((net.version, int(net.network_address), int(net.broadcast_address)))
+    return out
+
+
+def _check_values(s: SipSettings, p: Path, text: str) -> None:
+    """What the types cannot say; a ValueError `path:line:1: message`."""
+    from ..config import key_line
+
+    def bad(key, msg):
+        return ValueError(f"{p}:{key_line(text, 'sip', key)}:1: [sip] {key} {msg}")
+    host, sep, port = s.listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise bad("listen", f"must be HOST:PORT, not {s.listen!r}")
+    for n in s.allow_networks:
+        try:
+            permitted_ranges([n])
+        except (ValueError, TypeError):
+            raise bad("allow_networks", f"{n!r} is not an IP network") from None
+    if s.next_hop:
+        try:
+            parse_next_hop(s.next_hop)
+        except ValueError as e:
+            raise bad("next_hop", str(e)) from None
+    if not 400 <= s.default_drop_code <= 699:
+        raise bad("default_drop_code", f"must be a final error code 400-699, not {s.default_drop_code}")
+    for k in ("tcp_idle_timeout", "tcp_incomplete_timeout", "batch_seconds", "max_tcp_connections",
+              "max_tcp_per_source", "batch_messages", "queue_datagrams"):
+        if getattr(s, k) <= 0:
+            raise bad(k, f"must be above 0, not {getattr(s, k)!r}")
+
+
 def load_sip_settings(config_dir: Path) -> SipSettings:
     s = SipSettings()
     p = Path(config_dir) / "sip.toml"
     if p.exists():
         try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8")).get("sip", {})
+            text = p.read_text(encoding="utf-8")
+            doc = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{p}: {e}") from None
+        from ..config import key_line
+        for table in doc:
+            if table != "sip":
+                raise ValueError(f"{p}:{key_line(text, table)}:1: unknown table [{table}] (the settings are in [sip])")
+        raw = doc.get("sip", {})
         types = {f.name: type(getattr(s, f.name)) for f in fields(s)}
         for k, v in raw.items():
             if k not in types:
-                raise ValueError(f"{p}: unknown key [sip] {k}")
+                close = difflib.get_close_matches(k, list(types), n=1)
+                raise ValueError(f"{p}:{key_line(text, 'sip', k)}:1: unknown key [sip] {k}"
+                                 + (f" (did you mean {close[0]!r}?)" if close else ""))
             want = types[k]
             if want is float and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
             if not isinstance(v, want) or (want is int and isinstance(v, bool)):
-                raise ValueError(f"{p}: [sip] {k} must be a {want.__name__}, not {v!r}")
+                raise ValueError(f"{p}:{key_line(text, 'sip', k)}:1: [sip] {k} must be a {want.__name__}, not {v!r}")
             setattr(s, k, v)
+        _check_values(s, p, text)
     return s

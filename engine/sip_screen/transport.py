@@ -2,12 +2,18 @@
 `on_message` out, with the bounds an inline element needs.
 
 Theory of operation: the SIP screen shares its event loop with the SMPP proxy, so no burst of
-SIP traffic may hold the loop. Datagrams are queued as they arrive (a bounded deque: beyond
-`queue_datagrams` the newest are dropped and counted, as the kernel would drop them) and handled
-by a callback that takes at most `batch_messages` of them or `batch_seconds` of CPU, then
-reschedules itself behind whatever else is ready, so SMPP sockets are served between rounds.
-A TCP connection handles at most `batch_messages` messages per read the same way (reading is
-paused meanwhile). Inbound TCP connections are capped in total and per source address; a
+SIP traffic may hold the loop. The UDP socket is our own non-blocking socket watched by a
+reader callback that reads one datagram with recvfrom(2) and handles it; if more are waiting
+the poller calls it again on the next loop round, after whatever else is ready, so SMPP
+sockets are served between any two datagrams. (Reading on until EAGAIN costs a failing
+syscall and a Python exception per datagram at the usual load, where one datagram is waiting
+per wake-up; measured, one per round was the cheaper.) The kernel's receive buffer is the
+only queue (sized for `queue_datagrams` datagrams, within the kernel's cap); what it drops is
+read from /proc/net/udp and counted as `overload_dropped`. Answers and forwards are sent with
+one sendto(2) on the same socket. Compared with asyncio's DatagramProtocol this spares a
+Python callback, a queue append and a scheduled callback per datagram (issue #9).
+A TCP connection handles at most `batch_messages` messages or `batch_seconds` of work per
+loop round (reading is paused meanwhile). Inbound TCP connections are capped in total and per source address; a
 sweeper closes connections idle for `tcp_idle_timeout` or holding an unfinished message for
 `tcp_incomplete_timeout`.
 """
@@ -15,58 +21,88 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
-from collections import deque
 
 from .codec import SipParseError, StreamParser
 
 log = logging.getLogger("telfilter.sip")
 
 
-class UdpEndpoint(asyncio.DatagramProtocol):
-    def __init__(self, screen):
-        self.screen = screen
-        s = screen.s
-        self.queue: deque = deque()
-        self.limit, self.batch, self.budget = s.queue_datagrams, s.batch_messages, s.batch_seconds
-        self.scheduled = False
-        self.transport = None
+class UdpEndpoint:
+    """The UDP socket of the screen, read by a reader callback one datagram per round (no per-datagram
+    protocol dispatch, no queue of our own: the kernel's receive buffer is the queue)."""
 
-    def connection_made(self, transport):
-        self.transport = transport
-        self.loop = asyncio.get_running_loop()
+    def __init__(self, screen, sock: socket.socket):
+        self.screen, self.sock = screen, sock
+        # sendto(data, addr): one sendto(2) on the socket itself; a full send buffer raises
+        # BlockingIOError like any OSError (the datagram is lost, as it would be on the network;
+        # the caller answers 503 if it can)
+        self.sendto = sock.sendto
+        self.loop = None
+        self.drops_seen = 0                                     # kernel drop counter at the last look
 
-    def datagram_received(self, data, addr):
-        q = self.queue
-        if len(q) >= self.limit:
-            self.screen.stats["overload_dropped"] += 1
+    @classmethod
+    def bind(cls, screen, host: str, port: int, reuse_port: bool = False) -> "UdpEndpoint":
+        family, _, _, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM,
+                                                   flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, screen.s.queue_datagrams * 2048)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(addr)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return cls(screen, sock)
+
+    def start(self, loop):
+        self.loop = loop
+        loop.add_reader(self.sock.fileno(), self.readable)
+
+    def close(self):
+        if self.loop is not None:
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def get_extra_info(self, name):
+        return self.sock.getsockname() if name == "sockname" else None
+
+    def readable(self):
+        # One datagram per call: at the usual load the socket holds one datagram when the poller
+        # wakes us, and a second recvfrom would only fail with EAGAIN (a syscall and a Python
+        # exception per datagram). Under a burst the poller calls us again at once, after the
+        # other callbacks and sockets (SMPP) that are ready: one message per loop round.
+        try:
+            data, addr = self.sock.recvfrom(65535)
+        except (BlockingIOError, InterruptedError):
             return
-        q.append((data, addr))
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self.drain)
+        except OSError as e:                            # an ICMP error reported on the socket
+            log.info("UDP error: %s", e)
+            return
+        try:
+            self.screen.on_datagram(data, addr)
+        except Exception:                               # a bug must not stop the rounds
+            self.screen.stats["internal_errors"] += 1
+            log.exception("internal error on a datagram from %s", addr)
 
-    def drain(self):
-        q, on = self.queue, self.screen.on_datagram
-        end = time.perf_counter() + self.budget
-        for _ in range(self.batch):
-            if not q:
-                break
-            data, addr = q.popleft()
-            try:
-                on(data, addr)
-            except Exception:                        # a bug must not stop the rounds (scheduled stays set)
-                self.screen.stats["internal_errors"] += 1
-                log.exception("internal error on a datagram from %s", addr)
-            if time.perf_counter() > end:
-                break
-        if q:
-            self.loop.call_soon(self.drain)          # behind every callback already ready (SMPP)
-        else:
-            self.scheduled = False
-
-    def error_received(self, exc):
-        log.info("UDP error: %s", exc)
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped on this socket because its receive buffer was full
+        (Linux: the `drops` column of /proc/net/udp[6] for this socket's inode), or None."""
+        try:
+            inode = str(os.fstat(self.sock.fileno()).st_ino)
+            for name in ("/proc/self/net/udp", "/proc/self/net/udp6"):
+                with open(name) as f:
+                    for line in f:
+                        cols = line.split()
+                        if len(cols) > 12 and cols[9] == inode:
+                            return int(cols[12])
+        except (OSError, ValueError):
+            return None
+        return None
 
 
 class TcpConnection(asyncio.Protocol):
@@ -106,7 +142,10 @@ class TcpConnection(asyncio.Protocol):
             if self.transport.is_closing():
                 return
             self.transport.resume_reading()
+        end = time.perf_counter() + self.screen.s.batch_seconds
         for _ in range(self.screen.s.batch_messages):
+            if time.perf_counter() > end:
+                break
             try:
                 msg = self.parser.next()
             except SipParseError as e:

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import sys
 import time
 import tomllib
@@ -51,6 +52,7 @@ class Account:
     # how this ESME's data_coding 0 / 1 bytes are read (codec.text.READINGS): "auto" recognises GSM
     # 03.38 escape sequences under data_coding 1 (node-smpp's default), else ASCII / Latin-1
     text_reading: str = "auto"
+    origin: str = ""                    # where it is defined: smpp.toml:LINE, --esme-account, FILE:LINE, $ENV
     _nets: list = field(default_factory=list, repr=False)
     _verified: dict = field(default_factory=dict, repr=False)
 
@@ -166,17 +168,40 @@ _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interv
                 ("max_early_receipts", int))
 
 
+def _schema() -> dict:
+    """smpp.toml's tables and keys with the types a value may have ([[account]]: parse_accounts)."""
+    num = (int, float)
+    return {
+        "server": {"listen": (str,), **{name: (int,) if conv is int else num for name, conv in _SERVER_KEYS}},
+        "upstream": {"smsc": (list,), "system_id": (str,), "password": (str,), "window": (int,),
+                     "response_timeout": num, "stall_after": num, "text_reading": (str,)},
+        "tagging": {"tlv_tag": (int, bool), "text_prefix": (str,)},
+        "submit_multi": {"distribution_lists": (str,)},
+        "drop": {"silent_symbols": (list,), "rejected_receipt": (bool,)},
+        "shortcode": {"confirm": (bool,), "replies": (dict,)},
+    }
+
+
 def load_smpp_settings(config_dir: Path) -> SmppSettings:
     p = Path(config_dir) / "smpp.toml"
     s = SmppSettings()
     if not p.exists():
         return s
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SmppConfigError(f"{p}: {e}") from None
+    from ..config import check_schema, key_line
+    errors = check_schema(p, text, {k: v for k, v in raw.items() if k != "account"}, _schema())
+    if errors:                       # unknown keys and wrong types, every one with its line
+        raise SmppConfigError("\n".join(errors))
     srv, up, tag, drop, sc = (raw.get(k, {}) for k in ("server", "upstream", "tagging", "drop", "shortcode"))
     s.listen = srv.get("listen", s.listen)
+    host, sep, port = s.listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise SmppConfigError(f"{p}:{key_line(text, 'server', 'listen')}:1: [server] listen must be HOST:PORT, "
+                              f"not {s.listen!r}")
     for name, conv in _SERVER_KEYS:            # [server] numbers: the key is the setting's name
         setattr(s, name, conv(srv.get(name, getattr(s, name))))
     s.distribution_lists = str(raw.get("submit_multi", {}).get("distribution_lists", s.distribution_lists))
@@ -209,33 +234,103 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     s.rejected_receipt = bool(drop.get("rejected_receipt", True))
     s.confirm_shortcode = bool(sc.get("confirm", True))
     s.shortcode_replies.update(sc.get("replies", {}))
-    for i, a in enumerate(raw.get("account", [])):
+    s.accounts = parse_accounts(p, raw, text)
+    return s
+
+
+# [[account]] keys and the types a value may have (a typo such as `throughtput` is an error,
+# not a silently ignored limit)
+_ACCOUNT_KEYS = {"system_id": (str,), "password_hash": (str,), "bind_types": (list,), "max_binds": (int,),
+                 "allowed_networks": (list,), "throughput": (int, float), "window": (int,),
+                 "mo_prefixes": (list,), "text_reading": (str,)}
+_ACCOUNT_HEADER = re.compile(r"^\s*\[\[\s*account\s*\]\]")
+_ANY_HEADER = re.compile(r"^\s*\[")
+
+
+def _account_lines(text: str) -> list[tuple[int, dict]]:
+    """(header line, {key: line}) of each [[account]] table, in file order."""
+    out, current = [], None
+    for n, line in enumerate(text.splitlines(), 1):
+        if _ACCOUNT_HEADER.match(line):
+            current = {}
+            out.append((n, current))
+        elif _ANY_HEADER.match(line):
+            current = None
+        elif current is not None:
+            m = re.match(r"^\s*[\"']?([A-Za-z0-9_-]+)[\"']?\s*=", line)
+            if m:
+                current.setdefault(m.group(1), n)
+    return out
+
+
+def parse_accounts(p: Path, raw: dict, text: str) -> dict:
+    """The [[account]] tables of smpp.toml -> {system_id: Account}; the first error is an
+    SmppConfigError `path:line:1: message`, so a reload that refuses a file says where."""
+    import difflib
+    tables = raw.get("account", [])
+    if not isinstance(tables, list):
+        raise SmppConfigError(f"{p}: account must be an array of tables [[account]]")
+    lines = _account_lines(text)
+    accounts: dict = {}
+    for i, a in enumerate(tables):
+        head, keys = lines[i] if i < len(lines) else (1, {})
+
+        def err(msg, key=None):
+            return SmppConfigError(f"{p}:{keys.get(key, head) if key else head}:1: account #{i + 1}"
+                                   f"{' ' + repr(a.get('system_id')) if isinstance(a.get('system_id'), str) else ''}: {msg}")
+        for key, value in a.items():
+            types = _ACCOUNT_KEYS.get(key)
+            if types is None:
+                close = difflib.get_close_matches(key, list(_ACCOUNT_KEYS), n=1)
+                raise err(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""), key)
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise err(f"{key} must be {' or '.join(t.__name__ for t in types)}, got {value!r}", key)
+        for key in ("system_id", "password_hash"):
+            if key not in a:
+                raise err(f"{key} is required")
+        sid = a["system_id"]
+        if not 1 <= len(sid) <= 15:          # SMPP 3.4 §5.2.1: system_id is C-Octet String of at most 16
+            raise err("system_id must be 1-15 characters", "system_id")
+        if sid in accounts:
+            raise err(f"system_id {sid!r} defined twice (first at {accounts[sid].origin})", "system_id")
+        if a["password_hash"].split("$")[0] != "pbkdf2_sha256" or len(a["password_hash"].split("$")) != 4:
+            raise err("password_hash must be pbkdf2_sha256$ITERATIONS$SALT$HASH "
+                      "(python -m engine.smpp_proxy.accounts PASSWORD)", "password_hash")
         try:
-            acc = Account(system_id=a["system_id"], password_hash=a["password_hash"],
+            acc = Account(system_id=sid, password_hash=a["password_hash"],
                           bind_types=tuple(a.get("bind_types", BIND_TYPES)), max_binds=int(a.get("max_binds", 8)),
                           allowed_networks=tuple(a.get("allowed_networks", ("0.0.0.0/0", "::/0"))),
                           throughput=float(a.get("throughput", 1000)), window=int(a.get("window", 100)),
                           mo_prefixes=tuple(a.get("mo_prefixes", ())),
-                          text_reading=str(a.get("text_reading", "auto")))
-        except (KeyError, ValueError, TypeError) as e:
-            raise SmppConfigError(f"{p}: account #{i + 1}: {e}") from None
+                          text_reading=str(a.get("text_reading", "auto")), origin=f"{p}:{head}")
+        except (ValueError, TypeError) as e:        # a network that does not parse
+            raise err(str(e), "allowed_networks") from None
         if acc.text_reading not in READINGS:
-            raise SmppConfigError(f"{p}: account {acc.system_id}: text_reading must be one of {', '.join(READINGS)}")
+            raise err(f"text_reading must be one of {', '.join(READINGS)}", "text_reading")
         bad = set(acc.bind_types) - set(BIND_TYPES)
         if bad:
-            raise SmppConfigError(f"{p}: account {acc.system_id}: unknown bind type {sorted(bad)[0]!r}")
-        s.accounts[acc.system_id] = acc
-    return s
+            raise err(f"unknown bind type {sorted(bad)[0]!r}", "bind_types")
+        for key, least in (("max_binds", 0), ("window", 1), ("throughput", 1e-9)):   # max_binds 0: disabled
+            if getattr(acc, key) < least:
+                raise err(f"{key} must be {'at least ' + str(least) if least >= 1 or least == 0 else 'above 0'}", key)
+        accounts[sid] = acc
+    return accounts
 
 
-def account_from_arg(arg: str) -> Account:
-    """`SYSTEM_ID:PASSWORD` from the command line, with the documented default limits."""
+def account_from_arg(arg: str, origin: str = "--esme-account") -> Account:
+    """`SYSTEM_ID:PASSWORD` from the command line, with the documented default limits.
+
+    The salt is derived from the system_id, not random: the same entry read again (a
+    `ctl reload accounts` re-reads --esme-accounts-file) gives the same hash, so only a
+    changed password counts as changed credentials. The hash lives in memory only."""
     if ":" not in arg:
         raise SmppConfigError(f"--esme-account {arg!r}: expected SYSTEM_ID:PASSWORD")
     sid, pw = arg.split(":", 1)
     if not sid or len(sid) > 15:
         raise SmppConfigError(f"--esme-account {arg!r}: system_id must be 1-15 characters")
-    return Account(sid, hash_password(pw, iterations=1000), mo_prefixes=("",), **DEFAULT_LIMITS)
+    salt = hashlib.sha256(b"telfilter-cli-account\0" + sid.encode("utf-8", "surrogateescape")).digest()[:8]
+    return Account(sid, hash_password(pw, salt=salt, iterations=1000), mo_prefixes=("",), origin=origin,
+                   **DEFAULT_LIMITS)
 
 
 if __name__ == "__main__":

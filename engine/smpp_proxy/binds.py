@@ -79,6 +79,12 @@ class BindHandling:
         sess.bind_pending = False
         kind = BIND_NAMES[pdu.command_id]
         resp_cls = P.response_class(pdu.command_id)
+        if acct is not None and self.accounts.get(acct.system_id) is not acct:
+            # the accounts were reloaded while the password was checked (live_accounts.py): bind
+            # with the account as it is now, and only if the password checked is still its one
+            cur = self.accounts.get(acct.system_id)
+            password_ok = password_ok and cur is not None and cur.password_hash == acct.password_hash
+            acct = cur
         ok = password_ok and acct.network_allowed(sess.peer[0])
         done(ok)
         if sess.closed:
@@ -91,6 +97,20 @@ class BindHandling:
         if kind not in acct.bind_types or len(self.binds[acct.system_id]) >= acct.max_binds:
             log.info("bind %s as %r from %s refused: bind type or max_binds", kind, pdu.system_id, sess.peer[0])
             return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
+        if self.bind_gate is not None:          # max_binds across processes (engine/state/pool.py)
+            sess.bind_pending = True            # a second bind on this connection waits its turn
+            def gated(ok):
+                sess.bind_pending = False
+                if sess.closed:
+                    return
+                if not ok:
+                    log.info("bind %s as %r from %s refused: max_binds across the pool", kind, pdu.system_id, sess.peer[0])
+                    return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
+                self._bound(sess, pdu, acct, kind, resp_cls)
+            return self.bind_gate(acct, gated)
+        self._bound(sess, pdu, acct, kind, resp_cls)
+
+    def _bound(self, sess, pdu, acct, kind, resp_cls) -> None:
         sess.account = acct
         sess.state.bound(pdu.command_id)
         self.caps.bound(sess)

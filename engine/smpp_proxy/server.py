@@ -67,6 +67,9 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.sessions: set = set()
         self.binds: dict[str, list] = defaultdict(list)       # system_id -> [EsmeSession]
+        # limits across processes (engine/state/pool.py sets both with --state redis://)
+        self.bucket_factory = TokenBucket
+        self.bind_gate = None       # callable(account, done(ok)): may the account bind once more?
         self.buckets: dict[str, TokenBucket] = {}
         self.links: list[SmscLink] = []
         self.msgid_account: OrderedDict = OrderedDict()       # SMSC message_id -> system_id
@@ -87,10 +90,11 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.loop = None
 
     # ------------------------------------------------------------ lifecycle
-    async def start(self, listen: str | None = None):
+    async def start(self, listen: str | None = None, reuse_port: bool = False):
         host, port = parse_addr(listen or self.settings.listen)
         self.loop = asyncio.get_running_loop()
-        self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port)
+        # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
+        self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port, reuse_port=reuse_port or None)
         for a in self.settings.smsc:
             self.tasks.append(asyncio.create_task(self._link_loop(a)))
         self.tasks.append(asyncio.create_task(self._housekeeping()))
@@ -147,7 +151,9 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
         end = time.monotonic() + timeout - unbind_wait
         in_flight = sum(len(l.window.pending) for l in self.links)
-        while any(l.window.pending for l in self.links) and time.monotonic() < end:
+        shared = self.pipeline.state.shared     # verdicts still waiting for a shared state store count too
+        while (any(l.window.pending for l in self.links) or (shared is not None and shared.busy)) \
+                and time.monotonic() < end:
             await asyncio.sleep(0.02)
         unanswered = 0
         for l in list(self.links):
@@ -256,7 +262,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             acct = sess.account.system_id
             b = self.buckets.get(acct)
             if b is None:
-                b = self.buckets[acct] = TokenBucket(sess.account.throughput)
+                b = self.buckets[acct] = self.bucket_factory(sess.account.throughput)
             if not b.take():
                 self.stats["throttled"] += 1
                 return sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number,
@@ -267,11 +273,12 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
                 text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")
             except Refusal as r:
                 return self._refuse(sess, pdu, r.status, r.reason)
-            v = self._judge(sess, pdu.source_addr, "", text, "replace_sm", binary, reading)
-            if v.action is Action.DROP:
-                return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
-                                                     command_status=v.smpp_status))
-            return self._relay(sess, pdu)
+            def judged(v):
+                if v.action is Action.DROP:
+                    return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
+                                                         command_status=v.smpp_status))
+                return self._relay(sess, pdu)
+            return self._judge(sess, pdu.source_addr, "", text, "replace_sm", binary, reading, then=judged)
         if cid in (C.QUERY_SM, C.CANCEL_SM):
             return self._relay(sess, pdu)
         sess.send_pdu(P.GenericNack(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVCMDID))

@@ -103,15 +103,25 @@ class SubmitPath:
         else:
             dests = [pdu.destination_addr]
         if len(dests) == 1:
-            v = self._judge(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading)
-            if v.action is _DROP:
-                return self._drop(sess, [pdu], v)
-            return self._forward(sess, pdu, v if v.action is _TAG else None)
-        verdicts = [self._judge(sess, pdu.source_addr, d, text, _PDU_NAME[cid], binary, reading) for d in dests]
-        drops = [v for v in verdicts if v.action is _DROP]
-        if drops:
-            return self._drop(sess, [pdu], drops[0])
-        self._forward(sess, pdu, next((v for v in verdicts if v.action is _TAG), None))
+            def judged(v):
+                if v.action is _DROP:
+                    return self._drop(sess, [pdu], v)
+                return self._forward(sess, pdu, v if v.action is _TAG else None)
+            return self._judge(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading, then=judged)
+        verdicts = [None] * len(dests)
+
+        def one(i):
+            def judged(v):
+                verdicts[i] = v
+                if any(x is None for x in verdicts):
+                    return
+                drops = [x for x in verdicts if x.action is _DROP]
+                if drops:
+                    return self._drop(sess, [pdu], drops[0])
+                self._forward(sess, pdu, next((x for x in verdicts if x.action is _TAG), None))
+            return judged
+        for i, d in enumerate(dests):
+            self._judge(sess, pdu.source_addr, d, text, _PDU_NAME[cid], binary, reading, then=one(i))
 
     def _refuse(self, sess, pdu, status: int, reason: str) -> None:
         """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
@@ -131,13 +141,14 @@ class SubmitPath:
             earlier = earlier[0]
             # a part after its message was judged (reassembly timeout): judge it with what is
             # known, its own text, and never let it pass a message that was dropped
-            v = self._judge(sess, pdu.source_addr, pdu.destination_addr, text,
-                            f"SubmitSm part {ci[2]}/{ci[1]} late", binary)
-            if earlier.action is Action.DROP and v.action is not Action.DROP:
-                v = earlier
-            if v.action is Action.DROP:
-                return self._drop(sess, [pdu], v)
-            return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
+            def judged(v):
+                if earlier.action is Action.DROP and v.action is not Action.DROP:
+                    v = earlier
+                if v.action is Action.DROP:
+                    return self._drop(sess, [pdu], v)
+                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
+            return self._judge(sess, pdu.source_addr, pdu.destination_addr, text,
+                               f"SubmitSm part {ci[2]}/{ci[1]} late", binary, then=judged)
         c = self.concat.get(key)
         if c is None:
             if len(self.concat) >= self.settings.max_pending_concat:
@@ -171,28 +182,42 @@ class SubmitPath:
         sess0, pdu0 = parts[0][0], parts[0][1]
         binary = any(b for _, _, _, b in parts)
         text = " ".join(t for _, _, t, _ in parts if t) if binary else "".join(t for _, _, t, _ in parts)
-        v = self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
-                        f"SubmitSm x{len(parts)}/{c.total}", binary)
-        if len(parts) < c.total:
-            self.concat_done[key] = (v, self.loop.time() + self.settings.concat_timeout)  # for late parts
-            if len(self.concat_done) > self.settings.max_pending_concat:
-                self.concat_done.popitem(last=False)
-        if v.action is Action.DROP:
-            for s, p in live:
-                self._drop(s, [p], v)
-            return
-        for i, (s, p) in enumerate(live):
-            # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
-            self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0))
 
-    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None):
+        def judged(v):
+            if len(parts) < c.total:
+                self.concat_done[key] = (v, self.loop.time() + self.settings.concat_timeout)  # for late parts
+                if len(self.concat_done) > self.settings.max_pending_concat:
+                    self.concat_done.popitem(last=False)
+            if v.action is Action.DROP:
+                for s, p in live:
+                    self._drop(s, [p], v)
+                return
+            for i, (s, p) in enumerate(live):
+                # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
+                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0))
+        self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
+                    f"SubmitSm x{len(parts)}/{c.total}", binary, then=judged)
+
+    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, *, then):
+        """Judge one message and call `then(verdict)`: at once, or, with a shared state store
+        (engine/state/redis_store.py), once the server has confirmed the counter commits
+        (an allowed ad whose shared cap is full comes back dropped)."""
         t0 = time.perf_counter()
         msg = Message(sender=sender, recipient=recipient, text=text, time=self.clock(),
                       account=sess.account.system_id if sess.account else "", direction="mt")
+        shared = self.pipeline.state.shared
+        if shared is not None:
+            shared.begin()
         v = self.pipeline.judge(msg)
-        self.stats[_STAT_KEY[v.action]] += 1
-        self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary, reading)
-        return v
+        us = (time.perf_counter() - t0) * 1e6
+
+        def judged(v):
+            self.stats[_STAT_KEY[v.action]] += 1
+            self.vlog.write_sms(msg, what, v, us, binary, reading)
+            then(v)
+        if shared is None:
+            return judged(v)
+        shared.settle(self.pipeline, v, judged)
 
     def _drop(self, sess, pdus, v):
         silent = any(h.symbol in self.settings.silent_symbols for h in v.hits if h.action is Action.DROP)

@@ -1,0 +1,195 @@
+"""`telfilter ml compare`: two or more models on the same messages, side by side.
+
+The data is a labelled file (`ml train`'s formats: TSV, CSV, JSONL, a `reports export`) or
+unlabelled text: a `telfilter check` corpus (JSONL with `text`; calls are skipped) or the
+report store itself (`content`). With labels, each model gets `ml eval`'s metrics (mcc,
+spam caught, blocked ham) with a per-language and per-kind breakdown; without, the share of
+messages each model would tag and drop. Either way every message whose action (allow / tag /
+drop, at each model's own thresholds) differs from the first model's is listed.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ACTIONS = ("allow", "tag", "drop")
+
+
+@dataclass
+class Messages:
+    texts: list = field(default_factory=list)
+    labels: list | None = None          # 1 spam / 0 ham per text, or None when the data has none
+    kinds: list = field(default_factory=list)
+    langs: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+
+def read_messages(paths) -> Messages:
+    """Labelled when every file is; a file with no label anywhere is read as unlabelled text."""
+    from ..ml.data import DataError, read_dataset
+    out, labelled = Messages(labels=[]), True
+    for p in paths:
+        ds = read_dataset(p)
+        if ds.texts:
+            out.texts += ds.texts
+            out.labels += ds.labels
+            out.kinds += ds.kinds
+            out.langs += ds.langs
+            out.errors += ds.errors
+            continue
+        texts, errors = _unlabelled(Path(p))
+        if not texts:
+            raise DataError(f"{p}: no messages (labelled rows, or JSON lines with `text` or `content`)"
+                            + (f"; first problem: {errors[0]}" if errors else ""))
+        labelled = False
+        out.texts += texts
+        out.kinds += [None] * len(texts)
+        out.langs += [None] * len(texts)
+        out.errors += errors
+    if not labelled:
+        out.labels = None
+    return out
+
+
+def _unlabelled(p: Path) -> tuple[list[str], list[str]]:
+    texts, errors = [], []
+    with open(p, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                o = json.loads(line)
+            except ValueError as e:
+                errors.append(f"{p}:{n}: not JSON ({e})")
+                continue
+            if not isinstance(o, dict):
+                errors.append(f"{p}:{n}: not a JSON object")
+                continue
+            if o.get("kind") == "call":
+                continue
+            t = o.get("text", o.get("content"))
+            if not isinstance(t, str):
+                why = ("a verdict log keeps no message text: compare on the `check` corpus or the report store"
+                       if "hits" in o and "action" in o else "needs a string `text` (or `content`)")
+                errors.append(f"{p}:{n}: {why}")
+                continue
+            if t.strip():
+                texts.append(t)
+    return texts, errors
+
+
+def compare(scorers: list, names: list[str], msgs: Messages, progress=None):
+    """(summary, changed rows, probabilities [model, message], languages). Scores every message
+    with every model once; `progress`, if given, is called with 1 per score."""
+    from ..ml.features import language
+    n = len(msgs.texts)
+    P = np.empty((len(scorers), n))
+    for i, sc in enumerate(scorers):
+        for j, t in enumerate(msgs.texts):
+            P[i, j] = sc.score(t)
+            if progress is not None:
+                progress(1)
+    acts = [[sc.action(p) for p in P[i]] for i, sc in enumerate(scorers)]
+    langs = [g or language(t) for g, t in zip(msgs.langs, msgs.texts)]
+    summary = {"messages": n, "labelled": msgs.labels is not None, "models": []}
+    y = np.array(msgs.labels, dtype=bool) if msgs.labels is not None else None
+    for i, (sc, name) in enumerate(zip(scorers, names)):
+        m = {"model": name, "model_version": sc.version, "tag_threshold": sc.tag_threshold,
+             "drop_threshold": sc.drop_threshold,
+             "actions": {a: sum(x == a for x in acts[i]) for a in ACTIONS}}
+        if y is not None:
+            from ..ml.train import breakdown, metrics
+            m["metrics"] = metrics(P[i], y, sc.drop_threshold)
+            m["by_language"] = breakdown(P[i], y, sc.drop_threshold, langs)
+            if any(msgs.kinds):
+                m["by_kind"] = breakdown(P[i], y, sc.drop_threshold, msgs.kinds)
+        summary["models"].append(m)
+    changed = []
+    for j in range(n):
+        if any(acts[i][j] != acts[0][j] for i in range(1, len(scorers))):
+            row = {"index": j, "text": msgs.texts[j], "lang": langs[j], "kind": msgs.kinds[j],
+                   "label": (("spam" if msgs.labels[j] else "ham") if msgs.labels is not None else None)}
+            for i, name in enumerate(names):
+                row[f"p_{i + 1}"] = round(float(P[i, j]), 6)
+                row[f"action_{i + 1}"] = acts[i][j]
+            changed.append(row)
+    summary["changed"] = len(changed)
+    # transitions baseline -> each other model, e.g. {"allow->drop": 3}
+    summary["transitions"] = [_transitions(acts[0], acts[i]) for i in range(1, len(scorers))]
+    if y is not None:
+        for i in range(1, len(scorers)):
+            fixed = sum(1 for r in changed if _right(r, i + 1) and not _right(r, 1))
+            broke = sum(1 for r in changed if _right(r, 1) and not _right(r, i + 1))
+            summary["models"][i]["versus_first"] = {"now_right": fixed, "now_wrong": broke}
+    return summary, changed, P, langs
+
+
+def _right(row, k) -> bool:
+    """A drop is right on spam, an allow or tag is right on ham (the drop threshold is the decision)."""
+    return (row[f"action_{k}"] == "drop") == (row["label"] == "spam")
+
+
+def _transitions(a, b) -> dict:
+    out = {}
+    for x, z in zip(a, b):
+        if x != z:
+            out[f"{x}->{z}"] = out.get(f"{x}->{z}", 0) + 1
+    return dict(sorted(out.items()))
+
+
+def render_changes(rows: list[dict], fmt: str) -> str:
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+def plots(d: Path, summary: dict, P, labels, langs, names) -> list[str]:
+    """Score scatter (first model against each other), per-language caught / blocked-ham bars."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    d.mkdir(parents=True, exist_ok=True)
+    written = []
+    y = np.array(labels, dtype=bool) if labels is not None else None
+    for i in range(1, len(names)):
+        fig, ax = plt.subplots(figsize=(5.5, 5.5))
+        if y is None:
+            ax.scatter(P[0], P[i], s=6, alpha=.5, label="messages")
+        else:
+            ax.scatter(P[0][~y], P[i][~y], s=6, alpha=.5, label="ham")
+            ax.scatter(P[0][y], P[i][y], s=6, alpha=.5, label="spam", color="crimson")
+        m0, mi = summary["models"][0], summary["models"][i]
+        ax.axvline(m0["drop_threshold"], color="grey", ls="--")
+        ax.axhline(mi["drop_threshold"], color="grey", ls="--")
+        ax.set(xlabel=f"model 1 ({m0['model_version']}) spam probability",
+               ylabel=f"model {i + 1} ({mi['model_version']}) spam probability",
+               title="Scores, dashed: drop thresholds", xlim=(-.02, 1.02), ylim=(-.02, 1.02))
+        ax.legend(loc="upper left"); ax.grid(alpha=.3)
+        fig.tight_layout(); name = f"scores_1_vs_{i + 1}.png"; fig.savefig(d / name, dpi=110); plt.close(fig)
+        written.append(name)
+    if y is not None:
+        groups = sorted({g for g in langs if g})
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        w = .8 / len(names)
+        for i, m in enumerate(summary["models"]):
+            bl = m["by_language"]
+            xs = np.arange(len(groups)) + i * w
+            axes[0].bar(xs, [bl.get(g, {}).get("spam_caught_rate", 0) for g in groups], w, label=f"{i + 1}: {m['model_version']}")
+            axes[1].bar(xs, [bl.get(g, {}).get("blocked_ham_rate", 0) for g in groups], w, label=f"{i + 1}: {m['model_version']}")
+        for ax, t in zip(axes, ("spam caught", "ham blocked")):
+            ax.set_xticks(np.arange(len(groups)) + .4 - w / 2, groups)
+            ax.set(title=f"{t} per language", ylabel="rate"); ax.grid(alpha=.3, axis="y")
+        axes[0].legend(fontsize=8)
+        fig.tight_layout(); fig.savefig(d / "per_language.png", dpi=110); plt.close(fig)
+        written.append("per_language.png")
+    return written

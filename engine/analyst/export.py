@@ -1,0 +1,72 @@
+"""The labelled reports as a training file `telfilter ml train --data` reads.
+
+TSV (default; a header row `label kind campaign id reported text`), CSV (same columns) or JSONL
+({"label", "text", "kind", ...}). A text's tabs and line breaks become spaces in TSV (its rows
+are one line each). With `dedupe` a text that several reports carry (the same campaign copy
+reported by many subscribers) is one row: a training set weighted by how often a text was
+reported would learn the loudest campaign, not the language of spam. A text labelled both spam
+and ham is left out and reported as a conflict.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from ..textnorm import content_key
+
+COLUMNS = ("label", "kind", "campaign", "id", "reported", "text")
+
+
+def labelled_rows(reports, dedupe: bool = True, kinds=("S", "FW", "V")) -> tuple[list[dict], list[str]]:
+    rows, conflicts, by_key = [], [], {}
+    for r in reports:
+        if r.label is None or r.kind not in kinds or not r.content.strip():
+            continue
+        row = {"label": r.label, "kind": r.kind, "campaign": r.campaign, "id": r.id, "reported": r.reported,
+               "text": r.content}
+        if not dedupe:
+            rows.append(row)
+            continue
+        k = content_key(r.content)
+        j = by_key.get(k)
+        if j is None:
+            by_key[k] = len(rows)
+            rows.append(row)
+        elif rows[j] is not None and rows[j]["label"] != r.label:
+            conflicts.append(f"{rows[j]['id']} ({rows[j]['label']}) and {r.id} ({r.label}) carry the same text")
+            rows[j] = None
+    return [r for r in rows if r is not None], conflicts
+
+
+def render(rows: list[dict], fmt: str) -> str:
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return buf.getvalue()
+    flat = lambda v: " ".join(str(v).replace("\t", " ").splitlines())
+    return "".join("\t".join(flat(r[c]) for c in COLUMNS) + "\n" for r in [dict(zip(COLUMNS, COLUMNS)), *rows])
+
+
+def format_for(path: str, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    p = path.lower()
+    return "jsonl" if p.endswith((".jsonl", ".ndjson", ".json")) else "csv" if p.endswith(".csv") else "tsv"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)

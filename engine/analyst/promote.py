@@ -1,0 +1,162 @@
+"""`telfilter ml promote | rollback`: install a model where serve loads it, keep the one before.
+
+Theory of operation. The configured model path P ([ml] model in telfilter.toml) becomes a
+symbolic link into a versions directory beside it, `.<name>.versions/`, which holds one copy
+per promoted model (`<model_version>-<UTC time>/card.json, weights.npz`) and a link `previous`
+to the model P showed before. Promotion validates the model (load_scorer: card, checksum,
+self-check), copies it into a fresh version directory (files fsynced, then the directory
+renamed into place), and only then swaps P with rename(2) of a new link over the old one:
+a serve reloading at any moment reads the old model or the new one, never half of each. A P
+that is still a plain directory (a model installed by hand) is first moved into the versions
+directory as the previous model (that once, P is missing between two renames; a reload in that
+moment is refused by serve, whose old model keeps serving). Rollback swaps P and `previous` the same way (so a second
+rollback goes forward again). At most KEEP version directories are kept; the current and the
+previous one never go.
+
+After the swap the running serve is told over its control socket (`reload`, as `telfilter ctl
+reload`) and asked again (`stats`) which model version it serves; if it refuses the new model
+(its build cannot read it), P is put back to the model before and the command fails.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+KEEP = 5
+FILES = ("card.json", "weights.npz")
+
+
+class PromoteError(Exception):
+    pass
+
+
+def versions_dir(target: Path) -> Path:
+    return target.parent / f".{target.name}.versions"
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _link(path: Path, to: Path) -> None:
+    """Point `path` at `to` atomically (relative link: the tree can be moved as a whole)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.relpath(to, path.parent), tmp)
+    os.replace(tmp, path)
+
+
+def current(target: Path) -> Path | None:
+    if target.is_symlink():
+        return (target.parent / os.readlink(target)).resolve()
+    return target if target.is_dir() else None
+
+
+def previous(target: Path) -> Path | None:
+    p = versions_dir(target) / "previous"
+    return (p.parent / os.readlink(p)).resolve() if p.is_symlink() else None
+
+
+def _slug(version: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in version)[:60] or "model"
+    return f"{safe}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+
+
+def install(model: Path, target: Path) -> dict:
+    """Copy `model` into target's versions directory and point `target` at it."""
+    from ..ml.model import ModelError, load_scorer
+    try:
+        sc = load_scorer(model)
+    except ModelError as e:
+        raise PromoteError(f"refused, nothing changed: {e}") from None
+    vd = versions_dir(target)
+    vd.mkdir(parents=True, exist_ok=True)
+    before = current(target)
+    if before is not None and not target.is_symlink():
+        # a model directory installed by hand: it becomes the first version, kept for rollback
+        moved = vd / _slug(_version_of(before) + "-manual")
+        os.rename(target, moved)
+        before = moved
+    slug = _slug(sc.version)
+    tmp = vd / f".{slug}.tmp"
+    tmp.mkdir()
+    for f in FILES:
+        shutil.copyfile(model / f, tmp / f)
+        with open(tmp / f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    dest = vd / slug
+    os.rename(tmp, dest)
+    _link(target, dest)
+    if before is not None:
+        _link(vd / "previous", before)
+    _fsync_dir(vd)
+    _fsync_dir(target.parent)
+    _prune(vd, keep={dest, before})
+    return {"model": str(target), "installed": str(dest), "model_version": sc.version,
+            "previous": str(before) if before else None,
+            "previous_version": _version_of(before) if before else None}
+
+
+def rollback(target: Path) -> dict:
+    vd = versions_dir(target)
+    prev, cur = previous(target), current(target)
+    if prev is None or not prev.is_dir():
+        raise PromoteError(f"{target}: no previous model to roll back to (nothing promoted over one yet)")
+    _link(target, prev)
+    if cur is not None:
+        _link(vd / "previous", cur)
+    _fsync_dir(vd)
+    _fsync_dir(target.parent)
+    return {"model": str(target), "installed": str(prev), "model_version": _version_of(prev),
+            "previous": str(cur) if cur else None, "previous_version": _version_of(cur) if cur else None}
+
+
+def _version_of(d: Path) -> str:
+    import json
+    try:
+        return str(json.loads((d / "card.json").read_text(encoding="utf-8")).get("model_version", "unknown"))
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+
+
+def _prune(vd: Path, keep: set) -> None:
+    keep = {p.resolve() for p in keep if p is not None}
+    dirs = sorted((p for p in vd.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in dirs[KEEP:]:
+        if old.resolve() not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def notify(socket_path: Path, timeout: float = 60.0) -> dict:
+    """Ask the serve on `socket_path` to reload and say which model version it now serves.
+
+    Returns {"reloaded": bool, "model_version": str|None, "error": str|None, "serve": "running"|"none"}.
+    """
+    from ..control import ControlUnavailable, request
+    try:
+        ans = request(socket_path, {"cmd": "reload"}, timeout)
+    except ControlUnavailable as e:
+        return {"serve": "none", "reloaded": False, "model_version": None, "error": str(e)}
+    m = ans.get("model") if isinstance(ans.get("model"), dict) else {}
+    if not m.get("ok", False):
+        return {"serve": "running", "reloaded": False, "model_version": m.get("version"),
+                "error": m.get("error") or ans.get("error") or "model reload refused"}
+    try:
+        st = request(socket_path, {"cmd": "stats"}, timeout)
+        version = (st.get("model") or {}).get("version")
+    except ControlUnavailable as e:
+        return {"serve": "running", "reloaded": True, "model_version": m.get("version"), "error": str(e)}
+    out = {"serve": "running", "reloaded": True, "model_version": version, "error": None}
+    if ans.get("ok") is False:       # rules or lists refused in the same reload: the model went in
+        out["other_reload_errors"] = {k: ans[k] for k in ("rules", "lists") if isinstance(ans.get(k), dict)
+                                      and not ans[k].get("ok", True)}
+    return out

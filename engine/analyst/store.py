@@ -1,0 +1,282 @@
+"""Reading the 5656 report store and keeping analysts' labels beside it.
+
+`reports.jsonl` (engine/lists/reports.py) is appended to by `serve` and only read here.
+`labels.jsonl` in the same directory is this package's: one JSON object a line,
+    {"id": "r3f9a0c1d2e", "label": "spam" | "ham" | null, "time": ISO-8601, "by": "user"}
+appended under an exclusive flock on the file and fsynced; for each id the last line wins and
+null clears a label. A report's own `label` field (from a store labelled before this tool) is
+the starting value that labels.jsonl overrides.
+"""
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from hashlib import blake2b
+from pathlib import Path
+
+REPORTS = "reports.jsonl"
+LABELS_FILE = "labels.jsonl"
+LABELS = ("spam", "ham")
+
+
+class StoreError(Exception):
+    pass
+
+
+@dataclass
+class Report:
+    id: str               # "r" + 10 hex digits of the line's BLAKE2b: stable as the store grows
+    line: int             # 1-based line in reports.jsonl
+    reporter: str
+    reported: str
+    content: str
+    time: str
+    kind: str             # S (SMS spam), V (call spam), FW (an advertiser's copy of its ad)
+    label: str | None     # effective label: labels.jsonl over the report's own field
+    campaign: str = ""    # "c" + the id digits of the campaign's first report
+
+
+def report_id(raw: bytes) -> str:
+    return "r" + blake2b(raw.rstrip(b"\r\n"), digest_size=5).hexdigest()
+
+
+def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
+    """Every report of the store, in file order, and `path:line: why` for each unreadable line.
+
+    A line repeated byte for byte (the same MO stored twice) is kept once.
+    """
+    path = Path(path)
+    out, errors, seen = [], [], set()
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise StoreError(f"{path}: no report store (serve writes it when a 5656 report arrives)") from None
+    except OSError as e:
+        raise StoreError(f"{path}: {e.strerror}") from None
+    with f:
+        for n, raw in enumerate(f, 1):
+            if progress is not None:
+                progress(len(raw))
+            if not raw.strip():
+                continue
+            if not raw.endswith(b"\n"):
+                # serve is writing this very line (its one write() is not yet whole): not a report yet
+                break
+            where = f"{path}:{n}"
+            try:
+                r = json.loads(raw)
+            except ValueError as e:
+                errors.append(f"{where}: not JSON ({e})")
+                continue
+            if not isinstance(r, dict):
+                errors.append(f"{where}: not a JSON object")
+                continue
+            content, kind = r.get("content"), r.get("kind")
+            if not isinstance(content, str) or kind not in ("S", "V", "FW"):
+                errors.append(f"{where}: needs a string `content` and `kind` S, V or FW")
+                continue
+            rid = report_id(raw)
+            if rid in seen:
+                continue
+            seen.add(rid)
+            lab = r.get("label")
+            out.append(Report(rid, n, str(r.get("reporter") or ""), str(r.get("reported") or ""), content,
+                              str(r.get("time") or ""), kind, lab if lab in LABELS else None))
+    return out, errors
+
+
+class LabelLog:
+    """labels.jsonl beside the report store: append-only, flocked, fsynced."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / LABELS_FILE
+
+    def load(self) -> tuple[dict[str, str | None], list[str]]:
+        """id -> label (None = cleared), and `path:line: why` for each unreadable line."""
+        labels, errors = {}, []
+        if not self.path.exists():
+            return labels, errors
+        with open(self.path, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)          # a writer's lines are whole when we read
+            for n, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    o = json.loads(raw)
+                    if not isinstance(o, dict) or not isinstance(o.get("id"), str) or o.get("label") not in (*LABELS, None):
+                        raise ValueError("needs `id` and `label` spam, ham or null")
+                except ValueError as e:
+                    errors.append(f"{self.path}:{n}: {e}")
+                    continue
+                labels[o["id"]] = o["label"]
+        return labels, errors
+
+    def append(self, ids, label: str | None, by: str | None = None) -> int:
+        if label not in (*LABELS, None):
+            raise StoreError(f"label must be spam, ham or clear, got {label!r}")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        who = by or _user()
+        data = "".join(json.dumps({"id": i, "label": label, "time": now, "by": who}) + "\n" for i in ids).encode()
+        if not data:
+            return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)         # another analyst's batch is never split by ours
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)                            # releases the lock
+        return data.count(b"\n")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+@dataclass
+class Campaign:
+    id: str
+    reports: list[Report]
+
+    @property
+    def size(self) -> int:
+        return len(self.reports)
+
+    def counts(self) -> dict[str, int]:
+        c = {"spam": 0, "ham": 0, "unlabelled": 0}
+        for r in self.reports:
+            c[r.label or "unlabelled"] += 1
+        return c
+
+    @property
+    def label(self) -> str:
+        """spam / ham when every report has that label, mixed, or unlabelled (none has one)."""
+        c = self.counts()
+        if c["unlabelled"] == self.size:
+            return "unlabelled"
+        for k in LABELS:
+            if c[k] == self.size:
+                return k
+        return "mixed"
+
+    def summary(self) -> dict:
+        times = sorted(r.time for r in self.reports if r.time)
+        return {"campaign": self.id, "reports": self.size, "label": self.label, **self.counts(),
+                "reporters": len({r.reporter for r in self.reports}),
+                "reported_numbers": len({r.reported for r in self.reports if r.reported}),
+                "kinds": sorted({r.kind for r in self.reports}),
+                "first": times[0] if times else None, "last": times[-1] if times else None,
+                "sample": self.reports[0].content}
+
+
+class Workspace:
+    """The reports of one data dir with their labels, grouped into campaigns."""
+
+    def __init__(self, data_dir: Path, reports_path: Path | None = None, similarity: float | None = None,
+                 progress: bool = False):
+        from .campaigns import SIMILARITY, group
+        self.data_dir = Path(data_dir)
+        self.reports_path = Path(reports_path) if reports_path else self.data_dir / REPORTS
+        self.labels = LabelLog(self.reports_path.parent)
+        bar = _bar(self.reports_path, progress)
+        try:
+            self.reports, self.errors = read_reports(self.reports_path, bar and (lambda n: bar.update(n)))
+        finally:
+            if bar:
+                bar.close()
+        lab, lerr = self.labels.load()
+        self.errors += lerr
+        for r in self.reports:
+            if r.id in lab:
+                r.label = lab[r.id]
+        gbar = _count_bar(len(self.reports), "grouping", progress)
+        try:
+            roots = group([r.content for r in self.reports], similarity or SIMILARITY,
+                          gbar and (lambda n: gbar.update(n)))
+        finally:
+            if gbar:
+                gbar.close()
+        by_root: dict[int, list[Report]] = {}
+        for r, root in zip(self.reports, roots):
+            by_root.setdefault(root, []).append(r)
+        self.campaigns: dict[str, Campaign] = {}
+        for root, rs in by_root.items():
+            cid = "c" + self.reports[root].id[1:]
+            for r in rs:
+                r.campaign = cid
+            self.campaigns[cid] = Campaign(cid, rs)
+        self.by_id = {r.id: r for r in self.reports}
+
+    def resolve(self, ident: str) -> list[Report]:
+        """The reports a campaign id or report id names (a unique prefix of 4+ characters will do)."""
+        table = self.campaigns if ident.startswith("c") else self.by_id if ident.startswith("r") else None
+        if table is None:
+            raise StoreError(f"{ident!r}: a campaign id starts with c, a report id with r")
+        hits = [k for k in table if k.startswith(ident)] if len(ident) >= 5 else ([ident] if ident in table else [])
+        if len(hits) != 1:
+            raise StoreError(f"{ident!r}: {'no' if not hits else 'more than one'} "
+                             f"{'campaign' if ident.startswith('c') else 'report'} with this id in {self.reports_path}")
+        v = table[hits[0]]
+        return v.reports if isinstance(v, Campaign) else [v]
+
+    def label(self, idents, label: str | None, only_unlabelled: bool = False) -> int:
+        ids = {}                                   # an ordered set: a report named twice is written once
+        for ident in idents:
+            for r in self.resolve(ident):
+                if (not only_unlabelled or r.label is None) and r.label != label:
+                    ids[r.id] = None
+        n = self.labels.append(ids, label)
+        for i in ids:
+            self.by_id[i].label = label
+        return n
+
+    def ordered_campaigns(self, sort: str = "size") -> list[Campaign]:
+        cs = list(self.campaigns.values())
+        if sort == "size":
+            cs.sort(key=lambda c: (-c.size, c.reports[0].line))
+        elif sort == "recent":
+            cs.sort(key=lambda c: max(_when(r.time) for r in c.reports), reverse=True)
+        else:
+            cs.sort(key=lambda c: c.reports[0].line)
+        return cs
+
+
+def _when(t: str) -> float:
+    """Seconds since the epoch of an ISO-8601 time (reports carry their local offset), 0 if unreadable."""
+    try:
+        return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return 0.0
+
+
+def _bar(path: Path, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+        size = path.stat().st_size
+    except (ImportError, OSError):
+        return None
+    # disable=None: no bar when stderr is not a terminal; none for small stores
+    return tqdm(total=size, unit="B", unit_scale=True, desc="reading reports", leave=False,
+                disable=None if size > 4 << 20 else True)
+
+
+def _count_bar(total: int, desc: str, enabled: bool):
+    if not enabled or total < 20000:         # ~75 µs a report: below this it is done in under 2 s
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="report", desc=desc, leave=False, disable=None)

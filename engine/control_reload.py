@@ -1,0 +1,114 @@
+"""`reload` of the control interface (engine/control.py): one handler per part.
+
+Each part is validated whole before anything changes; a refused part keeps its old version in
+force and says why as path:line:col. rules, lists and model are what SIGHUP reloads; accounts
+and sip are only reloaded here (smpp_proxy/live_accounts.py and sip_screen/live_settings.py
+say what a reload changes in live binds and calls, and what needs a restart).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("telfilter")
+
+RELOAD_PARTS = ("rules", "lists", "model", "accounts", "sip")
+
+
+
+class ReloadCommands:
+    """Mixin of ControlServer (pipe, proxy, sip, args, _rules_gen)."""
+
+    async def reload(self, what=None) -> dict:
+        what = list(RELOAD_PARTS) if not what else what
+        if not isinstance(what, list) or any(w not in RELOAD_PARTS for w in what):
+            return {"ok": False, "error": f"reload what={what!r}: a list of {', '.join(RELOAD_PARTS)} (none = all)"}
+        ans: dict = {}
+        for part in RELOAD_PARTS:            # the fixed order: rules before the model, as SIGHUP
+            if part in what:
+                ans[part] = await getattr(self, f"_reload_{part}")()
+        failed = [p for p, a in ans.items() if not a["ok"]]
+        ans["ok"] = not failed
+        if failed:
+            ans["error"] = (f"reload refused for {', '.join(failed)}; what failed kept its old version in force")
+        return ans
+
+    async def _reload_rules(self) -> dict:
+        errors = [str(e) for e in self.pipe.reload_rules()]
+        return {"ok": not errors, "errors": errors, "rules": len(self.pipe.rules.rules), "generation": self._rules_gen()}
+
+    async def _reload_lists(self) -> dict:
+        from .serve import reload_lists
+        err = await reload_lists(self.pipe)
+        return {"ok": err is None, "error": err}
+
+    async def _reload_model(self) -> dict:
+        from .serve import _reload_model
+        err = _reload_model(self.pipe)
+        return {"ok": err is None, "error": err,
+                "version": str(self.pipe.model.version) if self.pipe.model is not None else None}
+
+    def _config_dir(self) -> Path:
+        return Path(self.pipe.settings.config_dir)
+
+    async def _reload_accounts(self) -> dict:
+        from dataclasses import fields
+        from .configcheck import load_component
+        from .smpp_proxy.accounts import load_smpp_settings
+        from .smpp_proxy.live_accounts import apply_accounts
+        if self.proxy is None:
+            return {"ok": False, "errors": ["no SMPP proxy runs in this process"]}
+        cdir, errors = self._config_dir(), []
+        smpp = load_component(cdir / "smpp.toml", load_smpp_settings, cdir, errors)
+        new = dict(smpp.accounts) if smpp is not None else {}
+        if self.args is not None:
+            from .credentials import esme_accounts
+            extra = esme_accounts(self.args, errors, warn=False)
+        else:                            # no command line known: keep what did not come from smpp.toml
+            extra = [a for a in self.proxy.accounts.values() if not a.origin.startswith(str(cdir / "smpp.toml"))]
+        if errors:
+            log.error("accounts reload refused, the old accounts stay in force: %s", "; ".join(errors))
+            return {"ok": False, "errors": errors}
+        for acc in extra:                # as at start: the command line, file and environment win
+            new[acc.system_id] = acc
+        ans = {"ok": True, **apply_accounts(self.proxy, new)}
+        running = self.proxy.settings
+        overridden = {"accounts"}        # settings the command line decides are not the file's to change
+        if self.args is None:
+            overridden.add("listen")
+        else:
+            from .credentials import SMSC_PASSWORD_ENV
+            a = self.args
+            overridden |= {k for k, v in (("listen", a.smpp_listen), ("smsc", a.smsc), ("smsc_system_id", a.smsc_system_id),
+                                          ("smsc_password", a.smsc_password or getattr(a, "smsc_password_file", None)
+                                           or os.environ.get(SMSC_PASSWORD_ENV))) if v}
+        restart = [f.name for f in fields(smpp) if f.name not in overridden
+                   and getattr(smpp, f.name) != getattr(running, f.name)]
+        if restart:
+            ans["needs_restart"] = restart
+            log.warning("smpp.toml: %s changed; in force after a restart (a reload applies the accounts only)",
+                        ", ".join(restart))
+        return ans
+
+    async def _reload_sip(self) -> dict:
+        from .configcheck import load_component
+        from .sip_screen.live_settings import apply_sip_settings
+        from .sip_screen.settings import load_sip_settings
+        cdir, errors = self._config_dir(), []
+        new = load_component(cdir / "sip.toml", load_sip_settings, cdir, errors)
+        if errors:
+            log.error("sip.toml reload refused, the old settings stay in force: %s", "; ".join(errors))
+            return {"ok": False, "errors": errors}
+        if self.sip is None:
+            return {"ok": True, "running": False, "note": "the SIP screen is off (--sip-listen off): file checked only"}
+        overrides = {}
+        a = self.args
+        if a is not None:
+            if getattr(a, "sip_listen", None):
+                overrides["listen"] = a.sip_listen
+            if getattr(a, "sip_next_hop", None):
+                overrides["next_hop"] = a.sip_next_hop
+            if getattr(a, "sip_allow_networks", None):
+                overrides["allow_networks"] = [n.strip() for n in a.sip_allow_networks.split(",") if n.strip()]
+        return {"ok": True, "running": True, **apply_sip_settings(self.sip, new, overrides)}

@@ -1,0 +1,49 @@
+"""New sip.toml settings put in force in a running SIP screen (`telfilter ctl reload sip`).
+
+The caller has validated the file (load_sip_settings checks types, networks, the next hop);
+nothing here can fail half-way. Every setting is read from `screen.s` when it is used, so
+swapping the object applies it to the next message; what was derived from it at start is
+derived again here: the permitted networks' integer ranges (and the per-address cache of
+that check is emptied), and the UDP round's bounds (queue, batch, time budget).
+
+What cannot change without a restart is kept as it runs and reported: `listen` (the bound
+sockets) and `advertise` (our Via / Record-Route identity: transactions in flight carry
+the old one and their responses must still be recognised as ours). A lowered TCP cap
+refuses new connections until the count is below it; open ones are not closed. Settings
+given on the command line (--sip-next-hop, --sip-allow-networks, --sip-listen) keep
+overriding the file, as they did at start.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+
+from .settings import SipSettings, permitted_ranges
+
+log = logging.getLogger("telfilter.sip")
+
+RESTART_ONLY = ("listen", "advertise")
+
+
+def apply_sip_settings(screen, new: SipSettings, overrides: dict) -> dict:
+    """Put `new` in force on `screen`; `overrides` are the command line's {setting: value}."""
+    old = screen.s
+    for k, v in overrides.items():
+        setattr(new, k, v)
+    needs_restart = [k for k in RESTART_ONLY if getattr(new, k) != getattr(old, k)]
+    for k in needs_restart:
+        setattr(new, k, getattr(old, k))
+    changed = [f.name for f in fields(new) if getattr(new, f.name) != getattr(old, f.name)]
+    ranges = permitted_ranges(new.allow_networks)
+    screen.s = new
+    if new.allow_networks != old.allow_networks:
+        screen.ranges = ranges
+        screen.permit_cache.clear()
+    ep = getattr(screen, "udp_endpoint", None)
+    if ep is not None:
+        ep.limit, ep.batch, ep.budget = new.queue_datagrams, new.batch_messages, new.batch_seconds
+    screen.next_hop()                   # parsed now (validated by the loader), not on the next INVITE
+    if changed or needs_restart:
+        log.info("sip.toml reloaded: changed %s%s", ", ".join(changed) or "nothing",
+                 f"; needs a restart: {', '.join(needs_restart)}" if needs_restart else "")
+    return {"changed": changed, "needs_restart": needs_restart, "overridden_by_command_line": sorted(overrides)}

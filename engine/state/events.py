@@ -1,0 +1,205 @@
+"""Recipient history and call durations shared between processes (`--state redis://…`).
+
+Theory of operation
+-------------------
+These two criteria (`new_recipient_share`, `short_call_share`) read aggregates of many
+messages, never a cap that two processes could race for, so they do not need the counters'
+check-and-commit: every process keeps the full tables in memory (the flat, bounded
+RecipientHistory and CallDurations) and every process's updates are broadcast to the others.
+
+- A write (`history.add` after a message let through, `calls.add` on a call end) is applied
+  here and appended to `self.out`; once per event-loop iteration the batch goes to the stream
+  `tf:ev` as one entry (msgpack records, the process id), in the same script call as the
+  counter batch (redis_store.py: one round trip for both), trimmed by MINID to the last
+  `KEEP` seconds (the longest window these criteria use), so its size follows the traffic of
+  one window, never the traffic seen.
+- A follower task reads the stream (XREAD BLOCK) and applies the records of other processes
+  to the same tables, in the order the server received them. Within a process the tables
+  see its own updates at once and the others' within a round trip (milliseconds).
+- A process that starts reads the last `KEEP` seconds of the stream first, so a restarted
+  node has the same history as the others (its own earlier updates included).
+
+Records carry stable ints (engine/state/embedded.stable): `["h", sender, recipient, second,
+window]`, `["k", caller, end second, duration]`. Redis memory: the last hour of updates, about
+30 bytes a record (1M let-through messages an hour: ~30 MB). Unreachable Redis: updates stay
+local (logged, counted in `errors`), the follower retries with back-off.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+
+import msgpack
+
+from ..rules.history import CallDurations, RecipientHistory
+from .embedded import stable
+
+log = logging.getLogger("telfilter")
+
+STREAM = "tf:ev"
+KEEP = 3600.0               # seconds of updates kept in the stream (and read on start)
+
+
+class SharedHistory:
+    def __init__(self, ev: "SharedEvents", mem: RecipientHistory):
+        self.ev, self.mem = ev, mem
+
+    def share(self, sender, recipient, now, window):
+        return self.mem.share(stable(sender), stable(recipient), now, window)
+
+    def add(self, sender, recipient, now, window):
+        s, r = stable(sender), stable(recipient)
+        self.mem.add(s, r, now, window)
+        self.ev.emit(["h", s, r, int(now), int(window) if window == int(window) else window])
+
+    def __getattr__(self, name):
+        return getattr(self.mem, name)
+
+
+class SharedCalls:
+    def __init__(self, ev: "SharedEvents", mem: CallDurations):
+        self.ev, self.mem = ev, mem
+
+    def add(self, caller, ts, duration):
+        c = stable(caller)
+        self.mem.add(c, ts, duration)
+        self.ev.emit(["k", c, float(ts), float(duration)])
+
+    def share_short(self, caller, now, window, max_seconds):
+        return self.mem.share_short(stable(caller), now, window, max_seconds)
+
+    def recent(self, caller):
+        return self.mem.recent(stable(caller))
+
+    def __getattr__(self, name):
+        return getattr(self.mem, name)
+
+
+class SharedEvents:
+    def __init__(self, client, reader, url: str):
+        self.redis, self.reader, self.url = client, reader, url
+        self.me = f"{os.getpid()}:{secrets.token_hex(4)}"
+        self.history = SharedHistory(self, RecipientHistory())
+        self.calls = SharedCalls(self, CallDurations())
+        self.out: list = []
+        self._scheduled = False
+        self._task = None
+        self.last_id = "$"
+        self.stats = {"sent": 0, "applied": 0, "errors": 0, "lost": 0}
+        self._last_log = 0.0
+        self.carrier = None     # RedisStore._wake: the updates ride with its batch script call
+
+    def take(self) -> tuple:
+        """(blob, MINID, process id) of the updates waiting, for the batch script to XADD
+        (an empty blob: none)."""
+        batch, self.out = self.out, []
+        self.stats["sent"] += len(batch)
+        return (msgpack.packb(batch) if batch else b"", f"{int((time.time() - KEEP) * 1000)}-0", self.me)
+
+    def lost(self, taken: tuple | None = None) -> None:
+        """The server could not take the updates: they stay in this process only."""
+        n = len(self.out) if taken is None else len(msgpack.unpackb(taken[0])) if taken[0] else 0
+        if taken is None:
+            self.out.clear()
+        else:
+            self.stats["sent"] -= n
+        self.stats["lost"] += n
+
+    def emit(self, rec) -> None:
+        self.out.append(rec)
+        if self.carrier is not None:
+            return self.carrier()
+        if not self._scheduled:
+            try:
+                asyncio.get_running_loop().call_soon(self._kick)
+                self._scheduled = True
+            except RuntimeError:        # no loop: nothing to share with
+                self.out.clear()
+
+    def _kick(self) -> None:
+        self._scheduled = False
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._send())
+
+    async def _send(self) -> None:
+        while self.out:
+            batch, self.out = self.out, []
+            minid = f"{int((time.time() - KEEP) * 1000)}-0"
+            try:
+                await self.redis.xadd(STREAM, {"p": self.me, "d": msgpack.packb(batch)}, minid=minid, approximate=True)
+                self.stats["sent"] += len(batch)
+            except Exception as e:      # kept locally only: the criteria still see this process's traffic
+                self._error("broadcast", e)
+                return
+
+    def _error(self, what, e) -> None:
+        self.stats["errors"] += 1
+        now = time.monotonic()
+        if now - self._last_log >= 5.0:
+            self._last_log = now
+            log.error("shared history/call durations (%s) via %s failed: %s: %s", what, self.url, type(e).__name__, e)
+
+    def _apply(self, entries, skip_own: bool = True) -> None:
+        h, k = self.history.mem, self.calls.mem
+        for eid, f in entries:
+            self.last_id = eid.decode() if isinstance(eid, bytes) else eid
+            if skip_own and f.get(b"p", b"").decode() == self.me:
+                continue
+            for r in msgpack.unpackb(f[b"d"]):
+                try:
+                    if r[0] == "h":
+                        h.add(r[1], r[2], r[3], r[4])
+                    elif r[0] == "k":
+                        k.add(r[1], r[2], r[3])
+                    self.stats["applied"] += 1
+                except (IndexError, TypeError, ValueError) as e:
+                    self._error("apply", e)
+
+    async def catch_up(self, timeout: float = 5.0) -> int:
+        """The last KEEP seconds of every process's updates (a restarted node included)."""
+        n = 0
+        start = f"{int((time.time() - KEEP) * 1000)}-0"
+        try:
+            async def read():
+                nonlocal n, start
+                while True:
+                    got = await self.redis.xrange(STREAM, min=start, count=1000)
+                    if not got:
+                        return
+                    self._apply(got, skip_own=False)
+                    n += len(got)
+                    start = "(" + self.last_id
+            await asyncio.wait_for(read(), timeout)
+        except Exception as e:
+            self._error("catch-up", e)
+        if self.last_id == "$":
+            self.last_id = "0-0" if n == 0 else self.last_id
+        return n
+
+    async def follow(self) -> None:
+        backoff = 0.1
+        if self.last_id == "$":
+            self.last_id = f"{int(time.time() * 1000)}-0"
+        while True:
+            try:
+                got = await self.reader.xread({STREAM: self.last_id}, count=500, block=1000)
+                backoff = 0.1
+                for _name, entries in got or ():
+                    self._apply(entries)
+                    await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self._error("follow", e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def close(self) -> None:
+        if self.out:
+            try:
+                await asyncio.wait_for(self._send(), 2.0)
+            except Exception:
+                pass

@@ -1,0 +1,415 @@
+"""The shared state store (`telfilter serve --state redis://HOST:PORT/DB`): rule counters
+checked and committed atomically in Redis (or Valkey), so every process and machine pointing
+at one server enforces one cap.
+
+Theory of operation
+-------------------
+Judging stays synchronous and local. Each process keeps a *mirror* (MemoryCounters) of the
+counter commits it made that the server confirmed; rules read the mirror while judging, as
+with the embedded store. The mirror only ever holds a subset of the server's truth, so a local
+"over the limit" is always right; a local "under the limit" may be wrong, because other
+processes committed too. That is what the server settles:
+
+1. The pipeline's commit step calls `add` / `add_distinct` (only for messages let through).
+   Here that records an *op* (namespace, key, window, limit, value, second) in `self.ops`,
+   nothing else.
+2. Right after `Pipeline.judge` the caller (the SMPP submit path, the SIP screen's INVITE) calls
+   `settle(pipe, verdict, then)`, which takes this message's ops and queues them. Once per
+   event-loop iteration the queue goes to the server as ONE script call (a Lua script, one
+   EVALSHA per batch, at most one batch in flight so the server sees messages in the order
+   they were judged).
+3. The script, for each message in order: reads every key of its ops, counts the stamps within
+   each window, and if an op of an *enforcing* rule (a rule whose forced action is drop)
+   would be over its limit, commits nothing for that message; otherwise it commits every op
+   (stamps appended, the key's TTL set to its window). It returns, per message, whether it
+   committed and each op's count. Two processes racing for the last slot of a cap are ordered
+   by the server: one commits, the other is told the cap is full.
+4. `then(verdict)` runs with the verdict the server's counts give: an allowed ad whose cap
+   is full becomes DROP with the rule's own hit (AD_FREQUENCY_CAP, its status codes and
+   source, the evidence saying "shared state"); a tag rule over its limit adds its TAG hit.
+   The mirror takes the ops of committed messages.
+
+Ops no caller settles (`call_ended`, an MO judged by the routing path) are committed by a
+sweep at the end of the loop iteration without enforcement: they still count everywhere.
+
+Unreachable server: every call is bounded (`timeout`, default 0.5 s) and after a failure the
+server is not tried again until a back-off (0.1 s doubling to 5 s) has passed, so a message
+never waits longer than one timeout. Meanwhile `on_error` decides:
+  open    (default) the local verdict stands and the ops go to the mirror (caps hold per
+          process); every such message is counted (`fail_open`) and logged, rate-limited.
+  closed  a message with an op of a drop rule counting per advertiser (a counter keyed by
+          `owner`: an ad under its frequency cap) is dropped with STATE_UNAVAILABLE
+          (ESME_RTHROTTLED, SIP 503: the sender retries later); other messages pass as in `open`.
+
+Keys (`tf:c:{<16 hex>}`, engine/state/redis_script.py with the script): the hash tag is a
+64-bit digest of the namespace and the stable key (engine/state/embedded.stable_key), so the
+key never carries a number or a text.
+A count key's value is its last `limit` stamps as little-endian uint32 (12 bytes for a cap of
+3); a distinct key's is its last limit+1 (fingerprint, second) pairs. Every key expires one
+window (+60 s) after its last commit; "forever" counters never expire. One batch names keys in
+many hash slots, so this is one Redis (or Valkey) primary, with replicas/Sentinel for
+availability; on Redis Cluster each key is a slot of its own and a batch would have to be
+split per slot (not built: the script needs all of a message's keys on one node).
+
+Recipient history and call durations are kept whole in every process and broadcast between
+them (engine/state/events.py); 5656 spam reports reach every node's report index through
+engine/state/replication.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+import msgpack
+
+from ..rules.counters import MemoryCounters
+from ..rules.slots import value_fp
+from ..verdict import Action, Hit, decide
+from .embedded import StateError, stable, stable_key
+from .events import STREAM as EVENTS
+from .events import SharedEvents
+from .redis_script import LUA, TTL_SLACK, counter_key
+from .url import parse_url
+
+log = logging.getLogger("telfilter")
+
+BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
+MAX_BATCH = 2000            # messages per script call
+
+class _Op:
+    __slots__ = ("ns", "key", "value", "now", "window", "limit", "distinct")
+
+    def __init__(self, ns, key, value, now, window, limit, distinct):
+        self.ns, self.key, self.value, self.now = ns, key, value, now
+        self.window, self.limit, self.distinct = window, limit, distinct
+
+    def apply(self, mem: MemoryCounters) -> None:
+        if self.distinct:
+            mem.add_distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
+        else:
+            mem.add(self.ns, self.key, self.now, self.window, self.limit)
+
+    def over(self, n: int) -> bool:
+        return n > self.limit if self.distinct else n + 1 > self.limit
+
+
+def _safely(fn, *args) -> None:
+    """Run one message's continuation: an error in it must not leave the rest of the batch unanswered."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("state: a settled verdict's continuation failed")
+
+
+def _advertiser_cap(op: _Op, rules: dict) -> bool:
+    """An op of a drop rule counting per advertiser (its key names `owner`): AD_FREQUENCY_CAP,
+    DKQC_VIOLATION, AD_CALL_FREQUENCY_CAP in the shipped pack. These are what on_error=closed
+    refuses while the server is away."""
+    sym, spec = (op.ns.split("|") + [""])[:2]
+    r = rules.get(sym)
+    return r is not None and r.action is Action.DROP and "owner" in spec.split("+")
+
+
+class SharedCounters:
+    """The CounterStore protocol: reads from the mirror, writes recorded as ops for the server."""
+
+    def __init__(self, store: "RedisStore", mem: MemoryCounters):
+        self.store, self.mem = store, mem
+
+    def count(self, ns, key, now, window, limit):
+        return self.mem.count(ns, stable_key(key), now, window, limit)
+
+    def distinct(self, ns, key, value, now, window, limit):
+        return self.mem.distinct(ns, stable_key(key), stable(value), now, window, limit)
+
+    def add(self, ns, key, now, window, limit):
+        self.store._record(_Op(ns, stable_key(key), None, now, window, limit, False))
+
+    def add_distinct(self, ns, key, value, now, window, limit):
+        self.store._record(_Op(ns, stable_key(key), stable(value), now, window, limit, True))
+
+    def memory_bytes(self):
+        return self.mem.memory_bytes()
+
+    def memory_keys(self):
+        return self.mem.memory_keys()
+
+    def __getattr__(self, name):
+        return getattr(self.mem, name)
+
+
+class RedisStore:
+    """`serve --state redis://…`: counters shared through one Redis/Valkey server (see above)."""
+
+    shared = True
+
+    def __init__(self, url: str, client=None):
+        self.cfg = parse_url(url)
+        self.on_error = self.cfg["on_error"]
+        self.timeout = self.cfg["timeout"]
+        if client is None:
+            try:
+                import redis.asyncio as aioredis
+            except ImportError:
+                raise StateError("--state redis://… needs the redis package (pip install redis)") from None
+            c = self.cfg
+            client = aioredis.Redis(host=c["host"], port=c["port"], db=c["db"], ssl=c["ssl"],
+                                    username=c["username"], password=c["password"],
+                                    socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                                    health_check_interval=30)
+        self.redis = client
+        reader = None
+        if hasattr(client, "connection_pool"):
+            import redis.asyncio as aioredis
+            c = self.cfg
+            # the follower of the event stream blocks in XREAD: its own connection and timeout
+            reader = aioredis.Redis(host=c["host"], port=c["port"], db=c["db"], ssl=c["ssl"], username=c["username"],
+                                    password=c["password"], socket_connect_timeout=self.timeout,
+                                    socket_timeout=self.timeout + 2.0)
+        self.events = SharedEvents(client, reader, self.cfg["url"])
+        self.events.carrier = self._wake        # updates ride with the next batch script call
+        self.counters = SharedCounters(self, MemoryCounters())
+        self.history = self.events.history        # broadcast to and from the other processes (events.py)
+        self.calls = self.events.calls
+        self.ops: list[_Op] = []
+        self._queue: list = []          # (pipe, verdict, ops, then) waiting for the next batch
+        self._scheduled = self._busy = False
+        self._sha = None
+        self._down_until = 0.0
+        self._backoff = BACKOFF_MIN
+        self._last_log = 0.0
+        self._rules_id = None
+        self._enforcing: dict = {}
+        self._tasks: set = set()
+        self.stats = {"batches": 0, "messages": 0, "ops": 0, "converted": 0, "errors": 0,
+                      "fail_open": 0, "fail_closed": 0, "reconnects": 0}
+        self.write_errors = 0            # read by engine/metrics.py (state store family)
+        self.unjournalled = 0
+        self.buf = self._queue
+
+    # ------------------------------------------------------------ recording
+    def _record(self, op: _Op) -> None:
+        self.ops.append(op)
+        if not self._scheduled:
+            self._schedule()
+
+    def _wake(self) -> None:
+        if not self._scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        try:
+            asyncio.get_running_loop().call_soon(self._flush)
+            self._scheduled = True
+        except RuntimeError:            # no loop (a synchronous caller): local only
+            for op in self.ops:
+                op.apply(self.counters.mem)
+            del self.ops[:]
+
+    def begin(self) -> None:
+        """Before judging a message that will be settled: ops recorded by other paths since
+        the last flush are set aside (committed unenforced), so `settle` takes this message's only."""
+        if self.ops:
+            self._queue.append((None, None, self.ops, None))
+            self.ops = []
+
+    def settle(self, pipe, verdict, then) -> None:
+        """Confirm the counter commits of the message just judged with the server; call
+        `then(final verdict)` now (nothing to confirm) or once the server has answered."""
+        ops = self.ops
+        if not ops:
+            then(verdict)
+            return
+        self.ops = []
+        self._queue.append((pipe, verdict, ops, then))
+        if not self._scheduled:
+            self._schedule()
+
+    # ------------------------------------------------------------ batching
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self.ops:                     # committed by a path that does not settle (SIP, call ends)
+            self._queue.append((None, None, self.ops, None))
+            self.ops = []
+        if self._busy or not (self._queue or self.events.out):
+            return
+        if time.monotonic() < self._down_until:
+            batch, self._queue[:] = self._queue[:], []
+            self.events.lost()
+            self._degraded(batch, "server unavailable (backing off)")
+            return
+        batch = self._queue[:MAX_BATCH]
+        del self._queue[:MAX_BATCH]
+        self._busy = True
+        t = asyncio.ensure_future(self._send(batch))
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def _enforce_map(self, pipe) -> dict:
+        """symbol -> rule, for rules whose forced action is drop (their caps are enforced)."""
+        rules = pipe.rules
+        if self._rules_id is not rules:
+            self._rules_id = rules
+            self._enforcing = {r.symbol: r for r in rules.rules}
+        return self._enforcing
+
+    async def _send(self, batch: list) -> None:
+        try:
+            keys, index, msgs = [], {}, []
+            for pipe, _v, ops, _then in batch:
+                rules = self._enforce_map(pipe) if pipe is not None else None
+                enc = []
+                for op in ops:
+                    k = counter_key(op.ns, op.key)
+                    ki = index.get(k)
+                    if ki is None:
+                        ki = index[k] = len(keys) + 1
+                        keys.append(k)
+                    rule = rules.get(op.ns.split("|", 1)[0]) if rules else None
+                    enc.append([ki, int(op.distinct), op.limit, -1 if op.window is None else int(op.window),
+                                int(op.now), int(rule is not None and rule.action is Action.DROP),
+                                value_fp(op.value) if op.distinct else 0])
+                msgs.append(enc)
+            arg = msgpack.packb(msgs)
+            ev = self.events.take()
+            try:
+                res = await asyncio.wait_for(self._eval(keys, arg, ev), self.timeout * 2)
+                res = list(map(int, res.split(b","))) if res else []
+            except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
+                self.events.lost(ev)
+                self._failed(e)
+                self._degraded(batch, f"{type(e).__name__}: {e}")
+                return
+            if self._backoff > BACKOFF_MIN:
+                log.warning("state: Redis %s reachable again", self.cfg["url"])
+                self.stats["reconnects"] += 1
+            self._backoff = BACKOFF_MIN
+            self.stats["batches"] += 1
+            pos = 0
+            for pipe, v, ops, then in batch:
+                ok = res[pos]
+                counts = res[pos + 1:pos + 1 + len(ops)]
+                pos += 1 + len(ops)
+                self.stats["messages"] += 1
+                self.stats["ops"] += len(ops)
+                if ok:
+                    for op in ops:
+                        op.apply(self.counters.mem)
+                if then is not None:
+                    _safely(self._finish, pipe, v, ops, counts, then)
+        finally:
+            self._busy = False
+            if self._queue or self.ops or self.events.out:
+                self._flush()
+
+    async def _eval(self, keys, arg, ev):
+        if self._sha is None:
+            self._sha = await self.redis.script_load(LUA)
+        args = (len(keys) + 1, *keys, EVENTS, arg, TTL_SLACK, *ev)
+        try:
+            return await self.redis.evalsha(self._sha, *args)
+        except Exception as e:
+            if "NOSCRIPT" not in str(e):
+                raise
+            self._sha = await self.redis.script_load(LUA)       # the server restarted
+            return await self.redis.evalsha(self._sha, *args)
+
+    def _finish(self, pipe, v, ops, counts, then) -> None:
+        rules = self._enforce_map(pipe)
+        have = {h.symbol for h in v.hits}
+        extra = []
+        for op, n in zip(ops, counts):
+            if not op.over(n):
+                continue
+            sym = op.ns.split("|", 1)[0]
+            rule = rules.get(sym)
+            if rule is None or sym in have or rule.action not in (Action.DROP, Action.TAG):
+                continue
+            have.add(sym)
+            _, spec, window, _d = (op.ns.split("|") + ["", "", ""])[:4]
+            what = "distinct values" if op.distinct else "messages"
+            shown = n if op.distinct else n + 1
+            extra.append(Hit(rule.symbol, rule.score,
+                             f"{shown} {what} per {spec} within {window} (limit {op.limit}; shared state)",
+                             rule.source, rule.action, rule.smpp_status, rule.sip_code))
+        if extra:
+            self.stats["converted"] += 1
+            v = decide(list(v.hits) + extra, pipe.rules.tag_threshold, pipe.rules.drop_threshold)
+        then(v)
+
+    # ------------------------------------------------------------ failures
+    def _failed(self, e: Exception) -> None:
+        self.stats["errors"] += 1
+        self.write_errors += 1
+        self._down_until = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        self._sha = None
+        now = time.monotonic()
+        if now - self._last_log >= 5.0:
+            self._last_log = now
+            log.error("state: Redis %s unavailable (%s: %s); counters fail %s (fail_open=%d fail_closed=%d); "
+                      "retrying in %.1fs", self.cfg["url"], type(e).__name__, e, self.on_error,
+                      self.stats["fail_open"], self.stats["fail_closed"], self._backoff)
+
+    def _degraded(self, batch: list, why: str) -> None:
+        """The server could not be asked: the `on_error` policy decides each message."""
+        for pipe, v, ops, then in batch:
+            enforced = False
+            if then is not None and self.on_error == "closed":
+                rules = self._enforce_map(pipe)
+                enforced = any(_advertiser_cap(op, rules) for op in ops)
+            if enforced:
+                self.stats["fail_closed"] += 1
+                hit = Hit("STATE_UNAVAILABLE", 0.0, f"shared counters unavailable ({why}); fail-closed",
+                          f"state:{self.cfg['url']}", Action.DROP, 0x58, 503)       # ESME_RTHROTTLED
+                _safely(then, decide(list(v.hits) + [hit], pipe.rules.tag_threshold, pipe.rules.drop_threshold))
+                continue
+            self.stats["fail_open"] += 1
+            for op in ops:
+                op.apply(self.counters.mem)
+            if then is not None:
+                _safely(then, v)
+
+    @property
+    def busy(self) -> bool:
+        """Verdicts or commits still waiting for the server (a drain waits for them)."""
+        return bool(self._queue or self.ops or self._busy)
+
+    # ------------------------------------------------------------ life
+    async def start(self) -> None:
+        """Before listening: check the server (a warning, not a failure: the policy covers it)
+        and read the other processes' recent history and call durations."""
+        try:
+            await asyncio.wait_for(self.redis.ping(), self.timeout * 2)
+            log.info("state: Redis %s (counters shared, on_error=%s)", self.cfg["url"], self.on_error)
+        except Exception as e:
+            self._failed(e)
+            return
+        n = await self.events.catch_up()
+        if n:
+            log.info("state: %d entries of shared history and call durations read", n)
+
+    async def run(self) -> None:
+        """Follow the other processes' history and call-duration updates (cancelled on stop)."""
+        if self.events.reader is not None:
+            await self.events.follow()
+
+    async def close(self) -> None:
+        for _ in range(200):            # what was queued is answered before the stop
+            if not (self._queue or self.ops or self._busy or self._tasks):
+                break
+            if not self._busy and (self._queue or self.ops):
+                self._flush()
+            await asyncio.sleep(0.01)
+        await self.events.close()
+        for c in (self.redis, self.events.reader):
+            try:
+                if c is not None:
+                    await c.aclose()
+            except Exception:
+                pass
+
+    def memory(self) -> dict:
+        return {"pid": os.getpid(), **self.stats}

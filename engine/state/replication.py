@@ -1,0 +1,329 @@
+"""DNC changes and 5656 spam reports shared between nodes through a Redis stream
+(`serve --state redis://…`).
+
+Theory of operation
+-------------------
+Each node keeps loading its lists from its own data dir (roaring snapshots + the DNC journal);
+only changes travel. The stream `tf:dnc` is the order of record: every change made on any
+node is appended to it (XADD, one entry per loop iteration, carrying a msgpack batch
+[[op, channel, [E.164 numbers]], …] and the node's id), and every node applies every entry,
+its own included, in stream order. Applying `add`/`remove` is idempotent, so a node that
+applies in stream order ends in the state the stream describes, whatever it had done locally
+in between (its own change is in force at once, and again when its entry comes back).
+
+Changes enter the stream from:
+- the journal (`ListStore.append_delta`: a 5656 `DK DNC` / `HUY DNC`, `telfilter ctl lists`),
+  published right after the fsync'ed journal line;
+- snapshots installed by the CLI (`telfilter lists import/add/remove` beside a running
+  serve): when serve reloads its lists it diffs the old and new DNC bitmaps (roaring set
+  differences, milliseconds at millions of numbers) and publishes the difference.
+
+A remote entry (another node's) is applied to the lists in memory and journalled in this data
+dir (one fsync per entry), so a restart without Redis still has it. The stream id of the last
+applied entry is kept in `lists/dnc.stream-id`; a node that was down reads on from there before
+it listens (`catch_up`, bounded by a timeout) and then follows the stream (XREAD BLOCK), so a
+change reaches every running node within one round trip (milliseconds on a LAN; the
+acceptance bound is 1 s). The stream is capped at ~MAXLEN entries (XADD MAXLEN ~); a node
+that was down longer than that finds its id trimmed and says so (re-import the list).
+
+5656 spam reports (`S <number> …`, `V <number> …`, `FW …`) travel the same way, as one entry
+each: every process adds them to its report index (distinct reporters: idempotent) and other
+nodes' reports are appended to this data dir's reports.jsonl (worker 0), so SENDER_REPORTED
+counts reporters from every node, and an index rebuilt on start has them.
+
+With `serve --workers N`, all workers share one data dir (one node id): each applies every
+entry in memory; only worker 0 journals remote entries, keeps the id file and publishes CLI
+diffs, so nothing is written twice.
+
+A publication that fails (Redis away) is retried with back-off while the process lives; the
+change is already in force here and in this node's journal. A crash before it is published
+leaves it on this node only (a window of one loop iteration while Redis is up).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+import msgpack
+
+from .url import parse_url
+
+log = logging.getLogger("telfilter")
+
+STREAM = "tf:dnc"
+MAXLEN = 1_000_000          # entries kept in the stream (~, Redis trims in whole nodes)
+BLOCK_MS = 1000
+CHUNK = 10_000              # numbers per stream entry
+
+
+def node_id(data_dir: Path) -> str:
+    p = Path(data_dir) / "lists" / "node-id"
+    try:
+        return p.read_text().strip()
+    except FileNotFoundError:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        nid = secrets.token_hex(6)
+        tmp = p.with_name(f"node-id.{os.getpid()}")
+        tmp.write_text(nid + "\n")
+        try:
+            os.link(tmp, p)                 # first writer wins (workers start at once)
+        except FileExistsError:
+            pass
+        tmp.unlink()
+        return p.read_text().strip()
+
+
+class DncReplicator:
+    def __init__(self, url: str, pipe, writer: bool = True, client=None, reader=None):
+        cfg = parse_url(url)
+        import redis.asyncio as aioredis
+        kw = dict(host=cfg["host"], port=cfg["port"], db=cfg["db"], ssl=cfg["ssl"], username=cfg["username"],
+                  password=cfg["password"], socket_connect_timeout=cfg["timeout"])
+        self.redis = client or aioredis.Redis(socket_timeout=cfg["timeout"], **kw)
+        # the follower's connection blocks in XREAD: its timeout covers the block
+        self.reader = reader or aioredis.Redis(socket_timeout=BLOCK_MS / 1000 + cfg["timeout"] + 1, **kw)
+        self.url = cfg["url"]
+        self.pipe = pipe
+        self.writer = writer
+        self.node = node_id(pipe.store.dir)
+        self.id_path = Path(pipe.store.dir) / "lists" / "dnc.stream-id"
+        self.last_id = self._read_id()
+        self.out: list = []             # [op, channel, number] waiting to be published
+        self.out_reports: list = []     # 5656 spam reports (JSON records) waiting to be published
+        self._scheduled = False
+        self._pub_task = None
+        self._backoff = 0.1
+        self._last_log = 0.0
+        self.stats = {"published": 0, "applied_remote": 0, "applied_own": 0, "errors": 0, "delay_ms_last": None,
+                      "reports_published": 0, "reports_applied": 0}
+        pipe.store.publish = self.publish
+        if pipe.reports is not None and not isinstance(pipe.reports, PublishingReports):
+            pipe.reports = PublishingReports(pipe.reports, self)
+
+    # ------------------------------------------------------------ publishing
+    def _read_id(self) -> str:
+        try:
+            return self.id_path.read_text().strip() or "0"
+        except FileNotFoundError:
+            return "0"
+
+    def publish(self, op: str, number: int, channel: str) -> None:
+        self.out.append((op, channel, number))
+        self._soon()
+
+    def publish_report(self, rec: dict) -> None:
+        self.out_reports.append(json.dumps(rec, ensure_ascii=False))
+        self._soon()
+
+    def _soon(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self._kick)
+            except RuntimeError:
+                self._scheduled = False
+
+    def publish_diff(self, old, new) -> int:
+        """Publish what a CLI snapshot changed in the DNC lists (old, new: Lists)."""
+        if not self.writer:
+            return 0
+        n = 0
+        for ch, a, b in (("S", old.dnc_s, new.dnc_s), ("V", old.dnc_v, new.dnc_v)):
+            for op, nums in (("add", b - a), ("remove", a - b)):
+                for x in nums:
+                    self.out.append((op, ch, x))
+                    n += 1
+        if n:
+            if not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._kick)
+        return n
+
+    def _kick(self) -> None:
+        self._scheduled = False
+        if self._pub_task is None or self._pub_task.done():
+            self._pub_task = asyncio.ensure_future(self._publish_all())
+
+    async def _publish_all(self) -> None:
+        while self.out or self.out_reports:
+            batch, self.out = self.out, []
+            reports, self.out_reports = self.out_reports, []
+            entries = [{"d": e} for e in _pack(batch)] + [{"r": r} for r in reports]
+            try:
+                for e in entries:
+                    await self.redis.xadd(STREAM, {"node": self.node, "t": f"{time.time():.6f}", **e},
+                                          maxlen=MAXLEN, approximate=True)
+                self.stats["published"] += len(batch)
+                self.stats["reports_published"] += len(reports)
+                self._backoff = 0.1
+            except Exception as e:
+                self.out[:0] = batch                # kept, in order, for the retry
+                self.out_reports[:0] = reports
+                self._error("publish", e)
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, 5.0)
+
+    def _error(self, what, e) -> None:
+        self.stats["errors"] += 1
+        now = time.monotonic()
+        if now - self._last_log >= 5.0:
+            self._last_log = now
+            log.error("DNC replication (%s) via %s failed: %s: %s (%d changes waiting to be published; retrying)",
+                      what, self.url, type(e).__name__, e, len(self.out))
+
+    # ------------------------------------------------------------ following
+    async def catch_up(self, timeout: float = 5.0) -> int:
+        """Apply what was added to the stream while this node was down (before it listens)."""
+        n = 0
+        try:
+            async def read_all():
+                nonlocal n
+                await self._check_trimmed()
+                while True:
+                    got = await self.redis.xrange(STREAM, min=_after(self.last_id), count=CHUNK // 10)
+                    if not got:
+                        return
+                    n += self._apply(got)
+            await asyncio.wait_for(read_all(), timeout)
+        except Exception as e:
+            self._error("catch-up", e)
+        if n:
+            log.info("DNC replication: caught up %d stream entries (last id %s)", n, self.last_id)
+        return n
+
+    async def _check_trimmed(self) -> None:
+        if self.last_id == "0":
+            return
+        first = await self.redis.xrange(STREAM, count=1)
+        if first and _id_key(first[0][0].decode()) > _id_key(self.last_id):
+            log.error("DNC replication: entries after %s were trimmed from %s (this node was down too long): "
+                      "changes made elsewhere in that time may be missing here; re-import the DNC list",
+                      self.last_id, STREAM)
+
+    async def follow(self) -> None:
+        """Apply every new stream entry as it comes (cancelled on stop)."""
+        backoff = 0.1
+        while True:
+            try:
+                got = await self.reader.xread({STREAM: self.last_id}, count=200, block=BLOCK_MS)
+                backoff = 0.1
+                for _name, entries in got or ():
+                    for e in entries:       # one entry (<= CHUNK numbers, one fsync) per loop turn:
+                        self._apply([e])    # a large import elsewhere never stalls judging here
+                        await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self._error("follow", e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _apply(self, entries) -> int:
+        L = self.pipe.lists
+        remote = []
+        now = time.time()
+        for eid, fields in entries:
+            own = fields.get(b"node", b"").decode() == self.node
+            if b"r" in fields:
+                self._apply_report(fields[b"r"], own)
+            for op, ch, nums in msgpack.unpackb(fields[b"d"]) if b"d" in fields else ():
+                f = L.add_dnc if op == "add" else L.remove_dnc
+                for x in nums:
+                    f(x, ch)
+                    if not own:
+                        remote.append((op, x, ch))
+            self.stats["applied_own" if own else "applied_remote"] += 1
+            try:
+                self.stats["delay_ms_last"] = round((now - float(fields[b"t"])) * 1000, 3)
+            except (KeyError, ValueError):
+                pass
+            self.last_id = eid.decode() if isinstance(eid, bytes) else eid
+        if self.writer:
+            if remote:
+                self.pipe.store.append_replicated(remote)
+            tmp = self.id_path.with_name("dnc.stream-id.tmp")
+            tmp.write_text(self.last_id + "\n")
+            os.replace(tmp, self.id_path)
+        return len(entries)
+
+    def _apply_report(self, raw: bytes, own: bool) -> None:
+        """A 5656 spam report taken by some node: into this process's index (idempotent per
+        reporter) and, from another node, into this data dir's reports.jsonl (so the index
+        rebuilt on start and the regulator's report see it)."""
+        from datetime import datetime
+
+        from ..numbers import normalise_number
+        try:
+            rec = json.loads(raw)
+            if not own and self.writer:
+                self.pipe.reports.inner.append(rec)
+            if rec.get("kind") in ("S", "V") and rec.get("reported"):
+                n = normalise_number(str(rec["reported"]))
+                ts = datetime.fromisoformat(rec["time"].replace("Z", "+00:00")).timestamp()
+                if n is not None:
+                    self.pipe.state.reports.add(n, str(rec.get("reporter")), ts)
+            self.stats["reports_applied"] += 1
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+            log.error("DNC replication: a replicated 5656 report was not applied: %s", e)
+
+    async def close(self) -> None:
+        if self.out or self.out_reports:
+            try:
+                await asyncio.wait_for(self._publish_all(), 2.0)
+            except Exception:
+                pass
+        for c in (self.redis, self.reader):
+            try:
+                await c.aclose()
+            except Exception:
+                pass
+
+
+class PublishingReports:
+    """The report store, with every appended report also published to the other nodes."""
+
+    def __init__(self, inner, rep: DncReplicator):
+        self.inner, self.rep = inner, rep
+
+    def append(self, rec: dict) -> None:
+        self.inner.append(rec)
+        self.rep.publish_report(rec)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _pack(batch) -> list[bytes]:
+    """[(op, channel, number)] -> msgpack entries of runs [op, channel, [numbers]], in order."""
+    runs = []
+    for op, ch, x in batch:
+        if runs and runs[-1][0] == op and runs[-1][1] == ch:
+            runs[-1][2].append(x)
+        else:
+            runs.append([op, ch, [x]])
+    entries, cur, size = [], [], 0
+    for op, ch, nums in runs:
+        for i in range(0, len(nums), CHUNK):
+            part = nums[i:i + CHUNK]
+            if size + len(part) > CHUNK and cur:
+                entries.append(msgpack.packb(cur))
+                cur, size = [], 0
+            cur.append([op, ch, part])
+            size += len(part)
+    if cur:
+        entries.append(msgpack.packb(cur))
+    return entries
+
+
+def _id_key(i: str) -> tuple:
+    a, _, b = i.partition("-")
+    return int(a), int(b or 0)
+
+
+def _after(i: str) -> str:
+    return "-" if i == "0" else "(" + i

@@ -1,0 +1,272 @@
+"""engine/analyst: campaign grouping, the label log, export, compare on unlabelled text, the
+promote/rollback file swaps, and the terminal UI driven by textual's Pilot."""
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from engine.analyst.campaigns import group, jaccard, shingles
+from engine.analyst.export import labelled_rows, render
+from engine.analyst.promote import PromoteError, current, install, previous, rollback
+from engine.analyst.store import LabelLog, StoreError, Workspace
+from engine.ml.data import read_dataset
+
+from .conftest import ROOT
+
+PRIZE = "Ban da trung thuong 50.000.000d tu chuong trinh tri an, nhan thuong tai http://bit.ly/abc truoc 12h"
+PRIZE_VI = "Bạn đã trúng thưởng 20.000.000đ từ chương trình tri ân, nhận thưởng tại http://x.co/z9 trước 12h"
+PRIZE_MORE = "Chuc mung ban da trung thuong 50.000.000d tu chuong trinh tri an, vui long nhan thuong tai http://bit.ly/q truoc 12h"
+HOME = "Anh oi toi nay an com o nha nhe, em nau canh chua"
+LOAN = "Vay tien nhanh khong can the chap, giai ngan trong 30 phut, lai suat 0% thang dau, goi 0901234567"
+BUNDLED = ROOT / "engine/ml/default_model"
+
+
+def _store(d, texts, kind="S"):
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "reports.jsonl", "a") as f:
+        for i, t in enumerate(texts):
+            f.write(json.dumps({"reporter": f"8491200{i:04d}", "reported": "84987654321", "content": t,
+                                "time": f"2026-11-30T10:{i % 60:02d}:00+07:00", "kind": kind, "label": None},
+                               ensure_ascii=False) + "\n")
+    return d / "reports.jsonl"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+# ------------------------------------------------------------------ grouping
+def test_near_duplicates_group_and_unrelated_texts_do_not():
+    texts = [PRIZE, HOME, PRIZE_VI, LOAN, "", PRIZE_MORE, PRIZE]
+    assert group(texts) == [0, 1, 0, 3, 4, 0, 0]
+
+
+def test_similarity_is_the_threshold():
+    j = jaccard(shingles(PRIZE), shingles(PRIZE_MORE))
+    assert 0.5 < j < 1
+    assert group([PRIZE, PRIZE_MORE], similarity=min(1.0, j + 0.01)) == [0, 1]
+    assert group([PRIZE, PRIZE_MORE], similarity=j) == [0, 0]
+    with pytest.raises(ValueError):
+        group([PRIZE], similarity=0)
+
+
+def test_a_large_campaign_joins_through_its_recent_members():
+    # more variants than a bucket keeps: every one still joins the first report's campaign
+    texts = [PRIZE.replace("50.000.000d", f"{n}.000.000d").replace("abc", f"a{n}") for n in range(200)]
+    texts += [HOME]
+    g = group(texts)
+    assert set(g[:200]) == {0} and g[200] == 200
+
+
+# ------------------------------------------------------------------ labels and export
+def test_labels_go_beside_the_store_which_is_never_written(tmp_path):
+    store = _store(tmp_path, [PRIZE, PRIZE_VI, HOME, LOAN])
+    with open(store, "a") as f:
+        f.write("{not json\n")
+        f.write(json.dumps({"content": 5, "kind": "S"}) + "\n")
+    before = store.read_bytes()
+    ws = Workspace(tmp_path)
+    assert ws.errors == [f"{store}:5: not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+                         f"{store}:6: needs a string `content` and `kind` S, V or FW"]
+    prize = ws.reports[0].campaign
+    assert [len(c.reports) for c in ws.ordered_campaigns()] == [2, 1, 1]
+    assert ws.label([prize], "spam") == 2
+    assert ws.label([ws.reports[2].id[:6]], "ham") == 1             # a unique prefix names a report
+    assert ws.label([prize], "spam") == 0                          # already so: nothing appended
+    ws2 = Workspace(tmp_path)                                      # a fresh reader sees the same labels
+    assert [r.label for r in ws2.reports] == ["spam", "spam", "ham", None]
+    assert ws2.campaigns[prize].label == "spam"
+    ws2.label([ws2.reports[1].id], None)                           # clear: the last line wins
+    assert Workspace(tmp_path).campaigns[prize].label == "mixed"
+    assert store.read_bytes() == before
+    with pytest.raises(StoreError, match="no campaign"):
+        ws2.resolve("cffffffffff")
+    with pytest.raises(StoreError, match="starts with c"):
+        ws2.resolve("x123")
+
+
+def test_concurrent_label_writers_never_split_lines(tmp_path):
+    log = LabelLog(tmp_path)
+    ids = [f"r{i:010x}" for i in range(300)]
+
+    def w(lab):
+        for k in range(0, 300, 3):
+            log.append(ids[k:k + 3], lab)
+    ts = [threading.Thread(target=w, args=(lab,)) for lab in ("spam", "ham", "spam", "ham")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    labels, errors = log.load()
+    assert errors == [] and len(labels) == 300
+    assert len((tmp_path / "labels.jsonl").read_text().splitlines()) == 1200
+
+
+def test_export_is_read_back_by_ml_train_readers(tmp_path):
+    _store(tmp_path, [PRIZE, PRIZE, PRIZE_VI, "Tab\there\nand a new line in a ham text, ok", HOME])
+    ws = Workspace(tmp_path)
+    ws.label([ws.reports[0].campaign], "spam")
+    ws.label([r.id for r in ws.reports[3:]], "ham")
+    for fmt, name in (("tsv", "x.tsv"), ("csv", "x.csv"), ("jsonl", "x.jsonl")):
+        rows, conflicts = labelled_rows(ws.reports)
+        (tmp_path / name).write_text(render(rows, fmt), encoding="utf-8")
+        ds = read_dataset(tmp_path / name)
+        assert ds.errors == [] and ds.labels == [1, 1, 0, 0], fmt      # the repeated PRIZE is one row
+        assert ds.kinds == ["S"] * 4
+    # the same text labelled both ways is left out and named
+    ws.label([ws.reports[1].id], "ham")
+    rows, conflicts = labelled_rows(ws.reports)
+    assert len(rows) == 3 and len(conflicts) == 1
+    rows, _ = labelled_rows(ws.reports, dedupe=False)
+    assert len(rows) == 5
+
+
+def test_reports_cli_errors(tmp_path):
+    r = _cli("reports", "list", "--data-dir", tmp_path / "none")
+    assert r.returncode == 2 and "no report store" in r.stderr
+    _store(tmp_path / "d", [PRIZE])
+    r = _cli("reports", "label", "spam", "cdeadbeef00", "--data-dir", tmp_path / "d")
+    assert r.returncode == 2 and "no campaign with this id" in r.stderr
+    assert not (tmp_path / "d" / "labels.jsonl").exists()
+    r = _cli("reports", "list", "--data-dir", tmp_path / "d")
+    assert r.returncode == 0 and "1 reports in 1 campaigns" in r.stdout
+
+
+# ------------------------------------------------------------------ compare
+def test_compare_on_unlabelled_corpus_and_a_verdict_log(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"kind": "sms", "sender": "x", "recipient": "y", "text": t,
+                                          "time": "2026-11-30T10:00:00Z"}) + "\n" for t in (PRIZE, HOME, LOAN))
+                      + json.dumps({"kind": "call", "caller": "1", "callee": "2", "time": "2026-11-30T10:00:00Z"}) + "\n")
+    r = _cli("ml", "compare", "--model", BUNDLED, "--model", BUNDLED, "--data", corpus)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["messages"] == 3 and not out["labelled"] and out["changed"] == 0
+    assert sum(out["models"][0]["actions"].values()) == 3 and "metrics" not in out["models"][0]
+    log = tmp_path / "verdicts.jsonl"
+    log.write_text(json.dumps({"id": "1", "action": "allow", "score": 0.0, "hits": []}) + "\n")
+    r = _cli("ml", "compare", "--model", BUNDLED, "--data", log)
+    assert r.returncode == 2 and "verdict log keeps no message text" in r.stderr and f"{log}:1" in r.stderr
+
+
+# ------------------------------------------------------------------ promote / rollback
+def _fake_model(src, d, version):
+    d.mkdir()
+    card = json.loads((src / "card.json").read_text())
+    card["model_version"] = version
+    (d / "card.json").write_text(json.dumps(card))
+    (d / "weights.npz").write_bytes((src / "weights.npz").read_bytes())
+    return d
+
+
+def test_promote_keeps_the_previous_model_and_rollback_swaps_back(tmp_path):
+    target = tmp_path / "model"
+    b = _fake_model(BUNDLED, tmp_path / "b", "v-b")
+    # a model installed by hand as a plain directory becomes the previous one
+    _fake_model(BUNDLED, target, "v-manual")
+    out = install(b, target)
+    assert out["model_version"] == "v-b" and out["previous_version"] == "v-manual"
+    assert target.is_symlink() and json.loads((target / "card.json").read_text())["model_version"] == "v-b"
+    assert rollback(target)["model_version"] == "v-manual"
+    assert json.loads((target / "card.json").read_text())["model_version"] == "v-manual"
+    assert rollback(target)["model_version"] == "v-b"              # and forward again
+    assert previous(target).name.startswith("v-manual")
+    # a broken model is refused before anything changes
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "card.json").write_text("{}")
+    (bad / "weights.npz").write_bytes(b"x")
+    cur = current(target)
+    with pytest.raises(PromoteError, match="nothing changed"):
+        install(bad, target)
+    assert current(target) == cur
+    with pytest.raises(PromoteError, match="no previous model"):
+        rollback(tmp_path / "other")
+
+
+def test_promote_needs_a_configured_model_path(tmp_path):
+    r = _cli("ml", "promote", BUNDLED, "--data-dir", tmp_path)
+    assert r.returncode == 2 and "[ml] model is not set" in r.stderr
+
+
+# ------------------------------------------------------------------ terminal UI
+def test_tui_labels_campaigns_and_reports_and_exports(tmp_path):
+    pytest.importorskip("textual")
+    from engine.analyst.tui import ReportsApp
+    store = _store(tmp_path, [PRIZE, PRIZE_VI, PRIZE_MORE, HOME, LOAN])
+    before = store.read_bytes()
+    app = ReportsApp(Workspace(tmp_path), tmp_path / "out.tsv")
+
+    async def drive():
+        async with app.run_test() as pilot:
+            await pilot.press("s")              # the largest campaign (the three prize texts): spam
+            await pilot.press("h")              # the cursor moved on: the next campaign, ham
+            await pilot.press("up", "tab", "c")  # back to it, on its reports: clear that one report
+            await pilot.press("e")
+            await pilot.pause()
+            return str(app.query_one("#status").render())
+    status = asyncio.run(drive())
+    ws = Workspace(tmp_path)
+    assert [r.label for r in ws.reports[:3]] == ["spam"] * 3
+    assert sorted(str(r.label) for r in ws.reports[3:]) == ["None", "None"]
+    home = next(r.id for r in ws.reports if r.content == HOME)
+    log = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert [o["label"] for o in log if o["id"] == home] == ["ham", None]      # labelled, then cleared
+    assert "wrote 3 rows (3 spam, 0 ham)" in status
+    assert read_dataset(tmp_path / "out.tsv").labels == [1, 1, 1]
+    assert store.read_bytes() == before
+
+
+class _FakeServe(threading.Thread):
+    """A control socket that refuses every model reload, as a serve of another build would."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(4)
+        self.requests = []
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                req = json.loads(c.makefile().readline())
+                self.requests.append(req["cmd"])
+                ans = ({"ok": False, "error": "reload refused in part", "model": {"ok": False, "version": "v-old",
+                        "error": "feature configuration not supported"}} if req["cmd"] == "reload"
+                       else {"ok": True, "model": {"version": "v-old"}})
+                c.sendall(json.dumps(ans).encode() + b"\n")
+
+
+def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
+    from engine.config import shipped_config_dir
+    import shutil
+    cfg, data, target = tmp_path / "cfg", tmp_path / "data", tmp_path / "model"
+    shutil.copytree(shipped_config_dir(), cfg)
+    toml = cfg / "telfilter.toml"
+    toml.write_text(toml.read_text().replace('model = ""', f'model = "{target}"'))
+    old = _fake_model(BUNDLED, tmp_path / "old", "v-old")
+    new = _fake_model(BUNDLED, tmp_path / "new", "v-new")
+    r = _cli("ml", "promote", old, "--config", cfg, "--data-dir", data, "--no-reload")
+    assert r.returncode == 0, r.stderr
+    data.mkdir()
+    srv = _FakeServe(data / "control.sock")
+    srv.start()
+    try:
+        r = _cli("ml", "promote", new, "--config", cfg, "--data-dir", data)
+    finally:
+        srv.sock.close()
+    assert r.returncode == 1 and "refused the model" in r.stderr and "feature configuration" in r.stderr
+    assert json.loads(r.stdout)["rolled_back"] is True
+    assert json.loads((target / "card.json").read_text())["model_version"] == "v-old"
+    assert srv.requests == ["reload"]
