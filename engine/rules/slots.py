@@ -23,8 +23,10 @@ Growth never stops the world. Past 80% of `cap` occupied, new arrays sized for 6
 allocated (growth x1.33, so moves cost O(1) amortised per insert and memory per live key stays
 within (width*4+8) / 0.6..0.8 bytes) and the current ones become the "previous" arrays. Every
 insert then moves a few whole clusters from the end of the previous arrays (dead rows dropped;
-enough per insert that the move ends within a quarter of the headroom to the next growth), and
-a key looked up or claimed while still there is moved first: every row index handed out is in
+enough per insert that the move ends within half of the headroom to the next growth). The moves
+are spread evenly on purpose: batching them every 32 inserts raised judge()'s p99 CPU from ~140
+to ~210 µs, and a batch stalls every message queued behind it. A key looked up or claimed while
+still in the previous arrays is moved first: every row index handed out is in
 the current arrays, and rows already there never move for it. Moving whole clusters keeps the
 rest probe-correct (a row's probe path never leaves its cluster), and the moved tail's pages are
 given back as it goes. The arrays are anonymous mappings (`_zeros`): the kernel supplies zero
@@ -238,9 +240,9 @@ class SlotTable:
         cap = max(_MIN_CAP, int(live / 0.6) + 1)
         self._old = _Old(self.h, self.rows, self.cap, self.used, now)
         self._alloc(cap, cap + _TAIL)
-        # every previous slot is moved before a quarter of the new arrays' headroom to 80% load is
+        # every previous slot is moved before half of the new arrays' headroom to 80% load is
         # used: the move is done long before the next growth, and both arrays coexist briefly
-        self._old.step = max(_STEP_MIN, 4 * -(-len(self._old.h) // max(1, int(0.8 * cap) - live)))
+        self._old.step = max(_STEP_MIN, 2 * -(-len(self._old.h) // max(1, int(0.8 * cap) - live)))
         self.rebuilds += 1
 
     def _pull(self, h: int) -> int:
