@@ -298,11 +298,14 @@ class SlotTable:
         c = o.cursor                        # slots [c, len) are moved; slot c is empty
         stop = c - (o.step if budget is None else budget)
         hs, rows, cap, last = self.h, self.rows, self.cap, len(self.h) - 1
-        moved = 0
+        moved = seen = 0
+        # slots at and after the cursor are never read again (a probe of the previous arrays
+        # starts before the cursor and ends at the empty slot before it), so they are not cleared
         while c > 0 and (c > stop or ohs[c - 1]):
             c -= 1
             x = ohs[c]
             if x:
+                seen += 1
                 if orows[c * w + t] > horizon:          # _put, inlined: this runs for every row moved
                     i = ((x >> 32) * cap) >> 32
                     while hs[i]:
@@ -313,9 +316,8 @@ class SlotTable:
                     hs[i] = x
                     rows[i * w:(i + 1) * w] = orows[c * w:(c + 1) * w]
                     moved += 1
-                ohs[c] = 0
-                o.left -= 1
         self.used += moved
+        o.left -= seen
         o.cursor = c
         if c == 0:
             self._old = None
@@ -342,7 +344,8 @@ class SlotTable:
         o = self._old
         return [self.width, self.touch, self.keep, self.max_keys, self.cap, self.used, self.cursor, self.rebuilds,
                 bytes(self.h), bytes(self.rows),
-                None if o is None else [o.cap, o.left, o.cursor, o.step, o.now, bytes(o.h), bytes(o.rows)]]
+                None if o is None else [o.cap, o.left, o.cursor, o.step, o.now, bytes(o.h[:o.cursor + 1]),
+                                        bytes(o.rows[:(o.cursor + 1) * self.width])]]
 
     @classmethod
     def load(cls, v: list) -> "SlotTable":
