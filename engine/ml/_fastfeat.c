@@ -10,7 +10,7 @@
  *      single spaces, truncated and wrapped in spaces exactly like features._canonical;
  *   2. fold diacritics with the per-code-point table features.py builds (set_fold_table);
  *   3. hash char 3-5-grams (of the folded text), char 3-5-grams of the raw text as sent (its first
- *      MAXLEN code points, case kept), words, word bigrams, folded words and the four shape tokens
+ *      MAXLEN code points, case kept) that hold a character other than a-z or space, words, word bigrams, folded words and the four shape tokens
  *      with the polynomial hash of features.feature_ids (sum c[i] R^i mod 2^64 + salt,
  *      then xor-shift-multiply, top DIM_BITS bits);
  *   4. tell Vietnamese from other text like features.language (Vietnamese-only letters in
@@ -58,6 +58,7 @@ static Py_ssize_t teen_vlen[TEEN_MAX];
 static Py_UCS4 canon[MAXLEN + 2];
 static Py_UCS4 folded[MAXLEN + 2];
 static Py_UCS4 rawbuf[MAXLEN];
+static Py_ssize_t next_mark[MAXLEN + 1];
 static int64_t ids_buf[MAXIDS];
 
 typedef struct { uint32_t gen, id, cnt; } slot_t;
@@ -251,14 +252,19 @@ static Py_ssize_t compute_ids(PyObject *raw, PyObject *norm) {
     uint64_t sh[4] = {(uint64_t)(a < 10 ? a : 10), (uint64_t)(16 + (b < 5 ? b : 5)),
                       (uint64_t)(32 + (d < 8 ? d : 8)), (uint64_t)(48 + (ex < 3 ? ex : 3))};
     for (int i = 0; i < 4; i++) ids_buf[k++] = finish(sh[i] + SALT[11]);
-    /* char RAW_MIN..RAW_MAX-grams of the raw text, salts 3.. (features._char_spans(n, raw=True)) */
+    /* char RAW_MIN..RAW_MAX-grams of the raw text holding a character other than a-z or space,
+     * salts 3.. (features.feature_ids_numpy); next_mark[i]: first such position >= i */
     Py_ssize_t nr = L < MAXLEN ? L : MAXLEN;
+    next_mark[nr] = nr + RAW_MAX;
+    for (Py_ssize_t i = nr - 1; i >= 0; i--)
+        next_mark[i] = ((rawbuf[i] >= 'a' && rawbuf[i] <= 'z') || rawbuf[i] == ' ') ? next_mark[i + 1] : i;
     for (Py_ssize_t s = 0; s + RAW_MIN <= nr; s++) {
+        if (next_mark[s] >= s + RAW_MAX) continue;      /* a plain lower-case n-gram of every size */
         uint64_t h = 0, r = 1;
         for (int g = 1; g <= RAW_MAX && s + g <= nr; g++) {
             h += (uint64_t)rawbuf[s + g - 1] * r;
             r *= R_MUL;
-            if (g >= RAW_MIN) ids_buf[k++] = finish(h + SALT[3 + g - RAW_MIN]);
+            if (g >= RAW_MIN && next_mark[s] < s + g) ids_buf[k++] = finish(h + SALT[3 + g - RAW_MIN]);
         }
     }
     last_vi = is_vietnamese(vl, c, nc);

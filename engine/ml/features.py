@@ -9,7 +9,7 @@ the same as running every pass (tests/test_ml_fast.py checks it). `_canonical()`
 word tokens, writes Vietnamese teencode out (k/ko -> không, dc -> được, j -> gì, ...) and joins
 them with single spaces. `features()` hashes char 3-5-grams of the diacritic-folded canonical
 text (accented and unaccented spellings share them), char 3-5-grams of the raw text as sent
-(case, digits and punctuation kept), words and word bigrams as written, the folded words when
+(case, digits and punctuation kept; only those holding something other than a-z or space), words and word bigrams as written, the folded words when
 they differ, and a few shape tokens into a 2^20 space; the model weighs the
 counts with sublinear TF-IDF and L2-normalises them. `language()` tells Vietnamese from other
 text for per-language thresholds.
@@ -28,13 +28,16 @@ import unicodedata
 
 import numpy as np
 
-FEATURE_VERSION = "hash-fc345-r345-w12-f-s-vi-v3"
+FEATURE_VERSION = "hash-fc345-rm345-w12-f-s-vi-v4"
 DIM_BITS = 20
 DIM = 1 << DIM_BITS
 CHAR_NGRAMS = (3, 4, 5)
 # char n-grams of the raw text as sent (case, digits and punctuation kept): FREE/WINNER,
-# "£1000", "T&Cs" are evidence the folded canonical text loses. In 6 repeated 75/25 splits of
-# the English set they raised spam caught at the same blocked-ham target from 90.7% to 92.0%.
+# "£1000", "T&Cs" are evidence the folded canonical text loses. Only n-grams holding a character
+# other than a-z or space are kept (the others repeat folded n-grams; skipping them cut the added
+# CPU by half without changing the figures). In 8 repeated 75/25 splits of the shared data they
+# raised English MCC from 0.924 to 0.937 and Vietnamese spam caught from 87.4% to 89.1% at the
+# same blocked-ham targets.
 RAW_NGRAMS = (3, 4, 5)             # a contiguous range (the compiled twin loops from first to last)
 
 _ZW = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"), None)
@@ -240,9 +243,14 @@ def feature_ids_numpy(text: str) -> np.ndarray:
     sp = np.flatnonzero(c == 32)
     ws, we = sp[:-1] + 1, sp[1:]
     with np.errstate(over="ignore"):
+        # raw n-grams holding a character other than a-z or space (the others repeat folded ones)
         raw = _codes(text[:_MAXLEN])
         rs, re_, rsalt = _char_spans(len(raw), raw=True)
-        parts = [_span_hashes(cc, cs, ce, csalt), _span_hashes(raw, rs, re_, rsalt),
+        marks = np.empty(len(raw) + 1, np.int64)
+        marks[0] = 0
+        np.cumsum(~(((raw >= 97) & (raw <= 122)) | (raw == 32)), out=marks[1:])
+        keep = marks[re_] > marks[rs]
+        parts = [_span_hashes(cc, cs, ce, csalt), _span_hashes(raw, rs[keep], re_[keep], rsalt[keep]),
                  _span_hashes(c, np.concatenate([ws, ws[:-1]]), np.concatenate([we, we[1:]]),
                               np.concatenate([np.full(len(ws), _SALT[8], np.uint64),
                                               np.full(max(0, len(ws) - 1), _SALT[9], np.uint64)]))]
