@@ -93,6 +93,15 @@ def test_normalisation(raw, want):
     assert " ".join(F.normalise(raw).split()) == want
 
 
+def test_raw_char_ngrams_keep_case_that_the_canonical_text_folds():
+    """FREE and free give the same canonical text; the raw-text char n-grams tell them apart."""
+    up, low = "Call FREE now", "Call free now"
+    assert F._canonical(up) == F._canonical(low)
+    a, b = set(F.features(up)[0]), set(F.features(low)[0])
+    # every raw 3-, 4- and 5-gram touching FREE (6 + 7 + 8 of them) is a feature of its own
+    assert len(a - b) >= 21
+
+
 def test_diacritics_are_extra_features_not_replacement():
     a, _ = F.features("khuyến mãi lớn")
     b, _ = F.features("khuyen mai lon")

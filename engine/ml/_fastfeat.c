@@ -9,7 +9,8 @@
  *      are used here), write teencode words out (set_teencode), and join the tokens with
  *      single spaces, truncated and wrapped in spaces exactly like features._canonical;
  *   2. fold diacritics with the per-code-point table features.py builds (set_fold_table);
- *   3. hash char 3-5-grams (of the folded text), words, word bigrams, folded words and the four shape tokens
+ *   3. hash char 3-5-grams (of the folded text), char 3-5-grams of the raw text as sent (its first
+ *      MAXLEN code points, case kept) that hold a character other than a-z or space, words, word bigrams, folded words and the four shape tokens
  *      with the polynomial hash of features.feature_ids (sum c[i] R^i mod 2^64 + salt,
  *      then xor-shift-multiply, top DIM_BITS bits);
  *   4. tell Vietnamese from other text like features.language (Vietnamese-only letters in
@@ -33,7 +34,9 @@
 #define R_MUL 0x100000001B3ULL
 #define MIX 0xC2B2AE3D27D4EB4FULL
 #define FOLD_LIMIT 0x3000            /* features._FOLD_LIMIT */
-#define MAXIDS (3 * MAXLEN + 3 * MAXLEN + 8)
+#define RAW_MIN 3                    /* features.RAW_NGRAMS: char n-grams of the raw text */
+#define RAW_MAX 5
+#define MAXIDS (3 * MAXLEN + 3 * MAXLEN + 3 * MAXLEN + 8)
 #define TBITS 15                     /* counting table: 32768 slots > 2 * MAXIDS / 1.5 */
 #define TSIZE (1u << TBITS)
 
@@ -54,6 +57,8 @@ static Py_ssize_t teen_vlen[TEEN_MAX];
 
 static Py_UCS4 canon[MAXLEN + 2];
 static Py_UCS4 folded[MAXLEN + 2];
+static Py_UCS4 rawbuf[MAXLEN];
+static Py_ssize_t next_mark[MAXLEN + 1];
 static int64_t ids_buf[MAXIDS];
 
 typedef struct { uint32_t gen, id, cnt; } slot_t;
@@ -231,12 +236,13 @@ static Py_ssize_t compute_ids(PyObject *raw, PyObject *norm) {
     }
     k = word_hashes(canon, n, SALT[8], SALT[9], 1, k);
     if (m >= 0) k = word_hashes(folded, m, SALT[10], 0, 0, k);
-    /* shape tokens from the raw text */
+    /* shape tokens from the raw text; its first MAXLEN code points kept for its char n-grams */
     int kind = PyUnicode_KIND(raw);
     const void *data = PyUnicode_DATA(raw);
     Py_ssize_t L = PyUnicode_GET_LENGTH(raw), up = 0, dg = 0, ex = 0, vl = 0;
     for (Py_ssize_t i = 0; i < L; i++) {
         Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (i < MAXLEN) rawbuf[i] = ch;
         if (ch < FOLD_LIMIT && vi_letter[ch]) vl++;
         if (ch >= 'A' && ch <= 'Z') up++;
         else if (ch == '!') ex++;
@@ -246,6 +252,21 @@ static Py_ssize_t compute_ids(PyObject *raw, PyObject *norm) {
     uint64_t sh[4] = {(uint64_t)(a < 10 ? a : 10), (uint64_t)(16 + (b < 5 ? b : 5)),
                       (uint64_t)(32 + (d < 8 ? d : 8)), (uint64_t)(48 + (ex < 3 ? ex : 3))};
     for (int i = 0; i < 4; i++) ids_buf[k++] = finish(sh[i] + SALT[11]);
+    /* char RAW_MIN..RAW_MAX-grams of the raw text holding a character other than a-z or space,
+     * salts 3.. (features.feature_ids_numpy); next_mark[i]: first such position >= i */
+    Py_ssize_t nr = L < MAXLEN ? L : MAXLEN;
+    next_mark[nr] = nr + RAW_MAX;
+    for (Py_ssize_t i = nr - 1; i >= 0; i--)
+        next_mark[i] = ((rawbuf[i] >= 'a' && rawbuf[i] <= 'z') || rawbuf[i] == ' ') ? next_mark[i + 1] : i;
+    for (Py_ssize_t s = 0; s + RAW_MIN <= nr; s++) {
+        if (next_mark[s] >= s + RAW_MAX) continue;      /* a plain lower-case n-gram of every size */
+        uint64_t h = 0, r = 1;
+        for (int g = 1; g <= RAW_MAX && s + g <= nr; g++) {
+            h += (uint64_t)rawbuf[s + g - 1] * r;
+            r *= R_MUL;
+            if (g >= RAW_MIN && next_mark[s] < s + g) ids_buf[k++] = finish(h + SALT[3 + g - RAW_MIN]);
+        }
+    }
     last_vi = is_vietnamese(vl, c, nc);
     return k;
 }
@@ -433,4 +454,12 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef moddef = {
     PyModuleDef_HEAD_INIT, .m_name = "_fastfeat", .m_doc = NULL, .m_size = -1, .m_methods = methods};
 
-PyMODINIT_FUNC PyInit__fastfeat(void) { return PyModule_Create(&moddef); }
+PyMODINIT_FUNC PyInit__fastfeat(void) {
+    PyObject *m = PyModule_Create(&moddef);
+    /* features.py checks these against its own RAW_NGRAMS (a stale build falls back to numpy) */
+    if (m && (PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN) || PyModule_AddIntConstant(m, "RAW_MAX", RAW_MAX))) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

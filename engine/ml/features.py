@@ -8,8 +8,9 @@ when `scan` finds its necessary condition, so most messages skip most passes; th
 the same as running every pass (tests/test_ml_fast.py checks it). `_canonical()` keeps the
 word tokens, writes Vietnamese teencode out (k/ko -> không, dc -> được, j -> gì, ...) and joins
 them with single spaces. `features()` hashes char 3-5-grams of the diacritic-folded canonical
-text (accented and unaccented spellings share them), words and word bigrams as written, the
-folded words when they differ, and a few shape tokens into a 2^20 space; the model weighs the
+text (accented and unaccented spellings share them), char 3-5-grams of the raw text as sent
+(case, digits and punctuation kept; only those holding something other than a-z or space), words and word bigrams as written, the folded words when
+they differ, and a few shape tokens into a 2^20 space; the model weighs the
 counts with sublinear TF-IDF and L2-normalises them. `language()` tells Vietnamese from other
 text for per-language thresholds.
 
@@ -27,10 +28,17 @@ import unicodedata
 
 import numpy as np
 
-FEATURE_VERSION = "hash-fc345-w12-f-s-vi-v2"
+FEATURE_VERSION = "hash-fc345-rm345-w12-f-s-vi-v4"
 DIM_BITS = 20
 DIM = 1 << DIM_BITS
 CHAR_NGRAMS = (3, 4, 5)
+# char n-grams of the raw text as sent (case, digits and punctuation kept): FREE/WINNER,
+# "£1000", "T&Cs" are evidence the folded canonical text loses. Only n-grams holding a character
+# other than a-z or space are kept (the others repeat folded n-grams; skipping them cut the added
+# CPU by half without changing the figures). In 8 repeated 75/25 splits of the shared data they
+# raised English MCC from 0.924 to 0.937 and Vietnamese spam caught from 87.4% to 89.1% at the
+# same blocked-ham targets.
+RAW_NGRAMS = (3, 4, 5)             # a contiguous range (the compiled twin loops from first to last)
 
 _ZW = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"), None)
 # URLs, then money amounts, phone numbers and long digit runs, are mapped to tokens.
@@ -152,19 +160,20 @@ _SALT = [(0x9E3779B97F4A7C15 * (k + 7)) & M64 for k in range(16)]
 _CHAR_SPANS: dict = {}
 
 
-def _char_spans(n: int):
-    """(starts, ends, salts) of every char 3-5-gram of a string of n code points (cached)."""
-    sp = _CHAR_SPANS.get(n)
+def _char_spans(n: int, raw: bool = False):
+    """(starts, ends, salts) of every char n-gram of a string of n code points (cached):
+    CHAR_NGRAMS with salts 0-2, or RAW_NGRAMS with salts 3-5."""
+    sp = _CHAR_SPANS.get((n, raw))
     if sp is None:
         st, en, sa = [], [], []
-        for k, g in enumerate(CHAR_NGRAMS):
+        for k, g in enumerate(RAW_NGRAMS if raw else CHAR_NGRAMS):
             m = max(0, n - g + 1)
             st.append(np.arange(m, dtype=np.int64))
             en.append(np.arange(m, dtype=np.int64) + g)
-            sa.append(np.full(m, _SALT[k], np.uint64))
+            sa.append(np.full(m, _SALT[k + 3 if raw else k], np.uint64))
         sp = (np.concatenate(st), np.concatenate(en), np.concatenate(sa))
-        if len(_CHAR_SPANS) < 4096:
-            _CHAR_SPANS[n] = sp
+        if len(_CHAR_SPANS) < 8192:
+            _CHAR_SPANS[(n, raw)] = sp
     return sp
 
 
@@ -174,7 +183,8 @@ def _canonical(text: str) -> str:
 
 
 def feature_ids(text: str) -> np.ndarray:
-    """Feature ids (with repeats) of one text: char 3-5-grams, words, word bigrams,
+    """Feature ids (with repeats) of one text: char 3-5-grams of the folded canonical text,
+    char 3-5-grams of the raw text (its first _MAXLEN code points), words, word bigrams,
     diacritic-folded words when they differ, and shape tokens."""
     if _C is not None:
         return np.frombuffer(_C.ids(text, normalise(text)), np.int64)
@@ -233,7 +243,14 @@ def feature_ids_numpy(text: str) -> np.ndarray:
     sp = np.flatnonzero(c == 32)
     ws, we = sp[:-1] + 1, sp[1:]
     with np.errstate(over="ignore"):
-        parts = [_span_hashes(cc, cs, ce, csalt),
+        # raw n-grams holding a character other than a-z or space (the others repeat folded ones)
+        raw = _codes(text[:_MAXLEN])
+        rs, re_, rsalt = _char_spans(len(raw), raw=True)
+        marks = np.empty(len(raw) + 1, np.int64)
+        marks[0] = 0
+        np.cumsum(~(((raw >= 97) & (raw <= 122)) | (raw == 32)), out=marks[1:])
+        keep = marks[re_] > marks[rs]
+        parts = [_span_hashes(cc, cs, ce, csalt), _span_hashes(raw, rs[keep], re_[keep], rsalt[keep]),
                  _span_hashes(c, np.concatenate([ws, ws[:-1]]), np.concatenate([we, we[1:]]),
                               np.concatenate([np.full(len(ws), _SALT[8], np.uint64),
                                               np.full(max(0, len(ws) - 1), _SALT[9], np.uint64)]))]
@@ -258,6 +275,8 @@ try:
     if os.environ.get("TELFILTER_ML_PURE"):
         raise ImportError("pure Python requested")
     from . import _fastfeat as _C
+    if (_C.RAW_MIN, _C.RAW_MAX) != (RAW_NGRAMS[0], RAW_NGRAMS[-1]):
+        raise AttributeError(f"raw char n-grams {_C.RAW_MIN}-{_C.RAW_MAX}, not {RAW_NGRAMS}")
     _C.set_fold_table(_FOLD_ARR.tobytes(), _VI_ARR.tobytes(), _SALT)
     _C.set_teencode(list(_TEEN.items()))
     _scan = _C.scan
