@@ -28,7 +28,7 @@ def corpus():
     vi = SHARED / "data" / "vi_sms" / "train.tsv"
     if vi.exists():
         texts += [ln.split("\t", 2)[2] for ln in vi.read_text(encoding="utf-8").splitlines()[1:] if ln.count("\t") >= 2]
-    return texts + EDGE
+    return texts + EDGE + ["Chúc mừng​ bạn­﻿ ‎‏ trúng", "⁠‍"]
 
 
 def _normalise_all_passes(text):
@@ -36,7 +36,8 @@ def _normalise_all_passes(text):
     import unicodedata
     t = text.casefold()
     if not t.isascii():
-        t = unicodedata.normalize("NFKC", t).translate(F._ZW)
+        # the reference removes zero-width/bidi marks with a translate table (features.py scans with a regex)
+        t = unicodedata.normalize("NFKC", t).translate(dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f")))
     if "." in t or "/" in t:
         t = F._URLS.sub(" _url_ ", t)
     t = F._NUMS.sub(F._tok, t)
