@@ -191,11 +191,6 @@ class _StateCollector:
                 if k != "added_us_total":
                     ev.add_metric([k], v)
             yield ev
-            fin = CounterMetricFamily("telfilter_sip_final_responses", "final responses to INVITE transactions "
-                                      "the SIP screen relayed or generated, by status code (each once)", labels=["code"])
-            for k, v in sorted(dict(getattr(sip, "final_codes", {})).items()):
-                fin.add_metric([k], v)
-            yield fin
             binds = GaugeMetricFamily("telfilter_smpp_binds", "open ESME binds by account", labels=["account"])
             for sid in sorted(getattr(p, "accounts", {})):
                 binds.add_metric([sid], len(getattr(p, "binds", {}).get(sid, ())))
