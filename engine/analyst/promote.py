@@ -24,6 +24,8 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..lists.snapshot import fsync_dir
+
 KEEP = 5
 FILES = ("card.json", "weights.npz")
 
@@ -34,14 +36,6 @@ class PromoteError(Exception):
 
 def versions_dir(target: Path) -> Path:
     return target.parent / f".{target.name}.versions"
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _link(path: Path, to: Path) -> None:
@@ -91,14 +85,14 @@ def install(model: Path, target: Path) -> dict:
         shutil.copyfile(model / f, tmp / f)
         with open(tmp / f, "rb") as fh:
             os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     dest = vd / slug
     os.rename(tmp, dest)
     _link(target, dest)
     if before is not None:
         _link(vd / "previous", before)
-    _fsync_dir(vd)
-    _fsync_dir(target.parent)
+    fsync_dir(vd)
+    fsync_dir(target.parent)
     _prune(vd, keep={dest, before})
     return {"model": str(target), "installed": str(dest), "model_version": sc.version,
             "previous": str(before) if before else None,
@@ -113,8 +107,8 @@ def rollback(target: Path) -> dict:
     _link(target, prev)
     if cur is not None:
         _link(vd / "previous", cur)
-    _fsync_dir(vd)
-    _fsync_dir(target.parent)
+    fsync_dir(vd)
+    fsync_dir(target.parent)
     return {"model": str(target), "installed": str(prev), "model_version": _version_of(prev),
             "previous": str(cur) if cur else None, "previous_version": _version_of(cur) if cur else None}
 

@@ -49,7 +49,8 @@ from pathlib import Path
 from ..rules.counters import MemoryCounters, _Space
 from ..rules.history import CallDurations, RecipientHistory
 from ..rules.slots import SlotTable
-from .journal import CorruptFile, fsync_dir, frame, read_frames, read_snapshot, write_snapshot
+from ..lists.snapshot import fsync_dir
+from .journal import CorruptFile, frame, read_frames, read_snapshot, write_snapshot
 
 log = logging.getLogger("telfilter")
 
@@ -129,8 +130,11 @@ class JournalledCounters:
 
 
 class JournalledHistory:
-    def __init__(self, mem: RecipientHistory, buf: list):
-        self.mem, self.buf = mem, buf
+    """RecipientHistory over stable ints, handing every write to `record` (the embedded
+    journal's buffer, or the shared store's event stream: events.py)."""
+
+    def __init__(self, mem: RecipientHistory, record):
+        self.mem, self.record = mem, record
 
     def share(self, sender, recipient, now, window):
         return self.mem.share(stable(sender), stable(recipient), now, window)
@@ -138,20 +142,22 @@ class JournalledHistory:
     def add(self, sender, recipient, now, window):
         s, r = stable(sender), stable(recipient)
         self.mem.add(s, r, now, window)
-        self.buf.append(("h", s, r, now, window))
+        self.record(("h", s, r, now, window))
 
     def __getattr__(self, name):
         return getattr(self.mem, name)
 
 
 class JournalledCalls:
-    def __init__(self, mem: CallDurations, buf: list):
-        self.mem, self.buf = mem, buf
+    """CallDurations over stable ints, handing every write to `record` (as JournalledHistory)."""
+
+    def __init__(self, mem: CallDurations, record):
+        self.mem, self.record = mem, record
 
     def add(self, caller, ts, duration):
         c = stable(caller)
         self.mem.add(c, ts, duration)
-        self.buf.append(("k", c, ts, duration))
+        self.record(("k", c, ts, duration))
 
     def share_short(self, caller, now, window, max_seconds):
         return self.mem.share_short(stable(caller), now, window, max_seconds)
@@ -242,8 +248,8 @@ class EmbeddedStore:
         self.seg = max([first_seg] + [n + 1 for n in self._segments()])
         self.seg_bytes = 0
         self.counters = JournalledCounters(mem_c, self.buf)
-        self.history = JournalledHistory(mem_h, self.buf)
-        self.calls = JournalledCalls(mem_k, self.buf)
+        self.history = JournalledHistory(mem_h, self.buf.append)
+        self.calls = JournalledCalls(mem_k, self.buf.append)
 
     # ------------------------------------------------------------ start-up
     def _segments(self) -> list[int]:

@@ -35,7 +35,7 @@ import time
 import msgpack
 
 from ..rules.history import CallDurations, RecipientHistory
-from .embedded import stable
+from .embedded import JournalledCalls, JournalledHistory
 
 log = logging.getLogger("telfilter")
 
@@ -43,47 +43,22 @@ STREAM = "tf:ev"
 KEEP = 3600.0               # seconds of updates kept in the stream (and read on start)
 
 
-class SharedHistory:
-    def __init__(self, ev: "SharedEvents", mem: RecipientHistory):
-        self.ev, self.mem = ev, mem
-
-    def share(self, sender, recipient, now, window):
-        return self.mem.share(stable(sender), stable(recipient), now, window)
-
-    def add(self, sender, recipient, now, window):
-        s, r = stable(sender), stable(recipient)
-        self.mem.add(s, r, now, window)
-        self.ev.emit(["h", s, r, int(now), int(window) if window == int(window) else window])
-
-    def __getattr__(self, name):
-        return getattr(self.mem, name)
-
-
-class SharedCalls:
-    def __init__(self, ev: "SharedEvents", mem: CallDurations):
-        self.ev, self.mem = ev, mem
-
-    def add(self, caller, ts, duration):
-        c = stable(caller)
-        self.mem.add(c, ts, duration)
-        self.ev.emit(["k", c, float(ts), float(duration)])
-
-    def share_short(self, caller, now, window, max_seconds):
-        return self.mem.share_short(stable(caller), now, window, max_seconds)
-
-    def recent(self, caller):
-        return self.mem.recent(stable(caller))
-
-    def __getattr__(self, name):
-        return getattr(self.mem, name)
+def _wire(rec: tuple) -> list:
+    """A history or call-duration write as a stream record (whole seconds where exact: compact)."""
+    if rec[0] == "h":
+        _, s, r, now, window = rec
+        return ["h", s, r, int(now), int(window) if window == int(window) else window]
+    _, c, ts, duration = rec
+    return ["k", c, float(ts), float(duration)]
 
 
 class SharedEvents:
     def __init__(self, client, reader, url: str):
         self.redis, self.reader, self.url = client, reader, url
         self.me = f"{os.getpid()}:{secrets.token_hex(4)}"
-        self.history = SharedHistory(self, RecipientHistory())
-        self.calls = SharedCalls(self, CallDurations())
+        # the embedded store's wrappers, each write broadcast instead of journalled
+        self.history = JournalledHistory(RecipientHistory(), lambda rec: self.emit(_wire(rec)))
+        self.calls = JournalledCalls(CallDurations(), lambda rec: self.emit(_wire(rec)))
         self.out: list = []
         self._scheduled = False
         self._task = None

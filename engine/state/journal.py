@@ -19,6 +19,8 @@ from pathlib import Path
 
 import msgpack
 
+from ..lists.snapshot import fsync_dir
+
 _HDR = struct.Struct("<II")
 SNAP_MAGIC = b"TELFILTER-STATE 1\n"
 
@@ -75,11 +77,3 @@ def read_snapshot(path: Path):
     if len(body) != ln or zlib.crc32(body) != crc:
         raise CorruptFile(f"{path}: snapshot is truncated or fails its CRC")
     return msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True)
-
-
-def fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
