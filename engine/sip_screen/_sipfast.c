@@ -691,6 +691,8 @@ done:
     return res;
 }
 
+#include "_sippump.h"
+
 static PyMethodDef methods[] = {
     {"relay_response", relay_response, METH_VARARGS, "fastpath.relay_response for plain responses; None: undecided"},
     {"in_dialog", in_dialog, METH_VARARGS, "fastpath.in_dialog for plain in-dialog requests; None: undecided"},
@@ -698,4 +700,11 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_sipfast", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__sipfast(void) { return PyModule_Create(&mod); }
+PyMODINIT_FUNC PyInit__sipfast(void) {
+    if (PyType_Ready(&PumpType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&mod);
+    if (!m) return NULL;
+    Py_INCREF(&PumpType);
+    if (PyModule_AddObject(m, "Pump", (PyObject *)&PumpType) < 0) { Py_DECREF(&PumpType); Py_DECREF(m); return NULL; }
+    return m;
+}
