@@ -13,6 +13,7 @@
  * that on mutated messages.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE                      /* recvmmsg(2), for the pump */
 #include <Python.h>
 #include <string.h>
 
@@ -702,6 +703,10 @@ static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_sipfast", NULL, -1, me
 
 PyMODINIT_FUNC PyInit__sipfast(void) {
     if (PyType_Ready(&PumpType) < 0) return NULL;
+    if (!(K_RESPONSES = PyUnicode_InternFromString("responses")) || !(K_REQUESTS = PyUnicode_InternFromString("requests"))
+            || !(K_FAST = PyUnicode_InternFromString("fast_path")) || !(K_DROPPED = PyUnicode_InternFromString("dropped"))
+            || !(K_INTERNAL = PyUnicode_InternFromString("internal_errors")))
+        return NULL;
     PyObject *m = PyModule_Create(&mod);
     if (!m) return NULL;
     Py_INCREF(&PumpType);

@@ -24,8 +24,10 @@
  *     slow(data, source), the screen's full Python path, before anything was done for it.
  * So the pump takes exactly the decisions the Python fast path takes (tests/test_sip_fuzz.py
  * checks it differentially against the full parse); it only spares the Python frames.
- * Counters (responses, requests, fast-path, dropped, receive errors) accumulate in the object
- * and are collected by the screen with take_counts().
+ * The screen's counters (responses, requests, fast_path, dropped, internal_errors) are counted
+ * into its stats dict directly. run() is the loop's reader callback itself (no Python frame
+ * per wake-up) and never raises: an exception out of one datagram's handling is counted as an
+ * internal error and given to on_error, which logs it.
  * With fd = -1 nothing is read and sends go to the Python callable `sendto` instead: the
  * tests drive handle(data, source) that way without a network.
  */
@@ -35,6 +37,8 @@
 #include <sys/socket.h>
 
 #define PUMP_MAX_RANGES 64
+#define PUMP_DGRAM 65536
+#define PUMP_MAX_BATCH 64
 
 typedef struct {
     PyObject_HEAD
@@ -42,31 +46,56 @@ typedef struct {
     PyObject *prefixes;                          /* tuple of bytes: the starts of our Vias */
     PyObject *via_head;                          /* bytes: "Via: SIP/2.0/UDP host:port;branch=" */
     PyObject *tag_prefix;                        /* str: To tags of the answers we generate */
-    PyObject *slow, *on_final, *on_bye, *branch, *send_failed, *py_sendto;
+    PyObject *slow, *on_final, *on_bye, *branch, *send_failed, *py_sendto, *on_error;
+    PyObject *stats;                             /* the screen's stats dict: counted into directly */
+    int max_n;                                   /* datagrams per run() */
     uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
     int nranges;
-    unsigned long long responses, requests, fast, dropped, rx_errors;
-    char buf[65536];
+    char *bufs;                                  /* max_n receive buffers of PUMP_DGRAM bytes */
+    char out[PUMP_DGRAM];                        /* the request being forwarded, with our Via */
 } Pump;
+
+static PyObject *K_RESPONSES, *K_REQUESTS, *K_FAST, *K_DROPPED, *K_INTERNAL;
+
+/* stats[key] += n (the dict holds ints; a key missing is created) */
+static int bump(Pump *p, PyObject *key, long n) {
+    PyObject *v = PyDict_GetItemWithError(p->stats, key);
+    if (!v && PyErr_Occurred()) return -1;
+    long long c = v ? PyLong_AsLongLong(v) : 0;
+    if (c == -1 && PyErr_Occurred()) return -1;
+    PyObject *nv = PyLong_FromLongLong(c + n);
+    if (!nv) return -1;
+    int r = PyDict_SetItem(p->stats, key, nv);
+    Py_DECREF(nv);
+    return r;
+}
 
 static void Pump_dealloc(Pump *p) {
     Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
     Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye); Py_XDECREF(p->branch);
-    Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto);
+    Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
+    PyMem_Free(p->bufs);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
-/* Pump(fd, prefixes, via_head, tag_prefix, ranges, slow, on_final, on_bye, branch, send_failed, sendto)
+/* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye, branch,
+ *      send_failed, on_error, sendto)
  * ranges: [(version, first, last)]; only the IPv4 ones are used here (an IPv6 next hop goes to Python). */
 static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     PyObject *ranges;
-    if (!PyArg_ParseTuple(args, "iO!O!UOOOOOOO", &p->fd, &PyTuple_Type, &p->prefixes, &PyBytes_Type, &p->via_head,
-                          &p->tag_prefix, &ranges, &p->slow, &p->on_final, &p->on_bye, &p->branch,
-                          &p->send_failed, &p->py_sendto))
+    if (p->prefixes) { PyErr_SetString(PyExc_TypeError, "Pump is initialised once"); return -1; }
+    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO", &p->fd, &p->max_n, &PyTuple_Type, &p->prefixes,
+                          &PyBytes_Type, &p->via_head, &p->tag_prefix, &ranges, &PyDict_Type, &p->stats,
+                          &p->slow, &p->on_final, &p->on_bye, &p->branch, &p->send_failed, &p->on_error,
+                          &p->py_sendto)) {
+        p->prefixes = NULL;                      /* nothing was kept */
         return -1;
+    }
     Py_INCREF(p->prefixes); Py_INCREF(p->via_head); Py_INCREF(p->tag_prefix); Py_INCREF(p->slow);
     Py_INCREF(p->on_final); Py_INCREF(p->on_bye); Py_INCREF(p->branch); Py_INCREF(p->send_failed);
-    Py_INCREF(p->py_sendto);
+    Py_INCREF(p->py_sendto); Py_INCREF(p->on_error); Py_INCREF(p->stats);
+    if (p->max_n < 1 || p->max_n > PUMP_MAX_BATCH) { PyErr_SetString(PyExc_ValueError, "max_n: 1 to 64"); return -1; }
+    if (p->fd >= 0 && !(p->bufs = PyMem_Malloc((size_t)p->max_n * PUMP_DGRAM))) { PyErr_NoMemory(); return -1; }
     PyObject *seq = PySequence_Fast(ranges, "ranges must be a sequence");
     if (!seq) return -1;
     p->nranges = 0;
@@ -145,13 +174,12 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
         if (!a || !(r = relay_response(NULL, a))) goto out;
         if (r == Py_None) goto slow;
         if (PyTuple_GET_SIZE(r) == 0) {           /* not ours, or meant for us */
-            p->responses++; p->fast++; p->dropped++;
-            rc = 0;
+            rc = bump(p, K_RESPONSES, 1) || bump(p, K_FAST, 1) || bump(p, K_DROPPED, 1) ? -1 : 0;
             goto out;
         }
         PyObject *outb = PyTuple_GET_ITEM(r, 0), *dest = PyTuple_GET_ITEM(r, 1), *fin = PyTuple_GET_ITEM(r, 2);
         if (!pump_dest(p, dest, &sa)) goto slow;
-        p->responses++; p->fast++;
+        if (bump(p, K_RESPONSES, 1) || bump(p, K_FAST, 1)) goto out;
         if (PyBytes_GET_SIZE(fin)) {
             PyObject *code = PyUnicode_DecodeASCII(PyBytes_AS_STRING(outb) + 8, 3, NULL);
             if (!code) goto out;
@@ -171,7 +199,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     PyObject *method = PyTuple_GET_ITEM(r, 0), *before = PyTuple_GET_ITEM(r, 1), *after = PyTuple_GET_ITEM(r, 2);
     PyObject *dest = PyTuple_GET_ITEM(r, 5), *to_tag = PyTuple_GET_ITEM(r, 7);
     if (!pump_dest(p, dest, &sa)) goto slow;
-    p->requests++; p->fast++;
+    if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;
     int is_ack = PyUnicode_CompareWithASCIIString(method, "ACK") == 0;
     if (is_ack) {
         Py_ssize_t tl = PyUnicode_GET_LENGTH(p->tag_prefix);
@@ -186,8 +214,8 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     if (!brs) { Py_DECREF(br); goto out; }
     Py_ssize_t bl = PyBytes_GET_SIZE(before), al = PyBytes_GET_SIZE(after), hl = PyBytes_GET_SIZE(p->via_head);
     Py_ssize_t n = bl + hl + brl + 8 + al;
-    if (n > (Py_ssize_t)sizeof p->buf) { Py_DECREF(br); goto slow; }
-    char *o = p->buf;                             /* the datagram read is a bytes object by now */
+    if (n > (Py_ssize_t)sizeof p->out) { Py_DECREF(br); goto slow; }
+    char *o = p->out;
     memcpy(o, PyBytes_AS_STRING(before), bl);
     memcpy(o + bl, PyBytes_AS_STRING(p->via_head), hl);
     memcpy(o + bl + hl, brs, brl);
@@ -222,53 +250,64 @@ static PyObject *Pump_handle(Pump *p, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* run(max_n, fast): read and handle up to max_n datagrams; fast false: every one goes to slow.
- * Returns how many were read. */
-static PyObject *Pump_run(Pump *p, PyObject *args) {
-    int max_n, fast;
-    if (!PyArg_ParseTuple(args, "ip", &max_n, &fast)) return NULL;
-    if (p->fd < 0) return PyLong_FromLong(0);
-    int got = 0;
-    while (got < max_n) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        ssize_t n = recvfrom(p->fd, p->buf, sizeof p->buf, MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) p->rx_errors++;   /* an ICMP error reported on the socket */
-            break;
-        }
-        got++;
+/* An exception out of one datagram's handling: counted and given to on_error (which logs it);
+ * the round goes on with the next datagram. */
+static void pump_error(Pump *p) {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb && v) PyException_SetTraceback(v, tb);
+    if (bump(p, K_INTERNAL, 1) < 0) PyErr_Clear();
+    PyObject *r = PyObject_CallFunctionObjArgs(p->on_error, v ? v : Py_None, NULL);
+    if (!r) PyErr_Clear(); else Py_DECREF(r);
+    Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
+}
+
+/* run(): the reader callback. One recvmmsg(2) takes what is waiting, up to max_n datagrams
+ * (MSG_DONTWAIT: it returns at the first EAGAIN, without a second syscall to find the socket
+ * empty); each is handled in turn. Returns None; never raises. */
+static PyObject *Pump_run(Pump *p, PyObject *noargs) {
+    if (p->fd < 0) Py_RETURN_NONE;
+    struct mmsghdr msgs[PUMP_MAX_BATCH];
+    struct iovec iov[PUMP_MAX_BATCH];
+    struct sockaddr_storage ss[PUMP_MAX_BATCH];
+    for (int k = 0; k < p->max_n; k++) {
+        iov[k].iov_base = p->bufs + (size_t)k * PUMP_DGRAM;
+        iov[k].iov_len = PUMP_DGRAM;
+        memset(&msgs[k].msg_hdr, 0, sizeof msgs[k].msg_hdr);
+        msgs[k].msg_hdr.msg_iov = &iov[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+        msgs[k].msg_hdr.msg_name = &ss[k];
+        msgs[k].msg_hdr.msg_namelen = sizeof ss[k];
+    }
+    int got;
+    do got = recvmmsg(p->fd, msgs, (unsigned)p->max_n, MSG_DONTWAIT, NULL);
+    while (got < 0 && errno == EINTR);
+    if (got < 0)            /* EAGAIN: a spurious wake-up; else an ICMP error reported on the socket */
+        Py_RETURN_NONE;     /* (the Python path logged those at info level and went on) */
+    for (int k = 0; k < got; k++) {
         char ip[INET6_ADDRSTRLEN];
         PyObject *src;
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_storage *a = &ss[k];
+        if (a->ss_family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)a;
             inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
             src = Py_BuildValue("(si)", ip, ntohs(s4->sin_port));
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        } else if (a->ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)a;
             inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
             src = Py_BuildValue("(siII)", ip, ntohs(s6->sin6_port), ntohl(s6->sin6_flowinfo), s6->sin6_scope_id);
         } else continue;
-        PyObject *data = src ? PyBytes_FromStringAndSize(p->buf, n) : NULL;
-        int rc = data ? (fast ? pump_one(p, data, src) : call_void(p->slow, data, src, NULL)) : -1;
+        PyObject *data = src ? PyBytes_FromStringAndSize(iov[k].iov_base, (Py_ssize_t)msgs[k].msg_len) : NULL;
+        if (!data || pump_one(p, data, src) < 0) pump_error(p);
         Py_XDECREF(src); Py_XDECREF(data);
-        if (rc < 0) return NULL;
     }
-    return PyLong_FromLong(got);
-}
-
-/* take_counts() -> (responses, requests, fast_path, dropped, receive errors) since the last call */
-static PyObject *Pump_take_counts(Pump *p, PyObject *noargs) {
-    PyObject *r = Py_BuildValue("(KKKKK)", p->responses, p->requests, p->fast, p->dropped, p->rx_errors);
-    p->responses = p->requests = p->fast = p->dropped = p->rx_errors = 0;
-    return r;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef Pump_methods[] = {
-    {"run", (PyCFunction)Pump_run, METH_VARARGS, "run(max_n, fast) -> datagrams read"},
+    {"run", (PyCFunction)Pump_run, METH_NOARGS, "run(): read and handle up to max_n waiting datagrams"},
     {"handle", (PyCFunction)Pump_handle, METH_VARARGS, "handle(data, source): one datagram as run() would"},
-    {"take_counts", (PyCFunction)Pump_take_counts, METH_NOARGS, "(responses, requests, fast_path, dropped, rx_errors)"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject PumpType = {

@@ -96,7 +96,6 @@ class SipScreen(Forwarding, Screening):
                 if want != 0 or attempt == 19:
                     raise              # a fixed port that is taken for TCP is an error to report
                 # port 0: the kernel's free UDP port may be busy for TCP; take another
-        self.udp.start(loop)
         self.udp_endpoint = self.udp
         adv = self.s.advertise or (("127.0.0.1" if host in ("0.0.0.0", "::", "") else host) + f":{port}")
         self.host, self.port = hostport(adv, port)
@@ -105,6 +104,7 @@ class SipScreen(Forwarding, Screening):
             self.me.add((host.lower(), port))
         self.via_prefixes = tuple(f"SIP/2.0/{t} {h}:{p};branch={BRANCH_PREFIX}".encode()
                                   for t in TRANSPORTS for h, p in self.me)
+        self.udp.start(loop)                                # the pump needs our address: after it is known
         self._sweeper = loop.create_task(self._sweep())
         logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host, port, self.s.next_hop or "Request-URI")
         return self

@@ -51,9 +51,12 @@ def make_pump(screen, fd: int, sendto=None):
     def send_failed(data, src, why):
         screen._fail(parse_datagram(data), "UDP", src, None, why)
 
+    def on_error(exc):                                  # counted by the pump already
+        log.error("internal error in the SIP pump", exc_info=exc)
+
     via_head = f"Via: SIP/2.0/UDP {screen.host}:{screen.port};branch=".encode()
-    return Pump(fd, screen.via_prefixes, via_head, TAG_PREFIX, screen.ranges, slow, screen._fast_final,
-                screen._call_ended, screen._branch, send_failed, sendto)
+    return Pump(fd, PUMP_BATCH, screen.via_prefixes, via_head, TAG_PREFIX, screen.ranges, screen.stats, slow,
+                screen._fast_final, screen._call_ended, screen._branch, send_failed, on_error, sendto)
 
 
 class UdpEndpoint:
@@ -68,7 +71,7 @@ class UdpEndpoint:
         self.sendto = sock.sendto
         self.loop = None
         self.drops_seen = 0                                     # kernel drop counter at the last look
-        self.pump, self.pump_ranges = None, None
+        self.pump = None                                        # the C pump when it reads the socket
 
     @classmethod
     def bind(cls, screen, host: str, port: int, reuse_port: bool = False) -> "UdpEndpoint":
@@ -88,38 +91,28 @@ class UdpEndpoint:
 
     def start(self, loop):
         self.loop = loop
-        loop.add_reader(self.sock.fileno(), self.readable)
+        self.refresh()
+
+    def refresh(self):
+        """(Re)install the reader: the C pump when it is built and the fast path is on, built from
+        what the screen has now (its address, permitted networks); else the Python reader."""
+        if Pump is not None and self.screen.fast_path:
+            self.pump = make_pump(self.screen, self.sock.fileno())
+            self.loop.add_reader(self.sock.fileno(), self.pump.run)
+        else:
+            self.pump = None
+            self.loop.add_reader(self.sock.fileno(), self.readable)
 
     def close(self):
         if self.loop is not None:
             self.loop.remove_reader(self.sock.fileno())
+        self.pump = None                                # it refers back to the screen (no GC support)
         self.sock.close()
 
     def get_extra_info(self, name):
         return self.sock.getsockname() if name == "sockname" else None
 
     def readable(self):
-        if Pump is None:
-            return self.readable_py()
-        screen = self.screen
-        if self.pump_ranges is not screen.ranges:               # first round, or `ctl reload sip` changed them
-            self.pump, self.pump_ranges = make_pump(screen, self.sock.fileno()), screen.ranges
-        try:
-            self.pump.run(PUMP_BATCH, screen.fast_path)
-        except Exception:                                       # a bug must not stop the rounds
-            screen.stats["internal_errors"] += 1
-            log.exception("internal error in the SIP pump")
-        responses, requests, fast, dropped, rx_errors = self.pump.take_counts()
-        if fast:
-            st = screen.stats
-            st["responses"] += responses
-            st["requests"] += requests
-            st["fast_path"] += fast
-            st["dropped"] += dropped
-        if rx_errors:
-            log.info("UDP errors on the SIP socket: %d", rx_errors)
-
-    def readable_py(self):
         # One datagram per call: at the usual load the socket holds one datagram when the poller
         # wakes us, and a second recvfrom would only fail with EAGAIN (a syscall and a Python
         # exception per datagram). Under a burst the poller calls us again at once, after the
