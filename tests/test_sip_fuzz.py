@@ -304,3 +304,16 @@ def test_pump_sends_outside_the_permitted_networks_never(pipe):
     pump = make_pump(scr, -1, scr.udp.sendto)
     pump.handle(RESPONSES[-2], UAC)
     assert scr.udp.out == [] and scr.stats["not_permitted"] == 1
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_pump_branch_hash_is_hashlib_blake2b():
+    """The pump's branch hash (C BLAKE2b) is hashlib's, across block boundaries and sizes."""
+    import hashlib
+
+    from engine.sip_screen._sipfast import blake2b_hex
+    rnd = random.Random(7693)
+    for n in [*range(0, 260), 1000, 4096]:
+        data = bytes(rnd.randrange(256) for _ in range(n))
+        for size in (10, 1, 64):
+            assert blake2b_hex(data, size) == hashlib.blake2b(data, digest_size=size).hexdigest(), (n, size)

@@ -14,9 +14,9 @@
  *     once per transaction, the call's answer time noted);
  *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: an
  *     ACK to one of our own rejections (To tag starting with the tag prefix) is absorbed; a BYE
- *     calls on_bye(call_id) (the call's end for the pipeline); our Via, with the branch from
- *     branch(top_branch, base) (the same function as the full path, so retransmissions and
- *     loop checks agree), goes on top and the request is sent. A failed send of anything but
+ *     calls on_bye(call_id) (the call's end for the pipeline); our Via, with the branch
+ *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
+ *     checks agree with the full path), goes on top and the request is sent. A failed send of anything but
  *     an ACK calls send_failed(message without our Via, source, why): the Python path answers
  *     503 as it would have;
  *   - anything else -- INVITE, CANCEL, OPTIONS, a message the fast path cannot prove plain, a
@@ -44,9 +44,9 @@ typedef struct {
     PyObject_HEAD
     int fd;
     PyObject *prefixes;                          /* tuple of bytes: the starts of our Vias */
-    PyObject *via_head;                          /* bytes: "Via: SIP/2.0/UDP host:port;branch=" */
+    PyObject *via_head;                          /* bytes: "Via: SIP/2.0/UDP host:port;branch=z9hG4bKtf" */
     PyObject *tag_prefix;                        /* str: To tags of the answers we generate */
-    PyObject *slow, *on_final, *on_bye, *branch, *send_failed, *py_sendto, *on_error;
+    PyObject *slow, *on_final, *on_bye, *send_failed, *py_sendto, *on_error;
     PyObject *stats;                             /* the screen's stats dict: counted into directly */
     int max_n;                                   /* datagrams per run() */
     uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
@@ -72,27 +72,26 @@ static int bump(Pump *p, PyObject *key, long n) {
 
 static void Pump_dealloc(Pump *p) {
     Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
-    Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye); Py_XDECREF(p->branch);
+    Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye);
     Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
     PyMem_Free(p->bufs);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
-/* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye, branch,
+/* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye,
  *      send_failed, on_error, sendto)
  * ranges: [(version, first, last)]; only the IPv4 ones are used here (an IPv6 next hop goes to Python). */
 static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     PyObject *ranges;
     if (p->prefixes) { PyErr_SetString(PyExc_TypeError, "Pump is initialised once"); return -1; }
-    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO", &p->fd, &p->max_n, &PyTuple_Type, &p->prefixes,
+    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOO", &p->fd, &p->max_n, &PyTuple_Type, &p->prefixes,
                           &PyBytes_Type, &p->via_head, &p->tag_prefix, &ranges, &PyDict_Type, &p->stats,
-                          &p->slow, &p->on_final, &p->on_bye, &p->branch, &p->send_failed, &p->on_error,
-                          &p->py_sendto)) {
+                          &p->slow, &p->on_final, &p->on_bye, &p->send_failed, &p->on_error, &p->py_sendto)) {
         p->prefixes = NULL;                      /* nothing was kept */
         return -1;
     }
     Py_INCREF(p->prefixes); Py_INCREF(p->via_head); Py_INCREF(p->tag_prefix); Py_INCREF(p->slow);
-    Py_INCREF(p->on_final); Py_INCREF(p->on_bye); Py_INCREF(p->branch); Py_INCREF(p->send_failed);
+    Py_INCREF(p->on_final); Py_INCREF(p->on_bye); Py_INCREF(p->send_failed);
     Py_INCREF(p->py_sendto); Py_INCREF(p->on_error); Py_INCREF(p->stats);
     if (p->max_n < 1 || p->max_n > PUMP_MAX_BATCH) { PyErr_SetString(PyExc_ValueError, "max_n: 1 to 64"); return -1; }
     if (p->fd >= 0 && !(p->bufs = PyMem_Malloc((size_t)p->max_n * PUMP_DGRAM))) { PyErr_NoMemory(); return -1; }
@@ -207,21 +206,30 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     } else if (PyUnicode_CompareWithASCIIString(method, "BYE") == 0) {
         if (call_void(p->on_bye, PyTuple_GET_ITEM(r, 6), NULL, NULL)) goto out;
     }
-    PyObject *br = PyObject_CallFunctionObjArgs(p->branch, PyTuple_GET_ITEM(r, 3), PyTuple_GET_ITEM(r, 4), NULL);
-    if (!br) goto out;
-    Py_ssize_t brl;
-    const char *brs = PyUnicode_AsUTF8AndSize(br, &brl);
-    if (!brs) { Py_DECREF(br); goto out; }
+    /* the branch: server._branch(top_branch, base), i.e. blake2b(top_branch "|" base, 10) in hex.
+     * in_dialog() checked both are ASCII, so their UTF-8 is the surrogateescape encoding it hashes. */
+    Py_ssize_t tbl, bsl;
+    const char *tb = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 3), &tbl);
+    const char *bs = tb ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 4), &bsl) : NULL;
+    if (!bs) goto out;
+    if (tbl + 1 + bsl > (Py_ssize_t)sizeof p->out) goto slow;
+    memcpy(p->out, tb, tbl);
+    p->out[tbl] = '|';
+    memcpy(p->out + tbl + 1, bs, bsl);
+    uint8_t dg[10];
+    char brs[20];
+    const Py_ssize_t brl = 20;
+    blake2b(dg, sizeof dg, (const uint8_t *)p->out, (size_t)(tbl + 1 + bsl));
+    for (int k = 0; k < 10; k++) { brs[2 * k] = "0123456789abcdef"[dg[k] >> 4]; brs[2 * k + 1] = "0123456789abcdef"[dg[k] & 15]; }
     Py_ssize_t bl = PyBytes_GET_SIZE(before), al = PyBytes_GET_SIZE(after), hl = PyBytes_GET_SIZE(p->via_head);
     Py_ssize_t n = bl + hl + brl + 8 + al;
-    if (n > (Py_ssize_t)sizeof p->out) { Py_DECREF(br); goto slow; }
+    if (n > (Py_ssize_t)sizeof p->out) goto slow;
     char *o = p->out;
     memcpy(o, PyBytes_AS_STRING(before), bl);
     memcpy(o + bl, PyBytes_AS_STRING(p->via_head), hl);
     memcpy(o + bl + hl, brs, brl);
     memcpy(o + bl + hl + brl, ";rport\r\n", 8);
     memcpy(o + bl + hl + brl + 8, PyBytes_AS_STRING(after), al);
-    Py_DECREF(br);
     int e = pump_send(p, o, n, &sa, dest);
     if (e < 0) goto out;
     if (e > 0 && !is_ack) {                       /* §16.9: the sender hears 503 */

@@ -28,7 +28,7 @@ import socket
 import time
 
 from .codec import SipParseError, StreamParser, parse_datagram
-from .settings import TAG_PREFIX
+from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 try:
     from ._sipfast import Pump
@@ -54,9 +54,9 @@ def make_pump(screen, fd: int, sendto=None):
     def on_error(exc):                                  # counted by the pump already
         log.error("internal error in the SIP pump", exc_info=exc)
 
-    via_head = f"Via: SIP/2.0/UDP {screen.host}:{screen.port};branch=".encode()
+    via_head = f"Via: SIP/2.0/UDP {screen.host}:{screen.port};branch={BRANCH_PREFIX}".encode()
     return Pump(fd, PUMP_BATCH, screen.via_prefixes, via_head, TAG_PREFIX, screen.ranges, screen.stats, slow,
-                screen._fast_final, screen._call_ended, screen._branch, send_failed, on_error, sendto)
+                screen._fast_final, screen._call_ended, send_failed, on_error, sendto)
 
 
 class UdpEndpoint:
