@@ -20,7 +20,8 @@
  *     an ACK calls send_failed(message without our Via, source, why): the Python path answers
  *     503 as it would have;
  *   - anything else -- INVITE, CANCEL, OPTIONS, a message the fast path cannot prove plain, a
- *     next hop that is a name, IPv6, TCP or outside the permitted networks -- goes to
+ *     next hop that is a name, IPv6 (or any next hop when the socket is IPv6), TCP or outside
+ *     the permitted networks -- goes to
  *     slow(data, source), the screen's full Python path, before anything was done for it.
  * So the pump takes exactly the decisions the Python fast path takes (tests/test_sip_fuzz.py
  * checks it differentially against the full parse); it only spares the Python frames.
@@ -49,6 +50,7 @@ typedef struct {
     PyObject *slow, *on_final, *on_bye, *send_failed, *py_sendto, *on_error;
     PyObject *stats;                             /* the screen's stats dict: counted into directly */
     int max_n;                                   /* datagrams per run() */
+    int v4;                                      /* an AF_INET socket (else every send is Python's) */
     uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
     int nranges;
     char *bufs;                                  /* max_n receive buffers of PUMP_DGRAM bytes */
@@ -95,6 +97,13 @@ static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     Py_INCREF(p->py_sendto); Py_INCREF(p->on_error); Py_INCREF(p->stats);
     if (p->max_n < 1 || p->max_n > PUMP_MAX_BATCH) { PyErr_SetString(PyExc_ValueError, "max_n: 1 to 64"); return -1; }
     if (p->fd >= 0 && !(p->bufs = PyMem_Malloc((size_t)p->max_n * PUMP_DGRAM))) { PyErr_NoMemory(); return -1; }
+    p->v4 = 1;
+    if (p->fd >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getsockname(p->fd, (struct sockaddr *)&ss, &sl) < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
+        p->v4 = ss.ss_family == AF_INET;
+    }
     PyObject *seq = PySequence_Fast(ranges, "ranges must be a sequence");
     if (!seq) return -1;
     p->nranges = 0;
@@ -120,7 +129,7 @@ static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
 
 /* dest = (host, port, TRANSPORT): the IPv4 address to send to, or 0 when Python must decide */
 static int pump_dest(Pump *p, PyObject *dest, struct sockaddr_in *sa) {
-    if (!PyTuple_Check(dest) || PyTuple_GET_SIZE(dest) != 3 || p->nranges < 0) return 0;
+    if (!p->v4 || !PyTuple_Check(dest) || PyTuple_GET_SIZE(dest) != 3 || p->nranges < 0) return 0;
     PyObject *host = PyTuple_GET_ITEM(dest, 0), *port = PyTuple_GET_ITEM(dest, 1), *tr = PyTuple_GET_ITEM(dest, 2);
     if (!PyUnicode_Check(host) || !PyUnicode_Check(tr) || PyUnicode_CompareWithASCIIString(tr, "UDP") != 0) return 0;
     const char *h = PyUnicode_AsUTF8(host);
