@@ -10,7 +10,9 @@ prefixes the display name; everything else is forwarded: Max-Forwards decremente
 retransmission gets the same branch and a loop is detectable: 482, checked in one pass over
 the Vias), the top Route removed when it is us. The parts live in their own modules:
 fastpath.py (responses and in-dialog requests as byte edits), screening.py (the verdict),
-forwarding.py (sending, 503 on failure), transport.py (UDP rounds, TCP bounds). Where a request goes (§16.6 step 6-7, RFC
+forwarding.py (sending, 503 on failure), transport.py (UDP rounds, TCP bounds), _sippump.h
+(the C pump that reads the UDP socket and relays what the fast path proves plain without
+entering Python; INVITEs and the rest reach `on_datagram` below). Where a request goes (§16.6 step 6-7, RFC
 3263): the top Route, else -- for an initial request only -- the configured next hop, else
 the Request-URI; over the transport that URI names, UDP when it names none (TCP first for a
 message over 1300 bytes, §18.1.1, falling back to UDP when refused). A request we cannot
