@@ -5,7 +5,7 @@ internal error, and answers or forwards every request it can parse exactly once.
 Two parts: Hypothesis properties (random bytes; mutations of the RFC 4475 vectors and of
 a plain call's messages), and a time-boxed random mutation run that CI does on every test run
 (`TELFILTER_FUZZ_SECONDS`, default 6 s; set it higher for a longer campaign, or run
-`python -m tests.test_sip_fuzz SECONDS`). Failures print the input, so it can become a
+`python -m tests.test_sip_fuzz SECONDS`; it feeds the screen through the C pump when built). Failures print the input, so it can become a
 regression vector."""
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from engine.app import build
 from engine.sip_screen.codec import LIST_HEADERS, SipParseError, StreamParser, parse_datagram, parse_via, split_list
+from engine.sip_screen.transport import Pump, make_pump
 
 from .sip_helpers import UAC, invite, offline_screen
 
@@ -117,7 +118,8 @@ def check_screen(scr, data: bytes, full=None) -> None:
     same places (the fast paths only ever agree with the full parse)."""
     scr.udp.out.clear()
     before = scr.stats["internal_errors"]
-    scr.on_datagram(data, UAC)                                  # must never raise
+    feed = scr.pump.handle if getattr(scr, "pump", None) is not None else scr.on_datagram
+    feed(data, UAC)                                             # must never raise
     assert scr.stats["internal_errors"] == before, data
     if full is not None:
         full.udp.out.clear()
@@ -163,6 +165,8 @@ def test_sip_decoder_and_screen_on_mutated_vectors(pipe, seed, rnd, n):
 def run_time_boxed(pipe, seconds: float, seed: int = 4475) -> int:
     rnd = random.Random(seed)
     scr, full = offline_screen(pipe), full_screen(pipe)
+    if Pump is not None:                                        # as `serve` runs it: through the C pump
+        scr.pump = make_pump(scr, -1, scr.udp.sendto)
     end, n = time.monotonic() + seconds, 0
     while time.monotonic() < end:
         data = mutate(rnd.choice(SEEDS), rnd, rnd.randrange(1, 10))
@@ -250,8 +254,6 @@ def test_c_in_dialog_agrees_with_python():
 
 
 # ------------------------------------------------------------ the C pump against the Python paths
-
-from engine.sip_screen.transport import Pump, make_pump  # noqa: E402
 
 PUMP_COUNTED = ("responses", "requests", "fast_path", "dropped", "not_permitted", "forward_failed", "internal_errors")
 
