@@ -84,17 +84,24 @@ static void Pump_dealloc(Pump *p) {
  *      send_failed, on_error, sendto)
  * ranges: [(version, first, last)]; only the IPv4 ones are used here (an IPv6 next hop goes to Python). */
 static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
-    PyObject *ranges;
+    PyObject *ranges, *prefixes, *via_head, *tag_prefix, *stats, *slow, *on_final, *on_bye, *send_failed, *on_error,
+             *py_sendto;
     if (p->prefixes) { PyErr_SetString(PyExc_TypeError, "Pump is initialised once"); return -1; }
-    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOO", &p->fd, &p->max_n, &PyTuple_Type, &p->prefixes,
-                          &PyBytes_Type, &p->via_head, &p->tag_prefix, &ranges, &PyDict_Type, &p->stats,
-                          &p->slow, &p->on_final, &p->on_bye, &p->send_failed, &p->on_error, &p->py_sendto)) {
-        p->prefixes = NULL;                      /* nothing was kept */
+    /* into locals first: the object keeps (and owns) nothing unless every argument is right */
+    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOO", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
+                          &PyBytes_Type, &via_head, &tag_prefix, &ranges, &PyDict_Type, &stats,
+                          &slow, &on_final, &on_bye, &send_failed, &on_error, &py_sendto))
         return -1;
-    }
-    Py_INCREF(p->prefixes); Py_INCREF(p->via_head); Py_INCREF(p->tag_prefix); Py_INCREF(p->slow);
-    Py_INCREF(p->on_final); Py_INCREF(p->on_bye); Py_INCREF(p->send_failed);
-    Py_INCREF(p->py_sendto); Py_INCREF(p->on_error); Py_INCREF(p->stats);
+    Py_INCREF(prefixes); p->prefixes = prefixes;
+    Py_INCREF(via_head); p->via_head = via_head;
+    Py_INCREF(tag_prefix); p->tag_prefix = tag_prefix;
+    Py_INCREF(stats); p->stats = stats;
+    Py_INCREF(slow); p->slow = slow;
+    Py_INCREF(on_final); p->on_final = on_final;
+    Py_INCREF(on_bye); p->on_bye = on_bye;
+    Py_INCREF(send_failed); p->send_failed = send_failed;
+    Py_INCREF(on_error); p->on_error = on_error;
+    Py_INCREF(py_sendto); p->py_sendto = py_sendto;
     if (p->max_n < 1 || p->max_n > PUMP_MAX_BATCH) { PyErr_SetString(PyExc_ValueError, "max_n: 1 to 64"); return -1; }
     if (p->fd >= 0 && !(p->bufs = PyMem_Malloc((size_t)p->max_n * PUMP_DGRAM))) { PyErr_NoMemory(); return -1; }
     p->v4 = 1;
@@ -207,6 +214,16 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     PyObject *method = PyTuple_GET_ITEM(r, 0), *before = PyTuple_GET_ITEM(r, 1), *after = PyTuple_GET_ITEM(r, 2);
     PyObject *dest = PyTuple_GET_ITEM(r, 5), *to_tag = PyTuple_GET_ITEM(r, 7);
     if (!pump_dest(p, dest, &sa)) goto slow;
+    /* the branch key and the forwarded message must fit p->out (they always do: in_dialog() takes
+     * at most MAX_FAST_REQUEST bytes); checked before anything is counted or called */
+    Py_ssize_t tbl, bsl;
+    const char *tb = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 3), &tbl);
+    const char *bs = tb ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 4), &bsl) : NULL;
+    if (!bs) goto out;
+    Py_ssize_t bl = PyBytes_GET_SIZE(before), al = PyBytes_GET_SIZE(after), hl = PyBytes_GET_SIZE(p->via_head);
+    const Py_ssize_t brl = 20;
+    Py_ssize_t n = bl + hl + brl + 8 + al;
+    if (tbl + 1 + bsl > (Py_ssize_t)sizeof p->out || n > (Py_ssize_t)sizeof p->out) goto slow;
     if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;
     int is_ack = PyUnicode_CompareWithASCIIString(method, "ACK") == 0;
     if (is_ack) {
@@ -217,22 +234,13 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     }
     /* the branch: server._branch(top_branch, base), i.e. blake2b(top_branch "|" base, 10) in hex.
      * in_dialog() checked both are ASCII, so their UTF-8 is the surrogateescape encoding it hashes. */
-    Py_ssize_t tbl, bsl;
-    const char *tb = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 3), &tbl);
-    const char *bs = tb ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 4), &bsl) : NULL;
-    if (!bs) goto out;
-    if (tbl + 1 + bsl > (Py_ssize_t)sizeof p->out) goto slow;
     memcpy(p->out, tb, tbl);
     p->out[tbl] = '|';
     memcpy(p->out + tbl + 1, bs, bsl);
     uint8_t dg[10];
     char brs[20];
-    const Py_ssize_t brl = 20;
     blake2b(dg, sizeof dg, (const uint8_t *)p->out, (size_t)(tbl + 1 + bsl));
     for (int k = 0; k < 10; k++) { brs[2 * k] = "0123456789abcdef"[dg[k] >> 4]; brs[2 * k + 1] = "0123456789abcdef"[dg[k] & 15]; }
-    Py_ssize_t bl = PyBytes_GET_SIZE(before), al = PyBytes_GET_SIZE(after), hl = PyBytes_GET_SIZE(p->via_head);
-    Py_ssize_t n = bl + hl + brl + 8 + al;
-    if (n > (Py_ssize_t)sizeof p->out) goto slow;
     char *o = p->out;
     memcpy(o, PyBytes_AS_STRING(before), bl);
     memcpy(o + bl, PyBytes_AS_STRING(p->via_head), hl);
