@@ -36,7 +36,7 @@ from typing import Protocol
 import numpy as np
 
 from .history import CallDurations, RecipientHistory  # noqa: F401 (also imported from here)
-from .slots import SlotTable, _copy, key_hash, value_fp
+from .slots import SlotTable, _copy, _reserve_rows, key_hash, value_fp
 
 
 class CounterStore(Protocol):
@@ -174,7 +174,7 @@ class MemoryCounters:
                 return
             # a second value: the key moves to a full row
             old_v, old_t = F.rows[2 * f], F.rows[2 * f + 1]
-            F.delete(f)
+            F.discard(h)
             i = t.slot(h, now_s)
             b = i * 2 * k
             t.rows[b + k - 1], t.rows[b + 2 * k - 1] = old_v, old_t
@@ -197,10 +197,14 @@ class MemoryCounters:
 
 
 def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
-    """Copy old rows into a table of another row width, keeping the most recent entries."""
-    o = old.table.settled()                    # a growth under way finished first: one pair of arrays
-    R = np.frombuffer(o.rows, dtype=np.uint32).reshape(len(o.h), o.width)
-    N = np.zeros((len(o.h), new.width), np.uint32)
+    """Copy old rows into a table of another row width, keeping the most recent entries (the
+    live rows are renumbered densely, in slot order)."""
+    o = old.table.settled()                    # a growth under way finished first: one index
+    H = np.frombuffer(o.h, np.uint64)
+    occupied = H != 0
+    R = np.frombuffer(o.rows, np.uint32, o.top * o.width).reshape(o.top, o.width)[
+        np.frombuffer(o.ix, np.uint32)[occupied]]
+    N = np.zeros((len(R), new.width), np.uint32)
     if old.distinct:
         ko, kn = old.limit + 1, limit + 1
         m = min(ko, kn)
@@ -223,9 +227,13 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
             N.view(np.uint16)[:, 4 + limit - m:4 + limit] = np.where((S > 0) & (S >= base[:, None]),
                                                                      S - base[:, None] + 1, 0)
     del R
+    IX = np.zeros(len(H), np.uint32)
+    IX[occupied] = np.arange(len(N), dtype=np.uint32)
     new.cap, new.used, new.cursor = o.cap, o.used, 0
     new.h = _copy("Q", o.h)
-    new.rows = _copy("I", N)
+    new.ix = _copy("I", IX)
+    new.rows = _copy("I", N, _reserve_rows(new.width, new.max_keys, len(N)) * new.width)
+    new.top, new.free = len(N), 0
 
 
 def _add_short(rows: array, b: int, limit: int, now: int, window: int) -> None:
