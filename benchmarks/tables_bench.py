@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from contextlib import nullcontext as _null
 from pathlib import Path
 
 
@@ -101,7 +100,7 @@ def main(argv=None) -> None:
     for r in range(repeat):
         line = []
         for label, fast in impls:
-            with (slots.use_fast(fast) if hasattr(slots, 'use_fast') else _null()):
+            with slots.use_fast(fast):
                 c, h = MemoryCounters(), RecipientHistory()
                 cpu = replay(ops, c, h)
                 mem = c.memory_bytes() + h.memory_bytes()

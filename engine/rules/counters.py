@@ -36,6 +36,7 @@ from typing import Protocol
 import numpy as np
 
 from .history import CallDurations, RecipientHistory  # noqa: F401 (also imported from here)
+from . import slots as _slots
 from .slots import SlotTable, _copy, _reserve_rows, key_hash, value_fp
 
 
@@ -106,6 +107,9 @@ class MemoryCounters:
         if sp is None or sp.distinct:
             return 0
         t = sp.table
+        f = _slots._fast
+        if f is not None:
+            return f.count(t, key, now, window, limit, sp.short)
         i = t.find(key_hash(key))
         if i < 0:
             return 0
@@ -121,6 +125,10 @@ class MemoryCounters:
     def add(self, ns, key, now, window, limit) -> None:
         sp = self._space(ns, window, limit, False)
         t = sp.table
+        f = _slots._fast
+        if f is not None:
+            f.add(t, key, now, window, limit, sp.short)
+            return
         now_s = int(now)
         i = t.slot(key_hash(key), now_s)
         rows, w = t.rows, sp.width
@@ -140,6 +148,9 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or not sp.distinct:
             return 1
+        f = _slots._fast
+        if f is not None:
+            return f.distinct(sp.table, sp.first, key, value, now, window, sp.limit + 1)
         h = key_hash(key)
         hz = int(now) - window if window is not None else 0
         t = sp.table
@@ -157,6 +168,10 @@ class MemoryCounters:
 
     def add_distinct(self, ns, key, value, now, window, limit) -> None:
         sp = self._space(ns, window, limit, True)
+        f = _slots._fast
+        if f is not None:
+            f.add_distinct(sp.table, sp.first, key, value, now, window, sp.limit + 1)
+            return
         h = key_hash(key)
         now_s = int(now)
         v = value_fp(value)

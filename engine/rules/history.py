@@ -9,6 +9,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_right
 
+from . import slots as _slots
 from .slots import SlotTable, key_hash, value_fp
 
 
@@ -66,7 +67,12 @@ class RecipientHistory:
     def share(self, sender, recipient, now, window) -> tuple[int, float]:
         """(messages in window including this one, share of them to new recipients)."""
         t = self.tables.get(window)
-        i = t.find(key_hash(sender)) if t is not None else -1
+        if t is None:
+            return 1, 1.0
+        f = _slots._fast
+        if f is not None:
+            return f.share(t, sender, recipient, now, window)
+        i = t.find(key_hash(sender))
         if i < 0:
             return 1, 1.0
         rows = t.rows
@@ -84,6 +90,10 @@ class RecipientHistory:
 
     def add(self, sender, recipient, now, window) -> None:
         t = self._table(window)
+        f = _slots._fast
+        if f is not None:
+            f.hadd(t, sender, recipient, now, window)
+            return
         now_s = int(now)
         i = t.slot(key_hash(sender), now_s)
         rows = t.rows

@@ -57,8 +57,10 @@ fallback, and tests/test_slots_fast.py runs both on the same operation sequences
 from __future__ import annotations
 
 import mmap
+import os
 import sys
 from array import array
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -74,6 +76,32 @@ _RESERVE = 1 << 30                  # bytes of address space reserved for a tabl
 # an anonymous mapping's pages are only committed when touched; Linux does not count the
 # untouched reservation against the commit limit with MAP_NORESERVE (0x4000, not in Python's mmap)
 _NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0
+
+
+def _load_fast():
+    if os.environ.get("TELFILTER_TABLES_PURE") == "1":
+        return None
+    try:
+        from . import _slotsfast
+    except ImportError:             # not built (no C compiler): the Python paths below
+        return None
+    return _slotsfast
+
+
+_fast = _load_fast()                # the compiled twin of the hot paths, or None
+_FAST = _fast
+
+
+@contextmanager
+def use_fast(on: bool):
+    """Run with the compiled paths on or off (parity tests and benchmarks)."""
+    global _fast
+    prev = _fast
+    _fast = _FAST if on else None
+    try:
+        yield
+    finally:
+        _fast = prev
 
 
 def _zeros(fmt: str, n: int) -> memoryview:
@@ -173,6 +201,8 @@ class SlotTable:
     def find(self, h: int) -> int:
         """Row of hash `h`, or -1. During a growth a key still in the previous index is moved
         into the current one first."""
+        if _fast is not None:
+            return _fast.find(self, h)
         hs = self.h
         i = ((h >> 32) * self.cap) >> 32
         while True:
@@ -185,6 +215,11 @@ class SlotTable:
 
     def slot(self, h: int, now: int) -> int:
         """Row of hash `h`, claimed (all words 0) if absent. May move index entries, never rows."""
+        if _fast is not None:
+            return _fast.slot(self, h, now)
+        return self._slot_py(h, now)
+
+    def _slot_py(self, h: int, now: int) -> int:
         hs, ix, rows, w, t = self.h, self.ix, self.rows, self.width, self.touch
         horizon = now - self.keep if self.keep is not None else -1
         # one probe finds the key, or else the first dead row on its path and the empty slot
