@@ -34,6 +34,7 @@
 static PyObject *py_key_hash, *py_value_fp;     /* keyhash.py, for keys that are not ints */
 static PyObject *s_h, *s_ix, *s_rows, *s_cap, *s_used, *s_cursor, *s_top, *s_free, *s_old, *s_width,
     *s_touch, *s_keep, *s_max_keys, *s_left;
+static PyObject *s_step, *s_released, *s_give_back;
 static PyObject *s_pull, *s_grow, *s_evict, *s_lengthen, *s_more_rows, *s_slot;
 
 typedef struct {
@@ -190,17 +191,6 @@ static inline Py_ssize_t home(uint64_t h, long long cap)
 
 /* ------------------------------------------------------------------ the table */
 
-/* SlotTable.find: row of h, -1 absent, -2 error */
-static long long t_find(T *t, uint64_t h)
-{
-    Py_ssize_t i = home(h, t->cap);
-    for (;;) {
-        uint64_t x = t->h[i];
-        if (x == h) return t->ix[i];
-        if (!x) return t->has_old ? call_ll(t, s_pull, h, 0, 0) : -1;
-        i++;
-    }
-}
 
 static void free_row(T *t, uint32_t r)
 {
@@ -224,6 +214,140 @@ static void backshift(uint64_t *hs, uint32_t *ix, long long cap, Py_ssize_t i)
     }
     hs[i] = 0;
 }
+
+/* ------------------------------------------------------------------ a growth under way (_Old) */
+
+typedef struct {
+    PyObject *o;
+    Py_buffer hb, ib;
+    uint64_t *h;
+    uint32_t *ix;
+    long long cap, left, cursor, step, released;
+} O;
+
+static int o_open(O *o, T *t)
+{
+    memset(o, 0, sizeof(*o));
+    o->o = PyObject_GetAttr(t->o, s_old);
+    if (!o->o) return -1;
+    if (get_ll(o->o, s_cap, &o->cap) < 0 || get_ll(o->o, s_left, &o->left) < 0
+        || get_ll(o->o, s_cursor, &o->cursor) < 0 || get_ll(o->o, s_step, &o->step) < 0
+        || get_ll(o->o, s_released, &o->released) < 0) { Py_CLEAR(o->o); return -1; }
+    if (get_buf(o->o, s_h, &o->hb) < 0) { Py_CLEAR(o->o); return -1; }
+    if (get_buf(o->o, s_ix, &o->ib) < 0) { PyBuffer_Release(&o->hb); Py_CLEAR(o->o); return -1; }
+    o->h = (uint64_t *)o->hb.buf;
+    o->ix = (uint32_t *)o->ib.buf;
+    return 0;
+}
+
+static void o_release(O *o)
+{
+    if (o->o) {
+        PyBuffer_Release(&o->hb);
+        PyBuffer_Release(&o->ib);
+        Py_CLEAR(o->o);
+    }
+}
+
+/* a longer tail for the current index (slots.py _lengthen) */
+static int t_lengthen(T *t)
+{
+    PyObject *g = t_python(t, s_lengthen, NULL, NULL);
+    if (!g) return -1;
+    Py_DECREF(g);
+    return 0;
+}
+
+/* SlotTable._pull: the entry of h moved from the previous index into the current one; its row,
+   -1 absent, -2 error */
+static long long t_pull(T *t, uint64_t h)
+{
+    O o;
+    long long r;
+    if (o_open(&o, t) < 0) return -2;
+    Py_ssize_t j = home(h, o.cap);
+    if (j >= o.cursor) { o_release(&o); return -1; }
+    for (;;) {
+        uint64_t x = o.h[j];
+        if (x == h) break;
+        if (!x) { o_release(&o); return -1; }
+        j++;
+    }
+    r = o.ix[j];
+    Py_ssize_t i = home(h, t->cap);     /* _put */
+    while (t->h[i]) i++;
+    if (i >= t->nslots - 1 && t_lengthen(t) < 0) { o_release(&o); return -2; }
+    t->h[i] = h;
+    t->ix[i] = (uint32_t)r;
+    t->used++;
+    backshift(o.h, o.ix, o.cap, j);
+    int err = set_ll(o.o, s_left, o.left - 1);
+    o_release(&o);
+    if (err < 0) return -2;
+    t->old_left--;
+    return r;
+}
+
+/* SlotTable._migrate(now) with the growth's own step */
+static int t_migrate(T *t, long long now)
+{
+    O o;
+    long long horizon = t->has_keep ? now - t->keep : -1, w = t->width, tc = t->touch, moved = 0, seen = 0;
+    if (o_open(&o, t) < 0) return -1;
+    Py_ssize_t c = (Py_ssize_t)o.cursor, stop = c - (Py_ssize_t)o.step, last = t->nslots - 1;
+    while (c > 0 && (c > stop || o.h[c - 1])) {
+        c--;
+        uint64_t x = o.h[c];
+        if (x) {
+            seen++;
+            uint32_t r = o.ix[c];
+            if ((long long)t->rows[(Py_ssize_t)r * w + tc] > horizon) {
+                Py_ssize_t i = home(x, t->cap);
+                while (t->h[i]) i++;
+                if (i >= last) {
+                    if (t_lengthen(t) < 0) { o_release(&o); return -1; }
+                    last = t->nslots - 1;
+                }
+                t->h[i] = x;
+                t->ix[i] = r;
+                moved++;
+            } else
+                free_row(t, r);
+        }
+    }
+    t->used += moved;
+    t->old_left -= seen;
+    if (set_ll(o.o, s_left, o.left - seen) < 0 || set_ll(o.o, s_cursor, c) < 0) { o_release(&o); return -1; }
+    long long released = o.released;
+    o_release(&o);
+    if (c == 0) {
+        if (PyObject_SetAttr(t->o, s_old, Py_None) < 0) return -1;
+        t->has_old = 0;
+        t->old_left = 0;
+    } else if (released - c > (1 << 14)) {      /* slots.py _CUT */
+        PyObject *cc = PyLong_FromSsize_t(c), *g;
+        if (!cc) return -1;
+        g = t_python(t, s_give_back, cc, NULL);
+        Py_DECREF(cc);
+        if (!g) return -1;
+        Py_DECREF(g);
+    }
+    return 0;
+}
+
+/* SlotTable.find: row of h, -1 absent, -2 error */
+static long long t_find(T *t, uint64_t h)
+{
+    Py_ssize_t i = home(h, t->cap);
+    for (;;) {
+        uint64_t x = t->h[i];
+        if (x == h) return t->ix[i];
+        if (!x) return t->has_old ? t_pull(t, h) : -1;
+        i++;
+    }
+}
+
+static long long t_slot(T *t, uint64_t h, long long now);
 
 static void t_delete(T *t, Py_ssize_t i)
 {
@@ -266,10 +390,13 @@ static long long t_slot(T *t, uint64_t h, long long now)
         if (dead < 0 && (long long)t->rows[(Py_ssize_t)t->ix[i] * w + tc] <= horizon) dead = i;
         i++;
     }
-    if (t->has_old) {                   /* a growth under way: slots.py's own path, start to end */
-        return call_ll(t, s_slot, h, 1, now);
-    }
-    if (t->has_keep && t_sweep(t, now)) {
+    if (t->has_old) {
+        r = t_pull(t, h);
+        if (r == -2 || t_migrate(t, now) < 0) return -2;   /* a few more of the previous entries */
+        if (r >= 0) return r;
+        if (dead < 0 && t->h[i])        /* the migration filled the empty slot the probe ended at */
+            return t_slot(t, h, now);
+    } else if (t->has_keep && t_sweep(t, now)) {
         i = home(h, t->cap);
         dead = -1;
         while (t->h[i]) {
@@ -757,6 +884,7 @@ PyMODINIT_FUNC PyInit__slotsfast(void)
     I(s_h, "h"); I(s_ix, "ix"); I(s_rows, "rows"); I(s_cap, "cap"); I(s_used, "used"); I(s_cursor, "cursor");
     I(s_top, "top"); I(s_free, "free"); I(s_old, "_old"); I(s_width, "width"); I(s_touch, "touch");
     I(s_keep, "keep"); I(s_max_keys, "max_keys"); I(s_left, "left"); I(s_pull, "_pull"); I(s_grow, "_grow");
+    I(s_step, "step"); I(s_released, "released"); I(s_give_back, "_give_back");
     I(s_evict, "_evict"); I(s_lengthen, "_lengthen"); I(s_more_rows, "_more_rows"); I(s_slot, "_slot_py");
 #undef I
     return PyModule_Create(&module);

@@ -434,9 +434,14 @@ class SlotTable:
         if c == 0:
             self._old = None
         elif o.released - c > _CUT:         # give the moved part back now and then, not every insert
-            _release(ohs, c + 1)
-            _release(oix, c + 1)
-            o.released = c
+            self._give_back(c)
+
+    def _give_back(self, c: int) -> None:
+        """Hand the previous index's moved slots [c + 1, end) back to the kernel."""
+        o = self._old
+        _release(o.h, c + 1)
+        _release(o.ix, c + 1)
+        o.released = c
 
     def _settle(self) -> None:
         """Finish a growth under way at once (before a re-layout or an eviction)."""
