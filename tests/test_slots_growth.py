@@ -53,7 +53,7 @@ def test_a_cluster_at_the_end_lengthens_the_tail():
         t.rows[i] = n + 1
     for n, h in enumerate(hs):
         assert t.rows[t.find(h)] == n + 1
-    assert t.h[len(t.h) - 1] == 0
+    assert t.ix[len(t.ix) - 1] == 0
 
 
 def test_max_keys_evicts_the_least_recently_touched_of_a_sample():
@@ -108,5 +108,5 @@ def test_rows_never_move_and_freed_rows_are_reused():
                 assert t.find(key_hash(m)) == seen[m]
     assert t.rebuilds >= 3
     assert t.top < 2 * 1100                   # rows of expired keys were reused
-    assert t.memory_bytes() == len(t.h) * 12 + t.top * 8 + (
-        (t._old.cursor + 1) * 12 if t._old is not None else 0)
+    assert t.memory_bytes() == len(t.ix) * 4 + t.top * (8 + 8) + (
+        (t._old.cursor + 1) * 4 if t._old is not None else 0)

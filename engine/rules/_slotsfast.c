@@ -32,18 +32,18 @@
 #define SWEEP 2
 
 static PyObject *py_key_hash, *py_value_fp;     /* keyhash.py, for keys that are not ints */
-static PyObject *s_h, *s_ix, *s_rows, *s_cap, *s_used, *s_cursor, *s_top, *s_free, *s_old, *s_width,
+static PyObject *s_hk, *s_ix, *s_rows, *s_cap, *s_used, *s_cursor, *s_top, *s_free, *s_old, *s_width,
     *s_touch, *s_keep, *s_max_keys, *s_left;
 static PyObject *s_step, *s_released, *s_give_back;
 static PyObject *s_pull, *s_grow, *s_evict, *s_lengthen, *s_more_rows, *s_slot;
 
 typedef struct {
     PyObject *o;
-    Py_buffer hb, ib, rb;
+    Py_buffer ib, kb, rb;
     int open;
-    uint64_t *h;
-    uint32_t *ix, *rows;
-    Py_ssize_t nslots, nwords;
+    uint32_t *ix, *rows;                /* the index (row + 1, 0 empty) and the rows */
+    uint64_t *hk;                       /* each row's key hash */
+    Py_ssize_t nslots, nrows;
     long long width, touch, keep, max_keys, cap, used, cursor, top, free, old_left;
     int has_keep, has_old;
     long long used0, cursor0, top0, free0;
@@ -79,8 +79,8 @@ static int get_buf(PyObject *o, PyObject *name, Py_buffer *b)
 static void t_release(T *t)
 {
     if (t->open) {
-        PyBuffer_Release(&t->hb);
         PyBuffer_Release(&t->ib);
+        PyBuffer_Release(&t->kb);
         PyBuffer_Release(&t->rb);
         t->open = 0;
     }
@@ -90,15 +90,15 @@ static void t_release(T *t)
 static int t_buffers(T *t)
 {
     t_release(t);
-    if (get_buf(t->o, s_h, &t->hb) < 0) return -1;
-    if (get_buf(t->o, s_ix, &t->ib) < 0) { PyBuffer_Release(&t->hb); return -1; }
-    if (get_buf(t->o, s_rows, &t->rb) < 0) { PyBuffer_Release(&t->hb); PyBuffer_Release(&t->ib); return -1; }
+    if (get_buf(t->o, s_ix, &t->ib) < 0) return -1;
+    if (get_buf(t->o, s_hk, &t->kb) < 0) { PyBuffer_Release(&t->ib); return -1; }
+    if (get_buf(t->o, s_rows, &t->rb) < 0) { PyBuffer_Release(&t->ib); PyBuffer_Release(&t->kb); return -1; }
     t->open = 1;
-    t->h = (uint64_t *)t->hb.buf;
     t->ix = (uint32_t *)t->ib.buf;
+    t->hk = (uint64_t *)t->kb.buf;
     t->rows = (uint32_t *)t->rb.buf;
-    t->nslots = t->hb.len / 8;
-    t->nwords = t->rb.len / 4;
+    t->nslots = t->ib.len / 4;
+    t->nrows = t->kb.len / 8;
     return 0;
 }
 
@@ -184,6 +184,14 @@ static long long call_ll(T *t, PyObject *meth, uint64_t a, int two, long long b)
     return v;
 }
 
+static int t_step(T *t, PyObject *meth, PyObject *arg)
+{
+    PyObject *g = t_python(t, meth, arg, NULL);
+    if (!g) return -1;
+    Py_DECREF(g);
+    return 0;
+}
+
 static inline Py_ssize_t home(uint64_t h, long long cap)
 {
     return (Py_ssize_t)(((h >> 32) * (uint64_t)cap) >> 32);
@@ -191,36 +199,33 @@ static inline Py_ssize_t home(uint64_t h, long long cap)
 
 /* ------------------------------------------------------------------ the table */
 
-
 static void free_row(T *t, uint32_t r)
 {
     t->rows[(Py_ssize_t)r * t->width] = (uint32_t)t->free;
     t->free = (long long)r + 1;
 }
 
-/* _backshift on the current index */
-static void backshift(uint64_t *hs, uint32_t *ix, long long cap, Py_ssize_t i)
+/* _backshift: empty slot i of an index, moving later entries of its cluster back */
+static void backshift(uint32_t *ix, const uint64_t *hk, long long cap, Py_ssize_t i)
 {
     Py_ssize_t j = i + 1;
     for (;;) {
-        uint64_t x = hs[j];
-        if (!x) break;
-        if (home(x, cap) <= i) {
-            hs[i] = x;
-            ix[i] = ix[j];
+        uint32_t e = ix[j];
+        if (!e) break;
+        if (home(hk[e - 1], cap) <= i) {
+            ix[i] = e;
             i = j;
         }
         j++;
     }
-    hs[i] = 0;
+    ix[i] = 0;
 }
 
 /* ------------------------------------------------------------------ a growth under way (_Old) */
 
 typedef struct {
     PyObject *o;
-    Py_buffer hb, ib;
-    uint64_t *h;
+    Py_buffer ib;
     uint32_t *ix;
     long long cap, left, cursor, step, released;
 } O;
@@ -232,10 +237,10 @@ static int o_open(O *o, T *t)
     if (!o->o) return -1;
     if (get_ll(o->o, s_cap, &o->cap) < 0 || get_ll(o->o, s_left, &o->left) < 0
         || get_ll(o->o, s_cursor, &o->cursor) < 0 || get_ll(o->o, s_step, &o->step) < 0
-        || get_ll(o->o, s_released, &o->released) < 0) { Py_CLEAR(o->o); return -1; }
-    if (get_buf(o->o, s_h, &o->hb) < 0) { Py_CLEAR(o->o); return -1; }
-    if (get_buf(o->o, s_ix, &o->ib) < 0) { PyBuffer_Release(&o->hb); Py_CLEAR(o->o); return -1; }
-    o->h = (uint64_t *)o->hb.buf;
+        || get_ll(o->o, s_released, &o->released) < 0 || get_buf(o->o, s_ix, &o->ib) < 0) {
+        Py_CLEAR(o->o);
+        return -1;
+    }
     o->ix = (uint32_t *)o->ib.buf;
     return 0;
 }
@@ -243,19 +248,9 @@ static int o_open(O *o, T *t)
 static void o_release(O *o)
 {
     if (o->o) {
-        PyBuffer_Release(&o->hb);
         PyBuffer_Release(&o->ib);
         Py_CLEAR(o->o);
     }
-}
-
-/* a longer tail for the current index (slots.py _lengthen) */
-static int t_lengthen(T *t)
-{
-    PyObject *g = t_python(t, s_lengthen, NULL, NULL);
-    if (!g) return -1;
-    Py_DECREF(g);
-    return 0;
 }
 
 /* SlotTable._pull: the entry of h moved from the previous index into the current one; its row,
@@ -263,29 +258,27 @@ static int t_lengthen(T *t)
 static long long t_pull(T *t, uint64_t h)
 {
     O o;
-    long long r;
+    uint32_t e;
     if (o_open(&o, t) < 0) return -2;
     Py_ssize_t j = home(h, o.cap);
     if (j >= o.cursor) { o_release(&o); return -1; }
     for (;;) {
-        uint64_t x = o.h[j];
-        if (x == h) break;
-        if (!x) { o_release(&o); return -1; }
+        e = o.ix[j];
+        if (!e) { o_release(&o); return -1; }
+        if (t->hk[e - 1] == h) break;
         j++;
     }
-    r = o.ix[j];
     Py_ssize_t i = home(h, t->cap);     /* _put */
-    while (t->h[i]) i++;
-    if (i >= t->nslots - 1 && t_lengthen(t) < 0) { o_release(&o); return -2; }
-    t->h[i] = h;
-    t->ix[i] = (uint32_t)r;
+    while (t->ix[i]) i++;
+    if (i >= t->nslots - 1 && t_step(t, s_lengthen, NULL) < 0) { o_release(&o); return -2; }
+    t->ix[i] = e;
     t->used++;
-    backshift(o.h, o.ix, o.cap, j);
+    backshift(o.ix, t->hk, o.cap, j);
     int err = set_ll(o.o, s_left, o.left - 1);
     o_release(&o);
     if (err < 0) return -2;
     t->old_left--;
-    return r;
+    return (long long)e - 1;
 }
 
 /* SlotTable._migrate(now) with the growth's own step */
@@ -295,24 +288,22 @@ static int t_migrate(T *t, long long now)
     long long horizon = t->has_keep ? now - t->keep : -1, w = t->width, tc = t->touch, moved = 0, seen = 0;
     if (o_open(&o, t) < 0) return -1;
     Py_ssize_t c = (Py_ssize_t)o.cursor, stop = c - (Py_ssize_t)o.step, last = t->nslots - 1;
-    while (c > 0 && (c > stop || o.h[c - 1])) {
+    while (c > 0 && (c > stop || o.ix[c - 1])) {
         c--;
-        uint64_t x = o.h[c];
-        if (x) {
+        uint32_t e = o.ix[c];
+        if (e) {
             seen++;
-            uint32_t r = o.ix[c];
-            if ((long long)t->rows[(Py_ssize_t)r * w + tc] > horizon) {
-                Py_ssize_t i = home(x, t->cap);
-                while (t->h[i]) i++;
+            if ((long long)t->rows[(Py_ssize_t)(e - 1) * w + tc] > horizon) {
+                Py_ssize_t i = home(t->hk[e - 1], t->cap);
+                while (t->ix[i]) i++;
                 if (i >= last) {
-                    if (t_lengthen(t) < 0) { o_release(&o); return -1; }
+                    if (t_step(t, s_lengthen, NULL) < 0) { o_release(&o); return -1; }
                     last = t->nslots - 1;
                 }
-                t->h[i] = x;
-                t->ix[i] = r;
+                t->ix[i] = e;
                 moved++;
             } else
-                free_row(t, r);
+                free_row(t, e - 1);
         }
     }
     t->used += moved;
@@ -325,12 +316,11 @@ static int t_migrate(T *t, long long now)
         t->has_old = 0;
         t->old_left = 0;
     } else if (released - c > (1 << 14)) {      /* slots.py _CUT */
-        PyObject *cc = PyLong_FromSsize_t(c), *g;
+        PyObject *cc = PyLong_FromSsize_t(c);
         if (!cc) return -1;
-        g = t_python(t, s_give_back, cc, NULL);
+        int r = t_step(t, s_give_back, cc);
         Py_DECREF(cc);
-        if (!g) return -1;
-        Py_DECREF(g);
+        if (r < 0) return -1;
     }
     return 0;
 }
@@ -340,20 +330,28 @@ static long long t_find(T *t, uint64_t h)
 {
     Py_ssize_t i = home(h, t->cap);
     for (;;) {
-        uint64_t x = t->h[i];
-        if (x == h) return t->ix[i];
-        if (!x) return t->has_old ? t_pull(t, h) : -1;
+        uint32_t e = t->ix[i];
+        if (!e) return t->has_old ? t_pull(t, h) : -1;
+        if (t->hk[e - 1] == h) return (long long)e - 1;
         i++;
     }
 }
 
-static long long t_slot(T *t, uint64_t h, long long now);
-
 static void t_delete(T *t, Py_ssize_t i)
 {
-    free_row(t, t->ix[i]);
-    backshift(t->h, t->ix, t->cap, i);
+    free_row(t, t->ix[i] - 1);
+    backshift(t->ix, t->hk, t->cap, i);
     t->used--;
+}
+
+/* the key of hash h out of the current index (SlotTable.discard) */
+static void t_discard(T *t, uint64_t h)
+{
+    Py_ssize_t i = home(h, t->cap);
+    while (t->ix[i]) {
+        if (t->hk[t->ix[i] - 1] == h) { t_delete(t, i); return; }
+        i++;
+    }
 }
 
 static int t_sweep(T *t, long long now)
@@ -362,7 +360,8 @@ static int t_sweep(T *t, long long now)
     Py_ssize_t n = t->nslots - 1, c = (Py_ssize_t)t->cursor;
     int moved = 0;
     for (int k = 0; k < SWEEP; k++) {
-        if (t->h[c] && (long long)t->rows[(Py_ssize_t)t->ix[c] * t->width + t->touch] <= horizon) {
+        uint32_t e = t->ix[c];
+        if (e && (long long)t->rows[(Py_ssize_t)(e - 1) * t->width + t->touch] <= horizon) {
             t_delete(t, c);
             moved = 1;
         }
@@ -384,63 +383,54 @@ static long long t_slot(T *t, uint64_t h, long long now)
     long long w = t->width, tc = t->touch;
     Py_ssize_t i = home(h, t->cap), dead = -1;
     for (;;) {
-        uint64_t x = t->h[i];
-        if (x == h) return t->ix[i];
-        if (!x) break;
-        if (dead < 0 && (long long)t->rows[(Py_ssize_t)t->ix[i] * w + tc] <= horizon) dead = i;
+        uint32_t e = t->ix[i];
+        if (!e) break;
+        if (t->hk[e - 1] == h) return (long long)e - 1;
+        if (dead < 0 && (long long)t->rows[(Py_ssize_t)(e - 1) * w + tc] <= horizon) dead = i;
         i++;
     }
     if (t->has_old) {
         r = t_pull(t, h);
         if (r == -2 || t_migrate(t, now) < 0) return -2;   /* a few more of the previous entries */
         if (r >= 0) return r;
-        if (dead < 0 && t->h[i])        /* the migration filled the empty slot the probe ended at */
+        if (dead < 0 && t->ix[i])       /* the migration filled the empty slot the probe ended at */
             return t_slot(t, h, now);
     } else if (t->has_keep && t_sweep(t, now)) {
         i = home(h, t->cap);
         dead = -1;
-        while (t->h[i]) {
-            if ((long long)t->rows[(Py_ssize_t)t->ix[i] * w + tc] <= horizon) { dead = i; break; }
+        while (t->ix[i]) {
+            if ((long long)t->rows[(Py_ssize_t)(t->ix[i] - 1) * w + tc] <= horizon) { dead = i; break; }
             i++;
         }
     }
     if (dead >= 0) {
-        t->h[dead] = h;
-        r = t->ix[dead];
+        r = (long long)t->ix[dead] - 1;
+        t->hk[r] = h;
         zero_row(t, r);
         return r;
     }
     if (t->used + t->old_left >= t->max_keys)
         return call_ll(t, s_evict, h, 1, now);
     if ((double)t->used >= 0.8 * (double)t->cap) {
-        PyObject *nw = PyLong_FromLongLong(now), *g;
+        PyObject *nw = PyLong_FromLongLong(now);
         if (!nw) return -2;
-        g = t_python(t, s_grow, nw, NULL);
+        int g = t_step(t, s_grow, nw);
         Py_DECREF(nw);
-        if (!g) return -2;
-        Py_DECREF(g);
+        if (g < 0) return -2;
         return call_ll(t, s_slot, h, 1, now);
     }
-    if (i >= t->nslots - 1) {
-        PyObject *g = t_python(t, s_lengthen, NULL, NULL);
-        if (!g) return -2;
-        Py_DECREF(g);
-    }
+    if (i >= t->nslots - 1 && t_step(t, s_lengthen, NULL) < 0) return -2;
     if (t->free) {                      /* _new_row */
         r = t->free - 1;
         t->free = t->rows[r * w];
         zero_row(t, r);
     } else {
         r = t->top;
-        if ((r + 1) * w > t->nwords) {
-            PyObject *g = t_python(t, s_more_rows, NULL, NULL);
-            if (!g) return -2;
-            Py_DECREF(g);
-        }
+        if (r >= t->nrows && t_step(t, s_more_rows, NULL) < 0) return -2;
         t->top = r + 1;
     }
-    t->h[i] = h;
-    t->ix[i] = (uint32_t)r;
+    t->hk[r] = h;
+    t->ix[i] = (uint32_t)(r + 1);
     t->used++;
     return r;
 }
@@ -671,13 +661,7 @@ static PyObject *f_add_distinct(PyObject *self, PyObject *const *a, Py_ssize_t n
         /* a second value: the key moves to a full row (SlotTable.discard: find moved it into
            the current index) */
         old_v = f.rows[2 * fr], old_t = f.rows[2 * fr + 1];
-        {
-            Py_ssize_t i = home(h, f.cap);
-            while (f.h[i]) {
-                if (f.h[i] == h) { t_delete(&f, i); break; }
-                i++;
-            }
-        }
+        t_discard(&f, h);
         if (t_close(&f) < 0) return NULL;
         if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
         r = t_slot(&t, h, nows);
@@ -881,7 +865,7 @@ PyMODINIT_FUNC PyInit__slotsfast(void)
     Py_DECREF(kh);
     if (!py_key_hash || !py_value_fp) return NULL;
 #define I(v, s) if (!(v = PyUnicode_InternFromString(s))) return NULL
-    I(s_h, "h"); I(s_ix, "ix"); I(s_rows, "rows"); I(s_cap, "cap"); I(s_used, "used"); I(s_cursor, "cursor");
+    I(s_hk, "hk"); I(s_ix, "ix"); I(s_rows, "rows"); I(s_cap, "cap"); I(s_used, "used"); I(s_cursor, "cursor");
     I(s_top, "top"); I(s_free, "free"); I(s_old, "_old"); I(s_width, "width"); I(s_touch, "touch");
     I(s_keep, "keep"); I(s_max_keys, "max_keys"); I(s_left, "left"); I(s_pull, "_pull"); I(s_grow, "_grow");
     I(s_step, "step"); I(s_released, "released"); I(s_give_back, "_give_back");

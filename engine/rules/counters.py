@@ -215,10 +215,11 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
     """Copy old rows into a table of another row width, keeping the most recent entries (the
     live rows are renumbered densely, in slot order)."""
     o = old.table.settled()                    # a growth under way finished first: one index
-    H = np.frombuffer(o.h, np.uint64)
-    occupied = H != 0
-    R = np.frombuffer(o.rows, np.uint32, o.top * o.width).reshape(o.top, o.width)[
-        np.frombuffer(o.ix, np.uint32)[occupied]]
+    IX = np.frombuffer(o.ix, np.uint32)
+    occupied = IX != 0
+    rownums = IX[occupied].astype(np.int64) - 1
+    R = np.frombuffer(o.rows, np.uint32, o.top * o.width).reshape(o.top, o.width)[rownums]
+    HK = np.frombuffer(o.hk, np.uint64, o.top)[rownums]
     N = np.zeros((len(R), new.width), np.uint32)
     if old.distinct:
         ko, kn = old.limit + 1, limit + 1
@@ -242,12 +243,13 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
             N.view(np.uint16)[:, 4 + limit - m:4 + limit] = np.where((S > 0) & (S >= base[:, None]),
                                                                      S - base[:, None] + 1, 0)
     del R
-    IX = np.zeros(len(H), np.uint32)
-    IX[occupied] = np.arange(len(N), dtype=np.uint32)
+    NX = np.zeros(len(IX), np.uint32)
+    NX[occupied] = np.arange(1, len(N) + 1, dtype=np.uint32)
+    n = _reserve_rows(new.width, new.max_keys, len(N))
     new.cap, new.used, new.cursor = o.cap, o.used, 0
-    new.h = _copy("Q", o.h)
-    new.ix = _copy("I", IX)
-    new.rows = _copy("I", N, _reserve_rows(new.width, new.max_keys, len(N)) * new.width)
+    new.ix = _copy("I", NX)
+    new.rows = _copy("I", N, n * new.width)
+    new.hk = _copy("Q", HK, n)
     new.top, new.free = len(N), 0
 
 

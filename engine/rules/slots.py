@@ -138,11 +138,11 @@ def _release(v: memoryview, start: int) -> None:
 
 def _reserve_rows(width: int, max_keys: int, top: int = 0) -> int:
     """Rows to reserve: room for max_keys rows, or what _RESERVE bytes hold (then grown by copying)."""
-    return max(top + 1, min(max_keys + 1, max(1024, _RESERVE // (4 * width))))
+    return max(top + 1, min(max_keys + 1, max(1024, _RESERVE // (4 * width + 8))))
 
 
 class SlotTable:
-    __slots__ = ("width", "touch", "keep", "max_keys", "cap", "h", "ix", "rows", "used", "cursor", "_zero",
+    __slots__ = ("width", "touch", "keep", "max_keys", "cap", "ix", "hk", "rows", "used", "cursor", "_zero",
                  "rebuilds", "_old", "top", "free")
 
     def __init__(self, width: int, touch: int, keep: float | None, max_keys: int = 2_000_000):
@@ -155,13 +155,14 @@ class SlotTable:
         self._old = None                # a growth under way: _Old (the previous index), else None
         self.top = 0                    # rows ever handed out
         self.free = 0                   # the free list's first row + 1 (0: empty)
-        self.rows = _zeros("I", _reserve_rows(width, self.max_keys) * width)
+        n = _reserve_rows(width, self.max_keys)
+        self.rows = _zeros("I", n * width)
+        self.hk = _zeros("Q", n)        # each row's key hash
         self._alloc(_MIN_CAP, _MIN_CAP + _TAIL)
 
     def _alloc(self, cap: int, n: int) -> None:
         self.cap = cap
-        self.h = _zeros("Q", n)
-        self.ix = _zeros("I", n)
+        self.ix = _zeros("I", n)        # slot -> row + 1 (0: empty)
         self.used = 0
         self.cursor = 0
 
@@ -171,22 +172,23 @@ class SlotTable:
 
     def memory_bytes(self) -> int:
         o = self._old
-        return len(self.h) * 12 + self.top * 4 * self.width + ((o.cursor + 1) * 12 if o is not None else 0)
+        return len(self.ix) * 4 + self.top * (4 * self.width + 8) + ((o.cursor + 1) * 4 if o is not None else 0)
 
     # ------------------------------------------------------------ rows
-    def _new_row(self) -> int:
-        """A zeroed row: the last one freed, else the next never used."""
+    def _new_row(self, h: int) -> int:
+        """A zeroed row for hash h: the last one freed, else the next never used."""
         f = self.free
         w = self.width
         if f:
             r = f - 1
             self.free = self.rows[r * w]
             self.rows[r * w:(r + 1) * w] = self._zero
-            return r
-        r = self.top
-        if (r + 1) * w > len(self.rows):
-            self._more_rows()
-        self.top = r + 1
+        else:
+            r = self.top
+            if r >= len(self.hk):
+                self._more_rows()
+            self.top = r + 1
+        self.hk[r] = h
         return r
 
     def _free_row(self, r: int) -> None:
@@ -194,8 +196,10 @@ class SlotTable:
         self.free = r + 1
 
     def _more_rows(self) -> None:
-        """A larger row array (only past the _RESERVE bytes reserved up front: the rows are copied)."""
-        self.rows = _copy("I", self.rows, 2 * len(self.rows))
+        """Larger row arrays (only past the _RESERVE bytes reserved up front: the rows are copied)."""
+        n = 2 * len(self.hk)
+        self.rows = _copy("I", self.rows, n * self.width)
+        self.hk = _copy("Q", self.hk, n)
 
     # ------------------------------------------------------------ lookups
     def find(self, h: int) -> int:
@@ -203,14 +207,14 @@ class SlotTable:
         into the current one first."""
         if _fast is not None:
             return _fast.find(self, h)
-        hs = self.h
+        ix, hk = self.ix, self.hk
         i = ((h >> 32) * self.cap) >> 32
         while True:
-            x = hs[i]
-            if x == h:
-                return self.ix[i]
-            if not x:
+            e = ix[i]
+            if not e:
                 return -1 if self._old is None else self._pull(h)
+            if hk[e - 1] == h:
+                return e - 1
             i += 1
 
     def slot(self, h: int, now: int) -> int:
@@ -220,19 +224,19 @@ class SlotTable:
         return self._slot_py(h, now)
 
     def _slot_py(self, h: int, now: int) -> int:
-        hs, ix, rows, w, t = self.h, self.ix, self.rows, self.width, self.touch
+        ix, hk, rows, w, t = self.ix, self.hk, self.rows, self.width, self.touch
         horizon = now - self.keep if self.keep is not None else -1
         # one probe finds the key, or else the first dead row on its path and the empty slot
         # ending it: the place a new key goes unless the sweep below moves entries
         i = ((h >> 32) * self.cap) >> 32
         dead = -1
         while True:
-            x = hs[i]
-            if x == h:
-                return ix[i]
-            if not x:
+            e = ix[i]
+            if not e:
                 break
-            if dead < 0 and rows[ix[i] * w + t] <= horizon:
+            if hk[e - 1] == h:
+                return e - 1
+            if dead < 0 and rows[(e - 1) * w + t] <= horizon:
                 dead = i
             i += 1
         if self._old is not None:
@@ -240,20 +244,20 @@ class SlotTable:
             self._migrate(now)              # a few more of the previous entries (never moves ours)
             if r >= 0:
                 return r
-            hs, ix = self.h, self.ix        # (a longer tail is a new pair of arrays)
-            if dead < 0 and hs[i]:          # the migration filled the empty slot the probe ended at
+            ix = self.ix                    # (a longer tail is a new array)
+            if dead < 0 and ix[i]:          # the migration filled the empty slot the probe ended at
                 return self.slot(h, now)
         elif self.keep is not None and self._sweep(now):     # before claiming: a sweep moves entries
             i = ((h >> 32) * self.cap) >> 32
             dead = -1
-            while hs[i]:
-                if rows[ix[i] * w + t] <= horizon:
+            while ix[i]:
+                if rows[(ix[i] - 1) * w + t] <= horizon:
                     dead = i
                     break
                 i += 1
         if dead >= 0:                       # a dead row on the probe path: take it over
-            hs[dead] = h
-            r = ix[dead]
+            r = ix[dead] - 1
+            hk[r] = h
             rows[r * w:(r + 1) * w] = self._zero
             return r
         if len(self) >= self.max_keys:      # at the bound: take over the least recently touched row
@@ -261,24 +265,24 @@ class SlotTable:
         if self.used >= 0.8 * self.cap:
             self._grow(now)
             return self.slot(h, now)
-        if i >= len(hs) - 1:
-            hs = self._lengthen()
-        r = self._new_row()
-        hs[i] = h
-        self.ix[i] = r
+        if i >= len(ix) - 1:
+            ix = self._lengthen()
+        r = self._new_row(h)
+        ix[i] = r + 1
         self.used += 1
         return r
 
     # ------------------------------------------------------------ upkeep
     def _sweep(self, now: int) -> bool:
         """Remove dead rows among the next few slots; True when any was removed (entries moved)."""
-        hs, ix, rows, w, t = self.h, self.ix, self.rows, self.width, self.touch
+        ix, rows, w, t = self.ix, self.rows, self.width, self.touch
         horizon = now - self.keep
-        n = len(hs) - 1
+        n = len(ix) - 1
         c = self.cursor
         moved = False
         for _ in range(_SWEEP):
-            if hs[c] and rows[ix[c] * w + t] <= horizon:
+            e = ix[c]
+            if e and rows[(e - 1) * w + t] <= horizon:
                 self.delete(c)
                 moved = True
             c = c + 1 if c + 1 < n else 0
@@ -287,10 +291,10 @@ class SlotTable:
 
     def discard(self, h: int) -> None:
         """Remove the key of hash `h` (found in the current index: find() moved it there)."""
-        hs = self.h
+        ix, hk = self.ix, self.hk
         i = ((h >> 32) * self.cap) >> 32
-        while hs[i]:
-            if hs[i] == h:
+        while ix[i]:
+            if hk[ix[i] - 1] == h:
                 self.delete(i)
                 return
             i += 1
@@ -298,28 +302,30 @@ class SlotTable:
     def delete(self, i: int) -> None:
         """Empty slot i and free its row, moving later entries of its cluster back so no probe
         path breaks."""
-        self._free_row(self.ix[i])
-        _backshift(self.h, self.ix, self.cap, i)
+        self._free_row(self.ix[i] - 1)
+        _backshift(self.ix, self.hk, self.cap, i)
         self.used -= 1
 
     def _evict(self, h: int, now: int) -> int:
         """A new key at `max_keys` rows: it takes over the least recently touched row among
         those on its probe path and the next _EVICT slots of the sweeper (a sampled LRU: an
         evicted key only loses its history, so it can under-count, never over-count)."""
-        hs, ix, rows, w, t = self.h, self.ix, self.rows, self.width, self.touch
+        ix, rows, w, t = self.ix, self.rows, self.width, self.touch
         best, best_t = -1, None
         i = ((h >> 32) * self.cap) >> 32
-        while hs[i]:
-            if best_t is None or rows[ix[i] * w + t] < best_t:
-                best, best_t = i, rows[ix[i] * w + t]
+        while ix[i]:
+            x = rows[(ix[i] - 1) * w + t]
+            if best_t is None or x < best_t:
+                best, best_t = i, x
             i += 1
         if best < 0:                        # an empty home slot: free the oldest row the sweeper sees
-            n, c, seen = len(hs) - 1, self.cursor, 0
+            n, c, seen = len(ix) - 1, self.cursor, 0
             for _ in range(n):
-                if hs[c]:
+                if ix[c]:
                     seen += 1
-                    if best_t is None or rows[ix[c] * w + t] < best_t:
-                        best, best_t = c, rows[ix[c] * w + t]
+                    x = rows[(ix[c] - 1) * w + t]
+                    if best_t is None or x < best_t:
+                        best, best_t = c, x
                 c = c + 1 if c + 1 < n else 0
                 if seen >= _EVICT:
                     break
@@ -329,17 +335,16 @@ class SlotTable:
                 return self._evict(h, now)
             self.delete(best)
             i = ((h >> 32) * self.cap) >> 32
-            while hs[i]:
+            while ix[i]:
                 i += 1
-            if i >= len(hs) - 1:
-                hs = self._lengthen()
-            r = self._new_row()
-            hs[i] = h
-            self.ix[i] = r
+            if i >= len(ix) - 1:
+                ix = self._lengthen()
+            r = self._new_row(h)
+            ix[i] = r + 1
             self.used += 1
             return r
-        hs[best] = h
-        r = ix[best]
+        r = ix[best] - 1
+        self.hk[r] = h
         rows[r * w:(r + 1) * w] = self._zero
         return r
 
@@ -350,84 +355,78 @@ class SlotTable:
             self._settle()
         live = min(self.used, self.max_keys)
         cap = max(_MIN_CAP, int(live / 0.6) + 1)
-        self._old = _Old(self.h, self.ix, self.cap, self.used, now)
+        self._old = _Old(self.ix, self.cap, self.used, now)
         self._alloc(cap, cap + _TAIL)
         # every previous slot is moved before half of the new index's headroom to 80% load is
         # used: the move is done long before the next growth, and both indexes coexist briefly
-        self._old.step = max(_STEP_MIN, 2 * -(-len(self._old.h) // max(1, int(0.8 * cap) - live)))
+        self._old.step = max(_STEP_MIN, 2 * -(-len(self._old.ix) // max(1, int(0.8 * cap) - live)))
         self.rebuilds += 1
 
     def _pull(self, h: int) -> int:
         """Move the entry of hash `h` from the previous index into the current one: its row, or -1."""
         o = self._old
-        ohs = o.h
+        oix, hk = o.ix, self.hk
         j = ((h >> 32) * o.cap) >> 32
         if j >= o.cursor:                   # its home is in the part already moved
             return -1
         while True:
-            x = ohs[j]
-            if x == h:
-                break
-            if not x:
+            e = oix[j]
+            if not e:
                 return -1
+            if hk[e - 1] == h:
+                break
             j += 1
-        r = o.ix[j]
-        self._put(h, r)
-        _backshift(ohs, o.ix, o.cap, j)
+        self._put(h, e)
+        _backshift(oix, hk, o.cap, j)
         o.left -= 1
-        return r
+        return e - 1
 
-    def _put(self, h: int, r: int) -> None:
-        """Place an entry absent from the current index (no sweep, no growth: sized for it)."""
-        hs = self.h
+    def _put(self, h: int, e: int) -> None:
+        """Place an entry (row + 1) absent from the current index (no sweep, no growth: sized for it)."""
+        ix = self.ix
         i = ((h >> 32) * self.cap) >> 32
-        while hs[i]:
+        while ix[i]:
             i += 1
-        if i >= len(hs) - 1:                # a cluster ran into the tail
-            hs = self._lengthen()
-        hs[i] = h
-        self.ix[i] = r
+        if i >= len(ix) - 1:                # a cluster ran into the tail
+            ix = self._lengthen()
+        ix[i] = e
         self.used += 1
 
     def _lengthen(self):
         """A longer tail (a cluster reached the last slot: rare, the index is copied)."""
-        m = len(self.h)
-        self.h = _copy("Q", self.h, m + _TAIL)
-        self.ix = _copy("I", self.ix, m + _TAIL)
-        return self.h
+        self.ix = _copy("I", self.ix, len(self.ix) + _TAIL)
+        return self.ix
 
     def _migrate(self, now: int, budget: int | None = None) -> None:
         """Move the previous index's last whole clusters (at least `budget` slots) into the current
-        one, dropping (and freeing) dead rows, and cut them off the arrays' end. Whole clusters
+        one, dropping (and freeing) dead rows, and cut them off the array's end. Whole clusters
         only: an entry's probe path never leaves its cluster, so the clusters left are probed as
-        before; the slot before the cut is empty, so a probe still ends inside the arrays."""
+        before; the slot before the cut is empty, so a probe still ends inside the array."""
         o = self._old
-        ohs, oix, rows, w, t = o.h, o.ix, self.rows, self.width, self.touch
+        oix, hk, rows, w, t = o.ix, self.hk, self.rows, self.width, self.touch
         horizon = now - self.keep if self.keep is not None else -1
         c = o.cursor                        # slots [c, len) are moved; slot c is empty
         stop = c - (o.step if budget is None else budget)
-        hs, ix, cap, last = self.h, self.ix, self.cap, len(self.h) - 1
+        ix, cap, last = self.ix, self.cap, len(self.ix) - 1
         moved = seen = 0
         # slots at and after the cursor are never read again (a probe of the previous index
         # starts before the cursor and ends at the empty slot before it), so they are not cleared
-        while c > 0 and (c > stop or ohs[c - 1]):
+        while c > 0 and (c > stop or oix[c - 1]):
             c -= 1
-            x = ohs[c]
-            if x:
+            e = oix[c]
+            if e:
                 seen += 1
-                r = oix[c]
-                if rows[r * w + t] > horizon:           # _put, inlined: this runs for every entry moved
-                    i = ((x >> 32) * cap) >> 32
-                    while hs[i]:
+                if rows[(e - 1) * w + t] > horizon:     # _put, inlined: this runs for every entry moved
+                    i = ((hk[e - 1] >> 32) * cap) >> 32
+                    while ix[i]:
                         i += 1
                     if i >= last:
-                        hs = self._lengthen()
-                        ix, last = self.ix, len(hs) - 1
-                    hs[i] = x
-                    ix[i] = r
+                        ix = self._lengthen()
+                        last = len(ix) - 1
+                    ix[i] = e
                     moved += 1
                 else:
-                    self._free_row(r)
+                    self._free_row(e - 1)
         self.used += moved
         o.left -= seen
         o.cursor = c
@@ -439,30 +438,18 @@ class SlotTable:
     def _give_back(self, c: int) -> None:
         """Hand the previous index's moved slots [c + 1, end) back to the kernel."""
         o = self._old
-        _release(o.h, c + 1)
         _release(o.ix, c + 1)
         o.released = c
 
     def _settle(self) -> None:
         """Finish a growth under way at once (before a re-layout or an eviction)."""
         if self._old is not None:
-            self._migrate(self._old.now, len(self._old.h))
+            self._migrate(self._old.now, len(self._old.ix))
 
     def settled(self) -> "SlotTable":
         """This table with any growth under way finished."""
         self._settle()
         return self
-
-    def live_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(hashes, row numbers) of every occupied slot, both indexes (for a re-layout)."""
-        out_h, out_r = [], []
-        for hs, ix, n in ((self.h, self.ix, len(self.h)),) + \
-                (((self._old.h, self._old.ix, self._old.cursor),) if self._old is not None else ()):
-            H = np.frombuffer(hs, np.uint64, n)
-            m = H != 0
-            out_h.append(H[m])
-            out_r.append(np.frombuffer(ix, np.uint32, n)[m])
-        return np.concatenate(out_h), np.concatenate(out_r)
 
     # ------------------------------------------------------------ snapshot encoding
     def dump(self) -> list:
@@ -470,68 +457,65 @@ class SlotTable:
         included: a snapshot never has to finish one on the event loop."""
         o = self._old
         return [self.width, self.touch, self.keep, self.max_keys, self.cap, self.used, self.cursor, self.rebuilds,
-                bytes(self.h), bytes(self.rows[:self.top * self.width]),
-                None if o is None else [o.cap, o.left, o.cursor, o.step, o.now, bytes(o.h[:o.cursor + 1]),
-                                        bytes(o.ix[:o.cursor + 1])],
+                bytes(self.hk[:self.top]), bytes(self.rows[:self.top * self.width]),
+                None if o is None else [o.cap, o.left, o.cursor, o.step, o.now, bytes(o.ix[:o.cursor + 1])],
                 [bytes(self.ix), self.top, self.free]]
 
     @classmethod
     def load(cls, v: list) -> "SlotTable":
         """A table from `dump()`. Dumps from before the index (rows kept in the slots: 10 items,
         11 with a growth under way) load too: their rows are placed densely in slot order."""
-        width, touch, keep, max_keys, cap, used, cursor, rebuilds, h, rows = v[:10]
+        width, touch, keep, max_keys, cap, used, cursor, rebuilds = v[:8]
         t = cls(width, touch, keep, max_keys)
         t.cap, t.used, t.cursor, t.rebuilds = cap, used, cursor, rebuilds
-        old = v[10] if len(v) > 10 else None
         if len(v) > 11:
-            ix, top, free = v[11]
-            if len(rows) != 4 * width * top or len(ix) * 2 != len(h) or not 0 <= free <= top:
+            hk, rows, old, (ix, top, free) = v[8], v[9], v[10], v[11]
+            if len(rows) != 4 * width * top or len(hk) != 8 * top or not 0 <= free <= top:
                 raise ValueError("table rows do not match its index")
-            t.h, t.ix, t.top, t.free = _copy("Q", h), _copy("I", ix), top, free
-            t.rows = _copy("I", rows, _reserve_rows(width, max_keys, top) * width)
+            n = _reserve_rows(width, max_keys, top)
+            t.ix, t.top, t.free = _copy("I", ix), top, free
+            t.rows, t.hk = _copy("I", rows, n * width), _copy("Q", hk, n)
             if old is not None:
-                ocap, left, ocursor, step, now, oh, oix = old
-                if len(oh) != 2 * len(oix) or not 0 <= ocursor < len(oh) // 8:
+                ocap, left, ocursor, step, now, oix = old
+                if not 0 <= ocursor < len(oix) // 4:
                     raise ValueError("table rows do not match its index")
-                o = t._old = _Old(_copy("Q", oh), _copy("I", oix), ocap, left, now)
+                o = t._old = _Old(_copy("I", oix), ocap, left, now)
                 o.cursor, o.step = ocursor, step
             if max(np.frombuffer(t.ix, np.uint32).max(initial=0),
-                   np.frombuffer(t._old.ix, np.uint32).max(initial=0) if t._old else 0) >= max(top, 1):
+                   np.frombuffer(t._old.ix, np.uint32).max(initial=0) if t._old else 0) > top:
                 raise ValueError("table index names a row beyond its rows")
             return t
         # rows in slot order: the occupied ones become rows 0.., in the same order
+        h, rows = v[8], v[9]
+        old = v[10] if len(v) > 10 else None
         H = np.frombuffer(h, np.uint64)
         R = np.frombuffer(rows, np.uint32)
         if len(H) * width != len(R):
             raise ValueError("table rows do not match its hashes")
-        R = R.reshape(len(H), width)
-        parts_r = [R[H != 0]]
+        live = H != 0
+        parts_h, parts_r = [H[live]], [R.reshape(len(H), width)[live]]
         if old is not None:
             ocap, left, ocursor, step, now, oh, orows = old
             OH = np.frombuffer(oh, np.uint64)
             OR = np.frombuffer(orows, np.uint32)
             if len(OH) * width != len(OR) or not 0 <= ocursor < len(OH):
                 raise ValueError("table rows do not match its hashes")
-            OR = OR.reshape(len(OH), width)
-            m = OH[:ocursor] != 0
-            parts_r.append(OR[:ocursor][m])
-        dense = np.concatenate(parts_r)
-        top = len(dense)
-        t.rows = _copy("I", dense.tobytes(), _reserve_rows(width, max_keys, top) * width)
-        t.top = top
-        t.h = _copy("Q", h)
-        n = int((H != 0).sum())
+            olive = OH != 0
+            olive[ocursor:] = False         # slots at and after the cursor were moved already
+            parts_h.append(OH[olive])
+            parts_r.append(OR.reshape(len(OH), width)[olive])
+        HK, dense = np.concatenate(parts_h), np.concatenate(parts_r)
+        top = len(HK)
+        n = _reserve_rows(width, max_keys, top)
+        t.rows, t.hk, t.top = _copy("I", dense.tobytes(), n * width), _copy("Q", HK.tobytes(), n), top
+        k = int(live.sum())
         IX = np.zeros(len(H), np.uint32)
-        IX[H != 0] = np.arange(n, dtype=np.uint32)
+        IX[live] = np.arange(1, k + 1, dtype=np.uint32)
         t.ix = _copy("I", IX.tobytes())
         if old is not None:
-            OX = np.zeros(len(OH), np.uint32)
-            m = OH != 0
-            m[ocursor:] = False             # slots at and after the cursor were moved already
-            OX[m] = np.arange(n, top, dtype=np.uint32)
-            o = t._old = _Old(_copy("Q", OH[:ocursor + 1].tobytes()), _copy("I", OX[:ocursor + 1].tobytes()),
-                              ocap, left, now)
-            o.h[ocursor] = 0
+            OX = np.zeros(ocursor + 1, np.uint32)
+            OX[olive[:ocursor + 1]] = np.arange(k + 1, top + 1, dtype=np.uint32)
+            o = t._old = _Old(_copy("I", OX.tobytes()), ocap, left, now)
             o.cursor, o.step = ocursor, step
         return t
 
@@ -539,25 +523,24 @@ class SlotTable:
 class _Old:
     """The previous index of a growth under way and how far the move has got."""
 
-    __slots__ = ("h", "ix", "cap", "left", "cursor", "step", "now", "released")
+    __slots__ = ("ix", "cap", "left", "cursor", "step", "now", "released")
 
-    def __init__(self, h, ix, cap, left, now):
-        self.h, self.ix, self.cap, self.left, self.now = h, ix, cap, left, now
-        self.cursor, self.step = len(h) - 1, _STEP_MIN          # the last slot is always empty
+    def __init__(self, ix, cap, left, now):
+        self.ix, self.cap, self.left, self.now = ix, cap, left, now
+        self.cursor, self.step = len(ix) - 1, _STEP_MIN          # the last slot is always empty
         self.released = self.cursor
 
 
-def _backshift(hs, ix, cap, i) -> None:
+def _backshift(ix, hk, cap, i) -> None:
     """Empty slot i of a linear-probing index, moving later entries of its cluster back so no
     probe path breaks (Knuth's algorithm R)."""
     j = i + 1
     while True:
-        x = hs[j]
-        if not x:
+        e = ix[j]
+        if not e:
             break
-        if ((x >> 32) * cap) >> 32 <= i:      # its probe path covers the hole: move it there
-            hs[i] = x
-            ix[i] = ix[j]
+        if ((hk[e - 1] >> 32) * cap) >> 32 <= i:      # its probe path covers the hole: move it there
+            ix[i] = e
             i = j
         j += 1
-    hs[i] = 0
+    ix[i] = 0
