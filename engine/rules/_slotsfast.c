@@ -138,6 +138,22 @@ static int t_open(T *t, PyObject *o)
     return t_buffers(t);
 }
 
+/* for a read (find only): the index, the rows and their width; everything when a growth is under
+   way (a read then moves an entry, as slots.py's find does) */
+static int t_open_read(T *t, PyObject *o)
+{
+    PyObject *old;
+    memset(t, 0, sizeof(*t));
+    t->o = o;
+    old = PyObject_GetAttr(o, s_old);
+    if (!old) return -1;
+    t->has_old = old != Py_None;
+    Py_DECREF(old);
+    if (t->has_old) return t_open(t, o);
+    if (get_ll(o, s_width, &t->width) < 0 || get_ll(o, s_cap, &t->cap) < 0) return -1;
+    return t_buffers(t);    /* used0 == used etc. (all 0): t_store writes nothing back */
+}
+
 /* write back the fields this call changed */
 static int t_store(T *t)
 {
@@ -515,7 +531,7 @@ static PyObject *f_count(PyObject *self, PyObject *const *a, Py_ssize_t n)
     if (key_hash(a[1], &h) < 0 || horizon_of(a[2], a[3], &nows, &hz) < 0) return NULL;
     limit = PyLong_AsLongLong(a[4]);
     if (limit == -1 && PyErr_Occurred()) return NULL;
-    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    if (t_open_read(&t, a[0]) < 0) { t_release(&t); return NULL; }
     r = t_find(&t, h);
     if (r == -2) { t_release(&t); return NULL; }
     if (r < 0) res = 0;
@@ -596,12 +612,12 @@ static PyObject *f_distinct(PyObject *self, PyObject *const *a, Py_ssize_t n)
     if (key_hash(a[2], &h) < 0 || value_fp(a[3], &v) < 0 || horizon_of(a[4], a[5], &nows, &hz) < 0) return NULL;
     k = PyLong_AsLongLong(a[6]);
     if (k == -1 && PyErr_Occurred()) return NULL;
-    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    if (t_open_read(&t, a[0]) < 0) { t_release(&t); return NULL; }
     r = t_find(&t, h);
     if (r == -2) { t_release(&t); return NULL; }
     if (r < 0) {
         if (t_close(&t) < 0) return NULL;
-        if (t_open(&f, a[1]) < 0) { t_release(&f); return NULL; }
+        if (t_open_read(&f, a[1]) < 0) { t_release(&f); return NULL; }
         r = t_find(&f, h);
         if (r == -2) { t_release(&f); return NULL; }
         res = 1;
@@ -741,7 +757,7 @@ static PyObject *f_share(PyObject *self, PyObject *const *a, Py_ssize_t n)
     long long cur, nows, r, cnt = 0, nw = 0;
     if (n != 5) { PyErr_SetString(PyExc_TypeError, "share(table, sender, recipient, now, window)"); return NULL; }
     if (key_hash(a[1], &h) < 0 || bucket_of(a[3], a[4], &cur, &nows) < 0) return NULL;
-    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    if (t_open_read(&t, a[0]) < 0) { t_release(&t); return NULL; }
     r = t_find(&t, h);
     if (r == -2) { t_release(&t); return NULL; }
     if (r < 0) {

@@ -21,11 +21,11 @@ the key's last one counts at the last one's second). Counters are read while jud
 messages let through count toward a cap), so checks stay pure and a shared store can
 batch the reads and the writes of one message.
 
-Bytes per key (`memory_bytes() / memory_keys()`) are the row plus its 8-byte hash over the
-table load (0.6..0.8): 8 + 4*N for a count row (8 + 8 + 2*N for a 16-bit one, see _layout),
-8 + 8*(N+1) for a distinct row (8 + 8 while the key has one value). Measured: an
-advertiser-recipient cap of 3 a day 32 B a key; a sender's volume cap of 30 an hour 108 B;
-a template key seen from one sender 23 B.
+Bytes per key (`memory_bytes() / memory_keys()`) are the row plus its 8-byte hash plus a 4-byte
+index slot over the index load (0.6..0.8; slots.py): 4*N + 8 + 4/load for a count row (2*N + 16
+for a 16-bit one, see _layout), 8*(N+1) + 8 for a distinct row (8 + 8 while the key has one
+value), +5..7 B for the index. Measured: an advertiser-recipient cap of 3 a day 26-28 B a key; a
+sender's volume cap of 30 an hour 81-88 B.
 """
 from __future__ import annotations
 
