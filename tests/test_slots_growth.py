@@ -110,3 +110,24 @@ def test_rows_never_move_and_freed_rows_are_reused():
     assert t.top < 2 * 1100                   # rows of expired keys were reused
     assert t.memory_bytes() == len(t.ix) * 4 + t.top * (8 + 8) + (
         (t._old.cursor + 1) * 4 if t._old is not None else 0)
+
+
+def test_rows_grow_by_copying_where_address_space_is_refused(monkeypatch):
+    """Under strict overcommit the rows' up-front reservation fails: the table starts small and
+    its row arrays grow by copying, every row kept."""
+    from engine.rules import slots
+    real = slots._copy
+
+    def copy(fmt, data, n=None):
+        if n is not None and n >= 2_000_000:
+            raise OSError(12, "Cannot allocate memory")
+        return real(fmt, data, n)
+    monkeypatch.setattr(slots, "_copy", copy)
+    t = SlotTable(3, 2, keep=None)
+    assert len(t.hk) < 10_000
+    for n in range(50_000):
+        i = t.slot(key_hash(n), T0)
+        t.rows[i * 3] = n + 1
+    assert len(t.hk) >= 50_000
+    for n in range(50_000):
+        assert t.rows[t.find(key_hash(n)) * 3] == n + 1

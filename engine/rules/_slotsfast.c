@@ -98,7 +98,8 @@ static int t_buffers(T *t)
     t->hk = (uint64_t *)t->kb.buf;
     t->rows = (uint32_t *)t->rb.buf;
     t->nslots = t->ib.len / 4;
-    t->nrows = t->kb.len / 8;
+    t->nrows = t->kb.len / 8;           /* rows both arrays have room for */
+    if (t->width > 0 && t->rb.len / (4 * t->width) < t->nrows) t->nrows = t->rb.len / (4 * t->width);
     return 0;
 }
 

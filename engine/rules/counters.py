@@ -37,7 +37,7 @@ import numpy as np
 
 from .history import CallDurations, RecipientHistory  # noqa: F401 (also imported from here)
 from . import slots as _slots
-from .slots import SlotTable, _copy, _reserve_rows, key_hash, value_fp
+from .slots import SlotTable, _copy, _reserve_rows, _room, key_hash, value_fp
 
 
 class CounterStore(Protocol):
@@ -248,8 +248,8 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
     n = _reserve_rows(new.width, new.max_keys, len(N))
     new.cap, new.used, new.cursor = o.cap, o.used, 0
     new.ix = _copy("I", NX)
-    new.rows = _copy("I", N, n * new.width)
-    new.hk = _copy("Q", HK, n)
+    new.rows = _room("I", N, n * new.width)
+    new.hk = _room("Q", HK, n)
     new.top, new.free = len(N), 0
 
 

@@ -132,6 +132,16 @@ def _copy(fmt: str, data, n: int | None = None) -> memoryview:
     return v
 
 
+def _room(fmt: str, data, n: int) -> memoryview:
+    """`_copy(fmt, data, n)` for a row array: where the address space for n words cannot be had
+    (strict overcommit ignores MAP_NORESERVE), room for twice the data, grown later by copying."""
+    try:
+        return _copy(fmt, data, n)
+    except OSError:
+        size = 8 if fmt == "Q" else 4
+        return _copy(fmt, data, 2 * len(memoryview(data).cast("B")) // size + 1024)
+
+
 def _release(v: memoryview, start: int) -> None:
     """Give the pages of words [start, end) of a table array back to the kernel (they read as 0)."""
     size = v.itemsize
@@ -161,8 +171,8 @@ class SlotTable:
         self.top = 0                    # rows ever handed out
         self.free = 0                   # the free list's first row + 1 (0: empty)
         n = _reserve_rows(width, self.max_keys)
-        self.rows = _zeros("I", n * width)
-        self.hk = _zeros("Q", n)        # each row's key hash
+        self.rows = _room("I", b"", n * width)
+        self.hk = _room("Q", b"", n)    # each row's key hash
         self._alloc(_MIN_CAP, _MIN_CAP + _TAIL)
 
     def _alloc(self, cap: int, n: int) -> None:
@@ -190,7 +200,7 @@ class SlotTable:
             self.rows[r * w:(r + 1) * w] = self._zero
         else:
             r = self.top
-            if r >= len(self.hk):
+            if r >= len(self.hk) or (r + 1) * w > len(self.rows):
                 self._more_rows()
             self.top = r + 1
         self.hk[r] = h
@@ -202,7 +212,7 @@ class SlotTable:
 
     def _more_rows(self) -> None:
         """Larger row arrays (only past the _RESERVE bytes reserved up front: the rows are copied)."""
-        n = 2 * len(self.hk)
+        n = 2 * min(len(self.hk), len(self.rows) // self.width)
         self.rows = _copy("I", self.rows, n * self.width)
         self.hk = _copy("Q", self.hk, n)
 
@@ -479,7 +489,7 @@ class SlotTable:
                 raise ValueError("table rows do not match its index")
             n = _reserve_rows(width, max_keys, top)
             t.ix, t.top, t.free = _copy("I", ix), top, free
-            t.rows, t.hk = _copy("I", rows, n * width), _copy("Q", hk, n)
+            t.rows, t.hk = _room("I", rows, n * width), _room("Q", hk, n)
             if old is not None:
                 ocap, left, ocursor, step, now, oix = old
                 if not 0 <= ocursor < len(oix) // 4:
@@ -512,7 +522,7 @@ class SlotTable:
         HK, dense = np.concatenate(parts_h), np.concatenate(parts_r)
         top = len(HK)
         n = _reserve_rows(width, max_keys, top)
-        t.rows, t.hk, t.top = _copy("I", dense.tobytes(), n * width), _copy("Q", HK.tobytes(), n), top
+        t.rows, t.hk, t.top = _room("I", dense.tobytes(), n * width), _room("Q", HK.tobytes(), n), top
         k = int(live.sum())
         IX = np.zeros(len(H), np.uint32)
         IX[live] = np.arange(1, k + 1, dtype=np.uint32)
