@@ -49,6 +49,7 @@ from .codec import pdu as P
 from .admission import BindThrottle, ConnectionCaps
 from .binds import BIND_NAMES, BindHandling
 from .esme import EsmeSession
+from .inbox import Inbox, WriteBatch
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
 from .submit import Refusal, SubmitPath, message_content
@@ -88,6 +89,8 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.bind_throttle = BindThrottle(settings.bind_failures_free, settings.bind_backoff,
                                           settings.bind_backoff_max)
         self.loop = None
+        self.batch = WriteBatch()                   # flush points of every socket write (inbox.py)
+        self.inbox = Inbox(EsmeSession.handle, self.batch)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self, listen: str | None = None, reuse_port: bool = False):
