@@ -28,6 +28,15 @@ from time import perf_counter
 
 SLICE = 0.0003          # seconds of PDU handling between two looks at the sockets
 MAX_QUEUED = 64         # PDUs read ahead per session before it is paused
+BACKLOG_SHARE = 8       # a slice grows by SLICE for every this many PDUs waiting
+
+
+def _loop(obj):
+    # the loop, looked up once: asyncio.get_running_loop() costs a getpid() syscall per call
+    loop = obj._loop
+    if loop is None or loop.is_closed():
+        loop = obj._loop = asyncio.get_running_loop()
+    return loop
 
 
 class WriteBatch:
@@ -35,17 +44,18 @@ class WriteBatch:
     The proxy flushes at the end of every slice and every SMSC read; a write made anywhere
     else (a timer, a password check's callback) is flushed at the end of its loop iteration."""
 
-    __slots__ = ("dirty", "_scheduled")
+    __slots__ = ("dirty", "_scheduled", "_loop")
 
     def __init__(self):
         self.dirty: list = []
         self._scheduled = False
+        self._loop = None
 
     def add(self, stream) -> None:
         self.dirty.append(stream)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._due)
+            _loop(self).call_soon(self._due)
 
     def _due(self) -> None:
         self._scheduled = False
@@ -67,27 +77,34 @@ class Inbox:
         self.batch = batch
         self.round: deque = deque()         # sessions with PDUs waiting, in turn
         self._scheduled = False
+        self._loop = None
+        self.waiting = 0                    # PDUs queued, all sessions
 
     def put(self, sess, pdu) -> None:
         q = sess.inq
         q.append(pdu)
+        self.waiting += 1
         if len(q) == 1:
             self.round.append(sess)
             if not self._scheduled:
                 self._scheduled = True
-                asyncio.get_running_loop().call_soon(self.run)
+                _loop(self).call_soon(self.run)
         elif len(q) >= MAX_QUEUED and not sess.reading_paused:
             sess.pause()
 
     def run(self) -> None:
         self._scheduled = False
         rnd, handle = self.round, self.handle
-        end = perf_counter() + SLICE
+        # a longer slice when many wait: the batch grows with the backlog (fewer syscalls per
+        # message when the CPU is short), while each message still waits at most a slice per
+        # BACKLOG_SHARE of the queue ahead of it
+        end = perf_counter() + SLICE * max(1, self.waiting // BACKLOG_SHARE)
         try:
             while rnd:
                 sess = rnd.popleft()
                 q = sess.inq
                 pdu = q.popleft()
+                self.waiting -= 1
                 if q:
                     rnd.append(sess)
                 if sess.reading_paused and len(q) <= MAX_QUEUED // 2:
@@ -98,7 +115,7 @@ class Inbox:
         finally:
             if rnd and not self._scheduled:
                 self._scheduled = True
-                asyncio.get_running_loop().call_soon(self.run)
+                _loop(self).call_soon(self.run)
             self.batch.flush()
 
     def drain_session(self, sess) -> None:
@@ -111,4 +128,5 @@ class Inbox:
         except ValueError:
             pass
         while q:
+            self.waiting -= 1
             self.handle(sess, q.popleft())
