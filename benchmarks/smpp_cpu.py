@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from .traffic import pdus as _pdus
 from .util import cpu_seconds
 
 _CHILD = r"""
-import asyncio, sys, tempfile
+import asyncio, json, signal, sys, tempfile, time
 import uvloop
 mode, sim_port, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
@@ -85,6 +86,18 @@ async def proxy(real):
         pipe = Trivial()
     s = SmppSettings(smsc=[f"127.0.0.1:{sim_port}"])
     a = account_from_arg("bench:pw"); s.accounts[a.system_id] = a
+    # the judge's own CPU (thread time), so the proxy's share is the rest: reported on SIGUSR1
+    judge, acc = pipe.judge, [0.0, 0]
+    def timed_judge(msg):
+        c0 = time.thread_time()
+        try:
+            return judge(msg)
+        finally:
+            acc[0] += time.thread_time() - c0
+            acc[1] += 1
+    pipe.judge = timed_judge
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGUSR1, lambda: print(json.dumps({"judge_s": acc[0], "judged": acc[1]}), flush=True))
     p = SmppProxy(pipe, s, VerdictLog(open("/dev/null", "w")))
     await p.start(f"127.0.0.1:{port}")
     await p.wait_upstream(10)
@@ -132,6 +145,18 @@ async def closed_loop(port: int, pdus: list, binds: int, window: int) -> tuple[i
     return sum(b.ok for b in bs), sum(b.err for b in bs), wall
 
 
+def _judge_time(p) -> float | None:
+    if p.args[3] == "forwarder":
+        return None
+    p.send_signal(signal.SIGUSR1)
+    return json.loads(p.stdout.readline())["judge_s"]
+
+
+def _io(pid) -> dict:
+    with open(f"/proc/{pid}/io") as f:
+        return {k: int(v) for k, v in (line.split(":") for line in f)}
+
+
 def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int) -> dict:
     import uvloop
     port = _free_port()
@@ -142,15 +167,22 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int) -> di
     try:
         assert p.stdout.readline().strip() == "ready"
         uvloop.run(closed_loop(port, pdus[:2000], binds, window))         # warm-up
-        c0 = cpu_seconds(p.pid)
+        c0, io0, j0 = cpu_seconds(p.pid), _io(p.pid), _judge_time(p)
         ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window))
         cpu = cpu_seconds(p.pid) - c0
+        io1, j1 = _io(p.pid), _judge_time(p)
     finally:
         p.kill()
         p.wait()
     n = ok + err
     return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
-            "msgs_per_s": round(n / wall)}
+            "msgs_per_s": round(n / wall),
+            # CPU inside pipeline.judge (thread time; None for the forwarder) and the rest: the proxy's own
+            "judge_us_per_msg": round((j1 - j0) / max(n, 1) * 1e6, 1) if j0 is not None else None,
+            "own_us_per_msg": round((cpu - (j1 - j0)) / max(n, 1) * 1e6, 1) if j0 is not None else None,
+            # read / write system calls (all threads) per submit_sm, from /proc/PID/io
+            "reads_per_msg": round((io1["syscr"] - io0["syscr"]) / max(n, 1), 3),
+            "writes_per_msg": round((io1["syscw"] - io0["syscw"]) / max(n, 1), 3)}
 
 
 def main(argv=None) -> int:
