@@ -70,16 +70,22 @@ def test_order_per_session_and_turns_across_sessions():
     _run(body)
 
 
-def test_writes_leave_at_the_end_of_the_slice_not_per_pdu():
+def test_writes_are_coalesced_while_many_wait_and_leave_per_pdu_when_few_do():
     async def body(inbox, batch, handled):
         a = _Sess("a", batch)
-        for i in range(3):
+        n = I.FLUSH_EACH_BELOW + 8
+        for i in range(n):
             inbox.put(a, i)
         assert a.stream.transport.writes == []          # nothing handled inside the read
-        for _ in range(5):
+        for _ in range(20):
             await asyncio.sleep(0)
-        assert len(handled) == 3
-        assert len(a.stream.transport.writes) < 3       # coalesced: fewer writes than answers
+        assert len(handled) == n
+        writes = a.stream.transport.writes
+        assert len(writes) < n                          # coalesced while the backlog was long
+        # once fewer than FLUSH_EACH_BELOW wait behind it, each PDU's answer is its own write
+        tail = range(n - I.FLUSH_EACH_BELOW + 1, n)
+        assert writes[-len(tail):] == [b"a%d;" % i for i in tail]
+        assert b"".join(writes) == b"".join(b"a%d;" % i for i in range(n))
     _run(body)
 
 

@@ -13,7 +13,10 @@ joins the round of sessions with work. `Inbox.run` takes one PDU from each sessi
 then flushes every stream with bytes queued (`WriteBatch`) and yields to the loop, which
 reads the sockets (the SMSC's answers are relayed and flushed at the end of that read) before
 the next slice. A message therefore waits for at most one slice of other work beyond its
-place in the queue, and the writes it causes leave at the end of its own slice.
+place in the queue, and the writes it causes leave at the end of its own slice, or right
+after it is handled while few are waiting (FLUSH_EACH_BELOW). A slice grows with the backlog
+(BACKLOG_SHARE): when the CPU is short, bigger batches mean fewer system calls per message,
+and the wait they add is small beside the queue's.
 
 Bounds: a session with MAX_QUEUED PDUs waiting is paused (transport.pause_reading) until it
 is down to half, so a peer that does not respect its window fills its own TCP buffers, not
@@ -29,6 +32,7 @@ from time import perf_counter
 SLICE = 0.0003          # seconds of PDU handling between two looks at the sockets
 MAX_QUEUED = 64         # PDUs read ahead per session before it is paused
 BACKLOG_SHARE = 8       # a slice grows by SLICE for every this many PDUs waiting
+FLUSH_EACH_BELOW = 4    # with fewer waiting, writes are flushed after each PDU, not per slice
 
 
 def _loop(obj):
@@ -110,6 +114,8 @@ class Inbox:
                 if sess.reading_paused and len(q) <= MAX_QUEUED // 2:
                     sess.resume()
                 handle(sess, pdu)
+                if self.waiting < FLUSH_EACH_BELOW:
+                    self.batch.flush()          # little waiting: this message's writes leave now
                 if perf_counter() >= end:
                     break
         finally:
