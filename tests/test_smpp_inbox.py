@@ -6,6 +6,7 @@ import asyncio
 from collections import deque
 
 import engine.smpp_proxy.inbox as I
+from tests.test_smpp_proxy import pipe  # noqa: F401  (fixture: lists with a blacklisted number)
 
 
 class _T:
@@ -115,3 +116,44 @@ def test_drain_session_handles_its_queue_now():
             await asyncio.sleep(0)
         assert handled[-1] == ("b", 0) and inbox.waiting == 0
     _run(body)
+
+
+def test_pdus_read_before_a_fatal_one_are_handled_and_answered_before_the_close(pipe):
+    """Through the proxy: submits queued in the inbox and a PDU that loses framing, all in one
+    segment. Each submit is judged and logged; the dropped ones (a blacklisted sender) are
+    answered, then comes the generic_nack, then the close."""
+    import io
+    import json
+    import socket
+    import struct
+
+    from engine.smpp_proxy.codec import constants as C
+    from engine.smpp_proxy.codec import encode
+    from engine.smpp_proxy.codec import pdu as P
+    from engine.smpp_proxy.harness import ProxyHarness
+    from engine.smpp_proxy.verdictlog import VerdictLog
+    from tests.test_smpp_proxy import raw_session, read_raw
+
+    buf = io.StringIO()
+    with ProxyHarness(pipe, accounts=("esme1:secret",), verdict_log=VerdictLog(buf)) as h:
+        s, r = raw_session(h)
+        assert r.command_status == 0
+        n = 12
+        seg = b"".join(encode(P.SubmitSm(sequence_number=10 + i, source_addr="84987000666",       # blacklisted
+                                         destination_addr="84912345678", short_message=b"hi %d" % i))
+                       for i in range(n))
+        seg += struct.pack(">IIII", 8, C.SUBMIT_SM, 0, 99)           # command_length 8 < 16: framing lost
+        s.sendall(seg)
+        got = []
+        while True:
+            try:
+                got.append(read_raw(s))
+            except (ConnectionError, socket.timeout):
+                break
+        resps = [p for p in got if p.command_id == C.SUBMIT_SM_RESP]
+        assert sorted(p.sequence_number for p in resps) == list(range(10, 10 + n))      # each once
+        assert all(p.command_status != 0 for p in resps)
+        assert got[-1].command_id == C.GENERIC_NACK and got[-1].command_status == C.ESME_RINVCMDLEN
+        h.run(h.proxy.vlog.flush)
+        recs = [json.loads(l) for l in buf.getvalue().splitlines()]
+        assert [r["action"] for r in recs if r["sender"] == "84987000666"] == ["drop"] * n

@@ -63,6 +63,8 @@ class EsmeSession(CoalescedStream):
         super().data_received(data)
 
     def malformed(self, e: RemoteProtocolError) -> None:
+        if e.fatal:                 # the connection closes: what was read before it is answered first
+            self.proxy.inbox.drain_session(self)
         if isinstance(e, PduTooLarge):
             log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, self.peer, e)
         else:
