@@ -27,7 +27,8 @@ receiver/transceiver bind of the account that sent the MT and held (in memory) u
 account binds again; one that arrives before its submit_sm_resp waits for it. The SMSC's
 deliver_sm is acknowledged only after the ESME acknowledged it or it was held.
 
-Files: esme.py (ESME sessions), admission.py (connection caps, bind pacing), binds.py
+Files: esme.py (ESME sessions), inbox.py (the queue PDUs from ESMEs wait in, handled in slices,
+and the flush points of every socket write), admission.py (connection caps, bind pacing), binds.py
 (credentials), smsc.py (SMSC links and the upstream pool), submit.py (the submit path:
 judge, drop, forward, tag), routing.py (receipts and MO from the SMSC), rawpdu.py (responses
 read from bytes), verdictlog.py (the verdict log). This module holds the proxy's state, lifecycle,
