@@ -184,6 +184,53 @@ static PyObject *maybe_host(PyObject *self, PyObject *text)
     Py_RETURN_FALSE;
 }
 
+/* the test of maybe_host at position i: "://" there, or a letter or digit, a dot and a letter
+ * (any non-ASCII code point counting as a possible letter or digit) centred on i */
+static inline int host_triple(int kind, const void *data, Py_ssize_t n, Py_ssize_t i, Py_UCS4 c)
+{
+    if (c == '.' && i > 0 && i + 1 < n) {
+        Py_UCS4 a = PyUnicode_READ(kind, data, i - 1), b = PyUnicode_READ(kind, data, i + 1);
+        return (a > 127 || is_alnum(a)) && (b > 127 || (Py_UCS4)((b | 32) - 'a') < 26);
+    }
+    return c == ':' && i + 2 < n && PyUnicode_READ(kind, data, i + 1) == '/'
+           && PyUnicode_READ(kind, data, i + 2) == '/';
+}
+
+/* host_tokens(text) -> list of str: the whitespace-delimited runs of `text` (Py_UNICODE_ISSPACE,
+ * as str.split() and the regex's \s) that hold a maybe_host triple. A host match of
+ * textnorm._URL_RE holds no whitespace and its look-arounds see whitespace or an end of the
+ * string at a run's edges, so scanning these runs alone finds the same hosts in the same order
+ * as scanning the whole text: the regex (~0.1 us a character) then reads a few short runs. */
+static PyObject *host_tokens(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "host_tokens() needs a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    while (i < n) {
+        if (Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) { i++; continue; }
+        Py_ssize_t a = i;
+        int hit = 0;
+        for (; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (Py_UNICODE_ISSPACE(c)) break;
+            if (!hit && (c == '.' || c == ':'))
+                hit = host_triple(kind, data, n, i, c);
+        }
+        if (hit) {
+            PyObject *tok = PyUnicode_Substring(text, a, i);
+            if (!tok || PyList_Append(out, tok) < 0) { Py_XDECREF(tok); Py_DECREF(out); return NULL; }
+            Py_DECREF(tok);
+        }
+    }
+    return out;
+}
+
 /* fold(text, fold_one) -> str: textnorm.fold of a non-ASCII text as the concatenation of the
  * folds of its code points. Folding (zero-width removal, d-stroke, NFKD, combining marks removed,
  * casefold) maps each code point on its own: NFKD decomposes each one by itself and only reorders
@@ -300,6 +347,7 @@ static PyMethodDef methods[] = {
     {"collapse_spaces", collapse_spaces, METH_O, "collapse_spaces(text) -> ' '.join(text.split())"},
     {"fold", fold, METH_VARARGS, "fold(text, fold_one) -> textnorm.fold(text), one code point at a time (see textnorm.fold)"},
     {"maybe_host", maybe_host, METH_O, "maybe_host(text) -> False when text holds no link host (see textnorm.find_hosts)"},
+    {"host_tokens", host_tokens, METH_O, "host_tokens(text) -> the whitespace-delimited runs that may hold a link host"},
     {"template_mask", template_mask, METH_VARARGS,
      "template_mask(text, min_words) -> the masked words joined by spaces, or None (see textnorm.template_key)"},
     {NULL, NULL, 0, NULL}
