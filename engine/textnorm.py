@@ -119,7 +119,14 @@ def content_digest(text: str) -> int:
 
 def folded_content_digest(folded: str) -> int:
     """content_digest of a text whose fold() is `folded` (the message context has it already)."""
-    s = _C.collapse_spaces(folded) if _C is not None else " ".join(folded.split())
+    if _C is not None:
+        return _C.content_digest(folded)
+    return _digest(" ".join(folded.split()))
+
+
+def _digest(s: str) -> int:
+    """The 64-bit key of a string: its BLAKE2b-64 digest as a little-endian int (engine/_textnorm.c
+    computes the same while scanning the text)."""
     return int.from_bytes(blake2b(s.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
@@ -138,15 +145,11 @@ def template_key(text: str) -> int | None:
     The key is a BLAKE2b digest, stable across processes (a shared counter store can use it).
     """
     if _C is not None:
-        s = _C.template_mask(text, TEMPLATE_MIN_WORDS)
-        if s is None:
-            return None
-    else:
-        s = _template_words(text)
-        if s is None:
-            return None
-    s = s.lower() if s.isascii() else fold(s)
-    return int.from_bytes(blake2b(s.encode(), digest_size=8).digest(), "little")
+        return _C.template_digest(text, TEMPLATE_MIN_WORDS, _fold_text)
+    s = _template_words(text)
+    if s is None:
+        return None
+    return _digest(s.lower() if s.isascii() else fold(s))
 
 
 def _template_words(text: str) -> str | None:
@@ -173,9 +176,9 @@ def _template_words(text: str) -> str | None:
     return " ".join(out)
 
 
-# engine/_textnorm.c: template_key's masking in one pass (~8x faster), find_hosts' prefilter and
-# fold of non-ASCII text (~40x); absent, or with TELFILTER_TEXT_PURE=1, the Python paths are used
-# (tests check both agree).
+# engine/_textnorm.c: template_key's masking and digest in one pass (~8x faster), content_digest
+# without the collapsed string, find_hosts' runs, fold of non-ASCII text (~40x); absent, or with
+# TELFILTER_TEXT_PURE=1, the Python paths are used (tests check both agree).
 _C = None
 if not os.environ.get("TELFILTER_TEXT_PURE"):
     try:

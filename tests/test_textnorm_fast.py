@@ -176,3 +176,38 @@ def test_collapse_spaces_is_split_and_join(text):
 @given(st.text(max_size=40))
 def test_collapse_spaces_random_unicode(text):
     assert T._C.collapse_spaces(text) == " ".join(text.split())
+
+
+# the digests computed while scanning (BLAKE2b in engine/_textnorm.c) are hashlib's
+def _py_content_digest(text):
+    return T._digest(" ".join(T._fold_text(text).split()))
+
+
+def _py_template_key(text):
+    s = T._template_words(text)
+    return None if s is None else T._digest(s.lower() if s.isascii() else T._fold_text(s))
+
+
+def test_digests_on_the_mix_and_edges():
+    from benchmarks.traffic import records
+    texts = [r["text"] for r in records(5000, seed=14)] + EDGE + ["x" * n for n in (127, 128, 129, 255, 256, 257)]
+    texts += ["é" * n for n in (63, 64, 65, 128)] + ["\ud800 lone \udfff surrogates " * 9, "😀" * 40 + " a b c d e f"]
+    keys = [T.template_key(t) for t in texts]
+    assert sum(k is not None for k in keys) > 1000
+    assert keys == [_py_template_key(t) for t in texts]
+    assert [T.content_digest(t) for t in texts] == [_py_content_digest(t) for t in texts]
+    assert len({T.content_digest(t) for t in texts}) > 4000
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(max_size=300))
+def test_digests_random_unicode(text):
+    assert T.content_digest(text) == _py_content_digest(text)
+    assert T.template_key(text) == _py_template_key(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_ALPHABET + ["word", "Name", "12", "bit.ly/x"]), max_size=80).map("".join))
+def test_digests_tricky_alphabet(text):
+    assert T.content_digest(text) == _py_content_digest(text)
+    assert T.template_key(text) == _py_template_key(text)
