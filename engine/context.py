@@ -178,7 +178,7 @@ class MessageContext:
             return
         d["entries"] = entries
         problem, valid = None, None
-        day = self.local_date
+        day = self.local_date if any(e.valid_from or e.valid_to for e in entries) else None
         acct = getattr(self.msg, "account", "") or ""
         for e in entries:
             if e.valid_from and day < e.valid_from:
