@@ -13,14 +13,45 @@ registry entries, the problem, the valid entry, the category and the owner in on
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from .numbers import normalise_number, normalise_sender_id
-from .textnorm import content_digest, find_hosts, fold, template_key
+from .textnorm import find_hosts, fold, folded_content_digest, template_key
 from .verdict import Call, Message
 
 
 _NONE: frozenset = frozenset()      # the categories of a sender with no registry entry (most)
+
+# the registry facts of a sender with no entry (most senders: plain numbers), stored in one
+# dict.update instead of a resolver pass
+_NO_ENTRY_NUMBER = {"entries": (), "registry_problem": "not in the sender registry", "valid_entry": None,
+                    "sender_category": "number", "owner": None, "registered_categories": _NONE}
+_NO_ENTRY_NAME = {**_NO_ENTRY_NUMBER, "sender_category": "unregistered"}
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_OFFSETS: dict = {}                 # (tz, UTC hour) -> the zone's UTC offset in seconds all that hour
+_OFFSETS_MAX = 4096
+
+
+def utc_offset(tz, ts: float) -> int | None:
+    """The UTC offset (whole seconds) of `tz` at UTC time `ts`, from a small cache by UTC hour;
+    None when the offset changes within that hour (a transition: the caller converts exactly).
+
+    Why: `datetime.astimezone(ZoneInfo)` costs about a microsecond per message, and the offset
+    only changes at a zone's transitions. An hour whose first and last second have the same
+    offset is taken to have it throughout (no zone has two transitions within one hour)."""
+    h = int(ts // 3600)
+    k = (tz, h)
+    off = _OFFSETS.get(k)
+    if off is None:
+        a = datetime.fromtimestamp(h * 3600, tz).utcoffset()
+        b = datetime.fromtimestamp(h * 3600 + 3599, tz).utcoffset()
+        if a is None or a != b or a.microseconds:
+            return None
+        if len(_OFFSETS) >= _OFFSETS_MAX:       # bounded; cleared whole (traffic time moves on)
+            _OFFSETS.clear()
+        off = _OFFSETS[k] = a.days * 86400 + a.seconds
+    return off
 
 
 class cached_property:
@@ -72,6 +103,8 @@ class MessageContext:
         self.sender_num: int | None = normalise_number(self.sender_raw)
         self.recipient_num: int | None = normalise_number(self.recipient_raw)
         self.sender_key = self.sender_num if self.sender_num is not None else normalise_sender_id(self.sender_raw)
+        # a counter's `recipient` key part: the number, else the address as received
+        self.recipient_key = self.recipient_num if self.recipient_num is not None else self.recipient_raw
         self.model = None                         # set by the pipeline; scored only when asked
         self.counter_keys: dict = {}              # the counter keys by key spec (stateful.Counter fills it)
 
@@ -83,6 +116,11 @@ class MessageContext:
         return self.model.score(self.text)
 
     @property
+    def account(self) -> str:
+        """The ESME system_id of an SMS ("" for a call)."""
+        return getattr(self.msg, "account", "")
+
+    @property
     def sender_is_name(self) -> bool:
         return self.sender_num is None
 
@@ -90,10 +128,24 @@ class MessageContext:
     def local(self) -> datetime:
         return self.time.astimezone(self.tz)
 
-    @cached_property
-    def local_seconds(self) -> int:
-        lt = self.local
-        return lt.hour * 3600 + lt.minute * 60 + lt.second
+    # --- local time of day, date and weekday: resolved together from the zone's UTC offset ---
+    def _resolve_local(self):
+        d = self.__dict__
+        off = utc_offset(self.tz, self.ts)
+        if off is None:                         # within an hour holding a transition: exactly
+            lt = self.local
+            d["local_seconds"] = lt.hour * 3600 + lt.minute * 60 + lt.second
+            d["local_date"] = lt.date()
+            d["local_weekday"] = lt.weekday()
+            return
+        days, sec = divmod(int(self.ts // 1) + off, 86400)
+        d["local_seconds"] = sec
+        d["local_date"] = date.fromordinal(_EPOCH_ORDINAL + days)
+        d["local_weekday"] = (days + 3) % 7     # 1970-01-01 was a Thursday
+
+    local_seconds = _Resolved("local_seconds", _resolve_local)     # seconds since local midnight
+    local_date = _Resolved("local_date", _resolve_local)
+    local_weekday = _Resolved("local_weekday", _resolve_local)     # Monday 0 .. Sunday 6
 
     @cached_property
     def folded(self) -> str:
@@ -108,7 +160,7 @@ class MessageContext:
     @cached_property
     def content(self) -> int:
         """Counter key part `content`: a digest of the exact content (folded, spacing collapsed)."""
-        return content_digest(self.text)
+        return folded_content_digest(self.folded)
 
     @cached_property
     def template_bands(self) -> tuple[int, ...]:
@@ -120,32 +172,33 @@ class MessageContext:
     # entries / registry_problem / valid_entry / sender_category / owner ---
     def _resolve_registry(self):
         d = self.__dict__
-        entries = d["entries"] = self.lists.sender_entries(self.sender_key)
-        problem, valid = None, None
+        entries = self.lists.sender_entries(self.sender_key)
         if not entries:
-            problem = "not in the sender registry"
-        else:
-            day = self.local.date()
-            acct = getattr(self.msg, "account", "") or ""
-            for e in entries:
-                if e.valid_from and day < e.valid_from:
-                    problem = problem or f"registration valid from {e.valid_from}"
-                    continue
-                if e.valid_to and day > e.valid_to:
-                    problem = problem or f"registration expired {e.valid_to}"
-                    continue
-                # allowed accounts are ESME system_ids: they restrict SMS, not calls
-                if e.accounts and not self.is_call and acct not in e.accounts:
-                    problem = f"account {acct!r} not allowed to use it"
-                    continue
-                valid, problem = e, None
-                break
+            d.update(_NO_ENTRY_NUMBER if self.sender_num is not None else _NO_ENTRY_NAME)
+            return
+        d["entries"] = entries
+        problem, valid = None, None
+        day = self.local_date if any(e.valid_from or e.valid_to for e in entries) else None
+        acct = getattr(self.msg, "account", "") or ""
+        for e in entries:
+            if e.valid_from and day < e.valid_from:
+                problem = problem or f"registration valid from {e.valid_from}"
+                continue
+            if e.valid_to and day > e.valid_to:
+                problem = problem or f"registration expired {e.valid_to}"
+                continue
+            # allowed accounts are ESME system_ids: they restrict SMS, not calls
+            if e.accounts and not self.is_call and acct not in e.accounts:
+                problem = f"account {acct!r} not allowed to use it"
+                continue
+            valid, problem = e, None
+            break
         d["registry_problem"] = problem
         d["valid_entry"] = valid
         d["sender_category"] = valid.category if valid is not None else \
             "unregistered" if self.sender_num is None else "number"
-        o = valid or (entries[0] if entries else None)
-        d["owner"] = o.owner if o else None
+        d["owner"] = (valid or entries[0]).owner
+        d["registered_categories"] = frozenset(e.category for e in entries)
 
     # entries: the sender's registry entries; registry_problem: None when one is valid now for
     # this account, else why not; valid_entry: that entry; sender_category: QC / CSKH for a valid
@@ -156,11 +209,7 @@ class MessageContext:
     valid_entry = _Resolved("valid_entry", _resolve_registry)
     sender_category = _Resolved("sender_category", _resolve_registry)
     owner = _Resolved("owner", _resolve_registry)
-
-    @cached_property
-    def registered_categories(self) -> frozenset:
-        entries = self.entries
-        return frozenset(e.category for e in entries) if entries else _NONE
+    registered_categories = _Resolved("registered_categories", _resolve_registry)   # of every entry, valid or not
 
     @property
     def owner_key(self) -> str:

@@ -18,6 +18,8 @@ def normalise_number(raw: str) -> int | None:
     """E.164 digits as an int, or None when `raw` is not a phone number or short code."""
     if raw.isdigit() and raw.isascii():          # most addresses: bare digits, nothing to strip
         s = raw
+    elif raw[:1].isalpha():                      # a sender name ("SHOPABC"): the letter stays first
+        return None
     else:
         s = raw.strip().translate(_STRIP)
         if not s:

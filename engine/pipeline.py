@@ -26,6 +26,7 @@ from .rules import shortcode
 from .rules.counters import MemoryCounters
 from .rules.history import CallDurations, RecipientHistory
 from .rules.loader import RuleSet, RuleSetError, load_rules
+from .rules.plan import run_steps
 from .verdict import Action, Call, Hit, Message, Verdict, decide
 
 log = logging.getLogger("telfilter")
@@ -89,15 +90,17 @@ class Pipeline:
                                 f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
                                 f"model:{model.version}", Action.DROP if p >= drop_t else Action.TAG))
         rules = self.rules
-        rhits, pending = rules.evaluate(ctx, self.state)
+        state = self.state
+        plan = rules.plans[ctx.scope]                   # RuleSet.evaluate, one call less
+        rhits, pending, _ = run_steps(plan, plan.steps, ctx, state)
         for rule, ev in rhits:
             hits.append(Hit(rule.symbol, rule.score, ev, rule.source, rule.action, rule.smpp_status, rule.sip_code))
         verdict = decide(hits, rules.tag_threshold, rules.drop_threshold)
         if verdict.action is not Action.DROP:
             for st in pending:
-                st.commit(ctx, self.state)
+                st.commit(ctx, state)
             if ctx.is_call and msg.duration is not None:      # a call record that says how it ended
-                self.state.calls.add(ctx.sender_key, ctx.ts + msg.duration, float(msg.duration))
+                state.calls.add(ctx.sender_key, ctx.ts + msg.duration, float(msg.duration))
         return verdict
 
     def call_ended(self, caller: str, time, duration: float) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from functools import lru_cache
 from hashlib import blake2b
 
 _ZW = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
@@ -27,8 +26,9 @@ _COMBINING = re.compile("[" + "".join(re.escape(chr(c)) for c in range(0x300, 0x
 _ZW_D = {**_ZW, **_D}               # one translate pass: neither table's output is the other's input
 
 
-@lru_cache(maxsize=65536)
 def fold(text: str) -> str:
+    # not cached: texts rarely repeat, and a miss in a full functools.lru_cache of 64k texts cost
+    # ~2 µs (its eviction), more than folding itself (0.3 µs for ASCII, ~1 µs accented)
     if text.isascii():                  # no zero-width character, đ or mark: casefold only
         return text.casefold()
     if _C is not None:                  # code point by code point, each one's fold computed once
@@ -63,14 +63,26 @@ _MAYBE_HOST = re.compile(r"://|[a-z0-9]\.[a-z]", re.IGNORECASE)
 
 
 def find_hosts(text: str) -> list[str]:
-    """Hosts of links in `text`, with or without scheme, lower-cased, trailing dot removed."""
-    if (_C.maybe_host(text) if _C is not None else _MAYBE_HOST.search(text) is not None) is False:
+    """Hosts of links in `text`, with or without scheme, lower-cased, trailing dot removed.
+
+    The pattern runs over the whitespace-delimited runs that can hold a host (a "://" or a
+    letter/digit, dot, letter triple), not over the whole text: a match holds no whitespace,
+    and at a run's edges its look-arounds see whitespace or an end of the string, which they
+    treat alike, so the hosts and their order are the same (a test holds find_hosts to
+    `_URL_RE` over the whole text). The pattern costs ~0.1 µs a character; a text with one
+    "word.word" typo paid it over all of its 100-odd characters."""
+    if _C is not None:
+        runs = _C.host_tokens(text)
+    else:
+        runs = [w for w in text.split() if _MAYBE_HOST.search(w) is not None]
+    if not runs:
         return []
     out = []
-    for m in _URL_RE.finditer(text):
-        h = (m.group("h1") or m.group("h2")).lower().rstrip(".")
-        if h and h not in out:
-            out.append(h)
+    for run in runs:
+        for m in _URL_RE.finditer(run):
+            h = (m.group("h1") or m.group("h2")).lower().rstrip(".")
+            if h and h not in out:
+                out.append(h)
     return out
 
 
@@ -102,8 +114,20 @@ def content_key(text: str) -> str:
 def content_digest(text: str) -> int:
     """64-bit BLAKE2b digest of content_key(text): a counter key part that is an int, so a
     counter keyed by it is hashed once per message (and journalled without a string)."""
-    return int.from_bytes(blake2b(content_key(text).encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                          "little")
+    return folded_content_digest(fold(text))
+
+
+def folded_content_digest(folded: str) -> int:
+    """content_digest of a text whose fold() is `folded` (the message context has it already)."""
+    if _C is not None:
+        return _C.content_digest(folded)
+    return _digest(" ".join(folded.split()))
+
+
+def _digest(s: str) -> int:
+    """The 64-bit key of a string: its BLAKE2b-64 digest as a little-endian int (engine/_textnorm.c
+    computes the same while scanning the text)."""
+    return int.from_bytes(blake2b(s.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
 def template_key(text: str) -> int | None:
@@ -121,15 +145,11 @@ def template_key(text: str) -> int | None:
     The key is a BLAKE2b digest, stable across processes (a shared counter store can use it).
     """
     if _C is not None:
-        s = _C.template_mask(text, TEMPLATE_MIN_WORDS)
-        if s is None:
-            return None
-    else:
-        s = _template_words(text)
-        if s is None:
-            return None
-    s = s.lower() if s.isascii() else fold.__wrapped__(s)     # unique strings: keep them out of fold's cache
-    return int.from_bytes(blake2b(s.encode(), digest_size=8).digest(), "little")
+        return _C.template_digest(text, TEMPLATE_MIN_WORDS, _fold_text)
+    s = _template_words(text)
+    if s is None:
+        return None
+    return _digest(s.lower() if s.isascii() else fold(s))
 
 
 def _template_words(text: str) -> str | None:
@@ -156,9 +176,9 @@ def _template_words(text: str) -> str | None:
     return " ".join(out)
 
 
-# engine/_textnorm.c: template_key's masking in one pass (~8x faster), find_hosts' prefilter and
-# fold of non-ASCII text (~40x); absent, or with TELFILTER_TEXT_PURE=1, the Python paths are used
-# (tests check both agree).
+# engine/_textnorm.c: template_key's masking and digest in one pass (~8x faster), content_digest
+# without the collapsed string, find_hosts' runs, fold of non-ASCII text (~40x); absent, or with
+# TELFILTER_TEXT_PURE=1, the Python paths are used (tests check both agree).
 _C = None
 if not os.environ.get("TELFILTER_TEXT_PURE"):
     try:

@@ -54,3 +54,33 @@ def test_sender_ids_casefold_and_trim():
     assert normalise_sender_id("  ShopABC ") == "shopabc"
     assert sender_key(" VNBank") == "vnbank"
     assert sender_key("+84 912 345 678") == 84912345678
+
+
+def _normalise_reference(raw):
+    """normalise_number before its sender-name shortcut (every address through strip/translate)."""
+    from engine.numbers import _STRIP, SHORTCODE_MAX_DIGITS, VN_CC
+    s = raw if raw.isdigit() and raw.isascii() else raw.strip().translate(_STRIP)
+    if not s:
+        return None
+    if s[0] == "+":
+        d = s[1:]
+        return int(d) if d.isdigit() and d.isascii() and 7 <= len(d) <= 15 and d[0] != "0" else None
+    if not (s.isdigit() and s.isascii()):
+        return None
+    n = len(s)
+    if n <= SHORTCODE_MAX_DIGITS:
+        return int(s)
+    if s[0] == "0":
+        if s[1] == "0":
+            d = s[2:]
+            return int(d) if 7 <= len(d) <= 15 and d[0] != "0" else None
+        return int(VN_CC + s[1:]) if n in (10, 11) else None
+    if n == 9:
+        return int(VN_CC + s)
+    return int(s) if n <= 15 else None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.text(max_size=20), st.text(alphabet="0123456789+ -.()\tAbĐ٣²/", max_size=18)))
+def test_sender_name_shortcut_changes_nothing(raw):
+    assert normalise_number(raw) == _normalise_reference(raw)

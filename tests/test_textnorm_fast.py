@@ -86,6 +86,46 @@ def test_find_hosts_same_with_either_prefilter(monkeypatch):
     assert [T.find_hosts(t) for t in texts] == fast
 
 
+def _hosts_whole_text(text):
+    """find_hosts as it was: the pattern over the whole text (the reference for the run-by-run scan)."""
+    out = []
+    for m in T._URL_RE.finditer(text):
+        h = (m.group("h1") or m.group("h2")).lower().rstrip(".")
+        if h and h not in out:
+            out.append(h)
+    return out
+
+
+_HOSTY_TEXT = _HOSTY + list("@?#[]\t\n\x1c\x85\u2028\u3000\xa0@w") + ["http://", "https://", "ftp://", "xn--", ".vn", "www."]
+
+
+@settings(max_examples=4000, deadline=None)
+@given(st.lists(st.sampled_from(_HOSTY_TEXT), max_size=16).map("".join))
+def test_find_hosts_run_by_run_is_the_whole_text_scan(text):
+    want = _hosts_whole_text(text)
+    assert T.find_hosts(text) == want
+    assert [w for w in text.split() if T._MAYBE_HOST.search(w)] == \
+        [w for w in T._C.host_tokens(text) if T._MAYBE_HOST.search(w)]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(max_size=60))
+def test_find_hosts_random_unicode(text):
+    assert T.find_hosts(text) == _hosts_whole_text(text)
+
+
+def test_find_hosts_mix_either_path_is_the_whole_text_scan(monkeypatch):
+    from benchmarks.traffic import records
+    texts = [r["text"] for r in records(6000, seed=12)]
+    texts += ["xem https://www.phish.example/login ngay", "a.b.vn ok", "K.K", "x https://u:p@h.example:80/a b.c",
+              "vao phish.example/login. de nhan", "(www.a.vn) [b.c] <c.d.vn>", "ok.\u00a0Then a.vn\u2028b.vn\x1cc.vn"]
+    want = [_hosts_whole_text(t) for t in texts]
+    assert sum(bool(h) for h in want) > 100                 # the test has teeth
+    assert [T.find_hosts(t) for t in texts] == want
+    monkeypatch.setattr(T, "_C", None)
+    assert [T.find_hosts(t) for t in texts] == want
+
+
 # fold of non-ASCII text code point by code point (each one's fold cached) is the whole text's fold
 _FOLDY = [chr(c) for c in (*range(0x20, 0x80, 7), *range(0xc0, 0x250, 3), *range(0x300, 0x370, 5),
                            *range(0x1ea0, 0x1f00, 3), 0x110, 0x111, 0xf0, 0x200b, 0x200d, 0x2060, 0xfeff, 0xad, 0x130,
@@ -109,9 +149,9 @@ def test_fold_same_with_either_path(monkeypatch):
     from benchmarks.traffic import records
     texts = [r["text"] for r in records(4000, seed=6)] + EDGE
     assert sum(not t.isascii() for t in texts) > 200
-    fast = [T.fold.__wrapped__(t) for t in texts]
+    fast = [T.fold(t) for t in texts]
     monkeypatch.setattr(T, "_C", None)
-    assert [T.fold.__wrapped__(t) for t in texts] == fast
+    assert [T.fold(t) for t in texts] == fast
 
 
 def test_fold_errors_from_the_per_code_point_function_propagate():
@@ -136,3 +176,38 @@ def test_collapse_spaces_is_split_and_join(text):
 @given(st.text(max_size=40))
 def test_collapse_spaces_random_unicode(text):
     assert T._C.collapse_spaces(text) == " ".join(text.split())
+
+
+# the digests computed while scanning (BLAKE2b in engine/_textnorm.c) are hashlib's
+def _py_content_digest(text):
+    return T._digest(" ".join(T._fold_text(text).split()))
+
+
+def _py_template_key(text):
+    s = T._template_words(text)
+    return None if s is None else T._digest(s.lower() if s.isascii() else T._fold_text(s))
+
+
+def test_digests_on_the_mix_and_edges():
+    from benchmarks.traffic import records
+    texts = [r["text"] for r in records(5000, seed=14)] + EDGE + ["x" * n for n in (127, 128, 129, 255, 256, 257)]
+    texts += ["é" * n for n in (63, 64, 65, 128)] + ["\ud800 lone \udfff surrogates " * 9, "😀" * 40 + " a b c d e f"]
+    keys = [T.template_key(t) for t in texts]
+    assert sum(k is not None for k in keys) > 1000
+    assert keys == [_py_template_key(t) for t in texts]
+    assert [T.content_digest(t) for t in texts] == [_py_content_digest(t) for t in texts]
+    assert len({T.content_digest(t) for t in texts}) > 4000
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(max_size=300))
+def test_digests_random_unicode(text):
+    assert T.content_digest(text) == _py_content_digest(text)
+    assert T.template_key(text) == _py_template_key(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_ALPHABET + ["word", "Name", "12", "bit.ly/x"]), max_size=80).map("".join))
+def test_digests_tricky_alphabet(text):
+    assert T.content_digest(text) == _py_content_digest(text)
+    assert T.template_key(text) == _py_template_key(text)

@@ -305,7 +305,7 @@ def _outside_c(v, **_):
 @condition("weekdays", "local weekday is one of mon..sun", cost=1)
 def _weekdays(v, **_):
     days = {WEEKDAYS.index(d) for d in _strs(v, "weekdays", WEEKDAYS)}
-    return lambda c, s: f"weekday {WEEKDAYS[c.local.weekday()]}" if c.local.weekday() in days else None
+    return lambda c, s: f"weekday {WEEKDAYS[c.local_weekday]}" if c.local_weekday in days else None
 
 
 # ---------------------------------------------------------------- ML

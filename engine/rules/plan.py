@@ -26,7 +26,7 @@ below is written here and only its captured constants come from the rules.
   a false rule builds nothing. A composite's evidence names its operands that were true when
   it was evaluated.
 
-`RuleSet.evaluate` is the only caller; results are the same (symbols, order, evidence and
+`RuleSet.evaluate` and `Pipeline.judge` are the callers; results are the same (symbols, order, evidence and
 pending stateful conditions) as a direct reading of the rules would give.
 """
 from __future__ import annotations

@@ -58,18 +58,10 @@ class Stateful:
     def commit(self, c, s): ...
 
 
-def _recipient_part(c):
-    return c.recipient_num if c.recipient_num is not None else c.recipient_raw
-
-
-# how each key part is read from the message context
-_KEY_PARTS = {
-    "sender": attrgetter("sender_key"),
-    "recipient": _recipient_part,
-    "owner": attrgetter("owner_key"),
-    "content": attrgetter("content"),
-    "account": lambda c: getattr(c.msg, "account", ""),
-}
+# how each key part is read from the message context (one attribute each: a key of several parts
+# is read with one attrgetter call, which returns the tuple of parts)
+_KEY_PARTS = {"sender": "sender_key", "recipient": "recipient_key", "owner": "owner_key",
+              "content": "content", "account": "account"}
 
 
 # how a `distinct` field's value is read
@@ -95,24 +87,25 @@ def _counter_key(parts: tuple):
 
 def _key_builder(key: tuple):
     """fn(ctx) -> the message's keys for a key spec (a template key spec gives one key per
-    template band of the text, none for a text too short to have one)."""
+    template band of the text, none for a text too short to have one).
+
+    The common specs get a builder of their own: one part (`sender`), or several without
+    `template` (`sender+recipient+content`, `owner+recipient`), read with one attrgetter."""
     if "template" not in key:
-        getters = tuple(_KEY_PARTS[k] for k in key)
-        if len(getters) == 1:
-            g = getters[0]
-            return lambda c: (_counter_key((g(c),)),)
-        if len(getters) == 2:
-            g0, g1 = getters
-            return lambda c: (_counter_key((g0(c), g1(c))),)
-        if len(getters) == 3:
-            g0, g1, g2 = getters
-            return lambda c: (_counter_key((g0(c), g1(c), g2(c))),)
-        return lambda c: (_counter_key(tuple([g(c) for g in getters])),)
+        if len(key) == 1:
+            g = attrgetter(_KEY_PARTS[key[0]])
+
+            def one(c):
+                x = g(c)
+                return (hash((x,)) & _M64 if type(x) is int else (x,),)
+            return one
+        g = attrgetter(*(_KEY_PARTS[k] for k in key))
+        return lambda c: (_counter_key(g(c)),)
     if key == ("template",):                   # SHARED_TEMPLATE's spec: the bands alone
-        return lambda c: tuple([_counter_key((b,)) for b in c.template_bands])
+        return lambda c: tuple([hash((b,)) & _M64 for b in c.template_bands])
     j = key.index("template")
-    before = tuple(_KEY_PARTS[k] for k in key[:j])
-    after = tuple(_KEY_PARTS[k] for k in key[j + 1:])
+    before = tuple(attrgetter(_KEY_PARTS[k]) for k in key[:j])
+    after = tuple(attrgetter(_KEY_PARTS[k]) for k in key[j + 1:])
 
     def build(c):
         bands = c.template_bands
@@ -135,6 +128,7 @@ class Counter(Stateful):
 
     def __post_init__(self):
         self._build = _key_builder(self.key)
+        self._kname = "+".join(self.key)        # the spec's name in ctx.counter_keys
         self._value = _VALUES[self.distinct] if self.distinct else None
 
     def _keys(self, c):
@@ -144,22 +138,31 @@ class Counter(Stateful):
             ck = c.counter_keys
         except AttributeError:                  # a context of another kind (tests, what-if tools)
             ck = c.counter_keys = {}
-        ks = ck.get(self.key)
+        ks = ck.get(self._kname)
         if ks is None:
-            ks = ck[self.key] = self._build(c)
+            ks = ck[self._kname] = self._build(c)
         return ks
 
     def check(self, c, s):
+        # _keys spelled out: this runs for every counter of every message that gets this far
+        try:
+            ck = c.counter_keys
+        except AttributeError:
+            ck = c.counter_keys = {}
+        ks = ck.get(self._kname)
+        if ks is None:
+            ks = ck[self._kname] = self._build(c)
         best = 0
-        counters = s.counters
         if self.distinct:
-            for k in self._keys(c):
-                n = counters.distinct(self.ns, k, self._value(c), c.ts, self.window, self.limit)   # with this one
+            distinct, v = s.counters.distinct, self._value(c)
+            for k in ks:
+                n = distinct(self.ns, k, v, c.ts, self.window, self.limit)      # with this one
                 if n > best:
                     best = n
         else:
-            for k in self._keys(c):
-                n = counters.count(self.ns, k, c.ts, self.window, self.limit) + 1
+            count = s.counters.count
+            for k in ks:
+                n = count(self.ns, k, c.ts, self.window, self.limit) + 1
                 if n > best:
                     best = n
         if best > self.limit:

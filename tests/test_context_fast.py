@@ -1,0 +1,121 @@
+"""MessageContext's fast facts are the slow ones: local time from a cached UTC offset (per UTC
+hour) is `astimezone`'s, around DST transitions and in zones with odd offsets too; the registry
+facts of a sender without an entry are those the full resolution gives."""
+import random
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine import context as C
+from engine.context import MessageContext
+from engine.lists import Lists
+from engine.lists.sets import SenderEntry
+from engine.verdict import Call, Message
+
+ZONES = ["Asia/Ho_Chi_Minh", "Europe/London", "America/New_York", "Australia/Lord_Howe",
+         "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham", "Europe/Dublin", "Africa/Casablanca"]
+
+
+def _slow(t, tz):
+    lt = t.astimezone(tz)
+    return lt.hour * 3600 + lt.minute * 60 + lt.second, lt.date(), lt.weekday()
+
+
+def _fast(t, tz):
+    c = MessageContext(Message("0912345678", "0912000001", "hi", t), Lists(), tz)
+    return c.local_seconds, c.local_date, c.local_weekday
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_local_facts_around_every_transition(zone):
+    tz = ZoneInfo(zone)
+    C._OFFSETS.clear()
+    t = datetime(2019, 1, 1, tzinfo=timezone.utc)
+    checked = 0
+    # every hour of two years holds a transition or not: check each hour's edges and around the
+    # transition instant itself, second by second
+    prev = t.astimezone(tz).utcoffset()
+    while t < datetime(2021, 1, 1, tzinfo=timezone.utc):
+        off = (t + timedelta(minutes=59)).astimezone(tz).utcoffset()
+        for dt in ((timedelta(0), timedelta(seconds=1), timedelta(minutes=30), timedelta(seconds=3599))
+                   if off == prev else [timedelta(seconds=s) for s in range(0, 3600, 7)]):
+            u = t + dt
+            assert _fast(u, tz) == _slow(u, tz), u
+            checked += 1
+        prev = off
+        t += timedelta(hours=1)
+    assert checked > 60_000
+
+
+def test_local_facts_random_times_and_zones():
+    rng = random.Random(5)
+    for _ in range(20_000):
+        tz = rng.choice([ZoneInfo(rng.choice(ZONES)), timezone.utc, timezone(timedelta(hours=7)),
+                         timezone(timedelta(hours=-3, minutes=-30)), timezone(timedelta(seconds=25_201))])
+        ts = rng.uniform(-2e9, 4e9)
+        t = datetime.fromtimestamp(ts, timezone.utc).replace(microsecond=rng.choice([0, 1, 999_999, rng.randrange(10 ** 6)]))
+        if rng.random() < 0.3:
+            t = t.astimezone(timezone(timedelta(hours=rng.randint(-12, 14))))       # any aware input
+        assert _fast(t, tz) == _slow(t, tz), (t, tz)
+
+
+def test_an_hour_holding_a_transition_is_converted_exactly():
+    tz = ZoneInfo("Australia/Lord_Howe")            # DST starts at 02:00 +10:30: 15:30 UTC
+    t0 = datetime(2020, 10, 3, 15, 0, tzinfo=timezone.utc)
+    assert C.utc_offset(tz, t0.timestamp()) is None
+    assert C.utc_offset(tz, (t0 - timedelta(hours=1)).timestamp()) == 37_800
+    assert C.utc_offset(tz, (t0 + timedelta(hours=1)).timestamp()) == 39_600
+    for s in (0, 1799, 1800, 1801, 3599):
+        t = t0 + timedelta(seconds=s)
+        assert _fast(t, tz) == _slow(t, tz)
+
+
+def test_offset_cache_is_bounded():
+    tz = ZoneInfo("Europe/London")
+    for h in range(C._OFFSETS_MAX + 10):
+        C.utc_offset(tz, 1.6e9 + h * 3600)
+    assert len(C._OFFSETS) <= C._OFFSETS_MAX
+
+
+def _registry_reference(ctx):
+    """The registry facts by the full resolution (what every sender went through before)."""
+    entries = ctx.lists.sender_entries(ctx.sender_key)
+    problem = "not in the sender registry" if not entries else "?"
+    return {"entries": tuple(entries), "registry_problem": problem, "valid_entry": None,
+            "sender_category": "unregistered" if ctx.sender_num is None else "number", "owner": None,
+            "registered_categories": frozenset()}
+
+
+@pytest.mark.parametrize("sender", ["0912345678", "FAKEBANK", " Fake Bank ", "5656", "+84912345678"])
+@pytest.mark.parametrize("kind", ["sms", "call"])
+def test_registry_facts_of_a_sender_without_entry(sender, kind):
+    L = Lists()
+    L.add_sender(SenderEntry("SHOPABC", "Shop ABC", "QC", None, None, frozenset()))
+    t = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    msg = Call(sender, "0912000001", t) if kind == "call" else Message(sender, "0912000001", "hi", t)
+    c = MessageContext(msg, L, ZoneInfo("Asia/Ho_Chi_Minh"))
+    got = {k: getattr(c, k) for k in ("entries", "registry_problem", "valid_entry", "sender_category", "owner",
+                                      "registered_categories")}
+    assert got == _registry_reference(c)
+    assert c.owner_key == "s:" + str(c.sender_key)
+
+
+def test_registry_facts_of_registered_senders():
+    L = Lists()
+    for e in [SenderEntry("SHOPABC", "Shop ABC", "QC", None, None, frozenset()),
+              SenderEntry("SHOPABC", "Shop ABC", "CSKH", date(2030, 1, 1), None, frozenset()),
+              SenderEntry("OLDSHOP", "Old", "QC", None, date(2010, 1, 1), frozenset()),
+              SenderEntry("LIMITED", "Ltd", "QC", None, None, frozenset({"esme-b"}))]:
+        L.add_sender(e)
+    t = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    c = MessageContext(Message("SHOPABC", "0912000001", "hi", t), L, tz)
+    assert (c.sender_category, c.owner, c.registry_problem, c.registered_categories) == \
+        ("QC", "Shop ABC", None, frozenset({"QC", "CSKH"}))
+    c = MessageContext(Message("OLDSHOP", "0912000001", "hi", t), L, tz)
+    assert (c.sender_category, c.owner, c.registry_problem) == ("unregistered", "Old", "registration expired 2010-01-01")
+    c = MessageContext(Message("LIMITED", "0912000001", "hi", t, account="esme-a"), L, tz)
+    assert (c.sender_category, c.registry_problem) == ("unregistered", "account 'esme-a' not allowed to use it")
+    c = MessageContext(Call("LIMITED", "0912000001", t), L, tz)
+    assert c.sender_category == "QC"
