@@ -114,7 +114,8 @@ def main(argv=None) -> int:
                 "answered_per_s": r["achieved"], "sent": r["sent"], "ran_out_of_messages": r["ran_out_of_messages"],
                 "unanswered": r["unanswered"], "unexpected": r["unexpected"], "error_statuses": r["error_statuses"],
                 "judged": judged, "verdict_lines": lines, "one_line_per_judged": lines == judged,
-                "gc_max_ms": json.loads(gc_file.read_text())["max_ms"] if gc_file.exists() else None}
+                "gc_max_ms": json.loads(gc_file.read_text())["max_ms"] if gc_file.exists() else None,
+                "per_second_us": [round(x, 1) if x else x for x in growth["per_second_us"]] if growth else None}
     finally:
         _stop(resp)
         subprocess.run(["rm", "-rf", str(tmp)])

@@ -13,10 +13,12 @@ joins the round of sessions with work. `Inbox.run` takes one PDU from each sessi
 then flushes every stream with bytes queued (`WriteBatch`) and yields to the loop, which
 reads the sockets (the SMSC's answers are relayed and flushed at the end of that read) before
 the next slice. A message therefore waits for at most one slice of other work beyond its
-place in the queue, and the writes it causes leave at the end of its own slice, or right
-after it is handled while few are waiting (FLUSH_EACH_BELOW). A slice grows with the backlog
-(BATCH_FROM, BACKLOG_SHARE): when the CPU is short, bigger batches mean fewer system calls per message,
-and the wait they add is small beside the queue's.
+place in the queue, and the writes it causes leave right after it is handled while few are
+waiting (FLUSH_EACH_BELOW), else within FLUSH_AGE, else at the end of its slice: a forward
+is never held while more is judged, so the SMSC works in parallel with us. A slice grows
+with the backlog (BATCH_FROM, BACKLOG_SHARE, up to MAX_SLICE): when the CPU is short, fewer
+looks at the sockets mean fewer system calls per message, and the wait they add is small
+beside the queue's.
 
 Bounds: a session with MAX_QUEUED PDUs waiting is paused (transport.pause_reading) until it
 is down to half, so a peer that does not respect its window fills its own TCP buffers, not
@@ -33,8 +35,9 @@ SLICE = 0.0003          # seconds of PDU handling between two looks at the socke
 MAX_QUEUED = 64         # PDUs read ahead per session before it is paused
 BATCH_FROM = 8          # with this many PDUs waiting or more, a slice grows with the backlog:
 BACKLOG_SHARE = 3       # by SLICE for every this many waiting,
-MAX_SLICE = 0.003       # up to this
-FLUSH_EACH_BELOW = 4    # with fewer waiting, writes are flushed after each PDU, not per slice
+MAX_SLICE = 0.002       # up to this
+FLUSH_EACH_BELOW = 4    # with fewer waiting, writes are flushed after each PDU,
+FLUSH_AGE = 0.001       # else once the oldest queued write is this old (and at the end of a slice)
 
 
 def _loop(obj):
@@ -50,14 +53,17 @@ class WriteBatch:
     The proxy flushes at the end of every slice and every SMSC read; a write made anywhere
     else (a timer, a password check's callback) is flushed at the end of its loop iteration."""
 
-    __slots__ = ("dirty", "_scheduled", "_loop")
+    __slots__ = ("dirty", "since", "_scheduled", "_loop")
 
     def __init__(self):
         self.dirty: list = []
+        self.since = 0.0                    # when the oldest queued write was queued
         self._scheduled = False
         self._loop = None
 
     def add(self, stream) -> None:
+        if not self.dirty:
+            self.since = perf_counter()
         self.dirty.append(stream)
         if not self._scheduled:
             self._scheduled = True
@@ -100,11 +106,10 @@ class Inbox:
 
     def run(self) -> None:
         self._scheduled = False
-        rnd, handle = self.round, self.handle
-        # a longer slice when many wait: the batch grows with the backlog (fewer syscalls per
-        # message when the CPU is short: measured 0.78 -> 0.54 writes and 0.41 -> 0.29 reads per
-        # message at saturation), while a short burst keeps the short slice; never more than
-        # MAX_SLICE, so SIP on the same loop and the SMSC's answers are never held up for long
+        rnd, handle, batch = self.round, self.handle, self.batch
+        # a longer slice when many wait: fewer looks at the sockets per message when the CPU is
+        # short, while a short burst keeps the short slice; never more than MAX_SLICE, so SIP on
+        # the same loop and the SMSC's answers read between slices are never held up for long
         w = self.waiting
         end = perf_counter() + (SLICE if w < BATCH_FROM else min(MAX_SLICE, SLICE * (w // BACKLOG_SHARE)))
         try:
@@ -118,9 +123,12 @@ class Inbox:
                 if sess.reading_paused and len(q) <= MAX_QUEUED // 2:
                     sess.resume()
                 handle(sess, pdu)
-                if self.waiting < FLUSH_EACH_BELOW:
-                    self.batch.flush()          # little waiting: this message's writes leave now
-                if perf_counter() >= end:
+                t = perf_counter()
+                if batch.dirty and (self.waiting < FLUSH_EACH_BELOW or t - batch.since >= FLUSH_AGE):
+                    # little waiting: this message's writes leave now; else once the oldest queued
+                    # write is FLUSH_AGE old, so the SMSC works on what is judged while we judge more
+                    batch.flush()
+                if t >= end:
                     break
         finally:
             if rnd and not self._scheduled:
