@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,9 +27,10 @@ from .traffic import pdus as _pdus
 from .util import cpu_seconds
 
 _CHILD = r"""
-import asyncio, sys, tempfile
+import asyncio, json, signal, sys, tempfile, time
 import uvloop
 mode, sim_port, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+split = len(sys.argv) > 4 and sys.argv[4] == "split"
 
 async def forwarder():
     # SMPP framing + sequence rewrite, nothing else: the floor for a Python proxy here
@@ -85,6 +87,20 @@ async def proxy(real):
         pipe = Trivial()
     s = SmppSettings(smsc=[f"127.0.0.1:{sim_port}"])
     a = account_from_arg("bench:pw"); s.accounts[a.system_id] = a
+    # --split: the judge's own CPU (thread time), so the proxy's share is the rest, reported on
+    # SIGUSR1; the two clock reads are system calls (~1-2 us per message, counted in the total)
+    judge, acc = pipe.judge, [0.0, 0]
+    def timed_judge(msg):
+        c0 = time.thread_time()
+        try:
+            return judge(msg)
+        finally:
+            acc[0] += time.thread_time() - c0
+            acc[1] += 1
+    if split:
+        pipe.judge = timed_judge
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGUSR1, lambda: print(json.dumps({"judge_s": acc[0], "judged": acc[1]}), flush=True))
     p = SmppProxy(pipe, s, VerdictLog(open("/dev/null", "w")))
     await p.start(f"127.0.0.1:{port}")
     await p.wait_upstream(10)
@@ -132,25 +148,45 @@ async def closed_loop(port: int, pdus: list, binds: int, window: int) -> tuple[i
     return sum(b.ok for b in bs), sum(b.err for b in bs), wall
 
 
-def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int) -> dict:
+def _judge_time(p) -> float | None:
+    if p.args[3] == "forwarder" or p.args[-1] != "split":
+        return None
+    p.send_signal(signal.SIGUSR1)
+    return json.loads(p.stdout.readline())["judge_s"]
+
+
+def _io(pid) -> dict:
+    with open(f"/proc/{pid}/io") as f:
+        return {k: int(v) for k, v in (line.split(":") for line in f)}
+
+
+def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split: bool = False) -> dict:
     import uvloop
     port = _free_port()
     # MODE@DIR runs the child from another checkout (a same-run baseline: real@/work/main)
     mode, _, tree = mode.partition("@")
-    p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port)], stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port)] + (["split"] if split else []),
+                         stdout=subprocess.PIPE,
                          text=True, cwd=tree or None, env={**os.environ, "PYTHONPATH": tree} if tree else None)
     try:
         assert p.stdout.readline().strip() == "ready"
         uvloop.run(closed_loop(port, pdus[:2000], binds, window))         # warm-up
-        c0 = cpu_seconds(p.pid)
+        c0, io0, j0 = cpu_seconds(p.pid), _io(p.pid), _judge_time(p)
         ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window))
         cpu = cpu_seconds(p.pid) - c0
+        io1, j1 = _io(p.pid), _judge_time(p)
     finally:
         p.kill()
         p.wait()
     n = ok + err
     return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
-            "msgs_per_s": round(n / wall)}
+            "msgs_per_s": round(n / wall),
+            # CPU inside pipeline.judge (thread time; None for the forwarder) and the rest: the proxy's own
+            "judge_us_per_msg": round((j1 - j0) / max(n, 1) * 1e6, 1) if j0 is not None else None,
+            "own_us_per_msg": round((cpu - (j1 - j0)) / max(n, 1) * 1e6, 1) if j0 is not None else None,
+            # read / write system calls (all threads) per submit_sm, from /proc/PID/io
+            "reads_per_msg": round((io1["syscr"] - io0["syscr"]) / max(n, 1), 3),
+            "writes_per_msg": round((io1["syscw"] - io0["syscw"]) / max(n, 1), 3)}
 
 
 def main(argv=None) -> int:
@@ -159,6 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--binds", type=int, default=4)
     ap.add_argument("--window", type=int, default=10)
     ap.add_argument("--modes", default="forwarder,trivial,real")
+    ap.add_argument("--split", action="store_true",
+                    help="also time pipeline.judge (thread CPU) to split the judge's CPU from the proxy's own")
     a = ap.parse_args(argv)
     sim_port = _free_port()
     sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)])
@@ -170,7 +208,7 @@ def main(argv=None) -> int:
             except OSError:
                 time.sleep(0.05)
         pdus = _pdus(a.n + 2000, seed=11)
-        rows = [measure(m, sim_port, pdus, a.binds, a.window) for m in a.modes.split(",")]
+        rows = [measure(m, sim_port, pdus, a.binds, a.window, a.split) for m in a.modes.split(",")]
     finally:
         sim.kill()
         sim.wait()

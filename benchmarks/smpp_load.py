@@ -195,13 +195,15 @@ def main(argv=None) -> int:
     ap.add_argument("--cycle", action="store_true",
                     help="reuse the generated messages in turn (only for targets that do not judge)")
     ap.add_argument("--dnc-sample", help=".npy of DNC numbers some advertising goes to")
+    ap.add_argument("--campaign-share", type=float, default=None,
+                    help="spam campaigns' share of the messages (default: the mix's, benchmarks.traffic.SHARES)")
     ap.add_argument("--watch", action="append", default=[], metavar="NAME=PID")
     a = ap.parse_args(argv)
     import uvloop
-    from .traffic import pdus
+    from .traffic import campaign_heavy, pdus
     n = a.count or max(1, int(a.rate * a.seconds))
     sample = np.load(a.dnc_sample) if a.dnc_sample else None
-    msgs = pdus(n, a.seed, sample)
+    msgs = pdus(n, a.seed, sample, campaign_heavy(a.campaign_share) if a.campaign_share is not None else None)
     watch = {k: int(v) for k, v in (w.split("=", 1) for w in a.watch)}
     res = uvloop.run(offer(a.port, a.rate, a.seconds, a.window, a.binds, msgs, watch, cycle=a.cycle))
     print(json.dumps(res))

@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--dnc", type=int, default=1_000_000)
+    ap.add_argument("--trace", action="store_true", help="run the proxies under benchmarks.smpp_trace (stages per message)")
     ap.add_argument("--code", action="append", default=None, help="a checkout whose engine serves (repeatable)")
     a = ap.parse_args(argv)
     codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
             subprocess.run(["cp", "-r", str(tmp / "seed"), str(d)], check=True)
             port = _free_port()
             env = dict(os.environ, PYTHONPATH=code)
-            p = subprocess.Popen([py, "-m", "benchmarks.proxy_runner", str(tmp / f"gc{k}.json"), "serve",
+            p = subprocess.Popen([py, "-m", "benchmarks.smpp_trace" if a.trace else "benchmarks.proxy_runner",
+                                  str(tmp / f"gc{k}.json"), "serve",
                                   "--data-dir", str(d), "--smpp-listen", f"127.0.0.1:{port}",
                                   "--smsc", f"127.0.0.1:{r_port}", "--esme-account", "bench:pw",
                                   "--sip-listen", "off", "--log", str(tmp / f"v{k}.jsonl"),
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
                 p.kill()
     gc_by = {code: json.loads((tmp / f"gc{k}.json").read_text()) if (tmp / f"gc{k}.json").exists() else None
              for k, (code, _, _) in enumerate(proxies)}
-    print(json.dumps({"rate": a.rate, "seconds": a.seconds, "rounds": rounds, "proxy_gc": gc_by}))
+    print(json.dumps({"rate": a.rate, "seconds": a.seconds, "rounds": rounds, ("proxy_trace" if a.trace else "proxy_gc"): gc_by}))
     subprocess.run(["rm", "-rf", str(tmp)])
     return 0
 

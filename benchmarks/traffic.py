@@ -153,11 +153,19 @@ class _Campaign:
                                  k=rng.randrange(1, 10), h=rng.randrange(8, 23), x=self.x)
 
 
-def records(n: int, seed: int = 11, dnc_sample=None, t0: datetime | None = BASE, rate: float = 2000.0, campaigns: int = 6):
-    """n records of the mix, `rate` messages per second of traffic time from `t0` (no `time` when t0 is None:
-    the SMPP proxy judges by its own clock)."""
+def campaign_heavy(share: float) -> dict:
+    """SHARES with spam campaigns at `share` of the messages, the other kinds scaled down in proportion."""
+    rest = {k: v for k, v in SHARES.items() if k != "campaign"}
+    scale = (1.0 - share) / sum(rest.values())
+    return {**{k: v * scale for k, v in rest.items()}, "campaign": share}
+
+
+def records(n: int, seed: int = 11, dnc_sample=None, t0: datetime | None = BASE, rate: float = 2000.0, campaigns: int = 6,
+            shares: dict | None = None):
+    """n records of the mix (`shares`, default SHARES), `rate` messages per second of traffic time from `t0`
+    (no `time` when t0 is None: the SMPP proxy judges by its own clock)."""
     rng = random.Random(seed)
-    kinds, weights = zip(*SHARES.items())
+    kinds, weights = zip(*(shares or SHARES).items())
     cum = list(np.cumsum(weights) / sum(weights))
     active = [_Campaign(rng) for _ in range(campaigns)]
     step = 1.0 / rate
@@ -253,8 +261,8 @@ def submit_sm(rec: dict) -> bytes:
     return _HDR.pack(16 + len(body), 0x00000004, 0, 0) + body
 
 
-def pdus(n: int, seed: int, dnc_sample=None) -> list[bytes]:
-    return [submit_sm(r) for r in records(n, seed, dnc_sample, t0=None)]
+def pdus(n: int, seed: int, dnc_sample=None, shares: dict | None = None) -> list[bytes]:
+    return [submit_sm(r) for r in records(n, seed, dnc_sample, t0=None, shares=shares)]
 
 
 if __name__ == "__main__":      # print a few records: python -m benchmarks.traffic N

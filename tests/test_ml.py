@@ -86,8 +86,13 @@ def test_pipeline_hot_swap_refuses_bad_model(trained, tmp_path):
     ("vi\u200bsit\u200c now", "visit now"),
     ("goi 0912.345.678 ngay", "goi _phone10_ 0912.345.678 ngay"),
     ("tang 500k", "tang _money_"),
-    ("vao https://x.vn/a?b=1 nhe", "vao _url_ nhe"),
+    ("vao https://x.vn/a?b=1 nhe", "vao _url_ _urlpath_ nhe"),
+    ("xac nhan tai vtb-baove.example ngay", "xac nhan tai _url_ _urlhy_ ngay"),
     ("ma 482913", "ma _num6_ 482913"),
+    # shape tokens go at the end, from the text before numbers become tokens
+    ("TK 0912 xxx 318 LH 1900 545413", "tk _num4_ 0912 xxx 318 lh _phone10_ 1900 545413 _masked_ _hotline_"),
+    ("Soan NHAN gui 8799 (15.000d/sms) ib tele @abc_1", "soan nhan gui _num4_ 8799 (15.000d/sms) ib tele @abc_1 _cta_ _permsg_ _handle_ _chat_"),
+    ("Love me xxx, see you in a min", "love me xxx, see you in a min"),
 ])
 def test_normalisation(raw, want):
     assert " ".join(F.normalise(raw).split()) == want
@@ -147,6 +152,10 @@ def test_reports_to_retrain_loop_improves_vietnamese_scores(trained, tmp_path, d
     assert p.returncode == 0, p.stderr
     after = load_scorer(out)
     unseen_spam = spam[8:]
-    gain = np.mean([after.score(t) for t in unseen_spam]) - np.mean([before.score(t) for t in unseen_spam])
-    assert gain > 0.05, gain
+    # in logits: the English-only model may already score these near 1, where probabilities saturate
+    def logit(sc, t):
+        p = sc.score(t)
+        return np.log(p) - np.log1p(-p)
+    gain = np.mean([logit(after, t) for t in unseen_spam]) - np.mean([logit(before, t) for t in unseen_spam])
+    assert gain > 0.5, gain
     assert max(after.score(t) for t in ham[8:]) < after.drop_threshold

@@ -1,6 +1,7 @@
 """The compiled scorer gives the numpy reference's feature ids and decision values; the
 normalisation's skip conditions are exact; the score cache is a bounded LRU."""
 import json
+import re
 import subprocess
 import sys
 
@@ -39,10 +40,15 @@ def _normalise_all_passes(text):
         # the reference removes zero-width/bidi marks with a translate table (features.py scans with a regex)
         t = unicodedata.normalize("NFKC", t).translate(dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f")))
     if "." in t or "/" in t:
-        t = F._URLS.sub(" _url_ ", t)
+        t = F._URLS.sub(F._url, t)
+    # every shape regex runs (normalise() skips those whose guard fails)
+    extra = "".join(f" _{n}_" for n, r in (("masked", F._MASKED), ("hotline", F._HOTLINE), ("cta", F._CTA),
+                                           ("permsg", re.compile(F._PERMSG.pattern + r"|\dp\b")), ("handle", F._HANDLE),
+                                           ("chat", F._CHAT))
+                    if r.search(t))
     t = F._NUMS.sub(F._tok, t)
     t = F._SPACED.sub(F._unspace, t)
-    return F._LEETWORD.sub(F._unleet, t)
+    return F._LEETWORD.sub(F._unleet, t) + extra
 
 
 def test_skip_conditions_are_exact():
@@ -93,6 +99,15 @@ def test_language_detection_on_the_shipped_sets():
     vi = read_labelled(ROOT / "engine" / "ml" / "data" / "vi_sms_train.tsv")[0]
     assert sum(F.language(t) == "vi" for t in en) < 0.03 * len(en)
     assert sum(F.language(t) == "en" for t in vi) < 0.03 * len(vi)
+
+
+def test_short_english_chat_is_not_vietnamese():
+    # words such as "you", "i", "am", "in", "to" are well-formed Vietnamese syllables too;
+    # they must not make short English chat Vietnamese (it would get the Vietnamese threshold)
+    for t in ("I am in your office na.", "You want to go?", "Hey u still at the gym?", "Lol no. U can trust me."):
+        assert F.language(t) == "en", t
+    for t in ("Em oi anh den roi", "Chuc mung ban trung thuong", "ko dc dau ban oi"):
+        assert F.language(t) == "vi", t
 
 
 def test_pure_python_path_loads_the_bundled_model():

@@ -5,7 +5,7 @@ internal error, and answers or forwards every request it can parse exactly once.
 Two parts: Hypothesis properties (random bytes; mutations of the RFC 4475 vectors and of
 a plain call's messages), and a time-boxed random mutation run that CI does on every test run
 (`TELFILTER_FUZZ_SECONDS`, default 6 s; set it higher for a longer campaign, or run
-`python -m tests.test_sip_fuzz SECONDS`). Failures print the input, so it can become a
+`python -m tests.test_sip_fuzz SECONDS`; it feeds the screen through the C pump when built). Failures print the input, so it can become a
 regression vector."""
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from engine.app import build
 from engine.sip_screen.codec import LIST_HEADERS, SipParseError, StreamParser, parse_datagram, parse_via, split_list
+from engine.sip_screen.transport import Pump, make_pump
 
 from .sip_helpers import UAC, invite, offline_screen
 
@@ -117,7 +118,8 @@ def check_screen(scr, data: bytes, full=None) -> None:
     same places (the fast paths only ever agree with the full parse)."""
     scr.udp.out.clear()
     before = scr.stats["internal_errors"]
-    scr.on_datagram(data, UAC)                                  # must never raise
+    feed = scr.pump.handle if getattr(scr, "pump", None) is not None else scr.on_datagram
+    feed(data, UAC)                                             # must never raise
     assert scr.stats["internal_errors"] == before, data
     if full is not None:
         full.udp.out.clear()
@@ -163,6 +165,8 @@ def test_sip_decoder_and_screen_on_mutated_vectors(pipe, seed, rnd, n):
 def run_time_boxed(pipe, seconds: float, seed: int = 4475) -> int:
     rnd = random.Random(seed)
     scr, full = offline_screen(pipe), full_screen(pipe)
+    if Pump is not None:                                        # as `serve` runs it: through the C pump
+        scr.pump = make_pump(scr, -1, scr.udp.sendto)
     end, n = time.monotonic() + seconds, 0
     while time.monotonic() < end:
         data = mutate(rnd.choice(SEEDS), rnd, rnd.randrange(1, 10))
@@ -247,3 +251,71 @@ def test_c_in_dialog_agrees_with_python():
             py = fastpath.py_in_dialog(data, *src)
             assert py is not None and c == py.astuple(), (data, src)
     assert decided > 1000
+
+
+# ------------------------------------------------------------ the C pump against the Python paths
+
+PUMP_COUNTED = ("responses", "requests", "fast_path", "dropped", "not_permitted", "forward_failed", "internal_errors")
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_pump_agrees_with_python_paths(tmp_path):
+    """The pump (as `serve` runs it, sends captured instead of sent) sends exactly the bytes the
+    Python fast path sends (which agrees with the full parse: check_screen), to the same places,
+    counts the same events and final responses; and it
+    does relay a plain call's responses and in-dialog requests itself, without the Python path.
+    (Each screen has its own pipeline: a verdict depends on the calls seen before.)"""
+    rnd = random.Random(16)
+    pscr, scr = offline_screen(build(data_dir=tmp_path / "p")), offline_screen(build(data_dir=tmp_path / "s"))
+    pump = make_pump(pscr, -1, pscr.udp.sendto)
+    handed = []
+    real = pscr.on_datagram
+    pscr.on_datagram = lambda d, a: (handed.append(d), real(d, a))
+    seeds = SEEDS + RESPONSES + REQUESTS
+    plain = [s for s in dict.fromkeys(SEEDS + REQUESTS) if s.startswith((
+                 b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport\r\n"
+                 b"Via: SIP/2.0/UDP 127.0.0.1:5080", b"SIP/2.0 180",
+                                              b"ACK sip:0912345678@127.0.0.1:38930", b"BYE sip:0901234567@127.0.0.1:5080"))]
+    assert len(plain) == 4
+    for data in plain:
+        pump.handle(data, UAC)
+    assert handed == [] and len(pscr.udp.out) == len(plain)
+    inputs = [(s, UAC) for s in seeds] + [
+        (mutate(rnd.choice(seeds if i % 2 else plain), rnd, rnd.randrange(1, 4)),
+         rnd.choice([UAC, UAC, ("10.0.0.3", 5062), ("::1", 5080)]))
+        for i in range(8000)]
+    for data in plain:                                           # the same history on the Python side
+        scr.on_datagram(data, UAC)
+    for data, src in inputs:
+        pscr.udp.out.clear()
+        scr.udp.out.clear()
+        pump.handle(data, src)                                   # never raises
+        scr.on_datagram(data, src)
+        assert pscr.udp.out == scr.udp.out, (data, src)
+        assert {k: pscr.stats[k] for k in PUMP_COUNTED} == {k: scr.stats[k] for k in PUMP_COUNTED}, (data, src)
+    assert pscr.final_codes == scr.final_codes
+    assert pscr.stats["internal_errors"] == 0
+    assert len(inputs) - len(handed) > 1000, len(handed)         # the pump decided many itself
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_pump_sends_outside_the_permitted_networks_never(pipe):
+    """A next hop outside the permitted networks goes to the Python path, which refuses it."""
+    scr = offline_screen(pipe)
+    scr.ranges = [(4, 0x0A000000, 0x0AFFFFFF)]                   # 10/8 only: 127.0.0.1 is not permitted
+    pump = make_pump(scr, -1, scr.udp.sendto)
+    pump.handle(RESPONSES[-2], UAC)
+    assert scr.udp.out == [] and scr.stats["not_permitted"] == 1
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_pump_branch_hash_is_hashlib_blake2b():
+    """The pump's branch hash (C BLAKE2b) is hashlib's, across block boundaries and sizes."""
+    import hashlib
+
+    from engine.sip_screen._sipfast import blake2b_hex
+    rnd = random.Random(7693)
+    for n in [*range(0, 260), 1000, 4096]:
+        data = bytes(rnd.randrange(256) for _ in range(n))
+        for size in (10, 1, 64):
+            assert blake2b_hex(data, size) == hashlib.blake2b(data, digest_size=size).hexdigest(), (n, size)

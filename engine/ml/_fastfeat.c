@@ -195,8 +195,23 @@ static int is_syllable(const Py_UCS4 *w, Py_ssize_t n) {
     return 0;
 }
 
+/* features._EN_NOT_VI: common English words that are well-formed syllables but rare as
+ * unaccented Vietnamese words; they do not count as syllables. */
+static int is_en_word(const Py_UCS4 *w, Py_ssize_t n) {
+    static const char *en[] = {"you", "your", "i", "u", "ur", "my", "me", "am", "it", "to", "in", "at",
+                               "got", "go", "up", "lor", "liao", "they", "yup"};
+    for (size_t i = 0; i < sizeof en / sizeof *en; i++) {
+        Py_ssize_t j, len = (Py_ssize_t)strlen(en[i]);
+        if (len != n) continue;
+        for (j = 0; j < n && w[j] == (Py_UCS4)en[i][j]; j++);
+        if (j == n) return 1;
+    }
+    return 0;
+}
+
 /* features.language(): Vietnamese if >= 2 Vietnamese-only letters in the raw text, or if at
- * least 65% of >= 3 letter-only words of the folded canonical text are Vietnamese syllables. */
+ * least 65% of >= 3 letter-only words of the folded canonical text are Vietnamese syllables
+ * (words of _EN_NOT_VI excluded). */
 static int is_vietnamese(Py_ssize_t vi_letters, const Py_UCS4 *c, Py_ssize_t n) {
     if (vi_letters >= 2) return 1;
     Py_ssize_t words = 0, syl = 0, start = -1;
@@ -207,7 +222,7 @@ static int is_vietnamese(Py_ssize_t vi_letters, const Py_UCS4 *c, Py_ssize_t n) 
             for (j = start; j < i && c[j] >= 'a' && c[j] <= 'z'; j++);
             if (j == i) {
                 words++;
-                syl += is_syllable(c + start, i - start);
+                syl += !is_en_word(c + start, i - start) && is_syllable(c + start, i - start);
             }
         }
         start = i + 1;

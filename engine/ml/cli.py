@@ -128,6 +128,7 @@ def write_report(d: Path, p, y, m, sc) -> Path:
     ax.axvline(sc.drop_threshold, color="red", ls="--", label="drop")
     ax.set(xlabel="spam probability", ylabel="messages (log)", title="Score histogram per class")
     ax.legend(); fig.tight_layout(); fig.savefig(d / "score_histogram.png", dpi=110); plt.close(fig)
+    groups = _group_plot(d, m, plt)
     c = m["confusion"]
     md = f"""# Model evaluation: {sc.version}
 
@@ -146,8 +147,52 @@ At the drop threshold {sc.drop_threshold:.4f} (tag threshold {sc.tag_threshold:.
 
 ![precision-recall](precision_recall.png) ![ROC](roc.png) ![histogram](score_histogram.png)
 """
+    for key, title in (("by_language", "Per language"), ("by_kind", "Per kind")):
+        if m.get(key):
+            md += (f"\n## {title}\n\n| {key[3:]} | messages | spam | spam caught | blocked ham | MCC |\n"
+                   "|---|---|---|---|---|---|\n" + "".join(_group_row(g, r) for g, r in m[key].items()))
+    if groups:
+        md += "\n![per language](per_language.png)\n"
     (d / "summary.md").write_text(md, encoding="utf-8")
     return d
+
+
+def _group_row(g, r) -> str:
+    """One summary.md row; a rate with nothing to count (no spam, no ham) shows as a dash."""
+    caught = f"{r['spam_caught_rate']:.2%}" if r["spam"] else "—"
+    blocked = f"{r['blocked_ham_rate']:.3%}" if r["ham"] else "—"
+    mcc = f"{r['mcc']:.4f}" if r["spam"] and r["ham"] else "—"
+    return f"| {g} | {r['n']} | {r['spam']} | {caught} | {blocked} | {mcc} |\n"
+
+
+def _group_plot(d: Path, m: dict, plt) -> bool:
+    """per_language.png: spam caught and blocked ham of each language at the drop threshold,
+    beside the targets (issue 15: Vietnamese >= 85% caught at <= 1% blocked, English <= 0.2%)."""
+    by = m.get("by_language") or {}
+    if not by:
+        return False
+    names = list(by)
+    x = np.arange(len(names))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.8))
+    caught = [by[g]["spam_caught_rate"] * 100 for g in names]
+    blocked = [by[g]["blocked_ham_rate"] * 100 for g in names]
+    a1.bar(x, caught, color="tab:green")
+    a1.axhline(85, color="grey", ls="--", lw=1, label="85% (vi target)")
+    a1.set(xticks=x, xticklabels=[f"{g}\nMCC {by[g]['mcc']:.3f}" for g in names], ylabel="%", ylim=(0, 100),
+           title="spam caught")
+    a2.bar(x, blocked, color="tab:red")
+    for lvl, lab in ((1.0, "1% (vi)"), (0.2, "0.2% (en)")):
+        a2.axhline(lvl, color="grey", ls="--", lw=1)
+        a2.text(len(names) - 0.5, lvl, lab, va="bottom", ha="right", fontsize=8)
+    a2.set(xticks=x, xticklabels=[f"{g}\n{by[g]['confusion']['fp']}/{by[g]['ham']} ham" for g in names], ylabel="%",
+           ylim=(0, max(2.0, max(blocked) * 1.2)), title="blocked ham")
+    for ax, vals, fmt in ((a1, caught, "{:.1f}"), (a2, blocked, "{:.2f}")):
+        for i, v in enumerate(vals):
+            ax.text(i, v, fmt.format(v), ha="center", va="bottom", fontsize=8)
+    a1.legend(loc="lower right", fontsize=8)
+    fig.suptitle("Per language, at the drop threshold")
+    fig.tight_layout(); fig.savefig(d / "per_language.png", dpi=110); plt.close(fig)
+    return True
 
 
 def _predict(args) -> int:

@@ -1,11 +1,11 @@
 """Model files and the fast scorer.
 
-A model directory holds `weights.npz` (sparse TF-IDF idf and logistic-regression weights,
-float64) and `card.json` (version, creation time, training data hashes and counts,
+A model directory holds `weights.npz` (per-feature weights "idf" — TF-IDF idf times the NB
+log-count ratio, train.nb_ratio — and logistic-regression weights, float64) and `card.json` (version, creation time, training data hashes and counts,
 metrics, thresholds, feature configuration, Platt calibration). No pickle, no joblib.
 
 The scorer reproduces scikit-learn's arithmetic for the same parameters —
-TfidfTransformer(sublinear_tf=True, norm="l2") -> LogisticRegression.decision_function
+TfidfTransformer(sublinear_tf=True, norm="l2", idf_ = idf x NB ratio) -> LinearSVC.decision_function
 -> Platt LogisticRegression.predict_proba — without building a sparse matrix per message:
     v = (1 + ln count) * idf;   z = (v . w) / |v| + b;   p = 1 / (1 + exp(-(a z + c + s_lang)))
 where s_lang is the card's per-language logit shift (train.language_calibration).
@@ -43,7 +43,7 @@ def feature_config() -> dict:
             "word_ngrams": [1, 2], "folded_words": True, "char_ngrams_on": "folded",
             "raw_char_ngrams": list(F.RAW_NGRAMS), "shape_tokens": True,
             "normalisation": ["teencode-vi", "dotted-letters", "leet", "url-phone-money-tokens"],
-            "weighting": "sublinear-tf-idf-l2"}
+            "weighting": "sublinear-tf-idf-nb-l2"}
 
 
 def default_model_dir() -> Path:
@@ -73,7 +73,7 @@ class Scorer:
         self.cache_size = CACHE_ENTRIES
 
     def decision_language(self, text: str) -> tuple[float, bool]:
-        """(logistic-regression decision value, text is Vietnamese)."""
+        """(linear model decision value, text is Vietnamese)."""
         if F._C is not None:
             d, vi = F._C.decision(text, F.normalise(text), self._pairs, self.intercept)
             return d, bool(vi)
@@ -115,7 +115,10 @@ def save_model(out: Path, idf: np.ndarray, coef: np.ndarray, intercept: float, c
                card: dict) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    default_idf = float(np.max(idf))
+    # features never seen in training share one weight (idf x NB ratio): stored once, the
+    # others sparsely
+    vals, counts = np.unique(idf, return_counts=True)
+    default_idf = float(vals[np.argmax(counts)])
     ii = np.flatnonzero(idf != default_idf)
     ci = np.flatnonzero(coef)
     tmp = out / "weights.tmp.npz"

@@ -21,11 +21,11 @@ the key's last one counts at the last one's second). Counters are read while jud
 messages let through count toward a cap), so checks stay pure and a shared store can
 batch the reads and the writes of one message.
 
-Bytes per key (`memory_bytes() / memory_keys()`) are the row plus its 8-byte hash over the
-table load (0.6..0.8): 8 + 4*N for a count row (8 + 8 + 2*N for a 16-bit one, see _layout),
-8 + 8*(N+1) for a distinct row (8 + 8 while the key has one value). Measured: an
-advertiser-recipient cap of 3 a day 32 B a key; a sender's volume cap of 30 an hour 108 B;
-a template key seen from one sender 23 B.
+Bytes per key (`memory_bytes() / memory_keys()`) are the row plus its 8-byte hash plus a 4-byte
+index slot over the index load (0.6..0.8; slots.py): 4*N + 8 + 4/load for a count row (2*N + 16
+for a 16-bit one, see _layout), 8*(N+1) + 8 for a distinct row (8 + 8 while the key has one
+value), +5..7 B for the index. Measured: an advertiser-recipient cap of 3 a day 26-28 B a key; a
+sender's volume cap of 30 an hour 81-88 B.
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ from typing import Protocol
 import numpy as np
 
 from .history import CallDurations, RecipientHistory  # noqa: F401 (also imported from here)
-from .slots import SlotTable, _copy, key_hash, value_fp
+from . import slots as _slots
+from .slots import SlotTable, _copy, _reserve_rows, _room, key_hash, value_fp
 
 
 class CounterStore(Protocol):
@@ -106,6 +107,9 @@ class MemoryCounters:
         if sp is None or sp.distinct:
             return 0
         t = sp.table
+        f = _slots._fast
+        if f is not None:
+            return f.count(t, key, now, window, limit, sp.short)
         i = t.find(key_hash(key))
         if i < 0:
             return 0
@@ -121,6 +125,10 @@ class MemoryCounters:
     def add(self, ns, key, now, window, limit) -> None:
         sp = self._space(ns, window, limit, False)
         t = sp.table
+        f = _slots._fast
+        if f is not None:
+            f.add(t, key, now, window, limit, sp.short)
+            return
         now_s = int(now)
         i = t.slot(key_hash(key), now_s)
         rows, w = t.rows, sp.width
@@ -140,6 +148,9 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or not sp.distinct:
             return 1
+        f = _slots._fast
+        if f is not None:
+            return f.distinct(sp.table, sp.first, key, value, now, window, sp.limit + 1)
         h = key_hash(key)
         hz = int(now) - window if window is not None else 0
         t = sp.table
@@ -157,6 +168,10 @@ class MemoryCounters:
 
     def add_distinct(self, ns, key, value, now, window, limit) -> None:
         sp = self._space(ns, window, limit, True)
+        f = _slots._fast
+        if f is not None:
+            f.add_distinct(sp.table, sp.first, key, value, now, window, sp.limit + 1)
+            return
         h = key_hash(key)
         now_s = int(now)
         v = value_fp(value)
@@ -174,7 +189,7 @@ class MemoryCounters:
                 return
             # a second value: the key moves to a full row
             old_v, old_t = F.rows[2 * f], F.rows[2 * f + 1]
-            F.delete(f)
+            F.discard(h)
             i = t.slot(h, now_s)
             b = i * 2 * k
             t.rows[b + k - 1], t.rows[b + 2 * k - 1] = old_v, old_t
@@ -197,10 +212,15 @@ class MemoryCounters:
 
 
 def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
-    """Copy old rows into a table of another row width, keeping the most recent entries."""
-    o = old.table.settled()                    # a growth under way finished first: one pair of arrays
-    R = np.frombuffer(o.rows, dtype=np.uint32).reshape(len(o.h), o.width)
-    N = np.zeros((len(o.h), new.width), np.uint32)
+    """Copy old rows into a table of another row width, keeping the most recent entries (the
+    live rows are renumbered densely, in slot order)."""
+    o = old.table.settled()                    # a growth under way finished first: one index
+    IX = np.frombuffer(o.ix, np.uint32)
+    occupied = IX != 0
+    rownums = IX[occupied].astype(np.int64) - 1
+    R = np.frombuffer(o.rows, np.uint32, o.top * o.width).reshape(o.top, o.width)[rownums]
+    HK = np.frombuffer(o.hk, np.uint64, o.top)[rownums]
+    N = np.zeros((len(R), new.width), np.uint32)
     if old.distinct:
         ko, kn = old.limit + 1, limit + 1
         m = min(ko, kn)
@@ -223,9 +243,14 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
             N.view(np.uint16)[:, 4 + limit - m:4 + limit] = np.where((S > 0) & (S >= base[:, None]),
                                                                      S - base[:, None] + 1, 0)
     del R
+    NX = np.zeros(len(IX), np.uint32)
+    NX[occupied] = np.arange(1, len(N) + 1, dtype=np.uint32)
+    n = _reserve_rows(new.width, new.max_keys, len(N))
     new.cap, new.used, new.cursor = o.cap, o.used, 0
-    new.h = _copy("Q", o.h)
-    new.rows = _copy("I", N)
+    new.ix = _copy("I", NX)
+    new.rows = _room("I", N, n * new.width)
+    new.hk = _room("Q", HK, n)
+    new.top, new.free = len(N), 0
 
 
 def _add_short(rows: array, b: int, limit: int, now: int, window: int) -> None:

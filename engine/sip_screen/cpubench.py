@@ -4,7 +4,7 @@ when installed) in the same run as the baselines.
 
     python -m engine.sip_screen.cpubench [--rate 500] [--seconds 10] [--no-relay] [--no-kamailio]
     python -m engine.sip_screen.cpubench --via-flood
-    python -m engine.sip_screen.cpubench --per-type      (in process, per message type)
+    python -m engine.sip_screen.cpubench --per-type [--profile]   (in process, per message type)
 
 prints one JSON object: per target (`screen`, `relay`, `kamailio`) the CPU seconds of the
 element (all its processes: Kamailio forks workers) spent while the UAC ran, calls completed /
@@ -224,7 +224,7 @@ def via_flood(n: int = 20, vias: int = 950) -> dict:
 TYPES = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE")
 
 
-def per_type(calls: int = 3000) -> dict:
+def per_type(calls: int = 3000, profile: bool = False) -> dict:
     """In-process CPU µs per SIP message type (no sockets, no event loop): the six datagrams of
     one sipp call are captured at a screen on loopback, then `calls` copies of them (each with
     its own Call-ID) are fed to `SipScreen.on_datagram` of a screen whose socket is a stub, with
@@ -238,6 +238,7 @@ def per_type(calls: int = 3000) -> dict:
     from ..state import install, open_state
     from .harness import SipHarness
     from .server import SipSettings
+    from .transport import Pump, make_pump
     tmp = Path(tempfile.mkdtemp(prefix="tf-siptype-"))
     ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
     pipe = build(None, tmp / "data", seed=False)
@@ -246,6 +247,11 @@ def per_type(calls: int = 3000) -> dict:
     h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}",
                                      allow_networks=["127.0.0.0/8"])).start()
     got = []
+
+    async def python_reader():                   # every datagram through on_datagram, to capture them
+        h.screen.fast_path = False
+        h.screen.udp.refresh()
+    h.call(python_reader())
     real = h.screen.on_datagram
 
     def tap(data, addr):
@@ -274,19 +280,34 @@ def per_type(calls: int = 3000) -> dict:
         def sendto(self, data, addr):
             Stub.sent += 1
     screen.udp = Stub()
+    screen.fast_path = True
+    screen.on_datagram = real
     screen.vlog = VerdictLog(str(tmp / "verdicts.jsonl"))
     batch = [[(m.replace(cid, b"%0*x" % (len(cid), i + 1)), a) for m, a in msgs] for i in range(calls)]
     tot = [0.0] * 6
-    clock, on = time.process_time, screen.on_datagram
+    # as `serve` runs it: the C pump's handling of one datagram when it is built (it hands what it
+    # does not relay itself to on_datagram), else on_datagram
+    on = make_pump(screen, -1, Stub().sendto).handle if Pump is not None else screen.on_datagram
+    clock = time.process_time
+    prof = None
+    if profile:                                  # where the time goes (the figures then include cProfile's cost)
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     for call in batch:
         for k, (m, a) in enumerate(call):
             t0 = clock()
             on(m, a)
             tot[k] += clock() - t0
+    if prof is not None:
+        import pstats
+        prof.disable()
+        pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(30)
     screen.vlog.close()
     out = {t: round(x / calls * 1e6, 1) for t, x in zip(TYPES, tot)}
     out["call"] = round(sum(tot) / calls * 1e6, 1)
     out["sent"], out["expected"] = Stub.sent, 6 * calls
+    out["path"] = "C pump" if Pump is not None else "Python"
     return out
 
 
@@ -308,9 +329,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--via-flood", action="store_true", help="CPU of 20 INVITEs with 950 Vias each instead")
     ap.add_argument("--per-type", action="store_true", help="in-process CPU µs per SIP message type instead")
+    ap.add_argument("--profile", action="store_true", help="with --per-type: a cProfile of it on stderr")
     a = ap.parse_args(argv)
     if a.per_type:
-        print(json.dumps(per_type()))
+        print(json.dumps(per_type(profile=a.profile)))
     else:
         print(json.dumps(via_flood() if a.via_flood else measure(a.rate, a.seconds, not a.no_relay, not a.no_kamailio)))
     return 0

@@ -94,12 +94,15 @@ class Forwarding:
             return
         data, (host, port, transport), invite_final = r
         if invite_final:
-            key = invite_final.decode("utf-8", "surrogateescape")
-            code = data[8:11].decode("ascii")
-            self._final(code, key)
-            if code == "200" and self.answered:
-                self._answered(200, "INVITE", key.rpartition(" ")[0])
+            self._fast_final(data[8:11].decode("ascii"), invite_final)
         self._send(data, (host, port), transport)
+
+    def _fast_final(self, code: str, invite_final: bytes):
+        """A final response to an INVITE relayed by the fast path (or the C pump): b"Call-ID CSeq-number"."""
+        key = invite_final.decode("utf-8", "surrogateescape")
+        self._final(code, key)
+        if code == "200" and self.answered:
+            self._answered(200, "INVITE", key.rpartition(" ")[0])
 
     def _final(self, code: str, key: str):
         """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once."""

@@ -58,8 +58,11 @@ def is_token(s: str) -> bool:
 
 def split_list(value: str) -> list[str]:
     """Split a list header's value at commas outside quotes and angle brackets (§7.3.1)."""
-    if '"' not in value and "<" not in value:
-        return [p.strip() for p in value.split(",")]         # the common case: one C-level split
+    if '"' not in value:
+        if "," not in value:
+            return [value.strip()]                            # one value (a Contact <...>): nothing to split
+        if "<" not in value:
+            return [p.strip() for p in value.split(",")]     # the common case: one C-level split
     out, cur, q, ang, esc = [], [], False, 0, False
     for ch in value:
         if esc:

@@ -4,7 +4,7 @@ The caller has validated the file (load_sip_settings checks types, networks, the
 nothing here can fail half-way. Every setting is read from `screen.s` when it is used, so
 swapping the object applies it to the next message; what was derived from it at start is
 derived again here: the permitted networks' integer ranges (and the per-address cache of
-that check is emptied), and the UDP round's bounds (queue, batch, time budget).
+that check is emptied, and the C pump, which keeps its own copy, is rebuilt).
 
 What cannot change without a restart is kept as it runs and reported: `listen` (the bound
 sockets) and `advertise` (our Via / Record-Route identity: transactions in flight carry
@@ -39,9 +39,9 @@ def apply_sip_settings(screen, new: SipSettings, overrides: dict) -> dict:
     if new.allow_networks != old.allow_networks:
         screen.ranges = ranges
         screen.permit_cache.clear()
-    ep = getattr(screen, "udp_endpoint", None)
-    if ep is not None:
-        ep.limit, ep.batch, ep.budget = new.queue_datagrams, new.batch_messages, new.batch_seconds
+        ep = getattr(screen, "udp_endpoint", None)
+        if ep is not None and ep.loop is not None:
+            ep.refresh()                # the C pump keeps its own copy of the ranges
     screen.next_hop()                   # parsed now (validated by the loader), not on the next INVITE
     if changed or needs_restart:
         log.info("sip.toml reloaded: changed %s%s", ", ".join(changed) or "nothing",

@@ -10,7 +10,9 @@ prefixes the display name; everything else is forwarded: Max-Forwards decremente
 retransmission gets the same branch and a loop is detectable: 482, checked in one pass over
 the Vias), the top Route removed when it is us. The parts live in their own modules:
 fastpath.py (responses and in-dialog requests as byte edits), screening.py (the verdict),
-forwarding.py (sending, 503 on failure), transport.py (UDP rounds, TCP bounds). Where a request goes (§16.6 step 6-7, RFC
+forwarding.py (sending, 503 on failure), transport.py (UDP rounds, TCP bounds), _sippump.h
+(the C pump that reads the UDP socket and relays what the fast path proves plain without
+entering Python; INVITEs and the rest reach `on_datagram` below). Where a request goes (§16.6 step 6-7, RFC
 3263): the top Route, else -- for an initial request only -- the configured next hop, else
 the Request-URI; over the transport that URI names, UDP when it names none (TCP first for a
 message over 1300 bytes, §18.1.1, falling back to UDP when refused). A request we cannot
@@ -96,7 +98,6 @@ class SipScreen(Forwarding, Screening):
                 if want != 0 or attempt == 19:
                     raise              # a fixed port that is taken for TCP is an error to report
                 # port 0: the kernel's free UDP port may be busy for TCP; take another
-        self.udp.start(loop)
         self.udp_endpoint = self.udp
         adv = self.s.advertise or (("127.0.0.1" if host in ("0.0.0.0", "::", "") else host) + f":{port}")
         self.host, self.port = hostport(adv, port)
@@ -105,6 +106,7 @@ class SipScreen(Forwarding, Screening):
             self.me.add((host.lower(), port))
         self.via_prefixes = tuple(f"SIP/2.0/{t} {h}:{p};branch={BRANCH_PREFIX}".encode()
                                   for t in TRANSPORTS for h, p in self.me)
+        self.udp.start(loop)                                # the pump needs our address: after it is known
         self._sweeper = loop.create_task(self._sweep())
         logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host, port, self.s.next_hop or "Request-URI")
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from .codec import BindState, PduTooLarge, RemoteProtocolError, SmppConnection
@@ -20,8 +21,14 @@ log = logging.getLogger("telfilter.smpp")
 
 
 class EsmeSession(CoalescedStream):
+    """A read only decodes: the PDUs wait in `inq` for the proxy's inbox (inbox.py), which
+    hands them to `handle` in turn with the other sessions'."""
+
     def __init__(self, proxy: "SmppProxy"):
         self.proxy = proxy
+        self.batch = proxy.batch
+        self.inq: deque = deque()
+        self.reading_paused = False
         # lean: a submit_sm comes out as a codec SmView (checked as fully as a decoded PDU, no
         # dataclass or TLV objects built); its raw bytes are what is forwarded
         self.conn = SmppConnection(proxy.settings.max_pdu, lean=True)
@@ -56,6 +63,8 @@ class EsmeSession(CoalescedStream):
         super().data_received(data)
 
     def malformed(self, e: RemoteProtocolError) -> None:
+        if e.fatal:                 # the connection closes: what was read before it is answered first
+            self.proxy.inbox.drain_session(self)
         if isinstance(e, PduTooLarge):
             log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, self.peer, e)
         else:
@@ -65,6 +74,19 @@ class EsmeSession(CoalescedStream):
                                           self.account.system_id if self.account else "", "", "", e.status, str(e))
 
     def pdu_received(self, ev) -> None:
+        self.proxy.inbox.put(self, ev)
+
+    def pause(self) -> None:
+        self.reading_paused = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        self.reading_paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def handle(self, ev) -> None:
         try:
             self.proxy.handle_esme_pdu(self, ev)
         except Exception:                      # a bug must not take the bind down silently
@@ -75,6 +97,10 @@ class EsmeSession(CoalescedStream):
 
     def send_raw(self, raw: bytes) -> None:
         self._queue(raw)
+
+    def close(self) -> None:
+        self.proxy.inbox.drain_session(self)     # what was read is answered before the close
+        super().close()
 
     def abort(self) -> None:
         """Close at once, without flushing (evicted or timed out before it bound)."""

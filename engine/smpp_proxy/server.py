@@ -27,7 +27,8 @@ receiver/transceiver bind of the account that sent the MT and held (in memory) u
 account binds again; one that arrives before its submit_sm_resp waits for it. The SMSC's
 deliver_sm is acknowledged only after the ESME acknowledged it or it was held.
 
-Files: esme.py (ESME sessions), admission.py (connection caps, bind pacing), binds.py
+Files: esme.py (ESME sessions), inbox.py (the queue PDUs from ESMEs wait in, handled in slices,
+and the flush points of every socket write), admission.py (connection caps, bind pacing), binds.py
 (credentials), smsc.py (SMSC links and the upstream pool), submit.py (the submit path:
 judge, drop, forward, tag), routing.py (receipts and MO from the SMSC), rawpdu.py (responses
 read from bytes), verdictlog.py (the verdict log). This module holds the proxy's state, lifecycle,
@@ -49,6 +50,7 @@ from .codec import pdu as P
 from .admission import BindThrottle, ConnectionCaps
 from .binds import BIND_NAMES, BindHandling
 from .esme import EsmeSession
+from .inbox import Inbox, WriteBatch
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
 from .submit import Refusal, SubmitPath, message_content
@@ -88,6 +90,8 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.bind_throttle = BindThrottle(settings.bind_failures_free, settings.bind_backoff,
                                           settings.bind_backoff_max)
         self.loop = None
+        self.batch = WriteBatch()                   # flush points of every socket write (inbox.py)
+        self.inbox = Inbox(EsmeSession.handle, self.batch)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self, listen: str | None = None, reuse_port: bool = False):

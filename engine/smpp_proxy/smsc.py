@@ -51,6 +51,7 @@ class SmscLink(CoalescedStream):
         s = proxy.settings
         over = s.smsc_links.get(name, {})
         self.proxy, self.addr, self.kind = proxy, addr, kind
+        self.batch = getattr(proxy, "batch", None)      # None: flushed per loop iteration (stream.py)
         self.conn = SmppConnection(1 << 20)
         self.transport = None
         self.bound = False
@@ -68,6 +69,13 @@ class SmscLink(CoalescedStream):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._read(data)
+        finally:
+            if self.batch is not None:
+                self.batch.flush()          # the answers relayed from this read leave now (inbox.py)
+
+    def _read(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
         self.stalled = False
         if self.conn.trailing_data:

@@ -51,22 +51,23 @@ class SmppStream(asyncio.Protocol):
             self.transport.close()
 
 
-# Coalescing must not hold a message back behind the judging of others: a read can bring many
-# PDUs (and one loop iteration reads every ready socket), each judged before the next, so a
-# queue that waited for the end of the iteration would make the first message wait for all
-# the judging after it (at 5k/s that was most of the p99). A queue older than this goes out
-# with the next write; below it, writes still share one syscall.
+# A stream without a WriteBatch (the simulator's) flushes at the end of the loop iteration; one
+# read can bring many PDUs, each handled before the next, so a queue older than this goes out
+# with the next write rather than wait for all the work after it. The proxy's streams have a
+# batch and are flushed at its own flush points (inbox.py).
 FLUSH_AFTER = 0.0002        # seconds
 
 
 class CoalescedStream(SmppStream):
-    """Coalesce the PDUs written during one event-loop iteration into one transport.write:
-    a peer that sends ten PDUs in one segment gets ten answers in one segment, and the proxy
-    pays one syscall instead of ten. A queue older than FLUSH_AFTER is written at the next
-    write instead of at the end of the iteration."""
+    """Coalesce the PDUs written between two flush points into one transport.write: a peer
+    that sends ten PDUs in one segment gets ten answers in one segment, and we pay one
+    syscall instead of ten. With a `batch` (inbox.WriteBatch) the flush points are the
+    batch's; without one, the end of the loop iteration, or the next write once the queue
+    is older than FLUSH_AFTER."""
 
     _outq = None
     _since = 0.0
+    batch = None
 
     def _queue(self, data: bytes) -> None:
         t = self.transport
@@ -77,9 +78,12 @@ class CoalescedStream(SmppStream):
             out = self._outq = []
         out.append(data)
         if len(out) == 1:
+            if self.batch is not None:
+                self.batch.add(self)
+                return
             self._since = _now()
             asyncio.get_running_loop().call_soon(self._flush)
-        elif _now() - self._since > FLUSH_AFTER:
+        elif self.batch is None and _now() - self._since > FLUSH_AFTER:
             t.write(b"".join(out))
             out.clear()                     # the flush already scheduled finds nothing to do
 
@@ -87,7 +91,8 @@ class CoalescedStream(SmppStream):
         out = self._outq
         if out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
+        if out:
+            out.clear()
 
     def send_pdu(self, pdu) -> None:
         self._queue(encode(pdu))

@@ -33,6 +33,20 @@ _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
 
 
+_ERROR_RESPS: dict = {}
+
+
+def _error_resp(command_id: int, seq: int, status: int) -> bytes:
+    """The bytes of `command_id`'s resp with an error status (as the codec encodes it), from a
+    kept template with the sequence_number put in (statuses are few; the kept set is bounded)."""
+    t = _ERROR_RESPS.get((command_id, status))
+    if t is None:
+        t = encode(P.response_class(command_id)(sequence_number=0, command_status=status))
+        if len(_ERROR_RESPS) < 1024:
+            _ERROR_RESPS[command_id, status] = t
+    return with_sequence(t, seq)
+
+
 class Refusal(Exception):
     """A message that cannot be judged as the SMSC would deliver it: refused with `status`."""
 
@@ -224,7 +238,7 @@ class SubmitPath:
         for pdu in pdus:
             resp = P.response_class(pdu.command_id)
             if not silent:
-                sess.send_pdu(resp(sequence_number=pdu.sequence_number, command_status=v.smpp_status))
+                sess.send_raw(_error_resp(pdu.command_id, pdu.sequence_number, v.smpp_status))
                 continue
             mid = f"L{next(self._local_ids):09d}"
             sess.send_pdu(resp(sequence_number=pdu.sequence_number, message_id=mid))

@@ -41,11 +41,33 @@ def _num(x) -> str:
     return float.__repr__(x) if isinstance(x, float) else int.__repr__(int(x))
 
 
+_NAMES: dict[str, str] = {}
+_MAX_NAMES = 4096
+
+
+def _name_json(name: str) -> str:
+    """JSON of a PDU or account name, kept (bounded: a name past the bound is encoded each time)."""
+    j = _NAMES.get(name)
+    if j is None:
+        j = _jstr(name)
+        if len(_NAMES) < _MAX_NAMES and type(name) is str:
+            _NAMES[name] = j
+    return j
+
+
+def _hit_json(h) -> str:
+    sc = round(h.score, 6)
+    return '{"symbol": %s, "score": %s, "detail": %s, "source": %s}' % (
+        _name_json(h.symbol), float.__repr__(sc) if type(sc) is float else _num(sc), _jstr(h.detail),
+        _name_json(h.source))
+
+
 def _hits_json(hits) -> str:
     # the text Hit.to_json() gives under json.dumps, built without the intermediate dicts
-    return "[" + ", ".join('{"symbol": %s, "score": %s, "detail": %s, "source": %s}'
-                           % (_jstr(h.symbol), _num(round(h.score, 6)), _jstr(h.detail), _jstr(h.source))
-                           for h in hits) + "]"
+    # (symbols and sources are few: their JSON is kept, as names are)
+    if len(hits) == 1:
+        return "[" + _hit_json(hits[0]) + "]"
+    return "[" + ", ".join([_hit_json(h) for h in hits]) + "]"
 
 
 class VerdictLog:
@@ -90,12 +112,18 @@ class VerdictLog:
         per-message path). `reading` names how data_coding 0/1 bytes were read when that is not
         the literal reading (e.g. "gsm" for GSM 03.38 bytes sent under data_coding 1)."""
         try:
-            line = ('{"ts": %s, "kind": "sms", "pdu": %s, "account": %s, "sender": %s, "recipient": %s, '
+            score, hits = v.score, v.hits
+            line = ('{"ts": "%s", "kind": "sms", "pdu": %s, "account": %s, "sender": %s, "recipient": %s, '
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s%s}'
-                    % (_jstr(msg.time.isoformat()), _jstr(pdu), _jstr(msg.account), _jstr(msg.sender),
-                       _jstr(msg.recipient), _ACTION_NAME[v.action], _num(round(v.score, 4)), _hits_json(v.hits),
-                       _num(round(judge_us, 1)), (', "binary": true' if binary else "")
-                       + (', "reading": %s' % _jstr(reading) if reading else "")))
+                    # isoformat() is plain ASCII with nothing to escape; names of PDUs and accounts
+                    # are few and their JSON is kept
+                    % (msg.time.isoformat(), _name_json(pdu), _name_json(msg.account), _jstr(msg.sender),
+                       _jstr(msg.recipient), _ACTION_NAME[v.action],
+                       float.__repr__(round(score, 4)) if type(score) is float else _num(round(score, 4)),
+                       _hits_json(hits) if hits else "[]",
+                       float.__repr__(round(judge_us, 1)) if type(judge_us) is float else _num(round(judge_us, 1)),
+                       (', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
+                       if binary or reading else ""))
         except Exception as e:
             return self._failed(e)
         self._emit(line)
@@ -128,10 +156,11 @@ class VerdictLog:
                 self.f.write(line + "\n")
         except Exception as e:
             return self._failed(e)
-        now = time.monotonic()
-        if now - self._last_flush >= self.FLUSH_S:
+        if self._flush_pending:
+            pass                                 # a flush is due within FLUSH_S
+        elif time.monotonic() - self._last_flush >= self.FLUSH_S:
             self.flush()
-        elif not self._flush_pending:
+        else:
             try:
                 asyncio.get_running_loop().call_later(self.FLUSH_S, self.flush)
                 self._flush_pending = True

@@ -1,0 +1,126 @@
+"""The closed-loop acceptance check of issue 10, as an outside tester would run it, in one run.
+
+    python -m benchmarks.smpp_check [--seconds 40] [--campaign-share 0.4] [--edge 10] [--code DIR ...]
+
+Theory of operation: what the independent check measures, with nothing of ours in the loop
+but `telfilter serve`: the lean responder is the SMSC (benchmarks.smpp_peers, its own process),
+the generator is benchmarks.smpp_load (its own process, its own SMPP encoder, no engine code)
+with 4 binds × window 10 kept full for `--seconds` (closed loop), fresh messages of the realistic
+mix with spam campaigns at `--campaign-share` of them (campaign-heavy: 0.4 by default; the mix's
+own share is 0.17). Each `--code` checkout (default this one; give two to compare a change with
+its baseline in the same run) serves in turn as shipped: Decree 91 pack, bundled model, a
+seeded registry/blacklist/DNC, verdict log to a file, through benchmarks.proxy_runner (GC pauses).
+
+Reported per checkout: CPU µs per submit_sm over the whole run (process CPU / submit_sm
+answered), over the first and the last `--edge` seconds and their ratio (growth), answered
+per second, every submit_sm answered once (`unanswered`, `unexpected` both 0), and one verdict
+line per judged message (answers other than ESME_RTHROTTLED, which is answered unjudged).
+The proxy judges by its own clock: outside 07:00-22:00 Vietnam time every advertisement is
+dropped, so the printed local time says which policy the run saw. Prints one JSON object.
+
+How this differs from the other SMPP benchmarks: `python -m benchmarks` (smpp step, full
+run) has the same closed loop (4 × 10, 40 s) with the mix's campaign share and a proxy whose
+state was grown by nothing before; benchmarks.smpp_cpu runs the proxy in process with empty
+lists and a verdict log to /dev/null (it isolates the proxy's own cost: forwarder / trivial /
+real); benchmarks.smpp_p99 is open loop at one offered rate (latency, not CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from .smpp_bench import THROTTLED, _free_port, _growth, _load, _per_msg, _wait_port
+
+
+def _serve(code: str, tmp: Path, k: int, r_port: int):
+    d = tmp / f"p{k}"
+    subprocess.run(["cp", "-r", str(tmp / "seed"), str(d)], check=True)
+    port = _free_port()
+    p = subprocess.Popen([sys.executable, "-m", "benchmarks.proxy_runner", str(tmp / f"gc{k}.json"), "serve",
+                          "--data-dir", str(d), "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{r_port}",
+                          "--esme-account", "bench:pw", "--sip-listen", "off", "--log", str(tmp / f"v{k}.jsonl"),
+                          "--ready-file", str(tmp / f"ready{k}")],
+                         cwd=code, env=dict(os.environ, PYTHONPATH=code), stderr=subprocess.DEVNULL)
+    end = time.time() + 90
+    while not (tmp / f"ready{k}").exists() and time.time() < end and p.poll() is None:
+        time.sleep(0.1)
+    if not (tmp / f"ready{k}").exists():
+        p.kill()
+        raise RuntimeError(f"telfilter serve from {code} did not start")
+    time.sleep(0.5)                  # its upstream bind
+    return p, port
+
+
+def _stop(p) -> None:
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_check")
+    ap.add_argument("--seconds", type=float, default=40)
+    ap.add_argument("--edge", type=float, default=10, help="seconds at each end for the growth ratio")
+    ap.add_argument("--campaign-share", type=float, default=0.4)
+    ap.add_argument("--binds", type=int, default=4)
+    ap.add_argument("--window", type=int, default=10)
+    ap.add_argument("--rate-cap", type=float, default=20_000, help="fresh messages generated: this × seconds")
+    ap.add_argument("--dnc", type=int, default=1_000_000)
+    ap.add_argument("--code", action="append", default=None, help="a checkout whose engine serves (repeatable)")
+    a = ap.parse_args(argv)
+    codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
+    from .traffic import seed_data
+    tmp = Path(tempfile.mkdtemp(prefix="tf-check-"))
+    nums = seed_data(tmp / "seed", a.dnc)
+    sample = tmp / "dnc_sample.npy"
+    np.save(sample, nums[:: max(1, len(nums) // 10_000)])
+    r_port = _free_port()
+    resp = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])
+    out = {"seconds": a.seconds, "binds": a.binds, "window": a.window, "campaign_share": a.campaign_share,
+           "proxy_local_time": datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M"), "runs": {}}
+    try:
+        if not _wait_port(r_port):
+            raise RuntimeError("the responder did not start")
+        for k, code in enumerate(codes):
+            p, port = _serve(code, tmp, k, r_port)
+            try:
+                r = _load(port, 0, a.seconds, {"proxy": p.pid}, 700 + k, sample, count=int(a.seconds * a.rate_cap),
+                          campaign_share=a.campaign_share, timeout=a.seconds + 300)
+            finally:
+                _stop(p)
+            vlog = tmp / f"v{k}.jsonl"
+            lines = sum(1 for _ in open(vlog, "rb")) if vlog.exists() else 0
+            throttled = r["error_statuses"].get(THROTTLED, 0)
+            judged = r["ok"] + r["errors"] - throttled
+            gc_file = tmp / f"gc{k}.json"
+            growth = _growth(r["series"], "proxy", a.edge)
+            out["runs"][code] = {
+                "cpu_us_per_msg": _per_msg(r, "proxy"), "first_us": growth and growth["first_us"],
+                "last_us": growth and growth["last_us"], "growth": growth and growth["growth"],
+                "answered_per_s": r["achieved"], "sent": r["sent"], "ran_out_of_messages": r["ran_out_of_messages"],
+                "unanswered": r["unanswered"], "unexpected": r["unexpected"], "error_statuses": r["error_statuses"],
+                "judged": judged, "verdict_lines": lines, "one_line_per_judged": lines == judged,
+                "gc_max_ms": json.loads(gc_file.read_text())["max_ms"] if gc_file.exists() else None}
+    finally:
+        _stop(resp)
+        subprocess.run(["rm", "-rf", str(tmp)])
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

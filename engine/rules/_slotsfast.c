@@ -1,0 +1,945 @@
+/* engine.rules._slotsfast: the compiled twin of the state tables' hot paths (optional).
+ *
+ * slots.py, counters.py and history.py keep the pure-Python reference, used when this module is
+ * absent or TELFILTER_TABLES_PURE=1; tests/test_slots_fast.py runs both on the same operation
+ * sequences (growth, expiry, eviction, dump/load) and compares every answer and every dump.
+ *
+ * Theory of operation: every function takes the SlotTable object itself and reads its fields
+ * (cap, used, cursor, top, free, the index arrays h and ix, the rows) at the start of a call,
+ * writes back the ones it changed at the end, and does the probe, the sweep, the backward shift,
+ * the free list and the row update on the raw arrays in between. The rare steps (a growth
+ * starting, an index growing its tail, the rows' reservation running out, an eviction at
+ * max_keys) call the table's own Python methods, with the fields written back before and read
+ * again after, so the two implementations take exactly the same steps in the same order and
+ * leave byte-identical tables. Row layouts are documented where they are defined (counters.py
+ * _layout, history.py RecipientHistory).
+ *
+ *   count(table, key, now, window, limit, short) -> int          MemoryCounters.count
+ *   add(table, key, now, window, limit, short)                   MemoryCounters.add
+ *   distinct(table, first, key, value, now, window, k) -> int    MemoryCounters.distinct
+ *   add_distinct(table, first, key, value, now, window, k)       MemoryCounters.add_distinct
+ *   share(table, sender, recipient, now, window) -> (n, share)   RecipientHistory.share
+ *   hadd(table, sender, recipient, now, window)                  RecipientHistory.add
+ *   find(table, h) / slot(table, h, now) -> row                  SlotTable.find / slot
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MIX 0x9E3779B97F4A7C15ULL
+#define SWEEP 2
+
+static PyObject *py_key_hash, *py_value_fp;     /* keyhash.py, for keys that are not ints */
+static PyObject *s_hk, *s_ix, *s_rows, *s_cap, *s_used, *s_cursor, *s_top, *s_free, *s_old, *s_width,
+    *s_touch, *s_keep, *s_max_keys, *s_left;
+static PyObject *s_step, *s_released, *s_give_back;
+static PyObject *s_pull, *s_grow, *s_evict, *s_lengthen, *s_more_rows, *s_slot;
+
+typedef struct {
+    PyObject *o;
+    Py_buffer ib, kb, rb;
+    int open;
+    uint32_t *ix, *rows;                /* the index (row + 1, 0 empty) and the rows */
+    uint64_t *hk;                       /* each row's key hash */
+    Py_ssize_t nslots, nrows;
+    long long width, touch, keep, max_keys, cap, used, cursor, top, free, old_left;
+    int has_keep, has_old;
+    long long used0, cursor0, top0, free0;
+} T;
+
+/* Attribute access. SlotTable and _Old keep their fields in __slots__, i.e. at fixed offsets of
+   the instance (a member descriptor each): those of the two classes met first are read and
+   written there directly, which costs a pointer load instead of a generic attribute look-up
+   (~25 ns each, a dozen per call). Any other class, or a field not set, takes the generic path. */
+#define NCACHE 24
+static struct { PyTypeObject *type; PyObject *name; Py_ssize_t off; } cache[NCACHE];
+static int ncache;
+
+static Py_ssize_t slot_offset(PyObject *o, PyObject *name)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    for (int k = 0; k < ncache; k++)
+        if (cache[k].type == tp && cache[k].name == name) return cache[k].off;
+    if (ncache >= NCACHE) return -1;
+    Py_ssize_t off = -1;
+    PyObject *d = PyObject_GetAttr((PyObject *)tp, name);
+    if (!d) { PyErr_Clear(); return -1; }
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type) && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX)
+        off = ((PyMemberDescrObject *)d)->d_member->offset;
+    Py_DECREF(d);
+    Py_INCREF(tp);                      /* the cache keeps the class alive: its offsets stay valid */
+    Py_INCREF(name);
+    cache[ncache].type = tp, cache[ncache].name = name, cache[ncache].off = off;
+    ncache++;
+    return off;
+}
+
+/* a new reference to o.name */
+static PyObject *attr(PyObject *o, PyObject *name)
+{
+    Py_ssize_t off = slot_offset(o, name);
+    if (off > 0) {
+        PyObject *v = *(PyObject **)((char *)o + off);
+        if (v) { Py_INCREF(v); return v; }
+    }
+    return PyObject_GetAttr(o, name);
+}
+
+/* o.name = v (a new reference is taken) */
+static int set_attr(PyObject *o, PyObject *name, PyObject *v)
+{
+    Py_ssize_t off = slot_offset(o, name);
+    if (off > 0) {
+        PyObject **p = (PyObject **)((char *)o + off), *prev = *p;
+        Py_INCREF(v);
+        *p = v;
+        Py_XDECREF(prev);
+        return 0;
+    }
+    return PyObject_SetAttr(o, name, v);
+}
+
+static int get_ll(PyObject *o, PyObject *name, long long *out)
+{
+    PyObject *v = attr(o, name);
+    if (!v) return -1;
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int set_ll(PyObject *o, PyObject *name, long long v)
+{
+    PyObject *x = PyLong_FromLongLong(v);
+    if (!x) return -1;
+    int r = set_attr(o, name, x);
+    Py_DECREF(x);
+    return r;
+}
+
+static int get_buf(PyObject *o, PyObject *name, Py_buffer *b)
+{
+    PyObject *v = attr(o, name);
+    if (!v) return -1;
+    int r = PyObject_GetBuffer(v, b, PyBUF_WRITABLE);
+    Py_DECREF(v);
+    return r;
+}
+
+static void t_release(T *t)
+{
+    if (t->open) {
+        PyBuffer_Release(&t->ib);
+        PyBuffer_Release(&t->kb);
+        PyBuffer_Release(&t->rb);
+        t->open = 0;
+    }
+}
+
+/* the arrays (again: after a Python step they may be new ones) */
+static int t_buffers(T *t)
+{
+    t_release(t);
+    if (get_buf(t->o, s_ix, &t->ib) < 0) return -1;
+    if (get_buf(t->o, s_hk, &t->kb) < 0) { PyBuffer_Release(&t->ib); return -1; }
+    if (get_buf(t->o, s_rows, &t->rb) < 0) { PyBuffer_Release(&t->ib); PyBuffer_Release(&t->kb); return -1; }
+    t->open = 1;
+    t->ix = (uint32_t *)t->ib.buf;
+    t->hk = (uint64_t *)t->kb.buf;
+    t->rows = (uint32_t *)t->rb.buf;
+    t->nslots = t->ib.len / 4;
+    t->nrows = t->kb.len / 8;           /* rows both arrays have room for */
+    if (t->width > 0 && t->rb.len / (4 * t->width) < t->nrows) t->nrows = t->rb.len / (4 * t->width);
+    return 0;
+}
+
+/* the mutable fields (again: after a Python step) */
+static int t_fields(T *t)
+{
+    PyObject *old;
+    if (get_ll(t->o, s_cap, &t->cap) < 0 || get_ll(t->o, s_used, &t->used) < 0
+        || get_ll(t->o, s_cursor, &t->cursor) < 0 || get_ll(t->o, s_top, &t->top) < 0
+        || get_ll(t->o, s_free, &t->free) < 0)
+        return -1;
+    t->used0 = t->used, t->cursor0 = t->cursor, t->top0 = t->top, t->free0 = t->free;
+    old = attr(t->o, s_old);
+    if (!old) return -1;
+    t->has_old = old != Py_None;
+    t->old_left = 0;
+    if (t->has_old && get_ll(old, s_left, &t->old_left) < 0) { Py_DECREF(old); return -1; }
+    Py_DECREF(old);
+    return 0;
+}
+
+static int t_open(T *t, PyObject *o)
+{
+    PyObject *keep;
+    memset(t, 0, sizeof(*t));
+    t->o = o;
+    if (get_ll(o, s_width, &t->width) < 0 || get_ll(o, s_touch, &t->touch) < 0
+        || get_ll(o, s_max_keys, &t->max_keys) < 0)
+        return -1;
+    keep = attr(o, s_keep);
+    if (!keep) return -1;
+    t->has_keep = keep != Py_None;
+    t->keep = t->has_keep ? PyLong_AsLongLong(keep) : 0;
+    Py_DECREF(keep);
+    if (t->keep == -1 && PyErr_Occurred()) return -1;
+    if (t_fields(t) < 0) return -1;
+    return t_buffers(t);
+}
+
+/* for a read (find only): the index, the rows and their width; everything when a growth is under
+   way (a read then moves an entry, as slots.py's find does) */
+static int t_open_read(T *t, PyObject *o)
+{
+    PyObject *old;
+    memset(t, 0, sizeof(*t));
+    t->o = o;
+    old = attr(o, s_old);
+    if (!old) return -1;
+    t->has_old = old != Py_None;
+    Py_DECREF(old);
+    if (t->has_old) return t_open(t, o);
+    if (get_ll(o, s_width, &t->width) < 0 || get_ll(o, s_cap, &t->cap) < 0) return -1;
+    return t_buffers(t);    /* used0 == used etc. (all 0): t_store writes nothing back */
+}
+
+/* write back the fields this call changed */
+static int t_store(T *t)
+{
+    if (t->used != t->used0 && set_ll(t->o, s_used, t->used) < 0) return -1;
+    if (t->cursor != t->cursor0 && set_ll(t->o, s_cursor, t->cursor) < 0) return -1;
+    if (t->top != t->top0 && set_ll(t->o, s_top, t->top) < 0) return -1;
+    if (t->free != t->free0 && set_ll(t->o, s_free, t->free) < 0) return -1;
+    t->used0 = t->used, t->cursor0 = t->cursor, t->top0 = t->top, t->free0 = t->free;
+    return 0;
+}
+
+static int t_close(T *t)
+{
+    int r = t->open ? t_store(t) : 0;
+    t_release(t);
+    return r;
+}
+
+/* a Python step of the table: fields written back before, everything read again after */
+static PyObject *t_python(T *t, PyObject *meth, PyObject *a1, PyObject *a2)
+{
+    PyObject *r;
+    if (t_store(t) < 0) return NULL;
+    t_release(t);
+    r = PyObject_CallMethodObjArgs(t->o, meth, a1, a2, NULL);
+    if (!r) return NULL;
+    if (t_fields(t) < 0 || t_buffers(t) < 0) { Py_DECREF(r); return NULL; }
+    return r;
+}
+
+/* meth(h) or meth(h, b) -> a row (None: -1); -2 error */
+static long long call_ll(T *t, PyObject *meth, uint64_t a, int two, long long b)
+{
+    PyObject *x = PyLong_FromUnsignedLongLong(a), *y = two ? PyLong_FromLongLong(b) : NULL, *r;
+    long long v;
+    if (!x || (two && !y)) { Py_XDECREF(x); Py_XDECREF(y); return -2; }
+    r = t_python(t, meth, x, y);
+    Py_DECREF(x);
+    Py_XDECREF(y);
+    if (!r) return -2;
+    v = r == Py_None ? -1 : PyLong_AsLongLong(r);
+    Py_DECREF(r);
+    if (v == -1 && PyErr_Occurred()) return -2;
+    return v;
+}
+
+static int t_step(T *t, PyObject *meth, PyObject *arg)
+{
+    PyObject *g = t_python(t, meth, arg, NULL);
+    if (!g) return -1;
+    Py_DECREF(g);
+    return 0;
+}
+
+static inline Py_ssize_t home(uint64_t h, long long cap)
+{
+    return (Py_ssize_t)(((h >> 32) * (uint64_t)cap) >> 32);
+}
+
+/* ------------------------------------------------------------------ the table */
+
+static void free_row(T *t, uint32_t r)
+{
+    t->rows[(Py_ssize_t)r * t->width] = (uint32_t)t->free;
+    t->free = (long long)r + 1;
+}
+
+/* _backshift: empty slot i of an index, moving later entries of its cluster back */
+static void backshift(uint32_t *ix, const uint64_t *hk, long long cap, Py_ssize_t i)
+{
+    Py_ssize_t j = i + 1;
+    for (;;) {
+        uint32_t e = ix[j];
+        if (!e) break;
+        if (home(hk[e - 1], cap) <= i) {
+            ix[i] = e;
+            i = j;
+        }
+        j++;
+    }
+    ix[i] = 0;
+}
+
+/* ------------------------------------------------------------------ a growth under way (_Old) */
+
+typedef struct {
+    PyObject *o;
+    Py_buffer ib;
+    uint32_t *ix;
+    long long cap, left, cursor, step, released;
+} O;
+
+static int o_open(O *o, T *t)
+{
+    memset(o, 0, sizeof(*o));
+    o->o = attr(t->o, s_old);
+    if (!o->o) return -1;
+    if (get_ll(o->o, s_cap, &o->cap) < 0 || get_ll(o->o, s_left, &o->left) < 0
+        || get_ll(o->o, s_cursor, &o->cursor) < 0 || get_ll(o->o, s_step, &o->step) < 0
+        || get_ll(o->o, s_released, &o->released) < 0 || get_buf(o->o, s_ix, &o->ib) < 0) {
+        Py_CLEAR(o->o);
+        return -1;
+    }
+    o->ix = (uint32_t *)o->ib.buf;
+    return 0;
+}
+
+static void o_release(O *o)
+{
+    if (o->o) {
+        PyBuffer_Release(&o->ib);
+        Py_CLEAR(o->o);
+    }
+}
+
+/* SlotTable._pull: the entry of h moved from the previous index into the current one; its row,
+   -1 absent, -2 error */
+static long long t_pull(T *t, uint64_t h)
+{
+    O o;
+    uint32_t e;
+    if (o_open(&o, t) < 0) return -2;
+    Py_ssize_t j = home(h, o.cap);
+    if (j >= o.cursor) { o_release(&o); return -1; }
+    for (;;) {
+        e = o.ix[j];
+        if (!e) { o_release(&o); return -1; }
+        if (t->hk[e - 1] == h) break;
+        j++;
+    }
+    Py_ssize_t i = home(h, t->cap);     /* _put */
+    while (t->ix[i]) i++;
+    if (i >= t->nslots - 1 && t_step(t, s_lengthen, NULL) < 0) { o_release(&o); return -2; }
+    t->ix[i] = e;
+    t->used++;
+    backshift(o.ix, t->hk, o.cap, j);
+    int err = set_ll(o.o, s_left, o.left - 1);
+    o_release(&o);
+    if (err < 0) return -2;
+    t->old_left--;
+    return (long long)e - 1;
+}
+
+/* SlotTable._migrate(now) with the growth's own step */
+static int t_migrate(T *t, long long now)
+{
+    O o;
+    long long horizon = t->has_keep ? now - t->keep : -1, w = t->width, tc = t->touch, moved = 0, seen = 0;
+    if (o_open(&o, t) < 0) return -1;
+    Py_ssize_t c = (Py_ssize_t)o.cursor, stop = c - (Py_ssize_t)o.step, last = t->nslots - 1;
+    while (c > 0 && (c > stop || o.ix[c - 1])) {
+        c--;
+        uint32_t e = o.ix[c];
+        if (e) {
+            seen++;
+            if ((long long)t->rows[(Py_ssize_t)(e - 1) * w + tc] > horizon) {
+                Py_ssize_t i = home(t->hk[e - 1], t->cap);
+                while (t->ix[i]) i++;
+                if (i >= last) {
+                    if (t_step(t, s_lengthen, NULL) < 0) { o_release(&o); return -1; }
+                    last = t->nslots - 1;
+                }
+                t->ix[i] = e;
+                moved++;
+            } else
+                free_row(t, e - 1);
+        }
+    }
+    t->used += moved;
+    t->old_left -= seen;
+    if (set_ll(o.o, s_left, o.left - seen) < 0 || set_ll(o.o, s_cursor, c) < 0) { o_release(&o); return -1; }
+    long long released = o.released;
+    o_release(&o);
+    if (c == 0) {
+        if (set_attr(t->o, s_old, Py_None) < 0) return -1;
+        t->has_old = 0;
+        t->old_left = 0;
+    } else if (released - c > (1 << 14)) {      /* slots.py _CUT */
+        PyObject *cc = PyLong_FromSsize_t(c);
+        if (!cc) return -1;
+        int r = t_step(t, s_give_back, cc);
+        Py_DECREF(cc);
+        if (r < 0) return -1;
+    }
+    return 0;
+}
+
+/* SlotTable.find: row of h, -1 absent, -2 error */
+static long long t_find(T *t, uint64_t h)
+{
+    Py_ssize_t i = home(h, t->cap);
+    for (;;) {
+        uint32_t e = t->ix[i];
+        if (!e) return t->has_old ? t_pull(t, h) : -1;
+        if (t->hk[e - 1] == h) return (long long)e - 1;
+        i++;
+    }
+}
+
+static void t_delete(T *t, Py_ssize_t i)
+{
+    free_row(t, t->ix[i] - 1);
+    backshift(t->ix, t->hk, t->cap, i);
+    t->used--;
+}
+
+/* the key of hash h out of the current index (SlotTable.discard) */
+static void t_discard(T *t, uint64_t h)
+{
+    Py_ssize_t i = home(h, t->cap);
+    while (t->ix[i]) {
+        if (t->hk[t->ix[i] - 1] == h) { t_delete(t, i); return; }
+        i++;
+    }
+}
+
+static int t_sweep(T *t, long long now)
+{
+    long long horizon = now - t->keep;
+    Py_ssize_t n = t->nslots - 1, c = (Py_ssize_t)t->cursor;
+    int moved = 0;
+    for (int k = 0; k < SWEEP; k++) {
+        uint32_t e = t->ix[c];
+        if (e && (long long)t->rows[(Py_ssize_t)(e - 1) * t->width + t->touch] <= horizon) {
+            t_delete(t, c);
+            moved = 1;
+        }
+        c = c + 1 < n ? c + 1 : 0;
+    }
+    t->cursor = c;
+    return moved;
+}
+
+static inline void zero_row(T *t, long long r)
+{
+    memset(t->rows + r * t->width, 0, (size_t)t->width * 4);
+}
+
+/* SlotTable.slot: the same steps as slots.py, in the same order; -2 error */
+static long long t_slot(T *t, uint64_t h, long long now)
+{
+    long long horizon = t->has_keep ? now - t->keep : -1, r;
+    long long w = t->width, tc = t->touch;
+    Py_ssize_t i = home(h, t->cap), dead = -1;
+    for (;;) {
+        uint32_t e = t->ix[i];
+        if (!e) break;
+        if (t->hk[e - 1] == h) return (long long)e - 1;
+        if (dead < 0 && (long long)t->rows[(Py_ssize_t)(e - 1) * w + tc] <= horizon) dead = i;
+        i++;
+    }
+    if (t->has_old) {
+        r = t_pull(t, h);
+        if (r == -2 || t_migrate(t, now) < 0) return -2;   /* a few more of the previous entries */
+        if (r >= 0) return r;
+        if (dead < 0 && t->ix[i])       /* the migration filled the empty slot the probe ended at */
+            return t_slot(t, h, now);
+    } else if (t->has_keep && t_sweep(t, now)) {
+        i = home(h, t->cap);
+        dead = -1;
+        while (t->ix[i]) {
+            if ((long long)t->rows[(Py_ssize_t)(t->ix[i] - 1) * w + tc] <= horizon) { dead = i; break; }
+            i++;
+        }
+    }
+    if (dead >= 0) {
+        r = (long long)t->ix[dead] - 1;
+        t->hk[r] = h;
+        zero_row(t, r);
+        return r;
+    }
+    if (t->used + t->old_left >= t->max_keys)
+        return call_ll(t, s_evict, h, 1, now);
+    if ((double)t->used >= 0.8 * (double)t->cap) {
+        PyObject *nw = PyLong_FromLongLong(now);
+        if (!nw) return -2;
+        int g = t_step(t, s_grow, nw);
+        Py_DECREF(nw);
+        if (g < 0) return -2;
+        return call_ll(t, s_slot, h, 1, now);
+    }
+    if (i >= t->nslots - 1 && t_step(t, s_lengthen, NULL) < 0) return -2;
+    if (t->free) {                      /* _new_row */
+        r = t->free - 1;
+        t->free = t->rows[r * w];
+        zero_row(t, r);
+    } else {
+        r = t->top;
+        if (r >= t->nrows && t_step(t, s_more_rows, NULL) < 0) return -2;
+        t->top = r + 1;
+    }
+    t->hk[r] = h;
+    t->ix[i] = (uint32_t)(r + 1);
+    t->used++;
+    return r;
+}
+
+/* ------------------------------------------------------------------ keys and values */
+
+static int key_hash(PyObject *key, uint64_t *out)
+{
+    if (PyLong_CheckExact(key)) {
+        uint64_t x = PyLong_AsUnsignedLongLongMask(key);
+        if (x == (uint64_t)-1 && PyErr_Occurred()) return -1;
+        x *= MIX;
+        *out = x ? x : 1;
+        return 0;
+    }
+    PyObject *r = PyObject_CallOneArg(py_key_hash, key);
+    if (!r) return -1;
+    *out = PyLong_AsUnsignedLongLongMask(r);
+    Py_DECREF(r);
+    return (*out == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int value_fp(PyObject *v, uint32_t *out)
+{
+    if (PyLong_CheckExact(v)) {
+        uint64_t x = PyLong_AsUnsignedLongLongMask(v);
+        if (x == (uint64_t)-1 && PyErr_Occurred()) return -1;
+        uint32_t f = (uint32_t)((x * MIX) >> 32);
+        *out = f ? f : 1;
+        return 0;
+    }
+    PyObject *r = PyObject_CallOneArg(py_value_fp, v);
+    if (!r) return -1;
+    *out = (uint32_t)PyLong_AsUnsignedLongLongMask(r);
+    Py_DECREF(r);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* int(now) - window (None: 0), as an integer bound: a stamp x is within the window when
+   x > bound (x > a float bound exactly when x > its floor) */
+static int horizon_of(PyObject *now, PyObject *window, long long *nows, long long *hz)
+{
+    double n = PyFloat_AsDouble(now);
+    if (n == -1.0 && PyErr_Occurred()) return -1;
+    *nows = (long long)n;
+    if (window == Py_None) { *hz = 0; return 0; }
+    double w = PyFloat_AsDouble(window);
+    if (w == -1.0 && PyErr_Occurred()) return -1;
+    *hz = (long long)floor((double)*nows - w);
+    return 0;
+}
+
+/* bisect_right over uint32 words [lo, hi) for x */
+static inline Py_ssize_t bisect32(const uint32_t *a, long long x, Py_ssize_t lo, Py_ssize_t hi)
+{
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (x < (long long)a[mid]) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+}
+
+static inline Py_ssize_t bisect16(const uint16_t *a, long long x, Py_ssize_t lo, Py_ssize_t hi)
+{
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (x < (long long)a[mid]) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+}
+
+/* ------------------------------------------------------------------ counters */
+
+#define SHORT_MAX (0xFFFF - 1)
+
+static PyObject *f_count(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t;
+    uint64_t h;
+    long long nows, hz, limit, r, res;
+    if (n != 6) { PyErr_SetString(PyExc_TypeError, "count(table, key, now, window, limit, short)"); return NULL; }
+    if (key_hash(a[1], &h) < 0 || horizon_of(a[2], a[3], &nows, &hz) < 0) return NULL;
+    limit = PyLong_AsLongLong(a[4]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (t_open_read(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    r = t_find(&t, h);
+    if (r == -2) { t_release(&t); return NULL; }
+    if (r < 0) res = 0;
+    else {
+        Py_ssize_t b = (Py_ssize_t)r * t.width;
+        if (PyObject_IsTrue(a[5])) {
+            long long x = hz - (long long)t.rows[b + 1] + 1;
+            Py_ssize_t lo = 2 * b + 4;
+            res = lo + limit - bisect16((uint16_t *)t.rows, x > 0 ? x : 0, lo, lo + limit);
+        } else
+            res = b + t.width - bisect32(t.rows, hz, b, b + t.width);
+    }
+    if (t_close(&t) < 0) return NULL;
+    return PyLong_FromLongLong(res);
+}
+
+static void add_short(uint32_t *rows, Py_ssize_t b, long long limit, long long now, long long window)
+{
+    long long last = rows[b], base;
+    uint16_t *st = (uint16_t *)rows;
+    Py_ssize_t lo = 2 * b + 4;
+    if (last == 0) rows[b + 1] = (uint32_t)now;
+    if (now < last) now = last;
+    base = rows[b + 1];
+    if (now - base >= SHORT_MAX) {      /* rebase: stamps older than the window go */
+        long long nb = now - window;
+        for (Py_ssize_t j = lo; j < lo + limit; j++) {
+            long long s = base + st[j] - 1;
+            st[j] = (st[j] && s >= nb) ? (uint16_t)(s - nb + 1) : 0;
+        }
+        rows[b + 1] = (uint32_t)nb;
+        base = nb;
+    }
+    if (limit > 1) memmove(st + lo, st + lo + 1, (size_t)(limit - 1) * 2);
+    st[lo + limit - 1] = (uint16_t)(now - base + 1);
+    rows[b] = (uint32_t)now;
+}
+
+static PyObject *f_add(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t;
+    uint64_t h;
+    long long nows, hz, limit, r;
+    if (n != 6) { PyErr_SetString(PyExc_TypeError, "add(table, key, now, window, limit, short)"); return NULL; }
+    if (key_hash(a[1], &h) < 0 || horizon_of(a[2], a[3], &nows, &hz) < 0) return NULL;
+    limit = PyLong_AsLongLong(a[4]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    int is_short = PyObject_IsTrue(a[5]);
+    long long window = 0;
+    if (is_short) {
+        double wd = PyFloat_AsDouble(a[3]);
+        if (wd == -1.0 && PyErr_Occurred()) return NULL;
+        window = (long long)wd;
+    }
+    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    r = t_slot(&t, h, nows);
+    if (r == -2) { t_release(&t); return NULL; }
+    Py_ssize_t b = (Py_ssize_t)r * t.width;
+    if (is_short)
+        add_short(t.rows, b, limit, nows, window);
+    else {
+        Py_ssize_t e = b + t.width - 1;
+        long long last = t.rows[e];
+        if (t.width > 1) memmove(t.rows + b, t.rows + b + 1, (size_t)(t.width - 1) * 4);
+        t.rows[e] = (uint32_t)(nows > last ? nows : last);
+    }
+    if (t_close(&t) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_distinct(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t, f;
+    uint64_t h;
+    uint32_t v;
+    long long nows, hz, k, r, res;
+    if (n != 7) { PyErr_SetString(PyExc_TypeError, "distinct(table, first, key, value, now, window, k)"); return NULL; }
+    if (key_hash(a[2], &h) < 0 || value_fp(a[3], &v) < 0 || horizon_of(a[4], a[5], &nows, &hz) < 0) return NULL;
+    k = PyLong_AsLongLong(a[6]);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    if (t_open_read(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    r = t_find(&t, h);
+    if (r == -2) { t_release(&t); return NULL; }
+    if (r < 0) {
+        if (t_close(&t) < 0) return NULL;
+        if (t_open_read(&f, a[1]) < 0) { t_release(&f); return NULL; }
+        r = t_find(&f, h);
+        if (r == -2) { t_release(&f); return NULL; }
+        res = 1;
+        if (r >= 0 && (long long)f.rows[2 * r + 1] > hz && f.rows[2 * r] != v) res = 2;
+        if (t_close(&f) < 0) return NULL;
+        return PyLong_FromLongLong(res);
+    }
+    Py_ssize_t b = (Py_ssize_t)r * 2 * k;
+    Py_ssize_t first = bisect32(t.rows, hz, b + k, b + 2 * k) - b - k;
+    int absent = 1;
+    for (Py_ssize_t j = b + first; j < b + k; j++)
+        if (t.rows[j] == v) { absent = 0; break; }
+    res = k - first + absent;
+    if (t_close(&t) < 0) return NULL;
+    return PyLong_FromLongLong(res);
+}
+
+static PyObject *f_add_distinct(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t, f;
+    uint64_t h;
+    uint32_t v;
+    long long nows, hz, k, r;
+    if (n != 7) { PyErr_SetString(PyExc_TypeError, "add_distinct(table, first, key, value, now, window, k)"); return NULL; }
+    if (key_hash(a[2], &h) < 0 || value_fp(a[3], &v) < 0 || horizon_of(a[4], a[5], &nows, &hz) < 0) return NULL;
+    k = PyLong_AsLongLong(a[6]);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    /* (now_s - window) as the side table's bound; the window one of add_distinct, not int(now) - window */
+    long long fz = 0;
+    if (a[5] != Py_None) {
+        double wd = PyFloat_AsDouble(a[5]);
+        if (wd == -1.0 && PyErr_Occurred()) return NULL;
+        fz = (long long)floor((double)nows - wd);
+    }
+    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    r = t_find(&t, h);
+    if (r == -2) { t_release(&t); return NULL; }
+    if (r < 0) {
+        long long fr;
+        uint32_t old_v, old_t;
+        if (t_close(&t) < 0) return NULL;
+        if (t_open(&f, a[1]) < 0) { t_release(&f); return NULL; }
+        fr = t_find(&f, h);
+        if (fr == -2) { t_release(&f); return NULL; }
+        if (fr < 0 || f.rows[2 * fr] == v || (long long)f.rows[2 * fr + 1] <= fz) {
+            long long last;
+            if (fr < 0) {
+                fr = t_slot(&f, h, nows);
+                if (fr == -2) { t_release(&f); return NULL; }
+            }
+            last = f.rows[2 * fr] == v ? f.rows[2 * fr + 1] : 0;
+            f.rows[2 * fr] = v;
+            f.rows[2 * fr + 1] = (uint32_t)(nows > last ? nows : last);
+            if (t_close(&f) < 0) return NULL;
+            Py_RETURN_NONE;
+        }
+        /* a second value: the key moves to a full row (SlotTable.discard: find moved it into
+           the current index) */
+        old_v = f.rows[2 * fr], old_t = f.rows[2 * fr + 1];
+        t_discard(&f, h);
+        if (t_close(&f) < 0) return NULL;
+        if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+        r = t_slot(&t, h, nows);
+        if (r == -2) { t_release(&t); return NULL; }
+        Py_ssize_t b = (Py_ssize_t)r * 2 * k;
+        t.rows[b + k - 1] = old_v;
+        t.rows[b + 2 * k - 1] = old_t;
+    }
+    {
+        uint32_t *vs = t.rows + (Py_ssize_t)r * 2 * k, *ts = vs + k;
+        Py_ssize_t j = 0;
+        for (Py_ssize_t q = 0; q < k; q++)
+            if (vs[q] == v) { j = q; break; }
+        /* seen again: move to the end; new: drop the least recent */
+        memmove(vs + j, vs + j + 1, (size_t)(k - 1 - j) * 4);
+        memmove(ts + j, ts + j + 1, (size_t)(k - 1 - j) * 4);
+        long long last = ts[k - 2];     /* k = limit + 1 >= 2 */
+        vs[k - 1] = v;
+        ts[k - 1] = (uint32_t)(nows > last ? nows : last);
+    }
+    if (t_close(&t) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ recipient history */
+
+#define NB 12
+#define GEN_WORDS 4
+#define GEN_FILL 12
+#define H_BUCKET 1
+#define H_BLOOM 2
+#define H_BUCKETS 3
+#define H_FILTER (H_BUCKETS + NB)
+
+/* Python's float floor division (floatobject.c _float_div_mod) */
+static double py_floordiv(double vx, double wx)
+{
+    double mod = fmod(vx, wx), div = (vx - mod) / wx, fl;
+    if (mod && ((wx < 0) != (mod < 0))) div -= 1.0;
+    if (div) {
+        fl = floor(div);
+        if (div - fl > 0.5) fl += 1.0;
+    } else
+        fl = copysign(0.0, vx / wx);
+    return fl;
+}
+
+static inline long long pymod(long long x, long long m) { long long r = x % m; return r < 0 ? r + m : r; }
+
+static int seen(const uint32_t *rows, Py_ssize_t b, uint32_t fp)
+{
+    unsigned p0 = fp & 127, p1 = (fp >> 7) & 127, p2 = (fp >> 14) & 127;
+    for (int gen = 0; gen < 2; gen++) {
+        const uint32_t *g = rows + b + H_FILTER + gen * GEN_WORDS;
+        if ((g[p0 >> 5] >> (p0 & 31) & 1) && (g[p1 >> 5] >> (p1 & 31) & 1) && (g[p2 >> 5] >> (p2 & 31) & 1))
+            return 1;
+    }
+    return 0;
+}
+
+static int bucket_of(PyObject *now, PyObject *window, long long *cur, long long *nows)
+{
+    double n = PyFloat_AsDouble(now), w;
+    if (n == -1.0 && PyErr_Occurred()) return -1;
+    w = PyFloat_AsDouble(window);
+    if (w == -1.0 && PyErr_Occurred()) return -1;
+    *cur = (long long)py_floordiv(n, w / NB);
+    *nows = (long long)n;
+    return 0;
+}
+
+static PyObject *f_share(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t;
+    uint64_t h;
+    uint32_t fp;
+    long long cur, nows, r, cnt = 0, nw = 0;
+    if (n != 5) { PyErr_SetString(PyExc_TypeError, "share(table, sender, recipient, now, window)"); return NULL; }
+    if (key_hash(a[1], &h) < 0 || bucket_of(a[3], a[4], &cur, &nows) < 0) return NULL;
+    if (t_open_read(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    r = t_find(&t, h);
+    if (r == -2) { t_release(&t); return NULL; }
+    if (r < 0) {
+        if (t_close(&t) < 0) return NULL;
+        return Py_BuildValue("(id)", 1, 1.0);
+    }
+    Py_ssize_t b = (Py_ssize_t)r * t.width;
+    long long last = t.rows[b + H_BUCKET];
+    for (long long x = (cur > last ? cur : last) - NB + 1; x <= last; x++) {
+        uint32_t v = t.rows[b + H_BUCKETS + pymod(x, NB)];
+        cnt += v & 0xFFFF;
+        nw += v >> 16;
+    }
+    if (value_fp(a[2], &fp) < 0) { t_release(&t); return NULL; }
+    cnt += 1;
+    nw += !seen(t.rows, b, fp);
+    if (t_close(&t) < 0) return NULL;
+    return Py_BuildValue("(Ld)", cnt, (double)nw / (double)cnt);
+}
+
+static PyObject *f_hadd(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t;
+    uint64_t h;
+    uint32_t fp;
+    long long cur, nows, r;
+    if (n != 5) { PyErr_SetString(PyExc_TypeError, "hadd(table, sender, recipient, now, window)"); return NULL; }
+    if (key_hash(a[1], &h) < 0 || bucket_of(a[3], a[4], &cur, &nows) < 0) return NULL;
+    if (value_fp(a[2], &fp) < 0) return NULL;
+    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    r = t_slot(&t, h, nows);
+    if (r == -2) { t_release(&t); return NULL; }
+    uint32_t *row = t.rows + (Py_ssize_t)r * t.width;
+    long long last = row[H_BUCKET];
+    if (row[0] == 0) {
+        last = cur;
+        row[H_BUCKET] = (uint32_t)cur;
+    } else if (cur > last) {
+        long long x0 = last + 1 > cur - NB + 1 ? last + 1 : cur - NB + 1;
+        for (long long x = x0; x <= cur; x++) row[H_BUCKETS + pymod(x, NB)] = 0;
+        last = cur;
+        row[H_BUCKET] = (uint32_t)cur;
+    }
+    int isnew = !seen(row, 0, fp);
+    uint32_t *q = row + H_BUCKETS + pymod(last, NB);
+    uint32_t v = *q;
+    if ((v & 0xFFFF) < 0xFFFF && (v >> 16) < 0xFFFF) *q = v + 1 + ((uint32_t)isnew << 16);
+    if (isnew) {
+        uint32_t st = row[H_BLOOM], gen = st >> 16, fill = st & 0xFFFF;
+        uint32_t *g = row + H_FILTER + gen * GEN_WORDS;
+        unsigned p = fp & 127;
+        g[p >> 5] |= 1u << (p & 31);
+        p = (fp >> 7) & 127;
+        g[p >> 5] |= 1u << (p & 31);
+        p = (fp >> 14) & 127;
+        g[p >> 5] |= 1u << (p & 31);
+        fill += 1;
+        if (fill >= GEN_FILL) {         /* start the other generation afresh */
+            gen ^= 1;
+            memset(row + H_FILTER + gen * GEN_WORDS, 0, GEN_WORDS * 4);
+            fill = 0;
+        }
+        row[H_BLOOM] = gen << 16 | fill;
+    }
+    if (nows > (long long)row[0]) row[0] = (uint32_t)nows;
+    if (t_close(&t) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ the table's own calls */
+
+static PyObject *f_find(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t;
+    long long r;
+    if (n != 2) { PyErr_SetString(PyExc_TypeError, "find(table, h)"); return NULL; }
+    uint64_t h = PyLong_AsUnsignedLongLongMask(a[1]);
+    if (PyErr_Occurred()) return NULL;
+    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    r = t_find(&t, h);
+    if (r == -2) { t_release(&t); return NULL; }
+    if (t_close(&t) < 0) return NULL;
+    return PyLong_FromLongLong(r);
+}
+
+static PyObject *f_slot(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t;
+    long long r, now;
+    if (n != 3) { PyErr_SetString(PyExc_TypeError, "slot(table, h, now)"); return NULL; }
+    uint64_t h = PyLong_AsUnsignedLongLongMask(a[1]);
+    if (PyErr_Occurred()) return NULL;
+    now = PyLong_AsLongLong(a[2]);
+    if (now == -1 && PyErr_Occurred()) return NULL;
+    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    r = t_slot(&t, h, now);
+    if (r == -2) { t_release(&t); return NULL; }
+    if (t_close(&t) < 0) return NULL;
+    return PyLong_FromLongLong(r);
+}
+
+static PyMethodDef methods[] = {
+    {"count", (PyCFunction)(void (*)(void))f_count, METH_FASTCALL, NULL},
+    {"add", (PyCFunction)(void (*)(void))f_add, METH_FASTCALL, NULL},
+    {"distinct", (PyCFunction)(void (*)(void))f_distinct, METH_FASTCALL, NULL},
+    {"add_distinct", (PyCFunction)(void (*)(void))f_add_distinct, METH_FASTCALL, NULL},
+    {"share", (PyCFunction)(void (*)(void))f_share, METH_FASTCALL, NULL},
+    {"hadd", (PyCFunction)(void (*)(void))f_hadd, METH_FASTCALL, NULL},
+    {"find", (PyCFunction)(void (*)(void))f_find, METH_FASTCALL, NULL},
+    {"slot", (PyCFunction)(void (*)(void))f_slot, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_slotsfast", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__slotsfast(void)
+{
+    PyObject *kh = PyImport_ImportModule("engine.rules.keyhash");
+    if (!kh) return NULL;
+    py_key_hash = PyObject_GetAttrString(kh, "key_hash");
+    py_value_fp = PyObject_GetAttrString(kh, "value_fp");
+    Py_DECREF(kh);
+    if (!py_key_hash || !py_value_fp) return NULL;
+#define I(v, s) if (!(v = PyUnicode_InternFromString(s))) return NULL
+    I(s_hk, "hk"); I(s_ix, "ix"); I(s_rows, "rows"); I(s_cap, "cap"); I(s_used, "used"); I(s_cursor, "cursor");
+    I(s_top, "top"); I(s_free, "free"); I(s_old, "_old"); I(s_width, "width"); I(s_touch, "touch");
+    I(s_keep, "keep"); I(s_max_keys, "max_keys"); I(s_left, "left"); I(s_pull, "_pull"); I(s_grow, "_grow");
+    I(s_step, "step"); I(s_released, "released"); I(s_give_back, "_give_back");
+    I(s_evict, "_evict"); I(s_lengthen, "_lengthen"); I(s_more_rows, "_more_rows"); I(s_slot, "_slot_py");
+#undef I
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,348 @@
+/* The UDP pump of the SIP screen: read the datagrams waiting on the socket and relay, in C, the
+ * ones the fast path proves plain; hand everything else to Python untouched. Included by
+ * _sipfast.c (it uses relay_response() and in_dialog() defined there).
+ *
+ * Theory of operation: a call is six datagrams and only its INVITE is judged; the other five
+ * (180, 200, ACK, BYE, 200) need a byte edit and a sendto. Done in Python each one costs a
+ * loop wake-up, a Python callback and some twenty Python-level calls; the pump does the same
+ * work from one C call per loop round: Pump.run(max_n) reads up to max_n datagrams with
+ * recvfrom(MSG_DONTWAIT) (stopping at the first EAGAIN, so the loop gets back to SMPP after a
+ * bounded batch) and for each one:
+ *   - a response relay_response() answers: "not ours" is counted as dropped; a plain one whose
+ *     next hop is an IPv4 address inside the permitted ranges over UDP is sent with sendto(2);
+ *     a final response to an INVITE first goes through on_final(code, key) (Python: counted
+ *     once per transaction, the call's answer time noted);
+ *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: an
+ *     ACK to one of our own rejections (To tag starting with the tag prefix) is absorbed; a BYE
+ *     calls on_bye(call_id) (the call's end for the pipeline); our Via, with the branch
+ *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
+ *     checks agree with the full path), goes on top and the request is sent. A failed send of anything but
+ *     an ACK calls send_failed(message without our Via, source, why): the Python path answers
+ *     503 as it would have;
+ *   - anything else -- INVITE, CANCEL, OPTIONS, a message the fast path cannot prove plain, a
+ *     next hop that is a name, IPv6 (or any next hop when the socket is IPv6), TCP or outside
+ *     the permitted networks -- goes to
+ *     slow(data, source), the screen's full Python path, before anything was done for it.
+ * So the pump takes exactly the decisions the Python fast path takes (tests/test_sip_fuzz.py
+ * checks it differentially against the full parse); it only spares the Python frames.
+ * The screen's counters (responses, requests, fast_path, dropped, internal_errors) are counted
+ * into its stats dict directly. run() is the loop's reader callback itself (no Python frame
+ * per wake-up) and never raises: an exception out of one datagram's handling is counted as an
+ * internal error and given to on_error, which logs it.
+ * With fd = -1 nothing is read and sends go to the Python callable `sendto` instead: the
+ * tests drive handle(data, source) that way without a network.
+ */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define PUMP_MAX_RANGES 64
+#define PUMP_DGRAM 65536
+#define PUMP_MAX_BATCH 64
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    PyObject *prefixes;                          /* tuple of bytes: the starts of our Vias */
+    PyObject *via_head;                          /* bytes: "Via: SIP/2.0/UDP host:port;branch=z9hG4bKtf" */
+    PyObject *tag_prefix;                        /* str: To tags of the answers we generate */
+    PyObject *slow, *on_final, *on_bye, *send_failed, *py_sendto, *on_error;
+    PyObject *stats;                             /* the screen's stats dict: counted into directly */
+    int max_n;                                   /* datagrams per run() */
+    int v4;                                      /* an AF_INET socket (else every send is Python's) */
+    uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
+    int nranges;
+    char *bufs;                                  /* max_n receive buffers of PUMP_DGRAM bytes */
+    char out[PUMP_DGRAM];                        /* the request being forwarded, with our Via */
+} Pump;
+
+static PyObject *K_RESPONSES, *K_REQUESTS, *K_FAST, *K_DROPPED, *K_INTERNAL;
+
+/* stats[key] += n (the dict holds ints; a key missing is created) */
+static int bump(Pump *p, PyObject *key, long n) {
+    PyObject *v = PyDict_GetItemWithError(p->stats, key);
+    if (!v && PyErr_Occurred()) return -1;
+    long long c = v ? PyLong_AsLongLong(v) : 0;
+    if (c == -1 && PyErr_Occurred()) return -1;
+    PyObject *nv = PyLong_FromLongLong(c + n);
+    if (!nv) return -1;
+    int r = PyDict_SetItem(p->stats, key, nv);
+    Py_DECREF(nv);
+    return r;
+}
+
+static void Pump_dealloc(Pump *p) {
+    Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
+    Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye);
+    Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
+    PyMem_Free(p->bufs);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+/* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye,
+ *      send_failed, on_error, sendto)
+ * ranges: [(version, first, last)]; only the IPv4 ones are used here (an IPv6 next hop goes to Python). */
+static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
+    PyObject *ranges, *prefixes, *via_head, *tag_prefix, *stats, *slow, *on_final, *on_bye, *send_failed, *on_error,
+             *py_sendto;
+    if (p->prefixes) { PyErr_SetString(PyExc_TypeError, "Pump is initialised once"); return -1; }
+    /* into locals first: the object keeps (and owns) nothing unless every argument is right */
+    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOO", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
+                          &PyBytes_Type, &via_head, &tag_prefix, &ranges, &PyDict_Type, &stats,
+                          &slow, &on_final, &on_bye, &send_failed, &on_error, &py_sendto))
+        return -1;
+    Py_INCREF(prefixes); p->prefixes = prefixes;
+    Py_INCREF(via_head); p->via_head = via_head;
+    Py_INCREF(tag_prefix); p->tag_prefix = tag_prefix;
+    Py_INCREF(stats); p->stats = stats;
+    Py_INCREF(slow); p->slow = slow;
+    Py_INCREF(on_final); p->on_final = on_final;
+    Py_INCREF(on_bye); p->on_bye = on_bye;
+    Py_INCREF(send_failed); p->send_failed = send_failed;
+    Py_INCREF(on_error); p->on_error = on_error;
+    Py_INCREF(py_sendto); p->py_sendto = py_sendto;
+    if (p->max_n < 1 || p->max_n > PUMP_MAX_BATCH) { PyErr_SetString(PyExc_ValueError, "max_n: 1 to 64"); return -1; }
+    if (p->fd >= 0 && !(p->bufs = PyMem_Malloc((size_t)p->max_n * PUMP_DGRAM))) { PyErr_NoMemory(); return -1; }
+    p->v4 = 1;
+    if (p->fd >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getsockname(p->fd, (struct sockaddr *)&ss, &sl) < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
+        p->v4 = ss.ss_family == AF_INET;
+    }
+    PyObject *seq = PySequence_Fast(ranges, "ranges must be a sequence");
+    if (!seq) return -1;
+    p->nranges = 0;
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(seq); k++) {
+        long ver;
+        unsigned long long a, z;
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, k);
+        if (!PyArg_ParseTuple(t, "lKK", &ver, &a, &z)) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) { Py_DECREF(seq); return -1; }
+            PyErr_Clear();                       /* an IPv6 range: not ours to check here */
+            continue;
+        }
+        if (ver != 4) continue;
+        if (p->nranges == PUMP_MAX_RANGES) {     /* more than we keep: leave every send to Python */
+            p->nranges = -1;
+            break;
+        }
+        p->lo[p->nranges] = (uint32_t)a; p->hi[p->nranges] = (uint32_t)z; p->nranges++;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* dest = (host, port, TRANSPORT): the IPv4 address to send to, or 0 when Python must decide */
+static int pump_dest(Pump *p, PyObject *dest, struct sockaddr_in *sa) {
+    if (!p->v4 || !PyTuple_Check(dest) || PyTuple_GET_SIZE(dest) != 3 || p->nranges < 0) return 0;
+    PyObject *host = PyTuple_GET_ITEM(dest, 0), *port = PyTuple_GET_ITEM(dest, 1), *tr = PyTuple_GET_ITEM(dest, 2);
+    if (!PyUnicode_Check(host) || !PyUnicode_Check(tr) || PyUnicode_CompareWithASCIIString(tr, "UDP") != 0) return 0;
+    const char *h = PyUnicode_AsUTF8(host);
+    if (!h) { PyErr_Clear(); return 0; }
+    long pt = PyLong_AsLong(port);
+    if (pt <= 0 || pt >= 65536) { PyErr_Clear(); return 0; }
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)pt);
+    if (inet_pton(AF_INET, h, &sa->sin_addr) != 1) return 0;
+    uint32_t n = ntohl(sa->sin_addr.s_addr);
+    for (int k = 0; k < p->nranges; k++)
+        if (p->lo[k] <= n && n <= p->hi[k]) return 1;
+    return 0;                                    /* not permitted: Python counts and warns */
+}
+
+/* send; 0 on success, else errno. */
+static int pump_send(Pump *p, const char *data, Py_ssize_t n, struct sockaddr_in *sa, PyObject *dest) {
+    if (p->fd < 0) {
+        PyObject *addr = Py_BuildValue("(OO)", PyTuple_GET_ITEM(dest, 0), PyTuple_GET_ITEM(dest, 1));
+        PyObject *b = addr ? PyBytes_FromStringAndSize(data, n) : NULL;
+        PyObject *r = b ? PyObject_CallFunctionObjArgs(p->py_sendto, b, addr, NULL) : NULL;
+        Py_XDECREF(addr); Py_XDECREF(b);
+        if (!r) return -1;
+        Py_DECREF(r);
+        return 0;
+    }
+    for (;;) {
+        if (sendto(p->fd, data, (size_t)n, 0, (struct sockaddr *)sa, sizeof *sa) >= 0) return 0;
+        if (errno != EINTR) return errno ? errno : EIO;
+    }
+}
+
+static int call_void(PyObject *f, PyObject *a, PyObject *b, PyObject *c) {
+    PyObject *r = PyObject_CallFunctionObjArgs(f, a, b, c, NULL);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* One datagram: 0 done, -1 a Python exception is set */
+static int pump_one(Pump *p, PyObject *data, PyObject *src) {
+    const char *d = PyBytes_AS_STRING(data);
+    Py_ssize_t len = PyBytes_GET_SIZE(data);
+    PyObject *r = NULL, *a = NULL;
+    struct sockaddr_in sa;
+    int rc = -1;
+    if (len >= 4 && memcmp(d, "SIP/", 4) == 0) {
+        a = PyTuple_Pack(2, data, p->prefixes);
+        if (!a || !(r = relay_response(NULL, a))) goto out;
+        if (r == Py_None) goto slow;
+        if (PyTuple_GET_SIZE(r) == 0) {           /* not ours, or meant for us */
+            rc = bump(p, K_RESPONSES, 1) || bump(p, K_FAST, 1) || bump(p, K_DROPPED, 1) ? -1 : 0;
+            goto out;
+        }
+        PyObject *outb = PyTuple_GET_ITEM(r, 0), *dest = PyTuple_GET_ITEM(r, 1), *fin = PyTuple_GET_ITEM(r, 2);
+        if (!pump_dest(p, dest, &sa)) goto slow;
+        if (bump(p, K_RESPONSES, 1) || bump(p, K_FAST, 1)) goto out;
+        if (PyBytes_GET_SIZE(fin)) {
+            PyObject *code = PyUnicode_DecodeASCII(PyBytes_AS_STRING(outb) + 8, 3, NULL);
+            if (!code) goto out;
+            int e = call_void(p->on_final, code, fin, NULL);
+            Py_DECREF(code);
+            if (e) goto out;
+        }
+        if (pump_send(p, PyBytes_AS_STRING(outb), PyBytes_GET_SIZE(outb), &sa, dest) < 0) goto out;
+        rc = 0;                                   /* a response lost on a send error: as on the network */
+        goto out;
+    }
+    if (!PyTuple_Check(src) || PyTuple_GET_SIZE(src) < 2) goto slow;
+    a = PyTuple_Pack(3, data, PyTuple_GET_ITEM(src, 0), PyTuple_GET_ITEM(src, 1));
+    if (!a || !(r = in_dialog(NULL, a))) goto out;
+    if (r == Py_None) goto slow;
+    /* (method, before, after, top_branch, base, dest, call_id, to_tag) */
+    PyObject *method = PyTuple_GET_ITEM(r, 0), *before = PyTuple_GET_ITEM(r, 1), *after = PyTuple_GET_ITEM(r, 2);
+    PyObject *dest = PyTuple_GET_ITEM(r, 5), *to_tag = PyTuple_GET_ITEM(r, 7);
+    if (!pump_dest(p, dest, &sa)) goto slow;
+    /* the branch key and the forwarded message must fit p->out (they always do: in_dialog() takes
+     * at most MAX_FAST_REQUEST bytes); checked before anything is counted or called */
+    Py_ssize_t tbl, bsl;
+    const char *tb = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 3), &tbl);
+    const char *bs = tb ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 4), &bsl) : NULL;
+    if (!bs) goto out;
+    Py_ssize_t bl = PyBytes_GET_SIZE(before), al = PyBytes_GET_SIZE(after), hl = PyBytes_GET_SIZE(p->via_head);
+    const Py_ssize_t brl = 20;
+    Py_ssize_t n = bl + hl + brl + 8 + al;
+    if (tbl + 1 + bsl > (Py_ssize_t)sizeof p->out || n > (Py_ssize_t)sizeof p->out) goto slow;
+    if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;
+    int is_ack = PyUnicode_CompareWithASCIIString(method, "ACK") == 0;
+    if (is_ack) {
+        Py_ssize_t tl = PyUnicode_GET_LENGTH(p->tag_prefix);
+        if (PyUnicode_Tailmatch(to_tag, p->tag_prefix, 0, tl, -1) == 1) { rc = 0; goto out; }
+    } else if (PyUnicode_CompareWithASCIIString(method, "BYE") == 0) {
+        if (call_void(p->on_bye, PyTuple_GET_ITEM(r, 6), NULL, NULL)) goto out;
+    }
+    /* the branch: server._branch(top_branch, base), i.e. blake2b(top_branch "|" base, 10) in hex.
+     * in_dialog() checked both are ASCII, so their UTF-8 is the surrogateescape encoding it hashes. */
+    memcpy(p->out, tb, tbl);
+    p->out[tbl] = '|';
+    memcpy(p->out + tbl + 1, bs, bsl);
+    uint8_t dg[10];
+    char brs[20];
+    blake2b(dg, sizeof dg, (const uint8_t *)p->out, (size_t)(tbl + 1 + bsl));
+    for (int k = 0; k < 10; k++) { brs[2 * k] = "0123456789abcdef"[dg[k] >> 4]; brs[2 * k + 1] = "0123456789abcdef"[dg[k] & 15]; }
+    char *o = p->out;
+    memcpy(o, PyBytes_AS_STRING(before), bl);
+    memcpy(o + bl, PyBytes_AS_STRING(p->via_head), hl);
+    memcpy(o + bl + hl, brs, brl);
+    memcpy(o + bl + hl + brl, ";rport\r\n", 8);
+    memcpy(o + bl + hl + brl + 8, PyBytes_AS_STRING(after), al);
+    int e = pump_send(p, o, n, &sa, dest);
+    if (e < 0) goto out;
+    if (e > 0 && !is_ack) {                       /* §16.9: the sender hears 503 */
+        PyObject *m = PyBytes_FromStringAndSize(NULL, bl + al);
+        if (!m) goto out;
+        memcpy(PyBytes_AS_STRING(m), PyBytes_AS_STRING(before), bl);
+        memcpy(PyBytes_AS_STRING(m) + bl, PyBytes_AS_STRING(after), al);
+        PyObject *why = PyUnicode_FromFormat("UDP send failed: [Errno %d] %s", e, strerror(e));   /* as str(OSError) */
+        int e2 = why ? call_void(p->send_failed, m, src, why) : -1;
+        Py_DECREF(m); Py_XDECREF(why);
+        if (e2) goto out;
+    }
+    rc = 0;
+    goto out;
+slow:
+    rc = call_void(p->slow, data, src, NULL);
+out:
+    Py_XDECREF(a); Py_XDECREF(r);
+    return rc;
+}
+
+static PyObject *Pump_handle(Pump *p, PyObject *args) {
+    PyObject *data, *src;
+    if (!PyArg_ParseTuple(args, "O!O", &PyBytes_Type, &data, &src)) return NULL;
+    if (pump_one(p, data, src) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* An exception out of one datagram's handling: counted and given to on_error (which logs it);
+ * the round goes on with the next datagram. */
+static void pump_error(Pump *p) {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb && v) PyException_SetTraceback(v, tb);
+    if (bump(p, K_INTERNAL, 1) < 0) PyErr_Clear();
+    PyObject *r = PyObject_CallFunctionObjArgs(p->on_error, v ? v : Py_None, NULL);
+    if (!r) PyErr_Clear(); else Py_DECREF(r);
+    Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
+}
+
+/* run(): the reader callback. One recvmmsg(2) takes what is waiting, up to max_n datagrams
+ * (MSG_DONTWAIT: it returns at the first EAGAIN, without a second syscall to find the socket
+ * empty); each is handled in turn. Returns None; never raises. */
+static PyObject *Pump_run(Pump *p, PyObject *noargs) {
+    if (p->fd < 0) Py_RETURN_NONE;
+    struct mmsghdr msgs[PUMP_MAX_BATCH];
+    struct iovec iov[PUMP_MAX_BATCH];
+    struct sockaddr_storage ss[PUMP_MAX_BATCH];
+    for (int k = 0; k < p->max_n; k++) {
+        iov[k].iov_base = p->bufs + (size_t)k * PUMP_DGRAM;
+        iov[k].iov_len = PUMP_DGRAM;
+        memset(&msgs[k].msg_hdr, 0, sizeof msgs[k].msg_hdr);
+        msgs[k].msg_hdr.msg_iov = &iov[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+        msgs[k].msg_hdr.msg_name = &ss[k];
+        msgs[k].msg_hdr.msg_namelen = sizeof ss[k];
+    }
+    int got;
+    do got = recvmmsg(p->fd, msgs, (unsigned)p->max_n, MSG_DONTWAIT, NULL);
+    while (got < 0 && errno == EINTR);
+    if (got < 0)            /* EAGAIN: a spurious wake-up; else an ICMP error reported on the socket */
+        Py_RETURN_NONE;     /* (the Python path logged those at info level and went on) */
+    for (int k = 0; k < got; k++) {
+        char ip[INET6_ADDRSTRLEN];
+        PyObject *src;
+        struct sockaddr_storage *a = &ss[k];
+        if (a->ss_family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)a;
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+            src = Py_BuildValue("(si)", ip, ntohs(s4->sin_port));
+        } else if (a->ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)a;
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+            src = Py_BuildValue("(siII)", ip, ntohs(s6->sin6_port), ntohl(s6->sin6_flowinfo), s6->sin6_scope_id);
+        } else continue;
+        PyObject *data = src ? PyBytes_FromStringAndSize(iov[k].iov_base, (Py_ssize_t)msgs[k].msg_len) : NULL;
+        if (!data || pump_one(p, data, src) < 0) pump_error(p);
+        Py_XDECREF(src); Py_XDECREF(data);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Pump_methods[] = {
+    {"run", (PyCFunction)Pump_run, METH_NOARGS, "run(): read and handle up to max_n waiting datagrams"},
+    {"handle", (PyCFunction)Pump_handle, METH_VARARGS, "handle(data, source): one datagram as run() would"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject PumpType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "engine.sip_screen._sipfast.Pump",
+    .tp_basicsize = sizeof(Pump),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Pump_init,
+    .tp_dealloc = (destructor)Pump_dealloc,
+    .tp_methods = Pump_methods,
+    .tp_doc = "the UDP pump of the SIP screen (see _sippump.h)",
+};

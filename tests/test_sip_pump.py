@@ -1,0 +1,122 @@
+"""The C pump on real sockets (transport.py, _sippump.h): a call through the screen on loopback,
+the messages it relays itself and those it hands to Python, an IPv6 socket (every send left to
+Python), and `ctl reload sip` narrowing the permitted networks under a running pump."""
+import socket
+from dataclasses import replace
+
+import pytest
+
+from engine.app import build
+from engine.sip_screen.codec import make_response, parse_datagram
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.live_settings import apply_sip_settings
+from engine.sip_screen.server import SipSettings
+from engine.sip_screen.transport import Pump
+
+from .sip_helpers import invite
+
+pytestmark = pytest.mark.skipif(Pump is None, reason="C extension not built")
+
+
+def udp(host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    s.settimeout(2)
+    return s
+
+
+def answer(request: bytes, status: int) -> bytes:
+    """The UAS's response to a request it received (Vias, From, To with a tag, Call-ID, CSeq)."""
+    return make_response(parse_datagram(request), status, None, to_tag="uas1").to_bytes()
+
+
+def in_dialog(method: str, cseq: int, uas_port: int, host="127.0.0.1") -> bytes:
+    h = f"[{host}]" if ":" in host else host
+    return invite(via_port=0).replace(b"INVITE sip:0912345678@127.0.0.1 SIP/2.0",
+                                      f"{method} sip:0912345678@{h}:{uas_port} SIP/2.0".encode()) \
+        .replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>;tag=uas1") \
+        .replace(b"CSeq: 1 INVITE", f"CSeq: {cseq} {method}".encode())
+
+
+def call(h, cli, uas, host="127.0.0.1"):
+    """INVITE, 180, 200, ACK, BYE, 200 through the screen; returns what each side received."""
+    cli_port = cli.getsockname()[1]
+    fix = lambda b: b.replace(b"127.0.0.1:0;", f"{host}:{cli_port};".encode()) if ":" not in host else \
+        b.replace(b"SIP/2.0/UDP 127.0.0.1:0;", f"SIP/2.0/UDP [{host}]:{cli_port};".encode())  # noqa: E731
+    screen = (host, h.port)
+    cli.sendto(fix(invite(via_port=0)), screen)
+    inv = uas.recv(65535)
+    for status in (180, 200):
+        uas.sendto(answer(inv, status), screen)
+    got = [cli.recv(65535), cli.recv(65535)]
+    uas_port = uas.getsockname()[1]
+    cli.sendto(fix(in_dialog("ACK", 1, uas_port, host)), screen)
+    ack = uas.recv(65535)
+    cli.sendto(fix(in_dialog("BYE", 2, uas_port, host)), screen)
+    bye = uas.recv(65535)
+    uas.sendto(answer(bye, 200), screen)
+    got.append(cli.recv(65535))
+    return inv, got, ack, bye
+
+
+def start(tmp_path, host="127.0.0.1"):
+    uas = udp(host)
+    h = f"[{host}]" if ":" in host else host
+    s = SipSettings(listen=f"{h}:0", next_hop=f"{h}:{uas.getsockname()[1]}",
+                    allow_networks=["127.0.0.0/8", "::1/128"])
+    return SipHarness(build(data_dir=tmp_path / "data"), s).start(), udp(host), uas
+
+
+def test_a_call_through_the_pump(tmp_path):
+    h, cli, uas = start(tmp_path)
+    try:
+        assert h.screen.udp.pump is not None                    # `serve` reads with the pump
+        handed = []
+        real = h.screen.on_datagram
+        h.screen.on_datagram = lambda d, a: (handed.append(d[:8]), real(d, a))
+        inv, got, ack, bye = call(h, cli, uas)
+        assert [parse_datagram(g).status for g in got] == [180, 200, 200]
+        for m in got:                                           # our Via gone, the UAC's on top
+            assert parse_datagram(m).values("via")[0].startswith("SIP/2.0/UDP 127.0.0.1:%d;" % cli.getsockname()[1])
+        for req in (inv, ack, bye):
+            assert parse_datagram(req).values("via")[0].startswith("SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKtf" % h.port)
+        assert parse_datagram(bye).get("max-forwards") == "69"
+        assert handed == [b"INVITE s"]                         # only the INVITE needed Python
+        st = h.screen.stats
+        assert (st["requests"], st["responses"], st["fast_path"], st["internal_errors"]) == (3, 3, 5, 0)
+        assert h.screen.final_codes == {"200": 1}
+    finally:
+        h.stop()
+
+
+def test_an_ipv6_socket_leaves_every_send_to_python(tmp_path):
+    try:
+        udp("::1").close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    h, cli, uas = start(tmp_path, "::1")
+    try:
+        inv, got, ack, bye = call(h, cli, uas, "::1")
+        assert [parse_datagram(g).status for g in got] == [180, 200, 200]
+        assert parse_datagram(bye).method == "BYE" and h.screen.stats["internal_errors"] == 0
+    finally:
+        h.stop()
+
+
+def test_reload_narrowing_the_networks_reaches_the_pump(tmp_path):
+    h, cli, uas = start(tmp_path)
+    try:
+        cli.sendto(invite(via_port=cli.getsockname()[1]), ("127.0.0.1", h.port))
+        inv = uas.recv(65535)
+        new = replace(h.screen.s, allow_networks=["10.0.0.0/8"])
+
+        async def reload():
+            return apply_sip_settings(h.screen, new, {})
+        h.call(reload())
+        uas.sendto(answer(inv, 180), ("127.0.0.1", h.port))
+        cli.settimeout(0.5)
+        with pytest.raises(socket.timeout):                     # 127.0.0.1 is no longer permitted
+            cli.recv(65535)
+        assert h.screen.stats["not_permitted"] == 1
+    finally:
+        h.stop()
