@@ -97,7 +97,10 @@ def test_fast_pipeline_matches_the_direct_reading_on_the_mix(lists_dirs, lists, 
     for sym in want[(lists, with_model)]:
         assert symbols[sym] > 0, (sym, symbols)
     actions = Counter(v["action"] for v in fast)
-    assert actions["allow"] and actions["tag"] and actions["drop"], actions
+    assert actions["allow"] and actions["drop"], actions
+    # with the model, a tag needs a score between the tag and drop thresholds, which the retrained
+    # model (ml NBSVM) gives to a handful of 100k messages; without it the tagging rules fire
+    assert with_model or actions["tag"], actions
 
 
 def test_all_int_counter_keys_name_the_same_rows_as_their_tuples():
