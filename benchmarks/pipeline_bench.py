@@ -77,10 +77,20 @@ def run(n: int, dnc_size: int, progress=None) -> dict:
             a = pc()
             pipe.model._score(t)              # uncached: the arithmetic itself
             ml160.append((pc() - a) * 1e6)
+    # the slowest 1% of judge() calls by thread CPU: which kinds of message they are, against
+    # their share of the mix (what the p99 tail is made of)
+    jc = np.array(st["judge_cpu"])
+    kinds = np.array(mix[:len(jc)])
+    tail = jc >= np.percentile(jc, 99) if len(jc) else jc.astype(bool)
+    tail_mix = {k: {"tail_share": round(float((kinds[tail] == k).mean()), 4) if tail.any() else 0.0,
+                    "mix_share": round(float((kinds == k).mean()), 4),
+                    "cpu_p50_us": round(float(np.percentile(jc[kinds == k], 50)), 1),
+                    "cpu_p99_us": round(float(np.percentile(jc[kinds == k], 99)), 1)}
+                for k in sorted(set(mix)) if (kinds == k).any()}
     stages = {k: {**pct(v), "mean": float(np.mean(v))} for k, v in st.items()}
     return {"n": n, "dnc_size": dnc_size, "stages_us": stages, "msgs_per_s": n / wall,
             "ml_us_per_msg_160": float(np.median(ml160)) if ml160 else None, "ml_sklearn_us_per_msg": sk_us,
-            "mix_shares": SHARES, "verdicts_by_mix": {k: dict(v) for k, v in verdicts.items()}}
+            "mix_shares": SHARES, "judge_cpu_tail_by_mix": tail_mix, "verdicts_by_mix": {k: dict(v) for k, v in verdicts.items()}}
 
 
 def sklearn_baseline(texts, model) -> float | None:

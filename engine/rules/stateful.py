@@ -171,13 +171,16 @@ class Counter(Stateful):
         return None
 
     def commit(self, c, s):
+        ks = c.__dict__.get("counter_keys", {}).get(self._kname)     # built by check, as a rule
+        if ks is None:
+            ks = self._keys(c)
         counters = s.counters
         if self.distinct:
             v = self._value(c)
-            for k in self._keys(c):
+            for k in ks:
                 counters.add_distinct(self.ns, k, v, c.ts, self.window, self.limit)
         else:
-            for k in self._keys(c):
+            for k in ks:
                 counters.add(self.ns, k, c.ts, self.window, self.limit)
 
 
