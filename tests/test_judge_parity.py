@@ -96,8 +96,11 @@ def test_fast_pipeline_matches_the_direct_reading_on_the_mix(lists_dirs, lists, 
             ("empty", False): ("SENDER_ID_UNREGISTERED", "AD_SENDER_NOT_QC", "SHARED_TEMPLATE", "FLOOD_SAME_CONTENT")}
     for sym in want[(lists, with_model)]:
         assert symbols[sym] > 0, (sym, symbols)
+    # with the model, the classifier drops the campaigns before the counting rules that tag get
+    # their turn; its own tags on this mix were three personal messages the issue-15 model no
+    # longer mis-scores, so a tag is required only without it
     actions = Counter(v["action"] for v in fast)
-    assert actions["allow"] and actions["tag"] and actions["drop"], actions
+    assert actions["allow"] and actions["drop"] and (actions["tag"] or with_model), actions
 
 
 def test_all_int_counter_keys_name_the_same_rows_as_their_tuples():
