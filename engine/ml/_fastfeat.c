@@ -1,5 +1,5 @@
 /* Compiled accelerator for engine/ml/features.py: the same feature ids and the same
- * TF-IDF/logistic decision value as the numpy reference path, computed in one pass.
+ * decision value of the linear model pair as the numpy reference path, computed in one pass.
  *
  * Theory of operation. Python keeps the definition of the normalised text (its regexes
  * in features.normalise); this module starts from that normalised text and does, per
@@ -15,10 +15,11 @@
  *      then xor-shift-multiply, top DIM_BITS bits);
  *   4. tell Vietnamese from other text like features.language (Vietnamese-only letters in
  *      the raw text, share of well-formed Vietnamese syllables among the folded words);
- *   5. for decision(): count repeats in a generation-stamped open-addressing table (no
- *      clearing between messages, no sort) and accumulate v = (1 + ln n) idf[id],
- *      |v|^2 and v . coef in one loop, reading idf and idf * coef as one interleaved
- *      pair per id (one cache miss per distinct feature in the 16 MB weight table).
+ *   5. for decision(): find the distinct ids in a generation-stamped open-addressing table
+ *      (no clearing between messages, no sort) and accumulate, for both members of the
+ *      model pair (binary features), |v|^2 and v . coef in one loop, reading r, r w1, idf,
+ *      idf w2 as one interleaved quad per id (one cache miss per distinct feature in the
+ *      32 MB weight table).
  * Summation order differs from numpy's, so results agree to rounding (~1e-15), far
  * inside the 1e-9 parity the model card's self-check demands.
  * The GIL is held throughout; the static buffers are therefore never shared.
@@ -198,8 +199,11 @@ static int is_syllable(const Py_UCS4 *w, Py_ssize_t n) {
 /* features._EN_NOT_VI: common English words that are well-formed syllables but rare as
  * unaccented Vietnamese words; they do not count as syllables. */
 static int is_en_word(const Py_UCS4 *w, Py_ssize_t n) {
-    static const char *en[] = {"you", "your", "i", "u", "ur", "my", "me", "am", "it", "to", "in", "at",
-                               "got", "go", "up", "lor", "liao", "they", "yup"};
+    static const char *en[] = {"i", "you", "your", "u", "ur", "my", "me", "am", "it", "to", "in", "at",
+                               "but", "not", "get", "up", "out", "then", "got", "going", "go", "see", "by",
+                               "hey", "hi", "been", "they", "much", "too", "him", "doing", "say", "im",
+                               "let", "keep", "soon", "ya", "yup", "thing", "try", "trying", "being", "yet",
+                               "eat", "lot", "yo", "room", "dun", "liao", "lor", "lei"};
     for (size_t i = 0; i < sizeof en / sizeof *en; i++) {
         Py_ssize_t j, len = (Py_ssize_t)strlen(en[i]);
         if (len != n) continue;
@@ -311,11 +315,11 @@ static PyObject *py_decision(PyObject *self, PyObject *args) {
     double intercept;
     if (!PyArg_ParseTuple(args, "UUy*d", &raw, &norm, &wb, &intercept)) return NULL;
     if (check_args(raw, norm)) goto fail;
-    if (wb.len != (Py_ssize_t)(2 * sizeof(double) << DIM_BITS)) {
-        PyErr_SetString(PyExc_ValueError, "weights must be float64 (idf, idf * coef) pairs for 2**DIM_BITS ids");
+    if (wb.len != (Py_ssize_t)(4 * sizeof(double) << DIM_BITS)) {
+        PyErr_SetString(PyExc_ValueError, "weights must be float64 (r, r * w1, idf, idf * w2) quads for 2**DIM_BITS ids");
         goto fail;
     }
-    /* One 16-byte pair per id: a single cache line fetch per distinct feature. */
+    /* One 32-byte quad per id: a single cache line fetch per distinct feature. */
     const double *w = (const double *)wb.buf;
     Py_ssize_t k = compute_ids(raw, norm);
     /* Table sized to the message (load <= 1/2) so it stays in L1/L2; stamps avoid clearing. */
@@ -339,17 +343,18 @@ static PyObject *py_decision(PyObject *self, PyObject *args) {
             slots[s].cnt++;
         }
     }
-    double ss = 0.0, dot = 0.0;
+    /* binary features: each distinct id once, in both members (train.Pair) */
+    double ss1 = 0.0, dot1 = 0.0, ss2 = 0.0, dot2 = 0.0;
     for (Py_ssize_t i = 0; i < nu; i++) {
-        const slot_t *sl = &slots[used[i]];
-        const double *p = w + 2 * (size_t)sl->id;
-        double tf = sl->cnt == 1 ? 1.0 : 1.0 + log((double)sl->cnt);
-        double v = tf * p[0];
-        ss += v * v;
-        dot += tf * p[1];
+        const double *p = w + 4 * (size_t)slots[used[i]].id;
+        ss1 += p[0] * p[0];
+        dot1 += p[1];
+        ss2 += p[2] * p[2];
+        dot2 += p[3];
     }
     PyBuffer_Release(&wb);
-    return Py_BuildValue("(di)", (ss > 0.0 ? dot / sqrt(ss) : 0.0) + intercept, last_vi);
+    double d = (ss1 > 0.0 ? dot1 / sqrt(ss1) : 0.0) + (ss2 > 0.0 ? dot2 / sqrt(ss2) : 0.0) + intercept;
+    return Py_BuildValue("(di)", d, last_vi);
 fail:
     PyBuffer_Release(&wb);
     return NULL;
@@ -458,7 +463,7 @@ static PyObject *py_scan(PyObject *self, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"ids", py_ids, METH_VARARGS, "ids(text, normalised) -> bytes of int64 feature ids (with repeats)"},
     {"decision", py_decision, METH_VARARGS,
-     "decision(text, normalised, weights, intercept) -> (sublinear TF-IDF, L2, dot coef, plus intercept, is_vi);"
+     "decision(text, normalised, weights, intercept) -> (sum over the two members of binary x weight, L2, dot coef; plus intercept, is_vi);"
      " weights: float64 (idf, idf * coef) pairs"},
     {"set_fold_table", py_set_fold_table, METH_VARARGS, "set_fold_table(uint32 fold table, uint8 vi letters, salts)"},
     {"set_teencode", py_set_teencode, METH_O, "set_teencode([(word, replacement), ...])"},

@@ -248,9 +248,12 @@ def feature_ids(text: str) -> np.ndarray:
 # Short English chat is mostly words that are also well-formed syllables ("you want to go",
 # "i am in your office"): 88 of the 3,877 UCI training messages were called Vietnamese, got
 # the Vietnamese threshold and weighed 7x as Vietnamese examples. The words below are common
-# English but rare as unaccented Vietnamese words, so they do not count as syllables: 88 -> 17
-# misdetected UCI messages, and no Vietnamese training message changes language.
-_EN_NOT_VI = frozenset("you your i u ur my me am it to in at got go up lor liao they yup".split())
+# English but rare as unaccented Vietnamese words, so they do not count as syllables: 88 -> 4
+# misdetected UCI messages, and no Vietnamese training message changes language (list from
+# the issue-15 exploration, which checked both sets).
+_EN_NOT_VI = frozenset("i you your u ur my me am it to in at but not get up out then got going go see by hey hi "
+                       "been they much too him doing say im let keep soon ya yup thing try trying being yet eat "
+                       "lot yo room dun liao lor lei".split())
 _VI_CHARS = re.compile("[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]")
 _VI_SYLLABLE = re.compile(r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(?:ch|ng|nh|[cmnpt])?")
 _LETTERS = re.compile(r"[a-z]+")

@@ -1,13 +1,16 @@
 """Model files and the fast scorer.
 
-A model directory holds `weights.npz` (per-feature weights "idf" — TF-IDF idf times the NB
-log-count ratio, train.nb_ratio — and logistic-regression weights, float64) and `card.json` (version, creation time, training data hashes and counts,
-metrics, thresholds, feature configuration, Platt calibration). No pickle, no joblib.
+A model directory holds `weights.npz` (four float64 vectors over the feature ids, stored
+sparsely — the NB log-count ratios r, the NBSVM member's weights w1, the idf, the binary TF-IDF
+member's weights w2 — plus intercept and Platt calibration) and `card.json` (version, creation
+time, training data hashes and counts, metrics, thresholds, feature configuration, language
+shifts). No pickle, no joblib.
 
-The scorer reproduces scikit-learn's arithmetic for the same parameters —
-TfidfTransformer(sublinear_tf=True, norm="l2", idf_ = idf x NB ratio) -> LinearSVC.decision_function
--> Platt LogisticRegression.predict_proba — without building a sparse matrix per message:
-    v = (1 + ln count) * idf;   z = (v . w) / |v| + b;   p = 1 / (1 + exp(-(a z + c + s_lang)))
+The scorer reproduces scikit-learn's arithmetic for train.Pair (two LinearSVC on L2-normalised
+binary rows, margins scaled and summed) -> Platt LogisticRegression.predict_proba, without
+building a sparse matrix per message: over the distinct feature ids j of the text,
+    z = (sum r_j w1_j) / sqrt(sum r_j^2) + (sum idf_j w2_j) / sqrt(sum idf_j^2) + b
+    p = 1 / (1 + exp(-(a z + c + s_lang)))
 where s_lang is the card's per-language logit shift (train.language_calibration).
 Loading validates the card, refuses a feature configuration this build does not produce,
 and replays the card's self-check texts, which must reproduce within 1e-9.
@@ -43,7 +46,7 @@ def feature_config() -> dict:
             "word_ngrams": [1, 2], "folded_words": True, "char_ngrams_on": "folded",
             "raw_char_ngrams": list(F.RAW_NGRAMS), "shape_tokens": True,
             "normalisation": ["teencode-vi", "dotted-letters", "leet", "url-phone-money-tokens"],
-            "weighting": "sublinear-tf-idf-nb-l2"}
+            "weighting": "binary; pair: nb-ratio-l2 + idf-l2"}
 
 
 def default_model_dir() -> Path:
@@ -51,15 +54,17 @@ def default_model_dir() -> Path:
 
 
 class Scorer:
-    def __init__(self, idf: np.ndarray, coef: np.ndarray, intercept: float, calib_a: float, calib_c: float,
-                 tag_threshold: float, drop_threshold: float, version: str, card: dict | None = None,
-                 language_shift: dict | None = None):
-        self.idf = np.ascontiguousarray(idf, dtype=np.float64)
-        self.coef = np.ascontiguousarray(coef, dtype=np.float64)
-        # (idf, idf * coef) per id, interleaved, for the compiled scorer
-        self._pairs = np.empty((len(self.idf), 2))
-        self._pairs[:, 0] = self.idf
-        self._pairs[:, 1] = self.idf * self.coef
+    def __init__(self, nb: np.ndarray, coef1: np.ndarray, idf: np.ndarray, coef2: np.ndarray, intercept: float,
+                 calib_a: float, calib_c: float, tag_threshold: float, drop_threshold: float, version: str,
+                 card: dict | None = None, language_shift: dict | None = None):
+        self.nb, self.coef1, self.idf, self.coef2 = (np.ascontiguousarray(v, dtype=np.float64)
+                                                     for v in (nb, coef1, idf, coef2))
+        # (r, r w1, idf, idf w2) per id, interleaved: one 32-byte fetch per distinct feature
+        self._quads = np.empty((len(self.nb), 4))
+        self._quads[:, 0] = self.nb
+        self._quads[:, 1] = self.nb * self.coef1
+        self._quads[:, 2] = self.idf
+        self._quads[:, 3] = self.idf * self.coef2
         self.intercept, self.a, self.c = float(intercept), float(calib_a), float(calib_c)
         self.tag_threshold, self.drop_threshold = float(tag_threshold), float(drop_threshold)
         self.version = version
@@ -73,14 +78,17 @@ class Scorer:
         self.cache_size = CACHE_ENTRIES
 
     def decision_language(self, text: str) -> tuple[float, bool]:
-        """(linear model decision value, text is Vietnamese)."""
+        """(sum of the two members' scaled margins, text is Vietnamese)."""
         if F._C is not None:
-            d, vi = F._C.decision(text, F.normalise(text), self._pairs, self.intercept)
+            d, vi = F._C.decision(text, F.normalise(text), self._quads, self.intercept)
             return d, bool(vi)
-        idx, cnt = F.unique_counts(F.feature_ids(text))
-        v = (1.0 + np.log(cnt)) * self.idf[idx]
-        n = math.sqrt(float(np.dot(v, v)))
-        return (float(np.dot(v, self.coef[idx])) / n if n else 0.0) + self.intercept, F.language(text) == "vi"
+        idx = np.unique(F.feature_ids(text))             # binary features: presence only
+        d = self.intercept
+        for a, w in ((self.nb[idx], self.coef1[idx]), (self.idf[idx], self.coef2[idx])):
+            n = math.sqrt(float(np.dot(a, a)))
+            if n:
+                d += float(np.dot(a, w)) / n
+        return d, F.language(text) == "vi"
 
     def decision(self, text: str) -> float:
         return self.decision_language(text)[0]
@@ -111,20 +119,19 @@ class Scorer:
         return "drop" if p >= self.drop_threshold else "tag" if p >= self.tag_threshold else "allow"
 
 
-def save_model(out: Path, idf: np.ndarray, coef: np.ndarray, intercept: float, calib_a: float, calib_c: float,
-               card: dict) -> None:
+_ARRAYS = ("nb", "coef1", "idf", "coef2")
+
+
+def save_model(out: Path, nb: np.ndarray, coef1: np.ndarray, idf: np.ndarray, coef2: np.ndarray, intercept: float,
+               calib_a: float, calib_c: float, card: dict) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # features never seen in training share one weight (idf x NB ratio): stored once, the
-    # others sparsely
-    vals, counts = np.unique(idf, return_counts=True)
-    default_idf = float(vals[np.argmax(counts)])
-    ii = np.flatnonzero(idf != default_idf)
-    ci = np.flatnonzero(coef)
+    arrays = {}
+    for name, v in zip(_ARRAYS, (nb, coef1, idf, coef2)):
+        i = np.flatnonzero(v)                # features never seen in training weigh 0: stored sparsely
+        arrays[f"{name}_idx"], arrays[f"{name}_val"] = i.astype(np.int64), np.asarray(v, np.float64)[i]
     tmp = out / "weights.tmp.npz"
-    np.savez_compressed(tmp, idf_default=np.float64(default_idf), idf_idx=ii.astype(np.int64),
-                        idf_val=idf[ii], coef_idx=ci.astype(np.int64), coef_val=coef[ci],
-                        intercept=np.float64(intercept), calib=np.array([calib_a, calib_c], np.float64))
+    np.savez_compressed(tmp, intercept=np.float64(intercept), calib=np.array([calib_a, calib_c], np.float64), **arrays)
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     card = dict(card, weights_sha256=digest)
     tmp.replace(out / "weights.npz")
@@ -155,10 +162,11 @@ def load_scorer(d: Path) -> Scorer:
         raise ModelError(f"{wp}: checksum does not match the card (corrupt or replaced)")
     try:
         with np.load(wp, allow_pickle=False) as z:
-            idf = np.full(F.DIM, float(z["idf_default"]))
-            idf[z["idf_idx"]] = z["idf_val"]
-            coef = np.zeros(F.DIM)
-            coef[z["coef_idx"]] = z["coef_val"]
+            vecs = []
+            for name in _ARRAYS:
+                v = np.zeros(F.DIM)
+                v[z[f"{name}_idx"]] = z[f"{name}_val"]
+                vecs.append(v)
             intercept = float(z["intercept"])
             a, c = (float(x) for x in z["calib"])
     except (KeyError, ValueError, IndexError, OSError) as e:
@@ -173,7 +181,7 @@ def load_scorer(d: Path) -> Scorer:
     shifts = (card.get("calibration") or {}).get("language_shift") or {}
     if not isinstance(shifts, dict) or not all(isinstance(v, (int, float)) for v in shifts.values()):
         raise ModelError(f"{cp}: calibration.language_shift must map languages to numbers")
-    s = Scorer(idf, coef, intercept, a, c, tag, drop, str(card.get("model_version", "unknown")), card, shifts)
+    s = Scorer(*vecs, intercept, a, c, tag, drop, str(card.get("model_version", "unknown")), card, shifts)
     for item in card.get("selfcheck", []):
         got = s.score(item["text"])
         if abs(got - item["p"]) > 1e-9:

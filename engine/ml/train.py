@@ -15,9 +15,13 @@ ordinary message is still a visible mistake).
 
 Targets: `target_blocked_ham` (default 0.1%) for every language, except that a language whose
 ham is too few to resolve the rate (fewer than MIN_BLOCKED_HAM / rate messages) gets
-MIN_BLOCKED_HAM / n_ham, i.e. that many out-of-fold ham messages may be blocked: with 533
+MIN_BLOCKED_HAM / n_ham, i.e. that many out-of-fold ham messages may be blocked: with ~440
 Vietnamese ham a 0.1% target would mean "above the single highest-scoring ham", one outlier
-deciding the threshold (and with ~3300 English ham, 0.1% means above the 4th highest).
+deciding the threshold; one allowed puts it above the second highest (and with ~3300 English
+ham, 0.1% means above the 4th highest).
+
+Classifier: train.Pair, two linear SVMs on binary features (NBSVM and binary TF-IDF) whose
+scaled margins are summed; model.Scorer computes the same without scikit-learn.
 """
 from __future__ import annotations
 
@@ -29,12 +33,20 @@ import numpy as np
 from . import features as F
 from .model import CARD_FORMAT, CARD_VERSION, feature_config, save_model
 
-C_GRID = (0.3, 1.0, 3.0)
+# C of the NBSVM member (the binary TF-IDF member has C x PAIR_C_RATIO). One value: on the 8
+# splits any C from 0.3 to 10 gave the same figures, but picking it by an inner cross-validation
+# on one split chose C=1 and cost Vietnamese 4 points there (83.6% instead of 88% caught).
+# train() still takes a grid (c_grid) and reports each value's cross-validated MCC.
+C_GRID = (3.0,)
 # NB weighting and the linear SVM (see _fit). On 8 repeated stratified 75/25 splits of the
 # shared data (mean over the splits, same threshold rule): logistic regression on sublinear
 # TF-IDF (C=300), English MCC 0.937, Vietnamese 89.5% caught at 2.05% blocked ham; NB-weighted,
-# 0.940 and 90.9% / 1.25%; NB-weighted linear SVM (C=3), 0.945 and 91.9% / 1.36%.
+# 0.940 and 90.9% / 1.25%; NB-weighted linear SVM (C=3), 0.945 and 91.9% / 1.36%; with the
+# shape tokens and the pair of SVMs on binary features (Pair, C=3; Vietnamese k=2 as then),
+# 0.947 and 94.0% / 1.02%.
 NB_ALPHA = 1.0
+# The binary TF-IDF member's C relative to the NBSVM member's (C=3 and C=1 in the exploration).
+PAIR_C_RATIO = 1 / 3
 FOLDS = 5
 MAX_LANG_WEIGHT = 10.0
 # A smaller language brings vocabulary the large (English) set lacks; weighing it 2x the large
@@ -56,9 +68,12 @@ MIN_LANG_SPAM = 30
 # Vietnamese expectation (4 / 534 = 0.75% on the whole set) inside its 1% target.
 # With NBSVM and the shape tokens (8 splits, C=1): Vietnamese k = 2 / 3 / 4 blocked 0.91% /
 # 1.14% / 1.70% of the held-out ham on the mean (1.82% / 3.64% / 4.55% worst) at 90.8% /
-# 92.8% / 94.3% spam caught: two keeps the mean inside the 1% target. English then has
-# max(0.1% n, 2): 3 of the ~3,300 ham of the whole set.
-MIN_BLOCKED_HAM = 2
+# 92.8% / 94.3% spam caught: two keeps the mean inside the 1% target.
+# With the model pair (train.Pair; 8 splits, C=3): Vietnamese k = 1 / 2 blocked 0.68% / 1.02%
+# (1.82% / 3.64% worst) at 91.6% / 94.0% caught (87.3% / 91.8% worst): one leaves the margin
+# under 1% that an unseen set needs. English has max(0.1% n, 1): 2 of ~2,470 ham in a split,
+# 3 of the ~3,300 of the whole set.
+MIN_BLOCKED_HAM = 1
 
 
 def _progress(total, desc, enabled):
@@ -148,40 +163,76 @@ def language_calibration(p, y, langs, targets) -> tuple[float, float, dict, dict
     return drop, min(tag, drop), shifts, per
 
 
-def nb_ratio(X, y, alpha=NB_ALPHA) -> np.ndarray:
-    """|log-count ratio| of each feature (NBSVM, Wang & Manning 2012): how much more often
-    the feature occurs (present / absent) in spam than in ham, or the reverse, smoothed by alpha.
-    A feature never seen in training gets the ratio of the two smoothed totals (near 0)."""
-    B = X.copy()
-    B.data = np.ones_like(B.data)
-    p = alpha + np.asarray(B[y].sum(axis=0)).ravel()
-    q = alpha + np.asarray(B[~y].sum(axis=0)).ravel()
+def nb_ratio(B, y, sw, alpha=NB_ALPHA) -> np.ndarray:
+    """|log-count ratio| of each feature (NBSVM, Wang & Manning 2012) from binary rows B: how
+    much more often (in sample weight) the feature is present in spam than in ham, or the
+    reverse, smoothed by alpha."""
+    p = alpha + np.asarray(B[y].T @ sw[y]).ravel()
+    q = alpha + np.asarray(B[~y].T @ sw[~y]).ravel()
     return np.abs(np.log(p / p.sum()) - np.log(q / q.sum()))
 
 
+def binary(X):
+    """Presence (0/1) of each feature: counts carry little beyond presence in a 160-character text."""
+    B = X.copy()
+    B.data = np.ones_like(B.data)
+    return B
+
+
+class Pair:
+    """The classifier: two linear SVMs on the same binary features, their margins summed.
+
+    1. NBSVM: each present feature weighs its NB log-count ratio r (features that tell the
+       classes apart start large, neutral ones near zero), the row is L2-normalised;
+    2. binary TF-IDF: each present feature weighs its idf, the row is L2-normalised.
+    Each margin is divided by its standard deviation over the training rows (one scale for
+    both), and the sum is the decision value Platt scaling calibrates. A feature never seen in
+    training weighs 0 in both (left out of both norms, as with a fixed vocabulary). The scorer
+    (model.Scorer) computes the same from four numbers per feature id: r, r w1, idf, idf w2.
+    The scikit-learn objects are kept: they are the parity reference of the scorer."""
+
+    def __init__(self, X, y, C, sw):
+        from sklearn.feature_extraction.text import TfidfTransformer
+        from sklearn.svm import LinearSVC
+        B = binary(X)
+        seen = np.asarray(B.sum(axis=0)).ravel() > 0
+        self.nb = np.where(seen, nb_ratio(B, y, sw), 0.0)
+        self.idf = np.where(seen, TfidfTransformer().fit(B).idf_, 0.0)
+        self.svm = [LinearSVC(C=C, class_weight="balanced", max_iter=20000),
+                    LinearSVC(C=C * PAIR_C_RATIO, class_weight="balanced", max_iter=20000)]
+        self.sd = []
+        for m, w in zip(self.svm, (self.nb, self.idf)):
+            Z = self._rows(B, w)
+            m.fit(Z, y, sample_weight=sw)
+            self.sd.append(float(np.std(m.decision_function(Z))) or 1.0)
+
+    @staticmethod
+    def _rows(B, w):
+        from scipy.sparse import diags
+        from sklearn.preprocessing import normalize
+        return normalize(B @ diags(w))
+
+    def decision_function(self, X):
+        B = binary(X)
+        return sum(m.decision_function(self._rows(B, w)) / sd
+                   for m, w, sd in zip(self.svm, (self.nb, self.idf), self.sd))
+
+    def weights(self):
+        """(nb, coef1, idf, coef2, intercept) with the standard deviations folded in."""
+        (m1, m2), (s1, s2) = self.svm, self.sd
+        return (self.nb, m1.coef_[0] / s1, self.idf, m2.coef_[0] / s2,
+                float(m1.intercept_[0] / s1 + m2.intercept_[0] / s2))
+
+
 def _fit(X, y, C, sw):
-    from sklearn.feature_extraction.text import TfidfTransformer
-    from sklearn.svm import LinearSVC
-    tf = TfidfTransformer(sublinear_tf=True).fit(X)
-    # NB weighting: each feature's idf is scaled by its log-count ratio before the linear model,
-    # so features that tell the classes apart start large and neutral ones (common words,
-    # template n-grams shared by scams and the notices they copy) start near zero. The scorer
-    # is unchanged: it multiplies by the stored "idf", which now holds idf x ratio.
-    tf.idf_ = tf.idf_ * nb_ratio(X, y)
-    # A linear SVM (hinge loss, L2) on the NB-weighted vectors: NBSVM. Its decision values are
-    # calibrated by Platt scaling like the logistic regression's were; the scorer only needs
-    # coef and intercept.
-    lr = LinearSVC(C=C, class_weight="balanced", max_iter=20000)
-    lr.fit(tf.transform(X), y, sample_weight=sw)
-    return tf, lr
+    return Pair(X, y, C, sw)
 
 
 def _oof(X, y, C, seed, prog, sw, strata):
     from sklearn.model_selection import StratifiedKFold
     d = np.zeros(len(y))
     for tr, te in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(X, strata):
-        tf, lr = _fit(X[tr], y[tr], C, sw[tr])
-        d[te] = lr.decision_function(tf.transform(X[te]))
+        d[te] = _fit(X[tr], y[tr], C, sw[tr]).decision_function(X[te])
         prog.update(1)
     return d
 
@@ -262,9 +313,9 @@ def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress
     cal = _platt(d_tr, y[tr])
     p_tr = cal.predict_proba(d_tr.reshape(-1, 1))[:, 1]
     drop_t, _, shifts, _ = language_calibration(p_tr, y[tr], lg[tr], targets)
-    tf, lr = _fit(X[tr], y[tr], C, sw[tr])
+    model = _fit(X[tr], y[tr], C, sw[tr])
     prog.update(1)
-    p_va = shift(cal.predict_proba(lr.decision_function(tf.transform(X[va])).reshape(-1, 1))[:, 1], lg[va], shifts)
+    p_va = shift(cal.predict_proba(model.decision_function(X[va]).reshape(-1, 1))[:, 1], lg[va], shifts)
     val = metrics(p_va, y[va], drop_t)
     val["by_language"] = breakdown(p_va, y[va], drop_t, lang[va])
     log(f"  validation (held out, {len(va)} messages): MCC {val['mcc']:.4f}, blocked ham {val['blocked_ham_rate']:.3%}, "
@@ -280,23 +331,24 @@ def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress
     if shifts:                    # a language without a group of its own takes its group's shift
         shifts.update({str(g): shifts[str(lg[lang == g][0])] for g in np.unique(lang)})
     p_all = shift(p_all, lg, shifts)
-    tf, lr = _fit(X, y, C, sw)
+    model = _fit(X, y, C, sw)
     prog.update(1)
     prog.close()
     a, c = float(cal.coef_[0, 0]), float(cal.intercept_[0])
-    idf = np.asarray(tf.idf_, dtype=np.float64)
-    coef = np.asarray(lr.coef_[0], dtype=np.float64)
+    nb, coef1, idf, coef2, intercept = model.weights()
     now = datetime.now(timezone.utc)
-    ver = f"sms-nbsvm-{now:%Y%m%d%H%M%S}"
+    ver = f"sms-nbsvm2-{now:%Y%m%d%H%M%S}"
     from .model import Scorer
-    sc = Scorer(idf, coef, float(lr.intercept_[0]), a, c, tag_t, drop_t, ver, language_shift=shifts)
+    sc = Scorer(nb, coef1, idf, coef2, intercept, a, c, tag_t, drop_t, ver, language_shift=shifts)
     sample = [texts[i] for i in np.linspace(0, len(texts) - 1, num=min(8, len(texts)), dtype=int)]
     card = {
         "format": CARD_FORMAT, "card_version": CARD_VERSION, "model_version": ver,
         "created": now.isoformat(timespec="seconds"),
-        "classifier": {"type": "linear_svm", "library": "scikit-learn", "estimator": "LinearSVC", "C": C,
-                       "class_weight": "balanced", "feature_weighting": "idf x NB log-count ratio",
-                       "nb_alpha": NB_ALPHA, "sample_weight": "per language"},
+        "classifier": {"type": "linear_svm_pair", "library": "scikit-learn", "estimator": "LinearSVC",
+                       "members": [{"features": "binary x NB log-count ratio, L2", "C": C, "nb_alpha": NB_ALPHA,
+                                    "margin_sd": model.sd[0]},
+                                   {"features": "binary x idf, L2", "C": C * PAIR_C_RATIO, "margin_sd": model.sd[1]}],
+                       "class_weight": "balanced", "sample_weight": "per language"},
         "calibration": {"type": "platt", "a": a, "c": c, "fitted_on": "out-of-fold decision values",
                         "language_shift": shifts},
         "feature_config": feature_config(),
@@ -312,5 +364,5 @@ def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress
         "selfcheck": [{"text": t, "p": sc.score(t)} for t in sample],
         "train_seconds": round(time.time() - t0, 1),
     }
-    save_model(out, idf, coef, float(lr.intercept_[0]), a, c, card)
-    return card, (tf, lr, cal, shifts)
+    save_model(out, nb, coef1, idf, coef2, intercept, a, c, card)
+    return card, (model, cal, shifts)
