@@ -46,7 +46,8 @@ class SipMessage:
     """A parsed message. `headers` holds [name as received, value, canonical name] lists in
     order; use the methods, which keep the canonical name right."""
 
-    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri")
+    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri",
+                 "first")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
@@ -56,6 +57,7 @@ class SipMessage:
         self.our_via = False                           # the proxy has put its Via on top
         self._na: dict = {}                            # header value -> NameAddr, parsed once
         self.ruri = None                               # the Request-URI parsed, by check_request
+        self.first: dict | None = None                 # canonical name -> first value as received (first_values)
 
     def name_addr(self, value: str) -> NameAddr:
         """parse_name_addr(value), remembered for this message (To and From are read three times)."""
@@ -64,9 +66,25 @@ class SipMessage:
             na = self._na[value] = parse_name_addr(value)
         return na
 
+    def first_values(self) -> dict:
+        """Canonical name -> the first value of each header, as received: one pass, kept in
+        `first` (check_request fills it on the way). The proxy reads Call-ID, CSeq, From, To and
+        the like from it instead of scanning the headers for each; it is not updated by the
+        edits (Via, Max-Forwards, Route, Record-Route, a tag header), so it is read only for
+        headers the proxy does not edit, or before it edits them."""
+        if self.first is None:
+            first: dict = {}
+            for h in self.headers:
+                first.setdefault(h[2], h[1])
+            self.first = first
+        return self.first
+
     def tag(self, name: str) -> str:
         """The tag parameter of To or From ('' when there is none or the header does not parse)."""
-        v = self.get(name)
+        return self.tag_of(self.get(name))
+
+    def tag_of(self, v: str | None) -> str:
+        """The tag parameter of a To or From value."""
         if not v or "tag=" not in v.lower():
             return ""
         try:
@@ -357,6 +375,7 @@ def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
             if c in seen and c in SINGLE and seen[c] != h[1]:
                 return 400, f"Multiple {c.title()} headers", []
             seen.setdefault(c, h[1])
+        msg.first = seen
         for h in REQUIRED:
             if h not in seen:
                 return 400, f"Missing {h.title()} header", []

@@ -40,19 +40,20 @@ class Screening:
                 return parse_uri(msg.name_addr(v).uri).user
             except SipParseError:
                 return ""
-        pai = msg.values("p-asserted-identity") if msg.get("p-asserted-identity") is not None else ()
+        first = msg.first_values()                      # as received: From is edited only after this
+        pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
         caller = user_of(pai[0]) if pai else ""
         if not caller:
-            caller = user_of(msg.get("from") or "")
+            caller = user_of(first.get("from") or "")
         try:
             callee = (msg.ruri or parse_uri(msg.uri)).user
         except SipParseError:
             callee = ""
         if not callee:
-            callee = user_of(msg.get("to") or "")
+            callee = user_of(first.get("to") or "")
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
-        self.answered[msg.get("call-id") or ""] = (caller, None)
+        self.answered[first.get("call-id") or ""] = (caller, None)
         while len(self.answered) > 200_000:
             self.answered.popitem(last=False)
         t0 = time.perf_counter()
@@ -71,7 +72,7 @@ class Screening:
     def _log_call(self, call, msg, caller, callee, v, us):
         if self.vlog is not None:
             try:                                        # the log never decides a call's fate
-                self.vlog.write_call(call.time, _loggable(msg.get("call-id")), caller, callee, call.ingress, v, us)
+                self.vlog.write_call(call.time, _loggable(msg.first_values().get("call-id")), caller, callee, call.ingress, v, us)
             except Exception as e:
                 self.stats["log_failed"] += 1
                 if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:

@@ -241,14 +241,16 @@ class SipScreen(Forwarding, Screening):
                 self.stats["dropped"] += 1
                 return                                          # an ACK is never answered
             msg.vias = [parse_via(v) for v in vals]
-        to_tag = msg.tag("to")
+        first = msg.first_values()                          # one pass over the headers, not one per read
+        to_tag = msg.tag_of(first.get("to"))
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
             return                                          # ACK for a final response we generated
+        call_id = first.get("call-id") or ""
         if msg.method == "BYE":
-            self._call_ended(msg.get("call-id") or "")
+            self._call_ended(call_id)
         # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
         top = self._stamp_received(msg, src, transport)
-        mf = msg.get("max-forwards")
+        mf = first.get("max-forwards")                      # not edited yet (the Via only was)
         mf = mf.strip() if mf is not None else None
         if mf is not None and not (mf.isascii() and mf.isdigit() and len(mf) <= 10):
             self.stats["dropped"] += 1                      # only an ACK gets here unchecked (never answered)
@@ -263,10 +265,9 @@ class SipScreen(Forwarding, Screening):
             msg.set("Max-Forwards", str(int(mf) - 1))
         # §16.11: the branch is a function of the request's identifying fields, so retransmissions
         # (and the CANCEL / non-2xx ACK of an INVITE) get the same one; CSeq method excluded
-        cseq = msg.get("cseq") or ""
-        pr = ",".join(msg.values("proxy-require")) if msg.get("proxy-require") is not None else ""
-        base = "|".join((msg.uri, msg.get("call-id") or "", cseq.split()[0] if cseq.split() else "",
-                         msg.tag("from"), to_tag, pr))
+        cseq = (first.get("cseq") or "").split()
+        pr = ",".join(msg.values("proxy-require")) if "proxy-require" in first else ""
+        base = "|".join((msg.uri, call_id, cseq[0] if cseq else "", msg.tag_of(first.get("from")), to_tag, pr))
         vias = msg.vias
         branch = self._branch(vias[0].params["branch"] if "branch" in vias[0].params else top, base)
         # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as it
@@ -317,7 +318,7 @@ class SipScreen(Forwarding, Screening):
 
     def _destination(self, msg, to_tag):
         """(host, port, TRANSPORT) per §16.6 steps 6-7 and RFC 3263 §4.1, or None."""
-        if msg.get("route") is not None:
+        if "route" in msg.first_values():
             routes = msg.values("route")
             u = parse_uri(parse_name_addr(routes[0]).uri)
             if (u.host, u.port or 5060) in self.me:
