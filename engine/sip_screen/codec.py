@@ -187,6 +187,10 @@ def _split_head(data: bytes):
 
 _HEADER_RE = re.compile(r"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
 _CANON_MEMO: dict = {}
+try:
+    from ._sipfast import split_head as _c_split_head
+except ImportError:                                      # no C extension: the Python pass does it all
+    _c_split_head = None
 
 
 def _canon_memo(name: str) -> str:
@@ -230,6 +234,18 @@ def _start_line(start: str):
 
 
 def _parse_head(head: bytes) -> SipMessage:
+    if _c_split_head is not None and len(head) <= MAX_HEADER_LINE:
+        # the plain case below, in C (_siphead.h; None: not plain). No value can be over the
+        # line limit in a head this size.
+        r = _c_split_head(head, _CANON_MEMO, _canon_memo)
+        if r is not None:
+            msg, deferred = _start_line(r[0])
+            msg.headers = r[1]
+            if len(r[1]) > MAX_HEADERS:
+                raise SipParseError(f"more than {MAX_HEADERS} header fields", _status_for(msg), msg)
+            if deferred is not None:
+                raise deferred
+            return msg
     text = head.decode("utf-8", "surrogateescape")
     # The common case in one regular-expression pass: CRLF line ends only, no leading blank
     # line, and every line after the start line a plain `token: value` (no folding). Anything

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from ..verdict import Action
 from .codec import (MAX_VIAS, SipMessage, SipParseError, check_request, make_response, parse_datagram,
                     parse_name_addr, parse_uri, parse_via, split_list)
-from .fastpath import FULL_PARSE, in_dialog, relay_response
+from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding
 from .screening import Screening
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
@@ -176,7 +176,7 @@ class SipScreen(Forwarding, Screening):
                         self.stats["responses"] += 1
                         self.stats["fast_path"] += 1
                         return self._relay(r)
-                else:
+                elif data[:7] not in NOT_IN_DIALOG:             # (what in_dialog would say at once)
                     r = in_dialog(data, addr[0], addr[1])
                     if r is not FULL_PARSE:
                         self.stats["requests"] += 1
