@@ -163,11 +163,8 @@ class SipMessage:
                 else f"{self.version} {self.status} {self.reason}")
 
     def to_bytes(self) -> bytes:
-        parts = [self.start_line()]
-        parts.extend(f"{h[0]}: {h[1]}" for h in self.headers)
-        parts.append("")
-        parts.append("")
-        return "\r\n".join(parts).encode("utf-8", "surrogateescape") + self.body
+        head = "".join([f"{h[0]}: {h[1]}\r\n" for h in self.headers])
+        return f"{self.start_line()}\r\n{head}\r\n".encode("utf-8", "surrogateescape") + self.body
 
     def __repr__(self):
         return f"SipMessage({self.start_line()!r}, {len(self.headers)} headers, {len(self.body)} body bytes)"

@@ -43,6 +43,12 @@ from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings
                        load_sip_settings, parse_next_hop)
 from .transport import TcpConnection, UdpEndpoint
 
+try:                                                    # the pump's own blake2b: one call, no hash object
+    from ._sipfast import blake2b_hex as _blake2b_hex
+except ImportError:
+    def _blake2b_hex(data: bytes, n: int) -> str:
+        return hashlib.blake2b(data, digest_size=n).hexdigest()
+
 log = logging.getLogger("telfilter.sip")
 
 
@@ -361,12 +367,12 @@ class SipScreen(Forwarding, Screening):
     @staticmethod
     def _branch(top_key: str, base: str) -> str:
         key = top_key + "|" + base
-        return BRANCH_PREFIX + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
+        return BRANCH_PREFIX + _blake2b_hex(key.encode("utf-8", "surrogateescape"), 10)
 
     @staticmethod
     def _tag(msg) -> str:
         key = (msg.get("call-id") or "") + "|" + ((msg.get("from") or ""))
-        return TAG_PREFIX + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
+        return TAG_PREFIX + _blake2b_hex(key.encode("utf-8", "surrogateescape"), 6)
 
 async def start_sip(pipeline, args, vlog):
     s = load_sip_settings(pipeline.settings.config_dir)
