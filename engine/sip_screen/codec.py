@@ -81,10 +81,10 @@ class SipMessage:
 
     def tag(self, name: str) -> str:
         """The tag parameter of To or From ('' when there is none or the header does not parse)."""
-        return self.tag_of(self.get(name))
+        return self.tag_in(self.get(name))
 
-    def tag_of(self, v: str | None) -> str:
-        """The tag parameter of a To or From value."""
+    def tag_in(self, v: str | None) -> str:
+        """The tag parameter of a To or From value of this message (its name-addr parsed once)."""
         if not v or "tag=" not in v.lower():
             return ""
         try:
@@ -385,9 +385,11 @@ def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
         seen: dict[str, str] = {}
         for h in msg.headers:
             c = h[2]
-            if c in seen and c in SINGLE and seen[c] != h[1]:
+            v = seen.get(c)
+            if v is None:
+                seen[c] = h[1]
+            elif v != h[1] and c in SINGLE:
                 return 400, f"Multiple {c.title()} headers", []
-            seen.setdefault(c, h[1])
         msg.first = seen
         for h in REQUIRED:
             if h not in seen:

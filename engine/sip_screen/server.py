@@ -248,7 +248,7 @@ class SipScreen(Forwarding, Screening):
                 return                                          # an ACK is never answered
             msg.vias = [parse_via(v) for v in vals]
         first = msg.first_values()                          # one pass over the headers, not one per read
-        to_tag = msg.tag_of(first.get("to"))
+        to_tag = msg.tag_in(first.get("to"))
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
             return                                          # ACK for a final response we generated
         call_id = first.get("call-id") or ""
@@ -273,7 +273,7 @@ class SipScreen(Forwarding, Screening):
         # (and the CANCEL / non-2xx ACK of an INVITE) get the same one; CSeq method excluded
         cseq = (first.get("cseq") or "").split()
         pr = ",".join(msg.values("proxy-require")) if "proxy-require" in first else ""
-        base = "|".join((msg.uri, call_id, cseq[0] if cseq else "", msg.tag_of(first.get("from")), to_tag, pr))
+        base = "|".join((msg.uri, call_id, cseq[0] if cseq else "", msg.tag_in(first.get("from")), to_tag, pr))
         vias = msg.vias
         branch = self._branch(vias[0].params["branch"] if "branch" in vias[0].params else top, base)
         # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as it
