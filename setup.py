@@ -40,7 +40,7 @@ setup(
     ext_modules=[Extension("engine.ml._fastfeat", ["engine/ml/_fastfeat.c"], optional=True,
                            extra_compile_args=["-O2"]),
                  Extension("engine.sip_screen._sipfast", ["engine/sip_screen/_sipfast.c"], optional=True,
-                           depends=["engine/sip_screen/_sippump.h"],
+                           depends=["engine/sip_screen/_sippump.h", "engine/sip_screen/_siphead.h"],
                            extra_compile_args=["-O2"]),
                  # template_key's masking (textnorm.py keeps the pure-Python path)
                  Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True,

@@ -771,9 +771,12 @@ static PyObject *blake2b_hex(PyObject *self, PyObject *args) {
 
 #include "_sippump.h"
 
+#include "_siphead.h"
+
 static PyMethodDef methods[] = {
     {"relay_response", relay_response, METH_VARARGS, "fastpath.relay_response for plain responses; None: undecided"},
     {"in_dialog", in_dialog, METH_VARARGS, "fastpath.in_dialog for plain in-dialog requests; None: undecided"},
+    {"split_head", split_head, METH_VARARGS, "codec._parse_head's plain pass: (start line, headers); None: undecided"},
     {"blake2b_hex", blake2b_hex, METH_VARARGS, "hashlib.blake2b(data, digest_size=n).hexdigest()"},
     {NULL, NULL, 0, NULL}};
 

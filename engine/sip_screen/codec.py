@@ -46,7 +46,8 @@ class SipMessage:
     """A parsed message. `headers` holds [name as received, value, canonical name] lists in
     order; use the methods, which keep the canonical name right."""
 
-    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri")
+    __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri",
+                 "first")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
@@ -56,6 +57,7 @@ class SipMessage:
         self.our_via = False                           # the proxy has put its Via on top
         self._na: dict = {}                            # header value -> NameAddr, parsed once
         self.ruri = None                               # the Request-URI parsed, by check_request
+        self.first: dict | None = None                 # canonical name -> first value as received (first_values)
 
     def name_addr(self, value: str) -> NameAddr:
         """parse_name_addr(value), remembered for this message (To and From are read three times)."""
@@ -64,9 +66,25 @@ class SipMessage:
             na = self._na[value] = parse_name_addr(value)
         return na
 
+    def first_values(self) -> dict:
+        """Canonical name -> the first value of each header, as received: one pass, kept in
+        `first` (check_request fills it on the way). The proxy reads Call-ID, CSeq, From, To and
+        the like from it instead of scanning the headers for each; it is not updated by the
+        edits (Via, Max-Forwards, Route, Record-Route, a tag header), so it is read only for
+        headers the proxy does not edit, or before it edits them."""
+        if self.first is None:
+            first: dict = {}
+            for h in self.headers:
+                first.setdefault(h[2], h[1])
+            self.first = first
+        return self.first
+
     def tag(self, name: str) -> str:
         """The tag parameter of To or From ('' when there is none or the header does not parse)."""
-        v = self.get(name)
+        return self.tag_in(self.get(name))
+
+    def tag_in(self, v: str | None) -> str:
+        """The tag parameter of a To or From value of this message (its name-addr parsed once)."""
         if not v or "tag=" not in v.lower():
             return ""
         try:
@@ -145,11 +163,8 @@ class SipMessage:
                 else f"{self.version} {self.status} {self.reason}")
 
     def to_bytes(self) -> bytes:
-        parts = [self.start_line()]
-        parts.extend(f"{h[0]}: {h[1]}" for h in self.headers)
-        parts.append("")
-        parts.append("")
-        return "\r\n".join(parts).encode("utf-8", "surrogateescape") + self.body
+        head = "".join([f"{h[0]}: {h[1]}\r\n" for h in self.headers])
+        return f"{self.start_line()}\r\n{head}\r\n".encode("utf-8", "surrogateescape") + self.body
 
     def __repr__(self):
         return f"SipMessage({self.start_line()!r}, {len(self.headers)} headers, {len(self.body)} body bytes)"
@@ -169,6 +184,10 @@ def _split_head(data: bytes):
 
 _HEADER_RE = re.compile(r"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
 _CANON_MEMO: dict = {}
+try:
+    from ._sipfast import split_head as _c_split_head
+except ImportError:                                      # no C extension: the Python pass does it all
+    _c_split_head = None
 
 
 def _canon_memo(name: str) -> str:
@@ -212,6 +231,18 @@ def _start_line(start: str):
 
 
 def _parse_head(head: bytes) -> SipMessage:
+    if _c_split_head is not None and len(head) <= MAX_HEADER_LINE:
+        # the plain case below, in C (_siphead.h; None: not plain). No value can be over the
+        # line limit in a head this size.
+        r = _c_split_head(head, _CANON_MEMO, _canon_memo)
+        if r is not None:
+            msg, deferred = _start_line(r[0])
+            msg.headers = r[1]
+            if len(r[1]) > MAX_HEADERS:
+                raise SipParseError(f"more than {MAX_HEADERS} header fields", _status_for(msg), msg)
+            if deferred is not None:
+                raise deferred
+            return msg
     text = head.decode("utf-8", "surrogateescape")
     # The common case in one regular-expression pass: CRLF line ends only, no leading blank
     # line, and every line after the start line a plain `token: value` (no folding). Anything
@@ -354,9 +385,12 @@ def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
         seen: dict[str, str] = {}
         for h in msg.headers:
             c = h[2]
-            if c in seen and c in SINGLE and seen[c] != h[1]:
+            v = seen.get(c)
+            if v is None:
+                seen[c] = h[1]
+            elif v != h[1] and c in SINGLE:
                 return 400, f"Multiple {c.title()} headers", []
-            seen.setdefault(c, h[1])
+        msg.first = seen
         for h in REQUIRED:
             if h not in seen:
                 return 400, f"Missing {h.title()} header", []

@@ -166,6 +166,9 @@ except ImportError:
     _c_in_dialog = None
 
 
+NOT_IN_DIALOG = (b"INVITE ", b"CANCEL ")           # never in_dialog(): the screen parses these in full
+
+
 def in_dialog(data: bytes, src_ip: str, src_port: int):
     """`py_in_dialog`, by the C version for the plain cases (None from it: the Python one decides)."""
     if _c_in_dialog is not None:
@@ -181,7 +184,7 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     """An in-dialog request (To tag, no Route) checked and edited as §16.3/§16.6 require: top Via
     stamped with received/rport, Max-Forwards decremented; our Via goes between `before` and
     `after`. FULL_PARSE for anything else, including any Via that could be ours (loop check)."""
-    if len(data) > MAX_FAST or data[:7] in (b"INVITE ", b"CANCEL "):
+    if len(data) > MAX_FAST or data[:7] in NOT_IN_DIALOG:
         return FULL_PARSE                                     # initial INVITEs are judged; CANCELs carry no To tag
     rl = _REQ_LINE.match(data)
     if rl is None:

@@ -20,13 +20,21 @@ log = logging.getLogger("telfilter.sip")
 def _loggable(s):
     """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
     surrogates by the codec) become \\xNN escapes."""
-    if s is None:
-        return None
+    if s is None or s.isascii():
+        return s
     try:
         s.encode("utf-8")
         return s
     except UnicodeEncodeError:
         return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _user_of(msg, v: str) -> str:
+    """The user part of the URI in a From / To / P-Asserted-Identity value ('' if it does not parse)."""
+    try:
+        return parse_uri(msg.name_addr(v).uri).user
+    except SipParseError:
+        return ""
 
 
 class Screening:
@@ -35,24 +43,20 @@ class Screening:
     def _screen(self, msg, src, then):
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
         store has confirmed its counter commits)."""
-        def user_of(v):
-            try:
-                return parse_uri(msg.name_addr(v).uri).user
-            except SipParseError:
-                return ""
-        pai = msg.values("p-asserted-identity") if msg.get("p-asserted-identity") is not None else ()
-        caller = user_of(pai[0]) if pai else ""
+        first = msg.first_values()                      # as received: From is edited only after this
+        pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
+        caller = _user_of(msg, pai[0]) if pai else ""
         if not caller:
-            caller = user_of(msg.get("from") or "")
+            caller = _user_of(msg, first.get("from") or "")
         try:
             callee = (msg.ruri or parse_uri(msg.uri)).user
         except SipParseError:
             callee = ""
         if not callee:
-            callee = user_of(msg.get("to") or "")
+            callee = _user_of(msg, first.get("to") or "")
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
-        self.answered[msg.get("call-id") or ""] = (caller, None)
+        self.answered[first.get("call-id") or ""] = (caller, None)
         while len(self.answered) > 200_000:
             self.answered.popitem(last=False)
         t0 = time.perf_counter()
@@ -71,7 +75,7 @@ class Screening:
     def _log_call(self, call, msg, caller, callee, v, us):
         if self.vlog is not None:
             try:                                        # the log never decides a call's fate
-                self.vlog.write_call(call.time, _loggable(msg.get("call-id")), caller, callee, call.ingress, v, us)
+                self.vlog.write_call(call.time, _loggable(msg.first_values().get("call-id")), caller, callee, call.ingress, v, us)
             except Exception as e:
                 self.stats["log_failed"] += 1
                 if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:

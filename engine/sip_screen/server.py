@@ -36,12 +36,18 @@ from datetime import datetime, timezone
 from ..verdict import Action
 from .codec import (MAX_VIAS, SipMessage, SipParseError, check_request, make_response, parse_datagram,
                     parse_name_addr, parse_uri, parse_via, split_list)
-from .fastpath import FULL_PARSE, in_dialog, relay_response
+from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding
 from .screening import Screening
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .transport import TcpConnection, UdpEndpoint
+
+try:                                                    # the pump's own blake2b: one call, no hash object
+    from ._sipfast import blake2b_hex as _blake2b_hex
+except ImportError:
+    def _blake2b_hex(data: bytes, n: int) -> str:
+        return hashlib.blake2b(data, digest_size=n).hexdigest()
 
 log = logging.getLogger("telfilter.sip")
 
@@ -176,7 +182,7 @@ class SipScreen(Forwarding, Screening):
                         self.stats["responses"] += 1
                         self.stats["fast_path"] += 1
                         return self._relay(r)
-                else:
+                elif data[:7] not in NOT_IN_DIALOG:             # (what in_dialog would say at once)
                     r = in_dialog(data, addr[0], addr[1])
                     if r is not FULL_PARSE:
                         self.stats["requests"] += 1
@@ -241,14 +247,16 @@ class SipScreen(Forwarding, Screening):
                 self.stats["dropped"] += 1
                 return                                          # an ACK is never answered
             msg.vias = [parse_via(v) for v in vals]
-        to_tag = msg.tag("to")
+        first = msg.first_values()                          # one pass over the headers, not one per read
+        to_tag = msg.tag_in(first.get("to"))
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
             return                                          # ACK for a final response we generated
+        call_id = first.get("call-id") or ""
         if msg.method == "BYE":
-            self._call_ended(msg.get("call-id") or "")
+            self._call_ended(call_id)
         # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
         top = self._stamp_received(msg, src, transport)
-        mf = msg.get("max-forwards")
+        mf = first.get("max-forwards")                      # not edited yet (the Via only was)
         mf = mf.strip() if mf is not None else None
         if mf is not None and not (mf.isascii() and mf.isdigit() and len(mf) <= 10):
             self.stats["dropped"] += 1                      # only an ACK gets here unchecked (never answered)
@@ -263,10 +271,9 @@ class SipScreen(Forwarding, Screening):
             msg.set("Max-Forwards", str(int(mf) - 1))
         # §16.11: the branch is a function of the request's identifying fields, so retransmissions
         # (and the CANCEL / non-2xx ACK of an INVITE) get the same one; CSeq method excluded
-        cseq = msg.get("cseq") or ""
-        pr = ",".join(msg.values("proxy-require")) if msg.get("proxy-require") is not None else ""
-        base = "|".join((msg.uri, msg.get("call-id") or "", cseq.split()[0] if cseq.split() else "",
-                         msg.tag("from"), to_tag, pr))
+        cseq = (first.get("cseq") or "").split()
+        pr = ",".join(msg.values("proxy-require")) if "proxy-require" in first else ""
+        base = "|".join((msg.uri, call_id, cseq[0] if cseq else "", msg.tag_in(first.get("from")), to_tag, pr))
         vias = msg.vias
         branch = self._branch(vias[0].params["branch"] if "branch" in vias[0].params else top, base)
         # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as it
@@ -317,7 +324,7 @@ class SipScreen(Forwarding, Screening):
 
     def _destination(self, msg, to_tag):
         """(host, port, TRANSPORT) per §16.6 steps 6-7 and RFC 3263 §4.1, or None."""
-        if msg.get("route") is not None:
+        if "route" in msg.first_values():
             routes = msg.values("route")
             u = parse_uri(parse_name_addr(routes[0]).uri)
             if (u.host, u.port or 5060) in self.me:
@@ -360,12 +367,12 @@ class SipScreen(Forwarding, Screening):
     @staticmethod
     def _branch(top_key: str, base: str) -> str:
         key = top_key + "|" + base
-        return BRANCH_PREFIX + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
+        return BRANCH_PREFIX + _blake2b_hex(key.encode("utf-8", "surrogateescape"), 10)
 
     @staticmethod
     def _tag(msg) -> str:
         key = (msg.get("call-id") or "") + "|" + ((msg.get("from") or ""))
-        return TAG_PREFIX + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
+        return TAG_PREFIX + _blake2b_hex(key.encode("utf-8", "surrogateescape"), 6)
 
 async def start_sip(pipeline, args, vlog):
     s = load_sip_settings(pipeline.settings.config_dir)
