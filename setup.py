@@ -40,10 +40,10 @@ setup(
     ext_modules=[Extension("engine.ml._fastfeat", ["engine/ml/_fastfeat.c"], optional=True,
                            extra_compile_args=["-O2"]),
                  Extension("engine.sip_screen._sipfast", ["engine/sip_screen/_sipfast.c"], optional=True,
-                           depends=["engine/sip_screen/_sippump.h", "engine/sip_screen/_siphead.h"],
+                           depends=["engine/sip_screen/_sippump.h", "engine/sip_screen/_siphead.h", "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  # template_key's masking (textnorm.py keeps the pure-Python path)
-                 Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True,
+                 Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True, depends=["engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  # the state tables' hot paths (slots.py, counters.py, history.py keep the Python ones)
                  Extension("engine.rules._slotsfast", ["engine/rules/_slotsfast.c"], optional=True,
