@@ -94,29 +94,16 @@ def run(n: int, dnc_size: int, progress=None) -> dict:
 
 
 def sklearn_baseline(texts, model) -> float | None:
-    """The same model as scikit-learn objects, one message at a time through predict_proba."""
+    """The same model as scikit-learn objects (engine.ml.bench.sklearn_twin, the parity reference),
+    one message at a time through predict_proba."""
     if model is None:
         return None
-    from sklearn.feature_extraction.text import TfidfTransformer
-    from sklearn.linear_model import LogisticRegression
-    from engine.ml.features import DIM, matrix
-    tf = TfidfTransformer(sublinear_tf=True)
-    tf.idf_ = model.idf
-    tf.n_features_in_ = DIM
-    lr = LogisticRegression()
-    lr.classes_ = np.array([False, True])
-    lr.coef_ = model.coef.reshape(1, -1)
-    lr.intercept_ = np.array([model.intercept])
-    lr.n_features_in_ = DIM
-    cal = LogisticRegression()
-    cal.classes_ = np.array([False, True])
-    cal.coef_ = np.array([[model.a]])
-    cal.intercept_ = np.array([model.c])
-    cal.n_features_in_ = 1
+    from engine.ml.bench import sklearn_twin
+    from engine.ml.features import matrix
+    decision, cal = sklearn_twin(model)
     times = []
     for t in texts:
         a = time.perf_counter()
-        X = tf.transform(matrix([t]))
-        cal.predict_proba(lr.decision_function(X).reshape(-1, 1))
+        cal.predict_proba(decision(matrix([t])).reshape(-1, 1))
         times.append((time.perf_counter() - a) * 1e6)
     return float(np.median(times))
