@@ -63,6 +63,7 @@ class Tracer:
         self.cur_read = 0.0
         self.cur_resp = 0.0
         self.cur_fwd = None
+        self.queued = 0                      # PDUs put in the inbox so far
         self.gc = None
 
     def install(self):
@@ -86,9 +87,10 @@ class Tracer:
 
         def esme_rx(self, data):
             t0 = tr.cur_read = now()
-            n0 = self.proxy.stats["sms_seen"]
+            # PDUs this read took in: queued for the inbox (inbox.py), else judged inside the callback
+            n0 = tr.queued + self.proxy.stats["sms_seen"]
             e_rx(self, data)
-            tr.esme_cb.append((now() - t0, self.proxy.stats["sms_seen"] - n0))
+            tr.esme_cb.append((now() - t0, tr.queued + self.proxy.stats["sms_seen"] - n0))
         E.data_received = esme_rx
 
         def link_rx(self, data):
@@ -108,6 +110,7 @@ class Tracer:
 
             def traced_put(self, sess, pdu):
                 read_at[id(pdu)] = tr.cur_read
+                tr.queued += 1
                 put(self, sess, pdu)
             inbox.Inbox.put = traced_put
 
