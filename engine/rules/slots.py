@@ -350,14 +350,8 @@ class SlotTable:
                 self._settle()
                 return self._evict(h, now)
             self.delete(best)
-            i = ((h >> 32) * self.cap) >> 32
-            while ix[i]:
-                i += 1
-            if i >= len(ix) - 1:
-                ix = self._lengthen()
             r = self._new_row(h)
-            ix[i] = r + 1
-            self.used += 1
+            self._put(h, r + 1)
             return r
         r = ix[best] - 1
         self.hk[r] = h
