@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_fastnorm.h"
+
 #define MAXLEN 2048                 /* features._MAXLEN: canonical text length bound */
 #define DIM_BITS 20
 #define R_MUL 0x100000001B3ULL
@@ -422,42 +424,15 @@ static PyObject *py_set_fold_table(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Bit flags telling normalise() which of its regex passes can match at all:
- * 1 a decimal digit; 2 a '.' or '/' (URLs); 4 a letter-separator run of four letters (s p a c e d) or a
- * dotted run of three (V.A.Y); 8 a lower-case ASCII letter next to a digit, '@' or '$' (leet words). */
+/* scan(text) -> scan_flags of the text (features._scan: which normalisation passes can match) */
+static ubuf scan_buf;
+
 static PyObject *py_scan(PyObject *self, PyObject *arg) {
     if (!PyUnicode_Check(arg)) { PyErr_SetString(PyExc_TypeError, "str expected"); return NULL; }
-    int kind = PyUnicode_KIND(arg);
-    const void *data = PyUnicode_DATA(arg);
     Py_ssize_t L = PyUnicode_GET_LENGTH(arg);
-    long flags = 0;
-    int prev_cls = 0;     /* 1 = [a-z], 2 = [0-9@$] */
-    int run = 0;          /* letters of the current letter-separator-letter sequence */
-    int run_dot = 0;      /* the same with '.' or '*' separators only (V.A.Y) */
-    int after_letter = 0;
-    for (Py_ssize_t i = 0; i < L; i++) {
-        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
-        int dec = Py_UNICODE_ISDECIMAL(ch);
-        if (dec) flags |= 1;
-        if (ch == '.' || ch == '/') flags |= 2;
-        int cls = (ch >= 'a' && ch <= 'z') ? 1 : ((ch >= '0' && ch <= '9') || ch == '@' || ch == '$') ? 2 : 0;
-        if (cls && prev_cls && cls != prev_cls) flags |= 8;
-        prev_cls = cls;
-        if (Py_UNICODE_ISALNUM(ch) && !dec) {
-            run = after_letter ? 1 : run + 1;
-            run_dot = after_letter ? 1 : run_dot + 1;
-            if (run >= 4 || run_dot >= 3) flags |= 4;
-            after_letter = 1;
-        } else if (ch == ' ' || ch == '.' || ch == '*' || ch == '_' || ch == '-') {
-            if (!after_letter) run = 0;
-            if (!after_letter || (ch != '.' && ch != '*')) run_dot = 0;
-            after_letter = 0;
-        } else {
-            run = run_dot = 0;
-            after_letter = 0;
-        }
-    }
-    return PyLong_FromLong(flags);
+    scan_buf.n = 0;
+    if (ub_reserve(&scan_buf, L + 1) || !PyUnicode_AsUCS4(arg, scan_buf.p, L + 1, 0)) return NULL;
+    return PyLong_FromLong(scan_flags(scan_buf.p, L));
 }
 
 static PyMethodDef methods[] = {
@@ -469,12 +444,14 @@ static PyMethodDef methods[] = {
     {"set_teencode", py_set_teencode, METH_O, "set_teencode([(word, replacement), ...])"},
     {"language", py_language, METH_VARARGS, "language(text, normalised) -> 'vi' or 'en' (features.language)"},
     {"scan", py_scan, METH_O, "scan(text) -> flags of the normalisation passes that may match"},
+    {"normalise", py_normalise, METH_O, "normalise(text) -> features.normalise_py(text), computed in C"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {
     PyModuleDef_HEAD_INIT, .m_name = "_fastfeat", .m_doc = NULL, .m_size = -1, .m_methods = methods};
 
 PyMODINIT_FUNC PyInit__fastfeat(void) {
+    if (normalise_init()) return NULL;
     PyObject *m = PyModule_Create(&moddef);
     /* features.py checks these against its own RAW_NGRAMS (a stale build falls back to numpy) */
     if (m && (PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN) || PyModule_AddIntConstant(m, "RAW_MAX", RAW_MAX))) {
