@@ -314,104 +314,101 @@ static Py_UCS4 unleet(Py_UCS4 ch) {
 
 /* ---- features._shapes ------------------------------------------------------------------ */
 
+/* One loop over the text tries at each position the shape regexes that can start there (a
+ * search() is "some position matches"). _shapes' substring guards that a match implies are
+ * left out; the two that are not implied ("xx"/"**" for _masked_, the chat words for "(ib)")
+ * are tested after a match. */
+enum { SH_MASKED = 1, SH_HOTLINE = 2, SH_CTA = 4, SH_PERMSG = 8, SH_HANDLE = 16, SH_CHAT = 32, SH_CHAT_IB = 64 };
+
 static inline int xs(Py_UCS4 ch) { return ch == 'x' || ch == '*'; }
 
-static int masked(const Py_UCS4 *s, Py_ssize_t n) {           /* \d ?[x*]{2,}|[x*]{3,} ?\d */
-    for (Py_ssize_t p = 0; p < n; p++) {
-        if (!IS_DEC(s[p])) continue;
-        Py_ssize_t q = p + 1 + (p + 1 < n && s[p + 1] == ' ');
-        if (q + 1 < n && xs(s[q]) && xs(s[q + 1])) return 1;
-        Py_ssize_t b = p - (p >= 1 && s[p - 1] == ' ');
-        if (b >= 3 && xs(s[b - 1]) && xs(s[b - 2]) && xs(s[b - 3])) return 1;
-    }
-    return 0;
+static int masked_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {     /* \d ?[x*]{2,}|[x*]{3,} ?\d */
+    /* ' ?' backing off leaves a space where [x*] or \d is needed: a space is taken if there */
+    Py_ssize_t q = p + 1 + (p + 1 < n && s[p + 1] == ' ');
+    if (q + 1 < n && xs(s[q]) && xs(s[q + 1])) return 1;
+    Py_ssize_t b = p - (p >= 1 && s[p - 1] == ' ');
+    return b >= 3 && xs(s[b - 1]) && xs(s[b - 2]) && xs(s[b - 3]);
 }
 
-static int hotline(const Py_UCS4 *s, Py_ssize_t n) {          /* (?<!\d)1[89]00[\d .]{4,} */
-    for (Py_ssize_t p = 0; p + 8 <= n; p++) {
-        if (s[p] != '1' || (s[p + 1] != '8' && s[p + 1] != '9') || s[p + 2] != '0' || s[p + 3] != '0') continue;
-        if (p > 0 && IS_DEC(s[p - 1])) continue;
-        Py_ssize_t q = p + 4;
-        while (q < p + 8 && (s[q] == ' ' || s[q] == '.' || IS_DEC(s[q]))) q++;
-        if (q == p + 8) return 1;
-    }
-    return 0;
+static int hotline_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {    /* (?<!\d)1[89]00[\d .]{4,} */
+    if (p + 8 > n || (s[p + 1] != '8' && s[p + 1] != '9') || s[p + 2] != '0' || s[p + 3] != '0') return 0;
+    if (p > 0 && IS_DEC(s[p - 1])) return 0;
+    for (Py_ssize_t q = p + 4; q < p + 8; q++)
+        if (s[q] != ' ' && s[q] != '.' && !IS_DEC(s[q])) return 0;
+    return 1;
 }
 
-static int cta(const Py_UCS4 *s, Py_ssize_t n) {  /* (?:gửi|gui|send|to|txt|text|sms)\s+\d{3,5}\b */
+static int cta_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {  /* (?:gửi|gui|send|to|txt|text|sms)\s+\d{3,5}\b */
     static const lit_t W[] = {LIT("g\u1eedi"), LIT("gui"), LIT("send"), LIT("to"), LIT("txt"), LIT("text"), LIT("sms")};
-    for (Py_ssize_t p = 0; p < n; p++) {
-        Py_UCS4 ch = s[p];
-        if (ch != 'g' && ch != 's' && ch != 't' && ch != 'x') continue;
-        for (size_t k = 0; k < sizeof W / sizeof *W; k++) {
-            /* the words differ in their first two letters: at most one matches here */
-            if (!lit_at(s, n, p, W[k])) continue;
-            Py_ssize_t q = p + W[k].n, d;
-            if (q >= n || !IS_SPACE(s[q])) break;
-            while (q < n && IS_SPACE(s[q])) q++;
-            for (d = q; d < n && IS_DEC(s[d]); d++);
-            /* \d{3,5}\b: a longer run has a digit after any 3-5 of its digits */
-            if (d - q >= 3 && d - q <= 5 && word_ends(s, n, d)) return 1;
-            break;
-        }
+    for (size_t k = 0; k < sizeof W / sizeof *W; k++) {
+        /* the words differ in their first two letters: at most one matches here */
+        if (!lit_at(s, n, p, W[k])) continue;
+        Py_ssize_t q = p + W[k].n, d;
+        if (q >= n || !IS_SPACE(s[q])) return 0;
+        while (q < n && IS_SPACE(s[q])) q++;            /* giving spaces back puts one where \d is needed */
+        for (d = q; d < n && IS_DEC(s[d]); d++);
+        /* \d{3,5}\b: a longer run has a digit after any 3-5 of its digits */
+        return d - q >= 3 && d - q <= 5 && word_ends(s, n, d);
     }
     return 0;
 }
 
 static int word_after(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p, const lit_t *w, size_t nw) {
     for (size_t k = 0; k < nw; k++)
-        if (lit_at(s, n, p, w[k]) && word_ends(s, n, p + w[k].n)) return 1;
+        if (lit_at(s, n, p, w[k]) && word_ends(s, n, p + w[k].n)) return (int)k + 1;
     return 0;
 }
 
-static int permsg(const Py_UCS4 *s, Py_ssize_t n, int digits) {
-    static const lit_t PER = LIT("per "), SLASH = LIT("/"),
-                       W[] = {LIT("msg"), LIT("sms"), LIT("tin"), LIT("min"), LIT("phut"), LIT("ph\u00fat")};
-    if (digits)                                                   /* p\b(?<=\dp) */
-        for (Py_ssize_t p = 1; p < n; p++)
-            if (s[p] == 'p' && IS_DEC(s[p - 1]) && word_ends(s, n, p + 1)) return 1;
-    if (!contains(s, n, SLASH) && !contains(s, n, PER)) return 0;
-    for (Py_ssize_t p = 0; p < n; p++) {                          /* (?:/|\bper )(?:msg|...)\b */
-        Py_ssize_t q = s[p] == '/' ? p + 1 : lit_at(s, n, p, PER) && (p == 0 || !IS_WORD(s[p - 1])) ? p + 4 : -1;
-        if (q >= 0 && word_after(s, n, q, W, sizeof W / sizeof *W)) return 1;
-    }
-    return 0;
+static int permsg_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {    /* (?:/|\bper )(?:msg|...)\b */
+    static const lit_t PER = LIT("per "), W[] = {LIT("msg"), LIT("sms"), LIT("tin"), LIT("min"), LIT("phut"), LIT("ph\u00fat")};
+    Py_ssize_t q = s[p] == '/' ? p + 1 : lit_at(s, n, p, PER) && (p == 0 || !IS_WORD(s[p - 1])) ? p + 4 : -1;
+    return q >= 0 && word_after(s, n, q, W, sizeof W / sizeof *W);
 }
 
-static int handle(const Py_UCS4 *s, Py_ssize_t n) {           /* @[a-z_][\w.]{2,} */
-    for (Py_ssize_t p = 0; p + 3 < n; p++)
-        if (s[p] == '@' && (IS_AZ(s[p + 1]) || s[p + 1] == '_') && (s[p + 2] == '.' || IS_WORD(s[p + 2]))
-            && (s[p + 3] == '.' || IS_WORD(s[p + 3])))
-            return 1;
-    return 0;
+static int handle_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {    /* @[a-z_][\w.]{2,} */
+    return p + 3 < n && (IS_AZ(s[p + 1]) || s[p + 1] == '_') && (s[p + 2] == '.' || IS_WORD(s[p + 2]))
+           && (s[p + 3] == '.' || IS_WORD(s[p + 3]));
 }
 
-static int chat(const Py_UCS4 *s, Py_ssize_t n) {
-    static const lit_t TELE = LIT("tele"), ZALO = LIT("zalo"), WA = LIT("whatsapp"), SIB = LIT(" ib"), IB = LIT("ib"),
-                       INBOX = LIT("inbox"),
-                       W[] = {LIT("tele"), LIT("telegram"), LIT("zalo"), LIT("whatsapp"), LIT("ib"), LIT("inbox")};
-    /* features._shapes' substring guard first (it is not exact: "(ib)" passes the regex only) */
-    if (!(contains(s, n, TELE) || contains(s, n, ZALO) || contains(s, n, WA) || contains(s, n, SIB)
-          || lit_at(s, n, 0, IB) || contains(s, n, INBOX)))
-        return 0;
-    for (Py_ssize_t p = 0; p < n; p++)             /* \b(?:tele|telegram|zalo|whatsapp|ib|inbox)\b */
-        if ((p == 0 || !IS_WORD(s[p - 1])) && word_after(s, n, p, W, sizeof W / sizeof *W)) return 1;
-    return 0;
+static int chat_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {  /* \b(?:tele|telegram|zalo|whatsapp|ib|inbox)\b */
+    static const lit_t W[] = {LIT("tele"), LIT("telegram"), LIT("zalo"), LIT("whatsapp"), LIT("ib"), LIT("inbox")};
+    if (p > 0 && IS_WORD(s[p - 1])) return 0;
+    int k = word_after(s, n, p, W, sizeof W / sizeof *W);
+    return k == 0 ? 0 : k == 5 ? SH_CHAT_IB : SH_CHAT;
 }
 
-/* _shapes(t, fl): the shape tokens, space-led, in features.py's order */
+/* _shapes(t, fl): the shape tokens, space-led, in features.py's order, appended to o */
 static int shapes(ubuf *o, const Py_UCS4 *s, Py_ssize_t n, long fl) {
-    static const lit_t XX = LIT("xx"), STARS = LIT("**"), AT = LIT("@");
-    int r = 0;
-    if (fl & 1) {
-        if ((contains(s, n, XX) || contains(s, n, STARS)) && masked(s, n)) r = r || ub_ascii(o, " _masked_");
-        if (hotline(s, n)) r = r || ub_ascii(o, " _hotline_");
-        if (cta(s, n)) r = r || ub_ascii(o, " _cta_");
+    static const lit_t XX = LIT("xx"), STARS = LIT("**"), TELE = LIT("tele"), ZALO = LIT("zalo"), WA = LIT("whatsapp"),
+                       SIB = LIT(" ib"), IB = LIT("ib"), INBOX = LIT("inbox");
+    int digits = fl & 1, f = 0;
+    for (Py_ssize_t p = 0; p < n; p++) {
+        Py_UCS4 ch = s[p];
+        if (digits && IS_DEC(ch) && masked_at(s, n, p)) f |= SH_MASKED;
+        switch (ch) {
+        case '1': if (digits && hotline_at(s, n, p)) f |= SH_HOTLINE; break;
+        case 'g': case 's': if (digits && cta_at(s, n, p)) f |= SH_CTA; break;
+        case 't':
+            if (digits && cta_at(s, n, p)) f |= SH_CTA;
+            f |= chat_at(s, n, p);
+            break;
+        case 'p':                                       /* p\b(?<=\dp), then \bper  */
+            if (digits && p > 0 && IS_DEC(s[p - 1]) && word_ends(s, n, p + 1)) f |= SH_PERMSG;
+            else if (permsg_at(s, n, p)) f |= SH_PERMSG;
+            break;
+        case '/': if (permsg_at(s, n, p)) f |= SH_PERMSG; break;
+        case '@': if (handle_at(s, n, p)) f |= SH_HANDLE; break;
+        case 'z': case 'w': case 'i': f |= chat_at(s, n, p); break;
+        }
     }
-    if (permsg(s, n, fl & 1)) r = r || ub_ascii(o, " _permsg_");
-    if (contains(s, n, AT) && handle(s, n)) r = r || ub_ascii(o, " _handle_");
-    if (chat(s, n)) r = r || ub_ascii(o, " _chat_");
-    return r ? -1 : 0;
+    if ((f & SH_MASKED) && !contains(s, n, XX) && !contains(s, n, STARS)) f &= ~SH_MASKED;
+    if (!(f & SH_CHAT) && (f & SH_CHAT_IB)
+        && (contains(s, n, TELE) || contains(s, n, ZALO) || contains(s, n, WA) || contains(s, n, SIB)
+            || lit_at(s, n, 0, IB) || contains(s, n, INBOX)))
+        f |= SH_CHAT;
+    return ((f & SH_MASKED) && ub_ascii(o, " _masked_")) || ((f & SH_HOTLINE) && ub_ascii(o, " _hotline_"))
+           || ((f & SH_CTA) && ub_ascii(o, " _cta_")) || ((f & SH_PERMSG) && ub_ascii(o, " _permsg_"))
+           || ((f & SH_HANDLE) && ub_ascii(o, " _handle_")) || ((f & SH_CHAT) && ub_ascii(o, " _chat_")) ? -1 : 0;
 }
 
 /* ---- scan flags and the passes ---------------------------------------------------------- */

@@ -17,8 +17,9 @@ text for per-language thresholds.
 Two implementations give the same ids: engine/ml/_fastfeat.c (compiled by `pip install -e .`
 or `python setup.py build_ext --inplace`; tokenising, folding, hashing, language and the
 TF-IDF dot product in one pass) and the numpy reference below, used when the extension is
-absent or TELFILTER_ML_PURE=1. Training and scoring call the same functions, so their inputs
-are identical by construction.
+absent or TELFILTER_ML_PURE=1. Likewise `normalise` is the compiled twin (_fastnorm.h, ~1-2 µs
+for 160 characters) of the regex passes of `normalise_py` (7-25 µs), which define it.
+Training and scoring call the same functions, so their inputs are identical by construction.
 """
 from __future__ import annotations
 
