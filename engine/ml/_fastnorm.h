@@ -214,8 +214,9 @@ typedef struct {       /* per-run results, valid while the search position is in
 /* The end of a _NUMS match starting at i (and its group in *g), or -1. */
 static Py_ssize_t nums_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t i, int *g, nums_cache *c) {
     Py_UCS4 ch = s[i];
+    if (ch < 0x80 ? !((ch >= '0' && ch <= '9') || ch == '+' || ch == '$') : !currency(ch) && !IS_DEC(ch))
+        return -1;                                                 /* (?=[£$€¥₫\d+]) */
     int dec = IS_DEC(ch);
-    if (!dec && ch != '+' && !currency(ch)) return -1;          /* (?=[£$€¥₫\d+]) */
     *g = NUM_MONEY;
     if (currency(ch)) {
         /* [£$€¥₫]\s?\d[\d.,]* : \s? backing off leaves a space where \d is needed */
@@ -340,6 +341,9 @@ static int hotline_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {    /* (?<!
 
 static int cta_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {  /* (?:gửi|gui|send|to|txt|text|sms)\s+\d{3,5}\b */
     static const lit_t W[] = {LIT("g\u1eedi"), LIT("gui"), LIT("send"), LIT("to"), LIT("txt"), LIT("text"), LIT("sms")};
+    if (p + 1 >= n || !(s[p + 1] == 0x1eed || s[p + 1] == 'u' || s[p + 1] == 'e' || s[p + 1] == 'o' || s[p + 1] == 'x'
+                        || s[p + 1] == 'm'))
+        return 0;                                   /* the second letters of the words */
     for (size_t k = 0; k < sizeof W / sizeof *W; k++) {
         /* the words differ in their first two letters: at most one matches here */
         if (!lit_at(s, n, p, W[k])) continue;
@@ -448,12 +452,27 @@ static long scan_flags(const Py_UCS4 *s, Py_ssize_t L) {
     return flags;
 }
 
+/* features._URLHINT: a URL needs "://", "www." or a dot with a TLD and \b after it (exactly
+ * the condition _URLS puts on its dot); most texts with a '.' have none, and this test reads
+ * only the dots and colons. */
+static int url_hint(const Py_UCS4 *s, Py_ssize_t n) {
+    for (Py_ssize_t p = 0; p < n; p++) {
+        if (s[p] == '.') {
+            if ((p >= 3 && s[p - 1] == 'w' && s[p - 2] == 'w' && s[p - 3] == 'w') || tld_at(s, n, p + 1) >= 0) return 1;
+        } else if (s[p] == ':' && p + 2 < n && s[p + 1] == '/' && s[p + 2] == '/') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Each pass writes its result into o (from empty) and returns the number of matches (0: o is
  * unused and the input stands), or -1 on error. */
 static Py_ssize_t url_pass(const ubuf *in, ubuf *o) {
     const Py_UCS4 *s = in->p;
     Py_ssize_t n = in->n, last = 0, hits = 0;
     o->n = 0;
+    if (!url_hint(s, n)) return 0;
     for (Py_ssize_t i = 0; i < n;) {
         Py_ssize_t e = url_at(s, n, i);
         if (e < 0) { i++; continue; }
