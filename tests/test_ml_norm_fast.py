@@ -252,6 +252,16 @@ def test_examples(text, want):
     assert F._C.normalise(text) == want
 
 
+@pytest.mark.parametrize("text", [
+    "a.b." * 300 + " x.com", "a.b." * 300 + "com_ x.com", "1," * 600, "1 " * 600 + "a", "a b " * 400 + "_",
+    "x" * 70000 + " 0912 345 678 f r e e www.x.com", "a1" * 600, "http://" + "x" * 1000, "+" + "1-" * 600,
+])
+def test_long_and_backtracking_inputs(text):
+    # re backtracks quadratically on some of these (a dotted run with no TLD before a URL, digit
+    # and comma runs); the compiled passes stay linear and must still give the same string
+    assert F._C.normalise(text) == F.normalise_py(text)
+
+
 def test_scores_equal_with_either_normalise(monkeypatch):
     sc = load_scorer(default_model_dir())
     texts = read_labelled(DATA / "sms_spam_collection_train.tsv")[0][:1500] + read_labelled(DATA / "vi_sms_train.tsv")[0]

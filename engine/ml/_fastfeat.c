@@ -432,7 +432,9 @@ static PyObject *py_scan(PyObject *self, PyObject *arg) {
     Py_ssize_t L = PyUnicode_GET_LENGTH(arg);
     scan_buf.n = 0;
     if (ub_reserve(&scan_buf, L + 1) || !PyUnicode_AsUCS4(arg, scan_buf.p, L + 1, 0)) return NULL;
-    return PyLong_FromLong(scan_flags(scan_buf.p, L));
+    long flags = scan_flags(scan_buf.p, L);
+    ub_trim(&scan_buf);
+    return PyLong_FromLong(flags);
 }
 
 static PyMethodDef methods[] = {

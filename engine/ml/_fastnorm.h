@@ -88,6 +88,15 @@ static int ub_reserve(ubuf *b, Py_ssize_t extra) {
     return 0;
 }
 
+/* a buffer grown past 64k code points by a long text is freed after use, not kept */
+static void ub_trim(ubuf *b) {
+    if (b->cap > (1 << 16)) {
+        PyMem_Free(b->p);
+        b->p = NULL;
+        b->cap = b->n = 0;
+    }
+}
+
 static inline int ub_put(ubuf *b, const Py_UCS4 *s, Py_ssize_t n) {
     if (ub_reserve(b, n)) return -1;
     memcpy(b->p + b->n, s, (size_t)n * sizeof(Py_UCS4));
@@ -125,8 +134,9 @@ static Py_ssize_t tld_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t p) {
     return -1;
 }
 
-/* The end of a _URLS match starting at i, or -1. */
-static Py_ssize_t url_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t i) {
+/* The end of a _URLS match starting at i, or -1. *chain_fail: the end of a dotted run in which
+ * the second alternative has failed (see below), -1 at first. */
+static Py_ssize_t url_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t i, Py_ssize_t *chain_fail) {
     static const lit_t HTTP = LIT("http"), SEP = LIT("://"), WWW = LIT("www.");
     /* (?=[hw])(?:https?://|www\.)\S+ : the two prefixes exclude each other, \S+ is greedy */
     Py_ssize_t k = -1;
@@ -145,8 +155,10 @@ static Py_ssize_t url_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t i) {
      * repeated label is a whole run too (backing off inside one leaves no dot to match). The
      * greedy repetition then gives labels back one at a time: the TLD is tried after each
      * dot of the dotted run, last dot first. After the last label no dot can be followed by
-     * a TLD (a letter would have extended the run). */
-    if ((i > 0 && az09h(s[i - 1])) || !az09h(s[i]) || s[i] == '-') return -1;
+     * a TLD (a letter would have extended the run). A later start inside the same dotted run
+     * meets the same run end and a subset of its dots, so once a run has failed its other labels
+     * are not tried again (re tries them, which makes "a.b." * 3000 + " x.com" quadratic). */
+    if ((i > 0 && az09h(s[i - 1])) || !az09h(s[i]) || s[i] == '-' || i < *chain_fail) return -1;
     Py_ssize_t j = i;
     while (j < n && az09h(s[j])) j++;
     if (j >= n || s[j] != '.') return -1;
@@ -158,6 +170,7 @@ static Py_ssize_t url_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t i) {
         Py_ssize_t end = tld_at(s, n, q + 1);
         if (end >= 0) return end;
     }
+    *chain_fail = e;
     return -1;
 }
 
@@ -473,8 +486,9 @@ static Py_ssize_t url_pass(const ubuf *in, ubuf *o) {
     Py_ssize_t n = in->n, last = 0, hits = 0;
     o->n = 0;
     if (!url_hint(s, n)) return 0;
+    Py_ssize_t chain_fail = -1;
     for (Py_ssize_t i = 0; i < n;) {
-        Py_ssize_t e = url_at(s, n, i);
+        Py_ssize_t e = url_at(s, n, i, &chain_fail);
         if (e < 0) { i++; continue; }
         if (ub_put(o, s + last, i - last) || url_token(o, s, i, e)) return -1;
         hits++;
@@ -594,7 +608,10 @@ static PyObject *py_normalise(PyObject *self, PyObject *text) {
 #undef SWAP_IF
     if (fl & 8) leet_pass(a);
     if (nb_extra.n && ub_put(a, nb_extra.p, nb_extra.n)) return NULL;
-    return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, a->p, a->n);
+    PyObject *out = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, a->p, a->n);
+    ub_trim(&nb_a);
+    ub_trim(&nb_b);
+    return out;
 }
 
 static int normalise_init(void) {
