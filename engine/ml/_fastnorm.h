@@ -14,7 +14,8 @@
  * unicodedata.normalize, so they are Python's own; zero-width marks are dropped on the copy.
  * The passes run under the same scan flags as in Python (scan_flags), so a skipped pass is
  * skipped in both. tests/test_ml_norm_fast.py compares the two on corpora and fuzzed input.
- * Buffers are static and grow on demand: the GIL is held throughout.
+ * Buffers are static, grow on demand and are freed after a text of over 64k code points; the
+ * GIL is held throughout (and nothing called back into Python runs while they are in use).
  */
 
 #define CC_WORD 1      /* \w */
@@ -565,7 +566,7 @@ static PyObject *py_normalise(PyObject *self, PyObject *text) {
     if (!PyUnicode_Check(text)) { PyErr_SetString(PyExc_TypeError, "str expected"); return NULL; }
     ubuf *a = &nb_a, *b = &nb_b;
     Py_ssize_t L = PyUnicode_GET_LENGTH(text);
-    a->n = 0;
+    a->n = b->n = 0;
     if (PyUnicode_IS_ASCII(text)) {                  /* casefold of ASCII is lower() */
         const Py_UCS1 *d = PyUnicode_1BYTE_DATA(text);
         if (ub_reserve(a, L)) return NULL;
@@ -588,6 +589,7 @@ static PyObject *py_normalise(PyObject *self, PyObject *text) {
         int kind = PyUnicode_KIND(t);
         const void *d = PyUnicode_DATA(t);
         Py_ssize_t n = PyUnicode_GET_LENGTH(t);
+        a->n = 0;              /* a str subclass's casefold may have called normalise meanwhile */
         if (ub_reserve(a, n)) { Py_DECREF(t); return NULL; }
         for (Py_ssize_t i = 0; i < n; i++) {
             Py_UCS4 ch = PyUnicode_READ(kind, d, i);
