@@ -400,24 +400,32 @@ static int shapes(ubuf *o, const Py_UCS4 *s, Py_ssize_t n, long fl) {
     static const lit_t XX = LIT("xx"), STARS = LIT("**"), TELE = LIT("tele"), ZALO = LIT("zalo"), WA = LIT("whatsapp"),
                        SIB = LIT(" ib"), IB = LIT("ib"), INBOX = LIT("inbox");
     int digits = fl & 1, f = 0;
+    /* which regexes can start at an ASCII character; without a digit only the last four can match */
+    enum { T_DEC = 1, T_HOT = 2, T_CTA = 4, T_CHAT = 8, T_P = 16, T_SLASH = 32, T_AT = 64 };
+    static const uint8_t START[128] = {
+        ['0'] = T_DEC, ['1'] = T_DEC | T_HOT, ['2'] = T_DEC, ['3'] = T_DEC, ['4'] = T_DEC, ['5'] = T_DEC,
+        ['6'] = T_DEC, ['7'] = T_DEC, ['8'] = T_DEC, ['9'] = T_DEC, ['g'] = T_CTA, ['s'] = T_CTA,
+        ['t'] = T_CTA | T_CHAT, ['z'] = T_CHAT, ['w'] = T_CHAT, ['i'] = T_CHAT, ['p'] = T_P, ['/'] = T_SLASH,
+        ['@'] = T_AT};
+    const int need = digits ? 0x7f : T_CHAT | T_P | T_SLASH | T_AT;
     for (Py_ssize_t p = 0; p < n; p++) {
         Py_UCS4 ch = s[p];
-        if (digits && IS_DEC(ch) && masked_at(s, n, p)) f |= SH_MASKED;
-        switch (ch) {
-        case '1': if (digits && hotline_at(s, n, p)) f |= SH_HOTLINE; break;
-        case 'g': case 's': if (digits && cta_at(s, n, p)) f |= SH_CTA; break;
-        case 't':
-            if (digits && cta_at(s, n, p)) f |= SH_CTA;
-            f |= chat_at(s, n, p);
-            break;
-        case 'p':                                       /* p\b(?<=\dp), then \bper  */
+        if (ch >= 0x80) {
+            if (digits && IS_DEC(ch) && masked_at(s, n, p)) f |= SH_MASKED;
+            continue;
+        }
+        int k = START[ch] & need;
+        if (!k) continue;
+        if ((k & T_DEC) && masked_at(s, n, p)) f |= SH_MASKED;
+        if ((k & T_HOT) && hotline_at(s, n, p)) f |= SH_HOTLINE;
+        if ((k & T_CTA) && cta_at(s, n, p)) f |= SH_CTA;
+        if (k & T_CHAT) f |= chat_at(s, n, p);
+        if (k & T_P) {                                  /* p\b(?<=\dp), then \bper  */
             if (digits && p > 0 && IS_DEC(s[p - 1]) && word_ends(s, n, p + 1)) f |= SH_PERMSG;
             else if (permsg_at(s, n, p)) f |= SH_PERMSG;
-            break;
-        case '/': if (permsg_at(s, n, p)) f |= SH_PERMSG; break;
-        case '@': if (handle_at(s, n, p)) f |= SH_HANDLE; break;
-        case 'z': case 'w': case 'i': f |= chat_at(s, n, p); break;
         }
+        if ((k & T_SLASH) && permsg_at(s, n, p)) f |= SH_PERMSG;
+        if ((k & T_AT) && handle_at(s, n, p)) f |= SH_HANDLE;
     }
     if ((f & SH_MASKED) && !contains(s, n, XX) && !contains(s, n, STARS)) f &= ~SH_MASKED;
     if (!(f & SH_CHAT) && (f & SH_CHAT_IB)
@@ -435,6 +443,26 @@ static int shapes(ubuf *o, const Py_UCS4 *s, Py_ssize_t n, long fl) {
  * is the regex twin; these flags may be set where it finds nothing, never the reverse):
  * 1 a decimal digit; 2 a '.' or '/' (URLs); 4 a letter-separator run of four letters (s p a c e d)
  * or a dotted run of three (V.A.Y); 8 a lower-case ASCII letter next to a digit, '@' or '$' (leet). */
+enum { A_DEC = 1, A_DOTSLASH = 2, A_AZ = 4, A_LEETO = 8, A_LETTER = 16, A_SEP = 32, A_SEPDOT = 64 };
+#define A_LOW A_AZ | A_LETTER
+#define A_UP A_LETTER
+#define A_D A_DEC | A_LEETO
+static const uint8_t SCAN_ASCII[128] = {    /* the classes scan_flags reads, for ASCII */
+    ['0'] = A_D, ['1'] = A_D, ['2'] = A_D, ['3'] = A_D, ['4'] = A_D, ['5'] = A_D, ['6'] = A_D, ['7'] = A_D,
+    ['8'] = A_D, ['9'] = A_D, ['@'] = A_LEETO, ['$'] = A_LEETO, ['.'] = A_DOTSLASH | A_SEP | A_SEPDOT,
+    ['/'] = A_DOTSLASH, ['*'] = A_SEP | A_SEPDOT, [' '] = A_SEP, ['_'] = A_SEP, ['-'] = A_SEP,
+    ['a'] = A_LOW, ['b'] = A_LOW, ['c'] = A_LOW, ['d'] = A_LOW, ['e'] = A_LOW, ['f'] = A_LOW, ['g'] = A_LOW,
+    ['h'] = A_LOW, ['i'] = A_LOW, ['j'] = A_LOW, ['k'] = A_LOW, ['l'] = A_LOW, ['m'] = A_LOW, ['n'] = A_LOW,
+    ['o'] = A_LOW, ['p'] = A_LOW, ['q'] = A_LOW, ['r'] = A_LOW, ['s'] = A_LOW, ['t'] = A_LOW, ['u'] = A_LOW,
+    ['v'] = A_LOW, ['w'] = A_LOW, ['x'] = A_LOW, ['y'] = A_LOW, ['z'] = A_LOW,
+    ['A'] = A_UP, ['B'] = A_UP, ['C'] = A_UP, ['D'] = A_UP, ['E'] = A_UP, ['F'] = A_UP, ['G'] = A_UP,
+    ['H'] = A_UP, ['I'] = A_UP, ['J'] = A_UP, ['K'] = A_UP, ['L'] = A_UP, ['M'] = A_UP, ['N'] = A_UP,
+    ['O'] = A_UP, ['P'] = A_UP, ['Q'] = A_UP, ['R'] = A_UP, ['S'] = A_UP, ['T'] = A_UP, ['U'] = A_UP,
+    ['V'] = A_UP, ['W'] = A_UP, ['X'] = A_UP, ['Y'] = A_UP, ['Z'] = A_UP};
+#undef A_LOW
+#undef A_UP
+#undef A_D
+
 static long scan_flags(const Py_UCS4 *s, Py_ssize_t L) {
     long flags = 0;
     int prev_cls = 0;     /* 1 = [a-z], 2 = [0-9@$] */
@@ -443,20 +471,25 @@ static long scan_flags(const Py_UCS4 *s, Py_ssize_t L) {
     int after_letter = 0;
     for (Py_ssize_t i = 0; i < L; i++) {
         Py_UCS4 ch = s[i];
-        int dec = IS_DEC(ch);
-        if (dec) flags |= 1;
-        if (ch == '.' || ch == '/') flags |= 2;
-        int cls = IS_AZ(ch) ? 1 : ((ch >= '0' && ch <= '9') || ch == '@' || ch == '$') ? 2 : 0;
+        int t;
+        if (ch < 0x80) {
+            t = SCAN_ASCII[ch];
+        } else {
+            int c = ch_class(ch);
+            t = (c & CC_DEC ? A_DEC : 0) | (c & CC_LETTER ? A_LETTER : 0);
+        }
+        flags |= t & (A_DEC | A_DOTSLASH);         /* flags 1 and 2 */
+        int cls = t & A_AZ ? 1 : t & A_LEETO ? 2 : 0;
         if (cls && prev_cls && cls != prev_cls) flags |= 8;
         prev_cls = cls;
-        if (IS_LETTER(ch)) {
+        if (t & A_LETTER) {
             run = after_letter ? 1 : run + 1;
             run_dot = after_letter ? 1 : run_dot + 1;
             if (run >= 4 || run_dot >= 3) flags |= 4;
             after_letter = 1;
-        } else if (sep_any(ch)) {
+        } else if (t & A_SEP) {
             if (!after_letter) run = 0;
-            if (!after_letter || !sep_dot(ch)) run_dot = 0;
+            if (!after_letter || !(t & A_SEPDOT)) run_dot = 0;
             after_letter = 0;
         } else {
             run = run_dot = 0;
