@@ -82,6 +82,7 @@ static void ub_trim(ubuf *b) {
 }
 
 static inline int ub_put(ubuf *b, const Py_UCS4 *s, Py_ssize_t n) {
+    if (n <= 0) return 0;                  /* memcpy must not see the NULL of an unused buffer */
     if (ub_reserve(b, n)) return -1;
     memcpy(b->p + b->n, s, (size_t)n * sizeof(Py_UCS4));
     b->n += n;
