@@ -39,6 +39,27 @@ def test_fast_scorer_equals_sklearn_on_whole_training_set(trained):
     assert np.max(np.abs(got - want)) < 1e-9
 
 
+def test_members_are_scaled_by_their_out_of_fold_margin_spread(trained):
+    # train() divides each member's margin by the sd of its OUT-OF-FOLD margins (what it gives
+    # unseen text), not by the sd on its own training rows: recompute both from the same steps
+    from engine.ml import train as T
+    out, texts, (model, _, _), card = trained
+    t, y, lang = T.dedup(texts, [int(x) for x in read_labelled(TRAIN)[1]])
+    lg = T.language_groups(y, lang)
+    sw = T.language_weights(lg)
+    strata = np.char.add(lg.astype(str), np.where(y, ":spam", ":ham"))
+    X = F.matrix(t)
+
+    class _Quiet:
+        def update(self, n=1): ...
+    oof = T.margin_sd(T.oof_margins(X, y, 3.0, 43, _Quiet(), sw, strata))
+    insample = np.std(model.margins(X), axis=0)
+    got = [m["margin_sd"] for m in card["classifier"]["members"]]
+    # liblinear's coordinate descent visits rows in a random order: refits agree to ~1e-6
+    assert np.allclose(got, oof, rtol=1e-4) and np.allclose(model.sd, got, rtol=1e-12)
+    assert not np.allclose(got, insample, rtol=1e-2)
+
+
 def test_card_contents(trained):
     out, _, _, card = trained
     c = json.loads((out / "card.json").read_text())
