@@ -102,7 +102,12 @@ def _key_builder(key: tuple):
         g = attrgetter(*(_KEY_PARTS[k] for k in key))
         return lambda c: (_counter_key(g(c)),)
     if key == ("template",):                   # SHARED_TEMPLATE's spec: the bands alone
-        return lambda c: tuple([hash((b,)) & _M64 for b in c.template_bands])
+        def bands(c):
+            b = c.template_bands
+            if len(b) == 1:                     # a text has one template key, or none
+                return (hash((b[0],)) & _M64,)
+            return tuple([hash((x,)) & _M64 for x in b])
+        return bands
     j = key.index("template")
     before = tuple(attrgetter(_KEY_PARTS[k]) for k in key[:j])
     after = tuple(attrgetter(_KEY_PARTS[k]) for k in key[j + 1:])
