@@ -32,6 +32,7 @@ _NO_ENTRY_NAME = {**_NO_ENTRY_NUMBER, "sender_category": "unregistered"}
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _OFFSETS: dict = {}                 # (tz, UTC hour) -> the zone's UTC offset in seconds all that hour
 _OFFSETS_MAX = 4096
+_DAYS: dict = {}                    # days since 1970-01-01 -> that date (dates are immutable)
 
 
 def utc_offset(tz, ts: float) -> int | None:
@@ -152,22 +153,40 @@ class _Local(_Resolved):
         if c is None:
             return self
         d = c.__dict__
-        off = utc_offset(c.tz, c.ts)
+        ts = c.ts
+        off = _OFFSETS.get((c.tz, int(ts // 3600)))     # utc_offset's cache, read without its call
+        if off is None:
+            off = utc_offset(c.tz, ts)
         if off is None:                         # within an hour holding a transition: exactly
             lt = c.local
             d["local_seconds"] = lt.hour * 3600 + lt.minute * 60 + lt.second
             d["local_date"] = lt.date()
             d["local_weekday"] = lt.weekday()
         else:
-            days, sec = divmod(int(c.ts // 1) + off, 86400)
+            days, sec = divmod(int(ts // 1) + off, 86400)
             d["local_seconds"] = sec
-            d["local_date"] = date.fromordinal(_EPOCH_ORDINAL + days)
+            day = _DAYS.get(days)
+            if day is None:
+                if len(_DAYS) >= _OFFSETS_MAX:
+                    _DAYS.clear()
+                day = _DAYS[days] = date.fromordinal(_EPOCH_ORDINAL + days)
+            d["local_date"] = day
             d["local_weekday"] = (days + 3) % 7     # 1970-01-01 was a Thursday
         return d[self.name]
 
 
+# The registry facts of a registered sender, by (its entries, account, call or SMS, name or
+# number), with the local date they were resolved for when an entry has validity dates: a
+# brandname sends thousands of messages an hour, and resolving costs ~2.5 µs. The entries tuple
+# itself is held by the value and must be the same object (`is`): an import, a delta or a
+# reload puts new tuples in the registry, which miss here.
+_REGISTRY: dict = {}
+_REGISTRY_MAX = 4096
+_REGISTRY_FACTS = ("entries", "registry_problem", "valid_entry", "sender_category", "owner", "registered_categories")
+
+
 class _Registry(_Resolved):
-    """The registry facts of the sender, in one pass over its entries."""
+    """The registry facts of the sender, in one pass over its entries (or from _REGISTRY)."""
 
     def __get__(self, c, cls=None):
         if c is None:
@@ -177,10 +196,15 @@ class _Registry(_Resolved):
         if not entries:
             d.update(_NO_ENTRY_NUMBER if c.sender_num is not None else _NO_ENTRY_NAME)
             return d[self.name]
+        acct = getattr(c.msg, "account", "") or ""
+        k = (id(entries), acct, c.is_call, c.sender_num is None)
+        hit = _REGISTRY.get(k)
+        if hit is not None and hit[0] is entries and (hit[1] is None or hit[1] == c.local_date):
+            d.update(hit[2])
+            return d[self.name]
         d["entries"] = entries
         problem, valid = None, None
         day = c.local_date if any(e.valid_from or e.valid_to for e in entries) else None
-        acct = getattr(c.msg, "account", "") or ""
         for e in entries:
             if e.valid_from and day < e.valid_from:
                 problem = problem or f"registration valid from {e.valid_from}"
@@ -200,6 +224,9 @@ class _Registry(_Resolved):
             "unregistered" if c.sender_num is None else "number"
         d["owner"] = (valid or entries[0]).owner
         d["registered_categories"] = frozenset(e.category for e in entries)
+        if len(_REGISTRY) >= _REGISTRY_MAX:     # bounded; cleared whole (O(1) amortised)
+            _REGISTRY.clear()
+        _REGISTRY[k] = (entries, day, {n: d[n] for n in _REGISTRY_FACTS})
         return d[self.name]
 
 
