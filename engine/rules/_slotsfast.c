@@ -33,6 +33,7 @@
 #define SWEEP 2
 
 static PyObject *py_key_hash, *py_value_fp;     /* keyhash.py, for keys that are not ints */
+static PyObject *str_hashes;                    /* keyhash._STR_HASHES: string -> its digest */
 static PyObject *s_hk, *s_ix, *s_rows, *s_cap, *s_used, *s_cursor, *s_top, *s_free, *s_old, *s_width,
     *s_touch, *s_keep, *s_max_keys, *s_left;
 static PyObject *s_step, *s_released, *s_give_back;
@@ -507,6 +508,39 @@ static long long t_slot(T *t, uint64_t h, long long now)
 
 /* ------------------------------------------------------------------ keys and values */
 
+/* keyhash.stable_hash of a tuple of ints and strings whose strings are all in keyhash's digest
+   cache (_STR_HASHES): hash() of the tuple with each string replaced by its digest, as
+   stable_hash computes it, without its Python calls (an advertiser-recipient key is
+   ("o:shop abc", 84912345678), read and written for every registered ad). 1: done, 0: take
+   the Python path (another element type, a string not cached yet, a longer tuple), -1: error. */
+#define TUPLE_MAX 8
+static int tuple_hash(PyObject *key, uint64_t *out)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(key), i;
+    PyObject *t;
+    Py_hash_t hv;
+    if (n > TUPLE_MAX || !str_hashes) return 0;
+    t = PyTuple_New(n);
+    if (!t) return -1;
+    for (i = 0; i < n; i++) {
+        PyObject *e = PyTuple_GET_ITEM(key, i);
+        if (PyUnicode_CheckExact(e)) {
+            e = PyDict_GetItemWithError(str_hashes, e);     /* borrowed */
+            if (!e) { Py_DECREF(t); return PyErr_Occurred() ? -1 : 0; }
+        } else if (!PyLong_CheckExact(e)) {
+            Py_DECREF(t);
+            return 0;
+        }
+        Py_INCREF(e);
+        PyTuple_SET_ITEM(t, i, e);
+    }
+    hv = PyObject_Hash(t);
+    Py_DECREF(t);
+    if (hv == -1 && PyErr_Occurred()) return -1;
+    *out = (uint64_t)hv;                /* hash(...) & M64: two's complement */
+    return 1;
+}
+
 static int key_hash(PyObject *key, uint64_t *out)
 {
     if (PyLong_CheckExact(key)) {
@@ -515,6 +549,16 @@ static int key_hash(PyObject *key, uint64_t *out)
         x *= MIX;
         *out = x ? x : 1;
         return 0;
+    }
+    if (PyTuple_CheckExact(key)) {
+        uint64_t x;
+        int r = tuple_hash(key, &x);
+        if (r < 0) return -1;
+        if (r) {
+            x *= MIX;
+            *out = x ? x : 1;
+            return 0;
+        }
     }
     PyObject *r = PyObject_CallOneArg(py_key_hash, key);
     if (!r) return -1;
@@ -932,8 +976,10 @@ PyMODINIT_FUNC PyInit__slotsfast(void)
     if (!kh) return NULL;
     py_key_hash = PyObject_GetAttrString(kh, "key_hash");
     py_value_fp = PyObject_GetAttrString(kh, "value_fp");
+    str_hashes = PyObject_GetAttrString(kh, "_STR_HASHES");     /* cleared in place, never replaced */
     Py_DECREF(kh);
-    if (!py_key_hash || !py_value_fp) return NULL;
+    if (!py_key_hash || !py_value_fp || !str_hashes) return NULL;
+    if (!PyDict_CheckExact(str_hashes)) { Py_CLEAR(str_hashes); }
 #define I(v, s) if (!(v = PyUnicode_InternFromString(s))) return NULL
     I(s_hk, "hk"); I(s_ix, "ix"); I(s_rows, "rows"); I(s_cap, "cap"); I(s_used, "used"); I(s_cursor, "cursor");
     I(s_top, "top"); I(s_free, "free"); I(s_old, "_old"); I(s_width, "width"); I(s_touch, "touch");
