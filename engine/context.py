@@ -8,15 +8,16 @@ do not need the folded text never pay for it) and read-only: checks are pure fun
 Why an instance dict and not `__slots__`: a lazy fact is a non-data descriptor whose first
 read stores the value in the instance dict, which then shadows the descriptor, so every
 later read is a plain attribute hit in C. With slots each read would run a Python property.
-Facts that come from one computation are stored together (`_resolve_registry` fills the
+Facts that come from one computation are stored together (`_Registry` fills the
 registry entries, the problem, the valid entry, the category and the owner in one pass).
 """
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+from . import textnorm
 from .numbers import normalise_number, normalise_sender_id
-from .textnorm import find_hosts, fold, folded_content_digest, template_key
+from .textnorm import TEMPLATE_MIN_WORDS, _fold_text, find_hosts, fold, folded_content_digest, template_key
 from .verdict import Call, Message
 
 
@@ -31,6 +32,7 @@ _NO_ENTRY_NAME = {**_NO_ENTRY_NUMBER, "sender_category": "unregistered"}
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _OFFSETS: dict = {}                 # (tz, UTC hour) -> the zone's UTC offset in seconds all that hour
 _OFFSETS_MAX = 4096
+_DAYS: dict = {}                    # days since 1970-01-01 -> that date (dates are immutable)
 
 
 def utc_offset(tz, ts: float) -> int | None:
@@ -68,18 +70,164 @@ class cached_property:
         return v
 
 
-class _Resolved:
-    """A fact computed together with others by one resolver, which stores them all in the
-    instance dict; later reads hit the dict (a non-data descriptor is shadowed by it)."""
+# The facts every SMS from a number reads (the folded text, its hosts, content digest and
+# template key, the ML score) are descriptors whose `__get__` is the computation itself: one
+# Python call on first read where cached_property makes two (its `__get__`, then the function);
+# the text helpers of engine/_textnorm.c are called directly when built (textnorm._C, read at
+# each call: the parity tests switch it off).
 
-    def __init__(self, name, resolver):
-        self.name, self.resolver = name, resolver
+class _MlScore:
+    """Spam probability of the SMS text, computed on first use (the ML stage or a rule)."""
 
-    def __get__(self, obj, cls=None):
-        if obj is None:
+    def __get__(self, c, cls=None):
+        if c is None:
             return self
-        self.resolver(obj)
-        return obj.__dict__[self.name]
+        m = c.model
+        v = c.__dict__["ml_score"] = None if m is None or c.is_call or not c.text else m.score(c.text)
+        return v
+
+
+class _Folded:
+    """textnorm.fold(text): an ASCII text only case-folds."""
+
+    def __get__(self, c, cls=None):
+        if c is None:
+            return self
+        t = c.text
+        v = c.__dict__["folded"] = t.casefold() if t.isascii() else fold(t)
+        return v
+
+
+class _Hosts:
+    """URL hosts of the text (textnorm.find_hosts)."""
+
+    def __get__(self, c, cls=None):
+        if c is None:
+            return self
+        t = c.text
+        # every link has a '.' (a bare domain) or a ':' (a scheme); most texts have neither
+        v = c.__dict__["hosts"] = find_hosts(t) if t and ("." in t or ":" in t) else []
+        return v
+
+
+class _Content:
+    """Counter key part `content`: a digest of the exact content (folded, spacing collapsed)."""
+
+    def __get__(self, c, cls=None):
+        if c is None:
+            return self
+        d = c.__dict__
+        f = d.get("folded")
+        if f is None:
+            f = c.folded
+        C = textnorm._C
+        v = d["content"] = C.content_digest(f) if C is not None else folded_content_digest(f)
+        return v
+
+
+class _TemplateBands:
+    """Counter keys for `counter.key = ["template"]`: the text's template key, if it has one."""
+
+    def __get__(self, c, cls=None):
+        if c is None:
+            return self
+        C = textnorm._C
+        k = C.template_digest(c.text, TEMPLATE_MIN_WORDS, _fold_text) if C is not None else template_key(c.text)
+        v = c.__dict__["template_bands"] = () if k is None else (k,)
+        return v
+
+
+class _Resolved:
+    """A fact computed together with others: the subclass's `__get__` computes them all, stores
+    them in the instance dict (later reads hit the dict: a non-data descriptor is shadowed by
+    it) and returns the one named."""
+
+    def __init__(self, name):
+        self.name = name
+
+
+class _Local(_Resolved):
+    """Local time of day, date and weekday, from the zone's UTC offset (utc_offset)."""
+
+    def __get__(self, c, cls=None):
+        if c is None:
+            return self
+        d = c.__dict__
+        ts = c.ts
+        off = _OFFSETS.get((c.tz, int(ts // 3600)))     # utc_offset's cache, read without its call
+        if off is None:
+            off = utc_offset(c.tz, ts)
+        if off is None:                         # within an hour holding a transition: exactly
+            lt = c.local
+            d["local_seconds"] = lt.hour * 3600 + lt.minute * 60 + lt.second
+            d["local_date"] = lt.date()
+            d["local_weekday"] = lt.weekday()
+        else:
+            days, sec = divmod(int(ts // 1) + off, 86400)
+            d["local_seconds"] = sec
+            day = _DAYS.get(days)
+            if day is None:
+                if len(_DAYS) >= _OFFSETS_MAX:
+                    _DAYS.clear()
+                day = _DAYS[days] = date.fromordinal(_EPOCH_ORDINAL + days)
+            d["local_date"] = day
+            d["local_weekday"] = (days + 3) % 7     # 1970-01-01 was a Thursday
+        return d[self.name]
+
+
+# The registry facts of a registered sender, by (its entries, account, call or SMS, name or
+# number), with the local date they were resolved for when an entry has validity dates: a
+# brandname sends thousands of messages an hour, and resolving costs ~2.5 µs. The entries tuple
+# itself is held by the value and must be the same object (`is`): an import, a delta or a
+# reload puts new tuples in the registry, which miss here.
+_REGISTRY: dict = {}
+_REGISTRY_MAX = 4096
+_REGISTRY_FACTS = ("entries", "registry_problem", "valid_entry", "sender_category", "owner", "registered_categories")
+
+
+class _Registry(_Resolved):
+    """The registry facts of the sender, in one pass over its entries (or from _REGISTRY)."""
+
+    def __get__(self, c, cls=None):
+        if c is None:
+            return self
+        d = c.__dict__
+        entries = c.lists.sender_entries(c.sender_key)
+        if not entries:
+            d.update(_NO_ENTRY_NUMBER if c.sender_num is not None else _NO_ENTRY_NAME)
+            return d[self.name]
+        acct = getattr(c.msg, "account", "") or ""
+        k = (id(entries), acct, c.is_call, c.sender_num is None)
+        hit = _REGISTRY.get(k)
+        if hit is not None and hit[0] is entries and (hit[1] is None or hit[1] == c.local_date):
+            d.update(hit[2])
+            return d[self.name]
+        d["entries"] = entries
+        problem, valid = None, None
+        day = c.local_date if any(e.valid_from or e.valid_to for e in entries) else None
+        for e in entries:
+            if e.valid_from and day < e.valid_from:
+                problem = problem or f"registration valid from {e.valid_from}"
+                continue
+            if e.valid_to and day > e.valid_to:
+                problem = problem or f"registration expired {e.valid_to}"
+                continue
+            # allowed accounts are ESME system_ids: they restrict SMS, not calls
+            if e.accounts and not c.is_call and acct not in e.accounts:
+                problem = f"account {acct!r} not allowed to use it"
+                continue
+            valid, problem = e, None
+            break
+        d["registry_problem"] = problem
+        d["valid_entry"] = valid
+        d["sender_category"] = valid.category if valid is not None else \
+            "unregistered" if c.sender_num is None else "number"
+        d["owner"] = (valid or entries[0]).owner
+        d["registered_categories"] = frozenset(e.category for e in entries)
+        if len(_REGISTRY) >= _REGISTRY_MAX:     # bounded; cleared whole (O(1) amortised)
+            _REGISTRY.clear()
+        _REGISTRY[k] = (entries, day, {n: d[n] for n in _REGISTRY_FACTS})
+        return d[self.name]
 
 
 class MessageContext:
@@ -108,12 +256,7 @@ class MessageContext:
         self.model = None                         # set by the pipeline; scored only when asked
         self.counter_keys: dict = {}              # the counter keys by key spec (stateful.Counter fills it)
 
-    @cached_property
-    def ml_score(self) -> float | None:
-        """Spam probability of the SMS text, computed on first use (the ML stage or a rule)."""
-        if self.model is None or self.is_call or not self.text:
-            return None
-        return self.model.score(self.text)
+    ml_score = _MlScore()
 
     @property
     def account(self) -> str:
@@ -128,88 +271,27 @@ class MessageContext:
     def local(self) -> datetime:
         return self.time.astimezone(self.tz)
 
-    # --- local time of day, date and weekday: resolved together from the zone's UTC offset ---
-    def _resolve_local(self):
-        d = self.__dict__
-        off = utc_offset(self.tz, self.ts)
-        if off is None:                         # within an hour holding a transition: exactly
-            lt = self.local
-            d["local_seconds"] = lt.hour * 3600 + lt.minute * 60 + lt.second
-            d["local_date"] = lt.date()
-            d["local_weekday"] = lt.weekday()
-            return
-        days, sec = divmod(int(self.ts // 1) + off, 86400)
-        d["local_seconds"] = sec
-        d["local_date"] = date.fromordinal(_EPOCH_ORDINAL + days)
-        d["local_weekday"] = (days + 3) % 7     # 1970-01-01 was a Thursday
+    # local time of day, date and weekday: resolved together from the zone's UTC offset
+    local_seconds = _Local("local_seconds")     # seconds since local midnight
+    local_date = _Local("local_date")
+    local_weekday = _Local("local_weekday")     # Monday 0 .. Sunday 6
 
-    local_seconds = _Resolved("local_seconds", _resolve_local)     # seconds since local midnight
-    local_date = _Resolved("local_date", _resolve_local)
-    local_weekday = _Resolved("local_weekday", _resolve_local)     # Monday 0 .. Sunday 6
-
-    @cached_property
-    def folded(self) -> str:
-        return fold(self.text)
-
-    @cached_property
-    def hosts(self) -> list[str]:
-        t = self.text
-        # every link has a '.' (a bare domain) or a ':' (a scheme); most texts have neither
-        return find_hosts(t) if t and ("." in t or ":" in t) else []
-
-    @cached_property
-    def content(self) -> int:
-        """Counter key part `content`: a digest of the exact content (folded, spacing collapsed)."""
-        return folded_content_digest(self.folded)
-
-    @cached_property
-    def template_bands(self) -> tuple[int, ...]:
-        """Counter keys for `counter.key = ["template"]`: the text's template key, if it has one."""
-        k = template_key(self.text)
-        return () if k is None else (k,)
-
-    # --- registry: resolved in one pass over the sender's entries, on first use of any of
-    # entries / registry_problem / valid_entry / sender_category / owner ---
-    def _resolve_registry(self):
-        d = self.__dict__
-        entries = self.lists.sender_entries(self.sender_key)
-        if not entries:
-            d.update(_NO_ENTRY_NUMBER if self.sender_num is not None else _NO_ENTRY_NAME)
-            return
-        d["entries"] = entries
-        problem, valid = None, None
-        day = self.local_date if any(e.valid_from or e.valid_to for e in entries) else None
-        acct = getattr(self.msg, "account", "") or ""
-        for e in entries:
-            if e.valid_from and day < e.valid_from:
-                problem = problem or f"registration valid from {e.valid_from}"
-                continue
-            if e.valid_to and day > e.valid_to:
-                problem = problem or f"registration expired {e.valid_to}"
-                continue
-            # allowed accounts are ESME system_ids: they restrict SMS, not calls
-            if e.accounts and not self.is_call and acct not in e.accounts:
-                problem = f"account {acct!r} not allowed to use it"
-                continue
-            valid, problem = e, None
-            break
-        d["registry_problem"] = problem
-        d["valid_entry"] = valid
-        d["sender_category"] = valid.category if valid is not None else \
-            "unregistered" if self.sender_num is None else "number"
-        d["owner"] = (valid or entries[0]).owner
-        d["registered_categories"] = frozenset(e.category for e in entries)
+    folded = _Folded()
+    hosts = _Hosts()
+    content = _Content()
+    template_bands = _TemplateBands()
 
     # entries: the sender's registry entries; registry_problem: None when one is valid now for
     # this account, else why not; valid_entry: that entry; sender_category: QC / CSKH for a valid
     # registered sender, else `unregistered` (a name) or `number`; owner: the advertiser owning
     # the sender (of its valid entry, else of its first entry)
-    entries = _Resolved("entries", _resolve_registry)
-    registry_problem = _Resolved("registry_problem", _resolve_registry)
-    valid_entry = _Resolved("valid_entry", _resolve_registry)
-    sender_category = _Resolved("sender_category", _resolve_registry)
-    owner = _Resolved("owner", _resolve_registry)
-    registered_categories = _Resolved("registered_categories", _resolve_registry)   # of every entry, valid or not
+    # (resolved together in one pass over the sender's entries, on first use of any of them)
+    entries = _Registry("entries")
+    registry_problem = _Registry("registry_problem")
+    valid_entry = _Registry("valid_entry")
+    sender_category = _Registry("sender_category")
+    owner = _Registry("owner")
+    registered_categories = _Registry("registered_categories")      # of every entry, valid or not
 
     @property
     def owner_key(self) -> str:

@@ -10,6 +10,7 @@ import pytest
 from engine import context as C
 from engine.context import MessageContext
 from engine.lists import Lists
+from engine.lists.csvio import sender_entry_key
 from engine.lists.sets import SenderEntry
 from engine.verdict import Call, Message
 
@@ -119,3 +120,50 @@ def test_registry_facts_of_registered_senders():
     assert (c.sender_category, c.registry_problem) == ("unregistered", "account 'esme-a' not allowed to use it")
     c = MessageContext(Call("LIMITED", "0912000001", t), L, tz)
     assert c.sender_category == "QC"
+
+
+_FACTS = ("entries", "registry_problem", "valid_entry", "sender_category", "owner", "registered_categories")
+
+
+def test_registry_cache_answers_as_a_fresh_resolution():
+    """Resolved registry facts are reused per (entries, account, kind, local date): random senders,
+    accounts, days (either side of validity dates), calls and SMS, and registry changes in between
+    (new entries, removals) give exactly the facts of a resolution with an empty cache."""
+    rng = random.Random(11)
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    names = ["SHOPABC", "BANKX", "LIMITED", "OLDSHOP", "02439998888"]
+    days = [date(2026, 3, d) for d in (1, 2, 3)]
+    L = Lists()
+    C._REGISTRY.clear()
+    checked = 0
+    for i in range(3000):
+        if i % 50 == 0:                         # the registry changes: new tuples for some names
+            n = rng.choice(names)
+            L.add_sender(SenderEntry(n, rng.choice(["Shop ABC", "Bank X", "Other"]), rng.choice(["QC", "CSKH"]),
+                                     rng.choice([None, days[0], days[1]]), rng.choice([None, days[1], days[2]]),
+                                     rng.choice([frozenset(), frozenset({"esme-b"})])))
+            if rng.random() < 0.2:
+                L.senders.pop(sender_entry_key(SenderEntry(rng.choice(names), "", "QC", None, None, frozenset())), None)
+        sender = rng.choice(names)
+        t = datetime(2026, 3, rng.choice([1, 2, 3]), rng.choice([0, 16, 17, 23]), rng.randrange(60), tzinfo=timezone.utc)
+        msg = Call(sender, "0912000001", t) if rng.random() < 0.2 else \
+            Message(sender, "0912000001", "hi", t, account=rng.choice(["", "esme-a", "esme-b"]))
+        got = {k: getattr(MessageContext(msg, L, tz), k) for k in _FACTS}
+        saved = dict(C._REGISTRY)
+        C._REGISTRY.clear()
+        want = {k: getattr(MessageContext(msg, L, tz), k) for k in _FACTS}
+        C._REGISTRY.clear()
+        C._REGISTRY.update(saved)
+        assert got == want, (i, msg)
+        checked += bool(got["entries"])
+    assert checked > 1000
+
+
+def test_registry_cache_is_bounded():
+    L = Lists()
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    t = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    for i in range(C._REGISTRY_MAX + 10):
+        L.add_sender(SenderEntry(f"BRAND{i}", "B", "QC", None, None, frozenset()))
+        assert MessageContext(Message(f"BRAND{i}", "0912000001", "hi", t), L, tz).sender_category == "QC"
+    assert 0 < len(C._REGISTRY) <= C._REGISTRY_MAX

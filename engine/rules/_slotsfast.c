@@ -33,9 +33,12 @@
 #define SWEEP 2
 
 static PyObject *py_key_hash, *py_value_fp;     /* keyhash.py, for keys that are not ints */
-static PyObject *s_hk, *s_ix, *s_rows, *s_cap, *s_used, *s_cursor, *s_top, *s_free, *s_old, *s_width,
-    *s_touch, *s_keep, *s_max_keys, *s_left;
-static PyObject *s_step, *s_released, *s_give_back;
+static PyObject *str_hashes;                    /* keyhash._STR_HASHES: string -> its digest */
+/* the fields read and written here, by index (their names are in fname) */
+enum { s_hk, s_ix, s_rows, s_cap, s_used, s_cursor, s_top, s_free, s_old, s_width, s_touch, s_keep,
+       s_max_keys, s_left, s_step, s_released, NFIELDS };
+static PyObject *fname[NFIELDS];
+static PyObject *s_give_back;
 static PyObject *s_pull, *s_grow, *s_evict, *s_lengthen, *s_more_rows, *s_slot;
 
 typedef struct {
@@ -51,47 +54,54 @@ typedef struct {
 } T;
 
 /* Attribute access. SlotTable and _Old keep their fields in __slots__, i.e. at fixed offsets of
-   the instance (a member descriptor each): those of the two classes met first are read and
-   written there directly, which costs a pointer load instead of a generic attribute look-up
-   (~25 ns each, a dozen per call). Any other class, or a field not set, takes the generic path. */
-#define NCACHE 24
-static struct { PyTypeObject *type; PyObject *name; Py_ssize_t off; } cache[NCACHE];
-static int ncache;
+   the instance (a member descriptor each): the first time a class is met, the offsets of all the
+   fields above are looked up once; afterwards a field of an instance of that class is a pointer
+   load at a known offset (a few instructions), instead of a generic attribute look-up (~25 ns
+   each, a dozen per call). Any other class (past NTYPES), or a field that is not a slot, takes
+   the generic path. */
+#define NTYPES 8
+static struct { PyTypeObject *type; Py_ssize_t off[NFIELDS]; } types[NTYPES];
+static int ntypes;
 
-static Py_ssize_t slot_offset(PyObject *o, PyObject *name)
+static Py_ssize_t slot_offset(PyObject *o, int f)
 {
     PyTypeObject *tp = Py_TYPE(o);
-    for (int k = 0; k < ncache; k++)
-        if (cache[k].type == tp && cache[k].name == name) return cache[k].off;
-    if (ncache >= NCACHE) return -1;
-    Py_ssize_t off = -1;
-    PyObject *d = PyObject_GetAttr((PyObject *)tp, name);
-    if (!d) { PyErr_Clear(); return -1; }
-    if (Py_IS_TYPE(d, &PyMemberDescr_Type) && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX)
-        off = ((PyMemberDescrObject *)d)->d_member->offset;
-    Py_DECREF(d);
+    int k;
+    for (k = 0; k < ntypes; k++)
+        if (types[k].type == tp) return types[k].off[f];
+    if (ntypes >= NTYPES) return -1;
+    for (int i = 0; i < NFIELDS; i++) {
+        Py_ssize_t off = -1;
+        PyObject *d = PyObject_GetAttr((PyObject *)tp, fname[i]);
+        if (!d) PyErr_Clear();
+        else {
+            if (Py_IS_TYPE(d, &PyMemberDescr_Type) && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX)
+                off = ((PyMemberDescrObject *)d)->d_member->offset;
+            Py_DECREF(d);
+        }
+        types[k].off[i] = off;
+    }
     Py_INCREF(tp);                      /* the cache keeps the class alive: its offsets stay valid */
-    Py_INCREF(name);
-    cache[ncache].type = tp, cache[ncache].name = name, cache[ncache].off = off;
-    ncache++;
-    return off;
+    types[k].type = tp;
+    ntypes++;
+    return types[k].off[f];
 }
 
 /* a new reference to o.name */
-static PyObject *attr(PyObject *o, PyObject *name)
+static PyObject *attr(PyObject *o, int f)
 {
-    Py_ssize_t off = slot_offset(o, name);
+    Py_ssize_t off = slot_offset(o, f);
     if (off > 0) {
         PyObject *v = *(PyObject **)((char *)o + off);
         if (v) { Py_INCREF(v); return v; }
     }
-    return PyObject_GetAttr(o, name);
+    return PyObject_GetAttr(o, fname[f]);
 }
 
 /* o.name = v (a new reference is taken) */
-static int set_attr(PyObject *o, PyObject *name, PyObject *v)
+static int set_attr(PyObject *o, int f, PyObject *v)
 {
-    Py_ssize_t off = slot_offset(o, name);
+    Py_ssize_t off = slot_offset(o, f);
     if (off > 0) {
         PyObject **p = (PyObject **)((char *)o + off), *prev = *p;
         Py_INCREF(v);
@@ -99,30 +109,30 @@ static int set_attr(PyObject *o, PyObject *name, PyObject *v)
         Py_XDECREF(prev);
         return 0;
     }
-    return PyObject_SetAttr(o, name, v);
+    return PyObject_SetAttr(o, fname[f], v);
 }
 
-static int get_ll(PyObject *o, PyObject *name, long long *out)
+static int get_ll(PyObject *o, int f, long long *out)
 {
-    PyObject *v = attr(o, name);
+    PyObject *v = attr(o, f);
     if (!v) return -1;
     *out = PyLong_AsLongLong(v);
     Py_DECREF(v);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
-static int set_ll(PyObject *o, PyObject *name, long long v)
+static int set_ll(PyObject *o, int f, long long v)
 {
     PyObject *x = PyLong_FromLongLong(v);
     if (!x) return -1;
-    int r = set_attr(o, name, x);
+    int r = set_attr(o, f, x);
     Py_DECREF(x);
     return r;
 }
 
-static int get_buf(PyObject *o, PyObject *name, Py_buffer *b)
+static int get_buf(PyObject *o, int f, Py_buffer *b)
 {
-    PyObject *v = attr(o, name);
+    PyObject *v = attr(o, f);
     if (!v) return -1;
     int r = PyObject_GetBuffer(v, b, PyBUF_WRITABLE);
     Py_DECREF(v);
@@ -507,6 +517,39 @@ static long long t_slot(T *t, uint64_t h, long long now)
 
 /* ------------------------------------------------------------------ keys and values */
 
+/* keyhash.stable_hash of a tuple of ints and strings whose strings are all in keyhash's digest
+   cache (_STR_HASHES): hash() of the tuple with each string replaced by its digest, as
+   stable_hash computes it, without its Python calls (an advertiser-recipient key is
+   ("o:shop abc", 84912345678), read and written for every registered ad). 1: done, 0: take
+   the Python path (another element type, a string not cached yet, a longer tuple), -1: error. */
+#define TUPLE_MAX 8
+static int tuple_hash(PyObject *key, uint64_t *out)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(key), i;
+    PyObject *t;
+    Py_hash_t hv;
+    if (n > TUPLE_MAX || !str_hashes) return 0;
+    t = PyTuple_New(n);
+    if (!t) return -1;
+    for (i = 0; i < n; i++) {
+        PyObject *e = PyTuple_GET_ITEM(key, i);
+        if (PyUnicode_CheckExact(e)) {
+            e = PyDict_GetItemWithError(str_hashes, e);     /* borrowed */
+            if (!e) { Py_DECREF(t); return PyErr_Occurred() ? -1 : 0; }
+        } else if (!PyLong_CheckExact(e)) {
+            Py_DECREF(t);
+            return 0;
+        }
+        Py_INCREF(e);
+        PyTuple_SET_ITEM(t, i, e);
+    }
+    hv = PyObject_Hash(t);
+    Py_DECREF(t);
+    if (hv == -1 && PyErr_Occurred()) return -1;
+    *out = (uint64_t)hv;                /* hash(...) & M64: two's complement */
+    return 1;
+}
+
 static int key_hash(PyObject *key, uint64_t *out)
 {
     if (PyLong_CheckExact(key)) {
@@ -515,6 +558,16 @@ static int key_hash(PyObject *key, uint64_t *out)
         x *= MIX;
         *out = x ? x : 1;
         return 0;
+    }
+    if (PyTuple_CheckExact(key)) {
+        uint64_t x;
+        int r = tuple_hash(key, &x);
+        if (r < 0) return -1;
+        if (r) {
+            x *= MIX;
+            *out = x ? x : 1;
+            return 0;
+        }
     }
     PyObject *r = PyObject_CallOneArg(py_key_hash, key);
     if (!r) return -1;
@@ -932,13 +985,16 @@ PyMODINIT_FUNC PyInit__slotsfast(void)
     if (!kh) return NULL;
     py_key_hash = PyObject_GetAttrString(kh, "key_hash");
     py_value_fp = PyObject_GetAttrString(kh, "value_fp");
+    str_hashes = PyObject_GetAttrString(kh, "_STR_HASHES");     /* cleared in place, never replaced */
     Py_DECREF(kh);
-    if (!py_key_hash || !py_value_fp) return NULL;
+    if (!py_key_hash || !py_value_fp || !str_hashes) return NULL;
+    if (!PyDict_CheckExact(str_hashes)) { Py_CLEAR(str_hashes); }
 #define I(v, s) if (!(v = PyUnicode_InternFromString(s))) return NULL
-    I(s_hk, "hk"); I(s_ix, "ix"); I(s_rows, "rows"); I(s_cap, "cap"); I(s_used, "used"); I(s_cursor, "cursor");
-    I(s_top, "top"); I(s_free, "free"); I(s_old, "_old"); I(s_width, "width"); I(s_touch, "touch");
-    I(s_keep, "keep"); I(s_max_keys, "max_keys"); I(s_left, "left"); I(s_pull, "_pull"); I(s_grow, "_grow");
-    I(s_step, "step"); I(s_released, "released"); I(s_give_back, "_give_back");
+    I(fname[s_hk], "hk"); I(fname[s_ix], "ix"); I(fname[s_rows], "rows"); I(fname[s_cap], "cap");
+    I(fname[s_used], "used"); I(fname[s_cursor], "cursor"); I(fname[s_top], "top"); I(fname[s_free], "free");
+    I(fname[s_old], "_old"); I(fname[s_width], "width"); I(fname[s_touch], "touch"); I(fname[s_keep], "keep");
+    I(fname[s_max_keys], "max_keys"); I(fname[s_left], "left"); I(fname[s_step], "step");
+    I(fname[s_released], "released"); I(s_pull, "_pull"); I(s_grow, "_grow"); I(s_give_back, "_give_back");
     I(s_evict, "_evict"); I(s_lengthen, "_lengthen"); I(s_more_rows, "_more_rows"); I(s_slot, "_slot_py");
 #undef I
     return PyModule_Create(&module);

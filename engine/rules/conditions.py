@@ -262,14 +262,21 @@ def _text_not_regex(v, **_):
 
 
 def _keyword_re(words):
+    r"""Any of `words` as whole words (not preceded or followed by a letter or digit), each word's
+    parts joined by any whitespace. That is `(?<![^\W_])(?:w1|w2|...)(?![^\W_])`, written with
+    the look-behind after each alternative's first character (`t(?<![^\W_]t)c` for "tc"): the
+    same matches, but the pattern now starts with a set of literal characters, which the
+    regex engine scans for before trying a position (~2x faster on an SMS;
+    tests/test_rules_keywords.py holds the two forms equal)."""
     alts = []
     for w in words:
         parts = fold(w).split()
         if not parts:
             raise ValueError("empty keyword")
-        alts.append(r"\s+".join(re.escape(p) for p in parts))
-    # whole words: not preceded or followed by a letter or digit
-    return re.compile(r"(?<![^\W_])(?:" + "|".join(alts) + r")(?![^\W_])")
+        f = re.escape(parts[0][0])
+        first = f + r"(?<![^\W_]" + f + ")" + re.escape(parts[0][1:])
+        alts.append(r"\s+".join([first] + [re.escape(p) for p in parts[1:]]))
+    return re.compile("(?:" + "|".join(alts) + r")(?![^\W_])")
 
 
 @condition("keywords", "any of these words/phrases, as whole words, case- and diacritic-insensitive", cost=3)

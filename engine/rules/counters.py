@@ -123,7 +123,9 @@ class MemoryCounters:
         return b + w - bisect_right(t.rows, hz, b, b + w)
 
     def add(self, ns, key, now, window, limit) -> None:
-        sp = self._space(ns, window, limit, False)
+        sp = self.spaces.get(ns)
+        if sp is None or sp.limit != limit or sp.distinct:     # _space's test, without its call
+            sp = self._space(ns, window, limit, False)
         t = sp.table
         f = _slots._fast
         if f is not None:
@@ -167,7 +169,9 @@ class MemoryCounters:
         return k - first + (value_fp(value) not in t.rows[b + first:b + k])
 
     def add_distinct(self, ns, key, value, now, window, limit) -> None:
-        sp = self._space(ns, window, limit, True)
+        sp = self.spaces.get(ns)
+        if sp is None or sp.limit != limit or not sp.distinct:
+            sp = self._space(ns, window, limit, True)
         f = _slots._fast
         if f is not None:
             f.add_distinct(sp.table, sp.first, key, value, now, window, sp.limit + 1)

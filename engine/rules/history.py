@@ -89,7 +89,9 @@ class RecipientHistory:
         return n, new / n
 
     def add(self, sender, recipient, now, window) -> None:
-        t = self._table(window)
+        t = self.tables.get(window)
+        if t is None:
+            t = self._table(window)
         f = _slots._fast
         if f is not None:
             f.hadd(t, sender, recipient, now, window)

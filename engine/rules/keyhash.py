@@ -13,7 +13,8 @@ from hashlib import blake2b as _blake
 M64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15          # odd: multiplying by it is a bijection on 64-bit values
 
-_STR_HASHES: dict = {}             # sender IDs and owners recur: their digests are cached
+_STR_HASHES: dict = {}             # sender IDs and owners recur: their digests are cached (engine/rules/
+#                                    _slotsfast.c reads this dict: it is cleared in place, never replaced)
 _STR_CACHE = 1 << 16
 
 

@@ -216,6 +216,17 @@ def _compile_expr(tree, index, fns, direct):
     return any_of
 
 
+def _top_node(tree, index, fns, direct):
+    """("and" | "or", terms) of the expression's top node as _compile_expr loops over it (a lone
+    symbol or negated symbol is a one-operand "and"), or (None, None) for a top-level `not (...)`."""
+    op = tree[0]
+    if op == "sym" or (op == "not" and tree[1][0] == "sym"):
+        return "and", (_term(tree, index, fns, direct),)
+    if op in ("and", "or"):
+        return op, tuple(_term(k, index, fns, direct) for k in tree[1])
+    return None, None
+
+
 def _term(tree, index, fns, direct):
     """(slot, negated, None, bare condition | None) for `SYM` / `not SYM`, else (-1, False, closure, None)."""
     if tree[0] == "sym":
@@ -265,6 +276,40 @@ def _rule_fn(rule, index, fns, shared, direct, tree="rule"):
         return one_shared
 
     if expr is not None and not stateful and npred == 0:
+        # the expression's top and/or node is looped over here, not called (_compile_expr's
+        # all_of / any_of, inlined: one call less for most composites)
+        op, terms = _top_node(tree, index, fns, direct)
+        if op == "and":
+            def composite_all(c, s, m, p):
+                for j, neg, f, d in terms:
+                    if f is None:
+                        v = m[j]
+                        if v is UNKNOWN:
+                            v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                        if (v is None) is not neg:          # the operand is false
+                            return None
+                    elif not f(c, s, m, p):
+                        return None
+                ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+                return "; ".join(ev) if ev else desc
+            return composite_all
+        if op == "or":
+            def composite_any(c, s, m, p):
+                for j, neg, f, d in terms:
+                    if f is None:
+                        v = m[j]
+                        if v is UNKNOWN:
+                            v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                        if (v is None) is neg:              # the operand is true
+                            break
+                    elif f(c, s, m, p):
+                        break
+                else:
+                    return None
+                ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+                return "; ".join(ev) if ev else desc
+            return composite_any
+
         def composite(c, s, m, p):
             if not expr(c, s, m, p):
                 return None

@@ -102,7 +102,12 @@ def _key_builder(key: tuple):
         g = attrgetter(*(_KEY_PARTS[k] for k in key))
         return lambda c: (_counter_key(g(c)),)
     if key == ("template",):                   # SHARED_TEMPLATE's spec: the bands alone
-        return lambda c: tuple([hash((b,)) & _M64 for b in c.template_bands])
+        def bands(c):
+            b = c.template_bands
+            if len(b) == 1:                     # a text has one template key, or none
+                return (hash((b[0],)) & _M64,)
+            return tuple([hash((x,)) & _M64 for x in b])
+        return bands
     j = key.index("template")
     before = tuple(attrgetter(_KEY_PARTS[k]) for k in key[:j])
     after = tuple(attrgetter(_KEY_PARTS[k]) for k in key[j + 1:])
@@ -130,6 +135,7 @@ class Counter(Stateful):
         self._build = _key_builder(self.key)
         self._kname = "+".join(self.key)        # the spec's name in ctx.counter_keys
         self._value = _VALUES[self.distinct] if self.distinct else None
+        self.check, self.commit = _counter_fns(self)     # instance attributes: shadow the methods
 
     def _keys(self, c):
         """The message's keys for this key spec: built once per message and shared by check and
@@ -144,44 +150,79 @@ class Counter(Stateful):
         return ks
 
     def check(self, c, s):
-        # _keys spelled out: this runs for every counter of every message that gets this far
+        """Evidence when this message would be the (limit+1)th (distinct value) within the window,
+        else None. (Replaced per instance by the closure _counter_fns builds.)"""
+        return _counter_fns(self)[0](c, s)
+
+    def commit(self, c, s):
+        """Count this message (or its value) under each of its keys. (Replaced per instance.)"""
+        return _counter_fns(self)[1](c, s)
+
+
+def _counter_fns(ctr: Counter):
+    """(check, commit) for one counter: closures over its constants, one per mode, so the two
+    calls every message that gets this far makes read no attributes of the counter and test no
+    mode. _keys is spelled out in check: it runs for every counter of every such message."""
+    ns, window, limit, kname, build = ctr.ns, ctr.window, ctr.limit, ctr._kname, ctr._build
+    keys = ctr._keys
+    spec, text = "+".join(ctr.key), ctr.text
+    if ctr.distinct:
+        value = ctr._value
+        what = f"distinct {ctr.distinct}s"
+
+        def check_distinct(c, s):
+            try:
+                ck = c.counter_keys
+            except AttributeError:              # a context of another kind (tests, what-if tools)
+                ck = c.counter_keys = {}
+            ks = ck.get(kname)
+            if ks is None:
+                ks = ck[kname] = build(c)
+            best = 0
+            distinct, v, ts = s.counters.distinct, value(c), c.ts
+            for k in ks:
+                n = distinct(ns, k, v, ts, window, limit)       # with this one
+                if n > best:
+                    best = n
+            if best > limit:
+                return f"{best} {what} per {spec} within {text} (limit {limit})"
+            return None
+
+        def commit_distinct(c, s):
+            ks = c.__dict__.get("counter_keys", {}).get(kname)     # built by check, as a rule
+            if ks is None:
+                ks = keys(c)
+            add, v, ts = s.counters.add_distinct, value(c), c.ts
+            for k in ks:
+                add(ns, k, v, ts, window, limit)
+        return check_distinct, commit_distinct
+
+    def check_count(c, s):
         try:
             ck = c.counter_keys
         except AttributeError:
             ck = c.counter_keys = {}
-        ks = ck.get(self._kname)
+        ks = ck.get(kname)
         if ks is None:
-            ks = ck[self._kname] = self._build(c)
+            ks = ck[kname] = build(c)
         best = 0
-        if self.distinct:
-            distinct, v = s.counters.distinct, self._value(c)
-            for k in ks:
-                n = distinct(self.ns, k, v, c.ts, self.window, self.limit)      # with this one
-                if n > best:
-                    best = n
-        else:
-            count = s.counters.count
-            for k in ks:
-                n = count(self.ns, k, c.ts, self.window, self.limit) + 1
-                if n > best:
-                    best = n
-        if best > self.limit:
-            what = f"distinct {self.distinct}s" if self.distinct else "messages"
-            return f"{best} {what} per {'+'.join(self.key)} within {self.text} (limit {self.limit})"
+        count, ts = s.counters.count, c.ts
+        for k in ks:
+            n = count(ns, k, ts, window, limit) + 1
+            if n > best:
+                best = n
+        if best > limit:
+            return f"{best} messages per {spec} within {text} (limit {limit})"
         return None
 
-    def commit(self, c, s):
-        ks = c.__dict__.get("counter_keys", {}).get(self._kname)     # built by check, as a rule
+    def commit_count(c, s):
+        ks = c.__dict__.get("counter_keys", {}).get(kname)
         if ks is None:
-            ks = self._keys(c)
-        counters = s.counters
-        if self.distinct:
-            v = self._value(c)
-            for k in ks:
-                counters.add_distinct(self.ns, k, v, c.ts, self.window, self.limit)
-        else:
-            for k in ks:
-                counters.add(self.ns, k, c.ts, self.window, self.limit)
+            ks = keys(c)
+        add, ts = s.counters.add, c.ts
+        for k in ks:
+            add(ns, k, ts, window, limit)
+    return check_count, commit_count
 
 
 @condition("counter", "{key = [sender|recipient|owner|content|template|account…], window = \"24h\", limit = N, distinct = FIELD?}: "
