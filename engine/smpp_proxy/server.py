@@ -47,6 +47,7 @@ from ..verdict import Action
 from .accounts import SmppSettings, TokenBucket
 from .codec import constants as C
 from .codec import pdu as P
+from .codec.connection import FROM_ESME
 from .admission import BindThrottle, ConnectionCaps
 from .binds import BIND_NAMES, BindHandling
 from .esme import EsmeSession
@@ -56,6 +57,8 @@ from .smsc import SmscLink, UpstreamMixin, parse_addr
 from .submit import Refusal, SubmitPath, message_content
 from .verdictlog import VerdictLog
 
+_SUBMIT_SM = C.SUBMIT_SM
+_FROM_ESME = FROM_ESME
 __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
 
@@ -235,6 +238,16 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
     # ------------------------------------------------------------ from ESMEs
     def handle_esme_pdu(self, sess: EsmeSession, pdu):
         cid = pdu.command_id
+        if cid == _SUBMIT_SM and not self.draining and cid in _FROM_ESME[sess.state.state]:
+            # the hot path, first: the same steps as the general one below (bucket, then submit)
+            acct = sess.account.system_id
+            b = self.buckets.get(acct)
+            if b is not None:
+                if b.take():
+                    return self._submit(sess, pdu)
+                self.stats["throttled"] += 1
+                return sess.send_pdu(P.SubmitSmResp(sequence_number=pdu.sequence_number,
+                                                    command_status=C.ESME_RTHROTTLED))
         if not sess.state.allowed_from_esme(cid):
             if P.is_response(cid):
                 return

@@ -55,7 +55,27 @@ def _name_json(name: str) -> str:
     return j
 
 
+_HITS: dict = {}
+_MAX_HITS = 4096
+
+
 def _hit_json(h) -> str:
+    """A hit's JSON, kept: most hits repeat (a symbol with the same detail, e.g. one sender
+    not in the registry). Bounded by emptying the cache when it is full (O(1) amortised; a
+    detail that is new every time costs one look-up more). The score's type is in the key:
+    15 and 15.0 are equal keys but print differently."""
+    sc = h.score
+    key = (h.symbol, sc, type(sc), h.detail, h.source)
+    j = _HITS.get(key)
+    if j is None:
+        j = _hit_json_text(h)
+        if len(_HITS) >= _MAX_HITS:
+            _HITS.clear()
+        _HITS[key] = j
+    return j
+
+
+def _hit_json_text(h) -> str:
     sc = round(h.score, 6)
     return '{"symbol": %s, "score": %s, "detail": %s, "source": %s}' % (
         _name_json(h.symbol), float.__repr__(sc) if type(sc) is float else _num(sc), _jstr(h.detail),
