@@ -58,13 +58,23 @@ class WriteBatch:
     The proxy flushes at the end of every slice and every SMSC read; a write made anywhere
     else (a timer, a password check's callback) is flushed at the end of its loop iteration."""
 
-    __slots__ = ("dirty", "since", "_scheduled", "_loop")
+    __slots__ = ("dirty", "since", "_scheduled", "_loop", "inbox")
 
     def __init__(self):
         self.dirty: list = []
         self.since = 0.0                    # when the oldest queued write was queued
         self._scheduled = False
         self._loop = None
+        self.inbox = None                   # the Inbox that flushes at the end of its slices
+
+    def flush_point(self) -> None:
+        """Flush, unless a backlog of PDUs is waiting for the inbox, which runs next anyway and
+        flushes within FLUSH_AGE or at the end of its slice: under load the SMSC's answers read
+        now leave with the writes of that slice (one write per stream for both), not alone."""
+        ib = self.inbox
+        if ib is not None and ib._scheduled and ib.waiting >= BATCH_FROM:
+            return
+        self.flush()
 
     def add(self, stream) -> None:
         if not self.dirty:
@@ -76,7 +86,7 @@ class WriteBatch:
 
     def _due(self) -> None:
         self._scheduled = False
-        self.flush()
+        self.flush_point()
 
     def flush(self) -> None:
         d = self.dirty
@@ -96,6 +106,7 @@ class Inbox:
         self._scheduled = False
         self._loop = None
         self.waiting = 0                    # PDUs queued, all sessions
+        batch.inbox = self
 
     def put(self, sess, pdu) -> None:
         q = sess.inq

@@ -52,6 +52,7 @@ from .admission import BindThrottle, ConnectionCaps
 from .binds import BIND_NAMES, BindHandling
 from .esme import EsmeSession
 from .inbox import Inbox, WriteBatch
+from .msgids import MessageIds
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
 from .submit import Refusal, SubmitPath, message_content
@@ -77,7 +78,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.bind_gate = None       # callable(account, done(ok)): may the account bind once more?
         self.buckets: dict[str, TokenBucket] = {}
         self.links: list[SmscLink] = []
-        self.msgid_account: OrderedDict = OrderedDict()       # SMSC message_id -> system_id
+        self.msgid_account = MessageIds()                     # SMSC message_id -> system_id (bounded)
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a bind
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.concat: dict = {}                                # key -> _Concat, oldest first

@@ -76,7 +76,7 @@ class SmscLink(CoalescedStream):
             self._read(data)
         finally:
             if self.batch is not None:
-                self.batch.flush()          # the answers relayed from this read leave now (inbox.py)
+                self.batch.flush_point()    # the answers relayed from this read leave now (inbox.py)
 
     def _read(self, data: bytes) -> None:
         self.last_rx = time.monotonic()

@@ -329,9 +329,7 @@ class SubmitPath:
         link.forward(out, on_resp)
 
     def _remember_message_id(self, message_id: str, acct: str) -> None:
-        self.msgid_account[message_id] = acct
-        if len(self.msgid_account) > 2_000_000:
-            self.msgid_account.popitem(last=False)
+        self.msgid_account.add(message_id, acct)
         if self.early_receipts and message_id in self.early_receipts:
             self._early_receipt_matched(message_id, acct)
 
