@@ -29,7 +29,7 @@ class _Concat:
 
 
 _DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
-_GENERIC_NACK = C.GENERIC_NACK
+_GENERIC_NACK, _SUBMIT_SM = C.GENERIC_NACK, C.SUBMIT_SM
 _perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
@@ -88,49 +88,55 @@ def message_content(pdu, reading: str = "auto") -> tuple[str, bool, str | None]:
     return readable_text(ud) or "", True, None
 
 
-def message_concat(pdu) -> tuple | None:
-    """(reference, total, seq) of a submit_sm from its SAR TLVs or its UDH, in short_message or
-    message_payload (the user data was checked by `message_content`)."""
-    if type(pdu) is SmView:
-        return pdu.concat
-    return pdu_concat(pdu)
-
-
 class SubmitPath:
     """Mixin of `SmppProxy`: the ESME -> SMSC direction."""
 
     def _submit(self, sess: EsmeSession, pdu):
+        # (no closures in here: a function that builds one pays for its cells on every call;
+        # the paths that need callbacks are _judge_then_answer's)
         cid = pdu.command_id
+        acct = sess.account
         try:
-            text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")
+            text, binary, reading = message_content(pdu, acct.text_reading if acct else "auto")
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
-        # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above
-        ci = message_concat(pdu) if cid == C.SUBMIT_SM else None
-        if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
-            return self._concat_part(sess, pdu, ci, text, binary)
-        if cid == C.SUBMIT_MULTI:
+        if cid == _SUBMIT_SM:
+            # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above
+            ci = pdu.concat if type(pdu) is SmView else pdu_concat(pdu)
+            if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
+                return self._concat_part(sess, pdu, ci, text, binary)
+        elif cid == C.SUBMIT_MULTI:
             dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
             if len(dests) < len(pdu.dest_addresses):
                 # a distribution list's members are known only to the SMSC
                 if self.settings.distribution_lists == "refuse":
                     return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
                 dests.append("")              # judged on everything but the recipient
-        else:
-            dests = [pdu.destination_addr]
-        if len(dests) == 1:
-            if self.pipeline.state.shared is None:
-                # the common case, judged at once: no callbacks built for it
-                v = self._judge_now(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading)
-                if v.action is _DROP:
-                    return self._drop(sess, (pdu,), v)
-                return self._forward(sess, pdu, v if v.action is _TAG else None)
+            if len(dests) != 1 or self.pipeline.state.shared is not None:
+                return self._judge_then_answer(sess, pdu, dests, text, binary, reading)
+            v = self._judge_now(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading)
+            return self._judged_answer(sess, pdu, v)
+        if self.pipeline.state.shared is not None:
+            return self._judge_then_answer(sess, pdu, [pdu.destination_addr], text, binary, reading)
+        # the common case, judged at once
+        v = self._judge_now(sess, pdu.source_addr, pdu.destination_addr, text, _PDU_NAME[cid], binary, reading)
+        if v.action is _DROP:
+            return self._drop(sess, (pdu,), v)
+        return self._forward(sess, pdu, v if v.action is _TAG else None)
 
-            def judged(v):
-                if v.action is _DROP:
-                    return self._drop(sess, [pdu], v)
-                return self._forward(sess, pdu, v if v.action is _TAG else None)
-            return self._judge(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading, then=judged)
+    def _judged_answer(self, sess, pdu, v) -> None:
+        if v.action is _DROP:
+            return self._drop(sess, (pdu,), v)
+        return self._forward(sess, pdu, v if v.action is _TAG else None)
+
+    def _judge_then_answer(self, sess, pdu, dests, text, binary, reading) -> None:
+        """Judge a message for each of its recipients (a submit_multi), or once through a shared
+        state store (the verdict comes later), then drop or forward it: dropped if any verdict
+        drops it, else forwarded with the first tag."""
+        what = _PDU_NAME[pdu.command_id]
+        if len(dests) == 1:
+            return self._judge(sess, pdu.source_addr, dests[0], text, what, binary, reading,
+                               then=lambda v: self._judged_answer(sess, pdu, v))
         verdicts = [None] * len(dests)
 
         def one(i):
@@ -144,7 +150,7 @@ class SubmitPath:
                 self._forward(sess, pdu, next((x for x in verdicts if x.action is _TAG), None))
             return judged
         for i, d in enumerate(dests):
-            self._judge(sess, pdu.source_addr, d, text, _PDU_NAME[cid], binary, reading, then=one(i))
+            self._judge(sess, pdu.source_addr, d, text, what, binary, reading, then=one(i))
 
     def _refuse(self, sess, pdu, status: int, reason: str) -> None:
         """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
