@@ -29,10 +29,10 @@ deliver_sm is acknowledged only after the ESME acknowledged it or it was held.
 
 Files: esme.py (ESME sessions), inbox.py (the queue PDUs from ESMEs wait in, handled in slices,
 and the flush points of every socket write), admission.py (connection caps, bind pacing), binds.py
-(credentials), smsc.py (SMSC links and the upstream pool), submit.py (the submit path:
-judge, drop, forward, tag), routing.py (receipts and MO from the SMSC), rawpdu.py (responses
-read from bytes), verdictlog.py (the verdict log). This module holds the proxy's state, lifecycle,
-housekeeping and the dispatch of ESME PDUs.
+(credentials), smsc.py (SMSC links and the upstream pool; submit_sm_resp read straight from
+its bytes), submit.py (the submit path: judge, drop, forward, tag), routing.py (receipts and MO
+from the SMSC), msgids.py (message_id -> account, bounded), verdictlog.py (the verdict log).
+This module holds the proxy's state, lifecycle, housekeeping and the dispatch of ESME PDUs.
 """
 from __future__ import annotations
 

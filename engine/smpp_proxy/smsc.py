@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from .codec import RemoteProtocolError, SmppConnection, Window, encode, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
-from .rawpdu import resp_message_id
 from .stream import CoalescedStream
 
 if TYPE_CHECKING:
@@ -98,13 +97,21 @@ class SmscLink(CoalescedStream):
                 return super().data_received(data[off:])    # large, or bad: the codec's path
             if n - off < length:
                 break
-            frame = data[off:off + length]
-            off += length
+            end = off + length
+            frame = data[off:end]
             if (cid == _SUBMIT_SM_RESP or cid == _DATA_SM_RESP) and seq in pending:
-                mid = resp_message_id(frame)
+                # rawpdu.resp_message_id, inline: the body is exactly one C-Octet String
+                if length == 16:
+                    mid = ""
+                elif data[end - 1] == 0 and data.find(0, off + 16) == end - 1:
+                    mid = data[off + 16:end - 1].decode("latin-1")
+                else:
+                    mid = None              # anything else: the codec's path
                 if mid is not None:
+                    off = end
                     pending.pop(seq)[1](_RawResp(cid, status, seq, mid, frame), status)
                     continue
+            off = end
             super().data_received(frame)
         if off < n:
             self._rx = data[off:]
