@@ -23,7 +23,9 @@ waiting (FLUSH_EACH_BELOW), else within FLUSH_AGE, else at the end of its slice:
 is never held while more is judged, so the SMSC works in parallel with us. A slice grows
 with the backlog (BATCH_FROM, BACKLOG_SHARE, up to MAX_SLICE): when the CPU is short, fewer
 looks at the sockets mean fewer system calls per message, and the wait they add is small
-beside the queue's.
+beside the queue's. For the same reason the SMSC's answers, relayed at the end of the read
+that brought them, are held under a backlog (BATCH_FROM waiting) for the writes of the next
+judgements, at most HOLD_AGE: one write per ESME for several answers.
 
 Bounds: a session with MAX_QUEUED PDUs waiting is paused (transport.pause_reading) until it
 is down to half, so a peer that does not respect its window fills its own TCP buffers, not
@@ -42,7 +44,8 @@ BATCH_FROM = 8          # below this many PDUs waiting a slice is one PDU; from 
 BACKLOG_SHARE = 3       # by SLICE for every this many waiting,
 MAX_SLICE = 0.002       # up to this
 FLUSH_EACH_BELOW = 4    # with fewer waiting, writes are flushed after each PDU,
-FLUSH_AGE = 0.001       # else once the oldest queued write is this old (and at the end of a slice)
+FLUSH_AGE = 0.001       # else once the oldest queued write is this old (and at the end of a slice);
+HOLD_AGE = 0.0003       # this old when SMSC answers were held for the slice (WriteBatch.flush_point)
 
 
 def _loop(obj):
@@ -58,7 +61,7 @@ class WriteBatch:
     The proxy flushes at the end of every slice and every SMSC read; a write made anywhere
     else (a timer, a password check's callback) is flushed at the end of its loop iteration."""
 
-    __slots__ = ("dirty", "since", "_scheduled", "_loop", "inbox")
+    __slots__ = ("dirty", "since", "_scheduled", "_loop", "inbox", "age")
 
     def __init__(self):
         self.dirty: list = []
@@ -66,13 +69,16 @@ class WriteBatch:
         self._scheduled = False
         self._loop = None
         self.inbox = None                   # the Inbox that flushes at the end of its slices
+        self.age = FLUSH_AGE                # the inbox flushes once the oldest queued write is this old
 
     def flush_point(self) -> None:
         """Flush, unless a backlog of PDUs is waiting for the inbox, which runs next anyway and
-        flushes within FLUSH_AGE or at the end of its slice: under load the SMSC's answers read
-        now leave with the writes of that slice (one write per stream for both), not alone."""
+        flushes at the end of its slice or once the oldest queued write is HOLD_AGE old: under
+        load the SMSC's answers read now leave with the writes of the next few judgements (one
+        write per stream for all), not alone, and wait a fraction of a millisecond for it."""
         ib = self.inbox
         if ib is not None and ib._scheduled and ib.waiting >= BATCH_FROM:
+            self.age = HOLD_AGE
             return
         self.flush()
 
@@ -89,6 +95,7 @@ class WriteBatch:
         self.flush_point()
 
     def flush(self) -> None:
+        self.age = FLUSH_AGE
         d = self.dirty
         if d:
             self.dirty = []
@@ -141,7 +148,7 @@ class Inbox:
                     sess.resume()
                 handle(sess, pdu)
                 t = perf_counter()
-                if batch.dirty and (self.waiting < FLUSH_EACH_BELOW or t - batch.since >= FLUSH_AGE):
+                if batch.dirty and (self.waiting < FLUSH_EACH_BELOW or t - batch.since >= batch.age):
                     # little waiting: this message's writes leave now; else once the oldest queued
                     # write is FLUSH_AGE old, so the SMSC works on what is judged while we judge more
                     batch.flush()
