@@ -61,7 +61,7 @@ class WriteBatch:
     The proxy flushes at the end of every slice and every SMSC read; a write made anywhere
     else (a timer, a password check's callback) is flushed at the end of its loop iteration."""
 
-    __slots__ = ("dirty", "since", "_scheduled", "_loop", "inbox", "age")
+    __slots__ = ("dirty", "since", "_scheduled", "_loop", "inbox", "age", "scope")
 
     def __init__(self):
         self.dirty: list = []
@@ -70,6 +70,7 @@ class WriteBatch:
         self._loop = None
         self.inbox = None                   # the Inbox that flushes at the end of its slices
         self.age = FLUSH_AGE                # the inbox flushes once the oldest queued write is this old
+        self.scope = 0                      # > 0: inside an inbox slice or an SMSC read, which end in a flush point
 
     def flush_point(self) -> None:
         """Flush, unless a backlog of PDUs is waiting for the inbox, which runs next anyway and
@@ -86,7 +87,7 @@ class WriteBatch:
         if not self.dirty:
             self.since = perf_counter()
         self.dirty.append(stream)
-        if not self._scheduled:
+        if not self._scheduled and not self.scope:      # (in a scope its end is the flush point)
             self._scheduled = True
             _loop(self).call_soon(self._due)
 
@@ -136,6 +137,7 @@ class Inbox:
         w = self.waiting
         # few waiting: one PDU, then the loop looks at the sockets (answers relayed between judgements)
         end = 0.0 if w < BATCH_FROM else perf_counter() + min(MAX_SLICE, SLICE * max(1, w // BACKLOG_SHARE))
+        batch.scope += 1
         try:
             while rnd:
                 sess = rnd.popleft()
@@ -155,10 +157,11 @@ class Inbox:
                 if t >= end:
                     break
         finally:
+            batch.scope -= 1
             if rnd and not self._scheduled:
                 self._scheduled = True
                 _loop(self).call_soon(self.run)
-            self.batch.flush()
+            batch.flush()
 
     def drain_session(self, sess) -> None:
         """Handle everything `sess` has waiting, now (it is closing: answers go out before the close)."""

@@ -71,11 +71,15 @@ class SmscLink(CoalescedStream):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        batch = self.batch
+        if batch is None:
+            return self._read(data)
+        batch.scope += 1
         try:
             self._read(data)
         finally:
-            if self.batch is not None:
-                self.batch.flush_point()    # the answers relayed from this read leave now (inbox.py)
+            batch.scope -= 1
+            batch.flush_point()             # the answers relayed from this read leave now (inbox.py)
 
     def _read(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
