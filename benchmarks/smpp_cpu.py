@@ -6,8 +6,9 @@ Closed loop on 127.0.0.1: an asyncio load generator keeps `binds` x `window` sub
 flight against, in turn, (1) a raw forwarder (SMPP framing and sequence rewrite only), (2)
 the proxy with a trivial verdict (allow, no hits) and (3) the proxy with the real pipeline
 (shipped rules, default lists). Each runs in its own process; its CPU (utime + stime) over
-the run divided by the submit_sm answered is the figure. The SMSC is the lean responder
-in another process. Texts are distinct (a replayed stream would measure flood rules).
+the run divided by the submit_sm answered is the figure, with the kernel's part of it beside
+(`sys_us_per_msg`: system calls, and loopback TCP, which the kernel processes in the sender's
+context). The SMSC is the lean responder in another process. Texts are distinct (a replayed stream would measure flood rules).
 """
 from __future__ import annotations
 
