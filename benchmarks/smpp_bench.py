@@ -55,9 +55,10 @@ def _wait_port(port, timeout=30.0) -> bool:
     return False
 
 
-def _load(port, rate, seconds, watch, seed, sample, count=None, cycle=False, timeout=None, campaign_share=None) -> dict:
+def _load(port, rate, seconds, watch, seed, sample, count=None, cycle=False, timeout=None, campaign_share=None,
+          extra=()) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.smpp_load", "--port", str(port), "--rate", str(rate),
-           "--seconds", str(seconds), "--seed", str(seed), "--dnc-sample", str(sample)]
+           "--seconds", str(seconds), "--seed", str(seed), "--dnc-sample", str(sample), *extra]
     if campaign_share is not None:
         cmd += ["--campaign-share", str(campaign_share)]
     if count:

@@ -6,8 +6,9 @@ Closed loop on 127.0.0.1: an asyncio load generator keeps `binds` x `window` sub
 flight against, in turn, (1) a raw forwarder (SMPP framing and sequence rewrite only), (2)
 the proxy with a trivial verdict (allow, no hits) and (3) the proxy with the real pipeline
 (shipped rules, default lists). Each runs in its own process; its CPU (utime + stime) over
-the run divided by the submit_sm answered is the figure. The SMSC is the lean responder
-in another process. Texts are distinct (a replayed stream would measure flood rules).
+the run divided by the submit_sm answered is the figure, with the kernel's part of it beside
+(`sys_us_per_msg`: system calls, and loopback TCP, which the kernel processes in the sender's
+context). The SMSC is the lean responder in another process. Texts are distinct (a replayed stream would measure flood rules).
 """
 from __future__ import annotations
 
@@ -155,6 +156,13 @@ def _judge_time(p) -> float | None:
     return json.loads(p.stdout.readline())["judge_s"]
 
 
+def _user_sys(pid) -> tuple[float, float]:
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(parts[11]) / tck, int(parts[12]) / tck
+
+
 def _io(pid) -> dict:
     with open(f"/proc/{pid}/io") as f:
         return {k: int(v) for k, v in (line.split(":") for line in f)}
@@ -171,10 +179,10 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
     try:
         assert p.stdout.readline().strip() == "ready"
         uvloop.run(closed_loop(port, pdus[:2000], binds, window))         # warm-up
-        c0, io0, j0 = cpu_seconds(p.pid), _io(p.pid), _judge_time(p)
+        c0, io0, j0, us0 = cpu_seconds(p.pid), _io(p.pid), _judge_time(p), _user_sys(p.pid)
         ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window))
         cpu = cpu_seconds(p.pid) - c0
-        io1, j1 = _io(p.pid), _judge_time(p)
+        io1, j1, us1 = _io(p.pid), _judge_time(p), _user_sys(p.pid)
     finally:
         p.kill()
         p.wait()
@@ -184,6 +192,8 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
             # CPU inside pipeline.judge (thread time; None for the forwarder) and the rest: the proxy's own
             "judge_us_per_msg": round((j1 - j0) / max(n, 1) * 1e6, 1) if j0 is not None else None,
             "own_us_per_msg": round((cpu - (j1 - j0)) / max(n, 1) * 1e6, 1) if j0 is not None else None,
+            # of the CPU, the kernel's part (system calls, loopback TCP processed in the sender's context)
+            "sys_us_per_msg": round((us1[1] - us0[1]) / max(n, 1) * 1e6, 1),
             # read / write system calls (all threads) per submit_sm, from /proc/PID/io
             "reads_per_msg": round((io1["syscr"] - io0["syscr"]) / max(n, 1), 3),
             "writes_per_msg": round((io1["syscw"] - io0["syscw"]) / max(n, 1), 3)}

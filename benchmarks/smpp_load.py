@@ -3,9 +3,21 @@
 Binds `--binds` transceivers (4 by default), each with its own window (`--window`, 10), and
 sends submit_sm of the realistic mix (benchmarks.traffic), fresh content for every message,
 generated before the clock starts. Open loop (`--rate R`): every message has a scheduled send
-time and its latency is measured from that time to its submit_sm_resp, so waiting for a full
-window counts. Closed loop (`--rate 0`): every window is kept full for `--seconds`; this is the
-saturating run. Every response is matched to its request by sequence_number: a response to
+time (`--arrivals`: `uniform`, one every 1/R s, or `poisson`, exponential gaps of mean 1/R from
+a seeded generator), message i on bind i mod binds; `latency_us` runs from when it was sent to
+its submit_sm_resp, `sojourn_us` from when it was due, so waiting for a full window counts.
+Closed loop (`--rate 0`): every window is kept full for `--seconds`; this is the saturating run.
+
+How an open loop paces its sends (`--pacing`):
+  thread  (the default) a sender thread with its own clock sleeps (timer slack set to 1 µs)
+          writes each message to its socket at its own time, the event loop only reads the
+          answers; `--spin-us N` busy-waits the last N µs before a send for precision (0 by
+          default: on a 2-core machine shared with the proxy a spinning generator steals its CPU).
+          The thread holds the GIL at most a switch interval of 100 µs when the reader has it.
+  timer   the event loop sends, pacing with asyncio.sleep, i.e. uvloop's 1-ms timers: messages
+          leave in clumps of rate/1000 and each waits for the ones before it (the old mode).
+The JSON says which (`pacing`, `arrivals`) and how the sends left: `send_late_us` (percentiles of
+send time less due time) and `clumped_share` (sends less than 20 µs after the one before). Every response is matched to its request by sequence_number: a response to
 nothing outstanding is counted as `unexpected` (a request answered twice), an outstanding
 request at the end as `unanswered`. `--watch NAME=PID` samples those processes' CPU time each
 second. Bounded in count and time (sending stops 5 s after the last scheduled time at the latest,
@@ -17,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import select
 import socket
 import struct
 import sys
@@ -42,6 +55,7 @@ class Bind(asyncio.Protocol):
         self.bound = asyncio.get_running_loop().create_future()
         self.space = asyncio.Event()
         self.seq = 1
+        self.sends: list[tuple] = []               # (due, sent) of every submit_sm sent
 
     def connection_made(self, t):
         self.t = t
@@ -89,7 +103,24 @@ class Bind(asyncio.Protocol):
         seq = self.seq
         self.seq = seq + 1 if seq < 0x7FFFFFFF else 1
         self.inflight[seq] = (due, now)
+        self.sends.append((due, now))
         self.t.write(raw[:12] + seq.to_bytes(4, "big") + raw[16:])
+
+    def send_now(self, raw: bytes, due: float) -> float:
+        """From the sender thread: straight to the socket (the loop thread only reads it, and
+        answers a deliver_sm / enquire_link with whole frames of its own). Returns the send time."""
+        seq = self.seq
+        self.seq = seq + 1 if seq < 0x7FFFFFFF else 1
+        data = raw[:12] + seq.to_bytes(4, "big") + raw[16:]
+        now = time.perf_counter()
+        self.inflight[seq] = (due, now)         # before the write: the answer may come at once
+        self.sends.append((due, now))
+        while data:
+            try:
+                data = data[self.sock.send(data):]
+            except BlockingIOError:             # the loop made the socket non-blocking
+                select.select([], [self.sock], [], 0.01)
+        return now
 
 
 def _bind_pdu(system_id: str, password: str) -> bytes:
@@ -97,11 +128,58 @@ def _bind_pdu(system_id: str, password: str) -> bytes:
     return _HDR.pack(16 + len(body), 0x00000009, 0, 1) + body          # SMPP 3.4 §4.1.5 bind_transceiver
 
 
-async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="bench", password="pw", cycle=False):
+def _due_offsets(n: int, rate: float, arrivals: str, seed: int) -> np.ndarray:
+    """Send times of n messages, in seconds from the start."""
+    if arrivals == "poisson":
+        gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
+        return np.concatenate(([0.0], np.cumsum(gaps[:-1])))
+    return np.arange(n) / rate
+
+
+def _set_timer_slack_1us() -> None:
+    # Linux prctl(PR_SET_TIMERSLACK) for this thread: sleeps end within ~1 µs of their time
+    # rather than the default 50 µs (best effort: elsewhere the sleeps are just coarser)
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(29, 1000, 0, 0, 0)
+    except Exception:
+        pass
+
+
+def _paced_sender(bs, pdus, dues, start, deadline, window, spin, out) -> None:
+    """The sender thread: message i leaves on bind i mod len(bs) at start + dues[i] (or when its
+    bind's window has room); records the send times. Stops at the deadline."""
+    _set_timer_slack_1us()
+    sleep, clock = time.sleep, time.perf_counter
+    binds = len(bs)
+    for i in range(len(dues)):
+        due = start + float(dues[i])
+        b = bs[i % binds]
+        now = clock()
+        if due - now > spin:
+            sleep(due - now - spin)
+        while clock() < due:
+            pass
+        while len(b.inflight) >= window and clock() < deadline:
+            sleep(0.00005)
+        if clock() >= deadline or b.t.is_closing():
+            break
+        b.send_now(pdus[i], due)
+        out["sent"][i % binds] += 1
+
+
+async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="bench", password="pw", cycle=False,
+                pacing="thread", arrivals="uniform", spin_us=0.0, seed=1):
     loop = asyncio.get_running_loop()
     bs: list[Bind] = []
+    paced = rate > 0 and pacing == "thread"
     for _ in range(binds):
-        _, b = await loop.create_connection(Bind, "127.0.0.1", port)
+        if paced:                   # our own socket object: the sender thread writes to it
+            sock = socket.create_connection(("127.0.0.1", port))
+            _, b = await loop.create_connection(Bind, sock=sock)
+            b.sock = sock
+        else:
+            _, b = await loop.create_connection(Bind, "127.0.0.1", port)
         b.t.write(_bind_pdu(system_id, password))
         b.seq = 2
         st = await asyncio.wait_for(b.bound, 10)
@@ -151,9 +229,28 @@ async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="benc
             await asyncio.sleep(0.005)
         return k
 
+    async def run_paced():
+        n = min(pool, int(rate * seconds) + 1) if not cycle else int(rate * seconds) + 1
+        dues = _due_offsets(n, rate, arrivals, seed)
+        dues = dues[dues < seconds]
+        out = {"sent": [0] * binds}
+        # `cycle` reuses the pool in turn, as the timer mode does
+        msgs = pdus if len(dues) <= pool else [pdus[i % pool] for i in range(len(dues))]
+        sys.setswitchinterval(0.0001)           # the reader thread yields the GIL within 100 µs
+        await loop.run_in_executor(None, _paced_sender, bs, msgs, dues, start, deadline, window,
+                                   spin_us / 1e6, out)
+        for b in bs:
+            drain_end = time.perf_counter() + 5.0
+            while b.inflight and time.perf_counter() < drain_end and not b.t.is_closing():
+                await asyncio.sleep(0.005)
+        return sum(out["sent"])
+
     smp = asyncio.create_task(sampler())
     g0 = time.process_time()
-    sent = sum(await asyncio.gather(*(run(b, i) for i, b in enumerate(bs))))
+    if paced:
+        sent = await run_paced()
+    else:
+        sent = sum(await asyncio.gather(*(run(b, i) for i, b in enumerate(bs))))
     gen_cpu = time.process_time() - g0
     wall = max(time.perf_counter() - start, 1e-9)
     cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in watch.items()}
@@ -165,7 +262,13 @@ async def offer(port, rate, seconds, window, binds, pdus, watch, system_id="benc
     for b in bs:
         for s, v in b.statuses.items():
             statuses[f"0x{s:02X}"] = statuses.get(f"0x{s:02X}", 0) + v
+    sends = np.array([x for b in bs for x in b.sends]).reshape(-1, 2)       # (due, sent) of every send
+    gaps = np.diff(np.sort(sends[:, 1])) if len(sends) > 1 else np.array([])
     res = {"offered": rate if not closed else None, "mode": "closed" if closed else "open", "window": window,
+           "pacing": None if closed else pacing, "arrivals": None if closed else arrivals,
+           "spin_us": spin_us if paced else None,
+           "send_late_us": None if closed else _pct((sends[:, 1] - sends[:, 0]) * 1e6),
+           "clumped_share": None if closed or not len(gaps) else round(float(np.mean(gaps < 20e-6)), 4),
            "binds": binds, "generated": pool, "cycled": cycle, "sent": sent,
            "ran_out_of_messages": not cycle and sent >= pool, "ok": ok, "errors": err, "error_statuses": statuses,
            "unanswered": sum(len(b.inflight) for b in bs), "unexpected": sum(b.unexpected for b in bs),
@@ -198,6 +301,11 @@ def main(argv=None) -> int:
     ap.add_argument("--campaign-share", type=float, default=None,
                     help="spam campaigns' share of the messages (default: the mix's, benchmarks.traffic.SHARES)")
     ap.add_argument("--watch", action="append", default=[], metavar="NAME=PID")
+    ap.add_argument("--pacing", choices=("thread", "timer"), default="thread",
+                    help="open loop: a sender thread with clock sleeps (each message at its own time) or the "
+                         "event loop's 1-ms timers (clumps; the old mode)")
+    ap.add_argument("--arrivals", choices=("uniform", "poisson"), default="uniform")
+    ap.add_argument("--spin-us", type=float, default=0.0, help="thread pacing: busy-wait this long before each send")
     a = ap.parse_args(argv)
     import uvloop
     from .traffic import campaign_heavy, pdus
@@ -205,7 +313,8 @@ def main(argv=None) -> int:
     sample = np.load(a.dnc_sample) if a.dnc_sample else None
     msgs = pdus(n, a.seed, sample, campaign_heavy(a.campaign_share) if a.campaign_share is not None else None)
     watch = {k: int(v) for k, v in (w.split("=", 1) for w in a.watch)}
-    res = uvloop.run(offer(a.port, a.rate, a.seconds, a.window, a.binds, msgs, watch, cycle=a.cycle))
+    res = uvloop.run(offer(a.port, a.rate, a.seconds, a.window, a.binds, msgs, watch, cycle=a.cycle,
+                           pacing=a.pacing, arrivals=a.arrivals, spin_us=a.spin_us, seed=a.seed))
     print(json.dumps(res))
     return 0
 

@@ -1,6 +1,7 @@
 """Added latency of the SMPP proxy at one offered rate, next to the straight line, in one run.
 
-    python -m benchmarks.smpp_p99 [--rate 5000] [--seconds 8] [--repeat 2] [--code DIR ...]
+    python -m benchmarks.smpp_p99 [--rate 5000] [--seconds 8] [--repeat 2] [--pacing thread,timer]
+                                  [--arrivals uniform] [--code DIR ...]
 
 Theory of operation: the lean responder (the SMSC) and one `telfilter serve` per checkout
 (`--code DIR`, default this one; give two to compare a change with its baseline in the same
@@ -10,7 +11,11 @@ times and in turn, the load generator offers `--rate` submit_sm/s (open loop, 4 
 10, fresh messages of the realistic mix) straight to the responder and through each proxy. The
 added latency is the proxy's percentile less the straight line's at the same rate in the same
 round; CPU µs per submit_sm is the proxy's process CPU over the messages it answered; worst GC
-pauses come from benchmarks.proxy_runner when the proxies exit. Prints one JSON object.
+pauses come from benchmarks.proxy_runner when the proxies exit. Each round runs every generator
+pacing of `--pacing` in turn (benchmarks.smpp_load: `thread` sends each message at its own time,
+`timer` is the event loop's 1-ms timers, which send in clumps), with `--arrivals` uniform or
+poisson; a round's rows are keyed by pacing, each with its own direct baseline. Prints one JSON
+object.
 """
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dnc", type=int, default=1_000_000)
     ap.add_argument("--trace", action="store_true", help="run the proxies under benchmarks.smpp_trace (stages per message)")
     ap.add_argument("--code", action="append", default=None, help="a checkout whose engine serves (repeatable)")
+    ap.add_argument("--pacing", default="thread,timer", help="generator pacings to run each round, comma-separated")
+    ap.add_argument("--arrivals", choices=("uniform", "poisson"), default="uniform")
     a = ap.parse_args(argv)
     codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
     from .traffic import seed_data
@@ -72,16 +79,22 @@ def main(argv=None) -> int:
         seed = iter(range(500, 10_000))
         rounds = []
         for _ in range(a.repeat):
-            direct = _load(r_port, a.rate, a.seconds, {}, next(seed), sample,
-                           count=min(int(a.rate * a.seconds), 10_000), cycle=True)
-            row = {"direct_latency_us": direct["latency_us"], "direct_achieved": direct["achieved"]}
-            for k, (code, port, p) in enumerate(proxies):
-                r = _load(port, a.rate, a.seconds, {"proxy": p.pid}, next(seed), sample)
-                row[code] = {"achieved": r["achieved"], "latency_us": r["latency_us"], "sojourn_us": r["sojourn_us"],
-                             "added_us": {q: r["latency_us"][q] - direct["latency_us"][q] for q in r["latency_us"]},
-                             "cpu_us_per_msg": _per_msg(r, "proxy"), "unanswered": r["unanswered"],
-                             "errors": r["error_statuses"]}
-            rounds.append(row)
+            by_pacing = {}
+            for pacing in a.pacing.split(","):
+                extra = ("--pacing", pacing, "--arrivals", a.arrivals)
+                direct = _load(r_port, a.rate, a.seconds, {}, next(seed), sample,
+                               count=min(int(a.rate * a.seconds), 10_000), cycle=True, extra=extra)
+                row = {"direct_latency_us": direct["latency_us"], "direct_achieved": direct["achieved"],
+                       "direct_send_late_us": direct.get("send_late_us"), "direct_clumped_share": direct.get("clumped_share")}
+                for k, (code, port, p) in enumerate(proxies):
+                    r = _load(port, a.rate, a.seconds, {"proxy": p.pid}, next(seed), sample, extra=extra)
+                    row[code] = {"achieved": r["achieved"], "latency_us": r["latency_us"], "sojourn_us": r["sojourn_us"],
+                                 "added_us": {q: r["latency_us"][q] - direct["latency_us"][q] for q in r["latency_us"]},
+                                 "cpu_us_per_msg": _per_msg(r, "proxy"), "unanswered": r["unanswered"],
+                                 "errors": r["error_statuses"], "send_late_us": r.get("send_late_us"),
+                                 "clumped_share": r.get("clumped_share")}
+                by_pacing[pacing] = row
+            rounds.append(by_pacing)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -92,7 +105,7 @@ def main(argv=None) -> int:
                 p.kill()
     gc_by = {code: json.loads((tmp / f"gc{k}.json").read_text()) if (tmp / f"gc{k}.json").exists() else None
              for k, (code, _, _) in enumerate(proxies)}
-    print(json.dumps({"rate": a.rate, "seconds": a.seconds, "rounds": rounds, ("proxy_trace" if a.trace else "proxy_gc"): gc_by}))
+    print(json.dumps({"rate": a.rate, "seconds": a.seconds, "arrivals": a.arrivals, "rounds": rounds, ("proxy_trace" if a.trace else "proxy_gc"): gc_by}))
     subprocess.run(["rm", "-rf", str(tmp)])
     return 0
 

@@ -126,13 +126,21 @@ class Tracer:
             inbox.Inbox.run = traced_run
 
         judge = submit.SubmitPath._judge
+        judge_now = getattr(submit.SubmitPath, "_judge_now", None)     # (judged at once, no shared store)
 
         def counted_judge(self, *a, **k):
-            self.stats["sms_seen"] += 1
+            if judge_now is None or self.pipeline.state.shared is not None:     # else counted below
+                self.stats["sms_seen"] += 1
             return judge(self, *a, **k)
         submit.SubmitPath._judge = counted_judge
+        if judge_now is not None:
+            def counted_judge_now(self, *a, **k):
+                self.stats["sms_seen"] += 1
+                return judge_now(self, *a, **k)
+            submit.SubmitPath._judge_now = counted_judge_now
 
         fwd, request = submit.SubmitPath._forward, L.request
+        forward = getattr(L, "forward", None)            # the submit path's request() for raw bytes
 
         def traced_forward(self, sess, pdu, *a, **k):
             tr.cur_fwd = sess
@@ -142,21 +150,25 @@ class Tracer:
                 tr.cur_fwd = None
         submit.SubmitPath._forward = traced_forward
 
-        def traced_request(self, raw, on_resp):
-            sess = tr.cur_fwd
-            if sess is None:
-                return request(self, raw, on_resp)
-            rec = [tr.cur_read, now(), 0.0, 0.0, 0.0]
-            self._trace_q.append(rec)
+        def traced(send):
+            def traced_request(self, raw, on_resp):
+                sess = tr.cur_fwd
+                if sess is None:
+                    return send(self, raw, on_resp)
+                rec = [tr.cur_read, now(), 0.0, 0.0, 0.0]
+                self._trace_q.append(rec)
 
-            def resp(r, status):
-                rec[3] = tr.cur_resp
-                on_resp(r, status)
-                if status >= 0 and len(tr.recs) < MAX_RECORDS:
-                    sess._trace_q.append(rec)
-                    tr.recs.append(rec)
-            request(self, raw, resp)
-        L.request = traced_request
+                def resp(r, status):
+                    rec[3] = tr.cur_resp
+                    on_resp(r, status)
+                    if status >= 0 and len(tr.recs) < MAX_RECORDS:
+                        sess._trace_q.append(rec)
+                        tr.recs.append(rec)
+                send(self, raw, resp)
+            return traced_request
+        L.request = traced(request)
+        if forward is not None:
+            L.forward = traced(forward)
 
         drop = submit.SubmitPath._drop
 

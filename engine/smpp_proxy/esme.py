@@ -3,16 +3,20 @@ window of deliver_sm we sent it). It only moves bytes into the codec and PDUs to
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from .codec import BindState, PduTooLarge, RemoteProtocolError, SmppConnection
+from .codec import BindState, PduTooLarge, RemoteProtocolError, SmppConnection, view_sm
 from .codec import constants as C
 from .codec import pdu as P
 from .stream import CoalescedStream
 
 _MESSAGE_COMMANDS = frozenset((C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM))
+_SUBMIT_SM = C.SUBMIT_SM
+_HEADER = struct.Struct(">IIII").unpack_from          # command_length, command_id, command_status, sequence_number
+_monotonic = time.monotonic
 
 if TYPE_CHECKING:
     from .server import SmppProxy
@@ -59,8 +63,29 @@ class EsmeSession(CoalescedStream):
         self.proxy.session_gone(self)
 
     def data_received(self, data: bytes):
-        self.last_rx = time.monotonic()
-        super().data_received(data)
+        self.last_rx = _monotonic()
+        conn = self.conn
+        if conn._buf or self.closed:
+            return super().data_received(data)         # the codec holds part of a frame: its path
+        # Lean path: a read of whole submit_sm frames (a window's worth, typically) is cut into
+        # frames and viewed here without going through the codec's buffer. The first frame that
+        # is anything else, incomplete, or refused by the view goes to the codec with everything
+        # after it, which decodes (and refuses) it exactly as view_sm did: the two paths accept
+        # the same bytes, and frames keep their order.
+        off, n = 0, len(data)
+        put, max_pdu = self.proxy.inbox.put, conn.max_pdu
+        while n - off >= 16:
+            length, cid, status, seq = _HEADER(data, off)
+            if cid != _SUBMIT_SM or length < 16 or length > max_pdu or n - off < length:
+                break
+            try:
+                ev = view_sm(data[off:off + length], cid, seq, status)
+            except RemoteProtocolError:
+                break
+            off += length
+            put(self, ev)
+        if off < n:
+            super().data_received(data[off:] if off else data)
 
     def malformed(self, e: RemoteProtocolError) -> None:
         if e.fatal:                 # the connection closes: what was read before it is answered first
@@ -95,8 +120,7 @@ class EsmeSession(CoalescedStream):
                 self.send_pdu(P.response_class(ev.command_id)(sequence_number=ev.sequence_number,
                                                              command_status=C.ESME_RSYSERR))
 
-    def send_raw(self, raw: bytes) -> None:
-        self._queue(raw)
+    send_raw = CoalescedStream._queue       # (raw: bytes) -> None: queued for the next flush point
 
     def close(self) -> None:
         self.proxy.inbox.drain_session(self)     # what was read is answered before the close

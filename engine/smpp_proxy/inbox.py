@@ -23,7 +23,9 @@ waiting (FLUSH_EACH_BELOW), else within FLUSH_AGE, else at the end of its slice:
 is never held while more is judged, so the SMSC works in parallel with us. A slice grows
 with the backlog (BATCH_FROM, BACKLOG_SHARE, up to MAX_SLICE): when the CPU is short, fewer
 looks at the sockets mean fewer system calls per message, and the wait they add is small
-beside the queue's.
+beside the queue's. For the same reason the SMSC's answers, relayed at the end of the read
+that brought them, are held under a backlog (BATCH_FROM waiting) for the writes of the next
+judgements, at most HOLD_AGE: one write per ESME for several answers.
 
 Bounds: a session with MAX_QUEUED PDUs waiting is paused (transport.pause_reading) until it
 is down to half, so a peer that does not respect its window fills its own TCP buffers, not
@@ -42,7 +44,8 @@ BATCH_FROM = 8          # below this many PDUs waiting a slice is one PDU; from 
 BACKLOG_SHARE = 3       # by SLICE for every this many waiting,
 MAX_SLICE = 0.002       # up to this
 FLUSH_EACH_BELOW = 4    # with fewer waiting, writes are flushed after each PDU,
-FLUSH_AGE = 0.001       # else once the oldest queued write is this old (and at the end of a slice)
+FLUSH_AGE = 0.001       # else once the oldest queued write is this old (and at the end of a slice);
+HOLD_AGE = 0.0003       # this old when SMSC answers were held for the slice (WriteBatch.flush_point)
 
 
 def _loop(obj):
@@ -58,27 +61,42 @@ class WriteBatch:
     The proxy flushes at the end of every slice and every SMSC read; a write made anywhere
     else (a timer, a password check's callback) is flushed at the end of its loop iteration."""
 
-    __slots__ = ("dirty", "since", "_scheduled", "_loop")
+    __slots__ = ("dirty", "since", "_scheduled", "_loop", "inbox", "age", "scope")
 
     def __init__(self):
         self.dirty: list = []
         self.since = 0.0                    # when the oldest queued write was queued
         self._scheduled = False
         self._loop = None
+        self.inbox = None                   # the Inbox that flushes at the end of its slices
+        self.age = FLUSH_AGE                # the inbox flushes once the oldest queued write is this old
+        self.scope = 0                      # > 0: inside an inbox slice or an SMSC read, which end in a flush point
+
+    def flush_point(self) -> None:
+        """Flush, unless a backlog of PDUs is waiting for the inbox, which runs next anyway and
+        flushes at the end of its slice or once the oldest queued write is HOLD_AGE old: under
+        load the SMSC's answers read now leave with the writes of the next few judgements (one
+        write per stream for all), not alone, and wait a fraction of a millisecond for it."""
+        ib = self.inbox
+        if ib is not None and ib._scheduled and ib.waiting >= BATCH_FROM:
+            self.age = HOLD_AGE
+            return
+        self.flush()
 
     def add(self, stream) -> None:
         if not self.dirty:
             self.since = perf_counter()
         self.dirty.append(stream)
-        if not self._scheduled:
+        if not self._scheduled and not self.scope:      # (in a scope its end is the flush point)
             self._scheduled = True
             _loop(self).call_soon(self._due)
 
     def _due(self) -> None:
         self._scheduled = False
-        self.flush()
+        self.flush_point()
 
     def flush(self) -> None:
+        self.age = FLUSH_AGE
         d = self.dirty
         if d:
             self.dirty = []
@@ -96,6 +114,7 @@ class Inbox:
         self._scheduled = False
         self._loop = None
         self.waiting = 0                    # PDUs queued, all sessions
+        batch.inbox = self
 
     def put(self, sess, pdu) -> None:
         q = sess.inq
@@ -118,6 +137,7 @@ class Inbox:
         w = self.waiting
         # few waiting: one PDU, then the loop looks at the sockets (answers relayed between judgements)
         end = 0.0 if w < BATCH_FROM else perf_counter() + min(MAX_SLICE, SLICE * max(1, w // BACKLOG_SHARE))
+        batch.scope += 1
         try:
             while rnd:
                 sess = rnd.popleft()
@@ -130,17 +150,18 @@ class Inbox:
                     sess.resume()
                 handle(sess, pdu)
                 t = perf_counter()
-                if batch.dirty and (self.waiting < FLUSH_EACH_BELOW or t - batch.since >= FLUSH_AGE):
+                if batch.dirty and (self.waiting < FLUSH_EACH_BELOW or t - batch.since >= batch.age):
                     # little waiting: this message's writes leave now; else once the oldest queued
                     # write is FLUSH_AGE old, so the SMSC works on what is judged while we judge more
                     batch.flush()
                 if t >= end:
                     break
         finally:
+            batch.scope -= 1
             if rnd and not self._scheduled:
                 self._scheduled = True
                 _loop(self).call_soon(self.run)
-            self.batch.flush()
+            batch.flush()
 
     def drain_session(self, sess) -> None:
         """Handle everything `sess` has waiting, now (it is closing: answers go out before the close)."""

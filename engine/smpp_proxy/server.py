@@ -29,10 +29,10 @@ deliver_sm is acknowledged only after the ESME acknowledged it or it was held.
 
 Files: esme.py (ESME sessions), inbox.py (the queue PDUs from ESMEs wait in, handled in slices,
 and the flush points of every socket write), admission.py (connection caps, bind pacing), binds.py
-(credentials), smsc.py (SMSC links and the upstream pool), submit.py (the submit path:
-judge, drop, forward, tag), routing.py (receipts and MO from the SMSC), rawpdu.py (responses
-read from bytes), verdictlog.py (the verdict log). This module holds the proxy's state, lifecycle,
-housekeeping and the dispatch of ESME PDUs.
+(credentials), smsc.py (SMSC links and the upstream pool; submit_sm_resp read straight from
+its bytes), submit.py (the submit path: judge, drop, forward, tag), routing.py (receipts and MO
+from the SMSC), msgids.py (message_id -> account, bounded), verdictlog.py (the verdict log).
+This module holds the proxy's state, lifecycle, housekeeping and the dispatch of ESME PDUs.
 """
 from __future__ import annotations
 
@@ -47,15 +47,19 @@ from ..verdict import Action
 from .accounts import SmppSettings, TokenBucket
 from .codec import constants as C
 from .codec import pdu as P
+from .codec.connection import FROM_ESME
 from .admission import BindThrottle, ConnectionCaps
 from .binds import BIND_NAMES, BindHandling
 from .esme import EsmeSession
 from .inbox import Inbox, WriteBatch
+from .msgids import MessageIds
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
 from .submit import Refusal, SubmitPath, message_content
 from .verdictlog import VerdictLog
 
+_SUBMIT_SM = C.SUBMIT_SM
+_FROM_ESME = FROM_ESME
 __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
 
@@ -74,7 +78,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.bind_gate = None       # callable(account, done(ok)): may the account bind once more?
         self.buckets: dict[str, TokenBucket] = {}
         self.links: list[SmscLink] = []
-        self.msgid_account: OrderedDict = OrderedDict()       # SMSC message_id -> system_id
+        self.msgid_account = MessageIds()                     # SMSC message_id -> system_id (bounded)
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a bind
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.concat: dict = {}                                # key -> _Concat, oldest first
@@ -235,6 +239,16 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
     # ------------------------------------------------------------ from ESMEs
     def handle_esme_pdu(self, sess: EsmeSession, pdu):
         cid = pdu.command_id
+        if cid == _SUBMIT_SM and not self.draining and cid in _FROM_ESME[sess.state.state]:
+            # the hot path, first: the same steps as the general one below (bucket, then submit)
+            acct = sess.account.system_id
+            b = self.buckets.get(acct)
+            if b is not None:
+                if b.take():
+                    return self._submit(sess, pdu)
+                self.stats["throttled"] += 1
+                return sess.send_pdu(P.SubmitSmResp(sequence_number=pdu.sequence_number,
+                                                    command_status=C.ESME_RTHROTTLED))
         if not sess.state.allowed_from_esme(cid):
             if P.is_response(cid):
                 return

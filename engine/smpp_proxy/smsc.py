@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -11,7 +12,6 @@ from typing import TYPE_CHECKING
 from .codec import RemoteProtocolError, SmppConnection, Window, encode, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
-from .rawpdu import resp_message_id
 from .stream import CoalescedStream
 
 if TYPE_CHECKING:
@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("telfilter.smpp")
 
 
-_FAST_RESP = (C.SUBMIT_SM_RESP, C.DATA_SM_RESP)
+_SUBMIT_SM_RESP, _DATA_SM_RESP = C.SUBMIT_SM_RESP, C.DATA_SM_RESP     # read on the lean path
 _FAST_MAX = 4096
+_HEADER = struct.Struct(">IIII").unpack_from          # command_length, command_id, command_status, sequence_number
+_monotonic = time.monotonic
 
 
 class _RawResp:
@@ -69,11 +71,15 @@ class SmscLink(CoalescedStream):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        batch = self.batch
+        if batch is None:
+            return self._read(data)
+        batch.scope += 1
         try:
             self._read(data)
         finally:
-            if self.batch is not None:
-                self.batch.flush()          # the answers relayed from this read leave now (inbox.py)
+            batch.scope -= 1
+            batch.flush_point()             # the answers relayed from this read leave now (inbox.py)
 
     def _read(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
@@ -88,22 +94,28 @@ class SmscLink(CoalescedStream):
         # are handled here; anything else (and anything odd) goes through the codec, which
         # is fed whole frames only, so the two never split a frame between them.
         off, n = 0, len(data)
+        pending = self.window.pending
         while n - off >= 16:
-            length = int.from_bytes(data[off:off + 4], "big")
+            length, cid, status, seq = _HEADER(data, off)
             if length < 16 or length > _FAST_MAX:
                 return super().data_received(data[off:])    # large, or bad: the codec's path
             if n - off < length:
                 break
-            frame = data[off:off + length]
-            off += length
-            cid = int.from_bytes(frame[4:8], "big")
-            if cid in _FAST_RESP:
-                seq = int.from_bytes(frame[12:16], "big")
-                mid = resp_message_id(frame) if seq in self.window.pending else None
+            end = off + length
+            frame = data[off:end]
+            if (cid == _SUBMIT_SM_RESP or cid == _DATA_SM_RESP) and seq in pending:
+                # rawpdu.resp_message_id, inline: the body is exactly one C-Octet String
+                if length == 16:
+                    mid = ""
+                elif data[end - 1] == 0 and data.find(0, off + 16) == end - 1:
+                    mid = data[off + 16:end - 1].decode("latin-1")
+                else:
+                    mid = None              # anything else: the codec's path
                 if mid is not None:
-                    status = int.from_bytes(frame[8:12], "big")
-                    self.window.complete(seq)(_RawResp(cid, status, seq, mid, frame), status)
+                    off = end
+                    pending.pop(seq)[1](_RawResp(cid, status, seq, mid, frame), status)
                     continue
+            off = end
             super().data_received(frame)
         if off < n:
             self._rx = data[off:]
@@ -129,6 +141,17 @@ class SmscLink(CoalescedStream):
             else with_sequence(bytes(raw_or_pdu), seq)
         self.window.add(seq, time.monotonic(), on_resp)      # on_resp(resp | None, status)
         self._queue(raw)
+
+    def forward(self, raw: bytes, on_resp) -> None:
+        """`request` for a PDU's own bytes on the submit path: only the sequence_number is put
+        in (SMPP 3.4 §3.2: header octets 12-15), the window entry is Window.add's."""
+        conn = self.conn
+        seq = conn._seq = conn._seq % 0x7FFFFFFF + 1          # SmppConnection.next_sequence
+        pending = self.window.pending
+        if seq in pending:
+            del pending[seq]                # a reused number goes to the back, keeping the expiry order
+        pending[seq] = (_monotonic() + self.window.timeout, on_resp)
+        self._queue(raw[:12] + seq.to_bytes(4, "big") + raw[16:])
 
     def malformed(self, e: RemoteProtocolError) -> None:
         # answered with the command's resp and an error status by the stream; the link stays up

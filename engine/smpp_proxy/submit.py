@@ -29,6 +29,8 @@ class _Concat:
 
 
 _DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
+_GENERIC_NACK, _SUBMIT_SM = C.GENERIC_NACK, C.SUBMIT_SM
+_perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
 
@@ -86,42 +88,55 @@ def message_content(pdu, reading: str = "auto") -> tuple[str, bool, str | None]:
     return readable_text(ud) or "", True, None
 
 
-def message_concat(pdu) -> tuple | None:
-    """(reference, total, seq) of a submit_sm from its SAR TLVs or its UDH, in short_message or
-    message_payload (the user data was checked by `message_content`)."""
-    if type(pdu) is SmView:
-        return pdu.concat
-    return pdu_concat(pdu)
-
-
 class SubmitPath:
     """Mixin of `SmppProxy`: the ESME -> SMSC direction."""
 
     def _submit(self, sess: EsmeSession, pdu):
+        # (no closures in here: a function that builds one pays for its cells on every call;
+        # the paths that need callbacks are _judge_then_answer's)
         cid = pdu.command_id
+        acct = sess.account
         try:
-            text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")
+            text, binary, reading = message_content(pdu, acct.text_reading if acct else "auto")
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
-        # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above
-        ci = message_concat(pdu) if cid == C.SUBMIT_SM else None
-        if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
-            return self._concat_part(sess, pdu, ci, text, binary)
-        if cid == C.SUBMIT_MULTI:
+        if cid == _SUBMIT_SM:
+            # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above
+            ci = pdu.concat if type(pdu) is SmView else pdu_concat(pdu)
+            if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
+                return self._concat_part(sess, pdu, ci, text, binary)
+        elif cid == C.SUBMIT_MULTI:
             dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
             if len(dests) < len(pdu.dest_addresses):
                 # a distribution list's members are known only to the SMSC
                 if self.settings.distribution_lists == "refuse":
                     return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
                 dests.append("")              # judged on everything but the recipient
-        else:
-            dests = [pdu.destination_addr]
+            if len(dests) != 1 or self.pipeline.state.shared is not None:
+                return self._judge_then_answer(sess, pdu, dests, text, binary, reading)
+            v = self._judge_now(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading)
+            return self._judged_answer(sess, pdu, v)
+        if self.pipeline.state.shared is not None:
+            return self._judge_then_answer(sess, pdu, [pdu.destination_addr], text, binary, reading)
+        # the common case, judged at once
+        v = self._judge_now(sess, pdu.source_addr, pdu.destination_addr, text, _PDU_NAME[cid], binary, reading)
+        if v.action is _DROP:
+            return self._drop(sess, (pdu,), v)
+        return self._forward(sess, pdu, v if v.action is _TAG else None)
+
+    def _judged_answer(self, sess, pdu, v) -> None:
+        if v.action is _DROP:
+            return self._drop(sess, (pdu,), v)
+        return self._forward(sess, pdu, v if v.action is _TAG else None)
+
+    def _judge_then_answer(self, sess, pdu, dests, text, binary, reading) -> None:
+        """Judge a message for each of its recipients (a submit_multi), or once through a shared
+        state store (the verdict comes later), then drop or forward it: dropped if any verdict
+        drops it, else forwarded with the first tag."""
+        what = _PDU_NAME[pdu.command_id]
         if len(dests) == 1:
-            def judged(v):
-                if v.action is _DROP:
-                    return self._drop(sess, [pdu], v)
-                return self._forward(sess, pdu, v if v.action is _TAG else None)
-            return self._judge(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading, then=judged)
+            return self._judge(sess, pdu.source_addr, dests[0], text, what, binary, reading,
+                               then=lambda v: self._judged_answer(sess, pdu, v))
         verdicts = [None] * len(dests)
 
         def one(i):
@@ -135,7 +150,7 @@ class SubmitPath:
                 self._forward(sess, pdu, next((x for x in verdicts if x.action is _TAG), None))
             return judged
         for i, d in enumerate(dests):
-            self._judge(sess, pdu.source_addr, d, text, _PDU_NAME[cid], binary, reading, then=one(i))
+            self._judge(sess, pdu.source_addr, d, text, what, binary, reading, then=one(i))
 
     def _refuse(self, sess, pdu, status: int, reason: str) -> None:
         """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
@@ -212,34 +227,46 @@ class SubmitPath:
         self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
                     f"SubmitSm x{len(parts)}/{c.total}", binary, then=judged)
 
+    def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None):
+        """Judge and log one message when no shared state store is in use (its verdict is final
+        at once); `_judge` is the general form."""
+        t0 = _perf_counter()
+        acct = sess.account
+        msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt")
+        v = self.pipeline.judge(msg)
+        us = (_perf_counter() - t0) * 1e6
+        self.stats[_STAT_KEY[v.action]] += 1
+        self.vlog.write_sms(msg, what, v, us, binary, reading)
+        return v
+
     def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, *, then):
         """Judge one message and call `then(verdict)`: at once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
         (an allowed ad whose shared cap is full comes back dropped)."""
-        t0 = time.perf_counter()
+        shared = self.pipeline.state.shared
+        if shared is None:
+            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading))
+        t0 = _perf_counter()
         msg = Message(sender=sender, recipient=recipient, text=text, time=self.clock(),
                       account=sess.account.system_id if sess.account else "", direction="mt")
-        shared = self.pipeline.state.shared
-        if shared is not None:
-            shared.begin()
+        shared.begin()
         v = self.pipeline.judge(msg)
-        us = (time.perf_counter() - t0) * 1e6
+        us = (_perf_counter() - t0) * 1e6
 
         def judged(v):
             self.stats[_STAT_KEY[v.action]] += 1
             self.vlog.write_sms(msg, what, v, us, binary, reading)
             then(v)
-        if shared is None:
-            return judged(v)
         shared.settle(self.pipeline, v, judged)
 
     def _drop(self, sess, pdus, v):
-        silent = any(h.symbol in self.settings.silent_symbols for h in v.hits if h.action is Action.DROP)
+        silent_symbols = self.settings.silent_symbols
+        silent = bool(silent_symbols) and any(h.symbol in silent_symbols for h in v.hits if h.action is _DROP)
         for pdu in pdus:
-            resp = P.response_class(pdu.command_id)
             if not silent:
                 sess.send_raw(_error_resp(pdu.command_id, pdu.sequence_number, v.smpp_status))
                 continue
+            resp = P.response_class(pdu.command_id)
             mid = f"L{next(self._local_ids):09d}"
             sess.send_pdu(resp(sequence_number=pdu.sequence_number, message_id=mid))
             if self.settings.rejected_receipt and getattr(pdu, "registered_delivery", 0) & 0x03:
@@ -285,27 +312,30 @@ class SubmitPath:
         out = self._tagged(pdu, tag_verdict, prefix) if tag_verdict is not None else pdu.raw
         esme_seq = pdu.sequence_number
         acct = sess.account.system_id
-        t0 = time.perf_counter()
+        t0 = _perf_counter()
 
         def on_resp(resp, status):
+            # the one closure a forwarded message costs: the SMSC link's window holds it until
+            # the resp (or a timeout, a lost link, the drain) calls it, exactly once
             if status == LATE:
                 return self._late_response(acct, link, resp)
-            if resp is None or resp.command_id == C.GENERIC_NACK:
+            if resp is None or resp.command_id == _GENERIC_NACK:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=status or C.ESME_RSYSERR))
                 return
-            sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
+            raw = resp.raw
+            sess.send_raw(raw[:12] + esme_seq.to_bytes(4, "big") + raw[16:] if raw
+                          else encode(P.replace(resp, sequence_number=esme_seq)))
             if resp.command_status == 0 and getattr(resp, "message_id", ""):
                 # after the resp is queued: a receipt that was waiting for this id goes out behind it
                 self._remember_message_id(resp.message_id, acct)
-            self.stats["forwarded"] += 1
-            self.stats["added_us_total"] += int((time.perf_counter() - t0) * 1e6)
-        link.request(out, on_resp)
+            stats = self.stats
+            stats["forwarded"] += 1
+            stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
+        link.forward(out, on_resp)
 
     def _remember_message_id(self, message_id: str, acct: str) -> None:
-        self.msgid_account[message_id] = acct
-        if len(self.msgid_account) > 2_000_000:
-            self.msgid_account.popitem(last=False)
+        self.msgid_account.add(message_id, acct)
         if self.early_receipts and message_id in self.early_receipts:
             self._early_receipt_matched(message_id, acct)
 

@@ -41,6 +41,22 @@ def _num(x) -> str:
     return float.__repr__(x) if isinstance(x, float) else int.__repr__(int(x))
 
 
+_STAMP = [None, "", ""]        # (the second it is for, "YYYY-MM-DDTHH:MM:SS", the UTC offset part)
+
+
+def _isoformat(t) -> str:
+    """t.isoformat(), with the part down to the second (and the offset) made once per second:
+    messages come many to a second, and an aware datetime's isoformat() costs more than the rest
+    of the line's fields together."""
+    key = (t.second, t.minute, t.hour, t.day, t.month, t.year, t.tzinfo, t.fold)
+    st = _STAMP
+    if key != st[0]:
+        whole = t.replace(microsecond=0).isoformat()
+        st[0], st[1], st[2] = key, whole[:19], whole[19:]       # the date and time are 19 characters
+    us = t.microsecond
+    return st[1] + ".%06d" % us + st[2] if us else st[1] + st[2]
+
+
 _NAMES: dict[str, str] = {}
 _MAX_NAMES = 4096
 
@@ -55,7 +71,27 @@ def _name_json(name: str) -> str:
     return j
 
 
+_HITS: dict = {}
+_MAX_HITS = 4096
+
+
 def _hit_json(h) -> str:
+    """A hit's JSON, kept: most hits repeat (a symbol with the same detail, e.g. one sender
+    not in the registry). Bounded by emptying the cache when it is full (O(1) amortised; a
+    detail that is new every time costs one look-up more). The score's type is in the key:
+    15 and 15.0 are equal keys but print differently."""
+    sc = h.score
+    key = (h.symbol, sc, type(sc), h.detail, h.source)
+    j = _HITS.get(key)
+    if j is None:
+        j = _hit_json_text(h)
+        if len(_HITS) >= _MAX_HITS:
+            _HITS.clear()
+        _HITS[key] = j
+    return j
+
+
+def _hit_json_text(h) -> str:
     sc = round(h.score, 6)
     return '{"symbol": %s, "score": %s, "detail": %s, "source": %s}' % (
         _name_json(h.symbol), float.__repr__(sc) if type(sc) is float else _num(sc), _jstr(h.detail),
@@ -117,7 +153,7 @@ class VerdictLog:
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s%s}'
                     # isoformat() is plain ASCII with nothing to escape; names of PDUs and accounts
                     # are few and their JSON is kept
-                    % (msg.time.isoformat(), _name_json(pdu), _name_json(msg.account), _jstr(msg.sender),
+                    % (_isoformat(msg.time), _name_json(pdu), _name_json(msg.account), _jstr(msg.sender),
                        _jstr(msg.recipient), _ACTION_NAME[v.action],
                        float.__repr__(round(score, 4)) if type(score) is float else _num(round(score, 4)),
                        _hits_json(hits) if hits else "[]",

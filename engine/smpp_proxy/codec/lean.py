@@ -104,13 +104,21 @@ class SmView:
                 self.replace_if_present_flag, self.data_coding, self.sm_default_msg_id, self.short_message)
 
 
-def _cstr(raw, o, limit, name, status, cid, seq):
-    e = raw.find(b"\x00", o, o + limit)
+def _cstr_error(raw, o, limit, name, status, cid, seq) -> RemoteProtocolError:
+    """Why there is no NUL within `limit` octets from `o` (view_sm looks for it inline)."""
+    if len(raw) - o >= limit:
+        return RemoteProtocolError(f"{name} longer than {limit - 1} octets", status, cid, seq)
+    return RemoteProtocolError(f"{name}: C-Octet String without NUL terminator", C.ESME_RINVCMDLEN, cid, seq)
+
+
+def _time_field(raw, o, e, name, status, cid, seq) -> str:
+    """A non-empty time field ending at `e` (-1: no NUL within its 17 octets)."""
     if e < 0:
-        if len(raw) - o >= limit:
-            raise RemoteProtocolError(f"{name} longer than {limit - 1} octets", status, cid, seq)
-        raise RemoteProtocolError(f"{name}: C-Octet String without NUL terminator", C.ESME_RINVCMDLEN, cid, seq)
-    return e
+        raise _cstr_error(raw, o, 17, name, status, cid, seq)
+    t = raw[o:e].decode("latin-1")
+    if cid == C.SUBMIT_SM and not valid_time(t):      # (see pdu.PLANS on deliver_sm)
+        raise RemoteProtocolError(f"{name} {t!r} is not YYMMDDhhmmsstnnp", status, cid, seq)
+    return t
 
 
 def _short(raw, o, names, cid, seq):
@@ -141,34 +149,47 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
     v._tlvs = None
     v.raw, v.command_id, v.command_status, v.sequence_number = raw, cid, status, seq
     n = len(raw)
-    e = _cstr(raw, 16, 6, "service_type", C.ESME_RINVSERTYP, cid, seq)
-    v.service_type = raw[16:e].decode("latin-1")
+    # each C-Octet String: its NUL within the field's size (SMPP 3.4 §5.2), else _cstr_error
+    # says why; the search is inline, this being the per-message path
+    e = raw.find(b"\x00", 16, 22)
+    if e < 0:
+        raise _cstr_error(raw, 16, 6, "service_type", C.ESME_RINVSERTYP, cid, seq)
+    v.service_type = raw[16:e].decode("latin-1") if e > 16 else ""
     o = e + 1
     if o + 2 > n:
         raise _short(raw, o, _TON_NPI, cid, seq)
     v.source_addr_ton, v.source_addr_npi = raw[o], raw[o + 1]
     o += 2
-    e = _cstr(raw, o, 21, "source_addr", C.ESME_RINVSRCADR, cid, seq)
+    e = raw.find(b"\x00", o, o + 21)
+    if e < 0:
+        raise _cstr_error(raw, o, 21, "source_addr", C.ESME_RINVSRCADR, cid, seq)
     v.source_addr = raw[o:e].decode("latin-1")
     o = e + 1
     if o + 2 > n:
         raise _short(raw, o, _DEST_TON_NPI, cid, seq)
     v.dest_addr_ton, v.dest_addr_npi = raw[o], raw[o + 1]
     o += 2
-    e = _cstr(raw, o, 21, "destination_addr", C.ESME_RINVDSTADR, cid, seq)
+    e = raw.find(b"\x00", o, o + 21)
+    if e < 0:
+        raise _cstr_error(raw, o, 21, "destination_addr", C.ESME_RINVDSTADR, cid, seq)
     v.destination_addr = raw[o:e].decode("latin-1")
     o = e + 1
     if o + 3 > n:
         raise _short(raw, o, _ESM_PID_PRIO, cid, seq)
     v.esm_class, v.protocol_id, v.priority_flag = raw[o], raw[o + 1], raw[o + 2]
     o += 3
-    for name, st in (("schedule_delivery_time", C.ESME_RINVSCHED), ("validity_period", C.ESME_RINVEXPIRY)):
-        e = _cstr(raw, o, 17, name, st, cid, seq)
-        t = raw[o:e].decode("latin-1")
-        if e - o and cid == C.SUBMIT_SM and not valid_time(t):      # (see pdu.PLANS on deliver_sm)
-            raise RemoteProtocolError(f"{name} {t!r} is not YYMMDDhhmmsstnnp", st, cid, seq)
-        setattr(v, name, t)
-        o = e + 1
+    e = raw.find(b"\x00", o, o + 17)
+    if e == o:                                       # empty: immediate delivery, the usual case
+        v.schedule_delivery_time = ""
+    else:
+        v.schedule_delivery_time = _time_field(raw, o, e, "schedule_delivery_time", C.ESME_RINVSCHED, cid, seq)
+    o = e + 1
+    e = raw.find(b"\x00", o, o + 17)
+    if e == o:                                       # empty: the SMSC's default validity
+        v.validity_period = ""
+    else:
+        v.validity_period = _time_field(raw, o, e, "validity_period", C.ESME_RINVEXPIRY, cid, seq)
+    o = e + 1
     if o + 5 > n:
         raise _short(raw, o, _FLAGS, cid, seq)
     v.registered_delivery, v.replace_if_present_flag, v.data_coding, v.sm_default_msg_id, ln = raw[o:o + 5]
