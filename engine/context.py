@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from . import textnorm
 from .numbers import normalise_number, normalise_sender_id
-from .textnorm import TEMPLATE_MIN_WORDS, _fold_text, find_hosts, fold, folded_content_digest, template_key
+from .textnorm import find_hosts, fold, folded_content_digest, template_key
 from .verdict import Call, Message
 
 
@@ -72,9 +71,7 @@ class cached_property:
 
 # The facts every SMS from a number reads (the folded text, its hosts, content digest and
 # template key, the ML score) are descriptors whose `__get__` is the computation itself: one
-# Python call on first read where cached_property makes two (its `__get__`, then the function);
-# the text helpers of engine/_textnorm.c are called directly when built (textnorm._C, read at
-# each call: the parity tests switch it off).
+# Python call on first read where cached_property makes two (its `__get__`, then the function).
 
 class _MlScore:
     """Spam probability of the SMS text, computed on first use (the ML stage or a rule)."""
@@ -88,13 +85,12 @@ class _MlScore:
 
 
 class _Folded:
-    """textnorm.fold(text): an ASCII text only case-folds."""
+    """textnorm.fold(text)."""
 
     def __get__(self, c, cls=None):
         if c is None:
             return self
-        t = c.text
-        v = c.__dict__["folded"] = t.casefold() if t.isascii() else fold(t)
+        v = c.__dict__["folded"] = fold(c.text)
         return v
 
 
@@ -120,8 +116,7 @@ class _Content:
         f = d.get("folded")
         if f is None:
             f = c.folded
-        C = textnorm._C
-        v = d["content"] = C.content_digest(f) if C is not None else folded_content_digest(f)
+        v = d["content"] = folded_content_digest(f)
         return v
 
 
@@ -131,8 +126,7 @@ class _TemplateBands:
     def __get__(self, c, cls=None):
         if c is None:
             return self
-        C = textnorm._C
-        k = C.template_digest(c.text, TEMPLATE_MIN_WORDS, _fold_text) if C is not None else template_key(c.text)
+        k = template_key(c.text)
         v = c.__dict__["template_bands"] = () if k is None else (k,)
         return v
 

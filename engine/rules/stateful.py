@@ -135,7 +135,9 @@ class Counter(Stateful):
         self._build = _key_builder(self.key)
         self._kname = "+".join(self.key)        # the spec's name in ctx.counter_keys
         self._value = _VALUES[self.distinct] if self.distinct else None
-        self.check, self.commit = _counter_fns(self)     # instance attributes: shadow the methods
+        # check: evidence when this message would be the (limit+1)th (distinct value) within the
+        # window, else None; commit: count it (or its value) under each of its keys
+        self.check, self.commit = _counter_fns(self)     # instance attributes: shadow Stateful's
 
     def _keys(self, c):
         """The message's keys for this key spec: built once per message and shared by check and
@@ -148,15 +150,6 @@ class Counter(Stateful):
         if ks is None:
             ks = ck[self._kname] = self._build(c)
         return ks
-
-    def check(self, c, s):
-        """Evidence when this message would be the (limit+1)th (distinct value) within the window,
-        else None. (Replaced per instance by the closure _counter_fns builds.)"""
-        return _counter_fns(self)[0](c, s)
-
-    def commit(self, c, s):
-        """Count this message (or its value) under each of its keys. (Replaced per instance.)"""
-        return _counter_fns(self)[1](c, s)
 
 
 def _counter_fns(ctr: Counter):

@@ -237,18 +237,27 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         sess.window.clear()
 
     # ------------------------------------------------------------ from ESMEs
+    def _admit_message(self, sess: EsmeSession, pdu):
+        """A submit_sm / data_sm / submit_multi from a bound ESME: refused while draining, then
+        the account's rate bucket, then the submit path."""
+        if self.draining:                   # stopping: retryable, the ESME resends elsewhere or later
+            self.stats["throttled_draining"] += 1
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RTHROTTLED))
+        acct = sess.account.system_id
+        b = self.buckets.get(acct)
+        if b is None:
+            b = self.buckets[acct] = self.bucket_factory(sess.account.throughput)
+        if not b.take():
+            self.stats["throttled"] += 1
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RTHROTTLED))
+        return self._submit(sess, pdu)
+
     def handle_esme_pdu(self, sess: EsmeSession, pdu):
         cid = pdu.command_id
-        if cid == _SUBMIT_SM and not self.draining and cid in _FROM_ESME[sess.state.state]:
-            # the hot path, first: the same steps as the general one below (bucket, then submit)
-            acct = sess.account.system_id
-            b = self.buckets.get(acct)
-            if b is not None:
-                if b.take():
-                    return self._submit(sess, pdu)
-                self.stats["throttled"] += 1
-                return sess.send_pdu(P.SubmitSmResp(sequence_number=pdu.sequence_number,
-                                                    command_status=C.ESME_RTHROTTLED))
+        if cid == _SUBMIT_SM and cid in _FROM_ESME[sess.state.state]:
+            return self._admit_message(sess, pdu)          # the hot path, tested first
         if not sess.state.allowed_from_esme(cid):
             if P.is_response(cid):
                 return
@@ -273,19 +282,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
                 ent[0](pdu)
             return
         if cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
-            if self.draining:               # stopping: retryable, the ESME resends elsewhere or later
-                self.stats["throttled_draining"] += 1
-                return sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number,
-                                                          command_status=C.ESME_RTHROTTLED))
-            acct = sess.account.system_id
-            b = self.buckets.get(acct)
-            if b is None:
-                b = self.buckets[acct] = self.bucket_factory(sess.account.throughput)
-            if not b.take():
-                self.stats["throttled"] += 1
-                return sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number,
-                                                          command_status=C.ESME_RTHROTTLED))
-            return self._submit(sess, pdu)
+            return self._admit_message(sess, pdu)
         if cid == C.REPLACE_SM:             # new text for a stored message: judged like a submit
             try:
                 text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")

@@ -113,7 +113,7 @@ class SmscLink(CoalescedStream):
                     mid = None              # anything else: the codec's path
                 if mid is not None:
                     off = end
-                    pending.pop(seq)[1](_RawResp(cid, status, seq, mid, frame), status)
+                    self.window.complete(seq)(_RawResp(cid, status, seq, mid, frame), status)
                     continue
             off = end
             super().data_received(frame)
@@ -144,14 +144,10 @@ class SmscLink(CoalescedStream):
 
     def forward(self, raw: bytes, on_resp) -> None:
         """`request` for a PDU's own bytes on the submit path: only the sequence_number is put
-        in (SMPP 3.4 §3.2: header octets 12-15), the window entry is Window.add's."""
-        conn = self.conn
-        seq = conn._seq = conn._seq % 0x7FFFFFFF + 1          # SmppConnection.next_sequence
-        pending = self.window.pending
-        if seq in pending:
-            del pending[seq]                # a reused number goes to the back, keeping the expiry order
-        pending[seq] = (_monotonic() + self.window.timeout, on_resp)
-        self._queue(raw[:12] + seq.to_bytes(4, "big") + raw[16:])
+        in (SMPP 3.4 §3.2: header octets 12-15)."""
+        seq = self.conn.next_sequence()
+        self.window.add(seq, _monotonic(), on_resp)          # on_resp(resp | None, status)
+        self._queue(with_sequence(raw, seq))
 
     def malformed(self, e: RemoteProtocolError) -> None:
         # answered with the command's resp and an error status by the stream; the link stays up

@@ -105,6 +105,7 @@ class SubmitPath:
             ci = pdu.concat if type(pdu) is SmView else pdu_concat(pdu)
             if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
                 return self._concat_part(sess, pdu, ci, text, binary)
+            recipient = pdu.destination_addr
         elif cid == C.SUBMIT_MULTI:
             dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
             if len(dests) < len(pdu.dest_addresses):
@@ -112,17 +113,16 @@ class SubmitPath:
                 if self.settings.distribution_lists == "refuse":
                     return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
                 dests.append("")              # judged on everything but the recipient
-            if len(dests) != 1 or self.pipeline.state.shared is not None:
+            if len(dests) != 1:
                 return self._judge_then_answer(sess, pdu, dests, text, binary, reading)
-            v = self._judge_now(sess, pdu.source_addr, dests[0], text, _PDU_NAME[cid], binary, reading)
-            return self._judged_answer(sess, pdu, v)
+            recipient = dests[0]
+        else:
+            recipient = pdu.destination_addr
         if self.pipeline.state.shared is not None:
-            return self._judge_then_answer(sess, pdu, [pdu.destination_addr], text, binary, reading)
+            return self._judge_then_answer(sess, pdu, [recipient], text, binary, reading)
         # the common case, judged at once
-        v = self._judge_now(sess, pdu.source_addr, pdu.destination_addr, text, _PDU_NAME[cid], binary, reading)
-        if v.action is _DROP:
-            return self._drop(sess, (pdu,), v)
-        return self._forward(sess, pdu, v if v.action is _TAG else None)
+        v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading)
+        return self._judged_answer(sess, pdu, v)
 
     def _judged_answer(self, sess, pdu, v) -> None:
         if v.action is _DROP:
@@ -323,9 +323,7 @@ class SubmitPath:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=status or C.ESME_RSYSERR))
                 return
-            raw = resp.raw
-            sess.send_raw(raw[:12] + esme_seq.to_bytes(4, "big") + raw[16:] if raw
-                          else encode(P.replace(resp, sequence_number=esme_seq)))
+            sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
             if resp.command_status == 0 and getattr(resp, "message_id", ""):
                 # after the resp is queued: a receipt that was waiting for this id goes out behind it
                 self._remember_message_id(resp.message_id, acct)
