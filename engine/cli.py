@@ -105,7 +105,8 @@ def parser() -> argparse.ArgumentParser:
     ms = p.add_subparsers(dest="mcmd", metavar="ACTION", required=True)
     q = _sub(ms, "train", "train a model from labelled data (TSV, CSV, JSONL, reports.jsonl)")
     q.add_argument("--data", action="append", required=True, help="labelled file (repeatable)")
-    q.add_argument("--out", required=True, help="model directory to write")
+    q.add_argument("--out", help="model directory to write (default: DATA_DIR/models/<model_version>, a new "
+                   "candidate beside the served one; the path is printed)")
     q.add_argument("--target-blocked-ham", type=float, default=0.001, help="blocked-ham rate the drop threshold aims at (default 0.001)")
     q.add_argument("--seed", type=int, default=42, help="random seed for splits and training (default 42)")
     q.add_argument("--no-progress", action="store_true", help="do not print training progress")

@@ -181,3 +181,19 @@ def test_reports_to_retrain_loop_improves_vietnamese_scores(trained, tmp_path, d
     gain = np.mean([logit(after, t) for t in unseen_spam]) - np.mean([logit(before, t) for t in unseen_spam])
     assert gain > 0.5, gain
     assert max(after.score(t) for t in ham[8:]) < after.drop_threshold
+
+
+def test_train_without_out_writes_a_named_candidate_in_the_data_dir(tmp_path, data_dir):
+    """`ml train --data F` (the analyst's short form): a complete candidate under DATA_DIR/models/<version>,
+    its path printed, nothing half-written left behind, and `ml eval --model` reads it."""
+    small = tmp_path / "small.tsv"
+    small.write_text("".join(TRAIN.read_text(encoding="utf-8").splitlines(keepends=True)[:900]), encoding="utf-8")
+    p = run_cli("ml", "train", "--data", small, "--data", VI, "--data-dir", data_dir, "--no-progress")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    models = data_dir / "models"
+    assert [d.name for d in models.iterdir()] == [out["model_version"]]
+    assert out["model"] == str(models / out["model_version"]) and out["model"] in p.stderr
+    assert load_scorer(models / out["model_version"]).version == out["model_version"]
+    e = run_cli("ml", "eval", "--model", out["model"], "--data", VI, check=True)
+    assert 0 <= json.loads(e.stdout)["mcc"] <= 1

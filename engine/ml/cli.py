@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,15 +51,46 @@ def _train(args) -> int:
         print("telfilter ml train: error: no labelled messages in the data", file=sys.stderr)
         return 2
     log = lambda m: print(m, file=sys.stderr)
+    out = Path(args.out) if args.out else None
+    if out is None:
+        # A candidate beside the served model, never over it: it is written under a private name and
+        # renamed to its model_version when complete (no half-written candidate under a real name).
+        models = _data_dir(args) / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".training-", dir=models))
     try:
-        card, _ = train(texts, labels, infos, Path(args.out), args.target_blocked_ham, args.seed,
+        card, _ = train(texts, labels, infos, out or work, args.target_blocked_ham, args.seed,
                         progress=not args.no_progress and sys.stderr.isatty(), log=log)
     except ValueError as e:
         print(f"telfilter ml train: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"model": str(args.out), "model_version": card["model_version"],
+    finally:
+        if out is None and not (work / "card.json").exists():
+            shutil.rmtree(work, ignore_errors=True)
+    if out is None:
+        out = models / card["model_version"]
+        n = 1
+        while out.exists():                  # two trainings in the same second
+            n += 1
+            out = models / f"{card['model_version']}-{n}"
+        work.chmod(0o755)                    # mkdtemp's 0700 would hide it from a serve running as another user
+        work.rename(out)
+    print(json.dumps({"model": str(out), "model_version": card["model_version"],
                       "thresholds": card["thresholds"], "validation": card["metrics"]["validation"]}, indent=2))
+    print(f"telfilter ml train: wrote {out}; evaluate it with `telfilter ml eval --model {out} --data FILE`, "
+          f"compare it with `telfilter ml compare --model {out} --data FILE`, install it with "
+          f"`telfilter ml promote {out}`", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _data_dir(args) -> Path:
+    from ..app import resolve_data_dir
+    from ..config import ConfigError, load_settings
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except ConfigError as e:
+        raise ModelError(str(e)) from None
+    return resolve_data_dir(getattr(args, "data_dir", None), settings, seed=False)
 
 
 def serving_model_dir(args) -> Path:
