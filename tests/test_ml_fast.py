@@ -46,6 +46,7 @@ def _normalise_all_passes(text):
                                            ("permsg", re.compile(F._PERMSG.pattern + r"|\dp\b")), ("handle", F._HANDLE),
                                            ("chat", F._CHAT))
                     if r.search(t))
+    extra += " _kwcta_" if F._KWCTA.search(text) else ""      # on the text as sent, no guard
     t = F._NUMS.sub(F._tok, t)
     t = F._SPACED.sub(F._unspace, t)
     return F._LEETWORD.sub(F._unleet, t) + extra

@@ -153,6 +153,11 @@ def frag_shape(r):
         lambda: _digits(r, 1, 3) + "p" + r.choice(["", " ", "x", "_", "."]),
         lambda: "@" + r.choice(["abc", "_x.y", "a", "ab", "a.", "é12", "A12", "_"]) + r.choice(["", " ", "."]),
         lambda: r.choice(["", " ", "(", "x", "_"]) + r.choice(["tele", "telegram", "zalo", "whatsapp", "ib", "inbox", "teleX", "ibx"]) + r.choice(["", " ", ")", "x", "_", "."]),
+        # the keyword call to action, on the text as sent: case, long s, Unicode spaces and word edges
+        lambda: r.choice(["", " ", "x", "_", "é", "(", "1"]) + r.choice(["reply", "Reply", "REPLY", "rEpLy", "send", "Send", "ſend", "SEND", "text", "Text", "txt", "TXT", "texts", "txtx", "replY"])
+        + r.choice([" ", "  ", "\t", "", "\u00a0", "\u3000", "\u2028", "\u200b", " \n "])
+        + r.choice(["END", "HORO", "E", "STOP", "A1", "1A", "HORO2", "ST_OP", "ENDé", "End", "ÉND", "SPTV", "KK", "ABC²"])
+        + r.choice(["", " ", ".", "x", "_", "é", "1", "!", "́"]),
     ])()
 
 
@@ -240,7 +245,7 @@ def test_generated_texts_reach_every_branch():
     r = random.Random(3)
     out = " ".join(F._C.normalise(generated(r)) for _ in range(5000))
     for tok in ("_url_ ", "_urlhy_", "_urlpath_", "_urldig_", "_money_", "_phone", "_num4_", "_num12_", "_masked_",
-                "_hotline_", "_cta_", "_permsg_", "_handle_", "_chat_", "viagra", "free"):
+                "_hotline_", "_cta_", "_permsg_", "_handle_", "_chat_", "_kwcta_", "viagra", "free"):
         assert tok in out, tok
 
 
@@ -257,6 +262,9 @@ def test_generated_texts_reach_every_branch():
      " _num4_ 0912  xxx 318 gui  _num4_ 8088   _money_  aabc zalo _masked_ _cta_ _permsg_ _handle_ _chat_"),
     ("(ib) me", "(ib) me"),
     ("Ｔｅｘｔ １２３４ ﬁne\u200b", "text  _num4_ 1234  fine _cta_"),
+    ("Reply END SPTV", "reply end sptv _kwcta_"),          # a capitalised keyword after the verb
+    ("\u017fend\u00a0STOP2!", "send stop2! _kwcta_"),      # long s and a no-break space, as re matches them
+    ("texts END, reply ENDé, txt End, send E", "texts end, reply endé, txt end, send e"),
 ])
 def test_examples(text, want):
     assert F.normalise_py(text) == want

@@ -108,3 +108,34 @@ static int shapes(ubuf *o, const Py_UCS4 *s, Py_ssize_t n, long fl) {
            || ((f & SH_CTA) && ub_ascii(o, " _cta_")) || ((f & SH_PERMSG) && ub_ascii(o, " _permsg_"))
            || ((f & SH_HANDLE) && ub_ascii(o, " _handle_")) || ((f & SH_CHAT) && ub_ascii(o, " _chat_")) ? -1 : 0;
 }
+
+/* features._KWCTA on the text as sent (before case folding): \b(?i:reply|send|text|txt)\s+[A-Z][A-Z0-9]+\b.
+ * re's case-insensitive match of these letters also takes U+017F (long s) for s; no other code point
+ * folds onto them. [A-Z0-9]+\b: a shorter run is followed by [A-Z0-9], a word character, so only the
+ * whole run can end at a boundary. */
+static inline Py_UCS4 kw_fold(Py_UCS4 ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch == 0x17f ? 's' : ch; }
+
+static int kwcta(PyObject *text) {
+    static const char *const W[] = {"reply", "send", "text", "txt"};
+    const int kind = PyUnicode_KIND(text);
+    const void *d = PyUnicode_DATA(text);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t p = 0; p < n; p++) {
+        Py_UCS4 c = kw_fold(PyUnicode_READ(kind, d, p));
+        if ((c != 'r' && c != 's' && c != 't') || (p > 0 && IS_WORD(PyUnicode_READ(kind, d, p - 1)))) continue;
+        for (size_t k = 0; k < sizeof W / sizeof *W; k++) {
+            Py_ssize_t q = p;
+            const char *w = W[k];
+            while (*w && q < n && kw_fold(PyUnicode_READ(kind, d, q)) == (Py_UCS4)(unsigned char)*w) { w++; q++; }
+            if (*w || q >= n || !IS_SPACE(PyUnicode_READ(kind, d, q))) continue;
+            while (q < n && IS_SPACE(PyUnicode_READ(kind, d, q))) q++;
+            Py_ssize_t r = q;
+            for (; r < n; r++) {
+                Py_UCS4 x = PyUnicode_READ(kind, d, r);
+                if (!((x >= 'A' && x <= 'Z') || (r > q && x >= '0' && x <= '9'))) break;
+            }
+            if (r - q >= 2 && (r == n || !IS_WORD(PyUnicode_READ(kind, d, r)))) return 1;
+        }
+    }
+    return 0;
+}
