@@ -113,7 +113,7 @@ def test_pipeline_hot_swap_refuses_bad_model(trained, tmp_path):
     ("ma 482913", "ma _num6_ 482913"),
     # shape tokens go at the end, from the text before numbers become tokens
     ("TK 0912 xxx 318 LH 1900 545413", "tk _num4_ 0912 xxx 318 lh _phone10_ 1900 545413 _masked_ _hotline_"),
-    ("Soan NHAN gui 8799 (15.000d/sms) ib tele @abc_1", "soan nhan gui _num4_ 8799 (15.000d/sms) ib tele @abc_1 _cta_ _permsg_ _handle_ _chat_"),
+    ("Soan NHAN gui 8799 (15.000d/sms) ib tele @abc_1", "soan nhan gui _num4_ 8799 (15.000d/sms) ib tele @abc_1 _cta_ _permsg_ _handle_ _chat_ _shout_"),
     ("Love me xxx, see you in a min", "love me xxx, see you in a min"),
 ])
 def test_normalisation(raw, want):
@@ -122,10 +122,10 @@ def test_normalisation(raw, want):
 
 def test_raw_char_ngrams_keep_case_that_the_canonical_text_folds():
     """FREE and free give the same canonical text; the raw-text char n-grams tell them apart."""
-    up, low = "Call FREE now", "Call free now"
+    up, low = "CALL FREE NOW", "call free now"     # all capitals: no _shout_ token either
     assert F._canonical(up) == F._canonical(low)
     a, b = set(F.features(up)[0]), set(F.features(low)[0])
-    # every raw 3-, 4- and 5-gram touching FREE (6 + 7 + 8 of them) is a feature of its own
+    # every raw 3-, 4- and 5-gram holding a capital is a feature of its own
     assert len(a - b) >= 21
 
 

@@ -47,6 +47,7 @@ def _normalise_all_passes(text):
                                            ("chat", F._CHAT))
                     if r.search(t))
     extra += " _kwcta_" if F._KWCTA.search(text) else ""      # on the text as sent, no guard
+    extra += " _shout_" if F._SHOUT.search(text) and F._LOWER3.search(text) else ""
     t = F._NUMS.sub(F._tok, t)
     t = F._SPACED.sub(F._unspace, t)
     return F._LEETWORD.sub(F._unleet, t) + extra

@@ -154,10 +154,13 @@ def frag_shape(r):
         lambda: "@" + r.choice(["abc", "_x.y", "a", "ab", "a.", "é12", "A12", "_"]) + r.choice(["", " ", "."]),
         lambda: r.choice(["", " ", "(", "x", "_"]) + r.choice(["tele", "telegram", "zalo", "whatsapp", "ib", "inbox", "teleX", "ibx"]) + r.choice(["", " ", ")", "x", "_", "."]),
         # the keyword call to action, on the text as sent: case, long s, Unicode spaces and word edges
-        lambda: r.choice(["", " ", "x", "_", "é", "(", "1"]) + r.choice(["reply", "Reply", "REPLY", "rEpLy", "send", "Send", "ſend", "SEND", "text", "Text", "txt", "TXT", "texts", "txtx", "replY"])
+        lambda: r.choice(["", " ", "x", "_", "\u00e9", "(", "1"]) + r.choice(["reply", "Reply", "REPLY", "rEpLy", "send", "Send", "\u017fend", "SEND", "text", "Text", "txt", "TXT", "texts", "txtx", "replY"])
         + r.choice([" ", "  ", "\t", "", "\u00a0", "\u3000", "\u2028", "\u200b", " \n "])
-        + r.choice(["END", "HORO", "E", "STOP", "A1", "1A", "HORO2", "ST_OP", "ENDé", "End", "ÉND", "SPTV", "KK", "ABC²"])
-        + r.choice(["", " ", ".", "x", "_", "é", "1", "!", "́"]),
+        + r.choice(["END", "HORO", "E", "STOP", "A1", "1A", "HORO2", "ST_OP", "END\u00e9", "End", "\u00c9ND", "SPTV", "K\u212a", "ABC\u00b2"])
+        + r.choice(["", " ", ".", "x", "_", "\u00e9", "1", "!", "\u0301"]),
+        # a shouted word (4+ capitals between word edges) beside lower-case letters
+        lambda: r.choice(["", " ", "x", "1", "_", "\u00e9", "(", "\u0301"]) + r.choice(["FREE", "PRIVATE", "WIN", "WINNER", "ABCD", "\u00c0BCD", "ABCD\u00c9", "AB1CD", "ABCDEFGHIJ"])
+        + r.choice(["", " ", "!", "x", "_", "1", "\u00e9", "\u0301", "\u00b2"]) + r.choice(["", " now", " ok", "ab", " Yo", "\u00ffes", " hey"]),
     ])()
 
 
@@ -245,7 +248,7 @@ def test_generated_texts_reach_every_branch():
     r = random.Random(3)
     out = " ".join(F._C.normalise(generated(r)) for _ in range(5000))
     for tok in ("_url_ ", "_urlhy_", "_urlpath_", "_urldig_", "_money_", "_phone", "_num4_", "_num12_", "_masked_",
-                "_hotline_", "_cta_", "_permsg_", "_handle_", "_chat_", "_kwcta_", "viagra", "free"):
+                "_hotline_", "_cta_", "_permsg_", "_handle_", "_chat_", "_kwcta_", "_shout_", "viagra", "free"):
         assert tok in out, tok
 
 
@@ -262,9 +265,12 @@ def test_generated_texts_reach_every_branch():
      " _num4_ 0912  xxx 318 gui  _num4_ 8088   _money_  aabc zalo _masked_ _cta_ _permsg_ _handle_ _chat_"),
     ("(ib) me", "(ib) me"),
     ("Ｔｅｘｔ １２３４ ﬁne\u200b", "text  _num4_ 1234  fine _cta_"),
-    ("Reply END SPTV", "reply end sptv _kwcta_"),          # a capitalised keyword after the verb
+    ("Reply END SPTV", "reply end sptv _kwcta_ _shout_"),  # a capitalised keyword after the verb
     ("\u017fend\u00a0STOP2!", "send stop2! _kwcta_"),      # long s and a no-break space, as re matches them
     ("texts END, reply ENDé, txt End, send E", "texts end, reply endé, txt end, send e"),
+    ("PRIVATE! Your statement", "private! your statement _shout_"),   # capitals beside lower case
+    ("MY NO. IN LUTON RING ME", "my no. in luton ring me"),             # all capitals: no shout
+    ("WIN cash, FREEx, xFREE, \u00c0BCD now", "win cash, freex, xfree, \u00e0bcd now"),
 ])
 def test_examples(text, want):
     assert F.normalise_py(text) == want

@@ -338,7 +338,7 @@ static PyObject *py_normalise(PyObject *self, PyObject *text) {
     if (!PyUnicode_Check(text)) { PyErr_SetString(PyExc_TypeError, "str expected"); return NULL; }
     ubuf *a = &nb_a, *b = &nb_b;
     Py_ssize_t L = PyUnicode_GET_LENGTH(text);
-    const int kw = kwcta(text);
+    const int kw = kwcta(text), sh = shout(text);
     a->n = b->n = 0;
     if (PyUnicode_IS_ASCII(text)) {                  /* casefold of ASCII is lower() */
         const Py_UCS1 *d = PyUnicode_1BYTE_DATA(text);
@@ -376,7 +376,8 @@ static PyObject *py_normalise(PyObject *self, PyObject *text) {
 #define SWAP_IF(hits) do { if ((r = (hits)) < 0) return NULL; if (r) { tmp = a; a = b; b = tmp; } } while (0)
     if (fl & 2) SWAP_IF(url_pass(a, b));
     nb_extra.n = 0;
-    if (shapes(&nb_extra, a->p, a->n, fl) || (kw && ub_ascii(&nb_extra, " _kwcta_"))) return NULL;
+    if (shapes(&nb_extra, a->p, a->n, fl) || (kw && ub_ascii(&nb_extra, " _kwcta_"))
+        || (sh && ub_ascii(&nb_extra, " _shout_"))) return NULL;
     /* the flags stay valid after the URL pass: see features.normalise_py */
     if (fl & 1) SWAP_IF(nums_pass(a, b));
     if (fl & 4) SWAP_IF(spaced_pass(a, b));

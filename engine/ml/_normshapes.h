@@ -115,6 +115,26 @@ static int shapes(ubuf *o, const Py_UCS4 *s, Py_ssize_t n, long fl) {
  * whole run can end at a boundary. */
 static inline Py_UCS4 kw_fold(Py_UCS4 ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch == 0x17f ? 's' : ch; }
 
+/* features._SHOUT and _LOWER3 on the text as sent: \b[A-Z]{4,}\b somewhere and [a-z]{3} somewhere. A shorter
+ * run of [A-Z] is followed by [A-Z], a word character: only a whole run can end at a boundary. */
+static int shout(PyObject *text) {
+    const int kind = PyUnicode_KIND(text);
+    const void *d = PyUnicode_DATA(text);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int caps = 0, lower = 0;
+    Py_ssize_t lo = 0;                              /* length of the run of [a-z] ending here */
+    for (Py_ssize_t p = 0; p < n && !(caps && lower); p++) {
+        Py_UCS4 c = PyUnicode_READ(kind, d, p);
+        lo = c >= 'a' && c <= 'z' ? lo + 1 : 0;
+        if (lo >= 3) lower = 1;
+        if (caps || c < 'A' || c > 'Z' || (p > 0 && IS_WORD(PyUnicode_READ(kind, d, p - 1)))) continue;
+        Py_ssize_t r = p;
+        while (r < n && (c = PyUnicode_READ(kind, d, r)) >= 'A' && c <= 'Z') r++;
+        if (r - p >= 4 && (r == n || !IS_WORD(PyUnicode_READ(kind, d, r)))) caps = 1;
+    }
+    return caps && lower;
+}
+
 static int kwcta(PyObject *text) {
     static const char *const W[] = {"reply", "send", "text", "txt"};
     const int kind = PyUnicode_KIND(text);

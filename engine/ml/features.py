@@ -29,7 +29,7 @@ import unicodedata
 
 import numpy as np
 
-FEATURE_VERSION = "hash-fc345-rm345-w12-f-s-vi-v6"
+FEATURE_VERSION = "hash-fc345-rm345-w12-f-s-vi-v7"
 DIM_BITS = 20
 DIM = 1 << DIM_BITS
 CHAR_NGRAMS = (3, 4, 5)
@@ -91,6 +91,11 @@ _HANDLE = re.compile(r"@[a-z_][\w.]{2,}")
 # 1 ham have one; the Vietnamese opt-out "soạn TC gửi ..." of lawful ads is left out (not these verbs). Over
 # 16 repeated 75/25 splits it lifts English MCC by 0.003-0.005 on average, Vietnamese unchanged.
 _KWCTA = re.compile(r"\b(?i:reply|send|text|txt)\s+[A-Z][A-Z0-9]+\b")
+# A shouted word in a text that is not all capitals ("PRIVATE! Your 2003 Account Statement", "THE MOB offer"):
+# an upper-case word of 4+ letters and a run of 3+ lower-case letters, on the text as sent. UCI training: 284
+# spam, 109 ham. 16 repeated splits: English MCC +0.002 on average in each of three configurations.
+_SHOUT = re.compile(r"\b[A-Z]{4,}\b")
+_LOWER3 = re.compile(r"[a-z]{3}")
 _CHAT = re.compile(r"\b(?:tele|telegram|zalo|whatsapp|ib|inbox)\b")
 _PERMSG = re.compile(r"(?:/|\bper )(?:msg|sms|tin|min|phut|phút)\b")
 _PENCE = re.compile(r"p\b(?<=\dp)")            # 150p: a literal first, so the engine skips to each 'p'
@@ -154,7 +159,7 @@ def normalise_py(text: str) -> str:
     string for every input, tests/test_ml_norm_fast.py compares them)."""
     # Each pass runs only when a cheap necessary condition holds (`scan` flags): most
     # messages have no URL, no s.p.a.c.e.d or leet word, and skipping a pass is exact.
-    kw = _KWCTA.search(text) is not None
+    raw = (" _kwcta_" if _KWCTA.search(text) else "") + (" _shout_" if _SHOUT.search(text) and _LOWER3.search(text) else "")
     t = text.casefold()
     if not t.isascii():
         t = unicodedata.normalize("NFKC", t)
@@ -163,7 +168,7 @@ def normalise_py(text: str) -> str:
     fl = _scan(t)
     if fl & 2 and _URLHINT.search(t):
         t = _URLS.sub(_url, t)
-    extra = _shapes(t, fl) + (" _kwcta_" if kw else "")
+    extra = _shapes(t, fl) + raw
     if fl & 1:
         # The flags stay valid: tokens are inserted between spaces and keep their digits,
         # and `_num6_`-like tokens cannot be part of a leet or spaced word (they touch '_').

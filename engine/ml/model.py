@@ -45,7 +45,7 @@ def feature_config() -> dict:
     return {"name": F.FEATURE_VERSION, "dim_bits": F.DIM_BITS, "char_ngrams": list(F.CHAR_NGRAMS),
             "word_ngrams": [1, 2], "folded_words": True, "char_ngrams_on": "folded",
             "raw_char_ngrams": list(F.RAW_NGRAMS), "shape_tokens": True,
-            "normalisation": ["teencode-vi", "dotted-letters", "leet", "url-phone-money-tokens", "keyword-cta"],
+            "normalisation": ["teencode-vi", "dotted-letters", "leet", "url-phone-money-tokens", "keyword-cta", "shouted-word"],
             "weighting": "binary; pair: nb-ratio-l2 + idf-l2"}
 
 
