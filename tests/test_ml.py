@@ -199,3 +199,18 @@ def test_train_without_out_writes_a_named_candidate_in_the_data_dir(tmp_path, da
     assert load_scorer(models / out["model_version"]).version == out["model_version"]
     e = run_cli("ml", "eval", "--model", out["model"], "--data", VI, check=True)
     assert 0 <= json.loads(e.stdout)["mcc"] <= 1
+
+
+def test_threshold_lets_one_more_ham_through_only_for_a_large_share_of_spam():
+    from engine.ml.train import threshold_for
+    # 100 ham: 1 may be blocked (1%); the 2nd-highest ham (0.98) sits above 10 of the 100 spam
+    ham = [0.1] * 97 + [0.5, 0.98, 0.99]
+    spam = [0.95] * 10 + [0.995] * 90
+    p, y = np.array(ham + spam), np.array([False] * 100 + [True] * 100)
+    t = threshold_for(p, y, 0.01)
+    assert 0.5 < t < 0.95                     # one more ham (0.98) blocked for 10% more spam
+    assert sum(p[~y] >= t) == 2 and sum(p[y] >= t) == 100
+    assert 0.98 < threshold_for(p, y, 0.01, extra_gain=0.11) <= 0.99   # a gain under the bar: k ham only
+    spam = [0.95] * 4 + [0.995] * 96                                      # 4% gain: not worth a ham
+    p = np.array(ham + spam)
+    assert 0.98 < threshold_for(p, y, 0.01) <= 0.99

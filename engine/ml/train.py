@@ -84,6 +84,13 @@ MIN_LANG_SPAM = 30
 # under 1% that an unseen set needs. English has max(0.1% n, 1): 2 of ~2,470 ham in a split,
 # 3 of the ~3,300 of the whole set.
 MIN_BLOCKED_HAM = 1
+# One more out-of-fold ham may sit above a language's threshold when that alone lets through at least this
+# share of its spam: with MIN_BLOCKED_HAM = 1 of ~330-440 Vietnamese ham, two look-alike service notices
+# scoring like phishing set the threshold, and on one of 16 splits (fold seed 7) it rose to 0.997 and caught
+# 75.5% of the held-out spam. With the rule (16 splits, same run, two fold seeds): Vietnamese caught
+# 92.6 / 88.2% -> 93.2 / 88.2% (seed 42, same false blocks), 90.9 / 75.5% -> 92.7 / 88.2% (seed 7, one split
+# blocks 2 ham instead of 0); with our examples in training unchanged. English (~480 spam) never meets it.
+EXTRA_HAM_MIN_GAIN = 0.05
 
 
 def _progress(total, desc, enabled):
@@ -263,15 +270,26 @@ def oof_margins(X, y, C, seed, prog, sw, strata):
     return M
 
 
-def threshold_for(p, y, rate):
-    """Lowest threshold blocking at most `rate` of the ham in (p, y)."""
+def threshold_for(p, y, rate, extra_gain=EXTRA_HAM_MIN_GAIN):
+    """Lowest threshold blocking at most `rate` of the ham in (p, y), or one ham more when that
+    alone blocks at least `extra_gain` of the spam more (see EXTRA_HAM_MIN_GAIN)."""
     ham = np.sort(p[~y])
     k = int(np.floor(rate * len(ham) + 1e-9))          # 4 / n * n may come out as 3.999...
     if k >= len(ham):
         return 0.0
-    keep = ham[len(ham) - 1 - k]                       # highest ham that must not be blocked
-    above = p[p > keep]
-    return float((keep + above.min()) / 2) if len(above) else float(np.nextafter(keep, 2.0))
+
+    def keeping(k):
+        keep = ham[len(ham) - 1 - k]                   # highest ham that must not be blocked
+        above = p[p > keep]
+        return float((keep + above.min()) / 2) if len(above) else float(np.nextafter(keep, 2.0))
+
+    t = keeping(k)
+    spam = p[y]
+    if extra_gain and k + 1 < len(ham) and len(spam):
+        t2 = keeping(k + 1)
+        if np.sum(spam >= t2) - np.sum(spam >= t) >= extra_gain * len(spam):
+            return t2
+    return t
 
 
 def metrics(p, y, thr) -> dict:
