@@ -109,12 +109,6 @@ static int shapes(ubuf *o, const Py_UCS4 *s, Py_ssize_t n, long fl) {
            || ((f & SH_HANDLE) && ub_ascii(o, " _handle_")) || ((f & SH_CHAT) && ub_ascii(o, " _chat_")) ? -1 : 0;
 }
 
-/* features._KWCTA on the text as sent (before case folding): \b(?i:reply|send|text|txt)\s+[A-Z][A-Z0-9]+\b.
- * re's case-insensitive match of these letters also takes U+017F (long s) for s; no other code point
- * folds onto them. [A-Z0-9]+\b: a shorter run is followed by [A-Z0-9], a word character, so only the
- * whole run can end at a boundary. */
-static inline Py_UCS4 kw_fold(Py_UCS4 ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch == 0x17f ? 's' : ch; }
-
 /* features._SHOUT and _LOWER3 on the text as sent: \b[A-Z]{4,}\b somewhere and [a-z]{3} somewhere. A shorter
  * run of [A-Z] is followed by [A-Z], a word character: only a whole run can end at a boundary. */
 static int shout(PyObject *text) {
@@ -134,6 +128,13 @@ static int shout(PyObject *text) {
     }
     return caps && lower;
 }
+
+/* features._KWCTA on the text as sent (before case folding): \b(?i:reply|send|text|txt)\s+[A-Z][A-Z0-9]+\b.
+ * re's case-insensitive match of these letters also takes U+017F (long s) for s; no other code point
+ * folds onto them. [A-Z0-9]+\b: a shorter run is followed by [A-Z0-9], a word character, so only the
+ * whole run can end at a boundary. */
+static inline Py_UCS4 kw_fold(Py_UCS4 ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch == 0x17f ? 's' : ch; }
+
 
 static int kwcta(PyObject *text) {
     static const char *const W[] = {"reply", "send", "text", "txt"};
