@@ -202,6 +202,26 @@ RESPONSES = [s for s in SEEDS if s.startswith(b"SIP/")] + [
 ]
 
 
+@pytest.mark.parametrize("rport", [b"\xc2\xb2080", b"0", b"99999", b"506x", b"123456"])
+@pytest.mark.parametrize("c", [True, False])
+def test_relay_response_leaves_a_bad_rport_in_our_via_to_the_full_parse(pipe, monkeypatch, rport, c):
+    """Our top Via with a param the grammar rejects (`;rport=` not a port, any case): the full parse
+    drops the response, so neither fast path may relay it (found by the fuzz in CI)."""
+    if not c:
+        monkeypatch.setattr(fastpath, "_c_relay_response", None)
+    for key in (b"rport", b"RPort"):
+        data = (b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123;x;" + key + b"="
+                + rport + b"\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK1;rport=5080\r\n"
+                b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\ni: c1\r\nCSeq: 1 INVITE\r\n"
+                b"l: 0\r\n\r\n")
+        assert fastpath.relay_response(data, OUR) is fastpath.FULL_PARSE
+        scr = offline_screen(pipe)
+        check_screen(scr, data, full_screen(pipe))
+        assert scr.udp.out == []
+    good = data.replace(b"=" + rport + b"\r\n", b"=5061\r\n")
+    assert fastpath.relay_response(good, OUR)[1] == ("127.0.0.1", 5080, "UDP")
+
+
 @pytest.mark.skipif(fastpath._c_relay_response is None, reason="C extension not built")
 def test_c_relay_response_agrees_with_python():
     """Where the C version decides (not None), it says exactly what the Python one says; and it

@@ -254,6 +254,23 @@ static PyObject *relay_response(PyObject *self, PyObject *args) {
     for (Py_ssize_t q = 0; q + 7 <= fl; q++)
         if (v[q] == ';' && name_is(v + q, 7, ";branch")) nb++;
     if (nb != 1) goto undecided;
+    /* an rport (any case) with a value the grammar rejects as a port: the full parse drops it */
+    for (Py_ssize_t q = m.q0; q < m.q1;) {
+        Py_ssize_t s = q + 1, j = s;
+        while (j < m.q1 && v[j] != ';') j++;
+        Py_ssize_t eq = s;
+        while (eq < j && v[eq] != '=') eq++;
+        if (eq - s == 5 && name_is(v + s, 5, "rport") && eq + 1 < j) {
+            if (j - eq - 1 > 5) goto undecided;
+            long pv = 0;
+            for (Py_ssize_t k = eq + 1; k < j; k++) {
+                if (!DIG(v[k])) goto undecided;
+                pv = pv * 10 + (v[k] - '0');
+            }
+            if (pv < 1 || pv > 65535) goto undecided;
+        }
+        q = j;
+    }
     PyObject *out;
     const char *nx;
     Py_ssize_t nxl;

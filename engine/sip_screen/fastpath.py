@@ -73,7 +73,9 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
     if not value.startswith(our_via_prefixes):
         return NOT_OURS if b"z9hG4bKtf" not in value else FULL_PARSE
     first = value.split(b",", 1)[0]
-    if b'"' in value or b"<" in value or _NEXT.match(first) is None or first.lower().count(b";branch") != 1:
+    m = _NEXT.match(first)
+    if b'"' in value or b"<" in value or m is None or first.lower().count(b";branch") != 1 \
+            or not _plain_rport(m.group(4)):
         return FULL_PARSE                                     # the full parse decides what a odd Via means
     comma = value.find(b",")
     if comma >= 0:                                            # several Vias in one header: drop the first value
@@ -97,6 +99,16 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
             if cid is not None:
                 invite_final = cid.group(1).strip(b" \t") + b" " + cseq.group(1).split(None, 1)[0]
     return out, dest, invite_final
+
+
+def _plain_rport(params: bytes) -> bool:
+    """No rport parameter (any case) whose value the grammar would reject (not 1-65535 in ASCII digits):
+    the full parse drops a response whose top Via has one, so the fast path must not relay it."""
+    for kv in params.split(b";")[1:]:
+        k, eq, val = kv.partition(b"=")
+        if k.lower() == b"rport" and val and not (len(val) <= 5 and val.isdigit() and 0 < int(val) < 65536):
+            return False
+    return True
 
 
 def next_hop(via: bytes):
