@@ -27,6 +27,7 @@ _CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*)", re.I)
 _NEXT = re.compile(rb"SIP/2\.0/(UDP|TCP) ([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?((?:;[^;,\s\"]+)*)[ \t]*$")
 _RECEIVED = re.compile(rb";received=([0-9A-Fa-f.:]+)(?=;|$)")
 _RPORT = re.compile(rb";rport=(\d{1,5})(?=;|$)")
+_ODD = re.compile(rb"[^\t\x20-\x7e]")      # a byte the fast paths leave to the grammar (it strips some)
 _HEADER = re.compile(rb"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
 _BAD_LINE = re.compile(rb"\r\n(?![A-Za-z0-9\-.!%*_+`'~]+[ \t]*:)")      # a line that is not `token:`
 MAX_FAST_RESPONSE = 8000         # below MAX_HEADER_LINE: no header of it can be over the limit
@@ -73,9 +74,7 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
     if not value.startswith(our_via_prefixes):
         return NOT_OURS if b"z9hG4bKtf" not in value else FULL_PARSE
     first = value.split(b",", 1)[0]
-    m = _NEXT.match(first)
-    if b'"' in value or b"<" in value or m is None or first.lower().count(b";branch") != 1 \
-            or not _plain_rport(m.group(4)):
+    if b'"' in value or b"<" in value or _plain_via(first) is None or first.lower().count(b";branch") != 1:
         return FULL_PARSE                                     # the full parse decides what a odd Via means
     comma = value.find(b",")
     if comma >= 0:                                            # several Vias in one header: drop the first value
@@ -101,19 +100,26 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
     return out, dest, invite_final
 
 
-def _plain_rport(params: bytes) -> bool:
-    """No rport parameter (any case) whose value the grammar would reject (not 1-65535 in ASCII digits):
-    the full parse drops a response whose top Via has one, so the fast path must not relay it."""
-    for kv in params.split(b";")[1:]:
-        k, eq, val = kv.partition(b"=")
+def _plain_via(value: bytes):
+    """_NEXT's match of a Via value that also reads the same to the grammar, else None: only printable
+    ASCII or tabs (the grammar strips Unicode blanks such as \x1e from its parameters, so a byte edit
+    and a parse could read a different branch), a sent-by port and any rport (any case) value 1-65535
+    (else the grammar rejects that Via, and the full parse drops the message)."""
+    if _ODD.search(value) is not None:
+        return None
+    m = _NEXT.match(value)
+    if m is None or (m.group(3) and not 0 < int(m.group(3)) < 65536):
+        return None
+    for kv in m.group(4).split(b";")[1:]:
+        k, _, val = kv.partition(b"=")
         if k.lower() == b"rport" and val and not (len(val) <= 5 and val.isdigit() and 0 < int(val) < 65536):
-            return False
-    return True
+            return None
+    return m
 
 
 def next_hop(via: bytes):
     """(host, port, TRANSPORT) a response goes to by this Via (RFC 3261 §18.2.2, RFC 3581), or None."""
-    m = _NEXT.match(via.strip())
+    m = _plain_via(via.strip()) if _ODD.search(via) is None else None      # else the grammar decides
     if m is not None and m.group(4):
         p = m.group(4).lower()
         if (b";rport=" in p and _RPORT.search(p) is None) or (b";received=" in p and _RECEIVED.search(p) is None) \
@@ -218,7 +224,7 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
         c = _COMPACT.get(c, c)
         if c == b"via":
             vias += 1
-            if b"," in value or _NEXT.match(value) is None:
+            if b"," in value or _plain_via(value) is None:
                 return FULL_PARSE
             if vias == 1:
                 h[c] = value
@@ -243,6 +249,9 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     to_tag, from_tag = _TAG.search(to.group(2)), _TAG.search(frm.group(2))
     if to_tag is None:
         return FULL_PARSE                                     # an initial request: the full path judges it
+    if _ODD.search(to_tag.group(1)) or (from_tag and _ODD.search(from_tag.group(1))) \
+            or _ODD.search(h[b"call-id"]) or _ODD.search(rl.group(2)):
+        return FULL_PARSE                                     # the branch key's fields as the grammar reads them
     uri = _URI.match(rl.group(2)) if rl.group(2).isascii() else None
     top = _NEXT.match(h[b"via"])
     if uri is None or top is None or b"," in h[b"via"] or b";branch=" not in h[b"via"]:

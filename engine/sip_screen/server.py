@@ -34,7 +34,8 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 
 from ..verdict import Action
-from .codec import (MAX_VIAS, SipMessage, SipParseError, check_request, make_response, parse_datagram,
+from .checks import check_request
+from .codec import (MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram,
                     parse_name_addr, parse_uri, parse_via, split_list)
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding
