@@ -256,6 +256,10 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     char transport[4] = "UDP";
     for (Py_ssize_t q = i; q < ul; q++) {
         if (u[q] != ';') continue;
+        Py_ssize_t ke = q + 1;                            /* the key: up to '=' or the next ';' */
+        while (ke < ul && u[ke] != '=' && u[ke] != ';') ke++;
+        if (ke == q + 1 || (ke - q - 1 == 9 && name_is(u + q + 1, 9, "transport") && (ke == ul || u[ke] != '=')))
+            goto undecided;                               /* an empty key, or transport without a value */
         if (ul - q - 1 >= 10 && name_is(u + q + 1, 10, "transport=")) {
             Py_ssize_t s = q + 11, e = s;
             while (e < ul && u[e] != ';') e++;

@@ -258,6 +258,10 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
         return FULL_PARSE
     if uri.group(3).lower().count(b";transport=") > 1:
         return FULL_PARSE                                     # which one counts is the grammar's business
+    for kv in uri.group(3).split(b";")[1:]:
+        k, eq, _ = kv.partition(b"=")
+        if not k or (not eq and k.lower() == b"transport"):
+            return FULL_PARSE                                 # an empty key, or transport without a value
     t = _TRANSPORT.search(uri.group(3))
     transport = t.group(1).upper().decode("ascii") if t else ("TCP" if rl.group(2)[:4].lower() == b"sips" else "UDP")
     if transport not in ("UDP", "TCP") or rl.group(2)[:4].lower() == b"sips":
