@@ -205,7 +205,8 @@ RESPONSES = [s for s in SEEDS if s.startswith(b"SIP/")] + [
 # inputs long fuzz runs found where a fast path (Python and C) and the full parse disagreed: a Via below
 # the top one with a bad rport or port 0 (the full parse rejects the request, or drops the response),
 # bytes the grammar strips (\x1c-\x1f, invalid UTF-8 around them) in a branch, tag or Call-ID
-# that feed the branch hash, and a Request-URI `;transport` without a value
+# that feed the branch hash, two tag parameters in a To or From (the grammar keeps the last), and a
+# Request-URI `;transport` without a value
 FOUND = [
     b'ACK sip:sips:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f918~)\x87|ed;rport\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f9\x908ed;rport\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKprev;received=127.0.0.2;rport=509<9\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=t0f1\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 1 ACK\r\nContact: <sip:0901234c567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=\x1e_hOz9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
@@ -213,6 +214,8 @@ FOUND = [
     b'SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport, SIP/2.0/UDP 127.0.0.1:0;branch=z9hG4bK1;rport=5080\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport, SIP/2.0/UDP 127.0.0.1:0;branch=z9hG4bK1;rport=5080\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\nFrom: <sip:a@127.0.0.1>;tag=\xc2\xb2\r\nTo: <sip:b@127.0.0.1>;tag=2\r\ni: c1\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n',
     b'BYE sip:0901234567@127.0.0.1:5080;transport=udp SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKb2\r\nMax-Forwards: 69\r\nf: <sip:0912345678@127.0.0.1>;tag=uas1\r\nt: "A" <sip:0901234567@127.0.0.1>;tag=ab\x1c\r\ni: c1\r\nCSeq: 7 BYE\r\nl: 0\r\n\r\n',
     b'BYE sip:0901234567@127.0.0.1:5080;transport;=udp SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKb2\r\nMax-Forwards: 69\r\nf: <sip:0912345678@127.0.0.1>;tag=uas1\r\nt: "A" <sip:0901234l67@127.0.0.1>;tag=abc\r\ni: c1\r\nCSeq: 7 BYE\r\nl: 0\r\n\r\n',
+    b'BYE sip:0901234567@127.0.0.1:5080;transport=udp SIP/2.0\r\nv: SIP/2.0/UDP 127.A.0.1:5070;branch=z9hG4bKb2\r\nMax-Forwards: 69\r\nf: <sip:0912345678@127.0.0.1>;tag=uas1\r\nt: "A" <sip:0901234567@127.0.0.1>;tag=abp:0901234567@127.0.0.1c;tag=abc\r\ni: c1\r\nCSeq: 7 BYE\r\nl: 0\r\n\r\n',
+    b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;\x1etag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
 ]
 
 

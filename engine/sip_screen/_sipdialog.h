@@ -65,6 +65,21 @@ static int find_tag(const char *p, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t *t0,
     return 0;
 }
 
+/* how many parameters in [q0, q1) have the key "tag" (any case): the grammar keeps the last, the
+ * search above the first, so more than one is left to the grammar (fastpath._tag_keys) */
+static int tag_keys(const char *p, Py_ssize_t q0, Py_ssize_t q1) {
+    int n = 0;
+    for (Py_ssize_t i = q0; i < q1; i++) {
+        if (p[i] != ';') continue;
+        Py_ssize_t j = i + 1;
+        while (j < q1 && (p[j] == ' ' || p[j] == '\t')) j++;
+        Py_ssize_t e = j;
+        while (e < q1 && p[e] != '=' && p[e] != ';' && p[e] != ' ' && p[e] != '\t') e++;
+        if (e - j == 3 && name_is(p + j, 3, "tag")) n++;
+    }
+    return n;
+}
+
 static int all_ascii(const char *p, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; i++) if ((unsigned char)p[i] >= 0x80) return 0;
     return 1;
@@ -207,7 +222,8 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     if (!find_tag(tv, tq0, tq1, &tt0, &tt1)) goto undecided;
     int has_ftag = find_tag(fv, fq0, fq1, &ft0, &ft1);
     /* the fields of the branch key read as the grammar reads them (no bytes it would strip) */
-    if (odd_bytes(tv + tt0, tt1 - tt0) || (has_ftag && odd_bytes(fv + ft0, ft1 - ft0))
+    if (odd_bytes(tv + tq0, tq1 - tq0) || odd_bytes(fv + fq0, fq1 - fq0)
+            || tag_keys(tv, tq0, tq1) > 1 || tag_keys(fv, fq0, fq1) > 1
             || odd_bytes(d + hv[R_CALLID][0], hv[R_CALLID][1] - hv[R_CALLID][0]) || odd_bytes(d + u0, u1 - u0))
         goto undecided;
     /* the Request-URI: sip:(user@)?host(:port)?(;params)* */

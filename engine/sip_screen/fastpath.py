@@ -198,6 +198,12 @@ def in_dialog(data: bytes, src_ip: str, src_port: int):
     return py_in_dialog(data, src_ip, src_port)
 
 
+def _tag_keys(params: bytes) -> int:
+    """How many of a To/From value's parameters have the key "tag" (any case): the grammar keeps the
+    last one, _TAG finds the first, so more than one is left to the grammar."""
+    return sum(1 for kv in params.split(b";")[1:] if kv.strip(b" \t").partition(b"=")[0].lower() == b"tag")
+
+
 def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     """An in-dialog request (To tag, no Route) checked and edited as §16.3/§16.6 require: top Via
     stamped with received/rport, Max-Forwards decremented; our Via goes between `before` and
@@ -249,8 +255,8 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     to_tag, from_tag = _TAG.search(to.group(2)), _TAG.search(frm.group(2))
     if to_tag is None:
         return FULL_PARSE                                     # an initial request: the full path judges it
-    if _ODD.search(to_tag.group(1)) or (from_tag and _ODD.search(from_tag.group(1))) \
-            or _ODD.search(h[b"call-id"]) or _ODD.search(rl.group(2)):
+    if _ODD.search(to.group(2)) or _ODD.search(frm.group(2)) or _tag_keys(to.group(2)) > 1 \
+            or _tag_keys(frm.group(2)) > 1 or _ODD.search(h[b"call-id"]) or _ODD.search(rl.group(2)):
         return FULL_PARSE                                     # the branch key's fields as the grammar reads them
     uri = _URI.match(rl.group(2)) if rl.group(2).isascii() else None
     top = _NEXT.match(h[b"via"])
