@@ -1,5 +1,6 @@
 /* The in-dialog request fast path of the SIP screen in C (fastpath.in_dialog's plain case).
- * Included by _sipfast.c (it uses that file's is_token, name_is, is_space, match_next, odd_bytes, plain_via and has). No I/O.
+ * Included by _sipfast.c (it uses that file's is_token, name_is, is_space, match_next, odd_bytes, plain_via, header_line
+ * and has). No I/O.
  *
  * Theory of operation: in_dialog(data, src_ip, src_port) answers, for a plain in-dialog request
  * (a To tag, no Route; checked and edited as RFC 3261 §16.3/§16.6 require), the same tuple as
@@ -143,17 +144,8 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     int vias = 0;
     Py_ssize_t ls = rl_end;
     while (ls < he) {
-        Py_ssize_t s = ls + 2;
-        j = s;
-        while (j < he && is_token((unsigned char)d[j])) j++;
-        if (j == s) goto undecided;
-        Py_ssize_t ne = j;
-        while (j < he && (d[j] == ' ' || d[j] == '\t')) j++;
-        if (j >= he || d[j] != ':') goto undecided;
-        j++;
-        while (j < he && (d[j] == ' ' || d[j] == '\t')) j++;
-        Py_ssize_t vs = j, ve = j;
-        while (ve < he && d[ve] != '\r') ve++;
+        Py_ssize_t s = ls + 2, ne, vs, ve;
+        if (!header_line(d, he, ls, &ne, &vs, &ve)) goto undecided;
         int k = req_kind(d + s, ne - s);
         const char *v = d + vs;
         Py_ssize_t vl = ve - vs;

@@ -203,6 +203,23 @@ static int has(const char *p, Py_ssize_t n, const char *needle) {
     return 0;
 }
 
+/* the header line after the CRLF at ls, up to the next CR (he: where the head ends):
+ * `token [ \t]* ":" [ \t]* value`; fills the name's end and the value's span, else returns 0 */
+static int header_line(const char *d, Py_ssize_t he, Py_ssize_t ls, Py_ssize_t *ne, Py_ssize_t *vs, Py_ssize_t *ve) {
+    Py_ssize_t s = ls + 2, j = s;
+    while (j < he && is_token((unsigned char)d[j])) j++;
+    if (j == s) return 0;
+    *ne = j;
+    while (j < he && (d[j] == ' ' || d[j] == '\t')) j++;
+    if (j >= he || d[j] != ':') return 0;
+    j++;
+    while (j < he && (d[j] == ' ' || d[j] == '\t')) j++;
+    Py_ssize_t e = j;
+    while (e < he && d[e] != '\r') e++;
+    *vs = j; *ve = e;
+    return 1;
+}
+
 static PyObject *relay_response(PyObject *self, PyObject *args) {
     Py_buffer b;
     PyObject *prefixes;
@@ -227,19 +244,10 @@ static PyObject *relay_response(PyObject *self, PyObject *args) {
             if (first_crlf < 0) first_crlf = i;
         } else if (d[i] == '\n' && (i == 0 || d[i - 1] != '\r')) goto undecided;
     }
-    /* header lines: "\r\n" token [ \t]* ":" [ \t]* value */
     Py_ssize_t ls = first_crlf;
     while (ls < he) {
-        Py_ssize_t s = ls + 2, j = s;
-        while (j < he && is_token((unsigned char)d[j])) j++;
-        if (j == s) goto undecided;
-        Py_ssize_t ne = j;
-        while (j < he && (d[j] == ' ' || d[j] == '\t')) j++;
-        if (j >= he || d[j] != ':') goto undecided;
-        j++;
-        while (j < he && (d[j] == ' ' || d[j] == '\t')) j++;
-        Py_ssize_t ve = j;
-        while (ve < he && d[ve] != '\r') ve++;
+        Py_ssize_t s = ls + 2, ne, j, ve;
+        if (!header_line(d, he, ls, &ne, &j, &ve)) goto undecided;
         if (nh == MAX_HEADERS) goto undecided;
         hdr *h = &hs[nh++];
         h->ls = ls; h->vs = j; h->ve = ve;
