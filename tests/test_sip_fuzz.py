@@ -205,8 +205,9 @@ RESPONSES = [s for s in SEEDS if s.startswith(b"SIP/")] + [
 # inputs long fuzz runs found where a fast path (Python and C) and the full parse disagreed: a Via below
 # the top one with a bad rport or port 0 (the full parse rejects the request, or drops the response),
 # bytes the grammar strips (\x1c-\x1f, invalid UTF-8 around them) in a branch, tag or Call-ID
-# that feed the branch hash, two tag parameters in a To or From (the grammar keeps the last), and a
-# Request-URI `;transport` without a value
+# that feed the branch hash, two tag parameters in a To or From (the grammar keeps the last), a
+# Request-URI `;transport` without a value, and a Via with `;rport0.1:5080` before its bare `;rport` (there the
+# full path was wrong: it stamped the port into the longer name)
 FOUND = [
     b'ACK sip:sips:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f918~)\x87|ed;rport\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f9\x908ed;rport\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKprev;received=127.0.0.2;rport=509<9\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=t0f1\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 1 ACK\r\nContact: <sip:0901234c567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=\x1e_hOz9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
@@ -216,6 +217,7 @@ FOUND = [
     b'BYE sip:0901234567@127.0.0.1:5080;transport;=udp SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKb2\r\nMax-Forwards: 69\r\nf: <sip:0912345678@127.0.0.1>;tag=uas1\r\nt: "A" <sip:0901234l67@127.0.0.1>;tag=abc\r\ni: c1\r\nCSeq: 7 BYE\r\nl: 0\r\n\r\n',
     b'BYE sip:0901234567@127.0.0.1:5080;transport=udp SIP/2.0\r\nv: SIP/2.0/UDP 127.A.0.1:5070;branch=z9hG4bKb2\r\nMax-Forwards: 69\r\nf: <sip:0912345678@127.0.0.1>;tag=uas1\r\nt: "A" <sip:0901234567@127.0.0.1>;tag=abp:0901234567@127.0.0.1c;tag=abc\r\ni: c1\r\nCSeq: 7 BYE\r\nl: 0\r\n\r\n',
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;\x1etag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
+    b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127-62f918ed;rport0.1:5080;branch=z9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0\xccv~.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
 ]
 
 
@@ -228,6 +230,24 @@ def test_fast_paths_agree_with_the_full_parse_on_inputs_fuzzing_found(pipe, data
             pytest.skip("C extension not built")
         scr.pump = make_pump(scr, -1, scr.udp.sendto)
     check_screen(scr, data, full_screen(pipe))
+
+
+@pytest.mark.parametrize("params, stamped", [
+    (b";rportx;branch=z9hG4bK7;rport", b";rportx;branch=z9hG4bK7;rport=5080"),     # not the longer name
+    (b";branch=z9hG4bK7;RPORT", b";branch=z9hG4bK7;RPORT=5080"),                   # any case
+    (b";branch=z9hG4bK7;rport", b";branch=z9hG4bK7;rport=5080"),
+])
+def test_full_path_stamps_the_bare_rport_parameter(pipe, params, stamped):
+    """RFC 3581 §4: the value goes on the value-less rport parameter itself (the full path once
+    wrote it after the first ';rport' it found, inside a longer parameter name)."""
+    data = (b"BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080" + params + b"\r\n"
+            b"Max-Forwards: 70\r\nFrom: <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\n"
+            b"Call-ID: c9@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
+    full = full_screen(pipe)
+    full.on_datagram(data, UAC)
+    (out, _), = full.udp.out
+    assert b"Via: SIP/2.0/UDP 127.0.0.1:5080" + stamped + b"\r\n" in out
+    check_screen(offline_screen(pipe), data, full_screen(pipe))      # the fast paths agree
 
 
 @pytest.mark.parametrize("rport", [b"\xc2\xb2080", b"0", b"99999", b"506x", b"123456"])

@@ -278,9 +278,12 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     # §18.2.1 / RFC 3581: stamp the top Via
     via = h[b"via"].rstrip(b" \t")
     params = top.group(4)
-    keys = [p.split(b"=", 1)[0].strip(b" \t").lower() for p in params.split(b";")[1:]]
+    raw_keys = [p.split(b"=", 1)[0].strip(b" \t") for p in params.split(b";")[1:]]
+    keys = [k.lower() for k in raw_keys]
     if len(set(keys)) != len(keys):
         return FULL_PARSE                                     # a repeated parameter: the last one counts there
+    if b"rport" in keys and b"rport" not in raw_keys:
+        return FULL_PARSE                                     # RPORT in another case: the full path stamps it
     add = b""
     if top.group(2).lower() != src_ip.encode() and b";received=" not in params.lower():
         add += b";received=" + src_ip.encode()

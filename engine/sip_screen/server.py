@@ -29,6 +29,7 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+import re
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
@@ -51,6 +52,8 @@ except ImportError:
         return hashlib.blake2b(data, digest_size=n).hexdigest()
 
 log = logging.getLogger("telfilter.sip")
+# the value-less rport parameter of a Via (RFC 3581 §4), not a longer name that starts with it
+_BARE_RPORT = re.compile(r"(;[ \t]*rport)[ \t]*(?=;|$)", re.I)
 
 
 class SipScreen(Forwarding, Screening):
@@ -357,7 +360,7 @@ class SipScreen(Forwarding, Screening):
                 if via.host != src[0].lower() and "received" not in via.params:
                     add += f";received={src[0]}"
                 if "rport" in via.params and not via.params["rport"]:
-                    first = first.replace(";rport", f";rport={src[1]}", 1)
+                    first = _BARE_RPORT.sub(lambda m: f"{m.group(1)}={src[1]}", first, count=1)
                 elif transport == "TCP" and "rport" not in via.params:
                     add += f";rport={src[1]}"           # the connection to answer on
                 first += add
