@@ -207,8 +207,9 @@ RESPONSES = [s for s in SEEDS if s.startswith(b"SIP/")] + [
 # the top one with a bad rport or port 0 (the full parse rejects the request, or drops the response),
 # bytes the grammar strips (\x1c-\x1f, invalid UTF-8 around them) in a branch, tag or Call-ID
 # that feed the branch hash, two tag parameters in a To or From (the grammar keeps the last), a
-# Request-URI `;transport` without a value, and a Via with `;rport0.1:5080` before its bare `;rport` (there the
-# full path was wrong: it stamped the port into the longer name)
+# Request-URI `;transport` without a value, a '<' in a lower Via header (its comma does not split there), and a
+# Via with `;rport0.1:5080` before its bare `;rport` (there the full path was wrong: it stamped the port into the
+# longer name)
 FOUND = [
     b'ACK sip:sips:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f918~)\x87|ed;rport\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f9\x908ed;rport\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKprev;received=127.0.0.2;rport=509<9\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=t0f1\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 1 ACK\r\nContact: <sip:0901234c567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=\x1e_hOz9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
@@ -219,6 +220,7 @@ FOUND = [
     b'BYE sip:0901234567@127.0.0.1:5080;transport=udp SIP/2.0\r\nv: SIP/2.0/UDP 127.A.0.1:5070;branch=z9hG4bKb2\r\nMax-Forwards: 69\r\nf: <sip:0912345678@127.0.0.1>;tag=uas1\r\nt: "A" <sip:0901234567@127.0.0.1>;tag=abp:0901234567@127.0.0.1c;tag=abc\r\ni: c1\r\nCSeq: 7 BYE\r\nl: 0\r\n\r\n',
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;\x1etag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127-62f918ed;rport0.1:5080;branch=z9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0\xccv~.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
+    b'SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch<=z9hG4bKtf012\x93456789abcdef0123;,rport\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;bran~h=z9hG4bK1;rport=5080\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;bran~h=z9hG4bK1;rport=5080\r\nF`om: <sip:a\xa6\xc2\xb227.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n',
 ]
 
 

@@ -274,7 +274,7 @@ static PyObject *relay_response(PyObject *self, PyObject *args) {
                 clv = clv * 10 + (d[q] - '0');
             }
         } else if (h->kind == H_VIA) {
-            if (memchr(d + h->vs, '"', h->ve - h->vs)) goto undecided;
+            if (memchr(d + h->vs, '"', h->ve - h->vs) || memchr(d + h->vs, '<', h->ve - h->vs)) goto undecided;
             if (top < 0) top = k; else if (second < 0) second = k;
         } else if (h->kind == H_CSEQ && cseq < 0) cseq = k;
         else if (h->kind == H_CALLID && callid < 0) callid = k;
@@ -294,7 +294,6 @@ static PyObject *relay_response(PyObject *self, PyObject *args) {
         res = PyTuple_New(0);
         goto done;
     }
-    if (memchr(v, '<', vl)) goto undecided;
     const char *comma = memchr(v, ',', vl);
     Py_ssize_t fl = comma ? comma - v : vl;
     nextm m;

@@ -65,8 +65,9 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
     cl = _CL.findall(head)
     if len(cl) != 1 or not cl[0].strip(b" \t").isdigit() or int(cl[0]) != len(data) - he - 4:
         return FULL_PARSE
-    if b'"' in b"".join(_VIA.findall(head)):
-        return FULL_PARSE                                     # quoted strings in Vias: the grammar decides
+    vias = b"".join(_VIA.findall(head))
+    if b'"' in vias or b"<" in vias:
+        return FULL_PARSE                                     # quotes or <...> in Vias: commas there do not split
     top = _VIA.search(head)
     if top is None:
         return FULL_PARSE
@@ -74,7 +75,7 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
     if not value.startswith(our_via_prefixes):
         return NOT_OURS if b"z9hG4bKtf" not in value else FULL_PARSE
     first = value.split(b",", 1)[0]
-    if b'"' in value or b"<" in value or _plain_via(first) is None or first.lower().count(b";branch") != 1:
+    if _plain_via(first) is None or first.lower().count(b";branch") != 1:
         return FULL_PARSE                                     # the full parse decides what a odd Via means
     comma = value.find(b",")
     if comma >= 0:                                            # several Vias in one header: drop the first value
