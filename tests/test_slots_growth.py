@@ -115,14 +115,14 @@ def test_rows_never_move_and_freed_rows_are_reused():
 def test_rows_grow_by_copying_where_address_space_is_refused(monkeypatch):
     """Under strict overcommit the rows' up-front reservation fails: the table starts small and
     its row arrays grow by copying, every row kept."""
-    from engine.rules import slots
-    real = slots._copy
+    from engine.rules import flatmem
+    real = flatmem.copy
 
     def copy(fmt, data, n=None):
         if n is not None and n >= 2_000_000:
             raise OSError(12, "Cannot allocate memory")
         return real(fmt, data, n)
-    monkeypatch.setattr(slots, "_copy", copy)
+    monkeypatch.setattr(flatmem, "copy", copy)
     t = SlotTable(3, 2, keep=None)
     assert len(t.hk) < 10_000
     for n in range(50_000):

@@ -37,7 +37,8 @@ import numpy as np
 
 from .history import CallDurations, RecipientHistory  # noqa: F401 (also imported from here)
 from . import slots as _slots
-from .slots import SlotTable, _copy, _reserve_rows, _room, key_hash, value_fp
+from . import flatmem
+from .slots import SlotTable, key_hash, value_fp
 
 
 class CounterStore(Protocol):
@@ -249,11 +250,11 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
     del R
     NX = np.zeros(len(IX), np.uint32)
     NX[occupied] = np.arange(1, len(N) + 1, dtype=np.uint32)
-    n = _reserve_rows(new.width, new.max_keys, len(N))
+    n = flatmem.reserve_rows(new.width, new.max_keys, len(N))
     new.cap, new.used, new.cursor = o.cap, o.used, 0
-    new.ix = _copy("I", NX)
-    new.rows = _room("I", N, n * new.width)
-    new.hk = _room("Q", HK, n)
+    new.ix = flatmem.copy("I", NX)
+    new.rows = flatmem.room("I", N, n * new.width)
+    new.hk = flatmem.room("Q", HK, n)
     new.top, new.free = len(N), 0
 
 

@@ -62,14 +62,11 @@ paths take 3.5-4 µs a message where these take 18-20 (the rows-in-slots tables 
 """
 from __future__ import annotations
 
-import mmap
 import os
-import sys
 from array import array
 from contextlib import contextmanager
 
-import numpy as np
-
+from .flatmem import copy, release, reserve_rows, room, zeros
 from .keyhash import M64, key_hash, stable_hash, value_fp     # noqa: F401 (the tables' key hashes, re-exported)
 
 _TAIL = 64
@@ -78,10 +75,6 @@ _SWEEP = 2                          # slots examined by the sweeper before each 
 _STEP_MIN = 4                       # previous slots moved per insert during a growth (at least)
 _CUT = 1 << 14                      # moved slots given back to the allocator at a time
 _EVICT = 8                          # rows sampled for eviction at max_keys when a key's home slot is empty
-_RESERVE = 1 << 30                  # bytes of address space reserved for a table's rows at most (more: copied)
-# an anonymous mapping's pages are only committed when touched; Linux does not count the
-# untouched reservation against the commit limit with MAP_NORESERVE (0x4000, not in Python's mmap)
-_NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0
 
 
 def _load_fast():
@@ -110,53 +103,6 @@ def use_fast(on: bool):
         _fast = prev
 
 
-def _zeros(fmt: str, n: int) -> memoryview:
-    """n zeroed words of struct format `fmt` ("Q" or "I") in an anonymous mapping: the kernel
-    hands out zero pages on first touch, so a table of any size is allocated at once (an
-    `array` of 40 MB is zero-filled in ~50 ms, a pause), and moved-out parts can be given back
-    with madvise. Indexing and slicing are as fast as an array's."""
-    size = 8 if fmt == "Q" else 4
-    try:
-        m = mmap.mmap(-1, max(1, n) * size, flags=mmap.MAP_PRIVATE | _NORESERVE)
-    except (OSError, ValueError):
-        m = mmap.mmap(-1, max(1, n) * size)
-    return memoryview(m).cast("B").cast(fmt)
-
-
-def _copy(fmt: str, data, n: int | None = None) -> memoryview:
-    """A table array holding a copy of `data` (bytes, array or memoryview of that format),
-    `n` words long (at least the data's length)."""
-    b = memoryview(data).cast("B")
-    size = 8 if fmt == "Q" else 4
-    v = _zeros(fmt, max(len(b) // size, n or 0))
-    v.cast("B")[:len(b)] = b
-    return v
-
-
-def _room(fmt: str, data, n: int) -> memoryview:
-    """`_copy(fmt, data, n)` for a row array: where the address space for n words cannot be had
-    (strict overcommit ignores MAP_NORESERVE), room for twice the data, grown later by copying."""
-    try:
-        return _copy(fmt, data, n)
-    except OSError:
-        size = 8 if fmt == "Q" else 4
-        return _copy(fmt, data, 2 * len(memoryview(data).cast("B")) // size + 1024)
-
-
-def _release(v: memoryview, start: int) -> None:
-    """Give the pages of words [start, end) of a table array back to the kernel (they read as 0)."""
-    size = v.itemsize
-    a = -(-start * size // mmap.PAGESIZE) * mmap.PAGESIZE
-    end = len(v) * size // mmap.PAGESIZE * mmap.PAGESIZE
-    if end > a:
-        v.obj.madvise(mmap.MADV_DONTNEED, a, end - a)
-
-
-def _reserve_rows(width: int, max_keys: int, top: int = 0) -> int:
-    """Rows to reserve: room for max_keys rows, or what _RESERVE bytes hold (then grown by copying)."""
-    return max(top + 1, min(max_keys + 1, max(1024, _RESERVE // (4 * width + 8))))
-
-
 class SlotTable:
     __slots__ = ("width", "touch", "keep", "max_keys", "cap", "ix", "hk", "rows", "used", "cursor", "_zero",
                  "rebuilds", "_old", "top", "free")
@@ -171,14 +117,14 @@ class SlotTable:
         self._old = None                # a growth under way: _Old (the previous index), else None
         self.top = 0                    # rows ever handed out
         self.free = 0                   # the free list's first row + 1 (0: empty)
-        n = _reserve_rows(width, self.max_keys)
-        self.rows = _room("I", b"", n * width)
-        self.hk = _room("Q", b"", n)    # each row's key hash
+        n = reserve_rows(width, self.max_keys)
+        self.rows = room("I", b"", n * width)
+        self.hk = room("Q", b"", n)     # each row's key hash
         self._alloc(_MIN_CAP, _MIN_CAP + _TAIL)
 
     def _alloc(self, cap: int, n: int) -> None:
         self.cap = cap
-        self.ix = _zeros("I", n)        # slot -> row + 1 (0: empty)
+        self.ix = zeros("I", n)         # slot -> row + 1 (0: empty)
         self.used = 0
         self.cursor = 0
 
@@ -214,8 +160,8 @@ class SlotTable:
     def _more_rows(self) -> None:
         """Larger row arrays (only past the _RESERVE bytes reserved up front: the rows are copied)."""
         n = 2 * min(len(self.hk), len(self.rows) // self.width)
-        self.rows = _copy("I", self.rows, n * self.width)
-        self.hk = _copy("Q", self.hk, n)
+        self.rows = copy("I", self.rows, n * self.width)
+        self.hk = copy("Q", self.hk, n)
 
     # ------------------------------------------------------------ lookups
     def find(self, h: int) -> int:
@@ -404,7 +350,7 @@ class SlotTable:
 
     def _lengthen(self):
         """A longer tail (a cluster reached the last slot: rare, the index is copied)."""
-        self.ix = _copy("I", self.ix, len(self.ix) + _TAIL)
+        self.ix = copy("I", self.ix, len(self.ix) + _TAIL)
         return self.ix
 
     def _migrate(self, now: int, budget: int | None = None) -> None:
@@ -448,7 +394,7 @@ class SlotTable:
     def _give_back(self, c: int) -> None:
         """Hand the previous index's moved slots [c + 1, end) back to the kernel."""
         o = self._old
-        _release(o.ix, c + 1)
+        release(o.ix, c + 1)
         o.released = c
 
     def _settle(self) -> None:
@@ -461,73 +407,18 @@ class SlotTable:
         self._settle()
         return self
 
-    # ------------------------------------------------------------ snapshot encoding
+    # ------------------------------------------------------------ snapshot encoding (slotdump.py)
     def dump(self) -> list:
         """The table as plain values (state/embedded.py writes them with msgpack), growth under way
         included: a snapshot never has to finish one on the event loop."""
-        o = self._old
-        return [self.width, self.touch, self.keep, self.max_keys, self.cap, self.used, self.cursor, self.rebuilds,
-                bytes(self.hk[:self.top]), bytes(self.rows[:self.top * self.width]),
-                None if o is None else [o.cap, o.left, o.cursor, o.step, o.now, bytes(o.ix[:o.cursor + 1])],
-                [bytes(self.ix), self.top, self.free]]
+        from .slotdump import dump
+        return dump(self)
 
     @classmethod
     def load(cls, v: list) -> "SlotTable":
-        """A table from `dump()`. Dumps from before the index (rows kept in the slots: 10 items,
-        11 with a growth under way) load too: their rows are placed densely in slot order."""
-        width, touch, keep, max_keys, cap, used, cursor, rebuilds = v[:8]
-        t = cls(width, touch, keep, max_keys)
-        t.cap, t.used, t.cursor, t.rebuilds = cap, used, cursor, rebuilds
-        if len(v) > 11:
-            hk, rows, old, (ix, top, free) = v[8], v[9], v[10], v[11]
-            if len(rows) != 4 * width * top or len(hk) != 8 * top or not 0 <= free <= top:
-                raise ValueError("table rows do not match its index")
-            n = _reserve_rows(width, max_keys, top)
-            t.ix, t.top, t.free = _copy("I", ix), top, free
-            t.rows, t.hk = _room("I", rows, n * width), _room("Q", hk, n)
-            if old is not None:
-                ocap, left, ocursor, step, now, oix = old
-                if not 0 <= ocursor < len(oix) // 4:
-                    raise ValueError("table rows do not match its index")
-                o = t._old = _Old(_copy("I", oix), ocap, left, now)
-                o.cursor, o.step = ocursor, step
-            if max(np.frombuffer(t.ix, np.uint32).max(initial=0),
-                   np.frombuffer(t._old.ix, np.uint32).max(initial=0) if t._old else 0) > top:
-                raise ValueError("table index names a row beyond its rows")
-            return t
-        # rows in slot order: the occupied ones become rows 0.., in the same order
-        h, rows = v[8], v[9]
-        old = v[10] if len(v) > 10 else None
-        H = np.frombuffer(h, np.uint64)
-        R = np.frombuffer(rows, np.uint32)
-        if len(H) * width != len(R):
-            raise ValueError("table rows do not match its hashes")
-        live = H != 0
-        parts_h, parts_r = [H[live]], [R.reshape(len(H), width)[live]]
-        if old is not None:
-            ocap, left, ocursor, step, now, oh, orows = old
-            OH = np.frombuffer(oh, np.uint64)
-            OR = np.frombuffer(orows, np.uint32)
-            if len(OH) * width != len(OR) or not 0 <= ocursor < len(OH):
-                raise ValueError("table rows do not match its hashes")
-            olive = OH != 0
-            olive[ocursor:] = False         # slots at and after the cursor were moved already
-            parts_h.append(OH[olive])
-            parts_r.append(OR.reshape(len(OH), width)[olive])
-        HK, dense = np.concatenate(parts_h), np.concatenate(parts_r)
-        top = len(HK)
-        n = _reserve_rows(width, max_keys, top)
-        t.rows, t.hk, t.top = _room("I", dense.tobytes(), n * width), _room("Q", HK.tobytes(), n), top
-        k = int(live.sum())
-        IX = np.zeros(len(H), np.uint32)
-        IX[live] = np.arange(1, k + 1, dtype=np.uint32)
-        t.ix = _copy("I", IX.tobytes())
-        if old is not None:
-            OX = np.zeros(ocursor + 1, np.uint32)
-            OX[olive[:ocursor + 1]] = np.arange(k + 1, top + 1, dtype=np.uint32)
-            o = t._old = _Old(_copy("I", OX.tobytes()), ocap, left, now)
-            o.cursor, o.step = ocursor, step
-        return t
+        """A table from `dump()` (older layouts too; see slotdump.py)."""
+        from .slotdump import load
+        return load(cls, v)
 
 
 class _Old:
