@@ -121,6 +121,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
     from .ml.cli import add_analyst_parsers
     add_analyst_parsers(ms, _sub)
+    from .ml.cv import add_parser as add_cv_parser
+    add_cv_parser(ms, _sub)
 
     from .analyst.cli import add_parser as add_reports_parser
     add_reports_parser(subs, _sub)
@@ -208,6 +210,8 @@ def _train_modules(args) -> tuple[str, list[str]]:
     """(what the command is called, the [train] modules it needs)."""
     if args.cmd == "ml" and args.mcmd == "train":
         return "ml train", ["sklearn", "scipy"]
+    if args.cmd == "ml" and args.mcmd == "cv":
+        return "ml cv", ["sklearn", "scipy"] + (["matplotlib"] if args.report else [])
     if args.cmd == "ml" and args.mcmd == "eval":
         return ("ml eval --report", ["sklearn", "matplotlib"]) if args.report else ("ml eval", ["sklearn"])
     if args.cmd == "report":

@@ -1,4 +1,4 @@
-"""`telfilter ml train | eval | predict | compare | promote | rollback`."""
+"""`telfilter ml train | eval | predict | compare | promote | rollback` (`ml cv`: cv.py)."""
 from __future__ import annotations
 
 import json
@@ -30,6 +30,9 @@ def cmd_ml(args) -> int:
             return _train(args)
         if args.mcmd == "eval":
             return _eval(args)
+        if args.mcmd == "cv":
+            from .cv import cmd
+            return cmd(args)
         if args.mcmd == "predict":
             return _predict(args)
         if args.mcmd == "compare":
