@@ -44,7 +44,8 @@ setup(
                            depends=["engine/sip_screen/_sipdialog.h", "engine/sip_screen/_sippump.h", "engine/sip_screen/_siphead.h", "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  # template_key's masking (textnorm.py keeps the pure-Python path)
-                 Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True, depends=["engine/_blake2b.h"],
+                 Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True,
+                           depends=["engine/_textdigest.h", "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  # the state tables' hot paths (slots.py, counters.py, history.py keep the Python ones)
                  Extension("engine.rules._slotsfast", ["engine/rules/_slotsfast.c"], optional=True,
