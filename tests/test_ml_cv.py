@@ -96,6 +96,8 @@ def test_bad_arguments_and_files(tmp_path, files):
     assert p.returncode == 2 and "--splits" in p.stderr
     p = subprocess.run(base + ["--data", str(tmp_path / "missing.tsv")], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "missing.tsv" in p.stderr
+    p = subprocess.run(base + ["--data", str(en), "--extra", str(en)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "as --data and as --extra" in p.stderr
 
 
 def test_short_names():

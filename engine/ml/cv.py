@@ -182,6 +182,10 @@ def cmd(args) -> int:
     if args.splits < 1 or not 0 < args.test_size < 1:
         print("telfilter ml cv: error: --splits must be >= 1 and --test-size between 0 and 1", file=sys.stderr)
         return 2
+    both = set(args.data) & set(args.extra)
+    if both:
+        print(f"telfilter ml cv: error: {sorted(both)[0]} is given as --data and as --extra", file=sys.stderr)
+        return 2
     sets = {}
     for p in args.data + args.extra:
         ds = read_dataset(p)
