@@ -112,7 +112,7 @@ def _start_server(kind, d, port, uas_port, tmp, kam_bin=None):
                                 "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{port}",
                                 "--sip-next-hop", f"127.0.0.1:{uas_port}", "--sip-allow-networks", "127.0.0.0/8",
                                 "--log", os.devnull, "--ready-file", str(d / "ready")],
-                               stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                               stderr=open(d / "serve.log", "wb"), stdout=subprocess.DEVNULL)
         end = time.time() + 30
         while not (d / "ready").exists() and time.time() < end:
             time.sleep(0.05)
@@ -166,9 +166,10 @@ def _one(tmp, rate, seconds, mode, server="screen", kam_bin=None):
             p.send_signal(signal.SIGTERM)
         for p in (srv, uas):
             try:
-                p.wait(10)
+                p.wait(15)                  # serve drains for up to 10 s
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()                    # gone before the next run takes the same data directory
     a = _stats(d / "allowed")
     b = _stats(d / "blocked") if mode == "mixed" else {"ok": 0, "failed": 0, "rtt_ms": []}
     ok = a["ok"] + b["ok"]
