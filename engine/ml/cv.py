@@ -79,7 +79,7 @@ def run(data: list, extra: list, splits: int, test_size: float = 0.25, first: in
             texts += ds.texts
             labels += ds.labels
         with tempfile.TemporaryDirectory(prefix="telfilter-cv-") as d:
-            card, _ = train(texts, labels, [], Path(d), target, fold_seed, progress=False, log=lambda m: None)
+            train(texts, labels, [], Path(d), target, fold_seed, progress=False, log=lambda m: None)
             sc = load_scorer(Path(d))
         for (name, ds), (_, te), y, lg in zip(data, parts, ys, langs):
             if not len(te):
