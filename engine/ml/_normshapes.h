@@ -135,7 +135,6 @@ static int shout(PyObject *text) {
  * whole run can end at a boundary. */
 static inline Py_UCS4 kw_fold(Py_UCS4 ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch == 0x17f ? 's' : ch; }
 
-
 static int kwcta(PyObject *text) {
     static const char *const W[] = {"reply", "send", "text", "txt"};
     const int kind = PyUnicode_KIND(text);
