@@ -209,7 +209,8 @@ RESPONSES = [s for s in SEEDS if s.startswith(b"SIP/")] + [
 # that feed the branch hash, two tag parameters in a To or From (the grammar keeps the last), a
 # Request-URI `;transport` without a value, a '<' in a lower Via header (its comma does not split there), and a
 # Via with `;rport0.1:5080` before its bare `;rport` (there the full path was wrong: it stamped the port into the
-# longer name)
+# longer name); at stop 24, `;rpoRt=5080` in the next Via of a response (the Python fast path read rport and
+# received in lower case only and sent to the sent-by port)
 FOUND = [
     b'ACK sip:sips:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f918~)\x87|ed;rport\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f9\x908ed;rport\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKprev;received=127.0.0.2;rport=509<9\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=t0f1\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 1 ACK\r\nContact: <sip:0901234c567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=\x1e_hOz9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
@@ -221,6 +222,7 @@ FOUND = [
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0.0.1>;\x1etag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
     b'BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127-62f918ed;rport0.1:5080;branch=z9hG4bK-62f918ed;rport\r\nMax-Forwards: 70\r\nFrom: "Caller" <sip:0901234567@127.0\xccv~.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:0901234567@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n',
     b'SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch<=z9hG4bKtf012\x93456789abcdef0123;,rport\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;bran~h=z9hG4bK1;rport=5080\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;bran~h=z9hG4bK1;rport=5080\r\nF`om: <sip:a\xa6\xc2\xb227.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n',
+    b'SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport, SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1;rpoRt=5080\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\ni: c1\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n',
 ]
 
 
@@ -251,6 +253,24 @@ def test_full_path_stamps_the_bare_rport_parameter(pipe, params, stamped):
     (out, _), = full.udp.out
     assert b"Via: SIP/2.0/UDP 127.0.0.1:5080" + stamped + b"\r\n" in out
     check_screen(offline_screen(pipe), data, full_screen(pipe))      # the fast paths agree
+
+
+@pytest.mark.parametrize("params, dest", [
+    (b";rport=5090", ("127.0.0.1", 5090)), (b";RPORT=5090", ("127.0.0.1", 5090)), (b";rPort=5090", ("127.0.0.1", 5090)),
+    (b";RECEIVED=127.0.0.3", ("127.0.0.3", 5080)), (b";Received=127.0.0.3;RPort=5091", ("127.0.0.3", 5091)),
+    (b";rport=5090;Received=127.0.0.4", ("127.0.0.4", 5090)),
+])
+def test_response_next_hop_reads_rport_and_received_in_any_case(pipe, params, dest):
+    """RFC 3261 §7.3.1: parameter names are case-insensitive, so `;RPort=5091` and `;Received=` in the
+    next Via say where the response goes (RFC 3581) on every path."""
+    data = (b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport\r\n"
+            b"Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK1" + params + b"\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\n"
+            b"To: <sip:b@127.0.0.1>;tag=2\r\ni: c1\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n")
+    assert fastpath.py_relay_response(data, OUR)[1][:2] == dest
+    full = full_screen(pipe)
+    full.on_datagram(data, UAC)
+    assert [a for _, a in full.udp.out] == [dest]
+    check_screen(offline_screen(pipe), data, full_screen(pipe))
 
 
 @pytest.mark.parametrize("rport", [b"\xc2\xb2080", b"0", b"99999", b"506x", b"123456"])

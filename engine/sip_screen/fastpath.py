@@ -142,10 +142,13 @@ def next_hop(via: bytes):
         host = host[1:-1]
     port = int(m.group(3)) if m.group(3) else 5060
     if params:
-        r = _RECEIVED.search(params)
+        # parameter names in any case (RFC 3261 §7.3.1: `;RPort=5080` is rport); searched in the lowercased
+        # copy, the received value taken as written (lower() keeps every ASCII byte where it was)
+        p = params.lower()
+        r = _RECEIVED.search(p)
         if r is not None:
-            host = r.group(1).decode("ascii")
-        r = _RPORT.search(params)
+            host = params[r.start(1):r.end(1)].decode("ascii")
+        r = _RPORT.search(p)
         if r is not None:
             port = int(r.group(1))
     if not 0 < port < 65536:
