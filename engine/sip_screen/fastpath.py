@@ -142,9 +142,8 @@ def next_hop(via: bytes):
         host = host[1:-1]
     port = int(m.group(3)) if m.group(3) else 5060
     if params:
-        # parameter names in any case (RFC 3261 §7.3.1: `;RPort=5080` is rport); searched in the lowercased
-        # copy, the received value taken as written (lower() keeps every ASCII byte where it was)
-        p = params.lower()
+        # parameter names in any case (RFC 3261 §7.3.1: `;RPort=5080` is rport): searched in `p`, the lowercased
+        # copy made above, the received value taken as written (lower() keeps every ASCII byte where it was)
         r = _RECEIVED.search(p)
         if r is not None:
             host = params[r.start(1):r.end(1)].decode("ascii")
