@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -13,10 +14,44 @@ log = logging.getLogger("telfilter")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
-def _open_out(path):
-    if path in (None, "-"):
-        return sys.stdout, False
-    return open(path, "w", encoding="utf-8"), True
+class _Out:
+    """`--out FILE`, written whole or not at all: the text goes to a temporary file beside FILE, which replaces
+    FILE (fsynced) only when the command finished without an exception; a failure part-way leaves FILE
+    as it was (a published zone or an earlier run's verdicts are never truncated). stdout, a FIFO or a
+    device is written directly."""
+
+    def __init__(self, path):
+        self.path, self.tmp = path, None
+        if path in (None, "-"):
+            self.f = sys.stdout
+        elif os.path.exists(path) and not os.path.isfile(path):
+            self.f = open(path, "w", encoding="utf-8")
+        else:
+            p = Path(path)
+            self.tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+            self.f = open(self.tmp, "w", encoding="utf-8")
+
+    def __enter__(self):
+        return self.f
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.f is sys.stdout:
+            self.f.flush()
+            return False
+        if self.tmp is None:
+            self.f.close()
+            return False
+        try:
+            if exc_type is None:
+                self.f.flush()
+                os.fsync(self.f.fileno())
+            self.f.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
+        return False
 
 
 def cmd_check(args) -> int:
@@ -28,8 +63,7 @@ def cmd_check(args) -> int:
         print("telfilter check: give --jsonl FILE, or --sender/--recipient/--text for one message", file=sys.stderr)
         return 2
     pipe = build(args.config, args.data_dir)
-    out, close = _open_out(args.out)
-    try:
+    with _Out(args.out) as out:
         if not args.jsonl:
             if args.recipient is None or args.text is None:
                 print("telfilter check: one message needs --sender, --recipient and --text", file=sys.stderr)
@@ -78,10 +112,6 @@ def cmd_check(args) -> int:
                 d.update(v.to_json())
                 out.write(_dumps_line(d, n))
         return 0
-    finally:
-        out.flush()
-        if close:
-            out.close()
 
 
 def _dumps_line(d: dict, n: int) -> str:
@@ -135,17 +165,13 @@ def cmd_lists(args) -> int:
         if args.format != "csv" and args.kind != "blacklist":
             print(f"telfilter lists export: --format {args.format} is for the blacklist only", file=sys.stderr)
             return 2
-        out, close = _open_out(args.out)
-        try:
+        with _Out(args.out) as out:
             if args.format != "csv":
                 from .lists.publish import write_blacklist
                 write_blacklist(store.load(), args.format, out)
                 _print_warnings(store)
             else:
                 store.export(args.kind, out)
-        finally:
-            if close:
-                out.close()
         return 0
     if args.lcmd == "stats":
         L = store.load()

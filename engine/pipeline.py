@@ -32,6 +32,11 @@ from .verdict import Action, Call, Hit, Message, Verdict, decide
 log = logging.getLogger("telfilter")
 
 
+class NotRecorded(Exception):
+    """A 5656 command (DNC registration, spam report) could not be written durably (disk full or failing):
+    nothing of it is in force, and the element answers with a temporary error so the SMSC delivers it again."""
+
+
 @dataclass
 class EngineState:
     """Everything judging remembers between messages; one writer (the pipeline's commit step).
@@ -113,22 +118,29 @@ class Pipeline:
         cmd = shortcode.parse(ctx.text, ctx.sender_num)
         src = f"shortcode:{self.settings.shortcode}"
         if cmd.op in ("dnc_add", "dnc_remove"):
-            # in place: bitmap add/discard is atomic for the single-threaded event loop
-            if cmd.op == "dnc_add":
-                self.lists.add_dnc(ctx.sender_num, cmd.channel)
-            else:
-                self.lists.remove_dnc(ctx.sender_num, cmd.channel)
+            # journalled (fsynced) first and only then in force: a change the subscriber is told about
+            # is never lost, and one that could not be written is not in force either
+            op = "add" if cmd.op == "dnc_add" else "remove"
             if self.persist and self.store is not None:
-                self.store.append_delta("add" if cmd.op == "dnc_add" else "remove", ctx.sender_num, cmd.channel)
+                self._record(self.store.append_delta, op, ctx.sender_num, cmd.channel)
+            # in place: bitmap add/discard is atomic for the single-threaded event loop
+            (self.lists.add_dnc if op == "add" else self.lists.remove_dnc)(ctx.sender_num, cmd.channel)
         elif cmd.op == "report":
             rec = {"reporter": format_number(ctx.sender_num) if ctx.sender_num is not None else ctx.sender_raw,
                    "reported": format_number(cmd.reported) if cmd.reported is not None else None,
                    "content": cmd.content, "time": ctx.time.isoformat(), "kind": cmd.kind, "label": None}
+            if self.persist and self.reports is not None:
+                self._record(self.reports.append, rec)
             if cmd.kind in ("S", "V") and cmd.reported is not None:
                 self.state.reports.add(cmd.reported, rec["reporter"], ctx.ts)
-            if self.persist and self.reports is not None:
-                self.reports.append(rec)
         return Verdict(Action.ALLOW, 0.0, (Hit(cmd.symbol, 0.0, cmd.detail, src, Action.ALLOW),))
+
+    @staticmethod
+    def _record(write, *args) -> None:
+        try:
+            write(*args)
+        except OSError as e:
+            raise NotRecorded(f"5656 command not recorded ({e}); the sender should retry") from e
 
     # ------------------------------------------------------------ hot swaps
     def reload_rules(self, directory: Path | None = None) -> list:

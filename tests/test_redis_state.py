@@ -393,3 +393,53 @@ def test_recipient_history_and_call_durations_are_shared(tmp_path, url):
         for s in (sa, sb, sc):
             await s.close()
     asyncio.run(main())
+
+
+def _lists_node(tmp_path, name):
+    import types
+    st = ListStore(tmp_path / name)
+    return types.SimpleNamespace(store=st, lists=st.load(), reports=None, state=None)
+
+
+def test_journal_ends_in_stream_order_when_changes_cross(tmp_path, url):
+    """B's HUY DNC reaches the stream first, A's DK DNC (journalled on A before B's entry arrived)
+    second: after A restarts, the number is on DNC on both nodes, as the stream says."""
+    from engine.state.replication import STREAM, DncReplicator
+    N = 84912000001
+
+    async def main():
+        A, B = _lists_node(tmp_path, "A"), _lists_node(tmp_path, "B")
+        ra, rb = DncReplicator(url, A), DncReplicator(url, B)
+        B.store.append_delta("remove", N, "SV"); B.lists.remove_dnc(N, "SV"); await rb._publish_all()
+        A.store.append_delta("add", N, "SV"); A.lists.add_dnc(N, "SV"); await ra._publish_all()
+        for r in (ra, rb):
+            r._apply(await r.redis.xrange(STREAM, min="-"))
+        out = []
+        for P in (A, B):
+            P.lists = ListStore(P.store.dir).load()
+            r2 = DncReplicator(url, P)
+            await r2.catch_up(2.0)
+            out.append(P.lists.in_dnc(N, "S"))
+            await r2.close()
+        await ra.close(); await rb.close()
+        return out
+    assert asyncio.run(main()) == [True, True]
+
+
+def test_an_entry_whose_journal_write_fails_is_read_again(tmp_path, monkeypatch):
+    """The stream id moves on only after the entry is journalled: a failed append leaves it to be
+    re-read, so a restart still has the change."""
+    import msgpack
+    from engine.state.replication import DncReplicator
+    P = _lists_node(tmp_path, "A")
+    r = DncReplicator("redis://127.0.0.1:1/0", P)          # _apply needs no server
+    entry = (b"1-0", {b"node": b"other", b"t": b"0", b"d": msgpack.packb([["add", "SV", [84912000001]]])})
+    real = P.store.append_replicated
+    monkeypatch.setattr(P.store, "append_replicated", lambda ch: (_ for _ in ()).throw(OSError(28, "No space")))
+    with pytest.raises(OSError):
+        r._apply([entry])
+    assert r.last_id == "0" and not (P.store.dir / "lists" / "dnc.stream-id").exists()
+    monkeypatch.setattr(P.store, "append_replicated", real)
+    r._apply([entry])                                      # what follow() reads again
+    assert r.last_id == "1-0"
+    assert ListStore(P.store.dir).load().in_dnc(84912000001, "S")

@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from hashlib import blake2b
 from pathlib import Path
 
+from ..durable import append_all
+
 REPORTS = "reports.jsonl"
 LABELS_FILE = "labels.jsonl"
 LABELS = ("spam", "ham")
@@ -127,10 +129,7 @@ class LabelLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)         # another analyst's batch is never split by ours
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            append_all(fd, data)
         finally:
             os.close(fd)                            # releases the lock
         return data.count(b"\n")

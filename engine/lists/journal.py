@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .csvio import parse_channel
+from ..durable import append_all, ends_in_newline
 from .snapshot import fsync_dir
 
 JOURNAL_COMPACT_BYTES = 4 << 20          # ~60,000 changes
@@ -133,11 +134,9 @@ def append_lines(path: Path, lock: Path, changes) -> None:
     with flocked(lock):
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if not ends_in_newline(fd):
                 line = b"\n" + line      # end a line a crash cut short, or this one is lost with it
-            os.write(fd, line)
-            os.fsync(fd)
+            append_all(fd, line)         # all or nothing: the caller confirms only after this
         finally:
             os.close(fd)
 

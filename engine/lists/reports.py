@@ -14,6 +14,7 @@ from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 
+from ..durable import append_all, ends_in_newline
 from ..rules.slots import value_fp
 
 
@@ -76,10 +77,11 @@ class ReportStore:
     def append(self, rec: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(rec, ensure_ascii=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
+            if not ends_in_newline(fd):
+                line = b"\n" + line      # a line a crash cut short ends here; this one stays readable
+            append_all(fd, line)
         finally:
             os.close(fd)
 

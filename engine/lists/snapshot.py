@@ -51,15 +51,21 @@ def prepare_snapshot(path: Path, kind: str, sections: dict[str, bytes], extra: d
 
 
 def install_snapshot(tmp: Path, path: Path, kind: str) -> None:
-    """Rename a prepared generation in, keeping the current one as `.prev` if it is good."""
+    """Rename a prepared generation in, keeping the current one as `.prev` if it is good. `path` exists
+    at every instant (the current generation is hard-linked to `.prev`, then the new one renamed over
+    it): a crash between the steps leaves a loadable list, never a missing one."""
     path = Path(path)
     if path.exists():
         prev = path.with_name(path.name + ".prev")
         try:
             read_snapshot(path, kind)          # keep only a *good* previous generation
-            os.replace(path, prev)
         except SnapshotError:
             pass
+        else:
+            link = path.with_name(path.name + f".prev.tmp{os.getpid()}")
+            link.unlink(missing_ok=True)
+            os.link(path, link)
+            os.replace(link, prev)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

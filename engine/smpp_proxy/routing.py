@@ -8,6 +8,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
+from ..pipeline import NotRecorded
 from ..verdict import Action, Message
 from .codec import encode, encode_text, with_sequence
 from .codec import constants as C
@@ -60,7 +61,15 @@ class DeliveryRouting:
             return ack(C.ESME_RX_P_APPN)
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
         t0 = time.perf_counter()
-        v = self.pipeline.judge(msg)
+        try:
+            v = self.pipeline.judge(msg)
+        except NotRecorded as e:
+            # temporary: the SMSC delivers it again, and nothing was confirmed or put in force
+            log.error("MO from %r to %s: %s", pdu.source_addr, dest, e)
+            self.stats["shortcode_not_recorded"] += 1
+            self.vlog.write_refusal(self.clock(), type(pdu).__name__ + " MO", "", pdu.source_addr, dest,
+                                    C.ESME_RX_T_APPN, str(e))
+            return ack(C.ESME_RX_T_APPN)
         self.vlog.write_sms(msg, type(pdu).__name__ + " MO", v, (time.perf_counter() - t0) * 1e6, binary, reading)
         if dest.lstrip("+") == shortcode and not binary:
             ack()

@@ -46,6 +46,7 @@ import os
 import time
 from pathlib import Path
 
+from ..durable import TornWrite, append_all
 from ..rules.counters import MemoryCounters, _Space
 from ..rules.history import CallDurations, RecipientHistory
 from ..rules.slots import SlotTable
@@ -307,8 +308,7 @@ class EmbeddedStore:
     def _write(self, seg: int, data: bytes) -> None:
         fd = os.open(self._seg_path(seg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            append_all(fd, data)         # all or nothing: a torn frame would hide every frame after it
         finally:
             os.close(fd)
         if self.seg_bytes == 0:
@@ -329,6 +329,7 @@ class EmbeddedStore:
                     self.records += len(recs)
                 else:
                     self.buf[:0] = recs      # kept for the next attempt, in order
+                    self._after_failed_write(err)
                 if cancel is not None:
                     raise cancel
                 if err is not None:
@@ -345,20 +346,29 @@ class EmbeddedStore:
             state = dump_state(self.counters.mem, self.history.mem, self.calls.mem)
             old, self.seg = self.seg, self.seg + 1
             self._last_snap = time.monotonic()
-            err, cancel = await _in_thread(self._snapshot_io, old, recs, state)
-            if err is None:
-                self.seg_bytes = 0
-                self.records += len(recs)
-            else:
+            done = {"tail": not recs}
+            err, cancel = await _in_thread(self._snapshot_io, old, recs, state, done)
+            self.seg_bytes = 0                  # the next records go to the new segment either way
+            if done["tail"]:
+                self.records += len(recs)       # in segment `old`, which replay reads while the snapshot
+            else:                               # that failed is not there: never written twice
                 self.buf[:0] = recs
             if cancel is not None:
                 raise cancel
             if err is not None:
                 raise err
 
-    def _snapshot_io(self, old: int, tail: list, state: dict) -> None:
+    def _after_failed_write(self, err) -> None:
+        """A segment that could not be cut back after a failed append ends in a torn frame, and replay
+        stops reading a segment there: the next records go to a new one."""
+        if isinstance(err, TornWrite):
+            self.seg += 1
+            self.seg_bytes = 0
+
+    def _snapshot_io(self, old: int, tail: list, state: dict, done: dict) -> None:
         if tail:
             self._write(old, frame(tail))
+            done["tail"] = True
         # the snapshot being replaced becomes snapshot.prev: keep the segments it needs
         keep_from = self._snap_next if self._snap_next is not None else 0
         write_snapshot(self.dir / "snapshot", {"next_segment": old + 1, "written": time.time(), "state": state})

@@ -19,8 +19,11 @@ Changes enter the stream from:
   differences, milliseconds at millions of numbers) and publishes the difference.
 
 A remote entry (another node's) is applied to the lists in memory and journalled in this data
-dir (one fsync per entry), so a restart without Redis still has it. The stream id of the last
-applied entry is kept in `lists/dnc.stream-id`; a node that was down reads on from there before
+dir (one fsync per entry), so a restart without Redis still has it. An own change from the journal
+is journalled again when its entry comes back: the journal then ends in stream order even when
+another node's change to the same number was journalled between the two (entries carry "j" for
+this; a CLI snapshot's difference is in the snapshot and is not journalled). The stream id of the
+last applied entry is kept in `lists/dnc.stream-id`, written only after the entry's journal line; a node that was down reads on from there before
 it listens (`catch_up`, bounded by a timeout) and then follows the stream (XREAD BLOCK), so a
 change reaches every running node within one round trip (milliseconds on a LAN; the
 acceptance bound is 1 s). The stream is capped at ~MAXLEN entries (XADD MAXLEN ~); a node
@@ -93,7 +96,7 @@ class DncReplicator:
         self.node = node_id(pipe.store.dir)
         self.id_path = Path(pipe.store.dir) / "lists" / "dnc.stream-id"
         self.last_id = self._read_id()
-        self.out: list = []             # [op, channel, number] waiting to be published
+        self.out: list = []             # [op, channel, number, journalled here] waiting to be published
         self.out_reports: list = []     # 5656 spam reports (JSON records) waiting to be published
         self._scheduled = False
         self._pub_task = None
@@ -113,7 +116,7 @@ class DncReplicator:
             return "0"
 
     def publish(self, op: str, number: int, channel: str) -> None:
-        self.out.append((op, channel, number))
+        self.out.append((op, channel, number, True))
         self._soon()
 
     def publish_report(self, rec: dict) -> None:
@@ -136,7 +139,7 @@ class DncReplicator:
         for ch, a, b in (("S", old.dnc_s, new.dnc_s), ("V", old.dnc_v, new.dnc_v)):
             for op, nums in (("add", b - a), ("remove", a - b)):
                 for x in nums:
-                    self.out.append((op, ch, x))
+                    self.out.append((op, ch, x, False))
                     n += 1
         if n:
             if not self._scheduled:
@@ -153,7 +156,7 @@ class DncReplicator:
         while self.out or self.out_reports:
             batch, self.out = self.out, []
             reports, self.out_reports = self.out_reports, []
-            entries = [{"d": e} for e in _pack(batch)] + [{"r": r} for r in reports]
+            entries = [{"d": e, **({"j": "1"} if j else {})} for e, j in _pack(batch)] + [{"r": r} for r in reports]
             try:
                 for e in entries:
                     await self.redis.xadd(STREAM, {"node": self.node, "t": f"{time.time():.6f}", **e},
@@ -224,31 +227,40 @@ class DncReplicator:
                 backoff = min(backoff * 2, 5.0)
 
     def _apply(self, entries) -> int:
+        """Apply stream entries in order; the writer journals them in the same order. An own change that
+        was journalled when it was made ("j") is journalled again as it comes back, so the journal ends
+        in the stream's order even when another node's change to the same number was journalled in
+        between (replayed after a restart, add-then-remove and remove-then-add must not swap). The id
+        of the last entry moves on only once its changes are journalled: an entry whose journal write
+        fails is read again."""
         L = self.pipe.lists
-        remote = []
+        journal = []
         now = time.time()
+        last = self.last_id
         for eid, fields in entries:
             own = fields.get(b"node", b"").decode() == self.node
             if b"r" in fields:
                 self._apply_report(fields[b"r"], own)
+            again = not own or fields.get(b"j") == b"1"
             for op, ch, nums in msgpack.unpackb(fields[b"d"]) if b"d" in fields else ():
                 f = L.add_dnc if op == "add" else L.remove_dnc
                 for x in nums:
                     f(x, ch)
-                    if not own:
-                        remote.append((op, x, ch))
+                    if again:
+                        journal.append((op, x, ch))
             self.stats["applied_own" if own else "applied_remote"] += 1
             try:
                 self.stats["delay_ms_last"] = round((now - float(fields[b"t"])) * 1000, 3)
             except (KeyError, ValueError):
                 pass
-            self.last_id = eid.decode() if isinstance(eid, bytes) else eid
+            last = eid.decode() if isinstance(eid, bytes) else eid
         if self.writer:
-            if remote:
-                self.pipe.store.append_replicated(remote)
+            if journal:
+                self.pipe.store.append_replicated(journal)
             tmp = self.id_path.with_name("dnc.stream-id.tmp")
-            tmp.write_text(self.last_id + "\n")
+            tmp.write_text(last + "\n")
             os.replace(tmp, self.id_path)
+        self.last_id = last
         return len(entries)
 
     def _apply_report(self, raw: bytes, own: bool) -> None:
@@ -298,25 +310,27 @@ class PublishingReports:
         return getattr(self.inner, name)
 
 
-def _pack(batch) -> list[bytes]:
-    """[(op, channel, number)] -> msgpack entries of runs [op, channel, [numbers]], in order."""
+def _pack(batch) -> list[tuple[bytes, bool]]:
+    """[(op, channel, number, journalled)] -> [(msgpack entry of runs [op, channel, [numbers]], journalled)],
+    in order; an entry holds changes of one kind (journalled here or a CLI snapshot's difference) only."""
     runs = []
-    for op, ch, x in batch:
-        if runs and runs[-1][0] == op and runs[-1][1] == ch:
+    for op, ch, x, j in batch:
+        if runs and runs[-1][:2] == [op, ch] and runs[-1][3] == j:
             runs[-1][2].append(x)
         else:
-            runs.append([op, ch, [x]])
-    entries, cur, size = [], [], 0
-    for op, ch, nums in runs:
+            runs.append([op, ch, [x], j])
+    entries, cur, size, cur_j = [], [], 0, None
+    for op, ch, nums, j in runs:
         for i in range(0, len(nums), CHUNK):
             part = nums[i:i + CHUNK]
-            if size + len(part) > CHUNK and cur:
-                entries.append(msgpack.packb(cur))
+            if cur and (size + len(part) > CHUNK or j != cur_j):
+                entries.append((msgpack.packb(cur), cur_j))
                 cur, size = [], 0
             cur.append([op, ch, part])
             size += len(part)
+            cur_j = j
     if cur:
-        entries.append(msgpack.packb(cur))
+        entries.append((msgpack.packb(cur), cur_j))
     return entries
 
 

@@ -1,0 +1,40 @@
+"""Durable appends: every journal telfilter appends to (the DNC journal, reports.jsonl, the state journal's
+segments, the analysts' labels) goes through `append_all`.
+
+`os.write` may write less than it was given (a nearly full disk, a file-size limit): a record cut short and
+then fsynced would be reported as written, and on the next start the reader would drop it (or, in a
+framed journal, everything after it). `append_all` writes every byte or none: on any error it cuts the
+file back to the length it had and raises, so the caller can keep the record and answer "not done".
+"""
+from __future__ import annotations
+
+import os
+
+
+class TornWrite(OSError):
+    """An append failed and the file could not be cut back: it now ends in part of a record."""
+
+
+def append_all(fd: int, data: bytes) -> None:
+    """Append all of `data` to `fd` (opened with O_APPEND; the caller holds whatever lock keeps other
+    writers out) and fsync it. On failure the file is cut back to its old length and the error raised;
+    if that too fails, TornWrite."""
+    start = os.fstat(fd).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError as e:
+        try:
+            os.ftruncate(fd, start)
+        except OSError as e2:
+            raise TornWrite(e.errno, f"{e.strerror or e}; cutting the torn record off failed too: {e2}") from e
+        raise
+
+
+def ends_in_newline(fd: int) -> bool:
+    """True when the file at `fd` is empty or its last byte is a newline (a line-per-record journal
+    whose last append was not cut short)."""
+    size = os.fstat(fd).st_size
+    return not size or os.pread(fd, 1, size - 1) == b"\n"
