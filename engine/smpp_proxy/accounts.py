@@ -143,6 +143,9 @@ class SmppSettings:
     max_pending_concat: int = 20000     # concatenated messages waiting for parts (oldest judged first)
     receipt_wait: float = 5.0           # a receipt for a message_id not known yet waits this long for its resp
     max_early_receipts: int = 10000
+    # receipts held for accounts with no free receiver bind (all proxies' accounts together); at the cap a
+    # new one is not acknowledged (ESME_RX_T_APPN: the SMSC keeps it and delivers it again later)
+    max_held_receipts: int = 200000
     reconnect_min: float = 0.2
     reconnect_max: float = 30.0
     tag_tlv: int | None = 0x1400
@@ -165,7 +168,7 @@ _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interv
                 ("concat_timeout", float), ("max_connections", int), ("max_connections_per_source", int),
                 ("bind_timeout", float), ("bind_failures_free", int), ("bind_backoff", float),
                 ("bind_backoff_max", float), ("max_pending_concat", int), ("receipt_wait", float),
-                ("max_early_receipts", int))
+                ("max_early_receipts", int), ("max_held_receipts", int))
 
 
 def _schema() -> dict:

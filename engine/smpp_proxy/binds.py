@@ -119,4 +119,5 @@ class BindHandling:
                                tlvs=(Tlv(C.TAG_SC_INTERFACE_VERSION, b"\x34"),)))
         log.info("ESME %s bound as %s from %s", acct.system_id, kind, sess.peer[0])
         if sess.state.can_receive:
+            self.held_retry_at.pop(acct.system_id, None)      # a new receiver: no back-off to wait out
             self._flush_held(acct.system_id)

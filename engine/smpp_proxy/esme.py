@@ -94,7 +94,10 @@ class EsmeSession(CoalescedStream):
             log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, self.peer, e)
         else:
             log.info("malformed PDU from %s: %s (status 0x%02x)", self.peer, e, e.status)
-        if e.command_id in _MESSAGE_COMMANDS:        # a message refused before it could be judged: logged
+        # a message refused before it could be judged is logged, when it came on a bind that may send
+        # messages: a connection that never bound cannot fill the verdict log with junk
+        if (e.command_id in _MESSAGE_COMMANDS and self.account is not None
+                and self.state.allowed_from_esme(e.command_id)):
             self.proxy.vlog.write_refusal(self.proxy.clock(), P.name_of(e.command_id),
                                           self.account.system_id if self.account else "", "", "", e.status, str(e))
 
@@ -117,8 +120,7 @@ class EsmeSession(CoalescedStream):
         except Exception:                      # a bug must not take the bind down silently
             log.exception("internal error handling %s from %s", type(ev).__name__, self.peer)
             if not P.is_response(ev.command_id):
-                self.send_pdu(P.response_class(ev.command_id)(sequence_number=ev.sequence_number,
-                                                             command_status=C.ESME_RSYSERR))
+                self.send_pdu(P.answer(ev.command_id, ev.sequence_number, C.ESME_RSYSERR))
 
     send_raw = CoalescedStream._queue       # (raw: bytes) -> None: queued for the next flush point
 

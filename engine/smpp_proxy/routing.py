@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .smsc import SmscLink
 
 log = logging.getLogger("telfilter.smpp")
+HELD_RETRY = 1.0        # seconds before a receipt an ESME refused (or left unanswered) is offered again
 _RECEIPT_ID = re.compile(rb"id:([^\s\x00]+)")
 
 
@@ -165,30 +166,74 @@ class DeliveryRouting:
         return [s for s in self.binds.get(acct, []) if s.state.can_receive and not s.closed
                 and len(s.window) < s.account.window]
 
-    def _deliver_receipt(self, acct, pdu, on_done, target=None):
+    # ------------------------------------------------------------ held receipts
+    # A receipt with no receiver bind of its account free (none bound, every window full, or the ESME
+    # answered it with an error) is held, in arrival order, and sent again as soon as a window slot of
+    # the account frees (a deliver_sm_resp), a receiver binds, or HELD_RETRY after an ESME refused
+    # or did not answer one (housekeeping). The SMSC is answered once the receipt is delivered or
+    # held. The held receipts of all accounts are bounded (`max_held_receipts`, raw bytes only, ~300
+    # bytes each): at the cap a new receipt is not acknowledged, the SMSC keeps it and delivers it later.
+    def _deliver_receipt(self, acct, pdu, on_done, target=None, acked=False):
         rx = [target] if target is not None else self._receivers(acct)
         if not rx:
-            self.held[acct].append(pdu)
-            self.stats["receipts_held"] += 1
+            if not acked and self.held_total >= self.settings.max_held_receipts:
+                self.stats["receipts_refused_held_full"] += 1
+                return on_done(False)
+            self._hold(acct, pdu)
             return on_done(True)              # held: we answer for it now
         sess = rx[next(self._rr) % len(rx)]
 
         def done(r):
             if r is None or r.command_status != 0:
-                self.held[acct].append(pdu)       # ESME went away or refused: hold for its next bind
+                # the ESME went away, did not answer or refused it: held, tried again after HELD_RETRY
+                if not acked and self.held_total >= self.settings.max_held_receipts:
+                    self.stats["receipts_refused_held_full"] += 1
+                    return on_done(False)
+                self._hold(acct, pdu)
+                self.held_retry_at[acct] = time.monotonic() + HELD_RETRY
+                return on_done(True)
             on_done(True)
+            if self.held.get(acct):
+                self._flush_held(acct)        # a window slot is free: the next held receipt takes it
         self._send_to_esme(sess, pdu, done)
 
-    def _flush_held(self, acct):
+    def _hold(self, acct, pdu) -> None:
+        raw = getattr(pdu, "raw", b"")
+        self.held[acct].append(_HeldReceipt(raw) if raw else pdu)
+        self.held_total += 1
+        self.stats["receipts_held"] += 1
+
+    def _flush_held(self, acct, now: float | None = None):
         q = self.held.get(acct)
+        if not q or (now or time.monotonic()) < self.held_retry_at.get(acct, 0.0):
+            return
+        self.held_retry_at.pop(acct, None)
         while q:
-            rx = self._receivers(acct)
-            if not rx:
+            if not self._receivers(acct):
                 return
             pdu = q.popleft()
-            self._deliver_receipt(acct, pdu, on_done=lambda ok: None)
+            self.held_total -= 1
+            self._deliver_receipt(acct, pdu, on_done=_ignore, acked=True)
+        del self.held[acct]
+
+    def _retry_held(self, now: float) -> None:
+        """Housekeeping: held receipts whose back-off has passed go to any free receiver."""
+        for acct in [a for a, q in self.held.items() if q]:
+            self._flush_held(acct, now)
 
     def _send_to_esme(self, sess, pdu, on_resp):
         seq = sess.conn.next_sequence()
         sess.window[seq] = (on_resp, time.monotonic() + self.settings.smsc_response_timeout)
         sess.send_raw(with_sequence(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))
+
+
+class _HeldReceipt:
+    """A held receipt as the bytes the SMSC sent (the sequence number is rewritten when it goes out)."""
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+
+def _ignore(ok) -> None:
+    """on_done of a receipt the SMSC was answered for when it was held."""

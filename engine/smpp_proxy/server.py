@@ -23,9 +23,11 @@ stalled the ESME gets ESME_RTHROTTLED (retryable); an SMSC that does not answer 
 link's response_timeout yields ESME_RSYSERR (outcome unknown; a late answer is logged and
 its message_id kept for the receipt). A link silent for enquire_link_interval +
 response_timeout is closed and bound again. Receipts are routed by message_id to a
-receiver/transceiver bind of the account that sent the MT and held (in memory) until the
-account binds again; one that arrives before its submit_sm_resp waits for it. The SMSC's
-deliver_sm is acknowledged only after the ESME acknowledged it or it was held.
+receiver/transceiver bind of the account that sent the MT; with no free receiver (none bound,
+windows full, or the ESME refused it) it is held (in memory, bounded by max_held_receipts) and
+offered again as windows free, binds come, or after a back-off; one that arrives before its
+submit_sm_resp waits for it. The SMSC's deliver_sm is acknowledged only after the ESME
+acknowledged it or it was held; at the hold cap it is answered ESME_RX_T_APPN (redelivered later).
 
 Files: esme.py (ESME sessions), inbox.py (the queue PDUs from ESMEs wait in, handled in slices,
 and the flush points of every socket write), admission.py (connection caps, bind pacing), binds.py
@@ -79,7 +81,9 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.buckets: dict[str, TokenBucket] = {}
         self.links: list[SmscLink] = []
         self.msgid_account = MessageIds()                     # SMSC message_id -> system_id (bounded)
-        self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a bind
+        self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a receiver (routing.py)
+        self.held_total = 0                                   # held receipts of all accounts (bounded)
+        self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.concat: dict = {}                                # key -> _Concat, oldest first
         self.concat_done: OrderedDict = OrderedDict()         # key -> (verdict, until) of incomplete ones
@@ -210,6 +214,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             sess.abort()
         self.bind_throttle.prune()
         self._expire_early_receipts(now)
+        self._retry_held(now)
         for sess in list(self.sessions):
             for seq, (cb, exp) in list(sess.window.items()):
                 if exp <= now:
@@ -262,7 +267,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             if P.is_response(cid):
                 return
             status = C.ESME_RALYBND if cid in BIND_NAMES else C.ESME_RINVBNDSTS
-            sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number, command_status=status))
+            sess.send_pdu(P.answer(cid, pdu.sequence_number, status))
             return
         if cid in BIND_NAMES:
             if self.draining:

@@ -330,6 +330,15 @@ def answer_for(e: RemoteProtocolError):
     return cls(sequence_number=e.sequence_number or 0, command_status=e.status)
 
 
+def answer(command_id: int, sequence_number: int, status: int):
+    """The response to request `command_id` carrying `status`: its own *_resp, or generic_nack for a
+    request that has none (outbind, alert_notification)."""
+    cls = CLASSES.get(command_id | C.RESP_BIT)
+    if cls is None or command_id == C.GENERIC_NACK:
+        cls = CLASSES[C.GENERIC_NACK]
+    return cls(sequence_number=sequence_number, command_status=status)
+
+
 def name_of(command_id: int) -> str:
     s = SPECS.get(command_id)
     return s[0] if s else f"0x{command_id:08x}"

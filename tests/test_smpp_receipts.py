@@ -1,0 +1,128 @@
+"""Delivery receipts held by the proxy (no free receiver of the account): offered again as soon as a
+window slot frees, after a back-off when the ESME refused one, never more than max_held_receipts
+(the SMSC is then answered ESME_RX_T_APPN and keeps the receipt)."""
+import socket
+import struct
+import time
+
+from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.codec import decode, encode
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
+
+GOOD = "84901234567"
+
+
+class Esme:
+    """A raw-socket ESME that keeps every PDU it reads, by kind."""
+
+    def __init__(self, h, kind=P.BindTransceiver):
+        self.s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        self.buf, self.seq, self.pdus = b"", 1, []
+        self.s.sendall(encode(kind(sequence_number=1, system_id="esme1", password="secret", interface_version=0x34)))
+        assert self.next(lambda p: P.is_response(p.command_id)).command_status == 0
+
+    def submit(self, n):
+        for i in range(n):
+            self.seq += 1
+            self.s.sendall(encode(P.SubmitSm(sequence_number=self.seq, source_addr=GOOD, destination_addr="84912345678",
+                                             registered_delivery=1, short_message=b"see you at %d" % i)))
+
+    def _read(self, timeout):
+        self.s.settimeout(timeout)
+        while True:
+            if len(self.buf) >= 4:
+                n = struct.unpack(">I", self.buf[:4])[0]
+                if len(self.buf) >= n:
+                    raw, self.buf = self.buf[:n], self.buf[n:]
+                    p = decode(raw)
+                    self.pdus.append(p)
+                    return p
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                return None
+            if not d:
+                raise ConnectionError("closed")
+            self.buf += d
+
+    def next(self, pred, timeout=5.0):
+        """The first PDU read (now or before, not taken yet) that `pred` accepts, or None."""
+        end = time.monotonic() + timeout
+        for i, p in enumerate(self.pdus):
+            if pred(p):
+                return self.pdus.pop(i)
+        while time.monotonic() < end:
+            p = self._read(max(0.01, end - time.monotonic()))
+            if p is not None and pred(p):
+                self.pdus.remove(p)
+                return p
+        return None
+
+    def receipts(self, n, timeout=5.0):
+        out = []
+        for _ in range(n):
+            p = self.next(lambda p: p.command_id == C.DELIVER_SM, timeout)
+            if p is None:
+                break
+            out.append(p)
+        return out
+
+    def answer(self, p, status=0):
+        self.s.sendall(encode(P.DeliverSmResp(sequence_number=p.sequence_number, command_status=status)))
+
+
+def test_held_receipts_go_out_as_window_slots_free_without_a_rebind(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
+        h.proxy.accounts["esme1"].window = 2
+        e = Esme(h)
+        e.submit(6)
+        first = e.receipts(2)
+        assert len(first) == 2
+        assert e.receipts(1, timeout=0.5) == []                # the window is full: the rest are held
+        assert wait(lambda: h.proxy.held_total == 4)
+        got = list(first)
+        for p in got:
+            e.answer(p)
+        while len(got) < 6:                                    # each answer lets the next one out
+            more = e.receipts(1, timeout=3)
+            assert more, f"only {len(got)} of 6 receipts delivered"
+            e.answer(more[0])
+            got += more
+        assert wait(lambda: len(h.sim.mo_responses) == 6)
+        assert {r.command_status for r in h.sim.mo_responses} == {0}
+        assert h.proxy.held_total == 0 and not h.proxy.held
+
+
+def test_a_receipt_the_esme_refused_is_offered_again(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
+        e = Esme(h)
+        e.submit(1)
+        p = e.receipts(1)[0]
+        e.answer(p, C.ESME_RX_T_APPN)                          # "not now"
+        t0 = time.monotonic()
+        again = e.receipts(1, timeout=4)
+        assert again, "the refused receipt was never offered again"
+        assert time.monotonic() - t0 >= 0.5                   # after the back-off, not in a tight loop
+        assert again[0].short_message == p.short_message
+        e.answer(again[0])
+        assert wait(lambda: h.proxy.held_total == 0)
+
+
+def test_held_receipts_are_bounded_and_the_smsc_keeps_the_rest(pipe):
+    settings = SmppSettings(max_held_receipts=2)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=settings, receipt_delay=0.05) as h:
+        e = Esme(h, kind=P.BindTransmitter)                    # no receiver bind: every receipt is held
+        e.submit(5)
+        assert wait(lambda: len(h.sim.mo_responses) == 5)
+        st = sorted(r.command_status for r in h.sim.mo_responses)
+        assert st == [0, 0, C.ESME_RX_T_APPN, C.ESME_RX_T_APPN, C.ESME_RX_T_APPN]
+        assert h.proxy.held_total == 2 and h.proxy.stats["receipts_refused_held_full"] == 3
+        rx = Esme(h, kind=P.BindReceiver)                      # a receiver binds: the held two go to it
+        got = rx.receipts(2)
+        assert len(got) == 2
+        for p in got:
+            rx.answer(p)
+        assert wait(lambda: h.proxy.held_total == 0)
