@@ -243,11 +243,12 @@ class UpstreamMixin:
             await asyncio.sleep(delay)
             delay = min(self.settings.reconnect_max, delay * 2)
 
-    def _pick_link(self):
+    def _pick_link(self, room: int = 1):
+        """The next link (round robin) that can take `room` requests now, or None."""
         n = len(self.links)
         for i in range(n):
             link = self.links[(next(self._rr)) % n]
-            if link.available:
+            if link.available and (room == 1 or len(link.window.pending) + room <= link.window.size):
                 return link
         return None
 

@@ -118,16 +118,27 @@ class SubmitPath:
             recipient = dests[0]
         else:
             recipient = pdu.destination_addr
+        # Where it would go is settled before it is judged: a message no link can take now gets
+        # ESME_RTHROTTLED unjudged, so the ESME's retries are not counted against it (a flood or
+        # frequency cap it never got past) and nothing is logged that did not happen.
+        link = self._pick_link()
+        if link is None:
+            return self._upstream_unavailable(sess, pdu)
         if self.pipeline.state.shared is not None:
             return self._judge_then_answer(sess, pdu, [recipient], text, binary, reading)
-        # the common case, judged at once
+        # the common case, judged at once (nothing runs in between: the link can still take it)
         v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading)
-        return self._judged_answer(sess, pdu, v)
+        return self._judged_answer(sess, pdu, v, link)
 
-    def _judged_answer(self, sess, pdu, v) -> None:
+    def _upstream_unavailable(self, sess, pdu) -> None:
+        self.stats["upstream_unavailable"] += 1
+        sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                      command_status=C.ESME_RTHROTTLED))
+
+    def _judged_answer(self, sess, pdu, v, link=None) -> None:
         if v.action is _DROP:
             return self._drop(sess, (pdu,), v)
-        return self._forward(sess, pdu, v if v.action is _TAG else None)
+        return self._forward(sess, pdu, v if v.action is _TAG else None, link=link)
 
     def _judge_then_answer(self, sess, pdu, dests, text, binary, reading) -> None:
         """Judge a message for each of its recipients (a submit_multi), or once through a shared
@@ -209,6 +220,13 @@ class SubmitPath:
             log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
                      key[3], len(parts), c.total, self.settings.concat_timeout)
         sess0, pdu0 = parts[0][0], parts[0][1]
+        # all the parts go through one link, which must have room for them all now: else every part
+        # is throttled unjudged (the ESME sends them again), never some forwarded and some refused
+        link = self._pick_link(max(1, len(live)))
+        if link is None:
+            for s, p in live:
+                self._upstream_unavailable(s, p)
+            return
         binary = any(b for _, _, _, b in parts)
         text = " ".join(t for _, _, t, _ in parts if t) if binary else "".join(t for _, _, t, _ in parts)
 
@@ -221,9 +239,15 @@ class SubmitPath:
                 for s, p in live:
                     self._drop(s, [p], v)
                 return
+            # a verdict that came later (shared state store) checks the room again
+            to = link if self.pipeline.state.shared is None else self._pick_link(max(1, len(live)))
+            if to is None:
+                for s, p in live:
+                    self._upstream_unavailable(s, p)
+                return
             for i, (s, p) in enumerate(live):
                 # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
-                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0))
+                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to)
         self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
                     f"SubmitSm x{len(parts)}/{c.total}", binary, then=judged)
 
@@ -303,12 +327,11 @@ class SubmitPath:
             raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
         return raw
 
-    def _forward(self, sess, pdu, tag_verdict, prefix=True):
-        link = self._pick_link()
+    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None):
         if link is None:
-            self.stats["upstream_unavailable"] += 1
-            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
-                                                                 command_status=C.ESME_RTHROTTLED))
+            link = self._pick_link()     # a verdict that came later (shared state store): still a link free?
+        if link is None:
+            return self._upstream_unavailable(sess, pdu)
         out = self._tagged(pdu, tag_verdict, prefix) if tag_verdict is not None else pdu.raw
         esme_seq = pdu.sequence_number
         acct = sess.account.system_id
