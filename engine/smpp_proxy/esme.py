@@ -17,6 +17,7 @@ _MESSAGE_COMMANDS = frozenset((C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM))
 _SUBMIT_SM = C.SUBMIT_SM
 _HEADER = struct.Struct(">IIII").unpack_from          # command_length, command_id, command_status, sequence_number
 _monotonic = time.monotonic
+WRITE_STALL = 30.0      # seconds a peer may leave our answers unread (write buffer over its high-water mark)
 
 if TYPE_CHECKING:
     from .server import SmppProxy
@@ -32,7 +33,8 @@ class EsmeSession(CoalescedStream):
         self.proxy = proxy
         self.batch = proxy.batch
         self.inq: deque = deque()
-        self.reading_paused = False
+        self.reading_paused = False        # by the inbox: too many of its PDUs waiting to be handled
+        self.write_paused_at = None        # since when the peer has not read what we sent (transport buffer full)
         # lean: a submit_sm comes out as a codec SmView (checked as fully as a decoded PDU, no
         # dataclass or TLV objects built); its raw bytes are what is forwarded
         self.conn = SmppConnection(proxy.settings.max_pdu, lean=True)
@@ -111,7 +113,20 @@ class EsmeSession(CoalescedStream):
 
     def resume(self) -> None:
         self.reading_paused = False
+        if self.write_paused_at is None and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    # Flow control (asyncio calls these at the transport's write-buffer water marks): a peer that does
+    # not read our answers is not read either, so it cannot make us queue answers without bound; it
+    # is closed if it stays so for WRITE_STALL seconds (proxy housekeeping).
+    def pause_writing(self) -> None:
+        self.write_paused_at = _monotonic()
         if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused_at = None
+        if not self.reading_paused and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def handle(self, ev) -> None:

@@ -52,7 +52,7 @@ from .codec import pdu as P
 from .codec.connection import FROM_ESME
 from .admission import BindThrottle, ConnectionCaps
 from .binds import BIND_NAMES, BindHandling
-from .esme import EsmeSession
+from .esme import WRITE_STALL, EsmeSession
 from .inbox import Inbox, WriteBatch
 from .msgids import MessageIds
 from .routing import DeliveryRouting
@@ -223,6 +223,11 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             if now - sess.last_rx > s.idle_timeout:
                 log.info("closing idle bind %s", sess.peer)
                 sess.close()
+            elif sess.write_paused_at is not None and now - sess.write_paused_at > WRITE_STALL:
+                log.warning("closing bind %s from %s: it has not read our answers for %.0fs",
+                            sess.account and sess.account.system_id, sess.peer[0], WRITE_STALL)
+                self.stats["write_stalled"] += 1
+                sess.abort()
         if now - last_probe >= s.enquire_link_interval:
             last_probe = now
             for sess in list(self.sessions):

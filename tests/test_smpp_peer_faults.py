@@ -1,0 +1,63 @@
+"""What an ESME peer sends cannot take the proxy down or fill its memory or logs: a peer that never
+reads its answers is not read either (and is closed after WRITE_STALL); outbind / alert_notification
+get a generic_nack; a connection that never bound cannot write the verdict log."""
+import io
+import socket
+import time
+
+import pytest
+
+import engine.smpp_proxy.server as server
+from engine.smpp_proxy.codec import encode
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.server import VerdictLog
+from tests.test_smpp_proxy import pipe, raw_session, read_raw, wait  # noqa: F401  (pipe: fixture)
+
+
+def test_a_peer_that_never_reads_is_paused_then_closed(pipe, monkeypatch):
+    monkeypatch.setattr(server, "WRITE_STALL", 3.0)
+    with ProxyHarness(pipe) as h:
+        s, r = raw_session(h)
+        assert r.command_status == 0
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(0.5)
+        chunk = b"".join(encode(P.EnquireLink(sequence_number=i)) for i in range(1, 4097))   # 64 KiB
+        sent = 0
+        with pytest.raises((socket.timeout, ConnectionError, OSError)):
+            while sent < (64 << 20):                     # bounded: 64 MiB at most
+                s.sendall(chunk)
+                sent += len(chunk)
+        buffered = h.run(lambda: [x.transport.get_write_buffer_size() for x in h.proxy.sessions if x.transport])
+        assert max(buffered) < (1 << 20), buffered      # not reading it: nothing more to answer
+        assert wait(lambda: h.proxy.stats["write_stalled"] == 1, timeout=8)
+        other, r = raw_session(h)                      # everyone else is served meanwhile
+        assert r.command_status == 0
+
+
+@pytest.mark.parametrize("cid", [C.OUTBIND, C.ALERT_NOTIFICATION])
+def test_requests_with_no_response_pdu_get_a_generic_nack(pipe, cid, caplog):
+    with ProxyHarness(pipe) as h:
+        s, _ = raw_session(h)
+        for seq in (7, 8):
+            s.sendall(encode(P.CLASSES[cid](sequence_number=seq)))
+            r = read_raw(s)
+            assert (r.command_id, r.sequence_number) == (C.GENERIC_NACK, seq)
+            assert r.command_status in (C.ESME_RINVBNDSTS, C.ESME_RINVCMDID)
+        assert "Traceback" not in caplog.text
+
+
+def test_a_connection_that_never_bound_cannot_write_the_verdict_log(pipe):
+    buf = io.StringIO()
+    with ProxyHarness(pipe, verdict_log=VerdictLog(buf)) as h:
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        bad = bytearray(encode(P.SubmitSm(sequence_number=3, source_addr="84901234567",
+                                          destination_addr="84912345678", short_message=b"hi")))
+        bad[-3] = 200                                  # sm_length past the end of the PDU
+        for _ in range(20):
+            s.sendall(bytes(bad))
+            assert read_raw(s).command_status != 0
+        time.sleep(0.1)
+        h.run(h.vlog.flush)
+        assert buf.getvalue() == ""
