@@ -218,6 +218,10 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
             s.smsc.append(e["address"])
             s.smsc_links[e["address"]] = {k: float(e[k]) if k == "response_timeout" else int(e[k])
                                           for k in ("response_timeout", "window") if k in e}
+            if "id_space" in e:       # links to different SMSCs, whose message_ids may collide (msgids.py)
+                if not isinstance(e["id_space"], str):
+                    raise SmppConfigError(f"{p}: upstream.smsc #{i + 1}: id_space must be a string")
+                s.smsc_links[e["address"]]["id_space"] = e["id_space"]
         else:
             s.smsc.append(str(e))
     s.smsc_stall_after = float(up.get("stall_after", s.smsc_stall_after))

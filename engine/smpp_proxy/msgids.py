@@ -16,10 +16,21 @@ slot 8: ~103 B, against ~144 B with the OrderedDict it replaces (2M entries: ~20
 resize).
 An id the SMSC hands out again while its entry lives gets the newer account and keeps its
 first ring slot (it is forgotten one bound's worth of messages after its first use).
+
+Id spaces. One SMSC (or a cluster) hands out unique ids on all its binds, and a receipt may come
+back on another bind than the submit went out on (TX + RX binds): by default every link shares one
+space. Links to different SMSCs, whose ids may collide, are given different `id_space` names
+(smpp.toml, per link); their ids are then kept as "space<US>id" (`id_key`) and a receipt is looked
+up in the space of the link it came on.
 """
 from __future__ import annotations
 
 BOUND = 2_000_000
+
+
+def id_key(space: str, mid: str) -> str:
+    """The map's key for message_id `mid` issued in id space `space` ("" = the shared space: the id itself)."""
+    return f"{space}\x1f{mid}" if space else mid
 
 
 class MessageIds:

@@ -13,6 +13,7 @@ from ..verdict import Action, Message
 from .codec import encode, encode_text, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
+from .msgids import id_key
 from .submit import Refusal, message_content
 
 if TYPE_CHECKING:
@@ -39,14 +40,14 @@ class DeliveryRouting:
                 body = P.tlv(pdu, C.TAG_MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"")
                 m = _RECEIPT_ID.search(body)
                 mid = m.group(1).decode("latin-1") if m else None
-            acct = self._account_of(mid) if mid else None
+            acct = self._account_of(mid, link.id_space) if mid else None
             if acct is None:
                 if not mid:
                     # nothing to route it by, now or later: refused, never acknowledged and dropped
                     log.info("receipt without a message_id from SMSC %s:%d: refused", *link.addr)
                     self.stats["receipts_unroutable"] += 1
                     return ack(C.ESME_RX_P_APPN)
-                return self._hold_early_receipt(mid, pdu, ack)
+                return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)
             self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(0 if ok else C.ESME_RX_T_APPN))
             return
         # mobile-originated
@@ -83,10 +84,11 @@ class DeliveryRouting:
             return ack(C.ESME_RX_T_APPN)        # no ESME bound for it: the SMSC retries later
         self._send_to_esme(target, pdu, lambda r: ack(r.command_status if r is not None else C.ESME_RX_T_APPN))
 
-    def _account_of(self, mid: str):
-        """The account that sent message `mid`; SMSCs may write the id of a receipt in another
-        base than the one in their submit_sm_resp (hex vs decimal), so both are tried."""
-        acct = self.msgid_account.get(mid)
+    def _account_of(self, mid: str, space: str = ""):
+        """The account that sent message `mid` (issued in id space `space`: the SMSC links' `id_space`);
+        SMSCs may write the id of a receipt in another base than the one in their submit_sm_resp
+        (hex vs decimal), so both are tried."""
+        acct = self.msgid_account.get(id_key(space, mid))
         if acct is None and mid.isalnum() and len(mid) <= 20:
             alt = []
             if mid.isdigit():
@@ -96,7 +98,7 @@ class DeliveryRouting:
             except ValueError:
                 pass
             for a in alt:
-                acct = self.msgid_account.get(a)
+                acct = self.msgid_account.get(id_key(space, a))
                 if acct is not None:
                     break
         return acct

@@ -59,6 +59,7 @@ class SmscLink(CoalescedStream):
         self.bound = False
         self.response_timeout = over.get("response_timeout", s.smsc_response_timeout)
         self.window = Window(over.get("window", s.smsc_window), self.response_timeout)
+        self.id_space = over.get("id_space", "")      # message_ids unique within (msgids.py)
         self.bind_waiter: asyncio.Future | None = None
         self.lost = asyncio.get_event_loop().create_future()
         self.last_rx = self.last_probe = time.monotonic()
@@ -243,12 +244,14 @@ class UpstreamMixin:
             await asyncio.sleep(delay)
             delay = min(self.settings.reconnect_max, delay * 2)
 
-    def _pick_link(self, room: int = 1):
-        """The next link (round robin) that can take `room` requests now, or None."""
+    def _pick_link(self, room: int = 1, space: str | None = None):
+        """The next link (round robin) that can take `room` requests now (of id space `space` when
+        given), or None."""
         n = len(self.links)
         for i in range(n):
             link = self.links[(next(self._rr)) % n]
-            if link.available and (room == 1 or len(link.window.pending) + room <= link.window.size):
+            if link.available and (room == 1 or len(link.window.pending) + room <= link.window.size) \
+                    and (space is None or link.id_space == space):
                 return link
         return None
 

@@ -13,6 +13,7 @@ from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
+from .msgids import id_key
 from .smsc import LATE
 
 if TYPE_CHECKING:
@@ -349,16 +350,17 @@ class SubmitPath:
             sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
             if resp.command_status == 0 and getattr(resp, "message_id", ""):
                 # after the resp is queued: a receipt that was waiting for this id goes out behind it
-                self._remember_message_id(resp.message_id, acct)
+                self._remember_message_id(resp.message_id, acct, link.id_space)
             stats = self.stats
             stats["forwarded"] += 1
             stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
         link.forward(out, on_resp)
 
-    def _remember_message_id(self, message_id: str, acct: str) -> None:
-        self.msgid_account.add(message_id, acct)
-        if self.early_receipts and message_id in self.early_receipts:
-            self._early_receipt_matched(message_id, acct)
+    def _remember_message_id(self, message_id: str, acct: str, space: str = "") -> None:
+        key = id_key(space, message_id)
+        self.msgid_account.add(key, acct)
+        if self.early_receipts and key in self.early_receipts:
+            self._early_receipt_matched(key, acct)
 
     def _late_response(self, acct, link, resp) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
@@ -370,10 +372,24 @@ class SubmitPath:
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
         if mid:
-            self._remember_message_id(mid, acct)
+            self._remember_message_id(mid, acct, link.id_space)
 
     def _relay(self, sess, pdu):
-        link = self._pick_link()
+        """query_sm / cancel_sm / replace_sm: to a link of the id space that issued the message_id, and
+        only for the account that sent the message (another account's id -> ESME_RINVMSGID)."""
+        mid = getattr(pdu, "message_id", "")
+        spaces = {l.id_space for l in self.links}
+        owner = space = None
+        for sp in spaces:
+            owner = self.msgid_account.get(id_key(sp, mid))
+            if owner is not None:
+                space = sp
+                break
+        if owner is not None and owner != sess.account.system_id:
+            self.stats["msgid_not_owned"] += 1
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RINVMSGID))
+        link = self._pick_link(space=space) if len(spaces) > 1 else self._pick_link()
         if link is None:
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))
