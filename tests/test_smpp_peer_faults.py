@@ -61,3 +61,22 @@ def test_a_connection_that_never_bound_cannot_write_the_verdict_log(pipe):
         time.sleep(0.1)
         h.run(h.vlog.flush)
         assert buf.getvalue() == ""
+
+
+def test_unbind_with_submits_in_flight_answers_them_first(pipe):
+    with ProxyHarness(pipe) as h:
+        h.sim.answer_delay = 0.3
+        s, _ = raw_session(h)
+        for seq in range(2, 7):
+            s.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr="84901234567",
+                                        destination_addr="84912345678", short_message=b"see you at %d" % seq)))
+        time.sleep(0.05)
+        s.sendall(encode(P.Unbind(sequence_number=7)))
+        s.sendall(encode(P.SubmitSm(sequence_number=8, source_addr="84901234567",
+                                    destination_addr="84912345678", short_message=b"after the unbind")))
+        got = [read_raw(s) for _ in range(7)]
+        order = [(p.command_id, p.sequence_number, p.command_status) for p in got]
+        assert order[0] == (C.SUBMIT_SM_RESP, 8, C.ESME_RINVBNDSTS)      # nothing new after an unbind
+        assert order[1:6] == [(C.SUBMIT_SM_RESP, q, 0) for q in range(2, 7)]
+        assert order[6] == (C.UNBIND_RESP, 7, 0)
+        assert len(h.sim.submits()) == 5

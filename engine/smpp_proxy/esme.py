@@ -47,6 +47,8 @@ class EsmeSession(CoalescedStream):
         self.closed = False
         self.admitted = False          # counted by the connection caps
         self.bind_pending = False      # a bind is waiting for its password check
+        self.in_flight = 0             # its messages forwarded to an SMSC and not answered yet
+        self.unbind_seq = None         # its unbind, answered once in_flight is back to 0
 
     # transport callbacks
     def connection_made(self, transport):

@@ -235,6 +235,11 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
                     self._send_to_esme(sess, P.EnquireLink(), lambda r: None)
         return last_probe
 
+    def unbind_answered(self, sess: EsmeSession) -> None:
+        sess.send_pdu(P.UnbindResp(sequence_number=sess.unbind_seq))
+        sess.unbind_seq = None
+        asyncio.get_running_loop().call_later(0.05, sess.close)
+
     def session_gone(self, sess: EsmeSession):
         self.caps.release(sess)
         self.sessions.discard(sess)
@@ -282,9 +287,12 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         if cid == C.ENQUIRE_LINK:
             return sess.send_pdu(P.EnquireLinkResp(sequence_number=pdu.sequence_number))
         if cid == C.UNBIND:
-            sess.send_pdu(P.UnbindResp(sequence_number=pdu.sequence_number))
+            # no new requests from now on (ESME_RINVBNDSTS); the submits it sent before are answered
+            # first (each within the SMSC link's response_timeout), then the unbind_resp, then the close
             sess.state.state = "UNBOUND"
-            asyncio.get_running_loop().call_later(0.05, sess.close)
+            sess.unbind_seq = pdu.sequence_number
+            if not sess.in_flight:
+                self.unbind_answered(sess)
             return
         if cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP, C.ENQUIRE_LINK_RESP, C.UNBIND_RESP, C.GENERIC_NACK):
             ent = sess.window.pop(pdu.sequence_number, None)

@@ -343,17 +343,21 @@ class SubmitPath:
             # the resp (or a timeout, a lost link, the drain) calls it, exactly once
             if status == LATE:
                 return self._late_response(acct, link, resp)
+            sess.in_flight -= 1
             if resp is None or resp.command_id == _GENERIC_NACK:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=status or C.ESME_RSYSERR))
-                return
-            sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
-            if resp.command_status == 0 and getattr(resp, "message_id", ""):
-                # after the resp is queued: a receipt that was waiting for this id goes out behind it
-                self._remember_message_id(resp.message_id, acct, link.id_space)
-            stats = self.stats
-            stats["forwarded"] += 1
-            stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
+            else:
+                sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
+                if resp.command_status == 0 and getattr(resp, "message_id", ""):
+                    # after the resp is queued: a receipt that was waiting for this id goes out behind it
+                    self._remember_message_id(resp.message_id, acct, link.id_space)
+                stats = self.stats
+                stats["forwarded"] += 1
+                stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
+            if sess.unbind_seq is not None and not sess.in_flight:
+                self.unbind_answered(sess)          # the last answer it was owed: now its unbind_resp
+        sess.in_flight += 1
         link.forward(out, on_resp)
 
     def _remember_message_id(self, message_id: str, acct: str, space: str = "") -> None:
