@@ -80,3 +80,18 @@ def test_unbind_with_submits_in_flight_answers_them_first(pipe):
         assert order[1:6] == [(C.SUBMIT_SM_RESP, q, 0) for q in range(2, 7)]
         assert order[6] == (C.UNBIND_RESP, 7, 0)
         assert len(h.sim.submits()) == 5
+
+
+def test_a_receipt_acknowledged_after_the_esmes_unbind_is_not_delivered_again(pipe):
+    with ProxyHarness(pipe, receipt_delay=0.05) as h:
+        s, _ = raw_session(h)
+        s.sendall(encode(P.SubmitSm(sequence_number=2, source_addr="84901234567", destination_addr="84912345678",
+                                    registered_delivery=1, short_message=b"see you")))
+        pdus = [read_raw(s), read_raw(s)]
+        dr = next(p for p in pdus if p.command_id == C.DELIVER_SM)
+        s.sendall(encode(P.Unbind(sequence_number=3)))
+        s.sendall(encode(P.DeliverSmResp(sequence_number=dr.sequence_number)))
+        assert read_raw(s).command_id == C.UNBIND_RESP
+        assert wait(lambda: len(h.sim.mo_responses) == 1)
+        time.sleep(0.3)                                # the session is gone by now
+        assert h.proxy.held_total == 0 and h.proxy.stats["receipts_held"] == 0

@@ -136,6 +136,11 @@ class EsmeSession(CoalescedStream):
             self.proxy.handle_esme_pdu(self, ev)
         except Exception:                      # a bug must not take the bind down silently
             log.exception("internal error handling %s from %s", type(ev).__name__, self.peer)
+            if ev.command_id in _MESSAGE_COMMANDS:     # a message that could not be judged: logged too
+                self.proxy.vlog.write_refusal(self.proxy.clock(), P.name_of(ev.command_id),
+                                              self.account.system_id if self.account else "",
+                                              getattr(ev, "source_addr", ""), getattr(ev, "destination_addr", ""),
+                                              C.ESME_RSYSERR, "internal error")
             if not P.is_response(ev.command_id):
                 self.send_pdu(P.answer(ev.command_id, ev.sequence_number, C.ESME_RSYSERR))
 

@@ -166,7 +166,7 @@ class DeliveryRouting:
 
     def _receivers(self, acct):
         return [s for s in self.binds.get(acct, []) if s.state.can_receive and not s.closed
-                and len(s.window) < s.account.window]
+                and len(s.window) < s.account.window and not s.transport.is_closing()]
 
     # ------------------------------------------------------------ held receipts
     # A receipt with no receiver bind of its account free (none bound, every window full, or the ESME
@@ -186,7 +186,7 @@ class DeliveryRouting:
         sess = rx[next(self._rr) % len(rx)]
 
         def done(r):
-            if r is None or r.command_status != 0:
+            if r is None or r.command_status != 0 or r.command_id == C.GENERIC_NACK:
                 # the ESME went away, did not answer or refused it: held, tried again after HELD_RETRY
                 if not acked and self.held_total >= self.settings.max_held_receipts:
                     self.stats["receipts_refused_held_full"] += 1

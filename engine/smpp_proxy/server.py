@@ -273,6 +273,13 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         cid = pdu.command_id
         if cid == _SUBMIT_SM and cid in _FROM_ESME[sess.state.state]:
             return self._admit_message(sess, pdu)          # the hot path, tested first
+        if cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP, C.ENQUIRE_LINK_RESP, C.UNBIND_RESP, C.GENERIC_NACK):
+            # an answer to what we sent is taken in any state: a receipt acknowledged just after the
+            # ESME's unbind is delivered, not held and sent again
+            ent = sess.window.pop(pdu.sequence_number, None)
+            if ent:
+                ent[0](pdu)
+            return
         if not sess.state.allowed_from_esme(cid):
             if P.is_response(cid):
                 return
@@ -293,11 +300,6 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             sess.unbind_seq = pdu.sequence_number
             if not sess.in_flight:
                 self.unbind_answered(sess)
-            return
-        if cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP, C.ENQUIRE_LINK_RESP, C.UNBIND_RESP, C.GENERIC_NACK):
-            ent = sess.window.pop(pdu.sequence_number, None)
-            if ent:
-                ent[0](pdu)
             return
         if cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
             return self._admit_message(sess, pdu)
