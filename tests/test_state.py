@@ -172,7 +172,7 @@ def test_report_index_counts_distinct_reporters_in_the_window_and_prunes():
     assert idx.distinct_reporters(84909888777, T0 + 8 * day, 7 * day) == 0
     assert idx.distinct_reporters(None, T0, day) == 0
     for k in range(1000):
-        idx.add(84_000_000_000 + k, "x", T0 + 40 * day + k)
+        idx.add(84_000_000_000 + k, f"x{k}", T0 + 40 * day + k)   # distinct reporters: one is capped a day
     assert 84909888777 not in idx.by_reported          # older than 30 days: pruned
     assert len(idx) == 1000
 

@@ -18,31 +18,69 @@ from ..durable import append_all, ends_in_newline
 from ..rules.slots import value_fp
 
 
+# At most this many reported numbers are tracked; past it the least recently reported one is
+# forgotten (the dict is ordered by last report). 1M numbers is ~200 MB with one reporter each
+# (measured ~200 B a number: OrderedDict slot and link, int key, `array`) and ~0.5 GB (~500 B)
+# if every one held the full 32 reporters: a bound a 5656 node can afford, well above the distinct numbers
+# genuine reports name in 90 days, and an attacker needs 50,000 reporters a day (see below)
+# to push genuine entries out at that rate.
+MAX_REPORTED_NUMBERS = 1_000_000
+# At most this many (reporter, number) pairs a reporter can add to the index per UTC day: a
+# subscriber rarely reports more than a few spammers a day, and SENDER_REPORTED needs several
+# distinct reporters anyway, so one reporter naming thousands of numbers adds only memory.
+# Reports past it are still stored in reports.jsonl by the caller (analysts see them), not
+# indexed; a report refreshing a pair already indexed is not counted and always applies.
+MAX_NEW_PER_REPORTER_DAY = 20
+
+
 class ReportIndex:
     """Per reported number, its most recent distinct reporters and when each last reported.
 
-    Memory is bounded on both axes: per number at most `per_number` reporters (32-bit
+    Memory is bounded on every axis: per number at most `per_number` reporters (32-bit
     fingerprints with their last report second, in a flat `array`, least recent first), so a
     count is exact up to that many; numbers not reported for `retain_days` are dropped from
     the front of the insertion-ordered dict (a re-reported number moves to the end), O(1)
-    amortised per report. Two reporters sharing a fingerprint (2^-32 per pair) count once.
+    amortised per report; at most `max_numbers` numbers (the least recently reported evicted
+    first); a reporter adds at most `per_reporter_day` new (reporter, number) pairs a UTC day
+    (a dict of today's reporters' fingerprints -> count, emptied when the day changes).
+    Two reporters sharing a fingerprint (2^-32 per pair) count once. Replaying reports.jsonl
+    in order applies the same caps, so a restarted node indexes the same reports.
     """
 
-    def __init__(self, retain_days: float = 90, per_number: int = 32):
+    def __init__(self, retain_days: float = 90, per_number: int = 32,
+                 max_numbers: int = MAX_REPORTED_NUMBERS, per_reporter_day: int = MAX_NEW_PER_REPORTER_DAY):
         self.retain = retain_days * 86400.0
         self.per_number = per_number
+        self.max_numbers = max_numbers
+        self.per_reporter_day = per_reporter_day
         # number -> [fp, second, fp, second, ...]; ordered by last report (move_to_end), so the
         # stale ones are at the front (an OrderedDict pops its front in O(1); a dict does not)
         self.by_reported: OrderedDict[int, array] = OrderedDict()
+        self._day = -1                       # the UTC day `_added` counts for
+        self._added: dict[int, int] = {}     # reporter fp -> new pairs added on `_day`
+        self.refused = 0                     # reports not indexed: their reporter was over the day's cap
 
     def __len__(self) -> int:
         return len(self.by_reported)
 
-    def add(self, reported: int, reporter, ts: float) -> None:
+    def add(self, reported: int, reporter, ts: float) -> bool:
+        """Index one report; False when it was not (its reporter reached the day's cap)."""
         d = self.by_reported
-        row = d.pop(reported, None)      # re-inserted at the end
-        pairs = row.tolist() if row is not None else []
         fp, now = value_fp(str(reporter)), int(ts)
+        row = d.get(reported)
+        if row is None or fp not in row[0::2]:          # a new pair: counted against the reporter
+            day = now // 86400
+            if day > self._day:                          # a late report counts on the current day
+                self._day = day
+                self._added.clear()
+            c = self._added.get(fp, 0)
+            if c >= self.per_reporter_day:
+                self.refused += 1
+                return False
+            self._added[fp] = c + 1
+        if row is not None:
+            del d[reported]                  # re-inserted at the end
+        pairs = row.tolist() if row is not None else []
         for j in range(0, len(pairs), 2):
             if pairs[j] == fp:
                 del pairs[j:j + 2]
@@ -53,12 +91,15 @@ class ReportIndex:
         last = pairs[-1] if pairs else 0
         pairs += (fp, now if now > last else last)
         d[reported] = array("I", pairs)
+        if len(d) > self.max_numbers:        # one in, one out: the least recently reported
+            d.popitem(last=False)
         horizon = ts - self.retain
         for _ in range(2):                    # two per report: a backlog from the file drains too
             n, oldest = next(iter(d.items()))
             if n == reported or oldest[-1] > horizon:
                 break
             d.popitem(last=False)
+        return True
 
     def distinct_reporters(self, reported: int | None, now: float, window: float) -> int:
         if reported is None:

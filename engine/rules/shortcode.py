@@ -5,18 +5,32 @@
     S <number> <content>   report a spam SMS;  V <number> <content>  report a spam call
     FW <content>           an advertiser's copy of its advertisement
 
-Case- and whitespace-insensitive. `parse()` returns a `Command`; applying it (DNC change,
-report append) is the pipeline's job, after the verdict.
+Matched on the folded text (NFKD, combining marks and zero-width characters removed, Đ/đ -> D,
+case-insensitive: `Hủy DNC`, `đk dnc`, full-width `ＤＫ ＤＮＣ`), whitespace-insensitive, trailing
+punctuation ignored (`DK DNC.`); channel S, V, SV or VS (as the DNC CSV accepts), anything else
+is an error. A reported number may be written in digit groups (`S 0912 345 678 ...`,
+`S +84 912345678 ...`). `parse()` returns a `Command`; applying it (DNC change, report append)
+is the pipeline's job, after the verdict.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
-from ..numbers import format_number, normalise_number
+from ..numbers import format_number, is_shortcode, normalise_number
+from ..textnorm import fold
 
-_DNC = re.compile(r"(DK|HUY)DNC(S|V|SV)?")
-_REPORT = re.compile(r"\s*([SsVv])\s+(\S+)(?:\s+(.*))?\s*$", re.S)
+_DNC = re.compile(r"(DK|HUY)DNC(S|V|SV|VS)?")
+_CHANNEL = {None: "SV", "S": "S", "V": "V", "SV": "SV", "VS": "SV"}
+_TOKEN = re.compile(r"\S+")
+# a reported number's digit groups: the first may carry a '+'; dots and hyphens inside a group
+_FIRST_GROUP = re.compile(r"\+?[0-9]+(?:[.-][0-9]+)*")
+_GROUP = re.compile(r"[0-9]+(?:[.-][0-9]+)*")
+_GROUP_SEP = (" ", "\u00a0")          # groups are joined across one space only
+_MAX_GROUPS = 6                        # "+84 91 234 56 78" is 5; more is content
+_MAX_DIGITS = 17                       # "00" + 15 digits of E.164
+_NUMBER_END = ",;:"                    # "S 0912345678, ..." : the number ends at the comma
 _FW = re.compile(r"\s*[Ff][Ww](?:\s+(.*))?\s*$", re.S)
 
 
@@ -31,25 +45,83 @@ class Command:
     content: str = ""
 
 
+def _squash(text: str) -> str:
+    """The folded, upper-cased text without whitespace or trailing punctuation: what a DNC
+    command is matched against ("Hủy  DNC s." -> "HUYDNCS")."""
+    t = "".join(fold(text).split()).upper()
+    end = len(t)
+    while end and unicodedata.category(t[end - 1])[0] == "P":
+        end -= 1
+    return t[:end]
+
+
+def _vn_subscriber(n: int, written: str) -> bool:
+    """Whether digit groups joined into `n` make a whole subscriber number: a Vietnamese mobile
+    (84 + 9 digits, 3/5/7/8/9...) or landline (84 + 10 digits, 2...), or any number written in
+    international form (+CC / 00CC). Stricter than normalise_number, so that a figure in the
+    content ("S 0912345678 1 ty") is not glued onto the number."""
+    if is_shortcode(n):
+        return False
+    s = str(n)
+    if s.startswith("84"):
+        nsn = s[2:]
+        return (len(nsn) == 9 and nsn[0] in "35789") or (len(nsn) == 10 and nsn[0] == "2")
+    return written.startswith(("+", "00"))
+
+
+def _reported(text: str, first) -> tuple[int | None, str, int]:
+    """The reported number starting at token `first` (a match of _TOKEN in `text`): the longest
+    run of digit groups, one space apart, that is a whole subscriber number; else the first
+    token alone, as normalise_number reads it (short codes, "0912.345.678"). Returns
+    (number or None, the first token as written, where the content starts)."""
+    groups: list[str] = []
+    ends: list[int] = []
+    m, pat, digits = first, _FIRST_GROUP, 0
+    while m is not None and len(groups) < _MAX_GROUPS:
+        g = fold(m.group())
+        stripped = g.rstrip(_NUMBER_END)
+        if not pat.fullmatch(stripped):
+            break
+        digits += sum(c.isdigit() for c in stripped)
+        if digits > _MAX_DIGITS:
+            break
+        groups.append(stripped)
+        ends.append(m.end())
+        if stripped != g:                         # "0912 345 678," : the comma ends it
+            break
+        nxt = _TOKEN.search(text, m.end())
+        if nxt is None or text[m.end():nxt.start()] not in _GROUP_SEP:
+            break
+        m, pat = nxt, _GROUP
+    for k in range(len(groups), 1, -1):
+        joined = "".join(groups[:k])
+        n = normalise_number(joined)
+        if n is not None and _vn_subscriber(n, joined):
+            return n, first.group(), ends[k - 1]
+    g = fold(first.group())
+    return normalise_number(g.rstrip(_NUMBER_END) or g), first.group(), first.end()
+
+
 def parse(text: str, sender_num: int | None) -> Command:
     t = text or ""
-    squashed = "".join(t.split()).upper()
+    squashed = _squash(t)
     m = _DNC.fullmatch(squashed)
     if m:
         if sender_num is None:
             return Command("SHORTCODE_SYNTAX_ERROR", "DNC command from a sender that is not a phone number")
-        ch = m.group(2) or "SV"
+        ch = _CHANNEL[m.group(2)]
         who = format_number(sender_num)
         if m.group(1) == "DK":
             return Command("DNC_REGISTERED", f"{who} added to DNC {ch}", "dnc_add", ch)
         return Command("DNC_CANCELLED", f"{who} removed from DNC {ch}", "dnc_remove", ch)
-    m = _REPORT.match(t)
-    if m:
-        n = normalise_number(m.group(2))
+    k = _TOKEN.search(t)
+    first = _TOKEN.search(t, k.end()) if k is not None and fold(k.group()).upper() in ("S", "V") else None
+    if first is not None:
+        n, written, end = _reported(t, first)
         if n is None:
-            return Command("SHORTCODE_SYNTAX_ERROR", f"report: {m.group(2)!r} is not a phone number")
-        kind = m.group(1).upper()
-        content = (m.group(3) or "").strip()
+            return Command("SHORTCODE_SYNTAX_ERROR", f"report: {written!r} is not a phone number")
+        kind = fold(k.group()).upper()
+        content = t[end:].strip()
         return Command("SPAM_REPORTED", f"{kind} report against {format_number(n)}", "report",
                        reported=n, kind=kind, content=content)
     m = _FW.match(t)
