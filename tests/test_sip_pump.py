@@ -31,8 +31,11 @@ def answer(request: bytes, status: int) -> bytes:
 
 
 def in_dialog(method: str, cseq: int, uas_port: int, host="127.0.0.1") -> bytes:
+    """A request of the call's dialog, a new transaction: its own branch (RFC 3261 §8.1.1.7; the ACK
+    of a 2xx too, §13.2.2.4 -- only the ACK of a non-2xx repeats the INVITE's)."""
     h = f"[{host}]" if ":" in host else host
-    return invite(via_port=0).replace(b"INVITE sip:0912345678@127.0.0.1 SIP/2.0",
+    return invite(via_port=0).replace(b";branch=z9hG4bK-", f";branch=z9hG4bK-{method}{cseq}-".encode()) \
+        .replace(b"INVITE sip:0912345678@127.0.0.1 SIP/2.0",
                                       f"{method} sip:0912345678@{h}:{uas_port} SIP/2.0".encode()) \
         .replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>;tag=uas1") \
         .replace(b"CSeq: 1 INVITE", f"CSeq: {cseq} {method}".encode())

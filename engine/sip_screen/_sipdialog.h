@@ -314,6 +314,7 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
             }
         }
         if (e - s >= 9 && name_is(v + s, 9, "received=")) has_received = 1;
+        if (e - s == 8 && name_is(v + s, 8, "received")) goto undecided;   /* bare: as the Python version */
         if (br0 < 0 && e - s >= 7 && memcmp(v + s, "branch=", 7) == 0) { br0 = s + 7; br1 = e; }
         q = e;
     }

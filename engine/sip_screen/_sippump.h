@@ -12,13 +12,16 @@
  *     next hop is an IPv4 address inside the permitted ranges over UDP is sent with sendto(2);
  *     a final response to an INVITE first goes through on_final(code, key) (Python: counted
  *     once per transaction, the call's answer time noted);
- *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: an
- *     ACK to one of our own rejections (To tag starting with the tag prefix) is absorbed; a BYE
- *     calls on_bye(call_id) (the call's end for the pipeline); our Via, with the branch
+ *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: a
+ *     BYE calls on_bye(call_id) (the call's end for the pipeline); our Via, with the branch
  *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
  *     checks agree with the full path), goes on top and the request is sent. A failed send of anything but
  *     an ACK calls send_failed(message without our Via, source, why): the Python path answers
  *     503 as it would have;
+ *   - an ACK whose To tag starts with the tag prefix (it may be for an answer of ours: Python
+ *     recomputes our tag from Call-ID and From tag), or whose ack_key (blake2b of "top branch|
+ *     Call-ID", 16 bytes, recent.ack_key) is in `invites` (the ACK of a non-2xx final, which goes
+ *     where its INVITE went, RFC 3261 §17.1.1.3), goes to slow() like:
  *   - anything else -- INVITE, CANCEL, OPTIONS, a message the fast path cannot prove plain, a
  *     next hop that is a name, IPv6 (or any next hop when the socket is IPv6), TCP or outside
  *     the permitted networks -- goes to
@@ -40,6 +43,7 @@
 #define PUMP_MAX_RANGES 64
 #define PUMP_DGRAM 65536
 #define PUMP_MAX_BATCH 64
+#define PUMP_UDP_MAX 1300                        /* forwarding.UDP_MAX */
 
 typedef struct {
     PyObject_HEAD
@@ -49,6 +53,7 @@ typedef struct {
     PyObject *tag_prefix;                        /* str: To tags of the answers we generate */
     PyObject *slow, *on_final, *on_bye, *send_failed, *py_sendto, *on_error;
     PyObject *stats;                             /* the screen's stats dict: counted into directly */
+    PyObject *invites;                           /* dict: ack_key -> ... of the INVITEs forwarded (read only) */
     int max_n;                                   /* datagrams per run() */
     int v4;                                      /* an AF_INET socket (else every send is Python's) */
     uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
@@ -76,22 +81,24 @@ static void Pump_dealloc(Pump *p) {
     Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
     Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye);
     Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
+    Py_XDECREF(p->invites);
     PyMem_Free(p->bufs);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
 /* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye,
- *      send_failed, on_error, sendto)
+ *      send_failed, on_error, sendto, invites)
  * ranges: [(version, first, last)]; only the IPv4 ones are used here (an IPv6 next hop goes to Python). */
 static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     PyObject *ranges, *prefixes, *via_head, *tag_prefix, *stats, *slow, *on_final, *on_bye, *send_failed, *on_error,
-             *py_sendto;
+             *py_sendto, *invites;
     if (p->prefixes) { PyErr_SetString(PyExc_TypeError, "Pump is initialised once"); return -1; }
     /* into locals first: the object keeps (and owns) nothing unless every argument is right */
-    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOO", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
+    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO!", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
                           &PyBytes_Type, &via_head, &tag_prefix, &ranges, &PyDict_Type, &stats,
-                          &slow, &on_final, &on_bye, &send_failed, &on_error, &py_sendto))
+                          &slow, &on_final, &on_bye, &send_failed, &on_error, &py_sendto, &PyDict_Type, &invites))
         return -1;
+    Py_INCREF(invites); p->invites = invites;
     Py_INCREF(prefixes); p->prefixes = prefixes;
     Py_INCREF(via_head); p->via_head = via_head;
     Py_INCREF(tag_prefix); p->tag_prefix = tag_prefix;
@@ -224,12 +231,32 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     const Py_ssize_t brl = 20;
     Py_ssize_t n = bl + hl + brl + 8 + al;
     if (tbl + 1 + bsl > (Py_ssize_t)sizeof p->out || n > (Py_ssize_t)sizeof p->out) goto slow;
-    if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;
     int is_ack = PyUnicode_CompareWithASCIIString(method, "ACK") == 0;
+    if (!is_ack && n > PUMP_UDP_MAX) goto slow;   /* the full path sends it over TCP (RFC 3261 §18.1.1) */
     if (is_ack) {
         Py_ssize_t tl = PyUnicode_GET_LENGTH(p->tag_prefix);
-        if (PyUnicode_Tailmatch(to_tag, p->tag_prefix, 0, tl, -1) == 1) { rc = 0; goto out; }
-    } else if (PyUnicode_CompareWithASCIIString(method, "BYE") == 0) {
+        int t = PyUnicode_Tailmatch(to_tag, p->tag_prefix, 0, tl, -1);
+        if (t < 0) goto out;
+        if (t == 1) goto slow;                    /* perhaps for an answer of ours: Python decides */
+        if (PyDict_GET_SIZE(p->invites)) {        /* the ACK of a non-2xx final of an INVITE we forwarded? */
+            Py_ssize_t cl;
+            const char *ci = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 6), &cl);
+            if (!ci) goto out;
+            if (tbl + 1 + cl > (Py_ssize_t)sizeof p->out) goto slow;
+            memcpy(p->out, tb, tbl);
+            p->out[tbl] = '|';
+            memcpy(p->out + tbl + 1, ci, cl);
+            uint8_t kd[16];
+            blake2b(kd, sizeof kd, (const uint8_t *)p->out, (size_t)(tbl + 1 + cl));
+            PyObject *k = PyBytes_FromStringAndSize((const char *)kd, sizeof kd);
+            int c = k ? PyDict_Contains(p->invites, k) : -1;
+            Py_XDECREF(k);
+            if (c < 0) goto out;
+            if (c) goto slow;                     /* its branch and destination are the INVITE's */
+        }
+    }
+    if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;
+    if (!is_ack && PyUnicode_CompareWithASCIIString(method, "BYE") == 0) {
         if (call_void(p->on_bye, PyTuple_GET_ITEM(r, 6), NULL, NULL)) goto out;
     }
     /* the branch: server._branch(top_branch, base), i.e. blake2b(top_branch "|" base, 10) in hex.

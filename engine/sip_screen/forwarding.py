@@ -7,7 +7,11 @@ when the message could not leave: not permitted, a UDP error, or a TCP connectio
 timed out (asynchronously, from `_tcp_send`). For a request, `on_fail` answers the sender 503
 with our Via taken off again, so the answer goes to the hop before us. A request over 1300
 bytes bound for UDP tries TCP first (§18.1.1); a hop that refuses TCP gets UDP, and large
-requests go to it over UDP directly for UDP_ONLY_MEMORY seconds.
+requests go to it over UDP directly for UDP_ONLY_MEMORY seconds. Towards a TCP destination
+with no connection yet, one connect is under way at a time; what is sent meanwhile waits behind
+it (at most TCP_QUEUE messages) and is written, or failed, when the connect ends. What goes on a
+stream always carries Content-Length (§18.3: a UDP message may lack it; a stream cannot be framed
+without it).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import logging
 import time
 
 from .codec import SipMessage, SipParseError, make_response, parse_via
+from .recent import ack_key, digest
 from .settings import BRANCH_PREFIX, TRANSPORTS
 from .transport import TcpConnection
 
@@ -24,6 +29,8 @@ log = logging.getLogger("telfilter.sip")
 UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport
 UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large requests over UDP directly
 FINALS_SEEN = 65536             # INVITE transactions remembered so a retransmitted final response counts once
+TCP_QUEUE = 256                 # messages waiting for one outbound connect (it ends within TCP_CONNECT seconds)
+TCP_CONNECT = 2.0               # seconds an outbound TCP connect may take
 
 
 class Forwarding:
@@ -44,6 +51,10 @@ class Forwarding:
     def _forward(self, msg, dest, branch, back):
         """Send with our Via on top; `back` = (transport, source, connection) the request came by."""
         host, port, out = dest
+        if msg.method == "INVITE" and msg.vias and "branch" in msg.vias[0].params and len(host) <= 64:
+            # §17.1.1.3: where its non-2xx ACK must go (hosts are addresses: <= 64 bounds the entry)
+            self.invites.put(ack_key(msg.vias[0].params["branch"], msg.first_values().get("call-id") or ""),
+                             (branch, dest))
         data = self._with_via(msg, out, branch)
         if msg.method == "ACK":                         # never answered: nothing to do on failure
             return self._send(data, (host, port), out)
@@ -69,6 +80,14 @@ class Forwarding:
             msg.pop_first_value("Via")
         msg.insert_before_first("Via", f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch};rport")
         msg.our_via = True
+        return self._wire(msg, transport)
+
+    @staticmethod
+    def _wire(msg, transport) -> bytes:
+        """msg as bytes for `transport`: on a stream, Content-Length is always there and exact
+        (RFC 3261 §18.3, §20.14), even when the message came over UDP without one."""
+        if transport != "UDP":
+            msg.set("Content-Length", str(len(msg.body)))
         return msg.to_bytes()
 
     # ------------------------------------------------------------ responses
@@ -86,7 +105,7 @@ class Forwarding:
         self._answered(msg.status, msg.get("cseq") or "", msg.get("call-id") or "")
         self._final_of(msg, msg.status)
         nxt = parse_via(vias[1])
-        self._send_response(msg.to_bytes(), nxt)
+        self._send_response(self._wire(msg, nxt.transport if nxt.transport in TRANSPORTS else "UDP"), nxt)
 
     def _relay(self, r):
         if not r:
@@ -106,13 +125,8 @@ class Forwarding:
 
     def _final(self, code: str, key: str):
         """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once."""
-        seen = self.finals_seen
-        if key in seen:
-            return                                      # a retransmission
-        seen[key] = None
-        if len(seen) > FINALS_SEEN:
-            seen.popitem(last=False)
-        self.final_codes[code] = self.final_codes.get(code, 0) + 1
+        if self.finals_seen.add(digest(key)):           # else a retransmission
+            self.final_codes[code] = self.final_codes.get(code, 0) + 1
 
     def _final_of(self, msg, status: int):
         """_final() for a response with `status` in msg's INVITE transaction (msg: request or response)."""
@@ -121,10 +135,11 @@ class Forwarding:
             self._final(str(status), f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0]}")
 
     def _answered(self, status, cseq: str, call_id: str):
-        if status == 200 and cseq.upper().endswith("INVITE"):
-            ent = self.answered.get(call_id)
+        if status == 200 and cseq.upper().endswith("INVITE") and self.answered:
+            k = digest(call_id)
+            ent = self.answered.get(k)
             if ent is not None and ent[1] is None:
-                self.answered[call_id] = (ent[0], self.clock())     # answered: the call starts
+                self.answered.put(k, (ent[0], self.clock()))        # answered: the call starts
 
     def _send_response(self, data, nxt):
         host = nxt.params.get("received") or nxt.host
@@ -143,9 +158,11 @@ class Forwarding:
         dest = src
         if req.get("via") is not None:
             try:
+                # §18.2.2: the source address (what `received` says) and the sent-by port, as
+                # _send_response does; with rport (RFC 3581 §4) the source port
                 v = parse_via(req.values("via")[0])
-                if "rport" not in v.params and not v.params.get("received"):
-                    dest = (src[0], v.port or 5060) if v.host == src[0] else src
+                if "rport" not in v.params:
+                    dest = (src[0], v.port or 5060)
             except SipParseError:
                 pass
         self._send(data, dest, "UDP")
@@ -187,11 +204,19 @@ class Forwarding:
                 on_fail("destination outside the permitted networks")
             return
         if transport == "TCP":
-            c = self.tcp_conns.get((host, dest[1]))
+            key = (host, dest[1])
+            c = self.tcp_conns.get(key)
             if c is not None and not c.transport.is_closing():
                 c.send(data)
                 return
-            asyncio.get_running_loop().create_task(self._tcp_send(host, dest[1], data, on_fail))
+            waiting = self.tcp_connecting.get(key)
+            if waiting is None:                         # one connect per destination; the rest wait
+                self.tcp_connecting[key] = [(data, on_fail)]
+                asyncio.get_running_loop().create_task(self._tcp_connect(host, dest[1]))
+            elif len(waiting) < TCP_QUEUE:
+                waiting.append((data, on_fail))
+            elif on_fail:
+                on_fail("too many messages waiting for the TCP connection")
             return
         try:
             self.udp.sendto(data, (host, dest[1]))
@@ -199,15 +224,23 @@ class Forwarding:
             if on_fail:
                 on_fail(f"UDP send failed: {e}")
 
-    async def _tcp_send(self, host, port, data, on_fail):
+    async def _tcp_connect(self, host, port):
+        """Open the connection to (host, port) and send what waited for it; the connection is in
+        tcp_conns (TcpConnection.connection_made), so it is reused and swept like any other."""
         try:
             _, proto = await asyncio.wait_for(asyncio.get_running_loop().create_connection(
-                lambda: TcpConnection(self, (host, port)), host, port), 2.0)
-            proto.send(data)
+                lambda: TcpConnection(self, (host, port)), host, port), TCP_CONNECT)
         except (OSError, asyncio.TimeoutError) as e:
             self._warn("tcp", "TCP to %s:%d failed: %s", host, port, e)
-            if on_fail:
-                try:
-                    on_fail(f"TCP connection refused or timed out: {e}"[:80])
-                except Exception:
-                    log.exception("answering a failed TCP forward")
+            for _, on_fail in self.tcp_connecting.pop((host, port), ()):
+                if on_fail:
+                    try:
+                        on_fail(f"TCP connection refused or timed out: {e}"[:80])
+                    except Exception:
+                        log.exception("answering a failed TCP forward")
+            return
+        except BaseException:
+            self.tcp_connecting.pop((host, port), None)     # cancelled (stop): nothing waits forever
+            raise
+        for data, _ in self.tcp_connecting.pop((host, port), ()):
+            proto.send(data)

@@ -10,11 +10,27 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NamedTuple
 
 from ..verdict import Action, Call
 from .codec import SipParseError, make_response, parse_name_addr, parse_uri
+from .recent import digest
 
 log = logging.getLogger("telfilter.sip")
+VERDICTS = 131_072              # calls whose decision is kept, for their retransmitted / re-sent INVITEs
+VERDICT_MEMORY = 180.0          # seconds: Timer B (64*T1 = 32 s) and a 401/407 round trip fit well within
+MAX_CALLER = 128                # a longer caller is no number a call duration is kept for (answered: bytes bound)
+PENDING = "pending"             # the call is being judged (a shared state store confirming its counters)
+
+
+class Decision(NamedTuple):
+    """What a verdict means for the call, and all of it a copy of its INVITE needs: kept per call
+    in `verdicts`, so a fixed size (symbols are the rule set's own strings, not copies)."""
+    action: Action
+    code: int                   # the rejection's status code (DROP)
+    drop_symbols: tuple         # the Reason header's symbols (DROP)
+    symbols: tuple              # the tag header's symbols (TAG)
+    score: float
 
 
 def _loggable(s):
@@ -40,6 +56,35 @@ def _user_of(msg, v: str) -> str:
 class Screening:
     """Mixed into SipScreen: the judging of initial INVITEs."""
 
+    def _screen_once(self, msg, src, then):
+        """Judge a call once: `then(decision, replay)`. An INVITE of a call already judged -- a
+        retransmission, or the INVITE re-sent with credentials after a 401/407 (same Call-ID and
+        From tag, RFC 3261 §22.2) -- gets the call's decision again without being judged: judging
+        it would count it twice against the caps (the ad-call cap would reject the call's own
+        copy) and write a second verdict line. A copy arriving while the call is still being
+        judged is dropped: the first copy's answer is on its way."""
+        first = msg.first_values()
+        key = digest(first.get("call-id") or "", msg.tag_in(first.get("from")))
+        now = time.monotonic()
+        known = self.verdicts.get(key, now)
+        if known is not None:
+            self.stats["replayed"] += 1
+            if known is not PENDING:
+                then(known, True)
+            return
+        self.verdicts.put(key, PENDING, now)
+
+        def judged(v):
+            d = self._decision(v)
+            self.verdicts.put(key, d, time.monotonic())
+            then(d, False)
+        self._screen(msg, src, judged)
+
+    def _decision(self, v) -> Decision:
+        code = v.deciding_hit.sip_code if v.deciding_hit and v.deciding_hit.sip_code else self.s.default_drop_code
+        drop = tuple(h.symbol for h in v.hits if h.action is Action.DROP) or tuple(v.symbols)
+        return Decision(v.action, code, drop, tuple(v.symbols), v.score)
+
     def _screen(self, msg, src, then):
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
         store has confirmed its counter commits)."""
@@ -56,9 +101,8 @@ class Screening:
             callee = _user_of(msg, first.get("to") or "")
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
-        self.answered[first.get("call-id") or ""] = (caller, None)
-        while len(self.answered) > 200_000:
-            self.answered.popitem(last=False)
+        if len(caller) <= MAX_CALLER:
+            self.answered.put(digest(first.get("call-id") or ""), (caller, None))
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:
@@ -82,18 +126,18 @@ class Screening:
                     log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
         return v
 
-    def _reject(self, msg, v, transport, src, conn):
-        self.stats["rejected"] += 1
-        code = v.deciding_hit.sip_code if v.deciding_hit and v.deciding_hit.sip_code else self.s.default_drop_code
-        syms = [h.symbol for h in v.hits if h.action is Action.DROP] or v.symbols
-        extra = [["Reason", f'SIP ;cause={code} ;text="{" ".join(syms)}"'],
+    def _reject(self, msg, d, transport, src, conn, replay=False):
+        if not replay:
+            self.stats["rejected"] += 1
+        extra = [["Reason", f'SIP ;cause={d.code} ;text="{" ".join(d.drop_symbols)}"'],
                  ["Call-Info", f"<{self.s.remedy_url}>;purpose=info"]]
-        self._reply(msg, make_response(msg, code, None, self._tag(msg), extra), transport, src, conn)
+        self._reply(msg, make_response(msg, d.code, None, self._tag(msg), extra), transport, src, conn)
 
-    def _tag_request(self, msg, v):
-        self.stats["tagged"] += 1
+    def _tag_request(self, msg, d, replay=False):
+        if not replay:
+            self.stats["tagged"] += 1
         if self.s.tag_header:
-            msg.add(self.s.tag_header, f"{v.score:g}; symbols={','.join(v.symbols)}")
+            msg.add(self.s.tag_header, f"{d.score:g}; symbols={','.join(d.symbols)}")
         if self.s.display_prefix:
             for h in msg.headers:
                 if h[2] == "from":

@@ -26,37 +26,29 @@ change what happens to the call.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
-import re
 import time
-from collections import OrderedDict
 from datetime import datetime, timezone
 
 from ..verdict import Action
 from .checks import check_request
-from .codec import (MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram,
-                    parse_name_addr, parse_uri, parse_via, split_list)
+from .codec import MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram, parse_via
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
-from .forwarding import Forwarding
-from .screening import Screening
+from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
+from .recent import Recent, ack_key, digest
+from .routing import Routing
+from .screening import VERDICT_MEMORY, VERDICTS, Screening
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .transport import TcpConnection, UdpEndpoint
 
-try:                                                    # the pump's own blake2b: one call, no hash object
-    from ._sipfast import blake2b_hex as _blake2b_hex
-except ImportError:
-    def _blake2b_hex(data: bytes, n: int) -> str:
-        return hashlib.blake2b(data, digest_size=n).hexdigest()
-
 log = logging.getLogger("telfilter.sip")
-# the value-less rport parameter of a Via (RFC 3581 §4), not a longer name that starts with it
-_BARE_RPORT = re.compile(r"(;[ \t]*rport)[ \t]*(?=;|$)", re.I)
+ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
+INVITES = 65_536                # forwarded INVITEs whose branch and destination a non-2xx ACK reuses
 
 
-class SipScreen(Forwarding, Screening):
+class SipScreen(Forwarding, Screening, Routing):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -70,17 +62,25 @@ class SipScreen(Forwarding, Screening):
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}
+        # (host, port) -> [(bytes, on_fail)] waiting for the one connect under way to that
+        # destination: each list ends within TCP_CONNECT seconds and holds at most TCP_QUEUE
+        self.tcp_connecting: dict = {}
         self.tcp_per_source: dict = {}
         self.tcp_inbound = 0
-        self.answered: "OrderedDict[str, tuple]" = OrderedDict()   # Call-ID -> (caller, answer time)
+        self.answered = Recent(ANSWERED)                    # digest(Call-ID) -> (caller, answer time)
+        # ack_key(INVITE's top branch, Call-ID) -> (our branch, destination) of the INVITEs we
+        # forwarded: the ACK of a non-2xx final goes the same way (§17.1.1.3). No age limit: the
+        # key holds the UAC's branch, unique per transaction, so an old entry never matches wrongly
+        self.invites = Recent(INVITES)
+        self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)    # digest(Call-ID, From tag) -> Decision
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
-                      "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0}
+                      "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0, "replayed": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
         self.final_codes: dict = {}
-        self.finals_seen: "OrderedDict[str, None]" = OrderedDict()
+        self.finals_seen = Recent(FINALS_SEEN)              # digest("Call-ID CSeq-number")
         self._sweeper = None
         self.warned: dict = {}                              # kind -> (last warning time, suppressed since)
         self.fast_path = True                               # False: every message takes the full parse
@@ -188,7 +188,10 @@ class SipScreen(Forwarding, Screening):
                         return self._relay(r)
                 elif data[:7] not in NOT_IN_DIALOG:             # (what in_dialog would say at once)
                     r = in_dialog(data, addr[0], addr[1])
-                    if r is not FULL_PARSE:
+                    # an ACK that may be for an answer of ours: the full parse recomputes our tag
+                    # from Call-ID and From tag (the fast path does not read them)
+                    if r is not FULL_PARSE and not (r.method == "ACK" and r.to_tag.startswith(TAG_PREFIX)) \
+                            and not self._over_udp_max(r):
                         self.stats["requests"] += 1
                         self.stats["fast_path"] += 1
                         return self._in_dialog(r, data, addr)
@@ -253,7 +256,7 @@ class SipScreen(Forwarding, Screening):
             msg.vias = [parse_via(v) for v in vals]
         first = msg.first_values()                          # one pass over the headers, not one per read
         to_tag = msg.tag_in(first.get("to"))
-        if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX):
+        if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX) and to_tag == self._tag(msg):
             return                                          # ACK for a final response we generated
         call_id = first.get("call-id") or ""
         if msg.method == "BYE":
@@ -291,92 +294,57 @@ class SipScreen(Forwarding, Screening):
                 if b == self._branch(key, base):
                     return self._reply(msg, make_response(msg, 482, None, self._tag(msg)), transport, src, conn)
         dest = self._destination(msg, to_tag)
+        if msg.method == "ACK" and "branch" in vias[0].params:
+            # §17.1.1.3: the ACK of a non-2xx final has its INVITE's branch and goes where it went
+            # (hop by hop); an ACK of a 2xx is a new transaction and matches no INVITE
+            branch, dest = self.invites.get(ack_key(vias[0].params["branch"], call_id), default=(branch, dest))
         if dest is None:
             return self._fail(msg, transport, src, conn, "no usable destination")
         if msg.method == "INVITE" and not to_tag:
-            return self._screen(msg, src, lambda v: self._screened(msg, v, dest, branch, transport, src, conn))
+            return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
+                                                                                conn, replay))
         self._forward(msg, dest, branch, (transport, src, conn))
 
-    def _screened(self, msg, v, dest, branch, transport, src, conn):
-        """An initial INVITE's verdict: reject, or tag and forward."""
-        if v.action is Action.DROP:
-            return self._reject(msg, v, transport, src, conn)
-        if v.action is Action.TAG:
-            self._tag_request(msg, v)
+    def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False):
+        """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:
+        the call's decision given again to a copy of its INVITE (counted once, at the first)."""
+        if d.action is Action.DROP:
+            return self._reject(msg, d, transport, src, conn, replay)
+        if d.action is Action.TAG:
+            self._tag_request(msg, d, replay)
         if self.s.record_route:
             msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
         self._forward(msg, dest, branch, (transport, src, conn))
 
     def _in_dialog(self, r, data, src):
-        """Forward an in-dialog request the fast path has checked and edited (fastpath.py)."""
-        if r.method == "ACK" and r.to_tag.startswith(TAG_PREFIX):
-            return                                          # ACK for a final response we generated
+        """Forward an in-dialog request the fast path has checked and edited (fastpath.py). An ACK
+        with our tag prefix never gets here (on_datagram, the pump: the full parse decides)."""
         if r.method == "BYE":
             self._call_ended(r.call_id)
-        branch = self._branch(r.top_branch, r.base)
-        host, port, out = r.dest
+        branch, dest = None, r.dest
+        if r.method == "ACK" and self.invites:              # §17.1.1.3, as in _request
+            branch, dest = self.invites.get(ack_key(r.top_branch, r.call_id), default=(None, dest))
+        branch = branch or self._branch(r.top_branch, r.base)
+        host, port, out = dest
         via = f"Via: SIP/2.0/{out} {self.host}:{self.port};branch={branch};rport\r\n".encode()
         on_fail = None if r.method == "ACK" else (
             lambda why: self._fail(parse_datagram(r.before + r.after), "UDP", src, None, why))
         self._send(r.before + via + r.after, (host, port), out, on_fail=on_fail)
 
+    def _over_udp_max(self, r) -> bool:
+        """Whether an in-dialog request (not an ACK) would leave over UDP_MAX bytes with our Via: the
+        full path decides (§18.1.1: TCP first), so the fast path's choice of transport is the same."""
+        if r.method == "ACK" or r.dest[2] != "UDP":
+            return False
+        via = len(f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={BRANCH_PREFIX};rport\r\n") + 20
+        return len(r.before) + len(r.after) + via > UDP_MAX
+
     def _call_ended(self, call_id):
-        ent = self.answered.pop(call_id, None)
+        ent = self.answered.pop(digest(call_id)) if self.answered else None
         if ent is not None and ent[1] is not None:
             now = self.clock()
             self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
 
-    def _destination(self, msg, to_tag):
-        """(host, port, TRANSPORT) per §16.6 steps 6-7 and RFC 3263 §4.1, or None."""
-        if "route" in msg.first_values():
-            routes = msg.values("route")
-            u = parse_uri(parse_name_addr(routes[0]).uri)
-            if (u.host, u.port or 5060) in self.me:
-                msg.pop_first_value("Route")            # §16.4: the top Route is us
-                routes = routes[1:]
-            if routes:
-                return self._uri_dest(parse_uri(parse_name_addr(routes[0]).uri))
-            return self._uri_dest(parse_uri(msg.uri))   # it came by a route set: never the next hop
-        if not to_tag and self.next_hop() is not None:
-            return self.next_hop()                      # initial requests only; in-dialog ones follow the URI
-        return self._uri_dest(parse_uri(msg.uri))
-
-    @staticmethod
-    def _uri_dest(u):
-        if u.scheme not in ("sip", "sips") or not u.host:
-            return None
-        t = "TLS" if u.scheme == "sips" else u.params.get("transport", "udp").upper()
-        if t not in TRANSPORTS:
-            return None                                 # TLS, SCTP, WS: not offered by this screen
-        return u.host, u.port or 5060, t
-
-    def _stamp_received(self, msg, src, transport) -> str:
-        """Add received / rport to the top Via; return the new top Via value."""
-        for h in msg.headers:
-            if h[2] == "via":
-                first, *rest = split_list(h[1]) if "," in h[1] else (h[1],)
-                via = msg.vias[0]
-                add = ""
-                if via.host != src[0].lower() and "received" not in via.params:
-                    add += f";received={src[0]}"
-                if "rport" in via.params and not via.params["rport"]:
-                    first = _BARE_RPORT.sub(lambda m: f"{m.group(1)}={src[1]}", first, count=1)
-                elif transport == "TCP" and "rport" not in via.params:
-                    add += f";rport={src[1]}"           # the connection to answer on
-                first += add
-                h[1] = ", ".join([first, *rest]) if rest else first
-                return first
-        return ""
-
-    @staticmethod
-    def _branch(top_key: str, base: str) -> str:
-        key = top_key + "|" + base
-        return BRANCH_PREFIX + _blake2b_hex(key.encode("utf-8", "surrogateescape"), 10)
-
-    @staticmethod
-    def _tag(msg) -> str:
-        key = (msg.get("call-id") or "") + "|" + ((msg.get("from") or ""))
-        return TAG_PREFIX + _blake2b_hex(key.encode("utf-8", "surrogateescape"), 6)
 
 async def start_sip(pipeline, args, vlog):
     s = load_sip_settings(pipeline.settings.config_dir)

@@ -56,7 +56,7 @@ def make_pump(screen, fd: int, sendto=None):
 
     via_head = f"Via: SIP/2.0/UDP {screen.host}:{screen.port};branch={BRANCH_PREFIX}".encode()
     return Pump(fd, PUMP_BATCH, screen.via_prefixes, via_head, TAG_PREFIX, screen.ranges, screen.stats, slow,
-                screen._fast_final, screen._call_ended, send_failed, on_error, sendto)
+                screen._fast_final, screen._call_ended, send_failed, on_error, sendto, screen.invites.d)
 
 
 class UdpEndpoint:
@@ -196,6 +196,9 @@ class TcpConnection(asyncio.Protocol):
             if msg is None:
                 self.partial_since = (self.partial_since or time.monotonic()) if self.parser.pending() else None
                 return
+            # a message finished: the clock of "unfinished" restarts at the next partial one only
+            # (a busy peer's reads rarely end on a message boundary)
+            self.partial_since = None
             self.screen.on_message(msg, "TCP", self.peer, self)
             if self.transport.is_closing():
                 return

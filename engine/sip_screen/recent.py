@@ -1,0 +1,81 @@
+"""What the stateless screen remembers of recent traffic, bounded in count and in bytes. No I/O.
+
+Theory of operation: a stateless proxy (RFC 3261 §16.11) keeps no transactions, yet a few
+answers need a short memory: the verdict of a call, so its retransmissions and the INVITE it
+re-sends after a 401/407 challenge are not judged as new calls (the ad-call cap would reject
+the call's own copies); where an INVITE went and with which branch, so the ACK of a non-2xx
+final goes the same way (§17.1.1.3); which calls were answered (call durations); which final
+responses were already counted. Each such memory is a `Recent`: at most `size` entries, the
+oldest dropped first, each forgotten after `ttl` seconds. Keys are fixed-size whatever the
+Call-ID's length (a Call-ID may be 8 KB), so an entry's size does not depend on what a peer
+sends and the memory's bound in bytes is `size` times a constant:
+  - `digest()`: the interpreter's 64-bit hash of the parts, for the memories only Python reads
+    (verdicts, answered, finals_seen). str hashing is SipHash keyed per process, so a peer can
+    neither predict nor aim collisions; by chance, two of 131,072 live keys collide with
+    probability ~5e-10. It costs ~0.1 µs where a BLAKE2b object costs ~2 (three per INVITE);
+  - `ack_key()`: 16 bytes of BLAKE2b, which the C pump computes too (_sippump.h).
+Time is an argument (`now`), never read here.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+DIGEST_SIZE = 16                # ack_key: 128 bits, shared with the C pump
+
+
+def digest(*parts: str) -> int:
+    """The fixed-size key of `parts` (e.g. Call-ID and From tag) for a memory Python alone reads."""
+    return hash(parts)
+
+
+def ack_key(top_branch: str, call_id: str) -> bytes:
+    """The key an INVITE and the ACK of its non-2xx final share (§17.1.1.3: the ACK carries the
+    INVITE's branch and Call-ID). The C pump computes the same bytes (_sippump.h)."""
+    return hashlib.blake2b(f"{top_branch}|{call_id}".encode("utf-8", "surrogateescape"),
+                           digest_size=DIGEST_SIZE).digest()
+
+
+class Recent:
+    """A bounded memory: digest -> (time stored, value). `d` is a plain OrderedDict (the C pump
+    reads it with PyDict_Contains)."""
+
+    __slots__ = ("d", "size", "ttl")
+
+    def __init__(self, size: int, ttl: float | None = None):
+        self.d: "OrderedDict[bytes, tuple]" = OrderedDict()
+        self.size, self.ttl = size, ttl
+
+    def __len__(self):
+        return len(self.d)
+
+    def __contains__(self, key):
+        return key in self.d
+
+    def get(self, key: bytes, now: float = 0.0, default=None):
+        ent = self.d.get(key)
+        if ent is None:
+            return default
+        if self.ttl is not None and now - ent[0] > self.ttl:
+            del self.d[key]
+            return default
+        return ent[1]
+
+    def put(self, key: bytes, value, now: float = 0.0) -> None:
+        d = self.d
+        if key in d:
+            del d[key]                                  # re-stored: it is the newest again
+        d[key] = (now, value)
+        while len(d) > self.size:
+            d.popitem(last=False)
+
+    def pop(self, key: bytes, default=None):
+        ent = self.d.pop(key, None)
+        return default if ent is None else ent[1]
+
+    def add(self, key: bytes) -> bool:
+        """Remember `key`; False if it was already there (a set of the last `size` keys)."""
+        if key in self.d:
+            return False
+        self.put(key, None)
+        return True

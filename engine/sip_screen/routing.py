@@ -1,0 +1,80 @@
+"""Where a request goes and what the screen writes into it: the destination (RFC 3261 §16.6
+steps 6-7, RFC 3263 §4.1), the received/rport stamp on the top Via (§18.2.1, RFC 3581), our
+branch (§16.11) and the To tag of our own answers. Mixed into SipScreen; no I/O.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+from .codec import parse_name_addr, parse_uri, split_list
+from .settings import BRANCH_PREFIX, TAG_PREFIX, TRANSPORTS
+
+try:                                                    # the pump's own blake2b: one call, no hash object
+    from ._sipfast import blake2b_hex as _blake2b_hex
+except ImportError:
+    def _blake2b_hex(data: bytes, n: int) -> str:
+        return hashlib.blake2b(data, digest_size=n).hexdigest()
+
+# the value-less rport parameter of a Via (RFC 3581 §4), not a longer name that starts with it
+_BARE_RPORT = re.compile(r"(;[ \t]*rport)[ \t]*(?=;|$)", re.I)
+
+
+class Routing:
+    """Mixed into SipScreen."""
+
+    def _destination(self, msg, to_tag):
+        """(host, port, TRANSPORT) per §16.6 steps 6-7 and RFC 3263 §4.1, or None."""
+        if "route" in msg.first_values():
+            routes = msg.values("route")
+            u = parse_uri(parse_name_addr(routes[0]).uri)
+            if (u.host, u.port or 5060) in self.me:
+                msg.pop_first_value("Route")            # §16.4: the top Route is us
+                routes = routes[1:]
+            if routes:
+                return self._uri_dest(parse_uri(parse_name_addr(routes[0]).uri))
+            return self._uri_dest(parse_uri(msg.uri))   # it came by a route set: never the next hop
+        if not to_tag and self.next_hop() is not None:
+            return self.next_hop()                      # initial requests only; in-dialog ones follow the URI
+        return self._uri_dest(parse_uri(msg.uri))
+
+    @staticmethod
+    def _uri_dest(u):
+        if u.scheme not in ("sip", "sips") or not u.host:
+            return None
+        t = "TLS" if u.scheme == "sips" else u.params.get("transport", "udp").upper()
+        if t not in TRANSPORTS:
+            return None                                 # TLS, SCTP, WS: not offered by this screen
+        return u.host, u.port or 5060, t
+
+    def _stamp_received(self, msg, src, transport) -> str:
+        """Add received / rport to the top Via; return the new top Via value."""
+        for h in msg.headers:
+            if h[2] == "via":
+                first, *rest = split_list(h[1]) if "," in h[1] else (h[1],)
+                via = msg.vias[0]
+                add = ""
+                if via.host != src[0].lower() and "received" not in via.params:
+                    add += f";received={src[0]}"
+                if "rport" in via.params and not via.params["rport"]:
+                    first = _BARE_RPORT.sub(lambda m: f"{m.group(1)}={src[1]}", first, count=1)
+                elif transport == "TCP" and "rport" not in via.params:
+                    add += f";rport={src[1]}"           # the connection to answer on
+                first += add
+                h[1] = ", ".join([first, *rest]) if rest else first
+                return first
+        return ""
+
+    @staticmethod
+    def _branch(top_key: str, base: str) -> str:
+        key = top_key + "|" + base
+        return BRANCH_PREFIX + _blake2b_hex(key.encode("utf-8", "surrogateescape"), 10)
+
+    @staticmethod
+    def _tag(msg) -> str:
+        """The To tag of our answers to `msg`: a function of its Call-ID and From tag, which the ACK
+        for such an answer repeats (§17.1.1.3), so that ACK is recognised by recomputing it, not by
+        a prefix a UAS's own random tag may share. The From tag, not the whole From value: the
+        display name may have been edited (display_prefix) before a 503, and a UA may re-space it."""
+        key = (msg.get("call-id") or "") + "|" + msg.tag("from")
+        return TAG_PREFIX + _blake2b_hex(key.encode("utf-8", "surrogateescape"), 6)
