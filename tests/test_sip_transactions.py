@@ -103,8 +103,8 @@ def _call_refused(scr, feed):
     return fwd, a, adest
 
 
-@pytest.mark.parametrize("way", ["full", "fast", "pump"])
-def test_ack_of_a_non_2xx_final_goes_where_its_invite_went_with_its_branch(pipe, way):
+def _screen_by(pipe, way):
+    """A screen and how a datagram reaches it: the full parse, the Python fast path, or the C pump."""
     scr = screen(pipe)
     feed = scr.on_datagram
     if way == "full":
@@ -113,6 +113,12 @@ def test_ack_of_a_non_2xx_final_goes_where_its_invite_went_with_its_branch(pipe,
         if Pump is None:
             pytest.skip("C extension not built")
         feed = make_pump(scr, -1, scr.udp.sendto).handle
+    return scr, feed
+
+
+@pytest.mark.parametrize("way", ["full", "fast", "pump"])
+def test_ack_of_a_non_2xx_final_goes_where_its_invite_went_with_its_branch(pipe, way):
+    scr, feed = _screen_by(pipe, way)
     fwd, ack, dest = _call_refused(scr, feed)
     assert ack.method == "ACK" and dest == UAS                   # RFC 3261 §17.1.1.3: hop by hop
     assert top_branch(ack) == top_branch(fwd)
@@ -122,14 +128,7 @@ def test_ack_of_a_non_2xx_final_goes_where_its_invite_went_with_its_branch(pipe,
 
 @pytest.mark.parametrize("way", ["full", "fast", "pump"])
 def test_only_the_ack_of_our_own_answer_is_absorbed(pipe, way):
-    scr = screen(pipe)
-    feed = scr.on_datagram
-    if way == "full":
-        scr.fast_path = False
-    elif way == "pump":
-        if Pump is None:
-            pytest.skip("C extension not built")
-        feed = make_pump(scr, -1, scr.udp.sendto).handle
+    scr, feed = _screen_by(pipe, way)
     ack = invite(call_id="d1").replace(b"INVITE sip:0912345678@127.0.0.1 SIP/2.0",
                                        b"ACK sip:0912345678@127.0.0.1:5070 SIP/2.0") \
         .replace(b"CSeq: 1 INVITE", b"CSeq: 1 ACK").replace(b"z9hG4bK-", b"z9hG4bK-ack-")
