@@ -295,3 +295,25 @@ def test_fast_paths_stamp_and_choose_the_transport_as_the_full_path(pipe, data):
         feed(data, src)
         outs.append(list(zip(scr.udp.out, scr.sent_transports)))
     assert outs[0] == outs[1] == outs[2] and len(outs[0]) == 1
+
+
+# ---------------------------------------------------------------- a To tag is no pass
+
+def test_an_invite_with_a_made_up_to_tag_is_judged_a_real_reinvite_is_not(pipe):
+    scr = screen(pipe)
+    tagged = lambda b: b.replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>;tag=made-up")
+    scr.on_datagram(tagged(invite(caller="0987000666", call_id="bl-1")), UAC)      # blacklisted caller
+    ((r, to),) = sent(scr)
+    assert r.status == 608 and to == UAC and scr.stats["reinvite_unknown_dialog"] == 1
+    # a call let through and answered: its re-INVITE goes on without a second judgement
+    scr.udp.out.clear()
+    scr.on_datagram(invite(call_id="ok-1"), UAC)
+    ((fwd, _),) = sent(scr)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas1").to_bytes(), UAS)
+    scr.udp.out.clear()
+    screened = scr.stats["screened"]
+    re_inv = invite(call_id="ok-1", cseq="2 INVITE").replace(
+        b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>;tag=uas1").replace(b"z9hG4bK-", b"z9hG4bK-r-")
+    scr.on_datagram(re_inv, UAC)
+    ((f2, _),) = sent(scr)
+    assert f2.method == "INVITE" and scr.stats["screened"] == screened

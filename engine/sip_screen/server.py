@@ -75,7 +75,8 @@ class SipScreen(Forwarding, Screening, Routing):
         self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)    # digest(Call-ID, From tag) -> Decision
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
-                      "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0, "replayed": 0}
+                      "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
+                      "replayed": 0, "reinvite_unknown_dialog": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
@@ -300,7 +301,13 @@ class SipScreen(Forwarding, Screening, Routing):
             branch, dest = self.invites.get(ack_key(vias[0].params["branch"], call_id), default=(branch, dest))
         if dest is None:
             return self._fail(msg, transport, src, conn, "no usable destination")
-        if msg.method == "INVITE" and not to_tag:
+        # An INVITE is judged unless it is a re-INVITE of a call this screen let through and saw
+        # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
+        # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
+        # restart, more than ANSWERED calls up at once -- is judged like a new call.)
+        if msg.method == "INVITE" and (not to_tag or digest(call_id) not in self.answered):
+            if to_tag:
+                self.stats["reinvite_unknown_dialog"] += 1
             return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
                                                                                 conn, replay))
         self._forward(msg, dest, branch, (transport, src, conn))
