@@ -242,6 +242,14 @@ class _StateCollector:
                 shared.add_metric([k], v)
             if getattr(st, "stats", None):
                 yield shared
+        mem = getattr(getattr(pipe.state, "counters", None), "mem", None) or getattr(pipe.state, "counters", None)
+        if hasattr(mem, "evicted"):
+            ek = CounterMetricFamily("telfilter_state_evicted_keys", "live counter keys taken over at max_keys "
+                                     "(their counts start again: non-zero means max_keys is too small)",
+                                     labels=["namespace"])
+            for ns, n in sorted(mem.evicted().items()):
+                ek.add_metric([ns], n)
+            yield ek
         L = pipe.lists
         sizes = GaugeMetricFamily("telfilter_list_entries", "entries per list", labels=["list"])
         for name, n in (("dnc_sms", len(L.dnc_s)), ("dnc_voice", len(L.dnc_v)), ("senders", len(L.senders)),

@@ -86,3 +86,20 @@ def test_bad_metrics_listen_is_a_config_error(tmp_path):
                         "--smpp-listen", "127.0.0.1:0", "--metrics-listen", "nowhere"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--metrics-listen 'nowhere'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_counter_keys_taken_over_at_max_keys_are_counted_and_exported(tmp_path):
+    """A cap table at max_keys takes over the least recently touched key (its count starts again):
+    that is counted per namespace and shown as telfilter_state_evicted_keys."""
+    from prometheus_client import generate_latest
+
+    from engine.metrics import Metrics
+    from engine.rules.counters import MemoryCounters
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+    pipe.state.counters = c = MemoryCounters(max_keys=100)
+    ns = "AD_FREQUENCY_CAP|owner+recipient|24h|None"
+    for i in range(150):
+        c.add(ns, ("o:shop", 84912000000 + i), 1_790_000_000 + i, 86400.0, 3)
+    assert c.evicted()[ns] == 50
+    text = generate_latest(Metrics(pipe).registry).decode()
+    assert {s.labels["namespace"]: s.value for s in _samples(text, "telfilter_state_evicted_keys_total")} == {ns: 50}

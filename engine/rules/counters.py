@@ -215,6 +215,11 @@ class MemoryCounters:
         return sum(sp.table.memory_bytes() + (sp.first.memory_bytes() if sp.first else 0)
                    for sp in self.spaces.values())
 
+    def evicted(self) -> dict:
+        """{namespace: live keys taken over at max_keys}: an evicted key's count starts again, so a
+        cap can let more through; a non-zero figure says max_keys is too small for the traffic."""
+        return {ns: sp.table.evicted + (sp.first.evicted if sp.first else 0) for ns, sp in self.spaces.items()}
+
 
 def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
     """Copy old rows into a table of another row width, keeping the most recent entries (the

@@ -105,7 +105,7 @@ def use_fast(on: bool):
 
 class SlotTable:
     __slots__ = ("width", "touch", "keep", "max_keys", "cap", "ix", "hk", "rows", "used", "cursor", "_zero",
-                 "rebuilds", "_old", "top", "free")
+                 "rebuilds", "_old", "top", "free", "evicted")
 
     def __init__(self, width: int, touch: int, keep: float | None, max_keys: int = 2_000_000):
         self.width = width              # uint32 words per row
@@ -114,6 +114,7 @@ class SlotTable:
         self.max_keys = max(1, max_keys)
         self._zero = array("I", bytes(4 * width))
         self.rebuilds = 0
+        self.evicted = 0                # live keys taken over at max_keys (telfilter_state_evicted_keys)
         self._old = None                # a growth under way: _Old (the previous index), else None
         self.top = 0                    # rows ever handed out
         self.free = 0                   # the free list's first row + 1 (0: empty)
@@ -272,6 +273,7 @@ class SlotTable:
         """A new key at `max_keys` rows: it takes over the least recently touched row among
         those on its probe path and the next _EVICT slots of the sweeper (a sampled LRU: an
         evicted key only loses its history, so it can under-count, never over-count)."""
+        self.evicted += 1
         ix, rows, w, t = self.ix, self.rows, self.width, self.touch
         best, best_t = -1, None
         i = ((h >> 32) * self.cap) >> 32
