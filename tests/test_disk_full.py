@@ -185,3 +185,14 @@ def test_lists_export_out_is_replaced_whole_or_left_alone(tmp_path):
     assert r.returncode != 0 and "refusing snapshot" in r.stderr
     assert zone.read_text() == good
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_snapshot_that_does_not_fit_leaves_no_temporary_file(tmp_path):
+    st = ListStore(tmp_path)
+    st.import_csv("dnc", b"number,channel\n0912000001,SV\n", "dnc.csv")
+    before = sorted(p.name for p in (tmp_path / "lists").iterdir())
+    rows = b"number,channel\n" + b"".join(b"09120%05d,SV\n" % i for i in range(20000))
+    with disk_full_after(64), pytest.raises(OSError):
+        st.import_csv("dnc", rows, "dnc.csv")
+    assert sorted(p.name for p in (tmp_path / "lists").iterdir()) == before
+    assert ListStore(tmp_path).load(strict=True).in_dnc(84912000001, "S")

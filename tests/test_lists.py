@@ -158,3 +158,24 @@ def test_domain_matches_itself_and_subdomains_only():
     assert L.domain_blacklisted(["bad.example"]) == "bad.example"
     assert L.domain_blacklisted(["notbad.example"]) is None
     assert L.domain_blacklisted(["bad.example.org"]) is None
+
+
+def test_dnc_and_consent_rows_must_be_subscriber_numbers():
+    from engine.lists.csvio import read_csv
+    recs, errs = read_csv("dnc", b"number,channel\n0912345678,SV\n0912,S\n5656,V\n", "dnc.csv")
+    assert [r[0] for r in recs] == [84912345678]
+    assert [(e.line, "not a subscriber number" in e.message) for e in errs] == [(3, True), (4, True)]
+    recs, errs = read_csv("consent", b"owner,number\nShop ABC,0912345678\nShop ABC,912\n", "consent.csv")
+    assert len(recs) == 1 and [e.line for e in errs] == [3]
+
+
+def test_a_sender_registered_twice_for_the_same_dates_with_another_owner_is_an_error():
+    from engine.lists.csvio import read_csv
+    data = (b"sender,owner,category,valid_from,valid_to,accounts\n"
+            b"SHOPABC,Shop ABC,QC,2026-01-01,,\n"
+            b"shopabc,Shop ABC,QC,2026-01-01,,\n"          # the same registration again: nothing new
+            b"SHOPABC,Other Co,CSKH,2026-01-01,,\n"        # would replace the first one silently
+            b"SHOPABC,Other Co,CSKH,2027-01-01,,\n")       # another period: fine
+    recs, errs = read_csv("senders", data, "senders.csv")
+    assert [(r.owner, str(r.valid_from)) for r in recs] == [("Shop ABC", "2026-01-01"), ("Other Co", "2027-01-01")]
+    assert [e.line for e in errs] == [4] and "line 2" in errs[0].message

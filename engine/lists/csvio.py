@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from ..numbers import format_number, normalise_number, normalise_sender_id
+from ..numbers import format_number, is_shortcode, normalise_number, normalise_sender_id
 from .ipranges import parse_cidr, parse_ip
 
 HEADERS = {
@@ -62,6 +62,15 @@ def _number(v: str) -> int:
     return n
 
 
+def _subscriber(v: str) -> int:
+    """A DNC or consent entry: a subscriber's number, never a short code (a DNC registration is
+    made from a phone; "0912" is a truncated number, not a subscriber)."""
+    n = _number(v)
+    if is_shortcode(n):
+        raise ValueError(f"not a subscriber number (a short code or a truncated number): {v!r}")
+    return n
+
+
 def parse_channel(v: str) -> str:
     c = CHANNELS.get(v.strip().upper())
     if c is None:
@@ -102,7 +111,7 @@ def parse_row(kind: str, row: list[str]):
     if kind == "dnc":
         if not row[0].strip():
             raise ValueError("empty number")
-        return (_number(row[0]), parse_channel(row[1]))
+        return (_subscriber(row[0]), parse_channel(row[1]))
     if kind == "senders":
         sender, owner, cat, vf, vt, accts = (c.strip() for c in row)
         if not sender:
@@ -131,7 +140,7 @@ def parse_row(kind: str, row: list[str]):
         owner = row[0].strip()
         if not owner:
             raise ValueError("empty owner")
-        return (owner, _number(row[1]))
+        return (owner, _subscriber(row[1]))
     raise CsvError(f"unknown list kind {kind!r}")
 
 
@@ -145,6 +154,7 @@ def read_csv(kind: str, data: bytes, name: str = "<csv>"):
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     want = HEADERS[kind]
     records, errors = [], []
+    seen: dict = {}                   # senders: (sender, valid_from, valid_to) -> (line, entry)
     try:
         header = next(reader)
     except StopIteration:
@@ -174,9 +184,22 @@ def read_csv(kind: str, data: bytes, name: str = "<csv>"):
             errors.append(RowError(start, f"expected {len(want)} columns ({','.join(want)}), got {len(row)}"))
             continue
         try:
-            records.append(parse_row(kind, row))
+            rec = parse_row(kind, row)
         except ValueError as e:
             errors.append(RowError(start, str(e)))
+            continue
+        if kind == "senders":
+            # one registration per sender and validity period: a second one that says something else
+            # (owner, category, accounts) would silently replace the first; an identical one adds nothing
+            k = (sender_entry_key(rec), rec.valid_from, rec.valid_to)
+            first = seen.get(k)
+            if first is not None:
+                if (first[1].owner, first[1].category, first[1].accounts) != (rec.owner, rec.category, rec.accounts):
+                    errors.append(RowError(start, f"sender {rec.sender!r} for the same dates is already on line "
+                                                  f"{first[0]} with another owner, category or accounts"))
+                continue
+            seen[k] = (start, rec)
+        records.append(rec)
     return records, errors
 
 

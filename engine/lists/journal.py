@@ -151,10 +151,14 @@ def replace_with_tail(path: Path, consumed: int, gen: str) -> None:
     except FileNotFoundError:
         tail = b""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(journal_header(gen) + tail)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(journal_header(gen) + tail)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

@@ -41,12 +41,16 @@ def prepare_snapshot(path: Path, kind: str, sections: dict[str, bytes], extra: d
             "extra": extra or {}}
     mb = msgpack.packb(meta, use_bin_type=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + struct.pack(">I", len(mb)) + mb)
-        for b in sections.values():
-            f.write(b)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + struct.pack(">I", len(mb)) + mb)
+            for b in sections.values():
+                f.write(b)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)         # a full disk leaves no half-written generation behind
+        raise
     return tmp
 
 
