@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import select
+import stat
 import sys
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
@@ -119,9 +122,10 @@ class VerdictLog:
     def __init__(self, target="-", events: str | None = None):
         if hasattr(target, "write"):
             self.f = target
+        elif target in (None, "-"):
+            self.f = _stdout()
         else:
-            self.f = sys.stdout if target in (None, "-") else \
-                open(target, "a", encoding="utf-8", errors="backslashreplace")
+            self.f = open(target, "a", encoding="utf-8", errors="backslashreplace")
         self.pub = None
         self.errors = 0
         self._last_error_log = -1e9
@@ -224,8 +228,70 @@ class VerdictLog:
             self.f.flush()
         except Exception as e:
             self._failed(e)
+        if getattr(self.f, "pending", 0):       # a pipe that took part of it: the rest goes next time
+            try:
+                asyncio.get_running_loop().call_later(self.FLUSH_S, self.flush)
+                self._flush_pending = True
+            except RuntimeError:
+                pass
 
     def close(self) -> None:
+        if isinstance(self.f, PipeOut):
+            self.f.drain()
         self.flush()
         if self.pub is not None:
             self.pub.close()
+
+
+def _stdout():
+    """stdout as the verdict log: a regular file as it is; a pipe, FIFO or terminal through PipeOut, so a
+    consumer that stops reading never stalls the event loop (and every message with it)."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            sys.stdout.flush()
+            return PipeOut(fd)
+    except (AttributeError, OSError, ValueError):     # replaced by something without a descriptor
+        pass
+    return sys.stdout
+
+
+class PipeOut:
+    """Lines for a pipe, written without blocking: what the pipe does not take now stays in a buffer
+    (at most MAX bytes) for the next flush. A line that would overflow it is not written and the
+    write raises (VerdictLog counts it in `errors` and says so in the service log): a stalled log
+    consumer costs log lines, never the traffic. The descriptor is set non-blocking; in `serve`
+    nothing else writes to stdout."""
+
+    MAX = 64 << 20
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.buf = bytearray()
+
+    @property
+    def pending(self) -> int:
+        return len(self.buf)
+
+    def write(self, s: str) -> None:
+        b = s.encode("utf-8", "backslashreplace")
+        if len(self.buf) + len(b) > self.MAX:
+            raise OSError(f"the verdict log's reader is not keeping up ({len(self.buf)} bytes waiting): line dropped")
+        self.buf += b
+
+    def flush(self) -> None:
+        while self.buf:
+            try:
+                n = os.write(self.fd, self.buf)
+            except BlockingIOError:
+                return
+            del self.buf[:n]
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """At close: what is buffered, waiting up to `timeout` for the reader."""
+        end = time.monotonic() + timeout
+        while self.buf and time.monotonic() < end:
+            self.flush()
+            if self.buf:
+                select.select([], [self.fd], [], 0.05)

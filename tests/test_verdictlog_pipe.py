@@ -1,0 +1,38 @@
+"""The verdict log on a pipe whose reader stops: writing never blocks (the event loop, and every
+message with it, would stall); what the pipe does not take waits in a bounded buffer, a line beyond
+it is counted as a write error; whole lines reach the reader once it reads again."""
+import os
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+from engine.smpp_proxy.verdictlog import PipeOut, VerdictLog
+
+
+def test_a_stalled_pipe_reader_never_blocks_the_writer(monkeypatch):
+    r, w = os.pipe()
+    out = os.fdopen(w, "w")
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(PipeOut, "MAX", 1 << 20)
+    log = VerdictLog("-")
+    assert isinstance(log.f, PipeOut)
+    when = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    t0 = time.monotonic()
+    n = 30000                                        # ~4 MB: far more than the pipe and the buffer hold
+    for i in range(n):
+        log.write_refusal(when, "SubmitSm", "esme1", "84901234567", f"849123{i:05d}", 0x58, "test line")
+        if i % 1000 == 0:
+            log.flush()
+    assert time.monotonic() - t0 < 10                # it did not wait for a reader
+    assert log.errors > 0                            # the lines over the buffer were counted, not hidden
+    got = []
+    reader = threading.Thread(target=lambda: got.append(b"".join(iter(lambda: os.read(r, 1 << 16), b""))))
+    reader.start()
+    log.close()
+    out.close()
+    reader.join(10)
+    lines = got[0].decode().splitlines()
+    assert len(lines) + log.errors == n
+    assert all(x.startswith('{"ts"') and x.endswith("}") for x in lines)     # whole lines only
+    os.close(r)
