@@ -115,6 +115,8 @@ class SubmitPath:
                     return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
                 dests.append("")              # judged on everything but the recipient
             if len(dests) != 1:
+                if self._pick_link() is None:           # as below: throttled before it is judged
+                    return self._upstream_unavailable(sess, pdu)
                 return self._judge_then_answer(sess, pdu, dests, text, binary, reading)
             recipient = dests[0]
         else:
