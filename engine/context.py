@@ -25,8 +25,9 @@ _NONE: frozenset = frozenset()      # the categories of a sender with no registr
 # the registry facts of a sender with no entry (most senders: plain numbers), stored in one
 # dict.update instead of a resolver pass
 _NO_ENTRY_NUMBER = {"entries": (), "registry_problem": "not in the sender registry", "valid_entry": None,
-                    "sender_category": "number", "owner": None, "registered_categories": _NONE}
-_NO_ENTRY_NAME = {**_NO_ENTRY_NUMBER, "sender_category": "unregistered"}
+                    "sender_category": "number", "sender_categories": frozenset(("number",)), "owner": None,
+                    "registered_categories": _NONE}
+_NO_ENTRY_NAME = {**_NO_ENTRY_NUMBER, "sender_category": "unregistered", "sender_categories": frozenset(("unregistered",))}
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _OFFSETS: dict = {}                 # (tz, UTC hour) -> the zone's UTC offset in seconds all that hour
@@ -101,8 +102,10 @@ class _Hosts:
         if c is None:
             return self
         t = c.text
-        # every link has a '.' (a bare domain) or a ':' (a scheme); most texts have neither
-        v = c.__dict__["hosts"] = find_hosts(t) if t and ("." in t or ":" in t) else []
+        # every link has a '.' (a bare domain; or a full-width / ideographic one) or a ':' (a scheme);
+        # most texts have neither
+        v = c.__dict__["hosts"] = find_hosts(t) if t and (
+            "." in t or ":" in t or "\uff0e" in t or "\u3002" in t or "\uff61" in t) else []
         return v
 
 
@@ -176,7 +179,8 @@ class _Local(_Resolved):
 # reload puts new tuples in the registry, which miss here.
 _REGISTRY: dict = {}
 _REGISTRY_MAX = 4096
-_REGISTRY_FACTS = ("entries", "registry_problem", "valid_entry", "sender_category", "owner", "registered_categories")
+_REGISTRY_FACTS = ("entries", "registry_problem", "valid_entry", "sender_category", "sender_categories", "owner",
+                   "registered_categories")
 
 
 class _Registry(_Resolved):
@@ -197,8 +201,10 @@ class _Registry(_Resolved):
             d.update(hit[2])
             return d[self.name]
         d["entries"] = entries
-        problem, valid = None, None
+        problem, valid, cats = None, None, set()
         day = c.local_date if any(e.valid_from or e.valid_to for e in entries) else None
+        # every entry is looked at: a brand registered both QC and CSKH (one row each, perhaps with
+        # other dates or accounts) has both categories valid now, whatever order the rows came in
         for e in entries:
             if e.valid_from and day < e.valid_from:
                 problem = problem or f"registration valid from {e.valid_from}"
@@ -208,12 +214,17 @@ class _Registry(_Resolved):
                 continue
             # allowed accounts are ESME system_ids: they restrict SMS, not calls
             if e.accounts and not c.is_call and acct not in e.accounts:
-                problem = f"account {acct!r} not allowed to use it"
+                problem = problem or f"account {acct!r} not allowed to use it"
                 continue
-            valid, problem = e, None
-            break
+            if valid is None or (e.category == "QC" and valid.category != "QC"):
+                valid = e                   # QC first: the category an advertisement needs
+            cats.add(e.category)
+        if valid is not None:
+            problem = None
         d["registry_problem"] = problem
         d["valid_entry"] = valid
+        d["sender_categories"] = frozenset(cats) if cats else \
+            frozenset(("unregistered" if c.sender_num is None else "number",))
         d["sender_category"] = valid.category if valid is not None else \
             "unregistered" if c.sender_num is None else "number"
         d["owner"] = (valid or entries[0]).owner
@@ -284,6 +295,7 @@ class MessageContext:
     registry_problem = _Registry("registry_problem")
     valid_entry = _Registry("valid_entry")
     sender_category = _Registry("sender_category")
+    sender_categories = _Registry("sender_categories")          # of every entry valid now (QC and CSKH both)
     owner = _Registry("owner")
     registered_categories = _Registry("registered_categories")      # of every entry, valid or not
 

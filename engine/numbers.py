@@ -14,6 +14,14 @@ _STRIP = str.maketrans("", "", " -.()\t/")
 SHORTCODE_MAX_DIGITS = 6
 
 
+def _intl(d: str) -> int:
+    """International digits as an int; Vietnam's written "+84 0912…" (country code *and* trunk 0) is
+    +84912…, as phonenumbers reads it: the same subscriber, one key."""
+    if d.startswith("840") and len(d) in (12, 13):
+        d = "84" + d[3:]
+    return int(d)
+
+
 def normalise_number(raw: str) -> int | None:
     """E.164 digits as an int, or None when `raw` is not a phone number or short code."""
     if raw.isdigit() and raw.isascii():          # most addresses: bare digits, nothing to strip
@@ -27,7 +35,7 @@ def normalise_number(raw: str) -> int | None:
         if s[0] == "+":
             d = s[1:]
             if d.isdigit() and d.isascii() and 7 <= len(d) <= 15 and d[0] != "0":
-                return int(d)
+                return _intl(d)
             return None
         if not (s.isdigit() and s.isascii()):
             return None
@@ -37,12 +45,12 @@ def normalise_number(raw: str) -> int | None:
     if s[0] == "0":
         if s[1] == "0":                          # international call prefix
             d = s[2:]
-            return int(d) if 7 <= len(d) <= 15 and d[0] != "0" else None
+            return _intl(d) if 7 <= len(d) <= 15 and d[0] != "0" else None
         return int(VN_CC + s[1:]) if n in (10, 11) else None      # Vietnamese national (trunk prefix 0)
     if n == 9:                                   # Vietnamese NSN without trunk prefix
         return int(VN_CC + s)
     if n <= 15:                                  # already E.164 without '+' (TON international)
-        return int(s)
+        return _intl(s)
     return None
 
 

@@ -162,10 +162,12 @@ def _sender_kind(v, **_):
 
 # ---------------------------------------------------------------- registry
 
-@condition("sender_category", "category of a registry entry valid now for this account: QC, CSKH, unregistered (name), number", cost=2)
+@condition("sender_category", "a category of the registry entries valid now for this account (a brand may hold "
+                              "QC and CSKH both): QC, CSKH, unregistered (name), number", cost=2)
 def _sender_category(v, **_):
-    vals = set(_strs(v, "sender_category", ["QC", "CSKH", "unregistered", "number"]))
-    return lambda c, s: (f"sender category {c.sender_category}" if c.sender_category in vals else None)
+    vals = frozenset(_strs(v, "sender_category", ["QC", "CSKH", "unregistered", "number"]))
+    return lambda c, s: (f"sender category {'/'.join(sorted(c.sender_categories & vals))}"
+                         if c.sender_categories & vals else None)
 
 
 @condition("sender_registered", "the registry has an entry of this category for the sender, valid or not", cost=2)

@@ -107,6 +107,8 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or sp.distinct:
             return 0
+        if sp.limit != limit:            # a reload changed the limit: rows laid out for it before reading
+            sp = self._space(ns, window, limit, False)
         t = sp.table
         f = _slots._fast
         if f is not None:
@@ -151,6 +153,8 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or not sp.distinct:
             return 1
+        if sp.limit != limit:            # as in count()
+            sp = self._space(ns, window, limit, True)
         f = _slots._fast
         if f is not None:
             return f.distinct(sp.table, sp.first, key, value, now, window, sp.limit + 1)

@@ -162,6 +162,7 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
         raise RuleSetError([RuleError(str(directory), 1, 1, "no *.toml rule files")])
     rules: list[Rule] = []
     first_seen: dict = {}
+    disabled: dict = {}                # symbol -> source of the rules with enabled = false
     thresholds = {"tag": 5.0, "drop": 10.0}
     fixtures: dict = {k: [] for k in FIXTURE_KEYS}
     pending_refs = []   # (rule, symbol, path, line, col)
@@ -217,10 +218,18 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
                 errors.append(RuleError(disp, ln, col, f"duplicate symbol {r.symbol} (first defined at {first_seen[r.symbol]})"))
                 continue
             first_seen[r.symbol] = r.source
+            if rd.get("enabled", True) is False:
+                disabled[r.symbol] = r.source      # checked like the others, then left out of the set
+                continue
             rules.append(r)
     by_symbol = {r.symbol: r for r in rules}
     for r, sym, disp, ln, col in pending_refs:
-        if sym not in by_symbol:
+        if r.symbol in disabled:
+            continue
+        if sym in disabled:
+            errors.append(RuleError(disp, ln, col, f"{r.symbol} refers to {sym}, which is disabled (enabled = false "
+                                                   f"at {disabled[sym]}): disable {r.symbol} too, or edit its expr"))
+        elif sym not in by_symbol:
             errors.append(RuleError(disp, ln, col, f"unknown symbol {sym!r} in expr{_did_you_mean(sym, list(by_symbol))}"))
         elif sym == r.symbol:
             errors.append(RuleError(disp, ln, col, f"rule {sym} refers to itself"))
@@ -322,6 +331,8 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
     desc = rd.get("description", "")
     if not isinstance(desc, str):
         err("description must be a string", "description", value=True)
+    if not isinstance(rd.get("enabled", True), bool):
+        err("enabled must be true or false", "enabled", value=True)
     helper = bool(sym and sym.startswith("__"))
     scopes = rd.get("applies_to", list(SCOPES))
     if isinstance(scopes, str):
