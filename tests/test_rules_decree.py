@@ -99,3 +99,10 @@ def test_a_disabled_rule_is_checked_then_left_out(tmp_path):
     with pytest.raises(RuleSetError) as e:
         load_rules(d)
     assert "which is disabled" in str(e.value.errors)
+
+
+def test_many_nots_side_by_side_are_not_nesting():
+    from engine.rules.expr import ExprError, parse_tree
+    parse_tree(" and ".join(f"not __A{i}" for i in range(40)))
+    with pytest.raises(ExprError, match="nested more than"):
+        parse_tree("not " * 40 + "__A")

@@ -79,10 +79,12 @@ def parse_tree(s: str):
         return items[0] if len(items) == 1 else ("and", items)
 
     def p_not():
+        nonlocal depth
         if peek() == "!":
             nest(toks[i][1])
             take()
             inner = p_not()
+            depth -= 1                  # nesting, not a count: `not a and not b and ...` is flat
             return ("not", inner)
         return p_atom()
 
