@@ -168,4 +168,19 @@ def load_settings(config_dir: Path | None = None) -> Settings:
         s.tz
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{p}:{key_line(text, 'engine', 'timezone')}:1: unknown time zone {s.timezone!r}") from None
+    at = lambda key: f"{p}:{key_line(text, 'ml', key)}:1"
+    for key in ("tag_threshold", "drop_threshold"):
+        v = ml.get(key)
+        if v is not None and not 0.0 <= v <= 1.0:
+            errors.append(f"{at(key)}: [ml] {key} is a probability, 0 to 1; got {v}")
+    if not errors and s.ml_tag_threshold is not None and s.ml_drop_threshold is not None \
+            and s.ml_tag_threshold > s.ml_drop_threshold:
+        errors.append(f"{at('tag_threshold')}: [ml] tag_threshold {s.ml_tag_threshold} is above drop_threshold "
+                      f"{s.ml_drop_threshold}")
+    if s.ml_min_words < 1:
+        errors.append(f"{at('min_words')}: [ml] min_words must be at least 1, got {s.ml_min_words}")
+    if s.ml_score_weight < 0:
+        errors.append(f"{at('score_weight')}: [ml] score_weight must be 0 or more, got {s.ml_score_weight}")
+    if errors:
+        raise ConfigError(errors)
     return s

@@ -71,6 +71,15 @@ def load_config(config_dir=None, rules=True) -> LoadedConfig:
         cfg.errors.extend(e.errors)
         if not cdir.is_dir():
             return cfg
+    st = cfg.settings
+    if st is not None and st.ml_enabled and st.ml_model:
+        # serve loads it at start: a path that holds no model is a config error, not a traceback
+        # (`ml promote` may create it: it reads telfilter.toml with load_settings, which does not look)
+        if not (Path(st.ml_model) / "card.json").is_file():
+            p = cdir / "telfilter.toml"
+            text = p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""
+            cfg.errors.append(f"{p}:{key_line(text, 'ml', 'model')}:1: [ml] model {st.ml_model!r} is not a model "
+                              "directory (no card.json there; `telfilter ml promote` puts one there)")
     cfg.smpp = _component(cfg, cdir / "smpp.toml", load_smpp_settings, cdir)
     if cfg.smpp is not None:
         cfg.checked.append((cdir / "smpp.toml", f"OK: {len(cfg.smpp.accounts)} ESME account(s)"))

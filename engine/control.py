@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import struct
 from pathlib import Path
 
@@ -86,6 +87,8 @@ class ControlServer(ReloadCommands):
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() or self.path.is_symlink():
+            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                raise OSError(f"{self.path}: exists and is not a socket (not removed): pass another --control-socket")
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 probe.connect(str(self.path))

@@ -310,6 +310,10 @@ async def run_serve(args, ready=None):
 
 
 def cmd_serve(args) -> int:
+    # until the event loop's handlers are in place (after config, lists, model and listeners), a
+    # reload or log-reopen signal -- logrotate's SIGUSR2 during a restart -- must not kill the process
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         import uvloop
         uvloop.install()
@@ -341,8 +345,9 @@ def cmd_serve(args) -> int:
         print(f"telfilter serve: {e}", file=sys.stderr)
         return 2
     except Exception as e:
+        from .ml.model import ModelError
         from .state import StateError
-        if not isinstance(e, StateError):
+        if not isinstance(e, (StateError, ModelError)):
             raise
         print(f"telfilter serve: {e}", file=sys.stderr)
         return 2

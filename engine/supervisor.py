@@ -89,6 +89,13 @@ def supervise(args) -> int:
             if rc is None or i in due:
                 continue
             lived = time.monotonic() - started[i]
+            if rc == 0:
+                # a worker only exits 0 when it was stopped on purpose (`telfilter ctl drain` reaches
+                # worker 0's socket): the pool drains with it, as on SIGTERM, rather than restart it
+                life.info("worker %d stopped (status 0): draining the pool", i)
+                stopping = True
+                forward(signal.SIGTERM)
+                break
             if rc == 2 and not ready_written:
                 # a start-up error (bad config, port in use): every worker would hit it again
                 log.error("worker %d failed to start (status 2): stopping the pool", i)

@@ -168,3 +168,73 @@ def test_serve_listens_where_the_files_say(cfg, tmp_path):
         p.terminate()
         p.wait(20)
     assert p.returncode == 0
+
+
+@pytest.mark.parametrize("name,body,where", [
+    ("smpp.toml", "[server]\nbind_timeout = -5\nmax_connections = 0\n\n[upstream]\nwindow = -3\n"
+                  "smsc = ['127.0.0.1:99999', {address = '10.0.0.1:2775', respone_timeout = 30}, 'nohostport']\n"
+                  "password = 'muchtoolong'\n",
+     ["smpp.toml:2:1: [server] bind_timeout must be at least 0.1", "smpp.toml:3:1: [server] max_connections must be",
+      "smpp.toml:6:1: [upstream] window must be 1 to 65535", "smsc #1 address must be HOST:PORT",
+      "smsc #2: unknown key 'respone_timeout'", "smsc #3 address must be HOST:PORT",
+      "smpp.toml:8:1: [upstream] password is at most 8 characters"]),
+    ("smpp.toml", "[shortcode.replies]\nDNC_REGISTERD = 'x'\n", ["[shortcode.replies] unknown key 'DNC_REGISTERD'"]),
+    ("telfilter.toml", "[ml]\ntag_threshold = -0.5\ndrop_threshold = 1.5\nmin_words = 0\n",
+     ["telfilter.toml:2:1: [ml] tag_threshold is a probability", "telfilter.toml:3:1: [ml] drop_threshold is a "
+      "probability", "telfilter.toml:4:1: [ml] min_words must be at least 1"]),
+    ("telfilter.toml", "[ml]\nmodel = '/nonexistent/model'\n",
+     ["telfilter.toml:2:1: [ml] model '/nonexistent/model' is not a model directory"]),
+])
+def test_values_that_cannot_work_are_errors_at_their_line(cfg, name, body, where):
+    (cfg / name).write_text(body)
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and all(w in r.stderr for w in where), r.stderr
+
+
+def test_serve_with_a_missing_model_is_a_start_up_error_not_a_traceback(cfg, tmp_path):
+    (cfg / "telfilter.toml").write_text("[ml]\nmodel = '/nonexistent/model'\n")
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--config", str(cfg), "--data-dir",
+                        str(tmp_path / "d"), "--smpp-listen", "127.0.0.1:0", "--sip-listen", "off"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 2 and "not a model directory" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_serve_never_removes_a_file_that_is_not_a_socket(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp_path / "d"),
+                        "--smpp-listen", "127.0.0.1:0", "--sip-listen", "off", "--smsc", "127.0.0.1:1",
+                        "--control-socket", str(precious)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 2 and "not a socket" in r.stderr, r.stderr
+    assert precious.read_text() == "keep me"
+
+
+def test_reload_and_reopen_signals_during_start_up_do_not_kill_serve(tmp_path):
+    import signal
+
+    from engine.smpp_proxy.harness import ProxyHarness
+
+    from .test_serve import free_port, wait_for
+    from engine.app import build
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp_path / "d"),
+                          "--smpp-listen", f"127.0.0.1:{free_port()}", "--smsc", f"127.0.0.1:{sim.port}",
+                          "--sip-listen", "off", "--log", str(tmp_path / "v.jsonl"), "--ready-file", str(ready)],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def ignoring():                          # serve has started (its first step) and loads the rest
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    mask = int(next(x for x in f if x.startswith("SigIgn:")).split()[1], 16)
+            except (OSError, StopIteration):
+                return False
+            return bool(mask & (1 << (signal.SIGUSR2 - 1)))
+        assert wait_for(ignoring, timeout=30)
+        for sig in (signal.SIGUSR2, signal.SIGHUP, signal.SIGUSR1):
+            p.send_signal(sig)
+        assert wait_for(ready.exists, timeout=30) and p.poll() is None, p.returncode
+    finally:
+        p.terminate()
+        p.wait(20)
+        sim.stop()

@@ -137,7 +137,7 @@ def notify(socket_path: Path, timeout: float = 60.0) -> dict:
     """
     from ..control import ControlUnavailable, request
     try:
-        ans = request(socket_path, {"cmd": "reload"}, timeout)
+        ans = request(socket_path, {"cmd": "reload", "what": ["model"]}, timeout)   # the model only
     except ControlUnavailable as e:
         return {"serve": "none", "reloaded": False, "model_version": None, "error": str(e)}
     m = ans.get("model") if isinstance(ans.get("model"), dict) else {}

@@ -197,7 +197,10 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
         raise SmppConfigError(f"{p}: {e}") from None
     from ..config import check_schema, key_line
     errors = check_schema(p, text, {k: v for k, v in raw.items() if k != "account"}, _schema())
-    if errors:                       # unknown keys and wrong types, every one with its line
+    if not errors:                   # values of the right type that cannot work (config_checks.py)
+        from .config_checks import check
+        errors = check(p, text, raw)
+    if errors:                       # unknown keys, wrong types and bad values, every one with its line
         raise SmppConfigError("\n".join(errors))
     srv, up, tag, drop, sc = (raw.get(k, {}) for k in ("server", "upstream", "tagging", "drop", "shortcode"))
     s.listen = srv.get("listen", s.listen)
@@ -209,7 +212,8 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
         setattr(s, name, conv(srv.get(name, getattr(s, name))))
     s.distribution_lists = str(raw.get("submit_multi", {}).get("distribution_lists", s.distribution_lists))
     if s.distribution_lists not in ("refuse", "judge"):
-        raise SmppConfigError(f"{p}: submit_multi.distribution_lists must be \"refuse\" or \"judge\"")
+        raise SmppConfigError(f"{p}:{key_line(text, 'submit_multi', 'distribution_lists')}:1: "
+                              "[submit_multi] distribution_lists must be \"refuse\" or \"judge\"")
     s.smsc = []
     for i, e in enumerate(up.get("smsc", [])):
         if isinstance(e, dict):       # {address = "host:port", response_timeout = 10, window = 200}
@@ -227,14 +231,16 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     s.smsc_stall_after = float(up.get("stall_after", s.smsc_stall_after))
     s.smsc_text_reading = str(up.get("text_reading", s.smsc_text_reading))
     if s.smsc_text_reading not in READINGS:
-        raise SmppConfigError(f"{p}: upstream.text_reading must be one of {', '.join(READINGS)}")
+        raise SmppConfigError(f"{p}:{key_line(text, 'upstream', 'text_reading')}:1: [upstream] text_reading must be "
+                              f"one of {', '.join(READINGS)}")
     s.smsc_system_id = up.get("system_id", s.smsc_system_id)
     s.smsc_password = up.get("password", s.smsc_password)
     s.smsc_window = int(up.get("window", s.smsc_window))
     s.smsc_response_timeout = float(up.get("response_timeout", s.smsc_response_timeout))
     t = tag.get("tlv_tag", s.tag_tlv)
     if t is not None and t is not False and not 0x1400 <= int(t) <= 0x3FFF:
-        raise SmppConfigError(f"{p}: tagging.tlv_tag must be a vendor tag in 0x1400-0x3FFF")
+        raise SmppConfigError(f"{p}:{key_line(text, 'tagging', 'tlv_tag')}:1: [tagging] tlv_tag must be a vendor tag "
+                              "in 0x1400-0x3FFF")
     s.tag_tlv = int(t) if t not in (None, False) else None
     s.tag_prefix = tag.get("text_prefix", s.tag_prefix)
     s.silent_symbols = tuple(drop.get("silent_symbols", ()))

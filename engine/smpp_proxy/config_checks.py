@@ -1,0 +1,110 @@
+"""Range and shape checks of smpp.toml's values, after the schema check (names and types): a value
+of the right type that cannot work -- a negative timeout, a window of 0, a port past 65535, an SMSC
+address without a port, a system_id longer than SMPP allows -- is an error at its line, not a proxy
+that starts and misbehaves. Pure: (path, text, raw tables) -> ["path:line:1: message", ...]."""
+from __future__ import annotations
+
+# [server] key -> (lowest, highest or None, unit/why)
+SERVER_RANGES = {
+    "max_pdu": (256, 16 << 20, "bytes (a submit_sm with 254 octets of text needs ~300)"),
+    "idle_timeout": (1, None, "seconds"),
+    "enquire_link_interval": (1, None, "seconds"),
+    "concat_timeout": (0.1, None, "seconds"),
+    "max_connections": (1, None, "connections"),
+    "max_connections_per_source": (1, None, "connections"),
+    "bind_timeout": (0.1, None, "seconds"),
+    "bind_failures_free": (0, None, "failures"),
+    "bind_backoff": (0, None, "seconds"),
+    "bind_backoff_max": (0, None, "seconds"),
+    "max_pending_concat": (1, None, "messages"),
+    "receipt_wait": (0, None, "seconds"),
+    "max_early_receipts": (0, None, "receipts"),
+    "max_held_receipts": (0, None, "receipts"),
+}
+UPSTREAM_RANGES = {"window": (1, 65535, "requests"), "response_timeout": (0.1, None, "seconds"),
+                   "stall_after": (0.1, None, "seconds")}
+LINK_KEYS = {"address": (str,), "response_timeout": (int, float), "window": (int,), "id_space": (str,)}
+MAX_SYSTEM_ID, MAX_PASSWORD = 15, 8            # SMPP 3.4 §5.2: C-Octet strings of 16 and 9 with their NUL
+
+
+def _range(where, table, key, v, lo, hi, unit) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None                             # the schema check reports the type
+    if v < lo or (hi is not None and v > hi):
+        span = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+        return f"{where}: [{table}] {key} must be {span} {unit}, got {v}"
+    return None
+
+
+def host_port_error(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"must be HOST:PORT with a port of 1-65535, got {value!r}"
+    return None
+
+
+def check(p, text: str, raw: dict) -> list[str]:
+    from ..config import key_line
+    errors = []
+    srv, up = raw.get("server", {}), raw.get("upstream", {})
+    for key, (lo, hi, unit) in SERVER_RANGES.items():
+        if key in srv:
+            e = _range(f"{p}:{key_line(text, 'server', key)}:1", "server", key, srv[key], lo, hi, unit)
+            if e:
+                errors.append(e)
+    if srv.get("bind_backoff_max", 30.0) < srv.get("bind_backoff", 0.5):
+        errors.append(f"{p}:{key_line(text, 'server', 'bind_backoff_max')}:1: [server] bind_backoff_max is below "
+                      "bind_backoff")
+    for key, (lo, hi, unit) in UPSTREAM_RANGES.items():
+        if key in up:
+            e = _range(f"{p}:{key_line(text, 'upstream', key)}:1", "upstream", key, up[key], lo, hi, unit)
+            if e:
+                errors.append(e)
+    at = f"{p}:{key_line(text, 'upstream', 'smsc')}:1"
+    for i, e in enumerate(up.get("smsc", []) if isinstance(up.get("smsc"), list) else ()):
+        name = f"[upstream] smsc #{i + 1}"
+        if isinstance(e, dict):
+            for k, v in e.items():
+                types = LINK_KEYS.get(k)
+                if types is None:
+                    errors.append(f"{at}: {name}: unknown key {k!r} (one of {', '.join(LINK_KEYS)})")
+                elif not isinstance(v, types) or isinstance(v, bool):
+                    errors.append(f"{at}: {name}: {k} has the wrong type: {v!r}")
+                elif k in UPSTREAM_RANGES:
+                    lo, hi, unit = UPSTREAM_RANGES[k]
+                    err = _range(at, "upstream", f"smsc #{i + 1} {k}", v, lo, hi, unit)
+                    if err:
+                        errors.append(err)
+            addr = e.get("address")
+            if not isinstance(addr, str):
+                errors.append(f"{at}: {name}: a table needs address = \"host:port\"")
+                continue
+        elif isinstance(e, str):
+            addr = e
+        else:
+            errors.append(f"{at}: {name}: a \"host:port\" string or a table, got {e!r}")
+            continue
+        bad = host_port_error(addr)
+        if bad:
+            errors.append(f"{at}: {name} address {bad}")
+    for key, most in (("system_id", MAX_SYSTEM_ID), ("password", MAX_PASSWORD)):
+        v = up.get(key)
+        if isinstance(v, str) and len(v) > most:
+            errors.append(f"{p}:{key_line(text, 'upstream', key)}:1: [upstream] {key} is at most {most} characters "
+                          f"in SMPP 3.4 (the SMSC would refuse the bind), got {len(v)}")
+    drop = raw.get("drop", {})
+    syms = drop.get("silent_symbols", [])
+    if isinstance(syms, list) and not all(isinstance(x, str) for x in syms):
+        errors.append(f"{p}:{key_line(text, 'drop', 'silent_symbols')}:1: [drop] silent_symbols must be a list of "
+                      "symbol names (strings)")
+    replies = raw.get("shortcode", {}).get("replies", {})
+    if isinstance(replies, dict):
+        from .accounts import DEFAULT_REPLIES
+        for k, v in replies.items():
+            if k not in DEFAULT_REPLIES:
+                errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] unknown key {k!r} "
+                              f"(one of {', '.join(DEFAULT_REPLIES)})")
+            elif not isinstance(v, str):
+                errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] {k} must be a "
+                              f"string, got {v!r}")
+    return errors
