@@ -91,17 +91,29 @@ async def _reload_all(pipe, with_model=True):
         _reload_model(pipe)
 
 
+_ML_SETTINGS = ("ml_enabled", "ml_model", "ml_tag_threshold", "ml_drop_threshold", "ml_skip_registered",
+                "ml_score_weight", "ml_min_words")
+
+
 def _reload_model(pipe) -> str | None:
-    """Returns None, or why the new model was refused (the old one keeps serving)."""
+    """Re-read telfilter.toml's [ml] and load the model it names (SIGUSR1, `ctl reload model`, `ml promote`).
+    Returns None, or why it was refused (the old model and [ml] settings keep serving). [engine] is read
+    at start only."""
     from .app import load_model
+    from .config import ConfigError, load_settings
     from .ml.model import ModelError
     try:
-        m = load_model(pipe.settings)
-    except ModelError as e:
+        new = load_settings(pipe.settings.config_dir)
+        if new.ml_enabled and new.ml_model and not (Path(new.ml_model) / "card.json").is_file():
+            raise ModelError(f"[ml] model {new.ml_model!r} is not a model directory (no card.json there)")
+        m = load_model(new)
+    except (ConfigError, ModelError) as e:
         log.error("model reload refused, old model keeps serving: %s", e)
         return str(e)
+    for name in _ML_SETTINGS:                   # the pipeline reads them per message: in force from now on
+        setattr(pipe.settings, name, getattr(new, name))
     pipe.swap_model(m)
-    log.info("model loaded: %s", m.version if m else "none")
+    log.info("model loaded: %s", m.version if m else "none (ML stage off)")
     return None
 
 

@@ -277,3 +277,27 @@ def test_a_bind_checked_across_a_reload_binds_with_the_account_as_it_is_now(tmp_
     assert bind_across({"a": account_from_arg("a:other")})[0] == C.ESME_RINVPASWD         # password changed
     wider = replace(then, window=7)
     assert bind_across({"a": wider}) == (0, wider)                                         # new limits
+
+
+def test_ctl_reload_model_reads_telfilter_toml_again(tmp_path):
+    """[ml] in telfilter.toml is read again on `ctl reload model`: turning the stage off is in force at
+    once; a model path that holds no model is refused with the old model kept."""
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    toml = (cfg / "telfilter.toml").read_text()
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
+    p, _, _ = _serve(tmp_path, cfg, sim.port)
+    try:
+        before = json.loads(ctl(tmp_path, "stats").stdout)["model"]["version"]
+        assert before is not None
+        (cfg / "telfilter.toml").write_text(toml.replace('model = ""', 'model = "/nonexistent/model"', 1))
+        r = ctl(tmp_path, "reload", "model")
+        assert r.returncode == 1 and "not a model directory" in r.stdout + r.stderr, r.stdout + r.stderr
+        assert json.loads(ctl(tmp_path, "stats").stdout)["model"]["version"] == before
+        (cfg / "telfilter.toml").write_text(toml.replace("enabled = true", "enabled = false", 1))
+        r = ctl(tmp_path, "reload", "model")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(ctl(tmp_path, "stats").stdout)["model"]["version"] is None
+    finally:
+        _stop(p)
+        sim.stop()
