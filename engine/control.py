@@ -285,6 +285,38 @@ def request(path: Path, req: dict, timeout: float = 60.0) -> dict:
     return json.loads(buf)
 
 
+def pool_sockets(path: Path) -> list[Path]:
+    """The other workers' control sockets beside `path` (`serve --workers N`: control.w<i>.sock), in order."""
+    def idx(p):
+        try:
+            return int(p.name[len("control.w"):-len(".sock")])
+        except ValueError:
+            return -1
+    return sorted((p for p in Path(path).parent.glob("control.w*.sock") if idx(p) > 0), key=idx)
+
+
+def request_pool(path: Path, req: dict, timeout: float = 60.0) -> dict:
+    """`request` to worker 0 and then, for a reload, to every other worker of a pool (each process holds its
+    own rules, model, accounts and SIP settings): worker 0's answer, with `workers` {"1": answer, ...} and
+    `ok` true only when every worker's is. A worker socket nothing answers on (a worker restarting, or left by
+    an earlier pool) is reported, not fatal."""
+    ans = request(path, req, timeout)
+    others = pool_sockets(path) if req.get("cmd") == "reload" else []
+    if others:
+        workers = {}
+        for p in others:
+            key = p.name[len("control.w"):-len(".sock")]
+            try:
+                workers[key] = request(p, req, timeout)
+            except ControlUnavailable as e:
+                workers[key] = {"ok": None, "error": str(e)}
+        ans["workers"] = workers
+        if any(w.get("ok") is False for w in workers.values()):
+            ans["ok"] = False
+            ans.setdefault("error", "reload refused by a worker; see workers")
+    return ans
+
+
 def cmd_ctl(args) -> int:
     """`telfilter ctl`: 0 done, 1 refused by the server (the answer says why), 2 no server."""
     import sys
@@ -308,7 +340,7 @@ def cmd_ctl(args) -> int:
     else:
         req = {"cmd": args.ctlcmd}
     try:
-        ans = request(path, req, args.timeout)
+        ans = request_pool(path, req, args.timeout)
     except ControlUnavailable as e:
         print(f"telfilter ctl: {e}", file=sys.stderr)
         return 2

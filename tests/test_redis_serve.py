@@ -265,3 +265,23 @@ def test_a_pool_whose_workers_cannot_start_stops_with_status_2(tmp_path):
         holder.close()
     assert r.returncode == 2, r.stderr[-2000:]
     assert "failed to start (status 2): stopping the pool" in r.stderr
+
+
+def test_ctl_reload_reaches_every_worker_and_drain_stops_the_pool(tmp_path, url):
+    cfg = _hours_config(tmp_path)
+    pool = Node(tmp_path, "pool", url, cfg, workers=2)
+    try:
+        pool.start()
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "ctl", "--data-dir", pool.data, "reload", "rules"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        ans = json.loads(r.stdout)
+        assert ans["rules"]["ok"] and ans["workers"]["1"]["rules"]["ok"], ans
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "ctl", "--data-dir", pool.data, "drain"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        pool.proc.wait(60)                        # the whole pool drains: worker 0 is not restarted
+        assert pool.proc.returncode == 0
+        assert "restarting" not in pool.err.read_text()
+    finally:
+        pool.stop()

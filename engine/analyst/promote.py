@@ -135,9 +135,9 @@ def notify(socket_path: Path, timeout: float = 60.0) -> dict:
 
     Returns {"reloaded": bool, "model_version": str|None, "error": str|None, "serve": "running"|"none"}.
     """
-    from ..control import ControlUnavailable, request
+    from ..control import ControlUnavailable, request, request_pool
     try:
-        ans = request(socket_path, {"cmd": "reload", "what": ["model"]}, timeout)   # the model only
+        ans = request_pool(socket_path, {"cmd": "reload", "what": ["model"]}, timeout)   # the model only, every worker
     except ControlUnavailable as e:
         return {"serve": "none", "reloaded": False, "model_version": None, "error": str(e)}
     m = ans.get("model") if isinstance(ans.get("model"), dict) else {}
@@ -153,4 +153,7 @@ def notify(socket_path: Path, timeout: float = 60.0) -> dict:
     if ans.get("ok") is False:       # rules or lists refused in the same reload: the model went in
         out["other_reload_errors"] = {k: ans[k] for k in ("rules", "lists") if isinstance(ans.get(k), dict)
                                       and not ans[k].get("ok", True)}
+    bad = {w: a.get("error") or a.get("model") for w, a in (ans.get("workers") or {}).items() if a.get("ok") is False}
+    if bad:                          # a pool: workers that refused the model keep the old one
+        out["workers_refused"] = bad
     return out
