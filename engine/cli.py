@@ -7,6 +7,17 @@ import logging
 import sys
 
 
+def _seconds(v: str) -> float:
+    """A positive, finite number of seconds (argparse type)."""
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {v!r}") from None
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {v!r}")
+    return x
+
+
 def _common(p: argparse.ArgumentParser, top=False):
     d = None if top else argparse.SUPPRESS
     p.add_argument("--config", metavar="DIR", default=d,
@@ -144,14 +155,15 @@ def parser() -> argparse.ArgumentParser:
                    help="ESME accounts with default limits, one SYSTEM_ID:PASSWORD a line, '#' comments (mode 600)")
     p.add_argument("--sip-listen", default=None, metavar="HOST:PORT",
                    help="SIP UDP+TCP listen address, 'off' to disable (default: sip.toml listen, shipped as 0.0.0.0:5060)")
-    p.add_argument("--sip-next-hop", metavar="HOST:PORT", help="where screened INVITEs go when there is no Route")
+    p.add_argument("--sip-next-hop", metavar="HOST:PORT[;transport=tcp]",
+                   help="where screened INVITEs go when there is no Route (as sip.toml's next_hop)")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
     p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout); reopened on SIGUSR2 (logrotate)")
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
     p.add_argument("--ready-file", help="write this file once listening (for scripts)")
     p.add_argument("--log-format", default="text", choices=["text", "json"],
                    help="service log (stderr) format: text lines or one JSON object per line (default text)")
-    p.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",
+    p.add_argument("--drain-timeout", type=_seconds, default=10.0, metavar="SECONDS",
                    help="on SIGTERM/SIGINT, serve exits within this time: submits already sent to the SMSC are "
                         "answered by it, or with ESME_RSYSERR at the deadline; ESMEs and SMSCs are unbound (default 10)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
@@ -169,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = _sub(subs, "ctl", "control a running serve over its Unix socket: reload, stats, drain, lists add|remove (JSON out)")
     p.add_argument("--socket", metavar="PATH", help="control socket (default DATA_DIR/control.sock)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for the answer (default 60)")
+    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="wait this long for the answer (default 60)")
     cs = p.add_subparsers(dest="ctlcmd", metavar="ACTION", required=True)
     q = _sub(cs, "reload", "reload rules, lists, model, ESME accounts (smpp.toml, --esme-accounts-file) and sip.toml; "
              "each part is validated whole: a refused one is reported as path:line:col and its old version kept")

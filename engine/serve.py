@@ -148,8 +148,12 @@ def load_serve_config(args):
     for a in (args.smsc or "").split(","):
         if a.strip() and _port_of(a.strip(), None) is None:
             errors.append(f"--smsc {a.strip()!r}: expected HOST:PORT")
-    if getattr(args, "sip_next_hop", None) and _port_of(args.sip_next_hop, 5060) is None:
-        errors.append(f"--sip-next-hop {args.sip_next_hop!r}: expected HOST[:PORT]")
+    if getattr(args, "sip_next_hop", None):
+        from .sip_screen.settings import parse_next_hop
+        try:
+            parse_next_hop(args.sip_next_hop)    # as sip.toml's next_hop: host[:port][;transport=udp|tcp]
+        except ValueError as e:
+            errors.append(f"--sip-next-hop: {e}")
     if getattr(args, "metrics_listen", None):
         try:
             import prometheus_client  # noqa: F401

@@ -238,3 +238,24 @@ def test_reload_and_reopen_signals_during_start_up_do_not_kill_serve(tmp_path):
         p.terminate()
         p.wait(20)
         sim.stop()
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["ctl", "--timeout", "-1", "stats"], "must be a positive number of seconds"),
+    (["serve", "--drain-timeout", "nan"], "must be a positive number of seconds"),
+])
+def test_timeouts_must_be_positive(flags, says):
+    r = run_cli(*flags)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_sip_advertise_and_next_hop_flag_are_checked(cfg, tmp_path):
+    t = (cfg / "sip.toml").read_text()
+    (cfg / "sip.toml").write_text(t.replace('advertise = ""', 'advertise = "1.2.3.4:99999"', 1))
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and "[sip] advertise must be HOST or HOST:PORT" in r.stderr, r.stderr
+    from engine.cli import parser
+    from engine.serve import load_serve_config
+    args = parser().parse_args(["serve", "--sip-next-hop", "127.0.0.1:5070;transport=tcp", "--smpp-listen",
+                                "127.0.0.1:0", "--data-dir", str(tmp_path)])
+    load_serve_config(args)                           # accepted: the form sip.toml's next_hop takes

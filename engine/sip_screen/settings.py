@@ -91,6 +91,10 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
             parse_next_hop(s.next_hop)
         except ValueError as e:
             raise bad("next_hop", str(e)) from None
+    if s.advertise:
+        h, sep, port = s.advertise.rpartition(":") if not s.advertise.endswith("]") else ("", "", "")
+        if (sep and (not h or not port.isdigit() or not 0 < int(port) < 65536)) or not (h if sep else s.advertise):
+            raise bad("advertise", f"must be HOST or HOST:PORT (a port of 1-65535), not {s.advertise!r}")
     if not 400 <= s.default_drop_code <= 699:
         raise bad("default_drop_code", f"must be a final error code 400-699, not {s.default_drop_code}")
     for k in ("tcp_idle_timeout", "tcp_incomplete_timeout", "batch_seconds", "max_tcp_connections",
