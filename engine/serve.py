@@ -229,6 +229,8 @@ async def run_serve(args, ready=None):
     if replicator is not None:      # max binds and throughput per account hold across processes
         from .state.pool import PoolLimits
         pool = PoolLimits(state_store, proxy)
+    held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
+    proxy.load_held(held_file)
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
               ",".join(settings.smsc) or "none")
@@ -309,6 +311,10 @@ async def run_serve(args, ready=None):
     if control is not None:
         await control.stop()
     await proxy.stop()
+    try:
+        proxy.save_held(held_file)           # acknowledged to the SMSC: offered again at the next start
+    except OSError as e:
+        log.error("held receipts could not be kept (%s): %d lost", e, proxy.held_total)
     if sip:
         await sip.stop()
     st_task.cancel()

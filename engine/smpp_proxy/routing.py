@@ -4,9 +4,13 @@ to the short code."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgpack
 
 from ..pipeline import NotRecorded
 from ..verdict import Action, Message
@@ -217,6 +221,41 @@ class DeliveryRouting:
             self.held_total -= 1
             self._deliver_receipt(acct, pdu, on_done=_ignore, acked=True)
         del self.held[acct]
+
+    # Held receipts were acknowledged to the SMSC: a clean stop keeps them in DATA_DIR (`save_held`),
+    # the next start offers them again (`load_held`). A crash (kill -9) loses what was held then.
+    def save_held(self, path: Path) -> int:
+        items = [[acct, p.raw if getattr(p, "raw", b"") else encode(p)] for acct, q in self.held.items() for p in q]
+        if not items:
+            path.unlink(missing_ok=True)
+            return 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(msgpack.packb(items, use_bin_type=True))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        log.info("%d held receipts kept in %s for the next start", len(items), path)
+        return len(items)
+
+    def load_held(self, path: Path) -> int:
+        try:
+            items = msgpack.unpackb(path.read_bytes(), raw=False)
+            held = [(str(acct), bytes(raw)) for acct, raw in items]
+        except FileNotFoundError:
+            return 0
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            bad = path.with_name(path.name + ".unreadable")
+            os.replace(path, bad)
+            log.error("held receipts in %s unreadable (%s): moved to %s", path, e, bad)
+            return 0
+        for acct, raw in held:
+            self.held[acct].append(_HeldReceipt(raw))
+            self.held_total += 1
+        path.unlink()
+        log.info("%d receipts held at the last stop offered again", len(held))
+        return len(held)
 
     def _retry_held(self, now: float) -> None:
         """Housekeeping: held receipts whose back-off has passed go to any free receiver."""
