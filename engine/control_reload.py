@@ -45,7 +45,7 @@ class ReloadCommands:
 
     async def _reload_model(self) -> dict:
         from .serve import _reload_model
-        err = _reload_model(self.pipe)
+        err = await _reload_model(self.pipe)
         return {"ok": err is None, "error": err,
                 "version": str(self.pipe.model.version) if self.pipe.model is not None else None}
 
