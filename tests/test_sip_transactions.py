@@ -317,3 +317,10 @@ def test_an_invite_with_a_made_up_to_tag_is_judged_a_real_reinvite_is_not(pipe):
     scr.on_datagram(re_inv, UAC)
     ((f2, _),) = sent(scr)
     assert f2.method == "INVITE" and scr.stats["screened"] == screened
+
+
+def test_a_tag_inside_the_to_uri_is_not_the_to_tag():
+    from engine.sip_screen.codec import make_response
+    m = parse_datagram(invite().replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1;tag=uri>"))
+    r = make_response(m, 608, None, "tfabc")
+    assert r.tag_in(r.get("to")) == "tfabc"                     # RFC 3261 §8.2.6.2: our answer carries a To tag

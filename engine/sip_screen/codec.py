@@ -397,7 +397,7 @@ def make_response(req: SipMessage, status: int, reason: str | None = None, to_ta
         if c in ("via", "from", "call-id", "cseq"):
             r.headers.append([n, v, c])
         elif c == "to":
-            if to_tag and ";tag=" not in v.replace(" ", "").lower():
+            if to_tag and not req.tag_in(v):         # the header's tag parameter, not a URI's ;tag= inside <>
                 v = f"{v};tag={to_tag}"
             r.headers.append([n, v, c])
     for n, v in extra:

@@ -161,7 +161,9 @@ class DeliveryRouting:
                 continue
             for pfx in acct.mo_prefixes:
                 if dest.startswith(pfx) and (best is None or len(pfx) > best[0]):
-                    rx = [s for s in sessions if s.state.can_receive and not s.closed]
+                    # a receiver with room in its window, as for receipts: none -> the SMSC retries later
+                    rx = [s for s in sessions if s.state.can_receive and not s.closed
+                          and len(s.window) < s.account.window]
                     if rx:
                         best = (len(pfx), rx)
         if best is None:
