@@ -55,6 +55,8 @@ def supervise(args) -> int:
     cwd = os.getcwd()
 
     def start(i: int) -> None:
+        if stopping:                    # a SIGTERM during start-up: the workers not started yet never are
+            return
         env = dict(os.environ, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n))
         procs[i] = subprocess.Popen(_child_argv(), env=env, cwd=cwd)
         started[i] = time.monotonic()
@@ -124,6 +126,7 @@ def supervise(args) -> int:
             log.error("worker %d did not stop: killing it", i)
             p.kill()
             p.wait()
+            rc = rc or 1                # a worker that had to be killed did not drain: not a clean stop
         rc = rc or (p.returncode if p.returncode and p.returncode > 0 else 0)
     life.info("all workers stopped")
     return rc
