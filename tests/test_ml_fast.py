@@ -148,7 +148,7 @@ def test_header_rows_and_extra_columns(tmp_path):
                    encoding="utf-8")
     ds = read_dataset(tsv)
     assert ds.texts == ["vay tien nhanh", "di an com"] and ds.labels == [1, 0] and ds.kinds == ["loan", "personal"]
-    assert ds.errors == [f"{tsv}:4: label must be spam or ham, got 'maybe'"]
+    assert ds.errors == [f"{tsv}:4: label must be spam or ham (or 1 / 0), got 'maybe'"]
     csvf = tmp_path / "b.csv"
     csvf.write_text("Label,Text,lang\nham,\"hello, there\",en\n", encoding="utf-8")
     ds = read_dataset(csvf)

@@ -134,14 +134,28 @@ def save_model(out: Path, nb: np.ndarray, coef1: np.ndarray, idf: np.ndarray, co
     np.savez_compressed(tmp, intercept=np.float64(intercept), calib=np.array([calib_a, calib_c], np.float64), **arrays)
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     card = dict(card, weights_sha256=digest)
-    tmp.replace(out / "weights.npz")
     ctmp = out / "card.json.tmp"
-    ctmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:                                 # both written in full before either replaces a model already there
+        ctmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out / "weights.npz")
     ctmp.replace(out / "card.json")
 
 
 def load_scorer(d: Path) -> Scorer:
-    d = Path(d)
+    """The model in directory `d`, checked: its card, the weights' checksum, shapes and finite values, and the
+    card's self-check texts scored again. Anything wrong is a ModelError (serve keeps its old model)."""
+    try:
+        return _load_scorer(Path(d))
+    except ModelError:
+        raise
+    except Exception as e:           # a card or weights file of the wrong shape: refused, never a traceback
+        raise ModelError(f"{d}: not a usable model ({type(e).__name__}: {e})") from None
+
+
+def _load_scorer(d: Path) -> Scorer:
     cp, wp = d / "card.json", d / "weights.npz"
     if not cp.exists() or not wp.exists():
         raise ModelError(f"{d}: not a model directory (needs card.json and weights.npz)")
@@ -158,17 +172,26 @@ def load_scorer(d: Path) -> Scorer:
         raise ModelError(f"{cp}: feature configuration {fc!r} is not supported by this build "
                          f"(it produces {feature_config()!r}); retrain the model with this version")
     raw = wp.read_bytes()
-    if card.get("weights_sha256") and hashlib.sha256(raw).hexdigest() != card["weights_sha256"]:
+    if not isinstance(card.get("weights_sha256"), str):
+        raise ModelError(f"{cp}: weights_sha256 is required (the weights are checked against it)")
+    if hashlib.sha256(raw).hexdigest() != card["weights_sha256"]:
         raise ModelError(f"{wp}: checksum does not match the card (corrupt or replaced)")
+    if not isinstance(card.get("selfcheck"), list) or not card["selfcheck"]:
+        raise ModelError(f"{cp}: selfcheck texts are required (they prove the features match training)")
     try:
         with np.load(wp, allow_pickle=False) as z:
             vecs = []
             for name in _ARRAYS:
                 v = np.zeros(F.DIM)
-                v[z[f"{name}_idx"]] = z[f"{name}_val"]
+                idx, val = z[f"{name}_idx"], z[f"{name}_val"]
+                if idx.ndim != 1 or idx.shape != val.shape or (idx.size and (idx.min() < 0 or idx.max() >= F.DIM)):
+                    raise ValueError(f"{name}: indexes and values do not match, or an index is outside 0..2^{F.DIM_BITS}")
+                v[idx] = val
                 vecs.append(v)
             intercept = float(z["intercept"])
             a, c = (float(x) for x in z["calib"])
+            if not all(np.isfinite(x).all() for x in (*vecs, intercept, a, c)):
+                raise ValueError("a weight is not a finite number")
     except (KeyError, ValueError, IndexError, OSError) as e:
         raise ModelError(f"{wp}: unreadable weights ({e})") from None
     th = card.get("thresholds", {})

@@ -1,0 +1,94 @@
+"""Labelled files as people write them: a byte-order mark, CRLF, columns in any order, a TSV written by a CSV
+writer (a text with quotes is wrapped and its quotes doubled), tabs inside the last column's text, 1/0 labels,
+U+2028 inside a JSON text; and the shared files read exactly as they are (their own quotes kept)."""
+import csv
+import io
+import json
+
+from engine.ml.data import read_dataset
+
+ROWS = [("spam", "prize", 'Chuc mung "ban" da trung thuong, soan "NHAN" gui 8077'),
+        ("ham", "personal", "Anh oi toi nay an com nha nhe"),
+        ("spam", "loan", "Vay tien nhanh\tgiai ngan trong ngay")]
+
+
+def _write(p, text, bom=False, crlf=False):
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return p
+
+
+def _plain(order=("label", "kind", "text")):
+    idx = {"label": 0, "kind": 1, "text": 2}
+    # a TSV cannot escape a tab: only a text in the last column may hold one
+    rows = ROWS if order[-1] == "text" else [(a, b, t.replace("\t", " ")) for a, b, t in ROWS]
+    return "\t".join(order) + "\n" + "".join("\t".join(r[idx[c]] for c in order) + "\n" for r in rows)
+
+
+def test_a_bom_crlf_and_any_column_order(tmp_path):
+    for i, order in enumerate([("label", "kind", "text"), ("text", "label", "kind"), ("kind", "label", "text")]):
+        ds = read_dataset(_write(tmp_path / f"h{i}.tsv", _plain(order), bom=True, crlf=True))
+        assert ds.errors == [] and ds.labels == [1, 0, 1] and ds.kinds == ["prize", "personal", "loan"], order
+        if order[-1] == "text":                   # the last column keeps its tabs
+            assert ds.texts[2] == ROWS[2][2]
+        assert ds.texts[0] == ROWS[0][2]
+
+
+def test_a_tsv_written_by_a_csv_writer(tmp_path):
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    w.writerow(["label", "kind", "text"])
+    w.writerows(ROWS[:2])
+    ds = read_dataset(_write(tmp_path / "w.tsv", buf.getvalue()))
+    assert ds.errors == [] and ds.texts == [ROWS[0][2], ROWS[1][2]]
+
+
+def test_numeric_labels_and_a_line_separator_inside_a_json_text(tmp_path):
+    ds = read_dataset(_write(tmp_path / "n.tsv", "label\ttext\n1\tWin a prize now\n0\tsee you at 5\n"))
+    assert ds.errors == [] and ds.labels == [1, 0]
+    lines = [json.dumps({"label": "spam", "text": "WIN\u2028a prize"}, ensure_ascii=False),
+             json.dumps({"label": "ham", "text": "ok"})]
+    ds = read_dataset(_write(tmp_path / "u.jsonl", "\n".join(lines) + "\n", bom=True))
+    assert ds.errors == [] and ds.texts == ["WIN\u2028a prize", "ok"]
+
+
+def test_texts_wrapped_in_their_own_quotes_are_kept(tmp_path):
+    ds = read_dataset(_write(tmp_path / "q.tsv", 'label\ttext\nham\t"I;m reaching in another 2 stops."\n'))
+    assert ds.texts == ['"I;m reaching in another 2 stops."']
+
+
+def test_a_tampered_or_malformed_model_is_refused_not_a_traceback(tmp_path):
+    import shutil
+
+    import numpy as np
+    import pytest
+
+    from engine.ml.model import ModelError, default_model_dir, load_scorer
+    src = default_model_dir()
+    card = json.loads((src / "card.json").read_text())
+
+    def variant(name, card_edit=None, weights_edit=None):
+        d = tmp_path / name
+        shutil.copytree(src, d)
+        c = dict(card)
+        if weights_edit:
+            with np.load(d / "weights.npz", allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            weights_edit(arrays)
+            np.savez(d / "weights.npz", **arrays)
+            import hashlib
+            c["weights_sha256"] = hashlib.sha256((d / "weights.npz").read_bytes()).hexdigest()
+        if card_edit:
+            card_edit(c)
+        (d / "card.json").write_text(json.dumps(c))
+        return d
+    cases = [variant("nosha", lambda c: c.pop("weights_sha256")),
+             variant("nocheck", lambda c: c.__setitem__("selfcheck", [])),
+             variant("badcheck", lambda c: c.__setitem__("selfcheck", 5)),
+             variant("intercept2", weights_edit=lambda a: a.__setitem__("intercept", np.zeros(2))),
+             variant("nan", weights_edit=lambda a: a.__setitem__("calib", np.array([np.nan, 0.0])))]
+    for d in cases:
+        with pytest.raises(ModelError):
+            load_scorer(d)
+    assert load_scorer(src).version                        # the shipped one loads
