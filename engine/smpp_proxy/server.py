@@ -86,7 +86,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.concat: dict = {}                                # key -> _Concat, oldest first
-        self.concat_done: OrderedDict = OrderedDict()         # key -> (verdict, until) of incomplete ones
+        self.concat_done: OrderedDict = OrderedDict()         # key -> (verdict, until, texts) of incomplete ones
         self._rr = itertools.count()
         self._local_ids = itertools.count(1)
         self.server = None
@@ -308,6 +308,11 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
                 text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")
             except Refusal as r:
                 return self._refuse(sess, pdu, r.status, r.reason)
+            sm = pdu.short_message
+            if sm and len(sm) % 2 == 0 and sm.count(0) * 4 >= len(sm):
+                # replace_sm carries no data_coding: the SMSC keeps the stored message's. Bytes that read as
+                # UCS-2 (NUL high octets) are judged as the handset of a UCS-2 message would show them
+                text, reading = sm.decode("utf-16-be", errors="replace"), "ucs2-assumed"
             def judged(v):
                 if v.action is Action.DROP:
                     return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,

@@ -101,8 +101,9 @@ class SubmitPath:
             text, binary, reading = message_content(pdu, acct.text_reading if acct else "auto")
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
-        if cid == _SUBMIT_SM:
-            # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above
+        if cid == _SUBMIT_SM or cid == C.DATA_SM:
+            # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above (a data_sm's
+            # parts, SAR's own use, are put together like a submit_sm's)
             ci = pdu.concat if type(pdu) is SmView else pdu_concat(pdu)
             if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
                 return self._concat_part(sess, pdu, ci, text, binary)
@@ -181,17 +182,20 @@ class SubmitPath:
             del self.concat_done[key]                   # too old: the reference number is reused
             earlier = None
         if earlier is not None:
-            earlier = earlier[0]
-            # a part after its message was judged (reassembly timeout): judge it with what is
-            # known, its own text, and never let it pass a message that was dropped
+            earlier, _, texts = earlier
+            # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
+            # judged on the whole text known now, the earlier parts' and its own in part order (a link split
+            # across a late part is read whole), and never let through when the message was dropped
+            texts[ci[2]] = text
+            whole = (" " if binary else "").join(texts[i] for i in sorted(texts) if texts[i])
             def judged(v):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
                     v = earlier
                 if v.action is Action.DROP:
                     return self._drop(sess, [pdu], v)
                 return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
-            return self._judge(sess, pdu.source_addr, pdu.destination_addr, text,
-                               f"SubmitSm part {ci[2]}/{ci[1]} late", binary, then=judged)
+            return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
+                               f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, then=judged)
         c = self.concat.get(key)
         if c is None:
             if len(self.concat) >= self.settings.max_pending_concat:
@@ -235,7 +239,9 @@ class SubmitPath:
 
         def judged(v):
             if len(parts) < c.total:
-                self.concat_done[key] = (v, self.loop.time() + self.settings.concat_timeout)  # for late parts
+                # for late parts: the verdict and the parts' texts (bounded: max_pending_concat messages)
+                self.concat_done[key] = (v, self.loop.time() + self.settings.concat_timeout,
+                                         {i: c.parts[i][2] for i in c.parts})
                 if len(self.concat_done) > self.settings.max_pending_concat:
                     self.concat_done.popitem(last=False)
             if v.action is Action.DROP:
@@ -252,7 +258,7 @@ class SubmitPath:
                 # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
                 self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to)
         self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
-                    f"SubmitSm x{len(parts)}/{c.total}", binary, then=judged)
+                    f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, then=judged)
 
     def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None):
         """Judge and log one message when no shared state store is in use (its verdict is final
@@ -310,7 +316,7 @@ class SubmitPath:
         target = sess if sess.state.can_receive and not sess.closed else None
         self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
 
-    def _tagged(self, pdu, v, prefix=True) -> bytes:
+    def _tagged(self, pdu, v, prefix=True, text_reading="auto") -> bytes:
         """The PDU's own bytes with the tag added: the text prefix inserted before the text (after
         any UDH; in short_message, or in message_payload when that carries the text) in the
         message's own encoding, and the vendor TLV appended; nothing else is re-encoded. No prefix
@@ -320,12 +326,12 @@ class SubmitPath:
         if prefix and tp and pdu.command_id == C.SUBMIT_SM:
             view = pdu if type(pdu) is SmView else view_sm(raw)
             try:
-                reading = view.text()[1]
+                reading = view.text(text_reading)[1]      # as it was judged: the account's reading of dc 0 / 1
             except RemoteProtocolError:          # (judged already, so the user data is sound)
                 reading = "binary"
             enc = encode_prefix(tp, view.data_coding, reading)
             if enc:
-                raw = prefix_user_data(view, enc) or raw
+                raw = prefix_user_data(view, enc, reading) or raw
         if self.settings.tag_tlv is not None:
             raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
         return raw
@@ -335,7 +341,8 @@ class SubmitPath:
             link = self._pick_link()     # a verdict that came later (shared state store): still a link free?
         if link is None:
             return self._upstream_unavailable(sess, pdu)
-        out = self._tagged(pdu, tag_verdict, prefix) if tag_verdict is not None else pdu.raw
+        out = self._tagged(pdu, tag_verdict, prefix, sess.account.text_reading if sess.account else "auto") \
+            if tag_verdict is not None else pdu.raw
         esme_seq = pdu.sequence_number
         acct = sess.account.system_id
         t0 = _perf_counter()

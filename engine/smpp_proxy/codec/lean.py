@@ -22,7 +22,7 @@ from . import constants as C
 from .errors import RemoteProtocolError, UdhError
 from .fields import valid_time
 from .text import read_text
-from .udh import parse_udh, sar_from_values
+from .udh import concat_conflict, parse_udh, sar_from_values
 
 _SAR = (C.TAG_SAR_MSG_REF_NUM, C.TAG_SAR_TOTAL_SEGMENTS, C.TAG_SAR_SEGMENT_SEQNUM)
 _FIXED = C.TLV_FIXED_LEN
@@ -236,6 +236,9 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
     if sar is not None:
         try:
             v.sar_concat = sar_from_values(sar)
+            err = concat_conflict(v.sar_concat, v.udh_concat)
+            if err is not None:
+                raise err
         except UdhError as err:
             err.command_id, err.sequence_number = cid, seq
             v.sar_error = err
@@ -276,12 +279,32 @@ def encode_prefix(text: str, data_coding: int, reading: str) -> bytes | None:
     return None
 
 
-def prefix_user_data(v: SmView, prefix: bytes) -> bytes | None:
+SMS_OCTETS, SMS_SEPTETS = 140, 160        # one SMS: 140 octets of user data, 160 GSM septets (3GPP TS 23.040)
+
+
+def _udh_only_concat(ud: bytes, udh_len: int) -> bool:
+    """Whether a UDH holds concatenation elements only (IEI 0x00 / 0x08): a port-addressed or any other
+    application message is data for a program, not text a prefix may go into."""
+    i, end = 1, udh_len
+    while i + 1 < end:
+        if ud[i] not in (0x00, 0x08):
+            return False
+        i += 2 + ud[i + 1]
+    return True
+
+
+def prefix_user_data(v: SmView, prefix: bytes, reading: str = "") -> bytes | None:
     """`v.raw` with `prefix` inserted before the message text (after any UDH), in short_message when
-    it still fits 254 octets or in message_payload; None when it does not fit."""
+    the part still fits one SMS (140 octets of UCS-2 / 8-bit user data, 160 septets of unpacked GSM-like
+    text, UDH included; `reading` as read_text reported it) or in message_payload; None when it does not
+    fit or the UDH is more than concatenation."""
     raw = v.raw
     if v.udh_error is not None:
         return None
+    if v.udh_len:
+        ud = v.short_message if v.payload_at < 0 else raw[v.payload_at:v.payload_at + v.payload_len]
+        if not _udh_only_concat(ud, v.udh_len):
+            return None
     if v.payload_at >= 0:
         if v.payload_len + len(prefix) > 0xFFFF:
             return None
@@ -292,6 +315,11 @@ def prefix_user_data(v: SmView, prefix: bytes) -> bytes | None:
     else:
         ln = len(v.short_message)
         if ln + len(prefix) > 254:
+            return None
+        if reading.startswith("ucs2") or reading == "binary":
+            if ln + len(prefix) > SMS_OCTETS:
+                return None
+        elif (v.udh_len * 8 + 6) // 7 + (ln - v.udh_len) + len(prefix) > SMS_SEPTETS:
             return None
         at = v.sm_at + 1 + v.udh_len
         out = bytearray(raw[:at])

@@ -107,6 +107,8 @@ def gsm_unpack(data: bytes, count: int | None = None, fill_bits: int = 0) -> byt
 def is_binary(data_coding: int) -> bool:
     if data_coding in (0x02, 0x04):
         return True
+    if data_coding & 0xC0 == 0x40:      # GSM 03.38 "automatic deletion" group: bits 3-2 name the alphabet
+        return data_coding & 0x0C == 0x04
     if data_coding & 0xC0 == 0x00 and data_coding & 0x0C == 0x04 and data_coding & 0xF0 in (0x00, 0x10):
         return data_coding & 0x20 == 0 and data_coding >= 0x10     # general group, 8-bit class
     if data_coding & 0xF0 == 0xF0:
@@ -121,7 +123,8 @@ _NOT_UCS2 = re.compile("[\ue000-\uf8ff\ufffd]")
 
 
 def _ucs2(dc: int) -> bool:
-    return dc == 0x08 or (dc & 0xC0 == 0x00 and dc >= 0x10 and dc & 0x0C == 0x08) or dc & 0xF0 == 0xE0
+    return dc == 0x08 or (dc & 0xC0 == 0x00 and dc >= 0x10 and dc & 0x0C == 0x08) or dc & 0xF0 == 0xE0 \
+        or (dc & 0xC0 == 0x40 and dc & 0x0C == 0x08)
 
 
 def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: bool = False) -> tuple[str | None, str]:
@@ -146,12 +149,15 @@ def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: b
     if is_binary(dc):
         return None, "binary"
     if _ucs2(dc):
-        if len(payload) % 2 == 0:
-            t = payload.decode("utf-16-be", errors="replace")
-            # carrier quirk: DCS 8 declared but Latin-1 bytes sent (private-use or broken
-            # surrogate code units are the tell); read them as Latin-1 instead
-            if not _NOT_UCS2.search(t):
-                return t, "ucs2"
+        n = len(payload)
+        t = payload[:n & ~1].decode("utf-16-be", errors="replace") + ("\ufffd" if n & 1 else "")
+        # carrier quirk: DCS 8 declared but Latin-1 bytes sent. The tell is code units no text uses
+        # (private use, broken surrogates) or an odd length -- but only when the bytes hold no NUL high
+        # octets either: UCS-2 of Latin-script text (Vietnamese included) is full of them, Latin-1 has
+        # none. One stray character, or an emoji split across two parts, leaves UCS-2 read as UCS-2
+        # (a U+FFFD in its place) instead of turning a whole message into Latin-1 noise.
+        if (not n & 1 and not _NOT_UCS2.search(t)) or payload.count(0) * 4 >= n:
+            return t, "ucs2"
         return payload.decode("latin-1"), "latin1-in-ucs2"
     if dc == 0x03:
         return payload.decode("latin-1"), "latin1"

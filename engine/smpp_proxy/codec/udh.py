@@ -64,6 +64,15 @@ def parse_udh(ud: bytes) -> tuple[int, tuple | None]:
     return end, concat
 
 
+def concat_conflict(sar: tuple | None, udh: tuple | None) -> UdhError | None:
+    """SAR TLVs and a UDH concatenation element that name different parts: an SMSC or handset going by
+    one would put together another message than we judged going by the other."""
+    if sar is not None and udh is not None and sar != udh:
+        return UdhError(f"the SAR TLVs (ref {sar[0]}, part {sar[2]}/{sar[1]}) and the UDH (ref {udh[0]}, part "
+                        f"{udh[2]}/{udh[1]}) name different parts", C.ESME_RINVOPTPARAMVAL)
+    return None
+
+
 def sar_info(tlvs) -> tuple | None:
     """(ref, total, seq) from the SAR TLVs, None when there are none; raises UdhError when they are
     incomplete or out of range."""
@@ -129,10 +138,11 @@ def check_user_data(esm_class: int, short_message: bytes, tlvs, cid=None, seq=No
         if payload is not None and short_message:
             raise RemoteProtocolError("short_message and message_payload both present: SMSCs differ in which "
                                       "one they deliver", C.ESME_RINVMSGLEN)
-        if esm_class & C.ESM_UDHI:
-            parse_udh(short_message if payload is None else payload)
+        udh = parse_udh(short_message if payload is None else payload)[1] if esm_class & C.ESM_UDHI else None
         if tlvs:
-            sar_info(tlvs)
+            err = concat_conflict(sar_info(tlvs), udh)
+            if err is not None:
+                raise err
     except RemoteProtocolError as e:
         e.command_id, e.sequence_number = cid, seq
         raise
@@ -168,11 +178,11 @@ def pdu_concat(pdu) -> tuple[int, int, int] | None:
     short_message); raises UdhError with the PDU's identity when they are malformed."""
     try:
         sar = sar_info(pdu.tlvs)
-        if sar is not None:
-            return sar
-        if getattr(pdu, "esm_class", 0) & C.ESM_UDHI:
-            return parse_udh(_payload(pdu))[1]
-        return None
+        udh = parse_udh(_payload(pdu))[1] if getattr(pdu, "esm_class", 0) & C.ESM_UDHI else None
+        err = concat_conflict(sar, udh)
+        if err is not None:
+            raise err
+        return sar if sar is not None else udh
     except UdhError as e:
         e.command_id, e.sequence_number = pdu.command_id, pdu.sequence_number
         raise
