@@ -250,3 +250,17 @@ def test_end_to_end_known_traffic_through_the_proxy_gives_exact_report_counts(tm
     p = run_cli("lists", "export", "blacklist", "--format", "rbldnsd", "--data-dir", data)
     assert p.returncode == 0, p.stderr
     assert "\n.phish.example\n" in p.stdout and "\n84987000666\n" in p.stdout
+
+
+def test_out_of_range_times_odd_symbols_and_huge_lines_are_malformed_lines_not_crashes(tmp_path):
+    from engine.report.reader import MAX_LINE
+    lines = [rec("2026-03-01T09:00:00+07:00"),
+             rec("0001-01-01T00:00:00+14:00"),                                         # no UTC time
+             rec("2026-03-01T09:01:00+07:00", "drop", hits=[("X\udc00", "x", "list:blacklist")]),
+             "x" * (MAX_LINE + 10) + "\n",                                              # a runaway line
+             rec("2026-03-01T09:02:00+07:00", "drop", hits=[("SENDER_BLACKLISTED", "x", "list:blacklist")])]
+    (tmp_path / "v.log").write_text("".join(lines), errors="surrogateescape")
+    s = make_report([tmp_path / "v.log"], tmp_path / "out", HANOI, progress=False, with_plots=True)
+    assert s["totals"]["sms"]["allow"] == 1 and s["totals"]["sms"]["drop"] == 1
+    assert s["inputs"]["malformed"] == 3
+    assert (tmp_path / "out" / "summary.json").exists() and (tmp_path / "out" / "report.html").exists()

@@ -15,9 +15,10 @@ import io
 import json
 import lzma
 import os
+import re
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 _MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
 ACTIONS = ("allow", "tag", "drop", "refuse")
@@ -50,7 +51,32 @@ def parse_ts(v) -> datetime:
     t = datetime.fromisoformat(v.replace("Z", "+00:00")) if isinstance(v, str) else None
     if t is None or t.tzinfo is None:
         raise ValueError("ts must be an ISO-8601 time with an offset")
+    try:
+        t.astimezone(timezone.utc)          # year 1 at +14:00 has no UTC time: a bad line, not a crash later
+    except OverflowError:
+        raise ValueError(f"ts {v!r} is outside the representable range") from None
     return t
+
+
+MAX_LINE = 1 << 20      # characters; a longer line (a crash's block of NULs, a runaway writer) is malformed
+_SYMBOL = re.compile(r"[A-Z0-9_]{1,64}")
+
+
+def _lines(f):
+    """The lines of text stream `f`, each read with a bound: a line over MAX_LINE is skipped to its end and
+    given as None, so memory stays bounded whatever the input."""
+    while True:
+        line = f.readline(MAX_LINE)
+        if not line:
+            return
+        if len(line) >= MAX_LINE and not line.endswith("\n"):
+            while True:
+                rest = f.readline(MAX_LINE)
+                if not rest or rest.endswith("\n"):
+                    break
+            yield None
+            continue
+        yield line
 
 
 def _progress(total: int):
@@ -74,11 +100,14 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
             try:
                 f = open_text(p, raw)
                 done = 0
-                for n, line in enumerate(f, 1):
+                for n, line in enumerate(_lines(f), 1):
                     if bar is not None and p != "-" and not n & 0x3FFF:         # every 16k lines
                         pos = raw.tell()
                         bar.update(pos - done)
                         done = pos
+                    if line is None:
+                        bad.add(f"{p}:{n}", f"line longer than {MAX_LINE} characters")
+                        continue
                     if not line.strip():
                         continue
                     try:
@@ -88,8 +117,12 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         ts = parse_ts(rec.get("ts"))
                         if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:
                             raise ValueError("not a verdict record (kind sms|call, action allow|tag|drop|refuse)")
-                        if not isinstance(rec.get("hits", []), list):
+                        hits = rec.get("hits", [])
+                        if not isinstance(hits, list):
                             raise ValueError("hits is not a list")
+                        if not all(isinstance(h, dict) and isinstance(h.get("symbol"), str)
+                                   and _SYMBOL.fullmatch(h["symbol"]) for h in hits):
+                            raise ValueError("a hit's symbol is not a rule symbol (A-Z, 0-9, _)")
                     except (ValueError, TypeError, AttributeError, RecursionError) as e:
                         bad.add(f"{p}:{n}", str(e) if not isinstance(e, json.JSONDecodeError) else f"not JSON: {e}")
                         continue
@@ -110,7 +143,10 @@ def read_reports(path: str, bad: Malformed):
     """Yield (ts, record) from a `reports.jsonl` (engine/lists/reports.py)."""
     with open(path, "rb") as raw:
         f = open_text(path, raw)
-        for n, line in enumerate(f, 1):
+        for n, line in enumerate(_lines(f), 1):
+            if line is None:
+                bad.add(f"{path}:{n}", f"line longer than {MAX_LINE} characters")
+                continue
             if not line.strip():
                 continue
             try:
