@@ -285,14 +285,22 @@ def request(path: Path, req: dict, timeout: float = 60.0) -> dict:
     return json.loads(buf)
 
 
+def _worker_of(p: Path, path: Path) -> int:
+    """i when `p` is worker i's socket beside `path` (serve names it <stem>.w<i><suffix>), else -1."""
+    path = Path(path)
+    head, tail = f"{path.stem}.w", path.suffix
+    name = p.name
+    if not (name.startswith(head) and name.endswith(tail)):
+        return -1
+    digits = name[len(head):len(name) - len(tail)] if tail else name[len(head):]
+    return int(digits) if digits.isdigit() else -1
+
+
 def pool_sockets(path: Path) -> list[Path]:
-    """The other workers' control sockets beside `path` (`serve --workers N`: control.w<i>.sock), in order."""
-    def idx(p):
-        try:
-            return int(p.name[len("control.w"):-len(".sock")])
-        except ValueError:
-            return -1
-    return sorted((p for p in Path(path).parent.glob("control.w*.sock") if idx(p) > 0), key=idx)
+    """The other workers' control sockets beside `path` (`serve --workers N`: <stem>.w<i><suffix>), in order."""
+    path = Path(path)
+    found = [p for p in path.parent.glob(f"{path.stem}.w*{path.suffix}") if _worker_of(p, path) > 0]
+    return sorted(found, key=lambda p: _worker_of(p, path))
 
 
 def request_pool(path: Path, req: dict, timeout: float = 60.0) -> dict:
@@ -305,7 +313,7 @@ def request_pool(path: Path, req: dict, timeout: float = 60.0) -> dict:
     if others:
         workers = {}
         for p in others:
-            key = p.name[len("control.w"):-len(".sock")]
+            key = str(_worker_of(p, path))
             try:
                 workers[key] = request(p, req, timeout)
             except ControlUnavailable as e:

@@ -185,3 +185,11 @@ def test_ctl_without_a_server_exits_2(tmp_path):
     s.close()
     r = ctl(tmp_path, "stats")
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_pool_sockets_follow_the_control_socket_name(tmp_path):
+    from engine.control import pool_sockets
+    for n in ("tf.sock", "tf.w1.sock", "tf.w2.sock", "tf.wx.sock", "control.w1.sock"):
+        (tmp_path / n).touch()
+    assert [p.name for p in pool_sockets(tmp_path / "tf.sock")] == ["tf.w1.sock", "tf.w2.sock"]
+    assert [p.name for p in pool_sockets(tmp_path / "control.sock")] == ["control.w1.sock"]

@@ -324,3 +324,20 @@ def test_a_tag_inside_the_to_uri_is_not_the_to_tag():
     m = parse_datagram(invite().replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1;tag=uri>"))
     r = make_response(m, 608, None, "tfabc")
     assert r.tag_in(r.get("to")) == "tfabc"                     # RFC 3261 §8.2.6.2: our answer carries a To tag
+
+
+def test_a_rejected_or_unanswered_call_cannot_be_re_invited_past_the_screen(pipe):
+    scr = screen(pipe)
+    tagged = lambda b: b.replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>;tag=made-up") \
+        .replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-r-")
+    scr.on_datagram(invite(caller="0987000666", call_id="bl-2"), UAC)             # rejected: 608
+    scr.udp.out.clear()
+    scr.on_datagram(tagged(invite(caller="0987000666", call_id="bl-2")), UAC)    # its "re-INVITE"
+    ((r, _),) = sent(scr)
+    assert r.status == 608
+    scr.udp.out.clear()
+    scr.on_datagram(invite(call_id="never-answered"), UAC)                       # forwarded, never answered
+    scr.udp.out.clear()
+    scr.on_datagram(tagged(invite(caller="0987000666", call_id="never-answered")), UAC)
+    ((r, _),) = sent(scr)
+    assert r.status == 608

@@ -95,3 +95,15 @@ def test_a_receipt_acknowledged_after_the_esmes_unbind_is_not_delivered_again(pi
         assert wait(lambda: len(h.sim.mo_responses) == 1)
         time.sleep(0.3)                                # the session is gone by now
         assert h.proxy.held_total == 0 and h.proxy.stats["receipts_held"] == 0
+
+
+def test_unbind_answers_a_part_still_waiting_for_its_other_parts(pipe):
+    with ProxyHarness(pipe) as h:
+        s, _ = raw_session(h)
+        udh = bytes([5, 0, 3, 0x61, 2, 1])
+        s.sendall(encode(P.SubmitSm(sequence_number=2, source_addr="84901234567", destination_addr="84912345678",
+                                    esm_class=0x40, short_message=udh + b"part one of two")))
+        time.sleep(0.05)
+        s.sendall(encode(P.Unbind(sequence_number=3)))
+        got = [read_raw(s), read_raw(s)]
+        assert [(p.command_id, p.sequence_number) for p in got] == [(C.SUBMIT_SM_RESP, 2), (C.UNBIND_RESP, 3)]

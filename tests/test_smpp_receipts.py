@@ -148,3 +148,15 @@ def test_held_receipts_kept_across_a_clean_restart(pipe, tmp_path):
     with ProxyHarness(pipe, accounts=("esme1:secret",)) as h3:            # unreadable: set aside, not fatal
         assert h3.run(lambda: h3.proxy.load_held(path)) == 0
         assert (path.parent / "held_receipts.msgpack.unreadable").exists()
+
+
+def test_a_receipt_the_esme_refuses_for_good_is_not_offered_again(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
+        e = Esme(h)
+        e.submit(1)
+        p = e.receipts(1)[0]
+        e.answer(p, C.ESME_RX_P_APPN)
+        assert wait(lambda: len(h.sim.mo_responses) == 1)
+        assert h.sim.mo_responses[0].command_status == C.ESME_RX_P_APPN      # the SMSC hears the ESME's answer
+        assert e.receipts(1, timeout=2.5) == [] and h.proxy.held_total == 0
+        assert h.proxy.stats["receipts_refused_by_esme"] == 1

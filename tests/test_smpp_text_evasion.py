@@ -102,5 +102,6 @@ def test_the_prefix_never_makes_a_part_too_long_or_touches_application_data():
     assert prefix_user_data(_view(ucs, dc=8, esm=0x40), "[SPAM?] ".encode("utf-16-be"), "ucs2") is None
     port = bytes([6, 5, 4, 0x23, 0xF4, 0, 0]) + b"app-data:42"
     assert prefix_user_data(_view(port, esm=0x40), pre, "gsm") is None
+    assert prefix_user_data(_view(b"L" * 138, dc=3), pre, "latin1") is None             # 8-bit: 140 octets
     out = prefix_user_data(_view(b"Hello there"), pre, "gsm")
     assert view_sm(out).short_message == pre + b"Hello there"

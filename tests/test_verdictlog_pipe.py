@@ -25,6 +25,7 @@ def test_a_stalled_pipe_reader_never_blocks_the_writer(monkeypatch):
         if i % 1000 == 0:
             log.flush()
     assert time.monotonic() - t0 < 10                # it did not wait for a reader
+    assert os.get_blocking(w)                        # the descriptor (shared with stderr, other processes) untouched
     assert log.errors > 0                            # the lines over the buffer were counted, not hidden
     got = []
     reader = threading.Thread(target=lambda: got.append(b"".join(iter(lambda: os.read(r, 1 << 16), b""))))

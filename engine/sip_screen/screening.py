@@ -64,7 +64,10 @@ class Screening:
         copy) and write a second verdict line. A copy arriving while the call is still being
         judged is dropped: the first copy's answer is on its way."""
         first = msg.first_values()
-        key = digest(first.get("call-id") or "", msg.tag_in(first.get("from")))
+        # the whole From value in the key: a copy of the call has it byte for byte (RFC 3261 §8.1.3.5, §22.2),
+        # and another caller on the same Call-ID and tag gets no verdict of someone else's
+        frm = first.get("from") or ""
+        key = digest(first.get("call-id") or "", msg.tag_in(frm), frm)
         now = time.monotonic()
         known = self.verdicts.get(key, now)
         if known is not None:

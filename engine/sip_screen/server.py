@@ -305,12 +305,18 @@ class SipScreen(Forwarding, Screening, Routing):
         # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
         # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
         # restart, more than ANSWERED calls up at once -- is judged like a new call.)
-        if msg.method == "INVITE" and (not to_tag or digest(call_id) not in self.answered):
+        if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(call_id)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1
             return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
                                                                                 conn, replay))
         self._forward(msg, dest, branch, (transport, src, conn))
+
+    def _dialog_answered(self, call_id: str) -> bool:
+        """A call this screen judged and let through and whose 200 it relayed (its answer time is set): only
+        its re-INVITEs go on unjudged. A call it rejected, or one never answered, has no dialog to re-INVITE."""
+        ent = self.answered.get(digest(call_id)) if self.answered else None
+        return ent is not None and ent[1] is not None
 
     def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False):
         """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:

@@ -52,7 +52,7 @@ class DeliveryRouting:
                     self.stats["receipts_unroutable"] += 1
                     return ack(C.ESME_RX_P_APPN)
                 return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)
-            self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(0 if ok else C.ESME_RX_T_APPN))
+            self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
             return
         # mobile-originated
         shortcode = self.pipeline.settings.shortcode
@@ -127,7 +127,7 @@ class DeliveryRouting:
 
     def _early_receipt_matched(self, mid: str, acct: str) -> None:
         ack, pdu, _ = self.early_receipts.pop(mid)
-        self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(0 if ok else C.ESME_RX_T_APPN))
+        self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
 
     def _expire_early_receipts(self, now: float) -> None:
         q = self.early_receipts
@@ -192,7 +192,13 @@ class DeliveryRouting:
         sess = rx[next(self._rr) % len(rx)]
 
         def done(r):
-            if r is None or r.command_status != 0 or r.command_id == C.GENERIC_NACK:
+            if r is not None and (r.command_status == C.ESME_RX_P_APPN or r.command_id == C.GENERIC_NACK):
+                # the ESME refuses it for good (or cannot read it): not offered again. The SMSC gets that
+                # answer when it is still waiting; one answered already when it was held is counted and logged
+                self.stats["receipts_refused_by_esme"] += 1
+                log.info("receipt for account %s refused by the ESME for good (status 0x%02x)", acct, r.command_status)
+                return on_done(C.ESME_RX_P_APPN)
+            if r is None or r.command_status != 0:
                 # the ESME went away, did not answer or refused it: held, tried again after HELD_RETRY
                 if not acked and self.held_total >= self.settings.max_held_receipts:
                     self.stats["receipts_refused_held_full"] += 1
@@ -276,6 +282,12 @@ class _HeldReceipt:
 
     def __init__(self, raw: bytes):
         self.raw = raw
+
+
+def _receipt_status(ok) -> int:
+    """The SMSC's answer for a receipt: True delivered or held (0), False retry later (ESME_RX_T_APPN), or a
+    status of its own (the ESME's permanent refusal)."""
+    return 0 if ok is True else C.ESME_RX_T_APPN if ok is False else ok
 
 
 def _ignore(ok) -> None:

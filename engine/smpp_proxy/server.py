@@ -298,6 +298,13 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             # first (each within the SMSC link's response_timeout), then the unbind_resp, then the close
             sess.state.state = "UNBOUND"
             sess.unbind_seq = pdu.sequence_number
+            # its concatenated messages still waiting for parts are judged with what arrived (forwarded or
+            # refused), so each of its parts is answered before the unbind_resp too
+            for key in [k for k, c in self.concat.items() if any(p[0] is sess for p in c.parts.values())]:
+                c = self.concat.get(key)
+                if c is not None:
+                    c.timer.cancel()
+                    self._concat_due(key)
             if not sess.in_flight:
                 self.unbind_answered(sess)
             return

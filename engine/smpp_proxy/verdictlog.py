@@ -13,9 +13,9 @@ import json
 import logging
 import os
 import re
-import select
 import stat
 import sys
+import threading
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
 
@@ -257,41 +257,62 @@ def _stdout():
 
 
 class PipeOut:
-    """Lines for a pipe, written without blocking: what the pipe does not take now stays in a buffer
-    (at most MAX bytes) for the next flush. A line that would overflow it is not written and the
-    write raises (VerdictLog counts it in `errors` and says so in the service log): a stalled log
-    consumer costs log lines, never the traffic. The descriptor is set non-blocking; in `serve`
-    nothing else writes to stdout."""
+    """Lines for a pipe, written by a thread of their own: the event loop only appends to a buffer (at
+    most MAX bytes); a line that would overflow it is not written and the write raises (VerdictLog counts
+    it in `errors` and says so in the service log): a stalled log consumer costs log lines, never the
+    traffic. The descriptor is left as it is (blocking): it is shared with stderr and other processes."""
 
     MAX = 64 << 20
 
     def __init__(self, fd: int):
         self.fd = fd
-        os.set_blocking(fd, False)
         self.buf = bytearray()
+        self.cv = threading.Condition()
+        self.closing = False
+        self.failed = None
+        self.thread = threading.Thread(target=self._run, name="verdict-log", daemon=True)
+        self.thread.start()
 
     @property
     def pending(self) -> int:
-        return len(self.buf)
+        return 0                             # the thread writes it: nothing for the loop to come back for
 
     def write(self, s: str) -> None:
         b = s.encode("utf-8", "backslashreplace")
-        if len(self.buf) + len(b) > self.MAX:
-            raise OSError(f"the verdict log's reader is not keeping up ({len(self.buf)} bytes waiting): line dropped")
-        self.buf += b
+        with self.cv:
+            if self.failed is not None:
+                raise OSError(f"verdict log: {self.failed}")
+            if len(self.buf) + len(b) > self.MAX:
+                raise OSError(f"the verdict log's reader is not keeping up ({len(self.buf)} bytes waiting): "
+                              "line dropped")
+            self.buf += b
 
     def flush(self) -> None:
-        while self.buf:
+        with self.cv:
+            self.cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cv:
+                while not self.buf and not self.closing:
+                    self.cv.wait()
+                if not self.buf:
+                    return
+                chunk = bytes(self.buf)
+                del self.buf[:]
+            view = memoryview(chunk)
             try:
-                n = os.write(self.fd, self.buf)
-            except BlockingIOError:
+                while view:
+                    view = view[os.write(self.fd, view):]
+            except OSError as e:             # a closed pipe: later writes raise, the loop goes on
+                with self.cv:
+                    self.failed = e.strerror or str(e)
+                    self.buf.clear()
                 return
-            del self.buf[:n]
 
     def drain(self, timeout: float = 5.0) -> None:
         """At close: what is buffered, waiting up to `timeout` for the reader."""
-        end = time.monotonic() + timeout
-        while self.buf and time.monotonic() < end:
-            self.flush()
-            if self.buf:
-                select.select([], [self.fd], [], 0.05)
+        with self.cv:
+            self.closing = True
+            self.cv.notify()
+        self.thread.join(timeout)

@@ -316,7 +316,8 @@ def prefix_user_data(v: SmView, prefix: bytes, reading: str = "") -> bytes | Non
         ln = len(v.short_message)
         if ln + len(prefix) > 254:
             return None
-        if reading.startswith("ucs2") or reading == "binary":
+        septets = reading in ("gsm", "ascii") or (reading == "latin1" and v.data_coding in (0x00, 0x01))
+        if not septets:              # UCS-2, 8-bit, Latin-1 (dc 3): octets on the air interface
             if ln + len(prefix) > SMS_OCTETS:
                 return None
         elif (v.udh_len * 8 + 6) // 7 + (ln - v.udh_len) + len(prefix) > SMS_SEPTETS:
