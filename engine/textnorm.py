@@ -75,7 +75,7 @@ def find_hosts(text: str) -> list[str]:
     treat alike, so the hosts and their order are the same (a test holds find_hosts to
     `_URL_RE` over the whole text). The pattern costs ~0.1 µs a character; a text with one
     "word.word" typo paid it over all of its 100-odd characters."""
-    if _WIDE.search(text) is not None:
+    if not text.isascii() and _WIDE.search(text) is not None:
         # full-width letters and dots ("ｐｈｉｓｈ．ｅｘａｍｐｌｅ", "phish。example") are the ASCII host
         # to a browser (IDNA maps them): read as it would
         text = unicodedata.normalize("NFKC", text).translate(_DOTS)

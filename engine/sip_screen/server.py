@@ -349,8 +349,11 @@ class SipScreen(Forwarding, Screening, Routing):
         full path decides (§18.1.1: TCP first), so the fast path's choice of transport is the same."""
         if r.method == "ACK" or r.dest[2] != "UDP":
             return False
-        via = len(f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={BRANCH_PREFIX};rport\r\n") + 20
-        return len(r.before) + len(r.after) + via > UDP_MAX
+        key = (self.host, self.port)
+        if getattr(self, "_via_for", None) != key:      # our Via's size, made once (host/port may be reloaded)
+            self._via_for = key
+            self._via_len = len(f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={BRANCH_PREFIX};rport\r\n") + 20
+        return len(r.before) + len(r.after) + self._via_len > UDP_MAX
 
     def _call_ended(self, call_id):
         ent = self.answered.pop(digest(call_id)) if self.answered else None

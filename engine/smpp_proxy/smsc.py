@@ -250,8 +250,9 @@ class UpstreamMixin:
         n = len(self.links)
         for i in range(n):
             link = self.links[(next(self._rr)) % n]
-            if link.available and (room == 1 or len(link.window.pending) + room <= link.window.size) \
-                    and (space is None or link.id_space == space):
+            # a message of more parts than a window holds needs an empty window, not an impossible one
+            if link.available and (room == 1 or len(link.window.pending) + min(room, link.window.size)
+                                   <= link.window.size) and (space is None or link.id_space == space):
                 return link
         return None
 

@@ -34,6 +34,7 @@ _GENERIC_NACK, _SUBMIT_SM = C.GENERIC_NACK, C.SUBMIT_SM
 _perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
+LATE_TEXT = 320         # characters of each part kept to judge a late part with (two SMS' worth)
 
 
 _ERROR_RESPS: dict = {}
@@ -240,8 +241,9 @@ class SubmitPath:
         def judged(v):
             if len(parts) < c.total:
                 # for late parts: the verdict and the parts' texts (bounded: max_pending_concat messages)
+                # (each part's text cut at LATE_TEXT characters: the memory stays bounded by max_pending_concat)
                 self.concat_done[key] = (v, self.loop.time() + self.settings.concat_timeout,
-                                         {i: c.parts[i][2] for i in c.parts})
+                                         {i: (c.parts[i][2] or "")[:LATE_TEXT] for i in c.parts})
                 if len(self.concat_done) > self.settings.max_pending_concat:
                     self.concat_done.popitem(last=False)
             if v.action is Action.DROP:
