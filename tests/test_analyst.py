@@ -270,3 +270,35 @@ def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
     assert json.loads(r.stdout)["rolled_back"] is True
     assert json.loads((target / "card.json").read_text())["model_version"] == "v-old"
     assert srv.requests == ["reload"]
+
+
+def test_subscriber_text_never_drives_the_terminal_or_the_table(tmp_path):
+    pytest.importorskip("textual")
+    from engine.analyst.tui import ReportsApp
+    nasty = ["Khuyen mai [/] lon nhat nam", "Nhan qua tai [link=https://evil.example]vietcombank.com.vn[/link] ngay",
+             "hello \x1b]0;pwned\x07\x1b[2J\x1b[31mRED text"]
+    _store(tmp_path, nasty)
+    r = _cli("reports", "list", "--data-dir", tmp_path)
+    assert r.returncode == 0 and "\x1b" not in r.stdout and "\x07" not in r.stdout, r.stdout
+    app = ReportsApp(Workspace(tmp_path), tmp_path / "out.tsv")
+
+    async def drive():
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            t = app.query_one("#reports")
+            return [str(t.get_row_at(i)[-1]) for i in range(t.row_count)]
+    shown = asyncio.run(drive())                 # no MarkupError; the text is shown as written
+    assert any("[link=https://evil.example]" in s for s in shown) or any("[/]" in s for s in shown)
+
+
+def test_a_label_after_a_torn_line_is_kept_and_deep_nesting_is_a_bad_line(tmp_path):
+    _store(tmp_path, [PRIZE, HOME])
+    (tmp_path / "labels.jsonl").write_text('{"id":"rdeadbeef00","label":"sp')          # a crash mid-write
+    ws = Workspace(tmp_path)
+    cid = ws.reports[0].campaign
+    assert _cli("reports", "label", "spam", cid, "--data-dir", tmp_path).returncode == 0
+    assert Workspace(tmp_path).reports[0].label == "spam"
+    with open(tmp_path / "reports.jsonl", "a") as f:
+        f.write("[" * 100000 + "\n")
+    r = _cli("reports", "list", "--data-dir", tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr

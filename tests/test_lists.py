@@ -179,3 +179,16 @@ def test_a_sender_registered_twice_for_the_same_dates_with_another_owner_is_an_e
     recs, errs = read_csv("senders", data, "senders.csv")
     assert [(r.owner, str(r.valid_from)) for r in recs] == [("Shop ABC", "2026-01-01"), ("Other Co", "2027-01-01")]
     assert [e.line for e in errs] == [4] and "line 2" in errs[0].message
+
+
+def test_blacklist_values_as_people_write_them(tmp_path):
+    from engine.lists.csvio import parse_domain
+    from engine.lists.ipranges import parse_cidr, parse_ip
+    r = run_cli("lists", "add", "blacklist", "https://spam.example/x", "--data-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert ListStore(tmp_path).load().bl_domains and run_cli(
+        "lists", "remove", "blacklist", "http://spam.example/", "--data-dir", tmp_path).returncode == 0
+    assert parse_ip("::ffff:192.0.2.9") == parse_ip("192.0.2.9")                 # the IPv4 host, listed as such
+    assert parse_cidr("::ffff:192.0.2.0/120") == parse_cidr("192.0.2.0/24")
+    with pytest.raises(ValueError, match="253"):
+        parse_domain(".".join(["a" * 63] * 5) + ".example")

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from hashlib import blake2b
 from pathlib import Path
 
-from ..durable import append_all
+from ..durable import append_all, ends_in_newline
 
 REPORTS = "reports.jsonl"
 LABELS_FILE = "labels.jsonl"
@@ -71,7 +71,7 @@ def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
             where = f"{path}:{n}"
             try:
                 r = json.loads(raw)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:
                 errors.append(f"{where}: not JSON ({e})")
                 continue
             if not isinstance(r, dict):
@@ -111,7 +111,7 @@ class LabelLog:
                     o = json.loads(raw)
                     if not isinstance(o, dict) or not isinstance(o.get("id"), str) or o.get("label") not in (*LABELS, None):
                         raise ValueError("needs `id` and `label` spam, ham or null")
-                except ValueError as e:
+                except (ValueError, RecursionError) as e:
                     errors.append(f"{self.path}:{n}: {e}")
                     continue
                 labels[o["id"]] = o["label"]
@@ -126,13 +126,21 @@ class LabelLog:
         if not data:
             return 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)         # another analyst's batch is never split by ours
+            if not ends_in_newline(fd):
+                data = b"\n" + data                # a line a crash cut short ends here; ours stay readable
             append_all(fd, data)
         finally:
             os.close(fd)                            # releases the lock
         return data.count(b"\n")
+
+
+def printable(s: str) -> str:
+    """`s` with control and format characters (ESC, BEL, bidi overrides ...) as `?`: a subscriber's text shown in
+    a terminal must not drive it (clear it, retitle it, write the clipboard)."""
+    return s if s.isprintable() else "".join(c if c.isprintable() or c == " " else "?" for c in s)
 
 
 def _user() -> str:

@@ -13,17 +13,20 @@ from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from rich.text import Text
 from textual.widgets import DataTable, Footer, Header, Static
 
-from .store import Workspace
+from .store import Workspace, printable
 
 CAMPAIGN_COLUMNS = ("campaign", "reports", "spam", "ham", "new", "reporters", "sample")
 REPORT_COLUMNS = ("report", "label", "kind", "time", "reporter", "reported", "content")
 
 
-def _one_line(s: str, n: int) -> str:
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[:n - 1] + "…"
+def _one_line(s, n: int) -> Text:
+    """A subscriber's text as one literal line: control characters (terminal escapes) shown as `?` and the
+    result a rich Text, never markup (`[/]` or `[link=...]` in an SMS must not crash or restyle the table)."""
+    s = printable(" ".join(str(s).split()))
+    return Text(s if len(s) <= n else s[:n - 1] + "…")
 
 
 class ReportsApp(App):
@@ -87,8 +90,8 @@ class ReportsApp(App):
         if cid is None:
             return
         for r in self.ws.campaigns[cid].reports:
-            t.add_row(r.id, r.label or "-", r.kind, r.time[:19], r.reporter, r.reported, _one_line(r.content, 100),
-                      key=r.id)
+            t.add_row(r.id, r.label or "-", _one_line(r.kind, 8), r.time[:19], _one_line(r.reporter, 20),
+                      _one_line(r.reported, 20), _one_line(r.content, 100), key=r.id)
 
     def _campaign_at_cursor(self) -> str | None:
         t = self.query_one("#campaigns", DataTable)
@@ -107,7 +110,7 @@ class ReportsApp(App):
             self._fill_reports(event.row_key.value)
 
     def _status(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(Text(text))        # literal, never markup
 
     # ---------------------------------------------------------------- actions
     def action_label(self, label: str | None) -> None:

@@ -91,6 +91,8 @@ def parse_domain(v: str) -> str:
         raise ValueError(f"not a domain: {v!r}") from None
     if "." not in d or not _DOMAIN_RE.match(d):
         raise ValueError(f"not a domain: {v!r}")
+    if len(d) > 253:                 # DNS: a longer name cannot exist, and rbldnsd drops it from the zone
+        raise ValueError(f"not a domain: {len(d)} characters, DNS names have at most 253: {v[:40]!r}…")
     return d
 
 

@@ -22,6 +22,8 @@ def parse_ip(v: str) -> tuple[int, int, int]:
         a = ipaddress.ip_address(v.strip())
     except ValueError:
         raise ValueError(f"not an IP address: {v!r}") from None
+    if a.version == 6 and a.ipv4_mapped is not None:      # ::ffff:192.0.2.9 is the IPv4 host, listed as such
+        a = a.ipv4_mapped
     return a.version, int(a), int(a)
 
 
@@ -31,6 +33,8 @@ def parse_cidr(v: str) -> tuple[int, int, int]:
         n = ipaddress.ip_network(v.strip(), strict=True)
     except ValueError as e:
         raise ValueError(f"not a CIDR network: {v!r} ({e})") from None
+    if n.version == 6 and n.prefixlen >= 96 and n.network_address.ipv4_mapped is not None:
+        n = ipaddress.ip_network(f"{n.network_address.ipv4_mapped}/{n.prefixlen - 96}")   # ::ffff:a.b.c.d/96+k
     return n.version, int(n.network_address), int(n.broadcast_address)
 
 

@@ -269,7 +269,7 @@ def _record(kind, value, channel, extra):
             raise ValueError("senders needs SENDER --owner OWNER --category QC|CSKH [--valid-from] [--valid-to] [--accounts]")
         return parse_row("senders", row)
     if kind == "blacklist":
-        if "/" in value or _is_ip(value):
+        if _is_cidr(value) or _is_ip(value):
             return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
         if normalise_number(value) is not None:
             return parse_row("blacklist", ["number", value])
@@ -279,6 +279,17 @@ def _record(kind, value, channel, extra):
             raise ValueError("consent needs NUMBER --owner OWNER")
         return parse_row("consent", [extra[0], value])
     raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _is_cidr(v: str) -> bool:
+    """An address/prefix (a URL also has a '/': it is a domain's)."""
+    if "/" not in v:
+        return False
+    try:
+        parse_cidr(v)
+        return True
+    except ValueError:
+        return False
 
 
 def _is_ip(v: str) -> bool:
@@ -325,7 +336,7 @@ def _remove(L: Lists, kind, value, channel, extra) -> bool:
         k = n if n is not None else normalise_sender_id(value)
         return L.senders.pop(k, None) is not None
     if kind == "blacklist":
-        if "/" in value or _is_ip(value):
+        if _is_cidr(value) or _is_ip(value):
             return L.bl_ips.remove(*(parse_cidr(value) if "/" in value else parse_ip(value)))
         n = normalise_number(value)
         if n is not None:
