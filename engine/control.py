@@ -212,7 +212,7 @@ class ControlServer(ReloadCommands):
 
     async def lists(self, req: dict) -> dict:
         from .lists import CsvError
-        from .lists.store import _record
+        from .lists.edits import record as _record
         op, kind, value = req.get("op"), req.get("kind"), req.get("value")
         channel, extra = req.get("channel") or "SV", req.get("extra")
         if op not in ("add", "remove"):

@@ -192,3 +192,14 @@ def test_blacklist_values_as_people_write_them(tmp_path):
     assert parse_cidr("::ffff:192.0.2.0/120") == parse_cidr("192.0.2.0/24")
     with pytest.raises(ValueError, match="253"):
         parse_domain(".".join(["a" * 63] * 5) + ".example")
+
+
+def test_a_big_dnc_import_is_compact_and_bad_rows_are_capped(tmp_path):
+    from engine.lists.csvio import MAX_ROW_ERRORS
+    rows = b"number,channel\n" + b"".join(b"09%08d,SV\n" % i for i in range(50_000)) \
+        + b"".join(b"bad%d,SV\n" % i for i in range(MAX_ROW_ERRORS + 500))
+    n, errors = ListStore(tmp_path).import_csv("dnc", rows, "dnc.csv")
+    assert n == 50_000 and len(errors) == MAX_ROW_ERRORS + 1
+    assert "500 more bad rows" in errors[-1].message
+    L = ListStore(tmp_path).load()
+    assert L.in_dnc(84900049999, "V") and len(L.dnc_s) == 50_000

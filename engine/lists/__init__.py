@@ -13,6 +13,7 @@ from __future__ import annotations
 from .csvio import KINDS, CsvError, RowError, SenderEntry
 from .sets import Lists
 from .snapshot import SnapshotError
-from .store import ImportRefused, ListStore, _add
+from .edits import add as add_entry
+from .store import ImportRefused, ListStore
 
-__all__ = ["Lists", "ListStore", "SenderEntry", "SnapshotError", "CsvError", "ImportRefused", "RowError", "KINDS", "_add"]
+__all__ = ["Lists", "ListStore", "SenderEntry", "SnapshotError", "CsvError", "ImportRefused", "RowError", "KINDS", "add_entry"]

@@ -146,17 +146,28 @@ def parse_row(kind: str, row: list[str]):
     raise CsvError(f"unknown list kind {kind!r}")
 
 
+MAX_ROW_ERRORS = 1000        # bad rows reported one by one; past this they are counted in one last line
+
+
 def read_csv(kind: str, data: bytes, name: str = "<csv>"):
     """Parse a whole CSV file. Returns (records, errors). A bad header is fatal (CsvError)."""
+    records, errors = [], []
+    for item in iter_csv(kind, data, name):
+        (errors if isinstance(item, RowError) else records).append(item)
+    return records, errors
+
+
+def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
+    """The records of a CSV file, and a RowError for each bad row (at most MAX_ROW_ERRORS, then one that
+    counts the rest), in file order. The bytes are decoded as they are read (a 10M-row file is never held
+    as text too). A bad header is fatal (CsvError)."""
     if kind not in HEADERS:
         raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    text = data.decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.reader(stream, strict=True)
     want = HEADERS[kind]
-    records, errors = [], []
     seen: dict = {}                   # senders: (sender, valid_from, valid_to) -> (line, entry)
+    bad, last_bad = 0, 0
     try:
         header = next(reader)
     except StopIteration:
@@ -166,43 +177,62 @@ def read_csv(kind: str, data: bytes, name: str = "<csv>"):
     if [h.strip().lower() for h in header] != want:
         raise CsvError(f"{name}:1: header must be {','.join(want)}, got {','.join(header)}")
     line = reader.line_num
+
+    def error(at, why):
+        nonlocal bad, last_bad
+        bad += 1
+        last_bad = at
+        return RowError(at, why) if bad <= MAX_ROW_ERRORS else None
+
     while True:
         start = line + 1
+        if on_progress is not None and not start & 0xFFFF:
+            on_progress(stream.buffer.tell())          # bytes read so far (a progress bar on big files)
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as e:
-            errors.append(RowError(start, f"CSV syntax: {e}"))
+            err = error(start, f"CSV syntax: {e}")
+            if err:
+                yield err
             line = reader.line_num
             continue
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
+        why = None
         if any("\udc80" <= ch <= "\udcff" for c in row for ch in c):
-            errors.append(RowError(start, "not valid UTF-8"))
-            continue
-        if len(row) != len(want):
-            errors.append(RowError(start, f"expected {len(want)} columns ({','.join(want)}), got {len(row)}"))
-            continue
-        try:
-            rec = parse_row(kind, row)
-        except ValueError as e:
-            errors.append(RowError(start, str(e)))
-            continue
-        if kind == "senders":
+            why = "not valid UTF-8"
+        elif len(row) != len(want):
+            why = f"expected {len(want)} columns ({','.join(want)}), got {len(row)}"
+        else:
+            try:
+                rec = parse_row(kind, row)
+            except ValueError as e:
+                why = str(e)
+        if why is None and kind == "senders":
             # one registration per sender and validity period: a second one that says something else
             # (owner, category, accounts) would silently replace the first; an identical one adds nothing
             k = (sender_entry_key(rec), rec.valid_from, rec.valid_to)
             first = seen.get(k)
             if first is not None:
                 if (first[1].owner, first[1].category, first[1].accounts) != (rec.owner, rec.category, rec.accounts):
-                    errors.append(RowError(start, f"sender {rec.sender!r} for the same dates is already on line "
-                                                  f"{first[0]} with another owner, category or accounts"))
-                continue
-            seen[k] = (start, rec)
-        records.append(rec)
-    return records, errors
+                    why = (f"sender {rec.sender!r} for the same dates is already on line {first[0]} with another "
+                           "owner, category or accounts")
+                else:
+                    continue
+            else:
+                seen[k] = (start, rec)
+        if why is not None:
+            err = error(start, why)
+            if err:
+                yield err
+            continue
+        yield rec
+    if bad > MAX_ROW_ERRORS:
+        yield RowError(last_bad, f"... and {bad - MAX_ROW_ERRORS} more bad rows (the first {MAX_ROW_ERRORS} are "
+                                 "listed above; the last is on this line)")
 
 
 def write_csv(kind: str, rows, out) -> int:
@@ -225,5 +255,5 @@ def sender_entry_key(e: SenderEntry):
     return n if n is not None else normalise_sender_id(e.sender)
 
 
-__all__ = ["read_csv", "write_csv", "SenderEntry", "RowError", "CsvError", "KINDS", "HEADERS",
+__all__ = ["read_csv", "iter_csv", "write_csv", "SenderEntry", "RowError", "CsvError", "KINDS", "HEADERS",
            "parse_row", "parse_channel", "parse_domain", "format_number", "sender_entry_row", "sender_entry_key"]

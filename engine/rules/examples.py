@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 
-from ..lists import Lists, _add
+from ..lists import Lists, add_entry
 from ..lists.csvio import parse_row
 from ..records import RecordError, example_record
 
@@ -29,7 +29,7 @@ def fixture_lists(ruleset) -> tuple[Lists, list]:
     for kind, rows in ruleset.fixtures.items():
         for row, where in rows:
             try:
-                _add(L, kind, parse_row(kind, next(csv.reader([row]))))
+                add_entry(L, kind, parse_row(kind, next(csv.reader([row]))))
             except (ValueError, StopIteration) as e:
                 errs.append(ExampleFailure(where, "fixtures", f"bad {kind} row {row!r}: {e}"))
     return L, errs

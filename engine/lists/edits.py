@@ -1,0 +1,110 @@
+"""One-entry edits of the lists (`lists add|remove`, `ctl lists`, imports): a value as a typed record, and
+adding, clearing and removing in a Lists. Pure: no files."""
+from __future__ import annotations
+
+from pyroaring import BitMap64
+
+from ..numbers import normalise_number, normalise_sender_id
+from .csvio import parse_domain, parse_row
+from .ipranges import IpRanges, parse_cidr, parse_ip
+from .sets import Lists
+
+
+def record(kind, value, channel, extra):
+    if kind == "dnc":
+        return parse_row("dnc", [value, channel])
+    if kind == "senders":
+        row = [value] + list(extra or [])
+        row += [""] * (6 - len(row))
+        if len(row) != 6 or not row[1]:
+            raise ValueError("senders needs SENDER --owner OWNER --category QC|CSKH [--valid-from] [--valid-to] [--accounts]")
+        return parse_row("senders", row)
+    if kind == "blacklist":
+        if _is_cidr(value) or _is_ip(value):
+            return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
+        if normalise_number(value) is not None:
+            return parse_row("blacklist", ["number", value])
+        return parse_row("blacklist", ["domain", value])
+    if kind == "consent":
+        if not extra or not extra[0]:
+            raise ValueError("consent needs NUMBER --owner OWNER")
+        return parse_row("consent", [extra[0], value])
+    raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _is_cidr(v: str) -> bool:
+    """An address/prefix (a URL also has a '/': it is a domain's)."""
+    if "/" not in v:
+        return False
+    try:
+        parse_cidr(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_ip(v: str) -> bool:
+    try:
+        parse_ip(v)
+        return True
+    except ValueError:
+        return False
+
+
+def add(L: Lists, kind: str, r) -> None:
+    if kind == "dnc":
+        L.add_dnc(*r)
+    elif kind == "senders":
+        L.add_sender(r)
+    elif kind == "blacklist":
+        if r[0] == "ip":
+            L.bl_ips.add(*r[1])
+        else:
+            (L.bl_numbers.add if r[0] == "number" else L.bl_domains.add)(r[1])
+    elif kind == "consent":
+        L.add_consent(*r)
+
+
+def clear(L: Lists, kind: str) -> None:
+    if kind == "dnc":
+        L.dnc_s, L.dnc_v = BitMap64(), BitMap64()
+    elif kind == "senders":
+        L.senders = {}
+    elif kind == "blacklist":
+        L.bl_numbers, L.bl_domains, L.bl_ips = BitMap64(), set(), IpRanges()
+    elif kind == "consent":
+        L.consent, L.owner_names = {}, {}
+
+
+def remove(L: Lists, kind, value, channel, extra) -> bool:
+    if kind == "dnc":
+        n, ch = parse_row("dnc", [value, channel])
+        found = any(n in b for c, b in (("S", L.dnc_s), ("V", L.dnc_v)) if c in ch)
+        L.remove_dnc(n, ch)
+        return found
+    if kind == "senders":
+        n = normalise_number(value)
+        k = n if n is not None else normalise_sender_id(value)
+        return L.senders.pop(k, None) is not None
+    if kind == "blacklist":
+        if _is_cidr(value) or _is_ip(value):
+            return L.bl_ips.remove(*(parse_cidr(value) if "/" in value else parse_ip(value)))
+        n = normalise_number(value)
+        if n is not None:
+            found = n in L.bl_numbers
+            L.bl_numbers.discard(n)
+            return found
+        d = parse_domain(value)
+        found = d in L.bl_domains
+        L.bl_domains.discard(d)
+        return found
+    if kind == "consent":
+        if not extra or not extra[0]:
+            raise ValueError("consent needs NUMBER --owner OWNER")
+        n = parse_row("consent", [extra[0], value])[1]
+        bm = L.consent.get(extra[0].strip().casefold())
+        if bm is None or n not in bm:
+            return False
+        bm.discard(n)
+        return True
+    raise CsvError(f"unknown list kind {kind!r}")
