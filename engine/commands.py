@@ -125,6 +125,7 @@ def cmd_lists(args) -> int:
     from .app import resolve_data_dir
     from .config import load_settings
     from .lists import ImportRefused, ListStore
+    from .lists.csvio import bad_rows
     settings = load_settings(getattr(args, "config", None))
     store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings))
     if args.lcmd == "import":
@@ -136,11 +137,11 @@ def cmd_lists(args) -> int:
             _print_row_errors(name, e.errors)
             _print_warnings(store)
             print(f"telfilter: error: {e}", file=sys.stderr)
-            print(json.dumps({"imported": 0, "errors": len(e.errors), "kind": args.kind, "refused": True}))
+            print(json.dumps({"imported": 0, "errors": bad_rows(e.errors), "kind": args.kind, "refused": True}))
             return 1
         _print_row_errors(name, errors)
         _print_warnings(store)
-        print(json.dumps({"imported": n, "errors": len(errors), "kind": args.kind}))
+        print(json.dumps({"imported": n, "errors": bad_rows(errors), "kind": args.kind}))
         return 1 if errors else 0
     if args.lcmd in ("add", "remove"):
         extra = None

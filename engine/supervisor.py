@@ -10,7 +10,7 @@ separate policies) and DNC changes through its stream (engine/state/replication.
 Worker i gets TELFILTER_WORKER=i. Worker 0 is the one that owns the data dir's writes besides
 the journal (replication's id file and journal of remote changes, CLI diffs) and the control
 socket `DATA_DIR/control.sock` and `--metrics-listen`; worker i > 0 answers on
-`control.w<i>.sock` and has no metrics listener. `--ready-file F` is written by the supervisor
+`<control socket stem>.w<i><suffix>` (control.w<i>.sock by default) and has no metrics listener. `--ready-file F` is written by the supervisor
 once every worker has written `F.w<i>` (its port lines).
 
 A worker that exits while the supervisor is not stopping is restarted (after 1 s, doubling

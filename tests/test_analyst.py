@@ -296,7 +296,8 @@ def test_a_label_after_a_torn_line_is_kept_and_deep_nesting_is_a_bad_line(tmp_pa
     (tmp_path / "labels.jsonl").write_text('{"id":"rdeadbeef00","label":"sp')          # a crash mid-write
     ws = Workspace(tmp_path)
     cid = ws.reports[0].campaign
-    assert _cli("reports", "label", "spam", cid, "--data-dir", tmp_path).returncode == 0
+    r = _cli("reports", "label", "spam", cid, "--data-dir", tmp_path)
+    assert r.returncode == 0 and '"labelled": 1' in r.stdout, r.stdout
     assert Workspace(tmp_path).reports[0].label == "spam"
     with open(tmp_path / "reports.jsonl", "a") as f:
         f.write("[" * 100000 + "\n")

@@ -192,6 +192,10 @@ def test_blacklist_values_as_people_write_them(tmp_path):
     assert parse_cidr("::ffff:192.0.2.0/120") == parse_cidr("192.0.2.0/24")
     with pytest.raises(ValueError, match="253"):
         parse_domain(".".join(["a" * 63] * 5) + ".example")
+    for typo in ("10.0.0.1/24", "192.168.1.0/33"):          # a mistyped network is an error, never a number
+        r = run_cli("lists", "add", "blacklist", typo, "--data-dir", tmp_path)
+        assert r.returncode != 0 and "CIDR" in r.stderr, (typo, r.stderr)
+    assert not ListStore(tmp_path).load().bl_numbers
 
 
 def test_a_big_dnc_import_is_compact_and_bad_rows_are_capped(tmp_path):
@@ -201,5 +205,7 @@ def test_a_big_dnc_import_is_compact_and_bad_rows_are_capped(tmp_path):
     n, errors = ListStore(tmp_path).import_csv("dnc", rows, "dnc.csv")
     assert n == 50_000 and len(errors) == MAX_ROW_ERRORS + 1
     assert "500 more bad rows" in errors[-1].message
+    from engine.lists.csvio import bad_rows
+    assert bad_rows(errors) == MAX_ROW_ERRORS + 500
     L = ListStore(tmp_path).load()
     assert L.in_dnc(84900049999, "V") and len(L.dnc_s) == 50_000

@@ -341,3 +341,18 @@ def test_a_rejected_or_unanswered_call_cannot_be_re_invited_past_the_screen(pipe
     scr.on_datagram(tagged(invite(caller="0987000666", call_id="never-answered")), UAC)
     ((r, _),) = sent(scr)
     assert r.status == 608
+
+
+def test_a_call_id_alone_is_no_dialog(pipe):
+    """After one real answered call, an INVITE on its Call-ID with a To tag but other parties is judged."""
+    scr = screen(pipe)
+    scr.on_datagram(invite(call_id="real-1"), UAC)
+    ((fwd, _),) = sent(scr)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas1").to_bytes(), UAS)
+    scr.udp.out.clear()
+    other = invite(caller="0987000666", callee="0913000000", call_id="real-1").replace(
+        b"To: <sip:0913000000@127.0.0.1>", b"To: <sip:0913000000@127.0.0.1>;tag=uas1").replace(
+        b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-x-")
+    scr.on_datagram(other, UAC)
+    ((r, _),) = sent(scr)
+    assert r.status == 608                                       # the blacklisted caller was judged

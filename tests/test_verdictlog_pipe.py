@@ -7,6 +7,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
+import pytest
+
 from engine.smpp_proxy.verdictlog import PipeOut, VerdictLog
 
 
@@ -36,4 +38,27 @@ def test_a_stalled_pipe_reader_never_blocks_the_writer(monkeypatch):
     lines = got[0].decode().splitlines()
     assert len(lines) + log.errors == n
     assert all(x.startswith('{"ts"') and x.endswith("}") for x in lines)     # whole lines only
+    os.close(r)
+
+
+def test_a_pipe_someone_else_set_non_blocking_still_gets_every_line(monkeypatch):
+    r, w = os.pipe()
+    os.set_blocking(w, False)                    # another process on the same pipe did this
+    out = os.fdopen(w, "w")
+    monkeypatch.setattr(sys, "stdout", out)
+    log = VerdictLog("-")
+    when = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(b"".join(iter(lambda: os.read(r, 1 << 16), b""))))
+    for i in range(3000):                        # ~400 KB: more than the pipe holds at once
+        log.write_refusal(when, "SubmitSm", "esme1", "84901234567", f"849123{i:05d}", 0x58, "test line")
+    log.flush()
+    time.sleep(0.2)
+    reader.start()
+    log.close()
+    with pytest.raises(OSError):                 # after close: an error (counted), never a silent loss
+        log.f.write("x\n")
+    out.close()
+    reader.join(10)
+    assert len(got[0].decode().splitlines()) == 3000 and log.errors == 0
     os.close(r)

@@ -129,12 +129,13 @@ class LabelLog:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)         # another analyst's batch is never split by ours
+            n = data.count(b"\n")
             if not ends_in_newline(fd):
                 data = b"\n" + data                # a line a crash cut short ends here; ours stay readable
             append_all(fd, data)
         finally:
             os.close(fd)                            # releases the lock
-        return data.count(b"\n")
+        return n
 
 
 def printable(s: str) -> str:

@@ -46,6 +46,7 @@ class SenderEntry:
 class RowError:
     line: int
     message: str
+    count: int = 1                  # bad rows it stands for (the last one past MAX_ROW_ERRORS counts the rest)
 
     def __str__(self):
         return f"line {self.line}: {self.message}"
@@ -232,7 +233,12 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
         yield rec
     if bad > MAX_ROW_ERRORS:
         yield RowError(last_bad, f"... and {bad - MAX_ROW_ERRORS} more bad rows (the first {MAX_ROW_ERRORS} are "
-                                 "listed above; the last is on this line)")
+                                 "listed above; the last is on this line)", bad - MAX_ROW_ERRORS)
+
+
+def bad_rows(errors) -> int:
+    """How many bad rows `errors` stand for."""
+    return sum(getattr(e, "count", 1) for e in errors)
 
 
 def write_csv(kind: str, rows, out) -> int:
@@ -255,5 +261,5 @@ def sender_entry_key(e: SenderEntry):
     return n if n is not None else normalise_sender_id(e.sender)
 
 
-__all__ = ["read_csv", "iter_csv", "write_csv", "SenderEntry", "RowError", "CsvError", "KINDS", "HEADERS",
+__all__ = ["read_csv", "iter_csv", "bad_rows", "write_csv", "SenderEntry", "RowError", "CsvError", "KINDS", "HEADERS",
            "parse_row", "parse_channel", "parse_domain", "format_number", "sender_entry_row", "sender_entry_key"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyroaring import BitMap64
 
 from ..numbers import normalise_number, normalise_sender_id
-from .csvio import parse_domain, parse_row
+from .csvio import KINDS, CsvError, parse_domain, parse_row
 from .ipranges import IpRanges, parse_cidr, parse_ip
 from .sets import Lists
 
@@ -33,14 +33,9 @@ def record(kind, value, channel, extra):
 
 
 def _is_cidr(v: str) -> bool:
-    """An address/prefix (a URL also has a '/': it is a domain's)."""
-    if "/" not in v:
-        return False
-    try:
-        parse_cidr(v)
-        return True
-    except ValueError:
-        return False
+    """An address/prefix: anything with a '/' but a URL (whose '/' is a path's). A mistyped network stays a
+    network, and its error says so (it must never read as a phone number)."""
+    return "/" in v and "://" not in v
 
 
 def _is_ip(v: str) -> bool:

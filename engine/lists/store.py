@@ -11,7 +11,7 @@ from pathlib import Path
 import msgpack
 from pyroaring import BitMap64
 
-from .csvio import KINDS, CsvError, RowError, iter_csv, parse_row, read_csv, sender_entry_row, write_csv
+from .csvio import KINDS, CsvError, RowError, bad_rows, iter_csv, parse_row, read_csv, sender_entry_row, write_csv
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_rejected,
                       read_journal, read_journal_gen, replace_with_tail)
 from . import edits
@@ -247,7 +247,7 @@ class ListStore:
         """The rule every import follows: --replace is refused when the file had bad rows or none (unless
         allow_partial); otherwise the good rows go in (replacing the list with --replace)."""
         if replace and not allow_partial and (errors or not n):
-            why = f"{len(errors)} bad row(s)" if errors else "no rows"
+            why = f"{bad_rows(errors)} bad row(s)" if errors else "no rows"
             raise ImportRefused(f"{name}: --replace refused, {kind} list unchanged: {why} "
                                 f"(fix the file, or pass --allow-partial to replace with the good rows only)", errors)
         if not n and not replace:

@@ -139,7 +139,7 @@ class Forwarding:
             k = digest(call_id)
             ent = self.answered.get(k)
             if ent is not None and ent[1] is None:
-                self.answered.put(k, (ent[0], self.clock()))        # answered: the call starts
+                self.answered.put(k, (ent[0], self.clock(), ent[2]))     # answered: the call starts
 
     def _send_response(self, data, nxt):
         host = nxt.params.get("received") or nxt.host

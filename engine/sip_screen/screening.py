@@ -33,6 +33,13 @@ class Decision(NamedTuple):
     score: float
 
 
+def dialog_parties(msg, frm, to) -> int:
+    """A fixed-size key of the dialog an INVITE opens, seen from its caller: its From tag, the From user and the
+    To user. A re-INVITE from the caller has the same key; one from the callee has it with From and To
+    swapped (`dialog_parties(msg, to, frm)`)."""
+    return digest(msg.tag_in(frm), _user_of(msg, frm or ""), _user_of(msg, to or ""))
+
+
 def _loggable(s):
     """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
     surrogates by the codec) become \\xNN escapes."""
@@ -80,6 +87,8 @@ class Screening:
         def judged(v):
             d = self._decision(v)
             self.verdicts.put(key, d, time.monotonic())
+            if d.action is Action.DROP:                 # no dialog will exist: nothing may re-INVITE it
+                self.answered.pop(digest(first.get("call-id") or ""))
             then(d, False)
         self._screen(msg, src, judged)
 
@@ -105,7 +114,10 @@ class Screening:
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
         if len(caller) <= MAX_CALLER:
-            self.answered.put(digest(first.get("call-id") or ""), (caller, None))
+            # (caller, answer time, the dialog's parties: its From tag and the From and To users, which a
+            # re-INVITE from either side must carry -- screening.dialog_parties)
+            self.answered.put(digest(first.get("call-id") or ""),
+                              (caller, None, dialog_parties(msg, first.get("from"), first.get("to"))))
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:

@@ -38,7 +38,7 @@ from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
 from .recent import Recent, ack_key, digest
 from .routing import Routing
-from .screening import VERDICT_MEMORY, VERDICTS, Screening
+from .screening import VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .transport import TcpConnection, UdpEndpoint
@@ -67,7 +67,7 @@ class SipScreen(Forwarding, Screening, Routing):
         self.tcp_connecting: dict = {}
         self.tcp_per_source: dict = {}
         self.tcp_inbound = 0
-        self.answered = Recent(ANSWERED)                    # digest(Call-ID) -> (caller, answer time)
+        self.answered = Recent(ANSWERED)                    # digest(Call-ID) -> (caller, answer time, dialog parties)
         # ack_key(INVITE's top branch, Call-ID) -> (our branch, destination) of the INVITEs we
         # forwarded: the ACK of a non-2xx final goes the same way (§17.1.1.3). No age limit: the
         # key holds the UAC's branch, unique per transaction, so an old entry never matches wrongly
@@ -305,18 +305,22 @@ class SipScreen(Forwarding, Screening, Routing):
         # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
         # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
         # restart, more than ANSWERED calls up at once -- is judged like a new call.)
-        if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(call_id)):
+        if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1
             return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
                                                                                 conn, replay))
         self._forward(msg, dest, branch, (transport, src, conn))
 
-    def _dialog_answered(self, call_id: str) -> bool:
-        """A call this screen judged and let through and whose 200 it relayed (its answer time is set): only
-        its re-INVITEs go on unjudged. A call it rejected, or one never answered, has no dialog to re-INVITE."""
+    def _dialog_answered(self, msg, call_id: str, first) -> bool:
+        """A re-INVITE of a call this screen judged and let through and whose 200 it relayed (its answer time
+        is set), between the same parties (its From tag, From and To users, from either side): only those go
+        on unjudged. A call it rejected or never saw answered has no dialog, and a Call-ID alone is no dialog."""
         ent = self.answered.get(digest(call_id)) if self.answered else None
-        return ent is not None and ent[1] is not None
+        if ent is None or ent[1] is None:
+            return False
+        frm, to = first.get("from"), first.get("to")
+        return ent[2] in (dialog_parties(msg, frm, to), dialog_parties(msg, to, frm))
 
     def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False):
         """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:

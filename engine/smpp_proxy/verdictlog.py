@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import select
 import stat
 import sys
 import threading
@@ -280,8 +281,8 @@ class PipeOut:
     def write(self, s: str) -> None:
         b = s.encode("utf-8", "backslashreplace")
         with self.cv:
-            if self.failed is not None:
-                raise OSError(f"verdict log: {self.failed}")
+            if self.failed is not None or self.closing:
+                raise OSError(f"verdict log: {self.failed or 'closed'}")
             if len(self.buf) + len(b) > self.MAX:
                 raise OSError(f"the verdict log's reader is not keeping up ({len(self.buf)} bytes waiting): "
                               "line dropped")
@@ -303,7 +304,10 @@ class PipeOut:
             view = memoryview(chunk)
             try:
                 while view:
-                    view = view[os.write(self.fd, view):]
+                    try:
+                        view = view[os.write(self.fd, view):]
+                    except BlockingIOError:  # someone sharing the pipe set it non-blocking: wait until it drains
+                        select.select([], [self.fd], [], 1.0)
             except OSError as e:             # a closed pipe: later writes raise, the loop goes on
                 with self.cv:
                     self.failed = e.strerror or str(e)
