@@ -196,6 +196,10 @@ def test_blacklist_values_as_people_write_them(tmp_path):
         r = run_cli("lists", "add", "blacklist", typo, "--data-dir", tmp_path)
         assert r.returncode != 0 and "CIDR" in r.stderr, (typo, r.stderr)
     assert not ListStore(tmp_path).load().bl_numbers
+    assert run_cli("lists", "add", "blacklist", "http://203.0.113.7:8080/login", "--data-dir", tmp_path).returncode == 0
+    L = ListStore(tmp_path).load()
+    assert "203.0.113.7" in L.bl_ips
+    assert "203.0.113.7" not in L.bl_domains
 
 
 def test_a_big_dnc_import_is_compact_and_bad_rows_are_capped(tmp_path):

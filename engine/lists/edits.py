@@ -20,6 +20,7 @@ def record(kind, value, channel, extra):
             raise ValueError("senders needs SENDER --owner OWNER --category QC|CSKH [--valid-from] [--valid-to] [--accounts]")
         return parse_row("senders", row)
     if kind == "blacklist":
+        value = _url_host_if_ip(value)
         if _is_cidr(value) or _is_ip(value):
             return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
         if normalise_number(value) is not None:
@@ -30,6 +31,18 @@ def record(kind, value, channel, extra):
             raise ValueError("consent needs NUMBER --owner OWNER")
         return parse_row("consent", [extra[0], value])
     raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _url_host_if_ip(v: str) -> str:
+    """`http://1.2.3.4/x` -> `1.2.3.4` (a link to an address lists the address); any other value as it is."""
+    if "://" not in v:
+        return v
+    host = v.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host if _is_ip(host) else v
 
 
 def _is_cidr(v: str) -> bool:
@@ -82,6 +95,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
         k = n if n is not None else normalise_sender_id(value)
         return L.senders.pop(k, None) is not None
     if kind == "blacklist":
+        value = _url_host_if_ip(value)
         if _is_cidr(value) or _is_ip(value):
             return L.bl_ips.remove(*(parse_cidr(value) if "/" in value else parse_ip(value)))
         n = normalise_number(value)
