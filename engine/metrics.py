@@ -29,6 +29,7 @@ from .smpp_proxy.server import VerdictLog
 
 log = logging.getLogger("telfilter")
 
+MAX_PER_PEER = 8                # connections from one address at once: the others stay reachable
 MAX_CONNECTIONS = 32
 REQUEST_TIMEOUT_S = 5.0
 MAX_REQUEST_HEAD = 8192
@@ -82,6 +83,7 @@ class Metrics:
     async def start(self, listen: str):
         host, _, port = listen.rpartition(":")
         self._conns = 0
+        self._by_peer: dict = {}
         self.server = await asyncio.start_server(self._serve, host.strip("[]") or "127.0.0.1", int(port),
                                                  limit=MAX_REQUEST_HEAD)
         return self.server
@@ -95,10 +97,13 @@ class Metrics:
         await self.server.wait_closed()
 
     async def _serve(self, reader, writer):
-        if self._conns >= MAX_CONNECTIONS:
-            writer.close()
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        per = self._by_peer.get(peer, 0)
+        if self._conns >= MAX_CONNECTIONS or per >= MAX_PER_PEER:
+            writer.close()           # one slow peer cannot hold every slot (a liveness probe must get in)
             return
         self._conns += 1
+        self._by_peer[peer] = per + 1
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
             method, path = _request_line(head)
@@ -115,6 +120,11 @@ class Metrics:
             log.exception("metrics endpoint: internal error")
         finally:
             self._conns -= 1
+            left = self._by_peer.get(peer, 1) - 1
+            if left > 0:
+                self._by_peer[peer] = left
+            else:
+                self._by_peer.pop(peer, None)
             writer.close()
 
     def _route(self, method: str, path: str):

@@ -103,3 +103,28 @@ def test_counter_keys_taken_over_at_max_keys_are_counted_and_exported(tmp_path):
     assert c.evicted()[ns] == 50
     text = generate_latest(Metrics(pipe).registry).decode()
     assert {s.labels["namespace"]: s.value for s in _samples(text, "telfilter_state_evicted_keys_total")} == {ns: 50}
+
+
+def test_one_peer_cannot_hold_every_metrics_slot(tmp_path):
+    import asyncio
+
+    from engine.metrics import MAX_PER_PEER, Metrics
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+
+    async def main():
+        m = Metrics(pipe)
+        await m.start("127.0.0.1:0")
+        idle = [await asyncio.open_connection("127.0.0.1", m.port) for _ in range(MAX_PER_PEER)]
+        await asyncio.sleep(0.05)
+        r, w = await asyncio.open_connection("127.0.0.1", m.port)
+        extra = await asyncio.wait_for(r.read(), 2)            # closed at once, not held
+        r0, w0 = idle[0]
+        w0.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+        answer = await asyncio.wait_for(r0.read(), 5)
+        for _, wr in idle:
+            wr.close()
+        w.close()
+        await m.stop()
+        return extra, answer
+    extra, answer = asyncio.run(main())
+    assert extra == b"" and answer.startswith(b"HTTP/1.1 ")
