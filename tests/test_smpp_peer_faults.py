@@ -107,3 +107,43 @@ def test_unbind_answers_a_part_still_waiting_for_its_other_parts(pipe):
         s.sendall(encode(P.Unbind(sequence_number=3)))
         got = [read_raw(s), read_raw(s)]
         assert [(p.command_id, p.sequence_number) for p in got] == [(C.SUBMIT_SM_RESP, 2), (C.UNBIND_RESP, 3)]
+
+
+class _HeldVerdicts:
+    """A shared state store whose verdicts settle only when the test says (as Redis confirming a commit)."""
+
+    def __init__(self):
+        self.waiting, self.busy = [], False
+
+    def begin(self):
+        pass
+
+    def settle(self, pipeline, v, done):
+        self.waiting.append((v, done))
+
+    def release(self):
+        for v, done in self.waiting:
+            done(v)
+        self.waiting.clear()
+
+
+def test_unbind_waits_for_a_verdict_the_shared_store_has_not_settled(pipe):
+    held = _HeldVerdicts()
+    with ProxyHarness(pipe) as h:
+        pipe.state.shared = held
+        try:
+            s, _ = raw_session(h)
+            s.sendall(encode(P.SubmitSm(sequence_number=2, source_addr="84901234567",
+                                        destination_addr="84912345678", short_message=b"see you at 5")))
+            assert wait(lambda: len(held.waiting) == 1)
+            s.sendall(encode(P.Unbind(sequence_number=3)))
+            time.sleep(0.2)
+            s.settimeout(0.2)
+            with pytest.raises(socket.timeout):
+                read_raw(s)                                 # nothing yet: the submit is still owed
+            s.settimeout(5)
+            h.run(held.release)
+            got = [read_raw(s), read_raw(s)]
+            assert [(p.command_id, p.sequence_number) for p in got] == [(C.SUBMIT_SM_RESP, 2), (C.UNBIND_RESP, 3)]
+        finally:
+            pipe.state.shared = None

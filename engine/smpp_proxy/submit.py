@@ -289,9 +289,13 @@ class SubmitPath:
         us = (_perf_counter() - t0) * 1e6
 
         def judged(v):
+            sess.in_flight -= 1
             self.stats[_STAT_KEY[v.action]] += 1
             self.vlog.write_sms(msg, what, v, us, binary, reading)
-            then(v)
+            then(v)                                      # forwarded (in flight again) or answered now
+            if sess.unbind_seq is not None and not sess.in_flight:
+                self.unbind_answered(sess)               # an unbind that came while the verdict was settling
+        sess.in_flight += 1                              # owed an answer until the shared store settles it
         shared.settle(self.pipeline, v, judged)
 
     def _drop(self, sess, pdus, v):
