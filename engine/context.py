@@ -104,8 +104,8 @@ class _Hosts:
         t = c.text
         # every link has a '.' (a bare domain; or a full-width / ideographic one) or a ':' (a scheme);
         # most texts have neither
-        v = c.__dict__["hosts"] = find_hosts(t) if t and (
-            "." in t or ":" in t or "\uff0e" in t or "\u3002" in t or "\uff61" in t) else []
+        v = c.__dict__["hosts"] = find_hosts(t) if t and ("." in t or ":" in t or (
+            not t.isascii() and ("\uff0e" in t or "\u3002" in t or "\uff61" in t))) else []
         return v
 
 

@@ -42,27 +42,31 @@ def test_a_throttled_message_is_not_judged_so_its_retries_are_not_a_flood(pipe):
         assert h.proxy.stats["upstream_unavailable"] == 5
 
 
+def _send_parts(s, first_seq):
+    """The three parts of one concatenated message, sequence numbers first_seq + 1..3."""
+    for part in (1, 2, 3):
+        udh = bytes([5, 0, 3, 0x42, 3, part])
+        s.sendall(_sm(first_seq + part, udh + b"part %d of the quarterly planning reminder" % part, esm_class=0x40))
+
+
+def _answers(s, n):
+    got = {}
+    while len(got) < n:
+        r = read_raw(s)
+        got[r.sequence_number] = r.command_status
+    return got
+
+
 def test_a_concatenated_message_goes_whole_through_one_link_or_not_at_all(pipe):
     with ProxyHarness(pipe, settings=SmppSettings(smsc_window=3, concat_timeout=2.0)) as h:
         h.sim.answer_delay = 0.5
         s, _ = raw_session(h)
         s.sendall(_sm(2, b"an unrelated single message first", dest="84912349999"))   # one slot busy
-        for part in (1, 2, 3):
-            udh = bytes([5, 0, 3, 0x42, 3, part])
-            s.sendall(_sm(2 + part, udh + b"part %d of the quarterly planning reminder" % part, esm_class=0x40))
-        got = {}
-        while len(got) < 4:
-            r = read_raw(s)
-            got[r.sequence_number] = r.command_status
+        _send_parts(s, 2)
+        got = _answers(s, 4)
         assert [got[q] for q in (3, 4, 5)] == [C.ESME_RTHROTTLED] * 3
         time.sleep(0.2)
         assert len(h.sim.submits()) == 1                 # none of the parts went out
-        for part in (1, 2, 3):                            # the ESME sends them again, with room now
-            udh = bytes([5, 0, 3, 0x42, 3, part])
-            s.sendall(_sm(10 + part, udh + b"part %d of the quarterly planning reminder" % part, esm_class=0x40))
-        got = {}
-        while len(got) < 3:
-            r = read_raw(s)
-            got[r.sequence_number] = r.command_status
-        assert got == {11: 0, 12: 0, 13: 0}
+        _send_parts(s, 10)                                # the ESME sends them again, with room now
+        assert _answers(s, 3) == {11: 0, 12: 0, 13: 0}
         assert wait(lambda: len(h.sim.submits()) == 4)

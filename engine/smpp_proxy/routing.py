@@ -161,9 +161,7 @@ class DeliveryRouting:
                 continue
             for pfx in acct.mo_prefixes:
                 if dest.startswith(pfx) and (best is None or len(pfx) > best[0]):
-                    # a receiver with room in its window, as for receipts: none -> the SMSC retries later
-                    rx = [s for s in sessions if s.state.can_receive and not s.closed
-                          and len(s.window) < s.account.window]
+                    rx = self._receiving(sessions)       # none with room -> the SMSC retries later
                     if rx:
                         best = (len(pfx), rx)
         if best is None:
@@ -171,7 +169,12 @@ class DeliveryRouting:
         return best[1][next(self._rr) % len(best[1])]
 
     def _receivers(self, acct):
-        return [s for s in self.binds.get(acct, []) if s.state.can_receive and not s.closed
+        return self._receiving(self.binds.get(acct, ()))
+
+    @staticmethod
+    def _receiving(sessions):
+        """The sessions that can take a deliver_sm now: a receiver bind, open, with room in its window."""
+        return [s for s in sessions if s.state.can_receive and not s.closed
                 and len(s.window) < s.account.window and not s.transport.is_closing()]
 
     # ------------------------------------------------------------ held receipts
@@ -184,11 +187,7 @@ class DeliveryRouting:
     def _deliver_receipt(self, acct, pdu, on_done, target=None, acked=False):
         rx = [target] if target is not None else self._receivers(acct)
         if not rx:
-            if not acked and self.held_total >= self.settings.max_held_receipts:
-                self.stats["receipts_refused_held_full"] += 1
-                return on_done(False)
-            self._hold(acct, pdu)
-            return on_done(True)              # held: we answer for it now
+            return on_done(self._hold(acct, pdu, acked))      # held: we answer for it now (or: retry later)
         sess = rx[next(self._rr) % len(rx)]
 
         def done(r):
@@ -200,22 +199,26 @@ class DeliveryRouting:
                 return on_done(C.ESME_RX_P_APPN)
             if r is None or r.command_status != 0:
                 # the ESME went away, did not answer or refused it: held, tried again after HELD_RETRY
-                if not acked and self.held_total >= self.settings.max_held_receipts:
-                    self.stats["receipts_refused_held_full"] += 1
-                    return on_done(False)
-                self._hold(acct, pdu)
-                self.held_retry_at[acct] = time.monotonic() + HELD_RETRY
-                return on_done(True)
+                held = self._hold(acct, pdu, acked)
+                if held:
+                    self.held_retry_at[acct] = time.monotonic() + HELD_RETRY
+                return on_done(held)
             on_done(True)
             if self.held.get(acct):
                 self._flush_held(acct)        # a window slot is free: the next held receipt takes it
         self._send_to_esme(sess, pdu, done)
 
-    def _hold(self, acct, pdu) -> None:
+    def _hold(self, acct, pdu, acked: bool = True) -> bool:
+        """Hold a receipt; False (not held) at max_held_receipts for one the SMSC still waits on: it is then
+        answered ESME_RX_T_APPN and keeps it. One already acknowledged is always held (net zero: it was)."""
+        if not acked and self.held_total >= self.settings.max_held_receipts:
+            self.stats["receipts_refused_held_full"] += 1
+            return False
         raw = getattr(pdu, "raw", b"")
         self.held[acct].append(_HeldReceipt(raw) if raw else pdu)
         self.held_total += 1
         self.stats["receipts_held"] += 1
+        return True
 
     def _flush_held(self, acct, now: float | None = None):
         q = self.held.get(acct)

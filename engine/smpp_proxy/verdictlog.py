@@ -229,12 +229,6 @@ class VerdictLog:
             self.f.flush()
         except Exception as e:
             self._failed(e)
-        if getattr(self.f, "pending", 0):       # a pipe that took part of it: the rest goes next time
-            try:
-                asyncio.get_running_loop().call_later(self.FLUSH_S, self.flush)
-                self._flush_pending = True
-            except RuntimeError:
-                pass
 
     def close(self) -> None:
         if isinstance(self.f, PipeOut):
@@ -273,10 +267,6 @@ class PipeOut:
         self.failed = None
         self.thread = threading.Thread(target=self._run, name="verdict-log", daemon=True)
         self.thread.start()
-
-    @property
-    def pending(self) -> int:
-        return 0                             # the thread writes it: nothing for the loop to come back for
 
     def write(self, s: str) -> None:
         b = s.encode("utf-8", "backslashreplace")
