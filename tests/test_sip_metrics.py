@@ -11,7 +11,7 @@ from engine.lists import ListStore
 
 from .conftest import ROOT
 from .test_metrics import _get, _samples
-from .test_serve import free_port, wait_for
+from .test_serve import wait_for
 
 
 def _invite(caller, call_id, uac_port, screen_port):
@@ -39,16 +39,19 @@ def test_final_responses_by_code_counted_once_per_invite_transaction(tmp_path):
     uac.bind(("127.0.0.1", 0))
     for s in (uas, uac):
         s.settimeout(5)
-    sip_port, mport, ready = free_port(socket.SOCK_DGRAM), free_port(), tmp_path / "ready"
+    ready = tmp_path / "ready"
+    # every port 0, read back from the ready file: no window between choosing a free port and binding it
     p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data,
-                          "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{sip_port}",
+                          "--smpp-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0",
                           "--sip-next-hop", f"127.0.0.1:{uas.getsockname()[1]}", "--sip-allow-networks", "127.0.0.0/8",
-                          "--log", tmp_path / "v.jsonl", "--metrics-listen", f"127.0.0.1:{mport}", "--ready-file", ready],
+                          "--log", tmp_path / "v.jsonl", "--metrics-listen", "127.0.0.1:0", "--ready-file", ready],
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.log", "w"))
-    screen = ("127.0.0.1", sip_port)
     up = uac.getsockname()[1]
     try:
         assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
+        ports = dict(line.split() for line in ready.read_text().splitlines())
+        sip_port, mport = int(ports["sip"]), int(ports["metrics"])
+        screen = ("127.0.0.1", sip_port)
         # an answered call: the UAS sends its 200 twice (a retransmission), both relayed
         uac.sendto(_invite("0901234567", "ok-1", up, sip_port), screen)
         fwd, _ = uas.recvfrom(65535)
