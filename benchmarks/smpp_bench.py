@@ -33,15 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import ports
+
 THROTTLED = "0x58"
 
 
 def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return ports.free_port()
 
 
 def _wait_port(port, timeout=30.0) -> bool:

@@ -8,13 +8,11 @@ import time
 
 import pytest
 
+from benchmarks import ports
+
 
 def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return ports.free_port()
 
 
 class RedisServer:

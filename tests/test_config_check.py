@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from benchmarks import ports
 from engine.cli import parser
 from engine.config import ConfigError, load_settings
 
@@ -73,11 +74,7 @@ def test_each_file_is_checked(cfg, name, body, where):
 
 
 def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return ports.free_port()
 
 
 @pytest.mark.parametrize("name,body,where", [

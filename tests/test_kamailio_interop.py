@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from benchmarks import ports
 from engine.app import build
 from engine.lists import ListStore
 from engine.sip_screen.harness import SipHarness
@@ -83,11 +84,7 @@ request_route {{
 
 
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return ports.free_port(socket.SOCK_DGRAM)
 
 
 def udp_bound(port) -> bool:

@@ -11,6 +11,7 @@ import time
 import smpplib.client
 import smpplib.gsm
 
+from benchmarks import ports
 from engine.app import build
 from engine.smpp_proxy.harness import ProxyHarness
 
@@ -33,29 +34,12 @@ text = "say hello"
 
 
 def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return ports.free_port(kind)
 
 
 def free_sip_port():
     """A port free for both UDP and TCP: the SIP screen listens on both (RFC 3261 §18)."""
-    for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no port free for both UDP and TCP")
+    return ports.free_port(socket.SOCK_DGRAM, socket.SOCK_STREAM)
 
 
 def wait_for(pred, timeout=15):

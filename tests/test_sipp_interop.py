@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from benchmarks import ports
 from engine.app import build
 from engine.lists import ListStore
 from engine.sip_screen.harness import SipHarness
@@ -37,11 +38,7 @@ caller = "0900000778"
 
 
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return ports.free_port(socket.SOCK_DGRAM)
 
 
 @pytest.fixture

@@ -1,0 +1,68 @@
+"""Loopback ports for the servers tests and benchmarks start (telfilter serve, SMSC simulators, redis-server,
+sipp, Kamailio).
+
+A port the kernel hands out for port 0 is an ephemeral one: once the probing socket is closed, any outgoing
+connection on the machine (a client of another test, the package manager, a browser) may be given the same
+port before the server binds it, and the server then fails to start. Ports are therefore drawn at random
+from just below the kernel's ephemeral range (net.ipv4.ip_local_port_range), which the kernel never assigns
+on its own, checked bindable for every transport asked for, and not handed out twice by one process.
+"""
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+
+_SPAN = 12_000            # how far below the ephemeral range ports are drawn from
+_rng = random.Random(os.getpid() ^ time.time_ns())
+_given: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768       # Linux's default; other systems' ranges start higher
+
+
+def _bindable(port: int, kind: int) -> bool:
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _kernel_port(kinds) -> int:
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, kinds[0])
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _given and all(_bindable(port, k) for k in kinds[1:]):
+            return port
+    raise RuntimeError("no loopback port free for " + ", ".join(map(str, kinds)))
+
+
+def free_port(*kinds: int) -> int:
+    """A loopback port free now for each socket kind given (TCP when none): SOCK_STREAM, SOCK_DGRAM, or both
+    for a SIP listener (RFC 3261 §18: UDP and TCP on one port)."""
+    kinds = kinds or (socket.SOCK_STREAM,)
+    hi = _ephemeral_low()
+    lo = max(1024, hi - _SPAN)
+    port = None
+    if hi - lo >= 1000:
+        for _ in range(200):
+            p = _rng.randrange(lo, hi)
+            if p not in _given and all(_bindable(p, k) for k in kinds):
+                port = p
+                break
+    if port is None:       # no room below the ephemeral range (an unusual sysctl): ask the kernel
+        port = _kernel_port(kinds)
+    _given.add(port)
+    return port
