@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from benchmarks import ports
 from engine.lists import ListStore
 from engine.lists.ipranges import IpRanges, parse_cidr, parse_ip
 from engine.lists.publish import verify_zone, write_blacklist
@@ -86,9 +87,7 @@ def test_formats_carry_time_and_a_checksum_that_detects_changes(tmp_path):
 
 
 def _free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return ports.free_port(socket.SOCK_DGRAM)
 
 
 def test_rbldnsd_loads_the_zone_and_answers(tmp_path):
