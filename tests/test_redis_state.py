@@ -443,3 +443,51 @@ def test_an_entry_whose_journal_write_fails_is_read_again(tmp_path, monkeypatch)
     r._apply([entry])                                      # what follow() reads again
     assert r.last_id == "1-0"
     assert ListStore(P.store.dir).load().in_dnc(84912000001, "S")
+
+
+def test_what_waits_for_an_unreachable_server_is_bounded_and_then_published(tmp_path, url, monkeypatch):
+    """Redis away: DNC changes wait as net sets (a number changed again and again is held once, with its
+    last change), a snapshot's difference as bitmaps, 5656 reports up to MAX_PENDING_REPORTS (the oldest
+    leave the queue, counted). Back: the other node ends in the state this node has, in stream order."""
+    import engine.state.replication as R
+    from engine.lists.sets import Lists
+    monkeypatch.setattr(R, "MAX_PENDING_REPORTS", 5)
+    monkeypatch.setattr(R, "CHUNK", 1000)
+
+    async def main():
+        A, B = _lists_node(tmp_path, "A"), _lists_node(tmp_path, "B")
+        down = R.DncReplicator("redis://127.0.0.1:1/0?timeout=0.2", A)       # nothing listens on port 1
+        ra, rb = R.DncReplicator(url, A), R.DncReplicator(url, B)
+        ra.node = down.node
+        for i in range(3000):                           # 1,000 numbers, each added, removed, added again
+            for op in ("add", "remove", "add"):
+                down.publish(op, 84912000000 + i % 1000, "SV")
+        down.publish("remove", 84912000007, "V")
+        old, new = Lists(), Lists()
+        new.dnc_s.update(range(84913000000, 84913005000))    # a CLI import of 5,000 numbers
+        assert down.publish_diff(old, new) == 5000
+        down.publish("add", 84912999999, "S")           # journalled after the import: a third segment
+        for k in range(8):
+            down.publish_report({"kind": "S", "reported": "+84987654321", "reporter": f"+8491200{k:04d}",
+                                 "time": "2026-12-01T00:00:00Z"})
+        for _ in range(100):                            # the first attempts fail
+            if down.stats["errors"]:
+                break
+            await asyncio.sleep(0.05)
+        assert down.stats["errors"] >= 1
+        assert [c.j for c in down.out] == [True, False, True]
+        assert down.pending() == 1000 * 2 + 5000 + 1     # S and V of 1,000 numbers, the import, one more
+        assert len(down.out_reports) == 5 and down.stats["reports_dropped"] == 3
+        # the server is back (the same node's queue moved to a reachable client)
+        ra.out, ra.out_reports, down.out, down.out_reports = down.out, down.out_reports, [], R.deque()
+        await ra._publish_all()
+        assert not ra.out and not ra.out_reports and ra.stats["published"] == 7001
+        got = await rb.redis.xrange(R.STREAM, min="-")
+        assert all(len(n) <= 1000 for _e, f in got if b"d" in f for _op, _ch, n in msgpack.unpackb(f[b"d"]))
+        rb._apply(got)
+        L = B.lists
+        assert all(84912000000 + i in L.dnc_s for i in range(1000)) and 84912000007 not in L.dnc_v
+        assert 84912000008 in L.dnc_v and 84913004999 in L.dnc_s and 84912999999 in L.dnc_s
+        await down.close(); await ra.close(); await rb.close()
+    import msgpack
+    asyncio.run(main())

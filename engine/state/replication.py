@@ -41,6 +41,17 @@ diffs, so nothing is written twice.
 A publication that fails (Redis away) is retried with back-off while the process lives; the
 change is already in force here and in this node's journal. A crash before it is published
 leaves it on this node only (a window of one loop iteration while Redis is up).
+
+What waits to be published is bounded whatever the outage's length or the import's size:
+- DNC changes wait as net add/remove sets per channel (roaring bitmaps, `_Changes`): a number
+  changed many times is held once, with its last operation, which is all an idempotent
+  add/remove stream conveys to the other nodes' final state. They take at most about the space of
+  the lists they change; a CLI import's difference is held as the bitmap difference itself, not
+  as one object per number. Changes journalled here and a CLI snapshot's difference wait in
+  separate segments, in order (at most two segments per list reload during an outage).
+- 5656 reports wait in a queue of at most MAX_PENDING_REPORTS; beyond it the oldest leaves the
+  queue (counted in `reports_dropped`, logged). It is still in this node's reports.jsonl: only
+  the other nodes' SENDER_REPORTED counts miss it.
 """
 from __future__ import annotations
 
@@ -52,7 +63,10 @@ import secrets
 import time
 from pathlib import Path
 
+from collections import deque
+
 import msgpack
+from pyroaring import BitMap64
 
 from .url import parse_url
 
@@ -62,6 +76,42 @@ STREAM = "tf:dnc"
 MAXLEN = 1_000_000          # entries kept in the stream (~, Redis trims in whole nodes)
 BLOCK_MS = 1000
 CHUNK = 10_000              # numbers per stream entry
+MAX_PENDING_REPORTS = 100_000   # 5656 reports waiting to be published (a few hundred bytes each)
+CHANNELS = ("S", "V")
+
+
+class _Changes:
+    """DNC changes waiting to be published: the net add and remove sets per channel, and whether they
+    were journalled here (`j`: a 5656 or ctl change, journalled again when it comes back) or are a CLI
+    snapshot's difference (in the snapshot already)."""
+    __slots__ = ("j", "add", "rem")
+
+    def __init__(self, j: bool):
+        self.j = j
+        self.add = {c: BitMap64() for c in CHANNELS}
+        self.rem = {c: BitMap64() for c in CHANNELS}
+
+    def put(self, op: str, ch: str, number: int) -> None:
+        """One change; ch is "S", "V" or "SV" (both, published as one run per channel)."""
+        gain, lose = (self.add, self.rem) if op == "add" else (self.rem, self.add)
+        for c in ch:
+            lose[c].discard(number)
+            gain[c].add(number)
+
+    def merge(self, ch: str, added, removed) -> None:
+        """Later changes of one channel, whole sets at a time (a snapshot's difference)."""
+        self.add[ch] = (self.add[ch] - removed) | added
+        self.rem[ch] = (self.rem[ch] - added) | removed
+
+    def __len__(self) -> int:
+        return sum(len(b) for c in CHANNELS for b in (self.add[c], self.rem[c]))
+
+    def runs(self):
+        """(op, channel, bitmap) of what is waiting; one number is in one run at most, so their order is free."""
+        for c in CHANNELS:
+            for op, b in (("remove", self.rem[c]), ("add", self.add[c])):
+                if b:
+                    yield op, c, b
 
 
 def node_id(data_dir: Path) -> str:
@@ -96,14 +146,15 @@ class DncReplicator:
         self.node = node_id(pipe.store.dir)
         self.id_path = Path(pipe.store.dir) / "lists" / "dnc.stream-id"
         self.last_id = self._read_id()
-        self.out: list = []             # [op, channel, number, journalled here] waiting to be published
-        self.out_reports: list = []     # 5656 spam reports (JSON records) waiting to be published
+        self.out: list[_Changes] = []   # DNC changes waiting to be published, oldest segment first
+        self.out_reports: deque = deque()   # 5656 spam reports (JSON records) waiting to be published
         self._scheduled = False
         self._pub_task = None
         self._backoff = 0.1
         self._last_log = 0.0
+        self._last_drop_log = -5.0
         self.stats = {"published": 0, "applied_remote": 0, "applied_own": 0, "errors": 0, "delay_ms_last": None,
-                      "reports_published": 0, "reports_applied": 0}
+                      "reports_published": 0, "reports_applied": 0, "reports_dropped": 0}
         pipe.store.publish = self.publish
         if pipe.reports is not None and not isinstance(pipe.reports, PublishingReports):
             pipe.reports = PublishingReports(pipe.reports, self)
@@ -115,13 +166,36 @@ class DncReplicator:
         except FileNotFoundError:
             return "0"
 
+    def _segment(self, j: bool) -> _Changes:
+        if not self.out or self.out[-1].j != j:
+            self.out.append(_Changes(j))
+        return self.out[-1]
+
+    def pending(self) -> int:
+        """DNC numbers waiting to be published (each once, with its last change)."""
+        return sum(len(c) for c in self.out)
+
     def publish(self, op: str, number: int, channel: str) -> None:
-        self.out.append((op, channel, number, True))
+        self._segment(True).put(op, channel, number)
         self._soon()
 
     def publish_report(self, rec: dict) -> None:
         self.out_reports.append(json.dumps(rec, ensure_ascii=False))
+        self._bound_reports()
         self._soon()
+
+    def _bound_reports(self) -> None:
+        over = len(self.out_reports) - MAX_PENDING_REPORTS
+        if over > 0:
+            for _ in range(over):
+                self.out_reports.popleft()
+            self.stats["reports_dropped"] += over
+            now = time.monotonic()
+            if now - self._last_drop_log >= 5.0:
+                self._last_drop_log = now
+                log.error("DNC replication: more than %d 5656 reports waiting for %s; %d so far left the queue, "
+                          "oldest first (they are in this node's reports.jsonl; other nodes will not count them)",
+                          MAX_PENDING_REPORTS, self.url, self.stats["reports_dropped"])
 
     def _soon(self) -> None:
         if not self._scheduled:
@@ -137,14 +211,12 @@ class DncReplicator:
             return 0
         n = 0
         for ch, a, b in (("S", old.dnc_s, new.dnc_s), ("V", old.dnc_v, new.dnc_v)):
-            for op, nums in (("add", b - a), ("remove", a - b)):
-                for x in nums:
-                    self.out.append((op, ch, x, False))
-                    n += 1
+            added, removed = b - a, a - b
+            if added or removed:
+                self._segment(False).merge(ch, added, removed)
+                n += len(added) + len(removed)
         if n:
-            if not self._scheduled:
-                self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._kick)
+            self._soon()
         return n
 
     def _kick(self) -> None:
@@ -155,29 +227,40 @@ class DncReplicator:
     async def _publish_all(self) -> None:
         while self.out or self.out_reports:
             batch, self.out = self.out, []
-            reports, self.out_reports = self.out_reports, []
-            entries = [{"d": e, **({"j": "1"} if j else {})} for e, j in _pack(batch)] + [{"r": r} for r in reports]
+            reports, self.out_reports = self.out_reports, deque()
             try:
-                for e in entries:
-                    await self.redis.xadd(STREAM, {"node": self.node, "t": f"{time.time():.6f}", **e},
-                                          maxlen=MAXLEN, approximate=True)
-                self.stats["published"] += len(batch)
+                for seg in batch:
+                    for e in _entries(seg):
+                        await self._xadd({"d": e, **({"j": "1"} if seg.j else {})})
+                for r in reports:
+                    await self._xadd({"r": r})
+                self.stats["published"] += sum(len(c) for c in batch)
                 self.stats["reports_published"] += len(reports)
                 self._backoff = 0.1
             except Exception as e:
-                self.out[:0] = batch                # kept, in order, for the retry
-                self.out_reports[:0] = reports
+                # kept, in order, for the retry (what went out already goes again: applying is idempotent)
+                if self.out and batch and self.out[0].j == batch[-1].j:
+                    _fold(batch[-1], self.out.pop(0))
+                self.out[:0] = batch
+                reports.extend(self.out_reports)
+                self.out_reports = reports
+                self._bound_reports()
                 self._error("publish", e)
                 await asyncio.sleep(self._backoff)
                 self._backoff = min(self._backoff * 2, 5.0)
+
+    async def _xadd(self, fields: dict) -> None:
+        await self.redis.xadd(STREAM, {"node": self.node, "t": f"{time.time():.6f}", **fields},
+                              maxlen=MAXLEN, approximate=True)
 
     def _error(self, what, e) -> None:
         self.stats["errors"] += 1
         now = time.monotonic()
         if now - self._last_log >= 5.0:
             self._last_log = now
-            log.error("DNC replication (%s) via %s failed: %s: %s (%d changes waiting to be published; retrying)",
-                      what, self.url, type(e).__name__, e, len(self.out))
+            log.error("DNC replication (%s) via %s failed: %s: %s (%d numbers and %d reports waiting to be "
+                      "published; retrying)", what, self.url, type(e).__name__, e, self.pending(),
+                      len(self.out_reports))
 
     # ------------------------------------------------------------ following
     async def catch_up(self, timeout: float = 5.0) -> int:
@@ -310,28 +393,26 @@ class PublishingReports:
         return getattr(self.inner, name)
 
 
-def _pack(batch) -> list[tuple[bytes, bool]]:
-    """[(op, channel, number, journalled)] -> [(msgpack entry of runs [op, channel, [numbers]], journalled)],
-    in order; an entry holds changes of one kind (journalled here or a CLI snapshot's difference) only."""
-    runs = []
-    for op, ch, x, j in batch:
-        if runs and runs[-1][:2] == [op, ch] and runs[-1][3] == j:
-            runs[-1][2].append(x)
-        else:
-            runs.append([op, ch, [x], j])
-    entries, cur, size, cur_j = [], [], 0, None
-    for op, ch, nums, j in runs:
-        for i in range(0, len(nums), CHUNK):
-            part = nums[i:i + CHUNK]
-            if cur and (size + len(part) > CHUNK or j != cur_j):
-                entries.append((msgpack.packb(cur), cur_j))
+def _fold(first: _Changes, later: _Changes) -> None:
+    """Fold the later segment into the first (same kind), later changes winning."""
+    for c in CHANNELS:
+        first.merge(c, later.add[c], later.rem[c])
+
+
+def _entries(seg: _Changes):
+    """The stream entries of one segment: msgpack lists of runs [op, channel, [numbers]], at most CHUNK
+    numbers an entry, produced a chunk at a time (a million-number difference is never one list)."""
+    cur, size = [], 0
+    for op, ch, b in seg.runs():
+        for i in range(0, len(b), CHUNK):
+            part = list(b[i:i + CHUNK])
+            if cur and size + len(part) > CHUNK:
+                yield msgpack.packb(cur)
                 cur, size = [], 0
             cur.append([op, ch, part])
             size += len(part)
-            cur_j = j
     if cur:
-        entries.append((msgpack.packb(cur), cur_j))
-    return entries
+        yield msgpack.packb(cur)
 
 
 def _id_key(i: str) -> tuple:
