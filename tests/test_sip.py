@@ -8,7 +8,8 @@ import pytest
 
 from engine.app import build
 from engine.lists import ListStore
-from engine.sip_screen.codec import SipParseError, StreamParser, parse_datagram
+from engine.sip_screen.codec import SipParseError, parse_datagram
+from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
 

@@ -11,7 +11,8 @@ import pytest
 from engine.app import build
 from engine.lists import ListStore
 from engine.sip_screen import server as sip_server
-from engine.sip_screen.codec import MAX_HEADER_LINE, MAX_HEADERS, MAX_VIAS, SipParseError, StreamParser, parse_datagram
+from engine.sip_screen.codec import MAX_HEADER_LINE, MAX_HEADERS, MAX_VIAS, SipParseError, parse_datagram
+from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
 from engine.smpp_proxy.server import VerdictLog

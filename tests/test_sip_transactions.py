@@ -12,7 +12,8 @@ import pytest
 
 from engine.app import build
 from engine.lists import ListStore
-from engine.sip_screen.codec import StreamParser, make_response, parse_datagram
+from engine.sip_screen.codec import make_response, parse_datagram
+from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
 from engine.sip_screen.transport import Pump, TcpConnection, make_pump
@@ -256,10 +257,10 @@ def test_one_outbound_tcp_connection_per_destination(pipe):
 # ---------------------------------------------------------------- 9. a slow body: the head parsed once
 
 def test_stream_parser_parses_a_head_once_however_slowly_its_body_comes(monkeypatch):
-    from engine.sip_screen import codec
+    from engine.sip_screen import framing
     calls = []
-    real = codec._parse_head
-    monkeypatch.setattr(codec, "_parse_head", lambda head: (calls.append(1), real(head))[1])
+    real = framing._parse_head
+    monkeypatch.setattr(framing, "_parse_head", lambda head: (calls.append(1), real(head))[1])
     body = b"x" * 300
     data = invite(content_length=str(len(body))) + body
     p = StreamParser()

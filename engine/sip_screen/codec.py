@@ -1,7 +1,7 @@
 """SIP (RFC 3261) messages: bytes <-> `SipMessage`, validation, limits. No I/O.
 
-Theory of operation: `parse_datagram()` takes one UDP datagram, `StreamParser` frames a TCP
-byte stream by Content-Length; both give `SipMessage` objects (start line, headers in
+Theory of operation: `parse_datagram()` takes one UDP datagram, `framing.StreamParser` frames a
+TCP byte stream by Content-Length; both give `SipMessage` objects (start line, headers in
 order with their original names, canonical names and unfolded values, body bytes untouched)
 or raise `SipParseError`, which carries the status to answer with (400, 505, 513, ...) when
 the start line was a request we can answer, and None when the message must just be dropped
@@ -330,57 +330,6 @@ def parse_datagram(data: bytes) -> SipMessage:
         body = body[:cl]
     msg.body = body
     return msg
-
-
-class StreamParser:
-    """Frames a TCP stream: headers, then exactly Content-Length body bytes (required on streams).
-
-    `pending()` says whether a message has been started but not finished (the server times
-    such connections out). A message over MAX_MESSAGE raises with status 513 when its head
-    could be read (so the request can be answered), after which the stream is unusable."""
-
-    def __init__(self, max_message: int = MAX_MESSAGE):
-        self.buf = bytearray()
-        self.max = max_message
-        # a read costs what it adds, not what is buffered (a dribbling peer must not make us re-read
-        # the head per byte): where the blank-line search goes on; the parsed head (msg, start, end)
-        self._scan, self._head = 0, None
-
-    def feed(self, data: bytes) -> None:
-        self.buf += data
-
-    def pending(self) -> bool:
-        if self._head is not None:
-            return True
-        return any(b not in (13, 10) for b in self.buf[:8]) if self.buf else False
-
-    def next(self) -> SipMessage | None:
-        if self._head is None:
-            while self.buf[:2] == b"\r\n":                 # keep-alive CRLFs (RFC 5626)
-                del self.buf[:2]
-                self._scan = 0
-            i = self.buf.find(b"\r\n\r\n", self._scan, self.max + 4)
-            if i < 0:
-                if len(self.buf) > self.max:
-                    raise SipParseError("header block too large", None)
-                self._scan = max(0, len(self.buf) - 3)        # a CRLFCRLF may straddle the next read
-                return None
-            self._scan = 0
-            msg = _parse_head(bytes(self.buf[:i]))
-            cl = _content_length(msg)
-            if cl is None:
-                cl = 0
-            if i + 4 + cl > self.max:
-                raise SipParseError(f"message of {i + 4 + cl} bytes over the {self.max} limit",
-                                    513 if msg.is_request else None, msg)
-            self._head = (msg, i + 4, i + 4 + cl)
-        msg, start, end = self._head
-        if len(self.buf) < end:
-            return None
-        self._head = None
-        msg.body = bytes(self.buf[start:end])
-        del self.buf[:end]
-        return msg
 
 
 REASONS = {100: "Trying", 400: "Bad Request", 403: "Forbidden", 413: "Request Entity Too Large",

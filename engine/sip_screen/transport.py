@@ -27,7 +27,8 @@ import os
 import socket
 import time
 
-from .codec import SipParseError, StreamParser, parse_datagram
+from .codec import SipParseError, parse_datagram
+from .framing import StreamParser
 from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 try:
