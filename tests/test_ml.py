@@ -217,14 +217,30 @@ def test_train_without_out_writes_a_named_candidate_in_the_data_dir(tmp_path, da
 
 def test_threshold_lets_one_more_ham_through_only_for_a_large_share_of_spam():
     from engine.ml.train import threshold_for
-    # 100 ham: 1 may be blocked (1%); the 2nd-highest ham (0.98) sits above 10 of the 100 spam
+    # 100 ham, 2%: 1 may be blocked ((1 + 1) / 101 <= 2%); the 2nd-highest ham (0.98) sits above 10 of the 100 spam
     ham = [0.1] * 97 + [0.5, 0.98, 0.99]
     spam = [0.95] * 10 + [0.995] * 90
     p, y = np.array(ham + spam), np.array([False] * 100 + [True] * 100)
-    t = threshold_for(p, y, 0.01)
+    t = threshold_for(p, y, 0.02)
     assert 0.5 < t < 0.95                     # one more ham (0.98) blocked for 10% more spam
     assert sum(p[~y] >= t) == 2 and sum(p[y] >= t) == 100
-    assert 0.98 < threshold_for(p, y, 0.01, extra_gain=0.11) <= 0.99   # a gain under the bar: k ham only
+    assert 0.98 < threshold_for(p, y, 0.02, extra_gain=0.11) <= 0.99   # a gain under the bar: k ham only
     spam = [0.95] * 4 + [0.995] * 96                                      # 4% gain: not worth a ham
     p = np.array(ham + spam)
-    assert 0.98 < threshold_for(p, y, 0.01) <= 0.99
+    assert 0.98 < threshold_for(p, y, 0.02) <= 0.99
+
+
+def test_threshold_expects_the_target_on_unseen_ham():
+    """k ham above the threshold of n block (k + 1) / (n + 1) of unseen ham on average: k is the largest
+    that keeps this within the rate (3,387 English ham at 0.1%: 2, not floor(3.387) = 3)."""
+    from engine.ml.train import language_targets, threshold_for
+    rng = np.random.default_rng(0)
+    for n, rate, k in ((3387, 0.001, 2), (2540, 0.001, 1), (3999, 0.001, 3), (100, 0.01, 0), (100, 0.02, 1)):
+        ham = rng.random(n) * 0.9
+        p, y = np.concatenate([ham, np.ones(5)]), np.array([False] * n + [True] * 5)
+        t = threshold_for(p, y, rate, extra_gain=0)
+        assert int(np.sum(ham >= t)) == k, (n, rate)
+    # a language too small for the rate: MIN_BLOCKED_HAM (1) of its ham, i.e. 2 / (n + 1) of unseen ham
+    y = np.array([False] * 440 + [True] * 440 + [False] * 3387)
+    g = np.array(["vi"] * 880 + ["en"] * 3387)
+    assert language_targets(y, g, 0.001) == {"en": 0.001, "vi": 2 / 441}

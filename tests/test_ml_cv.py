@@ -79,6 +79,9 @@ def test_cli_json_table_and_plot(files, tmp_path):
     assert len(s["false_blocks"]) == 2 and len(s["misses"]) == 2
     assert s["mcc"]["worst"] <= s["mcc"]["mean"] <= 1.0
     assert s["blocked_ham_rate"]["worst"] >= s["blocked_ham_rate"]["mean"]
+    rows = [r for r in res["rows"] if r["file"] == str(en)]
+    assert s["pooled"]["blocked_ham_rate"] == sum(r["false_blocks"] for r in rows) / sum(r["ham"] for r in rows)
+    assert s["pooled"]["spam_caught_rate"] == 1 - sum(r["misses"] for r in rows) / sum(r["spam"] for r in rows)
     assert "en" in s["by_language"] and "vi" in res["summary"][str(vi)]["by_language"]
     assert (rep / "cv.png").stat().st_size > 10_000
     # the table names the two train.tsv files apart

@@ -13,12 +13,14 @@ exceeds its target.
 `tag` is the same for three times the rates (tagging is the softer action, but a tagged
 ordinary message is still a visible mistake).
 
-Targets: `target_blocked_ham` (default 0.1%) for every language, except that a language whose
-ham is too few to resolve the rate (fewer than MIN_BLOCKED_HAM / rate messages) gets
-MIN_BLOCKED_HAM / n_ham, i.e. that many out-of-fold ham messages may be blocked: with ~440
-Vietnamese ham a 0.1% target would mean "above the single highest-scoring ham", one outlier
-deciding the threshold; one allowed puts it above the second highest (and with ~3300 English
-ham, 0.1% means above the 4th highest).
+Targets: `target_blocked_ham` (default 0.1%) is the share of UNSEEN ham a threshold may be
+expected to block. A threshold that k of n out-of-fold ham scores exceed blocks, on average,
+(k + 1) / (n + 1) of new ham (a new ham outranks the (k+1)-th highest of n with that
+probability), so k is the largest with (k + 1) / (n + 1) <= target: with the ~3,390 English ham
+of the shared data, k = 2 for 0.1%. A language whose ham is too few to resolve the rate gets
+(MIN_BLOCKED_HAM + 1) / (n_ham + 1), i.e. k = MIN_BLOCKED_HAM: with ~440 Vietnamese ham a 0.1%
+target would mean "above the single highest-scoring ham", one outlier deciding the threshold;
+one allowed puts it above the second highest (an expected 0.45% of unseen ham blocked).
 
 Classifier: train.Pair, two linear SVMs on binary features (NBSVM and binary TF-IDF) whose
 scaled margins are summed; model.Scorer computes the same without scikit-learn.
@@ -85,8 +87,16 @@ MIN_LANG_SPAM = 30
 # 92.8% / 94.3% spam caught: two keeps the mean inside the 1% target.
 # With the model pair (train.Pair; 8 splits, C=3): Vietnamese k = 1 / 2 blocked 0.68% / 1.02%
 # (1.82% / 3.64% worst) at 91.6% / 94.0% caught (87.3% / 91.8% worst): one leaves the margin
-# under 1% that an unseen set needs. English has max(0.1% n, 1): 2 of ~2,470 ham in a split,
-# 3 of the ~3,300 of the whole set.
+# under 1% that an unseen set needs. English had k = floor(0.1% n): 2 of ~2,540 ham in a split,
+# 3 of the ~3,390 of the whole set.
+# k is now the largest with (k + 1) / (n + 1) <= target, the expected share of unseen ham blocked
+# (k = floor(target n) blocked (k + 1) / (n + 1) > target on average). The 75/25 splits above
+# had hidden the difference: at 75% of the English ham floor(0.1% n) is 2, at 90% and at 100%
+# it is 3. Measured on 40 repeated stratified 90/10 splits of the shared data (retrained as an
+# analyst would, pooled over the splits): English blocked 0.155% of the held-out ham at 6.28%
+# spam missed with k = floor(0.1% n) = 3, 0.089% at 6.79% with k = 2; the chance of meeting the
+# issue's English target on a 1,131-ham / 163-spam hold-out at those rates rose from 0.62 to 0.73.
+# Vietnamese k is unchanged (MIN_BLOCKED_HAM).
 MIN_BLOCKED_HAM = 1
 # One more out-of-fold ham may sit above a language's threshold when that alone lets through at least this
 # share of its spam: with MIN_BLOCKED_HAM = 1 of ~330-440 Vietnamese ham, two look-alike service notices
@@ -146,12 +156,14 @@ def language_weights(groups) -> np.ndarray:
 
 def language_targets(y, groups, rate) -> dict:
     """{language group: blocked-ham target}; a rate too fine for the group's ham count
-    becomes MIN_BLOCKED_HAM / n_ham: a threshold set by the single highest-scoring ham is an
+    becomes (MIN_BLOCKED_HAM + 1) / (n_ham + 1), what a threshold above all but MIN_BLOCKED_HAM
+    of its ham blocks of unseen ham: a threshold set by the single highest-scoring ham is an
     extreme-value estimate that one outlier decides."""
     out = {}
     for g in np.unique(groups):
         n = int(np.sum(~y & (groups == g)))
-        out[str(g)] = max(rate, MIN_BLOCKED_HAM / n) if n and rate * n < MIN_BLOCKED_HAM else rate
+        floor = (MIN_BLOCKED_HAM + 1) / (n + 1)
+        out[str(g)] = max(rate, floor) if n and rate < floor else rate
     return out
 
 
@@ -275,10 +287,12 @@ def oof_margins(X, y, C, seed, prog, sw, strata):
 
 
 def threshold_for(p, y, rate, extra_gain=EXTRA_HAM_MIN_GAIN):
-    """Lowest threshold blocking at most `rate` of the ham in (p, y), or one ham more when that
-    alone blocks at least `extra_gain` of the spam more (see EXTRA_HAM_MIN_GAIN)."""
+    """Lowest threshold expected to block at most `rate` of unseen ham, judging by the ham in
+    (p, y): above all but k of them, k the largest with (k + 1) / (n + 1) <= rate (see the module
+    docstring); or one ham more when that alone blocks at least `extra_gain` of the spam more (see
+    EXTRA_HAM_MIN_GAIN). A rate under 1 / (n + 1) is met as nearly as the data can: k = 0."""
     ham = np.sort(p[~y])
-    k = int(np.floor(rate * len(ham) + 1e-9))          # 4 / n * n may come out as 3.999...
+    k = max(0, int(np.floor(rate * (len(ham) + 1) + 1e-9)) - 1)     # 2 / 3 * 3 may come out as 1.999...
     if k >= len(ham):
         return 0.0
 
