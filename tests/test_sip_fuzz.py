@@ -377,14 +377,16 @@ def test_c_split_head_agrees_with_python(monkeypatch):
 
 # ------------------------------------------------------------ the C pump against the Python paths
 
-PUMP_COUNTED = ("responses", "requests", "fast_path", "dropped", "not_permitted", "forward_failed", "internal_errors")
+PUMP_COUNTED = ("responses", "requests", "fast_path", "dropped", "not_permitted", "forward_failed", "internal_errors",
+                "final_wrong_origin")
 
 
 @pytest.mark.skipif(Pump is None, reason="C extension not built")
 def test_pump_agrees_with_python_paths(tmp_path):
     """The pump (as `serve` runs it, sends captured instead of sent) sends exactly the bytes the
     Python fast path sends (which agrees with the full parse: check_screen), to the same places,
-    counts the same events and final responses; and it
+    counts the same events and final responses, marks the same calls answered (a 200 from where the
+    INVITE went: the pump hands on the source); and it
     does relay a plain call's responses and in-dialog requests itself, without the Python path.
     (Each screen has its own pipeline: a verdict depends on the calls seen before.)"""
     rnd = random.Random(16)
@@ -406,6 +408,12 @@ def test_pump_agrees_with_python_paths(tmp_path):
         (mutate(rnd.choice(seeds if i % 2 else plain), rnd, rnd.randrange(1, 4)),
          rnd.choice([UAC, UAC, ("10.0.0.3", 5062), ("::1", 5080)]))
         for i in range(8000)]
+    # calls and their 200s, from the next hop's address (127.0.0.1) or elsewhere: the same answered
+    rnd2 = random.Random(3261)
+    for i in range(60):
+        inputs += [(invite(caller=f"09012{i:05d}", call_id=f"a{i}"), UAC),
+                   (plain[0].replace(b"Call-ID: c1", b"Call-ID: a%d" % i),
+                    rnd2.choice([UAC, ("10.0.0.3", 5062), ("::1", 5080)]))]
     for data in plain:                                           # the same history on the Python side
         scr.on_datagram(data, UAC)
     for data, src in inputs:
@@ -416,6 +424,8 @@ def test_pump_agrees_with_python_paths(tmp_path):
         assert pscr.udp.out == scr.udp.out, (data, src)
         assert {k: pscr.stats[k] for k in PUMP_COUNTED} == {k: scr.stats[k] for k in PUMP_COUNTED}, (data, src)
     assert pscr.final_codes == scr.final_codes
+    marks = lambda scr: {k: (v[0], v[1] is None, v[2], v[3]) for k, (_, v) in scr.answered.d.items()}  # noqa: E731
+    assert marks(pscr) == marks(scr)
     assert pscr.stats["internal_errors"] == 0
     assert len(inputs) - len(handed) > 1000, len(handed)         # the pump decided many itself
 

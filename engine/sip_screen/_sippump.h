@@ -10,8 +10,9 @@
  * bounded batch) and for each one:
  *   - a response relay_response() answers: "not ours" is counted as dropped; a plain one whose
  *     next hop is an IPv4 address inside the permitted ranges over UDP is sent with sendto(2);
- *     a final response to an INVITE first goes through on_final(code, key) (Python: counted
- *     once per transaction, the call's answer time noted);
+ *     a final response to an INVITE first goes through on_final(code, key, source) (Python:
+ *     counted once per transaction, the call's answer time noted -- when it comes from where the
+ *     call's INVITE went, forwarding._invite_final);
  *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: a
  *     BYE calls on_bye(call_id) (the call's end for the pipeline); our Via, with the branch
  *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
@@ -205,7 +206,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
         if (PyBytes_GET_SIZE(fin)) {
             PyObject *code = PyUnicode_DecodeASCII(PyBytes_AS_STRING(outb) + 8, 3, NULL);
             if (!code) goto out;
-            int e = call_void(p->on_final, code, fin, NULL);
+            int e = call_void(p->on_final, code, fin, src);    /* the source: only the callee's answer counts */
             Py_DECREF(code);
             if (e) goto out;
         }

@@ -12,6 +12,16 @@ with no connection yet, one connect is under way at a time; what is sent meanwhi
 it (at most TCP_QUEUE messages) and is written, or failed, when the connect ends. What goes on a
 stream always carries Content-Length (§18.3: a UDP message may lack it; a stream cannot be framed
 without it).
+
+Responses are relayed by their Vias whoever sends them (§16.7), but only a final response from
+where the call's INVITE went is believed (`_invite_final`): it alone answers the call (the
+call-duration clock, re-INVITE privileges) or is counted in `final_codes`. "Where it went" is
+the IP address, any port, any transport: RFC 3261 checks a response by its Via alone (§18.1.2),
+and §18.2.2 sends it to our Via's address without saying from where -- RFC 3581 §4 asks for the
+address and port the request came in on (our Via has rport), but a trunk may answer from
+another socket, over a new TCP connection from an ephemeral port (§18.2.2), or its SBC from
+another port; a carrier knows its next hop by IP (its ACLs are per address). A caller can then
+only fake the callee's answer from the callee's own IP (spoofed UDP: ingress filtering's job).
 """
 from __future__ import annotations
 
@@ -33,6 +43,19 @@ TCP_QUEUE = 256                 # messages waiting for one outbound connect (it 
 TCP_CONNECT = 2.0               # seconds an outbound TCP connect may take
 
 
+def same_host(sent_to: str, source: str) -> bool:
+    """Whether a packet from `source` (an address as the socket gives it) comes from `sent_to` (the
+    address we sent to). Texts first; then as addresses (an IPv6 address written another way, an
+    IPv4 one mapped into IPv6 by a dual-stack socket)."""
+    if sent_to == source:
+        return True
+    try:
+        a, b = ipaddress.ip_address(sent_to), ipaddress.ip_address(source.partition("%")[0])
+    except ValueError:
+        return False
+    return (getattr(a, "ipv4_mapped", None) or a) == (getattr(b, "ipv4_mapped", None) or b)
+
+
 class Forwarding:
     """Mixed into SipScreen: everything that leaves the screen."""
 
@@ -51,10 +74,16 @@ class Forwarding:
     def _forward(self, msg, dest, branch, back):
         """Send with our Via on top; `back` = (transport, source, connection) the request came by."""
         host, port, out = dest
-        if msg.method == "INVITE" and msg.vias and "branch" in msg.vias[0].params and len(host) <= 64:
-            # §17.1.1.3: where its non-2xx ACK must go (hosts are addresses: <= 64 bounds the entry)
-            self.invites.put(ack_key(msg.vias[0].params["branch"], msg.first_values().get("call-id") or ""),
-                             (branch, dest))
+        if msg.method == "INVITE" and len(host) <= 64:  # (hosts are addresses: <= 64 bounds the entries)
+            call_id = msg.first_values().get("call-id") or ""
+            if msg.vias and "branch" in msg.vias[0].params:
+                # §17.1.1.3: where its non-2xx ACK must go
+                self.invites.put(ack_key(msg.vias[0].params["branch"], call_id), (branch, dest))
+            if self.answered:                           # only the answer from there answers the call
+                k = digest(call_id)
+                ent = self.answered.get(k)
+                if ent is not None and ent[1] is None:
+                    self.answered.put(k, (ent[0], None, ent[2], self._resolve(host)))
         data = self._with_via(msg, out, branch)
         if msg.method == "ACK":                         # never answered: nothing to do on failure
             return self._send(data, (host, port), out)
@@ -91,7 +120,8 @@ class Forwarding:
         return msg.to_bytes()
 
     # ------------------------------------------------------------ responses
-    def _response(self, msg: SipMessage):
+    def _response(self, msg: SipMessage, src):
+        """A response from `src` (host, port, ...): relayed by its next Via (§16.7)."""
         vias = msg.values("via")
         if not vias:
             return
@@ -102,26 +132,42 @@ class Forwarding:
         msg.pop_first_value("Via")
         if len(vias) < 2:
             return                                      # it was meant for us
-        self._answered(msg.status, msg.get("cseq") or "", msg.get("call-id") or "")
-        self._final_of(msg, msg.status)
+        cseq = msg.get("cseq") or ""
+        if msg.status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
+            call_id = msg.get("call-id") or ""
+            self._invite_final(str(msg.status), f"{call_id.strip(' ')} {cseq.split(None, 1)[0]}", call_id, src)
         nxt = parse_via(vias[1])
         self._send_response(self._wire(msg, nxt.transport if nxt.transport in TRANSPORTS else "UDP"), nxt)
 
-    def _relay(self, r):
+    def _relay(self, r, src):
         if not r:
             self.stats["dropped"] += 1
             return
         data, (host, port, transport), invite_final = r
         if invite_final:
-            self._fast_final(data[8:11].decode("ascii"), invite_final)
+            self._fast_final(data[8:11].decode("ascii"), invite_final, src)
         self._send(data, (host, port), transport)
 
-    def _fast_final(self, code: str, invite_final: bytes):
-        """A final response to an INVITE relayed by the fast path (or the C pump): b"Call-ID CSeq-number"."""
+    def _fast_final(self, code: str, invite_final: bytes, src):
+        """A final response to an INVITE relayed by the fast path (or the C pump) from `src`:
+        b"Call-ID CSeq-number"."""
         key = invite_final.decode("utf-8", "surrogateescape")
+        self._invite_final(code, key, key.rpartition(" ")[0], src)
+
+    def _invite_final(self, code: str, key: str, call_id: str, src):
+        """A final response with status `code` to the INVITE transaction `key` ("Call-ID CSeq-number") of
+        call `call_id`, relayed from `src`. While the call waits for its answer, only one from the
+        address its INVITE was sent to is believed (theory of operation above): a 200 answers it (the
+        call starts), and it is counted once. Any other is still relayed, but neither counted nor an answer."""
+        k = digest(call_id)
+        ent = self.answered.get(k) if self.answered else None
+        if ent is not None and ent[1] is None:          # judged, let through, not answered yet
+            if ent[3] is None or not same_host(ent[3], src[0]):
+                self.stats["final_wrong_origin"] += 1   # a forged answer, or before its INVITE left
+                return
+            if code == "200":
+                self.answered.put(k, (ent[0], self.clock(), ent[2], ent[3]))     # answered: the call starts
         self._final(code, key)
-        if code == "200" and self.answered:
-            self._answered(200, "INVITE", key.rpartition(" ")[0])
 
     def _final(self, code: str, key: str):
         """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once."""
@@ -129,17 +175,10 @@ class Forwarding:
             self.final_codes[code] = self.final_codes.get(code, 0) + 1
 
     def _final_of(self, msg, status: int):
-        """_final() for a response with `status` in msg's INVITE transaction (msg: request or response)."""
+        """_final() for our own answer with `status` to the INVITE `msg` (relayed ones: _invite_final)."""
         cseq = msg.get("cseq") or ""
         if status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
             self._final(str(status), f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0]}")
-
-    def _answered(self, status, cseq: str, call_id: str):
-        if status == 200 and cseq.upper().endswith("INVITE") and self.answered:
-            k = digest(call_id)
-            ent = self.answered.get(k)
-            if ent is not None and ent[1] is None:
-                self.answered.put(k, (ent[0], self.clock(), ent[2]))     # answered: the call starts
 
     def _send_response(self, data, nxt):
         host = nxt.params.get("received") or nxt.host

@@ -115,9 +115,10 @@ class Screening:
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
         if len(caller) <= MAX_CALLER:
             # (caller, answer time, the dialog's parties: its From tag and the From and To users, which a
-            # re-INVITE from either side must carry -- screening.dialog_parties)
+            # re-INVITE from either side must carry -- screening.dialog_parties --, the address the INVITE
+            # is sent to: only its answer counts, forwarding._invite_final; set when it leaves)
             self.answered.put(digest(first.get("call-id") or ""),
-                              (caller, None, dialog_parties(msg, first.get("from"), first.get("to"))))
+                              (caller, None, dialog_parties(msg, first.get("from"), first.get("to")), None))
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:

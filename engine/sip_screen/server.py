@@ -18,9 +18,10 @@ the Request-URI; over the transport that URI names, UDP when it names none (TCP 
 message over 1300 bytes, §18.1.1, falling back to UDP when refused). A request we cannot
 forward (destination refused, unreachable, not permitted) is answered 503 (§16.9, RFC 3261
 §21.5.4), never dropped in silence. Responses go back by the next Via, to `received`/`rport`
-(§18.2.2, RFC 3581), through the byte-level fast path when it applies (fastpath.py). ACKs to
-our own rejections are absorbed (we put our tag in To). Nothing is ever sent outside the
-configured networks. The verdict log is written after the verdict is taken and can never
+(§18.2.2, RFC 3581), through the byte-level fast path when it applies (fastpath.py), whoever
+sends them; but a call is answered only by a 200 from the address its INVITE went to
+(forwarding.py). ACKs to our own rejections are absorbed (we put our tag in To). Nothing is
+ever sent outside the configured networks. The verdict log is written after the verdict is taken and can never
 change what happens to the call.
 """
 from __future__ import annotations
@@ -67,7 +68,8 @@ class SipScreen(Forwarding, Screening, Routing):
         self.tcp_connecting: dict = {}
         self.tcp_per_source: dict = {}
         self.tcp_inbound = 0
-        self.answered = Recent(ANSWERED)                    # digest(Call-ID) -> (caller, answer time, dialog parties)
+        # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to)
+        self.answered = Recent(ANSWERED)
         # ack_key(INVITE's top branch, Call-ID) -> (our branch, destination) of the INVITEs we
         # forwarded: the ACK of a non-2xx final goes the same way (§17.1.1.3). No age limit: the
         # key holds the UAC's branch, unique per transaction, so an old entry never matches wrongly
@@ -76,7 +78,7 @@ class SipScreen(Forwarding, Screening, Routing):
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
-                      "replayed": 0, "reinvite_unknown_dialog": 0}
+                      "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
@@ -186,7 +188,7 @@ class SipScreen(Forwarding, Screening, Routing):
                     if r is not FULL_PARSE:
                         self.stats["responses"] += 1
                         self.stats["fast_path"] += 1
-                        return self._relay(r)
+                        return self._relay(r, addr)
                 elif data[:7] not in NOT_IN_DIALOG:             # (what in_dialog would say at once)
                     r = in_dialog(data, addr[0], addr[1])
                     # an ACK that may be for an answer of ours: the full parse recomputes our tag
@@ -226,7 +228,7 @@ class SipScreen(Forwarding, Screening, Routing):
                 self._request(msg, transport, src, conn)
             else:
                 self.stats["responses"] += 1
-                self._response(msg)
+                self._response(msg, src)
         except SipParseError as e:
             e.msg = e.msg or msg
             self.on_parse_error(e, transport, src, conn)
@@ -313,9 +315,10 @@ class SipScreen(Forwarding, Screening, Routing):
         self._forward(msg, dest, branch, (transport, src, conn))
 
     def _dialog_answered(self, msg, call_id: str, first) -> bool:
-        """A re-INVITE of a call this screen judged and let through and whose 200 it relayed (its answer time
-        is set), between the same parties (its From tag, From and To users, from either side): only those go
-        on unjudged. A call it rejected or never saw answered has no dialog, and a Call-ID alone is no dialog."""
+        """A re-INVITE of a call this screen judged and let through and whose 200 it relayed from where the
+        INVITE went (its answer time is set: forwarding._invite_final), between the same parties (its From
+        tag, From and To users, from either side): only those go on unjudged. A call it rejected or never saw
+        answered has no dialog, and a Call-ID alone is no dialog."""
         ent = self.answered.get(digest(call_id)) if self.answered else None
         if ent is None or ent[1] is None:
             return False

@@ -1,0 +1,220 @@
+"""Only where a call's INVITE went can answer it (forwarding._invite_final): a final response to the
+INVITE is relayed whoever sends it (RFC 3261 §16.7), but it starts the call (the duration reported at
+BYE, which feeds `short_call_share`), lets the dialog's re-INVITEs through unjudged and is counted in
+`final_codes` only when it comes from the address the INVITE was sent to (any port). A caller that
+forges the callee's 200 gets it relayed back and nothing else. Each case on every path a datagram
+can take: the full parse, the Python fast path (its C helpers off), the fast path with them, the C
+pump; and over TCP and through the pump's own socket reads on loopback."""
+import socket
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.app import build
+from engine.sip_screen import fastpath
+from engine.sip_screen.codec import make_response, parse_datagram
+from engine.sip_screen.forwarding import same_host
+from engine.sip_screen.framing import StreamParser
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.recent import digest
+from engine.sip_screen.server import SipSettings
+from engine.sip_screen.transport import Pump, make_pump
+
+from .sip_helpers import UAS, invite, offline_screen
+
+CALLER = ("127.0.0.2", 5080)                     # the caller's address: not the next hop's (UAS, 127.0.0.1)
+T0 = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+TO = b"To: <sip:0912345678@127.0.0.1>"
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    return build(data_dir=tmp_path, with_model=False, persist=False)
+
+
+class Way:
+    """An offline screen fed one way, with a clock the test moves, the call durations it reports
+    and the datagrams that reached its Python path."""
+
+    def __init__(self, pipe, way, monkeypatch):
+        self.scr = scr = offline_screen(pipe)
+        self.now = T0
+        scr.clock = lambda: self.now
+        self.durations = []
+        monkeypatch.setattr(pipe, "call_ended", lambda caller, t, d: self.durations.append((caller, d)))
+        self.handed = []
+        real = scr.on_datagram
+        scr.on_datagram = lambda d, a: (self.handed.append(d[:4]), real(d, a))
+        self.feed = scr.on_datagram
+        if way == "full":
+            scr.fast_path = False
+        elif way == "fast-python":
+            monkeypatch.setattr(fastpath, "_c_relay_response", None)
+            monkeypatch.setattr(fastpath, "_c_in_dialog", None)
+        elif way == "pump":
+            if Pump is None:
+                pytest.skip("C extension not built")
+            self.feed = make_pump(scr, -1, scr.udp.sendto).handle
+        self.way = way
+
+    def sent(self):
+        out = [(parse_datagram(d), a) for d, a in self.scr.udp.out]
+        self.scr.udp.out.clear()
+        return out
+
+    def call(self, call_id):
+        """The caller's INVITE, let through to the next hop: what the next hop received."""
+        self.feed(invite(call_id=call_id), CALLER)
+        ((fwd, dest),) = self.sent()
+        assert fwd.method == "INVITE" and dest == UAS
+        return fwd
+
+    def respond(self, fwd, status, src):
+        """`status` to the forwarded INVITE, sent to the screen from `src`: relayed to the caller."""
+        self.feed(make_response(fwd, status, None, to_tag="uas1").to_bytes(), src)
+        ((r, dest),) = self.sent()
+        assert r.status == status and dest == CALLER
+
+    def in_dialog(self, method, call_id, cseq):
+        """A request of the call's dialog from the caller, a new transaction (RFC 3261 §8.1.1.7)."""
+        data = invite(call_id=call_id, cseq=f"{cseq} {method}").replace(TO, TO + b";tag=uas1") \
+            .replace(b"z9hG4bK-", f"z9hG4bK-{method}{cseq}-".encode())
+        if method != "INVITE":
+            data = data.replace(b"INVITE sip:0912345678@127.0.0.1 SIP/2.0",
+                                f"{method} sip:0912345678@127.0.0.1:5070 SIP/2.0".encode())
+        self.feed(data, CALLER)
+        return self.sent()
+
+
+WAYS = ["full", "fast-python", "fast", "pump"]
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_200_from_the_caller_is_relayed_but_answers_nothing(pipe, way, monkeypatch):
+    w = Way(pipe, way, monkeypatch)
+    st = w.scr.stats
+    fwd = w.call("forged-1")
+    w.respond(fwd, 200, CALLER)                                  # relayed, as any response with our Via
+    assert w.scr.final_codes == {}                               # not counted either
+    w.now += timedelta(seconds=40)
+    ((bye, _),) = w.in_dialog("BYE", "forged-1", 2)
+    assert bye.method == "BYE" and w.durations == []             # never answered: no duration
+    # another call: after a forged 200 its re-INVITE is judged like a new call, not passed
+    fwd = w.call("forged-2")
+    w.respond(fwd, 200, CALLER)
+    replayed = st["replayed"]
+    ((re_inv, _),) = w.in_dialog("INVITE", "forged-2", 2)
+    assert re_inv.method == "INVITE"                             # the call's verdict again: this caller is fine
+    assert st["reinvite_unknown_dialog"] == 1 and st["replayed"] == replayed + 1
+    assert st["final_wrong_origin"] == 2
+    if way == "pump":                                            # the pump relayed the 200s itself
+        assert [h for h in w.handed if h[:3] != b"INV"] == []
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_the_next_hops_200_answers_the_call(pipe, way, monkeypatch):
+    w = Way(pipe, way, monkeypatch)
+    st = w.scr.stats
+    fast = st["fast_path"]
+    fwd = w.call("real-1")
+    w.respond(fwd, 200, CALLER)                                  # forged first: the clock does not start
+    w.now += timedelta(seconds=20)
+    w.respond(fwd, 200, ("127.0.0.1", 5071))                     # the next hop's IP, another port: its answer
+    w.now += timedelta(seconds=5)
+    screened, replayed = st["screened"], st["replayed"]
+    ((re_inv, _),) = w.in_dialog("INVITE", "real-1", 2)
+    assert re_inv.method == "INVITE" and st["reinvite_unknown_dialog"] == 0     # the dialog's: not judged
+    assert (st["screened"], st["replayed"]) == (screened, replayed)
+    ((bye, _),) = w.in_dialog("BYE", "real-1", 3)
+    assert bye.method == "BYE" and w.durations == [("0901234567", 5.0)]  # 25 s had the forged 200 counted
+    assert w.scr.final_codes == {"200": 1} and st["final_wrong_origin"] == 1
+    if way == "pump":
+        assert [h for h in w.handed if h[:3] != b"INV"] == []
+    elif way != "full":
+        assert st["fast_path"] - fast == 3                       # the two 200s and the BYE
+    else:
+        assert st["fast_path"] == 0
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_only_the_next_hops_final_is_counted(pipe, way, monkeypatch):
+    w = Way(pipe, way, monkeypatch)
+    fwd = w.call("busy-1")
+    w.respond(fwd, 486, CALLER)                                  # would hide the real final (counted once)
+    assert w.scr.final_codes == {}
+    w.respond(fwd, 486, UAS)
+    w.respond(fwd, 486, UAS)                                     # its retransmission: counted once
+    assert w.scr.final_codes == {"486": 1} and w.scr.stats["final_wrong_origin"] == 1
+
+
+def test_the_same_address_however_it_is_written():
+    assert same_host("127.0.0.1", "127.0.0.1") and not same_host("127.0.0.1", "127.0.0.2")
+    assert same_host("::1", "0:0::1") and same_host("2001:db8::1", "2001:DB8:0::1")
+    assert same_host("192.0.2.7", "::ffff:192.0.2.7")            # a dual-stack socket's source
+    assert same_host("fe80::1", "fe80::1%eth0") and not same_host("fe80::1", "fe80::2")
+    assert not same_host("sbc.example", "192.0.2.7")
+
+
+# ---------------------------------------------------------------- on loopback: pump reads, TCP
+
+def _answered_at(scr, call_id):
+    ent = scr.answered.get(digest(call_id))
+    return ent[1] if ent else "forgotten"
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_the_pump_reading_its_socket_checks_where_the_200_came_from(tmp_path):
+    uas = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    uas.bind(("127.0.0.1", 0))
+    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cli.bind(("127.0.0.2", 0))
+    for s in (uas, cli):
+        s.settimeout(2)
+    s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas.getsockname()[1]}", allow_networks=["127.0.0.0/8"])
+    with SipHarness(build(data_dir=tmp_path, with_model=False, persist=False), s) as h:
+        assert h.screen.udp.pump is not None
+        screen = ("127.0.0.1", h.port)
+        cli.sendto(invite(call_id="loop-1", via_port=cli.getsockname()[1]), screen)
+        fwd = uas.recv(65535)
+        ok = make_response(parse_datagram(fwd), 200, None, to_tag="uas1").to_bytes()
+        cli.sendto(ok, screen)                                   # the caller forges the callee's 200
+        assert parse_datagram(cli.recv(65535)).status == 200     # relayed back (after it was judged)
+        assert _answered_at(h.screen, "loop-1") is None and h.screen.final_codes == {}
+        uas.sendto(ok, screen)
+        assert parse_datagram(cli.recv(65535)).status == 200
+        assert _answered_at(h.screen, "loop-1") is not None and h.screen.final_codes == {"200": 1}
+        assert h.screen.stats["final_wrong_origin"] == 1
+    uas.close()
+    cli.close()
+
+
+def test_over_tcp_the_answer_counts_from_the_next_hop_only(tmp_path):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(2)
+    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cli.bind(("127.0.0.2", 0))
+    cli.settimeout(2)
+    s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{srv.getsockname()[1]};transport=tcp",
+                    allow_networks=["127.0.0.0/8"])
+    with SipHarness(build(data_dir=tmp_path, with_model=False, persist=False), s) as h:
+        cli.sendto(invite(call_id="tcp-1", via_port=cli.getsockname()[1]), ("127.0.0.1", h.port))
+        c, _ = srv.accept()                                      # the screen's connection to the next hop
+        c.settimeout(2)
+        p = StreamParser()
+        while (fwd := p.next()) is None:
+            p.feed(c.recv(65535))
+        ok = make_response(fwd, 200, None, to_tag="uas1").to_bytes()
+        forger = socket.create_connection(("127.0.0.1", h.port), source_address=("127.0.0.2", 0))
+        forger.sendall(ok)                                       # the caller's own TCP connection
+        assert parse_datagram(cli.recv(65535)).status == 200     # relayed to the caller (by UDP, its Via)
+        assert _answered_at(h.screen, "tcp-1") is None and h.screen.final_codes == {}
+        c.sendall(ok)                                            # on the connection the INVITE went out on
+        assert parse_datagram(cli.recv(65535)).status == 200
+        assert _answered_at(h.screen, "tcp-1") is not None and h.screen.final_codes == {"200": 1}
+        assert h.screen.stats["final_wrong_origin"] == 1
+        forger.close()
+        c.close()
+    srv.close()
+    cli.close()
