@@ -44,6 +44,16 @@ def test_view_matches_full_decode_on_vectors(path):
     same_as_full(path.read_bytes())
 
 
+def test_sound_sar_tlvs_beside_a_udhi_without_user_data():
+    # found by tests/fuzz/smpp_fuzz.py (seed 4242): the view returned the SAR parts where the full
+    # decoder refuses the missing UDH
+    raw = encode(P.DeliverSm(sequence_number=3, esm_class=C.ESM_UDHI, short_message=b"",
+                             tlvs=(Tlv(C.TAG_SAR_MSG_REF_NUM, b"\x00\x07"), Tlv(C.TAG_SAR_TOTAL_SEGMENTS, b"\x02"),
+                                   Tlv(C.TAG_SAR_SEGMENT_SEQNUM, b"\x01"))))
+    assert outcome(lambda _: view_sm(raw).concat, None)[0] == "error"
+    same_as_full(raw)
+
+
 def test_lean_connection_yields_views_for_submit_and_deliver_only():
     sub = encode(P.SubmitSm(sequence_number=3, source_addr="a", destination_addr="b", short_message=b"x"))
     el = encode(P.EnquireLink(sequence_number=4))

@@ -1,6 +1,6 @@
 """From the SMSC: delivery receipts routed by message_id to the account that sent the MT
-(held until it binds again), MO messages judged and routed by destination prefix, replies
-to the short code."""
+(held until it binds again); MO messages go to mo.py, which judges them and uses the routing by
+destination prefix and the short-code replies kept here."""
 from __future__ import annotations
 
 import logging
@@ -12,13 +12,10 @@ from typing import TYPE_CHECKING
 
 import msgpack
 
-from ..pipeline import NotRecorded
-from ..verdict import Action, Message
 from .codec import encode, encode_text, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
 from .msgids import id_key
-from .submit import Refusal, message_content
 
 if TYPE_CHECKING:
     from .smsc import SmscLink
@@ -54,39 +51,8 @@ class DeliveryRouting:
                 return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)
             self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
             return
-        # mobile-originated
-        shortcode = self.pipeline.settings.shortcode
-        dest = getattr(pdu, "destination_addr", "")
-        try:
-            text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
-        except Refusal as r:
-            # permanent: an SMSC redelivers on a temporary error, and this PDU would fail again
-            log.info("MO from %r refused: %s", pdu.source_addr, r.reason)
-            self.vlog.write_refusal(self.clock(), type(pdu).__name__ + " MO", "", pdu.source_addr, dest,
-                                    C.ESME_RX_P_APPN, r.reason)
-            return ack(C.ESME_RX_P_APPN)
-        msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
-        t0 = time.perf_counter()
-        try:
-            v = self.pipeline.judge(msg)
-        except NotRecorded as e:
-            # temporary: the SMSC delivers it again, and nothing was confirmed or put in force
-            log.error("MO from %r to %s: %s", pdu.source_addr, dest, e)
-            self.stats["shortcode_not_recorded"] += 1
-            self.vlog.write_refusal(self.clock(), type(pdu).__name__ + " MO", "", pdu.source_addr, dest,
-                                    C.ESME_RX_T_APPN, str(e))
-            return ack(C.ESME_RX_T_APPN)
-        self.vlog.write_sms(msg, type(pdu).__name__ + " MO", v, (time.perf_counter() - t0) * 1e6, binary, reading)
-        if dest.lstrip("+") == shortcode and not binary:
-            ack()
-            self._confirm_shortcode(link, pdu, v)
-            return
-        if v.action is Action.DROP:
-            return ack(v.smpp_status)
-        target = self._mo_target(dest)
-        if target is None:
-            return ack(C.ESME_RX_T_APPN)        # no ESME bound for it: the SMSC retries later
-        self._send_to_esme(target, pdu, lambda r: ack(r.command_status if r is not None else C.ESME_RX_T_APPN))
+        # mobile-originated: judged (a concatenated one once, whole) and routed in mo.py
+        return self.handle_mo(link, pdu, ack)
 
     def _account_of(self, mid: str, space: str = ""):
         """The account that sent message `mid` (issued in id space `space`: the SMSC links' `id_space`);
@@ -153,7 +119,10 @@ class DeliveryRouting:
         if link.available:
             link.request(mt, lambda r, st: None)
 
-    def _mo_target(self, dest: str):
+    def _mo_target(self, dest: str, room: int = 1):
+        """A receiver session of the account whose MO prefix is the longest match of `dest`, with
+        room in its window for `room` deliver_sm (the parts of one message go to one bind, which
+        may reassemble only its own), or None: the SMSC retries later."""
         best = None
         for sid, sessions in self.binds.items():
             acct = self.accounts.get(sid)
@@ -162,6 +131,9 @@ class DeliveryRouting:
             for pfx in acct.mo_prefixes:
                 if dest.startswith(pfx) and (best is None or len(pfx) > best[0]):
                     rx = self._receiving(sessions)       # none with room -> the SMSC retries later
+                    if room > 1:
+                        # more parts than a window holds need an empty window, not an impossible one
+                        rx = [s for s in rx if len(s.window) + min(room, s.account.window) <= s.account.window]
                     if rx:
                         best = (len(pfx), rx)
         if best is None:

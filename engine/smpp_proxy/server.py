@@ -28,12 +28,15 @@ windows full, or the ESME refused it) it is held (in memory, bounded by max_held
 offered again as windows free, binds come, or after a back-off; one that arrives before its
 submit_sm_resp waits for it. The SMSC's deliver_sm is acknowledged only after the ESME
 acknowledged it or it was held; at the hold cap it is answered ESME_RX_T_APPN (redelivered later).
+An MO message is judged once, a concatenated one once for all its parts, which wait unanswered
+until it is (mo.py); then it goes to an ESME by destination prefix, or to the short code.
 
 Files: esme.py (ESME sessions), inbox.py (the queue PDUs from ESMEs wait in, handled in slices,
 and the flush points of every socket write), admission.py (connection caps, bind pacing), binds.py
 (credentials), smsc.py (SMSC links and the upstream pool; submit_sm_resp read straight from
-its bytes), submit.py (the submit path: judge, drop, forward, tag), routing.py (receipts and MO
-from the SMSC), msgids.py (message_id -> account, bounded), verdictlog.py (the verdict log).
+its bytes), submit.py (the submit path: judge, drop, forward, tag), routing.py (receipts from the
+SMSC), mo.py (MO from the SMSC), concat.py (concatenated messages put together, both directions),
+msgids.py (message_id -> account, bounded), verdictlog.py (the verdict log).
 This module holds the proxy's state, lifecycle, housekeeping and the dispatch of ESME PDUs.
 """
 from __future__ import annotations
@@ -52,8 +55,10 @@ from .codec import pdu as P
 from .codec.connection import FROM_ESME
 from .admission import BindThrottle, ConnectionCaps
 from .binds import BIND_NAMES, BindHandling
+from .concat import Reassembly
 from .esme import WRITE_STALL, EsmeSession
 from .inbox import Inbox, WriteBatch
+from .mo import MoPath
 from .msgids import MessageIds
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
@@ -66,7 +71,7 @@ __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
 
 
-class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
+class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, MoPath, UpstreamMixin):
     def __init__(self, pipeline, settings: SmppSettings, verdict_log: VerdictLog | None = None, clock=None):
         self.pipeline = pipeline
         self.settings = settings
@@ -85,8 +90,8 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         self.held_total = 0                                   # held receipts of all accounts (bounded)
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
-        self.concat: dict = {}                                # key -> _Concat, oldest first
-        self.concat_done: OrderedDict = OrderedDict()         # key -> (verdict, until, texts) of incomplete ones
+        self.concat = Reassembly(self._concat_due)            # submit parts waiting for their message (concat.py)
+        self.mo_concat = Reassembly(self._mo_due)             # MO parts waiting, unanswered (mo.py)
         self._rr = itertools.count()
         self._local_ids = itertools.count(1)
         self.server = None
@@ -118,6 +123,9 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
 
     async def stop(self):
         self.stopping = True                # link loops end and spawn nothing more
+        # MO parts still waiting (a stop without a drain) are judged with what arrived while the
+        # links are up, so each is answered once and no reassembly timer fires after the stop
+        self.mo_concat.judge_all()
         for t in self.tasks:
             t.cancel()
         for s in list(self.sessions):
@@ -145,21 +153,19 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
         Order matters: (1) stop accepting connections, and from now on answer new submits
         with ESME_RTHROTTLED (retryable: the ESME resends them to another node or after the
         restart) and new binds with ESME_RBINDFAIL; (2) judge the concatenated messages still
-        waiting for parts with what has arrived, so each part gets its answer; (3) wait until
-        `timeout` less the unbind wait for every request already forwarded to an SMSC to be
-        answered (the answers are relayed to the ESMEs as usual); whatever is still unanswered at the deadline
-        gets ESME_RSYSERR, the status of a response timeout (outcome unknown); (4) send unbind
-        to every ESME and every SMSC link and wait up to `unbind_wait` (at most half of `timeout`)
-        for the unbind_resps, so the whole drain takes at most `timeout`.
+        waiting for parts with what has arrived (submits from ESMEs, MO from the SMSC), so each
+        part gets its answer; (3) wait until `timeout` less the unbind wait for every request
+        already forwarded to an SMSC to be answered (the answers are relayed to the ESMEs as
+        usual); whatever is still unanswered at the deadline gets ESME_RSYSERR, the status of a
+        response timeout (outcome unknown); (4) send unbind to every ESME and every SMSC link and
+        wait up to `unbind_wait` (at most half of `timeout`) for the unbind_resps, so the whole
+        drain takes at most `timeout`.
         No forwarded submit is left unanswered. Returns counts for the log."""
         self.draining = True
         if self.server:
             self.server.close()             # no new connections; the bound ones stay
-        for key in list(self.concat):
-            c = self.concat.get(key)
-            if c is not None:
-                c.timer.cancel()
-                self._concat_due(key)
+        self.concat.judge_all()
+        self.mo_concat.judge_all()
         unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
         end = time.monotonic() + timeout - unbind_wait
         in_flight = sum(len(l.window.pending) for l in self.links)
@@ -300,11 +306,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, UpstreamMixin):
             sess.unbind_seq = pdu.sequence_number
             # its concatenated messages still waiting for parts are judged with what arrived (forwarded or
             # refused), so each of its parts is answered before the unbind_resp too
-            for key in [k for k, c in self.concat.items() if any(p[0] is sess for p in c.parts.values())]:
-                c = self.concat.get(key)
-                if c is not None:
-                    c.timer.cancel()
-                    self._concat_due(key)
+            self.concat.judge_all(lambda c: any(p[0] is sess for p in c.parts.values()))
             if not sess.in_flight:
                 self.unbind_answered(sess)
             return

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..verdict import Action, Message
@@ -13,6 +12,7 @@ from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
+from .concat import joined
 from .msgids import id_key
 from .smsc import LATE
 
@@ -22,19 +22,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("telfilter.smpp")
 
 
-@dataclass
-class _Concat:
-    total: int
-    parts: dict = field(default_factory=dict)       # part number -> (session, pdu, text, binary)
-    timer: object = None
-
-
 _DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
 _GENERIC_NACK, _SUBMIT_SM = C.GENERIC_NACK, C.SUBMIT_SM
 _perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
-LATE_TEXT = 320         # characters of each part kept to judge a late part with (two SMS' worth)
 
 
 _ERROR_RESPS: dict = {}
@@ -176,19 +168,15 @@ class SubmitPath:
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
     # ------------------------------------------------------------ concatenated messages
+    # judged once per message (concat.py: the reassembly both directions share); the parts wait in
+    # `self.concat`, each ESME part unanswered until its message is judged
     def _concat_part(self, sess, pdu, ci, text, binary):
         key = (sess.account.system_id, pdu.source_addr, pdu.destination_addr, ci[0], ci[1])
-        earlier = self.concat_done.get(key)
-        if earlier is not None and earlier[1] < self.loop.time():
-            del self.concat_done[key]                   # too old: the reference number is reused
-            earlier = None
-        if earlier is not None:
-            earlier, _, texts = earlier
+        late = self.concat.late(key, ci[2], text, binary, self.loop.time())
+        if late is not None:
+            earlier, whole = late
             # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
-            # judged on the whole text known now, the earlier parts' and its own in part order (a link split
-            # across a late part is read whole), and never let through when the message was dropped
-            texts[ci[2]] = text
-            whole = (" " if binary else "").join(texts[i] for i in sorted(texts) if texts[i])
+            # judged on the whole text known now, and never let through when the message was dropped
             def judged(v):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
                     v = earlier
@@ -197,15 +185,8 @@ class SubmitPath:
                 return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
             return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, then=judged)
-        c = self.concat.get(key)
-        if c is None:
-            if len(self.concat) >= self.settings.max_pending_concat:
-                oldest = next(iter(self.concat))        # bounded: judge the oldest with what it has
-                self.concat[oldest].timer.cancel()
-                self._concat_due(oldest)
-            c = self.concat[key] = _Concat(ci[1])
-            c.timer = self.loop.call_later(self.settings.concat_timeout, self._concat_due, key)
-        old = c.parts.get(ci[2])
+        old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), self.settings.max_pending_concat,
+                              self._concat_timer)
         if old is not None:
             # the same part again (an ESME retrying): the newest copy is the one judged and
             # forwarded; the earlier copy is answered now, never left without a response
@@ -213,16 +194,17 @@ class SubmitPath:
             if not old[0].closed:
                 old[0].send_pdu(P.response_class(old[1].command_id)(sequence_number=old[1].sequence_number,
                                                                    command_status=C.ESME_RSUBMITFAIL))
-        c.parts[ci[2]] = (sess, pdu, text, binary)
-        if len(c.parts) == c.total:
-            c.timer.cancel()
-            self._concat_due(key)
+        if self.concat.complete(key):
+            self.concat.judge_now(key)
+
+    def _concat_timer(self, key):
+        return self.loop.call_later(self.settings.concat_timeout, self._concat_due, key)
 
     def _concat_due(self, key):
-        c = self.concat.pop(key, None)
+        c = self.concat.take(key)
         if c is None:
             return
-        parts = [c.parts[i] for i in sorted(c.parts)]
+        parts = c.ordered()
         live = [(s, p) for s, p, _, _ in parts if not s.closed]
         if len(parts) < c.total:
             log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
@@ -236,16 +218,13 @@ class SubmitPath:
                 self._upstream_unavailable(s, p)
             return
         binary = any(b for _, _, _, b in parts)
-        text = " ".join(t for _, _, t, _ in parts if t) if binary else "".join(t for _, _, t, _ in parts)
+        text = joined([t for _, _, t, _ in parts], binary)
 
         def judged(v):
             if len(parts) < c.total:
                 # for late parts: the verdict and the parts' texts (bounded: max_pending_concat messages)
-                # (each part's text cut at LATE_TEXT characters: the memory stays bounded by max_pending_concat)
-                self.concat_done[key] = (v, self.loop.time() + self.settings.concat_timeout,
-                                         {i: (c.parts[i][2] or "")[:LATE_TEXT] for i in c.parts})
-                if len(self.concat_done) > self.settings.max_pending_concat:
-                    self.concat_done.popitem(last=False)
+                self.concat.remember(key, v, self.loop.time() + self.settings.concat_timeout, c,
+                                     self.settings.max_pending_concat)
             if v.action is Action.DROP:
                 for s, p in live:
                     self._drop(s, [p], v)

@@ -57,13 +57,13 @@ class SmView:
     @property
     def concat(self) -> tuple | None:
         """(reference, total, seq) from the SAR TLVs or the UDH, None if not concatenated."""
+        # udh.pdu_concat's order: the SAR TLVs, then the UDH (a broken one is an error even beside
+        # sound SAR TLVs), then whether they agree (held in sar_error too)
         if self.sar_error is not None:
             raise self.sar_error
-        if self.sar_concat is not None:
-            return self.sar_concat
         if self.udh_error is not None:
             raise self.udh_error
-        return self.udh_concat
+        return self.sar_concat if self.sar_concat is not None else self.udh_concat
 
     def check_user_data(self) -> None:
         """Every user-data check, in udh.check_user_data's order."""

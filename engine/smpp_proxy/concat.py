@@ -1,0 +1,119 @@
+"""Concatenated messages put together before they are judged, for both directions: the submit
+path (submit.py: an ESME's submit_sm / data_sm parts) and the MO path (mo.py: the SMSC's
+deliver_sm / data_sm parts).
+
+Theory of operation. A concatenated message (UDH IEI 0x00 / 0x08, or the SAR TLVs) is judged
+once, on the text of all its parts: a rule or the classifier never sees a fragment, and a 5656
+command is read whole. Each direction keeps one `Reassembly`. A part waits in `pending` under
+its message's key, unanswered, until every part is in, the owner's reassembly timer fires, or
+`bound` messages are waiting when a new one starts (the oldest is then judged with the parts
+it has). Each of these ends in the owner's `due(key)`, which `take`s the message, judges the
+joined text and answers every part. A message judged before all its parts came is remembered
+in `judged` (its verdict, until when, and each part's text cut at LATE_TEXT characters), so a
+part that comes later is judged on the whole text known then (`late`), never on its fragment
+alone. `judged` holds at most `bound` messages too, the oldest forgotten first.
+
+No I/O and no clock here: the owner starts the timers (`start_timer(key)` returns something
+with `cancel()`) and passes the time in.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+LATE_TEXT = 320         # characters of each part kept to judge a late part with (two SMS' worth)
+
+
+@dataclass
+class Pending:
+    """One concatenated message waiting for its parts."""
+    total: int
+    # part number -> (peer, pdu, text, binary, ...): the peer answers that part; the owner may add fields
+    parts: dict = field(default_factory=dict)
+    timer: object = None
+
+    def ordered(self) -> list:
+        """The parts that arrived, in part order (the order the handset shows them in)."""
+        return [self.parts[i] for i in sorted(self.parts)]
+
+
+def joined(texts, binary: bool) -> str:
+    """The text a concatenated message is judged on: its parts' texts in part order, so that a URL
+    or a keyword split across two parts is read whole. Binary parts' readable fragments (URLs
+    found in them) are kept apart by a space: two of them never run into one."""
+    return " ".join(t for t in texts if t) if binary else "".join(texts)
+
+
+class Reassembly:
+    """The concatenated messages of one direction waiting for their parts (`pending`, oldest
+    first) and those judged before all their parts came (`judged`, for late parts)."""
+
+    def __init__(self, due: Callable):
+        self.pending: dict = {}                          # key -> Pending, oldest first
+        self.judged: OrderedDict = OrderedDict()         # key -> (verdict, until, {part: text})
+        self.due = due                                   # due(key): take, judge and answer it
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def add(self, key, total: int, n: int, part: tuple, bound: int, start_timer: Callable):
+        """Hold part `n` of message `key`; returns the copy of part `n` it replaces (the peer sent the
+        part again: the newest copy is the one judged and answered, the caller answers the older
+        one now) or None. When `bound` messages are waiting already, the oldest is judged first,
+        with the parts it has: the table never holds more than `bound` messages."""
+        c = self.pending.get(key)
+        if c is None:
+            if len(self.pending) >= bound:
+                self.judge_now(next(iter(self.pending)))
+            c = self.pending[key] = Pending(total)
+            c.timer = start_timer(key)
+        old = c.parts.get(n)
+        c.parts[n] = part
+        return old
+
+    def complete(self, key) -> bool:
+        c = self.pending.get(key)
+        return c is not None and len(c.parts) == c.total
+
+    def judge_now(self, key) -> None:
+        """Judge message `key` now, with the parts it has (complete, pushed out by the bound, or
+        the proxy is stopping); nothing when it is not waiting any more."""
+        c = self.pending.get(key)
+        if c is not None:
+            c.timer.cancel()
+            self.due(key)
+
+    def judge_all(self, of: Callable | None = None) -> None:
+        """Judge every waiting message (the `of(pending)` ones only, when given) now."""
+        for key in list(self.pending):
+            c = self.pending.get(key)
+            if c is not None and (of is None or of(c)):
+                self.judge_now(key)
+
+    def take(self, key) -> Pending | None:
+        """Message `key` out of the table, to be judged (None: it was judged already)."""
+        return self.pending.pop(key, None)
+
+    def remember(self, key, verdict, until: float, c: Pending, bound: int) -> None:
+        """Keep the verdict of a message judged without all its parts, and its parts' texts (each cut
+        at LATE_TEXT: the memory stays bounded by `bound` messages), for its late parts."""
+        self.judged[key] = (verdict, until, {i: (p[2] or "")[:LATE_TEXT] for i, p in c.parts.items()})
+        if len(self.judged) > bound:
+            self.judged.popitem(last=False)
+
+    def late(self, key, n: int, text: str, binary: bool, now: float):
+        """(earlier verdict, whole text) when part `n` of `key` comes after its message was judged:
+        the whole text is the earlier parts' and this one's in part order (a link split across a
+        late part is read whole). None when it was not judged, or too long ago (`until` passed:
+        the peer reuses the reference number for a new message)."""
+        e = self.judged.get(key)
+        if e is None:
+            return None
+        verdict, until, texts = e
+        if until < now:
+            del self.judged[key]
+            return None
+        texts[n] = (text or "")[:LATE_TEXT]
+        whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary)
+        return verdict, whole

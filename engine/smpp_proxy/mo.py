@@ -1,0 +1,194 @@
+"""The MO path: a mobile-originated deliver_sm / data_sm from the SMSC (anything but a delivery
+receipt) is judged once per message, then answered, applied as a 5656 command, or delivered to
+an ESME.
+
+Theory of operation. A message in one part is judged at once. A concatenated one (UDH IEI 0x00
+/ 0x08, or the SAR TLVs) is judged once on the text of all its parts: a subscriber's 5656 report
+longer than one SMS (67 characters a part in UCS-2, which Vietnamese with diacritics needs) is
+one report with its whole content, not a cut report and a second "command" made of the rest;
+and a spam MO is judged whole, not fragment by fragment. Its parts wait in `mo_concat` (a
+concat.Reassembly, keyed by SMSC address, source_addr, destination_addr, reference number and
+total: an SMSC may send the parts on different binds to it), UNANSWERED: nothing is
+acknowledged to the SMSC that could still be dropped or fail to be recorded. When the last part
+is in, `concat_timeout` passes, or `max_pending_concat` MO messages are waiting and another
+starts (the oldest is judged first, with the parts it has), the message is judged (one verdict
+line) and every part gets the message's outcome:
+
+    to the short code (text)  every part 0; the command applied and confirmed once, whole
+    drop                      every part the verdict's command_status
+    otherwise                 every part to one ESME receiver bind with room for all of them (the
+                              destination prefix picks the account, as for one part); each part's
+                              answer is the ESME's answer to it. No such bind: every part
+                              ESME_RX_T_APPN (the SMSC delivers them all again)
+    not recorded              every part ESME_RX_T_APPN (a 5656 command the journal could not take;
+                              nothing of it is in force)
+
+Bounds: at most `max_pending_concat` MO messages wait for parts, and at most as many judged
+without all their parts are remembered (each part's text cut at LATE_TEXT) so that a part coming
+after its message was judged is judged on the whole text known then; a late part of a dropped
+message is never let through, and a late part to the short code is confirmed only when the whole
+text reads as another command than before. The same part again replaces the waiting copy, which
+is answered ESME_RX_T_APPN at once (the submit path answers its older copy at once too). Parts
+whose every link has gone by then are not judged: none was answered, and the SMSC delivers them
+again on a new bind. `drain` and `stop` judge what waits (server.py), so every deliver_sm is
+answered once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+
+from ..pipeline import NotRecorded
+from ..verdict import Action, Message
+from .codec import pdu_concat
+from .codec import constants as C
+from .codec import pdu as P
+from .concat import joined
+from .submit import Refusal, message_content
+
+log = logging.getLogger("telfilter.smpp")
+_DROP = Action.DROP
+_UDHI = C.ESM_UDHI
+
+
+def _answer(link, pdu, status: int = 0) -> None:
+    """The SMSC's answer to one MO part (a no-op when its link has gone: the SMSC delivers it again)."""
+    link.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
+
+
+def _acks(parts) -> tuple:
+    """[(link, pdu)] -> ((pdu, ack), ...) for `_mo_outcome`."""
+    return tuple((p, partial(_answer, link, p)) for link, p in parts)
+
+
+def _open(link) -> bool:
+    t = link.transport
+    return t is not None and not t.is_closing()
+
+
+class MoPath:
+    """Mixin of `SmppProxy`: mobile-originated messages from the SMSC."""
+
+    def handle_mo(self, link, pdu, ack):
+        """An MO deliver_sm / data_sm from `link`; `ack(status)` answers it."""
+        dest = getattr(pdu, "destination_addr", "")
+        try:
+            text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
+        except Refusal as r:
+            # permanent: an SMSC redelivers on a temporary error, and this PDU would fail again
+            log.info("MO from %r refused: %s", pdu.source_addr, r.reason)
+            self.vlog.write_refusal(self.clock(), type(pdu).__name__ + " MO", "", pdu.source_addr, dest,
+                                    C.ESME_RX_P_APPN, r.reason)
+            return ack(C.ESME_RX_P_APPN)
+        if pdu.tlvs or pdu.esm_class & _UDHI:
+            ci = pdu_concat(pdu)            # sound: message_content checked the UDH and the SAR TLVs
+            if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
+                return self._mo_part(link, pdu, ci, text, binary, reading)
+        v = self._judge_mo(pdu, text, type(pdu).__name__ + " MO", binary, reading)
+        self._mo_outcome(v, link, ((pdu, ack),), binary)
+
+    def _judge_mo(self, pdu, text, what, binary, reading):
+        """Judge and log one MO message (`pdu`: its first part); None when it is a 5656 command the
+        journal could not take (logged as a refusal: the SMSC is to deliver it again)."""
+        dest = pdu.destination_addr
+        msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
+        t0 = time.perf_counter()
+        try:
+            v = self.pipeline.judge(msg)
+        except NotRecorded as e:
+            log.error("MO from %r to %s: %s", pdu.source_addr, dest, e)
+            self.stats["shortcode_not_recorded"] += 1
+            self.vlog.write_refusal(self.clock(), what, "", pdu.source_addr, dest, C.ESME_RX_T_APPN, str(e))
+            return None
+        self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary, reading)
+        return v
+
+    def _mo_outcome(self, v, link, parts, binary: bool, confirm: bool = True) -> None:
+        """Answer the parts [(pdu, ack)] of one MO message (one part unless concatenated) after its
+        verdict `v` (None: not recorded); see the table in the module text. `ack(status)` answers
+        its part to the SMSC; `link` is the one a confirmation goes out on."""
+        if v is None:
+            # temporary: the SMSC delivers it again, and nothing was confirmed or put in force
+            for _, ack in parts:
+                ack(C.ESME_RX_T_APPN)
+            return
+        pdu0 = parts[0][0]
+        dest = pdu0.destination_addr
+        if dest.lstrip("+") == self.pipeline.settings.shortcode and not binary:
+            for _, ack in parts:
+                ack(0)
+            if confirm:
+                self._confirm_shortcode(link, pdu0, v)
+            return
+        if v.action is _DROP:
+            for _, ack in parts:
+                ack(v.smpp_status)
+            return
+        target = self._mo_target(dest, len(parts))
+        if target is None:
+            for _, ack in parts:
+                ack(C.ESME_RX_T_APPN)      # no ESME bound for it: the SMSC retries later
+            return
+        for p, ack in parts:
+            self._send_to_esme(target, p, lambda r, ack=ack: ack(
+                r.command_status if r is not None else C.ESME_RX_T_APPN))
+
+    # ------------------------------------------------------------ concatenated MO
+    def _mo_part(self, link, pdu, ci, text, binary, reading):
+        ref, total, n = ci
+        key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
+        late = self.mo_concat.late(key, n, text, binary, self.loop.time())
+        if late is not None:
+            return self._mo_late(link, pdu, ci, late, binary, reading)
+        self.stats["mo_concat_parts"] += 1
+        old = self.mo_concat.add(key, total, n, (link, pdu, text, binary, reading),
+                                 self.settings.max_pending_concat, self._mo_timer)
+        if old is not None:
+            # the same part again (the SMSC gave up on the first copy): the newest copy is the one
+            # judged and answered; the earlier one is answered now, never left without a response
+            self.stats["mo_concat_resent_parts"] += 1
+            _answer(old[0], old[1], C.ESME_RX_T_APPN)
+        if self.mo_concat.complete(key):
+            self.mo_concat.judge_now(key)
+
+    def _mo_timer(self, key):
+        return self.loop.call_later(self.settings.concat_timeout, self._mo_due, key)
+
+    def _mo_due(self, key):
+        c = self.mo_concat.take(key)
+        if c is None:
+            return
+        parts = c.ordered()
+        live = [(l, p) for l, p, _, _, _ in parts if _open(l)]
+        if not live:
+            # none of its parts can be answered: not judged (nothing recorded or confirmed); the SMSC
+            # delivers them again on a new bind
+            log.info("concatenated MO %s from %r: every link it came on has gone; not judged", key[3], key[1])
+            self.stats["mo_concat_links_gone"] += 1
+            return
+        if len(parts) < c.total:
+            log.info("concatenated MO %s from %r: %d of %d parts after %.0fs; judging what arrived",
+                     key[3], key[1], len(parts), c.total, self.settings.concat_timeout)
+            self.stats["mo_concat_incomplete"] += 1
+        binary = any(b for _, _, _, b, _ in parts)
+        text = joined([t for _, _, t, _, _ in parts], binary)
+        reading = next((r for _, _, _, _, r in parts if r), None)
+        pdu0 = parts[0][1]
+        v = self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading)
+        if v is not None and len(live) < c.total:
+            # parts still to come (or to come again, their link gone): judged late, on the whole text
+            self.mo_concat.remember(key, v, self.loop.time() + self.settings.concat_timeout, c,
+                                    self.settings.max_pending_concat)
+        self._mo_outcome(v, live[0][0], _acks(live), binary)
+
+    def _mo_late(self, link, pdu, ci, late, binary, reading):
+        """A part after its message was judged: judged on the whole text known now; never let
+        through when the message was dropped."""
+        earlier, whole = late
+        v = self._judge_mo(pdu, whole, f"{type(pdu).__name__} MO part {ci[2]}/{ci[1]} late", binary, reading)
+        if v is not None and earlier.action is _DROP and v.action is not _DROP:
+            v = earlier
+        # the subscriber is told again only when the whole text is another command than the part(s) were
+        confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
+        self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
