@@ -220,7 +220,10 @@ def test_one_node_on_redis_judges_exactly_as_the_embedded_store(tmp_path, url):
         st = asyncio.run(main())
         return out, st
     emb, _ = run(None, "emb")
-    shared, st = run(url, "redis")
+    # a generous timeout: on a loaded machine a batch answered after the default 0.5 s fails open (the
+    # local verdict stands, by design), which is not what this test compares
+    shared, st = run(url + "?timeout=5", "redis")
+    assert st.stats["errors"] == 0
     assert [emb[i] for i in range(len(msgs))] == [shared[i] for i in range(len(msgs))]
     assert st.stats["batches"] < len(msgs) / 5 and st.stats["converted"] > 0     # batched; the server decided some
     assert sum(1 for a, _ in emb.values() if a != "ALLOW") > 50                   # the mix exercises the rules
