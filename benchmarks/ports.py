@@ -27,7 +27,8 @@ def _ephemeral_low() -> int:
         return 32768       # Linux's default; other systems' ranges start higher
 
 
-def _bindable(port: int, kind: int) -> bool:
+def bindable(port: int, kind: int) -> bool:
+    """Whether a socket of `kind` can bind 127.0.0.1:`port` now."""
     s = socket.socket(socket.AF_INET, kind)
     try:
         s.bind(("127.0.0.1", port))
@@ -44,7 +45,7 @@ def _kernel_port(kinds) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        if port not in _given and all(_bindable(port, k) for k in kinds[1:]):
+        if port not in _given and all(bindable(port, k) for k in kinds[1:]):
             return port
     raise RuntimeError("no loopback port free for " + ", ".join(map(str, kinds)))
 
@@ -59,7 +60,7 @@ def free_port(*kinds: int) -> int:
     if hi - lo >= 1000:
         for _ in range(200):
             p = _rng.randrange(lo, hi)
-            if p not in _given and all(_bindable(p, k) for k in kinds):
+            if p not in _given and all(bindable(p, k) for k in kinds):
                 port = p
                 break
     if port is None:       # no room below the ephemeral range (an unusual sysctl): ask the kernel

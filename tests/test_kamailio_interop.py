@@ -88,14 +88,7 @@ def free_port():
 
 
 def udp_bound(port) -> bool:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return False
-    except OSError:
-        return True
-    finally:
-        s.close()
+    return not ports.bindable(port, socket.SOCK_DGRAM)
 
 
 class Kamailio:
