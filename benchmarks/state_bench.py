@@ -146,7 +146,7 @@ def memory_per_key(redis: Redis, keys: int) -> dict:
         ks = [counter_key(ns, stable_key((123456789, 84900000000 + i))) for i in range(lo, min(lo + B, keys))]
         for s in range(3):
             msgs = [[[j + 1, 0, 3, 86400, now + s, 1, 0]] for j in range(len(ks))]
-            c.evalsha(sha, len(ks) + 1, *ks, "tf:ev", msgpack.packb(msgs), TTL_SLACK, b"", "0-0", "bench")
+            c.evalsha(sha, len(ks) + 1, *ks, "tf:ev", msgpack.packb(msgs), TTL_SLACK, len(ks), b"", "0-0", "bench")
     used = c.info("memory")["used_memory"] - base
     for i in range(keys):
         for s in range(3):

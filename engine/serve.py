@@ -13,7 +13,8 @@ process) over a Unix socket in the data dir: engine/control.py.
 
 `--state redis://HOST:PORT/DB` shares judging state between processes and machines: counters
 (engine/state/redis_store.py), DNC changes and spam reports (replication.py: caught up before
-anything listens, then followed), per-account max binds and throughput (pool.py).
+anything listens, then followed), per-account max binds and throughput (pool.py), and delivery
+receipts: message ids and receipts held for an account bound elsewhere (receipts.py).
 `--workers N` (N > 1, needs --state redis://) runs engine/supervisor.py instead: N of these
 processes on the same ports.
 
@@ -225,10 +226,13 @@ async def run_serve(args, ready=None):
     else:
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
-    pool = None
+    pool = receipts = None
     if replicator is not None:      # max binds and throughput per account hold across processes
         from .state.pool import PoolLimits
+        from .state.receipts import SharedReceipts
         pool = PoolLimits(state_store, proxy)
+        receipts = SharedReceipts(state_store, proxy)   # a receipt reaches its account whichever link it came on
+        await receipts.catch_up()
     held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
     proxy.load_held(held_file)
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
@@ -278,6 +282,7 @@ async def run_serve(args, ready=None):
     st_task = asyncio.create_task(state_store.run())
     follow = asyncio.create_task(replicator.follow()) if replicator is not None else None
     pool_task = asyncio.create_task(pool.run()) if pool is not None else None
+    receipts_task = asyncio.create_task(receipts.run()) if receipts is not None else None
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -311,6 +316,9 @@ async def run_serve(args, ready=None):
     if control is not None:
         await control.stop()
     await proxy.stop()
+    if receipts is not None:
+        receipts_task.cancel()
+        await receipts.close()              # a hand-over under way ends before the held receipts are saved
     try:
         proxy.save_held(held_file)           # acknowledged to the SMSC: offered again at the next start
     except OSError as e:

@@ -3,11 +3,14 @@ a delivery receipt (which names only the message_id) goes back to the account th
 
 Theory of operation. One entry per forwarded message, so this grows with traffic: it is
 bounded (`bound`, 2M by default: ~7 minutes at 5k/s, the span receipts usually come back in)
-and the oldest entry makes room for the newest (first in, first out). The layout is a plain
-dict {message_id: account number} and a fixed ring of the ids in arrival order: the ring
-slot about to be reused names the entry to forget, so eviction is O(1) with no per-entry
-links (an OrderedDict keeps a node of ~48 B for each). Accounts are numbered, the number
-being a small int the interpreter shares, so an entry holds no object of its own but its id.
+and the oldest entry makes room for the newest (first in, first out). With a shared state store
+(`--state redis://`, `--workers N`) every process also holds the other processes' ids
+(engine/state/receipts.py), so the bound covers the pool's traffic: ~7 minutes at 5k/s
+pool-wide, in every process. The layout is a plain dict {message_id: account number} and a
+fixed ring of the ids in arrival order: the ring slot about to be reused names the entry to
+forget, so eviction is O(1) with no per-entry links (an OrderedDict keeps a node of ~48 B for
+each). Accounts are numbered, the number being a small int the interpreter shares, so an entry
+holds no object of its own but its id.
 
 Bytes per entry, measured with tracemalloc at the bound (2M ids of 10 characters): the id
 string 64 (CPython: 49 + length, rounded up to 8), the dict's slot and index 31, the ring

@@ -156,6 +156,8 @@ class DeliveryRouting:
     # or did not answer one (housekeeping). The SMSC is answered once the receipt is delivered or
     # held. The held receipts of all accounts are bounded (`max_held_receipts`, raw bytes only, ~300
     # bytes each): at the cap a new receipt is not acknowledged, the SMSC keeps it and delivers it later.
+    # With --state redis:// one held for an account with no receiver bind in this process goes to a process
+    # that has one (`receipt_handover`, engine/state/receipts.py), and comes back here by `deliver_handed_over`.
     def _deliver_receipt(self, acct, pdu, on_done, target=None, acked=False):
         rx = [target] if target is not None else self._receivers(acct)
         if not rx:
@@ -178,6 +180,8 @@ class DeliveryRouting:
             on_done(True)
             if self.held.get(acct):
                 self._flush_held(acct)        # a window slot is free: the next held receipt takes it
+            elif self.receipt_handover is not None:
+                self.receipt_handover.slot_free(acct)   # or one another process handed over
         self._send_to_esme(sess, pdu, done)
 
     def _hold(self, acct, pdu, acked: bool = True) -> bool:
@@ -190,7 +194,14 @@ class DeliveryRouting:
         self.held[acct].append(_HeldReceipt(raw) if raw else pdu)
         self.held_total += 1
         self.stats["receipts_held"] += 1
+        if self.receipt_handover is not None:
+            self.receipt_handover.held(acct)    # with no receiver bind here: to one elsewhere (state/receipts.py)
         return True
+
+    def deliver_handed_over(self, acct, raws) -> None:
+        """Receipts another process held for `acct` (engine/state/receipts.py): acknowledged to the SMSC."""
+        for raw in raws:
+            self._deliver_receipt(acct, _HeldReceipt(raw), on_done=_ignore, acked=True)
 
     def _flush_held(self, acct, now: float | None = None):
         q = self.held.get(acct)

@@ -5,7 +5,10 @@ every PDU it receives byte for byte (`received`), sends a delivery receipt for e
 message that asked for one, and can inject MO messages (`send_mo`). `down` makes it refuse
 binds; `stall` makes it stop answering submits (to exercise windows and timeouts);
 `answer_delay` answers submits that many seconds late; `hang()` makes the sessions bound so
-far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work).
+far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work);
+`receipts_elsewhere` sends each receipt on another bound receiver/transceiver session than the one
+its submit came on, round-robin (an SMSC that spreads receipts over every bind of a system_id:
+two proxies sharing this simulator get each other's receipts).
 """
 from __future__ import annotations
 
@@ -56,6 +59,8 @@ class SmscSimulator:
         self.mo_responses: list = []
         self.ignored: list = []             # PDUs a hung session received
         self.answer_delay = 0.0
+        self.receipts_elsewhere = False
+        self._rr = itertools.count()
 
     def hang(self) -> None:
         for s in self.sessions:
@@ -131,7 +136,10 @@ class SmscSimulator:
 
     def _receipt(self, s, sm, mid):
         rx = [x for x in self.sessions if x.bound and x.kind in ("receiver", "transceiver")]
-        if s.kind == "transmitter" and rx:
+        other = [x for x in rx if x is not s] if self.receipts_elsewhere else None
+        if other:
+            s = other[next(self._rr) % len(other)]
+        elif s.kind == "transmitter" and rx:
             s = rx[0]                       # receipts go to a receiver bind when the sender cannot take them
         now = time.strftime("%y%m%d%H%M")
         body = f"id:{mid} sub:001 dlvrd:001 submit date:{now} done date:{now} stat:DELIVRD err:000 text:".encode()

@@ -53,6 +53,8 @@ def _wire(rec: tuple) -> list:
 
 
 class SharedEvents:
+    stream = STREAM
+
     def __init__(self, client, reader, url: str):
         self.redis, self.reader, self.url = client, reader, url
         self.me = f"{os.getpid()}:{secrets.token_hex(4)}"
@@ -66,6 +68,9 @@ class SharedEvents:
         self.stats = {"sent": 0, "applied": 0, "errors": 0, "lost": 0}
         self._last_log = 0.0
         self.carrier = None     # RedisStore._wake: the updates ride with its batch script call
+        # other streams read by the same XREAD (one wake-up for the entries of one batch script call):
+        # name -> an object with `last_id` and `_apply(entries)` (receipts.py's message ids)
+        self.followed: dict = {}
 
     def take(self) -> tuple:
         """(blob, MINID, process id) of the updates waiting, for the batch script to XADD
@@ -160,10 +165,12 @@ class SharedEvents:
             self.last_id = f"{int(time.time() * 1000)}-0"
         while True:
             try:
-                got = await self.reader.xread({STREAM: self.last_id}, count=500, block=1000)
+                streams = {STREAM: self.last_id, **{name: f.last_id for name, f in self.followed.items()}}
+                got = await self.reader.xread(streams, count=500, block=1000)
                 backoff = 0.1
-                for _name, entries in got or ():
-                    self._apply(entries)
+                for name, entries in got or ():
+                    name = name.decode() if isinstance(name, bytes) else name
+                    (self if name == STREAM else self.followed[name])._apply(entries)
                     await asyncio.sleep(0)
             except asyncio.CancelledError:
                 raise

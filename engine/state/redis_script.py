@@ -12,8 +12,9 @@ import hashlib
 
 TTL_SLACK = 60              # seconds a key outlives its window
 
-# The batch script. KEYS: the counter keys, then the event stream. ARGV[2]: TTL slack;
-# ARGV[3..5]: an events blob (may be empty), its MINID and the process id (events.py).
+# The batch script. KEYS: the counter keys (ARGV[3] of them), then the streams that ride with
+# the batch (the event stream, events.py; message ids, receipts.py). ARGV[2]: TTL slack; then per
+# stream a blob (may be empty), its MINID and the process id.
 # ARGV[1]: msgpack list of messages, each a list of ops
 # {key index, distinct?, limit, window (-1 = forever), second, enforce?, value fingerprint}.
 # Returns one string of comma-separated integers (parsed in C, not as a RESP array of
@@ -114,9 +115,13 @@ for m = 1, #msgs do
   out[#out + 1] = ok
   for i = 1, #counts do out[#out + 1] = counts[i] end
 end
--- history and call-duration updates of this loop iteration (engine/state/events.py)
-if #ARGV[3] > 0 then
-  redis.call('XADD', KEYS[#KEYS], 'MINID', '~', ARGV[4], '*', 'p', ARGV[5], 'd', ARGV[3])
+-- the updates of this loop iteration for each stream (history and call durations, message ids)
+local nk = tonumber(ARGV[3])
+for j = nk + 1, #KEYS do
+  local a = 4 + 3 * (j - nk - 1)
+  if #ARGV[a] > 0 then
+    redis.call('XADD', KEYS[j], 'MINID', '~', ARGV[a + 1], '*', 'p', ARGV[a + 2], 'd', ARGV[a])
+  end
 end
 return table.concat(out, ',')
 """

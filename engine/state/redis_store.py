@@ -52,8 +52,10 @@ availability; on Redis Cluster each key is a slot of its own and a batch would h
 split per slot (not built: the script needs all of a message's keys on one node).
 
 Recipient history and call durations are kept whole in every process and broadcast between
-them (engine/state/events.py); 5656 spam reports reach every node's report index through
-engine/state/replication.py.
+them (engine/state/events.py), and so are the SMSC message ids of forwarded messages
+(engine/state/receipts.py): both ride with the batch script call as stream entries (`riders`,
+each with `out`, `take()`, `lost()`, `stream`). 5656 spam reports reach every node's report
+index through engine/state/replication.py.
 """
 from __future__ import annotations
 
@@ -68,7 +70,6 @@ from ..rules.counters import MemoryCounters
 from ..rules.slots import value_fp
 from ..verdict import Action, Hit, decide
 from .embedded import StateError, stable, stable_key
-from .events import STREAM as EVENTS
 from .events import SharedEvents
 from .redis_script import LUA, TTL_SLACK, counter_key
 from .url import parse_url
@@ -170,6 +171,7 @@ class RedisStore:
                                     socket_timeout=self.timeout + 2.0)
         self.events = SharedEvents(client, reader, self.cfg["url"])
         self.events.carrier = self._wake        # updates ride with the next batch script call
+        self.riders = [self.events]               # streams appended by the batch script (receipts.py adds one)
         self.counters = SharedCounters(self, MemoryCounters())
         self.history = self.events.history        # broadcast to and from the other processes (events.py)
         self.calls = self.events.calls
@@ -233,11 +235,12 @@ class RedisStore:
         if self.ops:                     # committed by a path that does not settle (SIP, call ends)
             self._queue.append((None, None, self.ops, None))
             self.ops = []
-        if self._busy or not (self._queue or self.events.out):
+        if self._busy or not (self._queue or self._riding()):
             return
         if time.monotonic() < self._down_until:
             batch, self._queue[:] = self._queue[:], []
-            self.events.lost()
+            for r in self.riders:
+                r.lost()
             self._degraded(batch, "server unavailable (backing off)")
             return
         batch = self._queue[:MAX_BATCH]
@@ -246,6 +249,9 @@ class RedisStore:
         t = asyncio.ensure_future(self._send(batch))
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
+
+    def _riding(self) -> bool:
+        return any(r.out for r in self.riders)     # stream updates waiting for the next script call
 
     def _enforce_map(self, pipe) -> dict:
         """symbol -> rule, for rules whose forced action is drop (their caps are enforced)."""
@@ -273,12 +279,13 @@ class RedisStore:
                                 value_fp(op.value) if op.distinct else 0])
                 msgs.append(enc)
             arg = msgpack.packb(msgs)
-            ev = self.events.take()
+            ev = [r.take() for r in self.riders]
             try:
                 res = await asyncio.wait_for(self._eval(keys, arg, ev), self.timeout * 2)
                 res = list(map(int, res.split(b","))) if res else []
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
-                self.events.lost(ev)
+                for r, taken in zip(self.riders, ev):
+                    r.lost(taken)
                 self._failed(e)
                 self._degraded(batch, f"{type(e).__name__}: {e}")
                 return
@@ -301,13 +308,14 @@ class RedisStore:
                     _safely(self._finish, pipe, v, ops, counts, then)
         finally:
             self._busy = False
-            if self._queue or self.ops or self.events.out:
+            if self._queue or self.ops or self._riding():
                 self._flush()
 
     async def _eval(self, keys, arg, ev):
         if self._sha is None:
             self._sha = await self.redis.script_load(LUA)
-        args = (len(keys) + 1, *keys, EVENTS, arg, TTL_SLACK, *ev)
+        args = (len(keys) + len(ev), *keys, *(r.stream for r in self.riders), arg, TTL_SLACK, len(keys),
+                *(x for taken in ev for x in taken))
         try:
             return await self.redis.evalsha(self._sha, *args)
         except Exception as e:
@@ -397,10 +405,10 @@ class RedisStore:
             await self.events.follow()
 
     async def close(self) -> None:
-        for _ in range(200):            # what was queued is answered before the stop
-            if not (self._queue or self.ops or self._busy or self._tasks):
+        for _ in range(200):            # what was queued is answered (and broadcast) before the stop
+            if not (self._queue or self.ops or self._busy or self._tasks or self._riding()):
                 break
-            if not self._busy and (self._queue or self.ops):
+            if not self._busy and (self._queue or self.ops or self._riding()):
                 self._flush()
             await asyncio.sleep(0.01)
         await self.events.close()

@@ -1,0 +1,307 @@
+"""Delivery receipts across processes sharing one Redis (`serve --workers N`, or several nodes on
+`--state redis://…`), each with SMSC links of its own.
+
+Theory of operation
+-------------------
+An SMSC delivers a receipt on any receiver/transceiver bind of our system_id (often round-robin),
+so with N processes a receipt usually reaches one that never saw its message's submit_sm_resp, and
+the account's receiver bind may be in yet another. Two things travel through the server:
+
+- **message_id -> account** (the stream `tf:mid`). Every id this process adds to its MessageIds (an
+  SMSC's submit_sm_resp, a late answer) is appended to `out`: one list append on the submit path.
+  Once per event-loop iteration they ride, grouped by account, as one stream entry in the counters'
+  batch script call (redis_store.py `riders`: no round trip of their own). The follower of the
+  event stream (events.py: the same XREAD BLOCK, so one wake-up for both entries of a script call)
+  adds the other processes' ids to this process's MessageIds, and a
+  receipt that was waiting for its id (`receipt_wait`, routing.py) is routed at once. The stream is
+  trimmed (MINID) to the last KEEP seconds: followers apply in real time, and a process that starts
+  reads that window first. So a receipt is routed wherever it lands, and every MessageIds holds the
+  ids of the whole pool's traffic: its bound (2M ids) covers that, ~7 minutes at 5k/s pool-wide.
+  Redis memory: KEEP seconds of ids, ~15 bytes an id (5k/s: ~9 MB).
+- **Receipts held for an account bound elsewhere** (the list `tf:{a:<account>}:rq`, in the
+  account's hash slot like pool.py's keys). A receipt held here (acknowledged to the SMSC already,
+  kept as the SMSC's raw bytes) for an account with no receiver/transceiver bind in this process is
+  pushed onto the account's list by a script that takes at most `max_held_receipts` on that list;
+  what it refuses stays held here, as before. A process with a receiver bind of the account and room
+  in its windows pops (RPOP with a count up to that room) every BEAT seconds, again at once while it
+  gets full batches and has room, and when a window slot frees after a full batch; what it pops goes
+  through the normal path (routing.py `_deliver_receipt`): an ESME's refusal holds it here, and if
+  that bind goes away the next sweep hands it over again. Per account, first in first out.
+
+Failures: with the server unreachable, ids stay in this process (counted as `msgids_not_shared` in
+SmppProxy.stats) and receipts stay held here (`receipts_shared_errors`, logged every 5 s at most;
+tried again after a back-off of 0.1 s doubling to 5 s): today's behaviour, nothing dropped.
+Handed-over receipts are as durable as the server (`appendonly`); a pull whose answer comes after
+the store's timeout loses what it popped (`receipts_pull_errors`; a held receipt is lost at a crash
+the same way).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+
+import msgpack
+
+from ..smpp_proxy.codec import encode
+from ..smpp_proxy.msgids import BOUND, MessageIds
+from .pool import BEAT, _keys
+
+log = logging.getLogger("telfilter")
+
+STREAM = "tf:mid"
+KEEP = 120.0                # seconds of message ids kept in the stream (and read on start)
+PUSH_BATCH = 500            # receipts per hand-over script call
+
+# KEYS[1]: the account's list; ARGV[1]: its bound; ARGV[2..]: raw deliver_sm, oldest first.
+# Returns how many it took (the first ones); the rest stay with the caller.
+PUSH = r"""
+local n = math.min(tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1]), #ARGV - 1)
+if n <= 0 then return 0 end
+redis.call('LPUSH', KEYS[1], unpack(ARGV, 2, n + 1))
+return n
+"""
+
+
+def queue_key(acct: str) -> str:
+    return _keys(acct, "rq")[0]
+
+
+class SharedMessageIds(MessageIds):
+    """MessageIds whose own additions are broadcast (`out`); `learn` adds another process's."""
+    __slots__ = ("out", "wake")
+
+    def __init__(self, bound: int = BOUND, wake=lambda: None):
+        super().__init__(bound)
+        self.out: list = []
+        self.wake = wake
+
+    def add(self, mid: str, account: str) -> None:
+        MessageIds.add(self, mid, account)
+        out = self.out
+        if not out:
+            self.wake()             # the first of this loop iteration: a batch script call is scheduled
+        out.append(mid)
+
+    learn = MessageIds.add
+
+
+class SharedReceipts:
+    """Wired by serve next to PoolLimits: `proxy.msgid_account` broadcast, held receipts handed over."""
+
+    stream = STREAM
+
+    def __init__(self, store, proxy):
+        self.store, self.proxy, self.redis = store, proxy, store.redis
+        self.timeout, self.url = store.timeout, store.cfg["url"]
+        self.me = f"{os.getpid()}:{secrets.token_hex(4)}"
+        self._me = self.me.encode()
+        old = proxy.msgid_account
+        self.ids = proxy.msgid_account = SharedMessageIds(old.bound, store._wake)
+        store.riders.append(self)                 # sent with the batch script call
+        store.events.followed[STREAM] = self      # read by the event stream's follower
+        proxy.receipt_handover = self
+        self._push = self.redis.register_script(PUSH)
+        self.last_id = f"{int(time.time() * 1000)}-0"      # catch_up reads back from KEEP s ago
+        self._due: set = set()          # accounts whose held receipts go to the server
+        self._pull: set = set()         # accounts to pull for now
+        self._more: set = set()         # accounts whose last pull was a full batch
+        self._job = None
+        self._closing = False
+        self._down_until = 0.0
+        self._backoff = 0.1
+        self._last_log = 0.0
+        self.stats = proxy.stats        # SmppProxy.stats: in `ctl stats` and /metrics (telfilter_smpp_events)
+
+    # ------------------------------------------------------------ message ids: a rider of the batch script
+    @property
+    def out(self) -> list:
+        return self.ids.out
+
+    def take(self) -> tuple:
+        """(blob, MINID, process id) for the batch script: {account: [ids]} (an empty blob: none)."""
+        mids, self.ids.out = self.ids.out, []
+        minid = f"{int((time.time() - KEEP) * 1000)}-0"
+        if not mids:
+            return b"", minid, self.me
+        by: dict = {}
+        get = self.ids.get
+        for k in mids:
+            a = get(k)
+            if a is not None:
+                by.setdefault(a, []).append(k)
+        self.stats["msgids_shared"] += len(mids)
+        return msgpack.packb(by), minid, self.me
+
+    def lost(self, taken: tuple | None = None) -> None:
+        """The server could not take them: these ids are known in this process only."""
+        if taken is None:
+            self.stats["msgids_not_shared"] += len(self.ids.out)
+            self.ids.out = []
+        elif taken[0]:
+            n = sum(map(len, msgpack.unpackb(taken[0]).values()))
+            self.stats["msgids_shared"] -= n
+            self.stats["msgids_not_shared"] += n
+
+    def _apply(self, entries, skip_own: bool = True) -> None:
+        learn, early, proxy = self.ids.learn, self.proxy.early_receipts, self.proxy
+        for eid, f in entries:
+            self.last_id = eid.decode() if isinstance(eid, bytes) else eid
+            if skip_own and f.get(b"p") == self._me:
+                continue
+            try:
+                by = msgpack.unpackb(f[b"d"])
+                for acct, mids in by.items():
+                    for k in mids:
+                        learn(k, acct)
+                        if early and k in early:        # a receipt here was waiting for this id
+                            proxy._early_receipt_matched(k, acct)
+                    self.stats["msgids_learned"] += len(mids)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                self._error("apply", e)
+
+    async def catch_up(self, timeout: float = 5.0) -> int:
+        """The last KEEP seconds of ids, this process's earlier incarnations' included."""
+        n = 0
+        start = f"{int((time.time() - KEEP) * 1000)}-0"
+        try:
+            async def read():
+                nonlocal n, start
+                while True:
+                    got = await self.redis.xrange(STREAM, min=start, count=1000)
+                    if not got:
+                        return
+                    self._apply(got, skip_own=False)
+                    n += len(got)
+                    start = "(" + self.last_id
+            await asyncio.wait_for(read(), timeout)
+        except Exception as e:
+            self._error("catch-up", e)
+        return n
+
+    # ------------------------------------------------------------ held receipts: hand-over and pull
+    def _receiving_here(self, acct: str) -> bool:
+        return any(s.state.can_receive and not s.closed for s in self.proxy.binds.get(acct, ()))
+
+    def _room(self, acct: str) -> int:
+        p = self.proxy
+        return sum(s.account.window - len(s.window) for s in p._receivers(acct)) - len(p.held.get(acct, ()))
+
+    def held(self, acct: str) -> None:
+        """routing.py: a receipt was just held for `acct`; with no receiver bind here it goes to the server."""
+        if acct not in self._due and not self._receiving_here(acct):
+            self._due.add(acct)
+            self._kick()
+
+    def slot_free(self, acct: str) -> None:
+        """routing.py: an ESME acknowledged a receipt and nothing is held here for its account."""
+        if acct in self._more:
+            self._pull.add(acct)
+            self._kick()
+
+    def _kick(self) -> None:
+        if (self._job is None or self._job.done()) and not self._closing:
+            self._job = asyncio.ensure_future(self._work())
+
+    async def _work(self) -> None:
+        """One job at a time, so the held queues are never handed over twice."""
+        while (self._due or self._pull) and time.monotonic() >= self._down_until:
+            try:
+                if self._due:
+                    await self._hand_over(self._due.pop())
+                else:
+                    await self._take_over()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self._error("hand-over", e)
+
+    async def _hand_over(self, acct: str) -> None:
+        p = self.proxy
+        q = p.held.get(acct)
+        if not q or self._receiving_here(acct):
+            return
+        items = [q.popleft() for _ in range(min(len(q), PUSH_BATCH))]
+        p.held_total -= len(items)
+        n, answered = 0, False
+        try:
+            raws = [r.raw if getattr(r, "raw", b"") else encode(r) for r in items]
+            n = int(await asyncio.wait_for(
+                self._push(keys=[queue_key(acct)], args=[p.settings.max_held_receipts, *raws]), self.timeout * 2))
+            answered, self._backoff = True, 0.1
+        except Exception as e:
+            self._failed("hand-over", e)
+        finally:                        # (a cancel too) what the list refused or never got: first in the queue again
+            rest = items[n:]
+            if rest:
+                p.held[acct].extendleft(reversed(rest))
+                p.held_total += len(rest)
+        self.stats["receipts_handed_over"] += n
+        if answered and rest:           # the list is at max_held_receipts: held here, offered again each BEAT
+            self.stats["receipts_handover_full"] += len(rest)
+        if not p.held.get(acct):
+            p.held.pop(acct, None)
+        elif n == len(items):
+            self._due.add(acct)         # more than one batch was held
+
+    async def _take_over(self) -> None:
+        want = {a: r for a in self._pull if (r := self._room(a)) > 0}
+        self._pull.clear()
+        while want:
+            pl = self.redis.pipeline(transaction=False)
+            for a, r in want.items():
+                pl.rpop(queue_key(a), r)
+            try:
+                got = await asyncio.wait_for(pl.execute(), self.timeout * 4)
+            except Exception as e:
+                self.stats["receipts_pull_errors"] += 1
+                return self._failed("pull", e)
+            full = []
+            for (a, r), raws in zip(want.items(), got):
+                if raws:
+                    self.stats["receipts_taken_over"] += len(raws)
+                    self.proxy.deliver_handed_over(a, raws)
+                if raws and len(raws) >= r:
+                    self._more.add(a)
+                    full.append(a)
+                else:
+                    self._more.discard(a)
+            want = {a: r for a in full if (r := self._room(a)) > 0}
+
+    async def beat(self) -> None:
+        """Every BEAT s: held receipts of accounts with no receiver here go to the server; accounts with
+        a receiver here pull."""
+        while True:
+            await asyncio.sleep(BEAT)
+            p = self.proxy
+            self._due.update(a for a, q in p.held.items() if q and not self._receiving_here(a))
+            self._pull.update(a for a in p.binds if self._receiving_here(a))
+            self._kick()
+
+    async def run(self) -> None:
+        await self.beat()
+
+    # ------------------------------------------------------------ failures, life
+    def _failed(self, what, e) -> None:
+        self._down_until = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, 5.0)
+        self._error(what, e)
+
+    def _error(self, what, e) -> None:
+        self.stats["receipts_shared_errors"] += 1
+        now = time.monotonic()
+        if now - self._last_log >= 5.0:
+            self._last_log = now
+            log.error("shared receipts (%s) via %s failed: %s: %s; receipts stay held here (held %d)",
+                      what, self.url, type(e).__name__, e, self.proxy.held_total)
+
+    async def close(self) -> None:
+        """After the proxy stopped, before its held receipts are saved: a job under way ends first."""
+        self._closing = True
+        if self._job is not None and not self._job.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._job), self.timeout * 4 + 1)
+            except Exception:
+                pass
