@@ -244,3 +244,9 @@ def test_threshold_expects_the_target_on_unseen_ham():
     y = np.array([False] * 440 + [True] * 440 + [False] * 3387)
     g = np.array(["vi"] * 880 + ["en"] * 3387)
     assert language_targets(y, g, 0.001) == {"en": 0.001, "vi": 2 / 441}
+    # the tag threshold: three times the rate, a small language three times as many ham (3 of 440, not 5)
+    from engine.ml.train import tag_targets
+    assert tag_targets(y, g, 0.001) == {"en": 0.003, "vi": 4 / 441}
+    ham = np.random.default_rng(1).random(440) * 0.9
+    p, yy = np.concatenate([ham, np.ones(5)]), np.array([False] * 440 + [True] * 5)
+    assert int(np.sum(ham >= threshold_for(p, yy, 4 / 441, extra_gain=0))) == 3

@@ -98,6 +98,9 @@ MIN_LANG_SPAM = 30
 # issue's English target on a 1,131-ham / 163-spam hold-out at those rates rose from 0.62 to 0.73.
 # Vietnamese k is unchanged (MIN_BLOCKED_HAM).
 MIN_BLOCKED_HAM = 1
+# The tag threshold is held to TAG_SCALE times the drop's blocked-ham target (tagging is the softer
+# action, but a tagged ordinary message is still a visible mistake).
+TAG_SCALE = 3.0
 # One more out-of-fold ham may sit above a language's threshold when that alone lets through at least this
 # share of its spam: with MIN_BLOCKED_HAM = 1 of ~330-440 Vietnamese ham, two look-alike service notices
 # scoring like phishing set the threshold, and on one of 16 splits (fold seed 7) it rose to 0.997 and caught
@@ -154,23 +157,31 @@ def language_weights(groups) -> np.ndarray:
     return np.array([w[g] for g in groups])
 
 
-def language_targets(y, groups, rate) -> dict:
+def language_targets(y, groups, rate, min_blocked: int = MIN_BLOCKED_HAM) -> dict:
     """{language group: blocked-ham target}; a rate too fine for the group's ham count
-    becomes (MIN_BLOCKED_HAM + 1) / (n_ham + 1), what a threshold above all but MIN_BLOCKED_HAM
+    becomes (min_blocked + 1) / (n_ham + 1), what a threshold above all but min_blocked
     of its ham blocks of unseen ham: a threshold set by the single highest-scoring ham is an
-    extreme-value estimate that one outlier decides."""
+    extreme-value estimate that one outlier decides. (The tag threshold's targets: three times
+    the rate and three times min_blocked, see TAG_SCALE.)"""
     out = {}
     for g in np.unique(groups):
         n = int(np.sum(~y & (groups == g)))
-        floor = (MIN_BLOCKED_HAM + 1) / (n + 1)
+        floor = (min_blocked + 1) / (n + 1)
         out[str(g)] = max(rate, floor) if n and rate < floor else rate
     return out
 
 
-def thresholds_per_language(p, y, langs, targets, scale=1.0) -> tuple[float, dict]:
-    """Highest of the per-language thresholds (each language within scale x its target)."""
-    per = {g: threshold_for(p[langs == g], y[langs == g], min(1.0, scale * r)) for g, r in targets.items()}
+def thresholds_per_language(p, y, langs, targets) -> tuple[float, dict]:
+    """Highest of the per-language thresholds (each language within its target)."""
+    per = {g: threshold_for(p[langs == g], y[langs == g], min(1.0, r)) for g, r in targets.items()}
     return max(per.values()), per
+
+
+def tag_targets(y, groups, rate) -> dict:
+    """The tag threshold's targets: TAG_SCALE times the drop's, a small language's floor
+    TAG_SCALE times as many out-of-fold ham (Vietnamese: 3 of ~440, as before the (k+1)/(n+1)
+    rule; scaling its floor 2/(n+1) instead would have let 5 through)."""
+    return language_targets(y, groups, TAG_SCALE * rate, TAG_SCALE * MIN_BLOCKED_HAM)
 
 
 def _logit(p):
@@ -184,15 +195,16 @@ def shift(p, langs, shifts: dict) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(_logit(p) + s)))
 
 
-def language_calibration(p, y, langs, targets) -> tuple[float, float, dict, dict]:
+def language_calibration(p, y, langs, targets, tags=None) -> tuple[float, float, dict, dict]:
     """(drop, tag, logit shift per language, own drop threshold per language).
     Each language gets its own drop threshold for its target; a logit shift then moves every
     language's threshold onto the highest one, so one pair of thresholds serves them all and
-    the pipeline keeps comparing one probability with `drop`/`tag`."""
+    the pipeline keeps comparing one probability with `drop`/`tag`. `tags`: the tag threshold's
+    targets (tag_targets; TAG_SCALE x `targets` when not given)."""
     drop, per = thresholds_per_language(p, y, langs, targets)
     shifts = {g: float(_logit(drop) - _logit(t)) for g, t in per.items()} if len(per) > 1 else {}
     ps = shift(p, langs, shifts)
-    tag, _ = thresholds_per_language(ps, y, langs, targets, scale=3.0)
+    tag, _ = thresholds_per_language(ps, y, langs, tags or {g: TAG_SCALE * r for g, r in targets.items()})
     return drop, min(tag, drop), shifts, per
 
 
@@ -393,7 +405,8 @@ def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress
     d_all = M @ (1.0 / np.asarray(sd))
     cal = _platt(d_all, y)
     p_all = cal.predict_proba(d_all.reshape(-1, 1))[:, 1]
-    drop_t, tag_t, shifts, drop_per = language_calibration(p_all, y, lg, targets)
+    drop_t, tag_t, shifts, drop_per = language_calibration(p_all, y, lg, targets,
+                                                           tag_targets(y, lg, target_blocked_ham))
     if shifts:                    # a language without a group of its own takes its group's shift
         shifts.update({str(g): shifts[str(lg[lang == g][0])] for g in np.unique(lang)})
     p_all = shift(p_all, lg, shifts)
