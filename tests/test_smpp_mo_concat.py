@@ -189,23 +189,23 @@ def test_missing_last_part_judged_at_the_timeout_and_a_late_part_stays_dropped(p
     assert lines[1]["action"] == "drop"
 
 
-def test_late_report_part_is_read_whole_and_not_confirmed_twice(proxy, pipe):
+def test_a_late_report_part_is_acknowledged_and_not_counted_twice(proxy, pipe):
     h, buf = proxy(concat_timeout=0.5)
     text = REPORT + " và còn gửi nhiều lần trong ngày"         # 3 parts
     parts = ucs2_parts(text, ref=0x33)
     assert len(parts) == 3
     seqs = [deliver(h, mo(sm)) for sm in parts[:2]]
-    assert wait(lambda: len(h.sim.mo_responses) == 2, 3)
+    assert wait(lambda: len(h.sim.mo_responses) == 2, 3)       # for the short code: answered as they come
     assert wait(lambda: confirmations(h))
     assert reports(pipe)[0]["content"] == text[len("S 0912345678 "):134].rstrip()
     late = deliver(h, mo(parts[2]))
     assert wait(lambda: len(h.sim.mo_responses) == 3)
-    assert wait(lambda: len(reports(pipe)) == 2)
     time.sleep(0.3)
     assert answers(h) == {seqs[0]: [0], seqs[1]: [0], late: [0]}
-    assert reports(pipe)[1]["content"] == text[len("S 0912345678 "):]
-    assert confirmations(h) == [DEFAULT_REPLIES["SPAM_REPORTED"]]     # the same answer is not sent twice
-    assert [l["pdu"] for l in verdicts(buf, "5656")] == ["DeliverSm MO x2/3", "DeliverSm MO part 3/3 late"]
+    assert len(reports(pipe)) == 1                              # the report is counted once
+    assert confirmations(h) == [DEFAULT_REPLIES["SPAM_REPORTED"]]
+    assert [l["pdu"] for l in verdicts(buf, "5656")] == ["DeliverSm MO x2/3"]
+    assert h.proxy.stats["mo_concat_late_shortcode"] == 1
 
 
 def test_sar_tlvs(proxy, pipe):
@@ -251,38 +251,73 @@ def test_a_part_sent_again_replaces_the_waiting_copy(proxy, pipe):
     h, buf = proxy()
     p1, p2 = ucs2_parts(REPORT, ref=0x44)
     first = deliver(h, mo(p1))
-    again = deliver(h, mo(p1))
-    assert wait(lambda: len(h.sim.mo_responses) == 1)
-    assert answers(h) == {first: [C.ESME_RX_T_APPN]}            # the older copy: answered at once
+    assert wait(lambda: answers(h) == {first: [0]})             # for the short code: answered as it comes
+    again = deliver(h, mo(p1))                                  # (an SMSC that lost our answer)
+    assert wait(lambda: answers(h) == {first: [0], again: [0]})
     last = deliver(h, mo(p2))
     assert wait(lambda: len(h.sim.mo_responses) == 3)
-    assert answers(h) == {first: [C.ESME_RX_T_APPN], again: [0], last: [0]}
+    time.sleep(0.2)
+    assert answers(h) == {first: [0], again: [0], last: [0]}
     assert [r["content"] for r in reports(pipe)] == [CONTENT]
 
 
-def test_report_not_recorded_gets_every_part_a_temporary_error(proxy, pipe):
+def test_parts_to_an_esme_wait_unanswered_until_the_message_is_judged(proxy):
+    h, buf = proxy(concat_timeout=30)
+    esme, _ = raw_session(h)
+    first = deliver(h, mo(gsm_parts(["hello there, ", "see you soon"], ref=0x45)[0], dst="8088", dc=0))
+    time.sleep(0.3)
+    assert first not in answers(h)                              # nothing acknowledged that could be dropped
+    assert len(h.proxy.mo_concat) == 1
+
+
+def test_a_report_not_recorded_is_asked_again_and_recorded_whole(proxy, pipe):
+    real = pipe.reports.append
+
     def full(rec):
         raise OSError(28, "No space left on device")
     pipe.reports.append = full
     h, buf = proxy()
-    seqs = [deliver(h, mo(sm)) for sm in ucs2_parts(REPORT, ref=0x55)]
-    assert wait(lambda: len(h.sim.mo_responses) == 2)
-    assert answers(h) == {s: [C.ESME_RX_T_APPN] for s in seqs}
+    p1, p2 = ucs2_parts(REPORT, ref=0x55)
+    s1 = deliver(h, mo(p1))
+    assert wait(lambda: answers(h) == {s1: [0]})               # acknowledged as it came
+    s2 = deliver(h, mo(p2))
+    assert wait(lambda: answers(h) == {s1: [0], s2: [C.ESME_RX_T_APPN]})    # the completing part: again later
     time.sleep(0.2)
-    assert confirmations(h) == []
+    assert confirmations(h) == [] and reports(pipe) == []
     [line] = verdicts(buf, "5656")
     assert line["action"] == "refuse" and line["status"] == C.ESME_RX_T_APPN
+    assert len(h.proxy.mo_concat) == 1                          # part 1 waits again for it
+    pipe.reports.append = real                                  # the disk has room again; the SMSC redelivers
+    s3 = deliver(h, mo(p2))
+    assert wait(lambda: answers(h).get(s3) == [0])
+    assert wait(lambda: confirmations(h) == [DEFAULT_REPLIES["SPAM_REPORTED"]])
+    assert [r["content"] for r in reports(pipe)] == [CONTENT]
 
 
 def test_drain_judges_waiting_parts(proxy, pipe):
     h, buf = proxy(concat_timeout=30)
     seq = deliver(h, mo(ucs2_parts(REPORT, ref=0x66)[0]))
-    time.sleep(0.2)
-    assert h.sim.mo_responses == []
+    assert wait(lambda: answers(h) == {seq: [0]})               # for the short code: answered as it came
+    assert len(h.proxy.mo_concat) == 1
     h.call(h.proxy.drain(timeout=1.0, unbind_wait=0.2))
-    assert wait(lambda: answers(h) == {seq: [0]})
+    assert wait(lambda: len(reports(pipe)) == 1)                # judged with what arrived, answered once
+    assert answers(h) == {seq: [0]}
     [line] = verdicts(buf, "5656")
     assert line["pdu"] == "DeliverSm MO x1/2"
+
+
+def test_an_smsc_with_a_window_of_one_sends_the_next_report_part(proxy, pipe):
+    """An SMSC that sends the next deliver_sm only once the last is answered: a report in two parts is
+    read whole at once, not after concat_timeout in pieces (parts for the short code are answered as they
+    come, except the one that completes the message)."""
+    h, buf = proxy(concat_timeout=30)
+    p1, p2 = ucs2_parts(REPORT, ref=0x67)
+    s1 = deliver(h, mo(p1))
+    assert wait(lambda: answers(h) == {s1: [0]}, 2)
+    s2 = deliver(h, mo(p2))
+    assert wait(lambda: answers(h) == {s1: [0], s2: [0]}, 2)
+    assert [r["content"] for r in reports(pipe)] == [CONTENT]
+    assert [l["pdu"] for l in verdicts(buf, "5656")] == ["DeliverSm MO x2/2"]
 
 
 def test_single_part_mo_unchanged(proxy):

@@ -8,11 +8,17 @@ longer than one SMS (67 characters a part in UCS-2, which Vietnamese with diacri
 one report with its whole content, not a cut report and a second "command" made of the rest;
 and a spam MO is judged whole, not fragment by fragment. Its parts wait in `mo_concat` (a
 concat.Reassembly, keyed by SMSC address, source_addr, destination_addr, reference number and
-total: an SMSC may send the parts on different binds to it), UNANSWERED: nothing is
-acknowledged to the SMSC that could still be dropped or fail to be recorded. When the last part
-is in, `concat_timeout` passes, or `max_pending_concat` MO messages are waiting and another
-starts (the oldest is judged first, with the parts it has), the message is judged (one verdict
-line) and every part gets the message's outcome:
+total: an SMSC may send the parts on different binds to it), UNANSWERED when they are for an
+ESME: nothing is acknowledged to the SMSC that could still be dropped or fail to be delivered
+(an SMSC must then allow as many deliver_sm outstanding on a bind as a message has parts, or
+the message waits `concat_timeout` and is judged with what arrived). Parts for the short code,
+whose destination is this element, are acknowledged as they come (an SMSC with a window of one
+sends the next part only then), except the part that completes the message: it gets the
+message's answer, so a command the journal cannot record (ESME_RX_T_APPN) is delivered again,
+and the parts acknowledged before wait again for it. When the last part is in,
+`concat_timeout` passes, or `max_pending_concat` MO messages are waiting and another starts (the
+oldest is judged first, with the parts it has), the message is judged (one verdict line) and
+every part not yet answered gets the message's outcome:
 
     to the short code (text)  every part 0; the command applied and confirmed once, whole
     drop                      every part the verdict's command_status
@@ -26,8 +32,8 @@ line) and every part gets the message's outcome:
 Bounds: at most `max_pending_concat` MO messages wait for parts, and at most as many judged
 without all their parts are remembered (each part's text cut at LATE_TEXT) so that a part coming
 after its message was judged is judged on the whole text known then; a late part of a dropped
-message is never let through, and a late part to the short code is confirmed only when the whole
-text reads as another command than before. The same part again replaces the waiting copy, which
+message is never let through; a late part to the short code is acknowledged and logged, not
+applied again (the command was applied once, with what had arrived: a report is counted once). The same part again replaces the waiting copy, which
 is answered ESME_RX_T_APPN at once (the submit path answers its older copy at once too). Parts
 whose every link has gone by then are not judged: none was answered, and the SMSC delivers them
 again on a new bind. `drain` and `stop` judge what waits (server.py), so every deliver_sm is
@@ -60,6 +66,10 @@ def _answer(link, pdu, status: int = 0) -> None:
 def _acks(parts) -> tuple:
     """[(link, pdu)] -> ((pdu, ack), ...) for `_mo_outcome`."""
     return tuple((p, partial(_answer, link, p)) for link, p in parts)
+
+
+# a waiting MO part: (link, pdu, text, binary, reading, answered already)
+_LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED = range(6)
 
 
 def _open(link) -> bool:
@@ -104,23 +114,27 @@ class MoPath:
         self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary, reading)
         return v
 
-    def _mo_outcome(self, v, link, parts, binary: bool, confirm: bool = True) -> None:
+    def _to_shortcode(self, pdu, binary: bool) -> bool:
+        return not binary and pdu.destination_addr.lstrip("+") == self.pipeline.settings.shortcode
+
+    def _mo_outcome(self, v, link, parts, binary: bool, confirm: bool = True, dest_pdu=None) -> None:
         """Answer the parts [(pdu, ack)] of one MO message (one part unless concatenated) after its
         verdict `v` (None: not recorded); see the table in the module text. `ack(status)` answers
-        its part to the SMSC; `link` is the one a confirmation goes out on."""
+        its part to the SMSC; `link` is the one a confirmation goes out on; `dest_pdu` the message's
+        first part when `parts` may be empty (short-code parts answered as they came)."""
         if v is None:
             # temporary: the SMSC delivers it again, and nothing was confirmed or put in force
             for _, ack in parts:
                 ack(C.ESME_RX_T_APPN)
             return
-        pdu0 = parts[0][0]
-        dest = pdu0.destination_addr
-        if dest.lstrip("+") == self.pipeline.settings.shortcode and not binary:
+        pdu0 = parts[0][0] if parts else None
+        if self._to_shortcode(dest_pdu or pdu0, binary):
             for _, ack in parts:
                 ack(0)
             if confirm:
-                self._confirm_shortcode(link, pdu0, v)
+                self._confirm_shortcode(link, dest_pdu or pdu0, v)
             return
+        dest = (dest_pdu or pdu0).destination_addr
         if v.action is _DROP:
             for _, ack in parts:
                 ack(v.smpp_status)
@@ -142,15 +156,19 @@ class MoPath:
         if late is not None:
             return self._mo_late(link, pdu, ci, late, binary, reading)
         self.stats["mo_concat_parts"] += 1
-        old = self.mo_concat.add(key, total, n, (link, pdu, text, binary, reading),
-                                 self.settings.max_pending_concat, self._mo_timer)
+        part = [link, pdu, text, binary, reading, False]
+        old = self.mo_concat.add(key, total, n, part, self.settings.max_pending_concat, self._mo_timer)
         if old is not None:
             # the same part again (the SMSC gave up on the first copy): the newest copy is the one
             # judged and answered; the earlier one is answered now, never left without a response
             self.stats["mo_concat_resent_parts"] += 1
-            _answer(old[0], old[1], C.ESME_RX_T_APPN)
+            if not old[_ANSWERED]:
+                _answer(old[_LINK], old[_PDU], C.ESME_RX_T_APPN)
         if self.mo_concat.complete(key):
             self.mo_concat.judge_now(key)
+        elif self._to_shortcode(pdu, binary):
+            _answer(link, pdu, 0)           # for this element: acknowledged as it comes (module text)
+            part[_ANSWERED] = True
 
     def _mo_timer(self, key):
         return self.loop.call_later(self.settings.concat_timeout, self._mo_due, key)
@@ -160,8 +178,9 @@ class MoPath:
         if c is None:
             return
         parts = c.ordered()
-        live = [(l, p) for l, p, _, _, _ in parts if _open(l)]
-        if not live:
+        live = [(l, p) for l, p, _, _, _, a in parts if not a and _open(l)]
+        answered = [x for x in parts if x[_ANSWERED]]
+        if not live and not answered:
             # none of its parts can be answered: not judged (nothing recorded or confirmed); the SMSC
             # delivers them again on a new bind
             log.info("concatenated MO %s from %r: every link it came on has gone; not judged", key[3], key[1])
@@ -171,21 +190,34 @@ class MoPath:
             log.info("concatenated MO %s from %r: %d of %d parts after %.0fs; judging what arrived",
                      key[3], key[1], len(parts), c.total, self.settings.concat_timeout)
             self.stats["mo_concat_incomplete"] += 1
-        binary = any(b for _, _, _, b, _ in parts)
-        text = joined([t for _, _, t, _, _ in parts], binary)
-        reading = next((r for _, _, _, _, r in parts if r), None)
-        pdu0 = parts[0][1]
+        binary = any(x[_BINARY] for x in parts)
+        text = joined([x[_TEXT] for x in parts], binary)
+        reading = next((x[_READING] for x in parts if x[_READING]), None)
+        pdu0 = parts[0][_PDU]
         v = self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading)
-        if v is not None and len(live) < c.total:
+        if v is None and answered:
+            # not recorded: the part(s) answered with ESME_RX_T_APPN come again; those acknowledged
+            # already wait again for them (a fresh reassembly timer)
+            for i, x in c.parts.items():
+                if x[_ANSWERED]:
+                    self.mo_concat.add(key, c.total, i, x, self.settings.max_pending_concat, self._mo_timer)
+        elif v is not None and len(live) + len(answered) < c.total:
             # parts still to come (or to come again, their link gone): judged late, on the whole text
             self.mo_concat.remember(key, v, self.loop.time() + self.settings.concat_timeout, c,
                                     self.settings.max_pending_concat)
-        self._mo_outcome(v, live[0][0], _acks(live), binary)
+        link = live[0][0] if live else next((x[_LINK] for x in parts if _open(x[_LINK])), parts[0][_LINK])
+        self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0)
 
     def _mo_late(self, link, pdu, ci, late, binary, reading):
         """A part after its message was judged: judged on the whole text known now; never let
         through when the message was dropped."""
         earlier, whole = late
+        if self._to_shortcode(pdu, binary):
+            # the command was applied once, with what had arrived: a report is not counted twice
+            log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",
+                     ci[2], ci[1], pdu.source_addr)
+            self.stats["mo_concat_late_shortcode"] += 1       # (its message has its verdict line)
+            return _answer(link, pdu, 0)
         v = self._judge_mo(pdu, whole, f"{type(pdu).__name__} MO part {ci[2]}/{ci[1]} late", binary, reading)
         if v is not None and earlier.action is _DROP and v.action is not _DROP:
             v = earlier
