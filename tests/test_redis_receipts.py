@@ -9,7 +9,10 @@ B: the ESME's receiver on proxy 1, transmitter on proxy 0: receipts reaching pro
    the receiver; receipts reaching proxy 0 (no receiver there) are handed over.
 C: Redis stopped: receipts whose id is not known are refused ESME_RX_T_APPN (the SMSC keeps them),
    one held for an account bound elsewhere stays held here and reaches the ESME when it binds here.
-The bound: the list takes max_held_receipts, the rest stays held where it was; nothing is lost.
+The bound: the list takes max_held_receipts, the rest stays held where it was; nothing is lost, and a
+full list is not offered the same receipts every second. Other processes' message ids never evict this
+process's own (a table of their own). A stop (`close`) starts no new hand-over and returns only once
+the one under way has ended, its unsent receipts back in the held queue.
 And `serve --workers 2` end to end."""
 import asyncio
 import os
@@ -28,7 +31,9 @@ from engine.smpp_proxy.server import SmppProxy, VerdictLog
 from engine.smpp_proxy.simulator import SmscSimulator
 from engine.state import install
 from engine.state.pool import PoolLimits
-from engine.state.receipts import SharedReceipts, queue_key
+from engine.state import receipts as receipts_mod
+from engine.state.pool import BEAT
+from engine.state.receipts import SharedMessageIds, SharedReceipts, queue_key
 from engine.state.redis_store import RedisStore
 
 from .redis_helpers import RedisServer, redis_server  # noqa: F401
@@ -189,7 +194,8 @@ def test_redis_stopped_keeps_todays_behaviour(tmp_path):
         srv.stop()
 
 
-def test_the_list_is_bounded_and_the_rest_stays_held(tmp_path, url, redis_server):  # noqa: F811
+def test_the_list_is_bounded_and_the_rest_stays_held(tmp_path, url, redis_server, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(receipts_mod, "FULL_PAUSE", BEAT)      # a list of 3 drains at once: no long pause
     with Pool(tmp_path, url, max_held=3, bound=4) as pool:
         pool.sim.receipts_elsewhere = False         # receipts on proxy 0, where only a transmitter is bound
         tx = pool.esme(0, P.BindTransmitter)
@@ -199,9 +205,11 @@ def test_the_list_is_bounded_and_the_rest_stays_held(tmp_path, url, redis_server
                                            destination_addr="84912345678", short_message=b"at %d, see you" % i)))
             _submitted_ids(tx, 1)
             assert wait(lambda: len(pool.responses()) == i + 1, 5)
-            assert wait(lambda: pool.proxies[0].stats["receipts_handed_over"]
-                        + pool.proxies[0].stats["receipts_handover_full"] >= i + 1, 5)
+            # handed over while the list has room; then held here (the list refused one: not offered again)
+            assert wait(lambda: pool.proxies[0].stats["receipts_handed_over"] == min(i + 1, 3)
+                        and pool.proxies[0].held_total == max(0, i - 2), 5)
         assert pool.responses() == [0] * 5
+        assert wait(lambda: pool.proxies[0].stats["receipts_handover_full"] >= 1, 5)
         c = redis_server.client()
         assert c.llen(queue_key("esme1")) == 3
         assert pool.proxies[0].held_total == 2
@@ -216,6 +224,131 @@ def test_the_list_is_bounded_and_the_rest_stays_held(tmp_path, url, redis_server
         assert len(got) == 5 and len(set(_ids(got))) == 5
         assert wait(lambda: c.llen(queue_key("esme1")) == 0 and pool.proxies[0].held_total == 0)
         c.close()
+
+
+def test_a_full_list_is_not_offered_the_same_receipts_every_beat(tmp_path, url, redis_server, monkeypatch):  # noqa: F811
+    """Regression: an account bound nowhere whose list is at max_held_receipts had its held receipts
+    re-sent every BEAT only to be refused; now not again for FULL_PAUSE s after a refusal."""
+    monkeypatch.setattr(receipts_mod, "FULL_PAUSE", 3 * BEAT)
+    c = redis_server.client()
+    with Pool(tmp_path, url, max_held=3) as pool:
+        pool.sim.receipts_elsewhere = False         # receipts on proxy 0, where only a transmitter is bound
+        c.lpush(queue_key("esme1"), *[b"x"] * 3)    # the list is full already
+        p0 = pool.proxies[0]
+        tx = pool.esme(0, P.BindTransmitter)
+        tx.submit(1)
+        _submitted_ids(tx, 1)
+        assert wait(lambda: p0.stats["receipts_handover_full"] == 1, 5)         # offered once, refused
+        time.sleep(1.5 * BEAT)                      # a beat or two: before the fix, offered at each
+        assert p0.stats["receipts_handover_full"] == 1 and p0.stats["receipts_handed_over"] == 0
+        assert p0.held_total == 1 and c.llen(queue_key("esme1")) == 3
+        c.rpop(queue_key("esme1"))                  # room again: offered after the pause, and taken
+        assert wait(lambda: p0.stats["receipts_handed_over"] == 1 and p0.held_total == 0, 3 * BEAT + 3)
+        assert c.llen(queue_key("esme1")) == 3
+        c.delete(queue_key("esme1"))
+    c.close()
+
+
+def test_other_processes_ids_never_evict_our_own():
+    """Regression: learned ids shared this process's bounded table, so with N workers our own ids lasted
+    N times shorter (a late receipt on the bind that submitted it was no longer routed)."""
+    ids = SharedMessageIds(bound=4)
+    ids.add("own1", "esme1")
+    ids.add("own2", "esme1")
+    for i in range(4):
+        ids.learn(f"other{i}", "esme2")
+    assert ids.get("own1") == ids.get("own2") == "esme1" and "own1" in ids and "own2" in ids
+    assert [ids.get(f"other{i}") for i in range(4)] == ["esme2"] * 4 and len(ids) == 6
+    ids.learn("other4", "esme2")                    # the learned table has the same bound: its oldest goes
+    assert "other0" not in ids and ids.get("other0") is None and ids.get("own1") == "esme1"
+    ids.learn("own1", "esme2")                      # our own is looked up first
+    assert ids.get("own1") == "esme1"
+    for i in range(3, 7):                           # our own table keeps today's bound
+        ids.add(f"own{i}", "esme1")
+    assert "own2" not in ids and ids.get("own6") == "esme1"
+    assert ids.get("own1") == "esme2"               # gone from ours: the learned entry answers
+    assert ids.get("nope", "d") == "d"
+
+
+def test_learned_ids_from_the_stream_leave_our_own(tmp_path):
+    """The same through SharedReceipts: ids applied from the stream, and the proxy's lookup."""
+    import msgpack
+
+    async def main():
+        proxy = SmppProxy(build(data_dir=tmp_path, with_model=False), SmppSettings(),
+                          VerdictLog(open(os.devnull, "w")))
+        proxy.msgid_account = MessageIds(4)
+        shared = SharedReceipts(RedisStore("redis://127.0.0.1:1"), proxy)
+        proxy._remember_message_id("A1", "esme1")
+        proxy._remember_message_id("A2", "esme1")
+        blob, _, _ = shared.take()
+        assert msgpack.unpackb(blob) == {"esme1": ["A1", "A2"]}
+        shared._apply([(b"1-0", {b"p": b"other", b"d": msgpack.packb({"esme2": [f"B{i}" for i in range(4)]})})])
+        assert proxy._account_of("A1") == proxy._account_of("A2") == "esme1"
+        assert proxy._account_of("B3") == "esme2" and proxy.stats["msgids_learned"] == 4
+        assert shared.take()[0] == b""              # learned ids are not broadcast again
+    asyncio.run(main())
+
+
+def _closing_proxy(tmp_path, accounts, n):
+    """An unstarted proxy holding n receipts for each account (bound nowhere) and its SharedReceipts."""
+    proxy = SmppProxy(build(data_dir=tmp_path, with_model=False), SmppSettings(), VerdictLog(open(os.devnull, "w")))
+    shared = SharedReceipts(RedisStore("redis://127.0.0.1:1"), proxy)
+    for a in accounts:
+        for i in range(n):
+            proxy.held[a].append(P.DeliverSm(sequence_number=i + 1, esm_class=4, short_message=b"id:%d" % i))
+            proxy.held_total += 1
+    return proxy, shared
+
+
+def test_close_cancels_a_hand_over_still_running_and_waits_for_it(tmp_path):
+    """Regression: close() gave up waiting and returned while the hand-over still held popped receipts,
+    so serve's save_held missed them (or they were both saved and on the server)."""
+    async def main():
+        proxy, shared = _closing_proxy(tmp_path, ["esme1"], 3)
+        started = asyncio.Event()
+
+        async def push(keys, args):
+            started.set()
+            await asyncio.Event().wait()             # the server never answers
+        shared._push = push
+        shared.timeout = 30.0                        # the script call's own wait: longer than close's
+        shared._due.add("esme1")
+        shared._kick()
+        await asyncio.wait_for(started.wait(), 2)
+        assert proxy.held_total == 0                 # popped, on its way
+        shared.timeout = 0.01                        # close waits timeout * 4 + 1 s
+        t0 = time.monotonic()
+        await shared.close()
+        assert time.monotonic() - t0 < 3
+        assert shared._job.done()
+        assert proxy.held_total == 3 and len(proxy.held["esme1"]) == 3   # back in the queue, in order
+        assert [r.sequence_number for r in proxy.held["esme1"]] == [1, 2, 3]
+        assert proxy.stats["receipts_handed_over"] == 0
+    asyncio.run(main())
+
+
+def test_close_starts_no_new_hand_over(tmp_path):
+    """Regression: the job went on with the next account after close() had begun."""
+    async def main():
+        proxy, shared = _closing_proxy(tmp_path, ["a1", "a2", "a3"], 1)
+        calls = []
+
+        async def push(keys, args):
+            calls.append(keys[0])
+            await asyncio.sleep(0.2)
+            return len(args) - 1
+        shared._push = push
+        shared._due.update(["a1", "a2", "a3"])
+        shared._kick()
+        while not calls:
+            await asyncio.sleep(0.01)
+        await shared.close()
+        assert shared._job.done() and len(calls) == 1
+        assert proxy.held_total == 2 and proxy.stats["receipts_handed_over"] == 1
+        shared._kick()                               # and nothing starts again
+        assert shared._job.done()
+    asyncio.run(main())
 
 
 def test_two_workers_route_receipts_whichever_worker_gets_them(tmp_path, url):

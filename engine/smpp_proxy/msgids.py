@@ -4,9 +4,10 @@ a delivery receipt (which names only the message_id) goes back to the account th
 Theory of operation. One entry per forwarded message, so this grows with traffic: it is
 bounded (`bound`, 2M by default: ~7 minutes at 5k/s, the span receipts usually come back in)
 and the oldest entry makes room for the newest (first in, first out). With a shared state store
-(`--state redis://`, `--workers N`) every process also holds the other processes' ids
-(engine/state/receipts.py), so the bound covers the pool's traffic: ~7 minutes at 5k/s
-pool-wide, in every process. The layout is a plain dict {message_id: account number} and a
+(`--state redis://`, `--workers N`) every process also holds the other processes' ids, in a
+second MessageIds of the same bound (engine/state/receipts.py, SharedMessageIds.learned): its
+own ids keep the coverage above, the other processes' get as much again (memory: up to twice
+the figure below). The layout is a plain dict {message_id: account number} and a
 fixed ring of the ids in arrival order: the ring slot about to be reused names the entry to
 forget, so eviction is O(1) with no per-entry links (an OrderedDict keeps a node of ~48 B for
 each). Accounts are numbered, the number being a small int the interpreter shares, so an entry

@@ -12,18 +12,26 @@ the account's receiver bind may be in yet another. Two things travel through the
   Once per event-loop iteration they ride, grouped by account, as one stream entry in the counters'
   batch script call (redis_store.py `riders`: no round trip of their own). The follower of the
   event stream (events.py: the same XREAD BLOCK, so one wake-up for both entries of a script call)
-  adds the other processes' ids to this process's MessageIds, and a
+  adds the other processes' ids to this process's table of learned ids, and a
   receipt that was waiting for its id (`receipt_wait`, routing.py) is routed at once. The stream is
   trimmed (MINID) to the last KEEP seconds: followers apply in real time, and a process that starts
-  reads that window first. So a receipt is routed wherever it lands, and every MessageIds holds the
-  ids of the whole pool's traffic: its bound (2M ids) covers that, ~7 minutes at 5k/s pool-wide.
+  reads that window first. So a receipt is routed wherever it lands. The learned ids go to a table
+  of their own (SharedMessageIds.learned), not to the one of this process's ids: each has the
+  MessageIds bound (2M ids). This process's own table covers its own traffic exactly as without
+  Redis (2M ids: ~7 minutes at 5k/s through this process), so other processes' ids never shorten
+  the life of ours (a late receipt back on the bind that submitted it, common with transceivers, is
+  still routed); the learned table covers the other processes' traffic (~7 minutes at 5k/s for the
+  rest of the pool). Lookups try our own ids first, then the learned ones. Memory in each process,
+  ~103 B an id (msgids.py): up to ~206 MB a table at the bound, ~412 MB for both.
   Redis memory: KEEP seconds of ids, ~15 bytes an id (5k/s: ~9 MB).
 - **Receipts held for an account bound elsewhere** (the list `tf:{a:<account>}:rq`, in the
   account's hash slot like pool.py's keys). A receipt held here (acknowledged to the SMSC already,
   kept as the SMSC's raw bytes) for an account with no receiver/transceiver bind in this process is
   pushed onto the account's list by a script that takes at most `max_held_receipts` on that list;
-  what it refuses stays held here, as before. A process with a receiver bind of the account and room
-  in its windows pops (RPOP with a count up to that room) every BEAT seconds, again at once while it
+  what it refuses stays held here, as before (counted, `receipts_handover_full`), and an account
+  whose list took nothing is not offered again for FULL_PAUSE s (not each BEAT: no batch re-sent
+  every second only to be refused; at most MAX_PAUSED accounts remembered). A process with a
+  receiver bind of the account and room in its windows pops (RPOP with a count up to that room) every BEAT seconds, again at once while it
   gets full batches and has room, and when a window slot frees after a full batch; what it pops goes
   through the normal path (routing.py `_deliver_receipt`): an ESME's refusal holds it here, and if
   that bind goes away the next sweep hands it over again. Per account, first in first out.
@@ -33,7 +41,9 @@ SmppProxy.stats) and receipts stay held here (`receipts_shared_errors`, logged e
 tried again after a back-off of 0.1 s doubling to 5 s): today's behaviour, nothing dropped.
 Handed-over receipts are as durable as the server (`appendonly`); a pull whose answer comes after
 the store's timeout loses what it popped (`receipts_pull_errors`; a held receipt is lost at a crash
-the same way).
+the same way). At a stop (`close`, before serve saves the held receipts) no new hand-over or pull
+starts; one still under way after the wait is cancelled and awaited (its unsent receipts back in the
+held queue) before close returns, so no hand-over takes from a held queue after it was saved.
 """
 from __future__ import annotations
 
@@ -54,6 +64,8 @@ log = logging.getLogger("telfilter")
 STREAM = "tf:mid"
 KEEP = 120.0                # seconds of message ids kept in the stream (and read on start)
 PUSH_BATCH = 500            # receipts per hand-over script call
+FULL_PAUSE = 10.0           # seconds an account whose list was full is not handed over again
+MAX_PAUSED = 10000          # accounts remembered as full at once (the oldest forgotten first)
 
 # KEYS[1]: the account's list; ARGV[1]: its bound; ARGV[2..]: raw deliver_sm, oldest first.
 # Returns how many it took (the first ones); the rest stay with the caller.
@@ -70,13 +82,32 @@ def queue_key(acct: str) -> str:
 
 
 class SharedMessageIds(MessageIds):
-    """MessageIds whose own additions are broadcast (`out`); `learn` adds another process's."""
-    __slots__ = ("out", "wake")
+    """MessageIds whose own additions are broadcast (`out`); `learn` adds another process's to a table
+    of their own (`learned`, the same bound), so they never evict this process's ids: those keep the
+    coverage of a process alone. Lookups try this process's ids first, then the learned ones."""
+    __slots__ = ("out", "wake", "learned")
 
     def __init__(self, bound: int = BOUND, wake=lambda: None):
         super().__init__(bound)
         self.out: list = []
         self.wake = wake
+        self.learned = MessageIds(bound)
+
+    def __len__(self) -> int:
+        return MessageIds.__len__(self) + len(self.learned)
+
+    def __contains__(self, mid: str) -> bool:
+        return mid in self._ids or mid in self.learned
+
+    def get(self, mid: str, default=None):
+        n = self._ids.get(mid)
+        if n is not None:
+            return self._accounts[n]
+        return self.learned.get(mid, default)
+
+    def own(self, mid: str, default=None):
+        """This process's ids only."""
+        return MessageIds.get(self, mid, default)
 
     def add(self, mid: str, account: str) -> None:
         MessageIds.add(self, mid, account)
@@ -85,7 +116,8 @@ class SharedMessageIds(MessageIds):
             self.wake()             # the first of this loop iteration: a batch script call is scheduled
         out.append(mid)
 
-    learn = MessageIds.add
+    def learn(self, mid: str, account: str) -> None:
+        self.learned.add(mid, account)
 
 
 class SharedReceipts:
@@ -108,6 +140,7 @@ class SharedReceipts:
         self._due: set = set()          # accounts whose held receipts go to the server
         self._pull: set = set()         # accounts to pull for now
         self._more: set = set()         # accounts whose last pull was a full batch
+        self._full: dict = {}           # account -> monotonic time until which its list counts as full
         self._job = None
         self._closing = False
         self._down_until = 0.0
@@ -127,7 +160,7 @@ class SharedReceipts:
         if not mids:
             return b"", minid, self.me
         by: dict = {}
-        get = self.ids.get
+        get = self.ids.own
         for k in mids:
             a = get(k)
             if a is not None:
@@ -146,7 +179,7 @@ class SharedReceipts:
             self.stats["msgids_not_shared"] += n
 
     def _apply(self, entries, skip_own: bool = True) -> None:
-        learn, early, proxy = self.ids.learn, self.proxy.early_receipts, self.proxy
+        learn, early, proxy = self.ids.learned.add, self.proxy.early_receipts, self.proxy
         for eid, f in entries:
             self.last_id = eid.decode() if isinstance(eid, bytes) else eid
             if skip_own and f.get(b"p") == self._me:
@@ -189,9 +222,28 @@ class SharedReceipts:
         p = self.proxy
         return sum(s.account.window - len(s.window) for s in p._receivers(acct)) - len(p.held.get(acct, ()))
 
+    def _paused(self, acct: str) -> bool:
+        """Its list refused everything a moment ago (at max_held_receipts): not offered again for FULL_PAUSE s."""
+        until = self._full.get(acct)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self._full[acct]
+        return False
+
+    def _pause(self, acct: str) -> None:
+        full = self._full
+        full.pop(acct, None)
+        if len(full) >= MAX_PAUSED:
+            now = time.monotonic()
+            for a in [a for a, t in full.items() if t <= now] or [next(iter(full))]:
+                del full[a]
+        full[acct] = time.monotonic() + FULL_PAUSE
+
     def held(self, acct: str) -> None:
         """routing.py: a receipt was just held for `acct`; with no receiver bind here it goes to the server."""
-        if acct not in self._due and not self._receiving_here(acct):
+        if acct not in self._due and not self._receiving_here(acct) and not self._paused(acct):
             self._due.add(acct)
             self._kick()
 
@@ -207,7 +259,7 @@ class SharedReceipts:
 
     async def _work(self) -> None:
         """One job at a time, so the held queues are never handed over twice."""
-        while (self._due or self._pull) and time.monotonic() >= self._down_until:
+        while (self._due or self._pull) and time.monotonic() >= self._down_until and not self._closing:
             try:
                 if self._due:
                     await self._hand_over(self._due.pop())
@@ -221,7 +273,7 @@ class SharedReceipts:
     async def _hand_over(self, acct: str) -> None:
         p = self.proxy
         q = p.held.get(acct)
-        if not q or self._receiving_here(acct):
+        if not q or self._receiving_here(acct) or self._paused(acct):
             return
         items = [q.popleft() for _ in range(min(len(q), PUSH_BATCH))]
         p.held_total -= len(items)
@@ -239,8 +291,10 @@ class SharedReceipts:
                 p.held[acct].extendleft(reversed(rest))
                 p.held_total += len(rest)
         self.stats["receipts_handed_over"] += n
-        if answered and rest:           # the list is at max_held_receipts: held here, offered again each BEAT
+        if answered and rest:           # the list is at max_held_receipts: held here
             self.stats["receipts_handover_full"] += len(rest)
+            if not n:                   # it took nothing: offered again after FULL_PAUSE s, not each BEAT
+                self._pause(acct)
         if not p.held.get(acct):
             p.held.pop(acct, None)
         elif n == len(items):
@@ -276,7 +330,8 @@ class SharedReceipts:
         while True:
             await asyncio.sleep(BEAT)
             p = self.proxy
-            self._due.update(a for a, q in p.held.items() if q and not self._receiving_here(a))
+            self._due.update(a for a, q in p.held.items()
+                             if q and not self._receiving_here(a) and not self._paused(a))
             self._pull.update(a for a in p.binds if self._receiving_here(a))
             self._kick()
 
@@ -298,10 +353,18 @@ class SharedReceipts:
                       what, self.url, type(e).__name__, e, self.proxy.held_total)
 
     async def close(self) -> None:
-        """After the proxy stopped, before its held receipts are saved: a job under way ends first."""
+        """After the proxy stopped, before its held receipts are saved: a job under way ends first (it
+        takes no new work once closing); one still running after the wait is cancelled, and this returns
+        only when it has ended, so a hand-over never pops from a held queue after it was saved (what it
+        had not sent is back in the queue: `_hand_over`'s finally)."""
         self._closing = True
-        if self._job is not None and not self._job.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._job), self.timeout * 4 + 1)
-            except Exception:
-                pass
+        job = self._job
+        if job is None or job.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(job), self.timeout * 4 + 1)
+        except Exception:
+            pass
+        if not job.done():
+            job.cancel()
+            await asyncio.wait({job})   # until the cancellation has run its course (never raises its error)
