@@ -218,3 +218,30 @@ def test_over_tcp_the_answer_counts_from_the_next_hop_only(tmp_path):
         c.close()
     srv.close()
     cli.close()
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_answer_networks_name_where_else_an_answer_may_come_from(pipe, way, monkeypatch):
+    """A next hop answering from other addresses (an SBC pair, a VIP's backends): sip.toml's answer_networks."""
+    w = Way(pipe, way, monkeypatch)
+    backend = ("127.0.0.9", 5060)
+    fwd = w.call("sbc-1")
+    w.respond(fwd, 200, backend)                                 # not listed: relayed, answers nothing
+    assert w.scr.stats["final_wrong_origin"] == 1 and w.scr.final_codes == {}
+    w.scr.s.answer_networks = ["127.0.0.8/30"]                   # a reload puts a new list in force
+    fwd = w.call("sbc-2")
+    w.respond(fwd, 200, backend)
+    assert w.scr.final_codes == {"200": 1}
+    w.now += timedelta(seconds=25)
+    w.in_dialog("BYE", "sbc-2", 2)
+    assert [d for _, d in w.durations] == [25.0]
+    fwd = w.call("sbc-3")
+    w.respond(fwd, 200, CALLER)                                  # the caller is still not the callee
+    assert w.scr.stats["final_wrong_origin"] == 2
+
+
+def test_answer_networks_are_checked_at_their_line(tmp_path):
+    from engine.sip_screen.settings import load_sip_settings
+    (tmp_path / "sip.toml").write_text('[sip]\nlisten = "127.0.0.1:5060"\nanswer_networks = ["10.0.0.0/33"]\n')
+    with pytest.raises(ValueError, match=r"sip.toml:3:1: \[sip\] answer_networks '10.0.0.0/33' is not an IP network"):
+        load_sip_settings(tmp_path)

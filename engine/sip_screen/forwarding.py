@@ -22,6 +22,8 @@ address and port the request came in on (our Via has rport), but a trunk may ans
 another socket, over a new TCP connection from an ephemeral port (§18.2.2), or its SBC from
 another port; a carrier knows its next hop by IP (its ACLs are per address). A caller can then
 only fake the callee's answer from the callee's own IP (spoofed UDP: ingress filtering's job).
+A next hop that answers from other addresses (an SBC pair, a VIP whose backends answer) is named
+in sip.toml's `answer_networks`: a 200 from those answers a call too.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import time
 
 from .codec import SipMessage, SipParseError, make_response, parse_via
 from .recent import ack_key, digest
-from .settings import BRANCH_PREFIX, TRANSPORTS
+from .settings import BRANCH_PREFIX, TRANSPORTS, permitted_ranges
 from .transport import TcpConnection
 
 log = logging.getLogger("telfilter.sip")
@@ -162,12 +164,27 @@ class Forwarding:
         k = digest(call_id)
         ent = self.answered.get(k) if self.answered else None
         if ent is not None and ent[1] is None:          # judged, let through, not answered yet
-            if ent[3] is None or not same_host(ent[3], src[0]):
+            if ent[3] is None or not (same_host(ent[3], src[0]) or self._answers_from(src[0])):
                 self.stats["final_wrong_origin"] += 1   # a forged answer, or before its INVITE left
                 return
             if code == "200":
                 self.answered.put(k, (ent[0], self.clock(), ent[2], ent[3]))     # answered: the call starts
         self._final(code, key)
+
+    def _answers_from(self, host: str) -> bool:
+        """Whether `host` is in sip.toml's answer_networks (parsed once per settings object)."""
+        nets = self.s.answer_networks
+        if not nets:
+            return False
+        if self._answer_ranges[0] is not self.s:
+            self._answer_ranges = (self.s, permitted_ranges(nets))
+        try:
+            ip = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            return False
+        ip = getattr(ip, "ipv4_mapped", None) or ip
+        n, v = int(ip), ip.version
+        return any(v == ver and lo <= n <= hi for ver, lo, hi in self._answer_ranges[1])
 
     def _final(self, code: str, key: str):
         """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once."""

@@ -70,6 +70,7 @@ class SipScreen(Forwarding, Screening, Routing):
         self.tcp_inbound = 0
         # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to)
         self.answered = Recent(ANSWERED)
+        self._answer_ranges = (None, [])                   # (settings, answer_networks ranges)
         # ack_key(INVITE's top branch, Call-ID) -> (our branch, destination) of the INVITEs we
         # forwarded: the ACK of a non-2xx final goes the same way (§17.1.1.3). No age limit: the
         # key holds the UAC's branch, unique per transaction, so an old entry never matches wrongly

@@ -20,6 +20,9 @@ class SipSettings:
     next_hop: str = ""                      # host:port[;transport=tcp] for initial requests without a Route
     allow_networks: list = field(default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8",
                                                           "172.16.0.0/12", "192.168.0.0/16"])
+    # where else a call's answer may come from than the IP its INVITE was sent to (an SBC pair, a VIP
+    # answering from its backends): a 200 from these networks answers a call too (forwarding._invite_final)
+    answer_networks: list = field(default_factory=list)
     record_route: bool = False
     tag_header: str = "X-Spam-Score"
     display_prefix: str = ""
@@ -81,11 +84,12 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
     host, sep, port = s.listen.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise bad("listen", f"must be HOST:PORT, not {s.listen!r}")
-    for n in s.allow_networks:
-        try:
-            permitted_ranges([n])
-        except (ValueError, TypeError):
-            raise bad("allow_networks", f"{n!r} is not an IP network") from None
+    for key in ("allow_networks", "answer_networks"):
+        for n in getattr(s, key):
+            try:
+                permitted_ranges([n])
+            except (ValueError, TypeError):
+                raise bad(key, f"{n!r} is not an IP network") from None
     if s.next_hop:
         try:
             parse_next_hop(s.next_hop)
