@@ -286,7 +286,7 @@ def test_a_report_not_recorded_is_asked_again_and_recorded_whole(proxy, pipe):
     assert confirmations(h) == [] and reports(pipe) == []
     [line] = verdicts(buf, "5656")
     assert line["action"] == "refuse" and line["status"] == C.ESME_RX_T_APPN
-    assert len(h.proxy.mo_concat) == 1                          # part 1 waits again for it
+    assert len(h.proxy.mo_concat.judged) == 1                   # its text kept for the part asked again
     pipe.reports.append = real                                  # the disk has room again; the SMSC redelivers
     s3 = deliver(h, mo(p2))
     assert wait(lambda: answers(h).get(s3) == [0])
@@ -329,3 +329,65 @@ def test_single_part_mo_unchanged(proxy):
     esme.sendall(encode(P.DeliverSmResp(sequence_number=got.sequence_number)))
     assert wait(lambda: answers(h) == {seq: [0]})
     assert [l["pdu"] for l in verdicts(buf, "8088")] == ["DeliverSm MO"]
+
+
+def _journal_full(pipe):
+    real = pipe.reports.append
+
+    def full(rec):
+        raise OSError(28, "No space left on device")
+    pipe.reports.append = full
+    return real
+
+
+def test_a_report_asked_again_after_concat_timeout_is_still_recorded_whole(proxy, pipe):
+    """SMSCs retry a temporary error after minutes, not within concat_timeout."""
+    real = _journal_full(pipe)
+    h, buf = proxy(concat_timeout=0.5)
+    p1, p2 = ucs2_parts(REPORT, ref=0x71)
+    s1 = deliver(h, mo(p1))
+    assert wait(lambda: answers(h) == {s1: [0]})
+    s2 = deliver(h, mo(p2))
+    assert wait(lambda: answers(h).get(s2) == [C.ESME_RX_T_APPN])
+    pipe.reports.append = real
+    time.sleep(1.0)
+    s3 = deliver(h, mo(p2))
+    assert wait(lambda: answers(h).get(s3) == [0])
+    assert wait(lambda: confirmations(h) == [DEFAULT_REPLIES["SPAM_REPORTED"]])
+    assert [r["content"] for r in reports(pipe)] == [CONTENT]
+    assert [l["pdu"] for l in verdicts(buf, "5656")] == ["DeliverSm MO x2/2", "DeliverSm MO part 2/2 late"]
+
+
+def test_while_the_journal_fails_the_bound_holds(proxy, pipe):
+    _journal_full(pipe)
+    h, buf = proxy(concat_timeout=30, max_pending_concat=2)
+    for ref in range(40):
+        deliver(h, mo(ucs2_parts(REPORT, ref=ref)[0]))
+    assert wait(lambda: len(h.sim.mo_responses) == 40)
+    time.sleep(0.2)
+    assert len(h.proxy.mo_concat) <= 2 and len(h.proxy.mo_concat.judged) <= 2
+    assert len(verdicts(buf, "5656")) == 38                     # each pushed-out message judged once
+
+
+def test_a_part_sent_again_after_the_whole_report_is_not_a_second_report(proxy, pipe):
+    h, buf = proxy(concat_timeout=0.5)
+    p1, p2 = ucs2_parts(REPORT, ref=0x73)
+    s1 = deliver(h, mo(p1))
+    assert wait(lambda: answers(h) == {s1: [0]})
+    deliver(h, mo(p2))
+    assert wait(lambda: len(reports(pipe)) == 1)
+    s3 = deliver(h, mo(p1))                                     # the SMSC did not see our answer to part 1
+    assert wait(lambda: answers(h).get(s3) == [0])
+    time.sleep(1.0)
+    assert len(reports(pipe)) == 1 and len(confirmations(h)) == 1
+    assert len(h.proxy.mo_concat) == 0
+
+
+def test_a_drain_while_the_journal_fails_leaves_no_timer(proxy, pipe):
+    _journal_full(pipe)
+    h, buf = proxy(concat_timeout=30)
+    s1 = deliver(h, mo(ucs2_parts(REPORT, ref=0x72)[0]))
+    assert wait(lambda: answers(h) == {s1: [0]})
+    h.call(h.proxy.drain(timeout=1.0, unbind_wait=0.2))
+    assert len(h.proxy.mo_concat) == 0
+    assert len(verdicts(buf, "5656")) == 1

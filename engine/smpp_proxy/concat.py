@@ -102,6 +102,12 @@ class Reassembly:
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
 
+    def settle(self, key, verdict) -> None:
+        """The verdict a judged message has now (its late part was the one that got it recorded)."""
+        e = self.judged.get(key)
+        if e is not None:
+            self.judged[key] = (verdict, e[1], e[2])
+
     def late(self, key, n: int, text: str, binary: bool, now: float):
         """(earlier verdict, whole text) when part `n` of `key` comes after its message was judged:
         the whole text is the earlier parts' and this one's in part order (a link split across a

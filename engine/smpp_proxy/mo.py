@@ -14,8 +14,9 @@ ESME: nothing is acknowledged to the SMSC that could still be dropped or fail to
 the message waits `concat_timeout` and is judged with what arrived). Parts for the short code,
 whose destination is this element, are acknowledged as they come (an SMSC with a window of one
 sends the next part only then), except the part that completes the message: it gets the
-message's answer, so a command the journal cannot record (ESME_RX_T_APPN) is delivered again,
-and the parts acknowledged before wait again for it. When the last part is in,
+message's answer, so a command the journal cannot record (ESME_RX_T_APPN) is delivered again;
+the message's text is kept (NOT_RECORDED_KEEP, for the SMSC's retry schedule) and the part that
+comes again is judged with it, whole. When the last part is in,
 `concat_timeout` passes, or `max_pending_concat` MO messages are waiting and another starts (the
 oldest is judged first, with the parts it has), the message is judged (one verdict line) and
 every part not yet answered gets the message's outcome:
@@ -32,8 +33,10 @@ every part not yet answered gets the message's outcome:
 Bounds: at most `max_pending_concat` MO messages wait for parts, and at most as many judged
 without all their parts are remembered (each part's text cut at LATE_TEXT) so that a part coming
 after its message was judged is judged on the whole text known then; a late part of a dropped
-message is never let through; a late part to the short code is acknowledged and logged, not
-applied again (the command was applied once, with what had arrived: a report is counted once). The same part again replaces the waiting copy, which
+message is never let through; a short-code message is kept after it was judged, complete or
+not, and a part of it that comes later (late, or sent again) is acknowledged and logged, not
+applied again (the command was applied once: a report is counted once), unless the command could
+not be recorded, when that part gets it recorded with the whole text. The same part again replaces the waiting copy, which
 is answered ESME_RX_T_APPN at once (the submit path answers its older copy at once too). Parts
 whose every link has gone by then are not judged: none was answered, and the SMSC delivers them
 again on a new bind. `drain` and `stop` judge what waits (server.py), so every deliver_sm is
@@ -70,6 +73,7 @@ def _acks(parts) -> tuple:
 
 # a waiting MO part: (link, pdu, text, binary, reading, answered already)
 _LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED = range(6)
+NOT_RECORDED_KEEP = 3600.0      # seconds a short-code message not recorded waits for its part again
 
 
 def _open(link) -> bool:
@@ -117,18 +121,20 @@ class MoPath:
     def _to_shortcode(self, pdu, binary: bool) -> bool:
         return not binary and pdu.destination_addr.lstrip("+") == self.pipeline.settings.shortcode
 
-    def _mo_outcome(self, v, link, parts, binary: bool, confirm: bool = True, dest_pdu=None) -> None:
+    def _mo_outcome(self, v, link, parts, binary: bool, confirm: bool = True, dest_pdu=None,
+                    shortcode: bool | None = None) -> None:
         """Answer the parts [(pdu, ack)] of one MO message (one part unless concatenated) after its
         verdict `v` (None: not recorded); see the table in the module text. `ack(status)` answers
         its part to the SMSC; `link` is the one a confirmation goes out on; `dest_pdu` the message's
-        first part when `parts` may be empty (short-code parts answered as they came)."""
+        first part when `parts` may be empty (short-code parts answered as they came); `shortcode`: the
+        message is for the short code (default: its first part's destination, when not binary)."""
         if v is None:
             # temporary: the SMSC delivers it again, and nothing was confirmed or put in force
             for _, ack in parts:
                 ack(C.ESME_RX_T_APPN)
             return
         pdu0 = parts[0][0] if parts else None
-        if self._to_shortcode(dest_pdu or pdu0, binary):
+        if shortcode if shortcode is not None else self._to_shortcode(dest_pdu or pdu0, binary):
             for _, ack in parts:
                 ack(0)
             if confirm:
@@ -154,7 +160,7 @@ class MoPath:
         key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
         late = self.mo_concat.late(key, n, text, binary, self.loop.time())
         if late is not None:
-            return self._mo_late(link, pdu, ci, late, binary, reading)
+            return self._mo_late(link, pdu, ci, late, binary, reading, key)
         self.stats["mo_concat_parts"] += 1
         part = [link, pdu, text, binary, reading, False]
         old = self.mo_concat.add(key, total, n, part, self.settings.max_pending_concat, self._mo_timer)
@@ -194,31 +200,36 @@ class MoPath:
         text = joined([x[_TEXT] for x in parts], binary)
         reading = next((x[_READING] for x in parts if x[_READING]), None)
         pdu0 = parts[0][_PDU]
+        # for the short code: so its first part says (a part answered as it came was for it)
+        sc = bool(answered) or self._to_shortcode(pdu0, binary)
         v = self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading)
-        if v is None and answered:
-            # not recorded: the part(s) answered with ESME_RX_T_APPN come again; those acknowledged
-            # already wait again for them (a fresh reassembly timer)
-            for i, x in c.parts.items():
-                if x[_ANSWERED]:
-                    self.mo_concat.add(key, c.total, i, x, self.settings.max_pending_concat, self._mo_timer)
-        elif v is not None and len(live) + len(answered) < c.total:
-            # parts still to come (or to come again, their link gone): judged late, on the whole text
-            self.mo_concat.remember(key, v, self.loop.time() + self.settings.concat_timeout, c,
-                                    self.settings.max_pending_concat)
+        if sc or (v is not None and len(live) + len(answered) < c.total):
+            # kept for the parts that come after it was judged (still to come, their link gone, sent again,
+            # or -- a command not recorded -- asked again): judged late, on the whole text
+            keep = self.settings.concat_timeout if v is not None else max(self.settings.concat_timeout,
+                                                                          NOT_RECORDED_KEEP)
+            self.mo_concat.remember(key, v, self.loop.time() + keep, c, self.settings.max_pending_concat)
         link = live[0][0] if live else next((x[_LINK] for x in parts if _open(x[_LINK])), parts[0][_LINK])
-        self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0)
+        self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0, shortcode=sc)
 
-    def _mo_late(self, link, pdu, ci, late, binary, reading):
+    def _mo_late(self, link, pdu, ci, late, binary, reading, key):
         """A part after its message was judged: judged on the whole text known now; never let
         through when the message was dropped."""
         earlier, whole = late
-        if self._to_shortcode(pdu, binary):
-            # the command was applied once, with what had arrived: a report is not counted twice
-            log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",
-                     ci[2], ci[1], pdu.source_addr)
-            self.stats["mo_concat_late_shortcode"] += 1       # (its message has its verdict line)
-            return _answer(link, pdu, 0)
-        v = self._judge_mo(pdu, whole, f"{type(pdu).__name__} MO part {ci[2]}/{ci[1]} late", binary, reading)
+        what = f"{type(pdu).__name__} MO part {ci[2]}/{ci[1]} late"
+        if earlier is None or self._to_shortcode(pdu, False):
+            if earlier is not None:
+                # the command was applied once, with what had arrived: a report is not counted twice
+                log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",
+                         ci[2], ci[1], pdu.source_addr)
+                self.stats["mo_concat_late_shortcode"] += 1       # (its message has its verdict line)
+                return _answer(link, pdu, 0)
+            # a short-code command the journal could not record: this part is its redelivery, judged whole
+            v = self._judge_mo(pdu, whole, what, False, reading)
+            if v is not None:
+                self.mo_concat.settle(key, v)
+            return self._mo_outcome(v, link, _acks(((link, pdu),)), False, shortcode=True)
+        v = self._judge_mo(pdu, whole, what, binary, reading)
         if v is not None and earlier.action is _DROP and v.action is not _DROP:
             v = earlier
         # the subscriber is told again only when the whole text is another command than the part(s) were
