@@ -52,6 +52,28 @@ def _wire(rec: tuple) -> list:
     return ["k", c, float(ts), float(duration)]
 
 
+async def read_back(follower, stream: str, keep: float, timeout: float) -> int:
+    """Apply the last `keep` seconds of `stream` to `follower` (its `redis`, `_apply(entries, skip_own)`,
+    which moves its `last_id`, and `_error`), every process's entries included, within `timeout`;
+    returns how many entries it read. A failure is the follower's error, not the caller's."""
+    n = 0
+    start = f"{int((time.time() - keep) * 1000)}-0"
+    try:
+        async def read():
+            nonlocal n, start
+            while True:
+                got = await follower.redis.xrange(stream, min=start, count=1000)
+                if not got:
+                    return
+                follower._apply(got, skip_own=False)
+                n += len(got)
+                start = "(" + follower.last_id
+        await asyncio.wait_for(read(), timeout)
+    except Exception as e:
+        follower._error("catch-up", e)
+    return n
+
+
 class SharedEvents:
     stream = STREAM
 
@@ -140,21 +162,7 @@ class SharedEvents:
 
     async def catch_up(self, timeout: float = 5.0) -> int:
         """The last KEEP seconds of every process's updates (a restarted node included)."""
-        n = 0
-        start = f"{int((time.time() - KEEP) * 1000)}-0"
-        try:
-            async def read():
-                nonlocal n, start
-                while True:
-                    got = await self.redis.xrange(STREAM, min=start, count=1000)
-                    if not got:
-                        return
-                    self._apply(got, skip_own=False)
-                    n += len(got)
-                    start = "(" + self.last_id
-            await asyncio.wait_for(read(), timeout)
-        except Exception as e:
-            self._error("catch-up", e)
+        n = await read_back(self, STREAM, KEEP, timeout)
         if self.last_id == "$":
             self.last_id = "0-0" if n == 0 else self.last_id
         return n

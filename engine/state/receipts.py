@@ -57,6 +57,7 @@ import msgpack
 
 from ..smpp_proxy.codec import encode
 from ..smpp_proxy.msgids import BOUND, MessageIds
+from .events import read_back
 from .pool import BEAT, _keys
 
 log = logging.getLogger("telfilter")
@@ -197,22 +198,7 @@ class SharedReceipts:
 
     async def catch_up(self, timeout: float = 5.0) -> int:
         """The last KEEP seconds of ids, this process's earlier incarnations' included."""
-        n = 0
-        start = f"{int((time.time() - KEEP) * 1000)}-0"
-        try:
-            async def read():
-                nonlocal n, start
-                while True:
-                    got = await self.redis.xrange(STREAM, min=start, count=1000)
-                    if not got:
-                        return
-                    self._apply(got, skip_own=False)
-                    n += len(got)
-                    start = "(" + self.last_id
-            await asyncio.wait_for(read(), timeout)
-        except Exception as e:
-            self._error("catch-up", e)
-        return n
+        return await read_back(self, STREAM, KEEP, timeout)
 
     # ------------------------------------------------------------ held receipts: hand-over and pull
     def _receiving_here(self, acct: str) -> bool:
