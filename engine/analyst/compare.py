@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..csvcell import cell
+
 ACTIONS = ("allow", "tag", "drop")
 
 
@@ -149,7 +151,7 @@ def render_changes(rows: list[dict], fmt: str) -> str:
     if rows:
         w = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({c: cell(v) for c, v in r.items()} for r in rows)   # texts as a spreadsheet shows them
     return buf.getvalue()
 
 

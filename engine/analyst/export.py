@@ -2,7 +2,9 @@
 
 TSV (default; a header row `label kind campaign id reported text`), CSV (same columns) or JSONL
 ({"label", "text", "kind", ...}). A text's tabs and line breaks become spaces in TSV (its rows
-are one line each). With `dedupe` a text that several reports carry (the same campaign copy
+are one line each). Cells a spreadsheet would run as a formula (a text beginning with `=`, `+`, `-`,
+`@`) get a leading apostrophe in CSV and TSV (engine/csvcell.py); `ml train` reads them back as
+sent. With `dedupe` a text that several reports carry (the same campaign copy
 reported by many subscribers) is one row: a training set weighted by how often a text was
 reported would learn the loudest campaign, not the language of spam. A text labelled both spam
 and ham is left out and reported as a conflict.
@@ -15,6 +17,7 @@ import json
 import os
 from pathlib import Path
 
+from ..csvcell import cell
 from ..textnorm import content_key
 
 COLUMNS = ("label", "kind", "campaign", "id", "reported", "text")
@@ -48,9 +51,9 @@ def render(rows: list[dict], fmt: str) -> str:
         buf = io.StringIO()
         w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({c: cell(v) for c, v in r.items()} for r in rows)
         return buf.getvalue()
-    flat = lambda v: " ".join(str(v).replace("\t", " ").splitlines())
+    flat = lambda v: cell(" ".join(str(v).replace("\t", " ").splitlines()))
     return "".join("\t".join(flat(r[c]) for c in COLUMNS) + "\n" for r in [dict(zip(COLUMNS, COLUMNS)), *rows])
 
 

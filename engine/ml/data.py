@@ -3,6 +3,8 @@
 - TSV: `label<TAB>text` (UCI SMS Spam Collection layout), or a header row naming the
   columns (`label`, `text`, optional `kind`, `lang`/`language`, any others ignored);
 - CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`);
+- in TSV and CSV a text that `telfilter reports export` wrote with a leading apostrophe (a text a
+  spreadsheet would run as a formula, engine/csvcell.py) is read as sent;
 - JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`;
 - the 5656 report store (`reports.jsonl`: `content` as text, only reports an analyst has labelled).
 
@@ -18,6 +20,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..csvcell import uncell
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
@@ -83,7 +87,7 @@ def _row(ds: Dataset, fields: list[str], cols: dict, where: str, tsv: bool = Fal
     if tsv:
         fields = [_unquote(f) for f in fields]
     try:
-        lab, t = fields[cols["label"]], fields[cols["text"]]
+        lab, t = fields[cols["label"]], uncell(fields[cols["text"]])
     except IndexError:
         ds.errors.append(f"{where}: missing columns (expected {len(cols)} named columns)")
         return

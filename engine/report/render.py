@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..csvcell import row
 from .aggregate import ACTIONS, CHANNELS, REPORT_KINDS, VIOLATIONS
 
 
@@ -53,7 +54,7 @@ def write_csvs(out: Path, tabs) -> list[str]:
         with open(out / f"{name}.csv", "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(header)
-            w.writerows(rows)
+            w.writerows(row(r) for r in rows)     # sender IDs a spreadsheet would run as formulas: csvcell
         names.append(f"{name}.csv")
     return names
 
