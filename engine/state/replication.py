@@ -43,7 +43,7 @@ change is already in force here and in this node's journal. A crash before it is
 leaves it on this node only (a window of one loop iteration while Redis is up).
 
 What waits to be published is bounded whatever the outage's length or the import's size:
-- DNC changes wait as net add/remove sets per channel (roaring bitmaps, `_Changes`): a number
+- DNC changes wait as net add/remove sets per channel (roaring bitmaps, `dncchanges.Changes`): a number
   changed many times is held once, with its last operation, which is all an idempotent
   add/remove stream conveys to the other nodes' final state. They take at most about the space of
   the lists they change; a CLI import's difference is held as the bitmap difference itself, not
@@ -61,13 +61,12 @@ import logging
 import os
 import secrets
 import time
+from collections import deque
 from pathlib import Path
 
-from collections import deque
-
 import msgpack
-from pyroaring import BitMap64
 
+from .dncchanges import Changes
 from .url import parse_url
 
 log = logging.getLogger("telfilter")
@@ -77,41 +76,6 @@ MAXLEN = 1_000_000          # entries kept in the stream (~, Redis trims in whol
 BLOCK_MS = 1000
 CHUNK = 10_000              # numbers per stream entry
 MAX_PENDING_REPORTS = 100_000   # 5656 reports waiting to be published (a few hundred bytes each)
-CHANNELS = ("S", "V")
-
-
-class _Changes:
-    """DNC changes waiting to be published: the net add and remove sets per channel, and whether they
-    were journalled here (`j`: a 5656 or ctl change, journalled again when it comes back) or are a CLI
-    snapshot's difference (in the snapshot already)."""
-    __slots__ = ("j", "add", "rem")
-
-    def __init__(self, j: bool):
-        self.j = j
-        self.add = {c: BitMap64() for c in CHANNELS}
-        self.rem = {c: BitMap64() for c in CHANNELS}
-
-    def put(self, op: str, ch: str, number: int) -> None:
-        """One change; ch is "S", "V" or "SV" (both, published as one run per channel)."""
-        gain, lose = (self.add, self.rem) if op == "add" else (self.rem, self.add)
-        for c in ch:
-            lose[c].discard(number)
-            gain[c].add(number)
-
-    def merge(self, ch: str, added, removed) -> None:
-        """Later changes of one channel, whole sets at a time (a snapshot's difference)."""
-        self.add[ch] = (self.add[ch] - removed) | added
-        self.rem[ch] = (self.rem[ch] - added) | removed
-
-    def __len__(self) -> int:
-        return sum(len(b) for c in CHANNELS for b in (self.add[c], self.rem[c]))
-
-    def runs(self):
-        """(op, channel, bitmap) of what is waiting; one number is in one run at most, so their order is free."""
-        for c in CHANNELS:
-            for op, b in (("remove", self.rem[c]), ("add", self.add[c])):
-                if b:
-                    yield op, c, b
 
 
 def node_id(data_dir: Path) -> str:
@@ -146,7 +110,7 @@ class DncReplicator:
         self.node = node_id(pipe.store.dir)
         self.id_path = Path(pipe.store.dir) / "lists" / "dnc.stream-id"
         self.last_id = self._read_id()
-        self.out: list[_Changes] = []   # DNC changes waiting to be published, oldest segment first
+        self.out: list[Changes] = []   # DNC changes waiting to be published, oldest segment first
         self.out_reports: deque = deque()   # 5656 spam reports (JSON records) waiting to be published
         self._scheduled = False
         self._pub_task = None
@@ -166,9 +130,9 @@ class DncReplicator:
         except FileNotFoundError:
             return "0"
 
-    def _segment(self, j: bool) -> _Changes:
+    def _segment(self, j: bool) -> Changes:
         if not self.out or self.out[-1].j != j:
-            self.out.append(_Changes(j))
+            self.out.append(Changes(j))
         return self.out[-1]
 
     def pending(self) -> int:
@@ -230,7 +194,7 @@ class DncReplicator:
             reports, self.out_reports = self.out_reports, deque()
             try:
                 for seg in batch:
-                    for e in _entries(seg):
+                    for e in seg.entries(CHUNK):
                         await self._xadd({"d": e, **({"j": "1"} if seg.j else {})})
                 for r in reports:
                     await self._xadd({"r": r})
@@ -240,7 +204,7 @@ class DncReplicator:
             except Exception as e:
                 # kept, in order, for the retry (what went out already goes again: applying is idempotent)
                 if self.out and batch and self.out[0].j == batch[-1].j:
-                    _fold(batch[-1], self.out.pop(0))
+                    batch[-1].fold(self.out.pop(0))
                 self.out[:0] = batch
                 reports.extend(self.out_reports)
                 self.out_reports = reports
@@ -391,28 +355,6 @@ class PublishingReports:
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
-
-
-def _fold(first: _Changes, later: _Changes) -> None:
-    """Fold the later segment into the first (same kind), later changes winning."""
-    for c in CHANNELS:
-        first.merge(c, later.add[c], later.rem[c])
-
-
-def _entries(seg: _Changes):
-    """The stream entries of one segment: msgpack lists of runs [op, channel, [numbers]], at most CHUNK
-    numbers an entry, produced a chunk at a time (a million-number difference is never one list)."""
-    cur, size = [], 0
-    for op, ch, b in seg.runs():
-        for i in range(0, len(b), CHUNK):
-            part = list(b[i:i + CHUNK])
-            if cur and size + len(part) > CHUNK:
-                yield msgpack.packb(cur)
-                cur, size = [], 0
-            cur.append([op, ch, part])
-            size += len(part)
-    if cur:
-        yield msgpack.packb(cur)
 
 
 def _id_key(i: str) -> tuple:
