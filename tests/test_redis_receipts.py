@@ -12,7 +12,9 @@ C: Redis stopped: receipts whose id is not known are refused ESME_RX_T_APPN (the
 The bound: the list takes max_held_receipts, the rest stays held where it was; nothing is lost, and a
 full list is not offered the same receipts every second. Other processes' message ids never evict this
 process's own (a table of their own). A stop (`close`) starts no new hand-over and returns only once
-the one under way has ended, its unsent receipts back in the held queue.
+the one under way has ended, its unsent receipts back in the held queue. A pull whose answer is lost
+(the script ran, the answer never came) delivers its receipts at the next pull, and a claim left by a
+process that stopped goes back to the list after STALE s: nothing popped is lost.
 And `serve --workers 2` end to end."""
 import asyncio
 import os
@@ -33,7 +35,8 @@ from engine.state import install
 from engine.state.pool import PoolLimits
 from engine.state import receipts as receipts_mod
 from engine.state.pool import BEAT
-from engine.state.receipts import SharedMessageIds, SharedReceipts, queue_key
+from engine.state.receiptq import PULL, claims_key, queue_key
+from engine.state.receipts import SharedMessageIds, SharedReceipts
 from engine.state.redis_store import RedisStore
 
 from .redis_helpers import RedisServer, redis_server  # noqa: F401
@@ -349,6 +352,81 @@ def test_close_starts_no_new_hand_over(tmp_path):
         shared._kick()                               # and nothing starts again
         assert shared._job.done()
     asyncio.run(main())
+
+
+class _LosesAPullAnswer:
+    """The server's client, except that the first pipeline answer holding receipts is lost after the
+    server ran it (what a timeout on a loaded server does)."""
+
+    def __init__(self, real):
+        self.real, self.lost = real, 0
+
+    def pipeline(self, **kw):
+        pl = self.real.pipeline(**kw)
+        run = pl.execute
+
+        async def execute(*a, **k):
+            got = await run(*a, **k)
+            if not self.lost and any(isinstance(x, list) and len(x) == 2 and x[1] for x in got):
+                self.lost += 1
+                raise asyncio.TimeoutError("the answer never came")
+            return got
+        pl.execute = execute
+        return pl
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def _handed_over(pool, n):
+    """n receipts submitted on proxy 0 (a transmitter only) and handed over to the account's list."""
+    pool.sim.receipts_elsewhere = False
+    tx = pool.esme(0, P.BindTransmitter)
+    tx.submit(n)
+    ids = _submitted_ids(tx, n)
+    assert wait(lambda: pool.proxies[0].stats["receipts_handed_over"] == n, 5)
+    return ids
+
+
+def _receive(rx, n, seconds=6.0):
+    got, end = [], time.monotonic() + seconds
+    while len(got) < n and time.monotonic() < end:
+        for r in rx.receipts(1, timeout=0.5):
+            rx.answer(r)
+            got.append(r)
+    return got
+
+
+def test_a_pull_whose_answer_is_lost_delivers_its_receipts_at_the_next_pull(tmp_path, url, redis_server):  # noqa: F811
+    with Pool(tmp_path, url) as pool:
+        ids = _handed_over(pool, 3)
+        shared = pool.shared[1][2]
+        shared.redis = lossy = _LosesAPullAnswer(shared.redis)
+        rx = pool.esme(1, P.BindReceiver)
+        got = _receive(rx, 3)
+        assert lossy.lost == 1 and _ids(got) == ids                  # all three, once each
+        assert rx.receipts(1, timeout=1.5) == []                     # and no second copy later
+        st = pool.proxies[1].stats
+        assert st["receipts_pull_errors"] == 1 and st["receipts_reclaimed"] == 3 and st["receipts_taken_over"] == 3
+        c = redis_server.client()
+        assert wait(lambda: c.hlen(claims_key("esme1")) == 0 and c.llen(queue_key("esme1")) == 0)
+        c.close()
+
+
+def test_a_claim_left_by_a_process_that_stopped_goes_back_to_the_list(tmp_path, url, redis_server, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(receipts_mod, "STALE", 1.0)
+    with Pool(tmp_path, url) as pool:
+        ids = _handed_over(pool, 2)
+        c = redis_server.client()
+        # a process claims both, then dies before delivering them
+        again, raws = c.eval(PULL, 2, queue_key("esme1"), claims_key("esme1"), "dead:1", "", "1", 10, 1000)
+        assert again == 0 and len(raws) == 2 and c.llen(queue_key("esme1")) == 0
+        time.sleep(1.2)
+        rx = pool.esme(1, P.BindReceiver)
+        got = _receive(rx, 2)
+        assert _ids(got) == ids and rx.receipts(1, timeout=1.0) == []
+        assert wait(lambda: c.hlen(claims_key("esme1")) == 0)
+        c.close()
 
 
 def test_two_workers_route_receipts_whichever_worker_gets_them(tmp_path, url):

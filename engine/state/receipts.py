@@ -31,17 +31,27 @@ the account's receiver bind may be in yet another. Two things travel through the
   what it refuses stays held here, as before (counted, `receipts_handover_full`), and an account
   whose list took nothing is not offered again for FULL_PAUSE s (not each BEAT: no batch re-sent
   every second only to be refused; at most MAX_PAUSED accounts remembered). A process with a
-  receiver bind of the account and room in its windows pops (RPOP with a count up to that room) every BEAT seconds, again at once while it
-  gets full batches and has room, and when a window slot frees after a full batch; what it pops goes
-  through the normal path (routing.py `_deliver_receipt`): an ESME's refusal holds it here, and if
-  that bind goes away the next sweep hands it over again. Per account, first in first out.
+  receiver bind of the account and room in its windows claims (script PULL: up to that room) every
+  BEAT seconds, again at once while it gets full batches and has room, and when a window slot frees
+  after a full batch; what it claims goes through the normal path (routing.py `_deliver_receipt`):
+  an ESME's refusal holds it here, and if that bind goes away the next sweep hands it over again.
+  Per account, first in first out.
+- **Claims** (the hash `tf:{a:<account>}:rqc`, a field per process). A pull moves what it pops into
+  this process's claim (with a sequence number and the server's time) in the same script call, and
+  the claim is deleted by an ACK once the receipts are in this process (delivered or held here). A
+  pull whose answer never arrived (a timeout: the script may have run) loses nothing: the next pull
+  names the last claim it did receive (`ack`), and a claim under another number is given again
+  (`receipts_reclaimed`); an ACK lost the same way is done by the next pull. A claim left ACK-less
+  for STALE s belongs to a process that stopped or lost the server: the next pull by any process
+  puts its receipts back at the head of the list. Receipts are delivered at least once: the only
+  duplicate is a process that handled a claim and could not acknowledge it within STALE s.
 
 Failures: with the server unreachable, ids stay in this process (counted as `msgids_not_shared` in
 SmppProxy.stats) and receipts stay held here (`receipts_shared_errors`, logged every 5 s at most;
 tried again after a back-off of 0.1 s doubling to 5 s): today's behaviour, nothing dropped.
-Handed-over receipts are as durable as the server (`appendonly`); a pull whose answer comes after
-the store's timeout loses what it popped (`receipts_pull_errors`; a held receipt is lost at a crash
-the same way). At a stop (`close`, before serve saves the held receipts) no new hand-over or pull
+Handed-over receipts are as durable as the server (`appendonly`); a hand-over whose answer comes after
+the store's timeout keeps its receipts here too (they may then be delivered twice, never lost); a held
+receipt is lost at a crash of its process. At a stop (`close`, before serve saves the held receipts) no new hand-over or pull
 starts; one still under way after the wait is cancelled and awaited (its unsent receipts back in the
 held queue) before close returns, so no hand-over takes from a held queue after it was saved.
 """
@@ -58,7 +68,8 @@ import msgpack
 from ..smpp_proxy.codec import encode
 from ..smpp_proxy.msgids import BOUND, MessageIds
 from .events import read_back
-from .pool import BEAT, _keys
+from .pool import BEAT
+from .receiptq import ACK, PULL, PUSH, claims_key, queue_key
 
 log = logging.getLogger("telfilter")
 
@@ -67,20 +78,7 @@ KEEP = 120.0                # seconds of message ids kept in the stream (and rea
 PUSH_BATCH = 500            # receipts per hand-over script call
 FULL_PAUSE = 10.0           # seconds an account whose list was full is not handed over again
 MAX_PAUSED = 10000          # accounts remembered as full at once (the oldest forgotten first)
-
-# KEYS[1]: the account's list; ARGV[1]: its bound; ARGV[2..]: raw deliver_sm, oldest first.
-# Returns how many it took (the first ones); the rest stay with the caller.
-PUSH = r"""
-local n = math.min(tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1]), #ARGV - 1)
-if n <= 0 then return 0 end
-redis.call('LPUSH', KEYS[1], unpack(ARGV, 2, n + 1))
-return n
-"""
-
-
-def queue_key(acct: str) -> str:
-    return _keys(acct, "rq")[0]
-
+STALE = 60.0                # seconds after which a claim nobody acknowledged goes back to its list
 
 class SharedMessageIds(MessageIds):
     """MessageIds whose own additions are broadcast (`out`); `learn` adds another process's to a table
@@ -137,6 +135,10 @@ class SharedReceipts:
         store.events.followed[STREAM] = self      # read by the event stream's follower
         proxy.receipt_handover = self
         self._push = self.redis.register_script(PUSH)
+        self._pull_script = self.redis.register_script(PULL)
+        self._ack = self.redis.register_script(ACK)
+        self._seq = 0
+        self._received: dict = {}       # account -> number of its last claim whose answer came (until acknowledged)
         self.last_id = f"{int(time.time() * 1000)}-0"      # catch_up reads back from KEEP s ago
         self._due: set = set()          # accounts whose held receipts go to the server
         self._pull: set = set()         # accounts to pull for now
@@ -245,12 +247,15 @@ class SharedReceipts:
 
     async def _work(self) -> None:
         """One job at a time, so the held queues are never handed over twice."""
-        while (self._due or self._pull) and time.monotonic() >= self._down_until and not self._closing:
+        while (self._due or self._pull or self._received) and time.monotonic() >= self._down_until \
+                and not self._closing:
             try:
                 if self._due:
                     await self._hand_over(self._due.pop())
-                else:
+                elif self._pull:
                     await self._take_over()
+                else:
+                    await self._acknowledge()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -291,24 +296,50 @@ class SharedReceipts:
         self._pull.clear()
         while want:
             pl = self.redis.pipeline(transaction=False)
+            seqs = {}
             for a, r in want.items():
-                pl.rpop(queue_key(a), r)
+                self._seq += 1
+                seqs[a] = str(self._seq)
+                await self._pull_script(keys=[queue_key(a), claims_key(a)],
+                                  args=[self.me, self._received.get(a, ""), seqs[a], r, int(STALE * 1000)], client=pl)
             try:
                 got = await asyncio.wait_for(pl.execute(), self.timeout * 4)
-            except Exception as e:
+            except Exception as e:                  # what the scripts claimed is given again at the next pull
                 self.stats["receipts_pull_errors"] += 1
                 return self._failed("pull", e)
             full = []
-            for (a, r), raws in zip(want.items(), got):
+            for (a, r), (again, raws) in zip(want.items(), got):
                 if raws:
+                    self._received[a] = seqs[a]
                     self.stats["receipts_taken_over"] += len(raws)
+                    if again:
+                        self.stats["receipts_reclaimed"] += len(raws)
                     self.proxy.deliver_handed_over(a, raws)
-                if raws and len(raws) >= r:
+                else:
+                    self._received.pop(a, None)
+                if raws and len(raws) >= r and not again:
                     self._more.add(a)
                     full.append(a)
                 else:
                     self._more.discard(a)
+            await self._acknowledge()
             want = {a: r for a in full if (r := self._room(a)) > 0}
+
+    async def _acknowledge(self) -> None:
+        """The claims whose receipts are in this process now: deleted (one lost is deleted by the next pull)."""
+        if not self._received:
+            return
+        done = list(self._received.items())
+        pl = self.redis.pipeline(transaction=False)
+        for a, seq in done:
+            await self._ack(keys=[claims_key(a)], args=[self.me, seq], client=pl)
+        try:
+            await asyncio.wait_for(pl.execute(), self.timeout * 4)
+        except Exception as e:
+            return self._failed("acknowledge", e)
+        for a, seq in done:
+            if self._received.get(a) == seq:
+                del self._received[a]
 
     async def beat(self) -> None:
         """Every BEAT s: held receipts of accounts with no receiver here go to the server; accounts with
