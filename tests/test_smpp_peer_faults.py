@@ -147,3 +147,40 @@ def test_unbind_waits_for_a_verdict_the_shared_store_has_not_settled(pipe):
             assert [(p.command_id, p.sequence_number) for p in got] == [(C.SUBMIT_SM_RESP, 2), (C.UNBIND_RESP, 3)]
         finally:
             pipe.state.shared = None
+
+
+def test_unbind_answers_query_and_cancel_sent_before_it_first(pipe):
+    """query_sm / cancel_sm relayed to the SMSC are owed an answer like submits: the unbind_resp waits for them."""
+    with ProxyHarness(pipe) as h:
+        h.sim.answer_delay = 0.3
+        s, _ = raw_session(h)
+        s.sendall(encode(P.QuerySm(sequence_number=2, message_id="0000ABCD", source_addr="84901234567")))
+        s.sendall(encode(P.CancelSm(sequence_number=3, message_id="0000ABCD", source_addr="84901234567",
+                                    destination_addr="84912345678")))
+        s.sendall(encode(P.Unbind(sequence_number=4)))
+        got = [read_raw(s) for _ in range(3)]
+        assert [(p.command_id, p.sequence_number) for p in got] == [
+            (C.QUERY_SM_RESP, 2), (C.CANCEL_SM_RESP, 3), (C.UNBIND_RESP, 4)]
+
+
+def test_an_smsc_answering_with_another_commands_response_gives_the_esme_rsyserr(pipe):
+    with ProxyHarness(pipe) as h:
+        h.sim.wrong_answers = True                  # a cancel_sm_resp for each submit_sm
+        s, _ = raw_session(h)
+        s.sendall(encode(P.SubmitSm(sequence_number=5, source_addr="84901234567",
+                                    destination_addr="84912345678", short_message=b"see you at 5")))
+        r = read_raw(s)
+        assert (r.command_id, r.sequence_number, r.command_status) == (C.SUBMIT_SM_RESP, 5, C.ESME_RSYSERR)
+        assert h.proxy.stats["smsc_wrong_response"] == 1
+
+
+def test_a_malformed_response_from_the_esme_is_not_answered(pipe):
+    """A response is never acknowledged (SMPP 3.4 §2.3), a malformed one neither: no nack loop between peers."""
+    import struct
+    with ProxyHarness(pipe) as h:
+        s, _ = raw_session(h)
+        s.sendall(struct.pack(">IIII", 16, 0x80000099, 0, 8))              # an unknown response id
+        s.sendall(struct.pack(">IIII", 16, C.BIND_TRANSCEIVER_RESP, 0, 9))  # a bind_resp with no system_id
+        s.sendall(encode(P.EnquireLink(sequence_number=10)))
+        r = read_raw(s)
+        assert (r.command_id, r.sequence_number) == (C.ENQUIRE_LINK_RESP, 10)

@@ -4,7 +4,8 @@ Accepts binds, answers submit_sm / data_sm / submit_multi with its own message_i
 every PDU it receives byte for byte (`received`), sends a delivery receipt for each accepted
 message that asked for one, and can inject MO messages (`send_mo`). `down` makes it refuse
 binds; `stall` makes it stop answering submits (to exercise windows and timeouts);
-`answer_delay` answers submits that many seconds late; `hang()` makes the sessions bound so
+`answer_delay` answers submits, query_sm, cancel_sm and replace_sm that many seconds late;
+`wrong_answers` answers submits with a cancel_sm_resp (a broken SMSC); `hang()` makes the sessions bound so
 far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work);
 `receipts_elsewhere` sends each receipt on another bound receiver/transceiver session than the one
 its submit came on, round-robin (an SMSC that spreads receipts over every bind of a system_id:
@@ -59,6 +60,7 @@ class SmscSimulator:
         self.mo_responses: list = []
         self.ignored: list = []             # PDUs a hung session received
         self.answer_delay = 0.0
+        self.wrong_answers = False
         self.receipts_elsewhere = False
         self._rr = itertools.count()
 
@@ -119,20 +121,23 @@ class SmscSimulator:
                 return
             mid = f"{next(self._ids):08X}"
             resp = P.response_class(cid)(sequence_number=ev.sequence_number, message_id=mid)
-            if self.answer_delay:
-                asyncio.get_running_loop().call_later(self.answer_delay, s.send, resp)
-            else:
-                s.send(resp)
+            self._answer(s, P.CancelSmResp(sequence_number=ev.sequence_number) if self.wrong_answers else resp)
             if self.receipt_delay is not None and getattr(ev, "registered_delivery", 0) & 0x03 and cid == C.SUBMIT_SM:
                 asyncio.get_running_loop().call_later(self.receipt_delay, self._receipt, s, ev, mid)
         elif cid in (C.QUERY_SM,):
-            s.send(P.QuerySmResp(sequence_number=ev.sequence_number, message_id=ev.message_id, message_state=2))
+            self._answer(s, P.QuerySmResp(sequence_number=ev.sequence_number, message_id=ev.message_id, message_state=2))
         elif cid == C.CANCEL_SM:
-            s.send(P.CancelSmResp(sequence_number=ev.sequence_number))
+            self._answer(s, P.CancelSmResp(sequence_number=ev.sequence_number))
         elif cid == C.REPLACE_SM:
-            s.send(P.ReplaceSmResp(sequence_number=ev.sequence_number))
+            self._answer(s, P.ReplaceSmResp(sequence_number=ev.sequence_number))
         else:
             s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
+
+    def _answer(self, s, resp) -> None:
+        if self.answer_delay:
+            asyncio.get_running_loop().call_later(self.answer_delay, s.send, resp)
+        else:
+            s.send(resp)
 
     def _receipt(self, s, sm, mid):
         rx = [x for x in self.sessions if x.bound and x.kind in ("receiver", "transceiver")]

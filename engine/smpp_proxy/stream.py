@@ -1,13 +1,14 @@
 """The asyncio side of one SMPP byte stream, shared by the proxy's ESME sessions, its SMSC
-links and the SMSC simulator: bytes go into the codec, decoded PDUs to `pdu_received`; a PDU
-the codec refuses is answered with a generic_nack carrying its status, and the connection
-closes only when framing is lost."""
+links and the SMSC simulator: bytes go into the codec, decoded PDUs to `pdu_received`; a request
+the codec refuses is answered (its own response or a generic_nack carrying the status; a malformed
+response is not answered), and the connection closes only when framing is lost."""
 from __future__ import annotations
 
 import asyncio
 from time import perf_counter as _now
 
 from .codec import NEED_DATA, RemoteProtocolError, encode
+from .codec import constants as C
 from .codec import pdu as P
 
 
@@ -26,11 +27,15 @@ class SmppStream(asyncio.Protocol):
                 # deliver_sm refused by us gets a deliver_sm_resp, which an SMSC matches by command),
                 # else generic_nack; either carries the precise status (ESME_RINVMSGLEN, ...).
                 # When framing is lost the header itself is suspect: generic_nack, then close.
-                self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status)
-                              if e.fatal else P.answer_for(e))
+                # A malformed response (or generic_nack) is not answered: a response is never
+                # acknowledged (§2.3), and answering one invites a nack loop between two peers.
                 if e.fatal:
+                    self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status))
                     self.close()
                     return
+                cid = e.command_id
+                if cid is None or not (P.is_response(cid) or cid == C.GENERIC_NACK):
+                    self.send_pdu(P.answer_for(e))
                 continue
             if ev is NEED_DATA:
                 return

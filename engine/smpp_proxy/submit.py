@@ -336,11 +336,11 @@ class SubmitPath:
             # the one closure a forwarded message costs: the SMSC link's window holds it until
             # the resp (or a timeout, a lost link, the drain) calls it, exactly once
             if status == LATE:
-                return self._late_response(acct, link, resp)
+                return self._late_response(acct, link, resp, pdu.command_id)
             sess.in_flight -= 1
-            if resp is None or resp.command_id == _GENERIC_NACK:
-                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
-                                                              command_status=status or C.ESME_RSYSERR))
+            failed = self._failed_answer(link, pdu, resp, status)
+            if failed:
+                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq, command_status=failed))
             else:
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
                 if resp.command_status == 0 and getattr(resp, "message_id", ""):
@@ -360,11 +360,26 @@ class SubmitPath:
         if self.early_receipts and key in self.early_receipts:
             self._early_receipt_matched(key, acct)
 
-    def _late_response(self, acct, link, resp) -> None:
+    def _failed_answer(self, link, pdu, resp, status) -> int:
+        """0 when `resp` is the SMSC's answer to `pdu`, to be relayed; else the status the ESME gets: the
+        link's (a timeout, a lost link) or a generic_nack's, or ESME_RSYSERR when the SMSC answered with
+        another command's response (a cancel_sm_resp for a submit_sm: counted and logged, never relayed)."""
+        if resp is None or resp.command_id == _GENERIC_NACK:
+            return status or C.ESME_RSYSERR
+        if resp.command_id == pdu.command_id | 0x80000000:
+            return 0
+        self.stats["smsc_wrong_response"] += 1
+        log.warning("SMSC %s:%d answered seq %d (command 0x%08x) with command 0x%08x: ESME_RSYSERR to the ESME",
+                    *link.addr, resp.sequence_number, pdu.command_id, resp.command_id)
+        return C.ESME_RSYSERR
+
+    def _late_response(self, acct, link, resp, cid) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
         ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
         still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
         has caused a duplicate)."""
+        if resp.command_id != cid | 0x80000000:
+            return
         self.stats["late_responses"] += 1
         mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
@@ -396,8 +411,13 @@ class SubmitPath:
         def on_resp(resp, status):
             if status == LATE:
                 return
-            if resp is None or resp.command_id == C.GENERIC_NACK:
-                return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
-                                                                     command_status=status or C.ESME_RSYSERR))
-            sess.send_raw(with_sequence(resp.raw, esme_seq))
+            sess.in_flight -= 1
+            failed = self._failed_answer(link, pdu, resp, status)
+            if failed:
+                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq, command_status=failed))
+            else:
+                sess.send_raw(with_sequence(resp.raw, esme_seq))
+            if sess.unbind_seq is not None and not sess.in_flight:
+                self.unbind_answered(sess)          # owed before its unbind_resp, like a forwarded submit
+        sess.in_flight += 1
         link.request(pdu.raw, on_resp)
