@@ -18,10 +18,10 @@ GOOD = "84901234567"
 class Esme:
     """A raw-socket ESME that keeps every PDU it reads, by kind."""
 
-    def __init__(self, h, kind=P.BindTransceiver):
+    def __init__(self, h, kind=P.BindTransceiver, system_id="esme1"):
         self.s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
         self.buf, self.seq, self.pdus = b"", 1, []
-        self.s.sendall(encode(kind(sequence_number=1, system_id="esme1", password="secret", interface_version=0x34)))
+        self.s.sendall(encode(kind(sequence_number=1, system_id=system_id, password="secret", interface_version=0x34)))
         assert self.next(lambda p: P.is_response(p.command_id)).command_status == 0
 
     def submit(self, n):
@@ -160,3 +160,59 @@ def test_a_receipt_the_esme_refuses_for_good_is_not_offered_again(pipe):
         assert h.sim.mo_responses[0].command_status == C.ESME_RX_P_APPN      # the SMSC hears the ESME's answer
         assert e.receipts(1, timeout=2.5) == [] and h.proxy.held_total == 0
         assert h.proxy.stats["receipts_refused_by_esme"] == 1
+
+
+# ---------------------------------------------------------------- a receipt's id in the other base
+def _submitted(e, n):
+    ids = []
+    for _ in range(n):
+        r = e.next(lambda p: p.command_id == C.SUBMIT_SM_RESP)
+        assert r is not None and r.command_status == 0
+        ids.append(r.message_id)
+    return ids
+
+
+def _receipt_ids(e, n, timeout=3.0):
+    got = e.receipts(n, timeout)
+    for r in got:
+        e.answer(r)
+    return sorted(P.tlv(r, C.TAG_RECEIPTED_MESSAGE_ID).rstrip(b"\x00").decode() for r in got)
+
+
+def test_a_receipt_before_its_resp_never_goes_to_the_account_owning_its_twin_id(pipe):
+    """Decimal message_ids, receipts before the resps: esme1's receipt "16" is not esme2's "10" read as
+    hex (nor "11" esme2's "17"): it waits for its own id. Before, it went to esme2 at once."""
+    with ProxyHarness(pipe, accounts=("esme1:secret", "esme2:secret"), receipt_delay=0.05) as h:
+        h.sim.id_format, h.sim.answer_delay = "%d", 0.3
+        e2 = Esme(h, system_id="esme2")
+        e2.submit(10)
+        ids2 = _submitted(e2, 10)                   # 1..10
+        assert sorted(_receipt_ids(e2, 10)) == sorted(ids2)
+        e1 = Esme(h)
+        e1.submit(6)
+        ids1 = _submitted(e1, 6)                    # 11..16: twins of 17..22 and of 0x10..0x16 = 16..22
+        assert _receipt_ids(e1, 6) == sorted(ids1)
+        assert e2.receipts(1, timeout=0.5) == []
+        assert h.proxy.stats["receipts_by_twin_id"] == 0
+
+
+def test_an_smsc_writing_receipt_ids_in_the_other_base_is_learnt_from_its_first_receipt(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
+        h.proxy.settings.receipt_wait = 0.5
+        h.sim.receipt_ids_in_other_base = True      # resp 0000000A, receipt 10
+        e = Esme(h)
+        e.submit(1)
+        ids = _submitted(e, 1)
+        t0 = time.monotonic()
+        got = _receipt_ids(e, 1)
+        assert got == [str(int(ids[0], 16))] and time.monotonic() - t0 >= 0.3   # after its receipt_wait
+        e.submit(3)
+        ids = _submitted(e, 3)
+        t0 = time.monotonic()
+        assert _receipt_ids(e, 3) == sorted(str(int(m, 16)) for m in ids)
+        assert time.monotonic() - t0 < 0.4                                      # learnt: at once
+        h.sim.answer_delay = 0.3                    # and one that comes before its resp goes with the resp
+        e.submit(2)
+        ids = _submitted(e, 2)
+        assert _receipt_ids(e, 2, timeout=1.0) == sorted(str(int(m, 16)) for m in ids)
+        assert h.proxy.stats["receipts_by_twin_id"] == 6 and h.proxy.stats["receipts_retry_later"] == 0

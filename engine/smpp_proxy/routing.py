@@ -25,6 +25,21 @@ HELD_RETRY = 1.0        # seconds before a receipt an ESME refused (or left unan
 _RECEIPT_ID = re.compile(rb"id:([^\s\x00]+)")
 
 
+def _twins(mid: str) -> list:
+    """The same number written in the other base: hex forms of a decimal id, the decimal form of a hex one."""
+    if not (mid.isalnum() and len(mid) <= 20):
+        return []
+    alt = []
+    if mid.isdigit():
+        n = int(mid)
+        alt += [format(n, "X"), format(n, "x"), format(n, "08X")]
+    try:
+        alt.append(str(int(mid, 16)))
+    except ValueError:
+        pass
+    return alt
+
+
 class DeliveryRouting:
     """Mixin of `SmppProxy`: the SMSC -> ESME direction."""
 
@@ -54,24 +69,57 @@ class DeliveryRouting:
         # mobile-originated: judged (a concatenated one once, whole) and routed in mo.py
         return self.handle_mo(link, pdu, ack)
 
+    # An SMSC may write a receipt's id in another base than its submit_sm_resp's (hex there, decimal in the
+    # receipt, or the reverse). Such an id is never found as it is, but its twin is: the same number in the
+    # other base. A twin is NOT proof, though: decimal digits read as hex name another number, so with an
+    # SMSC that keeps one base the twin of an id not known yet (a receipt before its resp) or no longer
+    # (evicted) is often another message's id, maybe another account's. So each id space counts how its
+    # receipts were matched (`receipt_id_forms`: [as sent, by twin]); a twin routes at once only in a space
+    # whose receipts have matched by twin (at least as often as as sent), otherwise the receipt waits for its
+    # own id (receipt_wait, below) and its twin is tried when that wait ends, unless receipts of the space
+    # have matched as sent more often. An SMSC that converts is learnt from its first receipt (one
+    # receipt_wait late); one that does not never routes by twin once a receipt has matched as sent.
     def _account_of(self, mid: str, space: str = ""):
-        """The account that sent message `mid` (issued in id space `space`: the SMSC links' `id_space`);
-        SMSCs may write the id of a receipt in another base than the one in their submit_sm_resp
-        (hex vs decimal), so both are tried."""
+        """The account that sent message `mid` (issued in id space `space`: the SMSC links' `id_space`)."""
         acct = self.msgid_account.get(id_key(space, mid))
-        if acct is None and mid.isalnum() and len(mid) <= 20:
-            alt = []
-            if mid.isdigit():
-                alt += [format(int(mid), "X"), format(int(mid), "x"), format(int(mid), "08X")]
-            try:
-                alt.append(str(int(mid, 16)))
-            except ValueError:
-                pass
-            for a in alt:
-                acct = self.msgid_account.get(id_key(space, a))
-                if acct is not None:
-                    break
-        return acct
+        if acct is not None:
+            self._id_form(space)[0] += 1
+            return acct
+        return self._twin_account(mid, space) if self._by_twin(space) else None
+
+    def _id_form(self, space: str) -> list:
+        f = self.receipt_id_forms.get(space)
+        if f is None:
+            f = self.receipt_id_forms[space] = [0, 0]
+        return f
+
+    def _by_twin(self, space: str, waited: bool = False) -> bool:
+        """Whether a receipt whose own id is unknown may go by its twin: at once when twins have matched
+        in this space at least as often as ids as sent; after its receipt_wait also when nothing has yet."""
+        f = self.receipt_id_forms.get(space)
+        if f is None:
+            return waited
+        return f[1] >= f[0] and (waited or f[1] > 0)
+
+    def _early_twin(self, message_id: str, acct: str, space: str) -> None:
+        """A resp's id names no waiting receipt as it is: in a space whose SMSC writes receipts in the other
+        base, one waiting under its twin goes now (not at the end of its receipt_wait)."""
+        if self._by_twin(space):
+            q = self.early_receipts
+            for t in _twins(message_id):
+                k = id_key(space, t)
+                if k in q:
+                    self.stats["receipts_by_twin_id"] += 1
+                    return self._early_receipt_matched(k, acct, twin=True)
+
+    def _twin_account(self, mid: str, space: str):
+        for a in _twins(mid):
+            acct = self.msgid_account.get(id_key(space, a))
+            if acct is not None:
+                self._id_form(space)[1] += 1
+                self.stats["receipts_by_twin_id"] += 1
+                return acct
+        return None
 
     # ------------------------------------------------------------ receipts before their resp
     # An SMSC may send a receipt before (or just after) the submit_sm_resp that tells us its
@@ -91,17 +139,23 @@ class DeliveryRouting:
         q[mid] = (ack, pdu, time.monotonic() + self.settings.receipt_wait)
         self.stats["receipts_early"] += 1
 
-    def _early_receipt_matched(self, mid: str, acct: str) -> None:
+    def _early_receipt_matched(self, mid: str, acct: str, twin: bool = False) -> None:
         ack, pdu, _ = self.early_receipts.pop(mid)
+        self._id_form(mid.rpartition("\x1f")[0])[1 if twin else 0] += 1
         self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
 
     def _expire_early_receipts(self, now: float) -> None:
         q = self.early_receipts
         while q:
-            mid, (ack, _, until) = next(iter(q.items()))
+            mid, (ack, pdu, until) = next(iter(q.items()))
             if until > now:
                 break
             del q[mid]
+            space, _, bare = mid.rpartition("\x1f")
+            acct = self._twin_account(bare, space) if self._by_twin(space, waited=True) else None
+            if acct is not None:                # its own id never came: an SMSC that writes it in the other base
+                self._deliver_receipt(acct, pdu, on_done=lambda ok, ack=ack: ack(_receipt_status(ok)))
+                continue
             log.info("receipt for unknown message_id %r after %.0fs: SMSC asked to retry", mid, self.settings.receipt_wait)
             self.stats["receipts_retry_later"] += 1
             ack(C.ESME_RX_T_APPN)

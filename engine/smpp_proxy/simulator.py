@@ -5,7 +5,9 @@ every PDU it receives byte for byte (`received`), sends a delivery receipt for e
 message that asked for one, and can inject MO messages (`send_mo`). `down` makes it refuse
 binds; `stall` makes it stop answering submits (to exercise windows and timeouts);
 `answer_delay` answers submits, query_sm, cancel_sm and replace_sm that many seconds late;
-`wrong_answers` answers submits with a cancel_sm_resp (a broken SMSC); `hang()` makes the sessions bound so
+`wrong_answers` answers submits with a cancel_sm_resp (a broken SMSC); `id_format` writes its
+message_ids (`%08X` by default, `%d` for a decimal counter) and `receipt_ids_in_other_base` writes a
+receipt's id in the other base (an SMSC whose receipts say 16 for the 00000010 of its resp); `hang()` makes the sessions bound so
 far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work);
 `receipts_elsewhere` sends each receipt on another bound receiver/transceiver session than the one
 its submit came on, round-robin (an SMSC that spreads receipts over every bind of a system_id:
@@ -61,6 +63,8 @@ class SmscSimulator:
         self.ignored: list = []             # PDUs a hung session received
         self.answer_delay = 0.0
         self.wrong_answers = False
+        self.id_format = "%08X"
+        self.receipt_ids_in_other_base = False
         self.receipts_elsewhere = False
         self._rr = itertools.count()
 
@@ -119,7 +123,7 @@ class SmscSimulator:
         elif cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
             if self.stall:
                 return
-            mid = f"{next(self._ids):08X}"
+            mid = self.id_format % next(self._ids)
             resp = P.response_class(cid)(sequence_number=ev.sequence_number, message_id=mid)
             self._answer(s, P.CancelSmResp(sequence_number=ev.sequence_number) if self.wrong_answers else resp)
             if self.receipt_delay is not None and getattr(ev, "registered_delivery", 0) & 0x03 and cid == C.SUBMIT_SM:
@@ -146,6 +150,8 @@ class SmscSimulator:
             s = other[next(self._rr) % len(other)]
         elif s.kind == "transmitter" and rx:
             s = rx[0]                       # receipts go to a receiver bind when the sender cannot take them
+        if self.receipt_ids_in_other_base:
+            mid = str(int(mid, 16)) if self.id_format.endswith("X") else format(int(mid), "X")
         now = time.strftime("%y%m%d%H%M")
         body = f"id:{mid} sub:001 dlvrd:001 submit date:{now} done date:{now} stat:DELIVRD err:000 text:".encode()
         s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=sm.dest_addr_ton,

@@ -357,8 +357,11 @@ class SubmitPath:
     def _remember_message_id(self, message_id: str, acct: str, space: str = "") -> None:
         key = id_key(space, message_id)
         self.msgid_account.add(key, acct)
-        if self.early_receipts and key in self.early_receipts:
-            self._early_receipt_matched(key, acct)
+        if self.early_receipts:
+            if key in self.early_receipts:
+                self._early_receipt_matched(key, acct)
+            else:
+                self._early_twin(message_id, acct, space)
 
     def _failed_answer(self, link, pdu, resp, status) -> int:
         """0 when `resp` is the SMSC's answer to `pdu`, to be relayed; else the status the ESME gets: the
