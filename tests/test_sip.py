@@ -151,6 +151,51 @@ def test_blacklisted_caller_gets_608_with_reason(screen):
     assert recv(uas, 0.3) is None
 
 
+@pytest.mark.parametrize("caller", ["+84987000666;cpc=ordinary", "0987000666;npdi", "987000666;phone-context=+84",
+                                    "+84987000666;rn=+84987000999;npdi"])
+def test_a_number_with_parameters_in_the_user_part_is_still_the_number(screen, caller):
+    """RFC 3261 §19.1.1 / RFC 3966: a telephone-subscriber user part carries its own ;parameters. The number
+    before them is judged (it used to parse as no number at all, and every call rule was skipped)."""
+    h, cli, uas = screen
+    inv = INVITE.format(callee="0912345678", caller=caller, cport=cli.getsockname()[1], branch="np" + str(len(caller)))
+    inv = inv.replace("INVITE sip:0912345678@127.0.0.1", "INVITE sip:0912345678;npdi@127.0.0.1;user=phone")
+    cli.sendto(inv.encode(), ("127.0.0.1", h.port))
+    r = parse_datagram(recv(cli))
+    assert r.status == 608 and "SENDER_BLACKLISTED" in r.get("reason")
+    assert recv(uas, 0.3) is None
+
+
+def test_an_in_dialog_request_to_a_user_part_with_parameters_goes_to_its_host(screen):
+    """A BYE to sip:0912345678;npdi@127.0.0.1:<port> goes to that port (it went to host "0912345678")."""
+    h, cli, uas = screen
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    try:
+        port = other.getsockname()[1]
+        bye = (f"BYE sip:0912345678;npdi@127.0.0.1:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{cli.getsockname()[1]};branch=z9hG4bKnpbye;rport\r\n"
+               "Max-Forwards: 70\r\nFrom: <sip:0901234567@127.0.0.1>;tag=a1\r\nTo: <sip:0912345678@127.0.0.1>;tag=b1\r\n"
+               "Call-ID: npbye@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
+        cli.sendto(bye.encode(), ("127.0.0.1", h.port))
+        got = parse_datagram(recv(other, 2.0))
+        assert got.method == "BYE" and got.uri == f"sip:0912345678;npdi@127.0.0.1:{port}"
+    finally:
+        other.close()
+
+
+def test_parse_uri_takes_the_userinfo_up_to_the_last_at():
+    from engine.sip_screen.grammar import parse_uri
+    u = parse_uri("sip:+842439998888;npdi;rn=+84243@10.0.0.5:5070;user=phone?Subject=x")
+    assert (u.user, u.host, u.port, u.params) == ("+842439998888", "10.0.0.5", 5070, {"user": "phone"})
+    u = parse_uri("sip:02439998888;phone-context=+84@example.net")
+    assert (u.user, u.host, u.port) == ("02439998888", "example.net", None)
+    u = parse_uri("sip:alice:secret@[::1]:5061;transport=tcp")
+    assert (u.user, u.host, u.port, u.params) == ("alice", "::1", 5061, {"transport": "tcp"})
+    u = parse_uri("sip:example.net;lr")
+    assert (u.user, u.host, u.params) == ("", "example.net", {"lr": ""})
+    assert parse_uri("tel:+84987000666;cpc=ordinary").user == "+84987000666"
+
+
 def test_allowed_call_forwarded_and_response_relayed(screen):
     h, cli, uas = screen
     cli.sendto(INVITE.format(callee="0912345678", caller="0901234567", cport=cli.getsockname()[1], branch="ok1").encode(),

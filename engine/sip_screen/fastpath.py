@@ -163,7 +163,8 @@ _MF = re.compile(rb"\r\nmax-forwards[ \t]*:[ \t]*([^\r\n]*)", re.I)
 _NAME_ADDR = re.compile(rb"(?:\"[^\"\\\r\n]*\"[ \t]*|[A-Za-z0-9\-.!%*_+`'~ \t]*)<(sips?:[^<>\"\s]+)>((?:[ \t]*;[ \t]*[^;,<>\"\s]+)*)[ \t]*$")
 _TAG = re.compile(rb";[ \t]*tag=([^;\s]+)", re.I)
 _CSEQ_V = re.compile(rb"(\d{1,10}) ([A-Za-z]+)[ \t]*$")
-_URI = re.compile(rb"sips?:(?:[^@;\s]*@)?([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?((?:;[^;\s]*)*)$")
+# (no '@' in the parameters: "sip:+8491;npdi@host" is a user part with parameters, which the full path reads)
+_URI = re.compile(rb"sips?:(?:[^@;\s]*@)?([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?((?:;[^;@\s]*)*)$")
 _TRANSPORT = re.compile(rb";transport=([^;]*)", re.I)
 _COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id", b"l": b"content-length", b"m": b"contact"}
 # headers whose presence sends the request to the full path: routing, extensions, anything that
