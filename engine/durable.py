@@ -1,5 +1,6 @@
-"""Durable appends: every journal telfilter appends to (the DNC journal, reports.jsonl, the state journal's
-segments, the analysts' labels) goes through `append_all`.
+"""Durable writes. Appends: every journal telfilter appends to (the DNC journal, reports.jsonl, the state journal's
+segments, the analysts' labels) goes through `append_all`. Whole files written at a stop (held receipts, the
+message-id map) go through `replace_file`.
 
 `os.write` may write less than it was given (a nearly full disk, a file-size limit): a record cut short and
 then fsynced would be reported as written, and on the next start the reader would drop it (or, in a
@@ -38,3 +39,20 @@ def ends_in_newline(fd: int) -> bool:
     whose last append was not cut short)."""
     size = os.fstat(fd).st_size
     return not size or os.pread(fd, 1, size - 1) == b"\n"
+
+
+def replace_file(path, data: bytes) -> None:
+    """Write `data` as the whole of `path`: a temporary file beside it, fsynced, then renamed over it, so a
+    reader finds the old content or the new, never part of it."""
+    from pathlib import Path
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

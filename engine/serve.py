@@ -191,6 +191,7 @@ def _check_listen(flag: str, value: str, default_port) -> str | None:
 async def run_serve(args, ready=None):
     from .app import build
     from .pipeline import RuleWatcher
+    from .smpp_proxy.msgids import load_map, save_map
     from .smpp_proxy.server import SmppProxy, VerdictLog
     cfg, settings = load_serve_config(args)
     pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False)
@@ -235,6 +236,8 @@ async def run_serve(args, ready=None):
         await receipts.catch_up()
     held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
     proxy.load_held(held_file)
+    ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
+    load_map(proxy.msgid_account, ids_file, log)
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
               ",".join(settings.smsc) or "none")
@@ -323,6 +326,11 @@ async def run_serve(args, ready=None):
         proxy.save_held(held_file)           # acknowledged to the SMSC: offered again at the next start
     except OSError as e:
         log.error("held receipts could not be kept (%s): %d lost", e, proxy.held_total)
+    try:
+        save_map(proxy.msgid_account, ids_file)   # which account sent what: receipts after the restart find it
+    except OSError as e:
+        log.error("message-id map could not be kept (%s): receipts of messages sent so far will be refused "
+                  "after the restart", e)
     if sip:
         await sip.stop()
     st_task.cancel()

@@ -1,5 +1,9 @@
-"""The proxy's message_id -> account map (engine/smpp_proxy/msgids.py): bounded, first in first out."""
-from engine.smpp_proxy.msgids import MessageIds
+"""The proxy's message_id -> account map (engine/smpp_proxy/msgids.py): bounded, first in first out, kept
+across a clean restart."""
+import msgpack
+import pytest
+
+from engine.smpp_proxy.msgids import FORMAT, MessageIds, load_map, save_map
 
 
 def test_keeps_the_newest_bound_ids():
@@ -27,3 +31,39 @@ def test_many_accounts_are_kept_apart():
     for i in range(1000):
         m.add(f"{i:08X}", f"esme{i % 7}")
     assert all(m.get(f"{i:08X}") == f"esme{i % 7}" for i in range(1000))
+
+
+def test_dump_and_load_keep_the_order_the_accounts_and_the_bound():
+    m = MessageIds(bound=5)
+    for i in range(8):
+        m.add(f"{i:08X}", f"esme{i % 3}")
+    n = MessageIds(bound=5)
+    assert n.load(m.dump()) == 5
+    assert [n.get(f"{i:08X}") for i in range(8)] == [None] * 3 + [f"esme{i % 3}" for i in range(3, 8)]
+    n.add("NEW", "esme9")                                  # the oldest read back is the first to go
+    assert n.get("00000003") is None and n.get("00000004") == "esme1"
+    small = MessageIds(bound=2)
+    small.load(m.dump())
+    assert [small.get(f"{i:08X}") for i in (5, 6, 7)] == [None, "esme0", "esme1"]
+
+
+@pytest.mark.parametrize("data", [b"", b"\xc1", b"\x90", msgpack.packb({"format": "x"}),
+                                  msgpack.packb({"format": FORMAT, "version": 1, "accounts": ["a"], "ids": ["1", "2"],
+                                                 "account_of": [0, 3]})])
+def test_load_refuses_what_is_not_a_map(data):
+    with pytest.raises(ValueError):
+        MessageIds().load(data)
+
+
+def test_save_and_load_map_files(tmp_path):
+    import logging
+    m = MessageIds()
+    m.add("A1", "esme1")
+    p = tmp_path / "smpp" / "message_ids.msgpack"
+    assert save_map(m, p) == 1 and p.exists()
+    n = MessageIds()
+    assert load_map(n, p, logging.getLogger("t")) == 1 and n.get("A1") == "esme1" and not p.exists()
+    assert save_map(MessageIds(), p) == 0 and not p.exists()
+    p.write_bytes(b"\xc1junk")
+    assert load_map(MessageIds(), p, logging.getLogger("t")) == 0
+    assert (tmp_path / "smpp" / "message_ids.msgpack.unreadable").exists()

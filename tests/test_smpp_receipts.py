@@ -216,3 +216,61 @@ def test_an_smsc_writing_receipt_ids_in_the_other_base_is_learnt_from_its_first_
         ids = _submitted(e, 2)
         assert _receipt_ids(e, 2, timeout=1.0) == sorted(str(int(m, 16)) for m in ids)
         assert h.proxy.stats["receipts_by_twin_id"] == 6 and h.proxy.stats["receipts_retry_later"] == 0
+
+
+# ---------------------------------------------------------------- across a restart
+def test_receipts_of_messages_sent_before_a_clean_restart_reach_their_account(tmp_path):
+    """`serve` keeps its message_id -> account map across a clean stop (DATA_DIR/smpp/message_ids.msgpack):
+    a receipt the SMSC sends after the deploy still reaches the account (it used to be refused ESME_RX_T_APPN
+    at every attempt)."""
+    import signal
+    import subprocess
+    import sys
+
+    from engine.app import build
+    from tests.conftest import ROOT
+    from tests.test_serve import free_port, wait_for
+
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False,
+                       receipt_delay=None).start()
+    data, procs = tmp_path / "data", []
+
+    def serve(n):
+        port, ready = free_port(), tmp_path / f"ready{n}"
+        before = set(map(id, sim.sim.sessions))
+        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data, "-v",
+                              "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
+                              "--esme-account", "esme1:secret", "--sip-listen", "off", "--log", tmp_path / "v.log",
+                              "--ready-file", ready], cwd=ROOT, stderr=open(tmp_path / f"err{n}.log", "w"),
+                             stdout=subprocess.DEVNULL)
+        procs.append(p)
+        assert wait_for(ready.exists, 60), (tmp_path / f"err{n}.log").read_text()
+        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
+        return p, type("H", (), {"port": port})()
+
+    try:
+        p, h = serve(1)
+        e = Esme(h)
+        e.submit(2)
+        ids = _submitted(e, 2)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        assert (data / "smpp" / "message_ids.msgpack").exists()
+        p, h = serve(2)
+        assert not (data / "smpp" / "message_ids.msgpack").exists()         # read back, then removed
+        e = Esme(h)
+        link = [s for s in list(sim.sim.sessions) if s.bound][-1]
+        subs = [ev for _, ev in list(sim.sim.received) if ev.command_id == C.SUBMIT_SM]
+
+        async def receipts():
+            for sm, mid in zip(subs, ids):
+                sim.sim._receipt(link, sm, mid)
+        sim.call(receipts())
+        assert _receipt_ids(e, 2, timeout=5.0) == sorted(ids)
+        assert wait(lambda: len(sim.sim.mo_responses) == 2) and [r.command_status for r in sim.sim.mo_responses] == [0, 0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        sim.stop()

@@ -26,10 +26,18 @@ back on another bind than the submit went out on (TX + RX binds): by default eve
 space. Links to different SMSCs, whose ids may collide, are given different `id_space` names
 (smpp.toml, per link); their ids are then kept as "space<US>id" (`id_key`) and a receipt is looked
 up in the space of the link it came on.
+
+Across a restart. A clean stop writes the map (`dump`: the ids oldest first with their accounts, msgpack,
+~20 B an id) to DATA_DIR/smpp/message_ids.msgpack and the next start reads it back (`load`), so the
+receipts of messages sent before a deploy still reach their accounts (they used to be held receipt_wait
+and refused ESME_RX_T_APPN at every attempt). A crash loses the map, as it loses held receipts.
 """
 from __future__ import annotations
 
+import msgpack
+
 BOUND = 2_000_000
+FORMAT = "telfilter-message-ids"
 
 
 def id_key(space: str, mid: str) -> str:
@@ -76,3 +84,63 @@ class MessageIds:
     def get(self, mid: str, default=None):
         n = self._ids.get(mid)
         return default if n is None else self._accounts[n]
+
+    def dump(self) -> bytes:
+        """The map as msgpack: its ids oldest first, each with its account's number."""
+        ring = self._ring
+        order = ring[self._next:] + ring[:self._next] if self._next else ring
+        ids = self._ids
+        return msgpack.packb({"format": FORMAT, "version": 1, "accounts": self._accounts, "ids": order,
+                              "account_of": [ids[m] for m in order]}, use_bin_type=True)
+
+    def load(self, data: bytes) -> int:
+        """Add the ids of a `dump` (oldest first: at this map's bound the oldest make room). ValueError if
+        `data` is not one."""
+        try:
+            d = msgpack.unpackb(data, raw=False)
+            if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != 1:
+                raise ValueError("not a message-id map")
+            accounts, ids, of = d["accounts"], d["ids"], d["account_of"]
+            if len(ids) != len(of) or not all(isinstance(a, str) for a in accounts) \
+                    or not all(isinstance(m, str) for m in ids) or not all(type(n) is int and 0 <= n < len(accounts) for n in of):
+                raise ValueError("message-id map: malformed columns")
+        except (msgpack.UnpackException, KeyError, TypeError) as e:
+            raise ValueError(f"not a message-id map ({type(e).__name__})") from None
+        add = MessageIds.add           # this process's own ids (a SharedMessageIds would broadcast them again)
+        for m, n in zip(ids, of):
+            add(self, m, accounts[n])
+        return len(ids)
+
+
+def save_map(ids: MessageIds, path) -> int:
+    """At a clean stop: the map to `path` (replaced whole), or the file removed when the map is empty."""
+    from pathlib import Path
+
+    from ..durable import replace_file
+    path = Path(path)
+    if not len(ids._ids):
+        path.unlink(missing_ok=True)
+        return 0
+    replace_file(path, ids.dump())
+    return len(ids._ids)
+
+
+def load_map(ids: MessageIds, path, log) -> int:
+    """At start: the map a clean stop wrote, read into `ids` and the file removed (a crash later must not
+    bring back a stale map); one that cannot be read is moved aside as *.unreadable and logged."""
+    import os
+    from pathlib import Path
+    path = Path(path)
+    try:
+        n = ids.load(path.read_bytes())
+    except FileNotFoundError:
+        return 0
+    except ValueError as e:
+        bad = path.with_name(path.name + ".unreadable")
+        os.replace(path, bad)
+        log.error("message-id map %s unreadable (%s): moved to %s; receipts of messages sent before the restart "
+                  "will be refused ESME_RX_T_APPN", path, e, bad)
+        return 0
+    path.unlink()
+    log.info("%d message ids of the last run read back from %s: their receipts reach their accounts", n, path)
+    return n

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgpack
 
+from ..durable import replace_file
 from .codec import encode, encode_text, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
@@ -277,13 +278,7 @@ class DeliveryRouting:
         if not items:
             path.unlink(missing_ok=True)
             return 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(msgpack.packb(items, use_bin_type=True))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_file(path, msgpack.packb(items, use_bin_type=True))
         log.info("%d held receipts kept in %s for the next start", len(items), path)
         return len(items)
 
