@@ -93,17 +93,34 @@ def _digest(pw: str) -> str:
 DUMMY_HASH = hash_password("\x00unknown-account", salt=b"telfilter")
 
 
+# An account's throughput is counted in SMS segments, as carriers bill and provision it: a message_payload of
+# 60 KB is ~450 SMS, to the SMSC and to the CPU that judges it (~0.1 us a character), not one. A PDU up to
+# ONE_SEGMENT_PDU bytes (any submit_sm carrying one SMS: 140 octets of user data and its addresses) costs
+# one; a longer one one more for each SEGMENT octets beyond; a submit_multi that many times its recipients
+# (each is judged). So what an ESME makes the proxy judge per second is bounded by its throughput.
+ONE_SEGMENT_PDU = 400
+SEGMENT = 134                       # octets of user data a segment of a concatenated SMS carries (140 - UDH)
+
+
+def message_cost(pdu) -> int:
+    n = len(pdu.raw)
+    segments = 1 if n <= ONE_SEGMENT_PDU else 1 + -(-(n - ONE_SEGMENT_PDU) // SEGMENT)
+    return segments * max(1, len(getattr(pdu, "dest_addresses", None) or ()))
+
+
 class TokenBucket:
     def __init__(self, rate: float, burst: float | None = None):
         self.rate, self.burst = rate, burst or max(1.0, rate)
         self.tokens, self.t = self.burst, time.monotonic()
 
-    def take(self, now: float | None = None) -> bool:
+    def take(self, now: float | None = None, n: int = 1) -> bool:
+        """One message of `n` SMS segments: let through when a token is there, and all n of them taken (the
+        bucket may go below zero: a long message is paid for by the ones after it)."""
         now = time.monotonic() if now is None else now
         self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
         self.t = now
         if self.tokens >= 1:
-            self.tokens -= 1
+            self.tokens -= n
             return True
         return False
 
@@ -141,6 +158,8 @@ class SmppSettings:
     bind_backoff_max: float = 30.0      # ... up to this
     distribution_lists: str = "refuse"  # submit_multi to a distribution list: "refuse" or "judge"
     max_pending_concat: int = 20000     # concatenated messages waiting for parts (oldest judged first)
+    max_pending_concat_chars: int = 16_000_000   # ... and their text in all (the oldest judged first beyond it)
+    max_message_chars: int = 65536      # a message's text (all its parts); longer: ESME_RINVMSGLEN
     receipt_wait: float = 5.0           # a receipt for a message_id not known yet waits this long for its resp
     max_early_receipts: int = 10000
     # receipts held for accounts with no free receiver bind (all proxies' accounts together); at the cap a
@@ -167,7 +186,8 @@ class SmppConfigError(Exception):
 _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interval", float),
                 ("concat_timeout", float), ("max_connections", int), ("max_connections_per_source", int),
                 ("bind_timeout", float), ("bind_failures_free", int), ("bind_backoff", float),
-                ("bind_backoff_max", float), ("max_pending_concat", int), ("receipt_wait", float),
+                ("bind_backoff_max", float), ("max_pending_concat", int), ("max_pending_concat_chars", int),
+                ("max_message_chars", int), ("receipt_wait", float),
                 ("max_early_receipts", int), ("max_held_receipts", int))
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 LATE_TEXT = 320         # characters of each part kept to judge a late part with (two SMS' worth)
+REFUSED = "refused"     # the verdict `late` gives a part of a message refused whole (`refuse`)
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Pending:
     # part number -> (peer, pdu, text, binary, ...): the peer answers that part; the owner may add fields
     parts: dict = field(default_factory=dict)
     timer: object = None
+    size: int = 0                                   # characters of text in its parts
+    sizes: dict = field(default_factory=dict)       # part number -> its characters
 
     def ordered(self) -> list:
         """The parts that arrived, in part order (the order the handset shows them in)."""
@@ -51,17 +54,20 @@ class Reassembly:
 
     def __init__(self, due: Callable):
         self.pending: dict = {}                          # key -> Pending, oldest first
-        self.judged: OrderedDict = OrderedDict()         # key -> (verdict, until, {part: text})
+        self.judged: OrderedDict = OrderedDict()         # key -> (verdict | REFUSED, until, {part: text})
         self.due = due                                   # due(key): take, judge and answer it
+        self.size = 0                                    # characters waiting in all
 
     def __len__(self) -> int:
         return len(self.pending)
 
-    def add(self, key, total: int, n: int, part: tuple, bound: int, start_timer: Callable):
+    def add(self, key, total: int, n: int, part: tuple, bound: int, start_timer: Callable, size: int = 0,
+            max_size: int = 0):
         """Hold part `n` of message `key`; returns the copy of part `n` it replaces (the peer sent the
         part again: the newest copy is the one judged and answered, the caller answers the older
         one now) or None. When `bound` messages are waiting already, the oldest is judged first,
-        with the parts it has: the table never holds more than `bound` messages."""
+        with the parts it has: the table never holds more than `bound` messages. `size`: the part's
+        characters; over `max_size` in all (when given) the oldest other messages are judged now."""
         c = self.pending.get(key)
         if c is None:
             if len(self.pending) >= bound:
@@ -70,6 +76,15 @@ class Reassembly:
             c.timer = start_timer(key)
         old = c.parts.get(n)
         c.parts[n] = part
+        grown = size - c.sizes.get(n, 0)
+        c.sizes[n] = size
+        c.size += grown
+        self.size += grown
+        if max_size and self.size > max_size:
+            for k in [k for k in self.pending if k != key]:
+                if self.size <= max_size:
+                    break
+                self.judge_now(k)
         return old
 
     def complete(self, key) -> bool:
@@ -93,7 +108,21 @@ class Reassembly:
 
     def take(self, key) -> Pending | None:
         """Message `key` out of the table, to be judged (None: it was judged already)."""
-        return self.pending.pop(key, None)
+        c = self.pending.pop(key, None)
+        if c is not None:
+            self.size -= c.size
+        return c
+
+    def refuse(self, key, until: float, bound: int) -> Pending | None:
+        """Take message `key` out unjudged (the owner refuses every part it has) and refuse its parts that
+        come until `until` too (`late` gives REFUSED as their verdict)."""
+        c = self.take(key)
+        if c is not None:
+            c.timer.cancel()
+        self.judged[key] = (REFUSED, until, {})
+        if len(self.judged) > bound:
+            self.judged.popitem(last=False)
+        return c
 
     def remember(self, key, verdict, until: float, c: Pending, bound: int) -> None:
         """Keep the verdict of a message judged without all its parts, and its parts' texts (each cut
@@ -120,6 +149,8 @@ class Reassembly:
         if until < now:
             del self.judged[key]
             return None
+        if verdict is REFUSED:
+            return REFUSED, ""                          # so is this part
         texts[n] = (text or "")[:LATE_TEXT]
         whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary)
         return verdict, whole

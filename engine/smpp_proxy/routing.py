@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("telfilter.smpp")
 HELD_RETRY = 1.0        # seconds before a receipt an ESME refused (or left unanswered) is offered again
+# Bytes of a receipt that may wait in memory (held, or before its resp): a receipt is ~100-300 bytes; a
+# deliver_sm of 64 KB "receipt" is delivered when a receiver is free, else the SMSC keeps it (ESME_RX_T_APPN).
+# So held receipts take at most max_held_receipts x 4 KB, early ones max_early_receipts x 4 KB.
+MAX_HELD_RECEIPT = 4096
 _RECEIPT_ID = re.compile(rb"id:([^\s\x00]+)")
 
 
@@ -129,6 +133,9 @@ class DeliveryRouting:
     # gets ESME_RX_T_APPN and delivers it again later. The hold is bounded (`max_early_receipts`,
     # the oldest answered first): nothing is acknowledged and dropped.
     def _hold_early_receipt(self, mid: str, pdu, ack) -> None:
+        if len(getattr(pdu, "raw", b"")) > MAX_HELD_RECEIPT:     # memory: only receipt-sized PDUs wait
+            self.stats["receipts_too_big_to_hold"] += 1
+            return ack(C.ESME_RX_T_APPN)
         q = self.early_receipts
         old = q.pop(mid, None)
         if old is not None:
@@ -242,10 +249,10 @@ class DeliveryRouting:
     def _hold(self, acct, pdu, acked: bool = True) -> bool:
         """Hold a receipt; False (not held) at max_held_receipts for one the SMSC still waits on: it is then
         answered ESME_RX_T_APPN and keeps it. One already acknowledged is always held (net zero: it was)."""
-        if not acked and self.held_total >= self.settings.max_held_receipts:
-            self.stats["receipts_refused_held_full"] += 1
-            return False
         raw = getattr(pdu, "raw", b"")
+        if not acked and (self.held_total >= self.settings.max_held_receipts or len(raw) > MAX_HELD_RECEIPT):
+            self.stats["receipts_refused_held_full" if len(raw) <= MAX_HELD_RECEIPT else "receipts_too_big_to_hold"] += 1
+            return False
         self.held[acct].append(_HeldReceipt(raw) if raw else pdu)
         self.held_total += 1
         self.stats["receipts_held"] += 1

@@ -34,7 +34,8 @@ until it is (mo.py); then it goes to an ESME by destination prefix, or to the sh
 Files: esme.py (ESME sessions), inbox.py (the queue PDUs from ESMEs wait in, handled in slices,
 and the flush points of every socket write), admission.py (connection caps, bind pacing), binds.py
 (credentials), smsc.py (SMSC links and the upstream pool; submit_sm_resp read straight from
-its bytes), submit.py (the submit path: judge, drop, forward, tag), routing.py (receipts from the
+its bytes), submit.py (the submit path: judge, drop, forward, tag), submit_concat.py (its concatenated
+messages), routing.py (receipts from the
 SMSC), mo.py (MO from the SMSC), concat.py (concatenated messages put together, both directions),
 msgids.py (message_id -> account, bounded), verdictlog.py (the verdict log).
 This module holds the proxy's state, lifecycle, housekeeping and the dispatch of ESME PDUs.
@@ -49,7 +50,7 @@ from collections import OrderedDict, defaultdict, deque
 from datetime import datetime, timezone
 
 from ..verdict import Action
-from .accounts import SmppSettings, TokenBucket
+from .accounts import ONE_SEGMENT_PDU, SmppSettings, TokenBucket, message_cost
 from .codec import constants as C
 from .codec import pdu as P
 from .codec.connection import FROM_ESME
@@ -63,15 +64,17 @@ from .msgids import MessageIds
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
 from .submit import Refusal, SubmitPath, message_content
+from .submit_concat import ConcatSubmit
 from .verdictlog import VerdictLog
 
 _SUBMIT_SM = C.SUBMIT_SM
+_SUBMIT_MULTI = C.SUBMIT_MULTI
 _FROM_ESME = FROM_ESME
 __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
 
 
-class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, MoPath, UpstreamMixin):
+class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath, UpstreamMixin):
     def __init__(self, pipeline, settings: SmppSettings, verdict_log: VerdictLog | None = None, clock=None):
         self.pipeline = pipeline
         self.settings = settings
@@ -262,7 +265,7 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, MoPath, UpstreamMixin
     # ------------------------------------------------------------ from ESMEs
     def _admit_message(self, sess: EsmeSession, pdu):
         """A submit_sm / data_sm / submit_multi from a bound ESME: refused while draining, then
-        the account's rate bucket, then the submit path."""
+        the account's rate bucket (in SMS segments: _cost), then the submit path."""
         if self.draining:                   # stopping: retryable, the ESME resends elsewhere or later
             self.stats["throttled_draining"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
@@ -271,7 +274,8 @@ class SmppProxy(BindHandling, SubmitPath, DeliveryRouting, MoPath, UpstreamMixin
         b = self.buckets.get(acct)
         if b is None:
             b = self.buckets[acct] = self.bucket_factory(sess.account.throughput)
-        if not b.take():
+        one = len(pdu.raw) <= ONE_SEGMENT_PDU and pdu.command_id != _SUBMIT_MULTI
+        if not (b.take() if one else b.take(None, message_cost(pdu))):
             self.stats["throttled"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))

@@ -54,7 +54,7 @@ class SmscLink(CoalescedStream):
         over = s.smsc_links.get(name, {})
         self.proxy, self.addr, self.kind = proxy, addr, kind
         self.batch = getattr(proxy, "batch", None)      # None: flushed per loop iteration (stream.py)
-        self.conn = SmppConnection(1 << 20)
+        self.conn = SmppConnection(proxy.settings.max_pdu + 4096)   # a 64 KB message_payload and its header
         self.transport = None
         self.bound = False
         self.response_timeout = over.get("response_timeout", s.smsc_response_timeout)

@@ -1,5 +1,5 @@
-"""The submit path: judge each submitted message (or each concatenated message once), then
-drop it, forward it byte for byte, or forward it tagged."""
+"""The submit path: judge each submitted message (or each concatenated message once: submit_concat.py),
+then drop it, forward it byte for byte, or forward it tagged."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +12,6 @@ from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
-from .concat import joined
 from .msgids import id_key
 from .smsc import LATE
 
@@ -27,6 +26,9 @@ _GENERIC_NACK, _SUBMIT_SM = C.GENERIC_NACK, C.SUBMIT_SM
 _perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
+# A submit_multi is judged once per recipient: its text times its recipients may be at most this many times
+# max_message_chars (254 recipients of 2,000 characters pass; 254 of a 60 KB payload, ~1.3 s of judging, not)
+MULTI_WORK = 8
 
 
 _ERROR_RESPS: dict = {}
@@ -94,6 +96,9 @@ class SubmitPath:
             text, binary, reading = message_content(pdu, acct.text_reading if acct else "auto")
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
+        if len(text) > self.settings.max_message_chars:
+            return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"text of {len(text)} characters, over "
+                                f"max_message_chars ({self.settings.max_message_chars})")
         if cid == _SUBMIT_SM or cid == C.DATA_SM:
             # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above (a data_sm's
             # parts, SAR's own use, are put together like a submit_sm's)
@@ -109,6 +114,9 @@ class SubmitPath:
                     return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
                 dests.append("")              # judged on everything but the recipient
             if len(dests) != 1:
+                if len(text) * len(dests) > MULTI_WORK * self.settings.max_message_chars:
+                    return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"submit_multi of {len(text)} characters to "
+                                        f"{len(dests)} recipients (each is judged): over {MULTI_WORK} x max_message_chars")
                 if self._pick_link() is None:           # as below: throttled before it is judged
                     return self._upstream_unavailable(sess, pdu)
                 return self._judge_then_answer(sess, pdu, dests, text, binary, reading)
@@ -166,80 +174,6 @@ class SubmitPath:
         self.vlog.write_refusal(self.clock(), P.name_of(pdu.command_id), sess.account.system_id if sess.account else "",
                                 getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), status, reason)
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
-
-    # ------------------------------------------------------------ concatenated messages
-    # judged once per message (concat.py: the reassembly both directions share); the parts wait in
-    # `self.concat`, each ESME part unanswered until its message is judged
-    def _concat_part(self, sess, pdu, ci, text, binary):
-        key = (sess.account.system_id, pdu.source_addr, pdu.destination_addr, ci[0], ci[1])
-        late = self.concat.late(key, ci[2], text, binary, self.loop.time())
-        if late is not None:
-            earlier, whole = late
-            # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
-            # judged on the whole text known now, and never let through when the message was dropped
-            def judged(v):
-                if earlier.action is Action.DROP and v.action is not Action.DROP:
-                    v = earlier
-                if v.action is Action.DROP:
-                    return self._drop(sess, [pdu], v)
-                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
-            return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
-                               f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, then=judged)
-        old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), self.settings.max_pending_concat,
-                              self._concat_timer)
-        if old is not None:
-            # the same part again (an ESME retrying): the newest copy is the one judged and
-            # forwarded; the earlier copy is answered now, never left without a response
-            self.stats["concat_resent_parts"] += 1
-            if not old[0].closed:
-                old[0].send_pdu(P.response_class(old[1].command_id)(sequence_number=old[1].sequence_number,
-                                                                   command_status=C.ESME_RSUBMITFAIL))
-        if self.concat.complete(key):
-            self.concat.judge_now(key)
-
-    def _concat_timer(self, key):
-        return self.loop.call_later(self.settings.concat_timeout, self._concat_due, key)
-
-    def _concat_due(self, key):
-        c = self.concat.take(key)
-        if c is None:
-            return
-        parts = c.ordered()
-        live = [(s, p) for s, p, _, _ in parts if not s.closed]
-        if len(parts) < c.total:
-            log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
-                     key[3], len(parts), c.total, self.settings.concat_timeout)
-        sess0, pdu0 = parts[0][0], parts[0][1]
-        # all the parts go through one link, which must have room for them all now: else every part
-        # is throttled unjudged (the ESME sends them again), never some forwarded and some refused
-        link = self._pick_link(max(1, len(live)))
-        if link is None:
-            for s, p in live:
-                self._upstream_unavailable(s, p)
-            return
-        binary = any(b for _, _, _, b in parts)
-        text = joined([t for _, _, t, _ in parts], binary)
-
-        def judged(v):
-            if len(parts) < c.total:
-                # for late parts: the verdict and the parts' texts (bounded: max_pending_concat messages)
-                self.concat.remember(key, v, self.loop.time() + self.settings.concat_timeout, c,
-                                     self.settings.max_pending_concat)
-            if v.action is Action.DROP:
-                for s, p in live:
-                    self._drop(s, [p], v)
-                return
-            # a verdict that came later (shared state store) checks the room again
-            to = link if self.pipeline.state.shared is None else self._pick_link(max(1, len(live)))
-            if to is None:
-                for s, p in live:
-                    self._upstream_unavailable(s, p)
-                return
-            for i, (s, p) in enumerate(live):
-                # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
-                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to)
-        self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
-                    f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, then=judged)
 
     def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None):
         """Judge and log one message when no shared state store is in use (its verdict is final

@@ -93,9 +93,9 @@ class SharedBucket(TokenBucket):
         self.base = rate
         self.asked = 0
 
-    def take(self, now: float | None = None) -> bool:
-        self.asked += 1
-        return super().take(now)
+    def take(self, now: float | None = None, n: int = 1) -> bool:
+        self.asked += n
+        return super().take(now, n)
 
 
 class PoolLimits:

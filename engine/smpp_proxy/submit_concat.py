@@ -1,0 +1,109 @@
+"""The submit path's concatenated messages: an ESME's submit_sm / data_sm parts put together
+(concat.py: the reassembly both directions share) and judged once, on the whole text; every part
+is answered with its message's verdict (forwarded, tagged, dropped). Each part waits in
+`self.concat`, unanswered, until its message is judged: when all parts are in, at `concat_timeout`
+with what arrived, or when the table is at `max_pending_concat` messages or
+`max_pending_concat_chars` characters (the oldest first). A message longer than `max_message_chars`
+is refused whole (ESME_RINVMSGLEN), its late parts too: none of it is forwarded. A part that comes
+after its message was judged is judged on the whole text known then."""
+from __future__ import annotations
+
+import logging
+
+from ..verdict import Action
+from .codec import constants as C
+from .codec import pdu as P
+from .concat import REFUSED, joined
+
+log = logging.getLogger("telfilter.smpp")
+
+_PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
+_TOO_LONG = "concatenated message over max_message_chars (%d characters)"
+
+
+class ConcatSubmit:
+    """Mixin of `SmppProxy` (with SubmitPath, whose _judge, _drop, _forward, _refuse it uses)."""
+
+    # judged once per message (concat.py: the reassembly both directions share); the parts wait in
+    # `self.concat`, each ESME part unanswered until its message is judged
+    def _concat_part(self, sess, pdu, ci, text, binary):
+        key = (sess.account.system_id, pdu.source_addr, pdu.destination_addr, ci[0], ci[1])
+        late = self.concat.late(key, ci[2], text, binary, self.loop.time())
+        if late is not None:
+            earlier, whole = late
+            if earlier is REFUSED:
+                return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, _TOO_LONG % self.settings.max_message_chars)
+            # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
+            # judged on the whole text known now, and never let through when the message was dropped
+            def judged(v):
+                if earlier.action is Action.DROP and v.action is not Action.DROP:
+                    v = earlier
+                if v.action is Action.DROP:
+                    return self._drop(sess, [pdu], v)
+                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
+            return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
+                               f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, then=judged)
+        st = self.settings
+        old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
+                              self._concat_timer, len(text), st.max_pending_concat_chars)
+        if old is not None:
+            # the same part again (an ESME retrying): the newest copy is the one judged and
+            # forwarded; the earlier copy is answered now, never left without a response
+            self.stats["concat_resent_parts"] += 1
+            if not old[0].closed:
+                old[0].send_pdu(P.response_class(old[1].command_id)(sequence_number=old[1].sequence_number,
+                                                                   command_status=C.ESME_RSUBMITFAIL))
+        c = self.concat.pending.get(key)
+        if c is not None and c.size > st.max_message_chars:
+            # refused whole: every part it has now and any that comes later (never a part of it forwarded)
+            c = self.concat.refuse(key, self.loop.time() + st.concat_timeout, st.max_pending_concat)
+            for s, p, _, _ in c.ordered():
+                if not s.closed:
+                    self._refuse(s, p, C.ESME_RINVMSGLEN, _TOO_LONG % st.max_message_chars)
+            return
+        if self.concat.complete(key):
+            self.concat.judge_now(key)
+
+    def _concat_timer(self, key):
+        return self.loop.call_later(self.settings.concat_timeout, self._concat_due, key)
+
+    def _concat_due(self, key):
+        c = self.concat.take(key)
+        if c is None:
+            return
+        parts = c.ordered()
+        live = [(s, p) for s, p, _, _ in parts if not s.closed]
+        if len(parts) < c.total:
+            log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
+                     key[3], len(parts), c.total, self.settings.concat_timeout)
+        sess0, pdu0 = parts[0][0], parts[0][1]
+        # all the parts go through one link, which must have room for them all now: else every part
+        # is throttled unjudged (the ESME sends them again), never some forwarded and some refused
+        link = self._pick_link(max(1, len(live)))
+        if link is None:
+            for s, p in live:
+                self._upstream_unavailable(s, p)
+            return
+        binary = any(b for _, _, _, b in parts)
+        text = joined([t for _, _, t, _ in parts], binary)
+
+        def judged(v):
+            if len(parts) < c.total:
+                # for late parts: the verdict and the parts' texts (bounded: max_pending_concat messages)
+                self.concat.remember(key, v, self.loop.time() + self.settings.concat_timeout, c,
+                                     self.settings.max_pending_concat)
+            if v.action is Action.DROP:
+                for s, p in live:
+                    self._drop(s, [p], v)
+                return
+            # a verdict that came later (shared state store) checks the room again
+            to = link if self.pipeline.state.shared is None else self._pick_link(max(1, len(live)))
+            if to is None:
+                for s, p in live:
+                    self._upstream_unavailable(s, p)
+                return
+            for i, (s, p) in enumerate(live):
+                # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
+                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to)
+        self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
+                    f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, then=judged)
