@@ -228,16 +228,18 @@ async def run_serve(args, ready=None):
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
     pool = receipts = None
+    held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
+    ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
     if replicator is not None:      # max binds and throughput per account hold across processes
         from .state.pool import PoolLimits
         from .state.receipts import SharedReceipts
         pool = PoolLimits(state_store, proxy)
         receipts = SharedReceipts(state_store, proxy)   # a receipt reaches its account whichever link it came on
-        await receipts.catch_up()
-    held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
+        load_map(proxy.msgid_account, ids_file, log)    # the last run's ids (its own and learned), then the
+        await receipts.catch_up()                       # stream's newer ones
+    else:
+        load_map(proxy.msgid_account, ids_file, log)
     proxy.load_held(held_file)
-    ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
-    load_map(proxy.msgid_account, ids_file, log)
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
               ",".join(settings.smsc) or "none")

@@ -67,3 +67,18 @@ def test_save_and_load_map_files(tmp_path):
     p.write_bytes(b"\xc1junk")
     assert load_map(MessageIds(), p, logging.getLogger("t")) == 0
     assert (tmp_path / "smpp" / "message_ids.msgpack.unreadable").exists()
+
+
+def test_a_pool_process_keeps_the_ids_it_learned_from_the_others_too():
+    """serve --workers N: a receipt for another worker's message lands here after the restart too."""
+    from engine.state.receipts import SharedMessageIds
+    a = SharedMessageIds(bound=10)
+    a.add("OWN1", "esmeA")
+    a.learn("THEIRS1", "esmeB")
+    a.out.clear()
+    b = SharedMessageIds(bound=10)
+    assert b.load(a.dump()) == 2
+    assert b.own("OWN1") == "esmeA" and b.own("THEIRS1") is None and b.get("THEIRS1") == "esmeB"
+    assert b.out == []                                  # read back, not broadcast again
+    plain = MessageIds()
+    assert plain.load(a.dump()) == 1 and plain.get("OWN1") == "esmeA"

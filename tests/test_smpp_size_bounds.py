@@ -89,18 +89,71 @@ def test_a_concatenated_message_over_max_message_chars_is_refused_whole_late_par
         assert [x["action"] for x in _lines(buf)] == ["refuse"] * 3
 
 
-def test_waiting_parts_are_bounded_in_characters_the_oldest_judged_first(pipe):
-    st = SmppSettings(max_pending_concat_chars=1000, concat_timeout=10.0)
+def test_waiting_parts_are_bounded_in_bytes_the_oldest_judged_first(pipe):
+    st = SmppSettings(max_pending_concat_bytes=65536, concat_timeout=10.0)
     with ProxyHarness(pipe, settings=st) as h:
         s, _ = raw_session(h)
-        s.sendall(_sar(20, 1, 2, b"see you at the station, " * 25, ref=1))     # 600 characters waiting
-        s.sendall(_sar(21, 1, 2, b"the meeting is at three " * 25, ref=2))    # 1,200: the oldest is judged now
+        s.sendall(_sar(20, 1, 2, b"see you at the station, " * 1500, ref=1))   # 36 KB waiting
+        s.sendall(_sar(21, 1, 2, b"the meeting is at three " * 1500, ref=2))  # 72 KB: the oldest is judged now
         r = read_raw(s)
         assert (r.sequence_number, r.command_status) == (20, 0)
-        assert wait(lambda: len(h.sim.submits()) == 1) and h.proxy.concat.size == 600
+        assert wait(lambda: len(h.sim.submits()) == 1) and 36000 < h.proxy.concat.size < 37000
         s.sendall(_sar(22, 2, 2, b" see you", ref=2))
         got = {r.sequence_number: r.command_status for r in (read_raw(s) for _ in range(2))}
         assert got == {21: 0, 22: 0} and h.proxy.concat.size == 0
+
+
+def test_binary_parts_count_the_bytes_they_hold(pipe):
+    """A binary part's judged text is only the URLs readable in it (often none): its bytes are what counts."""
+    with ProxyHarness(pipe, settings=SmppSettings(max_message_chars=1000, concat_timeout=5.0)) as h:
+        s, _ = raw_session(h)
+        for seq, n in ((30, 1), (31, 2)):
+            s.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr=GOOD, destination_addr="84912345678",
+                                        data_coding=0x04, esm_class=0x40,
+                                        short_message=bytes((5, 0, 3, 9, 40, n)) + bytes(range(128)) + b"\xff" * 6)))
+        for seq in range(32, 62):                       # 4 x 1000 bytes of PDUs: refused whole
+            s.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr=GOOD, destination_addr="84912345678",
+                                        data_coding=0x04, esm_class=0x40,
+                                        short_message=bytes((5, 0, 3, 9, 40, seq - 29)) + b"\x80" * 134)))
+        got = {}
+        while len(got) < 32:
+            r = read_raw(s)
+            got[r.sequence_number] = r.command_status
+        assert set(got.values()) == {C.ESME_RINVMSGLEN} and h.sim.submits() == []
+
+
+def test_one_part_over_the_bound_refuses_its_whole_message(pipe):
+    with ProxyHarness(pipe, settings=SmppSettings(max_message_chars=1000, concat_timeout=5.0)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sar(40, 1, 3, b"a" * 100, ref=5))
+        s.sendall(_sar(41, 2, 3, b"b" * 1200, ref=5))          # this part alone is over
+        got = {r.sequence_number: r.command_status for r in (read_raw(s) for _ in range(2))}
+        assert got == {40: C.ESME_RINVMSGLEN, 41: C.ESME_RINVMSGLEN}
+        s.sendall(_sar(42, 3, 3, b"c" * 10, ref=5))
+        assert read_raw(s).command_status == C.ESME_RINVMSGLEN and h.sim.submits() == []
+
+
+def test_late_parts_count_against_max_message_chars(pipe):
+    with ProxyHarness(pipe, settings=SmppSettings(max_message_chars=600, concat_timeout=0.3)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sar(50, 1, 3, b"a" * 250, ref=6))
+        assert read_raw(s).command_status == 0                   # judged alone at the timeout, forwarded
+        s.sendall(_sar(51, 2, 3, b"b" * 250, ref=6))
+        assert read_raw(s).command_status == 0                   # late, 500 characters: still within
+        s.sendall(_sar(52, 3, 3, b"c" * 250, ref=6))
+        assert read_raw(s).command_status == C.ESME_RINVMSGLEN   # 750: over, refused
+        assert len(h.sim.submits()) == 2
+
+
+def test_a_refused_message_costs_one_token_however_long(pipe):
+    with ProxyHarness(pipe, settings=SmppSettings(max_message_chars=1000)) as h:
+        h.proxy.accounts["esme1"].throughput = 50.0
+        s, _ = raw_session(h)
+        s.sendall(_payload(2, b"x" * 30000))                    # refused unjudged: ESME_RINVMSGLEN
+        assert read_raw(s).command_status == C.ESME_RINVMSGLEN
+        s.sendall(encode(P.SubmitSm(sequence_number=3, source_addr=GOOD, destination_addr="84912345678",
+                                    short_message=b"and one more")))
+        assert read_raw(s).command_status == 0                   # not throttled: it cost one token
 
 
 def test_a_receipt_too_big_to_hold_is_left_with_the_smsc(pipe):

@@ -189,13 +189,13 @@ def parse_uri(uri: str) -> SipUri:
     if scheme not in ("sip", "sips"):
         return SipUri(scheme, "", "", None, {})
     user = ""
+    rest = rest.split("?", 1)[0]            # ?headers (a Replaces value may hold an unescaped '@' in practice)
     if "@" in rest:
-        # the userinfo ends at the last '@' (none may follow: host, uri-parameters and headers have no
-        # '@'); it may hold ';' and '?' itself: a telephone-subscriber's own parameters
+        # the userinfo ends at the last '@' (none may follow: host and uri-parameters have no '@'); it may
+        # hold ';' itself: a telephone-subscriber's own parameters
         # (sip:+842439998888;npdi;rn=+84243@host;user=phone, RFC 3261 §19.1.1 / RFC 3966)
         userinfo, _, rest = rest.rpartition("@")
         user = userinfo.split(":", 1)[0].partition(";")[0]      # the number, without password or parameters
-    rest = rest.split("?", 1)[0]
     hostpart, _, params = rest.partition(";")
     host, port = hostpart, None
     if hostpart.startswith("["):

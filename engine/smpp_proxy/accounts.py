@@ -97,7 +97,9 @@ DUMMY_HASH = hash_password("\x00unknown-account", salt=b"telfilter")
 # 60 KB is ~450 SMS, to the SMSC and to the CPU that judges it (~0.1 us a character), not one. A PDU up to
 # ONE_SEGMENT_PDU bytes (any submit_sm carrying one SMS: 140 octets of user data and its addresses) costs
 # one; a longer one one more for each SEGMENT octets beyond; a submit_multi that many times its recipients
-# (each is judged). So what an ESME makes the proxy judge per second is bounded by its throughput.
+# (each is judged). So what an ESME makes the proxy judge per second is bounded by its throughput. The
+# first token is taken when the PDU arrives, the rest (TokenBucket.charge) once it is to be judged or held:
+# a PDU refused unjudged (too long, malformed, a distribution list) costs one, however long.
 ONE_SEGMENT_PDU = 400
 SEGMENT = 134                       # octets of user data a segment of a concatenated SMS carries (140 - UDH)
 
@@ -113,16 +115,19 @@ class TokenBucket:
         self.rate, self.burst = rate, burst or max(1.0, rate)
         self.tokens, self.t = self.burst, time.monotonic()
 
-    def take(self, now: float | None = None, n: int = 1) -> bool:
-        """One message of `n` SMS segments: let through when a token is there, and all n of them taken (the
-        bucket may go below zero: a long message is paid for by the ones after it)."""
+    def take(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
         self.t = now
         if self.tokens >= 1:
-            self.tokens -= n
+            self.tokens -= 1
             return True
         return False
+
+    def charge(self, n: int) -> None:
+        """n more tokens for a message let through by `take` (its other SMS segments): the bucket may go below
+        zero, so a long message is paid for by the ones after it."""
+        self.tokens -= n
 
 
 DEFAULT_REPLIES = {
@@ -158,7 +163,7 @@ class SmppSettings:
     bind_backoff_max: float = 30.0      # ... up to this
     distribution_lists: str = "refuse"  # submit_multi to a distribution list: "refuse" or "judge"
     max_pending_concat: int = 20000     # concatenated messages waiting for parts (oldest judged first)
-    max_pending_concat_chars: int = 16_000_000   # ... and their text in all (the oldest judged first beyond it)
+    max_pending_concat_bytes: int = 64 << 20    # ... and the bytes their parts hold in all (the oldest judged first)
     max_message_chars: int = 65536      # a message's text (all its parts); longer: ESME_RINVMSGLEN
     receipt_wait: float = 5.0           # a receipt for a message_id not known yet waits this long for its resp
     max_early_receipts: int = 10000
@@ -186,7 +191,7 @@ class SmppConfigError(Exception):
 _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interval", float),
                 ("concat_timeout", float), ("max_connections", int), ("max_connections_per_source", int),
                 ("bind_timeout", float), ("bind_failures_free", int), ("bind_backoff", float),
-                ("bind_backoff_max", float), ("max_pending_concat", int), ("max_pending_concat_chars", int),
+                ("bind_backoff_max", float), ("max_pending_concat", int), ("max_pending_concat_bytes", int),
                 ("max_message_chars", int), ("receipt_wait", float),
                 ("max_early_receipts", int), ("max_held_receipts", int))
 

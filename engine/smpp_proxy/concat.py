@@ -33,8 +33,9 @@ class Pending:
     # part number -> (peer, pdu, text, binary, ...): the peer answers that part; the owner may add fields
     parts: dict = field(default_factory=dict)
     timer: object = None
-    size: int = 0                                   # characters of text in its parts
-    sizes: dict = field(default_factory=dict)       # part number -> its characters
+    size: int = 0                                   # bytes its parts hold (their PDUs)
+    chars: int = 0                                  # characters of text in its parts
+    sizes: dict = field(default_factory=dict)       # part number -> (bytes, characters)
 
     def ordered(self) -> list:
         """The parts that arrived, in part order (the order the handset shows them in)."""
@@ -54,20 +55,21 @@ class Reassembly:
 
     def __init__(self, due: Callable):
         self.pending: dict = {}                          # key -> Pending, oldest first
-        self.judged: OrderedDict = OrderedDict()         # key -> (verdict | REFUSED, until, {part: text})
+        self.judged: OrderedDict = OrderedDict()         # key -> (verdict | REFUSED, until, {part: text}, characters)
         self.due = due                                   # due(key): take, judge and answer it
-        self.size = 0                                    # characters waiting in all
+        self.size = 0                                    # bytes waiting in all
 
     def __len__(self) -> int:
         return len(self.pending)
 
     def add(self, key, total: int, n: int, part: tuple, bound: int, start_timer: Callable, size: int = 0,
-            max_size: int = 0):
+            max_size: int = 0, chars: int = 0):
         """Hold part `n` of message `key`; returns the copy of part `n` it replaces (the peer sent the
         part again: the newest copy is the one judged and answered, the caller answers the older
         one now) or None. When `bound` messages are waiting already, the oldest is judged first,
-        with the parts it has: the table never holds more than `bound` messages. `size`: the part's
-        characters; over `max_size` in all (when given) the oldest other messages are judged now."""
+        with the parts it has: the table never holds more than `bound` messages. `size`: the bytes the
+        part holds, `chars` its text's characters; over `max_size` bytes in all (when given) the oldest
+        other messages are judged now (the owner bounds one message's own: Pending.size, .chars)."""
         c = self.pending.get(key)
         if c is None:
             if len(self.pending) >= bound:
@@ -76,10 +78,11 @@ class Reassembly:
             c.timer = start_timer(key)
         old = c.parts.get(n)
         c.parts[n] = part
-        grown = size - c.sizes.get(n, 0)
-        c.sizes[n] = size
-        c.size += grown
-        self.size += grown
+        was, was_chars = c.sizes.get(n, (0, 0))
+        c.sizes[n] = (size, chars)
+        c.size += size - was
+        c.chars += chars - was_chars
+        self.size += size - was
         if max_size and self.size > max_size:
             for k in [k for k in self.pending if k != key]:
                 if self.size <= max_size:
@@ -119,7 +122,7 @@ class Reassembly:
         c = self.take(key)
         if c is not None:
             c.timer.cancel()
-        self.judged[key] = (REFUSED, until, {})
+        self.judged[key] = (REFUSED, until, {}, 0)
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
         return c
@@ -127,7 +130,7 @@ class Reassembly:
     def remember(self, key, verdict, until: float, c: Pending, bound: int) -> None:
         """Keep the verdict of a message judged without all its parts, and its parts' texts (each cut
         at LATE_TEXT: the memory stays bounded by `bound` messages), for its late parts."""
-        self.judged[key] = (verdict, until, {i: (p[2] or "")[:LATE_TEXT] for i, p in c.parts.items()})
+        self.judged[key] = (verdict, until, {i: (p[2] or "")[:LATE_TEXT] for i, p in c.parts.items()}, c.chars)
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
 
@@ -135,22 +138,28 @@ class Reassembly:
         """The verdict a judged message has now (its late part was the one that got it recorded)."""
         e = self.judged.get(key)
         if e is not None:
-            self.judged[key] = (verdict, e[1], e[2])
+            self.judged[key] = (verdict, e[1], e[2], e[3])
 
-    def late(self, key, n: int, text: str, binary: bool, now: float):
+    def late(self, key, n: int, text: str, binary: bool, now: float, max_chars: int = 0):
         """(earlier verdict, whole text) when part `n` of `key` comes after its message was judged:
         the whole text is the earlier parts' and this one's in part order (a link split across a
         late part is read whole). None when it was not judged, or too long ago (`until` passed:
-        the peer reuses the reference number for a new message)."""
+        the peer reuses the reference number for a new message). REFUSED for a part of a message
+        refused whole, or whose characters with this part's are over `max_chars` (when given)."""
         e = self.judged.get(key)
         if e is None:
             return None
-        verdict, until, texts = e
+        verdict, until, texts, chars = e
         if until < now:
             del self.judged[key]
             return None
+        chars += len(text or "")
+        if verdict is not REFUSED and max_chars and chars > max_chars:
+            verdict = REFUSED
+            self.judged[key] = (REFUSED, until, {}, chars)
         if verdict is REFUSED:
             return REFUSED, ""                          # so is this part
+        self.judged[key] = (verdict, until, texts, chars)
         texts[n] = (text or "")[:LATE_TEXT]
         whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary)
         return verdict, whole

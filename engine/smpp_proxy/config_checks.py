@@ -17,7 +17,7 @@ SERVER_RANGES = {
     "bind_backoff": (0, None, "seconds"),
     "bind_backoff_max": (0, None, "seconds"),
     "max_pending_concat": (1, None, "messages"),
-    "max_pending_concat_chars": (1000, None, "characters"),
+    "max_pending_concat_bytes": (65536, None, "bytes"),
     "max_message_chars": (160, None, "characters (one SMS holds up to 160)"),
     "receipt_wait": (0, None, "seconds"),
     "max_early_receipts": (0, None, "receipts"),

@@ -85,31 +85,45 @@ class MessageIds:
         n = self._ids.get(mid)
         return default if n is None else self._accounts[n]
 
-    def dump(self) -> bytes:
-        """The map as msgpack: its ids oldest first, each with its account's number."""
+    def columns(self) -> dict:
+        """The map as columns: its ids oldest first, each with its account's number."""
         ring = self._ring
         order = ring[self._next:] + ring[:self._next] if self._next else ring
         ids = self._ids
-        return msgpack.packb({"format": FORMAT, "version": 1, "accounts": self._accounts, "ids": order,
-                              "account_of": [ids[m] for m in order]}, use_bin_type=True)
+        return {"accounts": self._accounts, "ids": order, "account_of": [ids[m] for m in order]}
 
-    def load(self, data: bytes) -> int:
-        """Add the ids of a `dump` (oldest first: at this map's bound the oldest make room). ValueError if
-        `data` is not one."""
+    def dump(self) -> bytes:
+        return msgpack.packb({"format": FORMAT, "version": 1, **self.columns()}, use_bin_type=True)
+
+    def add_columns(self, d) -> int:
+        """Add the ids of `columns()` (oldest first: at this map's bound the oldest make room); ValueError if
+        `d` is not that. Never broadcast (a SharedMessageIds' own `add` would)."""
         try:
-            d = msgpack.unpackb(data, raw=False)
-            if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != 1:
-                raise ValueError("not a message-id map")
             accounts, ids, of = d["accounts"], d["ids"], d["account_of"]
             if len(ids) != len(of) or not all(isinstance(a, str) for a in accounts) \
                     or not all(isinstance(m, str) for m in ids) or not all(type(n) is int and 0 <= n < len(accounts) for n in of):
                 raise ValueError("message-id map: malformed columns")
-        except (msgpack.UnpackException, KeyError, TypeError) as e:
+        except (KeyError, TypeError) as e:
             raise ValueError(f"not a message-id map ({type(e).__name__})") from None
-        add = MessageIds.add           # this process's own ids (a SharedMessageIds would broadcast them again)
+        add = MessageIds.add
         for m, n in zip(ids, of):
             add(self, m, accounts[n])
         return len(ids)
+
+    def load(self, data: bytes) -> int:
+        """Add the ids of a `dump`. ValueError if `data` is not one."""
+        d = unpack_map(data)
+        return self.add_columns(d)
+
+
+def unpack_map(data: bytes) -> dict:
+    try:
+        d = msgpack.unpackb(data, raw=False)
+    except (msgpack.UnpackException, ValueError, TypeError) as e:
+        raise ValueError(f"not a message-id map ({type(e).__name__})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != 1:
+        raise ValueError("not a message-id map")
+    return d
 
 
 def save_map(ids: MessageIds, path) -> int:
@@ -118,11 +132,11 @@ def save_map(ids: MessageIds, path) -> int:
 
     from ..durable import replace_file
     path = Path(path)
-    if not len(ids._ids):
+    if not len(ids):
         path.unlink(missing_ok=True)
         return 0
     replace_file(path, ids.dump())
-    return len(ids._ids)
+    return len(ids)
 
 
 def load_map(ids: MessageIds, path, log) -> int:

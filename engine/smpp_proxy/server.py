@@ -50,7 +50,7 @@ from collections import OrderedDict, defaultdict, deque
 from datetime import datetime, timezone
 
 from ..verdict import Action
-from .accounts import ONE_SEGMENT_PDU, SmppSettings, TokenBucket, message_cost
+from .accounts import SmppSettings, TokenBucket
 from .codec import constants as C
 from .codec import pdu as P
 from .codec.connection import FROM_ESME
@@ -68,7 +68,6 @@ from .submit_concat import ConcatSubmit
 from .verdictlog import VerdictLog
 
 _SUBMIT_SM = C.SUBMIT_SM
-_SUBMIT_MULTI = C.SUBMIT_MULTI
 _FROM_ESME = FROM_ESME
 __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
@@ -265,7 +264,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
     # ------------------------------------------------------------ from ESMEs
     def _admit_message(self, sess: EsmeSession, pdu):
         """A submit_sm / data_sm / submit_multi from a bound ESME: refused while draining, then
-        the account's rate bucket (in SMS segments: _cost), then the submit path."""
+        the account's rate bucket (one token; in SMS segments once judged: submit._charge), then the submit path."""
         if self.draining:                   # stopping: retryable, the ESME resends elsewhere or later
             self.stats["throttled_draining"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
@@ -274,8 +273,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
         b = self.buckets.get(acct)
         if b is None:
             b = self.buckets[acct] = self.bucket_factory(sess.account.throughput)
-        one = len(pdu.raw) <= ONE_SEGMENT_PDU and pdu.command_id != _SUBMIT_MULTI
-        if not (b.take() if one else b.take(None, message_cost(pdu))):
+        if not b.take():                    # one token; a longer message pays the rest once judged (_charge)
             self.stats["throttled"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))

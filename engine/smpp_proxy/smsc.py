@@ -54,7 +54,8 @@ class SmscLink(CoalescedStream):
         over = s.smsc_links.get(name, {})
         self.proxy, self.addr, self.kind = proxy, addr, kind
         self.batch = getattr(proxy, "batch", None)      # None: flushed per loop iteration (stream.py)
-        self.conn = SmppConnection(proxy.settings.max_pdu + 4096)   # a 64 KB message_payload and its header
+        # a 64 KB message_payload and its header at least, whatever max_pdu the ESME side has
+        self.conn = SmppConnection(max(proxy.settings.max_pdu, 65536) + 4096)
         self.transport = None
         self.bound = False
         self.response_timeout = over.get("response_timeout", s.smsc_response_timeout)
@@ -151,7 +152,8 @@ class SmscLink(CoalescedStream):
         self._queue(with_sequence(raw, seq))
 
     def malformed(self, e: RemoteProtocolError) -> None:
-        # answered with the command's resp and an error status by the stream; the link stays up
+        # a request is answered with its resp and an error status by the stream (a malformed response is
+        # not answered); the link stays up
         log.warning("malformed PDU from SMSC %s: %s", self.addr, e)
         if e.command_id in (C.DELIVER_SM, C.DATA_SM):
             self.proxy.vlog.write_refusal(self.proxy.clock(), P.name_of(e.command_id) + " MO", "", "", "",

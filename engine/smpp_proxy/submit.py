@@ -12,6 +12,7 @@ from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
+from .accounts import ONE_SEGMENT_PDU, message_cost
 from .msgids import id_key
 from .smsc import LATE
 
@@ -96,15 +97,12 @@ class SubmitPath:
             text, binary, reading = message_content(pdu, acct.text_reading if acct else "auto")
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
-        if len(text) > self.settings.max_message_chars:
-            return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"text of {len(text)} characters, over "
-                                f"max_message_chars ({self.settings.max_message_chars})")
         if cid == _SUBMIT_SM or cid == C.DATA_SM:
             # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above (a data_sm's
             # parts, SAR's own use, are put together like a submit_sm's)
             ci = pdu.concat if type(pdu) is SmView else pdu_concat(pdu)
             if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
-                return self._concat_part(sess, pdu, ci, text, binary)
+                return self._concat_part(sess, pdu, ci, text, binary)     # bounded whole there
             recipient = pdu.destination_addr
         elif cid == C.SUBMIT_MULTI:
             dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
@@ -119,21 +117,35 @@ class SubmitPath:
                                         f"{len(dests)} recipients (each is judged): over {MULTI_WORK} x max_message_chars")
                 if self._pick_link() is None:           # as below: throttled before it is judged
                     return self._upstream_unavailable(sess, pdu)
+                self._charge(sess, pdu)
                 return self._judge_then_answer(sess, pdu, dests, text, binary, reading)
             recipient = dests[0]
         else:
             recipient = pdu.destination_addr
+        if len(text) > self.settings.max_message_chars:
+            return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"text of {len(text)} characters, over "
+                                f"max_message_chars ({self.settings.max_message_chars})")
         # Where it would go is settled before it is judged: a message no link can take now gets
         # ESME_RTHROTTLED unjudged, so the ESME's retries are not counted against it (a flood or
         # frequency cap it never got past) and nothing is logged that did not happen.
         link = self._pick_link()
         if link is None:
             return self._upstream_unavailable(sess, pdu)
+        if len(pdu.raw) > ONE_SEGMENT_PDU:
+            self._charge(sess, pdu)
         if self.pipeline.state.shared is not None:
             return self._judge_then_answer(sess, pdu, [recipient], text, binary, reading)
         # the common case, judged at once (nothing runs in between: the link can still take it)
         v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading)
         return self._judged_answer(sess, pdu, v, link)
+
+    def _charge(self, sess, pdu) -> None:
+        """The rest of what a message costs the account's rate (server._admit_message took one token), once it
+        is going to be judged or held: a PDU refused unjudged costs one, however long."""
+        n = message_cost(pdu) - 1
+        b = self.buckets.get(sess.account.system_id)
+        if n > 0 and b is not None:
+            b.charge(n)
 
     def _upstream_unavailable(self, sess, pdu) -> None:
         self.stats["upstream_unavailable"] += 1
@@ -272,9 +284,9 @@ class SubmitPath:
             if status == LATE:
                 return self._late_response(acct, link, resp, pdu.command_id)
             sess.in_flight -= 1
-            failed = self._failed_answer(link, pdu, resp, status)
-            if failed:
-                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq, command_status=failed))
+            if resp is None or resp.command_id != pdu.command_id | 0x80000000:
+                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
+                                                              command_status=self._failed_answer(link, pdu, resp, status)))
             else:
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
                 if resp.command_status == 0 and getattr(resp, "message_id", ""):
@@ -300,7 +312,8 @@ class SubmitPath:
     def _failed_answer(self, link, pdu, resp, status) -> int:
         """0 when `resp` is the SMSC's answer to `pdu`, to be relayed; else the status the ESME gets: the
         link's (a timeout, a lost link) or a generic_nack's, or ESME_RSYSERR when the SMSC answered with
-        another command's response (a cancel_sm_resp for a submit_sm: counted and logged, never relayed)."""
+        another command's response (a cancel_sm_resp for a submit_sm: counted and logged, never relayed).
+        (_forward tests the common case inline: a method call per forwarded message costs ~50 ns.)"""
         if resp is None or resp.command_id == _GENERIC_NACK:
             return status or C.ESME_RSYSERR
         if resp.command_id == pdu.command_id | 0x80000000:
@@ -315,9 +328,14 @@ class SubmitPath:
         ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
         still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
         has caused a duplicate)."""
-        if resp.command_id != cid | 0x80000000:
-            return
         self.stats["late_responses"] += 1
+        if resp.command_id != cid | 0x80000000:          # a late generic_nack, or another command's response
+            if resp.command_id != _GENERIC_NACK:
+                self.stats["smsc_wrong_response"] += 1
+            log.warning("late answer from SMSC %s:%d for account %s: command 0x%08x status 0x%02x, not a response to "
+                        "command 0x%08x (ESME was answered ESME_RSYSERR)", *link.addr, acct, resp.command_id,
+                        resp.command_status, cid)
+            return
         mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)

@@ -3,9 +3,11 @@
 is answered with its message's verdict (forwarded, tagged, dropped). Each part waits in
 `self.concat`, unanswered, until its message is judged: when all parts are in, at `concat_timeout`
 with what arrived, or when the table is at `max_pending_concat` messages or
-`max_pending_concat_chars` characters (the oldest first). A message longer than `max_message_chars`
-is refused whole (ESME_RINVMSGLEN), its late parts too: none of it is forwarded. A part that comes
-after its message was judged is judged on the whole text known then."""
+`max_pending_concat_bytes` bytes of PDUs (the oldest first). A message whose parts hold more than
+`max_message_chars` characters of text, or 4 times that in bytes (binary parts: their bytes are
+what is held), is refused whole (ESME_RINVMSGLEN), its late parts too: none of it is forwarded. A
+part that comes after its message was judged is judged on the whole text known then; one that takes
+the message over `max_message_chars` is refused, as are those after it."""
 from __future__ import annotations
 
 import logging
@@ -28,11 +30,12 @@ class ConcatSubmit:
     # `self.concat`, each ESME part unanswered until its message is judged
     def _concat_part(self, sess, pdu, ci, text, binary):
         key = (sess.account.system_id, pdu.source_addr, pdu.destination_addr, ci[0], ci[1])
-        late = self.concat.late(key, ci[2], text, binary, self.loop.time())
+        st = self.settings
+        late = self.concat.late(key, ci[2], text, binary, self.loop.time(), st.max_message_chars)
         if late is not None:
             earlier, whole = late
             if earlier is REFUSED:
-                return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, _TOO_LONG % self.settings.max_message_chars)
+                return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, _TOO_LONG % st.max_message_chars)
             # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
             # judged on the whole text known now, and never let through when the message was dropped
             def judged(v):
@@ -43,9 +46,9 @@ class ConcatSubmit:
                 return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
             return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, then=judged)
-        st = self.settings
+        self._charge(sess, pdu)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
-                              self._concat_timer, len(text), st.max_pending_concat_chars)
+                              self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:
             # the same part again (an ESME retrying): the newest copy is the one judged and
             # forwarded; the earlier copy is answered now, never left without a response
@@ -54,7 +57,7 @@ class ConcatSubmit:
                 old[0].send_pdu(P.response_class(old[1].command_id)(sequence_number=old[1].sequence_number,
                                                                    command_status=C.ESME_RSUBMITFAIL))
         c = self.concat.pending.get(key)
-        if c is not None and c.size > st.max_message_chars:
+        if c is not None and (c.chars > st.max_message_chars or c.size > 4 * st.max_message_chars):
             # refused whole: every part it has now and any that comes later (never a part of it forwarded)
             c = self.concat.refuse(key, self.loop.time() + st.concat_timeout, st.max_pending_concat)
             for s, p, _, _ in c.ordered():

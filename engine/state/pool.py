@@ -93,9 +93,13 @@ class SharedBucket(TokenBucket):
         self.base = rate
         self.asked = 0
 
-    def take(self, now: float | None = None, n: int = 1) -> bool:
+    def take(self, now: float | None = None) -> bool:
+        self.asked += 1
+        return super().take(now)
+
+    def charge(self, n: int) -> None:
         self.asked += n
-        return super().take(now, n)
+        super().charge(n)
 
 
 class PoolLimits:

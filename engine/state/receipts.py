@@ -66,7 +66,7 @@ import time
 import msgpack
 
 from ..smpp_proxy.codec import encode
-from ..smpp_proxy.msgids import BOUND, MessageIds
+from ..smpp_proxy.msgids import BOUND, FORMAT, MessageIds, unpack_map
 from .events import read_back
 from .pool import BEAT
 from .receiptq import ACK, PULL, PUSH, claims_key, queue_key
@@ -117,6 +117,19 @@ class SharedMessageIds(MessageIds):
 
     def learn(self, mid: str, account: str) -> None:
         self.learned.add(mid, account)
+
+    def dump(self) -> bytes:
+        """This process's ids and the learned ones (serve keeps both across a clean stop: after the restart
+        a receipt for another process's message that lands here still finds its account)."""
+        return msgpack.packb({"format": FORMAT, "version": 1, **self.columns(), "learned": self.learned.columns()},
+                             use_bin_type=True)
+
+    def load(self, data: bytes) -> int:
+        d = unpack_map(data)
+        n = self.add_columns(d)
+        if "learned" in d:
+            n += self.learned.add_columns(d["learned"])
+        return n
 
 
 class SharedReceipts:
