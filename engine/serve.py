@@ -209,6 +209,7 @@ async def run_serve(args, ready=None):
         from .state.replication import DncReplicator
         replicator = pipe.replicator = DncReplicator(state_url, pipe, writer=(worker == 0))
         await replicator.catch_up()
+        replicator.load_unpublished()          # what a stop while Redis was away could not publish
     stop = asyncio.Event()
     control = None
     if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error

@@ -3,6 +3,7 @@ pipelines ("nodes") enforce one advertising cap, the server orders a race for th
 a restarted node still sees the cap, and an unreachable server follows the on_error policy
 without hanging."""
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -503,4 +504,59 @@ def test_what_waits_for_an_unreachable_server_is_bounded_and_then_published(tmp_
         assert 84912000008 in L.dnc_v and 84913004999 in L.dnc_s and 84912999999 in L.dnc_s
         await down.close(); await ra.close(); await rb.close()
     import msgpack
+    asyncio.run(main())
+
+
+def test_a_clean_stop_while_the_server_is_away_keeps_what_it_could_not_publish(tmp_path, url):
+    """Probe round 2: a DK DNC confirmed on node A while Redis was away, then A stopped (a deploy): the
+    change and the 5656 report are saved in A's data dir and published by A's next start; B gets them."""
+    import engine.state.replication as R
+
+    class Down:
+        async def xadd(self, *a, **k):
+            raise ConnectionError("refused")
+
+        async def aclose(self):
+            pass
+
+    async def main():
+        A, B = _lists_node(tmp_path, "A"), _lists_node(tmp_path, "B")
+        down = R.DncReplicator(url, A, client=Down(), reader=Down())
+        down.publish("add", 84912000042, "S")
+        down.publish_report({"kind": "S", "reported": "+84987654321", "reporter": "+84912000042",
+                             "time": "2026-12-01T00:00:00Z"})
+        await asyncio.sleep(0.05)                       # its publishing task fails and waits to retry
+        await down.close()                              # stops it, tries 2 s, saves the rest
+        saved = list((A.store.dir / "lists").glob("dnc-unpublished.*.msgpack"))
+        assert len(saved) == 1 and not down.out and down.stats["errors"] >= 1
+        again = R.DncReplicator(url, A)                 # A starts again, the server is back
+        assert again.load_unpublished() == 1
+        assert not list((A.store.dir / "lists").glob("dnc-unpublished.*"))     # claimed and removed
+        await again._publish_all()
+        assert again.stats["published"] == 1 and again.stats["reports_published"] == 1
+        rb = R.DncReplicator(url, B)
+        got = await rb.redis.xrange(R.STREAM, min="-")
+        assert [json.loads(f[b"r"])["reporter"] for _e, f in got if b"r" in f] == ["+84912000042"]
+        rb._apply([(e, f) for e, f in got if b"d" in f])
+        assert 84912000042 in B.lists.dnc_s
+        await again.close(); await rb.close()
+    asyncio.run(main())
+
+
+def test_unpublished_files_are_claimed_once_and_a_broken_one_is_set_aside(tmp_path, url):
+    import engine.state.replication as R
+
+    async def main():
+        A = _lists_node(tmp_path, "A")
+        r1 = R.DncReplicator(url, A)
+        r1.publish("remove", 84912000043, "V")
+        r1._pub_task = None
+        p = r1.save_unpublished()
+        (p.parent / "dnc-unpublished.1.x.msgpack").write_bytes(b"\xc1 not msgpack")
+        r1.out.clear()
+        r2, r3 = R.DncReplicator(url, A), R.DncReplicator(url, A)
+        assert r2.load_unpublished() + r3.load_unpublished() == 1             # one claims it
+        assert (p.parent / "dnc-unpublished.1.x.msgpack.unreadable").exists()
+        for r in (r1, r2, r3):
+            await r.close()
     asyncio.run(main())

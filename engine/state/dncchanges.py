@@ -42,6 +42,19 @@ class Changes:
                 if b:
                     yield op, c, b
 
+    def to_dict(self) -> dict:
+        """For msgpack: the sets as serialised roaring bitmaps."""
+        return {"j": self.j, "add": {c: self.add[c].serialize() for c in CHANNELS},
+                "rem": {c: self.rem[c].serialize() for c in CHANNELS}}
+
+    @classmethod
+    def from_dict(cls, d) -> "Changes":
+        c = cls(bool(d["j"]))
+        for ch in CHANNELS:
+            c.add[ch] = BitMap64.deserialize(d["add"][ch])
+            c.rem[ch] = BitMap64.deserialize(d["rem"][ch])
+        return c
+
     def fold(self, later: "Changes") -> None:
         """Fold a later segment of the same kind into this one, its changes winning."""
         for c in CHANNELS:

@@ -39,8 +39,10 @@ entry in memory; only worker 0 journals remote entries, keeps the id file and pu
 diffs, so nothing is written twice.
 
 A publication that fails (Redis away) is retried with back-off while the process lives; the
-change is already in force here and in this node's journal. A crash before it is published
-leaves it on this node only (a window of one loop iteration while Redis is up).
+change is already in force here and in this node's journal. What a clean stop could not publish
+is saved in the data dir and published by the next start (unpublished.py). A crash before it is
+published leaves it on this node only (a window of one loop iteration while Redis is up; the
+whole outage while it is away).
 
 What waits to be published is bounded whatever the outage's length or the import's size:
 - DNC changes wait as net add/remove sets per channel (roaring bitmaps, `dncchanges.Changes`): a number
@@ -67,6 +69,7 @@ from pathlib import Path
 import msgpack
 
 from .dncchanges import Changes
+from .unpublished import _Unpublished
 from .url import parse_url
 
 log = logging.getLogger("telfilter")
@@ -95,7 +98,7 @@ def node_id(data_dir: Path) -> str:
         return p.read_text().strip()
 
 
-class DncReplicator:
+class DncReplicator(_Unpublished):
     def __init__(self, url: str, pipe, writer: bool = True, client=None, reader=None):
         cfg = parse_url(url)
         import redis.asyncio as aioredis
@@ -201,14 +204,17 @@ class DncReplicator:
                 self.stats["published"] += sum(len(c) for c in batch)
                 self.stats["reports_published"] += len(reports)
                 self._backoff = 0.1
-            except Exception as e:
-                # kept, in order, for the retry (what went out already goes again: applying is idempotent)
+            except BaseException as e:
+                # kept, in order, for the retry (what went out already goes again: applying is idempotent);
+                # a cancel too (close: what is left is saved for the next start)
                 if self.out and batch and self.out[0].j == batch[-1].j:
                     batch[-1].fold(self.out.pop(0))
                 self.out[:0] = batch
                 reports.extend(self.out_reports)
                 self.out_reports = reports
                 self._bound_reports()
+                if not isinstance(e, Exception):
+                    raise
                 self._error("publish", e)
                 await asyncio.sleep(self._backoff)
                 self._backoff = min(self._backoff * 2, 5.0)
@@ -331,11 +337,24 @@ class DncReplicator:
             log.error("DNC replication: a replicated 5656 report was not applied: %s", e)
 
     async def close(self) -> None:
+        """Publish what waits (2 s at most); what is still unpublished then (Redis away) is saved in the data dir
+        and published by the next start (`load_unpublished`): a confirmed change is never lost to the others."""
+        t = self._pub_task
+        if t is not None and not t.done():
+            t.cancel()                          # its batch goes back to `out` (_publish_all)
+            await asyncio.wait({t})
         if self.out or self.out_reports:
             try:
                 await asyncio.wait_for(self._publish_all(), 2.0)
-            except Exception:
+            except (Exception, asyncio.CancelledError):
                 pass
+        if self.out or self.out_reports:
+            try:
+                self.save_unpublished()
+                self.out, self.out_reports = [], deque()      # saved: the next start publishes them
+            except OSError as e:
+                log.error("DNC replication: %d numbers and %d reports not published and not saved (%s): the other "
+                          "nodes will not have them", self.pending(), len(self.out_reports), e)
         for c in (self.redis, self.reader):
             try:
                 await c.aclose()

@@ -1,0 +1,75 @@
+"""DNC changes and 5656 reports that a clean stop could not publish (Redis away), kept in the data dir
+for the next start (replication.py: `close` saves them, serve calls `load_unpublished` after the
+catch-up). Without this a change confirmed to a subscriber while Redis was away and the node then
+restarted (a deploy) stayed on this node only: the others never had it.
+
+One file per process (`lists/dnc-unpublished.<pid>.<random>.msgpack`; the workers of a pool share the
+data dir): a starting process claims each file by renaming it (one winner), puts its changes first in
+the queue and deletes it. A file that cannot be read is moved aside (*.unreadable) and logged. Like a
+change published late after an outage, one published after the restart lands after the other nodes'
+later changes to the same number (the stream is the order of record).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import msgpack
+
+from .dncchanges import Changes
+
+log = logging.getLogger("telfilter")
+
+
+def _unpublished_dir(data_dir) -> Path:
+    return Path(data_dir) / "lists"
+
+
+UNPUBLISHED = "dnc-unpublished"
+
+
+class _Unpublished:
+    """Mixin of DncReplicator: what a clean stop could not publish, kept for the next start. One file per
+    process (workers share the data dir); a starting process claims each file by renaming it (one winner),
+    publishes what it holds and deletes it."""
+
+    def save_unpublished(self) -> Path:
+        from ..durable import replace_file
+        path = _unpublished_dir(self.pipe.store.dir) / f"{UNPUBLISHED}.{os.getpid()}.{secrets.token_hex(3)}.msgpack"
+        replace_file(path, msgpack.packb({"format": "telfilter-dnc-unpublished", "version": 1,
+                                          "segments": [c.to_dict() for c in self.out],
+                                          "reports": list(self.out_reports)}, use_bin_type=True))
+        log.warning("DNC replication: %d numbers and %d reports not published (%s away): kept in %s for the next "
+                    "start", self.pending(), len(self.out_reports), self.url, path)
+        return path
+
+    def load_unpublished(self) -> int:
+        """Claim the files earlier stops saved; their changes go first in the queue. Returns how many numbers."""
+        n = 0
+        for f in sorted(_unpublished_dir(self.pipe.store.dir).glob(f"{UNPUBLISHED}.*.msgpack")):
+            mine = f.with_name(f.name + f".claimed.{os.getpid()}")
+            try:
+                os.rename(f, mine)
+            except FileNotFoundError:
+                continue                        # another worker claimed it
+            try:
+                d = msgpack.unpackb(mine.read_bytes(), raw=False)
+                segs = [Changes.from_dict(x) for x in d["segments"]]
+                reports = [str(r) for r in d["reports"]]
+            except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
+                bad = f.with_name(f.name + ".unreadable")
+                os.replace(mine, bad)
+                log.error("DNC replication: %s unreadable (%s): moved to %s", f, e, bad)
+                continue
+            self.out[:0] = segs
+            self.out_reports.extendleft(reversed(reports))
+            self._bound_reports()
+            n += sum(len(c) for c in segs)
+            mine.unlink()
+            log.info("DNC replication: %d numbers and %d reports a stop could not publish are published now (%s)",
+                     sum(len(c) for c in segs), len(reports), f.name)
+        if n or self.out_reports:
+            self._soon()
+        return n
