@@ -20,6 +20,7 @@ import asyncio
 import os
 import time
 
+import msgpack
 import pytest
 
 from engine.app import build
@@ -465,3 +466,24 @@ def test_two_workers_route_receipts_whichever_worker_gets_them(tmp_path, url):
             except Exception:
                 pass
         node.stop()
+
+
+def test_ids_the_server_could_not_take_go_when_it_is_back_the_newest_kept(monkeypatch):
+    """Probe round 2: ids of messages forwarded while Redis was away were never shared after it came back, so
+    their receipts could only be routed by the process that forwarded them."""
+    monkeypatch.setattr(receipts_mod, "MAX_UNSHARED", 4)
+    r = SharedReceipts.__new__(SharedReceipts)
+    r.ids = SharedMessageIds(100)
+    r.stats = {"msgids_shared": 0, "msgids_not_shared": 0}
+    r.me = "1:x"
+    for i in range(3):
+        r.ids.add(f"A{i}", "esme1")
+    taken = r.take()                                 # a script call that fails
+    r.ids.add("B0", "esme1")
+    r.lost(taken)
+    assert r.ids.out == ["A0", "A1", "A2", "B0"] and r.stats["msgids_shared"] == 0
+    r.ids.add("B1", "esme1")
+    r.lost()                                         # backing off: kept, bounded (the oldest leave)
+    assert r.ids.out == ["A1", "A2", "B0", "B1"] and r.stats["msgids_not_shared"] == 1
+    blob, _minid, _me = r.take()                     # the server is back: all go
+    assert msgpack.unpackb(blob) == {"esme1": ["A1", "A2", "B0", "B1"]} and r.ids.out == []

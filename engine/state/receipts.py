@@ -46,8 +46,10 @@ the account's receiver bind may be in yet another. Two things travel through the
   puts its receipts back at the head of the list. Receipts are delivered at least once: the only
   duplicate is a process that handled a claim and could not acknowledge it within STALE s.
 
-Failures: with the server unreachable, ids stay in this process (counted as `msgids_not_shared` in
-SmppProxy.stats) and receipts stay held here (`receipts_shared_errors`, logged every 5 s at most;
+Failures: with the server unreachable, ids wait for it (the newest MAX_UNSHARED; older ones stay in this
+process only, counted as `msgids_not_shared` in SmppProxy.stats) and go with the first script call that
+succeeds, so receipts for messages forwarded during the outage are routed wherever they land once it is
+back; receipts stay held here (`receipts_shared_errors`, logged every 5 s at most;
 tried again after a back-off of 0.1 s doubling to 5 s): today's behaviour, nothing dropped.
 Handed-over receipts are as durable as the server (`appendonly`); a hand-over whose answer comes after
 the store's timeout keeps its receipts here too (they may then be delivered twice, never lost); a held
@@ -79,6 +81,7 @@ PUSH_BATCH = 500            # receipts per hand-over script call
 FULL_PAUSE = 10.0           # seconds an account whose list was full is not handed over again
 MAX_PAUSED = 10000          # accounts remembered as full at once (the oldest forgotten first)
 STALE = 60.0                # seconds after which a claim nobody acknowledged goes back to its list
+MAX_UNSHARED = 200_000      # ids waiting for the server while it is away (~40 s at 5k/s; the newest kept)
 
 class SharedMessageIds(MessageIds):
     """MessageIds whose own additions are broadcast (`out`); `learn` adds another process's to a table
@@ -185,14 +188,17 @@ class SharedReceipts:
         return msgpack.packb(by), minid, self.me
 
     def lost(self, taken: tuple | None = None) -> None:
-        """The server could not take them: these ids are known in this process only."""
-        if taken is None:
-            self.stats["msgids_not_shared"] += len(self.ids.out)
-            self.ids.out = []
-        elif taken[0]:
-            n = sum(map(len, msgpack.unpackb(taken[0]).values()))
-            self.stats["msgids_shared"] -= n
-            self.stats["msgids_not_shared"] += n
+        """The server could not take them (away, or backing off): they wait for the next script call, the
+        newest MAX_UNSHARED at most (older ones are known in this process only: `msgids_not_shared`)."""
+        if taken is not None and taken[0]:
+            by = msgpack.unpackb(taken[0])
+            mids = [k for ks in by.values() for k in ks]
+            self.stats["msgids_shared"] -= len(mids)
+            self.ids.out[:0] = mids                     # older than what came since: first again
+        over = len(self.ids.out) - MAX_UNSHARED
+        if over > 0:
+            del self.ids.out[:over]
+            self.stats["msgids_not_shared"] += over
 
     def _apply(self, entries, skip_own: bool = True) -> None:
         learn, early, proxy = self.ids.learned.add, self.proxy.early_receipts, self.proxy
