@@ -228,7 +228,7 @@ async def run_serve(args, ready=None):
     else:
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     proxy = SmppProxy(pipe, settings, vlog)
-    pool = receipts = None
+    pool = receipts = shared_mo = None
     held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
     ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
     if replicator is not None:      # max binds and throughput per account hold across processes
@@ -236,6 +236,8 @@ async def run_serve(args, ready=None):
         from .state.receipts import SharedReceipts
         pool = PoolLimits(state_store, proxy)
         receipts = SharedReceipts(state_store, proxy)   # a receipt reaches its account whichever link it came on
+        from .state.mo_parts import SharedMoParts
+        shared_mo = SharedMoParts(state_store, proxy)   # a 5656 message in parts is one, whichever link they came on
         load_map(proxy.msgid_account, ids_file, log)    # the last run's ids (its own and learned), then the
         await receipts.catch_up()                       # stream's newer ones
     else:
@@ -325,6 +327,8 @@ async def run_serve(args, ready=None):
     if receipts is not None:
         receipts_task.cancel()
         await receipts.close()              # a hand-over under way ends before the held receipts are saved
+    if shared_mo is not None:
+        await shared_mo.close()             # 5656 messages in parts this process waits for: judged with what arrived
     try:
         proxy.save_held(held_file)           # acknowledged to the SMSC: offered again at the next start
     except OSError as e:

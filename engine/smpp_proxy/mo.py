@@ -41,6 +41,11 @@ is answered ESME_RX_T_APPN at once (the submit path answers its older copy at on
 whose every link has gone by then are not judged: none was answered, and the SMSC delivers them
 again on a new bind. `drain` and `stop` judge what waits (server.py), so every deliver_sm is
 answered once.
+
+With a shared state store (`--state redis://`: a pool of workers or several nodes, each with its own
+binds, so an SMSC may send a message's parts to different processes), parts for the short code are
+put together in Redis instead (engine/state/mo_parts.py: one report, whole, wherever its parts land);
+parts for ESMEs still wait in the process they reached.
 """
 from __future__ import annotations
 
@@ -156,6 +161,16 @@ class MoPath:
 
     # ------------------------------------------------------------ concatenated MO
     def _mo_part(self, link, pdu, ci, text, binary, reading):
+        if self.shared_mo is not None and self._to_shortcode(pdu, binary):
+            # with a shared state store: put together across processes (engine/state/mo_parts.py)
+            return self.shared_mo.part(link, pdu, ci, text, reading)
+        return self._mo_part_local(link, pdu, ci, text, binary, reading)
+
+    @staticmethod
+    def _mo_answer(link, pdu, status: int = 0) -> None:
+        _answer(link, pdu, status)
+
+    def _mo_part_local(self, link, pdu, ci, text, binary, reading):
         ref, total, n = ci
         key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
         late = self.mo_concat.late(key, n, text, binary, self.loop.time())

@@ -96,6 +96,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
         self.receipt_handover = None        # engine/state/receipts.py with --state redis://: receipts across processes
         self.concat = Reassembly(self._concat_due)            # submit parts waiting for their message (concat.py)
         self.mo_concat = Reassembly(self._mo_due)             # MO parts waiting, unanswered (mo.py)
+        self.shared_mo = None                                  # engine/state/mo_parts.py, with a shared store
         self._rr = itertools.count()
         self._local_ids = itertools.count(1)
         self.server = None

@@ -1,0 +1,194 @@
+"""Concatenated 5656 messages whose parts reach different processes (`serve --workers N`, or several
+nodes on one Redis): put together in Redis, so a report longer than one SMS is one report with its
+whole content wherever its parts land (mo.py's reassembly is per process: an SMSC that sends the
+parts on different binds -- one per worker -- made each process judge its fragment, a cut report
+plus a "syntax error" made of the rest).
+
+Theory of operation. Only messages for the short code go this way: their parts are acknowledged as
+they come anyway (mo.py), so no process has to answer for another's part. A part's text goes into the
+message's hash (`tf:{mo:<digest>}`, keyed like mo.py by SMSC address, source, destination,
+reference and total; part number -> text) by the script ADD, which answers in the same call whether
+that part completed the message. The process whose part completes it takes every part's text (the
+hash is deleted and a `done` marker left for KEEP seconds) and judges the whole message once, then
+answers its part with the message's outcome; the others answer their parts 0 at once (acknowledged
+as they come, as in one process). Each process that stored a part of a message arms a timer of
+`concat_timeout`; when it fires, TAKE gives the parts still there (if any) to exactly one process,
+which judges what arrived. A part that comes while `done` is there belongs to a message already
+judged: acknowledged, logged, not applied again (a report is counted once). A command the journal
+cannot record is put back (PUTBACK: its parts again, `done` removed) and its completing part answered
+ESME_RX_T_APPN, so the SMSC's redelivery of that part completes it again.
+
+Bounds: timers in this process at most `max_pending_concat` (the oldest fires early); hashes expire
+after KEEP seconds whatever happens. If the server is away, the part goes through mo.py's own
+reassembly in this process (today's behaviour in a pool).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+log = logging.getLogger("telfilter.smpp")
+
+KEEP = 120.0            # seconds a message's parts, and the mark of a judged one, live in the server
+
+# KEYS[1]: the message's parts, KEYS[2]: its done mark. ARGV: part number, text, total, KEEP in ms.
+# {2}: judged already; {1, [n, text, ...]}: this part completed it (taken); {0}: stored.
+ADD = r"""
+if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  local all = redis.call('HGETALL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+  return {1, all}
+end
+return {0}
+"""
+
+# KEYS as ADD; ARGV[1]: KEEP in ms. {1, [n, text, ...]}: the parts there were (taken); {0}: none left.
+TAKE = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return {1, all}
+"""
+
+# KEYS as ADD; ARGV: KEEP in ms, then n, text, ...: a message not recorded, waiting again for a part.
+PUTBACK = r"""
+redis.call('DEL', KEYS[2])
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+
+def keys_of(key) -> list:
+    d = hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+    return [f"tf:{{mo:{d}}}", f"tf:{{mo:{d}}}:done"]
+
+
+def _texts(flat) -> dict:
+    """HGETALL's [n, text, ...] -> {part number: text}."""
+    out = {}
+    for i in range(0, len(flat), 2):
+        out[int(flat[i])] = flat[i + 1].decode("utf-8", "surrogatepass")
+    return out
+
+
+class SharedMoParts:
+    """Wired by serve next to SharedReceipts: `proxy.shared_mo`, used by mo.py for short-code parts."""
+
+    def __init__(self, store, proxy):
+        self.redis, self.proxy, self.timeout = store.redis, proxy, store.timeout
+        self._add = self.redis.register_script(ADD)
+        self._take = self.redis.register_script(TAKE)
+        self._putback = self.redis.register_script(PUTBACK)
+        self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
+        self.tasks: set = set()
+        self.stats = proxy.stats
+        proxy.shared_mo = self
+
+    def part(self, link, pdu, ci, text, reading) -> None:
+        """A part of a concatenated MO for the short code (mo.py); answered here, once."""
+        t = asyncio.ensure_future(self._part(link, pdu, ci, text, reading))
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def _part(self, link, pdu, ci, text, reading) -> None:
+        ref, total, n = ci
+        key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
+        ks = keys_of(key)
+        try:
+            got = await asyncio.wait_for(self._add(keys=ks, args=[n, text.encode("utf-8", "surrogatepass"), total,
+                                                                 int(KEEP * 1000)]), self.timeout * 4)
+        except Exception as e:              # the server away: this process's own reassembly, as without it
+            self.stats["mo_shared_errors"] += 1
+            log.warning("shared MO reassembly unavailable (%s: %s): part %d/%d judged in this process",
+                        type(e).__name__, e, n, total)
+            return self.proxy._mo_part_local(link, pdu, ci, text, False, reading)
+        self.stats["mo_shared_parts"] += 1
+        if got[0] == 2:                     # its message was judged already: not applied again
+            log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",
+                     n, total, pdu.source_addr)
+            self.stats["mo_concat_late_shortcode"] += 1
+            return self.proxy._mo_answer(link, pdu, 0)
+        if got[0] == 1:
+            self._disarm(key)
+            return self._judge(key, ks, _texts(got[1]), link, pdu, reading, completing=n)
+        self.proxy._mo_answer(link, pdu, 0)          # acknowledged as it comes (module text)
+        if key not in self.timers:
+            if len(self.timers) >= self.proxy.settings.max_pending_concat:
+                old = next(iter(self.timers))
+                self.timers[old][0].cancel()
+                self._due(old)
+            tm = self.proxy.loop.call_later(self.proxy.settings.concat_timeout, self._due, key)
+            self.timers[key] = (tm, link, pdu, reading)
+
+    def _disarm(self, key) -> None:
+        e = self.timers.pop(key, None)
+        if e is not None:
+            e[0].cancel()
+
+    def _due(self, key) -> None:
+        e = self.timers.pop(key, None)
+        if e is None:
+            return
+        t = asyncio.ensure_future(self._expired(key, *e[1:]))
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def _expired(self, key, link, pdu, reading) -> None:
+        ks = keys_of(key)
+        try:
+            got = await asyncio.wait_for(self._take(keys=ks, args=[int(KEEP * 1000)]), self.timeout * 4)
+        except Exception as e:
+            self.stats["mo_shared_errors"] += 1
+            log.error("shared MO reassembly: parts of a message from %r not taken (%s: %s); they expire in %.0f s",
+                      pdu.source_addr, type(e).__name__, e, KEEP)
+            return
+        if got[0] == 1:
+            self._judge(key, ks, _texts(got[1]), link, pdu, reading, completing=None)
+
+    def _judge(self, key, ks, texts: dict, link, pdu, reading, completing: int | None) -> None:
+        """Judge the message once on the parts' texts; `pdu` (this process's part) names sender and
+        destination and, when `completing` (its part number), is the part still to be answered with the
+        outcome."""
+        p = self.proxy
+        total = key[4]
+        if len(texts) < total:
+            log.info("concatenated MO %s from %r: %d of %d parts after %.0fs (shared); judging what arrived",
+                     key[3], key[1], len(texts), total, p.settings.concat_timeout)
+            p.stats["mo_concat_incomplete"] += 1
+        text = "".join(texts[i] for i in sorted(texts))
+        v = p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading)
+        if v is None and completing is not None:
+            # not recorded: the other parts wait again, the completing one is asked for again
+            back = [x for i in sorted(texts) if i != completing for x in (i, texts[i].encode("utf-8", "surrogatepass"))]
+            t = asyncio.ensure_future(self._put_back(ks, back))
+            self.tasks.add(t)
+            t.add_done_callback(self.tasks.discard)
+        parts = ((pdu, lambda st, link=link, pdu=pdu: p._mo_answer(link, pdu, st)),) if completing is not None else ()
+        p._mo_outcome(v, link, parts, False, dest_pdu=pdu, shortcode=True)
+
+    async def _put_back(self, ks, back) -> None:
+        try:
+            await asyncio.wait_for(self._putback(keys=ks, args=[int(KEEP * 1000), *back]), self.timeout * 4)
+        except Exception as e:
+            self.stats["mo_shared_errors"] += 1
+            log.error("shared MO reassembly: a message not recorded could not be put back (%s: %s)",
+                      type(e).__name__, e)
+
+    async def close(self) -> None:
+        """At a stop: the messages this process holds a timer for are judged with what arrived (one process
+        takes each), then the tasks under way end."""
+        for key in list(self.timers):
+            self.timers[key][0].cancel()
+            self._due(key)
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=self.timeout * 4 + 1)
+

@@ -1,0 +1,160 @@
+"""A 5656 report in parts whose parts reach different processes sharing one Redis (engine/state/mo_parts.py):
+two SmppProxy instances, each with its own link to ONE SMSC simulator, the parts sent on both links. One
+verdict line, one report with the whole text, every part answered once -- where each process used to judge
+its fragment (a cut report plus a "syntax error" made of the rest). Late parts are not applied again; a
+message whose last part never comes is judged with what arrived, by one process."""
+import asyncio
+import io
+import json
+import os
+
+import pytest
+
+from engine.app import build
+from engine.loopthread import LoopThread
+from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.server import SmppProxy, VerdictLog
+from engine.smpp_proxy.simulator import SmscSimulator
+from engine.state import install
+from engine.state.mo_parts import SharedMoParts
+from engine.state.redis_store import RedisStore
+
+from .redis_helpers import redis_server  # noqa: F401
+from .test_smpp_proxy import wait
+
+REPORT = ("S 0987654321 Quý khách đã trúng thưởng 50 triệu đồng, vui lòng truy cập http://nhan-qua.example "
+          "để nhận quà trước 12h hôm nay")
+
+
+@pytest.fixture
+def url(redis_server):  # noqa: F811
+    redis_server.flush()
+    return redis_server.url
+
+
+class Pair(LoopThread):
+    def __init__(self, tmp, url, concat_timeout=5.0):
+        super().__init__("mo-pair")
+        self.tmp, self.url, self.concat_timeout = tmp, url, concat_timeout
+        self.proxies, self.logs, self.shared, self.pipes = [], [], [], []
+
+    def start(self):
+        self.start_loop()
+        self.sim = SmscSimulator(receipt_delay=None)
+        self.call(self.sim.start("127.0.0.1", 0))
+        for i in range(2):
+            self.call(self._proxy(i))
+        assert wait(lambda: len([s for s in self.sim.sessions if s.bound]) == 2, 10)
+        return self
+
+    async def _proxy(self, i):
+        pipe = build(data_dir=self.tmp / f"p{i}", with_model=False)
+        s = SmppSettings(concat_timeout=self.concat_timeout)
+        s.smsc = [f"127.0.0.1:{self.sim.port}"]
+        s.accounts["esme1"] = account_from_arg("esme1:secret")
+        buf = io.StringIO()
+        proxy = SmppProxy(pipe, s, VerdictLog(buf))
+        store = RedisStore(self.url)
+        install(pipe, store)
+        await store.start()
+        shared = SharedMoParts(store, proxy)
+        await proxy.start("127.0.0.1:0")
+        assert await proxy.wait_upstream(10)
+        self.proxies.append(proxy)
+        self.logs.append(buf)
+        self.shared.append((store, shared))
+        self.pipes.append(pipe)
+
+    def send_parts(self, parts, ref=0x31, src="84912000777"):
+        """parts: [(session index, part number, total, bytes of UCS-2 text)]."""
+        async def send():
+            bound = [s for s in self.sim.sessions if s.bound]
+            for k, n, total, body in parts:
+                s = bound[k]
+                s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=1, source_addr=src,
+                                   destination_addr="5656", esm_class=C.ESM_UDHI, data_coding=0x08,
+                                   short_message=bytes((5, 0, 3, ref, total, n)) + body))
+        self.call(send())
+
+    def verdicts(self):
+        for p in self.proxies:
+            self.run(p.vlog.flush)
+        return [json.loads(x) for b in self.logs for x in b.getvalue().splitlines()]
+
+    def reports(self):
+        out = []
+        for i in range(2):
+            f = self.tmp / f"p{i}" / "reports.jsonl"
+            if f.exists():
+                out += [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        return out
+
+    def stop(self):
+        async def down():
+            for p, (store, shared) in zip(self.proxies, self.shared):
+                await p.stop()
+                await shared.close()
+                await store.close()
+            await self.sim.stop()
+        try:
+            self.call(down())
+        finally:
+            self.stop_loop()
+
+
+def _split(text, size=60):
+    b = text.encode("utf-16-be")
+    chunks = [b[i:i + size * 2] for i in range(0, len(b), size * 2)]
+    return chunks
+
+
+def test_a_report_whose_parts_reach_two_processes_is_one_report_whole(tmp_path, url):
+    chunks = _split(REPORT)
+    assert len(chunks) == 3
+    with Pair(tmp_path, url) as pair:
+        pair.send_parts([(0, 1, 3, chunks[0]), (1, 2, 3, chunks[1]), (0, 3, 3, chunks[2])])
+        assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
+        assert [r.command_status for r in pair.sim.mo_responses] == [0, 0, 0]
+        assert wait(lambda: len(pair.verdicts()) == 1, 5)
+        v = pair.verdicts()
+        assert len(v) == 1 and [h["symbol"] for h in v[0]["hits"]] == ["SPAM_REPORTED"], v
+        reps = pair.reports()
+        assert len(reps) == 1 and reps[0]["content"] == REPORT.split(" ", 2)[2]
+        # the same part again (an SMSC retrying): acknowledged, not a second report
+        pair.send_parts([(1, 2, 3, chunks[1])])
+        assert wait(lambda: len(pair.sim.mo_responses) == 4, 5) and pair.sim.mo_responses[3].command_status == 0
+        assert len(pair.reports()) == 1 and len(pair.verdicts()) == 1
+
+
+def test_a_message_whose_last_part_never_comes_is_judged_once_with_what_arrived(tmp_path, url):
+    chunks = _split(REPORT)
+    with Pair(tmp_path, url, concat_timeout=0.5) as pair:
+        pair.send_parts([(0, 1, 3, chunks[0]), (1, 2, 3, chunks[1])], ref=0x32)
+        assert wait(lambda: len(pair.sim.mo_responses) == 2, 5)
+        assert wait(lambda: len(pair.verdicts()) == 1, 5)
+        assert len(pair.verdicts()) == 1 and "MO x2/3" in pair.verdicts()[0]["pdu"]
+        rep = pair.reports()
+        assert len(rep) == 1 and rep[0]["content"].startswith("Quý khách") and len(rep[0]["content"]) > 60
+
+
+def test_a_report_not_recorded_is_asked_again_and_recorded_whole(tmp_path, url):
+    chunks = _split(REPORT)
+    with Pair(tmp_path, url) as pair:
+        real = [p.reports.append for p in pair.pipes]
+
+        def full(rec):
+            raise OSError(28, "No space left on device")
+        for p in pair.pipes:
+            p.reports.append = full
+        pair.send_parts([(0, 1, 3, chunks[0]), (1, 2, 3, chunks[1]), (0, 3, 3, chunks[2])], ref=0x33)
+        assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
+        assert sorted(r.command_status for r in pair.sim.mo_responses) == [0, 0, C.ESME_RX_T_APPN]
+        assert pair.reports() == []
+        for p, r in zip(pair.pipes, real):
+            p.reports.append = r                # room again; the SMSC delivers the completing part again
+        pair.send_parts([(1, 3, 3, chunks[2])], ref=0x33)
+        assert wait(lambda: len(pair.sim.mo_responses) == 4, 5) and pair.sim.mo_responses[3].command_status == 0
+        assert wait(lambda: len(pair.reports()) == 1, 5)
+        assert pair.reports()[0]["content"] == REPORT.split(" ", 2)[2]
