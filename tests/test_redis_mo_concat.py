@@ -158,3 +158,26 @@ def test_a_report_not_recorded_is_asked_again_and_recorded_whole(tmp_path, url):
         assert wait(lambda: len(pair.sim.mo_responses) == 4, 5) and pair.sim.mo_responses[3].command_status == 0
         assert wait(lambda: len(pair.reports()) == 1, 5)
         assert pair.reports()[0]["content"] == REPORT.split(" ", 2)[2]
+
+
+def test_a_report_not_recorded_waits_whole_past_the_other_processes_timers(tmp_path, url):
+    """Review: another process's concat_timeout took the put-back parts and judged a cut report."""
+    import time
+    chunks = _split(REPORT)
+    with Pair(tmp_path, url, concat_timeout=0.3) as pair:
+        real = [p.reports.append for p in pair.pipes]
+
+        def full(rec):
+            raise OSError(28, "No space left on device")
+        for p in pair.pipes:
+            p.reports.append = full
+        pair.send_parts([(0, 1, 3, chunks[0]), (1, 2, 3, chunks[1]), (0, 3, 3, chunks[2])], ref=0x34)
+        assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
+        assert sorted(r.command_status for r in pair.sim.mo_responses) == [0, 0, C.ESME_RX_T_APPN]
+        time.sleep(0.8)                                  # every timer has fired
+        for p, r in zip(pair.pipes, real):
+            p.reports.append = r
+        pair.send_parts([(1, 3, 3, chunks[2])], ref=0x34)
+        assert wait(lambda: len(pair.reports()) == 1, 5)
+        assert pair.reports()[0]["content"] == REPORT.split(" ", 2)[2]
+        assert [v["action"] for v in pair.verdicts()] == ["refuse", "allow"]

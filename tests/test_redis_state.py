@@ -531,8 +531,10 @@ def test_a_clean_stop_while_the_server_is_away_keeps_what_it_could_not_publish(t
         assert len(saved) == 1 and not down.out and down.stats["errors"] >= 1
         again = R.DncReplicator(url, A)                 # A starts again, the server is back
         assert again.load_unpublished() == 1
-        assert not list((A.store.dir / "lists").glob("dnc-unpublished.*"))     # claimed and removed
+        lists = A.store.dir / "lists"
+        assert not list(lists.glob("dnc-unpublished.*.msgpack")) and len(list(lists.glob("*.claimed.*"))) == 1
         await again._publish_all()
+        assert not list(lists.glob("dnc-unpublished.*"))       # published: the claimed file is gone
         assert again.stats["published"] == 1 and again.stats["reports_published"] == 1
         rb = R.DncReplicator(url, B)
         got = await rb.redis.xrange(R.STREAM, min="-")
@@ -557,6 +559,45 @@ def test_unpublished_files_are_claimed_once_and_a_broken_one_is_set_aside(tmp_pa
         r2, r3 = R.DncReplicator(url, A), R.DncReplicator(url, A)
         assert r2.load_unpublished() + r3.load_unpublished() == 1             # one claims it
         assert (p.parent / "dnc-unpublished.1.x.msgpack.unreadable").exists()
-        for r in (r1, r2, r3):
+        # a process that claimed a file and died before publishing it: the next start claims it again
+        claimed = next(p.parent.glob("*.claimed.*"))
+        orphan = claimed.with_name(claimed.name.split(".claimed.")[0] + ".claimed.999999999")
+        claimed.rename(orphan)
+        r4 = R.DncReplicator(url, A)
+        assert r4.load_unpublished() == 1 and not orphan.exists()
+        r4.published_all()
+        assert not list(p.parent.glob("dnc-unpublished.*.msgpack*claimed*"))
+        for r in (r1, r2, r3, r4):
             await r.close()
+    asyncio.run(main())
+
+
+def test_close_during_a_publish_sends_each_report_once(tmp_path, url):
+    """A stop while a batch is going out: what went out already leaves the queue (reports are appended by the
+    other nodes: one sent twice would be counted twice)."""
+    import engine.state.replication as R
+    import redis.asyncio as aioredis
+
+    class Slow:
+        def __init__(self):
+            self.real = aioredis.from_url(url)
+
+        async def xadd(self, *a, **k):
+            await asyncio.sleep(0.05)
+            return await self.real.xadd(*a, **k)
+
+        async def aclose(self):
+            await self.real.aclose()
+
+    async def main():
+        A = _lists_node(tmp_path, "A")
+        r = R.DncReplicator(url, A, client=Slow())
+        for k in range(5):
+            r.publish_report({"kind": "S", "reported": "+84987654321", "reporter": f"+8491200{k:04d}",
+                              "time": "2026-12-01T00:00:00Z"})
+        await asyncio.sleep(0.12)                       # two or three are out
+        await r.close()
+        got = await aioredis.from_url(url).xrange(R.STREAM, min="-")
+        reporters = [json.loads(f[b"r"])["reporter"] for _e, f in got if b"r" in f]
+        assert sorted(reporters) == [f"+8491200{k:04d}" for k in range(5)]
     asyncio.run(main())

@@ -185,3 +185,35 @@ def test_a_submit_multi_whose_judging_would_stall_the_loop_is_refused(pipe):
         s.sendall(encode(P.SubmitMulti(sequence_number=3, source_addr=GOOD, dest_addresses=dests[:10],
                                        tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"z" * 500),))))     # 10 x 500: judged
         assert read_raw(s).command_status == 0
+
+
+def test_a_late_part_pays_its_segments(pipe):
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.3)) as h:
+        h.proxy.accounts["esme1"].throughput = 50.0
+        s, _ = raw_session(h)
+        s.sendall(_sar(60, 1, 2, b"see you", ref=7))
+        assert read_raw(s).command_status == 0                   # judged alone at the timeout
+        s.sendall(_sar(61, 2, 2, b"at the station " * 600, ref=7))   # late, ~9 KB: judged, ~70 segments
+        assert read_raw(s).command_status == 0
+        s.sendall(encode(P.SubmitSm(sequence_number=62, source_addr=GOOD, destination_addr="84912345678",
+                                    short_message=b"and one more")))
+        assert read_raw(s).command_status == C.ESME_RTHROTTLED
+
+
+def test_a_submit_multi_over_max_message_chars_is_refused(pipe):
+    with ProxyHarness(pipe, settings=SmppSettings(max_message_chars=1000)) as h:
+        s, _ = raw_session(h)
+        dests = [(1, 1, 1, "84912345601"), (1, 1, 1, "84912345602")]
+        s.sendall(encode(P.SubmitMulti(sequence_number=2, source_addr=GOOD, dest_addresses=dests,
+                                       tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"z" * 3000),))))
+        assert read_raw(s).command_status == C.ESME_RINVMSGLEN
+
+
+def test_a_late_part_sent_again_counts_once(pipe):
+    with ProxyHarness(pipe, settings=SmppSettings(max_message_chars=600, concat_timeout=0.3)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sar(70, 1, 3, b"a" * 250, ref=8))
+        assert read_raw(s).command_status == 0
+        for seq in (71, 72, 73):                                 # the ESME retries its late part 2
+            s.sendall(_sar(seq, 2, 3, b"b" * 250, ref=8))
+            assert read_raw(s).command_status == 0               # 500 characters, however often sent

@@ -55,7 +55,7 @@ class Reassembly:
 
     def __init__(self, due: Callable):
         self.pending: dict = {}                          # key -> Pending, oldest first
-        self.judged: OrderedDict = OrderedDict()         # key -> (verdict | REFUSED, until, {part: text}, characters)
+        self.judged: OrderedDict = OrderedDict()         # key -> (verdict | REFUSED, until, {part: text}, {part: chars})
         self.due = due                                   # due(key): take, judge and answer it
         self.size = 0                                    # bytes waiting in all
 
@@ -122,7 +122,7 @@ class Reassembly:
         c = self.take(key)
         if c is not None:
             c.timer.cancel()
-        self.judged[key] = (REFUSED, until, {}, 0)
+        self.judged[key] = (REFUSED, until, {}, {})
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
         return c
@@ -130,7 +130,8 @@ class Reassembly:
     def remember(self, key, verdict, until: float, c: Pending, bound: int) -> None:
         """Keep the verdict of a message judged without all its parts, and its parts' texts (each cut
         at LATE_TEXT: the memory stays bounded by `bound` messages), for its late parts."""
-        self.judged[key] = (verdict, until, {i: (p[2] or "")[:LATE_TEXT] for i, p in c.parts.items()}, c.chars)
+        self.judged[key] = (verdict, until, {i: (p[2] or "")[:LATE_TEXT] for i, p in c.parts.items()},
+                            {i: c.sizes.get(i, (0, 0))[1] for i in c.parts})
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
 
@@ -153,13 +154,12 @@ class Reassembly:
         if until < now:
             del self.judged[key]
             return None
-        chars += len(text or "")
-        if verdict is not REFUSED and max_chars and chars > max_chars:
+        chars[n] = len(text or "")                      # (a part sent again counts once)
+        if verdict is not REFUSED and max_chars and sum(chars.values()) > max_chars:
             verdict = REFUSED
-            self.judged[key] = (REFUSED, until, {}, chars)
+            self.judged[key] = (REFUSED, until, {}, {})
         if verdict is REFUSED:
             return REFUSED, ""                          # so is this part
-        self.judged[key] = (verdict, until, texts, chars)
         texts[n] = (text or "")[:LATE_TEXT]
         whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary)
         return verdict, whole

@@ -30,7 +30,8 @@ up in the space of the link it came on.
 Across a restart. A clean stop writes the map (`dump`: the ids oldest first with their accounts, msgpack,
 ~12 B an id: 2M ids are 24 MB, written in 0.4 s, read in 1 s) to DATA_DIR/smpp/message_ids.msgpack and the next start reads it back (`load`), so the
 receipts of messages sent before a deploy still reach their accounts (they used to be held receipt_wait
-and refused ESME_RX_T_APPN at every attempt). A crash loses the map, as it loses held receipts.
+and refused ESME_RX_T_APPN at every attempt). A crash loses the map, as it loses held receipts. A pool
+process (state/receipts.py SharedMessageIds) writes the ids it learned from the others too (up to twice the size).
 """
 from __future__ import annotations
 

@@ -171,6 +171,8 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
             self.server.close()             # no new connections; the bound ones stay
         self.concat.judge_all()
         self.mo_concat.judge_all()
+        if self.shared_mo is not None:      # 5656 messages in parts put together in Redis (state/mo_parts.py)
+            await self.shared_mo.close()
         unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
         end = time.monotonic() + timeout - unbind_wait
         in_flight = sum(len(l.window.pending) for l in self.links)

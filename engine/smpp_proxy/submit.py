@@ -111,6 +111,9 @@ class SubmitPath:
                 if self.settings.distribution_lists == "refuse":
                     return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
                 dests.append("")              # judged on everything but the recipient
+            if len(text) > self.settings.max_message_chars:
+                return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"text of {len(text)} characters, over "
+                                    f"max_message_chars ({self.settings.max_message_chars})")
             if len(dests) != 1:
                 if len(text) * len(dests) > MULTI_WORK * self.settings.max_message_chars:
                     return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"submit_multi of {len(text)} characters to "

@@ -37,7 +37,10 @@ class ConcatSubmit:
             if earlier is REFUSED:
                 return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, _TOO_LONG % st.max_message_chars)
             # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
-            # judged on the whole text known now, and never let through when the message was dropped
+            # judged on the whole text known now (and pays its segments), never let through when the
+            # message was dropped
+            self._charge(sess, pdu)
+
             def judged(v):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
                     v = earlier
@@ -46,7 +49,6 @@ class ConcatSubmit:
                 return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
             return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, then=judged)
-        self._charge(sess, pdu)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
                               self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:
@@ -64,6 +66,7 @@ class ConcatSubmit:
                 if not s.closed:
                     self._refuse(s, p, C.ESME_RINVMSGLEN, _TOO_LONG % st.max_message_chars)
             return
+        self._charge(sess, pdu)                          # held (and judged): its other segments
         if self.concat.complete(key):
             self.concat.judge_now(key)
 

@@ -15,8 +15,10 @@ as they come, as in one process). Each process that stored a part of a message a
 `concat_timeout`; when it fires, TAKE gives the parts still there (if any) to exactly one process,
 which judges what arrived. A part that comes while `done` is there belongs to a message already
 judged: acknowledged, logged, not applied again (a report is counted once). A command the journal
-cannot record is put back (PUTBACK: its parts again, `done` removed) and its completing part answered
-ESME_RX_T_APPN, so the SMSC's redelivery of that part completes it again.
+cannot record is put back (PUTBACK: its parts again, `done` removed, a `wait` mark set, for
+NOT_RECORDED_KEEP seconds, the SMSC's retry schedule) before its completing part is answered
+ESME_RX_T_APPN; while `wait` is there no timer takes it, and the next part that comes (the redelivered
+one, wherever it lands) takes them all and has the message judged again, whole.
 
 Bounds: timers in this process at most `max_pending_concat` (the oldest fires early); hashes expire
 after KEEP seconds whatever happens. If the server is away, the part goes through mo.py's own
@@ -28,48 +30,55 @@ import asyncio
 import hashlib
 import logging
 
+from ..smpp_proxy.codec import constants as C
+
 log = logging.getLogger("telfilter.smpp")
 
 KEEP = 120.0            # seconds a message's parts, and the mark of a judged one, live in the server
 
-# KEYS[1]: the message's parts, KEYS[2]: its done mark. ARGV: part number, text, total, KEEP in ms.
-# {2}: judged already; {1, [n, text, ...]}: this part completed it (taken); {0}: stored.
+NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part again (mo.py's too)
+
+# KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
+# ADD: ARGV: part number, text, total, KEEP in ms. {2}: judged already; {1, [n, text, ...]}: this part
+# completed it, or came for a message waiting to be recorded (taken); {0}: stored.
 ADD = r"""
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
   local all = redis.call('HGETALL', KEYS[1])
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[3])
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
   return {1, all}
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {0}
 """
 
-# KEYS as ADD; ARGV[1]: KEEP in ms. {1, [n, text, ...]}: the parts there were (taken); {0}: none left.
+# TAKE (a timer): ARGV[1]: KEEP in ms. {1, [n, text, ...]}: the parts there were (taken); {0}: none, or
+# the message waits for its redelivery (wait mark).
 TAKE = r"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local all = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return {1, all}
 """
 
-# KEYS as ADD; ARGV: KEEP in ms, then n, text, ...: a message not recorded, waiting again for a part.
+# PUTBACK (not recorded): ARGV: NOT_RECORDED_KEEP in ms, then n, text, ...
 PUTBACK = r"""
 redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
 if #ARGV > 1 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
 
 def keys_of(key) -> list:
     d = hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-    return [f"tf:{{mo:{d}}}", f"tf:{{mo:{d}}}:done"]
+    return [f"tf:{{mo:{d}}}", f"tf:{{mo:{d}}}:done", f"tf:{{mo:{d}}}:wait"]
 
 
 def _texts(flat) -> dict:
@@ -166,26 +175,33 @@ class SharedMoParts:
             p.stats["mo_concat_incomplete"] += 1
         text = "".join(texts[i] for i in sorted(texts))
         v = p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading)
-        if v is None and completing is not None:
-            # not recorded: the other parts wait again, the completing one is asked for again
+        if v is None:
+            # not recorded: the parts wait again (the completing one is asked for again once they do)
             back = [x for i in sorted(texts) if i != completing for x in (i, texts[i].encode("utf-8", "surrogatepass"))]
-            t = asyncio.ensure_future(self._put_back(ks, back))
+            t = asyncio.ensure_future(self._put_back(ks, back, link, pdu if completing is not None else None))
             self.tasks.add(t)
             t.add_done_callback(self.tasks.discard)
+            return
         parts = ((pdu, lambda st, link=link, pdu=pdu: p._mo_answer(link, pdu, st)),) if completing is not None else ()
         p._mo_outcome(v, link, parts, False, dest_pdu=pdu, shortcode=True)
 
-    async def _put_back(self, ks, back) -> None:
+    async def _put_back(self, ks, back, link, pdu) -> None:
+        """A message not recorded: its parts back in the server (waiting for a part to come again), then its
+        completing part (`pdu`, if any) answered ESME_RX_T_APPN, so its redelivery finds them there."""
         try:
-            await asyncio.wait_for(self._putback(keys=ks, args=[int(KEEP * 1000), *back]), self.timeout * 4)
+            await asyncio.wait_for(self._putback(keys=ks, args=[int(NOT_RECORDED_KEEP * 1000), *back]),
+                                   self.timeout * 4)
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
-            log.error("shared MO reassembly: a message not recorded could not be put back (%s: %s)",
-                      type(e).__name__, e)
+            log.error("shared MO reassembly: a message not recorded could not be put back (%s: %s); its "
+                      "redelivered part will be judged without the others", type(e).__name__, e)
+        if pdu is not None:
+            self.proxy._mo_answer(link, pdu, C.ESME_RX_T_APPN)
 
     async def close(self) -> None:
-        """At a stop: the messages this process holds a timer for are judged with what arrived (one process
-        takes each), then the tasks under way end."""
+        """At a stop (the proxy's drain, while the links are up, and serve's stop for what came since): the
+        messages this process holds a timer for are judged with what arrived (one process takes each), then
+        the tasks under way end."""
         for key in list(self.timers):
             self.timers[key][0].cancel()
             self._due(key)

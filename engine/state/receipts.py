@@ -82,6 +82,7 @@ FULL_PAUSE = 10.0           # seconds an account whose list was full is not hand
 MAX_PAUSED = 10000          # accounts remembered as full at once (the oldest forgotten first)
 STALE = 60.0                # seconds after which a claim nobody acknowledged goes back to its list
 MAX_UNSHARED = 200_000      # ids waiting for the server while it is away (~40 s at 5k/s; the newest kept)
+TAKE_MAX = 10_000           # ids per batch script call
 
 class SharedMessageIds(MessageIds):
     """MessageIds whose own additions are broadcast (`out`); `learn` adds another process's to a table
@@ -155,6 +156,7 @@ class SharedReceipts:
         self._ack = self.redis.register_script(ACK)
         self._seq = 0
         self._received: dict = {}       # account -> number of its last claim whose answer came (until acknowledged)
+        self._taken: list = []          # the ids of the last take(), for lost()
         self.last_id = f"{int(time.time() * 1000)}-0"      # catch_up reads back from KEEP s ago
         self._due: set = set()          # accounts whose held receipts go to the server
         self._pull: set = set()         # accounts to pull for now
@@ -173,8 +175,15 @@ class SharedReceipts:
         return self.ids.out
 
     def take(self) -> tuple:
-        """(blob, MINID, process id) for the batch script: {account: [ids]} (an empty blob: none)."""
-        mids, self.ids.out = self.ids.out, []
+        """(blob, MINID, process id) for the batch script: {account: [ids]} (an empty blob: none); at most
+        TAKE_MAX ids a call (after an outage, the ids that waited go over several calls)."""
+        out = self.ids.out
+        if len(out) <= TAKE_MAX:
+            mids, self.ids.out = out, []
+        else:
+            mids = out[:TAKE_MAX]
+            del out[:TAKE_MAX]
+        self._taken = mids
         minid = f"{int((time.time() - KEEP) * 1000)}-0"
         if not mids:
             return b"", minid, self.me
@@ -191,8 +200,7 @@ class SharedReceipts:
         """The server could not take them (away, or backing off): they wait for the next script call, the
         newest MAX_UNSHARED at most (older ones are known in this process only: `msgids_not_shared`)."""
         if taken is not None and taken[0]:
-            by = msgpack.unpackb(taken[0])
-            mids = [k for ks in by.values() for k in ks]
+            mids, self._taken = self._taken, []        # (what take() packed: not unpacked again)
             self.stats["msgids_shared"] -= len(mids)
             self.ids.out[:0] = mids                     # older than what came since: first again
         over = len(self.ids.out) - MAX_UNSHARED

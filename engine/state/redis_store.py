@@ -180,6 +180,7 @@ class RedisStore:
         self._scheduled = self._busy = False
         self._sha = None
         self._down_until = 0.0
+        self._retry = None                      # the timer of _retry_riders
         self._backoff = BACKOFF_MIN
         self._last_log = 0.0
         self._rules_id = None
@@ -241,7 +242,9 @@ class RedisStore:
             batch, self._queue[:] = self._queue[:], []
             for r in self.riders:
                 r.lost()
-            self._degraded(batch, "server unavailable (backing off)")
+            self._retry_riders()
+            if batch:
+                self._degraded(batch, "server unavailable (backing off)")
             return
         batch = self._queue[:MAX_BATCH]
         del self._queue[:MAX_BATCH]
@@ -348,11 +351,25 @@ class RedisStore:
         then(v)
 
     # ------------------------------------------------------------ failures
+    def _retry_riders(self) -> None:
+        """Stream updates a rider keeps for the server (receipts.py's message ids) go at the end of the back-off,
+        whether or not anything else wakes the batch by then."""
+        if self._retry is None and self._riding():
+            def retry():
+                self._retry = None
+                self._wake()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._retry = loop.call_later(max(0.0, self._down_until - time.monotonic()), retry)
+
     def _failed(self, e: Exception) -> None:
         self.stats["errors"] += 1
         self.write_errors += 1
         self._down_until = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        self._retry_riders()
         self._sha = None
         now = time.monotonic()
         if now - self._last_log >= 5.0:
@@ -406,11 +423,14 @@ class RedisStore:
 
     async def close(self) -> None:
         for _ in range(200):            # what was queued is answered (and broadcast) before the stop
-            if not (self._queue or self.ops or self._busy or self._tasks or self._riding()):
+            riding = self._riding() and time.monotonic() >= self._down_until      # (not while backing off)
+            if not (self._queue or self.ops or self._busy or self._tasks or riding):
                 break
             if not self._busy and (self._queue or self.ops or self._riding()):
                 self._flush()
             await asyncio.sleep(0.01)
+        if self._retry is not None:
+            self._retry.cancel()
         await self.events.close()
         for c in (self.redis, self.events.reader):
             try:

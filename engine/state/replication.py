@@ -116,6 +116,7 @@ class DncReplicator(_Unpublished):
         self.out: list[Changes] = []   # DNC changes waiting to be published, oldest segment first
         self.out_reports: deque = deque()   # 5656 spam reports (JSON records) waiting to be published
         self._scheduled = False
+        self._claimed: list = []        # files of unpublished changes claimed at start (unpublished.py)
         self._pub_task = None
         self._backoff = 0.1
         self._last_log = 0.0
@@ -196,17 +197,23 @@ class DncReplicator(_Unpublished):
             batch, self.out = self.out, []
             reports, self.out_reports = self.out_reports, deque()
             try:
-                for seg in batch:
+                while batch:                    # each segment or report leaves the batch once it is out
+                    seg = batch[0]
                     for e in seg.entries(CHUNK):
                         await self._xadd({"d": e, **({"j": "1"} if seg.j else {})})
-                for r in reports:
-                    await self._xadd({"r": r})
-                self.stats["published"] += sum(len(c) for c in batch)
-                self.stats["reports_published"] += len(reports)
+                    batch.pop(0)
+                    self.stats["published"] += len(seg)
+                while reports:
+                    await self._xadd({"r": reports[0]})
+                    reports.popleft()
+                    self.stats["reports_published"] += 1
                 self._backoff = 0.1
+                if not self.out and not self.out_reports:
+                    self.published_all()
             except BaseException as e:
-                # kept, in order, for the retry (what went out already goes again: applying is idempotent);
-                # a cancel too (close: what is left is saved for the next start)
+                # what is not out yet is kept, in order, for the retry (a segment partly out goes again whole:
+                # applying DNC changes is idempotent; a report is never sent twice); a cancel too (close: what
+                # is left is saved for the next start)
                 if self.out and batch and self.out[0].j == batch[-1].j:
                     batch[-1].fold(self.out.pop(0))
                 self.out[:0] = batch

@@ -4,8 +4,11 @@ catch-up). Without this a change confirmed to a subscriber while Redis was away 
 restarted (a deploy) stayed on this node only: the others never had it.
 
 One file per process (`lists/dnc-unpublished.<pid>.<random>.msgpack`; the workers of a pool share the
-data dir): a starting process claims each file by renaming it (one winner), puts its changes first in
-the queue and deletes it. A file that cannot be read is moved aside (*.unreadable) and logged. Like a
+data dir): a starting process claims each file by renaming it (`….claimed.<pid>`: one winner) and puts
+its changes first in the queue; the claimed file is deleted once the queue has been published (or its
+content saved again at a stop), so a crash before then leaves it for the next start (a claimed file
+whose process is gone is claimed again). A file that cannot be read is moved aside (*.unreadable) and
+logged. Like a
 change published late after an outage, one published after the restart lands after the other nodes'
 later changes to the same number (the stream is the order of record).
 """
@@ -30,6 +33,16 @@ def _unpublished_dir(data_dir) -> Path:
 UNPUBLISHED = "dnc-unpublished"
 
 
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True                             # not ours to judge: left alone
+
+
 class _Unpublished:
     """Mixin of DncReplicator: what a clean stop could not publish, kept for the next start. One file per
     process (workers share the data dir); a starting process claims each file by renaming it (one winner),
@@ -43,13 +56,23 @@ class _Unpublished:
                                           "reports": list(self.out_reports)}, use_bin_type=True))
         log.warning("DNC replication: %d numbers and %d reports not published (%s away): kept in %s for the next "
                     "start", self.pending(), len(self.out_reports), self.url, path)
+        self.published_all()                    # what was claimed is in the new file
         return path
+
+    def published_all(self) -> None:
+        """The queue is out (or saved again): the files claimed at start are done with."""
+        for f in self._claimed:
+            f.unlink(missing_ok=True)
+        self._claimed = []
 
     def load_unpublished(self) -> int:
         """Claim the files earlier stops saved; their changes go first in the queue. Returns how many numbers."""
         n = 0
-        for f in sorted(_unpublished_dir(self.pipe.store.dir).glob(f"{UNPUBLISHED}.*.msgpack")):
-            mine = f.with_name(f.name + f".claimed.{os.getpid()}")
+        d = _unpublished_dir(self.pipe.store.dir)
+        orphans = [f for f in d.glob(f"{UNPUBLISHED}.*.msgpack.claimed.*") if not _alive(f.name.rsplit(".", 1)[1])]
+        for f in sorted([*d.glob(f"{UNPUBLISHED}.*.msgpack"), *orphans]):
+            base = f.name.split(".claimed.")[0]
+            mine = f.with_name(f"{base}.claimed.{os.getpid()}")
             try:
                 os.rename(f, mine)
             except FileNotFoundError:
@@ -59,7 +82,7 @@ class _Unpublished:
                 segs = [Changes.from_dict(x) for x in d["segments"]]
                 reports = [str(r) for r in d["reports"]]
             except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
-                bad = f.with_name(f.name + ".unreadable")
+                bad = f.with_name(base + ".unreadable")
                 os.replace(mine, bad)
                 log.error("DNC replication: %s unreadable (%s): moved to %s", f, e, bad)
                 continue
@@ -67,7 +90,7 @@ class _Unpublished:
             self.out_reports.extendleft(reversed(reports))
             self._bound_reports()
             n += sum(len(c) for c in segs)
-            mine.unlink()
+            self._claimed.append(mine)
             log.info("DNC replication: %d numbers and %d reports a stop could not publish are published now (%s)",
                      sum(len(c) for c in segs), len(reports), f.name)
         if n or self.out_reports:
