@@ -194,9 +194,10 @@ if __name__ == "__main__":
 from engine.sip_screen import fastpath  # noqa: E402
 
 OUR = tuple(f"SIP/2.0/{t} 127.0.0.1:5060;branch=z9hG4bKtf".encode() for t in ("UDP", "TCP"))
+# (a next Via over TCP is never decided by a fast path: the full path picks the connection, RFC 3261 §18.2.2)
 RESPONSES = [s for s in SEEDS if s.startswith(b"SIP/")] + [
     b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123;rport\r\n"
-    b"v: SIP/2.0/TCP [::1]:5080;branch=z9hG4bK1;received=::1;rport=5081, SIP/2.0/UDP 10.0.0.9\r\n"
+    b"v: SIP/2.0/UDP [::1]:5080;branch=z9hG4bK1;received=::1;rport=5081, SIP/2.0/UDP 10.0.0.9\r\n"
     b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\nCall-ID:  c9 \r\nCSEQ: 1  invite \r\n"
     b"Content-Length: 4\r\n\r\nv=0\n",
     b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtf0123456789abcdef0123\r\n"

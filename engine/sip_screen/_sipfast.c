@@ -7,7 +7,8 @@
  * in its plain form. It returns the same values as the Python function: the tuple
  * (bytes to send, (host, port, TRANSPORT), b"Call-ID CSeq-number" of a final response to an
  * INVITE or b""), or () for
- * "not ours". Whenever anything is less than plain it returns None, which means "undecided":
+ * "not ours". A response bound for a TCP Via is undecided too (fastpath.py: the full path picks its
+ * connection). Whenever anything is less than plain it returns None, which means "undecided":
  * the caller then runs the Python function, which decides (itself possibly deferring to the full
  * parse). So this code can only ever agree with the Python path; tests/test_sip_fuzz.py checks
  * that on mutated messages.
@@ -331,6 +332,10 @@ static PyObject *relay_response(PyObject *self, PyObject *args) {
     PyObject *dest = NULL;
     int r = next_hop(nx, nxl, &dest);
     if (r <= 0) { Py_DECREF(out); goto done_or_undecided_nh; }
+    if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(dest, 2), "TCP") == 0) {
+        Py_DECREF(out); Py_DECREF(dest);        /* RFC 3261 §18.2.2: the connection is the full path's choice */
+        goto undecided;
+    }
     char key[MAX_FAST_RESPONSE + 2];
     Py_ssize_t keyl = 0;
     if (d[8] != '1' && cseq >= 0 && callid >= 0) {          /* a final response to an INVITE */

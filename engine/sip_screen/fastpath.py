@@ -7,7 +7,9 @@ only when the head is plainly well-formed: CRLF line ends, no folded lines, no q
 in the Vias, exactly one Content-Length equal to the body length, and a top Via that is byte
 for byte what we wrote (`SIP/2.0/UDP host:port;branch=z9hG4bKtf`). Anything else returns
 `FULL_PARSE`, and the caller parses the message completely, so this path can only ever agree
-with the full one. The body is never touched.
+with the full one. A response bound for a TCP Via is left to the full path too: which connection it
+goes on (the request's, named in our Via, or one to the sent-by port) is decided there, once
+(forwarding.py). The body is never touched.
 """
 from __future__ import annotations
 
@@ -91,6 +93,8 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
     dest = next_hop(nxt_raw)
     if dest is None:
         return NOT_OURS
+    if dest[2] == "TCP":
+        return FULL_PARSE                                     # §18.2.2: which connection is the full path's (forwarding.py)
     invite_final = b""
     if data[8:9] != b"1":
         cseq = _CSEQ.search(head)

@@ -11,7 +11,21 @@ requests go to it over UDP directly for UDP_ONLY_MEMORY seconds. Towards a TCP d
 with no connection yet, one connect is under way at a time; what is sent meanwhile waits behind
 it (at most TCP_QUEUE messages) and is written, or failed, when the connect ends. What goes on a
 stream always carries Content-Length (§18.3: a UDP message may lack it; a stream cannot be framed
-without it).
+without it). Where an INVITE left for -- address, port and the transport it took, TCP when §18.1.1 chose
+it -- is remembered in `invites` under the key its CANCEL and non-2xx ACK share with it (its branch and
+Call-ID); those, and its retransmissions, are sent there as they are (`fixed`: no transport chosen
+again), so a reload of the next hop or a large INVITE's move to TCP does not split a transaction
+between two hops or two transports. One of them waiting behind a TCP connect that fails follows its
+INVITE to UDP when the INVITE fell back.
+
+Responses over TCP (§18.2.2): a request that came in on a TCP connection carries the connection's
+id in our Via (`;i=`, as Kamailio and OpenSIPS write theirs); its response goes back on that
+connection while it is open (and still to the address the next Via names), else on a connection
+(ours or new) to `received` and the sent-by port. rport is not used on TCP: it is for unreliable
+transports (RFC 3581 §4), and a port the UAC's connection came from is dead once that connection
+is. The screen stamps rport only on a Via that asked for it, so nothing else points a response at
+such a port. A response bound for a TCP Via is relayed by the full path only (the fast paths leave
+it, fastpath.py), where this rule lives once.
 
 Responses are relayed by their Vias whoever sends them (§16.7), but only a final response from
 where the call's INVITE went is believed (`_invite_final`): it alone answers the call (the
@@ -33,7 +47,7 @@ import logging
 import time
 
 from .codec import SipMessage, SipParseError, make_response, parse_via
-from .recent import ack_key, digest
+from .recent import digest
 from .settings import BRANCH_PREFIX, TRANSPORTS, permitted_ranges
 from .transport import TcpConnection
 
@@ -73,32 +87,52 @@ class Forwarding:
         log.warning(fmt, *args)
         self.warned[kind] = (now, 0)
 
-    def _forward(self, msg, dest, branch, back):
-        """Send with our Via on top; `back` = (transport, source, connection) the request came by."""
+    def _forward(self, msg, dest, branch, back, key=None, fixed=False):
+        """Send with our Via on top; `back` = (transport, source, connection) the request came by.
+        `key`: the ack_key of the INVITE transaction an INVITE, CANCEL or ACK belongs to (an INVITE is
+        remembered under it); `fixed`: `dest` is where that INVITE went, transport included."""
         host, port, out = dest
+        conn = back[2] if back[0] == "TCP" else None
+        remember = False                                # an INVITE: where it went is kept under `key`
         if msg.method == "INVITE" and len(host) <= 64:  # (hosts are addresses: <= 64 bounds the entries)
-            call_id = msg.first_values().get("call-id") or ""
-            if msg.vias and "branch" in msg.vias[0].params:
-                # §17.1.1.3: where its non-2xx ACK must go
-                self.invites.put(ack_key(msg.vias[0].params["branch"], call_id), (branch, dest))
+            remember = key is not None
             if self.answered:                           # only the answer from there answers the call
-                k = digest(call_id)
+                k = digest(msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:
                     self.answered.put(k, (ent[0], None, ent[2], self._resolve(host)))
-        data = self._with_via(msg, out, branch)
-        if msg.method == "ACK":                         # never answered: nothing to do on failure
-            return self._send(data, (host, port), out)
-        if out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic():
+        data = self._with_via(msg, out, branch, conn)
+        if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic() \
+                and msg.method != "ACK":
             # §18.1.1: TCP first; UDP if the TCP attempt fails (and for a while after, for that hop)
             def refused(why):
                 if len(self.udp_only) >= 4096:
                     self.udp_only.clear()
                 self.udp_only[(host, port)] = time.monotonic() + UDP_ONLY_MEMORY
-                self._send(self._with_via(msg, "UDP", branch), (host, port), "UDP",
+                if remember:
+                    self.invites.put(key, (branch, (host, port, "UDP")))
+                self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP",
                            on_fail=lambda w: self._forward_failed(msg, back, w))
-            return self._send(self._with_via(msg, "TCP", branch), (host, port), "TCP", on_fail=refused)
-        self._send(data, (host, port), out, on_fail=lambda why: self._forward_failed(msg, back, why))
+            if remember:
+                self.invites.put(key, (branch, (host, port, "TCP")))
+            return self._send(self._with_via(msg, "TCP", branch, conn), (host, port), "TCP", on_fail=refused)
+        if remember:
+            self.invites.put(key, (branch, dest))
+        if msg.method == "ACK":                         # never answered: nothing to do on failure
+            on_fail = None
+        else:
+            on_fail = lambda why: self._forward_failed(msg, back, why)     # noqa: E731
+        if fixed and out == "TCP" and key is not None:
+            failed = on_fail
+
+            def on_fail(why):
+                # it waited behind its INVITE's connect: if that failed and the INVITE went over UDP, so does this
+                went = self.invites.get(key)
+                if went is not None and went[1][2] == "UDP":
+                    return self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP", on_fail=failed)
+                if failed:
+                    failed(why)
+        self._send(data, (host, port), out, on_fail=on_fail)
 
     def _forward_failed(self, msg, back, why):
         if msg.our_via:
@@ -106,10 +140,15 @@ class Forwarding:
             msg.our_via = False
         self._fail(msg, *back, why)
 
-    def _with_via(self, msg, transport, branch) -> bytes:
+    def _with_via(self, msg, transport, branch, conn=None) -> bytes:
+        """msg with our Via on top; `conn`: the TCP connection it came in on, named in our Via
+        (`;i=`) so its responses come back on it (§18.2.2)."""
         if msg.our_via:
             msg.pop_first_value("Via")
-        msg.insert_before_first("Via", f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch};rport")
+        via = f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch};rport"
+        if conn is not None:
+            via += f";i={conn.id:x}"
+        msg.insert_before_first("Via", via)
         msg.our_via = True
         return self._wire(msg, transport)
 
@@ -139,7 +178,8 @@ class Forwarding:
             call_id = msg.get("call-id") or ""
             self._invite_final(str(msg.status), f"{call_id.strip(' ')} {cseq.split(None, 1)[0]}", call_id, src)
         nxt = parse_via(vias[1])
-        self._send_response(self._wire(msg, nxt.transport if nxt.transport in TRANSPORTS else "UDP"), nxt)
+        self._send_response(self._wire(msg, nxt.transport if nxt.transport in TRANSPORTS else "UDP"), nxt,
+                            top.params.get("i"))
 
     def _relay(self, r, src):
         if not r:
@@ -197,31 +237,54 @@ class Forwarding:
         if status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
             self._final(str(status), f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0]}")
 
-    def _send_response(self, data, nxt):
+    def _send_response(self, data, nxt, conn_id=None):
+        """Send a response by its next Via `nxt`; `conn_id`: our Via's `;i=`, the TCP connection its
+        request came in on (theory of operation above)."""
         host = nxt.params.get("received") or nxt.host
+        if nxt.transport == "TCP":
+            # §18.2.2: the request's connection while it is open, else one to `received` and the sent-by port
+            conn = self._connection(conn_id, host)
+            if conn is not None:
+                conn.send(data)                         # False: the peer leaves WRITE_MAX unread (counted)
+                return
+            return self._send(data, (host, nxt.port or 5060), "TCP")
         rport = nxt.params.get("rport", "")
         port = int(rport) if rport else (nxt.port or 5060)          # parse_via checked it is a port
         self._send(data, (host, port), nxt.transport if nxt.transport in TRANSPORTS else "UDP")
+
+    def _connection(self, conn_id, host):
+        """The open TCP connection named `conn_id` (hex, our Via's `;i=`), if it is from `host`: an
+        id a peer made up cannot put a response on someone else's connection."""
+        if not conn_id or len(conn_id) > 16:
+            return None
+        try:
+            conn = self.tcp_ids.get(int(conn_id, 16))
+        except ValueError:
+            return None
+        if conn is None or not conn.is_open() or not same_host(host, conn.peer[0]):
+            return None
+        return conn
 
     def _reply(self, req, resp: SipMessage, transport, src, conn):
         """Send a response we generated: §18.2.2 / RFC 3581, i.e. back where the request came from."""
         data = resp.to_bytes()
         if req.method == "INVITE":
             self._final_of(req, resp.status)
-        if transport == "TCP" and conn is not None:
-            conn.send(data)
+        if transport == "TCP" and conn is not None and conn.is_open():
+            conn.send(data)                             # False: the peer leaves WRITE_MAX unread (counted)
             return
         dest = src
         if req.get("via") is not None:
             try:
                 # §18.2.2: the source address (what `received` says) and the sent-by port, as
-                # _send_response does; with rport (RFC 3581 §4) the source port
+                # _send_response does; with rport (RFC 3581 §4) the source port, over UDP only
                 v = parse_via(req.values("via")[0])
-                if "rport" not in v.params:
+                if "rport" not in v.params or transport == "TCP":
                     dest = (src[0], v.port or 5060)
             except SipParseError:
                 pass
-        self._send(data, dest, "UDP")
+        # over TCP: the request's connection has closed, so a new one (or ours) to the sent-by port
+        self._send(data, dest, "TCP" if transport == "TCP" else "UDP")
 
     def _fail(self, msg, transport, src, conn, why):
         self.stats["forward_failed"] += 1
@@ -262,13 +325,16 @@ class Forwarding:
         if transport == "TCP":
             key = (host, dest[1])
             c = self.tcp_conns.get(key)
-            if c is not None and not c.transport.is_closing():
-                c.send(data)
+            if c is not None and c.is_open():
+                if not c.send(data) and on_fail:
+                    on_fail("the TCP peer is not reading what we write")
                 return
             waiting = self.tcp_connecting.get(key)
             if waiting is None:                         # one connect per destination; the rest wait
                 self.tcp_connecting[key] = [(data, on_fail)]
-                asyncio.get_running_loop().create_task(self._tcp_connect(host, dest[1]))
+                task = asyncio.get_running_loop().create_task(self._tcp_connect(host, dest[1]))
+                self.tcp_connects.add(task)
+                task.add_done_callback(self.tcp_connects.discard)
             elif len(waiting) < TCP_QUEUE:
                 waiting.append((data, on_fail))
             elif on_fail:
@@ -298,5 +364,6 @@ class Forwarding:
         except BaseException:
             self.tcp_connecting.pop((host, port), None)     # cancelled (stop): nothing waits forever
             raise
-        for data, _ in self.tcp_connecting.pop((host, port), ()):
-            proto.send(data)
+        for data, on_fail in self.tcp_connecting.pop((host, port), ()):
+            if not proto.send(data) and on_fail:
+                on_fail("the TCP connection closed or is not reading what we write")

@@ -47,7 +47,7 @@ class Routing:
             return None                                 # TLS, SCTP, WS: not offered by this screen
         return u.host, u.port or 5060, t
 
-    def _stamp_received(self, msg, src, transport) -> str:
+    def _stamp_received(self, msg, src) -> str:
         """Add received / rport to the top Via; return the new top Via value."""
         for h in msg.headers:
             if h[2] == "via":
@@ -57,9 +57,9 @@ class Routing:
                 if via.host != src[0].lower() and "received" not in via.params:
                     add += f";received={src[0]}"
                 if "rport" in via.params and not via.params["rport"]:
+                    # RFC 3581 §4: only on request. (Over TCP the connection to answer on is named in
+                    # our own Via, forwarding.py: a port stamped here would outlive the connection.)
                     first = _BARE_RPORT.sub(lambda m: f"{m.group(1)}={src[1]}", first, count=1)
-                elif transport == "TCP" and "rport" not in via.params:
-                    add += f";rport={src[1]}"           # the connection to answer on
                 first += add
                 h[1] = ", ".join([first, *rest]) if rest else first
                 return first

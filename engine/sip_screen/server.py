@@ -18,9 +18,13 @@ the Request-URI; over the transport that URI names, UDP when it names none (TCP 
 message over 1300 bytes, §18.1.1, falling back to UDP when refused). A request we cannot
 forward (destination refused, unreachable, not permitted) is answered 503 (§16.9, RFC 3261
 §21.5.4), never dropped in silence. Responses go back by the next Via, to `received`/`rport`
-(§18.2.2, RFC 3581), through the byte-level fast path when it applies (fastpath.py), whoever
-sends them; but a call is answered only by a 200 from the address its INVITE went to
-(forwarding.py). ACKs to our own rejections are absorbed (we put our tag in To). Nothing is
+(§18.2.2, RFC 3581) -- over TCP on the connection the request came in on while it is open, else a new
+one to `received` and the sent-by port --, through the byte-level fast path when it applies (fastpath.py),
+whoever sends them; but a call is answered only by a 200 from the address its INVITE went to
+(forwarding.py). Where each INVITE went (address, port, transport) is remembered (`invites`,
+bounded): its CANCEL, the ACK of its non-2xx final and its retransmissions go there, whatever the
+next hop is by then (a `ctl reload sip` that changed it, §9.1, §17.1.1.3) and over the transport it
+took (TCP for one over 1300 bytes, §18.1.1). ACKs to our own rejections are absorbed (we put our tag in To). Nothing is
 ever sent outside the configured networks. The verdict log is written after the verdict is taken and can never
 change what happens to the call.
 """
@@ -42,11 +46,12 @@ from .routing import Routing
 from .screening import VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
-from .transport import TcpConnection, UdpEndpoint
+from .transport import WRITE_STALLED, TcpConnection, TcpRounds, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
+INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
 ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
-INVITES = 65_536                # forwarded INVITEs whose branch and destination a non-2xx ACK reuses
+INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
 class SipScreen(Forwarding, Screening, Routing):
@@ -63,23 +68,28 @@ class SipScreen(Forwarding, Screening, Routing):
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}
+        self.tcp_ids: dict = {}                             # TcpConnection.id -> connection, while it is open
+        self.tcp_rounds = TcpRounds(self)                   # the one scheduler of TCP work (transport.py)
         # (host, port) -> [(bytes, on_fail)] waiting for the one connect under way to that
         # destination: each list ends within TCP_CONNECT seconds and holds at most TCP_QUEUE
         self.tcp_connecting: dict = {}
+        self.tcp_connects: set = set()                      # the connect tasks under way (stop() cancels them)
         self.tcp_per_source: dict = {}
         self.tcp_inbound = 0
         # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to)
         self.answered = Recent(ANSWERED)
         self._answer_ranges = (None, [])                   # (settings, answer_networks ranges)
-        # ack_key(INVITE's top branch, Call-ID) -> (our branch, destination) of the INVITEs we
-        # forwarded: the ACK of a non-2xx final goes the same way (§17.1.1.3). No age limit: the
-        # key holds the UAC's branch, unique per transaction, so an old entry never matches wrongly
+        # ack_key(INVITE's top branch, Call-ID) -> (our branch, (host, port, TRANSPORT it left by)) of
+        # the INVITEs we forwarded: its CANCEL (§9.1), the ACK of its non-2xx final (§17.1.1.3) and
+        # its retransmissions go the same way, which they share the key with. No age limit: the key
+        # holds the UAC's branch, unique per transaction, so an old entry never matches wrongly
         self.invites = Recent(INVITES)
         self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)    # digest(Call-ID, From tag) -> Decision
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
-                      "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0}
+                      "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
+                      "tcp_write_stalled": 0, "tcp_write_dropped": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
@@ -130,8 +140,14 @@ class SipScreen(Forwarding, Screening, Routing):
             self._sweeper.cancel()
         if self.udp:
             self.udp.close()
+        self.tcp_rounds.ready.clear()                       # what waits is not handled after the stop
         for c in list(self.tcp_conns.values()):
+            c.discard = True
             c.transport.close()
+        connects = list(self.tcp_connects)
+        for t in connects:
+            t.cancel()
+        await asyncio.gather(*connects, return_exceptions=True)
         if self.tcp_server:
             self.tcp_server.close()
             await self.tcp_server.wait_closed()
@@ -176,9 +192,9 @@ class SipScreen(Forwarding, Screening, Routing):
         for c in list(self.tcp_conns.values()):
             why = c.expired(now)
             if why:
-                self.stats["tcp_timed_out"] += 1
-                log.info("closing TCP connection from %s:%s: %s", c.peer[0], c.peer[1], why)
-                c.transport.abort()
+                self.stats["tcp_write_stalled" if why is WRITE_STALLED else "tcp_timed_out"] += 1
+                log.info("closing TCP connection with %s:%s: %s", c.peer[0], c.peer[1], why)
+                c.abort()
 
     # ------------------------------------------------------------ input
     def on_datagram(self, data, addr):
@@ -266,7 +282,7 @@ class SipScreen(Forwarding, Screening, Routing):
         if msg.method == "BYE":
             self._call_ended(call_id)
         # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
-        top = self._stamp_received(msg, src, transport)
+        top = self._stamp_received(msg, src)
         mf = first.get("max-forwards")                      # not edited yet (the Via only was)
         mf = mf.strip() if mf is not None else None
         if mf is not None and not (mf.isascii() and mf.isdigit() and len(mf) <= 10):
@@ -298,10 +314,15 @@ class SipScreen(Forwarding, Screening, Routing):
                 if b == self._branch(key, base):
                     return self._reply(msg, make_response(msg, 482, None, self._tag(msg)), transport, src, conn)
         dest = self._destination(msg, to_tag)
-        if msg.method == "ACK" and "branch" in vias[0].params:
-            # §17.1.1.3: the ACK of a non-2xx final has its INVITE's branch and goes where it went
-            # (hop by hop); an ACK of a 2xx is a new transaction and matches no INVITE
-            branch, dest = self.invites.get(ack_key(vias[0].params["branch"], call_id), default=(branch, dest))
+        key, went = None, None
+        if msg.method in INVITE_TRANSACTION and "branch" in vias[0].params:
+            # where this INVITE transaction's INVITE went, if it did: a retransmission of the INVITE, its
+            # CANCEL (§9.1) and the ACK of its non-2xx final (§17.1.1.3) share its branch and go there,
+            # over the same transport, hop by hop (an ACK of a 2xx is a new transaction and matches none)
+            key = ack_key(vias[0].params["branch"], call_id)
+            went = self.invites.d.get(key)                  # (Recent.get without its two calls: no ttl here)
+            if went is not None:
+                branch, dest = went = went[1]
         if dest is None:
             return self._fail(msg, transport, src, conn, "no usable destination")
         # An INVITE is judged unless it is a re-INVITE of a call this screen let through and saw
@@ -312,8 +333,8 @@ class SipScreen(Forwarding, Screening, Routing):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1
             return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
-                                                                                conn, replay))
-        self._forward(msg, dest, branch, (transport, src, conn))
+                                                                                conn, replay, key, went is not None))
+        self._forward(msg, dest, branch, (transport, src, conn), key, went is not None)
 
     def _dialog_answered(self, msg, call_id: str, first) -> bool:
         """A re-INVITE of a call this screen judged and let through and whose 200 it relayed from where the
@@ -326,16 +347,17 @@ class SipScreen(Forwarding, Screening, Routing):
         frm, to = first.get("from"), first.get("to")
         return ent[2] in (dialog_parties(msg, frm, to), dialog_parties(msg, to, frm))
 
-    def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False):
+    def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False, key=None, fixed=False):
         """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:
-        the call's decision given again to a copy of its INVITE (counted once, at the first)."""
+        the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
+        `fixed`: as _forward's."""
         if d.action is Action.DROP:
             return self._reject(msg, d, transport, src, conn, replay)
         if d.action is Action.TAG:
             self._tag_request(msg, d, replay)
         if self.s.record_route:
             msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
-        self._forward(msg, dest, branch, (transport, src, conn))
+        self._forward(msg, dest, branch, (transport, src, conn), key, fixed)
 
     def _in_dialog(self, r, data, src):
         """Forward an in-dialog request the fast path has checked and edited (fastpath.py). An ACK

@@ -33,8 +33,9 @@ class SipSettings:
     tcp_incomplete_timeout: float = 10.0    # seconds a started message may stay unfinished
     max_tcp_connections: int = 1000         # inbound TCP connections in all
     max_tcp_per_source: int = 50            # inbound TCP connections from one IP address
-    # fairness with the SMPP proxy on the same event loop: TCP messages (or time) per loop round
-    # (UDP: one datagram per round, see transport.py)
+    # fairness with the SMPP proxy on the same event loop (transport.py: TcpRounds): per loop round, at
+    # most batch_messages messages of one TCP connection, and batch_seconds of TCP work for all the
+    # connections together (UDP: a batch of datagrams per round, see transport.py)
     batch_messages: int = 32
     batch_seconds: float = 0.005
     queue_datagrams: int = 4096             # UDP receive buffer: room for this many 2 KB datagrams (kernel-capped)
