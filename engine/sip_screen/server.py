@@ -9,7 +9,8 @@ prefixes the display name; everything else is forwarded: Max-Forwards decremente
 483), our Via added with a branch computed from the request as §16.11 describes (so a
 retransmission gets the same branch and a loop is detectable: 482, checked in one pass over
 the Vias), the top Route removed when it is us. The parts live in their own modules:
-fastpath.py (responses and in-dialog requests as byte edits), screening.py (the verdict),
+fastpath.py (responses and in-dialog requests as byte edits), screening.py (the verdict), bounds.py
+(what one peer may cost: TCP caps, the sweeper),
 forwarding.py (sending, 503 on failure), transport.py (UDP rounds, TCP bounds), _sippump.h
 (the C pump that reads the UDP socket and relays what the fast path proves plain without
 entering Python; INVITEs and the rest reach `on_datagram` below). Where a request goes (§16.6 step 6-7, RFC
@@ -46,7 +47,8 @@ from .routing import Routing
 from .screening import VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
-from .transport import WRITE_STALLED, TcpConnection, TcpRounds, UdpEndpoint
+from .bounds import TransportBounds
+from .transport import TcpConnection, TcpRounds, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
 INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
@@ -54,7 +56,7 @@ ANSWERED = 200_000              # calls whose answer time is kept (for their dur
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Forwarding, Screening, Routing):
+class SipScreen(Forwarding, Screening, Routing, TransportBounds):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -151,50 +153,6 @@ class SipScreen(Forwarding, Screening, Routing):
         if self.tcp_server:
             self.tcp_server.close()
             await self.tcp_server.wait_closed()
-
-    # ------------------------------------------------------------ TCP bounds
-    def tcp_admit(self, conn) -> bool:
-        ip = conn.peer[0]
-        n = self.tcp_per_source.get(ip, 0)
-        if self.tcp_inbound >= self.s.max_tcp_connections or n >= self.s.max_tcp_per_source:
-            self.stats["tcp_refused"] += 1
-            return False
-        self.tcp_per_source[ip] = n + 1
-        self.tcp_inbound += 1
-        conn.counted = True
-        return True
-
-    def tcp_release(self, conn):
-        ip = conn.peer[0]
-        n = self.tcp_per_source.get(ip, 1) - 1
-        if n <= 0:
-            self.tcp_per_source.pop(ip, None)
-        else:
-            self.tcp_per_source[ip] = n
-        self.tcp_inbound -= 1
-        conn.counted = False
-
-    async def _sweep(self):
-        while True:
-            await asyncio.sleep(min(1.0, self.s.tcp_incomplete_timeout / 2, self.s.tcp_idle_timeout / 2))
-            self.sweep_tcp(time.monotonic())
-            self.count_udp_drops()
-
-    def count_udp_drops(self):
-        """Datagrams the kernel dropped since the last look (receive buffer full: overload)."""
-        if isinstance(self.udp, UdpEndpoint):
-            drops = self.udp.kernel_drops()
-            if drops is not None and drops > self.udp.drops_seen:
-                self.stats["overload_dropped"] += drops - self.udp.drops_seen
-                self.udp.drops_seen = drops
-
-    def sweep_tcp(self, now: float):
-        for c in list(self.tcp_conns.values()):
-            why = c.expired(now)
-            if why:
-                self.stats["tcp_write_stalled" if why is WRITE_STALLED else "tcp_timed_out"] += 1
-                log.info("closing TCP connection with %s:%s: %s", c.peer[0], c.peer[1], why)
-                c.abort()
 
     # ------------------------------------------------------------ input
     def on_datagram(self, data, addr):
