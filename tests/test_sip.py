@@ -191,6 +191,8 @@ def test_parse_uri_takes_the_userinfo_up_to_the_last_at():
     assert (u.user, u.host, u.port) == ("02439998888", "example.net", None)
     u = parse_uri("sip:alice:secret@[::1]:5061;transport=tcp")
     assert (u.user, u.host, u.port, u.params) == ("alice", "::1", 5061, {"transport": "tcp"})
+    u = parse_uri("sip:0987000666@127.0.0.1;x=@127.0.0.1")        # a stray '@' never hides the number
+    assert (u.user, u.host) == ("0987000666", "127.0.0.1")
     u = parse_uri("sip:example.net;lr")
     assert (u.user, u.host, u.params) == ("", "example.net", {"lr": ""})
     assert parse_uri("tel:+84987000666;cpc=ordinary").user == "+84987000666"

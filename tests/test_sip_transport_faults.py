@@ -534,3 +534,65 @@ def test_what_waited_behind_a_failed_connect_follows_its_invite_to_udp(pipe):
         ("CANCEL", ("127.0.0.1", 5070), "UDP")]
     assert all(m.values("via")[0].startswith("SIP/2.0/UDP ") for m, _, _ in out)
     assert scr.stats["forward_failed"] == 0
+
+
+# ---------------------------------------------------------------- review of the transport commit
+def test_a_connection_we_closed_whose_peer_does_not_read_is_aborted_and_its_slot_freed(pipe):
+    """Closed for a parse error while queued (reading paused) with answers its peer never reads: close()
+    waits for the buffer to drain, which it never does; it used to hold its slot for ever."""
+    def req(i):
+        return invite(call_id=f"leak-{i}", max_forwards="0").replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP")
+    s = SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"], tcp_idle_timeout=1.0,
+                    tcp_incomplete_timeout=1.0, max_tcp_per_source=1)
+    with SipHarness(pipe, s) as h:
+        peer = socket.socket()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        peer.connect(("127.0.0.1", h.port))
+        i, end = 0, time.monotonic() + 10
+        while time.monotonic() < end:                  # answers the peer never reads, until we hold some
+            peer.sendall(b"".join(req(i + k) for k in range(200)))
+            i += 200
+            time.sleep(0.05)
+            if h.run(lambda: [c.transport.get_write_buffer_size() for c in h.screen.tcp_conns.values()]) != [0]:
+                break
+        peer.sendall(b"".join(req(10**6 + k) for k in range(40)) + b"this is not sip\r\n\r\n")
+        assert wait_for(lambda: h.screen.tcp_inbound == 0, 6)
+        c2 = socket.create_connection(("127.0.0.1", h.port), timeout=2)
+        c2.sendall(req(5))
+        assert c2.recv(30).startswith(b"SIP/2.0 483")
+        c2.close()
+        peer.close()
+
+
+def test_what_waits_for_a_connect_goes_before_what_comes_once_it_is_made(pipe, monkeypatch):
+    """A CANCEL handled between the outbound connection's connection_made and the connect's resumption
+    overtook its INVITE on the stream."""
+    hop = socket.socket()
+    hop.bind(("127.0.0.1", 0))
+    hop.listen(1)
+    hop.settimeout(3)
+    s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{hop.getsockname()[1]};transport=tcp",
+                    allow_networks=["127.0.0.0/8"])
+    inv = invite(call_id="order-1", via_port=5099)
+    with SipHarness(pipe, s) as h:
+        real = TcpConnection.connection_made
+
+        def made(self, tr):
+            real(self, tr)
+            if self.key is not None:
+                asyncio.get_running_loop().call_soon(h.screen.on_datagram, cancel_of(inv), ("127.0.0.1", 5099))
+        monkeypatch.setattr(TcpConnection, "connection_made", made)
+        h.run(h.screen.on_datagram, inv, ("127.0.0.1", 5099))
+        c, _ = hop.accept()
+        c.settimeout(2)
+        p, got, end = StreamParser(), [], time.monotonic() + 3
+        while len(got) < 2 and time.monotonic() < end:
+            try:
+                p.feed(c.recv(65535))
+            except socket.timeout:
+                break
+            while (m := p.next()) is not None:
+                got.append(m.method)
+        c.close()
+    hop.close()
+    assert got == ["INVITE", "CANCEL"]

@@ -324,12 +324,13 @@ class Forwarding:
             return
         if transport == "TCP":
             key = (host, dest[1])
+            waiting = self.tcp_connecting.get(key)
             c = self.tcp_conns.get(key)
-            if c is not None and c.is_open():
+            if waiting is None and c is not None and c.is_open():
+                # (while a connect is pending, even once its connection is made, what waits goes first)
                 if not c.send(data) and on_fail:
                     on_fail("the TCP peer is not reading what we write")
                 return
-            waiting = self.tcp_connecting.get(key)
             if waiting is None:                         # one connect per destination; the rest wait
                 self.tcp_connecting[key] = [(data, on_fail)]
                 task = asyncio.get_running_loop().create_task(self._tcp_connect(host, dest[1]))

@@ -191,10 +191,11 @@ def parse_uri(uri: str) -> SipUri:
     user = ""
     rest = rest.split("?", 1)[0]            # ?headers (a Replaces value may hold an unescaped '@' in practice)
     if "@" in rest:
-        # the userinfo ends at the last '@' (none may follow: host and uri-parameters have no '@'); it may
-        # hold ';' itself: a telephone-subscriber's own parameters
-        # (sip:+842439998888;npdi;rn=+84243@host;user=phone, RFC 3261 §19.1.1 / RFC 3966)
-        userinfo, _, rest = rest.rpartition("@")
+        # the userinfo ends at the first '@' (RFC 3261 §25.1: none in a user part); it may hold ';' itself: a
+        # telephone-subscriber's own parameters (sip:+842439998888;npdi;rn=+84243@host;user=phone, §19.1.1,
+        # RFC 3966). A stray '@' further on (sip:0987000666@h;x=@h) is the parameters' problem, never the
+        # number's: the caller is still the number before it.
+        userinfo, _, rest = rest.partition("@")
         user = userinfo.split(":", 1)[0].partition(";")[0]      # the number, without password or parameters
     hostpart, _, params = rest.partition(";")
     host, port = hostpart, None

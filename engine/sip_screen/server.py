@@ -270,6 +270,9 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                 below = vias[i + 1] if i + 1 < len(vias) else None
                 key = "" if below is None else (below.params["branch"] if "branch" in below.params else below.raw)
                 if b == self._branch(key, base):
+                    if msg.method == "ACK":             # never answered (§17.1.1.3): dropped, counted
+                        self.stats["loop_detected_ack"] += 1
+                        return
                     return self._reply(msg, make_response(msg, 482, None, self._tag(msg)), transport, src, conn)
         dest = self._destination(msg, to_tag)
         key, went = None, None

@@ -30,7 +30,9 @@ buffer is over WRITE_HIGH is not read (asyncio's pause_writing) until it drains,
 does not read its answers cannot make us queue answers to what it keeps sending; nothing is
 queued beyond WRITE_MAX bytes for one peer (the message is not written, counted as
 `tcp_write_dropped`; a forward then fails like any other, 503), and a peer that leaves our writes
-unread for WRITE_STALL seconds is closed (`tcp_write_stalled`). Outbound connections to a next hop
+unread for WRITE_STALL seconds (no byte of them read: a slow reader's clock restarts whenever the
+sweeper sees bytes of them gone to the peer) is closed (`tcp_write_stalled`); one we closed for an error whose
+peer does not read the rest is aborted after `tcp_incomplete_timeout`. Outbound connections to a next hop
 alike. Inbound TCP connections are capped in total and per source address; a sweeper closes
 connections idle for `tcp_idle_timeout` or holding an unfinished message for
 `tcp_incomplete_timeout` (those two clocks stop while we do not read the connection: that is not
@@ -257,6 +259,9 @@ class TcpConnection(asyncio.Protocol):
         self.queued = False                 # in the scheduler's ready queue (not read meanwhile)
         self.reading = True                 # as we last told the transport
         self.write_paused_at = None         # since when the peer has not read what we write (monotonic)
+        self.sent = 0                       # bytes handed to the transport in all
+        self.drained_seen = 0               # of them, gone to the peer at the sweeper's last look
+        self.closing_since = None           # when we closed it (it goes once its write buffer drains)
         self.discard = False                # closed by us for an error: what it sent is not handled
         self.last_rx = self.partial_since = None
 
@@ -334,6 +339,7 @@ class TcpConnection(asyncio.Protocol):
     # asyncio calls these at the write buffer's water marks (WRITE_HIGH, a quarter of it)
     def pause_writing(self):
         self.write_paused_at = time.monotonic()
+        self.drained_seen = self.sent - (self.transport.get_write_buffer_size() if self.transport is not None else 0)
         self.update_reading()
 
     def resume_writing(self):
@@ -342,7 +348,9 @@ class TcpConnection(asyncio.Protocol):
 
     def close(self):
         self.discard = True
-        self.transport.close()
+        if self.closing_since is None:
+            self.closing_since = time.monotonic()
+        self.transport.close()              # (after its write buffer drains: bounded by `expired`)
 
     def abort(self):
         self.discard = True
@@ -353,8 +361,15 @@ class TcpConnection(asyncio.Protocol):
 
     def expired(self, now: float) -> str | None:
         s = self.screen.s
-        if self.write_paused_at is not None and now - self.write_paused_at > WRITE_STALL:
-            return WRITE_STALLED
+        if self.closing_since is not None and now - self.closing_since > s.tcp_incomplete_timeout:
+            return "closed by us, its peer not reading the rest"       # close() waits for the buffer to drain
+        if self.write_paused_at is not None:
+            drained = self.sent - (self.transport.get_write_buffer_size() if self.transport is not None else 0)
+            if drained > self.drained_seen:
+                self.write_paused_at = now  # it reads, if slowly: the clock starts again
+            self.drained_seen = drained
+            if now - self.write_paused_at > WRITE_STALL:
+                return WRITE_STALLED
         if not self.reading:
             return None                     # we are not reading: neither clock is the peer's doing
         if self.partial_since is not None and now - self.partial_since > s.tcp_incomplete_timeout:
@@ -373,4 +388,5 @@ class TcpConnection(asyncio.Protocol):
             self.screen.stats["tcp_write_dropped"] += 1
             return False
         t.write(data)
+        self.sent += len(data)
         return True
