@@ -321,7 +321,8 @@ REQUESTS = [s for s in SEEDS if not s.startswith(b"SIP/")] + [
     b"BYE sip:[::1]:5070;Transport=TCP;x SIP/2.0\r\nMax-Forwards:  09 \r\nv: SIP/2.0/TCP [::1]:5080;rport;branch=z9hG4bK9\r\n"
     b"v: SIP/2.0/UDP 10.0.0.1\r\nt: <sips:b@h>; TAG=t1 ;x\r\nf: tok en <sip:a@h>;tag=f1\r\ni: c2\r\nCSeq: 0007 BYE\r\n"
     b"m: *\r\nl: 3\r\n\r\nabc",
-    b"INFO sip:a@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.3:5062;received=10.0.0.4;branch=z9hG4bKq;rport=9\r\n"
+    # (a received or an rport value the sender wrote itself goes to the full path, which overwrites it)
+    b"INFO sip:a@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.3:5062;x-r=10.0.0.4;branch=z9hG4bKq;rport\r\n"
     b"To: <sip:a@h>;tag=t\r\nFrom: <sip:b@h>\r\nCall-ID: c3\r\nCSeq: 4 INFO\r\nMax-Forwards: 1\r\nContent-Length: 0\r\n\r\n",
 ]
 

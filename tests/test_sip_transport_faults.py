@@ -596,3 +596,28 @@ def test_what_waits_for_a_connect_goes_before_what_comes_once_it_is_made(pipe, m
         c.close()
     hop.close()
     assert got == ["INVITE", "CANCEL"]
+
+
+@pytest.mark.parametrize("way", ["python", "c"])
+def test_a_received_or_rport_the_sender_wrote_itself_is_overwritten(pipe, monkeypatch, way):
+    """RFC 3261 §18.2.1 / RFC 3581 §4: the server sets them from the packet's source. One the sender wrote
+    (received=127.0.0.99, rport=6000) used to be kept: responses went wherever the sender named."""
+    from .sip_helpers import offline_screen
+    if way == "python":
+        monkeypatch.setattr(fastpath, "_c_in_dialog", None)
+    scr = offline_screen(pipe)
+    inv = invite(call_id="rcv-1").replace(b";rport\r\n", b";received=127.0.0.99;rport=6000\r\n")
+    scr.on_datagram(inv, UAC)
+    (d, _a), = scr.udp.out
+    scr.udp.out.clear()
+    fwd = parse_datagram(d)
+    assert fwd.values("via")[1].endswith(";received=127.0.0.1;rport=5080")
+    scr.on_datagram(make_response(fwd, 180, None, to_tag="x").to_bytes(), UAS)
+    assert scr.udp.out[0][1] == UAC
+    scr.udp.out.clear()
+    bye = (b"BYE sip:0912345678@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKb1;"
+           b"received=127.0.0.99;rport=6000\r\nMax-Forwards: 70\r\nFrom: <sip:0901234567@127.0.0.1>;tag=a\r\n"
+           b"To: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: rcv-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
+    scr.on_datagram(bye, UAC)
+    (d, _a), = scr.udp.out
+    assert parse_datagram(d).values("via")[1].endswith(";received=127.0.0.1;rport=5080")

@@ -319,7 +319,7 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
         q = e;
     }
     if (br0 < 0) goto undecided;
-    (void)has_rport_val;
+    if (has_received || has_rport_val) goto undecided;      /* the sender wrote its own: Python overwrites it */
     if (!all_ascii(v + br0, br1 - br0)) goto undecided;
     /* the stamped Via: rport=<source port> for a bare rport, received=<source> if the host differs */
     char add[96];

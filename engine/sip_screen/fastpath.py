@@ -290,8 +290,8 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     keys = [k.lower() for k in raw_keys]
     if len(set(keys)) != len(keys):
         return FULL_PARSE                                     # a repeated parameter: the last one counts there
-    if any(p.strip(b" \t").lower() == b"received" for p in params.split(b";")[1:]):
-        return FULL_PARSE                                     # a bare received: the full path decides how to stamp
+    if b"received" in keys or _RPORT.search(params) is not None:
+        return FULL_PARSE                                     # the sender wrote its own: the full path overwrites it
     if b"rport" in keys and b"rport" not in raw_keys:
         return FULL_PARSE                                     # RPORT in another case: the full path stamps it
     add = b""

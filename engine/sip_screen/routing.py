@@ -18,6 +18,9 @@ except ImportError:
 
 # the value-less rport parameter of a Via (RFC 3581 §4), not a longer name that starts with it
 _BARE_RPORT = re.compile(r"(;[ \t]*rport)[ \t]*(?=;|$)", re.I)
+# a received / rport value the sender wrote in its own Via (overwritten: _stamp_received)
+_RECEIVED = re.compile(r"(;[ \t]*received)[ \t]*=[ \t]*[^;,\s]*", re.I)
+_RPORT_VALUE = re.compile(r"(;[ \t]*rport)[ \t]*=[ \t]*[^;,\s]*", re.I)
 
 
 class Routing:
@@ -48,18 +51,26 @@ class Routing:
         return u.host, u.port or 5060, t
 
     def _stamp_received(self, msg, src) -> str:
-        """Add received / rport to the top Via; return the new top Via value."""
+        """Add received / rport to the top Via; return the new top Via value. A received or an rport value
+        the sender wrote itself (never its to write: §18.2.1, RFC 3581 §4) is overwritten with what the
+        packet came from: responses are never reflected to an address the sender names."""
         for h in msg.headers:
             if h[2] == "via":
                 first, *rest = split_list(h[1]) if "," in h[1] else (h[1],)
                 via = msg.vias[0]
                 add = ""
-                if via.host != src[0].lower() and "received" not in via.params:
+                rcv = via.params.get("received")
+                if rcv is not None:
+                    if rcv != src[0]:
+                        first = _RECEIVED.sub(lambda m: f"{m.group(1)}={src[0]}", first, count=1)
+                elif via.host != src[0].lower():
                     add += f";received={src[0]}"
                 if "rport" in via.params and not via.params["rport"]:
                     # RFC 3581 §4: only on request. (Over TCP the connection to answer on is named in
                     # our own Via, forwarding.py: a port stamped here would outlive the connection.)
                     first = _BARE_RPORT.sub(lambda m: f"{m.group(1)}={src[1]}", first, count=1)
+                elif via.params.get("rport") and via.params["rport"] != str(src[1]):
+                    first = _RPORT_VALUE.sub(lambda m: f"{m.group(1)}={src[1]}", first, count=1)
                 first += add
                 h[1] = ", ".join([first, *rest]) if rest else first
                 return first
