@@ -449,6 +449,16 @@ def test_an_entry_whose_journal_write_fails_is_read_again(tmp_path, monkeypatch)
     assert ListStore(P.store.dir).load().in_dnc(84912000001, "S")
 
 
+class _Down:
+    """A Redis client whose server refuses at once (redis-py itself would retry a closed port for seconds)."""
+
+    async def xadd(self, *a, **k):
+        raise ConnectionError("refused")
+
+    async def aclose(self):
+        pass
+
+
 def test_what_waits_for_an_unreachable_server_is_bounded_and_then_published(tmp_path, url, monkeypatch):
     """Redis away: DNC changes wait as net sets (a number changed again and again is held once, with its
     last change), a snapshot's difference as bitmaps, 5656 reports up to MAX_PENDING_REPORTS (the oldest
@@ -458,16 +468,9 @@ def test_what_waits_for_an_unreachable_server_is_bounded_and_then_published(tmp_
     monkeypatch.setattr(R, "MAX_PENDING_REPORTS", 5)
     monkeypatch.setattr(R, "CHUNK", 1000)
 
-    class Down:                                         # a server that refuses at once (no client retries)
-        async def xadd(self, *a, **k):
-            raise ConnectionError("refused")
-
-        async def aclose(self):
-            pass
-
     async def main():
         A, B = _lists_node(tmp_path, "A"), _lists_node(tmp_path, "B")
-        down = R.DncReplicator(url, A, client=Down(), reader=Down())
+        down = R.DncReplicator(url, A, client=_Down(), reader=_Down())
         ra, rb = R.DncReplicator(url, A), R.DncReplicator(url, B)
         ra.node = down.node
         for i in range(3000):                           # 1,000 numbers, each added, removed, added again
@@ -512,16 +515,9 @@ def test_a_clean_stop_while_the_server_is_away_keeps_what_it_could_not_publish(t
     change and the 5656 report are saved in A's data dir and published by A's next start; B gets them."""
     import engine.state.replication as R
 
-    class Down:
-        async def xadd(self, *a, **k):
-            raise ConnectionError("refused")
-
-        async def aclose(self):
-            pass
-
     async def main():
         A, B = _lists_node(tmp_path, "A"), _lists_node(tmp_path, "B")
-        down = R.DncReplicator(url, A, client=Down(), reader=Down())
+        down = R.DncReplicator(url, A, client=_Down(), reader=_Down())
         down.publish("add", 84912000042, "S")
         down.publish_report({"kind": "S", "reported": "+84987654321", "reporter": "+84912000042",
                              "time": "2026-12-01T00:00:00Z"})
