@@ -245,3 +245,23 @@ def test_answer_networks_are_checked_at_their_line(tmp_path):
     (tmp_path / "sip.toml").write_text('[sip]\nlisten = "127.0.0.1:5060"\nanswer_networks = ["10.0.0.0/33"]\n')
     with pytest.raises(ValueError, match=r"sip.toml:3:1: \[sip\] answer_networks '10.0.0.0/33' is not an IP network"):
         load_sip_settings(tmp_path)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_calls_that_fail_leave_the_answered_memory_and_never_push_out_an_established_call(pipe, way, monkeypatch):
+    """Probe round 2: a call ended by a 3xx-6xx (busy, no answer, CANCEL's 487) kept its entry for ever, so
+    ANSWERED failed calls pushed out the calls in progress: their session refresh was judged like a new
+    call and their BYE recorded no duration."""
+    import engine.sip_screen.server as S
+    monkeypatch.setattr(S, "ANSWERED", 8)
+    w = Way(pipe, way, monkeypatch)
+    fwd = w.call("long-1")
+    w.respond(fwd, 200, UAS)                                     # answered: the call is up
+    for n in range(20):                                          # then 20 calls that fail downstream
+        w.respond(w.call(f"busy-{n}"), (486, 480, 487)[n % 3], UAS)
+    assert len(w.scr.answered) == 1
+    w.now += timedelta(minutes=20)
+    ((re_inv, _),) = w.in_dialog("INVITE", "long-1", 2)
+    assert re_inv.method == "INVITE" and w.scr.stats["reinvite_unknown_dialog"] == 0     # not judged again
+    ((bye, _),) = w.in_dialog("BYE", "long-1", 3)
+    assert bye.method == "BYE" and [d for _c, d in w.durations] == [1200.0]

@@ -200,7 +200,8 @@ class Forwarding:
         """A final response with status `code` to the INVITE transaction `key` ("Call-ID CSeq-number") of
         call `call_id`, relayed from `src`. While the call waits for its answer, only one from the
         address its INVITE was sent to is believed (theory of operation above): a 200 answers it (the
-        call starts), and it is counted once. Any other is still relayed, but neither counted nor an answer."""
+        call starts), a 3xx-6xx ends it (its entry in `answered` goes), and it is counted once. Any other
+        is still relayed, but neither counted nor an answer."""
         k = digest(call_id)
         ent = self.answered.get(k) if self.answered else None
         if ent is not None and ent[1] is None:          # judged, let through, not answered yet
@@ -209,6 +210,10 @@ class Forwarding:
                 return
             if code == "200":
                 self.answered.put(k, (ent[0], self.clock(), ent[2], ent[3]))     # answered: the call starts
+            elif code[:1] in "3456":
+                # busy, no answer, cancelled (487), refused downstream: the call is over before it began, and
+                # its entry goes (kept, the calls that fail would push the established ones out of the bound)
+                self.answered.pop(k)
         self._final(code, key)
 
     def _answers_from(self, host: str) -> bool:
