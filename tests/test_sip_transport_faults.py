@@ -621,3 +621,103 @@ def test_a_received_or_rport_the_sender_wrote_itself_is_overwritten(pipe, monkey
     scr.on_datagram(bye, UAC)
     (d, _a), = scr.udp.out
     assert parse_datagram(d).values("via")[1].endswith(";received=127.0.0.1;rport=5080")
+
+
+VIA_VARIANTS = {
+    "dup-received": b";received=127.0.0.99;received=127.0.0.98;rport",
+    "dup-rport": b";rport=6000;rport=6001",
+    "bare-received": b";received;rport",
+    "empty-received": b";received=;rport",
+}
+
+
+@pytest.mark.parametrize("way", ["full", "fast", "fast-python", "pump"])
+@pytest.mark.parametrize("v", list(VIA_VARIANTS))
+def test_no_copy_of_a_sender_written_received_or_rport_steers_the_response(pipe, monkeypatch, way, v):
+    """Review: the grammar lets the last copy of a parameter win, and a bare received got no value."""
+    from .sip_helpers import offline_screen
+    scr = offline_screen(pipe)
+    feed = scr.on_datagram
+    if way == "full":
+        scr.fast_path = False
+    elif way == "fast-python":
+        monkeypatch.setattr(fastpath, "_c_in_dialog", None)
+        monkeypatch.setattr(fastpath, "_c_relay_response", None)
+    elif way == "pump":
+        if Pump is None:
+            pytest.skip("C extension not built")
+        feed = make_pump(scr, -1, scr.udp.sendto).handle
+    src = ("127.0.0.1", 5080) if "rport" in v else ("127.0.0.5", 5080)
+    lines = invite(call_id="v-" + v).split(b"\r\n")
+    lines[1] = b"Via: SIP/2.0/UDP 127.0.0.77:5080;branch=z9hG4bK-x1" + VIA_VARIANTS[v]
+    feed(b"\r\n".join(lines), src)
+    (d, _a), = scr.udp.out
+    scr.udp.out.clear()
+    fwd = parse_datagram(d)
+    feed(make_response(fwd, 180, None, to_tag="x").to_bytes(), UAS)
+    (_d, a), = scr.udp.out
+    assert a == src
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_looping_ack_is_dropped_quietly(pipe, fast):
+    from .sip_helpers import offline_screen
+    ack = (b"ACK sip:0912345678@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKack1;rport\r\n"
+           b"Max-Forwards: 70\r\nFrom: <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\n"
+           b"Call-ID: loop-ack\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+    scr = offline_screen(pipe)
+    scr.fast_path = fast
+    scr.on_datagram(ack, UAC)
+    (fwd, dest), = scr.udp.out
+    scr.udp.out.clear()
+    scr.on_datagram(fwd, dest)                      # it comes back to us: a loop
+    assert scr.udp.out == [] and scr.stats["internal_errors"] == 0 and scr.stats["loop_detected_ack"] == 1
+
+
+def test_a_next_hop_that_reads_slowly_is_not_closed_as_stalled(pipe, monkeypatch):
+    """Review: the stall clock restarted only when asyncio's buffer fell to its low-water mark; a hop reading
+    all the time, slower than callers send, was closed. Progress now counts the kernel's send queue too."""
+    import threading
+    monkeypatch.setattr(transport, "WRITE_STALL", 2.0)
+    hop = socket.socket()
+    hop.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    hop.bind(("127.0.0.1", 0))
+    hop.listen(1)
+    hop.settimeout(3)
+    s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{hop.getsockname()[1]};transport=tcp",
+                    allow_networks=["127.0.0.0/8"])
+    body = b"v=0\r\na=x-pad:" + b"p" * 8000 + b"\r\n"
+    stop, read = threading.Event(), [0]
+
+    def slow_reader(c):
+        c.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                d = c.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not d:
+                break
+            read[0] += len(d)
+            time.sleep(0.02)                        # ~200 KB/s, all the time
+    with SipHarness(pipe, s) as h:
+        cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        cli.bind(("127.0.0.1", 0))
+        port = cli.getsockname()[1]
+        cli.sendto(invite(caller="0901000000", call_id="slow-0", via_port=port, body=body), ("127.0.0.1", h.port))
+        c, _ = hop.accept()
+        t = threading.Thread(target=slow_reader, args=(c,), daemon=True)
+        t.start()
+        t0, i = time.monotonic(), 0
+        while time.monotonic() - t0 < 6:
+            i += 1
+            cli.sendto(invite(caller=f"0901{i:06d}", call_id=f"slow-{i}", via_port=port, body=body), ("127.0.0.1", h.port))
+            time.sleep(0.004)                       # ~2 MB/s of INVITEs
+        stalled = h.screen.stats["tcp_write_stalled"]
+        stop.set()
+        cli.close()
+        c.close()
+    hop.close()
+    assert read[0] > 500_000 and stalled == 0

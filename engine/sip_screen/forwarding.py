@@ -200,7 +200,8 @@ class Forwarding:
         """A final response with status `code` to the INVITE transaction `key` ("Call-ID CSeq-number") of
         call `call_id`, relayed from `src`. While the call waits for its answer, only one from the
         address its INVITE was sent to is believed (theory of operation above): a 200 answers it (the
-        call starts), a 3xx-6xx ends it (its entry in `answered` goes), and it is counted once. Any other
+        call starts), after a 3xx-6xx its entry in `answered` is the first to be forgotten, and it is counted
+        once. Any other
         is still relayed, but neither counted nor an answer."""
         k = digest(call_id)
         ent = self.answered.get(k) if self.answered else None
@@ -211,9 +212,11 @@ class Forwarding:
             if code == "200":
                 self.answered.put(k, (ent[0], self.clock(), ent[2], ent[3]))     # answered: the call starts
             elif code[:1] in "3456":
-                # busy, no answer, cancelled (487), refused downstream: the call is over before it began, and
-                # its entry goes (kept, the calls that fail would push the established ones out of the bound)
-                self.answered.pop(k)
+                # busy, no answer, cancelled (487), refused downstream: first in line to be forgotten, so the
+                # calls that fail never push the established ones out of the bound. Not removed: after a
+                # 401/407 or a 3xx the same call comes again (§8.1.3.4, §22.2) with its verdict replayed, and
+                # a forking proxy may still send a 2xx after a final (§16.7 step 10)
+                self.answered.demote(k)
         self._final(code, key)
 
     def _answers_from(self, host: str) -> bool:

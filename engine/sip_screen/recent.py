@@ -69,6 +69,11 @@ class Recent:
         while len(d) > self.size:
             d.popitem(last=False)
 
+    def demote(self, key: bytes) -> None:
+        """Make `key` the first to be forgotten (it stays until the bound needs its room)."""
+        if key in self.d:
+            self.d.move_to_end(key, last=False)
+
     def pop(self, key: bytes, default=None):
         ent = self.d.pop(key, None)
         return default if ent is None else ent[1]

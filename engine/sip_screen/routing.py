@@ -18,8 +18,9 @@ except ImportError:
 
 # the value-less rport parameter of a Via (RFC 3581 §4), not a longer name that starts with it
 _BARE_RPORT = re.compile(r"(;[ \t]*rport)[ \t]*(?=;|$)", re.I)
-# a received / rport value the sender wrote in its own Via (overwritten: _stamp_received)
-_RECEIVED = re.compile(r"(;[ \t]*received)[ \t]*=[ \t]*[^;,\s]*", re.I)
+# a received (bare or with a value) / an rport value the sender wrote in its own Via, every copy of it
+# (the grammar lets the last copy win): overwritten by _stamp_received
+_RECEIVED = re.compile(r"(;[ \t]*received)(?:[ \t]*=[ \t]*[^;,\s]*)?(?=[ \t]*(?:;|$))", re.I)
 _RPORT_VALUE = re.compile(r"(;[ \t]*rport)[ \t]*=[ \t]*[^;,\s]*", re.I)
 
 
@@ -59,18 +60,15 @@ class Routing:
                 first, *rest = split_list(h[1]) if "," in h[1] else (h[1],)
                 via = msg.vias[0]
                 add = ""
-                rcv = via.params.get("received")
-                if rcv is not None:
-                    if rcv != src[0]:
-                        first = _RECEIVED.sub(lambda m: f"{m.group(1)}={src[0]}", first, count=1)
+                if "received" in via.params:            # the sender's own, every copy: what it came from
+                    first = _RECEIVED.sub(lambda m: f"{m.group(1)}={src[0]}", first)
                 elif via.host != src[0].lower():
                     add += f";received={src[0]}"
-                if "rport" in via.params and not via.params["rport"]:
+                if "rport" in via.params:
                     # RFC 3581 §4: only on request. (Over TCP the connection to answer on is named in
                     # our own Via, forwarding.py: a port stamped here would outlive the connection.)
-                    first = _BARE_RPORT.sub(lambda m: f"{m.group(1)}={src[1]}", first, count=1)
-                elif via.params.get("rport") and via.params["rport"] != str(src[1]):
-                    first = _RPORT_VALUE.sub(lambda m: f"{m.group(1)}={src[1]}", first, count=1)
+                    first = _RPORT_VALUE.sub(lambda m: f"{m.group(1)}={src[1]}", first)     # one it wrote itself
+                    first = _BARE_RPORT.sub(lambda m: f"{m.group(1)}={src[1]}", first)
                 first += add
                 h[1] = ", ".join([first, *rest]) if rest else first
                 return first

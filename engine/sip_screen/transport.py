@@ -41,11 +41,14 @@ the peer's doing).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import logging
 import os
 import random
 import socket
+import struct
+import termios
 import time
 from collections import deque
 from time import perf_counter
@@ -339,12 +342,28 @@ class TcpConnection(asyncio.Protocol):
     # asyncio calls these at the write buffer's water marks (WRITE_HIGH, a quarter of it)
     def pause_writing(self):
         self.write_paused_at = time.monotonic()
-        self.drained_seen = self.sent - (self.transport.get_write_buffer_size() if self.transport is not None else 0)
+        self.drained_seen = self._drained()
         self.update_reading()
 
     def resume_writing(self):
         self.write_paused_at = None
         self.update_reading()
+
+    def _drained(self) -> int:
+        """Bytes of what we wrote that the peer has taken: written, less what waits in asyncio's buffer and
+        in the kernel's send queue (TIOCOUTQ; without it the kernel's buffer of megabytes hides a slow
+        reader's progress)."""
+        t = self.transport
+        if t is None:
+            return self.sent
+        waiting = t.get_write_buffer_size()
+        sock = t.get_extra_info("socket")
+        if sock is not None:
+            try:
+                waiting += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            except (OSError, ValueError, AttributeError):
+                pass
+        return self.sent - waiting
 
     def close(self):
         self.discard = True
@@ -364,7 +383,7 @@ class TcpConnection(asyncio.Protocol):
         if self.closing_since is not None and now - self.closing_since > s.tcp_incomplete_timeout:
             return "closed by us, its peer not reading the rest"       # close() waits for the buffer to drain
         if self.write_paused_at is not None:
-            drained = self.sent - (self.transport.get_write_buffer_size() if self.transport is not None else 0)
+            drained = self._drained()
             if drained > self.drained_seen:
                 self.write_paused_at = now  # it reads, if slowly: the clock starts again
             self.drained_seen = drained
