@@ -248,7 +248,7 @@ def test_answer_networks_are_checked_at_their_line(tmp_path):
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_calls_that_fail_leave_the_answered_memory_and_never_push_out_an_established_call(pipe, way, monkeypatch):
+def test_calls_that_fail_never_push_an_established_call_out_of_the_answered_memory(pipe, way, monkeypatch):
     """Probe round 2: a call ended by a 3xx-6xx (busy, no answer, CANCEL's 487) kept its entry for ever, so
     ANSWERED failed calls pushed out the calls in progress: their session refresh was judged like a new
     call and their BYE recorded no duration."""
@@ -259,7 +259,7 @@ def test_calls_that_fail_leave_the_answered_memory_and_never_push_out_an_establi
     w.respond(fwd, 200, UAS)                                     # answered: the call is up
     for n in range(20):                                          # then 20 calls that fail downstream
         w.respond(w.call(f"busy-{n}"), (486, 480, 487)[n % 3], UAS)
-    assert len(w.scr.answered) <= 8
+    assert len(w.scr.answered) == 8 and len(w.scr.answered.low) == 7     # the failed ones, forgotten first
     w.now += timedelta(minutes=20)
     ((re_inv, _),) = w.in_dialog("INVITE", "long-1", 2)
     assert re_inv.method == "INVITE" and w.scr.stats["reinvite_unknown_dialog"] == 0     # not judged again
@@ -297,3 +297,26 @@ def test_a_2xx_after_a_final_from_another_fork_still_answers_the_call(pipe, way,
     w.now += timedelta(minutes=10)
     ((bye, _),) = w.in_dialog("BYE", "fork-1", 2)
     assert [d for _c, d in w.durations] == [600.0]
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_challenged_call_outlives_older_failed_calls_when_the_memory_is_full(pipe, way, monkeypatch):
+    """Review: demoted entries were evicted newest first, so with the memory full of failed calls the call just
+    challenged (407) went first and its retry's 200 answered nothing."""
+    import engine.sip_screen.server as S
+    monkeypatch.setattr(S, "ANSWERED", 8)
+    w = Way(pipe, way, monkeypatch)
+    for n in range(10):
+        w.respond(w.call(f"old-busy-{n}"), 486, UAS)
+    fwd = w.call("auth-2")
+    w.respond(fwd, 407, UAS)
+    w.respond(w.call("other-1"), 200, UAS)                       # another call between the 407 and the retry
+    data = invite(call_id="auth-2", cseq="2 INVITE", extra=["Proxy-Authorization: Digest x"]) \
+        .replace(b"z9hG4bK-", b"z9hG4bK-auth2-")
+    w.feed(data, CALLER)
+    ((fwd2, _d),) = w.sent()
+    w.respond(fwd2, 200, UAS)
+    w.now += timedelta(minutes=10)
+    w.in_dialog("INVITE", "auth-2", 3)
+    w.in_dialog("BYE", "auth-2", 4)
+    assert (w.scr.stats["reinvite_unknown_dialog"], [d for _c, d in w.durations]) == (0, [600.0])

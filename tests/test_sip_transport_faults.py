@@ -628,6 +628,10 @@ VIA_VARIANTS = {
     "dup-rport": b";rport=6000;rport=6001",
     "bare-received": b";received;rport",
     "empty-received": b";received=;rport",
+    "blank-after-value": b";received=127.0.0.99\x1e;rport=6666",
+    "blank-before-name": b";\x1ereceived=127.0.0.99;\x0brport=6666",
+    "blank-before-equals": b";received\x1e=127.0.0.99;rport\x1e=6666",
+    "nbsp-before-name": ";\u00a0received=127.0.0.99;rport=6666".encode(),
 }
 
 
@@ -647,7 +651,7 @@ def test_no_copy_of_a_sender_written_received_or_rport_steers_the_response(pipe,
         if Pump is None:
             pytest.skip("C extension not built")
         feed = make_pump(scr, -1, scr.udp.sendto).handle
-    src = ("127.0.0.1", 5080) if "rport" in v else ("127.0.0.5", 5080)
+    src = ("127.0.0.1", 5080) if b"rport" in VIA_VARIANTS[v] else ("127.0.0.5", 5080)
     lines = invite(call_id="v-" + v).split(b"\r\n")
     lines[1] = b"Via: SIP/2.0/UDP 127.0.0.77:5080;branch=z9hG4bK-x1" + VIA_VARIANTS[v]
     feed(b"\r\n".join(lines), src)

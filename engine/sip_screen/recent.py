@@ -38,44 +38,58 @@ def ack_key(top_branch: str, call_id: str) -> bytes:
 
 class Recent:
     """A bounded memory: digest -> (time stored, value). `d` is a plain OrderedDict (the C pump
-    reads it with PyDict_Contains)."""
+    reads it with PyDict_Contains); `low` holds the entries `demote`d, forgotten before any other
+    (oldest first) when the bound needs room. Both together hold at most `size`."""
 
-    __slots__ = ("d", "size", "ttl")
+    __slots__ = ("d", "low", "size", "ttl")
 
     def __init__(self, size: int, ttl: float | None = None):
         self.d: "OrderedDict[bytes, tuple]" = OrderedDict()
+        self.low: "OrderedDict[bytes, tuple]" = OrderedDict()
         self.size, self.ttl = size, ttl
 
     def __len__(self):
-        return len(self.d)
+        return len(self.d) + len(self.low)
 
     def __contains__(self, key):
-        return key in self.d
+        return key in self.d or (bool(self.low) and key in self.low)
 
     def get(self, key: bytes, now: float = 0.0, default=None):
-        ent = self.d.get(key)
+        where = self.d
+        ent = where.get(key)
         if ent is None:
-            return default
+            if not self.low:
+                return default
+            where = self.low
+            ent = where.get(key)
+            if ent is None:
+                return default
         if self.ttl is not None and now - ent[0] > self.ttl:
-            del self.d[key]
+            del where[key]
             return default
         return ent[1]
 
     def put(self, key: bytes, value, now: float = 0.0) -> None:
-        d = self.d
+        d, low = self.d, self.low
         if key in d:
             del d[key]                                  # re-stored: it is the newest again
+        elif low:
+            low.pop(key, None)
         d[key] = (now, value)
-        while len(d) > self.size:
-            d.popitem(last=False)
+        while len(d) + len(low) > self.size:
+            (low if low else d).popitem(last=False)
 
     def demote(self, key: bytes) -> None:
-        """Make `key` the first to be forgotten (it stays until the bound needs its room)."""
-        if key in self.d:
-            self.d.move_to_end(key, last=False)
+        """Make `key` forgotten before any entry not demoted (the demoted ones oldest first); it stays
+        until the bound needs its room, or a `put` makes it an ordinary entry again."""
+        ent = self.d.pop(key, None)
+        if ent is not None:
+            self.low[key] = ent
 
     def pop(self, key: bytes, default=None):
         ent = self.d.pop(key, None)
+        if ent is None and self.low:
+            ent = self.low.pop(key, None)
         return default if ent is None else ent[1]
 
     def add(self, key: bytes) -> bool:

@@ -5,7 +5,6 @@ branch (§16.11) and the To tag of our own answers. Mixed into SipScreen; no I/O
 from __future__ import annotations
 
 import hashlib
-import re
 
 from .codec import parse_name_addr, parse_uri, split_list
 from .settings import BRANCH_PREFIX, TAG_PREFIX, TRANSPORTS
@@ -16,12 +15,6 @@ except ImportError:
     def _blake2b_hex(data: bytes, n: int) -> str:
         return hashlib.blake2b(data, digest_size=n).hexdigest()
 
-# the value-less rport parameter of a Via (RFC 3581 §4), not a longer name that starts with it
-_BARE_RPORT = re.compile(r"(;[ \t]*rport)[ \t]*(?=;|$)", re.I)
-# a received (bare or with a value) / an rport value the sender wrote in its own Via, every copy of it
-# (the grammar lets the last copy win): overwritten by _stamp_received
-_RECEIVED = re.compile(r"(;[ \t]*received)(?:[ \t]*=[ \t]*[^;,\s]*)?(?=[ \t]*(?:;|$))", re.I)
-_RPORT_VALUE = re.compile(r"(;[ \t]*rport)[ \t]*=[ \t]*[^;,\s]*", re.I)
 
 
 class Routing:
@@ -60,15 +53,22 @@ class Routing:
                 first, *rest = split_list(h[1]) if "," in h[1] else (h[1],)
                 via = msg.vias[0]
                 add = ""
-                if "received" in via.params:            # the sender's own, every copy: what it came from
-                    first = _RECEIVED.sub(lambda m: f"{m.group(1)}={src[0]}", first)
-                elif via.host != src[0].lower():
+                if "received" in via.params or "rport" in via.params:
+                    # every copy, its name read as the grammar reads it (split at ';', stripped of any blank):
+                    # the source it came from. rport only on request (RFC 3581 §4; over TCP the connection to
+                    # answer on is named in our own Via, forwarding.py)
+                    head, _, params = first.partition(";")
+                    parts = params.split(";")
+                    for i, kv in enumerate(parts):
+                        k = kv.partition("=")[0]
+                        name = k.strip().lower()
+                        if name == "received":
+                            parts[i] = f"{k}={src[0]}"
+                        elif name == "rport":
+                            parts[i] = f"{k}={src[1]}"
+                    first = head + ";" + ";".join(parts)
+                if "received" not in via.params and via.host != src[0].lower():
                     add += f";received={src[0]}"
-                if "rport" in via.params:
-                    # RFC 3581 §4: only on request. (Over TCP the connection to answer on is named in
-                    # our own Via, forwarding.py: a port stamped here would outlive the connection.)
-                    first = _RPORT_VALUE.sub(lambda m: f"{m.group(1)}={src[1]}", first)     # one it wrote itself
-                    first = _BARE_RPORT.sub(lambda m: f"{m.group(1)}={src[1]}", first)
                 first += add
                 h[1] = ", ".join([first, *rest]) if rest else first
                 return first

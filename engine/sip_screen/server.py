@@ -289,9 +289,9 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # An INVITE is judged unless it is a re-INVITE of a call this screen let through and saw
         # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
         # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
-        # restart, more than ANSWERED calls up at once -- is judged like a new call. A call that ends
-        # before it is answered, 3xx-6xx, leaves `answered` then; one whose INVITE gets no final at all
-        # stays until the bound pushes it out.)
+        # restart, more than ANSWERED calls up at once -- is judged like a new call. A call whose INVITE
+        # got a 3xx-6xx is the first to be forgotten, oldest first: Recent.demote; one whose INVITE gets no
+        # final at all stays until the bound pushes it out.)
         if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1

@@ -41,14 +41,12 @@ the peer's doing).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import itertools
 import logging
 import os
 import random
 import socket
 import struct
-import termios
 import time
 from collections import deque
 from time import perf_counter
@@ -61,6 +59,12 @@ try:
     from ._sipfast import Pump
 except ImportError:                              # no C extension: one datagram per round in Python
     Pump = None
+
+try:                                             # the kernel's send queue (Linux, BSDs): TcpConnection._drained
+    from fcntl import ioctl
+    from termios import TIOCOUTQ
+except ImportError:
+    ioctl = TIOCOUTQ = None
 
 log = logging.getLogger("telfilter.sip")
 PUMP_BATCH = 8                   # datagrams per pump call: a flood of costly INVITEs still yields to SMPP
@@ -350,17 +354,17 @@ class TcpConnection(asyncio.Protocol):
         self.update_reading()
 
     def _drained(self) -> int:
-        """Bytes of what we wrote that the peer has taken: written, less what waits in asyncio's buffer and
-        in the kernel's send queue (TIOCOUTQ; without it the kernel's buffer of megabytes hides a slow
+        """Bytes of what we wrote that the peer's kernel has acknowledged: written, less what waits in asyncio's
+        buffer and in our kernel's send queue (TIOCOUTQ; without it a send buffer of megabytes hides a slow
         reader's progress)."""
         t = self.transport
         if t is None:
             return self.sent
         waiting = t.get_write_buffer_size()
         sock = t.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and ioctl is not None:
             try:
-                waiting += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+                waiting += struct.unpack("i", ioctl(sock.fileno(), TIOCOUTQ, b"\0\0\0\0"))[0]
             except (OSError, ValueError, AttributeError):
                 pass
         return self.sent - waiting
