@@ -111,13 +111,10 @@ class SubmitPath:
                 if self.settings.distribution_lists == "refuse":
                     return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
                 dests.append("")              # judged on everything but the recipient
-            if len(text) > self.settings.max_message_chars:
-                return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"text of {len(text)} characters, over "
-                                    f"max_message_chars ({self.settings.max_message_chars})")
-            if len(dests) != 1:
-                if len(text) * len(dests) > MULTI_WORK * self.settings.max_message_chars:
-                    return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"submit_multi of {len(text)} characters to "
-                                        f"{len(dests)} recipients (each is judged): over {MULTI_WORK} x max_message_chars")
+            if len(dests) != 1:                 # (one recipient: bounded below, as a submit_sm)
+                limit = self.settings.max_message_chars
+                if len(text) > limit or len(text) * len(dests) > MULTI_WORK * limit:
+                    return self._refuse_too_long(sess, pdu, text, len(dests))
                 if self._pick_link() is None:           # as below: throttled before it is judged
                     return self._upstream_unavailable(sess, pdu)
                 self._charge(sess, pdu)
@@ -126,8 +123,7 @@ class SubmitPath:
         else:
             recipient = pdu.destination_addr
         if len(text) > self.settings.max_message_chars:
-            return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, f"text of {len(text)} characters, over "
-                                f"max_message_chars ({self.settings.max_message_chars})")
+            return self._refuse_too_long(sess, pdu, text)
         # Where it would go is settled before it is judged: a message no link can take now gets
         # ESME_RTHROTTLED unjudged, so the ESME's retries are not counted against it (a flood or
         # frequency cap it never got past) and nothing is logged that did not happen.
@@ -141,6 +137,15 @@ class SubmitPath:
         # the common case, judged at once (nothing runs in between: the link can still take it)
         v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading)
         return self._judged_answer(sess, pdu, v, link)
+
+    def _refuse_too_long(self, sess, pdu, text: str, recipients: int = 1) -> None:
+        """ESME_RINVMSGLEN for a text over max_message_chars, or a submit_multi whose text times recipients
+        (each is judged) is over MULTI_WORK times that."""
+        limit = self.settings.max_message_chars
+        why = (f"text of {len(text)} characters, over max_message_chars ({limit})" if len(text) > limit else
+               f"submit_multi of {len(text)} characters to {recipients} recipients (each is judged): over "
+               f"{MULTI_WORK} x max_message_chars")
+        self._refuse(sess, pdu, C.ESME_RINVMSGLEN, why)
 
     def _charge(self, sess, pdu) -> None:
         """The rest of what a message costs the account's rate (server._admit_message took one token), once it

@@ -104,7 +104,11 @@ class SharedMoParts:
 
     def part(self, link, pdu, ci, text, reading) -> None:
         """A part of a concatenated MO for the short code (mo.py); answered here, once."""
-        t = asyncio.ensure_future(self._part(link, pdu, ci, text, reading))
+        self._spawn(self._part(link, pdu, ci, text, reading))
+
+    def _spawn(self, coro) -> None:
+        """Run `coro` as a task `close` waits for."""
+        t = asyncio.ensure_future(coro)
         self.tasks.add(t)
         t.add_done_callback(self.tasks.discard)
 
@@ -147,9 +151,7 @@ class SharedMoParts:
         e = self.timers.pop(key, None)
         if e is None:
             return
-        t = asyncio.ensure_future(self._expired(key, *e[1:]))
-        self.tasks.add(t)
-        t.add_done_callback(self.tasks.discard)
+        self._spawn(self._expired(key, *e[1:]))
 
     async def _expired(self, key, link, pdu, reading) -> None:
         ks = keys_of(key)
@@ -178,9 +180,7 @@ class SharedMoParts:
         if v is None:
             # not recorded: the parts wait again (the completing one is asked for again once they do)
             back = [x for i in sorted(texts) if i != completing for x in (i, texts[i].encode("utf-8", "surrogatepass"))]
-            t = asyncio.ensure_future(self._put_back(ks, back, link, pdu if completing is not None else None))
-            self.tasks.add(t)
-            t.add_done_callback(self.tasks.discard)
+            self._spawn(self._put_back(ks, back, link, pdu if completing is not None else None))
             return
         parts = ((pdu, lambda st, link=link, pdu=pdu: p._mo_answer(link, pdu, st)),) if completing is not None else ()
         p._mo_outcome(v, link, parts, False, dest_pdu=pdu, shortcode=True)
