@@ -83,6 +83,19 @@ class Pair(LoopThread):
             self.run(p.vlog.flush)
         return [json.loads(x) for b in self.logs for x in b.getvalue().splitlines()]
 
+    def journal_full(self):
+        """Every process's report store refuses (a full disk); returns what journal_back puts back."""
+        def full(rec):
+            raise OSError(28, "No space left on device")
+        real = [p.reports.append for p in self.pipes]
+        for p in self.pipes:
+            p.reports.append = full
+        return real
+
+    def journal_back(self, real):
+        for p, r in zip(self.pipes, real):
+            p.reports.append = r
+
     def reports(self):
         out = []
         for i in range(2):
@@ -142,18 +155,12 @@ def test_a_message_whose_last_part_never_comes_is_judged_once_with_what_arrived(
 def test_a_report_not_recorded_is_asked_again_and_recorded_whole(tmp_path, url):
     chunks = _split(REPORT)
     with Pair(tmp_path, url) as pair:
-        real = [p.reports.append for p in pair.pipes]
-
-        def full(rec):
-            raise OSError(28, "No space left on device")
-        for p in pair.pipes:
-            p.reports.append = full
+        real = pair.journal_full()
         pair.send_parts([(0, 1, 3, chunks[0]), (1, 2, 3, chunks[1]), (0, 3, 3, chunks[2])], ref=0x33)
         assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
         assert sorted(r.command_status for r in pair.sim.mo_responses) == [0, 0, C.ESME_RX_T_APPN]
         assert pair.reports() == []
-        for p, r in zip(pair.pipes, real):
-            p.reports.append = r                # room again; the SMSC delivers the completing part again
+        pair.journal_back(real)                 # room again; the SMSC delivers the completing part again
         pair.send_parts([(1, 3, 3, chunks[2])], ref=0x33)
         assert wait(lambda: len(pair.sim.mo_responses) == 4, 5) and pair.sim.mo_responses[3].command_status == 0
         assert wait(lambda: len(pair.reports()) == 1, 5)
@@ -165,18 +172,12 @@ def test_a_report_not_recorded_waits_whole_past_the_other_processes_timers(tmp_p
     import time
     chunks = _split(REPORT)
     with Pair(tmp_path, url, concat_timeout=0.3) as pair:
-        real = [p.reports.append for p in pair.pipes]
-
-        def full(rec):
-            raise OSError(28, "No space left on device")
-        for p in pair.pipes:
-            p.reports.append = full
+        real = pair.journal_full()
         pair.send_parts([(0, 1, 3, chunks[0]), (1, 2, 3, chunks[1]), (0, 3, 3, chunks[2])], ref=0x34)
         assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
         assert sorted(r.command_status for r in pair.sim.mo_responses) == [0, 0, C.ESME_RX_T_APPN]
         time.sleep(0.8)                                  # every timer has fired
-        for p, r in zip(pair.pipes, real):
-            p.reports.append = r
+        pair.journal_back(real)
         pair.send_parts([(1, 3, 3, chunks[2])], ref=0x34)
         assert wait(lambda: len(pair.reports()) == 1, 5)
         assert pair.reports()[0]["content"] == REPORT.split(" ", 2)[2]

@@ -45,6 +45,17 @@ def udp_sock(host="127.0.0.1"):
     return s
 
 
+def tcp_hop(rcvbuf=None):
+    """A next hop's listening TCP socket on loopback (a small receive buffer: a slow or stalled reader)."""
+    hop = socket.socket()
+    if rcvbuf:
+        hop.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    hop.bind(("127.0.0.1", 0))
+    hop.listen(1)
+    hop.settimeout(3)
+    return hop
+
+
 def feeder(scr, way):
     """How a datagram reaches the screen: the Python paths, or the C pump as `serve` runs it."""
     if way == "pump":
@@ -314,11 +325,7 @@ def test_a_next_hop_that_does_not_read_is_closed_and_what_it_cannot_take_is_answ
     caller hears 503 instead of silence; the connection is closed after WRITE_STALL seconds."""
     monkeypatch.setattr(transport, "WRITE_STALL", 1.0, raising=False)
     monkeypatch.setattr(transport, "WRITE_MAX", 128 * 1024, raising=False)
-    hop = socket.socket()
-    hop.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    hop.bind(("127.0.0.1", 0))
-    hop.listen(1)
-    hop.settimeout(3)
+    hop = tcp_hop(rcvbuf=4096)
     s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{hop.getsockname()[1]};transport=tcp",
                     allow_networks=["127.0.0.0/8"])
     body = b"v=0\r\n" + b"a=x-pad:" + b"p" * 30000 + b"\r\n"
@@ -567,10 +574,7 @@ def test_a_connection_we_closed_whose_peer_does_not_read_is_aborted_and_its_slot
 def test_what_waits_for_a_connect_goes_before_what_comes_once_it_is_made(pipe, monkeypatch):
     """A CANCEL handled between the outbound connection's connection_made and the connect's resumption
     overtook its INVITE on the stream."""
-    hop = socket.socket()
-    hop.bind(("127.0.0.1", 0))
-    hop.listen(1)
-    hop.settimeout(3)
+    hop = tcp_hop()
     s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{hop.getsockname()[1]};transport=tcp",
                     allow_networks=["127.0.0.0/8"])
     inv = invite(call_id="order-1", via_port=5099)
@@ -602,7 +606,6 @@ def test_what_waits_for_a_connect_goes_before_what_comes_once_it_is_made(pipe, m
 def test_a_received_or_rport_the_sender_wrote_itself_is_overwritten(pipe, monkeypatch, way):
     """RFC 3261 §18.2.1 / RFC 3581 §4: the server sets them from the packet's source. One the sender wrote
     (received=127.0.0.99, rport=6000) used to be kept: responses went wherever the sender named."""
-    from .sip_helpers import offline_screen
     if way == "python":
         monkeypatch.setattr(fastpath, "_c_in_dialog", None)
     scr = offline_screen(pipe)
@@ -639,7 +642,6 @@ VIA_VARIANTS = {
 @pytest.mark.parametrize("v", list(VIA_VARIANTS))
 def test_no_copy_of_a_sender_written_received_or_rport_steers_the_response(pipe, monkeypatch, way, v):
     """Review: the grammar lets the last copy of a parameter win, and a bare received got no value."""
-    from .sip_helpers import offline_screen
     scr = offline_screen(pipe)
     feed = scr.on_datagram
     if way == "full":
@@ -648,9 +650,7 @@ def test_no_copy_of_a_sender_written_received_or_rport_steers_the_response(pipe,
         monkeypatch.setattr(fastpath, "_c_in_dialog", None)
         monkeypatch.setattr(fastpath, "_c_relay_response", None)
     elif way == "pump":
-        if Pump is None:
-            pytest.skip("C extension not built")
-        feed = make_pump(scr, -1, scr.udp.sendto).handle
+        feed = feeder(scr, way)
     src = ("127.0.0.1", 5080) if b"rport" in VIA_VARIANTS[v] else ("127.0.0.5", 5080)
     lines = invite(call_id="v-" + v).split(b"\r\n")
     lines[1] = b"Via: SIP/2.0/UDP 127.0.0.77:5080;branch=z9hG4bK-x1" + VIA_VARIANTS[v]
@@ -665,7 +665,6 @@ def test_no_copy_of_a_sender_written_received_or_rport_steers_the_response(pipe,
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_looping_ack_is_dropped_quietly(pipe, fast):
-    from .sip_helpers import offline_screen
     ack = (b"ACK sip:0912345678@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKack1;rport\r\n"
            b"Max-Forwards: 70\r\nFrom: <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\n"
            b"Call-ID: loop-ack\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
@@ -683,11 +682,7 @@ def test_a_next_hop_that_reads_slowly_is_not_closed_as_stalled(pipe, monkeypatch
     all the time, slower than callers send, was closed. Progress now counts the kernel's send queue too."""
     import threading
     monkeypatch.setattr(transport, "WRITE_STALL", 2.0)
-    hop = socket.socket()
-    hop.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
-    hop.bind(("127.0.0.1", 0))
-    hop.listen(1)
-    hop.settimeout(3)
+    hop = tcp_hop(rcvbuf=8192)
     s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{hop.getsockname()[1]};transport=tcp",
                     allow_networks=["127.0.0.0/8"])
     body = b"v=0\r\na=x-pad:" + b"p" * 8000 + b"\r\n"
