@@ -12,6 +12,7 @@ behind a magic line, written to a temporary file, fsync'ed and renamed in (atomi
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import zlib
@@ -52,13 +53,60 @@ def read_frames(path: Path) -> tuple[list, str | None]:
     return out, None
 
 
+BIG = 1 << 16          # bin values this long (msgpack bin 32) are written from the caller's buffer, never copied
+_BIN32 = struct.Struct(">BI")
+
+
+def encode_parts(obj) -> list:
+    """`msgpack.packb(obj, use_bin_type=True)` as a list of buffers whose concatenation is exactly
+    those bytes, with every bytes-like value of BIG bytes or more referenced rather than copied: a
+    snapshot of tables of N bytes then needs N more bytes to write, not 2N (the packed payload)."""
+    pk = msgpack.Packer(use_bin_type=True)
+    parts: list = []
+    small = bytearray()
+
+    def walk(v):
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            n = memoryview(v).nbytes
+            if n >= BIG:
+                if n >= 1 << 32:
+                    raise ValueError(f"value of {n} bytes is too long for msgpack")
+                small.extend(_BIN32.pack(0xC6, n))
+                parts.append(bytes(small))
+                small.clear()
+                parts.append(memoryview(v).cast("B"))
+                return
+        if isinstance(v, dict):
+            small.extend(pk.pack_map_header(len(v)))
+            for k, x in v.items():
+                walk(k)
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            small.extend(pk.pack_array_header(len(v)))
+            for x in v:
+                walk(x)
+        else:
+            small.extend(pk.pack(v))
+
+    walk(obj)
+    if small:
+        parts.append(bytes(small))
+    return parts
+
+
 def write_snapshot(path: Path, obj) -> None:
-    """Write `obj` (msgpack-able) to `path` atomically; the file it replaces becomes `path.prev`."""
-    payload = msgpack.packb(obj, use_bin_type=True)
+    """Write `obj` (msgpack-able) to `path` atomically; the file it replaces becomes `path.prev`.
+    Written from `encode_parts` (large values straight from their buffers: no packed copy)."""
+    parts = encode_parts(obj)
+    size, crc = 0, 0
+    for b in parts:
+        size += len(b)
+        crc = zlib.crc32(b, crc)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(SNAP_MAGIC + _HDR.pack(len(payload), zlib.crc32(payload)))
-        f.write(payload)
+        f.write(SNAP_MAGIC + _HDR.pack(size, crc))
+        for b in parts:
+            f.write(b)
         f.flush()
         os.fsync(f.fileno())
     if path.exists():
@@ -68,12 +116,23 @@ def write_snapshot(path: Path, obj) -> None:
 
 
 def read_snapshot(path: Path):
-    data = path.read_bytes()
+    """The object in a snapshot, read through a mapping of the file (its pages are the page cache's,
+    not the process's, so loading N bytes of tables peaks at ~2N of memory, not 3N)."""
     m = len(SNAP_MAGIC)
-    if not data.startswith(SNAP_MAGIC) or len(data) < m + _HDR.size:
-        raise CorruptFile(f"{path}: not a telfilter state snapshot")
-    ln, crc = _HDR.unpack_from(data, m)
-    body = data[m + _HDR.size:]
-    if len(body) != ln or zlib.crc32(body) != crc:
-        raise CorruptFile(f"{path}: snapshot is truncated or fails its CRC")
-    return msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < m + _HDR.size:
+            raise CorruptFile(f"{path}: not a telfilter state snapshot")
+        with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                if view[:m] != SNAP_MAGIC:
+                    raise CorruptFile(f"{path}: not a telfilter state snapshot")
+                ln, crc = _HDR.unpack_from(view, m)
+                body = view[m + _HDR.size:]
+                if len(body) != ln or zlib.crc32(body) != crc:
+                    raise CorruptFile(f"{path}: snapshot is truncated or fails its CRC")
+                return msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True)
+            finally:
+                body = None
+                view.release()
