@@ -22,11 +22,11 @@ from pathlib import Path
 from .util import child, machine
 
 QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10_000_000], pyset_sizes=[1_000_000],
-             long_n=200_000, long_seconds=20, key_n=50_000,
+             long_n=200_000, long_seconds=20, key_n=50_000, snapshot_keys=1_000_000,
              smpp_rates=[], smpp_seconds=1.5, smpp_sat_seconds=5, smpp_fwd_seconds=2, smpp_sat_rate_cap=15_000,
              sip_rates=[500], sip_seconds=3, kamailio="when installed")
 FULL = dict(pipeline_n=100_000, pipeline_dnc=10_000_000, dnc_sizes=[1_000_000, 10_000_000, 100_000_000],
-            pyset_sizes=[1_000_000, 10_000_000], long_n=400_000, long_seconds=240, key_n=300_000,
+            pyset_sizes=[1_000_000, 10_000_000], long_n=400_000, long_seconds=240, key_n=300_000, snapshot_keys=2_000_000,
             smpp_rates=[1000, 2000, 4000, 8000, 16000, 32000], smpp_seconds=4, smpp_sat_seconds=40, smpp_fwd_seconds=10, smpp_sat_rate_cap=20_000,
             sip_rates=[100, 300, 500, 1000, 2000, 4000], sip_seconds=5, kamailio="install")
 SIP_AT = 500            # the SIP figures are read at this offered rate (issue #11's target load)
@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     if "longrun" not in a.skip:
         step("long run")
         res["counter_keys"] = child("benchmarks.longrun", "keys", cfg["key_n"], timeout=600)
+        res["snapshot"] = child("benchmarks.snapshot_bench", cfg["snapshot_keys"], 3, timeout=600)
         prog.update(1)
         res["longrun"] = child("benchmarks.longrun", cfg["long_n"], cfg["long_seconds"], timeout=cfg["long_seconds"] + 600)
         prog.update(1)
@@ -146,7 +147,7 @@ def sip_pick(steps):
 
 def summarise(res) -> dict:
     s = {k: None for k in ("pipeline_msgs_per_s", "pipeline_p99_us", "ml_us_per_msg", "ml_sklearn_us_per_msg",
-                           "judge_p99_us", "gc_max_pause_ms", "counter_bytes_per_key", "smpp_proxy_cpu_us_per_msg",
+                           "judge_p99_us", "gc_max_pause_ms", "snapshot_pause_ms", "counter_bytes_per_key", "smpp_proxy_cpu_us_per_msg",
                            "smpp_forwarder_cpu_us_per_msg", "smpp_cost_growth", "smpp_tps", "smpp_baseline_tps",
                            "smpp_p99_added_us", "smpp_p99_added_us_at_5k", "sip_cpu_us_per_call", "sip_cpu_us_per_msg",
                            "sip_relay_cpu_us_per_call", "sip_kamailio_cpu_us_per_call", "sip_cps", "sip_baseline_cps",
@@ -171,6 +172,10 @@ def summarise(res) -> dict:
         s["counter_bytes_per_key"] = _r(ck.get("memory_bytes_per_key", ck["tracemalloc_bytes_per_key"]))
         s["counter_bytes_per_key_source"] = "memory_bytes()" if "memory_bytes_per_key" in ck else "tracemalloc"
         s["history_bytes_per_sender"] = _r(ck.get("history_bytes_per_sender"))
+    sn = res.get("snapshot")
+    if sn:          # the loop pause of a state snapshot: forked writer, and the copy it replaced (same run)
+        s["snapshot_pause_ms"], s["snapshot_pause_copy_ms"] = sn["fork_max_pause_ms"], sn["copy_max_pause_ms"]
+        s["snapshot_table_mb"] = round(sn["table_bytes"] / 2**20, 1)
     lr = res.get("longrun")
     if lr:
         s["judge_p99_us"] = _r(lr["judge_us"].get("p99"))

@@ -145,6 +145,8 @@ def write_report(out: Path, res) -> None:
         s.get("state_max_pause_ms"), None, "ms", "≤ 20 ms")
     row(f"counter bytes per advertiser-recipient key ({s.get('counter_bytes_per_key_source') or '–'})",
         s.get("counter_bytes_per_key"), None, "B", "≤ 64 B")
+    row(f"event-loop pause of a state snapshot, {_f(s.get('snapshot_table_mb'))} MB of counter tables (forked writer vs "
+        f"the copy on the loop)", s.get("snapshot_pause_ms"), s.get("snapshot_pause_copy_ms"), "ms")
     row("recipient-history bytes per new plain-number sender (the tables' memory_bytes)", s.get("history_bytes_per_sender"), None, "B", "≤ 200 B")
     row(f"SIP screen CPU per allowed call at {_f(s.get('sip_cpu_at_cps'))} calls/s (vs Kamailio -x tlsf)",
         s.get("sip_cpu_us_per_call"), s.get("sip_kamailio_cpu_us_per_call"), "µs", "≤ 300 µs")

@@ -10,13 +10,15 @@ from .flatmem import copy, reserve_rows, room
 from .slots import _Old
 
 
-def dump(t) -> list:
-    """Table t as plain values, a growth under way included."""
+def dump(t, views: bool = False) -> list:
+    """Table t as plain values, a growth under way included; its arrays copied (bytes), or with
+    `views` as memoryviews of the table's own memory (valid while the table does not change)."""
     o = t._old
+    b = (lambda v: v) if views else bytes
     return [t.width, t.touch, t.keep, t.max_keys, t.cap, t.used, t.cursor, t.rebuilds,
-            bytes(t.hk[:t.top]), bytes(t.rows[:t.top * t.width]),
-            None if o is None else [o.cap, o.left, o.cursor, o.step, o.now, bytes(o.ix[:o.cursor + 1])],
-            [bytes(t.ix), t.top, t.free]]
+            b(t.hk[:t.top]), b(t.rows[:t.top * t.width]),
+            None if o is None else [o.cap, o.left, o.cursor, o.step, o.now, b(o.ix[:o.cursor + 1])],
+            [b(t.ix), t.top, t.free]]
 
 
 def load(cls, v: list):

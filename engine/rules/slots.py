@@ -410,11 +410,12 @@ class SlotTable:
         return self
 
     # ------------------------------------------------------------ snapshot encoding (slotdump.py)
-    def dump(self) -> list:
+    def dump(self, views: bool = False) -> list:
         """The table as plain values (state/embedded.py writes them with msgpack), growth under way
-        included: a snapshot never has to finish one on the event loop."""
+        included: a snapshot never has to finish one on the event loop. `views`: the arrays as views
+        of the table's own memory, not copies (for a process that no longer changes the table)."""
         from .slotdump import dump
-        return dump(self)
+        return dump(self, views)
 
     @classmethod
     def load(cls, v: list) -> "SlotTable":

@@ -9,10 +9,13 @@ step makes (`add`, `add_distinct`, `history.add`, `calls.add`) is applied in mem
 appended, as a small record with the message's own timestamp, to an in-memory buffer. A
 timer (serve's event loop, every `FLUSH_EVERY` s) hands the buffer to a worker thread that
 writes it as one CRC-framed record to the current journal segment and fsyncs it: the
-per-message path never waits for the disk. Every `SNAPSHOT_EVERY` s (and on a clean stop)
-the flat tables are copied (one memcpy per table, on the loop), a new journal segment is
-started, and a worker thread writes the copy as a snapshot (temporary file, fsync, rename;
-the previous snapshot stays as `snapshot.prev` with the journal segments it needs).
+per-message path never waits for the disk. Every `SNAPSHOT_EVERY` s a new journal segment is
+started and a forked child writes the tables as they were at the fork, from a copy-on-write
+image (forksnap.py: the loop pauses for the fork, ~4x shorter than copying the tables, and no
+table is copied in memory); journal flushes go on while it writes, and the file is installed
+(rename; the previous snapshot stays as `snapshot.prev` with the journal segments it needs)
+once the child succeeded. Where fork is refused, and on a clean stop, the tables are copied on
+the loop instead (one memcpy per table) and a worker thread writes the copy.
 
 Start-up loads `snapshot` (or `snapshot.prev` if `snapshot` is missing or fails its CRC) and
 replays, in order, the journal segments from the one the snapshot names; a torn last frame
@@ -40,18 +43,20 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import logging
 import os
 import time
 from pathlib import Path
 
 from ..durable import TornWrite, append_all
-from ..rules.counters import MemoryCounters, _Space
+from ..rules.counters import MemoryCounters
 from ..rules.history import CallDurations, RecipientHistory
-from ..rules.slots import SlotTable
 from ..lists.snapshot import fsync_dir
-from .journal import CorruptFile, frame, read_frames, read_snapshot, write_snapshot
+from . import forksnap
+from .journalled import (JournalledCalls, JournalledCounters, JournalledHistory, apply_record,  # noqa: F401
+                         dump_state, load_state, stable, stable_key)
+from .journal import (CorruptFile, frame, install_snapshot, read_frames, read_snapshot, snapshot_tmp,
+                      write_snapshot_tmp)
 
 log = logging.getLogger("telfilter")
 
@@ -64,163 +69,6 @@ _SEG = "journal."
 
 class StateError(Exception):
     pass
-
-
-# ---------------------------------------------------------------- stable keys
-
-_cache: dict = {}
-
-
-def stable(x):
-    """A process-independent stand-in for a key part: ints as they are, anything else a
-    63-bit digest of its repr. Short strings (sender IDs, owner keys) are cached, at most
-    65,536 of them (the cache is cleared when full), so the cache stays under ~8 MB."""
-    if type(x) is int:
-        return x
-    v = _cache.get(x)
-    if v is None:
-        v = int.from_bytes(hashlib.blake2b(repr(x).encode(), digest_size=8).digest(), "little") >> 1
-        if type(x) is str and len(x) <= 48:
-            if len(_cache) >= 65536:
-                _cache.clear()
-            _cache[x] = v
-    return v
-
-
-def stable_key(key):
-    if type(key) is tuple:
-        for x in key:
-            if type(x) is not int:
-                return tuple([stable(y) for y in key])
-        return key
-    return stable(key)
-
-
-# ---------------------------------------------------------------- journalled wrappers
-
-class JournalledCounters:
-    """The CounterStore protocol over MemoryCounters, recording every write."""
-
-    def __init__(self, mem: MemoryCounters, buf: list):
-        self.mem, self.buf = mem, buf
-
-    def count(self, ns, key, now, window, limit):
-        return self.mem.count(ns, stable_key(key), now, window, limit)
-
-    def distinct(self, ns, key, value, now, window, limit):
-        return self.mem.distinct(ns, stable_key(key), stable(value), now, window, limit)
-
-    def add(self, ns, key, now, window, limit):
-        key = stable_key(key)
-        self.mem.add(ns, key, now, window, limit)
-        self.buf.append(("a", ns, key, now, window, limit))
-
-    def add_distinct(self, ns, key, value, now, window, limit):
-        key, value = stable_key(key), stable(value)
-        self.mem.add_distinct(ns, key, value, now, window, limit)
-        self.buf.append(("d", ns, key, value, now, window, limit))
-
-    def memory_bytes(self):
-        return self.mem.memory_bytes()
-
-    def memory_keys(self):
-        return self.mem.memory_keys()
-
-    def __getattr__(self, name):        # spaces, max_keys...: read-only views for metrics and tests
-        return getattr(self.mem, name)
-
-
-class JournalledHistory:
-    """RecipientHistory over stable ints, handing every write to `record` (the embedded
-    journal's buffer, or the shared store's event stream: events.py)."""
-
-    def __init__(self, mem: RecipientHistory, record):
-        self.mem, self.record = mem, record
-
-    def share(self, sender, recipient, now, window):
-        return self.mem.share(stable(sender), stable(recipient), now, window)
-
-    def add(self, sender, recipient, now, window):
-        s, r = stable(sender), stable(recipient)
-        self.mem.add(s, r, now, window)
-        self.record(("h", s, r, now, window))
-
-    def __getattr__(self, name):
-        return getattr(self.mem, name)
-
-
-class JournalledCalls:
-    """CallDurations over stable ints, handing every write to `record` (as JournalledHistory)."""
-
-    def __init__(self, mem: CallDurations, record):
-        self.mem, self.record = mem, record
-
-    def add(self, caller, ts, duration):
-        c = stable(caller)
-        self.mem.add(c, ts, duration)
-        self.record(("k", c, ts, duration))
-
-    def share_short(self, caller, now, window, max_seconds):
-        return self.mem.share_short(stable(caller), now, window, max_seconds)
-
-    def recent(self, caller):
-        return self.mem.recent(stable(caller))
-
-    def __getattr__(self, name):
-        return getattr(self.mem, name)
-
-
-def _apply(mem_c: MemoryCounters, mem_h: RecipientHistory, mem_k: CallDurations, r: list) -> None:
-    op = r[0]
-    if op == "a":
-        mem_c.add(r[1], _tup(r[2]), r[3], r[4], r[5])
-    elif op == "d":
-        mem_c.add_distinct(r[1], _tup(r[2]), r[3], r[4], r[5], r[6])
-    elif op == "h":
-        mem_h.add(r[1], r[2], r[3], r[4])
-    elif op == "k":
-        mem_k.add(r[1], r[2], r[3])
-    else:
-        raise ValueError(f"unknown journal record {op!r}")
-
-
-def _tup(k):
-    return tuple(k) if isinstance(k, list) else k
-
-
-# ---------------------------------------------------------------- snapshot encoding
-
-def _dump_table(t: SlotTable) -> list:
-    return t.dump()          # the format is the table's own (slots.py), a growth under way included
-
-
-def _load_table(v: list) -> SlotTable:
-    return SlotTable.load(v)
-
-
-def dump_state(c: MemoryCounters, h: RecipientHistory, k: CallDurations) -> dict:
-    return {
-        "counters": {"max_keys": c.max_keys, "spaces": [
-            [ns, sp.limit, sp.distinct, sp.short, _dump_table(sp.table),
-             _dump_table(sp.first) if sp.first is not None else None] for ns, sp in c.spaces.items()]},
-        "history": {"max_senders": h.max_senders, "remember": h.remember,
-                    "tables": [[w, _dump_table(t)] for w, t in h.tables.items()]},
-        "calls": _dump_table(k.table),
-    }
-
-
-def load_state(d: dict) -> tuple[MemoryCounters, RecipientHistory, CallDurations]:
-    c = MemoryCounters(d["counters"]["max_keys"])
-    for ns, limit, distinct, short, table, first in d["counters"]["spaces"]:
-        c.spaces[ns] = _Space(_load_table(table), limit, distinct,
-                              _load_table(first) if first is not None else None, short)
-    hd = d["history"]
-    h = RecipientHistory(hd["max_senders"], hd["remember"])
-    for w, t in hd["tables"]:
-        h.tables[w] = _load_table(t)
-    k = CallDurations()
-    k.table = _load_table(d["calls"])
-    return c, h, k
 
 
 # ---------------------------------------------------------------- the store
@@ -244,6 +92,8 @@ class EmbeddedStore:
         self.flushes = self.records = 0
         self.write_errors = self.unjournalled = 0      # disk trouble, for logs and metrics
         self._io = asyncio.Lock()
+        self._finishing = None          # a snapshot being written in the background (snapshot())
+        self.fork = True                # snapshots by a forked writer (forksnap.py) where fork works
         self._last_snap = time.monotonic()
         mem_c, mem_h, mem_k, first_seg = self._load()
         self.seg = max([first_seg] + [n + 1 for n in self._segments()])
@@ -260,6 +110,8 @@ class EmbeddedStore:
         return self.dir / f"{_SEG}{n:08d}"
 
     def _load(self):
+        for p in self.dir.glob("snapshot.tmp*"):    # left by a stopped process or its writer
+            p.unlink(missing_ok=True)
         snap, first_seg = None, 0
         self._snap_next = None     # next_segment of `snapshot` (None: unknown, keep every segment)
         for name in ("snapshot", "snapshot.prev"):
@@ -286,7 +138,7 @@ class EmbeddedStore:
                 self._warn(warn)
             for r in recs:
                 try:
-                    _apply(mem_c, mem_h, mem_k, r)
+                    apply_record(mem_c, mem_h, mem_k, r)
                     n += 1
                 except (ValueError, TypeError, IndexError) as e:
                     self._warn(f"{self._seg_path(s)}: journal record {r!r:.80} skipped: {e}")
@@ -336,27 +188,64 @@ class EmbeddedStore:
                     raise err
 
     def due(self) -> bool:
+        if self._finishing is not None and not self._finishing.done():
+            return False                # one at a time; flushes go on while it is written
         return (time.monotonic() - self._last_snap >= SNAPSHOT_EVERY
                 or self.seg_bytes >= SNAPSHOT_JOURNAL_BYTES)
 
-    async def snapshot(self) -> None:
-        """Copy the tables (on the loop), start a new segment, write the copy (in a thread)."""
+    async def snapshot(self, fork: bool = True) -> None:
+        """Start a new journal segment and save the state as of now. With `fork` (the timer's
+        snapshots) a forked child writes it from a copy-on-write image (forksnap.py: the loop pauses
+        for the fork only) and it is installed in the background, journal flushes going on
+        meanwhile; else (a clean stop, or fork refused) the tables are copied on the loop and
+        written by a worker thread before this returns."""
+        await self.settled()
         async with self._io:
             recs = self._take()
-            state = dump_state(self.counters.mem, self.history.mem, self.calls.mem)
             old, self.seg = self.seg, self.seg + 1
             self._last_snap = time.monotonic()
+            head = {"next_segment": old + 1, "written": time.time()}
+            tmp = snapshot_tmp(self.dir / "snapshot")
+            child = forksnap.start(self._child_write, tmp, head) if fork and self.fork else None
+            state = None if child is not None else dump_state(self.counters.mem, self.history.mem, self.calls.mem)
             done = {"tail": not recs}
-            err, cancel = await _in_thread(self._snapshot_io, old, recs, state, done)
+            err, cancel = await _in_thread(self._write_tail, old, recs, done)
             self.seg_bytes = 0                  # the next records go to the new segment either way
             if done["tail"]:
                 self.records += len(recs)       # in segment `old`, which replay reads while the snapshot
             else:                               # that failed is not there: never written twice
                 self.buf[:0] = recs
+            if (err is not None or cancel is not None) and child is not None:
+                child.kill()                    # its snapshot would count the tail that is not written
             if cancel is not None:
                 raise cancel
             if err is not None:
                 raise err
+        if child is not None:
+            self._finishing = asyncio.ensure_future(self._finish(old, tmp, child, None))
+        else:
+            err, cancel = await _in_thread(self._install, old, tmp, None, {**head, "state": state})
+            if cancel is not None:
+                raise cancel
+            if err is not None:
+                raise err
+
+    async def settled(self) -> None:
+        """Wait for a snapshot being written in the background."""
+        if self._finishing is not None:
+            await asyncio.shield(self._finishing)
+            self._finishing = None
+
+    async def _finish(self, old: int, tmp: Path, child, snap) -> None:
+        err, _ = await _in_thread(self._install, old, tmp, child, snap)
+        if err is not None:
+            self.write_errors += 1
+            log.error("state snapshot failed (the journal since the last one is kept, nothing is lost): %s", err)
+
+    def _child_write(self, tmp: Path, head: dict) -> None:
+        """In the forked child: the tables as they were at the fork, from their own memory."""
+        state = dump_state(self.counters.mem, self.history.mem, self.calls.mem, views=True)
+        write_snapshot_tmp(tmp, {**head, "state": state})
 
     def _after_failed_write(self, err) -> None:
         """A segment that could not be cut back after a failed append ends in a torn frame, and replay
@@ -365,13 +254,21 @@ class EmbeddedStore:
             self.seg += 1
             self.seg_bytes = 0
 
-    def _snapshot_io(self, old: int, tail: list, state: dict, done: dict) -> None:
+    def _write_tail(self, old: int, tail: list, done: dict) -> None:
         if tail:
             self._write(old, frame(tail))
             done["tail"] = True
+
+    def _install(self, old: int, tmp: Path, child, snap) -> None:
+        """Worker thread: the snapshot of everything before segment `old + 1` into place (written by
+        `child`, else `snap` written here), then the segments no snapshot needs any more removed."""
+        if child is not None:
+            child.wait()
+        else:
+            write_snapshot_tmp(tmp, snap)
         # the snapshot being replaced becomes snapshot.prev: keep the segments it needs
         keep_from = self._snap_next if self._snap_next is not None else 0
-        write_snapshot(self.dir / "snapshot", {"next_segment": old + 1, "written": time.time(), "state": state})
+        install_snapshot(self.dir / "snapshot", tmp)
         self._snap_next = old + 1
         for n in self._segments():
             if n < keep_from:
@@ -395,7 +292,7 @@ class EmbeddedStore:
 
     async def close(self) -> None:
         """Clean stop: everything committed is in a snapshot; the journal is empty."""
-        await self.snapshot()
+        await self.snapshot(fork=False)
         os.close(self._lockfd)
 
 

@@ -19,7 +19,7 @@ RecipientHistory and CallDurations) and every process's updates are broadcast to
 - A process that starts reads the last `KEEP` seconds of the stream first, so a restarted
   node has the same history as the others (its own earlier updates included).
 
-Records carry stable ints (engine/state/embedded.stable): `["h", sender, recipient, second,
+Records carry stable ints (engine/state/journalled.stable): `["h", sender, recipient, second,
 window]`, `["k", caller, end second, duration]`. Redis memory: the last hour of updates, about
 30 bytes a record (1M let-through messages an hour: ~30 MB). Unreachable Redis: updates stay
 local (logged, counted in `errors`), the follower retries with back-off.
@@ -35,7 +35,7 @@ import time
 import msgpack
 
 from ..rules.history import CallDurations, RecipientHistory
-from .embedded import JournalledCalls, JournalledHistory
+from .journalled import JournalledCalls, JournalledHistory
 
 log = logging.getLogger("telfilter")
 

@@ -95,20 +95,36 @@ def encode_parts(obj) -> list:
 
 
 def write_snapshot(path: Path, obj) -> None:
-    """Write `obj` (msgpack-able) to `path` atomically; the file it replaces becomes `path.prev`.
-    Written from `encode_parts` (large values straight from their buffers: no packed copy)."""
+    """Write `obj` (msgpack-able) to `path` atomically; the file it replaces becomes `path.prev`."""
+    tmp = snapshot_tmp(path)
+    write_snapshot_tmp(tmp, obj)
+    install_snapshot(path, tmp)
+
+
+def snapshot_tmp(path: Path) -> Path:
+    """A temporary name for the next `path`, unique to this process (a writer left running by a
+    process that was killed never writes into its successor's file)."""
+    return path.with_name(f"{path.name}.tmp.{os.getpid()}")
+
+
+def write_snapshot_tmp(tmp: Path, obj) -> None:
+    """Write `obj` to `tmp` and fsync it, from `encode_parts` (large values straight from their
+    buffers: no packed copy). `install_snapshot` then puts it in place."""
     parts = encode_parts(obj)
     size, crc = 0, 0
     for b in parts:
         size += len(b)
         crc = zlib.crc32(b, crc)
-    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(SNAP_MAGIC + _HDR.pack(size, crc))
         for b in parts:
             f.write(b)
         f.flush()
         os.fsync(f.fileno())
+
+
+def install_snapshot(path: Path, tmp: Path) -> None:
+    """`tmp` becomes `path` (atomic rename); the file it replaces becomes `path.prev`."""
     if path.exists():
         os.replace(path, path.with_name(path.name + ".prev"))
     os.replace(tmp, path)

@@ -42,7 +42,7 @@ never waits longer than one timeout. Meanwhile `on_error` decides:
           (ESME_RTHROTTLED, SIP 503: the sender retries later); other messages pass as in `open`.
 
 Keys (`tf:c:{<16 hex>}`, engine/state/redis_script.py with the script): the hash tag is a
-64-bit digest of the namespace and the stable key (engine/state/embedded.stable_key), so the
+64-bit digest of the namespace and the stable key (engine/state/journalled.stable_key), so the
 key never carries a number or a text.
 A count key's value is its last `limit` stamps as little-endian uint32 (12 bytes for a cap of
 3); a distinct key's is its last limit+1 (fingerprint, second) pairs. Every key expires one
@@ -69,7 +69,8 @@ import msgpack
 from ..rules.counters import MemoryCounters
 from ..rules.slots import value_fp
 from ..verdict import Action, Hit, decide
-from .embedded import StateError, stable, stable_key
+from .embedded import StateError
+from .journalled import stable, stable_key
 from .events import SharedEvents
 from .redis_script import LUA, TTL_SLACK, counter_key
 from .url import parse_url
