@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from .numbers import normalise_number, normalise_sender_id
+from .lists.sets import owner_fold
 from .textnorm import find_hosts, fold, folded_content_digest, template_key
 from .verdict import Call, Message
 
@@ -302,4 +303,4 @@ class MessageContext:
     @property
     def owner_key(self) -> str:
         o = self.owner
-        return "o:" + o.casefold() if o is not None else "s:" + str(self.sender_key)
+        return "o:" + owner_fold(o) if o is not None else "s:" + str(self.sender_key)

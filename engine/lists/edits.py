@@ -7,7 +7,7 @@ from pyroaring import BitMap64
 from ..numbers import normalise_number, normalise_sender_id
 from .csvio import KINDS, CsvError, parse_domain, parse_row
 from .ipranges import IpRanges, parse_cidr, parse_ip
-from .sets import Lists
+from .sets import Lists, owner_fold
 
 
 def record(kind, value, channel, extra):
@@ -111,7 +111,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
         if not extra or not extra[0]:
             raise ValueError("consent needs NUMBER --owner OWNER")
         n = parse_row("consent", [extra[0], value])[1]
-        bm = L.consent.get(extra[0].strip().casefold())
+        bm = L.consent.get(owner_fold(extra[0]))
         if bm is None or n not in bm:
             return False
         bm.discard(n)

@@ -36,6 +36,7 @@ from ..durable import append_all, ends_in_newline
 from .snapshot import fsync_dir
 
 JOURNAL_COMPACT_BYTES = 4 << 20          # ~60,000 changes
+MAX_NUMBER = 10 ** 15 - 1                # E.164: at most 15 digits
 
 
 @contextmanager
@@ -89,10 +90,14 @@ def read_journal(path: Path, mark: tuple | None = None) -> JournalRead:
             continue
         try:
             op = json.loads(raw)
-            kind = op["op"]
+            kind, number = op["op"], op["number"]
             if kind not in ("add", "remove"):
                 raise ValueError(kind)
-            out.ops.append((kind, int(op["number"]), parse_channel(op["channel"])))
+            # what append_lines writes: an E.164 int. Anything else (a string, a bool, a float, a value
+            # a uint64 bitmap cannot hold) is a damaged line, kept and reported, never a crash on load
+            if type(number) is not int or not 0 < number <= MAX_NUMBER:
+                raise ValueError(number)
+            out.ops.append((kind, number, parse_channel(op["channel"])))
         except (ValueError, KeyError, TypeError, AttributeError):
             if raw.strip():
                 out.bad.append((lineno, raw))
@@ -132,6 +137,7 @@ def append_lines(path: Path, lock: Path, changes) -> None:
     if not line:
         return
     with flocked(lock):
+        created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             if not ends_in_newline(fd):
@@ -139,6 +145,12 @@ def append_lines(path: Path, lock: Path, changes) -> None:
             append_all(fd, line)         # all or nothing: the caller confirms only after this
         finally:
             os.close(fd)
+        if created:
+            # the file's fsync does not make its new directory entry durable: without this a power cut
+            # could lose the whole journal, and with it the first registrations confirmed into it
+            # (and the lists directory's own entry, when flocked() has just made it)
+            fsync_dir(path.parent)
+            fsync_dir(path.parent.parent)
 
 
 def replace_with_tail(path: Path, consumed: int, gen: str) -> None:

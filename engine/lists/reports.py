@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..durable import append_all, ends_in_newline
+from .snapshot import fsync_dir
 from ..rules.slots import value_fp
 
 
@@ -118,6 +119,7 @@ class ReportStore:
     def append(self, rec: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(rec, ensure_ascii=False) + "\n").encode()
+        created = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             if not ends_in_newline(fd):
@@ -125,6 +127,8 @@ class ReportStore:
             append_all(fd, line)
         finally:
             os.close(fd)
+        if created:                      # the new file's directory entry, durable like its first line
+            fsync_dir(self.path.parent)
 
     def load_index(self) -> ReportIndex:
         from ..numbers import normalise_number

@@ -1,6 +1,7 @@
 """`Lists`: the in-memory sets checks read (roaring bitmaps of E.164 ints, dicts for names)."""
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from pyroaring import BitMap64
@@ -11,6 +12,29 @@ from .csvio import CsvError, SenderEntry, sender_entry_key, sender_entry_row
 from .ipranges import IpRanges
 
 
+_OWNERS: dict = {}              # owner as written -> owner_fold(owner) (bounded: cleared whole when full)
+_OWNERS_MAX = 65536
+
+
+def owner_fold(owner: str) -> str:
+    """One advertiser however its name is written: casefolded, Unicode NFC, runs of whitespace made
+    one space, no blanks at the ends. The registry and consent lists keep owners as written, and one
+    advertiser is often written several ways across rows and files (a Vietnamese name composed in
+    one export and decomposed, NFD, in another; a doubled space): its consent and its
+    per-advertiser caps (Decree 91: 3 ads a day per recipient) must see one advertiser. An ASCII
+    name with single spaces folds to `owner.casefold()`, as before, so saved keys keep matching."""
+    k = _OWNERS.get(owner)
+    if k is None:
+        f = owner.casefold()
+        if not f.isascii():
+            f = unicodedata.normalize("NFC", unicodedata.normalize("NFD", f).casefold())
+        k = " ".join(f.split())
+        if len(_OWNERS) >= _OWNERS_MAX:
+            _OWNERS.clear()
+        _OWNERS[owner] = k
+    return k
+
+
 @dataclass
 class Lists:
     dnc_s: BitMap64 = field(default_factory=BitMap64)
@@ -19,8 +43,8 @@ class Lists:
     bl_numbers: BitMap64 = field(default_factory=BitMap64)
     bl_domains: set = field(default_factory=set)
     bl_ips: IpRanges = field(default_factory=IpRanges)  # kinds ip and cidr (the published email-spam list)
-    consent: dict = field(default_factory=dict)        # owner casefold -> BitMap64
-    owner_names: dict = field(default_factory=dict)    # owner casefold -> owner as written
+    consent: dict = field(default_factory=dict)        # owner_fold(owner) -> BitMap64
+    owner_names: dict = field(default_factory=dict)    # owner_fold(owner) -> owner as first written
     # the DNC journal as far as applied here: (generation, byte offset), see journal.py
     journal_mark: tuple | None = field(default=None, compare=False)
     journal_bad: list = field(default_factory=list, compare=False, repr=False)
@@ -50,7 +74,7 @@ class Lists:
     def has_consent(self, owner: str | None, number: int | None) -> bool:
         if owner is None or number is None:
             return False
-        bm = self.consent.get(owner.casefold())
+        bm = self.consent.get(owner_fold(owner))
         return bm is not None and number in bm
 
     # --- mutations (used by the store; callers hold the only reference) ---
@@ -72,7 +96,7 @@ class Lists:
         self.senders[k] = tuple(old + [e])
 
     def add_consent(self, owner: str, number: int) -> None:
-        k = owner.casefold()
+        k = owner_fold(owner)
         self.owner_names.setdefault(k, owner)
         self.consent.setdefault(k, BitMap64()).add(number)
 

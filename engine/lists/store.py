@@ -16,7 +16,7 @@ from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked,
                       read_journal, read_journal_gen, replace_with_tail)
 from . import edits
 from .ipranges import IpRanges
-from .sets import Lists
+from .sets import Lists, owner_fold
 from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot
 
 
@@ -56,8 +56,14 @@ def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
             L.bl_domains = set(msgpack.unpackb(secs["domains"]))
             L.bl_ips = IpRanges.from_bytes(secs.get("ip4", b""), secs.get("ip6", b""))   # absent before kinds ip/cidr
         elif kind == "consent":
-            L.owner_names = dict(msgpack.unpackb(secs["owners"]))
-            L.consent = {k: BitMap64.deserialize(secs["o:" + k]) for k in L.owner_names}
+            L.consent, L.owner_names = {}, {}
+            for k, name in msgpack.unpackb(secs["owners"]).items():
+                f = owner_fold(name)        # keys saved before owner_fold were casefold only: merged
+                bm = BitMap64.deserialize(secs["o:" + k])
+                if f in L.consent:
+                    L.consent[f] |= bm
+                else:
+                    L.consent[f], L.owner_names[f] = bm, name
     except Exception as e:      # garbage that passed its CRC: msgpack, pyroaring and parse_row raise several types
         raise SnapshotError(path, f"bad section contents ({e.__class__.__name__}: {e})") from None
 

@@ -30,7 +30,9 @@ _GROUP = re.compile(r"[0-9]+(?:[.-][0-9]+)*")
 _GROUP_SEP = (" ", "\u00a0")          # groups are joined across one space only
 _MAX_GROUPS = 6                        # "+84 91 234 56 78" is 5; more is content
 _MAX_DIGITS = 17                       # "00" + 15 digits of E.164
-_NUMBER_END = ",;:"                    # "S 0912345678, ..." : the number ends at the comma
+_NUMBER_END = ",;:.!?"                 # "S 0912345678, ...", "S 0912 345 678. ..." : the number ends there
+# an area code or country code in parentheses: "(024) 3999 8888", "(+84) 912 345 678", "+84 (0) 912 345 678"
+_PAREN = re.compile(r"\((\+?[0-9]+)\)")
 _FW = re.compile(r"\s*[Ff][Ww](?:\s+(.*))?\s*$", re.S)
 
 
@@ -49,6 +51,8 @@ def _squash(text: str) -> str:
     """The folded, upper-cased text without whitespace or trailing punctuation: what a DNC
     command is matched against ("Hủy  DNC s." -> "HUYDNCS")."""
     t = "".join(fold(text).split()).upper()
+    if not t.isprintable():                       # NUL padding an SMSC left in short_message, other controls
+        t = "".join(c for c in t if unicodedata.category(c) != "Cc")
     end = len(t)
     while end and unicodedata.category(t[end - 1])[0] == "P":
         end -= 1
@@ -78,7 +82,7 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
     ends: list[int] = []
     m, pat, digits = first, _FIRST_GROUP, 0
     while m is not None and len(groups) < _MAX_GROUPS:
-        g = fold(m.group())
+        g = _PAREN.sub(r"\1", fold(m.group()), count=1)
         stripped = g.rstrip(_NUMBER_END)
         if not pat.fullmatch(stripped):
             break
@@ -103,12 +107,13 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
 
 
 def parse(text: str, sender_num: int | None) -> Command:
-    t = text or ""
+    t = (text or "").strip("\x00")                # NUL padding (C-string short_message) is not content
     squashed = _squash(t)
     m = _DNC.fullmatch(squashed)
     if m:
-        if sender_num is None:
-            return Command("SHORTCODE_SYNTAX_ERROR", "DNC command from a sender that is not a phone number")
+        if sender_num is None or is_shortcode(sender_num):
+            # the DNC list holds subscriber numbers only (as `lists import` requires): not a name, not a short code
+            return Command("SHORTCODE_SYNTAX_ERROR", "DNC command from a sender that is not a subscriber number")
         ch = _CHANNEL[m.group(2)]
         who = format_number(sender_num)
         if m.group(1) == "DK":
