@@ -106,6 +106,18 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
     return normalise_number(g.rstrip(_NUMBER_END) or g), first.group(), first.end()
 
 
+def addressed_to(raw: str, code: str, code_num: int | None, raw_num: int | None = None) -> bool:
+    """Whether a message to `raw` (the destination as written) is for the short code `code`
+    (`code_num` its normalised int): written as it is, or in any form that normalises to it
+    ("05656", "+5656", "5656 "). The pipeline and the SMPP proxy ask the same question, so a
+    command is applied only where it is also answered as one."""
+    if code_num is None:
+        return False
+    if raw.strip().lstrip("+") == code:
+        return True
+    return (raw_num if raw_num is not None else normalise_number(raw)) == code_num
+
+
 def parse(text: str, sender_num: int | None) -> Command:
     t = (text or "").strip("\x00")                # NUL padding (C-string short_message) is not content
     squashed = _squash(t)

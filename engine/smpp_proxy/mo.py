@@ -55,6 +55,7 @@ from functools import partial
 
 from ..pipeline import NotRecorded
 from ..verdict import Action, Message
+from ..rules.shortcode import addressed_to
 from .codec import pdu_concat
 from .codec import constants as C
 from .codec import pdu as P
@@ -123,8 +124,11 @@ class MoPath:
         self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary, reading)
         return v
 
-    def _to_shortcode(self, pdu, binary: bool) -> bool:
-        return not binary and pdu.destination_addr.lstrip("+") == self.pipeline.settings.shortcode
+    def _to_shortcode(self, pdu) -> bool:
+        """For the short code as the pipeline judges it (a binary message to it too: it is judged a
+        syntax error there, so it is answered and confirmed as one here, never offered to an ESME)."""
+        p = self.pipeline
+        return addressed_to(pdu.destination_addr, p.settings.shortcode, p.shortcode)
 
     def _mo_outcome(self, v, link, parts, binary: bool, confirm: bool = True, dest_pdu=None,
                     shortcode: bool | None = None) -> None:
@@ -132,14 +136,14 @@ class MoPath:
         verdict `v` (None: not recorded); see the table in the module text. `ack(status)` answers
         its part to the SMSC; `link` is the one a confirmation goes out on; `dest_pdu` the message's
         first part when `parts` may be empty (short-code parts answered as they came); `shortcode`: the
-        message is for the short code (default: its first part's destination, when not binary)."""
+        message is for the short code (default: its first part's destination)."""
         if v is None:
             # temporary: the SMSC delivers it again, and nothing was confirmed or put in force
             for _, ack in parts:
                 ack(C.ESME_RX_T_APPN)
             return
         pdu0 = parts[0][0] if parts else None
-        if shortcode if shortcode is not None else self._to_shortcode(dest_pdu or pdu0, binary):
+        if shortcode if shortcode is not None else self._to_shortcode(dest_pdu or pdu0):
             for _, ack in parts:
                 ack(0)
             if confirm:
@@ -161,7 +165,7 @@ class MoPath:
 
     # ------------------------------------------------------------ concatenated MO
     def _mo_part(self, link, pdu, ci, text, binary, reading):
-        if self.shared_mo is not None and self._to_shortcode(pdu, binary):
+        if self.shared_mo is not None and not binary and self._to_shortcode(pdu):
             # with a shared state store: put together across processes (engine/state/mo_parts.py)
             return self.shared_mo.part(link, pdu, ci, text, reading)
         return self._mo_part_local(link, pdu, ci, text, binary, reading)
@@ -187,7 +191,7 @@ class MoPath:
                 _answer(old[_LINK], old[_PDU], C.ESME_RX_T_APPN)
         if self.mo_concat.complete(key):
             self.mo_concat.judge_now(key)
-        elif self._to_shortcode(pdu, binary):
+        elif self._to_shortcode(pdu):
             _answer(link, pdu, 0)           # for this element: acknowledged as it comes (module text)
             part[_ANSWERED] = True
 
@@ -216,7 +220,7 @@ class MoPath:
         reading = next((x[_READING] for x in parts if x[_READING]), None)
         pdu0 = parts[0][_PDU]
         # for the short code: so its first part says (a part answered as it came was for it)
-        sc = bool(answered) or self._to_shortcode(pdu0, binary)
+        sc = bool(answered) or self._to_shortcode(pdu0)
         v = self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading)
         if sc or (v is not None and len(live) + len(answered) < c.total):
             # kept for the parts that come after it was judged (still to come, their link gone, sent again,
@@ -232,7 +236,7 @@ class MoPath:
         through when the message was dropped."""
         earlier, whole = late
         what = f"{type(pdu).__name__} MO part {ci[2]}/{ci[1]} late"
-        if earlier is None or self._to_shortcode(pdu, False):
+        if earlier is None or self._to_shortcode(pdu):
             if earlier is not None:
                 # the command was applied once, with what had arrived: a report is not counted twice
                 log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",

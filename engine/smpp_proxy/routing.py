@@ -7,6 +7,8 @@ import logging
 import os
 import re
 import time
+from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,14 @@ HELD_RETRY = 1.0        # seconds before a receipt an ESME refused (or left unan
 # So held receipts take at most max_held_receipts x 4 KB, early ones max_early_receipts x 4 KB.
 MAX_HELD_RECEIPT = 4096
 _RECEIPT_ID = re.compile(rb"id:([^\s\x00]+)")
+# Short-code replies (the confirmation of a DNC command or report) waiting for room upstream: a reply
+# whose MO's link has no room goes on another link, else waits here (~300 bytes each: 3 MB at the bound)
+# and is sent as room comes; the oldest go first, and one over the bound is counted and logged, never
+# silently lost. A reply the SMSC refuses with a temporary status is sent again, REPLY_TRIES in all.
+MAX_REPLIES_WAITING = 10_000
+REPLY_TRIES = 3
+REPLY_RETRY = 0.25      # seconds between attempts to send waiting replies
+_REPLY_TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RSYSERR, C.ESME_RX_T_APPN)
 
 
 def _twins(mid: str) -> list:
@@ -47,6 +57,9 @@ def _twins(mid: str) -> list:
 
 class DeliveryRouting:
     """Mixin of `SmppProxy`: the SMSC -> ESME direction."""
+
+    _replies = None             # short-code replies waiting for room upstream: deque of (submit_sm, attempt)
+    _reply_timer = None
 
     def handle_smsc_deliver(self, link: SmscLink, pdu):
         resp_cls = P.response_class(pdu.command_id)
@@ -178,8 +191,46 @@ class DeliveryRouting:
         mt = P.SubmitSm(source_addr_ton=0, source_addr_npi=0, source_addr=self.pipeline.settings.shortcode,
                         dest_addr_ton=mo.source_addr_ton, dest_addr_npi=mo.source_addr_npi,
                         destination_addr=mo.source_addr, data_coding=dc, short_message=body[:254])
-        if link.available:
-            link.request(mt, lambda r, st: None)
+        if self._replies is None:
+            self._replies = deque()
+        if len(self._replies) >= MAX_REPLIES_WAITING:
+            old = self._replies.popleft()
+            self.stats["shortcode_replies_dropped"] += 1
+            log.warning("short-code reply to %r not sent: %d replies already wait for room upstream",
+                        old[0].destination_addr, MAX_REPLIES_WAITING)
+        self._replies.append((mt, 1))
+        self._send_replies(link)
+
+    def _send_replies(self, prefer=None) -> None:
+        """Send waiting short-code replies while a link has room (the MO's own link first)."""
+        q = self._replies
+        while q:
+            link = prefer if prefer is not None and prefer.available else self._pick_link()
+            if link is None:
+                break
+            mt, tries = q.popleft()
+            link.request(mt, partial(self._reply_answered, mt, tries))
+        if q and self._reply_timer is None:
+            self._reply_timer = self.loop.call_later(REPLY_RETRY, self._reply_tick)
+
+    def _reply_tick(self) -> None:
+        self._reply_timer = None
+        self._send_replies()
+
+    def _reply_answered(self, mt, tries: int, resp, status: int) -> None:
+        if resp is not None and status == 0:
+            self.stats["shortcode_replies_sent"] += 1
+        elif status in _REPLY_TEMPORARY and tries < REPLY_TRIES:
+            self.stats["shortcode_replies_retried"] += 1
+            self._replies.append((mt, tries + 1))
+            if self._reply_timer is None:       # again after REPLY_RETRY, not at once
+                self._reply_timer = self.loop.call_later(REPLY_RETRY, self._reply_tick)
+            return
+        else:
+            self.stats["shortcode_replies_failed"] += 1
+            log.warning("short-code reply to %r refused by the SMSC (status 0x%02X, attempt %d)",
+                        mt.destination_addr, status, tries)
+        self._send_replies()
 
     def _mo_target(self, dest: str, room: int = 1):
         """A receiver session of the account whose MO prefix is the longest match of `dest`, with
