@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -33,6 +34,15 @@ def _sub(subs, name, help, **kw):
     p = subs.add_parser(name, help=help, description=help, **kw)
     _common(p)
     return p
+
+
+def _ctl_common(p: argparse.ArgumentParser, top=False) -> None:
+    """--socket and --timeout of `telfilter ctl`, before or after the action (`ctl stats --socket P`),
+    like --config and --data-dir."""
+    p.add_argument("--socket", metavar="PATH", default=None if top else argparse.SUPPRESS,
+                   help="control socket (default DATA_DIR/control.sock)")
+    p.add_argument("--timeout", type=_seconds, default=60.0 if top else argparse.SUPPRESS, metavar="SECONDS",
+                   help="wait this long for the answer (default 60)")
 
 
 def _list_edit_parsers(subs) -> None:
@@ -180,19 +190,21 @@ def parser() -> argparse.ArgumentParser:
                         "default DATA_DIR/control.sock; 'off' to disable)")
 
     p = _sub(subs, "ctl", "control a running serve over its Unix socket: reload, stats, drain, lists add|remove (JSON out)")
-    p.add_argument("--socket", metavar="PATH", help="control socket (default DATA_DIR/control.sock)")
-    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="wait this long for the answer (default 60)")
+    _ctl_common(p, top=True)
     cs = p.add_subparsers(dest="ctlcmd", metavar="ACTION", required=True)
     q = _sub(cs, "reload", "reload rules, lists, model, ESME accounts (smpp.toml, --esme-accounts-file) and sip.toml; "
              "each part is validated whole: a refused one is reported as path:line:col and its old version kept")
     from .control_reload import RELOAD_PARTS
     q.add_argument("parts", nargs="*", metavar="PART", type=_reload_part,
                    help=f"what to reload: {', '.join(RELOAD_PARTS)} (default: all of them, each part's result reported)")
-    _sub(cs, "stats", "SMPP and SIP counters, list sizes, rules generation, model version")
-    _sub(cs, "drain", "stop serve gracefully, as SIGTERM")
+    _ctl_common(q)
+    _ctl_common(_sub(cs, "stats", "SMPP and SIP counters, list sizes, rules generation, model version"))
+    _ctl_common(_sub(cs, "drain", "stop serve gracefully, as SIGTERM"))
     q = _sub(cs, "lists", "change a list through the running serve (in force at once, journalled/saved by serve)")
     lo = q.add_subparsers(dest="lop", metavar="OP", required=True)
     _list_edit_parsers(lo)
+    for q in lo.choices.values():
+        _ctl_common(q)
 
     p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
     p.add_argument("--log", nargs="+", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too)")
@@ -205,7 +217,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")
-    p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir")
+    p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir (the demo always "
+                   "runs on a temporary data dir seeded with the sample lists; --data-dir is not used)")
 
     p = _sub(subs, "bench", "run the capacity-planning benchmark suite (python -m benchmarks)")
     p.add_argument("--quick", action="store_true", help="a short run (smaller loads, fewer repeats)")
@@ -260,6 +273,7 @@ def main(argv=None) -> int:
         return 2
     from .config import ConfigError
     from .lists import CsvError, SnapshotError
+    from .ml.model import ModelError
     from .rules.loader import RuleSetError
     from .commands import cmd_check, cmd_config, cmd_lists, cmd_rules
     try:
@@ -300,16 +314,28 @@ def main(argv=None) -> int:
         for err in e.errors:
             print(f"telfilter: error: {err}", file=sys.stderr)
         return 2
-    except (CsvError, SnapshotError) as e:
+    except (CsvError, SnapshotError, ModelError) as e:
         print(f"telfilter: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:         # `telfilter ... | head`: the reader has what it wanted (an OSError: before it)
+        _quiet_stdout()
+        return 0
     except OSError as e:             # a missing or unreadable input file, a port in use, ...
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"telfilter: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
     return 1
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe the interpreter's last flush of stdout would fail again ("Exception ignored ...
+    BrokenPipeError"): point the descriptor at /dev/null so that flush goes nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

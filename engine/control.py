@@ -353,6 +353,10 @@ def cmd_ctl(args) -> int:
         print(f"telfilter ctl: {e}", file=sys.stderr)
         return 2
     print(json.dumps(ans, indent=2, ensure_ascii=False))
+    lists_ans = ans.get("lists")
+    if isinstance(lists_ans, dict):     # done, but not with the newest files (a corrupt snapshot, bad journal lines)
+        for w in lists_ans.get("warnings") or ():
+            print(f"telfilter ctl: warning: {w}", file=sys.stderr)
     if not ans.get("ok"):
         for part in RELOAD_PARTS:        # every refused part's errors, path:line:col first on the line
             sub = ans.get(part)

@@ -16,7 +16,6 @@ log = logging.getLogger("telfilter")
 RELOAD_PARTS = ("rules", "lists", "model", "accounts", "sip")
 
 
-
 class ReloadCommands:
     """Mixin of ControlServer (pipe, proxy, sip, args, _rules_gen)."""
 
@@ -40,8 +39,12 @@ class ReloadCommands:
 
     async def _reload_lists(self) -> dict:
         from .serve import reload_lists
-        err = await reload_lists(self.pipe)
-        return {"ok": err is None, "error": err}
+        warnings: list = []
+        err = await reload_lists(self.pipe, warnings)
+        ans = {"ok": err is None, "error": err}
+        if warnings:            # done, but e.g. a corrupt snapshot refused and its previous generation loaded
+            ans["warnings"] = warnings[:100]
+        return ans
 
     async def _reload_model(self) -> dict:
         from .serve import _reload_model

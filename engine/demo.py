@@ -51,6 +51,9 @@ def cmd_demo(args) -> int:
     from .smpp_proxy.harness import ProxyHarness
     from .smpp_proxy.server import VerdictLog
     settings = load_settings(getattr(args, "config", None))
+    if getattr(args, "data_dir", None):     # a directory the user names is never seeded (README): not used here
+        print(f"telfilter demo: note: --data-dir {args.data_dir} is not used: the demo seeds a temporary data dir "
+              "of its own with the sample lists (--keep-data keeps it)", file=sys.stderr)
     tmp = Path(tempfile.mkdtemp(prefix="telfilter-demo-"))
     day = datetime.now(HANOI).date()
     now = {"t": datetime.now(timezone.utc)}

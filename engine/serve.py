@@ -46,9 +46,11 @@ log = logging.getLogger("telfilter")
 GC_THRESHOLDS = (700, 10, 100)
 
 
-async def reload_lists(pipe) -> str | None:
+async def reload_lists(pipe, warnings: list | None = None) -> str | None:
     """Load the lists in a worker thread, then swap them in on the loop. Returns None, or why
-    the reload was refused (the old lists stay in force)."""
+    the reload was refused (the old lists stay in force). What the load warned about (a snapshot
+    refused and its previous generation used, unreadable journal lines) is logged and added to
+    `warnings`."""
     from .lists import ListStore
     fresh = ListStore(pipe.store.dir)
     try:
@@ -56,15 +58,17 @@ async def reload_lists(pipe) -> str | None:
     except Exception as e:          # SnapshotError, OSError and friends: keep the old lists
         log.error("lists reload refused, old lists stay in force: %s", e)
         return str(e)
-    for w in fresh.warnings:
-        log.warning("%s", w)
+    said = list(fresh.warnings)
     try:
         pipe.store.catch_up(new)    # on the loop: no journal append can interleave
     except OSError as e:
         log.error("lists reload refused, old lists stay in force: %s", e)
         return str(e)
-    for w in pipe.store.warnings:
+    said += pipe.store.warnings
+    for w in said:
         log.warning("%s", w)
+    if warnings is not None:
+        warnings += said
     rep = getattr(pipe, "replicator", None)
     if rep is not None:             # a CLI import/edit: the other nodes get the difference
         n = rep.publish_diff(pipe.lists, new)

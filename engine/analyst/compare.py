@@ -144,14 +144,22 @@ def _transitions(a, b) -> dict:
     return dict(sorted(out.items()))
 
 
-def render_changes(rows: list[dict], fmt: str) -> str:
+def change_columns(n_models: int) -> list[str]:
+    """The columns of a changed-message row (compare()), for `n_models` models."""
+    cols = ["index", "text", "lang", "kind", "label"]
+    for i in range(n_models):
+        cols += [f"p_{i + 1}", f"action_{i + 1}"]
+    return cols
+
+
+def render_changes(rows: list[dict], fmt: str, n_models: int = 2) -> str:
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows({c: cell(v) for c, v in r.items()} for r in rows)   # texts as a spreadsheet shows them
+    # the header even when nothing changed: a script or spreadsheet reading the file gets its columns
+    w = csv.DictWriter(buf, list(rows[0]) if rows else change_columns(n_models), lineterminator="\n")
+    w.writeheader()
+    w.writerows({c: cell(v) for c, v in r.items()} for r in rows)   # texts as a spreadsheet shows them
     return buf.getvalue()
 
 

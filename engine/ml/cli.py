@@ -45,16 +45,34 @@ def cmd_ml(args) -> int:
     return 1
 
 
+SHOWN_ERRORS = 1000       # as `lists import`: the first 1,000 bad lines, then a count
+
+
+def _skipped(what: str, errors) -> None:
+    """Bad input lines as FILE:LINE: why, the first SHOWN_ERRORS of them, then how many more (a verdict log
+    or another file of the wrong kind given as --data must not print millions of lines)."""
+    for e in errors[:SHOWN_ERRORS]:
+        print(f"telfilter ml {what}: skipped bad line: {e}", file=sys.stderr)
+    if len(errors) > SHOWN_ERRORS:
+        print(f"telfilter ml {what}: ... and {len(errors) - SHOWN_ERRORS} more bad lines skipped "
+              f"({len(errors)} in all)", file=sys.stderr)
+
+
 def _train(args) -> int:
     from .train import train
     texts, labels, infos, errors = _read_all(args.data)
-    for e in errors:
-        print(f"telfilter ml train: skipped bad line: {e}", file=sys.stderr)
+    _skipped("train", errors)
     if not texts:
         print("telfilter ml train: error: no labelled messages in the data", file=sys.stderr)
         return 2
     log = lambda m: print(m, file=sys.stderr)
     out = Path(args.out) if args.out else None
+    why = _protected_out(out, args) if out is not None else None
+    if why:
+        print(f"telfilter ml train: error: --out {out}: {why}; write the candidate to a new directory (without "
+              "--out: DATA_DIR/models/<model_version>) and install it with `telfilter ml promote`",
+              file=sys.stderr)
+        return 2
     if out is None:
         # A candidate beside the served model, never over it: it is written under a private name and
         # renamed to its model_version when complete (no half-written candidate under a real name).
@@ -96,6 +114,53 @@ def _data_dir(args) -> Path:
     return resolve_data_dir(getattr(args, "data_dir", None), settings, seed=False)
 
 
+def _protected_out(out: Path, args) -> str | None:
+    """Why `ml train --out` must not write into `out`, or None. Training writes its files in place: into
+    the model serve loads it would put an unchecked model in force at the next reload or restart, and
+    into a promoted version it would make the rollback history lie (a version directory holding
+    another model). The bundled model is the fallback of every install."""
+    from ..analyst.promote import versions_dir
+    try:
+        real = out.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if real == default_model_dir().resolve():
+        return "that is the bundled model"
+    try:
+        served = serving_model_dir(args)
+    except ModelError:
+        return None
+    if served.absolute() == out.absolute() or (served.exists() and served.resolve() == real):
+        return "that is the model serve loads ([ml] model)"
+    vd = versions_dir(served.absolute())
+    try:
+        if vd.exists() and real.is_relative_to(vd.resolve()):
+            return f"that is inside {vd}, the promoted models kept for rollback"
+    except OSError:
+        return None
+    return None
+
+
+def serving_scorer(args):
+    """(directory, scorer) of the model serve would load with this --config, with the thresholds serve
+    judges by: telfilter.toml's [ml] tag_threshold / drop_threshold when set, else the card's. The
+    third item names the overrides ({} when the card's thresholds are used)."""
+    from ..config import ConfigError, load_settings
+    try:
+        s = load_settings(getattr(args, "config", None))
+    except ConfigError as e:
+        raise ModelError(str(e)) from None
+    d = Path(s.ml_model) if s.ml_model else default_model_dir()
+    sc = load_scorer(d)
+    over = {}
+    for name in ("tag_threshold", "drop_threshold"):
+        v = getattr(s, f"ml_{name}")
+        if v is not None:
+            over[name] = {"telfilter.toml": float(v), "card": getattr(sc, name)}
+            setattr(sc, name, float(v))
+    return d, sc, over
+
+
 def serving_model_dir(args) -> Path:
     """The model `serve` would load with this --config: [ml] model, else the bundled one."""
     from ..config import ConfigError, load_settings
@@ -109,11 +174,14 @@ def serving_model_dir(args) -> Path:
 def _eval(args) -> int:
     from .features import language
     from .train import breakdown, metrics
-    mdir = Path(args.model) if args.model else serving_model_dir(args)
-    sc = load_scorer(mdir)
+    over = {}
+    if args.model:
+        mdir = Path(args.model)
+        sc = load_scorer(mdir)
+    else:                       # as serve judges: [ml] thresholds of telfilter.toml win over the card's
+        mdir, sc, over = serving_scorer(args)
     ds, _ = read_all(args.data)
-    for e in ds.errors:
-        print(f"telfilter ml eval: skipped bad line: {e}", file=sys.stderr)
+    _skipped("eval", ds.errors)
     if not ds.texts:
         print("telfilter ml eval: error: no labelled messages", file=sys.stderr)
         return 2
@@ -123,6 +191,8 @@ def _eval(args) -> int:
     m["model"] = str(mdir)
     m["model_version"] = sc.version
     m["tag_threshold"] = sc.tag_threshold
+    if over:
+        m["thresholds_overridden"] = over
     # per language (the data's `lang` column, else as the scorer detects it) and per `kind`
     langs = [g or language(t) for g, t in zip(ds.langs, ds.texts)]
     m["by_language"] = breakdown(p, y, sc.drop_threshold, langs)
@@ -295,12 +365,21 @@ def _compare(args) -> int:
     if not dirs:
         print("telfilter ml compare: error: give --model at least once", file=sys.stderr)
         return 2
-    if len(dirs) == 1:
-        dirs.insert(0, serving_model_dir(args))
+    over = {}
     scorers = [load_scorer(d) for d in dirs]
+    if len(dirs) == 1:
+        # against the model serve loads: each judged with the thresholds serve would use for it
+        # (telfilter.toml's [ml] ones, when set, apply to whatever model is promoted)
+        served, sc, over = serving_scorer(args)
+        cand = scorers[0]
+        over_cand = {}
+        for name, v in over.items():
+            over_cand[name] = {"telfilter.toml": v["telfilter.toml"], "card": getattr(cand, name)}
+            setattr(cand, name, v["telfilter.toml"])
+        dirs.insert(0, served)
+        scorers.insert(0, sc)
     msgs = read_messages(args.data)
-    for e in msgs.errors:
-        print(f"telfilter ml compare: skipped bad line: {e}", file=sys.stderr)
+    _skipped("compare", msgs.errors)
     need = ["sklearn"] * (msgs.labels is not None) + ["matplotlib"] * bool(args.report)
     for mod in need:
         try:
@@ -316,9 +395,12 @@ def _compare(args) -> int:
         summary, changed, P, langs = compare(scorers, [str(d) for d in dirs], msgs, bar.update)
     finally:
         bar.close()
+    if over:                    # the thresholds telfilter.toml sets, not the cards': said per model
+        summary["models"][0]["thresholds_overridden"] = over
+        summary["models"][1]["thresholds_overridden"] = over_cand
     if args.changes:
         fmt = "csv" if args.changes.lower().endswith(".csv") else "jsonl"
-        write_atomic(Path(args.changes), render_changes(changed, fmt))
+        write_atomic(Path(args.changes), render_changes(changed, fmt, len(dirs)))
         summary["changes_file"] = args.changes
     if args.report:
         summary["plots"] = [str(Path(args.report) / f) for f in
@@ -336,8 +418,9 @@ def _promote(args) -> int:
     what = f"telfilter ml {args.mcmd}"
     if not settings.ml_model:
         print(f"{what}: error: {settings.config_dir / 'telfilter.toml'}: [ml] model is not set, so serve loads the "
-              "bundled model, which is not replaced; set it, e.g. model = \"/var/lib/telfilter/model\", and restart "
-              "serve once", file=sys.stderr)
+              "bundled model, which is not replaced; set it, e.g. model = \"/var/lib/telfilter/model\", then run "
+              "this command again: it installs the model there and a running serve re-reads [ml] as it reloads (no "
+              "restart needed; until a model is there, a restarted serve refuses the path)", file=sys.stderr)
         return 2
     target = Path(settings.ml_model).absolute()       # as serve resolves it: from its working directory
     try:

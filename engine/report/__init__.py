@@ -66,7 +66,8 @@ def _date(v: str | None, flag: str) -> date | None:
     try:
         return date.fromisoformat(v)
     except ValueError:
-        raise SystemExit(f"telfilter report: {flag} must be a date YYYY-MM-DD, got {v!r}") from None
+        print(f"telfilter report: {flag} must be a date YYYY-MM-DD, got {v!r}", file=sys.stderr)
+        raise SystemExit(2) from None       # a usage error, as --from after --to (was exit 1)
 
 
 def cmd_report(args) -> int:
