@@ -79,6 +79,18 @@ async def reload_lists(pipe, warnings: list | None = None) -> str | None:
     return None
 
 
+def catch_up_journal(pipe) -> None:
+    """Apply the DNC journal lines appended since the lists in force last read it (on the loop: a
+    few lines a second, read under the journal lock held only for each append)."""
+    try:
+        pipe.store.catch_up(pipe.lists)
+    except OSError as e:
+        log.error("DNC journal not read (the lists in force may miss changes another process made): %s", e)
+        return
+    for w in pipe.store.warnings:
+        log.warning("%s", w)
+
+
 async def compact_journal(pipe) -> None:
     """Keep the DNC journal bounded: fold it into the snapshot in a worker thread."""
     from .lists import ListStore
@@ -278,7 +290,7 @@ async def run_serve(args, ready=None):
     watcher = RuleWatcher(pipe)
 
     async def watch():
-        lists_sig = pipe.store.snapshot_signature()
+        lists_sig, journal_sig = pipe.store.snapshot_signature(), pipe.store.journal_signature()
         ticks = 0
         while True:
             await asyncio.sleep(1.0)
@@ -286,10 +298,13 @@ async def run_serve(args, ready=None):
             watcher.poll()
             if ticks % 60 == 0:
                 await compact_journal(pipe)
-            now = pipe.store.snapshot_signature()
+            now, j = pipe.store.snapshot_signature(), pipe.store.journal_signature()
             if now != lists_sig:    # a CLI `lists import/add/remove` (or a compaction) installed a snapshot
-                lists_sig = now
+                lists_sig, journal_sig = now, j
                 await reload_lists(pipe)
+            elif j != journal_sig:  # appended to (by us, or by another process): the lines since the last
+                journal_sig = j     # look, applied in journal order (ours again: the same end state)
+                catch_up_journal(pipe)
     wt = asyncio.create_task(watch())
     st_task = asyncio.create_task(state_store.run())
     follow = asyncio.create_task(replicator.follow()) if replicator is not None else None

@@ -193,3 +193,26 @@ def test_pool_sockets_follow_the_control_socket_name(tmp_path):
         (tmp_path / n).touch()
     assert [p.name for p in pool_sockets(tmp_path / "tf.sock")] == ["tf.w1.sock", "tf.w2.sock"]
     assert [p.name for p in pool_sockets(tmp_path / "control.sock")] == ["control.w1.sock"]
+
+
+def test_serve_applies_dnc_journal_lines_another_process_appended(tmp_path):
+    """A `telfilter check --jsonl` replaying 5656 commands on serve's data dir appends to the DNC
+    journal without installing a snapshot: serve applies those lines within a couple of seconds."""
+    from engine.lists import ListStore
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    ListStore(tmp_path / "data").add("senders", "SHOPABC", "SV", ["Shop", "QC", "", "", ""])
+    p, port = _serve(tmp_path, sim.port)
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        line = json.dumps({"id": 1, "kind": "sms", "sender": "0912000778", "recipient": "5656", "text": "DK DNC",
+                           "time": "2026-03-02T09:00:00+07:00"})
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "check", "--data-dir", tmp_path / "data",
+                            "--jsonl", "-"], input=line + "\n", cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "DNC_REGISTERED" in r.stdout, r.stdout + r.stderr
+        assert wait_for(lambda: json.loads(ctl(tmp_path, "stats").stdout)["lists"]["dnc"]["SV"] == 1, 10)
+        _send_ad(port, "84912000778", 1)
+        assert wait_for(lambda: len(_ad_verdicts(tmp_path)) == 1)
+        assert "AD_TO_DNC" in _ad_verdicts(tmp_path)[0]
+    finally:
+        _stop(p)
+        sim.stop()

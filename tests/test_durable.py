@@ -371,6 +371,7 @@ def test_serve_takes_forked_snapshots_under_traffic_and_restores_from_them(tmp_p
                               "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
                               "--esme-account", "t:pw", "--sip-listen", "off", "--ready-file", ready],
                              cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+        procs.append(p)                         # stopped in `finally` even when it never gets ready
         assert wait_for(ready.exists, 60), (tmp_path / f"stderr{n}.log").read_text()
         assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
         return p, port
@@ -379,7 +380,6 @@ def test_serve_takes_forked_snapshots_under_traffic_and_restores_from_them(tmp_p
     snap = data / "state" / "snapshot"
     try:
         p, port = serve(1)
-        procs.append(p)
         stamps = set()
         for i in range(3):
             assert _submit_ad(port, "84912000444") == 0
@@ -394,7 +394,6 @@ def test_serve_takes_forked_snapshots_under_traffic_and_restores_from_them(tmp_p
         log1 = (tmp_path / "stderr1.log").read_text()
         assert "snapshot failed" not in log1 and "Traceback" not in log1, log1[-3000:]
         p, port = serve(2)
-        procs.append(p)
         assert _submit_ad(port, "84912000444") != 0, "the 4th ad within 24 h was let through after the restart"
         assert _submit_ad(port, "84912000445") == 0
         p.send_signal(signal.SIGTERM)

@@ -111,6 +111,15 @@ class ListStore:
                 sig.append(None)
         return tuple(sig)
 
+    def journal_signature(self) -> tuple | None:
+        """Changes whenever the DNC journal is appended to or rewritten (serve polls it to pick up
+        lines another process appended: `check --jsonl` replaying 5656 commands on this data dir)."""
+        try:
+            st = os.stat(self.delta_path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size
+
     def load(self, strict: bool = False) -> Lists:
         """Load every kind, then the journal. A bad snapshot falls back to `.prev` (warning)
         unless strict."""
