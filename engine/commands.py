@@ -173,6 +173,7 @@ def cmd_lists(args) -> int:
                 _print_warnings(store)
             else:
                 store.export(args.kind, out)
+                _print_warnings(store)  # an export from the previous snapshot, or without unreadable journal lines
         return 0
     if args.lcmd == "stats":
         L = store.load()

@@ -107,6 +107,9 @@ def test_corrupt_snapshot_refused_previous_good_used(data_dir, damage):
     # the CLI says so on stderr and keeps working
     r = run_cli("lists", "stats", "--data-dir", data_dir)
     assert r.returncode == 0 and "refusing snapshot" in r.stderr
+    # ... and an export, which writes what is in force (the previous generation), says so too
+    r = run_cli("lists", "export", "dnc", "--data-dir", data_dir)
+    assert r.returncode == 0 and "+84912345678" in r.stdout and "refusing snapshot" in r.stderr
     # an import over a corrupt snapshot is refused rather than overwriting data
     r = run_cli("lists", "import", "dnc", "/dev/stdin", "--data-dir", data_dir, input="number,channel\n0912000000,S\n")
     assert r.returncode == 2 and "refusing snapshot" in r.stderr
