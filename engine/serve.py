@@ -212,8 +212,10 @@ async def run_serve(args, ready=None):
     cfg, settings = load_serve_config(args)
     pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False)
     # one of `serve --workers N` (engine/supervisor.py)? worker 0 keeps the default socket and metrics
-    from .supervisor import worker_index
+    from .supervisor import die_with_supervisor, worker_index
     worker, in_pool = worker_index(), "TELFILTER_WORKERS" in os.environ
+    if in_pool:
+        die_with_supervisor()
     # durable judging state (engine/state): loaded (snapshot + journal) before anything listens
     from .state import install, is_shared, open_state
     state_url = getattr(args, "state", None)

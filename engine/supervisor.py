@@ -13,6 +13,9 @@ socket `DATA_DIR/control.sock` and `--metrics-listen`; worker i > 0 answers on
 `<control socket stem>.w<i><suffix>` (control.w<i>.sock by default) and has no metrics listener. `--ready-file F` is written by the supervisor
 once every worker has written `F.w<i>` (its port lines).
 
+A worker stops (SIGTERM: it drains) when its supervisor dies, even by kill -9 (Linux's
+PR_SET_PDEATHSIG, set by the worker as it starts; it also checks that the supervisor that started
+it is still its parent), so a restarted supervisor never shares its ports with orphans.
 A worker that exits while the supervisor is not stopping is restarted (after 1 s, doubling
 up to 30 s while it keeps dying within 10 s of its start) and the event is logged. SIGTERM /
 SIGINT are passed to every worker (each drains as a single serve does) and the supervisor
@@ -40,6 +43,22 @@ def worker_index() -> int:
         return 0
 
 
+def die_with_supervisor() -> None:
+    """In a worker: ask the kernel for SIGTERM when the supervisor dies (Linux; elsewhere nothing),
+    and stop at once if it has died already (between its fork and this call)."""
+    sup = os.environ.get("TELFILTER_SUPERVISOR")
+    if not sup or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)          # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != sup:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _child_argv() -> list[str]:
     # the same command line; argparse keeps the last --workers: the child is one process
     return [sys.executable, "-m", "engine.cli", *sys.argv[1:], "--workers", "1"]
@@ -57,7 +76,7 @@ def supervise(args) -> int:
     def start(i: int) -> None:
         if stopping:                    # a SIGTERM during start-up: the workers not started yet never are
             return
-        env = dict(os.environ, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n))
+        env = dict(os.environ, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n), TELFILTER_SUPERVISOR=str(os.getpid()))
         procs[i] = subprocess.Popen(_child_argv(), env=env, cwd=cwd)
         started[i] = time.monotonic()
         life.info("worker %d started (pid %d)", i, procs[i].pid)

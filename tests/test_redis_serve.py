@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -220,6 +221,32 @@ def test_two_workers_on_one_port_let_exactly_3_of_4_ads_through(tmp_path, url):
     finally:
         pool.stop()
     assert pool.proc.returncode == 0
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path, url):
+    """kill -9 of the supervisor: its workers drain and exit (PR_SET_PDEATHSIG), so a supervisor
+    started again never shares the port with orphans still serving."""
+    pool = Node(tmp_path, "pool", url, _hours_config(tmp_path), workers=2)
+    try:
+        pool.start()
+        pids = [int(line.rsplit("pid ", 1)[1].rstrip(")")) for line in pool.err.read_text().splitlines()
+                if "started (pid" in line]
+        assert len(pids) == 2
+
+        def alive(pid):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            st = Path(f"/proc/{pid}/stat")     # a zombie (exited, not reaped yet) is not serving
+            return not (st.exists() and st.read_text().split(") ", 1)[1].startswith("Z"))
+        assert all(alive(p) for p in pids)
+        pool.proc.send_signal(signal.SIGKILL)
+        pool.proc.wait(10)
+        assert wait_for(lambda: not any(alive(p) for p in pids), 20), "workers outlived their supervisor"
+    finally:
+        pool.kill9()
+        pool.stop()
 
 
 def test_workers_without_redis_is_a_clear_error(tmp_path):
