@@ -159,6 +159,10 @@ def load_settings(config_dir: Path | None = None) -> Settings:
     s.shortcode = str(eng.get("shortcode", s.shortcode))
     s.ml_enabled = ml.get("enabled", True)
     s.ml_model = ml.get("model", "")
+    if s.ml_model and not Path(s.ml_model).is_absolute():
+        # relative to the config directory, never to whatever directory a process runs in: serve under
+        # systemd (cwd /) and `ml promote` in an operator's shell must name the same model
+        s.ml_model = str((cdir / s.ml_model).absolute())
     s.ml_tag_threshold = ml.get("tag_threshold")
     s.ml_drop_threshold = ml.get("drop_threshold")
     s.ml_skip_registered = ml.get("skip_registered_senders", True)

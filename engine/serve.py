@@ -75,7 +75,7 @@ async def reload_lists(pipe, warnings: list | None = None) -> str | None:
         if n:
             log.info("DNC replication: %d changes from a CLI snapshot published", n)
     pipe.lists = new
-    log.info("lists reloaded")
+    life.info("lists reloaded")
     return None
 
 
@@ -130,7 +130,7 @@ async def _reload_model(pipe) -> str | None:
     for name in _ML_SETTINGS:                   # the pipeline reads them per message: in force from now on
         setattr(pipe.settings, name, getattr(new, name))
     pipe.swap_model(m)
-    log.info("model loaded: %s", m.version if m else "none (ML stage off)")
+    life.info("model loaded: %s", m.version if m else "none (ML stage off)")
     return None
 
 

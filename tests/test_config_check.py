@@ -256,3 +256,18 @@ def test_sip_advertise_and_next_hop_flag_are_checked(cfg, tmp_path):
     args = parser().parse_args(["serve", "--sip-next-hop", "127.0.0.1:5070;transport=tcp", "--smpp-listen",
                                 "127.0.0.1:0", "--data-dir", str(tmp_path)])
     load_serve_config(args)                           # accepted: the form sip.toml's next_hop takes
+
+
+def test_a_relative_model_path_is_relative_to_the_config_dir(tmp_path, monkeypatch):
+    """serve (cwd / under systemd) and `ml promote` (an operator's shell) must name the same model."""
+    import shutil
+
+    from engine.config import load_settings
+    from tests.conftest import CONFIG
+    cfg = tmp_path / "cfg"
+    shutil.copytree(CONFIG, cfg)
+    t = cfg / "telfilter.toml"
+    t.write_text(t.read_text().replace('model = ""', 'model = "models/current"', 1))
+    for cwd in ("/", str(tmp_path)):
+        monkeypatch.chdir(cwd)
+        assert load_settings(cfg).ml_model == str(cfg / "models" / "current")
