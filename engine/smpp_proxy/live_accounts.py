@@ -75,6 +75,7 @@ def apply_accounts(proxy, new: dict) -> dict:
             new[sid]._verified = old[sid]._verified      # passwords already checked stay cheap to check
     proxy.accounts.clear()
     proxy.accounts.update(new)           # the same dict as settings.accounts: binds see the new set now
+    proxy._mo_index = None               # MO routing by prefix: made again from the new set
     unbound = []
     for sid, sessions in list(proxy.binds.items()):
         acc = new.get(sid)

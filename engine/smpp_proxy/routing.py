@@ -58,6 +58,7 @@ def _twins(mid: str) -> list:
 class DeliveryRouting:
     """Mixin of `SmppProxy`: the SMSC -> ESME direction."""
 
+    _mo_index = None            # MO prefix -> system_ids (_prefix_index), made on first use, dropped on a reload
     _replies = None             # short-code replies waiting for room upstream: deque of (submit_sm, attempt)
     _reply_timer = None
 
@@ -236,22 +237,22 @@ class DeliveryRouting:
         """A receiver session of the account whose MO prefix is the longest match of `dest`, with
         room in its window for `room` deliver_sm (the parts of one message go to one bind, which
         may reassemble only its own), or None: the SMSC retries later."""
-        best = None
-        for sid, sessions in self.binds.items():
-            acct = self.accounts.get(sid)
-            if acct is None:
-                continue
-            for pfx in acct.mo_prefixes:
-                if dest.startswith(pfx) and (best is None or len(pfx) > best[0]):
-                    rx = self._receiving(sessions)       # none with room -> the SMSC retries later
-                    if room > 1:
-                        # more parts than a window holds need an empty window, not an impossible one
-                        rx = [s for s in rx if len(s.window) + min(room, s.account.window) <= s.account.window]
-                    if rx:
-                        best = (len(pfx), rx)
-        if best is None:
-            return None
-        return best[1][next(self._rr) % len(best[1])]
+        index = self._mo_index
+        if index is None:
+            index = self._mo_index = _prefix_index(self.accounts)
+        binds = self.binds
+        for k in range(min(len(dest), index.longest), -1, -1):       # longest prefix first: O(len(dest))
+            for sid in index.get(dest[:k], ()):
+                sessions = binds.get(sid)
+                if not sessions:
+                    continue
+                rx = self._receiving(sessions)       # none with room -> a shorter prefix, else the SMSC retries
+                if room > 1:
+                    # more parts than a window holds need an empty window, not an impossible one
+                    rx = [s for s in rx if len(s.window) + min(room, s.account.window) <= s.account.window]
+                if rx:
+                    return rx[next(self._rr) % len(rx)]
+        return None
 
     def _receivers(self, acct):
         return self._receiving(self.binds.get(acct, ()))
@@ -375,6 +376,22 @@ class _HeldReceipt:
 
     def __init__(self, raw: bytes):
         self.raw = raw
+
+
+class _PrefixIndex(dict):
+    """MO destination prefix -> the system_ids routed by it (accounts' `mo_prefixes`), in account order."""
+    longest = 0
+
+
+def _prefix_index(accounts: dict) -> _PrefixIndex:
+    ix = _PrefixIndex()
+    for sid, acct in accounts.items():
+        for pfx in acct.mo_prefixes:
+            ix.setdefault(pfx, [])
+            if sid not in ix[pfx]:
+                ix[pfx].append(sid)
+            ix.longest = max(ix.longest, len(pfx))
+    return ix
 
 
 def _receipt_status(ok) -> int:
