@@ -5,7 +5,8 @@
     3. ML          spam probability of SMS text (when a model is loaded)
     4. rules       every rule of the loaded set, lists and counters read-only
     5. decide      forced actions and the score table; the strongest action wins
-    6. commit      counters (only for messages let through) and short-code effects
+    6. commit      counters (only for messages let through; `judge(msg, commit=False)`: never) and
+                   short-code effects
 
 Everything a stage reads is swapped atomically by reference (rules, lists, model), so a
 reload never exposes a half-built set; counter state lives in `EngineState` and survives
@@ -72,7 +73,11 @@ class Pipeline:
         self.rule_errors: list = []
 
     # ------------------------------------------------------------ judging
-    def judge(self, msg: Message | Call) -> Verdict:
+    def judge(self, msg: Message | Call, commit: bool = True) -> Verdict:
+        """The verdict on `msg`; its counters and history committed when it is let through, unless
+        `commit` is false: then nothing is remembered (the verdict of a part of a message decided as a
+        whole, e.g. one destination of an SMPP submit_multi, judged again with commit once the whole is
+        known to go through). 5656 commands (MO to the short code) take effect either way."""
         ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
         # an SMS to the short code is a subscriber's command: MO, or a record that does not say
         # (an ESME's MT to 5656 is not: it could cancel someone else's DNC registration)
@@ -101,7 +106,7 @@ class Pipeline:
         for rule, ev in rhits:
             hits.append(Hit(rule.symbol, rule.score, ev, rule.source, rule.action, rule.smpp_status, rule.sip_code))
         verdict = decide(hits, rules.tag_threshold, rules.drop_threshold)
-        if verdict.action is not Action.DROP:
+        if verdict.action is not Action.DROP and commit:
             for st in pending:
                 st.commit(ctx, state)
             if ctx.is_call and msg.duration is not None:      # a call record that says how it ended

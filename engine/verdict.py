@@ -85,6 +85,13 @@ class Verdict:
 ALLOW_NO_HITS = Verdict(Action.ALLOW, 0.0, ())      # most messages: one shared, immutable verdict
 
 
+def dropped_with(v: Verdict, detail: str, source: str) -> Verdict:
+    """The verdict of one destination of a message dropped as a whole for another destination's verdict
+    (an SMPP submit_multi is one message: the SMSC takes all of it or none): `v`'s hits and score, dropped,
+    with a PDU_DROPPED hit saying why. Its counters were not committed (nothing was sent to it)."""
+    return Verdict(Action.DROP, v.score, v.hits + (Hit("PDU_DROPPED", 0.0, detail, source, Action.DROP),))
+
+
 def decide(hits: list[Hit], tag_threshold: float, drop_threshold: float) -> Verdict:
     """Combine hits: forced actions and the score table; the strongest action wins."""
     if not hits and tag_threshold > 0.0 and drop_threshold > 0.0:
@@ -104,7 +111,9 @@ def decide(hits: list[Hit], tag_threshold: float, drop_threshold: float) -> Verd
 
 @dataclass(slots=True)
 class Message:
-    """One SMS. `sender` is a brandname or a number as received; `account` is the ESME system_id."""
+    """One SMS. `sender` is a brandname or a number as received; `account` is the ESME system_id.
+    `time` is when it is judged at: when it will be delivered (an SMPP schedule_delivery_time later than
+    its submission), `submitted` then saying when it was submitted (None: `time` is both)."""
     sender: str
     recipient: str
     text: str
@@ -113,6 +122,7 @@ class Message:
     direction: str | None = "mt"   # "mt" (ESME -> subscriber), "mo" (subscriber -> short code/ESME); None = not said (treated as mt)
     id: str | None = None
     kind: str = "sms"
+    submitted: datetime | None = None
 
 
 @dataclass(slots=True)

@@ -49,7 +49,6 @@ import time
 from collections import OrderedDict, defaultdict, deque
 from datetime import datetime, timezone
 
-from ..verdict import Action
 from .accounts import SmppSettings, TokenBucket
 from .codec import constants as C
 from .codec import pdu as P
@@ -63,7 +62,7 @@ from .mo import MoPath
 from .msgids import MessageIds
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
-from .submit import Refusal, SubmitPath, message_content
+from .submit import SubmitPath
 from .submit_concat import ConcatSubmit
 from .verdictlog import VerdictLog
 
@@ -319,22 +318,8 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
             return
         if cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
             return self._admit_message(sess, pdu)
-        if cid == C.REPLACE_SM:             # new text for a stored message: judged like a submit
-            try:
-                text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto")
-            except Refusal as r:
-                return self._refuse(sess, pdu, r.status, r.reason)
-            sm = pdu.short_message
-            if sm and len(sm) % 2 == 0 and sm.count(0) * 4 >= len(sm):
-                # replace_sm carries no data_coding: the SMSC keeps the stored message's. Bytes that read as
-                # UCS-2 (NUL high octets) are judged as the handset of a UCS-2 message would show them
-                text, reading = sm.decode("utf-16-be", errors="replace"), "ucs2-assumed"
-            def judged(v):
-                if v.action is Action.DROP:
-                    return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
-                                                         command_status=v.smpp_status))
-                return self._relay(sess, pdu)
-            return self._judge(sess, pdu.source_addr, "", text, "replace_sm", binary, reading, then=judged)
+        if cid == C.REPLACE_SM:             # new text for a stored message: judged as the message it becomes
+            return self._replace(sess, pdu)
         if cid in (C.QUERY_SM, C.CANCEL_SM):
             return self._relay(sess, pdu)
         sess.send_pdu(P.GenericNack(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVCMDID))

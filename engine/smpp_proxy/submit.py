@@ -1,19 +1,28 @@
 """The submit path: judge each submitted message (or each concatenated message once: submit_concat.py),
-then drop it, forward it byte for byte, or forward it tagged."""
+then drop it, forward it byte for byte, or forward it tagged.
+
+A message is judged as it will be delivered: at its schedule_delivery_time when that is later than now
+(SMPP 3.4 §7.1.1, absolute or relative; one that is not a time is refused ESME_RINVSCHED), so the hour
+windows and the 24 h caps apply at delivery. validity_period is not read: it only bounds how long the
+SMSC keeps trying, which no rule is about. A submit_multi is one message for the SMSC (taken whole or
+refused whole): every destination is judged before any is counted (`_judge_multi`). A replace_sm is
+judged as the message it turns the stored one into (`_replace`: its recipient, data_coding and schedule
+are kept with the message_id, msgids.py)."""
 from __future__ import annotations
 
 import logging
 import time
 from typing import TYPE_CHECKING
 
-from ..verdict import Action, Message
+from ..numbers import format_number, normalise_number
+from ..verdict import ALLOW_NO_HITS, Action, Message, dropped_with
 from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode_prefix, pdu_concat, pdu_user_data,
-                    prefix_user_data, read_text, readable_text, view_sm, with_sequence)
+                    prefix_user_data, read_text, readable_text, smpp_time, view_sm, with_sequence)
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
 from .accounts import ONE_SEGMENT_PDU, message_cost
-from .msgids import id_key
+from .msgids import MULTI, PART, SINGLE, id_key, source_fp
 from .smsc import LATE
 
 if TYPE_CHECKING:
@@ -23,10 +32,11 @@ log = logging.getLogger("telfilter.smpp")
 
 
 _DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
-_GENERIC_NACK, _SUBMIT_SM = C.GENERIC_NACK, C.SUBMIT_SM
+_GENERIC_NACK, _SUBMIT_SM, _DATA_SM = C.GENERIC_NACK, C.SUBMIT_SM, C.DATA_SM
 _perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
+_REPLACE_SM_NAME = P.name_of(C.REPLACE_SM)          # (the verdict log names PDUs as the codec does)
 # A submit_multi is judged once per recipient: its text times its recipients may be at most this many times
 # max_message_chars (254 recipients of 2,000 characters pass; 254 of a 60 KB payload, ~1.3 s of judging, not)
 MULTI_WORK = 8
@@ -58,14 +68,15 @@ class Refusal(Exception):
 _LITERAL_READING = {0x00: "gsm", 0x01: "ascii"}
 
 
-def message_content(pdu, reading: str = "auto") -> tuple[str, bool, str | None]:
+def message_content(pdu, reading: str = "auto", data_coding: int | None = None) -> tuple[str, bool, str | None]:
     """(text to judge, binary?) of a submit_sm / submit_multi / data_sm / deliver_sm / replace_sm,
     as the SMSC will deliver it: message_payload if present, else short_message, without its UDH.
     Binary content is judged on the URLs readable in it (codec.readable_text: WAP push SI/SL and
     plain ASCII URLs) and on everything that is not text. Raises Refusal, with the codec's status,
     when what would be delivered is ambiguous (two message_payload TLVs, both short_message and
     message_payload) or the UDH / SAR parameters are malformed. Works on a lean `SmView` (the
-    submit_sm hot path: no TLV objects are built) and on the full dataclasses alike."""
+    submit_sm hot path: no TLV objects are built) and on the full dataclasses alike. `data_coding`: the
+    stored message's, for a replace_sm (which carries none)."""
     try:
         if type(pdu) is SmView:
             pdu.check_user_data()
@@ -74,7 +85,7 @@ def message_content(pdu, reading: str = "auto") -> tuple[str, bool, str | None]:
             pdu_check_user_data(pdu)
             ud = pdu_user_data(pdu)
         # `reading`: the sender's setting for data_coding 0 / 1 (codec.text.read_text)
-        dc = getattr(pdu, "data_coding", 0)
+        dc = getattr(pdu, "data_coding", 0) if data_coding is None else data_coding
         text, used = read_text(dc, ud, reading)
     except RemoteProtocolError as e:
         raise Refusal(e.status, str(e)) from None
@@ -90,13 +101,19 @@ class SubmitPath:
 
     def _submit(self, sess: EsmeSession, pdu):
         # (no closures in here: a function that builds one pays for its cells on every call;
-        # the paths that need callbacks are _judge_then_answer's)
+        # the paths that need callbacks are _judge's and _judge_multi's)
         cid = pdu.command_id
         acct = sess.account
         try:
             text, binary, reading = message_content(pdu, acct.text_reading if acct else "auto")
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
+        when = None                         # judged now; else at its scheduled delivery (data_sm has none)
+        if cid != _DATA_SM and pdu.schedule_delivery_time:
+            try:
+                when = self._delivery_time(pdu.schedule_delivery_time)
+            except Refusal as r:
+                return self._refuse(sess, pdu, r.status, r.reason)
         if cid == _SUBMIT_SM or cid == C.DATA_SM:
             # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above (a data_sm's
             # parts, SAR's own use, are put together like a submit_sm's)
@@ -118,7 +135,7 @@ class SubmitPath:
                 if self._pick_link() is None:           # as below: throttled before it is judged
                     return self._upstream_unavailable(sess, pdu)
                 self._charge(sess, pdu)
-                return self._judge_then_answer(sess, pdu, dests, text, binary, reading)
+                return self._judge_multi(sess, pdu, dests, text, binary, reading, when)
             recipient = dests[0]
         else:
             recipient = pdu.destination_addr
@@ -133,10 +150,37 @@ class SubmitPath:
         if len(pdu.raw) > ONE_SEGMENT_PDU:
             self._charge(sess, pdu)
         if self.pipeline.state.shared is not None:
-            return self._judge_then_answer(sess, pdu, [recipient], text, binary, reading)
+            return self._judge(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
+                               then=lambda v: self._judged_answer(sess, pdu, v))
         # the common case, judged at once (nothing runs in between: the link can still take it)
-        v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading)
+        v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when)
         return self._judged_answer(sess, pdu, v, link)
+
+    def _delivery_time(self, schedule: str):
+        """When a message with this schedule_delivery_time is to be delivered, if later than now (else None:
+        at once). Refusal ESME_RINVSCHED when it is not a time (codec.fields.smpp_time says why)."""
+        now = self.clock()
+        try:
+            t = smpp_time(schedule, now)
+        except ValueError as e:
+            self.stats["schedule_invalid"] += 1
+            raise Refusal(C.ESME_RINVSCHED, f"schedule_delivery_time {schedule!r}: {e}") from None
+        return t if t is not None and t > now else None
+
+    def _parts_delivery(self, pdus):
+        """The delivery time a concatenated message is judged at: its latest part's (the handset shows the
+        message once that part is in); None when every part goes at once."""
+        latest = None
+        for p in pdus:
+            sched = getattr(p, "schedule_delivery_time", "")
+            if sched:
+                try:
+                    t = self._delivery_time(sched)
+                except Refusal:             # (each part's was checked when it came)
+                    continue
+                if t is not None and (latest is None or t > latest):
+                    latest = t
+        return latest
 
     def _refuse_too_long(self, sess, pdu, text: str, recipients: int = 1) -> None:
         """ESME_RINVMSGLEN for a text over max_message_chars, or a submit_multi whose text times recipients
@@ -165,28 +209,82 @@ class SubmitPath:
             return self._drop(sess, (pdu,), v)
         return self._forward(sess, pdu, v if v.action is _TAG else None, link=link)
 
-    def _judge_then_answer(self, sess, pdu, dests, text, binary, reading) -> None:
-        """Judge a message for each of its recipients (a submit_multi), or once through a shared
-        state store (the verdict comes later), then drop or forward it: dropped if any verdict
-        drops it, else forwarded with the first tag."""
+    def _judge_multi(self, sess, pdu, dests, text, binary, reading, when) -> None:
+        """A submit_multi: one message to several destinations, which the SMSC takes whole or refuses whole.
+        Every destination is judged first with nothing committed; a drop for any of them drops the PDU and
+        nothing is counted. Otherwise each is judged again in order, committed (each sees the counts of the
+        ones before it: a number listed twice is two messages to it), and the PDU is forwarded with the
+        first tag. Every destination is logged with its own verdict, or, when the PDU was dropped for
+        another's, dropped with a PDU_DROPPED hit naming it (never `allow`: it was not sent).
+        With a shared state store the second pass's counts go to the server as one message (its script
+        commits all of them or none) and a drop in that pass commits nothing either; in-process, a drop that
+        only the second pass finds (the PDU puts a recipient over a cap by itself) leaves the destinations
+        before it counted."""
         what = _PDU_NAME[pdu.command_id]
-        if len(dests) == 1:
-            return self._judge(sess, pdu.source_addr, dests[0], text, what, binary, reading,
-                               then=lambda v: self._judged_answer(sess, pdu, v))
-        verdicts = [None] * len(dests)
+        judge = self.pipeline.judge
+        msgs = [self._message(sess, pdu.source_addr, d, text, when) for d in dests]
+        out = []
+        for m in msgs:
+            t0 = _perf_counter()
+            out.append((judge(m, False), (_perf_counter() - t0) * 1e6))
+        if any(v.action is _DROP for v, _ in out):
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
+        shared = self.pipeline.state.shared
+        if shared is not None:
+            shared.begin()
+        out = []
+        for m in msgs:
+            t0 = _perf_counter()
+            out.append((judge(m), (_perf_counter() - t0) * 1e6))
+        if shared is None:
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
+        if any(v.action is _DROP for v, _ in out):
+            shared.ops = []                 # the commits of the destinations before it: never sent to the server
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
 
-        def one(i):
-            def judged(v):
-                verdicts[i] = v
-                if any(x is None for x in verdicts):
-                    return
-                drops = [x for x in verdicts if x.action is _DROP]
-                if drops:
-                    return self._drop(sess, [pdu], drops[0])
-                self._forward(sess, pdu, next((x for x in verdicts if x.action is _TAG), None))
-            return judged
-        for i, d in enumerate(dests):
-            self._judge(sess, pdu.source_addr, d, text, what, binary, reading, then=one(i))
+        def settled(final):
+            sess.in_flight -= 1
+            self._multi_answer(sess, pdu, msgs, out, what, binary, reading, final)
+            if sess.unbind_seq is not None and not sess.in_flight:
+                self.unbind_answered(sess)               # an unbind that came while the verdict was settling
+        sess.in_flight += 1
+        # every destination's ops as one message: the server commits them all or none (a cap found full
+        # there comes back as its rule's hit on ALLOW_NO_HITS)
+        shared.settle(self.pipeline, ALLOW_NO_HITS, settled)
+
+    def _multi_answer(self, sess, pdu, msgs, out, what, binary, reading, shared_verdict=None) -> None:
+        """Log each destination of a submit_multi and answer it: dropped if any verdict (or the shared
+        store's, for all of them) drops it, else forwarded with the first tag."""
+        drop = why = None
+        for m, (v, _) in zip(msgs, out):
+            if v.action is _DROP:
+                drop = v
+                why = f"destination {m.recipient!r}: {','.join(h.symbol for h in v.hits if h.action is _DROP)}"
+                break
+        if drop is None and shared_verdict is not None and shared_verdict.action is _DROP:
+            drop = shared_verdict
+            why = f"shared state: {','.join(h.symbol for h in shared_verdict.hits if h.action is _DROP)}"
+        stats, vlog = self.stats, self.vlog
+        for m, (v, us) in zip(msgs, out):
+            if drop is not None and v.action is not _DROP:
+                v = dropped_with(v, f"not sent: the {what} was dropped whole ({why})", f"smpp:{what}")
+            stats[_STAT_KEY[v.action]] += 1
+            vlog.write_sms(m, what, v, us, binary, reading)
+        if drop is not None:
+            return self._drop(sess, [pdu], drop)
+        tag = next((v for v, _ in out if v.action is _TAG), None)
+        if tag is None and shared_verdict is not None and shared_verdict.action is _TAG:
+            tag = shared_verdict
+        self._forward(sess, pdu, tag)
+
+    def _message(self, sess, sender, recipient, text, when=None) -> Message:
+        """The Message a submitted SMS is judged as: at `when` (its scheduled delivery) when given."""
+        now = self.clock()
+        acct = sess.account
+        msg = Message(sender, recipient, text, now if when is None else when, acct.system_id if acct else "", "mt")
+        if when is not None:
+            msg.submitted = now
+        return msg
 
     def _refuse(self, sess, pdu, status: int, reason: str) -> None:
         """Answer a message we will not forward because it cannot be judged; logged like a verdict."""
@@ -195,28 +293,30 @@ class SubmitPath:
                                 getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), status, reason)
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
-    def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None):
+    def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None):
         """Judge and log one message when no shared state store is in use (its verdict is final
-        at once); `_judge` is the general form."""
+        at once); `_judge` is the general form. `when`: its scheduled delivery, later than now."""
         t0 = _perf_counter()
         acct = sess.account
-        msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt")
+        if when is None:
+            msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt")
+        else:
+            msg = self._message(sess, sender, recipient, text, when)
         v = self.pipeline.judge(msg)
         us = (_perf_counter() - t0) * 1e6
         self.stats[_STAT_KEY[v.action]] += 1
         self.vlog.write_sms(msg, what, v, us, binary, reading)
         return v
 
-    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, *, then):
+    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then):
         """Judge one message and call `then(verdict)`: at once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
         (an allowed ad whose shared cap is full comes back dropped)."""
         shared = self.pipeline.state.shared
         if shared is None:
-            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading))
+            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when))
         t0 = _perf_counter()
-        msg = Message(sender=sender, recipient=recipient, text=text, time=self.clock(),
-                      account=sess.account.system_id if sess.account else "", direction="mt")
+        msg = self._message(sess, sender, recipient, text, when)
         shared.begin()
         v = self.pipeline.judge(msg)
         us = (_perf_counter() - t0) * 1e6
@@ -275,7 +375,7 @@ class SubmitPath:
             raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
         return raw
 
-    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None):
+    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False):
         if link is None:
             link = self._pick_link()     # a verdict that came later (shared state store): still a link free?
         if link is None:
@@ -290,7 +390,7 @@ class SubmitPath:
             # the one closure a forwarded message costs: the SMSC link's window holds it until
             # the resp (or a timeout, a lost link, the drain) calls it, exactly once
             if status == LATE:
-                return self._late_response(acct, link, resp, pdu.command_id)
+                return self._late_response(acct, link, resp, pdu, part)
             sess.in_flight -= 1
             if resp is None or resp.command_id != pdu.command_id | 0x80000000:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
@@ -299,7 +399,7 @@ class SubmitPath:
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
                 if resp.command_status == 0 and getattr(resp, "message_id", ""):
                     # after the resp is queued: a receipt that was waiting for this id goes out behind it
-                    self._remember_message_id(resp.message_id, acct, link.id_space)
+                    self._remember_message_id(resp.message_id, acct, link.id_space, pdu, part)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -308,9 +408,25 @@ class SubmitPath:
         sess.in_flight += 1
         link.forward(out, on_resp)
 
-    def _remember_message_id(self, message_id: str, acct: str, space: str = "") -> None:
+    def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False) -> None:
         key = id_key(space, message_id)
-        self.msgid_account.add(key, acct)
+        ids = self.msgid_account
+        ids.add(key, acct)
+        if pdu is not None:
+            # what a replace_sm of it needs (_replace): its recipient, source, data_coding, schedule
+            cid = pdu.command_id
+            at = 0
+            if cid != _DATA_SM and pdu.schedule_delivery_time:
+                try:
+                    t = self._delivery_time(pdu.schedule_delivery_time)
+                except Refusal:
+                    t = None
+                at = int(t.timestamp()) if t is not None else 0
+            if cid == C.SUBMIT_MULTI:
+                ids.note(key, MULTI, pdu.data_coding, pdu.source_addr, at, None)
+            else:
+                ids.note(key, PART if part else SINGLE, pdu.data_coding, pdu.source_addr, at,
+                         normalise_number(pdu.destination_addr))
         if self.early_receipts:
             if key in self.early_receipts:
                 self._early_receipt_matched(key, acct)
@@ -331,11 +447,12 @@ class SubmitPath:
                     *link.addr, resp.sequence_number, pdu.command_id, resp.command_id)
         return C.ESME_RSYSERR
 
-    def _late_response(self, acct, link, resp, cid) -> None:
+    def _late_response(self, acct, link, resp, pdu, part=False) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
         ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
         still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
         has caused a duplicate)."""
+        cid = pdu.command_id
         self.stats["late_responses"] += 1
         if resp.command_id != cid | 0x80000000:          # a late generic_nack, or another command's response
             if resp.command_id != _GENERIC_NACK:
@@ -348,11 +465,12 @@ class SubmitPath:
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
         if mid:
-            self._remember_message_id(mid, acct, link.id_space)
+            self._remember_message_id(mid, acct, link.id_space, pdu, part)
 
-    def _relay(self, sess, pdu):
+    def _relay(self, sess, pdu, done=None):
         """query_sm / cancel_sm / replace_sm: to a link of the id space that issued the message_id, and
-        only for the account that sent the message (another account's id -> ESME_RINVMSGID)."""
+        only for the account that sent the message (another account's id -> ESME_RINVMSGID). `done(key)`
+        after the SMSC's success, with the id's key in the map."""
         mid = getattr(pdu, "message_id", "")
         spaces = {l.id_space for l in self.links}
         owner = space = None
@@ -380,7 +498,75 @@ class SubmitPath:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq, command_status=failed))
             else:
                 sess.send_raw(with_sequence(resp.raw, esme_seq))
+                if done is not None and resp.command_status == 0:
+                    done(id_key(space or "", mid))
             if sess.unbind_seq is not None and not sess.in_flight:
                 self.unbind_answered(sess)          # owed before its unbind_resp, like a forwarded submit
         sess.in_flight += 1
         link.request(pdu.raw, on_resp)
+
+    def _replace(self, sess, pdu):
+        """replace_sm: new text (and perhaps a new schedule) for a message the SMSC holds, judged as the message
+        it becomes: to the recipient, from the source and in the data_coding of the submit we forwarded under
+        that message_id (kept with it, msgids.py), at its delivery time (the replace_sm's
+        schedule_delivery_time, else the stored message's; at once if that is past). Refused, never judged
+        blind: another account's id ESME_RINVMSGID (as query_sm / cancel_sm); an id this process did not
+        forward or has forgotten (past the map's bound, another `--workers` process's, from before an
+        upgrade), an id of a submit_multi or of one part of a concatenated message (the message it becomes
+        is not known from one text), or a source_addr other than the message's: ESME_RREPLACEFAIL."""
+        mid = pdu.message_id
+        ids = self.msgid_account
+        owner = sent = key = None
+        for sp in {l.id_space for l in self.links} or {""}:
+            key = id_key(sp, mid)
+            owner = ids.get(key)
+            if owner is not None:
+                sent = ids.sent(key)
+                break
+        if owner is not None and owner != sess.account.system_id:
+            self.stats["msgid_not_owned"] += 1
+            return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
+                                                 command_status=C.ESME_RINVMSGID))
+        why = None
+        if sent is None:
+            why = (f"message_id {mid!r} not forwarded by this process or forgotten: its recipient is unknown, the "
+                   "replacement cannot be judged")
+        elif sent.kind != SINGLE:
+            why = (f"message_id {mid!r} is " + ("a submit_multi's (several recipients)" if sent.kind == MULTI else
+                   "one part of a concatenated message") + ": the message the replacement makes cannot be judged")
+        elif source_fp(pdu.source_addr) != sent.source_fp:
+            why = f"source_addr {pdu.source_addr!r} is not the one message_id {mid!r} was submitted from"
+        if why is not None:
+            self.stats["replace_refused"] += 1
+            return self._refuse(sess, pdu, C.ESME_RREPLACEFAIL, why)
+        try:
+            text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto",
+                                                    sent.data_coding)
+            if pdu.schedule_delivery_time:          # a new schedule; NULL keeps the stored one (§4.10.1)
+                when = self._delivery_time(pdu.schedule_delivery_time)
+            else:
+                when = _later(sent.delivery, self.clock())
+        except Refusal as r:
+            return self._refuse(sess, pdu, r.status, r.reason)
+        recipient = format_number(sent.destination) if sent.destination else ""
+
+        def replaced(key):
+            if pdu.schedule_delivery_time:          # a later replace_sm without one keeps this schedule
+                ids.note(key, sent.kind, sent.data_coding, pdu.source_addr,
+                         int(when.timestamp()) if when is not None else 0, sent.destination)
+
+        def judged(v):
+            if v.action is _DROP:
+                return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
+                                                     command_status=v.smpp_status))
+            return self._relay(sess, pdu, replaced)
+        return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
+                           then=judged)
+
+
+def _later(delivery: int, now):
+    """A stored delivery time (Unix seconds, 0 = at once) as an aware datetime in now's zone, if later than now."""
+    if delivery and delivery > now.timestamp():
+        from datetime import datetime
+        return datetime.fromtimestamp(delivery, now.tzinfo)
+    return None

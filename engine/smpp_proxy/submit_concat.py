@@ -46,9 +46,10 @@ class ConcatSubmit:
                     v = earlier
                 if v.action is Action.DROP:
                     return self._drop(sess, [pdu], v)
-                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False)
+                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True)
             return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
-                               f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, then=judged)
+                               f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
+                               self._parts_delivery([pdu]), then=judged)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
                               self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:
@@ -110,6 +111,8 @@ class ConcatSubmit:
                 return
             for i, (s, p) in enumerate(live):
                 # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
-                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to)
+                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to, part=True)
+        # judged at its latest part's scheduled delivery, if any: the handset shows the message then
         self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
-                    f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, then=judged)
+                    f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
+                    self._parts_delivery([p for _, p, _, _ in parts]), then=judged)

@@ -154,17 +154,20 @@ class VerdictLog:
         the literal reading (e.g. "gsm" for GSM 03.38 bytes sent under data_coding 1)."""
         try:
             score, hits = v.score, v.hits
+            # a scheduled message: "ts" is when it was submitted (and judged), "delivery" the time it was judged at
+            sub = msg.submitted
             line = ('{"ts": "%s", "kind": "sms", "pdu": %s, "account": %s, "sender": %s, "recipient": %s, '
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s%s}'
                     # isoformat() is plain ASCII with nothing to escape; names of PDUs and accounts
                     # are few and their JSON is kept
-                    % (_isoformat(msg.time), _name_json(pdu), _name_json(msg.account), _jstr(msg.sender),
+                    % (_isoformat(msg.time if sub is None else sub), _name_json(pdu), _name_json(msg.account), _jstr(msg.sender),
                        _jstr(msg.recipient), _ACTION_NAME[v.action],
                        float.__repr__(round(score, 4)) if type(score) is float else _num(round(score, 4)),
                        _hits_json(hits) if hits else "[]",
                        float.__repr__(round(judge_us, 1)) if type(judge_us) is float else _num(round(judge_us, 1)),
                        (', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
-                       if binary or reading else ""))
+                       + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
+                       if binary or reading or sub is not None else ""))
         except Exception as e:
             return self._failed(e)
         self._emit(line)

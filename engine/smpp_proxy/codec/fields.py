@@ -11,7 +11,9 @@ refusing an SMSC's answer would lose a message the SMSC has already accepted.
 """
 from __future__ import annotations
 
+import calendar
 import re
+from datetime import datetime, timedelta, timezone
 
 from . import constants as C
 
@@ -51,3 +53,47 @@ def cstring_limit(command_id: int, name: str) -> tuple[int, int] | None:
 def valid_time(value: str) -> bool:
     """SMPP 3.4 §7.1.1: empty (NULL) or exactly 16 characters of the time format."""
     return not value or bool(_TIME.match(value))
+
+
+_AFTER_LAST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def smpp_time(value: str, now: datetime) -> datetime | None:
+    """SMPP 3.4 §7.1.1: the instant a time field (schedule_delivery_time, validity_period) names; None
+    when empty (NULL: immediate delivery, the SMSC's default validity). `now` (timezone-aware) is what a
+    relative time counts from: the moment the SMSC takes the message. ValueError saying why when the
+    value is not a time.
+
+    Absolute "YYMMDDhhmmsstnn+|-": local time fields, t tenths of a second, nn quarter hours (00-48) the
+    local time is ahead (+) of or behind (-) UTC; the year is 20YY. Relative "YYMMDDhhmmsstnnR": that
+    many years, months, days, hours, minutes and seconds after `now` (each field any two digits, the
+    months added on the calendar, a day past the month's end taken back to its last day; t and nn are
+    unused by the spec, written 000, and ignored here)."""
+    if not value:
+        return None
+    if not _TIME.match(value):
+        raise ValueError("not YYMMDDhhmmsstnnp (16 characters, p '+', '-' or 'R')")
+    yy, mo, dd, hh, mi, ss = (int(value[i:i + 2]) for i in range(0, 12, 2))
+    if value[15] == "R":
+        months = now.month - 1 + 12 * yy + mo
+        year, month = now.year + months // 12, months % 12 + 1
+        try:
+            base = now.replace(year=year, month=month, day=min(now.day, calendar.monthrange(year, month)[1]))
+        except (ValueError, OverflowError):
+            raise ValueError("relative time beyond the year 9999") from None
+        t = base + timedelta(days=dd, hours=hh, minutes=mi, seconds=ss)
+        if t >= _AFTER_LAST:
+            raise ValueError("relative time past 2099, the last year an absolute time can name")
+        return t
+    nn = int(value[13:15])
+    if nn > 48:                                    # §7.1.1: 00-48
+        raise ValueError(f"UTC offset of {nn} quarter hours (00-48)")
+    if not 1 <= mo <= 12:
+        raise ValueError(f"month {mo:02d}")
+    if not 1 <= dd <= calendar.monthrange(2000 + yy, mo)[1]:
+        raise ValueError(f"day {dd:02d} of month {mo:02d}")
+    if hh > 23 or mi > 59 or ss > 59:
+        raise ValueError(f"time of day {hh:02d}:{mi:02d}:{ss:02d}")
+    off = timedelta(minutes=15 * nn)
+    return datetime(2000 + yy, mo, dd, hh, mi, ss, 100_000 * int(value[12]),
+                    timezone(off if value[15] == "+" else -off))

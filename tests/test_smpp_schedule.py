@@ -1,0 +1,151 @@
+"""schedule_delivery_time: a message is judged at the time it will be delivered (SMPP 3.4 §7.1.1 absolute or
+relative), so the Decree 91 hour windows and the 24 h cap apply at delivery; a schedule that is not a time is
+refused ESME_RINVSCHED with its reason in the verdict log and a metric (stats["schedule_invalid"])."""
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.smpp_proxy.codec import encode, smpp_time
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.server import VerdictLog
+from tests.test_smpp_proxy import raw_session, read_raw
+
+SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
+DNC = b"number,channel\n0912000001,S\n"
+AD = b"[QC] Uu dai. TC gui 5656"
+ICT = timezone(timedelta(hours=7))
+NOW = datetime(2026, 3, 2, 21, 0, tzinfo=ICT)
+
+
+# ---------------------------------------------------------------- the codec's parser (no I/O)
+@pytest.mark.parametrize("value, expected", [
+    ("260302233000028+", datetime(2026, 3, 2, 23, 30, tzinfo=ICT)),
+    ("260302163000000+", datetime(2026, 3, 2, 16, 30, tzinfo=timezone.utc)),
+    ("260302110000504-", datetime(2026, 3, 2, 11, 0, 0, 500_000, tzinfo=timezone(-timedelta(hours=1)))),
+    ("280229000000048+", datetime(2028, 2, 29, tzinfo=timezone(timedelta(hours=12)))),     # a leap day
+    ("000000023000000R", NOW + timedelta(hours=2, minutes=30)),
+    ("000001000000000R", NOW + timedelta(days=1)),
+    ("000100000000000R", datetime(2026, 4, 2, 21, 0, tzinfo=ICT)),                       # a calendar month
+    ("011300000000000R", datetime(2028, 4, 2, 21, 0, tzinfo=ICT)),                       # 1 y 13 months
+    ("", None),
+])
+def test_smpp_time_reads_absolute_and_relative_times(value, expected):
+    assert smpp_time(value, NOW) == expected
+
+
+def test_a_relative_month_past_the_end_of_the_next_month_stops_at_its_last_day():
+    jan31 = datetime(2026, 1, 31, 10, 0, tzinfo=ICT)
+    assert smpp_time("000100000000000R", jan31) == datetime(2026, 2, 28, 10, 0, tzinfo=ICT)
+
+
+@pytest.mark.parametrize("value, why", [
+    ("261302100000028+", "month 13"), ("260230100000028+", "day 30 of month 02"), ("270229100000028+", "day 29"),
+    ("260302240000028+", "time of day"), ("260302236000028+", "time of day"), ("260302233060028+", "time of day"),
+    ("260302233000049+", "49 quarter hours"), ("260302233000028", "not YYMMDDhhmmsstnnp"),
+    ("26030223300002X+", "not YYMMDDhhmmsstnnp"), ("990000000000000R", "past 2099"),
+])
+def test_smpp_time_says_why_a_value_is_not_a_time(value, why):
+    with pytest.raises(ValueError, match=why):
+        smpp_time(value, NOW)
+
+
+# ---------------------------------------------------------------- on the wire
+@pytest.fixture
+def pipe(tmp_path):
+    d = tmp_path / "data"
+    st = ListStore(d)
+    st.import_csv("senders", SENDERS, "senders.csv")
+    st.import_csv("dnc", DNC, "dnc.csv")
+    return build(data_dir=d, with_model=False)
+
+
+def _ad(seq, dst, sched="", text=AD):
+    return encode(P.SubmitSm(sequence_number=seq, source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1,
+                             destination_addr=dst, data_coding=1, schedule_delivery_time=sched, short_message=text))
+
+
+def _run(pipe, now, pdus):
+    """Send `pdus` one after another from one bind at `now`: (statuses, forwarded PDUs, log lines, proxy stats)."""
+    out = io.StringIO()
+    with ProxyHarness(pipe, clock=lambda: now, verdict_log=VerdictLog(out)) as h:
+        s, _ = raw_session(h)
+        sts = []
+        for p in pdus:
+            s.sendall(p)
+            sts.append(read_raw(s).command_status)
+        return sts, h.sim.submits(), [json.loads(x) for x in out.getvalue().splitlines()], dict(h.proxy.stats)
+
+
+def test_a_schedule_that_is_not_a_time_is_refused_rinvsched_with_its_reason(pipe):
+    # well formed (16 characters) but month 13: the codec's size and syntax checks let it through
+    sts, fwd, log, stats = _run(pipe, NOW, [_ad(5, "84912777003", "261302100000028+")])
+    assert sts == [C.ESME_RINVSCHED] and not fwd
+    assert log[-1]["action"] == "refuse" and log[-1]["status"] == C.ESME_RINVSCHED
+    assert "schedule_delivery_time '261302100000028+': month 13" in log[-1]["reason"]
+    assert stats["schedule_invalid"] == 1 and stats["refused"] == 1
+
+
+def test_a_message_is_judged_at_the_later_of_now_and_its_schedule(pipe):
+    night = datetime(2026, 3, 2, 23, 0, tzinfo=ICT)
+    sts, fwd, log, _ = _run(pipe, night, [
+        _ad(5, "84912777003", "260302210000028+"),     # scheduled in the past: goes at once, at 23:00
+        _ad(6, "84912777004", "260303080000028+"),     # submitted at night for 08:00 tomorrow: inside hours
+    ])
+    assert sts[0] != 0 and sts[1] == 0
+    assert [p.destination_addr for p in fwd] == ["84912777004"]
+    late, morning = log
+    assert "AD_OUTSIDE_HOURS" in [h["symbol"] for h in late["hits"]] and "delivery" not in late
+    # the log says when it was submitted (ts) and the delivery time it was judged at
+    assert morning["action"] == "allow" and morning["ts"] == night.isoformat()
+    assert morning["delivery"] == "2026-03-03T08:00:00+07:00"
+
+
+def test_a_relative_schedule_into_the_night_is_judged_at_delivery(pipe):
+    sts, fwd, log, _ = _run(pipe, NOW, [_ad(5, "84912777003", "000000013000000R")])     # 21:00 + 1h30
+    assert sts[0] != 0 and not fwd
+    assert "AD_OUTSIDE_HOURS" in [h["symbol"] for h in log[0]["hits"]]
+
+
+def test_the_24h_cap_applies_at_delivery(pipe):
+    noon = datetime(2026, 3, 2, 10, 0, tzinfo=ICT)
+    sts, fwd, _, _ = _run(pipe, noon, [_ad(10 + i, "84912777005") for i in range(3)] + [
+        # tomorrow 11:00, 25 h after today's three: the first ads of their own 24 h ...
+        _ad(20 + i, "84912777005", "260303110000028+") for i in range(3)] + [
+        _ad(30, "84912777005", "260303113000028+"),     # ... and the fourth of it
+    ])
+    assert sts[:6] == [0] * 6 and sts[6] != 0
+    assert len(fwd) == 6
+
+
+def test_a_scheduled_submit_multi_is_judged_at_delivery(pipe):
+    multi = encode(P.SubmitMulti(sequence_number=5, source_addr_ton=5, source_addr="SHOPABC",
+                                 dest_addresses=((1, 1, 1, "84912777006"), (1, 1, 1, "84912777007")), data_coding=1,
+                                 schedule_delivery_time="260302233000028+", short_message=AD))
+    sts, fwd, log, _ = _run(pipe, NOW, [multi])
+    assert sts[0] != 0 and not fwd
+    assert all(line["action"] == "drop" and line["delivery"] == "2026-03-02T23:30:00+07:00" for line in log)
+
+
+def test_a_concatenated_message_is_judged_at_its_latest_parts_delivery(pipe):
+    parts = [bytes([5, 0, 3, 0x42, 2, 1]) + b"[QC] Uu dai lon cho ",
+             bytes([5, 0, 3, 0x42, 2, 2]) + b"khach hang. TC gui 5656"]
+    pdus = [encode(P.SubmitSm(sequence_number=5 + i, source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1,
+                              destination_addr="84912777008", esm_class=0x40, data_coding=1,
+                              schedule_delivery_time=sched, short_message=ud))
+            for i, (ud, sched) in enumerate(zip(parts, ["260302213000028+", "260302223000028+"]))]
+    out = io.StringIO()
+    with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out)) as h:
+        s, _ = raw_session(h)
+        for p in pdus:
+            s.sendall(p)
+        sts = sorted(read_raw(s).command_status for _ in pdus)
+        assert sts[0] != 0 and sts[1] != 0 and not h.sim.submits()
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert line["delivery"] == "2026-03-02T22:30:00+07:00"
+    assert "AD_OUTSIDE_HOURS" in [h["symbol"] for h in line["hits"]]
