@@ -28,6 +28,7 @@ from .rules.counters import MemoryCounters
 from .rules.history import CallDurations, RecipientHistory
 from .rules.loader import RuleSet, RuleSetError, load_rules
 from .rules.plan import run_steps
+from .servicelog import life
 from .verdict import Action, Call, Hit, Message, Verdict, decide
 
 log = logging.getLogger("telfilter")
@@ -81,8 +82,8 @@ class Pipeline:
         ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
         # an SMS to the short code is a subscriber's command: MO, or a record that does not say
         # (an ESME's MT to 5656 is not: it could cancel someone else's DNC registration)
-        if not ctx.is_call and msg.direction in ("mo", None) and self.shortcode is not None and (
-                ctx.recipient_num == self.shortcode or ctx.recipient_raw.strip().lstrip("+") == self.settings.shortcode):
+        if not ctx.is_call and msg.direction in ("mo", None) and shortcode.addressed_to(
+                ctx.recipient_raw, self.settings.shortcode, self.shortcode, ctx.recipient_num):
             return self._shortcode(ctx)
         model = ctx.model = self.model
         hits: list[Hit] = []
@@ -160,7 +161,7 @@ class Pipeline:
             return e.errors
         self.rules = new
         self.rule_errors = []
-        log.info("rules reloaded from %s: %d rules", d, len(new.rules))
+        life.info("rules reloaded from %s: %d rules", d, len(new.rules))
         return []
 
     def swap_model(self, model) -> None:
