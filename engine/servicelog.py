@@ -55,16 +55,21 @@ def reopen_verdict_log(vlog, path) -> bool:
     swap it in. The new file is opened first, so a failure keeps the old one writing."""
     if path in (None, "-") or hasattr(path, "write"):
         return False
+    from .smpp_proxy.verdictlog import FileOut, PipeOut
     try:
-        new = open(path, "a", encoding="utf-8", errors="backslashreplace")
+        new = FileOut(path)
     except OSError as e:
         log.error("verdict log not reopened, still writing the old file: %s", e)
         return False
     old, vlog.f = vlog.f, new
-    try:
-        old.flush()
-        old.close()
-    except OSError as e:
-        log.error("closing the old verdict log: %s", e)
+    if isinstance(old, PipeOut):        # its writer finishes what it holds, off the loop, then closes it
+        import threading
+        threading.Thread(target=old.drain, args=(30.0,), name="verdict-log-old", daemon=True).start()
+    else:
+        try:
+            old.flush()
+            old.close()
+        except OSError as e:
+            log.error("closing the old verdict log: %s", e)
     life.info("verdict log reopened: %s", path)
     return True

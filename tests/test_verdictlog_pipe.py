@@ -1,6 +1,6 @@
-"""The verdict log on a pipe whose reader stops: writing never blocks (the event loop, and every
-message with it, would stall); what the pipe does not take waits in a bounded buffer, a line beyond
-it is counted as a write error; whole lines reach the reader once it reads again."""
+"""The verdict log on a pipe whose reader stops, or a file on a disk that stalls: writing never blocks
+(the event loop, and every message with it, would stall); what is not written yet waits in a bounded
+buffer, a line beyond it is counted as a write error; whole lines reach the reader once it reads again."""
 import os
 import sys
 import threading
@@ -62,3 +62,32 @@ def test_a_pipe_someone_else_set_non_blocking_still_gets_every_line(monkeypatch)
     reader.join(10)
     assert len(got[0].decode().splitlines()) == 3000 and log.errors == 0
     os.close(r)
+
+
+def test_a_stalled_disk_never_blocks_the_writer_and_loses_no_line(tmp_path, monkeypatch):
+    """A regular file (`--log FILE`) whose writes block for a while (dirty-page throttling, a slow
+    disk): verdicts keep being written at once; every line reaches the file once the disk moves."""
+    from engine.smpp_proxy.verdictlog import FileOut
+    gate = threading.Event()
+    real_write = os.write
+
+    def slow_write(fd, data):
+        if threading.current_thread().name == "verdict-log":
+            gate.wait(10)                            # the disk is stuck until the test lets it go
+        return real_write(fd, data)
+    monkeypatch.setattr(os, "write", slow_write)
+    path = tmp_path / "verdicts.jsonl"
+    log = VerdictLog(str(path))
+    assert isinstance(log.f, FileOut)
+    when = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    t0 = time.monotonic()
+    n = 20000
+    for i in range(n):
+        log.write_refusal(when, "SubmitSm", "esme1", "84901234567", f"849123{i:05d}", 0x58, "test line")
+        if i % 1000 == 0:
+            log.flush()
+    assert time.monotonic() - t0 < 5 and not gate.is_set()      # never waited for the disk
+    gate.set()
+    log.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == n and log.errors == 0

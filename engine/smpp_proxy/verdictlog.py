@@ -126,7 +126,7 @@ class VerdictLog:
         elif target in (None, "-"):
             self.f = _stdout()
         else:
-            self.f = open(target, "a", encoding="utf-8", errors="backslashreplace")
+            self.f = FileOut(target)
         self.pub = None
         self.errors = 0
         self._last_error_log = -1e9
@@ -313,3 +313,20 @@ class PipeOut:
             self.closing = True
             self.cv.notify()
         self.thread.join(timeout)
+
+
+class FileOut(PipeOut):
+    """The verdict log file (`--log FILE`), written by a thread of its own as a pipe is: a write to a
+    regular file can block too (dirty-page throttling, a journal commit behind another process's
+    fsync, a slow or network disk), and on the event loop it would stall every message and call. The
+    loop appends to a buffer (at most MAX bytes: past it lines are dropped and counted, never the
+    traffic); the file is opened O_APPEND, so logrotate's rename and our reopen (SIGUSR2) are safe."""
+
+    def __init__(self, path):
+        super().__init__(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        self.path = path
+
+    def drain(self, timeout: float = 5.0) -> None:
+        super().drain(timeout)
+        if not self.thread.is_alive():       # (still writing to a stalled disk: its descriptor stays open)
+            os.close(self.fd)
