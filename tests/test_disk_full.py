@@ -126,6 +126,8 @@ def test_failed_state_snapshot_does_not_write_its_records_twice(tmp_path, fork):
                 with pytest.raises(OSError):
                     await s.snapshot(fork=False)
         assert s.buf == [] and not (tmp_path / "state" / "snapshot").exists()
+        # and the half-written file is gone: left behind, it would keep the disk full for every flush after
+        assert not list((tmp_path / "state").glob("snapshot.tmp*"))
         await s.flush()
         os.close(s._lockfd)                                     # kill -9
         s2 = EmbeddedStore(tmp_path)

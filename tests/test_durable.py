@@ -277,10 +277,11 @@ def _slow_writer(monkeypatch, seconds):
     """The forked writer sleeps first (the child inherits the patch): the parent carries on meanwhile."""
 
     from engine.state import embedded
-    real = embedded.write_snapshot_tmp
+    real, parent = embedded.write_snapshot_tmp, os.getpid()
 
     def slow(tmp, obj):
-        time.sleep(seconds)
+        if os.getpid() != parent:               # only in a forked writer (a clean stop writes at once)
+            time.sleep(seconds)
         real(tmp, obj)
     monkeypatch.setattr(embedded, "write_snapshot_tmp", slow)
 
@@ -405,3 +406,85 @@ def test_serve_takes_forked_snapshots_under_traffic_and_restores_from_them(tmp_p
                 p.kill()
                 p.wait(10)
         sim.stop()
+
+
+def test_a_stop_during_the_timers_forked_snapshot_loses_nothing_and_does_not_wait_for_it(tmp_path, monkeypatch):
+    """serve's stop cancels the timer and closes the store while the timer's snapshot is between its
+    fork and the end of its tail write: the stop's own snapshot is written after it (one at a time,
+    each with its own file), the slow forked writer is abandoned rather than waited for (and never
+    installs its older snapshot over the stop's), and every commit is restored."""
+    from engine.state import embedded
+    from engine.state.journal import read_snapshot
+    real_tail = EmbeddedStore._write_tail
+
+    def slow_tail(self, old, tail, done):
+        time.sleep(0.3)                          # the fsync of a busy disk: the stop comes meanwhile
+        real_tail(self, old, tail, done)
+    monkeypatch.setattr(EmbeddedStore, "_write_tail", slow_tail)
+    _slow_writer(monkeypatch, 5.0)               # the forked writer takes 5 s
+
+    async def main():
+        s = EmbeddedStore(tmp_path)
+        for i in range(50):
+            s.counters.add(NS, ("k", i), TS + i, W, LIM)
+        await s.snapshot(fork=False)
+        for i in range(50, 60):
+            s.counters.add(NS, ("k", i), TS + i, W, LIM)
+        monkeypatch.setattr(embedded, "SNAPSHOT_EVERY", 0.0)
+        timer = asyncio.create_task(s.run())
+        await asyncio.sleep(embedded.FLUSH_EVERY + 0.1)     # the timer's snapshot is in its tail write
+        for i in range(60, 70):
+            s.counters.add(NS, ("k", i), TS + i, W, LIM)
+        timer.cancel()
+        t0 = time.monotonic()
+        await s.close()
+        took = time.monotonic() - t0
+        await asyncio.sleep(6.0)                 # past the writer's 5 s: nothing may land after the stop's
+        snap = read_snapshot(tmp_path / "state" / "snapshot")
+        s2 = EmbeddedStore(tmp_path)
+        n = sum(s2.counters.count(NS, ("k", i), TS + 100, W, LIM) for i in range(70))
+        return took, snap["next_segment"], s.seg, n, s2.warnings, s2.replayed
+    took, snap_next, seg, n, warnings, replayed = asyncio.run(main())
+    assert snap_next == seg and replayed == 0            # the stop's snapshot is the one in place
+    assert n == 70 and not warnings
+    assert took < 4, took
+    assert not list((tmp_path / "state").glob("snapshot.tmp*"))
+
+
+def test_the_forked_writer_dies_with_a_killed_serve(tmp_path):
+    """kill -9 of serve while its forked snapshot writer works: the writer (every signal blocked)
+    dies with it (PR_SET_PDEATHSIG), instead of running on past a restart of the service."""
+    script = f"""
+import asyncio, os, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from engine.state import embedded
+real, parent = embedded.write_snapshot_tmp, os.getpid()
+def slow(tmp, obj):
+    if os.getpid() != parent:
+        time.sleep(60)
+    real(tmp, obj)
+embedded.write_snapshot_tmp = slow
+async def main():
+    s = embedded.EmbeddedStore({str(tmp_path)!r})
+    await s.snapshot()
+    print(s._child.pid, flush=True)
+    await asyncio.sleep(60)
+asyncio.run(main())
+"""
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(p.stdout.readline())
+
+        def alive(pid):
+            try:
+                st = open(f"/proc/{pid}/stat").read()
+            except FileNotFoundError:
+                return False
+            return st.split(") ", 1)[1][0] != "Z"
+        assert alive(child)
+        p.kill()
+        p.wait(10)
+        assert wait_for(lambda: not alive(child), 5), "the snapshot writer outlived serve"
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -69,3 +69,17 @@ def test_confirmations_wait_for_room_upstream_instead_of_being_dropped(proxy, pi
     assert sorted(p.destination_addr for p in h.sim.submits()) == [f"8491200{i:04d}" for i in range(n)]
     assert wait(lambda: h.proxy.stats["shortcode_replies_sent"] == n, 5)
     assert not h.proxy.stats["shortcode_replies_dropped"] and not h.proxy.stats["shortcode_replies_failed"]
+
+
+def test_a_confirmation_answered_late_is_not_sent_again(proxy, pipe):
+    """The SMSC answers the reply after the response timeout: it may well be delivered, so it is not
+    sent a second time (a second SMS to the subscriber); the late answer is counted as late."""
+    h, buf = proxy(smsc_response_timeout=0.5)
+    h.sim.answer_delay = 1.0
+    src = "84911000099"
+    deliver(h, mo(b"DK DNC", src=src, dc=0, esm_class=0))
+    assert wait(lambda: h.proxy.stats["shortcode_replies_late"] == 1, 5)
+    time.sleep(0.5)
+    st = h.proxy.stats
+    assert len(confirmations(h, src)) == 1
+    assert st["shortcode_replies_unanswered"] == 1 and not st["shortcode_replies_failed"]

@@ -25,7 +25,9 @@ def zeros(fmt: str, n: int) -> memoryview:
     try:
         m = mmap.mmap(-1, max(1, n) * size, flags=mmap.MAP_PRIVATE | _NORESERVE)
     except (OSError, ValueError):
-        m = mmap.mmap(-1, max(1, n) * size)
+        # private too: a shared mapping would show a forked snapshot writer (state/forksnap.py) the
+        # parent's later writes
+        m = mmap.mmap(-1, max(1, n) * size, flags=mmap.MAP_PRIVATE)
     return memoryview(m).cast("B").cast(fmt)
 
 

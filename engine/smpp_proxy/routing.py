@@ -19,6 +19,7 @@ from .codec import encode, encode_text, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
 from .msgids import id_key
+from .smsc import LATE
 
 if TYPE_CHECKING:
     from .smsc import SmscLink
@@ -219,8 +220,16 @@ class DeliveryRouting:
         self._send_replies()
 
     def _reply_answered(self, mt, tries: int, resp, status: int) -> None:
+        if status == LATE:              # the answer after the response timeout (counted unanswered then)
+            self.stats["shortcode_replies_late"] += 1
+            return
         if resp is not None and status == 0:
             self.stats["shortcode_replies_sent"] += 1
+        elif resp is None:
+            # no answer in time (or the link went): it may well be delivered, and a second copy would
+            # be a second SMS to the subscriber: not sent again, counted
+            self.stats["shortcode_replies_unanswered"] += 1
+            log.warning("short-code reply to %r: no answer from the SMSC (not sent again)", mt.destination_addr)
         elif status in _REPLY_TEMPORARY and tries < REPLY_TRIES:
             self.stats["shortcode_replies_retried"] += 1
             self._replies.append((mt, tries + 1))

@@ -52,6 +52,7 @@ from ..durable import TornWrite, append_all
 from ..rules.counters import MemoryCounters
 from ..rules.history import CallDurations, RecipientHistory
 from ..lists.snapshot import fsync_dir
+from ..rules import slotdump  # noqa: F401 (imported here, before any fork: a forked writer imports nothing)
 from . import forksnap
 from .journalled import (JournalledCalls, JournalledCounters, JournalledHistory, apply_record,  # noqa: F401
                          dump_state, load_state, stable, stable_key)
@@ -93,6 +94,8 @@ class EmbeddedStore:
         self.write_errors = self.unjournalled = 0      # disk trouble, for logs and metrics
         self._io = asyncio.Lock()
         self._finishing = None          # a snapshot being written in the background (snapshot())
+        self._child = None              # ... by this forked writer (forksnap.Writer)
+        self._closing = False           # close() has begun
         self.fork = True                # snapshots by a forked writer (forksnap.py) where fork works
         self._last_snap = time.monotonic()
         mem_c, mem_h, mem_k, first_seg = self._load()
@@ -198,14 +201,15 @@ class EmbeddedStore:
         snapshots) a forked child writes it from a copy-on-write image (forksnap.py: the loop pauses
         for the fork only) and it is installed in the background, journal flushes going on
         meanwhile; else (a clean stop, or fork refused) the tables are copied on the loop and
-        written by a worker thread before this returns."""
-        await self.settled()
-        async with self._io:
+        written by a worker thread before this returns. One snapshot at a time, each with its own
+        temporary file."""
+        await self._lock_settled()
+        try:
             recs = self._take()
             old, self.seg = self.seg, self.seg + 1
             self._last_snap = time.monotonic()
             head = {"next_segment": old + 1, "written": time.time()}
-            tmp = snapshot_tmp(self.dir / "snapshot")
+            tmp = snapshot_tmp(self.dir / "snapshot", old)
             child = forksnap.start(self._child_write, tmp, head) if fork and self.fork else None
             state = None if child is not None else dump_state(self.counters.mem, self.history.mem, self.calls.mem)
             done = {"tail": not recs}
@@ -217,30 +221,52 @@ class EmbeddedStore:
                 self.buf[:0] = recs
             if (err is not None or cancel is not None) and child is not None:
                 child.kill()                    # its snapshot would count the tail that is not written
+                tmp.unlink(missing_ok=True)
             if cancel is not None:
                 raise cancel
             if err is not None:
                 raise err
-        if child is not None:
-            self._finishing = asyncio.ensure_future(self._finish(old, tmp, child, None))
-        else:
+            if child is not None:               # installed in the background; the next one waits for it
+                self._child = child
+                self._finishing = asyncio.ensure_future(self._finish(old, tmp, child))
+                return
             err, cancel = await _in_thread(self._install, old, tmp, None, {**head, "state": state})
             if cancel is not None:
                 raise cancel
             if err is not None:
                 raise err
+        finally:
+            self._io.release()
+
+    async def _lock_settled(self) -> None:
+        """Take `_io` with no snapshot being written in the background."""
+        while True:
+            if self._closing and self._child is not None and not self._child.abandoned:
+                self._child.abandon()   # a clean stop writes its own: never waits for a slow writer
+            await self.settled()
+            await self._io.acquire()
+            if self._finishing is None or self._finishing.done():
+                return
+            self._io.release()          # one was started while we waited for the lock
 
     async def settled(self) -> None:
         """Wait for a snapshot being written in the background."""
-        if self._finishing is not None:
-            await asyncio.shield(self._finishing)
-            self._finishing = None
+        f = self._finishing
+        if f is not None:
+            await asyncio.shield(f)
+            if self._finishing is f:
+                self._finishing = None
 
-    async def _finish(self, old: int, tmp: Path, child, snap) -> None:
-        err, _ = await _in_thread(self._install, old, tmp, child, snap)
-        if err is not None:
-            self.write_errors += 1
-            log.error("state snapshot failed (the journal since the last one is kept, nothing is lost): %s", err)
+    async def _finish(self, old: int, tmp: Path, child) -> None:
+        err, _ = await _in_thread(self._install, old, tmp, child, None)
+        self._child = None
+        if err is None:
+            return
+        if child.abandoned:
+            log.info("state snapshot by pid %d abandoned: the stop writes its own", child.pid)
+            return
+        self.write_errors += 1
+        log.error("state snapshot failed (the journal since the last one is kept, nothing is lost): %s", err)
 
     def _child_write(self, tmp: Path, head: dict) -> None:
         """In the forked child: the tables as they were at the fork, from their own memory."""
@@ -261,11 +287,19 @@ class EmbeddedStore:
 
     def _install(self, old: int, tmp: Path, child, snap) -> None:
         """Worker thread: the snapshot of everything before segment `old + 1` into place (written by
-        `child`, else `snap` written here), then the segments no snapshot needs any more removed."""
-        if child is not None:
-            child.wait()
-        else:
-            write_snapshot_tmp(tmp, snap)
+        `child`, else `snap` written here), then the segments no snapshot needs any more removed.
+        A failed one leaves no temporary file behind (a full disk would stay full)."""
+        try:
+            if child is not None:
+                child.wait()
+            else:
+                write_snapshot_tmp(tmp, snap)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if self._snap_next is not None and old + 1 < self._snap_next:      # (one at a time: never; but a
+            tmp.unlink(missing_ok=True)                                      # snapshot never goes back)
+            return
         # the snapshot being replaced becomes snapshot.prev: keep the segments it needs
         keep_from = self._snap_next if self._snap_next is not None else 0
         install_snapshot(self.dir / "snapshot", tmp)
@@ -291,7 +325,9 @@ class EmbeddedStore:
                           "%d will not survive a crash): %s", len(self.buf), self.unjournalled, e)
 
     async def close(self) -> None:
-        """Clean stop: everything committed is in a snapshot; the journal is empty."""
+        """Clean stop: everything committed is in a snapshot; the journal is empty. A forked writer
+        still at work is stopped (the snapshot written now supersedes it; the stop need not wait)."""
+        self._closing = True
         await self.snapshot(fork=False)
         os.close(self._lockfd)
 

@@ -4,7 +4,8 @@ not for a copy of every table (~55 ms for 135 MB of tables), and no table is cop
 kernel copies a page only when the parent changes it while the child still runs).
 
 The child inherits every signal blocked (the forking thread blocks them around the fork, so none
-can run a handler in the child and reach the parent's wakeup fd), closes every inherited file
+can run a handler in the child and reach the parent's wakeup fd), dies with its parent (SIGKILL on
+its death: PR_SET_PDEATHSIG), closes every inherited file
 descriptor but its pipe (a listening socket or the state lock must not outlive the parent in it),
 turns the garbage collector off (a collection would touch, and so copy, the whole heap), runs the
 writer and leaves with `os._exit`: no logging, no locks, no finalizers. Its error, if any, comes
@@ -16,6 +17,7 @@ import gc
 import os
 import select
 import signal
+import sys
 import time
 import warnings
 
@@ -27,6 +29,16 @@ class Writer:
 
     def __init__(self, pid: int, rfd: int):
         self.pid, self.rfd = pid, rfd
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        """Stop the child (from the loop) while `wait` runs in a worker thread: it sees the child
+        gone and reaps it; its snapshot is not wanted (a newer one is being written)."""
+        self.abandoned = True
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def wait(self, limit: float = WAIT_LIMIT) -> None:
         """Block until the child exits (run it in a worker thread); OSError with the child's message
@@ -61,12 +73,26 @@ class Writer:
         os.waitpid(self.pid, 0)
 
 
+def _die_with(parent: int) -> None:
+    """In the child: SIGKILL (which no mask blocks) when the parent dies, as a kill -9 of serve
+    would leave the writer running on its own, past any stop or restart of the service."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)     # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def start(write, *args) -> Writer | None:
     """Fork a child that runs `write(*args)` and exits; None where fork is unavailable or refused
     (strict overcommit, a process limit): the caller then copies the tables instead."""
     if not hasattr(os, "fork"):
         return None
     rfd, wfd = os.pipe()
+    parent = os.getpid()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         with warnings.catch_warnings():         # 3.12+ warns about fork in a process with threads:
@@ -81,6 +107,7 @@ def start(write, *args) -> Writer | None:
         code = 1
         try:
             gc.disable()
+            _die_with(parent)
             os.closerange(3, wfd)
             os.closerange(wfd + 1, 1 << 20)
             write(*args)

@@ -101,10 +101,10 @@ def write_snapshot(path: Path, obj) -> None:
     install_snapshot(path, tmp)
 
 
-def snapshot_tmp(path: Path) -> Path:
-    """A temporary name for the next `path`, unique to this process (a writer left running by a
-    process that was killed never writes into its successor's file)."""
-    return path.with_name(f"{path.name}.tmp.{os.getpid()}")
+def snapshot_tmp(path: Path, tag="w") -> Path:
+    """A temporary name for a next `path`, unique to this process and `tag` (a writer left running by
+    a process that was killed never writes into its successor's file, nor two snapshots into one)."""
+    return path.with_name(f"{path.name}.tmp.{os.getpid()}.{tag}")
 
 
 def write_snapshot_tmp(tmp: Path, obj) -> None:
