@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import sys
 
 
@@ -317,14 +318,35 @@ def main(argv=None) -> int:
     except (CsvError, SnapshotError, ModelError) as e:
         print(f"telfilter: error: {e}", file=sys.stderr)
         return 2
-    except BrokenPipeError:         # `telfilter ... | head`: the reader has what it wanted (an OSError: before it)
-        _quiet_stdout()
-        return 0
+    except BrokenPipeError as e:    # `telfilter ... | head`: the reader has what it wanted (an OSError: before it)
+        if _stdout_broken():
+            _quiet_stdout()
+            return 0
+        print(f"telfilter: error: {e.strerror or e}", file=sys.stderr)     # another pipe or socket broke
+        return 2
     except OSError as e:             # a missing or unreadable input file, a port in use, ...
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"telfilter: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     return 1
+
+
+def _stdout_broken() -> bool:
+    """Whether stdout is the stream whose reader went away."""
+    try:
+        sys.stdout.flush()
+        return bool(select.select([], [sys.stdout.fileno()], [], 0)[1]) and _peer_gone(sys.stdout.fileno())
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _peer_gone(fd: int) -> bool:
+    """A pipe whose reader has closed: a zero-byte write says nothing, so ask the descriptor with poll."""
+    p = select.poll()
+    p.register(fd, select.POLLOUT)
+    return any(ev & select.POLLERR for _, ev in p.poll(0))
 
 
 def _quiet_stdout() -> None:

@@ -278,6 +278,8 @@ def request(path: Path, req: dict, timeout: float = 60.0) -> dict:
             buf += chunk
     except socket.timeout:
         raise ControlUnavailable(f"{path}: no answer within {timeout:g}s") from None
+    except OSError as e:            # the server closed or reset the connection (EPIPE, ECONNRESET, ...)
+        raise ControlUnavailable(f"{path}: the connection failed: {e.strerror or e}") from None
     finally:
         s.close()
     if not buf:

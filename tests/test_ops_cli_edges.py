@@ -202,3 +202,33 @@ def test_report_bad_dates_are_usage_errors(tmp_path):
     r = run_cli("report", "--log", log, "--from", "2026-12-05", "--to", "2026-12-01", "--out", tmp_path / "r",
                 "--no-progress", "--data-dir", tmp_path / "d")
     assert r.returncode == 2
+
+
+def test_ctl_whose_connection_breaks_is_an_error_not_a_quiet_success(tmp_path):
+    """serve closes the control connection before it has read the request (EPIPE on our side): exit 2
+    with the reason, never the quiet exit 0 meant for `| head`."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+    path = str(tmp_path / "c.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(5)
+
+    def serve():
+        try:
+            while True:
+                c, _ = srv.accept()
+                c.recv(10)
+                c.close()                        # gives up on the request
+        except OSError:
+            pass
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        code = ("import sys; from engine.cli import main; "
+                "sys.exit(main(['ctl', '--socket', sys.argv[1], 'lists', 'add', 'dnc', '9' * 4_000_000]))")
+        r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)
+    finally:
+        srv.close()
+    assert r.returncode == 2 and "connection" in r.stderr, (r.returncode, r.stderr[-300:])
