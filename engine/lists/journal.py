@@ -67,42 +67,59 @@ class JournalRead:
 def read_journal(path: Path, mark: tuple | None = None) -> JournalRead:
     """Parse the whole lines not already folded into a snapshot whose journal mark is
     `(gen, offset)`. An unterminated last line is left unread: it is either being written right
-    now or a write cut short by a crash (never confirmed, and ended by the next append)."""
+    now or a write cut short by a crash (never confirmed, and ended by the next append). Only the
+    header and the bytes after the mark are read (serve catches up every second: the cost is the
+    new lines', not the journal's); the lines before the mark are counted only to name a bad line."""
     out = JournalRead()
     try:
-        data = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         return out
-    if data.startswith(b'{"gen"'):
-        nl = data.find(b"\n")
-        if nl >= 0:
+    with f:
+        first = f.readline()
+        if first.startswith(b'{"gen"') and first.endswith(b"\n"):
             try:
-                out.gen = str(json.loads(data[:nl])["gen"])
+                out.gen = str(json.loads(first)["gen"])
             except (ValueError, KeyError, TypeError):
                 pass      # not a header: read as a (bad) line below
-    stop = data.rfind(b"\n") + 1
-    out.end = stop
-    start = mark[1] if mark is not None and mark[0] == out.gen and 0 <= mark[1] <= stop else 0
-    lineno = data.count(b"\n", 0, start) + 1
-    for raw in data[start:stop].splitlines():
-        if lineno == 1 and out.gen is not None:
-            lineno += 1
-            continue
-        try:
-            op = json.loads(raw)
-            kind, number = op["op"], op["number"]
-            if kind not in ("add", "remove"):
-                raise ValueError(kind)
-            # what append_lines writes: an E.164 int. Anything else (a string, a bool, a float, a value
-            # a uint64 bitmap cannot hold) is a damaged line, kept and reported, never a crash on load
-            if type(number) is not int or not 0 < number <= MAX_NUMBER:
-                raise ValueError(number)
-            out.ops.append((kind, number, parse_channel(op["channel"])))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            if raw.strip():
-                out.bad.append((lineno, raw))
-        lineno += 1
+        size = os.fstat(f.fileno()).st_size
+        start = mark[1] if mark is not None and mark[0] == out.gen and 0 <= mark[1] <= size else 0
+        f.seek(start)
+        data = f.read()
+        stop = data.rfind(b"\n") + 1
+        out.end = start + stop
+        lineno = None                 # the line number of data's first line: counted when first needed
+        for i, raw in enumerate(data[:stop].splitlines()):
+            if start == 0 and i == 0 and out.gen is not None:
+                continue              # the header
+            try:
+                op = json.loads(raw)
+                kind, number = op["op"], op["number"]
+                if kind not in ("add", "remove"):
+                    raise ValueError(kind)
+                # what append_lines writes: an E.164 int. Anything else (a string, a bool, a float, a value
+                # a uint64 bitmap cannot hold) is a damaged line, kept and reported, never a crash on load
+                if type(number) is not int or not 0 < number <= MAX_NUMBER:
+                    raise ValueError(number)
+                out.ops.append((kind, number, parse_channel(op["channel"])))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                if raw.strip():
+                    if lineno is None:
+                        lineno = _lines_before(f, start) + 1
+                    out.bad.append((lineno + i, raw))
     return out
+
+
+def _lines_before(f, offset: int) -> int:
+    f.seek(0)
+    n, left = 0, offset
+    while left > 0:
+        chunk = f.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        n += chunk.count(b"\n")
+        left -= len(chunk)
+    return n
 
 
 def journal_header(gen: str) -> bytes:
