@@ -35,7 +35,7 @@ MAX_NEW_PER_REPORTER_DAY = 20
 # Today's new pairs per reporter are counted in a fixed table of one-byte counters indexed by the
 # reporter's fingerprint (4 MiB whatever the number of reporters; it was a dict growing ~81 B a
 # reporter within a day): two reporters sharing a counter only make the cap stricter for both, and
-# at a million distinct reporters in a day ~12% of them share one.
+# at a million distinct reporters in a day ~21% of them share theirs with another (1 - e^-0.24).
 REPORTER_DAY_SLOTS = 1 << 22
 
 
