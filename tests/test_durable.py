@@ -166,37 +166,56 @@ def _submit_ad(port, recipient):
     return st
 
 
-def test_serve_keeps_the_frequency_cap_across_kill_9(tmp_path):
-    cfg = _hours_config(tmp_path)
-    data = tmp_path / "data"
-    ListStore(data).import_csv("senders", SENDERS, "senders.csv")
-    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
-    log = tmp_path / "v.jsonl"
+class _Node:
+    """`telfilter serve` processes on one data dir and one SMSC simulator, started one after another
+    (`start()`), each stopped at `stop()` even when it never got ready. `boot`: python -c code that
+    runs serve (a module setting patched first), else `-m engine.cli`."""
 
-    def serve(n):
-        port, ready = free_port(), tmp_path / f"ready{n}"
-        before = set(map(id, sim.sim.sessions))
-        err = open(tmp_path / f"stderr{n}.log", "w")
-        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--config", cfg, "--data-dir", data, "-v",
-                              "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
-                              "--esme-account", "t:pw", "--sip-listen", "off", "--log", log,
-                              "--ready-file", ready], cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
-        assert wait_for(ready.exists, 60), (tmp_path / f"stderr{n}.log").read_text()
-        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
+    def __init__(self, tmp_path, boot=None, log=None):
+        self.tmp, self.boot, self.log = tmp_path, boot, log
+        self.cfg = _hours_config(tmp_path)
+        self.data = tmp_path / "data"
+        ListStore(self.data).import_csv("senders", SENDERS, "senders.csv")
+        self.sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
+        self.procs = []
+
+    def start(self):
+        n = len(self.procs) + 1
+        port, ready = free_port(), self.tmp / f"ready{n}"
+        before = set(map(id, self.sim.sim.sessions))
+        err = open(self.tmp / f"stderr{n}.log", "w")
+        head = ["-c", self.boot] if self.boot else ["-m", "engine.cli"]
+        p = subprocess.Popen([sys.executable, *head, "serve", "--config", self.cfg, "--data-dir", self.data, "-v",
+                              "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{self.sim.port}",
+                              "--esme-account", "t:pw", "--sip-listen", "off", "--ready-file", ready,
+                              *(["--log", self.log] if self.log else [])],
+                             cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+        self.procs.append(p)
+        assert wait_for(ready.exists, 60), (self.tmp / f"stderr{n}.log").read_text()
+        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(self.sim.sim.sessions)))
         return p, port
 
-    procs = []
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        self.sim.stop()
+
+
+def test_serve_keeps_the_frequency_cap_across_kill_9(tmp_path):
+    log = tmp_path / "v.jsonl"
+    node = _Node(tmp_path, log=log)
+    data = node.data
     try:
-        p, port = serve(1)
-        procs.append(p)
+        p, port = node.start()
         assert [_submit_ad(port, "84912000444") for _ in range(3)] == [0, 0, 0]
         # the journal is fsync'ed within a second of the commit: wait for it, then kill -9
         seg = lambda: sum(f.stat().st_size for f in (data / "state").glob("journal.*"))   # noqa: E731
         assert wait_for(lambda: seg() > 0, 5)
         p.send_signal(signal.SIGKILL)
         p.wait(10)
-        p, port = serve(2)
-        procs.append(p)
+        p, port = node.start()
         st = _submit_ad(port, "84912000444")
         assert st != 0, "the 4th ad within 24 h was let through after the restart"
         last = json.loads(log.read_text().splitlines()[-1])
@@ -208,11 +227,7 @@ def test_serve_keeps_the_frequency_cap_across_kill_9(tmp_path):
         assert (data / "state" / "snapshot").exists()
         assert "replayed" in (tmp_path / "stderr2.log").read_text()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        sim.stop()
+        node.stop()
 
 
 def test_a_failing_disk_keeps_serving_and_retries_in_order(tmp_path, monkeypatch):
@@ -358,29 +373,12 @@ def test_serve_takes_forked_snapshots_under_traffic_and_restores_from_them(tmp_p
     """A real serve (uvloop, worker threads, listening sockets) snapshotting every half second by
     forked writers: it keeps accepting binds and judging between snapshots, nothing fails, and
     after kill -9 the cap is restored from the last snapshot plus the journal after it."""
-    cfg = _hours_config(tmp_path)
-    data = tmp_path / "data"
-    ListStore(data).import_csv("senders", SENDERS, "senders.csv")
-    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
-    boot = "import engine.state.embedded as E; E.SNAPSHOT_EVERY = 0.5; from engine.cli import main; raise SystemExit(main())"
-
-    def serve(n):
-        port, ready = free_port(), tmp_path / f"ready{n}"
-        before = set(map(id, sim.sim.sessions))
-        err = open(tmp_path / f"stderr{n}.log", "w")
-        p = subprocess.Popen([sys.executable, "-c", boot, "serve", "--config", cfg, "--data-dir", data, "-v",
-                              "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
-                              "--esme-account", "t:pw", "--sip-listen", "off", "--ready-file", ready],
-                             cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
-        procs.append(p)                         # stopped in `finally` even when it never gets ready
-        assert wait_for(ready.exists, 60), (tmp_path / f"stderr{n}.log").read_text()
-        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
-        return p, port
-
-    procs = []
+    node = _Node(tmp_path, boot="import engine.state.embedded as E; E.SNAPSHOT_EVERY = 0.5; "
+                                "from engine.cli import main; raise SystemExit(main())")
+    data = node.data
     snap = data / "state" / "snapshot"
     try:
-        p, port = serve(1)
+        p, port = node.start()
         stamps = set()
         for i in range(3):
             assert _submit_ad(port, "84912000444") == 0
@@ -394,18 +392,14 @@ def test_serve_takes_forked_snapshots_under_traffic_and_restores_from_them(tmp_p
         p.wait(10)
         log1 = (tmp_path / "stderr1.log").read_text()
         assert "snapshot failed" not in log1 and "Traceback" not in log1, log1[-3000:]
-        p, port = serve(2)
+        p, port = node.start()
         assert _submit_ad(port, "84912000444") != 0, "the 4th ad within 24 h was let through after the restart"
         assert _submit_ad(port, "84912000445") == 0
         p.send_signal(signal.SIGTERM)
         assert p.wait(20) == 0
         assert not list((data / "state").glob("snapshot.tmp*"))
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        sim.stop()
+        node.stop()
 
 
 def test_a_stop_during_the_timers_forked_snapshot_loses_nothing_and_does_not_wait_for_it(tmp_path, monkeypatch):

@@ -2,32 +2,14 @@
 5656 command is answered and confirmed as one, whatever form its destination is written in; and
 its confirmation reaches the SMSC even when the link's window is full (it waits for room, never
 silently dropped)."""
-import io
 import time
 
 import pytest
 
 from engine.lists import ListStore
-from engine.smpp_proxy.accounts import DEFAULT_REPLIES, SmppSettings
-from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.server import VerdictLog
-from tests.test_smpp_mo_concat import answers, confirmations, deliver, mo, verdicts
+from engine.smpp_proxy.accounts import DEFAULT_REPLIES
+from tests.test_smpp_mo_concat import answers, confirmations, deliver, mo, proxy, verdicts  # noqa: F401 (proxy: fixture)
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401 (pipe: fixture)
-
-
-@pytest.fixture
-def proxy(pipe):
-    made = []
-
-    def make(**kw):
-        buf = io.StringIO()
-        h = ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(**kw),
-                         verdict_log=VerdictLog(buf)).start()
-        made.append(h)
-        return h, buf
-    yield make
-    for h in made:
-        h.stop()
 
 
 @pytest.mark.parametrize("dest", ["05656", "5656 ", "+5656"])
