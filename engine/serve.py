@@ -245,6 +245,12 @@ async def run_serve(args, ready=None):
         vlog = MeteredVerdictLog(args.log, getattr(args, "events", None), metrics)
     else:
         vlog = VerdictLog(args.log, getattr(args, "events", None))
+    if getattr(args, "sip_listen", "off") not in ("off", "") and cfg.sip is not None:
+        # the SIP screen's caps in the fd budget before anything listens: a budget that refuses them (or
+        # lowers SMPP's for them) says so before SMPP takes connections (SipScreen.start claims the same again)
+        from .fdbudget import FD_BUDGET
+        FD_BUDGET.claim("sip", {"SIP max_tcp_connections": cfg.sip.max_tcp_connections,
+                                "SIP max_tcp_out_connections": cfg.sip.max_tcp_out_connections})
     proxy = SmppProxy(pipe, settings, vlog)
     pool = receipts = shared_mo = None
     held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")

@@ -9,7 +9,10 @@ with our Via taken off again, so the answer goes to the hop before us. A request
 bytes bound for UDP tries TCP first (§18.1.1); a hop that refuses TCP gets UDP, and large
 requests go to it over UDP directly for UDP_ONLY_MEMORY seconds. Towards a TCP destination
 with no connection yet, one connect is under way at a time; what is sent meanwhile waits behind
-it (at most TCP_QUEUE messages) and is written, or failed, when the connect ends. What goes on a
+it (at most TCP_QUEUE messages, WRITE_MAX bytes) and is written, or failed, when the connect ends.
+Outbound connections and connects are capped in total and per host (bounds.py): at a cap, with no
+idle connection to close for it, a request is answered 503 (a large one tries UDP, its other option),
+a response is dropped; both counted as `tcp_out_refused`. What goes on a
 stream always carries Content-Length (§18.3: a UDP message may lack it; a stream cannot be framed
 without it). Where an INVITE left for -- address, port and the transport it took, TCP when §18.1.1 chose
 it -- is remembered in `invites` under the key its CANCEL and non-2xx ACK share with it (its branch and
@@ -49,7 +52,7 @@ import time
 from .codec import SipMessage, SipParseError, make_response, parse_via
 from .recent import digest
 from .settings import BRANCH_PREFIX, TRANSPORTS, permitted_ranges
-from .transport import TcpConnection
+from .transport import WRITE_MAX, TcpConnection
 
 log = logging.getLogger("telfilter.sip")
 UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport
@@ -57,6 +60,13 @@ UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large r
 FINALS_SEEN = 65536             # INVITE transactions remembered so a retransmitted final response counts once
 TCP_QUEUE = 256                 # messages waiting for one outbound connect (it ends within TCP_CONNECT seconds)
 TCP_CONNECT = 2.0               # seconds an outbound TCP connect may take
+OUT_CAPPED = "too many outbound TCP connections"        # on_fail's reason at the outbound caps (bounds.py)
+
+
+class Waiting(list):
+    """What waits for one outbound connect: (bytes, on_fail) pairs, at most TCP_QUEUE of them and WRITE_MAX
+    bytes in all (as an open connection's write buffer: nothing beyond it is queued for one peer)."""
+    __slots__ = ("size",)
 
 
 def same_host(sent_to: str, source: str) -> bool:
@@ -99,16 +109,17 @@ class Forwarding:
             if self.answered:                           # only the answer from there answers the call
                 k = digest(msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
-                if ent is not None and ent[1] is None:
-                    self.answered.put(k, (ent[0], None, ent[2], self._resolve(host)))
+                if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
+                    self.answered.put_low(k, (ent[0], None, ent[2], self._resolve(host)))
         data = self._with_via(msg, out, branch, conn)
         if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic() \
                 and msg.method != "ACK":
             # §18.1.1: TCP first; UDP if the TCP attempt fails (and for a while after, for that hop)
             def refused(why):
-                if len(self.udp_only) >= 4096:
-                    self.udp_only.clear()
-                self.udp_only[(host, port)] = time.monotonic() + UDP_ONLY_MEMORY
+                if why is not OUT_CAPPED:               # the hop refused TCP (not our own cap, of the moment)
+                    if len(self.udp_only) >= 4096:
+                        self.udp_only.clear()
+                    self.udp_only[(host, port)] = time.monotonic() + UDP_ONLY_MEMORY
                 if remember:
                     self.invites.put(key, (branch, (host, port, "UDP")))
                 self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP",
@@ -200,8 +211,7 @@ class Forwarding:
         """A final response with status `code` to the INVITE transaction `key` ("Call-ID CSeq-number") of
         call `call_id`, relayed from `src`. While the call waits for its answer, only one from the
         address its INVITE was sent to is believed (theory of operation above): a 200 answers it (the
-        call starts), after a 3xx-6xx its entry in `answered` is the first to be forgotten, and it is counted
-        once. Any other
+        call starts, its entry leaves the tier forgotten first), and it is counted once. Any other
         is still relayed, but neither counted nor an answer."""
         k = digest(call_id)
         ent = self.answered.get(k) if self.answered else None
@@ -210,13 +220,14 @@ class Forwarding:
                 self.stats["final_wrong_origin"] += 1   # a forged answer, or before its INVITE left
                 return
             if code == "200":
-                self.answered.put(k, (ent[0], self.clock(), ent[2], ent[3]))     # answered: the call starts
-            elif code[:1] in "3456":
-                # busy, no answer, cancelled (487), refused downstream: first in line to be forgotten, so the
-                # calls that fail never push the established ones out of the bound. Not removed: after a
-                # 401/407 or a 3xx the same call comes again (§8.1.3.4, §22.2) with its verdict replayed, and
-                # a forking proxy may still send a 2xx after a final (§16.7 step 10)
-                self.answered.demote(k)
+                # answered: the call starts, and its entry leaves the tier forgotten first (promoted) where it
+                # waited since its INVITE (screening._screen), so no INVITE pushes it out of the bound
+                self.answered.promote(k, (ent[0], self.clock(), ent[2], ent[3]))
+            # A 3xx-6xx (busy, no answer, cancelled 487, refused downstream) leaves the call where it is, in the
+            # tier forgotten first (oldest first): calls that fail, like calls never answered at all, never push
+            # the established ones out of the bound. Not removed: after a 401/407 or a 3xx the same call comes
+            # again (§8.1.3.4, §22.2) with its verdict replayed (its INVITE, forwarded again, makes it the newest
+            # of that tier), and a forking proxy may still send a 2xx after a final (§16.7 step 10)
         self._final(code, key)
 
     def _answers_from(self, host: str) -> bool:
@@ -336,16 +347,28 @@ class Forwarding:
             c = self.tcp_conns.get(key)
             if waiting is None and c is not None and c.is_open():
                 # (while a connect is pending, even once its connection is made, what waits goes first)
+                if c.out_counted:
+                    self.tcp_out_used(c)
                 if not c.send(data) and on_fail:
                     on_fail("the TCP peer is not reading what we write")
                 return
             if waiting is None:                         # one connect per destination; the rest wait
-                self.tcp_connecting[key] = [(data, on_fail)]
+                # a new outbound connection: within the caps (bounds.py), counted from its connect on
+                if not self.tcp_out_reserve(host):
+                    self._warn("tcp_out", "not opening a TCP connection to %s:%s: %s (max_tcp_out_connections, "
+                               "max_tcp_out_per_host)", host, dest[1], OUT_CAPPED)
+                    if on_fail:                         # a request: 503, or UDP for a large one (§18.1.1)
+                        on_fail(OUT_CAPPED)
+                    return                              # a response: dropped (counted: tcp_out_refused)
+                waiting = self.tcp_connecting[key] = Waiting(((data, on_fail),))
+                waiting.size = len(data)
                 task = asyncio.get_running_loop().create_task(self._tcp_connect(host, dest[1]))
                 self.tcp_connects.add(task)
                 task.add_done_callback(self.tcp_connects.discard)
-            elif len(waiting) < TCP_QUEUE:
+                task.add_done_callback(lambda _t: self.tcp_out_release(host))       # the connect's place
+            elif len(waiting) < TCP_QUEUE and waiting.size + len(data) <= WRITE_MAX:
                 waiting.append((data, on_fail))
+                waiting.size += len(data)
             elif on_fail:
                 on_fail("too many messages waiting for the TCP connection")
             return

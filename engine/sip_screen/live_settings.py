@@ -9,7 +9,9 @@ that check is emptied, and the C pump, which keeps its own copy, is rebuilt).
 What cannot change without a restart is kept as it runs and reported: `listen` (the bound
 sockets) and `advertise` (our Via / Record-Route identity: transactions in flight carry
 the old one and their responses must still be recognised as ours). A lowered TCP cap
-refuses new connections until the count is below it; open ones are not closed. Settings
+refuses new connections until the count is below it; open ones are not closed (outbound: an idle
+one is still closed for a new one). A TCP cap raised above what the process's fd budget gave it at
+start (engine/fdbudget.py FdBudget) stays at that ceiling, with a warning. Settings
 given on the command line (--sip-next-hop, --sip-allow-networks, --sip-listen) keep
 overriding the file, as they did at start.
 """
@@ -43,6 +45,10 @@ def apply_sip_settings(screen, new: SipSettings, overrides: dict) -> dict:
         if ep is not None and ep.loop is not None:
             ep.refresh()                # the C pump keeps its own copy of the ranges
     screen.next_hop()                   # parsed now (validated by the loader), not on the next INVITE
+    for key, ceiling in (("max_tcp_connections", screen.fd_cap_in), ("max_tcp_out_connections", screen.fd_cap_out)):
+        if getattr(new, key) > ceiling:     # the fd budget set at start (engine/fdbudget.py FdBudget)
+            log.warning("sip.toml %s = %d: held at %d, the file descriptor budget set at start (a restart with a "
+                        "higher fd limit raises it)", key, getattr(new, key), ceiling)
     if changed or needs_restart:
         log.info("sip.toml reloaded: changed %s%s", ", ".join(changed) or "nothing",
                  f"; needs a restart: {', '.join(needs_restart)}" if needs_restart else "")

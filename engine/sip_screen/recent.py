@@ -38,15 +38,19 @@ def ack_key(top_branch: str, call_id: str) -> bytes:
 
 class Recent:
     """A bounded memory: digest -> (time stored, value). `d` is a plain OrderedDict (the C pump
-    reads it with PyDict_Contains); `low` holds the entries `demote`d, forgotten before any other
-    (oldest first) when the bound needs room. Both together hold at most `size`."""
+    reads it with PyDict_Contains); `low` holds the entries stored with `put_low` or `demote`d,
+    forgotten before any other (oldest first) when the bound needs room -- while `low` holds more
+    than `low_min` of them: that many places stay theirs whatever `d` holds (else an ordinary entry,
+    the oldest, goes). Both together hold at most `size`: so entries in `d` keep at least
+    `size - low_min` places whatever is put low, and the low ones at least `low_min`."""
 
-    __slots__ = ("d", "low", "size", "ttl")
+    __slots__ = ("d", "low", "size", "ttl", "low_min")
 
-    def __init__(self, size: int, ttl: float | None = None):
+    def __init__(self, size: int, ttl: float | None = None, low_min: int = 0):
         self.d: "OrderedDict[bytes, tuple]" = OrderedDict()
         self.low: "OrderedDict[bytes, tuple]" = OrderedDict()
         self.size, self.ttl = size, ttl
+        self.low_min = min(low_min, size // 2)
 
     def __len__(self):
         return len(self.d) + len(self.low)
@@ -76,8 +80,31 @@ class Recent:
         elif low:
             low.pop(key, None)
         d[key] = (now, value)
+        if len(d) + len(low) > self.size:
+            self._bound()
+
+    def put_low(self, key: bytes, value, now: float = 0.0) -> None:
+        """Store `key` as the newest of the entries forgotten first (`low`); a `put` of it later makes it an
+        ordinary entry (promotes it)."""
+        d, low = self.d, self.low
+        if key in low:
+            del low[key]
+        elif d:
+            d.pop(key, None)
+        low[key] = (now, value)
+        if len(d) + len(low) > self.size:
+            self._bound()
+
+    def promote(self, key: bytes, value, now: float = 0.0) -> None:
+        """`put` for a key `low` holds (a call answered): it moves to the ordinary entries, nothing to bound."""
+        if self.low.pop(key, None) is None:
+            return self.put(key, value, now)
+        self.d[key] = (now, value)
+
+    def _bound(self) -> None:
+        d, low = self.d, self.low
         while len(d) + len(low) > self.size:
-            (low if low else d).popitem(last=False)
+            (low if len(low) > self.low_min or not d else d).popitem(last=False)
 
     def demote(self, key: bytes) -> None:
         """Make `key` forgotten before any entry not demoted (the demoted ones oldest first); it stays

@@ -116,9 +116,11 @@ class Screening:
         if len(caller) <= MAX_CALLER:
             # (caller, answer time, the dialog's parties: its From tag and the From and To users, which a
             # re-INVITE from either side must carry -- screening.dialog_parties --, the address the INVITE
-            # is sent to: only its answer counts, forwarding._invite_final; set when it leaves)
-            self.answered.put(digest(first.get("call-id") or ""),
-                              (caller, None, dialog_parties(msg, first.get("from"), first.get("to")), None))
+            # is sent to: only its answer counts, forwarding._invite_final; set when it leaves). In the tier
+            # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
+            # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
+            self.answered.put_low(digest(first.get("call-id") or ""),
+                                  (caller, None, dialog_parties(msg, first.get("from"), first.get("to")), None))
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:

@@ -35,6 +35,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections import OrderedDict
 from datetime import datetime, timezone
 
 from ..verdict import Action
@@ -53,6 +54,9 @@ from .transport import TcpConnection, TcpRounds, UdpEndpoint
 log = logging.getLogger("telfilter.sip")
 INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
 ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
+PENDING_CALLS = 65_536          # of those places, how many calls not answered yet always keep (Recent.low_min):
+                                # answered calls whose BYE never passes here (no record_route) cannot crowd out
+                                # the ringing ones
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
@@ -78,8 +82,16 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         self.tcp_connects: set = set()                      # the connect tasks under way (stop() cancels them)
         self.tcp_per_source: dict = {}
         self.tcp_inbound = 0
+        # outbound TCP (bounds.py): connects in flight and connections, in all and per destination host;
+        # the connections in order of last use, in all and per host (the least recently used first)
+        self.tcp_outbound = 0
+        self.tcp_out_hosts: dict = {}
+        self.tcp_out_lru: OrderedDict = OrderedDict()
+        self.tcp_out_by_host: dict = {}
         # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to)
-        self.answered = Recent(ANSWERED)
+        # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
+        # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
+        self.answered = Recent(ANSWERED, low_min=PENDING_CALLS)
         self._answer_ranges = (None, [])                   # (settings, answer_networks ranges)
         # ack_key(INVITE's top branch, Call-ID) -> (our branch, (host, port, TRANSPORT it left by)) of
         # the INVITEs we forwarded: its CANCEL (§9.1), the ACK of its non-2xx final (§17.1.1.3) and
@@ -91,7 +103,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
                       "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
-                      "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0}
+                      "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
+                      "tcp_out_refused": 0, "tcp_out_evicted": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
@@ -110,6 +123,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         return self._next_hop[1]
 
     async def start(self):
+        self._claim_fds()                                   # before listening: it may refuse the start
         loop = asyncio.get_running_loop()
         host, want = hostport(self.s.listen)
         for attempt in range(20):
@@ -136,6 +150,18 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         self._sweeper = loop.create_task(self._sweep())
         logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host, port, self.s.next_hop or "Request-URI")
         return self
+
+    def _claim_fds(self):
+        """The TCP caps within the process's one fd budget, shared with the SMPP proxy
+        (engine/fdbudget.py FdBudget: it may lower them, with a warning, or refuse to start)."""
+        from ..fdbudget import FD_BUDGET
+        self._fd_granted(FD_BUDGET.claim("sip", {"SIP max_tcp_connections": self.s.max_tcp_connections,
+                                                 "SIP max_tcp_out_connections": self.s.max_tcp_out_connections},
+                                         self._fd_granted))
+
+    def _fd_granted(self, granted: dict):
+        self.fd_cap_in = granted["SIP max_tcp_connections"]
+        self.fd_cap_out = granted["SIP max_tcp_out_connections"]
 
     async def stop(self):
         if self._sweeper:
@@ -289,9 +315,9 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # An INVITE is judged unless it is a re-INVITE of a call this screen let through and saw
         # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
         # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
-        # restart, more than ANSWERED calls up at once -- is judged like a new call. A call whose INVITE
-        # got a 3xx-6xx is the first to be forgotten, oldest first: Recent.demote; one whose INVITE gets no
-        # final at all stays until the bound pushes it out.)
+        # restart, more than ANSWERED calls up at once -- is judged like a new call. A call is in the tier
+        # forgotten first, oldest first, from its INVITE until a 200 answers it (Recent.put_low): calls that fail
+        # or get no final at all never push an answered one out.)
         if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1

@@ -33,6 +33,10 @@ class SipSettings:
     tcp_incomplete_timeout: float = 10.0    # seconds a started message may stay unfinished
     max_tcp_connections: int = 1000         # inbound TCP connections in all
     max_tcp_per_source: int = 50            # inbound TCP connections from one IP address
+    # outbound TCP connections (next hops, responses to a TCP Via), connects in flight included: at a cap the
+    # least recently used idle one is closed, else the request is answered 503 (bounds.py)
+    max_tcp_out_connections: int = 1000     # outbound TCP connections in all
+    max_tcp_out_per_host: int = 50          # outbound TCP connections to one IP address (any port)
     # fairness with the SMPP proxy on the same event loop (transport.py: TcpRounds): per loop round, at
     # most batch_messages messages of one TCP connection, and batch_seconds of TCP work for all the
     # connections together (UDP: a batch of datagrams per round, see transport.py)
@@ -103,7 +107,8 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
     if not 400 <= s.default_drop_code <= 699:
         raise bad("default_drop_code", f"must be a final error code 400-699, not {s.default_drop_code}")
     for k in ("tcp_idle_timeout", "tcp_incomplete_timeout", "batch_seconds", "max_tcp_connections",
-              "max_tcp_per_source", "batch_messages", "queue_datagrams"):
+              "max_tcp_per_source", "max_tcp_out_connections", "max_tcp_out_per_host", "batch_messages",
+              "queue_datagrams"):
         if getattr(s, k) <= 0:
             raise bad(k, f"must be above 0, not {getattr(s, k)!r}")
 

@@ -33,7 +33,8 @@ queued beyond WRITE_MAX bytes for one peer (the message is not written, counted 
 unread for WRITE_STALL seconds (no byte of them read: a slow reader's clock restarts whenever the
 sweeper sees bytes of them gone to the peer) is closed (`tcp_write_stalled`); one we closed for an error whose
 peer does not read the rest is aborted after `tcp_incomplete_timeout`. Outbound connections to a next hop
-alike. Inbound TCP connections are capped in total and per source address; a sweeper closes
+alike. TCP connections are capped in total and per source address (inbound) or destination host
+(outbound, bounds.py); a sweeper closes
 connections idle for `tcp_idle_timeout` or holding an unfinished message for
 `tcp_incomplete_timeout` (those two clocks stop while we do not read the connection: that is not
 the peer's doing).
@@ -271,6 +272,8 @@ class TcpConnection(asyncio.Protocol):
         self.closing_since = None           # when we closed it (it goes once its write buffer drains)
         self.discard = False                # closed by us for an error: what it sent is not handled
         self.last_rx = self.partial_since = None
+        self.out_counted = False            # outbound: holds a place under the outbound caps (bounds.py)
+        self.last_used = 0.0                # outbound: when a message last went or came on it (monotonic)
 
     def connection_made(self, transport):
         self.transport = transport
@@ -282,6 +285,8 @@ class TcpConnection(asyncio.Protocol):
             transport.abort()
             return
         transport.set_write_buffer_limits(high=WRITE_HIGH)
+        if self.key is not None:
+            self.screen.tcp_out_opened(self)
         self.screen.tcp_conns[self.key or self.peer] = self
         self.screen.tcp_ids[self.id] = self
 
@@ -291,9 +296,13 @@ class TcpConnection(asyncio.Protocol):
         self.screen.tcp_ids.pop(self.id, None)
         if self.counted:
             self.screen.tcp_release(self)
+        if self.out_counted:
+            self.screen.tcp_out_closed(self)
 
     def data_received(self, data):
         self.last_rx = time.monotonic()
+        if self.out_counted:
+            self.screen.tcp_out_used(self)
         self.parser.feed(data)
         self.screen.tcp_rounds.offer(self)
 

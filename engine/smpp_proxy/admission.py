@@ -7,7 +7,9 @@ not bound yet is worth less than one that is: when a cap is reached, the oldest 
 connection (of that source, or overall) is closed to make room for the new one, and only
 when every connection under the cap is bound is the new one refused. An unbound connection
 is also closed after `bind_timeout` seconds. Together these keep fds for real binds: a bind
-arrives right after its connect, so it is never the oldest unbound connection for long.
+arrives right after its connect, so it is never the oldest unbound connection for long. The
+total cap is one share of the process's fd budget (engine/fdbudget.py), which the SIP screen's TCP caps
+share: together, and with a reserve, they fit RLIMIT_NOFILE.
 
 Binds are throttled per source. Each source has one password check in flight at a time
 (PBKDF2 runs in a thread, off the event loop); the first `bind_failures_free` failures are
@@ -20,31 +22,31 @@ least recently failed dropped first) and forgotten once their back-off has long 
 from __future__ import annotations
 
 import asyncio
-import resource
 from collections import OrderedDict, deque
 
+from ..fdbudget import FD_BUDGET
+
 MAX_SOURCES = 65536
-FD_RESERVE = 64        # fds kept for SMSC links, log files, the listening sockets, executors
 
 
-def fd_budget(wanted: int) -> int:
-    """`wanted` clamped below this process's fd limit (what `ulimit -n` allows)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    return max(1, min(wanted, soft - FD_RESERVE))
 
 
 class ConnectionCaps:
     """Connections by source; unbound ones in arrival order so the oldest is found in O(1)."""
 
     def __init__(self, total: int, per_source: int):
-        self.total, self.per_source = fd_budget(total), per_source
+        # within the process's one fd budget, shared with the SIP screen's caps (FdBudget): a later claim
+        # (the SIP screen starting) may lower `total` through _fd_granted
+        self.total = FD_BUDGET.claim("smpp", {"SMPP max_connections": total}, self._fd_granted)["SMPP max_connections"]
+        self.per_source = per_source
         self.count = 0
         self.by_source: dict[str, int] = {}
         self.unbound: OrderedDict = OrderedDict()          # session -> None, oldest first
         self.unbound_by_source: dict[str, OrderedDict] = {}
         self.stats = {"evicted": 0, "refused": 0}
+
+    def _fd_granted(self, granted: dict) -> None:
+        self.total = granted["SMPP max_connections"]
 
     def admit(self, sess) -> bool:
         """Register a new connection, closing an older unbound one if a cap is reached.

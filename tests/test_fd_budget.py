@@ -1,0 +1,218 @@
+"""One file-descriptor budget for every connection cap of `serve` (engine/fdbudget.py FdBudget): the
+SMPP proxy's max_connections and the SIP screen's inbound and outbound TCP caps, with a reserve, fit within
+RLIMIT_NOFILE -- the soft limit raised to the hard one first where allowed, else the caps lowered in proportion
+(a warning naming each), or the start refused when even that leaves too few. Before, SMPP's cap alone was kept
+under the limit: under `ulimit -n 1024` 1,000 idle SIP TCP connections left no fd for an ESME's bind (audit,
+reproduced end to end below). Servers on 127.0.0.1, stopped at the end."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.fdbudget import FdBudget, FdBudgetError
+
+from .conftest import ROOT
+
+
+def budget(soft, reserve=80):
+    b = FdBudget()
+    b.soft, b.hard, b.reserve = soft, soft, reserve          # as _setup would find them, without touching the process
+    return b
+
+
+class Holder:
+    def __init__(self):
+        self.got = []
+
+    def apply(self, granted):
+        self.got.append(granted)
+
+
+def test_caps_that_fit_are_granted_as_configured(caplog):
+    b, smpp = budget(10_000), Holder()
+    assert b.claim("smpp", {"SMPP max_connections": 1000}, smpp.apply) == {"SMPP max_connections": 1000}
+    assert b.claim("sip", {"SIP in": 1000, "SIP out": 1000}) == {"SIP in": 1000, "SIP out": 1000}
+    assert smpp.got == [] and "file descriptor limit" not in caplog.text
+
+
+def test_caps_over_the_limit_are_shared_in_proportion_and_earlier_claims_are_told(caplog):
+    b, smpp = budget(1024), Holder()
+    assert b.claim("smpp", {"SMPP max_connections": 1000}, smpp.apply) == {"SMPP max_connections": 944}
+    sip = b.claim("sip", {"SIP max_tcp_connections": 1000, "SIP max_tcp_out_connections": 1000})
+    # 944 places: 16 each, the 896 left in proportion to what each asked beyond that
+    assert sip == {"SIP max_tcp_connections": 314, "SIP max_tcp_out_connections": 314}
+    assert smpp.got == [{"SMPP max_connections": 314}]
+    assert 314 * 3 + 80 <= 1024
+    assert "SMPP max_connections 1000 -> 314, SIP max_tcp_connections 1000 -> 314, " \
+           "SIP max_tcp_out_connections 1000 -> 314" in caplog.text
+    # a cap under MIN_CAP keeps it; the others get 16 and share the rest by what they asked beyond 16
+    b2 = budget(1024)
+    b2.claim("smpp", {"SMPP max_connections": 50})
+    got = b2.claim("sip", {"SIP in": 2000, "SIP out": 10})
+    assert got == {"SIP in": 16 + (944 - 16 - 16 - 10) * 1984 // (34 + 1984), "SIP out": 10}
+    assert sum(b2.granted.values()) <= 944 and b2.granted["SMPP max_connections"] >= 16
+
+
+def test_a_component_claiming_again_replaces_its_claim():
+    b = budget(1024)
+    b.claim("sip", {"SIP in": 1000, "SIP out": 1000})
+    assert b.claim("sip", {"SIP in": 100, "SIP out": 100}) == {"SIP in": 100, "SIP out": 100}
+
+
+def test_a_limit_too_low_for_any_useful_cap_refuses_to_start():
+    b = budget(120)
+    b.claim("smpp", {"SMPP max_connections": 1000})          # 40 places: still of use, lowered
+    with pytest.raises(FdBudgetError, match=r"file descriptor limit 120 \(RLIMIT_NOFILE, hard limit 120\) leaves 40 "
+                                            r"for connections .*too few .*not starting. Raise the hard limit"):
+        b.claim("sip", {"SIP max_tcp_connections": 1000, "SIP max_tcp_out_connections": 1000})
+    assert isinstance(FdBudgetError("x"), OSError)             # serve prints it and exits 2 (cmd_serve)
+    assert list(b.claims) == ["smpp"]                          # the refused claim is not kept
+
+
+PROC = r"""
+import asyncio, json, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2])))
+from engine.app import build
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.server import SipSettings
+from engine.fdbudget import FD_BUDGET
+from engine.smpp_proxy.admission import ConnectionCaps
+caps = ConnectionCaps(1000, 64)
+smpp_alone = caps.total
+h = SipHarness(build(data_dir=sys.argv[3], with_model=False, persist=False),
+               SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"])).start()
+out = {"soft": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "smpp_alone": smpp_alone, "smpp": caps.total,
+       "sip_in": h.screen.fd_cap_in, "sip_out": h.screen.fd_cap_out, "reserve": FD_BUDGET.reserve}
+h.stop()
+print(json.dumps(out))
+"""
+
+
+def _in_process(soft, hard, tmp_path):
+    p = subprocess.run([sys.executable, "-c", PROC, str(soft), str(hard), str(tmp_path)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.splitlines()[-1]), p.stderr
+
+
+def test_smpp_and_sip_caps_are_one_budget_under_the_fd_limit(tmp_path):
+    got, err = _in_process(1024, 1024, tmp_path)
+    assert got["soft"] == 1024
+    assert got["smpp_alone"] == 1024 - got["reserve"]            # SMPP alone: as before, under the limit
+    assert got["smpp"] + got["sip_in"] + got["sip_out"] + got["reserve"] <= 1024
+    assert min(got["smpp"], got["sip_in"], got["sip_out"]) >= 16
+    assert "SIP max_tcp_out_connections 1000 ->" in err
+
+
+def test_the_soft_limit_is_raised_to_the_hard_one_first(tmp_path):
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip("needs a hard fd limit of 4,096 or more")
+    got, err = _in_process(512, 4096, tmp_path)
+    assert got["soft"] == 4096 and (got["smpp"], got["sip_in"], got["sip_out"]) == (1000, 1000, 1000)
+    assert "file descriptor limit" not in err
+
+
+SMSC = r'''
+import asyncio, sys
+sys.path.insert(0, sys.argv[2])
+from engine.smpp_proxy.simulator import SmscSimulator
+async def main():
+    s = SmscSimulator(); await s.start("127.0.0.1", 0)
+    print(s.server.sockets[0].getsockname()[1], flush=True); await asyncio.sleep(120)
+asyncio.run(main())
+'''
+
+
+def _bind(port):
+    import smpplib.client
+    c = smpplib.client.Client("127.0.0.1", port, timeout=5)
+    try:
+        c.connect()
+        c.bind_transceiver(system_id="esme1", password="secret")
+        c.unbind()
+        return True
+    except Exception:
+        return False
+    finally:
+        try:
+            c.disconnect()
+        except Exception:
+            pass
+
+
+def _serve(tmp_path, ulimit, smsc_port=None):
+    ready = tmp_path / "ready"
+    cmd = [sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp_path / "data"),
+           "--smpp-listen", "127.0.0.1:0", "--esme-account", "esme1:secret", "--sip-listen", "127.0.0.1:0",
+           "--sip-allow-networks", "127.0.0.0/8", "--log", "/dev/null", "--ready-file", str(ready)]
+    if smsc_port:
+        cmd += ["--smsc", f"127.0.0.1:{smsc_port}", "--smsc-system-id", "x"]
+    return subprocess.Popen(["bash", "-c", f'ulimit -n {ulimit} && exec "$@"', "serve", *cmd], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.log", "w"),
+                            env={**os.environ, "TELFILTER_SMSC_PASSWORD": "y"}), ready
+
+
+def wait_for(cond, seconds=30.0):
+    end = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_serve_under_ulimit_1024_binds_smpp_with_1000_idle_sip_connections(tmp_path):
+    """The audit's reproduction: 20 addresses x 50 idle SIP TCP connections (the per-source cap), 8 unbound SMPP
+    connections, then an ESME binds."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1500:
+        pytest.skip("this test process needs 1,500 file descriptors for its idle connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    smsc = subprocess.Popen([sys.executable, "-c", SMSC, "x", str(ROOT)], stdout=subprocess.PIPE, text=True)
+    procs, socks = [smsc], []
+    try:
+        serve, ready = _serve(tmp_path, 1024, int(smsc.stdout.readline()))
+        procs.append(serve)
+        assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
+        ports = dict(line.split() for line in ready.read_text().splitlines())
+        smpp_port, sip_port = int(ports["smpp"]), int(ports["sip"])
+        assert _bind(smpp_port)
+        for n in range(1000):
+            s = socket.socket()
+            s.bind((f"127.0.9.{n // 50 + 1}", 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", sip_port))
+            socks.append(s)
+        socks += [socket.create_connection(("127.0.0.1", smpp_port), timeout=5) for _ in range(8)]
+        time.sleep(1.0)
+        assert _bind(smpp_port)
+        assert len(os.listdir(f"/proc/{serve.pid}/fd")) < 1024 - 32
+        err = (tmp_path / "stderr.log").read_text()
+        assert "file descriptor limit 1024 (RLIMIT_NOFILE, hard limit 1024)" in err
+        assert "SIP max_tcp_connections 1000 ->" in err
+    finally:
+        for s in socks:
+            s.close()
+        for p in procs:
+            p.kill()
+            p.wait(10)
+
+
+def test_serve_refuses_to_start_when_the_fd_limit_leaves_too_few_for_the_caps(tmp_path):
+    serve, ready = _serve(tmp_path, 120)
+    try:
+        assert serve.wait(30) == 2
+    finally:
+        serve.kill()
+        serve.wait(10)
+    err = (tmp_path / "stderr.log").read_text()
+    assert "telfilter serve: file descriptor limit 120 (RLIMIT_NOFILE, hard limit 120)" in err
+    assert "not starting. Raise the hard limit" in err and not ready.exists()
+
