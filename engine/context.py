@@ -254,6 +254,13 @@ class MessageContext:
             t = t.replace(tzinfo=timezone.utc)
         self.time: datetime = t
         self.ts: float = t.timestamp()
+        # the clock of counters, recipient history and reports: when the message was submitted. A scheduled
+        # message is judged at its delivery (`ts`: hour windows, registry dates) but counted as of now: a
+        # stamp ahead of the clock would hold every later message of its key there (counters never run
+        # backwards within a key) and clear a sender's recent history
+        sub = getattr(msg, "submitted", None)
+        self.state_ts: float = self.ts if sub is None else (
+            sub if sub.tzinfo is not None else sub.replace(tzinfo=timezone.utc)).timestamp()
         self.sender_num: int | None = normalise_number(self.sender_raw)
         self.recipient_num: int | None = normalise_number(self.recipient_raw)
         self.sender_key = self.sender_num if self.sender_num is not None else normalise_sender_id(self.sender_raw)

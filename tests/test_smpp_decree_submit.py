@@ -14,6 +14,7 @@ from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.simulator import SmscSimulator
+from tests.redis_helpers import redis_server  # noqa: F401 (fixture)
 from tests.test_smpp_proxy import raw_session, read_raw
 
 SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
@@ -146,3 +147,38 @@ def test_replace_sm_cannot_turn_a_message_to_a_dnc_number_into_an_ad(tmp_path):
         s.sendall(encode(P.ReplaceSm(sequence_number=7, message_id=r.message_id, source_addr_ton=5,
                                      source_addr="BANKZ", short_message=b"[QC] Mo the tin dung. TC gui 5656")))
         assert read_raw(s).command_status != 0
+
+
+def test_a_submit_multi_over_a_cap_by_itself_is_dropped_with_a_shared_store_too(tmp_path, redis_server):  # noqa: F811
+    """One recipient listed four times (3 ads per advertiser per recipient a day): dropped in process, and
+    with `--state redis://` too, where all of one message's ops go to the server's script together (it used
+    to measure each against the state before the message: four times "0 before", forwarded)."""
+    import io
+    import json
+    from engine.smpp_proxy.server import VerdictLog
+    from engine.state import install
+    from engine.state.redis_store import RedisStore
+    redis_server.flush()
+
+    def run(url):
+        d = tmp_path / ("data-r" if url else "data-m")
+        ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+        pipe = build(data_dir=d, with_model=False)
+        out = io.StringIO()
+        h = ProxyHarness(pipe, clock=lambda: NOON, verdict_log=VerdictLog(out)).start()
+        try:
+            if url:
+                async def setup():
+                    install(pipe, RedisStore(url))
+                h.call(setup())
+            s, _ = raw_session(h)
+            s.sendall(encode(P.SubmitMulti(sequence_number=5, source_addr_ton=5, source_addr="SHOPABC",
+                                           dest_addresses=tuple((1, 1, 1, "84912777003") for _ in range(4)),
+                                           data_coding=1, short_message=b"[QC] Uu dai. TC gui 5656")))
+            st = read_raw(s).command_status
+            return st, len(h.sim.submits()), [json.loads(x)["action"] for x in out.getvalue().splitlines()]
+        finally:
+            h.stop()
+    mem, red = run(None), run(redis_server.url)
+    assert mem[0] != 0 and mem[1] == 0
+    assert red[0] == mem[0] and red[1] == 0 and "allow" not in red[2], red

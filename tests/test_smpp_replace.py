@@ -174,3 +174,15 @@ def test_notes_survive_a_dump_and_a_map_without_notes_still_loads():
     d["sent"] = b"\x00" * 7
     with pytest.raises(ValueError, match="sent column"):
         MessageIds().load(msgpack.packb(d, use_bin_type=True))
+
+
+def test_replacing_a_message_does_not_count_it_again(pipe):
+    """A replacement is judged, not counted: the SMSC still holds one message for that recipient,
+    counted when it was submitted (a review found two corrections of one scheduled ad used up the
+    advertiser's three a day)."""
+    with _Session(pipe, NOON) as t:
+        mid = t.send(_submit(5, "84912777020", AD, sched="260302150000028+")).message_id
+        assert mid
+        st = [t.send(_replace(6 + i, mid, AD + b" v%d" % i)).command_status for i in range(3)]
+        st.append(t.send(_submit(20, "84912777020", AD + b" other")).command_status)
+    assert st == [0, 0, 0, 0], st

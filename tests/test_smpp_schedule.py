@@ -112,15 +112,34 @@ def test_a_relative_schedule_into_the_night_is_judged_at_delivery(pipe):
     assert "AD_OUTSIDE_HOURS" in [h["symbol"] for h in log[0]["hits"]]
 
 
-def test_the_24h_cap_applies_at_delivery(pipe):
+def test_the_24h_cap_counts_a_scheduled_ad_when_it_is_submitted(pipe):
+    """Hour windows and registry dates apply at delivery, but the caps count a message as of its
+    submission: a counter stamp ahead of the clock would hold every later message of its key there
+    (counters never run backwards within a key)."""
     noon = datetime(2026, 3, 2, 10, 0, tzinfo=ICT)
-    sts, fwd, _, _ = _run(pipe, noon, [_ad(10 + i, "84912777005") for i in range(3)] + [
-        # tomorrow 11:00, 25 h after today's three: the first ads of their own 24 h ...
-        _ad(20 + i, "84912777005", "260303110000028+") for i in range(3)] + [
-        _ad(30, "84912777005", "260303113000028+"),     # ... and the fourth of it
+    sts, fwd, _, _ = _run(pipe, noon, [
+        _ad(10, "84912777005", "260307100000028+"),     # Saturday's promo, submitted on Monday
+        _ad(11, "84912777005"), _ad(12, "84912777005"),  # two for today: three in today's 24 h
+        _ad(13, "84912777005"),                          # the fourth submitted today
     ])
-    assert sts[:6] == [0] * 6 and sts[6] != 0
-    assert len(fwd) == 6
+    assert sts[:3] == [0] * 3 and sts[3] != 0 and len(fwd) == 3
+
+
+def test_an_ad_scheduled_years_ahead_does_not_pin_the_cap(pipe):
+    """One ad scheduled for 2099 (found by a review: its future stamp kept the recipient's cap full
+    for this advertiser until 2099 plus 24 h)."""
+    now = {"t": datetime(2026, 3, 2, 10, 0, tzinfo=ICT)}
+    out = io.StringIO()
+    with ProxyHarness(pipe, clock=lambda: now["t"], verdict_log=VerdictLog(out)) as h:
+        s, _ = raw_session(h)
+
+        def send(pdu):
+            s.sendall(pdu)
+            return read_raw(s).command_status
+        sts = [send(_ad(1, "84912777004", "991231100000028+"))]
+        now["t"] = datetime(2026, 3, 4, 10, 0, tzinfo=ICT)             # two days later
+        sts += [send(_ad(2 + i, "84912777004")) for i in range(3)]
+    assert sts == [0, 0, 0, 0], sts
 
 
 def test_a_scheduled_submit_multi_is_judged_at_delivery(pipe):
@@ -149,3 +168,26 @@ def test_a_concatenated_message_is_judged_at_its_latest_parts_delivery(pipe):
     line = json.loads(out.getvalue().splitlines()[-1])
     assert line["delivery"] == "2026-03-02T22:30:00+07:00"
     assert "AD_OUTSIDE_HOURS" in [h["symbol"] for h in line["hits"]]
+
+
+def test_a_message_scheduled_tomorrow_leaves_the_senders_recent_history_as_it_is(tmp_path):
+    """A plain-number sender writing to never-contacted recipients is tagged SENDER_VOLUME_ANOMALY
+    from the 11th; one message scheduled for tomorrow among them used to move the sender's history
+    row a day ahead and clear the last hour (the tag gone from there on)."""
+    def run(with_sched):
+        pipe = build(data_dir=tmp_path / ("d%d" % with_sched), with_model=False)
+        out = io.StringIO()
+        noon = datetime(2026, 3, 2, 10, 0, tzinfo=ICT)
+        with ProxyHarness(pipe, clock=lambda: noon, verdict_log=VerdictLog(out)) as h:
+            s, _ = raw_session(h)
+            for i in range(20):
+                sched = "260303100000028+" if with_sched and i == 12 else ""
+                s.sendall(encode(P.SubmitSm(sequence_number=i + 1, source_addr_ton=1, source_addr="84901000007",
+                                            dest_addr_ton=1, destination_addr="8491277%04d" % i, data_coding=1,
+                                            schedule_delivery_time=sched,
+                                            short_message=b"Xin chao, hen gap lai ban %d" % i)))
+                read_raw(s)
+        return [sorted({x["symbol"] for x in json.loads(line)["hits"]}) for line in out.getvalue().splitlines()]
+    plain, mixed = run(False), run(True)
+    assert any("SENDER_VOLUME_ANOMALY" in h for h in plain[13:])
+    assert mixed[13:] == plain[13:]

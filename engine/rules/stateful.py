@@ -24,7 +24,7 @@ def _reported(v, **_):
     win = d * 86400.0
 
     def pred(c, s):
-        n = s.reports.distinct_reporters(c.sender_num, c.ts, win)
+        n = s.reports.distinct_reporters(c.sender_num, c.state_ts, win)
         return f"reported by {n} distinct subscribers in {d} days" if n >= r else None
     return pred
 
@@ -43,7 +43,7 @@ def _short_calls(v, **_):
         raise ValueError("short_call_share needs a finite window")
 
     def pred(c, s):
-        calls, share = s.calls.share_short(c.sender_key, c.ts, win, secs)
+        calls, share = s.calls.share_short(c.sender_key, c.state_ts, win, secs)
         if calls >= n and share > above:
             return f"{share:.0%} of {calls} completed calls within {v.get('window', '1h')} shorter than {secs:g}s"
         return None
@@ -172,7 +172,7 @@ def _counter_fns(ctr: Counter):
             if ks is None:
                 ks = ck[kname] = build(c)
             best = 0
-            distinct, v, ts = s.counters.distinct, value(c), c.ts
+            distinct, v, ts = s.counters.distinct, value(c), c.state_ts
             for k in ks:
                 n = distinct(ns, k, v, ts, window, limit)       # with this one
                 if n > best:
@@ -185,7 +185,7 @@ def _counter_fns(ctr: Counter):
             ks = c.__dict__.get("counter_keys", {}).get(kname)     # built by check, as a rule
             if ks is None:
                 ks = keys(c)
-            add, v, ts = s.counters.add_distinct, value(c), c.ts
+            add, v, ts = s.counters.add_distinct, value(c), c.state_ts
             for k in ks:
                 add(ns, k, v, ts, window, limit)
         return check_distinct, commit_distinct
@@ -199,7 +199,7 @@ def _counter_fns(ctr: Counter):
         if ks is None:
             ks = ck[kname] = build(c)
         best = 0
-        count, ts = s.counters.count, c.ts
+        count, ts = s.counters.count, c.state_ts
         for k in ks:
             n = count(ns, k, ts, window, limit) + 1
             if n > best:
@@ -212,7 +212,7 @@ def _counter_fns(ctr: Counter):
         ks = c.__dict__.get("counter_keys", {}).get(kname)
         if ks is None:
             ks = keys(c)
-        add, ts = s.counters.add, c.ts
+        add, ts = s.counters.add, c.state_ts
         for k in ks:
             add(ns, k, ts, window, limit)
     return check_count, commit_count
@@ -252,13 +252,13 @@ class NewRecipientShare(Stateful):
     text: str
 
     def check(self, c, s):
-        n, share = s.history.share(c.sender_key, c.recipient_num, c.ts, self.window)
+        n, share = s.history.share(c.sender_key, c.recipient_num, c.state_ts, self.window)
         if n >= self.min_messages and share > self.above:
             return f"{share:.0%} of {n} messages within {self.text} to never-contacted recipients (limit {self.above:.0%})"
         return None
 
     def commit(self, c, s):
-        s.history.add(c.sender_key, c.recipient_num, c.ts, self.window)
+        s.history.add(c.sender_key, c.recipient_num, c.state_ts, self.window)
 
 
 @condition("new_recipient_share", "{min_messages = M, window = \"1h\", above = X}: once the sender sent M messages "

@@ -45,26 +45,33 @@ local function load(op)
   end
   return c
 end
-local function measure(op)
+-- `pend`: what this message's earlier ops put on the same key (count: how many; distinct: their value
+-- fingerprints), measured as if committed: one message's ops (a submit_multi's destinations) each see the
+-- ones before it, as one process judging them in order does
+local function measure(op, pend)
   local distinct, limit, window, now = op[2], op[3], op[4], op[5]
   local hz = 0
   if window >= 0 then hz = now - window end
+  local p = pend[op[1]]
   if distinct == 0 then
     local st = load(op)
-    local n = 0
+    local n = p or 0
     for i = 1, #st do if st[i] > hz then n = n + 1 end end
-    return n, st
+    pend[op[1]] = (p or 0) + 1
+    return n
   end
   local pr = load(op)
-  local n, seen = 0, false
+  local vals, n = {}, 0
   for i = 1, #pr do
-    if pr[i][2] > hz then
-      n = n + 1
-      if pr[i][1] == op[7] then seen = true end
-    end
+    if pr[i][2] > hz and not vals[pr[i][1]] then vals[pr[i][1]] = true; n = n + 1 end
   end
-  if not seen then n = n + 1 end
-  return n, pr
+  if p == nil then p = {}; pend[op[1]] = p end
+  for v, _ in pairs(p) do
+    if not vals[v] then vals[v] = true; n = n + 1 end
+  end
+  if not vals[op[7]] then n = n + 1 end
+  p[op[7]] = true
+  return n
 end
 local function store(op, body)
   local key, window = KEYS[op[1]], op[4]
@@ -73,10 +80,10 @@ local function store(op, body)
 end
 for m = 1, #msgs do
   local ops = msgs[m]
-  local counts, ok = {}, 1
+  local counts, ok, pend = {}, 1, {}
   for i = 1, #ops do
     local op = ops[i]
-    local n = measure(op)
+    local n = measure(op, pend)
     counts[i] = n
     local over
     if op[2] == 0 then over = n + 1 > op[3] else over = n > op[3] end
