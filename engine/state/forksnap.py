@@ -18,6 +18,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -30,15 +31,16 @@ class Writer:
     def __init__(self, pid: int, rfd: int):
         self.pid, self.rfd = pid, rfd
         self.abandoned = False
+        self._reap = threading.Lock()   # a pid is signalled only while it is still our unreaped child
+        self._reaped = False
 
     def abandon(self) -> None:
         """Stop the child (from the loop) while `wait` runs in a worker thread: it sees the child
         gone and reaps it; its snapshot is not wanted (a newer one is being written)."""
         self.abandoned = True
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        with self._reap:
+            if not self._reaped:
+                os.kill(self.pid, signal.SIGKILL)
 
     def wait(self, limit: float = WAIT_LIMIT) -> None:
         """Block until the child exits (run it in a worker thread); OSError with the child's message
@@ -57,20 +59,21 @@ class Writer:
                 msg += chunk
         finally:
             os.close(self.rfd)
-            _, status = os.waitpid(self.pid, 0)
+            with self._reap:
+                _, status = os.waitpid(self.pid, 0)
+                self._reaped = True
         code = os.waitstatus_to_exitcode(status)
         if code != 0 or msg:
             why = msg.decode("utf-8", "replace") or f"exit status {code}"
             raise OSError(f"state snapshot writer (pid {self.pid}) failed: {why}")
 
     def kill(self) -> None:
-        """Stop the child and reap it (its snapshot is not wanted any more)."""
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """Stop the child and reap it (its snapshot is not wanted any more; nothing waits for it)."""
+        os.kill(self.pid, signal.SIGKILL)      # not reaped yet: still our child, never another process
         os.close(self.rfd)
-        os.waitpid(self.pid, 0)
+        with self._reap:
+            os.waitpid(self.pid, 0)
+            self._reaped = True
 
 
 def _die_with(parent: int) -> None:
