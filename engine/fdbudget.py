@@ -32,7 +32,10 @@ class FdBudget:
     proportion to what it asked for -- logged as a warning naming every cap, its setting and what it got,
     and components that claimed earlier are told their new caps. If the limit cannot give every cap
     MIN_CAP, the claim raises FdBudgetError: serve refuses to start rather than run caps that serve no one.
-    A component claims again under the same name (a restart in the same process) and replaces its claim."""
+    A component claims again under the same name (a reload, a restart in the same process) and replaces its
+    claim; one that stops releases it (`release`), and the others get back what it took. A claim whose `apply`
+    callback is gone (its component was dropped without a stop) is released at the next claim: nothing enforces
+    its caps any more."""
 
     def __init__(self):
         self.claims: dict = {}          # owner -> ({cap name: wanted}, weak callable taking {cap name: granted} | None)
@@ -61,10 +64,14 @@ class FdBudget:
 
     def claim(self, owner: str, caps: dict, apply=None) -> dict:
         """Claim `caps` ({name: wanted connections}) for `owner`; returns {name: granted}. `apply({name: granted})`
-        is called (weakly held) when a later claim changes what this one gets."""
+        is called (weakly held) when a later claim or a release changes what this one gets. FdBudgetError: the
+        limit cannot give every cap MIN_CAP; the claims stay as they were."""
         self._setup()
         if apply is not None:
             apply = weakref.WeakMethod(apply) if isinstance(apply, types.MethodType) else weakref.ref(apply)
+        for other, (_, ref) in list(self.claims.items()):
+            if ref is not None and ref() is None:       # its component is gone: its caps hold nothing
+                del self.claims[other]
         before = self.claims.get(owner)
         self.claims[owner] = (dict(caps), apply)
         wanted = {n: w for c, _ in self.claims.values() for n, w in c.items()}
@@ -76,8 +83,6 @@ class FdBudget:
             else:
                 self.claims[owner] = before
             raise
-        changed = {n for n in granted if self.granted.get(n) != granted[n]}
-        self.granted = granted
         if any(granted[n] < wanted[n] for n in wanted):
             life.warning(
                 "%s leaves %d for connections after a reserve of %d, but the connection caps want %d, so they are "
@@ -85,15 +90,34 @@ class FdBudget:
                 "(smpp.toml max_connections, sip.toml max_tcp_connections, max_tcp_out_connections)",
                 self._limit(), self.soft - self.reserve, self.reserve, sum(wanted.values()),
                 ", ".join(f"{n} {wanted[n]} -> {granted[n]}" for n in wanted))
+        self._grant(granted, owner)
+        return {n: granted[n] for n in caps}
+
+    def release(self, owner: str, apply=None) -> None:
+        """`owner` stopped: its caps leave the budget, and the claims it had lowered get their share again
+        (their `apply` is called). With `apply`: only if the claim is still the one made with it (another
+        component of the same name may have claimed since: two SIP screens of one test process)."""
+        ent = self.claims.get(owner)
+        if ent is None:
+            return
+        if apply is not None and (ent[1] is None or ent[1]() != apply):
+            return
+        del self.claims[owner]
+        # fewer caps than were granted: the share cannot fail
+        self._grant(self._share({n: w for c, _ in self.claims.values() for n, w in c.items()}), owner)
+
+    def _grant(self, granted: dict, owner: str) -> None:
+        """Put `granted` in force; tell every claim but `owner`'s whose caps it changes."""
+        changed = {n for n in granted if self.granted.get(n) != granted[n]}
+        self.granted = granted
         for other, (c, ref) in list(self.claims.items()):
             if other == owner or ref is None or not changed & c.keys():
                 continue
             fn = ref()
             if fn is None:
-                self.claims[other] = (c, None)
+                del self.claims[other]
             else:
                 fn({n: granted[n] for n in c})
-        return {n: granted[n] for n in caps}
 
     def _share(self, wanted: dict) -> dict:
         if self.soft == resource.RLIM_INFINITY:
@@ -103,10 +127,12 @@ class FdBudget:
             return dict(wanted)
         floor = {n: min(w, MIN_CAP) for n, w in wanted.items()}
         if sum(floor.values()) > avail:
-            raise FdBudgetError(
-                f"{self._limit()} leaves {max(avail, 0)} for connections after a reserve of {self.reserve}: too few "
-                f"for {', '.join(wanted)} ({MIN_CAP} each at least); not starting. Raise the hard limit (systemd "
-                f"LimitNOFILE=, ulimit -Hn as root)")
+            reason = (f"{self._limit()} leaves {max(avail, 0)} for connections after a reserve of {self.reserve}: "
+                      f"too few for {', '.join(wanted)} ({MIN_CAP} each at least)")
+            e = FdBudgetError(f"{reason}; not starting. Raise the hard limit (systemd LimitNOFILE=, ulimit -Hn "
+                              f"as root)")
+            e.reason = reason           # without "not starting": a reload says it in its own words
+            raise e
         rest, more = avail - sum(floor.values()), {n: wanted[n] - floor[n] for n in wanted}
         total_more = sum(more.values())
         return {n: floor[n] + more[n] * rest // total_more for n in wanted}

@@ -216,3 +216,133 @@ def test_serve_refuses_to_start_when_the_fd_limit_leaves_too_few_for_the_caps(tm
     assert "telfilter serve: file descriptor limit 120 (RLIMIT_NOFILE, hard limit 120)" in err
     assert "not starting. Raise the hard limit" in err and not ready.exists()
 
+
+
+# ------------------------------------------------------------ review 74: claims released; a reload claims again
+def test_a_released_claim_gives_its_share_back_and_the_others_are_told():
+    b, smpp = budget(1024), Holder()
+    b.claim("smpp", {"SMPP max_connections": 1000}, smpp.apply)
+    b.claim("sip", {"SIP in": 1000, "SIP out": 1000})
+    assert smpp.got == [{"SMPP max_connections": 314}]
+    b.release("sip")
+    assert smpp.got[-1] == {"SMPP max_connections": 944} and list(b.claims) == ["smpp"]
+    assert b.claim("sip", {"SIP in": 10, "SIP out": 10}) == {"SIP in": 10, "SIP out": 10}
+    b.release("nobody")                                         # nothing claimed: nothing to do
+
+
+def test_a_release_by_a_component_whose_claim_was_replaced_leaves_the_new_one():
+    """Two SIP screens in one test process both claim as "sip": the first one's stop must not drop the second's."""
+    b, first, second = budget(1024), Holder(), Holder()
+    b.claim("sip", {"SIP in": 500}, first.apply)
+    b.claim("sip", {"SIP in": 600}, second.apply)
+    b.release("sip", first.apply)
+    assert b.claims["sip"][0] == {"SIP in": 600}
+    b.release("sip", second.apply)
+    assert b.claims == {}
+
+
+def test_a_claim_whose_component_is_gone_is_released_at_the_next_claim():
+    b, smpp = budget(1024), Holder()
+    b.claim("smpp", {"SMPP max_connections": 1000}, smpp.apply)
+    del smpp                                                    # dropped without a stop
+    assert b.claim("sip", {"SIP in": 400, "SIP out": 400}) == {"SIP in": 400, "SIP out": 400}     # 800 of 944
+    assert list(b.claims) == ["sip"]
+
+
+RESTART = r"""
+import asyncio, gc, json, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (600, 600))
+from engine.app import build
+from engine.fdbudget import FD_BUDGET
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.server import SipSettings
+from engine.smpp_proxy.admission import ConnectionCaps
+from engine.smpp_proxy.server import SmppProxy, SmppSettings
+pipe = build(data_dir=sys.argv[1], with_model=False, persist=False)
+out = {}
+proxy = SmppProxy(pipe, SmppSettings(max_connections=1000))
+out["smpp_first"] = proxy.caps.total
+asyncio.run(proxy.stop())
+out["after_smpp_stop"] = sorted(FD_BUDGET.claims)
+h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"])).start()
+out["sip"] = (h.screen.fd_cap_in, h.screen.fd_cap_out)
+h.stop()
+out["after_sip_stop"] = sorted(FD_BUDGET.claims)
+out["smpp_again"] = ConnectionCaps(1000, 64).total
+out["avail"] = 600 - FD_BUDGET.reserve
+print(json.dumps(out))
+"""
+
+
+def test_a_stopped_smpp_proxy_or_sip_screen_leaves_its_fds_to_a_restart_in_the_same_process(tmp_path):
+    """Before, claims were never released: a SIP screen started and stopped in this process still held 2,000 fds of
+    claims, and a later SMPP-only start was lowered (or refused) for caps nothing used (review 74, r2)."""
+    p = subprocess.run([sys.executable, "-c", RESTART, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout.splitlines()[-1])
+    assert got["smpp_first"] == got["avail"] and got["after_smpp_stop"] == []
+    assert got["sip"] == [got["avail"] // 2] * 2                # the stopped proxy's share is not held against it
+    assert got["after_sip_stop"] == [] and got["smpp_again"] == got["avail"]
+
+
+def _reload(screen, **caps):
+    from dataclasses import replace
+
+    from engine.sip_screen.live_settings import apply_sip_settings
+    return apply_sip_settings(screen, replace(screen.s, **caps), {})
+
+
+def test_a_reload_raises_the_sip_tcp_caps_above_their_start_values_within_the_budget(tmp_path, monkeypatch):
+    """Before, `ctl reload sip` could not raise max_tcp_connections / max_tcp_out_connections above their values
+    at start however many fds were free: they were held at what the budget granted then (review 74, r1)."""
+    import engine.fdbudget
+    from engine.app import build
+    from engine.sip_screen.harness import SipHarness
+    from engine.sip_screen.server import SipSettings
+    monkeypatch.setattr(engine.fdbudget, "FD_BUDGET", budget(10_000))
+    h = SipHarness(build(data_dir=tmp_path, with_model=False, persist=False),
+                   SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"], max_tcp_connections=2,
+                               max_tcp_per_source=100, max_tcp_out_connections=2)).start()
+    scr, socks = h.screen, []
+    try:
+        r = h.run(lambda: _reload(scr, max_tcp_connections=6, max_tcp_out_connections=7))
+        assert set(r["changed"]) == {"max_tcp_connections", "max_tcp_out_connections"}
+        assert (scr.fd_cap_in, scr.fd_cap_out) == (6, 7)
+        assert engine.fdbudget.FD_BUDGET.claims["sip"][0] == {"SIP max_tcp_connections": 6,
+                                                               "SIP max_tcp_out_connections": 7}
+        socks = [socket.create_connection(("127.0.0.1", h.port)) for _ in range(5)]
+        assert wait_for(lambda: h.run(lambda: scr.tcp_inbound) == 5, 5)
+        assert scr.stats["tcp_refused"] == 0
+    finally:
+        for s in socks:
+            s.close()
+        h.stop()
+    assert "sip" not in engine.fdbudget.FD_BUDGET.claims
+
+
+def test_a_reload_the_fd_limit_cannot_hold_keeps_the_caps_in_force_and_says_why(tmp_path, monkeypatch, caplog):
+    import engine.fdbudget
+    from engine.app import build
+    from engine.sip_screen.harness import SipHarness
+    from engine.sip_screen.server import SipSettings
+    b = budget(120)                                             # 40 places after the reserve
+    monkeypatch.setattr(engine.fdbudget, "FD_BUDGET", b)
+    b.claim("smpp", {"SMPP max_connections": 10})
+    h = SipHarness(build(data_dir=tmp_path, with_model=False, persist=False),
+                   SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"], max_tcp_connections=8,
+                               max_tcp_out_connections=8)).start()
+    scr = h.screen
+    try:
+        r = h.run(lambda: _reload(scr, max_tcp_connections=1000, max_tcp_out_connections=1000))
+        assert r["changed"] == [] and (scr.s.max_tcp_connections, scr.s.max_tcp_out_connections) == (8, 8)
+        assert (scr.fd_cap_in, scr.fd_cap_out) == (8, 8) and b.granted["SMPP max_connections"] == 10
+        msg = next(r.getMessage() for r in caplog.records if "not applied" in r.getMessage())
+        assert "sip.toml max_tcp_connections = 1000, max_tcp_out_connections = 1000: not applied, the caps in " \
+               "force (8, 8) are kept: file descriptor limit 120 (RLIMIT_NOFILE, hard limit 120) leaves 40 for " \
+               "connections after a reserve of 80: too few" in msg and "not starting" not in msg
+        # what fits is applied: 10 + 20 + 8 = 38 of 40
+        h.run(lambda: _reload(scr, max_tcp_connections=20))
+        assert (scr.s.max_tcp_connections, scr.fd_cap_in, scr.fd_cap_out) == (20, 20, 8)
+    finally:
+        h.stop()

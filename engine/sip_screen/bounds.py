@@ -8,13 +8,23 @@ Outbound connections (theory of operation): the screen opens one per (host, port
 over TCP -- a Route or Request-URI with `;transport=tcp`, a response whose next Via is TCP and whose
 connection has closed -- and what names those destinations is the peers' traffic. So they hold a place
 each, from the moment their connect starts (a connect in flight holds an fd too, and up to TCP_QUEUE
-messages) until the connection is lost. At a cap the least recently used outbound connection (of that
-host, or of all) is closed if it is idle -- nothing sent on it or received from it for TCP_OUT_IDLE
-seconds, by when every transaction that used it has ended (64*T1) and a late response comes back on a
-new connection (RFC 3261 §18.2.2) --, else the new connection is refused (`tcp_out_refused`; the sender
-of a request gets 503, a large request falls back to UDP, a response is dropped). Both are O(1): the
-connections are kept in order of last use (an OrderedDict moved to its end on each use), so the least
-recently used is the first; if it is not idle none is.
+messages) until the connection is lost. Hosts are keyed as one text per address (forwarding.py
+`_canonical`: `[0::1]` and `[::1]` are one host). At a cap the least recently used outbound connections
+(of that host, or of all) are closed if they are idle and closing them brings the count under the cap --
+idle: nothing sent on it or received from it for TCP_OUT_IDLE seconds, by when every non-INVITE
+transaction that used it has ended (64*T1) and a late response comes back on a new connection (RFC 3261
+§18.2.2), and no INVITE sent on it is waiting for its final response --, else the new connection is
+refused (`tcp_out_refused`; the sender of a request gets 503, a large request falls back to UDP, a
+response is dropped) and nothing is closed. An INVITE may ring for minutes with nothing on its
+connection after the 180 (§17.2.1: the server transaction stays in Proceeding until the callee answers;
+Timer C, §16.8, is over 3 minutes): its 200 comes back on that connection (§18.2.2), so from the INVITE
+to its final (any final, by any path, from where it went: forwarding._final) the connection is in no
+eviction order at all. Each INVITE so waiting is remembered (`tcp_out_invites`, at most INVITES_WAITING,
+for INVITE_WAIT_MAX seconds: a hop that never answers holds the connection no longer) and counted per
+destination (`tcp_out_ringing`). All of it is O(1) per message: the connections are kept in order of
+last use (an OrderedDict moved to its end on each use), so the least recently used is the first, and
+if the k-th is not idle, nothing before it is either -- closing k connections for one (a cap lowered by
+a reload) looks at the k-th alone and costs k.
 """
 from __future__ import annotations
 
@@ -22,11 +32,15 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from itertools import islice
 
 from .transport import WRITE_STALLED, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
 TCP_OUT_IDLE = 32.0             # seconds unused before an outbound connection may be closed for a new one (64*T1)
+INVITE_WAIT_MAX = 600.0         # seconds an INVITE sent over TCP keeps its connection open waiting for its final:
+                                # over Timer C (> 3 min, RFC 3261 §16.8) with room, and any real ring time
+INVITES_WAITING = 65_536        # INVITEs over TCP waiting for their final remembered at most (the oldest forgotten)
 UNLIMITED = 1 << 30             # no descriptor budget set (a screen not started by serve's caps: tests)
 
 
@@ -35,6 +49,7 @@ class TransportBounds:
 
     # the descriptor budget's ceilings on the two caps (engine/fdbudget.py FdBudget, set at start)
     fd_cap_in = fd_cap_out = UNLIMITED
+    fd_claimed = False                  # its caps are in the process's fd budget (released at stop)
 
     def tcp_admit(self, conn) -> bool:
         ip = conn.peer[0]
@@ -61,21 +76,36 @@ class TransportBounds:
     def tcp_out_reserve(self, host: str) -> bool:
         """A place for a connect about to start towards `host` (it holds it until it ends: tcp_out_release;
         its connection, once made, holds one of its own: tcp_out_opened). At a cap the least recently used
-        outbound connection (of `host`, else of all) is closed if idle; False: refused (counted)."""
-        n = self.tcp_out_hosts.get(host, 0)
-        if n >= self.s.max_tcp_out_per_host:
-            if not self._tcp_out_evict(self.tcp_out_by_host.get(host)) \
-                    or self.tcp_out_hosts.get(host, 0) >= self.s.max_tcp_out_per_host:
+        outbound connections (of `host`, then of all) are closed if they are idle and that brings the counts
+        under the caps; else none is, and False: refused (counted)."""
+        over_host = self.tcp_out_hosts.get(host, 0) - self.s.max_tcp_out_per_host + 1
+        over = self.tcp_outbound - min(self.s.max_tcp_out_connections, self.fd_cap_out) + 1
+        if over_host > 0 or over > 0:
+            over_host = max(over_host, 0)               # to close of `host`'s (they count in all too)
+            over = max(over - over_host, 0)             # to close of all besides
+            now = time.monotonic()
+            if over_host and not self._idle_first(self.tcp_out_by_host.get(host), over_host, now) \
+                    or over and not self._idle_first(self.tcp_out_lru, over + over_host, now):
+                # (the first over + over_host of all idle: `host`'s closed first are idle too, so `over` idle
+                # ones are left in front of the rest)
                 self.stats["tcp_out_refused"] += 1
                 return False
-        cap = min(self.s.max_tcp_out_connections, self.fd_cap_out)
-        if self.tcp_outbound >= cap:
-            if not self._tcp_out_evict(self.tcp_out_lru) or self.tcp_outbound >= cap:
-                self.stats["tcp_out_refused"] += 1
-                return False
+            for _ in range(over_host):
+                self._tcp_out_evict(next(iter(self.tcp_out_by_host[host])))
+            for _ in range(over):
+                self._tcp_out_evict(next(iter(self.tcp_out_lru)))
         self.tcp_outbound += 1
         self.tcp_out_hosts[host] = self.tcp_out_hosts.get(host, 0) + 1
         return True
+
+    @staticmethod
+    def _idle_first(lru, k: int, now: float) -> bool:
+        """Whether the `k` least recently used connections of `lru` are idle: the k-th is (they are in order of
+        last use)."""
+        if not lru or len(lru) < k:
+            return False
+        conn = next(iter(lru)) if k == 1 else next(islice(lru, k - 1, None))
+        return now - conn.last_used >= TCP_OUT_IDLE
 
     def tcp_out_release(self, host: str) -> None:
         n = self.tcp_out_hosts.get(host, 1) - 1
@@ -87,46 +117,98 @@ class TransportBounds:
 
     def tcp_out_opened(self, conn) -> None:
         """An outbound connection is made: it holds a place (besides its connect's, until that ends) and is
-        the most recently used."""
+        the most recently used -- in the eviction order unless an INVITE sent to it waits for its final."""
         host = conn.key[0]
         self.tcp_outbound += 1
         self.tcp_out_hosts[host] = self.tcp_out_hosts.get(host, 0) + 1
         conn.out_counted = True
+        if self.tcp_out_ringing.get(conn.key):
+            conn.last_used = time.monotonic()
+        else:
+            self._tcp_out_list(conn)
+
+    def _tcp_out_list(self, conn) -> None:
+        """`conn` joins the eviction order as the most recently used."""
         conn.last_used = time.monotonic()
         self.tcp_out_lru[conn] = None
-        q = self.tcp_out_by_host.get(host)
+        self.tcp_out_lru.move_to_end(conn)
+        q = self.tcp_out_by_host.get(conn.key[0])
         if q is None:
-            q = self.tcp_out_by_host[host] = OrderedDict()
+            q = self.tcp_out_by_host[conn.key[0]] = OrderedDict()
         q[conn] = None
+        q.move_to_end(conn)
+
+    def _tcp_out_unlist(self, conn) -> None:
+        """`conn` leaves the eviction order (closed, or carrying an INVITE that waits for its final)."""
+        self.tcp_out_lru.pop(conn, None)
+        q = self.tcp_out_by_host.get(conn.key[0])
+        if q is not None:
+            q.pop(conn, None)
+            if not q:
+                del self.tcp_out_by_host[conn.key[0]]
 
     def tcp_out_closed(self, conn) -> None:
         """An outbound connection lost, or closed to make room: its place is free (once)."""
         if not conn.out_counted:
             return
         conn.out_counted = False
-        host = conn.key[0]
-        self.tcp_out_release(host)
-        self.tcp_out_lru.pop(conn, None)
-        q = self.tcp_out_by_host.get(host)
-        if q is not None:
-            q.pop(conn, None)
-            if not q:
-                del self.tcp_out_by_host[host]
+        self.tcp_out_release(conn.key[0])
+        self._tcp_out_unlist(conn)
 
     def tcp_out_used(self, conn) -> None:
         """`conn` (outbound) carried a message: the most recently used now. O(1)."""
         conn.last_used = time.monotonic()
         if conn.out_counted:
-            self.tcp_out_lru.move_to_end(conn)
+            try:
+                self.tcp_out_lru.move_to_end(conn)
+            except KeyError:
+                return                      # an INVITE on it waits for its final: in no eviction order
             self.tcp_out_by_host[conn.key[0]].move_to_end(conn)
 
-    def _tcp_out_evict(self, lru) -> bool:
-        """Close the least recently used connection of `lru` if it is idle (TCP_OUT_IDLE); True if one was."""
-        if not lru:
-            return False
-        conn = next(iter(lru))
-        if time.monotonic() - conn.last_used < TCP_OUT_IDLE:
-            return False                    # the least recently used is in use: so is every other
+    def tcp_out_invite(self, tx: str, key) -> None:
+        """The INVITE of transaction `tx` ("Call-ID CSeq-number", as forwarding._final names it) goes over TCP to
+        `key` (host as _canonical gives it, port): until its final, or INVITE_WAIT_MAX, the connection to `key`
+        is not closed for a new one. A retransmission is counted once."""
+        txs = self.tcp_out_invites
+        if tx in txs:
+            return
+        if len(txs) >= INVITES_WAITING:
+            self.tcp_out_final(next(iter(txs)))
+        txs[tx] = (key, time.monotonic() + INVITE_WAIT_MAX)
+        n = self.tcp_out_ringing.get(key, 0)
+        self.tcp_out_ringing[key] = n + 1
+        if not n:
+            conn = self.tcp_conns.get(key)
+            if conn is not None and conn.out_counted and conn.key == key:
+                self._tcp_out_unlist(conn)
+
+    def tcp_out_final(self, tx: str) -> None:
+        """Transaction `tx` has its final response (or waited INVITE_WAIT_MAX): when no other INVITE to its
+        destination waits, the connection is in the eviction order again, as the most recently used."""
+        ent = self.tcp_out_invites.pop(tx, None)
+        if ent is None:
+            return
+        key = ent[0]
+        n = self.tcp_out_ringing[key] - 1
+        if n:
+            self.tcp_out_ringing[key] = n
+            return
+        del self.tcp_out_ringing[key]
+        conn = self.tcp_conns.get(key)
+        if conn is not None and conn.out_counted and conn.key == key:
+            self._tcp_out_list(conn)
+
+    def tcp_out_expire(self, now: float) -> None:
+        """Forget the INVITEs that waited INVITE_WAIT_MAX for their final (oldest first: the cost is the number)."""
+        txs = self.tcp_out_invites
+        while txs:
+            tx, (_, until) = next(iter(txs.items()))
+            if until > now:
+                return
+            self.tcp_out_final(tx)
+
+    def _tcp_out_evict(self, conn) -> None:
+        """Close `conn`, an idle outbound connection, for a new one."""
         self.stats["tcp_out_evicted"] += 1
         log.info("closing idle TCP connection to %s:%s for a new one (max_tcp_out_connections, "
                  "max_tcp_out_per_host)", conn.key[0], conn.key[1])
@@ -134,12 +216,12 @@ class TransportBounds:
         if self.tcp_conns.get(conn.key) is conn:
             del self.tcp_conns[conn.key]
         conn.abort()
-        return True
 
     async def _sweep(self):
         while True:
             await asyncio.sleep(min(1.0, self.s.tcp_incomplete_timeout / 2, self.s.tcp_idle_timeout / 2))
             self.sweep_tcp(time.monotonic())
+            self.tcp_out_expire(time.monotonic())
             self.count_udp_drops()
 
     def count_udp_drops(self):

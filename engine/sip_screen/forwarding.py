@@ -10,9 +10,12 @@ bytes bound for UDP tries TCP first (§18.1.1); a hop that refuses TCP gets UDP,
 requests go to it over UDP directly for UDP_ONLY_MEMORY seconds. Towards a TCP destination
 with no connection yet, one connect is under way at a time; what is sent meanwhile waits behind
 it (at most TCP_QUEUE messages, WRITE_MAX bytes) and is written, or failed, when the connect ends.
-Outbound connections and connects are capped in total and per host (bounds.py): at a cap, with no
-idle connection to close for it, a request is answered 503 (a large one tries UDP, its other option),
-a response is dropped; both counted as `tcp_out_refused`. What goes on a
+Outbound connections and connects are capped in total and per host (bounds.py), a host being one text
+per address (`_canonical`: `[0::1]` is `::1`, `::ffff:10.0.0.1` is `10.0.0.1`; TCP only: a dual-stack UDP
+socket needs the mapped form): at a cap, with no idle connection to close for it, a request is answered
+503 (a large one tries UDP, its other option), a response is dropped; both counted as `tcp_out_refused`.
+An INVITE sent over TCP keeps its connection from being closed for another until its final (`_final`,
+bounds.py tcp_out_invite): a call rings for minutes with nothing on the connection. What goes on a
 stream always carries Content-Length (§18.3: a UDP message may lack it; a stream cannot be framed
 without it). Where an INVITE left for -- address, port and the transport it took, TCP when §18.1.1 chose
 it -- is remembered in `invites` under the key its CANCEL and non-2xx ACK share with it (its branch and
@@ -126,9 +129,13 @@ class Forwarding:
                            on_fail=lambda w: self._forward_failed(msg, back, w))
             if remember:
                 self.invites.put(key, (branch, (host, port, "TCP")))
+            if msg.method == "INVITE":
+                self._invite_on_tcp(msg, host, port)
             return self._send(self._with_via(msg, "TCP", branch, conn), (host, port), "TCP", on_fail=refused)
         if remember:
             self.invites.put(key, (branch, dest))
+        if out == "TCP" and msg.method == "INVITE":
+            self._invite_on_tcp(msg, host, port)
         if msg.method == "ACK":                         # never answered: nothing to do on failure
             on_fail = None
         else:
@@ -144,6 +151,13 @@ class Forwarding:
                 if failed:
                     failed(why)
         self._send(data, (host, port), out, on_fail=on_fail)
+
+    def _invite_on_tcp(self, msg, host, port):
+        """`msg`, an INVITE, is about to go over TCP to (host, port): its connection is kept until its final
+        (bounds.py tcp_out_invite). Before the send: a send that fails answers 503 at once, a final (_final)."""
+        cseq = msg.get("cseq") or ""
+        self.tcp_out_invite(f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0] if cseq.strip() else ''}",
+                            (self._canonical(host), port))
 
     def _forward_failed(self, msg, back, why):
         if msg.our_via:
@@ -246,7 +260,10 @@ class Forwarding:
         return any(v == ver and lo <= n <= hi for ver, lo, hi in self._answer_ranges[1])
 
     def _final(self, code: str, key: str):
-        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once."""
+        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once. Any final (not
+        one from a wrong origin: _invite_final) ends its INVITE's wait on a TCP connection (bounds.py)."""
+        if self.tcp_out_invites:
+            self.tcp_out_final(key)
         if self.finals_seen.add(digest(key)):           # else a retransmission
             self.final_codes[code] = self.final_codes.get(code, 0) + 1
 
@@ -333,8 +350,27 @@ class Forwarding:
             return "127.0.0.1"
         return host            # no DNS on the hot path: names must be configured as addresses
 
+    def _canonical(self, host: str) -> str:
+        """`host` as one text per address, the key of TCP connections and of the outbound caps (bounds.py): an
+        IPv6 address compressed (`0:0::1`, `0000::1` -> `::1`), an IPv4-mapped one as the IPv4 address it is
+        (a TCP connect to it takes its own socket, of either family), `localhost` as 127.0.0.1; a name as it
+        is (outside every permitted network). Cached, bounded like permit_cache."""
+        h = self.canonical.get(host)
+        if h is None:
+            try:
+                ip = ipaddress.ip_address(host)
+                h = str(getattr(ip, "ipv4_mapped", None) or ip)
+            except ValueError:
+                h = self._resolve(host)
+            if len(self.canonical) >= 4096:
+                self.canonical.clear()
+            self.canonical[host] = h
+        return h
+
     def _send(self, data: bytes, dest, transport="UDP", on_fail=None):
-        host = self._resolve(dest[0])
+        # over TCP one text per address (the connection and cap keys); over UDP the text as given (a dual-stack
+        # socket sends to an IPv4-mapped address, not to the IPv4 one)
+        host = self._canonical(dest[0]) if transport == "TCP" else self._resolve(dest[0])
         if not self._permitted(host):
             self.stats["not_permitted"] += 1
             self._warn("permit", "not sending to %s:%s: outside the permitted networks", dest[0], dest[1])

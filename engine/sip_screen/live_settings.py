@@ -9,9 +9,11 @@ that check is emptied, and the C pump, which keeps its own copy, is rebuilt).
 What cannot change without a restart is kept as it runs and reported: `listen` (the bound
 sockets) and `advertise` (our Via / Record-Route identity: transactions in flight carry
 the old one and their responses must still be recognised as ours). A lowered TCP cap
-refuses new connections until the count is below it; open ones are not closed (outbound: an idle
-one is still closed for a new one). A TCP cap raised above what the process's fd budget gave it at
-start (engine/fdbudget.py FdBudget) stays at that ceiling, with a warning. Settings
+refuses new connections until the count is below it; open ones are not closed (outbound: idle ones
+are closed for a new one when that brings the count under the cap, bounds.py). The TCP caps are
+claimed again in the process's fd budget (engine/fdbudget.py FdBudget), raised or lowered: what the
+fd limit cannot give is lowered in proportion with the budget's warning; a limit too low for them
+keeps the caps in force, with a warning saying why. Settings
 given on the command line (--sip-next-hop, --sip-allow-networks, --sip-listen) keep
 overriding the file, as they did at start.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import fields
 
+from ..fdbudget import FdBudgetError
 from .settings import SipSettings, permitted_ranges
 
 log = logging.getLogger("telfilter.sip")
@@ -35,6 +38,17 @@ def apply_sip_settings(screen, new: SipSettings, overrides: dict) -> dict:
     needs_restart = [k for k in RESTART_ONLY if getattr(new, k) != getattr(old, k)]
     for k in needs_restart:
         setattr(new, k, getattr(old, k))
+    caps = ("max_tcp_connections", "max_tcp_out_connections")
+    if getattr(screen, "fd_claimed", False) and any(getattr(new, k) != getattr(old, k) for k in caps):
+        try:
+            screen._claim_fds(new)      # raised or lowered within the fd budget (its warning if lowered)
+        except FdBudgetError as e:
+            log.warning("sip.toml %s: not applied, the caps in force (%s) are kept: %s. Raise the hard limit "
+                        "(systemd LimitNOFILE=, ulimit -Hn as root) or lower the caps",
+                        ", ".join(f"{k} = {getattr(new, k)}" for k in caps),
+                        ", ".join(str(getattr(old, k)) for k in caps), getattr(e, "reason", e))
+            for k in caps:
+                setattr(new, k, getattr(old, k))
     changed = [f.name for f in fields(new) if getattr(new, f.name) != getattr(old, f.name)]
     ranges = permitted_ranges(new.allow_networks)
     screen.s = new
@@ -45,10 +59,6 @@ def apply_sip_settings(screen, new: SipSettings, overrides: dict) -> dict:
         if ep is not None and ep.loop is not None:
             ep.refresh()                # the C pump keeps its own copy of the ranges
     screen.next_hop()                   # parsed now (validated by the loader), not on the next INVITE
-    for key, ceiling in (("max_tcp_connections", screen.fd_cap_in), ("max_tcp_out_connections", screen.fd_cap_out)):
-        if getattr(new, key) > ceiling:     # the fd budget set at start (engine/fdbudget.py FdBudget)
-            log.warning("sip.toml %s = %d: held at %d, the file descriptor budget set at start (a restart with a "
-                        "higher fd limit raises it)", key, getattr(new, key), ceiling)
     if changed or needs_restart:
         log.info("sip.toml reloaded: changed %s%s", ", ".join(changed) or "nothing",
                  f"; needs a restart: {', '.join(needs_restart)}" if needs_restart else "")

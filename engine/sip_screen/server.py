@@ -88,6 +88,11 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         self.tcp_out_hosts: dict = {}
         self.tcp_out_lru: OrderedDict = OrderedDict()
         self.tcp_out_by_host: dict = {}
+        # INVITEs sent over TCP waiting for their final: "Call-ID CSeq-number" -> ((host, port), until when), oldest
+        # first; and how many per destination (its connection is in no eviction order meanwhile: bounds.py)
+        self.tcp_out_invites: OrderedDict = OrderedDict()
+        self.tcp_out_ringing: dict = {}
+        self.canonical: dict = {}                           # host text -> one text per address (forwarding.py)
         # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to)
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
@@ -151,13 +156,16 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host, port, self.s.next_hop or "Request-URI")
         return self
 
-    def _claim_fds(self):
-        """The TCP caps within the process's one fd budget, shared with the SMPP proxy
-        (engine/fdbudget.py FdBudget: it may lower them, with a warning, or refuse to start)."""
+    def _claim_fds(self, s=None):
+        """The TCP caps of settings `s` (default: ours) within the process's one fd budget, shared with the
+        SMPP proxy (engine/fdbudget.py FdBudget: it may lower them, with a warning, or raise FdBudgetError:
+        at start the screen does not start, at a reload the caps in force stay)."""
         from ..fdbudget import FD_BUDGET
-        self._fd_granted(FD_BUDGET.claim("sip", {"SIP max_tcp_connections": self.s.max_tcp_connections,
-                                                 "SIP max_tcp_out_connections": self.s.max_tcp_out_connections},
+        s = s or self.s
+        self._fd_granted(FD_BUDGET.claim("sip", {"SIP max_tcp_connections": s.max_tcp_connections,
+                                                 "SIP max_tcp_out_connections": s.max_tcp_out_connections},
                                          self._fd_granted))
+        self.fd_claimed = True
 
     def _fd_granted(self, granted: dict):
         self.fd_cap_in = granted["SIP max_tcp_connections"]
@@ -179,6 +187,10 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         if self.tcp_server:
             self.tcp_server.close()
             await self.tcp_server.wait_closed()
+        if self.fd_claimed:                                 # its caps leave the fd budget (a later start gets them)
+            from ..fdbudget import FD_BUDGET
+            FD_BUDGET.release("sip", self._fd_granted)
+            self.fd_claimed = False
 
     # ------------------------------------------------------------ input
     def on_datagram(self, data, addr):

@@ -48,6 +48,11 @@ class ConnectionCaps:
     def _fd_granted(self, granted: dict) -> None:
         self.total = granted["SMPP max_connections"]
 
+    def close(self) -> None:
+        """The proxy stopped: its cap leaves the fd budget, so a proxy or SIP screen started later in this
+        process (tests, harnesses) gets what it took."""
+        FD_BUDGET.release("smpp", self._fd_granted)
+
     def admit(self, sess) -> bool:
         """Register a new connection, closing an older unbound one if a cap is reached.
         False: refuse it (every connection under the cap is bound)."""

@@ -150,6 +150,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
             for t in pending:
                 t.cancel()
             await asyncio.wait(pending, timeout=2)
+        self.caps.close()                   # its connection cap leaves the process's fd budget (engine/fdbudget.py)
 
     async def drain(self, timeout: float = 10.0, unbind_wait: float = 1.0) -> dict:
         """Graceful stop, before `stop()` (SIGTERM/SIGINT in serve).
