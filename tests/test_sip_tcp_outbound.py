@@ -559,3 +559,85 @@ def test_the_per_host_cap_and_the_connection_keys_take_one_text_per_address(pipe
         u.close()
         h.stop()
         lsock.close()
+
+
+def _fork_invite(call_id, uac_port, route_port, branch):
+    return (f"INVITE sip:0912345678@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{uac_port};branch=z9hG4bK-{branch};rport\r\n"
+            f"Route: <sip:127.0.0.1:{route_port};transport=tcp;lr>\r\nMax-Forwards: 70\r\n"
+            f"From: <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>\r\nCall-ID: {call_id}\r\n"
+            f"CSeq: 1 INVITE\r\nContact: <sip:0901234567@127.0.0.1:{uac_port}>\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def test_every_fork_of_a_ringing_invite_keeps_its_connection(pipe, monkeypatch):
+    """An upstream forking proxy sends one INVITE (same Call-ID and CSeq, a branch per fork) through the
+    screen to two callees over TCP: both connections wait for their own final (a review found the second
+    fork's connection closed as idle while it rang)."""
+    monkeypatch.setattr(bounds, "TCP_OUT_IDLE", 0.3)
+    a, b, other = Hop(), Hop(), Listeners(1)
+    p = Peer(pipe, max_tcp_out_connections=2)
+    try:
+        p.send(_fork_invite("fork-1", p.port, a.port, "f1"))
+        ha = a.request()
+        p.send(_fork_invite("fork-1", p.port, b.port, "f2"))
+        hb = b.request()
+        a.conn.sendall(response_to(ha, 180, "Ringing"))
+        b.conn.sendall(response_to(hb, 180, "Ringing"))
+        p.answers(2)
+        assert wait_for(lambda: len(p.h.run(lambda: dict(p.scr.tcp_out_ringing))) == 2)   # each fork waits
+        time.sleep(0.5)                         # both idle by TCP_OUT_IDLE, both ringing
+        p.send(options(1, p.port, other.ports[0]))
+        p.answers(1, seconds=1.0)
+        wait_for(lambda: p.scr.stats["tcp_out_evicted"] or p.scr.stats["tcp_out_refused"], 2)
+        assert p.scr.stats["tcp_out_evicted"] == 0, "a ringing fork's connection was closed"
+    finally:
+        p.close()
+        a.close()
+        b.close()
+        other.close()
+
+
+def test_the_final_of_one_fork_leaves_the_other_waiting(pipe, monkeypatch):
+    """Fork 1 over TCP to A, fork 2 over TCP to B; B answers 486 first (same Call-ID and CSeq): A, still
+    ringing, keeps its connection."""
+    monkeypatch.setattr(bounds, "TCP_OUT_IDLE", 0.3)
+    a, b, other = Hop(), Hop(), Listeners(1)
+    p = Peer(pipe, max_tcp_out_connections=2)
+    try:
+        p.send(_fork_invite("fork-2", p.port, a.port, "g1"))
+        ha = a.request()
+        p.send(_fork_invite("fork-2", p.port, b.port, "g2"))
+        hb = b.request()
+        a.conn.sendall(response_to(ha, 180, "Ringing"))
+        b.conn.sendall(response_to(hb, 486, "Busy Here"))
+        p.answers(2)
+        time.sleep(0.5)
+        p.send(options(7, p.port, b.port))      # B's connection used again (e.g. the ACK of its 486, hop by hop)
+        time.sleep(0.05)
+        p.send(options(1, p.port, other.ports[0]))
+        p.answers(1, seconds=1.0)
+        wait_for(lambda: p.scr.stats["tcp_out_evicted"] or p.scr.stats["tcp_out_refused"], 2)
+        # which connection went? A's (ringing) must not
+        outs = p.outbound()
+        assert a.port in outs[1], "A's connection, whose INVITE still rings, was closed"
+    finally:
+        p.close()
+        a.close()
+        b.close()
+        other.close()
+
+
+def test_a_waiting_invite_is_remembered_in_fixed_size(pipe):
+    """The wait of an INVITE over TCP is keyed by a digest of its transaction, not its text: a peer's 4 KB
+    Call-IDs cost the memory of INVITES_WAITING small entries, not INVITES_WAITING x 8 KB."""
+    a = Hop()
+    p = Peer(pipe)
+    try:
+        p.send(_fork_invite("x" * 4000, p.port, a.port, "h1"))
+        a.request()
+        assert wait_for(lambda: p.h.run(lambda: len(p.scr.tcp_out_invites)) == 1)
+        keys = p.h.run(lambda: list(p.scr.tcp_out_invites))
+        assert all(type(d) is int and len(repr(dest)) < 64 for d, dest in keys), keys
+    finally:
+        p.close()
+        a.close()

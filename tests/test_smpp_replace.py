@@ -176,13 +176,13 @@ def test_notes_survive_a_dump_and_a_map_without_notes_still_loads():
         MessageIds().load(msgpack.packb(d, use_bin_type=True))
 
 
-def test_replacing_a_message_does_not_count_it_again(pipe):
-    """A replacement is judged, not counted: the SMSC still holds one message for that recipient,
-    counted when it was submitted (a review found two corrections of one scheduled ad used up the
-    advertiser's three a day)."""
+def test_a_care_message_replaced_by_an_ad_counts_as_an_ad(pipe):
+    """A replacement is judged and counted as the message it becomes: a care message (not counted toward the
+    advertising cap) replaced by an ad counts as one (judged uncounted, replacements would pass every cap)."""
     with _Session(pipe, NOON) as t:
-        mid = t.send(_submit(5, "84912777020", AD, sched="260302150000028+")).message_id
-        assert mid
-        st = [t.send(_replace(6 + i, mid, AD + b" v%d" % i)).command_status for i in range(3)]
-        st.append(t.send(_submit(20, "84912777020", AD + b" other")).command_status)
-    assert st == [0, 0, 0, 0], st
+        st = []
+        for i in range(3):
+            mid = t.send(_submit(5 + i, "84912777021", CARE + b" %d" % i)).message_id
+            st.append(t.send(_replace(10 + i, mid, AD + b" v%d" % i)).command_status)
+        st.append(t.send(_submit(20, "84912777021", AD + b" other")).command_status)
+    assert st[:3] == [0, 0, 0] and st[3] != 0, st

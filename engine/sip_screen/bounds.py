@@ -19,9 +19,11 @@ response is dropped) and nothing is closed. An INVITE may ring for minutes with 
 connection after the 180 (§17.2.1: the server transaction stays in Proceeding until the callee answers;
 Timer C, §16.8, is over 3 minutes): its 200 comes back on that connection (§18.2.2), so from the INVITE
 to its final (any final, by any path, from where it went: forwarding._final) the connection is in no
-eviction order at all. Each INVITE so waiting is remembered (`tcp_out_invites`, at most INVITES_WAITING,
-for INVITE_WAIT_MAX seconds: a hop that never answers holds the connection no longer) and counted per
-destination (`tcp_out_ringing`). All of it is O(1) per message: the connections are kept in order of
+eviction order at all. Each INVITE so waiting is remembered by a fixed-size digest of its transaction and
+its destination (`tcp_out_invites`, at most INVITES_WAITING, for INVITE_WAIT_MAX seconds: a hop that never
+answers holds the connection no longer; the forks of one INVITE an upstream proxy sends through us to
+several destinations wait each for its own final, a final from one destination ends that one's wait only)
+and counted per destination (`tcp_out_ringing`). All of it is O(1) per message: the connections are kept in order of
 last use (an OrderedDict moved to its end on each use), so the least recently used is the first, and
 if the k-th is not idle, nothing before it is either -- closing k connections for one (a cap lowered by
 a reload) looks at the k-th alone and costs k.
@@ -34,6 +36,7 @@ import time
 from collections import OrderedDict
 from itertools import islice
 
+from .recent import digest
 from .transport import WRITE_STALLED, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
@@ -168,13 +171,18 @@ class TransportBounds:
     def tcp_out_invite(self, tx: str, key) -> None:
         """The INVITE of transaction `tx` ("Call-ID CSeq-number", as forwarding._final names it) goes over TCP to
         `key` (host as _canonical gives it, port): until its final, or INVITE_WAIT_MAX, the connection to `key`
-        is not closed for a new one. A retransmission is counted once."""
-        txs = self.tcp_out_invites
-        if tx in txs:
+        is not closed for a new one. A retransmission (same transaction, same destination) is counted once."""
+        txs, d = self.tcp_out_invites, digest(tx)
+        if (d, key) in txs:
             return
         if len(txs) >= INVITES_WAITING:
-            self.tcp_out_final(next(iter(txs)))
-        txs[tx] = (key, time.monotonic() + INVITE_WAIT_MAX)
+            self._tcp_out_done(*next(iter(txs)))
+        txs[(d, key)] = time.monotonic() + INVITE_WAIT_MAX
+        dests = self.tcp_out_by_tx.get(d)
+        if dests is None:
+            self.tcp_out_by_tx[d] = [key]
+        else:
+            dests.append(key)
         n = self.tcp_out_ringing.get(key, 0)
         self.tcp_out_ringing[key] = n + 1
         if not n:
@@ -182,13 +190,36 @@ class TransportBounds:
             if conn is not None and conn.out_counted and conn.key == key:
                 self._tcp_out_unlist(conn)
 
-    def tcp_out_final(self, tx: str) -> None:
-        """Transaction `tx` has its final response (or waited INVITE_WAIT_MAX): when no other INVITE to its
-        destination waits, the connection is in the eviction order again, as the most recently used."""
-        ent = self.tcp_out_invites.pop(tx, None)
-        if ent is None:
+    def tcp_out_final(self, tx: str, src=None) -> None:
+        """Transaction `tx` has a final response, relayed from `src` (host, port), or ours (`src` None): the
+        wait for it at that destination ends (of the destination whose host `src` is when no port matches: a
+        response may come back on another transport; ours: every destination's). Forks waiting elsewhere wait
+        on."""
+        d = digest(tx)
+        dests = self.tcp_out_by_tx.get(d)
+        if not dests:
             return
-        key = ent[0]
+        if src is None:
+            for key in list(dests):
+                self._tcp_out_done(d, key)
+            return
+        host, port = self._canonical(src[0]), src[1]
+        for key in dests:
+            if key == (host, port):
+                return self._tcp_out_done(d, key)
+        for key in dests:
+            if key[0] == host:
+                return self._tcp_out_done(d, key)
+
+    def _tcp_out_done(self, d: int, key) -> None:
+        """The wait of transaction digest `d` at destination `key` ends: when no other INVITE to that
+        destination waits, its connection is in the eviction order again, as the most recently used."""
+        if self.tcp_out_invites.pop((d, key), None) is None:
+            return
+        dests = self.tcp_out_by_tx[d]
+        dests.remove(key)                   # (a handful at most: the forks of one INVITE)
+        if not dests:
+            del self.tcp_out_by_tx[d]
         n = self.tcp_out_ringing[key] - 1
         if n:
             self.tcp_out_ringing[key] = n
@@ -202,10 +233,10 @@ class TransportBounds:
         """Forget the INVITEs that waited INVITE_WAIT_MAX for their final (oldest first: the cost is the number)."""
         txs = self.tcp_out_invites
         while txs:
-            tx, (_, until) = next(iter(txs.items()))
+            (d, key), until = next(iter(txs.items()))
             if until > now:
                 return
-            self.tcp_out_final(tx)
+            self._tcp_out_done(d, key)
 
     def _tcp_out_evict(self, conn) -> None:
         """Close `conn`, an idle outbound connection, for a new one."""

@@ -227,6 +227,8 @@ class Forwarding:
         address its INVITE was sent to is believed (theory of operation above): a 200 answers it (the
         call starts, its entry leaves the tier forgotten first), and it is counted once. Any other
         is still relayed, but neither counted nor an answer."""
+        if self.tcp_out_invites:            # its wait on a TCP connection ends (where it came from: bounds.py)
+            self.tcp_out_final(key, src)
         k = digest(call_id)
         ent = self.answered.get(k) if self.answered else None
         if ent is not None and ent[1] is None:          # judged, let through, not answered yet
@@ -242,7 +244,7 @@ class Forwarding:
             # the established ones out of the bound. Not removed: after a 401/407 or a 3xx the same call comes
             # again (§8.1.3.4, §22.2) with its verdict replayed (its INVITE, forwarded again, makes it the newest
             # of that tier), and a forking proxy may still send a 2xx after a final (§16.7 step 10)
-        self._final(code, key)
+        self._final(code, key, relayed=True)
 
     def _answers_from(self, host: str) -> bool:
         """Whether `host` is in sip.toml's answer_networks (parsed once per settings object)."""
@@ -259,10 +261,11 @@ class Forwarding:
         n, v = int(ip), ip.version
         return any(v == ver and lo <= n <= hi for ver, lo, hi in self._answer_ranges[1])
 
-    def _final(self, code: str, key: str):
-        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once. Any final (not
-        one from a wrong origin: _invite_final) ends its INVITE's wait on a TCP connection (bounds.py)."""
-        if self.tcp_out_invites:
+    def _final(self, code: str, key: str, relayed: bool = False):
+        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once. Ours (not
+        `relayed`: _invite_final has done it for those, by where they came from) ends its INVITE's waits on
+        TCP connections (bounds.py)."""
+        if not relayed and self.tcp_out_invites:
             self.tcp_out_final(key)
         if self.finals_seen.add(digest(key)):           # else a retransmission
             self.final_codes[code] = self.final_codes.get(code, 0) + 1

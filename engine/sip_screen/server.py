@@ -92,6 +92,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # first; and how many per destination (its connection is in no eviction order meanwhile: bounds.py)
         self.tcp_out_invites: OrderedDict = OrderedDict()
         self.tcp_out_ringing: dict = {}
+        self.tcp_out_by_tx: dict = {}             # digest of an INVITE transaction -> its destinations waiting (forks)
         self.canonical: dict = {}                           # host text -> one text per address (forwarding.py)
         # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to)
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first

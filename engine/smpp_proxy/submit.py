@@ -293,30 +293,28 @@ class SubmitPath:
                                 getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), status, reason)
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
-    def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, commit=True):
+    def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None):
         """Judge and log one message when no shared state store is in use (its verdict is final
-        at once); `_judge` is the general form. `when`: its scheduled delivery, later than now;
-        `commit` false: counted nowhere (a replacement of a message counted when it was submitted)."""
+        at once); `_judge` is the general form. `when`: its scheduled delivery, later than now."""
         t0 = _perf_counter()
         acct = sess.account
         if when is None:
             msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt")
         else:
             msg = self._message(sess, sender, recipient, text, when)
-        v = self.pipeline.judge(msg, commit)
+        v = self.pipeline.judge(msg)
         us = (_perf_counter() - t0) * 1e6
         self.stats[_STAT_KEY[v.action]] += 1
         self.vlog.write_sms(msg, what, v, us, binary, reading)
         return v
 
-    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then,
-               commit=True):
+    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then):
         """Judge one message and call `then(verdict)`: at once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
         (an allowed ad whose shared cap is full comes back dropped)."""
         shared = self.pipeline.state.shared
-        if shared is None or not commit:        # (nothing to commit: the verdict is final at once)
-            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, commit))
+        if shared is None:
+            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when))
         t0 = _perf_counter()
         msg = self._message(sess, sender, recipient, text, when)
         shared.begin()
@@ -562,10 +560,11 @@ class SubmitPath:
                 return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
                                                      command_status=v.smpp_status))
             return self._relay(sess, pdu, replaced)
-        # judged, not counted again: the message it replaces was counted when it was submitted, and the SMSC
-        # still holds one message for that recipient
+        # judged and counted as one more message: the count of the message it replaces is not given back
+        # (counters have no removal), so a correction may use a count -- never fewer counted than sent (judged
+        # uncounted, a care message replaced by an ad would pass every cap)
         return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
-                           then=judged, commit=False)
+                           then=judged)
 
 
 def _later(delivery: int, now):
