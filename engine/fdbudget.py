@@ -62,10 +62,11 @@ class FdBudget:
         hard = "unlimited" if self.hard == resource.RLIM_INFINITY else self.hard
         return f"file descriptor limit {self.soft} (RLIMIT_NOFILE, hard limit {hard})"
 
-    def claim(self, owner: str, caps: dict, apply=None) -> dict:
+    def claim(self, owner: str, caps: dict, apply=None, keep_others: bool = False) -> dict:
         """Claim `caps` ({name: wanted connections}) for `owner`; returns {name: granted}. `apply({name: granted})`
-        is called (weakly held) when a later claim or a release changes what this one gets. FdBudgetError: the
-        limit cannot give every cap MIN_CAP; the claims stay as they were."""
+        is called (weakly held) when a later claim or a release changes what this one gets. `keep_others` (a
+        reload of running settings): the others keep what they were granted, this claim gets at most what they
+        leave. FdBudgetError: the limit cannot give every cap MIN_CAP; the claims stay as they were."""
         self._setup()
         if apply is not None:
             apply = weakref.WeakMethod(apply) if isinstance(apply, types.MethodType) else weakref.ref(apply)
@@ -76,7 +77,12 @@ class FdBudget:
         self.claims[owner] = (dict(caps), apply)
         wanted = {n: w for c, _ in self.claims.values() for n, w in c.items()}
         try:
-            granted = self._share(wanted)
+            if keep_others:
+                fixed = {n: self.granted.get(n, w) for o, (c, _) in self.claims.items() if o != owner
+                         for n, w in c.items()}
+                granted = {**fixed, **self._share(dict(caps), sum(fixed.values()))}
+            else:
+                granted = self._share(wanted)
         except FdBudgetError:
             if before is None:
                 del self.claims[owner]
@@ -119,16 +125,18 @@ class FdBudget:
             else:
                 fn({n: granted[n] for n in c})
 
-    def _share(self, wanted: dict) -> dict:
+    def _share(self, wanted: dict, taken: int = 0) -> dict:
+        """`wanted` within the limit less the reserve and `taken` (what other claims keep)."""
         if self.soft == resource.RLIM_INFINITY:
             return dict(wanted)
-        avail = self.soft - self.reserve
+        avail = self.soft - self.reserve - taken
         if sum(wanted.values()) <= avail:
             return dict(wanted)
         floor = {n: min(w, MIN_CAP) for n, w in wanted.items()}
         if sum(floor.values()) > avail:
-            reason = (f"{self._limit()} leaves {max(avail, 0)} for connections after a reserve of {self.reserve}: "
-                      f"too few for {', '.join(wanted)} ({MIN_CAP} each at least)")
+            kept = f" and the {taken} the other caps keep" if taken else ""
+            reason = (f"{self._limit()} leaves {max(avail, 0)} for connections after a reserve of {self.reserve}"
+                      f"{kept}: too few for {', '.join(wanted)} ({MIN_CAP} each at least)")
             e = FdBudgetError(f"{reason}; not starting. Raise the hard limit (systemd LimitNOFILE=, ulimit -Hn "
                               f"as root)")
             e.reason = reason           # without "not starting": a reload says it in its own words

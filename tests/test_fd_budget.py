@@ -339,10 +339,27 @@ def test_a_reload_the_fd_limit_cannot_hold_keeps_the_caps_in_force_and_says_why(
         assert (scr.fd_cap_in, scr.fd_cap_out) == (8, 8) and b.granted["SMPP max_connections"] == 10
         msg = next(r.getMessage() for r in caplog.records if "not applied" in r.getMessage())
         assert "sip.toml max_tcp_connections = 1000, max_tcp_out_connections = 1000: not applied, the caps in " \
-               "force (8, 8) are kept: file descriptor limit 120 (RLIMIT_NOFILE, hard limit 120) leaves 40 for " \
-               "connections after a reserve of 80: too few" in msg and "not starting" not in msg
+               "force (8, 8) are kept: file descriptor limit 120 (RLIMIT_NOFILE, hard limit 120) leaves 30 for " \
+               "connections after a reserve of 80 and the 10 the other caps keep: too few" in msg \
+               and "not starting" not in msg
         # what fits is applied: 10 + 20 + 8 = 38 of 40
         h.run(lambda: _reload(scr, max_tcp_connections=20))
         assert (scr.s.max_tcp_connections, scr.fd_cap_in, scr.fd_cap_out) == (20, 20, 8)
     finally:
         h.stop()
+
+
+def test_a_reload_of_the_sip_caps_never_shrinks_the_running_smpp_cap():
+    """`ctl reload sip` with larger TCP caps gets what the SMPP proxy's running cap leaves, never a share taken
+    from it (a review saw SMPP's cap go from 743 to 16 on a reload)."""
+    b, smpp, sip = budget(900, reserve=80), Holder(), Holder()
+    first = b.claim("smpp", {"SMPP max_connections": 500}, smpp.apply)
+    b.claim("sip", {"SIP in": 100, "SIP out": 100}, sip.apply)
+    assert first == {"SMPP max_connections": 500} and smpp.got == []
+    got = b.claim("sip", {"SIP in": 5000, "SIP out": 5000}, sip.apply, keep_others=True)
+    assert smpp.got == [] and b.granted["SMPP max_connections"] == 500
+    assert sum(got.values()) <= 900 - 80 - 500 and min(got.values()) >= 16
+    with pytest.raises(FdBudgetError):              # SMPP's share leaves too little: the reload is refused
+        budget_b = budget(600, reserve=80)
+        budget_b.claim("smpp", {"SMPP max_connections": 500}, smpp.apply)
+        budget_b.claim("sip", {"SIP in": 100, "SIP out": 100}, sip.apply, keep_others=True)

@@ -160,12 +160,14 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
     def _claim_fds(self, s=None):
         """The TCP caps of settings `s` (default: ours) within the process's one fd budget, shared with the
         SMPP proxy (engine/fdbudget.py FdBudget: it may lower them, with a warning, or raise FdBudgetError:
-        at start the screen does not start, at a reload the caps in force stay)."""
+        at start the screen does not start, at a reload the caps in force stay). A reload (`s` given) takes at
+        most what the SMPP proxy's running cap leaves: reloading sip.toml never shrinks SMPP's."""
         from ..fdbudget import FD_BUDGET
+        reload = s is not None
         s = s or self.s
         self._fd_granted(FD_BUDGET.claim("sip", {"SIP max_tcp_connections": s.max_tcp_connections,
                                                  "SIP max_tcp_out_connections": s.max_tcp_out_connections},
-                                         self._fd_granted))
+                                         self._fd_granted, keep_others=reload))
         self.fd_claimed = True
 
     def _fd_granted(self, granted: dict):
