@@ -44,18 +44,10 @@ def worker_index() -> int:
 
 
 def die_with_supervisor() -> None:
-    """In a worker: ask the kernel for SIGTERM when the supervisor dies (Linux; elsewhere nothing),
-    and stop at once if it has died already (between its fork and this call)."""
-    sup = os.environ.get("TELFILTER_SUPERVISOR")
-    if not sup or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)          # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        return
-    if str(os.getppid()) != sup:
+    """In a worker: SIGTERM (a drain) when the supervisor dies, and at once if it has died already."""
+    from .parentdeath import die_with_parent
+    sup = os.environ.get("TELFILTER_SUPERVISOR", "")
+    if sup.isdigit() and not die_with_parent(signal.SIGTERM, int(sup)):
         os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -17,10 +17,11 @@ import gc
 import os
 import select
 import signal
-import sys
 import threading
 import time
 import warnings
+
+from ..parentdeath import die_with_parent
 
 WAIT_LIMIT = 600.0          # seconds a writer may take before it is killed (its snapshot then fails)
 
@@ -76,19 +77,6 @@ class Writer:
             self._reaped = True
 
 
-def _die_with(parent: int) -> None:
-    """In the child: SIGKILL (which no mask blocks) when the parent dies, as a kill -9 of serve
-    would leave the writer running on its own, past any stop or restart of the service."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)     # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 def start(write, *args) -> Writer | None:
     """Fork a child that runs `write(*args)` and exits; None where fork is unavailable or refused
     (strict overcommit, a process limit): the caller then copies the tables instead."""
@@ -110,7 +98,10 @@ def start(write, *args) -> Writer | None:
         code = 1
         try:
             gc.disable()
-            _die_with(parent)
+            # SIGKILL (which no mask blocks) when the parent dies: a kill -9 of serve would leave the writer
+            # running on its own, past any stop or restart of the service
+            if not die_with_parent(signal.SIGKILL, parent):
+                os._exit(1)
             os.closerange(3, wfd)
             os.closerange(wfd + 1, 1 << 20)
             write(*args)
