@@ -28,7 +28,21 @@ def zeros(fmt: str, n: int) -> memoryview:
         # private too: a shared mapping would show a forked snapshot writer (state/forksnap.py) the
         # parent's later writes
         m = mmap.mmap(-1, max(1, n) * size, flags=mmap.MAP_PRIVATE)
+    _no_huge_pages(m)
     return memoryview(m).cast("B").cast(fmt)
+
+
+def _no_huge_pages(m) -> None:
+    """No transparent huge pages for a table (where THP is "always", as on many distributions): the state
+    snapshot is written by a forked child (state/forksnap.py), and while it runs every first write to a
+    page the parent shares with it copies the page -- 4 KB, or 2 MB of a huge page, a latency spike per
+    table row touched (the reason Redis asks for THP off)."""
+    advice = getattr(mmap, "MADV_NOHUGEPAGE", None)
+    if advice is not None:
+        try:
+            m.madvise(advice)
+        except (OSError, ValueError):
+            pass
 
 
 def copy(fmt: str, data, n: int | None = None) -> memoryview:
