@@ -641,3 +641,55 @@ def test_a_waiting_invite_is_remembered_in_fixed_size(pipe):
     finally:
         p.close()
         a.close()
+
+
+def _closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_our_503_for_one_fork_leaves_the_other_forks_waiting(pipe, monkeypatch):
+    """Fork 1 to A rings; fork 2 (same Call-ID and CSeq) cannot be sent (our cap): our 503 for fork 2 ends
+    fork 2's wait only, and A's ringing connection is not closed for a new one (a review found it was)."""
+    monkeypatch.setattr(bounds, "TCP_OUT_IDLE", 0.3)
+    a, other = Hop(), Listeners(1)
+    p = Peer(pipe, max_tcp_out_connections=1)
+    try:
+        p.send(_fork_invite("fk-1", p.port, a.port, "k1"))
+        ha = a.request()
+        a.conn.sendall(response_to(ha, 180, "Ringing"))
+        assert p.answers(1)[0].startswith(b"SIP/2.0 180")
+        assert p.h.run(lambda: dict(p.scr.tcp_out_ringing)) == {("127.0.0.1", a.port): 1}
+        p.send(_fork_invite("fk-1", p.port, _closed_port(), "k2"))   # fork 2: refused (cap 1) -> our 503
+        ans = p.answers(1)
+        assert ans and ans[0].startswith(b"SIP/2.0 503"), ans
+        ringing = p.h.run(lambda: dict(p.scr.tcp_out_ringing))
+        time.sleep(0.5)
+        p.send(options(1, p.port, other.ports[0]))
+        p.answers(1, seconds=1.0)
+        wait_for(lambda: p.scr.stats["tcp_out_evicted"] or p.scr.stats["tcp_out_refused"] > 1, 2)
+        assert ringing == {("127.0.0.1", a.port): 1}, f"A's wait ended by fork 2's 503: {ringing}"
+        assert p.scr.stats["tcp_out_evicted"] == 0, "A's ringing connection was closed"
+    finally:
+        p.close()
+        a.close()
+        other.close()
+
+
+
+
+def test_one_transaction_waits_at_a_bounded_number_of_destinations(pipe):
+    """A peer naming one Call-ID and CSeq with ever new destinations: the transaction's forks are bounded
+    (the oldest forgotten), so a final's look-up stays small."""
+    p = Peer(pipe)
+    try:
+        def setup():
+            for i in range(500):
+                p.scr.tcp_out_invite("cid 1", ("127.0.0.2", 1 + i))
+            return len(p.scr.tcp_out_by_tx[next(iter(p.scr.tcp_out_by_tx))]), len(p.scr.tcp_out_invites)
+        assert p.h.run(setup) == (bounds.FORKS_WAITING, bounds.FORKS_WAITING)
+    finally:
+        p.close()

@@ -50,7 +50,7 @@ def test_shared_template_is_precise_at_a_million_messages_an_hour():
             sender = 84_900_000_000 + rnd.randrange(150_000)
         else:
             sender = who[1]
-        c = SimpleNamespace(sender_key=sender, ts=T0 + i * gap, template_bands=(), msg=None)
+        c = SimpleNamespace(sender_key=sender, ts=T0 + i * gap, state_ts=T0 + i * gap, template_bands=(), msg=None)
         k = template_key(text)
         c.template_bands = () if k is None else (k,)
         hit = counter.check(c, state) is not None

@@ -43,6 +43,7 @@ log = logging.getLogger("telfilter.sip")
 TCP_OUT_IDLE = 32.0             # seconds unused before an outbound connection may be closed for a new one (64*T1)
 INVITE_WAIT_MAX = 600.0         # seconds an INVITE sent over TCP keeps its connection open waiting for its final:
                                 # over Timer C (> 3 min, RFC 3261 §16.8) with room, and any real ring time
+FORKS_WAITING = 32             # destinations one INVITE transaction waits at (its forks), the oldest forgotten
 INVITES_WAITING = 65_536        # INVITEs over TCP waiting for their final remembered at most (the oldest forgotten)
 UNLIMITED = 1 << 30             # no descriptor budget set (a screen not started by serve's caps: tests)
 
@@ -177,6 +178,9 @@ class TransportBounds:
             return
         if len(txs) >= INVITES_WAITING:
             self._tcp_out_done(*next(iter(txs)))
+        dests = self.tcp_out_by_tx.get(d)
+        if dests is not None and len(dests) >= FORKS_WAITING:     # bounded: a final's scan is O(FORKS_WAITING)
+            self._tcp_out_done(d, dests[0])
         txs[(d, key)] = time.monotonic() + INVITE_WAIT_MAX
         dests = self.tcp_out_by_tx.get(d)
         if dests is None:

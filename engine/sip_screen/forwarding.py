@@ -118,7 +118,11 @@ class Forwarding:
         if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic() \
                 and msg.method != "ACK":
             # §18.1.1: TCP first; UDP if the TCP attempt fails (and for a while after, for that hop)
+            tx = self._invite_on_tcp(msg, host, port) if msg.method == "INVITE" else None
+
             def refused(why):
+                if tx is not None:                      # it goes over UDP: no wait on a TCP connection
+                    self.tcp_out_final(tx, (host, port))
                 if why is not OUT_CAPPED:               # the hop refused TCP (not our own cap, of the moment)
                     if len(self.udp_only) >= 4096:
                         self.udp_only.clear()
@@ -129,15 +133,16 @@ class Forwarding:
                            on_fail=lambda w: self._forward_failed(msg, back, w))
             if remember:
                 self.invites.put(key, (branch, (host, port, "TCP")))
-            if msg.method == "INVITE":
-                self._invite_on_tcp(msg, host, port)
             return self._send(self._with_via(msg, "TCP", branch, conn), (host, port), "TCP", on_fail=refused)
         if remember:
             self.invites.put(key, (branch, dest))
-        if out == "TCP" and msg.method == "INVITE":
-            self._invite_on_tcp(msg, host, port)
+        tx = self._invite_on_tcp(msg, host, port) if out == "TCP" and msg.method == "INVITE" else None
         if msg.method == "ACK":                         # never answered: nothing to do on failure
             on_fail = None
+        elif tx is not None:
+            def on_fail(why):
+                self.tcp_out_final(tx, (host, port))    # this destination's wait ends; other forks' go on
+                self._forward_failed(msg, back, why)
         else:
             on_fail = lambda why: self._forward_failed(msg, back, why)     # noqa: E731
         if fixed and out == "TCP" and key is not None:
@@ -152,12 +157,14 @@ class Forwarding:
                     failed(why)
         self._send(data, (host, port), out, on_fail=on_fail)
 
-    def _invite_on_tcp(self, msg, host, port):
+    def _invite_on_tcp(self, msg, host, port) -> str:
         """`msg`, an INVITE, is about to go over TCP to (host, port): its connection is kept until its final
-        (bounds.py tcp_out_invite). Before the send: a send that fails answers 503 at once, a final (_final)."""
+        (bounds.py tcp_out_invite). Before the send: a send that fails ends that wait at once (the caller's
+        on_fail, with the transaction returned here)."""
         cseq = msg.get("cseq") or ""
-        self.tcp_out_invite(f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0] if cseq.strip() else ''}",
-                            (self._canonical(host), port))
+        tx = f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0] if cseq.strip() else ''}"
+        self.tcp_out_invite(tx, (self._canonical(host), port))
+        return tx
 
     def _forward_failed(self, msg, back, why):
         if msg.our_via:
@@ -244,7 +251,7 @@ class Forwarding:
             # the established ones out of the bound. Not removed: after a 401/407 or a 3xx the same call comes
             # again (§8.1.3.4, §22.2) with its verdict replayed (its INVITE, forwarded again, makes it the newest
             # of that tier), and a forking proxy may still send a 2xx after a final (§16.7 step 10)
-        self._final(code, key, relayed=True)
+        self._final(code, key)
 
     def _answers_from(self, host: str) -> bool:
         """Whether `host` is in sip.toml's answer_networks (parsed once per settings object)."""
@@ -261,12 +268,10 @@ class Forwarding:
         n, v = int(ip), ip.version
         return any(v == ver and lo <= n <= hi for ver, lo, hi in self._answer_ranges[1])
 
-    def _final(self, code: str, key: str, relayed: bool = False):
-        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once. Ours (not
-        `relayed`: _invite_final has done it for those, by where they came from) ends its INVITE's waits on
-        TCP connections (bounds.py)."""
-        if not relayed and self.tcp_out_invites:
-            self.tcp_out_final(key)
+    def _final(self, code: str, key: str):
+        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once. (The waits on
+        TCP connections end with a relayed final from where each fork went, _invite_final, or with the failed
+        send of that fork, _forward: never with our own answer, which would end every fork's.)"""
         if self.finals_seen.add(digest(key)):           # else a retransmission
             self.final_codes[code] = self.final_codes.get(code, 0) + 1
 
