@@ -80,7 +80,15 @@ class FdBudget:
             if keep_others:
                 fixed = {n: self.granted.get(n, w) for o, (c, _) in self.claims.items() if o != owner
                          for n, w in c.items()}
-                granted = {**fixed, **self._share(dict(caps), sum(fixed.values()))}
+                mine = self._share(dict(caps), sum(fixed.values()))
+                # what this claim leaves goes back to the others held below what they asked for (never less)
+                left = (self.soft - self.reserve - sum(fixed.values()) - sum(mine.values())
+                        if self.soft != resource.RLIM_INFINITY else float("inf"))
+                for n in fixed:
+                    more = min(max(wanted[n] - fixed[n], 0), left)
+                    fixed[n] += more
+                    left -= more
+                granted = {**fixed, **mine}
             else:
                 granted = self._share(wanted)
         except FdBudgetError:

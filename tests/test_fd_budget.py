@@ -363,3 +363,17 @@ def test_a_reload_of_the_sip_caps_never_shrinks_the_running_smpp_cap():
         budget_b = budget(600, reserve=80)
         budget_b.claim("smpp", {"SMPP max_connections": 500}, smpp.apply)
         budget_b.claim("sip", {"SIP in": 100, "SIP out": 100}, sip.apply, keep_others=True)
+
+
+def test_a_reload_lowering_the_sip_caps_gives_the_smpp_cap_its_share_back():
+    """SMPP lowered at start for SIP's caps gets back what a reload lowering SIP's caps leaves."""
+    b = budget(1000, reserve=100)
+    smpp = {}
+    ap = lambda g: smpp.update(g)
+    b.claim("smpp", {"SMPP max_connections": 800}, ap)
+    b.claim("sip", {"SIP in": 400, "SIP out": 400}, None)     # start: all shared in proportion
+    lowered = b.granted["SMPP max_connections"]
+    assert lowered < 800
+    b.claim("sip", {"SIP in": 20, "SIP out": 20}, None, keep_others=True)   # reload lowering SIP
+    assert b.granted["SMPP max_connections"] == 800, \
+        f"SIP now takes 40, SMPP's 800 fits in 900, but SMPP stays at {b.granted['SMPP max_connections']}"

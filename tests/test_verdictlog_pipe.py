@@ -91,3 +91,85 @@ def test_a_stalled_disk_never_blocks_the_writer_and_loses_no_line(tmp_path, monk
     log.close()
     lines = path.read_text().splitlines()
     assert len(lines) == n and log.errors == 0
+
+
+def test_a_full_disk_loses_the_lines_of_that_moment_not_the_log(tmp_path, monkeypatch):
+    """One ENOSPC: the lines of that write are lost (counted), the next ones are written when the disk has
+    room again (a review found one failed write stopped `--log FILE` for good)."""
+    import errno
+
+    import engine.smpp_proxy.verdictlog as vl
+    path = str(tmp_path / "v.log")
+    v = VerdictLog(path)
+    real, n = os.write, [0]
+
+    def once_full(fd, b):
+        n[0] += 1
+        if n[0] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, b)
+    monkeypatch.setattr(vl.os, "write", once_full)
+    v.write({"n": 1})
+    v.flush()
+    time.sleep(0.2)
+    for i in range(2, 5):                   # the disk has room again
+        v.write({"n": i})
+        v.flush()
+        time.sleep(0.05)
+    v.close()
+    text = open(path).read()
+    assert '"n": 4' in text and '"n": 1' not in text and v.f.lost_bytes > 0, text
+
+
+def test_a_reopened_file_on_a_stalled_disk_is_closed_once_its_writer_is_done(tmp_path):
+    """A FIFO stands for a stalled disk: the old writer is still in write(2) when drain times out; when the
+    write completes later, the writer closes its descriptor (a review found it leaked one per SIGUSR2)."""
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+    rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    from engine.smpp_proxy.verdictlog import FileOut
+    old = FileOut(path)
+    old.write("x" * (1 << 20) + "\n")      # more than the pipe holds: the writer blocks
+    old.flush()
+    time.sleep(0.2)
+    old.drain(0.2)
+    assert old.thread.is_alive()
+    while True:                              # the "disk" recovers
+        try:
+            if not os.read(rfd, 1 << 16):
+                break
+        except BlockingIOError:
+            if not old.thread.is_alive():
+                break
+            time.sleep(0.01)
+    old.thread.join(2)
+    assert not old.thread.is_alive()
+    try:
+        os.fstat(old.fd)
+        leaked = True
+    except OSError:
+        leaked = False
+    os.close(rfd)
+    assert not leaked, f"fd {old.fd} of the old verdict log is never closed"
+
+
+def test_a_stop_right_after_a_reopen_writes_the_old_files_lines(tmp_path, monkeypatch):
+    """close() drains the writers of files reopened away from, not only the current one."""
+    import engine.smpp_proxy.verdictlog as vl
+    from engine.servicelog import reopen_verdict_log
+    path = str(tmp_path / "v.log")
+    v = VerdictLog(path)
+    old = v.f
+    real = os.write
+    def slow(fd, b):
+        if fd == old.fd:
+            time.sleep(0.5)
+        return real(fd, b)
+    monkeypatch.setattr(vl.os, "write", slow)
+    v.f.write("old-line\n")
+    os.rename(path, path + ".1")
+    reopen_verdict_log(v, path)
+    v.close()                                # stop: returns at once, old still pending
+    pending = old.thread.is_alive()
+    assert not pending, "close() returned while the old file's lines were still unwritten (daemon thread)"
+    assert (tmp_path / "v.log.1").read_text() == "old-line\n"

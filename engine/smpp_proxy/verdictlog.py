@@ -128,6 +128,7 @@ class VerdictLog:
         else:
             self.f = FileOut(target)
         self.pub = None
+        self.retired: list = []             # writers of files reopened away from (SIGUSR2): drained at close
         self.errors = 0
         self._last_error_log = -1e9
         self._last_flush = 0.0
@@ -234,6 +235,8 @@ class VerdictLog:
             self._failed(e)
 
     def close(self) -> None:
+        for old in self.retired:             # a stop right after a reopen: the old file's lines too
+            old.drain()
         if isinstance(self.f, PipeOut):
             self.f.drain()
         self.flush()
@@ -302,10 +305,17 @@ class PipeOut:
                     except BlockingIOError:  # someone sharing the pipe set it non-blocking: wait until it drains
                         select.select([], [self.fd], [], 1.0)
             except OSError as e:             # a closed pipe: later writes raise, the loop goes on
+                if self._lost(e, len(view)):
+                    continue
                 with self.cv:
                     self.failed = e.strerror or str(e)
                     self.buf.clear()
                 return
+
+    def _lost(self, e: OSError, nbytes: int) -> bool:
+        """A write failed with `nbytes` not written: True to go on with the next lines (a pipe: never, its
+        reader is gone)."""
+        return False
 
     def drain(self, timeout: float = 5.0) -> None:
         """At close: what is buffered, waiting up to `timeout` for the reader."""
@@ -325,8 +335,22 @@ class FileOut(PipeOut):
     def __init__(self, path):
         super().__init__(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
         self.path = path
+        self.lost_bytes = 0
+        self._last_report = -1e9
 
-    def drain(self, timeout: float = 5.0) -> None:
-        super().drain(timeout)
-        if not self.thread.is_alive():       # (still writing to a stalled disk: its descriptor stays open)
-            os.close(self.fd)
+    def _run(self) -> None:
+        try:
+            super()._run()
+        finally:
+            os.close(self.fd)                # by the writer, once it is done: never under a write still going on
+
+    def _lost(self, e: OSError, nbytes: int) -> bool:
+        """A full or failing disk loses what this write held, not the log: the next lines are written when
+        it has room again (counted, and said at most every 10 s)."""
+        self.lost_bytes += nbytes
+        now = time.monotonic()
+        if now - self._last_report >= 10.0:
+            self._last_report = now
+            log.error("verdict log %s: a write failed (%s), %d bytes of lines lost so far; writing goes on",
+                      self.path, e.strerror or e, self.lost_bytes)
+        return True
