@@ -16,6 +16,7 @@ import pytest
 from engine.fdbudget import FdBudget, FdBudgetError
 
 from .conftest import ROOT
+from .test_sip_tcp_outbound import SMSC, _bind  # one SMSC script and bind probe for both
 
 
 def budget(soft, reserve=80):
@@ -116,34 +117,6 @@ def test_the_soft_limit_is_raised_to_the_hard_one_first(tmp_path):
     got, err = _in_process(512, 4096, tmp_path)
     assert got["soft"] == 4096 and (got["smpp"], got["sip_in"], got["sip_out"]) == (1000, 1000, 1000)
     assert "file descriptor limit" not in err
-
-
-SMSC = r'''
-import asyncio, sys
-sys.path.insert(0, sys.argv[2])
-from engine.smpp_proxy.simulator import SmscSimulator
-async def main():
-    s = SmscSimulator(); await s.start("127.0.0.1", 0)
-    print(s.server.sockets[0].getsockname()[1], flush=True); await asyncio.sleep(120)
-asyncio.run(main())
-'''
-
-
-def _bind(port):
-    import smpplib.client
-    c = smpplib.client.Client("127.0.0.1", port, timeout=5)
-    try:
-        c.connect()
-        c.bind_transceiver(system_id="esme1", password="secret")
-        c.unbind()
-        return True
-    except Exception:
-        return False
-    finally:
-        try:
-            c.disconnect()
-        except Exception:
-            pass
 
 
 def _serve(tmp_path, ulimit, smsc_port=None):
