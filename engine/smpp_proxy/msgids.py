@@ -144,11 +144,8 @@ class MessageIds:
             fp = _LAST_FP
             if fp[0] != source:             # (most messages come in runs from one source)
                 fp[0], fp[1] = source, source_fp(source)
-            if delivery:
-                kind |= min(max(delivery, 0), 0xFFFFFFFF) << 42
-            if destination and 0 < destination < 1 << 50:
-                kind |= destination << 74
-            self._sent[mid] = kind | (data_coding & 0xFF) << 2 | fp[1] << 10
+            self._sent[mid] = _pack(kind, data_coding & 0xFF, fp[1], min(max(delivery or 0, 0), 0xFFFFFFFF),
+                                    destination if destination and 0 < destination < 1 << 50 else 0)
 
     def sent(self, mid: str) -> Sent | None:
         """The `note` of `mid`, None if there is none (an id this process did not forward, forgotten, or
