@@ -6,7 +6,8 @@
     4. rules       every rule of the loaded set, lists and counters read-only
     5. decide      forced actions and the score table; the strongest action wins
     6. commit      counters (only for messages let through; `judge(msg, commit=False)`: never) and
-                   short-code effects
+                   short-code effects; the advertiser-cap counts committed ride on the verdict
+                   (`Verdict.charged`) and `refund(verdict)` gives them back when the SMSC refuses it
 
 Everything a stage reads is swapped atomically by reference (rules, lists, model), so a
 reload never exposes a half-built set; counter state lives in `EngineState` and survives
@@ -108,11 +109,25 @@ class Pipeline:
             hits.append(Hit(rule.symbol, rule.score, ev, rule.source, rule.action, rule.smpp_status, rule.sip_code))
         verdict = decide(hits, rules.tag_threshold, rules.drop_threshold)
         if verdict.action is not Action.DROP and commit:
+            charged = None
             for st in pending:
                 st.commit(ctx, state)
+                if st.refundable:
+                    charged = (charged or ()) + (st.charge(ctx),)
             if ctx.is_call and msg.duration is not None:      # a call record that says how it ended
                 state.calls.add(ctx.sender_key, ctx.ts + msg.duration, float(msg.duration))
+            if charged:
+                verdict = Verdict(verdict.action, verdict.score, verdict.hits, charged)
         return verdict
+
+    def refund(self, verdict: Verdict) -> None:
+        """Give back what `verdict`'s message was counted toward an advertiser's caps (Verdict.charged):
+        the SMSC refused it after it was let through, so it was not sent (an ESME retrying an ad the SMSC
+        throttled is not dropped by AD_FREQUENCY_CAP for its own refused attempts)."""
+        remove = self.state.counters.remove
+        for ns, keys, ts, window, limit in verdict.charged:
+            for k in keys:
+                remove(ns, k, ts, window, limit)
 
     def call_ended(self, caller: str, time, duration: float) -> None:
         """A completed call (BYE seen, or a call record with its duration): feeds the

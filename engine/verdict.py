@@ -8,7 +8,7 @@ verdict into a wire answer; nothing here knows about wires.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -52,6 +52,9 @@ class Verdict:
     action: Action
     score: float
     hits: tuple[Hit, ...] = ()
+    # the advertiser-cap counts committed for the message (Pipeline.judge), each (namespace, keys,
+    # second, window, limit): what Pipeline.refund gives back when the SMSC refuses the message
+    charged: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def deciding_hit(self) -> Hit | None:

@@ -1,8 +1,7 @@
 """Decree 91 on the live SMPP submit path (ESME -> proxy -> SMSC simulator, 127.0.0.1): a submit_multi is
 decided whole, a scheduled ad is judged at its delivery, a replace_sm is judged as the message it becomes
-(more cases in tests/test_smpp_schedule.py and tests/test_smpp_replace.py). One known gap is written as a
-strict xfail (it fails loudly, XPASS, once fixed): an ad the SMSC refuses after telfilter let it through
-keeps its count (README: Decree 91 pack)."""
+(more cases in tests/test_smpp_schedule.py and tests/test_smpp_replace.py; an ad the SMSC refused after
+telfilter let it through: tests/test_smpp_refund.py)."""
 from datetime import datetime
 
 import pytest
@@ -79,32 +78,6 @@ def test_a_dropped_submit_multi_logs_each_destination_truthfully_and_an_allowed_
         s.sendall(_multi(31, ["84912777013"] * 4))
         assert read_raw(s).command_status != 0
         assert len(h.sim.submits()) == 3
-
-
-class _RejectingSim(SmscSimulator):
-    reject = 0
-
-    def on_pdu(self, s, ev):
-        if self.reject and ev.command_id == C.SUBMIT_SM:
-            s.send(P.response_class(ev.command_id)(sequence_number=ev.sequence_number, command_status=self.reject))
-            return
-        return super().on_pdu(s, ev)
-
-
-@pytest.mark.xfail(strict=True, reason="defect: ads the SMSC refused (submit_sm_resp ESME_RTHROTTLED) count "
-                                       "toward AD_FREQUENCY_CAP; the ESME's retry of the same ad is then dropped")
-def test_ads_the_smsc_refused_do_not_use_up_the_cap(pipe, monkeypatch):
-    import engine.smpp_proxy.harness as hmod
-    monkeypatch.setattr(hmod, "SmscSimulator", _RejectingSim)
-    with ProxyHarness(pipe, clock=lambda: NOON) as h:
-        s, _ = raw_session(h)
-        h.sim.reject = C.ESME_RTHROTTLED
-        for i in range(3):                       # the SMSC is busy: the ESME retries the same ad
-            s.sendall(_ad(10 + i, "84912777002"))
-            assert read_raw(s).command_status == C.ESME_RTHROTTLED
-        h.sim.reject = 0
-        s.sendall(_ad(20, "84912777002"))        # the retry the SMSC takes: the first ad delivered
-        assert read_raw(s).command_status == 0
 
 
 LATE = datetime.fromisoformat("2026-03-02T21:00:00+07:00")     # inside 07:00-22:00

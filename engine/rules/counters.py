@@ -19,7 +19,8 @@ Timestamps are whole seconds and never run backwards within a key (a message old
 the key's last one counts at the last one's second). Counters are read while judging
 (`count`, `distinct`) and written only after the verdict (`add`, `add_distinct`: only
 messages let through count toward a cap), so checks stay pure and a shared store can
-batch the reads and the writes of one message.
+batch the reads and the writes of one message. `remove` takes one count back (an ad the SMSC
+refused after it was let through: Pipeline.refund).
 
 Bytes per key (`memory_bytes() / memory_keys()`) are the row plus its 8-byte hash plus a 4-byte
 index slot over the index load (0.6..0.8; slots.py): 4*N + 8 + 4/load for a count row (2*N + 16
@@ -46,6 +47,7 @@ class CounterStore(Protocol):
     def add(self, ns: str, key, now: float, window: float | None, limit: int) -> None: ...
     def distinct(self, ns: str, key, value, now: float, window: float | None, limit: int) -> int: ...
     def add_distinct(self, ns: str, key, value, now: float, window: float | None, limit: int) -> None: ...
+    def remove(self, ns: str, key, now: float, window: float | None, limit: int) -> bool: ...
     def memory_bytes(self) -> int: ...
     def memory_keys(self) -> int: ...
 
@@ -146,6 +148,40 @@ class MemoryCounters:
         if w > 1:
             rows[b:e] = rows[b + 1:e + 1]
         rows[e] = now_s if now_s > last else last
+
+    def remove(self, ns, key, now, window, limit) -> bool:
+        """Take back one message counted at second `now` for `key` (an ad the SMSC refused after it was
+        let through: Pipeline.refund): the oldest stamp at or after `now` goes (a stamp is never earlier
+        than its message's second; of the stamps that may be this message's, the one kept longest by
+        the window is kept). False when there is none (the row was evicted, or pushed out by later
+        messages). Count mode only; refunds are rare, so this is the reference code alone, on the same
+        rows the compiled twin reads. `window` and `limit` are the commit's: the row's layout is the
+        space's current one (a reload may have changed the limit)."""
+        sp = self.spaces.get(ns)
+        if sp is None or sp.distinct:
+            return False
+        t = sp.table
+        i = t.find(key_hash(key))
+        if i < 0:
+            return False
+        now_s, n, rows = int(now), sp.limit, t.rows
+        if sp.short:
+            b = i * sp.width
+            base, lo = rows[b + 1], 2 * b + 4
+            with memoryview(rows).cast("B").cast("H") as st:
+                for j in range(lo, lo + n):
+                    if st[j] and base + st[j] - 1 >= now_s:
+                        st[lo + 1:j + 1] = st[lo:j]
+                        st[lo] = 0
+                        return True
+            return False
+        b = i * sp.width                        # stamps oldest first, 0 = none; the last is the touch word
+        for j in range(b, b + n):
+            if rows[j] and rows[j] >= now_s:
+                rows[b + 1:j + 1] = rows[b:j]
+                rows[b] = 0
+                return True
+        return False
 
     # ------------------------------------------------------------ distinct mode
     def distinct(self, ns, key, value, now, window, limit) -> int:

@@ -54,6 +54,8 @@ def _short_calls(v, **_):
 
 class Stateful:
     """A condition read while judging and committed after the verdict."""
+    refundable = False          # its commit can be taken back (Counter.charge)
+
     def check(self, c, s): ...
     def commit(self, c, s): ...
 
@@ -138,6 +140,15 @@ class Counter(Stateful):
         # check: evidence when this message would be the (limit+1)th (distinct value) within the
         # window, else None; commit: count it (or its value) under each of its keys
         self.check, self.commit = _counter_fns(self)     # instance attributes: shadow Stateful's
+        # an advertiser's cap (a count keyed by owner: AD_FREQUENCY_CAP, the registration message, the ad call
+        # cap) counts messages sent: one the SMSC refused is given back (Pipeline.refund). Other counters
+        # measure what a sender tries (floods, volumes, distinct values) and keep it.
+        self.refundable = not self.distinct and "owner" in self.key
+
+    def charge(self, c) -> tuple:
+        """What this counter's commit of message context `c` counted, for `counters.remove`:
+        (namespace, keys, second, window, limit)."""
+        return self.ns, tuple(self._keys(c)), c.state_ts, self.window, self.limit
 
     def _keys(self, c):
         """The message's keys for this key spec: built once per message and shared by check and

@@ -56,6 +56,28 @@ def _error_resp(command_id: int, seq: int, status: int) -> bytes:
     return with_sequence(t, seq)
 
 
+class Refund:
+    """The advertiser-cap counts of one message let through (Verdict.charged of each of its verdicts: a
+    submit_multi has one per destination), given back (Pipeline.refund) once the SMSC has refused every
+    PDU it was forwarded in, or when it could not be forwarded at all. A PDU the SMSC took, or one whose
+    answer never came (a timeout, a lost link: it may have been delivered), keeps them; a late refusal
+    still counts as a refusal."""
+    __slots__ = ("verdicts", "left")
+
+    def __init__(self, verdicts, pdus: int = 1):
+        self.verdicts, self.left = verdicts, pdus
+
+    @staticmethod
+    def of(v, pdus: int = 1) -> "Refund | None":
+        return Refund((v,), pdus) if v.charged else None
+
+    def refused(self, pipeline) -> None:
+        self.left -= 1
+        if self.left == 0:
+            for v in self.verdicts:
+                pipeline.refund(v)
+
+
 class Refusal(Exception):
     """A message that cannot be judged as the SMSC would deliver it: refused with `status`."""
 
@@ -207,7 +229,7 @@ class SubmitPath:
     def _judged_answer(self, sess, pdu, v, link=None) -> None:
         if v.action is _DROP:
             return self._drop(sess, (pdu,), v)
-        return self._forward(sess, pdu, v if v.action is _TAG else None, link=link)
+        return self._forward(sess, pdu, v if v.action is _TAG else None, link=link, refund=Refund.of(v))
 
     def _judge_multi(self, sess, pdu, dests, text, binary, reading, when) -> None:
         """A submit_multi: one message to several destinations, which the SMSC takes whole or refuses whole.
@@ -275,7 +297,8 @@ class SubmitPath:
         tag = next((v for v, _ in out if v.action is _TAG), None)
         if tag is None and shared_verdict is not None and shared_verdict.action is _TAG:
             tag = shared_verdict
-        self._forward(sess, pdu, tag)
+        charged = tuple(v for v, _ in out if v.charged)
+        self._forward(sess, pdu, tag, refund=Refund(charged) if charged else None)
 
     def _message(self, sess, sender, recipient, text, when=None) -> Message:
         """The Message a submitted SMS is judged as: at `when` (its scheduled delivery) when given."""
@@ -375,10 +398,14 @@ class SubmitPath:
             raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
         return raw
 
-    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False):
+    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False, refund=None):
+        """Send `pdu` (tagged if `tag_verdict`) to the SMSC and relay its answer. `refund`: the message's
+        counts toward advertisers' caps (Refund), given back if the SMSC refuses it or it cannot be sent."""
         if link is None:
             link = self._pick_link()     # a verdict that came later (shared state store): still a link free?
         if link is None:
+            if refund is not None:
+                refund.refused(self.pipeline)
             return self._upstream_unavailable(sess, pdu)
         out = self._tagged(pdu, tag_verdict, prefix, sess.account.text_reading if sess.account else "auto") \
             if tag_verdict is not None else pdu.raw
@@ -390,16 +417,20 @@ class SubmitPath:
             # the one closure a forwarded message costs: the SMSC link's window holds it until
             # the resp (or a timeout, a lost link, the drain) calls it, exactly once
             if status == LATE:
-                return self._late_response(acct, link, resp, pdu, part)
+                return self._late_response(acct, link, resp, pdu, part, refund)
             sess.in_flight -= 1
             if resp is None or resp.command_id != pdu.command_id | 0x80000000:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=self._failed_answer(link, pdu, resp, status)))
+                if refund is not None and resp is not None:     # a generic_nack or another command's resp
+                    refund.refused(self.pipeline)
             else:
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
                 if resp.command_status == 0 and getattr(resp, "message_id", ""):
                     # after the resp is queued: a receipt that was waiting for this id goes out behind it
                     self._remember_message_id(resp.message_id, acct, link.id_space, pdu, part)
+                elif resp.command_status and refund is not None:
+                    refund.refused(self.pipeline)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -447,7 +478,7 @@ class SubmitPath:
                     *link.addr, resp.sequence_number, pdu.command_id, resp.command_id)
         return C.ESME_RSYSERR
 
-    def _late_response(self, acct, link, resp, pdu, part=False) -> None:
+    def _late_response(self, acct, link, resp, pdu, part=False, refund=None) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
         ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
         still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
@@ -460,17 +491,22 @@ class SubmitPath:
             log.warning("late answer from SMSC %s:%d for account %s: command 0x%08x status 0x%02x, not a response to "
                         "command 0x%08x (ESME was answered ESME_RSYSERR)", *link.addr, acct, resp.command_id,
                         resp.command_status, cid)
+            if refund is not None:
+                refund.refused(self.pipeline)
             return
         mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
+        if resp.command_status and refund is not None:      # refused after all: not sent
+            refund.refused(self.pipeline)
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
         if mid:
             self._remember_message_id(mid, acct, link.id_space, pdu, part)
 
-    def _relay(self, sess, pdu, done=None):
+    def _relay(self, sess, pdu, done=None, refund=None):
         """query_sm / cancel_sm / replace_sm: to a link of the id space that issued the message_id, and
         only for the account that sent the message (another account's id -> ESME_RINVMSGID). `done(key)`
-        after the SMSC's success, with the id's key in the map."""
+        after the SMSC's success, with the id's key in the map; `refund` (a replace_sm's Refund) given back
+        when the SMSC refuses it or no link can take it."""
         mid = getattr(pdu, "message_id", "")
         spaces = {l.id_space for l in self.links}
         owner = space = None
@@ -485,11 +521,16 @@ class SubmitPath:
                                                                  command_status=C.ESME_RINVMSGID))
         link = self._pick_link(space=space) if len(spaces) > 1 else self._pick_link()
         if link is None:
+            if refund is not None:
+                refund.refused(self.pipeline)
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))
         esme_seq = pdu.sequence_number
 
         def on_resp(resp, status):
+            if refund is not None and resp is not None and (resp.command_status or
+                                                            resp.command_id != pdu.command_id | 0x80000000):
+                refund.refused(self.pipeline)           # refused (in time or late), or answered with a nack
             if status == LATE:
                 return
             sess.in_flight -= 1
@@ -559,10 +600,10 @@ class SubmitPath:
             if v.action is _DROP:
                 return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
                                                      command_status=v.smpp_status))
-            return self._relay(sess, pdu, replaced)
-        # judged and counted as one more message: the count of the message it replaces is not given back
-        # (counters have no removal), so a correction may use a count -- never fewer counted than sent (judged
-        # uncounted, a care message replaced by an ad would pass every cap)
+            return self._relay(sess, pdu, replaced, Refund.of(v))
+        # judged and counted as one more message (given back if the SMSC refuses the replace_sm): the count
+        # of the message it replaces is kept, so a correction may use a count -- never fewer counted than
+        # sent (judged uncounted, a care message replaced by an ad would pass every cap)
         return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
                            then=judged)
 

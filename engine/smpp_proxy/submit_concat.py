@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from ..verdict import Action
+from .submit import Refund
 from .codec import constants as C
 from .codec import pdu as P
 from .concat import REFUSED, joined
@@ -46,7 +47,8 @@ class ConcatSubmit:
                     v = earlier
                 if v.action is Action.DROP:
                     return self._drop(sess, [pdu], v)
-                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True)
+                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True,
+                                     refund=Refund.of(v))
             return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
                                self._parts_delivery([pdu]), then=judged)
@@ -105,13 +107,17 @@ class ConcatSubmit:
                 return
             # a verdict that came later (shared state store) checks the room again
             to = link if self.pipeline.state.shared is None else self._pick_link(max(1, len(live)))
-            if to is None:
+            refund = Refund.of(v, len(live))
+            if to is None or not live:
+                if refund is not None:
+                    self.pipeline.refund(v)             # judged, counted and not sent
                 for s, p in live:
                     self._upstream_unavailable(s, p)
                 return
             for i, (s, p) in enumerate(live):
                 # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
-                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to, part=True)
+                self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to, part=True,
+                              refund=refund)
         # judged at its latest part's scheduled delivery, if any: the handset shows the message then
         self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,

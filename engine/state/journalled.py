@@ -66,6 +66,11 @@ class JournalledCounters:
         self.mem.add_distinct(ns, key, value, now, window, limit)
         self.buf.append(("d", ns, key, value, now, window, limit))
 
+    def remove(self, ns, key, now, window, limit):
+        key = stable_key(key)
+        if self.mem.remove(ns, key, now, window, limit):
+            self.buf.append(("r", ns, key, now, window, limit))
+
     def memory_bytes(self):
         return self.mem.memory_bytes()
 
@@ -122,6 +127,8 @@ def apply_record(mem_c: MemoryCounters, mem_h: RecipientHistory, mem_k: CallDura
         mem_c.add(r[1], _tup(r[2]), r[3], r[4], r[5])
     elif op == "d":
         mem_c.add_distinct(r[1], _tup(r[2]), r[3], r[4], r[5], r[6])
+    elif op == "r":
+        mem_c.remove(r[1], _tup(r[2]), r[3], r[4], r[5])
     elif op == "h":
         mem_h.add(r[1], r[2], r[3], r[4])
     elif op == "k":

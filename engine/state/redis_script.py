@@ -16,7 +16,8 @@ TTL_SLACK = 60              # seconds a key outlives its window
 # the batch (the event stream, events.py; message ids, receipts.py). ARGV[2]: TTL slack; then per
 # stream a blob (may be empty), its MINID and the process id.
 # ARGV[1]: msgpack list of messages, each a list of ops
-# {key index, distinct?, limit, window (-1 = forever), second, enforce?, value fingerprint}.
+# {key index, mode (0 count, 1 distinct, 2 remove: a count taken back), limit, window (-1 = forever),
+# second, enforce?, value fingerprint}.
 # Returns one string of comma-separated integers (parsed in C, not as a RESP array of
 # thousands of items): per message, committed (1/0) and then each op's count (count mode:
 # stamps within the window before this one; distinct mode: distinct values within the window
@@ -40,7 +41,7 @@ local cache = {}                          -- key index -> parsed value, kept cur
 local function load(op)
   local c = cache[op[1]]
   if c == nil then
-    c = parse(redis.call('GET', KEYS[op[1]]), op[2] == 0 and 4 or 8)
+    c = parse(redis.call('GET', KEYS[op[1]]), op[2] == 1 and 8 or 4)
     cache[op[1]] = c
   end
   return c
@@ -50,6 +51,7 @@ end
 -- ones before it, as one process judging them in order does
 local function measure(op, pend)
   local distinct, limit, window, now = op[2], op[3], op[4], op[5]
+  if distinct == 2 then return 0 end
   local hz = 0
   if window >= 0 then hz = now - window end
   local p = pend[op[1]]
@@ -95,7 +97,19 @@ for m = 1, #msgs do
       local cur = load(op)                  -- current: an earlier op of this batch may share the key
       local limit, now = op[3], op[5]
       local parts = {}
-      if op[2] == 0 then
+      if op[2] == 2 then
+        -- a count taken back: the oldest stamp at or after its second (rules/counters.py remove)
+        local kept, gone = {}, false
+        for j = 1, #cur do
+          if not gone and cur[j] >= now then gone = true else kept[#kept + 1] = cur[j] end
+        end
+        cache[op[1]] = kept
+        if gone then
+          for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4', kept[j]) end
+          if #kept > 0 then redis.call('SET', KEYS[op[1]], table.concat(parts), 'KEEPTTL')
+          else redis.call('DEL', KEYS[op[1]]) end
+        end
+      elseif op[2] == 0 then
         local last = cur[#cur] or 0
         if now < last then now = last end
         local kept = {}
@@ -116,7 +130,7 @@ for m = 1, #msgs do
         cache[op[1]] = kept
         for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4I4', kept[j][1], kept[j][2]) end
       end
-      store(op, table.concat(parts))
+      if op[2] ~= 2 then store(op, table.concat(parts)) end
     end
   end
   out[#out + 1] = ok

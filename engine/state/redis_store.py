@@ -28,6 +28,9 @@ processes committed too. That is what the server settles:
    is full becomes DROP with the rule's own hit (AD_FREQUENCY_CAP, its status codes and
    source, the evidence saying "shared state"); a tag rule over its limit adds its TAG hit.
    The mirror takes the ops of committed messages.
+5. A count taken back (`remove`: an ad the SMSC refused, Pipeline.refund) is an op of its own, sent
+   unenforced with the next batch; the script drops the stamp (the oldest at or after the op's
+   second) and then the mirror does.
 
 Ops no caller settles (`call_ended`, an MO judged by the routing path) are committed by a
 sweep at the end of the loop iteration without enforcement: they still count everywhere.
@@ -68,7 +71,7 @@ import msgpack
 
 from ..rules.counters import MemoryCounters
 from ..rules.slots import value_fp
-from ..verdict import Action, Hit, decide
+from ..verdict import Action, Hit, Verdict, decide
 from .embedded import StateError
 from .journalled import stable, stable_key
 from .events import SharedEvents
@@ -80,20 +83,27 @@ log = logging.getLogger("telfilter")
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
 MAX_BATCH = 2000            # messages per script call
 
+REMOVE = 2                  # an _Op's `distinct` for a count taken back (SharedCounters.remove)
+
+
 class _Op:
     __slots__ = ("ns", "key", "value", "now", "window", "limit", "distinct")
 
     def __init__(self, ns, key, value, now, window, limit, distinct):
         self.ns, self.key, self.value, self.now = ns, key, value, now
-        self.window, self.limit, self.distinct = window, limit, distinct
+        self.window, self.limit, self.distinct = window, limit, distinct     # distinct: False, True or REMOVE
 
     def apply(self, mem: MemoryCounters) -> None:
-        if self.distinct:
+        if self.distinct is REMOVE:
+            mem.remove(self.ns, self.key, self.now, self.window, self.limit)
+        elif self.distinct:
             mem.add_distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
         else:
             mem.add(self.ns, self.key, self.now, self.window, self.limit)
 
     def over(self, n: int) -> bool:
+        if self.distinct is REMOVE:
+            return False
         return n > self.limit if self.distinct else n + 1 > self.limit
 
 
@@ -131,6 +141,11 @@ class SharedCounters:
 
     def add_distinct(self, ns, key, value, now, window, limit):
         self.store._record(_Op(ns, stable_key(key), stable(value), now, window, limit, True))
+
+    def remove(self, ns, key, now, window, limit):
+        """Taken back on the server (the script removes the stamp as MemoryCounters.remove does) and then in
+        the mirror; committed unenforced, like the ops of paths that do not settle."""
+        self.store._record(_Op(ns, stable_key(key), None, now, window, limit, REMOVE))
 
     def memory_bytes(self):
         return self.mem.memory_bytes()
@@ -348,7 +363,10 @@ class RedisStore:
                              rule.source, rule.action, rule.smpp_status, rule.sip_code))
         if extra:
             self.stats["converted"] += 1
+            charged = v.charged
             v = decide(list(v.hits) + extra, pipe.rules.tag_threshold, pipe.rules.drop_threshold)
+            if charged and v.action is not Action.DROP:       # committed, tagged: still given back if refused
+                v = Verdict(v.action, v.score, v.hits, charged)
         then(v)
 
     # ------------------------------------------------------------ failures

@@ -1,0 +1,267 @@
+"""An ad the SMSC refused after telfilter let it through was not sent: its count toward the advertiser's caps
+(AD_FREQUENCY_CAP: 3 a day per advertiser per recipient) is given back (Pipeline.refund), in process, in the
+embedded store's journal and on a shared Redis server. A PDU the SMSC took, or whose answer never came (it
+may have been delivered), keeps its count; counters of what a sender tries (floods, volumes) keep theirs."""
+import asyncio
+import os
+import time
+from datetime import datetime
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.rules.counters import MemoryCounters
+from engine.rules import slots
+from engine.smpp_proxy.codec import encode
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.simulator import SmscSimulator
+from tests.redis_helpers import redis_server  # noqa: F401 (fixture)
+from tests.test_smpp_proxy import raw_session, read_raw
+
+SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
+NOON = datetime.fromisoformat("2026-03-02T10:00:00+07:00")     # inside 07:00-22:00
+TEXT = b"[QC] Uu dai. TC gui 5656"
+
+
+def _ad(seq, dst, text=TEXT, **kw):
+    return encode(P.SubmitSm(sequence_number=seq, source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1,
+                             destination_addr=dst, data_coding=1, short_message=text, **kw))
+
+
+def _multi(seq, dests):
+    return encode(P.SubmitMulti(sequence_number=seq, source_addr_ton=5, source_addr="SHOPABC",
+                                dest_addresses=tuple((1, 1, 1, d) for d in dests), data_coding=1,
+                                short_message=TEXT))
+
+
+class _RefusingSim(SmscSimulator):
+    """Answers submits with `reject` (0: as the simulator does); `silent`: not at all (a timeout)."""
+    reject = 0
+    silent = False
+    nack = False
+
+    def on_pdu(self, s, ev):
+        if ev.command_id in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.REPLACE_SM):
+            if self.silent:
+                return
+            if self.nack:
+                s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
+                return
+            if self.reject:
+                s.send(P.response_class(ev.command_id)(sequence_number=ev.sequence_number,
+                                                       command_status=self.reject))
+                return
+        return super().on_pdu(s, ev)
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    return build(data_dir=d, with_model=False)
+
+
+@pytest.fixture
+def refusing(monkeypatch):
+    import engine.smpp_proxy.harness as hmod
+    monkeypatch.setattr(hmod, "SmscSimulator", _RefusingSim)
+
+
+def _send(s, pdu):
+    s.sendall(pdu)
+    return read_raw(s).command_status
+
+
+def test_ads_the_smsc_refused_do_not_use_up_the_cap(pipe, refusing):
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        h.sim.reject = C.ESME_RTHROTTLED
+        for i in range(3):                       # the SMSC is busy: the ESME retries the same ad
+            assert _send(s, _ad(10 + i, "84912777002")) == C.ESME_RTHROTTLED
+        h.sim.nack = True                        # a generic_nack is a refusal too
+        assert _send(s, _ad(15, "84912777002")) != 0
+        h.sim.reject, h.sim.nack = 0, False
+        for i in range(3):                       # taken: the three ads of the day
+            assert _send(s, _ad(20 + i, "84912777002")) == 0
+        assert _send(s, _ad(30, "84912777002")) != 0          # the 4th sent one: AD_FREQUENCY_CAP still holds
+        assert len(h.sim.submits()) == 3
+
+
+def test_a_submit_multi_the_smsc_refused_gives_back_every_destination(pipe, refusing):
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        h.sim.reject = C.ESME_RSYSERR
+        for i in range(3):
+            assert _send(s, _multi(10 + i, ["84912777003", "84912777004"])) == C.ESME_RSYSERR
+        h.sim.reject = 0
+        for i in range(3):
+            assert _send(s, _multi(20 + i, ["84912777003", "84912777004"])) == 0
+        assert _send(s, _ad(30, "84912777004")) != 0
+
+
+def test_an_ad_whose_answer_never_came_keeps_its_count_and_a_late_refusal_gives_it_back(pipe, refusing):
+    from engine.smpp_proxy.server import SmppSettings
+    st = SmppSettings(smsc_response_timeout=0.3)
+    with ProxyHarness(pipe, clock=lambda: NOON, settings=st) as h:
+        s, _ = raw_session(h)
+        h.sim.silent = True                      # may have been delivered: it counts
+        for i in range(3):
+            assert _send(s, _ad(10 + i, "84912777005")) == C.ESME_RSYSERR
+        h.sim.silent = False
+        assert _send(s, _ad(20, "84912777005")) != 0          # three unanswered ads used the day's cap
+        assert h.sim.submits() == []
+
+
+def test_a_late_refusal_gives_the_count_back(pipe):
+    """The SMSC's answer came after the response timeout (the ESME had ESME_RSYSERR), and it is a refusal:
+    the ad was not sent after all."""
+    from engine.smpp_proxy.submit import Refund
+    from engine.verdict import Message
+    v = pipe.judge(Message("SHOPABC", "84912777006", TEXT.decode(), NOON, "esme1", "mt"))
+    assert v.charged
+    for _ in range(2):
+        pipe.judge(Message("SHOPABC", "84912777006", TEXT.decode(), NOON, "esme1", "mt"))
+    over = pipe.judge(Message("SHOPABC", "84912777006", TEXT.decode(), NOON, "esme1", "mt"), commit=False)
+    assert "AD_FREQUENCY_CAP" in over.symbols
+
+    class _Link:
+        addr = ("127.0.0.1", 1)
+        id_space = ""
+
+    from engine.smpp_proxy.submit import SubmitPath
+
+    class _Proxy(SubmitPath):
+        def __init__(self):
+            self.pipeline, self.stats = pipe, {"late_responses": 0, "smsc_wrong_response": 0}
+    pdu = P.SubmitSm(sequence_number=1, source_addr="SHOPABC", destination_addr="84912777006")
+    _Proxy()._late_response("esme1", _Link(), P.SubmitSmResp(sequence_number=1, command_status=C.ESME_RTHROTTLED),
+                            pdu, refund=Refund.of(v))
+    again = pipe.judge(Message("SHOPABC", "84912777006", TEXT.decode(), NOON, "esme1", "mt"), commit=False)
+    assert "AD_FREQUENCY_CAP" not in again.symbols
+
+
+def test_a_concatenated_ad_is_given_back_only_when_every_part_was_refused(pipe, refusing):
+    def parts(seq, dst, ref):
+        udh = [bytes([5, 0, 3, ref, 2, i + 1]) for i in range(2)]
+        return [_ad(seq + i, dst, udh[i] + (b"[QC] Uu dai phan %d. TC gui 5656" % i), esm_class=0x40)
+                for i in range(2)]
+
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        h.sim.reject = C.ESME_RTHROTTLED
+        for k in range(3):                      # both parts refused: not sent
+            for p in parts(10 + 2 * k, "84912777007", k):
+                s.sendall(p)
+            assert {read_raw(s).command_status for _ in range(2)} == {C.ESME_RTHROTTLED}
+        h.sim.reject = 0
+        for k in range(3):
+            for p in parts(20 + 2 * k, "84912777007", 10 + k):
+                s.sendall(p)
+            assert {read_raw(s).command_status for _ in range(2)} == {0}
+        assert _send(s, _ad(40, "84912777007")) != 0
+        assert len(h.sim.submits()) == 6
+
+
+def test_a_replace_sm_the_smsc_refused_gives_its_count_back(pipe, refusing):
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        s.sendall(_ad(10, "84912777010"))
+        r = read_raw(s)
+        assert r.command_status == 0 and r.message_id
+        h.sim.reject = C.ESME_RREPLACEFAIL
+        for i in range(3):                      # each judged and counted as one more ad; refused: given back
+            s.sendall(encode(P.ReplaceSm(sequence_number=20 + i, message_id=r.message_id, source_addr_ton=5,
+                                         source_addr="SHOPABC", short_message=b"[QC] Uu dai moi. TC gui 5656")))
+            assert read_raw(s).command_status == C.ESME_RREPLACEFAIL
+        h.sim.reject = 0
+        for i in range(2):
+            assert _send(s, _ad(30 + i, "84912777010")) == 0
+        assert _send(s, _ad(40, "84912777010")) != 0
+
+
+def test_flood_counters_keep_what_a_sender_tried(pipe):
+    """Only advertisers' caps (counters keyed by owner) are given back: FLOOD_SAME_CONTENT counts attempts."""
+    from engine.verdict import Message
+    v = pipe.judge(Message("0912345678", "0912000111", "Chuc mung ban!", NOON, "esme1", "mt"))
+    assert v.action.name != "DROP" and v.charged == ()
+
+
+# ------------------------------------------------------------------ the counter stores
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("limit,window", [(3, 86400), (30, 3600), (1, None)])       # long, short (16-bit), forever
+def test_remove_takes_back_the_oldest_stamp_at_or_after_its_second(fast, limit, window):
+    if fast and slots._load_fast() is None:
+        pytest.skip("compiled tables not built")
+    slots.use_fast(fast)
+    try:
+        c = MemoryCounters()
+        ns, key, t0 = "AD_FREQUENCY_CAP|owner+recipient|24h|None", (11, 22), 1_700_000_000
+        k = min(limit, 3)
+        for i in range(k):                                          # t0, t0 + 10, t0 + 20
+            c.add(ns, key, t0 + 10 * i, window, limit)
+        assert c.count(ns, key, t0 + 25, window, limit) == k
+        assert c.remove(ns, key, t0 + 5 if k > 1 else t0, window, limit)
+        assert c.count(ns, key, t0 + 25, window, limit) == k - 1
+        if window is not None and k == 3:
+            # the one taken was t0 + 10 (the oldest at or after t0 + 5): t0 + 20 is still within the window
+            assert c.count(ns, key, t0 + window + 15, window, limit) == 1
+        assert c.remove(ns, (99,), t0, window, limit) is False      # unknown key
+        while c.remove(ns, key, t0, window, limit):
+            pass
+        assert c.count(ns, key, t0 + 25, window, limit) == 0
+        c.add(ns, key, t0 + 30, window, limit)                     # the row is usable after
+        assert c.count(ns, key, t0 + 31, window, limit) == 1
+        assert c.remove(ns, key, t0 + 31, window, limit) is False  # a stamp earlier than the second: never taken
+    finally:
+        slots.use_fast(slots._load_fast() is not None)
+
+
+def test_a_refund_is_journalled_and_replayed(tmp_path):
+    from engine.state.embedded import EmbeddedStore
+    ns, key, t0, w = "AD_FREQUENCY_CAP|owner+recipient|24h|None", ("shop abc", 84912777008), 1_700_000_000, 86400
+
+    async def main():
+        s = EmbeddedStore(tmp_path)
+        for i in range(3):
+            s.counters.add(ns, key, t0 + i, w, 3)
+        s.counters.remove(ns, key, t0 + 1, w, 3)
+        await s.flush()
+        os.close(s._lockfd)                                         # kill -9: replayed from the journal
+        s2 = EmbeddedStore(tmp_path)
+        return s2.counters.count(ns, key, t0 + 10, w, 3)
+    assert asyncio.run(main()) == 2
+
+
+def test_ads_the_smsc_refused_are_given_back_on_the_shared_store(tmp_path, refusing, redis_server):  # noqa: F811
+    from engine.state import install
+    from engine.state.redis_store import RedisStore
+    redis_server.flush()
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    pipe = build(data_dir=d, with_model=False)
+    h = ProxyHarness(pipe, clock=lambda: NOON).start()
+    try:
+        async def setup():
+            install(pipe, RedisStore(redis_server.url))
+        h.call(setup())
+        s, _ = raw_session(h)
+        h.sim.reject = C.ESME_RTHROTTLED
+        for i in range(4):
+            assert _send(s, _ad(10 + i, "84912777009")) == C.ESME_RTHROTTLED
+        h.sim.reject = 0
+        for i in range(3):
+            assert _send(s, _ad(20 + i, "84912777009")) == 0
+        time.sleep(0.1)                                             # the last commit settled on the server
+        assert _send(s, _ad(30, "84912777009")) != 0
+        assert len(h.sim.submits()) == 3
+        # the server's own record: three stamps (a fresh process with an empty mirror is refused too)
+        import redis
+        r = redis.Redis.from_url(redis_server.url)
+        vals = [r.get(k) for k in r.scan_iter("tf:c:*")]
+        assert sorted(len(v) for v in vals if v) == [12], vals
+    finally:
+        h.stop()
