@@ -102,6 +102,16 @@ def test_a_submit_multi_the_smsc_refused_gives_back_every_destination(pipe, refu
         assert _send(s, _ad(30, "84912777004")) != 0
 
 
+def test_a_submit_multi_over_a_cap_by_itself_gives_back_the_destinations_before_the_drop(pipe):
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        # 84912777011 once, then 84912777012 four times: dropped whole at the fourth
+        assert _send(s, _multi(10, ["84912777011"] + ["84912777012"] * 4)) != 0
+        for i in range(3):                      # nothing was sent: three ads to each are the day's
+            assert _send(s, _multi(20 + i, ["84912777011", "84912777012"])) == 0
+        assert h.sim.submits() and len(h.sim.submits()) == 3
+
+
 def test_an_ad_whose_answer_never_came_keeps_its_count_and_a_late_refusal_gives_it_back(pipe, refusing):
     from engine.smpp_proxy.server import SmppSettings
     st = SmppSettings(smsc_response_timeout=0.3)

@@ -240,8 +240,8 @@ class SubmitPath:
         another's, dropped with a PDU_DROPPED hit naming it (never `allow`: it was not sent).
         With a shared state store the second pass's counts go to the server as one message (its script
         commits all of them or none) and a drop in that pass commits nothing either; in-process, a drop that
-        only the second pass finds (the PDU puts a recipient over a cap by itself) leaves the destinations
-        before it counted."""
+        only the second pass finds (the PDU puts a recipient over a cap by itself) gives back the advertiser-cap
+        counts of the destinations before it (Pipeline.refund); their other counters keep the attempt."""
         what = _PDU_NAME[pdu.command_id]
         judge = self.pipeline.judge
         msgs = [self._message(sess, pdu.source_addr, d, text, when) for d in dests]
@@ -259,6 +259,10 @@ class SubmitPath:
             t0 = _perf_counter()
             out.append((judge(m), (_perf_counter() - t0) * 1e6))
         if shared is None:
+            if any(v.action is _DROP for v, _ in out):
+                for v, _ in out:            # over a cap by itself: the advertiser-cap counts of the ones before
+                    if v.charged:
+                        self.pipeline.refund(v)
             return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
         if any(v.action is _DROP for v, _ in out):
             shared.ops = []                 # the commits of the destinations before it: never sent to the server
