@@ -120,12 +120,15 @@ class Pipeline:
                 verdict = Verdict(verdict.action, verdict.score, verdict.hits, charged)
         return verdict
 
-    def refund(self, verdict: Verdict) -> None:
+    def refund(self, verdict: Verdict, now: float) -> None:
         """Give back what `verdict`'s message was counted toward an advertiser's caps (Verdict.charged):
         the SMSC refused it after it was let through, so it was not sent (an ESME retrying an ad the SMSC
-        throttled is not dropped by AD_FREQUENCY_CAP for its own refused attempts)."""
+        throttled is not dropped by AD_FREQUENCY_CAP for its own refused attempts). `now`: the clock's
+        second; a count already out of its window counts for nothing and is left alone."""
         remove = self.state.counters.remove
         for ns, keys, ts, window, limit in verdict.charged:
+            if window is not None and ts + window <= now:
+                continue
             for k in keys:
                 remove(ns, k, ts, window, limit)
 

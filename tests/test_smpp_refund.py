@@ -146,6 +146,7 @@ def test_a_late_refusal_gives_the_count_back(pipe):
     class _Proxy(SubmitPath):
         def __init__(self):
             self.pipeline, self.stats = pipe, {"late_responses": 0, "smsc_wrong_response": 0}
+            self.clock = lambda: NOON
     pdu = P.SubmitSm(sequence_number=1, source_addr="SHOPABC", destination_addr="84912777006")
     _Proxy()._late_response("esme1", _Link(), P.SubmitSmResp(sequence_number=1, command_status=C.ESME_RTHROTTLED),
                             pdu, refund=Refund.of(v))
@@ -275,3 +276,179 @@ def test_ads_the_smsc_refused_are_given_back_on_the_shared_store(tmp_path, refus
         assert sorted(len(v) for v in vals if v) == [12], vals
     finally:
         h.stop()
+
+
+# ------------------------------------------------------------------ never a count of a message that was sent
+
+def test_a_reload_lowering_the_cap_gives_nothing_back(pipe, tmp_path):
+    """A, B, C sent under a cap of 3; the cap is lowered to 2 (the rows keep the newest 2 stamps) and A is
+    refused after all: its stamp may be gone, so nothing is given back (taking B's would let a 3rd ad pass
+    a cap of 2)."""
+    import shutil
+    from pathlib import Path
+    from engine.verdict import Message
+    d = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "config" / "rules", d)
+    f = d / "20-advertising-sms.toml"
+    old = 'counter = { key = ["owner", "recipient"], window = "24h", limit = 3 }'
+    f.write_text(f.read_text().replace(old, old.replace("limit = 3", "limit = 2")))
+    m = lambda: Message("SHOPABC", "84912777020", TEXT.decode(), NOON, "esme1", "mt")      # noqa: E731
+    a = pipe.judge(m())
+    pipe.judge(m())
+    pipe.judge(m())
+    assert pipe.reload_rules(d) == []
+    assert "AD_FREQUENCY_CAP" in pipe.judge(m()).symbols
+    pipe.refund(a, NOON.timestamp())
+    assert "AD_FREQUENCY_CAP" in pipe.judge(m()).symbols
+
+
+def test_a_count_out_of_its_window_is_not_looked_for(pipe):
+    """A refusal that comes after the message's 24 h (a very late answer) gives nothing back: its stamp has
+    left the window, and the oldest one after its second is another message's."""
+    from datetime import timedelta
+    from engine.verdict import Message
+    m = lambda t: Message("SHOPABC", "84912777021", TEXT.decode(), t, "esme1", "mt")     # noqa: E731
+    a = pipe.judge(m(NOON))
+    later = NOON + timedelta(hours=25)
+    for _ in range(3):
+        pipe.judge(m(later))
+    pipe.refund(a, later.timestamp())
+    assert "AD_FREQUENCY_CAP" in pipe.judge(m(later), commit=False).symbols
+
+
+def test_only_drop_rules_caps_are_given_back(tmp_path):
+    """A tag rule keyed by owner keeps counting past its limit (its row can push a refused message's stamp
+    out): not given back."""
+    from engine.rules.loader import load_rules
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "r.toml").write_text('''
+[[rule]]
+symbol = "OWNER_TAG"
+action = "tag"
+score = 1.0
+applies_to = ["sms-mt"]
+[rule.when]
+counter = { key = ["owner", "recipient"], window = "1h", limit = 2 }
+
+[[rule]]
+symbol = "OWNER_DROP"
+action = "drop"
+score = 1.0
+applies_to = ["sms-mt"]
+[rule.when]
+counter = { key = ["owner", "recipient"], window = "1h", limit = 2 }
+''')
+    rs = load_rules(d)
+    got = {r.symbol: [st.refundable for st in r.stateful] for r in rs.rules}
+    assert got == {"OWNER_TAG": [False], "OWNER_DROP": [True]}
+
+
+def test_a_refund_after_a_relayout_replays_as_it_ran(tmp_path):
+    from engine.state.embedded import EmbeddedStore
+    ns, key, t0, w = "AD_FREQUENCY_CAP|owner+recipient|24h|None", ("shop abc", 84912777022), 1_700_000_000, 86400
+
+    async def main():
+        s = EmbeddedStore(tmp_path)
+        for i in range(3):
+            s.counters.add(ns, key, t0 + i, w, 3)
+        s.counters.count(ns, key, t0 + 5, w, 2)         # a reload lowered the limit: the read lays the rows out again
+        s.counters.remove(ns, key, t0, w, 2)            # a message judged under the new limit refused
+        live = s.counters.count(ns, key, t0 + 10, w, 2)
+        await s.flush()
+        os.close(s._lockfd)                             # kill -9: replayed from the journal
+        s2 = EmbeddedStore(tmp_path)
+        return live, s2.counters.count(ns, key, t0 + 10, w, 2)
+    assert asyncio.run(main()) == (1, 1)
+
+
+def test_a_submit_multi_taken_with_unsuccessful_destinations_gives_those_back(pipe, monkeypatch):
+    import engine.smpp_proxy.harness as hmod
+
+    class _PartialSim(SmscSimulator):
+        def on_pdu(self, s, ev):
+            if ev.command_id == C.SUBMIT_MULTI:
+                s.send(P.SubmitMultiResp(sequence_number=ev.sequence_number, message_id="m1",
+                                         unsuccess_smes=((1, 1, "84912777024", C.ESME_RINVDSTADR),)))
+                return
+            return super().on_pdu(s, ev)
+    monkeypatch.setattr(hmod, "SmscSimulator", _PartialSim)
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        for i in range(3):
+            assert _send(s, _multi(10 + i, ["84912777023", "84912777024"])) == 0
+        assert _send(s, _ad(20, "84912777023")) != 0          # 3 delivered to 023: its cap is full
+        for i in range(3):                                    # none reached 024
+            assert _send(s, _ad(30 + i, "84912777024")) == 0
+
+
+# ------------------------------------------------------------------ shared store
+
+class _Blip:
+    """The real client; `fail` makes the next evalsha raise (a reset connection)."""
+    def __init__(self, real):
+        self.real, self.fail = real, False
+
+    async def evalsha(self, *a):
+        if self.fail:
+            self.fail = False
+            raise ConnectionError("connection reset (test)")
+        return await self.real.evalsha(*a)
+
+    def __getattr__(self, n):
+        return getattr(self.real, n)
+
+
+def test_a_count_the_server_never_had_is_given_back_to_the_mirror_only(tmp_path, redis_server):  # noqa: F811
+    """Node a let an ad through fail-open (only its mirror counted it); node b then sent three; a's ad is
+    refused: giving it back must not take one of b's counts from the server."""
+    from tests.test_redis_state import _node, _judge, _ad as _sad
+    redis_server.flush()
+
+    async def main():
+        a, sa = _node(tmp_path, "a", redis_server.url)
+        b, sb = _node(tmp_path, "b", redis_server.url)
+        blip = sa.redis = _Blip(sa.redis)
+        blip.fail = True
+        fut = asyncio.get_running_loop().create_future()
+        sa.begin()
+        m = a.judge(_sad(0))
+        sa.settle(a, m, fut.set_result)
+        m = await fut
+        assert sa.stats["fail_open"] == 1 and m.charged
+        for i in range(3):
+            assert (await _judge(b, _sad(1 + i)))[0] == "allow"
+        await asyncio.sleep(0.6)                            # the back-off is over
+        a.refund(m, m.charged[0][2])
+        await asyncio.sleep(0.2)
+        got = await _judge(a, _sad(6))
+        await sa.close()
+        await sb.close()
+        return got
+    got = asyncio.run(main())
+    assert got[0] == "drop", got
+
+
+def test_a_refund_leaves_the_mirror_at_once(tmp_path, redis_server):  # noqa: F811
+    """The ESME's retry comes right after its refusal: the mirror must not still hold the refused count
+    while the server's answer is on its way."""
+    from tests.test_redis_state import _node, _judge, _ad as _sad
+    redis_server.flush()
+
+    async def main():
+        a, sa = _node(tmp_path, "a", redis_server.url)
+        vs = []
+        for i in range(3):
+            fut = asyncio.get_running_loop().create_future()
+            sa.begin()
+            v = a.judge(_sad(i))
+            sa.settle(a, v, fut.set_result)
+            vs.append(await fut)
+        a.refund(vs[2], vs[2].charged[0][2])
+        local = a.judge(_sad(5), commit=False)             # judged before any batch went to the server
+        await asyncio.sleep(0.2)
+        got = await _judge(a, _sad(6))                      # and the server agrees
+        await sa.close()
+        return local.symbols, got
+    local, got = asyncio.run(main())
+    assert "AD_FREQUENCY_CAP" not in local and got[0] == "allow", (local, got)

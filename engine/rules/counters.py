@@ -153,12 +153,16 @@ class MemoryCounters:
         """Take back one message counted at second `now` for `key` (an ad the SMSC refused after it was
         let through: Pipeline.refund): the oldest stamp at or after `now` goes (a stamp is never earlier
         than its message's second; of the stamps that may be this message's, the one kept longest by
-        the window is kept). False when there is none (the row was evicted, or pushed out by later
-        messages). Count mode only; refunds are rare, so this is the reference code alone, on the same
-        rows the compiled twin reads. `window` and `limit` are the commit's: the row's layout is the
-        space's current one (a reload may have changed the limit)."""
+        the window is kept). False when nothing was taken: no stamp at or after `now`, or rows laid out
+        for a lower limit than the commit's (a reload lowered it and kept only the newest stamps: the
+        message's may be gone, and taking another would give back the count of a message that was sent).
+        The stamp must still be there otherwise, which the callers see to: only the caps of drop rules
+        are given back (such a row never takes more than its limit within the window: a message over it
+        is dropped uncounted, so nothing pushes a live stamp out) and only within the window
+        (Pipeline.refund). An evicted row (max_keys) has lost its stamps anyway. Count mode only; refunds
+        are rare, so this is the reference code alone, on the same rows the compiled twin reads."""
         sp = self.spaces.get(ns)
-        if sp is None or sp.distinct:
+        if sp is None or sp.distinct or sp.limit < limit:
             return False
         t = sp.table
         i = t.find(key_hash(key))

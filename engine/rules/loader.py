@@ -418,4 +418,10 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
                 err(f"examples.{kind} must be an array of tables", "examples", kind)
                 continue
             rule.examples[kind] = [(x, "%s:%d" % (disp, loc.at(i, "examples", kind, j)[0])) for j, x in enumerate(lst)]
+    for st in rule.stateful:
+        # an advertiser's cap of a drop rule: its count is given back when the SMSC refuses the message
+        # (Pipeline.refund). Such a row never takes more than its limit within the window (a message over
+        # it is dropped, uncounted), so a refused message's stamp is still in it to be taken back.
+        if getattr(st, "refundable", False) and rule.action is not Action.DROP:
+            st.refundable = False
     return rule if len(errors) == n_err else None

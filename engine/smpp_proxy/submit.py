@@ -33,6 +33,7 @@ log = logging.getLogger("telfilter.smpp")
 
 _DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
 _GENERIC_NACK, _SUBMIT_SM, _DATA_SM = C.GENERIC_NACK, C.SUBMIT_SM, C.DATA_SM
+_SUBMIT_MULTI_RESP = C.SUBMIT_MULTI | 0x80000000
 _perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
@@ -59,23 +60,41 @@ def _error_resp(command_id: int, seq: int, status: int) -> bytes:
 class Refund:
     """The advertiser-cap counts of one message let through (Verdict.charged of each of its verdicts: a
     submit_multi has one per destination), given back (Pipeline.refund) once the SMSC has refused every
-    PDU it was forwarded in, or when it could not be forwarded at all. A PDU the SMSC took, or one whose
-    answer never came (a timeout, a lost link: it may have been delivered), keeps them; a late refusal
-    still counts as a refusal."""
-    __slots__ = ("verdicts", "left")
+    PDU it was forwarded in (an error status, in time or late, or a generic_nack), or when it could not be
+    forwarded at all; a submit_multi's destinations the SMSC lists as unsuccessful are given back each. A
+    PDU the SMSC took, or one whose answer never came (a timeout, a lost link: it may have been
+    delivered), keeps them."""
+    __slots__ = ("verdicts", "left", "dests")
 
-    def __init__(self, verdicts, pdus: int = 1):
-        self.verdicts, self.left = verdicts, pdus
+    def __init__(self, verdicts, pdus: int = 1, dests=None):
+        self.verdicts, self.left = list(verdicts), pdus
+        self.dests = dests              # a submit_multi's: each verdict's destination (normalised number)
 
     @staticmethod
     def of(v, pdus: int = 1) -> "Refund | None":
         return Refund((v,), pdus) if v.charged else None
 
-    def refused(self, pipeline) -> None:
+    def refused(self, proxy) -> None:
         self.left -= 1
         if self.left == 0:
             for v in self.verdicts:
-                pipeline.refund(v)
+                proxy._refund(v)
+            self.verdicts = []
+
+    def unsuccessful(self, proxy, smes) -> None:
+        """A submit_multi_resp taken with some destinations unsuccessful (ton, npi, address, error)."""
+        if not self.dests:
+            return
+        failed = [normalise_number(a) for _, _, a, _ in smes]
+        keep, dests = [], []
+        for v, d in zip(self.verdicts, self.dests):
+            if d is not None and d in failed:
+                failed.remove(d)        # listed once: one of the destinations with that number
+                proxy._refund(v)
+            else:
+                keep.append(v)
+                dests.append(d)
+        self.verdicts, self.dests = keep, dests
 
 
 class Refusal(Exception):
@@ -262,7 +281,7 @@ class SubmitPath:
             if any(v.action is _DROP for v, _ in out):
                 for v, _ in out:            # over a cap by itself: the advertiser-cap counts of the ones before
                     if v.charged:
-                        self.pipeline.refund(v)
+                        self._refund(v)
             return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
         if any(v.action is _DROP for v, _ in out):
             shared.ops = []                 # the commits of the destinations before it: never sent to the server
@@ -301,8 +320,16 @@ class SubmitPath:
         tag = next((v for v, _ in out if v.action is _TAG), None)
         if tag is None and shared_verdict is not None and shared_verdict.action is _TAG:
             tag = shared_verdict
-        charged = tuple(v for v, _ in out if v.charged)
-        self._forward(sess, pdu, tag, refund=Refund(charged) if charged else None)
+        charged = [(v, normalise_number(m.recipient)) for m, (v, _) in zip(msgs, out) if v.charged]
+        self._forward(sess, pdu, tag, refund=Refund([v for v, _ in charged], 1, [d for _, d in charged])
+                      if charged else None)
+
+    def _refund(self, v) -> None:
+        """Pipeline.refund at the proxy's clock; never raises into the answer path that calls it."""
+        try:
+            self.pipeline.refund(v, self.clock().timestamp())
+        except Exception:
+            log.exception("giving back the caps of a message the SMSC refused failed")
 
     def _message(self, sess, sender, recipient, text, when=None) -> Message:
         """The Message a submitted SMS is judged as: at `when` (its scheduled delivery) when given."""
@@ -409,7 +436,7 @@ class SubmitPath:
             link = self._pick_link()     # a verdict that came later (shared state store): still a link free?
         if link is None:
             if refund is not None:
-                refund.refused(self.pipeline)
+                refund.refused(self)
             return self._upstream_unavailable(sess, pdu)
         out = self._tagged(pdu, tag_verdict, prefix, sess.account.text_reading if sess.account else "auto") \
             if tag_verdict is not None else pdu.raw
@@ -426,15 +453,18 @@ class SubmitPath:
             if resp is None or resp.command_id != pdu.command_id | 0x80000000:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=self._failed_answer(link, pdu, resp, status)))
-                if refund is not None and resp is not None:     # a generic_nack or another command's resp
-                    refund.refused(self.pipeline)
+                if refund is not None and resp is not None and resp.command_id == _GENERIC_NACK:
+                    refund.refused(self)        # (another command's resp: the SMSC's fault, it may have been sent)
             else:
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
                 if resp.command_status == 0 and getattr(resp, "message_id", ""):
                     # after the resp is queued: a receipt that was waiting for this id goes out behind it
                     self._remember_message_id(resp.message_id, acct, link.id_space, pdu, part)
-                elif resp.command_status and refund is not None:
-                    refund.refused(self.pipeline)
+                if refund is not None:
+                    if resp.command_status:
+                        refund.refused(self)
+                    elif resp.command_id == _SUBMIT_MULTI_RESP and resp.unsuccess_smes:
+                        refund.unsuccessful(self, resp.unsuccess_smes)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -495,12 +525,15 @@ class SubmitPath:
             log.warning("late answer from SMSC %s:%d for account %s: command 0x%08x status 0x%02x, not a response to "
                         "command 0x%08x (ESME was answered ESME_RSYSERR)", *link.addr, acct, resp.command_id,
                         resp.command_status, cid)
-            if refund is not None:
-                refund.refused(self.pipeline)
+            if refund is not None and resp.command_id == _GENERIC_NACK:
+                refund.refused(self)
             return
         mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
-        if resp.command_status and refund is not None:      # refused after all: not sent
-            refund.refused(self.pipeline)
+        if refund is not None:
+            if resp.command_status:                     # refused after all: not sent
+                refund.refused(self)
+            elif cid == C.SUBMIT_MULTI and resp.unsuccess_smes:
+                refund.unsuccessful(self, resp.unsuccess_smes)
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
         if mid:
@@ -526,15 +559,15 @@ class SubmitPath:
         link = self._pick_link(space=space) if len(spaces) > 1 else self._pick_link()
         if link is None:
             if refund is not None:
-                refund.refused(self.pipeline)
+                refund.refused(self)
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))
         esme_seq = pdu.sequence_number
 
         def on_resp(resp, status):
-            if refund is not None and resp is not None and (resp.command_status or
-                                                            resp.command_id != pdu.command_id | 0x80000000):
-                refund.refused(self.pipeline)           # refused (in time or late), or answered with a nack
+            if refund is not None and resp is not None and (resp.command_id == _GENERIC_NACK or (
+                    resp.command_id == pdu.command_id | 0x80000000 and resp.command_status)):
+                refund.refused(self)           # refused (in time or late), or answered with a nack
             if status == LATE:
                 return
             sess.in_flight -= 1

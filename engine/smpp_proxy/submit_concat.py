@@ -44,6 +44,8 @@ class ConcatSubmit:
 
             def judged(v):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
+                    if v.charged:
+                        self._refund(v)         # counted, then dropped for its message's verdict: not sent
                     v = earlier
                 if v.action is Action.DROP:
                     return self._drop(sess, [pdu], v)
@@ -110,7 +112,7 @@ class ConcatSubmit:
             refund = Refund.of(v, len(live))
             if to is None or not live:
                 if refund is not None:
-                    self.pipeline.refund(v)             # judged, counted and not sent
+                    self._refund(v)                     # judged, counted and not sent
                 for s, p in live:
                     self._upstream_unavailable(s, p)
                 return

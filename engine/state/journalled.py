@@ -69,7 +69,9 @@ class JournalledCounters:
     def remove(self, ns, key, now, window, limit):
         key = stable_key(key)
         if self.mem.remove(ns, key, now, window, limit):
-            self.buf.append(("r", ns, key, now, window, limit))
+            # the limit of the rows it was taken from: a reload's new layout is made by a read (count),
+            # which is not journalled, so the replay lays the rows out as they were here first
+            self.buf.append(("r", ns, key, now, window, self.mem.spaces[ns].limit))
 
     def memory_bytes(self):
         return self.mem.memory_bytes()
@@ -128,6 +130,9 @@ def apply_record(mem_c: MemoryCounters, mem_h: RecipientHistory, mem_k: CallDura
     elif op == "d":
         mem_c.add_distinct(r[1], _tup(r[2]), r[3], r[4], r[5], r[6])
     elif op == "r":
+        sp = mem_c.spaces.get(r[1])
+        if sp is not None and not sp.distinct and sp.limit != r[5]:
+            mem_c._space(r[1], r[4], r[5], False)
         mem_c.remove(r[1], _tup(r[2]), r[3], r[4], r[5])
     elif op == "h":
         mem_h.add(r[1], r[2], r[3], r[4])

@@ -28,9 +28,10 @@ processes committed too. That is what the server settles:
    is full becomes DROP with the rule's own hit (AD_FREQUENCY_CAP, its status codes and
    source, the evidence saying "shared state"); a tag rule over its limit adds its TAG hit.
    The mirror takes the ops of committed messages.
-5. A count taken back (`remove`: an ad the SMSC refused, Pipeline.refund) is an op of its own, sent
-   unenforced with the next batch; the script drops the stamp (the oldest at or after the op's
-   second) and then the mirror does.
+5. A count taken back (`remove`: an ad the SMSC refused, Pipeline.refund) leaves the mirror at once
+   and goes to the server as an op of its own, unenforced, with the next batch; the script drops the
+   stamp (the oldest at or after the op's second). A count the mirror took alone (fail-open, below)
+   is given back to the mirror only.
 
 Ops no caller settles (`call_ended`, an MO judged by the routing path) are committed by a
 sweep at the end of the loop iteration without enforcement: they still count everywhere.
@@ -95,8 +96,8 @@ class _Op:
 
     def apply(self, mem: MemoryCounters) -> None:
         if self.distinct is REMOVE:
-            mem.remove(self.ns, self.key, self.now, self.window, self.limit)
-        elif self.distinct:
+            return                      # taken from the mirror when it was recorded (SharedCounters.remove)
+        if self.distinct:
             mem.add_distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
         else:
             mem.add(self.ns, self.key, self.now, self.window, self.limit)
@@ -124,11 +125,25 @@ def _advertiser_cap(op: _Op, rules: dict) -> bool:
     return r is not None and r.action is Action.DROP and "owner" in spec.split("+")
 
 
+LOCAL_MAX = 100_000         # counts committed to the mirror only (fail-open) remembered for remove
+
+
 class SharedCounters:
     """The CounterStore protocol: reads from the mirror, writes recorded as ops for the server."""
 
     def __init__(self, store: "RedisStore", mem: MemoryCounters):
         self.store, self.mem = store, mem
+        # (ns, key, second) -> how many counts the mirror took while the server could not be asked (the
+        # on_error policy let the message through): a refund of one is the mirror's alone, never a stamp
+        # taken from the server (another process's). The newest LOCAL_MAX.
+        self.local: dict = {}
+
+    def committed_locally(self, op) -> None:
+        k = (op.ns, op.key, op.now)
+        d = self.local
+        d[k] = d.get(k, 0) + 1
+        if len(d) > LOCAL_MAX:
+            del d[next(iter(d))]
 
     def count(self, ns, key, now, window, limit):
         return self.mem.count(ns, stable_key(key), now, window, limit)
@@ -143,9 +158,21 @@ class SharedCounters:
         self.store._record(_Op(ns, stable_key(key), stable(value), now, window, limit, True))
 
     def remove(self, ns, key, now, window, limit):
-        """Taken back on the server (the script removes the stamp as MemoryCounters.remove does) and then in
-        the mirror; committed unenforced, like the ops of paths that do not settle."""
-        self.store._record(_Op(ns, stable_key(key), None, now, window, limit, REMOVE))
+        """Taken from the mirror at once (the ESME's retry, answered next, must see it) and on the server with
+        the next batch (the script removes the stamp as MemoryCounters.remove does; unenforced, like the
+        ops of paths that do not settle), unless the count never reached the server (`local`)."""
+        key = stable_key(key)
+        if not self.mem.remove(ns, key, now, window, limit):
+            return
+        k = (ns, key, now)
+        n = self.local.get(k)
+        if n is not None:
+            if n > 1:
+                self.local[k] = n - 1
+            else:
+                del self.local[k]
+            return
+        self.store._record(_Op(ns, key, None, now, window, limit, REMOVE))
 
     def memory_bytes(self):
         return self.mem.memory_bytes()
@@ -324,7 +351,7 @@ class RedisStore:
                     for op in ops:
                         op.apply(self.counters.mem)
                 if then is not None:
-                    _safely(self._finish, pipe, v, ops, counts, then)
+                    _safely(self._finish, pipe, v, ops, counts, then, ok)
         finally:
             self._busy = False
             if self._queue or self.ops or self._riding():
@@ -343,7 +370,7 @@ class RedisStore:
             self._sha = await self.redis.script_load(LUA)       # the server restarted
             return await self.redis.evalsha(self._sha, *args)
 
-    def _finish(self, pipe, v, ops, counts, then) -> None:
+    def _finish(self, pipe, v, ops, counts, then, committed=True) -> None:
         rules = self._enforce_map(pipe)
         have = {h.symbol for h in v.hits}
         extra = []
@@ -365,8 +392,10 @@ class RedisStore:
             self.stats["converted"] += 1
             charged = v.charged
             v = decide(list(v.hits) + extra, pipe.rules.tag_threshold, pipe.rules.drop_threshold)
-            if charged and v.action is not Action.DROP:       # committed, tagged: still given back if refused
+            if charged and committed:
                 v = Verdict(v.action, v.score, v.hits, charged)
+                if v.action is Action.DROP:     # committed on the server, then dropped (tag scores): not sent
+                    pipe.refund(v, max(c[2] for c in charged))
         then(v)
 
     # ------------------------------------------------------------ failures
@@ -411,8 +440,11 @@ class RedisStore:
                 _safely(then, decide(list(v.hits) + [hit], pipe.rules.tag_threshold, pipe.rules.drop_threshold))
                 continue
             self.stats["fail_open"] += 1
+            mem, counters = self.counters.mem, self.counters
             for op in ops:
-                op.apply(self.counters.mem)
+                op.apply(mem)
+                if op.distinct is False:
+                    counters.committed_locally(op)
             if then is not None:
                 _safely(then, v)
 
