@@ -264,6 +264,10 @@ static long long t_slot(T *t, uint64_t h, long long now)
     } else {
         r = t->top;
         if (r >= t->nrows && t_step(t, s_more_rows, NULL) < 0) return -2;
+        if (r >= t->nrows) {            /* _more_rows must have made room: never write past the rows */
+            PyErr_SetString(PyExc_MemoryError, "slot table: no room for another row");
+            return -2;
+        }
         t->top = r + 1;
     }
     t->hk[r] = h;

@@ -160,7 +160,9 @@ class SlotTable:
 
     def _more_rows(self) -> None:
         """Larger row arrays (only past the _RESERVE bytes reserved up front: the rows are copied)."""
-        n = 2 * min(len(self.hk), len(self.rows) // self.width)
+        # (a row array with room for no row yet, as the fallback of flatmem.room gives a row wider than its
+        # 1,024 spare words, still grows: by at least 16 rows)
+        n = max(16, self.top + 1, 2 * min(len(self.hk), len(self.rows) // self.width))
         self.rows = copy("I", self.rows, n * self.width)
         self.hk = copy("Q", self.hk, n)
 
