@@ -33,19 +33,27 @@ def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
 
 def smsc_password(args, errors: list) -> str | None:
     """The password we bind upstream with: --smsc-password (warned: argv is public), else the
-    first line of --smsc-password-file, else $TELFILTER_SMSC_PASSWORD, else smpp.toml's."""
+    first line of --smsc-password-file, else $TELFILTER_SMSC_PASSWORD, else smpp.toml's. One over
+    SMPP 3.4's 8 characters is an error (the SMSC would refuse every bind)."""
+    from .smpp_proxy.accounts import MAX_PASSWORD
     if args.smsc_password:
         log.warning(_ARGV_SECRET, "--smsc-password", "--smsc-password-file", SMSC_PASSWORD_ENV)
-        return args.smsc_password
-    if getattr(args, "smsc_password_file", None):
+        pw, where = args.smsc_password, "--smsc-password"
+    elif getattr(args, "smsc_password_file", None):
         lines = _secret_file(args.smsc_password_file, errors)
         if lines is None:
             return None
         if not lines:
             errors.append(f"{args.smsc_password_file}: empty (expected the password on its first line)")
             return None
-        return lines[0][1]
-    return os.environ.get(SMSC_PASSWORD_ENV) or None
+        pw, where = lines[0][1], f"{args.smsc_password_file}:{lines[0][0]}"
+    else:
+        pw, where = os.environ.get(SMSC_PASSWORD_ENV) or None, f"${SMSC_PASSWORD_ENV}"
+    if pw is not None and len(pw.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
+        errors.append(f"{where}: the SMSC password is longer than {MAX_PASSWORD} characters (SMPP 3.4 §5.2.2: "
+                      "the SMSC would refuse every bind)")
+        return None
+    return pw
 
 
 def esme_accounts(args, errors: list, warn: bool = True) -> list:
@@ -54,7 +62,7 @@ def esme_accounts(args, errors: list, warn: bool = True) -> list:
     $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace). Each Account's `origin` says
     which. `ctl reload accounts` calls this again: the file is re-read, argv and the
     environment are what the process started with (warned about once, at start)."""
-    from .smpp_proxy.accounts import account_from_arg
+    from .smpp_proxy.accounts import MAX_PASSWORD, account_from_arg
     out = []
     entries = [(None, a) for a in args.esme_account]
     if args.esme_account and warn:
@@ -72,6 +80,6 @@ def esme_accounts(args, errors: list, warn: bool = True) -> list:
                 errors.append(str(e))
             else:
                 sid = a.partition(":")[0] if ":" in a else ""
-                errors.append(f"{where}: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id"
-                              + (f" (got system_id {sid!r})" if sid else ""))
+                errors.append(f"{where}: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id and a password "
+                              f"of at most {MAX_PASSWORD} characters" + (f" (got system_id {sid!r})" if sid else ""))
     return out

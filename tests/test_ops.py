@@ -218,7 +218,8 @@ def test_secrets_on_argv_are_warned_about_and_bad_files_named_by_line(tmp_path, 
     bad.chmod(0o644)
     caplog.clear()
     assert [a.system_id for a in esme_accounts(_args(esme_accounts_file=str(bad)), errors)] == ["good"]
-    assert errors == [f"{bad}:2: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id"]
+    assert errors == [f"{bad}:2: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id and a password of at most "
+                      "8 characters"]
     assert any("chmod 600" in r.getMessage() for r in caplog.records)      # others can read it
     errors.clear()
     assert smsc_password(_args(smsc_password_file=str(tmp_path / "missing")), errors) is None

@@ -355,6 +355,9 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
     return accounts
 
 
+MAX_PASSWORD = 8            # SMPP 3.4 §5.2.2: a bind's password is a C-Octet String of at most 9 octets
+
+
 def account_from_arg(arg: str, origin: str = "--esme-account") -> Account:
     """`SYSTEM_ID:PASSWORD` from the command line, with the documented default limits.
 
@@ -362,10 +365,14 @@ def account_from_arg(arg: str, origin: str = "--esme-account") -> Account:
     `ctl reload accounts` re-reads --esme-accounts-file) gives the same hash, so only a
     changed password counts as changed credentials. The hash lives in memory only."""
     if ":" not in arg:
-        raise SmppConfigError(f"--esme-account {arg!r}: expected SYSTEM_ID:PASSWORD")
+        raise SmppConfigError("--esme-account: expected SYSTEM_ID:PASSWORD (no ':' in the value; not echoed: it may be a password)")
     sid, pw = arg.split(":", 1)
     if not sid or len(sid) > 15:
-        raise SmppConfigError(f"--esme-account {arg!r}: system_id must be 1-15 characters")
+        raise SmppConfigError(f"--esme-account {sid!r}: system_id must be 1-15 characters")
+    if len(pw.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
+        # (a bind carries at most 8: this account could never bind; the password itself is never echoed)
+        raise SmppConfigError(f"--esme-account {sid!r}: the password is longer than {MAX_PASSWORD} characters "
+                              "(SMPP 3.4 §5.2.2)")
     salt = hashlib.sha256(b"telfilter-cli-account\0" + sid.encode("utf-8", "surrogateescape")).digest()[:8]
     return Account(sid, hash_password(pw, salt=salt, iterations=1000), mo_prefixes=("",), origin=origin,
                    **DEFAULT_LIMITS)
@@ -374,5 +381,9 @@ def account_from_arg(arg: str, origin: str = "--esme-account") -> Account:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         print("usage: python -m engine.smpp_proxy.accounts PASSWORD", file=sys.stderr)
+        sys.exit(2)
+    if len(sys.argv[1].encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
+        print(f"a password of at most {MAX_PASSWORD} characters (SMPP 3.4 §5.2.2): a longer one could never bind",
+              file=sys.stderr)
         sys.exit(2)
     print(hash_password(sys.argv[1]))
