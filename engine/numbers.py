@@ -1,7 +1,8 @@
 """Number and sender-ID normalisation for the hot path.
 
 Numbers become E.164 digits as an int (84912345678). Vietnam's national forms are
-recognised: 0912345678, 84912345678, +84912345678, 912345678; any +CC… or 00CC…
+recognised: 0912345678, 84912345678, +84912345678, 912345678, and the service numbers
+1800xxxx / 1900xxxxxx (+841800…, +841900…); any +CC… or 00CC…
 international number is kept as its digits. Short codes (at most 6 digits, e.g. 5656)
 stay as their own digits. Anything with a letter is an alphanumeric sender ID, which is
 case-folded and trimmed. No `phonenumbers` call here: it is ~100x slower, and the test
@@ -12,6 +13,9 @@ from __future__ import annotations
 VN_CC = "84"
 _STRIP = str.maketrans("", "", " -.()\t/")
 SHORTCODE_MAX_DIGITS = 6
+# Vietnam's toll-free (1800) and premium-rate (1900) numbers, written without a trunk prefix in 8 or 10
+# digits (1900 1234, 1900 123 456): national numbers, +84 1900…, as phonenumbers reads them, not +1 900…
+_VN_SERVICE = ("1800", "1900")
 
 
 def _intl(d: str) -> int:
@@ -48,6 +52,8 @@ def normalise_number(raw: str) -> int | None:
             return _intl(d) if 7 <= len(d) <= 15 and d[0] != "0" else None
         return int(VN_CC + s[1:]) if n in (10, 11) else None      # Vietnamese national (trunk prefix 0)
     if n == 9:                                   # Vietnamese NSN without trunk prefix
+        return int(VN_CC + s)
+    if n in (8, 10) and s[:4] in _VN_SERVICE:    # 1800/1900 xxxx(xx): Vietnam's free/premium service numbers
         return int(VN_CC + s)
     if n <= 15:                                  # already E.164 without '+' (TON international)
         return _intl(s)

@@ -50,6 +50,17 @@ def test_examples(raw, want):
     assert normalise_number(raw) == want
 
 
+@given(st.sampled_from(["1800", "1900"]), st.sampled_from([4, 6]), st.integers(0, 999_999))
+@settings(max_examples=200)
+def test_vietnam_service_numbers_agree_with_phonenumbers(prefix, width, rest):
+    """1800 (free) and 1900 (premium) numbers written as Vietnamese write them: +84 1900…, not +1 900… (a
+    blacklisted "1900123456" missed the same caller as +841900123456)."""
+    nsn = prefix + f"{rest % 10 ** width:0{width}d}"
+    ref = phonenumbers.format_number(phonenumbers.parse(nsn, "VN"), phonenumbers.PhoneNumberFormat.E164)
+    for form in (nsn, "84" + nsn, "+84" + nsn, "+84 " + nsn, nsn[:4] + " " + nsn[4:], nsn[:4] + "." + nsn[4:]):
+        assert normalise_number(form) == int(ref[1:]), form
+
+
 def test_sender_ids_casefold_and_trim():
     assert normalise_sender_id("  ShopABC ") == "shopabc"
     assert sender_key(" VNBank") == "vnbank"

@@ -81,8 +81,10 @@ def test_dnc_from_a_non_number_sender_is_still_refused():
     # short codes and single tokens read as before
     ("S 8077 trung thuong", 8077, "trung thuong"),
     ("S 8077 100 trieu", 8077, "100 trieu"),
-    ("S 1900 1234 tong dai", 1900, "1234 tong dai"),
-    ("S 19001234 tong dai", 19001234, "tong dai"),
+    ("S 1900 1234 tong dai", 8419001234, "tong dai"),           # Vietnam's 1900 service numbers: +84 1900…
+    ("S 19001234 tong dai", 8419001234, "tong dai"),
+    ("S 1800 123 456 mien phi", 841800123456, "mien phi"),
+    ("S 1900 100 trieu", 1900, "100 trieu"),
     ("S +84912345678 x", 84912345678, "x"),
     ("S (091)2345678 x", 84912345678, "x"),
     ("S 0912345678 noi dung\n  dong hai  ", 84912345678, "noi dung\n  dong hai"),

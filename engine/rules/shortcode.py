@@ -61,15 +61,17 @@ def _squash(text: str) -> str:
 
 def _vn_subscriber(n: int, written: str) -> bool:
     """Whether digit groups joined into `n` make a whole subscriber number: a Vietnamese mobile
-    (84 + 9 digits, 3/5/7/8/9...) or landline (84 + 10 digits, 2...), or any number written in
-    international form (+CC / 00CC). Stricter than normalise_number, so that a figure in the
-    content ("S 0912345678 1 ty") is not glued onto the number."""
+    (84 + 9 digits, 3/5/7/8/9...), landline (84 + 10 digits, 2...) or service number (1800/1900
+    and 4 or 6 digits: "1900 1234"), or any number written in international form (+CC / 00CC).
+    Stricter than normalise_number, so that a figure in the content ("S 0912345678 1 ty") is not
+    glued onto the number."""
     if is_shortcode(n):
         return False
     s = str(n)
     if s.startswith("84"):
         nsn = s[2:]
-        return (len(nsn) == 9 and nsn[0] in "35789") or (len(nsn) == 10 and nsn[0] == "2")
+        return (len(nsn) == 9 and nsn[0] in "35789") or (len(nsn) == 10 and nsn[0] == "2") or (
+            len(nsn) in (8, 10) and nsn[:4] in ("1800", "1900"))
     return written.startswith(("+", "00"))
 
 
