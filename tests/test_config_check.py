@@ -94,7 +94,7 @@ def test_serve_refuses_a_bad_config_before_listening(cfg, tmp_path, name, body, 
 
 
 @pytest.mark.parametrize("flags,says", [
-    (["--esme-account", "nopassword"], "--esme-account 'nopassword'"),
+    (["--esme-account", "nopassword"], "--esme-account: expected SYSTEM_ID:PASSWORD"),      # (never echoed)
     (["--smpp-listen", "127.0.0.1:abc"], "--smpp-listen '127.0.0.1:abc': expected HOST:PORT"),
     (["--sip-listen", "no-such-host.invalid:5060"], "--sip-listen 'no-such-host.invalid:5060'"),
     (["--smsc", "127.0.0.1:2776,oops"], "--smsc 'oops': expected HOST:PORT"),
