@@ -49,7 +49,16 @@ def load_model(settings: Settings):
     if not settings.ml_model and not (d / "card.json").exists():
         log.warning("no bundled model at %s: ML stage off", d)
         return None
-    return load_scorer(d)
+    m = load_scorer(d)
+    tag = settings.ml_tag_threshold if settings.ml_tag_threshold is not None else m.tag_threshold
+    drop = settings.ml_drop_threshold if settings.ml_drop_threshold is not None else m.drop_threshold
+    if tag > drop:          # one set in [ml], the other the model's: a score between them would be allowed
+        from .config import ConfigError
+        own = "tag_threshold" if settings.ml_tag_threshold is not None else "drop_threshold"
+        raise ConfigError(f"{settings.config_dir / 'telfilter.toml'}: [ml] {own} {getattr(settings, 'ml_' + own)} "
+                          f"with the model's {'drop' if own == 'tag_threshold' else 'tag'} threshold "
+                          f"({d}/card.json) makes tag {tag:.4f} above drop {drop:.4f}: set both")
+    return m
 
 
 def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=True) -> Pipeline:

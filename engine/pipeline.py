@@ -97,7 +97,7 @@ class Pipeline:
             p = ctx.ml_score
             tag_t = self.settings.ml_tag_threshold if self.settings.ml_tag_threshold is not None else model.tag_threshold
             drop_t = self.settings.ml_drop_threshold if self.settings.ml_drop_threshold is not None else model.drop_threshold
-            if p >= tag_t:
+            if p >= tag_t or p >= drop_t:       # (a model swapped in under one [ml] threshold may invert them)
                 hits.append(Hit("ML_SPAM", self.settings.ml_score_weight * p,
                                 f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
                                 f"model:{model.version}", Action.DROP if p >= drop_t else Action.TAG))
