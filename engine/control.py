@@ -79,8 +79,6 @@ class ControlServer(ReloadCommands):
         self.args = args                 # serve's command line: what overrides the files on a reload
         self.server = None
         self.active = 0
-        self.rules_generation = 0
-        self._rules_seen = pipe.rules
         self.last_reload: dict | None = None
         self._lock = asyncio.Lock()      # one command at a time: a reload never interleaves a lists write
 
@@ -192,10 +190,7 @@ class ControlServer(ReloadCommands):
         return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists"}
 
     def _rules_gen(self) -> int:
-        if self.pipe.rules is not self._rules_seen:
-            self._rules_seen = self.pipe.rules
-            self.rules_generation += 1
-        return self.rules_generation
+        return self.pipe.rules_generation
 
     def stats(self) -> dict:
         pipe = self.pipe

@@ -46,8 +46,6 @@ class Metrics:
         self.verdicts: dict = defaultdict(int)        # (channel, action) -> count
         self.hits: dict = defaultdict(int)            # (channel, symbol) -> count
         self.judge: dict = {}                         # channel -> [bucket counts..., +Inf], sum
-        self._rules_seen = None
-        self._rules_generation = 0
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_StateCollector(self))
 
@@ -225,12 +223,9 @@ class _StateCollector:
                 fin.add_metric([k], v)
             yield fin
         rules = pipe.rules
-        if rules is not m._rules_seen:
-            m._rules_seen = rules
-            m._rules_generation += 1
         ri = InfoMetricFamily("telfilter_rules", "the rule set in force")
         ri.add_metric([], {"directory": str(getattr(rules, "directory", "")), "rules": str(len(getattr(rules, "rules", ()))),
-                           "generation": str(m._rules_generation)})
+                           "generation": str(getattr(pipe, "rules_generation", 1))})
         yield ri
         yield GaugeMetricFamily("telfilter_rules_reload_errors", "errors of the last refused rules reload",
                                 value=len(getattr(pipe, "rule_errors", ())))

@@ -66,6 +66,7 @@ class Pipeline:
         self.tz = settings.tz
         self.shortcode = normalise_number(settings.shortcode)
         self.rules = rules
+        self.rules_generation = 1       # +1 at each rule set swapped in (ctl stats and /metrics both show it)
         self.lists = lists if lists is not None else Lists()
         self.store = store
         self.reports = reports
@@ -178,6 +179,7 @@ class Pipeline:
                 log.error("rules reload refused, old rules stay in force: %s", err)
             return e.errors
         self.rules = new
+        self.rules_generation += 1
         self.rule_errors = []
         life.info("rules reloaded from %s: %d rules", d, len(new.rules))
         return []
