@@ -134,15 +134,18 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         host, want = hostport(self.s.listen)
         for attempt in range(20):
             reuse = bool(getattr(self.s, "reuse_port", False))      # serve --workers N: one port, N processes
-            self.udp = UdpEndpoint.bind(self, host, want, reuse_port=reuse)
+            try:
+                self.udp = UdpEndpoint.bind(self, host, want, reuse_port=reuse)
+            except OSError as e:
+                raise OSError(e.errno, f"SIP listen {host}:{want} (UDP): {e.strerror or e}") from None
             port = self.udp.get_extra_info("sockname")[1]
             try:
                 self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port, reuse_port=reuse or None)
                 break
-            except OSError:
+            except OSError as e:
                 self.udp.close()
-                if want != 0 or attempt == 19:
-                    raise              # a fixed port that is taken for TCP is an error to report
+                if want != 0 or attempt == 19:     # a fixed port that is taken for TCP is an error to report
+                    raise OSError(e.errno, f"SIP listen {host}:{port} (TCP): {e.strerror or e}") from None
                 # port 0: the kernel's free UDP port may be busy for TCP; take another
         self.udp_endpoint = self.udp
         adv = self.s.advertise or (("127.0.0.1" if host in ("0.0.0.0", "::", "") else host) + f":{port}")
