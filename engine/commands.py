@@ -129,6 +129,10 @@ def cmd_lists(args) -> int:
     settings = load_settings(getattr(args, "config", None))
     store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings))
     if args.lcmd == "import":
+        if args.allow_partial and not args.replace:
+            print("telfilter: error: --allow-partial only applies with --replace (without it the good rows are "
+                  "added and the bad ones reported anyway)", file=sys.stderr)
+            return 2
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
         name = "<stdin>" if args.file == "-" else args.file
         try:

@@ -168,3 +168,11 @@ def test_serve_side_compaction_is_bounded_and_never_waits(data_dir):
     assert store.delta_path.stat().st_size < 40                  # only the generation header left
     s, _ = _dnc(store)
     assert {84912000001} | {84900000000 + i for i in range(50)} <= s
+
+
+def test_allow_partial_without_replace_is_an_error(data_dir, tmp_path):
+    f = tmp_path / "new.csv"
+    f.write_text("number,channel\n0912000002,S\nbad,S\n")
+    r = run_cli("lists", "import", "dnc", f, "--allow-partial", "--data-dir", data_dir)
+    assert r.returncode == 2 and "--allow-partial only applies with --replace" in r.stderr
+    assert not (data_dir / "lists" / "dnc.snap").exists() or b"912000002" not in (data_dir / "lists" / "dnc.snap").read_bytes()
