@@ -137,6 +137,22 @@ def _r(v, nd=1):
     return None if v is None else round(v, nd)
 
 
+def added_p99(step, name) -> tuple[float | None, str | None]:
+    """(p99 latency `name` adds at this ladder step, None) or (None, why there is no figure). The figure is
+    `name`'s p99 minus the straight line's, each from its own run at the same rate one after the other (the
+    loopback peers cannot be measured in one run): a stall during the straight line's run puts its p99 above
+    the other's and the difference below zero, which no hop can add. That is a failed measurement, not a figure."""
+    a = (step.get(f"{name}_added_us") or {}).get("p99")
+    if a is None:
+        return None, None
+    if a < 0:
+        p, d = step[name]["latency_us"]["p99"], step["direct"]["latency_us"]["p99"]
+        return None, (f"failed (noisy) measurement at {step['offered']:,}/s offered: the straight line's p99 "
+                      f"({d:,.1f} µs) was above the {name}'s ({p:,.1f} µs), each from its own run, so their difference "
+                      "is below zero, which no hop adds: rerun the benchmark")
+    return _r(a), None
+
+
 def sip_pick(steps):
     """The SIP step the summary reads: SIP_AT calls/s offered (its failed share is reported with it),
     else the highest rate with ≤ 1% failed calls."""
@@ -211,10 +227,14 @@ def summarise(res) -> dict:
             if "proxy_added_us" not in r:
                 continue
             if r["offered"] == 5000:
-                s["smpp_p99_added_us_at_5k"] = _r(r["proxy_added_us"]["p99"])
+                s["smpp_p99_added_us_at_5k"], why = added_p99(r, "proxy")
+                if why:
+                    s["smpp_p99_added_us_at_5k_failed"] = why
                 s["smpp_proxy_achieved_at_5k"] = _r(r["proxy"]["achieved"])     # below 5,000: a saturated figure
             if r["half_saturation"]:
-                s["smpp_p99_added_us"] = _r(r["proxy_added_us"]["p99"])
+                s["smpp_p99_added_us"], why = added_p99(r, "proxy")
+                if why:
+                    s["smpp_p99_added_us_failed"] = why
                 s["smpp_p99_added_at_offered"] = r["offered"]
         pg = sm.get("proxy_gc")
         if pg:

@@ -108,6 +108,23 @@ def _f(v, nd=1):
     return "–" if v is None else (f"{v:,.{nd}f}" if isinstance(v, float) else f"{v:,}")
 
 
+# what the proxy answers a message its policy drops with (engine/smpp_proxy/server.py: the rule's smpp_status,
+# default ESME_RSUBMITFAIL; the shipped rules also use ESME_RINVSRCADR): the filter at work, not an error
+POLICY_DROP_STATUSES = {"0x45": "ESME_RSUBMITFAIL", "0x0A": "ESME_RINVSRCADR"}
+
+
+def _drops_errors(r) -> tuple[int, int, dict]:
+    """(policy drops, errors, the errors' statuses) of one load run: its error answers less the drops."""
+    st = r["error_statuses"] or {}
+    drops = sum(v for k, v in st.items() if k in POLICY_DROP_STATUSES)
+    return drops, r["errors"] - drops, {k: v for k, v in st.items() if k not in POLICY_DROP_STATUSES}
+
+
+def _added(v, nd=1) -> str:
+    """An 'added' latency (a difference of two runs' percentiles); below zero it is a failed measurement (†)."""
+    return "–" if v is None else ("failed†" if v < 0 else _f(v, nd))
+
+
 def write_report(out: Path, res) -> None:
     plots = _plots(out, res)
     s, m = res["summary"], res["machine"]
@@ -119,9 +136,10 @@ def write_report(out: Path, res) -> None:
                      for k, v in res.get("step_seconds", {}).items()) + ".", "",
          "## Summary", "", "| figure | value | baseline (same run) | ratio | target (issues) |", "|---|---|---|---|---|"]
 
-    def row(name, v, b=None, unit="", target="–", nd=1):
+    def row(name, v, b=None, unit="", target="–", nd=1, failed=None):
         ratio = f"{v / b:.2f}×" if v is not None and b else "–"
-        L.append(f"| {name} | {_f(v, nd)} {unit} | {_f(b, nd)} {unit if b is not None else ''} | {ratio} | {target} |")
+        value = f"– ({failed})" if v is None and failed else f"{_f(v, nd)} {unit}"
+        L.append(f"| {name} | {value} | {_f(b, nd)} {unit if b is not None else ''} | {ratio} | {target} |")
     row("pipeline verdicts/s, one core", s["pipeline_msgs_per_s"])
     row("pipeline p99 per verdict (stage bench)", s["pipeline_p99_us"], None, "µs")
     row("judge p99, in process, long run of the realistic mix (wall)", s.get("judge_p99_us"), None, "µs", "≤ 50 µs")
@@ -133,9 +151,9 @@ def write_report(out: Path, res) -> None:
         s.get("smpp_forwarder_cpu_us_per_msg"), "µs", "≤ 100 µs")
     row("SMPP submit_sm/s through the proxy, saturating (vs raw forwarder)", s["smpp_tps"], s["smpp_baseline_tps"], "/s", "≥ 10k/s per core")
     row(f"SMPP p99 added latency at 5k/s offered (the proxy answered {_f(s.get('smpp_proxy_achieved_at_5k'))}/s)",
-        s.get("smpp_p99_added_us_at_5k"), None, "µs", "≤ 1,000 µs")
+        s.get("smpp_p99_added_us_at_5k"), None, "µs", "≤ 1,000 µs", failed=s.get("smpp_p99_added_us_at_5k_failed"))
     row(f"SMPP p99 added latency at half saturation ({_f(s.get('smpp_p99_added_at_offered'))}/s offered)",
-        s["smpp_p99_added_us"], None, "µs")
+        s["smpp_p99_added_us"], None, "µs", failed=s.get("smpp_p99_added_us_failed"))
     row(f"cost growth, last/first ({s.get('smpp_cost_growth_source') or '–'})", s.get("smpp_cost_growth"), None, "×", "≤ 1.2×", nd=2)
     row(f"worst GC pause ({s.get('gc_max_pause_source') or '–'})", s.get("gc_max_pause_ms"), None, "ms", "≤ 20 ms")
     row("worst GC pause in the SMPP proxy process", s.get("smpp_proxy_gc_max_pause_ms"), None, "ms")
@@ -230,16 +248,17 @@ def write_report(out: Path, res) -> None:
               "answered). Saturation = closed loop, every window kept full; the proxy's run comes first, on a fresh "
               f"process. The proxy judges by its own clock: it was {sm.get('proxy_local_time', '?')} in Asia/Ho_Chi_Minh "
               "(outside 07:00-22:00 every advertisement is dropped AD_OUTSIDE_HOURS, which changes the verdict mix).", "",
-              "| closed loop | seconds | submit_sm/s | CPU µs per submit_sm | responder CPU µs | generator CPU µs | p50 / p99 ms | errors (statuses) |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| closed loop | seconds | submit_sm/s | CPU µs per submit_sm | responder CPU µs | generator CPU µs | p50 / p99 ms | policy drops | errors (statuses) |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for name in ("proxy", "forwarder", "direct"):
             r = sat[name]
             n = max(1, r["ok"] + r["errors"])
             own = r["cpu_s"].get(name if name != "direct" else "responder")
+            drops, errors, statuses = _drops_errors(r)
             L.append(f"| {name} | {_f(r['wall_s'])} | {_f(r['achieved'])} | {_f(own / n * 1e6) if name != 'direct' else '–'} | "
                      f"{_f(r['cpu_s']['responder'] / n * 1e6)} | {_f(r['generator_cpu_s'] / n * 1e6)} | "
                      f"{_f(r['latency_us']['p50'] / 1000, 2)} / {_f(r['latency_us']['p99'] / 1000, 2)} | "
-                     f"{r['errors']} {r['error_statuses'] or ''} |")
+                     f"{drops:,} | {errors} {statuses or ''} |")
         if sat["proxy"].get("ran_out_of_messages"):
             L += ["", f"The proxy's saturating run used up its {sat['proxy']['generated']:,} generated messages before "
                       "its time was up (it is faster than the run's cap): raise `smpp_sat_rate_cap`."]
@@ -254,21 +273,28 @@ def write_report(out: Path, res) -> None:
                       f"last {g['edge_s']:.1f} s {_f(g['last_us'])} µs (growth {_f(g['growth'], 2)}×)."]
         L += ["", "Open loop (latency from each submit_sm's write to its submit_sm_resp; 'added' = minus the straight "
                   "line at the same rate in the same run; sojourn = from the scheduled send time, so a full window counts):", "",
-              "| offered/s | direct achieved | forwarder achieved | proxy achieved | proxy p50 / p99 / p99.9 added µs | forwarder p99 added µs | proxy sojourn p99 ms | proxy CPU µs/msg | proxy errors |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| offered/s | direct achieved | forwarder achieved | proxy achieved | proxy p50 / p99 / p99.9 added µs | forwarder p99 added µs | proxy sojourn p99 ms | proxy CPU µs/msg | proxy policy drops | proxy errors |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+        failed = False
         for r in sm["steps"]:
             pa, fa = r.get("proxy_added_us"), r.get("forwarder_added_us")
             pr = r.get("proxy")
             mark = " (½ sat.)" if r["half_saturation"] else ""
             L.append(f"| {r['offered']:,}{mark} | {_f(r['direct']['achieved']) if 'direct' in r else '–'} | "
                      f"{_f(r['forwarder']['achieved']) if 'forwarder' in r else '–'} | {_f(pr['achieved']) if pr else '–'} | "
-                     + (f"{_f(pa['p50'])} / {_f(pa['p99'])} / {_f(pa['p99.9'])}" if pa else "–") + " | "
-                     + (f"{_f(fa['p99'])}" if fa else "–") + " | "
+                     + (f"{_added(pa['p50'])} / {_added(pa['p99'])} / {_added(pa['p99.9'])}" if pa else "–") + " | "
+                     + (f"{_added(fa['p99'])}" if fa else "–") + " | "
                      + (f"{_f(pr['sojourn_us']['p99'] / 1000, 2)} | {_f(pr['cpu_s']['proxy'] / max(1, pr['ok'] + pr['errors']) * 1e6)} | "
-                        f"{pr['errors'] + pr['unanswered']} |" if pr else "– | – | – |"))
+                        f"{_drops_errors(pr)[0]:,} | {_drops_errors(pr)[1] + pr['unanswered']} |" if pr else "– | – | – | – |"))
+            failed |= any(v is not None and v < 0 for a in (pa, fa) if a for v in a.values())
+        if failed:
+            L += ["", "† failed (noisy) measurement: an 'added' figure is the element's percentile minus the straight "
+                      "line's, each from its own run at that rate; the straight line's run stalled (its percentile "
+                      "above the element's), so the difference is below zero, which no hop can add. Rerun the benchmark."]
         L += ["", f"Accounting over every SMPP run: {acc['sent']:,} submit_sm sent, {acc['unanswered']} unanswered, "
                   f"{acc['unexpected']} answered more than once or unasked; the proxy judged {acc['proxy_judged']:,} "
-                  f"(answered minus {acc['throttled']} throttled) and wrote {acc['verdict_lines']:,} verdict lines."]
+                  f"(answered minus {acc['throttled']} throttled; policy drops, answered "
+                  f"{' or '.join(POLICY_DROP_STATUSES)}, are judged too) and wrote {acc['verdict_lines']:,} verdict lines."]
         vs = acc.get("verdict_sample")
         if vs and vs["lines"]:
             L += ["", f"What the proxy decided (first {vs['lines']:,} verdict lines): "

@@ -66,20 +66,12 @@ def load_config(config_dir=None, rules=True) -> LoadedConfig:
     cfg = LoadedConfig()
     try:
         cfg.settings = load_settings(cdir)
-        cfg.checked.append((cdir / "telfilter.toml", "OK"))
     except ConfigError as e:
         cfg.errors.extend(e.errors)
         if not cdir.is_dir():
             return cfg
-    st = cfg.settings
-    if st is not None and st.ml_enabled and st.ml_model:
-        # serve loads it at start: a path that holds no model is a config error, not a traceback
-        # (`ml promote` may create it: it reads telfilter.toml with load_settings, which does not look)
-        if not (Path(st.ml_model) / "card.json").is_file():
-            p = cdir / "telfilter.toml"
-            text = p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""
-            cfg.errors.append(f"{p}:{key_line(text, 'ml', 'model')}:1: [ml] model {st.ml_model!r} is not a model "
-                              "directory (no card.json there; `telfilter ml promote` puts one there)")
+    cfg.errors.extend(_model_errors(cdir, cfg.settings))
+    cfg.checked.append((cdir / "telfilter.toml", "OK"))
     cfg.smpp = _component(cfg, cdir / "smpp.toml", load_smpp_settings, cdir)
     if cfg.smpp is not None:
         cfg.checked.append((cdir / "smpp.toml", f"OK: {len(cfg.smpp.accounts)} ESME account(s)"))
@@ -95,4 +87,31 @@ def load_config(config_dir=None, rules=True) -> LoadedConfig:
             cfg.errors.extend(str(x) for x in e.errors)
         except Exception as e:       # the rules loader's own bug must not hide the other files' results
             cfg.errors.append(f"{rdir}: {e.__class__.__name__}: {e}")
+    # a file with an error is never "OK", whichever check found it
+    cfg.checked = [(f, summary) for f, summary in cfg.checked
+                   if not any(e == str(f) or e.startswith(f"{f}:") for e in cfg.errors)]
     return cfg
+
+
+def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
+    """[ml] model naming no model. serve loads it at start: a path that holds no model is a config error, not a
+    traceback (`ml promote` may create it: it reads telfilter.toml with load_settings, which does not look).
+    Checked also when another key of telfilter.toml is wrong (`st` None), when the [ml] keys it needs are right."""
+    p = cdir / "telfilter.toml"
+    try:
+        raw, text = read_toml(p) if p.exists() else ({}, "")
+    except ConfigError:
+        return []                                    # a syntax error: load_settings said so
+    if st is not None:
+        enabled, model = st.ml_enabled, st.ml_model
+    else:
+        ml = raw.get("ml") if isinstance(raw.get("ml"), dict) else {}
+        enabled, model = ml.get("enabled", True), ml.get("model", "")
+        if not isinstance(enabled, bool) or not isinstance(model, str):
+            return []                                # a wrong type: load_settings said so
+        if model and not Path(model).is_absolute():
+            model = str((cdir / model).absolute())   # as load_settings resolves it
+    if not enabled or not model or (Path(model) / "card.json").is_file():
+        return []
+    return [f"{p}:{key_line(text, 'ml', 'model')}:1: [ml] model {model!r} is not a model "
+            "directory (no card.json there; `telfilter ml promote` puts one there)"]

@@ -62,6 +62,12 @@ def cmd_reports(args) -> int:
     ddir = resolve_data_dir(getattr(args, "data_dir", None),
                             load_settings(getattr(args, "config", None)), seed=False)
     if args.rcmd == "tui":
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            # textual would draw into a file or wait for keys that never come, and never exit
+            print("telfilter reports: error: `reports tui` needs a terminal (stdin and stdout are not both a TTY); "
+                  "without one use `reports list`, `reports show`, `reports label` and `reports export`",
+                  file=sys.stderr)
+            return 2
         try:
             from .tui import run
         except ImportError:
@@ -127,8 +133,8 @@ def _show(ws: Workspace, args) -> int:
 
 
 def _export(ws: Workspace, args) -> int:
-    from .export import format_for, labelled_rows, render, write_atomic
-    rows, conflicts = labelled_rows(ws.reports, dedupe=not args.keep_duplicates, kinds=tuple(args.kind or ("S", "FW")))
+    from .export import DEFAULT_KINDS, format_for, labelled_rows, render, write_atomic
+    rows, conflicts = labelled_rows(ws.reports, dedupe=not args.keep_duplicates, kinds=tuple(args.kind or DEFAULT_KINDS))
     for c in conflicts:
         print(f"telfilter reports export: left out, labelled both ways: {c}", file=sys.stderr)
     text = render(rows, format_for(args.out, args.format))

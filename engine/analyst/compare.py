@@ -29,6 +29,7 @@ class Messages:
     kinds: list = field(default_factory=list)
     langs: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    notes: list = field(default_factory=list)       # what a file left out on purpose, counted (ml/data.py)
 
 
 def read_messages(paths) -> Messages:
@@ -43,6 +44,7 @@ def read_messages(paths) -> Messages:
             out.kinds += ds.kinds
             out.langs += ds.langs
             out.errors += ds.errors
+            out.notes += ds.notes
             continue
         texts, errors = _unlabelled(Path(p))
         if not texts:

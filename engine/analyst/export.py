@@ -21,6 +21,8 @@ from ..csvcell import cell
 from ..textnorm import content_key
 
 COLUMNS = ("label", "kind", "campaign", "id", "reported", "text")
+# a V report's content describes a call, not a message: by default only S and FW reports train the classifier
+DEFAULT_KINDS = ("S", "FW")
 
 
 def labelled_rows(reports, dedupe: bool = True, kinds=("S", "FW", "V")) -> tuple[list[dict], list[str]]:

@@ -99,6 +99,38 @@ def install(model: Path, target: Path) -> dict:
             "previous_version": _version_of(before) if before else None}
 
 
+COVERAGE_SHARE = 0.10      # a candidate with fewer than this share of the served model's examples of a language
+
+
+def coverage_warnings(model: Path, target: Path) -> list[str]:
+    """Languages the model served at `target` was trained on that `model` saw far fewer examples of (per the
+    two cards' `languages`): such a model may block that language's ham or miss its spam, which its own
+    validation metrics (on its own data) cannot show. A warning, not a refusal: the analyst may mean it."""
+    served = current(target)
+    if served is None:
+        return []
+    mine, theirs = _languages(model), _languages(served)
+    out = []
+    for lang, t in sorted(theirs.items()):
+        m = mine.get(lang, {})
+        n, tn = int(m.get("messages", 0)), int(t.get("messages", 0))
+        if tn and n < COVERAGE_SHARE * tn:
+            out.append(f"{model} was trained on {n:,} {lang} messages ({int(m.get('spam', 0)):,} spam), the served "
+                       f"model {_version_of(served)} on {tn:,} ({int(t.get('spam', 0)):,} spam): it may block {lang} "
+                       f"ham or miss {lang} spam; check it on {lang} data first (`telfilter ml compare --model "
+                       f"{model} --data FILE`)")
+    return out
+
+
+def _languages(d: Path) -> dict:
+    import json
+    try:
+        langs = json.loads((d / "card.json").read_text(encoding="utf-8")).get("languages")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): v for k, v in langs.items() if isinstance(v, dict)} if isinstance(langs, dict) else {}
+
+
 def rollback(target: Path) -> dict:
     vd = versions_dir(target)
     prev, cur = previous(target), current(target)

@@ -91,6 +91,17 @@ def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
     return out, errors
 
 
+def read_store(path: Path, progress=None) -> tuple[list[Report], list[str]]:
+    """The reports of the store at `path` with their effective labels (labels.jsonl beside it over each report's
+    own field), and `path:line: why` for each unreadable line of either file."""
+    reports, errors = read_reports(path, progress)
+    lab, lerr = LabelLog(Path(path).parent).load()
+    for r in reports:
+        if r.id in lab:
+            r.label = lab[r.id]
+    return reports, errors + lerr
+
+
 class LabelLog:
     """labels.jsonl beside the report store: append-only, flocked, fsynced."""
 
@@ -198,15 +209,10 @@ class Workspace:
         self.labels = LabelLog(self.reports_path.parent)
         bar = _bar(self.reports_path, progress)
         try:
-            self.reports, self.errors = read_reports(self.reports_path, bar and (lambda n: bar.update(n)))
+            self.reports, self.errors = read_store(self.reports_path, bar and (lambda n: bar.update(n)))
         finally:
             if bar:
                 bar.close()
-        lab, lerr = self.labels.load()
-        self.errors += lerr
-        for r in self.reports:
-            if r.id in lab:
-                r.label = lab[r.id]
         gbar = _count_bar(len(self.reports), "grouping", progress)
         try:
             roots = group([r.content for r in self.reports], similarity or SIMILARITY,

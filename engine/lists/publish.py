@@ -109,7 +109,7 @@ def write_blacklist(L, fmt: str, out, now: datetime | None = None) -> int:
                   f"# sha256 {_checksum(lines)} over the {len(lines)} lines after this header\n"
                   f"# {c['domains']} domains (subzone domain), {c['numbers']} numbers (subzone number), "
                   f"{c['ip_ranges']} IP ranges (subzone ip and the base zone)\n"
-                  "# load with: rbldnsd -r DIR -b 127.0.0.1/5353 bl.example:combined:FILE\n")
+                  "# load with: rbldnsd -r DIR -b 127.0.0.1/53 bl.example:combined:FILE\n")
         out.writelines(ln + "\n" for ln in lines)
         return total
     raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")

@@ -9,19 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, read_all, read_labelled
+from .data import DataError, read_all
 from .model import ModelError, default_model_dir, load_scorer
-
-
-def _read_all(paths):
-    texts, labels, infos, errors = [], [], [], []
-    for p in paths:
-        t, l, info, errs = read_labelled(p)
-        texts += t
-        labels += l
-        infos.append(info)
-        errors += errs
-    return texts, labels, infos, errors
 
 
 def cmd_ml(args) -> int:
@@ -48,20 +37,24 @@ def cmd_ml(args) -> int:
 SHOWN_ERRORS = 1000       # as `lists import`: the first 1,000 bad lines, then a count
 
 
-def _skipped(what: str, errors) -> None:
+def _skipped(what: str, errors, notes=()) -> None:
     """Bad input lines as FILE:LINE: why, the first SHOWN_ERRORS of them, then how many more (a verdict log
-    or another file of the wrong kind given as --data must not print millions of lines)."""
+    or another file of the wrong kind given as --data must not print millions of lines); then what each file
+    left out on purpose (unlabelled reports, call records), counted."""
     for e in errors[:SHOWN_ERRORS]:
         print(f"telfilter ml {what}: skipped bad line: {e}", file=sys.stderr)
     if len(errors) > SHOWN_ERRORS:
         print(f"telfilter ml {what}: ... and {len(errors) - SHOWN_ERRORS} more bad lines skipped "
               f"({len(errors)} in all)", file=sys.stderr)
+    for n in notes:
+        print(f"telfilter ml {what}: {n}", file=sys.stderr)
 
 
 def _train(args) -> int:
     from .train import train
-    texts, labels, infos, errors = _read_all(args.data)
-    _skipped("train", errors)
+    ds, infos = read_all(args.data)
+    texts, labels, errors = ds.texts, ds.labels, ds.errors
+    _skipped("train", errors, ds.notes)
     if not texts:
         print("telfilter ml train: error: no labelled messages in the data", file=sys.stderr)
         return 2
@@ -181,7 +174,7 @@ def _eval(args) -> int:
     else:                       # as serve judges: [ml] thresholds of telfilter.toml win over the card's
         mdir, sc, over = serving_scorer(args)
     ds, _ = read_all(args.data)
-    _skipped("eval", ds.errors)
+    _skipped("eval", ds.errors, ds.notes)
     if not ds.texts:
         print("telfilter ml eval: error: no labelled messages", file=sys.stderr)
         return 2
@@ -379,7 +372,7 @@ def _compare(args) -> int:
         dirs.insert(0, served)
         scorers.insert(0, sc)
     msgs = read_messages(args.data)
-    _skipped("compare", msgs.errors)
+    _skipped("compare", msgs.errors, msgs.notes)
     need = ["sklearn"] * (msgs.labels is not None) + ["matplotlib"] * bool(args.report)
     for mod in need:
         try:
@@ -410,7 +403,7 @@ def _compare(args) -> int:
 
 
 def _promote(args) -> int:
-    from ..analyst.promote import PromoteError, install, notify, rollback
+    from ..analyst.promote import PromoteError, coverage_warnings, install, notify, rollback
     from ..app import resolve_data_dir
     from ..config import load_settings
     from ..control import default_socket
@@ -423,6 +416,7 @@ def _promote(args) -> int:
               "restart needed; until a model is there, a restarted serve refuses the path)", file=sys.stderr)
         return 2
     target = Path(settings.ml_model).absolute()       # as serve resolves it: from its working directory
+    warnings = coverage_warnings(Path(args.model), target) if args.mcmd == "promote" else []
     try:
         out = install(Path(args.model), target) if args.mcmd == "promote" else rollback(target)
     except PromoteError as e:
@@ -431,6 +425,10 @@ def _promote(args) -> int:
     except OSError as e:
         print(f"{what}: error: {getattr(e, 'filename', '') or target}: {e.strerror or e}", file=sys.stderr)
         return 2
+    for w in warnings:              # said, not refused: the analyst may mean it
+        print(f"{what}: warning: {w}", file=sys.stderr)
+    if warnings:
+        out["warnings"] = warnings
     if args.no_reload:
         print(json.dumps(out, indent=2))
         return 0

@@ -5,8 +5,12 @@
 - CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`);
 - in TSV and CSV a text that `telfilter reports export` wrote with a leading apostrophe (a text a
   spreadsheet would run as a formula, engine/csvcell.py) is read as sent;
-- JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`;
-- the 5656 report store (`reports.jsonl`: `content` as text, only reports an analyst has labelled).
+- JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`; a record with no `text` is a bad
+  line, but a `check` corpus's call records (`"kind": "call"`) are skipped and counted (`calls_skipped`);
+- the 5656 report store (serve's `reports.jsonl`: a JSONL whose first record has `content`, no `text` and `kind`
+  S, V or FW) as `telfilter reports export` gives it: each report's label from `labels.jsonl` beside the store
+  (the analysts' log, over the report's own field), S and FW reports only, one row per distinct text; the reports
+  left out are counted (`unlabelled_skipped`, `call_reports_skipped`, `same_text_skipped`, `conflicts`).
 
 Every row keeps its `kind` and `lang` when the file has them (None otherwise): evaluation
 breaks its metrics down by both.
@@ -37,6 +41,7 @@ class Dataset:
     kinds: list = field(default_factory=list)
     langs: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    notes: list = field(default_factory=list)       # `path: what was left out and why`, for the user to see
     info: dict = field(default_factory=dict)
 
     def add(self, text, label, kind=None, lang=None):
@@ -46,7 +51,7 @@ class Dataset:
         self.langs.append(lang or None)
 
     def extend(self, other: "Dataset"):
-        for k in ("texts", "labels", "kinds", "langs", "errors"):
+        for k in ("texts", "labels", "kinds", "langs", "errors", "notes"):
             getattr(self, k).extend(getattr(other, k))
 
 
@@ -99,8 +104,8 @@ def _row(ds: Dataset, fields: list[str], cols: dict, where: str, tsv: bool = Fal
         ds.errors.append(str(e))
 
 
-def _jsonl(ds: Dataset, p: Path, text: str) -> int:
-    skipped = 0
+def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
+    skipped = calls = 0
     for i, line in enumerate(text.split("\n"), 1):      # not splitlines(): U+2028 inside a text is no line end
         if not line.strip():
             continue
@@ -113,18 +118,61 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> int:
                     skipped += 1
                     continue
                 t = o["content"]
-            else:
+            elif "text" in o:
                 t = o["text"]
+            elif o.get("kind") == "call":                  # a `check` corpus's call: no text to classify
+                calls += 1
+                continue
+            else:
+                raise DataError(f"{p}:{i}: record has no `text` field (a labelled record needs `label` and `text`)")
             if not isinstance(t, str):
                 raise DataError(f"{p}:{i}: text must be a string")
             kind, lang = o.get("kind"), o.get("lang", o.get("language"))
             ds.add(t, _label(o.get("label"), f"{p}:{i}"), kind if isinstance(kind, str) else None,
                    lang if isinstance(lang, str) else None)
-        except (ValueError, KeyError) as e:
-            ds.errors.append(f"{p}:{i}: {e if isinstance(e, DataError) else 'bad JSON line: ' + str(e)}")
         except DataError as e:
             ds.errors.append(str(e))
-    return skipped
+        except ValueError as e:
+            ds.errors.append(f"{p}:{i}: not JSON ({e})")
+    return {"unlabelled_skipped": skipped, "calls_skipped": calls}
+
+
+def _is_store(text: str) -> bool:
+    """A 5656 report store: its first record has `content`, no `text` and a report `kind` (S, V or FW)."""
+    for line in text.split("\n"):
+        if line.strip():
+            try:
+                o = json.loads(line)
+            except ValueError:
+                return False
+            return isinstance(o, dict) and "content" in o and "text" not in o and o.get("kind") in ("S", "V", "FW")
+    return False
+
+
+def _store(ds: Dataset, p: Path) -> dict:
+    """The report store's labelled reports, chosen and labelled by the code `telfilter reports export` runs."""
+    from ..analyst.export import DEFAULT_KINDS, labelled_rows
+    from ..analyst.store import LABELS_FILE, StoreError, read_store
+    try:
+        reports, errors = read_store(p)
+    except StoreError as e:
+        raise DataError(str(e)) from None
+    rows, conflicts = labelled_rows(reports, kinds=DEFAULT_KINDS)
+    for r in rows:
+        ds.add(r["text"], LABELS[r["label"]], r["kind"])
+    ds.errors += errors
+    ds.notes += [f"{p}: left out, labelled both ways: {c}" for c in conflicts]
+    labelled = [r for r in reports if r.label is not None]
+    calls = sum(r.kind not in DEFAULT_KINDS for r in labelled)
+    usable = sum(r.kind in DEFAULT_KINDS and bool(r.content.strip()) for r in labelled)
+    lf = p.parent / LABELS_FILE
+    try:
+        lsum = hashlib.sha256(lf.read_bytes()).hexdigest()
+    except OSError:
+        lsum = None
+    return {"labels_file": str(lf), "labels_sha256": lsum, "reports": len(reports),
+            "unlabelled_skipped": len(reports) - len(labelled), "call_reports_skipped": calls,
+            "same_text_skipped": usable - len(rows), "conflicts": len(conflicts)}
 
 
 def _csv(ds: Dataset, p: Path, text: str):
@@ -167,19 +215,29 @@ def read_dataset(path) -> Dataset:
         raise DataError(f"{p}: {e.strerror}") from None
     text = raw.decode("utf-8-sig", errors="replace")      # a byte-order mark is no part of the first header
     ds = Dataset()
-    skipped = 0
+    counts = {"unlabelled_skipped": 0}
     name = p.name.lower()
     if name.endswith((".jsonl", ".json", ".ndjson")):
-        skipped = _jsonl(ds, p, text)
+        counts = _store(ds, p) if _is_store(text) else _jsonl(ds, p, text)
     elif name.endswith(".csv"):
         _csv(ds, p, text)
     else:
         _tsv(ds, p, text)
     spam = sum(ds.labels)
     ds.info = {"path": str(p), "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(ds.texts),
-               "spam": spam, "ham": len(ds.labels) - spam, "unlabelled_skipped": skipped,
-               "bad_lines": len(ds.errors)}
+               "spam": spam, "ham": len(ds.labels) - spam, **counts, "bad_lines": len(ds.errors)}
+    for key, what in _LEFT_OUT:
+        if counts.get(key):
+            ds.notes.append(f"{p}: {counts[key]} {what}")
     return ds
+
+
+_LEFT_OUT = (("unlabelled_skipped", "unlabelled reports skipped (label them with `telfilter reports label` or "
+                                    "`reports tui`; the labels are kept in labels.jsonl beside the store)"),
+             ("call_reports_skipped", "labelled V (call) reports skipped: their content describes a call"),
+             ("same_text_skipped", "reports skipped for carrying another report's text (one row per distinct text; "
+                          "a text labelled both spam and ham is left out)"),
+             ("calls_skipped", "call records skipped (no text to classify)"))
 
 
 def read_labelled(path) -> tuple[list[str], list[int], dict, list[str]]:

@@ -1,0 +1,43 @@
+"""`ml promote` warns (and still installs) when the candidate's card covers a language the served model was
+trained on with far fewer examples: a model trained on English only blocks Vietnamese ham (probe 29, defect 7)."""
+import json
+import shutil
+
+from .conftest import CONFIG, ROOT, run_cli
+
+BUNDLED = ROOT / "engine/ml/default_model"
+
+
+def _setup(tmp_path, vi_messages):
+    cfg, served = tmp_path / "config", tmp_path / "served_model"
+    shutil.copytree(CONFIG, cfg)
+    toml = (cfg / "telfilter.toml").read_text()
+    (cfg / "telfilter.toml").write_text(toml.replace('model = ""', f'model = "{served}"'))
+    r = run_cli("ml", "promote", BUNDLED, "--config", cfg, "--data-dir", tmp_path / "data", "--no-reload")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    cand = tmp_path / "cand"
+    shutil.copytree(BUNDLED, cand)
+    card = json.loads((cand / "card.json").read_text())
+    card["model_version"] = "sms-candidate"
+    card["languages"]["vi"].update(messages=vi_messages, spam=0)
+    (cand / "card.json").write_text(json.dumps(card))
+    return cfg, cand
+
+
+def test_promote_warns_of_a_language_the_candidate_barely_saw(tmp_path):
+    cfg, cand = _setup(tmp_path, 4)
+    served_vi = json.loads((BUNDLED / "card.json").read_text())["languages"]["vi"]
+    r = run_cli("ml", "promote", cand, "--config", cfg, "--data-dir", tmp_path / "data", "--no-reload")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["model_version"] == "sms-candidate"                       # installed all the same
+    assert "warning" in r.stderr and "4 vi messages (0 spam)" in r.stderr
+    assert f"{served_vi['messages']:,} ({served_vi['spam']:,} spam)" in r.stderr
+    assert len(out["warnings"]) == 1 and "en messages" not in r.stderr
+
+
+def test_no_warning_when_the_candidate_covers_the_language(tmp_path):
+    served_vi = json.loads((BUNDLED / "card.json").read_text())["languages"]["vi"]["messages"]
+    cfg, cand = _setup(tmp_path, served_vi // 5)
+    r = run_cli("ml", "promote", cand, "--config", cfg, "--data-dir", tmp_path / "data", "--no-reload")
+    assert r.returncode == 0 and "warning" not in r.stderr and "warnings" not in json.loads(r.stdout), r.stderr
