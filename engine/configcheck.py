@@ -6,6 +6,8 @@ so a typo in sip.toml can no longer surface after SMPP is already taking traffic
 """
 from __future__ import annotations
 
+import json
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +113,22 @@ def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
             return []                                # a wrong type: load_settings said so
         if model and not Path(model).is_absolute():
             model = str((cdir / model).absolute())   # as load_settings resolves it
-    if not enabled or not model or (Path(model) / "card.json").is_file():
+    if enabled and model and not (Path(model) / "card.json").is_file():
+        return [f"{p}:{key_line(text, 'ml', 'model')}:1: [ml] model {model!r} is not a model "
+                "directory (no card.json there; `telfilter ml promote` puts one there)"]
+    if not enabled or st is None or (st.ml_tag_threshold is None) == (st.ml_drop_threshold is None):
         return []
-    return [f"{p}:{key_line(text, 'ml', 'model')}:1: [ml] model {model!r} is not a model "
-            "directory (no card.json there; `telfilter ml promote` puts one there)"]
+    # one threshold set, the other the card's: an inverted pair is refused at load (app.load_model)
+    from .ml.model import default_model_dir
+    try:
+        th = json.loads((Path(model or default_model_dir()) / "card.json").read_text(encoding="utf-8"))["thresholds"]
+        tag = st.ml_tag_threshold if st.ml_tag_threshold is not None else float(th["tag"])
+        drop = st.ml_drop_threshold if st.ml_drop_threshold is not None else float(th["drop"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []                                    # no bundled model, or a card load_model will refuse anyway
+    if tag <= drop:
+        return []
+    key = "tag_threshold" if st.ml_tag_threshold is not None else "drop_threshold"
+    return [f"{p}:{key_line(text, 'ml', key)}:1: [ml] {key} {getattr(st, 'ml_' + key)} with the model card's "
+            f"{'drop' if key == 'tag_threshold' else 'tag'} threshold makes tag {tag:.4f} above drop {drop:.4f}: "
+            "set both"]

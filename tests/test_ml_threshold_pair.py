@@ -41,3 +41,14 @@ def test_a_score_at_the_drop_threshold_is_never_allowed(tmp_path):
     v = pipe.judge(Message("0912345678", "0912000111", text, datetime.fromisoformat("2026-03-02T10:00:00+07:00"),
                            "", "mt"))
     assert "ML_SPAM" in v.symbols and v.action.name == "DROP", (p, v)
+
+
+def test_config_check_finds_the_inverted_pair(tmp_path):
+    import subprocess
+    import sys
+    from .conftest import ROOT
+    cfg = _config(tmp_path, "drop_threshold = 0.5")
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "config", "check", str(cfg)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "telfilter.toml:17:1: [ml] drop_threshold 0.5" in r.stderr + r.stdout, r
+    assert "telfilter.toml: OK" not in r.stdout
