@@ -92,6 +92,18 @@ def _did_you_mean(word: str, options) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def well_typed(raw: dict, schema: dict) -> dict:
+    """`raw` without what check_schema reports (unknown tables and keys, wrongly typed values): the values a
+    loader can still check, so one file's errors are all reported at once."""
+    out = {}
+    for table, body in raw.items():
+        if not isinstance(body, dict) or table not in schema:
+            continue
+        out[table] = {k: v for k, v in body.items() if (types := schema[table].get(k)) is not None
+                      and isinstance(v, types) and (not isinstance(v, bool) or bool in types)}
+    return out
+
+
 def check_schema(path: Path, text: str, raw: dict, schema: dict) -> list[str]:
     """Unknown tables and keys and wrongly typed values, each as `path:line:col: message`."""
     errors = []
@@ -150,10 +162,10 @@ def load_settings(config_dir: Path | None = None) -> Settings:
     p = cdir / "telfilter.toml"
     raw, text = read_toml(p) if p.exists() else ({}, "")
     errors = check_schema(p, text, raw, SCHEMA)
-    if errors:
-        raise ConfigError(errors)
-    eng = raw.get("engine", {})
-    ml = raw.get("ml", {})
+    # the values are checked too where their type is right: every error at once, not the first table's
+    typed = well_typed(raw, SCHEMA)
+    eng = typed.get("engine", {})
+    ml = typed.get("ml", {})
     s = Settings(config_dir=cdir, raw=raw)
     s.timezone = eng.get("timezone", s.timezone)
     s.shortcode = str(eng.get("shortcode", s.shortcode))
@@ -171,13 +183,14 @@ def load_settings(config_dir: Path | None = None) -> Settings:
     try:
         s.tz
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{p}:{key_line(text, 'engine', 'timezone')}:1: unknown time zone {s.timezone!r}") from None
+        errors.append(f"{p}:{key_line(text, 'engine', 'timezone')}:1: unknown time zone {s.timezone!r}")
     at = lambda key: f"{p}:{key_line(text, 'ml', key)}:1"
     for key in ("tag_threshold", "drop_threshold"):
         v = ml.get(key)
         if v is not None and not 0.0 <= v <= 1.0:
             errors.append(f"{at(key)}: [ml] {key} is a probability, 0 to 1; got {v}")
-    if not errors and s.ml_tag_threshold is not None and s.ml_drop_threshold is not None \
+    if s.ml_tag_threshold is not None and s.ml_drop_threshold is not None \
+            and 0.0 <= s.ml_tag_threshold <= 1.0 and 0.0 <= s.ml_drop_threshold <= 1.0 \
             and s.ml_tag_threshold > s.ml_drop_threshold:
         errors.append(f"{at('tag_threshold')}: [ml] tag_threshold {s.ml_tag_threshold} is above drop_threshold "
                       f"{s.ml_drop_threshold}")

@@ -37,3 +37,29 @@ def test_the_model_is_checked_beside_a_bad_time_zone(cfg):
     assert "telfilter.toml:10:1: unknown time zone 'Mars/Olympus'" in r.stderr
     assert "telfilter.toml:15:1: [ml] model" in r.stderr
     assert "telfilter.toml: OK" not in r.stdout
+
+
+def test_every_error_of_a_file_at_once(tmp_path):
+    """A wrong type no longer hides the bad values beside it (a bad time zone behind [ml] enabled = 3,
+    window = -5 behind a bad bind_timeout)."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from engine.config import shipped_config_dir
+    from tests.conftest import ROOT
+    d = tmp_path / "c"
+    shutil.copytree(shipped_config_dir(), d)
+    t = d / "telfilter.toml"
+    t.write_text(t.read_text().replace("enabled = true", "enabled = 3")
+                 .replace('timezone = "Asia/Ho_Chi_Minh"', 'timezone = "Mars/Base"').replace("min_words = 4", "min_words = 0"))
+    sm = d / "smpp.toml"
+    x = re.sub(r"^bind_timeout.*$", 'bind_timeout = "x"', sm.read_text(), flags=re.M)
+    sm.write_text(re.sub(r"^window.*$", "window = -5", x, count=1, flags=re.M))
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "config", "check", str(d)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2
+    for want in ("[ml] enabled must be", "unknown time zone 'Mars/Base'", "min_words must be at least 1",
+                 "bind_timeout must be", "window must be 1 to 65535"):
+        assert want in out, (want, out)

@@ -220,11 +220,15 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SmppConfigError(f"{p}: {e}") from None
-    from ..config import check_schema, key_line
-    errors = check_schema(p, text, {k: v for k, v in raw.items() if k != "account"}, _schema())
-    if not errors:                   # values of the right type that cannot work (config_checks.py)
-        from .config_checks import check
-        errors = check(p, text, raw)
+    from ..config import check_schema, key_line, well_typed
+    from .config_checks import check
+    tables = {k: v for k, v in raw.items() if k != "account"}
+    errors = check_schema(p, text, tables, _schema())
+    # values of the right type that cannot work (config_checks.py), checked beside the type errors: all at once
+    typed = well_typed(tables, _schema())
+    if "account" in raw:
+        typed["account"] = raw["account"]
+    errors += check(p, text, typed)
     if errors:                       # unknown keys, wrong types and bad values, every one with its line
         raise SmppConfigError("\n".join(errors))
     srv, up, tag, drop, sc = (raw.get(k, {}) for k in ("server", "upstream", "tagging", "drop", "shortcode"))
@@ -355,7 +359,7 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
     return accounts
 
 
-MAX_PASSWORD = 8            # SMPP 3.4 §5.2.2: a bind's password is a C-Octet String of at most 9 octets
+from .config_checks import MAX_PASSWORD   # noqa: E402 (SMPP 3.4 §5.2: a bind's password, at most 8 characters)
 
 
 def account_from_arg(arg: str, origin: str = "--esme-account") -> Account:
