@@ -231,7 +231,9 @@ def test_remove_takes_back_the_oldest_stamp_at_or_after_its_second(fast, limit, 
         slots.use_fast(slots._load_fast() is not None)
 
 
-def test_a_refund_is_journalled_and_replayed(tmp_path):
+def _live_and_replayed(tmp_path, after_adds):
+    """Three stamps of a cap of 3, then `after_adds(counters, ns, key, t0, w)`; (live count, count replayed
+    from the journal after a kill -9) at limit `after_adds` returns."""
     from engine.state.embedded import EmbeddedStore
     ns, key, t0, w = "AD_FREQUENCY_CAP|owner+recipient|24h|None", ("shop abc", 84912777008), 1_700_000_000, 86400
 
@@ -239,12 +241,27 @@ def test_a_refund_is_journalled_and_replayed(tmp_path):
         s = EmbeddedStore(tmp_path)
         for i in range(3):
             s.counters.add(ns, key, t0 + i, w, 3)
-        s.counters.remove(ns, key, t0 + 1, w, 3)
+        limit = after_adds(s.counters, ns, key, t0, w)
+        live = s.counters.count(ns, key, t0 + 10, w, limit)
         await s.flush()
         os.close(s._lockfd)                                         # kill -9: replayed from the journal
-        s2 = EmbeddedStore(tmp_path)
-        return s2.counters.count(ns, key, t0 + 10, w, 3)
-    assert asyncio.run(main()) == 2
+        return live, EmbeddedStore(tmp_path).counters.count(ns, key, t0 + 10, w, limit)
+    return asyncio.run(main())
+
+
+def test_a_refund_is_journalled_and_replayed(tmp_path):
+    def refund(c, ns, key, t0, w):
+        c.remove(ns, key, t0 + 1, w, 3)
+        return 3
+    assert _live_and_replayed(tmp_path, refund) == (2, 2)
+
+
+def test_a_refund_after_a_relayout_replays_as_it_ran(tmp_path):
+    def reload_then_refund(c, ns, key, t0, w):
+        c.count(ns, key, t0 + 5, w, 2)          # a reload lowered the limit: the read lays the rows out again
+        c.remove(ns, key, t0, w, 2)             # a message judged under the new limit refused
+        return 2
+    assert _live_and_replayed(tmp_path, reload_then_refund) == (1, 1)
 
 
 def test_ads_the_smsc_refused_are_given_back_on_the_shared_store(tmp_path, refusing, redis_server):  # noqa: F811
@@ -322,44 +339,18 @@ def test_only_drop_rules_caps_are_given_back(tmp_path):
     from engine.rules.loader import load_rules
     d = tmp_path / "rules"
     d.mkdir()
-    (d / "r.toml").write_text('''
+    (d / "r.toml").write_text("".join(f"""
 [[rule]]
-symbol = "OWNER_TAG"
-action = "tag"
+symbol = "OWNER_{action.upper()}"
+action = "{action}"
 score = 1.0
 applies_to = ["sms-mt"]
 [rule.when]
-counter = { key = ["owner", "recipient"], window = "1h", limit = 2 }
-
-[[rule]]
-symbol = "OWNER_DROP"
-action = "drop"
-score = 1.0
-applies_to = ["sms-mt"]
-[rule.when]
-counter = { key = ["owner", "recipient"], window = "1h", limit = 2 }
-''')
+counter = {{ key = ["owner", "recipient"], window = "1h", limit = 2 }}
+""" for action in ("tag", "drop")))
     rs = load_rules(d)
     got = {r.symbol: [st.refundable for st in r.stateful] for r in rs.rules}
     assert got == {"OWNER_TAG": [False], "OWNER_DROP": [True]}
-
-
-def test_a_refund_after_a_relayout_replays_as_it_ran(tmp_path):
-    from engine.state.embedded import EmbeddedStore
-    ns, key, t0, w = "AD_FREQUENCY_CAP|owner+recipient|24h|None", ("shop abc", 84912777022), 1_700_000_000, 86400
-
-    async def main():
-        s = EmbeddedStore(tmp_path)
-        for i in range(3):
-            s.counters.add(ns, key, t0 + i, w, 3)
-        s.counters.count(ns, key, t0 + 5, w, 2)         # a reload lowered the limit: the read lays the rows out again
-        s.counters.remove(ns, key, t0, w, 2)            # a message judged under the new limit refused
-        live = s.counters.count(ns, key, t0 + 10, w, 2)
-        await s.flush()
-        os.close(s._lockfd)                             # kill -9: replayed from the journal
-        s2 = EmbeddedStore(tmp_path)
-        return live, s2.counters.count(ns, key, t0 + 10, w, 2)
-    assert asyncio.run(main()) == (1, 1)
 
 
 def test_a_submit_multi_taken_with_unsuccessful_destinations_gives_those_back(pipe, monkeypatch):
