@@ -20,10 +20,24 @@ _VN_SERVICE = ("1800", "1900")
 
 def _intl(d: str) -> int:
     """International digits as an int; Vietnam's written "+84 0912…" (country code *and* trunk 0) is
-    +84912…, as phonenumbers reads it: the same subscriber, one key."""
+    +84912…, as phonenumbers reads it: the same subscriber, one key. A Vietnamese service number
+    written with a '+' ("+1900123456", as lists exported before they were read as such) is no valid
+    +1 number (those have 11 digits): +84 1900…, the same key as its national form."""
     if d.startswith("840") and len(d) in (12, 13):
         d = "84" + d[3:]
+    elif len(d) in (8, 10) and d[:4] in _VN_SERVICE:
+        d = VN_CC + d
     return int(d)
+
+
+# the keys 1800/1900 service numbers had before they were read as Vietnamese: (first, last) int ranges
+LEGACY_SERVICE_RANGES = ((18000000, 18009999), (19000000, 19009999), (1800000000, 1800999999),
+                         (1900000000, 1900999999))
+
+
+def legacy_service_key(n: int) -> int | None:
+    """The key a stored number in LEGACY_SERVICE_RANGES has now (84 prefixed), else None."""
+    return int(VN_CC + str(n)) if any(lo <= n <= hi for lo, hi in LEGACY_SERVICE_RANGES) else None
 
 
 def normalise_number(raw: str) -> int | None:
@@ -53,10 +67,8 @@ def normalise_number(raw: str) -> int | None:
         return int(VN_CC + s[1:]) if n in (10, 11) else None      # Vietnamese national (trunk prefix 0)
     if n == 9:                                   # Vietnamese NSN without trunk prefix
         return int(VN_CC + s)
-    if n in (8, 10) and s[:4] in _VN_SERVICE:    # 1800/1900 xxxx(xx): Vietnam's free/premium service numbers
-        return int(VN_CC + s)
-    if n <= 15:                                  # already E.164 without '+' (TON international)
-        return _intl(s)
+    if n <= 15:                                  # already E.164 without '+' (TON international); 1800/1900
+        return _intl(s)                          # xxxx(xx), Vietnam's service numbers, as +84
     return None
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pyroaring import BitMap64
 
-from ..numbers import format_number
+from ..numbers import LEGACY_SERVICE_RANGES, format_number, legacy_service_key
 from ..textnorm import domain_suffixes
 from .csvio import CsvError, SenderEntry, sender_entry_key, sender_entry_row
 from .ipranges import IpRanges
@@ -76,6 +76,25 @@ class Lists:
             return False
         bm = self.consent.get(owner_fold(owner))
         return bm is not None and number in bm
+
+    def rekey_service_numbers(self) -> int:
+        """Vietnam's 1800/1900 service numbers stored before they were read as such (1900123456 as +1900123456):
+        moved to their key now (+841900123456), in every list; how many moved. Lossless: no number is read as
+        the old key any more."""
+        legacy = BitMap64()
+        for lo, hi in LEGACY_SERVICE_RANGES:
+            legacy.add_range(lo, hi + 1)
+        moved = 0
+        for bm in (self.dnc_s, self.dnc_v, self.bl_numbers, *self.consent.values()):
+            old = bm & legacy
+            for n in old:
+                bm.discard(n)
+                bm.add(legacy_service_key(n))
+            moved += len(old)
+        for k in [k for k in self.senders if type(k) is int and legacy_service_key(k) is not None]:
+            self.senders[legacy_service_key(k)] = self.senders.pop(k)
+            moved += 1
+        return moved
 
     # --- mutations (used by the store; callers hold the only reference) ---
     def add_dnc(self, number: int, channel: str) -> None:

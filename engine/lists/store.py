@@ -131,6 +131,10 @@ class ListStore:
             if kind == "dnc" and extra and "journal_gen" in extra:
                 mark = (extra["journal_gen"], int(extra.get("journal_offset", 0)))
         self._apply(L, self._read_journal(mark))
+        moved = L.rekey_service_numbers()
+        if moved:
+            self.warnings.append(f"{self.dir}: {moved} Vietnamese 1800/1900 service number entries stored as +1… by an "
+                                 "earlier version are matched as +84… now (kept so in each list's next snapshot)")
         return L
 
     def _read_journal(self, mark):
