@@ -50,15 +50,25 @@ def load_model(settings: Settings):
         log.warning("no bundled model at %s: ML stage off", d)
         return None
     m = load_scorer(d)
-    tag = settings.ml_tag_threshold if settings.ml_tag_threshold is not None else m.tag_threshold
-    drop = settings.ml_drop_threshold if settings.ml_drop_threshold is not None else m.drop_threshold
-    if tag > drop:          # one set in [ml], the other the model's: a score between them would be allowed
+    why = threshold_pair_error(settings, m.tag_threshold, m.drop_threshold, d)
+    if why:
         from .config import ConfigError
-        own = "tag_threshold" if settings.ml_tag_threshold is not None else "drop_threshold"
-        raise ConfigError(f"{settings.config_dir / 'telfilter.toml'}: [ml] {own} {getattr(settings, 'ml_' + own)} "
-                          f"with the model's {'drop' if own == 'tag_threshold' else 'tag'} threshold "
-                          f"({d}/card.json) makes tag {tag:.4f} above drop {drop:.4f}: set both")
+        raise ConfigError(why)
     return m
+
+
+def threshold_pair_error(settings: Settings, card_tag: float, card_drop: float, model_dir) -> str | None:
+    """Why [ml]'s thresholds with model card's make an inverted pair (one set in [ml], the other the card's: a
+    score between them would be allowed), else None. Checked where a model is loaded and before `ml promote`
+    installs one (serve would refuse it at its next start)."""
+    tag = settings.ml_tag_threshold if settings.ml_tag_threshold is not None else card_tag
+    drop = settings.ml_drop_threshold if settings.ml_drop_threshold is not None else card_drop
+    if tag <= drop:
+        return None
+    own = "tag_threshold" if settings.ml_tag_threshold is not None else "drop_threshold"
+    return (f"{settings.config_dir / 'telfilter.toml'}: [ml] {own} {getattr(settings, 'ml_' + own)} with the "
+            f"model's {'drop' if own == 'tag_threshold' else 'tag'} threshold ({model_dir}/card.json) makes tag "
+            f"{tag:.4f} above drop {drop:.4f}: set both")
 
 
 def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=True) -> Pipeline:

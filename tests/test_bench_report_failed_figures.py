@@ -1,6 +1,6 @@
 """Benchmark summary and report: an 'added' latency below zero (the straight line's p99, from its own run,
 above the proxy's) is a failed measurement with its reason, never a figure; policy drops (0x45) are not
-counted as errors (probe 29, defect 3). Built from a small recorded-shape run: nothing is measured here."""
+counted as errors. Built from a small recorded-shape run: nothing is measured here."""
 import copy
 
 import pytest

@@ -1,5 +1,5 @@
 """`config check` never says OK for a file with an error, and [ml] model is checked even when another key of
-telfilter.toml is wrong (probe 29, defect 2)."""
+telfilter.toml is wrong."""
 import shutil
 
 import pytest

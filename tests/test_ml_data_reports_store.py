@@ -1,6 +1,6 @@
 """`ml train/eval --data`: the report store is read with the analysts' labels (labels.jsonl beside it, as
 `reports export` reads them) and what is left out is counted and said; a `check` corpus's call records are
-skipped and counted, any other record without `text` is a bad line that says so (probe 29, defects 1 and 4)."""
+skipped and counted, any other record without `text` is a bad line that says so."""
 import json
 import subprocess
 import sys

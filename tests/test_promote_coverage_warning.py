@@ -1,5 +1,5 @@
 """`ml promote` warns (and still installs) when the candidate's card covers a language the served model was
-trained on with far fewer examples: a model trained on English only blocks Vietnamese ham (probe 29, defect 7)."""
+trained on with far fewer examples: a model trained on English only blocks Vietnamese ham."""
 import json
 import shutil
 
@@ -41,3 +41,19 @@ def test_no_warning_when_the_candidate_covers_the_language(tmp_path):
     cfg, cand = _setup(tmp_path, served_vi // 5)
     r = run_cli("ml", "promote", cand, "--config", cfg, "--data-dir", tmp_path / "data", "--no-reload")
     assert r.returncode == 0 and "warning" not in r.stderr and "warnings" not in json.loads(r.stdout), r.stderr
+
+
+def test_promote_refuses_a_model_whose_thresholds_invert_the_configured_one(tmp_path):
+    """[ml] tag_threshold 0.93 alone and a candidate whose card drops at 0.90: serve would refuse to start with
+    it. Refused before anything is installed (it used to install, exit 0, and the next restart was an outage)."""
+    cfg, cand = _setup(tmp_path, 10_000)
+    toml = (cfg / "telfilter.toml").read_text()
+    (cfg / "telfilter.toml").write_text(toml.replace("# tag_threshold = 0.5", "tag_threshold = 0.93"))
+    card = json.loads((cand / "card.json").read_text())
+    card["thresholds"]["drop"] = 0.90
+    (cand / "card.json").write_text(json.dumps(card))
+    served = tmp_path / "served_model"
+    before = served.resolve()
+    r = run_cli("ml", "promote", cand, "--config", cfg, "--data-dir", tmp_path / "data", "--no-reload")
+    assert r.returncode == 2 and "tag_threshold 0.93" in r.stderr and "set both" in r.stderr, r.stderr
+    assert served.resolve() == before

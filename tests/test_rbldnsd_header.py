@@ -1,4 +1,4 @@
-"""The rbldnsd export's `load with:` header gives the command the README gives (probe 29, defect 6)."""
+"""The rbldnsd export's `load with:` header gives the command the README gives."""
 import io
 import re
 

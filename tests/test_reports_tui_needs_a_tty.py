@@ -1,5 +1,5 @@
 """`reports tui` without a terminal exits 2 at once with a clear error instead of drawing escape codes into
-a file and waiting forever (probe 29, defect 5)."""
+a file and waiting forever."""
 import json
 import subprocess
 import sys

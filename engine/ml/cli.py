@@ -402,8 +402,21 @@ def _compare(args) -> int:
     return 0
 
 
+def _thresholds_refused(settings, model_dir) -> str | None:
+    """app.threshold_pair_error for the model at `model_dir` (its card's thresholds), None when unreadable
+    (install's own checks say why)."""
+    from ..app import threshold_pair_error
+    if model_dir is None:
+        return None
+    try:
+        th = json.loads((Path(model_dir) / "card.json").read_text(encoding="utf-8"))["thresholds"]
+        return threshold_pair_error(settings, float(th["tag"]), float(th["drop"]), model_dir)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _promote(args) -> int:
-    from ..analyst.promote import PromoteError, coverage_warnings, install, notify, rollback
+    from ..analyst.promote import PromoteError, coverage_warnings, install, notify, previous, rollback
     from ..app import resolve_data_dir
     from ..config import load_settings
     from ..control import default_socket
@@ -416,6 +429,11 @@ def _promote(args) -> int:
               "restart needed; until a model is there, a restarted serve refuses the path)", file=sys.stderr)
         return 2
     target = Path(settings.ml_model).absolute()       # as serve resolves it: from its working directory
+    incoming = Path(args.model) if args.mcmd == "promote" else previous(target)
+    why = _thresholds_refused(settings, incoming)
+    if why:             # serve would refuse it (now, or at its next start): nothing is installed
+        print(f"{what}: error: {why}", file=sys.stderr)
+        return 2
     warnings = coverage_warnings(Path(args.model), target) if args.mcmd == "promote" else []
     try:
         out = install(Path(args.model), target) if args.mcmd == "promote" else rollback(target)
