@@ -35,7 +35,7 @@ def smsc_password(args, errors: list) -> str | None:
     """The password we bind upstream with: --smsc-password (warned: argv is public), else the
     first line of --smsc-password-file, else $TELFILTER_SMSC_PASSWORD, else smpp.toml's. One over
     SMPP 3.4's 8 characters is an error (the SMSC would refuse every bind)."""
-    from .smpp_proxy.accounts import MAX_PASSWORD
+    from .smpp_proxy.config_checks import MAX_PASSWORD, octets_problem
     if args.smsc_password:
         log.warning(_ARGV_SECRET, "--smsc-password", "--smsc-password-file", SMSC_PASSWORD_ENV)
         pw, where = args.smsc_password, "--smsc-password"
@@ -49,9 +49,9 @@ def smsc_password(args, errors: list) -> str | None:
         pw, where = lines[0][1], f"{args.smsc_password_file}:{lines[0][0]}"
     else:
         pw, where = os.environ.get(SMSC_PASSWORD_ENV) or None, f"${SMSC_PASSWORD_ENV}"
-    if pw is not None and len(pw.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
-        errors.append(f"{where}: the SMSC password is longer than {MAX_PASSWORD} characters (SMPP 3.4 §5.2.2: "
-                      "the SMSC would refuse every bind)")
+    bad = octets_problem(pw, MAX_PASSWORD) if pw is not None else None
+    if bad:
+        errors.append(f"{where}: the SMSC password {bad}")
         return None
     return pw
 

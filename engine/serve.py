@@ -155,7 +155,7 @@ def load_serve_config(args):
         if settings is not None:
             settings.accounts[acc.system_id] = acc
     if settings is not None and not settings.accounts and not errors:
-        log.warning("no ESME accounts (smpp.toml [accounts], --esme-accounts-file, --esme-account, $%s): every "
+        log.warning("no ESME accounts (smpp.toml [[account]], --esme-accounts-file, --esme-account, $%s): every "
                     "bind will be refused until `telfilter ctl reload accounts` brings some", "TELFILTER_ESME_ACCOUNTS")
     listens = [("--smpp-listen", args.smpp_listen, None), ("--metrics-listen", getattr(args, "metrics_listen", None), None)]
     if getattr(args, "sip_listen", None) not in (None, "off", ""):

@@ -174,7 +174,7 @@ def test_serve_listens_where_the_files_say(cfg, tmp_path):
      ["smpp.toml:2:1: [server] bind_timeout must be at least 0.1", "smpp.toml:3:1: [server] max_connections must be",
       "smpp.toml:6:1: [upstream] window must be 1 to 65535", "smsc #1 address must be HOST:PORT",
       "smsc #2: unknown key 'respone_timeout'", "smsc #3 address must be HOST:PORT",
-      "smpp.toml:8:1: [upstream] password is at most 8 characters"]),
+      "smpp.toml:8:1: [upstream] password is 11 octets, over SMPP 3.4's 8"]),
     ("smpp.toml", "[shortcode.replies]\nDNC_REGISTERD = 'x'\n", ["[shortcode.replies] unknown key 'DNC_REGISTERD'"]),
     ("telfilter.toml", "[ml]\ntag_threshold = -0.5\ndrop_threshold = 1.5\nmin_words = 0\n",
      ["telfilter.toml:2:1: [ml] tag_threshold is a probability", "telfilter.toml:3:1: [ml] drop_threshold is a "

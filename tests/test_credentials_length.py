@@ -24,7 +24,7 @@ def test_esme_passwords_over_8_characters_are_refused_unechoed(tmp_path, monkeyp
                         errors, warn=False)
     assert sorted(a.system_id for a in got) == ["esme3", "esme5", "esme6"]
     assert len(errors) == 3, errors
-    assert any("esme1" in e and "8 characters" in e for e in errors)
+    assert any("esme1" in e and "over SMPP 3.4's 8" in e for e in errors)
     assert any(e.startswith(f"{f}:1:") for e in errors)
     assert not any(p in e for e in errors for p in ("longpassword123", "anotherlongpw", "yetanotherlongpw"))
 
@@ -32,7 +32,7 @@ def test_esme_passwords_over_8_characters_are_refused_unechoed(tmp_path, monkeyp
 def test_an_smsc_password_over_8_characters_is_refused(tmp_path, monkeypatch):
     errors = []
     assert smsc_password(_args(smsc_password="waytoolongpw"), errors) is None
-    assert errors and "8 characters" in errors[0] and "waytoolongpw" not in errors[0]
+    assert errors and "over SMPP 3.4's 8" in errors[0] and "waytoolongpw" not in errors[0]
     f = tmp_path / "pw"
     f.write_text("\nalsotoolongpw\n")
     errors = []
@@ -49,4 +49,13 @@ def test_an_smsc_password_over_8_characters_is_refused(tmp_path, monkeypatch):
 def test_the_hash_tool_refuses_a_password_no_bind_can_carry():
     r = subprocess.run([sys.executable, "-m", "engine.smpp_proxy.accounts", "longpassword123"], capture_output=True,
                        text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert r.returncode == 2 and "8 characters" in r.stderr and r.stdout == ""
+    assert r.returncode == 2 and "over SMPP 3.4's 8" in r.stderr and r.stdout == ""
+
+
+def test_the_length_is_in_wire_octets(monkeypatch):
+    """The codec writes a password in Latin-1, one octet a character: pässwör1 (8 octets) binds; mật1 has a
+    character no C-Octet String carries."""
+    errors = []
+    got = esme_accounts(_args(esme_account=["a:pässwör1", "b:mật1"]), errors, warn=False)
+    assert [a.system_id for a in got] == ["a"]
+    assert len(errors) == 1 and "'b'" in errors[0] and "outside Latin-1" in errors[0] and "mật1" not in errors[0]

@@ -93,3 +93,14 @@ def test_a_check_corpus_with_calls_skips_them_and_counts_them(tmp_path):
     assert not any("bad JSON line" in e or "'text'" in e for e in ds.errors)
     r = _cli("ml", "eval", "--data", p)
     assert f"{calls} call records skipped" in r.stderr and "KeyError" not in r.stderr and "'text'" not in r.stderr
+
+
+def test_an_ordinary_jsonl_with_content_is_not_a_report_store(tmp_path):
+    """Labelled records written with `content` (labels 1/0, repeated texts) are read as they are: only a file
+    with a report's own fields (reporter, time) is read as serve's store."""
+    from engine.ml.data import read_labelled
+    f = tmp_path / "labelled.jsonl"
+    f.write_text("".join(json.dumps({"content": t, "kind": "S", "label": lab}) + "\n"
+                         for t, lab in (("vay tien nhanh", "1"), ("hen gap", "0"), ("hen gap", "0"))))
+    texts, labels, info, errors = read_labelled(f)
+    assert texts == ["vay tien nhanh", "hen gap", "hen gap"] and labels == [1, 0, 0] and not errors

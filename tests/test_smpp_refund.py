@@ -207,8 +207,7 @@ def test_flood_counters_keep_what_a_sender_tried(pipe):
 def test_remove_takes_back_the_oldest_stamp_at_or_after_its_second(fast, limit, window):
     if fast and slots._load_fast() is None:
         pytest.skip("compiled tables not built")
-    slots.use_fast(fast)
-    try:
+    with slots.use_fast(fast):
         c = MemoryCounters()
         ns, key, t0 = "AD_FREQUENCY_CAP|owner+recipient|24h|None", (11, 22), 1_700_000_000
         k = min(limit, 3)
@@ -227,8 +226,6 @@ def test_remove_takes_back_the_oldest_stamp_at_or_after_its_second(fast, limit, 
         c.add(ns, key, t0 + 30, window, limit)                     # the row is usable after
         assert c.count(ns, key, t0 + 31, window, limit) == 1
         assert c.remove(ns, key, t0 + 31, window, limit) is False  # a stamp earlier than the second: never taken
-    finally:
-        slots.use_fast(slots._load_fast() is not None)
 
 
 def _live_and_replayed(tmp_path, after_adds):

@@ -19,8 +19,7 @@ def test_wide_rows_grow_when_the_reservation_is_refused(monkeypatch, fast):
             raise OSError(12, "Cannot allocate memory (test: strict overcommit)")
         return real(fmt, data, n)
     monkeypatch.setattr(flatmem, "copy", refusing)
-    slots.use_fast(fast)
-    try:
+    with slots.use_fast(fast):
         c = MemoryCounters()
         ns, t0 = "SENDER_DAILY_VOLUME|sender|24h|None", 1_700_000_000
         for k in range(100):
@@ -28,5 +27,3 @@ def test_wide_rows_grow_when_the_reservation_is_refused(monkeypatch, fast):
                 c.add(ns, ("84912%06d" % k,), t0 + j, 86400, 2000)
         assert [c.count(ns, ("84912%06d" % k,), t0 + 10, 86400, 2000) for k in (0, 50, 99)] == [3, 3, 3]
         assert c.count(ns, ("nobody",), t0 + 10, 86400, 2000) == 0
-    finally:
-        slots.use_fast(slots._load_fast() is not None)

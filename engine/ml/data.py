@@ -7,8 +7,8 @@
   spreadsheet would run as a formula, engine/csvcell.py) is read as sent;
 - JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`; a record with no `text` is a bad
   line, but a `check` corpus's call records (`"kind": "call"`) are skipped and counted (`calls_skipped`);
-- the 5656 report store (serve's `reports.jsonl`: a JSONL whose first record has `content`, no `text` and `kind`
-  S, V or FW) as `telfilter reports export` gives it: each report's label from `labels.jsonl` beside the store
+- the 5656 report store (serve's `reports.jsonl`: a JSONL whose first record has `reporter`, `content` and `time`,
+  no `text`, and `kind` S, V or FW) as `telfilter reports export` gives it: each report's label from `labels.jsonl` beside the store
   (the analysts' log, over the report's own field), S and FW reports only, one row per distinct text; the reports
   left out are counted (`unlabelled_skipped`, `call_reports_skipped`, `same_text_skipped`, `conflicts`).
 
@@ -138,14 +138,17 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
 
 
 def _is_store(text: str) -> bool:
-    """A 5656 report store: its first record has `content`, no `text` and a report `kind` (S, V or FW)."""
+    """A 5656 report store (what serve appends): its first record has the fields only a report has (`reporter`,
+    `content`, `time`), no `text`, and a report `kind` (S, V or FW). Any other JSONL is read as labelled
+    records, `content` standing for `text`."""
     for line in text.split("\n"):
         if line.strip():
             try:
                 o = json.loads(line)
             except ValueError:
                 return False
-            return isinstance(o, dict) and "content" in o and "text" not in o and o.get("kind") in ("S", "V", "FW")
+            return isinstance(o, dict) and {"reporter", "content", "time"} <= o.keys() and "text" not in o \
+                and o.get("kind") in ("S", "V", "FW")
     return False
 
 

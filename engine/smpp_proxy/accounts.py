@@ -359,7 +359,7 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
     return accounts
 
 
-from .config_checks import MAX_PASSWORD   # noqa: E402 (SMPP 3.4 §5.2: a bind's password, at most 8 characters)
+from .config_checks import MAX_PASSWORD, octets_problem   # noqa: E402 (SMPP 3.4 §5.2: a bind's password)
 
 
 def account_from_arg(arg: str, origin: str = "--esme-account") -> Account:
@@ -373,10 +373,9 @@ def account_from_arg(arg: str, origin: str = "--esme-account") -> Account:
     sid, pw = arg.split(":", 1)
     if not sid or len(sid) > 15:
         raise SmppConfigError(f"--esme-account {sid!r}: system_id must be 1-15 characters")
-    if len(pw.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
-        # (a bind carries at most 8: this account could never bind; the password itself is never echoed)
-        raise SmppConfigError(f"--esme-account {sid!r}: the password is longer than {MAX_PASSWORD} characters "
-                              "(SMPP 3.4 §5.2.2)")
+    bad = octets_problem(pw, MAX_PASSWORD)
+    if bad:             # this account could never bind; the password itself is never echoed
+        raise SmppConfigError(f"--esme-account {sid!r}: the password {bad}")
     salt = hashlib.sha256(b"telfilter-cli-account\0" + sid.encode("utf-8", "surrogateescape")).digest()[:8]
     return Account(sid, hash_password(pw, salt=salt, iterations=1000), mo_prefixes=("",), origin=origin,
                    **DEFAULT_LIMITS)
@@ -386,8 +385,8 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         print("usage: python -m engine.smpp_proxy.accounts PASSWORD", file=sys.stderr)
         sys.exit(2)
-    if len(sys.argv[1].encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
-        print(f"a password of at most {MAX_PASSWORD} characters (SMPP 3.4 §5.2.2): a longer one could never bind",
-              file=sys.stderr)
+    bad = octets_problem(sys.argv[1], MAX_PASSWORD)
+    if bad:
+        print(f"the password {bad}: no bind could carry it", file=sys.stderr)
         sys.exit(2)
     print(hash_password(sys.argv[1]))

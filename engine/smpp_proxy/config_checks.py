@@ -29,6 +29,16 @@ LINK_KEYS = {"address": (str,), "response_timeout": (int, float), "window": (int
 MAX_SYSTEM_ID, MAX_PASSWORD = 15, 8            # SMPP 3.4 §5.2: C-Octet strings of 16 and 9 with their NUL
 
 
+def octets_problem(value: str, most: int) -> str | None:
+    """Why `value` cannot go in a bind's C-Octet String of `most` octets (the codec writes Latin-1: one octet
+    a character, 0-255), else None. Says nothing of the value itself (it may be a password)."""
+    try:
+        n = len(value.encode("latin-1"))
+    except UnicodeEncodeError:
+        return "has characters outside Latin-1 (an SMPP C-Octet String carries octets 0-255)"
+    return f"is {n} octets, over SMPP 3.4's {most} (the SMSC would refuse the bind)" if n > most else None
+
+
 def _range(where, table, key, v, lo, hi, unit) -> str | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None                             # the schema check reports the type
@@ -91,9 +101,9 @@ def check(p, text: str, raw: dict) -> list[str]:
             errors.append(f"{at}: {name} address {bad}")
     for key, most in (("system_id", MAX_SYSTEM_ID), ("password", MAX_PASSWORD)):
         v = up.get(key)
-        if isinstance(v, str) and len(v) > most:
-            errors.append(f"{p}:{key_line(text, 'upstream', key)}:1: [upstream] {key} is at most {most} characters "
-                          f"in SMPP 3.4 (the SMSC would refuse the bind), got {len(v)}")
+        bad = octets_problem(v, most) if isinstance(v, str) else None
+        if bad:
+            errors.append(f"{p}:{key_line(text, 'upstream', key)}:1: [upstream] {key} {bad}")
     drop = raw.get("drop", {})
     syms = drop.get("silent_symbols", [])
     if isinstance(syms, list) and not all(isinstance(x, str) for x in syms):
