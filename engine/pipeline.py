@@ -124,11 +124,13 @@ class Pipeline:
     def refund(self, verdict: Verdict, now: float) -> None:
         """Give back what `verdict`'s message was counted toward an advertiser's caps (Verdict.charged):
         the SMSC refused it after it was let through, so it was not sent (an ESME retrying an ad the SMSC
-        throttled is not dropped by AD_FREQUENCY_CAP for its own refused attempts). `now`: the clock's
-        second; a count already out of its window counts for nothing and is left alone."""
+        throttled is not dropped by AD_FREQUENCY_CAP for its own refused attempts). `now`: the clock; a count
+        already out of its window (in whole seconds, as the counters count: its stamp may have been pushed out
+        of its row by a later message since, and another's must not be taken) is left alone."""
         remove = self.state.counters.remove
+        now_s = int(now)
         for ns, keys, ts, window, limit in verdict.charged:
-            if window is not None and ts + window <= now:
+            if window is not None and int(ts) + window <= now_s:
                 continue
             for k in keys:
                 remove(ns, k, ts, window, limit)

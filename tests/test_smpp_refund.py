@@ -330,6 +330,22 @@ def test_a_count_out_of_its_window_is_not_looked_for(pipe):
     assert "AD_FREQUENCY_CAP" in pipe.judge(m(later), commit=False).symbols
 
 
+def test_a_refusal_in_the_windows_last_second_gives_nothing_back(pipe):
+    """A judged at 10:00:00.9 (stamp 10:00:00); 24 h later at .02 its stamp has left the window (counters count in
+    whole seconds) and D's commit pushed it out of the row; A's refusal at .03 must not take B's stamp."""
+    from datetime import timedelta
+    from engine.verdict import Message
+    m = lambda t: Message("SHOPABC", "84912777025", TEXT.decode(), t, "esme1", "mt")      # noqa: E731
+    t0 = NOON + timedelta(seconds=0.9)
+    a = pipe.judge(m(t0))
+    pipe.judge(m(t0 + timedelta(seconds=1)))
+    pipe.judge(m(t0 + timedelta(seconds=2)))
+    edge = NOON + timedelta(hours=24, seconds=0.02)
+    assert "AD_FREQUENCY_CAP" not in pipe.judge(m(edge)).symbols       # D: A is out of the window
+    pipe.refund(a, (edge + timedelta(seconds=0.01)).timestamp())
+    assert "AD_FREQUENCY_CAP" in pipe.judge(m(edge + timedelta(seconds=0.02)), commit=False).symbols
+
+
 def test_only_drop_rules_caps_are_given_back(tmp_path):
     """A tag rule keyed by owner keeps counting past its limit (its row can push a refused message's stamp
     out): not given back."""
@@ -440,3 +456,25 @@ def test_a_refund_leaves_the_mirror_at_once(tmp_path, redis_server):  # noqa: F8
         return local.symbols, got
     local, got = asyncio.run(main())
     assert "AD_FREQUENCY_CAP" not in local and got[0] == "allow", (local, got)
+
+
+def test_a_server_that_lost_the_script_is_sent_it_again(tmp_path, redis_server):  # noqa: F811
+    """After a Redis restart (or failover, or SCRIPT FLUSH) the server no longer has the batch script: the store
+    loads it again and the batch counts on the server, never fail-open (a 4th ad got through after every restart:
+    redis-py's NoScriptError does not say NOSCRIPT)."""
+    import redis
+    from tests.test_redis_state import _node, _judge, _ad as _sad
+    redis_server.flush()
+
+    async def main():
+        a, sa = _node(tmp_path, "a", redis_server.url)
+        b, sb = _node(tmp_path, "b", redis_server.url)
+        assert (await _judge(a, _sad(0)))[0] == "allow"
+        redis.Redis.from_url(redis_server.url).script_flush()
+        got = [await _judge(a, _sad(1)), await _judge(b, _sad(2)), await _judge(b, _sad(3))]
+        stats = dict(sa.stats)
+        await sa.close()
+        await sb.close()
+        return got, stats
+    got, stats = asyncio.run(main())
+    assert [g[0] for g in got] == ["allow", "allow", "drop"] and stats["fail_open"] == 0, (got, stats)

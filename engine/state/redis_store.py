@@ -108,6 +108,13 @@ class _Op:
         return n > self.limit if self.distinct else n + 1 > self.limit
 
 
+def _no_script(e: Exception) -> bool:
+    """The server does not have the script (it restarted, failed over to a replica, or SCRIPT FLUSH): load it
+    and send the batch again -- the script did not run. redis-py raises NoScriptError, whose text is the
+    server's message without its NOSCRIPT prefix."""
+    return type(e).__name__ == "NoScriptError" or "NOSCRIPT" in str(e) or "No matching script" in str(e)
+
+
 def _safely(fn, *args) -> None:
     """Run one message's continuation: an error in it must not leave the rest of the batch unanswered."""
     try:
@@ -365,7 +372,7 @@ class RedisStore:
         try:
             return await self.redis.evalsha(self._sha, *args)
         except Exception as e:
-            if "NOSCRIPT" not in str(e):
+            if not _no_script(e):
                 raise
             self._sha = await self.redis.script_load(LUA)       # the server restarted
             return await self.redis.evalsha(self._sha, *args)
