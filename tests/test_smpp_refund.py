@@ -255,10 +255,10 @@ def test_a_refund_is_journalled_and_replayed(tmp_path):
 
 def test_a_refund_after_a_relayout_replays_as_it_ran(tmp_path):
     def reload_then_refund(c, ns, key, t0, w):
-        c.count(ns, key, t0 + 5, w, 2)          # a reload lowered the limit: the read lays the rows out again
-        c.remove(ns, key, t0, w, 2)             # a message judged under the new limit refused
-        return 2
-    assert _live_and_replayed(tmp_path, reload_then_refund) == (1, 1)
+        c.count(ns, key, t0 + 5, w, 4)          # a reload raised the limit: the read lays the rows out again, wider
+        c.remove(ns, key, t0, w, 3)             # a message judged before it refused
+        return 4
+    assert _live_and_replayed(tmp_path, reload_then_refund) == (2, 2)
 
 
 def test_ads_the_smsc_refused_are_given_back_on_the_shared_store(tmp_path, refusing, redis_server):  # noqa: F811
@@ -294,18 +294,58 @@ def test_ads_the_smsc_refused_are_given_back_on_the_shared_store(tmp_path, refus
 
 # ------------------------------------------------------------------ never a count of a message that was sent
 
-def test_a_reload_lowering_the_cap_gives_nothing_back(pipe, tmp_path):
-    """A, B, C sent under a cap of 3; the cap is lowered to 2 (the rows keep the newest 2 stamps) and A is
-    refused after all: its stamp may be gone, so nothing is given back (taking B's would let a 3rd ad pass
-    a cap of 2)."""
+def _rules_with_cap(tmp_path, n):
     import shutil
     from pathlib import Path
-    from engine.verdict import Message
-    d = tmp_path / "rules"
+    d = tmp_path / f"rules{n}"
+    if d.exists():
+        return d
     shutil.copytree(Path(__file__).resolve().parents[1] / "config" / "rules", d)
     f = d / "20-advertising-sms.toml"
     old = 'counter = { key = ["owner", "recipient"], window = "24h", limit = 3 }'
-    f.write_text(f.read_text().replace(old, old.replace("limit = 3", "limit = 2")))
+    f.write_text(f.read_text().replace(old, old.replace("limit = 3", f"limit = {n}")))
+    return d
+
+
+def test_a_cap_lowered_and_raised_again_has_forgotten_nothing(pipe, tmp_path):
+    from engine.verdict import Message
+    m = lambda: Message("SHOPABC", "84912777026", TEXT.decode(), NOON, "esme1", "mt")      # noqa: E731
+    for _ in range(3):
+        pipe.judge(m())
+    assert pipe.reload_rules(_rules_with_cap(tmp_path, 2)) == []
+    assert "AD_FREQUENCY_CAP" in pipe.judge(m()).symbols
+    assert pipe.reload_rules(_rules_with_cap(tmp_path, 3)) == []
+    assert "AD_FREQUENCY_CAP" in pipe.judge(m()).symbols, "a 4th ad after the cap went 3 -> 2 -> 3"
+
+
+def test_a_cap_lowered_and_raised_again_on_the_shared_store(tmp_path, redis_server):  # noqa: F811
+    """(The server trims a key only as it adds to it, and under a drop rule an add under the lowered cap finds
+    only stamps out of the window to trim: this holds by construction, checked end to end.)"""
+    from tests.test_redis_state import _node, _judge, _ad as _sad
+    redis_server.flush()
+
+    async def main():
+        a, sa = _node(tmp_path, "a", redis_server.url)
+        b, sb = _node(tmp_path, "b", redis_server.url)
+        got = [await _judge(a, _sad(i)) for i in range(3)]
+        for p in (a, b):
+            assert p.reload_rules(_rules_with_cap(tmp_path, 2)) == []
+        got.append(await _judge(b, _sad(3)))
+        got.append(await _judge(b, _sad(4)))               # b's own mirror is empty: the server decides
+        for p in (a, b):
+            assert p.reload_rules(_rules_with_cap(tmp_path, 3)) == []
+        got.append(await _judge(b, _sad(5)))
+        await sa.close()
+        await sb.close()
+        return [g[0] for g in got]
+    assert asyncio.run(main()) == ["allow"] * 3 + ["drop"] * 3
+
+
+def test_a_reload_lowering_the_cap_keeps_every_count(pipe, tmp_path):
+    """A, B, C sent under a cap of 3; the cap is lowered to 2 (the rows keep all three stamps) and A is refused
+    after all: A's own stamp goes, B and C still fill the cap of 2."""
+    from engine.verdict import Message
+    d = _rules_with_cap(tmp_path, 2)
     m = lambda: Message("SHOPABC", "84912777020", TEXT.decode(), NOON, "esme1", "mt")      # noqa: E731
     a = pipe.judge(m())
     pipe.judge(m())

@@ -92,16 +92,27 @@ def test_distinct_mode_is_exact_up_to_limit_plus_one():
     assert 0 < fired < 30_000
 
 
-def test_a_reload_with_another_limit_keeps_the_recent_stamps():
+def test_a_reload_with_another_limit_keeps_the_stamps():
+    """Rows are widened for a higher limit and never narrowed: a cap lowered and raised again (3 -> 2 -> 3) has
+    forgotten no message it let through."""
     c = MemoryCounters()
     for s in range(5):
         c.add("ns", ("a",), T0 + s, 3600, 5)
     assert c.count("ns", ("a",), T0 + 10, 3600, 5) == 5
-    c.add("ns", ("a",), T0 + 11, 3600, 3)                 # limit now 3: the 2 newest kept, plus this one
-    assert c.count("ns", ("a",), T0 + 12, 3600, 3) == 3
-    c.add("ns", ("a",), T0 + 13, 3600, 8)                 # and back to a 16-bit row of 8
-    assert c.count("ns", ("a",), T0 + 14, 3600, 8) == 4
+    c.add("ns", ("a",), T0 + 11, 3600, 3)                 # limit now 3: the row of 5 keeps the 5 newest
+    assert c.count("ns", ("a",), T0 + 12, 3600, 3) == 5   # over 3 either way
+    assert c.spaces["ns"].limit == 5
+    c.add("ns", ("a",), T0 + 13, 3600, 8)                 # and up to a 16-bit row of 8: every stamp kept
+    assert c.count("ns", ("a",), T0 + 14, 3600, 8) == 6
     assert c.count("ns", ("a",), T0 + 11 + 3600, 3600, 8) == 1
+
+
+def test_a_cap_lowered_and_raised_again_forgets_no_message():
+    c = MemoryCounters()
+    for s in range(3):
+        c.add("cap", ("o", "r"), T0 + s, 86400, 3)
+    assert c.count("cap", ("o", "r"), T0 + 10, 86400, 2) + 1 > 2           # lowered to 2: full
+    assert c.count("cap", ("o", "r"), T0 + 20, 86400, 3) + 1 > 3           # back to 3: still full
 
 
 def test_short_rows_stay_exact_across_a_rebase():

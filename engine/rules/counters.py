@@ -4,7 +4,8 @@ Theory of operation: a rule's counter lives in its own namespace (the rule symbo
 counter spec), one `SlotTable` per namespace (see slots.py: flat uint32 rows keyed by a
 64-bit key hash, expired by last touch, bounded). A "more than N within W" test only needs
 to know whether N messages (or N+1 distinct values) were seen within the window, so a row
-never holds more than that:
+never holds more than that (more only after a reload lowered N: rows are widened for a higher
+limit, never narrowed, so a limit lowered and raised again has forgotten nothing):
 
   count mode     the last N timestamps (whole seconds), oldest first, 0 = none yet. The
                  count within the window is a bisect on the row: O(log N), no scan.
@@ -92,25 +93,29 @@ class MemoryCounters:
 
     def _space(self, ns: str, window, limit: int, distinct: bool) -> _Space:
         sp = self.spaces.get(ns)
-        if sp is None or sp.limit != limit or sp.distinct != distinct:
+        # a reload that raises the limit lays the rows out again, wider (what there is is kept); one that lowers it
+        # keeps them as they are (the stamps a narrower row would drop could be needed again: 3 -> 2 -> 3 must not
+        # forget messages sent), and every read and write goes by the rows' own limit (`sp.limit`)
+        if sp is None or sp.distinct != distinct or sp.limit < limit:
             w, touch, short = _layout(limit, distinct, window)
             t = SlotTable(w, touch, window, self.max_keys)
             first = None
             if distinct:
                 first = sp.first if sp is not None and sp.distinct else SlotTable(2, 1, window, self.max_keys)
             if sp is not None and sp.distinct == distinct:
-                _carry_over(sp, t, limit)       # a reload changed the limit: keep what fits
+                _carry_over(sp, t, limit)       # a reload raised the limit: every stamp fits
             sp = self.spaces[ns] = _Space(t, limit, distinct, first, short)
         return sp
 
     # ------------------------------------------------------------ count mode
     def count(self, ns, key, now, window, limit) -> int:
-        """Messages within the window for `key` (at most `limit` are kept)."""
+        """Messages within the window for `key` (at most the rows' limit are kept: `limit` or more)."""
         sp = self.spaces.get(ns)
         if sp is None or sp.distinct:
             return 0
-        if sp.limit != limit:            # a reload changed the limit: rows laid out for it before reading
+        if sp.limit < limit:             # a reload raised the limit: rows laid out for it before reading
             sp = self._space(ns, window, limit, False)
+        limit = sp.limit
         t = sp.table
         f = _slots._fast
         if f is not None:
@@ -129,8 +134,9 @@ class MemoryCounters:
 
     def add(self, ns, key, now, window, limit) -> None:
         sp = self.spaces.get(ns)
-        if sp is None or sp.limit != limit or sp.distinct:     # _space's test, without its call
+        if sp is None or sp.limit < limit or sp.distinct:      # _space's test, without its call
             sp = self._space(ns, window, limit, False)
+        limit = sp.limit
         t = sp.table
         f = _slots._fast
         if f is not None:
@@ -154,8 +160,9 @@ class MemoryCounters:
         let through: Pipeline.refund): the oldest stamp at or after `now` goes (a stamp is never earlier
         than its message's second; of the stamps that may be this message's, the one kept longest by
         the window is kept). False when nothing was taken: no stamp at or after `now`, or rows laid out
-        for a lower limit than the commit's (a reload lowered it and kept only the newest stamps: the
-        message's may be gone, and taking another would give back the count of a message that was sent).
+        for a lower limit than the commit's (rows are never narrowed in a process; a state written by an
+        earlier version may have narrowed them and dropped the message's stamp: taking another would give
+        back the count of a message that was sent).
         The stamp must still be there otherwise, which the callers see to: only the caps of drop rules
         are given back (such a row never takes more than its limit within the window: a message over it
         is dropped uncounted, so nothing pushes a live stamp out) and only within the window
@@ -193,7 +200,7 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or not sp.distinct:
             return 1
-        if sp.limit != limit:            # as in count()
+        if sp.limit < limit:             # as in count()
             sp = self._space(ns, window, limit, True)
         f = _slots._fast
         if f is not None:
@@ -215,7 +222,7 @@ class MemoryCounters:
 
     def add_distinct(self, ns, key, value, now, window, limit) -> None:
         sp = self.spaces.get(ns)
-        if sp is None or sp.limit != limit or not sp.distinct:
+        if sp is None or sp.limit < limit or not sp.distinct:
             sp = self._space(ns, window, limit, True)
         f = _slots._fast
         if f is not None:
