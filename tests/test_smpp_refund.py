@@ -518,3 +518,44 @@ def test_a_server_that_lost_the_script_is_sent_it_again(tmp_path, redis_server):
         return got, stats
     got, stats = asyncio.run(main())
     assert [g[0] for g in got] == ["allow", "allow", "drop"] and stats["fail_open"] == 0, (got, stats)
+
+
+class _Down(_Blip):
+    """The real client; while `down`, every script call fails as a refused connection does (never sent)."""
+    down = False
+
+    async def evalsha(self, *a):
+        if self.down:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+        return await self.real.evalsha(*a)
+
+
+def test_a_count_given_back_while_the_server_is_away_reaches_it_later(tmp_path, redis_server):  # noqa: F811
+    """The SMSC refused A while Redis was unreachable: the count is given back on the server once it answers
+    (it was lost, and the advertiser could send that recipient only 2 ads that day)."""
+    from tests.test_redis_state import _node, _judge, _ad as _sad
+    redis_server.flush()
+
+    async def main():
+        a, sa = _node(tmp_path, "a", redis_server.url)
+        b, sb = _node(tmp_path, "b", redis_server.url)
+        cut = sa.redis = _Down(sa.redis)
+        fut = asyncio.get_running_loop().create_future()
+        sa.begin()
+        m = a.judge(_sad(0))
+        sa.settle(a, m, fut.set_result)
+        m = await fut
+        cut.down = True
+        a.refund(m, m.charged[0][2])
+        await asyncio.sleep(0.05)
+        assert sa._removes_waiting
+        cut.down = False
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not sa._removes_waiting and not sa.busy:
+                break
+        got = [(await _judge(b, _sad(1 + i)))[0] for i in range(3)]
+        await sa.close()
+        await sb.close()
+        return got
+    assert asyncio.run(main()) == ["allow"] * 3

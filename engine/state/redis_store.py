@@ -115,6 +115,11 @@ def _no_script(e: Exception) -> bool:
     return type(e).__name__ == "NoScriptError" or "NOSCRIPT" in str(e) or "No matching script" in str(e)
 
 
+def _not_sent(e: Exception) -> bool:
+    """The batch never reached the server: no connection could be made (redis-py: "Error 111 connecting to …")."""
+    return isinstance(e, ConnectionRefusedError) or "connecting to" in str(e)
+
+
 def _safely(fn, *args) -> None:
     """Run one message's continuation: an error in it must not leave the rest of the batch unanswered."""
     try:
@@ -226,6 +231,7 @@ class RedisStore:
         self.history = self.events.history        # broadcast to and from the other processes (events.py)
         self.calls = self.events.calls
         self.ops: list[_Op] = []
+        self._removes_waiting: list[_Op] = []     # counts given back while the server was away (_degraded)
         self._queue: list = []          # (pipe, verdict, ops, then) waiting for the next batch
         self._scheduled = self._busy = False
         self._sha = None
@@ -294,8 +300,11 @@ class RedisStore:
                 r.lost()
             self._retry_riders()
             if batch:
-                self._degraded(batch, "server unavailable (backing off)")
+                self._degraded(batch, "server unavailable (backing off)", sent=False)
             return
+        if self._removes_waiting:         # counts given back while the server was away: theirs now
+            self._queue.insert(0, (None, None, self._removes_waiting, None))
+            self._removes_waiting = []
         batch = self._queue[:MAX_BATCH]
         del self._queue[:MAX_BATCH]
         self._busy = True
@@ -304,7 +313,8 @@ class RedisStore:
         t.add_done_callback(self._tasks.discard)
 
     def _riding(self) -> bool:
-        return any(r.out for r in self.riders)     # stream updates waiting for the next script call
+        # stream updates waiting for the next script call, or counts given back while the server was away
+        return bool(self._removes_waiting) or any(r.out for r in self.riders)
 
     def _enforce_map(self, pipe) -> dict:
         """symbol -> rule, for rules whose forced action is drop (their caps are enforced)."""
@@ -340,7 +350,8 @@ class RedisStore:
                 for r, taken in zip(self.riders, ev):
                     r.lost(taken)
                 self._failed(e)
-                self._degraded(batch, f"{type(e).__name__}: {e}")
+                self._degraded(batch, f"{type(e).__name__}: {e}", sent=not _not_sent(e))
+                self._retry_riders()            # (counts given back now waiting: sent at the back-off's end)
                 return
             if self._backoff > BACKOFF_MIN:
                 log.warning("state: Redis %s reachable again", self.cfg["url"])
@@ -433,8 +444,16 @@ class RedisStore:
                       "retrying in %.1fs", self.cfg["url"], type(e).__name__, e, self.on_error,
                       self.stats["fail_open"], self.stats["fail_closed"], self._backoff)
 
-    def _degraded(self, batch: list, why: str) -> None:
-        """The server could not be asked: the `on_error` policy decides each message."""
+    def _degraded(self, batch: list, why: str, sent: bool = True) -> None:
+        """The server could not be asked: the `on_error` policy decides each message. A count given back (an
+        ad the SMSC refused) in a batch that was never `sent` is kept to be given back on the server when it
+        answers again (the newest LOCAL_MAX); one whose batch may have run there (a timeout, a connection lost
+        mid-call) is not sent twice: taking a second stamp could let a 4th ad through."""
+        if not sent:
+            waiting = self._removes_waiting
+            waiting += [op for _p, _v, ops, _t in batch for op in ops if op.distinct is REMOVE]
+            if len(waiting) > LOCAL_MAX:
+                del waiting[:len(waiting) - LOCAL_MAX]
         for pipe, v, ops, then in batch:
             enforced = False
             if then is not None and self.on_error == "closed":
