@@ -204,7 +204,7 @@ def test_flood_counters_keep_what_a_sender_tried(pipe):
 
 @pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("limit,window", [(3, 86400), (30, 3600), (1, None)])       # long, short (16-bit), forever
-def test_remove_takes_back_the_oldest_stamp_at_or_after_its_second(fast, limit, window):
+def test_remove_takes_back_a_stamp_of_exactly_its_second(fast, limit, window):
     if fast and slots._load_fast() is None:
         pytest.skip("compiled tables not built")
     with slots.use_fast(fast):
@@ -214,18 +214,19 @@ def test_remove_takes_back_the_oldest_stamp_at_or_after_its_second(fast, limit, 
         for i in range(k):                                          # t0, t0 + 10, t0 + 20
             c.add(ns, key, t0 + 10 * i, window, limit)
         assert c.count(ns, key, t0 + 25, window, limit) == k
-        assert c.remove(ns, key, t0 + 5 if k > 1 else t0, window, limit)
+        assert c.remove(ns, key, t0 + 5, window, limit) is False   # no stamp of that second: never another's
+        assert c.remove(ns, key, t0 + 10 * (k - 1), window, limit)
         assert c.count(ns, key, t0 + 25, window, limit) == k - 1
         if window is not None and k == 3:
-            # the one taken was t0 + 10 (the oldest at or after t0 + 5): t0 + 20 is still within the window
-            assert c.count(ns, key, t0 + window + 15, window, limit) == 1
+            assert c.remove(ns, key, t0 + 10, window, limit)       # the middle one: t0 stays, oldest first
+            assert c.count(ns, key, t0 + window - 1, window, limit) == 1
+            assert c.count(ns, key, t0 + window, window, limit) == 0
         assert c.remove(ns, (99,), t0, window, limit) is False      # unknown key
         while c.remove(ns, key, t0, window, limit):
             pass
         assert c.count(ns, key, t0 + 25, window, limit) == 0
         c.add(ns, key, t0 + 30, window, limit)                     # the row is usable after
         assert c.count(ns, key, t0 + 31, window, limit) == 1
-        assert c.remove(ns, key, t0 + 31, window, limit) is False  # a stamp earlier than the second: never taken
 
 
 def _live_and_replayed(tmp_path, after_adds):
@@ -559,3 +560,10 @@ def test_a_count_given_back_while_the_server_is_away_reaches_it_later(tmp_path, 
         await sb.close()
         return got
     assert asyncio.run(main()) == ["allow"] * 3
+
+
+def test_the_batch_script_is_never_sent_twice_by_the_client():
+    """redis-py retries a command on a timeout by default: a batch whose reply came late ran again (every count
+    committed, or given back, twice: a 4th ad through a cap of 3). The store's client does not retry."""
+    from engine.state.redis_store import RedisStore
+    assert RedisStore("redis://127.0.0.1:1/0").redis.get_retry()._retries == 0

@@ -202,3 +202,23 @@ def test_state_key_hashes_are_stable_across_processes():
                            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}, cwd=str(_ROOT)).stdout
             for seed in ("1", "2", "random")}
     assert len(outs) == 1 and outs.pop().strip()
+
+
+def test_raising_a_limit_to_a_short_row_of_5_keeps_the_stamps():
+    """A short (16-bit) row for a limit of 5 is 5 words wide, as a plain row of 5 is: the stamps carried over
+    were written as plain ones into it (counts wrong both ways)."""
+    c = MemoryCounters()
+    for s in range(3):
+        c.add("f", ("a",), T0 + 60 * s, 300, 3)
+    assert c.count("f", ("a",), T0 + 150, 300, 5) == 3
+    assert c.spaces["f"].short and c.spaces["f"].limit == 5
+    assert c.count("f", ("a",), T0 + 60 * 2 + 300, 300, 5) == 0
+
+
+def test_raising_the_limit_of_a_distinct_space_of_one_value_keys():
+    """Every key seen with one value only (no full row yet): a reload raising the limit used to crash every read."""
+    c = MemoryCounters()
+    c.add_distinct("d", ("t",), "s1", T0, 3600, 10)
+    assert c.distinct("d", ("t",), "s2", T0 + 1, 3600, 11) == 2
+    c.add_distinct("d", ("t",), "s2", T0 + 2, 3600, 11)
+    assert c.distinct("d", ("t",), "s3", T0 + 3, 3600, 11) == 3

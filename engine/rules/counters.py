@@ -103,7 +103,7 @@ class MemoryCounters:
             if distinct:
                 first = sp.first if sp is not None and sp.distinct else SlotTable(2, 1, window, self.max_keys)
             if sp is not None and sp.distinct == distinct:
-                _carry_over(sp, t, limit)       # a reload raised the limit: every stamp fits
+                _carry_over(sp, t, limit, short)     # a reload raised the limit: every stamp fits
             sp = self.spaces[ns] = _Space(t, limit, distinct, first, short)
         return sp
 
@@ -157,17 +157,14 @@ class MemoryCounters:
 
     def remove(self, ns, key, now, window, limit) -> bool:
         """Take back one message counted at second `now` for `key` (an ad the SMSC refused after it was
-        let through: Pipeline.refund): the oldest stamp at or after `now` goes (a stamp is never earlier
-        than its message's second; of the stamps that may be this message's, the one kept longest by
-        the window is kept). False when nothing was taken: no stamp at or after `now`, or rows laid out
-        for a lower limit than the commit's (rows are never narrowed in a process; a state written by an
-        earlier version may have narrowed them and dropped the message's stamp: taking another would give
-        back the count of a message that was sent).
-        The stamp must still be there otherwise, which the callers see to: only the caps of drop rules
-        are given back (such a row never takes more than its limit within the window: a message over it
-        is dropped uncounted, so nothing pushes a live stamp out) and only within the window
-        (Pipeline.refund). An evicted row (max_keys) has lost its stamps anyway. Count mode only; refunds
-        are rare, so this is the reference code alone, on the same rows the compiled twin reads."""
+        let through: Pipeline.refund): one stamp of exactly that second goes. A stamp never moves and is
+        never earlier than its message's second, so that is the message's own stamp, or one of the same
+        value (the same count either way); when none is there (the message's stamp was pushed up to a
+        later one's second, pushed out of its row, evicted, or an earlier version narrowed the rows: `sp.limit`
+        below `limit`) nothing goes (False): never another message's count. A stamp pushed out of its row was
+        out of the window already (a drop rule's row never holds more than its limit within the window), and
+        so are the stamps of its value. Count mode only; refunds are rare, so this is the reference code
+        alone, on the same rows the compiled twin reads."""
         sp = self.spaces.get(ns)
         if sp is None or sp.distinct or sp.limit < limit:
             return False
@@ -181,14 +178,14 @@ class MemoryCounters:
             base, lo = rows[b + 1], 2 * b + 4
             with memoryview(rows).cast("B").cast("H") as st:
                 for j in range(lo, lo + n):
-                    if st[j] and base + st[j] - 1 >= now_s:
+                    if st[j] and base + st[j] - 1 == now_s:
                         st[lo + 1:j + 1] = st[lo:j]
                         st[lo] = 0
                         return True
             return False
         b = i * sp.width                        # stamps oldest first, 0 = none; the last is the touch word
         for j in range(b, b + n):
-            if rows[j] and rows[j] >= now_s:
+            if rows[j] == now_s and now_s:
                 rows[b + 1:j + 1] = rows[b:j]
                 rows[b] = 0
                 return True
@@ -272,7 +269,7 @@ class MemoryCounters:
         return {ns: sp.table.evicted + (sp.first.evicted if sp.first else 0) for ns, sp in self.spaces.items()}
 
 
-def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
+def _carry_over(old: _Space, new: SlotTable, limit: int, short: bool) -> None:
     """Copy old rows into a table of another row width, keeping the most recent entries (the
     live rows are renumbered densely, in slot order)."""
     o = old.table.settled()                    # a growth under way finished first: one index
@@ -295,7 +292,7 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
             S = R[:, :old.limit].astype(np.int64)
         m = min(old.limit, limit)
         S = S[:, old.limit - m:]
-        if new.width == limit:                  # the new rows are plain stamps
+        if not short:                           # the new rows are plain stamps (a short row of 5 is 5 wide too)
             N[:, limit - m:] = S
         else:
             last = S[:, -1]
@@ -304,6 +301,8 @@ def _carry_over(old: _Space, new: SlotTable, limit: int) -> None:
             N.view(np.uint16)[:, 4 + limit - m:4 + limit] = np.where((S > 0) & (S >= base[:, None]),
                                                                      S - base[:, None] + 1, 0)
     del R
+    if not len(N):                              # no full rows yet (a distinct space of one-value keys): none to copy
+        return
     NX = np.zeros(len(IX), np.uint32)
     NX[occupied] = np.arange(1, len(N) + 1, dtype=np.uint32)
     n = flatmem.reserve_rows(new.width, new.max_keys, len(N))

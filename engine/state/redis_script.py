@@ -98,10 +98,10 @@ for m = 1, #msgs do
       local limit, now = op[3], op[5]
       local parts = {}
       if op[2] == 2 then
-        -- a count taken back: the oldest stamp at or after its second (rules/counters.py remove)
+        -- a count taken back: one stamp of exactly its second, if there is one (rules/counters.py remove)
         local kept, gone = {}, false
         for j = 1, #cur do
-          if not gone and cur[j] >= now then gone = true else kept[#kept + 1] = cur[j] end
+          if not gone and cur[j] == now then gone = true else kept[#kept + 1] = cur[j] end
         end
         cache[op[1]] = kept
         if gone then

@@ -83,6 +83,7 @@ log = logging.getLogger("telfilter")
 
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
 MAX_BATCH = 2000            # messages per script call
+REMOVES_PER_CALL = 2000     # counts given back after an outage: at most this many a script call
 
 REMOVE = 2                  # an _Op's `distinct` for a count taken back (SharedCounters.remove)
 
@@ -210,11 +211,16 @@ class RedisStore:
                 import redis.asyncio as aioredis
             except ImportError:
                 raise StateError("--state redis://… needs the redis package (pip install redis)") from None
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
             c = self.cfg
+            # no retries by the client: a batch script sent again after a late reply would run twice (every
+            # count committed, or given back, twice); a failure is the store's to handle (back-off, on_error),
+            # and a refused connection fails at once as "connecting to" (the batch never sent: _not_sent)
             client = aioredis.Redis(host=c["host"], port=c["port"], db=c["db"], ssl=c["ssl"],
                                     username=c["username"], password=c["password"],
                                     socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                                    health_check_interval=30)
+                                    health_check_interval=30, retry=Retry(NoBackoff(), 0))
         self.redis = client
         reader = None
         if hasattr(client, "connection_pool"):
@@ -298,13 +304,14 @@ class RedisStore:
             batch, self._queue[:] = self._queue[:], []
             for r in self.riders:
                 r.lost()
-            self._retry_riders()
             if batch:
                 self._degraded(batch, "server unavailable (backing off)", sent=False)
+            self._retry_riders()                # (after _degraded: the counts given back now waiting too)
             return
-        if self._removes_waiting:         # counts given back while the server was away: theirs now
-            self._queue.insert(0, (None, None, self._removes_waiting, None))
-            self._removes_waiting = []
+        if self._removes_waiting:         # counts given back while the server was away: theirs now, a chunk a call
+            w = self._removes_waiting
+            self._queue.insert(0, (None, None, w[:REMOVES_PER_CALL], None))
+            del w[:REMOVES_PER_CALL]
         batch = self._queue[:MAX_BATCH]
         del self._queue[:MAX_BATCH]
         self._busy = True
