@@ -222,3 +222,20 @@ def test_raising_the_limit_of_a_distinct_space_of_one_value_keys():
     assert c.distinct("d", ("t",), "s2", T0 + 1, 3600, 11) == 2
     c.add_distinct("d", ("t",), "s2", T0 + 2, 3600, 11)
     assert c.distinct("d", ("t",), "s3", T0 + 3, 3600, 11) == 3
+
+
+def test_a_lowered_limit_narrows_the_rows_after_one_window():
+    """Rows stay wide for one window after a limit is lowered (3 -> 2 -> 3 forgets nothing), then narrow: a
+    mistyped limit of 3,000 does not keep its memory for ever."""
+    c = MemoryCounters()
+    c.add("v", ("a",), T0, 3600, 3000)
+    assert c.spaces["v"].limit == 3000
+    c.add("v", ("a",), T0 + 10, 3600, 30)                 # lowered: kept wide for now
+    assert c.spaces["v"].limit == 3000 and c.count("v", ("a",), T0 + 20, 3600, 30) == 2
+    c.count("v", ("a",), T0 + 30, 3600, 3000)             # back to its own limit: the lowering is forgotten
+    c.count("v", ("a",), T0 + 3000, 3600, 30)             # lowered again: a window from now
+    assert c.spaces["v"].limit == 3000
+    assert c.count("v", ("a",), T0 + 3000 + 3599, 3600, 30) == 0 and c.spaces["v"].limit == 3000
+    c.add("v", ("a",), T0 + 3000 + 3600, 3600, 30)        # a window later: narrowed to 30
+    assert c.spaces["v"].limit == 30 and c.count("v", ("a",), T0 + 3000 + 3601, 3600, 30) == 1
+    assert c.memory_bytes() < 100_000

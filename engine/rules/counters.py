@@ -4,8 +4,9 @@ Theory of operation: a rule's counter lives in its own namespace (the rule symbo
 counter spec), one `SlotTable` per namespace (see slots.py: flat uint32 rows keyed by a
 64-bit key hash, expired by last touch, bounded). A "more than N within W" test only needs
 to know whether N messages (or N+1 distinct values) were seen within the window, so a row
-never holds more than that (more only after a reload lowered N: rows are widened for a higher
-limit, never narrowed, so a limit lowered and raised again has forgotten nothing):
+never holds more than that (more for one window after a reload lowered N: rows are widened at
+once for a higher limit and narrowed a window after a lower one, so a limit lowered and raised
+again has forgotten nothing: MemoryCounters._relimit):
 
   count mode     the last N timestamps (whole seconds), oldest first, 0 = none yet. The
                  count within the window is a bisect on the row: O(log N), no scan.
@@ -54,10 +55,11 @@ class CounterStore(Protocol):
 
 
 class _Space:
-    __slots__ = ("table", "limit", "distinct", "width", "first", "short")
+    __slots__ = ("table", "limit", "distinct", "width", "first", "short", "lowered")
 
     def __init__(self, table: SlotTable, limit: int, distinct: bool, first: SlotTable | None, short: bool):
         self.table, self.limit, self.distinct, self.width = table, limit, distinct, table.width
+        self.lowered = 0                # the second a lower limit was first asked for (MemoryCounters._relimit)
         self.short = short          # count row of 16-bit stamps (see _layout)
         # distinct mode: a key seen from one value only (most template keys: one sender) has a
         # two-word row [value, second] here and moves to `table` with its second value
@@ -91,19 +93,32 @@ class MemoryCounters:
         self.max_keys = max_keys
         self.spaces: dict[str, _Space] = {}
 
-    def _space(self, ns: str, window, limit: int, distinct: bool) -> _Space:
+    def _relimit(self, ns: str, now, window, limit: int, distinct: bool) -> _Space:
+        """The space of `ns` when `limit` is not its rows' (a reload changed it). A higher limit lays the rows out
+        again at once, wider (every stamp kept). A lower one keeps them as they are for one window (every read
+        and write goes by the rows' own limit, `sp.limit`, so a cap taken 3 -> 2 -> 3 forgets no message it let
+        through), then narrows them: by then a drop rule's row holds no more than the lower limit within the
+        window, so nothing that counts is dropped, and a mistyped limit does not keep its memory for ever."""
         sp = self.spaces.get(ns)
-        # a reload that raises the limit lays the rows out again, wider (what there is is kept); one that lowers it
-        # keeps them as they are (the stamps a narrower row would drop could be needed again: 3 -> 2 -> 3 must not
-        # forget messages sent), and every read and write goes by the rows' own limit (`sp.limit`)
         if sp is None or sp.distinct != distinct or sp.limit < limit:
+            return self._space(ns, window, limit, distinct)
+        now_s = int(now)
+        if not sp.lowered:
+            sp.lowered = now_s or 1
+        elif window is not None and now_s - sp.lowered >= window:
+            return self._space(ns, window, limit, distinct, narrow=True)
+        return sp
+
+    def _space(self, ns: str, window, limit: int, distinct: bool, narrow: bool = False) -> _Space:
+        sp = self.spaces.get(ns)
+        if sp is None or sp.distinct != distinct or sp.limit < limit or (narrow and sp.limit > limit):
             w, touch, short = _layout(limit, distinct, window)
             t = SlotTable(w, touch, window, self.max_keys)
             first = None
             if distinct:
                 first = sp.first if sp is not None and sp.distinct else SlotTable(2, 1, window, self.max_keys)
             if sp is not None and sp.distinct == distinct:
-                _carry_over(sp, t, limit, short)     # a reload raised the limit: every stamp fits
+                _carry_over(sp, t, limit, short)     # raised: every stamp fits; narrowed: the newest `limit`
             sp = self.spaces[ns] = _Space(t, limit, distinct, first, short)
         return sp
 
@@ -113,8 +128,10 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or sp.distinct:
             return 0
-        if sp.limit < limit:             # a reload raised the limit: rows laid out for it before reading
-            sp = self._space(ns, window, limit, False)
+        if sp.limit != limit:            # a reload changed the limit (_relimit)
+            sp = self._relimit(ns, now, window, limit, False)
+        elif sp.lowered:
+            sp.lowered = 0               # its own limit again: a later lowering waits its own window
         limit = sp.limit
         t = sp.table
         f = _slots._fast
@@ -134,8 +151,10 @@ class MemoryCounters:
 
     def add(self, ns, key, now, window, limit) -> None:
         sp = self.spaces.get(ns)
-        if sp is None or sp.limit < limit or sp.distinct:      # _space's test, without its call
-            sp = self._space(ns, window, limit, False)
+        if sp is None or sp.limit != limit or sp.distinct:     # _relimit's test, without its call
+            sp = self._relimit(ns, now, window, limit, False)
+        elif sp.lowered:
+            sp.lowered = 0
         limit = sp.limit
         t = sp.table
         f = _slots._fast
@@ -160,8 +179,9 @@ class MemoryCounters:
         let through: Pipeline.refund): one stamp of exactly that second goes. A stamp never moves and is
         never earlier than its message's second, so that is the message's own stamp, or one of the same
         value (the same count either way); when none is there (the message's stamp was pushed up to a
-        later one's second, pushed out of its row, evicted, or an earlier version narrowed the rows: `sp.limit`
-        below `limit`) nothing goes (False): never another message's count. A stamp pushed out of its row was
+        later one's second, pushed out of its row, evicted, or the rows were narrowed: `sp.limit` below `limit`,
+        a window after a lowered limit, when the stamp is out of the window anyway) nothing goes (False): never
+        another message's count. A stamp pushed out of its row was
         out of the window already (a drop rule's row never holds more than its limit within the window), and
         so are the stamps of its value. Count mode only; refunds are rare, so this is the reference code
         alone, on the same rows the compiled twin reads."""
@@ -197,8 +217,10 @@ class MemoryCounters:
         sp = self.spaces.get(ns)
         if sp is None or not sp.distinct:
             return 1
-        if sp.limit < limit:             # as in count()
-            sp = self._space(ns, window, limit, True)
+        if sp.limit != limit:            # as in count()
+            sp = self._relimit(ns, now, window, limit, True)
+        elif sp.lowered:
+            sp.lowered = 0
         f = _slots._fast
         if f is not None:
             return f.distinct(sp.table, sp.first, key, value, now, window, sp.limit + 1)
@@ -219,8 +241,10 @@ class MemoryCounters:
 
     def add_distinct(self, ns, key, value, now, window, limit) -> None:
         sp = self.spaces.get(ns)
-        if sp is None or sp.limit < limit or not sp.distinct:
-            sp = self._space(ns, window, limit, True)
+        if sp is None or sp.limit != limit or not sp.distinct:
+            sp = self._relimit(ns, now, window, limit, True)
+        elif sp.lowered:
+            sp.lowered = 0
         f = _slots._fast
         if f is not None:
             f.add_distinct(sp.table, sp.first, key, value, now, window, sp.limit + 1)
