@@ -52,3 +52,17 @@ def test_config_check_finds_the_inverted_pair(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "telfilter.toml:17:1: [ml] drop_threshold 0.5" in r.stderr + r.stdout, r
     assert "telfilter.toml: OK" not in r.stdout
+
+
+def test_ml_eval_refuses_the_pair_serve_refuses(tmp_path):
+    """`ml eval` without --model judges as serve would: with a pair serve refuses, it says so (exit 2), never a
+    metric of a filter that cannot run."""
+    import subprocess
+    import sys
+    from .conftest import ROOT
+    cfg = _config(tmp_path, "drop_threshold = 0.5")
+    data = tmp_path / "d.tsv"
+    data.write_text("spam\tWIN a prize now call 09061701461 to claim\nham\thello how are you today my friend\n")
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "ml", "eval", "--config", str(cfg), "--data", str(data)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "set both" in r.stderr and "Traceback" not in r.stderr, r

@@ -145,6 +145,10 @@ def serving_scorer(args):
         raise ModelError(str(e)) from None
     d = Path(s.ml_model) if s.ml_model else default_model_dir()
     sc = load_scorer(d)
+    from ..app import threshold_pair_error
+    why = threshold_pair_error(s, sc.tag_threshold, sc.drop_threshold, d)
+    if why:                 # serve refuses this pair: judging by it would measure a filter that never runs
+        raise ModelError(why)
     over = {}
     for name in ("tag_threshold", "drop_threshold"):
         v = getattr(s, f"ml_{name}")
