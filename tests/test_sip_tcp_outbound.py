@@ -569,6 +569,18 @@ def _fork_invite(call_id, uac_port, route_port, branch):
             f"CSeq: 1 INVITE\r\nContact: <sip:0901234567@127.0.0.1:{uac_port}>\r\nContent-Length: 0\r\n\r\n").encode()
 
 
+def _two_forks(p, a, b, call_id, b_status, b_reason):
+    """One INVITE forked upstream (same Call-ID and CSeq, a branch each) over TCP to hops A and B; A rings, B
+    answers `b_status`; both answers relayed."""
+    p.send(_fork_invite(call_id, p.port, a.port, call_id + "-a"))
+    ha = a.request()
+    p.send(_fork_invite(call_id, p.port, b.port, call_id + "-b"))
+    hb = b.request()
+    a.conn.sendall(response_to(ha, 180, "Ringing"))
+    b.conn.sendall(response_to(hb, b_status, b_reason))
+    p.answers(2)
+
+
 def test_every_fork_of_a_ringing_invite_keeps_its_connection(pipe, monkeypatch):
     """An upstream forking proxy sends one INVITE (same Call-ID and CSeq, a branch per fork) through the
     screen to two callees over TCP: both connections wait for their own final (a review found the second
@@ -577,13 +589,7 @@ def test_every_fork_of_a_ringing_invite_keeps_its_connection(pipe, monkeypatch):
     a, b, other = Hop(), Hop(), Listeners(1)
     p = Peer(pipe, max_tcp_out_connections=2)
     try:
-        p.send(_fork_invite("fork-1", p.port, a.port, "f1"))
-        ha = a.request()
-        p.send(_fork_invite("fork-1", p.port, b.port, "f2"))
-        hb = b.request()
-        a.conn.sendall(response_to(ha, 180, "Ringing"))
-        b.conn.sendall(response_to(hb, 180, "Ringing"))
-        p.answers(2)
+        _two_forks(p, a, b, "fork-1", 180, "Ringing")
         assert wait_for(lambda: len(p.h.run(lambda: dict(p.scr.tcp_out_ringing))) == 2)   # each fork waits
         time.sleep(0.5)                         # both idle by TCP_OUT_IDLE, both ringing
         p.send(options(1, p.port, other.ports[0]))
@@ -604,13 +610,7 @@ def test_the_final_of_one_fork_leaves_the_other_waiting(pipe, monkeypatch):
     a, b, other = Hop(), Hop(), Listeners(1)
     p = Peer(pipe, max_tcp_out_connections=2)
     try:
-        p.send(_fork_invite("fork-2", p.port, a.port, "g1"))
-        ha = a.request()
-        p.send(_fork_invite("fork-2", p.port, b.port, "g2"))
-        hb = b.request()
-        a.conn.sendall(response_to(ha, 180, "Ringing"))
-        b.conn.sendall(response_to(hb, 486, "Busy Here"))
-        p.answers(2)
+        _two_forks(p, a, b, "fork-2", 486, "Busy Here")
         time.sleep(0.5)
         p.send(options(7, p.port, b.port))      # B's connection used again (e.g. the ACK of its 486, hop by hop)
         time.sleep(0.05)
