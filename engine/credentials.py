@@ -62,7 +62,8 @@ def esme_accounts(args, errors: list, warn: bool = True) -> list:
     $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace). Each Account's `origin` says
     which. `ctl reload accounts` calls this again: the file is re-read, argv and the
     environment are what the process started with (warned about once, at start)."""
-    from .smpp_proxy.accounts import MAX_PASSWORD, account_from_arg
+    from .smpp_proxy.accounts import account_from_arg
+    from .smpp_proxy.config_checks import MAX_PASSWORD
     out = []
     entries = [(None, a) for a in args.esme_account]
     if args.esme_account and warn:

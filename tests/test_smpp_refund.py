@@ -137,19 +137,29 @@ def test_a_late_refusal_gives_the_count_back(pipe):
     over = pipe.judge(Message("SHOPABC", "84912777006", TEXT.decode(), NOON, "esme1", "mt"), commit=False)
     assert "AD_FREQUENCY_CAP" in over.symbols
 
+    from engine.smpp_proxy.smsc import LATE
+    from engine.smpp_proxy.submit import SubmitPath
+
     class _Link:
         addr = ("127.0.0.1", 1)
         id_space = ""
 
-    from engine.smpp_proxy.submit import SubmitPath
+        def forward(self, raw, on_resp):
+            self.on_resp = on_resp              # the window holds it; the test answers late below
+
+    class _Sess:
+        account = type("A", (), {"system_id": "esme1", "text_reading": "auto"})()
+        in_flight = 0
 
     class _Proxy(SubmitPath):
         def __init__(self):
             self.pipeline, self.stats = pipe, {"late_responses": 0, "smsc_wrong_response": 0}
             self.clock = lambda: NOON
-    pdu = P.SubmitSm(sequence_number=1, source_addr="SHOPABC", destination_addr="84912777006")
-    _Proxy()._late_response("esme1", _Link(), P.SubmitSmResp(sequence_number=1, command_status=C.ESME_RTHROTTLED),
-                            pdu, refund=Refund.of(v))
+    link = _Link()
+    from engine.smpp_proxy.codec import decode
+    pdu = decode(encode(P.SubmitSm(sequence_number=1, source_addr="SHOPABC", destination_addr="84912777006")))
+    _Proxy()._forward(_Sess(), pdu, None, link=link, refund=Refund.of(v))
+    link.on_resp(P.SubmitSmResp(sequence_number=1, command_status=C.ESME_RTHROTTLED), LATE)
     again = pipe.judge(Message("SHOPABC", "84912777006", TEXT.decode(), NOON, "esme1", "mt"), commit=False)
     assert "AD_FREQUENCY_CAP" not in again.symbols
 

@@ -140,9 +140,9 @@ class Counter(Stateful):
         # check: evidence when this message would be the (limit+1)th (distinct value) within the
         # window, else None; commit: count it (or its value) under each of its keys
         self.check, self.commit = _counter_fns(self)     # instance attributes: shadow Stateful's
-        # an advertiser's cap (a count keyed by owner: AD_FREQUENCY_CAP, the registration message, the ad call
-        # cap) counts messages sent: one the SMSC refused is given back (Pipeline.refund). Other counters
-        # measure what a sender tries (floods, volumes, distinct values) and keep it.
+        # an advertiser's cap (a count keyed by owner) counts messages sent: one the SMSC refused is given back
+        # (Pipeline.refund) -- in a drop rule only, which the loader settles (AD_FREQUENCY_CAP in the shipped
+        # pack). Other counters measure what a sender tries (floods, volumes, distinct values) and keep it.
         self.refundable = not self.distinct and "owner" in self.key
 
     def charge(self, c) -> tuple:

@@ -81,6 +81,19 @@ class Refund:
                 proxy._refund(v)
             self.verdicts = []
 
+    def answered(self, proxy, resp, command_id: int) -> None:
+        """The SMSC's answer `resp` to the PDU of `command_id`, in time or late (None: none came, it keeps its
+        counts): a generic_nack or the PDU's resp with an error status is a refusal; a submit_multi_resp
+        taken may list unsuccessful destinations; another command's resp (the SMSC's fault: the message may
+        have been sent) keeps them."""
+        if resp is None:
+            return
+        rid = resp.command_id
+        if rid == _GENERIC_NACK or (rid == command_id | 0x80000000 and resp.command_status):
+            self.refused(proxy)
+        elif rid == _SUBMIT_MULTI_RESP and resp.unsuccess_smes:
+            self.unsuccessful(proxy, resp.unsuccess_smes)
+
     def unsuccessful(self, proxy, smes) -> None:
         """A submit_multi_resp taken with some destinations unsuccessful (ton, npi, address, error)."""
         if not self.dests:
@@ -447,24 +460,19 @@ class SubmitPath:
         def on_resp(resp, status):
             # the one closure a forwarded message costs: the SMSC link's window holds it until
             # the resp (or a timeout, a lost link, the drain) calls it, exactly once
+            if refund is not None:
+                refund.answered(self, resp, pdu.command_id)
             if status == LATE:
-                return self._late_response(acct, link, resp, pdu, part, refund)
+                return self._late_response(acct, link, resp, pdu, part)
             sess.in_flight -= 1
             if resp is None or resp.command_id != pdu.command_id | 0x80000000:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=self._failed_answer(link, pdu, resp, status)))
-                if refund is not None and resp is not None and resp.command_id == _GENERIC_NACK:
-                    refund.refused(self)        # (another command's resp: the SMSC's fault, it may have been sent)
             else:
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
                 if resp.command_status == 0 and getattr(resp, "message_id", ""):
                     # after the resp is queued: a receipt that was waiting for this id goes out behind it
                     self._remember_message_id(resp.message_id, acct, link.id_space, pdu, part)
-                if refund is not None:
-                    if resp.command_status:
-                        refund.refused(self)
-                    elif resp.command_id == _SUBMIT_MULTI_RESP and resp.unsuccess_smes:
-                        refund.unsuccessful(self, resp.unsuccess_smes)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -512,7 +520,7 @@ class SubmitPath:
                     *link.addr, resp.sequence_number, pdu.command_id, resp.command_id)
         return C.ESME_RSYSERR
 
-    def _late_response(self, acct, link, resp, pdu, part=False, refund=None) -> None:
+    def _late_response(self, acct, link, resp, pdu, part=False) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
         ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
         still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
@@ -525,15 +533,8 @@ class SubmitPath:
             log.warning("late answer from SMSC %s:%d for account %s: command 0x%08x status 0x%02x, not a response to "
                         "command 0x%08x (ESME was answered ESME_RSYSERR)", *link.addr, acct, resp.command_id,
                         resp.command_status, cid)
-            if refund is not None and resp.command_id == _GENERIC_NACK:
-                refund.refused(self)
             return
         mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
-        if refund is not None:
-            if resp.command_status:                     # refused after all: not sent
-                refund.refused(self)
-            elif cid == C.SUBMIT_MULTI and resp.unsuccess_smes:
-                refund.unsuccessful(self, resp.unsuccess_smes)
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
         if mid:
@@ -565,9 +566,8 @@ class SubmitPath:
         esme_seq = pdu.sequence_number
 
         def on_resp(resp, status):
-            if refund is not None and resp is not None and (resp.command_id == _GENERIC_NACK or (
-                    resp.command_id == pdu.command_id | 0x80000000 and resp.command_status)):
-                refund.refused(self)           # refused (in time or late), or answered with a nack
+            if refund is not None:
+                refund.answered(self, resp, pdu.command_id)
             if status == LATE:
                 return
             sess.in_flight -= 1

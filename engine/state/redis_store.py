@@ -30,8 +30,8 @@ processes committed too. That is what the server settles:
    The mirror takes the ops of committed messages.
 5. A count taken back (`remove`: an ad the SMSC refused, Pipeline.refund) leaves the mirror at once
    and goes to the server as an op of its own, unenforced, with the next batch; the script drops the
-   stamp (the oldest at or after the op's second). A count the mirror took alone (fail-open, below)
-   is given back to the mirror only.
+   stamp (one of exactly the op's second, as MemoryCounters.remove). A count the mirror took alone
+   (fail-open, below) is given back to the mirror only.
 
 Ops no caller settles (`call_ended`, an MO judged by the routing path) are committed by a
 sweep at the end of the loop iteration without enforcement: they still count everywhere.
