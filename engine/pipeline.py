@@ -35,6 +35,16 @@ from .verdict import Action, Call, Hit, Message, Verdict, decide
 log = logging.getLogger("telfilter")
 
 
+@dataclass(slots=True, frozen=True)
+class Command:
+    """The durable effect of one 5656 command (`Pipeline.judge_mo`): a DNC change (op, E.164 number,
+    channel) or a spam report record (with the number it counts against, or None, and when)."""
+    dnc: tuple | None = None
+    report: dict | None = None
+    reported: int | None = None
+    ts: float = 0.0
+
+
 class NotRecorded(Exception):
     """A 5656 command (DNC registration, spam report) could not be written durably (disk full or failing):
     nothing of it is in force, and the element answers with a temporary error so the SMSC delivers it again."""
@@ -141,33 +151,76 @@ class Pipeline:
         from .numbers import sender_key
         self.state.calls.add(sender_key(caller), time.timestamp(), float(duration))
 
+    def judge_mo(self, msg: Message) -> tuple[Verdict, "Command | None"]:
+        """`judge(msg)` for an MO message whose 5656 command (if it is one) is to be written off the
+        event loop: (verdict, the command's effect still to be made durable and put in force, or None).
+        Nothing of the command is written or in force yet: the caller passes it to `write_commands`
+        (any thread; several in one fsync) and, once written, to `apply_command` (the loop) before it
+        confirms anything (engine/smpp_proxy/mo.py)."""
+        ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
+        if not ctx.is_call and msg.direction in ("mo", None) and shortcode.addressed_to(
+                ctx.recipient_raw, self.settings.shortcode, self.shortcode, ctx.recipient_num):
+            return self._command(ctx)
+        return self.judge(msg), None
+
     def _shortcode(self, ctx: MessageContext) -> Verdict:
+        # journalled (fsynced) first and only then in force: a change the subscriber is told about
+        # is never lost, and one that could not be written is not in force either
+        v, cmd = self._command(ctx)
+        if cmd is not None:
+            err = self.write_commands((cmd,))[0]
+            if err is not None:
+                raise NotRecorded(f"5656 command not recorded ({err}); the sender should retry") from err
+            self.apply_command(cmd)
+        return v
+
+    def _command(self, ctx: MessageContext) -> tuple[Verdict, "Command | None"]:
+        """A 5656 message's verdict and its effect (None: nothing to record, e.g. a syntax error)."""
         cmd = shortcode.parse(ctx.text, ctx.sender_num)
         src = f"shortcode:{self.settings.shortcode}"
+        v = Verdict(Action.ALLOW, 0.0, (Hit(cmd.symbol, 0.0, cmd.detail, src, Action.ALLOW),))
         if cmd.op in ("dnc_add", "dnc_remove"):
-            # journalled (fsynced) first and only then in force: a change the subscriber is told about
-            # is never lost, and one that could not be written is not in force either
-            op = "add" if cmd.op == "dnc_add" else "remove"
-            if self.persist and self.store is not None:
-                self._record(self.store.append_delta, op, ctx.sender_num, cmd.channel)
-            # in place: bitmap add/discard is atomic for the single-threaded event loop
-            (self.lists.add_dnc if op == "add" else self.lists.remove_dnc)(ctx.sender_num, cmd.channel)
-        elif cmd.op == "report":
+            return v, Command(dnc=("add" if cmd.op == "dnc_add" else "remove", ctx.sender_num, cmd.channel))
+        if cmd.op == "report":
             rec = {"reporter": format_number(ctx.sender_num) if ctx.sender_num is not None else ctx.sender_raw,
                    "reported": format_number(cmd.reported) if cmd.reported is not None else None,
                    "content": cmd.content, "time": ctx.time.isoformat(), "kind": cmd.kind, "label": None}
-            if self.persist and self.reports is not None:
-                self._record(self.reports.append, rec)
-            if cmd.kind in ("S", "V") and cmd.reported is not None:
-                self.state.reports.add(cmd.reported, rec["reporter"], ctx.ts)
-        return Verdict(Action.ALLOW, 0.0, (Hit(cmd.symbol, 0.0, cmd.detail, src, Action.ALLOW),))
+            counted = cmd.reported if cmd.kind in ("S", "V") else None
+            return v, Command(report=rec, reported=counted, ts=ctx.ts)
+        return v, None
 
-    @staticmethod
-    def _record(write, *args) -> None:
-        try:
-            write(*args)
-        except OSError as e:
-            raise NotRecorded(f"5656 command not recorded ({e}); the sender should retry") from e
+    def write_commands(self, cmds) -> list:
+        """Make 5656 commands durable: their DNC changes in one journal write and one fsync, their
+        reports in one append and one fsync. Safe from any thread (the files are written under their
+        locks; nothing in memory is touched). Returns an error (OSError) or None per command: a
+        command whose write failed is not recorded, and nothing of it may be put in force."""
+        errs = [None] * len(cmds)
+        if not self.persist:
+            return errs
+        for kind, target, write in (("dnc", self.store, "journal"), ("report", self.reports, "append_many")):
+            idx = [i for i, c in enumerate(cmds) if getattr(c, kind) is not None]
+            if idx and target is not None:
+                try:
+                    getattr(target, write)([getattr(cmds[i], kind) for i in idx])
+                except OSError as e:
+                    for i in idx:
+                        errs[i] = e
+        return errs
+
+    def apply_command(self, cmd: "Command") -> None:
+        """Put a 5656 command written by `write_commands` in force (the event loop's thread): the DNC
+        change in the lists (bitmap add/discard, atomic for the loop), the report in the report index,
+        and either published to the other nodes when replication is on."""
+        if cmd.dnc is not None:
+            op, number, channel = cmd.dnc
+            (self.lists.add_dnc if op == "add" else self.lists.remove_dnc)(number, channel)
+            if self.persist and self.store is not None:
+                self.store.announce((cmd.dnc,))
+        if cmd.report is not None:
+            if self.persist and self.reports is not None:
+                self.reports.announce((cmd.report,))
+            if cmd.reported is not None:
+                self.state.reports.add(cmd.reported, cmd.report["reporter"], cmd.ts)
 
     # ------------------------------------------------------------ hot swaps
     def reload_rules(self, directory: Path | None = None) -> list:

@@ -87,14 +87,14 @@ class Pair(LoopThread):
         """Every process's report store refuses (a full disk); returns what journal_back puts back."""
         def full(rec):
             raise OSError(28, "No space left on device")
-        real = [p.reports.append for p in self.pipes]
+        real = [p.reports.append_many for p in self.pipes]
         for p in self.pipes:
-            p.reports.append = full
+            p.reports.append_many = full
         return real
 
     def journal_back(self, real):
         for p, r in zip(self.pipes, real):
-            p.reports.append = r
+            p.reports.append_many = r
 
     def reports(self):
         out = []

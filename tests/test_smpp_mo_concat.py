@@ -271,11 +271,11 @@ def test_parts_to_an_esme_wait_unanswered_until_the_message_is_judged(proxy):
 
 
 def test_a_report_not_recorded_is_asked_again_and_recorded_whole(proxy, pipe):
-    real = pipe.reports.append
+    real = pipe.reports.append_many
 
     def full(rec):
         raise OSError(28, "No space left on device")
-    pipe.reports.append = full
+    pipe.reports.append_many = full
     h, buf = proxy()
     p1, p2 = ucs2_parts(REPORT, ref=0x55)
     s1 = deliver(h, mo(p1))
@@ -287,7 +287,7 @@ def test_a_report_not_recorded_is_asked_again_and_recorded_whole(proxy, pipe):
     [line] = verdicts(buf, "5656")
     assert line["action"] == "refuse" and line["status"] == C.ESME_RX_T_APPN
     assert len(h.proxy.mo_concat.judged) == 1                   # its text kept for the part asked again
-    pipe.reports.append = real                                  # the disk has room again; the SMSC redelivers
+    pipe.reports.append_many = real                             # the disk has room again; the SMSC redelivers
     s3 = deliver(h, mo(p2))
     assert wait(lambda: answers(h).get(s3) == [0])
     assert wait(lambda: confirmations(h) == [DEFAULT_REPLIES["SPAM_REPORTED"]])
@@ -332,11 +332,11 @@ def test_single_part_mo_unchanged(proxy):
 
 
 def _journal_full(pipe):
-    real = pipe.reports.append
+    real = pipe.reports.append_many
 
     def full(rec):
         raise OSError(28, "No space left on device")
-    pipe.reports.append = full
+    pipe.reports.append_many = full
     return real
 
 
@@ -349,7 +349,7 @@ def test_a_report_asked_again_after_concat_timeout_is_still_recorded_whole(proxy
     assert wait(lambda: answers(h) == {s1: [0]})
     s2 = deliver(h, mo(p2))
     assert wait(lambda: answers(h).get(s2) == [C.ESME_RX_T_APPN])
-    pipe.reports.append = real
+    pipe.reports.append_many = real
     time.sleep(1.0)
     s3 = deliver(h, mo(p2))
     assert wait(lambda: answers(h).get(s3) == [0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from array import array
 from collections import OrderedDict
 from datetime import datetime
@@ -124,20 +125,36 @@ class ReportIndex:
 class ReportStore:
     def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / "reports.jsonl"
+        # one append at a time in this process: serve's 5656 writer thread and replication's (the
+        # loop) would otherwise cut each other's line (ends_in_newline, the cut-back of a failed write)
+        self._lock = threading.Lock()
 
     def append(self, rec: dict) -> None:
+        self.append_many((rec,))
+
+    def append_many(self, recs) -> None:
+        """Append reports durably: one write and one fsync for all (any thread of this process)."""
+        data = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in recs).encode()
+        if not data:
+            return
+        with self._lock:
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(rec, ensure_ascii=False) + "\n").encode()
         created = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             if not ends_in_newline(fd):
-                line = b"\n" + line      # a line a crash cut short ends here; this one stays readable
-            append_all(fd, line)
+                data = b"\n" + data     # a line a crash cut short ends here; these stay readable
+            append_all(fd, data)
         finally:
             os.close(fd)
         if created:                      # the new file's directory entry, durable like its first line
             fsync_dir(self.path.parent)
+
+    def announce(self, recs) -> None:
+        """Reports written by `append_many`, now in force (replication publishes them: PublishingReports)."""
 
     def load_index(self) -> ReportIndex:
         from ..numbers import normalise_number

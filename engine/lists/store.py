@@ -190,8 +190,18 @@ class ListStore:
         by the next write. With replication on (engine/state/replication.py) the change is then
         published to the other nodes."""
         append_line(self.delta_path, self.journal_lock, op, number, channel)
+        self.announce(((op, number, channel),))
+
+    def journal(self, changes) -> None:
+        """Journal DNC changes [(op, number, channel)] durably with one write and one fsync (5656
+        commands written together off the event loop: any thread); `announce` them once in force."""
+        append_lines(self.delta_path, self.journal_lock, changes)
+
+    def announce(self, changes) -> None:
+        """Publish journalled changes to the other nodes when replication is on (the event loop)."""
         if self.publish is not None:
-            self.publish(op, number, channel)
+            for op, number, channel in changes:
+                self.publish(op, number, channel)
 
     def append_replicated(self, changes) -> None:
         """Journal DNC changes [(op, number, channel)] that came from another node (one fsync)."""

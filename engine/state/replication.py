@@ -379,6 +379,10 @@ class PublishingReports:
         self.inner.append(rec)
         self.rep.publish_report(rec)
 
+    def announce(self, recs) -> None:
+        for rec in recs:
+            self.rep.publish_report(rec)
+
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
