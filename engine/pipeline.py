@@ -6,7 +6,8 @@
     4. rules       every rule of the loaded set, lists and counters read-only
     5. decide      forced actions and the score table; the strongest action wins
     6. commit      counters (only for messages let through; `judge(msg, commit=False)`: never) and
-                   short-code effects; the advertiser-cap counts committed ride on the verdict
+                   short-code effects (durable first: `judge_mo` hands them to the SMPP proxy's writer
+                   thread, `write_commands` then `apply_command`); the advertiser-cap counts committed ride on the verdict
                    (`Verdict.charged`) and `refund(verdict)` gives them back when the SMSC refuses it
 
 Everything a stage reads is swapped atomically by reference (rules, lists, model), so a

@@ -42,6 +42,12 @@ whose every link has gone by then are not judged: none was answered, and the SMS
 again on a new bind. `drain` and `stop` judge what waits (server.py), so every deliver_sm is
 answered once.
 
+A 5656 command is written off the event loop (engine/groupcommit.py: one writer thread, every command
+that arrives while one fsync runs in the next) and only then put in force, logged and answered; the
+other traffic goes on meanwhile. While it is being written its message is remembered as WRITING: a
+part of it that comes again then is answered ESME_RX_T_APPN (asked for again, by when the command is
+recorded or not).
+
 With a shared state store (`--state redis://`: a pool of workers or several nodes, each with its own
 binds, so an SMSC may send a message's parts to different processes), parts for the short code are
 put together in Redis instead (engine/state/mo_parts.py: one report, whole, wherever its parts land);
@@ -80,6 +86,7 @@ def _acks(parts) -> tuple:
 # a waiting MO part: (link, pdu, text, binary, reading, answered already)
 _LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED = range(6)
 NOT_RECORDED_KEEP = 3600.0      # seconds a short-code message not recorded waits for its part again
+WRITING = object()              # the verdict of a short-code message whose command is being written
 
 
 def _open(link) -> bool:
@@ -105,24 +112,40 @@ class MoPath:
             ci = pdu_concat(pdu)            # sound: message_content checked the UDH and the SAR TLVs
             if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
                 return self._mo_part(link, pdu, ci, text, binary, reading)
-        v = self._judge_mo(pdu, text, type(pdu).__name__ + " MO", binary, reading)
-        self._mo_outcome(v, link, ((pdu, ack),), binary)
+        self._judge_mo(pdu, text, type(pdu).__name__ + " MO", binary, reading,
+                       lambda v: self._mo_outcome(v, link, ((pdu, ack),), binary))
 
-    def _judge_mo(self, pdu, text, what, binary, reading):
-        """Judge and log one MO message (`pdu`: its first part); None when it is a 5656 command the
-        journal could not take (logged as a refusal: the SMSC is to deliver it again)."""
+    def _judge_mo(self, pdu, text, what, binary, reading, then) -> None:
+        """Judge and log one MO message (`pdu`: its first part), then `then(verdict)`; the verdict is None
+        when it is a 5656 command the journal could not take (logged as a refusal: the SMSC is to deliver
+        it again). A 5656 command is written off the loop (engine/groupcommit.py), several in one fsync,
+        and put in force, logged and `then` only once it is on disk; anything else, at once."""
         dest = pdu.destination_addr
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
         t0 = time.perf_counter()
-        try:
-            v = self.pipeline.judge(msg)
-        except NotRecorded as e:
-            log.error("MO from %r to %s: %s", pdu.source_addr, dest, e)
+        v, cmd = self.pipeline.judge_mo(msg)
+        us = (time.perf_counter() - t0) * 1e6
+        if cmd is None:
+            self.vlog.write_sms(msg, what, v, us, binary, reading)
+            return then(v)
+        done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then)
+        w = self.commands
+        if w is None or not w.submit(cmd, done):
+            if w is not None:
+                self.stats["shortcode_written_on_loop"] += 1    # MAX_WAITING wait already: this one, here
+            done(self.pipeline.write_commands((cmd,))[0])       # no writer (or it is full): on the loop
+
+    def _command_written(self, msg, what, v, cmd, us, binary, reading, then, err) -> None:
+        if err is not None:
+            e = NotRecorded(f"5656 command not recorded ({err}); the sender should retry")
+            log.error("MO from %r to %s: %s", msg.sender, msg.recipient, e)
             self.stats["shortcode_not_recorded"] += 1
-            self.vlog.write_refusal(self.clock(), what, "", pdu.source_addr, dest, C.ESME_RX_T_APPN, str(e))
-            return None
-        self.vlog.write_sms(msg, what, v, (time.perf_counter() - t0) * 1e6, binary, reading)
-        return v
+            self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN, str(e))
+            return then(None)
+        self.pipeline.apply_command(cmd)
+        self.stats["shortcode_recorded"] += 1
+        self.vlog.write_sms(msg, what, v, us, binary, reading)
+        then(v)
 
     def _to_shortcode(self, pdu) -> bool:
         """For the short code as the pipeline judges it (a binary message to it too: it is judged a
@@ -221,21 +244,33 @@ class MoPath:
         pdu0 = parts[0][_PDU]
         # for the short code: so its first part says (a part answered as it came was for it)
         sc = bool(answered) or self._to_shortcode(pdu0)
-        v = self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading)
-        if sc or (v is not None and len(live) + len(answered) < c.total):
-            # kept for the parts that come after it was judged (still to come, their link gone, sent again,
-            # or -- a command not recorded -- asked again): judged late, on the whole text
-            keep = self.settings.concat_timeout if v is not None else max(self.settings.concat_timeout,
-                                                                          NOT_RECORDED_KEEP)
-            self.mo_concat.remember(key, v, self.loop.time() + keep, c, self.settings.max_pending_concat)
-        link = live[0][0] if live else next((x[_LINK] for x in parts if _open(x[_LINK])), parts[0][_LINK])
-        self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0, shortcode=sc)
+        if sc:
+            # while its command is being written, a part of it that comes again is asked for later
+            self.mo_concat.remember(key, WRITING, self.loop.time() + NOT_RECORDED_KEEP, c,
+                                    self.settings.max_pending_concat)
+
+        def then(v):
+            if sc or (v is not None and len(live) + len(answered) < c.total):
+                # kept for the parts that come after it was judged (still to come, their link gone, sent again,
+                # or -- a command not recorded -- asked again): judged late, on the whole text
+                keep = self.settings.concat_timeout if v is not None else max(self.settings.concat_timeout,
+                                                                              NOT_RECORDED_KEEP)
+                self.mo_concat.remember(key, v, self.loop.time() + keep, c, self.settings.max_pending_concat)
+            link = live[0][0] if live else next((x[_LINK] for x in parts if _open(x[_LINK])), parts[0][_LINK])
+            self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0, shortcode=sc)
+
+        self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading, then)
 
     def _mo_late(self, link, pdu, ci, late, binary, reading, key):
         """A part after its message was judged: judged on the whole text known now; never let
         through when the message was dropped."""
         earlier, whole = late
         what = f"{type(pdu).__name__} MO part {ci[2]}/{ci[1]} late"
+        if earlier is WRITING:
+            # its message's command is being written: this copy is asked for again (by then it is
+            # recorded, and the copy is acknowledged; or not, and the copy gets it recorded, whole)
+            self.stats["mo_concat_while_writing"] += 1
+            return _answer(link, pdu, C.ESME_RX_T_APPN)
         if earlier is None or self._to_shortcode(pdu):
             if earlier is not None:
                 # the command was applied once, with what had arrived: a report is not counted twice
@@ -244,13 +279,17 @@ class MoPath:
                 self.stats["mo_concat_late_shortcode"] += 1       # (its message has its verdict line)
                 return _answer(link, pdu, 0)
             # a short-code command the journal could not record: this part is its redelivery, judged whole
-            v = self._judge_mo(pdu, whole, what, False, reading)
-            if v is not None:
+            self.mo_concat.settle(key, WRITING)
+
+            def recorded(v):
                 self.mo_concat.settle(key, v)
-            return self._mo_outcome(v, link, _acks(((link, pdu),)), False, shortcode=True)
-        v = self._judge_mo(pdu, whole, what, binary, reading)
-        if v is not None and earlier.action is _DROP and v.action is not _DROP:
-            v = earlier
-        # the subscriber is told again only when the whole text is another command than the part(s) were
-        confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
-        self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
+                self._mo_outcome(v, link, _acks(((link, pdu),)), False, shortcode=True)
+            return self._judge_mo(pdu, whole, what, False, reading, recorded)
+
+        def then(v):
+            if v is not None and earlier.action is _DROP and v.action is not _DROP:
+                v = earlier
+            # the subscriber is told again only when the whole text is another command than the part(s) were
+            confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
+            self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
+        self._judge_mo(pdu, whole, what, binary, reading, then)

@@ -49,6 +49,7 @@ import time
 from collections import OrderedDict, defaultdict, deque
 from datetime import datetime, timezone
 
+from ..groupcommit import GroupCommit
 from .accounts import SmppSettings, TokenBucket
 from .codec import constants as C
 from .codec import pdu as P
@@ -67,6 +68,7 @@ from .submit_concat import ConcatSubmit
 from .verdictlog import VerdictLog
 
 _SUBMIT_SM = C.SUBMIT_SM
+COMMANDS_WAIT = 10.0        # seconds a stop waits for the 5656 commands it took to be written and answered
 _FROM_ESME = FROM_ESME
 __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
@@ -96,6 +98,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
         self.concat = Reassembly(self._concat_due)            # submit parts waiting for their message (concat.py)
         self.mo_concat = Reassembly(self._mo_due)             # MO parts waiting, unanswered (mo.py)
         self.shared_mo = None                                  # engine/state/mo_parts.py, with a shared store
+        self.commands = None                                   # 5656 commands' writer thread (engine/groupcommit.py)
         self._rr = itertools.count()
         self._local_ids = itertools.count(1)
         self.server = None
@@ -114,6 +117,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
     async def start(self, listen: str | None = None, reuse_port: bool = False):
         host, port = parse_addr(listen or self.settings.listen)
         self.loop = asyncio.get_running_loop()
+        self.commands = GroupCommit(self.pipeline.write_commands, self.loop)
         # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
         self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port, reuse_port=reuse_port or None)
         for a in self.settings.smsc:
@@ -130,6 +134,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
         # MO parts still waiting (a stop without a drain) are judged with what arrived while the
         # links are up, so each is answered once and no reassembly timer fires after the stop
         self.mo_concat.judge_all()
+        await self.commands_written()       # 5656 commands taken are answered before the links close
         for t in self.tasks:
             t.cancel()
         for s in list(self.sessions):
@@ -151,6 +156,14 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
                 t.cancel()
             await asyncio.wait(pending, timeout=2)
         self.caps.close()                   # its connection cap leaves the process's fd budget (engine/fdbudget.py)
+        if self.commands is not None:
+            self.commands.close()
+
+    async def commands_written(self, timeout: float = COMMANDS_WAIT) -> None:
+        """Wait (at most `timeout`) until every 5656 command taken is on disk and answered."""
+        if self.commands is not None and not await self.commands.idle(timeout):
+            log.error("stop: %d 5656 command(s) still being written after %.0f s (a stalled disk); they are "
+                      "not answered, and the SMSC delivers them again", self.commands.waiting, timeout)
 
     async def drain(self, timeout: float = 10.0, unbind_wait: float = 1.0) -> dict:
         """Graceful stop, before `stop()` (SIGTERM/SIGINT in serve).
@@ -173,6 +186,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
         self.mo_concat.judge_all()
         if self.shared_mo is not None:      # 5656 messages in parts put together in Redis (state/mo_parts.py)
             await self.shared_mo.close()
+        await self.commands_written()
         unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
         end = time.monotonic() + timeout - unbind_wait
         in_flight = sum(len(l.window.pending) for l in self.links)

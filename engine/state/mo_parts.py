@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from functools import partial
 
 from ..smpp_proxy.codec import constants as C
 
@@ -176,7 +177,11 @@ class SharedMoParts:
                      key[3], key[1], len(texts), total, p.settings.concat_timeout)
             p.stats["mo_concat_incomplete"] += 1
         text = "".join(texts[i] for i in sorted(texts))
-        v = p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading)
+        p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading,
+                    partial(self._judged, ks, texts, link, pdu, completing))
+
+    def _judged(self, ks, texts: dict, link, pdu, completing: int | None, v) -> None:
+        p = self.proxy
         if v is None:
             # not recorded: the parts wait again (the completing one is asked for again once they do)
             back = [x for i in sorted(texts) if i != completing for x in (i, texts[i].encode("utf-8", "surrogatepass"))]
@@ -205,6 +210,7 @@ class SharedMoParts:
         for key in list(self.timers):
             self.timers[key][0].cancel()
             self._due(key)
+        await self.proxy.commands_written()     # (a command not recorded is put back by a task)
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=self.timeout * 4 + 1)
 
