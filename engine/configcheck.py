@@ -98,7 +98,8 @@ def load_config(config_dir=None, rules=True) -> LoadedConfig:
 def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
     """[ml] model naming no model. serve loads it at start: a path that holds no model is a config error, not a
     traceback (`ml promote` may create it: it reads telfilter.toml with load_settings, which does not look).
-    Checked also when another key of telfilter.toml is wrong (`st` None), when the [ml] keys it needs are right."""
+    An [ml] threshold that inverts the pair with the card's other one, too. Both checked also when another key of
+    telfilter.toml is wrong (`st` None), when the [ml] keys they need are right."""
     p = cdir / "telfilter.toml"
     try:
         raw, text = read_toml(p) if p.exists() else ({}, "")
@@ -106,6 +107,7 @@ def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
         return []                                    # a syntax error: load_settings said so
     if st is not None:
         enabled, model = st.ml_enabled, st.ml_model
+        set_tag, set_drop = st.ml_tag_threshold, st.ml_drop_threshold
     else:
         ml = raw.get("ml") if isinstance(raw.get("ml"), dict) else {}
         enabled, model = ml.get("enabled", True), ml.get("model", "")
@@ -113,22 +115,25 @@ def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
             return []                                # a wrong type: load_settings said so
         if model and not Path(model).is_absolute():
             model = str((cdir / model).absolute())   # as load_settings resolves it
+        set_tag, set_drop = ml.get("tag_threshold"), ml.get("drop_threshold")
+        if not all(x is None or (type(x) in (int, float) and 0 <= x <= 1) for x in (set_tag, set_drop)):
+            return []                                # a wrong value: load_settings said so
     if enabled and model and not (Path(model) / "card.json").is_file():
         return [f"{p}:{key_line(text, 'ml', 'model')}:1: [ml] model {model!r} is not a model "
                 "directory (no card.json there; `telfilter ml promote` puts one there)"]
-    if not enabled or st is None or (st.ml_tag_threshold is None) == (st.ml_drop_threshold is None):
+    if not enabled or (set_tag is None) == (set_drop is None):
         return []
     # one threshold set, the other the card's: an inverted pair is refused at load (app.load_model)
     from .ml.model import default_model_dir
     try:
         th = json.loads((Path(model or default_model_dir()) / "card.json").read_text(encoding="utf-8"))["thresholds"]
-        tag = st.ml_tag_threshold if st.ml_tag_threshold is not None else float(th["tag"])
-        drop = st.ml_drop_threshold if st.ml_drop_threshold is not None else float(th["drop"])
+        tag = set_tag if set_tag is not None else float(th["tag"])
+        drop = set_drop if set_drop is not None else float(th["drop"])
     except (OSError, ValueError, KeyError, TypeError):
         return []                                    # no bundled model, or a card load_model will refuse anyway
     if tag <= drop:
         return []
-    key = "tag_threshold" if st.ml_tag_threshold is not None else "drop_threshold"
-    return [f"{p}:{key_line(text, 'ml', key)}:1: [ml] {key} {getattr(st, 'ml_' + key)} with the model card's "
+    key = "tag_threshold" if set_tag is not None else "drop_threshold"
+    return [f"{p}:{key_line(text, 'ml', key)}:1: [ml] {key} {set_tag if set_tag is not None else set_drop} with the model card's "
             f"{'drop' if key == 'tag_threshold' else 'tag'} threshold makes tag {tag:.4f} above drop {drop:.4f}: "
             "set both"]

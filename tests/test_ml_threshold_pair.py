@@ -66,3 +66,14 @@ def test_ml_eval_refuses_the_pair_serve_refuses(tmp_path):
     r = subprocess.run([sys.executable, "-m", "engine.cli", "ml", "eval", "--config", str(cfg), "--data", str(data)],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "set both" in r.stderr and "Traceback" not in r.stderr, r
+
+
+def test_config_check_finds_the_inverted_pair_beside_another_error(tmp_path):
+    """Every error at once: a wrong key elsewhere in telfilter.toml does not hide the pair."""
+    from engine.configcheck import load_config
+    cfg = _config(tmp_path, "drop_threshold = 0.5")
+    t = cfg / "telfilter.toml"
+    t.write_text(t.read_text().replace('timezone = "Asia/Ho_Chi_Minh"', 'timezone = "Mars/Olympus"'))
+    errors = load_config(cfg, rules=False).errors
+    assert any("unknown time zone" in e for e in errors), errors
+    assert any("telfilter.toml:17:1: [ml] drop_threshold 0.5" in e and "set both" in e for e in errors), errors
