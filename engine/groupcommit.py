@@ -12,10 +12,12 @@ it from disk) back to the loop, where `done(error)` runs in submission order: a 
 force, logged and answered there, never before its bytes are durable. The loop goes on judging
 meanwhile; the more commands arrive while one fsync runs, the more the next one carries.
 
-Bounds: `submit` refuses (returns False: the caller writes on the loop, as before) when
-MAX_WAITING items wait, so a disk that stops answering holds at most that many commands in memory
-(each is also an unanswered deliver_sm, bounded by the SMSC's windows); `idle()` waits for every
-item submitted to be done (a stop answers what it took before the links close).
+Bounds: `submit` refuses (returns False) when MAX_WAITING items wait, so a disk that stops
+answering holds at most that many commands in memory (the proxy answers the next ones as not
+recorded: ESME_RX_T_APPN, delivered again; written on the loop instead, one could overtake an
+earlier command of the same subscriber still queued here); and once `close()` has run (`closed`:
+the caller writes on the loop). `idle()` waits for every item submitted to be done (a stop answers
+what it took before the links close).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from collections import deque
 
 log = logging.getLogger("telfilter")
 
-MAX_WAITING = 10_000        # items submitted and not yet done; beyond, the caller writes them itself
+MAX_WAITING = 10_000        # items submitted and not yet done; beyond, submit refuses
 
 
 class GroupCommit:
@@ -48,7 +50,7 @@ class GroupCommit:
     def submit(self, item, done) -> bool:
         """Write `item` durably off the loop, then call `done(error)` on the loop (error: None when it
         is on disk). False, and nothing done, when MAX_WAITING wait already or the writer is closed."""
-        if self.waiting >= self.max_waiting or self._closing:
+        if self.waiting >= self.max_waiting or self.closed:
             return False
         self.waiting += 1
         with self._cv:
@@ -58,6 +60,10 @@ class GroupCommit:
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
         return True
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
 
     def _run(self) -> None:
         while True:

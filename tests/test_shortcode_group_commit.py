@@ -171,3 +171,21 @@ def test_a_stop_answers_the_commands_it_took_before_the_links_close(proxy, pipe)
     stopper.join(15)
     assert not stopper.is_alive()
     assert answers(h) == {s: [0]} and 84911000041 in pipe.lists.dnc_s
+
+
+def test_with_the_writer_full_a_command_is_asked_for_again_not_written_ahead_of_earlier_ones(proxy, pipe):
+    h, buf = proxy()
+    gate = _hold_journal(pipe)
+    h.proxy.commands.max_waiting = 2
+    sub = "84911000051"
+    a = _dk(h, sub)
+    assert gate.entered.wait(5)
+    b = _dk(h, "84911000052")
+    c = _dk(h, sub, b"HUY DNC")                 # a third while two wait: refused, not written before `a`
+    assert wait(lambda: answers(h) == {c: [C.ESME_RX_T_APPN]})
+    gate.open.set()
+    assert wait(lambda: answers(h) == {a: [0], b: [0], c: [C.ESME_RX_T_APPN]})
+    assert int(sub) in pipe.lists.dnc_s                                 # HUY was not recorded: sent again later
+    ops = [l for l in pipe.store.delta_path.read_text().splitlines() if '"op"' in l]
+    assert len(ops) == 2 and not any('"remove"' in l for l in ops)
+    assert h.proxy.stats["shortcode_writer_full"] == 1

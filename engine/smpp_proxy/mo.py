@@ -130,10 +130,14 @@ class MoPath:
             return then(v)
         done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then)
         w = self.commands
-        if w is None or not w.submit(cmd, done):
-            if w is not None:
-                self.stats["shortcode_written_on_loop"] += 1    # MAX_WAITING wait already: this one, here
-            done(self.pipeline.write_commands((cmd,))[0])       # no writer (or it is full): on the loop
+        if w is not None and w.submit(cmd, done):
+            return
+        if w is not None and not w.closed:
+            # MAX_WAITING commands wait for a stalled disk already: not recorded (asked for again), as when
+            # the disk refuses; written here it could overtake an earlier command of the same subscriber
+            self.stats["shortcode_writer_full"] += 1
+            return done(OSError(f"{w.waiting} 5656 commands already wait for the disk"))
+        done(self.pipeline.write_commands((cmd,))[0])           # no writer (or it has stopped): on the loop
 
     def _command_written(self, msg, what, v, cmd, us, binary, reading, then, err) -> None:
         if err is not None:
