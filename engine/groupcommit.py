@@ -112,11 +112,9 @@ class GroupCommit:
         except asyncio.TimeoutError:
             return False
 
-    def close(self, timeout: float = 5.0) -> None:
-        """No more items; the thread ends once it has written what it holds (waited for `timeout`)."""
+    def close(self) -> None:
+        """No more items; the thread ends once it has written what it holds (not waited for here: this runs
+        on the loop; `idle()` is the wait)."""
         with self._cv:
             self._closing = True
             self._cv.notify()
-        t = self._thread
-        if t is not None:
-            t.join(timeout)

@@ -36,14 +36,16 @@ from .verdict import Action, Call, Hit, Message, Verdict, decide
 log = logging.getLogger("telfilter")
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Command:
     """The durable effect of one 5656 command (`Pipeline.judge_mo`): a DNC change (op, E.164 number,
-    channel) or a spam report record (with the number it counts against, or None, and when)."""
+    channel) or a spam report record (with the number it counts against, or None, and when).
+    `journal_at`: where the DNC journal ended once its change was written (set by `write_commands`)."""
     dnc: tuple | None = None
     report: dict | None = None
     reported: int | None = None
     ts: float = 0.0
+    journal_at: tuple | None = None
 
 
 class NotRecorded(Exception):
@@ -202,10 +204,14 @@ class Pipeline:
             idx = [i for i, c in enumerate(cmds) if getattr(c, kind) is not None]
             if idx and target is not None:
                 try:
-                    getattr(target, write)([getattr(cmds[i], kind) for i in idx])
+                    at = getattr(target, write)([getattr(cmds[i], kind) for i in idx])
                 except OSError as e:
                     for i in idx:
                         errs[i] = e
+                    continue
+                if kind == "dnc":
+                    for i in idx:
+                        cmds[i].journal_at = at
         return errs
 
     def apply_command(self, cmd: "Command") -> None:
@@ -214,7 +220,11 @@ class Pipeline:
         and either published to the other nodes when replication is on."""
         if cmd.dnc is not None:
             op, number, channel = cmd.dnc
-            (self.lists.add_dnc if op == "add" else self.lists.remove_dnc)(number, channel)
+            mark, at = self.lists.journal_mark, cmd.journal_at
+            # unless the lists have read the journal past its line already (serve's catch-up, or a reload, ran
+            # between the write and now): applied again here it would undo a later line (an operator's change)
+            if not (mark and at and mark[0] == at[0] and mark[1] >= at[1]):
+                (self.lists.add_dnc if op == "add" else self.lists.remove_dnc)(number, channel)
             if self.persist and self.store is not None:
                 self.store.announce((cmd.dnc,))
         if cmd.report is not None:

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import os
+import threading
 
 import pytest
 
@@ -182,3 +183,33 @@ def test_a_report_not_recorded_waits_whole_past_the_other_processes_timers(tmp_p
         assert wait(lambda: len(pair.reports()) == 1, 5)
         assert pair.reports()[0]["content"] == REPORT.split(" ", 2)[2]
         assert [v["action"] for v in pair.verdicts()] == ["refuse", "allow"]
+
+
+def test_completing_part_sent_again_while_its_report_is_written_is_not_acknowledged(tmp_path, url):
+    """The completing part's answer waits for the fsync (seconds on a stalling disk); the SMSC sends the part
+    again. That copy finds the `done` mark and is answered 0 ('not applied again'). The write then fails:
+    the original copy gets ESME_RX_T_APPN, but the SMSC has a 0 for the part and never delivers it again;
+    the parts wait under `wait` for an hour and expire: the report is lost, nothing told anyone.
+    (mo.py's own reassembly answers such a copy ESME_RX_T_APPN: WRITING.)"""
+    chunks = _split(REPORT)
+    with Pair(tmp_path, url) as pair:
+        entered, release = threading.Event(), threading.Event()
+
+        def stalled_then_full(recs):
+            entered.set()
+            release.wait(20)
+            raise OSError(28, "No space left on device")
+        for p in pair.pipes:
+            p.reports.append_many = stalled_then_full
+        pair.send_parts([(0, 1, 3, chunks[0]), (0, 2, 3, chunks[1]), (0, 3, 3, chunks[2])], ref=0x35)
+        assert entered.wait(5)                                  # the report's write is under way, stalled
+        assert wait(lambda: len(pair.sim.mo_responses) == 2, 5)
+        pair.send_parts([(0, 3, 3, chunks[2])], ref=0x35)       # the SMSC sends the completing part again
+        assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
+        resent = pair.sim.mo_responses[2].command_status
+        release.set()
+        assert wait(lambda: len(pair.sim.mo_responses) == 4, 5)
+        original = pair.sim.mo_responses[3].command_status
+        assert original == C.ESME_RX_T_APPN and pair.reports() == []
+        # nothing of it is recorded, so no copy of the completing part may be acknowledged
+        assert resent == C.ESME_RX_T_APPN, f"resent completing part answered {resent}: the SMSC never redelivers it"

@@ -189,3 +189,93 @@ def test_with_the_writer_full_a_command_is_asked_for_again_not_written_ahead_of_
     ops = [l for l in pipe.store.delta_path.read_text().splitlines() if '"op"' in l]
     assert len(ops) == 2 and not any('"remove"' in l for l in ops)
     assert h.proxy.stats["shortcode_writer_full"] == 1
+
+
+def _stall_journal(pipe, hold=60):
+    """The DNC journal's first write blocks (a stalled disk) until the gate opens (at most `hold` s)."""
+    gate = Gate()
+    real = pipe.store.journal
+
+    def journal(changes):
+        gate.batches.append(list(changes))
+        if len(gate.batches) == 1:
+            gate.entered.set()
+            gate.open.wait(hold)
+        real(changes)
+    pipe.store.journal = journal
+    return gate
+
+
+def test_drain_stays_within_its_timeout_when_the_disk_stalls(proxy, pipe):
+    """drain(timeout) promises 'the whole drain takes at most timeout' (serve: --drain-timeout bounds the
+    whole stop); commands_written waits COMMANDS_WAIT=10 s on top of it."""
+    h, _ = proxy()
+    gate = _stall_journal(pipe)
+    _dk(h, "84911000061")
+    assert gate.entered.wait(5)
+    t0 = time.monotonic()
+    try:
+        h.call(h.proxy.drain(timeout=1.0))
+        took = time.monotonic() - t0
+    finally:
+        gate.open.set()
+    assert took < 2.0, f"drain(timeout=1) took {took:.1f} s"
+
+
+def test_stop_does_not_block_the_event_loop_while_the_disk_stalls(proxy, pipe):
+    """stop() ends with GroupCommit.close() -> Thread.join(5) ON the event loop: with the disk stalled
+    nothing else on the loop (the SIP screen, which serve stops after the proxy) runs for 5 s."""
+    h, _ = proxy()
+    gate = _stall_journal(pipe)
+    _dk(h, "84911000071")
+    assert gate.entered.wait(5)
+    gaps = []
+
+    async def heartbeat():
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+    hb = h.run(lambda: asyncio.ensure_future(heartbeat()))
+    try:
+        h.call(h.proxy.stop())
+    finally:
+        gate.open.set()
+        h.run(hb.cancel)
+    assert max(gaps) < 1.0, f"the loop was blocked for {max(gaps):.1f} s during stop()"
+
+
+def test_a_command_applied_after_catch_up_read_past_it_does_not_undo_a_later_journal_line(proxy, pipe):
+    """A HUY DNC is on disk (thread); before its callback runs on the loop, an operator's `ctl lists add`
+    for the same number (control.py: append_delta + add_dnc, on the loop) and serve's watch tick
+    (catch_up_journal) run. The HUY callback then removes the number: memory says cancelled, the journal
+    (and every later start) says registered, and no later catch_up corrects it (its mark is past both)."""
+    from engine.lists import ListStore
+    from engine.serve import catch_up_journal
+    h, _ = proxy()
+    sub = "84911000081"
+    n = int(sub)
+    a = _dk(h, sub)
+    assert wait(lambda: answers(h) == {a: [0]}) and n in pipe.lists.dnc_s
+    real = pipe.store.journal
+    loop = h.loop
+
+    def ctl_add_and_watch_tick():
+        pipe.store.append_delta("add", n, "SV")          # control.py lists(): journal first,
+        pipe.lists.add_dnc(n, "SV")                       # then in force
+        catch_up_journal(pipe)                           # serve's watch: the journal changed
+
+    def journal(changes):
+        at = real(changes)
+        loop.call_soon_threadsafe(ctl_add_and_watch_tick)
+        return at   # ready on the loop before the HUY's callback
+    pipe.store.journal = journal
+    b = _dk(h, sub, b"HUY DNC")
+    assert wait(lambda: answers(h).get(b) == [0])
+    time.sleep(0.2)
+    h.run(lambda: catch_up_journal(pipe))                # later watch ticks
+    on_disk = ListStore(pipe.store.dir).load()
+    ops = [l for l in pipe.store.delta_path.read_text().splitlines() if '"op"' in l]
+    assert (n in pipe.lists.dnc_s) == (n in on_disk.dnc_s), ("memory", n in pipe.lists.dnc_s, "disk", ops)

@@ -146,13 +146,14 @@ def append_line(path: Path, lock: Path, op: str, number: int, channel: str) -> N
     append_lines(path, lock, [(op, number, channel)])
 
 
-def append_lines(path: Path, lock: Path, changes) -> None:
+def append_lines(path: Path, lock: Path, changes) -> tuple | None:
     """Append changes [(op, number, channel)] durably with one write and one fsync (a batch
-    replicated from another node), under the journal lock."""
+    replicated from another node), under the journal lock. Returns where the journal then ends,
+    (generation, offset): a reader whose mark is there has read these lines (Lists.journal_mark)."""
     line = "".join(json.dumps({"op": op, "number": number, "channel": channel}) + "\n"
                    for op, number, channel in changes).encode()
     if not line:
-        return
+        return None
     with flocked(lock):
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -160,14 +161,17 @@ def append_lines(path: Path, lock: Path, changes) -> None:
             if not ends_in_newline(fd):
                 line = b"\n" + line      # end a line a crash cut short, or this one is lost with it
             append_all(fd, line)         # all or nothing: the caller confirms only after this
+            end = os.fstat(fd).st_size
         finally:
             os.close(fd)
+        gen = read_journal_gen(path)
         if created:
             # the file's fsync does not make its new directory entry durable: without this a power cut
             # could lose the whole journal, and with it the first registrations confirmed into it
             # (and the lists directory's own entry, when flocked() has just made it)
             fsync_dir(path.parent)
             fsync_dir(path.parent.parent)
+    return gen, end
 
 
 def replace_with_tail(path: Path, consumed: int, gen: str) -> None:

@@ -192,10 +192,11 @@ class ListStore:
         append_line(self.delta_path, self.journal_lock, op, number, channel)
         self.announce(((op, number, channel),))
 
-    def journal(self, changes) -> None:
+    def journal(self, changes) -> tuple | None:
         """Journal DNC changes [(op, number, channel)] durably with one write and one fsync (5656
-        commands written together off the event loop: any thread); `announce` them once in force."""
-        append_lines(self.delta_path, self.journal_lock, changes)
+        commands written together off the event loop: any thread); `announce` them once in force.
+        Returns where the journal ends after them, (generation, offset)."""
+        return append_lines(self.delta_path, self.journal_lock, changes)
 
     def announce(self, changes) -> None:
         """Publish journalled changes to the other nodes when replication is on (the event loop)."""

@@ -58,6 +58,7 @@ from .admission import BindThrottle, ConnectionCaps
 from .binds import BIND_NAMES, BindHandling
 from .concat import Reassembly
 from .esme import WRITE_STALL, EsmeSession
+from .held import HeldReceipts
 from .inbox import Inbox, WriteBatch
 from .mo import MoPath
 from .msgids import MessageIds
@@ -74,7 +75,7 @@ __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
 
 
-class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath, UpstreamMixin):
+class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, HeldReceipts, MoPath, UpstreamMixin):
     def __init__(self, pipeline, settings: SmppSettings, verdict_log: VerdictLog | None = None, clock=None):
         self.pipeline = pipeline
         self.settings = settings
@@ -91,6 +92,7 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
         self.msgid_account = MessageIds()                     # SMSC message_id -> system_id (bounded)
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a receiver (routing.py)
         self.held_total = 0                                   # held receipts of all accounts (bounded)
+        self.held_writing: dict = {}                          # hid -> (account, receipt) while its record is written
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.receipt_id_forms: dict = {}     # id space -> [receipts matched by their id as sent, by its twin]
@@ -135,6 +137,9 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
         # links are up, so each is answered once and no reassembly timer fires after the stop
         self.mo_concat.judge_all()
         await self.commands_written()       # 5656 commands taken are answered before the links close
+        if self.held_writer is not None and not await self.held_writer.idle(COMMANDS_WAIT):
+            log.error("stop: receipts being held still being written after %.0f s (a stalled disk); the SMSC "
+                      "delivers them again", COMMANDS_WAIT)
         for t in self.tasks:
             t.cancel()
         for s in list(self.sessions):
@@ -162,8 +167,9 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
     async def commands_written(self, timeout: float = COMMANDS_WAIT) -> None:
         """Wait (at most `timeout`) until every 5656 command taken is on disk and answered."""
         if self.commands is not None and not await self.commands.idle(timeout):
-            log.error("stop: %d 5656 command(s) still being written after %.0f s (a stalled disk); they are "
-                      "not answered, and the SMSC delivers them again", self.commands.waiting, timeout)
+            log.error("stop: %d 5656 command(s) still being written after %.1f s (a stalled disk): each is put in "
+                      "force and answered if its write ends while the loop runs, else the SMSC delivers it again "
+                      "and the next start has it from the journal", self.commands.waiting, timeout)
 
     async def drain(self, timeout: float = 10.0, unbind_wait: float = 1.0) -> dict:
         """Graceful stop, before `stop()` (SIGTERM/SIGINT in serve).
@@ -182,13 +188,13 @@ class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, MoPath,
         self.draining = True
         if self.server:
             self.server.close()             # no new connections; the bound ones stay
+        unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
+        end = time.monotonic() + timeout - unbind_wait
         self.concat.judge_all()
         self.mo_concat.judge_all()
         if self.shared_mo is not None:      # 5656 messages in parts put together in Redis (state/mo_parts.py)
-            await self.shared_mo.close()
-        await self.commands_written()
-        unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
-        end = time.monotonic() + timeout - unbind_wait
+            await self.shared_mo.close(max(0.0, end - time.monotonic()))
+        await self.commands_written(max(0.0, end - time.monotonic()))
         in_flight = sum(len(l.window.pending) for l in self.links)
         shared = self.pipeline.state.shared     # verdicts still waiting for a shared state store count too
         while (any(l.window.pending for l in self.links) or (shared is not None and shared.busy)) \

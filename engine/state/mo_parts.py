@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from functools import partial
 
 from ..smpp_proxy.codec import constants as C
@@ -99,6 +100,7 @@ class SharedMoParts:
         self._take = self.redis.register_script(TAKE)
         self._putback = self.redis.register_script(PUTBACK)
         self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
+        self.writing: set = set()           # keys of messages whose command is being written (or put back)
         self.tasks: set = set()
         self.stats = proxy.stats
         proxy.shared_mo = self
@@ -126,6 +128,11 @@ class SharedMoParts:
                         type(e).__name__, e, n, total)
             return self.proxy._mo_part_local(link, pdu, ci, text, False, reading)
         self.stats["mo_shared_parts"] += 1
+        if got[0] == 2 and key in self.writing:
+            # its message's command is being written here: asked for again (by then recorded, or put back to
+            # be judged whole with this part), never acknowledged for a command that may not be recorded
+            self.stats["mo_concat_while_writing"] += 1
+            return self.proxy._mo_answer(link, pdu, C.ESME_RX_T_APPN)
         if got[0] == 2:                     # its message was judged already: not applied again
             log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",
                      n, total, pdu.source_addr)
@@ -177,20 +184,22 @@ class SharedMoParts:
                      key[3], key[1], len(texts), total, p.settings.concat_timeout)
             p.stats["mo_concat_incomplete"] += 1
         text = "".join(texts[i] for i in sorted(texts))
+        self.writing.add(key)
         p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading,
-                    partial(self._judged, ks, texts, link, pdu, completing))
+                    partial(self._judged, key, ks, texts, link, pdu, completing))
 
-    def _judged(self, ks, texts: dict, link, pdu, completing: int | None, v) -> None:
+    def _judged(self, key, ks, texts: dict, link, pdu, completing: int | None, v) -> None:
         p = self.proxy
         if v is None:
             # not recorded: the parts wait again (the completing one is asked for again once they do)
             back = [x for i in sorted(texts) if i != completing for x in (i, texts[i].encode("utf-8", "surrogatepass"))]
-            self._spawn(self._put_back(ks, back, link, pdu if completing is not None else None))
+            self._spawn(self._put_back(key, ks, back, link, pdu if completing is not None else None))
             return
+        self.writing.discard(key)
         parts = ((pdu, lambda st, link=link, pdu=pdu: p._mo_answer(link, pdu, st)),) if completing is not None else ()
         p._mo_outcome(v, link, parts, False, dest_pdu=pdu, shortcode=True)
 
-    async def _put_back(self, ks, back, link, pdu) -> None:
+    async def _put_back(self, key, ks, back, link, pdu) -> None:
         """A message not recorded: its parts back in the server (waiting for a part to come again), then its
         completing part (`pdu`, if any) answered ESME_RX_T_APPN, so its redelivery finds them there."""
         try:
@@ -200,17 +209,23 @@ class SharedMoParts:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: a message not recorded could not be put back (%s: %s); its "
                       "redelivered part will be judged without the others", type(e).__name__, e)
+        finally:
+            self.writing.discard(key)
         if pdu is not None:
             self.proxy._mo_answer(link, pdu, C.ESME_RX_T_APPN)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
         """At a stop (the proxy's drain, while the links are up, and serve's stop for what came since): the
         messages this process holds a timer for are judged with what arrived (one process takes each), then
         the tasks under way end."""
         for key in list(self.timers):
             self.timers[key][0].cancel()
             self._due(key)
-        await self.proxy.commands_written()     # (a command not recorded is put back by a task)
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=self.timeout * 4 + 1)
+        end = time.monotonic() + (self.timeout * 4 + 1 if timeout is None else timeout)
+        left = lambda: max(0.01, end - time.monotonic())    # noqa: E731
+        if self.tasks:                              # the takes from the server, and the judging they start
+            await asyncio.wait(set(self.tasks), timeout=left())
+        await self.proxy.commands_written(left())   # the commands written and answered,
+        if self.tasks:                              # and those not recorded put back
+            await asyncio.wait(set(self.tasks), timeout=left())
 
