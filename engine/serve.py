@@ -269,7 +269,7 @@ async def run_serve(args, ready=None):
         await receipts.catch_up()                       # stream's newer ones
     else:
         load_map(proxy.msgid_account, ids_file, log)
-    proxy.load_held(held_file)
+    proxy.open_held(held_file)         # what was held when the last run ended (a crash too); journalled from now
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
               ",".join(settings.smsc) or "none")
@@ -360,9 +360,10 @@ async def run_serve(args, ready=None):
     if shared_mo is not None:
         await shared_mo.close()             # 5656 messages in parts this process waits for: judged with what arrived
     try:
-        proxy.save_held(held_file)           # acknowledged to the SMSC: offered again at the next start
+        await proxy.close_held()             # acknowledged to the SMSC: offered again at the next start
     except OSError as e:
-        log.error("held receipts could not be kept (%s): %d lost", e, proxy.held_total)
+        log.error("held receipts could not be rewritten (%s): the journal keeps %d of them for the next start",
+                  e, proxy.held_total)
     try:
         save_map(proxy.msgid_account, ids_file)   # which account sent what: receipts after the restart find it
     except OSError as e:

@@ -131,23 +131,27 @@ def test_held_receipts_are_bounded_and_the_smsc_keeps_the_rest(pipe):
 def test_held_receipts_kept_across_a_clean_restart(pipe, tmp_path):
     path = tmp_path / "smpp" / "held_receipts.msgpack"
     with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
+        assert h.run(lambda: h.proxy.open_held(path)) == 0
         e = Esme(h, kind=P.BindTransmitter)                    # no receiver: both receipts are held (and acked)
         e.submit(2)
         assert wait(lambda: h.proxy.held_total == 2)
-        assert h.run(lambda: h.proxy.save_held(path)) == 2
+        assert h.call(h.proxy.close_held()) == 2
     with ProxyHarness(pipe, accounts=("esme1:secret",)) as h2:
-        assert h2.run(lambda: h2.proxy.load_held(path)) == 2 and not path.exists()
+        assert h2.run(lambda: h2.proxy.open_held(path)) == 2
         rx = Esme(h2, kind=P.BindReceiver)
         got = rx.receipts(2)
         assert len(got) == 2 and all(b"id:" in p.short_message for p in got)
         for p in got:
             rx.answer(p)
         assert wait(lambda: h2.proxy.held_total == 0)
+        assert h2.call(h2.proxy.close_held()) == 0
+    # an older version's clean stop file is read once (and goes); an unreadable one is set aside, not fatal
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\xc1 not msgpack")
-    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h3:            # unreadable: set aside, not fatal
-        assert h3.run(lambda: h3.proxy.load_held(path)) == 0
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h3:
+        assert h3.run(lambda: h3.proxy.open_held(path)) == 0
         assert (path.parent / "held_receipts.msgpack.unreadable").exists()
+        h3.call(h3.proxy.close_held())
 
 
 def test_a_receipt_the_esme_refuses_for_good_is_not_offered_again(pipe):

@@ -4,17 +4,12 @@ destination prefix and the short-code replies kept here."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections import deque
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgpack
-
-from ..durable import replace_file
 from .codec import encode, encode_text, with_sequence
 from .codec import constants as C
 from .codec import pdu as P
@@ -272,7 +267,7 @@ class DeliveryRouting:
         return [s for s in sessions if s.state.can_receive and not s.closed
                 and len(s.window) < s.account.window and not s.transport.is_closing()]
 
-    # ------------------------------------------------------------ held receipts
+    # ------------------------------------------------------------ held receipts (held.py)
     # A receipt with no receiver bind of its account free (none bound, every window full, or the ESME
     # answered it with an error) is held, in arrival order, and sent again as soon as a window slot of
     # the account frees (a deliver_sm_resp), a receiver binds, or HELD_RETRY after an ESME refused
@@ -284,7 +279,7 @@ class DeliveryRouting:
     def _deliver_receipt(self, acct, pdu, on_done, target=None, acked=False):
         rx = [target] if target is not None else self._receivers(acct)
         if not rx:
-            return on_done(self._hold(acct, pdu, acked))      # held: we answer for it now (or: retry later)
+            return self._hold(acct, pdu, acked, on_done)      # held: we answer for it once on disk (or: retry later)
         sess = rx[next(self._rr) % len(rx)]
 
         def done(r):
@@ -293,13 +288,13 @@ class DeliveryRouting:
                 # answer when it is still waiting; one answered already when it was held is counted and logged
                 self.stats["receipts_refused_by_esme"] += 1
                 log.info("receipt for account %s refused by the ESME for good (status 0x%02x)", acct, r.command_status)
+                self._held_gone(pdu)
                 return on_done(C.ESME_RX_P_APPN)
             if r is None or r.command_status != 0:
                 # the ESME went away, did not answer or refused it: held, tried again after HELD_RETRY
-                held = self._hold(acct, pdu, acked)
-                if held:
-                    self.held_retry_at[acct] = time.monotonic() + HELD_RETRY
-                return on_done(held)
+                self.held_retry_at[acct] = time.monotonic() + HELD_RETRY
+                return self._hold(acct, pdu, acked, on_done)
+            self._held_gone(pdu)
             on_done(True)
             if self.held.get(acct):
                 self._flush_held(acct)        # a window slot is free: the next held receipt takes it
@@ -307,84 +302,10 @@ class DeliveryRouting:
                 self.receipt_handover.slot_free(acct)   # or one another process handed over
         self._send_to_esme(sess, pdu, done)
 
-    def _hold(self, acct, pdu, acked: bool = True) -> bool:
-        """Hold a receipt; False (not held) at max_held_receipts for one the SMSC still waits on: it is then
-        answered ESME_RX_T_APPN and keeps it. One already acknowledged is always held (net zero: it was)."""
-        raw = getattr(pdu, "raw", b"")
-        if not acked and (self.held_total >= self.settings.max_held_receipts or len(raw) > MAX_HELD_RECEIPT):
-            self.stats["receipts_refused_held_full" if len(raw) <= MAX_HELD_RECEIPT else "receipts_too_big_to_hold"] += 1
-            return False
-        self.held[acct].append(_HeldReceipt(raw) if raw else pdu)
-        self.held_total += 1
-        self.stats["receipts_held"] += 1
-        if self.receipt_handover is not None:
-            self.receipt_handover.held(acct)    # with no receiver bind here: to one elsewhere (state/receipts.py)
-        return True
-
-    def deliver_handed_over(self, acct, raws) -> None:
-        """Receipts another process held for `acct` (engine/state/receipts.py): acknowledged to the SMSC."""
-        for raw in raws:
-            self._deliver_receipt(acct, _HeldReceipt(raw), on_done=_ignore, acked=True)
-
-    def _flush_held(self, acct, now: float | None = None):
-        q = self.held.get(acct)
-        if not q or (now or time.monotonic()) < self.held_retry_at.get(acct, 0.0):
-            return
-        self.held_retry_at.pop(acct, None)
-        while q:
-            if not self._receivers(acct):
-                return
-            pdu = q.popleft()
-            self.held_total -= 1
-            self._deliver_receipt(acct, pdu, on_done=_ignore, acked=True)
-        del self.held[acct]
-
-    # Held receipts were acknowledged to the SMSC: a clean stop keeps them in DATA_DIR (`save_held`),
-    # the next start offers them again (`load_held`). A crash (kill -9) loses what was held then.
-    def save_held(self, path: Path) -> int:
-        items = [[acct, p.raw if getattr(p, "raw", b"") else encode(p)] for acct, q in self.held.items() for p in q]
-        if not items:
-            path.unlink(missing_ok=True)
-            return 0
-        replace_file(path, msgpack.packb(items, use_bin_type=True))
-        log.info("%d held receipts kept in %s for the next start", len(items), path)
-        return len(items)
-
-    def load_held(self, path: Path) -> int:
-        try:
-            items = msgpack.unpackb(path.read_bytes(), raw=False)
-            held = [(str(acct), bytes(raw)) for acct, raw in items]
-        except FileNotFoundError:
-            return 0
-        except (ValueError, TypeError, msgpack.UnpackException) as e:
-            bad = path.with_name(path.name + ".unreadable")
-            os.replace(path, bad)
-            log.error("held receipts in %s unreadable (%s): moved to %s", path, e, bad)
-            return 0
-        for acct, raw in held:
-            self.held[acct].append(_HeldReceipt(raw))
-            self.held_total += 1
-        path.unlink()
-        log.info("%d receipts held at the last stop offered again", len(held))
-        return len(held)
-
-    def _retry_held(self, now: float) -> None:
-        """Housekeeping: held receipts whose back-off has passed go to any free receiver."""
-        for acct in [a for a, q in self.held.items() if q]:
-            self._flush_held(acct, now)
-
     def _send_to_esme(self, sess, pdu, on_resp):
         seq = sess.conn.next_sequence()
         sess.window[seq] = (on_resp, time.monotonic() + self.settings.smsc_response_timeout)
         sess.send_raw(with_sequence(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))
-
-
-class _HeldReceipt:
-    """A held receipt as the bytes the SMSC sent (the sequence number is rewritten when it goes out)."""
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: bytes):
-        self.raw = raw
 
 
 class _PrefixIndex(dict):
@@ -407,7 +328,3 @@ def _receipt_status(ok) -> int:
     """The SMSC's answer for a receipt: True delivered or held (0), False retry later (ESME_RX_T_APPN), or a
     status of its own (the ESME's permanent refusal)."""
     return 0 if ok is True else C.ESME_RX_T_APPN if ok is False else ok
-
-
-def _ignore(ok) -> None:
-    """on_done of a receipt the SMSC was answered for when it was held."""

@@ -52,8 +52,9 @@ succeeds, so receipts for messages forwarded during the outage are routed wherev
 back; receipts stay held here (`receipts_shared_errors`, logged every 5 s at most;
 tried again after a back-off of 0.1 s doubling to 5 s): today's behaviour, nothing dropped.
 Handed-over receipts are as durable as the server (`appendonly`); a hand-over whose answer comes after
-the store's timeout keeps its receipts here too (they may then be delivered twice, never lost); a held
-receipt is lost at a crash of its process. At a stop (`close`, before serve saves the held receipts) no new hand-over or pull
+the store's timeout keeps its receipts here too (they may then be delivered twice, never lost); one held
+here is in this process's held-receipts journal (smpp_proxy/held.py) until the server took it (then a gone
+record is written). At a stop (`close`, before serve rewrites that journal) no new hand-over or pull
 starts; one still under way after the wait is cancelled and awaited (its unsent receipts back in the
 held queue) before close returns, so no hand-over takes from a held queue after it was saved.
 """
@@ -301,6 +302,8 @@ class SharedReceipts:
             n = int(await asyncio.wait_for(
                 self._push(keys=[queue_key(acct)], args=[p.settings.max_held_receipts, *raws]), self.timeout * 2))
             answered, self._backoff = True, 0.1
+            for r in items[:n]:
+                p._held_gone(r)         # in the server now: not offered again by this process's next start
         except Exception as e:
             self._failed("hand-over", e)
         finally:                        # (a cancel too) what the list refused or never got: first in the queue again

@@ -1,0 +1,120 @@
+"""Held delivery receipts on disk as they are held, so a crash does not lose them.
+
+A receipt with no free receiver bind of its account is held (routing.py) and the SMSC is told it was
+delivered (deliver_sm_resp 0): from then on this element is the only place it exists. Kept in memory
+only, a crash (kill -9, the OOM killer, a power cut) lost every receipt held at that moment. Now the
+SMSC is answered only once the receipt is in this journal (fsynced; written by a writer thread,
+engine/groupcommit.py, several receipts in one fsync), and the next start offers again every receipt
+the journal holds and no record says is gone.
+
+Format: a msgpack stream of records, appended: [0, hid, account, raw PDU] (held) and [1, hid] (gone:
+delivered, refused by the ESME for good, or handed over to another process). `hid` numbers the
+receipts of one run of the writer; the journal is rewritten (a temporary file, fsynced, renamed over
+it) at each start and clean stop, and while running once it is mostly gone records (`compact`), with
+the receipts still held renumbered 1..n. A record a crash cut short ends the stream (it was never
+acknowledged: its fsync had not returned); anything unreadable after a good prefix is set aside
+beside the journal (`.unreadable`) and the prefix kept. A gone record is not fsynced on its own
+(it rides with the next write): after a crash a receipt may be offered twice, never lost.
+
+Bounds: the live receipts are bounded by max_held_receipts (routing.py); the journal between two
+compactions by COMPACT_BYTES beyond four times their size.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import msgpack
+
+from ..durable import append_all
+from ..lists.snapshot import fsync_dir
+
+log = logging.getLogger("telfilter.smpp")
+
+HOLD, GONE = 0, 1
+COMPACT_EMPTY = 1 << 20        # nothing held and the journal this big: rewritten empty
+COMPACT_BYTES = 64 << 20       # the journal this big and four times what is held: rewritten
+
+
+class HeldJournal:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.bytes = 0             # the journal's size as the loop knows it (what it submitted since the rewrite)
+
+    def replay(self) -> list:
+        """[(account, raw)] of the receipts held and not gone, in the order they were held."""
+        live: dict = {}
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        up = msgpack.Unpacker(raw=False, strict_map_key=True)
+        up.feed(data)
+        good = 0
+        try:
+            for rec in up:
+                if not isinstance(rec, list) or not rec or rec[0] not in (HOLD, GONE):
+                    raise ValueError(f"not a record: {str(rec)[:60]}")
+                if rec[0] == HOLD:
+                    _, hid, acct, raw = rec
+                    live[int(hid)] = (str(acct), bytes(raw))
+                else:
+                    live.pop(int(rec[1]), None)
+                good = up.tell()
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            bad = self.path.with_name(self.path.name + ".unreadable")
+            shutil.copyfile(self.path, bad)
+            log.error("held receipts journal %s unreadable after byte %d (%s): a copy is in %s; %d receipts read "
+                      "before it are offered again", self.path, good, e, bad, len(live))
+        return list(live.values())
+
+    def rewrite(self, live) -> None:
+        """The journal as [(hid, account, raw)] alone (atomic: fsynced temporary file renamed over it)."""
+        data = b"".join(msgpack.packb([HOLD, hid, acct, raw], use_bin_type=True) for hid, acct, raw in live)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(self.path.parent)
+
+    @staticmethod
+    def record(item) -> bytes:
+        if item[0] == "h":
+            return msgpack.packb([HOLD, item[1], item[2], item[3]], use_bin_type=True)
+        return msgpack.packb([GONE, item[1]], use_bin_type=True)
+
+    def write(self, items) -> list:
+        """The writer thread's batch: ("h", hid, account, raw), ("d", hid) or ("reset", [(hid, account, raw)])
+        -- the journal rewritten as that list, which already holds what every earlier item did. One
+        append and one fsync for the batch (a rewrite when it has a reset). Returns an error or None per item."""
+        last = max((i for i, it in enumerate(items) if it[0] == "reset"), default=None)
+        try:
+            if last is None:
+                data = b"".join(self.record(it) for it in items)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    append_all(fd, data)
+                finally:
+                    os.close(fd)
+            else:
+                tail = [it for it in items[last + 1:]]
+                self.rewrite(list(items[last][1]) + [(it[1], it[2], it[3]) for it in tail if it[0] == "h"])
+                gone = b"".join(self.record(it) for it in tail if it[0] == "d")
+                if gone:
+                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o644)
+                    try:
+                        append_all(fd, gone)
+                    finally:
+                        os.close(fd)
+        except OSError as e:
+            return [e] * len(items)
+        return [None] * len(items)
