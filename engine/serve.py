@@ -210,7 +210,8 @@ def _check_listen(flag: str, value: str, default_port) -> str | None:
 async def run_serve(args, ready=None):
     from .app import build
     from .pipeline import RuleWatcher
-    from .smpp_proxy.msgids import load_map, save_map
+    from .smpp_proxy.idlog import IdLog
+    from .smpp_proxy.msgids import save_map
     from .smpp_proxy.server import SmppProxy, VerdictLog
     cfg, settings = load_serve_config(args)
     pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False)
@@ -258,6 +259,7 @@ async def run_serve(args, ready=None):
     pool = receipts = shared_mo = None
     held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
     ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
+    idlog = IdLog(ids_file, proxy.msgid_account)
     if replicator is not None:      # max binds and throughput per account hold across processes
         from .state.pool import PoolLimits
         from .state.receipts import SharedReceipts
@@ -265,10 +267,10 @@ async def run_serve(args, ready=None):
         receipts = SharedReceipts(state_store, proxy)   # a receipt reaches its account whichever link it came on
         from .state.mo_parts import SharedMoParts
         shared_mo = SharedMoParts(state_store, proxy)   # a 5656 message in parts is one, whichever link they came on
-        load_map(proxy.msgid_account, ids_file, log)    # the last run's ids (its own and learned), then the
+        idlog.open(asyncio.get_running_loop())          # the last run's ids (its own and learned), then the
         await receipts.catch_up()                       # stream's newer ones
     else:
-        load_map(proxy.msgid_account, ids_file, log)
+        idlog.open(asyncio.get_running_loop())          # the last run's ids (a crash too); journalled from now
     proxy.open_held(held_file)         # what was held when the last run ended (a crash too); journalled from now
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
@@ -364,11 +366,13 @@ async def run_serve(args, ready=None):
     except OSError as e:
         log.error("held receipts could not be rewritten (%s): the journal keeps %d of them for the next start",
                   e, proxy.held_total)
+    saved = False
     try:
         save_map(proxy.msgid_account, ids_file)   # which account sent what: receipts after the restart find it
+        saved = True
     except OSError as e:
-        log.error("message-id map could not be kept (%s): receipts of messages sent so far will be refused "
-                  "after the restart", e)
+        log.error("message-id map could not be saved whole (%s): the next start reads its log", e)
+    await idlog.close(clean=saved)
     if sip:
         await sip.stop()
     st_task.cancel()

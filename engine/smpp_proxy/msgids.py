@@ -40,8 +40,9 @@ Across a restart. A clean stop writes the map (`dump`: the ids oldest first with
 16 bytes an id, the format's version unchanged (a reader that does not know the column skips it, a map
 without it loads with no notes): ~28 B an id, 2M ids 56 MB written in 1.3 s, read in 2.3 s) to DATA_DIR/smpp/message_ids.msgpack and the next start reads it back (`load`), so the
 receipts of messages sent before a deploy still reach their accounts (they used to be held receipt_wait
-and refused ESME_RX_T_APPN at every attempt). A crash loses the map, as it loses held receipts. A pool
-process (state/receipts.py SharedMessageIds) writes the ids it learned from the others too (up to twice the size).
+and refused ESME_RX_T_APPN at every attempt). A pool process (state/receipts.py SharedMessageIds) writes the
+ids it learned from the others too (up to twice the size). Between clean stops the ids are also logged as they
+come (idlog.py: `journal` takes each id `add` sees; a crash loses at most the last 0.2 s of them).
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def id_key(space: str, mid: str) -> str:
 
 
 class MessageIds:
-    __slots__ = ("bound", "_ids", "_ring", "_next", "_accounts", "_numbers", "_sent")
+    __slots__ = ("bound", "_ids", "_ring", "_next", "_accounts", "_numbers", "_sent", "journal")
 
     def __init__(self, bound: int = BOUND):
         self.bound = bound
@@ -104,6 +105,7 @@ class MessageIds:
         self._accounts: list[str] = []           # number -> account system_id
         self._numbers: dict[str, int] = {}       # account system_id -> number
         self._sent: dict[str, int] = {}          # id -> its `note`, packed in one int (_pack)
+        self.journal: list | None = None         # ids added, for the on-disk log (idlog.py) to take
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -117,6 +119,9 @@ class MessageIds:
             n = self._numbers[account] = len(self._accounts)
             self._accounts.append(account)
         ids = self._ids
+        j = self.journal
+        if j is not None:
+            j.append(mid)
         if mid in ids:
             ids[mid] = n
             self._sent.pop(mid, None)           # another message now: its own note follows
@@ -165,6 +170,22 @@ class MessageIds:
             get, words = sent.get, array("Q")
             for m in order:
                 n = get(m, 0)
+                words.append(n & _LOW)
+                words.append(n >> 64)
+            if sys.byteorder == "big":
+                words.byteswap()
+            cols["sent"] = words.tobytes()
+        return cols
+
+    def columns_of(self, mids) -> dict:
+        """`columns()` of the ids `mids` alone, in that order (those no longer in the map left out)."""
+        ids, accts, sent = self._ids, self._accounts, self._sent
+        keep = [m for m in mids if m in ids]
+        cols = {"accounts": accts[:], "ids": keep, "account_of": [ids[m] for m in keep]}
+        if sent:
+            words = array("Q")
+            for m in keep:
+                n = sent.get(m, 0)
                 words.append(n & _LOW)
                 words.append(n >> 64)
             if sys.byteorder == "big":
@@ -225,24 +246,3 @@ def save_map(ids: MessageIds, path) -> int:
         return 0
     replace_file(path, ids.dump())
     return len(ids)
-
-
-def load_map(ids: MessageIds, path, log) -> int:
-    """At start: the map a clean stop wrote, read into `ids` and the file removed (a crash later must not
-    bring back a stale map); one that cannot be read is moved aside as *.unreadable and logged."""
-    import os
-    from pathlib import Path
-    path = Path(path)
-    try:
-        n = ids.load(path.read_bytes())
-    except FileNotFoundError:
-        return 0
-    except ValueError as e:
-        bad = path.with_name(path.name + ".unreadable")
-        os.replace(path, bad)
-        log.error("message-id map %s unreadable (%s): moved to %s; receipts of messages sent before the restart "
-                  "will be refused ESME_RX_T_APPN", path, e, bad)
-        return 0
-    path.unlink()
-    log.info("%d message ids of the last run read back from %s: their receipts reach their accounts", n, path)
-    return n

@@ -1,0 +1,211 @@
+"""The message_id -> account map (msgids.py) on disk as it grows, so a crash does not lose it.
+
+A receipt names only the SMSC's message_id; the map says which account sent it. Kept in memory and
+written at a clean stop only, a crash (kill -9, the OOM killer) lost it, and with it the receipts of
+every message of the last minutes: each was refused ESME_RX_T_APPN until the SMSC gave up.
+
+Theory of operation. `MessageIds.add` appends each new id to `journal` (a list: one append per
+forwarded message). Every FLUSH seconds the loop packs the ids added since (with their accounts and
+notes, the columns `MessageIds.columns` writes) into one msgpack object and hands it to a writer
+thread (engine/groupcommit.py), which appends it to the current segment, `<map>.log.<k>`, and
+fdatasyncs it: a process crash loses at most the last FLUSH of ids, a power cut what the last
+fdatasync had not covered. A segment is closed after `bound` ids and the one before it deleted, so
+the two newest segments always hold the map's newest `bound` ids (its coverage) in at most twice the
+map's size on disk. `open` (at start) reads the clean stop's file, if any, then the segments in order
+(a torn last object ends a segment; an unreadable one is copied aside), writes the whole map as the
+first object of a new segment (fsynced) and only then removes the files it read. `close(clean)`
+after `save_map` removes the segments (the clean stop's file holds the map).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+import msgpack
+
+from ..groupcommit import GroupCommit
+from ..lists.snapshot import fsync_dir
+from .msgids import unpack_map
+
+log = logging.getLogger("telfilter.smpp")
+FLUSH = 0.2                 # seconds between two writes of the ids added meanwhile (the loop adds at most
+                            # what it forwards in that time: the buffer's bound)
+
+
+def _apply(ids, d) -> int:
+    n = ids.add_columns(d)
+    if "learned" in d and hasattr(ids, "learned"):
+        n += ids.learned.add_columns(d["learned"])
+    return n
+
+
+class IdLog:
+    def __init__(self, base: Path, ids):
+        self.base = Path(base)              # the clean stop's file (message_ids[.wN].msgpack)
+        self.ids = ids
+        self.stem = self.base.name[:-len(".msgpack")] if self.base.name.endswith(".msgpack") else self.base.name
+        self.pattern = re.compile(re.escape(self.stem) + r"\.log\.(\d+)$")
+        self.buf: list = []
+        self.seg = 0                        # the segment written to
+        self.in_seg = 0                     # ids in it
+        self.fd = -1                        # the writer thread's descriptor
+        self.writer: GroupCommit | None = None
+        self.timer = None
+        self.errors = 0
+
+    def _segments(self) -> list:
+        out = []
+        for p in self.base.parent.glob(self.stem + ".log.*"):
+            m = self.pattern.match(p.name)
+            if m:
+                out.append((int(m.group(1)), p))
+        return sorted(out)
+
+    def _path(self, k: int) -> Path:
+        return self.base.parent / f"{self.stem}.log.{k}"
+
+    def open(self, loop) -> int:
+        """Read what the last run left (clean stop file, then segments) into the map; start a new segment
+        holding all of it; journal every id added from now on. Returns how many ids were read."""
+        n, read = 0, []
+        try:
+            n += _apply(self.ids, unpack_map(self.base.read_bytes()))
+            read.append(self.base)
+        except FileNotFoundError:
+            pass
+        except ValueError as e:
+            bad = self.base.with_name(self.base.name + ".unreadable")
+            os.replace(self.base, bad)
+            log.error("message-id map %s unreadable (%s): moved to %s; receipts of messages sent before the restart "
+                      "will be refused ESME_RX_T_APPN", self.base, e, bad)
+        segs = self._segments()
+        for _, p in segs:
+            n += self._replay(p)
+            read.append(p)
+        self.seg = segs[-1][0] + 1 if segs else 1
+        path = self._path(self.seg)
+        try:
+            self.base.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as f:    # the whole map first: durable before the files it came from go
+                f.write(self.ids.dump())
+                f.flush()
+                os.fsync(f.fileno())
+            fsync_dir(path.parent)
+            for p in read:
+                p.unlink(missing_ok=True)
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as e:
+            log.error("message-id log %s not started (%s): the map is kept at a clean stop only (a crash loses "
+                      "it)", path, e)
+            return n
+        self.in_seg = len(self.ids)
+        self.ids.journal = self.buf
+        self.writer = GroupCommit(self._write, loop, name="telfilter-msgid-writer")
+        self.loop = loop
+        self.timer = loop.call_later(FLUSH, self._tick)
+        if n:
+            log.info("%d message ids of the last run read back: their receipts reach their accounts", n)
+        return n
+
+    def _replay(self, p: Path) -> int:
+        data = p.read_bytes()
+        up = msgpack.Unpacker(raw=False)
+        up.feed(data)
+        n = 0
+        try:
+            for d in up:
+                if not isinstance(d, dict):
+                    raise ValueError("not a map")
+                n += _apply(self.ids, d)
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            bad = p.with_name(p.name + ".unreadable")
+            shutil.copyfile(p, bad)
+            log.error("message-id log %s unreadable after %d ids (%s): a copy is in %s", p, n, e, bad)
+        return n
+
+    # ------------------------------------------------------------ the loop's side
+    def _tick(self) -> None:
+        self.flush()
+        self.timer = self.loop.call_later(FLUSH, self._tick)
+
+    def flush(self) -> None:
+        buf = self.buf
+        if not buf or self.writer is None:
+            return
+        mids = buf[:]
+        buf.clear()
+        data = msgpack.packb(self.ids.columns_of(mids), use_bin_type=True)
+        items = [("data", data)]
+        self.in_seg += len(mids)
+        if self.in_seg >= self.ids.bound:
+            self.seg += 1
+            self.in_seg = 0
+            items.append(("rotate", self.seg))
+        for it in items:
+            if not self.writer.submit(it, self._written):
+                self._written(OSError("the message-id writer is full or closed"))
+
+    def _written(self, err) -> None:
+        if err is not None:
+            self.errors += 1
+            if self.errors == 1 or self.errors % 1000 == 0:
+                log.error("message-id log not written (%s; %d so far): a crash now would lose those ids' receipts",
+                          err, self.errors)
+
+    async def close(self, clean: bool) -> None:
+        """Stop journalling, once what waits is written; `clean`: the map was saved whole by `save_map`, the
+        segments go."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.writer is None:
+            return
+        self.flush()
+        self.ids.journal = None
+        self.writer.submit(("close", clean), self._written)
+        if not await self.writer.idle(10.0):
+            log.error("message-id log: the writer did not finish in 10 s (a stalled disk)")
+        self.writer.close()
+        self.writer = None
+
+    # ------------------------------------------------------------ the writer thread's side
+    def _write(self, items) -> list:
+        errs = [None] * len(items)
+        for i, (kind, arg) in enumerate(items):
+            try:
+                if kind == "data":
+                    if self.fd >= 0:
+                        data = memoryview(arg)
+                        while data:
+                            data = data[os.write(self.fd, data):]
+                elif kind == "rotate":
+                    self._close_fd()
+                    self.fd = os.open(self._path(arg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    fsync_dir(self.base.parent)
+                    for k, p in self._segments():
+                        if k < arg - 1:
+                            p.unlink(missing_ok=True)
+                elif kind == "close":
+                    self._close_fd()
+                    if arg:
+                        for _, p in self._segments():
+                            p.unlink(missing_ok=True)
+            except OSError as e:
+                errs[i] = e
+        if self.fd >= 0:
+            try:
+                os.fdatasync(self.fd)
+            except OSError as e:
+                errs = [e if x is None else x for x in errs]
+        return errs
+
+    def _close_fd(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

@@ -1,0 +1,133 @@
+"""The message_id -> account map is logged as it grows (engine/smpp_proxy/idlog.py): after a crash the
+next start knows which account sent each message, so their receipts reach it; the log keeps the map's
+coverage in two segments; a torn or damaged segment keeps what it holds before the damage."""
+import asyncio
+
+import msgpack
+
+from engine.smpp_proxy import idlog as idlog_mod
+from engine.smpp_proxy.idlog import IdLog
+from engine.smpp_proxy.msgids import SINGLE, MessageIds
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from tests.test_smpp_proxy import wait
+from tests.test_smpp_receipts import Esme, _receipt_ids, _submitted
+
+
+def _run_and_crash(base, bound, n, monkeypatch=None):
+    """Add n ids (with notes) to a logged map, let the writer write, then stop WITHOUT a clean close."""
+    async def go():
+        m = MessageIds(bound)
+        log = IdLog(base, m)
+        log.open(asyncio.get_running_loop())
+        for i in range(n):
+            m.add(f"id{i}", "esme1" if i % 2 else "esme2")
+            m.note(f"id{i}", SINGLE, 8, "BRAND", 0, 84912000000 + i)
+            if i % 97 == 0:
+                await asyncio.sleep(0)
+        log.flush()
+        assert await log.writer.idle(5)
+        log.timer.cancel()                     # a crash: no close, nothing more written
+        return m
+    return asyncio.run(go())
+
+
+def _reopen(base, bound):
+    async def go():
+        m = MessageIds(bound)
+        log = IdLog(base, m)
+        n = log.open(asyncio.get_running_loop())
+        await log.close(clean=False)
+        return m, n
+    return asyncio.run(go())
+
+
+def test_the_map_of_a_run_that_crashed_is_read_back_with_its_notes(tmp_path):
+    base = tmp_path / "smpp" / "message_ids.msgpack"
+    before = _run_and_crash(base, 1000, 300)
+    after, n = _reopen(base, 1000)
+    assert n == 300 and len(after) == 300
+    assert all(after.get(f"id{i}") == before.get(f"id{i}") for i in range(300))
+    assert after.sent("id7") == before.sent("id7") and after.sent("id7").destination == 84912000007
+
+
+def test_two_segments_keep_the_newest_ids_of_the_bound(tmp_path):
+    base = tmp_path / "smpp" / "message_ids.msgpack"
+    _run_and_crash(base, 100, 1000)
+    segs = sorted(p.name for p in base.parent.glob("message_ids.log.*"))
+    assert len(segs) <= 2, segs                                    # older segments deleted as new ones start
+    after, _ = _reopen(base, 100)
+    assert len(after) == 100 and all(after.get(f"id{i}") for i in range(900, 1000))   # the newest 100
+    assert after.get("id850") is None
+
+
+def test_a_torn_segment_keeps_its_good_prefix_and_a_damaged_one_is_set_aside(tmp_path):
+    base = tmp_path / "smpp" / "message_ids.msgpack"
+    _run_and_crash(base, 1000, 50)
+    [seg] = list(base.parent.glob("message_ids.log.*"))
+    data = seg.read_bytes()
+    more = MessageIds()
+    more.add("late1", "esme1")
+    extra = msgpack.packb(more.columns_of(["late1"]), use_bin_type=True)
+    seg.write_bytes(data + extra[:-3])                              # a crash in the middle of a write
+    after, n = _reopen(base, 1000)
+    assert n == 50 and after.get("late1") is None
+    [seg] = list(base.parent.glob("message_ids.log.*"))
+    seg.write_bytes(seg.read_bytes() + b"\xc1\xc1\xc1")              # garbage after good objects
+    after, n = _reopen(base, 1000)
+    assert n == 50 and list(base.parent.glob("message_ids.log.*.unreadable"))
+
+
+def test_receipts_of_messages_sent_before_serve_was_killed_reach_their_account(tmp_path):
+    import subprocess
+    import sys
+
+    from engine.app import build
+    from tests.conftest import ROOT
+    from tests.test_serve import free_port, wait_for
+
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False,
+                       receipt_delay=None).start()
+    data, procs = tmp_path / "data", []
+
+    def serve(n):
+        port, ready = free_port(), tmp_path / f"ready{n}"
+        before = set(map(id, sim.sim.sessions))
+        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data, "-v",
+                              "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
+                              "--esme-account", "esme1:secret", "--sip-listen", "off", "--log", tmp_path / "v.log",
+                              "--ready-file", ready], cwd=ROOT, stderr=open(tmp_path / f"err{n}.log", "w"),
+                             stdout=subprocess.DEVNULL)
+        procs.append(p)
+        assert wait_for(ready.exists, 60), (tmp_path / f"err{n}.log").read_text()
+        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
+        return p, type("H", (), {"port": port})()
+
+    try:
+        p, h = serve(1)
+        e = Esme(h)
+        e.submit(3)
+        ids = _submitted(e, 3)
+        import time
+        time.sleep(3 * idlog_mod.FLUSH)                           # the log's next write
+        p.kill()                                                  # SIGKILL: no clean stop, no map file
+        p.wait(10)
+        assert not (data / "smpp" / "message_ids.msgpack").exists()
+        p, h = serve(2)
+        e = Esme(h)
+        link = [s for s in list(sim.sim.sessions) if s.bound][-1]
+        subs = [ev for _, ev in list(sim.sim.received) if ev.command_id == C.SUBMIT_SM]
+
+        async def receipts():
+            for sm, mid in zip(subs, ids):
+                sim.sim._receipt(link, sm, mid)
+        sim.call(receipts())
+        assert _receipt_ids(e, 3, timeout=5.0) == sorted(ids)
+        assert wait(lambda: len(sim.sim.mo_responses) == 3) and [r.command_status for r in sim.sim.mo_responses] == [0] * 3
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        sim.stop()
