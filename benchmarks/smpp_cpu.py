@@ -103,6 +103,14 @@ async def proxy(real):
     asyncio.get_running_loop().add_signal_handler(
         signal.SIGUSR1, lambda: print(json.dumps({"judge_s": acc[0], "judged": acc[1]}), flush=True))
     p = SmppProxy(pipe, s, VerdictLog(open("/dev/null", "w")))
+    if real:
+        try:        # as serve: the message-id map logged as it grows (a tree before it has none)
+            from engine.smpp_proxy.idlog import IdLog
+            import pathlib
+            IdLog(pathlib.Path(pipe.store.dir) / "smpp" / "message_ids.msgpack", p.msgid_account).open(
+                asyncio.get_running_loop())
+        except ImportError:
+            pass
     await p.start(f"127.0.0.1:{port}")
     await p.wait_upstream(10)
 

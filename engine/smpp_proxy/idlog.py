@@ -15,6 +15,10 @@ map's size on disk. `open` (at start) reads the clean stop's file, if any, then 
 (a torn last object ends a segment; an unreadable one is copied aside), writes the whole map as the
 first object of a new segment (fsynced) and only then removes the files it read. `close(clean)`
 after `save_map` removes the segments (the clean stop's file holds the map).
+
+Bounds: the ids of one FLUSH in memory (what the loop forwards in 0.2 s), MAX_WAITING writes waiting for
+a stalled disk (beyond, their ids are not logged: counted and logged, the map itself is unaffected), two
+segments of `bound` ids on disk (~30 B an id with its note: 2 x 2M ids ~120 MB at the default bound).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from .msgids import unpack_map
 log = logging.getLogger("telfilter.smpp")
 FLUSH = 0.2                 # seconds between two writes of the ids added meanwhile (the loop adds at most
                             # what it forwards in that time: the buffer's bound)
+MAX_WAITING = 50            # writes waiting for a stalled disk (10 s of ids); beyond, ids go unlogged (counted)
 
 
 def _apply(ids, d) -> int:
@@ -103,7 +108,7 @@ class IdLog:
             return n
         self.in_seg = len(self.ids)
         self.ids.journal = self.buf
-        self.writer = GroupCommit(self._write, loop, name="telfilter-msgid-writer")
+        self.writer = GroupCommit(self._write, loop, name="telfilter-msgid-writer", max_waiting=MAX_WAITING)
         self.loop = loop
         self.timer = loop.call_later(FLUSH, self._tick)
         if n:
@@ -138,15 +143,14 @@ class IdLog:
         mids = buf[:]
         buf.clear()
         data = msgpack.packb(self.ids.columns_of(mids), use_bin_type=True)
-        items = [("data", data)]
+        if not self.writer.submit(("data", data), self._written):
+            self._written(OSError(f"{len(mids)} ids not logged: {MAX_WAITING} writes already wait for the disk"))
+            return
         self.in_seg += len(mids)
-        if self.in_seg >= self.ids.bound:
+        # a new segment after `bound` ids (never skipped: a rotation lost would delete the newest segment later)
+        if self.in_seg >= self.ids.bound and self.writer.submit(("rotate", self.seg + 1), self._written):
             self.seg += 1
             self.in_seg = 0
-            items.append(("rotate", self.seg))
-        for it in items:
-            if not self.writer.submit(it, self._written):
-                self._written(OSError("the message-id writer is full or closed"))
 
     def _written(self, err) -> None:
         if err is not None:
