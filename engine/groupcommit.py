@@ -33,10 +33,11 @@ MAX_WAITING = 10_000        # items submitted and not yet done; beyond, submit r
 
 class GroupCommit:
     def __init__(self, write, loop: asyncio.AbstractEventLoop, name: str = "telfilter-5656-writer",
-                 max_waiting: int = MAX_WAITING):
+                 max_waiting: int = MAX_WAITING, what: str = "5656 command"):
         self.write = write                  # list of items -> list of (None | OSError), one per item
         self.loop = loop
         self.name = name
+        self.what = what                    # what an item is, for the log
         self.max_waiting = max_waiting
         self.waiting = 0                    # submitted, `done` not yet run (the loop's count)
         self.batches = 0                    # writes made (one fsync per file each)
@@ -77,13 +78,13 @@ class GroupCommit:
             try:
                 errs = self.write([item for item, _ in batch])
             except BaseException as e:          # a bug, not the disk: every item not recorded, said loudly
-                log.exception("5656 writer: write failed")
+                log.exception("%s: write failed", self.name)
                 errs = [e if isinstance(e, OSError) else OSError(f"{type(e).__name__}: {e}")] * len(batch)
             try:
                 self.loop.call_soon_threadsafe(self._finish, batch, errs)
             except RuntimeError:                # the loop has closed (a stop that did not wait): written, unanswered
-                log.error("5656 writer: %d command(s) written after the event loop stopped; they are in force "
-                          "from the next start, and the SMSC delivers them again", len(batch))
+                log.error("%s: %d %s(s) written after the event loop stopped (the next start reads them)",
+                          self.name, len(batch), self.what)
 
     def _finish(self, batch, errs) -> None:
         self.batches += 1
@@ -93,7 +94,7 @@ class GroupCommit:
             try:
                 done(err)
             except Exception:
-                log.exception("5656 writer: handling a written command failed")
+                log.exception("%s: handling a written %s failed", self.name, self.what)
         if not self.waiting:
             idle, self._idle = self._idle, []
             for f in idle:

@@ -5,11 +5,14 @@ Theory of operation (routing.py `_deliver_receipt` decides when a receipt is hel
 SMSC still waits on is held only once its journal record is fsynced: `_hold` hands the record to the
 receipts' writer thread (engine/groupcommit.py) and answers the SMSC when it is on disk (0), or, when
 it could not be written, ESME_RX_T_APPN (the SMSC keeps it and delivers it again), so an
-acknowledged receipt survives a crash. Until then it counts toward `max_held_receipts` and is kept
-in `held_writing`. One already acknowledged (offered again from the held queue, handed over by
-another process) is held at once; its record is written if it has none yet. A receipt leaves the
-journal (a gone record, not fsynced alone) when its ESME takes it or refuses it for good, or another
-process takes it over (state/receipts.py). `open_held` (serve, before the proxy starts) reads the
+acknowledged receipt survives a crash. Until then it counts toward `max_held_receipts`. One already
+acknowledged (offered again from the held queue, generated here) is held at once; its record is written
+if it has none yet. Receipts another process handed over through Redis are written here before their
+claim in the server is deleted (`take_handed_over`). A receipt leaves the journal (a gone record, not
+fsynced alone) when its ESME takes it or refuses it for good, or another process takes it over
+(state/receipts.py); until then it is in `held_records` -- held, being written, offered to an ESME, or
+being handed over -- and every compaction keeps it (the journal is rewritten from `held_records` by the
+writer, in order with the records before it, and once a torn write could not be cut off). `open_held` (serve, before the proxy starts) reads the
 journal, and the clean stop file of an older version, and offers what they hold again;
 `close_held` (serve, after the hand-overs ended) rewrites the journal with what is still held.
 
@@ -17,6 +20,7 @@ Without `open_held` (the harness, tests) receipts are held in memory only, as be
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -45,11 +49,15 @@ class _HeldReceipt:
 
 
 class HeldReceipts:
-    """Mixin of `SmppProxy`: receipts held for an account (`held`: account -> deque, `held_total`)."""
+    """Mixin of `SmppProxy`: receipts held for an account (`held`: account -> deque, `held_total`), and
+    `held_records`: hid -> (account, receipt) for every receipt with a journal record not yet gone (held,
+    being written, offered to an ESME, being handed over): what a compaction keeps."""
 
     held_log: HeldJournal | None = None
     held_writer: GroupCommit | None = None
+    held_live_bytes = 0         # journal bytes of `held_records`
     _hid = 0
+    _reset_pending = False
 
     def _hold(self, acct, pdu, acked: bool, on_done) -> None:
         """Hold a receipt, then `on_done(True)`; `on_done(False)` (not held: the SMSC is answered
@@ -64,28 +72,38 @@ class HeldReceipts:
         if w is None or entry.hid:
             self._held_in(acct, entry)                 # in memory only, or on disk already
             return on_done(True)
-        self._hid += 1
-        entry.hid = hid = self._hid
-        self.held_log.bytes += len(entry.raw) + _RECORD
         if acked:
-            # acknowledged already (by another process, or before the journal): held now, written when it can be
+            # acknowledged already (before the journal, or locally generated): held now, written when it can be
+            self._held_record(acct, entry, self._held_record_written)
             self._held_in(acct, entry)
-            if not w.submit(("h", hid, acct, entry.raw), self._held_record_written):
-                self._held_record_written(OSError("the receipts writer is full or closed"))
             return on_done(True)
         self.held_total += 1                           # counts toward the bound while it is written
-        self.held_writing[hid] = (acct, entry)
-        if not w.submit(("h", hid, acct, entry.raw), lambda err: self._held_written(acct, entry, on_done, err)):
-            self._held_written(acct, entry, on_done, OSError("the receipts writer is full or closed"))
+        self._held_record(acct, entry, lambda err: self._held_written(acct, entry, on_done, err))
+
+    def _held_record(self, acct, entry, done) -> None:
+        """Give `entry` a journal record (written by the receipts' writer; `done(error)` on the loop after)."""
+        self._hid += 1
+        entry.hid = hid = self._hid
+        size = len(entry.raw) + _RECORD
+        self.held_records[hid] = (acct, entry)
+        self.held_live_bytes += size
+        self.held_log.bytes += size
+        if not self.held_writer.submit(("h", hid, acct, entry.raw), done):
+            done(OSError("the receipts' journal writer is full or closed"))
+
+    def _forget_record(self, entry) -> None:
+        if self.held_records.pop(entry.hid, None) is not None:
+            self.held_live_bytes -= len(entry.raw) + _RECORD
+        entry.hid = 0
 
     def _held_written(self, acct, entry, on_done, err) -> None:
-        self.held_writing.pop(entry.hid, None)
         self.held_total -= 1
         if err is not None:
             self.stats["receipts_not_recorded"] += 1
             log.error("receipt for account %s not held: its journal record could not be written (%s); the SMSC "
                       "delivers it again", acct, err)
-            entry.hid = 0
+            self._forget_record(entry)
+            self._after_error()
             return on_done(False)
         self._held_in(acct, entry)
         on_done(True)
@@ -96,6 +114,11 @@ class HeldReceipts:
         if err is not None:
             self.stats["receipts_not_recorded"] += 1
             log.error("a held receipt's journal record could not be written (%s): a crash now would lose it", err)
+            self._after_error()
+
+    def _after_error(self) -> None:
+        if self.held_log is not None and self.held_log.torn:
+            self._compact_held()  # a torn write the journal could not cut off: rewritten whole
 
     def _held_in(self, acct, entry) -> None:
         self.held[acct].append(entry)
@@ -110,33 +133,58 @@ class HeldReceipts:
         w = self.held_writer
         if not hid or w is None:
             return
-        entry.hid = 0
+        self._forget_record(entry)
         jl = self.held_log
         jl.bytes += _RECORD
-        if w.submit(("d", hid), self._held_record_written) and (
-                jl.bytes > COMPACT_EMPTY and not self.held_total and not self.held_writing
-                or jl.bytes > COMPACT_BYTES):
+        w.submit(("d", hid), self._held_record_written)
+        if (jl.bytes > COMPACT_EMPTY and not self.held_records) or (
+                jl.bytes > COMPACT_BYTES and jl.bytes > 4 * self.held_live_bytes):
             self._compact_held()
 
     def _compact_held(self) -> None:
-        live = self._held_live()
-        size = sum(len(raw) + _RECORD for _, _, raw in live)
-        if live and self.held_log.bytes < 4 * size:
+        """The journal rewritten as the records still live (by the writer, in order with the other items)."""
+        if self._reset_pending or self.held_writer is None:
             return
-        if self.held_writer.submit(("reset", live), self._held_record_written):
-            self.held_log.bytes = size
-            self.stats["receipts_journal_compactions"] += 1
+        live = self._held_live()
+        size = self.held_live_bytes
+
+        def done(err):
+            self._reset_pending = False
+            if err is None:
+                self.held_log.bytes = size
+                self.stats["receipts_journal_compactions"] += 1
+            else:
+                self._held_record_written(err)
+        if self.held_writer.submit(("reset", live), done):
+            self._reset_pending = True
 
     def _held_live(self) -> list:
-        """[(hid, account, raw)] of every receipt held or being written, in the order they were held."""
-        live = [(e.hid, a, e.raw) for a, q in self.held.items() for e in q if e.hid]
-        live += [(hid, a, e.raw) for hid, (a, e) in self.held_writing.items()]
-        return sorted(live)
+        """[(hid, account, raw)] of every receipt with a live record, in the order they were held."""
+        return [(hid, a, e.raw) for hid, (a, e) in sorted(self.held_records.items())]
 
-    def deliver_handed_over(self, acct, raws) -> None:
-        """Receipts another process held for `acct` (engine/state/receipts.py): acknowledged to the SMSC."""
-        for raw in raws:
-            self._deliver_receipt(acct, _HeldReceipt(raw), on_done=_ignore, acked=True)
+    async def take_handed_over(self, acct, raws) -> bool:
+        """Receipts another process held for `acct` (engine/state/receipts.py): on disk here first (the caller
+        deletes their claim in the server only then), then delivered or held. False, and none taken, when
+        their records could not be written (the server gives them again)."""
+        entries = [_HeldReceipt(raw) for raw in raws]
+        if self.held_writer is not None:
+            loop = self.loop or _running_loop()
+            futs = []
+            for e in entries:
+                f = loop.create_future()
+                futs.append(f)
+                self._held_record(acct, e, lambda err, f=f: f.done() or f.set_result(err))
+            errs = await asyncio.gather(*futs)
+            if any(e is not None for e in errs):
+                self.stats["receipts_not_recorded"] += len(entries)
+                log.error("receipts taken over for account %s not recorded (%s): left to the server",
+                          acct, next(e for e in errs if e is not None))
+                for e in entries:
+                    self._held_gone(e)
+                return False
+        for e in entries:
+            self._deliver_receipt(acct, e, on_done=_ignore, acked=True)
+        return True
 
     def _flush_held(self, acct, now: float | None = None):
         q = self.held.get(acct)
@@ -168,27 +216,33 @@ class HeldReceipts:
         path.unlink(missing_ok=True)
         jl.bytes = sum(len(raw) + _RECORD for _, _, raw in live)
         for hid, acct, raw in live:
-            self.held[acct].append(_HeldReceipt(raw, hid))
+            e = _HeldReceipt(raw, hid)
+            self.held[acct].append(e)
             self.held_total += 1
+            self.held_records[hid] = (acct, e)
+            self.held_live_bytes += len(raw) + _RECORD
         self._hid = len(live)
         self.held_log = jl
-        self.held_writer = GroupCommit(jl.write, self.loop or _running_loop(), name="telfilter-receipts-writer")
+        self.held_writer = GroupCommit(jl.write, self.loop or _running_loop(), name="telfilter-receipts-writer",
+                                       what="held receipt record")
         if live:
             log.info("%d receipts held when the last run ended offered again", len(live))
         return len(live)
 
     async def close_held(self) -> int:
-        """Clean stop: every record written, then the journal rewritten with what is still held (read by the
-        next start). Returns how many are kept."""
+        """Clean stop: the journal rewritten with what is still held (by the writer, after every record it
+        has; read by the next start). Returns how many are kept."""
         w = self.held_writer
         if w is None:
             return 0
+        live = self._held_live()
+        self._reset_pending = False
+        self._compact_held()
         if not await w.idle(10.0):
-            log.error("held receipts: the journal writer did not finish in 10 s (a stalled disk)")
+            log.error("held receipts: the journal writer did not finish in 10 s (a stalled disk); the journal it "
+                      "has written keeps every receipt held")
         w.close()
         self.held_writer = None
-        live = self._held_live()
-        self.held_log.rewrite(live)
         if live:
             log.info("%d held receipts kept in %s for the next start", len(live), self.held_log.path)
         return len(live)
@@ -209,7 +263,6 @@ def _read_stop_file(path: Path) -> list:
 
 
 def _running_loop():
-    import asyncio
     return asyncio.get_running_loop()
 
 

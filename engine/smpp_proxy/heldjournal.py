@@ -7,13 +7,16 @@ SMSC is answered only once the receipt is in this journal (fsynced; written by a
 engine/groupcommit.py, several receipts in one fsync), and the next start offers again every receipt
 the journal holds and no record says is gone.
 
-Format: a msgpack stream of records, appended: [0, hid, account, raw PDU] (held) and [1, hid] (gone:
-delivered, refused by the ESME for good, or handed over to another process). `hid` numbers the
+Format: records appended, each framed as its length and CRC-32 (little-endian u32 each) and a msgpack
+body: [0, hid, account, raw PDU] (held) and [1, hid] (gone: delivered, refused by the ESME for good, or
+handed over to another process). `hid` numbers the
 receipts of one run of the writer; the journal is rewritten (a temporary file, fsynced, renamed over
 it) at each start and clean stop, and while running once it is mostly gone records (`compact`), with
 the receipts still held renumbered 1..n. A record a crash cut short ends the stream (it was never
-acknowledged: its fsync had not returned); anything unreadable after a good prefix is set aside
-beside the journal (`.unreadable`) and the prefix kept. A gone record is not fsynced on its own
+acknowledged: its fsync had not returned); a damaged one (a checksum that does not match, a length no
+record has) ends it too, and the file is copied aside (`.unreadable`) with an error logged: the
+receipts before the damage are offered again. An append that failed and could not be cut off
+(TornWrite) stops every later append until the loop has the journal rewritten from what is live. A gone record is not fsynced on its own
 (it rides with the next write): after a crash a receipt may be offered twice, never lost.
 
 Bounds: the live receipts are bounded by max_held_receipts (routing.py); the journal between two
@@ -24,11 +27,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import msgpack
 
-from ..durable import append_all
+from ..durable import TornWrite, append_all
 from ..lists.snapshot import fsync_dir
 
 log = logging.getLogger("telfilter.smpp")
@@ -36,12 +41,22 @@ log = logging.getLogger("telfilter.smpp")
 HOLD, GONE = 0, 1
 COMPACT_EMPTY = 1 << 20        # nothing held and the journal this big: rewritten empty
 COMPACT_BYTES = 64 << 20       # the journal this big and four times what is held: rewritten
+MAX_RECORD = 8192              # longer than any record (a held receipt is at most 4 KB, routing.MAX_HELD_RECEIPT)
+
+
+_FRAME = struct.Struct("<II")  # a record's frame: the length of its msgpack body, its CRC-32
+
+
+def _framed(rec) -> bytes:
+    body = msgpack.packb(rec, use_bin_type=True)
+    return _FRAME.pack(len(body), zlib.crc32(body)) + body
 
 
 class HeldJournal:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.bytes = 0             # the journal's size as the loop knows it (what it submitted since the rewrite)
+        self.torn = False          # an append failed and could not be cut off: no append until a rewrite
 
     def replay(self) -> list:
         """[(account, raw)] of the receipts held and not gone, in the order they were held."""
@@ -50,29 +65,36 @@ class HeldJournal:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
-        up = msgpack.Unpacker(raw=False, strict_map_key=True)
-        up.feed(data)
-        good = 0
+        pos, size = 0, len(data)
         try:
-            for rec in up:
+            while size - pos >= _FRAME.size:
+                n, crc = _FRAME.unpack_from(data, pos)
+                if n > MAX_RECORD:
+                    raise ValueError(f"a record of {n} bytes at byte {pos}")
+                if pos + _FRAME.size + n > size:
+                    break                   # the last record, cut short by a crash (never acknowledged)
+                body = data[pos + _FRAME.size:pos + _FRAME.size + n]
+                if zlib.crc32(body) != crc:
+                    raise ValueError(f"checksum mismatch at byte {pos}")
+                rec = msgpack.unpackb(body, raw=False)
                 if not isinstance(rec, list) or not rec or rec[0] not in (HOLD, GONE):
-                    raise ValueError(f"not a record: {str(rec)[:60]}")
+                    raise ValueError(f"not a record at byte {pos}")
                 if rec[0] == HOLD:
                     _, hid, acct, raw = rec
                     live[int(hid)] = (str(acct), bytes(raw))
                 else:
                     live.pop(int(rec[1]), None)
-                good = up.tell()
+                pos += _FRAME.size + n
         except (ValueError, TypeError, msgpack.UnpackException) as e:
             bad = self.path.with_name(self.path.name + ".unreadable")
             shutil.copyfile(self.path, bad)
-            log.error("held receipts journal %s unreadable after byte %d (%s): a copy is in %s; %d receipts read "
-                      "before it are offered again", self.path, good, e, bad, len(live))
+            log.error("held receipts journal %s damaged (%s): a copy is in %s; the %d receipts read before the damage "
+                      "are offered again", self.path, e, bad, len(live))
         return list(live.values())
 
     def rewrite(self, live) -> None:
         """The journal as [(hid, account, raw)] alone (atomic: fsynced temporary file renamed over it)."""
-        data = b"".join(msgpack.packb([HOLD, hid, acct, raw], use_bin_type=True) for hid, acct, raw in live)
+        data = b"".join(_framed([HOLD, hid, acct, raw]) for hid, acct, raw in live)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
         try:
@@ -89,14 +111,17 @@ class HeldJournal:
     @staticmethod
     def record(item) -> bytes:
         if item[0] == "h":
-            return msgpack.packb([HOLD, item[1], item[2], item[3]], use_bin_type=True)
-        return msgpack.packb([GONE, item[1]], use_bin_type=True)
+            return _framed([HOLD, item[1], item[2], item[3]])
+        return _framed([GONE, item[1]])
 
     def write(self, items) -> list:
         """The writer thread's batch: ("h", hid, account, raw), ("d", hid) or ("reset", [(hid, account, raw)])
         -- the journal rewritten as that list, which already holds what every earlier item did. One
         append and one fsync for the batch (a rewrite when it has a reset). Returns an error or None per item."""
         last = max((i for i, it in enumerate(items) if it[0] == "reset"), default=None)
+        if self.torn and last is None:
+            return [OSError("held receipts journal: a write could not be cut off; appends wait for its rewrite")] \
+                * len(items)
         try:
             if last is None:
                 data = b"".join(self.record(it) for it in items)
@@ -115,6 +140,11 @@ class HeldJournal:
                         append_all(fd, gone)
                     finally:
                         os.close(fd)
+        except TornWrite as e:
+            self.torn = True            # the loop rewrites it from what is live (held.py `_after_error`)
+            return [e] * len(items)
         except OSError as e:
             return [e] * len(items)
+        if last is not None:
+            self.torn = False
         return [None] * len(items)

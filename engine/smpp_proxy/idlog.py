@@ -108,7 +108,8 @@ class IdLog:
             return n
         self.in_seg = len(self.ids)
         self.ids.journal = self.buf
-        self.writer = GroupCommit(self._write, loop, name="telfilter-msgid-writer", max_waiting=MAX_WAITING)
+        self.writer = GroupCommit(self._write, loop, name="telfilter-msgid-writer", max_waiting=MAX_WAITING,
+                                  what="message-id log write")
         self.loop = loop
         self.timer = loop.call_later(FLUSH, self._tick)
         if n:
@@ -117,10 +118,10 @@ class IdLog:
 
     def _replay(self, p: Path) -> int:
         data = p.read_bytes()
-        up = msgpack.Unpacker(raw=False)
-        up.feed(data)
+        up = msgpack.Unpacker(raw=False, max_buffer_size=max(len(data), 1))
         n = 0
         try:
+            up.feed(data)
             for d in up:
                 if not isinstance(d, dict):
                     raise ValueError("not a map")

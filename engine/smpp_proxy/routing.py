@@ -275,7 +275,7 @@ class DeliveryRouting:
     # held. The held receipts of all accounts are bounded (`max_held_receipts`, raw bytes only, ~300
     # bytes each): at the cap a new receipt is not acknowledged, the SMSC keeps it and delivers it later.
     # With --state redis:// one held for an account with no receiver bind in this process goes to a process
-    # that has one (`receipt_handover`, engine/state/receipts.py), and comes back here by `deliver_handed_over`.
+    # that has one (`receipt_handover`, engine/state/receipts.py), and comes back here by `take_handed_over` (held.py).
     def _deliver_receipt(self, acct, pdu, on_done, target=None, acked=False):
         rx = [target] if target is not None else self._receivers(acct)
         if not rx:

@@ -344,7 +344,8 @@ class SharedReceipts:
                     self.stats["receipts_taken_over"] += len(raws)
                     if again:
                         self.stats["receipts_reclaimed"] += len(raws)
-                    self.proxy.deliver_handed_over(a, raws)
+                    if not await self.proxy.take_handed_over(a, raws):
+                        self._received.pop(a, None)     # not on disk here: its claim stays, given again later
                 else:
                     self._received.pop(a, None)
                 if raws and len(raws) >= r and not again:
