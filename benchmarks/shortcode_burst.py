@@ -72,7 +72,7 @@ def one_round(root: Path, mode: str, n_cmd: int, n_sub: int) -> dict:
                 now = time.perf_counter()
                 gap["worst"] = max(gap["worst"], now - last)
                 last = now
-        h.run(lambda: asyncio.ensure_future(ticker()))
+        tick = h.run(lambda: asyncio.ensure_future(ticker()))
         c = smpplib.client.Client("127.0.0.1", h.port, timeout=10)
         c.connect()
         c.bind_transmitter(system_id="esme1", password="secret")
@@ -107,6 +107,7 @@ def one_round(root: Path, mode: str, n_cmd: int, n_sub: int) -> dict:
         answered = len(h.sim.mo_responses)
         burst_s = time.perf_counter() - t0
         gap["stop"] = True
+        h.run(tick.cancel)
         ok = sum(1 for r in list(h.sim.mo_responses) if r.command_status == 0)
         c.unbind()
         c.disconnect()
