@@ -11,7 +11,7 @@ from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.heldjournal import HeldJournal
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
-from tests.test_smpp_receipts import Esme
+from tests.test_smpp_receipts import Esme, ServeBeside
 
 
 def _held(pipe, tmp_path):
@@ -214,45 +214,18 @@ def test_delivering_a_large_backlog_costs_no_scan_of_it_per_receipt(pipe, tmp_pa
 
 def test_receipts_held_when_serve_is_killed_reach_their_account_after_the_restart(tmp_path):
     """kill -9 while receipts are held (acknowledged to the SMSC): the next start delivers every one."""
-    import subprocess
-    import sys
-
-    from engine.app import build
-    from tests.conftest import ROOT
-    from tests.test_serve import free_port, wait_for
-
-    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False,
-                       receipt_delay=0.05).start()
-    data, procs = tmp_path / "data", []
-
-    def serve(n):
-        port, ready = free_port(), tmp_path / f"ready{n}"
-        before = set(map(id, sim.sim.sessions))
-        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data, "-v",
-                              "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
-                              "--esme-account", "esme1:secret", "--sip-listen", "off", "--log", tmp_path / "v.log",
-                              "--ready-file", ready], cwd=ROOT, stderr=open(tmp_path / f"err{n}.log", "w"),
-                             stdout=subprocess.DEVNULL)
-        procs.append(p)
-        assert wait_for(ready.exists, 60), (tmp_path / f"err{n}.log").read_text()
-        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
-        return p, type("H", (), {"port": port})()
-
+    run = ServeBeside(tmp_path, receipt_delay=0.05)
     try:
-        p, h = serve(1)
+        p, h = run.start(1)
         e = Esme(h, kind=P.BindTransmitter)                       # no receiver bound: every receipt is held
         e.submit(3)
-        assert wait(lambda: [r.command_status for r in list(sim.sim.mo_responses)] == [0, 0, 0], 10)
+        assert wait(lambda: [r.command_status for r in list(run.sim.sim.mo_responses)] == [0, 0, 0], 10)
         p.kill()                                                  # SIGKILL: no clean stop
         p.wait(10)
-        p, h = serve(2)
+        p, h = run.start(2)
         rx = Esme(h, kind=P.BindReceiver)
         got = rx.receipts(3, timeout=10)
         assert len(got) == 3 and all(b"id:" in x.short_message for x in got)
         assert len({x.short_message for x in got}) == 3
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        sim.stop()
+        run.close()

@@ -8,11 +8,8 @@ import msgpack
 from engine.smpp_proxy import idlog as idlog_mod
 from engine.smpp_proxy.idlog import IdLog
 from engine.smpp_proxy.msgids import SINGLE, MessageIds
-from engine.smpp_proxy.codec import constants as C
-from engine.smpp_proxy.codec import pdu as P
-from engine.smpp_proxy.harness import ProxyHarness
 from tests.test_smpp_proxy import wait
-from tests.test_smpp_receipts import Esme, _receipt_ids, _submitted
+from tests.test_smpp_receipts import Esme, ServeBeside, _receipt_ids, _submitted
 
 
 def _run_and_crash(base, bound, n, monkeypatch=None):
@@ -80,54 +77,22 @@ def test_a_torn_segment_keeps_its_good_prefix_and_a_damaged_one_is_set_aside(tmp
 
 
 def test_receipts_of_messages_sent_before_serve_was_killed_reach_their_account(tmp_path):
-    import subprocess
-    import sys
-
-    from engine.app import build
-    from tests.conftest import ROOT
-    from tests.test_serve import free_port, wait_for
-
-    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False,
-                       receipt_delay=None).start()
-    data, procs = tmp_path / "data", []
-
-    def serve(n):
-        port, ready = free_port(), tmp_path / f"ready{n}"
-        before = set(map(id, sim.sim.sessions))
-        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data, "-v",
-                              "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
-                              "--esme-account", "esme1:secret", "--sip-listen", "off", "--log", tmp_path / "v.log",
-                              "--ready-file", ready], cwd=ROOT, stderr=open(tmp_path / f"err{n}.log", "w"),
-                             stdout=subprocess.DEVNULL)
-        procs.append(p)
-        assert wait_for(ready.exists, 60), (tmp_path / f"err{n}.log").read_text()
-        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
-        return p, type("H", (), {"port": port})()
-
+    import time
+    run = ServeBeside(tmp_path)
     try:
-        p, h = serve(1)
+        p, h = run.start(1)
         e = Esme(h)
         e.submit(3)
         ids = _submitted(e, 3)
-        import time
         time.sleep(3 * idlog_mod.FLUSH)                           # the log's next write
         p.kill()                                                  # SIGKILL: no clean stop, no map file
         p.wait(10)
-        assert not (data / "smpp" / "message_ids.msgpack").exists()
-        p, h = serve(2)
+        assert not (run.data / "smpp" / "message_ids.msgpack").exists()
+        p, h = run.start(2)
         e = Esme(h)
-        link = [s for s in list(sim.sim.sessions) if s.bound][-1]
-        subs = [ev for _, ev in list(sim.sim.received) if ev.command_id == C.SUBMIT_SM]
-
-        async def receipts():
-            for sm, mid in zip(subs, ids):
-                sim.sim._receipt(link, sm, mid)
-        sim.call(receipts())
+        run.receipts_for(ids)
         assert _receipt_ids(e, 3, timeout=5.0) == sorted(ids)
+        sim = run.sim
         assert wait(lambda: len(sim.sim.mo_responses) == 3) and [r.command_status for r in sim.sim.mo_responses] == [0] * 3
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        sim.stop()
+        run.close()

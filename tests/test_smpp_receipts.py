@@ -223,46 +223,38 @@ def test_an_smsc_writing_receipt_ids_in_the_other_base_is_learnt_from_its_first_
 
 
 # ---------------------------------------------------------------- across a restart
-def test_receipts_of_messages_sent_before_a_clean_restart_reach_their_account(tmp_path):
-    """`serve` keeps its message_id -> account map across a clean stop (DATA_DIR/smpp/message_ids.msgpack):
-    a receipt the SMSC sends after the deploy still reaches the account (it used to be refused ESME_RX_T_APPN
-    at every attempt)."""
-    import signal
-    import subprocess
-    import sys
+class ServeBeside:
+    """`telfilter serve` processes, one after another, on one data dir, in front of one SMSC simulator (which
+    keeps its sessions and what it received across them): `start(n)` -> (process, object with .port)."""
 
-    from engine.app import build
-    from tests.conftest import ROOT
-    from tests.test_serve import free_port, wait_for
+    def __init__(self, tmp_path, receipt_delay=None):
+        from engine.app import build
+        self.tmp, self.data, self.procs = tmp_path, tmp_path / "data", []
+        self.sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False,
+                                receipt_delay=receipt_delay).start()
 
-    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False,
-                       receipt_delay=None).start()
-    data, procs = tmp_path / "data", []
+    def start(self, n):
+        import subprocess
+        import sys
 
-    def serve(n):
-        port, ready = free_port(), tmp_path / f"ready{n}"
+        from tests.conftest import ROOT
+        from tests.test_serve import free_port, wait_for
+        sim, tmp = self.sim, self.tmp
+        port, ready = free_port(), tmp / f"ready{n}"
         before = set(map(id, sim.sim.sessions))
-        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data, "-v",
+        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", self.data, "-v",
                               "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim.port}",
-                              "--esme-account", "esme1:secret", "--sip-listen", "off", "--log", tmp_path / "v.log",
-                              "--ready-file", ready], cwd=ROOT, stderr=open(tmp_path / f"err{n}.log", "w"),
+                              "--esme-account", "esme1:secret", "--sip-listen", "off", "--log", tmp / "v.log",
+                              "--ready-file", ready], cwd=ROOT, stderr=open(tmp / f"err{n}.log", "w"),
                              stdout=subprocess.DEVNULL)
-        procs.append(p)
-        assert wait_for(ready.exists, 60), (tmp_path / f"err{n}.log").read_text()
+        self.procs.append(p)
+        assert wait_for(ready.exists, 60), (tmp / f"err{n}.log").read_text()
         assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(sim.sim.sessions)))
         return p, type("H", (), {"port": port})()
 
-    try:
-        p, h = serve(1)
-        e = Esme(h)
-        e.submit(2)
-        ids = _submitted(e, 2)
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(30) == 0
-        assert (data / "smpp" / "message_ids.msgpack").exists()
-        p, h = serve(2)
-        assert not (data / "smpp" / "message_ids.msgpack").exists()         # read back, then removed
-        e = Esme(h)
+    def receipts_for(self, ids) -> None:
+        """The simulator sends a receipt for each submit it received, with these ids, on its newest bind."""
+        sim = self.sim
         link = [s for s in list(sim.sim.sessions) if s.bound][-1]
         subs = [ev for _, ev in list(sim.sim.received) if ev.command_id == C.SUBMIT_SM]
 
@@ -270,11 +262,35 @@ def test_receipts_of_messages_sent_before_a_clean_restart_reach_their_account(tm
             for sm, mid in zip(subs, ids):
                 sim.sim._receipt(link, sm, mid)
         sim.call(receipts())
-        assert _receipt_ids(e, 2, timeout=5.0) == sorted(ids)
-        assert wait(lambda: len(sim.sim.mo_responses) == 2) and [r.command_status for r in sim.sim.mo_responses] == [0, 0]
-    finally:
-        for p in procs:
+
+    def close(self) -> None:
+        for p in self.procs:
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
-        sim.stop()
+        self.sim.stop()
+
+
+def test_receipts_of_messages_sent_before_a_clean_restart_reach_their_account(tmp_path):
+    """`serve` keeps its message_id -> account map across a clean stop (DATA_DIR/smpp/message_ids.msgpack):
+    a receipt the SMSC sends after the deploy still reaches the account (it used to be refused ESME_RX_T_APPN
+    at every attempt)."""
+    import signal
+    run = ServeBeside(tmp_path)
+    try:
+        p, h = run.start(1)
+        e = Esme(h)
+        e.submit(2)
+        ids = _submitted(e, 2)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        assert (run.data / "smpp" / "message_ids.msgpack").exists()
+        p, h = run.start(2)
+        assert not (run.data / "smpp" / "message_ids.msgpack").exists()         # read back, then removed
+        e = Esme(h)
+        run.receipts_for(ids)
+        assert _receipt_ids(e, 2, timeout=5.0) == sorted(ids)
+        sim = run.sim
+        assert wait(lambda: len(sim.sim.mo_responses) == 2) and [r.command_status for r in sim.sim.mo_responses] == [0, 0]
+    finally:
+        run.close()

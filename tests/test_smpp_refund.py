@@ -128,7 +128,7 @@ def test_an_ad_whose_answer_never_came_keeps_its_count_and_a_late_refusal_gives_
 def test_a_late_refusal_gives_the_count_back(pipe):
     """The SMSC's answer came after the response timeout (the ESME had ESME_RSYSERR), and it is a refusal:
     the ad was not sent after all."""
-    from engine.smpp_proxy.submit import Refund
+    from engine.smpp_proxy.refund import Refund
     from engine.verdict import Message
     v = pipe.judge(Message("SHOPABC", "84912777006", TEXT.decode(), NOON, "esme1", "mt"))
     assert v.charged

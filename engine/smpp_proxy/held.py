@@ -24,7 +24,6 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
 from pathlib import Path
 
 import msgpack

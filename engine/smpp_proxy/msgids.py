@@ -162,30 +162,22 @@ class MessageIds:
         """The map as columns: its ids oldest first, each with its account's number, and (when any id has
         one) `sent`: each id's note as 16 bytes, little-endian (0 = none)."""
         ring = self._ring
-        order = ring[self._next:] + ring[:self._next] if self._next else ring
+        return self._columns(ring[self._next:] + ring[:self._next] if self._next else ring)
+
+    def columns_of(self, mids) -> dict:
+        """`columns()` of the ids `mids` alone, in that order (those no longer in the map left out)."""
         ids = self._ids
-        cols = {"accounts": self._accounts, "ids": order, "account_of": [ids[m] for m in order]}
+        return self._columns([m for m in mids if m in ids], self._accounts[:])
+
+    def _columns(self, order, accounts=None) -> dict:
+        ids = self._ids
+        cols = {"accounts": self._accounts if accounts is None else accounts, "ids": order,
+                "account_of": [ids[m] for m in order]}
         sent = self._sent
         if sent:
             get, words = sent.get, array("Q")
             for m in order:
                 n = get(m, 0)
-                words.append(n & _LOW)
-                words.append(n >> 64)
-            if sys.byteorder == "big":
-                words.byteswap()
-            cols["sent"] = words.tobytes()
-        return cols
-
-    def columns_of(self, mids) -> dict:
-        """`columns()` of the ids `mids` alone, in that order (those no longer in the map left out)."""
-        ids, accts, sent = self._ids, self._accounts, self._sent
-        keep = [m for m in mids if m in ids]
-        cols = {"accounts": accts[:], "ids": keep, "account_of": [ids[m] for m in keep]}
-        if sent:
-            words = array("Q")
-            for m in keep:
-                n = sent.get(m, 0)
                 words.append(n & _LOW)
                 words.append(n >> 64)
             if sys.byteorder == "big":

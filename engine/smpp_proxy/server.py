@@ -59,11 +59,13 @@ from .binds import BIND_NAMES, BindHandling
 from .concat import Reassembly
 from .esme import WRITE_STALL, EsmeSession
 from .held import HeldReceipts
+from .multi import MultiSubmit
 from .inbox import Inbox, WriteBatch
 from .mo import MoPath
 from .msgids import MessageIds
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
+from .relay import RelayPath
 from .submit import SubmitPath
 from .submit_concat import ConcatSubmit
 from .verdictlog import VerdictLog
@@ -75,7 +77,8 @@ __all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
 
 
-class SmppProxy(BindHandling, SubmitPath, ConcatSubmit, DeliveryRouting, HeldReceipts, MoPath, UpstreamMixin):
+class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, DeliveryRouting, HeldReceipts, MoPath,
+                UpstreamMixin):
     def __init__(self, pipeline, settings: SmppSettings, verdict_log: VerdictLog | None = None, clock=None):
         self.pipeline = pipeline
         self.settings = settings

@@ -14,15 +14,16 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ..numbers import format_number, normalise_number
-from ..verdict import ALLOW_NO_HITS, Action, Message, dropped_with
+from ..numbers import normalise_number
+from ..verdict import Action, Message
 from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode_prefix, pdu_concat, pdu_user_data,
                     prefix_user_data, read_text, readable_text, smpp_time, view_sm, with_sequence)
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
 from .accounts import ONE_SEGMENT_PDU, message_cost
-from .msgids import MULTI, PART, SINGLE, id_key, source_fp
+from .msgids import MULTI, PART, SINGLE, id_key
+from .refund import Refund
 from .smsc import LATE
 
 if TYPE_CHECKING:
@@ -33,11 +34,9 @@ log = logging.getLogger("telfilter.smpp")
 
 _DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
 _GENERIC_NACK, _SUBMIT_SM, _DATA_SM = C.GENERIC_NACK, C.SUBMIT_SM, C.DATA_SM
-_SUBMIT_MULTI_RESP = C.SUBMIT_MULTI | 0x80000000
 _perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
-_REPLACE_SM_NAME = P.name_of(C.REPLACE_SM)          # (the verdict log names PDUs as the codec does)
 # A submit_multi is judged once per recipient: its text times its recipients may be at most this many times
 # max_message_chars (254 recipients of 2,000 characters pass; 254 of a 60 KB payload, ~1.3 s of judging, not)
 MULTI_WORK = 8
@@ -55,59 +54,6 @@ def _error_resp(command_id: int, seq: int, status: int) -> bytes:
         if len(_ERROR_RESPS) < 1024:
             _ERROR_RESPS[command_id, status] = t
     return with_sequence(t, seq)
-
-
-class Refund:
-    """The advertiser-cap counts of one message let through (Verdict.charged of each of its verdicts: a
-    submit_multi has one per destination), given back (Pipeline.refund) once the SMSC has refused every
-    PDU it was forwarded in (an error status, in time or late, or a generic_nack), or when it could not be
-    forwarded at all; a submit_multi's destinations the SMSC lists as unsuccessful are given back each. A
-    PDU the SMSC took, or one whose answer never came (a timeout, a lost link: it may have been
-    delivered), keeps them."""
-    __slots__ = ("verdicts", "left", "dests")
-
-    def __init__(self, verdicts, pdus: int = 1, dests=None):
-        self.verdicts, self.left = list(verdicts), pdus
-        self.dests = dests              # a submit_multi's: each verdict's destination (normalised number)
-
-    @staticmethod
-    def of(v, pdus: int = 1) -> "Refund | None":
-        return Refund((v,), pdus) if v.charged else None
-
-    def refused(self, proxy) -> None:
-        self.left -= 1
-        if self.left == 0:
-            for v in self.verdicts:
-                proxy._refund(v)
-            self.verdicts = []
-
-    def answered(self, proxy, resp, command_id: int) -> None:
-        """The SMSC's answer `resp` to the PDU of `command_id`, in time or late (None: none came, it keeps its
-        counts): a generic_nack or the PDU's resp with an error status is a refusal; a submit_multi_resp
-        taken may list unsuccessful destinations; another command's resp (the SMSC's fault: the message may
-        have been sent) keeps them."""
-        if resp is None:
-            return
-        rid = resp.command_id
-        if rid == _GENERIC_NACK or (rid == command_id | 0x80000000 and resp.command_status):
-            self.refused(proxy)
-        elif rid == _SUBMIT_MULTI_RESP and resp.unsuccess_smes:
-            self.unsuccessful(proxy, resp.unsuccess_smes)
-
-    def unsuccessful(self, proxy, smes) -> None:
-        """A submit_multi_resp taken with some destinations unsuccessful (ton, npi, address, error)."""
-        if not self.dests:
-            return
-        failed = [normalise_number(a) for _, _, a, _ in smes]
-        keep, dests = [], []
-        for v, d in zip(self.verdicts, self.dests):
-            if d is not None and d in failed:
-                failed.remove(d)        # listed once: one of the destinations with that number
-                proxy._refund(v)
-            else:
-                keep.append(v)
-                dests.append(d)
-        self.verdicts, self.dests = keep, dests
 
 
 class Refusal(Exception):
@@ -262,80 +208,6 @@ class SubmitPath:
         if v.action is _DROP:
             return self._drop(sess, (pdu,), v)
         return self._forward(sess, pdu, v if v.action is _TAG else None, link=link, refund=Refund.of(v))
-
-    def _judge_multi(self, sess, pdu, dests, text, binary, reading, when) -> None:
-        """A submit_multi: one message to several destinations, which the SMSC takes whole or refuses whole.
-        Every destination is judged first with nothing committed; a drop for any of them drops the PDU and
-        nothing is counted. Otherwise each is judged again in order, committed (each sees the counts of the
-        ones before it: a number listed twice is two messages to it), and the PDU is forwarded with the
-        first tag. Every destination is logged with its own verdict, or, when the PDU was dropped for
-        another's, dropped with a PDU_DROPPED hit naming it (never `allow`: it was not sent).
-        With a shared state store the second pass's counts go to the server as one message (its script
-        commits all of them or none) and a drop in that pass commits nothing either; in-process, a drop that
-        only the second pass finds (the PDU puts a recipient over a cap by itself) gives back the advertiser-cap
-        counts of the destinations before it (Pipeline.refund); their other counters keep the attempt."""
-        what = _PDU_NAME[pdu.command_id]
-        judge = self.pipeline.judge
-        msgs = [self._message(sess, pdu.source_addr, d, text, when) for d in dests]
-        out = []
-        for m in msgs:
-            t0 = _perf_counter()
-            out.append((judge(m, False), (_perf_counter() - t0) * 1e6))
-        if any(v.action is _DROP for v, _ in out):
-            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
-        shared = self.pipeline.state.shared
-        if shared is not None:
-            shared.begin()
-        out = []
-        for m in msgs:
-            t0 = _perf_counter()
-            out.append((judge(m), (_perf_counter() - t0) * 1e6))
-        if shared is None:
-            if any(v.action is _DROP for v, _ in out):
-                for v, _ in out:            # over a cap by itself: the advertiser-cap counts of the ones before
-                    if v.charged:
-                        self._refund(v)
-            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
-        if any(v.action is _DROP for v, _ in out):
-            shared.ops = []                 # the commits of the destinations before it: never sent to the server
-            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
-
-        def settled(final):
-            sess.in_flight -= 1
-            self._multi_answer(sess, pdu, msgs, out, what, binary, reading, final)
-            if sess.unbind_seq is not None and not sess.in_flight:
-                self.unbind_answered(sess)               # an unbind that came while the verdict was settling
-        sess.in_flight += 1
-        # every destination's ops as one message: the server commits them all or none (a cap found full
-        # there comes back as its rule's hit on ALLOW_NO_HITS)
-        shared.settle(self.pipeline, ALLOW_NO_HITS, settled)
-
-    def _multi_answer(self, sess, pdu, msgs, out, what, binary, reading, shared_verdict=None) -> None:
-        """Log each destination of a submit_multi and answer it: dropped if any verdict (or the shared
-        store's, for all of them) drops it, else forwarded with the first tag."""
-        drop = why = None
-        for m, (v, _) in zip(msgs, out):
-            if v.action is _DROP:
-                drop = v
-                why = f"destination {m.recipient!r}: {','.join(h.symbol for h in v.hits if h.action is _DROP)}"
-                break
-        if drop is None and shared_verdict is not None and shared_verdict.action is _DROP:
-            drop = shared_verdict
-            why = f"shared state: {','.join(h.symbol for h in shared_verdict.hits if h.action is _DROP)}"
-        stats, vlog = self.stats, self.vlog
-        for m, (v, us) in zip(msgs, out):
-            if drop is not None and v.action is not _DROP:
-                v = dropped_with(v, f"not sent: the {what} was dropped whole ({why})", f"smpp:{what}")
-            stats[_STAT_KEY[v.action]] += 1
-            vlog.write_sms(m, what, v, us, binary, reading)
-        if drop is not None:
-            return self._drop(sess, [pdu], drop)
-        tag = next((v for v, _ in out if v.action is _TAG), None)
-        if tag is None and shared_verdict is not None and shared_verdict.action is _TAG:
-            tag = shared_verdict
-        charged = [(v, normalise_number(m.recipient)) for m, (v, _) in zip(msgs, out) if v.charged]
-        self._forward(sess, pdu, tag, refund=Refund([v for v, _ in charged], 1, [d for _, d in charged])
-                      if charged else None)
 
     def _refund(self, v) -> None:
         """Pipeline.refund at the proxy's clock; never raises into the answer path that calls it."""
@@ -539,115 +411,3 @@ class SubmitPath:
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
         if mid:
             self._remember_message_id(mid, acct, link.id_space, pdu, part)
-
-    def _relay(self, sess, pdu, done=None, refund=None):
-        """query_sm / cancel_sm / replace_sm: to a link of the id space that issued the message_id, and
-        only for the account that sent the message (another account's id -> ESME_RINVMSGID). `done(key)`
-        after the SMSC's success, with the id's key in the map; `refund` (a replace_sm's Refund) given back
-        when the SMSC refuses it or no link can take it."""
-        mid = getattr(pdu, "message_id", "")
-        spaces = {l.id_space for l in self.links}
-        owner = space = None
-        for sp in spaces:
-            owner = self.msgid_account.get(id_key(sp, mid))
-            if owner is not None:
-                space = sp
-                break
-        if owner is not None and owner != sess.account.system_id:
-            self.stats["msgid_not_owned"] += 1
-            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
-                                                                 command_status=C.ESME_RINVMSGID))
-        link = self._pick_link(space=space) if len(spaces) > 1 else self._pick_link()
-        if link is None:
-            if refund is not None:
-                refund.refused(self)
-            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
-                                                                 command_status=C.ESME_RTHROTTLED))
-        esme_seq = pdu.sequence_number
-
-        def on_resp(resp, status):
-            if refund is not None:
-                refund.answered(self, resp, pdu.command_id)
-            if status == LATE:
-                return
-            sess.in_flight -= 1
-            failed = self._failed_answer(link, pdu, resp, status)
-            if failed:
-                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq, command_status=failed))
-            else:
-                sess.send_raw(with_sequence(resp.raw, esme_seq))
-                if done is not None and resp.command_status == 0:
-                    done(id_key(space or "", mid))
-            if sess.unbind_seq is not None and not sess.in_flight:
-                self.unbind_answered(sess)          # owed before its unbind_resp, like a forwarded submit
-        sess.in_flight += 1
-        link.request(pdu.raw, on_resp)
-
-    def _replace(self, sess, pdu):
-        """replace_sm: new text (and perhaps a new schedule) for a message the SMSC holds, judged as the message
-        it becomes: to the recipient, from the source and in the data_coding of the submit we forwarded under
-        that message_id (kept with it, msgids.py), at its delivery time (the replace_sm's
-        schedule_delivery_time, else the stored message's; at once if that is past). Refused, never judged
-        blind: another account's id ESME_RINVMSGID (as query_sm / cancel_sm); an id this process did not
-        forward or has forgotten (past the map's bound, another `--workers` process's, from before an
-        upgrade), an id of a submit_multi or of one part of a concatenated message (the message it becomes
-        is not known from one text), or a source_addr other than the message's: ESME_RREPLACEFAIL."""
-        mid = pdu.message_id
-        ids = self.msgid_account
-        owner = sent = key = None
-        for sp in {l.id_space for l in self.links} or {""}:
-            key = id_key(sp, mid)
-            owner = ids.get(key)
-            if owner is not None:
-                sent = ids.sent(key)
-                break
-        if owner is not None and owner != sess.account.system_id:
-            self.stats["msgid_not_owned"] += 1
-            return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
-                                                 command_status=C.ESME_RINVMSGID))
-        why = None
-        if sent is None:
-            why = (f"message_id {mid!r} not forwarded by this process or forgotten: its recipient is unknown, the "
-                   "replacement cannot be judged")
-        elif sent.kind != SINGLE:
-            why = (f"message_id {mid!r} is " + ("a submit_multi's (several recipients)" if sent.kind == MULTI else
-                   "one part of a concatenated message") + ": the message the replacement makes cannot be judged")
-        elif source_fp(pdu.source_addr) != sent.source_fp:
-            why = f"source_addr {pdu.source_addr!r} is not the one message_id {mid!r} was submitted from"
-        if why is not None:
-            self.stats["replace_refused"] += 1
-            return self._refuse(sess, pdu, C.ESME_RREPLACEFAIL, why)
-        try:
-            text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto",
-                                                    sent.data_coding)
-            if pdu.schedule_delivery_time:          # a new schedule; NULL keeps the stored one (§4.10.1)
-                when = self._delivery_time(pdu.schedule_delivery_time)
-            else:
-                when = _later(sent.delivery, self.clock())
-        except Refusal as r:
-            return self._refuse(sess, pdu, r.status, r.reason)
-        recipient = format_number(sent.destination) if sent.destination else ""
-
-        def replaced(key):
-            if pdu.schedule_delivery_time:          # a later replace_sm without one keeps this schedule
-                ids.note(key, sent.kind, sent.data_coding, pdu.source_addr,
-                         int(when.timestamp()) if when is not None else 0, sent.destination)
-
-        def judged(v):
-            if v.action is _DROP:
-                return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
-                                                     command_status=v.smpp_status))
-            return self._relay(sess, pdu, replaced, Refund.of(v))
-        # judged and counted as one more message (given back if the SMSC refuses the replace_sm): the count
-        # of the message it replaces is kept, so a correction may use a count -- never fewer counted than
-        # sent (judged uncounted, a care message replaced by an ad would pass every cap)
-        return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
-                           then=judged)
-
-
-def _later(delivery: int, now):
-    """A stored delivery time (Unix seconds, 0 = at once) as an aware datetime in now's zone, if later than now."""
-    if delivery and delivery > now.timestamp():
-        from datetime import datetime
-        return datetime.fromtimestamp(delivery, now.tzinfo)
-    return None

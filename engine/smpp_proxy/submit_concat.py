@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from ..verdict import Action
-from .submit import Refund
+from .refund import Refund
 from .codec import constants as C
 from .codec import pdu as P
 from .concat import REFUSED, joined

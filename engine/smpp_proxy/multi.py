@@ -1,0 +1,94 @@
+"""submit_multi: one message to several destinations, judged per destination and taken or refused whole
+by the SMSC (`MultiSubmit._judge_multi`, called by the submit path, submit.py)."""
+from __future__ import annotations
+
+import time
+
+from ..numbers import normalise_number
+from ..verdict import ALLOW_NO_HITS, Action, dropped_with
+from .codec import constants as C
+from .codec import pdu as P
+from .refund import Refund
+
+_DROP, _TAG = Action.DROP, Action.TAG
+_perf_counter = time.perf_counter
+_STAT_KEY = {a: f"verdict_{a}" for a in Action}
+_PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
+
+
+class MultiSubmit:
+    """Mixin of `SmppProxy`: submit_multi judging and answers."""
+
+    def _judge_multi(self, sess, pdu, dests, text, binary, reading, when) -> None:
+        """A submit_multi: one message to several destinations, which the SMSC takes whole or refuses whole.
+        Every destination is judged first with nothing committed; a drop for any of them drops the PDU and
+        nothing is counted. Otherwise each is judged again in order, committed (each sees the counts of the
+        ones before it: a number listed twice is two messages to it), and the PDU is forwarded with the
+        first tag. Every destination is logged with its own verdict, or, when the PDU was dropped for
+        another's, dropped with a PDU_DROPPED hit naming it (never `allow`: it was not sent).
+        With a shared state store the second pass's counts go to the server as one message (its script
+        commits all of them or none) and a drop in that pass commits nothing either; in-process, a drop that
+        only the second pass finds (the PDU puts a recipient over a cap by itself) gives back the advertiser-cap
+        counts of the destinations before it (Pipeline.refund); their other counters keep the attempt."""
+        what = _PDU_NAME[pdu.command_id]
+        judge = self.pipeline.judge
+        msgs = [self._message(sess, pdu.source_addr, d, text, when) for d in dests]
+        out = []
+        for m in msgs:
+            t0 = _perf_counter()
+            out.append((judge(m, False), (_perf_counter() - t0) * 1e6))
+        if any(v.action is _DROP for v, _ in out):
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
+        shared = self.pipeline.state.shared
+        if shared is not None:
+            shared.begin()
+        out = []
+        for m in msgs:
+            t0 = _perf_counter()
+            out.append((judge(m), (_perf_counter() - t0) * 1e6))
+        if shared is None:
+            if any(v.action is _DROP for v, _ in out):
+                for v, _ in out:            # over a cap by itself: the advertiser-cap counts of the ones before
+                    if v.charged:
+                        self._refund(v)
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
+        if any(v.action is _DROP for v, _ in out):
+            shared.ops = []                 # the commits of the destinations before it: never sent to the server
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
+
+        def settled(final):
+            sess.in_flight -= 1
+            self._multi_answer(sess, pdu, msgs, out, what, binary, reading, final)
+            if sess.unbind_seq is not None and not sess.in_flight:
+                self.unbind_answered(sess)               # an unbind that came while the verdict was settling
+        sess.in_flight += 1
+        # every destination's ops as one message: the server commits them all or none (a cap found full
+        # there comes back as its rule's hit on ALLOW_NO_HITS)
+        shared.settle(self.pipeline, ALLOW_NO_HITS, settled)
+
+    def _multi_answer(self, sess, pdu, msgs, out, what, binary, reading, shared_verdict=None) -> None:
+        """Log each destination of a submit_multi and answer it: dropped if any verdict (or the shared
+        store's, for all of them) drops it, else forwarded with the first tag."""
+        drop = why = None
+        for m, (v, _) in zip(msgs, out):
+            if v.action is _DROP:
+                drop = v
+                why = f"destination {m.recipient!r}: {','.join(h.symbol for h in v.hits if h.action is _DROP)}"
+                break
+        if drop is None and shared_verdict is not None and shared_verdict.action is _DROP:
+            drop = shared_verdict
+            why = f"shared state: {','.join(h.symbol for h in shared_verdict.hits if h.action is _DROP)}"
+        stats, vlog = self.stats, self.vlog
+        for m, (v, us) in zip(msgs, out):
+            if drop is not None and v.action is not _DROP:
+                v = dropped_with(v, f"not sent: the {what} was dropped whole ({why})", f"smpp:{what}")
+            stats[_STAT_KEY[v.action]] += 1
+            vlog.write_sms(m, what, v, us, binary, reading)
+        if drop is not None:
+            return self._drop(sess, [pdu], drop)
+        tag = next((v for v, _ in out if v.action is _TAG), None)
+        if tag is None and shared_verdict is not None and shared_verdict.action is _TAG:
+            tag = shared_verdict
+        charged = [(v, normalise_number(m.recipient)) for m, (v, _) in zip(msgs, out) if v.charged]
+        self._forward(sess, pdu, tag, refund=Refund([v for v, _ in charged], 1, [d for _, d in charged])
+                      if charged else None)

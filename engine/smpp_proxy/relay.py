@@ -1,0 +1,132 @@
+"""query_sm / cancel_sm / replace_sm: relayed to the SMSC that issued the message_id, for the account that
+sent the message; a replace_sm judged as the message it turns the stored one into (`_replace`)."""
+from __future__ import annotations
+
+from ..numbers import format_number
+from ..verdict import Action
+from .codec import constants as C
+from .codec import pdu as P
+from .codec import with_sequence
+from .msgids import MULTI, SINGLE, id_key, source_fp
+from .refund import Refund
+from .smsc import LATE
+from .submit import Refusal, message_content
+
+_DROP = Action.DROP
+_REPLACE_SM_NAME = P.name_of(C.REPLACE_SM)          # (the verdict log names PDUs as the codec does)
+
+
+class RelayPath:
+    """Mixin of `SmppProxy`: requests about a message already forwarded."""
+
+    def _relay(self, sess, pdu, done=None, refund=None):
+        """query_sm / cancel_sm / replace_sm: to a link of the id space that issued the message_id, and
+        only for the account that sent the message (another account's id -> ESME_RINVMSGID). `done(key)`
+        after the SMSC's success, with the id's key in the map; `refund` (a replace_sm's Refund) given back
+        when the SMSC refuses it or no link can take it."""
+        mid = getattr(pdu, "message_id", "")
+        spaces = {l.id_space for l in self.links}
+        owner = space = None
+        for sp in spaces:
+            owner = self.msgid_account.get(id_key(sp, mid))
+            if owner is not None:
+                space = sp
+                break
+        if owner is not None and owner != sess.account.system_id:
+            self.stats["msgid_not_owned"] += 1
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RINVMSGID))
+        link = self._pick_link(space=space) if len(spaces) > 1 else self._pick_link()
+        if link is None:
+            if refund is not None:
+                refund.refused(self)
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RTHROTTLED))
+        esme_seq = pdu.sequence_number
+
+        def on_resp(resp, status):
+            if refund is not None:
+                refund.answered(self, resp, pdu.command_id)
+            if status == LATE:
+                return
+            sess.in_flight -= 1
+            failed = self._failed_answer(link, pdu, resp, status)
+            if failed:
+                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq, command_status=failed))
+            else:
+                sess.send_raw(with_sequence(resp.raw, esme_seq))
+                if done is not None and resp.command_status == 0:
+                    done(id_key(space or "", mid))
+            if sess.unbind_seq is not None and not sess.in_flight:
+                self.unbind_answered(sess)          # owed before its unbind_resp, like a forwarded submit
+        sess.in_flight += 1
+        link.request(pdu.raw, on_resp)
+
+    def _replace(self, sess, pdu):
+        """replace_sm: new text (and perhaps a new schedule) for a message the SMSC holds, judged as the message
+        it becomes: to the recipient, from the source and in the data_coding of the submit we forwarded under
+        that message_id (kept with it, msgids.py), at its delivery time (the replace_sm's
+        schedule_delivery_time, else the stored message's; at once if that is past). Refused, never judged
+        blind: another account's id ESME_RINVMSGID (as query_sm / cancel_sm); an id this process did not
+        forward or has forgotten (past the map's bound, another `--workers` process's, from before an
+        upgrade), an id of a submit_multi or of one part of a concatenated message (the message it becomes
+        is not known from one text), or a source_addr other than the message's: ESME_RREPLACEFAIL."""
+        mid = pdu.message_id
+        ids = self.msgid_account
+        owner = sent = key = None
+        for sp in {l.id_space for l in self.links} or {""}:
+            key = id_key(sp, mid)
+            owner = ids.get(key)
+            if owner is not None:
+                sent = ids.sent(key)
+                break
+        if owner is not None and owner != sess.account.system_id:
+            self.stats["msgid_not_owned"] += 1
+            return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
+                                                 command_status=C.ESME_RINVMSGID))
+        why = None
+        if sent is None:
+            why = (f"message_id {mid!r} not forwarded by this process or forgotten: its recipient is unknown, the "
+                   "replacement cannot be judged")
+        elif sent.kind != SINGLE:
+            why = (f"message_id {mid!r} is " + ("a submit_multi's (several recipients)" if sent.kind == MULTI else
+                   "one part of a concatenated message") + ": the message the replacement makes cannot be judged")
+        elif source_fp(pdu.source_addr) != sent.source_fp:
+            why = f"source_addr {pdu.source_addr!r} is not the one message_id {mid!r} was submitted from"
+        if why is not None:
+            self.stats["replace_refused"] += 1
+            return self._refuse(sess, pdu, C.ESME_RREPLACEFAIL, why)
+        try:
+            text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto",
+                                                    sent.data_coding)
+            if pdu.schedule_delivery_time:          # a new schedule; NULL keeps the stored one (§4.10.1)
+                when = self._delivery_time(pdu.schedule_delivery_time)
+            else:
+                when = _later(sent.delivery, self.clock())
+        except Refusal as r:
+            return self._refuse(sess, pdu, r.status, r.reason)
+        recipient = format_number(sent.destination) if sent.destination else ""
+
+        def replaced(key):
+            if pdu.schedule_delivery_time:          # a later replace_sm without one keeps this schedule
+                ids.note(key, sent.kind, sent.data_coding, pdu.source_addr,
+                         int(when.timestamp()) if when is not None else 0, sent.destination)
+
+        def judged(v):
+            if v.action is _DROP:
+                return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
+                                                     command_status=v.smpp_status))
+            return self._relay(sess, pdu, replaced, Refund.of(v))
+        # judged and counted as one more message (given back if the SMSC refuses the replace_sm): the count
+        # of the message it replaces is kept, so a correction may use a count -- never fewer counted than
+        # sent (judged uncounted, a care message replaced by an ad would pass every cap)
+        return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
+                           then=judged)
+
+
+def _later(delivery: int, now):
+    """A stored delivery time (Unix seconds, 0 = at once) as an aware datetime in now's zone, if later than now."""
+    if delivery and delivery > now.timestamp():
+        from datetime import datetime
+        return datetime.fromtimestamp(delivery, now.tzinfo)
+    return None
