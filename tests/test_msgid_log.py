@@ -96,3 +96,36 @@ def test_receipts_of_messages_sent_before_serve_was_killed_reach_their_account(t
         assert wait(lambda: len(sim.sim.mo_responses) == 3) and [r.command_status for r in sim.sim.mo_responses] == [0] * 3
     finally:
         run.close()
+
+
+def test_a_slow_fdatasync_does_not_hold_back_the_next_write(tmp_path, monkeypatch):
+    import os
+    import time
+    real = os.fdatasync
+    slow = {"on": False}
+
+    def fdatasync(fd):
+        if slow["on"]:
+            time.sleep(1.5)
+        return real(fd)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    base = tmp_path / "smpp" / "message_ids.msgpack"
+
+    async def go():
+        m = MessageIds(1000)
+        log = IdLog(base, m)
+        log.open(asyncio.get_running_loop())
+        slow["on"] = True
+        m.add("A", "esme1")
+        log.flush()                             # its fdatasync takes 1.5 s
+        await asyncio.sleep(0.2)
+        m.add("B", "esme1")
+        log.flush()                             # written at once all the same (what a kill -9 needs)
+        await asyncio.sleep(0.3)
+        [seg] = list(base.parent.glob("message_ids.log.*"))
+        on_disk = seg.read_bytes()
+        slow["on"] = False
+        await log.close(clean=False)
+        return on_disk
+    on_disk = asyncio.run(go())
+    assert b"A" in on_disk and b"B" in on_disk

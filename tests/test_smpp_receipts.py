@@ -294,3 +294,19 @@ def test_receipts_of_messages_sent_before_a_clean_restart_reach_their_account(tm
         assert wait(lambda: len(sim.sim.mo_responses) == 2) and [r.command_status for r in sim.sim.mo_responses] == [0, 0]
     finally:
         run.close()
+
+
+def test_a_stop_answers_the_receipts_still_waiting_for_their_resp(pipe):
+    """A receipt for an id not known yet waits receipt_wait unanswered; a drain (or a stop) answers it
+    ESME_RX_T_APPN before the links close, so the SMSC delivers it again, never left without an answer."""
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=None) as h:
+        sm = P.SubmitSm(source_addr=GOOD, destination_addr="84912345678", registered_delivery=1)
+
+        async def receipt():
+            h.sim._receipt(next(s for s in h.sim.sessions if s.bound), sm, "DEADBEEF")
+        h.call(receipt())
+        assert wait(lambda: len(h.proxy.early_receipts) == 1)
+        assert not h.sim.mo_responses
+        h.call(h.proxy.drain(timeout=2.0))
+        assert wait(lambda: [r.command_status for r in h.sim.mo_responses] == [C.ESME_RX_T_APPN])
+        assert not h.proxy.early_receipts

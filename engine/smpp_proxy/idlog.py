@@ -7,9 +7,9 @@ every message of the last minutes: each was refused ESME_RX_T_APPN until the SMS
 Theory of operation. `MessageIds.add` appends each new id to `journal` (a list: one append per
 forwarded message). Every FLUSH seconds the loop packs the ids added since (with their accounts and
 notes, the columns `MessageIds.columns` writes) into one msgpack object and hands it to a writer
-thread (engine/groupcommit.py), which appends it to the current segment, `<map>.log.<k>`, and
-fdatasyncs it: a process crash loses at most the last FLUSH of ids, a power cut what the last
-fdatasync had not covered. A segment is closed after `bound` ids and the one before it deleted, so
+thread (engine/groupcommit.py), which appends it to the current segment, `<map>.log.<k>`; another
+thread fdatasyncs it after each write (a slow disk never holds back the next write): a process crash
+loses at most the last FLUSH of ids, a power cut what the last fdatasync had not covered. A segment is closed after `bound` ids and the one before it deleted, so
 the two newest segments always hold the map's newest `bound` ids (its coverage) in at most twice the
 map's size on disk. `open` (at start) reads the clean stop's file, if any, then the segments in order
 (a torn last object ends a segment; an unreadable one is copied aside), writes the whole map as the
@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import msgpack
@@ -60,6 +61,9 @@ class IdLog:
         self.writer: GroupCommit | None = None
         self.timer = None
         self.errors = 0
+        self._fd_lock = threading.Lock()    # the writer thread's descriptor, against the sync thread's dup
+        self._sync_wanted = threading.Event()
+        self._syncer: threading.Thread | None = None
 
     def _segments(self) -> list:
         out = []
@@ -187,30 +191,53 @@ class IdLog:
                         while data:
                             data = data[os.write(self.fd, data):]
                 elif kind == "rotate":
-                    self._close_fd()
-                    self.fd = os.open(self._path(arg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    fd = os.open(self._path(arg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    self._close_fd(fd)
                     fsync_dir(self.base.parent)
                     for k, p in self._segments():
                         if k < arg - 1:
                             p.unlink(missing_ok=True)
                 elif kind == "close":
-                    self._close_fd()
+                    self._close_fd(-1)
                     if arg:
                         for _, p in self._segments():
                             p.unlink(missing_ok=True)
             except OSError as e:
                 errs[i] = e
-        if self.fd >= 0:
-            try:
-                os.fdatasync(self.fd)
-            except OSError as e:
-                errs = [e if x is None else x for x in errs]
+        self._sync_soon()
         return errs
 
-    def _close_fd(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
+    def _close_fd(self, new: int) -> None:
+        """The segment written to becomes `new` (-1: none); the old one fsynced and closed."""
+        with self._fd_lock:
+            fd, self.fd = self.fd, new
+        if fd >= 0:
             try:
                 os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    # The fdatasync after each write runs in a thread of its own: on a slow disk it would otherwise hold back
+    # the next write (the ids of a kill -9 then lost are those of the last FLUSH, not of the last fdatasync).
+    def _sync_soon(self) -> None:
+        self._sync_wanted.set()
+        if self._syncer is None:
+            self._syncer = threading.Thread(target=self._sync_loop, name="telfilter-msgid-sync", daemon=True)
+            self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._sync_wanted.wait()
+            self._sync_wanted.clear()
+            with self._fd_lock:
+                fd = os.dup(self.fd) if self.fd >= 0 else -1
+            if fd < 0:
+                if self.writer is None:
+                    return
+                continue
+            try:
+                os.fdatasync(fd)
+            except OSError as e:
+                self.loop.call_soon_threadsafe(self._written, e)
             finally:
                 os.close(fd)

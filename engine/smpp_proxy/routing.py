@@ -157,6 +157,14 @@ class DeliveryRouting:
         q[mid] = (ack, pdu, time.monotonic() + self.settings.receipt_wait)
         self.stats["receipts_early"] += 1
 
+    def _answer_early_receipts(self) -> None:
+        """A stop: every receipt still waiting for its resp answered ESME_RX_T_APPN (the SMSC delivers it again)."""
+        q = self.early_receipts
+        while q:
+            _, (ack, _, _) = q.popitem(last=False)
+            self.stats["receipts_retry_later"] += 1
+            ack(C.ESME_RX_T_APPN)
+
     def _early_receipt_matched(self, mid: str, acct: str, twin: bool = False) -> None:
         ack, pdu, _ = self.early_receipts.pop(mid)
         self._id_form(mid.rpartition("\x1f")[0])[1 if twin else 0] += 1

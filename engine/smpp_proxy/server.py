@@ -139,6 +139,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         # MO parts still waiting (a stop without a drain) are judged with what arrived while the
         # links are up, so each is answered once and no reassembly timer fires after the stop
         self.mo_concat.judge_all()
+        self._answer_early_receipts()       # each deliver_sm answered once, before the links close
         await self.commands_written()       # 5656 commands taken are answered before the links close
         if self.held_writer is not None and not await self.held_writer.idle(COMMANDS_WAIT):
             log.error("stop: receipts being held still being written after %.0f s (a stalled disk); the SMSC "
@@ -209,6 +210,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
                 l.window.pending.pop(seq, None)
                 unanswered += 1
                 on_resp(None, C.ESME_RSYSERR)
+        self._answer_early_receipts()       # those whose resp never came: delivered again after the restart
         self.stopping = True                # a link that goes away now is not bound again
         waiting = []
         loop = asyncio.get_running_loop()
