@@ -5,7 +5,7 @@ import shutil
 import threading
 
 
-from engine.smpp_proxy import held as held_mod
+from engine.smpp_proxy import heldjournal
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
@@ -85,7 +85,7 @@ def test_a_delivered_receipt_is_not_offered_again_after_a_crash(pipe, tmp_path):
 
 
 def test_the_journal_is_compacted_once_nothing_is_held(pipe, tmp_path, monkeypatch):
-    monkeypatch.setattr(held_mod, "COMPACT_EMPTY", 1)
+    monkeypatch.setattr(heldjournal, "COMPACT_EMPTY", 1)
     h, journal = _held(pipe, tmp_path)
     try:
         e = Esme(h, kind=P.BindTransmitter)
@@ -95,7 +95,7 @@ def test_the_journal_is_compacted_once_nothing_is_held(pipe, tmp_path, monkeypat
         rx = Esme(h, kind=P.BindReceiver)
         for p in rx.receipts(2):
             rx.answer(p)
-        assert wait(lambda: h.proxy.stats["receipts_journal_compactions"] >= 1)
+        assert wait(lambda: h.proxy.held_log.compactions >= 1)
         assert h.call(h.proxy.held_writer.idle(5))
         assert journal.stat().st_size == 0 and h.proxy.held_total == 0
     finally:
@@ -157,9 +157,9 @@ def test_a_receipt_offered_to_an_esme_stays_in_the_journal_through_a_compaction(
         got = rx.receipts(2)
         rx.answer(got[0])                                          # taken: gone
         assert wait(lambda: len(h.proxy.held_records) == 1)
-        h.run(h.proxy._compact_held)                               # while the second is in the ESME's window
-        assert h.call(h.proxy.held_writer.idle(5)) and h.proxy.stats["receipts_journal_compactions"] == 1
-        assert [raw for _, raw in HeldJournal(journal).replay()] == [h.proxy.held_records[max(h.proxy.held_records)][1].raw]
+        h.run(h.proxy.held_log.compact)                             # while the second is in the ESME's window
+        assert h.call(h.proxy.held_writer.idle(5)) and h.proxy.held_log.compactions == 1
+        assert [raw for _, raw in HeldJournal(journal).replay()] == [h.proxy.held_records[max(h.proxy.held_records)][1]]
         rx.answer(got[1], C.ESME_RX_T_APPN)                       # refused for now: held again, still on disk
         assert wait(lambda: h.proxy.held_total == 1)
         assert h.call(h.proxy.held_writer.idle(5)) and len(HeldJournal(journal).replay()) == 1
@@ -196,7 +196,7 @@ def test_delivering_a_large_backlog_costs_no_scan_of_it_per_receipt(pipe, tmp_pa
     try:
         assert h.run(lambda: h.proxy.open_held(path)) == n
         p = h.proxy
-        assert p.held_log.bytes > held_mod.COMPACT_BYTES
+        assert p.held_log.journal.bytes > heldjournal.COMPACT_BYTES
 
         def deliver(k):
             t = time.perf_counter()

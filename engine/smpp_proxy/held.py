@@ -28,13 +28,11 @@ from pathlib import Path
 
 import msgpack
 
-from ..groupcommit import GroupCommit
 from .codec import encode
-from .heldjournal import COMPACT_BYTES, COMPACT_EMPTY, HeldJournal
+from .heldjournal import RecordLog
 from .routing import MAX_HELD_RECEIPT
 
 log = logging.getLogger("telfilter.smpp")
-_RECORD = 24                # bytes of a record beside its PDU (the journal's size as the loop counts it)
 
 
 class _HeldReceipt:
@@ -49,14 +47,18 @@ class _HeldReceipt:
 
 class HeldReceipts:
     """Mixin of `SmppProxy`: receipts held for an account (`held`: account -> deque, `held_total`), and
-    `held_records`: hid -> (account, receipt) for every receipt with a journal record not yet gone (held,
-    being written, offered to an ESME, being handed over): what a compaction keeps."""
+    `held_log` (heldjournal.RecordLog): a record for every receipt acknowledged and not yet gone (held, being
+    written, offered to an ESME, being handed over): what a compaction keeps."""
 
-    held_log: HeldJournal | None = None
-    held_writer: GroupCommit | None = None
-    held_live_bytes = 0         # journal bytes of `held_records`
-    _hid = 0
-    _reset_pending = False
+    held_log: RecordLog | None = None
+
+    @property
+    def held_writer(self):
+        return self.held_log.writer if self.held_log is not None else None
+
+    @property
+    def held_records(self) -> dict:
+        return self.held_log.records if self.held_log is not None else {}
 
     def _hold(self, acct, pdu, acked: bool, on_done) -> None:
         """Hold a receipt, then `on_done(True)`; `on_done(False)` (not held: the SMSC is answered
@@ -67,33 +69,16 @@ class HeldReceipts:
             self.stats["receipts_refused_held_full" if len(raw) <= MAX_HELD_RECEIPT else "receipts_too_big_to_hold"] += 1
             return on_done(False)
         entry = pdu if isinstance(pdu, _HeldReceipt) else _HeldReceipt(raw or encode(pdu))
-        w = self.held_writer
-        if w is None or entry.hid:
+        if self.held_writer is None or entry.hid:
             self._held_in(acct, entry)                 # in memory only, or on disk already
             return on_done(True)
         if acked:
             # acknowledged already (before the journal, or locally generated): held now, written when it can be
-            self._held_record(acct, entry, self._held_record_written)
+            entry.hid = self.held_log.add(acct, entry.raw, self._held_record_written)
             self._held_in(acct, entry)
             return on_done(True)
         self.held_total += 1                           # counts toward the bound while it is written
-        self._held_record(acct, entry, lambda err: self._held_written(acct, entry, on_done, err))
-
-    def _held_record(self, acct, entry, done) -> None:
-        """Give `entry` a journal record (written by the receipts' writer; `done(error)` on the loop after)."""
-        self._hid += 1
-        entry.hid = hid = self._hid
-        size = len(entry.raw) + _RECORD
-        self.held_records[hid] = (acct, entry)
-        self.held_live_bytes += size
-        self.held_log.bytes += size
-        if not self.held_writer.submit(("h", hid, acct, entry.raw), done):
-            done(OSError("the receipts' journal writer is full or closed"))
-
-    def _forget_record(self, entry) -> None:
-        if self.held_records.pop(entry.hid, None) is not None:
-            self.held_live_bytes -= len(entry.raw) + _RECORD
-        entry.hid = 0
+        entry.hid = self.held_log.add(acct, entry.raw, lambda err: self._held_written(acct, entry, on_done, err))
 
     def _held_written(self, acct, entry, on_done, err) -> None:
         self.held_total -= 1
@@ -101,8 +86,9 @@ class HeldReceipts:
             self.stats["receipts_not_recorded"] += 1
             log.error("receipt for account %s not held: its journal record could not be written (%s); the SMSC "
                       "delivers it again", acct, err)
-            self._forget_record(entry)
-            self._after_error()
+            self.held_log.forget(entry.hid)
+            entry.hid = 0
+            self.held_log.failed(err)
             return on_done(False)
         self._held_in(acct, entry)
         on_done(True)
@@ -112,12 +98,7 @@ class HeldReceipts:
     def _held_record_written(self, err) -> None:
         if err is not None:
             self.stats["receipts_not_recorded"] += 1
-            log.error("a held receipt's journal record could not be written (%s): a crash now would lose it", err)
-            self._after_error()
-
-    def _after_error(self) -> None:
-        if self.held_log is not None and self.held_log.torn:
-            self._compact_held()  # a torn write the journal could not cut off: rewritten whole
+            self.held_log._logged(err)
 
     def _held_in(self, acct, entry) -> None:
         self.held[acct].append(entry)
@@ -129,37 +110,9 @@ class HeldReceipts:
     def _held_gone(self, entry) -> None:
         """A held receipt left for good (its ESME took or refused it, another process took it over)."""
         hid = getattr(entry, "hid", 0)
-        w = self.held_writer
-        if not hid or w is None:
-            return
-        self._forget_record(entry)
-        jl = self.held_log
-        jl.bytes += _RECORD
-        w.submit(("d", hid), self._held_record_written)
-        if (jl.bytes > COMPACT_EMPTY and not self.held_records) or (
-                jl.bytes > COMPACT_BYTES and jl.bytes > 4 * self.held_live_bytes):
-            self._compact_held()
-
-    def _compact_held(self) -> None:
-        """The journal rewritten as the records still live (by the writer, in order with the other items)."""
-        if self._reset_pending or self.held_writer is None:
-            return
-        live = self._held_live()
-        size = self.held_live_bytes
-
-        def done(err):
-            self._reset_pending = False
-            if err is None:
-                self.held_log.bytes = size
-                self.stats["receipts_journal_compactions"] += 1
-            else:
-                self._held_record_written(err)
-        if self.held_writer.submit(("reset", live), done):
-            self._reset_pending = True
-
-    def _held_live(self) -> list:
-        """[(hid, account, raw)] of every receipt with a live record, in the order they were held."""
-        return [(hid, a, e.raw) for hid, (a, e) in sorted(self.held_records.items())]
+        if hid and self.held_log is not None:
+            entry.hid = 0
+            self.held_log.gone(hid)
 
     async def take_handed_over(self, acct, raws) -> bool:
         """Receipts another process held for `acct` (engine/state/receipts.py): on disk here first (the caller
@@ -172,7 +125,7 @@ class HeldReceipts:
             for e in entries:
                 f = loop.create_future()
                 futs.append(f)
-                self._held_record(acct, e, lambda err, f=f: f.done() or f.set_result(err))
+                e.hid = self.held_log.add(acct, e.raw, lambda err, f=f: f.done() or f.set_result(err))
             errs = await asyncio.gather(*futs)
             if any(e is not None for e in errs):
                 self.stats["receipts_not_recorded"] += len(entries)
@@ -208,22 +161,13 @@ class HeldReceipts:
         """Offer again the receipts held when the last run ended (a crash too): the journal beside `path`
         (`<path stem>.journal`) and, from an older version's clean stop, `path` itself (msgpack). From now
         on every receipt held is journalled (needs the running loop). Returns how many were read."""
-        jl = HeldJournal(path.with_suffix(".journal"))
-        items = jl.replay() + _read_stop_file(path)
-        live = [(i + 1, acct, raw) for i, (acct, raw) in enumerate(items)]
-        jl.rewrite(live)                    # numbered afresh, durable before the old file goes
-        path.unlink(missing_ok=True)
-        jl.bytes = sum(len(raw) + _RECORD for _, _, raw in live)
+        rl = RecordLog(path.with_suffix(".journal"), "telfilter-receipts-writer", "held receipt")
+        live = rl.open(self.loop or _running_loop(), _read_stop_file(path))
+        path.unlink(missing_ok=True)        # (its receipts are in the journal now, fsynced)
         for hid, acct, raw in live:
-            e = _HeldReceipt(raw, hid)
-            self.held[acct].append(e)
+            self.held[acct].append(_HeldReceipt(raw, hid))
             self.held_total += 1
-            self.held_records[hid] = (acct, e)
-            self.held_live_bytes += len(raw) + _RECORD
-        self._hid = len(live)
-        self.held_log = jl
-        self.held_writer = GroupCommit(jl.write, self.loop or _running_loop(), name="telfilter-receipts-writer",
-                                       what="held receipt record")
+        self.held_log = rl
         if live:
             log.info("%d receipts held when the last run ended offered again", len(live))
         return len(live)
@@ -231,20 +175,12 @@ class HeldReceipts:
     async def close_held(self) -> int:
         """Clean stop: the journal rewritten with what is still held (by the writer, after every record it
         has; read by the next start). Returns how many are kept."""
-        w = self.held_writer
-        if w is None:
+        if self.held_log is None:
             return 0
-        live = self._held_live()
-        self._reset_pending = False
-        self._compact_held()
-        if not await w.idle(10.0):
-            log.error("held receipts: the journal writer did not finish in 10 s (a stalled disk); the journal it "
-                      "has written keeps every receipt held")
-        w.close()
-        self.held_writer = None
-        if live:
-            log.info("%d held receipts kept in %s for the next start", len(live), self.held_log.path)
-        return len(live)
+        n = await self.held_log.close()
+        if n:
+            log.info("%d held receipts kept in %s for the next start", n, self.held_log.journal.path)
+        return n
 
 
 def _read_stop_file(path: Path) -> list:

@@ -148,3 +148,117 @@ class HeldJournal:
         if last is not None:
             self.torn = False
         return [None] * len(items)
+
+
+_RECORD = 24                # bytes of a record beside its payload (the journal's size as the loop counts it)
+
+
+class RecordLog:
+    """Records kept on disk while they live: `add(owner, raw, done)` journals one (a writer thread, several in
+    one fsync; `done(error)` on the loop once it is on disk), `gone(hid)` ends it; `records` holds every live
+    one (hid -> (owner, raw)), and the journal is rewritten from them -- by the writer, in order with what it
+    writes -- when it is mostly gone records, after a torn write, and at `close`. `open` reads what the last
+    run left and numbers it afresh. Held receipts (held.py) and 5656 message parts (mo.py) keep theirs so."""
+
+    def __init__(self, path: Path, name: str, what: str):
+        self.journal = HeldJournal(path)
+        self.name, self.what = name, what
+        self.records: dict = {}
+        self.live_bytes = 0
+        self.writer = None
+        self._hid = 0
+        self._reset_pending = False
+        self.compactions = 0
+        self.errors = 0
+
+    def open(self, loop, extra=()) -> list:
+        """[(hid, owner, raw)] the last run left (its journal, then `extra` [(owner, raw)]), now the journal's
+        only records (rewritten, fsynced); from now on `add` and `gone` journal."""
+        from ..groupcommit import GroupCommit
+        jl = self.journal
+        live = [(i + 1, owner, raw) for i, (owner, raw) in enumerate(jl.replay() + list(extra))]
+        jl.rewrite(live)
+        for hid, owner, raw in live:
+            self.records[hid] = (owner, raw)
+            self.live_bytes += len(raw) + _RECORD
+        jl.bytes = self.live_bytes
+        self._hid = len(live)
+        self.writer = GroupCommit(jl.write, loop, name=self.name, what=self.what)
+        return live
+
+    def add(self, owner: str, raw: bytes, done=None) -> int:
+        """Journal a record; `done(error)` once written (None: errors logged). Returns its hid."""
+        self._hid += 1
+        hid = self._hid
+        size = len(raw) + _RECORD
+        self.records[hid] = (owner, raw)
+        self.live_bytes += size
+        self.journal.bytes += size
+        done = done or self._logged
+        if self.writer is None or not self.writer.submit(("h", hid, owner, raw), done):
+            done(OSError(f"the {self.what} writer is full or closed"))
+        return hid
+
+    def forget(self, hid: int) -> None:
+        """A record whose write failed: no longer live (nothing to write about it)."""
+        r = self.records.pop(hid, None)
+        if r is not None:
+            self.live_bytes -= len(r[1]) + _RECORD
+
+    def gone(self, hid: int) -> None:
+        r = self.records.pop(hid, None)
+        if r is None or self.writer is None:
+            return
+        self.live_bytes -= len(r[1]) + _RECORD
+        jl = self.journal
+        jl.bytes += _RECORD
+        self.writer.submit(("d", hid), self._logged)
+        if (jl.bytes > COMPACT_EMPTY and not self.records) or (jl.bytes > COMPACT_BYTES and jl.bytes > 4 * self.live_bytes):
+            self.compact()
+
+    def live(self) -> list:
+        """[(hid, owner, raw)] of every live record, in the order they were added."""
+        return [(hid, o, raw) for hid, (o, raw) in sorted(self.records.items())]
+
+    def compact(self) -> None:
+        if self._reset_pending or self.writer is None:
+            return
+        size = self.live_bytes
+
+        def done(err):
+            self._reset_pending = False
+            if err is None:
+                self.journal.bytes = size
+                self.compactions += 1
+            else:
+                self._logged(err)
+        if self.writer.submit(("reset", self.live()), done):
+            self._reset_pending = True
+
+    def _logged(self, err) -> None:
+        if err is not None:
+            self.errors += 1
+            log.error("%s: a %s record could not be written (%s): a crash now would lose it", self.name, self.what, err)
+        if self.journal.torn:
+            self.compact()                  # a torn write the journal could not cut off: rewritten whole
+
+    def failed(self, err) -> None:
+        """A write error the owner handled itself (its record forgotten): a torn journal is rewritten."""
+        self.errors += 1
+        if self.journal.torn:
+            self.compact()
+
+    async def close(self) -> int:
+        """The journal rewritten as what lives (after everything written before); returns how many."""
+        w = self.writer
+        if w is None:
+            return 0
+        n = len(self.records)
+        self._reset_pending = False
+        self.compact()
+        if not await w.idle(10.0):
+            log.error("%s: the journal writer did not finish in 10 s (a stalled disk); the journal it has written "
+                      "keeps every live %s", self.name, self.what)
+        w.close()
+        self.writer = None
+        return n
