@@ -166,6 +166,7 @@ class RecordLog:
         self.records: dict = {}
         self.live_bytes = 0
         self.writer = None
+        self.loop = None
         self._hid = 0
         self._reset_pending = False
         self.compactions = 0
@@ -184,6 +185,7 @@ class RecordLog:
         jl.bytes = self.live_bytes
         self._hid = len(live)
         self.writer = GroupCommit(jl.write, loop, name=self.name, what=self.what)
+        self.loop = loop
         return live
 
     def add(self, owner: str, raw: bytes, done=None) -> int:
@@ -196,7 +198,8 @@ class RecordLog:
         self.journal.bytes += size
         done = done or self._logged
         if self.writer is None or not self.writer.submit(("h", hid, owner, raw), done):
-            done(OSError(f"the {self.what} writer is full or closed"))
+            # answered like a failed write, after the caller has the hid (never from inside this call)
+            self.loop.call_soon(done, OSError(f"the {self.what} writer is full or closed"))
         return hid
 
     def forget(self, hid: int) -> None:
