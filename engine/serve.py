@@ -272,8 +272,6 @@ async def run_serve(args, ready=None):
     else:
         idlog.open(asyncio.get_running_loop())          # the last run's ids (a crash too); journalled from now
     proxy.open_held(held_file)         # what was held when the last run ended (a crash too); journalled from now
-    proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(".journal"),
-                        asyncio.get_running_loop())     # 5656 parts acknowledged and not yet judged (a crash too)
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
               ",".join(settings.smsc) or "none")

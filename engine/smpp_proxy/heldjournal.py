@@ -158,11 +158,12 @@ class RecordLog:
     one fsync; `done(error)` on the loop once it is on disk), `gone(hid)` ends it; `records` holds every live
     one (hid -> (owner, raw)), and the journal is rewritten from them -- by the writer, in order with what it
     writes -- when it is mostly gone records, after a torn write, and at `close`. `open` reads what the last
-    run left and numbers it afresh. Held receipts (held.py) and 5656 message parts (mo.py) keep theirs so."""
+    run left and numbers it afresh. Held receipts (held.py) keep theirs so."""
 
-    def __init__(self, path: Path, name: str, what: str):
+    def __init__(self, path: Path, name: str, what: str, stats=None, stat: str = ""):
         self.journal = HeldJournal(path)
         self.name, self.what = name, what
+        self.stats, self.stat = stats, stat     # the owner's counters: `<stat>_compactions` counted there too
         self.records: dict = {}
         self.live_bytes = 0
         self.writer = None
@@ -233,6 +234,8 @@ class RecordLog:
             if err is None:
                 self.journal.bytes = size
                 self.compactions += 1
+                if self.stats is not None:
+                    self.stats[self.stat + "_compactions"] += 1
             else:
                 self._logged(err)
         if self.writer.submit(("reset", self.live()), done):

@@ -214,15 +214,13 @@ class MoPath:
             # the same part again (the SMSC gave up on the first copy): the newest copy is the one
             # judged and answered; the earlier one is answered now, never left without a response
             self.stats["mo_concat_resent_parts"] += 1
-            self._mo_parts_gone((old,))
             if not old[_ANSWERED]:
                 _answer(old[_LINK], old[_PDU], C.ESME_RX_T_APPN)
         if self.mo_concat.complete(key):
             self.mo_concat.judge_now(key)
         elif self._to_shortcode(pdu):
-            # for this element: acknowledged as it comes (module text), once on disk (mo_journal.py)
+            _answer(link, pdu, 0)           # for this element: acknowledged as it comes (module text)
             part[_ANSWERED] = True
-            self._acknowledge_part(link, pdu, key, n, part)
 
     def _mo_timer(self, key):
         return self.loop.call_later(self.settings.concat_timeout, self._mo_due, key)
@@ -232,7 +230,7 @@ class MoPath:
         if c is None:
             return
         parts = c.ordered()
-        live = [(x[_LINK], x[_PDU]) for x in parts if not x[_ANSWERED] and _open(x[_LINK])]
+        live = [(l, p) for l, p, _, _, _, a in parts if not a and _open(l)]
         answered = [x for x in parts if x[_ANSWERED]]
         if not live and not answered:
             # none of its parts can be answered: not judged (nothing recorded or confirmed); the SMSC
@@ -256,7 +254,6 @@ class MoPath:
                                     self.settings.max_pending_concat)
 
         def then(v):
-            self._mo_parts_gone(parts)      # judged: its parts' records go (a command not recorded: see README)
             if sc or (v is not None and len(live) + len(answered) < c.total):
                 # kept for the parts that come after it was judged (still to come, their link gone, sent again,
                 # or -- a command not recorded -- asked again): judged late, on the whole text

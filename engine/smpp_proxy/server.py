@@ -62,7 +62,6 @@ from .held import HeldReceipts
 from .multi import MultiSubmit
 from .inbox import Inbox, WriteBatch
 from .mo import MoPath
-from .mo_journal import MoPartsJournal
 from .msgids import MessageIds
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
@@ -79,7 +78,7 @@ log = logging.getLogger("telfilter.smpp")
 
 
 class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, DeliveryRouting, HeldReceipts, MoPath,
-                MoPartsJournal, UpstreamMixin):
+                UpstreamMixin):
     def __init__(self, pipeline, settings: SmppSettings, verdict_log: VerdictLog | None = None, clock=None):
         self.pipeline = pipeline
         self.settings = settings
@@ -123,7 +122,6 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         host, port = parse_addr(listen or self.settings.listen)
         self.loop = asyncio.get_running_loop()
         self.commands = GroupCommit(self.pipeline.write_commands, self.loop)
-        self._restore_mo_parts()            # 5656 parts acknowledged in the last run, before any link binds
         # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
         self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port, reuse_port=reuse_port or None)
         for a in self.settings.smsc:
@@ -142,7 +140,6 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.mo_concat.judge_all()
         self._answer_early_receipts()       # each deliver_sm answered once, before the links close
         await self.commands_written()       # 5656 commands taken are answered before the links close
-        await self.close_mo_parts()         # (every part waiting was judged above: its journal ends empty)
         if self.held_writer is not None and not await self.held_writer.idle(COMMANDS_WAIT):
             log.error("stop: receipts being held still being written after %.0f s (a stalled disk); the SMSC "
                       "delivers them again", COMMANDS_WAIT)
