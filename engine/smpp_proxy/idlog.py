@@ -16,7 +16,7 @@ map's size on disk. `open` (at start) reads the clean stop's file, if any, then 
 first object of a new segment (fsynced) and only then removes the files it read. `close(clean)`
 after `save_map` removes the segments (the clean stop's file holds the map).
 
-Bounds: the ids of one FLUSH in memory (what the loop forwards in 0.2 s), MAX_WAITING writes waiting for
+Bounds: the ids of one FLUSH in memory (what the loop forwards in 0.05 s: ~250 ids at 5k/s, packed in ~70 µs), MAX_WAITING writes waiting for
 a stalled disk (beyond, their ids are not logged: counted and logged, the map itself is unaffected), two
 segments of `bound` ids on disk (~30 B an id with its note: 2 x 2M ids ~120 MB at the default bound).
 """
@@ -36,9 +36,10 @@ from ..lists.snapshot import fsync_dir
 from .msgids import unpack_map
 
 log = logging.getLogger("telfilter.smpp")
-FLUSH = 0.2                 # seconds between two writes of the ids added meanwhile (the loop adds at most
-                            # what it forwards in that time: the buffer's bound)
-MAX_WAITING = 50            # writes waiting for a stalled disk (10 s of ids); beyond, ids go unlogged (counted)
+FLUSH = 0.05                # seconds between two writes of the ids added meanwhile (the loop adds at most
+                            # what it forwards in that time: the buffer's bound; packing them pauses the loop
+                            # ~0.35 us an id: at 0.2 s, 0.36 ms at 5k/s, seen in the p99 added latency)
+MAX_WAITING = 200           # writes waiting for a stalled disk (10 s of ids); beyond, ids go unlogged (counted)
 
 
 def _apply(ids, d) -> int:

@@ -42,7 +42,7 @@ without it loads with no notes): ~28 B an id, 2M ids 56 MB written in 1.3 s, rea
 receipts of messages sent before a deploy still reach their accounts (they used to be held receipt_wait
 and refused ESME_RX_T_APPN at every attempt). A pool process (state/receipts.py SharedMessageIds) writes the
 ids it learned from the others too (up to twice the size). Between clean stops the ids are also logged as they
-come (idlog.py: `journal` takes each id `add` sees; a crash loses at most the last 0.2 s of them).
+come (idlog.py: `journal` takes each id `add` sees; a crash loses at most the last 0.05 s of them).
 """
 from __future__ import annotations
 
