@@ -182,7 +182,8 @@ def test_a_report_not_recorded_waits_whole_past_the_other_processes_timers(tmp_p
         pair.send_parts([(1, 3, 3, chunks[2])], ref=0x34)
         assert wait(lambda: len(pair.reports()) == 1, 5)
         assert pair.reports()[0]["content"] == REPORT.split(" ", 2)[2]
-        assert [v["action"] for v in pair.verdicts()] == ["refuse", "allow"]
+        # (the verdict line is written once the report is on disk, by the loop after the writer)
+        assert wait(lambda: [v["action"] for v in pair.verdicts()] == ["refuse", "allow"], 5)
 
 
 def test_completing_part_sent_again_while_its_report_is_written_is_not_acknowledged(tmp_path, url):
