@@ -212,6 +212,14 @@ class _StateCollector:
                 win.add_metric(lab, len(getattr(getattr(link, "window", None), "pending", ()) or ()))
             yield up
             yield win
+            # the durable writers off the loop: a disk that stalls shows here before anything is refused
+            dw = GaugeMetricFamily("telfilter_durable_writes_waiting",
+                                   "items waiting for a writer thread's disk write (engine/groupcommit.py)",
+                                   labels=["writer"])
+            for name, w in (("shortcode", getattr(p, "commands", None)), ("held_receipts", getattr(p, "held_writer", None))):
+                if w is not None:
+                    dw.add_metric([name], w.waiting)
+            yield dw
         if sip is not None:
             ev = CounterMetricFamily("telfilter_sip_events", "SIP screen event counts (SipScreen.stats)", labels=["event"])
             for k, v in sorted(dict(getattr(sip, "stats", {})).items()):
