@@ -98,7 +98,7 @@ class HeldReceipts:
     def _held_record_written(self, err) -> None:
         if err is not None:
             self.stats["receipts_not_recorded"] += 1
-            self.held_log._logged(err)
+            self.held_log.report(err)
 
     def _held_in(self, acct, entry) -> None:
         self.held[acct].append(entry)

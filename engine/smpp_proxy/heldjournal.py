@@ -114,6 +114,14 @@ class HeldJournal:
             return _framed([HOLD, item[1], item[2], item[3]])
         return _framed([GONE, item[1]])
 
+    def _append(self, data: bytes) -> None:
+        if data:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                append_all(fd, data)
+            finally:
+                os.close(fd)
+
     def write(self, items) -> list:
         """The writer thread's batch: ("h", hid, account, raw), ("d", hid) or ("reset", [(hid, account, raw)])
         -- the journal rewritten as that list, which already holds what every earlier item did. One
@@ -124,24 +132,13 @@ class HeldJournal:
                 * len(items)
         try:
             if last is None:
-                data = b"".join(self.record(it) for it in items)
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    append_all(fd, data)
-                finally:
-                    os.close(fd)
+                self._append(b"".join(self.record(it) for it in items))
             else:
-                tail = [it for it in items[last + 1:]]
+                tail = items[last + 1:]
                 self.rewrite(list(items[last][1]) + [(it[1], it[2], it[3]) for it in tail if it[0] == "h"])
-                gone = b"".join(self.record(it) for it in tail if it[0] == "d")
-                if gone:
-                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o644)
-                    try:
-                        append_all(fd, gone)
-                    finally:
-                        os.close(fd)
+                self._append(b"".join(self.record(it) for it in tail if it[0] == "d"))
         except TornWrite as e:
-            self.torn = True            # the loop rewrites it from what is live (held.py `_after_error`)
+            self.torn = True            # the loop rewrites it from what is live (RecordLog.report / failed)
             return [e] * len(items)
         except OSError as e:
             return [e] * len(items)
@@ -197,7 +194,7 @@ class RecordLog:
         self.records[hid] = (owner, raw)
         self.live_bytes += size
         self.journal.bytes += size
-        done = done or self._logged
+        done = done or self.report
         if self.writer is None or not self.writer.submit(("h", hid, owner, raw), done):
             # answered like a failed write, after the caller has the hid (never from inside this call)
             self.loop.call_soon(done, OSError(f"the {self.what} writer is full or closed"))
@@ -216,7 +213,7 @@ class RecordLog:
         self.live_bytes -= len(r[1]) + _RECORD
         jl = self.journal
         jl.bytes += _RECORD
-        self.writer.submit(("d", hid), self._logged)
+        self.writer.submit(("d", hid), self.report)
         if (jl.bytes > COMPACT_EMPTY and not self.records) or (jl.bytes > COMPACT_BYTES and jl.bytes > 4 * self.live_bytes):
             self.compact()
 
@@ -237,20 +234,20 @@ class RecordLog:
                 if self.stats is not None:
                     self.stats[self.stat + "_compactions"] += 1
             else:
-                self._logged(err)
+                self.report(err)
         if self.writer.submit(("reset", self.live()), done):
             self._reset_pending = True
 
-    def _logged(self, err) -> None:
+    def report(self, err) -> None:
+        """A write's outcome (the default `done`): an error counted and logged."""
         if err is not None:
-            self.errors += 1
             log.error("%s: a %s record could not be written (%s): a crash now would lose it", self.name, self.what, err)
-        if self.journal.torn:
-            self.compact()                  # a torn write the journal could not cut off: rewritten whole
+        self.failed(err)
 
     def failed(self, err) -> None:
-        """A write error the owner handled itself (its record forgotten): a torn journal is rewritten."""
-        self.errors += 1
+        """A write's error (None: none), counted; a journal a torn write left damaged is rewritten whole."""
+        if err is not None:
+            self.errors += 1
         if self.journal.torn:
             self.compact()
 
