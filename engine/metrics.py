@@ -216,7 +216,8 @@ class _StateCollector:
             dw = GaugeMetricFamily("telfilter_durable_writes_waiting",
                                    "items waiting for a writer thread's disk write (engine/groupcommit.py)",
                                    labels=["writer"])
-            for name, w in (("shortcode", getattr(p, "commands", None)), ("held_receipts", getattr(p, "held_writer", None))):
+            for name, w in (("shortcode", getattr(p, "commands", None)), ("held_receipts", getattr(p, "held_writer", None)),
+                            ("shortcode_parts", getattr(p, "mo_parts_writer", None))):
                 if w is not None:
                     dw.add_metric([name], w.waiting)
             yield dw

@@ -272,6 +272,8 @@ async def run_serve(args, ready=None):
     else:
         idlog.open(asyncio.get_running_loop())          # the last run's ids (a crash too); journalled from now
     proxy.open_held(held_file)         # what was held when the last run ended (a crash too); journalled from now
+    proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(".journal"),
+                        asyncio.get_running_loop())     # 5656 message parts acknowledged, their message not yet judged
     await proxy.start(args.smpp_listen, reuse_port=in_pool)
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
               ",".join(settings.smsc) or "none")
@@ -361,6 +363,10 @@ async def run_serve(args, ready=None):
         await receipts.close()              # a hand-over under way ends before the held receipts are saved
     if shared_mo is not None:
         await shared_mo.close()             # 5656 messages in parts this process waits for: judged with what arrived
+    try:
+        await proxy.close_mo_parts()         # acknowledged 5656 message parts: put back at the next start
+    except OSError as e:
+        log.error("5656 message parts could not be rewritten (%s): the journal keeps them for the next start", e)
     try:
         await proxy.close_held()             # acknowledged to the SMSC: offered again at the next start
     except OSError as e:

@@ -56,7 +56,7 @@ def test_metrics_health_and_readiness(tmp_path):
         assert _samples(text, "telfilter_state_store_write_errors_total")[0].value == 0
         assert [s.value for s in _samples(text, "telfilter_smpp_upstream_bound")] == [1]
         assert {s.labels["writer"]: s.value for s in _samples(text, "telfilter_durable_writes_waiting")} == \
-            {"shortcode": 0, "held_receipts": 0}
+            {"shortcode": 0, "held_receipts": 0, "shortcode_parts": 0}
         assert _samples(text, "telfilter_list_entries")
         assert _samples(text, "telfilter_rules_info")[0].labels["generation"] == "1"
         assert _get(mport, "/nope")[0] == 404

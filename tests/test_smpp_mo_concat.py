@@ -396,11 +396,9 @@ def test_a_drain_while_the_journal_fails_leaves_no_timer(proxy, pipe):
     assert len(verdicts(buf, "5656")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="known limit (README): the parts of a 5656 report acknowledged before a "
-                                       "kill -9 are in memory only")
 def test_a_report_whose_first_part_was_acknowledged_survives_a_kill_9(tmp_path):
-    """Part 1 of a 5656 report is acknowledged as it comes; serve is killed before part 2; the SMSC delivers
-    only part 2 after the restart. The report should be recorded whole; today it is not."""
+    """Part 1 of a 5656 report is acknowledged as it comes, once on disk (mo_journal.py); serve is killed
+    before part 2; the SMSC delivers only part 2 after the restart: the report is recorded whole, once."""
     from tests.test_smpp_receipts import ServeBeside
     run = ServeBeside(tmp_path)
     p1, p2 = ucs2_parts(REPORT, ref=0x61)

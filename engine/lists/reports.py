@@ -2,7 +2,8 @@
 
 Fields: reporter, reported, content, time (ISO-8601), kind (S = SMS spam, V = call spam,
 FW = an advertiser's copy of its advertisement), label (null until an analyst labels it
-"spam" or "ham"; `telfilter ml train --data reports.jsonl` reads labelled ones).
+"spam" or "ham"; `telfilter ml train --data reports.jsonl` reads labelled ones), and parts_id for a
+report sent in several parts (the journalled parts it was put together from: smpp_proxy/mo_journal.py).
 `ReportIndex` answers "how many distinct reporters named this number in the last D days".
 """
 from __future__ import annotations
@@ -155,6 +156,37 @@ class ReportStore:
 
     def announce(self, recs) -> None:
         """Reports written by `append_many`, now in force (replication publishes them: PublishingReports)."""
+
+    def parts_recorded(self, ids, since: float, chunk: int = 1 << 18) -> set:
+        """Which of `ids` (5656 messages put together from journalled parts, smpp_proxy/mo_journal.py) a report
+        line names as its `parts_id`, reading back from the end of the file to the first line judged before
+        `since` (epoch seconds): a crash between a report and its parts' gone records left them both."""
+        want, found = set(ids), set()
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            return found
+        with f:
+            end = f.seek(0, os.SEEK_END)
+            tail = b""
+            while end > 0 and want - found:
+                start = max(0, end - chunk)
+                f.seek(start)
+                buf = f.read(end - start) + tail
+                end = start
+                lines = buf.split(b"\n")
+                tail = lines.pop(0) if start else b""       # (its start is in the chunk before)
+                for line in reversed(lines):
+                    try:
+                        r = json.loads(line)
+                        ts = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        continue
+                    if r.get("parts_id") in want:
+                        found.add(r["parts_id"])
+                    if ts < since:
+                        return found
+        return found
 
     def load_index(self) -> ReportIndex:
         from ..numbers import normalise_number

@@ -135,6 +135,12 @@ class Reassembly:
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
 
+    def settled(self, key, verdict, until: float, bound: int) -> None:
+        """Remember message `key` as judged with `verdict`, no text kept (its late parts are not judged again)."""
+        self.judged[key] = (verdict, until, {}, {})
+        if len(self.judged) > bound:
+            self.judged.popitem(last=False)
+
     def settle(self, key, verdict) -> None:
         """The verdict a judged message has now (its late part was the one that got it recorded)."""
         e = self.judged.get(key)

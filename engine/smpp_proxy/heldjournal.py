@@ -206,16 +206,32 @@ class RecordLog:
         if r is not None:
             self.live_bytes -= len(r[1]) + _RECORD
 
-    def gone(self, hid: int) -> None:
+    def gone(self, hid: int, done=None) -> bool:
+        """Record `hid` ends; `done(error)` once its gone record is on disk (when given). False (and `done` not
+        called) when it was not live or nothing is journalled."""
         r = self.records.pop(hid, None)
         if r is None or self.writer is None:
-            return
+            return False
         self.live_bytes -= len(r[1]) + _RECORD
         jl = self.journal
         jl.bytes += _RECORD
-        self.writer.submit(("d", hid), self.report)
+        if not self.writer.submit(("d", hid), done or self.report) and done is not None:
+            self.loop.call_soon(done, OSError(f"the {self.what} writer is full or closed"))
         if (jl.bytes > COMPACT_EMPTY and not self.records) or (jl.bytes > COMPACT_BYTES and jl.bytes > 4 * self.live_bytes):
             self.compact()
+        return True
+
+    def gone_all(self, hids, done) -> None:
+        """Every record of `hids` ends; `done(error)` once all of that is on disk (the writer keeps order)."""
+        last = None
+        for hid in hids:
+            if hid in self.records and self.writer is not None:
+                last = hid
+        for hid in hids:
+            if hid != last:
+                self.gone(hid)
+        if last is None or not self.gone(last, done):
+            self.loop.call_soon(done, None)
 
     def live(self) -> list:
         """[(hid, owner, raw)] of every live record, in the order they were added."""

@@ -66,6 +66,7 @@ from .codec import pdu_concat
 from .codec import constants as C
 from .codec import pdu as P
 from .concat import joined
+from .mo_journal import _ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, RECORDED, MoPartsJournal
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
@@ -83,8 +84,7 @@ def _acks(parts) -> tuple:
     return tuple((p, partial(_answer, link, p)) for link, p in parts)
 
 
-# a waiting MO part: (link, pdu, text, binary, reading, answered already)
-_LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED = range(6)
+# a waiting MO part: [link, pdu, text, binary, reading, answered, journal record, parts_id] (mo_journal.py)
 NOT_RECORDED_KEEP = 3600.0      # seconds a short-code message not recorded waits for its part again
 WRITING = object()              # the verdict of a short-code message whose command is being written
 
@@ -94,7 +94,7 @@ def _open(link) -> bool:
     return t is not None and not t.is_closing()
 
 
-class MoPath:
+class MoPath(MoPartsJournal):
     """Mixin of `SmppProxy`: mobile-originated messages from the SMSC."""
 
     def handle_mo(self, link, pdu, ack):
@@ -115,11 +115,12 @@ class MoPath:
         self._judge_mo(pdu, text, type(pdu).__name__ + " MO", binary, reading,
                        lambda v: self._mo_outcome(v, link, ((pdu, ack),), binary))
 
-    def _judge_mo(self, pdu, text, what, binary, reading, then) -> None:
+    def _judge_mo(self, pdu, text, what, binary, reading, then, parts_id: str = "") -> None:
         """Judge and log one MO message (`pdu`: its first part), then `then(verdict)`; the verdict is None
         when it is a 5656 command the journal could not take (logged as a refusal: the SMSC is to deliver
         it again). A 5656 command is written off the loop (engine/groupcommit.py), several in one fsync,
-        and put in force, logged and `then` only once it is on disk; anything else, at once."""
+        and put in force, logged and `then` only once it is on disk; anything else, at once. `parts_id`: the
+        journalled parts it was put together from (mo_journal.py), named in its report."""
         dest = pdu.destination_addr
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
         t0 = time.perf_counter()
@@ -128,6 +129,8 @@ class MoPath:
         if cmd is None:
             self.vlog.write_sms(msg, what, v, us, binary, reading)
             return then(v)
+        if parts_id and cmd.report is not None:
+            cmd.report["parts_id"] = parts_id
         done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then)
         w = self.commands
         if w is not None and w.submit(cmd, done):
@@ -208,19 +211,22 @@ class MoPath:
         if late is not None:
             return self._mo_late(link, pdu, ci, late, binary, reading, key)
         self.stats["mo_concat_parts"] += 1
-        part = [link, pdu, text, binary, reading, False]
+        part = [link, pdu, text, binary, reading, False, 0, ""]
         old = self.mo_concat.add(key, total, n, part, self.settings.max_pending_concat, self._mo_timer)
         if old is not None:
             # the same part again (the SMSC gave up on the first copy): the newest copy is the one
             # judged and answered; the earlier one is answered now, never left without a response
             self.stats["mo_concat_resent_parts"] += 1
+            self._mo_records_gone((old,))
             if not old[_ANSWERED]:
                 _answer(old[_LINK], old[_PDU], C.ESME_RX_T_APPN)
         if self.mo_concat.complete(key):
             self.mo_concat.judge_now(key)
         elif self._to_shortcode(pdu):
-            _answer(link, pdu, 0)           # for this element: acknowledged as it comes (module text)
+            # for this element: acknowledged as it comes (module text), once on disk (mo_journal.py)
             part[_ANSWERED] = True
+            if not self._journal_part(link, pdu, key, n, part, self.mo_concat.pending[key]):
+                _answer(link, pdu, 0)
 
     def _mo_timer(self, key):
         return self.loop.call_later(self.settings.concat_timeout, self._mo_due, key)
@@ -230,7 +236,7 @@ class MoPath:
         if c is None:
             return
         parts = c.ordered()
-        live = [(l, p) for l, p, _, _, _, a in parts if not a and _open(l)]
+        live = [(x[_LINK], x[_PDU]) for x in parts if not x[_ANSWERED] and _open(x[_LINK])]
         answered = [x for x in parts if x[_ANSWERED]]
         if not live and not answered:
             # none of its parts can be answered: not judged (nothing recorded or confirmed); the SMSC
@@ -261,9 +267,16 @@ class MoPath:
                                                                               NOT_RECORDED_KEEP)
                 self.mo_concat.remember(key, v, self.loop.time() + keep, c, self.settings.max_pending_concat)
             link = live[0][0] if live else next((x[_LINK] for x in parts if _open(x[_LINK])), parts[0][_LINK])
-            self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0, shortcode=sc)
+            if v is None:
+                # not recorded: its parts' records stay (a crash puts them back) until a part sent again records it
+                self._mo_keep_unwritten(key, parts)
+                return self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0, shortcode=sc)
+            # in force: its parts' records go, on disk before the part that completed it is answered
+            self._mo_records_gone(parts, lambda err: self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0,
+                                                                      shortcode=sc))
 
-        self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading, then)
+        pid = next((x[_PID] for x in parts if x[_PID]), "")
+        self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading, then, pid)
 
     def _mo_late(self, link, pdu, ci, late, binary, reading, key):
         """A part after its message was judged: judged on the whole text known now; never let
@@ -275,7 +288,7 @@ class MoPath:
             # recorded, and the copy is acknowledged; or not, and the copy gets it recorded, whole)
             self.stats["mo_concat_while_writing"] += 1
             return _answer(link, pdu, C.ESME_RX_T_APPN)
-        if earlier is None or self._to_shortcode(pdu):
+        if earlier is None or earlier is RECORDED or self._to_shortcode(pdu):
             if earlier is not None:
                 # the command was applied once, with what had arrived: a report is not counted twice
                 log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",
@@ -284,11 +297,16 @@ class MoPath:
                 return _answer(link, pdu, 0)
             # a short-code command the journal could not record: this part is its redelivery, judged whole
             self.mo_concat.settle(key, WRITING)
+            kept = self._mo_take_unwritten(key)         # its parts' records (mo_journal.py)
 
             def recorded(v):
                 self.mo_concat.settle(key, v)
-                self._mo_outcome(v, link, _acks(((link, pdu),)), False, shortcode=True)
-            return self._judge_mo(pdu, whole, what, False, reading, recorded)
+                if v is None:
+                    self._mo_keep_unwritten(key, kept)
+                    return self._mo_outcome(v, link, _acks(((link, pdu),)), False, shortcode=True)
+                self._mo_records_gone(kept, lambda err: self._mo_outcome(v, link, _acks(((link, pdu),)), False,
+                                                                         shortcode=True))
+            return self._judge_mo(pdu, whole, what, False, reading, recorded, next((p[_PID] for p in kept), ""))
 
         def then(v):
             if v is not None and earlier.action is _DROP and v.action is not _DROP:

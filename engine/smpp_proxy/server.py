@@ -122,6 +122,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         host, port = parse_addr(listen or self.settings.listen)
         self.loop = asyncio.get_running_loop()
         self.commands = GroupCommit(self.pipeline.write_commands, self.loop)
+        self._restore_mo_parts()            # 5656 message parts the last run acknowledged (mo_journal.py)
         # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
         self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port, reuse_port=reuse_port or None)
         for a in self.settings.smsc:
@@ -136,13 +137,16 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
     async def stop(self):
         self.stopping = True                # link loops end and spawn nothing more
         # MO parts still waiting (a stop without a drain) are judged with what arrived while the
-        # links are up, so each is answered once and no reassembly timer fires after the stop
+        # links are up, so each is answered once and no reassembly timer fires after the stop; but a 5656
+        # message whose parts are all on disk waits in the journal for the rest (mo_journal.py)
+        self._mo_set_aside()
         self.mo_concat.judge_all()
         self._answer_early_receipts()       # each deliver_sm answered once, before the links close
         await self.commands_written()       # 5656 commands taken are answered before the links close
-        if self.held_writer is not None and not await self.held_writer.idle(COMMANDS_WAIT):
-            log.error("stop: receipts being held still being written after %.0f s (a stalled disk); the SMSC "
-                      "delivers them again", COMMANDS_WAIT)
+        for w, what in ((self.held_writer, "receipts being held"), (self.mo_parts_writer, "5656 message parts")):
+            if w is not None and not await w.idle(COMMANDS_WAIT):
+                log.error("stop: %s still being written after %.0f s (a stalled disk); the SMSC delivers them "
+                          "again", what, COMMANDS_WAIT)
         for t in self.tasks:
             t.cancel()
         for s in list(self.sessions):
@@ -194,6 +198,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
         end = time.monotonic() + timeout - unbind_wait
         self.concat.judge_all()
+        self._mo_set_aside()                # (a 5656 message whose parts are all on disk: the next start's)
         self.mo_concat.judge_all()
         if self.shared_mo is not None:      # 5656 messages in parts put together in Redis (state/mo_parts.py)
             await self.shared_mo.close(max(0.0, end - time.monotonic()))

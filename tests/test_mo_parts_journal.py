@@ -1,0 +1,132 @@
+"""The parts of a 5656 message are on disk before they are acknowledged (engine/smpp_proxy/mo_journal.py):
+a kill -9 or a clean stop between two parts loses none of them, a report is never counted twice, a part
+whose record cannot be written is asked for again (ESME_RX_T_APPN)."""
+import json
+import shutil
+import signal
+import time
+
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.heldjournal import HeldJournal
+from tests.test_smpp_mo_concat import CONTENT, REPORT, answers, deliver, mo, reports, ucs2_parts
+from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
+from tests.test_smpp_receipts import ServeBeside
+
+
+def _journalled(pipe, tmp_path):
+    path = tmp_path / "smpp" / "mo_parts.journal"
+    h = ProxyHarness(pipe, accounts=("esme1:secret",)).start()
+    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    return h, path
+
+
+def _records(path):
+    """[(owner fields, raw)] the journal holds live."""
+    return [(json.loads(owner), raw) for owner, raw in HeldJournal(path).replay()]
+
+
+def test_a_part_is_on_disk_when_it_is_acknowledged_and_gone_once_its_report_is(pipe, tmp_path):
+    h, path = _journalled(pipe, tmp_path)
+    p1, p2 = ucs2_parts(REPORT, ref=0x71)
+    try:
+        s1 = deliver(h, mo(p1))
+        assert wait(lambda: answers(h) == {s1: [0]})
+        crash = tmp_path / "at-the-ack.journal"
+        shutil.copyfile(path, crash)                    # the disk as a kill -9 right now leaves it
+        [(owner, raw)] = _records(crash)
+        src, dst, ref, total, n, pid = owner[1:7]
+        assert (src, dst, ref, total, n) == ("84911000001", "5656", 0x71, 2, 1) and len(pid) == 16
+        s2 = deliver(h, mo(p2))
+        assert wait(lambda: answers(h).get(s2) == [0])
+        # the completing part is answered once the parts' records are gone (on disk)
+        assert _records(path) == []
+        [rep] = reports(pipe)
+        assert rep["content"] == CONTENT and rep["parts_id"] == pid
+    finally:
+        h.stop()
+
+
+def test_a_part_whose_record_cannot_be_written_is_asked_for_again(pipe, tmp_path):
+    h, path = _journalled(pipe, tmp_path)
+    p1, p2 = ucs2_parts(REPORT, ref=0x72)
+    try:
+        path.unlink()
+        path.mkdir()                                    # appends fail: the disk refuses
+        s1 = deliver(h, mo(p1))
+        assert wait(lambda: answers(h) == {s1: [C.ESME_RX_T_APPN]})
+        assert h.proxy.stats["mo_parts_not_recorded"] == 1
+        path.rmdir()
+        h.run(lambda: h.proxy.mo_log.compact())        # (a torn journal is rewritten; here it only failed)
+        s1b = deliver(h, mo(p1))                         # the SMSC delivers it again
+        assert wait(lambda: answers(h).get(s1b) == [0])
+        s2 = deliver(h, mo(p2))
+        assert wait(lambda: answers(h).get(s2) == [0])
+        [rep] = reports(pipe)
+        assert rep["content"] == CONTENT
+    finally:
+        h.stop()
+
+
+def test_a_part_sent_again_leaves_one_record(pipe, tmp_path):
+    h, path = _journalled(pipe, tmp_path)
+    p1, _ = ucs2_parts(REPORT, ref=0x73)
+    try:
+        a = deliver(h, mo(p1))
+        b = deliver(h, mo(p1))
+        assert wait(lambda: answers(h) == {a: [0], b: [0]})
+        assert wait(lambda: len(_records(path)) == 1)
+    finally:
+        h.stop()
+
+
+def test_a_report_in_parts_survives_a_clean_stop_between_its_parts(tmp_path):
+    """A stop used to judge the message with the parts it had (a report cut short) and the part after the
+    restart as a message of its own (a second one): now the parts wait in the journal for the rest."""
+    run = ServeBeside(tmp_path)
+    p1, p2 = ucs2_parts(REPORT, ref=0x74)
+    try:
+        proc, _ = run.start(1)
+        s1 = deliver(run.sim, mo(p1))
+        assert wait(lambda: answers(run.sim) == {s1: [0]}, 10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        rep = run.data / "reports.jsonl"
+        assert not rep.exists() or not rep.read_text().strip()
+        proc, _ = run.start(2)
+        deliver(run.sim, mo(p2))
+        # (sequence numbers start again on the new bind: the SMSC's answers are counted)
+        assert wait(lambda: sorted(r.command_status for r in list(run.sim.sim.mo_responses)) == [0, 0], 10)
+        [r] = [json.loads(line) for line in rep.read_text(encoding="utf-8").splitlines()]
+        assert r["content"] == CONTENT
+    finally:
+        run.close()
+
+
+def test_a_report_written_before_a_crash_is_not_counted_again(tmp_path):
+    """The crash falls between the report's line and its parts' gone records: the next start finds the
+    report's parts_id in reports.jsonl, does not put the parts back, and the completing part the SMSC
+    delivers again (it had no answer) is acknowledged without a second report."""
+    run = ServeBeside(tmp_path)
+    p1, p2 = ucs2_parts(REPORT, ref=0x75)
+    try:
+        proc, _ = run.start(1)
+        s1 = deliver(run.sim, mo(p1))
+        assert wait(lambda: answers(run.sim) == {s1: [0]}, 10)
+        proc.kill()
+        proc.wait(10)
+        [(owner, _)] = _records(run.data / "smpp" / "mo_parts.journal")
+        pid, at = owner[6], owner[7]
+        from datetime import datetime, timezone
+        rep = run.data / "reports.jsonl"
+        line = {"reporter": "+84911000001", "reported": "+84912345678", "content": CONTENT, "kind": "S",
+                "time": datetime.fromtimestamp(at + 1, timezone.utc).isoformat(), "label": None, "parts_id": pid}
+        rep.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
+        proc, _ = run.start(2)
+        deliver(run.sim, mo(p2))
+        assert wait(lambda: sorted(r.command_status for r in list(run.sim.sim.mo_responses)) == [0, 0], 10)
+        time.sleep(0.3)
+        assert len(rep.read_text(encoding="utf-8").splitlines()) == 1
+        assert wait(lambda: _records(run.data / "smpp" / "mo_parts.journal") == [], 5)
+    finally:
+        run.close()
