@@ -6,6 +6,7 @@ import shutil
 import signal
 import time
 
+from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.heldjournal import HeldJournal
@@ -26,6 +27,16 @@ def _records(path):
     return [(json.loads(owner), raw) for owner, raw in HeldJournal(path).replay()]
 
 
+def _readdress(path, addr):
+    """The journal's records as if they had come from the SMSC at `addr` (a harness's simulator has a new port)."""
+    recs = []
+    for i, (owner, raw) in enumerate(HeldJournal(path).replay()):
+        o = json.loads(owner)
+        o[0] = list(addr)
+        recs.append((i + 1, json.dumps(o), raw))
+    HeldJournal(path).rewrite(recs)
+
+
 def test_a_part_is_on_disk_when_it_is_acknowledged_and_gone_once_its_report_is(pipe, tmp_path):
     h, path = _journalled(pipe, tmp_path)
     p1, p2 = ucs2_parts(REPORT, ref=0x71)
@@ -39,8 +50,11 @@ def test_a_part_is_on_disk_when_it_is_acknowledged_and_gone_once_its_report_is(p
         assert (src, dst, ref, total, n) == ("84911000001", "5656", 0x71, 2, 1) and len(pid) == 16
         s2 = deliver(h, mo(p2))
         assert wait(lambda: answers(h).get(s2) == [0])
-        # the completing part is answered once the parts' records are gone (on disk)
-        assert _records(path) == []
+        # the completing part is answered once the message is marked done and its parts' records are gone
+        [(marker, raw)] = _records(path)
+        assert marker[5] == 0 and marker[6] == pid and raw == b""
+        h.run(lambda: h.proxy._mo_expire(h.proxy.loop.time() + 3600))     # MARKER_KEEP later: the marker goes
+        assert wait(lambda: _records(path) == [])
         [rep] = reports(pipe)
         assert rep["content"] == CONTENT and rep["parts_id"] == pid
     finally:
@@ -130,3 +144,94 @@ def test_a_report_written_before_a_crash_is_not_counted_again(tmp_path):
         assert wait(lambda: _records(run.data / "smpp" / "mo_parts.journal") == [], 5)
     finally:
         run.close()
+
+
+def test_a_part_refused_for_its_record_is_not_used_and_its_copy_completes_the_report_once(pipe, tmp_path):
+    """The part answered ESME_RX_T_APPN leaves its message (it used to stay, the report was judged with it,
+    and the SMSC's copy, coming after the memory of that report, was judged again: counted twice)."""
+    path = tmp_path / "smpp" / "mo_parts.journal"
+    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
+    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    p1, p2 = ucs2_parts(REPORT, ref=0x76)
+    try:
+        path.unlink()
+        path.mkdir()                                     # the disk refuses the part's record
+        s1 = deliver(h, mo(p1))
+        assert wait(lambda: answers(h) == {s1: [C.ESME_RX_T_APPN]})
+        path.rmdir()
+        h.run(lambda: h.proxy.mo_log.compact())
+        s2 = deliver(h, mo(p2))                          # the SMSC goes on with part 2 first
+        assert wait(lambda: answers(h).get(s2) == [0])
+        time.sleep(0.2)
+        assert reports(pipe) == []                       # part 2 waits for part 1's copy
+        s1b = deliver(h, mo(p1))                         # the copy
+        assert wait(lambda: answers(h).get(s1b) == [0])
+        time.sleep(1.0)                                  # past concat_timeout: nothing more is judged
+        [rep] = reports(pipe)
+        assert rep["content"] == CONTENT
+    finally:
+        h.stop()
+
+
+def test_a_crash_after_the_message_is_marked_done_before_its_answer_counts_it_once(pipe, tmp_path):
+    """Parts out of order (2, then 1 completes it): the disk as a kill -9 leaves it just before part 1 is
+    answered holds the report and the message's marker; after the restart the SMSC delivers part 1 again
+    (no answer came) and it is acknowledged, not reported again."""
+    from engine.app import build
+    path = tmp_path / "smpp" / "mo_parts.journal"
+    crash = tmp_path / "crash.journal"
+    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
+    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    real, seen = h.proxy._mo_outcome, []
+
+    def outcome(*a, **kw):                               # "kill -9 now"
+        if not seen:
+            shutil.copyfile(path, crash)
+            seen.append(len(reports(pipe)))
+        return real(*a, **kw)
+    h.proxy._mo_outcome = outcome
+    p1, p2 = ucs2_parts(REPORT, ref=0x77)
+    try:
+        s2 = deliver(h, mo(p2))
+        assert wait(lambda: answers(h) == {s2: [0]})
+        deliver(h, mo(p1))
+        assert wait(lambda: len(answers(h)) == 2)
+    finally:
+        h.stop()
+    assert seen == [1] and [o[5] for o, _ in _records(crash)] == [0]     # the report, and the marker alone
+    path.unlink()
+    shutil.copyfile(crash, path)
+    pipe2 = build(data_dir=pipe.store.dir)
+    h2 = ProxyHarness(pipe2, settings=SmppSettings(concat_timeout=0.5)).start()
+    try:
+        _readdress(path, h2.proxy.links[0].addr)        # (serve's SMSC address is the same after a restart)
+        h2.run(lambda: h2.proxy.open_mo_parts(path, h2.proxy.loop))
+        h2.run(h2.proxy._restore_mo_parts)
+        s = deliver(h2, mo(p1))
+        assert wait(lambda: answers(h2).get(s) == [0])
+        time.sleep(1.0)
+        assert len(reports(pipe2)) == 1
+    finally:
+        h2.stop()
+
+
+def test_reports_are_searched_from_where_the_file_ended_not_by_time(tmp_path):
+    """Replication appends other nodes' reports with their own (older) times: the search reads forward from
+    the offset the parts recorded, whatever the times say."""
+    from datetime import datetime, timedelta, timezone
+
+    from engine.lists.reports import ReportStore
+    st = ReportStore(tmp_path)
+    now = datetime.now(timezone.utc)
+
+    def line(t, pid=None):
+        r = {"reporter": "+84911000001", "reported": "+84912345678", "content": "é x", "kind": "S",
+             "time": t.isoformat(), "label": None}
+        return json.dumps(dict(r, parts_id=pid) if pid else r, ensure_ascii=False) + "\n"
+    head = line(now - timedelta(days=2), "old0000000000000")
+    st.path.write_text(head + line(now, "aaaa000000000000") + line(now - timedelta(hours=3)) + '{"torn',
+                       encoding="utf-8")
+    off = len(head.encode())
+    assert st.parts_recorded({"aaaa000000000000", "old0000000000000"}, off) == {"aaaa000000000000"}
+    assert st.parts_recorded({"aaaa000000000000"}, off - 3) == {"aaaa000000000000"}   # mid-line: the next line
+    assert st.parts_recorded({"old0000000000000"}, 10 ** 9) == {"old0000000000000"}  # shorter now: whole file

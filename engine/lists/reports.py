@@ -157,35 +157,31 @@ class ReportStore:
     def announce(self, recs) -> None:
         """Reports written by `append_many`, now in force (replication publishes them: PublishingReports)."""
 
-    def parts_recorded(self, ids, since: float, chunk: int = 1 << 18) -> set:
+    def parts_recorded(self, ids, offset: int) -> set:
         """Which of `ids` (5656 messages put together from journalled parts, smpp_proxy/mo_journal.py) a report
-        line names as its `parts_id`, reading back from the end of the file to the first line judged before
-        `since` (epoch seconds): a crash between a report and its parts' gone records left them both."""
+        line names as its `parts_id`, reading from byte `offset` (where the file ended when their first part was
+        journalled; the whole file when it is shorter now) to the end: a crash between a report and its parts'
+        marker left them both."""
         want, found = set(ids), set()
         try:
             f = open(self.path, "rb")
         except FileNotFoundError:
             return found
         with f:
-            end = f.seek(0, os.SEEK_END)
-            tail = b""
-            while end > 0 and want - found:
-                start = max(0, end - chunk)
-                f.seek(start)
-                buf = f.read(end - start) + tail
-                end = start
-                lines = buf.split(b"\n")
-                tail = lines.pop(0) if start else b""       # (its start is in the chunk before)
-                for line in reversed(lines):
-                    try:
-                        r = json.loads(line)
-                        ts = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
-                    except (ValueError, KeyError, TypeError, AttributeError):
-                        continue
-                    if r.get("parts_id") in want:
-                        found.add(r["parts_id"])
-                    if ts < since:
-                        return found
+            size = f.seek(0, os.SEEK_END)
+            f.seek(offset if 0 <= offset <= size else 0)
+            if offset and offset <= size:
+                f.seek(offset - 1)
+                f.readline()                # (from the line that starts at or after the offset)
+            for line in f:
+                if b'"parts_id"' not in line:
+                    continue
+                try:
+                    pid = json.loads(line).get("parts_id")
+                except (ValueError, AttributeError):
+                    continue
+                if pid in want:
+                    found.add(pid)
         return found
 
     def load_index(self) -> ReportIndex:

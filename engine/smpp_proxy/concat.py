@@ -135,6 +135,25 @@ class Reassembly:
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
 
+    def drop_part(self, key, n: int, part) -> bool:
+        """Take part `n` (this very copy) out of waiting message `key` again (it is to be delivered anew);
+        False when it is not there (its message was judged, or another copy replaced it)."""
+        c = self.pending.get(key)
+        if c is None or c.parts.get(n) is not part:
+            return False
+        del c.parts[n]
+        size, chars = c.sizes.pop(n, (0, 0))
+        c.size -= size
+        c.chars -= chars
+        self.size -= size
+        return True
+
+    def extend(self, key, until: float) -> None:
+        """Remember judged message `key` until `until` at least."""
+        e = self.judged.get(key)
+        if e is not None and e[1] < until:
+            self.judged[key] = (e[0], until, e[2], e[3])
+
     def settled(self, key, verdict, until: float, bound: int) -> None:
         """Remember message `key` as judged with `verdict`, no text kept (its late parts are not judged again)."""
         self.judged[key] = (verdict, until, {}, {})

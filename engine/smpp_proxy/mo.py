@@ -13,7 +13,8 @@ ESME: nothing is acknowledged to the SMSC that could still be dropped or fail to
 (an SMSC must then allow as many deliver_sm outstanding on a bind as a message has parts, or
 the message waits `concat_timeout` and is judged with what arrived). Parts for the short code,
 whose destination is this element, are acknowledged as they come (an SMSC with a window of one
-sends the next part only then), except the part that completes the message: it gets the
+sends the next part only then), once on disk (mo_journal.py: a crash or a stop between two parts
+loses none), except the part that completes the message: it gets the
 message's answer, so a command the journal cannot record (ESME_RX_T_APPN) is delivered again;
 the message's text is kept (NOT_RECORDED_KEEP, for the SMSC's retry schedule) and the part that
 comes again is judged with it, whole. When the last part is in,
@@ -40,7 +41,8 @@ not be recorded, when that part gets it recorded with the whole text. The same p
 is answered ESME_RX_T_APPN at once (the submit path answers its older copy at once too). Parts
 whose every link has gone by then are not judged: none was answered, and the SMSC delivers them
 again on a new bind. `drain` and `stop` judge what waits (server.py), so every deliver_sm is
-answered once.
+answered once; a short-code message whose parts are all on disk is left in the journal for the
+next start instead (the SMSC delivers the rest then).
 
 A 5656 command is written off the event loop (engine/groupcommit.py: one writer thread, every command
 that arrives while one fsync runs in the next) and only then put in force, logged and answered; the
@@ -271,9 +273,9 @@ class MoPath(MoPartsJournal):
                 # not recorded: its parts' records stay (a crash puts them back) until a part sent again records it
                 self._mo_keep_unwritten(key, parts)
                 return self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0, shortcode=sc)
-            # in force: its parts' records go, on disk before the part that completed it is answered
-            self._mo_records_gone(parts, lambda err: self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0,
-                                                                      shortcode=sc))
+            # in force: marked done on disk (its parts' records gone) before the part that completed it is answered
+            self._mo_done(key, parts, lambda: self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0,
+                                                               shortcode=sc))
 
         pid = next((x[_PID] for x in parts if x[_PID]), "")
         self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading, then, pid)
@@ -304,8 +306,8 @@ class MoPath(MoPartsJournal):
                 if v is None:
                     self._mo_keep_unwritten(key, kept)
                     return self._mo_outcome(v, link, _acks(((link, pdu),)), False, shortcode=True)
-                self._mo_records_gone(kept, lambda err: self._mo_outcome(v, link, _acks(((link, pdu),)), False,
-                                                                         shortcode=True))
+                self._mo_done(key, kept, lambda: self._mo_outcome(v, link, _acks(((link, pdu),)), False,
+                                                                  shortcode=True))
             return self._judge_mo(pdu, whole, what, False, reading, recorded, next((p[_PID] for p in kept), ""))
 
         def then(v):

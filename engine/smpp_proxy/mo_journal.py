@@ -7,23 +7,30 @@ the parts it had no answer for, and the report was judged without the rest.
 
 Theory of operation. Such a part's PDU is journalled first (DATA_DIR/smpp/mo_parts[.wN].journal,
 heldjournal.RecordLog: CRC-framed records, a writer thread of its own, several parts in one fsync) and
-answered 0 once it is on disk (ESME_RX_T_APPN when it could not be written: the SMSC delivers it again).
-Every part of one message carries the message's `parts_id` (random, 64 bits, given by its first part
-journalled). When the message is judged and its command is on disk and in force, its parts' records go
-(gone records, fsynced) *before* the part that completed it is answered.
+answered 0 once it is on disk. One whose record could not be written is taken out of its message again
+and answered ESME_RX_T_APPN (the SMSC delivers it again; its message waits for that copy); one its message
+had used already (judged meanwhile) is answered so too, its message remembered for NOT_RECORDED_KEEP so
+the copy is acknowledged as a late part, not counted again. Every part of a message carries the message's
+`parts_id` (random, 64 bits; the report line names it) and where reports.jsonl ended when it was
+journalled.
 
-The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts` as it starts, before any
-link binds) puts the parts the journal holds back in `mo_concat`, answered already, each message with its
-reassembly timer: the part still to come completes the message, or the timer judges what there is. Two
-files are written (the report in reports.jsonl, then the gone records here), so a crash between the two
-leaves the records of a message already reported: the report line carries the message's `parts_id`, and
-a message whose id is in the reports written since its first part is not put back but remembered as
-recorded (its completing part, delivered again since it had no answer, is acknowledged, not counted
-twice). A DNC command has no such line: one sent in parts and caught in that window is applied again
-when its last part comes again (the same registration, confirmed twice).
+When the message's command is on disk and in force, one write (fsynced) records that the message is
+done -- a marker record with its key -- and ends its parts' records; only then is the part that completed
+it answered. The marker lives for MARKER_KEEP (then it goes too, in housekeeping; at most
+max_pending_concat of them). The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts`
+as it starts, before any link binds):
+- a message with a marker is remembered as recorded (its completing part, delivered again if its answer
+  was lost in the crash, is acknowledged, not judged again);
+- a message whose `parts_id` a report line names (read from where reports.jsonl ended when its first part
+  was journalled: the crash fell between the report and the marker) likewise;
+- any other goes back in `mo_concat`, answered already, to wait for the rest for NOT_RECORDED_KEEP (an SMSC
+  delivers again on its own retry schedule, minutes apart), and is judged with what it has after that.
+A DNC command has no line that names its parts: one sent in parts and caught between its journal line and
+its marker is applied again when its completing part comes again (the same registration, confirmed twice).
 
-A clean stop leaves such messages in the journal (their parts answered, the rest still to come from the
-SMSC) instead of judging them with the parts they have.
+A clean stop leaves messages whose parts are all journalled in the journal instead of judging them cut
+short. A message whose command could not be recorded keeps its parts' records while mo.py remembers it
+(`_mo_unwritten`, NOT_RECORDED_KEEP, at most max_pending_concat).
 
 With a shared state store the parts are put together in Redis instead (engine/state/mo_parts.py).
 """
@@ -32,8 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from pathlib import Path
 
 from .codec import constants as C
@@ -47,8 +53,8 @@ log = logging.getLogger("telfilter.smpp")
 # a waiting MO part (mo.py's lists): the link it came on, the PDU, its text, binary, how its text was read,
 # answered already (or being, once on disk), its journal record here (0: none), its message's parts_id ("": none)
 _LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED, _HID, _PID = range(8)
-RECORDED = "recorded"        # the verdict a message restored as already reported gets (its late parts: acked)
-REPORTS_MARGIN = 3600.0      # seconds before a message's first part its report may say it was judged (clock steps)
+RECORDED = "recorded"        # the verdict of a message restored as done already (its late parts: acknowledged)
+MARKER_KEEP = 120.0          # seconds a done message's marker stays (a crash before its answer reached the SMSC)
 
 
 class _GoneLink:
@@ -63,14 +69,20 @@ class _GoneLink:
         pass
 
 
+def _keep() -> float:
+    from .mo import NOT_RECORDED_KEEP
+    return NOT_RECORDED_KEEP
+
+
 class MoPartsJournal:
     """Mixin of `SmppProxy` (with MoPath): 5656 message parts journalled until their message is in force."""
 
     mo_log: RecordLog | None = None
     _mo_restore: list | None = None
-    # messages judged whose command was not recorded: key -> their parts' records, kept (a crash puts the
-    # parts back) until a part sent again gets the command recorded; at most max_pending_concat
+    # messages judged whose command was not recorded: key -> their parts, whose records stay (a crash puts the
+    # parts back) while mo.py remembers the message (until a part sent again gets it recorded)
     _mo_unwritten: OrderedDict | None = None
+    _mo_markers: deque | None = None     # (until, hid) of done messages' markers, oldest first
 
     @property
     def mo_parts_writer(self):
@@ -78,59 +90,76 @@ class MoPartsJournal:
 
     def open_mo_parts(self, path: Path, loop) -> int:
         """Read the parts the last run left (they go back in `mo_concat` when the proxy starts) and journal
-        every part acknowledged from now on. Returns how many were read."""
+        every part acknowledged from now on. Returns how many records were read."""
         rl = RecordLog(path, "telfilter-mo-parts-writer", "5656 message part", self.stats, "mo_parts_journal")
         live = rl.open(loop)
         self.mo_log, self._mo_restore = rl, live
-        self._mo_unwritten = OrderedDict()
+        self._mo_unwritten, self._mo_markers = OrderedDict(), deque()
         return len(live)
 
+    # ------------------------------------------------------------ the next start
     def _restore_mo_parts(self) -> None:
-        """(start) The parts read by `open_mo_parts`, back in the reassembly, each message with its timer;
-        a message whose report is in reports.jsonl already only remembered as recorded."""
+        """(start) The records read by `open_mo_parts`: messages done remembered as recorded, the others' parts
+        back in the reassembly (module text)."""
         live, self._mo_restore = self._mo_restore or [], None
         if not live:
             return
-        rl, now = self.mo_log, self.loop.time()
-        parts = []
+        rl, now, bound = self.mo_log, self.loop.time(), self.settings.max_pending_concat
+        msgs: dict = {}                    # key -> [parts [(n, part)], pids, reports offset, done]
         for hid, owner, raw in live:
             try:
-                addr, src, dst, ref, total, n, pid, at = json.loads(owner)
+                addr, src, dst, ref, total, n, pid, roff = json.loads(owner)
+                key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
+                m = msgs.setdefault(key, [[], set(), None, False])
+                if n == 0:                 # a done message's marker
+                    m[3] = True
+                    rl.gone(hid)
+                    continue
                 pdu = decode(raw)
                 text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
                 ci = pdu_concat(pdu)
                 if ci is None or tuple(ci) != (ref, total, n) or (pdu.source_addr, pdu.destination_addr) != (src, dst):
                     raise ValueError("its concatenation header is not the one recorded")
             except (ValueError, TypeError, KeyError, Refusal) as e:
-                log.error("a 5656 message part in %s could not be read back (%s): left out", rl.journal.path, e)
+                log.error("a 5656 message record in %s could not be read back (%s): left out", rl.journal.path, e)
                 rl.gone(hid)
                 continue
-            key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
-            parts.append((key, n, [_GoneLink(key[0]), pdu, text, binary, reading, True, hid, str(pid)], float(at)))
-        pids = {p[_PID] for _, _, p, _ in parts}
-        # a report is judged after every part it has came: none of these can be in a line older than the oldest
-        since = min((at for *_, at in parts), default=time.time()) - REPORTS_MARGIN
+            m[0].append((n, [_GoneLink(key[0]), pdu, text, binary, reading, True, hid, str(pid)]))
+            m[1].add(str(pid))
+            m[2] = int(roff) if m[2] is None else min(m[2], int(roff))
         reports = getattr(self.pipeline, "reports", None)
-        done = reports.parts_recorded(pids, since) if reports is not None and pids else set()
-        back = 0
-        for key, n, part, _ in parts:
-            if part[_PID] in done:
-                # reported before the crash, its records not yet gone: remembered as recorded, never judged again
-                self.mo_concat.settled(key, RECORDED, now + _keep(), self.settings.max_pending_concat)
-                rl.gone(part[_HID])
+        unmarked = [m for m in msgs.values() if not m[3] and m[1]]
+        found = set()
+        if reports is not None and unmarked:
+            # a report line is appended after every part it was put together from was journalled
+            found = reports.parts_recorded(set().union(*(m[1] for m in unmarked)), min(m[2] for m in unmarked))
+        done = back = 0
+        for key, (parts, mpids, _, marked) in msgs.items():
+            if marked or mpids & found:
+                # done before the crash (its marker, or its report's line): remembered as recorded, never judged again
+                self.mo_concat.settled(key, RECORDED, now + _keep(), bound)
+                self._mo_records_gone([p for _, p in parts])
+                done += 1
                 continue
-            old = self.mo_concat.add(key, key[4], n, part, self.settings.max_pending_concat, self._mo_timer)
-            if old is not None:
-                self._mo_records_gone((old,))
-            back += 1
+            pid = min(mpids) if mpids else ""
+            for n, part in parts:
+                part[_PID] = pid           # (a stop's set-aside and a later part: one message, one id)
+                old = self.mo_concat.add(key, key[4], n, part, bound, self._mo_restored_timer)
+                if old is not None:
+                    self._mo_records_gone((old,))
+                back += 1
         for key in [k for k in self.mo_concat.pending if self.mo_concat.complete(k)]:
             self.mo_concat.judge_now(key)           # (its last part came while the last run was stopping)
         if done:
-            log.warning("%d 5656 message(s) in parts were reported before the last run ended; their parts' records "
-                        "are dropped (not counted twice)", len(done))
+            log.info("%d 5656 message(s) in parts were done before the last run ended: remembered, not judged again",
+                     done)
         if back:
             log.info("%d parts of 5656 messages acknowledged in the last run put back to wait for the rest", back)
 
+    def _mo_restored_timer(self, key):
+        return self.loop.call_later(max(self.settings.concat_timeout, _keep()), self._mo_due, key)
+
+    # ------------------------------------------------------------ while running
     def _journal_part(self, link, pdu, key, n: int, part: list, c) -> bool:
         """A part for the short code that does not complete its message: answered 0 once on disk. False
         (the caller answers it at once, as before) without a journal."""
@@ -140,51 +169,85 @@ class MoPartsJournal:
             return False
         pid = next((p[_PID] for p in c.parts.values() if p[_PID]), "") or os.urandom(8).hex()
         part[_PID] = pid
-        owner = json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, time.time()])
+        reports = getattr(self.pipeline, "reports", None)
+        owner = json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, _size(reports)])
 
         def written(err):
-            if err is not None:
-                # not on disk: asked for again (its copy sent again replaces this one, answered already)
-                self.stats["mo_parts_not_recorded"] += 1
-                rl.forget(part[_HID])
-                part[_HID] = 0
-                rl.failed(err)
-                log.error("part %d of a 5656 message from %r not recorded (%s): the SMSC delivers it again",
-                          n, pdu.source_addr, err)
-                return _answer(link, pdu, C.ESME_RX_T_APPN)
-            _answer(link, pdu, 0)
+            if err is None:
+                return _answer(link, pdu, 0)
+            # not on disk: asked for again. Still waiting in its message: taken out (the message waits for the
+            # copy). Used already (its message judged meanwhile): the copy will be a late part, acknowledged
+            self.stats["mo_parts_not_recorded"] += 1
+            rl.forget(part[_HID])
+            part[_HID] = 0
+            rl.failed(err)
+            log.error("part %d of a 5656 message from %r not recorded (%s): the SMSC delivers it again",
+                      n, pdu.source_addr, err)
+            if not self.mo_concat.drop_part(key, n, part):
+                self.mo_concat.extend(key, self.loop.time() + _keep())
+            _answer(link, pdu, C.ESME_RX_T_APPN)
         part[_HID] = rl.add(owner, bytes(raw), written)
         return True
 
-    def _mo_records_gone(self, parts, done=None) -> None:
-        """The records of `parts` go (their message is in force, or a copy sent again replaced them); `done(err)`
-        once that is on disk (at once when there were none)."""
+    def _mo_done(self, key, parts, then) -> None:
+        """A message in force: its marker written and its parts' records gone (one fsync), then `then()`."""
         rl = self.mo_log
-        hids = []
+        hids = [p[_HID] for p in parts if p[_HID]]
+        if rl is None or rl.writer is None or not hids:
+            return then()
+        for p in parts:
+            p[_HID] = 0
+        pid = next((p[_PID] for p in parts if p[_PID]), "")
+        marker = rl.add(json.dumps([key[0], key[1], key[2], key[3], key[4], 0, pid, 0]), b"", rl.report)
+        m = self._mo_markers
+        m.append((self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout), marker))
+        if len(m) > self.settings.max_pending_concat:
+            rl.gone(m.popleft()[1])
+
+        def gone(err):
+            if err is not None:
+                self.stats["mo_parts_not_recorded"] += 1
+                rl.report(err)
+            then()
+        rl.gone_all(hids, gone)
+
+    def _mo_records_gone(self, parts) -> None:
+        """The records of `parts` go (a copy sent again replaced them, their message is done or forgotten)."""
+        rl = self.mo_log
         for p in parts:
             if p[_HID]:
-                hids.append(p[_HID])
+                if rl is not None:
+                    rl.gone(p[_HID])
                 p[_HID] = 0
-        if rl is None or not hids:
-            return done(None) if done is not None else None
-        rl.gone_all(hids, done)
 
     def _mo_keep_unwritten(self, key, parts) -> None:
-        """A message whose command was not recorded: its parts' records stay until it is."""
-        hids = [p for p in parts if p[_HID]]
-        if self._mo_unwritten is None or not hids:
+        """A message whose command was not recorded: its parts' records stay while it is remembered."""
+        kept = [p for p in parts if p[_HID]]
+        if self._mo_unwritten is None or not kept:
             return
         u = self._mo_unwritten
-        u[key] = hids
+        u[key] = kept
         u.move_to_end(key)
         while len(u) > self.settings.max_pending_concat:
-            _, old = u.popitem(last=False)
-            self._mo_records_gone(old)
+            self._mo_records_gone(u.popitem(last=False)[1])
 
     def _mo_take_unwritten(self, key) -> list:
         u = self._mo_unwritten
         return u.pop(key, []) if u is not None else []
 
+    def _mo_expire(self, now: float) -> None:
+        """(housekeeping) Markers past MARKER_KEEP go; so do the records of unrecorded messages no longer
+        remembered (mo.py's memory of them expired or was pushed out)."""
+        m, rl = self._mo_markers, self.mo_log
+        while m and m[0][0] <= now:
+            rl.gone(m.popleft()[1])
+        u = self._mo_unwritten
+        if u:
+            judged = self.mo_concat.judged
+            for key in [k for k in u if k not in judged or judged[k][1] < now]:
+                self._mo_records_gone(u.pop(key))
+
+    # ------------------------------------------------------------ stopping
     def _mo_journalled(self, c) -> bool:
         """A short-code message waiting whose every part is on disk (or being written) and answered: a clean
         stop leaves it for the next start instead of judging it with the parts it has."""
@@ -204,15 +267,18 @@ class MoPartsJournal:
         return len(keep)
 
     async def close_mo_parts(self) -> int:
-        """Clean stop: the journal rewritten with what still lives. Returns how many parts."""
+        """Clean stop: the journal rewritten with what still lives. Returns how many records."""
         if self.mo_log is None:
             return 0
         return await self.mo_log.close()
 
 
-def _keep() -> float:
-    from .mo import NOT_RECORDED_KEEP
-    return NOT_RECORDED_KEEP
+def _size(reports) -> int:
+    """Where reports.jsonl ends now (0: no file, or no report store)."""
+    try:
+        return os.stat(reports.path).st_size if reports is not None else 0
+    except OSError:
+        return 0
 
 
 def _answer(link, pdu, status: int) -> None:

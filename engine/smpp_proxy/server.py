@@ -257,6 +257,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.bind_throttle.prune()
         self._expire_early_receipts(now)
         self._retry_held(now)
+        self._mo_expire(self.loop.time())          # 5656 parts' markers and records (mo_journal.py)
         for sess in list(self.sessions):
             for seq, (cb, exp) in list(sess.window.items()):
                 if exp <= now:
