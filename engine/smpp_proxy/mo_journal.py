@@ -17,7 +17,8 @@ journalled.
 When the message's command is on disk and in force, one write (fsynced) records that the message is
 done -- a marker record with its key -- and ends its parts' records; only then is the part that completed
 it answered. The marker lives for MARKER_KEEP (then it goes too, in housekeeping; at most
-max_pending_concat of them). The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts`
+max_pending_concat of them; one the next start finds done keeps, or gets, one for NOT_RECORDED_KEEP, so a
+second crash before the SMSC delivers its completing part again changes nothing). The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts`
 as it starts, before any link binds):
 - a message with a marker is remembered as recorded (its completing part, delivered again if its answer
   was lost in the crash, is acknowledged, not judged again);
@@ -36,10 +37,11 @@ With a shared state store the parts are put together in Redis instead (engine/st
 """
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from pathlib import Path
 
 from .codec import constants as C
@@ -82,7 +84,7 @@ class MoPartsJournal:
     # messages judged whose command was not recorded: key -> their parts, whose records stay (a crash puts the
     # parts back) while mo.py remembers the message (until a part sent again gets it recorded)
     _mo_unwritten: OrderedDict | None = None
-    _mo_markers: deque | None = None     # (until, hid) of done messages' markers, oldest first
+    _mo_markers: list | None = None      # heap of (until, hid): done messages' markers
 
     @property
     def mo_parts_writer(self):
@@ -94,7 +96,7 @@ class MoPartsJournal:
         rl = RecordLog(path, "telfilter-mo-parts-writer", "5656 message part", self.stats, "mo_parts_journal")
         live = rl.open(loop)
         self.mo_log, self._mo_restore = rl, live
-        self._mo_unwritten, self._mo_markers = OrderedDict(), deque()
+        self._mo_unwritten, self._mo_markers = OrderedDict(), []
         return len(live)
 
     # ------------------------------------------------------------ the next start
@@ -110,10 +112,11 @@ class MoPartsJournal:
             try:
                 addr, src, dst, ref, total, n, pid, roff = json.loads(owner)
                 key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
-                m = msgs.setdefault(key, [[], set(), None, False])
-                if n == 0:                 # a done message's marker
-                    m[3] = True
-                    rl.gone(hid)
+                m = msgs.setdefault(key, [[], set(), None, 0])
+                if n == 0:                 # a done message's marker (one kept)
+                    if m[3]:
+                        rl.gone(hid)
+                    m[3] = m[3] or hid
                     continue
                 pdu = decode(raw)
                 text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
@@ -134,11 +137,15 @@ class MoPartsJournal:
             # a report line is appended after every part it was put together from was journalled
             found = reports.parts_recorded(set().union(*(m[1] for m in unmarked)), min(m[2] for m in unmarked))
         done = back = 0
-        for key, (parts, mpids, _, marked) in msgs.items():
-            if marked or mpids & found:
-                # done before the crash (its marker, or its report's line): remembered as recorded, never judged again
+        for key, (parts, mpids, _, marker) in msgs.items():
+            if marker or mpids & found:
+                # done before the crash (its marker, or its report's line): remembered as recorded, never judged
+                # again, and marked so on disk until its completing part has had time to come again (a second crash)
                 self.mo_concat.settled(key, RECORDED, now + _keep(), bound)
                 self._mo_records_gone([p for _, p in parts])
+                if not marker:
+                    marker = rl.add(_owner(key, 0, min(mpids), 0), b"", rl.report)
+                self._mo_marked(marker, now + _keep())
                 done += 1
                 continue
             pid = min(mpids) if mpids else ""
@@ -170,7 +177,7 @@ class MoPartsJournal:
         pid = next((p[_PID] for p in c.parts.values() if p[_PID]), "") or os.urandom(8).hex()
         part[_PID] = pid
         reports = getattr(self.pipeline, "reports", None)
-        owner = json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, _size(reports)])
+        owner = _owner(key, n, pid, _size(reports))
 
         def written(err):
             if err is None:
@@ -198,11 +205,8 @@ class MoPartsJournal:
         for p in parts:
             p[_HID] = 0
         pid = next((p[_PID] for p in parts if p[_PID]), "")
-        marker = rl.add(json.dumps([key[0], key[1], key[2], key[3], key[4], 0, pid, 0]), b"", rl.report)
-        m = self._mo_markers
-        m.append((self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout), marker))
-        if len(m) > self.settings.max_pending_concat:
-            rl.gone(m.popleft()[1])
+        self._mo_marked(rl.add(_owner(key, 0, pid, 0), b"", rl.report),
+                        self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout))
 
         def gone(err):
             if err is not None:
@@ -210,6 +214,14 @@ class MoPartsJournal:
                 rl.report(err)
             then()
         rl.gone_all(hids, gone)
+
+    def _mo_marked(self, hid: int, until: float) -> None:
+        """A done message's marker `hid`, to go at `until` (at most max_pending_concat live: the nearest
+        to going goes first)."""
+        m = self._mo_markers
+        heapq.heappush(m, (until, hid))
+        if len(m) > self.settings.max_pending_concat:
+            self.mo_log.gone(heapq.heappop(m)[1])
 
     def _mo_records_gone(self, parts) -> None:
         """The records of `parts` go (a copy sent again replaced them, their message is done or forgotten)."""
@@ -240,7 +252,7 @@ class MoPartsJournal:
         remembered (mo.py's memory of them expired or was pushed out)."""
         m, rl = self._mo_markers, self.mo_log
         while m and m[0][0] <= now:
-            rl.gone(m.popleft()[1])
+            rl.gone(heapq.heappop(m)[1])
         u = self._mo_unwritten
         if u:
             judged = self.mo_concat.judged
@@ -271,6 +283,12 @@ class MoPartsJournal:
         if self.mo_log is None:
             return 0
         return await self.mo_log.close()
+
+
+def _owner(key, n: int, pid: str, reports_at: int) -> str:
+    """A record's fields beside its PDU: its message's key, its part number (0: the message's done marker),
+    the message's parts_id, where reports.jsonl ended when it was journalled."""
+    return json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, reports_at])
 
 
 def _size(reports) -> int:
