@@ -134,11 +134,11 @@ def test_a_report_written_before_a_crash_is_not_counted_again(tmp_path, crashes)
         proc.kill()
         proc.wait(10)
         [(owner, _)] = _records(run.data / "smpp" / "mo_parts.journal")
-        pid, at = owner[6], owner[7]
+        pid = owner[6]
         from datetime import datetime, timezone
         rep = run.data / "reports.jsonl"
         line = {"reporter": "+84911000001", "reported": "+84912345678", "content": CONTENT, "kind": "S",
-                "time": datetime.fromtimestamp(at + 1, timezone.utc).isoformat(), "label": None, "parts_id": pid}
+                "time": datetime.now(timezone.utc).isoformat(), "label": None, "parts_id": pid}
         rep.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
         proc, _ = run.start(2)
         if crashes == 2:
@@ -245,3 +245,27 @@ def test_reports_are_searched_from_where_the_file_ended_not_by_time(tmp_path):
     assert st.parts_recorded({"aaaa000000000000", "old0000000000000"}, off) == {"aaaa000000000000"}
     assert st.parts_recorded({"aaaa000000000000"}, off - 3) == {"aaaa000000000000"}   # mid-line: the next line
     assert st.parts_recorded({"old0000000000000"}, 10 ** 9) == {"old0000000000000"}  # shorter now: whole file
+
+
+def test_a_done_marker_lasts_an_hour_from_when_it_was_written_across_restarts(pipe, tmp_path):
+    """Restarts do not make a done message's marker live for ever: it goes NOT_RECORDED_KEEP after it was
+    written; until then the message's completing part, delivered again, is acknowledged, not judged."""
+    from engine.smpp_proxy.mo import NOT_RECORDED_KEEP
+    path = tmp_path / "smpp" / "mo_parts.journal"
+    p1, _ = ucs2_parts(REPORT, ref=0x78)
+    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
+    try:
+        addr = list(h.proxy.links[0].addr)
+        old, fresh = time.time() - NOT_RECORDED_KEEP - 5, time.time() - 10
+        HeldJournal(path).rewrite([
+            (1, json.dumps([addr, "84911000001", "5656", 0x79, 2, 0, "a" * 16, old]), b""),
+            (2, json.dumps([addr, "84911000001", "5656", 0x78, 2, 0, "b" * 16, fresh]), b"")])
+        h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+        h.run(h.proxy._restore_mo_parts)
+        assert wait(lambda: [o[3] for o, _ in _records(path)] == [0x78])     # the old marker is gone
+        s = deliver(h, mo(p1))                           # part 1 of the fresh one, delivered again
+        assert wait(lambda: answers(h).get(s) == [0])
+        time.sleep(1.0)
+        assert reports(pipe) == []                       # acknowledged, not judged on its own
+    finally:
+        h.stop()

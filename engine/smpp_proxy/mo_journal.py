@@ -17,8 +17,9 @@ journalled.
 When the message's command is on disk and in force, one write (fsynced) records that the message is
 done -- a marker record with its key -- and ends its parts' records; only then is the part that completed
 it answered. The marker lives for MARKER_KEEP (then it goes too, in housekeeping; at most
-max_pending_concat of them; one the next start finds done keeps, or gets, one for NOT_RECORDED_KEEP, so a
-second crash before the SMSC delivers its completing part again changes nothing). The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts`
+max_pending_concat of them; a message the next start finds done keeps, or gets, one until NOT_RECORDED_KEEP
+after it was first marked, so a second crash before the SMSC delivers its completing part again changes
+nothing). The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts`
 as it starts, before any link binds):
 - a message with a marker is remembered as recorded (its completing part, delivered again if its answer
   was lost in the crash, is acknowledged, not judged again);
@@ -41,6 +42,7 @@ import heapq
 import json
 import logging
 import os
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -106,17 +108,18 @@ class MoPartsJournal:
         live, self._mo_restore = self._mo_restore or [], None
         if not live:
             return
-        rl, now, bound = self.mo_log, self.loop.time(), self.settings.max_pending_concat
-        msgs: dict = {}                    # key -> [parts [(n, part)], pids, reports offset, done]
+        rl, now, bound, wall = self.mo_log, self.loop.time(), self.settings.max_pending_concat, time.time()
+        msgs: dict = {}                    # key -> [parts [(n, part)], pids, reports offset, marker, its time]
         for hid, owner, raw in live:
             try:
                 addr, src, dst, ref, total, n, pid, roff = json.loads(owner)
                 key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
-                m = msgs.setdefault(key, [[], set(), None, 0])
-                if n == 0:                 # a done message's marker (one kept)
+                m = msgs.setdefault(key, [[], set(), None, 0, 0.0])
+                if n == 0:                 # a done message's marker (one kept), roff: when it was written
                     if m[3]:
                         rl.gone(hid)
-                    m[3] = m[3] or hid
+                    else:
+                        m[3], m[4] = hid, float(roff)
                     continue
                 pdu = decode(raw)
                 text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
@@ -137,15 +140,20 @@ class MoPartsJournal:
             # a report line is appended after every part it was put together from was journalled
             found = reports.parts_recorded(set().union(*(m[1] for m in unmarked)), min(m[2] for m in unmarked))
         done = back = 0
-        for key, (parts, mpids, _, marker) in msgs.items():
+        for key, (parts, mpids, _, marker, marked_at) in msgs.items():
             if marker or mpids & found:
                 # done before the crash (its marker, or its report's line): remembered as recorded, never judged
-                # again, and marked so on disk until its completing part has had time to come again (a second crash)
-                self.mo_concat.settled(key, RECORDED, now + _keep(), bound)
+                # again, and marked so on disk (a second crash) until NOT_RECORDED_KEEP after it was first marked
+                # done: time for its completing part, unanswered if the crash came first, to come again
                 self._mo_records_gone([p for _, p in parts])
                 if not marker:
-                    marker = rl.add(_owner(key, 0, min(mpids), 0), b"", rl.report)
-                self._mo_marked(marker, now + _keep())
+                    marker, marked_at = rl.add(_owner(key, 0, min(mpids), wall), b"", rl.report), wall
+                until = now + min(_keep(), marked_at + _keep() - wall)
+                if until <= now:
+                    rl.gone(marker)
+                    continue
+                self.mo_concat.settled(key, RECORDED, until, bound)
+                self._mo_marked(marker, until)
                 done += 1
                 continue
             pid = min(mpids) if mpids else ""
@@ -205,7 +213,7 @@ class MoPartsJournal:
         for p in parts:
             p[_HID] = 0
         pid = next((p[_PID] for p in parts if p[_PID]), "")
-        self._mo_marked(rl.add(_owner(key, 0, pid, 0), b"", rl.report),
+        self._mo_marked(rl.add(_owner(key, 0, pid, time.time()), b"", rl.report),
                         self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout))
 
         def gone(err):
@@ -285,10 +293,11 @@ class MoPartsJournal:
         return await self.mo_log.close()
 
 
-def _owner(key, n: int, pid: str, reports_at: int) -> str:
+def _owner(key, n: int, pid: str, at) -> str:
     """A record's fields beside its PDU: its message's key, its part number (0: the message's done marker),
-    the message's parts_id, where reports.jsonl ended when it was journalled."""
-    return json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, reports_at])
+    the message's parts_id, and where reports.jsonl ended when the part was journalled (a marker: when it was
+    written, epoch seconds)."""
+    return json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, at])
 
 
 def _size(reports) -> int:
