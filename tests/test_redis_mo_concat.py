@@ -214,3 +214,37 @@ def test_completing_part_sent_again_while_its_report_is_written_is_not_acknowled
         assert original == C.ESME_RX_T_APPN and pair.reports() == []
         # nothing of it is recorded, so no copy of the completing part may be acknowledged
         assert resent == C.ESME_RX_T_APPN, f"resent completing part answered {resent}: the SMSC never redelivers it"
+
+
+def test_completing_part_sent_again_to_another_process_while_its_report_is_written_is_not_acknowledged(tmp_path,
+                                                                                                         url):
+    """The copy lands on the other process (another worker's bind): the `done` mark says the command is being
+    written ('w'), so that process asks for it again too (it used to answer 0 'not applied again', and the report
+    was lost when the write failed); once the report is recorded, a copy is acknowledged anywhere."""
+    chunks = _split(REPORT)
+    with Pair(tmp_path, url) as pair:
+        entered, release = threading.Event(), threading.Event()
+        real = [p.reports.append_many for p in pair.pipes]
+
+        def stalled_then_full(recs):
+            entered.set()
+            release.wait(20)
+            raise OSError(28, "No space left on device")
+        for p in pair.pipes:
+            p.reports.append_many = stalled_then_full
+        pair.send_parts([(0, 1, 3, chunks[0]), (0, 2, 3, chunks[1]), (0, 3, 3, chunks[2])], ref=0x36)
+        assert entered.wait(5)
+        assert wait(lambda: len(pair.sim.mo_responses) == 2, 5)
+        pair.send_parts([(1, 3, 3, chunks[2])], ref=0x36)       # the copy, to the other process
+        assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
+        assert pair.sim.mo_responses[2].command_status == C.ESME_RX_T_APPN
+        release.set()
+        assert wait(lambda: len(pair.sim.mo_responses) == 4, 5)
+        assert pair.sim.mo_responses[3].command_status == C.ESME_RX_T_APPN and pair.reports() == []
+        pair.journal_back(real)
+        pair.send_parts([(1, 3, 3, chunks[2])], ref=0x36)       # delivered again: recorded whole, once
+        assert wait(lambda: len(pair.sim.mo_responses) == 5 and len(pair.reports()) == 1, 10)
+        assert pair.sim.mo_responses[4].command_status == 0
+        pair.send_parts([(0, 3, 3, chunks[2])], ref=0x36)       # a late copy elsewhere: acknowledged, not again
+        assert wait(lambda: len(pair.sim.mo_responses) == 6, 5)
+        assert pair.sim.mo_responses[5].command_status == 0 and len(pair.reports()) == 1

@@ -9,12 +9,15 @@ they come anyway (mo.py), so no process has to answer for another's part. A part
 message's hash (`tf:{mo:<digest>}`, keyed like mo.py by SMSC address, source, destination,
 reference and total; part number -> text) by the script ADD, which answers in the same call whether
 that part completed the message. The process whose part completes it takes every part's text (the
-hash is deleted and a `done` marker left for KEEP seconds) and judges the whole message once, then
+hash is deleted and a `done` mark left for KEEP seconds: 'w' while its command is written, '1' once it is
+recorded, DONE) and judges the whole message once, then
 answers its part with the message's outcome; the others answer their parts 0 at once (acknowledged
 as they come, as in one process). Each process that stored a part of a message arms a timer of
 `concat_timeout`; when it fires, TAKE gives the parts still there (if any) to exactly one process,
 which judges what arrived. A part that comes while `done` is there belongs to a message already
-judged: acknowledged, logged, not applied again (a report is counted once). A command the journal
+judged: acknowledged, logged, not applied again (a report is counted once); while the mark is 'w' it is
+answered ESME_RX_T_APPN instead, in whichever process it lands (asked for again: by then the command is
+recorded, or put back to be judged whole with it). A command the journal
 cannot record is put back (PUTBACK: its parts again, `done` removed, a `wait` mark set, for
 NOT_RECORDED_KEEP seconds, the SMSC's retry schedule) before its completing part is answered
 ESME_RX_T_APPN; while `wait` is there no timer takes it, and the next part that comes (the redelivered
@@ -41,15 +44,17 @@ KEEP = 120.0            # seconds a message's parts, and the mark of a judged on
 NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part again (mo.py's too)
 
 # KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
-# ADD: ARGV: part number, text, total, KEEP in ms. {2}: judged already; {1, [n, text, ...]}: this part
-# completed it, or came for a message waiting to be recorded (taken); {0}: stored.
+# The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
+# ADD: ARGV: part number, text, total, KEEP in ms. {2, mark}: judged already (or being: 'w'); {1, [n, text,
+# ...]}: this part completed it, or came for a message waiting to be recorded (taken); {0}: stored.
 ADD = r"""
-if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+local done = redis.call('GET', KEYS[2])
+if done then return {2, done} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
   local all = redis.call('HGETALL', KEYS[1])
   redis.call('DEL', KEYS[1], KEYS[3])
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+  redis.call('SET', KEYS[2], 'w', 'PX', ARGV[4])
   return {1, all}
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -62,8 +67,15 @@ TAKE = r"""
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local all = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+redis.call('SET', KEYS[2], 'w', 'PX', ARGV[1])
 return {1, all}
+"""
+
+# DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged).
+# ARGV[1]: KEEP in ms.
+DONE = r"""
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return 1
 """
 
 # PUTBACK (not recorded): ARGV: NOT_RECORDED_KEEP in ms, then n, text, ...
@@ -83,6 +95,12 @@ def keys_of(key) -> list:
     return [f"tf:{{mo:{d}}}", f"tf:{{mo:{d}}}:done", f"tf:{{mo:{d}}}:wait"]
 
 
+def _mark(got) -> bytes:
+    """ADD's done mark (b'1' from a server running an older script, which sent none)."""
+    m = got[1] if len(got) > 1 else b"1"
+    return m.encode() if isinstance(m, str) else m
+
+
 def _texts(flat) -> dict:
     """HGETALL's [n, text, ...] -> {part number: text}."""
     out = {}
@@ -99,6 +117,7 @@ class SharedMoParts:
         self._add = self.redis.register_script(ADD)
         self._take = self.redis.register_script(TAKE)
         self._putback = self.redis.register_script(PUTBACK)
+        self._done = self.redis.register_script(DONE)
         self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
         self.writing: set = set()           # keys of messages whose command is being written (or put back)
         self.tasks: set = set()
@@ -128,9 +147,10 @@ class SharedMoParts:
                         type(e).__name__, e, n, total)
             return self.proxy._mo_part_local(link, pdu, ci, text, False, reading)
         self.stats["mo_shared_parts"] += 1
-        if got[0] == 2 and key in self.writing:
-            # its message's command is being written here: asked for again (by then recorded, or put back to
-            # be judged whole with this part), never acknowledged for a command that may not be recorded
+        if got[0] == 2 and (key in self.writing or _mark(got) == b"w"):
+            # its message's command is being written (here, or by another process): asked for again (by then
+            # recorded, or put back to be judged whole with this part), never acknowledged for a command that may
+            # not be recorded
             self.stats["mo_concat_while_writing"] += 1
             return self.proxy._mo_answer(link, pdu, C.ESME_RX_T_APPN)
         if got[0] == 2:                     # its message was judged already: not applied again
@@ -196,8 +216,18 @@ class SharedMoParts:
             self._spawn(self._put_back(key, ks, back, link, pdu if completing is not None else None))
             return
         self.writing.discard(key)
+        self._spawn(self._recorded(ks, key))
         parts = ((pdu, lambda st, link=link, pdu=pdu: p._mo_answer(link, pdu, st)),) if completing is not None else ()
         p._mo_outcome(v, link, parts, False, dest_pdu=pdu, shortcode=True)
+
+    async def _recorded(self, ks, key) -> None:
+        """The done mark says recorded: a part of it sent again to any process is acknowledged from now on."""
+        try:
+            await asyncio.wait_for(self._done(keys=ks, args=[int(KEEP * 1000)]), self.timeout * 4)
+        except Exception as e:
+            self.stats["mo_shared_errors"] += 1
+            log.warning("shared MO reassembly: a recorded message from %r not marked so (%s: %s); its parts sent "
+                        "again are asked for again until the mark expires (%.0f s)", key[1], type(e).__name__, e, KEEP)
 
     async def _put_back(self, key, ks, back, link, pdu) -> None:
         """A message not recorded: its parts back in the server (waiting for a part to come again), then its
