@@ -54,7 +54,7 @@ def test_a_part_is_on_disk_when_it_is_acknowledged_and_gone_once_its_report_is(p
         assert wait(lambda: answers(h).get(s2) == [0])
         # the completing part is answered once the message is marked done and its parts' records are gone
         [(marker, raw)] = _records(path)
-        assert marker[5] == 0 and marker[6] == pid and raw == b""
+        assert marker[5] == 0 and marker[6] == pid and len(raw) == 2 * 9      # its two parts' digests
         h.run(lambda: h.proxy._mo_expire(h.proxy.loop.time() + 3600))     # MARKER_KEEP later: the marker goes
         assert wait(lambda: _records(path) == [])
         [rep] = reports(pipe)
@@ -258,8 +258,8 @@ def test_a_done_marker_lasts_an_hour_from_when_it_was_written_across_restarts(pi
         addr = list(h.proxy.links[0].addr)
         old, fresh = time.time() - NOT_RECORDED_KEEP - 5, time.time() - 10
         HeldJournal(path).rewrite([
-            (1, json.dumps([addr, "84911000001", "5656", 0x79, 2, 0, "a" * 16, old]), b""),
-            (2, json.dumps([addr, "84911000001", "5656", 0x78, 2, 0, "b" * 16, fresh]), b"")])
+            (1, json.dumps([addr, "84911000001", "5656", 0x79, 2, 0, "a" * 16, 0, old]), b""),
+            (2, json.dumps([addr, "84911000001", "5656", 0x78, 2, 0, "b" * 16, 0, fresh]), b"")])
         h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
         h.run(h.proxy._restore_mo_parts)
         assert wait(lambda: [o[3] for o, _ in _records(path)] == [0x78])     # the old marker is gone
@@ -267,5 +267,99 @@ def test_a_done_marker_lasts_an_hour_from_when_it_was_written_across_restarts(pi
         assert wait(lambda: answers(h).get(s) == [0])
         time.sleep(1.0)
         assert reports(pipe) == []                       # acknowledged, not judged on its own
+    finally:
+        h.stop()
+
+
+# a second report from the same subscriber, which may reuse the first one's reference number
+REPORT_B = ("S 0987000111 Quý khách trúng thưởng xe máy, vui lòng nộp phí nhận quà qua số tài khoản "
+            "ngân hàng sau đây gấp")
+
+
+def _restarted(pipe, journal, path):
+    """A new pipeline and proxy on the same data dir, its parts journal what `journal` holds."""
+    from engine.app import build
+    pipe2 = build(data_dir=pipe.store.dir)
+    h2 = ProxyHarness(pipe2, settings=SmppSettings(concat_timeout=0.5)).start()
+    path.unlink(missing_ok=True)
+    shutil.copyfile(journal, path)
+    _readdress(path, h2.proxy.links[0].addr)
+    h2.run(lambda: h2.proxy.open_mo_parts(path, h2.proxy.loop))
+    h2.run(h2.proxy._restore_mo_parts)
+    return pipe2, h2
+
+
+@pytest.mark.parametrize("how", ["kill9", "clean_stop"])
+def test_a_new_message_reusing_a_done_ones_reference_survives_a_restart(pipe, tmp_path, how):
+    """Report A is done (its marker lives); the subscriber's next report B reuses A's reference number and
+    part count; B's part 1 is on disk when serve restarts. B goes back to wait for its part 2 (a marker only
+    names its own message's parts): it used to be taken for A's late part and lost."""
+    path = tmp_path / "smpp" / "mo_parts.journal"
+    crash = tmp_path / "crash.journal"
+    a1, a2 = ucs2_parts(REPORT, ref=0x40)
+    b1, b2 = ucs2_parts(REPORT_B, ref=0x40)
+    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
+    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    try:
+        deliver(h, mo(a1))
+        deliver(h, mo(a2))
+        assert wait(lambda: len(reports(pipe)) == 1)
+        time.sleep(1.0)                                  # past concat_timeout, within the marker's life
+        s = deliver(h, mo(b1))
+        assert wait(lambda: answers(h).get(s) == [0])
+        if how == "kill9":
+            shutil.copyfile(path, crash)
+    finally:
+        h.stop()
+    if how == "clean_stop":
+        shutil.copyfile(path, crash)
+    pipe2, h2 = _restarted(pipe, crash, path)
+    try:
+        s = deliver(h2, mo(b2))
+        assert wait(lambda: answers(h2).get(s) == [0])
+        assert wait(lambda: len(reports(pipe2)) == 2)
+        assert reports(pipe2)[1]["content"] == REPORT_B[len("S 0987000111 "):]
+    finally:
+        h2.stop()
+
+
+def test_a_part_refused_after_its_message_used_it_is_not_counted_again_when_it_comes_late(pipe, tmp_path):
+    """The SMSC sends parts 1 and 2 together; part 1's record fails while the message (completed by part 2) is
+    written: part 1 is answered ESME_RX_T_APPN and its message remembered for NOT_RECORDED_KEEP, so the copy,
+    coming after concat_timeout, is acknowledged as a late part (it was judged alone: a second report)."""
+    from engine.smpp_proxy.codec import pdu as P
+    path = tmp_path / "smpp" / "mo_parts.journal"
+    p1, p2 = ucs2_parts(REPORT, ref=0x42)
+    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
+    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    w = h.proxy.mo_log.writer
+    real_parts, real_cmds = w.write, h.proxy.commands.write
+
+    def failing(items):                                  # the parts journal refuses, after 0.1 s
+        time.sleep(0.1)
+        return [OSError(5, "EIO")] * len(items)
+
+    def slow(items):                                     # the command's write takes 0.5 s
+        time.sleep(0.5)
+        return real_cmds(items)
+    w.write, h.proxy.commands.write = failing, slow
+    try:
+        def both():
+            s = [s for s in h.sim.sessions if s.bound][-1]
+            out = []
+            for p in (p1, p2):
+                seq = s.conn.next_sequence()
+                s.send(P.replace(mo(p), sequence_number=seq))
+                out.append(seq)
+            return out
+        s1, s2 = h.run(both)
+        assert wait(lambda: answers(h).get(s1) == [C.ESME_RX_T_APPN] and answers(h).get(s2) == [0], 5)
+        w.write, h.proxy.commands.write = real_parts, real_cmds
+        assert len(reports(pipe)) == 1
+        time.sleep(1.0)                                  # the SMSC's retry, after concat_timeout
+        s1b = deliver(h, mo(p1))
+        assert wait(lambda: answers(h).get(s1b) == [0])
+        time.sleep(1.0)
+        assert len(reports(pipe)) == 1
     finally:
         h.stop()

@@ -39,7 +39,7 @@ from ..lists.snapshot import fsync_dir
 log = logging.getLogger("telfilter.smpp")
 
 HOLD, GONE = 0, 1
-COMPACT_EMPTY = 1 << 20        # nothing held and the journal this big: rewritten empty
+COMPACT_EMPTY = 1 << 20        # the journal this big and four times what lives: rewritten
 COMPACT_BYTES = 64 << 20       # the journal this big and four times what is held: rewritten
 MAX_RECORD = 8192              # longer than any record (a held receipt is at most 4 KB, routing.MAX_HELD_RECEIPT)
 
@@ -147,7 +147,11 @@ class HeldJournal:
         return [None] * len(items)
 
 
-_RECORD = 24                # bytes of a record beside its payload (the journal's size as the loop counts it)
+_RECORD = 24                # bytes of a record beside its owner and payload (the journal's size as the loop counts it)
+
+
+def _size(owner: str, raw: bytes) -> int:
+    return len(owner) + len(raw) + _RECORD
 
 
 class RecordLog:
@@ -179,7 +183,7 @@ class RecordLog:
         jl.rewrite(live)
         for hid, owner, raw in live:
             self.records[hid] = (owner, raw)
-            self.live_bytes += len(raw) + _RECORD
+            self.live_bytes += _size(owner, raw)
         jl.bytes = self.live_bytes
         self._hid = len(live)
         self.writer = GroupCommit(jl.write, loop, name=self.name, what=self.what)
@@ -190,7 +194,7 @@ class RecordLog:
         """Journal a record; `done(error)` once written (None: errors logged). Returns its hid."""
         self._hid += 1
         hid = self._hid
-        size = len(raw) + _RECORD
+        size = _size(owner, raw)
         self.records[hid] = (owner, raw)
         self.live_bytes += size
         self.journal.bytes += size
@@ -204,7 +208,7 @@ class RecordLog:
         """A record whose write failed: no longer live (nothing to write about it)."""
         r = self.records.pop(hid, None)
         if r is not None:
-            self.live_bytes -= len(r[1]) + _RECORD
+            self.live_bytes -= _size(*r)
 
     def gone(self, hid: int, done=None) -> bool:
         """Record `hid` ends; `done(error)` once its gone record is on disk (when given). False (and `done` not
@@ -212,12 +216,14 @@ class RecordLog:
         r = self.records.pop(hid, None)
         if r is None or self.writer is None:
             return False
-        self.live_bytes -= len(r[1]) + _RECORD
+        self.live_bytes -= _size(*r)
         jl = self.journal
         jl.bytes += _RECORD
         if not self.writer.submit(("d", hid), done or self.report) and done is not None:
             self.loop.call_soon(done, OSError(f"the {self.what} writer is full or closed"))
-        if (jl.bytes > COMPACT_EMPTY and not self.records) or (jl.bytes > COMPACT_BYTES and jl.bytes > 4 * self.live_bytes):
+        # mostly gone records: rewritten (small journals only when little lives, so a rewrite stays cheap)
+        if jl.bytes > 4 * self.live_bytes and (jl.bytes > COMPACT_BYTES or jl.bytes > COMPACT_EMPTY
+                                               and self.live_bytes <= COMPACT_EMPTY // 4):
             self.compact()
         return True
 

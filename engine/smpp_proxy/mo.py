@@ -210,6 +210,8 @@ class MoPath(MoPartsJournal):
         ref, total, n = ci
         key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
         late = self.mo_concat.late(key, n, text, binary, self.loop.time())
+        if late is not None and late[0] is RECORDED and not self.mo_same_message(key, n, text):
+            late = None                     # a new message reusing a done one's key (mo_journal.py)
         if late is not None:
             return self._mo_late(link, pdu, ci, late, binary, reading, key)
         self.stats["mo_concat_parts"] += 1
@@ -267,7 +269,8 @@ class MoPath(MoPartsJournal):
                 # or -- a command not recorded -- asked again): judged late, on the whole text
                 keep = self.settings.concat_timeout if v is not None else max(self.settings.concat_timeout,
                                                                               NOT_RECORDED_KEEP)
-                self.mo_concat.remember(key, v, self.loop.time() + keep, c, self.settings.max_pending_concat)
+                self.mo_concat.remember(key, v, self.loop.time() + self.mo_memory(key, keep), c,
+                                        self.settings.max_pending_concat)
             link = live[0][0] if live else next((x[_LINK] for x in parts if _open(x[_LINK])), parts[0][_LINK])
             if v is None:
                 # not recorded: its parts' records stay (a crash puts them back) until a part sent again records it

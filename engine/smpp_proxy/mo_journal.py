@@ -14,19 +14,23 @@ the copy is acknowledged as a late part, not counted again. Every part of a mess
 `parts_id` (random, 64 bits; the report line names it) and where reports.jsonl ended when it was
 journalled.
 
-When the message's command is on disk and in force, one write (fsynced) records that the message is
-done -- a marker record with its key -- and ends its parts' records; only then is the part that completed
-it answered. The marker lives for MARKER_KEEP (then it goes too, in housekeeping; at most
-max_pending_concat of them; a message the next start finds done keeps, or gets, one until NOT_RECORDED_KEEP
-after it was first marked, so a second crash before the SMSC delivers its completing part again changes
-nothing). The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts`
-as it starts, before any link binds):
-- a message with a marker is remembered as recorded (its completing part, delivered again if its answer
-  was lost in the crash, is acknowledged, not judged again);
-- a message whose `parts_id` a report line names (read from where reports.jsonl ended when its first part
-  was journalled: the crash fell between the report and the marker) likewise;
-- any other goes back in `mo_concat`, answered already, to wait for the rest for NOT_RECORDED_KEEP (an SMSC
-  delivers again on its own retry schedule, minutes apart), and is judged with what it has after that.
+When the message's command is on disk and in force, a marker record is written -- its key, its parts_id,
+its parts' digests (part number and 8 bytes of BLAKE2b of its text) -- then its parts' records end (the
+writer keeps that order; one fsync when they share a batch), and only then is the part that completed it
+answered. The marker lives for MARKER_KEEP (then it goes too, in housekeeping; at most max_pending_concat of
+them). The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts` as it starts, before any
+link binds) looks at each key's records:
+- the parts of the message a marker names (its parts_id), or whose parts_id a report line names (read from
+  where reports.jsonl ended when they were journalled: the crash fell between the report and the marker),
+  are done: the message is remembered as recorded and marked so on disk (a marker written first if it had
+  none, then its parts' records end) until NOT_RECORDED_KEEP after it was first marked, so its completing
+  part, delivered again if its answer was lost, is acknowledged, not judged again, even across a second
+  crash; a part whose digest differs from the marker's for its number is a new message reusing the key (an
+  8-bit reference number wrapped) and is taken as one;
+- any other parts (a message still waiting, or a newer one reusing the key) go back in `mo_concat`,
+  answered already, to wait
+  for the rest until NOT_RECORDED_KEEP after their first part came (an SMSC delivers again on its own retry
+  schedule, minutes apart; not from each start), and are judged with what they have after that.
 A DNC command has no line that names its parts: one sent in parts and caught between its journal line and
 its marker is applied again when its completing part comes again (the same registration, confirmed twice).
 
@@ -38,6 +42,7 @@ With a shared state store the parts are put together in Redis instead (engine/st
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import logging
@@ -59,6 +64,7 @@ log = logging.getLogger("telfilter.smpp")
 _LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED, _HID, _PID = range(8)
 RECORDED = "recorded"        # the verdict of a message restored as done already (its late parts: acknowledged)
 MARKER_KEEP = 120.0          # seconds a done message's marker stays (a crash before its answer reached the SMSC)
+SWEEP_EVERY = 10.0           # seconds between two sweeps of the unrecorded messages' records (housekeeping)
 
 
 class _GoneLink:
@@ -87,6 +93,8 @@ class MoPartsJournal:
     # parts back) while mo.py remembers the message (until a part sent again gets it recorded)
     _mo_unwritten: OrderedDict | None = None
     _mo_markers: list | None = None      # heap of (until, hid): done messages' markers
+    _mo_refused: OrderedDict | None = None   # keys whose message used a part then refused for its record
+    _mo_done_digests: dict | None = None     # key -> {part number: digest}: messages remembered done at start
 
     @property
     def mo_parts_writer(self):
@@ -98,7 +106,8 @@ class MoPartsJournal:
         rl = RecordLog(path, "telfilter-mo-parts-writer", "5656 message part", self.stats, "mo_parts_journal")
         live = rl.open(loop)
         self.mo_log, self._mo_restore = rl, live
-        self._mo_unwritten, self._mo_markers = OrderedDict(), []
+        self._mo_unwritten, self._mo_markers, self._mo_refused = OrderedDict(), [], OrderedDict()
+        self._mo_done_digests, self._mo_sweep_at = {}, 0.0
         return len(live)
 
     # ------------------------------------------------------------ the next start
@@ -108,18 +117,15 @@ class MoPartsJournal:
         live, self._mo_restore = self._mo_restore or [], None
         if not live:
             return
-        rl, now, bound, wall = self.mo_log, self.loop.time(), self.settings.max_pending_concat, time.time()
-        msgs: dict = {}                    # key -> [parts [(n, part)], pids, reports offset, marker, its time]
+        rl, wall = self.mo_log, time.time()
+        keys: dict = {}                    # key -> {"parts": {pid: [(n, part, roff, at)]}, "markers": [...]}
         for hid, owner, raw in live:
             try:
-                addr, src, dst, ref, total, n, pid, roff = json.loads(owner)
+                addr, src, dst, ref, total, n, pid, roff, at = json.loads(owner)
                 key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
-                m = msgs.setdefault(key, [[], set(), None, 0, 0.0])
-                if n == 0:                 # a done message's marker (one kept), roff: when it was written
-                    if m[3]:
-                        rl.gone(hid)
-                    else:
-                        m[3], m[4] = hid, float(roff)
+                k = keys.setdefault(key, {"parts": {}, "markers": []})
+                if n == 0:                 # a done message's marker: its parts' digests
+                    k["markers"].append((float(at), hid, str(pid), _digests_of(raw)))
                     continue
                 pdu = decode(raw)
                 text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
@@ -130,36 +136,52 @@ class MoPartsJournal:
                 log.error("a 5656 message record in %s could not be read back (%s): left out", rl.journal.path, e)
                 rl.gone(hid)
                 continue
-            m[0].append((n, [_GoneLink(key[0]), pdu, text, binary, reading, True, hid, str(pid)]))
-            m[1].add(str(pid))
-            m[2] = int(roff) if m[2] is None else min(m[2], int(roff))
+            part = [_GoneLink(key[0]), pdu, text, binary, reading, True, hid, str(pid)]
+            k["parts"].setdefault(str(pid), []).append((n, part, int(roff), float(at)))
         reports = getattr(self.pipeline, "reports", None)
-        unmarked = [m for m in msgs.values() if not m[3] and m[1]]
+        marked = {max(k["markers"])[2] for k in keys.values() if k["markers"]}
+        ask = [(pid, min(r for _, _, r, _ in ps)) for k in keys.values() for pid, ps in k["parts"].items()
+               if pid not in marked]
         found = set()
-        if reports is not None and unmarked:
+        if reports is not None and ask:
             # a report line is appended after every part it was put together from was journalled
-            found = reports.parts_recorded(set().union(*(m[1] for m in unmarked)), min(m[2] for m in unmarked))
+            found = reports.parts_recorded({pid for pid, _ in ask}, min(r for _, r in ask))
         done = back = 0
-        for key, (parts, mpids, _, marker, marked_at) in msgs.items():
-            if marker or mpids & found:
-                # done before the crash (its marker, or its report's line): remembered as recorded, never judged
-                # again, and marked so on disk (a second crash) until NOT_RECORDED_KEEP after it was first marked
-                # done: time for its completing part, unanswered if the crash came first, to come again
-                self._mo_records_gone([p for _, p in parts])
-                if not marker:
-                    marker, marked_at = rl.add(_owner(key, 0, min(mpids), wall), b"", rl.report), wall
-                until = now + min(_keep(), marked_at + _keep() - wall)
-                if until <= now:
-                    rl.gone(marker)
-                    continue
-                self.mo_concat.settled(key, RECORDED, until, bound)
-                self._mo_marked(marker, until)
+        for key, k in keys.items():
+            markers = sorted(k["markers"])
+            for _, hid, _, _ in markers[:-1]:
+                rl.gone(hid)               # (older messages of this key)
+            marker = markers[-1] if markers else None
+            dead = {pid for pid in k["parts"] if pid in found or (marker and pid == marker[2])}
+            rest = [x for pid, ps in k["parts"].items() if pid not in dead for x in ps]
+            if dead and marker is None:
+                # its report's line says it is done: marked so now (first, then its parts' records go)
+                pid = min(dead)
+                digests = {n: _digest(n, part[_TEXT]) for n, part, _, _ in k["parts"][pid]}
+                marker = (wall, rl.add(_owner(key, 0, pid, 0, wall), _digests_raw(digests), rl.report), pid, digests)
+            for pid in dead:
+                self._mo_records_gone([part for _, part, _, _ in k["parts"][pid]])
+            if marker is not None and rest:
+                rl.gone(marker[1])         # a newer message has this key: it is the one waiting
+                marker = None
+            if marker is not None:
+                # done before the crash: remembered as recorded (its completing part, delivered again if its answer
+                # was lost, is acknowledged), and marked so on disk (a second crash), until NOT_RECORDED_KEEP after
+                # it was first marked done
+                self._mo_remember_done(key, marker, wall)
                 done += 1
                 continue
-            pid = min(mpids) if mpids else ""
-            for n, part in parts:
+            if not rest:
+                continue
+            # waiting for the rest: until NOT_RECORDED_KEEP after its first part came (the SMSC's retries), not
+            # from each start
+            first = min(at for _, _, _, at in rest)
+            delay = max(self.settings.concat_timeout, first + _keep() - wall)
+            pid = min(part[_PID] for _, part, _, _ in rest)
+            for n, part, _, _ in rest:
                 part[_PID] = pid           # (a stop's set-aside and a later part: one message, one id)
-                old = self.mo_concat.add(key, key[4], n, part, bound, self._mo_restored_timer)
+                old = self.mo_concat.add(key, key[4], n, part, self.settings.max_pending_concat,
+                                         lambda k_, d=delay: self.loop.call_later(d, self._mo_due, k_))
                 if old is not None:
                     self._mo_records_gone((old,))
                 back += 1
@@ -171,8 +193,27 @@ class MoPartsJournal:
         if back:
             log.info("%d parts of 5656 messages acknowledged in the last run put back to wait for the rest", back)
 
-    def _mo_restored_timer(self, key):
-        return self.loop.call_later(max(self.settings.concat_timeout, _keep()), self._mo_due, key)
+    def _mo_remember_done(self, key, marker, wall: float) -> None:
+        at, hid, _, digests = marker
+        now = self.loop.time()
+        until = now + min(_keep(), at + _keep() - wall)
+        if until <= now:
+            self.mo_log.gone(hid)
+            return
+        self.mo_concat.settled(key, RECORDED, until, self.settings.max_pending_concat)
+        self._mo_marked(hid, until)
+        self._mo_done_digests[key] = digests
+
+    def mo_same_message(self, key, n: int, text: str) -> bool:
+        """A part coming for a message remembered as done at start: True when it is one of its parts (its
+        digest, or a part number it had none for: the completing one). False: a new message reusing the key
+        (the sender's reference number wrapped); its memory is forgotten and the part taken as new."""
+        d = self._mo_done_digests.get(key) if self._mo_done_digests is not None else None
+        if d is None or n not in d or d[n] == _digest(n, text):
+            return True
+        self._mo_done_digests.pop(key, None)
+        self.mo_concat.judged.pop(key, None)
+        return False
 
     # ------------------------------------------------------------ while running
     def _journal_part(self, link, pdu, key, n: int, part: list, c) -> bool:
@@ -185,7 +226,7 @@ class MoPartsJournal:
         pid = next((p[_PID] for p in c.parts.values() if p[_PID]), "") or os.urandom(8).hex()
         part[_PID] = pid
         reports = getattr(self.pipeline, "reports", None)
-        owner = _owner(key, n, pid, _size(reports))
+        owner = _owner(key, n, pid, _size(reports), time.time())
 
         def written(err):
             if err is None:
@@ -198,23 +239,31 @@ class MoPartsJournal:
             rl.failed(err)
             log.error("part %d of a 5656 message from %r not recorded (%s): the SMSC delivers it again",
                       n, pdu.source_addr, err)
-            if not self.mo_concat.drop_part(key, n, part):
-                self.mo_concat.extend(key, self.loop.time() + _keep())
+            if self.mo_concat.drop_part(key, n, part):
+                c = self.mo_concat.pending.get(key)
+                if c is not None and not c.parts:          # (its only part: nothing waits)
+                    self.mo_concat.take(key)
+                    c.timer.cancel()
+            else:
+                # used by its message (judged, or being): remembered for NOT_RECORDED_KEEP, whatever it ends in
+                self._mo_used_refused(key)
             _answer(link, pdu, C.ESME_RX_T_APPN)
         part[_HID] = rl.add(owner, bytes(raw), written)
         return True
 
     def _mo_done(self, key, parts, then) -> None:
-        """A message in force: its marker written and its parts' records gone (one fsync), then `then()`."""
+        """A message in force: its marker written (with its parts' digests) and its parts' records gone, then
+        `then()`."""
         rl = self.mo_log
         hids = [p[_HID] for p in parts if p[_HID]]
         if rl is None or rl.writer is None or not hids:
             return then()
+        pid = next((p[_PID] for p in parts if p[_PID]), "")
+        digests = {pdu_concat(p[_PDU])[2]: _digest(pdu_concat(p[_PDU])[2], p[_TEXT]) for p in parts}
+        self._mo_marked(rl.add(_owner(key, 0, pid, 0, time.time()), _digests_raw(digests), rl.report),
+                        self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout))
         for p in parts:
             p[_HID] = 0
-        pid = next((p[_PID] for p in parts if p[_PID]), "")
-        self._mo_marked(rl.add(_owner(key, 0, pid, time.time()), b"", rl.report),
-                        self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout))
 
         def gone(err):
             if err is not None:
@@ -222,6 +271,20 @@ class MoPartsJournal:
                 rl.report(err)
             then()
         rl.gone_all(hids, gone)
+
+    def _mo_used_refused(self, key) -> None:
+        self.mo_concat.extend(key, self.loop.time() + _keep())
+        f = self._mo_refused
+        f[key] = True
+        f.move_to_end(key)
+        while len(f) > self.settings.max_pending_concat:
+            f.popitem(last=False)
+
+    def mo_memory(self, key, keep: float) -> float:
+        """How long mo.py remembers judged message `key`: `keep`, or NOT_RECORDED_KEEP when one of its parts was
+        refused after its message had used it (that part comes again, maybe later than `keep`)."""
+        f = self._mo_refused
+        return max(keep, _keep()) if f is not None and f.pop(key, None) else keep
 
     def _mo_marked(self, hid: int, until: float) -> None:
         """A done message's marker `hid`, to go at `until` (at most max_pending_concat live: the nearest
@@ -259,13 +322,20 @@ class MoPartsJournal:
         """(housekeeping) Markers past MARKER_KEEP go; so do the records of unrecorded messages no longer
         remembered (mo.py's memory of them expired or was pushed out)."""
         m, rl = self._mo_markers, self.mo_log
+        if rl is None:
+            return
         while m and m[0][0] <= now:
             rl.gone(heapq.heappop(m)[1])
+        if now < self._mo_sweep_at:
+            return
+        self._mo_sweep_at = now + SWEEP_EVERY       # (up to max_pending_concat entries each: not every tick)
+        judged = self.mo_concat.judged
         u = self._mo_unwritten
-        if u:
-            judged = self.mo_concat.judged
-            for key in [k for k in u if k not in judged or judged[k][1] < now]:
-                self._mo_records_gone(u.pop(key))
+        for key in [k for k in u if k not in judged or judged[k][1] < now]:
+            self._mo_records_gone(u.pop(key))
+        d = self._mo_done_digests
+        for key in [k for k in d if k not in judged or judged[k][1] < now]:
+            del d[key]
 
     # ------------------------------------------------------------ stopping
     def _mo_journalled(self, c) -> bool:
@@ -293,11 +363,25 @@ class MoPartsJournal:
         return await self.mo_log.close()
 
 
-def _owner(key, n: int, pid: str, at) -> str:
-    """A record's fields beside its PDU: its message's key, its part number (0: the message's done marker),
-    the message's parts_id, and where reports.jsonl ended when the part was journalled (a marker: when it was
-    written, epoch seconds)."""
-    return json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, at])
+def _owner(key, n: int, pid: str, reports_at: int, at: float) -> str:
+    """A record's fields beside its PDU: its message's key, its part number (0: the message's done marker,
+    whose payload is its parts' digests), the message's parts_id, where reports.jsonl ended when the part was
+    journalled, and when the record was written (epoch seconds)."""
+    return json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, reports_at, at])
+
+
+def _digest(n: int, text: str) -> bytes:
+    return hashlib.blake2b(f"{n}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def _digests_raw(d: dict) -> bytes:
+    return b"".join(bytes((n,)) + dg for n, dg in sorted(d.items()))
+
+
+def _digests_of(raw: bytes) -> dict:
+    if len(raw) % 9:
+        raise ValueError("a done marker's digests are not whole")
+    return {raw[i]: bytes(raw[i + 1:i + 9]) for i in range(0, len(raw), 9)}
 
 
 def _size(reports) -> int:
