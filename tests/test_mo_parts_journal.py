@@ -17,9 +17,10 @@ from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
 from tests.test_smpp_receipts import ServeBeside
 
 
-def _journalled(pipe, tmp_path):
+def _journalled(pipe, tmp_path, **settings):
+    """A proxy (in this process) whose 5656 parts are journalled in tmp_path/smpp/mo_parts.journal."""
     path = tmp_path / "smpp" / "mo_parts.journal"
-    h = ProxyHarness(pipe, accounts=("esme1:secret",)).start()
+    h = ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(**settings) if settings else None).start()
     h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
     return h, path
 
@@ -159,9 +160,7 @@ def test_a_report_written_before_a_crash_is_not_counted_again(tmp_path, crashes)
 def test_a_part_refused_for_its_record_is_not_used_and_its_copy_completes_the_report_once(pipe, tmp_path):
     """The part answered ESME_RX_T_APPN leaves its message (it used to stay, the report was judged with it,
     and the SMSC's copy, coming after the memory of that report, was judged again: counted twice)."""
-    path = tmp_path / "smpp" / "mo_parts.journal"
-    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
-    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    h, path = _journalled(pipe, tmp_path, concat_timeout=0.5)
     p1, p2 = ucs2_parts(REPORT, ref=0x76)
     try:
         path.unlink()
@@ -188,10 +187,8 @@ def test_a_crash_after_the_message_is_marked_done_before_its_answer_counts_it_on
     answered holds the report and the message's marker; after the restart the SMSC delivers part 1 again
     (no answer came) and it is acknowledged, not reported again."""
     from engine.app import build
-    path = tmp_path / "smpp" / "mo_parts.journal"
     crash = tmp_path / "crash.journal"
-    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
-    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    h, path = _journalled(pipe, tmp_path, concat_timeout=0.5)
     real, seen = h.proxy._mo_outcome, []
 
     def outcome(*a, **kw):                               # "kill -9 now"
@@ -294,12 +291,10 @@ def test_a_new_message_reusing_a_done_ones_reference_survives_a_restart(pipe, tm
     """Report A is done (its marker lives); the subscriber's next report B reuses A's reference number and
     part count; B's part 1 is on disk when serve restarts. B goes back to wait for its part 2 (a marker only
     names its own message's parts): it used to be taken for A's late part and lost."""
-    path = tmp_path / "smpp" / "mo_parts.journal"
     crash = tmp_path / "crash.journal"
     a1, a2 = ucs2_parts(REPORT, ref=0x40)
     b1, b2 = ucs2_parts(REPORT_B, ref=0x40)
-    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
-    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    h, path = _journalled(pipe, tmp_path, concat_timeout=0.5)
     try:
         deliver(h, mo(a1))
         deliver(h, mo(a2))
@@ -328,10 +323,8 @@ def test_a_part_refused_after_its_message_used_it_is_not_counted_again_when_it_c
     written: part 1 is answered ESME_RX_T_APPN and its message remembered for NOT_RECORDED_KEEP, so the copy,
     coming after concat_timeout, is acknowledged as a late part (it was judged alone: a second report)."""
     from engine.smpp_proxy.codec import pdu as P
-    path = tmp_path / "smpp" / "mo_parts.journal"
     p1, p2 = ucs2_parts(REPORT, ref=0x42)
-    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
-    h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+    h, path = _journalled(pipe, tmp_path, concat_timeout=0.5)
     w = h.proxy.mo_log.writer
     real_parts, real_cmds = w.write, h.proxy.commands.write
 
