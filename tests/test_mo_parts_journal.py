@@ -27,7 +27,7 @@ def _journalled(pipe, tmp_path, **settings):
 
 def _records(path):
     """[(owner fields, raw)] the journal holds live."""
-    return [(json.loads(owner), raw) for owner, raw in HeldJournal(path).replay()]
+    return [(json.loads(owner), raw) for owner, raw in HeldJournal(path, max_record=1 << 20).replay()]
 
 
 def _readdress(path, addr):
@@ -354,5 +354,24 @@ def test_a_part_refused_after_its_message_used_it_is_not_counted_again_when_it_c
         assert wait(lambda: answers(h).get(s1b) == [0])
         time.sleep(1.0)
         assert len(reports(pipe)) == 1
+    finally:
+        h.stop()
+
+
+def test_a_part_longer_than_a_held_receipt_is_journalled_and_read_back(pipe, tmp_path):
+    """A part carried in message_payload (SAR TLVs) may be as long as max_pdu: its record is read back, not
+    taken for damage (the held receipts' 8 KB bound on a record is theirs)."""
+    from engine.smpp_proxy.codec import Tlv
+    h, path = _journalled(pipe, tmp_path)
+    long_part = ("S 0912345678 " + "tin nhắn rác " * 900).encode("utf-16-be")         # ~23 KB
+    tlvs = (Tlv(C.TAG_SAR_MSG_REF_NUM, b"\x01\x07"), Tlv(C.TAG_SAR_TOTAL_SEGMENTS, b"\x02"),
+            Tlv(C.TAG_SAR_SEGMENT_SEQNUM, b"\x01"), Tlv(C.TAG_MESSAGE_PAYLOAD, long_part))
+    try:
+        s = deliver(h, mo(b"", esm_class=0, tlvs=tlvs))
+        assert wait(lambda: answers(h).get(s) == [0])
+        assert wait(lambda: len(_records(path)) == 1)
+        [(owner, raw)] = h.proxy.mo_log.journal.replay()          # as the next start reads it
+        assert json.loads(owner)[5] == 1 and len(raw) > 20_000
+        assert not (path.parent / "mo_parts.journal.unreadable").exists()
     finally:
         h.stop()

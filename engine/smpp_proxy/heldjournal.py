@@ -41,7 +41,7 @@ log = logging.getLogger("telfilter.smpp")
 HOLD, GONE = 0, 1
 COMPACT_EMPTY = 1 << 20        # the journal this big and four times what lives: rewritten
 COMPACT_BYTES = 64 << 20       # the journal this big and four times what is held: rewritten
-MAX_RECORD = 8192              # longer than any record (a held receipt is at most 4 KB, routing.MAX_HELD_RECEIPT)
+MAX_RECORD = 8192              # longer than any held receipt's record (at most 4 KB, routing.MAX_HELD_RECEIPT)
 
 
 _FRAME = struct.Struct("<II")  # a record's frame: the length of its msgpack body, its CRC-32
@@ -53,8 +53,10 @@ def _framed(rec) -> bytes:
 
 
 class HeldJournal:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_record: int = MAX_RECORD, what: str = "held receipt"):
         self.path = Path(path)
+        self.max_record = max_record       # a longer length is damage, not a record
+        self.what = what                   # what a record holds, for the log
         self.bytes = 0             # the journal's size as the loop knows it (what it submitted since the rewrite)
         self.torn = False          # an append failed and could not be cut off: no append until a rewrite
 
@@ -69,7 +71,7 @@ class HeldJournal:
         try:
             while size - pos >= _FRAME.size:
                 n, crc = _FRAME.unpack_from(data, pos)
-                if n > MAX_RECORD:
+                if n > self.max_record:
                     raise ValueError(f"a record of {n} bytes at byte {pos}")
                 if pos + _FRAME.size + n > size:
                     break                   # the last record, cut short by a crash (never acknowledged)
@@ -88,8 +90,8 @@ class HeldJournal:
         except (ValueError, TypeError, msgpack.UnpackException) as e:
             bad = self.path.with_name(self.path.name + ".unreadable")
             shutil.copyfile(self.path, bad)
-            log.error("held receipts journal %s damaged (%s): a copy is in %s; the %d receipts read before the damage "
-                      "are offered again", self.path, e, bad, len(live))
+            log.error("%ss journal %s damaged (%s): a copy is in %s; the %d read before the damage are kept",
+                      self.what, self.path, e, bad, len(live))
         return list(live.values())
 
     def rewrite(self, live) -> None:
@@ -128,7 +130,7 @@ class HeldJournal:
         append and one fsync for the batch (a rewrite when it has a reset). Returns an error or None per item."""
         last = max((i for i, it in enumerate(items) if it[0] == "reset"), default=None)
         if self.torn and last is None:
-            return [OSError("held receipts journal: a write could not be cut off; appends wait for its rewrite")] \
+            return [OSError(f"{self.what}s journal: a write could not be cut off; appends wait for its rewrite")] \
                 * len(items)
         try:
             if last is None:
@@ -161,8 +163,8 @@ class RecordLog:
     writes -- when it is mostly gone records, after a torn write, and at `close`. `open` reads what the last
     run left and numbers it afresh. Held receipts (held.py) keep theirs so."""
 
-    def __init__(self, path: Path, name: str, what: str, stats=None, stat: str = ""):
-        self.journal = HeldJournal(path)
+    def __init__(self, path: Path, name: str, what: str, stats=None, stat: str = "", max_record: int = MAX_RECORD):
+        self.journal = HeldJournal(path, max_record, what)
         self.name, self.what = name, what
         self.stats, self.stat = stats, stat     # the owner's counters: `<stat>_compactions` counted there too
         self.records: dict = {}

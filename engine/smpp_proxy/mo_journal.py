@@ -54,7 +54,7 @@ from pathlib import Path
 from .codec import constants as C
 from .codec import decode, pdu_concat
 from .codec import pdu as P
-from .heldjournal import RecordLog
+from .heldjournal import MAX_RECORD, RecordLog
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
@@ -103,7 +103,9 @@ class MoPartsJournal:
     def open_mo_parts(self, path: Path, loop) -> int:
         """Read the parts the last run left (they go back in `mo_concat` when the proxy starts) and journal
         every part acknowledged from now on. Returns how many records were read."""
-        rl = RecordLog(path, "telfilter-mo-parts-writer", "5656 message part", self.stats, "mo_parts_journal")
+        # a record holds one PDU as the SMSC sent it (up to max_pdu) and its fields
+        rl = RecordLog(path, "telfilter-mo-parts-writer", "5656 message part", self.stats, "mo_parts_journal",
+                       max_record=max(MAX_RECORD, self.settings.max_pdu + 4096))
         live = rl.open(loop)
         self.mo_log, self._mo_restore = rl, live
         self._mo_unwritten, self._mo_markers, self._mo_refused = OrderedDict(), [], OrderedDict()
