@@ -375,3 +375,106 @@ def test_a_part_longer_than_a_held_receipt_is_journalled_and_read_back(pipe, tmp
         assert not (path.parent / "mo_parts.journal.unreadable").exists()
     finally:
         h.stop()
+
+
+def _crash_at_marker(h, crash):
+    """kill -9 right after the report line, before the marker/gone records (the window restore covers)."""
+    def done(key, parts, then):
+        shutil.copyfile(h.proxy.mo_log.journal.path, crash)
+    h.proxy._mo_done = done
+
+
+def test_a_message_set_aside_by_a_drain_then_completed_is_counted_once_after_two_crashes(pipe, tmp_path):
+    """A part that came during a drain gave the message a second parts_id on disk; the next start writes its
+    parts under one, so a crash between its report and its marker brings none of them back."""
+    p1, p2, p3 = ucs2_parts(REPORT, ref=0x50, per=40)
+    h, path = _journalled(pipe, tmp_path, concat_timeout=0.5)
+    j1, crash = tmp_path / "j1", tmp_path / "crash"
+    try:
+        s = deliver(h, mo(p1))
+        assert wait(lambda: answers(h).get(s) == [0])
+        assert h.run(h.proxy._mo_set_aside) == 1          # drain's set-aside; links still up
+        s = deliver(h, mo(p2))
+        assert wait(lambda: answers(h).get(s) == [0])   # part 2 during the drain
+        assert wait(lambda: len(_records(path)) == 2)
+        shutil.copyfile(path, j1)
+    finally:
+        h.stop()
+    assert len({o[6] for o, _ in _records(j1)}) == 2       # two parts_ids for one message
+    # (which of the two is min() is random; make part 1's the larger so it is the one left behind)
+    recs = HeldJournal(j1).replay()
+    fixed = []
+    for i, (owner, raw) in enumerate(recs):
+        o = json.loads(owner)
+        o[6] = "f" * 16 if o[5] == 1 else "0" * 16
+        fixed.append((i + 1, json.dumps(o), raw))
+    HeldJournal(j1).rewrite(fixed)
+    pipe2, h2 = _restarted(pipe, j1, path)
+    try:
+        _crash_at_marker(h2, crash)
+        deliver(h2, mo(p3))
+        assert wait(lambda: crash.exists() and len(reports(pipe2)) == 1)
+    finally:
+        h2.stop()
+    pipe3, h3 = _restarted(pipe2, crash, path)
+    try:
+        pending = list(h3.proxy.mo_concat.pending)
+        s = deliver(h3, mo(p3))                            # the SMSC resends the unanswered completing part
+        assert wait(lambda: answers(h3).get(s) == [0])
+        h3.run(lambda: h3.proxy.mo_concat.judge_all())    # (an hour later)
+        time.sleep(0.5)
+        assert pending == [] and len(reports(pipe3)) == 1, (pending, len(reports(pipe3)), [r['parts_id'] for r in reports(pipe3)])
+    finally:
+        h3.stop()
+
+
+def test_the_newest_message_of_a_key_wins_over_an_older_ones_marker(pipe, tmp_path):
+    """An older message's marker and a newer one's report line (a crash before its marker): the newer is the
+    one remembered done, with its own digests (its completing part, sent again, is acknowledged)."""
+    a1, a2 = ucs2_parts(REPORT, ref=0x51)
+    b1, b2 = ucs2_parts(REPORT_B, ref=0x51)
+    h, path = _journalled(pipe, tmp_path, concat_timeout=0.5)
+    crash = tmp_path / "crash"
+    try:
+        deliver(h, mo(a1))
+        deliver(h, mo(a2))
+        assert wait(lambda: len(reports(pipe)) == 1)
+        time.sleep(1.0)                                    # past concat_timeout, A's marker alive
+        s = deliver(h, mo(b1))
+        assert wait(lambda: answers(h).get(s) == [0])
+        _crash_at_marker(h, crash)
+        deliver(h, mo(b2))
+        assert wait(lambda: crash.exists() and len(reports(pipe)) == 2)
+    finally:
+        h.stop()
+    pipe2, h2 = _restarted(pipe, crash, path)
+    try:
+        s = deliver(h2, mo(b2))                            # B's completing part again (no answer came)
+        assert wait(lambda: answers(h2).get(s) == [0])
+        time.sleep(1.5)                                    # past concat_timeout
+        st = dict(h2.proxy.stats)
+        assert len(reports(pipe2)) == 2 and st.get("mo_concat_incomplete", 0) == 0, (len(reports(pipe2)), st)
+    finally:
+        h2.stop()
+
+
+def test_a_record_with_fields_of_the_wrong_type_is_left_out_not_fatal(pipe, tmp_path):
+    """A record whose time is not a number is logged and left out; the proxy starts (it raised from start())."""
+    p1, _ = ucs2_parts(REPORT, ref=0x52)
+    h, path = _journalled(pipe, tmp_path)
+    j = tmp_path / "j"
+    try:
+        s = deliver(h, mo(p1))
+        assert wait(lambda: answers(h).get(s) == [0])
+        assert wait(lambda: len(_records(path)) == 1)
+        shutil.copyfile(path, j)
+    finally:
+        h.stop()
+    [(o, raw)] = _records(j)
+    o[8] = None
+    HeldJournal(j).rewrite([(1, json.dumps(o), raw)])
+    pipe2, h2 = _restarted(pipe, j, path)
+    try:
+        assert wait(lambda: _records(path) == []) and not h2.proxy.mo_concat.pending
+    finally:
+        h2.stop()

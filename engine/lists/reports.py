@@ -180,7 +180,7 @@ class ReportStore:
                     pid = json.loads(line).get("parts_id")
                 except (ValueError, AttributeError):
                     continue
-                if pid in want:
+                if isinstance(pid, str) and pid in want:
                     found.add(pid)
         return found
 

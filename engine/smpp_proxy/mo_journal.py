@@ -124,10 +124,11 @@ class MoPartsJournal:
         for hid, owner, raw in live:
             try:
                 addr, src, dst, ref, total, n, pid, roff, at = json.loads(owner)
+                n, pid, roff, at = int(n), str(pid), int(roff), float(at)
                 key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
                 k = keys.setdefault(key, {"parts": {}, "markers": []})
                 if n == 0:                 # a done message's marker: its parts' digests
-                    k["markers"].append((float(at), hid, str(pid), _digests_of(raw)))
+                    k["markers"].append((at, hid, pid, _digests_of(raw)))
                     continue
                 pdu = decode(raw)
                 text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
@@ -138,11 +139,11 @@ class MoPartsJournal:
                 log.error("a 5656 message record in %s could not be read back (%s): left out", rl.journal.path, e)
                 rl.gone(hid)
                 continue
-            part = [_GoneLink(key[0]), pdu, text, binary, reading, True, hid, str(pid)]
-            k["parts"].setdefault(str(pid), []).append((n, part, int(roff), float(at)))
+            part = [_GoneLink(key[0]), pdu, text, binary, reading, True, hid, pid]
+            k["parts"].setdefault(pid, []).append((n, part, roff, at, raw))
         reports = getattr(self.pipeline, "reports", None)
         marked = {max(k["markers"])[2] for k in keys.values() if k["markers"]}
-        ask = [(pid, min(r for _, _, r, _ in ps)) for k in keys.values() for pid, ps in k["parts"].items()
+        ask = [(pid, min(x[2] for x in ps)) for k in keys.values() for pid, ps in k["parts"].items()
                if pid not in marked]
         found = set()
         if reports is not None and ask:
@@ -156,13 +157,17 @@ class MoPartsJournal:
             marker = markers[-1] if markers else None
             dead = {pid for pid in k["parts"] if pid in found or (marker and pid == marker[2])}
             rest = [x for pid, ps in k["parts"].items() if pid not in dead for x in ps]
-            if dead and marker is None:
-                # its report's line says it is done: marked so now (first, then its parts' records go)
-                pid = min(dead)
-                digests = {n: _digest(n, part[_TEXT]) for n, part, _, _ in k["parts"][pid]}
+            reported = sorted(pid for pid in dead if pid in found)
+            if reported and (marker is None or marker[2] not in reported):
+                # a report line says it is done (written after any marker this key has: it is the newest message):
+                # marked so now, first, then its parts' records go
+                pid = reported[0]
+                digests = {n: _digest(n, part[_TEXT]) for n, part, *_ in k["parts"][pid]}
+                if marker is not None:
+                    rl.gone(marker[1])
                 marker = (wall, rl.add(_owner(key, 0, pid, 0, wall), _digests_raw(digests), rl.report), pid, digests)
             for pid in dead:
-                self._mo_records_gone([part for _, part, _, _ in k["parts"][pid]])
+                self._mo_records_gone([part for _, part, *_ in k["parts"][pid]])
             if marker is not None and rest:
                 rl.gone(marker[1])         # a newer message has this key: it is the one waiting
                 marker = None
@@ -177,11 +182,16 @@ class MoPartsJournal:
                 continue
             # waiting for the rest: until NOT_RECORDED_KEEP after its first part came (the SMSC's retries), not
             # from each start
-            first = min(at for _, _, _, at in rest)
+            first = min(x[3] for x in rest)
             delay = max(self.settings.concat_timeout, first + _keep() - wall)
-            pid = min(part[_PID] for _, part, _, _ in rest)
-            for n, part, _, _ in rest:
-                part[_PID] = pid           # (a stop's set-aside and a later part: one message, one id)
+            pid = min(part[_PID] for _, part, *_ in rest)
+            for n, part, roff, at, raw in rest:
+                if part[_PID] != pid:
+                    # (a stop's set-aside, then a part that came during the drain: one message, one id, on disk
+                    # too, so that its report's line names every part of it)
+                    hid = rl.add(_owner(key, n, pid, roff, at), raw, rl.report)      # (written before the old goes)
+                    rl.gone(part[_HID])
+                    part[_PID], part[_HID] = pid, hid
                 old = self.mo_concat.add(key, key[4], n, part, self.settings.max_pending_concat,
                                          lambda k_, d=delay: self.loop.call_later(d, self._mo_due, k_))
                 if old is not None:
