@@ -3,10 +3,8 @@ two SmppProxy instances, each with its own link to ONE SMSC simulator, the parts
 verdict line, one report with the whole text, every part answered once -- where each process used to judge
 its fragment (a cut report plus a "syntax error" made of the rest). Late parts are not applied again; a
 message whose last part never comes is judged with what arrived, by one process."""
-import asyncio
 import io
 import json
-import os
 import threading
 
 import pytest
@@ -92,6 +90,20 @@ class Pair(LoopThread):
         for p in self.pipes:
             p.reports.append_many = full
         return real
+
+    def journal_stalled_then_full(self):
+        """Every process's report store stalls on its next write until `release` is set, then refuses (a disk
+        that stops, then is full); returns (entered, release, what journal_back puts back)."""
+        entered, release = threading.Event(), threading.Event()
+        real = [p.reports.append_many for p in self.pipes]
+
+        def stalled_then_full(recs):
+            entered.set()
+            release.wait(20)
+            raise OSError(28, "No space left on device")
+        for p in self.pipes:
+            p.reports.append_many = stalled_then_full
+        return entered, release, real
 
     def journal_back(self, real):
         for p, r in zip(self.pipes, real):
@@ -194,14 +206,7 @@ def test_completing_part_sent_again_while_its_report_is_written_is_not_acknowled
     (mo.py's own reassembly answers such a copy ESME_RX_T_APPN: WRITING.)"""
     chunks = _split(REPORT)
     with Pair(tmp_path, url) as pair:
-        entered, release = threading.Event(), threading.Event()
-
-        def stalled_then_full(recs):
-            entered.set()
-            release.wait(20)
-            raise OSError(28, "No space left on device")
-        for p in pair.pipes:
-            p.reports.append_many = stalled_then_full
+        entered, release, _ = pair.journal_stalled_then_full()
         pair.send_parts([(0, 1, 3, chunks[0]), (0, 2, 3, chunks[1]), (0, 3, 3, chunks[2])], ref=0x35)
         assert entered.wait(5)                                  # the report's write is under way, stalled
         assert wait(lambda: len(pair.sim.mo_responses) == 2, 5)
@@ -223,15 +228,7 @@ def test_completing_part_sent_again_to_another_process_while_its_report_is_writt
     was lost when the write failed); once the report is recorded, a copy is acknowledged anywhere."""
     chunks = _split(REPORT)
     with Pair(tmp_path, url) as pair:
-        entered, release = threading.Event(), threading.Event()
-        real = [p.reports.append_many for p in pair.pipes]
-
-        def stalled_then_full(recs):
-            entered.set()
-            release.wait(20)
-            raise OSError(28, "No space left on device")
-        for p in pair.pipes:
-            p.reports.append_many = stalled_then_full
+        entered, release, real = pair.journal_stalled_then_full()
         pair.send_parts([(0, 1, 3, chunks[0]), (0, 2, 3, chunks[1]), (0, 3, 3, chunks[2])], ref=0x36)
         assert entered.wait(5)
         assert wait(lambda: len(pair.sim.mo_responses) == 2, 5)

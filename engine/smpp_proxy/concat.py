@@ -154,6 +154,15 @@ class Reassembly:
         if e is not None and e[1] < until:
             self.judged[key] = (e[0], until, e[2], e[3])
 
+    def remembers(self, key, now: float) -> bool:
+        """Judged message `key` is still remembered (for its late parts) at `now`."""
+        e = self.judged.get(key)
+        return e is not None and e[1] >= now
+
+    def forget(self, key) -> None:
+        """Judged message `key` no longer remembered (a part with its key belongs to a new message)."""
+        self.judged.pop(key, None)
+
     def settled(self, key, verdict, until: float, bound: int) -> None:
         """Remember message `key` as judged with `verdict`, no text kept (its late parts are not judged again)."""
         self.judged[key] = (verdict, until, {}, {})

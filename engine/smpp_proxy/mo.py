@@ -66,19 +66,14 @@ from ..verdict import Action, Message
 from ..rules.shortcode import addressed_to
 from .codec import pdu_concat
 from .codec import constants as C
-from .codec import pdu as P
 from .concat import joined
-from .mo_journal import _ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, RECORDED, MoPartsJournal
+from .mo_journal import (_ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, NOT_RECORDED_KEEP, RECORDED,
+                         MoPartsJournal, _answer)
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
 _DROP = Action.DROP
 _UDHI = C.ESM_UDHI
-
-
-def _answer(link, pdu, status: int = 0) -> None:
-    """The SMSC's answer to one MO part (a no-op when its link has gone: the SMSC delivers it again)."""
-    link.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
 
 def _acks(parts) -> tuple:
@@ -87,7 +82,6 @@ def _acks(parts) -> tuple:
 
 
 # a waiting MO part: [link, pdu, text, binary, reading, answered, journal record, parts_id] (mo_journal.py)
-NOT_RECORDED_KEEP = 3600.0      # seconds a short-code message not recorded waits for its part again
 WRITING = object()              # the verdict of a short-code message whose command is being written
 
 

@@ -65,6 +65,7 @@ _LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED, _HID, _PID = range(8)
 RECORDED = "recorded"        # the verdict of a message restored as done already (its late parts: acknowledged)
 MARKER_KEEP = 120.0          # seconds a done message's marker stays (a crash before its answer reached the SMSC)
 SWEEP_EVERY = 10.0           # seconds between two sweeps of the unrecorded messages' records (housekeeping)
+NOT_RECORDED_KEEP = 3600.0   # seconds a short-code message not recorded waits for its part again (mo.py)
 
 
 class _GoneLink:
@@ -77,11 +78,6 @@ class _GoneLink:
 
     def send_pdu(self, pdu) -> None:     # (never called: such a part was answered in the last run)
         pass
-
-
-def _keep() -> float:
-    from .mo import NOT_RECORDED_KEEP
-    return NOT_RECORDED_KEEP
 
 
 class MoPartsJournal:
@@ -183,7 +179,7 @@ class MoPartsJournal:
             # waiting for the rest: until NOT_RECORDED_KEEP after its first part came (the SMSC's retries), not
             # from each start
             first = min(x[3] for x in rest)
-            delay = max(self.settings.concat_timeout, first + _keep() - wall)
+            delay = max(self.settings.concat_timeout, first + NOT_RECORDED_KEEP - wall)
             pid = min(part[_PID] for _, part, *_ in rest)
             for n, part, roff, at, raw in rest:
                 if part[_PID] != pid:
@@ -208,7 +204,7 @@ class MoPartsJournal:
     def _mo_remember_done(self, key, marker, wall: float) -> None:
         at, hid, _, digests = marker
         now = self.loop.time()
-        until = now + min(_keep(), at + _keep() - wall)
+        until = now + min(NOT_RECORDED_KEEP, at + NOT_RECORDED_KEEP - wall)
         if until <= now:
             self.mo_log.gone(hid)
             return
@@ -224,7 +220,7 @@ class MoPartsJournal:
         if d is None or n not in d or d[n] == _digest(n, text):
             return True
         self._mo_done_digests.pop(key, None)
-        self.mo_concat.judged.pop(key, None)
+        self.mo_concat.forget(key)
         return False
 
     # ------------------------------------------------------------ while running
@@ -271,7 +267,7 @@ class MoPartsJournal:
         if rl is None or rl.writer is None or not hids:
             return then()
         pid = next((p[_PID] for p in parts if p[_PID]), "")
-        digests = {pdu_concat(p[_PDU])[2]: _digest(pdu_concat(p[_PDU])[2], p[_TEXT]) for p in parts}
+        digests = {n: _digest(n, p[_TEXT]) for n, p in ((pdu_concat(p[_PDU])[2], p) for p in parts)}
         self._mo_marked(rl.add(_owner(key, 0, pid, 0, time.time()), _digests_raw(digests), rl.report),
                         self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout))
         for p in parts:
@@ -285,7 +281,7 @@ class MoPartsJournal:
         rl.gone_all(hids, gone)
 
     def _mo_used_refused(self, key) -> None:
-        self.mo_concat.extend(key, self.loop.time() + _keep())
+        self.mo_concat.extend(key, self.loop.time() + NOT_RECORDED_KEEP)
         f = self._mo_refused
         f[key] = True
         f.move_to_end(key)
@@ -296,7 +292,7 @@ class MoPartsJournal:
         """How long mo.py remembers judged message `key`: `keep`, or NOT_RECORDED_KEEP when one of its parts was
         refused after its message had used it (that part comes again, maybe later than `keep`)."""
         f = self._mo_refused
-        return max(keep, _keep()) if f is not None and f.pop(key, None) else keep
+        return max(keep, NOT_RECORDED_KEEP) if f is not None and f.pop(key, None) else keep
 
     def _mo_marked(self, hid: int, until: float) -> None:
         """A done message's marker `hid`, to go at `until` (at most max_pending_concat live: the nearest
@@ -341,12 +337,12 @@ class MoPartsJournal:
         if now < self._mo_sweep_at:
             return
         self._mo_sweep_at = now + SWEEP_EVERY       # (up to max_pending_concat entries each: not every tick)
-        judged = self.mo_concat.judged
+        remembers = self.mo_concat.remembers
         u = self._mo_unwritten
-        for key in [k for k in u if k not in judged or judged[k][1] < now]:
+        for key in [k for k in u if not remembers(k, now)]:
             self._mo_records_gone(u.pop(key))
         d = self._mo_done_digests
-        for key in [k for k in d if k not in judged or judged[k][1] < now]:
+        for key in [k for k in d if not remembers(k, now)]:
             del d[key]
 
     # ------------------------------------------------------------ stopping
@@ -404,5 +400,6 @@ def _size(reports) -> int:
         return 0
 
 
-def _answer(link, pdu, status: int) -> None:
+def _answer(link, pdu, status: int = 0) -> None:
+    """The SMSC's answer to one MO part (a no-op when its link has gone: the SMSC delivers it again)."""
     link.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
