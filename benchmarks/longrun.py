@@ -136,19 +136,19 @@ def judge_run(n: int, seconds: float, rate: float = 2000.0, dnc_n: int = 1_000_0
 
 
 def key_bytes(n: int) -> dict:
-    """Counter state per advertiser-recipient key (AD_FREQUENCY_CAP: owner + recipient, 24 h, limit 3),
-    one message per key, through the CounterStore interface. Uses the store's own `memory_bytes()`
+    """Counter state per advertiser-recipient key (AD_FREQUENCY_CAP: owner + recipient, 24 h, limit 3, counted
+    at delivery: rows with room for 6 stamps), one message per key, through the CounterStore interface. Uses the store's own `memory_bytes()`
     when it has one, and tracemalloc (every Python allocation the store retains, which does not
     include the flat tables' anonymous mappings) in any case."""
     from engine.rules.counters import MemoryCounters
     ns, owner, ts = "AD_FREQUENCY_CAP", "o:shop abc", 1_790_000_000.0
     c = MemoryCounters()
-    c.add(ns, (owner, 84_900_000_000 - 1), ts, 86400.0, 3)      # the namespace itself is not per key
+    c.add_at(ns, (owner, 84_900_000_000 - 1), ts, ts, 86400.0, 3)      # the namespace itself is not per key
     mb0 = c.memory_bytes() if hasattr(c, "memory_bytes") else None
     tracemalloc.start()
     t0 = tracemalloc.get_traced_memory()[0]
     for i in range(n):
-        c.add(ns, (owner, 84_900_000_000 + i), ts + i * 0.001, 86400.0, 3)
+        c.add_at(ns, (owner, 84_900_000_000 + i), ts + i * 0.001, ts + i * 0.001, 86400.0, 3)
     t1 = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     out = {"keys": n, "tracemalloc_bytes_per_key": (t1 - t0) / n}

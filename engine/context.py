@@ -254,10 +254,9 @@ class MessageContext:
             t = t.replace(tzinfo=timezone.utc)
         self.time: datetime = t
         self.ts: float = t.timestamp()
-        # the clock of counters, recipient history and reports: when the message was submitted. A scheduled
-        # message is judged at its delivery (`ts`: hour windows, registry dates) but counted as of now: a
-        # stamp ahead of the clock would hold every later message of its key there (counters never run
-        # backwards within a key) and clear a sender's recent history
+        # the clock: when the message was submitted. A scheduled message is judged at its delivery (`ts`: hour
+        # windows, registry dates, the counters counted at delivery: the advertiser caps) and counted as of now
+        # by the other counters (floods and volumes measure what a sender submits), recipient history and reports
         sub = getattr(msg, "submitted", None)
         self.state_ts: float = self.ts if sub is None else (
             sub if sub.tzinfo is not None else sub.replace(tzinfo=timezone.utc)).timestamp()

@@ -1,8 +1,10 @@
 """JSON records <-> domain objects, shared by `telfilter check`, rule examples and tests.
 
-SMS:  {"id", "kind": "sms", "sender", "recipient", "text", "account", "direction": "mt"|"mo", "time"}
+SMS:  {"id", "kind": "sms", "sender", "recipient", "text", "account", "direction": "mt"|"mo", "time", "submitted"}
 Call: {"id", "kind": "call", "caller", "callee", "time"}
-`time` is ISO-8601 with an offset or Z. `id`, `account` and `direction` are optional.
+`time` is ISO-8601 with an offset or Z. `id`, `account`, `direction` and `submitted` are optional.
+`submitted`: a message scheduled ahead (SMPP schedule_delivery_time) was submitted then and is delivered
+at `time` (not later than `time`).
 """
 from __future__ import annotations
 
@@ -52,9 +54,17 @@ def parse_record(obj) -> Message | Call:
         direction = _str(obj, "direction", False, "").lower() or None     # None: the record does not say
         if direction not in ("mt", "mo", None):
             raise RecordError(f"direction must be mt or mo, got {obj['direction']!r}")
+        t = parse_time(obj.get("time"))
+        sub = None
+        if obj.get("submitted") is not None:
+            sub = parse_time(obj["submitted"])
+            if sub > t:
+                raise RecordError(f"submitted {obj['submitted']!r} is after time {obj.get('time')!r} (its delivery)")
+            if sub == t:
+                sub = None
         return Message(sender=_str(obj, "sender"), recipient=_str(obj, "recipient"),
-                       text=_str(obj, "text"), time=parse_time(obj.get("time")),
-                       account=_str(obj, "account", False), direction=direction, id=rid)
+                       text=_str(obj, "text"), time=t, account=_str(obj, "account", False),
+                       direction=direction, id=rid, submitted=sub)
     if kind == "call":
         dur = obj.get("duration")
         if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float)) or dur < 0):

@@ -313,7 +313,8 @@ def _rules_with_cap(tmp_path, n):
         return d
     shutil.copytree(Path(__file__).resolve().parents[1] / "config" / "rules", d)
     f = d / "20-advertising-sms.toml"
-    old = 'counter = { key = ["owner", "recipient"], window = "24h", limit = 3 }'
+    old = 'counter = { key = ["owner", "recipient"], window = "24h", limit = 3, at = "delivery" }'
+    assert old in f.read_text()
     f.write_text(f.read_text().replace(old, old.replace("limit = 3", f"limit = {n}")))
     return d
 

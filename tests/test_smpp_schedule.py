@@ -112,17 +112,56 @@ def test_a_relative_schedule_into_the_night_is_judged_at_delivery(pipe):
     assert "AD_OUTSIDE_HOURS" in [h["symbol"] for h in log[0]["hits"]]
 
 
-def test_the_24h_cap_counts_a_scheduled_ad_when_it_is_submitted(pipe):
-    """Hour windows and registry dates apply at delivery, but the caps count a message as of its
-    submission: a counter stamp ahead of the clock would hold every later message of its key there
-    (counters never run backwards within a key)."""
+def test_the_24h_cap_counts_a_scheduled_ad_at_its_delivery(pipe):
+    """Saturday's promo submitted on Monday is not in Monday's 24 h: three more go on Monday, a fourth does not."""
     noon = datetime(2026, 3, 2, 10, 0, tzinfo=ICT)
     sts, fwd, _, _ = _run(pipe, noon, [
         _ad(10, "84912777005", "260307100000028+"),     # Saturday's promo, submitted on Monday
-        _ad(11, "84912777005"), _ad(12, "84912777005"),  # two for today: three in today's 24 h
-        _ad(13, "84912777005"),                          # the fourth submitted today
+        _ad(11, "84912777005"), _ad(12, "84912777005"), _ad(13, "84912777005"),     # three for today
+        _ad(14, "84912777005"),                          # the fourth today
     ])
-    assert sts[:3] == [0] * 3 and sts[3] != 0 and len(fwd) == 3
+    assert sts[:4] == [0] * 4 and sts[4] != 0 and len(fwd) == 4
+
+
+def _clocked(pipe, steps):
+    """[(clock, pdu)] sent in order from one bind, the proxy's clock set before each: the statuses."""
+    now = {"t": steps[0][0]}
+    with ProxyHarness(pipe, clock=lambda: now["t"], verdict_log=VerdictLog(io.StringIO())) as h:
+        s, _ = raw_session(h)
+        sts = []
+        for t, pdu in steps:
+            now["t"] = t
+            s.sendall(pdu)
+            sts.append(read_raw(s).command_status)
+    return sts
+
+
+def test_ads_scheduled_the_day_before_fill_the_cap_of_the_24h_around_their_delivery(pipe):
+    """Three ads submitted on Monday 08:00 for Tuesday 08:59 are delivered within minutes of any sent on
+    Tuesday from 09:00: those are refused (counted at submission, the Monday stamps were out of Tuesday's
+    window and all six reached the recipient)."""
+    mon, tue = datetime(2026, 3, 2, 8, 0, tzinfo=ICT), datetime(2026, 3, 3, 9, 0, tzinfo=ICT)
+    sts = _clocked(pipe, [(mon, _ad(1 + i, "84912777006", "260303085900028+")) for i in range(3)]
+                   + [(tue, _ad(4 + i, "84912777006")) for i in range(3)]
+                   + [(tue.replace(day=4, minute=0, hour=9), _ad(7, "84912777006"))])    # Wednesday 09:00
+    assert sts[:3] == [0] * 3
+    assert all(x != 0 for x in sts[3:6]), sts
+    assert sts[6] == 0                          # 24 h after their delivery
+
+
+def test_an_ad_scheduled_into_a_full_day_is_refused_and_one_after_it_is_not(pipe):
+    """Three ads on Monday 10:00; on Monday 12:00 one for Tuesday 09:00 (within 24 h of them) is refused, ones
+    for Tuesday 10:00, 11:00 and 12:00 (24 h after them and more) go, and a fourth for Tuesday 13:00 does not."""
+    mon, noon = datetime(2026, 3, 2, 10, 0, tzinfo=ICT), datetime(2026, 3, 2, 12, 0, tzinfo=ICT)
+    sts = _clocked(pipe, [(mon, _ad(1 + i, "84912777007")) for i in range(3)] + [
+        (noon, _ad(4, "84912777007", "260303090000028+")),
+        (noon, _ad(5, "84912777007", "260303100000028+")),
+        (noon, _ad(6, "84912777007", "260303110000028+")),
+        (noon, _ad(7, "84912777007", "260303120000028+")),
+        (noon, _ad(8, "84912777007", "260303130000028+")),
+    ])
+    assert sts[:3] == [0] * 3 and sts[3] != 0
+    assert sts[4:7] == [0] * 3 and sts[7] != 0, sts
 
 
 def test_an_ad_scheduled_years_ahead_does_not_pin_the_cap(pipe):

@@ -33,7 +33,7 @@ sender's volume cap of 30 an hour 81-88 B.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from typing import Protocol
 
 import numpy as np
@@ -50,12 +50,14 @@ class CounterStore(Protocol):
     def distinct(self, ns: str, key, value, now: float, window: float | None, limit: int) -> int: ...
     def add_distinct(self, ns: str, key, value, now: float, window: float | None, limit: int) -> None: ...
     def remove(self, ns: str, key, now: float, window: float | None, limit: int) -> bool: ...
+    def count_at(self, ns: str, key, when: float, now: float, window: float | None, limit: int) -> int: ...
+    def add_at(self, ns: str, key, when: float, now: float, window: float | None, limit: int) -> None: ...
     def memory_bytes(self) -> int: ...
     def memory_keys(self) -> int: ...
 
 
 class _Space:
-    __slots__ = ("table", "limit", "distinct", "width", "first", "short", "lowered")
+    __slots__ = ("table", "limit", "distinct", "width", "first", "short", "lowered", "at")
 
     def __init__(self, table: SlotTable, limit: int, distinct: bool, first: SlotTable | None, short: bool):
         self.table, self.limit, self.distinct, self.width = table, limit, distinct, table.width
@@ -64,9 +66,10 @@ class _Space:
         # distinct mode: a key seen from one value only (most template keys: one sender) has a
         # two-word row [value, second] here and moves to `table` with its second value
         self.first = first
+        self.at = not distinct and self.width == 2 * limit       # a count at delivery (_layout)
 
 
-def _layout(limit: int, distinct: bool, window) -> tuple[int, int, bool]:
+def _layout(limit: int, distinct: bool, window, at: bool = False) -> tuple[int, int, bool]:
     """(row width in uint32 words, index of the last-touch word, short count row?).
 
     A count row for a window under 18 h with more than 4 stamps is "short": word 0 the last
@@ -74,10 +77,15 @@ def _layout(limit: int, distinct: bool, window) -> tuple[int, int, bool]:
     none yet), two to a word. A stamp older than the window is never needed, so when an
     offset would pass 16 bits the row is rebased to (now - window) and older stamps are
     dropped: a volume cap of 30 an hour is 76 B a row instead of 128.
+
+    A count at delivery (`at`, MemoryCounters.count_at) has room for 2 * limit stamps and is never short
+    (its stamps may lie ahead of the clock, past a 16-bit offset).
     """
     if distinct:
         w = 2 * (limit + 1)
         return w, w - 1, False
+    if at:
+        return 2 * limit, 2 * limit - 1, False
     if window is not None and window < _SHORT_MAX and limit > 4:
         return 2 + (limit + 1) // 2, 0, True
     return limit, limit - 1, False
@@ -93,7 +101,7 @@ class MemoryCounters:
         self.max_keys = max_keys
         self.spaces: dict[str, _Space] = {}
 
-    def _relimit(self, ns: str, now, window, limit: int, distinct: bool) -> _Space:
+    def _relimit(self, ns: str, now, window, limit: int, distinct: bool, at: bool = False) -> _Space:
         """The space of `ns` when `limit` is not its rows' (a reload changed it). A higher limit lays the rows out
         again at once, wider (every stamp kept). A lower one keeps them as they are for one window (every read
         and write goes by the rows' own limit, `sp.limit`, so a cap taken 3 -> 2 -> 3 forgets no message it let
@@ -101,18 +109,19 @@ class MemoryCounters:
         window, so nothing that counts is dropped, and a mistyped limit does not keep its memory for ever."""
         sp = self.spaces.get(ns)
         if sp is None or sp.distinct != distinct or sp.limit < limit:
-            return self._space(ns, window, limit, distinct)
+            return self._space(ns, window, limit, distinct, at=at)
         now_s = int(now)
         if not sp.lowered:
             sp.lowered = now_s or 1
         elif window is not None and now_s - sp.lowered >= window:
-            return self._space(ns, window, limit, distinct, narrow=True)
+            return self._space(ns, window, limit, distinct, narrow=True, at=at)
         return sp
 
-    def _space(self, ns: str, window, limit: int, distinct: bool, narrow: bool = False) -> _Space:
+    def _space(self, ns: str, window, limit: int, distinct: bool, narrow: bool = False, at: bool = False) -> _Space:
         sp = self.spaces.get(ns)
-        if sp is None or sp.distinct != distinct or sp.limit < limit or (narrow and sp.limit > limit):
-            w, touch, short = _layout(limit, distinct, window)
+        if sp is None or sp.distinct != distinct or sp.limit < limit or (narrow and sp.limit > limit) \
+                or (at and not sp.at):
+            w, touch, short = _layout(limit, distinct, window, at)
             t = SlotTable(w, touch, window, self.max_keys)
             first = None
             if distinct:
@@ -174,6 +183,65 @@ class MemoryCounters:
             rows[b:e] = rows[b + 1:e + 1]
         rows[e] = now_s if now_s > last else last
 
+    # ------------------------------------------------------------ count mode, counted at delivery
+    def _at_space(self, ns, now, window, limit) -> _Space:
+        """The space of a count at delivery (rows of 2 * limit stamps: _layout), with the counter's limit as
+        count/add have it (_relimit). Rows of a count at submission (the rule changed) are laid out again."""
+        sp = self.spaces.get(ns)
+        if sp is None or sp.limit != limit or not sp.at:
+            if sp is not None and not sp.at and not sp.distinct:
+                sp = self._space(ns, window, sp.limit, False, at=True)      # laid out again, every stamp kept
+            sp = self._relimit(ns, now, window, limit, False, at=True)
+        elif sp.lowered:
+            sp.lowered = 0
+        return sp
+
+    def count_at(self, ns, key, when, now, window, limit) -> int:
+        """For a message to be delivered at `when` (at or after `now`, the clock: a scheduled one later): the most
+        messages counted in any one window that holds `when`, those before it and those scheduled after it -- or
+        the limit when the key's row has no room for one more (every stamp in it newer than now - window).
+
+        A count at delivery (a rule's `at = "delivery"`: the advertiser caps) keeps its row's stamps in time
+        order, each its message's delivery second (`add_at`), some of them ahead of the clock, with room for
+        2 * limit. A stamp leaves its row only when a newer message needs its place and it is out of every
+        window still to be judged (not newer than now - window: every later message is delivered at or after
+        now), so the row holds every stamp that can still count and the answer is exact; when none can leave,
+        the message is counted as over the limit (an advertiser with 2 * limit messages to one recipient
+        delivered within the last window or scheduled ahead waits until the oldest is out of the window).
+        Every window that holds `when` ends in [when, when + window): its count is highest where it ends at
+        `when` or at a stamp."""
+        sp = self._at_space(ns, now, window, limit)
+        t = sp.table
+        i = t.find(key_hash(key))
+        if i < 0:
+            return 0
+        n = sp.width
+        b = i * n
+        st = [x for x in t.rows[b:b + n] if x]          # time order; 0 = none
+        if window is None:
+            return len(st)
+        if len(st) >= n and st[0] > int(now) - window:
+            return max(limit, sp.limit)
+        d = int(when)
+        best = 0
+        for x in [d] + [x for x in st if d < x < d + window]:
+            c = bisect_right(st, x) - bisect_right(st, x - window)
+            if c > best:
+                best = c
+        return best
+
+    def add_at(self, ns, key, when, now, window, limit) -> None:
+        """Count a message delivered at `when` (see count_at): its stamp goes in time order; the oldest stamp
+        (or an empty place) leaves the row."""
+        sp = self._at_space(ns, now, window, limit)
+        t = sp.table
+        i = t.slot(key_hash(key), int(now))
+        n, rows = sp.width, t.rows
+        b = i * n
+        st = rows[b + 1:b + n].tolist()
+        insort(st, int(when))
+        rows[b:b + n] = array("I", st)
+
     def remove(self, ns, key, now, window, limit) -> bool:
         """Take back one message counted at second `now` for `key` (an ad the SMSC refused after it was
         let through: Pipeline.refund): one stamp of exactly that second goes. A stamp never moves and is
@@ -204,7 +272,7 @@ class MemoryCounters:
                         return True
             return False
         b = i * sp.width                        # stamps oldest first, 0 = none; the last is the touch word
-        for j in range(b, b + n):
+        for j in range(b, b + sp.width):        # (a count at delivery has room for 2 * limit: _layout)
             if rows[j] == now_s and now_s:
                 rows[b + 1:j + 1] = rows[b:j]
                 rows[b] = 0
@@ -312,12 +380,13 @@ def _carry_over(old: _Space, new: SlotTable, limit: int, short: bool) -> None:
         if old.short:                           # absolute seconds, 0 = none
             off = R.view(np.uint16)[:, 4:4 + old.limit].astype(np.int64)
             S = np.where(off > 0, R[:, 1:2].astype(np.int64) + off - 1, 0)
-        else:
-            S = R[:, :old.limit].astype(np.int64)
-        m = min(old.limit, limit)
-        S = S[:, old.limit - m:]
+        else:                                   # (a count at delivery has room for 2 * limit)
+            S = R[:, :old.width].astype(np.int64)
+        room = new.width if not short else limit
+        m = min(S.shape[1], room)
+        S = S[:, S.shape[1] - m:]
         if not short:                           # the new rows are plain stamps (a short row of 5 is 5 wide too)
-            N[:, limit - m:] = S
+            N[:, room - m:] = S
         else:
             last = S[:, -1]
             base = np.maximum(last - new.keep, 0)

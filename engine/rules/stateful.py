@@ -132,6 +132,7 @@ class Counter(Stateful):
     limit: int
     distinct: str | None
     text: str
+    at_delivery: bool = False   # `at = "delivery"`: counted at each message's delivery (MemoryCounters.count_at)
 
     def __post_init__(self):
         self._build = _key_builder(self.key)
@@ -148,7 +149,7 @@ class Counter(Stateful):
     def charge(self, c) -> tuple:
         """What this counter's commit of message context `c` counted, for `counters.remove`:
         (namespace, keys, second, window, limit)."""
-        return self.ns, tuple(self._keys(c)), c.state_ts, self.window, self.limit
+        return self.ns, tuple(self._keys(c)), c.ts if self.at_delivery else c.state_ts, self.window, self.limit
 
     def _keys(self, c):
         """The message's keys for this key spec: built once per message and shared by check and
@@ -201,6 +202,35 @@ def _counter_fns(ctr: Counter):
                 add(ns, k, v, ts, window, limit)
         return check_distinct, commit_distinct
 
+    if ctr.at_delivery:
+        # the message's delivery (`ts`: a scheduled one's schedule_delivery_time) against the clock (`state_ts`)
+        def check_at(c, s):
+            try:
+                ck = c.counter_keys
+            except AttributeError:
+                ck = c.counter_keys = {}
+            ks = ck.get(kname)
+            if ks is None:
+                ks = ck[kname] = build(c)
+            best = 0
+            count_at, when, now = s.counters.count_at, c.ts, c.state_ts
+            for k in ks:
+                n = count_at(ns, k, when, now, window, limit) + 1
+                if n > best:
+                    best = n
+            if best > limit:
+                return f"{best} messages per {spec} within {text} (limit {limit})"
+            return None
+
+        def commit_at(c, s):
+            ks = c.__dict__.get("counter_keys", {}).get(kname)
+            if ks is None:
+                ks = keys(c)
+            add_at, when, now = s.counters.add_at, c.ts, c.state_ts
+            for k in ks:
+                add_at(ns, k, when, now, window, limit)
+        return check_at, commit_at
+
     def check_count(c, s):
         try:
             ck = c.counter_keys
@@ -229,14 +259,16 @@ def _counter_fns(ctr: Counter):
     return check_count, commit_count
 
 
-@condition("counter", "{key = [sender|recipient|owner|content|template|account…], window = \"24h\", limit = N, distinct = FIELD?}: "
-           "true for a message that would be the (N+1)th within the window (or the (N+1)th distinct FIELD)")
+@condition("counter", "{key = [sender|recipient|owner|content|template|account…], window = \"24h\", limit = N, distinct = FIELD?, "
+           "at = \"submission\"|\"delivery\"?}: true for a message that would be the (N+1)th within the window (or the "
+           "(N+1)th distinct FIELD); at = \"delivery\": counted at each message's delivery (a scheduled one's "
+           "schedule_delivery_time), not its submission")
 def _counter(v, rule_symbol="", **_):
     if not isinstance(v, dict):
         raise ValueError("counter must be a table {key = [...], window = \"24h\", limit = N}")
-    extra = set(v) - {"key", "window", "limit", "distinct"}
+    extra = set(v) - {"key", "window", "limit", "distinct", "at"}
     if extra:
-        raise ValueError(f"counter: unknown key {sorted(extra)[0]!r} (key, window, limit, distinct)")
+        raise ValueError(f"counter: unknown key {sorted(extra)[0]!r} (key, window, limit, distinct, at)")
     key = v.get("key")
     if isinstance(key, str):
         key = [key]
@@ -251,8 +283,15 @@ def _counter(v, rule_symbol="", **_):
     distinct = v.get("distinct")
     if distinct is not None and distinct not in ("sender", "recipient", "owner"):
         raise ValueError(f"counter distinct must be sender, recipient or owner, got {distinct!r}")
+    at = v.get("at", "submission")
+    if at not in ("submission", "delivery"):
+        raise ValueError(f"counter at must be \"submission\" or \"delivery\", got {at!r}")
+    if at == "delivery" and distinct is not None:
+        raise ValueError("counter at = \"delivery\" counts messages: it cannot be used with distinct")
+    # (the same namespace either way: rows of stamps in time order both, so a rule changed to count at delivery
+    # keeps what it counted)
     ns = f"{rule_symbol}|{'+'.join(key)}|{v['window']}|{distinct}"
-    return Counter(ns, tuple(key), window, limit, distinct, str(v["window"]))
+    return Counter(ns, tuple(key), window, limit, distinct, str(v["window"]), at == "delivery")
 
 
 @dataclass

@@ -61,6 +61,14 @@ class JournalledCounters:
         self.mem.add(ns, key, now, window, limit)
         self.buf.append(("a", ns, key, now, window, limit))
 
+    def count_at(self, ns, key, when, now, window, limit):
+        return self.mem.count_at(ns, stable_key(key), when, now, window, limit)
+
+    def add_at(self, ns, key, when, now, window, limit):
+        key = stable_key(key)
+        self.mem.add_at(ns, key, when, now, window, limit)
+        self.buf.append(("t", ns, key, when, now, window, limit))
+
     def add_distinct(self, ns, key, value, now, window, limit):
         key, value = stable_key(key), stable(value)
         self.mem.add_distinct(ns, key, value, now, window, limit)
@@ -129,10 +137,12 @@ def apply_record(mem_c: MemoryCounters, mem_h: RecipientHistory, mem_k: CallDura
         mem_c.add(r[1], _tup(r[2]), r[3], r[4], r[5])
     elif op == "d":
         mem_c.add_distinct(r[1], _tup(r[2]), r[3], r[4], r[5], r[6])
+    elif op == "t":
+        mem_c.add_at(r[1], _tup(r[2]), r[3], r[4], r[5], r[6])
     elif op == "r":
         sp = mem_c.spaces.get(r[1])
         if sp is not None and not sp.distinct and sp.limit != r[5]:
-            mem_c._space(r[1], r[4], r[5], False)
+            mem_c._space(r[1], r[4], r[5], False, at=sp.at)
         mem_c.remove(r[1], _tup(r[2]), r[3], r[4], r[5])
     elif op == "h":
         mem_h.add(r[1], r[2], r[3], r[4])

@@ -2,7 +2,8 @@
 the store sends once per event-loop iteration, and how a counter is named in Redis.
 
 Value layouts (all little-endian uint32): a count key holds its last `limit` stamps, oldest
-first (12 bytes for a cap of 3); a distinct key its last limit+1 (value fingerprint, second)
+first (12 bytes for a cap of 3; counted at delivery, its last 2 * limit in time order, some perhaps
+ahead of the clock, and the key lives a window past the newest); a distinct key its last limit+1 (value fingerprint, second)
 pairs, least recently seen first. These are the rows of rules/counters.py's flat tables, so a
 count read from Redis is the count MemoryCounters would give for the same commits.
 """
@@ -16,12 +17,13 @@ TTL_SLACK = 60              # seconds a key outlives its window
 # the batch (the event stream, events.py; message ids, receipts.py). ARGV[2]: TTL slack; then per
 # stream a blob (may be empty), its MINID and the process id.
 # ARGV[1]: msgpack list of messages, each a list of ops
-# {key index, mode (0 count, 1 distinct, 2 remove: a count taken back), limit, window (-1 = forever),
-# second, enforce?, value fingerprint}.
+# {key index, mode (0 count, 1 distinct, 2 remove: a count taken back, 3 count at delivery), limit, window
+# (-1 = forever), second (mode 3: the delivery's), enforce?, value fingerprint (mode 3: the clock's second)}.
 # Returns one string of comma-separated integers (parsed in C, not as a RESP array of
 # thousands of items): per message, committed (1/0) and then each op's count (count mode:
-# stamps within the window before this one; distinct mode: distinct values within the window
-# including this one).
+# stamps within the window before this one; mode 3: the most in one window holding the delivery, or
+# the limit when the row has no room (rules/counters.py count_at); distinct mode: distinct values within
+# the window including this one).
 LUA = r"""
 local msgs = cmsgpack.unpack(ARGV[1])
 local out = {}
@@ -62,6 +64,27 @@ local function measure(op, pend)
     pend[op[1]] = (p or 0) + 1
     return n
   end
+  if distinct == 3 then
+    -- stamps in time order, some ahead of the clock (op[7]); this message's earlier ops on the key as at `now`
+    local st = load(op)
+    local q = p or 0
+    pend[op[1]] = q + 1
+    if window < 0 then return #st + q end
+    if #st >= 2 * limit and st[1] > op[7] - window then return limit + q end
+    local function within(x)
+      local c = 0
+      for i = 1, #st do if st[i] > x - window and st[i] <= x then c = c + 1 end end
+      return c
+    end
+    local best = within(now)
+    for i = 1, #st do
+      if st[i] > now and st[i] < now + window then
+        local c = within(st[i])
+        if c > best then best = c end
+      end
+    end
+    return best + q
+  end
   local pr = load(op)
   local vals, n = {}, 0
   for i = 1, #pr do
@@ -88,7 +111,7 @@ for m = 1, #msgs do
     local n = measure(op, pend)
     counts[i] = n
     local over
-    if op[2] == 0 then over = n + 1 > op[3] else over = n > op[3] end
+    if op[2] == 0 or op[2] == 3 then over = n + 1 > op[3] else over = n > op[3] end
     if over and op[6] == 1 then ok = 0 end
   end
   if ok == 1 then
@@ -109,6 +132,21 @@ for m = 1, #msgs do
           if #kept > 0 then redis.call('SET', KEYS[op[1]], table.concat(parts), 'KEEPTTL')
           else redis.call('DEL', KEYS[op[1]]) end
         end
+      elseif op[2] == 3 then
+        -- in time order, room for 2 * limit; the oldest leaves a full row (the measure said it is out of every
+        -- window to come)
+        local kept = {}
+        for j = math.max(1, #cur - 2 * limit + 2), #cur do kept[#kept + 1] = cur[j] end
+        local at = #kept + 1
+        while at > 1 and kept[at - 1] > now do at = at - 1 end
+        table.insert(kept, at, now)
+        cache[op[1]] = kept
+        for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4', kept[j]) end
+        -- the key outlives its newest stamp (perhaps ahead of the clock) by the window
+        local ahead = math.max(0, kept[#kept] - op[7])
+        if op[4] >= 0 then
+          redis.call('SET', KEYS[op[1]], table.concat(parts), 'EX', op[4] + ahead + tonumber(ARGV[2]))
+        else redis.call('SET', KEYS[op[1]], table.concat(parts)) end
       elseif op[2] == 0 then
         local last = cur[#cur] or 0
         if now < last then now = last end
@@ -130,7 +168,7 @@ for m = 1, #msgs do
         cache[op[1]] = kept
         for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4I4', kept[j][1], kept[j][2]) end
       end
-      if op[2] ~= 2 then store(op, table.concat(parts)) end
+      if op[2] == 0 or op[2] == 1 then store(op, table.concat(parts)) end
     end
   end
   out[#out + 1] = ok

@@ -86,6 +86,7 @@ MAX_BATCH = 2000            # messages per script call
 REMOVES_PER_CALL = 2000     # counts given back after an outage: at most this many a script call
 
 REMOVE = 2                  # an _Op's `distinct` for a count taken back (SharedCounters.remove)
+AT = 3                      # an _Op's `distinct` for a count at delivery (SharedCounters.add_at: `value` is the clock)
 
 
 class _Op:
@@ -93,12 +94,14 @@ class _Op:
 
     def __init__(self, ns, key, value, now, window, limit, distinct):
         self.ns, self.key, self.value, self.now = ns, key, value, now
-        self.window, self.limit, self.distinct = window, limit, distinct     # distinct: False, True or REMOVE
+        self.window, self.limit, self.distinct = window, limit, distinct     # distinct: False, True, REMOVE or AT
 
     def apply(self, mem: MemoryCounters) -> None:
         if self.distinct is REMOVE:
             return                      # taken from the mirror when it was recorded (SharedCounters.remove)
-        if self.distinct:
+        if self.distinct is AT:
+            mem.add_at(self.ns, self.key, self.now, self.value, self.window, self.limit)
+        elif self.distinct:
             mem.add_distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
         else:
             mem.add(self.ns, self.key, self.now, self.window, self.limit)
@@ -106,7 +109,7 @@ class _Op:
     def over(self, n: int) -> bool:
         if self.distinct is REMOVE:
             return False
-        return n > self.limit if self.distinct else n + 1 > self.limit
+        return n > self.limit if self.distinct is True else n + 1 > self.limit
 
 
 def _no_script(e: Exception) -> bool:
@@ -169,6 +172,12 @@ class SharedCounters:
 
     def add_distinct(self, ns, key, value, now, window, limit):
         self.store._record(_Op(ns, stable_key(key), stable(value), now, window, limit, True))
+
+    def count_at(self, ns, key, when, now, window, limit):
+        return self.mem.count_at(ns, stable_key(key), when, now, window, limit)
+
+    def add_at(self, ns, key, when, now, window, limit):
+        self.store._record(_Op(ns, stable_key(key), now, when, window, limit, AT))
 
     def remove(self, ns, key, now, window, limit):
         """Taken from the mirror at once (the ESME's retry, answered next, must see it) and on the server with
@@ -344,9 +353,10 @@ class RedisStore:
                         ki = index[k] = len(keys) + 1
                         keys.append(k)
                     rule = rules.get(op.ns.split("|", 1)[0]) if rules else None
-                    enc.append([ki, int(op.distinct), op.limit, -1 if op.window is None else int(op.window),
+                    d = op.distinct
+                    enc.append([ki, int(d), op.limit, -1 if op.window is None else int(op.window),
                                 int(op.now), int(rule is not None and rule.action is Action.DROP),
-                                value_fp(op.value) if op.distinct else 0])
+                                value_fp(op.value) if d is True else int(op.value) if d is AT else 0])
                 msgs.append(enc)
             arg = msgpack.packb(msgs)
             ev = [r.take() for r in self.riders]
@@ -408,8 +418,8 @@ class RedisStore:
                 continue
             have.add(sym)
             _, spec, window, _d = (op.ns.split("|") + ["", "", ""])[:4]
-            what = "distinct values" if op.distinct else "messages"
-            shown = n if op.distinct else n + 1
+            what = "distinct values" if op.distinct is True else "messages"
+            shown = n if op.distinct is True else n + 1
             extra.append(Hit(rule.symbol, rule.score,
                              f"{shown} {what} per {spec} within {window} (limit {op.limit}; shared state)",
                              rule.source, rule.action, rule.smpp_status, rule.sip_code))
@@ -420,7 +430,9 @@ class RedisStore:
             if charged and committed:
                 v = Verdict(v.action, v.score, v.hits, charged)
                 if v.action is Action.DROP:     # committed on the server, then dropped (tag scores): not sent
-                    pipe.refund(v, max(c[2] for c in charged))
+                    # (just committed: none of its counts is out of its window; a count at delivery may be
+                    # stamped ahead of the others)
+                    pipe.refund(v, min(c[2] for c in charged))
         then(v)
 
     # ------------------------------------------------------------ failures
@@ -476,7 +488,7 @@ class RedisStore:
             mem, counters = self.counters.mem, self.counters
             for op in ops:
                 op.apply(mem)
-                if op.distinct is False:
+                if op.distinct is False or op.distinct is AT:
                     counters.committed_locally(op)
             if then is not None:
                 _safely(then, v)
