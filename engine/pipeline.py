@@ -87,6 +87,9 @@ class Pipeline:
         self.state = state or EngineState()
         self.model = model
         self.rule_errors: list = []
+        self._at_rules = None                   # the rules _at_delivery's list was made from
+        self._at_counters: list = []
+        self._at_ns: set = set()
 
     # ------------------------------------------------------------ judging
     def judge(self, msg: Message | Call, commit: bool = True) -> Verdict:
@@ -147,6 +150,37 @@ class Pipeline:
                 continue
             for k in keys:
                 remove(ns, k, ts, window, limit)
+
+    def _at_delivery(self) -> list:
+        """The advertiser caps counted at delivery (refundable counters with `at = "delivery"`) of the rules
+        in force for SMS from ESMEs."""
+        rules = self.rules
+        if self._at_rules is not rules:
+            self._at_counters = [st for r in rules.rules if "sms-mt" in r.applies_to for st in r.stateful
+                                 if st.refundable and getattr(st, "at_delivery", False)]
+            self._at_ns = {st.ns for st in self._at_counters}
+            self._at_rules = rules
+        return self._at_counters
+
+    def delivery_charge(self, verdict: Verdict) -> int | None:
+        """The second `verdict`'s message was counted at by the advertiser caps counted at delivery (its
+        delivery), None when it was not counted by any."""
+        self._at_delivery()
+        for ns, _keys, ts, _window, _limit in verdict.charged:
+            if ns in self._at_ns:
+                return int(ts)
+        return None
+
+    def uncharge(self, msg: Message, second: int) -> None:
+        """Give back the counts at `second` (delivery_charge) of a message the SMSC now will not deliver: a
+        replace_sm it took (the replacement is counted itself) or a cancel_sm. `msg`: its sender, recipient and
+        account (what the caps' keys are made of); one stamp of exactly that second per key goes, as refund."""
+        ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
+        remove = self.state.counters.remove
+        for st in self._at_delivery():
+            ns, keys, _ts, window, limit = st.charge(ctx)
+            for k in keys:
+                remove(ns, k, second, window, limit)
 
     def call_ended(self, caller: str, time, duration: float) -> None:
         """A completed call (BYE seen, or a call record with its duration): feeds the

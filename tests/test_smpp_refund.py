@@ -578,3 +578,88 @@ def test_the_batch_script_is_never_sent_twice_by_the_client():
     committed, or given back, twice: a 4th ad through a cap of 3). The store's client does not retry."""
     from engine.state.redis_store import RedisStore
     assert RedisStore("redis://127.0.0.1:1/0").redis.get_retry()._retries == 0
+
+
+# ---------------------------------------------------------------- replace_sm / cancel_sm give the old count back
+def _replace(seq, mid, text=TEXT, sched=""):
+    return encode(P.ReplaceSm(sequence_number=seq, message_id=mid, source_addr_ton=5, source_addr="SHOPABC",
+                              schedule_delivery_time=sched, short_message=text))
+
+
+def _cancel(seq, mid, src="SHOPABC"):
+    return encode(P.CancelSm(sequence_number=seq, message_id=mid, source_addr_ton=5, source_addr=src,
+                             dest_addr_ton=1, destination_addr=""))
+
+
+def _resp(s, pdu):
+    s.sendall(pdu)
+    return read_raw(s)
+
+
+def test_a_correction_replaces_the_count_of_the_ad_it_replaces(pipe, refusing):
+    """Two ads; a replace_sm of the second (a correction) the SMSC takes gives the second's count back and
+    keeps its own: one more ad goes, a fourth does not (before, the correction was counted as a third).
+    The correction is judged while the ad it replaces still counts: one of a third ad is refused."""
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        mids = [_resp(s, _ad(1 + i, "84912777040")).message_id for i in range(2)]
+        assert all(mids)
+        assert _send(s, _replace(10, mids[1], TEXT + b" (sua)")) == 0
+        assert _send(s, _replace(11, mids[1], TEXT + b" (sua lan 2)")) == 0     # and again
+        third = _resp(s, _ad(12, "84912777040")).message_id
+        assert third
+        assert _send(s, _ad(13, "84912777040")) != 0                            # the fourth
+        assert _send(s, _replace(14, third, TEXT + b" (sua)")) != 0             # judged as a fourth
+        assert h.proxy.stats["counts_given_back"] == 2
+
+
+def test_a_replacement_the_smsc_refuses_keeps_the_old_count_and_gives_back_its_own(pipe, refusing):
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        mids = [_resp(s, _ad(1 + i, "84912777041")).message_id for i in range(2)]
+        h.sim.reject = C.ESME_RREPLACEFAIL                  # (already delivered, say)
+        assert _send(s, _replace(10, mids[1], TEXT + b" (sua)")) == C.ESME_RREPLACEFAIL
+        h.sim.reject = 0
+        assert _send(s, _ad(11, "84912777041")) == 0          # the third
+        assert _send(s, _ad(12, "84912777041")) != 0          # the fourth: the refused replacement took nothing
+        assert h.proxy.stats["counts_given_back"] == 0
+
+
+def test_a_replacement_that_moves_an_ad_to_another_day_moves_its_count(pipe, refusing):
+    """Three ads scheduled for Tuesday 09:00; one moved to Wednesday 09:00 by replace_sm: Tuesday has room for
+    one more, Wednesday for two."""
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        mids = [_resp(s, _ad(1 + i, "84912777042", schedule_delivery_time="260303090000028+")).message_id
+                for i in range(3)]
+        assert all(mids)
+        assert _send(s, _replace(10, mids[0], sched="260304090000028+")) == 0
+        tue = [_send(s, _ad(20 + i, "84912777042", schedule_delivery_time="260303100000028+")) for i in range(2)]
+        wed = [_send(s, _ad(30 + i, "84912777042", schedule_delivery_time="260304120000028+")) for i in range(3)]
+        assert tue[0] == 0 and tue[1] != 0, tue
+        assert wed[:2] == [0, 0] and wed[2] != 0, wed
+
+
+def test_a_cancelled_ad_gives_its_count_back_once(pipe, refusing):
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        mids = [_resp(s, _ad(1 + i, "84912777043")).message_id for i in range(3)]
+        assert _send(s, _cancel(10, mids[0], src="OTHER")) == 0      # another source: the SMSC's to judge
+        assert _send(s, _cancel(11, mids[1])) == 0
+        assert _send(s, _cancel(12, mids[1])) == 0                   # cancelled again: nothing more given back
+        assert _send(s, _ad(13, "84912777043")) == 0
+        assert _send(s, _ad(14, "84912777043")) != 0
+        assert h.proxy.stats["counts_given_back"] == 1
+
+
+def test_a_care_message_replaced_or_cancelled_gives_nothing_back(pipe, refusing):
+    """Only a message counted toward the cap has a count to give back (the note says so)."""
+    care = b"Tai khoan cua quy khach da duoc cap nhat"
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        for i in range(3):
+            assert _send(s, _ad(1 + i, "84912777044")) == 0
+        mid = _resp(s, _ad(5, "84912777045", text=care)).message_id
+        assert _send(s, _cancel(6, mid)) == 0
+        assert _send(s, _ad(7, "84912777044")) != 0
+        assert h.proxy.stats["counts_given_back"] == 0

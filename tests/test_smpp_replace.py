@@ -186,3 +186,18 @@ def test_a_care_message_replaced_by_an_ad_counts_as_an_ad(pipe):
             st.append(t.send(_replace(10 + i, mid, AD + b" v%d" % i)).command_status)
         st.append(t.send(_submit(20, "84912777021", AD + b" other")).command_status)
     assert st[:3] == [0, 0, 0] and st[3] != 0, st
+
+
+def test_a_charged_note_keeps_its_second_and_flag_through_a_dump():
+    """A message counted toward an advertiser's cap at delivery is noted so (relay.py gives that count back when
+    the SMSC replaces or cancels it); the flag is a bit of the same 16 bytes."""
+    ids = MessageIds()
+    ids.add("a", "esme1")
+    ids.note("a", SINGLE, 0, "SHOP", 1_772_470_200, 84912000001, True)
+    ids.add("b", "esme1")
+    ids.note("b", SINGLE, 0, "SHOP", 0, 84912000002, True)        # no second: cannot be given back
+    assert ids.sent("a") == Sent(SINGLE, 0, source_fp("SHOP"), 1_772_470_200, 84912000001, True)
+    assert ids.sent("b").charged is False
+    back = MessageIds()
+    back.load(ids.dump())
+    assert back.sent("a") == ids.sent("a") and back.sent("a").destination == 84912000001

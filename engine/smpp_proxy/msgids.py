@@ -23,8 +23,10 @@ first ring slot (it is forgotten one bound's worth of messages after its first u
 
 What was sent under each id (`note`, read back by `sent`): what a replace_sm of it is judged with
 (submit.py `_replace`): SINGLE / MULTI / PART, data_coding, a 32-bit fingerprint of source_addr,
-the scheduled delivery (Unix seconds, 0 = at once) and the destination as an E.164 int, packed in
-one int (124 bits) in a second dict, forgotten with the id. Measured as above with notes: ~169 B an
+the scheduled delivery (Unix seconds, 0 = at once; for a message counted toward an advertiser's cap, the
+second it was counted at), the destination as an E.164 int and whether it was so counted (`charged`: a
+replace_sm or cancel_sm the SMSC takes gives that count back), packed in one int (125 bits) in a second
+dict, forgotten with the id. Measured as above with notes: ~169 B an
 id (2M ids: ~340 MB), ~70 B more than the id alone: the dict's slot and index ~31, the packed int
 48 (CPython: 5 digits of 30 bits). Only this process's own ids have notes (not the ones learned
 from other `--workers` processes: their replace_sm is refused, see submit.py).
@@ -69,8 +71,10 @@ class Sent(NamedTuple):
     kind: int               # SINGLE, MULTI or PART
     data_coding: int        # the stored message's (replace_sm carries none: SMPP 3.4 §4.10.1)
     source_fp: int          # source_fp(source_addr) of the submit (a replace_sm must name the same)
-    delivery: int           # when it is to be delivered (scheduled), Unix seconds; 0 = at once
+    delivery: int           # when it is to be delivered (scheduled), Unix seconds; 0 = at once (a charged
+                            # one: the second its advertiser-cap count is stamped at, its delivery)
     destination: int        # E.164 int; 0 = not a number
+    charged: bool = False   # counted toward an advertiser's cap at `delivery` (a count at delivery)
 
 
 def source_fp(source_addr: str) -> int:
@@ -81,12 +85,16 @@ def source_fp(source_addr: str) -> int:
 _LAST_FP = [None, 0]
 
 
-def _pack(kind: int, dc: int, fp: int, delivery: int, destination: int) -> int:
-    return kind | dc << 2 | fp << 10 | delivery << 42 | destination << 74
+def _pack(kind: int, dc: int, fp: int, delivery: int, destination: int, charged: bool = False) -> int:
+    return kind | dc << 2 | fp << 10 | delivery << 42 | destination << 74 | int(charged) << 124
 
 
 def _unpack(n: int) -> Sent:
-    return Sent(n & 3, n >> 2 & 0xFF, n >> 10 & 0xFFFFFFFF, n >> 42 & 0xFFFFFFFF, n >> 74)
+    return Sent(n & 3, n >> 2 & 0xFF, n >> 10 & 0xFFFFFFFF, n >> 42 & 0xFFFFFFFF, n >> 74 & _DEST,
+                bool(n >> 124 & 1))
+
+
+_DEST = (1 << 50) - 1
 
 
 def id_key(space: str, mid: str) -> str:
@@ -143,14 +151,16 @@ class MessageIds:
         n = self._ids.get(mid)
         return default if n is None else self._accounts[n]
 
-    def note(self, mid: str, kind: int, data_coding: int, source: str, delivery: int, destination: int | None) -> None:
+    def note(self, mid: str, kind: int, data_coding: int, source: str, delivery: int, destination: int | None,
+             charged: bool = False) -> None:
         """What was forwarded under `mid` (added just before): kept with it, forgotten with it."""
         if mid in self._ids:
             fp = _LAST_FP
             if fp[0] != source:             # (most messages come in runs from one source)
                 fp[0], fp[1] = source, source_fp(source)
             self._sent[mid] = _pack(kind, data_coding & 0xFF, fp[1], min(max(delivery or 0, 0), 0xFFFFFFFF),
-                                    destination if destination and 0 < destination < 1 << 50 else 0)
+                                    destination if destination and 0 < destination < 1 << 50 else 0,
+                                    charged and 0 < delivery <= 0xFFFFFFFF)
 
     def sent(self, mid: str) -> Sent | None:
         """The `note` of `mid`, None if there is none (an id this process did not forward, forgotten, or

@@ -2,8 +2,11 @@
 sent the message; a replace_sm judged as the message it turns the stored one into (`_replace`)."""
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timezone
+
 from ..numbers import format_number
-from ..verdict import Action
+from ..verdict import Action, Message
 from .codec import constants as C
 from .codec import pdu as P
 from .codec import with_sequence
@@ -11,6 +14,8 @@ from .msgids import MULTI, SINGLE, id_key, source_fp
 from .refund import Refund
 from .smsc import LATE
 from .submit import Refusal, message_content
+
+log = logging.getLogger("telfilter.smpp")
 
 _DROP = Action.DROP
 _REPLACE_SM_NAME = P.name_of(C.REPLACE_SM)          # (the verdict log names PDUs as the codec does)
@@ -107,21 +112,60 @@ class RelayPath:
             return self._refuse(sess, pdu, r.status, r.reason)
         recipient = format_number(sent.destination) if sent.destination else ""
 
-        def replaced(key):
-            if pdu.schedule_delivery_time:          # a later replace_sm without one keeps this schedule
-                ids.note(key, sent.kind, sent.data_coding, pdu.source_addr,
-                         int(when.timestamp()) if when is not None else 0, sent.destination)
-
         def judged(v):
             if v.action is _DROP:
                 return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
                                                      command_status=v.smpp_status))
+
+            def replaced(key):
+                # the SMSC took it: the message it replaced will not be delivered, its count goes (the
+                # replacement's stands); a later replace_sm without a schedule keeps this one's
+                self._uncharge(sess, pdu.source_addr, recipient, sent)
+                second = self.pipeline.delivery_charge(v)
+                at = second if second is not None else int(when.timestamp()) if when is not None else 0
+                ids.note(key, sent.kind, sent.data_coding, pdu.source_addr, at, sent.destination, second is not None)
             return self._relay(sess, pdu, replaced, Refund.of(v))
-        # judged and counted as one more message (given back if the SMSC refuses the replace_sm): the count
-        # of the message it replaces is kept, so a correction may use a count -- never fewer counted than
-        # sent (judged uncounted, a care message replaced by an ad would pass every cap)
+        # judged and counted as the message it becomes (given back if the SMSC refuses the replace_sm); once
+        # the SMSC has taken it, the count of the message it replaced is given back (a count at delivery:
+        # the advertiser caps) -- never fewer counted than sent (judged uncounted, a care message replaced
+        # by an ad would pass every cap)
         return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
                            then=judged)
+
+
+    def _cancel(self, sess, pdu):
+        """cancel_sm: relayed (_relay); once the SMSC has cancelled a message this process forwarded, the count
+        it took toward an advertiser's cap is given back (one named by message_id; one cancelled by source and
+        destination alone is not known here and keeps its count)."""
+        done = None
+        mid = pdu.message_id
+        if mid:
+            ids = self.msgid_account
+            for sp in {l.id_space for l in self.links} or {""}:
+                key = id_key(sp, mid)
+                sent = ids.sent(key) if ids.get(key) == sess.account.system_id else None
+                if sent is not None:
+                    if sent.charged and source_fp(pdu.source_addr) == sent.source_fp:
+                        recipient = format_number(sent.destination) if sent.destination else ""
+
+                        def done(key, sent=sent, recipient=recipient):
+                            self._uncharge(sess, pdu.source_addr, recipient, sent)
+                            ids.note(key, sent.kind, sent.data_coding, pdu.source_addr, 0, sent.destination)
+                    break
+        return self._relay(sess, pdu, done)
+
+    def _uncharge(self, sess, source: str, recipient: str, sent) -> None:
+        """Give back the advertiser-cap count of the message `sent` notes (Pipeline.uncharge); never raises into
+        the answer path."""
+        if not sent.charged:
+            return
+        try:
+            msg = Message(source, recipient, "", datetime.fromtimestamp(sent.delivery, timezone.utc),
+                          sess.account.system_id if sess.account else "", "mt")
+            self.pipeline.uncharge(msg, sent.delivery)
+            self.stats["counts_given_back"] += 1
+        except Exception:
+            log.exception("giving back the cap count of a replaced or cancelled message failed")
 
 
 def _later(delivery: int, now):

@@ -351,6 +351,8 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
             return self._admit_message(sess, pdu)
         if cid == C.REPLACE_SM:             # new text for a stored message: judged as the message it becomes
             return self._replace(sess, pdu)
-        if cid in (C.QUERY_SM, C.CANCEL_SM):
+        if cid == C.CANCEL_SM:              # relayed; a message cancelled gives its cap count back
+            return self._cancel(sess, pdu)
+        if cid == C.QUERY_SM:
             return self._relay(sess, pdu)
         sess.send_pdu(P.GenericNack(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVCMDID))

@@ -335,7 +335,7 @@ class SubmitPath:
             if refund is not None:
                 refund.answered(self, resp, pdu.command_id)
             if status == LATE:
-                return self._late_response(acct, link, resp, pdu, part)
+                return self._late_response(acct, link, resp, pdu, part, refund)
             sess.in_flight -= 1
             if resp is None or resp.command_id != pdu.command_id | 0x80000000:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
@@ -344,7 +344,7 @@ class SubmitPath:
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
                 if resp.command_status == 0 and getattr(resp, "message_id", ""):
                     # after the resp is queued: a receipt that was waiting for this id goes out behind it
-                    self._remember_message_id(resp.message_id, acct, link.id_space, pdu, part)
+                    self._remember_message_id(resp.message_id, acct, link.id_space, pdu, part, refund)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -353,12 +353,15 @@ class SubmitPath:
         sess.in_flight += 1
         link.forward(out, on_resp)
 
-    def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False) -> None:
+    def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False,
+                             refund=None) -> None:
         key = id_key(space, message_id)
         ids = self.msgid_account
         ids.add(key, acct)
         if pdu is not None:
-            # what a replace_sm of it needs (_replace): its recipient, source, data_coding, schedule
+            # what a replace_sm of it needs (_replace): its recipient, source, data_coding, schedule; and for a
+            # message counted toward an advertiser's cap (`refund`), the second it was counted at (its delivery:
+            # a replace_sm or cancel_sm the SMSC takes gives that count back, relay.py)
             cid = pdu.command_id
             at = 0
             if cid != _DATA_SM and pdu.schedule_delivery_time:
@@ -369,9 +372,16 @@ class SubmitPath:
                 at = int(t.timestamp()) if t is not None else 0
             if cid == C.SUBMIT_MULTI:
                 ids.note(key, MULTI, pdu.data_coding, pdu.source_addr, at, None)
+            elif part:
+                ids.note(key, PART, pdu.data_coding, pdu.source_addr, at, normalise_number(pdu.destination_addr))
             else:
-                ids.note(key, PART if part else SINGLE, pdu.data_coding, pdu.source_addr, at,
-                         normalise_number(pdu.destination_addr))
+                second = self.pipeline.delivery_charge(refund.verdicts[0]) \
+                    if refund is not None and len(refund.verdicts) == 1 else None
+                charged = second is not None
+                if charged:
+                    at = second
+                ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at, normalise_number(pdu.destination_addr),
+                         charged)
         if self.early_receipts:
             if key in self.early_receipts:
                 self._early_receipt_matched(key, acct)
@@ -392,7 +402,7 @@ class SubmitPath:
                     *link.addr, resp.sequence_number, pdu.command_id, resp.command_id)
         return C.ESME_RSYSERR
 
-    def _late_response(self, acct, link, resp, pdu, part=False) -> None:
+    def _late_response(self, acct, link, resp, pdu, part=False, refund=None) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
         ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
         still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
@@ -410,4 +420,4 @@ class SubmitPath:
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
         if mid:
-            self._remember_message_id(mid, acct, link.id_space, pdu, part)
+            self._remember_message_id(mid, acct, link.id_space, pdu, part, refund)
