@@ -148,9 +148,10 @@ class RelayPath:
                     if sent.charged and source_fp(pdu.source_addr) == sent.source_fp:
                         recipient = format_number(sent.destination) if sent.destination else ""
 
-                        def done(key, sent=sent, recipient=recipient):
+                        def cancelled(key, sent=sent, recipient=recipient):
                             self._uncharge(sess, pdu.source_addr, recipient, sent)
                             ids.note(key, sent.kind, sent.data_coding, pdu.source_addr, 0, sent.destination)
+                        done = cancelled
                     break
         return self._relay(sess, pdu, done)
 
