@@ -242,3 +242,88 @@ def test_the_redis_script_judges_scheduled_ads_as_the_embedded_store(tmp_path, r
     capped = sum(1 for _, hits in emb.values() if "AD_FREQUENCY_CAP" in hits)
     assert capped > 100 and sum(1 for a, _ in emb.values() if a == "ALLOW") > 100
     assert sum(st.stats["converted"] for st in sts) > 20       # the server's counts decided those
+
+
+def test_a_limit_lowered_for_a_window_narrows_the_rows_only_once_their_live_stamps_fit():
+    """Found by a probe: 3 ads for Thursday and 3 for Saturday, the cap lowered to 2 for over a day and raised
+    again: narrowing to the lower limit's room (4) kept only the newest and forgot two of Thursday's."""
+    m = MemoryCounters()
+    thu, sat = NOW + 3 * DAY, NOW + 5 * DAY
+    for d in (thu, thu, thu, sat, sat, sat):
+        m.add_at("ns", 1, d, NOW, DAY, 3)
+    m.count_at("ns", 2, NOW, NOW, DAY, 2)                          # lowered: rows kept a window
+    m.count_at("ns", 2, NOW + DAY + 3600, NOW + DAY + 3600, DAY, 2)  # a window later: not narrowed yet
+    assert m.spaces["ns"].width == 6
+    assert m.count_at("ns", 1, thu, NOW + 2 * DAY, DAY, 3) == 3
+    m.count_at("ns", 2, thu + DAY + 60, thu + DAY + 60, DAY, 2)     # Thursday's out: now they fit
+    m.count_at("ns", 2, thu + 2 * DAY + 120, thu + 2 * DAY + 120, DAY, 2)
+    assert m.spaces["ns"].width == 4
+
+
+def test_a_rule_changed_back_to_count_at_submission_counts_up_to_now():
+    """Found by a probe: rows counted at delivery read by a count at submission counted the stamps ahead of
+    the clock as within today's window, and its add kept each new stamp at or after them."""
+    m = MemoryCounters()
+    m.add_at("ns", 1, NOW + 3 * DAY, NOW, DAY, 3)
+    for t in (NOW, NOW + 60):
+        m.add_at("ns", 1, t, t, DAY, 3)
+    assert m.count("ns", 1, NOW + 120, DAY, 3) == 2
+    m.add("ns", 1, NOW + 120, DAY, 3)
+    assert m.count("ns", 1, NOW + 180, DAY, 3) == 3
+    assert m.count("ns", 1, NOW + DAY + 130, DAY, 3) == 0
+
+
+def test_a_lowered_limit_on_redis_keeps_every_live_stamp(tmp_path, redis_server):  # noqa: F811
+    """Found by a probe: with the cap lowered 3 -> 2, the script's write kept the newest 2 x 2 stamps and dropped
+    a live delivery behind 3 scheduled ones; raised to 3 again, a 4th ad within 70 minutes went through."""
+    import shutil
+    from pathlib import Path
+    from engine.app import build
+    from engine.lists import ListStore
+    from engine.state import install, open_state
+    from engine.verdict import Message
+    redis_server.flush()
+    root = Path(__file__).resolve().parents[1]
+
+    def rules(n):
+        d = tmp_path / f"rules{n}"
+        if not d.exists():
+            shutil.copytree(root / "config" / "rules", d)
+            f = d / "20-advertising-sms.toml"
+            old = 'counter = { key = ["owner", "recipient"], window = "24h", limit = 3, at = "delivery" }'
+            f.write_text(f.read_text().replace(old, old.replace("limit = 3", f"limit = {n}")))
+        return d
+
+    def ad(i, now, delivery=None):
+        return Message("SHOPABC", "84912777001", f"[QC] Uu dai {i}. TC gui 5656", delivery or now, "esme1", "mt",
+                       submitted=now if delivery else None)
+
+    async def judge(pipe, msg):
+        fut = asyncio.get_running_loop().create_future()
+        pipe.state.shared.begin()
+        pipe.state.shared.settle(pipe, pipe.judge(msg), fut.set_result)
+        return (await fut).action.name
+
+    async def main():
+        nodes = []
+        for name in ("a", "b"):
+            ListStore(tmp_path / name).import_csv("senders", SENDERS, "senders.csv")
+            pipe = build(data_dir=tmp_path / name, with_model=False)
+            st = open_state(redis_server.url + "?timeout=5", tmp_path / name)
+            install(pipe, st)
+            nodes.append((pipe, st))
+        (a, sa), (b, sb) = nodes
+        mon9 = datetime(2026, 3, 2, 9, 0, tzinfo=ICT)
+        got = [await judge(a, ad(0, mon9 - timedelta(hours=26))), await judge(a, ad(1, mon9))]
+        got += [await judge(a, ad(2 + i, mon9, mon9 + timedelta(days=3))) for i in range(3)]
+        for p, _ in nodes:
+            assert p.reload_rules(rules(2)) == []
+        got.append(await judge(b, ad(10, mon9 + timedelta(minutes=60))))
+        for p, _ in nodes:
+            assert p.reload_rules(rules(3)) == []
+        got.append(await judge(b, ad(11, mon9 + timedelta(minutes=65))))
+        got.append(await judge(b, ad(12, mon9 + timedelta(minutes=70))))
+        await sa.close()
+        await sb.close()
+        return got
+    assert asyncio.run(main()) == ["ALLOW"] * 7 + ["DROP"]

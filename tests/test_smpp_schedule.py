@@ -196,7 +196,7 @@ def test_a_concatenated_message_is_judged_at_its_latest_parts_delivery(pipe):
     pdus = [encode(P.SubmitSm(sequence_number=5 + i, source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1,
                               destination_addr="84912777008", esm_class=0x40, data_coding=1,
                               schedule_delivery_time=sched, short_message=ud))
-            for i, (ud, sched) in enumerate(zip(parts, ["260302213000028+", "260302223000028+"]))]
+            for i, (ud, sched) in enumerate(zip(parts, ["260302215940028+", "260302220020028+"]))]
     out = io.StringIO()
     with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out)) as h:
         s, _ = raw_session(h)
@@ -205,7 +205,7 @@ def test_a_concatenated_message_is_judged_at_its_latest_parts_delivery(pipe):
         sts = sorted(read_raw(s).command_status for _ in pdus)
         assert sts[0] != 0 and sts[1] != 0 and not h.sim.submits()
     line = json.loads(out.getvalue().splitlines()[-1])
-    assert line["delivery"] == "2026-03-02T22:30:00+07:00"
+    assert line["delivery"] == "2026-03-02T22:00:20+07:00"      # (40 s apart: one message)
     assert "AD_OUTSIDE_HOURS" in [h["symbol"] for h in line["hits"]]
 
 
@@ -230,3 +230,41 @@ def test_a_message_scheduled_tomorrow_leaves_the_senders_recent_history_as_it_is
     plain, mixed = run(False), run(True)
     assert any("SENDER_VOLUME_ANOMALY" in h for h in plain[13:])
     assert mixed[13:] == plain[13:]
+
+
+def _send_all(pipe, now, pdus):
+    """Send `pdus` at once (parts wait for their message), then read an answer for each: (statuses in the
+    order answered, forwarded PDUs, log lines, proxy stats)."""
+    out = io.StringIO()
+    with ProxyHarness(pipe, clock=lambda: now, verdict_log=VerdictLog(out)) as h:
+        s, _ = raw_session(h)
+        for p in pdus:
+            s.sendall(p)
+        sts = [read_raw(s).command_status for _ in pdus]
+        return sts, h.sim.submits(), [json.loads(x) for x in out.getvalue().splitlines()], dict(h.proxy.stats)
+
+
+def _parts(ref, texts, scheds, dst):
+    return [encode(P.SubmitSm(sequence_number=60 + i, source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1,
+                              destination_addr=dst, esm_class=0x40, data_coding=1, schedule_delivery_time=sc,
+                              short_message=bytes([5, 0, 3, ref, len(texts), i + 1]) + t))
+            for i, (t, sc) in enumerate(zip(texts, scheds))]
+
+
+def test_the_parts_of_a_message_scheduled_apart_are_refused_whole(pipe):
+    """Found by a probe: judged at its last part's delivery, a first part (the whole offer) sent now and a
+    second (".") scheduled days ahead went out today past the cap, and at 21:00 a part for 23:30 went out at
+    night. Parts more than a minute apart are refused ESME_RINVSCHED, none forwarded."""
+    late = datetime(2026, 3, 2, 21, 0, tzinfo=ICT)
+    sts, fwd, log, stats = _send_all(pipe, late, _parts(0x42, [b"[QC] Uu dai lon cho ", b"khach hang. TC gui 5656"],
+                                                   ["260302233000028+", "260303090000028+"], "84912777109")
+                                + _parts(0x43, [b"[QC] Giam 50% hom nay. TC gui 5656", b"."],
+                                         ["", "260306100000028+"], "84912777111"))
+    assert all(s == C.ESME_RINVSCHED for s in sts) and not fwd, sts
+    assert "scheduled" in log[-1]["reason"] and stats["schedule_invalid"] == 2 and stats["refused"] == 4
+
+
+def test_parts_scheduled_seconds_apart_are_one_message(pipe):
+    sts, fwd, _, _ = _send_all(pipe, NOW.replace(hour=10), _parts(0x44, [b"[QC] Uu dai lon ", b"cho ban. TC gui 5656"],
+                                                             ["260303090000028+", "260303090030028+"], "84912777112"))
+    assert sts == [0, 0] and len(fwd) == 2

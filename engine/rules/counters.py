@@ -114,6 +114,11 @@ class MemoryCounters:
         if not sp.lowered:
             sp.lowered = now_s or 1
         elif window is not None and now_s - sp.lowered >= window:
+            if sp.at and at and _live_most(sp, now_s - window) > 2 * limit:
+                # counted at delivery, a row may hold stamps ahead of the clock past the lower limit's room:
+                # narrowed only once every row's live stamps fit (tried again a window later)
+                sp.lowered = now_s
+                return sp
             return self._space(ns, window, limit, distinct, narrow=True, at=at)
         return sp
 
@@ -143,6 +148,12 @@ class MemoryCounters:
             sp.lowered = 0               # its own limit again: a later lowering waits its own window
         limit = sp.limit
         t = sp.table
+        if sp.at:                        # rows counted at delivery (the rule was changed back): up to now
+            i = t.find(key_hash(key))
+            if i < 0:
+                return 0
+            hz, now_s = int(now) - window if window is not None else 0, int(now)
+            return sum(1 for x in t.rows[i * sp.width:(i + 1) * sp.width] if hz < x <= now_s)
         f = _slots._fast
         if f is not None:
             return f.count(t, key, now, window, limit, sp.short)
@@ -164,6 +175,9 @@ class MemoryCounters:
             sp = self._relimit(ns, now, window, limit, False)
         elif sp.lowered:
             sp.lowered = 0
+        if sp.at:                        # rows counted at delivery (the rule was changed back): in time order
+            self.add_at(ns, key, now, now, window, limit)
+            return
         limit = sp.limit
         t = sp.table
         f = _slots._fast
@@ -359,6 +373,15 @@ class MemoryCounters:
         """{namespace: live keys taken over at max_keys}: an evicted key's count starts again, so a
         cap can let more through; a non-zero figure says max_keys is too small for the traffic."""
         return {ns: sp.table.evicted + (sp.first.evicted if sp.first else 0) for ns, sp in self.spaces.items()}
+
+
+def _live_most(sp: _Space, horizon: int) -> int:
+    """The most stamps newer than `horizon` in any row of count space `sp` (plain rows)."""
+    o = sp.table.settled()
+    if not o.top:
+        return 0
+    R = np.frombuffer(o.rows, np.uint32, o.top * o.width).reshape(o.top, o.width)
+    return int((R > horizon).sum(axis=1).max())
 
 
 def _carry_over(old: _Space, new: SlotTable, limit: int, short: bool) -> None:

@@ -167,6 +167,22 @@ class SubmitPath:
             raise Refusal(C.ESME_RINVSCHED, f"schedule_delivery_time {schedule!r}: {e}") from None
         return t if t is not None and t > now else None
 
+    def _parts_spread(self, pdus) -> float:
+        """Seconds between the earliest and the latest delivery of a concatenated message's parts (a part
+        without a schedule goes now)."""
+        now = self.clock()
+        times = []
+        for p in pdus:
+            sched = getattr(p, "schedule_delivery_time", "")
+            t = None
+            if sched:
+                try:
+                    t = self._delivery_time(sched)
+                except Refusal:
+                    pass
+            times.append(now if t is None else t)
+        return (max(times) - min(times)).total_seconds() if times else 0.0
+
     def _parts_delivery(self, pdus):
         """The delivery time a concatenated message is judged at: its latest part's (the handset shows the
         message once that part is in); None when every part goes at once."""

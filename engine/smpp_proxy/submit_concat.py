@@ -7,7 +7,9 @@ with what arrived, or when the table is at `max_pending_concat` messages or
 `max_message_chars` characters of text, or 4 times that in bytes (binary parts: their bytes are
 what is held), is refused whole (ESME_RINVMSGLEN), its late parts too: none of it is forwarded. A
 part that comes after its message was judged is judged on the whole text known then; one that takes
-the message over `max_message_chars` is refused, as are those after it."""
+the message over `max_message_chars` is refused, as are those after it. A message whose parts are scheduled more
+than PARTS_SPREAD seconds apart is refused ESME_RINVSCHED (judged at its latest part's delivery, an earlier part
+would go out unjudged at its own time)."""
 from __future__ import annotations
 
 import logging
@@ -22,6 +24,11 @@ log = logging.getLogger("telfilter.smpp")
 
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
 _TOO_LONG = "concatenated message over max_message_chars (%d characters)"
+# The parts of one message may be scheduled at most this many seconds apart (relative schedules of parts
+# submitted seconds apart differ by that much); more is refused ESME_RINVSCHED: the message is judged at its
+# latest part's delivery, and a part delivered hours or days before it would reach the handset unjudged at its
+# own time (outside the hours, past a cap)
+PARTS_SPREAD = 60
 
 
 class ConcatSubmit:
@@ -88,6 +95,14 @@ class ConcatSubmit:
             log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
                      key[3], len(parts), c.total, self.settings.concat_timeout)
         sess0, pdu0 = parts[0][0], parts[0][1]
+        spread = self._parts_spread([p for _, p, _, _ in parts])
+        if spread > PARTS_SPREAD:
+            self.stats["schedule_invalid"] += 1
+            why = (f"the parts of one concatenated message are scheduled {spread:.0f} s apart (at most "
+                   f"{PARTS_SPREAD}): judged at its last part's delivery, the earlier parts would go out unjudged")
+            for s, p in live:
+                self._refuse(s, p, C.ESME_RINVSCHED, why)
+            return
         # all the parts go through one link, which must have room for them all now: else every part
         # is throttled unjudged (the ESME sends them again), never some forwarded and some refused
         link = self._pick_link(max(1, len(live)))

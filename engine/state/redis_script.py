@@ -133,13 +133,20 @@ for m = 1, #msgs do
           else redis.call('DEL', KEYS[op[1]]) end
         end
       elseif op[2] == 3 then
-        -- in time order, room for 2 * limit; the oldest leaves a full row (the measure said it is out of every
-        -- window to come)
+        -- in time order, room for 2 * limit: the oldest leave a full row only when out of every window to come
+        -- (not newer than clock - window; a live one stays, as after a lowered limit the row may hold more)
         local kept = {}
-        for j = math.max(1, #cur - 2 * limit + 2), #cur do kept[#kept + 1] = cur[j] end
+        for j = 1, #cur do kept[#kept + 1] = cur[j] end
         local at = #kept + 1
         while at > 1 and kept[at - 1] > now do at = at - 1 end
         table.insert(kept, at, now)
+        local drop = 0
+        while #kept - drop > 2 * limit and (op[4] < 0 or kept[drop + 1] <= op[7] - op[4]) do drop = drop + 1 end
+        if drop > 0 then
+          local rest = {}
+          for j = drop + 1, #kept do rest[#rest + 1] = kept[j] end
+          kept = rest
+        end
         cache[op[1]] = kept
         for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4', kept[j]) end
         -- the key outlives its newest stamp (perhaps ahead of the clock) by the window
