@@ -275,7 +275,9 @@ def test_a_rule_changed_back_to_count_at_submission_counts_up_to_now():
 
 def test_a_lowered_limit_on_redis_keeps_every_live_stamp(tmp_path, redis_server):  # noqa: F811
     """Found by a probe: with the cap lowered 3 -> 2, the script's write kept the newest 2 x 2 stamps and dropped
-    a live delivery behind 3 scheduled ones; raised to 3 again, a 4th ad within 70 minutes went through."""
+    a live delivery behind 3 scheduled ones; raised to 3 again, a 4th ad within 70 minutes went through. Now a
+    write drops only stamps out of every window to come, and a row whose stamps still to count fill 2 x the
+    limit has no room."""
     import shutil
     from pathlib import Path
     from engine.app import build
@@ -323,7 +325,11 @@ def test_a_lowered_limit_on_redis_keeps_every_live_stamp(tmp_path, redis_server)
             assert p.reload_rules(rules(3)) == []
         got.append(await judge(b, ad(11, mon9 + timedelta(minutes=65))))
         got.append(await judge(b, ad(12, mon9 + timedelta(minutes=70))))
+        got.append(await judge(b, ad(13, mon9 + timedelta(minutes=75))))
         await sa.close()
         await sb.close()
         return got
-    assert asyncio.run(main()) == ["ALLOW"] * 7 + ["DROP"]
+    got = asyncio.run(main())
+    # under the lowered cap the server's row has no room (4 stamps still to count: 2 x 2), so node b's second ad
+    # of the day is refused; raised again, the day takes 3 (09:00, 10:05, 10:10) and not a 4th
+    assert got == ["ALLOW"] * 5 + ["DROP", "ALLOW", "ALLOW", "DROP"], got

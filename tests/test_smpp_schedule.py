@@ -164,9 +164,10 @@ def test_an_ad_scheduled_into_a_full_day_is_refused_and_one_after_it_is_not(pipe
     assert sts[4:7] == [0] * 3 and sts[7] != 0, sts
 
 
-def test_an_ad_scheduled_years_ahead_does_not_pin_the_cap(pipe):
+def test_an_ad_scheduled_years_ahead_is_refused_and_does_not_pin_the_cap(pipe):
     """One ad scheduled for 2099 (found by a review: its future stamp kept the recipient's cap full
-    for this advertiser until 2099 plus 24 h)."""
+    for this advertiser until 2099 plus 24 h; counted at delivery, its row would live until then and never be
+    evicted): refused ESME_RINVSCHED past max_schedule_days (30)."""
     now = {"t": datetime(2026, 3, 2, 10, 0, tzinfo=ICT)}
     out = io.StringIO()
     with ProxyHarness(pipe, clock=lambda: now["t"], verdict_log=VerdictLog(out)) as h:
@@ -178,7 +179,7 @@ def test_an_ad_scheduled_years_ahead_does_not_pin_the_cap(pipe):
         sts = [send(_ad(1, "84912777004", "991231100000028+"))]
         now["t"] = datetime(2026, 3, 4, 10, 0, tzinfo=ICT)             # two days later
         sts += [send(_ad(2 + i, "84912777004")) for i in range(3)]
-    assert sts == [0, 0, 0, 0], sts
+    assert sts == [C.ESME_RINVSCHED, 0, 0, 0], sts
 
 
 def test_a_scheduled_submit_multi_is_judged_at_delivery(pipe):
@@ -268,3 +269,10 @@ def test_parts_scheduled_seconds_apart_are_one_message(pipe):
     sts, fwd, _, _ = _send_all(pipe, NOW.replace(hour=10), _parts(0x44, [b"[QC] Uu dai lon ", b"cho ban. TC gui 5656"],
                                                              ["260303090000028+", "260303090030028+"], "84912777112"))
     assert sts == [0, 0] and len(fwd) == 2
+
+
+def test_a_schedule_within_max_schedule_days_is_taken_and_one_past_it_refused_with_its_reason(pipe):
+    sts, fwd, log, _ = _run(pipe, NOW.replace(hour=10), [_ad(1, "84912777113", "260401100000028+"),     # 30 days
+                                                         _ad(2, "84912777113", "260402100000028+")])    # 31
+    assert sts == [0, C.ESME_RINVSCHED] and len(fwd) == 1
+    assert "over max_schedule_days (30)" in log[-1]["reason"]

@@ -165,6 +165,9 @@ class SmppSettings:
     max_pending_concat: int = 20000     # concatenated messages waiting for parts (oldest judged first)
     max_pending_concat_bytes: int = 64 << 20    # ... and the bytes their parts hold in all (the oldest judged first)
     max_message_chars: int = 65536      # a message's text (all its parts); longer: ESME_RINVMSGLEN
+    # a schedule_delivery_time further ahead: ESME_RINVSCHED (an advertiser cap counted at delivery keeps its
+    # stamp, and its row, until then)
+    max_schedule_days: float = 30.0
     receipt_wait: float = 5.0           # a receipt for a message_id not known yet waits this long for its resp
     max_early_receipts: int = 10000
     # receipts held for accounts with no free receiver bind (all proxies' accounts together); at the cap a
@@ -192,7 +195,7 @@ _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interv
                 ("concat_timeout", float), ("max_connections", int), ("max_connections_per_source", int),
                 ("bind_timeout", float), ("bind_failures_free", int), ("bind_backoff", float),
                 ("bind_backoff_max", float), ("max_pending_concat", int), ("max_pending_concat_bytes", int),
-                ("max_message_chars", int), ("receipt_wait", float),
+                ("max_message_chars", int), ("max_schedule_days", float), ("receipt_wait", float),
                 ("max_early_receipts", int), ("max_held_receipts", int))
 
 

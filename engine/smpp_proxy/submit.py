@@ -165,7 +165,14 @@ class SubmitPath:
         except ValueError as e:
             self.stats["schedule_invalid"] += 1
             raise Refusal(C.ESME_RINVSCHED, f"schedule_delivery_time {schedule!r}: {e}") from None
-        return t if t is not None and t > now else None
+        if t is None or t <= now:
+            return None
+        days = self.settings.max_schedule_days
+        if (t - now).total_seconds() > days * 86400:
+            self.stats["schedule_invalid"] += 1
+            raise Refusal(C.ESME_RINVSCHED, f"schedule_delivery_time {schedule!r} is {(t - now).days} days ahead, "
+                                            f"over max_schedule_days ({days:g})")
+        return t
 
     def _parts_spread(self, pdus) -> float:
         """Seconds between the earliest and the latest delivery of a concatenated message's parts (a part

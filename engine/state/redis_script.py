@@ -70,7 +70,11 @@ local function measure(op, pend)
     local q = p or 0
     pend[op[1]] = q + 1
     if window < 0 then return #st + q end
-    if #st >= 2 * limit and st[1] > op[7] - window then return limit + q end
+    -- no room: the stamps still to count (newer than clock - window), with this message's earlier ops on
+    -- the key, fill 2 * limit
+    local live = 0
+    for i = 1, #st do if st[i] > op[7] - window then live = live + 1 end end
+    if live + q >= 2 * limit then return limit + q end
     local function within(x)
       local c = 0
       for i = 1, #st do if st[i] > x - window and st[i] <= x then c = c + 1 end end
@@ -98,9 +102,11 @@ local function measure(op, pend)
   p[op[7]] = true
   return n
 end
-local function store(op, body)
+local function store(op, body, newest)
+  -- the key outlives its newest stamp by the window (a row counted at delivery, read by a count at submission
+  -- after a rule changed back, may hold stamps ahead of the clock)
   local key, window = KEYS[op[1]], op[4]
-  if window >= 0 then redis.call('SET', key, body, 'EX', window + tonumber(ARGV[2]))
+  if window >= 0 then redis.call('SET', key, body, 'EX', window + math.max(0, newest - op[5]) + tonumber(ARGV[2]))
   else redis.call('SET', key, body) end
 end
 for m = 1, #msgs do
@@ -175,7 +181,8 @@ for m = 1, #msgs do
         cache[op[1]] = kept
         for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4I4', kept[j][1], kept[j][2]) end
       end
-      if op[2] == 0 or op[2] == 1 then store(op, table.concat(parts)) end
+      if op[2] == 0 then store(op, table.concat(parts), cache[op[1]][#cache[op[1]]])
+      elseif op[2] == 1 then store(op, table.concat(parts), op[5]) end
     end
   end
   out[#out + 1] = ok
