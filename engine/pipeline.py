@@ -164,10 +164,14 @@ class Pipeline:
 
     def delivery_charge(self, verdict: Verdict) -> int | None:
         """The second `verdict`'s message was counted at by the advertiser caps counted at delivery (its
-        delivery), None when it was not counted by any."""
+        delivery), None when it was not counted by any, or only by this process while a shared store was away
+        (fail-open: a later give-back could take another process's stamp of that second)."""
         self._at_delivery()
-        for ns, _keys, ts, _window, _limit in verdict.charged:
+        local_only = getattr(self.state.counters, "local_only", None)
+        for ns, keys, ts, _window, _limit in verdict.charged:
             if ns in self._at_ns:
+                if local_only is not None and any(local_only(ns, k, ts) for k in keys):
+                    return None         # counted by this process alone (a shared store away): kept, an over-count
                 return int(ts)
         return None
 

@@ -155,6 +155,9 @@ class MessageIds:
              charged: bool = False) -> None:
         """What was forwarded under `mid` (added just before): kept with it, forgotten with it."""
         if mid in self._ids:
+            j = self.journal
+            if j is not None and mid in self._sent:     # a note rewritten (relay.py): logged again, or a
+                j.append(mid)                           # crash reads back the one it replaced
             fp = _LAST_FP
             if fp[0] != source:             # (most messages come in runs from one source)
                 fp[0], fp[1] = source, source_fp(source)

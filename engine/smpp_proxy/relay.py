@@ -120,7 +120,9 @@ class RelayPath:
             def replaced(key):
                 # the SMSC took it: the message it replaced will not be delivered, its count goes (the
                 # replacement's stands); a later replace_sm without a schedule keeps this one's
-                self._uncharge(sess, pdu.source_addr, recipient, sent)
+                cur = ids.sent(key)             # what the SMSC replaced: the note now, not at the request
+                if cur is not None and cur.source_fp == sent.source_fp:
+                    self._uncharge(sess, pdu.source_addr, recipient, cur)
                 second = self.pipeline.delivery_charge(v)
                 at = second if second is not None else int(when.timestamp()) if when is not None else 0
                 ids.note(key, sent.kind, sent.data_coding, pdu.source_addr, at, sent.destination, second is not None)
@@ -134,26 +136,22 @@ class RelayPath:
 
 
     def _cancel(self, sess, pdu):
-        """cancel_sm: relayed (_relay); once the SMSC has cancelled a message this process forwarded, the count
-        it took toward an advertiser's cap is given back (one named by message_id; one cancelled by source and
-        destination alone is not known here and keeps its count)."""
-        done = None
-        mid = pdu.message_id
-        if mid:
-            ids = self.msgid_account
-            for sp in {l.id_space for l in self.links} or {""}:
-                key = id_key(sp, mid)
-                sent = ids.sent(key) if ids.get(key) == sess.account.system_id else None
-                if sent is not None:
-                    if sent.charged and source_fp(pdu.source_addr) == sent.source_fp:
-                        recipient = format_number(sent.destination) if sent.destination else ""
+        """cancel_sm: relayed (_relay); once the SMSC has cancelled a message this process forwarded as one
+        submit_sm, the count it took toward an advertiser's cap is given back (one named by message_id, from its
+        source_addr; one cancelled by source and destination alone, a submit_multi's or a part's id, or another
+        `--workers` process's keep their counts). The note is read when the SMSC answers, under the id space
+        the request went to: an answer before it (a replace_sm, another cancel_sm in flight) may have used it."""
+        if not pdu.message_id:
+            return self._relay(sess, pdu)
+        ids, fp, acct = self.msgid_account, source_fp(pdu.source_addr), sess.account.system_id
 
-                        def cancelled(key, sent=sent, recipient=recipient):
-                            self._uncharge(sess, pdu.source_addr, recipient, sent)
-                            ids.note(key, sent.kind, sent.data_coding, pdu.source_addr, 0, sent.destination)
-                        done = cancelled
-                    break
-        return self._relay(sess, pdu, done)
+        def cancelled(key):
+            cur = ids.sent(key) if ids.get(key) == acct else None
+            if cur is None or not cur.charged or cur.source_fp != fp:
+                return
+            self._uncharge(sess, pdu.source_addr, format_number(cur.destination) if cur.destination else "", cur)
+            ids.note(key, cur.kind, cur.data_coding, pdu.source_addr, 0, cur.destination)
+        return self._relay(sess, pdu, cancelled)
 
     def _uncharge(self, sess, source: str, recipient: str, sent) -> None:
         """Give back the advertiser-cap count of the message `sent` notes (Pipeline.uncharge); never raises into

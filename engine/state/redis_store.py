@@ -161,6 +161,12 @@ class SharedCounters:
         if len(d) > LOCAL_MAX:
             del d[next(iter(d))]
 
+    def local_only(self, ns, key, second) -> bool:
+        """Whether a count of `key` at `second` is one the mirror took alone (fail-open, the newest LOCAL_MAX): a
+        message-id note does not offer it to be given back later (relay.py), when this record may be gone and
+        the server's stamp of that second another process's."""
+        return (ns, stable_key(key), second) in self.local
+
     def count(self, ns, key, now, window, limit):
         return self.mem.count(ns, stable_key(key), now, window, limit)
 
