@@ -164,16 +164,21 @@ class Pipeline:
 
     def delivery_charge(self, verdict: Verdict) -> int | None:
         """The second `verdict`'s message was counted at by the advertiser caps counted at delivery (its
-        delivery), None when it was not counted by any, or only by this process while a shared store was away
-        (fail-open: a later give-back could take another process's stamp of that second)."""
+        delivery), None when it was not counted by every one of them (uncharge takes a stamp from each), or only
+        by this process while a shared store was away (fail-open: a later give-back could take another
+        process's stamp of that second)."""
         self._at_delivery()
         local_only = getattr(self.state.counters, "local_only", None)
+        second, seen = None, set()
         for ns, keys, ts, _window, _limit in verdict.charged:
             if ns in self._at_ns:
                 if local_only is not None and any(local_only(ns, k, ts) for k in keys):
                     return None         # counted by this process alone (a shared store away): kept, an over-count
-                return int(ts)
-        return None
+                second = int(ts)
+                seen.add(ns)
+        # uncharge gives back a stamp of every such cap: noted only when each of them counted it (an ad one of
+        # two caps counted keeps its count: an over-count, never another message's stamp)
+        return second if seen == self._at_ns else None
 
     def uncharge(self, msg: Message, second: int) -> None:
         """Give back the counts at `second` (delivery_charge) of a message the SMSC now will not deliver: a

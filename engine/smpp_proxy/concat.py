@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 LATE_TEXT = 320         # characters of each part kept to judge a late part with (two SMS' worth)
-REFUSED = "refused"     # the verdict `late` gives a part of a message refused whole (`refuse`)
+REFUSED = "refused"     # the verdict `late` gives a part of a message refused whole (`refuse`): too long
+SPREAD = "spread"       # ... refused whole for its parts' schedules (submit_concat.py PARTS_SPREAD)
 
 
 @dataclass
@@ -116,13 +117,13 @@ class Reassembly:
             self.size -= c.size
         return c
 
-    def refuse(self, key, until: float, bound: int) -> Pending | None:
+    def refuse(self, key, until: float, bound: int, why: str = REFUSED) -> Pending | None:
         """Take message `key` out unjudged (the owner refuses every part it has) and refuse its parts that
-        come until `until` too (`late` gives REFUSED as their verdict)."""
+        come until `until` too (`late` gives `why`, REFUSED or SPREAD, as their verdict)."""
         c = self.take(key)
         if c is not None:
             c.timer.cancel()
-        self.judged[key] = (REFUSED, until, {}, {})
+        self.judged[key] = (why, until, {}, {})
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
         return c
@@ -180,7 +181,8 @@ class Reassembly:
         the whole text is the earlier parts' and this one's in part order (a link split across a
         late part is read whole). None when it was not judged, or too long ago (`until` passed:
         the peer reuses the reference number for a new message). REFUSED for a part of a message
-        refused whole, or whose characters with this part's are over `max_chars` (when given)."""
+        refused whole, or whose characters with this part's are over `max_chars` (when given); SPREAD for one
+        refused whole for its parts' schedules."""
         e = self.judged.get(key)
         if e is None:
             return None
@@ -189,6 +191,8 @@ class Reassembly:
             del self.judged[key]
             return None
         chars[n] = len(text or "")                      # (a part sent again counts once)
+        if verdict is SPREAD:
+            return SPREAD, ""                           # so is this part
         if verdict is not REFUSED and max_chars and sum(chars.values()) > max_chars:
             verdict = REFUSED
             self.judged[key] = (REFUSED, until, {}, {})

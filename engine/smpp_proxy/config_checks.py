@@ -19,6 +19,7 @@ SERVER_RANGES = {
     "max_pending_concat": (1, None, "messages"),
     "max_pending_concat_bytes": (65536, None, "bytes"),
     "max_message_chars": (160, None, "characters (one SMS holds up to 160)"),
+    "max_schedule_days": (1, 366, "days (a row counted at delivery lives until its newest delivery)"),
     "receipt_wait": (0, None, "seconds"),
     "max_early_receipts": (0, None, "receipts"),
     "max_held_receipts": (0, None, "receipts"),

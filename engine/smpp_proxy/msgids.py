@@ -165,6 +165,16 @@ class MessageIds:
                                     destination if destination and 0 < destination < 1 << 50 else 0,
                                     charged and 0 < delivery <= 0xFFFFFFFF)
 
+    def receipted(self, mid: str) -> None:
+        """A delivery receipt for `mid` came: its message has reached a final state, and a cancel_sm or replace_sm
+        the SMSC answers 0 after it (some queue them) gives no count back (relay.py): the note's charged bit goes."""
+        n = self._sent.get(mid)
+        if n is not None and n >> 124 & 1:
+            self._sent[mid] = n & ~(1 << 124)
+            j = self.journal
+            if j is not None:
+                j.append(mid)
+
     def sent(self, mid: str) -> Sent | None:
         """The `note` of `mid`, None if there is none (an id this process did not forward, forgotten, or
         read back from a map written before notes were kept)."""

@@ -79,6 +79,7 @@ class DeliveryRouting:
                     self.stats["receipts_unroutable"] += 1
                     return ack(C.ESME_RX_P_APPN)
                 return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)
+            self.msgid_account.receipted(id_key(link.id_space, mid))
             self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
             return
         # mobile-originated: judged (a concatenated one once, whole) and routed in mo.py
@@ -167,6 +168,7 @@ class DeliveryRouting:
 
     def _early_receipt_matched(self, mid: str, acct: str, twin: bool = False) -> None:
         ack, pdu, _ = self.early_receipts.pop(mid)
+        self.msgid_account.receipted(mid)
         self._id_form(mid.rpartition("\x1f")[0])[1 if twin else 0] += 1
         self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
 

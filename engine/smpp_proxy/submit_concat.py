@@ -18,7 +18,7 @@ from ..verdict import Action
 from .refund import Refund
 from .codec import constants as C
 from .codec import pdu as P
-from .concat import REFUSED, joined
+from .concat import REFUSED, SPREAD, joined
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -29,6 +29,7 @@ _TOO_LONG = "concatenated message over max_message_chars (%d characters)"
 # latest part's delivery, and a part delivered hours or days before it would reach the handset unjudged at its
 # own time (outside the hours, past a cap)
 PARTS_SPREAD = 60
+_SPREAD_LATE = "a part of a concatenated message refused for its parts' schedules (more than %d s apart)" % PARTS_SPREAD
 
 
 class ConcatSubmit:
@@ -44,6 +45,8 @@ class ConcatSubmit:
             earlier, whole = late
             if earlier is REFUSED:
                 return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, _TOO_LONG % st.max_message_chars)
+            if earlier is SPREAD:
+                return self._refuse(sess, pdu, C.ESME_RINVSCHED, _SPREAD_LATE)
             # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
             # judged on the whole text known now (and pays its segments), never let through when the
             # message was dropped
@@ -102,6 +105,9 @@ class ConcatSubmit:
                    f"{PARTS_SPREAD}): judged at its last part's delivery, the earlier parts would go out unjudged")
             for s, p in live:
                 self._refuse(s, p, C.ESME_RINVSCHED, why)
+            # refused whole: a part still to come too (never a part of it forwarded)
+            self.concat.refuse(key, self.loop.time() + self.settings.concat_timeout, self.settings.max_pending_concat,
+                               SPREAD)
             return
         # all the parts go through one link, which must have room for them all now: else every part
         # is throttled unjudged (the ESME sends them again), never some forwarded and some refused
