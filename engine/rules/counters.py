@@ -22,7 +22,8 @@ the key's last one counts at the last one's second). Counters are read while jud
 (`count`, `distinct`) and written only after the verdict (`add`, `add_distinct`: only
 messages let through count toward a cap), so checks stay pure and a shared store can
 batch the reads and the writes of one message. `remove` takes one count back (an ad the SMSC
-refused after it was let through: Pipeline.refund).
+refused after it was let through: Pipeline.refund). A counter counted at delivery (`at = "delivery"`,
+count_at / add_at: counters_at.py) keeps its stamps in time order, some ahead of the clock.
 
 Bytes per key (`memory_bytes() / memory_keys()`) are the row plus its 8-byte hash plus a 4-byte
 index slot over the index load (0.6..0.8; slots.py): 4*N + 8 + 4/load for a count row (2*N + 16
@@ -33,7 +34,7 @@ sender's volume cap of 30 an hour 81-88 B.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +42,7 @@ import numpy as np
 from .history import CallDurations, RecipientHistory  # noqa: F401 (also imported from here)
 from . import slots as _slots
 from . import flatmem
+from .counters_at import AtDelivery, live_most
 from .slots import SlotTable, key_hash, value_fp
 
 
@@ -94,7 +96,7 @@ def _layout(limit: int, distinct: bool, window, at: bool = False) -> tuple[int, 
 _SHORT_MAX = 0xFFFF - 1     # largest offset from the base in a short row
 
 
-class MemoryCounters:
+class MemoryCounters(AtDelivery):
     """Bounded in-process counters. `max_keys` caps each namespace (least recently touched beyond it)."""
 
     def __init__(self, max_keys: int = 2_000_000):
@@ -114,7 +116,7 @@ class MemoryCounters:
         if not sp.lowered:
             sp.lowered = now_s or 1
         elif window is not None and now_s - sp.lowered >= window:
-            if sp.at and at and _live_most(sp, now_s - window) > 2 * limit:
+            if sp.at and at and live_most(sp, now_s - window) > 2 * limit:
                 # counted at delivery, a row may hold stamps ahead of the clock past the lower limit's room:
                 # narrowed only once every row's live stamps fit (tried again a window later)
                 sp.lowered = now_s
@@ -196,65 +198,6 @@ class MemoryCounters:
         if w > 1:
             rows[b:e] = rows[b + 1:e + 1]
         rows[e] = now_s if now_s > last else last
-
-    # ------------------------------------------------------------ count mode, counted at delivery
-    def _at_space(self, ns, now, window, limit) -> _Space:
-        """The space of a count at delivery (rows of 2 * limit stamps: _layout), with the counter's limit as
-        count/add have it (_relimit). Rows of a count at submission (the rule changed) are laid out again."""
-        sp = self.spaces.get(ns)
-        if sp is None or sp.limit != limit or not sp.at:
-            if sp is not None and not sp.at and not sp.distinct:
-                sp = self._space(ns, window, sp.limit, False, at=True)      # laid out again, every stamp kept
-            sp = self._relimit(ns, now, window, limit, False, at=True)
-        elif sp.lowered:
-            sp.lowered = 0
-        return sp
-
-    def count_at(self, ns, key, when, now, window, limit) -> int:
-        """For a message to be delivered at `when` (at or after `now`, the clock: a scheduled one later): the most
-        messages counted in any one window that holds `when`, those before it and those scheduled after it -- or
-        the limit when the key's row has no room for one more (every stamp in it newer than now - window).
-
-        A count at delivery (a rule's `at = "delivery"`: the advertiser caps) keeps its row's stamps in time
-        order, each its message's delivery second (`add_at`), some of them ahead of the clock, with room for
-        2 * limit. A stamp leaves its row only when a newer message needs its place and it is out of every
-        window still to be judged (not newer than now - window: every later message is delivered at or after
-        now), so the row holds every stamp that can still count and the answer is exact; when none can leave,
-        the message is counted as over the limit (an advertiser with 2 * limit messages to one recipient
-        delivered within the last window or scheduled ahead waits until the oldest is out of the window).
-        Every window that holds `when` ends in [when, when + window): its count is highest where it ends at
-        `when` or at a stamp."""
-        sp = self._at_space(ns, now, window, limit)
-        t = sp.table
-        i = t.find(key_hash(key))
-        if i < 0:
-            return 0
-        n = sp.width
-        b = i * n
-        st = [x for x in t.rows[b:b + n] if x]          # time order; 0 = none
-        if window is None:
-            return len(st)
-        if len(st) >= n and st[0] > int(now) - window:
-            return max(limit, sp.limit)
-        d = int(when)
-        best = 0
-        for x in [d] + [x for x in st if d < x < d + window]:
-            c = bisect_right(st, x) - bisect_right(st, x - window)
-            if c > best:
-                best = c
-        return best
-
-    def add_at(self, ns, key, when, now, window, limit) -> None:
-        """Count a message delivered at `when` (see count_at): its stamp goes in time order; the oldest stamp
-        (or an empty place) leaves the row."""
-        sp = self._at_space(ns, now, window, limit)
-        t = sp.table
-        i = t.slot(key_hash(key), int(now))
-        n, rows = sp.width, t.rows
-        b = i * n
-        st = rows[b + 1:b + n].tolist()
-        insort(st, int(when))
-        rows[b:b + n] = array("I", st)
 
     def remove(self, ns, key, now, window, limit) -> bool:
         """Take back one message counted at second `now` for `key` (an ad the SMSC refused after it was
@@ -373,15 +316,6 @@ class MemoryCounters:
         """{namespace: live keys taken over at max_keys}: an evicted key's count starts again, so a
         cap can let more through; a non-zero figure says max_keys is too small for the traffic."""
         return {ns: sp.table.evicted + (sp.first.evicted if sp.first else 0) for ns, sp in self.spaces.items()}
-
-
-def _live_most(sp: _Space, horizon: int) -> int:
-    """The most stamps newer than `horizon` in any row of count space `sp` (plain rows)."""
-    o = sp.table.settled()
-    if not o.top:
-        return 0
-    R = np.frombuffer(o.rows, np.uint32, o.top * o.width).reshape(o.top, o.width)
-    return int((R > horizon).sum(axis=1).max())
 
 
 def _carry_over(old: _Space, new: SlotTable, limit: int, short: bool) -> None:

@@ -1,0 +1,86 @@
+"""Counts at delivery: a counter's `at = "delivery"` (the advertiser caps: AD_FREQUENCY_CAP), a mixin of
+MemoryCounters (counters.py, whose `_layout(at=True)` gives their rows room for 2 * limit stamps).
+
+Theory of operation. A message scheduled ahead (SMPP schedule_delivery_time) counts in every window that holds
+its delivery, those before it and those of messages scheduled after it. Its row keeps each counted message's
+delivery second in time order (0 = none yet), some of them ahead of the clock; the last word, the newest
+stamp, is the row's last touch (a row lives a window past its newest delivery). `count_at(when, now)`: the
+most stamps in any window holding `when` (each such window ends in [when, when + window), and its count is
+highest where it ends at `when` or at a stamp), or the limit when the row has no room. `add_at`: the stamp
+goes in order, the oldest (or an empty place) leaves. A stamp leaves only when it is out of every window still
+to be judged (not newer than now - window: later messages are delivered at or after now), so the row holds
+every stamp that can still count and the count is exact while the row has room; a limit lowered by a reload
+narrows the rows only once every row's live stamps fit (MemoryCounters._relimit, `live_most`).
+The Redis script (engine/state/redis_script.py, mode 3) gives the same answers for the same commits.
+Reference Python only: ~4.6 µs a message against ~1.2 for the compiled count at submission.
+"""
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_right, insort
+
+import numpy as np
+
+from .slots import key_hash
+
+
+class AtDelivery:
+    """Mixin of MemoryCounters: count_at / add_at (their `_space` / `_relimit` lay the rows out)."""
+
+    def _at_space(self, ns, now, window, limit):
+        """The space of a count at delivery (rows of 2 * limit stamps: _layout), with the counter's limit as
+        count/add have it (_relimit). Rows of a count at submission (the rule changed) are laid out again."""
+        sp = self.spaces.get(ns)
+        if sp is None or sp.limit != limit or not sp.at:
+            if sp is not None and not sp.at and not sp.distinct:
+                sp = self._space(ns, window, sp.limit, False, at=True)      # laid out again, every stamp kept
+            sp = self._relimit(ns, now, window, limit, False, at=True)
+        elif sp.lowered:
+            sp.lowered = 0
+        return sp
+
+    def count_at(self, ns, key, when, now, window, limit) -> int:
+        """For a message to be delivered at `when` (at or after `now`, the clock: a scheduled one later): the most
+        messages counted in any one window that holds `when`, those before it and those scheduled after it -- or
+        the limit when the key's row has no room for one more (every stamp in it newer than now - window: the
+        advertiser waits until the oldest is out of the window). See the module's theory of operation."""
+        sp = self._at_space(ns, now, window, limit)
+        t = sp.table
+        i = t.find(key_hash(key))
+        if i < 0:
+            return 0
+        n = sp.width
+        b = i * n
+        st = [x for x in t.rows[b:b + n] if x]          # time order; 0 = none
+        if window is None:
+            return len(st)
+        if len(st) >= n and st[0] > int(now) - window:
+            return max(limit, sp.limit)
+        d = int(when)
+        best = 0
+        for x in [d] + [x for x in st if d < x < d + window]:
+            c = bisect_right(st, x) - bisect_right(st, x - window)
+            if c > best:
+                best = c
+        return best
+
+    def add_at(self, ns, key, when, now, window, limit) -> None:
+        """Count a message delivered at `when` (see count_at): its stamp goes in time order; the oldest stamp
+        (or an empty place) leaves the row."""
+        sp = self._at_space(ns, now, window, limit)
+        t = sp.table
+        i = t.slot(key_hash(key), int(now))
+        n, rows = sp.width, t.rows
+        b = i * n
+        st = rows[b + 1:b + n].tolist()
+        insort(st, int(when))
+        rows[b:b + n] = array("I", st)
+
+
+def live_most(sp, horizon: int) -> int:
+    """The most stamps newer than `horizon` in any row of count space `sp` (plain rows)."""
+    o = sp.table.settled()
+    if not o.top:
+        return 0
+    R = np.frombuffer(o.rows, np.uint32, o.top * o.width).reshape(o.top, o.width)
+    return int((R > horizon).sum(axis=1).max())
