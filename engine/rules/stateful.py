@@ -205,16 +205,9 @@ def _counter_fns(ctr: Counter):
     if ctr.at_delivery:
         # the message's delivery (`ts`: a scheduled one's schedule_delivery_time) against the clock (`state_ts`)
         def check_at(c, s):
-            try:
-                ck = c.counter_keys
-            except AttributeError:
-                ck = c.counter_keys = {}
-            ks = ck.get(kname)
-            if ks is None:
-                ks = ck[kname] = build(c)
             best = 0
             count_at, when, now = s.counters.count_at, c.ts, c.state_ts
-            for k in ks:
+            for k in keys(c):
                 n = count_at(ns, k, when, now, window, limit) + 1
                 if n > best:
                     best = n
@@ -223,11 +216,8 @@ def _counter_fns(ctr: Counter):
             return None
 
         def commit_at(c, s):
-            ks = c.__dict__.get("counter_keys", {}).get(kname)
-            if ks is None:
-                ks = keys(c)
             add_at, when, now = s.counters.add_at, c.ts, c.state_ts
-            for k in ks:
+            for k in keys(c):
                 add_at(ns, k, when, now, window, limit)
         return check_at, commit_at
 
