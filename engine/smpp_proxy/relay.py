@@ -27,7 +27,7 @@ class RelayPath:
     def _relay(self, sess, pdu, done=None, refund=None):
         """query_sm / cancel_sm / replace_sm: to a link of the id space that issued the message_id, and
         only for the account that sent the message (another account's id -> ESME_RINVMSGID). `done(key)`
-        after the SMSC's success, with the id's key in the map; `refund` (a replace_sm's Refund) given back
+        after the SMSC's success (in time or late), with the id's key in the map; `refund` (a replace_sm's Refund) given back
         when the SMSC refuses it or no link can take it."""
         mid = getattr(pdu, "message_id", "")
         spaces = {l.id_space for l in self.links}
@@ -53,6 +53,10 @@ class RelayPath:
             if refund is not None:
                 refund.answered(self, resp, pdu.command_id)
             if status == LATE:
+                # the ESME had its error already; the SMSC did what it asked all the same: the note follows
+                if done is not None and resp is not None and resp.command_id == pdu.command_id | 0x80000000 \
+                        and resp.command_status == 0:
+                    done(id_key(space or "", mid))
                 return
             sess.in_flight -= 1
             failed = self._failed_answer(link, pdu, resp, status)
