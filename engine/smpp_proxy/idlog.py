@@ -14,7 +14,9 @@ the two newest segments always hold the map's newest `bound` ids (its coverage) 
 map's size on disk. `open` (at start) reads the clean stop's file, if any, then the segments in order
 (a torn last object ends a segment; an unreadable one is copied aside), writes the whole map as the
 first object of a new segment (fsynced) and only then removes the files it read. `close(clean)`
-after `save_map` removes the segments (the clean stop's file holds the map).
+after `save_map` removes the segments (the clean stop's file holds the map). Notes read back from segments (the
+last run did not stop cleanly) lose their charged bit (msgids.py `forget_charges`): the state journal may have
+lost the counts they name.
 
 Bounds: the ids of one FLUSH in memory (what the loop forwards in 0.05 s: ~250 ids at 5k/s, packed in ~70 µs), MAX_WAITING writes waiting for
 a stalled disk (beyond, their ids are not logged: counted and logged, the map itself is unaffected), two
@@ -95,6 +97,13 @@ class IdLog:
         for _, p in segs:
             n += self._replay(p)
             read.append(p)
+        if segs:
+            # the last run did not stop cleanly: a note's count toward an advertiser's cap may be lost with the
+            # state journal's last 0.25 s, so no note read back offers a count to be given back (an over-count)
+            cleared = self.ids.forget_charges()
+            if cleared:
+                log.info("%d message ids read back after an unclean stop keep their advertiser-cap counts (a "
+                         "cancel_sm or replace_sm of them gives nothing back)", cleared)
         self.seg = segs[-1][0] + 1 if segs else 1
         path = self._path(self.seg)
         try:

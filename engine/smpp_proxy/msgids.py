@@ -175,6 +175,18 @@ class MessageIds:
             if j is not None:
                 j.append(mid)
 
+    def forget_charges(self) -> int:
+        """Clear every note's charged bit (read back after a crash: the id log is written every 0.05 s, the state
+        journal every 0.25 s, so a note may say "counted at S" for a count the crash lost, and giving it back
+        would take another ad's stamp of that second). Returns how many were cleared."""
+        bit, n = 1 << 124, 0
+        sent = self._sent
+        for mid, v in sent.items():
+            if v & bit:
+                sent[mid] = v & ~bit
+                n += 1
+        return n
+
     def sent(self, mid: str) -> Sent | None:
         """The `note` of `mid`, None if there is none (an id this process did not forward, forgotten, or
         read back from a map written before notes were kept)."""
