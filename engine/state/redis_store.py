@@ -40,7 +40,9 @@ Unreachable server: every call is bounded (`timeout`, default 0.5 s) and after a
 server is not tried again until a back-off (0.1 s doubling to 5 s) has passed, so a message
 never waits longer than one timeout. Meanwhile `on_error` decides:
   open    (default) the local verdict stands and the ops go to the mirror (caps hold per
-          process); every such message is counted (`fail_open`) and logged, rate-limited.
+          process: each message is measured again against the mirror as it stands when the batch fails, the
+          messages let through before it included, and one over a drop rule's cap is dropped); every such
+          message is counted (`fail_open`) and logged, rate-limited.
   closed  a message with an op of a drop rule counting per advertiser (a counter keyed by
           `owner`: an ad under its frequency cap) is dropped with STATE_UNAVAILABLE
           (ESME_RTHROTTLED, SIP 503: the sender retries later); other messages pass as in `open`.
@@ -106,6 +108,21 @@ class _Op:
         else:
             mem.add(self.ns, self.key, self.now, self.window, self.limit)
 
+    def measure(self, mem: MemoryCounters, pend: dict) -> int:
+        """This op's count in the mirror alone, as the script measures it (`pend`: the counts this message's
+        earlier ops put on the same key, as if committed): the fail-open path's check (RedisStore._degraded)."""
+        d = self.distinct
+        if d is REMOVE:
+            return 0
+        if d is True:
+            return mem.distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
+        k = (self.ns, self.key)
+        q = pend.get(k, 0)
+        pend[k] = q + 1
+        if d is AT:
+            return mem.count_at(self.ns, self.key, self.now, self.value, self.window, self.limit) + q
+        return mem.count(self.ns, self.key, self.now, self.window, self.limit) + q
+
     def over(self, n: int) -> bool:
         if self.distinct is REMOVE:
             return False
@@ -139,6 +156,12 @@ def _advertiser_cap(op: _Op, rules: dict) -> bool:
     sym, spec = (op.ns.split("|") + [""])[:2]
     r = rules.get(sym)
     return r is not None and r.action is Action.DROP and "owner" in spec.split("+")
+
+
+def _drop_rule(op: _Op, rules: dict) -> bool:
+    """An op of a rule whose forced action is drop (its cap is enforced)."""
+    r = rules.get(op.ns.split("|", 1)[0])
+    return r is not None and r.action is Action.DROP
 
 
 LOCAL_MAX = 100_000         # counts committed to the mirror only (fail-open) remembered for remove
@@ -492,6 +515,15 @@ class RedisStore:
                 continue
             self.stats["fail_open"] += 1
             mem, counters = self.counters.mem, self.counters
+            if then is not None:
+                # the cap holds per process: the message measured again against the mirror, which now holds the
+                # messages let through before it in this batch (judged against it before any of them was in it)
+                pend: dict = {}
+                counts = [op.measure(mem, pend) for op in ops]
+                rules = self._enforce_map(pipe)
+                if any(op.over(n) and _drop_rule(op, rules) for op, n in zip(ops, counts)):
+                    _safely(self._finish, pipe, v, ops, counts, then, False)      # dropped, nothing committed
+                    continue
             for op in ops:
                 op.apply(mem)
                 if op.distinct is False or op.distinct is AT:
