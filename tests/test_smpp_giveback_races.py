@@ -1,10 +1,12 @@
-"""Review reproductions: giving an advertiser-cap count back twice when replace_sm / cancel_sm of one
-message_id are in flight together (the continuation gives back the note read when the request came in)."""
+"""Giving an advertiser-cap count back (replace_sm / cancel_sm the SMSC takes, relay.py) exactly once: requests
+of one message_id in flight together, notes across a crash, counts the mirror took alone (found by reviews and a
+chaos probe)."""
+import asyncio
+
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.codec import constants as C
 from tests.test_smpp_proxy import raw_session, read_raw
 from tests.redis_helpers import redis_server  # noqa: F401
-from tests.test_smpp_refund import NOON, TEXT, _ad, _cancel, _replace, _resp, _send, pipe  # noqa: F401
+from tests.test_smpp_refund import NOON, _ad, _cancel, _replace, _resp, _send, pipe  # noqa: F401
 
 TUE = "260303090000028+"
 THU = "260305090000028+"
@@ -53,12 +55,22 @@ def test_two_cancels_in_flight_together_give_back_once(pipe):
         assert h.proxy.stats["counts_given_back"] == 1
 
 
+async def _reopen(base):
+    """The message-id map a start reads back from `base`'s files (and leaves as they are, an unclean close)."""
+    from engine.smpp_proxy.idlog import IdLog
+    from engine.smpp_proxy.msgids import MessageIds
+    m = MessageIds(1000)
+    log = IdLog(base, m)
+    log.open(asyncio.get_running_loop())
+    await log.close(clean=False)
+    return m
+
+
 def test_a_note_rewritten_by_replace_or_cancel_survives_a_crash(tmp_path):
     """relay.py rewrites an id's note when the SMSC takes a replace_sm / cancel_sm (the count given back, the
     charged bit cleared or moved); the id log journals ids at `add` only, so after a crash the note of the
     submit is read back: charged at the old second -> a cancel_sm or replace_sm after the restart gives that
     second's count back a second time (another message's stamp of the same second: a 09:00:00 campaign)."""
-    import asyncio
     from engine.smpp_proxy.idlog import IdLog
     from engine.smpp_proxy.msgids import SINGLE, MessageIds
     base = tmp_path / "smpp" / "message_ids.msgpack"
@@ -78,14 +90,8 @@ def test_a_note_rewritten_by_replace_or_cancel_survives_a_crash(tmp_path):
         assert await log.writer.idle(5)
         log.timer.cancel()                                                 # kill -9
 
-    async def reopen():
-        m = MessageIds(1000)
-        log = IdLog(base, m)
-        log.open(asyncio.get_running_loop())
-        await log.close(clean=False)
-        return m
     asyncio.run(run())
-    after = asyncio.run(reopen())
+    after = asyncio.run(_reopen(base))
     assert after.sent("A").delivery == THU_S, after.sent("A")          # fails on 86411f4: Tue (given back already)
 
 
@@ -95,23 +101,16 @@ def test_an_ad_counted_fail_open_is_not_noted_to_be_given_back(tmp_path, redis_s
     by milliseconds; a cancel_sm of a scheduled ad may come days (and restarts / 100k fail-open counts) later,
     when a give-back would take another node's stamp of that second (found by a review). A count the mirror
     took alone is therefore not offered for a later give-back (Pipeline.delivery_charge: None; an over-count)."""
-    import asyncio
     from dataclasses import replace as _r
     from tests.test_redis_state import _node, _judge, _ad as _sad
-    from tests.test_smpp_refund import _Blip
+    from tests.test_smpp_refund import _judged_fail_open
     redis_server.flush()
 
     async def main():
         a, sa = _node(tmp_path, "a", redis_server.url)
         b, sb = _node(tmp_path, "b", redis_server.url)
-        blip = sa.redis = _Blip(sa.redis)
-        blip.fail = True
-        fut = asyncio.get_running_loop().create_future()
-        sa.begin()
         msg = _sad(0)
-        sa.settle(a, a.judge(msg), fut.set_result)
-        m = await fut
-        assert sa.stats["fail_open"] == 1 and m.charged
+        m, blip = await _judged_fail_open(a, sa, msg)
         fail_open_second = a.delivery_charge(m)
         blip.fail = False
         await asyncio.sleep(0.6)
@@ -133,7 +132,6 @@ def test_notes_read_back_after_an_unclean_stop_offer_no_count_to_give_back(tmp_p
     between kept the note "counted at S" and lost the count, and a cancel_sm after the restart gave back another
     ad's stamp of that second (4 ads to one recipient). Notes read back from the log (the last run did not stop
     cleanly) lose their charged bit; a clean stop's map keeps it (the state store flushed at the stop)."""
-    import asyncio
     from engine.smpp_proxy.idlog import IdLog
     from engine.smpp_proxy.msgids import SINGLE, MessageIds
     base = tmp_path / "smpp" / "message_ids.msgpack"
@@ -152,16 +150,10 @@ def test_notes_read_back_after_an_unclean_stop_offer_no_count_to_give_back(tmp_p
         else:
             log.timer.cancel()                                             # kill -9
 
-    async def reopen():
-        m = MessageIds(1000)
-        log = IdLog(base, m)
-        log.open(asyncio.get_running_loop())
-        await log.close(clean=False)
-        return m
     asyncio.run(run(clean=False))
-    after = asyncio.run(reopen())
+    after = asyncio.run(_reopen(base))
     assert after.sent("A").delivery == 1_772_503_200 and after.sent("A").charged is False
     for p in base.parent.iterdir():
         p.unlink()
     asyncio.run(run(clean=True))
-    assert asyncio.run(reopen()).sent("A").charged is True
+    assert asyncio.run(_reopen(base)).sent("A").charged is True

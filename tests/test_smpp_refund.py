@@ -455,6 +455,19 @@ class _Blip:
         return getattr(self.real, n)
 
 
+async def _judged_fail_open(pipe, store, msg):
+    """`msg` judged on `pipe` while its store's Redis fails every call (the fail-open path: counted in the mirror
+    only): (its verdict, the failing client, `fail` to be turned off)."""
+    blip = store.redis = _Blip(store.redis)
+    blip.fail = True
+    fut = asyncio.get_running_loop().create_future()
+    store.begin()
+    store.settle(pipe, pipe.judge(msg), fut.set_result)
+    v = await fut
+    assert store.stats["fail_open"] == 1 and v.charged
+    return v, blip
+
+
 def test_a_count_the_server_never_had_is_given_back_to_the_mirror_only(tmp_path, redis_server):  # noqa: F811
     """Node a let an ad through fail-open (only its mirror counted it); node b then sent three; a's ad is
     refused: giving it back must not take one of b's counts from the server."""
@@ -464,14 +477,7 @@ def test_a_count_the_server_never_had_is_given_back_to_the_mirror_only(tmp_path,
     async def main():
         a, sa = _node(tmp_path, "a", redis_server.url)
         b, sb = _node(tmp_path, "b", redis_server.url)
-        blip = sa.redis = _Blip(sa.redis)
-        blip.fail = True
-        fut = asyncio.get_running_loop().create_future()
-        sa.begin()
-        m = a.judge(_sad(0))
-        sa.settle(a, m, fut.set_result)
-        m = await fut
-        assert sa.stats["fail_open"] == 1 and m.charged
+        m, _ = await _judged_fail_open(a, sa, _sad(0))
         for i in range(3):
             assert (await _judge(b, _sad(1 + i)))[0] == "allow"
         await asyncio.sleep(0.6)                            # the back-off is over

@@ -64,6 +64,7 @@ FORMAT = "telfilter-message-ids"
 SINGLE, MULTI, PART = 1, 2, 3
 _SENT_BYTES = 16                    # a `note` as written by `dump` (little-endian; 0 = none)
 _LOW = (1 << 64) - 1
+_CHARGED = 1 << 124                 # a note's charged bit (_pack)
 
 
 class Sent(NamedTuple):
@@ -86,12 +87,12 @@ _LAST_FP = [None, 0]
 
 
 def _pack(kind: int, dc: int, fp: int, delivery: int, destination: int, charged: bool = False) -> int:
-    return kind | dc << 2 | fp << 10 | delivery << 42 | destination << 74 | int(charged) << 124
+    return kind | dc << 2 | fp << 10 | delivery << 42 | destination << 74 | (_CHARGED if charged else 0)
 
 
 def _unpack(n: int) -> Sent:
     return Sent(n & 3, n >> 2 & 0xFF, n >> 10 & 0xFFFFFFFF, n >> 42 & 0xFFFFFFFF, n >> 74 & _DEST,
-                bool(n >> 124 & 1))
+                bool(n & _CHARGED))
 
 
 _DEST = (1 << 50) - 1
@@ -169,8 +170,8 @@ class MessageIds:
         """A delivery receipt for `mid` came: its message has reached a final state, and a cancel_sm or replace_sm
         the SMSC answers 0 after it (some queue them) gives no count back (relay.py): the note's charged bit goes."""
         n = self._sent.get(mid)
-        if n is not None and n >> 124 & 1:
-            self._sent[mid] = n & ~(1 << 124)
+        if n is not None and n & _CHARGED:
+            self._sent[mid] = n & ~_CHARGED
             j = self.journal
             if j is not None:
                 j.append(mid)
@@ -179,11 +180,11 @@ class MessageIds:
         """Clear every note's charged bit (read back after a crash: the id log is written every 0.05 s, the state
         journal every 0.25 s, so a note may say "counted at S" for a count the crash lost, and giving it back
         would take another ad's stamp of that second). Returns how many were cleared."""
-        bit, n = 1 << 124, 0
+        n = 0
         sent = self._sent
         for mid, v in sent.items():
-            if v & bit:
-                sent[mid] = v & ~bit
+            if v & _CHARGED:
+                sent[mid] = v & ~_CHARGED
                 n += 1
         return n
 

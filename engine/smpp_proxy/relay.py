@@ -27,8 +27,8 @@ class RelayPath:
     def _relay(self, sess, pdu, done=None, refund=None):
         """query_sm / cancel_sm / replace_sm: to a link of the id space that issued the message_id, and
         only for the account that sent the message (another account's id -> ESME_RINVMSGID). `done(key)`
-        after the SMSC's success (in time or late), with the id's key in the map; `refund` (a replace_sm's Refund) given back
-        when the SMSC refuses it or no link can take it."""
+        after the SMSC's success (in time or late), with the id's key in the map; `refund` (a replace_sm's
+        Refund) given back when the SMSC refuses it or no link can take it."""
         mid = getattr(pdu, "message_id", "")
         spaces = {l.id_space for l in self.links}
         owner = space = None
@@ -138,7 +138,6 @@ class RelayPath:
         return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
                            then=judged)
 
-
     def _cancel(self, sess, pdu):
         """cancel_sm: relayed (_relay); once the SMSC has cancelled a message this process forwarded as one
         submit_sm, the count it took toward an advertiser's cap is given back (one named by message_id, from its
@@ -174,6 +173,5 @@ class RelayPath:
 def _later(delivery: int, now):
     """A stored delivery time (Unix seconds, 0 = at once) as an aware datetime in now's zone, if later than now."""
     if delivery and delivery > now.timestamp():
-        from datetime import datetime
         return datetime.fromtimestamp(delivery, now.tzinfo)
     return None

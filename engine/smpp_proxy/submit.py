@@ -174,36 +174,31 @@ class SubmitPath:
                                             f"over max_schedule_days ({days:g})")
         return t
 
-    def _parts_spread(self, pdus) -> float:
-        """Seconds between the earliest and the latest delivery of a concatenated message's parts (a part
-        without a schedule goes now)."""
-        now = self.clock()
-        times = []
+    def _parts_times(self, pdus) -> list:
+        """Each part's delivery time, later than now, or None (at once)."""
+        out = []
         for p in pdus:
             sched = getattr(p, "schedule_delivery_time", "")
             t = None
             if sched:
                 try:
                     t = self._delivery_time(sched)
-                except Refusal:
+                except Refusal:             # (each part's was checked when it came)
                     pass
-            times.append(now if t is None else t)
+            out.append(t)
+        return out
+
+    def _parts_spread(self, pdus) -> float:
+        """Seconds between the earliest and the latest delivery of a concatenated message's parts (a part
+        without a schedule goes now)."""
+        now = self.clock()
+        times = [now if t is None else t for t in self._parts_times(pdus)]
         return (max(times) - min(times)).total_seconds() if times else 0.0
 
     def _parts_delivery(self, pdus):
         """The delivery time a concatenated message is judged at: its latest part's (the handset shows the
         message once that part is in); None when every part goes at once."""
-        latest = None
-        for p in pdus:
-            sched = getattr(p, "schedule_delivery_time", "")
-            if sched:
-                try:
-                    t = self._delivery_time(sched)
-                except Refusal:             # (each part's was checked when it came)
-                    continue
-                if t is not None and (latest is None or t > latest):
-                    latest = t
-        return latest
+        return max((t for t in self._parts_times(pdus) if t is not None), default=None)
 
     def _refuse_too_long(self, sess, pdu, text: str, recipients: int = 1) -> None:
         """ESME_RINVMSGLEN for a text over max_message_chars, or a submit_multi whose text times recipients

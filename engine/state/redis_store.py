@@ -149,19 +149,17 @@ def _safely(fn, *args) -> None:
         log.exception("state: a settled verdict's continuation failed")
 
 
-def _advertiser_cap(op: _Op, rules: dict) -> bool:
-    """An op of a drop rule counting per advertiser (its key names `owner`): AD_FREQUENCY_CAP,
-    DKQC_VIOLATION, AD_CALL_FREQUENCY_CAP in the shipped pack. These are what on_error=closed
-    refuses while the server is away."""
-    sym, spec = (op.ns.split("|") + [""])[:2]
-    r = rules.get(sym)
-    return r is not None and r.action is Action.DROP and "owner" in spec.split("+")
-
-
 def _drop_rule(op: _Op, rules: dict) -> bool:
     """An op of a rule whose forced action is drop (its cap is enforced)."""
     r = rules.get(op.ns.split("|", 1)[0])
     return r is not None and r.action is Action.DROP
+
+
+def _advertiser_cap(op: _Op, rules: dict) -> bool:
+    """An op of a drop rule counting per advertiser (its key names `owner`): AD_FREQUENCY_CAP,
+    DKQC_VIOLATION, AD_CALL_FREQUENCY_CAP in the shipped pack. These are what on_error=closed
+    refuses while the server is away."""
+    return _drop_rule(op, rules) and "owner" in (op.ns.split("|") + [""])[1].split("+")
 
 
 LOCAL_MAX = 100_000         # counts committed to the mirror only (fail-open) remembered for remove
@@ -381,10 +379,9 @@ class RedisStore:
                     if ki is None:
                         ki = index[k] = len(keys) + 1
                         keys.append(k)
-                    rule = rules.get(op.ns.split("|", 1)[0]) if rules else None
                     d = op.distinct
                     enc.append([ki, int(d), op.limit, -1 if op.window is None else int(op.window),
-                                int(op.now), int(rule is not None and rule.action is Action.DROP),
+                                int(op.now), int(bool(rules) and _drop_rule(op, rules)),
                                 value_fp(op.value) if d is True else int(op.value) if d is AT else 0])
                 msgs.append(enc)
             arg = msgpack.packb(msgs)
