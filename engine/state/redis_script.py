@@ -6,6 +6,11 @@ first (12 bytes for a cap of 3; counted at delivery, its last 2 * limit in time 
 ahead of the clock, and the key lives a window past the newest); a distinct key its last limit+1 (value fingerprint, second)
 pairs, least recently seen first. These are the rows of rules/counters.py's flat tables, so a
 count read from Redis is the count MemoryCounters would give for the same commits.
+
+Keys (`tf:c:{<16 hex>}`): the hash tag is a 64-bit digest of the namespace and the stable key
+(engine/state/journalled.stable_key), so the key never carries a number or a text. Every key
+expires one window (+ TTL_SLACK) after its last commit (counted at delivery: after its newest
+stamp); "forever" counters never expire.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ with the embedded store. The mirror only ever holds a subset of the server's tru
 "over the limit" is always right; a local "under the limit" may be wrong, because other
 processes committed too. That is what the server settles:
 
-1. The pipeline's commit step calls `add` / `add_distinct` (only for messages let through).
+1. The pipeline's commit step calls `add` / `add_distinct` / `add_at` (only for messages let through).
    Here that records an *op* (namespace, key, window, limit, value, second) in `self.ops`,
    nothing else.
 2. Right after `Pipeline.judge` the caller (the SMPP submit path, the SIP screen's INVITE) calls
@@ -47,15 +47,10 @@ never waits longer than one timeout. Meanwhile `on_error` decides:
           `owner`: an ad under its frequency cap) is dropped with STATE_UNAVAILABLE
           (ESME_RTHROTTLED, SIP 503: the sender retries later); other messages pass as in `open`.
 
-Keys (`tf:c:{<16 hex>}`, engine/state/redis_script.py with the script): the hash tag is a
-64-bit digest of the namespace and the stable key (engine/state/journalled.stable_key), so the
-key never carries a number or a text.
-A count key's value is its last `limit` stamps as little-endian uint32 (12 bytes for a cap of
-3); a distinct key's is its last limit+1 (fingerprint, second) pairs. Every key expires one
-window (+60 s) after its last commit; "forever" counters never expire. One batch names keys in
-many hash slots, so this is one Redis (or Valkey) primary, with replicas/Sentinel for
-availability; on Redis Cluster each key is a slot of its own and a batch would have to be
-split per slot (not built: the script needs all of a message's keys on one node).
+Keys and values: engine/state/redis_script.py; ops and the mirror: engine/state/redis_counters.py.
+One batch names keys in many hash slots, so this is one Redis (or Valkey) primary, with
+replicas/Sentinel for availability; on Redis Cluster each key is a slot of its own and a batch
+would have to be split per slot (not built: the script needs all of a message's keys on one node).
 
 Recipient history and call durations are kept whole in every process and broadcast between
 them (engine/state/events.py), and so are the SMSC message ids of forwarded messages
@@ -76,8 +71,8 @@ from ..rules.counters import MemoryCounters
 from ..rules.slots import value_fp
 from ..verdict import Action, Hit, Verdict, decide
 from .embedded import StateError
-from .journalled import stable, stable_key
 from .events import SharedEvents
+from .redis_counters import AT, LOCAL_MAX, REMOVE, SharedCounters, _Op, _advertiser_cap, _drop_rule
 from .redis_script import LUA, TTL_SLACK, counter_key
 from .url import parse_url
 
@@ -86,48 +81,6 @@ log = logging.getLogger("telfilter")
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
 MAX_BATCH = 2000            # messages per script call
 REMOVES_PER_CALL = 2000     # counts given back after an outage: at most this many a script call
-
-REMOVE = 2                  # an _Op's `distinct` for a count taken back (SharedCounters.remove)
-AT = 3                      # an _Op's `distinct` for a count at delivery (SharedCounters.add_at: `value` is the clock)
-
-
-class _Op:
-    __slots__ = ("ns", "key", "value", "now", "window", "limit", "distinct")
-
-    def __init__(self, ns, key, value, now, window, limit, distinct):
-        self.ns, self.key, self.value, self.now = ns, key, value, now
-        self.window, self.limit, self.distinct = window, limit, distinct     # distinct: False, True, REMOVE or AT
-
-    def apply(self, mem: MemoryCounters) -> None:
-        if self.distinct is REMOVE:
-            return                      # taken from the mirror when it was recorded (SharedCounters.remove)
-        if self.distinct is AT:
-            mem.add_at(self.ns, self.key, self.now, self.value, self.window, self.limit)
-        elif self.distinct:
-            mem.add_distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
-        else:
-            mem.add(self.ns, self.key, self.now, self.window, self.limit)
-
-    def measure(self, mem: MemoryCounters, pend: dict) -> int:
-        """This op's count in the mirror alone, as the script measures it (`pend`: the counts this message's
-        earlier ops put on the same key, as if committed): the fail-open path's check (RedisStore._degraded)."""
-        d = self.distinct
-        if d is REMOVE:
-            return 0
-        if d is True:
-            return mem.distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
-        k = (self.ns, self.key)
-        q = pend.get(k, 0)
-        pend[k] = q + 1
-        if d is AT:
-            return mem.count_at(self.ns, self.key, self.now, self.value, self.window, self.limit) + q
-        return mem.count(self.ns, self.key, self.now, self.window, self.limit) + q
-
-    def over(self, n: int) -> bool:
-        if self.distinct is REMOVE:
-            return False
-        return n > self.limit if self.distinct is True else n + 1 > self.limit
-
 
 def _no_script(e: Exception) -> bool:
     """The server does not have the script (it restarted, failed over to a replica, or SCRIPT FLUSH): load it
@@ -147,90 +100,6 @@ def _safely(fn, *args) -> None:
         fn(*args)
     except Exception:
         log.exception("state: a settled verdict's continuation failed")
-
-
-def _drop_rule(op: _Op, rules: dict) -> bool:
-    """An op of a rule whose forced action is drop (its cap is enforced)."""
-    r = rules.get(op.ns.split("|", 1)[0])
-    return r is not None and r.action is Action.DROP
-
-
-def _advertiser_cap(op: _Op, rules: dict) -> bool:
-    """An op of a drop rule counting per advertiser (its key names `owner`): AD_FREQUENCY_CAP,
-    DKQC_VIOLATION, AD_CALL_FREQUENCY_CAP in the shipped pack. These are what on_error=closed
-    refuses while the server is away."""
-    return _drop_rule(op, rules) and "owner" in (op.ns.split("|") + [""])[1].split("+")
-
-
-LOCAL_MAX = 100_000         # counts committed to the mirror only (fail-open) remembered for remove
-
-
-class SharedCounters:
-    """The CounterStore protocol: reads from the mirror, writes recorded as ops for the server."""
-
-    def __init__(self, store: "RedisStore", mem: MemoryCounters):
-        self.store, self.mem = store, mem
-        # (ns, key, second) -> how many counts the mirror took while the server could not be asked (the
-        # on_error policy let the message through): a refund of one is the mirror's alone, never a stamp
-        # taken from the server (another process's). The newest LOCAL_MAX.
-        self.local: dict = {}
-
-    def committed_locally(self, op) -> None:
-        k = (op.ns, op.key, op.now)
-        d = self.local
-        d[k] = d.get(k, 0) + 1
-        if len(d) > LOCAL_MAX:
-            del d[next(iter(d))]
-
-    def local_only(self, ns, key, second) -> bool:
-        """Whether a count of `key` at `second` is one the mirror took alone (fail-open, the newest LOCAL_MAX): a
-        message-id note does not offer it to be given back later (relay.py), when this record may be gone and
-        the server's stamp of that second another process's."""
-        return (ns, stable_key(key), second) in self.local
-
-    def count(self, ns, key, now, window, limit):
-        return self.mem.count(ns, stable_key(key), now, window, limit)
-
-    def distinct(self, ns, key, value, now, window, limit):
-        return self.mem.distinct(ns, stable_key(key), stable(value), now, window, limit)
-
-    def add(self, ns, key, now, window, limit):
-        self.store._record(_Op(ns, stable_key(key), None, now, window, limit, False))
-
-    def add_distinct(self, ns, key, value, now, window, limit):
-        self.store._record(_Op(ns, stable_key(key), stable(value), now, window, limit, True))
-
-    def count_at(self, ns, key, when, now, window, limit):
-        return self.mem.count_at(ns, stable_key(key), when, now, window, limit)
-
-    def add_at(self, ns, key, when, now, window, limit):
-        self.store._record(_Op(ns, stable_key(key), now, when, window, limit, AT))
-
-    def remove(self, ns, key, now, window, limit):
-        """Taken from the mirror at once (the ESME's retry, answered next, must see it) and on the server with
-        the next batch (the script removes the stamp as MemoryCounters.remove does; unenforced, like the
-        ops of paths that do not settle), unless the count never reached the server (`local`)."""
-        key = stable_key(key)
-        if not self.mem.remove(ns, key, now, window, limit):
-            return
-        k = (ns, key, now)
-        n = self.local.get(k)
-        if n is not None:
-            if n > 1:
-                self.local[k] = n - 1
-            else:
-                del self.local[k]
-            return
-        self.store._record(_Op(ns, key, None, now, window, limit, REMOVE))
-
-    def memory_bytes(self):
-        return self.mem.memory_bytes()
-
-    def memory_keys(self):
-        return self.mem.memory_keys()
-
-    def __getattr__(self, name):
-        return getattr(self.mem, name)
 
 
 class RedisStore:

@@ -1,0 +1,147 @@
+"""The shared counters' process side (engine/state/redis_store.py sends them): each counter
+commit the pipeline makes is recorded as an *op* for the server, not applied; reads come from
+the process's *mirror* (a MemoryCounters holding the commits the server confirmed).
+
+An op names a namespace, a key, a window, a limit, a second and a mode: a count (`add`), a
+distinct value (`add_distinct`), a count at delivery (`add_at`: `value` is the clock) or a count
+taken back (`remove`: an ad the SMSC refused, Pipeline.refund). A count taken back leaves the
+mirror at once and goes to the server as an op of its own, unenforced, with the next batch; a
+count the mirror took alone (fail-open: the server could not be asked) is given back to the
+mirror only, never as a stamp taken from the server (another process's).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..rules.counters import MemoryCounters
+from ..verdict import Action
+from .journalled import stable, stable_key
+
+if TYPE_CHECKING:
+    from .redis_store import RedisStore
+
+
+REMOVE = 2                  # an _Op's `distinct` for a count taken back (SharedCounters.remove)
+AT = 3                      # an _Op's `distinct` for a count at delivery (SharedCounters.add_at: `value` is the clock)
+
+
+class _Op:
+    __slots__ = ("ns", "key", "value", "now", "window", "limit", "distinct")
+
+    def __init__(self, ns, key, value, now, window, limit, distinct):
+        self.ns, self.key, self.value, self.now = ns, key, value, now
+        self.window, self.limit, self.distinct = window, limit, distinct     # distinct: False, True, REMOVE or AT
+
+    def apply(self, mem: MemoryCounters) -> None:
+        if self.distinct is REMOVE:
+            return                      # taken from the mirror when it was recorded (SharedCounters.remove)
+        if self.distinct is AT:
+            mem.add_at(self.ns, self.key, self.now, self.value, self.window, self.limit)
+        elif self.distinct:
+            mem.add_distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
+        else:
+            mem.add(self.ns, self.key, self.now, self.window, self.limit)
+
+    def measure(self, mem: MemoryCounters, pend: dict) -> int:
+        """This op's count in the mirror alone, as the script measures it (`pend`: the counts this message's
+        earlier ops put on the same key, as if committed): the fail-open path's check (RedisStore._degraded)."""
+        d = self.distinct
+        if d is REMOVE:
+            return 0
+        if d is True:
+            return mem.distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
+        k = (self.ns, self.key)
+        q = pend.get(k, 0)
+        pend[k] = q + 1
+        if d is AT:
+            return mem.count_at(self.ns, self.key, self.now, self.value, self.window, self.limit) + q
+        return mem.count(self.ns, self.key, self.now, self.window, self.limit) + q
+
+    def over(self, n: int) -> bool:
+        if self.distinct is REMOVE:
+            return False
+        return n > self.limit if self.distinct is True else n + 1 > self.limit
+
+
+def _drop_rule(op: _Op, rules: dict) -> bool:
+    """An op of a rule whose forced action is drop (its cap is enforced)."""
+    r = rules.get(op.ns.split("|", 1)[0])
+    return r is not None and r.action is Action.DROP
+
+
+def _advertiser_cap(op: _Op, rules: dict) -> bool:
+    """An op of a drop rule counting per advertiser (its key names `owner`): AD_FREQUENCY_CAP,
+    DKQC_VIOLATION, AD_CALL_FREQUENCY_CAP in the shipped pack. These are what on_error=closed
+    refuses while the server is away."""
+    return _drop_rule(op, rules) and "owner" in (op.ns.split("|") + [""])[1].split("+")
+
+
+LOCAL_MAX = 100_000         # counts committed to the mirror only (fail-open) remembered for remove
+
+
+class SharedCounters:
+    """The CounterStore protocol: reads from the mirror, writes recorded as ops for the server."""
+
+    def __init__(self, store: "RedisStore", mem: MemoryCounters):
+        self.store, self.mem = store, mem
+        # (ns, key, second) -> how many counts the mirror took while the server could not be asked (the
+        # on_error policy let the message through): a refund of one is the mirror's alone, never a stamp
+        # taken from the server (another process's). The newest LOCAL_MAX.
+        self.local: dict = {}
+
+    def committed_locally(self, op) -> None:
+        k = (op.ns, op.key, op.now)
+        d = self.local
+        d[k] = d.get(k, 0) + 1
+        if len(d) > LOCAL_MAX:
+            del d[next(iter(d))]
+
+    def local_only(self, ns, key, second) -> bool:
+        """Whether a count of `key` at `second` is one the mirror took alone (fail-open, the newest LOCAL_MAX): a
+        message-id note does not offer it to be given back later (relay.py), when this record may be gone and
+        the server's stamp of that second another process's."""
+        return (ns, stable_key(key), second) in self.local
+
+    def count(self, ns, key, now, window, limit):
+        return self.mem.count(ns, stable_key(key), now, window, limit)
+
+    def distinct(self, ns, key, value, now, window, limit):
+        return self.mem.distinct(ns, stable_key(key), stable(value), now, window, limit)
+
+    def add(self, ns, key, now, window, limit):
+        self.store._record(_Op(ns, stable_key(key), None, now, window, limit, False))
+
+    def add_distinct(self, ns, key, value, now, window, limit):
+        self.store._record(_Op(ns, stable_key(key), stable(value), now, window, limit, True))
+
+    def count_at(self, ns, key, when, now, window, limit):
+        return self.mem.count_at(ns, stable_key(key), when, now, window, limit)
+
+    def add_at(self, ns, key, when, now, window, limit):
+        self.store._record(_Op(ns, stable_key(key), now, when, window, limit, AT))
+
+    def remove(self, ns, key, now, window, limit):
+        """Taken from the mirror at once (the ESME's retry, answered next, must see it) and on the server with
+        the next batch (the script removes the stamp as MemoryCounters.remove does; unenforced, like the
+        ops of paths that do not settle), unless the count never reached the server (`local`)."""
+        key = stable_key(key)
+        if not self.mem.remove(ns, key, now, window, limit):
+            return
+        k = (ns, key, now)
+        n = self.local.get(k)
+        if n is not None:
+            if n > 1:
+                self.local[k] = n - 1
+            else:
+                del self.local[k]
+            return
+        self.store._record(_Op(ns, key, None, now, window, limit, REMOVE))
+
+    def memory_bytes(self):
+        return self.mem.memory_bytes()
+
+    def memory_keys(self):
+        return self.mem.memory_keys()
+
+    def __getattr__(self, name):
+        return getattr(self.mem, name)
