@@ -13,6 +13,7 @@ from engine.smpp_proxy.codec import encode, smpp_time
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.schedule import TooFarAhead, delivery_time, parts_delivery, parts_spread, pdu_delivery
 from engine.smpp_proxy.server import VerdictLog
 from tests.test_smpp_proxy import raw_session, read_raw
 
@@ -53,6 +54,29 @@ def test_a_relative_month_past_the_end_of_the_next_month_stops_at_its_last_day()
 def test_smpp_time_says_why_a_value_is_not_a_time(value, why):
     with pytest.raises(ValueError, match=why):
         smpp_time(value, NOW)
+
+
+def test_the_schedule_functions_read_delivery_from_the_field_and_the_clock():
+    """engine/smpp_proxy/schedule.py (no I/O): a past or empty schedule is at once (None), one past
+    max_days is TooFarAhead, a concatenated message is judged at its latest part and its spread is measured
+    from now for a part with no schedule; a data_sm has no schedule."""
+    later = "260302233000028+"                      # 2.5 h after NOW
+    assert delivery_time(later, NOW, 30) == datetime(2026, 3, 2, 23, 30, tzinfo=ICT)
+    assert delivery_time("260301090000028+", NOW, 30) is None and delivery_time("", NOW, 30) is None
+    with pytest.raises(TooFarAhead, match="31 days ahead, over max_schedule_days .30."):
+        delivery_time("000031000000000R", NOW, 30)
+    with pytest.raises(ValueError, match="month 13"):
+        delivery_time("261302100000028+", NOW, 30)
+    now_part = P.SubmitSm(source_addr="SHOPABC", destination_addr="84912000002", short_message=b"a")
+    late_part = P.SubmitSm(source_addr="SHOPABC", destination_addr="84912000002", short_message=b"b",
+                           schedule_delivery_time=later)
+    assert parts_delivery([now_part, late_part], NOW, 30) == datetime(2026, 3, 2, 23, 30, tzinfo=ICT)
+    assert parts_delivery([now_part], NOW, 30) is None
+    assert parts_spread([now_part, late_part], NOW, 30) == 2.5 * 3600
+    assert parts_spread([late_part], NOW, 30) == 0.0
+    assert pdu_delivery(late_part, NOW, 0.05) is None       # (refused when it came: taken as at once here)
+    data = P.DataSm(source_addr="SHOPABC", destination_addr="84912000002")
+    assert pdu_delivery(data, NOW, 30) is None
 
 
 # ---------------------------------------------------------------- on the wire

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 from ..numbers import normalise_number
 from ..verdict import Action, Message
 from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode_prefix, pdu_concat, pdu_user_data,
-                    prefix_user_data, read_text, readable_text, smpp_time, view_sm, with_sequence)
+                    prefix_user_data, read_text, readable_text, view_sm, with_sequence)
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
 from .accounts import ONE_SEGMENT_PDU, message_cost
 from .msgids import MULTI, PART, SINGLE, id_key
 from .refund import Refund
+from .schedule import TooFarAhead, delivery_time, pdu_delivery
 from .smsc import LATE
 
 if TYPE_CHECKING:
@@ -158,47 +159,13 @@ class SubmitPath:
 
     def _delivery_time(self, schedule: str):
         """When a message with this schedule_delivery_time is to be delivered, if later than now (else None:
-        at once). Refusal ESME_RINVSCHED when it is not a time (codec.fields.smpp_time says why)."""
-        now = self.clock()
+        at once). Refusal ESME_RINVSCHED when it is not a time or is over max_schedule_days ahead."""
         try:
-            t = smpp_time(schedule, now)
+            return delivery_time(schedule, self.clock(), self.settings.max_schedule_days)
         except ValueError as e:
             self.stats["schedule_invalid"] += 1
-            raise Refusal(C.ESME_RINVSCHED, f"schedule_delivery_time {schedule!r}: {e}") from None
-        if t is None or t <= now:
-            return None
-        days = self.settings.max_schedule_days
-        if (t - now).total_seconds() > days * 86400:
-            self.stats["schedule_invalid"] += 1
-            raise Refusal(C.ESME_RINVSCHED, f"schedule_delivery_time {schedule!r} is {(t - now).days} days ahead, "
-                                            f"over max_schedule_days ({days:g})")
-        return t
-
-    def _parts_times(self, pdus) -> list:
-        """Each part's delivery time, later than now, or None (at once)."""
-        out = []
-        for p in pdus:
-            sched = getattr(p, "schedule_delivery_time", "")
-            t = None
-            if sched:
-                try:
-                    t = self._delivery_time(sched)
-                except Refusal:             # (each part's was checked when it came)
-                    pass
-            out.append(t)
-        return out
-
-    def _parts_spread(self, pdus) -> float:
-        """Seconds between the earliest and the latest delivery of a concatenated message's parts (a part
-        without a schedule goes now)."""
-        now = self.clock()
-        times = [now if t is None else t for t in self._parts_times(pdus)]
-        return (max(times) - min(times)).total_seconds() if times else 0.0
-
-    def _parts_delivery(self, pdus):
-        """The delivery time a concatenated message is judged at: its latest part's (the handset shows the
-        message once that part is in); None when every part goes at once."""
-        return max((t for t in self._parts_times(pdus) if t is not None), default=None)
+            sep = " " if isinstance(e, TooFarAhead) else ": "
+            raise Refusal(C.ESME_RINVSCHED, f"schedule_delivery_time {schedule!r}{sep}{e}") from None
 
     def _refuse_too_long(self, sess, pdu, text: str, recipients: int = 1) -> None:
         """ESME_RINVMSGLEN for a text over max_message_chars, or a submit_multi whose text times recipients
@@ -381,13 +348,8 @@ class SubmitPath:
             # message counted toward an advertiser's cap (`refund`), the second it was counted at (its delivery:
             # a replace_sm or cancel_sm the SMSC takes gives that count back, relay.py)
             cid = pdu.command_id
-            at = 0
-            if cid != _DATA_SM and pdu.schedule_delivery_time:
-                try:
-                    t = self._delivery_time(pdu.schedule_delivery_time)
-                except Refusal:
-                    t = None
-                at = int(t.timestamp()) if t is not None else 0
+            t = pdu_delivery(pdu, self.clock(), self.settings.max_schedule_days)
+            at = int(t.timestamp()) if t is not None else 0
             if cid == C.SUBMIT_MULTI:
                 ids.note(key, MULTI, pdu.data_coding, pdu.source_addr, at, None)
             elif part:

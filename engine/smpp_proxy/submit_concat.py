@@ -19,6 +19,7 @@ from .refund import Refund
 from .codec import constants as C
 from .codec import pdu as P
 from .concat import REFUSED, SPREAD, joined
+from .schedule import parts_delivery, parts_spread
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -63,7 +64,7 @@ class ConcatSubmit:
                                      refund=Refund.of(v))
             return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
-                               self._parts_delivery([pdu]), then=judged)
+                               parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
                               self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:
@@ -98,7 +99,8 @@ class ConcatSubmit:
             log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
                      key[3], len(parts), c.total, self.settings.concat_timeout)
         sess0, pdu0 = parts[0][0], parts[0][1]
-        spread = self._parts_spread([p for _, p, _, _ in parts])
+        pdus, now, days = [p for _, p, _, _ in parts], self.clock(), self.settings.max_schedule_days
+        spread = parts_spread(pdus, now, days)
         if spread > PARTS_SPREAD:
             self.stats["schedule_invalid"] += 1
             why = (f"the parts of one concatenated message are scheduled {spread:.0f} s apart (at most "
@@ -144,4 +146,4 @@ class ConcatSubmit:
         # judged at its latest part's scheduled delivery, if any: the handset shows the message then
         self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
-                    self._parts_delivery([p for _, p, _, _ in parts]), then=judged)
+                    parts_delivery(pdus, now, days), then=judged)

@@ -1,0 +1,48 @@
+"""When a submitted message is delivered (SMPP 3.4 §7.1.1 schedule_delivery_time, absolute or relative):
+pure functions of the field and the clock, no I/O. A message is judged at its delivery when that is later
+than now, so the hour windows and the 24 h caps apply then (submit.py, relay.py's replace_sm)."""
+from __future__ import annotations
+
+from .codec import smpp_time
+from .codec import constants as C
+
+
+class TooFarAhead(ValueError):
+    """A schedule more than max_schedule_days ahead (smpp.toml)."""
+
+
+def delivery_time(schedule: str, now, max_days: float):
+    """The instant a message with this schedule_delivery_time is delivered, if later than `now` (else None:
+    at once). ValueError saying why when it is not a time (codec.fields.smpp_time) or is more than
+    `max_days` ahead."""
+    t = smpp_time(schedule, now)
+    if t is None or t <= now:
+        return None
+    if (t - now).total_seconds() > max_days * 86400:
+        raise TooFarAhead(f"is {(t - now).days} days ahead, over max_schedule_days ({max_days:g})")
+    return t
+
+
+def pdu_delivery(pdu, now, max_days: float):
+    """A submitted PDU's delivery later than now, or None: at once, a data_sm (it has no schedule), or a
+    schedule that is not valid (each PDU's was checked when it came)."""
+    sched = getattr(pdu, "schedule_delivery_time", "") if pdu.command_id != C.DATA_SM else ""
+    if not sched:
+        return None
+    try:
+        return delivery_time(sched, now, max_days)
+    except ValueError:
+        return None
+
+
+def parts_spread(pdus, now, max_days: float) -> float:
+    """Seconds between the earliest and the latest delivery of a concatenated message's parts (a part
+    without a schedule goes now)."""
+    times = [pdu_delivery(p, now, max_days) or now for p in pdus]
+    return (max(times) - min(times)).total_seconds() if times else 0.0
+
+
+def parts_delivery(pdus, now, max_days: float):
+    """The delivery a concatenated message is judged at: its latest part's (the handset shows the message once
+    that part is in); None when every part goes at once."""
+    return max((t for t in (pdu_delivery(p, now, max_days) for p in pdus) if t is not None), default=None)
