@@ -9,16 +9,20 @@ report sent in several parts (the journalled parts it was put together from: smp
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from array import array
 from collections import OrderedDict
 from datetime import datetime
+from hashlib import blake2b
 from pathlib import Path
 
 from ..durable import append_all, ends_in_newline
 from .snapshot import fsync_dir
 from ..rules.slots import value_fp
+
+log = logging.getLogger("telfilter")
 
 
 # At most this many reported numbers are tracked; past it the least recently reported one is
@@ -185,20 +189,107 @@ class ReportStore:
         return found
 
     def load_index(self) -> ReportIndex:
+        """The index as the reports in force give it: reports.jsonl replayed in order, from where the last
+        start-up found that every line before was out of the index's window (`reports.jsonl.start`, a
+        checkpoint this writes: offset, a time every line before it is older than, the file's inode and the
+        digest of the bytes before the offset), so a start-up reads the window and what came since the last
+        one, not the file's whole history. A checkpoint that does not match the file is ignored (the whole
+        file is read); lines before the offset are skipped only when their bound is out of the window."""
         from ..numbers import normalise_number
         idx = ReportIndex()
-        if not self.path.exists():
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
             return idx
-        with open(self.path, encoding="utf-8", errors="replace") as f:
+        with f:
+            start, bound = self._checkpoint(f)
+            newest = _newest(f)
+            cutoff = float("inf") if newest is None else newest - idx.retain - SEEK_MARGIN
+            first = None                        # the first line read with a time not before the cutoff
+            pos = f.seek(start)
             for line in f:
+                at, pos = pos, pos + len(line)
                 try:
                     r = json.loads(line)
+                    ts = _timestamp(r["time"])
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+                if first is None and ts >= cutoff:
+                    first = at
+                try:
                     if r.get("kind") not in ("S", "V"):
                         continue
                     n = normalise_number(str(r["reported"]))
-                    ts = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue
                 if n is not None:
                     idx.add(n, str(r.get("reporter")), ts)
+            if first is not None and first > start and bound < cutoff:
+                self._save_checkpoint(f, first, cutoff)
         return idx
+
+    @property
+    def _checkpoint_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".start")
+
+    def _checkpoint(self, f) -> tuple[int, float]:
+        """(offset, bound): every line before `offset` has a time before `bound`; (0, -inf) when there is no
+        checkpoint or it does not match the file."""
+        try:
+            off, bound, ino, digest = self._checkpoint_path.read_text().split()
+            off, bound = int(off), float(bound)
+            if int(ino) != os.fstat(f.fileno()).st_ino or not 0 < off <= os.fstat(f.fileno()).st_size:
+                return 0, float("-inf")
+            f.seek(max(0, off - _DIGEST_BYTES))
+            if blake2b(f.read(off - f.tell()), digest_size=16).hexdigest() != digest:
+                return 0, float("-inf")
+            return off, bound
+        except (OSError, ValueError):
+            return 0, float("-inf")
+
+    def _save_checkpoint(self, f, off: int, cutoff: float) -> None:
+        """Every line before `off` is older than `cutoff` (out of every window a later start-up needs): written
+        for the next start-up (atomically; a failure only makes it read more)."""
+        try:
+            f.seek(max(0, off - _DIGEST_BYTES))
+            digest = blake2b(f.read(off - f.tell()), digest_size=16).hexdigest()
+            tmp = self._checkpoint_path.with_name(f"{self._checkpoint_path.name}.{os.getpid()}.tmp")
+            tmp.write_text(f"{off} {cutoff:.3f} {os.fstat(f.fileno()).st_ino} {digest}\n")
+            os.replace(tmp, self._checkpoint_path)
+        except OSError as e:                    # (a read-only data dir)
+            try:
+                tmp.unlink()
+            except (OSError, NameError):
+                pass
+            log.warning("%s: start-up checkpoint not written: %s", self._checkpoint_path, e)
+
+
+# A checkpoint is taken this far before the index's window (retain_days) from the newest report, so a
+# start-up after a clock step back or with windows up to that much longer still finds its reports.
+SEEK_MARGIN = 7 * 86400
+_DIGEST_BYTES = 256             # the bytes before a checkpoint's offset it keeps a digest of
+
+
+_TAIL = 1 << 16                 # bytes of the file's end read for its newest report's time
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _newest(f) -> float | None:
+    """The latest time among the reports in the last _TAIL bytes (a report replicated late may be older than the
+    lines before it; one newer than these only makes the checkpoint an earlier one), None if none reads."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - _TAIL))
+    if size > _TAIL:
+        f.readline()
+    best = None
+    for line in f.read().splitlines():
+        try:
+            t = _timestamp(json.loads(line)["time"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if best is None or t > best:
+            best = t
+    return best
