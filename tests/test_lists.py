@@ -163,6 +163,21 @@ def test_domain_matches_itself_and_subdomains_only():
     assert L.domain_blacklisted(["bad.example.org"]) is None
 
 
+def test_a_host_of_thousands_of_labels_costs_its_last_253_characters():
+    """Found by a probe: every suffix of a 65,000-character link ("http://ab.ab.ab…") was built, quadratic in
+    the host, holding the event loop 3.3 s. A listed domain has at most 253 characters (DNS; csvio refuses
+    longer), so only suffixes that long are tried, and one at the end of such a host is still found."""
+    from engine.lists import Lists
+    from engine.textnorm import DOMAIN_MAX, domain_suffixes
+    host = "ab." * 22_000 + "www.bad.example"
+    sufs = list(domain_suffixes(host))
+    assert len(sufs) <= DOMAIN_MAX // 2 + 1 and all(len(x) <= DOMAIN_MAX for x in sufs)
+    assert sufs[-3:] == ["www.bad.example", "bad.example", "example"]
+    assert Lists(bl_domains={"bad.example"}).domain_blacklisted(["ok.example", host]) == "bad.example"
+    assert list(domain_suffixes("x" * 300)) == []             # one label longer than any domain
+    assert list(domain_suffixes("a.b.example")) == ["a.b.example", "b.example", "example"]
+
+
 def test_dnc_and_consent_rows_must_be_subscriber_numbers():
     from engine.lists.csvio import read_csv
     recs, errs = read_csv("dnc", b"number,channel\n0912345678,SV\n0912,S\n5656,V\n", "dnc.csv")
