@@ -307,6 +307,26 @@ def test_silent_drop_answers_ok_with_local_id_and_rejected_receipt(pipe):
         c.disconnect()
 
 
+def test_a_silently_dropped_submit_multi_gets_one_answer_and_a_receipt_per_recipient(pipe):
+    """Found by a probe: the REJECTD receipt read a submit_sm's destination from a submit_multi; the error
+    reached the session's catch-all, which answered the same sequence_number again (0x08) and no receipt came."""
+    s = SmppSettings(silent_symbols=("URL_BLACKLISTED",))
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=s) as h:
+        sock, _ = raw_session(h)
+        sock.sendall(encode(P.SubmitMulti(sequence_number=5, source_addr="84901234567", registered_delivery=1,
+                                          dest_addresses=((1, 1, 1, "84912777020"), (1, 1, 1, "84912777021")),
+                                          data_coding=1, short_message=b"Vao http://phish.example/x ngay")))
+        got = [read_raw(sock) for _ in range(3)]
+        sock.settimeout(0.5)
+        with pytest.raises(OSError):            # (socket.timeout: nothing more)
+            read_raw(sock)
+        resp, receipts = got[0], got[1:]
+        assert (resp.command_id, resp.sequence_number, resp.command_status) == (C.SUBMIT_MULTI_RESP, 5, 0)
+        assert all(r.command_id == C.DELIVER_SM and b"stat:REJECTD" in r.short_message for r in receipts)
+        assert sorted(r.source_addr for r in receipts) == ["84912777020", "84912777021"]
+        assert h.sim.submits() == []
+
+
 def test_smsc_without_transceiver_binds_gets_transmitter_and_receiver(pipe):
     h = ProxyHarness(pipe, accounts=("esme1:secret",))
     h.start_loop()

@@ -269,15 +269,22 @@ class SubmitPath:
                 self._rejected_receipt(sess, pdu, mid)
 
     def _rejected_receipt(self, sess, pdu, mid):
+        """The REJECTD receipt(s) of a message dropped silently: one per recipient, as the SMSC would send them
+        (a submit_multi's SME destinations; a distribution list's members are the SMSC's to know)."""
         now = self.clock().strftime("%y%m%d%H%M")
         body = f"id:{mid} sub:001 dlvrd:000 submit date:{now} done date:{now} stat:REJECTD err:000 text:".encode()
-        dr = P.DeliverSm(source_addr_ton=pdu.dest_addr_ton, source_addr_npi=pdu.dest_addr_npi,
-                         source_addr=pdu.destination_addr, dest_addr_ton=pdu.source_addr_ton,
-                         dest_addr_npi=pdu.source_addr_npi, destination_addr=pdu.source_addr,
-                         esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=body,
-                         tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, b"\x08")))
+        if pdu.command_id == C.SUBMIT_MULTI:
+            dests = [d[1:4] for d in pdu.dest_addresses if d[0] == 1]
+        else:
+            dests = [(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)]
         target = sess if sess.state.can_receive and not sess.closed else None
-        self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
+        for ton, npi, addr in dests:
+            dr = P.DeliverSm(source_addr_ton=ton, source_addr_npi=npi, source_addr=addr,
+                             dest_addr_ton=pdu.source_addr_ton, dest_addr_npi=pdu.source_addr_npi,
+                             destination_addr=pdu.source_addr, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT,
+                             short_message=body, tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"),
+                                                       Tlv(C.TAG_MESSAGE_STATE, b"\x08")))
+            self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
 
     def _tagged(self, pdu, v, prefix=True, text_reading="auto") -> bytes:
         """The PDU's own bytes with the tag added: the text prefix inserted before the text (after
