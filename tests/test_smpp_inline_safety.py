@@ -120,8 +120,8 @@ def test_ambiguous_text_refused(logged):
     assert [l["action"] for l in lines(buf)] == ["refuse", "refuse"]
 
 
-def _part(seq, n, total, body, src=GOOD, ref=0x42):
-    return encode(P.SubmitSm(sequence_number=seq, source_addr=src, destination_addr="84912345678", esm_class=0x40,
+def _part(seq, n, total, body, src=GOOD, ref=0x42, dst="84912345678"):
+    return encode(P.SubmitSm(sequence_number=seq, source_addr=src, destination_addr=dst, esm_class=0x40,
                              short_message=bytes((5, 0, 3, ref, total, n)) + body))
 
 
@@ -154,6 +154,19 @@ def test_part_after_reassembly_timeout_is_judged(logged):
     assert len(h.sim.submits()) == 2
     recs = lines(buf)
     assert len(recs) == 4 and [r["pdu"].endswith("late") for r in recs] == [False, True, False, True]
+
+
+def test_parts_to_one_subscriber_spelled_two_ways_are_one_message(logged):
+    """Found by a probe: parts were grouped by the address as spelled, so part 1 to 0912345678 and part 2 to
+    84912345678 (one handset, which puts them together by originator and reference) were judged each on its
+    fragment, and a blacklisted link split across them went out."""
+    h, buf = logged
+    s, _ = raw_session(h)
+    s.sendall(_part(40, 1, 2, b"Tai khoan bi khoa, xac minh tai http://phish.", dst="0912345678", src="0901234567"))
+    s.sendall(_part(41, 2, 2, b"example/login hom nay", dst="+84912345678", src="84901234567"))
+    assert _answers(s, 2) == {40: 0x45, 41: 0x45}
+    assert h.sim.submits() == []
+    assert [r["action"] for r in lines(buf)] == ["drop"] and "URL_BLACKLISTED" in json.dumps(lines(buf)[0])
 
 
 # ---------------------------------------------------------------- attacker ESMEs

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+from ..numbers import normalise_number
 from ..verdict import Action
 from .refund import Refund
 from .codec import constants as C
@@ -33,13 +34,21 @@ PARTS_SPREAD = 60
 _SPREAD_LATE = "a part of a concatenated message refused for its parts' schedules (more than %d s apart)" % PARTS_SPREAD
 
 
+def _party(addr: str):
+    """An address as parts are grouped by: the number it names, else its text (an alphanumeric sender)."""
+    n = normalise_number(addr)
+    return addr if n is None else n
+
+
 class ConcatSubmit:
     """Mixin of `SmppProxy` (with SubmitPath, whose _judge, _drop, _forward, _refuse it uses)."""
 
     # judged once per message (concat.py: the reassembly both directions share); the parts wait in
     # `self.concat`, each ESME part unanswered until its message is judged
     def _concat_part(self, sess, pdu, ci, text, binary):
-        key = (sess.account.system_id, pdu.source_addr, pdu.destination_addr, ci[0], ci[1])
+        # the handset puts parts together by originator and reference, however the ESME spelled the numbers
+        # (0912…, 84912…, +84912…): so are they here (a probe split one message by spelling, judged part by part)
+        key = (sess.account.system_id, _party(pdu.source_addr), _party(pdu.destination_addr), ci[0], ci[1])
         st = self.settings
         late = self.concat.late(key, ci[2], text, binary, self.loop.time(), st.max_message_chars)
         if late is not None:
