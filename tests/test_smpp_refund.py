@@ -13,6 +13,7 @@ from engine.app import build
 from engine.lists import ListStore
 from engine.rules.counters import MemoryCounters
 from engine.rules import slots
+from engine.smpp_proxy.accounts import SmppConfigError, SmppSettings, load_smpp_settings
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
@@ -21,7 +22,8 @@ from engine.smpp_proxy.simulator import SmscSimulator
 from tests.redis_helpers import redis_server  # noqa: F401 (fixture)
 from tests.test_smpp_proxy import raw_session, read_raw
 
-SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
+SENDERS = (b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
+           b"SHOPCARE,Shop ABC,CSKH,2020-01-01,2099-12-31,\n")
 NOON = datetime.fromisoformat("2026-03-02T10:00:00+07:00")     # inside 07:00-22:00
 TEXT = b"[QC] Uu dai. TC gui 5656"
 
@@ -665,8 +667,10 @@ def test_a_care_message_replaced_or_cancelled_gives_nothing_back(pipe, refusing)
         s, _ = raw_session(h)
         for i in range(3):
             assert _send(s, _ad(1 + i, "84912777044")) == 0
-        mid = _resp(s, _ad(5, "84912777045", text=care)).message_id
-        assert _send(s, _cancel(6, mid)) == 0
+        mid = _resp(s, encode(P.SubmitSm(sequence_number=5, source_addr_ton=5, source_addr="SHOPCARE", dest_addr_ton=1,
+                                         destination_addr="84912777045", data_coding=1, short_message=care))).message_id
+        assert mid                                                   # (taken: a care message of a CSKH brand)
+        assert _send(s, _cancel(6, mid, src="SHOPCARE")) == 0
         assert _send(s, _ad(7, "84912777044")) != 0
         assert h.proxy.stats["counts_given_back"] == 0
 
@@ -686,3 +690,24 @@ def test_a_cancel_the_smsc_answered_late_still_gives_the_count_back(pipe, refusi
         assert _send(s, _ad(11, "84912777046")) == 0
         assert _send(s, _ad(12, "84912777046")) != 0
         assert h.proxy.stats["counts_given_back"] == 1
+
+
+def test_a_cancel_by_source_and_destination_is_refused_unless_configured(pipe, tmp_path):
+    """Found by a probe: a cancel_sm with no message_id (every message from a source to a destination, SMPP 3.4
+    §4.9) was relayed for any account; the SMSC sees one system_id, so one account cancelled another's scheduled
+    messages from a brand it may not even send from. Refused ESME_RCANCELFAIL, never sent upstream; `[cancel_sm]
+    by_address = "relay"` (one account behind the proxy) sends it."""
+    def by_address(seq):
+        return encode(P.CancelSm(sequence_number=seq, message_id="", source_addr_ton=5, source_addr="SHOPABC",
+                                 dest_addr_ton=1, destination_addr="84912777046"))
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        assert _send(s, by_address(1)) == C.ESME_RCANCELFAIL
+        assert h.proxy.stats["cancel_by_address_refused"] == 1
+        assert not [p for _, p in h.sim.received if p.command_id == C.CANCEL_SM]
+    with ProxyHarness(pipe, clock=lambda: NOON, settings=SmppSettings(cancel_by_address="relay")) as h:
+        s, _ = raw_session(h)
+        assert _send(s, by_address(1)) == 0
+    (tmp_path / "smpp.toml").write_text('[cancel_sm]\nby_address = "yes"\n')
+    with pytest.raises(SmppConfigError, match=r"smpp.toml:2:1: \[cancel_sm\] by_address must be"):
+        load_smpp_settings(tmp_path)

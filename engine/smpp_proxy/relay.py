@@ -145,6 +145,12 @@ class RelayPath:
         `--workers` process's keep their counts). The note is read when the SMSC answers, under the id space
         the request went to: an answer before it (a replace_sm, another cancel_sm in flight) may have used it."""
         if not pdu.message_id:
+            if self.settings.cancel_by_address == "refuse":
+                # every message from this source to this destination: the SMSC sees one system_id (ours), so it
+                # would cancel other accounts' messages too ([cancel_sm] by_address = "relay" sends it)
+                self.stats["cancel_by_address_refused"] += 1
+                return sess.send_pdu(P.CancelSmResp(sequence_number=pdu.sequence_number,
+                                                    command_status=C.ESME_RCANCELFAIL))
             return self._relay(sess, pdu)
         ids, fp, acct = self.msgid_account, source_fp(pdu.source_addr), sess.account.system_id
 
