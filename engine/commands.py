@@ -62,6 +62,11 @@ def cmd_check(args) -> int:
     if not args.jsonl and args.sender is None:
         print("telfilter check: give --jsonl FILE, or --sender/--recipient/--text for one message", file=sys.stderr)
         return 2
+    one = [f"--{k}" for k in ("sender", "recipient", "text", "time") if getattr(args, k) is not None]
+    if args.jsonl and one:
+        print(f"telfilter check: {', '.join(one)} given with --jsonl: the options for one message and a JSONL "
+              "input exclude each other", file=sys.stderr)
+        return 2
     pipe = build(args.config, args.data_dir)
     with _Out(args.out) as out:
         if not args.jsonl:
@@ -80,6 +85,7 @@ def cmd_check(args) -> int:
         # gets an error record instead of the whole run stopping
         inp = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape")
                if args.jsonl == "-" else open(args.jsonl, encoding="utf-8-sig", errors="surrogateescape"))
+        failed = 0                          # lines the pipeline failed on (a defect): exit status 1
         with inp:
             for n, line in enumerate(inp, 1):
                 if n == 1:
@@ -107,11 +113,19 @@ def cmd_check(args) -> int:
                     err["error"] = msg
                     out.write(_dumps_line(err, n))
                     continue
-                v = pipe.judge(rec)
+                try:
+                    v = pipe.judge(rec)
+                except Exception as e:         # a defect must not cost the verdicts of the lines before and after
+                    failed += 1
+                    log.exception("check: line %d could not be judged", n)
+                    err = {"line": n} if rid is None else {"line": n, "id": rid}
+                    err["error"] = f"internal error: {type(e).__name__}: {e}"
+                    out.write(_dumps_line(err, n))
+                    continue
                 d = {"id": rid}
                 d.update(v.to_json())
                 out.write(_dumps_line(d, n))
-        return 0
+        return 1 if failed else 0
 
 
 def _dumps_line(d: dict, n: int) -> str:

@@ -8,9 +8,14 @@ at `time` (not later than `time`).
 """
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timezone
 
 from .verdict import Call, Message
+
+# The instants a record may name: the years an SMPP time can (20YY), well inside the counters' 32-bit seconds
+YEARS = (2000, 2099)
+MAX_CALL_SECONDS = 30 * 86400       # a call record's duration at most (the history keeps 32-bit seconds)
 
 
 class RecordError(ValueError):
@@ -29,6 +34,12 @@ def parse_time(v) -> datetime:
         raise RecordError(f"bad time {v!r}: expected ISO-8601 with an offset or Z") from None
     if t.tzinfo is None:
         raise RecordError(f"time {v!r} has no offset: add Z or +07:00")
+    try:
+        year = t.astimezone(timezone.utc).year
+    except OverflowError:
+        year = t.year
+    if not YEARS[0] <= year <= YEARS[1]:
+        raise RecordError(f"time {v!r} is outside {YEARS[0]}-{YEARS[1]} (UTC)")
     return t
 
 
@@ -67,8 +78,10 @@ def parse_record(obj) -> Message | Call:
                        direction=direction, id=rid, submitted=sub)
     if kind == "call":
         dur = obj.get("duration")
-        if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float)) or dur < 0):
-            raise RecordError("duration must be a non-negative number of seconds")
+        if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float)) or
+                                not (isinstance(dur, int) or math.isfinite(dur)) or not 0 <= dur <= MAX_CALL_SECONDS):
+            raise RecordError(f"duration must be a number of seconds from 0 to {MAX_CALL_SECONDS} (30 days), "
+                              f"got {dur!r}")
         return Call(caller=_str(obj, "caller"), callee=_str(obj, "callee"), time=parse_time(obj.get("time")),
                     ingress=_str(obj, "ingress", False), id=rid, duration=dur)
     raise RecordError(f"unknown kind {kind!r} (sms or call)")

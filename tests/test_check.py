@@ -136,3 +136,30 @@ def test_bad_utf8_and_deep_nesting_are_per_line_errors(data_dir, tmp_path):
         assert [o.get("line") for o in out[:3]] == [1, 2, 3] and all("error" in o for o in out[:3])
         assert "not valid UTF-8: byte 0xe9" in out[1]["error"]
         assert out[3]["id"] == "ok" and out[3]["action"] == "allow"
+
+
+def test_times_and_durations_out_of_range_are_per_line_errors(data_dir):
+    """Found by a first trial: a call of 5e9 s, inf, NaN or in the year 2200 stopped the whole run with a traceback
+    (the history keeps 32-bit seconds) after the 5656 commands before it had been applied and with no output."""
+    call = dict(kind="call", caller="0987654321", callee="0912000001", time="2026-11-28T11:00:00Z")
+    lines = [json.dumps(dict(call, id=i, duration=d)) for i, d in enumerate((5_000_000_000, 1e12, 4294967296))]
+    lines += ['{"id": "inf", "kind": "call", "caller": "0987654321", "callee": "0912000001", '
+              '"time": "2026-11-28T11:00:00Z", "duration": Infinity}',
+              '{"id": "nan", "kind": "call", "caller": "0987654321", "callee": "0912000001", '
+              '"time": "2026-11-28T11:00:00Z", "duration": NaN}',
+              json.dumps(dict(call, id="2200", time="2200-01-01T00:00:00Z", duration=5)),
+              json.dumps(sms("1969", "0901234567", "0912345678", "Hen gap lai", time="1969-12-31T23:00:00Z")),
+              json.dumps(dict(call, id="ok", duration=125.5))]
+    out = check(data_dir, "\n".join(lines) + "\n")
+    assert [o["id"] for o in out] == [0, 1, 2, "inf", "nan", "2200", "1969", "ok"]
+    assert all("duration must be a number of seconds from 0 to 2592000" in o["error"] for o in out[:5])
+    assert all("is outside 2000-2099" in o["error"] for o in out[5:7])
+    assert out[7]["action"] == "allow"
+    p = run_cli("check", "--sender", "x", "--recipient", "0912345678", "--text", "hi", "--time", "2300-01-01T00:00:00Z",
+                "--data-dir", data_dir)
+    assert p.returncode == 2 and "is outside 2000-2099" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_one_message_options_with_jsonl_are_refused(data_dir):
+    p = run_cli("check", "--jsonl", "-", "--sender", "x", "--data-dir", data_dir, input="")
+    assert p.returncode == 2 and "--sender given with --jsonl" in p.stderr
