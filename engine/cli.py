@@ -166,7 +166,7 @@ def parser() -> argparse.ArgumentParser:
                    help="ESME accounts with default limits, one SYSTEM_ID:PASSWORD a line, '#' comments (mode 600)")
     p.add_argument("--sip-listen", default=None, metavar="HOST:PORT",
                    help="SIP UDP+TCP listen address, 'off' to disable (default: sip.toml listen, shipped as 0.0.0.0:5060)")
-    p.add_argument("--sip-next-hop", metavar="HOST:PORT[;transport=tcp]",
+    p.add_argument("--sip-next-hop", metavar="IP:PORT[;transport=tcp]",
                    help="where screened INVITEs go when there is no Route (as sip.toml's next_hop)")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
     p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout); reopened on SIGUSR2 (logrotate)")

@@ -168,12 +168,34 @@ def load_serve_config(args):
     for a in (args.smsc or "").split(","):
         if a.strip() and _port_of(a.strip(), None) is None:
             errors.append(f"--smsc {a.strip()!r}: expected HOST:PORT")
-    if getattr(args, "sip_next_hop", None):
-        from .sip_screen.settings import parse_next_hop
-        try:
-            parse_next_hop(args.sip_next_hop)    # as sip.toml's next_hop: host[:port][;transport=udp|tcp]
+    sip_on = getattr(args, "sip_listen", None) != "off"
+    networks = None
+    if sip_on and getattr(args, "sip_allow_networks", None):
+        from .sip_screen.settings import permitted_ranges
+        networks = [n.strip() for n in args.sip_allow_networks.split(",") if n.strip()]
+        for n in networks:
+            try:
+                permitted_ranges([n])
+            except ValueError:
+                errors.append(f"--sip-allow-networks: {n!r} is not an IP network")
+                networks = []
+    # (sip.toml's next_hop against sip.toml's networks: load_config checked it)
+    next_hop = getattr(args, "sip_next_hop", None) or (cfg.sip.next_hop if cfg.sip is not None and networks else "")
+    if sip_on and next_hop and networks != []:
+        from .sip_screen.settings import next_hop_outside
+        try:           # as sip.toml's next_hop: host[:port][;transport=udp|tcp], inside the networks in force
+            why = next_hop_outside(next_hop, networks if networks is not None else cfg.sip.allow_networks
+                                   if cfg.sip is not None else [])
         except ValueError as e:
-            errors.append(f"--sip-next-hop: {e}")
+            why = str(e)
+        if why:
+            errors.append(f"--sip-next-hop: {why}" if getattr(args, "sip_next_hop", None) else
+                          f"sip.toml next_hop (with --sip-allow-networks): {why}")
+    events = getattr(args, "events", None)
+    if events:
+        err = _check_events(events)
+        if err:
+            errors.append(err)
     if getattr(args, "metrics_listen", None):
         try:
             import prometheus_client  # noqa: F401
@@ -182,6 +204,20 @@ def load_serve_config(args):
     if errors:
         raise ConfigError(errors)
     return cfg, settings
+
+
+def _check_events(value: str) -> str | None:
+    """--events: a ZeroMQ endpoint this process can bind (tcp://HOST:PORT, ipc://PATH), checked before anything
+    listens (zmq wraps a port over 65535 silently)."""
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme == "ipc" and rest:
+        return None
+    if not sep or scheme != "tcp":
+        return f"--events {value!r}: expected tcp://HOST:PORT (or ipc://PATH)"
+    port = _port_of(rest, None)
+    if port is None or not 0 < port:
+        return f"--events {value!r}: expected tcp://HOST:PORT with a port of 1-65535"
+    return None
 
 
 def _port_of(value: str, default_port):

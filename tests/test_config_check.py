@@ -258,6 +258,36 @@ def test_sip_advertise_and_next_hop_flag_are_checked(cfg, tmp_path):
     load_serve_config(args)                           # accepted: the form sip.toml's next_hop takes
 
 
+@pytest.mark.parametrize("flags,says", [
+    (["--sip-allow-networks", "not-a-net"], "--sip-allow-networks: 'not-a-net' is not an IP network"),
+    (["--events", "garbage"], "--events 'garbage': expected tcp://HOST:PORT"),
+    (["--events", "tcp://127.0.0.1:99999"], "with a port of 1-65535"),
+    (["--sip-next-hop", "sbc1.core:5060"], "the host must be an IP address"),
+    (["--sip-next-hop", "192.0.2.1:5060"], "is outside allow_networks"),
+    (["--sip-next-hop", "10.0.0.1:5060", "--sip-allow-networks", "127.0.0.0/8"], "is outside allow_networks (127.0.0.0/8)"),
+])
+def test_serve_flags_that_cannot_work_are_refused_before_anything_listens(flags, says, tmp_path):
+    """Found by a first trial: --sip-allow-networks and --events garbage were tracebacks after SMPP was listening,
+    a port of 99999 was wrapped to 34463, and a next hop named by a host name (never resolved on the call path)
+    or outside allow_networks started cleanly and answered every call 503."""
+    from engine.cli import parser
+    from engine.config import ConfigError
+    from engine.serve import load_serve_config
+    args = parser().parse_args(["serve", "--smpp-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0",
+                                "--data-dir", str(tmp_path), *flags])
+    with pytest.raises(ConfigError) as e:
+        load_serve_config(args)
+    assert says in str(e.value)
+
+
+def test_a_sip_toml_next_hop_outside_its_networks_or_named_is_a_config_error(cfg):
+    t = (cfg / "sip.toml").read_text()
+    for hop, says in (("sbc1.core:5060", "the host must be an IP address"), ("192.0.2.1:5060", "outside allow_networks")):
+        (cfg / "sip.toml").write_text(t.replace('next_hop = ""', f'next_hop = "{hop}"', 1))
+        r = run_cli("config", "check", cfg)
+        assert r.returncode == 2 and "[sip] next_hop" in r.stderr and says in r.stderr, r.stderr
+
+
 def test_a_relative_model_path_is_relative_to_the_config_dir(tmp_path, monkeypatch):
     """serve (cwd / under systemd) and `ml promote` (an operator's shell) must name the same model."""
     import shutil

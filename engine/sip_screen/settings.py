@@ -68,7 +68,25 @@ def parse_next_hop(s: str):
         raise ValueError(f"next hop {s!r}: the port must be a number (host:port)") from None
     if not host or not 0 < port < 65536:
         raise ValueError(f"next hop {s!r}: expected host:port[;transport=udp|tcp]")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"next hop {s!r}: the host must be an IP address (names are not resolved on the call "
+                             "path)") from None
     return host, port, transport
+
+
+def next_hop_outside(next_hop: str, networks) -> str | None:
+    """Why a next hop (parsed by parse_next_hop) could never be sent to: outside `networks` (allow_networks),
+    so every call would be answered 503; None when it can."""
+    host = parse_next_hop(next_hop)[0]
+    ip = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
+    n = int(getattr(ip, "ipv4_mapped", None) or ip)
+    v = (getattr(ip, "ipv4_mapped", None) or ip).version
+    if any(v == ver and lo <= n <= hi for ver, lo, hi in permitted_ranges(networks)):
+        return None
+    return f"next hop {next_hop!r} is outside allow_networks ({', '.join(networks) or 'none'}): every call would get 503"
 
 
 def permitted_ranges(networks) -> list:
@@ -97,9 +115,11 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
                 raise bad(key, f"{n!r} is not an IP network") from None
     if s.next_hop:
         try:
-            parse_next_hop(s.next_hop)
+            why = next_hop_outside(s.next_hop, s.allow_networks)
         except ValueError as e:
             raise bad("next_hop", str(e)) from None
+        if why:
+            raise bad("next_hop", why)
     if s.advertise:
         h, sep, port = s.advertise.rpartition(":") if not s.advertise.endswith("]") else ("", "", "")
         if (sep and (not h or not port.isdigit() or not 0 < int(port) < 65536)) or not (h if sep else s.advertise):
