@@ -59,6 +59,12 @@ def _component(cfg: LoadedConfig, path: Path, loader, config_dir: Path):
     return load_component(path, loader, config_dir, cfg.errors)
 
 
+def _ok(path: Path, more: str = "") -> str:
+    """A file's line in `config check`: one that is not there is no error (its defaults run) but is said so: a
+    misspelt name must not read as a checked file."""
+    return f"OK{more}" if path.exists() else f"not found: the built-in defaults{more}"
+
+
 def load_config(config_dir=None, rules=True) -> LoadedConfig:
     """Load and validate telfilter.toml, smpp.toml, sip.toml and the rules directory."""
     from .rules.loader import RuleSetError, load_rules
@@ -73,13 +79,13 @@ def load_config(config_dir=None, rules=True) -> LoadedConfig:
         if not cdir.is_dir():
             return cfg
     cfg.errors.extend(_model_errors(cdir, cfg.settings))
-    cfg.checked.append((cdir / "telfilter.toml", "OK"))
+    cfg.checked.append((cdir / "telfilter.toml", _ok(cdir / "telfilter.toml")))
     cfg.smpp = _component(cfg, cdir / "smpp.toml", load_smpp_settings, cdir)
     if cfg.smpp is not None:
-        cfg.checked.append((cdir / "smpp.toml", f"OK: {len(cfg.smpp.accounts)} ESME account(s)"))
+        cfg.checked.append((cdir / "smpp.toml", _ok(cdir / "smpp.toml", f": {len(cfg.smpp.accounts)} ESME account(s)")))
     cfg.sip = _component(cfg, cdir / "sip.toml", load_sip_settings, cdir)
     if cfg.sip is not None:
-        cfg.checked.append((cdir / "sip.toml", "OK"))
+        cfg.checked.append((cdir / "sip.toml", _ok(cdir / "sip.toml")))
     if rules:
         rdir = cdir / "rules"
         try:

@@ -301,3 +301,12 @@ def test_a_relative_model_path_is_relative_to_the_config_dir(tmp_path, monkeypat
     for cwd in ("/", str(tmp_path)):
         monkeypatch.chdir(cwd)
         assert load_settings(cfg).ml_model == str(cfg / "models" / "current")
+
+
+def test_config_check_says_which_files_are_not_there(cfg):
+    """Found by a first trial: a removed (or misspelt) sip.toml was listed `sip.toml: OK` while its defaults ran."""
+    (cfg / "sip.toml").unlink()
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 0, r.stderr
+    assert f"{cfg / 'sip.toml'}: not found: the built-in defaults" in r.stdout
+    assert f"{cfg / 'smpp.toml'}: OK" in r.stdout
