@@ -30,6 +30,45 @@ def _intl(d: str) -> int:
     return int(d)
 
 
+# ITU-T E.164 country calling codes of a country or territory (not the global services: +800, +870, …), as
+# libphonenumber lists them (tests/test_numbers_whole.py compares): a number of another country in a list must
+# start with one
+COUNTRY_CODES = frozenset((
+    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56, 57,
+    58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211, 212, 213, 216, 218, 220,
+    221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239, 240, 241,
+    242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255, 256, 257, 258, 260, 261, 262, 263,
+    264, 265, 266, 267, 268, 269, 290, 291, 297, 298, 299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359,
+    370, 371, 372, 373, 374, 375, 376, 377, 378, 380, 381, 382, 383, 385, 386, 387, 389, 420, 421, 423, 500,
+    501, 502, 503, 504, 505, 506, 507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672,
+    673, 674, 675, 676, 677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 850, 852,
+    853, 855, 856, 880, 886, 960, 961, 962, 963, 964, 965, 966, 967, 968, 970, 971, 972, 973, 974, 975, 976,
+    977, 992, 993, 994, 995, 996, 998,
+))
+
+
+def vn_whole(n: int) -> bool:
+    """A whole Vietnamese subscriber number: a mobile (84 + 9 digits, 3/5/7/8/9…) or a landline (84 + 10 digits,
+    2…)."""
+    s = str(n)
+    return s.startswith(VN_CC) and ((len(s) == 11 and s[2] in "35789") or (len(s) == 12 and s[2] == "2"))
+
+
+def subscriber_problem(n: int) -> str | None:
+    """Why the int normalise_number gave cannot be a subscriber's whole number (a DNC or consent entry), or None:
+    a Vietnamese number (84…) is a mobile or a landline of its length (vn_whole; 0912345678 with a digit too many
+    is not a subscriber); another starts with an assigned country code and has 8 to 15 digits (E.164)."""
+    s = str(n)
+    if s.startswith(VN_CC):
+        return None if vn_whole(n) else "not a whole Vietnamese subscriber number (a mobile has 10 digits " \
+                                        "0xxxxxxxxx, a landline 11: 02xxxxxxxxx)"
+    if not 8 <= len(s) <= 15:
+        return f"{len(s)} digits: an international number has 8 to 15"
+    if not any(int(s[:k]) in COUNTRY_CODES for k in (1, 2, 3)):
+        return f"no country has the calling code +{s[:3]}…"
+    return None
+
+
 # the keys 1800/1900 service numbers had before they were read as Vietnamese: (first, last) int ranges
 LEGACY_SERVICE_RANGES = ((18000000, 18009999), (19000000, 19009999), (1800000000, 1800999999),
                          (1900000000, 1900999999))

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from ..numbers import format_number, is_shortcode, normalise_number, normalise_sender_id
+from ..numbers import format_number, is_shortcode, normalise_number, normalise_sender_id, subscriber_problem
 from .ipranges import parse_cidr, parse_ip
 
 HEADERS = {
@@ -69,6 +69,9 @@ def _subscriber(v: str) -> int:
     n = _number(v)
     if is_shortcode(n):
         raise ValueError(f"not a subscriber number (a short code or a truncated number): {v!r}")
+    why = subscriber_problem(n)
+    if why:
+        raise ValueError(f"not a subscriber number: {v!r}: {why}")
     return n
 
 

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ..numbers import format_number, is_shortcode, normalise_number
+from ..numbers import format_number, is_shortcode, normalise_number, vn_whole
 from ..textnorm import fold
 
 _DNC = re.compile(r"(DK|HUY)DNC(S|V|SV|VS)?")
@@ -70,8 +70,7 @@ def _vn_subscriber(n: int, written: str) -> bool:
     s = str(n)
     if s.startswith("84"):
         nsn = s[2:]
-        return (len(nsn) == 9 and nsn[0] in "35789") or (len(nsn) == 10 and nsn[0] == "2") or (
-            len(nsn) in (8, 10) and nsn[:4] in ("1800", "1900"))
+        return vn_whole(n) or (len(nsn) in (8, 10) and nsn[:4] in ("1800", "1900"))
     return written.startswith(("+", "00"))
 
 
