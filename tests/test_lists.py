@@ -231,3 +231,18 @@ def test_a_big_dnc_import_is_compact_and_bad_rows_are_capped(tmp_path):
     assert bad_rows(errors) == MAX_ROW_ERRORS + 500
     L = ListStore(tmp_path).load()
     assert L.in_dnc(84900049999, "V") and len(L.dnc_s) == 50_000
+
+
+def test_sender_rows_a_handset_or_an_smsc_could_never_match_are_bad_rows():
+    """Found by a first trial: accounts "acc1,acc2" were one account named with a comma (acc1 was then refused
+    SENDER_ID_UNREGISTERED), and a 22-character brandname no handset can show was taken."""
+    body = ("sender,owner,category,valid_from,valid_to,accounts\n"
+            "BRANDX,Brand X,QC,,,\"acc1,acc2\"\n"
+            "WAYTOOLONGBRANDNAME123,Brand Y,QC,,,\n"
+            "BRANDZ,Brand Z,CSKH,,,acc1 acc2\n"
+            "BRANDW,Brand W,CSKH,,,anaccountnamethatistoolong\n"
+            "0912345678901234,Numeric,CSKH,,,\n")
+    recs, errs = read_csv("senders", body.encode(), "senders.csv")
+    assert [r.sender for r in recs] == ["BRANDZ", "0912345678901234"] and recs[0].accounts == {"acc1", "acc2"}
+    assert [e.line for e in errs] == [2, 3, 5]
+    assert "space-separated" in errs[0].message and "at most 11" in errs[1].message and "system_id" in errs[2].message

@@ -52,6 +52,10 @@ class RowError:
         return f"line {self.line}: {self.message}"
 
 
+ALNUM_SENDER_MAX = 11      # characters of an alphanumeric sender ID (GSM 03.40 TP-OA; Vietnam's brandnames)
+SYSTEM_ID_MAX = 15         # characters of an SMPP system_id (16 octets with its NUL)
+
+
 class CsvError(Exception):
     pass
 
@@ -124,6 +128,9 @@ def parse_row(kind: str, row: list[str]):
             raise ValueError("empty sender")
         if len(sender) > 32:
             raise ValueError(f"sender longer than 32 characters: {sender!r}")
+        if len(sender) > ALNUM_SENDER_MAX and any(c.isalpha() for c in sender):
+            raise ValueError(f"alphanumeric sender of {len(sender)} characters: {sender!r} (a brandname has at most "
+                             f"{ALNUM_SENDER_MAX}: GSM 03.40's alphanumeric originator; no handset would show it)")
         if not owner:
             raise ValueError("empty owner")
         cat = cat.upper()
@@ -132,6 +139,11 @@ def parse_row(kind: str, row: list[str]):
         f, t = _date(vf, "valid_from"), _date(vt, "valid_to")
         if f and t and f > t:
             raise ValueError(f"valid_from {vf} is after valid_to {vt}")
+        for a in accts.split():
+            if "," in a or ";" in a:
+                raise ValueError(f"accounts are space-separated ESME system_ids, got {accts!r}")
+            if len(a) > SYSTEM_ID_MAX:
+                raise ValueError(f"account {a!r} is longer than an SMPP system_id ({SYSTEM_ID_MAX} characters)")
         return SenderEntry(sender, owner, cat, f, t, frozenset(accts.split()))
     if kind == "blacklist":
         k, v = row[0].strip().lower(), row[1].strip()
