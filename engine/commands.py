@@ -159,7 +159,9 @@ def cmd_lists(args) -> int:
             return 1
         _print_row_errors(name, errors)
         _print_warnings(store)
-        print(json.dumps({"imported": n, "errors": bad_rows(errors), "kind": args.kind}))
+        # the list as it stands after (stats' figures): good rows that repeat a number already there add nothing
+        print(json.dumps({"imported": n, "errors": bad_rows(errors), "kind": args.kind,
+                          "list": store.load().stats()[args.kind]}))
         return 1 if errors else 0
     if args.lcmd in ("add", "remove"):
         extra = None

@@ -15,6 +15,9 @@ def test_dnc_csv_channels_and_export_roundtrip(data_dir, tmp_path):
     f.write_text("number,channel\n0912345678,S\n+84912345679,V\n912345670,SV\n0912345671,\n", encoding="utf-8")
     p = run_cli("lists", "import", "dnc", f, "--data-dir", data_dir, check=True)
     assert json.loads(p.stdout)["imported"] == 4
+    f.write_text("number,channel\n0912345678,S\n0912345678,S\n", encoding="utf-8")     # repeats: nothing added
+    again = json.loads(run_cli("lists", "import", "dnc", f, "--data-dir", data_dir, check=True).stdout)
+    assert again["imported"] == 2 and again["list"] == {"S_only": 1, "V_only": 1, "SV": 2, "total": 4}
     out = run_cli("--data-dir", data_dir, "lists", "export", "dnc", check=True).stdout
     assert out.splitlines() == ["number,channel", "+84912345670,SV", "+84912345671,SV", "+84912345678,S", "+84912345679,V"]
     # the export re-imports to the same set
