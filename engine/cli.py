@@ -9,6 +9,17 @@ import select
 import sys
 
 
+def rate(v: str) -> float:
+    """A share strictly between 0 and 1 (argparse type): a blocked-ham target, a held-out share."""
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {v!r}") from None
+    if not 0 < x < 1:
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1 (0.001 = 0.1%), got {v!r}")
+    return x
+
+
 def _seconds(v: str) -> float:
     """A positive, finite number of seconds (argparse type)."""
     try:
@@ -129,7 +140,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--data", action="append", required=True, help="labelled file (repeatable)")
     q.add_argument("--out", help="model directory to write (default: DATA_DIR/models/<model_version>, a new "
                    "candidate beside the served one; the path is printed)")
-    q.add_argument("--target-blocked-ham", type=float, default=0.001, help="blocked-ham rate the drop threshold aims at (default 0.001)")
+    q.add_argument("--target-blocked-ham", type=rate, default=0.001, help="blocked-ham rate the drop threshold aims at (default 0.001)")
     q.add_argument("--seed", type=int, default=42, help="random seed for splits and training (default 42)")
     q.add_argument("--no-progress", action="store_true", help="do not print training progress")
     q = _sub(ms, "eval", "evaluate a model; print metrics JSON; --report writes plots")

@@ -51,6 +51,10 @@ def test_numeric_labels_and_a_line_separator_inside_a_json_text(tmp_path):
              json.dumps({"label": "ham", "text": "ok"})]
     ds = read_dataset(_write(tmp_path / "u.jsonl", "\n".join(lines) + "\n", bom=True))
     assert ds.errors == [] and ds.texts == ["WIN\u2028a prize", "ok"]
+    # JSON numbers 1 / 0, as the error message offers (found by a first trial: they were refused); not true/2
+    ds = read_dataset(_write(tmp_path / "j.jsonl", '{"label": 1, "text": "WIN"}\n{"label": 0, "text": "ok"}\n'
+                                                   '{"label": 2, "text": "x"}\n{"label": true, "text": "y"}\n'))
+    assert ds.labels == [1, 0] and len(ds.errors) == 2
 
 
 def test_texts_wrapped_in_their_own_quotes_are_kept(tmp_path):
@@ -92,3 +96,12 @@ def test_a_tampered_or_malformed_model_is_refused_not_a_traceback(tmp_path):
         with pytest.raises(ModelError):
             load_scorer(d)
     assert load_scorer(src).version                        # the shipped one loads
+
+
+def test_a_share_outside_0_1_is_refused_by_ml_train_and_cv():
+    """Found by a first trial: --target-blocked-ham 5 (or -1) was taken and wrote a model that drops everything."""
+    from .conftest import run_cli
+    for cmd, flag, v in (("train", "--target-blocked-ham", "5"), ("train", "--target-blocked-ham", "-1"),
+                         ("cv", "--target-blocked-ham", "0"), ("cv", "--test-size", "1")):
+        r = run_cli("ml", cmd, "--data", "x.tsv", flag, v)
+        assert r.returncode == 2 and "must be a share between 0 and 1" in r.stderr and "Traceback" not in r.stderr

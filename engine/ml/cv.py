@@ -26,6 +26,7 @@ import numpy as np
 
 
 def add_parser(ms, sub) -> None:
+    from ..cli import rate
     q = sub(ms, "cv", "repeated stratified hold-out of a training recipe: train on part of each file, "
             "evaluate on the rest, per file and language, over many splits")
     q.add_argument("--data", action="append", required=True, metavar="FILE",
@@ -33,10 +34,10 @@ def add_parser(ms, sub) -> None:
     q.add_argument("--extra", action="append", default=[], metavar="FILE",
                    help="labelled file always in training, never held out (repeatable; e.g. your own examples)")
     q.add_argument("--splits", type=int, default=16, help="number of repeated splits (default 16)")
-    q.add_argument("--test-size", type=float, default=0.25, help="held-out share of each file (default 0.25)")
+    q.add_argument("--test-size", type=rate, default=0.25, help="held-out share of each file (default 0.25)")
     q.add_argument("--first-split", type=int, default=0, help="seed of the first split (default 0)")
     q.add_argument("--fold-seed", type=int, default=42, help="ml train's seed for its folds (default 42)")
-    q.add_argument("--target-blocked-ham", type=float, default=0.001, help="as for ml train (default 0.001)")
+    q.add_argument("--target-blocked-ham", type=rate, default=0.001, help="as for ml train (default 0.001)")
     q.add_argument("--json", metavar="FILE", help="write the JSON here instead of stdout")
     q.add_argument("--report", metavar="DIR", help="write cv.png (MCC, spam caught, blocked ham per split and file) here")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -56,6 +56,8 @@ class Dataset:
 
 
 def _label(v, where):
+    if isinstance(v, int) and not isinstance(v, bool) and v in (0, 1):
+        v = str(v)                      # a JSON 1 / 0 (as the message below says)
     if isinstance(v, str) and v.strip().lower() in LABELS:
         return LABELS[v.strip().lower()]
     raise DataError(f"{where}: label must be spam or ham (or 1 / 0), got {v!r}")

@@ -209,12 +209,26 @@ def _platt(d, y):
 
 
 def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress=True, c_grid=C_GRID, log=print):
+    """Train, validate, calibrate and write a model (weights.npz + card.json) to `out`; (card, scorer)."""
+    try:
+        return _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid, log)
+    except ValueError as e:         # scikit-learn's own words for a split it cannot make: said in ours
+        if "n_splits" not in str(e) and "least populated class" not in str(e):
+            raise
+        raise ValueError(f"too few messages of some label or language for a validation fifth and {FOLDS}-fold "
+                         f"cross-validation ({e}); a useful model needs hundreds of spam and ham of each "
+                         "language") from None
+
+
+def _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid, log):
     from sklearn.model_selection import train_test_split
     t0 = time.time()
     texts, y, lang = dedup(texts, labels)          # languages as the scorer detects them
     lg = language_groups(y, lang)
-    if y.sum() < FOLDS or (~y).sum() < FOLDS:
-        raise ValueError(f"need at least {FOLDS} spam and {FOLDS} ham after de-duplication (have {int(y.sum())}/{int((~y).sum())})")
+    need = FOLDS + 1            # (a fifth held out for validation, then FOLDS folds of the rest: see _train)
+    if y.sum() < need or (~y).sum() < need:
+        raise ValueError(f"need at least {need} spam and {need} ham after de-duplication (have {int(y.sum())} spam, "
+                         f"{int((~y).sum())} ham); a useful model needs hundreds of each")
     log(f"training on {len(y)} distinct messages ({int(y.sum())} spam, {int((~y).sum())} ham)")
     sw = language_weights(lg)
     strata = np.char.add(lg.astype(str), np.where(y, ":spam", ":ham"))
@@ -235,7 +249,8 @@ def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress
         d = M @ (1.0 / np.asarray(sd))
         thr, _ = thresholds_per_language(d, y[tr], lg[tr], targets)
         m = min(metrics(d[lg[tr] == g], y[tr][lg[tr] == g], thr)["mcc"] for g in targets)
-        log(f"  C={C:g}: cross-validated MCC {m:.4f} (worst language) within the blocked-ham targets {targets}")
+        shown = ", ".join(f"{g} {r:.3%}" for g, r in targets.items())
+        log(f"  C={C:g}: cross-validated MCC {m:.4f} (worst language) within the blocked-ham targets ({shown})")
         if best is None or m > best[0]:
             best = (m, C, d, sd)
     _, C, d_tr, sd_tr = best
@@ -254,6 +269,11 @@ def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress
         log(f"    {g}: MCC {m['mcc']:.4f}, blocked ham {m['blocked_ham_rate']:.3%}, spam caught {m['spam_caught_rate']:.2%}")
     # final: out-of-fold over everything for calibration and thresholds, then refit on all
     targets = language_targets(y, lg, target_blocked_ham)
+    for g, r in targets.items():
+        if r > target_blocked_ham:          # too few ham to put a threshold there: said, not done quietly
+            n_ham = int(np.sum(~y & (lg == g)))
+            log(f"  note: {g}: {n_ham} ham cannot show a blocked-ham rate of {target_blocked_ham:.3%}; its drop "
+                f"threshold aims at {r:.2%} (more ham of this language for a finer threshold)")
     M = oof_margins(X, y, C, seed + 1, prog, sw, strata)
     sd = margin_sd(M)
     d_all = M @ (1.0 / np.asarray(sd))
