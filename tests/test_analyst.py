@@ -214,6 +214,20 @@ def test_promote_keeps_the_previous_model_and_rollback_swaps_back(tmp_path):
 def test_promote_needs_a_configured_model_path(tmp_path):
     r = _cli("ml", "promote", BUNDLED, "--data-dir", tmp_path)
     assert r.returncode == 2 and "[ml] model is not set" in r.stderr
+    r = _cli("ml", "rollback", "--data-dir", tmp_path)
+    assert r.returncode == 2 and "nothing to roll back to" in r.stderr and "installs the model" not in r.stderr
+
+
+def test_the_first_promote_is_compared_with_the_bundled_model_serve_was_running(tmp_path):
+    """Found by a first trial: a 14-message model went into an empty configured path with no warning (the
+    comparison was with the model at the path only, and there was none)."""
+    from engine.analyst.promote import coverage_warnings
+    small = _fake_model(BUNDLED, tmp_path / "small", "v-small")
+    card = json.loads((small / "card.json").read_text())
+    card["languages"] = {lang: {"messages": 7, "spam": 3} for lang in card["languages"]}
+    (small / "card.json").write_text(json.dumps(card))
+    warned = coverage_warnings(small, tmp_path / "model")
+    assert warned and all("the served model" in w for w in warned)
 
 
 # ------------------------------------------------------------------ terminal UI

@@ -107,8 +107,9 @@ def coverage_warnings(model: Path, target: Path) -> list[str]:
     two cards' `languages`): such a model may block that language's ham or miss its spam, which its own
     validation metrics (on its own data) cannot show. A warning, not a refusal: the analyst may mean it."""
     served = current(target)
-    if served is None:
-        return []
+    if served is None:              # the first promote: serve runs the bundled model until then
+        from ..ml.model import default_model_dir
+        served = default_model_dir()
     mine, theirs = _languages(model), _languages(served)
     out = []
     for lang, t in sorted(theirs.items()):

@@ -426,6 +426,10 @@ def _promote(args) -> int:
     from ..control import default_socket
     settings = load_settings(getattr(args, "config", None))
     what = f"telfilter ml {args.mcmd}"
+    if not settings.ml_model and args.mcmd != "promote":
+        print(f"{what}: error: {settings.config_dir / 'telfilter.toml'}: [ml] model is not set: serve loads the "
+              "bundled model and nothing was promoted, so there is nothing to roll back to", file=sys.stderr)
+        return 2
     if not settings.ml_model:
         print(f"{what}: error: {settings.config_dir / 'telfilter.toml'}: [ml] model is not set, so serve loads the "
               "bundled model, which is not replaced; set it, e.g. model = \"/var/lib/telfilter/model\", then run "
