@@ -249,3 +249,15 @@ def test_sender_rows_a_handset_or_an_smsc_could_never_match_are_bad_rows():
     assert [r.sender for r in recs] == ["BRANDZ", "0912345678901234"] and recs[0].accounts == {"acc1", "acc2"}
     assert [e.line for e in errs] == [2, 3, 5]
     assert "space-separated" in errs[0].message and "at most 11" in errs[1].message and "system_id" in errs[2].message
+
+
+@pytest.mark.parametrize("text", ["xem http://phish.ex\u00adample/login", "vao phish.exam\u200bple ngay",
+                                  "http://phi\u2060sh.example/x", "phish\ufeff.example"])
+def test_a_host_hiding_an_invisible_character_is_read_as_a_browser_reads_it(text):
+    """Found by a probe: a soft hyphen or zero-width space inside a blacklisted host (IDNA maps both to nothing:
+    idna.encode(..., uts46=True) gives phish.example) let the link through, in UCS-2 and Latin-1 texts too."""
+    from engine.lists import Lists
+    hosts = find_hosts(text)
+    assert "phish.example" in hosts
+    assert Lists(bl_domains={"phish.example"}).domain_blacklisted(hosts) == "phish.example"
+    assert find_hosts("see you at 5pm\u200b") == [] and find_hosts("ok good.example") == ["good.example"]
