@@ -130,6 +130,19 @@ def test_a_message_is_judged_at_the_later_of_now_and_its_schedule(pipe):
     assert morning["delivery"] == "2026-03-03T08:00:00+07:00"
 
 
+@pytest.mark.parametrize("mode", [0x01, 0x02])
+def test_a_schedule_in_datagram_or_forward_mode_is_not_trusted(pipe, mode):
+    """Found by a probe: the SMSC does not store a datagram- or forward-mode message (SMPP 3.4 §2.10.2-3), so
+    an ad submitted at 23:00 "for 08:00" goes at once; it was judged at 08:00 and forwarded."""
+    night = datetime(2026, 3, 2, 23, 0, tzinfo=ICT)
+    ad = encode(P.SubmitSm(sequence_number=5, source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1,
+                           destination_addr="84912777005", esm_class=mode, data_coding=1,
+                           schedule_delivery_time="260303080000028+", short_message=AD))
+    sts, fwd, log, _ = _run(pipe, night, [ad, _ad(6, "84912777006", "260303080000028+")])
+    assert sts[0] != 0 and [p.destination_addr for p in fwd] == ["84912777006"]      # store and forward: taken
+    assert "AD_OUTSIDE_HOURS" in [h["symbol"] for h in log[0]["hits"]] and "delivery" not in log[0]
+
+
 def test_a_relative_schedule_into_the_night_is_judged_at_delivery(pipe):
     sts, fwd, log, _ = _run(pipe, NOW, [_ad(5, "84912777003", "000000013000000R")])     # 21:00 + 1h30
     assert sts[0] != 0 and not fwd

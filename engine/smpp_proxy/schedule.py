@@ -23,11 +23,18 @@ def delivery_time(schedule: str, now, max_days: float):
     return t
 
 
+def stored(pdu) -> bool:
+    """Whether the SMSC keeps the message to deliver it later: its messaging mode is the default or store and
+    forward. In datagram and forward (transaction) mode it does not store it (SMPP 3.4 §2.10.2-3): a schedule
+    cannot hold it back, and it is judged as delivered at once."""
+    return (getattr(pdu, "esm_class", 0) & C.ESM_MODE_MASK) not in (C.ESM_MODE_DATAGRAM, C.ESM_MODE_FORWARD)
+
+
 def pdu_delivery(pdu, now, max_days: float):
-    """A submitted PDU's delivery later than now, or None: at once, a data_sm (it has no schedule), or a
-    schedule that is not valid (each PDU's was checked when it came)."""
+    """A submitted PDU's delivery later than now, or None: at once, a data_sm (it has no schedule), one the SMSC
+    does not store (`stored`), or a schedule that is not valid (each PDU's was checked when it came)."""
     sched = getattr(pdu, "schedule_delivery_time", "") if pdu.command_id != C.DATA_SM else ""
-    if not sched:
+    if not sched or not stored(pdu):
         return None
     try:
         return delivery_time(sched, now, max_days)

@@ -2,7 +2,8 @@
 then drop it, forward it byte for byte, or forward it tagged.
 
 A message is judged as it will be delivered: at its schedule_delivery_time when that is later than now
-(SMPP 3.4 §7.1.1, absolute or relative; one that is not a time is refused ESME_RINVSCHED), so the hour
+(SMPP 3.4 §7.1.1, absolute or relative; one that is not a time is refused ESME_RINVSCHED; in datagram or forward
+mode, which the SMSC does not store, at once: schedule.stored), so the hour
 windows and the 24 h caps apply at delivery. validity_period is not read: it only bounds how long the
 SMSC keeps trying, which no rule is about. A submit_multi is one message for the SMSC (taken whole or
 refused whole): every destination is judged before any is counted (`_judge_multi`). A replace_sm is
@@ -24,7 +25,7 @@ from .codec import pdu as P
 from .accounts import ONE_SEGMENT_PDU, message_cost
 from .msgids import MULTI, PART, SINGLE, id_key
 from .refund import Refund
-from .schedule import TooFarAhead, delivery_time, pdu_delivery
+from .schedule import TooFarAhead, delivery_time, pdu_delivery, stored
 from .smsc import LATE
 
 if TYPE_CHECKING:
@@ -115,6 +116,9 @@ class SubmitPath:
                 when = self._delivery_time(pdu.schedule_delivery_time)
             except Refusal as r:
                 return self._refuse(sess, pdu, r.status, r.reason)
+            if when is not None and not stored(pdu):
+                when = None                 # datagram / forward mode: the SMSC sends it now or never
+
         if cid == _SUBMIT_SM or cid == C.DATA_SM:
             # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above (a data_sm's
             # parts, SAR's own use, are put together like a submit_sm's)

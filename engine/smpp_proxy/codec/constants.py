@@ -106,5 +106,7 @@ TLV_FIXED_LEN = {TAG_SAR_MSG_REF_NUM: 2, TAG_SAR_TOTAL_SEGMENTS: 1, TAG_SAR_SEGM
 
 # esm_class (SMPP 3.4 §5.2.12)
 ESM_UDHI = 0x40                     # bit 6: short_message starts with a User Data Header
+ESM_MODE_MASK = 0x03                # bits 1-0: messaging mode (SMPP 3.4 §2.10, §5.2.12)
+ESM_MODE_DATAGRAM, ESM_MODE_FORWARD = 0x01, 0x02     # the SMSC does not store these: delivered at once or never
 ESM_TYPE_MASK = 0x3C                # bits 5-2: message type
 ESM_TYPE_DELIVERY_RECEIPT = 0x04
