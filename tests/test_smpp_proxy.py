@@ -263,6 +263,35 @@ def test_tagged_message_carries_vendor_tlv(pipe, tmp_path):
         c.disconnect()
 
 
+def test_an_esmes_own_verdict_tlv_never_reaches_the_smsc(pipe):
+    """Found by a probe: an ESME's 0x1400 "0;" went out on an allowed message, and on a tagged one before ours
+    (an SMSC reading the first saw a clean verdict). Removed from what is forwarded; the other TLVs are kept."""
+    from engine.smpp_proxy.codec import Tlv
+    clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)   # 10:00 in Hanoi
+    ListStore(pipe.store.dir).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop,QC,,,\n")
+    pipe.lists = pipe.store.load()
+    forged, other = Tlv(0x1400, b"0;"), Tlv(0x1401, b"x")
+    with ProxyHarness(pipe, accounts=("esme1:secret",), clock=clock) as h:
+        sock, _ = raw_session(h)
+        pdus = [P.SubmitSm(sequence_number=5, source_addr="84901234567", destination_addr="84912345678",
+                           data_coding=1, short_message=b"Hi Lan, see you at 3pm", tlvs=(forged, other)),
+                P.SubmitSm(sequence_number=6, source_addr_ton=5, source_addr="SHOPABC", destination_addr="84912345679",
+                           data_coding=1, short_message=b"[QC] Khuyen mai lon cuoi tuan", tlvs=(other, forged)),
+                P.DataSm(sequence_number=7, source_addr="84901234567", destination_addr="84912345670", data_coding=1,
+                         tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"Hi Lan, see you at 3pm"), forged))]
+        for p in pdus:
+            sock.sendall(encode(p))
+            assert read_raw(sock).command_status == 0
+        msgs = lambda: [p for _, p in h.sim.received if p.command_id in (C.SUBMIT_SM, C.DATA_SM)]
+        assert wait(lambda: len(msgs()) >= 3)
+        fwd = {p.destination_addr: p for p in msgs()}
+        assert [t.value for t in fwd["84912345678"].tlvs] == [b"x"]
+        assert [t.value for t in fwd["84912345670"].tlvs if t.tag == 0x1400] == []
+        tagged = [t.value for t in fwd["84912345679"].tlvs if t.tag == 0x1400]
+        assert len(tagged) == 1 and b"AD_NO_OPTOUT" in tagged[0] and P.tlv(fwd["84912345679"], 0x1401) == b"x"
+        assert h.proxy.stats["esme_tag_tlv_removed"] == 3
+
+
 def test_mo_to_shortcode_registers_dnc_and_confirms(harness, pipe):
     c = client(harness)                       # keeps a bind so the SMSC link is used
     assert harness.run(harness.sim.send_mo, "84912000777", "5656", "DK DNC")

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from ..numbers import normalise_number
 from ..verdict import Action, Message
-from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, encode, encode_prefix, pdu_concat, pdu_user_data,
-                    prefix_user_data, read_text, readable_text, view_sm, with_sequence)
+from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, decode, encode, encode_prefix, pdu_concat, pdu_user_data,
+                    prefix_user_data, read_text, readable_text, view_sm, with_sequence, without_tlv)
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
@@ -45,6 +45,11 @@ MULTI_WORK = 8
 
 
 _ERROR_RESPS: dict = {}
+
+
+def _has_tlvs(pdu) -> bool:
+    """Whether a PDU has optional parameters (a view: bytes after its mandatory part)."""
+    return pdu.tlv_at < len(pdu.raw) if type(pdu) is SmView else bool(pdu.tlvs)
 
 
 def _error_resp(command_id: int, seq: int, status: int) -> bytes:
@@ -310,6 +315,22 @@ class SubmitPath:
             raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
         return raw
 
+    def _own_tag_removed(self, pdu):
+        """The PDU without an ESME's copy of our verdict TLV (`tlv_tag`: only the proxy writes it, so an SMSC
+        reading it never reads the sender's own verdict); the PDU itself when it carries none."""
+        tag = self.settings.tag_tlv
+        if type(pdu) is SmView:
+            raw = without_tlv(pdu.raw, pdu.tlv_at, tag)
+            if raw is pdu.raw:
+                return pdu
+            out = view_sm(raw)
+        elif any(t.tag == tag for t in pdu.tlvs):
+            out = decode(encode(P.replace(pdu, tlvs=tuple(t for t in pdu.tlvs if t.tag != tag))))
+        else:
+            return pdu
+        self.stats["esme_tag_tlv_removed"] += 1
+        return out
+
     def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False, refund=None):
         """Send `pdu` (tagged if `tag_verdict`) to the SMSC and relay its answer. `refund`: the message's
         counts toward advertisers' caps (Refund), given back if the SMSC refuses it or it cannot be sent."""
@@ -319,6 +340,8 @@ class SubmitPath:
             if refund is not None:
                 refund.refused(self)
             return self._upstream_unavailable(sess, pdu)
+        if self.settings.tag_tlv is not None and _has_tlvs(pdu):
+            pdu = self._own_tag_removed(pdu)
         out = self._tagged(pdu, tag_verdict, prefix, sess.account.text_reading if sess.account else "auto") \
             if tag_verdict is not None else pdu.raw
         esme_seq = pdu.sequence_number

@@ -15,7 +15,7 @@ from .binary import binary_urls, pdu_urls, readable_text
 from .connection import NEED_DATA, BindState, PduTooLarge, SmppConnection, Window
 from .errors import TextError, UdhError
 from .fields import smpp_time
-from .lean import SmView, append_tlv, encode_prefix, prefix_user_data, view_sm
+from .lean import SmView, append_tlv, encode_prefix, prefix_user_data, view_sm, without_tlv
 from .pdu import *  # noqa: F401,F403
 from .pdu import __all__ as _pdu_all
 from .text import READINGS, decode_text, encode_text, pdu_reading, pdu_text, read_text
@@ -23,5 +23,5 @@ from .udh import concat_info, pdu_concat, pdu_user_data, split_udh
 
 __all__ = ["constants", "NEED_DATA", "BindState", "PduTooLarge", "SmppConnection", "Window", "TextError", "UdhError",
            "decode_text", "encode_text", "split_udh", "concat_info", "pdu_text", "READINGS", "read_text", "pdu_reading",
-           "pdu_concat", "pdu_user_data", "binary_urls", "pdu_urls", "readable_text", "SmView", "view_sm", "append_tlv",
+           "pdu_concat", "pdu_user_data", "binary_urls", "pdu_urls", "readable_text", "SmView", "view_sm", "append_tlv", "without_tlv",
            "prefix_user_data", "encode_prefix", "smpp_time"] + _pdu_all

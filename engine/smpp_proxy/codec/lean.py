@@ -253,6 +253,23 @@ def with_sequence(raw: bytes, seq: int) -> bytes:
     return raw[:12] + seq.to_bytes(4, "big") + raw[16:]
 
 
+def without_tlv(raw: bytes, at: int, tag: int) -> bytes:
+    """The PDU without any TLV `tag` in its TLV area (from offset `at`; framed already, by view_sm or decode),
+    command_length patched; `raw` itself when it has none."""
+    keep, o, n, cut = [], at, len(raw), False
+    while o + 4 <= n:
+        end = o + 4 + ((raw[o + 2] << 8) | raw[o + 3])
+        if (raw[o] << 8) | raw[o + 1] == tag:
+            cut = True
+        else:
+            keep.append(raw[o:end])
+        o = end
+    if not cut:
+        return raw
+    body = raw[4:at] + b"".join(keep)
+    return (len(body) + 4).to_bytes(4, "big") + body
+
+
 def append_tlv(raw: bytes, tag: int, value: bytes) -> bytes:
     """The PDU with one more TLV at its end and command_length patched."""
     if len(value) > 0xFFFF:
