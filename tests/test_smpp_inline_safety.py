@@ -348,3 +348,27 @@ def test_real_bind_succeeds_with_1100_idle_connections_under_ulimit_1024(tmp_pat
         out, _ = p.communicate("", timeout=30)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert p.returncode == 0 and "evicted" in out
+
+
+def test_a_part_long_after_its_message_is_still_judged_on_the_whole_text(pipe):
+    """Found by a probe: a judged message's parts were forgotten concat_timeout after its verdict, so part 2 of
+    a link split across two parts, sent a minute later, was judged alone and forwarded (handsets keep a partial
+    message for far longer). Remembered concat_memory (a day) now; a part number it had, with another text, is a
+    new message reusing the reference number (judged on its own)."""
+    from engine.smpp_proxy.concat import Reassembly
+    buf = io.StringIO()
+    st = SmppSettings(concat_timeout=0.2)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st, verdict_log=VerdictLog(buf)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_part(50, 1, 2, b"Tai khoan bi khoa, xac minh tai http://phish.", ref=9))
+        assert read_raw(s).command_status == 0                # judged alone at the timeout: nothing in it
+        time.sleep(0.5)                                        # > 2 x concat_timeout after it
+        s.sendall(_part(51, 2, 2, b"example/login hom nay", ref=9))
+        assert read_raw(s).command_status == 0x45             # judged on the whole text: the link
+    r = Reassembly(due=lambda key: None)
+    r.judged["k"] = ("allow", 100.0, {1: "see you at"}, {1: 10})
+    assert r.late("k", 2, " 3pm", False, 50.0)[1] == "see you at 3pm"       # its late part: the whole text
+    r.judged["k"] = ("drop", 100.0, {1: "old message"}, {1: 11})
+    assert r.late("k", 1, "a new one", False, 50.0) is None and "k" not in r.judged      # ref reused
+    r.judged["k"] = ("drop", 100.0, {1: "old message"}, {1: 11})
+    assert r.late("k", 1, "old message", False, 50.0)[0] == "drop"                      # the same part again

@@ -146,6 +146,10 @@ class SmppSettings:
     idle_timeout: float = 300.0
     enquire_link_interval: float = 30.0
     concat_timeout: float = 30.0
+    # a message judged before all its parts came is remembered this long (at most max_pending_concat of them), so
+    # a part that comes later is judged on the whole text, not its fragment: handsets keep a partial message far
+    # longer than concat_timeout
+    concat_memory: float = 86400.0
     smsc: list = field(default_factory=list)
     smsc_system_id: str = "telfilter"
     smsc_password: str = "tfsecret"          # SMPP 3.4 §5.2.2: at most 8 characters
@@ -195,7 +199,7 @@ class SmppConfigError(Exception):
 
 
 _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interval", float),
-                ("concat_timeout", float), ("max_connections", int), ("max_connections_per_source", int),
+                ("concat_timeout", float), ("concat_memory", float), ("max_connections", int), ("max_connections_per_source", int),
                 ("bind_timeout", float), ("bind_failures_free", int), ("bind_backoff", float),
                 ("bind_backoff_max", float), ("max_pending_concat", int), ("max_pending_concat_bytes", int),
                 ("max_message_chars", int), ("max_schedule_days", float), ("receipt_wait", float),

@@ -179,8 +179,8 @@ class Reassembly:
     def late(self, key, n: int, text: str, binary: bool, now: float, max_chars: int = 0):
         """(earlier verdict, whole text) when part `n` of `key` comes after its message was judged:
         the whole text is the earlier parts' and this one's in part order (a link split across a
-        late part is read whole). None when it was not judged, or too long ago (`until` passed:
-        the peer reuses the reference number for a new message). REFUSED for a part of a message
+        late part is read whole). None when it was not judged, or too long ago (`until` passed), or this
+        part number came with another text (either way the peer reuses the reference number for a new message). REFUSED for a part of a message
         refused whole, or whose characters with this part's are over `max_chars` (when given); SPREAD for one
         refused whole for its parts' schedules."""
         e = self.judged.get(key)
@@ -190,6 +190,10 @@ class Reassembly:
         if until < now:
             del self.judged[key]
             return None
+        seen = texts.get(n)
+        if seen is not None and seen != (text or "")[:LATE_TEXT]:
+            del self.judged[key]                        # a part it had, with another text: the peer reuses the
+            return None                                 # reference number for a new message
         chars[n] = len(text or "")                      # (a part sent again counts once)
         if verdict is SPREAD:
             return SPREAD, ""                           # so is this part

@@ -10,6 +10,7 @@ SERVER_RANGES = {
     "idle_timeout": (1, None, "seconds"),
     "enquire_link_interval": (1, None, "seconds"),
     "concat_timeout": (0.1, None, "seconds"),
+    "concat_memory": (1, None, "seconds"),
     "max_connections": (1, None, "connections"),
     "max_connections_per_source": (1, None, "connections"),
     "bind_timeout": (0.1, None, "seconds"),

@@ -133,7 +133,8 @@ class ConcatSubmit:
         def judged(v):
             if len(parts) < c.total:
                 # for late parts: the verdict and the parts' texts (bounded: max_pending_concat messages)
-                self.concat.remember(key, v, self.loop.time() + self.settings.concat_timeout, c,
+                self.concat.remember(key, v, self.loop.time() + max(self.settings.concat_timeout,
+                                                                    self.settings.concat_memory), c,
                                      self.settings.max_pending_concat)
             if v.action is Action.DROP:
                 for s, p in live:
