@@ -242,7 +242,8 @@ def cmd_rules(args) -> int:
                     print(f, file=sys.stderr)
                 return 1
         scoring = sum(1 for r in rs.rules if not r.helper)
-        print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers), {n} examples pass")
+        ex = "examples not run (--no-examples)" if args.no_examples else f"{n} examples pass"
+        print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers), {ex}")
         return 0
     if args.rcmd == "test":
         from .rules.whatif import what_if

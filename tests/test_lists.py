@@ -261,3 +261,12 @@ def test_a_host_hiding_an_invisible_character_is_read_as_a_browser_reads_it(text
     assert "phish.example" in hosts
     assert Lists(bl_domains={"phish.example"}).domain_blacklisted(hosts) == "phish.example"
     assert find_hosts("see you at 5pm\u200b") == [] and find_hosts("ok good.example") == ["good.example"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_named_as_such(data_dir, tmp_path, encoding):
+    """Found by a first trial: a UTF-16 file's error showed a garbled header (\\udcff\\udcfen u m b e r …)."""
+    f = tmp_path / "dnc.csv"
+    f.write_bytes("number,channel\n0912345678,S\n".encode(encoding))
+    p = run_cli("lists", "import", "dnc", f, "--data-dir", data_dir)
+    assert p.returncode == 2 and "the file is UTF-16" in p.stderr and "\\udc" not in p.stderr

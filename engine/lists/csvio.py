@@ -179,6 +179,9 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
     as text too). A bad header is fatal (CsvError)."""
     if kind not in HEADERS:
         raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 4 and (data[1] == data[3] == 0 or data[0] == data[2] == 0)):
+        raise CsvError(f"{name}: the file is UTF-16 (a byte-order mark or NUL bytes between its characters); "
+                       "save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
     stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(stream, strict=True)
     want = HEADERS[kind]
@@ -191,7 +194,8 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
     except csv.Error as e:
         raise CsvError(f"{name}:1: {e}") from None
     if [h.strip().lower() for h in header] != want:
-        raise CsvError(f"{name}:1: header must be {','.join(want)}, got {','.join(header)}")
+        got = ",".join(header).encode("utf-8", "backslashreplace").decode("utf-8")
+        raise CsvError(f"{name}:1: header must be {','.join(want)}, got {got!r}")
     line = reader.line_num
 
     def error(at, why):

@@ -94,7 +94,11 @@ def cmd_report(args) -> int:
     if more > 0:
         print(f"telfilter report: ... and {more} more malformed lines (counted in summary.json)", file=sys.stderr)
     t = s["totals"]
-    print(f"telfilter report: {s['records']} records from {s['from']} to {s['to']}: "
-          f"sms {t['sms']}, call {t['call']}; wrote {args.out}/report.html, summary.json and "
+
+    def counts(d):
+        return ", ".join(f"{k} {v:,}" for k, v in d.items())
+    span = f"from {s['from']} to {s['to']}" if s["records"] else "(no records in the period)"
+    print(f"telfilter report: {s['records']:,} records {span}: sms: {counts(t['sms'])}; call: {counts(t['call'])}; "
+          f"wrote {args.out}/report.html, summary.json and "
           f"{sum(1 for f in s['inputs']['files'] if f.endswith('.csv'))} CSV files", file=sys.stderr)
     return 0

@@ -157,7 +157,9 @@ def load_sip_settings(config_dir: Path) -> SipSettings:
             if want is float and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
             if not isinstance(v, want) or (want is int and isinstance(v, bool)):
-                raise ValueError(f"{p}:{key_line(text, 'sip', k)}:1: [sip] {k} must be a {want.__name__}, not {v!r}")
+                kind = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+                        list: "a list"}.get(want, want.__name__)
+                raise ValueError(f"{p}:{key_line(text, 'sip', k)}:1: [sip] {k} must be {kind}, not {v!r}")
             setattr(s, k, v)
         _check_values(s, p, text)
     return s
