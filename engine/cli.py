@@ -182,7 +182,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
     p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout); reopened on SIGUSR2 (logrotate)")
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
-    p.add_argument("--ready-file", help="write this file once listening (for scripts)")
+    p.add_argument("--ready-file", help="write this file (its ports, one per line) once listening, remove it on stop (for scripts)")
     p.add_argument("--log-format", default="text", choices=["text", "json"],
                    help="service log (stderr) format: text lines or one JSON object per line (default text)")
     p.add_argument("--drain-timeout", type=_seconds, default=10.0, metavar="SECONDS",

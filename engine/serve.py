@@ -191,6 +191,10 @@ def load_serve_config(args):
         if why:
             errors.append(f"--sip-next-hop: {why}" if getattr(args, "sip_next_hop", None) else
                           f"sip.toml next_hop (with --sip-allow-networks): {why}")
+    rf = getattr(args, "ready_file", None)
+    if rf and not os.access(Path(rf).absolute().parent, os.W_OK | os.X_OK):
+        errors.append(f"--ready-file {rf!r}: its directory {str(Path(rf).absolute().parent)!r} is missing or not "
+                      "writable")
     events = getattr(args, "events", None)
     if events:
         err = _check_events(events)
@@ -366,13 +370,21 @@ async def run_serve(args, ready=None):
     gc.set_threshold(*GC_THRESHOLDS)
     if metrics is not None:
         metrics.ready = True
+    ready_file = None
     if args.ready_file:
         ready_file = Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file)   # the pool's own: supervisor
-        ready_file.write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
-                              + (f"metrics {metrics.port}\n" if metrics else ""))
+        tmp = ready_file.with_name(f".{ready_file.name}.tmp")
+        tmp.write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
+                       + (f"metrics {metrics.port}\n" if metrics else ""))
+        os.replace(tmp, ready_file)           # whole or not at all: a script reading it sees every port
     if ready is not None:
         ready.set_result((proxy, sip))
     await stop.wait()
+    if ready_file is not None:              # not ready any more: draining, then gone
+        try:
+            ready_file.unlink()
+        except OSError:
+            pass
     if metrics is not None:
         metrics.ready = False
     wt.cancel()

@@ -140,4 +140,7 @@ def supervise(args) -> int:
             rc = rc or 1                # a worker that had to be killed did not drain: not a clean stop
         rc = rc or (p.returncode if p.returncode and p.returncode > 0 else 0)
     life.info("all workers stopped")
+    if ready:
+        for f in [ready, *(f"{ready}.w{i}" for i in range(n))]:
+            Path(f).unlink(missing_ok=True)         # not ready any more (a script waiting for it must not see it)
     return rc

@@ -265,6 +265,7 @@ def test_sip_advertise_and_next_hop_flag_are_checked(cfg, tmp_path):
     (["--sip-next-hop", "sbc1.core:5060"], "the host must be an IP address"),
     (["--sip-next-hop", "192.0.2.1:5060"], "is outside allow_networks"),
     (["--sip-next-hop", "10.0.0.1:5060", "--sip-allow-networks", "127.0.0.0/8"], "is outside allow_networks (127.0.0.0/8)"),
+    (["--ready-file", "/nonexistent-dir/ready"], "--ready-file '/nonexistent-dir/ready': its directory"),
 ])
 def test_serve_flags_that_cannot_work_are_refused_before_anything_listens(flags, says, tmp_path):
     """Found by a first trial: --sip-allow-networks and --events garbage were tracebacks after SMPP was listening,

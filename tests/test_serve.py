@@ -168,6 +168,7 @@ def test_running_serve_sees_cli_list_changes_and_keeps_its_registrations(tmp_pat
     finally:
         _stop(p, sim)
     assert p.returncode == 0
+    assert not ready.exists()           # stopped: not ready (found by a first trial: it stayed after a drain)
 
 
 def test_dnc_registrations_through_a_real_serve_racing_with_imports(tmp_path):
