@@ -19,7 +19,7 @@ from engine.control import MAX_CONNECTIONS, MAX_LINE, request
 from engine.smpp_proxy.harness import ProxyHarness
 
 from .conftest import CONFIG, ROOT
-from .test_serve import NEW_RULE, free_port, wait_for
+from .test_serve import NEW_RULE, free_port, wait_for, wait_ready
 
 AD = "[QC] Giam gia 50% cuoi tuan. TC gui 5656"
 
@@ -34,7 +34,7 @@ def _serve(tmp_path, sim_port, cfg=None, tag="1"):
                           "--esme-account", "t:pw", "--sip-listen", "off",
                           "--log", tmp_path / "verdicts.jsonl", "--ready-file", ready],
                          cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
-    assert wait_for(ready.exists, 30), (tmp_path / f"stderr{tag}.log").read_text()
+    wait_ready(p, ready, tmp_path / f"stderr{tag}.log")
     return p, port
 
 

@@ -25,7 +25,7 @@ from engine.smpp_proxy.harness import ProxyHarness
 from .conftest import CONFIG, ROOT
 from .sip_helpers import invite
 from .test_control import _stop, ctl
-from .test_serve import free_port, wait_for
+from .test_serve import free_port, wait_for, wait_ready
 
 H1, H2 = hash_password("pw1", iterations=1000), hash_password("pw2", iterations=1000)
 
@@ -43,7 +43,7 @@ def _serve(tmp_path, cfg, sim_port):
                           "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim_port}",
                           "--sip-listen", "127.0.0.1:0", "--log", tmp_path / "verdicts.jsonl", "--ready-file", ready],
                          cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
-    assert wait_for(ready.exists, 30), (tmp_path / "stderr.log").read_text()
+    wait_ready(p, ready, tmp_path / "stderr.log")
     ports = dict(line.split() for line in ready.read_text().splitlines())
     return p, port, int(ports["sip"])
 

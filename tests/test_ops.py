@@ -15,7 +15,7 @@ from engine.app import build
 from engine.smpp_proxy.harness import ProxyHarness
 
 from .conftest import ROOT
-from .test_serve import free_port, wait_for
+from .test_serve import free_port, wait_for, wait_ready
 
 
 def _serve(tmp_path, sim_port, *extra, env=None):
@@ -26,7 +26,7 @@ def _serve(tmp_path, sim_port, *extra, env=None):
                           "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{sim_port}",
                           "--sip-listen", "off", "--log", tmp_path / "verdicts.jsonl", "--ready-file", ready, *extra],
                          cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL, env=env)
-    assert wait_for(ready.exists), (tmp_path / "stderr.log").read_text()
+    wait_ready(p, ready, tmp_path / "stderr.log")
     return p, port
 
 

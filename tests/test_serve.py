@@ -51,6 +51,17 @@ def wait_for(pred, timeout=15):
     return False
 
 
+def wait_ready(p, ready, log, timeout=60):
+    """Wait for a serve a test started to write its ready file; when it does not (it failed, or a loaded machine
+    kept it longer than `timeout`), stop it before failing: a test never leaves a serve running."""
+    if wait_for(lambda: ready.exists() or p.poll() is not None, timeout) and ready.exists():
+        return
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+    raise AssertionError(f"serve not ready in {timeout} s (exit {p.returncode}): {log.read_text()}")
+
+
 _n = [0]
 
 
