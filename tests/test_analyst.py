@@ -339,3 +339,8 @@ def test_a_label_after_a_torn_line_is_kept_and_deep_nesting_is_a_bad_line(tmp_pa
         f.write("[" * 100000 + "\n")
     r = _cli("reports", "list", "--data-dir", tmp_path)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_reports_list_refuses_a_negative_limit(tmp_path):
+    r = _cli("reports", "list", "--limit", "-1", "--data-dir", tmp_path)
+    assert r.returncode == 2 and "must be 0 (all) or more" in r.stderr

@@ -163,6 +163,7 @@ def test_eval_and_predict_cli(trained, tmp_path):
     p = run_cli("ml", "predict", "--model", out, "--jsonl", "-", input='{"id": 1, "text": "see you at 5"}\nnope\n', check=True)
     lines = [json.loads(l) for l in p.stdout.splitlines()]
     assert lines[0]["id"] == 1 and lines[0]["action"] == "allow" and lines[1]["line"] == 2
+    assert lines[0]["model_version"] == json.loads((out / "card.json").read_text())["model_version"]
 
 
 def test_reports_to_retrain_loop_improves_vietnamese_scores(trained, tmp_path, data_dir):

@@ -1,12 +1,25 @@
 """`telfilter reports list | show | label | export | tui`."""
 from __future__ import annotations
 
+import argparse
+
 import json
 import sys
 from pathlib import Path
 
 from .store import LABELS, StoreError, Workspace, printable
 
+
+
+def _count(v: str) -> int:
+    """A whole number of at least 0 (argparse type)."""
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {v!r}")
+    return n
 
 def add_parser(subs, sub) -> None:
     """Registers `reports` under the top-level parser (`sub` is engine/cli.py's _sub)."""
@@ -30,7 +43,7 @@ def add_parser(subs, sub) -> None:
     q.add_argument("--min-size", type=int, default=1, metavar="N", help="only campaigns of at least N reports")
     q.add_argument("--sort", choices=["size", "recent", "first"], default="size",
                    help="size (default), recent (last report first) or first (store order)")
-    q.add_argument("--limit", type=int, default=0, metavar="N", help="at most N campaigns (0 = all)")
+    q.add_argument("--limit", type=_count, default=0, metavar="N", help="at most N campaigns (0 = all)")
     q = sub(rs, "show", "the reports of campaigns or single reports, as JSON lines")
     common(q)
     q.add_argument("ids", nargs="+", metavar="ID", help="campaign id (c...) or report id (r...); a unique prefix "

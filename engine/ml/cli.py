@@ -321,7 +321,7 @@ def _predict(args) -> int:
                 continue
             p = sc.score(t)
             out = {"id": o.get("id")} if "id" in o else {}
-            out.update(probability=round(p, 6), action=sc.action(p))
+            out.update(probability=round(p, 6), action=sc.action(p), model_version=sc.version)
             print(json.dumps(out, ensure_ascii=False))
     return 0
 
