@@ -270,3 +270,23 @@ def test_a_utf16_file_is_named_as_such(data_dir, tmp_path, encoding):
     f.write_bytes("number,channel\n0912345678,S\n".encode(encoding))
     p = run_cli("lists", "import", "dnc", f, "--data-dir", data_dir)
     assert p.returncode == 2 and "the file is UTF-16" in p.stderr and "\\udc" not in p.stderr
+
+
+def test_rows_stored_before_the_stricter_checks_still_load_and_can_be_removed(tmp_path):
+    """Found by a review: a snapshot's sender rows went through the import's new checks, so a data dir holding a
+    12-character brand or an account "acc1,acc2" (taken by an earlier import) refused to load, and a DNC number
+    stored before the whole-number check (+849123456789) could not be removed."""
+    from engine.lists import ListStore
+    from engine.lists.csvio import SenderEntry
+    from engine.lists import edits
+    st = ListStore(tmp_path)
+
+    def old_rows(L):
+        L.add_sender(SenderEntry("VIETCOMBANK1", "VCB", "CSKH", None, None, frozenset({"acc1,acc2"})))
+    st._modify("senders", old_rows)
+    st._modify("dnc", lambda L: L.dnc_s.add(849123456789))
+    L = st.load()
+    assert [e.accounts for v in L.senders.values() for e in v] == [frozenset({"acc1,acc2"})]
+    assert st.remove("dnc", "+849123456789", "S") and 849123456789 not in st.load().dnc_s
+    with pytest.raises(ValueError, match="not a subscriber number"):
+        edits.record("dnc", "+849123456789", "S", None)        # still refused as a new entry

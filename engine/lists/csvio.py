@@ -67,13 +67,13 @@ def _number(v: str) -> int:
     return n
 
 
-def _subscriber(v: str) -> int:
+def _subscriber(v: str, strict: bool = True) -> int:
     """A DNC or consent entry: a subscriber's number, never a short code (a DNC registration is
     made from a phone; "0912" is a truncated number, not a subscriber)."""
     n = _number(v)
     if is_shortcode(n):
         raise ValueError(f"not a subscriber number (a short code or a truncated number): {v!r}")
-    why = subscriber_problem(n)
+    why = subscriber_problem(n) if strict else None
     if why:
         raise ValueError(f"not a subscriber number: {v!r}: {why}")
     return n
@@ -116,19 +116,22 @@ def _date(v: str, field: str) -> date | None:
         raise ValueError(f"{field}: {e}") from None
 
 
-def parse_row(kind: str, row: list[str]):
-    """One CSV row -> a typed record, or ValueError with the reason."""
+def parse_row(kind: str, row: list[str], strict: bool = True):
+    """One CSV row -> a typed record, or ValueError with the reason. `strict=False` (a snapshot's rows, the
+    value a removal names) leaves out the checks added after rows could be stored without them: whole subscriber
+    numbers, an alphanumeric sender's length, the accounts' form (a data dir saved before them still loads, and
+    what it holds can still be removed)."""
     if kind == "dnc":
         if not row[0].strip():
             raise ValueError("empty number")
-        return (_subscriber(row[0]), parse_channel(row[1]))
+        return (_subscriber(row[0], strict), parse_channel(row[1]))
     if kind == "senders":
         sender, owner, cat, vf, vt, accts = (c.strip() for c in row)
         if not sender:
             raise ValueError("empty sender")
         if len(sender) > 32:
             raise ValueError(f"sender longer than 32 characters: {sender!r}")
-        if len(sender) > ALNUM_SENDER_MAX and any(c.isalpha() for c in sender):
+        if strict and len(sender) > ALNUM_SENDER_MAX and any(c.isalpha() for c in sender):
             raise ValueError(f"alphanumeric sender of {len(sender)} characters: {sender!r} (a brandname has at most "
                              f"{ALNUM_SENDER_MAX}: GSM 03.40's alphanumeric originator; no handset would show it)")
         if not owner:
@@ -139,7 +142,7 @@ def parse_row(kind: str, row: list[str]):
         f, t = _date(vf, "valid_from"), _date(vt, "valid_to")
         if f and t and f > t:
             raise ValueError(f"valid_from {vf} is after valid_to {vt}")
-        for a in accts.split():
+        for a in accts.split() if strict else ():
             if "," in a or ";" in a:
                 raise ValueError(f"accounts are space-separated ESME system_ids, got {accts!r}")
             if len(a) > SYSTEM_ID_MAX:
@@ -158,7 +161,7 @@ def parse_row(kind: str, row: list[str]):
         owner = row[0].strip()
         if not owner:
             raise ValueError("empty owner")
-        return (owner, _subscriber(row[1]))
+        return (owner, _subscriber(row[1], strict))
     raise CsvError(f"unknown list kind {kind!r}")
 
 

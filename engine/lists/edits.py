@@ -86,7 +86,7 @@ def clear(L: Lists, kind: str) -> None:
 
 def remove(L: Lists, kind, value, channel, extra) -> bool:
     if kind == "dnc":
-        n, ch = parse_row("dnc", [value, channel])
+        n, ch = parse_row("dnc", [value, channel], strict=False)      # (what an older import stored too)
         found = any(n in b for c, b in (("S", L.dnc_s), ("V", L.dnc_v)) if c in ch)
         L.remove_dnc(n, ch)
         return found
@@ -110,7 +110,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
     if kind == "consent":
         if not extra or not extra[0]:
             raise ValueError("consent needs NUMBER --owner OWNER")
-        n = parse_row("consent", [extra[0], value])[1]
+        n = parse_row("consent", [extra[0], value], strict=False)[1]
         bm = L.consent.get(owner_fold(extra[0]))
         if bm is None or n not in bm:
             return False

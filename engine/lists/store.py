@@ -50,7 +50,7 @@ def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
         elif kind == "senders":
             L.senders = {}
             for row in msgpack.unpackb(secs["rows"]):
-                L.add_sender(parse_row("senders", row))
+                L.add_sender(parse_row("senders", row, strict=False))      # (as stored: checks since are import's)
         elif kind == "blacklist":
             L.bl_numbers = BitMap64.deserialize(secs["numbers"])
             L.bl_domains = set(msgpack.unpackb(secs["domains"]))
