@@ -11,7 +11,7 @@ from engine.lists import reports as R
 from engine.lists.reports import ReportIndex, ReportStore
 from engine.numbers import normalise_number
 
-T0 = 1_790_035_200            # a UTC midnight
+T0 = 1_735_689_600            # a UTC midnight (2025-01-01: the histories here end before the clock)
 DAY = 86400
 NUMBERS = range(84_980_000_000, 84_980_000_300)
 
@@ -120,3 +120,25 @@ def test_a_read_only_data_dir_still_loads(tmp_path, monkeypatch, caplog):
     idx = store.load_index()
     assert "start-up checkpoint not written" in caplog.text
     _same(idx, _whole(tmp_path / "reports.jsonl"), newest)
+
+
+def test_a_report_dated_ahead_never_moves_the_checkpoint_past_the_window(tmp_path, monkeypatch):
+    """Found by a review: one report dated 2099 (from `check --jsonl`, or a peer whose clock runs ahead) set the
+    checkpoint at itself, and every later start-up skipped every earlier report for good."""
+    store = ReportStore(tmp_path)
+    newest = _days(store, 0, 150)
+    monkeypatch.setattr(R.time, "time", lambda: newest + 3600)
+    store.append(_rec(4_084_000_000, "+84912099999", "+84980000001"))        # 2099
+    store.load_index()
+    store.append(_rec(newest + 60, "+84912099998", "+84980000002"))           # it leaves the file's tail later
+    for _ in range(2):
+        idx = store.load_index()
+        _same(idx, _whole(tmp_path / "reports.jsonl"), newest + 3600)
+    from hashlib import blake2b
+    data = (tmp_path / "reports.jsonl").read_bytes()
+    off = data.rindex(b"\n", 0, len(data) - 1) + 1                          # the last line's start
+    digest = blake2b(data[max(0, off - R._DIGEST_BYTES):off], digest_size=16).hexdigest()
+    (tmp_path / "reports.jsonl.start").write_text(                            # one a clock ahead wrote
+        f"{off} {newest} {os.stat(tmp_path / 'reports.jsonl').st_ino} {digest}\n")
+    assert store._checkpoint(open(tmp_path / "reports.jsonl", "rb")) == (off, newest)       # (it matches the file)
+    _same(store.load_index(), _whole(tmp_path / "reports.jsonl"), newest + 3600)      # but its bound is not trusted

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import time
 from array import array
 from collections import OrderedDict
 from datetime import datetime
@@ -204,7 +205,12 @@ class ReportStore:
         with f:
             start, bound = self._checkpoint(f)
             newest = _newest(f)
-            cutoff = float("inf") if newest is None else newest - idx.retain - SEEK_MARGIN
+            # (a report dated ahead of the clock, from `check` or a peer whose clock runs ahead, must not move the
+            # checkpoint past reports still in the window: the newest time counted is at most now + a day)
+            now = time.time()
+            cutoff = float("inf") if newest is None else min(newest, now + 86400) - idx.retain - SEEK_MARGIN
+            if bound > now - idx.retain:
+                start, bound = 0, float("-inf")     # (a checkpoint from a clock that ran ahead: not trusted)
             first = None                        # the first line read with a time not before the cutoff
             pos = f.seek(start)
             for line in f:
