@@ -152,10 +152,13 @@ def test_unbind_waits_for_a_verdict_the_shared_store_has_not_settled(pipe):
 def test_unbind_answers_query_and_cancel_sent_before_it_first(pipe):
     """query_sm / cancel_sm relayed to the SMSC are owed an answer like submits: the unbind_resp waits for them."""
     with ProxyHarness(pipe) as h:
-        h.sim.answer_delay = 0.3
         s, _ = raw_session(h)
-        s.sendall(encode(P.QuerySm(sequence_number=2, message_id="0000ABCD", source_addr="84901234567")))
-        s.sendall(encode(P.CancelSm(sequence_number=3, message_id="0000ABCD", source_addr="84901234567",
+        s.sendall(encode(P.SubmitSm(sequence_number=1, source_addr="84901234567", destination_addr="84912345678",
+                                    short_message=b"see you at 5")))
+        mid = read_raw(s).message_id           # (a cancel_sm of an id not forwarded here is refused at once)
+        h.sim.answer_delay = 0.3
+        s.sendall(encode(P.QuerySm(sequence_number=2, message_id=mid, source_addr="84901234567")))
+        s.sendall(encode(P.CancelSm(sequence_number=3, message_id=mid, source_addr="84901234567",
                                     destination_addr="84912345678")))
         s.sendall(encode(P.Unbind(sequence_number=4)))
         got = [read_raw(s) for _ in range(3)]

@@ -696,19 +696,23 @@ def test_a_cancel_the_smsc_answered_late_still_gives_the_count_back(pipe, refusi
 def test_a_cancel_by_source_and_destination_is_refused_unless_configured(pipe, tmp_path):
     """Found by a probe: a cancel_sm with no message_id (every message from a source to a destination, SMPP 3.4
     §4.9) was relayed for any account; the SMSC sees one system_id, so one account cancelled another's scheduled
-    messages from a brand it may not even send from. Refused ESME_RCANCELFAIL, never sent upstream; `[cancel_sm]
-    by_address = "relay"` (one account behind the proxy) sends it."""
+    messages from a brand it may not even send from. Refused ESME_RCANCELFAIL, never sent upstream; so is one naming
+    an id this process never forwarded (ESME_RINVMSGID; found by a review); `[cancel_sm] unverified = "relay"`
+    (one account behind the proxy) sends them."""
     def by_address(seq):
         return encode(P.CancelSm(sequence_number=seq, message_id="", source_addr_ton=5, source_addr="SHOPABC",
                                  dest_addr_ton=1, destination_addr="84912777046"))
     with ProxyHarness(pipe, clock=lambda: NOON) as h:
         s, _ = raw_session(h)
         assert _send(s, by_address(1)) == C.ESME_RCANCELFAIL
-        assert h.proxy.stats["cancel_by_address_refused"] == 1
-        assert not [p for _, p in h.sim.received if p.command_id == C.CANCEL_SM]
-    with ProxyHarness(pipe, clock=lambda: NOON, settings=SmppSettings(cancel_by_address="relay")) as h:
+        assert _send(s, _cancel(2, "1A2B3C")) == C.ESME_RINVMSGID
+        mid = _resp(s, _ad(3, "84912777047")).message_id
+        assert _send(s, _cancel(4, mid)) == 0                    # its own message: relayed
+        assert h.proxy.stats["cancel_unverified_refused"] == 2
+        assert [p.message_id for _, p in h.sim.received if p.command_id == C.CANCEL_SM] == [mid]
+    with ProxyHarness(pipe, clock=lambda: NOON, settings=SmppSettings(cancel_unverified="relay")) as h:
         s, _ = raw_session(h)
-        assert _send(s, by_address(1)) == 0
-    (tmp_path / "smpp.toml").write_text('[cancel_sm]\nby_address = "yes"\n')
-    with pytest.raises(SmppConfigError, match=r"smpp.toml:2:1: \[cancel_sm\] by_address must be"):
+        assert _send(s, by_address(1)) == 0 and _send(s, _cancel(2, "1A2B3C")) == 0
+    (tmp_path / "smpp.toml").write_text('[cancel_sm]\nunverified = "yes"\n')
+    with pytest.raises(SmppConfigError, match=r"smpp.toml:2:1: \[cancel_sm\] unverified must be"):
         load_smpp_settings(tmp_path)

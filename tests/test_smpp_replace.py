@@ -201,3 +201,23 @@ def test_a_charged_note_keeps_its_second_and_flag_through_a_dump():
     back = MessageIds()
     back.load(ids.dump())
     assert back.sent("a") == ids.sent("a") and back.sent("a").destination == 84912000001
+
+
+def test_a_replace_sm_goes_up_without_the_esmes_verdict_tlv_and_with_ours_when_tagged(pipe):
+    """Found by a review: a replace_sm's own 0x1400 TLV ("0;") reached the SMSC, and a replacement the rules tag
+    went up without ours."""
+    from engine.smpp_proxy.codec import Tlv
+    forged = Tlv(0x1400, b"0;")
+    with _Session(pipe, NOON) as t:
+        mid = t.send(_submit(5, "84912000002")).message_id
+        care = encode(P.ReplaceSm(sequence_number=6, message_id=mid, source_addr_ton=5, source_addr="BANKZ",
+                                  short_message=b"So du tai khoan cua quy khach: 1.000.000d", tlvs=(forged,)))
+        assert t.send(care).command_status == 0
+        mid2 = t.send(_submit(7, "84912000003")).message_id
+        no_optout = encode(P.ReplaceSm(sequence_number=8, message_id=mid2, source_addr_ton=5, source_addr="BANKZ",
+                                       short_message=b"[QC] Mo the tin dung ngay hom nay", tlvs=(forged,)))
+        assert t.send(no_optout).command_status == 0
+        first, second = t.replaces()
+        assert [x.value for x in first.tlvs if x.tag == 0x1400] == []
+        tags = [x.value for x in second.tlvs if x.tag == 0x1400]
+        assert len(tags) == 1 and b"AD_NO_OPTOUT" in tags[0], tags

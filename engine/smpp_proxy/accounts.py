@@ -166,9 +166,11 @@ class SmppSettings:
     bind_backoff: float = 0.5           # then one check per this, doubling per failure ...
     bind_backoff_max: float = 30.0      # ... up to this
     distribution_lists: str = "refuse"  # submit_multi to a distribution list: "refuse" or "judge"
-    # cancel_sm naming no message_id (every message from a source to a destination, SMPP 3.4 §4.9): "refuse"
-    # (ESME_RCANCELFAIL: the SMSC sees one system_id, so it would cancel other accounts' messages too) or "relay"
-    cancel_by_address: str = "refuse"
+    # a cancel_sm this process cannot tie to a message the account sent (no message_id: every message from a
+    # source to a destination, SMPP 3.4 §4.9; or an id it did not forward or has forgotten): "refuse"
+    # (ESME_RCANCELFAIL / ESME_RINVMSGID: the SMSC sees one system_id, so it could cancel another account's
+    # messages) or "relay"
+    cancel_unverified: str = "refuse"
     max_pending_concat: int = 20000     # concatenated messages waiting for parts (oldest judged first)
     max_pending_concat_bytes: int = 64 << 20    # ... and the bytes their parts hold in all (the oldest judged first)
     max_message_chars: int = 65536      # a message's text (all its parts); longer: ESME_RINVMSGLEN
@@ -215,7 +217,7 @@ def _schema() -> dict:
                      "response_timeout": num, "stall_after": num, "text_reading": (str,)},
         "tagging": {"tlv_tag": (int, bool), "text_prefix": (str,)},
         "submit_multi": {"distribution_lists": (str,)},
-        "cancel_sm": {"by_address": (str,)},
+        "cancel_sm": {"unverified": (str,)},
         "drop": {"silent_symbols": (list,), "rejected_receipt": (bool,)},
         "shortcode": {"confirm": (bool,), "replies": (dict,)},
     }
@@ -254,10 +256,10 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     if s.distribution_lists not in ("refuse", "judge"):
         raise SmppConfigError(f"{p}:{key_line(text, 'submit_multi', 'distribution_lists')}:1: "
                               "[submit_multi] distribution_lists must be \"refuse\" or \"judge\"")
-    s.cancel_by_address = str(raw.get("cancel_sm", {}).get("by_address", s.cancel_by_address))
-    if s.cancel_by_address not in ("refuse", "relay"):
-        raise SmppConfigError(f"{p}:{key_line(text, 'cancel_sm', 'by_address')}:1: "
-                              "[cancel_sm] by_address must be \"refuse\" or \"relay\"")
+    s.cancel_unverified = str(raw.get("cancel_sm", {}).get("unverified", s.cancel_unverified))
+    if s.cancel_unverified not in ("refuse", "relay"):
+        raise SmppConfigError(f"{p}:{key_line(text, 'cancel_sm', 'unverified')}:1: "
+                              "[cancel_sm] unverified must be \"refuse\" or \"relay\"")
     s.smsc = []
     for i, e in enumerate(up.get("smsc", [])):
         if isinstance(e, dict):       # {address = "host:port", response_timeout = 10, window = 200}

@@ -9,7 +9,7 @@ from ..numbers import format_number
 from ..verdict import Action, Message
 from .codec import constants as C
 from .codec import pdu as P
-from .codec import with_sequence
+from .codec import append_tlv, with_sequence
 from .msgids import MULTI, SINGLE, id_key, source_fp
 from .refund import Refund
 from .smsc import LATE
@@ -24,7 +24,7 @@ _REPLACE_SM_NAME = P.name_of(C.REPLACE_SM)          # (the verdict log names PDU
 class RelayPath:
     """Mixin of `SmppProxy`: requests about a message already forwarded."""
 
-    def _relay(self, sess, pdu, done=None, refund=None):
+    def _relay(self, sess, pdu, done=None, refund=None, raw=None, unknown=None):
         """query_sm / cancel_sm / replace_sm: to a link of the id space that issued the message_id, and
         only for the account that sent the message (another account's id -> ESME_RINVMSGID). `done(key)`
         after the SMSC's success (in time or late), with the id's key in the map; `refund` (a replace_sm's
@@ -41,6 +41,10 @@ class RelayPath:
             self.stats["msgid_not_owned"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RINVMSGID))
+        if owner is None and unknown is not None:
+            self.stats["cancel_unverified_refused"] += 1
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=unknown))
         link = self._pick_link(space=space) if len(spaces) > 1 else self._pick_link()
         if link is None:
             if refund is not None:
@@ -69,7 +73,7 @@ class RelayPath:
             if sess.unbind_seq is not None and not sess.in_flight:
                 self.unbind_answered(sess)          # owed before its unbind_resp, like a forwarded submit
         sess.in_flight += 1
-        link.request(pdu.raw, on_resp)
+        link.request(pdu.raw if raw is None else raw, on_resp)
 
     def _replace(self, sess, pdu):
         """replace_sm: new text (and perhaps a new schedule) for a message the SMSC holds, judged as the message
@@ -130,7 +134,12 @@ class RelayPath:
                 second = self.pipeline.delivery_charge(v)
                 at = second if second is not None else int(when.timestamp()) if when is not None else 0
                 ids.note(key, sent.kind, sent.data_coding, pdu.source_addr, at, sent.destination, second is not None)
-            return self._relay(sess, pdu, replaced, Refund.of(v))
+            # what goes up: without an ESME's copy of our verdict TLV, with ours when it is tagged
+            tag = self.settings.tag_tlv
+            raw = self._own_tag_removed(pdu).raw if tag is not None and pdu.tlvs else pdu.raw
+            if v.action is Action.TAG and tag is not None:
+                raw = append_tlv(raw, tag, f"{v.score:g};{','.join(v.symbols)}".encode())
+            return self._relay(sess, pdu, replaced, Refund.of(v), raw)
         # judged and counted as the message it becomes (given back if the SMSC refuses the replace_sm); once
         # the SMSC has taken it, the count of the message it replaced is given back (a count at delivery:
         # the advertiser caps) -- never fewer counted than sent (judged uncounted, a care message replaced
@@ -143,12 +152,15 @@ class RelayPath:
         submit_sm, the count it took toward an advertiser's cap is given back (one named by message_id, from its
         source_addr; one cancelled by source and destination alone, a submit_multi's or a part's id, or another
         `--workers` process's keep their counts). The note is read when the SMSC answers, under the id space
-        the request went to: an answer before it (a replace_sm, another cancel_sm in flight) may have used it."""
+        the request went to: an answer before it (a replace_sm, another cancel_sm in flight) may have used it.
+        One not tied to a message of the account (no message_id, or an id not forwarded here) is refused unless
+        [cancel_sm] unverified = "relay"."""
+        verify = self.settings.cancel_unverified == "refuse"
         if not pdu.message_id:
-            if self.settings.cancel_by_address == "refuse":
+            if verify:
                 # every message from this source to this destination: the SMSC sees one system_id (ours), so it
-                # would cancel other accounts' messages too ([cancel_sm] by_address = "relay" sends it)
-                self.stats["cancel_by_address_refused"] += 1
+                # would cancel other accounts' messages too ([cancel_sm] unverified = "relay" sends it)
+                self.stats["cancel_unverified_refused"] += 1
                 return sess.send_pdu(P.CancelSmResp(sequence_number=pdu.sequence_number,
                                                     command_status=C.ESME_RCANCELFAIL))
             return self._relay(sess, pdu)
@@ -160,7 +172,8 @@ class RelayPath:
                 return
             self._uncharge(sess, pdu.source_addr, format_number(cur.destination) if cur.destination else "", cur)
             ids.note(key, cur.kind, cur.data_coding, pdu.source_addr, 0, cur.destination)
-        return self._relay(sess, pdu, cancelled)
+        # an id this process did not forward (or has forgotten) may be another account's: refused as unknown
+        return self._relay(sess, pdu, cancelled, unknown=C.ESME_RINVMSGID if verify else None)
 
     def _uncharge(self, sess, source: str, recipient: str, sent) -> None:
         """Give back the advertiser-cap count of the message `sent` notes (Pipeline.uncharge); never raises into
