@@ -190,6 +190,23 @@ def test_missing_last_part_judged_at_the_timeout_and_a_late_part_stays_dropped(p
     assert lines[1]["action"] == "drop"
 
 
+def test_a_part_long_after_its_mo_was_judged_is_read_with_the_others(proxy):
+    """Found by a review: MO for an ESME remembered a judged message for concat_timeout only (the submit path
+    concat_memory): part 2 of a split link sent a little later was judged alone and delivered."""
+    h, buf = proxy(concat_timeout=0.2)
+    rx = client(h, bind="receiver")
+    parts = gsm_parts(SPLIT_URL[:2], ref=12)
+    first = deliver(h, mo(parts[0], dst="8088", src="84911000006", dc=0))
+    assert receive(rx).short_message == parts[0]              # judged alone at the timeout: nothing in it
+    assert wait(lambda: len(h.sim.mo_responses) == 1, 3)
+    time.sleep(0.6)                                          # > 2 x concat_timeout after it
+    late = deliver(h, mo(parts[1], dst="8088", src="84911000006", dc=0))
+    assert wait(lambda: len(h.sim.mo_responses) == 2, 3)
+    assert answers(h)[first] == [0] and answers(h)[late] == [C.ESME_RSUBMITFAIL]
+    assert [l["action"] for l in verdicts(buf, "8088")] == ["allow", "drop"]
+    rx.disconnect()
+
+
 def test_a_late_report_part_is_acknowledged_and_not_counted_twice(proxy, pipe):
     h, buf = proxy(concat_timeout=0.5)
     text = REPORT + " và còn gửi nhiều lần trong ngày"         # 3 parts

@@ -261,8 +261,11 @@ class MoPath(MoPartsJournal):
             if sc or (v is not None and len(live) + len(answered) < c.total):
                 # kept for the parts that come after it was judged (still to come, their link gone, sent again,
                 # or -- a command not recorded -- asked again): judged late, on the whole text
-                keep = self.settings.concat_timeout if v is not None else max(self.settings.concat_timeout,
-                                                                              NOT_RECORDED_KEEP)
+                st = self.settings
+                # (one for an ESME: concat_memory, as the submit path, so a part sent long after is still read
+                # with the others; a 5656 command's memory follows its journal)
+                keep = max(st.concat_timeout, NOT_RECORDED_KEEP) if v is None else \
+                    st.concat_timeout if sc else max(st.concat_timeout, st.concat_memory)
                 self.mo_concat.remember(key, v, self.loop.time() + self.mo_memory(key, keep), c,
                                         self.settings.max_pending_concat)
             link = live[0][0] if live else next((x[_LINK] for x in parts if _open(x[_LINK])), parts[0][_LINK])
