@@ -57,13 +57,14 @@ def vn_whole(n: int) -> bool:
 def subscriber_problem(n: int) -> str | None:
     """Why the int normalise_number gave cannot be a subscriber's whole number (a DNC or consent entry), or None:
     a Vietnamese number (84…) is a mobile or a landline of its length (vn_whole; 0912345678 with a digit too many
-    is not a subscriber); another starts with an assigned country code and has 8 to 15 digits (E.164)."""
+    is not a subscriber); another starts with an assigned country code and has 7 to 15 digits (E.164: +690 7290,
+    Tokelau, has 7)."""
     s = str(n)
     if s.startswith(VN_CC):
         return None if vn_whole(n) else "not a whole Vietnamese subscriber number (a mobile has 10 digits " \
                                         "0xxxxxxxxx, a landline 11: 02xxxxxxxxx)"
-    if not 8 <= len(s) <= 15:
-        return f"{len(s)} digits: an international number has 8 to 15"
+    if not 7 <= len(s) <= 15:
+        return f"{len(s)} digits: an international number has 7 to 15 (E.164)"
     if not any(int(s[:k]) in COUNTRY_CODES for k in (1, 2, 3)):
         return f"no country has the calling code +{s[:3]}…"
     return None

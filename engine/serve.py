@@ -168,7 +168,7 @@ def load_serve_config(args):
     for a in (args.smsc or "").split(","):
         if a.strip() and _port_of(a.strip(), None) is None:
             errors.append(f"--smsc {a.strip()!r}: expected HOST:PORT")
-    sip_on = getattr(args, "sip_listen", None) != "off"
+    sip_on = getattr(args, "sip_listen", None) not in ("off", "")
     networks = None
     if sip_on and getattr(args, "sip_allow_networks", None):
         from .sip_screen.settings import permitted_ranges

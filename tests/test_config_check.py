@@ -266,6 +266,7 @@ def test_sip_advertise_and_next_hop_flag_are_checked(cfg, tmp_path):
     (["--sip-next-hop", "192.0.2.1:5060"], "is outside allow_networks"),
     (["--sip-next-hop", "10.0.0.1:5060", "--sip-allow-networks", "127.0.0.0/8"], "is outside allow_networks (127.0.0.0/8)"),
     (["--ready-file", "/nonexistent-dir/ready"], "--ready-file '/nonexistent-dir/ready': its directory"),
+    (["--sip-next-hop", "[::ffff:127.0.0.1]:5070"], "is an IPv4-mapped address: write the IPv4 address (127.0.0.1)"),
 ])
 def test_serve_flags_that_cannot_work_are_refused_before_anything_listens(flags, says, tmp_path):
     """Found by a first trial: --sip-allow-networks and --events garbage were tracebacks after SMPP was listening,
@@ -311,3 +312,12 @@ def test_config_check_says_which_files_are_not_there(cfg):
     assert r.returncode == 0, r.stderr
     assert f"{cfg / 'sip.toml'}: not found: the built-in defaults" in r.stdout
     assert f"{cfg / 'smpp.toml'}: OK" in r.stdout
+
+
+def test_sip_listen_empty_is_off_and_skips_the_next_hop_checks(tmp_path):
+    from engine.cli import parser
+    from engine.serve import load_serve_config
+    for off in ("off", ""):
+        args = parser().parse_args(["serve", "--smpp-listen", "127.0.0.1:0", "--sip-listen", off,
+                                    "--sip-next-hop", "192.0.2.1:5060", "--data-dir", str(tmp_path)])
+        load_serve_config(args)

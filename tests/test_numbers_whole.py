@@ -30,6 +30,7 @@ def test_vietnamese_numbers_of_the_wrong_length_or_range_are_not(written):
 
 
 @pytest.mark.parametrize("written, ok", [("+14155550123", True), ("+447911123456", True), ("+8613812345678", True),
+                                         ("+6907290", True), ("+6837012", True),      # Tokelau, Niue: 7 digits
                                          ("+999123456789", False), ("+1415555012345678", False), ("+8001234", False)])
 def test_other_countries_need_a_country_code_and_an_e164_length(written, ok):
     assert (subscriber_problem(normalise_number(written)) is None) is ok

@@ -82,8 +82,9 @@ def next_hop_outside(next_hop: str, networks) -> str | None:
     so every call would be answered 503; None when it can."""
     host = parse_next_hop(next_hop)[0]
     ip = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
-    n = int(getattr(ip, "ipv4_mapped", None) or ip)
-    v = (getattr(ip, "ipv4_mapped", None) or ip).version
+    if getattr(ip, "ipv4_mapped", None) is not None:
+        return f"next hop {next_hop!r} is an IPv4-mapped address: write the IPv4 address ({ip.ipv4_mapped})"
+    n, v = int(ip), ip.version
     if any(v == ver and lo <= n <= hi for ver, lo, hi in permitted_ranges(networks)):
         return None
     return f"next hop {next_hop!r} is outside allow_networks ({', '.join(networks) or 'none'}): every call would get 503"
