@@ -72,6 +72,27 @@ def _list_edit_parsers(subs) -> None:
         q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
 
 
+# which of _list_edit_parsers' options each list takes (the rest must not be given: an option that does nothing
+# is an error, not a silent no-op)
+_EDIT_OPTIONS = {"dnc": ("channel",), "senders": ("owner", "category", "valid_from", "valid_to", "accounts"),
+                 "blacklist": (), "consent": ("owner",)}
+_EDIT_DEFAULTS = {"channel": "SV", "owner": None, "category": None, "valid_from": "", "valid_to": "", "accounts": ""}
+
+
+def list_edit_extra(args) -> list | None:
+    """The list-specific fields of `lists add|remove` / `ctl lists add|remove` (None: the list has none);
+    ValueError naming an option the list does not take."""
+    wrong = [f"--{k.replace('_', '-')}" for k, d in _EDIT_DEFAULTS.items()
+             if k not in _EDIT_OPTIONS[args.kind] and getattr(args, k, d) != d]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} do{'es' if len(wrong) == 1 else ''} not apply to the {args.kind} list")
+    if args.kind == "senders":
+        return [args.owner or "", args.category or "", args.valid_from, args.valid_to, args.accounts]
+    if args.kind == "consent":
+        return [args.owner or ""]
+    return None
+
+
 def _reload_part(s: str) -> str:
     # not `choices`: argparse (3.11) checks an empty nargs="*" against them and refuses "no PART"
     from .control_reload import RELOAD_PARTS

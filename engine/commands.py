@@ -164,12 +164,9 @@ def cmd_lists(args) -> int:
                           "list": store.load().stats()[args.kind]}))
         return 1 if errors else 0
     if args.lcmd in ("add", "remove"):
-        extra = None
-        if args.kind == "senders":
-            extra = [args.owner or "", args.category or "", args.valid_from, args.valid_to, args.accounts]
-        elif args.kind == "consent":
-            extra = [args.owner or ""]
+        from .cli import list_edit_extra
         try:
+            extra = list_edit_extra(args)
             if args.lcmd == "add":
                 store.add(args.kind, args.value, args.channel, extra)
                 _print_warnings(store)

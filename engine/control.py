@@ -332,11 +332,12 @@ def cmd_ctl(args) -> int:
         path = default_socket(resolve_data_dir(getattr(args, "data_dir", None), load_settings(getattr(args, "config", None)),
                                                seed=False))      # a client never seeds a data dir
     if args.ctlcmd == "lists":
-        extra = None
-        if args.kind == "senders":
-            extra = [args.owner or "", args.category or "", args.valid_from, args.valid_to, args.accounts]
-        elif args.kind == "consent":
-            extra = [args.owner or ""]
+        from .cli import list_edit_extra
+        try:
+            extra = list_edit_extra(args)
+        except ValueError as e:
+            print(f"telfilter ctl lists: {e}", file=sys.stderr)
+            return 2
         req = {"cmd": "lists", "op": args.lop, "kind": args.kind, "value": args.value, "channel": args.channel}
         if extra is not None:
             req["extra"] = extra

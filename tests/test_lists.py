@@ -290,3 +290,15 @@ def test_rows_stored_before_the_stricter_checks_still_load_and_can_be_removed(tm
     assert st.remove("dnc", "+849123456789", "S") and 849123456789 not in st.load().dnc_s
     with pytest.raises(ValueError, match="not a subscriber number"):
         edits.record("dnc", "+849123456789", "S", None)        # still refused as a new entry
+
+
+def test_an_edit_option_the_list_does_not_take_is_an_error(data_dir):
+    """Found by a first trial: `lists add dnc N --owner X --category QC` ignored the two options in silence."""
+    r = run_cli("lists", "add", "dnc", "0912345678", "--owner", "X", "--category", "QC", "--data-dir", data_dir)
+    assert r.returncode == 2 and "--owner, --category do not apply to the dnc list" in r.stderr
+    r = run_cli("lists", "remove", "blacklist", "bad.example", "--channel", "S", "--data-dir", data_dir)
+    assert r.returncode == 2 and "--channel does not apply to the blacklist list" in r.stderr
+    r = run_cli("ctl", "lists", "add", "consent", "0912345678", "--owner", "Shop", "--accounts", "a",
+                "--socket", str(data_dir) + "/none.sock")
+    assert r.returncode == 2 and "--accounts does not apply to the consent list" in r.stderr
+    assert run_cli("lists", "add", "dnc", "0912345678", "--channel", "S", "--data-dir", data_dir).returncode == 0
