@@ -12,6 +12,7 @@ import logging
 import time
 from typing import NamedTuple
 
+from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import SipParseError, make_response, parse_name_addr, parse_uri
 from .recent import digest
@@ -60,6 +61,44 @@ def _user_of(msg, v: str) -> str:
         return ""
 
 
+def _callee(msg, first) -> str:
+    """The number (URI user) an initial INVITE calls: its Request-URI's, else its To's."""
+    try:
+        callee = (msg.ruri or parse_uri(msg.uri)).user
+    except SipParseError:
+        callee = ""
+    return callee or _user_of(msg, first.get("to") or "")
+
+
+def _asserted(msg, pai) -> str:
+    """The caller a P-Asserted-Identity asserts: its tel identity when it has one (RFC 3325 §9.1 allows a sip and
+    a tel identity, in one header or two, in either order: the number is what the caps count), else the first."""
+    values = [x.strip() for v in pai for x in _split_pai(v)]
+    for v in values:
+        if "tel:" in v.lower():
+            user = _user_of(msg, v)
+            if user:
+                return user
+    return _user_of(msg, values[0]) if values else ""
+
+
+def _split_pai(v: str) -> list:
+    """A P-Asserted-Identity value's name-addrs ('<a>, <b>'): split at commas outside <> and quotes."""
+    out, depth, quoted, start = [], 0, False, 0
+    for i, c in enumerate(v):
+        if c == '"':
+            quoted = not quoted
+        elif not quoted and c == "<":
+            depth += 1
+        elif not quoted and c == ">":
+            depth -= 1
+        elif not quoted and depth == 0 and c == ",":
+            out.append(v[start:i])
+            start = i + 1
+    out.append(v[start:])
+    return [x for x in out if x.strip()]
+
+
 class Screening:
     """Mixed into SipScreen: the judging of initial INVITEs."""
 
@@ -72,9 +111,13 @@ class Screening:
         judged is dropped: the first copy's answer is on its way."""
         first = msg.first_values()
         # the whole From value in the key: a copy of the call has it byte for byte (RFC 3261 §8.1.3.5, §22.2),
-        # and another caller on the same Call-ID and tag gets no verdict of someone else's
+        # and another caller on the same Call-ID and tag gets no verdict of someone else's; and the number called:
+        # a redirect or a fork to another callee on the same Call-ID and tag is a call of its own (one such INVITE
+        # to a DNC number was let through on the first callee's verdict)
         frm = first.get("from") or ""
-        key = digest(first.get("call-id") or "", msg.tag_in(frm), frm)
+        called = _callee(msg, first)
+        n = normalise_number(called)
+        key = digest(first.get("call-id") or "", msg.tag_in(frm), frm, called if n is None else str(n))
         now = time.monotonic()
         known = self.verdicts.get(key, now)
         if known is not None:
@@ -88,7 +131,10 @@ class Screening:
             d = self._decision(v)
             self.verdicts.put(key, d, time.monotonic())
             if d.action is Action.DROP:                 # no dialog will exist: nothing may re-INVITE it
-                self.answered.pop(digest(first.get("call-id") or ""))
+                k = digest(first.get("call-id") or "")
+                ent = self.answered.get(k)
+                if ent is not None and ent[1] is None:  # (an answered call on this Call-ID keeps its entry)
+                    self.answered.pop(k)
             then(d, False)
         self._screen(msg, src, judged)
 
@@ -102,25 +148,22 @@ class Screening:
         store has confirmed its counter commits)."""
         first = msg.first_values()                      # as received: From is edited only after this
         pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
-        caller = _user_of(msg, pai[0]) if pai else ""
+        caller = _asserted(msg, pai)
         if not caller:
             caller = _user_of(msg, first.get("from") or "")
-        try:
-            callee = (msg.ruri or parse_uri(msg.uri)).user
-        except SipParseError:
-            callee = ""
-        if not callee:
-            callee = _user_of(msg, first.get("to") or "")
+        callee = _callee(msg, first)
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
-        if len(caller) <= MAX_CALLER:
+        k = digest(first.get("call-id") or "")
+        ent = self.answered.get(k)
+        # (an answered call on this Call-ID keeps its entry: another INVITE on it must not erase its duration)
+        if len(caller) <= MAX_CALLER and (ent is None or ent[1] is None):
             # (caller, answer time, the dialog's parties: its From tag and the From and To users, which a
             # re-INVITE from either side must carry -- screening.dialog_parties --, the address the INVITE
             # is sent to: only its answer counts, forwarding._invite_final; set when it leaves). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
-            self.answered.put_low(digest(first.get("call-id") or ""),
-                                  (caller, None, dialog_parties(msg, first.get("from"), first.get("to")), None))
+            self.answered.put_low(k, (caller, None, dialog_parties(msg, first.get("from"), first.get("to")), None))
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:

@@ -1,0 +1,95 @@
+"""Which call an INVITE is (found by a SIP probe at stop 33): a redirect or a fork to another callee on the same
+Call-ID and From tag is a call of its own, judged (it reused the first callee's verdict: a DNC number was called);
+another INVITE on an answered call's Call-ID does not erase that call's duration (the short-call criterion saw
+nothing); a P-Asserted-Identity with a sip and a tel identity is read by its number."""
+import tempfile
+from datetime import datetime, timedelta, timezone
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.numbers import sender_key
+from engine.sip_screen.codec import make_response, parse_datagram
+from tests.sip_helpers import UAC, UAS, offline_screen
+
+AD = b"02439998888"          # a registered advertiser (QC)
+DNC_V = b"0912000002"         # on the DNC list for calls
+
+
+class _Lines:
+    def __init__(self):
+        self.calls = []
+
+    def write_call(self, *a):
+        self.calls.append(a)
+
+
+def _screen(tmp_path, **kw):
+    ListStore(tmp_path).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
+                                              b"02439998888,Shop ABC,QC,,,\n")
+    ListStore(tmp_path).import_csv("dnc", b"number,channel\n0912000002,V\n")
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+    vlog = _Lines()
+    scr = offline_screen(pipe, vlog, **kw)
+    scr.clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)        # 10:00 in Hanoi
+    return scr, vlog, pipe
+
+
+def _sent(scr):
+    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
+    scr.udp.out.clear()
+    return out
+
+
+def _invite(callee, frm, call_id, branch, tag=None, extra=b""):
+    return (b"INVITE sip:" + callee + b"@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=" + branch +
+            b";rport\r\nMax-Forwards: 70\r\nFrom: <sip:" + frm + b"@127.0.0.1>;tag=" + (tag or b"t" + call_id) +
+            b"\r\nTo: <sip:" + callee + b"@127.0.0.1>\r\nCall-ID: " + call_id + b"\r\nCSeq: 1 INVITE\r\n"
+            b"Contact: <sip:x@127.0.0.1:5080>\r\n" + extra + b"Content-Length: 0\r\n\r\n")
+
+
+def test_another_callee_on_the_same_call_id_and_tag_is_judged(tmp_path):
+    scr, vlog, _ = _screen(tmp_path)
+    scr.on_datagram(_invite(b"0912999999", AD, b"fork1", b"z9hG4bK-b1"), UAC)
+    assert [m.method for m, _ in _sent(scr)] == ["INVITE"]
+    scr.on_datagram(_invite(DNC_V, AD, b"fork1", b"z9hG4bK-b2"), UAC)
+    (r, _), = _sent(scr)
+    assert r.status == 608 and "AD_CALL_TO_DNC" in (r.get("reason") or "")
+    scr.on_datagram(_invite(b"0912999999", AD, b"fork1", b"z9hG4bK-b1"), UAC)     # a retransmission: replayed
+    assert [m.method for m, _ in _sent(scr)] == ["INVITE"]
+    assert scr.stats["screened"] == 2 and len(vlog.calls) == 2 and scr.stats["replayed"] == 1
+
+
+def test_another_invite_on_an_answered_calls_call_id_keeps_its_duration(tmp_path):
+    def call(extra_invite):
+        d = tmp_path / ("x" if extra_invite else "c")
+        scr, _, pipe = _screen(d, record_route=True)
+        t = [datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)]
+        scr.clock = lambda: t[0]
+        scr.on_datagram(_invite(b"0912345678", b"0901234567", b"dur1", b"z9hG4bK-a"), UAC)
+        (fwd, dest), = _sent(scr)
+        assert dest == UAS
+        scr.on_datagram(make_response(fwd, 200, None, to_tag="uas1").to_bytes(), UAS)
+        assert [m.status for m, _ in _sent(scr)] == [200]
+        if extra_invite:
+            scr.on_datagram(_invite(b"0912345678", b"0901234567", b"dur1", b"z9hG4bK-o", tag=b"second"), UAC)
+            _sent(scr)
+        t[0] += timedelta(seconds=3)
+        scr.on_datagram(b"BYE sip:0912345678@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;"
+                        b"branch=z9hG4bK-bye;rport\r\nMax-Forwards: 70\r\nRoute: <sip:127.0.0.1:5060;lr>\r\n"
+                        b"From: <sip:0901234567@127.0.0.1>;tag=tdur1\r\nTo: <sip:0912345678@127.0.0.1>;tag=uas1\r\n"
+                        b"Call-ID: dur1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n", UAC)
+        _sent(scr)
+        return [dur for _, dur in pipe.state.calls.recent(sender_key("0901234567"))]
+    assert call(False) == [3.0] and call(True) == [3.0]
+
+
+def test_an_asserted_tel_identity_beside_a_sip_one_is_the_caller(tmp_path):
+    for i, pai in enumerate((b"P-Asserted-Identity: <sip:shopabc@127.0.0.1>, <tel:+842439998888>\r\n",
+                             b"P-Asserted-Identity: <sip:shopabc@127.0.0.1>\r\nP-Asserted-Identity: <tel:+842439998888>\r\n")):
+        scr, vlog, _ = _screen(tmp_path / str(i))
+        scr.on_datagram(_invite(b"0912999999", AD, b"a1", b"z9hG4bK-1"), UAC)
+        _sent(scr)
+        scr.on_datagram(_invite(b"0912999999", b"shopabc", b"a2", b"z9hG4bK-2", extra=pai), UAC)
+        (m, _), = _sent(scr)
+        assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in (m.get("reason") or ""), (m.status, m.get("reason"))
+        assert vlog.calls[-1][2] == "+842439998888"
