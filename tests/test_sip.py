@@ -188,7 +188,7 @@ def test_parse_uri_takes_the_userinfo_up_to_the_last_at():
     u = parse_uri("sip:+842439998888;npdi;rn=+84243@10.0.0.5:5070;user=phone?Subject=x")
     assert (u.user, u.host, u.port, u.params) == ("+842439998888", "10.0.0.5", 5070, {"user": "phone"})
     u = parse_uri("sip:02439998888;phone-context=+84@example.net")
-    assert (u.user, u.host, u.port) == ("02439998888", "example.net", None)
+    assert (u.user, u.host, u.port) == ("+842439998888", "example.net", None)     # its global number
     u = parse_uri("sip:alice:secret@[::1]:5061;transport=tcp")
     assert (u.user, u.host, u.port, u.params) == ("alice", "::1", 5061, {"transport": "tcp"})
     u = parse_uri("sip:0987000666@127.0.0.1;x=@127.0.0.1")        # a stray '@' never hides the number

@@ -93,3 +93,17 @@ def test_an_asserted_tel_identity_beside_a_sip_one_is_the_caller(tmp_path):
         (m, _), = _sent(scr)
         assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in (m.get("reason") or ""), (m.status, m.get("reason"))
         assert vlog.calls[-1][2] == "+842439998888"
+
+
+def test_a_local_number_with_a_global_phone_context_is_the_global_number(tmp_path):
+    """RFC 3966 §5.1.5: tel:2439998888;phone-context=+84 is +84 24 3999 8888 (it was read as 2439998888: the
+    brand's second ad call passed its cap, a DNC callee written so was called)."""
+    from engine.sip_screen.codec import parse_uri
+    assert parse_uri("tel:2439998888;phone-context=+84").user == "+842439998888"
+    assert parse_uri("sip:2000002;phone-context=+84-91@127.0.0.1;user=phone").user == "+84912000002"
+    assert parse_uri("tel:5656;phone-context=example.com").user == "5656"          # a domain: no prefix
+    assert parse_uri("tel:+842439998888;phone-context=+84").user == "+842439998888"
+    scr, vlog, _ = _screen(tmp_path)
+    scr.on_datagram(_invite(b"2000002;phone-context=+8491", AD, b"pc1", b"z9hG4bK-pc"), UAC)
+    (m, _), = _sent(scr)
+    assert m.status == 608 and vlog.calls[-1][3] == "+84912000002"

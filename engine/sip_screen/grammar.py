@@ -178,6 +178,21 @@ class SipUri:
     params: dict
 
 
+def _global_number(number: str, params: str) -> str:
+    """A local telephone-subscriber with a global-number phone-context (RFC 3966 §5.1.5: tel:2439998888;
+    phone-context=+84 is +84 24 3999 8888) as the global number it names; anything else as written (a domain
+    context names no prefix)."""
+    if "phone-context=" not in params or number.startswith("+"):
+        return number
+    for kv in params.split(";"):
+        k, _, v = kv.partition("=")
+        if k.strip().lower() == "phone-context" and v.startswith("+"):
+            prefix = "".join(c for c in v if c.isdigit())
+            # (a national number written with its trunk 0, 02439998888;phone-context=+84, as is common)
+            return f"+{prefix}{number[1:] if number.startswith('0') else number}" if prefix else number
+    return number
+
+
 def parse_uri(uri: str) -> SipUri:
     scheme, sep, rest = uri.partition(":")
     if not sep or not _TOKEN.match(scheme):
@@ -185,7 +200,7 @@ def parse_uri(uri: str) -> SipUri:
     scheme = scheme.lower()
     if scheme == "tel":
         num, _, p = rest.partition(";")
-        return SipUri("tel", num, "", None, {})
+        return SipUri("tel", _global_number(num, p), "", None, {})
     if scheme not in ("sip", "sips"):
         return SipUri(scheme, "", "", None, {})
     user = ""
@@ -196,7 +211,8 @@ def parse_uri(uri: str) -> SipUri:
         # RFC 3966). A stray '@' further on (sip:0987000666@h;x=@h) is the parameters' problem, never the
         # number's: the caller is still the number before it.
         userinfo, _, rest = rest.partition("@")
-        user = userinfo.split(":", 1)[0].partition(";")[0]      # the number, without password or parameters
+        user, _, uparams = userinfo.split(":", 1)[0].partition(";")     # the number, without password or parameters
+        user = _global_number(user, uparams)
     hostpart, _, params = rest.partition(";")
     host, port = hostpart, None
     if hostpart.startswith("["):
