@@ -107,3 +107,21 @@ def test_a_local_number_with_a_global_phone_context_is_the_global_number(tmp_pat
     scr.on_datagram(_invite(b"2000002;phone-context=+8491", AD, b"pc1", b"z9hG4bK-pc"), UAC)
     (m, _), = _sent(scr)
     assert m.status == 608 and vlog.calls[-1][3] == "+84912000002"
+
+
+def test_the_display_prefix_keeps_the_from_header_well_formed(tmp_path):
+    """Found by a SIP probe: a display name ending in an escaped quote ("\\"VIP\\"") lost its closing quote, and one
+    holding '<' ("Shop <ABC>") had its URI taken from inside the quotes: the forwarded From did not parse."""
+    from engine.sip_screen.codec import parse_name_addr
+    for i, disp in enumerate((b'"\\""', b'"\\"VIP\\""', b'"Shop <ABC>"', b"Shop")):
+        scr, _, _ = _screen(tmp_path / str(i), display_prefix="[SPAM?] ")
+        for n in range(12):               # the 11th call in a minute from one caller is tagged (CALL_VOLUME_ANOMALY)
+            scr.on_datagram(_invite(b"09123450%02d" % n, b"0901234599", b"dp%d" % n, b"z9hG4bK-dp%d" % n)
+                            .replace(b"From: <sip:", b"From: " + disp + b" <sip:"), UAC)
+            out = _sent(scr)
+        fwd = out[-1][0]
+        assert fwd.method == "INVITE" and "CALL_VOLUME_ANOMALY" in (fwd.get(scr.s.tag_header) or "")
+        na = parse_name_addr(fwd.get("from"))
+        assert na.uri == "sip:0901234599@127.0.0.1" and na.params.get("tag") == "tdp11"
+        inner = disp[1:-1] if disp.startswith(b'"') else disp          # the display name inside its quotes
+        assert na.display == "[SPAM?] " + inner.decode()

@@ -203,8 +203,8 @@ class Screening:
             for h in msg.headers:
                 if h[2] == "from":
                     na = parse_name_addr(h[1])
-                    disp = na.display.strip('"')
-                    tail = h[1][h[1].index("<"):] if "<" in h[1] else f"<{na.uri}>" + "".join(
-                        f";{k}={v}" if v else f";{k}" for k, v in na.params.items())
-                    h[1] = f'"{self.s.display_prefix}{disp}" {tail}'
+                    # the display name as parsed (a quoted one without its quotes, its escapes kept: "\"VIP\""),
+                    # the URI and parameters written again (a '<' inside the quotes is not the URI's)
+                    tail = f"<{na.uri}>" + "".join(f";{k}={v}" if v else f";{k}" for k, v in na.params.items())
+                    h[1] = f'"{self.s.display_prefix}{na.display}" {tail}'
                     break
