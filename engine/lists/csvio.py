@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from ..textnorm import DOMAIN_MAX
 from ..numbers import format_number, is_shortcode, normalise_number, normalise_sender_id, subscriber_problem
 from .ipranges import parse_cidr, parse_ip
 
@@ -99,8 +100,8 @@ def parse_domain(v: str) -> str:
         raise ValueError(f"not a domain: {v!r}") from None
     if "." not in d or not _DOMAIN_RE.match(d):
         raise ValueError(f"not a domain: {v!r}")
-    if len(d) > 253:                 # DNS: a longer name cannot exist, and rbldnsd drops it from the zone
-        raise ValueError(f"not a domain: {len(d)} characters, DNS names have at most 253: {v[:40]!r}…")
+    if len(d) > DOMAIN_MAX:          # DNS: a longer name cannot exist, and rbldnsd drops it from the zone
+        raise ValueError(f"not a domain: {len(d)} characters, DNS names have at most {DOMAIN_MAX}: {v[:40]!r}…")
     return d
 
 

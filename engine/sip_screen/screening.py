@@ -136,22 +136,23 @@ class Screening:
                 if ent is not None and ent[1] is None:  # (an answered call on this Call-ID keeps its entry)
                     self.answered.pop(k)
             then(d, False)
-        self._screen(msg, src, judged)
+        self._screen(msg, src, judged, called)
 
     def _decision(self, v) -> Decision:
         code = v.deciding_hit.sip_code if v.deciding_hit and v.deciding_hit.sip_code else self.s.default_drop_code
         drop = tuple(h.symbol for h in v.hits if h.action is Action.DROP) or tuple(v.symbols)
         return Decision(v.action, code, drop, tuple(v.symbols), v.score)
 
-    def _screen(self, msg, src, then):
+    def _screen(self, msg, src, then, callee=None):
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
-        store has confirmed its counter commits)."""
+        store has confirmed its counter commits). `callee`: the number it calls, when _screen_once read it."""
         first = msg.first_values()                      # as received: From is edited only after this
         pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
         caller = _asserted(msg, pai)
         if not caller:
             caller = _user_of(msg, first.get("from") or "")
-        callee = _callee(msg, first)
+        if callee is None:
+            callee = _callee(msg, first)
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
         k = digest(first.get("call-id") or "")

@@ -180,9 +180,9 @@ class Reassembly:
         """(earlier verdict, whole text) when part `n` of `key` comes after its message was judged:
         the whole text is the earlier parts' and this one's in part order (a link split across a
         late part is read whole). None when it was not judged, or too long ago (`until` passed), or this
-        part number came with another text (either way the peer reuses the reference number for a new message). REFUSED for a part of a message
-        refused whole, or whose characters with this part's are over `max_chars` (when given); SPREAD for one
-        refused whole for its parts' schedules."""
+        part number came with another text (either way the peer reuses the reference number for a new
+        message). REFUSED for a part of a message refused whole, or whose characters with this part's are
+        over `max_chars` (when given); SPREAD for one refused whole for its parts' schedules."""
         e = self.judged.get(key)
         if e is None:
             return None

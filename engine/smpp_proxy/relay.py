@@ -13,7 +13,7 @@ from .codec import append_tlv, with_sequence
 from .msgids import MULTI, SINGLE, id_key, source_fp
 from .refund import Refund
 from .smsc import LATE
-from .submit import Refusal, message_content
+from .submit import Refusal, message_content, tag_value
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -138,7 +138,7 @@ class RelayPath:
             tag = self.settings.tag_tlv
             raw = self._own_tag_removed(pdu).raw if tag is not None and pdu.tlvs else pdu.raw
             if v.action is Action.TAG and tag is not None:
-                raw = append_tlv(raw, tag, f"{v.score:g};{','.join(v.symbols)}".encode())
+                raw = append_tlv(raw, tag, tag_value(v))
             return self._relay(sess, pdu, replaced, Refund.of(v), raw)
         # judged and counted as the message it becomes (given back if the SMSC refuses the replace_sm); once
         # the SMSC has taken it, the count of the message it replaced is given back (a count at delivery:

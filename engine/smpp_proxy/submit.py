@@ -47,6 +47,11 @@ MULTI_WORK = 8
 _ERROR_RESPS: dict = {}
 
 
+def tag_value(v) -> bytes:
+    """The verdict TLV's value: "score;SYMBOL,SYMBOL" (a tagged submit and a tagged replace_sm carry it)."""
+    return f"{v.score:g};{','.join(v.symbols)}".encode()
+
+
 def _has_tlvs(pdu) -> bool:
     """Whether a PDU has optional parameters (a view: bytes after its mandatory part)."""
     return pdu.tlv_at < len(pdu.raw) if type(pdu) is SmView else bool(pdu.tlvs)
@@ -123,7 +128,6 @@ class SubmitPath:
                 return self._refuse(sess, pdu, r.status, r.reason)
             if when is not None and not stored(pdu):
                 when = None                 # datagram / forward mode: the SMSC sends it now or never
-
         if cid == _SUBMIT_SM or cid == C.DATA_SM:
             # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above (a data_sm's
             # parts, SAR's own use, are put together like a submit_sm's)
@@ -312,7 +316,7 @@ class SubmitPath:
             if enc:
                 raw = prefix_user_data(view, enc, reading) or raw
         if self.settings.tag_tlv is not None:
-            raw = append_tlv(raw, self.settings.tag_tlv, f"{v.score:g};{','.join(v.symbols)}".encode())
+            raw = append_tlv(raw, self.settings.tag_tlv, tag_value(v))
         return raw
 
     def _own_tag_removed(self, pdu):
@@ -382,7 +386,8 @@ class SubmitPath:
             # message counted toward an advertiser's cap (`refund`), the second it was counted at (its delivery:
             # a replace_sm or cancel_sm the SMSC takes gives that count back, relay.py)
             cid = pdu.command_id
-            t = pdu_delivery(pdu, self.clock(), self.settings.max_schedule_days)
+            t = pdu_delivery(pdu, self.clock(), self.settings.max_schedule_days) \
+                if getattr(pdu, "schedule_delivery_time", "") else None          # (most have none: no clock read)
             at = int(t.timestamp()) if t is not None else 0
             if cid == C.SUBMIT_MULTI:
                 ids.note(key, MULTI, pdu.data_coding, pdu.source_addr, at, None)
