@@ -125,3 +125,23 @@ def test_the_display_prefix_keeps_the_from_header_well_formed(tmp_path):
         assert na.uri == "sip:0901234599@127.0.0.1" and na.params.get("tag") == "tdp11"
         inner = disp[1:-1] if disp.startswith(b'"') else disp          # the display name inside its quotes
         assert na.display == "[SPAM?] " + inner.decode()
+
+
+def test_an_ad_call_the_screen_cannot_forward_is_not_counted(tmp_path):
+    """Found by a SIP probe at stop 33: an ad call answered 503 by the screen itself (its destination not permitted)
+    had been counted toward the advertiser's one call a day: the advertiser's retry, and every later call that day
+    to that callee, was refused AD_CALL_FREQUENCY_CAP for a call that never left."""
+    scr, vlog, _ = _screen(tmp_path)
+    from engine.sip_screen.settings import permitted_ranges
+    scr.s.next_hop = "127.0.0.2:5070"
+    scr.ranges = permitted_ranges(["127.0.0.1/32"])  # the next hop is outside: the call cannot leave
+    scr.on_datagram(_invite(b"0912999999", AD, b"u1", b"z9hG4bK-u1"), UAC)
+    (m, _), = _sent(scr)
+    assert m.status == 503 and scr.stats["uncounted_unsent"] == 1
+    scr.s.next_hop = "127.0.0.1:5070"
+    scr.on_datagram(_invite(b"0912999999", AD, b"u1", b"z9hG4bK-u1b"), UAC)    # the caller's retry: judged again
+    assert [x.method for x, _ in _sent(scr)] == ["INVITE"]
+    assert scr.stats["screened"] == 2 and scr.stats["replayed"] == 0 and len(vlog.calls) == 2
+    scr.on_datagram(_invite(b"0912999999", AD, b"u2", b"z9hG4bK-u2"), UAC)     # that sent call is counted
+    (m, _), = _sent(scr)
+    assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in (m.get("reason") or "")

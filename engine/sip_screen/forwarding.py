@@ -167,6 +167,9 @@ class Forwarding:
         return tx
 
     def _forward_failed(self, msg, back, why):
+        if msg.charge is not None:                      # a call counted toward caps that never left
+            charge, msg.charge = msg.charge, None
+            self._give_back(charge)
         if msg.our_via:
             msg.pop_first_value("Via")                  # ours: the 503 goes to the hop before us
             msg.our_via = False

@@ -135,8 +135,22 @@ class Screening:
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:  # (an answered call on this Call-ID keeps its entry)
                     self.answered.pop(k)
+            elif v.charged:                             # counted toward an advertiser's caps: given back if it
+                msg.charge = (key, v)                   # cannot leave (forwarding._forward_failed)
             then(d, False)
         self._screen(msg, src, judged, called)
+
+    def _give_back(self, charge):
+        """The call judged under `charge` = (verdict key, Verdict) was counted toward an advertiser's caps and
+        could not be forwarded (answered 503 by us): its counts are given back (Pipeline.refund) and its decision
+        forgotten, so the caller's retry is judged, and counted, again."""
+        key, v = charge
+        self.verdicts.pop(key)
+        self.stats["uncounted_unsent"] += 1
+        try:
+            self.pipeline.refund(v, self.clock().timestamp())
+        except Exception:
+            log.exception("giving back the caps of a call that could not be forwarded failed")
 
     def _decision(self, v) -> Decision:
         code = v.deciding_hit.sip_code if v.deciding_hit and v.deciding_hit.sip_code else self.s.default_drop_code

@@ -110,7 +110,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
                       "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
-                      "tcp_out_refused": 0, "tcp_out_evicted": 0}
+                      "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
