@@ -2,7 +2,6 @@
 Call-ID and From tag is a call of its own, judged (it reused the first callee's verdict: a DNC number was called);
 another INVITE on an answered call's Call-ID does not erase that call's duration (the short-call criterion saw
 nothing); a P-Asserted-Identity with a sip and a tel identity is read by its number."""
-import tempfile
 from datetime import datetime, timedelta, timezone
 
 from engine.app import build

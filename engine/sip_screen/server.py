@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import time
 from collections import OrderedDict
 from datetime import datetime, timezone
 
