@@ -357,3 +357,22 @@ def test_a_call_id_alone_is_no_dialog(pipe):
     scr.on_datagram(other, UAC)
     ((r, _),) = sent(scr)
     assert r.status == 608                                       # the blacklisted caller was judged
+
+
+def test_an_initial_invite_preloaded_with_our_route_alone_goes_to_the_next_hop(pipe):
+    """Found by a SIP probe at stop 33: a UA that names the screen as its outbound proxy (a preloaded Route to us,
+    RFC 3261 §8.1.2) had its INVITE sent to the Request-URI's host instead of the configured next hop (a host name
+    there: 503). With the Route removed it is an initial request like any other; in a dialog the URI is followed."""
+    scr = screen(pipe)
+    data = invite(extra=[b"Route: <sip:127.0.0.1:5060;lr>"]).replace(b"INVITE sip:0912345678@127.0.0.1 ",
+                                                                       b"INVITE sip:0912345678@carrier.example ")
+    scr.on_datagram(data, UAC)
+    (m, dest), = sent(scr)
+    assert m.method == "INVITE" and dest == UAS and m.get("route") is None
+    scr.udp.out.clear()
+    bye = (b"BYE sip:0912345678@127.0.0.1:5090 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-pl;rport\r\n"
+           b"Max-Forwards: 70\r\nRoute: <sip:127.0.0.1:5060;lr>\r\nFrom: <sip:0901234567@127.0.0.1>;tag=abc\r\n"
+           b"To: <sip:0912345678@127.0.0.1>;tag=x\r\nCall-ID: pl1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
+    scr.on_datagram(bye, UAC)
+    (m, dest), = sent(scr)
+    assert m.method == "BYE" and dest == ("127.0.0.1", 5090)

@@ -30,7 +30,9 @@ class Routing:
                 routes = routes[1:]
             if routes:
                 return self._uri_dest(parse_uri(parse_name_addr(routes[0]).uri))
-            return self._uri_dest(parse_uri(msg.uri))   # it came by a route set: never the next hop
+            if to_tag:                                  # in a dialog: it came by the route set, to the URI
+                return self._uri_dest(parse_uri(msg.uri))
+            # an initial request whose only Route was us (a UA's preloaded outbound proxy): as without one
         if not to_tag and self.next_hop() is not None:
             return self.next_hop()                      # initial requests only; in-dialog ones follow the URI
         return self._uri_dest(parse_uri(msg.uri))
