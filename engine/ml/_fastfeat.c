@@ -175,22 +175,26 @@ static inline int is_vowel(Py_UCS4 ch) {
     return ch == 'a' || ch == 'e' || ch == 'i' || ch == 'o' || ch == 'u' || ch == 'y';
 }
 
-/* re.fullmatch(features._VI_SYLLABLE, w): (initial)? [aeiouy]{1,3} (final)? over every parse */
+/* re.fullmatch(features._VI_SYLLABLE, w): (initial)? [aeiouy]{1,3} (final)? over every parse.
+ * UCS4 literals with their lengths (_normtext.h): a strlen per string per word was ~10% of decision(). */
 static int is_syllable(const Py_UCS4 *w, Py_ssize_t n) {
-    static const char *initials[] = {"ngh", "ng", "nh", "ch", "gh", "gi", "kh", "ph", "qu", "th", "tr", "b", "c", "d",
-                                     "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "x", ""};
-    static const char *finals[] = {"ch", "ng", "nh", "c", "m", "n", "p", "t", ""};
+    static const lit_t initials[] = {LIT("ngh"), LIT("ng"), LIT("nh"), LIT("ch"), LIT("gh"), LIT("gi"), LIT("kh"),
+                                     LIT("ph"), LIT("qu"), LIT("th"), LIT("tr"), LIT("b"), LIT("c"), LIT("d"),
+                                     LIT("g"), LIT("h"), LIT("k"), LIT("l"), LIT("m"), LIT("n"), LIT("p"), LIT("r"),
+                                     LIT("s"), LIT("t"), LIT("v"), LIT("x"), LIT("")};
+    static const lit_t finals[] = {LIT("ch"), LIT("ng"), LIT("nh"), LIT("c"), LIT("m"), LIT("n"), LIT("p"), LIT("t"),
+                                   LIT("")};
     for (size_t i = 0; i < sizeof initials / sizeof *initials; i++) {
-        Py_ssize_t p = (Py_ssize_t)strlen(initials[i]), j;
+        Py_ssize_t p = initials[i].n, j;
         if (p > n) continue;
-        for (j = 0; j < p && w[j] == (Py_UCS4)initials[i][j]; j++);
+        for (j = 0; j < p && w[j] == initials[i].s[j]; j++);
         if (j < p) continue;
         for (Py_ssize_t v = 1; v <= 3 && p + v <= n && is_vowel(w[p + v - 1]); v++) {
             Py_ssize_t rest = n - p - v;
             for (size_t f = 0; f < sizeof finals / sizeof *finals; f++) {
-                if ((Py_ssize_t)strlen(finals[f]) != rest) continue;
+                if (finals[f].n != rest) continue;
                 Py_ssize_t q;
-                for (q = 0; q < rest && w[p + v + q] == (Py_UCS4)finals[f][q]; q++);
+                for (q = 0; q < rest && w[p + v + q] == finals[f].s[q]; q++);
                 if (q == rest) return 1;
             }
         }
@@ -201,15 +205,18 @@ static int is_syllable(const Py_UCS4 *w, Py_ssize_t n) {
 /* features._EN_NOT_VI: common English words that are well-formed syllables but rare as
  * unaccented Vietnamese words; they do not count as syllables. */
 static int is_en_word(const Py_UCS4 *w, Py_ssize_t n) {
-    static const char *en[] = {"i", "you", "your", "u", "ur", "my", "me", "am", "it", "to", "in", "at",
-                               "but", "not", "get", "up", "out", "then", "got", "going", "go", "see", "by",
-                               "hey", "hi", "been", "they", "much", "too", "him", "doing", "say", "im",
-                               "let", "keep", "soon", "ya", "yup", "thing", "try", "trying", "being", "yet",
-                               "eat", "lot", "yo", "room", "dun", "liao", "lor", "lei"};
+    static const lit_t en[] = {LIT("i"), LIT("you"), LIT("your"), LIT("u"), LIT("ur"), LIT("my"), LIT("me"),
+                               LIT("am"), LIT("it"), LIT("to"), LIT("in"), LIT("at"), LIT("but"), LIT("not"),
+                               LIT("get"), LIT("up"), LIT("out"), LIT("then"), LIT("got"), LIT("going"), LIT("go"),
+                               LIT("see"), LIT("by"), LIT("hey"), LIT("hi"), LIT("been"), LIT("they"), LIT("much"),
+                               LIT("too"), LIT("him"), LIT("doing"), LIT("say"), LIT("im"), LIT("let"), LIT("keep"),
+                               LIT("soon"), LIT("ya"), LIT("yup"), LIT("thing"), LIT("try"), LIT("trying"),
+                               LIT("being"), LIT("yet"), LIT("eat"), LIT("lot"), LIT("yo"), LIT("room"), LIT("dun"),
+                               LIT("liao"), LIT("lor"), LIT("lei")};
     for (size_t i = 0; i < sizeof en / sizeof *en; i++) {
-        Py_ssize_t j, len = (Py_ssize_t)strlen(en[i]);
-        if (len != n) continue;
-        for (j = 0; j < n && w[j] == (Py_UCS4)en[i][j]; j++);
+        Py_ssize_t j;
+        if (en[i].n != n) continue;
+        for (j = 0; j < n && w[j] == en[i].s[j]; j++);
         if (j == n) return 1;
     }
     return 0;
