@@ -90,6 +90,12 @@ static inline uint64_t span_hash(const Py_UCS4 *c, Py_ssize_t s, Py_ssize_t e) {
     return h;
 }
 
+/* Py_UNICODE_ISALNUM from the class table _normtext.h caches per code point (\w less '_'): the
+ * library's test makes up to four type-record look-ups, for every character of every message */
+static inline int is_alnum(Py_UCS4 ch) {
+    return ch != '_' && IS_WORD(ch);
+}
+
 static inline int is_sym(Py_UCS4 ch) {
     return ch == '!' || ch == '?' || ch == 0xA3 || ch == '$' || ch == 0x20AC || ch == '%';
 }
@@ -109,12 +115,12 @@ static Py_ssize_t build_canonical(PyObject *t) {
             Py_ssize_t j = i + 1;
             while (j < L) { Py_UCS4 d = PyUnicode_READ(kind, data, j); if (d >= 'a' && d <= 'z') j++; else break; }
             if (j > i + 1) {
-                while (j < L && Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind, data, j))) j++;
+                while (j < L && IS_DEC(PyUnicode_READ(kind, data, j))) j++;
                 if (j < L && PyUnicode_READ(kind, data, j) == '_') e = j + 1;
             }
-        } else if (Py_UNICODE_ISALNUM(ch)) {
+        } else if (is_alnum(ch)) {
             Py_ssize_t j = i + 1;
-            while (j < L && Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, j))) j++;
+            while (j < L && is_alnum(PyUnicode_READ(kind, data, j))) j++;
             e = j;
         } else if (is_sym(ch)) {
             e = i + 1;
@@ -280,7 +286,7 @@ static Py_ssize_t compute_ids(PyObject *raw, PyObject *norm) {
         if (ch < FOLD_LIMIT && vi_letter[ch]) vl++;
         if (ch >= 'A' && ch <= 'Z') up++;
         else if (ch == '!') ex++;
-        else if (Py_UNICODE_ISDECIMAL(ch)) dg++;
+        else if (IS_DEC(ch)) dg++;
     }
     Py_ssize_t a = L / 20, b = up * 5 / (L ? L : 1), d = dg / 3;
     uint64_t sh[4] = {(uint64_t)(a < 10 ? a : 10), (uint64_t)(16 + (b < 5 ? b : 5)),
