@@ -85,6 +85,7 @@ async def proxy(real):
             settings = type("S", (), {"shortcode": "5656"})()
             state = type("St", (), {"shared": None})()          # no shared state store
             def judge(self, msg): return Verdict(Action.ALLOW, 0.0)
+            def write_commands(self, cmds): return [None] * len(cmds)      # (5656 commands: none here)
         pipe = Trivial()
     s = SmppSettings(smsc=[f"127.0.0.1:{sim_port}"])
     a = account_from_arg("bench:pw"); s.accounts[a.system_id] = a
