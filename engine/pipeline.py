@@ -34,6 +34,7 @@ from .servicelog import life
 from .verdict import Action, Call, Hit, Message, Verdict, decide
 
 log = logging.getLogger("telfilter")
+HITS_KEPT = 4096            # the Hits a rule set keeps for reuse (Pipeline.judge)
 
 
 @dataclass(slots=True)
@@ -122,8 +123,18 @@ class Pipeline:
         state = self.state
         plan = rules.plans[ctx.scope]                   # RuleSet.evaluate, one call less
         rhits, pending, _ = run_steps(plan, plan.steps, ctx, state)
-        for rule, ev in rhits:
-            hits.append(Hit(rule.symbol, rule.score, ev, rule.source, rule.action, rule.smpp_status, rule.sip_code))
+        if rhits:
+            # a Hit is immutable and most repeat (one rule, the same evidence): each is built once per
+            # rule set (a frozen dataclass costs ~1 µs to build, a look-up ~0.1)
+            known = rules.hits
+            for rule, ev in rhits:
+                h = known.get((rule.symbol, ev))
+                if h is None:
+                    if len(known) >= HITS_KEPT:         # bounded; cleared whole (O(1) amortised)
+                        known.clear()
+                    h = known[rule.symbol, ev] = Hit(rule.symbol, rule.score, ev, rule.source, rule.action,
+                                                     rule.smpp_status, rule.sip_code)
+                hits.append(h)
         verdict = decide(hits, rules.tag_threshold, rules.drop_threshold)
         if verdict.action is not Action.DROP and commit:
             charged = None

@@ -108,6 +108,7 @@ class RuleSet:
         # per scope, the rules to run (scoring ones, and helpers only when stateful: they must
         # run to count) prepared as a plan: see plan.py
         self.plans = compile_plans(rules, self.order, SCOPES)
+        self.hits: dict = {}        # (symbol, evidence) -> its Hit, built once (Pipeline.judge)
 
     def restricted(self, symbol: str) -> "RuleSet":
         """The set with only `symbol` (and the helpers/symbols it refers to) enabled."""
