@@ -376,3 +376,23 @@ def test_an_initial_invite_preloaded_with_our_route_alone_goes_to_the_next_hop(p
     scr.on_datagram(bye, UAC)
     (m, dest), = sent(scr)
     assert m.method == "BYE" and dest == ("127.0.0.1", 5090)
+
+
+@pytest.mark.parametrize("method", [b"invite", b"Invite", b"iNVITE"])
+def test_an_invite_written_in_another_case_is_refused_never_forwarded_unjudged(pipe, method):
+    """Found by a SIP probe at stop 34: `invite` from a blacklisted caller went to the next hop unjudged (no verdict
+    line, no count), and Kamailio routes it as an INVITE. A known method in another case is refused 400, by the full
+    parse: the fast paths (Python and C) take only upper-case methods."""
+    from engine.sip_screen import fastpath
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    for to_tag in (b"", b";tag=made-up"):
+        data = invite(caller="0987000666", cseq=method.decode() + " 1").replace(b"INVITE sip:", method + b" sip:", 1)
+        data = data.replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>" + to_tag)
+        assert fastpath.in_dialog(data, "127.0.0.1", 5080) is fastpath.FULL_PARSE
+        assert fastpath.py_in_dialog(data, "127.0.0.1", 5080) is fastpath.FULL_PARSE
+        scr.on_datagram(data, UAC)
+        (m, dest), = sent(scr)
+        assert m.status == 400 and dest == UAC and "upper case" in m.reason
+        scr.udp.out.clear()
+    assert vlog.calls == [] and scr.stats["screened"] == 0

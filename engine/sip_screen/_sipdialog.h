@@ -116,9 +116,10 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     Py_ssize_t i, j;
     if (len > MAX_FAST_REQUEST || len < 16 || ipl > 64 || !all_ascii(ip, ipl)) goto undecided;
     if (memcmp(d, "INVITE ", 7) == 0 || memcmp(d, "CANCEL ", 7) == 0) goto undecided;
-    /* request line: ([A-Za-z]+) (sip:[^ \r\n?"<>]+) SIP/2.0\r\n */
+    /* request line: ([A-Z]+) (sip:[^ \r\n?"<>]+) SIP/2.0\r\n (a method written in any other case -- "invite",
+     * "Bye" -- takes the full parse, which refuses a known method's case variant: checks.check_request) */
     i = 0;
-    while (i < len && ((d[i] >= 'a' && d[i] <= 'z') || (d[i] >= 'A' && d[i] <= 'Z'))) i++;
+    while (i < len && d[i] >= 'A' && d[i] <= 'Z') i++;
     Py_ssize_t ml = i;
     if (ml == 0 || i >= len || d[i] != ' ') goto undecided;
     Py_ssize_t u0 = ++i;

@@ -13,11 +13,18 @@ from .grammar import SipParseError, parse_name_addr, parse_uri, parse_via
 SINGLE = ("to", "from", "call-id", "cseq", "max-forwards", "content-length")
 REQUIRED = ("to", "from", "call-id", "cseq", "via")
 KNOWN_SCHEMES = {"sip", "sips", "tel"}
+# Methods are case-sensitive (RFC 3261 §7.1): "invite" is not INVITE to this screen, but a next hop may read it as
+# one (Kamailio does) -- a call past the screen unjudged. A known method written in another case is refused.
+KNOWN_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH",
+                 "INFO", "REFER", "MESSAGE", "UPDATE"}
 
 
 def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
     """(status, reason, extra headers) to reject with, or None when the request may proceed.
     Leaves the parsed Vias in `msg.vias` (the server's loop check and routing reuse them)."""
+    up = msg.method.upper()
+    if up != msg.method and up in KNOWN_METHODS:
+        return 400, f"Bad Request (method {up} must be written in upper case)", []
     try:
         seen: dict[str, str] = {}
         for h in msg.headers:

@@ -161,7 +161,7 @@ def next_hop(via: bytes):
 
 # ---------------------------------------------------------------- in-dialog requests
 
-_REQ_LINE = re.compile(rb"([A-Za-z]+) (sips?:[^ \r\n?\"<>]+) SIP/2\.0\r\n")
+_REQ_LINE = re.compile(rb"([A-Z]+) (sips?:[^ \r\n?\"<>]+) SIP/2\.0\r\n")
 _MF = re.compile(rb"\r\nmax-forwards[ \t]*:[ \t]*([^\r\n]*)", re.I)
 # a name-addr in its plain forms: "quoted" or token display name, <URI without quotes>, ;params
 _NAME_ADDR = re.compile(rb"(?:\"[^\"\\\r\n]*\"[ \t]*|[A-Za-z0-9\-.!%*_+`'~ \t]*)<(sips?:[^<>\"\s]+)>((?:[ \t]*;[ \t]*[^;,<>\"\s]+)*)[ \t]*$")
