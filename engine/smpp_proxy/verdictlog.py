@@ -176,9 +176,10 @@ class VerdictLog:
     def write_call(self, when, call_id, caller: str, callee: str, ingress: str, v, judge_us: float) -> None:
         """The line `write()` gives for a call verdict record (SIP screen), built directly."""
         try:
-            line = ('{"ts": %s, "kind": "call", "call_id": %s, "caller": %s, "callee": %s, "ingress": %s, '
+            line = ('{"ts": "%s", "kind": "call", "call_id": %s, "caller": %s, "callee": %s, "ingress": %s, '
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s}'
-                    % (_jstr(when.isoformat()), "null" if call_id is None else _jstr(call_id), _jstr(caller),
+                    # isoformat() is plain ASCII with nothing to escape, its part down to the second made once
+                    % (_isoformat(when), "null" if call_id is None else _jstr(call_id), _jstr(caller),
                        _jstr(callee), _jstr(ingress), _ACTION_NAME[v.action], _num(round(v.score, 4)),
                        _hits_json(v.hits), _num(round(judge_us, 1))))
         except Exception as e:
