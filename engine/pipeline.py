@@ -24,7 +24,7 @@ from .config import Settings
 from .context import MessageContext
 from .lists import Lists, ListStore
 from .lists.reports import ReportIndex, ReportStore
-from .numbers import format_number, normalise_number
+from .numbers import format_number, normalise_number, sender_key
 from .rules import shortcode
 from .rules.counters import MemoryCounters
 from .rules.history import CallDurations, RecipientHistory
@@ -205,7 +205,6 @@ class Pipeline:
     def call_ended(self, caller: str, time, duration: float) -> None:
         """A completed call (BYE seen, or a call record with its duration): feeds the
         call-duration criteria (`short_call_share`)."""
-        from .numbers import sender_key
         self.state.calls.add(sender_key(caller), time.timestamp(), float(duration))
 
     def judge_mo(self, msg: Message) -> tuple[Verdict, "Command | None"]:
