@@ -34,11 +34,13 @@ class Decision(NamedTuple):
     score: float
 
 
-def dialog_parties(msg, frm, to) -> int:
+def dialog_parties(msg, frm, to, from_user=None) -> int:
     """A fixed-size key of the dialog an INVITE opens, seen from its caller: its From tag, the From user and the
     To user. A re-INVITE from the caller has the same key; one from the callee has it with From and To
-    swapped (`dialog_parties(msg, to, frm)`)."""
-    return digest(msg.tag_in(frm), _user_of(msg, frm or ""), _user_of(msg, to or ""))
+    swapped (`dialog_parties(msg, to, frm)`). `from_user`: `_user_of(msg, frm or "")` when the caller has it."""
+    if from_user is None:
+        from_user = _user_of(msg, frm or "")
+    return digest(msg.tag_in(frm), from_user, _user_of(msg, to or ""))
 
 
 def _loggable(s):
@@ -163,8 +165,9 @@ class Screening:
         first = msg.first_values()                      # as received: From is edited only after this
         pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
         caller = _asserted(msg, pai)
+        from_user = None                                # the From user, read once (dialog_parties needs it too)
         if not caller:
-            caller = _user_of(msg, first.get("from") or "")
+            caller = from_user = _user_of(msg, first.get("from") or "")
         if callee is None:
             callee = _callee(msg, first)
         caller, callee = _loggable(caller), _loggable(callee)
@@ -178,7 +181,8 @@ class Screening:
             # is sent to: only its answer counts, forwarding._invite_final; set when it leaves). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
-            self.answered.put_low(k, (caller, None, dialog_parties(msg, first.get("from"), first.get("to")), None))
+            self.answered.put_low(k, (caller, None, dialog_parties(msg, first.get("from"), first.get("to"), from_user),
+                                      None))
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:
