@@ -102,10 +102,11 @@ def test_a_200_from_the_caller_is_relayed_but_answers_nothing(pipe, way, monkeyp
     # another call: after a forged 200 its re-INVITE is judged like a new call, not passed
     fwd = w.call("forged-2")
     w.respond(fwd, 200, CALLER)
-    replayed = st["replayed"]
+    replayed, screened = st["replayed"], st["screened"]
     ((re_inv, _),) = w.in_dialog("INVITE", "forged-2", 2)
-    assert re_inv.method == "INVITE"                             # the call's verdict again: this caller is fine
-    assert st["reinvite_unknown_dialog"] == 1 and st["replayed"] == replayed + 1
+    assert re_inv.method == "INVITE"                             # judged again (a new branch): this caller is fine
+    assert st["reinvite_unknown_dialog"] == 1 and st["replayed"] == replayed and st["screened"] == screened + 1
+    assert st["call_id_reused"] == 1
     assert st["final_wrong_origin"] == 2
     if way == "pump":                                            # the pump relayed the 200s itself
         assert [h for h in w.handed if h[:3] != b"INV"] == []

@@ -64,7 +64,11 @@ def test_retransmitted_and_rechallenged_invites_reuse_the_calls_verdict(pipe):
     (f1, a1), (f2, a2) = sent(scr)
     assert f1.method == f2.method == "INVITE" and a1 == a2 == UAS
     assert top_branch(f1) == top_branch(f2)                      # §16.11: a retransmission, same branch
-    # re-sent with credentials after a 407: same Call-ID and From tag, CSeq 2, a new branch
+    # the next hop challenges (407), and the INVITE is re-sent with credentials: same Call-ID and From tag, CSeq 2,
+    # a new branch
+    scr.udp.out.clear()
+    scr.on_datagram(make_response(f1, 407, None, to_tag="uas1").to_bytes(), UAS)
+    assert [m.status for m, _ in sent(scr)] == [407]
     scr.udp.out.clear()
     scr.on_datagram(inv.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-")
                     .replace(b"Content-Length", b'Proxy-Authorization: Digest username="x"\r\nContent-Length'), UAC)
@@ -396,3 +400,48 @@ def test_an_invite_written_in_another_case_is_refused_never_forwarded_unjudged(p
         assert m.status == 400 and dest == UAC and "upper case" in m.reason
         scr.udp.out.clear()
     assert vlog.calls == [] and scr.stats["screened"] == 0
+
+
+def test_a_new_call_on_a_used_call_id_is_judged_a_retry_after_a_final_that_asks_for_it_is_not(pipe):
+    """Found by a SIP probe at stop 34: an advertiser reusing one Call-ID and From tag made 4 complete calls to one
+    callee within 10 s, all let through on the first call's verdict (one verdict line, one count): the 1-a-day cap
+    did not apply. Only a retransmission (same branch) or a try after a 401/407/422/3xx/5xx replays the verdict."""
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+
+    def call(branch, cseq):
+        data = invite(caller=AD_CALLER, call_id="reuse-1", cseq=f"{cseq} INVITE")
+        scr.on_datagram(re.sub(rb"branch=[^;]+", b"branch=z9hG4bK-" + branch, data), UAC)
+        (m, dest), = sent(scr)
+        scr.udp.out.clear()
+        return m, dest
+
+    fwd, dest = call(b"a", 1)
+    assert fwd.method == "INVITE" and dest == UAS
+    for code in (503, 302):                     # failed over, redirected: the same call again, replayed
+        scr.on_datagram(make_response(fwd, code, None, to_tag="u%d" % code).to_bytes(), UAS)
+        scr.udp.out.clear()
+        fwd, dest = call(b"r%d" % code, 1)
+        assert fwd.method == "INVITE" and dest == UAS
+    assert scr.stats["screened"] == 1 and scr.stats["replayed"] == 2
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="u200").to_bytes(), UAS)
+    scr.udp.out.clear()
+    m, _ = call(b"b", 2)                         # after the answer: a new call on the same Call-ID, judged
+    assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in m.get("reason")
+    m, _ = call(b"b", 2)                         # its retransmission: the same answer, not judged again
+    assert m.status == 608 and scr.stats["screened"] == 2 and scr.stats["call_id_reused"] == 1
+    assert len(vlog.calls) == 2
+
+
+def test_a_call_rung_cancelled_and_rung_again_on_its_call_id_is_judged_again(pipe):
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    inv = invite(caller=AD_CALLER, call_id="ring-1")
+    scr.on_datagram(inv, UAC)
+    ((fwd, _),) = sent(scr)
+    scr.udp.out.clear()
+    scr.on_datagram(make_response(fwd, 487, None, to_tag="u1").to_bytes(), UAS)
+    scr.udp.out.clear()
+    scr.on_datagram(inv.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-"), UAC)
+    ((m, _),) = sent(scr)
+    assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in m.get("reason") and len(vlog.calls) == 2

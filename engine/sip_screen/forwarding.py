@@ -63,6 +63,12 @@ UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large r
 FINALS_SEEN = 65536             # INVITE transactions remembered so a retransmitted final response counts once
 TCP_QUEUE = 256                 # messages waiting for one outbound connect (it ends within TCP_CONNECT seconds)
 TCP_CONNECT = 2.0               # seconds an outbound TCP connect may take
+# Finals after which the same call comes again on a new branch (a new transaction, same Call-ID, From and callee)
+# and gets its verdict replayed instead of being judged and counted again (screening._screen_once): a challenge
+# (RFC 3261 §22.2), a session interval too small (RFC 4028 §6), and any 3xx (redirected, §8.1.3.4) or 5xx (failed
+# over to another server, RFC 3263 §4.3). Not after a 2xx, a 487 (cancelled), another 4xx or a 6xx: an INVITE
+# then is a new call.
+RETRY_FINALS = frozenset(("401", "407", "422"))
 OUT_CAPPED = "too many outbound TCP connections"        # on_fail's reason at the outbound caps (bounds.py)
 
 
@@ -249,6 +255,8 @@ class Forwarding:
                 # answered: the call starts, and its entry leaves the tier forgotten first (promoted) where it
                 # waited since its INVITE (screening._screen), so no INVITE pushes it out of the bound
                 self.answered.promote(k, (ent[0], self.clock(), ent[2], ent[3]))
+            elif code in RETRY_FINALS or code[0] in "35":
+                self.retries.put(k, True)               # the call may come again: its verdict is replayed once
             # A 3xx-6xx (busy, no answer, cancelled 487, refused downstream) leaves the call where it is, in the
             # tier forgotten first (oldest first): calls that fail, like calls never answered at all, never push
             # the established ones out of the bound. Not removed: after a 401/407 or a 3xx the same call comes

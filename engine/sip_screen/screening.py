@@ -106,11 +106,14 @@ class Screening:
 
     def _screen_once(self, msg, src, then):
         """Judge a call once: `then(decision, replay)`. An INVITE of a call already judged -- a
-        retransmission, or the INVITE re-sent with credentials after a 401/407 (same Call-ID and
-        From tag, RFC 3261 §22.2) -- gets the call's decision again without being judged: judging
-        it would count it twice against the caps (the ad-call cap would reject the call's own
-        copy) and write a second verdict line. A copy arriving while the call is still being
-        judged is dropped: the first copy's answer is on its way."""
+        retransmission (the same top Via branch), or the call tried again after a final that asks for
+        it (forwarding.RETRY_FINALS: re-sent with credentials after a 401/407, RFC 3261 §22.2, redirected
+        by a 3xx, failed over after a 5xx; same Call-ID, From and callee, a new branch) -- gets the call's
+        decision again without being judged: judging it would count it twice against the caps (the
+        ad-call cap would reject the call's own copy) and write a second verdict line. Any other INVITE
+        on the same Call-ID, From and callee is a new call, judged (an advertiser reusing one Call-ID
+        for call after call was counted once). A copy arriving while the call is still being judged is
+        dropped: the first copy's answer is on its way."""
         first = msg.first_values()
         # the whole From value in the key: a copy of the call has it byte for byte (RFC 3261 §8.1.3.5, §22.2),
         # and another caller on the same Call-ID and tag gets no verdict of someone else's; and the number called:
@@ -120,18 +123,27 @@ class Screening:
         called = _callee(msg, first)
         n = normalise_number(called)
         key = digest(first.get("call-id") or "", msg.tag_in(frm), frm, called if n is None else str(n))
+        top = msg.vias[0]
+        branch = top.params.get("branch") or top.raw
         now = time.monotonic()
         known = self.verdicts.get(key, now)
         if known is not None:
-            self.stats["replayed"] += 1
-            if known is not PENDING:
-                then(known, True)
-            return
-        self.verdicts.put(key, PENDING, now)
+            d, judged_branch = known
+            if d is PENDING:
+                self.stats["replayed"] += 1
+                return
+            if branch == judged_branch or self.retries.pop(digest(first.get("call-id") or "")) is not None:
+                self.stats["replayed"] += 1
+                if branch != judged_branch:             # the retry's retransmissions are copies too
+                    self.verdicts.put(key, (d, branch), now)
+                then(d, True)
+                return
+            self.stats["call_id_reused"] += 1
+        self.verdicts.put(key, (PENDING, branch), now)
 
         def judged(v):
             d = self._decision(v)
-            self.verdicts.put(key, d, time.monotonic())
+            self.verdicts.put(key, (d, branch), time.monotonic())
             if d.action is Action.DROP:                 # no dialog will exist: nothing may re-INVITE it
                 k = digest(first.get("call-id") or "")
                 ent = self.answered.get(k)

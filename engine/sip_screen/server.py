@@ -103,13 +103,16 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # its retransmissions go the same way, which they share the key with. No age limit: the key
         # holds the UAC's branch, unique per transaction, so an old entry never matches wrongly
         self.invites = Recent(INVITES)
-        self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)    # digest(Call-ID, From tag) -> Decision
+        # digest(Call-ID, From tag, From, callee) -> (Decision or PENDING, the top Via branch of its INVITE)
+        self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)
+        self.retries = Recent(VERDICTS, VERDICT_MEMORY)     # digest(Call-ID) of calls a final asked to try again
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
                       "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
-                      "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0}
+                      "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0,
+                      "call_id_reused": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
