@@ -1,11 +1,12 @@
-"""`telfilter serve --workers N`: N serve processes on the same SMPP and SIP ports.
+"""`telfilter serve --workers N`: N serve processes on the same SMPP port, SIP in the first.
 
 Theory of operation. The supervisor is a small process that judges nothing: it starts N
 children (`python -m engine.cli serve` with the same arguments and `--workers 1`), each of
-which binds the listen ports with SO_REUSEPORT, so the kernel spreads new connections (and
-SIP datagrams, by source) over them. The children share judging state through the Redis
-store (`--state redis://…`, required: N processes with N embedded stores would be N
-separate policies) and DNC changes through its stream (engine/state/replication.py).
+which binds the SMPP port with SO_REUSEPORT, so the kernel spreads new connections over them.
+Worker 0 alone screens SIP (_child_argv: a call's state lives in one process). The children
+share judging state through the Redis store (`--state redis://…`, required: N processes with N
+embedded stores would be N separate policies) and DNC changes through its stream
+(engine/state/replication.py).
 
 Worker i gets TELFILTER_WORKER=i. Worker 0 is the one that owns the data dir's writes besides
 the journal (replication's id file and journal of remote changes, CLI diffs) and the control
@@ -51,9 +52,15 @@ def die_with_supervisor() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _child_argv() -> list[str]:
-    # the same command line; argparse keeps the last --workers: the child is one process
-    return [sys.executable, "-m", "engine.cli", *sys.argv[1:], "--workers", "1"]
+def _child_argv(i: int) -> list[str]:
+    """Worker i's command line: the same, with `--workers 1` (argparse keeps the last: the child is one process).
+    Only worker 0 screens SIP: what a call's messages tell the screen (where its INVITE went, its answer, a
+    challenge that lets it come again, its verdict for retransmissions) is kept in that process, and the kernel
+    spreads datagrams by source -- a call's responses (from the next hop) would reach another worker than its
+    INVITE (from the caller): re-INVITEs of answered calls were judged again (an ad call's session refresh refused
+    by its own count) and call durations lost."""
+    extra = ["--workers", "1"] if i == 0 else ["--workers", "1", "--sip-listen", "off"]
+    return [sys.executable, "-m", "engine.cli", *sys.argv[1:], *extra]
 
 
 def supervise(args) -> int:
@@ -69,7 +76,7 @@ def supervise(args) -> int:
         if stopping:                    # a SIGTERM during start-up: the workers not started yet never are
             return
         env = dict(os.environ, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n), TELFILTER_SUPERVISOR=str(os.getpid()))
-        procs[i] = subprocess.Popen(_child_argv(), env=env, cwd=cwd)
+        procs[i] = subprocess.Popen(_child_argv(i), env=env, cwd=cwd)
         started[i] = time.monotonic()
         life.info("worker %d started (pid %d)", i, procs[i].pid)
 

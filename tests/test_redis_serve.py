@@ -33,8 +33,9 @@ def url(redis_server):  # noqa: F811
 class Node:
     """One `telfilter serve` process (or a --workers pool) with its own data dir and SMSC simulator."""
 
-    def __init__(self, tmp_path, name, url, cfg, port=None, workers=1):
+    def __init__(self, tmp_path, name, url, cfg, port=None, workers=1, extra=()):
         self.tmp, self.name, self.url, self.cfg, self.workers = tmp_path, name, url, cfg, workers
+        self.extra = list(extra)                # more serve arguments (the last of a repeated option wins)
         self.data = tmp_path / f"data-{name}"
         ListStore(self.data).import_csv("senders", SENDERS, "senders.csv")
         self.sim = ProxyHarness(build(data_dir=tmp_path / f"sim-{name}", with_model=False), with_proxy=False).start()
@@ -51,7 +52,7 @@ class Node:
             [sys.executable, "-m", "engine.cli", "serve", "--config", self.cfg, "--data-dir", self.data, "-v",
              "--smpp-listen", f"127.0.0.1:{self.port}", "--smsc", f"127.0.0.1:{self.sim.sim.port}",
              "--esme-account", "t:pw", "--sip-listen", "off", "--log", self.log, "--state", self.url,
-             "--workers", str(self.workers), "--ready-file", ready],
+             "--workers", str(self.workers), "--ready-file", ready, *self.extra],
             cwd=ROOT, stderr=open(self.err, "w"), stdout=subprocess.DEVNULL)
         assert wait_for(ready.exists, 90), self.err.read_text()
         assert wait_for(lambda: len([s for s in list(self.sim.sim.sessions) if s.bound]) >= bound + self.workers, 30)
@@ -221,6 +222,37 @@ def test_two_workers_on_one_port_let_exactly_3_of_4_ads_through(tmp_path, url):
     finally:
         pool.stop()
     assert pool.proc.returncode == 0
+
+
+def test_only_worker_0_screens_sip(tmp_path, url):
+    """Found by a SIP probe at stop 34: with every worker on the SIP port the kernel spread a call's datagrams by
+    source, its responses to another worker than its INVITE, and what the screen learns from them (the answer, a
+    challenge) was lost: an answered ad call's session refresh was refused by its own count. Worker 0 alone screens
+    SIP: requests from many source ports are all answered by it."""
+    import socket
+    from engine.control import request
+    sip_port = free_port()
+    pool = Node(tmp_path, "pool", url, _hours_config(tmp_path), workers=2,
+                extra=["--sip-listen", f"127.0.0.1:{sip_port}", "--sip-next-hop", f"127.0.0.1:{free_port()}"])
+    socks = []
+    try:
+        pool.start()
+        for i in range(8):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(5)
+            socks.append(s)
+            s.sendto(b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-w%d\r\n"
+                     b"Max-Forwards: 0\r\nFrom: <sip:a@127.0.0.1>;tag=%d\r\nTo: <sip:x@127.0.0.1>\r\n"
+                     b"Call-ID: w%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                     % (s.getsockname()[1], i, i, i), ("127.0.0.1", sip_port))
+            assert s.recv(4096).startswith(b"SIP/2.0 483")
+        assert request(pool.data / "control.sock", {"cmd": "stats"})["sip"]["requests"] == 8
+        assert request(pool.data / "control.w1.sock", {"cmd": "stats"})["sip"] is None
+    finally:
+        for s in socks:
+            s.close()
+        pool.stop()
 
 
 def test_workers_stop_when_their_supervisor_is_killed(tmp_path, url):
