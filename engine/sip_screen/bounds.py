@@ -264,8 +264,12 @@ class TransportBounds:
         if isinstance(self.udp, UdpEndpoint):
             drops = self.udp.kernel_drops()
             if drops is not None and drops > self.udp.drops_seen:
-                self.stats["overload_dropped"] += drops - self.udp.drops_seen
+                n = drops - self.udp.drops_seen
+                self.stats["overload_dropped"] += n
                 self.udp.drops_seen = drops
+                # said in the service log (at most once a second): those requests got no answer and no verdict
+                self._warn("overload", "the kernel dropped %d SIP datagrams (receive buffer full: more offered than "
+                           "the screen can judge); their senders got no answer and retransmit", n)
 
     def sweep_tcp(self, now: float):
         for c in list(self.tcp_conns.values()):
