@@ -445,3 +445,29 @@ def test_a_call_rung_cancelled_and_rung_again_on_its_call_id_is_judged_again(pip
     scr.on_datagram(inv.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-"), UAC)
     ((m, _),) = sent(scr)
     assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in m.get("reason") and len(vlog.calls) == 2
+
+
+def test_a_cancel_while_its_invite_is_being_judged_is_answered_and_the_invite_never_leaves(pipe):
+    """Found by a SIP probe at stop 34: with a shared state store slow to confirm, a CANCEL found no INVITE sent and
+    went to the next hop before its INVITE (the callee rang after the caller had hung up). It is answered 200 here,
+    and the INVITE, once judged, is answered 487: not sent, its counts given back."""
+    scr = screen(pipe)
+    held, real = [], scr._screen
+    scr._screen = lambda msg, src, then, callee=None: held.append((msg, src, then, callee))   # the store is slow
+    inv = invite(caller=AD_CALLER, call_id="slow-1")
+    scr.on_datagram(inv, UAC)
+    assert sent(scr) == [] and len(held) == 1
+    cancel = inv.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 1 INVITE", b"CSeq: 1 CANCEL")
+    scr.on_datagram(cancel, UAC)
+    ((m, dest),) = sent(scr)
+    assert m.status == 200 and m.get("cseq") == "1 CANCEL" and dest == UAC
+    scr.udp.out.clear()
+    real(*held.pop())                                                   # the verdict comes: allow
+    ((m, dest),) = sent(scr)
+    assert m.status == 487 and m.get("cseq") == "1 INVITE" and dest == UAC
+    assert scr.stats["cancelled_while_judged"] == 1 and scr.stats["uncounted_unsent"] == 1 and scr.judging == {}
+    scr.udp.out.clear()
+    scr._screen = real
+    scr.on_datagram(invite(caller=AD_CALLER, call_id="slow-2"), UAC)     # not counted: the next call goes out
+    ((m, dest),) = sent(scr)
+    assert m.method == "INVITE" and dest == UAS
