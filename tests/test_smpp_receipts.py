@@ -24,8 +24,8 @@ class Esme:
         self.s.sendall(encode(kind(sequence_number=1, system_id=system_id, password="secret", interface_version=0x34)))
         assert self.next(lambda p: P.is_response(p.command_id)).command_status == 0
 
-    def submit(self, n):
-        for i in range(n):
+    def submit(self, n, first=0):
+        for i in range(first, first + n):
             self.seq += 1
             self.s.sendall(encode(P.SubmitSm(sequence_number=self.seq, source_addr=GOOD, destination_addr="84912345678",
                                              registered_delivery=1, short_message=b"see you at %d" % i)))
@@ -164,6 +164,29 @@ def test_a_receipt_the_esme_refuses_for_good_is_not_offered_again(pipe):
         assert h.sim.mo_responses[0].command_status == C.ESME_RX_P_APPN      # the SMSC hears the ESME's answer
         assert e.receipts(1, timeout=2.5) == [] and h.proxy.held_total == 0
         assert h.proxy.stats["receipts_refused_by_esme"] == 1
+
+
+def test_a_receipt_nacked_with_a_transient_status_is_offered_again(pipe):
+    # a generic_nack is final only when it says the ESME cannot read the PDU; ESME_RTHROTTLED, ESME_RMSGQFUL or
+    # ESME_RSYSERR in a generic_nack is a "not now", as in a deliver_sm_resp (found by a probe: the receipt was lost)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
+        e = Esme(h)
+        for n, st in enumerate((C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RSYSERR), 1):
+            e.submit(1, first=n)
+            p = e.receipts(1)[0]
+            e.s.sendall(encode(P.GenericNack(sequence_number=p.sequence_number, command_status=st)))
+            again = e.receipts(1, timeout=4)
+            assert again and again[0].short_message == p.short_message, hex(st)
+            e.answer(again[0])
+            assert wait(lambda: len(h.sim.mo_responses) == n)
+        assert {r.command_status for r in h.sim.mo_responses} == {0}
+        assert h.proxy.stats["receipts_refused_by_esme"] == 0 and h.proxy.held_total == 0
+        e.submit(1, first=4)                                   # one the ESME cannot parse: final
+        p = e.receipts(1)[0]
+        e.s.sendall(encode(P.GenericNack(sequence_number=p.sequence_number, command_status=C.ESME_RINVCMDID)))
+        assert wait(lambda: len(h.sim.mo_responses) == 4)
+        assert h.sim.mo_responses[3].command_status == C.ESME_RX_P_APPN
+        assert e.receipts(1, timeout=2.5) == [] and h.proxy.stats["receipts_refused_by_esme"] == 1
 
 
 # ---------------------------------------------------------------- a receipt's id in the other base

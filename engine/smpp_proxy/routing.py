@@ -293,9 +293,12 @@ class DeliveryRouting:
         sess = rx[next(self._rr) % len(rx)]
 
         def done(r):
-            if r is not None and (r.command_status == C.ESME_RX_P_APPN or r.command_id == C.GENERIC_NACK):
+            if r is not None and (r.command_status == C.ESME_RX_P_APPN
+                                  or r.command_id == C.GENERIC_NACK and r.command_status in _NACK_FINAL):
                 # the ESME refuses it for good (or cannot read it): not offered again. The SMSC gets that
-                # answer when it is still waiting; one answered already when it was held is counted and logged
+                # answer when it is still waiting; one answered already when it was held is counted and logged.
+                # A generic_nack with any other status (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR, even 0)
+                # is a "not now", as a deliver_sm_resp with that status: held and offered again below
                 self.stats["receipts_refused_by_esme"] += 1
                 log.info("receipt for account %s refused by the ESME for good (status 0x%02x)", acct, r.command_status)
                 self._held_gone(pdu)
@@ -316,6 +319,12 @@ class DeliveryRouting:
         seq = sess.conn.next_sequence()
         sess.window[seq] = (on_resp, time.monotonic() + self.settings.smsc_response_timeout)
         sess.send_raw(with_sequence(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))
+
+
+# generic_nack statuses that say the ESME cannot read the deliver_sm (SMPP 3.4 §5.1.3): the same bytes would
+# be refused again, so the receipt is not offered again. Any other status in a generic_nack is transient.
+_NACK_FINAL = frozenset((C.ESME_RINVMSGLEN, C.ESME_RINVCMDLEN, C.ESME_RINVCMDID, C.ESME_RINVOPTPARSTREAM,
+                         C.ESME_RINVPARLEN, C.ESME_RX_P_APPN))
 
 
 class _PrefixIndex(dict):
