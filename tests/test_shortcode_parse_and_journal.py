@@ -3,7 +3,8 @@
 - a reported number written in digit groups and ended by a full stop / "!" / "?" ("S 0912 345 678. Lua dao")
   was read as the short code 912; an area code in parentheses ("V (024) 3999 8888 ...", "S (098) 7654321 ...")
   as the short code 24 / 98; "+84 (0) 912 345 678" was a syntax error;
-- "DK DNC" padded with NUL (an SMSC that sends short_message as a C string) was a syntax error;
+- "DK DNC" padded with NUL (an SMSC that sends short_message as a C string) was a syntax error, and so was one in
+  UCS-2 with one NUL octet after it (an odd length: the octet reads as U+FFFD);
 - "DK DNC" from a short code put the short code on the DNC list (`lists import` refuses such rows);
 - a JSON-valid journal line whose number is not an E.164 int (-1, 2**64, true, 1.9, "0912...") crashed
   every load (`serve` would not start, `lists export` a traceback) or put a wrong number on the list;
@@ -20,6 +21,7 @@ from engine.lists import journal as journal_mod
 from engine.lists import reports as reports_mod
 from engine.lists.reports import ReportStore
 from engine.rules.shortcode import parse
+from engine.smpp_proxy.codec.text import read_text
 
 from .conftest import ROOT
 
@@ -54,6 +56,25 @@ def test_nul_padding_is_not_part_of_a_command(text, channel):
 
 def test_nul_padding_is_not_part_of_report_content():
     assert parse("S 0912345678 qc\x00", ME).content == "qc"
+
+
+@pytest.mark.parametrize("body, channel", [
+    ("DK DNC".encode("utf-16-be") + b"\x00", "SV"),
+    ("HỦY DNC S".encode("utf-16-be") + b"\x00", "S"),
+    ("DK DNC V".encode("utf-16-be") + b"\x00\x00\x00", "V"),
+])
+def test_one_nul_octet_after_ucs2_text_is_not_part_of_a_command(body, channel):
+    # an odd UCS-2 body reads with a U+FFFD for its last octet; a command with it was a syntax error (found by a probe)
+    text, reading = read_text(8, body)
+    assert reading == "ucs2" and text.endswith("\ufffd")        # the text judged and logged is unchanged
+    c = parse(text, ME)
+    assert c.channel == channel and c.op in ("dnc_add", "dnc_remove"), c.detail
+
+
+def test_one_nul_octet_after_ucs2_text_is_not_part_of_report_content():
+    text, _ = read_text(8, "S 0912345678 qc".encode("utf-16-be") + b"\x00")
+    assert parse(text, ME).content == "qc"
+    assert parse("S 0912345678 q\ufffd\ufffd", ME).content == "q\ufffd"    # only one, the odd octet's
 
 
 def test_dnc_command_from_a_short_code_is_refused():
