@@ -217,31 +217,35 @@ def test_failed_binds_throttled_per_source(pipe):
             s.close()
 
 
+class _Job:
+    """A bind check for BindThrottle alone: logs when it ran, answers `ok` at once."""
+
+    def __init__(self, ok, log):
+        self.ok, self.log = ok, log
+
+    def alive(self):
+        return True
+
+    def __call__(self, done):
+        import asyncio
+        self.log.append(asyncio.get_running_loop().time())
+        done(self.ok)
+
+
 def test_sequential_failed_binds_slowed_and_success_clears():
     """The throttle alone, on an event loop: one source retrying wrong passwords one after
     another is slowed down; a success clears its record."""
     import asyncio
     from engine.smpp_proxy.admission import BindThrottle
 
-    class Job:
-        def __init__(self, ok, log):
-            self.ok, self.log = ok, log
-
-        def alive(self):
-            return True
-
-        def __call__(self, done):
-            self.log.append(asyncio.get_running_loop().time())
-            done(self.ok)
-
     async def run():
         th, log = BindThrottle(free=3, backoff=0.2, backoff_max=5), []
         for _ in range(6):
-            th.submit("10.0.0.1", Job(False, log))
+            th.submit("10.0.0.1", "esme1", _Job(False, log))
         other = []
-        th.submit("10.0.0.2", Job(False, other))       # another source is not held up
+        th.submit("10.0.0.2", "esme1", _Job(False, other))       # another source is not held up
         ok = []
-        th.submit("10.0.0.1", Job(True, ok))
+        th.submit("10.0.0.1", "esme1", _Job(True, ok))
         await asyncio.sleep(0.05)
         assert len(log) <= 3 and len(other) == 1
         while not ok:
@@ -249,10 +253,72 @@ def test_sequential_failed_binds_slowed_and_success_clears():
         # (lower bounds only: a loaded machine can only make the waits longer)
         gaps = [b - a for a, b in zip(log, log[1:] + ok)]
         assert all(g >= w - 0.01 for g, w in zip(gaps[2:], (0.2, 0.4, 0.8, 1.6))), gaps
-        assert th.sources["10.0.0.1"].failures == 0 and th.sources["10.0.0.2"].failures == 1
+        assert ("10.0.0.1", "esme1") not in th.records and th.records[("10.0.0.2", "esme1")].failures == 1
         th.prune()
-        assert "10.0.0.2" in th.sources                  # failed recently: remembered
+        assert ("10.0.0.2", "esme1") in th.records              # failed recently: remembered
+        assert not th.sources                                    # nothing waits
     asyncio.run(run())
+
+
+def test_wrong_passwords_for_one_account_do_not_delay_another_from_the_same_address():
+    """Found by a probe: an ESME retrying a wrong password kept the back-off of its address at its
+    maximum, and another account's binds from that address (one NAT) waited behind its binds until
+    bind_timeout closed them. The back-off is per (address, system_id); the queue order is kept."""
+    import asyncio
+    from engine.smpp_proxy.admission import BindThrottle
+
+    async def run():
+        th, bad, good, later = BindThrottle(free=1, backoff=30, backoff_max=30), [], [], []
+        th.submit("10.0.0.1", "esme1", _Job(False, bad))
+        th.submit("10.0.0.1", "esme1", _Job(False, bad))         # waits 30 s
+        th.submit("10.0.0.1", "esme2", _Job(True, good))         # behind it in the queue, not held up
+        th.submit("10.0.0.1", "nobody", _Job(False, later))      # another name, known or not, likewise
+        await asyncio.sleep(0.05)
+        assert (len(bad), len(good), len(later)) == (1, 1, 1)
+        assert [sid for sid, _ in th.sources["10.0.0.1"].queue] == ["esme1"]
+        assert ("10.0.0.1", "esme2") not in th.records and th.records[("10.0.0.1", "esme1")].failures == 1
+        for t in list(th.sources.values()):
+            t.timer.cancel()
+    asyncio.run(run())
+
+
+def test_many_system_ids_from_one_address_share_one_record(monkeypatch):
+    import asyncio
+    from engine.smpp_proxy import admission
+    monkeypatch.setattr(admission, "MAX_KEYS_PER_SOURCE", 3)
+
+    async def run():
+        th, log = admission.BindThrottle(free=1, backoff=30, backoff_max=30), []
+        for i in range(6):
+            th.submit("10.0.0.1", f"name{i}", _Job(False, log))
+        await asyncio.sleep(0.05)
+        # three names with a record each, then the others paced together: the fifth waits for the fourth's back-off
+        assert len(log) == 4 and th.keys_by_source == {"10.0.0.1": 4}
+        assert ("10.0.0.1", None) in th.records and ("10.0.0.1", "name4") not in th.records
+        for t in list(th.sources.values()):
+            t.timer.cancel()
+    asyncio.run(run())
+
+
+def test_a_bind_waiting_for_its_back_off_is_answered_not_timed_out(pipe):
+    # the back-off (1 s) is longer than bind_timeout (0.3 s): the waiting bind is answered (here bound)
+    settings = SmppSettings(bind_timeout=0.3, bind_failures_free=1, bind_backoff=1.0, bind_backoff_max=1.0)
+    with ProxyHarness(pipe, accounts=("esme1:secret", "esme2:secret"), settings=settings) as h:
+        a = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        a.sendall(encode(P.BindTransceiver(sequence_number=1, system_id="esme1", password="wrong", interface_version=0x34)))
+        assert read_raw(a).command_status == C.ESME_RINVPASWD
+        b = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        b.sendall(encode(P.BindTransceiver(sequence_number=1, system_id="esme1", password="secret", interface_version=0x34)))
+        c = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        t0 = time.monotonic()
+        c.sendall(encode(P.BindTransceiver(sequence_number=1, system_id="esme2", password="secret", interface_version=0x34)))
+        assert read_raw(c).command_status == 0 and time.monotonic() - t0 < 0.9    # another account: at once
+        assert read_raw(b).command_status == 0                                   # after the back-off, bound
+        assert time.monotonic() - t0 >= 0.5
+        assert h.proxy.stats["bind_timeouts"] == 1             # `a` only: refused, then unbound past bind_timeout
+        assert raw_submit(b, 2).command_status == 0
+        for s in (a, b, c):
+            s.close()
 
 
 # ---------------------------------------------------------------- the verdict log never decides

@@ -11,13 +11,21 @@ arrives right after its connect, so it is never the oldest unbound connection fo
 total cap is one share of the process's fd budget (engine/fdbudget.py), which the SIP screen's TCP caps
 share: together, and with a reserve, they fit RLIMIT_NOFILE.
 
-Binds are throttled per source. Each source has one password check in flight at a time
-(PBKDF2 runs in a thread, off the event loop); the first `bind_failures_free` failures are
-answered as soon as their check ends, after that a source's next check waits `bind_backoff`
-seconds, doubling with each further failure up to `bind_backoff_max`. Waiting binds queue
-per source (one per connection, so the queue is bounded by the per-source cap); a success
-clears the source's record. The per-source records are themselves bounded (`MAX_SOURCES`,
-least recently failed dropped first) and forgotten once their back-off has long passed.
+Binds are throttled per source and paced per (source, system_id). Each source has one password
+check in flight at a time (PBKDF2 runs in a thread, off the event loop: one source cannot take
+the hashing threads from the others). The first `bind_failures_free` failures of a system_id
+from a source are answered as soon as their check ends; after that that pair's next check waits
+`bind_backoff` seconds, doubling with each further failure up to `bind_backoff_max`. Keyed by the
+system_id as well, so wrong passwords for one account (a misconfigured or hostile ESME) do not
+delay another account's binds from the same address (ESMEs behind one NAT); a success clears its
+pair's record. Waiting binds queue per source (one per connection, so the queue is bounded by the
+per-source cap); the oldest whose pair's back-off has passed goes next, chosen on system_ids and
+the clock only (a right password never jumps the queue: no timing oracle). The records are
+bounded (`MAX_KEYS`, least recently failed dropped first, and `MAX_KEYS_PER_SOURCE` a source:
+past that a source's other system_ids share one record, so trying many names is paced as one)
+and forgotten once their back-off has long passed. A connection whose bind waits here is not
+closed at `bind_timeout` (it waits on us, not the peer) but at `bind_timeout` + `bind_backoff_max`
+(`ConnectionCaps.expired_unbound`); it stays the oldest unbound one to close at a connection cap.
 """
 from __future__ import annotations
 
@@ -26,9 +34,8 @@ from collections import OrderedDict, deque
 
 from ..fdbudget import FD_BUDGET
 
-MAX_SOURCES = 65536
-
-
+MAX_KEYS = 65536                # (source, system_id) failure records kept, least recently failed dropped first
+MAX_KEYS_PER_SOURCE = 64        # ... of one source; its other system_ids share one record
 
 
 class ConnectionCaps:
@@ -91,13 +98,16 @@ class ConnectionCaps:
             self.by_source.pop(src, None)
         self._forget_unbound(sess)
 
-    def expired_unbound(self, deadline: float) -> list:
+    def expired_unbound(self, deadline: float, pending_deadline: float | None = None) -> list:
         """Unbound sessions that connected before `deadline` (oldest first; stops at the first
-        younger one, so the cost is the number expired)."""
+        younger one, so the cost is the number expired and the binds waiting), except one whose bind
+        waits for its check (BindThrottle) and connected after `pending_deadline`."""
         out = []
         for sess in self.unbound:
             if sess.connected_at > deadline:
                 break
+            if pending_deadline is not None and sess.bind_pending and sess.connected_at > pending_deadline:
+                continue
             out.append(sess)
         return out
 
@@ -116,78 +126,129 @@ class ConnectionCaps:
         sess.abort()
 
 
-class _Source:
-    __slots__ = ("failures", "next_at", "last_failure", "busy", "queue")
+class _Record:
+    """Failed binds as one system_id from one source address."""
+    __slots__ = ("failures", "next_at", "last_failure")
 
     def __init__(self):
-        self.failures, self.next_at, self.last_failure, self.busy, self.queue = 0, 0.0, 0.0, False, deque()
+        self.failures, self.next_at, self.last_failure = 0, 0.0, 0.0
+
+
+class _Source:
+    """A source address's binds waiting for their password check, oldest first: (system_id, job)."""
+    __slots__ = ("busy", "queue", "timer")
+
+    def __init__(self):
+        self.busy, self.queue, self.timer = False, deque(), None
 
 
 class BindThrottle:
-    """Serialises and paces password checks per source (see the module docstring).
+    """Serialises password checks per source and paces them per (source, system_id) (see the module
+    docstring).
 
-    `submit(src, job)` runs `job(done)` when the source may check again; the job calls
-    `done(ok)` when its check is over."""
+    `submit(src, system_id, job)` runs `job(done)` when no other check of `src` is running and the
+    back-off of `system_id` from `src` has passed; the job calls `done(ok)` when its check is over."""
 
     def __init__(self, free: int, backoff: float, backoff_max: float, clock=None):
         self.free, self.backoff, self.backoff_max = free, backoff, backoff_max
-        self.sources: OrderedDict[str, _Source] = OrderedDict()
+        # (source, system_id) -> _Record of a pair whose last bind failed, least recently failed first: at most
+        # MAX_KEYS, and MAX_KEYS_PER_SOURCE a source (its other system_ids share the record (source, None))
+        self.records: OrderedDict[tuple, _Record] = OrderedDict()
+        self.keys_by_source: dict[str, int] = {}
+        self.sources: dict[str, _Source] = {}         # sources with a bind waiting or being checked
         self._clock = clock
 
     def _now(self) -> float:
         return (self._clock or asyncio.get_running_loop().time)()
 
-    def submit(self, src: str, job) -> None:
+    def key(self, src: str, system_id: str) -> tuple:
+        """The record a bind as `system_id` from `src` is paced by. The system_id is taken as written, known
+        or not: the pacing tells nothing of which accounts exist."""
+        key = (src, system_id)
+        if key in self.records or self.keys_by_source.get(src, 0) < MAX_KEYS_PER_SOURCE:
+            return key
+        return (src, None)
+
+    def _forget(self, key) -> None:
+        del self.records[key]
+        src = key[0]
+        n = self.keys_by_source[src] - 1
+        if n:
+            self.keys_by_source[src] = n
+        else:
+            del self.keys_by_source[src]
+
+    def submit(self, src: str, system_id: str, job) -> None:
         st = self.sources.get(src)
         if st is None:
             st = self.sources[src] = _Source()
-            if len(self.sources) > MAX_SOURCES:
-                self.sources.popitem(last=False)
-        st.queue.append(job)
+        st.queue.append((system_id, job))
         if not st.busy:
             self._next(src, st)
 
     def _next(self, src: str, st: _Source) -> None:
-        if not st.queue:
-            return
-        wait = st.next_at - self._now()
-        if wait > 0:
-            st.busy = True
-            asyncio.get_running_loop().call_later(wait, self._run, src, st)
+        """Check the oldest waiting bind whose back-off has passed, else wake up when the first may go. A
+        system_id in its back-off does not hold up another's bind behind it (wrong passwords for one account
+        do not lock another out of the same address), and which one goes depends on the system_ids and the
+        clock only, never on a password. O(binds waiting from the source): one a connection, at most
+        max_connections_per_source."""
+        if st.timer is not None:
+            st.timer.cancel()
+            st.timer = None
+        q = st.queue
+        if not all(job.alive() for _, job in q):
+            q = st.queue = deque(e for e in q if e[1].alive())
+        now, first, records = self._now(), None, self.records
+        for i, (sid, job) in enumerate(q):
+            rec = records.get(self.key(src, sid))
+            if rec is None or rec.next_at <= now:
+                del q[i]
+                return self._run(src, st, sid, job)
+            if first is None or rec.next_at < first:
+                first = rec.next_at
+        if first is None:
+            del self.sources[src]
         else:
-            self._run(src, st)
+            st.timer = asyncio.get_running_loop().call_later(first - now, self._wake, src, st)
 
-    def _run(self, src: str, st: _Source) -> None:
-        st.busy = False
-        while st.queue:
-            job = st.queue.popleft()
-            if job.alive():
-                break
-        else:
-            return
+    def _wake(self, src: str, st: _Source) -> None:
+        st.timer = None
+        if not st.busy and self.sources.get(src) is st:
+            self._next(src, st)
+
+    def _run(self, src: str, st: _Source, sid: str, job) -> None:
         st.busy = True
 
         def done(ok: bool) -> None:
             st.busy = False
+            key = self.key(src, sid)
             if ok:
-                st.failures, st.next_at = 0, 0.0
+                if key[1] is not None and key in self.records:
+                    self._forget(key)                   # a success clears its own record, not a shared one
             else:
-                st.failures += 1
-                st.last_failure = self._now()
-                self.sources.move_to_end(src)
-                if st.failures >= self.free:
-                    st.next_at = self._now() + min(self.backoff_max,
-                                                   self.backoff * 2 ** (st.failures - self.free))
+                rec = self.records.get(key)
+                if rec is None:
+                    rec = self.records[key] = _Record()
+                    self.keys_by_source[src] = self.keys_by_source.get(src, 0) + 1
+                    if len(self.records) > MAX_KEYS:
+                        self._forget(next(iter(self.records)))
+                else:
+                    self.records.move_to_end(key)
+                now = self._now()
+                rec.failures += 1
+                rec.last_failure = now
+                if rec.failures >= self.free:
+                    rec.next_at = now + min(self.backoff_max, self.backoff * 2 ** (rec.failures - self.free))
             self._next(src, st)
         job(done)
 
     def prune(self) -> None:
-        """Forget sources that last failed more than `backoff_max` ago and whose back-off has
-        ended (called from housekeeping). Sources are kept in order of their last failure, so
-        this stops at the first one to keep."""
+        """Forget records that last failed more than `backoff_max` ago and whose back-off has ended (called
+        from housekeeping). Records are kept in order of their last failure, so this stops at the first one
+        to keep."""
         now = self._now()
-        while self.sources:
-            src, st = next(iter(self.sources.items()))
-            if st.busy or st.queue or now - st.last_failure <= self.backoff_max or st.next_at > now:
+        while self.records:
+            key, rec = next(iter(self.records.items()))
+            if now - rec.last_failure <= self.backoff_max or rec.next_at > now:
                 break
-            del self.sources[src]
+            self._forget(key)

@@ -5,7 +5,7 @@ unknown system_id, wrong password, or a source network the account does not allo
 ESME_RINVPASWD after a full PBKDF2 (a dummy hash for unknown accounts), so neither the
 status nor the time tells an attacker which system_ids exist or that a password was right.
 A bind type the account may not use or too many binds is ESME_RBINDFAIL, which only a
-holder of the credentials can see. See admission.py for the per-source pacing.
+holder of the credentials can see. See admission.py for the pacing per source and system_id.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class BindHandling:
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RALYBND))
         sess.bind_pending = True
-        self.bind_throttle.submit(sess.peer[0], _BindJob(self, sess, pdu))
+        self.bind_throttle.submit(sess.peer[0], pdu.system_id, _BindJob(self, sess, pdu))
 
     def _check_bind(self, sess: EsmeSession, pdu, done) -> None:
         acct = self.accounts.get(pdu.system_id)

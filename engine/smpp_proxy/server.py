@@ -249,8 +249,10 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
     def _housekeeping_tick(self, now: float, last_probe: float) -> float:
         s = self.settings
         self._link_housekeeping(now)
-        for sess in self.caps.expired_unbound(now - s.bind_timeout):
-            log.info("closing connection from %s: not bound after %.0fs", sess.peer[0], s.bind_timeout)
+        # a bind waiting for its check (the back-off of its system_id from that address) waits on us, not on
+        # the peer: its connection is given the back-off on top (admission.py)
+        for sess in self.caps.expired_unbound(now - s.bind_timeout, now - s.bind_timeout - s.bind_backoff_max):
+            log.info("closing connection from %s: not bound after %.0fs", sess.peer[0], now - sess.connected_at)
             self.stats["bind_timeouts"] += 1
             self.caps.release(sess)
             sess.abort()
