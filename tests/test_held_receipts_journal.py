@@ -3,9 +3,11 @@ heldjournal.py): a crash (kill -9) loses none of them, a receipt whose record ca
 with the SMSC (ESME_RX_T_APPN), one delivered is not offered again, the journal is compacted."""
 import shutil
 import threading
-
+import time
 
 from engine.smpp_proxy import heldjournal
+from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
@@ -229,3 +231,69 @@ def test_receipts_held_when_serve_is_killed_reach_their_account_after_the_restar
         assert len({x.short_message for x in got}) == 3
     finally:
         run.close()
+
+
+# ---------------------------------------------------------------- one account's share, and an age limit
+def test_one_account_cannot_take_every_held_receipt_slot(pipe):
+    # found by a probe: an account bound transmitter only (asking for receipts) filled max_held_receipts, and
+    # another account's receipt during a reconnect was pushed back to the SMSC instead of being held
+    settings = SmppSettings(max_held_receipts=4)                 # two accounts: at most 2 each
+    with ProxyHarness(pipe, accounts=("esme1:secret", "esme2:secret"), settings=settings, receipt_delay=0.05) as h:
+        tx = Esme(h, kind=P.BindTransmitter)
+        tx.submit(4)
+        assert wait(lambda: len(h.sim.mo_responses) == 4)
+        assert sorted(_statuses(h)) == [0, 0, C.ESME_RX_T_APPN, C.ESME_RX_T_APPN]
+        assert h.proxy.stats["receipts_refused_held_share"] == 2 and h.proxy.held_total == 2
+        other = Esme(h, kind=P.BindTransmitter, system_id="esme2")   # its receiver is away: held, not pushed back
+        other.submit(2)
+        assert wait(lambda: len(h.sim.mo_responses) == 6)
+        assert _statuses(h)[4:] == [0, 0] and h.proxy.held_total == 4
+        assert len(h.proxy.held["esme1"]) == 2 and len(h.proxy.held["esme2"]) == 2
+
+
+def test_a_receipt_held_past_max_held_days_is_let_go_and_its_record_ends(pipe, tmp_path):
+    h, journal = _held(pipe, tmp_path)
+    try:
+        e = Esme(h, kind=P.BindTransmitter)
+        e.submit(2)
+        assert wait(lambda: _statuses(h) == [0, 0]) and h.proxy.held_total == 2
+        h.proxy.settings.max_held_days = 1 / 86400               # 1 s
+        assert wait(lambda: h.proxy.held_total == 0, 5)
+        assert h.proxy.stats["receipts_held_expired"] == 2 and not h.proxy.held and not h.proxy.held_records
+        assert _statuses(h) == [0, 0]                            # answered once, when held; nothing more
+        e.submit(1)                                              # (the gone records ride with the next write)
+        assert wait(lambda: h.proxy.held_total == 1)
+        assert h.call(h.proxy.held_writer.idle(5))
+        assert len(HeldJournal(journal).replay()) == 1
+    finally:
+        h.stop()
+
+
+def test_when_a_receipt_was_held_is_kept_across_a_restart(pipe, tmp_path):
+    path = tmp_path / "smpp" / "held_receipts.msgpack"
+    journal = path.with_suffix(".journal")
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
+        assert h.run(lambda: h.proxy.open_held(path)) == 0
+        e = Esme(h, kind=P.BindTransmitter)
+        e.submit(1)
+        assert wait(lambda: h.proxy.held_total == 1)
+        when = h.proxy.held["esme1"][0].held_at
+        assert h.call(h.proxy.close_held()) == 1
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h2:
+        assert h2.run(lambda: h2.proxy.open_held(path)) == 1
+        assert h2.proxy.held["esme1"][0].held_at == when         # not young again
+        rx = Esme(h2, kind=P.BindReceiver)
+        got = rx.receipts(1)
+        assert got and b"id:" in got[0].short_message           # the PDU as the SMSC sent it, no stamp
+        rx.answer(got[0])
+        assert wait(lambda: h2.proxy.held_total == 0)
+        h2.call(h2.proxy.close_held())
+    # an older version's record (the PDU alone) counts from the start that reads it, and is stamped from then on
+    HeldJournal(journal).rewrite([(1, "esme1", encode(got[0]))])
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h3:
+        t0 = time.time()
+        assert h3.run(lambda: h3.proxy.open_held(path)) == 1
+        assert h3.proxy.held["esme1"][0].held_at >= t0 - 1
+        assert h3.call(h3.proxy.close_held()) == 1
+    (acct, payload), = HeldJournal(journal).replay()
+    assert payload.startswith(b"\xffT") and payload[10:] == encode(got[0])

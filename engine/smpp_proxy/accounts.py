@@ -182,6 +182,10 @@ class SmppSettings:
     # receipts held for accounts with no free receiver bind (all proxies' accounts together); at the cap a
     # new one is not acknowledged (ESME_RX_T_APPN: the SMSC keeps it and delivers it again later)
     max_held_receipts: int = 200000
+    # ... of which one account may hold at most this many (0: half of max_held_receipts; all with one account),
+    # so an account that never binds a receiver (transmitter only, asking for receipts) cannot take the others' room
+    max_held_per_account: int = 0
+    max_held_days: float = 3.0          # a receipt held longer is let go (logged, counted: the SMSC was answered)
     reconnect_min: float = 0.2
     reconnect_max: float = 30.0
     tag_tlv: int | None = 0x1400
@@ -205,7 +209,8 @@ _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interv
                 ("bind_timeout", float), ("bind_failures_free", int), ("bind_backoff", float),
                 ("bind_backoff_max", float), ("max_pending_concat", int), ("max_pending_concat_bytes", int),
                 ("max_message_chars", int), ("max_schedule_days", float), ("receipt_wait", float),
-                ("max_early_receipts", int), ("max_held_receipts", int))
+                ("max_early_receipts", int), ("max_held_receipts", int),
+                ("max_held_per_account", int), ("max_held_days", float))
 
 
 def _schema() -> dict:

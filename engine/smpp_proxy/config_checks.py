@@ -24,6 +24,8 @@ SERVER_RANGES = {
     "receipt_wait": (0, None, "seconds"),
     "max_early_receipts": (0, None, "receipts"),
     "max_held_receipts": (0, None, "receipts"),
+    "max_held_per_account": (0, None, "receipts (0: half of max_held_receipts, all with one account)"),
+    "max_held_days": (0.01, None, "days"),
 }
 UPSTREAM_RANGES = {"window": (1, 65535, "requests"), "response_timeout": (0.1, None, "seconds"),
                    "stall_after": (0.1, None, "seconds")}

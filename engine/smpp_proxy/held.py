@@ -17,12 +17,22 @@ journal, and the clean stop file of an older version, and offers what they hold 
 `close_held` (serve, after the hand-overs ended) rewrites the journal with what is still held.
 
 Without `open_held` (the harness, tests) receipts are held in memory only, as before.
+
+Shares and age. One account holds at most `max_held_per_account` (held and being written; 0, the
+default: half of `max_held_receipts`, all of it when one account is configured), so an account that binds no receiver but asks for receipts cannot take the
+room another needs for a reconnect: over its share a receipt is not acknowledged (ESME_RX_T_APPN, the
+SMSC keeps it). A receipt held `max_held_days` is let go (housekeeping, oldest first by when it was
+held): the SMSC was answered when it was held, so nothing is answered now; it is logged, counted
+(`receipts_held_expired`) and its journal record ends. When it was held is journalled with it (a
+prefix of its record's payload, `_stamped`), so a restart does not make it young again; a record of an
+older version has none and counts from the start that reads it, as does one handed over through Redis.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -37,12 +47,30 @@ log = logging.getLogger("telfilter.smpp")
 
 class _HeldReceipt:
     """A held receipt as the bytes the SMSC sent (the sequence number is rewritten when it goes out);
-    `hid`: its journal record (0: none yet)."""
-    __slots__ = ("raw", "hid")
+    `hid`: its journal record (0: none yet); `held_at`: when it was first held (wall clock, seconds)."""
+    __slots__ = ("raw", "hid", "held_at")
 
-    def __init__(self, raw: bytes, hid: int = 0):
+    def __init__(self, raw: bytes, hid: int = 0, held_at: float | None = None):
         self.raw = raw
         self.hid = hid
+        self.held_at = time.time() if held_at is None else held_at
+
+
+# a journal record's payload: _STAMP, when the receipt was held (float64) and the PDU. A PDU starts with its
+# command_length, whose first octet is 0 for any PDU a receipt can be (at most 4 KB): an older record is the PDU alone
+_STAMP = b"\xffT"
+_WHEN = struct.Struct("<d")
+
+
+def _stamped(entry) -> bytes:
+    return _STAMP + _WHEN.pack(entry.held_at) + entry.raw
+
+
+def _unstamped(payload: bytes, now: float) -> tuple[bytes, float]:
+    """(PDU, when held) of a journal record's payload."""
+    if payload[:2] == _STAMP and len(payload) >= 10:
+        return payload[10:], _WHEN.unpack_from(payload, 2)[0]
+    return payload, now
 
 
 class HeldReceipts:
@@ -62,26 +90,41 @@ class HeldReceipts:
 
     def _hold(self, acct, pdu, acked: bool, on_done) -> None:
         """Hold a receipt, then `on_done(True)`; `on_done(False)` (not held: the SMSC is answered
-        ESME_RX_T_APPN and keeps it) at max_held_receipts, for one too big, or when its record could not
-        be written, for one the SMSC still waits on. One already acknowledged is always held (net zero)."""
+        ESME_RX_T_APPN and keeps it) at max_held_receipts or the account's share, for one too big, or when
+        its record could not be written, for one the SMSC still waits on. One already acknowledged is
+        always held (net zero)."""
         raw = getattr(pdu, "raw", b"")
-        if not acked and (self.held_total >= self.settings.max_held_receipts or len(raw) > MAX_HELD_RECEIPT):
-            self.stats["receipts_refused_held_full" if len(raw) <= MAX_HELD_RECEIPT else "receipts_too_big_to_hold"] += 1
-            return on_done(False)
+        if not acked:
+            s = self.settings
+            if self.held_total >= s.max_held_receipts or len(raw) > MAX_HELD_RECEIPT:
+                self.stats["receipts_refused_held_full" if len(raw) <= MAX_HELD_RECEIPT else "receipts_too_big_to_hold"] += 1
+                return on_done(False)
+            share = s.max_held_per_account or (max(1, s.max_held_receipts // 2) if len(self.accounts) > 1
+                                               else s.max_held_receipts)
+            q = self.held.get(acct)
+            if (len(q) if q else 0) + self.held_writing.get(acct, 0) >= share:
+                self.stats["receipts_refused_held_share"] += 1          # its share taken: the SMSC keeps it
+                return on_done(False)
         entry = pdu if isinstance(pdu, _HeldReceipt) else _HeldReceipt(raw or encode(pdu))
         if self.held_writer is None or entry.hid:
             self._held_in(acct, entry)                 # in memory only, or on disk already
             return on_done(True)
         if acked:
             # acknowledged already (before the journal, or locally generated): held now, written when it can be
-            entry.hid = self.held_log.add(acct, entry.raw, self._held_record_written)
+            entry.hid = self.held_log.add(acct, _stamped(entry), self._held_record_written)
             self._held_in(acct, entry)
             return on_done(True)
-        self.held_total += 1                           # counts toward the bound while it is written
-        entry.hid = self.held_log.add(acct, entry.raw, lambda err: self._held_written(acct, entry, on_done, err))
+        self.held_total += 1                           # counts toward the bounds while it is written
+        self.held_writing[acct] = self.held_writing.get(acct, 0) + 1
+        entry.hid = self.held_log.add(acct, _stamped(entry), lambda err: self._held_written(acct, entry, on_done, err))
 
     def _held_written(self, acct, entry, on_done, err) -> None:
         self.held_total -= 1
+        n = self.held_writing[acct] - 1
+        if n:
+            self.held_writing[acct] = n
+        else:
+            del self.held_writing[acct]
         if err is not None:
             self.stats["receipts_not_recorded"] += 1
             log.error("receipt for account %s not held: its journal record could not be written (%s); the SMSC "
@@ -125,7 +168,7 @@ class HeldReceipts:
             for e in entries:
                 f = loop.create_future()
                 futs.append(f)
-                e.hid = self.held_log.add(acct, e.raw, lambda err, f=f: f.done() or f.set_result(err))
+                e.hid = self.held_log.add(acct, _stamped(e), lambda err, f=f: f.done() or f.set_result(err))
             errs = await asyncio.gather(*futs)
             if any(e is not None for e in errs):
                 self.stats["receipts_not_recorded"] += len(entries)
@@ -152,9 +195,28 @@ class HeldReceipts:
         del self.held[acct]
 
     def _retry_held(self, now: float) -> None:
-        """Housekeeping: held receipts whose back-off has passed go to any free receiver."""
+        """Housekeeping: receipts held past max_held_days are let go; held receipts whose back-off has passed go
+        to any free receiver."""
+        oldest = time.time() - self.settings.max_held_days * 86400.0
         for acct in [a for a, q in self.held.items() if q]:
+            if self.held[acct][0].held_at < oldest:
+                self._expire_held(acct, oldest)
             self._flush_held(acct, now)
+
+    def _expire_held(self, acct, oldest: float) -> None:
+        """Let go the receipts of `acct` held since before `oldest`, from the first held (the SMSC was answered
+        when they were held: nothing to answer; their records end)."""
+        q = self.held[acct]
+        n = 0
+        while q and q[0].held_at < oldest:
+            self._held_gone(q.popleft())
+            n += 1
+        self.held_total -= n
+        self.stats["receipts_held_expired"] += n
+        log.warning("%d receipts held for account %s longer than max_held_days (%g) let go: no receiver bind took "
+                    "them", n, acct, self.settings.max_held_days)
+        if not q:
+            del self.held[acct]
 
     # ------------------------------------------------------------ across restarts
     def open_held(self, path: Path) -> int:
@@ -163,12 +225,22 @@ class HeldReceipts:
         on every receipt held is journalled (needs the running loop). Returns how many were read."""
         rl = RecordLog(path.with_suffix(".journal"), "telfilter-receipts-writer", "held receipt", self.stats,
                        "receipts_journal")
-        live = rl.open(self.loop or _running_loop(), _read_stop_file(path))
+        now = time.time()
+        live = rl.open(self.loop or _running_loop(),
+                       [(acct, _stamped(_HeldReceipt(raw, 0, now))) for acct, raw in _read_stop_file(path)])
         path.unlink(missing_ok=True)        # (its receipts are in the journal now, fsynced)
-        for hid, acct, raw in live:
-            self.held[acct].append(_HeldReceipt(raw, hid))
+        unstamped = 0
+        for hid, acct, payload in live:
+            raw, held_at = _unstamped(payload, now)
+            entry = _HeldReceipt(raw, hid, held_at)
+            if raw is payload:                  # an older version's record: from now on with when it was held
+                rl.replace(hid, _stamped(entry))
+                unstamped += 1
+            self.held[acct].append(entry)
             self.held_total += 1
         self.held_log = rl
+        if unstamped:
+            rl.compact()
         if live:
             log.info("%d receipts held when the last run ended offered again", len(live))
         return len(live)

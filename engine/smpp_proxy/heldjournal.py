@@ -206,6 +206,12 @@ class RecordLog:
             self.loop.call_soon(done, OSError(f"the {self.what} writer is full or closed"))
         return hid
 
+    def replace(self, hid: int, raw: bytes) -> None:
+        """A live record's payload changed (in memory): on disk at the next rewrite (`compact`, `close`)."""
+        owner, old = self.records[hid]
+        self.records[hid] = (owner, raw)
+        self.live_bytes += len(raw) - len(old)
+
     def forget(self, hid: int) -> None:
         """A record whose write failed: no longer live (nothing to write about it)."""
         r = self.records.pop(hid, None)

@@ -283,7 +283,8 @@ class DeliveryRouting:
     # the account frees (a deliver_sm_resp), a receiver binds, or HELD_RETRY after an ESME refused
     # or did not answer one (housekeeping). The SMSC is answered once the receipt is delivered or
     # held. The held receipts of all accounts are bounded (`max_held_receipts`, raw bytes only, ~300
-    # bytes each): at the cap a new receipt is not acknowledged, the SMSC keeps it and delivers it later.
+    # bytes each), one account's by its share (`max_held_per_account`): at a bound a new receipt is not
+    # acknowledged, the SMSC keeps it and delivers it later. One held `max_held_days` is let go (held.py).
     # With --state redis:// one held for an account with no receiver bind in this process goes to a process
     # that has one (`receipt_handover`, engine/state/receipts.py), and comes back here by `take_handed_over` (held.py).
     def _deliver_receipt(self, acct, pdu, on_done, target=None, acked=False):

@@ -95,6 +95,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.msgid_account = MessageIds()                     # SMSC message_id -> system_id (bounded)
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a receiver (routing.py)
         self.held_total = 0                                   # held receipts of all accounts (bounded)
+        self.held_writing: dict[str, int] = {}                # account -> its receipts being journalled to be held
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.receipt_id_forms: dict = {}     # id space -> [receipts matched by their id as sent, by its twin]
