@@ -333,3 +333,16 @@ def test_a_stop_answers_the_receipts_still_waiting_for_their_resp(pipe):
         h.call(h.proxy.drain(timeout=2.0))
         assert wait(lambda: [r.command_status for r in h.sim.mo_responses] == [C.ESME_RX_T_APPN])
         assert not h.proxy.early_receipts
+
+
+def test_an_mo_the_esme_nacks_with_status_0_is_not_acknowledged_to_the_smsc(pipe):
+    """Found at stop 34: a generic_nack with command_status 0 from the ESME to an MO was passed on to the SMSC as
+    status 0, an acknowledgement: the MO was taken as delivered and never delivered again."""
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        e = Esme(h, kind=P.BindReceiver)
+        assert h.run(h.sim.send_mo, "84912000888", "8088", "hello service")
+        p = e.next(lambda p: p.command_id == C.DELIVER_SM)
+        assert p is not None and p.short_message == b"hello service"
+        e.s.sendall(encode(P.GenericNack(sequence_number=p.sequence_number, command_status=0)))
+        assert wait(lambda: len(h.sim.mo_responses) == 1)
+        assert h.sim.mo_responses[0].command_status == C.ESME_RX_T_APPN

@@ -186,8 +186,7 @@ class MoPath(MoPartsJournal):
                 ack(C.ESME_RX_T_APPN)      # no ESME bound for it: the SMSC retries later
             return
         for p, ack in parts:
-            self._send_to_esme(target, p, lambda r, ack=ack: ack(
-                r.command_status if r is not None else C.ESME_RX_T_APPN))
+            self._send_to_esme(target, p, lambda r, ack=ack: ack(_mo_status(r)))
 
     # ------------------------------------------------------------ concatenated MO
     def _mo_part(self, link, pdu, ci, text, binary, reading):
@@ -317,3 +316,12 @@ class MoPath(MoPartsJournal):
             confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
             self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
         self._judge_mo(pdu, whole, what, binary, reading, then)
+
+
+def _mo_status(r) -> int:
+    """What the SMSC is answered for an MO the ESME answered `r` (None: no answer in time): the ESME's status;
+    ESME_RX_T_APPN (the SMSC delivers it again) for no answer and for a generic_nack that says 0 (a nack is no
+    acknowledgement, whatever its status)."""
+    if r is None or (r.command_id == C.GENERIC_NACK and not r.command_status):
+        return C.ESME_RX_T_APPN
+    return r.command_status
