@@ -13,6 +13,7 @@ import pytest
 from engine.app import build
 from engine.lists import ListStore
 from engine.sip_screen.codec import make_response, parse_datagram
+from engine.verdict import Action
 from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
@@ -465,9 +466,23 @@ def test_a_cancel_while_its_invite_is_being_judged_is_answered_and_the_invite_ne
     real(*held.pop())                                                   # the verdict comes: allow
     ((m, dest),) = sent(scr)
     assert m.status == 487 and m.get("cseq") == "1 INVITE" and dest == UAC
-    assert scr.stats["cancelled_while_judged"] == 1 and scr.stats["uncounted_unsent"] == 1 and scr.judging == {}
+    assert scr.stats["cancelled_while_judged"] == 1 and scr.stats["uncounted_unsent"] == 1
+    scr.udp.out.clear()
+    scr.on_datagram(inv, UAC)                                           # its retransmission: 487 again, not sent
+    ((m, dest),) = sent(scr)
+    assert m.status == 487 and dest == UAC
     scr.udp.out.clear()
     scr._screen = real
     scr.on_datagram(invite(caller=AD_CALLER, call_id="slow-2"), UAC)     # not counted: the next call goes out
     ((m, dest),) = sent(scr)
     assert m.method == "INVITE" and dest == UAS
+
+
+def test_the_verdict_memory_keeps_a_digest_of_the_branch_not_the_branch(pipe):
+    """Found by a review at stop 34: the verdict memory kept each INVITE's top Via branch as received (up to ~8 KB:
+    ~1 GB at its 131,072 calls for a peer writing long branches). It keeps a fixed-size digest."""
+    scr = screen(pipe)
+    scr.on_datagram(re.sub(rb"branch=[^;]+", b"branch=z9hG4bK-" + b"x" * 4000, invite(call_id="long-1")), UAC)
+    assert len(sent(scr)) == 1
+    ((_, (_, (decision, branch))),) = scr.verdicts.d.items()           # key -> (time stored, value)
+    assert decision.action is Action.ALLOW and isinstance(branch, int)

@@ -34,6 +34,9 @@ class Decision(NamedTuple):
     score: float
 
 
+CANCELLED = Decision(Action.DROP, 487, (), (), 0.0)     # cancelled while it was judged: answered 487, not sent
+
+
 def dialog_parties(msg, frm, to, from_user=None) -> int:
     """A fixed-size key of the dialog an INVITE opens, seen from its caller: its From tag, the From user and the
     To user. A re-INVITE from the caller has the same key; one from the callee has it with From and To
@@ -101,6 +104,23 @@ def _split_pai(v: str) -> list:
     return [x for x in out if x.strip()]
 
 
+def _verdict_key(msg, first, called) -> int:
+    """The key a call's verdict is kept under: its Call-ID, From tag, the whole From value (a copy of the call has
+    it byte for byte, RFC 3261 §8.1.3.5, §22.2: another caller on the same Call-ID and tag gets no verdict of
+    someone else's) and the number called (a redirect or a fork to another callee on the same Call-ID and tag is a
+    call of its own: one such INVITE to a DNC number was let through on the first callee's verdict)."""
+    frm = first.get("from") or ""
+    n = normalise_number(called)
+    return digest(first.get("call-id") or "", msg.tag_in(frm), frm, called if n is None else str(n))
+
+
+def _branch_of(msg) -> int:
+    """The top Via's branch (its whole value without one), as a fixed-size digest: the verdict memory stays
+    bounded in bytes whatever a peer writes there."""
+    top = msg.vias[0]
+    return digest(top.params.get("branch") or top.raw)
+
+
 class Screening:
     """Mixed into SipScreen: the judging of initial INVITEs."""
 
@@ -115,20 +135,12 @@ class Screening:
         for call after call was counted once). A copy arriving while the call is still being judged is
         dropped: the first copy's answer is on its way."""
         first = msg.first_values()
-        # the whole From value in the key: a copy of the call has it byte for byte (RFC 3261 §8.1.3.5, §22.2),
-        # and another caller on the same Call-ID and tag gets no verdict of someone else's; and the number called:
-        # a redirect or a fork to another callee on the same Call-ID and tag is a call of its own (one such INVITE
-        # to a DNC number was let through on the first callee's verdict)
-        frm = first.get("from") or ""
         called = _callee(msg, first)
-        n = normalise_number(called)
-        key = digest(first.get("call-id") or "", msg.tag_in(frm), frm, called if n is None else str(n))
-        top = msg.vias[0]
-        branch = top.params.get("branch") or top.raw
+        key, branch = _verdict_key(msg, first, called), _branch_of(msg)
         now = time.monotonic()
         known = self.verdicts.get(key, now)
         if known is not None:
-            d, judged_branch = known
+            d, judged_branch = known[0], known[1]
             if d is PENDING:
                 self.stats["replayed"] += 1
                 return
@@ -139,10 +151,18 @@ class Screening:
                 then(d, True)
                 return
             self.stats["call_id_reused"] += 1
-        self.verdicts.put(key, (PENDING, branch), now)
+        self.verdicts.put(key, (PENDING, branch, False), now)
 
         def judged(v):
             d = self._decision(v)
+            ent = self.verdicts.get(key)
+            if ent is not None and ent[0] is PENDING and ent[2] and d.action is not Action.DROP:
+                # a CANCEL came while it was judged (_cancel_pending): not sent, its counts given back, the INVITE
+                # (and any copy of it) answered 487
+                self.stats["cancelled_while_judged"] += 1
+                if v.charged:
+                    self._give_back((key, v))
+                d = CANCELLED
             self.verdicts.put(key, (d, branch), time.monotonic())
             if d.action is Action.DROP:                 # no dialog will exist: nothing may re-INVITE it
                 k = digest(first.get("call-id") or "")
@@ -153,6 +173,18 @@ class Screening:
                 msg.charge = (key, v)                   # cannot leave (forwarding._forward_failed)
             then(d, False)
         self._screen(msg, src, judged, called)
+
+    def _cancel_pending(self, msg) -> bool:
+        """A CANCEL (`msg`) of an INVITE still being judged (a shared state store confirming its counts): noted on
+        its verdict entry (the INVITE, once judged, is answered 487: `judged` in _screen_once). False when its
+        INVITE is not being judged (same Call-ID, From, callee and top Via branch, RFC 3261 §9.1)."""
+        first = msg.first_values()
+        key = _verdict_key(msg, first, _callee(msg, first))
+        ent = self.verdicts.get(key)
+        if ent is None or ent[0] is not PENDING or ent[1] != _branch_of(msg):
+            return False
+        self.verdicts.put(key, (PENDING, ent[1], True), time.monotonic())
+        return True
 
     def _give_back(self, charge):
         """The call judged under `charge` = (verdict key, Verdict) was counted toward an advertiser's caps and

@@ -44,14 +44,13 @@ from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
 from .recent import Recent, ack_key, digest
 from .routing import Routing
-from .screening import VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
+from .screening import CANCELLED, VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .bounds import TransportBounds
 from .transport import TcpConnection, TcpRounds, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
-JUDGING_MAX = 65_536            # INVITEs being judged at once that a CANCEL can find (cleared whole beyond)
 INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
 ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
 PENDING_CALLS = 65_536          # of those places, how many calls not answered yet always keep (Recent.low_min):
@@ -104,10 +103,10 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # its retransmissions go the same way, which they share the key with. No age limit: the key
         # holds the UAC's branch, unique per transaction, so an old entry never matches wrongly
         self.invites = Recent(INVITES)
-        # digest(Call-ID, From tag, From, callee) -> (Decision or PENDING, the top Via branch of its INVITE)
+        # digest(Call-ID, From tag, From, callee) -> (Decision, digest of its INVITE's top Via branch), or while it is
+        # judged (PENDING, that digest, whether a CANCEL came)
         self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)
         self.retries = Recent(VERDICTS, VERDICT_MEMORY)     # digest(Call-ID) of calls a final asked to try again
-        self.judging: dict = {}                             # ack_key of INVITEs being judged -> a CANCEL came
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
@@ -332,10 +331,9 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
             went = self.invites.d.get(key)                  # (Recent.get without its two calls: no ttl here)
             if went is not None:
                 branch, dest = went = went[1]
-        if key is not None and went is None and msg.method == "CANCEL" and key in self.judging:
+        if went is None and msg.method == "CANCEL" and self._cancel_pending(msg):
             # its INVITE is still being judged (a shared state store confirming its counts): it must not overtake
             # it. Answered here (§9.2, §16.10); the INVITE, once judged, is answered 487 instead of forwarded
-            self.judging[key] = True
             return self._reply(msg, make_response(msg, 200, None, self._tag(msg)), transport, src, conn)
         if dest is None:
             return self._fail(msg, transport, src, conn, "no usable destination")
@@ -348,10 +346,6 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1
-            if key is not None:                         # a CANCEL meanwhile is noted here (until _screened)
-                if len(self.judging) >= JUDGING_MAX:
-                    self.judging.clear()
-                self.judging.setdefault(key, False)
             return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
                                                                                 conn, replay, key, went is not None))
         self._forward(msg, dest, branch, (transport, src, conn), key, went is not None)
@@ -371,12 +365,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:
         the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
         `fixed`: as _forward's."""
-        if key is not None and self.judging.pop(key, False) and d.action is not Action.DROP:
-            # cancelled while it was being judged: not sent, its counts given back, the INVITE answered 487
-            self.stats["cancelled_while_judged"] += 1
-            if msg.charge is not None:
-                charge, msg.charge = msg.charge, None
-                self._give_back(charge)
+        if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
             return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)
         if d.action is Action.DROP:
             return self._reject(msg, d, transport, src, conn, replay)
