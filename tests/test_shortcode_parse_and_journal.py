@@ -64,9 +64,12 @@ def test_nul_padding_is_not_part_of_report_content():
     ("DK DNC V".encode("utf-16-be") + b"\x00\x00\x00", "V"),
 ])
 def test_one_nul_octet_after_ucs2_text_is_not_part_of_a_command(body, channel):
-    # an odd UCS-2 body reads with a U+FFFD for its last octet; a command with it was a syntax error (found by a probe)
+    # an odd UCS-2 body read with a U+FFFD for its NUL last octet; a command with it was a syntax error (found by a
+    # probe). A NUL octet is padding: nothing; any other odd octet is still a U+FFFD
     text, reading = read_text(8, body)
-    assert reading == "ucs2" and text.endswith("\ufffd")        # the text judged and logged is unchanged
+    assert reading == "ucs2" and not text.endswith("\ufffd")
+    assert read_text(8, body[:-1] + b"A")[0].endswith("\ufffd")
+    assert parse(read_text(8, body[:-1] + b"A")[0], ME).symbol == "SHORTCODE_SYNTAX_ERROR"
     c = parse(text, ME)
     assert c.channel == channel and c.op in ("dnc_add", "dnc_remove"), c.detail
 
@@ -74,7 +77,7 @@ def test_one_nul_octet_after_ucs2_text_is_not_part_of_a_command(body, channel):
 def test_one_nul_octet_after_ucs2_text_is_not_part_of_report_content():
     text, _ = read_text(8, "S 0912345678 qc".encode("utf-16-be") + b"\x00")
     assert parse(text, ME).content == "qc"
-    assert parse("S 0912345678 q\ufffd\ufffd", ME).content == "q\ufffd"    # only one, the odd octet's
+    assert parse("S 0912345678 q\ufffd", ME).content == "q\ufffd"          # a U+FFFD in the text stays
 
 
 def test_dnc_command_from_a_short_code_is_refused():

@@ -171,7 +171,7 @@ def test_a_receipt_nacked_with_a_transient_status_is_offered_again(pipe):
     # ESME_RSYSERR in a generic_nack is a "not now", as in a deliver_sm_resp (found by a probe: the receipt was lost)
     with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
         e = Esme(h)
-        for n, st in enumerate((C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RSYSERR), 1):
+        for n, st in enumerate((C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RSYSERR, 0), 1):
             e.submit(1, first=n)
             p = e.receipts(1)[0]
             e.s.sendall(encode(P.GenericNack(sequence_number=p.sequence_number, command_status=st)))
@@ -181,11 +181,11 @@ def test_a_receipt_nacked_with_a_transient_status_is_offered_again(pipe):
             assert wait(lambda: len(h.sim.mo_responses) == n)
         assert {r.command_status for r in h.sim.mo_responses} == {0}
         assert h.proxy.stats["receipts_refused_by_esme"] == 0 and h.proxy.held_total == 0
-        e.submit(1, first=4)                                   # one the ESME cannot parse: final
+        e.submit(1, first=5)                                   # one the ESME cannot parse: final
         p = e.receipts(1)[0]
         e.s.sendall(encode(P.GenericNack(sequence_number=p.sequence_number, command_status=C.ESME_RINVCMDID)))
-        assert wait(lambda: len(h.sim.mo_responses) == 4)
-        assert h.sim.mo_responses[3].command_status == C.ESME_RX_P_APPN
+        assert wait(lambda: len(h.sim.mo_responses) == 5)
+        assert h.sim.mo_responses[4].command_status == C.ESME_RX_P_APPN
         assert e.receipts(1, timeout=2.5) == [] and h.proxy.stats["receipts_refused_by_esme"] == 1
 
 

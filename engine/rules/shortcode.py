@@ -121,10 +121,6 @@ def addressed_to(raw: str, code: str, code_num: int | None, raw_num: int | None 
 
 def parse(text: str, sender_num: int | None) -> Command:
     t = (text or "").strip("\x00")                # NUL padding (C-string short_message) is not content
-    if t.endswith("\ufffd"):
-        # one NUL octet after UCS-2 text (an odd length) reads as one U+FFFD (codec.text.read_text): padding
-        # too. Only here, for the command: the text judged and logged keeps it
-        t = t[:-1].rstrip("\x00")
     squashed = _squash(t)
     m = _DNC.fullmatch(squashed)
     if m:

@@ -304,8 +304,9 @@ class DeliveryRouting:
                 log.info("receipt for account %s refused by the ESME for good (status 0x%02x)", acct, r.command_status)
                 self._held_gone(pdu)
                 return on_done(C.ESME_RX_P_APPN)
-            if r is None or r.command_status != 0:
-                # the ESME went away, did not answer or refused it: held, tried again after HELD_RETRY
+            if r is None or r.command_status != 0 or r.command_id == C.GENERIC_NACK:
+                # the ESME went away, did not answer or refused it (a nack, whatever its status, is no
+                # acknowledgement): held, tried again after HELD_RETRY
                 self.held_retry_at[acct] = time.monotonic() + HELD_RETRY
                 return self._hold(acct, pdu, acked, on_done)
             self._held_gone(pdu)

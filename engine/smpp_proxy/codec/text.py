@@ -150,7 +150,8 @@ def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: b
         return None, "binary"
     if _ucs2(dc):
         n = len(payload)
-        t = payload[:n & ~1].decode("utf-16-be", errors="replace") + ("\ufffd" if n & 1 else "")
+        # an odd last octet: a NUL is padding (a C string's end), nothing; any other one a U+FFFD
+        t = payload[:n & ~1].decode("utf-16-be", errors="replace") + ("\ufffd" if n & 1 and payload[-1] else "")
         # carrier quirk: DCS 8 declared but Latin-1 bytes sent. The tell is code units no text uses
         # (private use, broken surrogates) or an odd length -- but only when the bytes hold no NUL high
         # octets either: UCS-2 of Latin-script text (Vietnamese included) is full of them, Latin-1 has
