@@ -438,3 +438,32 @@ def test_a_part_long_after_its_message_is_still_judged_on_the_whole_text(pipe):
     assert r.late("k", 1, "a new one", False, 50.0) is None and "k" not in r.judged      # ref reused
     r.judged["k"] = ("drop", 100.0, {1: "old message"}, {1: 11})
     assert r.late("k", 1, "old message", False, 50.0)[0] == "drop"                      # the same part again
+
+
+def test_an_account_that_bound_is_not_paced_by_a_neighbours_many_names(monkeypatch):
+    """Found by a review at stop 34: past MAX_KEYS_PER_SOURCE failed names from one address every other system_id
+    shared one record, so an account behind the same NAT waited the neighbour's back-off (up to 30 s, renewed by
+    each further name). A system_id that has bound from the address keeps its own record."""
+    import asyncio
+    from engine.smpp_proxy import admission
+    monkeypatch.setattr(admission, "MAX_KEYS_PER_SOURCE", 3)
+
+    async def run():
+        th, bad, good = admission.BindThrottle(free=1, backoff=30, backoff_max=30), [], []
+        th.submit("10.0.0.1", "esme2", _Job(True, good))           # the account binds (a reconnect later)
+        await asyncio.sleep(0.05)
+        for i in range(5):                                          # the neighbour: 5 names, wrong passwords
+            th.submit("10.0.0.1", f"name{i}", _Job(False, bad))
+        await asyncio.sleep(0.05)
+        assert len(bad) == 4                                        # the 5th name waits the shared back-off
+        th.submit("10.0.0.1", "esme2", _Job(True, good))
+        await asyncio.sleep(0.2)
+        try:
+            assert len(good) == 2, "the account's bind waits the neighbour's shared 30 s back-off"
+            assert th.key("10.0.0.1", "esme2") == ("10.0.0.1", "esme2")
+            assert th.key("10.0.0.1", "other") == ("10.0.0.1", None)
+        finally:
+            for t in list(th.sources.values()):
+                if t.timer:
+                    t.timer.cancel()
+    asyncio.run(run())

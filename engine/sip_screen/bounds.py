@@ -267,9 +267,14 @@ class TransportBounds:
                 n = drops - self.udp.drops_seen
                 self.stats["overload_dropped"] += n
                 self.udp.drops_seen = drops
-                # said in the service log (at most once a second): those requests got no answer and no verdict
-                self._warn("overload", "the kernel dropped %d SIP datagrams (receive buffer full: more offered than "
-                           "the screen can judge); their senders got no answer and retransmit", n)
+                # said in the service log at most once a second, with every drop since it last said so: those
+                # requests got no answer and no verdict line
+                self.drops_unsaid += n
+                now = time.monotonic()
+                if now - self.drops_said_at >= 1.0:
+                    log.warning("the kernel dropped %d SIP datagrams (receive buffer full: more offered than the "
+                                "screen can judge); their senders got no answer and retransmit", self.drops_unsaid)
+                    self.drops_said_at, self.drops_unsaid = now, 0
 
     def sweep_tcp(self, now: float):
         for c in list(self.tcp_conns.values()):

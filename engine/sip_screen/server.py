@@ -121,6 +121,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         self.finals_seen = Recent(FINALS_SEEN)              # digest("Call-ID CSeq-number")
         self._sweeper = None
         self.warned: dict = {}                              # kind -> (last warning time, suppressed since)
+        self.drops_unsaid, self.drops_said_at = 0, float("-inf")   # kernel drops not in the log yet (bounds.py)
         self.fast_path = True                               # False: every message takes the full parse
         self._next_hop = ("", None)                         # (settings string, parsed), see next_hop()
         self.next_hop()                                     # a bad next hop is refused at start

@@ -22,8 +22,10 @@ pair's record. Waiting binds queue per source (one per connection, so the queue 
 per-source cap); the oldest whose pair's back-off has passed goes next, chosen on system_ids and
 the clock only (a right password never jumps the queue: no timing oracle). The records are
 bounded (`MAX_KEYS`, least recently failed dropped first, and `MAX_KEYS_PER_SOURCE` a source:
-past that a source's other system_ids share one record, so trying many names is paced as one)
-and forgotten once their back-off has long passed. A connection whose bind waits here is not
+past that a source's other system_ids share one record, so trying many names is paced as one,
+except the system_ids that bound from it since the start, `bound`: an account that binds from
+behind a NAT is not paced by a neighbour failing with many names) and forgotten once their
+back-off has long passed. A connection whose bind waits here is not
 closed at `bind_timeout` (it waits on us, not the peer) but at `bind_timeout` + `bind_backoff_max`
 (`ConnectionCaps.expired_unbound`); it stays the oldest unbound one to close at a connection cap.
 """
@@ -36,6 +38,7 @@ from ..fdbudget import FD_BUDGET
 
 MAX_KEYS = 65536                # (source, system_id) failure records kept, least recently failed dropped first
 MAX_KEYS_PER_SOURCE = 64        # ... of one source; its other system_ids share one record
+MAX_BOUND = 65_536              # (source, system_id) pairs that bound since the start, paced by their own record
 
 
 class ConnectionCaps:
@@ -156,6 +159,10 @@ class BindThrottle:
         self.records: OrderedDict[tuple, _Record] = OrderedDict()
         self.keys_by_source: dict[str, int] = {}
         self.sources: dict[str, _Source] = {}         # sources with a bind waiting or being checked
+        # pairs that bound (the right password) since the start, most recent last: always paced by their own
+        # record, never the shared one (a neighbour behind the same NAT failing with many names cannot make an
+        # account that binds from there wait); getting in needs the password, so it tells nothing
+        self.bound: OrderedDict[tuple, None] = OrderedDict()
         self._clock = clock
 
     def _now(self) -> float:
@@ -165,7 +172,7 @@ class BindThrottle:
         """The record a bind as `system_id` from `src` is paced by. The system_id is taken as written, known
         or not: the pacing tells nothing of which accounts exist."""
         key = (src, system_id)
-        if key in self.records or self.keys_by_source.get(src, 0) < MAX_KEYS_PER_SOURCE:
+        if key in self.records or key in self.bound or self.keys_by_source.get(src, 0) < MAX_KEYS_PER_SOURCE:
             return key
         return (src, None)
 
@@ -225,6 +232,11 @@ class BindThrottle:
             if ok:
                 if key[1] is not None and key in self.records:
                     self._forget(key)                   # a success clears its own record, not a shared one
+                pair = (src, sid)
+                self.bound[pair] = None
+                self.bound.move_to_end(pair)
+                if len(self.bound) > MAX_BOUND:
+                    self.bound.popitem(last=False)
             else:
                 rec = self.records.get(key)
                 if rec is None:
