@@ -205,9 +205,9 @@ class UpstreamMixin:
         return False
 
     async def _link_loop(self, name: str, kind="transceiver"):
-        """One SMSC connection (`name` is its "host:port"), kept bound. An SMSC that refuses
-        transceiver binds is used through a transmitter link plus a receiver link (SMPP
-        3.3-style)."""
+        """One SMSC connection (`name` is its "host:port"), kept bound. An SMSC that does not
+        know bind_transceiver (generic_nack or ESME_RINVCMDID) is used through a transmitter link
+        plus a receiver link (SMPP 3.3-style)."""
         addr = parse_addr(name)
         delay = self.settings.reconnect_min
         loop = asyncio.get_running_loop()
@@ -222,8 +222,10 @@ class UpstreamMixin:
                     password=self.settings.smsc_password, interface_version=0x34)))
                 resp = await asyncio.wait_for(link.bind_waiter, 10)
                 if resp.command_status != 0:
-                    if kind == "transceiver" and resp.command_status in (C.ESME_RINVCMDID, C.ESME_RINVBNDSTS,
-                                                                         C.ESME_RBINDFAIL):
+                    # only "unknown command" says the SMSC has no transceiver binds; ESME_RBINDFAIL (its
+                    # maintenance, a session limit) or another refusal is retried as a transceiver, with back-off
+                    if kind == "transceiver" and (resp.command_id == C.GENERIC_NACK
+                                                  or resp.command_status == C.ESME_RINVCMDID):
                         log.warning("SMSC %s:%d refuses transceiver binds (0x%02x): using transmitter + receiver",
                                     addr[0], addr[1], resp.command_status)
                         kind = "transmitter"
