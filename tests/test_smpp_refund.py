@@ -20,7 +20,7 @@ from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.simulator import SmscSimulator
 from tests.redis_helpers import redis_server  # noqa: F401 (fixture)
-from tests.test_smpp_proxy import raw_session, read_raw
+from tests.test_smpp_proxy import raw_session, read_raw, wait
 
 SENDERS = (b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
            b"SHOPCARE,Shop ABC,CSKH,2020-01-01,2099-12-31,\n")
@@ -119,10 +119,14 @@ def test_an_ad_whose_answer_never_came_keeps_its_count_and_a_late_refusal_gives_
     st = SmppSettings(smsc_response_timeout=0.3)
     with ProxyHarness(pipe, clock=lambda: NOON, settings=st) as h:
         s, _ = raw_session(h)
+        old = h.proxy.links[0]
         h.sim.silent = True                      # may have been delivered: it counts
-        for i in range(3):
-            assert _send(s, _ad(10 + i, "84912777005")) == C.ESME_RSYSERR
+        for i in range(3):                       # all in flight together (after a timeout the link is stalled)
+            s.sendall(_ad(10 + i, "84912777005"))
+        assert [read_raw(s).command_status for _ in range(3)] == [C.ESME_RSYSERR] * 3
         h.sim.silent = False
+        # three timeouts in a row: the link is bound again (smsc.py), then the ad is judged
+        assert wait(lambda: h.proxy.links and h.proxy.links[0] is not old and h.proxy.links[0].bound)
         assert _send(s, _ad(20, "84912777005")) != 0          # three unanswered ads used the day's cap
         assert h.sim.submits() == []
 

@@ -1,9 +1,112 @@
-"""SMSC link health (smsc.py, SmscLink / UpstreamMixin), against the simulator: a temporary ESME_RBINDFAIL does not
-turn a transceiver link into a transmitter + receiver pair."""
+"""SMSC link health (smsc.py, SmscLink / UpstreamMixin), against the simulator: a half-hung SMSC (answers
+enquire_link, not submits) is stalled and its link replaced; an SMSC that lost our bind (ESME_RINVBNDSTS) is bound
+again and its ESMEs never see 0x04; a temporary ESME_RBINDFAIL does not turn a transceiver link into a
+transmitter + receiver pair."""
+import socket
+import time
+
+import pytest
+
 from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
+from engine.smpp_proxy.smsc import BIND_LOST_STATUS, TIMEOUTS_TO_REBIND
+from tests.test_smpp_inline_safety import GOOD, send_submit
+from tests.test_smpp_proxy import pipe, raw_session, read_raw, wait  # noqa: F401  (pipe: fixture)
+
+
+def submit_many(sock, seqs, **kw):
+    """Send submits without waiting; return {seq: answer}, each answer read once."""
+    for seq in seqs:
+        sock.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr=GOOD, destination_addr=f"8491234567{seq % 10}",
+                                       short_message=b"see you at %d" % seq, **kw)))
+    got = {}
+    while len(got) < len(seqs):
+        r = read_raw(sock)
+        if r.command_id == C.ENQUIRE_LINK:
+            sock.sendall(encode(P.EnquireLinkResp(sequence_number=r.sequence_number)))
+            continue
+        assert r.command_id == C.SUBMIT_SM_RESP and r.sequence_number not in got
+        got[r.sequence_number] = r
+    return got
+
+
+def replaced(h, old):
+    return wait(lambda: h.proxy.links and h.proxy.links[0] is not old and h.proxy.links[0].bound, 5)
+
+
+def no_more_answers(sock, within=0.5):
+    """No second answer to anything for `within` seconds (the proxy's own enquire_links to the ESME are answered)."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            r = read_raw(sock)
+        except socket.timeout:
+            return
+        assert r.command_id == C.ENQUIRE_LINK, r
+        sock.sendall(encode(P.EnquireLinkResp(sequence_number=r.sequence_number)))
+
+
+# ---------------------------------------------------------------- D1: a half-hung SMSC
+
+def test_keepalive_answers_do_not_readmit_a_link_whose_submit_timed_out(pipe):
+    st = SmppSettings(enquire_link_interval=0.2, smsc_response_timeout=0.5, smsc_stall_after=1.5)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        s, _ = raw_session(h)
+        assert send_submit(s, 1).command_status == 0
+        old = h.proxy.links[0]
+        h.sim.stall = True                              # submits black-holed, enquire_link answered
+        assert send_submit(s, 2).command_status == C.ESME_RSYSERR
+        h.sim.stall = False
+        probes = sum(p.command_id == C.ENQUIRE_LINK for _, p in h.sim.received)
+        assert wait(lambda: sum(p.command_id == C.ENQUIRE_LINK for _, p in h.sim.received) >= probes + 2, 3)
+        n = len(h.sim.submits())
+        assert send_submit(s, 3).command_status == C.ESME_RTHROTTLED    # answered keepalives re-admit nothing
+        assert len(h.sim.submits()) == n and h.proxy.links[0] is old
+        # nothing left to answer and no late answer within stall_after: bound again
+        assert replaced(h, old)
+        assert h.proxy.stats["smsc_half_hung"] == 1 and h.proxy.stats["smsc_hung"] == 0
+        assert send_submit(s, 4).command_status == 0
+
+
+def test_consecutive_timeouts_replace_a_link_that_answers_enquire_link(pipe):
+    st = SmppSettings(enquire_link_interval=0.2, smsc_response_timeout=0.5, smsc_stall_after=30)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        s, _ = raw_session(h)
+        old = h.proxy.links[0]
+        h.sim.stall = True
+        got = submit_many(s, range(1, TIMEOUTS_TO_REBIND + 1))
+        assert all(r.command_status == C.ESME_RSYSERR for r in got.values())     # each answered once
+        h.sim.stall = False
+        assert replaced(h, old)                         # long before stall_after (30 s)
+        assert h.proxy.stats["smsc_half_hung"] == 1 and h.proxy.stats["smsc_hung"] == 0
+        assert send_submit(s, 9).command_status == 0
+        no_more_answers(s)
+
+
+# ---------------------------------------------------------------- D1: ESME_RINVBNDSTS from the SMSC
+
+@pytest.mark.parametrize("how", ["resp", "generic_nack"])
+def test_smsc_that_lost_the_bind_is_bound_again_and_esmes_never_see_0x04(pipe, how):
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        s, _ = raw_session(h)
+        old = h.proxy.links[0]
+        if how == "resp":
+            h.sim.answer_status = C.ESME_RINVBNDSTS     # a submit_sm_resp: the link's lean path
+        else:
+            h.sim.nack_status = C.ESME_RINVBNDSTS       # a generic_nack: the codec's path
+        got = submit_many(s, [1, 2, 3])
+        assert [got[q].command_status for q in (1, 2, 3)] == [BIND_LOST_STATUS] * 3
+        assert BIND_LOST_STATUS == C.ESME_RTHROTTLED
+        h.sim.answer_status = h.sim.nack_status = 0
+        assert replaced(h, old)
+        assert h.proxy.stats["smsc_bind_lost"] == 1
+        assert sum(p.command_id == C.BIND_TRANSCEIVER for _, p in h.sim.received) == 2
+        assert send_submit(s, 4).command_status == 0
+        no_more_answers(s)
 
 
 # ---------------------------------------------------------------- D7: ESME_RBINDFAIL is not "no transceiver"

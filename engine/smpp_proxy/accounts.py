@@ -157,8 +157,8 @@ class SmppSettings:
     smsc_response_timeout: float = 10.0
     smsc_text_reading: str = "auto"                # how MO data_coding 0 / 1 bytes from the SMSC are read
     smsc_links: dict = field(default_factory=dict)    # "host:port" -> {"response_timeout": s, "window": n}
-    smsc_stall_after: float = 2.0       # a link with requests outstanding that received nothing this long
-                                        # takes no new submits (they get ESME_RTHROTTLED at once)
+    smsc_stall_after: float = 2.0       # a link owing answers that answered none this long (or whose last
+                                        # request timed out) takes no new submits (ESME_RTHROTTLED at once)
     max_connections: int = 1000         # total ESME connections (clamped below the fd limit at start)
     max_connections_per_source: int = 64
     bind_timeout: float = 10.0          # seconds an ESME connection may stay unbound

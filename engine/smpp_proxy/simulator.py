@@ -8,7 +8,9 @@ binds; `stall` makes it stop answering submits (to exercise windows and timeouts
 `wrong_answers` answers submits with a cancel_sm_resp (a broken SMSC); `id_format` writes its
 message_ids (`%08X` by default, `%d` for a decimal counter) and `receipt_ids_in_other_base` writes a
 receipt's id in the other base (an SMSC whose receipts say 16 for the 00000010 of its resp); `hang()` makes the sessions bound so
-far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work);
+far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work); `answer_status`
+answers submits with that command_status and no message_id, `nack_status` with a generic_nack of it (an SMSC
+that lost the session's bind answers ESME_RINVBNDSTS);
 `receipts_elsewhere` sends each receipt on another bound receiver/transceiver session than the one
 its submit came on, round-robin (an SMSC that spreads receipts over every bind of a system_id:
 two proxies sharing this simulator get each other's receipts).
@@ -57,6 +59,8 @@ class SmscSimulator:
         self.down = False
         self.stall = False
         self.refuse_transceiver = False     # behave like an SMSC that only knows TX and RX binds
+        self.answer_status = 0
+        self.nack_status = 0
         self._ids = itertools.count(1)
         self.server = None
         self.mo_responses: list = []
@@ -123,6 +127,11 @@ class SmscSimulator:
         elif cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
             if self.stall:
                 return
+            if self.nack_status:
+                return s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=self.nack_status))
+            if self.answer_status:
+                return s.send(P.response_class(cid)(sequence_number=ev.sequence_number,
+                                                    command_status=self.answer_status))
             mid = self.id_format % next(self._ids)
             resp = P.response_class(cid)(sequence_number=ev.sequence_number, message_id=mid)
             self._answer(s, P.CancelSmResp(sequence_number=ev.sequence_number) if self.wrong_answers else resp)

@@ -38,16 +38,34 @@ class _RawResp:
 
 LATE = -1               # on_resp(resp, LATE): the answer came after we gave up on it
 MAX_LATE = 4096         # timed-out requests remembered per link, to recognise late answers
+TIMEOUTS_TO_REBIND = 3  # requests timed out in a row, no answer in between: the link is closed and bound again
+# What an ESME gets for an SMSC's ESME_RINVBNDSTS (the SMSC lost our session's bind): the SMSC did not take
+# the message, so the outcome is known (ESME_RSYSERR here means "unknown": a resubmit may duplicate) and a
+# retry succeeds once the link is bound again; never 0x04 itself, which would tell the ESME its own bind is wrong
+BIND_LOST_STATUS = C.ESME_RTHROTTLED
+_RINVBNDSTS = C.ESME_RINVBNDSTS
+_BIND_LOST_BYTES = BIND_LOST_STATUS.to_bytes(4, "big")
+
+
+def _keepalive(resp, status) -> None:
+    """on_resp of an enquire_link: its answer says the session is up, not that messages are taken."""
 
 
 class SmscLink(CoalescedStream):
     """One bind to an SMSC, with its own window.
 
-    Liveness: `last_rx` is when the SMSC last sent anything. A link with requests outstanding
-    that has heard nothing for `stall_after` is `stalled` and takes no new submits (they get a
-    retryable status at once instead of waiting out the response timeout); one that has heard
-    nothing for enquire_link_interval + response_timeout is closed and bound again (see
-    `UpstreamMixin._link_housekeeping`)."""
+    Liveness: `last_rx` is when the SMSC last sent anything (an enquire_link_resp too);
+    `last_answer` when a request other than enquire_link last got its answer (in time or late).
+    A link is `stalled`, and takes no new submits (they get a retryable status at once instead
+    of waiting out the response timeout), while its last timeout is newer than its last answer,
+    or while it owes answers and has answered none for `stall_after`: an SMSC that answers
+    enquire_link and nothing else is not re-admitted by its keepalive. It is closed and bound
+    again when it has heard nothing for enquire_link_interval + response_timeout (hung), after
+    TIMEOUTS_TO_REBIND timeouts in a row, or once everything it was sent timed out and
+    `stall_after` passed without a late answer (half-hung). An ESME_RINVBNDSTS from the SMSC
+    (it lost our bind) `retire`s the link: no new traffic, the answers
+    still owed are read (and relayed) until the window is empty or `response_timeout` passed,
+    then it is closed and bound again (see `UpstreamMixin._link_housekeeping`)."""
 
     def __init__(self, proxy: "SmppProxy", addr, kind="transceiver", name: str = ""):
         s = proxy.settings
@@ -63,10 +81,13 @@ class SmscLink(CoalescedStream):
         self.id_space = over.get("id_space", "")      # message_ids unique within (msgids.py)
         self.bind_waiter: asyncio.Future | None = None
         self.lost = asyncio.get_event_loop().create_future()
-        self.last_rx = self.last_probe = time.monotonic()
+        self.last_rx = self.last_probe = self.last_answer = time.monotonic()
         self.stalled = False
         self._rx = b""                                     # a partial frame (lean path)
-        self.last_timeout = 0.0
+        self.last_timeout = 0.0                            # of a request other than enquire_link
+        self.timeouts_in_row = 0                           # such timeouts since the last answer
+        self.probes: set = set()                           # enquire_link seqs outstanding
+        self.retire_by = 0.0                               # retiring (unbound, draining) until then
         self.timed_out: OrderedDict = OrderedDict()        # seq -> on_resp, for late answers
 
     def connection_made(self, transport):
@@ -85,7 +106,6 @@ class SmscLink(CoalescedStream):
 
     def _read(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
-        self.stalled = False
         if self.conn.trailing_data:
             return super().data_received(data)         # the codec holds part of a frame: its path
         if self._rx:
@@ -97,6 +117,7 @@ class SmscLink(CoalescedStream):
         # is fed whole frames only, so the two never split a frame between them.
         off, n = 0, len(data)
         pending = self.window.pending
+        answered = False
         while n - off >= 16:
             length, cid, status, seq = _HEADER(data, off)
             if length < 16 or length > _FAST_MAX:
@@ -115,15 +136,53 @@ class SmscLink(CoalescedStream):
                     mid = None              # anything else: the codec's path
                 if mid is not None:
                     off = end
+                    answered = True
+                    if status == _RINVBNDSTS:
+                        self.bind_lost()
+                        status, frame = BIND_LOST_STATUS, frame[:8] + _BIND_LOST_BYTES + frame[12:]
                     self.window.complete(seq)(_RawResp(cid, status, seq, mid, frame), status)
                     continue
             off = end
             super().data_received(frame)
         if off < n:
             self._rx = data[off:]
+        if answered:
+            self.answered()
+
+    def answered(self) -> None:
+        """A request other than enquire_link got its answer (read at `last_rx`): the SMSC takes traffic."""
+        self.last_answer = self.last_rx
+        self.timeouts_in_row = 0
+        self.stalled = False
+        if self.retire_by and not self.window.pending:
+            self.close()                    # the last answer a retiring link owed
+
+    def retire(self, why: str) -> None:
+        """Take no new traffic, keep reading the answers still owed; closed (and bound again) once the
+        window is empty or `response_timeout` has passed (`UpstreamMixin._link_housekeeping`)."""
+        if self.retire_by:
+            return
+        self.bound = False                  # (no enquire_link either: what is waited for is the answers owed)
+        self.retire_by = time.monotonic() + self.response_timeout
+        for q in self.probes:
+            self.window.pending.pop(q, None)
+        self.probes.clear()
+        log.warning("SMSC %s:%d %s: no new traffic on the link; %d answer(s) owed are read for up to %.1fs, "
+                    "then it is closed and bound again", *self.addr, why, len(self.window.pending),
+                    self.response_timeout)
+        if not self.window.pending:
+            self.close()
+
+    def bind_lost(self) -> None:
+        """The SMSC answered ESME_RINVBNDSTS: it no longer holds our bind. Bound again; the ESMEs get
+        BIND_LOST_STATUS for what it refuses so."""
+        if not self.retire_by:
+            self.proxy.stats["smsc_bind_lost"] += 1
+            self.retire(f"answered ESME_RINVBNDSTS (it lost the bind; the ESMEs get 0x{BIND_LOST_STATUS:02x})")
 
     def connection_lost(self, exc):
         self.bound = False
+        self.probes.clear()
         for seq, (_, on_resp) in list(self.window.pending.items()):
             self.window.pending.pop(seq, None)
             on_resp(None, C.ESME_RSYSERR)
@@ -143,6 +202,14 @@ class SmscLink(CoalescedStream):
             else with_sequence(bytes(raw_or_pdu), seq)
         self.window.add(seq, time.monotonic(), on_resp)      # on_resp(resp | None, status)
         self._queue(raw)
+
+    def probe(self, now: float) -> None:
+        """enquire_link (SMPP 3.4 §4.11): is the session up?"""
+        self.last_probe = now
+        seq = self.conn.next_sequence()
+        self.probes.add(seq)
+        self.window.add(seq, now, _keepalive)
+        self._queue(encode(P.EnquireLink(sequence_number=seq)))
 
     def forward(self, raw: bytes, on_resp) -> None:
         """`request` for a PDU's own bytes on the submit path: only the sequence_number is put
@@ -166,13 +233,22 @@ class SmscLink(CoalescedStream):
             if self.bind_waiter and not self.bind_waiter.done():
                 self.bind_waiter.set_result(ev)
         elif P.is_response(cid) or cid == C.GENERIC_NACK:
-            on_resp = self.window.complete(ev.sequence_number)
-            if on_resp is not None:
+            seq = ev.sequence_number
+            if ev.command_status == _RINVBNDSTS:
+                self.bind_lost()
+                ev = P.replace(ev, command_status=BIND_LOST_STATUS,
+                               raw=ev.raw[:8] + _BIND_LOST_BYTES + ev.raw[12:] if ev.raw else b"")
+            on_resp = self.window.complete(seq)
+            if on_resp is _keepalive:
+                self.probes.discard(seq)
+            elif on_resp is not None:
                 on_resp(ev, ev.command_status)
+                self.answered()
             else:
-                on_resp = self.timed_out.pop(ev.sequence_number, None)
+                on_resp = self.timed_out.pop(seq, None)
                 if on_resp is not None:
                     on_resp(ev, LATE)
+                    self.answered()         # a slow SMSC, not a hung one
         elif cid == C.ENQUIRE_LINK:
             self.send_pdu(P.EnquireLinkResp(sequence_number=ev.sequence_number))
         elif cid == C.UNBIND:
@@ -262,17 +338,26 @@ class UpstreamMixin:
 
     def _link_housekeeping(self, now: float) -> None:
         """Expire requests, probe every link on schedule (window full or not: a full window
-        is exactly when we need to know), and replace a link that answers nothing."""
+        is exactly when we need to know), and replace a link that answers nothing (SmscLink)."""
         s = self.settings
         for link in list(self.links):
+            probes = link.probes
             for seq, on_resp in link.window.expired(now):
                 log.warning("SMSC %s:%d did not answer seq %d within %.1fs", *link.addr, seq, link.response_timeout)
                 self.stats["smsc_timeouts"] += 1
+                if on_resp is _keepalive:
+                    probes.discard(seq)
+                    continue
                 link.timed_out[seq] = on_resp
-                link.last_timeout = now
                 if len(link.timed_out) > MAX_LATE:
                     link.timed_out.popitem(last=False)
+                link.last_timeout = now
+                link.timeouts_in_row += 1
                 on_resp(None, C.ESME_RSYSERR)
+            if link.retire_by:
+                if not link.window.pending or now >= link.retire_by:
+                    link.transport.abort()          # what is still owed: ESME_RSYSERR (connection_lost)
+                continue
             silent = now - link.last_rx
             if silent > s.enquire_link_interval + link.response_timeout:
                 log.warning("SMSC %s:%d answered nothing for %.0fs: closing the link and binding again",
@@ -281,12 +366,24 @@ class UpstreamMixin:
                 link.bound = False
                 link.transport.abort()
                 continue
-            # stalled: silent while it owes us answers (or let one time out since it last spoke)
-            link.stalled = silent > s.smsc_stall_after and (bool(link.window.pending)
-                                                             or link.last_timeout > link.last_rx)
+            pending = link.window.pending
+            owed = len(pending) - sum(1 for q in probes if q in pending)      # not counting enquire_links
+            timed_out = link.last_timeout > link.last_answer
+            if link.timeouts_in_row >= TIMEOUTS_TO_REBIND or (
+                    timed_out and not owed and now - link.last_timeout >= s.smsc_stall_after):
+                log.warning("SMSC %s:%d let %d request(s) in a row time out and answered none since (whatever it "
+                            "answers to enquire_link): closing the link and binding again", *link.addr,
+                            link.timeouts_in_row)
+                self.stats["smsc_half_hung"] += 1
+                link.bound = False
+                link.transport.abort()
+                continue
+            # stalled: its last timeout newer than its last answer, or owing answers (the oldest sent over
+            # stall_after ago) with none for stall_after; the first entry of a window is its oldest
+            link.stalled = timed_out or (bool(pending) and now - max(
+                link.last_answer, next(iter(pending.values()))[0] - link.window.timeout) > s.smsc_stall_after)
             if link.bound and now - max(link.last_rx, link.last_probe) >= s.enquire_link_interval:
-                link.last_probe = now
-                link.request(P.EnquireLink(), lambda r, st: None)
+                link.probe(now)
 
 
 def parse_addr(host_port: str) -> tuple[str, int]:
