@@ -1,7 +1,7 @@
 """SMSC link health (smsc.py, SmscLink / UpstreamMixin), against the simulator: a half-hung SMSC (answers
 enquire_link, not submits) is stalled and its link replaced; an SMSC that lost our bind (ESME_RINVBNDSTS) is bound
-again and its ESMEs never see 0x04; a temporary ESME_RBINDFAIL does not turn a transceiver link into a
-transmitter + receiver pair."""
+again and its ESMEs never see 0x04; an SMSC's unbind is followed by the answers it still owes, relayed; a
+temporary ESME_RBINDFAIL does not turn a transceiver link into a transmitter + receiver pair."""
 import socket
 import time
 
@@ -106,6 +106,54 @@ def test_smsc_that_lost_the_bind_is_bound_again_and_esmes_never_see_0x04(pipe, h
         assert h.proxy.stats["smsc_bind_lost"] == 1
         assert sum(p.command_id == C.BIND_TRANSCEIVER for _, p in h.sim.received) == 2
         assert send_submit(s, 4).command_status == 0
+        no_more_answers(s)
+
+
+# ---------------------------------------------------------------- D2: the SMSC's unbind
+
+def test_answers_the_smsc_owes_after_its_unbind_are_relayed(pipe):
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        s, _ = raw_session(h)
+        old = h.proxy.links[0]
+        h.sim.stall = True
+        for seq in range(1, 5):
+            s.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr=GOOD, destination_addr="84912345678",
+                                        short_message=b"unbind %d" % seq, registered_delivery=1)))
+        assert wait(lambda: len(h.sim.held) == 4)
+        h.run(h.sim.unbind_sessions)
+        assert wait(lambda: h.sim.unbind_resps == 1)
+        assert send_submit(s, 5).command_status == C.ESME_RTHROTTLED     # no new traffic on an unbound link
+        assert len(h.sim.submits()) == 4
+        h.sim.stall = False
+        h.run(h.sim.answer_held)
+        got = {}
+        while len(got) < 4:
+            r = read_raw(s)
+            assert r.command_id == C.SUBMIT_SM_RESP and r.sequence_number not in got
+            got[r.sequence_number] = r
+        assert all(r.command_status == 0 and r.message_id for r in got.values())
+        assert all(h.proxy.msgid_account.get(r.message_id) == "esme1" for r in got.values())    # receipts route
+        assert replaced(h, old)
+        assert h.proxy.stats["smsc_unbinds"] == 1
+        assert send_submit(s, 6).command_status == 0
+
+
+def test_after_an_smsc_unbind_what_is_never_answered_gets_rsyserr_at_the_response_timeout(pipe):
+    st = SmppSettings(smsc_response_timeout=0.6)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        s, _ = raw_session(h)
+        old = h.proxy.links[0]
+        h.sim.stall = True
+        for seq in (1, 2):
+            s.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr=GOOD, destination_addr="84912345678",
+                                        short_message=b"x")))
+        assert wait(lambda: len(h.sim.held) == 2)
+        h.run(h.sim.unbind_sessions)
+        got = [read_raw(s), read_raw(s)]
+        assert sorted(r.sequence_number for r in got) == [1, 2]
+        assert all(r.command_status == C.ESME_RSYSERR for r in got)
+        h.sim.stall = False
+        assert replaced(h, old)
         no_more_answers(s)
 
 

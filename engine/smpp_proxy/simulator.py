@@ -10,7 +10,8 @@ message_ids (`%08X` by default, `%d` for a decimal counter) and `receipt_ids_in_
 receipt's id in the other base (an SMSC whose receipts say 16 for the 00000010 of its resp); `hang()` makes the sessions bound so
 far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work); `answer_status`
 answers submits with that command_status and no message_id, `nack_status` with a generic_nack of it (an SMSC
-that lost the session's bind answers ESME_RINVBNDSTS);
+that lost the session's bind answers ESME_RINVBNDSTS); the submits a `stall` leaves unanswered are `held`, for
+`unbind_sessions()` (an SMSC's graceful unbind) and `answer_held()` (the answers it still owes, sent after it);
 `receipts_elsewhere` sends each receipt on another bound receiver/transceiver session than the one
 its submit came on, round-robin (an SMSC that spreads receipts over every bind of a system_id:
 two proxies sharing this simulator get each other's receipts).
@@ -61,6 +62,8 @@ class SmscSimulator:
         self.refuse_transceiver = False     # behave like an SMSC that only knows TX and RX binds
         self.answer_status = 0
         self.nack_status = 0
+        self.held: list = []                # (session, submit) a stall left unanswered
+        self.unbind_resps = 0
         self._ids = itertools.count(1)
         self.server = None
         self.mo_responses: list = []
@@ -75,6 +78,20 @@ class SmscSimulator:
     def hang(self) -> None:
         for s in self.sessions:
             s.hung = True
+
+    def unbind_sessions(self) -> None:
+        """Send unbind on every bound session (kept open: the proxy closes it once it has what it is owed)."""
+        for s in self.sessions:
+            if s.bound:
+                s.bound = False
+                s.send(P.Unbind(sequence_number=s.conn.next_sequence()))
+
+    def answer_held(self) -> None:
+        """Answer the submits a stall held, accepted, each with its message_id."""
+        held, self.held = self.held, []
+        for s, ev in held:
+            s.send(P.response_class(ev.command_id)(sequence_number=ev.sequence_number,
+                                                   message_id=self.id_format % next(self._ids)))
 
     def send_deliver(self, pdu) -> bool:
         """Send a deliver_sm (any content, e.g. a malformed one) on the first bound session."""
@@ -107,6 +124,8 @@ class SmscSimulator:
         if P.is_response(cid):
             if cid == C.DELIVER_SM_RESP:
                 self.mo_responses.append(ev)
+            elif cid == C.UNBIND_RESP:
+                self.unbind_resps += 1
             return
         self.received.append((time.monotonic(), ev))
         if cid in (C.BIND_TRANSCEIVER, C.BIND_TRANSMITTER, C.BIND_RECEIVER):
@@ -126,6 +145,7 @@ class SmscSimulator:
             s.transport.close()
         elif cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
             if self.stall:
+                self.held.append((s, ev))
                 return
             if self.nack_status:
                 return s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=self.nack_status))

@@ -62,8 +62,8 @@ class SmscLink(CoalescedStream):
     enquire_link and nothing else is not re-admitted by its keepalive. It is closed and bound
     again when it has heard nothing for enquire_link_interval + response_timeout (hung), after
     TIMEOUTS_TO_REBIND timeouts in a row, or once everything it was sent timed out and
-    `stall_after` passed without a late answer (half-hung). An ESME_RINVBNDSTS from the SMSC
-    (it lost our bind) `retire`s the link: no new traffic, the answers
+    `stall_after` passed without a late answer (half-hung). An SMSC's unbind, or an
+    ESME_RINVBNDSTS from it (it lost our bind), `retire`s the link: no new traffic, the answers
     still owed are read (and relayed) until the window is empty or `response_timeout` passed,
     then it is closed and bound again (see `UpstreamMixin._link_housekeeping`)."""
 
@@ -252,9 +252,11 @@ class SmscLink(CoalescedStream):
         elif cid == C.ENQUIRE_LINK:
             self.send_pdu(P.EnquireLinkResp(sequence_number=ev.sequence_number))
         elif cid == C.UNBIND:
+            # SMPP 3.4 §4.2: unbind ends the session; the responses the SMSC owes for requests made before
+            # it may still follow (and their message_ids route receipts): read until they are in
             self.send_pdu(P.UnbindResp(sequence_number=ev.sequence_number))
-            self.bound = False
-            self.close()
+            self.proxy.stats["smsc_unbinds"] += 1
+            self.retire("sent unbind")
         elif cid in (C.DELIVER_SM, C.DATA_SM):
             try:
                 self.proxy.handle_smsc_deliver(self, ev)
