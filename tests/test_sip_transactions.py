@@ -478,6 +478,96 @@ def test_a_cancel_while_its_invite_is_being_judged_is_answered_and_the_invite_ne
     assert m.method == "INVITE" and dest == UAS
 
 
+def _slow_store(scr):
+    """The shared state store is slow: every call's verdict waits in `held` until the test lets it come."""
+    held, real = [], scr._screen
+    scr._screen = lambda msg, src, then, callee=None: held.append((msg, src, then, callee))
+    return held, lambda: real(*held.pop(0))
+
+
+def test_another_invite_on_a_call_being_judged_waits_for_its_verdict_then_is_judged_never_left_unanswered(pipe):
+    """Found at stop 35 (a known gap): with a shared state store slow to confirm, an INVITE on the same Call-ID, From
+    and callee with another branch (over TCP nobody retransmits it) was dropped unanswered while the first was
+    judged. It waits for that verdict, then is taken as if it came after it: a new call, judged and counted."""
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    held, release = _slow_store(scr)
+    first = invite(caller=AD_CALLER, call_id="wait-1")
+    other = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-")
+    scr.on_datagram(first, UAC)
+    for _ in range(2):                                                  # the other and its retransmission
+        scr.on_datagram(other, UAC)
+    assert sent(scr) == [] and len(held) == 1 and scr.stats["waited_for_judging"] == 1
+    release()                                                           # the first's verdict: allow, forwarded
+    ((m, dest),) = sent(scr)
+    assert m.method == "INVITE" and m.get("cseq") == "1 INVITE" and dest == UAS
+    assert len(held) == 1                                               # the other is judged now, in its turn
+    scr.udp.out.clear()
+    release()
+    ((m, dest),) = sent(scr)                                            # a second ad call to the callee today
+    assert m.status == 608 and m.get("cseq") == "2 INVITE" and dest == UAC and "AD_CALL_FREQUENCY_CAP" in m.get("reason")
+    assert len(vlog.calls) == 2 and scr.stats["call_id_reused"] == 1
+    assert scr.waiting == {} and scr.waiting_count == 0
+
+
+def test_a_cancel_of_an_invite_waiting_for_anothers_verdict_gets_200_and_the_invite_487(pipe):
+    scr = screen(pipe)
+    held, release = _slow_store(scr)
+    first = invite(call_id="wait-2")
+    other = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-")
+    scr.on_datagram(first, UAC)
+    scr.on_datagram(other, UAC)
+    scr.on_datagram(other.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 2 INVITE", b"CSeq: 2 CANCEL"), UAC)
+    ((m, dest),) = sent(scr)
+    assert m.status == 200 and m.get("cseq") == "2 CANCEL" and dest == UAC
+    scr.udp.out.clear()
+    release()
+    release()
+    got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))
+    assert got == [("1 INVITE", "INVITE"), ("2 INVITE", 487)]            # the first forwarded, the other not
+    assert scr.stats["cancelled_while_judged"] == 1
+
+
+def test_beyond_max_waiting_an_invite_is_answered_503_with_retry_after(pipe, monkeypatch):
+    from engine.sip_screen import screening
+    monkeypatch.setattr(screening, "MAX_WAITING", 2)
+    scr = screen(pipe)
+    held, release = _slow_store(scr)
+    first = invite(call_id="wait-3")
+    scr.on_datagram(first, UAC)
+    for i in range(3):
+        scr.on_datagram(first.replace(b"z9hG4bK-", b"z9hG4bK-w%d-" % i), UAC)
+    ((m, dest),) = sent(scr)
+    assert m.status == 503 and m.get("retry-after") == "1" and dest == UAC and scr.stats["waiting_refused"] == 1
+    scr.udp.out.clear()
+    while held:
+        release()
+    assert [m.method for m, _ in sent(scr)] == ["INVITE"] * 3 and scr.waiting_count == 0
+
+
+def test_a_bug_while_judging_a_waiting_invite_leaves_none_unanswered(pipe):
+    scr = screen(pipe)
+    held, release = _slow_store(scr)
+    first = invite(call_id="wait-4")
+    scr.on_datagram(first, UAC)
+    for b in (b"b", b"c"):
+        scr.on_datagram(first.replace(b"z9hG4bK-", b"z9hG4bK-" + b + b"-"), UAC)
+
+    def broken(msg, src, then, callee=None):
+        raise RuntimeError("a bug")
+    scr._screen = broken
+    release()                                                            # the first: allowed; the others' judging fails
+    got = [(m.method or m.status, top_branch(m) if m.method else m.get("retry-after")) for m, _ in sent(scr)]
+    assert got[0][0] == "INVITE" and [g[0] for g in got[1:]] == [503, 503]
+    assert scr.waiting_count == 0 and scr.stats["internal_errors"] == 2
+    scr.udp.out.clear()
+    scr.on_datagram(first.replace(b"z9hG4bK-", b"z9hG4bK-d-"), UAC)     # its judging fails: 500 ...
+    assert [m.status for m, _ in sent(scr)] == [500]
+    scr._screen = lambda msg, src, then, callee=None: held.append((msg, src, then, callee))
+    scr.on_datagram(first.replace(b"z9hG4bK-", b"z9hG4bK-e-"), UAC)     # ... and the key is not left being judged:
+    assert len(held) == 1 and scr.waiting_count == 0                     # the next try is judged, not kept waiting
+
+
 def test_the_verdict_memory_keeps_a_digest_of_the_branch_not_the_branch(pipe):
     """Found by a review at stop 34: the verdict memory kept each INVITE's top Via branch as received (up to ~8 KB:
     ~1 GB at its 131,072 calls for a peer writing long branches). It keeps a fixed-size digest."""

@@ -22,6 +22,7 @@ VERDICTS = 131_072              # calls whose decision is kept, for their retran
 VERDICT_MEMORY = 180.0          # seconds: Timer B (64*T1 = 32 s) and a 401/407 round trip fit well within
 MAX_CALLER = 128                # a longer caller is no number a call duration is kept for (answered: bytes bound)
 PENDING = "pending"             # the call is being judged (a shared state store confirming its counters)
+MAX_WAITING = 1_024             # INVITEs (all calls together) waiting for another on their key to be judged
 
 
 class Decision(NamedTuple):
@@ -35,6 +36,8 @@ class Decision(NamedTuple):
 
 
 CANCELLED = Decision(Action.DROP, 487, (), (), 0.0)     # cancelled while it was judged: answered 487, not sent
+BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITING wait already (503, Retry-After)
+RETRY_AFTER = 1                                          # seconds, in BUSY's answer
 
 
 def dialog_parties(msg, frm, to, from_user=None) -> int:
@@ -124,7 +127,7 @@ def _branch_of(msg) -> int:
 class Screening:
     """Mixed into SipScreen: the judging of initial INVITEs."""
 
-    def _screen_once(self, msg, src, then):
+    def _screen_once(self, msg, src, then, cancelled=False):
         """Judge a call once: `then(decision, replay)`. An INVITE of a call already judged -- a
         retransmission (the same top Via branch), or the call tried again after a final that asks for
         it (forwarding.RETRY_FINALS: re-sent with credentials after a 401/407, RFC 3261 §22.2, redirected
@@ -133,7 +136,9 @@ class Screening:
         ad-call cap would reject the call's own copy) and write a second verdict line. Any other INVITE
         on the same Call-ID, From and callee is a new call, judged (an advertiser reusing one Call-ID
         for call after call was counted once). A copy arriving while the call is still being judged is
-        dropped: the first copy's answer is on its way."""
+        dropped: the first copy's answer is on its way. Another INVITE on the key while it is judged (a new
+        branch: over TCP nobody retransmits it) waits for that verdict, then is taken as if it came after it
+        (_wait_for_judging); `cancelled`: a CANCEL came while it waited."""
         first = msg.first_values()
         called = _callee(msg, first)
         key, branch = _verdict_key(msg, first, called), _branch_of(msg)
@@ -142,16 +147,18 @@ class Screening:
         if known is not None:
             d, judged_branch = known[0], known[1]
             if d is PENDING:
+                if branch != judged_branch:
+                    return self._wait_for_judging(key, branch, msg, src, then)
                 self.stats["replayed"] += 1
                 return
             if branch == judged_branch or self.retries.pop(digest(first.get("call-id") or "")) is not None:
                 self.stats["replayed"] += 1
                 if branch != judged_branch:             # the retry's retransmissions are copies too
                     self.verdicts.put(key, (d, branch), now)
-                then(d, True)
+                then(CANCELLED if cancelled and d.action is not Action.DROP else d, True)
                 return
             self.stats["call_id_reused"] += 1
-        self.verdicts.put(key, (PENDING, branch, False), now)
+        self.verdicts.put(key, (PENDING, branch, cancelled), now)
 
         def judged(v):
             d = self._decision(v)
@@ -171,18 +178,67 @@ class Screening:
                     self.answered.pop(k)
             elif v.charged:                             # counted toward an advertiser's caps: given back if it
                 msg.charge = (key, v)                   # cannot leave (forwarding._forward_failed)
-            then(d, False)
-        self._screen(msg, src, judged, called)
+            waiting = self._waiting_pop(key)
+            try:
+                then(d, False)
+            finally:
+                for w in waiting:                       # as if each came now, in the order they came
+                    try:
+                        self._screen_once(*w)           # (msg, src, then, cancelled)
+                    except Exception:                   # a bug of ours: answered all the same, the rest taken
+                        self.stats["internal_errors"] += 1
+                        log.exception("judging an INVITE that waited for another's verdict failed")
+                        w[2](BUSY, True)
+        try:
+            self._screen(msg, src, judged, called)
+        except Exception:                               # a bug of ours (this INVITE is answered 500 by its caller):
+            ent = self.verdicts.get(key)                # the key is not left being judged, nothing waits on it
+            if ent is not None and ent[0] is PENDING:
+                self.verdicts.pop(key)
+                for w in self._waiting_pop(key):
+                    w[2](BUSY, True)
+            raise
+
+    def _waiting_pop(self, key) -> list:
+        """The INVITEs waiting for the verdict on `key`, no longer waiting."""
+        waiting = self.waiting.pop(key, None)
+        if not waiting:
+            return []
+        self.waiting_count -= len(waiting)
+        return list(waiting.values())
+
+    def _wait_for_judging(self, key, branch, msg, src, then):
+        """An INVITE on a key (_verdict_key) whose call is being judged, with another top Via branch: kept until that
+        verdict comes (a retransmission of it while it waits is dropped), at most MAX_WAITING of all calls
+        together; beyond that answered 503 with a Retry-After (RFC 3261 §21.5.4), never left unanswered."""
+        waiting = self.waiting.get(key)
+        if waiting is not None and branch in waiting:
+            self.stats["replayed"] += 1
+            return
+        if self.waiting_count >= MAX_WAITING:
+            self.stats["waiting_refused"] += 1
+            return then(BUSY, True)
+        if waiting is None:
+            waiting = self.waiting[key] = {}
+        waiting[branch] = [msg, src, then, False]
+        self.waiting_count += 1
+        self.stats["waited_for_judging"] += 1
 
     def _cancel_pending(self, msg) -> bool:
         """A CANCEL (`msg`) of an INVITE still being judged (a shared state store confirming its counts): noted on
         its verdict entry (the INVITE, once judged, is answered 487: `judged` in _screen_once). False when its
         INVITE is not being judged (same Call-ID, From, callee and top Via branch, RFC 3261 §9.1)."""
         first = msg.first_values()
-        key = _verdict_key(msg, first, _callee(msg, first))
+        key, branch = _verdict_key(msg, first, _callee(msg, first)), _branch_of(msg)
         ent = self.verdicts.get(key)
-        if ent is None or ent[0] is not PENDING or ent[1] != _branch_of(msg):
+        if ent is None or ent[0] is not PENDING:
             return False
+        if ent[1] != branch:
+            w = self.waiting.get(key, {}).get(branch)
+            if w is None:
+                return False
+            w[3] = True                                 # waiting for another's verdict: judged, then answered 487
+            return True
         self.verdicts.put(key, (PENDING, ent[1], True), time.monotonic())
         return True
 

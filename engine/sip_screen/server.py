@@ -44,7 +44,7 @@ from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
 from .recent import Recent, ack_key, digest
 from .routing import Routing
-from .screening import CANCELLED, VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
+from .screening import BUSY, CANCELLED, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .bounds import TransportBounds
@@ -107,13 +107,18 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # judged (PENDING, that digest, whether a CANCEL came)
         self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)
         self.retries = Recent(VERDICTS, VERDICT_MEMORY)     # digest(Call-ID) of calls a final asked to try again
+        # verdict key -> {branch digest: [msg, src, then, cancelled]}: INVITEs on a key being judged, with another
+        # branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
+        self.waiting: dict = {}
+        self.waiting_count = 0
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
                       "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
                       "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0,
-                      "call_id_reused": 0, "cancelled_while_judged": 0}
+                      "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
+                      "waiting_refused": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
@@ -368,6 +373,9 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         `fixed`: as _forward's."""
         if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
             return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)
+        if d is BUSY:                                   # too many INVITEs wait for verdicts: not judged
+            return self._reply(msg, make_response(msg, 503, None, self._tag(msg),
+                                                  [["Retry-After", str(RETRY_AFTER)]]), transport, src, conn)
         if d.action is Action.DROP:
             return self._reject(msg, d, transport, src, conn, replay)
         if d.action is Action.TAG:
