@@ -576,3 +576,31 @@ def test_the_verdict_memory_keeps_a_digest_of_the_branch_not_the_branch(pipe):
     assert len(sent(scr)) == 1
     ((_, (_, (decision, branch))),) = scr.verdicts.d.items()           # key -> (time stored, value)
     assert decision.action is Action.ALLOW and isinstance(branch, int)
+
+
+def test_two_invite_transactions_of_one_call_each_keep_their_verdict(pipe):
+    """Found by a SIP probe at stop 34: two INVITE transactions on one Call-ID, From and callee at once (a forking
+    proxy upstream sending the number to two gateways through us, or a UAC's merged request) with their
+    retransmissions interleaved were judged at every retransmission (6 INVITEs, 6 verdict lines, call_id_reused 5):
+    the verdict memory kept one branch per call, so each transaction's copy looked like a new call to the other's.
+    For an advertiser with a 1-a-day cap the ringing first transaction's own retransmission was answered 608."""
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+
+    def send(branch):
+        data = invite(caller=AD_CALLER, call_id="fork-1")
+        scr.on_datagram(re.sub(rb"branch=[^;]+", b"branch=z9hG4bK-" + branch, data), UAC)
+        (m, dest), = sent(scr)
+        scr.udp.out.clear()
+        return m, dest
+
+    m, dest = send(b"a")
+    assert m.method == "INVITE" and dest == UAS
+    m, _ = send(b"b")                           # another transaction: a new call, judged (over the cap)
+    assert m.status == 608
+    for _ in range(2):                          # each one's retransmissions get its own answer, not judged again
+        m, dest = send(b"a")
+        assert m.method == "INVITE" and dest == UAS
+        m, _ = send(b"b")
+        assert m.status == 608
+    assert scr.stats["screened"] == 2 and scr.stats["call_id_reused"] == 1 and len(vlog.calls) == 2

@@ -54,7 +54,8 @@ class SipMessage:
         self._na: dict = {}                            # header value -> NameAddr, parsed once
         self.ruri = None                               # the Request-URI parsed, by check_request
         self.first: dict | None = None                 # canonical name -> first value as received (first_values)
-        self.charge = None                             # (verdict key, Verdict) of a call counted toward caps (screening)
+        self.charge = None                             # (verdict key, Verdict, transaction key) of a call counted
+                                                       # toward caps (screening)
 
     def name_addr(self, value: str) -> NameAddr:
         """parse_name_addr(value), remembered for this message (To and From are read three times)."""

@@ -143,6 +143,15 @@ class Screening:
         called = _callee(msg, first)
         key, branch = _verdict_key(msg, first, called), _branch_of(msg)
         now = time.monotonic()
+        tx = digest(key, branch)
+        done = self.transactions.get(tx, now)
+        if done is not None:
+            # a retransmission of an INVITE transaction judged already, whatever INVITE of the call came since: two
+            # at once on one Call-ID, From and callee (a fork upstream to two gateways, a merged request) each keep
+            # their own answer, and their interleaved copies are not judged again at every retransmission
+            self.stats["replayed"] += 1
+            then(done, True)
+            return
         known = self.verdicts.get(key, now)
         if known is not None:
             d, judged_branch = known[0], known[1]
@@ -155,6 +164,7 @@ class Screening:
                 self.stats["replayed"] += 1
                 if branch != judged_branch:             # the retry's retransmissions are copies too
                     self.verdicts.put(key, (d, branch), now)
+                    self.transactions.put(tx, d, now)
                 then(CANCELLED if cancelled and d.action is not Action.DROP else d, True)
                 return
             self.stats["call_id_reused"] += 1
@@ -168,16 +178,17 @@ class Screening:
                 # (and any copy of it) answered 487
                 self.stats["cancelled_while_judged"] += 1
                 if v.charged:
-                    self._give_back((key, v))
+                    self._give_back((key, v, tx))
                 d = CANCELLED
             self.verdicts.put(key, (d, branch), time.monotonic())
+            self.transactions.put(tx, d, time.monotonic())
             if d.action is Action.DROP:                 # no dialog will exist: nothing may re-INVITE it
                 k = digest(first.get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:  # (an answered call on this Call-ID keeps its entry)
                     self.answered.pop(k)
             elif v.charged:                             # counted toward an advertiser's caps: given back if it
-                msg.charge = (key, v)                   # cannot leave (forwarding._forward_failed)
+                msg.charge = (key, v, tx)               # cannot leave (forwarding._forward_failed)
             waiting = self._waiting_pop(key)
             try:
                 then(d, False)
@@ -243,11 +254,12 @@ class Screening:
         return True
 
     def _give_back(self, charge):
-        """The call judged under `charge` = (verdict key, Verdict) was counted toward an advertiser's caps and
-        could not be forwarded (answered 503 by us): its counts are given back (Pipeline.refund) and its decision
-        forgotten, so the caller's retry is judged, and counted, again."""
-        key, v = charge
+        """The call judged under `charge` = (verdict key, Verdict, transaction key) was counted toward an
+        advertiser's caps and could not be forwarded (answered 503 by us): its counts are given back
+        (Pipeline.refund) and its decision forgotten, so the caller's retry is judged, and counted, again."""
+        key, v, tx = charge
         self.verdicts.pop(key)
+        self.transactions.pop(tx)
         self.stats["uncounted_unsent"] += 1
         try:
             self.pipeline.refund(v, self.clock().timestamp())

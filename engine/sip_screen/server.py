@@ -107,6 +107,9 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # judged (PENDING, that digest, whether a CANCEL came)
         self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)
         self.retries = Recent(VERDICTS, VERDICT_MEMORY)     # digest(Call-ID) of calls a final asked to try again
+        # digest(verdict key, digest of a top Via branch) -> Decision of every INVITE transaction judged or replayed:
+        # each of two INVITE transactions of one call at once keeps its answer (screening._screen_once)
+        self.transactions = Recent(VERDICTS, VERDICT_MEMORY)
         # verdict key -> {branch digest: [msg, src, then, cancelled]}: INVITEs on a key being judged, with another
         # branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}
