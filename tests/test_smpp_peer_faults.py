@@ -187,3 +187,53 @@ def test_a_malformed_response_from_the_esme_is_not_answered(pipe):
         s.sendall(encode(P.EnquireLink(sequence_number=10)))
         r = read_raw(s)
         assert (r.command_id, r.sequence_number) == (C.ENQUIRE_LINK_RESP, 10)
+
+
+def _read_until_eof(s, limit=50):
+    got = []
+    for _ in range(limit):
+        try:
+            got.append(read_raw(s))
+        except ConnectionError:
+            return got
+    raise AssertionError("the connection was not closed after its answers")
+
+
+def test_a_half_closed_esme_gets_the_answers_it_is_owed_then_the_close(pipe):
+    # shutdown(SHUT_WR) after the last request (a batch sender's close) is no abort: the peer still
+    # reads; it was sent nothing at all once it half-closed with submits at the SMSC (found by a probe)
+    with ProxyHarness(pipe) as h:
+        h.sim.answer_delay = 0.3
+        s, _ = raw_session(h)
+        s.sendall(b"".join(encode(P.SubmitSm(sequence_number=seq, source_addr="84901234567",
+                                             destination_addr="84912345678", short_message=b"see you at %d" % seq))
+                           for seq in range(2, 6)) + encode(P.EnquireLink(sequence_number=6)))
+        s.shutdown(socket.SHUT_WR)
+        got = _read_until_eof(s)
+        assert sorted((p.command_id, p.sequence_number, p.command_status) for p in got) == \
+            [(C.SUBMIT_SM_RESP, q, 0) for q in range(2, 6)] + [(C.ENQUIRE_LINK_RESP, 6, 0)]
+        assert len(h.sim.submits()) == 4
+        assert wait(lambda: not h.proxy.sessions)
+
+
+def test_a_half_closed_esme_is_offered_no_receipt_and_its_unbind_is_answered(pipe):
+    with ProxyHarness(pipe, receipt_delay=0.05) as h:
+        h.sim.answer_delay = 0.3
+        s, _ = raw_session(h)
+        s.sendall(encode(P.SubmitSm(sequence_number=2, source_addr="84901234567", destination_addr="84912345678",
+                                    registered_delivery=1, short_message=b"see you")) + encode(P.Unbind(sequence_number=3)))
+        s.shutdown(socket.SHUT_WR)
+        got = [(p.command_id, p.sequence_number, p.command_status) for p in _read_until_eof(s)]
+        assert got == [(C.SUBMIT_SM_RESP, 2, 0), (C.UNBIND_RESP, 3, 0)]
+        assert wait(lambda: h.proxy.held_total == 1)     # its receipt waits for a bind that can answer it
+
+
+def test_a_bind_half_closed_while_its_password_is_checked_is_answered_then_closed(pipe):
+    with ProxyHarness(pipe) as h:
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        s.sendall(encode(P.BindTransceiver(sequence_number=1, system_id="esme1", password="secret",
+                                           interface_version=0x34)) + encode(P.EnquireLink(sequence_number=2)))
+        s.shutdown(socket.SHUT_WR)
+        got = sorted((p.command_id, p.sequence_number, p.command_status) for p in _read_until_eof(s))
+        assert got == [(C.BIND_TRANSCEIVER_RESP, 1, 0), (C.ENQUIRE_LINK_RESP, 2, 0)]
+        assert wait(lambda: not h.proxy.sessions and not h.proxy.binds["esme1"])

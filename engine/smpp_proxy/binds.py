@@ -76,6 +76,13 @@ class BindHandling:
         fut.add_done_callback(checked)
 
     def _bind_checked(self, sess: EsmeSession, pdu, acct, password_ok: bool, done) -> None:
+        try:
+            self._bind_answer(sess, pdu, acct, password_ok, done)
+        finally:
+            if sess.eof:                    # it half-closed while its bind was checked: answered, then closed
+                self.owed_nothing(sess)
+
+    def _bind_answer(self, sess: EsmeSession, pdu, acct, password_ok: bool, done) -> None:
         sess.bind_pending = False
         kind = BIND_NAMES[pdu.command_id]
         resp_cls = P.response_class(pdu.command_id)
@@ -107,6 +114,8 @@ class BindHandling:
                     log.info("bind %s as %r from %s refused: max_binds across the pool", kind, pdu.system_id, sess.peer[0])
                     return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
                 self._bound(sess, pdu, acct, kind, resp_cls)
+                if sess.eof:
+                    self.owed_nothing(sess)
             return self.bind_gate(acct, gated)
         self._bound(sess, pdu, acct, kind, resp_cls)
 
@@ -118,6 +127,8 @@ class BindHandling:
         sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, system_id="telfilter",
                                tlvs=(Tlv(C.TAG_SC_INTERFACE_VERSION, b"\x34"),)))
         log.info("ESME %s bound as %s from %s", acct.system_id, kind, sess.peer[0])
+        if sess.eof:
+            sess.state.state = "UNBOUND"        # it cannot answer a receipt: none is offered to it
         if sess.state.can_receive:
             self.held_retry_at.pop(acct.system_id, None)      # a new receiver: no back-off to wait out
             self._flush_held(acct.system_id)

@@ -49,6 +49,7 @@ class EsmeSession(CoalescedStream):
         self.bind_pending = False      # a bind is waiting for its password check
         self.in_flight = 0             # its messages forwarded to an SMSC and not answered yet
         self.unbind_seq = None         # its unbind, answered once in_flight is back to 0
+        self.eof = False               # the peer half-closed: closed once in_flight is back to 0
 
     # transport callbacks
     def connection_made(self, transport):
@@ -65,6 +66,12 @@ class EsmeSession(CoalescedStream):
     def connection_lost(self, exc):
         self.closed = True
         self.proxy.session_gone(self)
+
+    def eof_received(self):
+        # a half-close (shutdown(SHUT_WR) after the last request) is no abort: the peer still reads, and is
+        # owed the answers to what it sent; the write side stays open until they are given (server.py)
+        self.proxy.esme_eof(self)
+        return True
 
     def data_received(self, data: bytes):
         self.last_rx = _monotonic()

@@ -59,8 +59,7 @@ class MultiSubmit:
         def settled(final):
             sess.in_flight -= 1
             self._multi_answer(sess, pdu, msgs, out, what, binary, reading, final)
-            if sess.unbind_seq is not None and not sess.in_flight:
-                self.unbind_answered(sess)               # an unbind that came while the verdict was settling
+            self.owed_nothing(sess)                  # an unbind that came while the verdict was settling
         sess.in_flight += 1
         # every destination's ops as one message: the server commits them all or none (a cap found full
         # there comes back as its rule's hit on ALLOW_NO_HITS)

@@ -70,8 +70,7 @@ class RelayPath:
                 sess.send_raw(with_sequence(resp.raw, esme_seq))
                 if done is not None and resp.command_status == 0:
                     done(id_key(space or "", mid))
-            if sess.unbind_seq is not None and not sess.in_flight:
-                self.unbind_answered(sess)          # owed before its unbind_resp, like a forwarded submit
+            self.owed_nothing(sess)             # owed before its unbind_resp, like a forwarded submit
         sess.in_flight += 1
         link.request(pdu.raw if raw is None else raw, on_resp)
 

@@ -281,6 +281,26 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
                     self._send_to_esme(sess, P.EnquireLink(), lambda r: None)
         return last_probe
 
+    def esme_eof(self, sess: EsmeSession) -> None:
+        """The ESME half-closed its socket: it sends nothing more but still reads. What it sent is handled
+        and answered as after an unbind (its parts waiting for others judged with what arrived), then the
+        connection closes; no receipt or MO is offered to it meanwhile (it could not answer one)."""
+        self.inbox.drain_session(sess)
+        sess.eof = True
+        if sess.state.state != "OPEN":
+            sess.state.state = "UNBOUND"
+        self.concat.judge_all(lambda c: any(p[0] is sess for p in c.parts.values()))
+        self.owed_nothing(sess)
+
+    def owed_nothing(self, sess: EsmeSession) -> None:
+        """After each answer owed to `sess`: the last one lets its unbind_resp go, or closes it when half-closed."""
+        if sess.in_flight or sess.bind_pending:
+            return
+        if sess.unbind_seq is not None:
+            self.unbind_answered(sess)
+        elif sess.eof:
+            sess.close()
+
     def unbind_answered(self, sess: EsmeSession) -> None:
         sess.send_pdu(P.UnbindResp(sequence_number=sess.unbind_seq))
         sess.unbind_seq = None
@@ -347,8 +367,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
             # its concatenated messages still waiting for parts are judged with what arrived (forwarded or
             # refused), so each of its parts is answered before the unbind_resp too
             self.concat.judge_all(lambda c: any(p[0] is sess for p in c.parts.values()))
-            if not sess.in_flight:
-                self.unbind_answered(sess)
+            self.owed_nothing(sess)
             return
         if cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
             return self._admit_message(sess, pdu)

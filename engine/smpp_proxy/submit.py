@@ -263,8 +263,7 @@ class SubmitPath:
             self.stats[_STAT_KEY[v.action]] += 1
             self.vlog.write_sms(msg, what, v, us, binary, reading)
             then(v)                                      # forwarded (in flight again) or answered now
-            if sess.unbind_seq is not None and not sess.in_flight:
-                self.unbind_answered(sess)               # an unbind that came while the verdict was settling
+            self.owed_nothing(sess)                  # an unbind that came while the verdict was settling
         sess.in_flight += 1                              # owed an answer until the shared store settles it
         shared.settle(self.pipeline, v, judged)
 
@@ -371,8 +370,7 @@ class SubmitPath:
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
-            if sess.unbind_seq is not None and not sess.in_flight:
-                self.unbind_answered(sess)          # the last answer it was owed: now its unbind_resp
+            self.owed_nothing(sess)             # the last answer it was owed: now its unbind_resp
         sess.in_flight += 1
         link.forward(out, on_resp)
 
