@@ -237,3 +237,30 @@ def test_a_bind_half_closed_while_its_password_is_checked_is_answered_then_close
         got = sorted((p.command_id, p.sequence_number, p.command_status) for p in _read_until_eof(s))
         assert got == [(C.BIND_TRANSCEIVER_RESP, 1, 0), (C.ENQUIRE_LINK_RESP, 2, 0)]
         assert wait(lambda: not h.proxy.sessions and not h.proxy.binds["esme1"])
+
+
+@pytest.mark.parametrize("wrong", [P.EnquireLinkResp, P.UnbindResp])
+def test_an_answer_of_another_commands_type_acknowledges_no_receipt_and_no_mo(pipe, wrong):
+    # an ESME that answers the deliver_sm it was sent with an enquire_link_resp (or unbind_resp) of that
+    # sequence_number has not taken it: the receipt was taken as delivered (never offered again) and the SMSC
+    # told 0 for an MO the ESME never acknowledged (found by a probe); the SMSC's side has the same check
+    with ProxyHarness(pipe, receipt_delay=0.05) as h:
+        s, _ = raw_session(h)
+        s.sendall(encode(P.SubmitSm(sequence_number=2, source_addr="84901234567", destination_addr="84912345678",
+                                    registered_delivery=1, short_message=b"see you")))
+        pdus = [read_raw(s), read_raw(s)]
+        dr = next(p for p in pdus if p.command_id == C.DELIVER_SM)
+        s.sendall(encode(wrong(sequence_number=dr.sequence_number)))
+        assert wait(lambda: h.proxy.held_total == 1)          # held (on disk, so the SMSC has its 0), offered again
+        s.settimeout(3)
+        again = read_raw(s)                                   # offered again after the back-off
+        assert again.command_id == C.DELIVER_SM and again.short_message == dr.short_message
+        s.sendall(encode(P.DeliverSmResp(sequence_number=again.sequence_number)))
+        assert wait(lambda: h.proxy.held_total == 0)
+        h.run(h.sim.send_mo, "84912345678", "84999999", "see you at noon")
+        mo = read_raw(s)
+        assert mo.command_id == C.DELIVER_SM
+        s.sendall(encode(wrong(sequence_number=mo.sequence_number)))
+        assert wait(lambda: len(h.sim.mo_responses) == 2)
+        assert h.sim.mo_responses[1].command_status == C.ESME_RX_T_APPN     # the SMSC delivers it again
+        assert h.proxy.stats["esme_wrong_response"] == 2

@@ -42,7 +42,7 @@ class EsmeSession(CoalescedStream):
         self.account = None
         self.transport = None
         self.peer = ("?", 0)
-        self.window: dict[int, tuple] = {}          # our deliver_sm seq -> (on_resp, expiry)
+        self.window: dict[int, tuple] = {}          # our deliver_sm seq -> (on_resp, expiry, its resp's command_id)
         self.last_rx = self.connected_at = time.monotonic()
         self.closed = False
         self.admitted = False          # counted by the connection caps

@@ -262,7 +262,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self._retry_held(now)
         self._mo_expire(self.loop.time())          # 5656 parts' markers and records (mo_journal.py)
         for sess in list(self.sessions):
-            for seq, (cb, exp) in list(sess.window.items()):
+            for seq, (cb, exp, _) in list(sess.window.items()):
                 if exp <= now:
                     del sess.window[seq]
                     cb(None)
@@ -313,7 +313,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
             lst = self.binds.get(sess.account.system_id, [])
             if sess in lst:
                 lst.remove(sess)
-        for seq, (cb, _) in list(sess.window.items()):
+        for seq, (cb, *_) in list(sess.window.items()):
             cb(None)
         sess.window.clear()
 
@@ -344,6 +344,13 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
             # ESME's unbind is delivered, not held and sent again
             ent = sess.window.pop(pdu.sequence_number, None)
             if ent:
+                if cid != ent[2] and cid != C.GENERIC_NACK:
+                    # an answer of another command's type (an enquire_link_resp for a deliver_sm) acknowledges
+                    # nothing: as no answer (a receipt held and offered again, an MO the SMSC delivers again)
+                    self.stats["esme_wrong_response"] += 1
+                    log.info("ESME %s answered our 0x%08x with 0x%08x: taken as no answer",
+                             sess.account and sess.account.system_id, ent[2] & 0x7FFFFFFF, cid)
+                    pdu = None
                 ent[0](pdu)
             return
         if not sess.state.allowed_from_esme(cid):
