@@ -720,3 +720,21 @@ def test_a_cancel_by_source_and_destination_is_refused_unless_configured(pipe, t
     (tmp_path / "smpp.toml").write_text('[cancel_sm]\nunverified = "yes"\n')
     with pytest.raises(SmppConfigError, match=r"smpp.toml:2:1: \[cancel_sm\] unverified must be"):
         load_smpp_settings(tmp_path)
+
+
+def test_a_query_for_an_id_this_process_never_forwarded_is_refused_unless_configured(pipe):
+    """Found by a black-box SMPP probe at stop 35: a query_sm naming an id this process never forwarded (another
+    account's it cannot see, a guess) went to the SMSC, which sees one system_id, ours, and answered the message's
+    state. Refused ESME_RQUERYFAIL as a cancel_sm of such an id is (`[cancel_sm] unverified = "relay"` sends it)."""
+    def query(seq, mid):
+        return encode(P.QuerySm(sequence_number=seq, message_id=mid, source_addr="SHOPABC", source_addr_ton=5))
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        assert _send(s, query(1, "DEADBEEF")) == C.ESME_RQUERYFAIL
+        mid = _resp(s, _ad(2, "84912777047")).message_id
+        assert _send(s, query(3, mid)) == 0                      # its own message: relayed
+        assert h.proxy.stats["query_unverified_refused"] == 1
+        assert [p.message_id for _, p in h.sim.received if p.command_id == C.QUERY_SM] == [mid]
+    with ProxyHarness(pipe, clock=lambda: NOON, settings=SmppSettings(cancel_unverified="relay")) as h:
+        s, _ = raw_session(h)
+        assert _send(s, query(1, "DEADBEEF")) == 0

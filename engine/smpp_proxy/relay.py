@@ -42,7 +42,7 @@ class RelayPath:
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RINVMSGID))
         if owner is None and unknown is not None:
-            self.stats["cancel_unverified_refused"] += 1
+            self.stats["query_unverified_refused" if pdu.command_id == C.QUERY_SM else "cancel_unverified_refused"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=unknown))
         link = self._pick_link(space=space) if len(spaces) > 1 else self._pick_link()

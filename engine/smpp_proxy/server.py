@@ -382,6 +382,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
             return self._replace(sess, pdu)
         if cid == C.CANCEL_SM:              # relayed; a message cancelled gives its cap count back
             return self._cancel(sess, pdu)
-        if cid == C.QUERY_SM:
-            return self._relay(sess, pdu)
+        if cid == C.QUERY_SM:               # relayed; an id this process did not forward: as a cancel_sm's
+            return self._relay(sess, pdu, unknown=C.ESME_RQUERYFAIL
+                               if self.settings.cancel_unverified == "refuse" else None)
         sess.send_pdu(P.GenericNack(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVCMDID))
