@@ -604,3 +604,16 @@ def test_two_invite_transactions_of_one_call_each_keep_their_verdict(pipe):
         m, _ = send(b"b")
         assert m.status == 608
     assert scr.stats["screened"] == 2 and scr.stats["call_id_reused"] == 1 and len(vlog.calls) == 2
+
+
+def test_a_datagram_with_crlfs_before_its_start_line_is_taken_not_dropped_unanswered(pipe):
+    """Found by a SIP probe at stop 35: an INVITE datagram starting with CRLFs (RFC 3261 §7.5 has them ignored on a
+    stream; some UAs send them on UDP too) was dropped unanswered: the blank line ended an empty head."""
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    scr.on_datagram(b"\r\n\r\n" + invite(call_id="crlf-1"), UAC)
+    ((m, dest),) = sent(scr)
+    assert m.method == "INVITE" and dest == UAS and len(vlog.calls) == 1
+    scr.udp.out.clear()
+    scr.on_datagram(b"\r\n\r\n", UAC)                                   # a keep-alive alone: nothing to answer
+    assert sent(scr) == []

@@ -319,6 +319,8 @@ def parse_datagram(data: bytes) -> SipMessage:
     """One UDP datagram (RFC 3261 §18.3: Content-Length bounds the body; extra octets ignored)."""
     if len(data) > MAX_MESSAGE:
         raise SipParseError("message too large", None)
+    if data[:1] in (b"\r", b"\n"):                     # CRLFs before the start line, ignored as on a stream (§7.5):
+        data = data.lstrip(b"\r\n")                     # else the blank line they make ends an empty head
     head, body = _split_head(data)
     if head is None:
         head, body = data, b""
