@@ -12,6 +12,10 @@ UAC, UAS = ("127.0.0.1", 5080), ("127.0.0.1", 5070)
 class FakeUdp:
     def __init__(self):
         self.out = []
+        self.behind = 0.0               # what behind_since() says (transport.UdpEndpoint: overload)
+
+    def behind_since(self):
+        return self.behind
 
     def sendto(self, data, addr):
         self.out.append((data, addr))

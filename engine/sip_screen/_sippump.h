@@ -33,6 +33,8 @@
  * into its stats dict directly. run() is the loop's reader callback itself (no Python frame
  * per wake-up) and never raises: an exception out of one datagram's handling is counted as an
  * internal error and given to on_error, which logs it.
+ * Overload: `full_since` says since when every round has read max_n datagrams (the queue never found empty: the
+ * screen is behind); the screen answers new calls 503 once that lasts overload_after (server._overloaded).
  * With fd = -1 nothing is read and sends go to the Python callable `sendto` instead: the
  * tests drive handle(data, source) that way without a network.
  */
@@ -40,6 +42,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <structmember.h>
 
 #define PUMP_MAX_RANGES 64
 #define PUMP_DGRAM 65536
@@ -56,6 +60,9 @@ typedef struct {
     PyObject *stats;                             /* the screen's stats dict: counted into directly */
     PyObject *invites;                           /* dict: ack_key -> ... of the INVITEs forwarded (read only) */
     int max_n;                                   /* datagrams per run() */
+    double full_since;                           /* CLOCK_MONOTONIC s of the first of the latest unbroken run of
+                                                    rounds that read max_n datagrams (the queue never found
+                                                    empty since); 0 when the latest round read fewer */
     int v4;                                      /* an AF_INET socket (else every send is Python's) */
     uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
     int nranges;
@@ -336,8 +343,17 @@ static PyObject *Pump_run(Pump *p, PyObject *noargs) {
     int got;
     do got = recvmmsg(p->fd, msgs, (unsigned)p->max_n, MSG_DONTWAIT, NULL);
     while (got < 0 && errno == EINTR);
-    if (got < 0)            /* EAGAIN: a spurious wake-up; else an ICMP error reported on the socket */
-        Py_RETURN_NONE;     /* (the Python path logged those at info level and went on) */
+    if (got < 0) {          /* EAGAIN: a spurious wake-up; else an ICMP error reported on the socket */
+        p->full_since = 0;  /* (the Python path logged those at info level and went on) */
+        Py_RETURN_NONE;
+    }
+    if (got < p->max_n) p->full_since = 0;      /* the queue was found empty: not behind */
+    else if (p->full_since == 0) {              /* maybe more waiting: behind since now, if it lasts */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        p->full_since = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+        if (p->full_since == 0) p->full_since = 1e-9;
+    }
     for (int k = 0; k < got; k++) {
         char ip[INET6_ADDRSTRLEN];
         PyObject *src;
@@ -363,6 +379,11 @@ static PyMethodDef Pump_methods[] = {
     {"handle", (PyCFunction)Pump_handle, METH_VARARGS, "handle(data, source): one datagram as run() would"},
     {NULL, NULL, 0, NULL}};
 
+static PyMemberDef Pump_members[] = {
+    {"full_since", T_DOUBLE, offsetof(Pump, full_since), READONLY,
+     "time.monotonic() of the first of the latest unbroken run of full rounds (max_n datagrams read), 0 if none"},
+    {NULL}};
+
 static PyTypeObject PumpType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "engine.sip_screen._sipfast.Pump",
@@ -372,5 +393,6 @@ static PyTypeObject PumpType = {
     .tp_init = (initproc)Pump_init,
     .tp_dealloc = (destructor)Pump_dealloc,
     .tp_methods = Pump_methods,
+    .tp_members = Pump_members,
     .tp_doc = "the UDP pump of the SIP screen (see _sippump.h)",
 };

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections import OrderedDict
 from datetime import datetime, timezone
 
@@ -47,6 +48,7 @@ from .routing import Routing
 from .screening import BUSY, CANCELLED, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
+from .shares import HOLD, SourceShares
 from .bounds import TransportBounds
 from .transport import TcpConnection, TcpRounds, UdpEndpoint
 
@@ -114,6 +116,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}
         self.waiting_count = 0
+        self.shares = SourceShares()                        # INVITEs per source address, for overload (shares.py)
+        self.overloaded_until = 0.0                         # time.monotonic() until which it is (_behind)
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
@@ -121,7 +125,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
                       "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0,
                       "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
-                      "waiting_refused": 0}
+                      "waiting_refused": 0, "overload_source_dropped": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
@@ -232,12 +236,33 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
             except Exception:                           # a bug of the fast path: the full one decides
                 self.stats["internal_errors"] += 1
                 log.exception("SIP fast path failed on a message from %s", addr)
+        if data[:7] == b"INVITE " and self.shares.over_share(addr[0], time.monotonic()) and self._behind():
+            return self._source_dropped(addr)
         try:
             msg = parse_datagram(data)
         except SipParseError as e:
             self.on_parse_error(e, "UDP", addr, None)
             return
         self.on_message(msg, "UDP", addr, None)
+
+    def _behind(self) -> bool:
+        """Whether the screen is overloaded (shares.py): its UDP socket has not been found empty for `overload_after`
+        seconds, now or within the last HOLD seconds (dropping the flood empties the socket at once: without the
+        hold the screen would go back to judging it, and be behind again, every overload_after)."""
+        after = self.s.overload_after
+        if not after or self.udp is None:
+            return False
+        since, now = self.udp.behind_since(), time.monotonic()
+        if since and now - since >= after:
+            self.overloaded_until = now + HOLD
+            return True
+        return now < self.overloaded_until
+
+    def _source_dropped(self, addr) -> None:
+        """An INVITE from a source over its fair share while the screen is behind: dropped unparsed (shares.py)."""
+        self.stats["overload_source_dropped"] += 1
+        self._warn("source_share", "behind on SIP: INVITEs from %s, over its share of the traffic, are dropped "
+                   "unread (overload_source_dropped: %d so far)", addr[0], self.stats["overload_source_dropped"])
 
     def on_parse_error(self, e: SipParseError, transport, src, conn):
         self.stats["errors"] += 1

@@ -43,6 +43,9 @@ class SipSettings:
     batch_messages: int = 32
     batch_seconds: float = 0.005
     queue_datagrams: int = 4096             # UDP receive buffer: room for this many 2 KB datagrams (kernel-capped)
+    # overload (shares.py): once the UDP socket has not been found empty for overload_after seconds, INVITEs from a
+    # source over its fair share of the traffic are dropped unread. 0: never
+    overload_after: float = 0.25
 
 
 def hostport(s: str, default_port=5060):
@@ -132,6 +135,8 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
               "queue_datagrams"):
         if getattr(s, k) <= 0:
             raise bad(k, f"must be above 0, not {getattr(s, k)!r}")
+    if s.overload_after < 0:
+        raise bad("overload_after", f"must be 0 (off) or above, not {s.overload_after!r}")
 
 
 def load_sip_settings(config_dir: Path) -> SipSettings:

@@ -3,9 +3,9 @@
 
 Theory of operation: the SIP screen shares its event loop with the SMPP proxy, so no burst of
 SIP traffic may hold the loop. The UDP socket is our own non-blocking socket watched by a
-reader callback that reads one datagram with recvfrom(2) and handles it; if more are waiting
-the poller calls it again on the next loop round, after whatever else is ready, so SMPP
-sockets are served between any two datagrams. When the C extension is built, the reader
+reader callback that reads up to PUMP_BATCH datagrams with recvfrom(2) and handles them; if more
+are waiting the poller calls it again on the next loop round, after whatever else is ready, so
+SMPP sockets are served between any two batches. When the C extension is built, the reader
 callback is the pump instead (_sippump.h): one C call per round reads up to PUMP_BATCH
 datagrams (stopping at the first EAGAIN, which costs a syscall and no Python exception) and
 relays responses and in-dialog requests itself, handing INVITEs and anything less than plain
@@ -58,7 +58,7 @@ from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 try:
     from ._sipfast import Pump
-except ImportError:                              # no C extension: one datagram per round in Python
+except ImportError:                              # no C extension: the Python reader (UdpEndpoint.readable)
     Pump = None
 
 try:                                             # the kernel's send queue (Linux, BSDs): TcpConnection._drained
@@ -97,7 +97,7 @@ def make_pump(screen, fd: int, sendto=None):
 
 
 class UdpEndpoint:
-    """The UDP socket of the screen, read by a reader callback one datagram per round (no per-datagram
+    """The UDP socket of the screen, read by a reader callback a batch per round (no per-datagram
     protocol dispatch, no queue of our own: the kernel's receive buffer is the queue)."""
 
     def __init__(self, screen, sock: socket.socket):
@@ -109,6 +109,7 @@ class UdpEndpoint:
         self.loop = None
         self.drops_seen = 0                                     # kernel drop counter at the last look
         self.pump = None                                        # the C pump when it reads the socket
+        self.full_since = 0.0                                   # the Python reader's Pump.full_since
 
     @classmethod
     def bind(cls, screen, host: str, port: int, reuse_port: bool = False) -> "UdpEndpoint":
@@ -150,22 +151,32 @@ class UdpEndpoint:
         return self.sock.getsockname() if name == "sockname" else None
 
     def readable(self):
-        # One datagram per call: at the usual load the socket holds one datagram when the poller
-        # wakes us, and a second recvfrom would only fail with EAGAIN (a syscall and a Python
-        # exception per datagram). Under a burst the poller calls us again at once, after the
-        # other callbacks and sockets (SMPP) that are ready: one message per loop round.
-        try:
-            data, addr = self.sock.recvfrom(65535)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as e:                            # an ICMP error reported on the socket
-            log.info("UDP error: %s", e)
-            return
-        try:
-            self.screen.on_datagram(data, addr)
-        except Exception:                               # a bug must not stop the rounds
-            self.screen.stats["internal_errors"] += 1
-            log.exception("internal error on a datagram from %s", addr)
+        # As the C pump's run(): up to PUMP_BATCH datagrams per loop round, stopping at the first
+        # EAGAIN (at the usual load: one datagram, then one failed recvfrom); under a burst the
+        # poller calls us again after the other callbacks and sockets (SMPP) that are ready.
+        # `full_since` as the pump's: since when every round has read a whole batch.
+        for n in range(PUMP_BATCH):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                self.full_since = 0.0
+                return
+            except OSError as e:                        # an ICMP error reported on the socket
+                log.info("UDP error: %s", e)
+                self.full_since = 0.0
+                return
+            if n == PUMP_BATCH - 1 and not self.full_since:
+                self.full_since = time.monotonic()
+            try:
+                self.screen.on_datagram(data, addr)
+            except Exception:                           # a bug must not stop the rounds
+                self.screen.stats["internal_errors"] += 1
+                log.exception("internal error on a datagram from %s", addr)
+
+    def behind_since(self) -> float:
+        """time.monotonic() since when the socket has not been found empty (every round read a whole batch), or 0."""
+        pump = self.pump
+        return pump.full_since if pump is not None else self.full_since
 
     def kernel_drops(self) -> int | None:
         """Datagrams the kernel dropped on this socket because its receive buffer was full
@@ -191,6 +202,7 @@ class TcpRounds:
         self.screen = screen
         self.ready: deque = deque()         # connections with messages waiting (reading paused), in turn
         self.used = 0.0                     # seconds of TCP work since the round's callback last ran
+        self.behind = 0.0                   # time.monotonic() since when the ready queue has not been empty, or 0
         self.scheduled = False
         self.loop = None
 
@@ -210,6 +222,8 @@ class TcpRounds:
             self._schedule()                # a new round's budget once the loop has gone round (no call per message)
 
     def _queue(self, conn) -> None:
+        if not self.ready and not self.behind:
+            self.behind = time.monotonic()
         conn.queued = True
         conn.update_reading()
         self.ready.append(conn)
@@ -250,8 +264,14 @@ class TcpRounds:
                     return
         finally:
             self.used = perf_counter() - t0
-            if ready and not self.scheduled:
+            if not ready:
+                self.behind = 0.0
+            elif not self.scheduled:
                 self._schedule()
+
+    def behind_since(self) -> float:
+        """time.monotonic() since when some connection has had messages waiting for its turn, or 0."""
+        return self.behind if self.ready else 0.0
 
 
 class TcpConnection(asyncio.Protocol):
