@@ -170,3 +170,21 @@ def test_a_temporary_bindfail_is_retried_as_a_transceiver(pipe):
         assert wait(lambda: h.proxy.links and all(l.bound for l in h.proxy.links), 5)
         assert [l.kind for l in h.proxy.links] == ["transceiver"]
         assert not any(p.command_id in (C.BIND_TRANSMITTER, C.BIND_RECEIVER) for _, p in h.sim.received)
+
+
+def test_a_refused_transmitter_bind_after_the_fallback_backs_off(pipe):
+    # an SMSC without transceiver binds (generic_nack) whose transmitter bind is then refused: the fall-back's
+    # immediate retry (delay 0) kept the back-off at 0 for good (2,820 bind_transmitter a second on loopback)
+    st = SmppSettings(reconnect_min=0.2, reconnect_max=1.0)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        h.sim.refuse_transceiver = True
+        h.sim.down = True                               # every other bind refused ESME_RBINDFAIL
+        h.run(lambda: [l.transport.close() for l in h.proxy.links])
+        tx = lambda: sum(p.command_id == C.BIND_TRANSMITTER for _, p in h.sim.received)   # noqa: E731
+        assert wait(lambda: tx() >= 1, 5)
+        n = tx()
+        time.sleep(1.0)
+        assert tx() - n <= 5                            # 0.2, 0.4, 0.8 s apart
+        h.sim.down = False
+        assert wait(lambda: len(h.proxy.links) == 2 and all(l.bound for l in h.proxy.links), 5)
+        assert sorted(l.kind for l in h.proxy.links) == ["receiver", "transmitter"]

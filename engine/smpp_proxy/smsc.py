@@ -324,7 +324,9 @@ class UpstreamMixin:
                 if link.transport:
                     link.transport.abort()         # a hung peer may never take the buffered bytes
             await asyncio.sleep(delay)
-            delay = min(self.settings.reconnect_max, delay * 2)
+            # (the immediate retry after a fall-back to transmitter + receiver is 0: the back-off starts again
+            # from reconnect_min, else a refused transmitter bind was retried at once, for ever)
+            delay = min(self.settings.reconnect_max, max(self.settings.reconnect_min, delay * 2))
 
     def _pick_link(self, room: int = 1, space: str | None = None):
         """The next link (round robin) that can take `room` requests now (of id space `space` when
