@@ -188,3 +188,40 @@ def test_a_refused_transmitter_bind_after_the_fallback_backs_off(pipe):
         h.sim.down = False
         assert wait(lambda: len(h.proxy.links) == 2 and all(l.bound for l in h.proxy.links), 5)
         assert sorted(l.kind for l in h.proxy.links) == ["receiver", "transmitter"]
+
+
+def test_a_half_hung_smsc_bound_again_and_again_black_holes_a_few_submits_a_time_with_growing_back_off(pipe):
+    """Found by a review at stop 35: a half-hung SMSC (binds, answers enquire_link, never a submit) was bound again
+    at reconnect_min after each replacement, and each new link took a whole window before it stalled: 41% of an
+    ESME's submits got ESME_RSYSERR (outcome unknown, a resubmit may duplicate). A link bound after one that timed
+    out and answered nothing takes at most UNPROVEN_WINDOW at once until it answers one, and the back-off keeps
+    growing across links that answered none."""
+    from engine.smpp_proxy.smsc import UNPROVEN_WINDOW
+    st = SmppSettings(enquire_link_interval=0.2, smsc_response_timeout=0.3, smsc_stall_after=0.3, reconnect_min=0.1,
+                      reconnect_max=5.0)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        s, _ = raw_session(h)
+        assert send_submit(s, 1).command_status == 0
+        h.sim.stall = True
+        statuses, seq, end = [], 10, time.monotonic() + 4.0
+        while time.monotonic() < end:                               # 30 at once, their answers, and again
+            got = submit_many(s, list(range(seq, seq + 30)))
+            statuses += [r.command_status for r in got.values()]
+            seq += 30
+            time.sleep(0.05)
+        per_bind, binds = [], []                                    # submits each bind took, in order
+        for t, p in sorted(h.sim.received, key=lambda e: e[0]):
+            if p.command_id == C.BIND_TRANSCEIVER:
+                per_bind.append(0)
+                binds.append(t)
+            elif p.command_id == C.SUBMIT_SM:
+                per_bind[-1] += 1
+        # the first link answered one, the second is bound as usual, the ones after a link that answered none take
+        # a few at once
+        later = per_bind[2:]
+        assert later and max(later) <= UNPROVEN_WINDOW, per_bind
+        gaps = [b - a for a, b in zip(binds[1:], binds[2:])]
+        assert len(binds) <= 6 and gaps[-1] - gaps[0] >= 0.5, gaps                     # growing apart
+        # the first two links' batches of 30, then a few per link
+        assert statuses.count(C.ESME_RSYSERR) <= 60 + UNPROVEN_WINDOW * (len(binds) - 2), statuses
+        assert statuses.count(C.ESME_RTHROTTLED) > len(statuses) / 2

@@ -39,6 +39,7 @@ class _RawResp:
 LATE = -1               # on_resp(resp, LATE): the answer came after we gave up on it
 MAX_LATE = 4096         # timed-out requests remembered per link, to recognise late answers
 TIMEOUTS_TO_REBIND = 3  # requests timed out in a row, no answer in between: the link is closed and bound again
+UNPROVEN_WINDOW = 8    # requests a link bound after a half-hung one takes at once until it answers one
 # What an ESME gets for an SMSC's ESME_RINVBNDSTS (the SMSC lost our session's bind): the SMSC did not take
 # the message, so the outcome is known (ESME_RSYSERR here means "unknown": a resubmit may duplicate) and a
 # retry succeeds once the link is bound again; never 0x04 itself, which would tell the ESME its own bind is wrong
@@ -83,6 +84,8 @@ class SmscLink(CoalescedStream):
         self.lost = asyncio.get_event_loop().create_future()
         self.last_rx = self.last_probe = self.last_answer = time.monotonic()
         self.stalled = False
+        self.proven = False                                # a request other than enquire_link answered yet
+        self.suspect = False                               # the link before it timed out and answered nothing
         self._rx = b""                                     # a partial frame (lean path)
         self.last_timeout = 0.0                            # of a request other than enquire_link
         self.timeouts_in_row = 0                           # such timeouts since the last answer
@@ -154,6 +157,7 @@ class SmscLink(CoalescedStream):
         self.last_answer = self.last_rx
         self.timeouts_in_row = 0
         self.stalled = False
+        self.proven = True
         if self.retire_by and not self.window.pending:
             self.close()                    # the last answer a retiring link owed
 
@@ -193,7 +197,10 @@ class SmscLink(CoalescedStream):
 
     @property
     def available(self) -> bool:
+        # (a link bound after one that answered nothing takes at most UNPROVEN_WINDOW requests at once until it has
+        # answered one: a half-hung SMSC, bound again and again, black-holes that many a time, not a whole window)
         return self.bound and self.kind != "receiver" and not self.window.full and not self.stalled \
+            and (self.proven or not self.suspect or len(self.window.pending) - len(self.probes) < UNPROVEN_WINDOW) \
             and self.transport is not None and not self.transport.is_closing()
 
     def request(self, raw_or_pdu, on_resp) -> None:
@@ -288,10 +295,12 @@ class UpstreamMixin:
         plus a receiver link (SMPP 3.3-style)."""
         addr = parse_addr(name)
         delay = self.settings.reconnect_min
+        suspect = False                     # the last link bound timed out and answered nothing (SmscLink.suspect)
         loop = asyncio.get_running_loop()
         bind_cls = {"transceiver": P.BindTransceiver, "transmitter": P.BindTransmitter, "receiver": P.BindReceiver}
         while not self.stopping:
             link = SmscLink(self, addr, kind, name)
+            link.suspect = suspect
             try:
                 await loop.create_connection(lambda: link, addr[0], addr[1])
                 link.bind_waiter = loop.create_future()
@@ -314,8 +323,12 @@ class UpstreamMixin:
                 link.bound = True
                 self.links.append(link)
                 log.info("bound to SMSC %s:%d as %s", addr[0], addr[1], kind)
-                delay = self.settings.reconnect_min
                 await link.lost
+                # it answered traffic (or was sent none that timed out): the back-off starts again. A link whose
+                # requests timed out and that answered none (a half-hung SMSC) keeps it growing
+                suspect = not link.proven and bool(link.last_timeout)
+                if not suspect:
+                    delay = self.settings.reconnect_min
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:
                 log.warning("SMSC %s:%d: %s; retrying in %.1fs", addr[0], addr[1], e, delay)
             finally:
