@@ -617,3 +617,19 @@ def test_a_datagram_with_crlfs_before_its_start_line_is_taken_not_dropped_unansw
     scr.udp.out.clear()
     scr.on_datagram(b"\r\n\r\n", UAC)                                   # a keep-alive alone: nothing to answer
     assert sent(scr) == []
+
+
+def test_giving_back_a_calls_counts_leaves_a_newer_calls_verdict_on_the_key(pipe):
+    """Found by a review at stop 35: _give_back popped the key's verdict whoever it was: a second call on the key
+    judged while the first's TCP connect was pending lost its decision when that connect failed."""
+    from engine.sip_screen.recent import digest
+    from engine.sip_screen.screening import Decision
+    from engine.verdict import Verdict
+    scr = screen(pipe)
+    key, first, second = 12345, 111, 222
+    newer = Decision(Action.ALLOW, 0, (), (), 0.0)
+    scr.verdicts.put(key, (newer, second), time.monotonic())
+    scr._give_back((key, Verdict(Action.ALLOW, 0.0), digest(key, first)))
+    assert scr.verdicts.get(key) == (newer, second) and scr.stats["uncounted_unsent"] == 1
+    scr._give_back((key, Verdict(Action.ALLOW, 0.0), digest(key, second)))
+    assert scr.verdicts.get(key) is None

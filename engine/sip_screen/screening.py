@@ -258,7 +258,9 @@ class Screening:
         advertiser's caps and could not be forwarded (answered 503 by us): its counts are given back
         (Pipeline.refund) and its decision forgotten, so the caller's retry is judged, and counted, again."""
         key, v, tx = charge
-        self.verdicts.pop(key)
+        ent = self.verdicts.get(key)
+        if ent is not None and digest(key, ent[1]) == tx:    # (another call on the key judged since keeps its own)
+            self.verdicts.pop(key)
         self.transactions.pop(tx)
         self.stats["uncounted_unsent"] += 1
         try:
