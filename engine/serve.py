@@ -25,6 +25,7 @@ so a subscriber's registration made during a reload is in force after it too.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gc
 import logging
 import os
@@ -247,6 +248,27 @@ def _check_listen(flag: str, value: str, default_port) -> str | None:
     return None
 
 
+def lock_serve_files(data_dir: Path, worker: int) -> int:
+    """flock the data dir's SMPP files of this process (worker i of a pool: its own set) for its life.
+
+    Held receipts, the message-id log and map and the 5656 parts journal are each rewritten whole at a
+    start and a stop, and appended to by record numbers of one run: a second serve on them renames its
+    copy over the first's and its records cancel the first's by number (receipts the SMSC was told were
+    delivered, lost at the first's next crash). The embedded store's state/lock kept a second serve out;
+    with --state redis:// nothing did. Released by the kernel when the process dies (kill -9 included)."""
+    d = data_dir / "smpp"
+    d.mkdir(parents=True, exist_ok=True)
+    name = f"serve.w{worker}.lock" if worker else "serve.lock"
+    fd = os.open(d / name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        from .state import StateError
+        raise StateError(f"{data_dir}: in use by another telfilter serve (smpp/{name} is held)") from None
+    return fd
+
+
 async def run_serve(args, ready=None):
     from .app import build
     from .pipeline import RuleWatcher
@@ -264,6 +286,7 @@ async def run_serve(args, ready=None):
     from .state import install, is_shared, open_state
     state_url = getattr(args, "state", None)
     state_store = open_state(state_url, pipe.store.dir)
+    serve_lock = lock_serve_files(Path(pipe.store.dir), worker)
     install(pipe, state_store)
     replicator = None
     if is_shared(state_url):        # DNC changes shared through the same server: catch up before listening
@@ -431,6 +454,7 @@ async def run_serve(args, ready=None):
         await sip.stop()
     st_task.cancel()
     await state_store.close()       # after the last commit: flush + snapshot, nothing lost
+    os.close(serve_lock)
     if replicator is not None:
         follow.cancel()
         pool_task.cancel()

@@ -344,3 +344,43 @@ def test_ctl_reload_reaches_every_worker_and_drain_stops_the_pool(tmp_path, url)
         assert "restarting" not in pool.err.read_text()
     finally:
         pool.stop()
+
+
+def test_a_second_serve_on_a_data_dir_is_refused_with_shared_state_too(tmp_path, url):
+    """With --state redis:// no state/lock was taken, so a second serve on the same data dir (its own port
+    and control socket) ran beside the first: each rewrote DATA_DIR/smpp/held_receipts.journal whole at its
+    start and stop, and the second's clean stop left it empty while the first held 5 receipts (the SMSC told
+    delivered); the first killed -9 and restarted delivered 0 of them (found by a black-box durability probe).
+    Now the second is refused before it touches anything, and the data dir is free again once the first dies."""
+    node = Node(tmp_path, "a", url, _hours_config(tmp_path))
+    try:
+        node.start()
+
+        def second(n):
+            return subprocess.Popen(
+                [sys.executable, "-m", "engine.cli", "serve", "--config", node.cfg, "--data-dir", node.data,
+                 "--smpp-listen", f"127.0.0.1:{free_port()}", "--smsc", f"127.0.0.1:{node.sim.sim.port}",
+                 "--esme-account", "t:pw", "--sip-listen", "off", "--log", os.devnull, "--state", url,
+                 "--control-socket", str(tmp_path / f"other{n}.sock"), "--ready-file", tmp_path / f"ready-other{n}"],
+                cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        p = second(1)
+        try:
+            wait_for(lambda: p.poll() is not None or (tmp_path / "ready-other1").exists(), 60)
+            rc = p.poll()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        err = p.stderr.read()
+        assert rc == 2, err
+        assert "in use by another telfilter serve" in err and "serve.lock" in err
+        assert not (tmp_path / "ready-other1").exists()
+        node.kill9()                                  # the kernel releases the lock with the process
+        p = second(2)
+        try:
+            assert wait_for((tmp_path / "ready-other2").exists, 60) and p.poll() is None
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(30)
+    finally:
+        node.stop()
