@@ -453,7 +453,14 @@ async def run_serve(args, ready=None):
     if sip:
         await sip.stop()
     st_task.cancel()
-    await state_store.close()       # after the last commit: flush + snapshot, nothing lost
+    status = 0
+    try:
+        await state_store.close()   # after the last commit: flush + snapshot, nothing lost
+    except OSError as e:            # a full or failing disk: the rest of the stop still runs (the verdict log)
+        lost = len(getattr(state_store, "buf", ())) + getattr(state_store, "unjournalled", 0)
+        log.error("state could not be saved at the stop (%s): %d counter updates never written to the journal "
+                  "are lost (the next start has the state as of the last write that succeeded)", e, lost)
+        status = 1
     os.close(serve_lock)
     if replicator is not None:
         follow.cancel()
@@ -463,8 +470,8 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         await metrics.stop()
     vlog.close()
-    life.info("stopped")
-    return 0
+    life.info("stopped" if not status else "stopped, state not saved")
+    return status
 
 
 def cmd_serve(args) -> int:
