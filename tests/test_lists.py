@@ -118,6 +118,36 @@ def test_corrupt_snapshot_refused_previous_good_used(data_dir, damage):
     assert r.returncode == 2 and "refusing snapshot" in r.stderr
 
 
+@pytest.mark.parametrize("folds", [1, 2])
+def test_confirmed_5656_changes_survive_a_damaged_newest_dnc_snapshot(data_dir, folds):
+    """DNC changes journalled as 5656 commands are (every line confirmed to the subscriber), folded into a
+    new dnc snapshot by a writer (a CLI `lists add`, serve's compaction), whose file is then damaged. The
+    load fell back to dnc.snap.prev, which never had them, and the journal no longer had them either: 100
+    confirmed DK DNC registrations were gone, the warning saying to re-import a DNC file they were never
+    in (found by a black-box durability probe of serve). The folded lines are kept in dnc.delta.prev."""
+    store = ListStore(data_dir)
+    _seed(store)                                         # 84912345678 S, then 84912345679 V
+    store.append_delta("add", 84900000001, "SV")         # DK DNC
+    store.append_delta("remove", 84912345678, "S")       # HUY DNC S
+    store.save(store.load())                             # folded: dnc.snap holds them, the journal not
+    if folds == 2:
+        store.append_delta("add", 84900000002, "S")
+        store.save(store.load())
+    store.append_delta("add", 84900000003, "V")          # still in the journal
+    assert b"84900000001" not in store.delta_path.read_bytes()
+    p = data_dir / "lists" / "dnc.snap"
+    raw = p.read_bytes()
+    p.write_bytes(raw[:len(raw) // 2])
+    L = store.load()
+    assert any("previous good snapshot" in w and "applied again" in w for w in store.warnings), store.warnings
+    assert 84900000001 in L.dnc_s and 84900000001 in L.dnc_v and 84912345678 not in L.dnc_s
+    assert 84900000003 in L.dnc_v and 84912345679 in L.dnc_v
+    assert (folds == 2) == (84900000002 in L.dnc_s)
+    store.save(L)                                        # a writer after the fall-back keeps them
+    L2 = store.load()
+    assert 84900000001 in L2.dnc_s and 84900000003 in L2.dnc_v and 84912345678 not in L2.dnc_s
+
+
 def test_corrupt_without_previous_is_an_error(data_dir):
     store = ListStore(data_dir)
     store.import_csv("blacklist", b"kind,value\ndomain,x.example\n")

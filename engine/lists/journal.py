@@ -174,6 +174,30 @@ def append_lines(path: Path, lock: Path, changes) -> tuple | None:
     return gen, end
 
 
+def keep_folded(path: Path, consumed: int) -> None:
+    """Keep the journal's first `consumed` bytes (its header and the lines the new dnc snapshot folded in)
+    as `<journal>.prev`, fsynced, before the journal is rewritten without them: the new generation's
+    `.prev` snapshot lacks those lines, and a load that has to fall back to it (the new one damaged on
+    disk) reads them from here. Without it, 5656 registrations folded into a generation that is then
+    refused were in no file at all. The caller holds the journal lock."""
+    prev = path.with_name(path.name + ".prev")
+    tmp = path.with_name(path.name + f".prev.tmp{os.getpid()}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(consumed)
+    except FileNotFoundError:
+        return
+    try:
+        with open(tmp, "wb") as f:
+            f.write(head)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, prev)
+
+
 def replace_with_tail(path: Path, consumed: int, gen: str) -> None:
     """Replace the journal by the bytes after `consumed` under a new generation header.
     The caller holds the journal lock."""

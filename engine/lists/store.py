@@ -12,8 +12,8 @@ import msgpack
 from pyroaring import BitMap64
 
 from .csvio import KINDS, CsvError, RowError, bad_rows, iter_csv, parse_row, read_csv, sender_entry_row, write_csv
-from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_rejected,
-                      read_journal, read_journal_gen, replace_with_tail)
+from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
+                      keep_rejected, read_journal, read_journal_gen, replace_with_tail)
 from . import edits
 from .ipranges import IpRanges
 from .sets import Lists, owner_fold
@@ -120,16 +120,36 @@ class ListStore:
             return None
         return st.st_ino, st.st_size
 
+    _DNC_MAYBE_MISSING = " (DNC changes folded into the refused generation may be missing: re-import the last DNC file)"
+
     def load(self, strict: bool = False) -> Lists:
         """Load every kind, then the journal. A bad snapshot falls back to `.prev` (warning)
         unless strict."""
         L = Lists()
         self.warnings = []
-        mark = None
+        mark = nxt = None
+        self._dnc_fell_back = False
         for kind in KINDS:
             extra = self._load_kind(kind, L, strict)
             if kind == "dnc" and extra and "journal_gen" in extra:
                 mark = (extra["journal_gen"], int(extra.get("journal_offset", 0)))
+                nxt = extra.get("journal_next")
+        if self._dnc_fell_back and mark is not None:
+            # the previous generation lacks the journal lines the refused one folded in: they were kept in
+            # dnc.delta.prev when the journal was rewritten, up to where the refused one folded it. Of the
+            # journal this generation began (its `journal_next`), every line came after it; of the one it
+            # read up to its mark (it folded nothing), the lines after the mark. Applied before the
+            # journal's own lines.
+            path = self.delta_path.with_name(self.delta_path.name + ".prev")
+            g = read_journal_gen(path)
+            folded = read_journal(path) if g is not None and g == nxt else \
+                read_journal(path, mark) if g is not None and g == mark[0] else None
+            if folded is not None:
+                for op, n, ch in folded.ops:
+                    (L.add_dnc if op == "add" else L.remove_dnc)(n, ch)
+                again = (f" (the {len(folded.ops)} DNC journal lines folded into the refused generation applied "
+                         f"again from {self.delta_path.name}.prev)")
+                self.warnings = [w.replace(self._DNC_MAYBE_MISSING, again) for w in self.warnings]
         self._apply(L, self._read_journal(mark))
         moved = L.rekey_service_numbers()
         if moved:
@@ -167,7 +187,8 @@ class ListStore:
                 raise e from None
             msg = f"{e}; using previous good snapshot {prev}"
             if kind == "dnc":
-                msg += " (DNC changes folded into the refused generation may be missing: re-import the last DNC file)"
+                msg += self._DNC_MAYBE_MISSING
+                self._dnc_fell_back = True
             self.warnings.append(msg)
             return extra
 
@@ -217,9 +238,11 @@ class ListStore:
     def _save(self, L: Lists, kinds) -> None:
         (self.dir / "lists").mkdir(parents=True, exist_ok=True)
         mark = L.journal_mark
+        gen = secrets.token_hex(8)      # the journal's generation once this snapshot has folded it in
         staged = []
         for kind in kinds:
-            extra = {"journal_gen": mark[0], "journal_offset": mark[1]} if kind == "dnc" and mark else {}
+            extra = {"journal_gen": mark[0], "journal_offset": mark[1], "journal_next": gen} \
+                if kind == "dnc" and mark else {}
             staged.append((kind, prepare_snapshot(self.path(kind), kind, _encode(kind, L), extra)))
         with flocked(self.journal_lock):
             for kind, tmp in staged:
@@ -231,7 +254,7 @@ class ListStore:
                 for lineno, _ in L.journal_bad:
                     self.warnings.append(f"{self.delta_path}:{lineno}: unreadable DNC journal line moved to {rej}")
                 L.journal_bad = []
-            gen = secrets.token_hex(8)
+            keep_folded(self.delta_path, mark[1])     # what the new generation's .prev lacks, for a fall-back
             replace_with_tail(self.delta_path, mark[1], gen)
             L.journal_mark = (gen, len(journal_header(gen)))
 
