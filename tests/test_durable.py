@@ -109,6 +109,40 @@ def test_torn_journal_tail_is_ignored_with_a_warning(tmp_path):
     _crash(store2)
 
 
+@pytest.mark.parametrize("where", ["payload", "length"])
+def test_a_damaged_journal_record_costs_itself_alone_when_the_rest_frames(tmp_path, where):
+    """A byte flipped in the payload of the first frame of the live journal segment: its CRC fails. The
+    reader ignored that frame and every frame after it, intact as they were: after a kill -9 the 20
+    recipients of two flushes had their caps back (found by a black-box durability probe of serve: the
+    4th ad to each went through). A frame whose length still frames the rest is now skipped alone; one
+    whose length is damaged still ends the segment (nothing after it can be framed)."""
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    _verdicts(pipe, [_ad(i, "0912000501") for i in range(3)])
+    asyncio.run(store.flush())                    # frame 1: recipient ...501
+    _verdicts(pipe, [_ad(i, "0912000502") for i in range(3)])
+    asyncio.run(store.flush())                    # frame 2: recipient ...502
+    seg = store._seg_path(store.seg)
+    _crash(store)
+    b = bytearray(seg.read_bytes())
+    if where == "payload":
+        b[10] ^= 0xFF
+    else:
+        b[0] ^= 0x01                              # the length one byte off: the rest cannot be framed
+    seg.write_bytes(bytes(b))
+    pipe2 = _pipe(data)
+    store2 = _open(data, pipe2)
+    assert len(store2.warnings) == 1 and f"{seg}:0:" in store2.warnings[0] and "fails its CRC" in store2.warnings[0]
+    if where == "payload":
+        assert "skipped" in store2.warnings[0] and store2.replayed == 3
+        assert _verdicts(pipe2, [_ad(4, "0912000502")]) == [("drop", ["AD_FREQUENCY_CAP"])]
+    else:
+        assert "ignored" in store2.warnings[0] and store2.replayed == 0
+    assert _verdicts(pipe2, [_ad(5, "0912000501")])[0][0] == "allow"     # the damaged frame's own counts
+    _crash(store2)
+
+
 def test_corrupt_snapshot_falls_back_to_the_previous_one(tmp_path):
     data = tmp_path / "d"
     pipe = _pipe(data)

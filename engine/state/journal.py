@@ -4,8 +4,9 @@ A journal segment (`state/journal.NNNNNNNN`) is a run of frames, each one flush 
 commit buffer: `u32 length | u32 crc32(payload) | payload` (little-endian), the payload a
 msgpack list of records. A frame is written whole and fsync'ed before the next one starts,
 so only the last frame of the last segment can be cut short by a crash; a reader stops at a
-frame whose length runs past the end of the file or whose CRC does not match, and reports
-where (file:offset) so nothing is lost silently.
+frame whose length runs past the end of the file, skips one whose payload fails its CRC when
+the frames after it check out (a damaged byte: the length still frames the rest) and otherwise
+stops there too, and reports where (file:offset) so nothing is lost silently.
 
 A snapshot (`state/snapshot`, the previous one kept as `state/snapshot.prev`) is one frame
 behind a magic line, written to a temporary file, fsync'ed and renamed in (atomic).
@@ -35,22 +36,51 @@ def frame(records: list) -> bytes:
     return _HDR.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def read_frames(path: Path) -> tuple[list, str | None]:
-    """(records of every whole frame, a warning for a torn or corrupt tail or None)."""
-    data = path.read_bytes()
-    out, off, n = [], 0, len(data)
+def _scan(data: bytes, off: int) -> tuple[list, int, str | None]:
+    """The frames from `off`: (their payloads, where the scan stopped, None | "torn" | "crc")."""
+    out, n = [], len(data)
     while off < n:
         if off + _HDR.size > n:
-            return out, f"{path}:{off}: torn last journal record ({n - off} bytes) ignored"
+            return out, off, "torn"
         ln, crc = _HDR.unpack_from(data, off)
         body = data[off + _HDR.size:off + _HDR.size + ln]
         if len(body) < ln:
-            return out, f"{path}:{off}: torn last journal record ({n - off} of {ln + _HDR.size} bytes) ignored"
+            return out, off, "torn"
         if zlib.crc32(body) != crc:
-            return out, f"{path}:{off}: journal record fails its CRC; it and the {n - off - ln - _HDR.size} bytes after it ignored"
-        out.extend(msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True))
+            return out, off, "crc"
+        out.append(body)
         off += _HDR.size + ln
-    return out, None
+    return out, off, None
+
+
+def read_frames(path: Path) -> tuple[list, str | None]:
+    """(records of every whole frame, a warning for a torn or corrupt tail or None).
+
+    A frame whose payload fails its CRC while its length still frames what follows (a damaged byte in
+    the payload: every frame after it, up to the end or a torn last one, checks out) is skipped alone;
+    otherwise (the length itself damaged) it and everything after it are ignored, as a torn tail is."""
+    data = path.read_bytes()
+    n = len(data)
+    bodies, off, why = _scan(data, 0)
+    warns = []
+    if why == "crc":
+        ln = _HDR.unpack_from(data, off)[0]
+        rest, end, rest_why = _scan(data, off + _HDR.size + ln)
+        if rest_why == "crc" or (not rest and rest_why is not None):
+            warns.append(f"{path}:{off}: journal record fails its CRC; it and the {n - off - ln - _HDR.size} "
+                         "bytes after it ignored")
+            why = None
+        else:
+            warns.append(f"{path}:{off}: journal record fails its CRC ({ln + _HDR.size} bytes): skipped, the "
+                         f"{len(rest)} after it read")
+            bodies += rest
+            off, why = end, rest_why
+    if why == "torn":
+        warns.append(f"{path}:{off}: torn last journal record ({n - off} bytes) ignored")
+    out = []
+    for body in bodies:
+        out.extend(msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True))
+    return out, "; ".join(warns) or None
 
 
 BIG = 1 << 16          # bin values this long (msgpack bin 32) are written from the caller's buffer, never copied
