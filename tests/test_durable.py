@@ -166,6 +166,30 @@ def test_corrupt_snapshot_falls_back_to_the_previous_one(tmp_path):
     _crash(store2)
 
 
+def test_both_snapshots_damaged_is_said_as_an_error_naming_what_is_lost(tmp_path, caplog):
+    """Found by a durability probe at stop 35: with snapshot and snapshot.prev both damaged, serve started with empty
+    counters and two warnings about the files, nothing saying the caps were gone."""
+    import logging
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    for i in range(2):
+        pipe.judge(_ad(i))
+        asyncio.run(store.snapshot())
+    _crash(store)
+    for name in ("snapshot", "snapshot.prev"):
+        p = data / "state" / name
+        b = bytearray(p.read_bytes())
+        b[-3] ^= 0xFF
+        p.write_bytes(bytes(b))
+    with caplog.at_level(logging.ERROR, logger="telfilter"):
+        store2 = _open(data, _pipe(data))
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("no usable state snapshot" in m and "caps" in m for m in said), said
+    assert any("no usable state snapshot" in w for w in store2.warnings)
+    _crash(store2)
+
+
 def test_one_process_per_data_dir(tmp_path):
     store = EmbeddedStore(tmp_path)
     with pytest.raises(StateError, match="in use by another telfilter serve"):

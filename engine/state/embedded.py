@@ -130,6 +130,13 @@ class EmbeddedStore:
                 break
             except (CorruptFile, ValueError, KeyError, TypeError) as e:
                 self._warn(f"state snapshot {p} ignored: {e}")
+        if snap is None and any((self.dir / name).exists() for name in ("snapshot", "snapshot.prev")):
+            # both damaged: the counters start from the journal segments still on disk alone; the caps, call
+            # durations and recipient histories before them are gone (an advertiser may get more than its cap
+            # today). Said as an error: an operator may restore a copy of the state directory instead
+            self.warnings.append(f"{self.dir}: no usable state snapshot (both damaged): counters, caps and histories "
+                                 "start from the journal alone; restore a copy of the state directory to keep them")
+            log.error("%s", self.warnings[-1])
         mem_c, mem_h, mem_k = snap if snap is not None else (MemoryCounters(), RecipientHistory(), CallDurations())
         segs = [n for n in self._segments() if n >= first_seg]
         if snap is not None and segs and segs[0] != first_seg:
@@ -321,8 +328,9 @@ class EmbeddedStore:
                 if over > 0:             # bounded: the oldest go (still in memory, not crash-safe)
                     del self.buf[:over]
                     self.unjournalled += over
-                log.error("state journal write failed (counters stay in memory; %d updates waiting, "
-                          "%d will not survive a crash): %s", len(self.buf), self.unjournalled, e)
+                log.error("state journal write failed (counters stay in memory: %d updates wait for the disk, lost by "
+                          "a crash until written; %d more, beyond the wait's bound, are in memory only): %s",
+                          len(self.buf), self.unjournalled, e)
 
     async def close(self) -> None:
         """Clean stop: everything committed is in a snapshot; the journal is empty. A forked writer
