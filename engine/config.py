@@ -7,6 +7,7 @@ so `pip install --user`, a venv, a wheel and a container all find it the same wa
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -100,8 +101,14 @@ def well_typed(raw: dict, schema: dict) -> dict:
         if not isinstance(body, dict) or table not in schema:
             continue
         out[table] = {k: v for k, v in body.items() if (types := schema[table].get(k)) is not None
-                      and isinstance(v, types) and (not isinstance(v, bool) or bool in types)}
+                      and isinstance(v, types) and (not isinstance(v, bool) or bool in types) and finite(v)}
     return out
+
+
+def finite(v) -> bool:
+    """False for TOML's nan and inf (valid floats there): nan fails every range test by passing it
+    (`nan < 1` is false), so a setting of nan would be taken; none of ours means anything infinite."""
+    return not isinstance(v, float) or math.isfinite(v)
 
 
 def check_schema(path: Path, text: str, raw: dict, schema: dict) -> list[str]:
@@ -125,6 +132,8 @@ def check_schema(path: Path, text: str, raw: dict, schema: dict) -> list[str]:
             elif not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 want = " or ".join(_TYPE_NAMES[t] for t in types)
                 errors.append(f"{where}: [{table}] {key} must be {want}, got {value!r}")
+            elif not finite(value):
+                errors.append(f"{where}: [{table}] {key} must be a finite number, got {value!r}")
     return errors
 
 

@@ -11,6 +11,7 @@ through. The `CONDITIONS` dict doubles as the manifest of what exists.
 """
 from __future__ import annotations
 
+import math
 import re
 
 from ..numbers import format_number, normalise_number, normalise_sender_id
@@ -38,7 +39,7 @@ def condition(name, doc, cost=None):
 
 
 def parse_duration(v) -> float | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v):   # inf: "forever"
         return float(v)
     if isinstance(v, str):
         if v.strip().lower() in ("forever", "ever"):

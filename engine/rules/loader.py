@@ -34,6 +34,7 @@ long, and regexes that can backtrack catastrophically (redos.py).
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -193,8 +194,9 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
                 ln, col = loc.at(None, "@", "actions", k, value=True)
                 if k not in ("tag", "drop"):
                     errors.append(RuleError(disp, ln, col, f"unknown key {k!r} in [actions]{_did_you_mean(k, ['tag', 'drop'])}"))
-                elif not isinstance(v, (int, float)) or isinstance(v, bool):
-                    errors.append(RuleError(disp, ln, col, f"[actions] {k} must be a number"))
+                elif not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                    # TOML's nan/inf: a nan threshold is never reached (nothing tagged), an inf one neither
+                    errors.append(RuleError(disp, ln, col, f"[actions] {k} must be a finite number, got {v!r}"))
                 else:
                     thresholds[k] = float(v)
         if "fixtures" in doc:
@@ -345,9 +347,10 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         if s not in SCOPES:
             err(f"applies_to: unknown scope {s!r}{_did_you_mean(str(s), SCOPES)}", "applies_to", value=True)
     score = rd.get("score", 0.0)
-    if not isinstance(score, (int, float)) or isinstance(score, bool):
-        err("score must be a number", "score", value=True)
-        score = 0.0
+    if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+        # TOML's nan/inf: a total of NaN or Infinity is no verdict, and not JSON for the verdict log
+        err(f"score must be a finite number, got {score!r}", "score", value=True)
+        score = None
     action = None
     if "action" in rd:
         try:
@@ -356,7 +359,7 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
             err(str(e), "action", value=True)
     if helper and (action is not None or score):
         err(f"{sym} is a helper (__ prefix): it may not have a score or an action", "symbol")
-    if not helper and sym and action is None and not score:
+    if not helper and sym and action is None and score == 0:      # None: its error is reported
         err(f"{sym} has neither a score nor an action", "symbol")
     st = rd.get("smpp_status")
     smpp_status = None
@@ -373,7 +376,7 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         err(f"sip_code must be a SIP final error code (e.g. 603 or 608), got {sip!r}", "sip_code", value=True)
         sip = None
     ln0, _ = loc.at(i)
-    rule = Rule(sym or f"<rule {i}>", desc if isinstance(desc, str) else "", frozenset(scopes), float(score),
+    rule = Rule(sym or f"<rule {i}>", desc if isinstance(desc, str) else "", frozenset(scopes), float(score or 0.0),
                 action, smpp_status, sip, f"{disp}:{ln0}")
     when = rd.get("when", {})
     if not isinstance(when, dict):

@@ -5,6 +5,7 @@ None and `commit(ctx, state)`. Registered in conditions.CONDITIONS like every ot
 the state itself lives in counters.py, history.py and slots.py (flat, bounded)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -14,12 +15,21 @@ from .slots import M64 as _M64
 
 # ---------------------------------------------------------------- state: reports
 
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)      # TOML's true is no count
+
+
+def _number(v) -> bool:
+    """A finite TOML number: nan passes every `<=` test by failing it, so it is refused by name."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 @condition("reported", "{reporters = R, days = D}: sender named by at least R distinct reporters in D days")
 def _reported(v, **_):
     if not isinstance(v, dict) or set(v) - {"reporters", "days"} or "reporters" not in v:
         raise ValueError("reported must be a table {reporters = R, days = D}")
     r, d = v["reporters"], v.get("days", 30)
-    if not isinstance(r, int) or r < 1 or not isinstance(d, (int, float)) or d <= 0:
+    if not _whole(r) or r < 1 or not _number(d) or d <= 0:
         raise ValueError("reported: reporters must be an integer >= 1 and days a positive number")
     win = d * 86400.0
 
@@ -35,8 +45,8 @@ def _short_calls(v, **_):
     if not isinstance(v, dict) or set(v) - {"min_calls", "window", "max_seconds", "above"}:
         raise ValueError("short_call_share must be a table {min_calls, window, max_seconds, above}")
     n, secs, above = v.get("min_calls"), v.get("max_seconds"), v.get("above")
-    if not isinstance(n, int) or n < 1 or not isinstance(secs, (int, float)) or secs <= 0 \
-            or not isinstance(above, (int, float)) or not 0 <= above < 1:
+    if not _whole(n) or n < 1 or not _number(secs) or secs <= 0 \
+            or not _number(above) or not 0 <= above < 1:
         raise ValueError("short_call_share: min_calls an integer >= 1, max_seconds > 0, above in [0, 1)")
     win = parse_duration(v.get("window", "1h"))
     if win is None:
@@ -307,7 +317,7 @@ def _nrs(v, **_):
     if not isinstance(v, dict) or set(v) - {"min_messages", "window", "above"}:
         raise ValueError("new_recipient_share must be a table {min_messages = M, window = \"1h\", above = X}")
     m, a = v.get("min_messages"), v.get("above")
-    if not isinstance(m, int) or m < 1 or not isinstance(a, (int, float)) or not 0 <= a < 1:
+    if not _whole(m) or m < 1 or not _number(a) or not 0 <= a < 1:
         raise ValueError("new_recipient_share: min_messages an integer >= 1, above a number in [0, 1)")
     w = parse_duration(v.get("window", "1h"))
     if w is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -166,6 +167,8 @@ def load_sip_settings(config_dir: Path) -> SipSettings:
                 kind = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
                         list: "a list"}.get(want, want.__name__)
                 raise ValueError(f"{p}:{key_line(text, 'sip', k)}:1: [sip] {k} must be {kind}, not {v!r}")
+            if want is float and not math.isfinite(v):      # nan passes every `<= 0` check after this
+                raise ValueError(f"{p}:{key_line(text, 'sip', k)}:1: [sip] {k} must be a finite number, not {v!r}")
             setattr(s, k, v)
         _check_values(s, p, text)
     return s

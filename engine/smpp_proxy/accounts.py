@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 import re
 import sys
@@ -349,6 +350,8 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
                 raise err(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""), key)
             if not isinstance(value, types) or isinstance(value, bool):
                 raise err(f"{key} must be {' or '.join(t.__name__ for t in types)}, got {value!r}", key)
+            if isinstance(value, float) and not math.isfinite(value):   # nan passes `< least` below
+                raise err(f"{key} must be a finite number, got {value!r}", key)
         for key in ("system_id", "password_hash"):
             if key not in a:
                 raise err(f"{key} is required")

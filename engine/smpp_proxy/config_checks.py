@@ -4,6 +4,8 @@ address without a port, a system_id longer than SMPP allows -- is an error at it
 that starts and misbehaves. Pure: (path, text, raw tables) -> ["path:line:1: message", ...]."""
 from __future__ import annotations
 
+import math
+
 # [server] key -> (lowest, highest or None, unit/why)
 SERVER_RANGES = {
     "max_pdu": (256, 16 << 20, "bytes (a submit_sm with 254 octets of text needs ~300)"),
@@ -46,6 +48,8 @@ def octets_problem(value: str, most: int) -> str | None:
 def _range(where, table, key, v, lo, hi, unit) -> str | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None                             # the schema check reports the type
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"{where}: [{table}] {key} must be a finite number, got {v}"
     if v < lo or (hi is not None and v > hi):
         span = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
         return f"{where}: [{table}] {key} must be {span} {unit}, got {v}"
