@@ -31,6 +31,17 @@ def _seconds(v: str) -> float:
     return x
 
 
+def _at_least_one(v: str) -> int:
+    """A whole number of at least 1 (argparse type): a table's rows."""
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    if n < 1:       # a slice's bound: -1 would quietly leave out the last row, 0 every row
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {v!r}")
+    return n
+
+
 def _common(p: argparse.ArgumentParser, top=False):
     d = None if top else argparse.SUPPRESS
     p.add_argument("--config", metavar="DIR", default=d,
@@ -246,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="date_to", metavar="DATE", help="last day (YYYY-MM-DD, local time zone), inclusive")
     p.add_argument("--out", default="report", metavar="DIR", help="output directory (default ./report)")
     p.add_argument("--period", default="day", choices=["day", "week", "month"], help="time series step (default day)")
-    p.add_argument("--top", type=int, default=20, help="rows in the top-senders and top-owners tables (default 20)")
+    p.add_argument("--top", type=_at_least_one, default=20, help="rows in the top-senders and top-owners tables (default 20)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")

@@ -164,6 +164,19 @@ def test_cli_bad_dates_and_missing_log_are_clear_errors(tmp_path):
     assert s["totals"]["sms"]["allow"] == 1 and s["inputs"]["malformed"] == 1 and "zap" not in s["totals"]["sms"]
 
 
+def test_top_below_one_is_refused_not_a_table_short_of_its_last_row(tmp_path):
+    # --top -1 was taken as a slice bound: the top-senders table of 5 senders had 4 rows, exit 0
+    log = tmp_path / "v.log"
+    log.write_text("".join(rec(f"2026-05-01T10:{i:02d}:00+07:00", "drop", sender=f"SHOP{i % 5}",
+                               hits=[("AD_TO_DNC", "x", "r")]) for i in range(30)))
+    for bad in ("-1", "0"):
+        p = run_cli("report", "--log", log, "--top", bad, "--out", tmp_path / "o")
+        assert p.returncode == 2 and "argument --top: must be 1 or more" in p.stderr, p.stderr
+        assert not (tmp_path / "o").exists()
+    p = run_cli("report", "--log", log, "--top", "5", "--out", tmp_path / "o")
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads((tmp_path / "o" / "summary.json").read_text())["top_senders_by_drops"]) == 5
+
 # ---------------------------------------------------------------- end to end through the proxy
 
 HAM = "Hi Lan, the meeting moved to 3pm tomorrow. See you there"
