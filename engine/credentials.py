@@ -20,7 +20,7 @@ def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
     can read is worth a warning (the point of the file is that they cannot)."""
     try:
         st = os.stat(path)
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:      # -sig: a BOM (Notepad's) is not part of the first line
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         errors.append(f"{path}: {getattr(e, 'strerror', None) or e}")

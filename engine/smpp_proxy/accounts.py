@@ -358,6 +358,8 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
         sid = a["system_id"]
         if not 1 <= len(sid) <= 15:          # SMPP 3.4 §5.2.1: system_id is C-Octet String of at most 16
             raise err("system_id must be 1-15 characters", "system_id")
+        if octets_problem(sid, 15):          # a bind carries octets (read as Latin-1): "Đại" could never bind
+            raise err(f"system_id {octets_problem(sid, 15)}", "system_id")
         if sid in accounts:
             raise err(f"system_id {sid!r} defined twice (first at {accounts[sid].origin})", "system_id")
         if a["password_hash"].split("$")[0] != "pbkdf2_sha256" or len(a["password_hash"].split("$")) != 4:
@@ -398,6 +400,9 @@ def account_from_arg(arg: str, origin: str = "--esme-account") -> Account:
     sid, pw = arg.split(":", 1)
     if not sid or len(sid) > 15:
         raise SmppConfigError(f"--esme-account {sid!r}: system_id must be 1-15 characters")
+    bad = octets_problem(sid, 15)
+    if bad:             # SMPP 3.4 §5.2.1: no bind could carry it, so the account would refuse every bind
+        raise SmppConfigError(f"--esme-account {sid!r}: the system_id {bad}")
     bad = octets_problem(pw, MAX_PASSWORD)
     if bad:             # this account could never bind; the password itself is never echoed
         raise SmppConfigError(f"--esme-account {sid!r}: the password {bad}")
