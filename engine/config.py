@@ -55,7 +55,7 @@ def read_toml(path: Path) -> tuple[dict, str]:
     """Parse a TOML file; a syntax error is ConfigError `path:line:col: message`."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")   # a BOM (Notepad's UTF-8): no statement
     except UnicodeDecodeError as e:
         line = path.read_bytes()[:e.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}:1: not UTF-8 text") from None

@@ -40,7 +40,7 @@ def read_rule_text(f: Path, disp: str, errors: list) -> str | None:
         return None
     nul = data.find(b"\0")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")     # a BOM (Notepad's UTF-8) is no TOML statement
     except UnicodeDecodeError as e:
         nul = e.start if nul < 0 else min(nul, e.start)
     if nul >= 0:

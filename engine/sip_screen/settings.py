@@ -145,7 +145,7 @@ def load_sip_settings(config_dir: Path) -> SipSettings:
     p = Path(config_dir) / "sip.toml"
     if p.exists():
         try:
-            text = p.read_text(encoding="utf-8")
+            text = p.read_text(encoding="utf-8-sig")     # -sig: a BOM (Notepad's UTF-8) is no TOML statement
             doc = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{p}: {e}") from None

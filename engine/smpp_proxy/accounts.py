@@ -235,7 +235,7 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     if not p.exists():
         return s
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")     # -sig: a BOM (Notepad's UTF-8) is no TOML statement
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SmppConfigError(f"{p}: {e}") from None
