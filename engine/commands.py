@@ -29,7 +29,10 @@ class _Out:
         else:
             p = Path(path)
             self.tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-            self.f = open(self.tmp, "w", encoding="utf-8")
+            try:
+                self.f = open(self.tmp, "w", encoding="utf-8")
+            except OSError as e:        # named as given: the temporary file is ours, not a name the user wrote
+                raise OSError(e.errno, e.strerror, str(path)) from None
 
     def __enter__(self):
         return self.f

@@ -163,3 +163,14 @@ def test_times_and_durations_out_of_range_are_per_line_errors(data_dir):
 def test_one_message_options_with_jsonl_are_refused(data_dir):
     p = run_cli("check", "--jsonl", "-", "--sender", "x", "--data-dir", data_dir, input="")
     assert p.returncode == 2 and "--sender given with --jsonl" in p.stderr
+
+
+def test_an_out_file_that_cannot_be_written_is_named_as_given(data_dir, tmp_path):
+    # the error named the temporary file beside it (".o.jsonl.12345.tmp"), a name the user never wrote
+    f = tmp_path / "in.jsonl"
+    f.write_text(json.dumps(sms("ok", "0901234567", "0912345678", "Hen gap lai")) + "\n")
+    out = tmp_path / "no" / "o.jsonl"
+    for args in (("check", "--jsonl", f), ("lists", "export", "dnc")):
+        p = run_cli(*args, "--out", out, "--data-dir", data_dir)
+        assert p.returncode == 2 and f"telfilter: error: {out}: No such file or directory" in p.stderr, p.stderr
+        assert ".tmp" not in p.stderr
