@@ -51,7 +51,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the ≤2-minute run (2 cores)")
     ap.add_argument("--out", help="results directory (default benchmarks/results/<timestamp>)")
-    ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"])
+    ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
+                    help="leave this step out (repeatable)")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else FULL
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -171,8 +171,24 @@ def key_bytes(n: int) -> dict:
     return out
 
 
+def _usage_error(a) -> bool:
+    """Help or arguments that do not fit the two forms of the module docstring (a traceback before)."""
+    try:
+        if a and a[0] == "keys":
+            return len(a) != 2 or int(a[1]) < 1
+        if not 2 <= len(a) <= 3:
+            return True
+        int(a[0]), float(a[1]), [float(x) for x in a[2:]]
+        return False
+    except ValueError:
+        return True
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
+    if _usage_error(a):
+        print(__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1], file=sys.stdout if a[:1] in (["-h"], ["--help"]) else sys.stderr)
+        sys.exit(0 if a[:1] in (["-h"], ["--help"]) else 2)
     if a[0] == "keys":
         print(json.dumps(key_bytes(int(a[1]))))
     else:

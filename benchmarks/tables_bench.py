@@ -78,13 +78,18 @@ def results(ops, counters, history) -> list:
 
 
 def main(argv=None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    repeat = 3
-    if "--repeat" in argv:
-        i = argv.index("--repeat")
-        repeat = int(argv[i + 1])
-        del argv[i:i + 2]
-    n = int(argv[0]) if argv else 60_000
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.tables_bench",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("n", nargs="?", type=int, default=60_000, metavar="N",
+                    help="messages of the realistic mix judged to record the table calls (default 60000)")
+    ap.add_argument("--repeat", type=int, default=3, metavar="R", help="timed replays of each (default 3)")
+    ap.add_argument("--compare", action="store_true",
+                    help="Python and compiled tables in the same run (always done when the compiled ones are built)")
+    a = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if a.n < 1 or a.repeat < 1:
+        ap.error("N and --repeat must be at least 1")
+    n, repeat = a.n, a.repeat
     from engine.rules import slots
     from engine.rules.counters import MemoryCounters
     from engine.rules.history import RecipientHistory

@@ -9,3 +9,19 @@ def test_pipeline_step_runs_on_the_mix_with_its_scikit_learn_baseline():
     assert out["n"] == 400
     assert out["ml_sklearn_us_per_msg"] and out["ml_sklearn_us_per_msg"] > 0
     assert set(out["verdicts_by_mix"]) and all(sum(v.values()) for v in out["verdicts_by_mix"].values())
+
+
+def test_documented_benchmark_entry_points_answer_help_and_bad_arguments_without_a_traceback():
+    # `python -m benchmarks.tables_bench --help` (and the `--compare` its docstring names) stopped on
+    # int('--help') with a traceback; `benchmarks.longrun` with no arguments on an IndexError
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    for args, rc in ((["tables_bench", "--help"], 0), (["tables_bench", "x"], 2), (["longrun", "--help"], 0),
+                     (["longrun"], 2), (["longrun", "10", "abc"], 2), (["longrun", "keys"], 2),
+                     (["snapshot_bench", "--help"], 0)):
+        p = subprocess.run([sys.executable, "-m", f"benchmarks.{args[0]}", *args[1:]], capture_output=True,
+                           text=True, cwd=root, timeout=60)
+        assert p.returncode == rc and "Traceback" not in p.stderr, (args, p.returncode, p.stderr)
+        assert "python -m benchmarks." + args[0] in p.stdout + p.stderr, (args, p.stdout, p.stderr)
