@@ -167,7 +167,8 @@ def load_settings(config_dir: Path | None = None) -> Settings:
     """Read and validate `telfilter.toml`; every error at once in one ConfigError."""
     cdir = Path(config_dir) if config_dir else shipped_config_dir()
     if not cdir.is_dir():
-        raise ConfigError(f"{cdir}: config directory does not exist")
+        raise ConfigError(f"{cdir}: is a file: name the directory holding telfilter.toml, smpp.toml, sip.toml and "
+                          "rules/" if cdir.exists() else f"{cdir}: config directory does not exist")
     p = cdir / "telfilter.toml"
     raw, text = read_toml(p) if p.exists() else ({}, "")
     errors = check_schema(p, text, raw, SCHEMA)

@@ -321,3 +321,12 @@ def test_sip_listen_empty_is_off_and_skips_the_next_hop_checks(tmp_path):
         args = parser().parse_args(["serve", "--smpp-listen", "127.0.0.1:0", "--sip-listen", off,
                                     "--sip-next-hop", "192.0.2.1:5060", "--data-dir", str(tmp_path)])
         load_serve_config(args)
+
+
+def test_a_config_file_named_for_the_directory_is_said_to_be_a_file():
+    # `config check config/telfilter.toml` said "config directory does not exist" of a file that exists
+    for args in (("config", "check", CONFIG / "telfilter.toml"),
+                 ("lists", "stats", "--config", CONFIG / "smpp.toml", "--data-dir", "/tmp/x-tf-none")):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "is a file: name the directory holding telfilter.toml" in r.stderr, r.stderr
+        assert "does not exist" not in r.stderr
