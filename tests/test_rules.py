@@ -295,3 +295,21 @@ def test_an_esme_mt_to_the_short_code_is_not_a_command(data_dir):
              time="2026-03-02T09:00:00+07:00"),
     ]))
     assert "DNC_CANCELLED" not in [h["symbol"] for h in json.loads(p.stdout)["hits"]]
+
+
+def test_a_misspelt_example_field_is_an_error_at_its_line(tmp_path):
+    # `tme = ...` was ignored: the example ran at the default time, testing another message than the one written
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text(
+        '[[rule]]\nsymbol = "MY_RULE"\napplies_to = ["sms-mt", "call"]\nscore = 2\n[rule.when]\nkeywords = ["x"]\n'
+        '[[rule.examples.hit]]\ntext = "x"\ntme = "2026-01-01T23:00:00+07:00"\n'
+        '[[rule.examples.miss]]\nkind = "call"\ncaller = "0901234567"\ntext = "x"\n'
+        '[[rule.examples.miss]]\ntext = "y"\nprior = [{text = "x", recipent = "0912000001"}]\n')
+    with pytest.raises(RuleSetError) as ei:
+        load_rules(d)
+    errs = [str(e) for e in ei.value.errors]
+    assert any(e.endswith("a.toml:9:1: examples.hit: unknown field 'tme'; did you mean 'time'?") for e in errs), errs
+    assert any("a.toml:13:1: examples.miss: unknown field 'text'" in e for e in errs), errs     # a call has none
+    assert any("a.toml:14:" in e and "unknown field 'recipent'; did you mean 'recipient'?" in e for e in errs), errs
+    assert len(errs) == 3, errs

@@ -50,6 +50,9 @@ SCOPES = ("sms-mt", "sms-mo", "call")
 RULE_KEYS = ("symbol", "description", "applies_to", "score", "action", "smpp_status", "sip_code",
              "when", "examples", "enabled")
 TOP_KEYS = ("rule", "actions", "fixtures")
+# the fields of an example message (engine/records.py, the `check --jsonl` format), and `prior` messages before it
+EXAMPLE_FIELDS = {"sms": {"id", "kind", "sender", "recipient", "text", "account", "direction", "time", "submitted"},
+                  "call": {"id", "kind", "caller", "callee", "time", "ingress", "duration"}}
 FIXTURE_KEYS = ("dnc", "senders", "blacklist", "consent")
 SYMBOL_RE = re.compile(r"^_{0,2}[A-Z][A-Z0-9_]*$")
 SMPP_STATUS = {
@@ -422,6 +425,17 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
                 err(f"examples.{kind} must be an array of tables", "examples", kind)
                 continue
             rule.examples[kind] = [(x, "%s:%d" % (disp, loc.at(i, "examples", kind, j)[0])) for j, x in enumerate(lst)]
+            for j, x in enumerate(lst):
+                # a misspelt field (`tme`, `recipent`) would leave the default in its place: the example would
+                # test another message than the one written, and pass or fail for that
+                prior = x.get("prior", [])
+                msgs = [x] + ([m for m in prior if isinstance(m, dict)] if isinstance(prior, list) else [])
+                for m in msgs:
+                    fields = EXAMPLE_FIELDS.get(m.get("kind", "sms"), EXAMPLE_FIELDS["sms"])
+                    for k in m:
+                        if k not in fields and not (m is x and k == "prior"):
+                            err(f"examples.{kind}: unknown field {k!r}{_did_you_mean(k, sorted(fields))}",
+                                "examples", kind, j, *((k,) if m is x else ()))
     for st in rule.stateful:
         # an advertiser's cap of a drop rule: its count is given back when the SMSC refuses the message
         # (Pipeline.refund). Such a row never takes more than its limit within the window (a message over
