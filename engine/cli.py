@@ -31,6 +31,18 @@ def _seconds(v: str) -> float:
     return x
 
 
+def seed(v: str) -> int:
+    """A random seed (argparse type): numpy's and scikit-learn's range, 0 to 2**32 - 1; outside it their own
+    error named a parameter (`random_state`) the command does not have."""
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    if not 0 <= n <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be 0 to {2**32 - 1}, got {v!r}")
+    return n
+
+
 def _at_least_one(v: str) -> int:
     """A whole number of at least 1 (argparse type): a table's rows."""
     try:
@@ -173,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="model directory to write (default: DATA_DIR/models/<model_version>, a new "
                    "candidate beside the served one; the path is printed)")
     q.add_argument("--target-blocked-ham", type=rate, default=0.001, help="blocked-ham rate the drop threshold aims at (default 0.001)")
-    q.add_argument("--seed", type=int, default=42, help="random seed for splits and training (default 42)")
+    q.add_argument("--seed", type=seed, default=42, help="random seed for splits and training (default 42)")
     q.add_argument("--no-progress", action="store_true", help="do not print training progress")
     q = _sub(ms, "eval", "evaluate a model; print metrics JSON; --report writes plots")
     q.add_argument("--model", help="model directory (default: the one serve loads: [ml] model, else the bundled one)")

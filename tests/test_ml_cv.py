@@ -106,3 +106,17 @@ def test_bad_arguments_and_files(tmp_path, files):
 def test_short_names():
     assert cv.short_names(["a/en/train.tsv", "b/vi/train.tsv", "c/x.jsonl"]) == {
         "a/en/train.tsv": "en/train.tsv", "b/vi/train.tsv": "vi/train.tsv", "c/x.jsonl": "x.jsonl"}
+
+
+def test_seeds_outside_numpys_range_are_refused_by_the_option_that_took_them(tmp_path):
+    # --seed -1 / --first-split -5 reached scikit-learn, whose error named `random_state`, which no option is called
+    from tests.conftest import run_cli
+    data = "engine/ml/data/vi_sms_train.tsv"
+    for args, says in ((("ml", "train", "--data", data, "--seed", "-1", "--out", tmp_path / "m"), "argument --seed:"),
+                       (("ml", "cv", "--data", data, "--first-split", "-5"), "argument --first-split:"),
+                       (("ml", "cv", "--data", data, "--fold-seed", str(2**32)), "argument --fold-seed:"),
+                       (("ml", "cv", "--data", data, "--splits", "3", "--first-split", str(2**32 - 1)),
+                        "--first-split + --splits - 1 must be at most")):
+        r = run_cli(*args, "--data-dir", tmp_path / "d")
+        assert r.returncode == 2 and says in r.stderr and "random_state" not in r.stderr, r.stderr
+    assert not (tmp_path / "m").exists()

@@ -26,7 +26,7 @@ import numpy as np
 
 
 def add_parser(ms, sub) -> None:
-    from ..cli import rate
+    from ..cli import rate, seed
     q = sub(ms, "cv", "repeated stratified hold-out of a training recipe: train on part of each file, "
             "evaluate on the rest, per file and language, over many splits")
     q.add_argument("--data", action="append", required=True, metavar="FILE",
@@ -35,8 +35,8 @@ def add_parser(ms, sub) -> None:
                    help="labelled file always in training, never held out (repeatable; e.g. your own examples)")
     q.add_argument("--splits", type=int, default=16, help="number of repeated splits (default 16)")
     q.add_argument("--test-size", type=rate, default=0.25, help="held-out share of each file (default 0.25)")
-    q.add_argument("--first-split", type=int, default=0, help="seed of the first split (default 0)")
-    q.add_argument("--fold-seed", type=int, default=42, help="ml train's seed for its folds (default 42)")
+    q.add_argument("--first-split", type=seed, default=0, help="seed of the first split (default 0)")
+    q.add_argument("--fold-seed", type=seed, default=42, help="ml train's seed for its folds (default 42)")
     q.add_argument("--target-blocked-ham", type=rate, default=0.001, help="as for ml train (default 0.001)")
     q.add_argument("--json", metavar="FILE", help="write the JSON here instead of stdout")
     q.add_argument("--report", metavar="DIR", help="write cv.png (MCC, spam caught, blocked ham per split and file) here")
@@ -189,6 +189,9 @@ def cmd(args) -> int:
     from .train import _progress
     if args.splits < 1 or not 0 < args.test_size < 1:
         print("telfilter ml cv: error: --splits must be >= 1 and --test-size between 0 and 1", file=sys.stderr)
+        return 2
+    if args.first_split + args.splits - 1 > 2**32 - 1:      # split k is seeded first_split + k
+        print(f"telfilter ml cv: error: --first-split + --splits - 1 must be at most {2**32 - 1}", file=sys.stderr)
         return 2
     both = set(args.data) & set(args.extra)
     if both:
