@@ -313,3 +313,17 @@ def test_a_misspelt_example_field_is_an_error_at_its_line(tmp_path):
     assert any("a.toml:13:1: examples.miss: unknown field 'text'" in e for e in errs), errs     # a call has none
     assert any("a.toml:14:" in e and "unknown field 'recipent'; did you mean 'recipient'?" in e for e in errs), errs
     assert len(errs) == 3, errs
+
+
+def test_what_if_reads_a_corpus_as_check_does(tmp_path, data_dir):
+    # a corpus `check --jsonl` reads was a UnicodeDecodeError traceback (a byte not UTF-8) or lost its first
+    # line (a BOM) in `rules test`
+    corpus = tmp_path / "c.jsonl"
+    good = jsonl([ad("1", "0912000001", "2026-03-02T21:30:00+07:00"), ad("2", "0912000002", "2026-03-02T20:30:00+07:00")])
+    corpus.write_bytes(b"\xef\xbb\xbf" + good.encode() + b'{"id": "x", "text": "caf\xe9"}\n' + b"[" * 100_000 + b"\n")
+    p = run_cli("rules", "test", "--corpus", corpus, "--data-dir", data_dir)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["messages"] == 2 and rep["skipped_lines"] == 2, (rep, p.stderr)
+    assert f"{corpus}:3: skipped: not valid UTF-8: byte 0xe9" in p.stderr
+    assert f"{corpus}:4: skipped:" in p.stderr
