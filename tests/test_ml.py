@@ -251,3 +251,22 @@ def test_threshold_expects_the_target_on_unseen_ham():
     ham = np.random.default_rng(1).random(440) * 0.9
     p, yy = np.concatenate([ham, np.ones(5)]), np.array([False] * 440 + [True] * 5)
     assert int(np.sum(ham >= threshold_for(p, yy, 4 / 441, extra_gain=0))) == 3
+
+
+def test_predict_jsonl_reads_as_check_does(tmp_path):
+    # a byte that is not UTF-8 stopped `ml predict --jsonl` with a UnicodeDecodeError traceback (exit 1),
+    # and a BOM cost line 1
+    f = tmp_path / "in.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"id": "a", "text": "ok"}\n{"text": "caf\xe9"}\n' + b"[" * 100_000 + b"\n")
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    for src in (f, "-"):
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "ml", "predict", "--model", "engine/ml/default_model",
+                            "--jsonl", str(src), "--data-dir", str(tmp_path / "d")], input=f.read_bytes(),
+                           capture_output=True, cwd=ROOT)
+        assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr
+        out = [json.loads(line) for line in r.stdout.decode().splitlines()]
+        assert out[0]["id"] == "a" and "probability" in out[0]
+        assert out[1] == {"line": 2, "error": "not valid UTF-8: byte 0xe9 at column 14"}
+        assert out[2]["line"] == 3 and "nested too deeply" in out[2]["error"]
