@@ -105,3 +105,20 @@ def test_a_share_outside_0_1_is_refused_by_ml_train_and_cv():
                          ("cv", "--target-blocked-ham", "0"), ("cv", "--test-size", "1")):
         r = run_cli("ml", cmd, "--data", "x.tsv", flag, v)
         assert r.returncode == 2 and "must be a share between 0 and 1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_lines_not_in_utf8_are_bad_lines_not_text_with_its_letters_replaced(tmp_path):
+    # a file saved as Windows-1252/1258 was decoded with U+FFFD for every accented letter and trained on, silently
+    from engine.ml.data import read_dataset
+    rows = "".join(f"spam\tPromo {i} now\n" for i in range(3))
+    for name, body, line, col in (("a.tsv", b"label\ttext\n" + rows.encode() + b"ham\tAt\xe9 j\xe1\n", 5, 7),
+                                  ("a.csv", b"label,text\n" + rows.replace("\t", ",").encode() + b"ham,caf\xe9\n", 5, 8),
+                                  ("a.jsonl", b'{"label": "ham", "text": "caf\xe9"}\n' + b'{"label": "spam", "text": "x"}\n',
+                                   1, 30)):
+        f = tmp_path / name
+        f.write_bytes(body)
+        ds = read_dataset(f)
+        assert not any("\ufffd" in t for t in ds.texts), ds.texts
+        assert any(e.startswith(f"{f}:{line}: not valid UTF-8: byte 0x") and f"at column {col}" in e
+                   for e in ds.errors), ds.errors
+        assert ds.info["bad_lines"] == 1

@@ -211,6 +211,9 @@ def _tsv(ds: Dataset, p: Path, text: str):
             _row(ds, [fields[0], line.split("\t", 1)[1]], {"label": 0, "text": 1}, f"{p}:{i}", tsv=True)
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")        # what surrogateescape makes of a byte that is not UTF-8
+
+
 def read_dataset(path) -> Dataset:
     """All labelled rows of one file, with `info` (sha256, counts) and per-line errors."""
     p = Path(path)
@@ -218,8 +221,20 @@ def read_dataset(path) -> Dataset:
         raw = p.read_bytes()
     except OSError as e:
         raise DataError(f"{p}: {e.strerror}") from None
-    text = raw.decode("utf-8-sig", errors="replace")      # a byte-order mark is no part of the first header
+    text = raw.decode("utf-8-sig", errors="surrogateescape")  # a byte-order mark is no part of the first header
     ds = Dataset()
+    not_utf8 = []
+    if _NOT_UTF8.search(text):
+        # a line with bytes that are not UTF-8 (a file saved as Windows-1252/1258, Latin-1) is a bad line, named:
+        # decoded with U+FFFD in their place it was trained on and scored with every accented letter lost
+        lines = text.split("\n")
+        for i, line in enumerate(lines, 1):
+            m = _NOT_UTF8.search(line)
+            if m:
+                not_utf8.append(f"{p}:{i}: not valid UTF-8: byte 0x{ord(m.group()) - 0xDC00:02x} at column "
+                                f"{m.start() + 1} (save the file as UTF-8)")
+                lines[i - 1] = ""
+        text = "\n".join(lines)
     counts = {"unlabelled_skipped": 0}
     name = p.name.lower()
     if name.endswith((".jsonl", ".json", ".ndjson")):
@@ -228,6 +243,7 @@ def read_dataset(path) -> Dataset:
         _csv(ds, p, text)
     else:
         _tsv(ds, p, text)
+    ds.errors[:0] = not_utf8
     spam = sum(ds.labels)
     ds.info = {"path": str(p), "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(ds.texts),
                "spam": spam, "ham": len(ds.labels) - spam, **counts, "bad_lines": len(ds.errors)}
