@@ -344,3 +344,17 @@ def test_a_label_after_a_torn_line_is_kept_and_deep_nesting_is_a_bad_line(tmp_pa
 def test_reports_list_refuses_a_negative_limit(tmp_path):
     r = _cli("reports", "list", "--limit", "-1", "--data-dir", tmp_path)
     assert r.returncode == 2 and "must be 0 (all) or more" in r.stderr
+
+
+def test_compare_names_a_tsv_or_csv_problem_in_its_own_terms(tmp_path):
+    # a TSV with no usable row was reported as "first problem: FILE:1: not JSON", the fallback reader's complaint
+    from engine.analyst.compare import read_messages
+    from engine.ml.data import DataError
+    (tmp_path / "h.tsv").write_text("label\ttext\n")
+    (tmp_path / "m.tsv").write_text("label\ttext\nmaybe\thello\n")
+    with pytest.raises(DataError) as ei:
+        read_messages([tmp_path / "h.tsv"])
+    assert "not JSON" not in str(ei.value) and "first problem" not in str(ei.value)
+    with pytest.raises(DataError) as ei:
+        read_messages([tmp_path / "m.tsv"])
+    assert f"first problem: {tmp_path / 'm.tsv'}:2: label must be spam or ham" in str(ei.value)

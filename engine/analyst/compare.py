@@ -48,6 +48,8 @@ def read_messages(paths) -> Messages:
             continue
         texts, errors = _unlabelled(Path(p))
         if not texts:
+            if not str(p).lower().endswith((".jsonl", ".json", ".ndjson")):
+                errors = ds.errors          # a TSV or CSV is no JSON: its own reader's problem, not "not JSON"
             raise DataError(f"{p}: no messages (labelled rows, or JSON lines with `text` or `content`)"
                             + (f"; first problem: {errors[0]}" if errors else ""))
         labelled = False
