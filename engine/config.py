@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .numbers import SHORTCODE_MAX_DIGITS
+
 
 def shipped_config_dir() -> Path:
     pkg = Path(__file__).resolve().parent
@@ -190,6 +192,11 @@ def load_settings(config_dir: Path | None = None) -> Settings:
     s.ml_skip_registered = ml.get("skip_registered_senders", True)
     s.ml_score_weight = float(ml.get("score_weight", 0.0))
     s.ml_min_words = ml.get("min_words", 4)
+    if "shortcode" in eng and not re.fullmatch(r"\d{1,%d}" % SHORTCODE_MAX_DIGITS, s.shortcode):
+        # no message is ever addressed to "abc", "" or -1: every DK DNC / HUY DNC / spam report would pass as an
+        # ordinary SMS, answered, allowed, and not applied
+        errors.append(f"{p}:{key_line(text, 'engine', 'shortcode')}:1: [engine] shortcode must be the short code's "
+                      f"digits (1 to {SHORTCODE_MAX_DIGITS}, e.g. \"5656\"), got {eng['shortcode']!r}")
     try:
         s.tz
     except (ZoneInfoNotFoundError, ValueError):

@@ -179,6 +179,11 @@ def test_serve_listens_where_the_files_say(cfg, tmp_path):
     ("telfilter.toml", "[ml]\ntag_threshold = -0.5\ndrop_threshold = 1.5\nmin_words = 0\n",
      ["telfilter.toml:2:1: [ml] tag_threshold is a probability", "telfilter.toml:3:1: [ml] drop_threshold is a "
       "probability", "telfilter.toml:4:1: [ml] min_words must be at least 1"]),
+    # a short code no message is addressed to: every DK DNC / HUY DNC / spam report passed as an ordinary SMS
+    ("telfilter.toml", "[engine]\nshortcode = 'S656'\n",
+     ["telfilter.toml:2:1: [engine] shortcode must be the short code's digits (1 to 6, e.g. \"5656\"), got 'S656'"]),
+    ("telfilter.toml", "[engine]\nshortcode = ''\n", ["telfilter.toml:2:1: [engine] shortcode must be"]),
+    ("telfilter.toml", "[engine]\nshortcode = -1\n", ["telfilter.toml:2:1: [engine] shortcode must be"]),
     ("telfilter.toml", "[ml]\nmodel = '/nonexistent/model'\n",
      ["telfilter.toml:2:1: [ml] model '/nonexistent/model' is not a model directory"]),
 ])
