@@ -95,10 +95,33 @@ def load_config(config_dir=None, rules=True) -> LoadedConfig:
             cfg.errors.extend(str(x) for x in e.errors)
         except Exception as e:       # the rules loader's own bug must not hide the other files' results
             cfg.errors.append(f"{rdir}: {e.__class__.__name__}: {e}")
+    if cfg.smpp is not None and cfg.rules is not None:
+        cfg.errors.extend(_silent_symbol_errors(cdir / "smpp.toml", cfg.smpp.silent_symbols, cfg.rules))
     # a file with an error is never "OK", whichever check found it
     cfg.checked = [(f, summary) for f, summary in cfg.checked
                    if not any(e == str(f) or e.startswith(f"{f}:") for e in cfg.errors)]
     return cfg
+
+
+# what drops a message besides the rules' own symbols (pipeline.py, state/redis_store.py, verdict.py)
+BUILTIN_DROP_SYMBOLS = ("ML_SPAM", "STATE_UNAVAILABLE", "PDU_DROPPED")
+
+
+def _silent_symbol_errors(p: Path, symbols, rules) -> list[str]:
+    """smpp.toml [drop] silent_symbols naming no symbol a drop can carry (a typo: the drops it meant to answer
+    silently would be answered with their error status, and nothing would say so)."""
+    import difflib
+    known = {r.symbol for r in rules.rules} | set(BUILTIN_DROP_SYMBOLS)
+    bad = [s for s in symbols if s not in known]
+    if not bad:
+        return []
+    text = p.read_text(encoding="utf-8-sig") if p.exists() else ""
+    out = []
+    for s in bad:
+        close = difflib.get_close_matches(s, sorted(known), n=1)
+        out.append(f"{p}:{key_line(text, 'drop', 'silent_symbols')}:1: [drop] silent_symbols: {s!r} is no rule's "
+                   f"symbol nor {', '.join(BUILTIN_DROP_SYMBOLS)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return out
 
 
 def _model_errors(cdir: Path, st: Settings | None) -> list[str]:

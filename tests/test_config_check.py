@@ -335,3 +335,17 @@ def test_a_config_file_named_for_the_directory_is_said_to_be_a_file():
         r = run_cli(*args)
         assert r.returncode == 2 and "is a file: name the directory holding telfilter.toml" in r.stderr, r.stderr
         assert "does not exist" not in r.stderr
+
+
+def test_a_silent_symbol_no_drop_can_carry_is_an_error_at_its_line(cfg):
+    """Found by a CLI probe at stop 35: a typo in smpp.toml [drop] silent_symbols (AD_TO_DNCC) passed config check,
+    and the drops it meant to answer silently were answered with their error status."""
+    p = cfg / "smpp.toml"
+    text = p.read_text()
+    assert "silent_symbols = []" in text
+    p.write_text(text.replace("silent_symbols = []", 'silent_symbols = ["AD_TO_DNCC", "ML_SPAM"]'))
+    line = p.read_text().splitlines().index(next(x for x in p.read_text().splitlines() if "silent_symbols" in x)) + 1
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2
+    assert f"smpp.toml:{line}:1: [drop] silent_symbols: 'AD_TO_DNCC' is no rule's symbol" in r.stderr, r.stderr
+    assert "did you mean 'AD_TO_DNC'?" in r.stderr and "ML_SPAM'" not in r.stderr
