@@ -281,6 +281,18 @@ def test_sender_rows_a_handset_or_an_smsc_could_never_match_are_bad_rows():
     assert "space-separated" in errs[0].message and "at most 11" in errs[1].message and "system_id" in errs[2].message
 
 
+def test_a_sender_or_account_outside_latin1_is_a_bad_row():
+    """Found by a CLI probe at stop 35: SHOPĐẸP and an account Đại were imported; `check --sender SHOPĐẸP` matched,
+    but an SMPP source_addr or system_id (octets, read as Latin-1) never can."""
+    body = ("sender,owner,category,valid_from,valid_to,accounts\n"
+            "SHOPĐẸP,Shop,QC,,,\n"
+            "SHOPDEP,Shop,QC,,,Đại\n"
+            "CAFÉ,Café,CSKH,,,esme1\n")
+    recs, errs = read_csv("senders", body.encode(), "senders.csv")
+    assert [r.sender for r in recs] == ["CAFÉ"] and [e.line for e in errs] == [2, 3]
+    assert "outside Latin-1" in errs[0].message and "no SMPP bind" in errs[1].message
+
+
 @pytest.mark.parametrize("text", ["xem http://phish.ex\u00adample/login", "vao phish.exam\u200bple ngay",
                                   "http://phi\u2060sh.example/x", "phish\ufeff.example"])
 def test_a_host_hiding_an_invisible_character_is_read_as_a_browser_reads_it(text):

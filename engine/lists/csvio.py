@@ -117,6 +117,11 @@ def _date(v: str, field: str) -> date | None:
         raise ValueError(f"{field}: {e}") from None
 
 
+def _latin1(s: str) -> bool:
+    """Whether `s` fits SMPP's octet strings as the proxy reads them (Latin-1: one octet a character)."""
+    return all(ord(c) < 256 for c in s)
+
+
 def parse_row(kind: str, row: list[str], strict: bool = True):
     """One CSV row -> a typed record, or ValueError with the reason. `strict=False` (a snapshot's rows, the
     value a removal names) leaves out the checks added after rows could be stored without them: whole subscriber
@@ -135,6 +140,9 @@ def parse_row(kind: str, row: list[str], strict: bool = True):
         if strict and len(sender) > ALNUM_SENDER_MAX and any(c.isalpha() for c in sender):
             raise ValueError(f"alphanumeric sender of {len(sender)} characters: {sender!r} (a brandname has at most "
                              f"{ALNUM_SENDER_MAX}: GSM 03.40's alphanumeric originator; no handset would show it)")
+        if strict and not _latin1(sender):
+            raise ValueError(f"sender {sender!r} has characters outside Latin-1: an SMPP source_addr (octets, read as "
+                             "Latin-1) never carries them, so no message would ever match it")
         if not owner:
             raise ValueError("empty owner")
         cat = cat.upper()
@@ -148,6 +156,8 @@ def parse_row(kind: str, row: list[str], strict: bool = True):
                 raise ValueError(f"accounts are space-separated ESME system_ids, got {accts!r}")
             if len(a) > SYSTEM_ID_MAX:
                 raise ValueError(f"account {a!r} is longer than an SMPP system_id ({SYSTEM_ID_MAX} characters)")
+            if not _latin1(a):
+                raise ValueError(f"account {a!r} has characters outside Latin-1: no SMPP bind carries them")
         return SenderEntry(sender, owner, cat, f, t, frozenset(accts.split()))
     if kind == "blacklist":
         k, v = row[0].strip().lower(), row[1].strip()
