@@ -2,16 +2,13 @@
 the dispatch and the error-to-exit-status mapping stay in cli.py."""
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
 log = logging.getLogger("telfilter")
-_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 class _Out:
@@ -60,6 +57,7 @@ class _Out:
 def cmd_check(args) -> int:
     from datetime import datetime, timezone
     from .app import build
+    from .jsonl import loads, numbered, open_jsonl
     from .records import RecordError, parse_record, parse_time
     from .verdict import Message
     if not args.jsonl and args.sender is None:
@@ -84,32 +82,18 @@ def cmd_check(args) -> int:
             m = Message(args.sender, args.recipient, args.text, t, args.account, args.direction)
             out.write(json.dumps(pipe.judge(m).to_json(None), ensure_ascii=False) + "\n")
             return 0
-        # bytes that are not UTF-8 survive decoding as lone surrogates, so the line they are on
-        # gets an error record instead of the whole run stopping
-        inp = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape")
-               if args.jsonl == "-" else open(args.jsonl, encoding="utf-8-sig", errors="surrogateescape"))
+        # a line that is not UTF-8 or not JSON gets an error record, not the whole run stopping (jsonl.py)
         failed = 0                          # lines the pipeline failed on (a defect): exit status 1
-        with inp:
-            for n, line in enumerate(inp, 1):
-                if n == 1:
-                    line = line.lstrip("\ufeff")           # a byte-order mark on stdin
-                if not line.strip():
-                    continue
+        with open_jsonl(args.jsonl) as inp:
+            for n, line in numbered(inp):
                 rid = None
                 try:
-                    bad = _SURROGATE.search(line)
-                    if bad:
-                        raise RecordError(f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at column {bad.start() + 1}")
-                    try:
-                        obj = json.loads(line)
-                    except RecursionError:
-                        raise RecordError("not JSON: nested too deeply") from None
+                    obj = loads(line)
                     if isinstance(obj, dict):
                         rid = obj.get("id")
                     rec = parse_record(obj)
-                except (ValueError, RecordError, RecursionError) as e:
-                    msg = (str(e) if isinstance(e, RecordError) else
-                           "nested too deeply" if isinstance(e, RecursionError) else f"not JSON: {e}")
+                except (ValueError, RecursionError) as e:     # LineError, RecordError and their kin
+                    msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
                     err = {"line": n}
                     if rid is not None:
                         err["id"] = rid

@@ -304,26 +304,14 @@ def _predict(args) -> int:
         p = sc.score(args.text)
         print(json.dumps({"probability": round(p, 6), "action": sc.action(p), "model_version": sc.version}, ensure_ascii=False))
         return 0
-    # read as `check --jsonl` reads: a BOM is no part of line 1, and a byte that is not UTF-8 (a lone surrogate
-    # after decoding) costs its line an error record, not the run a UnicodeDecodeError traceback
-    import io
-    import re
-    inp = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape") if args.jsonl == "-"
-           else open(args.jsonl, encoding="utf-8-sig", errors="surrogateescape"))
-    surrogate = re.compile("[\udc80-\udcff]")
+    # read as `check --jsonl` reads (jsonl.py): a line that is not UTF-8 or not JSON costs its line an error
+    # record, not the run a traceback
+    from ..jsonl import loads, numbered, open_jsonl
     bad = 0
-    with inp:
-        for i, line in enumerate(inp, 1):
-            if not line.strip():
-                continue
+    with open_jsonl(args.jsonl) as inp:
+        for i, line in numbered(inp):
             try:
-                u = surrogate.search(line)
-                if u:
-                    raise ValueError(f"not valid UTF-8: byte 0x{ord(u.group()) - 0xDC00:02x} at column {u.start() + 1}")
-                try:
-                    o = json.loads(line)
-                except RecursionError:
-                    raise ValueError("not JSON: nested too deeply") from None
+                o = loads(line)
                 t = o["text"] if isinstance(o, dict) else None
                 if not isinstance(t, str):
                     raise ValueError("needs a string `text` field")

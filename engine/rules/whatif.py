@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ..records import RecordError, parse_record
+from ..jsonl import loads, numbered
+from ..records import parse_record
 from .loader import load_rules
-
-_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def _run(pipe_factory, records):
@@ -33,18 +31,13 @@ def what_if(args, settings) -> int:
     base_dir = Path(args.baseline) if args.baseline else shipped_config_dir() / "rules"
     edited, base = load_rules(edited_dir), load_rules(base_dir)
     records, bad = [], 0
-    # read as `check --jsonl` reads the same file: a BOM is no part of line 1, and bytes that are not UTF-8
-    # (lone surrogates after decoding) cost their line, not the run (a UnicodeDecodeError traceback before)
+    # read as `check --jsonl` reads the same file (jsonl.py): a line that is not UTF-8 or not JSON costs that
+    # line, not the run (a UnicodeDecodeError traceback before)
     with open(args.corpus, encoding="utf-8-sig", errors="surrogateescape") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+        for i, line in numbered(f):
             try:
-                u = _SURROGATE.search(line)
-                if u:
-                    raise RecordError(f"not valid UTF-8: byte 0x{ord(u.group()) - 0xDC00:02x} at column {u.start() + 1}")
-                records.append(parse_record(json.loads(line)))
-            except (ValueError, RecordError, RecursionError) as e:
+                records.append(parse_record(loads(line)))
+            except (ValueError, RecursionError) as e:           # LineError, RecordError and their kin
                 print(f"{args.corpus}:{i}: skipped: {'nested too deeply' if isinstance(e, RecursionError) else e}",
                       file=sys.stderr)
                 bad += 1
