@@ -180,22 +180,12 @@ def keep_folded(path: Path, consumed: int) -> None:
     `.prev` snapshot lacks those lines, and a load that has to fall back to it (the new one damaged on
     disk) reads them from here. Without it, 5656 registrations folded into a generation that is then
     refused were in no file at all. The caller holds the journal lock."""
-    prev = path.with_name(path.name + ".prev")
-    tmp = path.with_name(path.name + f".prev.tmp{os.getpid()}")
     try:
         with open(path, "rb") as f:
             head = f.read(consumed)
     except FileNotFoundError:
         return
-    try:
-        with open(tmp, "wb") as f:
-            f.write(head)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, prev)
+    _replace_durably(path.with_name(path.name + ".prev"), head)
 
 
 def replace_with_tail(path: Path, consumed: int, gen: str) -> None:
@@ -207,17 +197,22 @@ def replace_with_tail(path: Path, consumed: int, gen: str) -> None:
             tail = f.read()
     except FileNotFoundError:
         tail = b""
+    _replace_durably(path, journal_header(gen) + tail)
+    fsync_dir(path.parent)
+
+
+def _replace_durably(path: Path, data: bytes) -> None:
+    """`path` holds `data`, whole: written to a temporary file beside it, fsynced, renamed over it."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(journal_header(gen) + tail)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def keep_rejected(path: Path, bad: list) -> Path:
