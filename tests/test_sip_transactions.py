@@ -633,3 +633,50 @@ def test_giving_back_a_calls_counts_leaves_a_newer_calls_verdict_on_the_key(pipe
     assert scr.verdicts.get(key) == (newer, second) and scr.stats["uncounted_unsent"] == 1
     scr._give_back((key, Verdict(Action.ALLOW, 0.0), digest(key, second)))
     assert scr.verdicts.get(key) is None
+
+
+def test_a_cancelled_waiting_invite_that_waits_again_stays_cancelled(pipe):
+    """Found by a SIP probe (stop 36): three INVITEs on one key with a slow shared state store, the third cancelled
+    while it waited. When the first was judged, the second was judged in turn and the third waited again for it, its
+    CANCEL forgotten: it was forwarded after its CANCEL had been answered 200 (the callee rang for nobody)."""
+    scr = screen(pipe)
+    held, release = _slow_store(scr)
+    first = invite(call_id="wait-5")
+    second = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-w-")
+    third = first.replace(b"CSeq: 1 INVITE", b"CSeq: 3 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-y-")
+    for m in (first, second, third):
+        scr.on_datagram(m, UAC)
+    scr.on_datagram(third.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 3 INVITE", b"CSeq: 3 CANCEL"), UAC)
+    ((m, _),) = sent(scr)
+    assert m.status == 200 and m.get("cseq") == "3 CANCEL"
+    scr.udp.out.clear()
+    while held:
+        release()
+    got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))
+    assert got == [("1 INVITE", "INVITE"), ("2 INVITE", "INVITE"), ("3 INVITE", 487)]
+    assert scr.waiting_count == 0
+
+
+def test_a_cancelled_waiting_invite_given_a_retrys_verdict_is_487_at_every_retransmission(pipe):
+    """Found by a SIP probe (stop 36): an INVITE cancelled while it waited, then given the call's verdict again as a
+    retry (another callee's 407 on the Call-ID), was answered 487, but its transaction kept the verdict 'allow': its
+    retransmission (the 487 lost) was forwarded."""
+    scr = screen(pipe)
+    scr.on_datagram(invite(call_id="wait-6"), UAC)
+    ((fwd, _),) = sent(scr)
+    scr.on_datagram(make_response(fwd, 407, None, to_tag="u7").to_bytes(), UAS)     # a final that asks for a retry
+    scr.udp.out.clear()
+    held, release = _slow_store(scr)
+    first = invite(callee="0912345679", call_id="wait-6").replace(b"z9hG4bK-", b"z9hG4bK-x-")
+    other = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-x-", b"z9hG4bK-y-")
+    scr.on_datagram(first, UAC)
+    scr.on_datagram(other, UAC)
+    scr.on_datagram(other.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 2 INVITE", b"CSeq: 2 CANCEL"), UAC)
+    scr.udp.out.clear()
+    while held:
+        release()
+    got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))
+    assert got == [("1 INVITE", "INVITE"), ("2 INVITE", 487)]
+    scr.udp.out.clear()
+    scr.on_datagram(other, UAC)                                          # its retransmission: 487 again, not sent
+    assert [(m.get("cseq"), m.status) for m, _ in sent(scr)] == [("2 INVITE", 487)]

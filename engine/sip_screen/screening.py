@@ -157,15 +157,17 @@ class Screening:
             d, judged_branch = known[0], known[1]
             if d is PENDING:
                 if branch != judged_branch:
-                    return self._wait_for_judging(key, branch, msg, src, then)
+                    return self._wait_for_judging(key, branch, msg, src, then, cancelled)
                 self.stats["replayed"] += 1
                 return
             if branch == judged_branch or self.retries.pop(digest(first.get("call-id") or "")) is not None:
                 self.stats["replayed"] += 1
+                if cancelled and d.action is not Action.DROP:
+                    d = CANCELLED                       # (its retransmissions too: answered 487, never sent)
                 if branch != judged_branch:             # the retry's retransmissions are copies too
                     self.verdicts.put(key, (d, branch), now)
                     self.transactions.put(tx, d, now)
-                then(CANCELLED if cancelled and d.action is not Action.DROP else d, True)
+                then(d, True)
                 return
             self.stats["call_id_reused"] += 1
         self.verdicts.put(key, (PENDING, branch, cancelled), now)
@@ -218,10 +220,11 @@ class Screening:
         self.waiting_count -= len(waiting)
         return list(waiting.values())
 
-    def _wait_for_judging(self, key, branch, msg, src, then):
+    def _wait_for_judging(self, key, branch, msg, src, then, cancelled=False):
         """An INVITE on a key (_verdict_key) whose call is being judged, with another top Via branch: kept until that
         verdict comes (a retransmission of it while it waits is dropped), at most MAX_WAITING of all calls
-        together; beyond that answered 503 with a Retry-After (RFC 3261 §21.5.4), never left unanswered."""
+        together; beyond that answered 503 with a Retry-After (RFC 3261 §21.5.4), never left unanswered. `cancelled`:
+        a CANCEL of it came already (it waited before, behind a call on the key that is now judged in turn)."""
         waiting = self.waiting.get(key)
         if waiting is not None and branch in waiting:
             self.stats["replayed"] += 1
@@ -231,7 +234,7 @@ class Screening:
             return then(BUSY, True)
         if waiting is None:
             waiting = self.waiting[key] = {}
-        waiting[branch] = [msg, src, then, False]
+        waiting[branch] = [msg, src, then, cancelled]
         self.waiting_count += 1
         self.stats["waited_for_judging"] += 1
 
