@@ -170,3 +170,30 @@ def test_a_flood_from_one_address_leaves_another_addresss_calls_judged(tmp_path,
     through, sent, flooded, st = calls_through_a_flood(tmp_path, 0.25, pump)
     assert flooded > 20_000 and st["overload_source_dropped"] > 1000, (flooded, st)    # the flood really ran
     assert through >= 0.5 * sent, (through, sent, st)       # (without: ~20%; what is lost, the kernel dropped)
+
+
+def test_behind_a_reinvite_of_an_answered_call_from_a_source_over_its_share_goes_on_a_made_up_one_does_not():
+    """Found by a SIP probe (stop 36): a re-INVITE starts with "INVITE " too, and from a source over its share (a
+    softswitch carrying a flood and its own calls' re-INVITEs) it was dropped unread while behind, though in-dialog
+    requests are never dropped so. It is read; an INVITE with a made-up To tag is still dropped."""
+    from engine.sip_screen.codec import make_response
+    pipe = build(with_model=False, persist=False)
+    scr = offline_screen(pipe)
+    flooder = ("127.0.0.2", 5080)
+    scr.on_datagram(invite(call_id="up-1"), flooder)
+    ((fwd, _),) = scr.udp.out
+    scr.on_datagram(make_response(parse_datagram(fwd), 200, None, to_tag="uas1").to_bytes(), ("127.0.0.1", 5070))
+    scr.on_datagram(invite(call_id="u1"), UAC)
+    for i in range(shares.MIN_COUNT):
+        scr.on_datagram(invite(call_id=f"f{i}"), flooder)
+    scr.udp.out.clear()
+    scr.udp.behind = time.monotonic() - 0.3                  # behind for 0.3 s (overload_after 0.25)
+    to_tag = lambda b, t: b.replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>;tag=" + t)
+    re_inv = to_tag(invite(call_id="up-1", cseq="2 INVITE"), b"uas1").replace(b"z9hG4bK-", b"z9hG4bK-r-")
+    scr.on_datagram(re_inv, flooder)
+    ((d, _),) = scr.udp.out
+    assert parse_datagram(d).method == "INVITE" and parse_datagram(d).get("cseq") == "2 INVITE"
+    assert scr.stats["overload_source_dropped"] == 0
+    scr.udp.out.clear()
+    scr.on_datagram(to_tag(invite(call_id="f-made-up"), b"x"), flooder)
+    assert scr.udp.out == [] and scr.stats["overload_source_dropped"] == 1

@@ -236,14 +236,35 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
             except Exception:                           # a bug of the fast path: the full one decides
                 self.stats["internal_errors"] += 1
                 log.exception("SIP fast path failed on a message from %s", addr)
+        msg = None
         if data[:7] == b"INVITE " and self.shares.over_share(addr[0], time.monotonic()) and self._behind():
-            return self._source_dropped(addr)
+            msg = self._reinvite(data)
+            if msg is None:
+                return self._source_dropped(addr)
+        if msg is None:
+            try:
+                msg = parse_datagram(data)
+            except SipParseError as e:
+                self.on_parse_error(e, "UDP", addr, None)
+                return
+        self.on_message(msg, "UDP", addr, None)
+
+    def _reinvite(self, data):
+        """An INVITE over its source's share while behind: parsed if it is a re-INVITE of a call this screen saw
+        answered (in-dialog requests are never dropped so, shares.py), else None (dropped). Only an INVITE with two
+        tags (From and To) is parsed: a flood of them costs a parse each (~10 µs), not a judgement."""
+        if data.lower().count(b"tag=") < 2:
+            return None
         try:
             msg = parse_datagram(data)
-        except SipParseError as e:
-            self.on_parse_error(e, "UDP", addr, None)
-            return
-        self.on_message(msg, "UDP", addr, None)
+        except SipParseError:
+            return None
+        if not msg.is_request:
+            return None
+        first = msg.first_values()
+        if not msg.tag_in(first.get("to")) or not self._dialog_answered(msg, first.get("call-id") or "", first):
+            return None
+        return msg
 
     def _behind(self) -> bool:
         """Whether the screen is overloaded (shares.py): its UDP socket has not been found empty for `overload_after`
