@@ -6,7 +6,8 @@ takes the screen's whole capacity, and the other peers' calls are dropped in pro
 the traffic -- a peer sending 1 call in 1,000 gets about 1 in 1,000 of its calls judged. So the screen counts
 the INVITEs each source address offers in a window of WINDOW seconds (`SourceShares`), and while it is
 behind (the socket has not been found empty for `overload_after` seconds: transport.UdpEndpoint.behind_since;
-and for HOLD seconds after that was last seen: dropping the flood soon empties the socket),
+and for HOLD seconds after that was last seen, while a round finds it not empty: dropping the flood soon empties
+the socket, and while it is found empty the screen has time for every INVITE),
 an INVITE from a source over its fair share -- more than the window's INVITEs divided by the sources that
 sent them (or that sent INVITEs in the window before, if more), and more than MIN_COUNT -- is dropped before it is parsed (a few microseconds where parsing and
 judging it costs a hundred or more), counted as `overload_source_dropped` and said in the service log at most
