@@ -680,3 +680,30 @@ def test_a_cancelled_waiting_invite_given_a_retrys_verdict_is_487_at_every_retra
     scr.udp.out.clear()
     scr.on_datagram(other, UAC)                                          # its retransmission: 487 again, not sent
     assert [(m.get("cseq"), m.status) for m, _ in sent(scr)] == [("2 INVITE", 487)]
+
+
+def test_an_invite_waiting_behind_others_on_its_key_longer_than_timer_b_is_answered_503_not_forwarded(pipe, monkeypatch):
+    """Found by a SIP probe (stop 36): the INVITEs on one key are judged one after another, a shared state store's
+    round trip each (1,100 on one key over TCP, 0.6 s a round trip: the last would have been forwarded after 10
+    minutes, its caller long gone, and each wait again was counted in waited_for_judging). One that has waited
+    MAX_WAIT (Timer B) is answered 503 with Retry-After; the waits of one INVITE count once."""
+    from engine.sip_screen import screening
+    clock = [time.monotonic()]
+    monkeypatch.setattr(screening.time, "monotonic", lambda: clock[0])
+    scr = screen(pipe)
+    held, release = _slow_store(scr)
+    first = invite(call_id="wait-7")
+    others = [first.replace(b"CSeq: 1 INVITE", b"CSeq: %d INVITE" % (2 + i)).replace(b"z9hG4bK-", b"z9hG4bK-%d-" % i)
+              for i in range(3)]
+    for m in [first] + others:
+        scr.on_datagram(m, UAC)
+    assert len(held) == 1 and scr.waiting_count == 3 and scr.stats["waited_for_judging"] == 3
+    release()                                       # the first: forwarded; the second judged; the others wait again
+    assert [m.method for m, _ in sent(scr)] == ["INVITE"] and scr.waiting_count == 2
+    assert scr.stats["waited_for_judging"] == 3
+    scr.udp.out.clear()
+    clock[0] += screening.MAX_WAIT
+    release()                                       # the second: forwarded; the others have waited Timer B: 503
+    got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))
+    assert got == [("2 INVITE", "INVITE"), ("3 INVITE", 503), ("4 INVITE", 503)]
+    assert held == [] and scr.waiting_count == 0 and scr.stats["waiting_refused"] == 2
