@@ -250,7 +250,8 @@ class _StateCollector:
             yield GaugeMetricFamily("telfilter_state_store_pending", "state updates waiting for the journal",
                                     value=len(getattr(st, "buf", ())))
             shared = CounterMetricFamily("telfilter_shared_state", "shared state store (--state redis://): batches, "
-                                         "messages, ops, converted verdicts, errors, fail_open, fail_closed, reconnects",
+                                         "messages, ops, converted verdicts, errors, fail_open, fail_closed, reconnects, "
+                                         "given_back_after_timeout",
                                          labels=["event"])
             for k, v in getattr(st, "stats", {}).items():
                 shared.add_metric([k], v)

@@ -17,6 +17,9 @@ from __future__ import annotations
 import hashlib
 
 TTL_SLACK = 60              # seconds a key outlives its window
+# seconds a batch's answer is kept under its token (tf:b:<token>) for RedisStore's reconcile after a timeout;
+# it runs at the first call after the back-off (at most 5 s), so a minute is plenty: ~60 B a batch
+BATCH_TTL = 60
 
 # The batch script. KEYS: the counter keys (ARGV[3] of them), then the streams that ride with
 # the batch (the event stream, events.py; message ids, receipts.py). ARGV[2]: TTL slack; then per
@@ -30,6 +33,10 @@ TTL_SLACK = 60              # seconds a key outlives its window
 # the limit when the row has no room (rules/counters.py count_at); distinct mode: distinct values within
 # the window including this one).
 LUA = r"""
+-- the batch's token (the last ARGV): a batch already settled by RECONCILE (its caller timed out and asked
+-- afterwards whether it ran) is never run late; the answer is kept under it for RECONCILE
+local tok = 'tf:b:' .. ARGV[#ARGV]
+if redis.call('EXISTS', tok) == 1 then return '' end
 local msgs = cmsgpack.unpack(ARGV[1])
 local out = {}
 local function parse(v, step)
@@ -201,8 +208,21 @@ for j = nk + 1, #KEYS do
     redis.call('XADD', KEYS[j], 'MINID', '~', ARGV[a + 1], '*', 'p', ARGV[a + 2], 'd', ARGV[a])
   end
 end
-return table.concat(out, ',')
+local res = table.concat(out, ',')
+redis.call('SET', tok, res, 'EX', BATCH_TTL)
+return res
 """
+
+# Whether a batch whose answer never came (a timeout: the server may have run it, or may run it later, from a
+# connection the process gave up on) ran: its answer if it did; if not, a mark under its token that stops it from
+# ever running ('-'). KEYS[1]: tf:b:<token>.
+RECONCILE = r"""
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], '-', 'EX', BATCH_TTL)
+return '-'
+"""
+LUA, RECONCILE = (x.replace("BATCH_TTL", str(BATCH_TTL)) for x in (LUA, RECONCILE))
 
 
 _M64 = (1 << 64) - 1

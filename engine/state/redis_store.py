@@ -73,7 +73,7 @@ from ..verdict import Action, Hit, Verdict, decide
 from .embedded import StateError
 from .events import SharedEvents
 from .redis_counters import AT, LOCAL_MAX, REMOVE, SharedCounters, _Op, _advertiser_cap, _drop_rule
-from .redis_script import LUA, TTL_SLACK, counter_key
+from .redis_script import LUA, RECONCILE, TTL_SLACK, counter_key
 from .url import parse_url
 
 log = logging.getLogger("telfilter")
@@ -81,6 +81,7 @@ log = logging.getLogger("telfilter")
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
 MAX_BATCH = 2000            # messages per script call
 REMOVES_PER_CALL = 2000     # counts given back after an outage: at most this many a script call
+UNSETTLED_MAX = 64          # timed-out batches with fail-closed messages remembered for _reconcile
 
 def _no_script(e: Exception) -> bool:
     """The server does not have the script (it restarted, failed over to a replica, or SCRIPT FLUSH): load it
@@ -143,6 +144,8 @@ class RedisStore:
         self.calls = self.events.calls
         self.ops: list[_Op] = []
         self._removes_waiting: list[_Op] = []     # counts given back while the server was away (_degraded)
+        # timed-out batches that held fail-closed messages: (token, ops of each message, indexes of the dropped)
+        self._unsettled: list = []
         self._queue: list = []          # (pipe, verdict, ops, then) waiting for the next batch
         self._scheduled = self._busy = False
         self._sha = None
@@ -154,7 +157,8 @@ class RedisStore:
         self._enforcing: dict = {}
         self._tasks: set = set()
         self.stats = {"batches": 0, "messages": 0, "ops": 0, "converted": 0, "errors": 0,
-                      "fail_open": 0, "fail_closed": 0, "reconnects": 0}
+                      "fail_open": 0, "fail_closed": 0, "reconnects": 0,
+                      "given_back_after_timeout": 0}
         self.write_errors = 0            # read by engine/metrics.py (state store family)
         self.unjournalled = 0
         self.buf = self._queue
@@ -255,14 +259,22 @@ class RedisStore:
                 msgs.append(enc)
             arg = msgpack.packb(msgs)
             ev = [r.take() for r in self.riders]
+            token = os.urandom(8).hex()
             try:
-                res = await asyncio.wait_for(self._eval(keys, arg, ev), self.timeout * 2)
+                if self._unsettled:
+                    await asyncio.wait_for(self._reconcile(), self.timeout * 2)
+                res = await asyncio.wait_for(self._eval(keys, arg, ev, token), self.timeout * 2)
                 res = list(map(int, res.split(b","))) if res else []
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
                 for r, taken in zip(self.riders, ev):
                     r.lost(taken)
                 self._failed(e)
-                self._degraded(batch, f"{type(e).__name__}: {e}", sent=not _not_sent(e))
+                sent = not _not_sent(e)
+                dropped = self._degraded(batch, f"{type(e).__name__}: {e}", sent=sent)
+                if sent and dropped:
+                    # the server may have run it, or run it later: asked once it answers again (_reconcile)
+                    self._unsettled.append((token, [ops for _p, _v, ops, _t in batch], dropped))
+                    del self._unsettled[:-UNSETTLED_MAX]
                 self._retry_riders()            # (counts given back now waiting: sent at the back-off's end)
                 return
             if self._backoff > BACKOFF_MIN:
@@ -287,11 +299,11 @@ class RedisStore:
             if self._queue or self.ops or self._riding():
                 self._flush()
 
-    async def _eval(self, keys, arg, ev):
+    async def _eval(self, keys, arg, ev, token):
         if self._sha is None:
             self._sha = await self.redis.script_load(LUA)
         args = (len(keys) + len(ev), *keys, *(r.stream for r in self.riders), arg, TTL_SLACK, len(keys),
-                *(x for taken in ev for x in taken))
+                *(x for taken in ev for x in taken), token)
         try:
             return await self.redis.evalsha(self._sha, *args)
         except Exception as e:
@@ -299,6 +311,30 @@ class RedisStore:
                 raise
             self._sha = await self.redis.script_load(LUA)       # the server restarted
             return await self.redis.evalsha(self._sha, *args)
+
+    async def _reconcile(self) -> None:
+        """Batches whose answer never came, with messages dropped fail-closed (STATE_UNAVAILABLE: the sender
+        retries): RECONCILE tells whether the script ran (its answer) or stops it from ever running. A dropped
+        message it committed was never sent: its counts are given back, or the sender's retry would be counted
+        again and the recipient get one ad fewer than the cap for a day (found by a pool probe: Redis paused
+        with SIGSTOP for 1 s under on_error=closed)."""
+        while self._unsettled:
+            token, shape, dropped = self._unsettled[0]
+            res = await self.redis.eval(RECONCILE, 1, "tf:b:" + token)
+            del self._unsettled[0]
+            if res in (b"-", "-", b"", ""):
+                continue                        # never ran, and now never will
+            res = list(map(int, (res if isinstance(res, bytes) else res.encode()).split(b",")))
+            pos, want = 0, set(dropped)
+            for i, ops in enumerate(shape):
+                ok = res[pos]
+                pos += 1 + len(ops)
+                if ok and i in want:
+                    self._removes_waiting += [_Op(op.ns, op.key, None, op.now, op.window, op.limit, REMOVE)
+                                              for op in ops if op.distinct is False or op.distinct is AT]
+                    self.stats["given_back_after_timeout"] += 1
+            if len(self._removes_waiting) > LOCAL_MAX:
+                del self._removes_waiting[:len(self._removes_waiting) - LOCAL_MAX]
 
     def _finish(self, pipe, v, ops, counts, then, committed=True) -> None:
         rules = self._enforce_map(pipe)
@@ -362,19 +398,22 @@ class RedisStore:
         """The server could not be asked: the `on_error` policy decides each message. A count given back (an
         ad the SMSC refused) in a batch that was never `sent` is kept to be given back on the server when it
         answers again (the newest LOCAL_MAX); one whose batch may have run there (a timeout, a connection lost
-        mid-call) is not sent twice: taking a second stamp could let a 4th ad through."""
+        mid-call) is not sent twice: taking a second stamp could let a 4th ad through. Returns the indexes of the
+        messages dropped fail-closed (for _reconcile, when the batch may have run)."""
         if not sent:
             waiting = self._removes_waiting
             waiting += [op for _p, _v, ops, _t in batch for op in ops if op.distinct is REMOVE]
             if len(waiting) > LOCAL_MAX:
                 del waiting[:len(waiting) - LOCAL_MAX]
-        for pipe, v, ops, then in batch:
+        closed = []
+        for i, (pipe, v, ops, then) in enumerate(batch):
             enforced = False
             if then is not None and self.on_error == "closed":
                 rules = self._enforce_map(pipe)
                 enforced = any(_advertiser_cap(op, rules) for op in ops)
             if enforced:
                 self.stats["fail_closed"] += 1
+                closed.append(i)
                 hit = Hit("STATE_UNAVAILABLE", 0.0, f"shared counters unavailable ({why}); fail-closed",
                           f"state:{self.cfg['url']}", Action.DROP, 0x58, 503)       # ESME_RTHROTTLED
                 _safely(then, decide(list(v.hits) + [hit], pipe.rules.tag_threshold, pipe.rules.drop_threshold))
@@ -396,6 +435,7 @@ class RedisStore:
                     counters.committed_locally(op)
             if then is not None:
                 _safely(then, v)
+        return closed
 
     @property
     def busy(self) -> bool:

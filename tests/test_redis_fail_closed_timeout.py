@@ -1,0 +1,72 @@
+"""`--state redis://…?on_error=closed` when a batch times out but the server runs it (Redis paused: SIGSTOP,
+DEBUG SLEEP, a long fork): found by a pool probe (`serve --workers 2`, Redis SIGSTOP'ed for 1 s with ads in flight).
+The ads of that batch were dropped STATE_UNAVAILABLE (ESME_RTHROTTLED: the sender retries), yet the script ran
+when the server woke and kept their stamps: each retry was counted again, and the recipient got 2 ads of the
+day's 3 (1 of 30 recipients in the probe; every message of the batch in flight). The store now asks, once the
+server answers again, whether that batch ran (its answer kept under its token) and gives back the counts of the
+messages it dropped; a batch that had not run by then never runs."""
+import asyncio
+import os
+import signal
+import time
+
+from engine.state.redis_script import LUA
+
+from .redis_helpers import RedisServer
+from .test_redis_fail_open_caps import _ad, _node
+
+
+async def _settle(pipe, msg):
+    sh = pipe.state.shared
+    f = asyncio.get_running_loop().create_future()
+    sh.begin()
+    sh.settle(pipe, pipe.judge(msg), lambda v: f.done() or f.set_result(v))
+    return await asyncio.wait_for(f, 10)
+
+
+def test_an_ad_dropped_fail_closed_whose_batch_ran_late_is_given_back(tmp_path):
+    srv = RedisServer(tmp_path / "redis")
+    try:
+        async def main():
+            pipe, st = _node(tmp_path, srv.url + "?timeout=0.3&on_error=closed")
+            await st.start()
+            warm = _ad(0)
+            warm.recipient = "0912000499"
+            assert (await _settle(pipe, warm)).action.name == "ALLOW"     # the script is loaded
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            try:
+                v = await _settle(pipe, _ad(1))
+            finally:
+                await asyncio.sleep(0.3)
+                os.kill(srv.proc.pid, signal.SIGCONT)
+            assert [h.symbol for h in v.hits] == ["STATE_UNAVAILABLE"], v.hits
+            await asyncio.sleep(0.5)                                        # the back-off is over
+            # the sender retries: 3 ads reach the recipient, the 4th is over the cap
+            acts = [(await _settle(pipe, _ad(2 + i))).action.name for i in range(4)]
+            await st.close()
+            return acts, st.stats
+        acts, stats = asyncio.run(main())
+    finally:
+        srv.stop()
+    assert acts == ["ALLOW", "ALLOW", "ALLOW", "DROP"], acts
+    assert stats["given_back_after_timeout"] == 1 and stats["fail_closed"] == 1, stats
+
+
+def test_a_batch_settled_before_it_ran_never_runs(tmp_path):
+    """The reconcile wins the race against a late copy of the batch (both waiting in a paused server's buffers):
+    the copy commits nothing."""
+    srv = RedisServer(tmp_path / "redis")
+    try:
+        import msgpack
+        from engine.state.redis_script import RECONCILE
+        r = srv.client()
+        assert r.eval(RECONCILE, 1, "tf:b:00ff") == b"-"
+        msgs = msgpack.packb([[[1, 0, 3, 86400, int(time.time()), 1, 0]]])
+        assert r.eval(LUA, 1, "tf:c:{x}", msgs, 60, 1, "00ff") == b""
+        assert r.get("tf:c:{x}") is None
+        # a batch that ran keeps its answer for the reconcile
+        assert r.eval(LUA, 1, "tf:c:{x}", msgs, 60, 1, "0100") == b"1,0"
+        assert r.eval(RECONCILE, 1, "tf:b:0100") == b"1,0"
+        r.close()
+    finally:
+        srv.stop()
