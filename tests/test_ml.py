@@ -106,6 +106,27 @@ def test_refuses_unsupported_feature_config_and_corrupt_weights(trained, tmp_pat
         load_scorer(tmp_path / "nothing")
 
 
+@pytest.mark.parametrize("edit,why", [
+    # NaN shift: every message of the language scored NaN, never tagged or dropped; self-check NaN != p passed
+    (lambda c: c["calibration"].update(language_shift={"en": float("nan")}), "language_shift"),
+    # +inf shift: every Vietnamese message scored 1.0 and dropped (the self-check texts are English)
+    (lambda c: c["calibration"].update(language_shift={"vi": float("inf")}), "language_shift"),
+    (lambda c: c["calibration"].update(language_shift={"en": True}), "language_shift"),
+    # a NaN expected score made the self-check pass whatever the model scored
+    (lambda c: [i.update(p=float("nan")) for i in c["selfcheck"]], "self-check"),
+    (lambda c: [i.update(p="0.5") for i in c["selfcheck"]], "self-check"),
+])
+def test_refuses_card_with_non_finite_shift_or_self_check(trained, tmp_path, edit, why):
+    # found by an analyst pass: `ml promote` of such a card installed it and the running serve hot-swapped to it
+    bad = tmp_path / "bad"
+    shutil.copytree(trained[0], bad)
+    c = json.loads((bad / "card.json").read_text())
+    edit(c)
+    (bad / "card.json").write_text(json.dumps(c))       # json writes NaN / Infinity, and json.loads reads them
+    with pytest.raises(ModelError, match=why):
+        load_scorer(bad)
+
+
 def test_pipeline_hot_swap_refuses_bad_model(trained, tmp_path):
     from engine.app import build
     p = build(data_dir=tmp_path / "d")

@@ -202,11 +202,18 @@ def _load_scorer(d: Path) -> Scorer:
     if not 0 <= tag <= drop <= 1:
         raise ModelError(f"{cp}: thresholds must satisfy 0 <= tag <= drop <= 1")
     shifts = (card.get("calibration") or {}).get("language_shift") or {}
-    if not isinstance(shifts, dict) or not all(isinstance(v, (int, float)) for v in shifts.values()):
-        raise ModelError(f"{cp}: calibration.language_shift must map languages to numbers")
+    # json.loads reads NaN and Infinity: a NaN shift scores every message of that language NaN (never tagged
+    # or dropped), an infinite one 0 or 1 (all allowed, or all dropped)
+    if not isinstance(shifts, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               and math.isfinite(v) for v in shifts.values()):
+        raise ModelError(f"{cp}: calibration.language_shift must map languages to finite numbers")
     s = Scorer(*vecs, intercept, a, c, tag, drop, str(card.get("model_version", "unknown")), card, shifts)
     for item in card.get("selfcheck", []):
+        want = item["p"]
+        if not isinstance(want, (int, float)) or isinstance(want, bool) or not 0 <= want <= 1:
+            raise ModelError(f"{cp}: self-check probability {want!r} is not a number in 0..1")
         got = s.score(item["text"])
-        if abs(got - item["p"]) > 1e-9:
-            raise ModelError(f"{cp}: self-check failed ({got!r} != {item['p']!r}): features differ from training")
+        # `not <=`: a NaN score (or expected score) fails; `abs(NaN - p) > 1e-9` is False and passed it
+        if not abs(got - want) <= 1e-9:
+            raise ModelError(f"{cp}: self-check failed ({got!r} != {want!r}): features differ from training")
     return s
