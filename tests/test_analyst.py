@@ -174,6 +174,14 @@ def test_compare_on_unlabelled_corpus_and_a_verdict_log(tmp_path):
     log.write_text(json.dumps({"id": "1", "action": "allow", "score": 0.0, "hits": []}) + "\n")
     r = _cli("ml", "compare", "--model", BUNDLED, "--data", log)
     assert r.returncode == 2 and "verdict log keeps no message text" in r.stderr and f"{log}:1" in r.stderr
+    # serve's `--log FILE` is JSON lines whatever its name (README: `--log verdicts.log`, rotated `.1`); found by an
+    # analyst pass: named so, it was refused as a TSV ('expected label<TAB>text'), the reason lost
+    for name in ("verdicts.log", "verdicts.log.1"):
+        log = tmp_path / name
+        log.write_text(json.dumps({"ts": "2026-12-02T23:22:57+00:00", "kind": "sms", "action": "allow", "score": 0.0,
+                                   "hits": []}) + "\n")
+        r = _cli("ml", "compare", "--model", BUNDLED, "--data", log)
+        assert r.returncode == 2 and "verdict log keeps no message text" in r.stderr and f"{log}:1" in r.stderr
 
 
 # ------------------------------------------------------------------ promote / rollback

@@ -48,8 +48,11 @@ def read_messages(paths) -> Messages:
             continue
         texts, errors = _unlabelled(Path(p))
         if not texts:
-            if not str(p).lower().endswith((".jsonl", ".json", ".ndjson")):
-                errors = ds.errors          # a TSV or CSV is no JSON: its own reader's problem, not "not JSON"
+            # a TSV or CSV is no JSON: its own reader's problem, not "not JSON"; but a file of JSON objects is
+            # JSON lines whatever its name (a verdict log is `--log verdicts.log`): say why its lines are no use
+            objects = any(": not JSON (" not in e and not e.endswith(": not a JSON object") for e in errors)
+            if not objects and not str(p).lower().endswith((".jsonl", ".json", ".ndjson")):
+                errors = ds.errors
             raise DataError(f"{p}: no messages (labelled rows, or JSON lines with `text` or `content`)"
                             + (f"; first problem: {errors[0]}" if errors else ""))
         labelled = False
