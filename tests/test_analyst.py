@@ -219,6 +219,35 @@ def test_promote_keeps_the_previous_model_and_rollback_swaps_back(tmp_path):
         rollback(tmp_path / "other")
 
 
+@pytest.mark.parametrize("change", ["weights", "both"])
+def test_promote_installs_only_the_model_it_validated(tmp_path, monkeypatch, change):
+    # found by an analyst pass: install() validated MODEL, then copied its files unchecked; an `ml train --out MODEL`
+    # rewriting it in between (weights.npz first, then card.json) left a model serve refuses (or another version)
+    # behind the link, and with no serve running it was only found when serve would not start
+    import shutil
+    from engine.analyst import promote
+    target = tmp_path / "model"
+    a = _fake_model(BUNDLED, tmp_path / "a", "v-a")
+    install(a, target)
+    b = _fake_model(BUNDLED, tmp_path / "b", "v-b")
+    other = _fake_model(BUNDLED, tmp_path / "other", "v-other")
+    real = shutil.copyfile
+
+    def copy_while_retrained(src, dst):
+        if change == "weights" and src.name == "weights.npz":
+            w = bytearray(src.read_bytes())
+            w[len(w) // 2] ^= 0xFF                       # the retrain's new weights, its card not written yet
+            dst.write_bytes(bytes(w))
+            return dst
+        return real(other / src.name if change == "both" else src, dst)
+    monkeypatch.setattr(promote.shutil, "copyfile", copy_while_retrained)
+    before = current(target)
+    with pytest.raises(PromoteError, match="nothing changed"):
+        install(b, target)
+    assert current(target) == before and json.loads((target / "card.json").read_text())["model_version"] == "v-a"
+    assert [p.name for p in promote.versions_dir(target).iterdir() if p.name.endswith(".tmp")] == []
+
+
 def test_promote_needs_a_configured_model_path(tmp_path):
     r = _cli("ml", "promote", BUNDLED, "--data-dir", tmp_path)
     assert r.returncode == 2 and "[ml] model is not set" in r.stderr

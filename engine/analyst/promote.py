@@ -81,11 +81,20 @@ def install(model: Path, target: Path) -> dict:
     slug = _slug(sc.version)
     tmp = vd / f".{slug}.tmp"
     tmp.mkdir()
-    for f in FILES:
-        shutil.copyfile(model / f, tmp / f)
-        with open(tmp / f, "rb") as fh:
-            os.fsync(fh.fileno())
-    fsync_dir(tmp)
+    try:
+        for f in FILES:
+            shutil.copyfile(model / f, tmp / f)
+            with open(tmp / f, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(tmp)
+        # the copy is what serve will load: validated again, as `model` may have changed since it was (an
+        # `ml train --out` into it writes weights.npz, then card.json) or the copy may have gone wrong
+        installed = load_scorer(tmp)
+        if installed.version != sc.version:
+            raise ModelError(f"{model}: changed while it was being copied ({sc.version} -> {installed.version})")
+    except (OSError, ModelError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PromoteError(f"refused, nothing changed: {e}") from None
     dest = vd / slug
     os.rename(tmp, dest)
     _link(target, dest)
