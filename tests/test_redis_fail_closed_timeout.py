@@ -70,3 +70,68 @@ def test_a_batch_settled_before_it_ran_never_runs(tmp_path):
         r.close()
     finally:
         srv.stop()
+
+
+def test_a_timed_out_batch_is_reconciled_at_the_back_off_end_without_traffic(tmp_path):
+    """Found by review: the reconcile ran only before the next batch, so with no traffic for a minute after the
+    timeout (an ESME waiting that long before retrying an ESME_RTHROTTLED) the batch's answer had expired
+    (BATCH_TTL) and RECONCILE took the batch for never run: the retry was counted again, the recipient got 2 ads
+    of 3. Here the expiry is made at once (the tf:b: keys deleted) once the back-off is over."""
+    srv = RedisServer(tmp_path / "redis")
+    try:
+        async def main():
+            pipe, st = _node(tmp_path, srv.url + "?timeout=0.3&on_error=closed")
+            await st.start()
+            warm = _ad(0)
+            warm.recipient = "0912000499"
+            assert (await _settle(pipe, warm)).action.name == "ALLOW"
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            try:
+                v = await _settle(pipe, _ad(1))
+            finally:
+                await asyncio.sleep(0.3)
+                os.kill(srv.proc.pid, signal.SIGCONT)
+            assert [h.symbol for h in v.hits] == ["STATE_UNAVAILABLE"], v.hits
+            await asyncio.sleep(1.0)                                        # the back-off is over, no traffic
+            r = srv.client()
+            for k in r.keys("tf:b:*"):                                      # as BATCH_TTL would, a minute on
+                r.delete(k)
+            r.close()
+            acts = [(await _settle(pipe, _ad(2 + i))).action.name for i in range(4)]
+            await st.close()
+            return acts, st.stats
+        acts, stats = asyncio.run(main())
+    finally:
+        srv.stop()
+    assert acts == ["ALLOW", "ALLOW", "ALLOW", "DROP"], acts
+    assert stats["given_back_after_timeout"] == 1, stats
+
+
+def test_a_count_given_back_is_kept_when_the_reconcile_before_its_batch_fails(tmp_path):
+    """Found by review: the reconcile runs before the next batch, in its try; when it timed out (the server still
+    paused), the batch, never sent, was taken for one that may have run, and a count given back in it (an ad the
+    SMSC refused) was dropped rather than kept for when the server answers: the recipient got one ad fewer."""
+    srv = RedisServer(tmp_path / "redis")
+    try:
+        async def main():
+            pipe, st = _node(tmp_path, srv.url + "?timeout=0.3&on_error=closed")
+            await st.start()
+            first = await _settle(pipe, _ad(0))                             # counted on the server
+            assert first.action.name == "ALLOW" and first.charged
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            try:
+                v = await _settle(pipe, _ad(1))                             # times out: unsettled
+                assert [h.symbol for h in v.hits] == ["STATE_UNAVAILABLE"], v.hits
+                await asyncio.sleep(0.3)                                    # the back-off is over
+                pipe.refund(first, first.charged[0][2])                     # the SMSC refused the first ad
+                await asyncio.sleep(0.8)                                    # its batch: the reconcile times out
+            finally:
+                os.kill(srv.proc.pid, signal.SIGCONT)
+            await asyncio.sleep(1.5)
+            acts = [(await _settle(pipe, _ad(2 + i))).action.name for i in range(4)]
+            await st.close()
+            return acts, st.stats
+        acts, stats = asyncio.run(main())
+    finally:
+        srv.stop()
+    assert acts == ["ALLOW", "ALLOW", "ALLOW", "DROP"], (acts, stats)

@@ -229,8 +229,10 @@ class RedisStore:
         t.add_done_callback(self._tasks.discard)
 
     def _riding(self) -> bool:
-        # stream updates waiting for the next script call, or counts given back while the server was away
-        return bool(self._removes_waiting) or any(r.out for r in self.riders)
+        # stream updates waiting for the next script call, counts given back while the server was away, or
+        # timed-out batches to reconcile (their answers are kept BATCH_TTL only: asked at the back-off's end,
+        # not at the next message, perhaps minutes later)
+        return bool(self._removes_waiting or self._unsettled) or any(r.out for r in self.riders)
 
     def _enforce_map(self, pipe) -> dict:
         """symbol -> rule, for rules whose forced action is drop (their caps are enforced)."""
@@ -260,16 +262,18 @@ class RedisStore:
             arg = msgpack.packb(msgs)
             ev = [r.take() for r in self.riders]
             token = os.urandom(8).hex()
+            sent = False                # (the reconcile failing: this batch never went out)
             try:
                 if self._unsettled:
                     await asyncio.wait_for(self._reconcile(), self.timeout * 2)
+                sent = True
                 res = await asyncio.wait_for(self._eval(keys, arg, ev, token), self.timeout * 2)
                 res = list(map(int, res.split(b","))) if res else []
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
                 for r, taken in zip(self.riders, ev):
                     r.lost(taken)
                 self._failed(e)
-                sent = not _not_sent(e)
+                sent = sent and not _not_sent(e)
                 dropped = self._degraded(batch, f"{type(e).__name__}: {e}", sent=sent)
                 if sent and dropped:
                     # the server may have run it, or run it later: asked once it answers again (_reconcile)
