@@ -135,3 +135,33 @@ def test_a_count_given_back_is_kept_when_the_reconcile_before_its_batch_fails(tm
     finally:
         srv.stop()
     assert acts == ["ALLOW", "ALLOW", "ALLOW", "DROP"], (acts, stats)
+
+
+def test_the_retry_in_the_batch_that_reconciles_is_measured_after_the_give_back(tmp_path):
+    """Found by review: the counts the reconcile gives back went out with the batch after the one that asked, so
+    the sender's retry, in the batch that asked, was measured against the stamp of the ad never sent: the third
+    ad of the day (two sent before) came back AD_FREQUENCY_CAP, a final refusal, then the count was given back."""
+    srv = RedisServer(tmp_path / "redis")
+    try:
+        async def main():
+            pipe, st = _node(tmp_path, srv.url + "?timeout=0.3&on_error=closed")
+            await st.start()
+            assert [(await _settle(pipe, _ad(i))).action.name for i in range(2)] == ["ALLOW", "ALLOW"]
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            try:
+                v = await _settle(pipe, _ad(2))
+            finally:
+                os.kill(srv.proc.pid, signal.SIGCONT)
+            assert [h.symbol for h in v.hits] == ["STATE_UNAVAILABLE"], v.hits
+            # the loop held (time.sleep) while the server runs the batch late and the back-off ends: the retry comes
+            # before anything else flushes, and one script call reconciles and carries it
+            time.sleep(0.3)
+            assert time.monotonic() > st._down_until and st._unsettled
+            retry = await _settle(pipe, _ad(3))
+            await st.close()
+            return retry, st.stats
+        retry, stats = asyncio.run(main())
+    finally:
+        srv.stop()
+    assert retry.action.name == "ALLOW", retry.hits
+    assert stats["given_back_after_timeout"] == 1, stats

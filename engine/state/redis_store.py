@@ -244,6 +244,18 @@ class RedisStore:
 
     async def _send(self, batch: list) -> None:
         try:
+            if self._unsettled:
+                try:
+                    await asyncio.wait_for(self._reconcile(), self.timeout * 2)
+                except Exception as e:  # (the server still away) this batch never went out
+                    self._failed(e)
+                    self._degraded(batch, f"{type(e).__name__}: {e}", sent=False)
+                    self._retry_riders()
+                    return
+                w = self._removes_waiting
+                if w:                   # the counts it gives back, before this batch's messages (a retry) are measured
+                    batch.insert(0, (None, None, w[:REMOVES_PER_CALL], None))
+                    del w[:REMOVES_PER_CALL]
             keys, index, msgs = [], {}, []
             for pipe, _v, ops, _then in batch:
                 rules = self._enforce_map(pipe) if pipe is not None else None
@@ -262,18 +274,14 @@ class RedisStore:
             arg = msgpack.packb(msgs)
             ev = [r.take() for r in self.riders]
             token = os.urandom(8).hex()
-            sent = False                # (the reconcile failing: this batch never went out)
             try:
-                if self._unsettled:
-                    await asyncio.wait_for(self._reconcile(), self.timeout * 2)
-                sent = True
                 res = await asyncio.wait_for(self._eval(keys, arg, ev, token), self.timeout * 2)
                 res = list(map(int, res.split(b","))) if res else []
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
                 for r, taken in zip(self.riders, ev):
                     r.lost(taken)
                 self._failed(e)
-                sent = sent and not _not_sent(e)
+                sent = not _not_sent(e)
                 dropped = self._degraded(batch, f"{type(e).__name__}: {e}", sent=sent)
                 if sent and dropped:
                     # the server may have run it, or run it later: asked once it answers again (_reconcile)
