@@ -218,3 +218,35 @@ def test_in_the_hold_an_invite_over_its_share_is_judged_while_the_socket_is_foun
     scr.on_datagram(invite(call_id="b-spare"), big)
     ((d, _),) = scr.udp.out
     assert parse_datagram(d).get("call-id") == "b-spare" and scr.stats["overload_source_dropped"] == 1
+
+
+def test_the_python_reader_finds_a_round_after_an_idle_not_behind():
+    """Found by review: the Python reader (no C extension) set full_since at a round's 8th datagram and cleared it
+    only at the EAGAIN ending a round, after that round's datagrams were handled; after a round that read exactly
+    PUMP_BATCH and then an idle, the next round's INVITEs were handled as if the screen had been behind since that
+    old round (overload_after long past): a bursty dialler's INVITEs over its share dropped, the screen idle. It
+    now reads the round first and says behind from what it read, as the pump's recvmmsg does."""
+    import socket
+    from engine.sip_screen.transport import PUMP_BATCH, UdpEndpoint
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    seen = []
+
+    class Screen:
+        stats = {"internal_errors": 0}
+
+        def on_datagram(self, data, addr):
+            seen.append((data, ep.behind_since()))
+    ep = UdpEndpoint(Screen(), a)
+    try:
+        for _ in range(PUMP_BATCH):
+            b.send(b"burst")
+        ep.readable()                                           # a whole batch; the socket then empty
+        assert len(seen) == PUMP_BATCH and seen[-1][1]
+        time.sleep(0.3)                                         # idle for longer than overload_after
+        b.send(b"later")
+        ep.readable()
+        assert seen[-1] == (b"later", 0.0)
+    finally:
+        a.close()
+        b.close()

@@ -154,19 +154,23 @@ class UdpEndpoint:
         # As the C pump's run(): up to PUMP_BATCH datagrams per loop round, stopping at the first
         # EAGAIN (at the usual load: one datagram, then one failed recvfrom); under a burst the
         # poller calls us again after the other callbacks and sockets (SMPP) that are ready.
-        # `full_since` as the pump's: since when every round has read a whole batch.
-        for n in range(PUMP_BATCH):
+        # `full_since` as the pump's: since when every round has read a whole batch, set from what
+        # this round read before any of it is handled, as the pump's recvmmsg (set while handling, a
+        # round of exactly PUMP_BATCH left it standing through an idle, for the next round's INVITEs)
+        got = []
+        for _ in range(PUMP_BATCH):
             try:
-                data, addr = self.sock.recvfrom(65535)
+                got.append(self.sock.recvfrom(65535))
             except (BlockingIOError, InterruptedError):
-                self.full_since = 0.0
-                return
+                break
             except OSError as e:                        # an ICMP error reported on the socket
                 log.info("UDP error: %s", e)
-                self.full_since = 0.0
-                return
-            if n == PUMP_BATCH - 1 and not self.full_since:
-                self.full_since = time.monotonic()
+                break
+        if len(got) < PUMP_BATCH:
+            self.full_since = 0.0
+        elif not self.full_since:
+            self.full_since = time.monotonic()
+        for data, addr in got:
             try:
                 self.screen.on_datagram(data, addr)
             except Exception:                           # a bug must not stop the rounds
