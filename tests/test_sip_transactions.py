@@ -707,3 +707,24 @@ def test_an_invite_waiting_behind_others_on_its_key_longer_than_timer_b_is_answe
     got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))
     assert got == [("2 INVITE", "INVITE"), ("3 INVITE", 503), ("4 INVITE", 503)]
     assert held == [] and scr.waiting_count == 0 and scr.stats["waiting_refused"] == 2
+
+
+def test_a_cancelled_invite_that_waited_timer_b_is_answered_487_not_503(pipe, monkeypatch):
+    """Found by a review at stop 35: a CANCEL answered 200 must be followed by the INVITE's 487 (RFC 3261 §9.2),
+    also when the INVITE has waited MAX_WAIT behind others on its key."""
+    from engine.sip_screen import screening
+    clock = [time.monotonic()]
+    monkeypatch.setattr(screening.time, "monotonic", lambda: clock[0])
+    scr = screen(pipe)
+    held, release = _slow_store(scr)
+    first = invite(call_id="wait-8")
+    other = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-")
+    scr.on_datagram(first, UAC)
+    scr.on_datagram(other, UAC)
+    scr.on_datagram(other.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 2 INVITE", b"CSeq: 2 CANCEL"), UAC)
+    assert [m.status for m, _ in sent(scr)] == [200]
+    scr.udp.out.clear()
+    clock[0] += screening.MAX_WAIT
+    release()
+    got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))
+    assert got == [("1 INVITE", "INVITE"), ("2 INVITE", 487)]

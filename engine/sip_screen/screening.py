@@ -200,7 +200,7 @@ class Screening:
                     try:
                         if time.monotonic() - w[4] >= MAX_WAIT:     # its caller has given up (_wait_for_judging)
                             self.stats["waiting_refused"] += 1
-                            w[2](BUSY, True)
+                            w[2](CANCELLED if w[3] else BUSY, True)     # (a CANCEL answered 200: 487, §9.2)
                             continue
                         self._screen_once(*w)           # (msg, src, then, cancelled, since)
                     except Exception:                   # a bug of ours: answered all the same, the rest taken
@@ -241,7 +241,7 @@ class Screening:
         now = time.monotonic()
         if self.waiting_count >= MAX_WAITING or since is not None and now - since >= MAX_WAIT:
             self.stats["waiting_refused"] += 1
-            return then(BUSY, True)
+            return then(CANCELLED if cancelled else BUSY, True)
         if waiting is None:
             waiting = self.waiting[key] = {}
         waiting[branch] = [msg, src, then, cancelled, now if since is None else since]
