@@ -173,7 +173,7 @@ def test_a_flood_from_one_address_leaves_another_addresss_calls_judged(tmp_path,
 
 
 def test_behind_a_reinvite_of_an_answered_call_from_a_source_over_its_share_goes_on_a_made_up_one_does_not():
-    """Found by a SIP probe (stop 36): a re-INVITE starts with "INVITE " too, and from a source over its share (a
+    """Found by a SIP probe (stop 35): a re-INVITE starts with "INVITE " too, and from a source over its share (a
     softswitch carrying a flood and its own calls' re-INVITEs) it was dropped unread while behind, though in-dialog
     requests are never dropped so. It is read; an INVITE with a made-up To tag is still dropped."""
     from engine.sip_screen.codec import make_response
@@ -200,7 +200,7 @@ def test_behind_a_reinvite_of_an_answered_call_from_a_source_over_its_share_goes
 
 
 def test_in_the_hold_an_invite_over_its_share_is_judged_while_the_socket_is_found_empty():
-    """Found by a SIP probe (stop 36): for HOLD (2 s) after the screen was last behind, an INVITE over its source's
+    """Found by a SIP probe (stop 35): for HOLD (2 s) after the screen was last behind, an INVITE over its source's
     share was dropped even while the socket was found empty, the screen idle: a softswitch offering 8,000 INVITEs a
     second beside a source offering 2 had 8,721 of 48,000 judged in 6 s (64 in some seconds), 37,345 with the
     feature off. In the hold it is dropped only while a round finds the socket not empty."""

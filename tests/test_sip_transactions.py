@@ -636,7 +636,7 @@ def test_giving_back_a_calls_counts_leaves_a_newer_calls_verdict_on_the_key(pipe
 
 
 def test_a_cancelled_waiting_invite_that_waits_again_stays_cancelled(pipe):
-    """Found by a SIP probe (stop 36): three INVITEs on one key with a slow shared state store, the third cancelled
+    """Found by a SIP probe (stop 35): three INVITEs on one key with a slow shared state store, the third cancelled
     while it waited. When the first was judged, the second was judged in turn and the third waited again for it, its
     CANCEL forgotten: it was forwarded after its CANCEL had been answered 200 (the callee rang for nobody)."""
     scr = screen(pipe)
@@ -658,7 +658,7 @@ def test_a_cancelled_waiting_invite_that_waits_again_stays_cancelled(pipe):
 
 
 def test_a_cancelled_waiting_invite_given_a_retrys_verdict_is_487_at_every_retransmission(pipe):
-    """Found by a SIP probe (stop 36): an INVITE cancelled while it waited, then given the call's verdict again as a
+    """Found by a SIP probe (stop 35): an INVITE cancelled while it waited, then given the call's verdict again as a
     retry (another callee's 407 on the Call-ID), was answered 487, but its transaction kept the verdict 'allow': its
     retransmission (the 487 lost) was forwarded."""
     scr = screen(pipe)
@@ -683,7 +683,7 @@ def test_a_cancelled_waiting_invite_given_a_retrys_verdict_is_487_at_every_retra
 
 
 def test_an_invite_waiting_behind_others_on_its_key_longer_than_timer_b_is_answered_503_not_forwarded(pipe, monkeypatch):
-    """Found by a SIP probe (stop 36): the INVITEs on one key are judged one after another, a shared state store's
+    """Found by a SIP probe (stop 35): the INVITEs on one key are judged one after another, a shared state store's
     round trip each (1,100 on one key over TCP, 0.6 s a round trip: the last would have been forwarded after 10
     minutes, its caller long gone, and each wait again was counted in waited_for_judging). One that has waited
     MAX_WAIT (Timer B) is answered 503 with Retry-After; the waits of one INVITE count once."""
