@@ -24,22 +24,28 @@ async def _settle(pipe, msg):
     return await asyncio.wait_for(f, 10)
 
 
+async def _dropped_while_paused(srv, pipe):
+    """An ad to another recipient first (the script is loaded), then ad 1 with the server paused (SIGSTOP) until
+    its batch times out: dropped STATE_UNAVAILABLE, the batch run when the server resumes."""
+    warm = _ad(0)
+    warm.recipient = "0912000499"
+    assert (await _settle(pipe, warm)).action.name == "ALLOW"
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    try:
+        v = await _settle(pipe, _ad(1))
+    finally:
+        await asyncio.sleep(0.3)
+        os.kill(srv.proc.pid, signal.SIGCONT)
+    assert [h.symbol for h in v.hits] == ["STATE_UNAVAILABLE"], v.hits
+
+
 def test_an_ad_dropped_fail_closed_whose_batch_ran_late_is_given_back(tmp_path):
     srv = RedisServer(tmp_path / "redis")
     try:
         async def main():
             pipe, st = _node(tmp_path, srv.url + "?timeout=0.3&on_error=closed")
             await st.start()
-            warm = _ad(0)
-            warm.recipient = "0912000499"
-            assert (await _settle(pipe, warm)).action.name == "ALLOW"     # the script is loaded
-            os.kill(srv.proc.pid, signal.SIGSTOP)
-            try:
-                v = await _settle(pipe, _ad(1))
-            finally:
-                await asyncio.sleep(0.3)
-                os.kill(srv.proc.pid, signal.SIGCONT)
-            assert [h.symbol for h in v.hits] == ["STATE_UNAVAILABLE"], v.hits
+            await _dropped_while_paused(srv, pipe)
             await asyncio.sleep(0.5)                                        # the back-off is over
             # the sender retries: 3 ads reach the recipient, the 4th is over the cap
             acts = [(await _settle(pipe, _ad(2 + i))).action.name for i in range(4)]
@@ -82,16 +88,7 @@ def test_a_timed_out_batch_is_reconciled_at_the_back_off_end_without_traffic(tmp
         async def main():
             pipe, st = _node(tmp_path, srv.url + "?timeout=0.3&on_error=closed")
             await st.start()
-            warm = _ad(0)
-            warm.recipient = "0912000499"
-            assert (await _settle(pipe, warm)).action.name == "ALLOW"
-            os.kill(srv.proc.pid, signal.SIGSTOP)
-            try:
-                v = await _settle(pipe, _ad(1))
-            finally:
-                await asyncio.sleep(0.3)
-                os.kill(srv.proc.pid, signal.SIGCONT)
-            assert [h.symbol for h in v.hits] == ["STATE_UNAVAILABLE"], v.hits
+            await _dropped_while_paused(srv, pipe)
             await asyncio.sleep(1.0)                                        # the back-off is over, no traffic
             r = srv.client()
             for k in r.keys("tf:b:*"):                                      # as BATCH_TTL would, a minute on

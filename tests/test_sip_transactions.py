@@ -510,14 +510,19 @@ def test_another_invite_on_a_call_being_judged_waits_for_its_verdict_then_is_jud
     assert scr.waiting == {} and scr.waiting_count == 0
 
 
-def test_a_cancel_of_an_invite_waiting_for_anothers_verdict_gets_200_and_the_invite_487(pipe):
-    scr = screen(pipe)
-    held, release = _slow_store(scr)
-    first = invite(call_id="wait-2")
+def _invite_wait_and_cancel(scr, call_id):
+    """An INVITE (CSeq 1, judged slowly), another on its call with a new branch (CSeq 2: waits), and its CANCEL."""
+    first = invite(call_id=call_id)
     other = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-")
     scr.on_datagram(first, UAC)
     scr.on_datagram(other, UAC)
     scr.on_datagram(other.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 2 INVITE", b"CSeq: 2 CANCEL"), UAC)
+
+
+def test_a_cancel_of_an_invite_waiting_for_anothers_verdict_gets_200_and_the_invite_487(pipe):
+    scr = screen(pipe)
+    held, release = _slow_store(scr)
+    _invite_wait_and_cancel(scr, "wait-2")
     ((m, dest),) = sent(scr)
     assert m.status == 200 and m.get("cseq") == "2 CANCEL" and dest == UAC
     scr.udp.out.clear()
@@ -717,11 +722,7 @@ def test_a_cancelled_invite_that_waited_timer_b_is_answered_487_not_503(pipe, mo
     monkeypatch.setattr(screening.time, "monotonic", lambda: clock[0])
     scr = screen(pipe)
     held, release = _slow_store(scr)
-    first = invite(call_id="wait-8")
-    other = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-")
-    scr.on_datagram(first, UAC)
-    scr.on_datagram(other, UAC)
-    scr.on_datagram(other.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 2 INVITE", b"CSeq: 2 CANCEL"), UAC)
+    _invite_wait_and_cancel(scr, "wait-8")
     assert [m.status for m, _ in sent(scr)] == [200]
     scr.udp.out.clear()
     clock[0] += screening.MAX_WAIT

@@ -37,7 +37,7 @@ class Decision(NamedTuple):
 
 
 CANCELLED = Decision(Action.DROP, 487, (), (), 0.0)     # cancelled while it was judged: answered 487, not sent
-BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITING wait already (503, Retry-After)
+BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITING wait, or MAX_WAIT waited (503)
 RETRY_AFTER = 1                                          # seconds, in BUSY's answer
 
 

@@ -112,8 +112,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # digest(verdict key, digest of a top Via branch) -> Decision of every INVITE transaction judged or replayed:
         # each of two INVITE transactions of one call at once keeps its answer (screening._screen_once)
         self.transactions = Recent(VERDICTS, VERDICT_MEMORY)
-        # verdict key -> {branch digest: [msg, src, then, cancelled]}: INVITEs on a key being judged, with another
-        # branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
+        # verdict key -> {branch digest: [msg, src, then, cancelled, since]}: INVITEs on a key being judged, with
+        # another branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}
         self.waiting_count = 0
         self.shares = SourceShares()                        # INVITEs per source address, for overload (shares.py)
@@ -426,7 +426,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         `fixed`: as _forward's."""
         if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
             return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)
-        if d is BUSY:                                   # too many INVITEs wait for verdicts: not judged
+        if d is BUSY:                                   # not judged: too many INVITEs wait, or it waited too long
             return self._reply(msg, make_response(msg, 503, None, self._tag(msg),
                                                   [["Retry-After", str(RETRY_AFTER)]]), transport, src, conn)
         if d.action is Action.DROP:

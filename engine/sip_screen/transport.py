@@ -206,7 +206,6 @@ class TcpRounds:
         self.screen = screen
         self.ready: deque = deque()         # connections with messages waiting (reading paused), in turn
         self.used = 0.0                     # seconds of TCP work since the round's callback last ran
-        self.behind = 0.0                   # time.monotonic() since when the ready queue has not been empty, or 0
         self.scheduled = False
         self.loop = None
 
@@ -226,8 +225,6 @@ class TcpRounds:
             self._schedule()                # a new round's budget once the loop has gone round (no call per message)
 
     def _queue(self, conn) -> None:
-        if not self.ready and not self.behind:
-            self.behind = time.monotonic()
         conn.queued = True
         conn.update_reading()
         self.ready.append(conn)
@@ -268,14 +265,8 @@ class TcpRounds:
                     return
         finally:
             self.used = perf_counter() - t0
-            if not ready:
-                self.behind = 0.0
-            elif not self.scheduled:
+            if ready and not self.scheduled:
                 self._schedule()
-
-    def behind_since(self) -> float:
-        """time.monotonic() since when some connection has had messages waiting for its turn, or 0."""
-        return self.behind if self.ready else 0.0
 
 
 class TcpConnection(asyncio.Protocol):

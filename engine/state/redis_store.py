@@ -217,16 +217,20 @@ class RedisStore:
                 self._degraded(batch, "server unavailable (backing off)", sent=False)
             self._retry_riders()                # (after _degraded: the counts given back now waiting too)
             return
-        if self._removes_waiting:         # counts given back while the server was away: theirs now, a chunk a call
-            w = self._removes_waiting
-            self._queue.insert(0, (None, None, w[:REMOVES_PER_CALL], None))
-            del w[:REMOVES_PER_CALL]
+        self._removes_first(self._queue)   # counts given back while the server was away: theirs now
         batch = self._queue[:MAX_BATCH]
         del self._queue[:MAX_BATCH]
         self._busy = True
         t = asyncio.ensure_future(self._send(batch))
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
+
+    def _removes_first(self, batch: list) -> None:
+        """Put a chunk (REMOVES_PER_CALL) of the counts waiting to be given back at the head of `batch`."""
+        w = self._removes_waiting
+        if w:
+            batch.insert(0, (None, None, w[:REMOVES_PER_CALL], None))
+            del w[:REMOVES_PER_CALL]
 
     def _riding(self) -> bool:
         # stream updates waiting for the next script call, counts given back while the server was away, or
@@ -252,10 +256,8 @@ class RedisStore:
                     self._degraded(batch, f"{type(e).__name__}: {e}", sent=False)
                     self._retry_riders()
                     return
-                w = self._removes_waiting
-                if w:                   # the counts it gives back, before this batch's messages (a retry) are measured
-                    batch.insert(0, (None, None, w[:REMOVES_PER_CALL], None))
-                    del w[:REMOVES_PER_CALL]
+                self._removes_first(batch)      # the counts it gives back, before this batch's messages (a retry)
+                                                # are measured
             keys, index, msgs = [], {}, []
             for pipe, _v, ops, _then in batch:
                 rules = self._enforce_map(pipe) if pipe is not None else None
