@@ -729,3 +729,20 @@ def test_a_cancelled_invite_that_waited_timer_b_is_answered_487_not_503(pipe, mo
     release()
     got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))
     assert got == [("1 INVITE", "INVITE"), ("2 INVITE", 487)]
+
+
+def test_a_cancelled_waiting_invite_is_answered_487_when_its_judging_fails(pipe):
+    """Known gap of stop 35: when judging an INVITE that had waited failed (a bug of ours), it was answered 503 even
+    when a CANCEL of it had been answered 200 already; RFC 3261 §9.2 has such an INVITE answered 487."""
+    scr = screen(pipe)
+    held, release = _slow_store(scr)
+    _invite_wait_and_cancel(scr, "wait-bug")
+    scr.udp.out.clear()
+
+    def broken(msg, src, then, callee=None):
+        raise RuntimeError("a bug")
+    scr._screen = broken
+    release()                                           # the first: forwarded; the cancelled one's judging fails
+    got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))
+    assert got == [("1 INVITE", "INVITE"), ("2 INVITE", 487)]
+    assert scr.waiting_count == 0 and scr.stats["internal_errors"] == 1

@@ -125,6 +125,12 @@ def _branch_of(msg) -> int:
     return digest(top.params.get("branch") or top.raw)
 
 
+def _refuse(w):
+    """A waiting INVITE (_wait_for_judging's entry) not judged: answered 503 with a Retry-After, or 487 when a CANCEL
+    of it was answered 200 already (RFC 3261 §9.2)."""
+    w[2](CANCELLED if w[3] else BUSY, True)
+
+
 class Screening:
     """Mixed into SipScreen: the judging of initial INVITEs."""
 
@@ -200,13 +206,13 @@ class Screening:
                     try:
                         if time.monotonic() - w[4] >= MAX_WAIT:     # its caller has given up (_wait_for_judging)
                             self.stats["waiting_refused"] += 1
-                            w[2](CANCELLED if w[3] else BUSY, True)     # (a CANCEL answered 200: 487, §9.2)
+                            _refuse(w)
                             continue
                         self._screen_once(*w)           # (msg, src, then, cancelled, since)
                     except Exception:                   # a bug of ours: answered all the same, the rest taken
                         self.stats["internal_errors"] += 1
                         log.exception("judging an INVITE that waited for another's verdict failed")
-                        w[2](BUSY, True)
+                        _refuse(w)
         try:
             self._screen(msg, src, judged, called)
         except Exception:                               # a bug of ours (this INVITE is answered 500 by its caller):
@@ -214,7 +220,7 @@ class Screening:
             if ent is not None and ent[0] is PENDING:
                 self.verdicts.pop(key)
                 for w in self._waiting_pop(key):
-                    w[2](BUSY, True)
+                    _refuse(w)
             raise
 
     def _waiting_pop(self, key) -> list:
