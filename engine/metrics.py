@@ -251,7 +251,8 @@ class _StateCollector:
                                     value=len(getattr(st, "buf", ())))
             shared = CounterMetricFamily("telfilter_shared_state", "shared state store (--state redis://): batches, "
                                          "messages, ops, converted verdicts, errors, fail_open, fail_closed, reconnects, "
-                                         "given_back_after_timeout",
+                                         "given_back_after_timeout, caught_up and catch_up_lost (counts taken fail-open, committed on the "
+                                         "server later or not)",
                                          labels=["event"])
             for k, v in getattr(st, "stats", {}).items():
                 shared.add_metric([k], v)

@@ -124,7 +124,8 @@ def test_an_ad_counted_fail_open_is_not_noted_to_be_given_back(tmp_path, redis_s
         return fail_open_second, got, m2
     second, got, m2 = asyncio.run(main())
     assert second is None
-    assert got == ["allow"] * 3 and m2.action.name == "DROP"
+    # (the fail-open ad reached the server once it answered again: RedisStore._catch_up) node b has two left
+    assert got == ["allow", "allow", "drop"] and m2.action.name == "DROP"
 
 
 def test_notes_read_back_after_an_unclean_stop_offer_no_count_to_give_back(tmp_path):

@@ -7,7 +7,8 @@ distinct value (`add_distinct`), a count at delivery (`add_at`: `value` is the c
 taken back (`remove`: an ad the SMSC refused, Pipeline.refund). A count taken back leaves the
 mirror at once and goes to the server as an op of its own, unenforced, with the next batch; a
 count the mirror took alone (fail-open: the server could not be asked) is given back to the
-mirror only, never as a stamp taken from the server (another process's).
+mirror only, never as a stamp taken from the server (another process's), until the server has it too
+(RedisStore._catch_up commits it there once it answers again).
 """
 from __future__ import annotations
 
@@ -95,6 +96,17 @@ class SharedCounters:
         d[k] = d.get(k, 0) + 1
         if len(d) > LOCAL_MAX:
             del d[next(iter(d))]
+
+    def on_server(self, op) -> None:
+        """A count the mirror took alone is now on the server too (RedisStore._catch_up): no longer the mirror's
+        alone."""
+        k = (op.ns, op.key, op.now)
+        n = self.local.get(k)
+        if n is not None:
+            if n > 1:
+                self.local[k] = n - 1
+            else:
+                del self.local[k]
 
     def local_only(self, ns, key, second) -> bool:
         """Whether a count of `key` at `second` is one the mirror took alone (fail-open, the newest LOCAL_MAX): a

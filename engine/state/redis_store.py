@@ -42,7 +42,10 @@ never waits longer than one timeout. Meanwhile `on_error` decides:
   open    (default) the local verdict stands and the ops go to the mirror (caps hold per
           process: each message is measured again against the mirror as it stands when the batch fails, the
           messages let through before it included, and one over a drop rule's cap is dropped); every such
-          message is counted (`fail_open`) and logged, rate-limited.
+          message is counted (`fail_open`) and logged, rate-limited. Its counts are committed on the server,
+          unenforced, once it answers again (`_catch_up`: the message went out, so every process must count it;
+          before, another process let the day's cap through again after the outage); a batch that may have run
+          (a timeout) is asked about first (`_reconcile`), so no count is committed twice.
   closed  a message with an op of a drop rule counting per advertiser (a counter keyed by
           `owner`: an ad under its frequency cap) is dropped with STATE_UNAVAILABLE
           (ESME_RTHROTTLED, SIP 503: the sender retries later); other messages pass as in `open`.
@@ -81,7 +84,8 @@ log = logging.getLogger("telfilter")
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
 MAX_BATCH = 2000            # messages per script call
 REMOVES_PER_CALL = 2000     # counts given back after an outage: at most this many a script call
-UNSETTLED_MAX = 64          # timed-out batches with fail-closed messages remembered for _reconcile
+UNSETTLED_MAX = 64          # timed-out batches with fail-closed or fail-open messages remembered for _reconcile
+CATCH_UP = object()         # a batch entry's verdict: counts the mirror took alone, now for the server (_catch_up)
 
 def _no_script(e: Exception) -> bool:
     """The server does not have the script (it restarted, failed over to a replica, or SCRIPT FLUSH): load it
@@ -144,7 +148,9 @@ class RedisStore:
         self.calls = self.events.calls
         self.ops: list[_Op] = []
         self._removes_waiting: list[_Op] = []     # counts given back while the server was away (_degraded)
-        # timed-out batches that held fail-closed messages: (token, ops of each message, indexes of the dropped)
+        self._commits_waiting: list[_Op] = []     # counts the mirror took alone (fail-open), for the server
+        # timed-out batches that held fail-closed or fail-open messages: (token, ops of each message, indexes of
+        # the dropped, indexes of those counted in the mirror alone)
         self._unsettled: list = []
         self._queue: list = []          # (pipe, verdict, ops, then) waiting for the next batch
         self._scheduled = self._busy = False
@@ -158,7 +164,7 @@ class RedisStore:
         self._tasks: set = set()
         self.stats = {"batches": 0, "messages": 0, "ops": 0, "converted": 0, "errors": 0,
                       "fail_open": 0, "fail_closed": 0, "reconnects": 0,
-                      "given_back_after_timeout": 0}
+                      "given_back_after_timeout": 0, "caught_up": 0, "catch_up_lost": 0}
         self.write_errors = 0            # read by engine/metrics.py (state store family)
         self.unjournalled = 0
         self.buf = self._queue
@@ -217,7 +223,7 @@ class RedisStore:
                 self._degraded(batch, "server unavailable (backing off)", sent=False)
             self._retry_riders()                # (after _degraded: the counts given back now waiting too)
             return
-        self._removes_first(self._queue)   # counts given back while the server was away: theirs now
+        self._waiting_first(self._queue)   # counts given back or taken while the server was away: theirs now
         batch = self._queue[:MAX_BATCH]
         del self._queue[:MAX_BATCH]
         self._busy = True
@@ -225,18 +231,45 @@ class RedisStore:
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
-    def _removes_first(self, batch: list) -> None:
-        """Put a chunk (REMOVES_PER_CALL) of the counts waiting to be given back at the head of `batch`."""
+    def _waiting_first(self, batch: list) -> None:
+        """Put a chunk (REMOVES_PER_CALL) of the counts waiting to be given back, and one of those the mirror took
+        alone (_catch_up), at the head of `batch`: the messages after them are measured with them."""
+        w = self._commits_waiting
+        if w:
+            # (a count given back meanwhile, an ad the SMSC refused, left the mirror alone: not sent; `local` says
+            # how many of each key and second the mirror still holds alone)
+            local, chunk, seen = self.counters.local, [], {}
+            for op in w[:REMOVES_PER_CALL]:
+                if op.distinct is not True:
+                    k = (op.ns, op.key, op.now)
+                    n = seen.get(k, 0)
+                    if n >= local.get(k, 0):
+                        continue
+                    seen[k] = n + 1
+                chunk.append(op)
+            del w[:REMOVES_PER_CALL]
+            if chunk:
+                batch.insert(0, (None, CATCH_UP, chunk, None))
         w = self._removes_waiting
         if w:
             batch.insert(0, (None, None, w[:REMOVES_PER_CALL], None))
             del w[:REMOVES_PER_CALL]
 
+    def _catch_up(self, ops) -> None:
+        """Counts the mirror took alone (a message let through fail-open, or a catch-up whose batch failed): sent to
+        the server, unenforced, with the first batch it answers (the newest LOCAL_MAX; older ones are counted as
+        `catch_up_lost`)."""
+        w = self._commits_waiting
+        w += [op for op in ops if op.distinct is not REMOVE]
+        if len(w) > LOCAL_MAX:
+            self.stats["catch_up_lost"] += len(w) - LOCAL_MAX
+            del w[:len(w) - LOCAL_MAX]
+
     def _riding(self) -> bool:
         # stream updates waiting for the next script call, counts given back while the server was away, or
         # timed-out batches to reconcile (their answers are kept BATCH_TTL only: asked at the back-off's end,
         # not at the next message, perhaps minutes later)
-        return bool(self._removes_waiting or self._unsettled) or any(r.out for r in self.riders)
+        return bool(self._removes_waiting or self._commits_waiting or self._unsettled) or any(r.out for r in self.riders)
 
     def _enforce_map(self, pipe) -> dict:
         """symbol -> rule, for rules whose forced action is drop (their caps are enforced)."""
@@ -256,8 +289,8 @@ class RedisStore:
                     self._degraded(batch, f"{type(e).__name__}: {e}", sent=False)
                     self._retry_riders()
                     return
-                self._removes_first(batch)      # the counts it gives back, before this batch's messages (a retry)
-                                                # are measured
+                self._waiting_first(batch)      # the counts it gives back or commits, before this batch's messages
+                                                # (a retry) are measured
             keys, index, msgs = [], {}, []
             for pipe, _v, ops, _then in batch:
                 rules = self._enforce_map(pipe) if pipe is not None else None
@@ -284,10 +317,12 @@ class RedisStore:
                     r.lost(taken)
                 self._failed(e)
                 sent = not _not_sent(e)
-                dropped = self._degraded(batch, f"{type(e).__name__}: {e}", sent=sent)
-                if sent and dropped:
+                dropped, alone = self._degraded(batch, f"{type(e).__name__}: {e}", sent=sent)
+                if dropped or alone:
                     # the server may have run it, or run it later: asked once it answers again (_reconcile)
-                    self._unsettled.append((token, [ops for _p, _v, ops, _t in batch], dropped))
+                    self._unsettled.append((token, [ops for _p, _v, ops, _t in batch], dropped, alone))
+                    for _tok, shape, _d, lost in self._unsettled[:-UNSETTLED_MAX]:
+                        self.stats["catch_up_lost"] += sum(len(shape[i]) for i in lost)
                     del self._unsettled[:-UNSETTLED_MAX]
                 self._retry_riders()            # (counts given back now waiting: sent at the back-off's end)
                 return
@@ -303,7 +338,9 @@ class RedisStore:
                 pos += 1 + len(ops)
                 self.stats["messages"] += 1
                 self.stats["ops"] += len(ops)
-                if ok:
+                if v is CATCH_UP:               # (the mirror has them already)
+                    self._on_server(ops)
+                elif ok:
                     for op in ops:
                         op.apply(self.counters.mem)
                 if then is not None:
@@ -328,22 +365,30 @@ class RedisStore:
 
     async def _reconcile(self) -> None:
         """Batches whose answer never came, with messages dropped fail-closed (STATE_UNAVAILABLE: the sender
-        retries): RECONCILE tells whether the script ran (its answer) or stops it from ever running. A dropped
-        message it committed was never sent: its counts are given back, or the sender's retry would be counted
-        again and the recipient get one ad fewer than the cap for a day (found by a pool probe: Redis paused
-        with SIGSTOP for 1 s under on_error=closed)."""
+        retries) or let through fail-open: RECONCILE tells whether the script ran (its answer) or stops it from
+        ever running. A dropped message it committed was never sent: its counts are given back, or the sender's
+        retry would be counted again and the recipient get one ad fewer than the cap for a day (found by a pool
+        probe: Redis paused with SIGSTOP for 1 s under on_error=closed). A message let through is counted on the
+        server once: by the batch if it committed it, else by a catch-up (_catch_up)."""
         while self._unsettled:
-            token, shape, dropped = self._unsettled[0]
+            token, shape, dropped, alone = self._unsettled[0]
             res = await self.redis.eval(RECONCILE, 1, "tf:b:" + token)
             del self._unsettled[0]
-            if res in (b"-", "-", b"", ""):
-                continue                        # never ran, and now never will
+            if res in (b"-", "-", b"", ""):     # never ran, and now never will
+                for i in alone:
+                    self._catch_up(shape[i])
+                continue
             res = list(map(int, (res if isinstance(res, bytes) else res.encode()).split(b",")))
-            pos, want = 0, set(dropped)
+            pos, want, sent = 0, set(dropped), set(alone)
             for i, ops in enumerate(shape):
                 ok = res[pos]
                 pos += 1 + len(ops)
-                if ok and i in want:
+                if i in sent:
+                    if ok:
+                        self._on_server(ops)
+                    else:                       # (the server's cap was full: the message went out all the same)
+                        self._catch_up(ops)
+                elif ok and i in want:
                     self._removes_waiting += [_Op(op.ns, op.key, None, op.now, op.window, op.limit, REMOVE)
                                               for op in ops if op.distinct is False or op.distinct is AT]
                     self.stats["given_back_after_timeout"] += 1
@@ -380,6 +425,14 @@ class RedisStore:
                     pipe.refund(v, min(c[2] for c in charged))
         then(v)
 
+    def _on_server(self, ops) -> None:
+        """Counts the mirror took alone are now on the server too: a count given back from now on is given back
+        there as well (SharedCounters.remove)."""
+        self.stats["caught_up"] += len(ops)
+        for op in ops:
+            if op.distinct is False or op.distinct is AT:
+                self.counters.on_server(op)
+
     # ------------------------------------------------------------ failures
     def _retry_riders(self) -> None:
         """Stream updates a rider keeps for the server (receipts.py's message ids) go at the end of the back-off,
@@ -408,19 +461,27 @@ class RedisStore:
                       "retrying in %.1fs", self.cfg["url"], type(e).__name__, e, self.on_error,
                       self.stats["fail_open"], self.stats["fail_closed"], self._backoff)
 
-    def _degraded(self, batch: list, why: str, sent: bool = True) -> None:
+    def _degraded(self, batch: list, why: str, sent: bool = True) -> tuple:
         """The server could not be asked: the `on_error` policy decides each message. A count given back (an
         ad the SMSC refused) in a batch that was never `sent` is kept to be given back on the server when it
         answers again (the newest LOCAL_MAX); one whose batch may have run there (a timeout, a connection lost
-        mid-call) is not sent twice: taking a second stamp could let a 4th ad through. Returns the indexes of the
-        messages dropped fail-closed (for _reconcile, when the batch may have run)."""
+        mid-call) is not sent twice: taking a second stamp could let a 4th ad through. The counts of a message
+        let through are committed on the server when it answers again (_catch_up); when the batch may have run,
+        once _reconcile knows whether it did. Returns, when the batch may have run, the indexes of the messages
+        dropped fail-closed and those of the messages counted in the mirror alone (for _reconcile)."""
         if not sent:
             waiting = self._removes_waiting
             waiting += [op for _p, _v, ops, _t in batch for op in ops if op.distinct is REMOVE]
             if len(waiting) > LOCAL_MAX:
                 del waiting[:len(waiting) - LOCAL_MAX]
-        closed = []
+        closed, alone = [], []
         for i, (pipe, v, ops, then) in enumerate(batch):
+            if v is CATCH_UP:                   # counts the mirror holds already: for the server, still
+                if sent:
+                    alone.append(i)
+                else:
+                    self._catch_up(ops)
+                continue
             enforced = False
             if then is not None and self.on_error == "closed":
                 rules = self._enforce_map(pipe)
@@ -447,9 +508,13 @@ class RedisStore:
                 op.apply(mem)
                 if op.distinct is False or op.distinct is AT:
                     counters.committed_locally(op)
+            if sent:
+                alone.append(i)
+            else:
+                self._catch_up(ops)
             if then is not None:
                 _safely(then, v)
-        return closed
+        return (closed, alone) if sent else ([], [])
 
     @property
     def busy(self) -> bool:

@@ -1,0 +1,108 @@
+"""`--state redis://…?on_error=open` (the default): the counts a process took alone while the server was away reach
+the server once it answers again (README "Shared state"). Before, an outage's ads were counted in that process's
+mirror only: after it, another process let the day's cap through again for the same recipient (a known gap of
+stop 35; Decree 91 allows 3 ads per advertiser per recipient per 24 h whichever node sends them)."""
+import asyncio
+import os
+import signal
+
+from .redis_helpers import RedisServer, free_port
+from .test_redis_fail_closed_timeout import _settle
+from .test_redis_fail_open_caps import _ad, _node
+
+
+async def _quiet(st, seconds=8.0):
+    """Until the store has nothing left for the server (its back-off over, the catch-up sent)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end and (st._commits_waiting or st._unsettled or st.busy):
+        st._wake()
+        await asyncio.sleep(0.05)
+
+
+def test_ads_let_through_while_the_server_was_down_count_on_every_node_after(tmp_path):
+    port = free_port()
+    srv = None
+    try:
+        async def main():
+            nonlocal srv
+            a, sa = _node(tmp_path / "a", f"redis://127.0.0.1:{port}/0?timeout=0.3&on_error=open")
+            # the server is down: node A lets two ads through on its own (its caps hold locally)
+            acts = [(await _settle(a, _ad(i))).action.name for i in range(2)]
+            assert acts == ["ALLOW", "ALLOW"] and sa.stats["fail_open"] == 2
+            srv = RedisServer(tmp_path / "redis", port=port)
+            await _quiet(sa)
+            b, sb = _node(tmp_path / "b", srv.url + "?timeout=0.3&on_error=open")
+            await sb.start()
+            # node B: one more ad is the recipient's third of the day; a fourth is over the cap
+            acts += [(await _settle(b, _ad(2 + i))).action.name for i in range(2)]
+            await sa.close()
+            await sb.close()
+            return acts, sa.stats
+        acts, stats = asyncio.run(main())
+    finally:
+        if srv is not None:
+            srv.stop()
+    assert acts == ["ALLOW", "ALLOW", "ALLOW", "DROP"], acts
+    assert stats["caught_up"] == 2 and stats["catch_up_lost"] == 0, stats
+
+
+def test_an_ad_let_through_in_a_batch_that_timed_out_and_ran_late_is_counted_once(tmp_path):
+    """Redis paused (SIGSTOP) with an ad in flight: the batch times out (the ad goes out, fail-open) and runs when
+    the server wakes. The reconcile finds it ran: the ad is not committed a second time (the recipient would lose
+    an ad of the day's 3)."""
+    srv = RedisServer(tmp_path / "redis")
+    try:
+        async def main():
+            a, sa = _node(tmp_path / "a", srv.url + "?timeout=0.3&on_error=open")
+            await sa.start()
+            warm = _ad(0)
+            warm.recipient = "0912000499"
+            assert (await _settle(a, warm)).action.name == "ALLOW"           # (the script is loaded)
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            try:
+                v = await _settle(a, _ad(1))
+            finally:
+                await asyncio.sleep(0.3)
+                os.kill(srv.proc.pid, signal.SIGCONT)
+            assert v.action.name == "ALLOW" and sa.stats["fail_open"] == 1
+            await _quiet(sa)
+            b, sb = _node(tmp_path / "b", srv.url + "?timeout=0.3&on_error=open")
+            await sb.start()
+            acts = [(await _settle(b, _ad(2 + i))).action.name for i in range(3)]
+            await sa.close()
+            await sb.close()
+            return acts, sa.stats
+        acts, stats = asyncio.run(main())
+    finally:
+        srv.stop()
+    assert acts == ["ALLOW", "ALLOW", "DROP"], acts
+    assert stats["caught_up"] == 1, stats
+
+
+def test_a_count_given_back_before_the_server_answered_again_is_not_committed_there(tmp_path):
+    """An ad let through fail-open that the SMSC then refused (Pipeline.refund): its count left the mirror alone and
+    is not caught up on the server."""
+    port = free_port()
+    srv = None
+    try:
+        async def main():
+            nonlocal srv
+            a, sa = _node(tmp_path / "a", f"redis://127.0.0.1:{port}/0?timeout=0.3&on_error=open")
+            vs = [await _settle(a, _ad(i)) for i in range(2)]
+            assert [v.action.name for v in vs] == ["ALLOW", "ALLOW"] and vs[1].charged
+            a.refund(vs[1], min(c[2] for c in vs[1].charged))
+            srv = RedisServer(tmp_path / "redis", port=port)
+            await _quiet(sa)
+            b, sb = _node(tmp_path / "b", srv.url + "?timeout=0.3&on_error=open")
+            await sb.start()
+            acts = [(await _settle(b, _ad(2 + i))).action.name for i in range(3)]
+            await sa.close()
+            await sb.close()
+            return acts, sa.stats
+        acts, stats = asyncio.run(main())
+    finally:
+        if srv is not None:
+            srv.stop()
+    assert acts == ["ALLOW", "ALLOW", "DROP"], acts
+    assert stats["caught_up"] == 1, stats
