@@ -1,7 +1,8 @@
 """Number and sender-ID normalisation for the hot path.
 
 Numbers become E.164 digits as an int (84912345678). Vietnam's national forms are
-recognised: 0912345678, 84912345678, +84912345678, 912345678, and the service numbers
+recognised: 0912345678, 84912345678, +84912345678, 912345678, a landline without its trunk 0
+(2439998888: ten digits whose first three are a Vietnamese area code), and the service numbers
 1800xxxx / 1900xxxxxx (+841800…, +841900…); any +CC… or 00CC…
 international number is kept as its digits. Short codes (at most 6 digits, e.g. 5656)
 stay as their own digits. Anything with a letter is an alphanumeric sender ID, which is
@@ -16,6 +17,18 @@ SHORTCODE_MAX_DIGITS = 6
 # Vietnam's toll-free (1800) and premium-rate (1900) numbers, written without a trunk prefix in 8 or 10
 # digits (1900 1234, 1900 123 456): national numbers, +84 1900…, as phonenumbers reads them, not +1 900…
 _VN_SERVICE = ("1800", "1900")
+
+
+# the first three digits of a Vietnamese landline's national significant number (2 + area code, 10 digits: Hanoi
+# 24[2-8], Ho Chi Minh City 28[2-9], the provinces' 2xx), as libphonenumber's fixed-line pattern for VN has them
+# (tests/test_numbers.py compares). Written without the trunk 0 ("2439998888", a caller ID in national format) it
+# is Vietnamese, as phonenumbers reads it -- as the mobile form 912345678 is -- not +243 (DR Congo, where it is no
+# valid number). A foreign number of ten digits starting so (+220 Gambia, +238 Cape Verde, …) is written with
+# its '+' or 00.
+VN_LANDLINE_AREAS = frozenset(
+    "203 204 205 206 207 208 209 210 211 212 213 214 215 216 218 219 220 221 222 225 226 227 228 229 232 233 234 "
+    "235 236 237 238 239 242 243 244 245 246 247 248 251 252 254 255 256 257 258 259 260 261 262 263 269 270 271 "
+    "272 273 274 275 276 277 282 283 284 285 286 287 288 289 290 291 292 293 294 296 297 299".split())
 
 
 def _intl(d: str) -> int:
@@ -105,8 +118,8 @@ def normalise_number(raw: str) -> int | None:
             d = s[2:]
             return _intl(d) if 7 <= len(d) <= 15 and d[0] != "0" else None
         return int(VN_CC + s[1:]) if n in (10, 11) else None      # Vietnamese national (trunk prefix 0)
-    if n == 9:                                   # Vietnamese NSN without trunk prefix
-        return int(VN_CC + s)
+    if n == 9 or n == 10 and s[:3] in VN_LANDLINE_AREAS:    # Vietnamese NSN without trunk prefix (a mobile,
+        return int(VN_CC + s)                                # a landline)
     if n <= 15:                                  # already E.164 without '+' (TON international); 1800/1900
         return _intl(s)                          # xxxx(xx), Vietnam's service numbers, as +84
     return None

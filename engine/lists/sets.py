@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pyroaring import BitMap64
 
-from ..numbers import LEGACY_SERVICE_RANGES, format_number, legacy_service_key
+from ..numbers import LEGACY_SERVICE_RANGES, VN_LANDLINE_AREAS, format_number, legacy_service_key
 from ..textnorm import domain_suffixes
 from .csvio import CsvError, SenderEntry, sender_entry_key, sender_entry_row
 from .ipranges import IpRanges
@@ -95,6 +95,18 @@ class Lists:
             self.senders[legacy_service_key(k)] = self.senders.pop(k)
             moved += 1
         return moved
+
+    def foreign_landline_forms(self) -> int:
+        """Entries stored under a key that a Vietnamese landline written without its trunk 0 ("2439998888") had before
+        it was read as +84 (+2439998888: ten digits, the first three a Vietnamese area code). Not moved: one may be
+        the foreign number it says (+220 …, Gambia); counted for a warning."""
+        n = 0
+        for bm in (self.dnc_s, self.dnc_v, self.bl_numbers, *self.consent.values()):
+            for a in VN_LANDLINE_AREAS:
+                lo = int(a) * 10 ** 7
+                n += bm.range_cardinality(lo, lo + 10 ** 7)
+        n += sum(1 for k in self.senders if type(k) is int and len(str(k)) == 10 and str(k)[:3] in VN_LANDLINE_AREAS)
+        return n
 
     # --- mutations (used by the store; callers hold the only reference) ---
     def add_dnc(self, number: int, channel: str) -> None:

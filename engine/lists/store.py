@@ -155,6 +155,12 @@ class ListStore:
         if moved:
             self.warnings.append(f"{self.dir}: {moved} Vietnamese 1800/1900 service number entries stored as +1… by an "
                                  "earlier version are matched as +84… now (kept so in each list's next snapshot)")
+        odd = L.foreign_landline_forms()
+        if odd:
+            self.warnings.append(f"{self.dir}: {odd} list entries are foreign numbers of ten digits starting with a "
+                                 "Vietnamese area code (+2xx…): a Vietnamese landline written without its 0 "
+                                 "(2439998888) was stored so by an earlier version and is read as +84… now; if "
+                                 "these are such landlines, import them again")
         return L
 
     def _read_journal(self, mark):
