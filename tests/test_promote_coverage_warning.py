@@ -57,3 +57,20 @@ def test_promote_refuses_a_model_whose_thresholds_invert_the_configured_one(tmp_
     r = run_cli("ml", "promote", cand, "--config", cfg, "--data-dir", tmp_path / "data", "--no-reload")
     assert r.returncode == 2 and "tag_threshold 0.93" in r.stderr and "set both" in r.stderr, r.stderr
     assert served.resolve() == before
+
+
+def test_a_promote_while_another_promote_or_rollback_of_the_path_runs_is_refused_nothing_changed(tmp_path):
+    """Known gap of stop 35: `ml promote` / `rollback` had no lock; two at once each took the other's model for the
+    one to keep. The second is refused (exit 2) while the first holds the model path's lock."""
+    from engine.analyst.promote import versions_dir
+    from engine.lists.journal import flocked
+    cfg, cand = _setup(tmp_path, 10_000)
+    served = tmp_path / "served_model"
+    before = served.resolve()
+    with flocked(versions_dir(served.absolute()) / ".lock"):
+        for args in (("promote", cand), ("rollback",)):
+            r = run_cli("ml", *args, "--config", cfg, "--data-dir", tmp_path / "data", "--no-reload")
+            assert r.returncode == 2 and "another `telfilter ml promote` or `rollback`" in r.stderr, r.stderr
+            assert served.resolve() == before
+    r = run_cli("ml", "promote", cand, "--config", cfg, "--data-dir", tmp_path / "data", "--no-reload")
+    assert r.returncode == 0 and json.loads(r.stdout)["model_version"] == "sms-candidate", r.stderr

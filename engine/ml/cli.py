@@ -420,10 +420,8 @@ def _thresholds_refused(settings, model_dir) -> str | None:
 
 
 def _promote(args) -> int:
-    from ..analyst.promote import PromoteError, coverage_warnings, install, notify, previous, rollback
-    from ..app import resolve_data_dir
+    from ..analyst.promote import versions_dir
     from ..config import load_settings
-    from ..control import default_socket
     settings = load_settings(getattr(args, "config", None))
     what = f"telfilter ml {args.mcmd}"
     if not settings.ml_model and args.mcmd != "promote":
@@ -437,6 +435,25 @@ def _promote(args) -> int:
               "restart needed; until a model is there, a restarted serve refuses the path)", file=sys.stderr)
         return 2
     target = Path(settings.ml_model).absolute()       # as serve resolves it: from its working directory
+    # one promote or rollback of a model path at a time: two at once each took the other's model for the one to
+    # keep (rollback to a model neither meant, a refused model put back over the other's)
+    from ..lists.journal import flocked
+    try:
+        with flocked(versions_dir(target) / ".lock", wait=False) as mine:
+            if not mine:
+                print(f"{what}: error: {target}: another `telfilter ml promote` or `rollback` of this model path is "
+                      "running; nothing changed (run this again when it has finished)", file=sys.stderr)
+                return 2
+            return _promote_locked(args, settings, what, target)
+    except OSError as e:
+        print(f"{what}: error: {getattr(e, 'filename', '') or target}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def _promote_locked(args, settings, what: str, target: Path) -> int:
+    from ..analyst.promote import PromoteError, coverage_warnings, install, notify, previous, rollback
+    from ..app import resolve_data_dir
+    from ..control import default_socket
     incoming = Path(args.model) if args.mcmd == "promote" else previous(target)
     why = _thresholds_refused(settings, incoming)
     if why:             # serve would refuse it (now, or at its next start): nothing is installed
