@@ -9,7 +9,7 @@ and is closed. Nothing listens on the network.
 The protocol is line-delimited JSON: one request object a line, one answer object a line, in
 order. Requests are bounded (MAX_LINE bytes; a longer line is answered with an error and the
 connection closed), a request line must arrive within REQUEST_TIMEOUT seconds of the last
-answer, and at most MAX_CONNECTIONS peers are served at once (one more is answered "busy" and
+answer and the peer must take each answer within as long (else it is closed), and at most MAX_CONNECTIONS peers are served at once (one more is answered "busy" and
 closed). The server runs on serve's own event loop: a command touches engine state only from
 the loop, and slow work (list files) runs in a worker thread as the signal-driven reloads do.
 
@@ -136,6 +136,8 @@ class ControlServer(ReloadCommands):
                 self.active -= 1
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.TimeoutError:     # a peer that does not read its answers: drop what it was owed
+            writer.transport.abort()
         finally:
             writer.close()
 
@@ -173,7 +175,9 @@ class ControlServer(ReloadCommands):
     @staticmethod
     async def _answer(writer, ans: dict) -> None:
         writer.write(json.dumps(ans, ensure_ascii=False, default=str).encode() + b"\n")
-        await writer.drain()
+        # bounded as the wait for a request is: a peer that sends requests and never reads the answers
+        # would otherwise keep its slot (and MAX_CONNECTIONS of them the socket) for as long as it stays connected
+        await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
 
     # ------------------------------------------------------------------ commands
     async def handle(self, req: dict) -> dict:

@@ -216,3 +216,40 @@ def test_serve_applies_dnc_journal_lines_another_process_appended(tmp_path):
     finally:
         _stop(p)
         sim.stop()
+
+
+def test_clients_that_never_read_their_answers_do_not_hold_the_control_socket(tmp_path, monkeypatch):
+    """MAX_CONNECTIONS clients that send requests and never read the answers used to hold every slot for as
+    long as they stayed connected (the answer's drain had no time limit, only the wait for a request had):
+    `ctl` was refused "busy" past the documented 30 s idle close (found by an operations probe)."""
+    import asyncio
+
+    from engine import control
+    from engine.control import ControlServer
+    monkeypatch.setattr(control, "REQUEST_TIMEOUT", 0.5)
+    pipe = build(data_dir=tmp_path / "data", with_model=False, persist=False)
+    path = tmp_path / "c.sock"
+
+    async def main():
+        srv = ControlServer(pipe, path, on_drain=lambda: None)
+        await srv.start()
+        hogs = []
+        for _ in range(MAX_CONNECTIONS):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(str(path))
+            s.setblocking(False)
+            try:
+                for _ in range(100000):                 # until the socket buffers are full both ways
+                    s.send(b'{"cmd": "stats"}\n' * 64)
+            except BlockingIOError:
+                pass
+            hogs.append(s)
+        await asyncio.sleep(2.0)                        # well past REQUEST_TIMEOUT
+        ans = await asyncio.to_thread(request, path, {"cmd": "stats"}, 5)
+        for s in hogs:
+            s.close()
+        await srv.stop()
+        return ans
+    ans = asyncio.run(main())
+    assert ans.get("ok") is True, ans
