@@ -46,6 +46,7 @@ class Metrics:
         self.verdicts: dict = defaultdict(int)        # (channel, action) -> count
         self.hits: dict = defaultdict(int)            # (channel, symbol) -> count
         self.judge: dict = {}                         # channel -> [bucket counts..., +Inf], sum
+        self.links_seen: dict = {}                    # (smsc, kind) of SMSC links, exported 0 while down
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_StateCollector(self))
 
@@ -205,11 +206,29 @@ class _StateCollector:
             yield binds
             up = GaugeMetricFamily("telfilter_smpp_upstream_bound", "SMSC link bound (1) or not (0)", labels=["smsc", "kind"])
             win = GaugeMetricFamily("telfilter_smpp_upstream_window", "outstanding requests on an SMSC link", labels=["smsc", "kind"])
+            # a link that is down is not in p.links while it reconnects: every configured SMSC, and every
+            # (smsc, kind) series it has had, reads 0 then instead of vanishing (an alert on `== 0` would see nothing).
+            # Bounded: the configured SMSCs times the three bind kinds.
+            seen = m.links_seen
+            for name in getattr(getattr(p, "settings", None), "smsc", None) or ():
+                host, _, port = name.rpartition(":")
+                smsc = f"{host.strip('[]') or '0.0.0.0'}:{port}"
+                if not any(k[0] == smsc for k in seen):
+                    seen[(smsc, "transceiver")] = None       # as a link first binds (smsc.py _link_loop)
+            now = {}
             for link in list(getattr(p, "links", ())):
                 addr = getattr(link, "addr", ("?", 0))
-                lab = [f"{addr[0]}:{addr[1]}", getattr(link, "kind", "?")]
-                up.add_metric(lab, 1 if getattr(link, "bound", False) else 0)
-                win.add_metric(lab, len(getattr(getattr(link, "window", None), "pending", ()) or ()))
+                lab = (f"{addr[0]}:{addr[1]}", getattr(link, "kind", "?"))
+                if lab[1] != "transceiver":
+                    seen.pop((lab[0], "transceiver"), None)  # fell back to transmitter + receiver
+                seen[lab] = None
+                bound, n = now.get(lab, (0, 0))
+                now[lab] = (bound or (1 if getattr(link, "bound", False) else 0),
+                            n + len(getattr(getattr(link, "window", None), "pending", ()) or ()))
+            for lab in seen:
+                bound, n = now.get(lab, (0, 0))
+                up.add_metric(list(lab), bound)
+                win.add_metric(list(lab), n)
             yield up
             yield win
             # the durable writers off the loop: a disk that stalls shows here before anything is refused

@@ -130,3 +130,54 @@ def test_one_peer_cannot_hold_every_metrics_slot(tmp_path):
         return extra, answer
     extra, answer = asyncio.run(main())
     assert extra == b"" and answer.startswith(b"HTTP/1.1 ")
+
+
+def test_an_smsc_link_that_is_down_reads_0_not_absent(tmp_path):
+    """A configured SMSC whose link is down (not in proxy.links while it reconnects) must still be a
+    telfilter_smpp_upstream_bound sample, 0: an alert on `== 0` or `sum(...) < 1` sees nothing when the series
+    vanishes (found by an operations probe: the family was empty while the SMSC refused binds)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import generate_latest
+
+    from engine.metrics import Metrics
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+    link = SimpleNamespace(addr=("127.0.0.1", 2775), kind="transceiver", bound=True, window=SimpleNamespace(pending={}))
+    proxy = SimpleNamespace(settings=SimpleNamespace(smsc=["127.0.0.1:2775", "127.0.0.1:2776"]), links=[link],
+                            stats={}, accounts={}, binds={})
+    m = Metrics(pipe, proxy=proxy)
+
+    def bound():
+        text = generate_latest(m.registry).decode()
+        return {(s.labels["smsc"], s.labels["kind"]): s.value for s in _samples(text, "telfilter_smpp_upstream_bound")}
+    # 2776 never bound: 0 from the first scrape
+    assert bound() == {("127.0.0.1:2775", "transceiver"): 1, ("127.0.0.1:2776", "transceiver"): 0}
+    proxy.links = []                            # 2775's link lost, reconnecting
+    assert bound() == {("127.0.0.1:2775", "transceiver"): 0, ("127.0.0.1:2776", "transceiver"): 0}
+    # an SMSC used through transmitter + receiver links: each kind it had reads 0 while down, not a guess
+    proxy.links = [SimpleNamespace(addr=("127.0.0.1", 2776), kind=k, bound=True, window=SimpleNamespace(pending={}))
+                   for k in ("transmitter", "receiver")]
+    assert bound() == {("127.0.0.1:2775", "transceiver"): 0, ("127.0.0.1:2776", "transmitter"): 1,
+                       ("127.0.0.1:2776", "receiver"): 1}
+    proxy.links = []
+    assert bound() == {("127.0.0.1:2775", "transceiver"): 0, ("127.0.0.1:2776", "transmitter"): 0,
+                       ("127.0.0.1:2776", "receiver"): 0}
+
+
+def test_two_links_to_one_smsc_are_one_series(tmp_path):
+    """An SMSC listed twice (two binds to it, which serve accepts) gave two samples with the same labels: a
+    Prometheus server refuses that whole scrape (duplicate series). One sample: bound if either is, the
+    windows added."""
+    from types import SimpleNamespace
+
+    from prometheus_client import generate_latest
+
+    from engine.metrics import Metrics
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+    links = [SimpleNamespace(addr=("127.0.0.1", 2775), kind="transceiver", bound=b, window=SimpleNamespace(pending=w))
+             for b, w in ((True, {1: 0, 2: 0}), (False, {3: 0}))]
+    proxy = SimpleNamespace(settings=SimpleNamespace(smsc=["127.0.0.1:2775"] * 2), links=links,
+                            stats={}, accounts={}, binds={})
+    text = generate_latest(Metrics(pipe, proxy=proxy).registry).decode()
+    assert [s.value for s in _samples(text, "telfilter_smpp_upstream_bound")] == [1]
+    assert [s.value for s in _samples(text, "telfilter_smpp_upstream_window")] == [3]
