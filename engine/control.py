@@ -126,8 +126,9 @@ class ControlServer(ReloadCommands):
             if uid is not None and uid not in (os.getuid(), 0):
                 await self._answer(writer, {"ok": False, "error": f"uid {uid} may not use this control socket"})
                 return
-            if self.active >= MAX_CONNECTIONS:
-                await self._answer(writer, {"ok": False, "error": f"busy: {MAX_CONNECTIONS} control connections already open"})
+            if self.active >= MAX_CONNECTIONS:     # before any request is read: nothing done, the client may retry
+                await self._answer(writer, {"ok": False, "busy": True,
+                                            "error": f"busy: {MAX_CONNECTIONS} control connections already open"})
                 return
             self.active += 1
             try:
@@ -258,7 +259,22 @@ class ControlUnavailable(Exception):
 
 
 def request(path: Path, req: dict, timeout: float = 60.0) -> dict:
-    """Send one request, return its answer. Raises ControlUnavailable when nothing listens."""
+    """Send one request, return its answer. Raises ControlUnavailable when nothing listens. A server
+    busy with MAX_CONNECTIONS other clients (it says so before reading anything: nothing was done) is
+    asked again, with a growing pause, until `timeout` has passed: parallel `ctl` calls from a script
+    wait their turn instead of failing with the exit status of a refused command."""
+    import random
+    import time
+    end, pause = time.monotonic() + timeout, 0.02
+    while True:
+        ans = _request_once(path, req, max(0.1, end - time.monotonic()))
+        if not ans.get("busy") or time.monotonic() + pause >= end:
+            return ans
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(1.0, pause * 2)
+
+
+def _request_once(path: Path, req: dict, timeout: float) -> dict:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -268,7 +284,10 @@ def request(path: Path, req: dict, timeout: float = 60.0) -> dict:
             raise ControlUnavailable(f"no telfilter serve answers on {path} ({e.strerror})") from None
         except PermissionError as e:
             raise ControlUnavailable(f"{path}: {e.strerror} (run as the user serve runs as)") from None
-        s.sendall(json.dumps(req).encode() + b"\n")
+        try:
+            s.sendall(json.dumps(req).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass                    # answered and closed before our request went (busy, a refused uid): read why
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)

@@ -253,3 +253,26 @@ def test_clients_that_never_read_their_answers_do_not_hold_the_control_socket(tm
         return ans
     ans = asyncio.run(main())
     assert ans.get("ok") is True, ans
+
+
+def test_ctl_waits_its_turn_when_the_control_socket_is_busy(tmp_path):
+    """A ctl call made while MAX_CONNECTIONS others are connected was answered "busy" and exited 1 (the status
+    of a refused command; a script running 20 `ctl lists add` at once lost 2 of them: found by an operations
+    probe). The server says busy before reading the request, so the client asks again until its timeout."""
+    import asyncio
+
+    from engine.control import ControlServer
+    pipe = build(data_dir=tmp_path / "data", with_model=False, persist=False)
+    path = tmp_path / "c.sock"
+
+    async def main():
+        srv = ControlServer(pipe, path, on_drain=lambda: None)
+        await srv.start()
+        held = [await asyncio.open_unix_connection(str(path)) for _ in range(MAX_CONNECTIONS)]
+        await asyncio.sleep(0.1)
+        asyncio.get_running_loop().call_later(0.5, lambda: [w.close() for _, w in held])
+        ans = await asyncio.to_thread(request, path, {"cmd": "stats"}, 10)
+        await srv.stop()
+        return ans
+    ans = asyncio.run(main())
+    assert ans.get("ok") is True, ans
