@@ -125,8 +125,8 @@ def _silent_symbol_errors(p: Path, symbols, rules) -> list[str]:
 
 
 def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
-    """[ml] model naming no model. serve loads it at start: a path that holds no model is a config error, not a
-    traceback (`ml promote` may create it: it reads telfilter.toml with load_settings, which does not look).
+    """[ml] model naming no model, or a model load_scorer refuses. serve loads it at start: a path that holds no
+    usable model is a config error, not a traceback (`ml promote` may create it: it reads telfilter.toml with load_settings, which does not look).
     An [ml] threshold that inverts the pair with the card's other one, too. Both checked also when another key of
     telfilter.toml is wrong (`st` None), when the [ml] keys they need are right."""
     p = cdir / "telfilter.toml"
@@ -150,10 +150,20 @@ def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
     if enabled and model and not (Path(model) / "card.json").is_file():
         return [f"{p}:{key_line(text, 'ml', 'model')}:1: [ml] model {model!r} is not a model "
                 "directory (no card.json there; `telfilter ml promote` puts one there)"]
-    if not enabled or (set_tag is None) == (set_drop is None):
+    if not enabled:
+        return []
+    # the model itself, as serve loads it at start (card, weights checksum, shapes, self-check texts): a corrupt or
+    # half-copied model passed this check and then stopped serve (exit 2) right after it
+    from .ml.model import ModelError, default_model_dir, load_scorer
+    d = Path(model) if model else default_model_dir()
+    if model or (d / "card.json").exists():         # no bundled model: serve runs without the ML stage (a warning)
+        try:
+            load_scorer(d)
+        except ModelError as e:
+            return [f"{p}:{key_line(text, 'ml', 'model') if model else 1}:1: [ml] model: {e}"]
+    if (set_tag is None) == (set_drop is None):
         return []
     # one threshold set, the other the card's: an inverted pair is refused at load (app.load_model)
-    from .ml.model import default_model_dir
     try:
         th = json.loads((Path(model or default_model_dir()) / "card.json").read_text(encoding="utf-8"))["thresholds"]
         tag = set_tag if set_tag is not None else float(th["tag"])

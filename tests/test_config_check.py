@@ -201,6 +201,26 @@ def test_serve_with_a_missing_model_is_a_start_up_error_not_a_traceback(cfg, tmp
     assert r.returncode == 2 and "not a model directory" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def test_config_check_refuses_a_corrupt_model_as_serve_does(cfg, tmp_path):
+    """A model directory with its card but damaged weights (a half-copied deploy) passed `config check` (only
+    card.json's presence was looked at) while serve refused it at start, exit 2: the systemd unit's check before
+    start said OK and the unit then failed (found by an operations probe). Now checked with serve's loader."""
+    from engine.ml.model import default_model_dir
+    model = tmp_path / "model"
+    shutil.copytree(default_model_dir(), model)
+    w = model / "weights.npz"
+    w.write_bytes(w.read_bytes()[:1000])
+    (cfg / "telfilter.toml").write_text(f"[ml]\nmodel = '{model}'\n")
+    r = run_cli("config", "check", str(cfg))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"{cfg / 'telfilter.toml'}:2:1: [ml] model: " in r.stderr and "checksum" in r.stderr, r.stderr
+    assert "telfilter.toml: OK" not in r.stdout
+    s = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--config", str(cfg), "--data-dir",
+                        str(tmp_path / "d"), "--smpp-listen", "127.0.0.1:0", "--sip-listen", "off"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert s.returncode == 2 and "checksum" in s.stderr and "Traceback" not in s.stderr, s.stderr
+
+
 def test_serve_never_removes_a_file_that_is_not_a_socket(tmp_path):
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
