@@ -253,6 +253,21 @@ def test_blacklist_values_as_people_write_them(tmp_path):
     assert "203.0.113.7" not in L.bl_domains
 
 
+def test_a_mistyped_ip_address_is_an_error_never_a_blacklisted_number(tmp_path):
+    """`lists add blacklist 300.1.1.1` (or `ctl lists add`) read a dotted quad that is no IPv4 address as a phone
+    number with dots: +? 300111 was blacklisted, answered "added", and the address meant was not (found by an
+    operations probe; 1.2.3.4.5 became the number 12345). A mistyped address is an error, as a mistyped network is."""
+    from engine.lists.edits import record
+    for typo in ("300.1.1.1", "10.0.0.256", "1.2.3.4.5"):
+        r = run_cli("lists", "add", "blacklist", typo, "--data-dir", tmp_path)
+        assert r.returncode != 0, (typo, r.stdout)
+        with pytest.raises((ValueError, CsvError), match="IP"):
+            record("blacklist", typo, "SV", None)
+    assert not ListStore(tmp_path).load().bl_numbers
+    assert record("blacklist", "0912.345.678", "SV", None)[0] == "number"     # a number written with dots still is one
+    assert record("blacklist", "192.0.2.7", "SV", None)[0] == "ip"
+
+
 def test_a_big_dnc_import_is_compact_and_bad_rows_are_capped(tmp_path):
     from engine.lists.csvio import MAX_ROW_ERRORS
     rows = b"number,channel\n" + b"".join(b"09%08d,SV\n" % i for i in range(50_000)) \

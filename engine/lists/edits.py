@@ -2,6 +2,8 @@
 adding, clearing and removing in a Lists. Pure: no files."""
 from __future__ import annotations
 
+import re
+
 from pyroaring import BitMap64
 
 from ..numbers import normalise_number, normalise_sender_id
@@ -21,7 +23,7 @@ def record(kind, value, channel, extra):
         return parse_row("senders", row)
     if kind == "blacklist":
         value = _url_host_if_ip(value)
-        if _is_cidr(value) or _is_ip(value):
+        if _is_cidr(value) or _is_ip(value) or _IPV4_SHAPE.fullmatch(value):
             return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
         if normalise_number(value) is not None:
             return parse_row("blacklist", ["number", value])
@@ -49,6 +51,11 @@ def _is_cidr(v: str) -> bool:
     """An address/prefix: anything with a '/' but a URL (whose '/' is a path's). A mistyped network stays a
     network, and its error says so (it must never read as a phone number)."""
     return "/" in v and "://" not in v
+
+
+# four or more dot-separated groups of 1-3 digits: an IPv4 address, mistyped or not. Never a phone number with dots
+# (`300.1.1.1` was blacklisted as the number 300111, `1.2.3.4.5` as 12345, and the address meant was not)
+_IPV4_SHAPE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3,}")
 
 
 def _is_ip(v: str) -> bool:
