@@ -110,7 +110,10 @@ class ControlServer(ReloadCommands):
         os.chmod(self.path, 0o600)
         self.server = await asyncio.start_unix_server(self._serve_peer, sock=sock, limit=MAX_LINE)
 
-    async def stop(self) -> None:
+    async def stop(self, wait: float = 5.0) -> None:
+        """No new peers; a command under way (a reload loading a model in a thread) is let finish and answered,
+        for up to `wait` seconds: else serve's exit cancelled it, its client got no answer and the log an
+        asyncio traceback."""
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -118,6 +121,13 @@ class ControlServer(ReloadCommands):
             self.path.unlink()
         except FileNotFoundError:
             pass
+        try:
+            await asyncio.wait_for(self._lock.acquire(), wait)
+        except asyncio.TimeoutError:
+            log.warning("control command still running at the stop: its client gets no answer")
+        else:
+            await asyncio.sleep(0)       # its answer's write
+            self._lock.release()
 
     async def _serve_peer(self, reader, writer):
         try:
@@ -139,6 +149,8 @@ class ControlServer(ReloadCommands):
             pass
         except asyncio.TimeoutError:     # a peer that does not read its answers: drop what it was owed
             writer.transport.abort()
+        except asyncio.CancelledError:   # serve's exit with this peer connected (after stop() let its command end)
+            pass
         finally:
             writer.close()
 

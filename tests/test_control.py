@@ -276,3 +276,55 @@ def test_ctl_waits_its_turn_when_the_control_socket_is_busy(tmp_path):
         return ans
     ans = asyncio.run(main())
     assert ans.get("ok") is True, ans
+
+
+def test_a_command_under_way_at_the_stop_is_answered(tmp_path):
+    """A SIGTERM while `ctl reload` loaded the model (in a thread) stopped serve without waiting for it: the
+    client got no answer (ctl exit 2) and serve logged an asyncio 'Exception in callback ... CancelledError'
+    traceback (found by an operations probe). The stop now lets a command under way finish, bounded."""
+    import asyncio
+
+    from engine.control import ControlServer
+    pipe = build(data_dir=tmp_path / "data", with_model=False, persist=False)
+    path = tmp_path / "c.sock"
+
+    class Slow(ControlServer):
+        async def handle(self, req):
+            await asyncio.to_thread(__import__("time").sleep, 0.5)
+            return {"ok": True, "slow": True}
+
+    async def main():
+        srv = Slow(pipe, path, on_drain=lambda: None)
+        await srv.start()
+        r, w = await asyncio.open_unix_connection(str(path))
+        w.write(b'{"cmd": "reload"}\n')
+        await w.drain()
+        await asyncio.sleep(0.1)                 # the command is under way
+        await srv.stop()                         # serve's exit follows it: nothing runs after
+        return await asyncio.wait_for(r.readline(), 0.05)
+    line = asyncio.run(main())
+    assert json.loads(line) == {"ok": True, "slow": True}
+
+
+def test_a_peer_connected_at_serve_exit_logs_no_traceback(tmp_path, caplog):
+    """A ctl connection still open when serve exits was cancelled with the loop's other tasks and asyncio
+    logged 'Exception in callback ... CancelledError' with a traceback at ERROR after 'stopped' (found by an
+    operations probe: SIGTERM while a client was connected). It is closed quietly."""
+    import asyncio
+    import logging
+
+    from engine.control import ControlServer
+    pipe = build(data_dir=tmp_path / "data", with_model=False, persist=False)
+    path = tmp_path / "c.sock"
+
+    async def main():
+        srv = ControlServer(pipe, path, on_drain=lambda: None)
+        await srv.start()
+        r, w = await asyncio.open_unix_connection(str(path))
+        w.write(b'{"cmd": "stats"}\n')
+        await r.readline()                      # answered; the peer stays connected, waiting for its next request
+        await srv.stop()
+        return w                                # asyncio.run cancels the peer's handler, as at serve's exit
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
