@@ -289,3 +289,9 @@ def test_out_of_range_times_odd_symbols_and_huge_lines_are_malformed_lines_not_c
     assert s["totals"]["sms"]["allow"] == 1 and s["totals"]["sms"]["drop"] == 1
     assert s["inputs"]["malformed"] == 3
     assert (tmp_path / "out" / "summary.json").exists() and (tmp_path / "out" / "report.html").exists()
+
+
+def test_help_says_log_dash_is_stdin():
+    # the README's table and the reader take `--log -` (stdin); --help listed only file kinds (first-use probe)
+    p = run_cli("report", "--help", check=True)
+    assert "'-' = stdin" in " ".join(p.stdout.split())
