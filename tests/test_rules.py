@@ -327,3 +327,16 @@ def test_what_if_reads_a_corpus_as_check_does(tmp_path, data_dir):
     assert rep["messages"] == 2 and rep["skipped_lines"] == 2, (rep, p.stderr)
     assert f"{corpus}:3: skipped: not valid UTF-8: byte 0xe9" in p.stderr
     assert f"{corpus}:4: skipped:" in p.stderr
+
+
+def test_a_rule_without_symbol_says_the_key_is_missing(tmp_path):
+    # a misspelt `symbl` gave "symbol must be UPPER_SNAKE (...), got None" beside the did-you-mean (first-use probe)
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "a.toml").write_text('[[rule]]\nsymbl = "X_Y"\naction = "tag"\n[rule.when]\nkeywords = ["x"]\n')
+    p = run_cli("rules", "check", d)
+    assert p.returncode == 2
+    f = str(d / "a.toml")
+    assert f"{f}:1:3: missing key 'symbol' (UPPER_SNAKE; helpers start with __)" in p.stderr.splitlines()
+    assert f"{f}:2:1: unknown key 'symbl'; did you mean 'symbol'?" in p.stderr.splitlines()
+    assert "got None" not in p.stderr

@@ -331,8 +331,11 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         if k not in RULE_KEYS:
             err(f"unknown key {k!r}{_did_you_mean(k, RULE_KEYS)}", k)
     sym = rd.get("symbol")
-    if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
+    if "symbol" not in rd:
+        err("missing key 'symbol' (UPPER_SNAKE; helpers start with __)")
+    elif not isinstance(sym, str) or not SYMBOL_RE.match(sym):
         err(f"symbol must be UPPER_SNAKE (helpers start with __), got {sym!r}", "symbol", value=True)
+    if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
         sym = None
     desc = rd.get("description", "")
     if not isinstance(desc, str):
