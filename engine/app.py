@@ -26,10 +26,11 @@ def seed_default_data(data_dir: Path, settings: Settings) -> None:
 
 
 def resolve_data_dir(arg, settings: Settings, seed: bool = True) -> Path:
-    """--data-dir, else $TELFILTER_DATA_DIR, else ~/.local/share/telfilter. Only that last,
-    implicit one is seeded with the shipped sample lists, on first use and when `seed` (the
-    CLI's try-it-out path): a directory the user names (flag or environment) is a real
-    registry and never gets the sample entries, and `serve` never seeds at all."""
+    """--data-dir, else $TELFILTER_DATA_DIR, else $XDG_DATA_HOME/telfilter (~/.local/share/telfilter
+    when unset). Only that last, implicit one is seeded with the shipped sample lists, on first
+    use and when `seed` (the CLI's try-it-out path): a directory the user names (flag or
+    environment) is a real registry and never gets the sample entries, and `serve` never seeds
+    at all."""
     if arg:
         return Path(arg)
     d = default_data_dir()

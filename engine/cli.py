@@ -59,7 +59,8 @@ def _common(p: argparse.ArgumentParser, top=False):
     p.add_argument("--config", metavar="DIR", default=d,
                    help="config directory (default: the shipped config/)")
     p.add_argument("--data-dir", metavar="DIR", default=d,
-                   help="list snapshots and reports (default: $TELFILTER_DATA_DIR, else ~/.local/share/telfilter, which "
+                   help="list snapshots and reports (default: $TELFILTER_DATA_DIR, else $XDG_DATA_HOME/telfilter, "
+                        "~/.local/share/telfilter when that is unset, which "
                         "the first CLI use other than serve seeds with the sample lists; a directory you name is never seeded)")
     p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
                    help="log more")

@@ -276,3 +276,11 @@ def test_only_the_implicit_default_data_dir_is_seeded(tmp_path, monkeypatch, cap
     build(seed=False)                                                # serve: never seeds
     assert not (tmp_path / "xdg" / "telfilter" / "lists").exists()
     assert _senders(monkeypatch, capsys) != []                       # the implicit one, first CLI use
+
+
+def test_help_names_the_xdg_data_home_the_default_data_dir_follows():
+    # the implicit data dir is $XDG_DATA_HOME/telfilter when that is set (test above); --help and the README said
+    # only ~/.local/share/telfilter (first-use probe)
+    from engine.cli import parser
+    text = " ".join(parser().format_help().split())
+    assert "else $XDG_DATA_HOME/telfilter, ~/.local/share/telfilter when that is unset" in text
