@@ -296,8 +296,6 @@ def _train_modules(args) -> tuple[str, list[str]]:
         return "ml cv", ["sklearn", "scipy"] + (["matplotlib"] if args.report else [])
     if args.cmd == "ml" and args.mcmd == "eval":
         return ("ml eval --report", ["sklearn", "matplotlib"]) if args.report else ("ml eval", ["sklearn"])
-    if args.cmd == "report":
-        return "report (plots)", ["matplotlib"]
     if args.cmd == "bench":
         return "bench", ["sklearn", "matplotlib"]
     return "", []

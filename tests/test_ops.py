@@ -1,6 +1,7 @@
 """Operating `telfilter serve` as a process: graceful stop (drain), logs, secrets off argv.
 
 Every test starts its servers on 127.0.0.1 and stops them."""
+import json
 import os
 import re
 import signal
@@ -247,11 +248,18 @@ def test_training_commands_name_the_train_extra_when_it_is_missing(tmp_path):
             "from engine.cli import main; sys.exit(main(sys.argv[1:]))")
     for argv, names in ((["ml", "train", "--data", "x.jsonl", "--out", str(tmp_path / "m")], "scikit-learn"),
                         (["ml", "eval", "--data", "x.jsonl", "--report", str(tmp_path / "r")],
-                         "scikit-learn, matplotlib"),
-                        (["report", "--log", "x.jsonl", "--out", str(tmp_path / "rep")], "matplotlib")):
+                         "scikit-learn, matplotlib")):
         r = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 2, r.stderr
         assert f"needs {names}, in the [train] extra: pip install 'telfilter[train]'" in r.stderr, r.stderr
+    # the regulator's report does not (a serve-only node writes it): its tables and summary, no plots, a warning
+    log = tmp_path / "verdicts.jsonl"
+    log.write_text('{"ts":"2026-03-02T09:00:00+07:00","channel":"sms","action":"drop","symbols":["DNC_SMS"]}\n')
+    r = subprocess.run([sys.executable, "-c", code, "report", "--log", str(log), "--out", str(tmp_path / "rep"),
+                        "--no-progress", "--data-dir", str(tmp_path / "d")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "written without plots" in r.stderr, r.stderr
+    files = json.loads((tmp_path / "rep" / "summary.json").read_text())["inputs"]["files"]
+    assert "report.html" in files and "symbols.csv" in files and not any(f.endswith(".png") for f in files)
     # the serving path does not need it
     r = subprocess.run([sys.executable, "-c", code, "check", "--data-dir", str(tmp_path / "d"), "--sender", "x",
                         "--recipient", "84912345678", "--text", "Me oi toi nay con ve an com nhe"],

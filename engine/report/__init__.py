@@ -86,8 +86,17 @@ def cmd_report(args) -> int:
         lists = store.load()
         for w in store.warnings:
             print(f"telfilter: warning: {w}", file=sys.stderr)
+    try:
+        import matplotlib  # noqa: F401
+        with_plots = True
+    except ImportError:             # a serve-only node (no [train] extra) still writes the regulator's report
+        with_plots = False
+        print("telfilter report: warning: matplotlib is not installed (the [train] extra: pip install "
+              "'telfilter[train]'): summary.json, the CSV files and report.html are written without plots",
+              file=sys.stderr)
     s = make_report(args.log, Path(args.out), settings.tz, reports=args.reports, start=start, end=end,
-                    period=args.period, lists=lists, progress=not args.no_progress, top=args.top)
+                    period=args.period, lists=lists, progress=not args.no_progress, top=args.top,
+                    with_plots=with_plots)
     for line in s["inputs"]["malformed_lines"]:
         print(f"telfilter report: malformed line skipped: {line}", file=sys.stderr)
     more = s["inputs"]["malformed"] - len(s["inputs"]["malformed_lines"])
