@@ -280,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
     p = _sub(subs, "bench", "run the capacity-planning benchmark suite (python -m benchmarks)")
     p.add_argument("--quick", action="store_true", help="a short run (smaller loads, fewer repeats)")
     p.add_argument("--out", help="results directory")
+    p.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
+                   help="leave this step out (repeatable)")
     return ap
 
 
@@ -360,7 +362,8 @@ def main(argv=None) -> int:
             return cmd_demo(args)
         if args.cmd == "bench":
             from benchmarks.__main__ import main as bench_main
-            return bench_main((["--quick"] if args.quick else []) + (["--out", args.out] if args.out else []))
+            return bench_main((["--quick"] if args.quick else []) + (["--out", args.out] if args.out else [])
+                              + [x for step in args.skip for x in ("--skip", step)])
     except RuleSetError as e:
         for err in e.errors:
             print(err, file=sys.stderr)

@@ -292,3 +292,13 @@ def test_help_names_the_xdg_data_home_the_default_data_dir_follows():
     from engine.cli import parser
     text = " ".join(parser().format_help().split())
     assert "else $XDG_DATA_HOME/telfilter, ~/.local/share/telfilter when that is unset" in text
+
+
+def test_bench_passes_its_options_to_the_benchmark_suite(monkeypatch):
+    """Found by the first-use probe: `python -m benchmarks --skip …` had no `telfilter bench` twin."""
+    import benchmarks.__main__ as bm
+    from engine.cli import main
+    got = []
+    monkeypatch.setattr(bm, "main", lambda argv: got.append(argv) or 0)
+    assert main(["bench", "--quick", "--out", "o", "--skip", "sip", "--skip", "state"]) == 0
+    assert got == [["--quick", "--out", "o", "--skip", "sip", "--skip", "state"]]
