@@ -19,7 +19,8 @@ _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
 class MultiSubmit:
     """Mixin of `SmppProxy`: submit_multi judging and answers."""
 
-    def _judge_multi(self, sess, pdu, dests, text, binary, reading, when) -> None:
+    def _judge_multi(self, sess, pdu, dests, text, binary, reading, when, parts=None, link=None,
+                     on_verdict=None) -> None:
         """A submit_multi: one message to several destinations, which the SMSC takes whole or refuses whole.
         Every destination is judged first with nothing committed; a drop for any of them drops the PDU and
         nothing is counted. Otherwise each is judged again in order, committed (each sees the counts of the
@@ -29,7 +30,11 @@ class MultiSubmit:
         With a shared state store the second pass's counts go to the server as one message (its script
         commits all of them or none) and a drop in that pass commits nothing either; in-process, a drop that
         only the second pass finds (the PDU puts a recipient over a cap by itself) gives back the advertiser-cap
-        counts of the destinations before it (Pipeline.refund); their other counters keep the attempt."""
+        counts of the destinations before it (Pipeline.refund); their other counters keep the attempt.
+        `parts`: the (session, PDU) of each part of a concatenated submit_multi (submit_concat.py), all answered
+        alike (`pdu` is the first; `text` all of theirs), through `link` when given; `on_verdict(v)` is told the
+        message's verdict (the dropping one, else the first tag, else the first)."""
+        extra = (parts, link, on_verdict)
         what = _PDU_NAME[pdu.command_id]
         judge = self.pipeline.judge
         msgs = [self._message(sess, pdu.source_addr, d, text, when) for d in dests]
@@ -38,7 +43,7 @@ class MultiSubmit:
             t0 = _perf_counter()
             out.append((judge(m, False), (_perf_counter() - t0) * 1e6))
         if any(v.action is _DROP for v, _ in out):
-            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading, None, *extra)
         shared = self.pipeline.state.shared
         if shared is not None:
             shared.begin()
@@ -51,21 +56,22 @@ class MultiSubmit:
                 for v, _ in out:            # over a cap by itself: the advertiser-cap counts of the ones before
                     if v.charged:
                         self._refund(v)
-            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading, None, *extra)
         if any(v.action is _DROP for v, _ in out):
             shared.ops = []                 # the commits of the destinations before it: never sent to the server
-            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading)
+            return self._multi_answer(sess, pdu, msgs, out, what, binary, reading, None, *extra)
 
         def settled(final):
             sess.in_flight -= 1
-            self._multi_answer(sess, pdu, msgs, out, what, binary, reading, final)
+            self._multi_answer(sess, pdu, msgs, out, what, binary, reading, final, *extra)
             self.owed_nothing(sess)                  # an unbind that came while the verdict was settling
         sess.in_flight += 1
         # every destination's ops as one message: the server commits them all or none (a cap found full
         # there comes back as its rule's hit on ALLOW_NO_HITS)
         shared.settle(self.pipeline, ALLOW_NO_HITS, settled)
 
-    def _multi_answer(self, sess, pdu, msgs, out, what, binary, reading, shared_verdict=None) -> None:
+    def _multi_answer(self, sess, pdu, msgs, out, what, binary, reading, shared_verdict=None, parts=None, link=None,
+                      on_verdict=None) -> None:
         """Log each destination of a submit_multi and answer it: dropped if any verdict (or the shared
         store's, for all of them) drops it, else forwarded with the first tag."""
         drop = why = None
@@ -83,11 +89,35 @@ class MultiSubmit:
                 v = dropped_with(v, f"not sent: the {what} was dropped whole ({why})", f"smpp:{what}")
             stats[_STAT_KEY[v.action]] += 1
             vlog.write_sms(m, what, v, us, binary, reading)
+        targets = [(sess, pdu)] if parts is None else parts
         if drop is not None:
-            return self._drop(sess, [pdu], drop)
+            if on_verdict is not None:
+                on_verdict(drop)
+            for s, p in targets:
+                self._drop(s, [p], drop)
+            return
         tag = next((v for v, _ in out if v.action is _TAG), None)
         if tag is None and shared_verdict is not None and shared_verdict.action is _TAG:
             tag = shared_verdict
+        if on_verdict is not None:
+            on_verdict(tag or out[0][0])
         charged = [(v, normalise_number(m.recipient)) for m, (v, _) in zip(msgs, out) if v.charged]
-        self._forward(sess, pdu, tag, refund=Refund([v for v, _ in charged], 1, [d for _, d in charged])
-                      if charged else None)
+        # a concatenated one's counts are given back once the SMSC has refused every part (as a submit_sm's)
+        refund = Refund([v for v, _ in charged], max(1, len(targets)), [d for _, d in charged]) if charged else None
+        if not targets:
+            if refund is not None:
+                for v, _ in charged:
+                    self._refund(v)             # judged, counted and not sent (every part's bind is gone)
+            return
+        if parts is not None and self.pipeline.state.shared is not None:
+            link = self._pick_link(len(targets))       # a verdict that came later: still room for all its parts?
+            if link is None:
+                if refund is not None:
+                    for v, _ in charged:
+                        self._refund(v)         # judged, counted and not sent
+                for s, p in targets:
+                    self._upstream_unavailable(s, p)
+                return
+        for i, (s, p) in enumerate(targets):
+            # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
+            self._forward(s, p, tag, prefix=(i == 0), link=link, part=parts is not None, refund=refund)

@@ -136,16 +136,18 @@ class SubmitPath:
                 return self._concat_part(sess, pdu, ci, text, binary)     # bounded whole there
             recipient = pdu.destination_addr
         elif cid == C.SUBMIT_MULTI:
-            dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
-            if len(dests) < len(pdu.dest_addresses):
+            dests = self._multi_dests(pdu)
+            if dests and dests[-1] == "" and self.settings.distribution_lists == "refuse":
                 # a distribution list's members are known only to the SMSC
-                if self.settings.distribution_lists == "refuse":
-                    return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
-                dests.append("")              # judged on everything but the recipient
+                return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
+            ci = pdu_concat(pdu)
+            if ci is not None and ci[1] > 1:
+                # the handset joins a message's parts whichever PDU carried them: put together and judged
+                # whole, as a submit_sm's (judged part by part, a link split across two parts went out)
+                return self._concat_part(sess, pdu, ci, text, binary, dests)
             if len(dests) != 1:                 # (one recipient: bounded below, as a submit_sm)
-                limit = self.settings.max_message_chars
-                if len(text) > limit or len(text) * len(dests) > MULTI_WORK * limit:
-                    return self._refuse_too_long(sess, pdu, text, len(dests))
+                if self._multi_too_long([(sess, pdu)], text, dests):
+                    return
                 if self._pick_link() is None:           # as below: throttled before it is judged
                     return self._upstream_unavailable(sess, pdu)
                 self._charge(sess, pdu)
@@ -169,6 +171,26 @@ class SubmitPath:
         # the common case, judged at once (nothing runs in between: the link can still take it)
         v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when)
         return self._judged_answer(sess, pdu, v, link)
+
+    @staticmethod
+    def _multi_dests(pdu) -> list:
+        """A submit_multi's SME destinations, and "" for its distribution lists (judged on everything but the
+        recipient: their members are known only to the SMSC)."""
+        dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
+        if len(dests) < len(pdu.dest_addresses):
+            dests.append("")
+        return dests
+
+    def _multi_too_long(self, parts, text: str, dests) -> bool:
+        """True, with every (session, PDU) of `parts` refused ESME_RINVMSGLEN, when a submit_multi's text is over
+        max_message_chars or times its destinations (each is judged) over MULTI_WORK times that."""
+        limit = self.settings.max_message_chars
+        if len(text) <= limit and len(text) * len(dests) <= MULTI_WORK * limit:
+            return False
+        for s, p in parts:
+            if not s.closed:
+                self._refuse_too_long(s, p, text, len(dests))
+        return True
 
     def _delivery_time(self, schedule: str):
         """When a message with this schedule_delivery_time is to be delivered, if later than now (else None:

@@ -40,15 +40,33 @@ def _party(addr: str):
     return addr if n is None else n
 
 
+def _to(pdu, dests):
+    """Whom a part goes to, as parts are grouped by: a submit_sm's or data_sm's destination, a submit_multi's
+    one destination (the same handset as a submit_sm's to it), or a submit_multi's destinations as a set."""
+    if dests is None:
+        return _party(pdu.destination_addr)
+    if len(dests) == 1:
+        return _party(dests[0])
+    return ("multi",) + tuple(sorted(str(_party(d)) for d in dests))
+
+
+def _recipient(pdu) -> str:
+    """The one recipient of a part: a submit_sm's or data_sm's destination, a submit_multi's only one."""
+    if pdu.command_id != C.SUBMIT_MULTI:
+        return pdu.destination_addr
+    return next((d[3] for d in pdu.dest_addresses if d[0] == 1), "")
+
+
 class ConcatSubmit:
     """Mixin of `SmppProxy` (with SubmitPath, whose _judge, _drop, _forward, _refuse it uses)."""
 
     # judged once per message (concat.py: the reassembly both directions share); the parts wait in
     # `self.concat`, each ESME part unanswered until its message is judged
-    def _concat_part(self, sess, pdu, ci, text, binary):
+    def _concat_part(self, sess, pdu, ci, text, binary, dests=None):
         # the handset puts parts together by originator and reference, however the ESME spelled the numbers
-        # (0912…, 84912…, +84912…): so are they here (a probe split one message by spelling, judged part by part)
-        key = (sess.account.system_id, _party(pdu.source_addr), _party(pdu.destination_addr), ci[0], ci[1])
+        # (0912…, 84912…, +84912…): so are they here (a probe split one message by spelling, judged part by part).
+        # `dests`: a submit_multi's destinations (its parts are put together too: a probe split a link across two)
+        key = (sess.account.system_id, _party(pdu.source_addr), _to(pdu, dests), ci[0], ci[1])
         st = self.settings
         late = self.concat.late(key, ci[2], text, binary, self.loop.time(), st.max_message_chars)
         if late is not None:
@@ -61,6 +79,15 @@ class ConcatSubmit:
             # judged on the whole text known now (and pays its segments), never let through when the
             # message was dropped
             self._charge(sess, pdu)
+            if dests is not None and len(dests) != 1:
+                if earlier.action is Action.DROP:
+                    return self._drop(sess, [pdu], earlier)
+                if self._multi_too_long([(sess, pdu)], whole, dests):
+                    return
+                if self._pick_link() is None:
+                    return self._upstream_unavailable(sess, pdu)
+                return self._judge_multi(sess, pdu, dests, whole, binary, None,
+                                         parts_delivery([pdu], self.clock(), self.settings.max_schedule_days))
 
             def judged(v):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
@@ -71,7 +98,7 @@ class ConcatSubmit:
                     return self._drop(sess, [pdu], v)
                 return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True,
                                      refund=Refund.of(v))
-            return self._judge(sess, pdu.source_addr, pdu.destination_addr, whole,
+            return self._judge(sess, pdu.source_addr, _recipient(pdu), whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
                                parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
@@ -129,6 +156,21 @@ class ConcatSubmit:
             return
         binary = any(b for _, _, _, b in parts)
         text = joined([t for _, _, t, _ in parts], binary)
+        if type(key[2]) is tuple:
+            # a submit_multi's parts to several destinations: judged per destination, taken or refused whole
+            dests = self._multi_dests(pdu0)
+            if self._multi_too_long(live, text, dests):
+                # refused whole: a part still to come too (never a part of it forwarded)
+                self.concat.refuse(key, self.loop.time() + self.settings.concat_timeout, self.settings.max_pending_concat)
+                return
+            remember = None
+            if len(parts) < c.total:
+                def remember(v):
+                    self.concat.remember(key, v, self.loop.time() + max(self.settings.concat_timeout,
+                                                                        self.settings.concat_memory), c,
+                                         self.settings.max_pending_concat)
+            return self._judge_multi(sess0, pdu0, dests, text, binary, None, parts_delivery(pdus, now, days),
+                                     parts=live, link=link, on_verdict=remember)
 
         def judged(v):
             if len(parts) < c.total:
@@ -154,6 +196,6 @@ class ConcatSubmit:
                 self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to, part=True,
                               refund=refund)
         # judged at its latest part's scheduled delivery, if any: the handset shows the message then
-        self._judge(sess0, pdu0.source_addr, pdu0.destination_addr, text,
+        self._judge(sess0, pdu0.source_addr, _recipient(pdu0), text,
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
                     parts_delivery(pdus, now, days), then=judged)
