@@ -22,6 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .codec.text import TwoReadings
+
 LATE_TEXT = 320         # characters of each part kept to judge a late part with (two SMS' worth)
 REFUSED = "refused"     # the verdict `late` gives a part of a message refused whole (`refuse`): too long
 SPREAD = "spread"       # ... refused whole for its parts' schedules (submit_concat.py PARTS_SPREAD)
@@ -47,7 +49,17 @@ def joined(texts, binary: bool) -> str:
     """The text a concatenated message is judged on: its parts' texts in part order, so that a URL
     or a keyword split across two parts is read whole. Binary parts' readable fragments (URLs
     found in them) are kept apart by a space: two of them never run into one."""
-    return " ".join(t for t in texts if t) if binary else "".join(texts)
+    if binary:
+        return " ".join(t for t in texts if t)
+    if not any(type(t) is TwoReadings for t in texts):
+        return "".join(texts)
+    # a part whose UCS-2 may be Latin-1 mislabelled has two readings: each joined with the other parts' texts
+    return TwoReadings("".join(t.shown if type(t) is TwoReadings else t for t in texts),
+                       "".join(t.meant if type(t) is TwoReadings else t for t in texts))
+
+
+def _cut(text, n: int):
+    return text.cut(n) if type(text) is TwoReadings else (text or "")[:n]
 
 
 class Reassembly:
@@ -131,7 +143,7 @@ class Reassembly:
     def remember(self, key, verdict, until: float, c: Pending, bound: int) -> None:
         """Keep the verdict of a message judged without all its parts, and its parts' texts (each cut
         at LATE_TEXT: the memory stays bounded by `bound` messages), for its late parts."""
-        self.judged[key] = (verdict, until, {i: (p[2] or "")[:LATE_TEXT] for i, p in c.parts.items()},
+        self.judged[key] = (verdict, until, {i: _cut(p[2], LATE_TEXT) for i, p in c.parts.items()},
                             {i: c.sizes.get(i, (0, 0))[1] for i in c.parts})
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
@@ -191,7 +203,7 @@ class Reassembly:
             del self.judged[key]
             return None
         seen = texts.get(n)
-        if seen is not None and seen != (text or "")[:LATE_TEXT]:
+        if seen is not None and seen != _cut(text, LATE_TEXT):
             del self.judged[key]                        # a part it had, with another text: the peer reuses the
             return None                                 # reference number for a new message
         chars[n] = len(text or "")                      # (a part sent again counts once)
@@ -202,6 +214,6 @@ class Reassembly:
             self.judged[key] = (REFUSED, until, {}, {})
         if verdict is REFUSED:
             return REFUSED, ""                          # so is this part
-        texts[n] = (text or "")[:LATE_TEXT]
+        texts[n] = _cut(text, LATE_TEXT)
         whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary)
         return verdict, whole

@@ -116,6 +116,22 @@ def is_binary(data_coding: int) -> bool:
     return False
 
 
+class TwoReadings(str):
+    """The text of UCS-2 user data that may be Latin-1 bytes mislabelled: what the handset shows (`shown`, the
+    UCS-2 reading) and what the client may have meant (`meant`, Latin-1), judged together, a line apart. The
+    parts of a concatenated message are joined reading by reading (concat.joined), so a link split across two
+    parts is read whole in either."""
+
+    def __new__(cls, shown: str, meant: str):
+        self = super().__new__(cls, shown + "\n" + meant)
+        self.shown, self.meant = shown, meant
+        return self
+
+    def cut(self, n: int) -> "TwoReadings":
+        """Each reading cut at `n` characters (what a remembered part keeps: concat.LATE_TEXT)."""
+        return TwoReadings(self.shown[:n], self.meant[:n])
+
+
 READINGS = ("auto", "gsm", "ascii", "latin1")
 _GSM_TELL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")      # octets no ASCII text carries
 _HIGH = re.compile(rb"[\x80-\xff]")
@@ -159,7 +175,11 @@ def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: b
         # (a U+FFFD in its place) instead of turning a whole message into Latin-1 noise.
         if (not n & 1 and not _NOT_UCS2.search(t)) or payload.count(0) * 4 >= n:
             return t, "ucs2"
-        return payload.decode("latin-1"), "latin1-in-ucs2"
+        # Both readings are judged: the handset shows the UCS-2 one whatever the client meant, and text
+        # without NUL octets is not only Latin-1 read wrong: full-width or mathematical letters (U+FF50,
+        # U+D835 U+DC29) have none either, and one private-use unit appended to them turned a link into
+        # Latin-1 noise (found by a probe)
+        return TwoReadings(t, payload.decode("latin-1")), "latin1-in-ucs2"
     if dc == 0x03:
         return payload.decode("latin-1"), "latin1"
     if dc in (0x05, 0x06, 0x07, 0x0A, 0x0D, 0x0E):      # JIS, Cyrillic, Hebrew, ISO-2022-JP, ... best effort
