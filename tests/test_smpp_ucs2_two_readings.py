@@ -64,3 +64,14 @@ def test_through_the_proxy(pipe):
         assert all(st != 0 for st in _statuses(s, [21, 22]))
         time.sleep(0.1)
         assert h.sim.submits() == []
+
+
+@pytest.mark.parametrize("dc,enc", [(0x05, "shift_jis"), (0x0A, "iso2022_jp"), (0x0D, "euc_jp"), (0x0E, "euc_kr")])
+def test_asian_data_codings_are_read_in_their_encoding_too(pipe, dc, enc):
+    # before, read as Latin-1 alone: a link in full-width letters was noise ('#p#h#i', '£ð£è£é') and went out
+    assert FW in read_text(dc, FW.encode(enc))[0]
+    with ProxyHarness(pipe) as h:
+        s, _ = raw_session(h)
+        s.sendall(encode(P.SubmitSm(sequence_number=7, source_addr="84901234567", destination_addr="84912345678",
+                                    data_coding=dc, short_message=FW.encode(enc))))
+        assert _statuses(s, [7]) != [0]

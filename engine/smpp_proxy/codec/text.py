@@ -133,6 +133,8 @@ class TwoReadings(str):
 
 
 READINGS = ("auto", "gsm", "ascii", "latin1")
+# SMPP 3.4 §5.2.19's Asian data_codings, by the codec their text is mostly sent in
+_CJK = {0x05: "shift_jis", 0x0A: "iso2022_jp", 0x0D: "euc_jp", 0x0E: "euc_kr"}
 _GSM_TELL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")      # octets no ASCII text carries
 _HIGH = re.compile(rb"[\x80-\xff]")
 _NOT_UCS2 = re.compile("[\ue000-\uf8ff\ufffd]")
@@ -182,9 +184,15 @@ def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: b
         return TwoReadings(t, payload.decode("latin-1")), "latin1-in-ucs2"
     if dc == 0x03:
         return payload.decode("latin-1"), "latin1"
-    if dc in (0x05, 0x06, 0x07, 0x0A, 0x0D, 0x0E):      # JIS, Cyrillic, Hebrew, ISO-2022-JP, ... best effort
-        enc = {0x06: "iso8859_5", 0x07: "iso8859_8"}.get(dc, "latin-1")
+    if dc == 0x06 or dc == 0x07:                        # Cyrillic, Latin/Hebrew (SMPP 3.4 §5.2.19)
+        enc = "iso8859_5" if dc == 0x06 else "iso8859_8"
         return payload.decode(enc, errors="replace"), enc
+    enc = _CJK.get(dc)
+    if enc is not None:
+        # JIS, ISO-2022-JP, Extended Kanji JIS, KS C 5601: read in that encoding (an SMSC that converts it shows
+        # that; full-width Latin letters in it, read as Latin-1, were noise and a link in them went out: found
+        # by a probe) and as Latin-1 bytes too (what such a client may have meant), both judged
+        return TwoReadings(payload.decode(enc, errors="replace"), payload.decode("latin-1")), enc
     # GSM 7-bit DCS groups
     return (gsm_decode(gsm_unpack(payload)), "gsm-packed") if packed else (gsm_decode(payload), "gsm")
 
