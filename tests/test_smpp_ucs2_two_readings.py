@@ -75,3 +75,14 @@ def test_asian_data_codings_are_read_in_their_encoding_too(pipe, dc, enc):
         s.sendall(encode(P.SubmitSm(sequence_number=7, source_addr="84901234567", destination_addr="84912345678",
                                     data_coding=dc, short_message=FW.encode(enc))))
         assert _statuses(s, [7]) != [0]
+
+
+def test_ia5_read_as_gsm_for_a_control_octet_is_read_as_ascii_too(pipe):
+    # before: GSM alone, '@' read as '¡', and the link to phish.example (after its userinfo) went out
+    body = b"Verify: http://bank@phish.example/login \x01"
+    assert "bank@phish.example" in read_text(0x01, body)[0]
+    with ProxyHarness(pipe) as h:
+        s, _ = raw_session(h)
+        s.sendall(encode(P.SubmitSm(sequence_number=8, source_addr="84901234567", destination_addr="84912345678",
+                                    data_coding=0x01, short_message=body)))
+        assert _statuses(s, [8]) != [0]

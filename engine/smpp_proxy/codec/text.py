@@ -137,6 +137,7 @@ READINGS = ("auto", "gsm", "ascii", "latin1")
 _CJK = {0x05: "shift_jis", 0x0A: "iso2022_jp", 0x0D: "euc_jp", 0x0E: "euc_kr"}
 _GSM_TELL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")      # octets no ASCII text carries
 _HIGH = re.compile(rb"[\x80-\xff]")
+_GSM_NOT_ASCII = re.compile(rb"[\x24\x40\x5b-\x60\x7b-\x7f]")   # printable ASCII that GSM 03.38 reads otherwise
 _NOT_UCS2 = re.compile("[\ue000-\uf8ff\ufffd]")
 
 
@@ -150,15 +151,25 @@ def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: b
     `reading` ("auto", "gsm", "ascii", "latin1") applies to data_coding 0 and 1 (see the module text)."""
     dc = data_coding
     if dc == 0x00 or dc == 0x01:
+        guessed = False
         if reading == "auto":
             if _HIGH.search(payload):
                 reading = "latin1"
             elif dc == 0x00 or _GSM_TELL.search(payload):
                 reading = "gsm"
+                guessed = dc == 0x01
             else:
                 reading = "ascii"
         if reading == "gsm":
-            return (gsm_decode(gsm_unpack(payload)), "gsm-packed") if packed else (gsm_decode(payload), "gsm")
+            if packed:
+                return gsm_decode(gsm_unpack(payload)), "gsm-packed"
+            text = gsm_decode(payload)
+            if guessed and _GSM_NOT_ASCII.search(payload):
+                # IA5 read as GSM for one control octet: an SMSC that reads data_coding 1 as the spec says
+                # shows these octets as ASCII ('@' where GSM has '¡'): both readings are judged. One \x01 made
+                # 'http://bank@phish.example' read 'http://bank¡phish.example' and it went out (found by a probe)
+                return TwoReadings(text, payload.decode("ascii")), "gsm"
+            return text, "gsm"
         if reading == "ascii":
             return payload.decode("ascii", errors="replace"), "ascii"
         if reading == "latin1":
