@@ -65,9 +65,9 @@ _MAYBE_HOST = re.compile(r"://|[a-z0-9]\.[a-z]", re.IGNORECASE)
 _WIDE = re.compile("[\uff01-\uff5e\u3002\uff61]")
 # default-ignorable code points a link's host may hide (UTS #46 maps them to nothing, or a renderer shows nothing):
 # soft hyphen, combining grapheme joiner, Mongolian variation selectors, zero-width space/joiners and direction
-# marks, word joiner and invisible operators, variation selectors, BOM, shorthand format controls
+# marks, word joiner and invisible operators, variation selectors (17-256 too), BOM, shorthand format controls
 _IGNORABLE = re.compile("[\u00ad\u034f\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufe00-\ufe0f\ufeff"
-                        "\U0001bca0-\U0001bca3]")
+                        "\U0001bca0-\U0001bca3\U000e0100-\U000e01ef]")
 _DOTS = str.maketrans({"\u3002": ".", "\uff61": "."})
 
 
@@ -81,9 +81,10 @@ def find_hosts(text: str) -> list[str]:
     `_URL_RE` over the whole text). The pattern costs ~0.1 µs a character; a text with one
     "word.word" typo paid it over all of its 100-odd characters."""
     if not text.isascii():
-        if _WIDE.search(text) is not None:
-            # full-width letters and dots ("ｐｈｉｓｈ．ｅｘａｍｐｌｅ", "phish。example") are the ASCII host
-            # to a browser (IDNA maps them): read as it would
+        if _WIDE.search(text) is not None or not unicodedata.is_normalized("NFKC", text):
+            # full-width letters and dots ("ｐｈｉｓｈ．ｅｘａｍｐｌｅ", "phish。example"), and the other compatibility
+            # forms UTS #46 maps (mathematical, circled, modifier letters, long s: "https://𝐩𝐡𝐢𝐬𝐡.example") are
+            # the ASCII host to a browser: read as it would (found by a probe: only full-width ones were)
             text = unicodedata.normalize("NFKC", text).translate(_DOTS)
         if _IGNORABLE.search(text) is not None:
             # a soft hyphen or zero-width character inside a host ("phish.ex\u00adample") is dropped by IDNA
