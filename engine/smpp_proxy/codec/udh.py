@@ -20,8 +20,9 @@ IEI, IEDL, data. SMPP 3.4 §5.2.12: esm_class bit 6 (UDHI) says short_message (o
 message_payload) starts with one. Statuses:
   - the header or one of its elements runs past the user data: ESME_RINVMSGLEN;
   - a concatenation element (IEI 0x00 8-bit ref, 0x08 16-bit ref) or a port element
-    (0x04, 0x05) of the wrong length, total 0, or part 0 / part > total: ESME_RINVESMCLASS
-    (UDHI claims a header the message does not carry);
+    (0x04, 0x05) of the wrong length, total 0, or part 0 / part > total, or two concatenation
+    elements: ESME_RINVESMCLASS (UDHI claims a header the message does not carry, or one that
+    handsets read differently);
   - SAR TLVs (§5.3.2.22-24) present only in part: ESME_RMISSINGOPTPARAM; segment 0, total 0
     or segment > total: ESME_RINVOPTPARAMVAL.
 """
@@ -54,6 +55,10 @@ def parse_udh(ud: bytes) -> tuple[int, tuple | None]:
         if want is not None and ln != want:
             raise UdhError(f"UDH element 0x{iei:02x} must be {want} octets, got {ln}", C.ESME_RINVESMCLASS)
         if iei == IEI_CONCAT_8 or iei == IEI_CONCAT_16:
+            if concat is not None:
+                # 3GPP TS 23.040 §9.2.3.24: the last one counts, but handsets differ; a message would be put
+                # together with parts we did not judge it with
+                raise UdhError("two concatenation elements in one UDH", C.ESME_RINVESMCLASS)
             v = ud[i + 2:i + 2 + ln]
             ref = v[0] if iei == IEI_CONCAT_8 else (v[0] << 8) | v[1]
             total, seq = v[-2], v[-1]
