@@ -97,16 +97,19 @@ class SharedCounters:
         if len(d) > LOCAL_MAX:
             del d[next(iter(d))]
 
-    def on_server(self, op) -> None:
+    def on_server(self, op) -> bool:
         """A count the mirror took alone is now on the server too (RedisStore._catch_up): no longer the mirror's
-        alone."""
+        alone. False when the mirror no longer holds it alone: it was given back meanwhile (remove, an ad the SMSC
+        refused, while its batch was unanswered or in flight), so the server's count is to be given back too."""
         k = (op.ns, op.key, op.now)
         n = self.local.get(k)
-        if n is not None:
-            if n > 1:
-                self.local[k] = n - 1
-            else:
-                del self.local[k]
+        if n is None:
+            return False
+        if n > 1:
+            self.local[k] = n - 1
+        else:
+            del self.local[k]
+        return True
 
     def local_only(self, ns, key, second) -> bool:
         """Whether a count of `key` at `second` is one the mirror took alone (fail-open, the newest LOCAL_MAX): a

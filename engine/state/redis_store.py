@@ -429,9 +429,15 @@ class RedisStore:
         """Counts the mirror took alone are now on the server too: a count given back from now on is given back
         there as well (SharedCounters.remove)."""
         self.stats["caught_up"] += len(ops)
-        for op in ops:
-            if op.distinct is False or op.distinct is AT:
-                self.counters.on_server(op)
+        back = [_Op(op.ns, op.key, None, op.now, op.window, op.limit, REMOVE) for op in ops
+                if (op.distinct is False or op.distinct is AT) and not self.counters.on_server(op)]
+        if back:
+            # given back (Pipeline.refund) while the server's answer was awaited: the refund took the count from the
+            # mirror alone, the server has it all the same -- given back there too, with the next batch
+            w = self._removes_waiting
+            w += back
+            if len(w) > LOCAL_MAX:
+                del w[:len(w) - LOCAL_MAX]
 
     # ------------------------------------------------------------ failures
     def _retry_riders(self) -> None:
