@@ -377,6 +377,10 @@ class RedisStore:
             if res in (b"-", "-", b"", ""):     # never ran, and now never will
                 for i in alone:
                     self._catch_up(shape[i])
+                    # (and the counts it gave back, an ad the SMSC refused: still to be given back there)
+                    self._removes_waiting += [op for op in shape[i] if op.distinct is REMOVE]
+                if len(self._removes_waiting) > LOCAL_MAX:
+                    del self._removes_waiting[:len(self._removes_waiting) - LOCAL_MAX]
                 continue
             res = list(map(int, (res if isinstance(res, bytes) else res.encode()).split(b",")))
             pos, want, sent = 0, set(dropped), set(alone)
