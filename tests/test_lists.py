@@ -268,6 +268,18 @@ def test_a_mistyped_ip_address_is_an_error_never_a_blacklisted_number(tmp_path):
     assert record("blacklist", "192.0.2.7", "SV", None)[0] == "ip"
 
 
+def test_a_vietnamese_number_written_in_dotted_pairs_is_still_a_number():
+    """091.234.56.78 (a mobile written 3-3-2-2, four groups of 1-3 digits) has the shape of a dotted quad but begins
+    with the trunk 0 no IPv4 address is written with: blacklisted as +84912345678, as it was before 7d10db3 (which
+    refused it as "not an IP address"; found by review36)."""
+    from engine.lists.edits import record
+    assert record("blacklist", "091.234.56.78", "SV", None) == record("blacklist", "0912345678", "SV", None)
+    assert record("blacklist", "028.38.123.456", "SV", None)[0] == "number"       # a landline so written
+    for typo in ("0.1.2.300", "01.2.3.4"):              # no whole number: a mistyped address still
+        with pytest.raises((ValueError, CsvError), match="IP"):
+            record("blacklist", typo, "SV", None)
+
+
 def test_a_big_dnc_import_is_compact_and_bad_rows_are_capped(tmp_path):
     from engine.lists.csvio import MAX_ROW_ERRORS
     rows = b"number,channel\n" + b"".join(b"09%08d,SV\n" % i for i in range(50_000)) \

@@ -6,7 +6,7 @@ import re
 
 from pyroaring import BitMap64
 
-from ..numbers import normalise_number, normalise_sender_id
+from ..numbers import normalise_number, normalise_sender_id, vn_whole
 from .csvio import KINDS, CsvError, parse_domain, parse_row
 from .ipranges import IpRanges, parse_cidr, parse_ip
 from .sets import Lists, owner_fold
@@ -23,7 +23,7 @@ def record(kind, value, channel, extra):
         return parse_row("senders", row)
     if kind == "blacklist":
         value = _url_host_if_ip(value)
-        if _is_cidr(value) or _is_ip(value) or _IPV4_SHAPE.fullmatch(value):
+        if _is_cidr(value) or _is_ip(value) or _IPV4_SHAPE.fullmatch(value) and not _vn_dotted(value):
             return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
         if normalise_number(value) is not None:
             return parse_row("blacklist", ["number", value])
@@ -56,6 +56,13 @@ def _is_cidr(v: str) -> bool:
 # four or more dot-separated groups of 1-3 digits: an IPv4 address, mistyped or not. Never a phone number with dots
 # (`300.1.1.1` was blacklisted as the number 300111, `1.2.3.4.5` as 12345, and the address meant was not)
 _IPV4_SHAPE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3,}")
+
+
+def _vn_dotted(v: str) -> bool:
+    """A Vietnamese number in dotted groups (091.234.56.78): begins with the trunk 0 and a digit, as no IPv4 address
+    is written, and is a whole subscriber number."""
+    n = normalise_number(v) if v[:1] == "0" and v[1:2] != "." else None
+    return n is not None and vn_whole(n)
 
 
 def _is_ip(v: str) -> bool:
