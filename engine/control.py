@@ -121,6 +121,8 @@ class ControlServer(ReloadCommands):
             self.path.unlink()
         except FileNotFoundError:
             pass
+        if not self._lock.locked():      # (none under way: wait_for(acquire(), 0) would time out all the same)
+            return
         try:
             await asyncio.wait_for(self._lock.acquire(), wait)
         except asyncio.TimeoutError:

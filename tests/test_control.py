@@ -328,3 +328,22 @@ def test_a_peer_connected_at_serve_exit_logs_no_traceback(tmp_path, caplog):
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         asyncio.run(main())
     assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
+
+
+def test_a_stop_with_no_time_left_and_no_command_under_way_warns_of_none(tmp_path, caplog):
+    """serve passes stop() what is left of --drain-timeout: 0 when the drain used it all (or --drain-timeout 0).
+    wait_for(lock.acquire(), 0) times out even on a free lock, so every such stop logged "control command still
+    running at the stop: its client gets no answer" with no command running (found by review36 of 184b1b0)."""
+    import asyncio
+    import logging
+
+    from engine.control import ControlServer
+    pipe = build(data_dir=tmp_path / "data", with_model=False, persist=False)
+
+    async def main():
+        srv = ControlServer(pipe, tmp_path / "c.sock", on_drain=lambda: None)
+        await srv.start()
+        await srv.stop(wait=0.0)
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        asyncio.run(main())
+    assert "still running" not in caplog.text, caplog.text
