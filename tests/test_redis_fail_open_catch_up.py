@@ -106,3 +106,16 @@ def test_a_count_given_back_before_the_server_answered_again_is_not_committed_th
             srv.stop()
     assert acts == ["ALLOW", "ALLOW", "DROP"], acts
     assert stats["caught_up"] == 1, stats
+
+
+def test_counts_that_never_reached_the_server_by_the_stop_are_counted_and_said(tmp_path, caplog):
+    import asyncio as _a
+
+    async def main():
+        a, sa = _node(tmp_path / "a", f"redis://127.0.0.1:{free_port()}/0?timeout=0.3&on_error=open")
+        assert (await _settle(a, _ad(0))).action.name == "ALLOW"
+        await sa.close()
+        return sa.stats
+    stats = _a.run(main())
+    assert stats["catch_up_lost"] == 1, stats
+    assert "1 counts taken while Redis" in caplog.text

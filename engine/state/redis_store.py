@@ -560,6 +560,11 @@ class RedisStore:
             await asyncio.sleep(0.01)
         if self._retry is not None:
             self._retry.cancel()
+        lost = len(self._commits_waiting) + sum(len(shape[i]) for _t, shape, _d, alone in self._unsettled for i in alone)
+        if lost:                        # (the server still away at the stop)
+            self.stats["catch_up_lost"] += lost
+            log.warning("state: %d counts taken while Redis %s was away never reached it (the server still away at "
+                        "the stop): other processes do not see them", lost, self.cfg["url"])
         await self.events.close()
         for c in (self.redis, self.events.reader):
             try:
