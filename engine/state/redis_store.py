@@ -513,6 +513,7 @@ class RedisStore:
                 rules = self._enforce_map(pipe)
                 if any(op.over(n) and _drop_rule(op, rules) for op, n in zip(ops, counts)):
                     _safely(self._finish, pipe, v, ops, counts, then, False)      # dropped, nothing committed
+                    closed.append(i)            # (given back if the batch ran after all and committed it)
                     continue
             for op in ops:
                 op.apply(mem)
