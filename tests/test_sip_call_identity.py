@@ -144,3 +144,40 @@ def test_an_ad_call_the_screen_cannot_forward_is_not_counted(tmp_path):
     scr.on_datagram(_invite(b"0912999999", AD, b"u2", b"z9hG4bK-u2"), UAC)     # that sent call is counted
     (m, _), = _sent(scr)
     assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in (m.get("reason") or "")
+
+
+def test_an_identity_that_is_no_number_does_not_hide_the_advertiser(tmp_path):
+    """Found by the Decree 91 compliance probe: the caller was P-Asserted-Identity's user whatever it was, so an
+    advertiser's INVITE with its registered number in From and `P-Asserted-Identity: <sip:anonymous@…>` (or a
+    `<tel:anonymous>` beside its number) was judged as caller "anonymous" and rang a DNC callee; an anonymous From
+    with the number in Remote-Party-ID (party=calling, the asserted identity of Cisco / Asterisk trunks) or in
+    P-Preferred-Identity passed too. The caller is now the first identity that is a number: P-Asserted-Identity
+    (tel first), Remote-Party-ID (party=calling or none), From, P-Preferred-Identity."""
+    anon = b"anonymous"
+    for i, (frm, extra) in enumerate((
+            (AD, b"P-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\nPrivacy: id\r\n"),
+            (AD, b"P-Asserted-Identity: <sip:anonymous@anonymous.invalid>, <tel:+842439998888>\r\n"),
+            (b"shopabc", b"P-Asserted-Identity: <sip:02439998888@127.0.0.1>\r\n"
+                         b"P-Asserted-Identity: <tel:anonymous>\r\n"),
+            (anon, b"Remote-Party-ID: <sip:02439998888@127.0.0.1>;party=calling;privacy=full;screen=yes\r\n"),
+            (anon, b'Remote-Party-ID: "Shop" <sip:0912999999@127.0.0.1>;party=called, '
+                   b"<tel:+842439998888>;screen=yes\r\n"),
+            (anon, b"P-Preferred-Identity: <sip:02439998888@127.0.0.1>\r\n"))):
+        scr, vlog, _ = _screen(tmp_path / str(i))
+        scr.on_datagram(_invite(DNC_V, frm, b"id%d" % i, b"z9hG4bK-id%d" % i, extra=extra), UAC)
+        (m, _), = _sent(scr)
+        assert m.status == 608 and "AD_CALL_TO_DNC" in (m.get("reason") or ""), (i, m.status, vlog.calls[-1][2])
+
+
+def test_an_asserted_number_still_wins_over_from(tmp_path):
+    """The network's assertion is still believed before From (a call through a PBX: From its pilot number), and a
+    Remote-Party-ID naming the called party is no caller; a caller with no number anywhere is judged as before."""
+    scr, vlog, _ = _screen(tmp_path)
+    scr.on_datagram(_invite(DNC_V, AD, b"w1", b"z9hG4bK-w1", extra=b"P-Asserted-Identity: <tel:+84901234567>\r\n"), UAC)
+    assert [m.method for m, _ in _sent(scr)] == ["INVITE"] and vlog.calls[-1][2] == "+84901234567"
+    scr.on_datagram(_invite(DNC_V, b"0901234567", b"w2", b"z9hG4bK-w2",
+                            extra=b"Remote-Party-ID: <sip:02439998888@127.0.0.1>;party=called\r\n"), UAC)
+    assert [m.method for m, _ in _sent(scr)] == ["INVITE"] and vlog.calls[-1][2] == "0901234567"
+    scr.on_datagram(_invite(DNC_V, b"anonymous", b"w3", b"z9hG4bK-w3",
+                            extra=b"P-Asserted-Identity: <sip:private@127.0.0.1>\r\n"), UAC)
+    assert [m.method for m, _ in _sent(scr)] == ["INVITE"] and vlog.calls[-1][2] == "private"

@@ -86,9 +86,56 @@ def _asserted(msg, pai) -> str:
     for v in values:
         if "tel:" in v.lower():
             user = _user_of(msg, v)
-            if user:
+            if user and normalise_number(user) is not None:
                 return user
+    for v in values:
+        user = _user_of(msg, v)
+        if user and normalise_number(user) is not None:
+            return user
     return _user_of(msg, values[0]) if values else ""
+
+
+def _calling_party(msg, rpid) -> str:
+    """The number a Remote-Party-ID names as the calling party (draft-ietf-sip-privacy-04 §6: `party=calling`, or
+    no party, which means calling), or ''. Its `privacy=full` hides the number from the callee, not from us."""
+    for v in rpid:
+        for x in _split_pai(v):
+            try:
+                na = msg.name_addr(x.strip())
+                if na.params.get("party", "calling").lower() != "calling":
+                    continue
+                user = parse_uri(na.uri).user
+            except SipParseError:
+                continue
+            if user and normalise_number(user) is not None:
+                return user
+    return ""
+
+
+def _caller(msg, first) -> tuple:
+    """(the caller an initial INVITE is judged as, its From user or None when not read): the first identity that is
+    a number, in the order they are believed -- P-Asserted-Identity (_asserted), Remote-Party-ID's calling party (the
+    asserted identity where trunks send that instead), From, P-Preferred-Identity (what the caller's UA asks to be
+    asserted, RFC 3325 §9.2). An identity that is no number ('anonymous', RFC 3323 §4.1.1.3) asserts nothing to
+    judge: it never hides a number written in another (an advertiser's registered number in From beside
+    `P-Asserted-Identity: <sip:anonymous@anonymous.invalid>` rang a DNC callee). No number anywhere: as before,
+    the asserted user, else the From user."""
+    pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
+    asserted = _asserted(msg, pai)
+    if asserted and normalise_number(asserted) is not None:
+        return asserted, None
+    if "remote-party-id" in first:
+        rpid = _calling_party(msg, msg.values("remote-party-id"))
+        if rpid:
+            return rpid, None
+    from_user = _user_of(msg, first.get("from") or "")
+    if from_user and normalise_number(from_user) is not None:
+        return from_user, from_user
+    if "p-preferred-identity" in first:
+        ppi = _asserted(msg, msg.values("p-preferred-identity"))
+        if ppi and normalise_number(ppi) is not None:
+            return ppi, from_user
+    return asserted or from_user, from_user
 
 
 def _split_pai(v: str) -> list:
@@ -297,11 +344,7 @@ class Screening:
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
         store has confirmed its counter commits). `callee`: the number it calls, when _screen_once read it."""
         first = msg.first_values()                      # as received: From is edited only after this
-        pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
-        caller = _asserted(msg, pai)
-        from_user = None                                # the From user, read once (dialog_parties needs it too)
-        if not caller:
-            caller = from_user = _user_of(msg, first.get("from") or "")
+        caller, from_user = _caller(msg, first)         # (the From user read once: dialog_parties needs it too)
         if callee is None:
             callee = _callee(msg, first)
         caller, callee = _loggable(caller), _loggable(callee)
