@@ -181,3 +181,25 @@ def test_an_asserted_number_still_wins_over_from(tmp_path):
     scr.on_datagram(_invite(DNC_V, b"anonymous", b"w3", b"z9hG4bK-w3",
                             extra=b"P-Asserted-Identity: <sip:private@127.0.0.1>\r\n"), UAC)
     assert [m.method for m, _ in _sent(scr)] == ["INVITE"] and vlog.calls[-1][2] == "private"
+
+
+def test_escaped_characters_in_a_tel_number_are_read_as_in_a_sip_user(tmp_path):
+    """Found by the Decree 91 compliance probe: a sip user was unescaped (sip:%30912000002@h is 0912000002) but a
+    tel number was not, so `From: <tel:%2B842439998888>` (the advertiser) and `INVITE tel:0%3912000002` (a DNC V
+    callee) were judged as no number and let through; a next hop that unescapes reads the advertiser and the DNC
+    number. An escaped '+' before a phone-context is read before the context is applied."""
+    from engine.sip_screen.codec import parse_uri
+    assert parse_uri("tel:%2B84912000002").user == "+84912000002"
+    assert parse_uri("tel:0%3912000002;phone-context=+84").user == "+84912000002"
+    assert parse_uri("sip:%2B84912000002;phone-context=+84@127.0.0.1;user=phone").user == "+84912000002"
+    scr, vlog, _ = _screen(tmp_path)
+    scr.on_datagram(_invite(b"0912999999", AD, b"e0", b"z9hG4bK-e0"), UAC)
+    assert [m.method for m, _ in _sent(scr)] == ["INVITE"]
+    scr.on_datagram(_invite(b"0912999999", b"x", b"e1", b"z9hG4bK-e1")
+                    .replace(b"From: <sip:x@127.0.0.1>", b"From: <tel:%2B842439998888>"), UAC)
+    (m, _), = _sent(scr)
+    assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in (m.get("reason") or ""), vlog.calls[-1][2]
+    scr.on_datagram(_invite(DNC_V, AD, b"e2", b"z9hG4bK-e2").replace(b"INVITE sip:0912000002@127.0.0.1",
+                                                                     b"INVITE tel:0%3912000002"), UAC)
+    (m, _), = _sent(scr)
+    assert m.status == 608 and "AD_CALL_TO_DNC" in (m.get("reason") or ""), vlog.calls[-1][3]

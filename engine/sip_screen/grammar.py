@@ -200,7 +200,9 @@ def parse_uri(uri: str) -> SipUri:
     scheme = scheme.lower()
     if scheme == "tel":
         num, _, p = rest.partition(";")
-        return SipUri("tel", _global_number(num, p), "", None, {})
+        # (RFC 3966 has no escapes in the number, but a next hop that unescapes reads tel:%2B84… as +84…: read as
+        # a sip user is, else the screen judges no number where the next hop calls one)
+        return SipUri("tel", _global_number(unescape(num) if "%" in num else num, p), "", None, {})
     if scheme not in ("sip", "sips"):
         return SipUri(scheme, "", "", None, {})
     user = ""
@@ -212,7 +214,7 @@ def parse_uri(uri: str) -> SipUri:
         # number's: the caller is still the number before it.
         userinfo, _, rest = rest.partition("@")
         user, _, uparams = userinfo.split(":", 1)[0].partition(";")     # the number, without password or parameters
-        user = _global_number(user, uparams)
+        user = _global_number(unescape(user) if "%" in user else user, uparams)    # (%2B is a '+')
     hostpart, _, params = rest.partition(";")
     host, port = hostpart, None
     if hostpart.startswith("["):
@@ -230,7 +232,7 @@ def parse_uri(uri: str) -> SipUri:
         if kv:
             k, _, v = kv.partition("=")
             prm[k.lower()] = v
-    return SipUri(scheme, unescape(user) if "%" in user else user, host.lower(), port, prm)
+    return SipUri(scheme, user, host.lower(), port, prm)
 
 
 def _port(p: str) -> int:
