@@ -203,3 +203,32 @@ def test_escaped_characters_in_a_tel_number_are_read_as_in_a_sip_user(tmp_path):
                                                                      b"INVITE tel:0%3912000002"), UAC)
     (m, _), = _sent(scr)
     assert m.status == 608 and "AD_CALL_TO_DNC" in (m.get("reason") or ""), vlog.calls[-1][3]
+
+
+def test_the_same_invite_after_its_retransmission_window_is_a_new_call(tmp_path, monkeypatch):
+    """Found by the Decree 91 compliance probe: an INVITE with the top Via branch of a call judged up to 180 s before
+    was taken as a retransmission and forwarded unjudged, so an advertiser that sent its answered, ended ad call's
+    INVITE again byte for byte (a new call to the next hop once its transaction is gone, 64*T1 after its final:
+    RFC 3261 §17.2.1, RFC 6026) rang the same callee again and again for 3 minutes without meeting the one-a-day
+    cap. A retransmission comes within Timer B (64*T1 = 32 s) of its INVITE; later, the same branch is a new call."""
+    import engine.sip_screen.screening as screening
+    clock = [1000.0]
+    monkeypatch.setattr(screening.time, "monotonic", lambda: clock[0])
+    scr, vlog, _ = _screen(tmp_path)
+    first = _invite(b"0912999999", AD, b"rt1", b"z9hG4bK-rt1")
+    scr.on_datagram(first, UAC)
+    (fwd, _), = _sent(scr)
+    scr.on_datagram(make_response(fwd, 200, "OK", "uas", [["Contact", "<sip:0912999999@127.0.0.1:5070>"]]).to_bytes(), UAS)
+    assert [m.status for m, _ in _sent(scr)] == [200]
+    clock[0] += 20.0                                        # within Timer B: a retransmission, replayed
+    scr.on_datagram(first, UAC)
+    assert [m.method for m, _ in _sent(scr)] == ["INVITE"] and scr.stats["replayed"] == 1
+    clock[0] += 20.0                                        # 40 s after: the same bytes are another call
+    scr.on_datagram(first, UAC)
+    (m, _), = _sent(scr)
+    assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in (m.get("reason") or "")
+    assert scr.stats["screened"] == 2 and len(vlog.calls) == 2
+    clock[0] += 10.0                                        # and its own retransmission gets its answer
+    scr.on_datagram(first, UAC)
+    (m, _), = _sent(scr)
+    assert m.status == 608 and scr.stats["screened"] == 2

@@ -20,6 +20,9 @@ from .recent import digest
 log = logging.getLogger("telfilter.sip")
 VERDICTS = 131_072              # calls whose decision is kept, for their retransmitted / re-sent INVITEs
 VERDICT_MEMORY = 180.0          # seconds: Timer B (64*T1 = 32 s) and a 401/407 round trip fit well within
+# seconds an INVITE's retransmissions may come after it (Timer B, 64*T1, RFC 3261 §17.1.1.2), and a next hop keeps
+# its transaction to absorb them (Timer H, RFC 6026 Timer L): later, the same top Via branch is another call
+RETRANSMISSIONS = 32.0
 MAX_CALLER = 128                # a longer caller is no number a call duration is kept for (answered: bytes bound)
 PENDING = "pending"             # the call is being judged (a shared state store confirming its counters)
 MAX_WAITING = 1_024             # INVITEs (all calls together) waiting for another on their key to be judged
@@ -183,8 +186,8 @@ class Screening:
 
     def _screen_once(self, msg, src, then, cancelled=False, since=None):
         """Judge a call once: `then(decision, replay)`. An INVITE of a call already judged -- a
-        retransmission (the same top Via branch), or the call tried again after a final that asks for
-        it (forwarding.RETRY_FINALS: re-sent with credentials after a 401/407, RFC 3261 §22.2, redirected
+        retransmission (the same top Via branch, within RETRANSMISSIONS), or the call tried again after a
+        final that asks for it (forwarding.RETRY_FINALS: re-sent with credentials after a 401/407, RFC 3261 §22.2, redirected
         by a 3xx, failed over after a 5xx; same Call-ID, From and callee, a new branch) -- gets the call's
         decision again without being judged: judging it would count it twice against the caps (the
         ad-call cap would reject the call's own copy) and write a second verdict line. Any other INVITE
@@ -214,13 +217,15 @@ class Screening:
                     return self._wait_for_judging(key, branch, msg, src, then, cancelled, since)
                 self.stats["replayed"] += 1
                 return
-            if branch == judged_branch or self.retries.pop(digest(first.get("call-id") or "")) is not None:
+            # (the same branch as the call judged, RETRANSMISSIONS after it -- `transactions` forgot it --, is no
+            # copy: an advertiser sending its answered, ended call's INVITE again byte for byte rang the callee
+            # again for 3 minutes, the next hop long done with that transaction, without meeting the caps)
+            if self.retries.pop(digest(first.get("call-id") or "")) is not None:
                 self.stats["replayed"] += 1
                 if cancelled and d.action is not Action.DROP:
                     d = CANCELLED                       # (its retransmissions too: answered 487, never sent)
-                if branch != judged_branch:             # the retry's retransmissions are copies too
-                    self.verdicts.put(key, (d, branch), now)
-                    self.transactions.put(tx, d, now)
+                self.verdicts.put(key, (d, branch), now)    # the retry's retransmissions are copies too
+                self.transactions.put(tx, d, now)
                 then(d, True)
                 return
             self.stats["call_id_reused"] += 1

@@ -46,7 +46,8 @@ from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
 from .recent import Recent, ack_key, digest
 from .routing import Routing
-from .screening import BUSY, CANCELLED, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening, dialog_parties
+from .screening import (BUSY, CANCELLED, RETRANSMISSIONS, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening,
+                        dialog_parties)
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .shares import HOLD, SourceShares
@@ -111,8 +112,9 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         self.verdicts = Recent(VERDICTS, VERDICT_MEMORY)
         self.retries = Recent(VERDICTS, VERDICT_MEMORY)     # digest(Call-ID) of calls a final asked to try again
         # digest(verdict key, digest of a top Via branch) -> Decision of every INVITE transaction judged or replayed:
-        # each of two INVITE transactions of one call at once keeps its answer (screening._screen_once)
-        self.transactions = Recent(VERDICTS, VERDICT_MEMORY)
+        # each of two INVITE transactions of one call at once keeps its answer (screening._screen_once); for Timer B:
+        # later, the same branch is no retransmission but another call
+        self.transactions = Recent(VERDICTS, RETRANSMISSIONS)
         # verdict key -> {branch digest: [msg, src, then, cancelled, since]}: INVITEs on a key being judged, with
         # another branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}
