@@ -152,7 +152,7 @@ def test_an_identity_that_is_no_number_does_not_hide_the_advertiser(tmp_path):
     `<tel:anonymous>` beside its number) was judged as caller "anonymous" and rang a DNC callee; an anonymous From
     with the number in Remote-Party-ID (party=calling, the asserted identity of Cisco / Asterisk trunks) or in
     P-Preferred-Identity passed too. The caller is now the first identity that is a number: P-Asserted-Identity
-    (tel first), Remote-Party-ID (party=calling or none), From, P-Preferred-Identity."""
+    (tel first), From, Remote-Party-ID (party=calling or none), P-Preferred-Identity."""
     anon = b"anonymous"
     for i, (frm, extra) in enumerate((
             (AD, b"P-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\nPrivacy: id\r\n"),
@@ -178,6 +178,12 @@ def test_an_asserted_number_still_wins_over_from(tmp_path):
     scr.on_datagram(_invite(DNC_V, b"0901234567", b"w2", b"z9hG4bK-w2",
                             extra=b"Remote-Party-ID: <sip:02439998888@127.0.0.1>;party=called\r\n"), UAC)
     assert [m.method for m, _ in _sent(scr)] == ["INVITE"] and vlog.calls[-1][2] == "0901234567"
+    for n, hdr in enumerate((b"Remote-Party-ID: <sip:0901234567@127.0.0.1>;party=calling\r\n",
+                             b"P-Preferred-Identity: <sip:0901234567@127.0.0.1>\r\n")):
+        # a header the caller adds never hides its From number (P-Asserted-Identity is the network's)
+        scr.on_datagram(_invite(DNC_V, AD, b"wr%d" % n, b"z9hG4bK-wr%d" % n, extra=hdr), UAC)
+        (m, _), = _sent(scr)
+        assert m.status == 608 and vlog.calls[-1][2] == "02439998888"
     scr.on_datagram(_invite(DNC_V, b"anonymous", b"w3", b"z9hG4bK-w3",
                             extra=b"P-Asserted-Identity: <sip:private@127.0.0.1>\r\n"), UAC)
     assert [m.method for m, _ in _sent(scr)] == ["INVITE"] and vlog.calls[-1][2] == "private"

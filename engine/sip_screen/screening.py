@@ -117,23 +117,24 @@ def _calling_party(msg, rpid) -> str:
 
 def _caller(msg, first) -> tuple:
     """(the caller an initial INVITE is judged as, its From user or None when not read): the first identity that is
-    a number, in the order they are believed -- P-Asserted-Identity (_asserted), Remote-Party-ID's calling party (the
-    asserted identity where trunks send that instead), From, P-Preferred-Identity (what the caller's UA asks to be
-    asserted, RFC 3325 §9.2). An identity that is no number ('anonymous', RFC 3323 §4.1.1.3) asserts nothing to
-    judge: it never hides a number written in another (an advertiser's registered number in From beside
-    `P-Asserted-Identity: <sip:anonymous@anonymous.invalid>` rang a DNC callee). No number anywhere: as before,
-    the asserted user, else the From user."""
+    a number, in the order they are believed -- P-Asserted-Identity (_asserted), From, Remote-Party-ID's calling
+    party (the asserted identity where trunks send that instead, behind an anonymous From), P-Preferred-Identity
+    (what the caller's UA asks to be asserted, RFC 3325 §9.2). An identity that is no number ('anonymous', RFC 3323
+    §4.1.1.3) asserts nothing to judge: it never hides a number written in another (an advertiser's registered
+    number in From beside `P-Asserted-Identity: <sip:anonymous@anonymous.invalid>` rang a DNC callee), and no header
+    but P-Asserted-Identity is read before a From that is a number (a Remote-Party-ID the caller adds would
+    otherwise hide its From). No number anywhere: as before, the asserted user, else the From user."""
     pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
     asserted = _asserted(msg, pai)
     if asserted and normalise_number(asserted) is not None:
         return asserted, None
-    if "remote-party-id" in first:
-        rpid = _calling_party(msg, msg.values("remote-party-id"))
-        if rpid:
-            return rpid, None
     from_user = _user_of(msg, first.get("from") or "")
     if from_user and normalise_number(from_user) is not None:
         return from_user, from_user
+    if "remote-party-id" in first:
+        rpid = _calling_party(msg, msg.values("remote-party-id"))
+        if rpid:
+            return rpid, from_user
     if "p-preferred-identity" in first:
         ppi = _asserted(msg, msg.values("p-preferred-identity"))
         if ppi and normalise_number(ppi) is not None:

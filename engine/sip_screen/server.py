@@ -2,7 +2,7 @@
 
 Theory of operation: every request is parsed and checked (§16.3); initial INVITEs are
 judged by the same pipeline as SMS (`Call`: caller the first number of P-Asserted-Identity,
-Remote-Party-ID's calling party, From, P-Preferred-Identity; callee from the Request-URI user
+From, Remote-Party-ID's calling party, P-Preferred-Identity; callee from the Request-URI user
 else To). A drop becomes a 603 Decline or 608 Rejected
 (RFC 8688) with a Reason header naming the symbols and a Call-Info pointing to the remedy
 page; a tag adds a header (default `X-Spam-Score: <score>; symbols=<...>`) and optionally
