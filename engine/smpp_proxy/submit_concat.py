@@ -122,6 +122,12 @@ class ConcatSubmit:
         if self.concat.complete(key):
             self.concat.judge_now(key)
 
+    def _remember_for_late_parts(self, key, v, c) -> None:
+        """A message judged before all its parts came: its verdict and its parts' texts kept for the late ones
+        (bounded: max_pending_concat messages)."""
+        self.concat.remember(key, v, self.loop.time() + max(self.settings.concat_timeout, self.settings.concat_memory),
+                             c, self.settings.max_pending_concat)
+
     def _concat_timer(self, key):
         return self.loop.call_later(self.settings.concat_timeout, self._concat_due, key)
 
@@ -163,21 +169,13 @@ class ConcatSubmit:
                 # refused whole: a part still to come too (never a part of it forwarded)
                 self.concat.refuse(key, self.loop.time() + self.settings.concat_timeout, self.settings.max_pending_concat)
                 return
-            remember = None
-            if len(parts) < c.total:
-                def remember(v):
-                    self.concat.remember(key, v, self.loop.time() + max(self.settings.concat_timeout,
-                                                                        self.settings.concat_memory), c,
-                                         self.settings.max_pending_concat)
+            remember = (lambda v: self._remember_for_late_parts(key, v, c)) if len(parts) < c.total else None
             return self._judge_multi(sess0, pdu0, dests, text, binary, None, parts_delivery(pdus, now, days),
                                      parts=live, link=link, on_verdict=remember)
 
         def judged(v):
             if len(parts) < c.total:
-                # for late parts: the verdict and the parts' texts (bounded: max_pending_concat messages)
-                self.concat.remember(key, v, self.loop.time() + max(self.settings.concat_timeout,
-                                                                    self.settings.concat_memory), c,
-                                     self.settings.max_pending_concat)
+                self._remember_for_late_parts(key, v, c)
             if v.action is Action.DROP:
                 for s, p in live:
                     self._drop(s, [p], v)
