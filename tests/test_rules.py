@@ -340,3 +340,19 @@ def test_a_rule_without_symbol_says_the_key_is_missing(tmp_path):
     assert f"{f}:1:3: missing key 'symbol' (UPPER_SNAKE; helpers start with __)" in p.stderr.splitlines()
     assert f"{f}:2:1: unknown key 'symbl'; did you mean 'symbol'?" in p.stderr.splitlines()
     assert "got None" not in p.stderr
+
+
+@pytest.mark.parametrize("cond,window", [("local_time_outside", "24:00-00:00"), ("local_time_inside", "00:00-24:00"),
+                                         ("local_time_outside", "00:00-24:00:00")])
+def test_a_time_window_of_the_whole_day_or_none_of_it_is_an_error(tmp_path, cond, window):
+    # "24:00-00:00" was accepted: it wraps past midnight and holds at no second, so local_time_outside held for
+    # every message (and "00:00-24:00" made local_time_outside never hold), with no word from `rules check`
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text(f'[[rule]]\nsymbol = "MY_RULE"\napplies_to = ["sms-mt"]\nscore = 1.0\n'
+                              f'[rule.when]\n{cond} = "{window}"\n')
+    with pytest.raises(RuleSetError) as ei:
+        load_rules(d)
+    errs = [str(e) for e in ei.value.errors]
+    assert len(errs) == 1 and f"a.toml:6:{len(cond) + 4}: time window '{window}' is the whole day or none of it" \
+        in errs[0], errs

@@ -63,6 +63,11 @@ def parse_window(v) -> tuple[int, int]:
     a, b = h1 * 3600 + m1 * 60 + s1, h2 * 3600 + m2 * 60 + s2
     if a == b:
         raise ValueError(f"empty time window {v!r}")
+    if a % 86400 == b % 86400:
+        # 24:00 is midnight: "00:00-24:00" holds all day, "24:00-00:00" (wrapping) never
+        raise ValueError(f"time window {v!r} is the whole day or none of it (24:00 is 00:00): "
+                         f"local_time_inside would always hold or never, local_time_outside the other; "
+                         f"leave the condition out")
     return a, b
 
 
