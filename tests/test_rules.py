@@ -302,7 +302,7 @@ def test_a_misspelt_example_field_is_an_error_at_its_line(tmp_path):
     d = tmp_path / "rules"
     d.mkdir()
     (d / "a.toml").write_text(
-        '[[rule]]\nsymbol = "MY_RULE"\napplies_to = ["sms-mt", "call"]\nscore = 2\n[rule.when]\nkeywords = ["x"]\n'
+        '[[rule]]\nsymbol = "MY_RULE"\napplies_to = ["sms-mt", "call"]\nscore = 2\n[rule.when]\nsender_kind = "number"\n'
         '[[rule.examples.hit]]\ntext = "x"\ntme = "2026-01-01T23:00:00+07:00"\n'
         '[[rule.examples.miss]]\nkind = "call"\ncaller = "0901234567"\ntext = "x"\n'
         '[[rule.examples.miss]]\ntext = "y"\nprior = [{text = "x", recipent = "0912000001"}]\n')
@@ -356,3 +356,78 @@ def test_a_time_window_of_the_whole_day_or_none_of_it_is_an_error(tmp_path, cond
     errs = [str(e) for e in ei.value.errors]
     assert len(errs) == 1 and f"a.toml:6:{len(cond) + 4}: time window '{window}' is the whole day or none of it" \
         in errs[0], errs
+
+
+SMS_ONLY_ON_CALLS = '''[[rule]]
+symbol = "__WORD_X"
+applies_to = ["sms-mt"]
+[rule.when]
+keywords = ["x"]
+
+[[rule]]
+symbol = "NO_STOP_WORD"
+applies_to = ["sms-mt", "call"]
+score = 1.0
+[rule.when]
+keywords_absent = ["stop"]
+
+[[rule]]
+symbol = "SAME_CONTENT"
+applies_to = ["call"]
+score = 1.0
+[rule.when]
+counter = { key = ["content"], window = "1h", limit = 1 }
+
+[[rule]]
+symbol = "NOT_WORD_X"
+applies_to = ["sms-mt", "call"]
+score = 1.0
+[rule.when]
+expr = "not __WORD_X"
+'''
+
+
+def test_a_condition_or_symbol_a_call_cannot_have_in_a_call_rule_is_an_error(tmp_path):
+    # accepted before, each doing nothing or worse on calls (a call has no text and no ESME account): a
+    # keywords_absent held for every call; a counter keyed by `content` counted every call under one key (a
+    # second call from anyone "2 messages per content"); a composite naming an SMS-only helper read it as false
+    # on calls (`not __WORD_X` held for every call)
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text(SMS_ONLY_ON_CALLS)
+    with pytest.raises(RuleSetError) as ei:
+        load_rules(d)
+    errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+    assert errs[0].startswith("12:1: keywords_absent reads the SMS text, which a call does not have"), errs
+    assert errs[1].startswith("19:1: counter reads the SMS text (key part 'content'), which a call does not"), errs
+    assert len(errs) == 2, errs
+    # those fixed, the second phase: composites against the scopes
+    text = SMS_ONLY_ON_CALLS.replace('"sms-mt", "call"]\nscore = 1.0\n[rule.when]\nkeywords_absent',
+                                     '"sms-mt"]\nscore = 1.0\n[rule.when]\nkeywords_absent')
+    text = text.replace('applies_to = ["call"]\nscore = 1.0\n[rule.when]\ncounter',
+                        'applies_to = ["sms-mt"]\nscore = 1.0\n[rule.when]\ncounter')
+    (d / "a.toml").write_text(text)
+    with pytest.raises(RuleSetError) as ei:
+        load_rules(d)
+    errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+    assert errs == [
+        f"26:13: NOT_WORD_X applies to call but __WORD_X (at {d / 'a.toml'}:1) does not: there __WORD_X is always "
+        "false; make the two applies_to agree"], errs
+
+
+def test_a_rule_without_applies_to_applies_where_its_conditions_can(tmp_path):
+    # with applies_to left out a rule applied to calls too: `keywords_absent` hit every call
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text('[[rule]]\nsymbol = "__WORD_X"\napplies_to = ["sms-mt"]\n[rule.when]\nkeywords = ["x"]\n'
+                              '[[rule]]\nsymbol = "NO_STOP"\nscore = 1.0\n[rule.when]\nkeywords_absent = ["stop"]\n'
+                              '[[rule]]\nsymbol = "WITH_X"\nscore = 1.0\n[rule.when]\nexpr = "__WORD_X"\n'
+                              '[[rule]]\nsymbol = "ANY_NUMBER"\nscore = 1.0\n[rule.when]\nsender_kind = "number"\n')
+    rs = load_rules(d)
+    assert {r.symbol: sorted(r.applies_to) for r in rs.rules} == {
+        "__WORD_X": ["sms-mt"], "NO_STOP": ["sms-mo", "sms-mt"], "WITH_X": ["sms-mt"],
+        "ANY_NUMBER": ["call", "sms-mo", "sms-mt"]}
+    p = Pipeline(SETTINGS, rs, lists=Lists(), persist=False)
+    v = p.judge(parse_record(dict(kind="call", caller="0901234567", callee="0912345678",
+                                  time="2026-03-02T10:00:00+07:00")))
+    assert v.symbols == ["ANY_NUMBER"]

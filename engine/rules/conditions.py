@@ -29,6 +29,27 @@ WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 COUNTER_KEYS = ("sender", "recipient", "owner", "content", "template", "account")
 
 
+# what a condition reads that only an SMS has (a call has no text, no ESME account): on a call it is
+# never true, or (`keywords_absent`, `text_not_regex`, `has_url = false`, ..., a counter keyed by it)
+# true for every call alike, one counter row shared by every caller. The loader refuses such a
+# condition in a rule that names `call` in applies_to, and leaves `call` out of a rule's default scopes.
+SMS_ONLY = {"text_regex": "the SMS text", "text_not_regex": "the SMS text", "keywords": "the SMS text",
+            "keywords_absent": "the SMS text", "has_url": "the SMS text", "url_blacklisted": "the SMS text",
+            "ml_score_at_least": "the SMS text", "account": "the SMS's ESME account"}
+SMS_ONLY_KEY_PARTS = {"content": "the SMS text", "template": "the SMS text", "account": "the SMS's ESME account"}
+
+
+def sms_only(name, value) -> str | None:
+    """What condition `name = value` reads that a call has not, or None when a call has it too."""
+    if name == "counter" and isinstance(value, dict):
+        key = value.get("key")
+        for k in ([key] if isinstance(key, str) else key if isinstance(key, list) else []):
+            if k in SMS_ONLY_KEY_PARTS:
+                return f"{SMS_ONLY_KEY_PARTS[k]} (key part {k!r})"
+        return None
+    return SMS_ONLY.get(name)
+
+
 def condition(name, doc, cost=None):
     def deco(fn):
         CONDITIONS[name] = (fn, doc)

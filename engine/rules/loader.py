@@ -5,7 +5,8 @@ Syntax of a rule file (TOML; one file per concern under config/rules/):
     [[rule]]
     symbol = "AD_TO_DNC"                  # UPPER_SNAKE; __HELPER symbols never score
     description = "Advertising SMS to a DNC number without consent"
-    applies_to = ["sms-mt"]               # any of sms-mt, sms-mo, call
+    applies_to = ["sms-mt"]               # any of sms-mt, sms-mo, call; left out: every scope its
+                                          # conditions and the symbols its expr names can see
     action = "drop"                       # forced action (allow|tag|drop), and/or
     score = 0.0                           # a score added to the total
     smpp_status = "ESME_RSUBMITFAIL"      # answer on drop (name or integer)
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..verdict import Action
-from .conditions import CONDITIONS, Stateful
+from .conditions import CONDITIONS, Stateful, sms_only
 from .expr import ExprError, parse_tree
 from .plan import UNKNOWN, compile_plans, run_steps
 from .source import MAX_NESTING, Locator, RuleError, read_rule_text
@@ -83,6 +84,8 @@ class Rule:
     tree: tuple | None = None                        # the `expr` composite, parsed (expr.parse_tree)
     deps: list = field(default_factory=list)         # symbols the composite names, in its order
     examples: dict = field(default_factory=dict)     # {"hit": [(msgdict, loc)], "miss": [...]}
+    scopes_given: bool = True                        # applies_to written (else the scopes its conditions allow)
+    refs: list = field(default_factory=list)         # [(symbol, path, line, col)]: where `expr` names each
 
     @property
     def helper(self) -> bool:
@@ -241,6 +244,7 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
             errors.append(RuleError(disp, ln, col, f"rule {sym} refers to itself"))
         else:
             r.deps.append(sym)
+            r.refs.append((sym, disp, ln, col))
     if not errors:
         cyc = _find_cycle(rules, by_symbol)
         if cyc:
@@ -254,6 +258,7 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
                 p, ln = r.source.rsplit(":", 1)
                 errors.append(RuleError(p, int(ln), 1, f"composites nested more than {MAX_CHAIN} deep: "
                                                          f"{' -> '.join(chain[:4])} -> ... -> {chain[-1]}"))
+            _settle_scopes(rules, by_symbol, errors)
     if thresholds["tag"] > thresholds["drop"]:
         errors.append(RuleError(str(directory), 1, 1, "[actions] tag threshold is above the drop threshold"))
     if errors:
@@ -263,6 +268,30 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
 
 
 MAX_CHAIN = 32         # composite of composite of ...: evaluation recurses once per level
+
+
+def _settle_scopes(rules, by_symbol, errors):
+    """A symbol is false in a scope it does not apply to, so a composite naming it there is never true
+    (or, under `not`, always): refuse that when the composite's applies_to is written; a composite with
+    no applies_to applies where every symbol it names does."""
+    for r in _dep_order(rules, by_symbol):
+        if not r.deps:
+            pass
+        elif r.scopes_given:
+            for sym, disp, ln, col in r.refs:
+                d = by_symbol[sym]
+                missing = [s for s in SCOPES if s in r.applies_to and s not in d.applies_to]
+                if missing:
+                    errors.append(RuleError(disp, ln, col, f"{r.symbol} applies to {', '.join(missing)} but {sym} "
+                                                           f"(at {d.source}) does not: there {sym} is always false; "
+                                                           f"make the two applies_to agree"))
+        else:
+            narrowed = r.applies_to.intersection(*(by_symbol[d].applies_to for d in r.deps))
+            if not narrowed:
+                p, ln = r.source.rsplit(":", 1)
+                errors.append(RuleError(p, int(ln), 1, f"{r.symbol}: the symbols its expr names apply to no scope in "
+                                                       f"common ({', '.join(sorted(set(r.deps)))}): it never holds"))
+            r.applies_to = narrowed
 
 
 def _deepest_chain(rules, by_symbol):
@@ -343,6 +372,7 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
     if not isinstance(rd.get("enabled", True), bool):
         err("enabled must be true or false", "enabled", value=True)
     helper = bool(sym and sym.startswith("__"))
+    scopes_given = "applies_to" in rd
     scopes = rd.get("applies_to", list(SCOPES))
     if isinstance(scopes, str):
         scopes = [scopes]
@@ -383,7 +413,7 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         sip = None
     ln0, _ = loc.at(i)
     rule = Rule(sym or f"<rule {i}>", desc if isinstance(desc, str) else "", frozenset(scopes), float(score or 0.0),
-                action, smpp_status, sip, f"{disp}:{ln0}")
+                action, smpp_status, sip, f"{disp}:{ln0}", scopes_given=scopes_given)
     when = rd.get("when", {})
     if not isinstance(when, dict):
         err("when must be a table: [rule.when]", "when")
@@ -408,6 +438,13 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         if k not in CONDITIONS:
             err(f"unknown condition {k!r}{_did_you_mean(k, list(CONDITIONS) + ['expr'])}", "when", k)
             continue
+        reads = sms_only(k, v)
+        if reads and "call" in rule.applies_to:
+            if scopes_given:
+                err(f"{k} reads {reads}, which a call does not have: on a call it would never hold, or (negated, or "
+                    f"as a counter key) hold for every call alike; take \"call\" out of applies_to", "when", k)
+                continue
+            rule.applies_to = rule.applies_to - {"call"}      # not written: the scopes its conditions can see
         factory = CONDITIONS[k][0]
         try:
             p = factory(v, rule_symbol=rule.symbol)
