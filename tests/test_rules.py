@@ -431,3 +431,16 @@ def test_a_rule_without_applies_to_applies_where_its_conditions_can(tmp_path):
     v = p.judge(parse_record(dict(kind="call", caller="0901234567", callee="0912345678",
                                   time="2026-03-02T10:00:00+07:00")))
     assert v.symbols == ["ANY_NUMBER"]
+
+
+def test_a_misspelt_action_is_one_error(tmp_path):
+    # `action = "reject"` gave two errors, the second ("has neither a score nor an action") pointing the engineer
+    # at a score the rule was never meant to have
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text('[[rule]]\nsymbol = "MY_RULE"\napplies_to = ["sms-mt"]\naction = "reject"\n'
+                              '[rule.when]\nkeywords = ["x"]\n')
+    with pytest.raises(RuleSetError) as ei:
+        load_rules(d)
+    errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+    assert errs == ["4:10: unknown action 'reject' (allow, tag or drop)"], errs

@@ -395,7 +395,7 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
             err(str(e), "action", value=True)
     if helper and (action is not None or score):
         err(f"{sym} is a helper (__ prefix): it may not have a score or an action", "symbol")
-    if not helper and sym and action is None and score == 0:      # None: its error is reported
+    if not helper and sym and action is None and "action" not in rd and score == 0:   # (errors are reported)
         err(f"{sym} has neither a score nor an action", "symbol")
     st = rd.get("smpp_status")
     smpp_status = None
