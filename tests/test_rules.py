@@ -444,3 +444,20 @@ def test_a_misspelt_action_is_one_error(tmp_path):
         load_rules(d)
     errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
     assert errs == ["4:10: unknown action 'reject' (allow, tag or drop)"], errs
+
+
+def test_a_window_respelt_keeps_its_counts_across_a_reload(tmp_path):
+    # the counter's namespace held the window as written: AD_FREQUENCY_CAP's "24h" rewritten "1d" (the same
+    # window) and reloaded started every advertiser's count again, letting a 4th and 5th ad a day through
+    d = tmp_path / "rules"
+    shutil.copytree(CONFIG / "rules", d)
+    rs = load_rules(d)
+    from engine.rules.examples import fixture_lists
+    p = Pipeline(SETTINGS, rs, lists=fixture_lists(rs)[0], persist=False)
+    ad = lambda h: _sms("[QC] Giam gia. TC gui 5656", sender="SHOPABC", recipient="0912999999",   # noqa: E731
+                        time=f"2026-03-02T{h}:00:00+07:00")
+    assert [str(p.judge(ad(h)).action) for h in ("08", "09", "10")] == ["allow"] * 3
+    f = d / "20-advertising-sms.toml"
+    f.write_text(f.read_text().replace('window = "24h", limit = 3', 'window = "1d", limit = 3'))
+    assert p.reload_rules(d) == []
+    assert "AD_FREQUENCY_CAP" in p.judge(ad("11")).symbols

@@ -289,9 +289,20 @@ def _counter(v, rule_symbol="", **_):
     if at == "delivery" and distinct is not None:
         raise ValueError("counter at = \"delivery\" counts messages: it cannot be used with distinct")
     # (the same namespace either way: rows of stamps in time order both, so a rule changed to count at delivery
-    # keeps what it counted)
-    ns = f"{rule_symbol}|{'+'.join(key)}|{v['window']}|{distinct}"
+    # keeps what it counted; and the window by its length, not its spelling: "24h" rewritten "1d" keeps the counts)
+    ns = f"{rule_symbol}|{'+'.join(key)}|{window_name(window)}|{distinct}"
     return Counter(ns, tuple(key), window, limit, distinct, str(v["window"]), at == "delivery")
+
+
+def window_name(seconds: float | None) -> str:
+    """A counter window in a counter's namespace: one name per length, however the rule spells it. The names
+    are the spellings namespaces held before ("forever", "24h", "1h", "5m", "7d"), so their counts are kept."""
+    if seconds is None:
+        return "forever"
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % n == 0 and not (unit == "d" and seconds == 86400):      # one day: "24h", as the pack writes it
+            return f"{seconds / n:g}{unit}"
+    return f"{seconds:g}s"
 
 
 @dataclass
