@@ -90,3 +90,35 @@ def test_a_pool_process_keeps_the_ids_it_learned_from_the_others_too():
     assert b.out == []                                  # read back, not broadcast again
     plain = MessageIds()
     assert plain.load(a.dump()) == 1 and plain.get("OWN1") == "esmeA"
+
+
+def _bytes_per_id_at_bound(bound, noted):
+    """tracemalloc's bytes per live id after 4 bounds' worth of ids went through a MessageIds (ids of 10
+    characters, as the figures in msgids.py are measured with)."""
+    import tracemalloc
+    from engine.smpp_proxy.msgids import SINGLE
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        m = MessageIds(bound)
+        for i in range(4 * bound):
+            mid = "%010d" % i
+            m.add(mid, "esme1")
+            if noted:
+                m.note(mid, SINGLE, 0, "84901234567", 0, 84910000000 + i)
+        assert len(m) == bound
+        return (tracemalloc.get_traced_memory()[0] - base) / bound
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("noted", [False, True])
+def test_bytes_per_id_at_the_bound_in_steady_traffic_are_the_documented_ones(noted):
+    # The soak probe (h_soak) found 2M ids taking ~486 MB of RSS once traffic had run through the map, where
+    # the docs said ~103 B an id (~206 MB) or ~169 B (~340 MB): both measured when the bound was first
+    # reached, before the dicts' resize past the bound doubled their tables. 62,500 = 2M / 32 gives the
+    # dicts the same fill as at 2M (3 x bound rounds up to the same multiple of a power of two).
+    from engine.smpp_proxy.msgids import BYTES_PER_ID, BYTES_PER_ID_NOTED
+    documented = BYTES_PER_ID_NOTED if noted else BYTES_PER_ID
+    got = _bytes_per_id_at_bound(62_500, noted)
+    assert 0.9 * documented <= got <= documented, (got, documented)

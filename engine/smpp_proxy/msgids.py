@@ -13,11 +13,14 @@ forget, so eviction is O(1) with no per-entry links (an OrderedDict keeps a node
 each). Accounts are numbered, the number being a small int the interpreter shares, so an entry
 holds no object of its own but its id.
 
-Bytes per entry, measured with tracemalloc at the bound (2M ids of 10 characters): the id
-string 64 (CPython: 49 + length, rounded up to 8), the dict's slot and index 31, the ring
-slot 8: ~103 B, against ~144 B with the OrderedDict it replaces (2M entries: ~206 MB, not
-~288 MB). Below the bound the dict's share varies with its fill (up to ~50 B just after a
-resize).
+Bytes per entry, measured with tracemalloc (2M ids of 10 characters): the id string 64 (CPython:
+49 + length, rounded up to 8), the dict's slot and index, the ring slot 8: ~99 B when the bound is first
+reached, against ~144 B with the OrderedDict it replaces. That is not the figure to plan with: once full,
+every id added deletes one, the deleted slots fill the dict's table, and the resize that clears them sizes
+it for 3x the live ids (CPython's dict growth rule), so a dict of 2M ids settles at 2^23 slots (~62 MB
+more than when the bound was first reached): ~130 B an id at the bound in steady traffic (`BYTES_PER_ID`
+without notes; 2M ids ~260 MB), reached within 2 bounds' worth of messages and flat from then on
+(tests/test_smpp_msgids.py measures it after 4 bounds' worth).
 An id the SMSC hands out again while its entry lives gets the newer account and keeps its
 first ring slot (it is forgotten one bound's worth of messages after its first use).
 
@@ -26,9 +29,10 @@ What was sent under each id (`note`, read back by `sent`): what a replace_sm of 
 the scheduled delivery (Unix seconds, 0 = at once; for a message counted toward an advertiser's cap, the
 second it was counted at), the destination as an E.164 int and whether it was so counted (`charged`: a
 replace_sm or cancel_sm the SMSC takes gives that count back), packed in one int (125 bits) in a second
-dict, forgotten with the id. Measured as above with notes: ~169 B an
-id (2M ids: ~340 MB), ~70 B more than the id alone: the dict's slot and index ~31, the packed int
-48 (CPython: 5 digits of 30 bits). Only this process's own ids have notes (not the ones learned
+dict, forgotten with the id. Measured as above with notes: ~169 B an id when the bound is first reached, ~70 B
+more than the id alone (the second dict's slot and index ~31, the packed int 48: CPython, 5 digits of 30
+bits), and ~231 B at the bound in steady traffic, the second dict doubling as the first does
+(`BYTES_PER_ID_NOTED`; 2M ids ~462 MB of Python objects, ~486 MB of RSS measured). Only this process's own ids have notes (not the ones learned
 from other `--workers` processes: their replace_sm is refused, see submit.py).
 
 Id spaces. One SMSC (or a cluster) hands out unique ids on all its binds, and a receipt may come
@@ -57,6 +61,10 @@ from typing import NamedTuple
 import msgpack
 
 BOUND = 2_000_000
+# bytes an id costs at the bound once traffic has run through it (the dicts' tables after their first resize
+# past the bound; see above), without and with its note; tests/test_smpp_msgids.py holds the figures to them
+BYTES_PER_ID = 131
+BYTES_PER_ID_NOTED = 232
 FORMAT = "telfilter-message-ids"
 
 # what was forwarded under an id (`MessageIds.note`): one message to one destination, a submit_multi (one id

@@ -22,7 +22,8 @@ the account's receiver bind may be in yet another. Two things travel through the
   the life of ours (a late receipt back on the bind that submitted it, common with transceivers, is
   still routed); the learned table covers the other processes' traffic (~7 minutes at 5k/s for the
   rest of the pool). Lookups try our own ids first, then the learned ones. Memory in each process,
-  ~103 B an id (msgids.py): up to ~206 MB a table at the bound, ~412 MB for both.
+  at the bound in steady traffic (msgids.py BYTES_PER_ID_NOTED, BYTES_PER_ID): ~231 B an id of our own
+  (with what replace_sm needs: ~462 MB at 2M) and ~130 B a learned one (~260 MB), ~722 MB for both.
   Redis memory: KEEP seconds of ids, ~15 bytes an id (5k/s: ~9 MB).
 - **Receipts held for an account bound elsewhere** (the list `tf:{a:<account>}:rq`, in the
   account's hash slot like pool.py's keys). A receipt held here (acknowledged to the SMSC already,
