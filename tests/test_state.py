@@ -239,3 +239,24 @@ def test_a_lowered_limit_narrows_the_rows_after_one_window():
     c.add("v", ("a",), T0 + 3000 + 3600, 3600, 30)        # a window later: narrowed to 30
     assert c.spaces["v"].limit == 30 and c.count("v", ("a",), T0 + 3000 + 3601, 3600, 30) == 1
     assert c.memory_bytes() < 100_000
+
+
+def test_report_index_bytes_per_number_at_the_bound_are_the_documented_ones():
+    # The soak probe (h_soak) measured ~280 B a number once 3M reports of distinct numbers had gone
+    # through an index of 1M, where reports.py said ~200 B (measured when the bound was first reached,
+    # before the resize past it doubled the dict's table). 125,000 (1M / 8) gives the dict the same fill;
+    # smaller bounds measure noisier (309-396 B at 62,500).
+    import tracemalloc
+    from engine.lists.reports import BYTES_PER_NUMBER, REPORTER_DAY_SLOTS
+    bound = 125_000
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        idx = ReportIndex(max_numbers=bound)
+        for i in range(4 * bound):
+            idx.add(84900000000 + i, "8498%07d" % i, 1.8e9 + i * 0.01)
+        assert len(idx) == bound
+        got = (tracemalloc.get_traced_memory()[0] - base - REPORTER_DAY_SLOTS) / bound
+    finally:
+        tracemalloc.stop()
+    assert 0.8 * BYTES_PER_NUMBER <= got <= BYTES_PER_NUMBER, got

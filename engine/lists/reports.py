@@ -27,12 +27,15 @@ log = logging.getLogger("telfilter")
 
 
 # At most this many reported numbers are tracked; past it the least recently reported one is
-# forgotten (the dict is ordered by last report). 1M numbers is ~200 MB with one reporter each
-# (measured ~200 B a number: OrderedDict slot and link, int key, `array`) and ~0.5 GB (~500 B)
-# if every one held the full 32 reporters: a bound a 5656 node can afford, well above the distinct numbers
+# forgotten (the dict is ordered by last report). 1M numbers is ~280 MB with one reporter each
+# (275-281 B measured at 1M, 287-305 B at 250k, 292-318 B at 125k; at most BYTES_PER_NUMBER: OrderedDict slot and link, int key, `array`; measured with tracemalloc after 3M
+# reports of distinct numbers; ~217 B when the bound is first reached, but once full every report
+# deletes a number and the resize that clears the deleted slots sizes the table for 3x the live ones)
+# and ~0.53 GB if every one held the full 32 reporters (estimated: 248 B more of `array` a number): a bound a 5656 node can afford, well above the distinct numbers
 # genuine reports name in 90 days, and an attacker needs 50,000 reporters a day (see below)
 # to push genuine entries out at that rate.
 MAX_REPORTED_NUMBERS = 1_000_000
+BYTES_PER_NUMBER = 320            # one reporter, at the bound in steady traffic (tests/test_state.py)
 # At most this many (reporter, number) pairs a reporter can add to the index per UTC day: a
 # subscriber rarely reports more than a few spammers a day, and SENDER_REPORTED needs several
 # distinct reporters anyway, so one reporter naming thousands of numbers adds only memory.
