@@ -232,7 +232,15 @@ class Pipeline:
 
     def _command(self, ctx: MessageContext) -> tuple[Verdict, "Command | None"]:
         """A 5656 message's verdict and its effect (None: nothing to record, e.g. a syntax error)."""
-        cmd = shortcode.parse(ctx.text, ctx.sender_num)
+        text = ctx.text
+        cmd = shortcode.parse(getattr(text, "shown", text), ctx.sender_num)
+        if cmd.op is None and getattr(text, "meant", None) is not None:
+            # a text with two readings (smpp_proxy.codec.text.TwoReadings: both judged, a line apart) is one
+            # command in either, never both joined ('DK DNC' under data_coding 0x0E was 'DK DNC\nDK DNC', a
+            # syntax error: the registration was never recorded): the one the handset shows, else the other
+            other = shortcode.parse(text.meant, ctx.sender_num)
+            if other.op is not None:
+                cmd = other
         src = f"shortcode:{self.settings.shortcode}"
         v = Verdict(Action.ALLOW, 0.0, (Hit(cmd.symbol, 0.0, cmd.detail, src, Action.ALLOW),))
         if cmd.op in ("dnc_add", "dnc_remove"):
