@@ -286,12 +286,47 @@ def _settle_scopes(rules, by_symbol, errors):
                                                            f"(at {d.source}) does not: there {sym} is always false; "
                                                            f"make the two applies_to agree"))
         else:
-            narrowed = r.applies_to.intersection(*(by_symbol[d].applies_to for d in r.deps))
+            narrowed = frozenset(s for s in r.applies_to if _can_hold(r.tree, {d for d in r.deps
+                                                                           if s not in by_symbol[d].applies_to}))
             if not narrowed:
                 p, ln = r.source.rsplit(":", 1)
-                errors.append(RuleError(p, int(ln), 1, f"{r.symbol}: the symbols its expr names apply to no scope in "
-                                                       f"common ({', '.join(sorted(set(r.deps)))}): it never holds"))
+                errors.append(RuleError(p, int(ln), 1, f"{r.symbol}: the symbols its expr names leave it no scope "
+                                                       f"({', '.join(sorted(set(r.deps)))}): it never holds"))
             r.applies_to = narrowed
+
+
+def _can_hold(tree, absent) -> bool:
+    """Whether a composite still holds on its own symbols in a scope where the `absent` ones never do: not when it is
+    false there whatever the rest are ('A and B', B absent), nor when an absent symbol is under `not` (there it would
+    hold for every message alike: `not __SMS_HELPER` on a call). 'A or B' with B absent holds where A does (it did
+    before scopes were narrowed; an intersection of the symbols' scopes took it out of every scope)."""
+    if not absent or tree is None:
+        return True
+    return not _negates(tree, absent, False) and _reduced(tree, absent) is not False
+
+
+def _negates(tree, absent, neg) -> bool:
+    op = tree[0]
+    if op == "sym":
+        return neg and tree[1] in absent
+    if op == "not":
+        return _negates(tree[1], absent, not neg)
+    return any(_negates(t, absent, neg) for t in tree[1])
+
+
+def _reduced(tree, absent):
+    """The composite with the `absent` symbols false: False / True when that settles it, else None."""
+    op = tree[0]
+    if op == "sym":
+        return False if tree[1] in absent else None
+    if op == "not":
+        v = _reduced(tree[1], absent)
+        return None if v is None else not v
+    vals = [_reduced(t, absent) for t in tree[1]]
+    stop = op == "or"                   # True settles an `or`, False an `and`
+    if stop in vals:
+        return stop
+    return not stop if all(v is (not stop) for v in vals) else None
 
 
 def _deepest_chain(rules, by_symbol):
