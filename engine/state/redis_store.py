@@ -99,6 +99,12 @@ def _not_sent(e: Exception) -> bool:
     return isinstance(e, ConnectionRefusedError) or "connecting to" in str(e)
 
 
+def _removes_of(ops) -> list:
+    """The ops that give back the counts (counted at submission or at delivery) of `ops` on the server."""
+    return [_Op(op.ns, op.key, None, op.now, op.window, op.limit, REMOVE) for op in ops
+            if op.distinct is False or op.distinct is AT]
+
+
 def _safely(fn, *args) -> None:
     """Run one message's continuation: an error in it must not leave the rest of the batch unanswered."""
     try:
@@ -378,9 +384,7 @@ class RedisStore:
                 for i in alone:
                     self._catch_up(shape[i])
                     # (and the counts it gave back, an ad the SMSC refused: still to be given back there)
-                    self._removes_waiting += [op for op in shape[i] if op.distinct is REMOVE]
-                if len(self._removes_waiting) > LOCAL_MAX:
-                    del self._removes_waiting[:len(self._removes_waiting) - LOCAL_MAX]
+                    self._give_back_later([op for op in shape[i] if op.distinct is REMOVE])
                 continue
             res = list(map(int, (res if isinstance(res, bytes) else res.encode()).split(b",")))
             pos, want, sent = 0, set(dropped), set(alone)
@@ -393,11 +397,8 @@ class RedisStore:
                     else:                       # (the server's cap was full: the message went out all the same)
                         self._catch_up(ops)
                 elif ok and i in want:
-                    self._removes_waiting += [_Op(op.ns, op.key, None, op.now, op.window, op.limit, REMOVE)
-                                              for op in ops if op.distinct is False or op.distinct is AT]
+                    self._give_back_later(_removes_of(ops))
                     self.stats["given_back_after_timeout"] += 1
-            if len(self._removes_waiting) > LOCAL_MAX:
-                del self._removes_waiting[:len(self._removes_waiting) - LOCAL_MAX]
 
     def _finish(self, pipe, v, ops, counts, then, committed=True) -> None:
         rules = self._enforce_map(pipe)
@@ -433,15 +434,17 @@ class RedisStore:
         """Counts the mirror took alone are now on the server too: a count given back from now on is given back
         there as well (SharedCounters.remove)."""
         self.stats["caught_up"] += len(ops)
-        back = [_Op(op.ns, op.key, None, op.now, op.window, op.limit, REMOVE) for op in ops
-                if (op.distinct is False or op.distinct is AT) and not self.counters.on_server(op)]
-        if back:
-            # given back (Pipeline.refund) while the server's answer was awaited: the refund took the count from the
-            # mirror alone, the server has it all the same -- given back there too, with the next batch
-            w = self._removes_waiting
-            w += back
-            if len(w) > LOCAL_MAX:
-                del w[:len(w) - LOCAL_MAX]
+        # (one given back, Pipeline.refund, while the server's answer was awaited: the refund took it from the mirror
+        # alone, the server has it all the same -- given back there too, with the next batch)
+        self._give_back_later(_removes_of([op for op in ops if (op.distinct is False or op.distinct is AT)
+                                           and not self.counters.on_server(op)]))
+
+    def _give_back_later(self, removes) -> None:
+        """Counts to give back on the server with the next batch it answers (the newest LOCAL_MAX)."""
+        w = self._removes_waiting
+        w += removes
+        if len(w) > LOCAL_MAX:
+            del w[:len(w) - LOCAL_MAX]
 
     # ------------------------------------------------------------ failures
     def _retry_riders(self) -> None:
@@ -480,10 +483,7 @@ class RedisStore:
         once _reconcile knows whether it did. Returns, when the batch may have run, the indexes of the messages
         dropped fail-closed and those of the messages counted in the mirror alone (for _reconcile)."""
         if not sent:
-            waiting = self._removes_waiting
-            waiting += [op for _p, _v, ops, _t in batch for op in ops if op.distinct is REMOVE]
-            if len(waiting) > LOCAL_MAX:
-                del waiting[:len(waiting) - LOCAL_MAX]
+            self._give_back_later([op for _p, _v, ops, _t in batch for op in ops if op.distinct is REMOVE])
         closed, alone = [], []
         for i, (pipe, v, ops, then) in enumerate(batch):
             if v is CATCH_UP:                   # counts the mirror holds already: for the server, still
