@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 
 from .smpp_proxy.server import VerdictLog
+from .smpp_proxy.smsc import parse_addr
 
 log = logging.getLogger("telfilter")
 
@@ -211,8 +212,7 @@ class _StateCollector:
             # Bounded: the configured SMSCs times the three bind kinds.
             seen = m.links_seen
             for name in getattr(getattr(p, "settings", None), "smsc", None) or ():
-                host, _, port = name.rpartition(":")
-                smsc = f"{host.strip('[]') or '0.0.0.0'}:{port}"
+                smsc = "%s:%d" % parse_addr(name)              # as a link names its address (smsc.py)
                 if not any(k[0] == smsc for k in seen):
                     seen[(smsc, "transceiver")] = None       # as a link first binds (smsc.py _link_loop)
             now = {}

@@ -419,8 +419,8 @@ async def run_serve(args, ready=None):
     # --drain-timeout bounds the whole stop, up to the process's exit: the drain leaves a little
     # (1/20, at most 0.5 s) for closing sockets, the state store's last flush and interpreter exit
     budget = getattr(args, "drain_timeout", 10.0)
-    stop_started = loop.time()
-    drain = asyncio.ensure_future(proxy.drain(max(0.0, budget - min(0.5, budget / 20))))
+    stop_started, drain_budget = loop.time(), max(0.0, budget - min(0.5, budget / 20))
+    drain = asyncio.ensure_future(proxy.drain(drain_budget))
     forced = asyncio.ensure_future(force.wait())
     await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
     if not drain.done():
@@ -428,7 +428,7 @@ async def run_serve(args, ready=None):
         drain.cancel()
     forced.cancel()
     if control is not None:         # a command under way (a reload) is answered, within what is left of the budget
-        await control.stop(wait=max(0.0, min(5.0, budget - min(0.5, budget / 20) - (loop.time() - stop_started))))
+        await control.stop(wait=max(0.0, min(5.0, drain_budget - (loop.time() - stop_started))))
     await proxy.stop()
     if receipts is not None:
         receipts_task.cancel()

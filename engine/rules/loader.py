@@ -276,8 +276,8 @@ def _settle_scopes(rules, by_symbol, errors):
     no applies_to applies where every symbol it names does."""
     for r in _dep_order(rules, by_symbol):
         if not r.deps:
-            pass
-        elif r.scopes_given:
+            continue
+        if r.scopes_given:
             for sym, disp, ln, col in r.refs:
                 d = by_symbol[sym]
                 missing = [s for s in SCOPES if s in r.applies_to and s not in d.applies_to]

@@ -16,6 +16,15 @@ _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
 
 
+
+def multi_dests(pdu) -> list:
+    """A submit_multi's SME destinations, and "" for its distribution lists (judged on everything but the
+    recipient: their members are known only to the SMSC)."""
+    dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
+    if len(dests) < len(pdu.dest_addresses):
+        dests.append("")
+    return dests
+
 class MultiSubmit:
     """Mixin of `SmppProxy`: submit_multi judging and answers."""
 
@@ -105,16 +114,14 @@ class MultiSubmit:
         # a concatenated one's counts are given back once the SMSC has refused every part (as a submit_sm's)
         refund = Refund([v for v, _ in charged], max(1, len(targets)), [d for _, d in charged]) if charged else None
         if not targets:
-            if refund is not None:
-                for v, _ in charged:
-                    self._refund(v)             # judged, counted and not sent (every part's bind is gone)
+            for v, _ in charged:
+                self._refund(v)                 # judged, counted and not sent (every part's bind is gone)
             return
         if parts is not None and self.pipeline.state.shared is not None:
             link = self._pick_link(len(targets))       # a verdict that came later: still room for all its parts?
             if link is None:
-                if refund is not None:
-                    for v, _ in charged:
-                        self._refund(v)         # judged, counted and not sent
+                for v, _ in charged:
+                    self._refund(v)             # judged, counted and not sent
                 for s, p in targets:
                     self._upstream_unavailable(s, p)
                 return

@@ -24,6 +24,7 @@ from .codec import constants as C
 from .codec import pdu as P
 from .accounts import ONE_SEGMENT_PDU, message_cost
 from .msgids import MULTI, PART, SINGLE, id_key
+from .multi import multi_dests
 from .refund import Refund
 from .schedule import TooFarAhead, delivery_time, pdu_delivery, stored
 from .smsc import LATE
@@ -136,7 +137,7 @@ class SubmitPath:
                 return self._concat_part(sess, pdu, ci, text, binary)     # bounded whole there
             recipient = pdu.destination_addr
         elif cid == C.SUBMIT_MULTI:
-            dests = self._multi_dests(pdu)
+            dests = multi_dests(pdu)
             if dests and dests[-1] == "" and self.settings.distribution_lists == "refuse":
                 # a distribution list's members are known only to the SMSC
                 return self._refuse(sess, pdu, C.ESME_RCNTSUBDL, "submit_multi to a distribution list")
@@ -171,15 +172,6 @@ class SubmitPath:
         # the common case, judged at once (nothing runs in between: the link can still take it)
         v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when)
         return self._judged_answer(sess, pdu, v, link)
-
-    @staticmethod
-    def _multi_dests(pdu) -> list:
-        """A submit_multi's SME destinations, and "" for its distribution lists (judged on everything but the
-        recipient: their members are known only to the SMSC)."""
-        dests = [d[3] for d in pdu.dest_addresses if d[0] == 1]
-        if len(dests) < len(pdu.dest_addresses):
-            dests.append("")
-        return dests
 
     def _multi_too_long(self, parts, text: str, dests) -> bool:
         """True, with every (session, PDU) of `parts` refused ESME_RINVMSGLEN, when a submit_multi's text is over

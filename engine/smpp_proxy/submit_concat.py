@@ -20,6 +20,7 @@ from .refund import Refund
 from .codec import constants as C
 from .codec import pdu as P
 from .concat import REFUSED, SPREAD, joined
+from .multi import multi_dests
 from .schedule import parts_delivery, parts_spread
 
 log = logging.getLogger("telfilter.smpp")
@@ -54,7 +55,7 @@ def _recipient(pdu) -> str:
     """The one recipient of a part: a submit_sm's or data_sm's destination, a submit_multi's only one."""
     if pdu.command_id != C.SUBMIT_MULTI:
         return pdu.destination_addr
-    return next((d[3] for d in pdu.dest_addresses if d[0] == 1), "")
+    return multi_dests(pdu)[0]
 
 
 class ConcatSubmit:
@@ -164,7 +165,7 @@ class ConcatSubmit:
         text = joined([t for _, _, t, _ in parts], binary)
         if type(key[2]) is tuple:
             # a submit_multi's parts to several destinations: judged per destination, taken or refused whole
-            dests = self._multi_dests(pdu0)
+            dests = multi_dests(pdu0)
             if self._multi_too_long(live, text, dests):
                 # refused whole: a part still to come too (never a part of it forwarded)
                 self.concat.refuse(key, self.loop.time() + self.settings.concat_timeout, self.settings.max_pending_concat)
