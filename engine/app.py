@@ -42,7 +42,8 @@ def resolve_data_dir(arg, settings: Settings, seed: bool = True) -> Path:
     return d
 
 
-def load_model(settings: Settings):
+def load_model(settings: Settings, loaded=None):
+    """The scorer serve judges with, or None (ML off). `loaded`: the one `config check` loaded from the same path."""
     if not settings.ml_enabled:
         return None
     from .ml.model import default_model_dir, load_scorer
@@ -50,7 +51,7 @@ def load_model(settings: Settings):
     if not settings.ml_model and not (d / "card.json").exists():
         log.warning("no bundled model at %s: ML stage off", d)
         return None
-    m = load_scorer(d)
+    m = loaded if loaded is not None else load_scorer(d)
     why = threshold_pair_error(settings, m.tag_threshold, m.drop_threshold, d)
     if why:
         from .config import ConfigError
@@ -72,7 +73,9 @@ def threshold_pair_error(settings: Settings, card_tag: float, card_drop: float, 
             f"{tag:.4f} above drop {drop:.4f}: set both")
 
 
-def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=True) -> Pipeline:
+def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=True, model=None) -> Pipeline:
+    """The pipeline of a config and data dir. `model`: a scorer already loaded from the configured path (serve's
+    config check loaded it), not read again."""
     settings = load_settings(config_dir)
     ddir = resolve_data_dir(data_dir, settings, seed)
     store = ListStore(ddir)
@@ -82,6 +85,6 @@ def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=Tr
     rules = load_rules(settings.rules_dir)
     reports = ReportStore(ddir)
     state = EngineState(reports=reports.load_index())
-    model = load_model(settings) if with_model else None
+    model = load_model(settings, model) if with_model else None
     return Pipeline(settings, rules, lists=lists, store=store, state=state, model=model,
                     reports=reports, persist=persist)

@@ -25,6 +25,7 @@ class LoadedConfig:
     rules: object = None
     errors: list = field(default_factory=list)
     checked: list = field(default_factory=list)     # (file, summary) of what was read
+    model: object = None                            # the scorer _model_errors loaded (serve uses it: loaded once)
 
 
 def _located(e: Exception, path: Path, text: str) -> str:
@@ -78,7 +79,7 @@ def load_config(config_dir=None, rules=True) -> LoadedConfig:
         cfg.errors.extend(e.errors)
         if not cdir.is_dir():
             return cfg
-    cfg.errors.extend(_model_errors(cdir, cfg.settings))
+    cfg.errors.extend(_model_errors(cdir, cfg.settings, cfg))
     cfg.checked.append((cdir / "telfilter.toml", _ok(cdir / "telfilter.toml")))
     cfg.smpp = _component(cfg, cdir / "smpp.toml", load_smpp_settings, cdir)
     if cfg.smpp is not None:
@@ -124,11 +125,11 @@ def _silent_symbol_errors(p: Path, symbols, rules) -> list[str]:
     return out
 
 
-def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
+def _model_errors(cdir: Path, st: Settings | None, cfg: LoadedConfig | None = None) -> list[str]:
     """[ml] model naming no model, or a model load_scorer refuses. serve loads it at start: a path that holds no
     usable model is a config error, not a traceback (`ml promote` may create it: it reads telfilter.toml with load_settings, which does not look).
     An [ml] threshold that inverts the pair with the card's other one, too. Both checked also when another key of
-    telfilter.toml is wrong (`st` None), when the [ml] keys they need are right."""
+    telfilter.toml is wrong (`st` None), when the [ml] keys they need are right. The scorer loaded goes to `cfg.model`."""
     p = cdir / "telfilter.toml"
     try:
         raw, text = read_toml(p) if p.exists() else ({}, "")
@@ -158,7 +159,9 @@ def _model_errors(cdir: Path, st: Settings | None) -> list[str]:
     d = Path(model) if model else default_model_dir()
     if model or (d / "card.json").exists():         # no bundled model: serve runs without the ML stage (a warning)
         try:
-            load_scorer(d)
+            sc = load_scorer(d)
+            if cfg is not None:
+                cfg.model = sc
         except ModelError as e:
             return [f"{p}:{key_line(text, 'ml', 'model') if model else 1}:1: [ml] model: {e}"]
     if (set_tag is None) == (set_drop is None):

@@ -276,7 +276,7 @@ async def run_serve(args, ready=None):
     from .smpp_proxy.msgids import save_map
     from .smpp_proxy.server import SmppProxy, VerdictLog
     cfg, settings = load_serve_config(args)
-    pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False)
+    pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False, model=cfg.model)
     # one of `serve --workers N` (engine/supervisor.py)? worker 0 keeps the default socket and metrics
     from .supervisor import die_with_supervisor, worker_index
     worker, in_pool = worker_index(), "TELFILTER_WORKERS" in os.environ
