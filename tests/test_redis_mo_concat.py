@@ -66,14 +66,14 @@ class Pair(LoopThread):
         self.shared.append((store, shared))
         self.pipes.append(pipe)
 
-    def send_parts(self, parts, ref=0x31, src="84912000777"):
-        """parts: [(session index, part number, total, bytes of UCS-2 text)]."""
+    def send_parts(self, parts, ref=0x31, src="84912000777", data_coding=0x08):
+        """parts: [(session index, part number, total, bytes of text in `data_coding`, UCS-2 by default)]."""
         async def send():
             bound = [s for s in self.sim.sessions if s.bound]
             for k, n, total, body in parts:
                 s = bound[k]
                 s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=1, source_addr=src,
-                                   destination_addr="5656", esm_class=C.ESM_UDHI, data_coding=0x08,
+                                   destination_addr="5656", esm_class=C.ESM_UDHI, data_coding=data_coding,
                                    short_message=bytes((5, 0, 3, ref, total, n)) + body))
         self.call(send())
 
@@ -152,6 +152,31 @@ def test_a_report_whose_parts_reach_two_processes_is_one_report_whole(tmp_path, 
         pair.send_parts([(1, 2, 3, chunks[1])])
         assert wait(lambda: len(pair.sim.mo_responses) == 4, 5) and pair.sim.mo_responses[3].command_status == 0
         assert len(pair.reports()) == 1 and len(pair.verdicts()) == 1
+
+
+def test_a_dnc_registration_in_parts_with_two_readings_is_recorded(tmp_path, url):
+    """Parts whose text has two readings (data_coding 0x0E, KS C 5601: read as EUC-KR and as Latin-1) are put
+    together reading by reading, as in one process: the stored text was both readings a line apart, so
+    'DK D' + 'NC' read 'DK D\nDK DNC\nNC', a syntax error, and the registration was lost."""
+    with Pair(tmp_path, url) as pair:
+        pair.send_parts([(0, 1, 2, b"DK D"), (1, 2, 2, b"NC")], ref=0x33, src="84912000778", data_coding=0x0E)
+        assert wait(lambda: len(pair.sim.mo_responses) == 2, 5)
+        assert [r.command_status for r in pair.sim.mo_responses] == [0, 0]
+        assert wait(lambda: len(pair.verdicts()) == 1, 5)
+        v = pair.verdicts()
+        assert [h["symbol"] for h in v[0]["hits"]] == ["DNC_REGISTERED"], v
+        assert any(p.lists.in_dnc(84912000778, "S") and p.lists.in_dnc(84912000778, "V") for p in pair.pipes)
+
+
+def test_part_text_round_trips_through_the_hash():
+    from engine.smpp_proxy.codec.text import TwoReadings
+    from engine.state.mo_parts import _dec, _enc
+    for t in ("", "abc", "\x00x", "\x01\x00y", "Quý khách", TwoReadings("a\x00:b", "c:\x00"), TwoReadings("", "z"),
+              TwoReadings("Tiếng", "Ti\xe1\xba\xbfng")):
+        back = _dec(_enc(t))
+        assert back == t and type(back) is type(t)
+        if type(t) is TwoReadings:
+            assert (back.shown, back.meant) == (t.shown, t.meant)
 
 
 def test_a_message_whose_last_part_never_comes_is_judged_once_with_what_arrived(tmp_path, url):

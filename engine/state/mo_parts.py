@@ -36,6 +36,8 @@ import time
 from functools import partial
 
 from ..smpp_proxy.codec import constants as C
+from ..smpp_proxy.codec.text import TwoReadings
+from ..smpp_proxy.concat import joined
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -101,12 +103,31 @@ def _mark(got) -> bytes:
     return m.encode() if isinstance(m, str) else m
 
 
+def _enc(text: str) -> bytes:
+    """A part's text as stored in the message's hash. A text with two readings (codec.text.TwoReadings: UCS-2
+    that may be Latin-1, the Asian codings) keeps both: NUL, the first reading's length in octets, ':', then
+    both readings (stored as its str, 'shown\nmeant', the joined parts were one reading's line break away from
+    the other's: a 'DK DNC' in two parts under data_coding 0x0E read 'DK D\nDK DNC\nNC', a syntax error, the
+    registration lost). A plain text that starts with NUL or SOH is stored behind an SOH."""
+    if type(text) is TwoReadings:
+        shown = text.shown.encode("utf-8", "surrogatepass")
+        return b"\x00%d:" % len(shown) + shown + text.meant.encode("utf-8", "surrogatepass")
+    b = text.encode("utf-8", "surrogatepass")
+    return b"\x01" + b if b[:1] in (b"\x00", b"\x01") else b
+
+
+def _dec(b: bytes) -> str:
+    """_enc's inverse."""
+    if b[:1] == b"\x00":
+        n, _, rest = b[1:].partition(b":")
+        n = int(n)
+        return TwoReadings(rest[:n].decode("utf-8", "surrogatepass"), rest[n:].decode("utf-8", "surrogatepass"))
+    return (b[1:] if b[:1] == b"\x01" else b).decode("utf-8", "surrogatepass")
+
+
 def _texts(flat) -> dict:
     """HGETALL's [n, text, ...] -> {part number: text}."""
-    out = {}
-    for i in range(0, len(flat), 2):
-        out[int(flat[i])] = flat[i + 1].decode("utf-8", "surrogatepass")
-    return out
+    return {int(flat[i]): _dec(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 class SharedMoParts:
@@ -139,7 +160,7 @@ class SharedMoParts:
         key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
         ks = keys_of(key)
         try:
-            got = await asyncio.wait_for(self._add(keys=ks, args=[n, text.encode("utf-8", "surrogatepass"), total,
+            got = await asyncio.wait_for(self._add(keys=ks, args=[n, _enc(text), total,
                                                                  int(KEEP * 1000)]), self.timeout * 4)
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
@@ -203,7 +224,7 @@ class SharedMoParts:
             log.info("concatenated MO %s from %r: %d of %d parts after %.0fs (shared); judging what arrived",
                      key[3], key[1], len(texts), total, p.settings.concat_timeout)
             p.stats["mo_concat_incomplete"] += 1
-        text = "".join(texts[i] for i in sorted(texts))
+        text = joined([texts[i] for i in sorted(texts)], False)
         self.writing.add(key)
         p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading,
                     partial(self._judged, key, ks, texts, link, pdu, completing))
@@ -212,7 +233,7 @@ class SharedMoParts:
         p = self.proxy
         if v is None:
             # not recorded: the parts wait again (the completing one is asked for again once they do)
-            back = [x for i in sorted(texts) if i != completing for x in (i, texts[i].encode("utf-8", "surrogatepass"))]
+            back = [x for i in sorted(texts) if i != completing for x in (i, _enc(texts[i]))]
             self._spawn(self._put_back(key, ks, back, link, pdu if completing is not None else None))
             return
         self.writing.discard(key)
