@@ -234,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
                    help="on SIGTERM/SIGINT, serve exits within this time: submits already sent to the SMSC are "
                         "answered by it, or with ESME_RSYSERR at the deadline; ESMEs and SMSCs are unbound (default 10)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
-                   help="serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9464)")
+                   help="serve Prometheus /metrics, /healthz, /readyz and /livez over HTTP here (e.g. 127.0.0.1:9464)")
     p.add_argument("--state", metavar="URL", default=None,
                    help="where counters, recipient history and call durations live (default: embedded, "
                         "journalled in DATA_DIR/state, durable across kill -9; redis://HOST:PORT/DB[?on_error=open|closed]: "

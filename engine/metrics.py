@@ -3,6 +3,8 @@
     GET /metrics   Prometheus text format (prometheus_client)
     GET /healthz   200 while the process runs and, where an SMSC is configured, a link is bound
     GET /readyz    200 once start-up is complete (configs valid, listening), 503 while stopping
+    GET /livez     200 whenever it answers: the event loop runs (a liveness probe; /healthz is 503 while the
+                   SMSC is away, which a restart would not cure)
 
 Theory of operation: verdicts are counted where the verdict log sees them
 (`MeteredVerdictLog.write`), so every message and call that is judged and logged is counted
@@ -133,6 +135,8 @@ class Metrics:
         path = path.split("?", 1)[0]
         if path == "/metrics":
             return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+        if path == "/livez":                # answered on serve's loop: answering at all is the proof
+            return 200, "text/plain", b"alive\n"
         if path in ("/healthz", "/readyz"):
             ok, why = self.health() if path == "/healthz" else self.readiness()
             return (200 if ok else 503), "text/plain", why.encode() + b"\n"

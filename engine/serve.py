@@ -348,7 +348,7 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.proxy, metrics.sip, metrics.state = proxy, sip, state_store
         await metrics.start(args.metrics_listen)
-        life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz", args.metrics_listen, metrics.port)
+        life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz, /livez", args.metrics_listen, metrics.port)
     if control is not None:
         control.proxy, control.sip = proxy, sip
     loop = asyncio.get_running_loop()

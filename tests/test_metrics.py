@@ -1,4 +1,4 @@
-"""`serve --metrics-listen`: Prometheus /metrics counts every verdict, /healthz and /readyz."""
+"""`serve --metrics-listen`: Prometheus /metrics counts every verdict, /healthz, /readyz and /livez."""
 import socket
 import subprocess
 import sys
@@ -72,6 +72,7 @@ def test_metrics_health_and_readiness(tmp_path):
         sim = None
         assert wait_for(lambda: _get(mport, "/healthz")[0] == 503, timeout=10)
         assert _get(mport, "/readyz")[0] == 200
+        assert _get(mport, "/livez") == (200, "alive\n")        # a liveness probe does not restart it for that
     finally:
         p.terminate()
         try:
