@@ -238,3 +238,19 @@ def test_the_same_invite_after_its_retransmission_window_is_a_new_call(tmp_path,
     scr.on_datagram(first, UAC)
     (m, _), = _sent(scr)
     assert m.status == 608 and scr.stats["screened"] == 2
+
+
+def test_an_escaped_semicolon_starts_the_numbers_parameters(tmp_path):
+    """A known limit until stop 37: an escaped ';' in the number (sip:0912000002%3Bnpdi@h, tel:0912000002%3Bx=1)
+    read as no number (the unescaped user '0912000002;npdi' is no number), so an ad call to a DNC V callee so
+    written went out; a next hop that unescapes calls 0912000002. It starts the parameters, as a written one does
+    (a phone-context in it applies)."""
+    from engine.sip_screen.codec import parse_uri
+    assert parse_uri("sip:0912000002%3Bnpdi@127.0.0.1").user == "0912000002"
+    assert parse_uri("tel:0912000002%3bx=1").user == "0912000002"
+    assert parse_uri("sip:912000002%3Bphone-context=%2B84@127.0.0.1;user=phone").user == "+84912000002"
+    assert parse_uri("tel:2439998888%3Bphone-context=+84;y=2").user == "+842439998888"
+    scr, vlog, _ = _screen(tmp_path)
+    scr.on_datagram(_invite(b"0912000002%3Bnpdi", AD, b"s1", b"z9hG4bK-s1"), UAC)
+    (m, _), = _sent(scr)
+    assert m.status == 608 and "AD_CALL_TO_DNC" in (m.get("reason") or ""), vlog.calls[-1]

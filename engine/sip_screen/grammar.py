@@ -193,6 +193,19 @@ def _global_number(number: str, params: str) -> str:
     return number
 
 
+def _unescaped(number: str, params: str) -> tuple[str, str]:
+    """A telephone-subscriber's number and parameters with escapes read (%2B is a '+'): an escaped ';' in the
+    number starts its parameters as a written one does (sip:0987654321%3Bnpdi@h is 0987654321, not no number: the
+    callee went unjudged where a next hop that unescapes calls it)."""
+    if "%" not in number:
+        return number, params
+    number = unescape(number)
+    if ";" in number:
+        number, _, more = number.partition(";")
+        params = f"{more};{params}" if params else more
+    return number, params
+
+
 def parse_uri(uri: str) -> SipUri:
     scheme, sep, rest = uri.partition(":")
     if not sep or not _TOKEN.match(scheme):
@@ -202,7 +215,8 @@ def parse_uri(uri: str) -> SipUri:
         num, _, p = rest.partition(";")
         # (RFC 3966 has no escapes in the number, but a next hop that unescapes reads tel:%2B84… as +84…: read as
         # a sip user is, else the screen judges no number where the next hop calls one)
-        return SipUri("tel", _global_number(unescape(num) if "%" in num else num, p), "", None, {})
+        num, p = _unescaped(num, p)
+        return SipUri("tel", _global_number(num, p), "", None, {})
     if scheme not in ("sip", "sips"):
         return SipUri(scheme, "", "", None, {})
     user = ""
@@ -214,7 +228,7 @@ def parse_uri(uri: str) -> SipUri:
         # number's: the caller is still the number before it.
         userinfo, _, rest = rest.partition("@")
         user, _, uparams = userinfo.split(":", 1)[0].partition(";")     # the number, without password or parameters
-        user = _global_number(unescape(user) if "%" in user else user, uparams)    # (%2B is a '+')
+        user = _global_number(*_unescaped(user, uparams))                          # (%2B is a '+')
     hostpart, _, params = rest.partition(";")
     host, port = hostpart, None
     if hostpart.startswith("["):
