@@ -197,7 +197,7 @@ def parser() -> argparse.ArgumentParser:
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--text", help="one text to score")
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
-    from .ml.cli import add_analyst_parsers
+    from .ml.analyst_cli import add_analyst_parsers
     add_analyst_parsers(ms, _sub)
     from .ml.cv import add_parser as add_cv_parser
     add_cv_parser(ms, _sub)

@@ -1,0 +1,185 @@
+"""`telfilter ml compare | promote | rollback`: the analyst's side of the classifier (a candidate against the served
+model, then installed where serve loads it and hot-swapped; engine/analyst/ does the work)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .cli import _skipped, serving_scorer
+from .model import load_scorer
+
+
+def add_analyst_parsers(ms, sub) -> None:
+    """`ml compare | promote | rollback` (registered by engine/cli.py; `sub` is its _sub)."""
+    q = sub(ms, "compare", "score the same messages with two or more models: metrics side by side, the messages "
+            "whose action changes, plots")
+    q.add_argument("--model", action="append", default=[], metavar="DIR",
+                   help="model directory (repeatable, the first is the baseline); given once, it is compared "
+                        "with the model serve loads ([ml] model of --config, else the bundled one)")
+    q.add_argument("--data", action="append", required=True, metavar="FILE",
+                   help="messages (repeatable): a labelled TSV/CSV/JSONL or `reports export`, or unlabelled JSONL "
+                        "with `text` (a `check` corpus) or `content` (the report store)")
+    q.add_argument("--changes", metavar="FILE", help="write the messages whose action changes (.csv, else JSONL)")
+    q.add_argument("--report", metavar="DIR", help="write plots (score scatter, per-language rates) here")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q = sub(ms, "promote", "install a model where serve loads it ([ml] model), keep the one before for rollback, "
+            "and hot-swap it into a running serve")
+    q.add_argument("model", metavar="MODEL", help="model directory to promote (checked before anything changes)")
+    _swap_args(q)
+    q = sub(ms, "rollback", "put back the model that was served before the last promote (or rollback), "
+            "and hot-swap it into a running serve")
+    _swap_args(q)
+
+
+def _swap_args(q) -> None:
+    q.add_argument("--socket", metavar="PATH", help="control socket of the running serve (default DATA_DIR/control.sock)")
+    q.add_argument("--no-reload", action="store_true", help="only install; do not tell a running serve")
+    q.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="wait this long for serve's answer (default 60)")
+
+
+def compare(args) -> int:
+    from ..analyst.compare import compare as compare_models, plots, read_messages, render_changes
+    from ..analyst.export import write_atomic
+    dirs = [Path(m) for m in args.model]
+    if not dirs:
+        print("telfilter ml compare: error: give --model at least once", file=sys.stderr)
+        return 2
+    over = {}
+    scorers = [load_scorer(d) for d in dirs]
+    if len(dirs) == 1:
+        # against the model serve loads: each judged with the thresholds serve would use for it
+        # (telfilter.toml's [ml] ones, when set, apply to whatever model is promoted)
+        served, sc, over = serving_scorer(args)
+        cand = scorers[0]
+        over_cand = {}
+        for name, v in over.items():
+            over_cand[name] = {"telfilter.toml": v["telfilter.toml"], "card": getattr(cand, name)}
+            setattr(cand, name, v["telfilter.toml"])
+        dirs.insert(0, served)
+        scorers.insert(0, sc)
+    msgs = read_messages(args.data)
+    _skipped("compare", msgs.errors, msgs.notes)
+    need = ["sklearn"] * (msgs.labels is not None) + ["matplotlib"] * bool(args.report)
+    for mod in need:
+        try:
+            __import__(mod)
+        except ImportError:
+            print(f"telfilter ml compare: error: {'plots' if mod == 'matplotlib' else 'metrics on labelled data'} "
+                  "need the [train] extra: pip install 'telfilter[train]'", file=sys.stderr)
+            return 2
+    from .train import _progress
+    bar = _progress(len(scorers) * len(msgs.texts), "ml compare",
+                    not args.no_progress and sys.stderr.isatty() and len(msgs.texts) > 2000)
+    try:
+        summary, changed, P, langs = compare_models(scorers, [str(d) for d in dirs], msgs, bar.update)
+    finally:
+        bar.close()
+    if over:                    # the thresholds telfilter.toml sets, not the cards': said per model
+        summary["models"][0]["thresholds_overridden"] = over
+        summary["models"][1]["thresholds_overridden"] = over_cand
+    if args.changes:
+        fmt = "csv" if args.changes.lower().endswith(".csv") else "jsonl"
+        write_atomic(Path(args.changes), render_changes(changed, fmt, len(dirs)))
+        summary["changes_file"] = args.changes
+    if args.report:
+        summary["plots"] = [str(Path(args.report) / f) for f in
+                            plots(Path(args.report), summary, P, msgs.labels, langs, [str(d) for d in dirs])]
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _thresholds_refused(settings, model_dir) -> str | None:
+    """app.threshold_pair_error for the model at `model_dir` (its card's thresholds), None when unreadable
+    (install's own checks say why)."""
+    from ..app import threshold_pair_error
+    if model_dir is None:
+        return None
+    try:
+        th = json.loads((Path(model_dir) / "card.json").read_text(encoding="utf-8"))["thresholds"]
+        return threshold_pair_error(settings, float(th["tag"]), float(th["drop"]), model_dir)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def promote(args) -> int:
+    from ..analyst.promote import versions_dir
+    from ..config import load_settings
+    settings = load_settings(getattr(args, "config", None))
+    what = f"telfilter ml {args.mcmd}"
+    if not settings.ml_model and args.mcmd != "promote":
+        print(f"{what}: error: {settings.config_dir / 'telfilter.toml'}: [ml] model is not set: serve loads the "
+              "bundled model and nothing was promoted, so there is nothing to roll back to", file=sys.stderr)
+        return 2
+    if not settings.ml_model:
+        print(f"{what}: error: {settings.config_dir / 'telfilter.toml'}: [ml] model is not set, so serve loads the "
+              "bundled model, which is not replaced; set it, e.g. model = \"/var/lib/telfilter/model\", then run "
+              "this command again: it installs the model there and a running serve re-reads [ml] as it reloads (no "
+              "restart needed; until a model is there, a restarted serve refuses the path)", file=sys.stderr)
+        return 2
+    target = Path(settings.ml_model).absolute()       # as serve resolves it: from its working directory
+    # one promote or rollback of a model path at a time: two at once each took the other's model for the one to
+    # keep (rollback to a model neither meant, a refused model put back over the other's)
+    from ..lists.journal import flocked
+    try:
+        with flocked(versions_dir(target) / ".lock", wait=False) as mine:
+            if not mine:
+                print(f"{what}: error: {target}: another `telfilter ml promote` or `rollback` of this model path is "
+                      "running; nothing changed (run this again when it has finished)", file=sys.stderr)
+                return 2
+            return _promote_locked(args, settings, what, target)
+    except OSError as e:
+        print(f"{what}: error: {getattr(e, 'filename', '') or target}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def _promote_locked(args, settings, what: str, target: Path) -> int:
+    from ..analyst.promote import PromoteError, coverage_warnings, install, notify, previous, rollback
+    from ..app import resolve_data_dir
+    from ..control import default_socket
+    incoming = Path(args.model) if args.mcmd == "promote" else previous(target)
+    why = _thresholds_refused(settings, incoming)
+    if why:             # serve would refuse it (now, or at its next start): nothing is installed
+        print(f"{what}: error: {why}", file=sys.stderr)
+        return 2
+    warnings = coverage_warnings(Path(args.model), target) if args.mcmd == "promote" else []
+    try:
+        out = install(Path(args.model), target) if args.mcmd == "promote" else rollback(target)
+    except PromoteError as e:
+        print(f"{what}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{what}: error: {getattr(e, 'filename', '') or target}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    for w in warnings:              # said, not refused: the analyst may mean it
+        print(f"{what}: warning: {w}", file=sys.stderr)
+    if warnings:
+        out["warnings"] = warnings
+    if args.no_reload:
+        print(json.dumps(out, indent=2))
+        return 0
+    sock = Path(args.socket) if args.socket else default_socket(
+        resolve_data_dir(getattr(args, "data_dir", None), settings, seed=False))
+    ans = notify(sock, args.timeout)
+    out["serve"] = ans
+    if ans["serve"] == "running" and not ans["reloaded"]:
+        # serve keeps its old model; put the files back so a restart does not load the refused one
+        try:
+            rollback(target)
+            out["rolled_back"] = True
+        except PromoteError as e:           # nothing was there before this promote
+            out["rolled_back"] = False
+            print(f"{what}: warning: {e}", file=sys.stderr)
+        print(json.dumps(out, indent=2))
+        print(f"{what}: error: the running serve refused the model and keeps its old one; the model path points "
+              f"at that one again: {ans['error']}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2))
+    if ans["serve"] == "none":
+        print(f"{what}: installed; {ans['error']}: serve loads it when it starts", file=sys.stderr)
+    elif ans["model_version"] != out["model_version"]:
+        print(f"{what}: error: serve reloaded but reports model {ans['model_version']!r}, not "
+              f"{out['model_version']!r} (does its [ml] model name {target}?)", file=sys.stderr)
+        return 1
+    return 0
