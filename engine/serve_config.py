@@ -1,0 +1,123 @@
+"""`telfilter serve`'s configuration: the config files (configcheck.load_config) and serve's own flags, validated
+together before anything listens (every error found, as ConfigError)."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+log = logging.getLogger("telfilter")
+
+
+def load_serve_config(args):
+    """Everything serve needs from config files and flags, validated before anything listens.
+    Raises ConfigError with every error found."""
+    from .config import ConfigError
+    from .configcheck import load_config
+    cfg = load_config(getattr(args, "config", None))
+    errors = list(cfg.errors)
+    settings = cfg.smpp
+    if settings is not None:
+        if args.smsc:
+            settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
+        if args.smsc_system_id:
+            settings.smsc_system_id = args.smsc_system_id
+    from .credentials import esme_accounts, smsc_password
+    pw = smsc_password(args, errors)
+    if settings is not None and pw:
+        settings.smsc_password = pw
+    for acc in esme_accounts(args, errors):
+        if settings is not None:
+            settings.accounts[acc.system_id] = acc
+    if settings is not None and not settings.accounts and not errors:
+        log.warning("no ESME accounts (smpp.toml [[account]], --esme-accounts-file, --esme-account, $%s): every "
+                    "bind will be refused until `telfilter ctl reload accounts` brings some", "TELFILTER_ESME_ACCOUNTS")
+    listens = [("--smpp-listen", args.smpp_listen, None), ("--metrics-listen", getattr(args, "metrics_listen", None), None)]
+    if getattr(args, "sip_listen", None) not in (None, "off", ""):
+        listens.append(("--sip-listen", args.sip_listen, 5060))
+    for flag, value, default_port in listens:
+        if value:
+            err = _check_listen(flag, value, default_port)
+            if err:
+                errors.append(err)
+    for a in (args.smsc or "").split(","):
+        if a.strip() and _port_of(a.strip(), None) is None:
+            errors.append(f"--smsc {a.strip()!r}: expected HOST:PORT")
+    sip_on = getattr(args, "sip_listen", None) not in ("off", "")
+    networks = None
+    if sip_on and getattr(args, "sip_allow_networks", None):
+        from .sip_screen.settings import permitted_ranges
+        networks = [n.strip() for n in args.sip_allow_networks.split(",") if n.strip()]
+        for n in networks:
+            try:
+                permitted_ranges([n])
+            except ValueError:
+                errors.append(f"--sip-allow-networks: {n!r} is not an IP network")
+                networks = []
+    # (sip.toml's next_hop against sip.toml's networks: load_config checked it)
+    next_hop = getattr(args, "sip_next_hop", None) or (cfg.sip.next_hop if cfg.sip is not None and networks else "")
+    if sip_on and next_hop and networks != []:
+        from .sip_screen.settings import next_hop_outside
+        try:           # as sip.toml's next_hop: host[:port][;transport=udp|tcp], inside the networks in force
+            why = next_hop_outside(next_hop, networks if networks is not None else cfg.sip.allow_networks
+                                   if cfg.sip is not None else [])
+        except ValueError as e:
+            why = str(e)
+        if why:
+            errors.append(f"--sip-next-hop: {why}" if getattr(args, "sip_next_hop", None) else
+                          f"sip.toml next_hop (with --sip-allow-networks): {why}")
+    rf = getattr(args, "ready_file", None)
+    if rf and not os.access(Path(rf).absolute().parent, os.W_OK | os.X_OK):
+        errors.append(f"--ready-file {rf!r}: its directory {str(Path(rf).absolute().parent)!r} is missing or not "
+                      "writable")
+    events = getattr(args, "events", None)
+    if events:
+        err = _check_events(events)
+        if err:
+            errors.append(err)
+    if getattr(args, "metrics_listen", None):
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            errors.append("--metrics-listen needs prometheus_client (pip install prometheus_client)")
+    if errors:
+        raise ConfigError(errors)
+    return cfg, settings
+
+
+def _check_events(value: str) -> str | None:
+    """--events: a ZeroMQ endpoint this process can bind (tcp://HOST:PORT, ipc://PATH), checked before anything
+    listens (zmq wraps a port over 65535 silently)."""
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme == "ipc" and rest:
+        return None
+    if not sep or scheme != "tcp":
+        return f"--events {value!r}: expected tcp://HOST:PORT (or ipc://PATH)"
+    port = _port_of(rest, None)
+    if port is None or not 0 < port:
+        return f"--events {value!r}: expected tcp://HOST:PORT with a port of 1-65535"
+    return None
+
+
+def _port_of(value: str, default_port):
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return default_port
+    if not port.isdigit() or int(port) > 65535 or not host.strip("[]"):
+        return None
+    return int(port)
+
+
+def _check_listen(flag: str, value: str, default_port) -> str | None:
+    """A listen address that cannot be used is a start-up error, not a traceback after the
+    other protocol is already listening."""
+    port = _port_of(value, default_port)
+    if port is None:
+        return f"{flag} {value!r}: expected HOST:PORT"
+    host = value.rpartition(":")[0].strip("[]") if ":" in value else value
+    try:
+        socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        return f"{flag} {value!r}: {e}"
+    return None
