@@ -54,7 +54,7 @@ import time
 
 from .codec import SipMessage, SipParseError, make_response, parse_via
 from .recent import digest
-from .settings import BRANCH_PREFIX, TRANSPORTS, permitted_ranges
+from .settings import BRANCH_PREFIX, TRANSPORTS, in_ranges, permitted_ranges
 from .transport import WRITE_MAX, TcpConnection
 
 log = logging.getLogger("telfilter.sip")
@@ -271,13 +271,7 @@ class Forwarding:
             return False
         if self._answer_ranges[0] is not self.s:
             self._answer_ranges = (self.s, permitted_ranges(nets))
-        try:
-            ip = ipaddress.ip_address(host.partition("%")[0])
-        except ValueError:
-            return False
-        ip = getattr(ip, "ipv4_mapped", None) or ip
-        n, v = int(ip), ip.version
-        return any(v == ver and lo <= n <= hi for ver, lo, hi in self._answer_ranges[1])
+        return in_ranges(host, self._answer_ranges[1])
 
     def _final(self, code: str, key: str):
         """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once. (The waits on

@@ -4,7 +4,8 @@ The caller has validated the file (load_sip_settings checks types, networks, the
 nothing here can fail half-way. Every setting is read from `screen.s` when it is used, so
 swapping the object applies it to the next message; what was derived from it at start is
 derived again here: the permitted networks' integer ranges (and the per-address cache of
-that check is emptied, and the C pump, which keeps its own copy, is rebuilt).
+that check is emptied, and the C pump, which keeps its own copy, is rebuilt); the answer_networks and
+trusted_identity_networks ranges are derived again at their first use after the swap (a new list).
 
 What cannot change without a restart is kept as it runs and reported: `listen` (the bound
 sockets) and `advertise` (our Via / Record-Route identity: transactions in flight carry

@@ -16,6 +16,7 @@ from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import SipParseError, make_response, parse_name_addr, parse_uri
 from .recent import digest
+from .settings import in_ranges, permitted_ranges
 
 log = logging.getLogger("telfilter.sip")
 VERDICTS = 131_072              # calls whose decision is kept, for their retransmitted / re-sent INVITEs
@@ -27,6 +28,8 @@ MAX_CALLER = 128                # a longer caller is no number a call duration i
 PENDING = "pending"             # the call is being judged (a shared state store confirming its counters)
 MAX_WAITING = 1_024             # INVITEs (all calls together) waiting for another on their key to be judged
 MAX_WAIT = 32.0                 # seconds an INVITE may wait for verdicts (64*T1, Timer B: its caller has given up)
+EVERY_PEER = {(4, 0, 2 ** 32 - 1), (6, 0, 2 ** 128 - 1)}   # 0.0.0.0/0 and ::/0 as permitted_ranges gives them
+ASSERTING = ("p-asserted-identity", "remote-party-id", "p-preferred-identity")    # read from a trusted peer only
 
 
 class Decision(NamedTuple):
@@ -115,7 +118,7 @@ def _calling_party(msg, rpid) -> str:
     return ""
 
 
-def _caller(msg, first) -> tuple:
+def _caller(msg, first, trusted=True) -> tuple:
     """(the caller an initial INVITE is judged as, its From user or None when not read): the first identity that is
     a number, in the order they are believed -- P-Asserted-Identity (_asserted), From, Remote-Party-ID's calling
     party (the asserted identity where trunks send that instead, behind an anonymous From), P-Preferred-Identity
@@ -123,7 +126,13 @@ def _caller(msg, first) -> tuple:
     §4.1.1.3) asserts nothing to judge: it never hides a number written in another (an advertiser's registered
     number in From beside `P-Asserted-Identity: <sip:anonymous@anonymous.invalid>` rang a DNC callee), and no header
     but P-Asserted-Identity is read before a From that is a number (a Remote-Party-ID the caller adds would
-    otherwise hide its From). No number anywhere: as before, the asserted user, else the From user."""
+    otherwise hide its From). No number anywhere: as before, the asserted user, else the From user.
+    `trusted`: whether the INVITE's previous hop is in trusted_identity_networks; if not, only From is read (RFC 3325
+    §5: an identity is asserted only inside a trust domain; a caller sending straight to the screen with a clean
+    number in P-Asserted-Identity dodged its blacklisted From, or borrowed an advertiser's registered number)."""
+    if not trusted:
+        from_user = _user_of(msg, first.get("from") or "")
+        return from_user, from_user
     pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
     asserted = _asserted(msg, pai)
     if asserted and normalise_number(asserted) is not None:
@@ -350,7 +359,10 @@ class Screening:
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
         store has confirmed its counter commits). `callee`: the number it calls, when _screen_once read it."""
         first = msg.first_values()                      # as received: From is edited only after this
-        caller, from_user = _caller(msg, first)         # (the From user read once: dialog_parties needs it too)
+        trusted = self._identity_trusted(src[0])
+        if not trusted and any(h in first for h in ASSERTING):
+            self.stats["identity_untrusted"] += 1       # read as From only (_caller)
+        caller, from_user = _caller(msg, first, trusted)    # (the From user read once: dialog_parties needs it too)
         if callee is None:
             callee = _callee(msg, first)
         caller, callee = _loggable(caller), _loggable(callee)
@@ -378,6 +390,25 @@ class Screening:
             # first: a call over a cap shared with other nodes comes back dropped
             return shared.settle(self.pipeline, v, lambda v: then(self._log_call(call, msg, caller, callee, v, us)))
         then(self._log_call(call, msg, caller, callee, v, us))
+
+    def _identity_trusted(self, host: str) -> bool:
+        """Whether `host`, an INVITE's previous hop, is in sip.toml's trusted_identity_networks (RFC 3325 Spec(T)):
+        its identity headers are read (_caller). The ranges are derived again when the list is another (a reload);
+        every peer trusted (the default) costs no address parse, the others are cached by address (bounded)."""
+        nets = self.s.trusted_identity_networks
+        t = self.trust
+        if t[0] is not nets:
+            ranges = permitted_ranges(nets)
+            t = self.trust = (nets, ranges, EVERY_PEER <= set(ranges), {})
+        if t[2]:
+            return True
+        ok = t[3].get(host)
+        if ok is None:
+            ok = in_ranges(host, t[1])
+            if len(t[3]) >= 4096:                       # bounded: one entry per distinct peer address
+                t[3].clear()
+            t[3][host] = ok
+        return ok
 
     def _log_call(self, call, msg, caller, callee, v, us):
         if self.vlog is not None:

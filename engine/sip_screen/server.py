@@ -102,6 +102,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
         self.answered = Recent(ANSWERED, low_min=PENDING_CALLS)
         self._answer_ranges = (None, [])                   # (settings, answer_networks ranges)
+        # (trusted_identity_networks list, its ranges, whether they hold every address, {address: trusted})
+        self.trust = (None, [], False, {})
         # ack_key(INVITE's top branch, Call-ID) -> (our branch, (host, port, TRANSPORT it left by)) of
         # the INVITEs we forwarded: its CANCEL (§9.1), the ACK of its non-2xx final (§17.1.1.3) and
         # its retransmissions go the same way, which they share the key with. No age limit: the key
@@ -128,7 +130,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
                       "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0,
                       "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
-                      "waiting_refused": 0, "overload_source_dropped": 0}
+                      "waiting_refused": 0, "overload_source_dropped": 0,
+                      "identity_untrusted": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)

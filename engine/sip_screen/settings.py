@@ -24,6 +24,10 @@ class SipSettings:
     # where else a call's answer may come from than the IP its INVITE was sent to (an SBC pair, a VIP
     # answering from its backends): a 200 from these networks answers a call too (forwarding._invite_final)
     answer_networks: list = field(default_factory=list)
+    # RFC 3325 §5 (Spec(T)): the previous hops whose P-Asserted-Identity, Remote-Party-ID and P-Preferred-Identity
+    # are believed (the INVITE's source address; over TCP its connection's peer). From any other, the caller is
+    # From only (screening._caller). The default trusts every peer, as before the setting existed
+    trusted_identity_networks: list = field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
     record_route: bool = False
     tag_header: str = "X-Spam-Score"
     display_prefix: str = ""
@@ -103,6 +107,18 @@ def permitted_ranges(networks) -> list:
     return out
 
 
+def in_ranges(host: str, ranges) -> bool:
+    """Whether the address `host` is in `ranges` (permitted_ranges): an IPv4-mapped IPv6 address (a dual-stack
+    socket's peer) as the IPv4 address it is, an IPv6 scope id dropped; a name, or no address, is in none."""
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    n, v = int(ip), ip.version
+    return any(v == ver and lo <= n <= hi for ver, lo, hi in ranges)
+
+
 def _check_values(s: SipSettings, p: Path, text: str) -> None:
     """What the types cannot say; a ValueError `path:line:1: message`."""
     from ..config import key_line
@@ -112,7 +128,7 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
     host, sep, port = s.listen.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise bad("listen", f"must be HOST:PORT, not {s.listen!r}")
-    for key in ("allow_networks", "answer_networks"):
+    for key in ("allow_networks", "answer_networks", "trusted_identity_networks"):
         for n in getattr(s, key):
             try:
                 permitted_ranges([n])
