@@ -167,12 +167,14 @@ def parser() -> argparse.ArgumentParser:
     q = _sub(cs, "check", "validate telfilter.toml, smpp.toml, sip.toml and rules/ as serve would load them; "
              "errors as path:line:col, exit 2 on any")
     q.add_argument("dir", nargs="?", help="config directory (default: --config, or the shipped config/)")
+    q.add_argument("--strict", action="store_true", help="exit 1 on rule warnings (what loads but never takes effect)")
 
     p = _sub(subs, "rules", "validate, test and compare rule files")
     rs = p.add_subparsers(dest="rcmd", metavar="ACTION", required=True)
     q = _sub(rs, "check", "validate rule files and run their examples; errors as path:line:col")
     q.add_argument("dir", nargs="?", help="rules directory (default: CONFIG/rules)")
     q.add_argument("--no-examples", action="store_true", help="only validate, do not run examples")
+    q.add_argument("--strict", action="store_true", help="exit 1 on warnings (what loads but never takes effect)")
     q = _sub(rs, "test", "what-if: replay a corpus under edited rules and a baseline, report changed verdicts")
     q.add_argument("--corpus", required=True, help="JSONL corpus (the `check` input format)")
     q.add_argument("--rules", dest="rules_dir", help="edited rules directory (default: CONFIG/rules)")

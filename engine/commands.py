@@ -204,9 +204,15 @@ def cmd_config(args) -> int:
         print(f"{path}: {summary}")
     for err in cfg.errors:
         print(err, file=sys.stderr)
+    warnings = cfg.rules.warnings if cfg.rules is not None else []
+    for w in warnings:
+        print(w, file=sys.stderr)
     if cfg.errors:
         print(f"telfilter config check: {len(cfg.errors)} error(s)", file=sys.stderr)
         return 2
+    if warnings:
+        print(f"telfilter config check: {len(warnings)} warning(s)", file=sys.stderr)
+        return 1 if getattr(args, "strict", False) else 0
     return 0
 
 
@@ -217,6 +223,8 @@ def cmd_rules(args) -> int:
     if args.rcmd == "check":
         d = Path(args.dir) if args.dir else settings.rules_dir
         rs = load_rules(d)      # RuleSetError -> every error printed, exit 2
+        for w in rs.warnings:
+            print(w, file=sys.stderr)
         n = 0
         if not args.no_examples:
             from .rules.examples import run_examples
@@ -227,8 +235,9 @@ def cmd_rules(args) -> int:
                 return 1
         scoring = sum(1 for r in rs.rules if not r.helper)
         ex = "examples not run (--no-examples)" if args.no_examples else f"{n} examples pass"
-        print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers), {ex}")
-        return 0
+        warned = f", {len(rs.warnings)} warning(s)" if rs.warnings else ""
+        print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers), {ex}{warned}")
+        return 1 if rs.warnings and args.strict else 0
     if args.rcmd == "test":
         from .rules.whatif import what_if
         return what_if(args, settings)

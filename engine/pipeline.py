@@ -88,6 +88,7 @@ class Pipeline:
         self.state = state or EngineState()
         self.model = model
         self.rule_errors: list = []
+        self.say_rule_warnings = True           # reload_rules logs the new set's warnings (serve: one worker of a pool)
         self._at_rules = None                   # the rules _at_delivery's list was made from
         self._at_counters: list = []
         self._at_ns: set = set()
@@ -309,6 +310,9 @@ class Pipeline:
         self.rules_generation += 1
         self.rule_errors = []
         life.info("rules reloaded from %s: %d rules", d, len(new.rules))
+        if self.say_rule_warnings:
+            for w in new.warnings:
+                log.warning("rules: %s", w)
         return []
 
     def swap_model(self, model) -> None:

@@ -169,6 +169,11 @@ async def run_serve(args, ready=None):
     worker, in_pool = worker_index(), "TELFILTER_WORKERS" in os.environ
     if in_pool:
         die_with_supervisor()
+    # what loads but never takes effect (engine/rules/lint.py): said once, by one process of a pool (reloads too)
+    pipe.say_rule_warnings = worker == 0
+    if pipe.say_rule_warnings:
+        for w in pipe.rules.warnings:
+            log.warning("rules: %s", w)
     # durable judging state (engine/state): loaded (snapshot + journal) before anything listens
     from .state import install, is_shared, open_state
     state_url = getattr(args, "state", None)

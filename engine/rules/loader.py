@@ -86,6 +86,8 @@ class Rule:
     examples: dict = field(default_factory=dict)     # {"hit": [(msgdict, loc)], "miss": [...]}
     scopes_given: bool = True                        # applies_to written (else the scopes its conditions allow)
     refs: list = field(default_factory=list)         # [(symbol, path, line, col)]: where `expr` names each
+    conds: dict = field(default_factory=dict)        # the [rule.when] table as written (lint.py reads it)
+    locs: dict = field(default_factory=dict)         # key path -> (path, line, col) where it is written (lint.py)
 
     @property
     def helper(self) -> bool:
@@ -102,8 +104,9 @@ def _did_you_mean(word, choices):
 class RuleSet:
     """A loaded, validated rule set and its per-scope plans (see plan.py)."""
 
-    def __init__(self, rules, tag_threshold, drop_threshold, fixtures, directory):
+    def __init__(self, rules, tag_threshold, drop_threshold, fixtures, directory, warnings=()):
         self.rules: list[Rule] = rules
+        self.warnings: list = list(warnings)     # lint.RuleWarning: loads, but can never take effect
         self.by_symbol = {r.symbol: r for r in rules}
         self.tag_threshold = tag_threshold
         self.drop_threshold = drop_threshold
@@ -172,6 +175,7 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
     first_seen: dict = {}
     disabled: dict = {}                # symbol -> source of the rules with enabled = false
     thresholds = {"tag": 5.0, "drop": 10.0}
+    threshold_locs: dict = {}
     fixtures: dict = {k: [] for k in FIXTURE_KEYS}
     pending_refs = []   # (rule, symbol, path, line, col)
     for f in files:
@@ -205,6 +209,7 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
                     errors.append(RuleError(disp, ln, col, f"[actions] {k} must be a finite number, got {v!r}"))
                 else:
                     thresholds[k] = float(v)
+                    threshold_locs[k] = (disp, ln, col)
         if "fixtures" in doc:
             for k, v in doc["fixtures"].items():
                 ln, col = loc.at(None, "@", "fixtures", k)
@@ -264,7 +269,12 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
     if errors:
         errors.sort(key=lambda e: (e.path, e.line, e.col))
         raise RuleSetError(errors)
-    return RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory)
+    from .lint import RuleWarning, lint
+    try:
+        warnings = lint(rules, by_symbol, thresholds, threshold_locs, directory)
+    except Exception as e:          # a warning is never an error: a bug of the linter must not refuse a set
+        warnings = [RuleWarning(str(directory), 1, 1, f"rule warnings not computed: {e.__class__.__name__}: {e}")]
+    return RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory, warnings)
 
 
 MAX_CHAIN = 32         # composite of composite of ...: evaluation recurses once per level
@@ -453,6 +463,12 @@ def _build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
     if not isinstance(when, dict):
         err("when must be a table: [rule.when]", "when")
         when = {}
+    rule.conds = dict(when)
+    for k in ("symbol", "action", "smpp_status", "sip_code"):
+        if k in rd:
+            rule.locs[(k,)] = (disp, *loc.at(i, k, value=k != "symbol"))
+    for k in when:
+        rule.locs[("when", k)] = (disp, *loc.at(i, "when", k))
     if not when and not helper:
         err(f"{rule.symbol} has no [rule.when] conditions: it would hit every message", "symbol")
     for k, v in when.items():
