@@ -261,12 +261,15 @@ def _range_can_match(lo: int, hi: int, flags: int) -> bool:
     return _can_match(rx, head + [y for c in head for y in (c.lower(), c.upper())])
 
 
+# what in an ASCII pattern can still name a character fold never outputs: a flag group turning case off, escapes
+_MAY_LEAVE_ASCII = re.compile(r"\(\?[a-zA-Z]*-|\\[NuUx]|\\[0-7]{3}")
+
+
 def dead_char(pattern: str) -> str | None:
     """A character that makes `pattern` (as text_regex compiles it) unable to match any folded text, or None
     when it can match (or when this cannot tell: only certain dead patterns are named)."""
     folded = _fold_pattern(pattern)
-    if folded.isascii() and not re.search(r"\(\?[a-zA-Z]*-", folded) and "\\N" not in folded \
-            and "\\u" not in folded and "\\U" not in folded and "\\x" not in folded and not re.search(r"\\[0-7]{3}", folded):
+    if folded.isascii() and not _MAY_LEAVE_ASCII.search(folded):
         return None                         # ASCII, always case-insensitive: every literal can match
     try:
         p = _parser.parse(folded, re.IGNORECASE)
