@@ -300,7 +300,7 @@ class Pipeline:
         """Build and validate a new rule set beside the old one; swap only on success."""
         d = Path(directory) if directory else self.rules.directory
         try:
-            new = load_rules(d)
+            new = load_rules(d, full_lint=False)    # (on serve's loop: no seconds-long lint, rules/lint.py)
         except RuleSetError as e:
             self.rule_errors = e.errors
             for err in e.errors:

@@ -140,7 +140,7 @@ sender_blacklisted = true
 
 
 @pytest.mark.parametrize("scopes, action, extra, want", [
-    ('["sms-mt"]', "allow", "", 'action = "allow" never changes a verdict'),
+    ('["sms-mt"]', "allow", "", 'action = "allow" forces nothing'),
     ('["sms-mt"]', "tag", 'smpp_status = "ESME_RINVSRCADR"', "smpp_status is never answered: only a rule with"),
     ('["call"]', "drop", 'smpp_status = "ESME_RINVSRCADR"', "smpp_status is never answered: the rule applies to calls"),
     ('["call"]', "tag", "sip_code = 608", "sip_code is never answered: only a rule with"),
@@ -236,3 +236,22 @@ def test_reload_logs_warnings_once(tmp_path, caplog):
         assert p.reload_rules() == []
     said = [r.getMessage() for r in caplog.records if "warning: helper" in r.getMessage()]
     assert len(said) == 1 and "__ONLY_FOR_AD" in said[0]
+
+
+def test_a_reload_does_not_compute_the_folded_table_on_the_loop(tmp_path, monkeypatch):
+    """folded_alphabet costs seconds of CPU (once per process); Pipeline.reload_rules runs on serve's event loop, so
+    there a pattern needing it is not checked (one warning says so) unless serve's start computed the table."""
+    monkeypatch.setattr(lint, "_ALPHABET", None)
+    computed = []
+    real = lint.folded_alphabet
+    monkeypatch.setattr(lint, "folded_alphabet", lambda: computed.append(1) or real())
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text(HEAD + REGEX % "'straße'")
+    rs = load_rules(d, full_lint=False)
+    assert computed == [] and len(rs.warnings) == 1 and "not checked" in rs.warnings[0].message, _msgs(rs)
+    assert "rules check" in rs.warnings[0].message
+    rs = load_rules(d)                                     # rules check, config check, serve's start
+    assert computed and len(rs.warnings) == 1 and "U+00DF" in rs.warnings[0].message
+    rs = load_rules(d, full_lint=False)                    # a reload once the table is there: checked
+    assert len(rs.warnings) == 1 and "U+00DF" in rs.warnings[0].message

@@ -58,7 +58,26 @@ def _warn(out, rule, key, msg):
     out.append(RuleWarning(p, int(ln), int(col), msg))
 
 
-def lint(rules, by_symbol, thresholds, threshold_locs, directory) -> list:
+class _Unchecked(Exception):
+    """A pattern's check needs folded_alphabet(), which this lint may not compute (lint(full=False))."""
+
+
+_may_compute = True
+
+
+def lint(rules, by_symbol, thresholds, threshold_locs, directory, full: bool = True) -> list:
+    """The set's warnings. `full=False` (a reload on serve's event loop): a pattern whose check needs the table of
+    every character folded text can hold (folded_alphabet: seconds of CPU, once per process) is not checked unless
+    the table is there already (serve's start computed it); one warning says how many were not."""
+    global _may_compute
+    _may_compute = full
+    try:
+        return _lint(rules, by_symbol, thresholds, threshold_locs, directory)
+    finally:
+        _may_compute = True
+
+
+def _lint(rules, by_symbol, thresholds, threshold_locs, directory) -> list:
     out: list = []
     for k in ("tag", "drop"):
         if thresholds[k] <= 0:
@@ -66,10 +85,16 @@ def lint(rules, by_symbol, thresholds, threshold_locs, directory) -> list:
             out.append(RuleWarning(p, ln, col, f"[actions] {k} = {thresholds[k]:g}: a message with no hits scores 0, "
                                                 f"so every message is {'tagged' if k == 'tag' else 'dropped'}"))
     never: dict = {}            # symbol -> why it never holds
+    unchecked: list = []        # (rule, key) of patterns not checked (lint(full=False))
     for r in _order(rules, by_symbol):
-        why = _never_holds(r, never, out)
+        why = _never_holds(r, never, out, unchecked)
         if why:
             never[r.symbol] = why
+    if unchecked:
+        r, k = unchecked[0]
+        _warn(out, r, ("when", k), f"{len(unchecked)} pattern(s) ({r.symbol}'s {k} first) not checked for characters "
+                                   f"folded text never holds (the table it needs costs seconds of CPU, not spent on "
+                                   f"serve's event loop at a reload): `telfilter rules check` checks them")
     _unused_helpers(rules, by_symbol, out)
     _dead_actions(rules, out)
     _duplicates(rules, out)
@@ -84,14 +109,25 @@ def _order(rules, by_symbol):
 
 # ---------------------------------------------------------------- rules that never hold
 
-def _never_holds(r, never, out) -> str | None:
+def _never_holds(r, never, out, unchecked) -> str | None:
     why = None
     for k in ("text_regex", "text_not_regex"):
         v = r.conds.get(k)
         if v is None:
             continue
         pats = [v] if isinstance(v, str) else v
-        dead = [(p, c) for p in pats if (c := dead_char(p)) is not None]
+        dead = []
+        for p in pats:
+            try:
+                c = dead_char(p)
+            except _Unchecked:
+                unchecked.append((r, k))
+                dead = None
+                break
+            if c is not None:
+                dead.append((p, c))
+        if dead is None:                # (not known: nothing said about this condition)
+            continue
         for p, c in dead:
             what = ("so the condition never holds" if k == "text_regex" and len(dead) == len(pats)
                     else "so this pattern never matches" if k == "text_regex"
@@ -177,9 +213,9 @@ def _unused_helpers(rules, by_symbol, out):
 def _dead_actions(rules, out):
     for r in rules:
         if r.action is Action.ALLOW:
-            _warn(out, r, ("action",), f"{r.symbol}: action = \"allow\" never changes a verdict (the strongest "
-                                       f"action of the hits wins, and allow is the weakest); to let messages "
-                                       f"through that other rules score, give this rule a negative score")
+            _warn(out, r, ("action",), f"{r.symbol}: action = \"allow\" forces nothing (the strongest action of "
+                                       f"the hits wins, and allow is the weakest): only the rule's score counts (a "
+                                       f"negative one lowers the total)")
         if r.smpp_status is not None:
             if r.action is not Action.DROP:
                 _warn(out, r, ("smpp_status",), f"{r.symbol}: smpp_status is never answered: only a rule with "
@@ -247,7 +283,11 @@ def _can_match(rx, candidates) -> bool:
     that folds to itself, else a search over every character fold can output."""
     if any(len(y) == 1 and _in_folded(y) and rx.fullmatch(y) for y in candidates):
         return True
-    return rx.search(_ASCII_FOLDED) is not None or rx.search(folded_alphabet()) is not None
+    if rx.search(_ASCII_FOLDED) is not None:
+        return True
+    if _ALPHABET is None and not _may_compute:
+        raise _Unchecked
+    return rx.search(folded_alphabet()) is not None
 
 
 def _char_can_match(c: str, flags: int) -> bool:

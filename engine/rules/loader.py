@@ -160,7 +160,7 @@ def rel_source(path: Path, base: Path | None = None) -> str:
         return str(path)
 
 
-def load_rules(directory, base: Path | None = None) -> RuleSet:
+def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> RuleSet:
     """Load every `*.toml` in `directory` (sorted). Raises RuleSetError with all errors."""
     directory = Path(directory)
     errors: list[RuleError] = []
@@ -271,7 +271,7 @@ def load_rules(directory, base: Path | None = None) -> RuleSet:
         raise RuleSetError(errors)
     from .lint import RuleWarning, lint
     try:
-        warnings = lint(rules, by_symbol, thresholds, threshold_locs, directory)
+        warnings = lint(rules, by_symbol, thresholds, threshold_locs, directory, full_lint)
     except Exception as e:          # a warning is never an error: a bug of the linter must not refuse a set
         warnings = [RuleWarning(str(directory), 1, 1, f"rule warnings not computed: {e.__class__.__name__}: {e}")]
     return RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory, warnings)
