@@ -120,6 +120,24 @@ def test_ambiguous_text_refused(logged):
     assert [l["action"] for l in lines(buf)] == ["refuse", "refuse"]
 
 
+def test_parts_with_a_sar_reference_given_twice_are_refused_not_judged_apart(logged):
+    # found by the SMPP conformance probe: the last sar_msg_ref_num was read, so parts whose first one
+    # names one message (9) and whose last ones differ (100, 200) were judged as two one-part messages,
+    # each half of a blacklisted link passing; an SMSC reading the first joins them on the handset
+    h, buf = logged
+    s, _ = raw_session(h)
+    halves = (b"hi Lan, the photos from saturday are up at http://phish.", b"example/album see you tomorrow")
+    for seq, (last_ref, part, body) in enumerate(((100, 1, halves[0]), (200, 2, halves[1])), 20):
+        sar = (Tlv(C.TAG_SAR_MSG_REF_NUM, b"\x00\x09"), Tlv(C.TAG_SAR_MSG_REF_NUM, last_ref.to_bytes(2, "big")),
+               Tlv(C.TAG_SAR_TOTAL_SEGMENTS, b"\x02"), Tlv(C.TAG_SAR_SEGMENT_SEQNUM, bytes((part,))))
+        s.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr=GOOD, destination_addr="84912345678",
+                                    short_message=body, tlvs=sar)))
+    assert _answers(s, 2) == {20: C.ESME_ROPTPARNOTALLWD, 21: C.ESME_ROPTPARNOTALLWD}
+    time.sleep(0.8)                         # past concat_timeout: nothing waits to go out later
+    assert h.sim.submits() == []
+    assert [l["action"] for l in lines(buf)] == ["refuse", "refuse"]
+
+
 def _part(seq, n, total, body, src=GOOD, ref=0x42, dst="84912345678"):
     return encode(P.SubmitSm(sequence_number=seq, source_addr=src, destination_addr=dst, esm_class=0x40,
                              short_message=bytes((5, 0, 3, ref, total, n)) + body))

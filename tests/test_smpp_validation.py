@@ -199,6 +199,25 @@ def test_sar_tlvs_incomplete_or_out_of_range(tlvs, status):
         pdu_concat(p)
 
 
+@pytest.mark.parametrize("tag", [0x020C, 0x020E, 0x020F])
+@pytest.mark.parametrize("cls", [P.SubmitSm, P.DeliverSm, P.DataSm])
+def test_a_sar_tlv_given_twice_is_refused(tag, cls):
+    # which copy an SMSC reads is undefined (as for two message_payloads): with the first one naming
+    # reference 9 and the last 100 / 200, two parts we took for two messages were joined on the handset
+    sar = {0x020C: b"\x00\x09", 0x020E: b"\x02", 0x020F: b"\x01"}
+    again = {0x020C: b"\x00\x64", 0x020E: b"\x03", 0x020F: b"\x02"}[tag]
+    tlvs = tuple(Tlv(t, v) for t, v in sar.items()) + (Tlv(tag, again),)
+    kw = {} if cls is P.DataSm else {"short_message": b"hi"}
+    p = cls(sequence_number=0x61, source_addr="849", destination_addr="84912000001", tlvs=tlvs, **kw)
+    e = user_data_refused(p, read=False)
+    assert (e.status, e.command_id, e.sequence_number) == (C.ESME_ROPTPARNOTALLWD, cls.command_id, 0x61)
+    with pytest.raises(RemoteProtocolError):
+        pdu_concat(p)
+    same = cls(sequence_number=0x61, source_addr="849", destination_addr="84912000001",
+               tlvs=tuple(Tlv(t, v) for t, v in sar.items()), **kw)
+    assert pdu_concat(decode(encode(same))) == (9, 2, 1)
+
+
 def test_short_message_and_message_payload_together_or_twice_are_refused():
     both = submit(tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"other text"),))
     e = user_data_refused(both, read=False)

@@ -22,7 +22,7 @@ from . import constants as C
 from .errors import RemoteProtocolError, UdhError
 from .fields import valid_time
 from .text import read_text
-from .udh import concat_conflict, parse_udh, sar_from_values
+from .udh import concat_conflict, parse_udh, sar_from_values, sar_twice as sar_twice_error
 
 _SAR = (C.TAG_SAR_MSG_REF_NUM, C.TAG_SAR_TOTAL_SEGMENTS, C.TAG_SAR_SEGMENT_SEQNUM)
 _FIXED = C.TLV_FIXED_LEN
@@ -206,6 +206,7 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
     payload_at = -1
     payload_len = payloads = 0
     sar = None
+    sar_twice = 0
     while o < n:
         if o + 4 > n:
             raise RemoteProtocolError("truncated TLV header", C.ESME_RINVOPTPARSTREAM, cid, seq)
@@ -222,6 +223,8 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
         elif tag in _SAR:
             if sar is None:
                 sar = {}
+            elif tag in sar:
+                sar_twice = tag
             sar[tag] = raw[o + 4:o + 4 + tl]
         o += 4 + tl
     v.payload_at, v.payload_len, v.payload_count = payload_at, payload_len, payloads
@@ -235,6 +238,8 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
             v.udh_error = err
     if sar is not None:
         try:
+            if sar_twice:
+                raise sar_twice_error(sar_twice)
             v.sar_concat = sar_from_values(sar)
             err = concat_conflict(v.sar_concat, v.udh_concat)
             if err is not None:

@@ -24,7 +24,7 @@ message_payload) starts with one. Statuses:
     elements: ESME_RINVESMCLASS (UDHI claims a header the message does not carry, or one that
     handsets read differently);
   - SAR TLVs (§5.3.2.22-24) present only in part: ESME_RMISSINGOPTPARAM; segment 0, total 0
-    or segment > total: ESME_RINVOPTPARAMVAL.
+    or segment > total: ESME_RINVOPTPARAMVAL; one of them twice: ESME_ROPTPARNOTALLWD.
 """
 from __future__ import annotations
 
@@ -80,12 +80,24 @@ def concat_conflict(sar: tuple | None, udh: tuple | None) -> UdhError | None:
 
 def sar_info(tlvs) -> tuple | None:
     """(ref, total, seq) from the SAR TLVs, None when there are none; raises UdhError when they are
-    incomplete or out of range."""
-    return sar_from_values({t.tag: t.value for t in tlvs if t.tag in _SAR_TAGS})
+    incomplete, out of range or one of them is given twice."""
+    found = {}
+    for t in tlvs:
+        if t.tag in _SAR_TAGS:
+            if t.tag in found:
+                raise sar_twice(t.tag)
+            found[t.tag] = t.value
+    return sar_from_values(found)
+
+
+def sar_twice(tag: int) -> UdhError:
+    # which copy an SMSC reads is undefined, as for two message_payloads: going by another one than
+    # ours, it would put together parts we judged apart (a link split over two "messages")
+    return UdhError(f"SAR TLV 0x{tag:04x} given twice: which one an SMSC reads is undefined", C.ESME_ROPTPARNOTALLWD)
 
 
 def sar_from_values(found: dict) -> tuple | None:
-    """sar_info on {tag: value} of the SAR TLVs present (the last of each tag)."""
+    """sar_info on {tag: value} of the SAR TLVs present (each once: sar_twice)."""
     if not found:
         return None
     if len(found) < 3:
