@@ -264,3 +264,38 @@ def test_an_answer_of_another_commands_type_acknowledges_no_receipt_and_no_mo(pi
         assert wait(lambda: len(h.sim.mo_responses) == 2)
         assert h.sim.mo_responses[1].command_status == C.ESME_RX_T_APPN     # the SMSC delivers it again
         assert h.proxy.stats["esme_wrong_response"] == 2
+
+
+def test_a_request_s_command_status_is_null_in_what_the_proxy_relays(pipe):
+    # found by the SMPP conformance probe: SMPP 3.4 §3.2 sets command_status to NULL in a request, but a
+    # submit_sm sent with 5 went up with 5, and an SMSC's deliver_sm with 0x45 reached the ESME with it:
+    # smpplib's read_once raises PDUError on such a deliver_sm and never acknowledges it
+    import smpplib.client
+    import smpplib.exceptions
+    with ProxyHarness(pipe) as h:
+        s, _ = raw_session(h)
+        raw = bytearray(encode(P.SubmitSm(sequence_number=4, source_addr="84901234567",
+                                          destination_addr="84912345678", short_message=b"see you at eight")))
+        raw[8:12] = (5).to_bytes(4, "big")
+        s.sendall(bytes(raw))
+        r = read_raw(s)
+        assert (r.command_id, r.command_status, r.sequence_number) == (C.SUBMIT_SM_RESP, 0, 4)
+        assert [p.command_status for p in h.sim.submits()] == [0]
+        s.close()
+        c = smpplib.client.Client("127.0.0.1", h.port, timeout=5)
+        got = []
+        c.set_message_received_handler(lambda pdu, **k: got.append(pdu.short_message))
+        c.connect()
+        try:
+            c.bind_transceiver(system_id="esme1", password="secret")
+            assert wait(lambda: h.run(h.sim.send_deliver, P.DeliverSm(
+                command_status=C.ESME_RSUBMITFAIL, source_addr="84912345678", destination_addr="84901234567",
+                short_message=b"thanks, see you")))
+            try:
+                c.read_once(auto_send_enquire_link=False)
+            except smpplib.exceptions.PDUError as e:
+                pytest.fail(f"the ESME got a request with a non-NULL command_status: {e}")
+            assert got == [b"thanks, see you"]
+            assert wait(lambda: [m.command_status for m in h.sim.mo_responses] == [0])
+        finally:
+            c.disconnect()

@@ -10,7 +10,7 @@ from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .codec import encode, encode_text, with_sequence
+from .codec import as_request, encode, encode_text
 from .codec import constants as C
 from .codec import pdu as P
 from .msgids import id_key
@@ -324,7 +324,7 @@ class DeliveryRouting:
             cid = int.from_bytes(pdu.raw[4:8], "big")
         # the answer it expects: one of another type is taken as none (server.handle_esme_pdu)
         sess.window[seq] = (on_resp, time.monotonic() + self.settings.smsc_response_timeout, cid | 0x80000000)
-        sess.send_raw(with_sequence(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))
+        sess.send_raw(as_request(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))
 
 
 # generic_nack statuses that say the ESME cannot read the deliver_sm (SMPP 3.4 §5.1.3): the same bytes would

@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from .codec import RemoteProtocolError, SmppConnection, Window, encode, with_sequence
+from .codec import RemoteProtocolError, SmppConnection, Window, as_request, encode
 from .codec import constants as C
 from .codec import pdu as P
 from .stream import CoalescedStream
@@ -206,7 +206,7 @@ class SmscLink(CoalescedStream):
     def request(self, raw_or_pdu, on_resp) -> None:
         seq = self.conn.next_sequence()
         raw = encode(P.replace(raw_or_pdu, sequence_number=seq)) if not isinstance(raw_or_pdu, (bytes, bytearray)) \
-            else with_sequence(bytes(raw_or_pdu), seq)
+            else as_request(bytes(raw_or_pdu), seq)
         self.window.add(seq, time.monotonic(), on_resp)      # on_resp(resp | None, status)
         self._queue(raw)
 
@@ -220,10 +220,10 @@ class SmscLink(CoalescedStream):
 
     def forward(self, raw: bytes, on_resp) -> None:
         """`request` for a PDU's own bytes on the submit path: only the sequence_number is put
-        in (SMPP 3.4 §3.2: header octets 12-15)."""
+        in (SMPP 3.4 §3.2: header octets 12-15), and command_status is NULL as in any request."""
         seq = self.conn.next_sequence()
         self.window.add(seq, _monotonic(), on_resp)          # on_resp(resp | None, status)
-        self._queue(with_sequence(raw, seq))
+        self._queue(as_request(raw, seq))
 
     def malformed(self, e: RemoteProtocolError) -> None:
         # a request is answered with its resp and an error status by the stream (a malformed response is

@@ -258,6 +258,16 @@ def with_sequence(raw: bytes, seq: int) -> bytes:
     return raw[:12] + seq.to_bytes(4, "big") + raw[16:]
 
 
+_NULL_STATUS = bytes(4)
+
+
+def as_request(raw: bytes, seq: int) -> bytes:
+    """A request's bytes as a relay sends them on: another sequence_number and command_status NULL
+    (SMPP 3.4 §3.2: command_status is relevant only in a response and NULL in a request; a peer such as
+    smpplib refuses a deliver_sm that carries one)."""
+    return raw[:8] + _NULL_STATUS + seq.to_bytes(4, "big") + raw[16:]
+
+
 def without_tlv(raw: bytes, at: int, tag: int) -> bytes:
     """The PDU without any TLV `tag` in its TLV area (from offset `at`; framed already, by view_sm or decode),
     command_length patched; `raw` itself when it has none."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from . import constants as C
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, UdhError
 from .fields import TIME_FIELDS, cstring_limit, valid_time
-from .lean import view_sm, with_sequence  # noqa: F401  (exported)
+from .lean import as_request, view_sm, with_sequence  # noqa: F401  (exported)
 from .udh import check_user_data, pdu_check_user_data  # noqa: F401  (exported)
 
 _HDR = struct.Struct(">IIII")
@@ -344,7 +344,7 @@ def name_of(command_id: int) -> str:
     return s[0] if s else f"0x{command_id:08x}"
 
 
-__all__ = ["Tlv", "decode", "decode_body", "encode", "tlv", "with_sequence", "RemoteProtocolError",
+__all__ = ["Tlv", "decode", "decode_body", "encode", "tlv", "with_sequence", "as_request", "RemoteProtocolError",
            "LocalProtocolError", "ProtocolError", "CLASSES", "BY_NAME", "replace", "is_response",
            "response_class", "name_of", "answer_for", "check_user_data", "pdu_check_user_data",
            "UdhError"] + [n for n, _ in SPECS.values()]
