@@ -18,6 +18,7 @@ from .submit import Refusal, message_content, tag_value
 log = logging.getLogger("telfilter.smpp")
 
 _DROP = Action.DROP
+_SAR_TAGS = (C.TAG_SAR_MSG_REF_NUM, C.TAG_SAR_TOTAL_SEGMENTS, C.TAG_SAR_SEGMENT_SEQNUM)
 _REPLACE_SM_NAME = P.name_of(C.REPLACE_SM)          # (the verdict log names PDUs as the codec does)
 
 
@@ -108,6 +109,11 @@ class RelayPath:
         if why is not None:
             self.stats["replace_refused"] += 1
             return self._refuse(sess, pdu, C.ESME_RREPLACEFAIL, why)
+        if any(t.tag in _SAR_TAGS for t in pdu.tlvs or ()):
+            # (SMPP 3.4 gives replace_sm no TLVs: an SMSC that honoured these would make the replacement, judged
+            # alone, a part of another message -- found by a conformance probe)
+            return self._refuse(sess, pdu, C.ESME_ROPTPARNOTALLWD, "replace_sm with SAR TLVs: a replacement cannot "
+                                                                   "become a part of a concatenated message")
         try:
             text, binary, reading = message_content(pdu, sess.account.text_reading if sess.account else "auto",
                                                     sent.data_coding)
