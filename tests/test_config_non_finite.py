@@ -70,16 +70,16 @@ def test_verdicts_never_carry_nan_from_a_rule_file(cfg, tmp_path):
 
 
 @pytest.mark.parametrize("name,find,replace,says", [
-    ("telfilter.toml", "score_weight = 0.0", "score_weight = nan", "telfilter.toml:20:1: [ml] score_weight must be "
+    ("telfilter.toml", "score_weight = 0.0", "score_weight = nan", "telfilter.toml:{line}:1: [ml] score_weight must be "
                                                                     "a finite number, got nan"),
-    ("smpp.toml", "response_timeout = 10 ", "response_timeout = nan ", "smpp.toml:43:1: [upstream] response_timeout "
+    ("smpp.toml", "response_timeout = 10 ", "response_timeout = nan ", "smpp.toml:{line}:1: [upstream] response_timeout "
                                                                        "must be a finite number, got nan"),
-    ("smpp.toml", "idle_timeout = 300 ", "idle_timeout = nan ", "smpp.toml:14:1: [server] idle_timeout must be a "
+    ("smpp.toml", "idle_timeout = 300 ", "idle_timeout = nan ", "smpp.toml:{line}:1: [server] idle_timeout must be a "
                                                                 "finite number, got nan"),
     ("smpp.toml", 'smsc = ["127.0.0.1:2776"]', 'smsc = [{address = "127.0.0.1:2776", response_timeout = nan}]',
      "[upstream] smsc #1 response_timeout must be a finite number, got nan"),
     ("smpp.toml", "# max_binds = 8", "throughput = nan", "account #1 'esme-a': throughput must be a finite number"),
-    ("sip.toml", "tcp_idle_timeout = 300.0", "tcp_idle_timeout = nan", "sip.toml:24:1: [sip] tcp_idle_timeout must "
+    ("sip.toml", "tcp_idle_timeout = 300.0", "tcp_idle_timeout = nan", "sip.toml:{line}:1: [sip] tcp_idle_timeout must "
                                                                        "be a finite number, not nan"),
     ("sip.toml", "batch_seconds = 0.005", "batch_seconds = inf", "[sip] batch_seconds must be a finite number"),
 ])
@@ -87,6 +87,7 @@ def test_a_non_finite_setting_is_an_error_at_its_line(cfg, name, find, replace, 
     f = cfg / name
     text = f.read_text()
     assert find in text
+    says = says.replace("{line}", str(text[:text.index(find)].count("\n") + 1))     # where the shipped file has it
     text = text.replace(find, replace, 1)
     if name == "smpp.toml" and replace.startswith("throughput"):
         text += ('\n[[account]]\nsystem_id = "esme-a"\npassword_hash = "pbkdf2_sha256$1000$00$00"\n'
