@@ -295,3 +295,25 @@ def test_help_says_log_dash_is_stdin():
     # the README's table and the reader take `--log -` (stdin); --help listed only file kinds (first-use probe)
     p = run_cli("report", "--help", check=True)
     assert "'-' = stdin" in " ".join(p.stdout.split())
+
+
+def test_an_fw_ad_copy_in_the_log_counts_as_an_fw_report_not_as_advertising(tmp_path):
+    # found by the report probe: AD_COPY_RECEIVED (an `FW` MO to 5656, as serve logs it) begins with AD_ and was taken
+    # for an ad rule hit, so reports.FW stayed 0 and the subscriber's MO was counted as an unregistered advertiser's ad
+    log = "".join([
+        rec("2026-05-01T10:11:00+07:00", sender="84912345604", hits=[("SPAM_REPORTED", "S report against +8490", "sc")]),
+        rec("2026-05-01T10:12:00+07:00", sender="84912345606",
+            hits=[("AD_COPY_RECEIVED", "advertisement copy stored", "shortcode:5656")]),
+    ])
+    (tmp_path / "v.log").write_text(log)
+    s = make_report([tmp_path / "v.log"], tmp_path / "o", HANOI, progress=False, with_plots=False)
+    assert s["reports"] == {"S": 1, "V": 0, "FW": 1}
+    assert s["advertising_by_owner"] == {}
+    assert s["symbols"] == {"SPAM_REPORTED": 1, "AD_COPY_RECEIVED": 1}
+    rows = list(csv.reader(open(tmp_path / "o" / "reports_by_period.csv")))
+    assert rows[1:] == [["2026-05-01", "1", "0", "1"]]
+    # with the report store given, the store's counts are used and the log's FW hit is still not an ad
+    store = tmp_path / "reports.jsonl"
+    store.write_text("")
+    s = make_report([tmp_path / "v.log"], tmp_path / "o2", HANOI, reports=str(store), progress=False, with_plots=False)
+    assert s["reports"] == {"S": 0, "V": 0, "FW": 0} and s["advertising_by_owner"] == {}

@@ -133,17 +133,18 @@ class Aggregator:
             if not isinstance(sym, str):
                 continue
             self.symbols.add(sym)
-            if sym in _VIOLATION_OF:
+            if sym in ("SPAM_REPORTED", "AD_COPY_RECEIVED"):
+                # a 5656 report (AD_COPY_RECEIVED: a subscriber's FW of an ad), not an ad rule's hit
+                kind = "FW" if sym == "AD_COPY_RECEIVED" else str(h.get("detail", ""))[:1]
+                if kind in REPORT_KINDS and self.reports_from_log:
+                    self._report(p, kind)
+            elif sym in _VIOLATION_OF:
                 violations.add(_VIOLATION_OF[sym])
                 is_ad = True
             elif sym.startswith("AD_"):
                 is_ad = True
             elif sym in ("DNC_REGISTERED", "DNC_CANCELLED"):
                 self._dnc(p, sym, str(h.get("detail", "")))
-            elif sym in ("SPAM_REPORTED", "AD_COPY_RECEIVED") and self.reports_from_log:
-                kind = "FW" if sym == "AD_COPY_RECEIVED" else str(h.get("detail", ""))[:1]
-                if kind in REPORT_KINDS:
-                    self._report(p, kind)
             elif sym == "ML_SPAM":
                 src = str(h.get("source", ""))
                 ver = src[6:] if src.startswith("model:") else src or "?"
