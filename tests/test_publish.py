@@ -86,6 +86,25 @@ def test_formats_carry_time_and_a_checksum_that_detects_changes(tmp_path):
     assert p.returncode == 2 and "blacklist only" in p.stderr
 
 
+def test_a_domain_with_a_line_break_in_its_cell_is_a_bad_row_not_a_blank_line_in_the_zone(tmp_path):
+    # found by the report probe: `^…$` let "http://evil.example\n/x" (a quoted CSV cell) through as "evil.example\n":
+    # the filter never matched it, and the hosts and rbldnsd exports gained a blank line after it (rbldnsd itself
+    # listed it, so the published list and the filter disagreed)
+    st = ListStore(tmp_path)
+    n, errors = st.import_csv("blacklist", b'kind,value\ndomain,"http://evil.example\n/x"\ndomain,"https://e\xc3\xa9.example\n/"\n'
+                                           b"domain,good.example\n", "bl.csv")
+    assert n == 1 and [e.line for e in errors] == [2, 4]
+    assert all("not a domain" in e.message for e in errors)
+    L = st.load()
+    assert L.bl_domains == {"good.example"}
+    for fmt in ("rbldnsd", "hosts", "json"):
+        out = io.StringIO()
+        write_blacklist(L, fmt, out)
+        assert "\n\n" not in out.getvalue() and "evil" not in out.getvalue()
+    p = run_cli("lists", "add", "blacklist", "http://evil.example\n/x", "--data-dir", tmp_path)
+    assert p.returncode == 2 and "not a domain" in p.stderr
+
+
 def _free_udp_port():
     return ports.free_port(socket.SOCK_DGRAM)
 

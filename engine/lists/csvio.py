@@ -98,7 +98,7 @@ def parse_domain(v: str) -> str:
         d = d.encode("idna").decode("ascii") if not d.isascii() else d
     except UnicodeError:
         raise ValueError(f"not a domain: {v!r}") from None
-    if "." not in d or not _DOMAIN_RE.match(d):
+    if "." not in d or not _DOMAIN_RE.fullmatch(d):      # fullmatch: `$` alone lets a final "\n" through
         raise ValueError(f"not a domain: {v!r}")
     if len(d) > DOMAIN_MAX:          # DNS: a longer name cannot exist, and rbldnsd drops it from the zone
         raise ValueError(f"not a domain: {len(d)} characters, DNS names have at most {DOMAIN_MAX}: {v[:40]!r}…")
