@@ -91,8 +91,8 @@ def test_a_domain_with_a_line_break_in_its_cell_is_a_bad_row_not_a_blank_line_in
     # the filter never matched it, and the hosts and rbldnsd exports gained a blank line after it (rbldnsd itself
     # listed it, so the published list and the filter disagreed)
     st = ListStore(tmp_path)
-    n, errors = st.import_csv("blacklist", b'kind,value\ndomain,"http://evil.example\n/x"\ndomain,"https://e\xc3\xa9.example\n/"\n'
-                                           b"domain,good.example\n", "bl.csv")
+    n, errors = st.import_csv("blacklist", b'kind,value\ndomain,"http://evil.example\n/x"\n'
+                                           b'domain,"https://e\xc3\xa9.example\n/"\ndomain,good.example\n', "bl.csv")
     assert n == 1 and [e.line for e in errors] == [2, 4]
     assert all("not a domain" in e.message for e in errors)
     L = st.load()
