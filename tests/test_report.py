@@ -301,7 +301,8 @@ def test_an_fw_ad_copy_in_the_log_counts_as_an_fw_report_not_as_advertising(tmp_
     # found by the report probe: AD_COPY_RECEIVED (an `FW` MO to 5656, as serve logs it) begins with AD_ and was taken
     # for an ad rule hit, so reports.FW stayed 0 and the subscriber's MO was counted as an unregistered advertiser's ad
     log = "".join([
-        rec("2026-05-01T10:11:00+07:00", sender="84912345604", hits=[("SPAM_REPORTED", "S report against +8490", "sc")]),
+        rec("2026-05-01T10:11:00+07:00", sender="84912345604",
+            hits=[("SPAM_REPORTED", "S report against +8490", "sc")]),
         rec("2026-05-01T10:12:00+07:00", sender="84912345606",
             hits=[("AD_COPY_RECEIVED", "advertisement copy stored", "shortcode:5656")]),
     ])
@@ -317,3 +318,35 @@ def test_an_fw_ad_copy_in_the_log_counts_as_an_fw_report_not_as_advertising(tmp_
     store.write_text("")
     s = make_report([tmp_path / "v.log"], tmp_path / "o2", HANOI, reports=str(store), progress=False, with_plots=False)
     assert s["reports"] == {"S": 0, "V": 0, "FW": 0} and s["advertising_by_owner"] == {}
+
+
+def test_the_report_names_the_time_zone_its_days_are_in(tmp_path):
+    # found by the report probe: days are the configured zone's (17:00 UTC is midnight in Hanoi) but neither
+    # summary.json nor report.html said which zone, so a reader could not tell a day's counts from UTC ones
+    from zoneinfo import ZoneInfo
+    (tmp_path / "v.log").write_text(rec("2026-12-02T16:59:59Z") + rec("2026-12-02T17:00:00Z"))
+    s = make_report([tmp_path / "v.log"], tmp_path / "o", ZoneInfo("Asia/Ho_Chi_Minh"), progress=False,
+                    with_plots=False)
+    assert s["timezone"] == "Asia/Ho_Chi_Minh"
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["timezone"] == "Asia/Ho_Chi_Minh"
+    rows = list(csv.reader(open(tmp_path / "o" / "volume_by_period.csv")))
+    assert [(r[0], r[1]) for r in rows[1:]] == [("2026-12-02", "1"), ("2026-12-03", "1")]
+    assert "Asia/Ho_Chi_Minh" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_symbol_counts_cut_by_the_bound_are_flagged_as_not_exact(tmp_path):
+    # found by the report probe: with more than 2*TOP_KEEP distinct symbols the symbols table is pruned and a
+    # symbol seen again restarts from 1, yet top_counts_exact covered only the senders and owners
+    from engine.report import aggregate
+    lines = [rec("2026-05-01T10:00:00+07:00", hits=[(f"X_{i}", "", "r")]) for i in range(25)]
+    lines += [rec("2026-05-01T11:00:00+07:00", hits=[("X_0", "", "r")])] * 3
+    (tmp_path / "v.log").write_text("".join(lines))
+    keep = aggregate.TOP_KEEP
+    aggregate.TOP_KEEP = 5
+    try:
+        s = make_report([tmp_path / "v.log"], tmp_path / "o", HANOI, progress=False, with_plots=False)
+    finally:
+        aggregate.TOP_KEEP = keep
+    assert s["top_counts_exact"] is False
+    s = make_report([tmp_path / "v.log"], tmp_path / "o2", HANOI, progress=False, with_plots=False)
+    assert s["top_counts_exact"] is True and s["symbols"]["X_0"] == 4

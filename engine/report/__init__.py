@@ -7,7 +7,8 @@ reads the logs `serve --log` writes (plain or rotated/compressed, streamed: a ye
 is never in memory) and writes into DIR:
 
     summary.json   the contract: totals {sms|call: {allow, tag, drop, refuse: n}}, symbols {SYMBOL: n},
-                   dnc {registered, cancelled}, reports {S, V, FW}, from, to (local dates, inclusive);
+                   dnc {registered, cancelled}, reports {S, V, FW}, from, to (dates in `timezone`,
+                   the configured [engine] timezone, inclusive);
                    beside them dnc_by_channel, top_senders_by_drops, top_owners_by_drops,
                    advertising_by_owner, models, period, inputs (files, malformed lines)
     *.csv          one file per table (totals, symbols, dnc, reports, volume_by_period, ...)

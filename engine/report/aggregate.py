@@ -7,7 +7,8 @@ with traffic:
   - totals, DNC and report counts: fixed keys;
   - per-period series: one row per day/week/month in the period covered (a year by day is
     366 rows);
-  - symbols: the rule set's symbols, plus at most TOP_KEEP others;
+  - symbols: at most 2*TOP_KEEP (a rule set has a few dozen); past that only the TOP_KEEP
+    most hit are kept and `top_counts_exact` is false;
   - top senders and owners by drops: `TopCounter`, at most 2*TOP_KEEP keys (a year of
     spam from random numbers stays at 2*TOP_KEEP entries);
   - advertising by owner: owners of the sender registry, plus one bucket for senders that
@@ -214,6 +215,8 @@ class Aggregator:
             "from": span(self.start, self.first),
             "to": span(self.end, self.last),
             "period": self.period,
+            # days, weeks and months, from and to are dates in this zone ([engine] timezone), not UTC
+            "timezone": str(getattr(self.tz, "key", None) or self.tz),
             "totals": {ch: dict(row) for ch, row in self.totals.items()},
             "symbols": dict(sorted(self.symbols.c.items(), key=lambda kv: (-kv[1], kv[0]))),
             "dnc": dict(self.dnc),
@@ -221,7 +224,8 @@ class Aggregator:
             "dnc_by_channel": {ch: dict(v) for ch, v in self.dnc_by_channel.items()},
             "top_senders_by_drops": top_s,
             "top_owners_by_drops": top_o,
-            "top_counts_exact": self.top_senders.floor == 0 and self.top_owners.floor == 0,
+            # False when a bound cut a table: a count listed may then be short (top senders, owners, symbols)
+            "top_counts_exact": not (self.top_senders.floor or self.top_owners.floor or self.symbols.floor),
             "advertising_by_owner": dict(sorted(self.ads.items(), key=lambda kv: -kv[1]["volume"])),
             "models": self.models,
             "first_record": self.first.isoformat() if self.first else None,

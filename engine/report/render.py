@@ -152,6 +152,7 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
         f"<!doctype html><html><head><meta charset='utf-8'><title>telfilter report {summary['from']} – {summary['to']}</title>"
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Spam filtering report, {html.escape(str(summary['from']))} to {html.escape(str(summary['to']))}</h1>",
+        f"<p class=note>Days are counted in the {html.escape(str(summary['timezone']))} time zone.</p>",
         f"<p>{n_sms} SMS and {n_call} calls judged; {t['sms']['drop']} SMS and {t['call']['drop']} calls blocked; "
         f"{summary['dnc']['registered']} DNC registrations and {summary['dnc']['cancelled']} cancellations; "
         f"{sum(summary['reports'].values())} reports to 5656.</p>",
