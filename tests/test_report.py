@@ -350,3 +350,16 @@ def test_symbol_counts_cut_by_the_bound_are_flagged_as_not_exact(tmp_path):
     assert s["top_counts_exact"] is False
     s = make_report([tmp_path / "v.log"], tmp_path / "o2", HANOI, progress=False, with_plots=False)
     assert s["top_counts_exact"] is True and s["symbols"]["X_0"] == 4
+
+
+def test_from_and_to_cover_report_store_days_when_the_log_has_none(tmp_path):
+    # found by the report probe: an empty log with a report store of 3 reports gave "from": null, "to": null
+    # ("Spam filtering report, None to None") although the reports had dates
+    (tmp_path / "v.log").write_text("")
+    store = tmp_path / "reports.jsonl"
+    store.write_text("".join(json.dumps({"reporter": "+8491", "reported": "+8498", "content": "x", "kind": "S",
+                                         "time": t, "label": None}) + "\n"
+                             for t in ("2026-05-01T17:30:00Z", "2026-05-03T10:00:00+07:00")))
+    s = make_report([tmp_path / "v.log"], tmp_path / "o", HANOI, reports=str(store), progress=False, with_plots=False)
+    assert (s["from"], s["to"], s["reports"]["S"], s["records"]) == ("2026-05-02", "2026-05-03", 2, 0)
+    assert "None" not in (tmp_path / "o" / "report.html").read_text().split("</h1>")[0]

@@ -96,6 +96,8 @@ class Aggregator:
         self.outside = 0
         self.first: datetime | None = None
         self.last: datetime | None = None
+        self.report_first: datetime | None = None      # of the report store's records (first/last: verdicts)
+        self.report_last: datetime | None = None
         self._owner_cache: dict = {}
 
     # ------------------------------------------------------------ inputs
@@ -186,6 +188,9 @@ class Aggregator:
         d = self._day(ts)
         if d is not None:
             self._report(period_start(d, self.period), rec["kind"])
+            # from/to cover the reports' days too (a period with reports and no verdict line)
+            self.report_first = ts if self.report_first is None or ts < self.report_first else self.report_first
+            self.report_last = ts if self.report_last is None or ts > self.report_last else self.report_last
 
     def _owner(self, sender: str):
         """(owner, category) of a sender in the registry, or (None, None)."""
@@ -207,13 +212,14 @@ class Aggregator:
         return sorted(keys)
 
     def summary(self, top: int = 20) -> dict:
-        def span(d, t):
-            return d.isoformat() if d else (t.astimezone(self.tz).date().isoformat() if t else None)
+        def span(d, pick, *ts):
+            t = [x.astimezone(self.tz).date() for x in ts if x is not None]
+            return d.isoformat() if d else (pick(t).isoformat() if t else None)
         top_s = [{"channel": ch, "sender": s, "drops": n} for (ch, s), n in self.top_senders.top(top)]
         top_o = [{"owner": o, "drops": n} for o, n in self.top_owners.top(top)]
         return {
-            "from": span(self.start, self.first),
-            "to": span(self.end, self.last),
+            "from": span(self.start, min, self.first, self.report_first),
+            "to": span(self.end, max, self.last, self.report_last),
             "period": self.period,
             # days, weeks and months, from and to are dates in this zone ([engine] timezone), not UTC
             "timezone": str(getattr(self.tz, "key", None) or self.tz),
