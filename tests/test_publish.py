@@ -105,6 +105,20 @@ def test_a_domain_with_a_line_break_in_its_cell_is_a_bad_row_not_a_blank_line_in
     assert p.returncode == 2 and "not a domain" in p.stderr
 
 
+def test_a_domain_stored_with_a_line_break_by_an_earlier_version_loads_as_the_domain(tmp_path):
+    # entries an earlier version stored as "evil.example\n" could not be removed (`lists remove` refuses the value
+    # with its line break and does not find it without) and kept a blank line in the exports
+    st = ListStore(tmp_path)
+    L = st.load()
+    L.bl_domains |= {"evil.example\n", "good.example"}
+    st.save(L)
+    assert ListStore(tmp_path).load().bl_domains == {"evil.example", "good.example"}
+    p = run_cli("lists", "remove", "blacklist", "evil.example", "--data-dir", tmp_path)
+    assert p.returncode == 0 and json.loads(p.stdout)["found"] is True
+    p = run_cli("lists", "export", "blacklist", "--format", "hosts", "--data-dir", tmp_path)
+    assert p.stdout.splitlines()[3:] == ["0.0.0.0 good.example"]
+
+
 def _free_udp_port():
     return ports.free_port(socket.SOCK_DGRAM)
 

@@ -53,7 +53,8 @@ def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
                 L.add_sender(parse_row("senders", row, strict=False))      # (as stored: checks since are import's)
         elif kind == "blacklist":
             L.bl_numbers = BitMap64.deserialize(secs["numbers"])
-            L.bl_domains = set(msgpack.unpackb(secs["domains"]))
+            # strip: before parse_domain used fullmatch, "http://x.example\n/" was stored as "x.example\n"
+            L.bl_domains = {d.strip() for d in msgpack.unpackb(secs["domains"])}
             L.bl_ips = IpRanges.from_bytes(secs.get("ip4", b""), secs.get("ip6", b""))   # absent before kinds ip/cidr
         elif kind == "consent":
             L.consent, L.owner_names = {}, {}
