@@ -371,3 +371,20 @@ def test_an_edit_option_the_list_does_not_take_is_an_error(data_dir):
                 "--socket", str(data_dir) + "/none.sock")
     assert r.returncode == 2 and "--accounts does not apply to the consent list" in r.stderr
     assert run_cli("lists", "add", "dnc", "0912345678", "--channel", "S", "--data-dir", data_dir).returncode == 0
+
+
+def test_a_network_broader_than_a_slash_8_is_refused(tmp_path):
+    """`cidr,0.0.0.0/0` (or ::/0) was imported without a word: every link to an IP address blocked and the whole
+    address space published to other networks (found by a probe of the exports). /8 (IPv4) and /16 (IPv6) are the
+    broadest accepted; such a row is a bad row, named by its line (import's rule: the good rows are imported)."""
+    from engine.lists.ipranges import parse_cidr
+    for v in ("0.0.0.0/0", "::/0", "64.0.0.0/2", "2000::/3", "::ffff:0.0.0.0/96"):
+        with pytest.raises(ValueError, match="too broad"):
+            parse_cidr(v)
+    assert parse_cidr("10.0.0.0/8")[0] == 4 and parse_cidr("2001::/16")[0] == 6
+    f = tmp_path / "bl.csv"
+    f.write_text("kind,value\ndomain,ok.example\ncidr,0.0.0.0/0\n")
+    r = run_cli("lists", "import", "blacklist", f, "--data-dir", tmp_path / "d")
+    assert r.returncode != 0 and "bl.csv:3" in r.stderr and "too broad" in r.stderr, r.stderr
+    L = ListStore(tmp_path / "d").load()
+    assert not L.bl_ips and "ok.example" in L.bl_domains        # the bad row reported, the good one imported

@@ -27,6 +27,9 @@ def parse_ip(v: str) -> tuple[int, int, int]:
     return a.version, int(a), int(a)
 
 
+MIN_PREFIX = {4: 8, 6: 16}        # the broadest network a `cidr` row may name, per IP version
+
+
 def parse_cidr(v: str) -> tuple[int, int, int]:
     """`cidr` kind: a network `addr/len` (host bits must be zero) -> (family, first, last)."""
     try:
@@ -35,6 +38,11 @@ def parse_cidr(v: str) -> tuple[int, int, int]:
         raise ValueError(f"not a CIDR network: {v!r} ({e})") from None
     if n.version == 6 and n.prefixlen >= 96 and n.network_address.ipv4_mapped is not None:
         n = ipaddress.ip_network(f"{n.network_address.ipv4_mapped}/{n.prefixlen - 96}")   # ::ffff:a.b.c.d/96+k
+    if n.prefixlen < MIN_PREFIX[n.version]:
+        # a typo, not a policy (0.0.0.0/0 imported without a word: every link to an IP address blocked, the whole
+        # address space published to other networks -- found by a probe)
+        raise ValueError(f"too broad: {v.strip()!r} covers more than a /{MIN_PREFIX[n.version]} "
+                         f"(IPv{n.version} networks of /{MIN_PREFIX[n.version]} or longer are accepted)")
     return n.version, int(n.network_address), int(n.broadcast_address)
 
 
