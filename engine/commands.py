@@ -111,8 +111,20 @@ def cmd_check(args) -> int:
                     continue
                 d = {"id": rid}
                 d.update(v.to_json())
+                if rec.kind == "sms" and (rec.sender_ton or rec.recipient_ton):
+                    _read_by_ton(d, rec)
                 out.write(_dumps_line(d, n))
         return 1 if failed else 0
+
+
+def _read_by_ton(d: dict, rec) -> None:
+    """Name in `d` an address its record's type of number read otherwise than its digits alone would, as the
+    SMPP verdict log does ("recipient_read": "+2439998888")."""
+    from .numbers import format_number, read_by_ton
+    for side in ("sender", "recipient"):
+        num = read_by_ton(getattr(rec, side), getattr(rec, side + "_ton"))
+        if num is not None:
+            d[side + "_read"] = format_number(num)
 
 
 def _dumps_line(d: dict, n: int) -> str:

@@ -93,8 +93,22 @@ def legacy_service_key(n: int) -> int | None:
     return int(VN_CC + str(n)) if any(lo <= n <= hi for lo, hi in LEGACY_SERVICE_RANGES) else None
 
 
-def normalise_number(raw: str) -> int | None:
-    """E.164 digits as an int, or None when `raw` is not a phone number or short code."""
+# SMPP 3.4 §5.2.5 type of number (source_addr_ton, dest_addr_ton, esme_addr_ton): the two that say how digits
+# without a '+' are to be read; 0 (unknown) and the others (network specific, alphanumeric, ...) say nothing
+TON_INTERNATIONAL = 1
+TON_NATIONAL = 2
+
+
+def normalise_number(raw: str, ton: int = 0) -> int | None:
+    """E.164 digits as an int, or None when `raw` is not a phone number or short code.
+
+    `ton`: the SMPP type of number the address came with (0, unknown, for every other source), read as a
+    carrier's SMSC reads it. TON_INTERNATIONAL: 7 to 15 digits not starting with 0 are E.164 as written, as if
+    with a '+' (2439998888 is +243, DR Congo, not a Vietnamese landline; a 9-digit number is no Vietnamese
+    mobile). TON_NATIONAL: a Vietnamese national number, with or without its trunk 0 (a 10-digit landline
+    2xxxxxxxxx whatever its area code). Any other form (an ESME that sends 0912345678 as international, or
+    84912345678 as national: common misconfigurations), and every other TON, keep the reading from the digits
+    alone."""
     if raw.isdigit() and raw.isascii():          # most addresses: bare digits, nothing to strip
         s = raw
     elif raw[:1].isalpha():                      # a sender name ("SHOPABC"): the letter stays first
@@ -118,11 +132,23 @@ def normalise_number(raw: str) -> int | None:
             d = s[2:]
             return _intl(d) if 7 <= len(d) <= 15 and d[0] != "0" else None
         return int(VN_CC + s[1:]) if n in (10, 11) else None      # Vietnamese national (trunk prefix 0)
-    if n == 9 or n == 10 and s[:3] in VN_LANDLINE_AREAS:    # Vietnamese NSN without trunk prefix (a mobile,
-        return int(VN_CC + s)                                # a landline)
+    if ton == TON_INTERNATIONAL and n <= 15:     # E.164 as written: no national guessing
+        return _intl(s)
+    if n == 9 or n == 10 and (s[:3] in VN_LANDLINE_AREAS or ton == TON_NATIONAL and s[0] == "2"):
+        return int(VN_CC + s)                    # Vietnamese NSN without trunk prefix (a mobile, a landline)
     if n <= 15:                                  # already E.164 without '+' (TON international); 1800/1900
         return _intl(s)                          # xxxx(xx), Vietnam's service numbers, as +84
     return None
+
+
+def read_by_ton(raw: str, ton: int) -> int | None:
+    """The number `raw` names under `ton` when the TON reads it otherwise than its digits alone would (what the
+    verdict log shows then), else None. Cheap for the common addresses: another TON, or bare digits of a length
+    the TON does not change (84912345678)."""
+    if ton != TON_INTERNATIONAL and ton != TON_NATIONAL or raw.isdigit() and len(raw) not in (9, 10):
+        return None
+    n = normalise_number(raw, ton)
+    return n if n != normalise_number(raw) else None
 
 
 def is_shortcode(n: int) -> bool:

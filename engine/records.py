@@ -1,10 +1,13 @@
 """JSON records <-> domain objects, shared by `telfilter check`, rule examples and tests.
 
-SMS:  {"id", "kind": "sms", "sender", "recipient", "text", "account", "direction": "mt"|"mo", "time", "submitted"}
+SMS:  {"id", "kind": "sms", "sender", "recipient", "text", "account", "direction": "mt"|"mo", "time", "submitted",
+       "sender_ton", "recipient_ton"}
 Call: {"id", "kind": "call", "caller", "callee", "time"}
 `time` is ISO-8601 with an offset or Z. `id`, `account`, `direction` and `submitted` are optional.
 `submitted`: a message scheduled ahead (SMPP schedule_delivery_time) was submitted then and is delivered
-at `time` (not later than `time`).
+at `time` (not later than `time`). `sender_ton` / `recipient_ton`: the SMPP type of number the address came with
+(0-255, 0 = unknown when not given; numbers.normalise_number reads 1 and 2), as the proxy's verdict log names it
+when it decided the reading: a verdict line replays as it was judged.
 """
 from __future__ import annotations
 
@@ -54,6 +57,15 @@ def _str(obj, key, required=True, default=""):
     return str(v)
 
 
+def _ton(obj, key) -> int:
+    v = obj.get(key)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255:
+        raise RecordError(f"{key} must be an SMPP type of number, an integer 0-255, got {v!r}")
+    return v
+
+
 def parse_record(obj) -> Message | Call:
     if not isinstance(obj, dict):
         raise RecordError("line is not a JSON object")
@@ -75,7 +87,8 @@ def parse_record(obj) -> Message | Call:
                 sub = None
         return Message(sender=_str(obj, "sender"), recipient=_str(obj, "recipient"),
                        text=_str(obj, "text"), time=t, account=_str(obj, "account", False),
-                       direction=direction, id=rid, submitted=sub)
+                       direction=direction, id=rid, submitted=sub, sender_ton=_ton(obj, "sender_ton"),
+                       recipient_ton=_ton(obj, "recipient_ton"))
     if kind == "call":
         dur = obj.get("duration")
         if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float)) or

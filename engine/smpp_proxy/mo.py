@@ -118,7 +118,8 @@ class MoPath(MoPartsJournal):
         and put in force, logged and `then` only once it is on disk; anything else, at once. `parts_id`: the
         journalled parts it was put together from (mo_journal.py), named in its report."""
         dest = pdu.destination_addr
-        msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo")
+        msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo",
+                      sender_ton=pdu.source_addr_ton, recipient_ton=pdu.dest_addr_ton)
         t0 = time.perf_counter()
         v, cmd = self.pipeline.judge_mo(msg)
         us = (time.perf_counter() - t0) * 1e6

@@ -25,6 +25,15 @@ def multi_dests(pdu) -> list:
         dests.append("")
     return dests
 
+
+def multi_dest_tons(pdu) -> list:
+    """The type of number of each of multi_dests(pdu) (0 for its distribution lists)."""
+    tons = [d[1] for d in pdu.dest_addresses if d[0] == 1]
+    if len(tons) < len(pdu.dest_addresses):
+        tons.append(0)
+    return tons
+
+
 class MultiSubmit:
     """Mixin of `SmppProxy`: submit_multi judging and answers."""
 
@@ -46,7 +55,9 @@ class MultiSubmit:
         extra = (parts, link, on_verdict)
         what = _PDU_NAME[pdu.command_id]
         judge = self.pipeline.judge
-        msgs = [self._message(sess, pdu.source_addr, d, text, when) for d in dests]
+        s_ton = pdu.source_addr_ton
+        msgs = [self._message(sess, pdu.source_addr, d, text, when, s_ton, t)
+                for d, t in zip(dests, multi_dest_tons(pdu))]
         out = []
         for m in msgs:
             t0 = _perf_counter()
@@ -110,7 +121,7 @@ class MultiSubmit:
             tag = shared_verdict
         if on_verdict is not None:
             on_verdict(tag or out[0][0])
-        charged = [(v, normalise_number(m.recipient)) for m, (v, _) in zip(msgs, out) if v.charged]
+        charged = [(v, normalise_number(m.recipient, m.recipient_ton)) for m, (v, _) in zip(msgs, out) if v.charged]
         # a concatenated one's counts are given back once the SMSC has refused every part (as a submit_sm's)
         refund = Refund([v for v, _ in charged], max(1, len(targets)), [d for _, d in charged]) if charged else None
         if not targets:

@@ -49,7 +49,7 @@ class Refund:
         """A submit_multi_resp taken with some destinations unsuccessful (ton, npi, address, error)."""
         if not self.dests:
             return
-        failed = [normalise_number(a) for _, _, a, _ in smes]
+        failed = [normalise_number(a, ton) for ton, _, a, _ in smes]
         keep, dests = [], []
         for v, d in zip(self.verdicts, self.dests):
             if d is not None and d in failed:

@@ -135,7 +135,7 @@ class RelayPath:
                 # replacement's stands); a later replace_sm without a schedule keeps this one's
                 cur = ids.sent(key)             # what the SMSC replaced: the note now, not at the request
                 if cur is not None and cur.source_fp == sent.source_fp:
-                    self._uncharge(sess, pdu.source_addr, recipient, cur)
+                    self._uncharge(sess, pdu.source_addr, recipient, cur, pdu.source_addr_ton)
                 second = self.pipeline.delivery_charge(v)
                 at = second if second is not None else int(when.timestamp()) if when is not None else 0
                 ids.note(key, sent.kind, sent.data_coding, pdu.source_addr, at, sent.destination, second is not None)
@@ -149,8 +149,9 @@ class RelayPath:
         # the SMSC has taken it, the count of the message it replaced is given back (a count at delivery:
         # the advertiser caps) -- never fewer counted than sent (judged uncounted, a care message replaced
         # by an ad would pass every cap)
+        # (the recipient is written "+E164": its type of number says nothing more)
         return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
-                           then=judged)
+                           then=judged, s_ton=pdu.source_addr_ton)
 
     def _cancel(self, sess, pdu):
         """cancel_sm: relayed (_relay); once the SMSC has cancelled a message this process forwarded as one
@@ -175,19 +176,20 @@ class RelayPath:
             cur = ids.sent(key) if ids.get(key) == acct else None
             if cur is None or not cur.charged or cur.source_fp != fp:
                 return
-            self._uncharge(sess, pdu.source_addr, format_number(cur.destination) if cur.destination else "", cur)
+            self._uncharge(sess, pdu.source_addr, format_number(cur.destination) if cur.destination else "", cur,
+                           pdu.source_addr_ton)
             ids.note(key, cur.kind, cur.data_coding, pdu.source_addr, 0, cur.destination)
         # an id this process did not forward (or has forgotten) may be another account's: refused as unknown
         return self._relay(sess, pdu, cancelled, unknown=C.ESME_RINVMSGID if verify else None)
 
-    def _uncharge(self, sess, source: str, recipient: str, sent) -> None:
+    def _uncharge(self, sess, source: str, recipient: str, sent, source_ton: int = 0) -> None:
         """Give back the advertiser-cap count of the message `sent` notes (Pipeline.uncharge); never raises into
-        the answer path."""
+        the answer path. `source_ton`: the type of number `source` came with."""
         if not sent.charged:
             return
         try:
             msg = Message(source, recipient, "", datetime.fromtimestamp(sent.delivery, timezone.utc),
-                          sess.account.system_id if sess.account else "", "mt")
+                          sess.account.system_id if sess.account else "", "mt", sender_ton=source_ton)
             self.pipeline.uncharge(msg, sent.delivery)
             self.stats["counts_given_back"] += 1
         except Exception:

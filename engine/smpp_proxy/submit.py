@@ -24,7 +24,7 @@ from .codec import constants as C
 from .codec import pdu as P
 from .accounts import ONE_SEGMENT_PDU, message_cost
 from .msgids import MULTI, PART, SINGLE, id_key
-from .multi import multi_dests
+from .multi import multi_dest_tons, multi_dests
 from .refund import Refund
 from .schedule import TooFarAhead, delivery_time, pdu_delivery, stored
 from .smsc import LATE
@@ -135,7 +135,7 @@ class SubmitPath:
             ci = pdu.concat if type(pdu) is SmView else pdu_concat(pdu)
             if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
                 return self._concat_part(sess, pdu, ci, text, binary)     # bounded whole there
-            recipient = pdu.destination_addr
+            recipient, r_ton = pdu.destination_addr, pdu.dest_addr_ton
         elif cid == C.SUBMIT_MULTI:
             dests = multi_dests(pdu)
             if dests and dests[-1] == "" and self.settings.distribution_lists == "refuse":
@@ -153,9 +153,9 @@ class SubmitPath:
                     return self._upstream_unavailable(sess, pdu)
                 self._charge(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, text, binary, reading, when)
-            recipient = dests[0]
+            recipient, r_ton = dests[0], multi_dest_tons(pdu)[0]
         else:
-            recipient = pdu.destination_addr
+            recipient, r_ton = pdu.destination_addr, pdu.dest_addr_ton
         if len(text) > self.settings.max_message_chars:
             return self._refuse_too_long(sess, pdu, text)
         # Where it would go is settled before it is judged: a message no link can take now gets
@@ -168,9 +168,11 @@ class SubmitPath:
             self._charge(sess, pdu)
         if self.pipeline.state.shared is not None:
             return self._judge(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
-                               then=lambda v: self._judged_answer(sess, pdu, v))
+                               then=lambda v: self._judged_answer(sess, pdu, v), s_ton=pdu.source_addr_ton,
+                               r_ton=r_ton)
         # the common case, judged at once (nothing runs in between: the link can still take it)
-        v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when)
+        v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
+                            pdu.source_addr_ton, r_ton)
         return self._judged_answer(sess, pdu, v, link)
 
     def _multi_too_long(self, parts, text: str, dests) -> bool:
@@ -228,11 +230,13 @@ class SubmitPath:
         except Exception:
             log.exception("giving back the caps of a message the SMSC refused failed")
 
-    def _message(self, sess, sender, recipient, text, when=None) -> Message:
-        """The Message a submitted SMS is judged as: at `when` (its scheduled delivery) when given."""
+    def _message(self, sess, sender, recipient, text, when=None, s_ton=0, r_ton=0) -> Message:
+        """The Message a submitted SMS is judged as: at `when` (its scheduled delivery) when given; `s_ton`,
+        `r_ton`: the type of number its addresses came with (numbers.normalise_number)."""
         now = self.clock()
         acct = sess.account
-        msg = Message(sender, recipient, text, now if when is None else when, acct.system_id if acct else "", "mt")
+        msg = Message(sender, recipient, text, now if when is None else when, acct.system_id if acct else "", "mt",
+                      s_ton, r_ton)
         if when is not None:
             msg.submitted = now
         return msg
@@ -244,30 +248,33 @@ class SubmitPath:
                                 getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), status, reason)
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
-    def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None):
+    def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, s_ton=0,
+                   r_ton=0):
         """Judge and log one message when no shared state store is in use (its verdict is final
-        at once); `_judge` is the general form. `when`: its scheduled delivery, later than now."""
+        at once); `_judge` is the general form. `when`: its scheduled delivery, later than now; `s_ton`,
+        `r_ton`: its addresses' types of number."""
         t0 = _perf_counter()
         acct = sess.account
         if when is None:
-            msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt")
+            msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt", s_ton, r_ton)
         else:
-            msg = self._message(sess, sender, recipient, text, when)
+            msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
         v = self.pipeline.judge(msg)
         us = (_perf_counter() - t0) * 1e6
         self.stats[_STAT_KEY[v.action]] += 1
         self.vlog.write_sms(msg, what, v, us, binary, reading)
         return v
 
-    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then):
+    def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then, s_ton=0,
+               r_ton=0):
         """Judge one message and call `then(verdict)`: at once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
         (an allowed ad whose shared cap is full comes back dropped)."""
         shared = self.pipeline.state.shared
         if shared is None:
-            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when))
+            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton))
         t0 = _perf_counter()
-        msg = self._message(sess, sender, recipient, text, when)
+        msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
         shared.begin()
         v = self.pipeline.judge(msg)
         us = (_perf_counter() - t0) * 1e6
@@ -404,15 +411,16 @@ class SubmitPath:
             if cid == C.SUBMIT_MULTI:
                 ids.note(key, MULTI, pdu.data_coding, pdu.source_addr, at, None)
             elif part:
-                ids.note(key, PART, pdu.data_coding, pdu.source_addr, at, normalise_number(pdu.destination_addr))
+                ids.note(key, PART, pdu.data_coding, pdu.source_addr, at,
+                         normalise_number(pdu.destination_addr, pdu.dest_addr_ton))
             else:
                 second = self.pipeline.delivery_charge(refund.verdicts[0]) \
                     if refund is not None and len(refund.verdicts) == 1 else None
                 charged = second is not None
                 if charged:
                     at = second
-                ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at, normalise_number(pdu.destination_addr),
-                         charged)
+                ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at,
+                         normalise_number(pdu.destination_addr, pdu.dest_addr_ton), charged)
         if self.early_receipts:
             if key in self.early_receipts:
                 self._early_receipt_matched(key, acct)

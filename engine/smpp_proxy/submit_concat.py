@@ -20,7 +20,7 @@ from .refund import Refund
 from .codec import constants as C
 from .codec import pdu as P
 from .concat import REFUSED, SPREAD, joined
-from .multi import multi_dests
+from .multi import multi_dest_tons, multi_dests
 from .schedule import parts_delivery, parts_spread
 
 log = logging.getLogger("telfilter.smpp")
@@ -35,9 +35,10 @@ PARTS_SPREAD = 60
 _SPREAD_LATE = "a part of a concatenated message refused for its parts' schedules (more than %d s apart)" % PARTS_SPREAD
 
 
-def _party(addr: str):
-    """An address as parts are grouped by: the number it names, else its text (an alphanumeric sender)."""
-    n = normalise_number(addr)
+def _party(addr: str, ton: int):
+    """An address as parts are grouped by: the number it names (read with its type of number), else its text
+    (an alphanumeric sender)."""
+    n = normalise_number(addr, ton)
     return addr if n is None else n
 
 
@@ -45,17 +46,19 @@ def _to(pdu, dests):
     """Whom a part goes to, as parts are grouped by: a submit_sm's or data_sm's destination, a submit_multi's
     one destination (the same handset as a submit_sm's to it), or a submit_multi's destinations as a set."""
     if dests is None:
-        return _party(pdu.destination_addr)
+        return _party(pdu.destination_addr, pdu.dest_addr_ton)
+    tons = multi_dest_tons(pdu)
     if len(dests) == 1:
-        return _party(dests[0])
-    return ("multi",) + tuple(sorted(str(_party(d)) for d in dests))
+        return _party(dests[0], tons[0])
+    return ("multi",) + tuple(sorted(str(_party(d, t)) for d, t in zip(dests, tons)))
 
 
-def _recipient(pdu) -> str:
-    """The one recipient of a part: a submit_sm's or data_sm's destination, a submit_multi's only one."""
+def _recipient(pdu) -> tuple[str, int]:
+    """The one recipient of a part and its type of number: a submit_sm's or data_sm's destination, a
+    submit_multi's only one."""
     if pdu.command_id != C.SUBMIT_MULTI:
-        return pdu.destination_addr
-    return multi_dests(pdu)[0]
+        return pdu.destination_addr, pdu.dest_addr_ton
+    return multi_dests(pdu)[0], multi_dest_tons(pdu)[0]
 
 
 class ConcatSubmit:
@@ -67,7 +70,7 @@ class ConcatSubmit:
         # the handset puts parts together by originator and reference, however the ESME spelled the numbers
         # (0912…, 84912…, +84912…): so are they here (a probe split one message by spelling, judged part by part).
         # `dests`: a submit_multi's destinations (its parts are put together too: a probe split a link across two)
-        key = (sess.account.system_id, _party(pdu.source_addr), _to(pdu, dests), ci[0], ci[1])
+        key = (sess.account.system_id, _party(pdu.source_addr, pdu.source_addr_ton), _to(pdu, dests), ci[0], ci[1])
         st = self.settings
         late = self.concat.late(key, ci[2], text, binary, self.loop.time(), st.max_message_chars)
         if late is not None:
@@ -99,9 +102,11 @@ class ConcatSubmit:
                     return self._drop(sess, [pdu], v)
                 return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True,
                                      refund=Refund.of(v))
-            return self._judge(sess, pdu.source_addr, _recipient(pdu), whole,
+            rcpt, rcpt_ton = _recipient(pdu)
+            return self._judge(sess, pdu.source_addr, rcpt, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
-                               parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged)
+                               parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged,
+                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
                               self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:
@@ -195,6 +200,7 @@ class ConcatSubmit:
                 self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to, part=True,
                               refund=refund)
         # judged at its latest part's scheduled delivery, if any: the handset shows the message then
-        self._judge(sess0, pdu0.source_addr, _recipient(pdu0), text,
+        rcpt, rcpt_ton = _recipient(pdu0)
+        self._judge(sess0, pdu0.source_addr, rcpt, text,
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
-                    parts_delivery(pdus, now, days), then=judged)
+                    parts_delivery(pdus, now, days), then=judged, s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton)

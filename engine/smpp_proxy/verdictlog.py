@@ -20,6 +20,7 @@ import threading
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
 
+from ..numbers import format_number, read_by_ton
 from ..verdict import Action
 
 log = logging.getLogger("telfilter")
@@ -46,6 +47,20 @@ def _num(x) -> str:
 
 
 _STAMP = [None, "", ""]        # (the second it is for, "YYYY-MM-DDTHH:MM:SS", the UTC offset part)
+
+
+def _read_by_ton(msg) -> str:
+    """The JSON members naming an address its SMPP type of number read otherwise than its digits alone would
+    (`"recipient_read": "+2439998888", "recipient_ton": 1`: a number sent as international, not the Vietnamese
+    landline 2439998888 reads as without it), "" when neither was (every line of a check --jsonl replay reads so)."""
+    out = ""
+    n = read_by_ton(msg.sender, msg.sender_ton)
+    if n is not None:
+        out = ', "sender_read": "%s", "sender_ton": %d' % (format_number(n), msg.sender_ton)
+    n = read_by_ton(msg.recipient, msg.recipient_ton)
+    if n is not None:
+        out += ', "recipient_read": "%s", "recipient_ton": %d' % (format_number(n), msg.recipient_ton)
+    return out
 
 
 def _isoformat(t) -> str:
@@ -157,6 +172,12 @@ class VerdictLog:
             score, hits = v.score, v.hits
             # a scheduled message: "ts" is when it was submitted (and judged), "delivery" the time it was judged at
             sub = msg.submitted
+            # an address its SMPP type of number (international, national) read otherwise than its digits alone
+            # would; tested inline: most lines have none that could be (an alphanumeric sender, TON 5, and the
+            # bare 11 digits 84912345678, read alike either way)
+            r, s = msg.recipient, msg.sender
+            read = _read_by_ton(msg) if 0 < msg.recipient_ton < 3 and (len(r) < 11 or not r.isdigit()) or \
+                0 < msg.sender_ton < 3 and (len(s) < 11 or not s.isdigit()) else ""
             line = ('{"ts": "%s", "kind": "sms", "pdu": %s, "account": %s, "sender": %s, "recipient": %s, '
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s%s}'
                     # isoformat() is plain ASCII with nothing to escape; names of PDUs and accounts
@@ -166,9 +187,10 @@ class VerdictLog:
                        float.__repr__(round(score, 4)) if type(score) is float else _num(round(score, 4)),
                        _hits_json(hits) if hits else "[]",
                        float.__repr__(round(judge_us, 1)) if type(judge_us) is float else _num(round(judge_us, 1)),
-                       (', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
-                       + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
-                       if binary or reading or sub is not None else ""))
+                       ((', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
+                        + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
+                        if binary or reading or sub is not None else "")
+                       + read))
         except Exception as e:
             return self._failed(e)
         self._emit(line)
