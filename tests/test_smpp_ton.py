@@ -177,3 +177,18 @@ def test_a_5656_registration_from_a_foreign_subscriber_is_recorded_against_their
     time.sleep(0.2)
     lists = ListStore(pipe.store.dir).load()
     assert lists.in_dnc(2439997777, "S") and not lists.in_dnc(842439997777, "S")
+
+
+def test_a_concatenated_message_is_judged_to_the_number_its_parts_name_by_their_ton(pipe):
+    def parts(ref, ton, seq):
+        chunks = [b"[QC] Uu dai lon nhat nam, ", b"TC gui 5656"]
+        return [encode(P.SubmitSm(sequence_number=seq + i, source_addr_ton=5, source_addr="SHOPABC",
+                                  dest_addr_ton=ton, destination_addr=LANDLINE, esm_class=C.ESM_UDHI, data_coding=1,
+                                  short_message=bytes([5, 0, 3, ref, 2, i + 1]) + c)) for i, c in enumerate(chunks)]
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        for ton, ref, seq, ok in ((1, 7, 10, True), (0, 8, 20, False)):
+            for p in parts(ref, ton, seq):
+                s.sendall(p)
+            assert [read_raw(s).command_status == 0 for _ in range(2)] == [ok, ok]
+        assert len(h.sim.submits()) == 2
