@@ -406,7 +406,8 @@ PyMODINIT_FUNC PyInit__sipfast(void) {
     if (PyType_Ready(&PumpType) < 0) return NULL;
     if (!(K_RESPONSES = PyUnicode_InternFromString("responses")) || !(K_REQUESTS = PyUnicode_InternFromString("requests"))
             || !(K_FAST = PyUnicode_InternFromString("fast_path")) || !(K_DROPPED = PyUnicode_InternFromString("dropped"))
-            || !(K_INTERNAL = PyUnicode_InternFromString("internal_errors")))
+            || !(K_INTERNAL = PyUnicode_InternFromString("internal_errors"))
+            || !(K_REFUSED = PyUnicode_InternFromString("source_refused")))
         return NULL;
     PyObject *m = PyModule_Create(&mod);
     if (!m) return NULL;

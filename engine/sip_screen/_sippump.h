@@ -35,8 +35,12 @@
  * internal error and given to on_error, which logs it.
  * Overload: `full_since` says since when every round has read max_n datagrams (the queue never found empty: the
  * screen is behind); the screen answers new calls 503 once that lasts overload_after (server._overloaded).
+ * Sources (sources.py): a datagram whose source address is outside accept_networks is dropped before
+ * any Python object is made for it -- a bisection over sorted, disjoint integer ranges on the address the
+ * kernel gave (an IPv4-mapped IPv6 one as its IPv4 address) -- counted once per round as source_refused, and
+ * said by on_refused(host) at most once a second; when the networks hold every address nothing is checked.
  * With fd = -1 nothing is read and sends go to the Python callable `sendto` instead: the
- * tests drive handle(data, source) that way without a network.
+ * tests drive handle(data, source) that way without a network (the source's text is read with inet_pton).
  */
 #include <errno.h>
 #include <arpa/inet.h>
@@ -66,11 +70,17 @@ typedef struct {
     int v4;                                      /* an AF_INET socket (else every send is Python's) */
     uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
     int nranges;
+    int accept_all;                              /* accept_networks hold every address: nothing is checked */
+    uint32_t *a4;                                /* their IPv4 ranges: a4[2k] first, a4[2k + 1] last (sorted, disjoint) */
+    uint64_t *a6;                                /* IPv6: a6[4k], a6[4k + 1] first (high, low 64 bits); then last */
+    Py_ssize_t na4, na6;
+    PyObject *on_refused;                        /* on_refused(host): the service log's line */
+    double refused_said_at;                      /* CLOCK_MONOTONIC s of its last call */
     char *bufs;                                  /* max_n receive buffers of PUMP_DGRAM bytes */
     char out[PUMP_DGRAM];                        /* the request being forwarded, with our Via */
 } Pump;
 
-static PyObject *K_RESPONSES, *K_REQUESTS, *K_FAST, *K_DROPPED, *K_INTERNAL;
+static PyObject *K_RESPONSES, *K_REQUESTS, *K_FAST, *K_DROPPED, *K_INTERNAL, *K_REFUSED;
 
 /* stats[key] += n (the dict holds ints; a key missing is created) */
 static int bump(Pump *p, PyObject *key, long n) {
@@ -89,23 +99,87 @@ static void Pump_dealloc(Pump *p) {
     Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
     Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye);
     Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
-    Py_XDECREF(p->invites);
-    PyMem_Free(p->bufs);
+    Py_XDECREF(p->invites); Py_XDECREF(p->on_refused);
+    PyMem_Free(p->bufs); PyMem_Free(p->a4); PyMem_Free(p->a6);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
+/* x as an unsigned 128-bit integer in two halves; -1 with an exception set when it is none */
+static int u128_of(PyObject *x, uint64_t *hi, uint64_t *lo) {
+    if (!PyLong_Check(x)) { PyErr_SetString(PyExc_ValueError, "accept: an address is an integer"); return -1; }
+    PyObject *sh = PyLong_FromLong(64), *h = sh ? PyNumber_Rshift(x, sh) : NULL;
+    Py_XDECREF(sh);
+    if (!h) return -1;
+    *hi = PyLong_AsUnsignedLongLong(h);             /* OverflowError: below 0 or from 2**128 */
+    Py_DECREF(h);
+    if (*hi == (uint64_t)-1 && PyErr_Occurred()) return -1;
+    *lo = PyLong_AsUnsignedLongLongMask(x);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int u128_le(uint64_t ah, uint64_t al, uint64_t bh, uint64_t bl) { return ah < bh || (ah == bh && al <= bl); }
+
+/* accept = None (every address) or (IPv4 ranges, IPv6 ranges), each [(first, last)] sorted and disjoint
+ * (sources.address_table); anything else is a ValueError */
+static int accept_init(Pump *p, PyObject *accept) {
+    p->accept_all = accept == Py_None;
+    if (p->accept_all) return 0;
+    if (!PyTuple_Check(accept) || PyTuple_GET_SIZE(accept) != 2) {
+        PyErr_SetString(PyExc_ValueError, "accept: None or (IPv4 ranges, IPv6 ranges)");
+        return -1;
+    }
+    for (int v = 0; v < 2; v++) {
+        PyObject *seq = PySequence_Fast(PyTuple_GET_ITEM(accept, v), "accept: ranges must be a sequence");
+        if (!seq) return -1;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        void *arr = PyMem_Calloc((size_t)(n ? n : 1), v ? 4 * sizeof(uint64_t) : 2 * sizeof(uint32_t));
+        if (!arr) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+        if (v) { p->a6 = arr; p->na6 = n; } else { p->a4 = arr; p->na4 = n; }
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *t = PySequence_Fast_GET_ITEM(seq, k), *a, *z;
+            if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "OO", &a, &z)) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "accept: a range is (first, last)");
+                Py_DECREF(seq);
+                return -1;
+            }
+            uint64_t ah, al, zh, zl;
+            if (u128_of(a, &ah, &al) || u128_of(z, &zh, &zl)) { Py_DECREF(seq); return -1; }
+            int ok = u128_le(ah, al, zh, zl);                 /* first <= last, after the previous range's last */
+            if (v == 0) {
+                ok = ok && zh == 0 && zl <= 0xffffffffu && (k == 0 || p->a4[2 * k - 1] < al);
+                p->a4[2 * k] = (uint32_t)al; p->a4[2 * k + 1] = (uint32_t)zl;
+            } else {
+                const uint64_t *pv = k ? p->a6 + 4 * (k - 1) : NULL;
+                ok = ok && (!pv || pv[2] < ah || (pv[2] == ah && pv[3] < al));
+                uint64_t *r = p->a6 + 4 * k;
+                r[0] = ah; r[1] = al; r[2] = zh; r[3] = zl;
+            }
+            if (!ok) {
+                Py_DECREF(seq);
+                PyErr_SetString(PyExc_ValueError, "accept: ranges must be sorted, disjoint, first <= last, in range");
+                return -1;
+            }
+        }
+        Py_DECREF(seq);
+    }
+    return 0;
+}
+
 /* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye,
- *      send_failed, on_error, sendto, invites)
- * ranges: [(version, first, last)]; only the IPv4 ones are used here (an IPv6 next hop goes to Python). */
+ *      send_failed, on_error, sendto, invites[, accept, on_refused])
+ * ranges: [(version, first, last)]; only the IPv4 ones are used here (an IPv6 next hop goes to Python).
+ * accept: accept_networks as sources.address_table gives them (None, the default: every address). */
 static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     PyObject *ranges, *prefixes, *via_head, *tag_prefix, *stats, *slow, *on_final, *on_bye, *send_failed, *on_error,
-             *py_sendto, *invites;
+             *py_sendto, *invites, *accept = Py_None, *on_refused = Py_None;
     if (p->prefixes) { PyErr_SetString(PyExc_TypeError, "Pump is initialised once"); return -1; }
     /* into locals first: the object keeps (and owns) nothing unless every argument is right */
-    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO!", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
+    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO!|OO", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
                           &PyBytes_Type, &via_head, &tag_prefix, &ranges, &PyDict_Type, &stats,
-                          &slow, &on_final, &on_bye, &send_failed, &on_error, &py_sendto, &PyDict_Type, &invites))
+                          &slow, &on_final, &on_bye, &send_failed, &on_error, &py_sendto, &PyDict_Type, &invites,
+                          &accept, &on_refused))
         return -1;
+    Py_INCREF(on_refused); p->on_refused = on_refused;
     Py_INCREF(invites); p->invites = invites;
     Py_INCREF(prefixes); p->prefixes = prefixes;
     Py_INCREF(via_head); p->via_head = via_head;
@@ -118,6 +192,7 @@ static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     Py_INCREF(on_error); p->on_error = on_error;
     Py_INCREF(py_sendto); p->py_sendto = py_sendto;
     if (p->max_n < 1 || p->max_n > PUMP_MAX_BATCH) { PyErr_SetString(PyExc_ValueError, "max_n: 1 to 64"); return -1; }
+    if (accept_init(p, accept) < 0) return -1;
     if (p->fd >= 0 && !(p->bufs = PyMem_Malloc((size_t)p->max_n * PUMP_DGRAM))) { PyErr_NoMemory(); return -1; }
     p->v4 = 1;
     if (p->fd >= 0) {
@@ -166,6 +241,85 @@ static int pump_dest(Pump *p, PyObject *dest, struct sockaddr_in *sa) {
     for (int k = 0; k < p->nranges; k++)
         if (p->lo[k] <= n && n <= p->hi[k]) return 1;
     return 0;                                    /* not permitted: Python counts and warns */
+}
+
+/* ---- sources: accept_networks (sources.py) */
+
+static int accepts_v4(const Pump *p, uint32_t n) {
+    Py_ssize_t lo = 0, hi = p->na4;              /* the first range starting above n */
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (p->a4[2 * mid] <= n) lo = mid + 1; else hi = mid;
+    }
+    return lo > 0 && n <= p->a4[2 * lo - 1];
+}
+
+static int accepts_v6(const Pump *p, const uint8_t b[16]) {
+    if (memcmp(b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)     /* ::ffff:a.b.c.d: the IPv4 address it is */
+        return accepts_v4(p, (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+    uint64_t h = 0, l = 0;
+    for (int k = 0; k < 8; k++) { h = h << 8 | b[k]; l = l << 8 | b[8 + k]; }
+    Py_ssize_t lo = 0, hi = p->na6;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (u128_le(p->a6[4 * mid], p->a6[4 * mid + 1], h, l)) lo = mid + 1; else hi = mid;
+    }
+    return lo > 0 && u128_le(h, l, p->a6[4 * (lo - 1) + 2], p->a6[4 * (lo - 1) + 3]);
+}
+
+/* whether the kernel's source address is accepted */
+static int accepts_sa(const Pump *p, const struct sockaddr_storage *a) {
+    if (p->accept_all) return 1;
+    if (a->ss_family == AF_INET) return accepts_v4(p, ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr));
+    if (a->ss_family == AF_INET6) return accepts_v6(p, ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr);
+    return 0;
+}
+
+/* whether the address text `host` (a source tuple's first item) is accepted: inet_pton, the scope id dropped;
+ * a name, or no text, is not (sources.address_key) */
+static int accepts_text(const Pump *p, PyObject *host) {
+    if (p->accept_all) return 1;
+    Py_ssize_t n;
+    const char *h = PyUnicode_Check(host) ? PyUnicode_AsUTF8AndSize(host, &n) : NULL;
+    if (!h) { PyErr_Clear(); return 0; }
+    char buf[INET6_ADDRSTRLEN + 1];
+    const char *pc = memchr(h, '%', (size_t)n);
+    if (pc) n = pc - h;
+    if (n >= (Py_ssize_t)sizeof buf || memchr(h, 0, (size_t)n)) return 0;
+    memcpy(buf, h, (size_t)n);
+    buf[n] = 0;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, buf, &a4) == 1) return accepts_v4(p, ntohl(a4.s_addr));
+    if (inet_pton(AF_INET6, buf, &a6) == 1) return accepts_v6(p, a6.s6_addr);
+    return 0;
+}
+
+static double monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* `n` refused datagrams not counted yet, the last from `host` (a str, or NULL: made from `a`): counted, and
+ * said (on_refused) if a second has passed since it last was; 0, or -1 with an exception set */
+static int refused(Pump *p, long n, PyObject *host, const struct sockaddr_storage *a) {
+    if (n && bump(p, K_REFUSED, n) < 0) return -1;
+    double now = monotonic();
+    if (p->on_refused == Py_None || (p->refused_said_at && now - p->refused_said_at < 1.0)) return 0;
+    p->refused_said_at = now;
+    PyObject *h = host;
+    if (!h) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        if (a->ss_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof ip);
+        else if (a->ss_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof ip);
+        if (!(h = PyUnicode_FromString(ip))) return -1;
+    } else Py_INCREF(h);
+    PyObject *r = PyObject_CallFunctionObjArgs(p->on_refused, h, NULL);
+    Py_DECREF(h);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
 }
 
 /* send; 0 on success, else errno. */
@@ -306,6 +460,13 @@ out:
 static PyObject *Pump_handle(Pump *p, PyObject *args) {
     PyObject *data, *src;
     if (!PyArg_ParseTuple(args, "O!O", &PyBytes_Type, &data, &src)) return NULL;
+    if (!p->accept_all) {
+        PyObject *host = PyTuple_Check(src) && PyTuple_GET_SIZE(src) ? PyTuple_GET_ITEM(src, 0) : Py_None;
+        if (!accepts_text(p, host)) {
+            if (refused(p, 1, PyUnicode_Check(host) ? host : Py_None, NULL) < 0) return NULL;
+            Py_RETURN_NONE;
+        }
+    }
     if (pump_one(p, data, src) < 0) return NULL;
     Py_RETURN_NONE;
 }
@@ -354,10 +515,23 @@ static PyObject *Pump_run(Pump *p, PyObject *noargs) {
         p->full_since = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
         if (p->full_since == 0) p->full_since = 1e-9;
     }
+    long unsaid = 0;                            /* refused datagrams of this round not counted yet */
+    int looked = 0;                             /* whether this round has looked at the clock for on_refused */
     for (int k = 0; k < got; k++) {
         char ip[INET6_ADDRSTRLEN];
         PyObject *src;
         struct sockaddr_storage *a = &ss[k];
+        if (!accepts_sa(p, a)) {                 /* not a peer: dropped before any Python object is made */
+            unsaid++;
+            if (!looked) {                       /* at most one clock read per round */
+                looked = 1;
+                if (!p->refused_said_at || monotonic() - p->refused_said_at >= 1.0) {
+                    if (refused(p, unsaid, NULL, a) < 0) pump_error(p);
+                    unsaid = 0;
+                }
+            }
+            continue;
+        }
         if (a->ss_family == AF_INET) {
             struct sockaddr_in *s4 = (struct sockaddr_in *)a;
             inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
@@ -371,12 +545,18 @@ static PyObject *Pump_run(Pump *p, PyObject *noargs) {
         if (!data || pump_one(p, data, src) < 0) pump_error(p);
         Py_XDECREF(src); Py_XDECREF(data);
     }
+    if (unsaid && bump(p, K_REFUSED, unsaid) < 0) pump_error(p);
     Py_RETURN_NONE;
+}
+
+static PyObject *Pump_accepts(Pump *p, PyObject *host) {
+    return PyBool_FromLong(accepts_text(p, host));
 }
 
 static PyMethodDef Pump_methods[] = {
     {"run", (PyCFunction)Pump_run, METH_NOARGS, "run(): read and handle up to max_n waiting datagrams"},
     {"handle", (PyCFunction)Pump_handle, METH_VARARGS, "handle(data, source): one datagram as run() would"},
+    {"accepts", (PyCFunction)Pump_accepts, METH_O, "accepts(host): whether SIP from the address text is taken"},
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef Pump_members[] = {

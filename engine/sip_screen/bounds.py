@@ -1,4 +1,5 @@
-"""What one peer may cost the SIP screen's transports: inbound TCP connections capped in total and per
+"""What one peer may cost the SIP screen's transports: inbound TCP connections from outside accept_networks
+closed at accept (`tcp_source_refused`, sources.py), the others capped in total and per
 source address (`max_tcp_connections`, `max_tcp_per_source`), outbound ones in total and per destination
 host (`max_tcp_out_connections`, `max_tcp_out_per_host`), a sweeper that closes connections idle,
 holding an unfinished message or leaving our writes unread too long (transport.py TcpConnection.expired),
@@ -57,6 +58,9 @@ class TransportBounds:
 
     def tcp_admit(self, conn) -> bool:
         ip = conn.peer[0]
+        if not self.accepts(ip):                        # not a peer (accept_networks): closed at accept, unread
+            self._source_refused(ip, counter="tcp_source_refused")
+            return False
         n = self.tcp_per_source.get(ip, 0)
         if self.tcp_inbound >= min(self.s.max_tcp_connections, self.fd_cap_in) or n >= self.s.max_tcp_per_source:
             self.stats["tcp_refused"] += 1

@@ -4,8 +4,10 @@ The caller has validated the file (load_sip_settings checks types, networks, the
 nothing here can fail half-way. Every setting is read from `screen.s` when it is used, so
 swapping the object applies it to the next message; what was derived from it at start is
 derived again here: the permitted networks' integer ranges (and the per-address cache of
-that check is emptied, and the C pump, which keeps its own copy, is rebuilt); the answer_networks and
-trusted_identity_networks ranges are derived again at their first use after the swap (a new list).
+that check is emptied, and the C pump, which keeps its own copy, is rebuilt); the answer_networks,
+trusted_identity_networks and accept_networks ranges are derived again at their first use after the swap (a
+new list); the C pump's copy of accept_networks is rebuilt, and inbound TCP connections from addresses a new
+accept_networks leaves outside are closed.
 
 What cannot change without a restart is kept as it runs and reported: `listen` (the bound
 sockets) and `advertise` (our Via / Record-Route identity: transactions in flight carry
@@ -56,11 +58,26 @@ def apply_sip_settings(screen, new: SipSettings, overrides: dict) -> dict:
     if new.allow_networks != old.allow_networks:
         screen.ranges = ranges
         screen.permit_cache.clear()
+    if new.allow_networks != old.allow_networks or new.accept_networks != old.accept_networks:
         ep = getattr(screen, "udp_endpoint", None)
         if ep is not None and ep.loop is not None:
-            ep.refresh()                # the C pump keeps its own copy of the ranges
+            ep.refresh()                # the C pump keeps its own copy of both
+    if new.accept_networks != old.accept_networks:
+        _close_refused(screen)
     screen.next_hop()                   # parsed now (validated by the loader), not on the next INVITE
     if changed or needs_restart:
         log.info("sip.toml reloaded: changed %s%s", ", ".join(changed) or "nothing",
                  f"; needs a restart: {', '.join(needs_restart)}" if needs_restart else "")
     return {"changed": changed, "needs_restart": needs_restart, "overridden_by_command_line": sorted(overrides)}
+
+
+def _close_refused(screen) -> None:
+    """Inbound TCP connections whose peer a new accept_networks leaves outside are closed (nothing more they sent
+    is handled), as a new one from it would be at accept."""
+    gone = [c for c in list(screen.tcp_conns.values()) if c.key is None and not screen.accepts(c.peer[0])]
+    for c in gone:
+        c.close()
+    if gone:
+        log.warning("sip.toml accept_networks: closed %d TCP connection(s) from outside them (%s)", len(gone),
+                    ", ".join(sorted({c.peer[0] for c in gone})[:10]))
+

@@ -51,6 +51,7 @@ from .screening import (BUSY, CANCELLED, RETRANSMISSIONS, RETRY_AFTER, VERDICT_M
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .shares import HOLD, SourceShares
+from .sources import SourceFilter
 from .bounds import TransportBounds
 from .transport import TcpConnection, TcpRounds, UdpEndpoint
 
@@ -104,6 +105,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         self._answer_ranges = (None, [])                   # (settings, answer_networks ranges)
         # (trusted_identity_networks list, its ranges, whether they hold every address, {address: trusted})
         self.trust = (None, [], False, {})
+        self.sources = SourceFilter(settings.accept_networks)   # where SIP is taken from at all (sources.py)
         # ack_key(INVITE's top branch, Call-ID) -> (our branch, (host, port, TRANSPORT it left by)) of
         # the INVITEs we forwarded: its CANCEL (§9.1), the ACK of its non-2xx final (§17.1.1.3) and
         # its retransmissions go the same way, which they share the key with. No age limit: the key
@@ -131,7 +133,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                       "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0,
                       "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
                       "waiting_refused": 0, "overload_source_dropped": 0,
-                      "identity_untrusted": 0}
+                      "identity_untrusted": 0, "source_refused": 0, "tcp_source_refused": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
@@ -222,6 +224,9 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
 
     # ------------------------------------------------------------ input
     def on_datagram(self, data, addr):
+        f = self.sources
+        if not (f.every and f.networks is self.s.accept_networks) and not self.accepts(addr[0]):
+            return self._source_refused(addr[0])
         if self.fast_path:
             try:
                 if data[:4] == b"SIP/":
@@ -254,6 +259,29 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                 self.on_parse_error(e, "UDP", addr, None)
                 return
         self.on_message(msg, "UDP", addr, None)
+
+    def source_filter(self) -> SourceFilter:
+        """sip.toml's accept_networks in force (sources.py), built again when the list is another (a reload)."""
+        f = self.sources
+        if f.networks is not self.s.accept_networks:
+            f = self.sources = SourceFilter(self.s.accept_networks)
+        return f
+
+    def accepts(self, host: str) -> bool:
+        """Whether SIP is taken from the address `host` at all (accept_networks)."""
+        return self.source_filter().accepts(host)
+
+    def _source_refused(self, host: str, n: int = 1, counter: str = "source_refused") -> None:
+        """`n` datagrams (or a TCP connection: `counter`) from `host`, outside accept_networks, dropped unread."""
+        self.stats[counter] += n
+        self.refused_said(host)
+
+    def refused_said(self, host: str) -> None:
+        """The service log's line about SIP refused from outside accept_networks, at most once a second (the C pump
+        calls it itself, at most once a second, having counted)."""
+        st = self.stats
+        self._warn("source_refused", "refused SIP from %s: outside accept_networks (source_refused: %d datagrams, "
+                   "tcp_source_refused: %d connections so far)", host, st["source_refused"], st["tcp_source_refused"])
 
     def _reinvite(self, data):
         """An INVITE over its source's share while behind: parsed if it is a re-INVITE of a call this screen saw

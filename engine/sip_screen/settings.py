@@ -28,6 +28,10 @@ class SipSettings:
     # are believed (the INVITE's source address; over TCP its connection's peer). From any other, the caller is
     # From only (screening._caller). The default trusts every peer, as before the setting existed
     trusted_identity_networks: list = field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    # the source addresses SIP is taken from at all (sources.py): previous hops of requests, and next hops, whose
+    # responses come back from them; a datagram from elsewhere is dropped unread, a TCP connection closed at
+    # accept. The default takes it from every address, as before the setting existed
+    accept_networks: list = field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
     record_route: bool = False
     tag_header: str = "X-Spam-Score"
     display_prefix: str = ""
@@ -128,7 +132,7 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
     host, sep, port = s.listen.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise bad("listen", f"must be HOST:PORT, not {s.listen!r}")
-    for key in ("allow_networks", "answer_networks", "trusted_identity_networks"):
+    for key in ("allow_networks", "answer_networks", "trusted_identity_networks", "accept_networks"):
         for n in getattr(s, key):
             try:
                 permitted_ranges([n])

@@ -10,7 +10,8 @@ callback is the pump instead (_sippump.h): one C call per round reads up to PUMP
 datagrams (stopping at the first EAGAIN, which costs a syscall and no Python exception) and
 relays responses and in-dialog requests itself, handing INVITEs and anything less than plain
 to `SipScreen.on_datagram` -- the same decisions, without the Python frames; a bounded batch
-still lets SMPP in between. The kernel's receive buffer is the only queue (sized for `queue_datagrams` datagrams, within the kernel's cap); what it drops is
+still lets SMPP in between. A datagram from outside accept_networks is dropped before it is
+parsed, by the pump before any Python object is made for it (sources.py). The kernel's receive buffer is the only queue (sized for `queue_datagrams` datagrams, within the kernel's cap); what it drops is
 read from /proc/net/udp and counted as `overload_dropped`. Answers and forwards are sent with
 one sendto(2) on the same socket. Compared with asyncio's DatagramProtocol this spares a
 Python callback, a queue append and a scheduled callback per datagram (issue #9).
@@ -93,7 +94,8 @@ def make_pump(screen, fd: int, sendto=None):
 
     via_head = f"Via: SIP/2.0/UDP {screen.host}:{screen.port};branch={BRANCH_PREFIX}".encode()
     return Pump(fd, PUMP_BATCH, screen.via_prefixes, via_head, TAG_PREFIX, screen.ranges, screen.stats, slow,
-                screen._fast_final, screen._call_ended, send_failed, on_error, sendto, screen.invites.d)
+                screen._fast_final, screen._call_ended, send_failed, on_error, sendto, screen.invites.d,
+                screen.source_filter().table, screen.refused_said)
 
 
 class UdpEndpoint:
@@ -133,7 +135,7 @@ class UdpEndpoint:
 
     def refresh(self):
         """(Re)install the reader: the C pump when it is built and the fast path is on, built from
-        what the screen has now (its address, permitted networks); else the Python reader."""
+        what the screen has now (its address, permitted and accepted networks); else the Python reader."""
         if Pump is not None and self.screen.fast_path:
             self.pump = make_pump(self.screen, self.sock.fileno())
             self.loop.add_reader(self.sock.fileno(), self.pump.run)

@@ -1,0 +1,364 @@
+"""Where the SIP screen takes SIP from at all: sip.toml's accept_networks (sources.py).
+
+Found by review: the screen took SIP from any source address (allow_networks limits only where it sends,
+trusted_identity_networks only whose identity headers are believed), so a flood from addresses that are no peers
+-- spoofed UDP sources, scanners -- cost a parse each, and spread over 100+ addresses under 64/s each it counted
+toward the overload shares (shares.py) and could push a legitimate softswitch over its share. Now a datagram from
+outside accept_networks is dropped before it is parsed (by the C pump before any Python object is made for it),
+a TCP connection from outside is closed at accept; the default (every address) keeps existing deployments as
+they were. Everything runs on 127.0.0.1 / 127.0.0.2 (not a peer) and is stopped at the end."""
+import logging
+import random
+import socket
+import time
+from dataclasses import replace
+
+import pytest
+
+from engine.app import build
+from engine.sip_screen.codec import make_response, parse_datagram
+from engine.sip_screen.framing import StreamParser
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.live_settings import apply_sip_settings
+from engine.sip_screen.server import SipSettings
+from engine.sip_screen.settings import load_sip_settings
+from engine.sip_screen.sources import SourceFilter, address_table
+from engine.sip_screen.transport import Pump, make_pump
+
+from .conftest import CONFIG
+from .sip_helpers import UAC, invite, offline_screen
+
+PEER, STRANGER = "127.0.0.1", "127.0.0.2"
+ONLY_PEER = ["127.0.0.1/32"]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return build(with_model=False, persist=False)
+
+
+# ------------------------------------------------------------------ the decision, the setting
+
+def test_the_default_takes_every_address_and_the_shipped_config_says_so(pipe):
+    assert SipSettings().accept_networks == ["0.0.0.0/0", "::/0"]
+    assert load_sip_settings(CONFIG).accept_networks == ["0.0.0.0/0", "::/0"]
+    text = (CONFIG / "sip.toml").read_text()
+    assert "accept_networks" in text and "Responses are filtered too" in text
+    f = SourceFilter(["0.0.0.0/0", "::/0"])
+    assert f.every and f.table is None
+    assert all(f.accepts(h) for h in ("127.0.0.2", "203.0.113.9", "::1", "not-an-address"))
+    assert offline_screen(pipe).accepts("198.51.100.7")
+
+
+def test_the_table_is_sorted_merged_ranges_per_version():
+    assert address_table(["10.0.0.0/24", "10.0.1.0/24", "10.0.0.5/32", "9.0.0.0/8", "::1/128", "::/127"]) == (
+        [(0x09000000, 0x0A0001FF)], [(0, 1)])
+    assert address_table(["0.0.0.0/0"]) == ([(0, 2 ** 32 - 1)], [])          # no IPv6 peer at all
+    assert address_table([]) == ([], [])
+    assert address_table(["::/0", "0.0.0.0/1", "128.0.0.0/1"]) is None
+
+
+def test_only_addresses_inside_the_networks_are_accepted():
+    f = SourceFilter(["127.0.0.1/32", "10.0.1.0/24", "fd00::/8"])
+    yes = ("127.0.0.1", "10.0.1.0", "10.0.1.255", "::ffff:10.0.1.5", "fd00::1", "fdff:ffff::1%lo", "::ffff:127.0.0.1")
+    no = ("127.0.0.2", "10.0.0.255", "10.0.2.0", "::ffff:127.0.0.2", "::1", "fe80::1", "not-an-address", "",
+          "010.0.1.1", "10.0.1.1 ", "\0")
+    assert [f.accepts(h) for h in yes] == [True] * len(yes)
+    assert [f.accepts(h) for h in no] == [False] * len(no)
+    assert [f.accepts(h) for h in yes + no] == [True] * len(yes) + [False] * len(no)    # cached alike
+    assert not any(SourceFilter([]).accepts(h) for h in yes)                     # nobody
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "nope", "", "::/129"])
+def test_a_bad_network_is_an_error_at_its_line(tmp_path, value):
+    (tmp_path / "sip.toml").write_text(f'[sip]\nlisten = "127.0.0.1:5060"\n\naccept_networks = ["{value}"]\n')
+    with pytest.raises(ValueError, match=rf"sip.toml:4:1: \[sip\] accept_networks '{value}' is not an IP network"):
+        load_sip_settings(tmp_path)
+    (tmp_path / "sip.toml").write_text('[sip]\naccept_networks = "10.0.0.0/8"\n')
+    with pytest.raises(ValueError, match=r"sip.toml:2:1: \[sip\] accept_networks must be a list"):
+        load_sip_settings(tmp_path)
+
+
+# ------------------------------------------------------------------ the screen, offline
+
+def test_a_datagram_from_outside_is_dropped_unread_and_never_counts_toward_the_shares(pipe, caplog):
+    scr = offline_screen(pipe, accept_networks=ONLY_PEER)
+    parsed = []
+    real = scr.on_message
+    scr.on_message = lambda *a: (parsed.append(a[0]), real(*a))
+    with caplog.at_level(logging.WARNING, logger="telfilter.sip"):
+        for i in range(300):                      # a flood from 100 spoofed addresses
+            scr.on_datagram(invite(call_id=f"f{i}"), (f"10.9.0.{i % 100}", 5060))
+        scr.on_datagram(b"garbage", ("::1", 5060, 0, 0))
+    assert scr.udp.out == [] and parsed == [] and scr.stats["errors"] == 0
+    assert scr.stats["source_refused"] == 301 and scr.stats["screened"] == 0
+    assert scr.shares.total == 0 and scr.shares.counts == {}
+    said = [r.getMessage() for r in caplog.records if "accept_networks" in r.getMessage()]
+    assert len(said) == 1 and "10.9.0.0" in said[0], said                     # at most once a second
+    scr.on_datagram(invite(call_id="p1"), UAC)                                # the peer: judged and forwarded
+    ((d, _),) = scr.udp.out
+    assert parse_datagram(d).method == "INVITE" and scr.shares.total == 1
+
+
+def test_a_reload_puts_the_networks_in_force(pipe, tmp_path):
+    scr = offline_screen(pipe)
+    scr.on_datagram(invite(call_id="r1"), (STRANGER, 5080))
+    assert len(scr.udp.out) == 1 and scr.stats["source_refused"] == 0
+    scr.udp.out.clear()
+    (tmp_path / "sip.toml").write_text('[sip]\nlisten = "127.0.0.1:5060"\nnext_hop = "127.0.0.1:5070"\n'
+                                       'allow_networks = ["127.0.0.0/8"]\naccept_networks = ["127.0.0.1/32"]\n')
+    ans = apply_sip_settings(scr, load_sip_settings(tmp_path), {})
+    assert "accept_networks" in ans["changed"]
+    scr.on_datagram(invite(call_id="r2"), (STRANGER, 5080))
+    assert scr.udp.out == [] and scr.stats["source_refused"] == 1
+    apply_sip_settings(scr, replace(scr.s, accept_networks=["127.0.0.0/8"]), {})
+    scr.on_datagram(invite(call_id="r3"), (STRANGER, 5080))
+    assert len(scr.udp.out) == 1 and scr.stats["source_refused"] == 1
+
+
+# ------------------------------------------------------------------ the C pump takes the same decisions
+
+def _addresses(rnd):
+    out = ["127.0.0.1", "127.0.0.2", "10.0.0.0", "10.255.255.255", "11.0.0.0", "9.255.255.255", "0.0.0.0",
+           "255.255.255.255", "::", "::1", "fd00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fe00::",
+           "::ffff:10.1.2.3", "::ffff:127.0.0.2", "fd00::1%eth0", "10.1.2.3%x", "name.example", "", "1.2.3",
+           "01.2.3.4", "::ffff:1.2.3.4.5", "1:2:3:4:5:6:7:8:9", "[::1]", " 10.0.0.1", "10.0.0.1\0",
+           "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db8::" + "1" * 40]
+    for _ in range(3000):
+        k = rnd.random()
+        if k < 0.5:
+            out.append(socket.inet_ntoa(rnd.getrandbits(32).to_bytes(4, "big")))
+        elif k < 0.8:
+            out.append(socket.inet_ntop(socket.AF_INET6, rnd.getrandbits(128).to_bytes(16, "big")))
+        else:
+            out.append("::ffff:" + socket.inet_ntoa(rnd.getrandbits(32).to_bytes(4, "big")))
+    return out
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_the_pump_decides_as_python_on_every_address(pipe):
+    rnd = random.Random(3581)
+    addrs = _addresses(rnd)
+    many = [f"{socket.inet_ntoa(rnd.getrandbits(32).to_bytes(4, 'big'))}/{rnd.choice((32, 28, 24, 16, 8))}"
+            for _ in range(2000)]
+    many6 = [f"{socket.inet_ntop(socket.AF_INET6, rnd.getrandbits(128).to_bytes(16, 'big'))}/{rnd.choice((128, 64, 8))}"
+             for _ in range(300)]
+    # the peers, as the C pump's own addresses would hit them too: some of every address list's own neighbours
+    for n in many[:200] + many6[:50]:
+        f = SourceFilter([n])
+        for r in ([(4, *x) for x in f.table[0]] + [(6, *x) for x in f.table[1]]):
+            for v in (r[1] - 1, r[1], r[2], r[2] + 1):
+                if r[0] == 4 and 0 <= v < 2 ** 32:
+                    addrs.append(socket.inet_ntoa(v.to_bytes(4, "big")))
+                elif r[0] == 6 and 0 <= v < 2 ** 128:
+                    addrs.append(socket.inet_ntop(socket.AF_INET6, v.to_bytes(16, "big")))
+    for nets in (["0.0.0.0/0", "::/0"], ["127.0.0.1/32"], [], ["10.0.0.0/8", "fd00::/8"], ["0.0.0.0/0"], ["::/0"],
+                 ["::ffff:0:0/96"], many, many6, many + many6):
+        scr = offline_screen(pipe, accept_networks=nets)
+        pump = make_pump(scr, -1, scr.udp.sendto)
+        f = SourceFilter(nets)
+        assert [pump.accepts(a) for a in addrs] == [f.accepts(a) for a in addrs], nets[:3]
+        assert sum(f.accepts(a) for a in addrs) > 0 or nets in ([], ["::ffff:0:0/96"])
+    for bad in ((["x"], []), ([(2, 1)], []), ([(1, 2), (2, 3)], []), ([], [(0, 2 ** 128)]), ([(0, 2 ** 32)], []), 5):
+        with pytest.raises((ValueError, OverflowError, TypeError)):
+            Pump(-1, 8, (), b"", "tf", [], {}, None, None, None, None, None, None, {}, bad, None)
+
+
+def _call(pipe, src):
+    """The six datagrams of a call through an accepting screen: (INVITE, 180, 200, ACK, BYE, 200 to BYE), each
+    as it reaches the screen, the responses with the screen's Via on top."""
+    scr = offline_screen(pipe)
+    inv = invite(call_id="pc1", via_port=src[1]).replace(b"127.0.0.1:%d" % src[1], b"%s:%d" % (src[0].encode(), src[1]))
+    scr.on_datagram(inv, src)
+    ((fwd, _),) = scr.udp.out
+    ok = lambda req, st: make_response(parse_datagram(req), st, None, to_tag="uas1").to_bytes()  # noqa: E731
+    dialog = inv.replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>;tag=uas1") \
+        .replace(b"INVITE sip:0912345678@127.0.0.1 SIP/2.0", b"%s sip:0912345678@127.0.0.1:5070 SIP/2.0")
+    ack = dialog.replace(b"%s", b"ACK").replace(b"CSeq: 1 INVITE", b"CSeq: 1 ACK").replace(b"branch=z9hG4bK-", b"branch=z9hG4bK-a")
+    bye = dialog.replace(b"%s", b"BYE").replace(b"CSeq: 1 INVITE", b"CSeq: 2 BYE").replace(b"branch=z9hG4bK-", b"branch=z9hG4bK-b")
+    scr.udp.out.clear()
+    scr.on_datagram(bye, src)
+    ((fbye, _),) = scr.udp.out
+    return [inv, ok(fwd, 180), ok(fwd, 200), ack, bye, ok(fbye, 200)]
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_the_pump_handles_a_call_from_peers_and_strangers_as_python(tmp_path):
+    """Requests and responses alike: the pump (as `serve` runs it, sends captured) sends and counts exactly what
+    the Python path does, with a peer's call relayed in C and a stranger's dropped before anything."""
+    nets = ["127.0.0.1/32", "10.0.0.0/8", "fd00::/8"]
+    pscr = offline_screen(build(data_dir=tmp_path / "p"), accept_networks=nets)
+    scr = offline_screen(build(data_dir=tmp_path / "s"), accept_networks=nets)
+    said = []
+    pscr.refused_said = said.append
+    pump = make_pump(pscr, -1, pscr.udp.sendto)
+    handed = []
+    real = pscr.on_datagram
+    pscr.on_datagram = lambda d, a: (handed.append((d[:12], a)), real(d, a))
+    srcs = [UAC, (PEER, 5070), ("10.2.3.4", 5060), ("::ffff:10.2.3.4", 5060, 0, 0), ("fd00::7", 5060, 0, 0),
+            (STRANGER, 5080), ("::ffff:127.0.0.2", 5080, 0, 0), ("::1", 5080, 0, 0), ("192.0.2.1", 5060)]
+    msgs = _call(build(with_model=False, persist=False), UAC)
+    n = 0
+    for src in srcs:
+        for m in msgs:
+            m = m.replace(b"pc1", b"pc%d" % n)
+            n += 1
+            pscr.udp.out.clear()
+            scr.udp.out.clear()
+            pump.handle(m, src)
+            scr.on_datagram(m, src)
+            assert pscr.udp.out == scr.udp.out, (m[:12], src)
+            assert pscr.stats == scr.stats, (m[:12], src)
+    assert scr.stats["source_refused"] == 4 * len(msgs)
+    strangers = srcs[5:]
+    assert not [a for _, a in handed if a in strangers]     # a stranger's datagrams never reach Python
+    assert [d for d, a in handed if a == UAC] == [msgs[0][:12]]     # a peer's: the INVITE only (the rest in C)
+    assert said == [STRANGER]                               # said once (at most once a second)
+
+
+# ------------------------------------------------------------------ end to end, through the running screen
+
+def _udp(host):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    return s
+
+
+def _recv(sock, timeout=2.0):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65535)
+    except (socket.timeout, ConnectionError):
+        return None
+
+
+@pytest.fixture(params=["pump", "python"])
+def running(request, tmp_path):
+    """A screen on 127.0.0.1 whose next hop is a UAS on 127.0.0.1; accept_networks as the test sets them (the
+    `reload` function puts them in force as `ctl reload sip` does); read by the C pump or the Python reader."""
+    if request.param == "pump" and Pump is None:
+        pytest.skip("C extension not built")
+    uas = _udp(PEER)
+    s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas.getsockname()[1]}", allow_networks=["127.0.0.0/8"])
+    h = SipHarness(build(data_dir=tmp_path / "d"), s).start()
+
+    async def reload(nets):
+        ans = apply_sip_settings(h.screen, replace(h.screen.s, accept_networks=nets), {})
+        if request.param == "python":
+            h.screen.fast_path = False
+            h.screen.udp.refresh()
+        return ans
+    h.reload = lambda nets: h.call(reload(nets))
+    h.reload(["0.0.0.0/0", "::/0"])
+    assert (h.screen.udp.pump is not None) == (request.param == "pump")
+    try:
+        yield h, uas
+    finally:
+        h.stop()
+        uas.close()
+
+
+def test_over_udp_a_stranger_is_refused_when_only_the_peer_is_accepted(running):
+    h, uas = running
+    for nets, want in ((["0.0.0.0/0", "::/0"], True), (ONLY_PEER, False), (["127.0.0.0/8"], True)):
+        h.reload(nets)
+        cli = _udp(STRANGER)
+        try:
+            cid = f"u-{len(nets[0])}-{nets[0]}"
+            cli.sendto(invite(call_id=cid, via_port=cli.getsockname()[1]).replace(
+                b"SIP/2.0/UDP 127.0.0.1", b"SIP/2.0/UDP 127.0.0.2"), ("127.0.0.1", h.port))
+            got = _recv(uas, 2.0 if want else 0.5)
+            if want:
+                assert got is not None and parse_datagram(got).get("call-id") == cid
+                uas.sendto(make_response(parse_datagram(got), 486, None, to_tag="u").to_bytes(), ("127.0.0.1", h.port))
+                assert parse_datagram(_recv(cli)).status == 486          # the response relayed back to it
+            else:
+                assert got is None and _recv(cli, 0.3) is None
+        finally:
+            cli.close()
+    assert h.screen.stats["source_refused"] == 1 and h.screen.stats["screened"] == 2
+
+
+def test_over_udp_a_response_from_a_next_hop_not_listed_is_dropped(running):
+    """Responses come from next hops: they must be listed too."""
+    h, uas = running
+    uas2 = _udp(STRANGER)
+    cli = _udp(PEER)
+    try:
+        h.reload(ONLY_PEER)
+        inv = invite(call_id="resp1", via_port=cli.getsockname()[1])
+        cli.sendto(inv, ("127.0.0.1", h.port))
+        fwd = parse_datagram(_recv(uas))
+        for st in (180, 200):                     # from 127.0.0.2: dropped, the pump's plain relay included
+            uas2.sendto(make_response(fwd, st, None, to_tag="x").to_bytes(), ("127.0.0.1", h.port))
+        assert _recv(cli, 0.5) is None
+        uas.sendto(make_response(fwd, 180, None, to_tag="x").to_bytes(), ("127.0.0.1", h.port))
+        assert parse_datagram(_recv(cli)).status == 180                    # from the listed next hop: relayed
+        assert h.screen.stats["source_refused"] == 2
+    finally:
+        uas2.close()
+        cli.close()
+
+
+def test_over_tcp_a_stranger_is_closed_at_accept(running):
+    h, uas = running
+    for nets, src, want in ((["0.0.0.0/0", "::/0"], STRANGER, True), (ONLY_PEER, STRANGER, False),
+                            (ONLY_PEER, PEER, True)):
+        h.reload(nets)
+        t = socket.create_connection(("127.0.0.1", h.port), timeout=3, source_address=(src, 0))
+        try:
+            cid = f"t-{nets[0]}-{src}"
+            inv = invite(call_id=cid, via_port=t.getsockname()[1]).replace(b"SIP/2.0/UDP 127.0.0.1",
+                                                                            f"SIP/2.0/TCP {src}".encode())
+            try:
+                t.sendall(inv)
+            except ConnectionError:
+                pass
+            got = _recv(uas, 2.0 if want else 0.5)
+            if want:
+                assert got is not None and parse_datagram(got).get("call-id") == cid
+            else:
+                assert got is None and not _recv(t, 1.0)               # closed (reset) unread
+        finally:
+            t.close()
+    st = h.screen.stats
+    assert st["tcp_source_refused"] == 1 and st["screened"] == 2 and st["tcp_refused"] == 0
+
+
+def test_a_reload_closes_the_tcp_connections_of_a_stranger(running):
+    h, uas = running
+    t = socket.create_connection(("127.0.0.1", h.port), timeout=3, source_address=(STRANGER, 0))
+    try:
+        inv = invite(call_id="tr1", via_port=t.getsockname()[1]).replace(b"SIP/2.0/UDP 127.0.0.1",
+                                                                        b"SIP/2.0/TCP 127.0.0.2")
+        t.sendall(inv)
+        assert parse_datagram(_recv(uas)).get("call-id") == "tr1"
+        h.reload(ONLY_PEER)
+        t.settimeout(2)
+        deadline = time.monotonic() + 2
+        closed = False
+        while time.monotonic() < deadline and not closed:
+            try:
+                closed = t.recv(65535) == b""
+            except (socket.timeout, ConnectionError):
+                closed = True
+        assert closed and not h.screen.tcp_conns
+    finally:
+        t.close()
+
+
+def test_tcp_responses_come_back_on_the_peers_connection(running):
+    """A peer's connection is served as before (a sanity check of the TCP path under a narrowed list)."""
+    h, uas = running
+    h.reload(ONLY_PEER)
+    t = socket.create_connection(("127.0.0.1", h.port), timeout=3, source_address=(PEER, 0))
+    try:
+        inv = invite(call_id="tp1", via_port=t.getsockname()[1]).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP")
+        t.sendall(inv)
+        fwd = parse_datagram(_recv(uas))
+        uas.sendto(make_response(fwd, 486, None, to_tag="u").to_bytes(), ("127.0.0.1", h.port))
+        p = StreamParser()
+        p.feed(_recv(t))
+        assert p.next().status == 486
+    finally:
+        t.close()
