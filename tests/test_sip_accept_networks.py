@@ -174,8 +174,8 @@ def _call(pipe, src):
     ok = lambda req, st: make_response(parse_datagram(req), st, None, to_tag="uas1").to_bytes()  # noqa: E731
     dialog = inv.replace(b"To: <sip:0912345678@127.0.0.1>", b"To: <sip:0912345678@127.0.0.1>;tag=uas1") \
         .replace(b"INVITE sip:0912345678@127.0.0.1 SIP/2.0", b"%s sip:0912345678@127.0.0.1:5070 SIP/2.0")
-    ack = dialog.replace(b"%s", b"ACK").replace(b"CSeq: 1 INVITE", b"CSeq: 1 ACK").replace(b"branch=z9hG4bK-", b"branch=z9hG4bK-a")
-    bye = dialog.replace(b"%s", b"BYE").replace(b"CSeq: 1 INVITE", b"CSeq: 2 BYE").replace(b"branch=z9hG4bK-", b"branch=z9hG4bK-b")
+    ack, bye = (dialog.replace(b"%s", m).replace(b"CSeq: 1 INVITE", b"CSeq: %s" % cs)
+                .replace(b"branch=z9hG4bK-", b"branch=z9hG4bK-" + m) for m, cs in ((b"ACK", b"1 ACK"), (b"BYE", b"2 BYE")))
     scr.udp.out.clear()
     scr.on_datagram(bye, src)
     ((fbye, _),) = scr.udp.out

@@ -71,7 +71,8 @@ typedef struct {
     uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
     int nranges;
     int accept_all;                              /* accept_networks hold every address: nothing is checked */
-    uint32_t *a4;                                /* their IPv4 ranges: a4[2k] first, a4[2k + 1] last (sorted, disjoint) */
+    uint32_t *a4;                                /* their IPv4 ranges: a4[2k] first, a4[2k + 1] last (sorted,
+                                                    disjoint) */
     uint64_t *a6;                                /* IPv6: a6[4k], a6[4k + 1] first (high, low 64 bits); then last */
     Py_ssize_t na4, na6;
     PyObject *on_refused;                        /* on_refused(host): the service log's line */
@@ -311,8 +312,10 @@ static int refused(Pump *p, long n, PyObject *host, const struct sockaddr_storag
     PyObject *h = host;
     if (!h) {
         char ip[INET6_ADDRSTRLEN] = "?";
-        if (a->ss_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof ip);
-        else if (a->ss_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof ip);
+        if (a->ss_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof ip);
+        else if (a->ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof ip);
         if (!(h = PyUnicode_FromString(ip))) return -1;
     } else Py_INCREF(h);
     PyObject *r = PyObject_CallFunctionObjArgs(p->on_refused, h, NULL);

@@ -11,7 +11,8 @@ datagrams (stopping at the first EAGAIN, which costs a syscall and no Python exc
 relays responses and in-dialog requests itself, handing INVITEs and anything less than plain
 to `SipScreen.on_datagram` -- the same decisions, without the Python frames; a bounded batch
 still lets SMPP in between. A datagram from outside accept_networks is dropped before it is
-parsed, by the pump before any Python object is made for it (sources.py). The kernel's receive buffer is the only queue (sized for `queue_datagrams` datagrams, within the kernel's cap); what it drops is
+parsed, by the pump before any Python object is made for it (sources.py). The kernel's receive
+buffer is the only queue (sized for `queue_datagrams` datagrams, within the kernel's cap); what it drops is
 read from /proc/net/udp and counted as `overload_dropped`. Answers and forwards are sent with
 one sendto(2) on the same socket. Compared with asyncio's DatagramProtocol this spares a
 Python callback, a queue append and a scheduled callback per datagram (issue #9).
