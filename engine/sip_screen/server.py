@@ -280,8 +280,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         """The service log's line about SIP refused from outside accept_networks, at most once a second (the C pump
         calls it itself, at most once a second, having counted)."""
         st = self.stats
-        self._warn("source_refused", "refused SIP from %s: outside accept_networks (source_refused: %d datagrams, "
-                   "tcp_source_refused: %d connections so far)", host, st["source_refused"], st["tcp_source_refused"])
+        self._warn("source_refused", "refused SIP from %s: outside accept_networks (so far: source_refused %d, "
+                   "tcp_source_refused %d)", host, st["source_refused"], st["tcp_source_refused"])
 
     def _reinvite(self, data):
         """An INVITE over its source's share while behind: parsed if it is a re-INVITE of a call this screen saw
