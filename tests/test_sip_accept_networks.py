@@ -362,3 +362,54 @@ def test_tcp_responses_come_back_on_the_peers_connection(running):
         assert p.next().status == 486
     finally:
         t.close()
+
+
+def test_ctl_reload_sip_puts_accept_networks_in_force_in_serve(tmp_path):
+    """Through a real `telfilter serve`: the shipped default serves 127.0.0.2; `ctl reload sip` with
+    accept_networks = ["127.0.0.1/32"] refuses it (counted in `ctl stats`, said in the service log), 127.0.0.1
+    still served; a bad network is refused at its line and changes nothing."""
+    import json
+    import shutil
+
+    from engine.smpp_proxy.harness import ProxyHarness
+
+    from .test_control import _stop, ctl
+    from .test_ctl_reload import _serve
+
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    uas = _udp(PEER)
+    text = (cfg / "sip.toml").read_text().replace('next_hop = ""', f'next_hop = "127.0.0.1:{uas.getsockname()[1]}"')
+    (cfg / "sip.toml").write_text(text)
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    p, _, sip_port = _serve(tmp_path, cfg, sim.port)
+    clis = {src: _udp(src) for src in (PEER, STRANGER)}
+
+    def arrives(src, n):
+        cli = clis[src]
+        cli.sendto(invite(call_id=f"ctl-{n}", via_port=cli.getsockname()[1]).replace(
+            b"SIP/2.0/UDP 127.0.0.1", f"SIP/2.0/UDP {src}".encode()), ("127.0.0.1", sip_port))
+        got = _recv(uas, 3.0 if n != "refused" else 0.5)
+        return got is not None and f"ctl-{n}".encode() in got
+    try:
+        assert arrives(STRANGER, 1) and arrives(PEER, 2)
+        narrowed = text.replace('accept_networks = ["0.0.0.0/0", "::/0"]', 'accept_networks = ["127.0.0.1/32"]')
+        assert narrowed != text
+        (cfg / "sip.toml").write_text(narrowed.replace('"127.0.0.1/32"]', '"127.0.0.1/33"]'))
+        line = next(i for i, t in enumerate(narrowed.splitlines(), 1) if t.startswith("accept_networks"))
+        r = ctl(tmp_path, "reload", "sip")
+        assert r.returncode == 1 and f"sip.toml:{line}:1: [sip] accept_networks '127.0.0.1/33'" in r.stderr, r.stderr
+        assert arrives(STRANGER, 3)                                           # nothing changed
+        (cfg / "sip.toml").write_text(narrowed)
+        r = ctl(tmp_path, "reload", "sip")
+        assert r.returncode == 0 and json.loads(r.stdout)["sip"]["changed"] == ["accept_networks"], r.stdout + r.stderr
+        assert not arrives(STRANGER, "refused") and arrives(PEER, 4)
+        r = ctl(tmp_path, "stats")
+        assert r.returncode == 0 and json.loads(r.stdout)["sip"]["source_refused"] == 1, r.stdout
+    finally:
+        for s in (uas, *clis.values()):
+            s.close()
+        _stop(p)
+        sim.stop()
+    assert p.returncode == 0
+    assert "refused SIP from 127.0.0.2: outside accept_networks" in (tmp_path / "stderr.log").read_text()
