@@ -14,8 +14,8 @@ closed). The server runs on serve's own event loop: a command touches engine sta
 the loop, and slow work (list files) runs in a worker thread as the signal-driven reloads do.
 
 Requests (answers carry "ok": true|false, and "error" when false):
-  {"cmd": "stats"}     SmppProxy.stats, SipScreen.stats, list sizes, rules (count, generation,
-                       last refused reload), model version.
+  {"cmd": "stats"}     SmppProxy.stats and held_total (receipts held now), SipScreen.stats, list
+                       sizes, rules (count, generation, last refused reload), model version.
   {"cmd": "reload", "what": [PART...]}
                        PART: rules, lists, model (as SIGHUP), accounts, sip; none = all five.
                        Each part is validated whole and either put in force or refused with
@@ -214,8 +214,12 @@ class ControlServer(ReloadCommands):
     def stats(self) -> dict:
         pipe = self.pipe
         model = pipe.model
+        smpp = dict(getattr(self.proxy, "stats", {}) or {})
+        if hasattr(self.proxy, "held_total"):
+            # receipts held now (receipts_held counts every one ever held): the README's downgrade step reads it
+            smpp["held_total"] = self.proxy.held_total
         return {
-            "smpp": dict(getattr(self.proxy, "stats", {}) or {}),
+            "smpp": smpp,
             "sip": dict(getattr(self.sip, "stats", {}) or {}) if self.sip is not None else None,
             "lists": pipe.lists.stats(),
             "rules": {"directory": str(getattr(pipe.rules, "directory", "")), "rules": len(pipe.rules.rules),

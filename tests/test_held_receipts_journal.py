@@ -299,3 +299,25 @@ def test_when_a_receipt_was_held_is_kept_across_a_restart(pipe, tmp_path):
         assert h3.call(h3.proxy.close_held()) == 1
     (acct, payload), = HeldJournal(journal).replay()
     assert payload.startswith(b"\xffT") and payload[10:] == encode(got[0])
+
+
+def test_ctl_stats_says_how_many_receipts_are_held(pipe, tmp_path):
+    """The README's downgrade step reads `held_total` from `telfilter ctl stats` (an older version would
+    send the journal's time prefix to the ESME): ctl stats must say it, 0 once they are delivered. It
+    carried only the cumulative `receipts_held` counter (found by the upgrade probe)."""
+    from engine.control import ControlServer
+    h, _ = _held(pipe, tmp_path)
+    try:
+        ctl = ControlServer(pipe, tmp_path / "control.sock", on_drain=lambda: None, proxy=h.proxy)
+        assert ctl.stats()["smpp"]["held_total"] == 0
+        e = Esme(h, kind=P.BindTransmitter)                      # no receiver: receipts are held
+        e.submit(2)
+        assert wait(lambda: _statuses(h) == [0, 0])
+        assert ctl.stats()["smpp"]["held_total"] == 2
+        rx = Esme(h, kind=P.BindReceiver)                        # a receiver binds: they are delivered
+        for p in rx.receipts(2):
+            rx.answer(p)
+        assert wait(lambda: ctl.stats()["smpp"]["held_total"] == 0)
+        assert ctl.stats()["smpp"]["receipts_held"] == 2         # the counter stays what it counts
+    finally:
+        h.stop()
