@@ -155,9 +155,9 @@ class ListStore:
         moved = L.rekey_service_numbers()
         if moved:
             self.warnings.append(f"{self.dir}: {moved} Vietnamese 1800/1900 service number entries stored as +1… by an "
-                                 "earlier version are matched as +84… now (kept so in each list's next snapshot: any change to the "
-                                 "list writes one, e.g. `telfilter lists add` then `remove` of one entry; until then "
-                                 "this is said at each load)")
+                                 "earlier version are matched as +84… now (kept so in each list's next snapshot, which any change "
+                                 "to that list writes: an import, add or remove; until then this is said at each "
+                                 "load)")
         odd = L.foreign_landline_forms()
         if odd:
             self.warnings.append(f"{self.dir}: {odd} list entries are foreign numbers of ten digits starting with a "
