@@ -388,3 +388,20 @@ def test_a_network_broader_than_a_slash_8_is_refused(tmp_path):
     assert r.returncode != 0 and "bl.csv:3" in r.stderr and "too broad" in r.stderr, r.stderr
     L = ListStore(tmp_path / "d").load()
     assert not L.bl_ips and "ok.example" in L.bl_domains        # the bad row reported, the good one imported
+
+
+def test_a_network_broader_than_a_slash_8_stored_by_an_earlier_version_loads_and_can_be_removed(tmp_path):
+    """Found by a review: once parse_cidr refused networks broader than a /8, `lists remove blacklist 0.0.0.0/0`
+    went through it too, so the very row the check was made for (stored by an earlier import: every link to an IP
+    address blocked) could not be taken out -- the remove failed with "too broad"."""
+    from engine.lists import edits
+    st = ListStore(tmp_path)
+    st._modify("blacklist", lambda L: (L.bl_ips.add(4, 0, 2 ** 32 - 1), L.bl_ips.add(6, 0, 2 ** 128 - 1)))
+    assert st.load().bl_ips                                  # the snapshot still loads
+    assert st.remove("blacklist", "0.0.0.0/0") and st.remove("blacklist", "::/0")
+    assert not st.load().bl_ips
+    st._modify("blacklist", lambda L: L.bl_ips.add(4, 0, 2 ** 32 - 1))
+    r = run_cli("lists", "remove", "blacklist", "0.0.0.0/0", "--data-dir", tmp_path)
+    assert r.returncode == 0 and "too broad" not in r.stderr and not ListStore(tmp_path).load().bl_ips, r.stderr
+    with pytest.raises(ValueError, match="too broad"):
+        edits.record("blacklist", "0.0.0.0/0", "SV", None)      # still refused as a new entry

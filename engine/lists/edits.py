@@ -111,7 +111,8 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
     if kind == "blacklist":
         value = _url_host_if_ip(value)
         if _is_cidr(value) or _is_ip(value):
-            return L.bl_ips.remove(*(parse_cidr(value) if "/" in value else parse_ip(value)))
+            # (strict=False: a network broader than a /8 an earlier version stored must be removable)
+            return L.bl_ips.remove(*(parse_cidr(value, strict=False) if "/" in value else parse_ip(value)))
         n = normalise_number(value)
         if n is not None:
             found = n in L.bl_numbers

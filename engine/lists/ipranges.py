@@ -30,15 +30,16 @@ def parse_ip(v: str) -> tuple[int, int, int]:
 MIN_PREFIX = {4: 8, 6: 16}        # the broadest network a `cidr` row may name, per IP version
 
 
-def parse_cidr(v: str) -> tuple[int, int, int]:
-    """`cidr` kind: a network `addr/len` (host bits must be zero) -> (family, first, last)."""
+def parse_cidr(v: str, strict: bool = True) -> tuple[int, int, int]:
+    """`cidr` kind: a network `addr/len` (host bits must be zero) -> (family, first, last). `strict`: a network
+    broader than MIN_PREFIX is refused (not when removing one an earlier version stored)."""
     try:
         n = ipaddress.ip_network(v.strip(), strict=True)
     except ValueError as e:
         raise ValueError(f"not a CIDR network: {v!r} ({e})") from None
     if n.version == 6 and n.prefixlen >= 96 and n.network_address.ipv4_mapped is not None:
         n = ipaddress.ip_network(f"{n.network_address.ipv4_mapped}/{n.prefixlen - 96}")   # ::ffff:a.b.c.d/96+k
-    if n.prefixlen < MIN_PREFIX[n.version]:
+    if strict and n.prefixlen < MIN_PREFIX[n.version]:
         # a typo, not a policy (0.0.0.0/0 imported without a word: every link to an IP address blocked, the whole
         # address space published to other networks -- found by a probe)
         raise ValueError(f"too broad: {v.strip()!r} covers more than a /{MIN_PREFIX[n.version]} "
