@@ -363,3 +363,27 @@ def test_from_and_to_cover_report_store_days_when_the_log_has_none(tmp_path):
     s = make_report([tmp_path / "v.log"], tmp_path / "o", HANOI, reports=str(store), progress=False, with_plots=False)
     assert (s["from"], s["to"], s["reports"]["S"], s["records"]) == ("2026-05-02", "2026-05-03", 2, 0)
     assert "None" not in (tmp_path / "o" / "report.html").read_text().split("</h1>")[0]
+
+
+def test_a_sender_read_by_its_type_of_number_is_the_owner_the_report_names(tmp_path):
+    """Found by a review: the verdict log names a sender its SMPP type of number read otherwise than its digits
+    alone would ("sender": "2439998888", TON 1: "sender_read": "+2439998888", DR Congo, the number it was judged
+    as), but the report looked the owner up from "sender" alone (842439998888, a Hanoi landline): a registered
+    brand was charged in advertising_by_owner and top_owners_by_drops with drops of a message from another number."""
+    from engine.verdict import Action, Hit, Message, Verdict
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
+                                       b"02439998888,Hanoi Shop,QC,,,\n")
+    lists = ListStore(d).load()
+    log_path = tmp_path / "v.log"
+    vlog = VerdictLog(str(log_path))
+    t = datetime(2026, 5, 1, 3, 0, tzinfo=timezone.utc)
+    v = Verdict(Action.DROP, 10.0, (Hit("AD_SENDER_UNREGISTERED", 10.0, "x", "r", Action.DROP),))
+    vlog.write_sms(Message("2439998888", "84901234567", "ad", t, "esme1", "mt", 1, 0), "submit_sm", v, 1.0)
+    vlog.write_sms(Message("2439998888", "84901234567", "ad", t, "esme1", "mt", 0, 0), "submit_sm", v, 1.0)
+    vlog.close()
+    assert '"sender_read": "+2439998888"' in log_path.read_text()
+    s = make_report([log_path], tmp_path / "o", HANOI, lists=lists, progress=False, with_plots=False)
+    assert s["top_owners_by_drops"] == [{"owner": "Hanoi Shop", "drops": 1}]     # the TON 0 one only
+    assert s["advertising_by_owner"]["Hanoi Shop"]["dropped"] == 1
+    assert s["advertising_by_owner"]["(not in the sender registry)"]["dropped"] == 1

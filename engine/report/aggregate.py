@@ -128,7 +128,9 @@ class Aggregator:
             vol[CHANNELS.index(ch) * len(ACTIONS) + ACTIONS.index(action)] += 1
         sender = rec.get("sender") if ch == "sms" else rec.get("caller")
         sender = sender if isinstance(sender, str) else ""
-        owner, category = self._owner(sender)
+        # the number it was judged as when its SMPP type of number read it otherwise ("sender_read": "+243…")
+        read = rec.get("sender_read") if ch == "sms" else None
+        owner, category = self._owner(read if isinstance(read, str) and read else sender)
         violations = set()
         is_ad = category == "QC"
         for h in rec.get("hits") or ():
