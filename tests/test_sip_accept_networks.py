@@ -413,3 +413,20 @@ def test_ctl_reload_sip_puts_accept_networks_in_force_in_serve(tmp_path):
         sim.stop()
     assert p.returncode == 0
     assert "refused SIP from 127.0.0.2: outside accept_networks" in (tmp_path / "stderr.log").read_text()
+
+
+def test_a_network_written_ipv4_mapped_holds_the_ipv4_peers_it_names(pipe):
+    """Found by a review: a source address is looked up as its IPv4 one when it is IPv4-mapped (a dual-stack
+    socket's peer, as the service log names it: "refused SIP from ::ffff:10.0.0.5"), but a network written so
+    (::ffff:10.0.0.5, ::ffff:10.0.0.0/104) stayed an IPv6 range: it held no address at all, so a peer listed as the
+    log names it was still refused (accept_networks), its identity never believed (trusted_identity_networks), its
+    200 no answer (answer_networks). Now such a network is the IPv4 network it is, as the lists' cidr rows are."""
+    nets = ["::ffff:10.0.0.0/104", "::ffff:127.0.0.1"]
+    assert address_table(nets) == ([(10 << 24, (11 << 24) - 1), (0x7F000001, 0x7F000001)], [])
+    scr = offline_screen(pipe, accept_networks=nets, trusted_identity_networks=nets, answer_networks=nets)
+    pump = make_pump(scr, -1, scr.udp.sendto)
+    f = SourceFilter(nets)
+    for host, want in (("10.1.2.3", True), ("::ffff:10.1.2.3", True), ("127.0.0.1", True), ("::ffff:127.0.0.1", True),
+                       ("11.0.0.1", False), ("127.0.0.2", False), ("::1", False)):
+        assert (f.accepts(host), pump.accepts(host), scr.accepts(host), scr._identity_trusted(host),
+                scr._answers_from(host)) == (want,) * 5, host

@@ -54,7 +54,7 @@ import time
 
 from .codec import SipMessage, SipParseError, make_response, parse_via
 from .recent import digest
-from .settings import BRANCH_PREFIX, TRANSPORTS, in_ranges, permitted_ranges
+from .settings import BRANCH_PREFIX, TRANSPORTS, in_ranges, source_ranges
 from .transport import WRITE_MAX, TcpConnection
 
 log = logging.getLogger("telfilter.sip")
@@ -270,7 +270,7 @@ class Forwarding:
         if not nets:
             return False
         if self._answer_ranges[0] is not self.s:
-            self._answer_ranges = (self.s, permitted_ranges(nets))
+            self._answer_ranges = (self.s, source_ranges(nets))
         return in_ranges(host, self._answer_ranges[1])
 
     def _final(self, code: str, key: str):

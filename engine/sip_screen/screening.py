@@ -16,7 +16,7 @@ from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import SipParseError, make_response, parse_name_addr, parse_uri
 from .recent import digest
-from .settings import in_ranges, permitted_ranges
+from .settings import in_ranges, source_ranges
 
 log = logging.getLogger("telfilter.sip")
 VERDICTS = 131_072              # calls whose decision is kept, for their retransmitted / re-sent INVITEs
@@ -398,7 +398,7 @@ class Screening:
         nets = self.s.trusted_identity_networks
         t = self.trust
         if t[0] is not nets:
-            ranges = permitted_ranges(nets)
+            ranges = source_ranges(nets)
             t = self.trust = (nets, ranges, EVERY_PEER <= set(ranges), {})
         if t[2]:
             return True

@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 from bisect import bisect_right
 
-from .settings import permitted_ranges
+from .settings import source_ranges
 
 V4_LAST, V6_LAST = 2 ** 32 - 1, 2 ** 128 - 1
 MAPPED = b"\0" * 10 + b"\xff\xff"            # ::ffff:0:0/96, RFC 4291 §2.5.5.2
@@ -29,7 +29,7 @@ def address_table(networks) -> tuple | None:
     """`networks` as (IPv4 ranges, IPv6 ranges), each a sorted list of disjoint (first, last) integer ranges
     (adjacent and overlapping ones merged); None when they hold every address of both versions."""
     out = {4: [], 6: []}
-    for ver, lo, hi in sorted(permitted_ranges(networks)):
+    for ver, lo, hi in sorted(source_ranges(networks)):
         rs = out[ver]
         if rs and lo <= rs[-1][1] + 1:
             rs[-1] = (rs[-1][0], max(rs[-1][1], hi))
