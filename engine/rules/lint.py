@@ -46,6 +46,7 @@ from .conditions import _fold_pattern
 from .source import RuleError
 
 MAX_EXPR_SYMBOLS = 12       # truth tables up to 4096 rows; a larger expr is not checked
+MAX_EXPR_SYMBOLS_QUICK = 8  # the same at a reload on serve's loop (lint(full=False)): 256 rows, ~1 ms a rule
 
 
 class RuleWarning(RuleError):
@@ -149,8 +150,8 @@ def _never_holds(r, never, out, unchecked) -> str | None:
     if r.tree is not None and not why:
         syms = sorted(set(r.deps))
         dead = {s for s in syms if s in never}
-        if len(syms) - len(dead) <= MAX_EXPR_SYMBOLS and not _satisfiable(r.tree, [s for s in syms if s not in dead],
-                                                                           dead):
+        limit = MAX_EXPR_SYMBOLS if _may_compute else MAX_EXPR_SYMBOLS_QUICK
+        if len(syms) - len(dead) <= limit and not _satisfiable(r.tree, [s for s in syms if s not in dead], dead):
             if dead:
                 w = f"its expr needs {', '.join(sorted(dead))}, which never hold{'s' if len(dead) == 1 else ''}"
             else:
