@@ -91,3 +91,54 @@ def test_advertising_sms_never_comes_from_a_phone_number_even_a_registered_one(q
 def test_the_brandname_of_the_same_advertiser_still_advertises_and_registers(qc_number):
     for text in (AD, "DKQC Shop ABC xin phep gui quang cao"):
         assert qc_number.judge(Message("SHOPABC", "0912777201", text, T, "", "mt")).action.name == "ALLOW"
+
+
+BOTH = ("sender,owner,category,valid_from,valid_to,accounts\n"
+        "BANKZ,Bank Z,CSKH,2024-01-01,,\n"
+        "BANKZ,Bank Z,QC,2024-01-01,,\n")       # both granted the same day: one row each, the same dates
+
+
+def test_a_brand_holding_qc_and_cskh_for_the_same_dates_keeps_both(tmp_path):
+    """README: "a brand may hold QC and CSKH both". Both registrations granted on the same day (the same
+    dates) were one too many: the import refused the second row and `lists add` replaced the first, so the
+    brand was CSKH only (its labelled ads dropped AD_SENDER_NOT_QC, its unlabelled ads let through as
+    customer care) or QC only (its customer care dropped AD_LABEL_MISSING). Found by the Decree 91 probe."""
+    from engine.lists.csvio import read_csv
+    recs, errs = read_csv("senders", BOTH.encode(), "senders.csv")
+    assert [r.category for r in recs] == ["CSKH", "QC"] and not errs
+    st = ListStore(tmp_path)
+    st.import_csv("senders", BOTH.encode(), "senders.csv")
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+    care = pipe.judge(Message("BANKZ", "0912777200", "So du tai khoan thay doi", T, "", "mt"))
+    ad = pipe.judge(Message("BANKZ", "0912777201", AD, T, "", "mt"))
+    assert care.action.name == "ALLOW" and ad.action.name == "ALLOW", (care, ad)
+    assert sorted(e.category for e in ListStore(tmp_path).load().sender_entries("bankz")) == ["CSKH", "QC"]
+
+
+def test_lists_add_of_the_other_category_for_the_same_dates_keeps_the_first(tmp_path):
+    from .conftest import run_cli
+    for cat in ("CSKH", "QC"):
+        run_cli("lists", "add", "senders", "BOTH", "--owner", "Both Co", "--category", cat, "--data-dir", tmp_path,
+                check=True)
+    out = run_cli("lists", "export", "senders", "--data-dir", tmp_path, check=True).stdout.splitlines()
+    assert sorted(out[1:]) == ["BOTH,Both Co,CSKH,,,", "BOTH,Both Co,QC,,,"]
+    # the same category again edits that entry (here its accounts); another owner for those dates is an edit of
+    # the brand's registration for them: it replaces both (one brandname, one owner at a time)
+    run_cli("lists", "add", "senders", "BOTH", "--owner", "Both Co", "--category", "QC", "--accounts", "esme-a",
+            "--data-dir", tmp_path, check=True)
+    out = run_cli("lists", "export", "senders", "--data-dir", tmp_path, check=True).stdout.splitlines()
+    assert sorted(out[1:]) == ["BOTH,Both Co,CSKH,,,", "BOTH,Both Co,QC,,,esme-a"]
+    run_cli("lists", "add", "senders", "BOTH", "--owner", "New Co", "--category", "QC", "--data-dir", tmp_path,
+            check=True)
+    out = run_cli("lists", "export", "senders", "--data-dir", tmp_path, check=True).stdout.splitlines()
+    assert out[1:] == ["BOTH,New Co,QC,,,"]
+
+
+def test_the_same_dates_with_another_owner_or_the_same_category_twice_stay_errors():
+    from engine.lists.csvio import read_csv
+    data = (BOTH + "bankz,BANK  z,QC,2024-01-01,,\n"     # the same registration, owner written otherwise: nothing new
+            "BANKZ,Other Co,QC,2024-01-01,,\n"            # another owner for those dates
+            "BANKZ,Bank Z,QC,2024-01-01,,esme-a\n")       # the QC one again with other accounts
+    recs, errs = read_csv("senders", data.encode(), "senders.csv")
+    assert [r.category for r in recs] == ["CSKH", "QC"]
+    assert [e.line for e in errs] == [5, 6], errs

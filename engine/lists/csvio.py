@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -199,7 +200,7 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
     stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(stream, strict=True)
     want = HEADERS[kind]
-    seen: dict = {}                   # senders: (sender, valid_from, valid_to) -> (line, entry)
+    seen: dict = {}                   # senders: (sender, valid_from, valid_to) -> [(line, entry)], one a category
     bad, last_bad = 0, 0
     try:
         header = next(reader)
@@ -246,18 +247,23 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
             except ValueError as e:
                 why = str(e)
         if why is None and kind == "senders":
-            # one registration per sender and validity period: a second one that says something else
-            # (owner, category, accounts) would silently replace the first; an identical one adds nothing
+            # one registration per sender, validity period and category (a brand may hold QC and CSKH both), and
+            # one owner per sender and period: a second row that says something else (owner, accounts) would
+            # silently replace the first; an identical one adds nothing
             k = (sender_entry_key(rec), rec.valid_from, rec.valid_to)
-            first = seen.get(k)
-            if first is not None:
-                if (first[1].owner, first[1].category, first[1].accounts) != (rec.owner, rec.category, rec.accounts):
-                    why = (f"sender {rec.sender!r} for the same dates is already on line {first[0]} with another "
-                           "owner, category or accounts")
-                else:
+            firsts = seen.setdefault(k, [])
+            clash = next(((at, f) for at, f in firsts if same_period_clash(f, rec)), None)
+            if clash is not None:
+                at, f = clash
+                if f.category == rec.category and f.accounts == rec.accounts \
+                        and owner_fold(f.owner) == owner_fold(rec.owner):
                     continue
+                why = (f"sender {rec.sender!r} for the same dates is already on line {at} with another "
+                       + ("owner" if owner_fold(f.owner) != owner_fold(rec.owner) else "list of accounts")
+                       + (" (a brand may hold QC and CSKH both, one row each, with one owner)"
+                          if f.category != rec.category else ""))
             else:
-                seen[k] = (start, rec)
+                firsts.append((start, rec))
         if why is not None:
             err = error(start, why)
             if err:
@@ -289,10 +295,42 @@ def sender_entry_row(e: SenderEntry) -> list[str]:
             e.valid_to.isoformat() if e.valid_to else "", " ".join(sorted(e.accounts))]
 
 
+_OWNERS: dict = {}              # owner as written -> owner_fold(owner) (bounded: cleared whole when full)
+_OWNERS_MAX = 65536
+
+
+def owner_fold(owner: str) -> str:
+    """One advertiser however its name is written: casefolded, Unicode NFC, runs of whitespace made
+    one space, no blanks at the ends. The registry and consent lists keep owners as written, and one
+    advertiser is often written several ways across rows and files (a Vietnamese name composed in
+    one export and decomposed, NFD, in another; a doubled space): its consent and its
+    per-advertiser caps (Decree 91: 3 ads a day per recipient) must see one advertiser. An ASCII
+    name with single spaces folds to `owner.casefold()`, as before, so saved keys keep matching."""
+    k = _OWNERS.get(owner)
+    if k is None:
+        f = owner.casefold()
+        if not f.isascii():
+            f = unicodedata.normalize("NFC", unicodedata.normalize("NFD", f).casefold())
+        k = " ".join(f.split())
+        if len(_OWNERS) >= _OWNERS_MAX:
+            _OWNERS.clear()
+        _OWNERS[owner] = k
+    return k
+
+
+def same_period_clash(a: SenderEntry, b: SenderEntry) -> bool:
+    """Whether registrations `a` and `b` of one sender cannot both stand: the same dates and either the same
+    category (one registration) or another owner (one brandname, one advertiser at a time). A brand may hold QC
+    and CSKH both, granted the same day: those two stand side by side."""
+    return (a.valid_from, a.valid_to) == (b.valid_from, b.valid_to) and (
+        a.category == b.category or owner_fold(a.owner) != owner_fold(b.owner))
+
+
 def sender_entry_key(e: SenderEntry):
     n = normalise_number(e.sender)
     return n if n is not None else normalise_sender_id(e.sender)
 
 
 __all__ = ["read_csv", "iter_csv", "bad_rows", "write_csv", "SenderEntry", "RowError", "CsvError", "KINDS", "HEADERS",
-           "parse_row", "parse_channel", "parse_domain", "format_number", "sender_entry_row", "sender_entry_key"]
+           "parse_row", "parse_channel", "parse_domain", "format_number", "sender_entry_row", "sender_entry_key",
+           "owner_fold", "same_period_clash"]

@@ -1,38 +1,14 @@
 """`Lists`: the in-memory sets checks read (roaring bitmaps of E.164 ints, dicts for names)."""
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 
 from pyroaring import BitMap64
 
 from ..numbers import LEGACY_SERVICE_RANGES, VN_LANDLINE_AREAS, format_number, legacy_service_key
 from ..textnorm import domain_suffixes
-from .csvio import CsvError, SenderEntry, sender_entry_key, sender_entry_row
+from .csvio import CsvError, SenderEntry, owner_fold, same_period_clash, sender_entry_key, sender_entry_row
 from .ipranges import IpRanges
-
-
-_OWNERS: dict = {}              # owner as written -> owner_fold(owner) (bounded: cleared whole when full)
-_OWNERS_MAX = 65536
-
-
-def owner_fold(owner: str) -> str:
-    """One advertiser however its name is written: casefolded, Unicode NFC, runs of whitespace made
-    one space, no blanks at the ends. The registry and consent lists keep owners as written, and one
-    advertiser is often written several ways across rows and files (a Vietnamese name composed in
-    one export and decomposed, NFD, in another; a doubled space): its consent and its
-    per-advertiser caps (Decree 91: 3 ads a day per recipient) must see one advertiser. An ASCII
-    name with single spaces folds to `owner.casefold()`, as before, so saved keys keep matching."""
-    k = _OWNERS.get(owner)
-    if k is None:
-        f = owner.casefold()
-        if not f.isascii():
-            f = unicodedata.normalize("NFC", unicodedata.normalize("NFD", f).casefold())
-        k = " ".join(f.split())
-        if len(_OWNERS) >= _OWNERS_MAX:
-            _OWNERS.clear()
-        _OWNERS[owner] = k
-    return k
 
 
 @dataclass
@@ -123,7 +99,9 @@ class Lists:
 
     def add_sender(self, e: SenderEntry) -> None:
         k = sender_entry_key(e)
-        old = [x for x in self.senders.get(k, ()) if (x.valid_from, x.valid_to) != (e.valid_from, e.valid_to)]
+        # an entry is replaced by one for the same dates and category, or by another owner's for those dates (an
+        # edit of who holds the brand then); the other category for those dates, same owner, stays beside it
+        old = [x for x in self.senders.get(k, ()) if not same_period_clash(x, e)]
         self.senders[k] = tuple(old + [e])
 
     def add_consent(self, owner: str, number: int) -> None:
