@@ -174,6 +174,19 @@ def _recipient(v, **_):
     return lambda c, s: (f"recipient {c.recipient_raw}" if c.recipient_num in nums else None)
 
 
+@condition("recipient_kind", "recipient / callee is a `number`, a `shortcode`, or `unreadable` (no number can be "
+                            "read from it: DNC, consent and caps cannot see it)", cost=0)
+def _recipient_kind(v, **_):
+    vals = set(_strs(v, "recipient_kind", ["number", "shortcode", "unreadable"]))
+
+    def pred(c, s):
+        n = c.recipient_num
+        k = "unreadable" if n is None else "shortcode" if n < 10 ** 6 else "number"
+        return (f"recipient {c.recipient_raw!r} is {'unreadable as a number' if n is None else 'a ' + k}"
+                if k in vals else None)
+    return pred
+
+
 @condition("sender_kind", "sender is a `name` (alphanumeric), a `number` or a `shortcode`", cost=0)
 def _sender_kind(v, **_):
     vals = set(_strs(v, "sender_kind", ["name", "number", "shortcode"]))
