@@ -77,13 +77,22 @@ def main(argv=None) -> int:
         res.setdefault("load_average", {})[name] = os.getloadavg()[0]
         prog.set_description(name)
 
-    if "pipeline" not in a.skip:
+    failed = res["failed_steps"] = {}
+
+    def guarded(name, fn):
+        """Run one step; a step that fails is said (here, in summary.json and report.md) and the next one runs."""
+        try:
+            fn()
+        except Exception as e:      # noqa: BLE001 -- any failure of a step is that step's result
+            failed[name] = f"{type(e).__name__}: {e}".strip()
+            print(f"benchmarks: step {name} failed: {failed[name]}", file=sys.stderr)
+
+    def pipeline():
         from .pipeline_bench import run as pipeline_run
-        step("pipeline")
         res["pipeline"] = pipeline_run(cfg["pipeline_n"], cfg["pipeline_dnc"])
         prog.update(2)
-    if "lists" not in a.skip:
-        step("lists")
+
+    def lists():
         res["lists"] = {"roaring": [], "python_set": []}
         for n in cfg["dnc_sizes"]:
             with tempfile.TemporaryDirectory() as td:
@@ -95,28 +104,38 @@ def main(argv=None) -> int:
             res["lists"]["python_set"].append({"n": n, **child("benchmarks.lists_bench", "pyset", n, timeout=1800)})
             prog.update(1)
         res["counters"] = child("benchmarks.lists_bench", "counters", 1_000_000, timeout=1800)
-    if "longrun" not in a.skip:
-        step("long run")
+
+    def longrun():
         res["counter_keys"] = child("benchmarks.longrun", "keys", cfg["key_n"], timeout=600)
         res["snapshot"] = child("benchmarks.snapshot_bench", cfg["snapshot_keys"], 3, timeout=600)
         prog.update(1)
         res["longrun"] = child("benchmarks.longrun", cfg["long_n"], cfg["long_seconds"], timeout=cfg["long_seconds"] + 600)
         prog.update(1)
-    if "smpp" not in a.skip:
+
+    def smpp():
         from .smpp_bench import run as smpp_run
-        step("smpp")
         res["smpp"] = smpp_run(cfg["smpp_rates"], cfg["smpp_seconds"], cfg["smpp_sat_seconds"], cfg["smpp_fwd_seconds"],
                                sat_rate_cap=cfg["smpp_sat_rate_cap"], progress=prog)
-    if "sip" not in a.skip:
+
+    def sip():
         from .sip_bench import run as sip_run
-        step("sip")
         kam = ensure_kamailio() if cfg["kamailio"] == "install" else shutil.which("kamailio") is not None
         res["sip"] = sip_run(cfg["sip_rates"], cfg["sip_seconds"], progress=prog, kamailio=kam)
-    if "state" not in a.skip:       # issue 13: --workers 2 on Redis beside one embedded serve (benchmarks/state_bench.py)
+        if res["sip"].get("error"):             # sipp missing: no figure, and said so
+            failed["sip"] = res["sip"]["error"]
+
+    def state():        # issue 13: --workers 2 on Redis beside one embedded serve (benchmarks/state_bench.py)
         from .state_bench import run as state_run
-        step("state")
         res["state"] = state_run(n=6000 if a.quick else 40000, keys=50_000 if a.quick else 200_000)
         prog.update(1)
+        if res["state"].get("skipped"):         # redis-server missing
+            failed["state"] = res["state"]["skipped"]
+
+    for name, fn in (("pipeline", pipeline), ("lists", lists), ("longrun", longrun), ("smpp", smpp), ("sip", sip),
+                     ("state", state)):
+        if name not in a.skip:
+            step(name)
+            guarded(name, fn)
     step("end")
     prog.close()
     res["duration_s"] = round(time.time() - t_start, 1)
@@ -125,13 +144,17 @@ def main(argv=None) -> int:
     from .report import write_report
     write_report(out, res)
     (out / "summary.json").write_text(json.dumps({**res["summary"], "state": res.get("state"),
+                                                  "failed_steps": failed, "skipped_steps": sorted(set(a.skip)),
                                                   "machine": res["machine"], "mode": res["mode"],
                                                   "duration_s": res["duration_s"], "capacity": res["capacity"]},
                                                  indent=2) + "\n")
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     print(json.dumps(res["summary"], indent=2))
     print(f"results: {out}", file=sys.stderr)
-    return 0
+    if failed:
+        print("benchmarks: failed steps (no figures from them; see report.md): "
+              + "; ".join(f"{k}: {v}" for k, v in failed.items()), file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _r(v, nd=1):

@@ -133,8 +133,11 @@ def write_report(out: Path, res) -> None:
          "Every figure below was measured in this run; read each next to its same-run baseline.",
          "Wall seconds per step (1-min load average when it began): "
          + ", ".join(f"{k} {v:g} s ({res.get('load_average', {}).get(k, float('nan')):.1f})"
-                     for k, v in res.get("step_seconds", {}).items()) + ".", "",
-         "## Summary", "", "| figure | value | baseline (same run) | ratio | target (issues) |", "|---|---|---|---|---|"]
+                     for k, v in res.get("step_seconds", {}).items()) + ".", ""]
+    if res.get("failed_steps"):
+        L += ["**Steps that failed: their figures below are – (not measured), not zero.**", ""]
+        L += [f"- {k}: {v}" for k, v in res["failed_steps"].items()] + [""]
+    L += ["## Summary", "", "| figure | value | baseline (same run) | ratio | target (issues) |", "|---|---|---|---|---|"]
 
     def row(name, v, b=None, unit="", target="–", nd=1, failed=None):
         ratio = f"{v / b:.2f}×" if v is not None and b else "–"

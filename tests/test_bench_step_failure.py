@@ -1,0 +1,53 @@
+"""`python -m benchmarks`: a step that fails (sipp or Kamailio missing, serve not starting, a port taken) is said
+in summary.json and report.md with its reason, the other steps still run and their results are written, and the
+exit status is not 0. Before, the step's exception ended the whole suite after the steps before it had run, and
+nothing was written. Nothing is measured here: the steps are stand-ins."""
+import json
+
+import benchmarks.__main__ as suite
+import benchmarks.sip_bench
+import benchmarks.state_bench
+
+ALL = ["pipeline", "lists", "longrun", "smpp", "sip", "state"]
+
+
+def _skip_but(*keep):
+    return [x for s in ALL if s not in keep for x in ("--skip", s)]
+
+
+def test_a_failing_step_is_reported_and_the_next_one_still_runs(tmp_path, monkeypatch, capsys):
+    def sip_fails(*a, **k):
+        raise RuntimeError("screen exited at start (status 2); see /tmp/x")
+    ran = []
+    monkeypatch.setattr(benchmarks.sip_bench, "run", sip_fails)
+    monkeypatch.setattr(benchmarks.state_bench, "run", lambda **k: ran.append(k) or {"n": 1})
+    rc = suite.main(["--quick", "--out", str(tmp_path)] + _skip_but("sip", "state"))
+    assert rc != 0
+    assert ran, "the state step after the failed one did not run"
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert "screen exited at start" in s["failed_steps"]["sip"]
+    assert s["state"] == {"n": 1} and "state" not in s["failed_steps"]
+    assert sorted(s["skipped_steps"]) == ["lists", "longrun", "pipeline", "smpp"]
+    report = (tmp_path / "report.md").read_text()
+    assert "sip" in report and "screen exited at start" in report
+    assert "failed" in capsys.readouterr().err
+
+
+def test_a_step_that_could_not_run_is_marked_not_left_as_nulls(tmp_path, monkeypatch):
+    # sipp missing: sip_bench returns {"error": ...}; redis-server missing: state_bench returns {"skipped": ...}
+    monkeypatch.setattr(benchmarks.sip_bench, "run", lambda *a, **k: {"error": "sipp not installed"})
+    monkeypatch.setattr(benchmarks.state_bench, "run",
+                        lambda **k: {"skipped": "redis-server not installed and apt-get install -y redis-server failed"})
+    rc = suite.main(["--quick", "--out", str(tmp_path)] + _skip_but("sip", "state"))
+    assert rc != 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["failed_steps"]["sip"] == "sipp not installed"
+    assert "redis-server not installed" in s["failed_steps"]["state"]
+    assert "sipp not installed" in (tmp_path / "report.md").read_text()
+
+
+def test_a_run_with_every_step_done_has_no_failed_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmarks.state_bench, "run", lambda **k: {"n": 1})
+    assert suite.main(["--quick", "--out", str(tmp_path)] + _skip_but("state")) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["failed_steps"] == {}
