@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .util import child, machine
+from .util import child, exit_on_sigterm, machine
 
 QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10_000_000], pyset_sizes=[1_000_000],
              long_n=200_000, long_seconds=20, key_n=50_000, snapshot_keys=1_000_000,
@@ -54,6 +55,14 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
                     help="leave this step out (repeatable)")
     a = ap.parse_args(argv)
+    previous = exit_on_sigterm()
+    try:
+        return _run(a)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(a) -> int:
     cfg = QUICK if a.quick else FULL
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / stamp

@@ -239,4 +239,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from .util import exit_on_sigterm
+    exit_on_sigterm()       # the servers it started are stopped in its finally blocks
     sys.exit(main())

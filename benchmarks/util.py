@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,15 @@ def child(module: str, *args, timeout=600) -> dict:
     if p.returncode != 0:
         raise RuntimeError(f"{module} {args} failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def exit_on_sigterm():
+    """SIGTERM (kill PID, a CI job cancelled, timeout(1) given one process) becomes SystemExit in the main thread,
+    so the `finally` blocks that stop the servers a benchmark started run; by default Python dies at once and
+    they run on, reparented to init. Returns the handler it replaced (for signal.signal)."""
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def machine() -> dict:

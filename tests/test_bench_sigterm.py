@@ -1,0 +1,60 @@
+"""`python -m benchmarks` stopped with SIGTERM (timeout(1) without its process group, a CI job cancelled, kill PID)
+stops the servers its step started. Before, Python died at once without running the steps' `finally` blocks: the
+SMPP step's responder, forwarder and proxy (`serve`) were left running, reparented to init, with no end (found by
+the bench probe). A stand-in step starts `sleep` and waits; nothing is measured."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+STEP = """
+import subprocess, sys, time
+import benchmarks.__main__ as suite, benchmarks.sip_bench as sip
+def run(*a, **k):
+    p = subprocess.Popen(["sleep", "60"])
+    open(sys.argv[2], "w").write(str(p.pid))
+    try:
+        time.sleep(60)
+    finally:
+        p.kill()
+        p.wait()
+sip.run = run
+sys.exit(suite.main(["--quick", "--out", sys.argv[1]] + [x for s in ("pipeline", "lists", "longrun", "smpp", "state")
+                                                         for x in ("--skip", s)]))
+"""
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_to_the_suite_stops_what_its_step_started(tmp_path):
+    pidf = tmp_path / "child.pid"
+    suite = subprocess.Popen([sys.executable, "-c", STEP, str(tmp_path / "out"), str(pidf)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = None
+    try:
+        end = time.monotonic() + 30
+        while not (pidf.exists() and pidf.read_text()) and time.monotonic() < end:
+            time.sleep(0.05)
+        child = int(pidf.read_text())
+        suite.send_signal(signal.SIGTERM)
+        assert suite.wait(15) != 0
+        end = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not _alive(child), "the step's server outlived the suite"
+    finally:
+        if suite.poll() is None:
+            suite.kill()
+            suite.wait()
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
