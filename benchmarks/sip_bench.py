@@ -23,17 +23,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import ports
 from .util import pct, run_seconds, tree_cpu_seconds
 
 SC = Path(__file__).resolve().parent / "sipp"
 
 
 def _free_udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A sipp's port (UDP only), from benchmarks.ports: not one the kernel may hand to an outgoing connection."""
+    return ports.free_port(socket.SOCK_DGRAM)
+
+
+def _free_sip_port():
+    """The element's port: serve's --sip-listen binds UDP and TCP on it (RFC 3261 §18)."""
+    return ports.free_port(socket.SOCK_DGRAM, socket.SOCK_STREAM)
 
 
 def _sipp_uac(tmp, name, target_port, uas_port, sf, caller, rate, calls, extra=()):
@@ -132,7 +135,7 @@ def _start_server(kind, d, port, uas_port, tmp, kam_bin=None):
 
 def _one(tmp, rate, seconds, mode, server="screen", kam_bin=None):
     calls = max(2, int(rate * seconds))
-    uas_port, port = _free_udp(), _free_udp()
+    uas_port, port = _free_udp(), _free_sip_port()
     d = tmp / f"{server}_{mode}_{rate}"
     d.mkdir(parents=True, exist_ok=True)
     n_allowed = calls if mode == "allowed" else calls // 2
