@@ -67,7 +67,8 @@ def _run(a) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / stamp
     out.mkdir(parents=True, exist_ok=True)
-    steps = (2 if "pipeline" not in a.skip else 0) + len(cfg["dnc_sizes"]) + len(cfg["pyset_sizes"]) \
+    steps = (2 if "pipeline" not in a.skip else 0) \
+        + (len(cfg["dnc_sizes"]) + len(cfg["pyset_sizes"]) if "lists" not in a.skip else 0) \
         + (2 if "longrun" not in a.skip else 0) \
         + (2 + len(cfg["smpp_rates"]) + 3 if "smpp" not in a.skip else 0) \
         + (2 * len(cfg["sip_rates"]) if "sip" not in a.skip else 0) + (1 if "state" not in a.skip else 0)

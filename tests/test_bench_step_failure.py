@@ -51,3 +51,26 @@ def test_a_run_with_every_step_done_has_no_failed_steps(tmp_path, monkeypatch):
     assert suite.main(["--quick", "--out", str(tmp_path)] + _skip_but("state")) == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["failed_steps"] == {}
+
+
+def test_the_progress_total_counts_only_the_steps_that_run(tmp_path, monkeypatch):
+    # --skip lists still counted the DNC and Python-set sizes: the bar ended at 0/5 on a run with nothing to do
+    bars = []
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+
+        def set_description(self, _d):
+            pass
+
+        def close(self):
+            pass
+    monkeypatch.setattr(suite, "_progress", Bar)
+    monkeypatch.setattr(benchmarks.state_bench, "run", lambda **k: {"n": 1})
+    suite.main(["--quick", "--out", str(tmp_path)] + _skip_but("state"))
+    assert bars[0].total == bars[0].n == 1
