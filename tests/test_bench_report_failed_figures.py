@@ -79,3 +79,20 @@ def test_policy_drops_are_not_errors(res, tmp_path, monkeypatch):
     assert "| policy drops | errors (statuses) |" in md
     row = next(ln for ln in md.splitlines() if ln.startswith("| proxy |"))
     assert row.endswith("| 1,000 | 3 {'0x58': 3} |"), row
+
+
+def test_report_has_the_shared_state_step_whose_figures_summary_json_holds(res, tmp_path):
+    # the state step's figures were in summary.json only: report.md, "every table", had no word of them
+    res = copy.deepcopy(res)
+    one = {"answered": 6000, "errors": 0, "msgs_per_s": 6563, "cpu_us_per_msg_serve": 136.7, "cpu_us_per_msg_total": 136.7}
+    red = {**one, "cpu_us_per_msg_serve": 153.3, "cpu_us_per_msg_redis": 23.3, "redis_batches_per_msg": 0.032}
+    res["state"] = {"redis_version": "7.0.15", "n": 6000, "binds": 4, "window": 10, "smpp_embedded": one,
+                    "smpp_redis_1": red, "smpp_redis_workers2": {**red, "cpu_us_per_msg_serve": 306.7},
+                    "memory_per_key_bytes": {"keys": 50000, "redis_keys": 50000, "redis": 165.5, "embedded": 25.4},
+                    "dnc_replication_ms": {"n": 50, "p50": 2.93, "p99": 9.41, "max": 91.06, "includes": "fsyncs"}}
+    res["summary"] = summarise(res)
+    write_report(tmp_path, res)
+    text = (tmp_path / "report.md").read_text()
+    assert "Shared state" in text
+    for figure in ("136.7", "153.3", "306.7", "23.3", "0.032", "165.5 B in Redis", "p99 9.41 ms"):
+        assert figure in text, figure
