@@ -79,6 +79,12 @@ def run(rates, seconds, progress=None, kamailio=False) -> dict:
     if shutil.which("sipp") is None:
         return {"error": "sipp not installed"}
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipbench-"))
+    out = _run(tmp, rates, seconds, progress, kamailio)
+    shutil.rmtree(tmp, ignore_errors=True)      # kept when the step failed: its error names the logs there
+    return out
+
+
+def _run(tmp, rates, seconds, progress, kamailio) -> dict:
     from engine.lists import ListStore
     ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
     kam_bin = shutil.which("kamailio") if kamailio else None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,8 +113,14 @@ def _saturated(res) -> bool:
 def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_000_000, progress=None) -> dict:
     """`sat_rate_cap`: fresh messages are generated for the proxy's saturating run at this rate × its
     seconds (bounded count); a proxy faster than that ends the run early, which the result says."""
-    from .traffic import seed_data
     tmp = Path(tempfile.mkdtemp(prefix="tf-bench-"))
+    out = _run(tmp, rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap, dnc_n, progress)
+    shutil.rmtree(tmp, ignore_errors=True)      # ~20 MB of lists a run; kept when the step failed (serve.log)
+    return out
+
+
+def _run(tmp, rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap, dnc_n, progress) -> dict:
+    from .traffic import seed_data
     nums = seed_data(tmp / "data", dnc_n)
     sample = tmp / "dnc_sample.npy"
     np.save(sample, nums[:: max(1, len(nums) // 10_000)])
@@ -126,7 +133,7 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
     proxy = subprocess.Popen([py, "-m", "benchmarks.proxy_runner", str(gc_file), "serve", "--data-dir", str(tmp / "data"),
                               "--smpp-listen", f"127.0.0.1:{p_port}", "--smsc", f"127.0.0.1:{r_port}",
                               "--esme-account", "bench:pw", "--sip-listen", "off", "--log", str(vlog),
-                              "--ready-file", str(tmp / "ready")], stderr=subprocess.DEVNULL)
+                              "--ready-file", str(tmp / "ready")], stderr=open(tmp / "serve.log", "wb"))
     watch_p = {"proxy": proxy.pid, "responder": resp.pid}
     watch_f = {"forwarder": fwd.pid, "responder": resp.pid}
     watch_d = {"responder": resp.pid}
@@ -141,7 +148,9 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
         while not (tmp / "ready").exists() and time.time() < t_end:
             time.sleep(0.05)
         if not (tmp / "ready").exists() or not _wait_port(r_port) or not _wait_port(f_port):
-            raise RuntimeError("proxy, responder or forwarder did not start")
+            log = (tmp / "serve.log").read_text(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"proxy, responder or forwarder did not start (proxy exit status {proxy.poll()}; "
+                               f"{tmp / 'serve.log'}: {' | '.join(log) or 'empty'})")
         time.sleep(0.5)                                  # the proxy's upstream bind
         # 1. saturation, fresh proxy first (its state grows from here on)
         sat = {}

@@ -14,3 +14,17 @@ def test_sip_step_ports_are_drawn_below_the_ephemeral_range_and_free_for_udp_and
         assert p < low
         assert ports.bindable(p, socket.SOCK_STREAM) and ports.bindable(p, socket.SOCK_DGRAM)
         assert sip_bench._free_udp() < low
+
+
+def test_sip_step_leaves_no_temporary_directory(tmp_path, monkeypatch):
+    # every run left /tmp/tf-sipbench-* behind (and the SMPP step ~20 MB of lists in /tmp/tf-bench-*)
+    import shutil
+    import tempfile
+
+    import pytest
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp is not installed")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = sip_bench.run([], 1)
+    assert out["steps"] == []
+    assert list(tmp_path.iterdir()) == []
