@@ -50,7 +50,8 @@ def ensure_kamailio() -> bool:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the ≤2-minute run (2 cores)")
+    ap.add_argument("--quick", action="store_true", help="the ~2-minute run (2 cores); without it the full run, ≤ 20 "
+                    "minutes, which installs Kamailio with apt-get when it is missing (redis-server too, either run)")
     ap.add_argument("--out", help="results directory (default benchmarks/results/<timestamp>)")
     ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
                     help="leave this step out (repeatable)")
@@ -297,6 +298,10 @@ def summarise(res) -> dict:
     return s
 
 
+def _dnc_10m_mb(res):
+    return next((r["rss_mb"] for r in (res.get("lists") or {}).get("roaring", []) if r["n"] == 10_000_000), None)
+
+
 def capacity(res) -> dict:
     """Cores for given loads from this run's per-core figures (assumptions in the report)."""
     out = {"assumptions": [
@@ -304,9 +309,11 @@ def capacity(res) -> dict:
         "(closed-loop) run divided by the submit_sm it answered, on the realistic mix",
         f"the SIP screen CPU per call (INVITE..BYE, 6 messages, all allowed) is read the same way at {SIP_AT} calls/s",
         "a core is planned at 70% utilisation to keep p99 inside the budget",
-        "more than one process per role: each keeps its own counters, so split ESME accounts (SMS) or trunks (calls) "
-        "across processes so that one advertiser/recipient pair stays on one process, until a shared counter store "
-        "replaces the in-process one; lists are loaded by every process (30 MB per 10M DNC numbers)",
+        "more than one process per role: with the embedded store each keeps its own counters, so split ESME accounts "
+        "(SMS) or trunks (calls) across processes so that one advertiser/recipient pair stays on one process, or share "
+        "the counters with --state redis:// (its cost per message: the shared-state step); lists are loaded by every "
+        "process (" + (f"{dnc:,.0f} MB per 10M DNC numbers in this run" if (dnc := _dnc_10m_mb(res)) is not None
+                       else "the DNC memory per process: the lists step, not run here") + ")",
     ], "sms": [], "calls": []}
     sm = res.get("smpp")
     if sm and sm.get("proxy_cpu_us_per_msg"):
