@@ -69,9 +69,9 @@ def run(n: int, dnc_size: int, progress=None) -> dict:
             if progress:
                 progress.update(1)
         wall = pc() - t0
-        # scikit-learn's own per-message predict_proba for the same model (the ML baseline)
-        sk_us = sklearn_baseline([m.text for m in objs if m.kind == "sms"][:400], pipe.model)
         texts160 = [t[:160] for t in (m.text for m in objs) if len(t) >= 100][:2000]
+        # scikit-learn's own per-message predict_proba for the same model (the ML baseline), on the same texts
+        sk_us = sklearn_baseline(texts160[:400], pipe.model)
         ml160 = []
         for t in texts160:
             a = pc()
