@@ -319,22 +319,24 @@ def write_report(out: Path, res) -> None:
                      f"{_f(k.get('cpu_us_per_call')) if k else '–'} |")
     st = res.get("state")
     if st and not st.get("skipped"):
-        sets = [("smpp_embedded", "embedded, 1 process (same-run baseline)"), ("smpp_redis_1", "`--state redis://`, 1 process"),
+        sets = [("smpp_embedded", "embedded, 1 process (same-run baseline)"),
+                ("smpp_redis_1", "`--state redis://`, 1 process"),
                 ("smpp_redis_workers2", "`--workers 2 --state redis://`")]
         L += ["", "## 6. Shared state (benchmarks.state_bench)", "",
-              f"Closed loop, {st.get('binds')} binds × window {st.get('window')}, {st.get('n', 0):,} submit_sm of the mix per "
-              f"set-up, the three set-ups in this run; redis-server {st.get('redis_version')} on loopback.", "",
+              f"Closed loop, {st.get('binds')} binds × window {st.get('window')}, {st.get('n', 0):,} submit_sm of the "
+              f"mix per set-up, the three set-ups in this run; redis-server {st.get('redis_version')} on loopback.", "",
               "| figure | " + " | ".join(t for _k, t in sets) + " |", "|---|---|---|---|"]
         for key, name in (("cpu_us_per_msg_serve", "serve CPU per submit_sm (µs)"),
                           ("cpu_us_per_msg_redis", "redis-server CPU per submit_sm (µs)"),
                           ("redis_batches_per_msg", "batch script calls per submit_sm"),
                           ("msgs_per_s", "achieved submit_sm/s")):
-            L.append(f"| {name} | " + " | ".join(_f((st.get(k) or {}).get(key), 3 if key == "redis_batches_per_msg" else 1)
-                                               for k, _t in sets) + " |")
+            nd = 3 if key == "redis_batches_per_msg" else 1
+            L.append(f"| {name} | " + " | ".join(_f((st.get(k) or {}).get(key), nd) for k, _t in sets) + " |")
         m, d = st.get("memory_per_key_bytes") or {}, st.get("dnc_replication_ms") or {}
-        L += ["", f"Memory per advertiser–recipient key ({_f(m.get('keys'), 0)} keys): {_f(m.get('redis'))} B in Redis, "
-                  f"{_f(m.get('embedded'))} B in the embedded tables. DNC change node A -> node B: p50 {_f(d.get('p50'), 2)} ms, "
-                  f"p99 {_f(d.get('p99'), 2)} ms, max {_f(d.get('max'), 2)} ms ({d.get('includes', '')})."]
+        L += ["", f"Memory per advertiser–recipient key ({_f(m.get('keys'), 0)} keys): {_f(m.get('redis'))} B in "
+                  f"Redis, {_f(m.get('embedded'))} B in the embedded tables. DNC change node A -> node B: p50 "
+                  f"{_f(d.get('p50'), 2)} ms, p99 {_f(d.get('p99'), 2)} ms, max {_f(d.get('max'), 2)} ms "
+                  f"({d.get('includes', '')})."]
     c = res.get("capacity", {})
     L += ["", "## Capacity model", "", "Assumptions:", ""] + [f"- {a}" for a in c.get("assumptions", [])] + [""]
     if c.get("sms"):

@@ -280,9 +280,9 @@ def parser() -> argparse.ArgumentParser:
                    "runs on a temporary data dir seeded with the sample lists; --data-dir is not used)")
 
     p = _sub(subs, "bench", "run the capacity-planning benchmark suite (python -m benchmarks)")
-    p.add_argument("--quick", action="store_true", help="the ~2-minute run (smaller loads, fewer repeats); without it "
-                   "the full run, ≤ 20 minutes, which installs Kamailio with apt-get when it is missing (redis-server "
-                   "too, either run)")
+    p.add_argument("--quick", action="store_true", help="the ~2-minute run (smaller loads, fewer repeats); without "
+                   "it the full run, ≤ 20 minutes, which installs Kamailio with apt-get when it is missing "
+                   "(redis-server too, either run)")
     p.add_argument("--out", help="results directory")
     p.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
                    help="leave this step out (repeatable)")

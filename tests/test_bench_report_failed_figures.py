@@ -84,7 +84,8 @@ def test_policy_drops_are_not_errors(res, tmp_path, monkeypatch):
 def test_report_has_the_shared_state_step_whose_figures_summary_json_holds(res, tmp_path):
     # the state step's figures were in summary.json only: report.md, "every table", had no word of them
     res = copy.deepcopy(res)
-    one = {"answered": 6000, "errors": 0, "msgs_per_s": 6563, "cpu_us_per_msg_serve": 136.7, "cpu_us_per_msg_total": 136.7}
+    one = {"answered": 6000, "errors": 0, "msgs_per_s": 6563, "cpu_us_per_msg_serve": 136.7,
+           "cpu_us_per_msg_total": 136.7}
     red = {**one, "cpu_us_per_msg_serve": 153.3, "cpu_us_per_msg_redis": 23.3, "redis_batches_per_msg": 0.032}
     res["state"] = {"redis_version": "7.0.15", "n": 6000, "binds": 4, "window": 10, "smpp_embedded": one,
                     "smpp_redis_1": red, "smpp_redis_workers2": {**red, "cpu_us_per_msg_serve": 306.7},

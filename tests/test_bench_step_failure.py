@@ -37,7 +37,8 @@ def test_a_step_that_could_not_run_is_marked_not_left_as_nulls(tmp_path, monkeyp
     # sipp missing: sip_bench returns {"error": ...}; redis-server missing: state_bench returns {"skipped": ...}
     monkeypatch.setattr(benchmarks.sip_bench, "run", lambda *a, **k: {"error": "sipp not installed"})
     monkeypatch.setattr(benchmarks.state_bench, "run",
-                        lambda **k: {"skipped": "redis-server not installed and apt-get install -y redis-server failed"})
+                        lambda **k: {"skipped": "redis-server not installed and apt-get install -y redis-server "
+                                                "failed"})
     rc = suite.main(["--quick", "--out", str(tmp_path)] + _skip_but("sip", "state"))
     assert rc != 0
     s = json.loads((tmp_path / "summary.json").read_text())
