@@ -10,11 +10,12 @@
  * bounded batch) and for each one:
  *   - a response relay_response() answers: "not ours" is counted as dropped; a plain one whose
  *     next hop is an IPv4 address inside the permitted ranges over UDP is sent with sendto(2);
- *     a final response to an INVITE first goes through on_final(code, key, source) (Python:
- *     counted once per transaction, the call's answer time noted -- when it comes from where the
- *     call's INVITE went, forwarding._invite_final);
+ *     a final response to an INVITE first goes through on_final(code, key, source, response) (Python:
+ *     counted once per transaction, the call's answer time and answering To tag noted -- when it comes
+ *     from where the call's INVITE went, forwarding._invite_final);
  *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: a
- *     BYE calls on_bye(call_id) (the call's end for the pipeline); our Via, with the branch
+ *     BYE calls on_bye(call_id, to_tag, base) (the call's end for the pipeline, if it is the answered
+ *     dialog's: server._fast_bye); our Via, with the branch
  *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
  *     checks agree with the full path), goes on top and the request is sent. A failed send of anything but
  *     an ACK calls send_failed(message without our Via, source, why): the Python path answers
@@ -370,9 +371,11 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
         if (PyBytes_GET_SIZE(fin)) {
             PyObject *code = PyUnicode_DecodeASCII(PyBytes_AS_STRING(outb) + 8, 3, NULL);
             if (!code) goto out;
-            int e = call_void(p->on_final, code, fin, src);    /* the source: only the callee's answer counts */
+            /* the source: only the callee's answer counts; the response: its To tag names the dialog answered */
+            PyObject *fr = PyObject_CallFunctionObjArgs(p->on_final, code, fin, src, outb, NULL);
             Py_DECREF(code);
-            if (e) goto out;
+            if (!fr) goto out;
+            Py_DECREF(fr);
         }
         if (pump_send(p, PyBytes_AS_STRING(outb), PyBytes_GET_SIZE(outb), &sa, dest) < 0) goto out;
         rc = 0;                                   /* a response lost on a send error: as on the network */
@@ -422,7 +425,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     }
     if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;
     if (!is_ack && PyUnicode_CompareWithASCIIString(method, "BYE") == 0) {
-        if (call_void(p->on_bye, PyTuple_GET_ITEM(r, 6), NULL, NULL)) goto out;
+        if (call_void(p->on_bye, PyTuple_GET_ITEM(r, 6), PyTuple_GET_ITEM(r, 7), PyTuple_GET_ITEM(r, 4))) goto out;
     }
     /* the branch: server._branch(top_branch, base), i.e. blake2b(top_branch "|" base, 10) in hex.
      * in_dialog() checked both are ASCII, so their UTF-8 is the surrogateescape encoding it hashes. */

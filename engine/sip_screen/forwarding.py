@@ -50,9 +50,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import time
 
-from .codec import SipMessage, SipParseError, make_response, parse_via
+from .codec import SipMessage, SipParseError, make_response, parse_datagram, parse_via
 from .recent import digest
 from .settings import BRANCH_PREFIX, TRANSPORTS, in_ranges, source_ranges
 from .transport import WRITE_MAX, TcpConnection
@@ -70,6 +71,22 @@ TCP_CONNECT = 2.0               # seconds an outbound TCP connect may take
 # then is a new call.
 RETRY_FINALS = frozenset(("401", "407", "422"))
 OUT_CAPPED = "too many outbound TCP connections"        # on_fail's reason at the outbound caps (bounds.py)
+
+
+_TO_TAG = re.compile(rb"\r\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.I)
+
+
+def _to_tag_of(data: bytes) -> str:
+    """The To tag of a response the fast path relayed, read as the full parse reads it ('' if none, or if it does
+    not parse: then any BYE of the call ends it, as before the tag was kept)."""
+    m = _TO_TAG.search(data)
+    if m is None or b"tag=" not in m.group(1).lower():
+        return ""
+    try:
+        msg = parse_datagram(data)
+    except SipParseError:
+        return ""
+    return msg.tag_in(msg.get("to"))
 
 
 class Waiting(list):
@@ -217,7 +234,8 @@ class Forwarding:
         cseq = msg.get("cseq") or ""
         if msg.status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
             call_id = msg.get("call-id") or ""
-            self._invite_final(str(msg.status), f"{call_id.strip(' ')} {cseq.split(None, 1)[0]}", call_id, src)
+            self._invite_final(str(msg.status), f"{call_id.strip(' ')} {cseq.split(None, 1)[0]}", call_id, src,
+                               lambda: msg.tag_in(msg.get("to")))
         nxt = parse_via(vias[1])
         self._send_response(self._wire(msg, nxt.transport if nxt.transport in TRANSPORTS else "UDP"), nxt,
                             top.params.get("i"))
@@ -228,21 +246,23 @@ class Forwarding:
             return
         data, (host, port, transport), invite_final = r
         if invite_final:
-            self._fast_final(data[8:11].decode("ascii"), invite_final, src)
+            self._fast_final(data[8:11].decode("ascii"), invite_final, src, data)
         self._send(data, (host, port), transport)
 
-    def _fast_final(self, code: str, invite_final: bytes, src):
+    def _fast_final(self, code: str, invite_final: bytes, src, data: bytes = b""):
         """A final response to an INVITE relayed by the fast path (or the C pump) from `src`:
-        b"Call-ID CSeq-number"."""
+        b"Call-ID CSeq-number"; `data`: the response as relayed (its To tag is read only if it answers the call)."""
         key = invite_final.decode("utf-8", "surrogateescape")
-        self._invite_final(code, key, key.rpartition(" ")[0], src)
+        self._invite_final(code, key, key.rpartition(" ")[0], src, lambda: _to_tag_of(data))
 
-    def _invite_final(self, code: str, key: str, call_id: str, src):
+    def _invite_final(self, code: str, key: str, call_id: str, src, to_tag=lambda: ""):
         """A final response with status `code` to the INVITE transaction `key` ("Call-ID CSeq-number") of
         call `call_id`, relayed from `src`. While the call waits for its answer, only one from the
         address its INVITE was sent to is believed (theory of operation above): a 200 answers it (the
         call starts, its entry leaves the tier forgotten first), and it is counted once. Any other
-        is still relayed, but neither counted nor an answer."""
+        is still relayed, but neither counted nor an answer. `to_tag()`: the response's To tag, read
+        only for the 200 that answers the call: it names the dialog whose BYE ends the call
+        (server._call_ended; a forked INVITE's other 2xx are other dialogs, RFC 3261 §13.2.2.4)."""
         if self.tcp_out_invites:            # its wait on a TCP connection ends (where it came from: bounds.py)
             self.tcp_out_final(key, src)
         k = digest(call_id)
@@ -254,7 +274,8 @@ class Forwarding:
             if code == "200":
                 # answered: the call starts, and its entry leaves the tier forgotten first (promoted) where it
                 # waited since its INVITE (screening._screen), so no INVITE pushes it out of the bound
-                self.answered.promote(k, (ent[0], self.clock(), ent[2], ent[3]))
+                tag = to_tag()
+                self.answered.promote(k, (ent[0], self.clock(), ent[2], ent[3], digest(tag) if tag else None))
             elif code in RETRY_FINALS or code[0] in "35":
                 self.retries.put(k, True)               # the call may come again: its verdict is replayed once
             # A 3xx-6xx (busy, no answer, cancelled 487, refused downstream) leaves the call where it is, in the

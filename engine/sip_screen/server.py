@@ -378,7 +378,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
             return                                          # ACK for a final response we generated
         call_id = first.get("call-id") or ""
         if msg.method == "BYE":
-            self._call_ended(call_id)
+            self._call_ended(call_id, (msg.tag_in(first.get("from")), to_tag))
         # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
         top = self._stamp_received(msg, src)
         mf = first.get("max-forwards")                      # not edited yet (the Via only was)
@@ -475,7 +475,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         """Forward an in-dialog request the fast path has checked and edited (fastpath.py). An ACK
         with our tag prefix never gets here (on_datagram, the pump: the full parse decides)."""
         if r.method == "BYE":
-            self._call_ended(r.call_id)
+            self._fast_bye(r.call_id, r.to_tag, r.base)
         branch, dest = None, r.dest
         if r.method == "ACK" and self.invites:              # §17.1.1.3, as in _request
             branch, dest = self.invites.get(ack_key(r.top_branch, r.call_id), default=(None, dest))
@@ -497,11 +497,32 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
             self._via_len = len(f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={BRANCH_PREFIX};rport\r\n") + 20
         return len(r.before) + len(r.after) + self._via_len > UDP_MAX
 
-    def _call_ended(self, call_id):
-        ent = self.answered.pop(digest(call_id)) if self.answered else None
-        if ent is not None and ent[1] is not None:
+    def _call_ended(self, call_id, tags=None):
+        """A BYE on `call_id` with `tags` (its From and To tags): the call's end (its duration for the pipeline, its
+        re-INVITEs judged again after it) when it is of the dialog the call's answer made (the answering 200's To
+        tag, forwarding._invite_final), from either side. A BYE of another dialog -- a forked INVITE's other 2xx,
+        which the caller ACKs and ends at once (RFC 3261 §13.2.2.4) -- leaves the call as it is: it ended the call
+        with a duration of 0 s (read by the short-call criterion) and its session refreshes were judged as new
+        calls, counted against the caps again."""
+        if not self.answered:
+            return
+        k = digest(call_id)
+        ent = self.answered.get(k)
+        if ent is None:
+            return
+        if ent[1] is not None and ent[4] is not None and tags is not None and \
+                not any(t and digest(t) == ent[4] for t in tags):
+            return
+        self.answered.pop(k)
+        if ent[1] is not None:
             now = self.clock()
             self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
+
+    def _fast_bye(self, call_id, to_tag, base):
+        """_call_ended for a BYE the fast path (or the C pump) relays: `base` (its branch key,
+        "uri|call-id|cseq|from-tag|to-tag|") holds its From tag."""
+        from_tag = base[:len(base) - len(to_tag) - 2].rpartition("|")[2] if base.endswith(f"|{to_tag}|") else ""
+        self._call_ended(call_id, (from_tag, to_tag))
 
 
 async def start_sip(pipeline, args, vlog):

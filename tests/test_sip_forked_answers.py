@@ -1,0 +1,118 @@
+"""A forked INVITE answered twice (found by the SIP dialog probe): the caller ACKs the second 2xx and ends that
+dialog with a BYE at once (RFC 3261 §13.2.2.4). That BYE ended the call -- a duration of 0 s for the short-call
+criterion -- and the call kept talking on the first dialog, whose session refresh was then judged as a new call
+(an advertiser's refresh refused by its own count). Only a BYE of the dialog the call's answer made ends it, on
+every path: the full parse (a record-routed BYE), the Python fast path and the C pump."""
+import socket
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.numbers import sender_key
+from engine.sip_screen.codec import make_response, parse_datagram
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.server import SipSettings
+from engine.sip_screen.transport import Pump
+from tests.sip_helpers import UAC, UAS, offline_screen
+
+AD = "02439998888"          # a registered advertiser: one call per callee a day
+CALLEE = "0912345678"
+
+
+def _pipe(tmp_path):
+    ListStore(tmp_path).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
+                                              b"02439998888,Shop ABC,QC,,,\n")
+    return build(data_dir=tmp_path, with_model=False, persist=False)
+
+
+def _invite(via="127.0.0.1:5080", branch="z9hG4bK-inv", to_tag="", cseq=1, route=False) -> bytes:
+    """The call's INVITE; with `to_tag`, its re-INVITE (sent to the callee's Contact, through us if we record-route)."""
+    to = f"<sip:{CALLEE}@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+    uri = f"{CALLEE}@127.0.0.1:5070" if to_tag else f"{CALLEE}@127.0.0.1"
+    return (f"INVITE sip:{uri} SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch={branch};rport\r\n"
+            f"Max-Forwards: 70\r\n" + ("Route: <sip:127.0.0.1:5060;lr>\r\n" if route else "") +
+            f"From: <sip:{AD}@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: fork-1\r\n"
+            f"CSeq: {cseq} INVITE\r\nContact: <sip:{AD}@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def _bye(from_tag, to_tag, cseq, via="127.0.0.1:5080", route=True, dest="127.0.0.1:5070") -> bytes:
+    return (f"BYE sip:{CALLEE}@{dest} SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK-bye{cseq};rport\r\n"
+            f"Max-Forwards: 70\r\n" + ("Route: <sip:127.0.0.1:5060;lr>\r\n" if route else "") +
+            f"From: <sip:{AD if from_tag == 'caller' else CALLEE}@127.0.0.1>;tag={from_tag}\r\n"
+            f"To: <sip:{CALLEE if from_tag == 'caller' else AD}@127.0.0.1>;tag={to_tag}\r\nCall-ID: fork-1\r\n"
+            f"CSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def _sent(scr):
+    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
+    scr.udp.out.clear()
+    return out
+
+
+@pytest.mark.parametrize("record_route", [True, False])
+def test_the_bye_of_a_forks_other_answer_does_not_end_the_call(tmp_path, record_route):
+    pipe = _pipe(tmp_path)
+    scr = offline_screen(pipe, record_route=record_route)
+    t = [datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)]                  # 10:00 in Hanoi: ad hours
+    scr.clock = lambda: t[0]
+    scr.on_datagram(_invite(), UAC)
+    (fwd, dest), = _sent(scr)
+    assert dest == UAS
+    for tag in ("uas1", "uas2"):                                            # a fork behind the next hop: two 200s
+        scr.on_datagram(make_response(fwd, 200, None, to_tag=tag).to_bytes(), UAS)
+    assert [m.status for m, _ in _sent(scr)] == [200, 200]                  # both relayed
+    # the caller keeps the first and ends the second at once (a record-routed BYE takes the full parse, one with no
+    # Route the fast path)
+    scr.on_datagram(_bye("caller", "uas2", 2, route=record_route), UAC)
+    assert [m.method for m, _ in _sent(scr)] == ["BYE"]
+    t[0] += timedelta(seconds=30)
+    # the session refresh of the call (was judged again: 608, the advertiser's one call to this callee counted)
+    scr.on_datagram(_invite(branch="z9hG4bK-refresh", to_tag="uas1", cseq=3, route=record_route), UAC)
+    ((m, dest),) = _sent(scr)
+    assert m.method == "INVITE" and dest == UAS
+    assert scr.stats["screened"] == 1 and scr.stats["reinvite_unknown_dialog"] == 0
+    t[0] += timedelta(seconds=30)
+    scr.on_datagram(_bye("uas1", "caller", 1, via="127.0.0.1:5070", route=record_route, dest="127.0.0.1:5080"),
+                    UAS)                                                    # the callee hangs up the call
+    assert [m.method for m, _ in _sent(scr)] == ["BYE"]
+    assert [d for _, d in pipe.state.calls.recent(sender_key(AD))] == [60.0]
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_the_pump_ends_the_call_only_at_its_dialogs_bye(tmp_path):
+    uas = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (uas, cli):
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(2)
+    uas_at, cli_at = "127.0.0.1:%d" % uas.getsockname()[1], "127.0.0.1:%d" % cli.getsockname()[1]
+    pipe = _pipe(tmp_path / "data")
+    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=uas_at, allow_networks=["127.0.0.0/8"])).start()
+    try:
+        assert h.screen.udp.pump is not None
+        screen = ("127.0.0.1", h.port)
+        cli.sendto(_invite(via=cli_at), screen)
+        inv = uas.recv(65535)
+        for tag in ("uas1", "uas2"):
+            uas.sendto(make_response(parse_datagram(inv), 200, None, to_tag=tag).to_bytes(), screen)
+        assert [parse_datagram(cli.recv(65535)).status for _ in range(2)] == [200, 200]
+        cli.sendto(_bye("caller", "uas2", 2, via=cli_at, route=False, dest=uas_at), screen)
+        assert parse_datagram(uas.recv(65535)).method == "BYE"              # relayed by the pump (no Route)
+        assert h.call(_answered(h)) is True                                # the call goes on
+        cli.sendto(_bye("caller", "uas1", 3, via=cli_at, route=False, dest=uas_at), screen)
+        assert parse_datagram(uas.recv(65535)).method == "BYE"
+        assert h.call(_answered(h)) is False
+        assert len(pipe.state.calls.recent(sender_key(AD))) == 1
+        assert h.screen.stats["internal_errors"] == 0
+    finally:
+        h.stop()
+        uas.close()
+        cli.close()
+
+
+async def _answered(h):
+    from engine.sip_screen.recent import digest
+    ent = h.screen.answered.get(digest("fork-1"))
+    return ent is not None and ent[1] is not None
