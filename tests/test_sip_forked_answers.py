@@ -116,3 +116,24 @@ async def _answered(h):
     from engine.sip_screen.recent import digest
     ent = h.screen.answered.get(digest("fork-1"))
     return ent is not None and ent[1] is not None
+
+
+@pytest.mark.parametrize("to", [
+    b"To: <sip:0912345678@127.0.0.1>;tag=uas1",
+    b"t: \"Callee\" <sip:0912345678@127.0.0.1>;foo=bar ; TAG=Ab.9~",
+    b"TO:   Callee <sip:0912345678@127.0.0.1;user=phone>;tag=x;lr",
+    b"To: <sip:0912345678@127.0.0.1>",
+    b"To: <sip:0912345678@127.0.0.1>;tag=a;tag=b",
+    b"To: sip:0912345678@127.0.0.1;tag=bare",
+    b"To: \"\xc3\xa9\" <sip:0912345678@127.0.0.1>;tag=u8",
+])
+def test_the_answering_to_tag_is_read_as_the_full_parse_reads_it(to):
+    from engine.sip_screen.fastpath import response_to_tag
+    from engine.sip_screen.forwarding import _to_tag_of
+    data = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-1;rport\r\n"
+            b"From: <sip:0901234567@127.0.0.1>;tag=caller\r\n" + to + b"\r\nCall-ID: t1\r\nCSeq: 1 INVITE\r\n"
+            b"Content-Length: 0\r\n\r\n")
+    msg = parse_datagram(data)
+    full = msg.tag_in(msg.get("to"))
+    assert _to_tag_of(data) == full
+    assert response_to_tag(data) in (None, full)

@@ -176,6 +176,25 @@ _COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id", b"l": b"
 _FULL = {b"route", b"record-route", b"proxy-require"}
 _ONCE = (b"to", b"from", b"call-id", b"cseq", b"max-forwards", b"content-length")
 MAX_FAST = 1200                  # larger requests may need TCP (§18.1.1): the full path decides
+_TO = re.compile(rb"\r\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.I)
+
+
+def response_to_tag(data: bytes):
+    """The To tag of a response the fast path relayed, read as the full parse reads it when its To is plain (one
+    header, a plain name-addr, at most one tag parameter, printable ASCII; '' without one), else None (the full parse decides). Read only
+    for the 200 that answers a call (forwarding._invite_final): the tag names the dialog whose BYE ends the call."""
+    he = data.find(b"\r\n\r\n")
+    if he < 0:
+        return None
+    tos = _TO.findall(data, 0, he + 2)
+    if len(tos) != 1:
+        return None
+    na = _NAME_ADDR.match(tos[0])
+    if na is None or _ODD.search(tos[0]) or _tag_keys(na.group(2)) > 1:
+        return None
+    t = _TAG.search(na.group(2))
+    return t.group(1).decode("ascii") if t else ""
+
 
 
 class InDialog:

@@ -50,10 +50,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import re
 import time
 
 from .codec import SipMessage, SipParseError, make_response, parse_datagram, parse_via
+from .fastpath import response_to_tag
 from .recent import digest
 from .settings import BRANCH_PREFIX, TRANSPORTS, in_ranges, source_ranges
 from .transport import WRITE_MAX, TcpConnection
@@ -73,15 +73,13 @@ RETRY_FINALS = frozenset(("401", "407", "422"))
 OUT_CAPPED = "too many outbound TCP connections"        # on_fail's reason at the outbound caps (bounds.py)
 
 
-_TO_TAG = re.compile(rb"\r\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.I)
-
-
 def _to_tag_of(data: bytes) -> str:
     """The To tag of a response the fast path relayed, read as the full parse reads it ('' if none, or if it does
-    not parse: then any BYE of the call ends it, as before the tag was kept)."""
-    m = _TO_TAG.search(data)
-    if m is None or b"tag=" not in m.group(1).lower():
-        return ""
+    not parse: then any BYE of the call ends it, as before the tag was kept). A plain To is read by the fast path's
+    patterns (~3 µs), any other by the full parse (~10 µs)."""
+    tag = response_to_tag(data)
+    if tag is not None:
+        return tag
     try:
         msg = parse_datagram(data)
     except SipParseError:
