@@ -137,3 +137,34 @@ def test_the_answering_to_tag_is_read_as_the_full_parse_reads_it(to):
     full = msg.tag_in(msg.get("to"))
     assert _to_tag_of(data) == full
     assert response_to_tag(data) in (None, full)
+
+
+def test_a_refresh_whose_users_changed_in_the_answered_dialog_goes_on_unjudged(tmp_path):
+    """RFC 4916 (connected identity): the callee may change its From in the dialog, and the caller's To follows. The
+    re-INVITE was recognised by the From tag and both users only, so such a refresh was judged as a new call (an
+    advertiser's refused 608 by its own count; found by the SIP dialog probe). The answering 200's To tag names the
+    dialog; a made-up To tag with other users is still judged."""
+    pipe = _pipe(tmp_path)
+    scr = offline_screen(pipe, record_route=True)
+    scr.clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    scr.on_datagram(_invite(), UAC)
+    (fwd, _), = _sent(scr)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas1").to_bytes(), UAS)
+    _sent(scr)
+    moved = _invite(branch="z9hG4bK-r1", to_tag="uas1", cseq=2, route=True).replace(
+        f"To: <sip:{CALLEE}@127.0.0.1>".encode(), b"To: <sip:0912000777@127.0.0.1>")
+    scr.on_datagram(moved, UAC)                                     # the caller's refresh, To user changed
+    ((m, dest),) = _sent(scr)
+    assert m.method == "INVITE" and dest == UAS and scr.stats["screened"] == 1
+    callee = (f"INVITE sip:{AD}@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-c1;rport\r\n"
+              f"Max-Forwards: 70\r\nRoute: <sip:127.0.0.1:5060;lr>\r\nFrom: <sip:0912000777@127.0.0.1>;tag=uas1\r\n"
+              f"To: <sip:{AD}@127.0.0.1>;tag=caller\r\nCall-ID: fork-1\r\nCSeq: 1 INVITE\r\n"
+              f"Contact: <sip:x@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n").encode()
+    scr.on_datagram(callee, UAS)                                    # the callee's refresh, its new From
+    ((m, _),) = _sent(scr)
+    assert m.method == "INVITE" and scr.stats["screened"] == 1 and scr.stats["reinvite_unknown_dialog"] == 0
+    made_up = _invite(branch="z9hG4bK-x", to_tag="other", cseq=4, route=True).replace(
+        f"To: <sip:{CALLEE}@127.0.0.1>".encode(), b"To: <sip:0912000777@127.0.0.1>")
+    scr.on_datagram(made_up, UAC)                                   # no dialog: judged (608, the call counted)
+    ((m, _),) = _sent(scr)
+    assert m.status == 608 and scr.stats["screened"] == 2

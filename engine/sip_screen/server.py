@@ -445,13 +445,20 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
 
     def _dialog_answered(self, msg, call_id: str, first) -> bool:
         """A re-INVITE of a call this screen judged and let through and whose 200 it relayed from where the
-        INVITE went (its answer time is set: forwarding._invite_final), between the same parties (its From
-        tag, From and To users, from either side): only those go on unjudged. A call it rejected or never saw
+        INVITE went (its answer time is set: forwarding._invite_final), in the dialog that 200 made (its To tag)
+        or between the same parties (its From tag, From and To users, from either side): only those go on
+        unjudged. A call it rejected or never saw
         answered has no dialog, and a Call-ID alone is no dialog."""
         ent = self.answered.get(digest(call_id)) if self.answered else None
         if ent is None or ent[1] is None:
             return False
         frm, to = first.get("from"), first.get("to")
+        if len(ent) > 4 and ent[4] is not None and ent[4] in (digest(msg.tag_in(to)), digest(msg.tag_in(frm))):
+            # the answering 200's To tag (forwarding._invite_final), in the To of the caller's re-INVITE or the From of
+            # the callee's: the dialog, whatever its users say now (RFC 4916: a callee may change its From in the
+            # dialog, and the caller's To follows; such a refresh was judged as a new call, an advertiser's refused
+            # by its own count -- found by the SIP dialog probe)
+            return True
         return ent[2] in (dialog_parties(msg, frm, to), dialog_parties(msg, to, frm))
 
     def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False, key=None, fixed=False):
