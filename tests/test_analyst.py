@@ -295,6 +295,40 @@ def test_tui_labels_campaigns_and_reports_and_exports(tmp_path):
     assert store.read_bytes() == before
 
 
+def test_tui_labels_over_what_another_analyst_wrote_meanwhile_and_exports_as_reports_export(tmp_path):
+    """Found by analyst2 driving the TUI beside `reports label`: with the UI open, another analyst relabelled a
+    prize report ham; `s` on its campaign skipped that report as "already spam" (the UI's stale view), so the
+    campaign stayed mixed on disk, and `e` wrote it as spam (the UI's stale label) and the call reports' texts
+    as spam too, which `reports export` leaves out (a V report's content describes a call)."""
+    pytest.importorskip("textual")
+    from engine.analyst.tui import ReportsApp
+    _store(tmp_path, [PRIZE, PRIZE_VI, PRIZE_MORE, HOME])
+    _store(tmp_path, ["goi dien mao danh cong an doi chuyen tien ngay"], kind="V")
+    ws = Workspace(tmp_path)
+    prize = ws.reports[0].campaign
+    call = ws.reports[4].campaign
+    assert _cli("reports", "label", "spam", prize, call, "--data-dir", tmp_path).returncode == 0
+    app = ReportsApp(Workspace(tmp_path), tmp_path / "out.tsv")
+    first = ws.reports[0].id
+
+    async def drive():
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            r = _cli("reports", "label", "ham", first, "--data-dir", tmp_path)    # another analyst, meanwhile
+            assert r.returncode == 0, r.stderr
+            await pilot.press("s")              # the prize campaign, whole: spam
+            await pilot.pause()
+            await pilot.press("e")
+            await pilot.pause()
+            return str(app.query_one("#status").render())
+    status = asyncio.run(drive())
+    assert [r.label for r in Workspace(tmp_path).reports[:3]] == ["spam"] * 3
+    cli = tmp_path / "cli.tsv"
+    assert _cli("reports", "export", "--out", cli, "--data-dir", tmp_path).returncode == 0
+    assert (tmp_path / "out.tsv").read_text() == cli.read_text()
+    assert "wrote 3 rows (3 spam, 0 ham)" in status, status
+
+
 class _FakeServe(threading.Thread):
     """A control socket that refuses every model reload, as a serve of another build would."""
 

@@ -206,6 +206,7 @@ class Workspace:
         from .campaigns import SIMILARITY, group
         self.data_dir = Path(data_dir)
         self.reports_path = Path(reports_path) if reports_path else self.data_dir / REPORTS
+        self.similarity = similarity
         self.labels = LabelLog(self.reports_path.parent)
         bar = _bar(self.reports_path, progress)
         try:
@@ -242,6 +243,16 @@ class Workspace:
                              f"{'campaign' if ident.startswith('c') else 'report'} with this id in {self.reports_path}")
         v = table[hits[0]]
         return v.reports if isinstance(v, Campaign) else [v]
+
+    def reload_labels(self) -> bool:
+        """Take labels.jsonl as it is on disk now (another analyst may have labelled since this workspace was
+        read: the last line for an id wins there, not what this process last saw); True when a label changed."""
+        lab, _ = self.labels.load()
+        changed = False
+        for r in self.reports:
+            if r.id in lab and r.label != lab[r.id]:
+                r.label, changed = lab[r.id], True
+        return changed
 
     def label(self, idents, label: str | None, only_unlabelled: bool = False) -> int:
         ids = {}                                   # an ordered set: a report named twice is written once

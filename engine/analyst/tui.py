@@ -118,19 +118,24 @@ class ReportsApp(App):
         ident = self._report_at_cursor() if on_reports else self._campaign_at_cursor()
         if ident is None:
             return
+        # labels another analyst wrote since this UI read them: a report shown as spam here but relabelled ham
+        # there was skipped as "already spam" by a campaign's `s`, and the other label kept
+        stale = self.ws.reload_labels()
         n = self.ws.label([ident], label)
-        self._status(f"{ident}: {n} report(s) labelled {label or 'clear'}")
+        self._status(f"{ident}: {n} report(s) labelled {label or 'clear'}"
+                     + ("; labels written meanwhile by others are shown too" if stale else ""))
         cid = self.ws.by_id[ident].campaign if on_reports else ident
         row = self._campaign_row(self.ws.campaigns[cid])
         ct = self.query_one("#campaigns", DataTable)
-        if self.only_unlabelled and not row[4]:
+        if self.only_unlabelled and (stale or not row[4]):
             self._fill_campaigns()
             return
-        for col, v in zip(CAMPAIGN_COLUMNS, row):
-            ct.update_cell(cid, ct.ordered_columns[CAMPAIGN_COLUMNS.index(col)].key, v)
+        for c in (self.ws.campaigns.values() if stale else [self.ws.campaigns[cid]]):
+            for col, v in zip(CAMPAIGN_COLUMNS, self._campaign_row(c)):
+                ct.update_cell(c.id, ct.ordered_columns[CAMPAIGN_COLUMNS.index(col)].key, v)
         rt = self.query_one("#reports", DataTable)
-        for r in self.ws.campaigns[cid].reports:
-            if self.shown == cid:
+        if self.shown is not None and (stale or self.shown == cid):
+            for r in self.ws.campaigns[self.shown].reports:
                 rt.update_cell(r.id, rt.ordered_columns[1].key, r.label or "-")
         if on_reports and rt.cursor_row + 1 < rt.row_count:
             rt.move_cursor(row=rt.cursor_row + 1)
@@ -143,8 +148,16 @@ class ReportsApp(App):
         self._status("only campaigns with unlabelled reports" if self.only_unlabelled else "all campaigns")
 
     def action_export(self) -> None:
-        from .export import format_for, labelled_rows, render, write_atomic
-        rows, conflicts = labelled_rows(self.ws.reports)
+        from .export import DEFAULT_KINDS, format_for, labelled_rows, render, write_atomic
+        from .store import StoreError
+        # what `reports export` writes: the store and labels.jsonl as they are now (reports that arrived and
+        # labels other analysts wrote since this UI opened included), S and FW reports only
+        try:
+            ws = Workspace(self.ws.data_dir, self.ws.reports_path, self.ws.similarity)
+        except StoreError as e:
+            self._status(f"not exported: {e}")
+            return
+        rows, conflicts = labelled_rows(ws.reports, kinds=DEFAULT_KINDS)
         write_atomic(self.export_path, render(rows, format_for(str(self.export_path), None)))
         spam = sum(r["label"] == "spam" for r in rows)
         self._status(f"wrote {len(rows)} rows ({spam} spam, {len(rows) - spam} ham) to {self.export_path}"
