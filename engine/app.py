@@ -63,6 +63,10 @@ def threshold_pair_error(settings: Settings, card_tag: float, card_drop: float, 
     """Why [ml]'s thresholds with model card's make an inverted pair (one set in [ml], the other the card's: a
     score between them would be allowed), else None. Checked where a model is loaded and before `ml promote`
     installs one (serve would refuse it at its next start)."""
+    if settings.ml_tag_threshold is None and settings.ml_drop_threshold is None:
+        return None         # the card's own pair: the model loader checks it and names the card (0 <= tag <= drop <= 1)
+    if not (0 <= card_tag <= 1 and 0 <= card_drop <= 1):
+        return None         # a card threshold out of range or NaN: the loader refuses the card itself, and says so
     tag = settings.ml_tag_threshold if settings.ml_tag_threshold is not None else card_tag
     drop = settings.ml_drop_threshold if settings.ml_drop_threshold is not None else card_drop
     if tag <= drop:

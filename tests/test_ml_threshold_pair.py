@@ -77,3 +77,30 @@ def test_config_check_finds_the_inverted_pair_beside_another_error(tmp_path):
     errors = load_config(cfg, rules=False).errors
     assert any("unknown time zone" in e for e in errors), errors
     assert any("telfilter.toml:17:1: [ml] drop_threshold 0.5" in e and "set both" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("pair", [(0.95, 0.5), (0.5, float("nan"))])
+def test_promote_blames_the_card_for_its_own_inverted_pair_not_telfilter_toml(tmp_path, pair):
+    """Found by analyst2 promoting a model whose card had tag 0.95 above drop 0.5 (and one with drop NaN), with
+    no threshold in [ml]: refused, but as "telfilter.toml: [ml] drop_threshold None with the model's tag threshold
+    ... makes tag 0.9500 above drop 0.5000: set both" (sending the analyst to edit a file that set nothing);
+    the card is what is wrong, as the model loader says for a drop above 1."""
+    import json
+    import subprocess
+    import sys
+    from .conftest import ROOT
+    cfg = tmp_path / "cfg"
+    shutil.copytree(shipped_config_dir(), cfg)
+    t = cfg / "telfilter.toml"
+    t.write_text(t.read_text().replace('model = ""', f'model = "{tmp_path / "served"}"'))
+    bad = tmp_path / "bad"
+    shutil.copytree(ROOT / "engine/ml/default_model", bad)
+    card = json.loads((bad / "card.json").read_text())
+    card["thresholds"]["tag"], card["thresholds"]["drop"] = pair
+    (bad / "card.json").write_text(json.dumps(card))
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "ml", "promote", bad, "--config", cfg, "--data-dir",
+                        tmp_path / "data", "--no-reload"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "telfilter.toml" not in r.stderr and "set both" not in r.stderr, r.stderr
+    assert f"{bad / 'card.json'}: thresholds must satisfy 0 <= tag <= drop <= 1" in r.stderr, r.stderr
+    assert not (tmp_path / "served").exists()
