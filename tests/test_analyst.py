@@ -329,6 +329,21 @@ def test_tui_labels_over_what_another_analyst_wrote_meanwhile_and_exports_as_rep
     assert "wrote 3 rows (3 spam, 0 ham)" in status, status
 
 
+def test_a_campaign_name_gone_in_a_merge_names_the_campaign_its_reports_joined(tmp_path):
+    """Found by analyst2: two campaigns listed apart, then a report close to both joined them under the older
+    name; `reports label spam <the younger name>` (as listed a minute before) said only "no campaign with this
+    id"."""
+    w = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
+    _store(tmp_path, [" ".join(w[0:10]), " ".join(w[6:16])])
+    ws = Workspace(tmp_path)
+    older, younger = ws.reports[0].campaign, ws.reports[1].campaign
+    assert older != younger
+    _store(tmp_path, [" ".join(w[3:13])])
+    r = _cli("reports", "label", "spam", younger, "--data-dir", tmp_path)
+    assert r.returncode == 2 and f"its reports joined campaign {older}" in r.stderr, r.stderr
+    assert not (tmp_path / "labels.jsonl").exists()
+
+
 class _FakeServe(threading.Thread):
     """A control socket that refuses every model reload, as a serve of another build would."""
 

@@ -238,6 +238,16 @@ class Workspace:
         if table is None:
             raise StoreError(f"{ident!r}: a campaign id starts with c, a report id with r")
         hits = [k for k in table if k.startswith(ident)] if len(ident) >= 5 else ([ident] if ident in table else [])
+        if not hits and table is self.campaigns:
+            # a campaign is named after its first report; a later report close to two campaigns joins them under
+            # the older one's name, and the younger name is gone: say where its reports are now
+            r = "r" + ident[1:]
+            first = [k for k in self.by_id if k.startswith(r)] if len(ident) >= 5 else ([r] if r in self.by_id else [])
+            if len(first) == 1:
+                now = self.by_id[first[0]].campaign
+                raise StoreError(f"{ident!r}: no campaign of this name any more: its reports joined campaign {now} "
+                                 f"(a report that arrived since is close to both); label {now}, or single reports "
+                                 f"by their r… ids (`reports show {now}`)")
         if len(hits) != 1:
             raise StoreError(f"{ident!r}: {'no' if not hits else 'more than one'} "
                              f"{'campaign' if ident.startswith('c') else 'report'} with this id in {self.reports_path}")
