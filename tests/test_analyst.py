@@ -394,6 +394,49 @@ def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
     assert srv.requests == ["reload"]
 
 
+class _ServeWithoutModel(_FakeServe):
+    """A control socket of a serve whose telfilter.toml has [ml] enabled = false: reloads fine, serves no model."""
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                req = json.loads(c.makefile().readline())
+                self.requests.append(req["cmd"])
+                ans = {"ok": True, "model": {"ok": True, "version": None}}
+                c.sendall(json.dumps(ans).encode() + b"\n")
+
+
+def test_promote_and_eval_say_that_ml_is_off_in_telfilter_toml(tmp_path):
+    """Found by analyst2: with [ml] enabled = false, `ml promote` into a running serve failed with "serve reloaded
+    but reports model None ... (does its [ml] model name PATH?)", though it does; and `ml eval` without --model
+    measured the model at the path as "the model serve would load" with no word that serve loads none."""
+    from engine.config import shipped_config_dir
+    import shutil
+    cfg, data, target = tmp_path / "cfg", tmp_path / "data", tmp_path / "model"
+    shutil.copytree(shipped_config_dir(), cfg)
+    toml = cfg / "telfilter.toml"
+    toml.write_text(toml.read_text().replace('model = ""', f'model = "{target}"')
+                    .replace("enabled = true", "enabled = false"))
+    new = _fake_model(BUNDLED, tmp_path / "new", "v-new")
+    data.mkdir()
+    srv = _ServeWithoutModel(data / "control.sock")
+    srv.start()
+    try:
+        r = _cli("ml", "promote", new, "--config", cfg, "--data-dir", data)
+    finally:
+        srv.sock.close()
+    assert r.returncode == 1 and "[ml] enabled = false" in r.stderr and "does its [ml] model name" not in r.stderr, \
+        r.stderr
+    held = tmp_path / "held.tsv"
+    held.write_text(f"label\ttext\nspam\t{PRIZE}\nham\t{HOME}\n")
+    r = _cli("ml", "eval", "--data", held, "--config", cfg, "--data-dir", data)
+    assert r.returncode == 0 and "[ml] enabled = false, so serve judges without a model" in r.stderr, r.stderr
+
+
 def test_subscriber_text_never_drives_the_terminal_or_the_table(tmp_path):
     pytest.importorskip("textual")
     from engine.analyst.tui import ReportsApp

@@ -178,6 +178,11 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
     print(json.dumps(out, indent=2))
     if ans["serve"] == "none":
         print(f"{what}: installed; {ans['error']}: serve loads it when it starts", file=sys.stderr)
+    elif ans["model_version"] is None and not settings.ml_enabled:
+        print(f"{what}: error: installed at {target}, but {settings.config_dir / 'telfilter.toml'} has [ml] "
+              "enabled = false, so serve judges without a model (`telfilter ctl stats`: model version null); set "
+              "enabled = true and run `telfilter ctl reload model` to put this one in force", file=sys.stderr)
+        return 1
     elif ans["model_version"] != out["model_version"]:
         print(f"{what}: error: serve reloaded but reports model {ans['model_version']!r}, not "
               f"{out['model_version']!r} (does its [ml] model name {target}?)", file=sys.stderr)

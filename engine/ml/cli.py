@@ -147,6 +147,11 @@ def serving_scorer(args):
         raise ModelError(str(e)) from None
     d = Path(s.ml_model) if s.ml_model else default_model_dir()
     sc = load_scorer(d)
+    if not s.ml_enabled:
+        # measured all the same (the model it loads once enabled), but said: serve judges with no model now
+        print(f"telfilter ml: warning: {s.config_dir / 'telfilter.toml'}: [ml] enabled = false, so serve judges "
+              f"without a model; these figures are for {d}, which it loads once [ml] enabled = true",
+              file=sys.stderr)
     from ..app import threshold_pair_error
     why = threshold_pair_error(s, sc.tag_threshold, sc.drop_threshold, d)
     if why:                 # serve refuses this pair: judging by it would measure a filter that never runs
