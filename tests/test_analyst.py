@@ -344,6 +344,24 @@ def test_a_campaign_name_gone_in_a_merge_names_the_campaign_its_reports_joined(t
     assert not (tmp_path / "labels.jsonl").exists()
 
 
+def test_two_reports_whose_short_ids_collide_are_both_kept_and_labelled_apart(tmp_path):
+    """Found by analyst2: a report id is 40 bits of the line's BLAKE2b, and a report whose id an earlier, different
+    report had was skipped as "the same line stored twice": gone from list, label, export and ml train (a pair
+    like that is more likely than not in a store of ~1.2M reports). These two lines (found by a birthday search)
+    share the id r2c8b76efb4."""
+    base = ('{"reporter": "+84910000001", "reported": "+84987654320", "content": "Vay tien nhanh %d", '
+            '"time": "2026-12-03T08:40:45+00:00", "kind": "S", "label": null}\n')
+    (tmp_path / "reports.jsonl").write_text(base % 328537 + base % 1549406 + base % 1549406)
+    ws = Workspace(tmp_path)
+    assert [r.content for r in ws.reports] == ["Vay tien nhanh 328537", "Vay tien nhanh 1549406"]
+    first, second = (r.id for r in ws.reports)
+    assert first == "r2c8b76efb4" and second != first and second.startswith("r")
+    assert _cli("reports", "label", "spam", first, "--data-dir", tmp_path).returncode == 0
+    assert _cli("reports", "label", "ham", second, "--data-dir", tmp_path).returncode == 0
+    again = Workspace(tmp_path)
+    assert [(r.id, r.label) for r in again.reports] == [(first, "spam"), (second, "ham")]
+
+
 class _FakeServe(threading.Thread):
     """A control socket that refuses every model reload, as a serve of another build would."""
 

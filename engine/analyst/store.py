@@ -31,7 +31,8 @@ class StoreError(Exception):
 
 @dataclass
 class Report:
-    id: str               # "r" + 10 hex digits of the line's BLAKE2b: stable as the store grows
+    id: str               # "r" + 10 hex digits of the line's BLAKE2b (20 for a line whose 10 another line has
+                          # before it): stable as the store grows
     line: int             # 1-based line in reports.jsonl
     reporter: str
     reported: str
@@ -49,10 +50,11 @@ def report_id(raw: bytes) -> str:
 def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
     """Every report of the store, in file order, and `path:line: why` for each unreadable line.
 
-    A line repeated byte for byte (the same MO stored twice) is kept once.
+    A line repeated byte for byte (the same MO stored twice) is kept once; a different line whose short id an
+    earlier one has gets a longer one.
     """
     path = Path(path)
-    out, errors, seen = [], [], set()
+    out, errors, seen = [], [], {}
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -82,9 +84,15 @@ def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
                 errors.append(f"{where}: needs a string `content` and `kind` S, V or FW")
                 continue
             rid = report_id(raw)
+            whole = blake2b(raw.rstrip(b"\r\n"), digest_size=16).digest()
+            if rid in seen and seen[rid] != whole:
+                # another report's short id (40 bits: a pair of ids alike is likely once the store nears a million
+                # reports): this one, later in the store, gets a longer id, the same at every read as the store
+                # only grows; before, it was skipped as a repeated line and lost to the analyst and to training
+                rid = "r" + blake2b(raw.rstrip(b"\r\n"), digest_size=10).hexdigest()
             if rid in seen:
                 continue
-            seen.add(rid)
+            seen[rid] = whole
             lab = r.get("label")
             out.append(Report(rid, n, str(r.get("reporter") or ""), str(r.get("reported") or ""), content,
                               str(r.get("time") or ""), kind, lab if lab in LABELS else None))
@@ -237,7 +245,7 @@ class Workspace:
         table = self.campaigns if ident.startswith("c") else self.by_id if ident.startswith("r") else None
         if table is None:
             raise StoreError(f"{ident!r}: a campaign id starts with c, a report id with r")
-        hits = [k for k in table if k.startswith(ident)] if len(ident) >= 5 else ([ident] if ident in table else [])
+        hits = [ident] if ident in table else [k for k in table if k.startswith(ident)] if len(ident) >= 5 else []
         if not hits and table is self.campaigns:
             # a campaign is named after its first report; a later report close to two campaigns joins them under
             # the older one's name, and the younger name is gone: say where its reports are now
