@@ -362,6 +362,37 @@ def test_two_reports_whose_short_ids_collide_are_both_kept_and_labelled_apart(tm
     assert [(r.id, r.label) for r in again.reports] == [(first, "spam"), (second, "ham")]
 
 
+def test_an_export_never_replaces_the_report_store_the_label_log_or_an_input(tmp_path):
+    """Found by analyst2: `reports export --out DATA_DIR/reports.jsonl` replaced serve's report store with the
+    export (35 reports -> 23 rows in the export format; serve then appends to the unlinked file, so the reports
+    after it are lost too), `--out labels.jsonl` the label log, and `ml compare --changes` its own --data file."""
+    pytest.importorskip("textual")
+    from engine.analyst.tui import ReportsApp
+    store = _store(tmp_path, [PRIZE, PRIZE_VI, HOME])
+    assert _cli("reports", "label", "spam", Workspace(tmp_path).reports[0].campaign, "--data-dir", tmp_path).returncode == 0
+    labels = tmp_path / "labels.jsonl"
+    before = store.read_bytes(), labels.read_bytes()
+    for out in (store, labels, tmp_path / "." / "reports.jsonl"):
+        r = _cli("reports", "export", "--out", out, "--data-dir", tmp_path)
+        assert r.returncode == 2 and "nothing written" in r.stderr, r.stderr
+    app = ReportsApp(Workspace(tmp_path), store)
+
+    async def drive():
+        async with app.run_test() as pilot:
+            await pilot.press("e")
+            await pilot.pause()
+            return str(app.query_one("#status").render())
+    assert "not exported" in asyncio.run(drive())
+    assert (store.read_bytes(), labels.read_bytes()) == before
+    held = tmp_path / "held.tsv"
+    held.write_text(f"label\ttext\nspam\t{PRIZE}\nham\t{HOME}\n")
+    for out in (held, store):
+        r = _cli("ml", "compare", "--model", BUNDLED, "--model", BUNDLED, "--data", held, "--changes", out,
+                 "--data-dir", tmp_path)
+        assert r.returncode == 2 and "nothing written" in r.stderr, r.stderr
+    assert held.read_text().startswith("label\ttext\nspam") and (store.read_bytes(), labels.read_bytes()) == before
+
+
 class _FakeServe(threading.Thread):
     """A control socket that refuses every model reload, as a serve of another build would."""
 

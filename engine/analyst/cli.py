@@ -154,7 +154,7 @@ def _export(ws: Workspace, args) -> int:
     if args.out == "-":
         sys.stdout.write(text)
     else:
-        write_atomic(Path(args.out), text)
+        write_atomic(Path(args.out), text, keep=(ws.reports_path, ws.labels.path))
     counts = {k: sum(r["label"] == k for r in rows) for k in LABELS}
     print(json.dumps({"out": args.out, "rows": len(rows), **counts, "conflicts": len(conflicts)}),
           file=sys.stderr if args.out == "-" else sys.stdout)

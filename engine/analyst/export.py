@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from ..csvcell import cell
+from .store import StoreError
 from ..textnorm import content_key
 
 COLUMNS = ("label", "kind", "campaign", "id", "reported", "text")
@@ -66,8 +67,24 @@ def format_for(path: str, fmt: str | None) -> str:
     return "jsonl" if p.endswith((".jsonl", ".ndjson", ".json")) else "csv" if p.endswith(".csv") else "tsv"
 
 
-def write_atomic(path: Path, text: str) -> None:
+def refuse_overwrite(path: Path, keep) -> None:
+    """StoreError when `path` is one of the files in `keep` (or a link to one)."""
     path = Path(path)
+    for k in keep:
+        try:
+            same = Path(k).exists() and path.exists() and os.path.samefile(path, k)
+        except OSError:
+            same = False
+        if same or path.absolute() == Path(k).absolute():
+            raise StoreError(f"{path}: that is {k}, which this command only reads; nothing written (give another "
+                             "output file)")
+
+
+def write_atomic(path: Path, text: str, keep=()) -> None:
+    """Write `text` to `path` (a temporary file renamed over it). `keep`: files it must never replace (the report
+    store serve appends to, the label log, the input data): refused with StoreError, nothing written."""
+    path = Path(path)
+    refuse_overwrite(path, keep)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as f:

@@ -158,7 +158,12 @@ class ReportsApp(App):
             self._status(f"not exported: {e}")
             return
         rows, conflicts = labelled_rows(ws.reports, kinds=DEFAULT_KINDS)
-        write_atomic(self.export_path, render(rows, format_for(str(self.export_path), None)))
+        try:
+            write_atomic(self.export_path, render(rows, format_for(str(self.export_path), None)),
+                         keep=(ws.reports_path, ws.labels.path))
+        except StoreError as e:
+            self._status(f"not exported: {e}")
+            return
         spam = sum(r["label"] == "spam" for r in rows)
         self._status(f"wrote {len(rows)} rows ({spam} spam, {len(rows) - spam} ham) to {self.export_path}"
                      + (f"; {len(conflicts)} text(s) labelled both ways left out" if conflicts else ""))

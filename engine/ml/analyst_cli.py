@@ -46,6 +46,24 @@ def compare(args) -> int:
     if not dirs:
         print("telfilter ml compare: error: give --model at least once", file=sys.stderr)
         return 2
+    keep = []
+    if args.changes:        # never over an input, the report store or the label log (replaced, not appended to)
+        from ..analyst.export import refuse_overwrite
+        from ..analyst.store import LABELS_FILE, REPORTS, StoreError
+        keep = [Path(f) for f in args.data] + [Path(f).parent / LABELS_FILE for f in args.data]
+        try:
+            from ..app import resolve_data_dir
+            from ..config import load_settings
+            dd = resolve_data_dir(getattr(args, "data_dir", None), load_settings(getattr(args, "config", None)),
+                                  seed=False)
+            keep += [Path(dd) / REPORTS, Path(dd) / LABELS_FILE]
+        except Exception:           # no config or data dir to read: the --data files are still kept
+            pass
+        try:
+            refuse_overwrite(Path(args.changes), keep)
+        except StoreError as e:
+            print(f"telfilter ml compare: error: --changes {e}", file=sys.stderr)
+            return 2
     over = {}
     scorers = [load_scorer(d) for d in dirs]
     if len(dirs) == 1:
@@ -81,7 +99,7 @@ def compare(args) -> int:
         summary["models"][1]["thresholds_overridden"] = over_cand
     if args.changes:
         fmt = "csv" if args.changes.lower().endswith(".csv") else "jsonl"
-        write_atomic(Path(args.changes), render_changes(changed, fmt, len(dirs)))
+        write_atomic(Path(args.changes), render_changes(changed, fmt, len(dirs)), keep=keep)
         summary["changes_file"] = args.changes
     if args.report:
         summary["plots"] = [str(Path(args.report) / f) for f in
