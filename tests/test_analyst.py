@@ -255,6 +255,26 @@ def test_promote_needs_a_configured_model_path(tmp_path):
     assert r.returncode == 2 and "nothing to roll back to" in r.stderr and "installs the model" not in r.stderr
 
 
+def test_a_promote_that_fails_copying_leaves_a_hand_installed_model_where_it_was(tmp_path, monkeypatch):
+    """Found by analyst2 reading install(): a model directory installed by hand at [ml] model is moved into the
+    versions directory first; when the copy of the new model then failed (a full disk), the error said "refused,
+    nothing changed" but the path named nothing any more: a serve restarted after it refused to start."""
+    import shutil
+    import engine.analyst.promote as promote
+    target = tmp_path / "model"
+    shutil.copytree(BUNDLED, target)
+    new = _fake_model(BUNDLED, tmp_path / "new", "v-new")
+
+    def full(src, dst, *a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(promote.shutil, "copyfile", full)
+    with pytest.raises(PromoteError) as e:
+        install(new, target)
+    assert "nothing changed" in str(e.value)
+    assert target.is_dir() and not target.is_symlink() and (target / "card.json").exists()
+    assert not list(promote.versions_dir(target).glob("*-manual*"))
+
+
 def test_the_first_promote_is_compared_with_the_bundled_model_serve_was_running(tmp_path):
     """Found by a first trial: a 14-message model went into an empty configured path with no warning (the
     comparison was with the model at the path only, and there was none)."""

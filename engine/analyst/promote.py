@@ -73,6 +73,7 @@ def install(model: Path, target: Path) -> dict:
     vd = versions_dir(target)
     vd.mkdir(parents=True, exist_ok=True)
     before = current(target)
+    moved = None
     if before is not None and not target.is_symlink():
         # a model directory installed by hand: it becomes the first version, kept for rollback
         moved = vd / _slug(_version_of(before) + "-manual")
@@ -94,6 +95,10 @@ def install(model: Path, target: Path) -> dict:
             raise ModelError(f"{model}: changed while it was being copied ({sc.version} -> {installed.version})")
     except (OSError, ModelError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if moved is not None:
+            # the hand-installed model goes back to P: left in the versions directory, P named nothing, and a
+            # serve restarted after this "nothing changed" refused to start
+            os.rename(moved, target)
         raise PromoteError(f"refused, nothing changed: {e}") from None
     dest = vd / slug
     os.rename(tmp, dest)
