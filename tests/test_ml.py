@@ -291,3 +291,20 @@ def test_predict_jsonl_reads_as_check_does(tmp_path):
         assert out[0]["id"] == "a" and "probability" in out[0]
         assert out[1] == {"line": 2, "error": "not valid UTF-8: byte 0xe9 at column 14"}
         assert out[2]["line"] == 3 and "nested too deeply" in out[2]["error"]
+
+
+def test_eval_summary_of_a_ham_only_file_shows_dashes_and_links_only_its_plots(tmp_path):
+    """Found by analyst2 evaluating a model on ham alone (does it block any?): summary.md gave MCC, precision,
+    recall and F1 as 0.0000 (read: catches no spam, though there was none to catch) while its per-language rows
+    showed dashes, and it linked precision_recall.png and roc.png, which are not written without both classes."""
+    import re
+    ham = tmp_path / "ham.tsv"
+    ham.write_text("label\ttext\nham\tsee you at 5 at the station\nham\tAnh oi toi nay an com o nha nhe\n")
+    run_cli("ml", "eval", "--model", ROOT / "engine/ml/default_model", "--data", ham, "--report", tmp_path / "rep",
+            check=True)
+    md = (tmp_path / "rep" / "summary.md").read_text()
+    for row in ("MCC", "precision", "recall (spam caught)", "F1", "ROC AUC"):
+        assert f"| {row} | — |" in md, md
+    assert "| blocked ham rate | 0.0000% |" in md
+    for img in re.findall(r"\]\(([^)]+\.png)\)", md):
+        assert (tmp_path / "rep" / img).exists(), img

@@ -240,22 +240,28 @@ def write_report(d: Path, p, y, m, sc) -> Path:
     ax.legend(); fig.tight_layout(); fig.savefig(d / "score_histogram.png", dpi=110); plt.close(fig)
     groups = _group_plot(d, m, plt)
     c = m["confusion"]
+    # a figure with nothing to count (no spam: caught, precision, MCC; no ham: blocked ham) is a dash, as in the
+    # per-language rows, not a 0 that reads as "catches nothing"; only the plots written are linked
+    both = m["spam"] and m["ham"]
+    val = lambda ok, v, f: format(v, f) if ok else "—"
+    images = ("![precision-recall](precision_recall.png) ![ROC](roc.png) " if len(set(y)) > 1 else "") + \
+        "![histogram](score_histogram.png)"
     md = f"""# Model evaluation: {sc.version}
 
 | metric | value |
 |---|---|
-| MCC | {m['mcc']:.4f} |
-| precision | {m['precision']:.4f} |
-| recall (spam caught) | {m['recall']:.4f} |
-| F1 | {m['f1']:.4f} |
+| MCC | {val(both, m['mcc'], '.4f')} |
+| precision | {val(c['tp'] + c['fp'], m['precision'], '.4f')} |
+| recall (spam caught) | {val(m['spam'], m['recall'], '.4f')} |
+| F1 | {val(m['spam'], m['f1'], '.4f')} |
 | accuracy | {m['accuracy']:.4f} |
-| blocked ham rate | {m['blocked_ham_rate']:.4%} |
-| ROC AUC | {m['roc_auc'] if m['roc_auc'] is None else round(m['roc_auc'], 5)} |
+| blocked ham rate | {val(m['ham'], m['blocked_ham_rate'], '.4%')} |
+| ROC AUC | {val(m['roc_auc'] is not None, m['roc_auc'] or 0, '.5f')} |
 
 At the drop threshold {sc.drop_threshold:.4f} (tag threshold {sc.tag_threshold:.4f}) on {m['n']} messages
 ({m['spam']} spam, {m['ham']} ham). Confusion: TP {c['tp']}, FP {c['fp']}, FN {c['fn']}, TN {c['tn']}.
 
-![precision-recall](precision_recall.png) ![ROC](roc.png) ![histogram](score_histogram.png)
+{images}
 """
     for key, title in (("by_language", "Per language"), ("by_kind", "Per kind")):
         if m.get(key):
