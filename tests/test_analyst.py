@@ -413,6 +413,22 @@ def test_an_export_never_replaces_the_report_store_the_label_log_or_an_input(tmp
     assert held.read_text().startswith("label\ttext\nspam") and (store.read_bytes(), labels.read_bytes()) == before
 
 
+def test_the_tui_reads_only_the_labels_appended_since_its_last_look(tmp_path):
+    """The TUI takes the label log as it is on disk at each key press (another analyst's labels): a long log is read
+    whole once, at start, then only from where it ended (200,000 lines took 0.63 s a key press read whole)."""
+    _store(tmp_path, [PRIZE, HOME])
+    ws = Workspace(tmp_path)
+    LabelLog(tmp_path).append([ws.reports[0].id], "spam")
+    assert ws.reload_labels() and ws.reports[0].label == "spam"
+    end = ws._labels_end
+    assert end == (tmp_path / "labels.jsonl").stat().st_size
+    LabelLog(tmp_path).append([ws.reports[1].id], "ham")
+    labels, errors, new_end = LabelLog(tmp_path).load_from(end)
+    assert labels == {ws.reports[1].id: "ham"} and not errors and new_end > end
+    assert ws.reload_labels() and [r.label for r in ws.reports] == ["spam", "ham"]
+    assert not ws.reload_labels()
+
+
 class _FakeServe(threading.Thread):
     """A control socket that refuses every model reload, as a serve of another build would."""
 

@@ -118,11 +118,18 @@ class LabelLog:
 
     def load(self) -> tuple[dict[str, str | None], list[str]]:
         """id -> label (None = cleared), and `path:line: why` for each unreadable line."""
+        labels, errors, _ = self.load_from(0)
+        return labels, errors
+
+    def load_from(self, offset: int) -> tuple[dict[str, str | None], list[str], int]:
+        """As `load`, for the lines from byte `offset` on (line numbers counted from there), and the offset
+        where the file ended: the next call reads only what was appended since."""
         labels, errors = {}, []
         if not self.path.exists():
-            return labels, errors
+            return labels, errors, 0
         with open(self.path, "rb") as f:
             fcntl.flock(f, fcntl.LOCK_SH)          # a writer's lines are whole when we read
+            f.seek(offset if offset <= os.fstat(f.fileno()).st_size else 0)   # a log replaced since: read it whole
             for n, raw in enumerate(f, 1):
                 if not raw.strip():
                     continue
@@ -134,7 +141,8 @@ class LabelLog:
                     errors.append(f"{self.path}:{n}: {e}")
                     continue
                 labels[o["id"]] = o["label"]
-        return labels, errors
+            end = f.tell()
+        return labels, errors, end
 
     def append(self, ids, label: str | None, by: str | None = None) -> int:
         if label not in (*LABELS, None):
@@ -218,7 +226,12 @@ class Workspace:
         self.labels = LabelLog(self.reports_path.parent)
         bar = _bar(self.reports_path, progress)
         try:
-            self.reports, self.errors = read_store(self.reports_path, bar and (lambda n: bar.update(n)))
+            self.reports, self.errors = read_reports(self.reports_path, bar and (lambda n: bar.update(n)))
+            lab, lerr, self._labels_end = self.labels.load_from(0)     # read_store's, keeping where the log ended
+            for r in self.reports:
+                if r.id in lab:
+                    r.label = lab[r.id]
+            self.errors += lerr
         finally:
             if bar:
                 bar.close()
@@ -265,7 +278,8 @@ class Workspace:
     def reload_labels(self) -> bool:
         """Take labels.jsonl as it is on disk now (another analyst may have labelled since this workspace was
         read: the last line for an id wins there, not what this process last saw); True when a label changed."""
-        lab, _ = self.labels.load()
+        # read whole once, then only what was appended since (one key press must not re-read a long log)
+        lab, _, self._labels_end = self.labels.load_from(self._labels_end)
         changed = False
         for r in self.reports:
             if r.id in lab and r.label != lab[r.id]:
