@@ -308,3 +308,19 @@ def test_eval_summary_of_a_ham_only_file_shows_dashes_and_links_only_its_plots(t
     assert "| blocked ham rate | 0.0000% |" in md
     for img in re.findall(r"\]\(([^)]+\.png)\)", md):
         assert (tmp_path / "rep" / img).exists(), img
+
+
+def test_a_model_of_another_feature_configuration_is_refused_naming_what_differs(tmp_path):
+    """Found by analyst2 promoting a model of a newer build: the refusal printed both whole feature
+    configurations (~900 characters) and left the reader to find the one key that differed."""
+    d = tmp_path / "m"
+    shutil.copytree(ROOT / "engine/ml/default_model", d)
+    c = json.loads((d / "card.json").read_text())
+    ours = c["feature_config"]["name"]
+    c["feature_config"]["name"] = ours + "-future"
+    (d / "card.json").write_text(json.dumps(c))
+    with pytest.raises(ModelError) as e:
+        load_scorer(d)
+    msg = str(e.value)
+    assert f"name: '{ours}-future' in the card, '{ours}' in this build" in msg and "char_ngrams" not in msg, msg
+    assert len(msg) < 400

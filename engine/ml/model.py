@@ -169,8 +169,14 @@ def _load_scorer(d: Path) -> Scorer:
         raise ModelError(f"{cp}: card version {card.get('card_version')!r} not supported (this build reads {CARD_VERSION})")
     fc = card.get("feature_config")
     if fc != feature_config():
-        raise ModelError(f"{cp}: feature configuration {fc!r} is not supported by this build "
-                         f"(it produces {feature_config()!r}); retrain the model with this version")
+        ours = feature_config()
+        if isinstance(fc, dict):            # name what differs, not two whole configurations
+            diff = "; ".join(f"{k}: {fc.get(k, '(none)')!r} in the card, {ours.get(k, '(none)')!r} in this build"
+                             for k in sorted(set(fc) | set(ours), key=str) if fc.get(k) != ours.get(k))
+        else:
+            diff = f"{fc!r} in the card"
+        raise ModelError(f"{cp}: feature configuration not supported by this build ({diff}): a model from another "
+                         "version of telfilter; retrain it with this one")
     raw = wp.read_bytes()
     if not isinstance(card.get("weights_sha256"), str):
         raise ModelError(f"{cp}: weights_sha256 is required (the weights are checked against it)")
