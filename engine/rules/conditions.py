@@ -174,13 +174,18 @@ def _recipient(v, **_):
     return lambda c, s: (f"recipient {c.recipient_raw}" if c.recipient_num in nums else None)
 
 
-@condition("recipient_kind", "recipient / callee is a `number`, a `shortcode`, or `unreadable` (no number can be "
-                            "read from it: DNC, consent and caps cannot see it)", cost=0)
+@condition("recipient_kind", "recipient / callee is a `number`, a `shortcode`, or `unreadable` (an address no number "
+                            "can be read from: DNC, consent and caps cannot see it; an empty one, a submit_multi's "
+                            "distribution list judged without a recipient, is none of them)", cost=0)
 def _recipient_kind(v, **_):
     vals = set(_strs(v, "recipient_kind", ["number", "shortcode", "unreadable"]))
 
     def pred(c, s):
         n = c.recipient_num
+        if n is None and not (c.recipient_raw or "").strip():
+            # no address at all: a distribution list's members are the SMSC's to know (multi_dests: ""); taken for
+            # an unreadable one, every ad to a list judged with distribution_lists = "judge" was dropped 0x0B
+            return None
         k = "unreadable" if n is None else "shortcode" if n < 10 ** 6 else "number"
         return (f"recipient {c.recipient_raw!r} is {'unreadable as a number' if n is None else 'a ' + k}"
                 if k in vals else None)
