@@ -115,19 +115,24 @@ def _run(tmp, rates, seconds, progress, kamailio) -> dict:
 KAM_ARGS = ["-DD", "-E", "-m", "64", "-M", "8", "-x", "tlsf"]
 
 
-def _start_server(kind, d, port, uas_port, tmp, kam_bin=None):
+def _start_server(kind, d, port, uas_port, tmp, kam_bin=None, started=None):
+    """The element under test, started, appended to `started` at once (the caller stops what is there) and
+    returned."""
+    started = [] if started is None else started
     if kind == "screen":
         srv = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
                                 "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{port}",
                                 "--sip-next-hop", f"127.0.0.1:{uas_port}", "--sip-allow-networks", "127.0.0.0/8",
                                 "--log", os.devnull, "--ready-file", str(d / "ready")],
                                stderr=open(d / "serve.log", "wb"), stdout=subprocess.DEVNULL)
+        started.append(srv)
         end = time.time() + 30
         while not (d / "ready").exists() and time.time() < end:
             time.sleep(0.05)
     elif kind == "relay":
         srv = subprocess.Popen([sys.executable, "-m", "benchmarks.sip_relay", str(port), str(uas_port)],
                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        started.append(srv)
         time.sleep(0.5)
     else:
         cfg = d / "kamailio.cfg"
@@ -135,6 +140,7 @@ def _start_server(kind, d, port, uas_port, tmp, kam_bin=None):
                        f"log_stderror=yes\ndebug=0\nrequest_route {{\n  forward(\"127.0.0.1\", {uas_port});\n  exit;\n}}\n")
         srv = subprocess.Popen([kam_bin, "-f", str(cfg), *KAM_ARGS], stdout=subprocess.DEVNULL,
                                stderr=open(d / "kamailio.log", "wb"))
+        started.append(srv)
         time.sleep(1.0)
     return srv
 
@@ -148,12 +154,14 @@ def _one(tmp, rate, seconds, mode, server="screen", kam_bin=None):
     uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
                             "-timeout", f"{int(seconds + 40)}s", "-nostdin", "-m", str(n_allowed)],
                            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    srv = _start_server(server, d, port, uas_port, tmp, kam_bin)
-    time.sleep(0.3)
     # every process of the element (Kamailio forks its workers), in ns (schedstat), and in 10-ms ticks as a check
     fine = lambda pid: tree_cpu_seconds(pid, own=run_seconds)
     ticks = tree_cpu_seconds
+    procs = [uas]
     try:
+        # started inside the try: a SIGTERM (SystemExit, util.exit_on_sigterm) while serve loads stops it too
+        srv = _start_server(server, d, port, uas_port, tmp, kam_bin, started=procs)
+        time.sleep(0.3)
         if srv.poll() is not None:
             raise RuntimeError(f"{server} exited at start (status {srv.returncode}); see {d}")
         c0, k0 = fine(srv.pid), ticks(srv.pid)
@@ -171,9 +179,9 @@ def _one(tmp, rate, seconds, mode, server="screen", kam_bin=None):
         wall = time.perf_counter() - t0
         cpu, cpu_ticks = fine(srv.pid) - c0, ticks(srv.pid) - k0
     finally:
-        for p in (srv, uas):
+        for p in procs:
             p.send_signal(signal.SIGTERM)
-        for p in (srv, uas):
+        for p in procs:
             try:
                 p.wait(15)                  # serve drains for up to 10 s
             except subprocess.TimeoutExpired:

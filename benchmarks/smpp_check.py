@@ -52,13 +52,17 @@ def _serve(code: str, tmp: Path, k: int, r_port: int):
                           "--esme-account", "bench:pw", "--sip-listen", "off", "--log", str(tmp / f"v{k}.jsonl"),
                           "--ready-file", str(tmp / f"ready{k}")],
                          cwd=code, env=dict(os.environ, PYTHONPATH=code), stderr=subprocess.DEVNULL)
-    end = time.time() + 90
-    while not (tmp / f"ready{k}").exists() and time.time() < end and p.poll() is None:
-        time.sleep(0.1)
-    if not (tmp / f"ready{k}").exists():
+    try:                             # (a SIGTERM while it loads, SystemExit here, stops it too)
+        end = time.time() + 90
+        while not (tmp / f"ready{k}").exists() and time.time() < end and p.poll() is None:
+            time.sleep(0.1)
+        if not (tmp / f"ready{k}").exists():
+            raise RuntimeError(f"telfilter serve from {code} did not start")
+        time.sleep(0.5)              # its upstream bind
+    except BaseException:
         p.kill()
-        raise RuntimeError(f"telfilter serve from {code} did not start")
-    time.sleep(0.5)                  # its upstream bind
+        p.wait()
+        raise
     return p, port
 
 

@@ -58,7 +58,12 @@ class Redis:
         self.port = _free_port()
         self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
-        assert _wait_port(self.port, 10), "redis-server did not start"
+        try:                # (not started in time, or a SIGTERM meanwhile: stopped, as nobody else holds it)
+            assert _wait_port(self.port, 10), "redis-server did not start"
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def client(self):
@@ -79,12 +84,17 @@ def _serve(tmp: Path, sim_port: int, extra: list[str]) -> tuple[subprocess.Popen
                           "--esme-account", "bench:pw", "--sip-listen", "off", "--log", "/dev/null",
                           "--control-socket", "off", "--ready-file", str(ready), *extra],
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / f"serve-{port}.log", "w"))
-    end = time.time() + 120
-    while not ready.exists():
-        if p.poll() is not None or time.time() > end:
-            raise RuntimeError((tmp / f"serve-{port}.log").read_text()[-2000:])
-        time.sleep(0.1)
-    time.sleep(1.0)         # upstream binds
+    try:                    # (a SIGTERM while it loads, SystemExit here, or a serve that never got ready: stopped)
+        end = time.time() + 120
+        while not ready.exists():
+            if p.poll() is not None or time.time() > end:
+                raise RuntimeError((tmp / f"serve-{port}.log").read_text()[-2000:])
+            time.sleep(0.1)
+        time.sleep(1.0)     # upstream binds
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
     return p, port
 
 
