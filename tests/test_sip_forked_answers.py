@@ -168,3 +168,32 @@ def test_a_refresh_whose_users_changed_in_the_answered_dialog_goes_on_unjudged(t
     scr.on_datagram(made_up, UAC)                                   # no dialog: judged (608, the call counted)
     ((m, _),) = _sent(scr)
     assert m.status == 608 and scr.stats["screened"] == 2
+
+
+@pytest.mark.parametrize("tag", ["uas1", "a|b", "x.y|z"])
+@pytest.mark.parametrize("record_route", [True, False])
+def test_the_callees_bye_ends_the_call_whatever_its_tag_holds(tmp_path, tag, record_route):
+    # _fast_bye read the From tag after the last '|' of the branch key: a callee tag "a|b" (read whole by the full
+    # parse, and by the fast path's patterns in the 200) was read "b", and the callee's BYE relayed by the fast path
+    # or the C pump did not end the call (found by review39)
+    pipe = _pipe(tmp_path)
+    scr = offline_screen(pipe, record_route=record_route)
+    t = [datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)]
+    scr.clock = lambda: t[0]
+    scr.on_datagram(_invite(), UAC)
+    (fwd, _), = _sent(scr)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag=tag).to_bytes(), UAS)
+    _sent(scr)
+    t[0] += timedelta(seconds=30)
+    scr.on_datagram(_bye(tag, "caller", 1, via="127.0.0.1:5070", route=record_route, dest="127.0.0.1:5080"), UAS)
+    assert [m.method for m, _ in _sent(scr)] == ["BYE"]
+    assert [d for _, d in pipe.state.calls.recent(sender_key(AD))] == [30.0]
+
+
+@pytest.mark.parametrize("call_id, from_tag", [("c1", "f1"), ("c|1", "f|1"), ("c1", ""), ("c1|", "1|")])
+def test_fast_bye_reads_the_from_tag_of_the_branch_key(call_id, from_tag):
+    seen = []
+    fake = type("S", (), {"_call_ended": lambda self, c, tags: seen.append((c, tags))})()
+    from engine.sip_screen.server import SipScreen
+    SipScreen._fast_bye(fake, call_id, "t9", f"sip:x@h|{call_id}|7|{from_tag}|t9|")
+    assert seen == [(call_id, (from_tag, "t9"))]

@@ -527,8 +527,13 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
 
     def _fast_bye(self, call_id, to_tag, base):
         """_call_ended for a BYE the fast path (or the C pump) relays: `base` (its branch key,
-        "uri|call-id|cseq|from-tag|to-tag|") holds its From tag."""
-        from_tag = base[:len(base) - len(to_tag) - 2].rpartition("|")[2] if base.endswith(f"|{to_tag}|") else ""
+        "uri|call-id|cseq|from-tag|to-tag|") holds its From tag. Read between the CSeq number (digits) and the To
+        tag, not after the last '|': a From tag holding one ("a|b", read whole by the full parse) was read as its
+        tail, and the callee's BYE of a call answered with that tag did not end it on this path."""
+        end = len(base) - len(to_tag) - 2
+        i = base.find(f"|{call_id}|")
+        from_tag = base[i + len(call_id) + 2:end].partition("|")[2] \
+            if i >= 0 and base.endswith(f"|{to_tag}|") and i + len(call_id) + 2 <= end else ""
         self._call_ended(call_id, (from_tag, to_tag))
 
 
