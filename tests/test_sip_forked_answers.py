@@ -197,3 +197,25 @@ def test_fast_bye_reads_the_from_tag_of_the_branch_key(call_id, from_tag):
     from engine.sip_screen.server import SipScreen
     SipScreen._fast_bye(fake, call_id, "t9", f"sip:x@h|{call_id}|7|{from_tag}|t9|")
     assert seen == [(call_id, (from_tag, "t9"))]
+
+
+def test_the_answered_dialogs_tag_alone_lets_no_other_caller_past(tmp_path):
+    # the 200's To tag accepted a re-INVITE whatever its users: a blacklisted caller's INVITE on an answered call's
+    # Call-ID with that tag went to another callee unjudged (test_sip_transactions.test_a_call_id_alone_is_no_dialog
+    # failed; found by review39). The caller's side (From tag and user) must be the call's, as RFC 4916 leaves it
+    pipe = _pipe(tmp_path)
+    ListStore(tmp_path).import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+    scr = offline_screen(pipe, record_route=True)
+    scr.clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    scr.on_datagram(_invite(), UAC)
+    (fwd, _), = _sent(scr)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas1").to_bytes(), UAS)
+    _sent(scr)
+    for frm in ("<sip:0987000666@127.0.0.1>;tag=caller", f"<sip:{AD}@127.0.0.1>;tag=other"):
+        forged = _invite(branch=f"z9hG4bK-f{len(frm)}", to_tag="uas1", cseq=5, route=True).replace(
+            f"From: <sip:{AD}@127.0.0.1>;tag=caller".encode(), f"From: {frm}".encode())
+        scr.on_datagram(forged, UAC)
+        ((m, _),) = _sent(scr)
+        assert m.status is not None, frm                            # judged: answered here, not forwarded
+    assert scr.stats["screened"] == 3

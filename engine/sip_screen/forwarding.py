@@ -134,7 +134,7 @@ class Forwarding:
                 k = digest(msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
-                    self.answered.put_low(k, (ent[0], None, ent[2], self._resolve(host)))
+                    self.answered.put_low(k, (ent[0], None, ent[2], self._resolve(host), *ent[4:5]))
         data = self._with_via(msg, out, branch, conn)
         if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic() \
                 and msg.method != "ACK":
@@ -273,7 +273,9 @@ class Forwarding:
                 # answered: the call starts, and its entry leaves the tier forgotten first (promoted) where it
                 # waited since its INVITE (screening._screen), so no INVITE pushes it out of the bound
                 tag = to_tag()
-                self.answered.promote(k, (ent[0], self.clock(), ent[2], ent[3], digest(tag) if tag else None))
+                # (ent[4]: the caller's side, screening.caller_side; last: the digest of the 200's To tag)
+                self.answered.promote(k, (ent[0], self.clock(), ent[2], ent[3], ent[4] if len(ent) > 4 else None,
+                                          digest(tag) if tag else None))
             elif code in RETRY_FINALS or code[0] in "35":
                 self.retries.put(k, True)               # the call may come again: its verdict is replayed once
             # A 3xx-6xx (busy, no answer, cancelled 487, refused downstream) leaves the call where it is, in the

@@ -56,6 +56,14 @@ def dialog_parties(msg, frm, to, from_user=None) -> int:
     return digest(msg.tag_in(frm), from_user, _user_of(msg, to or ""))
 
 
+def caller_side(msg, frm, from_user=None) -> int:
+    """A fixed-size key of the caller's side of the dialog an INVITE opens: its From tag and From user, which the
+    callee's answer and RFC 4916 leave as they are (the caller's From in its re-INVITEs, its To in the callee's)."""
+    if from_user is None:
+        from_user = _user_of(msg, frm or "")
+    return digest(msg.tag_in(frm), from_user)
+
+
 def _loggable(s):
     """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
     surrogates by the codec) become \\xNN escapes."""
@@ -373,11 +381,12 @@ class Screening:
         if len(caller) <= MAX_CALLER and (ent is None or ent[1] is None):
             # (caller, answer time, the dialog's parties: its From tag and the From and To users, which a
             # re-INVITE from either side must carry -- screening.dialog_parties --, the address the INVITE
-            # is sent to: only its answer counts, forwarding._invite_final; set when it leaves). In the tier
+            # is sent to: only its answer counts, forwarding._invite_final; set when it leaves; the caller's
+            # side, caller_side, which a re-INVITE in the dialog the 200 made keeps whatever else changed). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
             self.answered.put_low(k, (caller, None, dialog_parties(msg, first.get("from"), first.get("to"), from_user),
-                                      None))
+                                      None, caller_side(msg, first.get("from"), from_user)))
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:

@@ -47,7 +47,7 @@ from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
 from .recent import Recent, ack_key, digest
 from .routing import Routing
 from .screening import (BUSY, CANCELLED, RETRANSMISSIONS, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening,
-                        dialog_parties)
+                        caller_side, dialog_parties)
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .shares import HOLD, SourceShares
@@ -445,19 +445,24 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
 
     def _dialog_answered(self, msg, call_id: str, first) -> bool:
         """A re-INVITE of a call this screen judged and let through and whose 200 it relayed from where the
-        INVITE went (its answer time is set: forwarding._invite_final), in the dialog that 200 made (its To tag)
-        or between the same parties (its From tag, From and To users, from either side): only those go on
-        unjudged. A call it rejected or never saw
-        answered has no dialog, and a Call-ID alone is no dialog."""
+        INVITE went (its answer time is set: forwarding._invite_final), in the dialog that 200 made (its To tag,
+        the caller's From tag and user as they were) or between the same parties (its From tag, From and To users,
+        from either side): only those go on unjudged. A call it rejected or never saw answered has no dialog, and
+        a Call-ID alone is no dialog."""
         ent = self.answered.get(digest(call_id)) if self.answered else None
         if ent is None or ent[1] is None:
             return False
         frm, to = first.get("from"), first.get("to")
-        if len(ent) > 4 and ent[4] is not None and ent[4] in (digest(msg.tag_in(to)), digest(msg.tag_in(frm))):
+        t = ent[5] if len(ent) > 5 else None
+        if t is not None and ent[4] is not None and (
+                t == digest(msg.tag_in(to)) and ent[4] == caller_side(msg, frm)
+                or t == digest(msg.tag_in(frm)) and ent[4] == caller_side(msg, to)):
             # the answering 200's To tag (forwarding._invite_final), in the To of the caller's re-INVITE or the From of
-            # the callee's: the dialog, whatever its users say now (RFC 4916: a callee may change its From in the
-            # dialog, and the caller's To follows; such a refresh was judged as a new call, an advertiser's refused
-            # by its own count -- found by the SIP dialog probe)
+            # the callee's, with the caller's side as it was (its From tag and user): the dialog, whatever the callee's
+            # side says now (RFC 4916: a callee may change its From in the dialog, and the caller's To follows; such
+            # a refresh was judged as a new call, an advertiser's refused by its own count -- found by the SIP dialog
+            # probe). The tag alone let any caller to any callee past unjudged on an answered call's Call-ID
+            # (test_sip_transactions.test_a_call_id_alone_is_no_dialog; found by review39)
             return True
         return ent[2] in (dialog_parties(msg, frm, to), dialog_parties(msg, to, frm))
 
@@ -517,8 +522,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         ent = self.answered.get(k)
         if ent is None:
             return
-        if ent[1] is not None and ent[4] is not None and tags is not None and \
-                not any(t and digest(t) == ent[4] for t in tags):
+        if ent[1] is not None and ent[5] is not None and tags is not None and \
+                not any(t and digest(t) == ent[5] for t in tags):
             return
         self.answered.pop(k)
         if ent[1] is not None:
