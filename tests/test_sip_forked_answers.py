@@ -219,3 +219,30 @@ def test_the_answered_dialogs_tag_alone_lets_no_other_caller_past(tmp_path):
         ((m, _),) = _sent(scr)
         assert m.status is not None, frm                            # judged: answered here, not forwarded
     assert scr.stats["screened"] == 3
+
+
+def test_the_answered_dialogs_tag_in_from_is_the_callees_side_only_from_where_answers_come(tmp_path):
+    # the tag path took the 200's tag in From with the caller's side in To (the callee's re-INVITE, whose From user
+    # RFC 4916 lets change) from anywhere: the caller, its From and To swapped, called another callee as any caller,
+    # a blacklisted one too, unjudged (found by review40). The callee's refresh still goes on from the next hop
+    ListStore(tmp_path).import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
+    pipe = _pipe(tmp_path)
+    scr = offline_screen(pipe, record_route=True)
+    scr.clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    caller = ("127.0.0.2", 5080)                                   # not the next hop's address (UAS)
+    scr.on_datagram(_invite(), caller)
+    (fwd, _), = _sent(scr)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas1").to_bytes(), UAS)
+    _sent(scr)
+
+    def swapped(frm, branch):
+        return (f"INVITE sip:0913000000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch={branch};rport\r\n"
+                f"Max-Forwards: 70\r\nRoute: <sip:127.0.0.1:5060;lr>\r\nFrom: <sip:{frm}@127.0.0.1>;tag=uas1\r\n"
+                f"To: <sip:{AD}@127.0.0.1>;tag=caller\r\nCall-ID: fork-1\r\nCSeq: 9 INVITE\r\n"
+                f"Contact: <sip:x@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n").encode()
+    scr.on_datagram(swapped("0987000666", "z9hG4bK-sw1"), caller)
+    ((m, dest),) = _sent(scr)
+    assert m.status == 608 and dest == caller and scr.stats["screened"] == 2       # judged: the blacklisted caller
+    scr.on_datagram(swapped("0912000777", "z9hG4bK-sw2"), UAS)     # the callee's refresh, its new From
+    ((m, _),) = _sent(scr)
+    assert m.method == "INVITE" and scr.stats["screened"] == 2

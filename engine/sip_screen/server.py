@@ -43,7 +43,7 @@ from ..verdict import Action
 from .checks import check_request
 from .codec import MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram, parse_via
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
-from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
+from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding, same_host
 from .recent import Recent, ack_key, digest
 from .routing import Routing
 from .screening import (BUSY, CANCELLED, RETRANSMISSIONS, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening,
@@ -249,7 +249,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                 log.exception("SIP fast path failed on a message from %s", addr)
         msg = None
         if data[:7] == b"INVITE " and self.shares.over_share(addr[0], time.monotonic()) and self._behind():
-            msg = self._reinvite(data)
+            msg = self._reinvite(data, addr)
             if msg is None:
                 return self._source_dropped(addr)
         if msg is None:
@@ -283,7 +283,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         self._warn("source_refused", "refused SIP from %s: outside accept_networks (so far: source_refused %d, "
                    "tcp_source_refused %d)", host, st["source_refused"], st["tcp_source_refused"])
 
-    def _reinvite(self, data):
+    def _reinvite(self, data, src):
         """An INVITE over its source's share while behind: parsed if it is a re-INVITE of a call this screen saw
         answered (in-dialog requests are never dropped so, shares.py), else None (dropped). Only an INVITE with two
         tags (From and To) is parsed: a flood of them costs a parse each (~10 µs), not a judgement."""
@@ -296,7 +296,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         if not msg.is_request:
             return None
         first = msg.first_values()
-        if not msg.tag_in(first.get("to")) or not self._dialog_answered(msg, first.get("call-id") or "", first):
+        if not msg.tag_in(first.get("to")) or not self._dialog_answered(msg, first.get("call-id") or "", first, src):
             return None
         return msg
 
@@ -436,14 +436,14 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         # restart, more than ANSWERED calls up at once -- is judged like a new call. A call is in the tier
         # forgotten first, oldest first, from its INVITE until a 200 answers it (Recent.put_low): calls that fail
         # or get no final at all never push an answered one out.)
-        if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first)):
+        if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first, src)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1
             return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
                                                                                 conn, replay, key, went is not None))
         self._forward(msg, dest, branch, (transport, src, conn), key, went is not None)
 
-    def _dialog_answered(self, msg, call_id: str, first) -> bool:
+    def _dialog_answered(self, msg, call_id: str, first, src) -> bool:
         """A re-INVITE of a call this screen judged and let through and whose 200 it relayed from where the
         INVITE went (its answer time is set: forwarding._invite_final), in the dialog that 200 made (its To tag,
         the caller's From tag and user as they were) or between the same parties (its From tag, From and To users,
@@ -456,13 +456,17 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         t = ent[5] if len(ent) > 5 else None
         if t is not None and ent[4] is not None and (
                 t == digest(msg.tag_in(to)) and ent[4] == caller_side(msg, frm)
-                or t == digest(msg.tag_in(frm)) and ent[4] == caller_side(msg, to)):
+                or (t == digest(msg.tag_in(frm)) and ent[4] == caller_side(msg, to)
+                    and (same_host(ent[3], src[0]) or self._answers_from(src[0])))):
             # the answering 200's To tag (forwarding._invite_final), in the To of the caller's re-INVITE or the From of
             # the callee's, with the caller's side as it was (its From tag and user): the dialog, whatever the callee's
             # side says now (RFC 4916: a callee may change its From in the dialog, and the caller's To follows; such
             # a refresh was judged as a new call, an advertiser's refused by its own count -- found by the SIP dialog
             # probe). The tag alone let any caller to any callee past unjudged on an answered call's Call-ID
-            # (test_sip_transactions.test_a_call_id_alone_is_no_dialog; found by review39)
+            # (test_sip_transactions.test_a_call_id_alone_is_no_dialog; found by review39). The callee's side, whose
+            # From user may be anything now, only from where the call's answer is believed (forwarding._invite_final):
+            # from anywhere, a caller's INVITE with From and To swapped (the 200's tag in From) went to any callee
+            # as any caller, a blacklisted one too, unjudged (found by review40)
             return True
         return ent[2] in (dialog_parties(msg, frm, to), dialog_parties(msg, to, frm))
 
