@@ -199,6 +199,53 @@ def test_fast_bye_reads_the_from_tag_of_the_branch_key(call_id, from_tag):
     assert seen == [(call_id, (from_tag, "t9"))]
 
 
+@pytest.mark.parametrize("uri", [f"{AD}|fork-1|x", "fork-1|fork-1|1|uas1"])
+def test_the_callees_bye_ends_the_call_whatever_its_request_uri_holds(tmp_path, uri):
+    # _fast_bye took the first '|<Call-ID>|' of the branch key for the Call-ID's place: a Request-URI holding it (the
+    # caller's Contact, which the callee's BYE is sent to) made it read another From tag, and the callee's BYE relayed
+    # by the fast path or the C pump did not end the call (no duration for the short-call criterion; found by review40)
+    pipe = _pipe(tmp_path / "data")
+    scr = offline_screen(pipe)
+    t = [datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)]
+    scr.clock = lambda: t[0]
+    scr.on_datagram(_invite(), UAC)
+    (fwd, _), = _sent(scr)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas1").to_bytes(), UAS)
+    _sent(scr)
+    t[0] += timedelta(seconds=3)
+    bye = _bye("uas1", "caller", 1, via="127.0.0.1:5070", route=False, dest="127.0.0.1:5080")
+    bye = bye.replace(f"BYE sip:{CALLEE}@".encode(), f"BYE sip:{uri}@".encode())
+    scr.on_datagram(bye, UAS)
+    assert [m.method for m, _ in _sent(scr)] == ["BYE"]
+    assert [d for _, d in pipe.state.calls.recent(sender_key(AD))] == [3.0]
+    # the C pump: the callee's BYE so written ends the call
+    uas = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (uas, cli):
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(2)
+    uas_at, cli_at = "127.0.0.1:%d" % uas.getsockname()[1], "127.0.0.1:%d" % cli.getsockname()[1]
+    pipe = _pipe(tmp_path / "pump")
+    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=uas_at, allow_networks=["127.0.0.0/8"])).start()
+    try:
+        assert h.screen.udp.pump is not None
+        screen = ("127.0.0.1", h.port)
+        cli.sendto(_invite(via=cli_at), screen)
+        inv = uas.recv(65535)
+        uas.sendto(make_response(parse_datagram(inv), 200, None, to_tag="uas1").to_bytes(), screen)
+        assert parse_datagram(cli.recv(65535)).status == 200
+        bye = _bye("uas1", "caller", 1, via=uas_at, route=False, dest=cli_at)
+        uas.sendto(bye.replace(f"BYE sip:{CALLEE}@".encode(), f"BYE sip:{uri}@".encode()), screen)
+        assert parse_datagram(cli.recv(65535)).method == "BYE"              # relayed by the pump (no Route)
+        assert h.call(_answered(h)) is False
+        assert len(pipe.state.calls.recent(sender_key(AD))) == 1
+        assert h.screen.stats["internal_errors"] == 0
+    finally:
+        h.stop()
+        uas.close()
+        cli.close()
+
+
 def test_the_answered_dialogs_tag_alone_lets_no_other_caller_past(tmp_path):
     # the 200's To tag accepted a re-INVITE whatever its users: a blacklisted caller's INVITE on an answered call's
     # Call-ID with that tag went to another callee unjudged (test_sip_transactions.test_a_call_id_alone_is_no_dialog

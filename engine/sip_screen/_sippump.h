@@ -14,7 +14,7 @@
  *     counted once per transaction, the call's answer time and answering To tag noted -- when it comes
  *     from where the call's INVITE went, forwarding._invite_final);
  *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: a
- *     BYE calls on_bye(call_id, to_tag, base) (the call's end for the pipeline, if it is the answered
+ *     BYE calls on_bye(call_id, to_tag, base, before) (the call's end for the pipeline, if it is the answered
  *     dialog's: server._fast_bye); our Via, with the branch
  *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
  *     checks agree with the full path), goes on top and the request is sent. A failed send of anything but
@@ -425,7 +425,11 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     }
     if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;
     if (!is_ack && PyUnicode_CompareWithASCIIString(method, "BYE") == 0) {
-        if (call_void(p->on_bye, PyTuple_GET_ITEM(r, 6), PyTuple_GET_ITEM(r, 7), PyTuple_GET_ITEM(r, 4))) goto out;
+        /* (call_id, to_tag, base, before): the request line in `before` says where the key's Call-ID starts */
+        PyObject *br = PyObject_CallFunctionObjArgs(p->on_bye, PyTuple_GET_ITEM(r, 6), PyTuple_GET_ITEM(r, 7),
+                                                    PyTuple_GET_ITEM(r, 4), PyTuple_GET_ITEM(r, 1), NULL);
+        if (!br) goto out;
+        Py_DECREF(br);
     }
     /* the branch: server._branch(top_branch, base), i.e. blake2b(top_branch "|" base, 10) in hex.
      * in_dialog() checked both are ASCII, so their UTF-8 is the surrogateescape encoding it hashes. */

@@ -491,7 +491,7 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         """Forward an in-dialog request the fast path has checked and edited (fastpath.py). An ACK
         with our tag prefix never gets here (on_datagram, the pump: the full parse decides)."""
         if r.method == "BYE":
-            self._fast_bye(r.call_id, r.to_tag, r.base)
+            self._fast_bye(r.call_id, r.to_tag, r.base, r.before)
         branch, dest = None, r.dest
         if r.method == "ACK" and self.invites:              # §17.1.1.3, as in _request
             branch, dest = self.invites.get(ack_key(r.top_branch, r.call_id), default=(None, dest))
@@ -534,17 +534,20 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
             now = self.clock()
             self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
 
-    def _fast_bye(self, call_id, to_tag, base):
+    def _fast_bye(self, call_id, to_tag, base, before=b""):
         """_call_ended for a BYE the fast path (or the C pump) relays: `base` (its branch key,
-        "uri|call-id|cseq|from-tag|to-tag|") holds its From tag. Read between the CSeq number (digits) and the To
-        tag, not after the last '|': a From tag holding one ("a|b", read whole by the full parse) was read as its
-        tail, and the callee's BYE of a call answered with that tag did not end it on this path."""
-        end = len(base) - len(to_tag) - 2
-        i = base.find(f"|{call_id}|")
-        from_tag = base[i + len(call_id) + 2:end].partition("|")[2] \
-            if i >= 0 and base.endswith(f"|{to_tag}|") and i + len(call_id) + 2 <= end else ""
+        "uri|call-id|cseq|from-tag|to-tag|") holds its From tag, between the CSeq number (digits) and the To tag (a
+        From tag holding a '|', "a|b", read whole by the full parse, was read as its tail after the key's last '|').
+        `before`, the request as relayed up to our Via, starts with its request line: the Request-URI's length says
+        where the Call-ID starts (a URI holding '|<Call-ID>|' -- the caller's Contact, the URI of the callee's BYE --
+        was taken for it, and the callee's BYE on these paths did not end the call; found by review40)."""
+        head, tail = f"|{call_id}|", f"|{to_tag}|"
+        sp = before.find(b" ")
+        i = before.find(b" ", sp + 1) - sp - 1 if sp > 0 else base.find(head)
+        from_tag = ""
+        if i > 0 and base.startswith(head, i) and base.endswith(tail) and i + len(head) <= len(base) - len(tail):
+            from_tag = base[i + len(head):len(base) - len(tail)].partition("|")[2]
         self._call_ended(call_id, (from_tag, to_tag))
-
 
 async def start_sip(pipeline, args, vlog):
     s = load_sip_settings(pipeline.settings.config_dir)
