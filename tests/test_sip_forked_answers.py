@@ -293,3 +293,26 @@ def test_the_answered_dialogs_tag_in_from_is_the_callees_side_only_from_where_an
     scr.on_datagram(swapped("0912000777", "z9hG4bK-sw2"), UAS)     # the callee's refresh, its new From
     ((m, _),) = _sent(scr)
     assert m.method == "INVITE" and scr.stats["screened"] == 2
+
+
+@pytest.mark.parametrize("to_tag", ["uas2", "made-up"])
+def test_a_bye_before_the_answer_leaves_the_call_waiting_for_it(tmp_path, to_tag):
+    # a BYE on the Call-ID before its 200 (the caller ending another fork's early dialog, RFC 3261 §15, or any BYE
+    # with made-up tags) erased the call: the 200 that came next was no answer, the call's refresh was judged as a
+    # new call (the advertiser's refused 608 by its own count) and its end never counted (found by review40)
+    pipe = _pipe(tmp_path)
+    scr = offline_screen(pipe, record_route=True)
+    t = [datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)]
+    scr.clock = lambda: t[0]
+    scr.on_datagram(_invite(), UAC)
+    (fwd, _), = _sent(scr)
+    scr.on_datagram(make_response(fwd, 183, None, to_tag="uas2").to_bytes(), UAS)
+    scr.on_datagram(_bye("caller", to_tag, 2), UAC)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas1").to_bytes(), UAS)
+    assert [m.method or m.status for m, _ in _sent(scr)] == [183, "BYE", 200]
+    t[0] += timedelta(seconds=40)
+    scr.on_datagram(_invite(branch="z9hG4bK-r1", to_tag="uas1", cseq=3, route=True), UAC)      # its refresh
+    ((m, _),) = _sent(scr)
+    assert m.method == "INVITE" and scr.stats["screened"] == 1
+    scr.on_datagram(_bye("caller", "uas1", 4), UAC)
+    assert [d for _, d in pipe.state.calls.recent(sender_key(AD))] == [40.0]

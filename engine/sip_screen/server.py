@@ -519,20 +519,21 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         tag, forwarding._invite_final), from either side. A BYE of another dialog -- a forked INVITE's other 2xx,
         which the caller ACKs and ends at once (RFC 3261 §13.2.2.4) -- leaves the call as it is: it ended the call
         with a duration of 0 s (read by the short-call criterion) and its session refreshes were judged as new
-        calls, counted against the caps again."""
+        calls, counted against the caps again. A BYE before the answer (of an early dialog, RFC 3261 §15, or with
+        made-up tags) leaves the call waiting for it: it erased the call, so the 200 that came next was no answer --
+        the call's refreshes judged as new calls, its end never counted (a caller sending one at once kept all its
+        calls from the short-call criterion; found by review40)."""
         if not self.answered:
             return
         k = digest(call_id)
         ent = self.answered.get(k)
-        if ent is None:
+        if ent is None or ent[1] is None:
             return
-        if ent[1] is not None and ent[5] is not None and tags is not None and \
-                not any(t and digest(t) == ent[5] for t in tags):
+        if ent[5] is not None and tags is not None and not any(t and digest(t) == ent[5] for t in tags):
             return
         self.answered.pop(k)
-        if ent[1] is not None:
-            now = self.clock()
-            self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
+        now = self.clock()
+        self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
 
     def _fast_bye(self, call_id, to_tag, base, before=b""):
         """_call_ended for a BYE the fast path (or the C pump) relays: `base` (its branch key,
