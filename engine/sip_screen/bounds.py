@@ -38,6 +38,7 @@ from collections import OrderedDict
 from itertools import islice
 
 from .recent import digest
+from .sources import SourceFilter
 from .transport import WRITE_STALLED, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
@@ -287,3 +288,27 @@ class TransportBounds:
                 self.stats["tcp_write_stalled" if why is WRITE_STALLED else "tcp_timed_out"] += 1
                 log.info("closing TCP connection with %s:%s: %s", c.peer[0], c.peer[1], why)
                 c.abort()
+
+    # ------------------------------------------------------------ where SIP is taken from (accept_networks)
+    def source_filter(self) -> SourceFilter:
+        """sip.toml's accept_networks in force (sources.py), built again when the list is another (a reload)."""
+        f = self.sources
+        if f.networks is not self.s.accept_networks:
+            f = self.sources = SourceFilter(self.s.accept_networks)
+        return f
+
+    def accepts(self, host: str) -> bool:
+        """Whether SIP is taken from the address `host` at all (accept_networks)."""
+        return self.source_filter().accepts(host)
+
+    def _source_refused(self, host: str, n: int = 1, counter: str = "source_refused") -> None:
+        """`n` datagrams (or a TCP connection: `counter`) from `host`, outside accept_networks, dropped unread."""
+        self.stats[counter] += n
+        self.refused_said(host)
+
+    def refused_said(self, host: str) -> None:
+        """The service log's line about SIP refused from outside accept_networks, at most once a second (the C pump
+        calls it itself, at most once a second, having counted)."""
+        st = self.stats
+        self._warn("source_refused", "refused SIP from %s: outside accept_networks (so far: source_refused %d, "
+                   "tcp_source_refused %d)", host, st["source_refused"], st["tcp_source_refused"])

@@ -43,16 +43,16 @@ from ..verdict import Action
 from .checks import check_request
 from .codec import MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram, parse_via
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
-from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding, same_host
-from .recent import Recent, ack_key, digest
+from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
+from .recent import Recent, ack_key
 from .routing import Routing
-from .screening import (BUSY, CANCELLED, RETRANSMISSIONS, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening,
-                        caller_side, dialog_parties)
+from .screening import BUSY, CANCELLED, RETRANSMISSIONS, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .shares import HOLD, SourceShares
 from .sources import SourceFilter
 from .bounds import TransportBounds
+from .dialogs import Dialogs
 from .transport import TcpConnection, TcpRounds, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
@@ -64,7 +64,7 @@ PENDING_CALLS = 65_536          # of those places, how many calls not answered y
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Forwarding, Screening, Routing, TransportBounds):
+class SipScreen(Forwarding, Screening, Routing, TransportBounds, Dialogs):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -98,7 +98,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
         self.tcp_out_ringing: dict = {}
         self.tcp_out_by_tx: dict = {}             # digest of an INVITE transaction -> its destinations waiting (forks)
         self.canonical: dict = {}                           # host text -> one text per address (forwarding.py)
-        # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to)
+        # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to, caller side, the
+        # answering 200's To tag): dialogs.py
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
         self.answered = Recent(ANSWERED, low_min=PENDING_CALLS)
@@ -260,29 +261,6 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                 return
         self.on_message(msg, "UDP", addr, None)
 
-    def source_filter(self) -> SourceFilter:
-        """sip.toml's accept_networks in force (sources.py), built again when the list is another (a reload)."""
-        f = self.sources
-        if f.networks is not self.s.accept_networks:
-            f = self.sources = SourceFilter(self.s.accept_networks)
-        return f
-
-    def accepts(self, host: str) -> bool:
-        """Whether SIP is taken from the address `host` at all (accept_networks)."""
-        return self.source_filter().accepts(host)
-
-    def _source_refused(self, host: str, n: int = 1, counter: str = "source_refused") -> None:
-        """`n` datagrams (or a TCP connection: `counter`) from `host`, outside accept_networks, dropped unread."""
-        self.stats[counter] += n
-        self.refused_said(host)
-
-    def refused_said(self, host: str) -> None:
-        """The service log's line about SIP refused from outside accept_networks, at most once a second (the C pump
-        calls it itself, at most once a second, having counted)."""
-        st = self.stats
-        self._warn("source_refused", "refused SIP from %s: outside accept_networks (so far: source_refused %d, "
-                   "tcp_source_refused %d)", host, st["source_refused"], st["tcp_source_refused"])
-
     def _reinvite(self, data, src):
         """An INVITE over its source's share while behind: parsed if it is a re-INVITE of a call this screen saw
         answered (in-dialog requests are never dropped so, shares.py), else None (dropped). Only an INVITE with two
@@ -443,33 +421,6 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
                                                                                 conn, replay, key, went is not None))
         self._forward(msg, dest, branch, (transport, src, conn), key, went is not None)
 
-    def _dialog_answered(self, msg, call_id: str, first, src) -> bool:
-        """A re-INVITE of a call this screen judged and let through and whose 200 it relayed from where the
-        INVITE went (its answer time is set: forwarding._invite_final), in the dialog that 200 made (its To tag,
-        the caller's From tag and user as they were) or between the same parties (its From tag, From and To users,
-        from either side): only those go on unjudged. A call it rejected or never saw answered has no dialog, and
-        a Call-ID alone is no dialog."""
-        ent = self.answered.get(digest(call_id)) if self.answered else None
-        if ent is None or ent[1] is None:
-            return False
-        frm, to = first.get("from"), first.get("to")
-        t = ent[5] if len(ent) > 5 else None
-        if t is not None and ent[4] is not None and (
-                t == digest(msg.tag_in(to)) and ent[4] == caller_side(msg, frm)
-                or (t == digest(msg.tag_in(frm)) and ent[4] == caller_side(msg, to)
-                    and (same_host(ent[3], src[0]) or self._answers_from(src[0])))):
-            # the answering 200's To tag (forwarding._invite_final), in the To of the caller's re-INVITE or the From of
-            # the callee's, with the caller's side as it was (its From tag and user): the dialog, whatever the callee's
-            # side says now (RFC 4916: a callee may change its From in the dialog, and the caller's To follows; such
-            # a refresh was judged as a new call, an advertiser's refused by its own count -- found by the SIP dialog
-            # probe). The tag alone let any caller to any callee past unjudged on an answered call's Call-ID
-            # (test_sip_transactions.test_a_call_id_alone_is_no_dialog; found by review39). The callee's side, whose
-            # From user may be anything now, only from where the call's answer is believed (forwarding._invite_final):
-            # from anywhere, a caller's INVITE with From and To swapped (the 200's tag in From) went to any callee
-            # as any caller, a blacklisted one too, unjudged (found by review40)
-            return True
-        return ent[2] in (dialog_parties(msg, frm, to), dialog_parties(msg, to, frm))
-
     def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False, key=None, fixed=False):
         """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:
         the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
@@ -513,42 +464,6 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds):
             self._via_len = len(f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={BRANCH_PREFIX};rport\r\n") + 20
         return len(r.before) + len(r.after) + self._via_len > UDP_MAX
 
-    def _call_ended(self, call_id, tags=None):
-        """A BYE on `call_id` with `tags` (its From and To tags): the call's end (its duration for the pipeline, its
-        re-INVITEs judged again after it) when it is of the dialog the call's answer made (the answering 200's To
-        tag, forwarding._invite_final), from either side. A BYE of another dialog -- a forked INVITE's other 2xx,
-        which the caller ACKs and ends at once (RFC 3261 §13.2.2.4) -- leaves the call as it is: it ended the call
-        with a duration of 0 s (read by the short-call criterion) and its session refreshes were judged as new
-        calls, counted against the caps again. A BYE before the answer (of an early dialog, RFC 3261 §15, or with
-        made-up tags) leaves the call waiting for it: it erased the call, so the 200 that came next was no answer --
-        the call's refreshes judged as new calls, its end never counted (a caller sending one at once kept all its
-        calls from the short-call criterion; found by review40)."""
-        if not self.answered:
-            return
-        k = digest(call_id)
-        ent = self.answered.get(k)
-        if ent is None or ent[1] is None:
-            return
-        if ent[5] is not None and tags is not None and not any(t and digest(t) == ent[5] for t in tags):
-            return
-        self.answered.pop(k)
-        now = self.clock()
-        self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
-
-    def _fast_bye(self, call_id, to_tag, base, before=b""):
-        """_call_ended for a BYE the fast path (or the C pump) relays: `base` (its branch key,
-        "uri|call-id|cseq|from-tag|to-tag|") holds its From tag, between the CSeq number (digits) and the To tag (a
-        From tag holding a '|', "a|b", read whole by the full parse, was read as its tail after the key's last '|').
-        `before`, the request as relayed up to our Via, starts with its request line: the Request-URI's length says
-        where the Call-ID starts (a URI holding '|<Call-ID>|' -- the caller's Contact, the URI of the callee's BYE --
-        was taken for it, and the callee's BYE on these paths did not end the call; found by review40)."""
-        head, tail = f"|{call_id}|", f"|{to_tag}|"
-        sp = before.find(b" ")
-        i = before.find(b" ", sp + 1) - sp - 1 if sp > 0 else base.find(head)
-        from_tag = ""
-        if i > 0 and base.startswith(head, i) and base.endswith(tail) and i + len(head) <= len(base) - len(tail):
-            from_tag = base[i + len(head):len(base) - len(tail)].partition("|")[2]
-        self._call_ended(call_id, (from_tag, to_tag))
 
 async def start_sip(pipeline, args, vlog):
     s = load_sip_settings(pipeline.settings.config_dir)
