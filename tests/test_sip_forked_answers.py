@@ -18,6 +18,9 @@ from engine.sip_screen.transport import Pump
 from tests.sip_helpers import UAC, UAS, offline_screen
 
 AD = "02439998888"          # a registered advertiser: one call per callee a day
+# the screen's clock in the live tests: an ad call is let through 08:00-17:00 in Hanoi only (on the wall clock these
+# tests failed from 10:00 UTC, the call refused AD_CALL_OUTSIDE_HOURS and never reaching the next hop)
+HANOI_10AM = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)    # noqa: E731
 CALLEE = "0912345678"
 
 
@@ -89,7 +92,8 @@ def test_the_pump_ends_the_call_only_at_its_dialogs_bye(tmp_path):
         s.settimeout(2)
     uas_at, cli_at = "127.0.0.1:%d" % uas.getsockname()[1], "127.0.0.1:%d" % cli.getsockname()[1]
     pipe = _pipe(tmp_path / "data")
-    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=uas_at, allow_networks=["127.0.0.0/8"])).start()
+    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=uas_at, allow_networks=["127.0.0.0/8"]),
+                   clock=HANOI_10AM).start()
     try:
         assert h.screen.udp.pump is not None
         screen = ("127.0.0.1", h.port)
@@ -226,7 +230,8 @@ def test_the_callees_bye_ends_the_call_whatever_its_request_uri_holds(tmp_path, 
         s.settimeout(2)
     uas_at, cli_at = "127.0.0.1:%d" % uas.getsockname()[1], "127.0.0.1:%d" % cli.getsockname()[1]
     pipe = _pipe(tmp_path / "pump")
-    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=uas_at, allow_networks=["127.0.0.0/8"])).start()
+    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=uas_at, allow_networks=["127.0.0.0/8"]),
+                   clock=HANOI_10AM).start()
     try:
         assert h.screen.udp.pump is not None
         screen = ("127.0.0.1", h.port)
