@@ -55,7 +55,8 @@ import time
 from .codec import SipMessage, SipParseError, make_response, parse_datagram, parse_via
 from .fastpath import response_to_tag
 from .recent import digest
-from .settings import BRANCH_PREFIX, TRANSPORTS, in_ranges, source_ranges
+from .settings import BRANCH_PREFIX, TRANSPORTS
+from .sources import SourceFilter
 from .transport import WRITE_MAX, TcpConnection
 
 log = logging.getLogger("telfilter.sip")
@@ -286,13 +287,15 @@ class Forwarding:
         self._final(code, key)
 
     def _answers_from(self, host: str) -> bool:
-        """Whether `host` is in sip.toml's answer_networks (parsed once per settings object)."""
+        """Whether `host` is in sip.toml's answer_networks (checked as accept_networks is: sources.SourceFilter,
+        built again for another list)."""
         nets = self.s.answer_networks
         if not nets:
             return False
-        if self._answer_ranges[0] is not self.s:
-            self._answer_ranges = (self.s, source_ranges(nets))
-        return in_ranges(host, self._answer_ranges[1])
+        f = self._answer_filter
+        if f is None or f.networks is not nets:
+            f = self._answer_filter = SourceFilter(nets)
+        return f.accepts(host)
 
     def _final(self, code: str, key: str):
         """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once. (The waits on

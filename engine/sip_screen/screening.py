@@ -16,7 +16,7 @@ from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import SipParseError, make_response, parse_name_addr, parse_uri
 from .recent import digest
-from .settings import in_ranges, source_ranges
+from .sources import SourceFilter
 
 log = logging.getLogger("telfilter.sip")
 VERDICTS = 131_072              # calls whose decision is kept, for their retransmitted / re-sent INVITEs
@@ -28,7 +28,6 @@ MAX_CALLER = 128                # a longer caller is no number a call duration i
 PENDING = "pending"             # the call is being judged (a shared state store confirming its counters)
 MAX_WAITING = 1_024             # INVITEs (all calls together) waiting for another on their key to be judged
 MAX_WAIT = 32.0                 # seconds an INVITE may wait for verdicts (64*T1, Timer B: its caller has given up)
-EVERY_PEER = {(4, 0, 2 ** 32 - 1), (6, 0, 2 ** 128 - 1)}   # 0.0.0.0/0 and ::/0 as permitted_ranges gives them
 ASSERTING = ("p-asserted-identity", "remote-party-id", "p-preferred-identity")    # read from a trusted peer only
 
 
@@ -402,22 +401,13 @@ class Screening:
 
     def _identity_trusted(self, host: str) -> bool:
         """Whether `host`, an INVITE's previous hop, is in sip.toml's trusted_identity_networks (RFC 3325 Spec(T)):
-        its identity headers are read (_caller). The ranges are derived again when the list is another (a reload);
-        every peer trusted (the default) costs no address parse, the others are cached by address (bounded)."""
-        nets = self.s.trusted_identity_networks
-        t = self.trust
-        if t[0] is not nets:
-            ranges = source_ranges(nets)
-            t = self.trust = (nets, ranges, EVERY_PEER <= set(ranges), {})
-        if t[2]:
-            return True
-        ok = t[3].get(host)
-        if ok is None:
-            ok = in_ranges(host, t[1])
-            if len(t[3]) >= 4096:                       # bounded: one entry per distinct peer address
-                t[3].clear()
-            t[3][host] = ok
-        return ok
+        its identity headers are read (_caller). Checked as accept_networks is (sources.SourceFilter, built again
+        when the list is another: a reload; every peer trusted, the default, costs no address parse; the others'
+        answers cached by address, bounded)."""
+        f = self.trust
+        if f.networks is not self.s.trusted_identity_networks:
+            f = self.trust = SourceFilter(self.s.trusted_identity_networks)
+        return f.accepts(host)
 
     def _log_call(self, call, msg, caller, callee, v, us):
         if self.vlog is not None:

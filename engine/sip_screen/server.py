@@ -103,9 +103,8 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds, Dialogs):
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
         self.answered = Recent(ANSWERED, low_min=PENDING_CALLS)
-        self._answer_ranges = (None, [])                   # (settings, answer_networks ranges)
-        # (trusted_identity_networks list, its ranges, whether they hold every address, {address: trusted})
-        self.trust = (None, [], False, {})
+        self._answer_filter = None                         # answer_networks (forwarding._answers_from)
+        self.trust = SourceFilter(settings.trusted_identity_networks)    # whose identity headers are read
         self.sources = SourceFilter(settings.accept_networks)   # where SIP is taken from at all (sources.py)
         # ack_key(INVITE's top branch, Call-ID) -> (our branch, (host, port, TRANSPORT it left by)) of
         # the INVITEs we forwarded: its CANCEL (§9.1), the ACK of its non-2xx final (§17.1.1.3) and

@@ -112,7 +112,7 @@ def permitted_ranges(networks) -> list:
 
 
 def source_ranges(networks) -> list:
-    """permitted_ranges of networks a source address is looked up in (in_ranges, sources.address_table), a network
+    """permitted_ranges of networks a source address is looked up in (sources.address_table), a network
     written IPv4-mapped (::ffff:10.0.0.0/104; a dual-stack socket names its IPv4 peers so, as the service log
     does) as the IPv4 network it is: the address is looked up as its IPv4 one, so that network held none."""
     out = []
@@ -121,18 +121,6 @@ def source_ranges(networks) -> list:
             ver, lo, hi = 4, lo & 0xFFFFFFFF, hi & 0xFFFFFFFF
         out.append((ver, lo, hi))
     return out
-
-
-def in_ranges(host: str, ranges) -> bool:
-    """Whether the address `host` is in `ranges` (source_ranges): an IPv4-mapped IPv6 address (a dual-stack
-    socket's peer) as the IPv4 address it is, an IPv6 scope id dropped; a name, or no address, is in none."""
-    try:
-        ip = ipaddress.ip_address(host.partition("%")[0])
-    except ValueError:
-        return False
-    ip = getattr(ip, "ipv4_mapped", None) or ip
-    n, v = int(ip), ip.version
-    return any(v == ver and lo <= n <= hi for ver, lo, hi in ranges)
 
 
 def _check_values(s: SipSettings, p: Path, text: str) -> None:
