@@ -35,7 +35,8 @@ SIP_AT = 500            # the SIP figures are read at this offered rate (issue #
 
 def _progress(total):
     from tqdm import tqdm
-    return tqdm(total=total, desc="benchmarks", unit="step", file=sys.stderr)
+    # disable=None: no bar when stderr is not a terminal (a CI log or a file got every '\r' update)
+    return tqdm(total=total, desc="benchmarks", unit="step", file=sys.stderr, disable=None)
 
 
 def ensure_kamailio() -> bool:
