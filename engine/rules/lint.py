@@ -42,6 +42,7 @@ from re import _parser
 
 from ..textnorm import _ZW_D
 from ..verdict import Action
+from .composites import dep_order
 from .conditions import _fold_pattern
 from .source import RuleError
 
@@ -87,7 +88,7 @@ def _lint(rules, by_symbol, thresholds, threshold_locs, directory) -> list:
                                                 f"so every message is {'tagged' if k == 'tag' else 'dropped'}"))
     never: dict = {}            # symbol -> why it never holds
     unchecked: list = []        # (rule, key) of patterns not checked (lint(full=False))
-    for r in _order(rules, by_symbol):
+    for r in dep_order(rules, by_symbol):
         why = _never_holds(r, never, out, unchecked)
         if why:
             never[r.symbol] = why
@@ -101,11 +102,6 @@ def _lint(rules, by_symbol, thresholds, threshold_locs, directory) -> list:
     _duplicates(rules, out)
     out.sort(key=lambda w: (w.path, w.line, w.col))
     return out
-
-
-def _order(rules, by_symbol):
-    from .loader import _dep_order
-    return _dep_order(rules, by_symbol)
 
 
 # ---------------------------------------------------------------- rules that never hold
