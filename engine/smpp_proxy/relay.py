@@ -10,10 +10,11 @@ from ..verdict import Action, Message
 from .codec import constants as C
 from .codec import pdu as P
 from .codec import append_tlv, with_sequence
+from .forward import tag_value
 from .msgids import MULTI, SINGLE, id_key, source_fp
 from .refund import Refund
 from .smsc import LATE
-from .submit import Refusal, message_content, tag_value
+from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
 

@@ -8,35 +8,31 @@ windows and the 24 h caps apply at delivery. validity_period is not read: it onl
 SMSC keeps trying, which no rule is about. A submit_multi is one message for the SMSC (taken whole or
 refused whole): every destination is judged before any is counted (`_judge_multi`). A replace_sm is
 judged as the message it turns the stored one into (`_replace`: its recipient, data_coding and schedule
-are kept with the message_id, msgids.py)."""
+are kept with the message_id, msgids.py). A message let through goes on in forward.py (to the SMSC, tagged
+or not, and its answer back to the ESME)."""
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
-from ..numbers import normalise_number
 from ..verdict import Action, Message
-from .codec import (RemoteProtocolError, SmView, Tlv, append_tlv, decode, encode, encode_prefix, pdu_concat, pdu_user_data,
-                    prefix_user_data, read_text, readable_text, view_sm, with_sequence, without_tlv)
+from .codec import (RemoteProtocolError, SmView, Tlv, encode, pdu_concat, pdu_user_data, read_text, readable_text,
+                    with_sequence)
 from .codec.udh import pdu_check_user_data
 from .codec import constants as C
 from .codec import pdu as P
 from .accounts import ONE_SEGMENT_PDU, message_cost
-from .msgids import MULTI, PART, SINGLE, id_key
+from .forward import ForwardPath
 from .multi import multi_dest_tons, multi_dests
 from .refund import Refund
-from .schedule import TooFarAhead, delivery_time, pdu_delivery, stored
-from .smsc import LATE
+from .schedule import TooFarAhead, delivery_time, stored
 
 if TYPE_CHECKING:
     from .esme import EsmeSession
 
-log = logging.getLogger("telfilter.smpp")
-
 
 _DROP, _TAG = Action.DROP, Action.TAG          # (enum member lookups cost a descriptor call)
-_GENERIC_NACK, _SUBMIT_SM, _DATA_SM = C.GENERIC_NACK, C.SUBMIT_SM, C.DATA_SM
+_SUBMIT_SM, _DATA_SM = C.SUBMIT_SM, C.DATA_SM
 _perf_counter = time.perf_counter
 _STAT_KEY = {a: f"verdict_{a}" for a in Action}
 _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
@@ -46,16 +42,6 @@ MULTI_WORK = 8
 
 
 _ERROR_RESPS: dict = {}
-
-
-def tag_value(v) -> bytes:
-    """The verdict TLV's value: "score;SYMBOL,SYMBOL" (a tagged submit and a tagged replace_sm carry it)."""
-    return f"{v.score:g};{','.join(v.symbols)}".encode()
-
-
-def _has_tlvs(pdu) -> bool:
-    """Whether a PDU has optional parameters (a view: bytes after its mandatory part)."""
-    return pdu.tlv_at < len(pdu.raw) if type(pdu) is SmView else bool(pdu.tlvs)
 
 
 def _error_resp(command_id: int, seq: int, status: int) -> bytes:
@@ -109,7 +95,7 @@ def message_content(pdu, reading: str = "auto", data_coding: int | None = None) 
     return readable_text(ud) or "", True, None
 
 
-class SubmitPath:
+class SubmitPath(ForwardPath):
     """Mixin of `SmppProxy`: the ESME -> SMSC direction."""
 
     def _submit(self, sess: EsmeSession, pdu):
@@ -223,13 +209,6 @@ class SubmitPath:
             return self._drop(sess, (pdu,), v)
         return self._forward(sess, pdu, v if v.action is _TAG else None, link=link, refund=Refund.of(v))
 
-    def _refund(self, v) -> None:
-        """Pipeline.refund at the proxy's clock; never raises into the answer path that calls it."""
-        try:
-            self.pipeline.refund(v, self.clock().timestamp())
-        except Exception:
-            log.exception("giving back the caps of a message the SMSC refused failed")
-
     def _message(self, sess, sender, recipient, text, when=None, s_ton=0, r_ton=0) -> Message:
         """The Message a submitted SMS is judged as: at `when` (its scheduled delivery) when given; `s_ton`,
         `r_ton`: the type of number its addresses came with (numbers.normalise_number)."""
@@ -318,145 +297,3 @@ class SubmitPath:
                              short_message=body, tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"),
                                                        Tlv(C.TAG_MESSAGE_STATE, b"\x08")))
             self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
-
-    def _tagged(self, pdu, v, prefix=True, text_reading="auto") -> bytes:
-        """The PDU's own bytes with the tag added: the text prefix inserted before the text (after
-        any UDH; in short_message, or in message_payload when that carries the text) in the
-        message's own encoding, and the vendor TLV appended; nothing else is re-encoded. No prefix
-        when the text cannot carry it (binary, an alphabet without its characters, no room)."""
-        raw = pdu.raw
-        tp = self.settings.tag_prefix
-        if prefix and tp and pdu.command_id == C.SUBMIT_SM:
-            view = pdu if type(pdu) is SmView else view_sm(raw)
-            try:
-                reading = view.text(text_reading)[1]      # as it was judged: the account's reading of dc 0 / 1
-            except RemoteProtocolError:          # (judged already, so the user data is sound)
-                reading = "binary"
-            enc = encode_prefix(tp, view.data_coding, reading)
-            if enc:
-                raw = prefix_user_data(view, enc, reading) or raw
-        if self.settings.tag_tlv is not None:
-            raw = append_tlv(raw, self.settings.tag_tlv, tag_value(v))
-        return raw
-
-    def _own_tag_removed(self, pdu):
-        """The PDU without an ESME's copy of our verdict TLV (`tlv_tag`: only the proxy writes it, so an SMSC
-        reading it never reads the sender's own verdict); the PDU itself when it carries none."""
-        tag = self.settings.tag_tlv
-        if type(pdu) is SmView:
-            raw = without_tlv(pdu.raw, pdu.tlv_at, tag)
-            if raw is pdu.raw:
-                return pdu
-            out = view_sm(raw)
-        elif any(t.tag == tag for t in pdu.tlvs):
-            out = decode(encode(P.replace(pdu, tlvs=tuple(t for t in pdu.tlvs if t.tag != tag))))
-        else:
-            return pdu
-        self.stats["esme_tag_tlv_removed"] += 1
-        return out
-
-    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False, refund=None):
-        """Send `pdu` (tagged if `tag_verdict`) to the SMSC and relay its answer. `refund`: the message's
-        counts toward advertisers' caps (Refund), given back if the SMSC refuses it or it cannot be sent."""
-        if link is None:
-            link = self._pick_link()     # a verdict that came later (shared state store): still a link free?
-        if link is None:
-            if refund is not None:
-                refund.refused(self)
-            return self._upstream_unavailable(sess, pdu)
-        if self.settings.tag_tlv is not None and _has_tlvs(pdu):
-            pdu = self._own_tag_removed(pdu)
-        out = self._tagged(pdu, tag_verdict, prefix, sess.account.text_reading if sess.account else "auto") \
-            if tag_verdict is not None else pdu.raw
-        esme_seq = pdu.sequence_number
-        acct = sess.account.system_id
-        t0 = _perf_counter()
-
-        def on_resp(resp, status):
-            # the one closure a forwarded message costs: the SMSC link's window holds it until
-            # the resp (or a timeout, a lost link, the drain) calls it, exactly once
-            if refund is not None:
-                refund.answered(self, resp, pdu.command_id)
-            if status == LATE:
-                return self._late_response(acct, link, resp, pdu, part, refund)
-            sess.in_flight -= 1
-            if resp is None or resp.command_id != pdu.command_id | 0x80000000:
-                sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
-                                                              command_status=self._failed_answer(link, pdu, resp, status)))
-            else:
-                sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
-                if resp.command_status == 0 and getattr(resp, "message_id", ""):
-                    # after the resp is queued: a receipt that was waiting for this id goes out behind it
-                    self._remember_message_id(resp.message_id, acct, link.id_space, pdu, part, refund)
-                stats = self.stats
-                stats["forwarded"] += 1
-                stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
-            self.owed_nothing(sess)             # the last answer it was owed: now its unbind_resp
-        sess.in_flight += 1
-        link.forward(out, on_resp)
-
-    def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False,
-                             refund=None) -> None:
-        key = id_key(space, message_id)
-        ids = self.msgid_account
-        ids.add(key, acct)
-        if pdu is not None:
-            # what a replace_sm of it needs (_replace): its recipient, source, data_coding, schedule; and for a
-            # message counted toward an advertiser's cap (`refund`), the second it was counted at (its delivery:
-            # a replace_sm or cancel_sm the SMSC takes gives that count back, relay.py)
-            cid = pdu.command_id
-            t = pdu_delivery(pdu, self.clock(), self.settings.max_schedule_days) \
-                if getattr(pdu, "schedule_delivery_time", "") else None          # (most have none: no clock read)
-            at = int(t.timestamp()) if t is not None else 0
-            if cid == C.SUBMIT_MULTI:
-                ids.note(key, MULTI, pdu.data_coding, pdu.source_addr, at, None)
-            elif part:
-                ids.note(key, PART, pdu.data_coding, pdu.source_addr, at,
-                         normalise_number(pdu.destination_addr, pdu.dest_addr_ton))
-            else:
-                second = self.pipeline.delivery_charge(refund.verdicts[0]) \
-                    if refund is not None and len(refund.verdicts) == 1 else None
-                charged = second is not None
-                if charged:
-                    at = second
-                ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at,
-                         normalise_number(pdu.destination_addr, pdu.dest_addr_ton), charged)
-        if self.early_receipts:
-            if key in self.early_receipts:
-                self._early_receipt_matched(key, acct)
-            else:
-                self._early_twin(message_id, acct, space)
-
-    def _failed_answer(self, link, pdu, resp, status) -> int:
-        """0 when `resp` is the SMSC's answer to `pdu`, to be relayed; else the status the ESME gets: the
-        link's (a timeout, a lost link) or a generic_nack's, or ESME_RSYSERR when the SMSC answered with
-        another command's response (a cancel_sm_resp for a submit_sm: counted and logged, never relayed).
-        (_forward tests the common case inline: a method call per forwarded message costs ~50 ns.)"""
-        if resp is None or resp.command_id == _GENERIC_NACK:
-            return status or C.ESME_RSYSERR
-        if resp.command_id == pdu.command_id | 0x80000000:
-            return 0
-        self.stats["smsc_wrong_response"] += 1
-        log.warning("SMSC %s:%d answered seq %d (command 0x%08x) with command 0x%08x: ESME_RSYSERR to the ESME",
-                    *link.addr, resp.sequence_number, pdu.command_id, resp.command_id)
-        return C.ESME_RSYSERR
-
-    def _late_response(self, acct, link, resp, pdu, part=False, refund=None) -> None:
-        """The SMSC answered after the response timeout, when the ESME already had
-        ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
-        still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
-        has caused a duplicate)."""
-        cid = pdu.command_id
-        self.stats["late_responses"] += 1
-        if resp.command_id != cid | 0x80000000:          # a late generic_nack, or another command's response
-            if resp.command_id != _GENERIC_NACK:
-                self.stats["smsc_wrong_response"] += 1
-            log.warning("late answer from SMSC %s:%d for account %s: command 0x%08x status 0x%02x, not a response to "
-                        "command 0x%08x (ESME was answered ESME_RSYSERR)", *link.addr, acct, resp.command_id,
-                        resp.command_status, cid)
-            return
-        mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
-        log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
-                    "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
-        if mid:
-            self._remember_message_id(mid, acct, link.id_space, pdu, part, refund)
