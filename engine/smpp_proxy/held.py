@@ -23,7 +23,8 @@ default: half of `max_held_receipts`, all of it when one account is configured),
 room another needs for a reconnect: over its share a receipt is not acknowledged (ESME_RX_T_APPN, the
 SMSC keeps it). A receipt held `max_held_days` is let go (housekeeping, oldest first by when it was
 held): the SMSC was answered when it was held, so nothing is answered now; it is logged, counted
-(`receipts_held_expired`) and its journal record ends. When it was held is journalled with it (a
+(`receipts_held_expired`) and its journal record ends. Within a process it ages by the monotonic clock (a step
+of the wall clock neither ages it nor keeps it young). When it was held is journalled with it (a
 prefix of its record's payload, `_stamped`), so a restart does not make it young again; a record of an
 older version has none and counts from the start that reads it, as does one handed over through Redis.
 """
@@ -47,13 +48,18 @@ log = logging.getLogger("telfilter.smpp")
 
 class _HeldReceipt:
     """A held receipt as the bytes the SMSC sent (the sequence number is rewritten when it goes out);
-    `hid`: its journal record (0: none yet); `held_at`: when it was first held (wall clock, seconds)."""
-    __slots__ = ("raw", "hid", "held_at")
+    `hid`: its journal record (0: none yet); `held_at`: when it was first held (wall clock, seconds: journalled,
+    for the next start); `since`: the same instant on this process's monotonic clock, by which it ages (its
+    age when read back from the journal is the wall clock's then, at least 0)."""
+    __slots__ = ("raw", "hid", "held_at", "since")
 
     def __init__(self, raw: bytes, hid: int = 0, held_at: float | None = None):
         self.raw = raw
         self.hid = hid
-        self.held_at = time.time() if held_at is None else held_at
+        wall, self.since = time.time(), time.monotonic()
+        self.held_at = wall if held_at is None else held_at
+        if held_at is not None:
+            self.since -= max(0.0, wall - held_at)
 
 
 # a journal record's payload: _STAMP, when the receipt was held (float64) and the PDU. A PDU starts with its
@@ -197,9 +203,11 @@ class HeldReceipts:
     def _retry_held(self, now: float) -> None:
         """Housekeeping: receipts held past max_held_days are let go; held receipts whose back-off has passed go
         to any free receiver."""
-        oldest = time.time() - self.settings.max_held_days * 86400.0
+        # by the monotonic clock: a step of the wall clock (NTP, `date -s`) let every receipt go at once when it
+        # went forward by max_held_days, and kept them longer when it went back (found by the clock-step probe)
+        oldest = time.monotonic() - self.settings.max_held_days * 86400.0
         for acct in [a for a, q in self.held.items() if q]:
-            if self.held[acct][0].held_at < oldest:
+            if self.held[acct][0].since < oldest:
                 self._expire_held(acct, oldest)
             self._flush_held(acct, now)
 
@@ -208,7 +216,7 @@ class HeldReceipts:
         when they were held: nothing to answer; their records end)."""
         q = self.held[acct]
         n = 0
-        while q and q[0].held_at < oldest:
+        while q and q[0].since < oldest:
             self._held_gone(q.popleft())
             n += 1
         self.held_total -= n

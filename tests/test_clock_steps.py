@@ -1,0 +1,49 @@
+"""The host's clock stepped (an NTP step, an operator's `date -s`) while serve runs: what measures an age or a
+duration within one process goes by the monotonic clock, so a step neither ages nor rejuvenates it (found by
+the clock-step probe)."""
+import time
+import types
+
+from engine.smpp_proxy import held
+from engine.smpp_proxy.codec import constants as C  # noqa: F401
+from engine.smpp_proxy.codec import pdu as P
+from tests.test_held_receipts_journal import _held, _statuses
+from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
+from tests.test_smpp_receipts import Esme
+
+
+def _wall_stepped(monkeypatch, seconds: float):
+    """held.py's view of the time module with the wall clock stepped by `seconds` (monotonic untouched)."""
+    monkeypatch.setattr(held, "time", types.SimpleNamespace(time=lambda: time.time() + seconds,
+                                                            monotonic=time.monotonic))
+
+
+def test_a_step_forward_of_the_wall_clock_does_not_let_held_receipts_go(pipe, tmp_path, monkeypatch):
+    """Receipts held a moment ago, then the clock stepped forward by 30 days (a host that started with a stale
+    clock, then NTP): they were let go at the next housekeeping as held longer than max_held_days (3), lost to
+    their ESME though held for seconds."""
+    h, _journal = _held(pipe, tmp_path)
+    try:
+        e = Esme(h, kind=P.BindTransmitter)                      # no receiver: receipts are held
+        e.submit(2)
+        assert wait(lambda: _statuses(h) == [0, 0]) and h.proxy.held_total == 2
+        _wall_stepped(monkeypatch, 30 * 86400.0)
+        h.run(lambda: h.proxy._retry_held(time.monotonic()))     # the housekeeping's pass (every second)
+        assert h.proxy.stats["receipts_held_expired"] == 0 and h.proxy.held_total == 2
+    finally:
+        h.stop()
+
+
+def test_held_receipts_still_go_after_max_held_days_on_the_monotonic_clock(pipe, tmp_path, monkeypatch):
+    """A step back of the wall clock does not keep a receipt past max_held_days either."""
+    h, _journal = _held(pipe, tmp_path)
+    try:
+        e = Esme(h, kind=P.BindTransmitter)
+        e.submit(2)
+        assert wait(lambda: _statuses(h) == [0, 0]) and h.proxy.held_total == 2
+        _wall_stepped(monkeypatch, -86400.0)
+        h.proxy.settings.max_held_days = 1 / 86400               # 1 s
+        assert wait(lambda: h.proxy.held_total == 0, 5)
+        assert h.proxy.stats["receipts_held_expired"] == 2
+    finally:
+        h.stop()
