@@ -47,3 +47,38 @@ def test_held_receipts_still_go_after_max_held_days_on_the_monotonic_clock(pipe,
         assert h.proxy.stats["receipts_held_expired"] == 2
     finally:
         h.stop()
+
+
+# ------------------------------------------------------------ SIP: a call's duration
+from datetime import timedelta  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.test_sip_answer_origin import UAS, WAYS, Way  # noqa: E402,F401
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("step", [-3600.0, 86400.0])
+def test_a_step_of_the_wall_clock_during_a_call_does_not_change_its_duration(pipe, way, step, monkeypatch):
+    """A call answered, the wall clock stepped (back 1 h, forward 1 day), 30 s later its BYE: it lasted 30 s.
+    Its duration was the wall clock's difference: -3570 s (read as 0 s, a short call: a call centre with calls
+    up across a step back was taken for a robocaller by short_call_share) or 86430 s (a robocaller's short calls
+    read as long ones)."""
+    w = Way(pipe, way, monkeypatch)
+    ticks = [1000.0]
+    w.scr.ticks = lambda: ticks[0]                               # the monotonic clock, which no step moves
+    fwd = w.call("stepped-1")
+    w.respond(fwd, 200, ("127.0.0.1", 5071))                     # the next hop's answer: the call starts
+    w.now += timedelta(seconds=step)
+    w.now, ticks[0] = w.now + timedelta(seconds=30), ticks[0] + 30
+    ((bye, _),) = w.in_dialog("BYE", "stepped-1", 2)
+    assert bye.method == "BYE" and w.durations == [("0901234567", 30.0)]
+
+
+def test_a_screen_on_the_wall_clock_times_calls_by_the_monotonic_clock(pipe, monkeypatch):
+    from engine.sip_screen import dialogs
+    from tests.sip_helpers import offline_screen
+    scr = offline_screen(pipe)
+    monkeypatch.setattr(dialogs, "time", types.SimpleNamespace(monotonic=lambda: 42.0))
+    assert scr.clock is dialogs.wall_clock and scr.call_ticks() == 42.0
+

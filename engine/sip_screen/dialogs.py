@@ -2,7 +2,10 @@
 forwarding._invite_final): which re-INVITE belongs to a call the screen judged, let through and saw answered (it
 goes on unjudged), and which BYE ends such a call (its duration for the pipeline's short-call criterion). No I/O.
 
-An entry is (caller, answer time or None while the call waits for its 200, the dialog's parties digest
+An entry is (caller, answer time or None while the call waits for its 200 -- on the clock that times calls,
+`call_ticks`, not the wall clock: a step of the wall clock (NTP, `date -s`) during a call made its duration
+-3570 s (read as 0 s, a short call) after a step back of 1 h and a day longer after a step forward (found by the
+clock-step probe) -- the dialog's parties digest
 (screening.dialog_parties), the address the INVITE was sent to, the caller's side digest (screening.caller_side),
 the answering 200's To tag digest or None): a re-INVITE passes in the dialog the 200 made -- that tag in the
 caller's To with the caller's side as it was, or in the callee's From when it comes from where the call's answer is
@@ -12,9 +15,17 @@ RFC 3261 §13.2.2.4, is another dialog), and a BYE before the answer ends nothin
 """
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+
 from .forwarding import same_host
 from .recent import digest
 from .screening import caller_side, dialog_parties
+
+
+def wall_clock() -> datetime:
+    """The screen's clock unless one is given (SipScreen): now, UTC."""
+    return datetime.now(timezone.utc)
 
 
 class Dialogs:
@@ -66,8 +77,16 @@ class Dialogs:
         if ent[5] is not None and tags is not None and not any(t and digest(t) == ent[5] for t in tags):
             return
         self.answered.pop(k)
-        now = self.clock()
-        self.pipeline.call_ended(ent[0], now, (now - ent[1]).total_seconds())
+        self.pipeline.call_ended(ent[0], self.clock(), self.call_ticks() - ent[1])
+
+    def call_ticks(self) -> float:
+        """Seconds on the clock that times calls: `ticks` when set, else the monotonic clock (no step of the wall
+        clock moves it) -- or, when `clock` is not the wall clock's (a test's, a replay's), that clock."""
+        if self.ticks is not None:
+            return self.ticks()
+        if self.clock is wall_clock:
+            return time.monotonic()
+        return self.clock().timestamp()
 
     def _fast_bye(self, call_id, to_tag, base, before=b""):
         """_call_ended for a BYE the fast path (or the C pump) relays: `base` (its branch key,

@@ -37,7 +37,6 @@ import ipaddress
 import logging
 import time
 from collections import OrderedDict
-from datetime import datetime, timezone
 
 from ..verdict import Action
 from .checks import check_request
@@ -52,7 +51,7 @@ from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings
 from .shares import HOLD, SourceShares
 from .sources import SourceFilter
 from .bounds import TransportBounds
-from .dialogs import Dialogs
+from .dialogs import Dialogs, wall_clock
 from .transport import TcpConnection, TcpRounds, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
@@ -65,10 +64,11 @@ INVITES = 65_536                # forwarded INVITEs whose branch and destination
 
 
 class SipScreen(Forwarding, Screening, Routing, TransportBounds, Dialogs):
-    def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None):
+    def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or wall_clock
+        self.ticks = ticks                                  # times a call (Dialogs.call_ticks); None: see there
         self.ranges = []                                    # permitted networks as integer ranges
         for n in settings.allow_networks:
             net = ipaddress.ip_network(n, strict=False)
