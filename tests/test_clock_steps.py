@@ -82,3 +82,42 @@ def test_a_screen_on_the_wall_clock_times_calls_by_the_monotonic_clock(pipe, mon
     monkeypatch.setattr(dialogs, "time", types.SimpleNamespace(monotonic=lambda: 42.0))
     assert scr.clock is dialogs.wall_clock and scr.call_ticks() == 42.0
 
+
+# ------------------------------------------------------------ 5656 parts read back after a step back
+def test_parts_read_back_after_a_step_back_wait_no_longer_than_an_hour(pipe, tmp_path):
+    """A 5656 report's first part acknowledged, serve restarted with the clock stepped back a day (its record's
+    time a day ahead): the part waited for the rest until NOT_RECORDED_KEEP after its time on the wall clock,
+    25 h instead of at most 1 h (a done marker's wait was bounded so already)."""
+    from engine.app import build
+    from engine.smpp_proxy.accounts import SmppSettings
+    from engine.smpp_proxy.harness import ProxyHarness
+    from engine.smpp_proxy.heldjournal import HeldJournal
+    from engine.smpp_proxy.mo import NOT_RECORDED_KEEP
+    from tests.test_mo_parts_journal import _journalled, _readdress
+    from tests.test_smpp_mo_concat import REPORT, answers, deliver, mo, ucs2_parts
+    import json
+    p1, _p2 = ucs2_parts(REPORT, ref=0x71)
+    h, path = _journalled(pipe, tmp_path, concat_timeout=0.5)
+    try:
+        s = deliver(h, mo(p1))
+        assert wait(lambda: answers(h).get(s) == [0])
+    finally:
+        h.stop()
+    recs = []
+    for i, (owner, raw) in enumerate(HeldJournal(path).replay()):
+        o = json.loads(owner)
+        o[8] += 86400.0                                  # written a day "ahead": the clock went back a day since
+        recs.append((i + 1, json.dumps(o), raw))
+    HeldJournal(path).rewrite(recs)
+    pipe2 = build(data_dir=pipe.store.dir)
+    h2 = ProxyHarness(pipe2, settings=SmppSettings(concat_timeout=0.5)).start()
+    try:
+        _readdress(path, h2.proxy.links[0].addr)
+        delays, later = [], h2.proxy.loop.call_later
+        h2.proxy.loop.call_later = lambda d, *a: (delays.append(d), later(d, *a))[1]
+        h2.run(lambda: h2.proxy.open_mo_parts(path, h2.proxy.loop))
+        h2.run(h2.proxy._restore_mo_parts)
+        del h2.proxy.loop.call_later
+        assert delays and max(delays) <= NOT_RECORDED_KEEP
+    finally:
+        h2.stop()

@@ -177,9 +177,11 @@ class MoPartsJournal:
             if not rest:
                 continue
             # waiting for the rest: until NOT_RECORDED_KEEP after its first part came (the SMSC's retries), not
-            # from each start
+            # from each start -- and never longer (a first part "ahead" of the clock, after a step back of the
+            # wall clock between the runs, waited as long as the step more: a day back, 25 h; found by the
+            # clock-step probe), as a done marker (_mo_remember_done)
             first = min(x[3] for x in rest)
-            delay = max(self.settings.concat_timeout, first + NOT_RECORDED_KEEP - wall)
+            delay = max(self.settings.concat_timeout, min(NOT_RECORDED_KEEP, first + NOT_RECORDED_KEEP - wall))
             pid = min(part[_PID] for _, part, *_ in rest)
             for n, part, roff, at, raw in rest:
                 if part[_PID] != pid:
