@@ -50,7 +50,7 @@ def test_held_receipts_still_go_after_max_held_days_on_the_monotonic_clock(pipe,
 
 
 # ------------------------------------------------------------ SIP: a call's duration
-from datetime import timedelta  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -121,3 +121,79 @@ def test_parts_read_back_after_a_step_back_wait_no_longer_than_an_hour(pipe, tmp
         assert delays and max(delays) <= NOT_RECORDED_KEEP
     finally:
         h2.stop()
+
+
+# ------------------------------------------------------------ Redis streams: trimmed on the server's clock
+from .redis_helpers import redis_server  # noqa: E402,F401
+
+
+def _stepped_streams(monkeypatch, seconds: float):
+    """The shared streams' modules with this process's wall clock stepped by `seconds` (the server's is not)."""
+    from engine.state import events, receipts
+    fake = types.SimpleNamespace(time=lambda: time.time() + seconds, monotonic=time.monotonic)
+    monkeypatch.setattr(events, "time", fake)
+    monkeypatch.setattr(receipts, "time", fake)
+
+
+@pytest.mark.parametrize("path", ["batch", "alone"])
+def test_a_process_whose_clock_is_a_day_ahead_still_publishes_and_trims_nothing_young(tmp_path, redis_server,  # noqa: F811
+                                                                                      monkeypatch, path):
+    """A process whose wall clock is a day ahead of the server's (a step forward on its host): its MINID (its
+    clock less KEEP) trimmed the stream whole at each XADD, its own new entry too -- the other processes never
+    saw its history and call-duration updates (nor its message ids: their receipts found no account), and a
+    process starting read nothing."""
+    import asyncio
+    from engine.numbers import sender_key
+    from tests.test_redis_state import _node
+    redis_server.flush()
+    url = redis_server.url
+    c = redis_server.client()
+    for i in range(300):                                         # another process's updates of the last minutes
+        c.xadd("tf:ev", {"p": "other", "d": b"\x90"})
+    _stepped_streams(monkeypatch, 86400.0)
+
+    async def main():
+        a, sa = _node(tmp_path, "a", url)
+        await sa.start()
+        task = asyncio.ensure_future(sa.run())
+        if path == "alone":
+            sa.events.carrier = None                             # (the updates not riding a batch: events._send)
+        a.call_ended("0912000321", datetime.now(timezone.utc), 3.0)
+        end = asyncio.get_running_loop().time() + 3
+        while c.xlen("tf:ev") < 301 and asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(0.02)
+        assert c.xlen("tf:ev") == 301                            # its entry, and the others' young ones, kept
+        b, sb = _node(tmp_path, "b", url)                        # a process starting now reads it back
+        await sb.start()
+        assert len(b.state.calls.recent(sender_key("0912000321"))) == 1
+        task.cancel()
+        await sa.close()
+        await sb.close()
+    asyncio.run(main())
+
+
+def test_a_process_whose_clock_is_a_day_behind_still_trims_the_stream(tmp_path, redis_server, monkeypatch):  # noqa: F811
+    """A process whose wall clock went back a day: its MINID (its clock less KEEP) trimmed nothing, so the stream
+    kept a day of updates instead of an hour (of message ids: a day instead of 2 minutes, ~6 GB at 5k/s)."""
+    import asyncio
+    from tests.test_redis_state import _node
+    redis_server.flush()
+    url = redis_server.url
+    c = redis_server.client()
+    old = int((time.time() - 2 * 3600) * 1000)
+    for i in range(300):                                         # updates two hours old: out of KEEP (1 h)
+        c.xadd("tf:ev", {"p": "other", "d": b"\x90"}, id=f"{old + i}-0")
+    _stepped_streams(monkeypatch, -86400.0)
+
+    async def main():
+        a, sa = _node(tmp_path, "a", url)
+        await sa.start()
+        task = asyncio.ensure_future(sa.run())
+        a.call_ended("0912000321", datetime.now(timezone.utc), 3.0)
+        end = asyncio.get_running_loop().time() + 3
+        while c.xlen("tf:ev") > 250 and asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(0.02)
+        assert c.xlen("tf:ev") < 100                             # (trimmed by whole nodes: '~')
+        task.cancel()
+        await sa.close()
+    asyncio.run(main())

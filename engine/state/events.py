@@ -10,7 +10,7 @@ RecipientHistory and CallDurations) and every process's updates are broadcast to
 - A write (`history.add` after a message let through, `calls.add` on a call end) is applied
   here and appended to `self.out`; once per event-loop iteration the batch goes to the stream
   `tf:ev` as one entry (msgpack records, the process id), in the same script call as the
-  counter batch (redis_store.py: one round trip for both), trimmed by MINID to the last
+  counter batch (redis_store.py: one round trip for both), trimmed by MINID (on the server's clock: redis_script.TRIM_STREAM) to the last
   `KEEP` seconds (the longest window these criteria use), so its size follows the traffic of
   one window, never the traffic seen.
 - A follower task reads the stream (XREAD BLOCK) and applies the records of other processes
@@ -36,11 +36,13 @@ import msgpack
 
 from ..rules.history import CallDurations, RecipientHistory
 from .journalled import JournalledCalls, JournalledHistory
+from .redis_script import TRIM_STREAM
 
 log = logging.getLogger("telfilter")
 
 STREAM = "tf:ev"
 KEEP = 3600.0               # seconds of updates kept in the stream (and read on start)
+KEEP_MS = str(int(KEEP * 1000))
 
 
 def _wire(rec: tuple) -> list:
@@ -55,12 +57,20 @@ def _wire(rec: tuple) -> list:
 async def read_back(follower, stream: str, keep: float, timeout: float) -> int:
     """Apply the last `keep` seconds of `stream` to `follower` (its `redis`, `_apply(entries, skip_own)`,
     which moves its `last_id`, and `_error`), every process's entries included, within `timeout`;
-    returns how many entries it read. A failure is the follower's error, not the caller's."""
+    returns how many entries it read. A failure is the follower's error, not the caller's. The seconds are
+    the stream's, before its newest entry (the server's clock): from this process's clock, one ahead of the
+    server's by more than `keep` read nothing (and followed from its own time on: nothing until the server's
+    clock caught up), one behind read more (found by the clock-step probe)."""
     n = 0
-    start = f"{int((time.time() - keep) * 1000)}-0"
     try:
         async def read():
-            nonlocal n, start
+            nonlocal n
+            newest = await follower.redis.xrevrange(stream, count=1)
+            if not newest:
+                return
+            eid = newest[0][0]
+            ms = int((eid.decode() if isinstance(eid, bytes) else eid).partition("-")[0])
+            start = f"{max(0, ms - int(keep * 1000))}-0"
             while True:
                 got = await follower.redis.xrange(stream, min=start, count=1000)
                 if not got:
@@ -72,6 +82,13 @@ async def read_back(follower, stream: str, keep: float, timeout: float) -> int:
     except Exception as e:
         follower._error("catch-up", e)
     return n
+
+
+# the updates of one loop iteration as one entry, the stream then trimmed on the server's clock (as the batch
+# script does: redis_script.TRIM_STREAM). KEYS[1]: the stream; ARGV: process id, blob, milliseconds kept.
+XADD_TRIMMED = TRIM_STREAM + """
+trim_stream(KEYS[1], redis.call('XADD', KEYS[1], '*', 'p', ARGV[1], 'd', ARGV[2]), ARGV[3])
+"""
 
 
 class SharedEvents:
@@ -93,13 +110,14 @@ class SharedEvents:
         # other streams read by the same XREAD (one wake-up for the entries of one batch script call):
         # name -> an object with `last_id` and `_apply(entries)` (receipts.py's message ids)
         self.followed: dict = {}
+        self._xadd = None       # XADD_TRIMMED, registered at its first use (the updates not riding a batch)
 
     def take(self) -> tuple:
-        """(blob, MINID, process id) of the updates waiting, for the batch script to XADD
-        (an empty blob: none)."""
+        """(blob, milliseconds kept, process id) of the updates waiting, for the batch script to XADD
+        (an empty blob: none; the stream trimmed on the server's clock: redis_script.TRIM_STREAM)."""
         batch, self.out = self.out, []
         self.stats["sent"] += len(batch)
-        return (msgpack.packb(batch) if batch else b"", f"{int((time.time() - KEEP) * 1000)}-0", self.me)
+        return (msgpack.packb(batch) if batch else b"", KEEP_MS, self.me)
 
     def lost(self, taken: tuple | None = None) -> None:
         """The server could not take the updates: they stay in this process only."""
@@ -129,9 +147,10 @@ class SharedEvents:
     async def _send(self) -> None:
         while self.out:
             batch, self.out = self.out, []
-            minid = f"{int((time.time() - KEEP) * 1000)}-0"
             try:
-                await self.redis.xadd(STREAM, {"p": self.me, "d": msgpack.packb(batch)}, minid=minid, approximate=True)
+                if self._xadd is None:
+                    self._xadd = self.redis.register_script(XADD_TRIMMED)
+                await self._xadd(keys=[STREAM], args=[self.me, msgpack.packb(batch), KEEP_MS])
                 self.stats["sent"] += len(batch)
             except Exception as e:      # kept locally only: the criteria still see this process's traffic
                 self._error("broadcast", e)
@@ -169,8 +188,8 @@ class SharedEvents:
 
     async def follow(self) -> None:
         backoff = 0.1
-        if self.last_id == "$":
-            self.last_id = f"{int(time.time() * 1000)}-0"
+        if self.last_id == "$":          # (no catch_up: the stream's whole KEEP, not from this process's clock)
+            self.last_id = "0-0"
         while True:
             try:
                 streams = {STREAM: self.last_id, **{name: f.last_id for name, f in self.followed.items()}}

@@ -79,6 +79,7 @@ log = logging.getLogger("telfilter")
 
 STREAM = "tf:mid"
 KEEP = 120.0                # seconds of message ids kept in the stream (and read on start)
+KEEP_MS = str(int(KEEP * 1000))
 PUSH_BATCH = 500            # receipts per hand-over script call
 FULL_PAUSE = 10.0           # seconds an account whose list was full is not handed over again
 MAX_PAUSED = 10000          # accounts remembered as full at once (the oldest forgotten first)
@@ -159,7 +160,9 @@ class SharedReceipts:
         self._seq = 0
         self._received: dict = {}       # account -> number of its last claim whose answer came (until acknowledged)
         self._taken: list = []          # the ids of the last take(), for lost()
-        self.last_id = f"{int(time.time() * 1000)}-0"      # catch_up reads back from KEEP s ago
+        # catch_up reads back the stream's last KEEP s and moves this on (events.read_back); without it, the whole
+        # stream (KEEP s) -- not from this process's clock, which may be ahead of the server's
+        self.last_id = "0-0"
         self._due: set = set()          # accounts whose held receipts go to the server
         self._pull: set = set()         # accounts to pull for now
         self._more: set = set()         # accounts whose last pull was a full batch
@@ -177,7 +180,7 @@ class SharedReceipts:
         return self.ids.out
 
     def take(self) -> tuple:
-        """(blob, MINID, process id) for the batch script: {account: [ids]} (an empty blob: none); at most
+        """(blob, milliseconds kept, process id) for the batch script: {account: [ids]} (an empty blob: none); at most
         TAKE_MAX ids a call (after an outage, the ids that waited go over several calls)."""
         out = self.ids.out
         if len(out) <= TAKE_MAX:
@@ -186,9 +189,9 @@ class SharedReceipts:
             mids = out[:TAKE_MAX]
             del out[:TAKE_MAX]
         self._taken = mids
-        minid = f"{int((time.time() - KEEP) * 1000)}-0"
+        keep = KEEP_MS                  # the stream trimmed on the server's clock (redis_script.TRIM_STREAM)
         if not mids:
-            return b"", minid, self.me
+            return b"", keep, self.me
         by: dict = {}
         get = self.ids.own
         for k in mids:
@@ -196,7 +199,7 @@ class SharedReceipts:
             if a is not None:
                 by.setdefault(a, []).append(k)
         self.stats["msgids_shared"] += len(mids)
-        return msgpack.packb(by), minid, self.me
+        return msgpack.packb(by), keep, self.me
 
     def lost(self, taken: tuple | None = None) -> None:
         """The server could not take them (away, or backing off): they wait for the next script call, the

@@ -23,7 +23,7 @@ BATCH_TTL = 60
 
 # The batch script. KEYS: the counter keys (ARGV[3] of them), then the streams that ride with
 # the batch (the event stream, events.py; message ids, receipts.py). ARGV[2]: TTL slack; then per
-# stream a blob (may be empty), its MINID and the process id.
+# stream a blob (may be empty), the milliseconds it keeps (TRIM_STREAM) and the process id.
 # ARGV[1]: msgpack list of messages, each a list of ops
 # {key index, mode (0 count, 1 distinct, 2 remove: a count taken back, 3 count at delivery), limit, window
 # (-1 = forever), second (mode 3: the delivery's), enforce?, value fingerprint (mode 3: the clock's second)}.
@@ -32,7 +32,19 @@ BATCH_TTL = 60
 # stamps within the window before this one; mode 3: the most in one window holding the delivery, or
 # the limit when the row has no room (rules/counters.py count_at); distinct mode: distinct values within
 # the window including this one).
-LUA = r"""
+# A stream's MINID is its newest entry's milliseconds less what it keeps, on the server's clock (the entry ids'):
+# it was the client's wall clock less KEEP, so a process whose clock was ahead of the server's by more than KEEP (a
+# step forward, NTP on one node) trimmed the stream whole at every XADD, its own new entry too (published to no one),
+# and one whose clock was behind (a step back) trimmed nothing for as long (a day back: a day of message ids, ~6 GB
+# at 5k/s); found by the clock-step probe.
+TRIM_STREAM = r"""
+local function trim_stream(key, id, keep_ms)
+  local ms = tonumber(string.match(id, '^(%d+)'))
+  redis.call('XTRIM', key, 'MINID', '~', string.format('%.0f-0', ms - tonumber(keep_ms)))
+end
+"""
+
+LUA = TRIM_STREAM + r"""
 -- the batch's token (the last ARGV): a batch already settled by RECONCILE (its caller timed out and asked
 -- afterwards whether it ran) is never run late; the answer is kept under it for RECONCILE
 local tok = 'tf:b:' .. ARGV[#ARGV]
@@ -200,12 +212,14 @@ for m = 1, #msgs do
   out[#out + 1] = ok
   for i = 1, #counts do out[#out + 1] = counts[i] end
 end
--- the updates of this loop iteration for each stream (history and call durations, message ids)
+-- the updates of this loop iteration for each stream (history and call durations, message ids), the stream
+-- then trimmed to the milliseconds it keeps (ARGV[a + 1]) before its new entry's id: the server's time, never
+-- a client's (trim_stream)
 local nk = tonumber(ARGV[3])
 for j = nk + 1, #KEYS do
   local a = 4 + 3 * (j - nk - 1)
   if #ARGV[a] > 0 then
-    redis.call('XADD', KEYS[j], 'MINID', '~', ARGV[a + 1], '*', 'p', ARGV[a + 2], 'd', ARGV[a])
+    trim_stream(KEYS[j], redis.call('XADD', KEYS[j], '*', 'p', ARGV[a + 2], 'd', ARGV[a]), ARGV[a + 1])
   end
 end
 local res = table.concat(out, ',')
