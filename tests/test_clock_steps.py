@@ -5,7 +5,6 @@ import time
 import types
 
 from engine.smpp_proxy import held
-from engine.smpp_proxy.codec import constants as C  # noqa: F401
 from engine.smpp_proxy.codec import pdu as P
 from tests.test_held_receipts_journal import _held, _statuses
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
@@ -54,7 +53,7 @@ from datetime import datetime, timedelta, timezone  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.test_sip_answer_origin import UAS, WAYS, Way  # noqa: E402,F401
+from tests.test_sip_answer_origin import WAYS, Way  # noqa: E402
 
 
 @pytest.mark.parametrize("way", WAYS)
