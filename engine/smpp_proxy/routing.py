@@ -38,8 +38,8 @@ _REPLY_TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RSYSERR, C.ESME_R
 
 def _twins(mid: str) -> list:
     """The same number written in the other base: hex forms of a decimal id, the decimal form of a hex one."""
-    if not (mid.isalnum() and len(mid) <= 20):
-        return []
+    if not (mid.isascii() and mid.isalnum() and len(mid) <= 20):
+        return []                   # (a Latin-1 digit such as '²' is isdigit() to Python, not int(): it raised)
     alt = []
     if mid.isdigit():
         n = int(mid)
