@@ -1,9 +1,15 @@
 """Receipt message_ids written otherwise than the submit_sm_resp wrote them (routing.py `_twins`): found by an
 adversarial probe of the SMSC side (a scripted SMSC behind `serve`, smpplib ESMEs)."""
+import itertools
+import time
+
+import pytest
+
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
+from tests.test_smpp_receipts import Esme, _receipt_ids, _submitted
 
 
 def _receipt(mid: str):
@@ -21,3 +27,49 @@ def test_a_receipt_id_with_a_non_ascii_digit_is_answered_not_lost_in_housekeepin
         assert h.sim.send_deliver(_receipt("1\xb2"))
         assert wait(lambda: h.sim.mo_responses, 3), "the SMSC got no answer to its deliver_sm"
         assert h.sim.mo_responses[0].command_status == C.ESME_RX_T_APPN
+
+
+_FORMS = {
+    "hex resp, receipt without its leading zeros": ("%08X", lambda m: m.lstrip("0")),
+    "hex resp, receipt in lower case": ("%08X", str.lower),
+    "decimal resp, receipt zero-padded to 10 (SMPP 3.4 appendix B)": ("%d", lambda m: m.zfill(10)),
+    "zero-padded decimal resp, receipt without the zeros": ("%010d", lambda m: m.lstrip("0")),
+}
+
+
+@pytest.mark.parametrize("form", list(_FORMS))
+def test_a_receipt_naming_its_message_by_the_same_number_otherwise_written_reaches_the_account(pipe, form):
+    """Before: only the other base was tried (decimal 26 for 0000001A), so a receipt whose id differed from the
+    resp's only in zero padding or letter case was asked for again (ESME_RX_T_APPN) at every delivery and never
+    reached the ESME, which was bound."""
+    id_format, written = _FORMS[form]
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05) as h:
+        h.proxy.settings.receipt_wait = 0.3
+        h.sim.id_format, h.sim._ids = id_format, itertools.count(0x1A)
+        sim_receipt = h.sim._receipt
+        h.sim._receipt = lambda s, sm, mid: sim_receipt(s, sm, written(mid))
+        e = Esme(h)
+        e.submit(1)
+        ids = _submitted(e, 1)
+        assert _receipt_ids(e, 1) == [written(ids[0])]                  # the first after its receipt_wait
+        e.submit(3, first=1)
+        ids = _submitted(e, 3)
+        t0 = time.monotonic()
+        assert _receipt_ids(e, 3) == sorted(written(m) for m in ids)
+        assert time.monotonic() - t0 < 0.3                              # then learnt: at once
+        assert h.proxy.stats["receipts_retry_later"] == 0 and h.proxy.stats["receipts_by_twin_id"] == 4
+
+
+@pytest.mark.parametrize("learnt, owner", [("other base", "esme1"), ("same base", "esme2")])
+def test_a_twin_of_the_kind_the_id_space_matched_by_goes_first(pipe, learnt, owner):
+    """Receipt "291" with both 00000123 (0x123 = 291: written in decimal) and 00000291 (written without its zeros)
+    known: an id space whose receipts matched in the other base routes it to 00000123's account, one whose receipts
+    matched without their zeros to 00000291's."""
+    with ProxyHarness(pipe, accounts=("esme1:secret", "esme2:secret")) as h:
+        p = h.proxy
+        p._remember_message_id("00000123", "esme1")
+        p._remember_message_id("00000291", "esme2")
+        p._remember_message_id("0000001A", "esme1")
+        assert p._account_of("1A" if learnt == "same base" else "26") is None      # nothing learnt: waits
+        assert p._twin_account("1A" if learnt == "same base" else "26", "") == "esme1"  # its wait ended: learnt
+        assert p._account_of("291") == owner

@@ -36,19 +36,42 @@ REPLY_RETRY = 0.25      # seconds between attempts to send waiting replies
 _REPLY_TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RSYSERR, C.ESME_RX_T_APPN)
 
 
-def _twins(mid: str) -> list:
-    """The same number written in the other base: hex forms of a decimal id, the decimal form of a hex one."""
+# Widths SMSCs pad message_ids to: 8 and 16 hex digits (32/64-bit), 10 and 20 decimal (SMPP 3.4 appendix B's
+# "id:IIIIIIIIII"; a 64-bit counter)
+_ID_WIDTHS = (8, 10, 16, 20)
+
+
+def _written(v: int, fmts: str):
+    """Number `v` written in each of the formats `fmts` ("d", "X", "x"), bare and zero-padded to _ID_WIDTHS."""
+    for f in fmts:
+        s = format(v, f)
+        yield s
+        for w in _ID_WIDTHS:
+            if w > len(s):
+                yield s.zfill(w)
+
+
+def _twins(mid: str, same_base_first: bool = False) -> list:
+    """The same number otherwise written, as (form, same_base) pairs: in the other base, bare or padded (hex forms
+    of a decimal id, decimal forms of a hex one), and in the same base with other zero padding or letter case (an
+    SMSC whose resp says 0000001A and receipt 1A or 0000001a, or resp 123 and receipt 0000000123). The other base
+    first unless `same_base_first` (what the id space has matched by: "291" is 0x123 written in decimal by one
+    SMSC, 0x291 written without its zeros by another)."""
     if not (mid.isascii() and mid.isalnum() and len(mid) <= 20):
         return []                   # (a Latin-1 digit such as '²' is isdigit() to Python, not int(): it raised)
-    alt = []
-    if mid.isdigit():
-        n = int(mid)
-        alt += [format(n, "X"), format(n, "x"), format(n, "08X")]
+    digits = mid.isdigit()
     try:
-        alt.append(str(int(mid, 16)))
+        h = int(mid, 16)
     except ValueError:
-        pass
-    return alt
+        h = None
+    same = list(_written(int(mid), "d") if digits else _written(h, "Xx") if h is not None else ())
+    other = list(_written(int(mid), "Xx")) if digits else []
+    if h is not None:
+        other += _written(h, "d")
+    seen = {mid}
+    return [(a, s) for group, s in (((same, True), (other, False)) if same_base_first else
+                                    ((other, False), (same, True)))
+            for a in group if not (a in seen or seen.add(a))]
 
 
 class DeliveryRouting:
@@ -86,15 +109,17 @@ class DeliveryRouting:
         return self.handle_mo(link, pdu, ack)
 
     # An SMSC may write a receipt's id in another base than its submit_sm_resp's (hex there, decimal in the
-    # receipt, or the reverse). Such an id is never found as it is, but its twin is: the same number in the
-    # other base. A twin is NOT proof, though: decimal digits read as hex name another number, so with an
-    # SMSC that keeps one base the twin of an id not known yet (a receipt before its resp) or no longer
-    # (evicted) is often another message's id, maybe another account's. So each id space counts how its
-    # receipts were matched (`receipt_id_forms`: [as sent, by twin]); a twin routes at once only in a space
-    # whose receipts have matched by twin (at least as often as as sent), otherwise the receipt waits for its
-    # own id (receipt_wait, below) and its twin is tried when that wait ends, unless receipts of the space
-    # have matched as sent more often. An SMSC that converts is learnt from its first receipt (one
-    # receipt_wait late); one that does not never routes by twin once a receipt has matched as sent.
+    # receipt, or the reverse), or in the same base with other zero padding or letter case. Such an id is never
+    # found as it is, but its twin is: the same number otherwise written (_twins). A twin is NOT proof, though:
+    # decimal digits read as hex name another number, so with an SMSC that keeps one base the twin of an id not
+    # known yet (a receipt before its resp) or no longer (evicted) is often another message's id, maybe another
+    # account's. So each id space counts how its receipts were matched (`receipt_id_forms`: [as sent, by twin,
+    # by a twin of the same base]); a twin routes at once only in a space whose receipts have matched by twin
+    # (at least as often as as sent), otherwise the receipt waits for its own id (receipt_wait, below) and its
+    # twin is tried when that wait ends, unless receipts of the space have matched as sent more often. An SMSC
+    # that converts is learnt from its first receipt (one receipt_wait late); one that does not never routes by
+    # twin once a receipt has matched as sent. Twins of the same base are tried first in a space where most
+    # twin matches were of that kind.
     def _account_of(self, mid: str, space: str = ""):
         """The account that sent message `mid` (issued in id space `space`: the SMSC links' `id_space`)."""
         acct = self.msgid_account.get(id_key(space, mid))
@@ -106,8 +131,12 @@ class DeliveryRouting:
     def _id_form(self, space: str) -> list:
         f = self.receipt_id_forms.get(space)
         if f is None:
-            f = self.receipt_id_forms[space] = [0, 0]
+            f = self.receipt_id_forms[space] = [0, 0, 0]
         return f
+
+    def _same_base_first(self, space: str) -> bool:
+        f = self.receipt_id_forms.get(space)
+        return f is not None and 2 * f[2] > f[1]
 
     def _by_twin(self, space: str, waited: bool = False) -> bool:
         """Whether a receipt whose own id is unknown may go by its twin: at once when twins have matched
@@ -122,17 +151,19 @@ class DeliveryRouting:
         base, one waiting under its twin goes now (not at the end of its receipt_wait)."""
         if self._by_twin(space):
             q = self.early_receipts
-            for t in _twins(message_id):
+            for t, same in _twins(message_id, self._same_base_first(space)):
                 k = id_key(space, t)
                 if k in q:
                     self.stats["receipts_by_twin_id"] += 1
-                    return self._early_receipt_matched(k, acct, twin=True)
+                    return self._early_receipt_matched(k, acct, twin=True, same_base=same)
 
     def _twin_account(self, mid: str, space: str):
-        for a in _twins(mid):
+        for a, same in _twins(mid, self._same_base_first(space)):
             acct = self.msgid_account.get(id_key(space, a))
             if acct is not None:
-                self._id_form(space)[1] += 1
+                f = self._id_form(space)
+                f[1] += 1
+                f[2] += same
                 self.stats["receipts_by_twin_id"] += 1
                 return acct
         return None
@@ -166,10 +197,12 @@ class DeliveryRouting:
             self.stats["receipts_retry_later"] += 1
             ack(C.ESME_RX_T_APPN)
 
-    def _early_receipt_matched(self, mid: str, acct: str, twin: bool = False) -> None:
+    def _early_receipt_matched(self, mid: str, acct: str, twin: bool = False, same_base: bool = False) -> None:
         ack, pdu, _ = self.early_receipts.pop(mid)
         self.msgid_account.receipted(mid)
-        self._id_form(mid.rpartition("\x1f")[0])[1 if twin else 0] += 1
+        f = self._id_form(mid.rpartition("\x1f")[0])
+        f[1 if twin else 0] += 1
+        f[2] += same_base
         self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
 
     def _expire_early_receipts(self, now: float) -> None:
@@ -181,7 +214,7 @@ class DeliveryRouting:
             del q[mid]
             space, _, bare = mid.rpartition("\x1f")
             acct = self._twin_account(bare, space) if self._by_twin(space, waited=True) else None
-            if acct is not None:                # its own id never came: an SMSC that writes it in the other base
+            if acct is not None:                # its own id never came: an SMSC that writes it otherwise
                 self._deliver_receipt(acct, pdu, on_done=lambda ok, ack=ack: ack(_receipt_status(ok)))
                 continue
             log.info("receipt for unknown message_id %r after %.0fs: SMSC asked to retry", mid, self.settings.receipt_wait)

@@ -98,7 +98,8 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.held_writing: dict[str, int] = {}                # account -> its receipts being journalled to be held
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
-        self.receipt_id_forms: dict = {}     # id space -> [receipts matched by their id as sent, by its twin]
+        # id space -> [receipts matched by their id as sent, by its twin, of those by a twin of the same base]
+        self.receipt_id_forms: dict = {}
         self.receipt_handover = None        # engine/state/receipts.py with --state redis://: receipts across processes
         self.concat = Reassembly(self._concat_due)            # submit parts waiting for their message (concat.py)
         self.mo_concat = Reassembly(self._mo_due)             # MO parts waiting, unanswered (mo.py)
