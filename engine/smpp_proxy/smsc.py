@@ -39,6 +39,8 @@ class _RawResp:
 LATE = -1               # on_resp(resp, LATE): the answer came after we gave up on it
 MAX_LATE = 4096         # timed-out requests remembered per link, to recognise late answers
 TIMEOUTS_TO_REBIND = 3  # requests timed out in a row, no answer in between: the link is closed and bound again
+# a link bound this long (or at most reconnect_max) that answered nothing still starts the reconnect back-off again
+STABLE_LINK = 10.0
 UNPROVEN_WINDOW = 8    # requests a link bound after a half-hung one takes at once until it answers one
 # What an ESME gets for an SMSC's ESME_RINVBNDSTS (the SMSC lost our session's bind): the SMSC did not take
 # the message, so the outcome is known (ESME_RSYSERR here means "unknown": a resubmit may duplicate) and a
@@ -323,12 +325,19 @@ class UpstreamMixin:
                 link.bound = True
                 self.links.append(link)
                 log.info("bound to SMSC %s:%d as %s", addr[0], addr[1], kind)
+                bound_at = time.monotonic()
                 await link.lost
-                # it answered traffic (or was sent none that timed out): the back-off starts again. A link whose
-                # requests timed out and that answered none (a half-hung SMSC) keeps it growing
+                up = time.monotonic() - bound_at
+                # the back-off starts again for a link that worked: it answered traffic, or stayed bound STABLE_LINK
+                # (an idle one dropped by the SMSC's idle timer). A link whose requests timed out and that answered
+                # none (a half-hung SMSC), or one dropped as soon as it was bound (an SMSC that accepts every bind,
+                # then unbinds or closes: before, bound again every reconnect_min for ever), keeps it growing
                 suspect = not link.proven and bool(link.last_timeout)
-                if not suspect:
+                if not suspect and (link.proven or up >= min(STABLE_LINK, self.settings.reconnect_max)):
                     delay = self.settings.reconnect_min
+                if not self.stopping:
+                    log.warning("SMSC %s:%d: link lost after %.1fs bound; binding again in %.1fs", addr[0], addr[1],
+                                up, delay)
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:
                 log.warning("SMSC %s:%d: %s; retrying in %.1fs", addr[0], addr[1], e, delay)
             finally:

@@ -1,0 +1,44 @@
+"""The reconnect back-off of an SMSC link (smsc.py `_link_loop`) against an SMSC that accepts every bind and drops
+it at once (its session limit, a crash loop behind a load balancer): found by an adversarial probe of the SMSC side
+(a scripted SMSC behind `serve`: 29 binds in 6 s, for ever, with no log line when it closed the connection)."""
+import time
+
+import pytest
+
+from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from tests.test_smpp_inline_safety import send_submit
+from tests.test_smpp_proxy import pipe, raw_session, wait  # noqa: F401  (pipe: fixture)
+
+_BINDS = (C.BIND_TRANSCEIVER, C.BIND_TRANSMITTER, C.BIND_RECEIVER)
+
+
+@pytest.mark.parametrize("how", ["unbind", "close"])
+def test_an_smsc_that_drops_every_bind_at_once_is_bound_again_with_growing_back_off(pipe, how):
+    st = SmppSettings(reconnect_min=0.05, reconnect_max=1.0)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        sim = h.sim
+        on_pdu, dropping = sim.on_pdu, [True]
+
+        def dropping_binds(s, ev):
+            on_pdu(s, ev)
+            if ev.command_id in _BINDS and dropping[0]:
+                if how == "unbind":
+                    s.bound = False
+                    s.send(P.Unbind(sequence_number=s.conn.next_sequence()))
+                else:
+                    s.transport.close()
+        sim.on_pdu = dropping_binds
+        for s in list(sim.sessions):
+            h.loop.call_soon_threadsafe(s.transport.close)
+        binds = lambda: sum(p.command_id in _BINDS for _, p in sim.received)
+        n0 = binds()
+        time.sleep(2.0)
+        # reconnect_min 0.05 s: before, ~40 binds in 2 s (one every reconnect_min, for ever); doubling up to 1 s: ~6
+        assert binds() - n0 <= 9
+        dropping[0] = False                             # the SMSC is well again: bound within reconnect_max
+        assert wait(lambda: any(l.bound for l in h.proxy.links), 3)
+        s, _ = raw_session(h)
+        assert send_submit(s, 1).command_status == 0
