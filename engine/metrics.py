@@ -1,7 +1,8 @@
 """Prometheus metrics and health endpoints: `serve --metrics-listen HOST:PORT`.
 
     GET /metrics   Prometheus text format (prometheus_client)
-    GET /healthz   200 while the process runs and, where an SMSC is configured, a link is bound
+    GET /healthz   200 while the process runs and, where an SMSC is configured, a link that takes submits is
+                   bound (a receiver alone is not enough)
     GET /readyz    200 once start-up is complete (configs valid, listening), 503 while stopping
     GET /livez     200 whenever it answers: the event loop runs (a liveness probe; /healthz is 503 while the
                    SMSC is away, which a restart would not cure)
@@ -73,9 +74,12 @@ class Metrics:
     def health(self) -> tuple[bool, str]:
         p = self.proxy
         if p is not None and p.settings.smsc:
-            links = getattr(p, "links", [])
-            if not any(getattr(l, "bound", False) for l in links):
+            bound = [l for l in getattr(p, "links", []) if getattr(l, "bound", False)]
+            if not bound:
                 return False, "no SMSC link bound"
+            if all(getattr(l, "kind", "") == "receiver" for l in bound):
+                # (a transmitter + receiver pair whose transmitter is refused: every submit_sm is throttled)
+                return False, "no SMSC link bound that takes submits (receiver only)"
         return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:
