@@ -107,6 +107,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.commands = None                                   # 5656 commands' writer thread (engine/groupcommit.py)
         self._rr = itertools.count()
         self._local_ids = itertools.count(1)
+        self.rejected_receipts_waiting: dict = {}   # silent drops' REJECTD receipts for a receiver bind (submit.py)
         self.server = None
         self.tasks: list = []
         self.stopping = False
@@ -144,6 +145,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self._mo_set_aside()
         self.mo_concat.judge_all()
         self._answer_early_receipts()       # each deliver_sm answered once, before the links close
+        self._rejected_receipts_now()       # sent while the receivers are bound, or held (on disk below)
         await self.commands_written()       # 5656 commands taken are answered before the links close
         for w, what in ((self.held_writer, "receipts being held"), (self.mo_parts_writer, "5656 message parts")):
             if w is not None and not await w.idle(COMMANDS_WAIT):

@@ -39,6 +39,12 @@ _PDU_NAME = {c: P.name_of(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM)}
 # A submit_multi is judged once per recipient: its text times its recipients may be at most this many times
 # max_message_chars (254 recipients of 2,000 characters pass; 254 of a 60 KB payload, ~1.3 s of judging, not)
 MULTI_WORK = 8
+# A silent drop's REJECTD receipt that goes over another bind than the submit came on (an ESME bound as a
+# transmitter + receiver pair) waits this long after the submit_sm_resp, as an SMSC's receipt comes after its
+# answer: such an ESME reads its binds apart (Kannel: a thread each) and matches a receipt against the ids its
+# transmitter has stored; one read before its resp is acknowledged and thrown away. On the submit's own bind TCP
+# keeps the order: sent at once.
+REJECTED_RECEIPT_OTHER_BIND_DELAY = 1.0
 
 
 _ERROR_RESPS: dict = {}
@@ -53,6 +59,10 @@ def _error_resp(command_id: int, seq: int, status: int) -> bytes:
         if len(_ERROR_RESPS) < 1024:
             _ERROR_RESPS[command_id, status] = t
     return with_sequence(t, seq)
+
+
+def _ignore(ok) -> None:
+    pass
 
 
 class Refusal(Exception):
@@ -290,10 +300,29 @@ class SubmitPath(ForwardPath):
         else:
             dests = [(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)]
         target = sess if sess.state.can_receive and not sess.closed else None
-        for ton, npi, addr in dests:
-            dr = P.DeliverSm(source_addr_ton=ton, source_addr_npi=npi, source_addr=addr,
-                             dest_addr_ton=pdu.source_addr_ton, dest_addr_npi=pdu.source_addr_npi,
-                             destination_addr=pdu.source_addr, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT,
-                             short_message=body, tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"),
-                                                       Tlv(C.TAG_MESSAGE_STATE, b"\x08")))
-            self._deliver_receipt(sess.account.system_id, dr, target=target, on_done=lambda ok: None)
+        drs = [P.DeliverSm(source_addr_ton=ton, source_addr_npi=npi, source_addr=addr,
+                           dest_addr_ton=pdu.source_addr_ton, dest_addr_npi=pdu.source_addr_npi,
+                           destination_addr=pdu.source_addr, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT,
+                           short_message=body, tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"),
+                                                     Tlv(C.TAG_MESSAGE_STATE, b"\x08")))
+               for ton, npi, addr in dests]
+        acct = sess.account.system_id
+        if target is not None:
+            for dr in drs:
+                self._deliver_receipt(acct, dr, target=target, on_done=_ignore)
+            return
+        key = object()
+        handle = self.loop.call_later(REJECTED_RECEIPT_OTHER_BIND_DELAY, self._rejected_receipts_due, key)
+        self.rejected_receipts_waiting[key] = (handle, acct, drs)
+
+    def _rejected_receipts_due(self, key) -> None:
+        """REJECTD receipts whose wait after their resp is over (or a stop: all of them now, while the
+        receivers are bound; one with no receiver is held, on disk before the stop ends)."""
+        handle, acct, drs = self.rejected_receipts_waiting.pop(key)
+        handle.cancel()
+        for dr in drs:
+            self._deliver_receipt(acct, dr, on_done=_ignore)
+
+    def _rejected_receipts_now(self) -> None:
+        for key in list(self.rejected_receipts_waiting):
+            self._rejected_receipts_due(key)
