@@ -66,7 +66,7 @@ from .msgids import MessageIds
 from .routing import DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
 from .relay import RelayPath
-from .submit import SubmitPath
+from .submit import SubmitPath, local_id_prefix
 from .submit_concat import ConcatSubmit
 from .verdictlog import VerdictLog
 
@@ -107,6 +107,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.commands = None                                   # 5656 commands' writer thread (engine/groupcommit.py)
         self._rr = itertools.count()
         self._local_ids = itertools.count(1)
+        self.local_id_prefix = local_id_prefix()            # never the ids of an earlier process (submit.py)
         self.rejected_receipts_waiting: dict = {}   # silent drops' REJECTD receipts for a receiver bind (submit.py)
         self.server = None
         self.tasks: list = []

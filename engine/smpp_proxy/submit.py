@@ -12,6 +12,7 @@ are kept with the message_id, msgids.py). A message let through goes on in forwa
 or not, and its answer back to the ESME)."""
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,14 @@ def _error_resp(command_id: int, seq: int, status: int) -> bytes:
         if len(_ERROR_RESPS) < 1024:
             _ERROR_RESPS[command_id, status] = t
     return with_sequence(t, seq)
+
+
+def local_id_prefix() -> str:
+    """How this process's local message_ids (silent drops) start: L, its start time in ms and its pid, in hex, so
+    no later process (a restart, another --workers process) gives an id out again. An ESME keeps an id until its
+    receipt comes, across our restarts (Kannel's DLR store): a reused one had a new message's REJECTD receipt taken
+    as the final state of the earlier message that had the id."""
+    return f"L{time.time_ns() // 1_000_000:X}{os.getpid():X}-"
 
 
 def _ignore(ok) -> None:
@@ -285,7 +294,7 @@ class SubmitPath(ForwardPath):
                 sess.send_raw(_error_resp(pdu.command_id, pdu.sequence_number, v.smpp_status))
                 continue
             resp = P.response_class(pdu.command_id)
-            mid = f"L{next(self._local_ids):09d}"
+            mid = f"{self.local_id_prefix}{next(self._local_ids):06d}"
             sess.send_pdu(resp(sequence_number=pdu.sequence_number, message_id=mid))
             if self.settings.rejected_receipt and getattr(pdu, "registered_delivery", 0) & 0x03:
                 self._rejected_receipt(sess, pdu, mid)
