@@ -10,7 +10,8 @@ prefixes the display name; everything else is forwarded: Max-Forwards decremente
 483), our Via added with a branch computed from the request as §16.11 describes (so a
 retransmission gets the same branch and a loop is detectable: 482, checked in one pass over
 the Vias), the top Route removed when it is us. The parts live in their own modules:
-fastpath.py (responses and in-dialog requests as byte edits), screening.py (the verdict), bounds.py
+fastpath.py (responses and in-dialog requests as byte edits), proxying.py (a request's checks,
+Max-Forwards, branch, loop check and destination), screening.py (the verdict), bounds.py
 (what one peer may cost: TCP caps, the sweeper),
 forwarding.py (sending, 503 on failure), transport.py (UDP rounds, TCP bounds), _sippump.h
 (the C pump that reads the UDP socket and relays what the fast path proves plain without
@@ -38,14 +39,13 @@ import logging
 import time
 from collections import OrderedDict
 
-from ..verdict import Action
-from .checks import check_request
-from .codec import MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram, parse_via
+from .codec import SipMessage, SipParseError, make_response, parse_datagram
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
-from .forwarding import FINALS_SEEN, UDP_MAX, Forwarding
-from .recent import Recent, ack_key
+from .forwarding import FINALS_SEEN, Forwarding
+from .proxying import Proxying
+from .recent import Recent
 from .routing import Routing
-from .screening import BUSY, CANCELLED, RETRANSMISSIONS, RETRY_AFTER, VERDICT_MEMORY, VERDICTS, Screening
+from .screening import RETRANSMISSIONS, VERDICT_MEMORY, VERDICTS, Screening
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
 from .shares import HOLD, SourceShares
@@ -55,7 +55,6 @@ from .dialogs import Dialogs, wall_clock
 from .transport import TcpConnection, TcpRounds, UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
-INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
 ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
 PENDING_CALLS = 65_536          # of those places, how many calls not answered yet always keep (Recent.low_min):
                                 # answered calls whose BYE never passes here (no record_route) cannot crowd out
@@ -63,7 +62,7 @@ PENDING_CALLS = 65_536          # of those places, how many calls not answered y
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Forwarding, Screening, Routing, TransportBounds, Dialogs):
+class SipScreen(Proxying, Forwarding, Screening, Routing, TransportBounds, Dialogs):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -335,133 +334,6 @@ class SipScreen(Forwarding, Screening, Routing, TransportBounds, Dialogs):
                     self._reply(msg, make_response(msg, 500, None, self._tag(msg)), transport, src, conn)
                 except Exception:
                     log.exception("could not answer 500 to %s", src)
-
-    # ------------------------------------------------------------ requests
-    def _request(self, msg: SipMessage, transport, src, conn):
-        if msg.method != "ACK":
-            err = check_request(msg)
-            if err:
-                code, reason, extra = err
-                return self._reply(msg, make_response(msg, code, reason, self._tag(msg), extra), transport, src, conn)
-        else:
-            vals = msg.values("via")
-            if not vals or len(vals) > MAX_VIAS:
-                self.stats["dropped"] += 1
-                return                                          # an ACK is never answered
-            msg.vias = [parse_via(v) for v in vals]
-        first = msg.first_values()                          # one pass over the headers, not one per read
-        to_tag = msg.tag_in(first.get("to"))
-        if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX) and to_tag == self._tag(msg):
-            return                                          # ACK for a final response we generated
-        call_id = first.get("call-id") or ""
-        if msg.method == "BYE":
-            self._call_ended(call_id, (msg.tag_in(first.get("from")), to_tag))
-        # RFC 3261 §18.2.1 / RFC 3581: note where the request really came from
-        top = self._stamp_received(msg, src)
-        mf = first.get("max-forwards")                      # not edited yet (the Via only was)
-        mf = mf.strip() if mf is not None else None
-        if mf is not None and not (mf.isascii() and mf.isdigit() and len(mf) <= 10):
-            self.stats["dropped"] += 1                      # only an ACK gets here unchecked (never answered)
-            return
-        if mf is None:
-            msg.add("Max-Forwards", "70")                   # §16.6 step 3
-        elif int(mf) == 0:
-            if msg.method == "ACK":
-                return
-            return self._reply(msg, make_response(msg, 483, None, self._tag(msg)), transport, src, conn)
-        else:
-            msg.set("Max-Forwards", str(int(mf) - 1))
-        # §16.11: the branch is a function of the request's identifying fields, so retransmissions
-        # (and the CANCEL / non-2xx ACK of an INVITE) get the same one; CSeq method excluded
-        cseq = (first.get("cseq") or "").split()
-        pr = ",".join(msg.values("proxy-require")) if "proxy-require" in first else ""
-        base = "|".join((msg.uri, call_id, cseq[0] if cseq else "", msg.tag_in(first.get("from")), to_tag, pr))
-        vias = msg.vias
-        branch = self._branch(vias[0].params["branch"] if "branch" in vias[0].params else top, base)
-        # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as it
-        # was when we forwarded it (the Via below ours on top) means the request looped. One
-        # pass, one hash per Via of ours: linear in the number of Vias.
-        for i, via in enumerate(vias):
-            b = via.params.get("branch", "")
-            if b.startswith(BRANCH_PREFIX) and (via.host, via.port or 5060) in self.me:
-                below = vias[i + 1] if i + 1 < len(vias) else None
-                key = "" if below is None else (below.params["branch"] if "branch" in below.params else below.raw)
-                if b == self._branch(key, base):
-                    if msg.method == "ACK":             # never answered (§17.1.1.3): dropped, counted
-                        self.stats["loop_detected_ack"] += 1
-                        return
-                    return self._reply(msg, make_response(msg, 482, None, self._tag(msg)), transport, src, conn)
-        dest = self._destination(msg, to_tag)
-        key, went = None, None
-        if msg.method in INVITE_TRANSACTION and "branch" in vias[0].params:
-            # where this INVITE transaction's INVITE went, if it did: a retransmission of the INVITE, its
-            # CANCEL (§9.1) and the ACK of its non-2xx final (§17.1.1.3) share its branch and go there,
-            # over the same transport, hop by hop (an ACK of a 2xx is a new transaction and matches none)
-            key = ack_key(vias[0].params["branch"], call_id)
-            went = self.invites.d.get(key)                  # (Recent.get without its two calls: no ttl here)
-            if went is not None:
-                branch, dest = went = went[1]
-        if went is None and msg.method == "CANCEL" and self._cancel_pending(msg):
-            # its INVITE is still being judged (a shared state store confirming its counts): it must not overtake
-            # it. Answered here (§9.2, §16.10); the INVITE, once judged, is answered 487 instead of forwarded
-            return self._reply(msg, make_response(msg, 200, None, self._tag(msg)), transport, src, conn)
-        if dest is None:
-            return self._fail(msg, transport, src, conn, "no usable destination")
-        # An INVITE is judged unless it is a re-INVITE of a call this screen let through and saw
-        # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
-        # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
-        # restart, more than ANSWERED calls up at once -- is judged like a new call. A call is in the tier
-        # forgotten first, oldest first, from its INVITE until a 200 answers it (Recent.put_low): calls that fail
-        # or get no final at all never push an answered one out.)
-        if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first, src)):
-            if to_tag:
-                self.stats["reinvite_unknown_dialog"] += 1
-            return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
-                                                                                conn, replay, key, went is not None))
-        self._forward(msg, dest, branch, (transport, src, conn), key, went is not None)
-
-    def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False, key=None, fixed=False):
-        """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:
-        the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
-        `fixed`: as _forward's."""
-        if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
-            return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)
-        if d is BUSY:                                   # not judged: too many INVITEs wait, or it waited too long
-            return self._reply(msg, make_response(msg, 503, None, self._tag(msg),
-                                                  [["Retry-After", str(RETRY_AFTER)]]), transport, src, conn)
-        if d.action is Action.DROP:
-            return self._reject(msg, d, transport, src, conn, replay)
-        if d.action is Action.TAG:
-            self._tag_request(msg, d, replay)
-        if self.s.record_route:
-            msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
-        self._forward(msg, dest, branch, (transport, src, conn), key, fixed)
-
-    def _in_dialog(self, r, data, src):
-        """Forward an in-dialog request the fast path has checked and edited (fastpath.py). An ACK
-        with our tag prefix never gets here (on_datagram, the pump: the full parse decides)."""
-        if r.method == "BYE":
-            self._fast_bye(r.call_id, r.to_tag, r.base, r.before)
-        branch, dest = None, r.dest
-        if r.method == "ACK" and self.invites:              # §17.1.1.3, as in _request
-            branch, dest = self.invites.get(ack_key(r.top_branch, r.call_id), default=(None, dest))
-        branch = branch or self._branch(r.top_branch, r.base)
-        host, port, out = dest
-        via = f"Via: SIP/2.0/{out} {self.host}:{self.port};branch={branch};rport\r\n".encode()
-        on_fail = None if r.method == "ACK" else (
-            lambda why: self._fail(parse_datagram(r.before + r.after), "UDP", src, None, why))
-        self._send(r.before + via + r.after, (host, port), out, on_fail=on_fail)
-
-    def _over_udp_max(self, r) -> bool:
-        """Whether an in-dialog request (not an ACK) would leave over UDP_MAX bytes with our Via: the
-        full path decides (§18.1.1: TCP first), so the fast path's choice of transport is the same."""
-        if r.method == "ACK" or r.dest[2] != "UDP":
-            return False
-        key = (self.host, self.port)
-        if getattr(self, "_via_for", None) != key:      # our Via's size, made once (host/port may be reloaded)
-            self._via_for = key
-            self._via_len = len(f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={BRANCH_PREFIX};rport\r\n") + 20
-        return len(r.before) + len(r.after) + self._via_len > UDP_MAX
 
 
 async def start_sip(pipeline, args, vlog):
