@@ -1,4 +1,4 @@
-"""Only where a call's INVITE went can answer it (forwarding._invite_final): a final response to the
+"""Only where a call's INVITE went can answer it (responses._invite_final): a final response to the
 INVITE is relayed whoever sends it (RFC 3261 §16.7), but it starts the call (the duration reported at
 BYE, which feeds `short_call_share`), lets the dialog's re-INVITEs through unjudged and is counted in
 `final_codes` only when it comes from the address the INVITE was sent to (any port). A caller that

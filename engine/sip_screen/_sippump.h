@@ -12,7 +12,7 @@
  *     next hop is an IPv4 address inside the permitted ranges over UDP is sent with sendto(2);
  *     a final response to an INVITE first goes through on_final(code, key, source, response) (Python:
  *     counted once per transaction, the call's answer time and answering To tag noted -- when it comes
- *     from where the call's INVITE went, forwarding._invite_final);
+ *     from where the call's INVITE went, responses._invite_final);
  *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: a
  *     BYE calls on_bye(call_id, to_tag, base, before) (the call's end for the pipeline, if it is the answered
  *     dialog's: server._fast_bye); our Via, with the branch

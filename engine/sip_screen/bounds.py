@@ -19,7 +19,7 @@ refused (`tcp_out_refused`; the sender of a request gets 503, a large request fa
 response is dropped) and nothing is closed. An INVITE may ring for minutes with nothing on its
 connection after the 180 (§17.2.1: the server transaction stays in Proceeding until the callee answers;
 Timer C, §16.8, is over 3 minutes): its 200 comes back on that connection (§18.2.2), so from the INVITE
-to its final (any final, by any path, from where it went: forwarding._final) the connection is in no
+to its final (any final, by any path, from where it went: responses._final) the connection is in no
 eviction order at all. Each INVITE so waiting is remembered by a fixed-size digest of its transaction and
 its destination (`tcp_out_invites`, at most INVITES_WAITING, for INVITE_WAIT_MAX seconds: a hop that never
 answers holds the connection no longer; the forks of one INVITE an upstream proxy sends through us to
@@ -175,7 +175,7 @@ class TransportBounds:
             self.tcp_out_by_host[conn.key[0]].move_to_end(conn)
 
     def tcp_out_invite(self, tx: str, key) -> None:
-        """The INVITE of transaction `tx` ("Call-ID CSeq-number", as forwarding._final names it) goes over TCP to
+        """The INVITE of transaction `tx` ("Call-ID CSeq-number", as responses._final names it) goes over TCP to
         `key` (host as _canonical gives it, port): until its final, or INVITE_WAIT_MAX, the connection to `key`
         is not closed for a new one. A retransmission (same transaction, same destination) is counted once."""
         txs, d = self.tcp_out_invites, digest(tx)

@@ -1,5 +1,5 @@
 """The SIP screen's memory of answered calls (`answered`, server.py; entries built by screening._screen and
-forwarding._invite_final): which re-INVITE belongs to a call the screen judged, let through and saw answered (it
+responses._invite_final): which re-INVITE belongs to a call the screen judged, let through and saw answered (it
 goes on unjudged), and which BYE ends such a call (its duration for the pipeline's short-call criterion). No I/O.
 
 An entry is (caller, answer time or None while the call waits for its 200 -- on the clock that times calls,
@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from .forwarding import same_host
+from .responses import same_host
 from .recent import digest
 from .screening import caller_side, dialog_parties
 
@@ -33,7 +33,7 @@ class Dialogs:
 
     def _dialog_answered(self, msg, call_id: str, first, src) -> bool:
         """A re-INVITE of a call this screen judged and let through and whose 200 it relayed from where the
-        INVITE went (its answer time is set: forwarding._invite_final), in the dialog that 200 made (its To tag,
+        INVITE went (its answer time is set: responses._invite_final), in the dialog that 200 made (its To tag,
         the caller's From tag and user as they were) or between the same parties (its From tag, From and To users,
         from either side): only those go on unjudged. A call it rejected or never saw answered has no dialog, and
         a Call-ID alone is no dialog."""
@@ -46,13 +46,13 @@ class Dialogs:
                 t == digest(msg.tag_in(to)) and ent[4] == caller_side(msg, frm)
                 or (t == digest(msg.tag_in(frm)) and ent[4] == caller_side(msg, to)
                     and (same_host(ent[3], src[0]) or self._answers_from(src[0])))):
-            # the answering 200's To tag (forwarding._invite_final), in the To of the caller's re-INVITE or the From of
+            # the answering 200's To tag (responses._invite_final), in the To of the caller's re-INVITE or the From of
             # the callee's, with the caller's side as it was (its From tag and user): the dialog, whatever the callee's
             # side says now (RFC 4916: a callee may change its From in the dialog, and the caller's To follows; such
             # a refresh was judged as a new call, an advertiser's refused by its own count -- found by the SIP dialog
             # probe). The tag alone let any caller to any callee past unjudged on an answered call's Call-ID
             # (test_sip_transactions.test_a_call_id_alone_is_no_dialog; found by review39). The callee's side, whose
-            # From user may be anything now, only from where the call's answer is believed (forwarding._invite_final):
+            # From user may be anything now, only from where the call's answer is believed (responses._invite_final):
             # from anywhere, a caller's INVITE with From and To swapped (the 200's tag in From) went to any callee
             # as any caller, a blacklisted one too, unjudged (found by review40)
             return True
@@ -61,7 +61,7 @@ class Dialogs:
     def _call_ended(self, call_id, tags=None):
         """A BYE on `call_id` with `tags` (its From and To tags): the call's end (its duration for the pipeline, its
         re-INVITEs judged again after it) when it is of the dialog the call's answer made (the answering 200's To
-        tag, forwarding._invite_final), from either side. A BYE of another dialog -- a forked INVITE's other 2xx,
+        tag, responses._invite_final), from either side. A BYE of another dialog -- a forked INVITE's other 2xx,
         which the caller ACKs and ends at once (RFC 3261 §13.2.2.4) -- leaves the call as it is: it ended the call
         with a duration of 0 s (read by the short-call criterion) and its session refreshes were judged as new
         calls, counted against the caps again. A BYE before the answer (of an early dialog, RFC 3261 §15, or with

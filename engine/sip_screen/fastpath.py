@@ -9,7 +9,7 @@ for byte what we wrote (`SIP/2.0/UDP host:port;branch=z9hG4bKtf`). Anything else
 `FULL_PARSE`, and the caller parses the message completely, so this path can only ever agree
 with the full one. A response bound for a TCP Via is left to the full path too: which connection it
 goes on (the request's, named in our Via, or one to the sent-by port) is decided there, once
-(forwarding.py). The body is never touched.
+(responses.py). The body is never touched.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def py_relay_response(data: bytes, our_via_prefixes: tuple):
     if dest is None:
         return NOT_OURS
     if dest[2] == "TCP":
-        return FULL_PARSE                                     # §18.2.2: which connection is the full path's (forwarding.py)
+        return FULL_PARSE                                     # §18.2.2: which connection is the full path's (responses.py)
     invite_final = b""
     if data[8:9] != b"1":
         cseq = _CSEQ.search(head)
@@ -182,7 +182,7 @@ _TO = re.compile(rb"\r\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.I)
 def response_to_tag(data: bytes):
     """The To tag of a response the fast path relayed, read as the full parse reads it when its To is plain (one
     header, a plain name-addr, at most one tag parameter, printable ASCII; '' without one), else None (the full parse decides). Read only
-    for the 200 that answers a call (forwarding._invite_final): the tag names the dialog whose BYE ends the call."""
+    for the 200 that answers a call (responses._invite_final): the tag names the dialog whose BYE ends the call."""
     he = data.find(b"\r\n\r\n")
     if he < 0:
         return None

@@ -204,7 +204,7 @@ class Screening:
     def _screen_once(self, msg, src, then, cancelled=False, since=None):
         """Judge a call once: `then(decision, replay)`. An INVITE of a call already judged -- a
         retransmission (the same top Via branch, within RETRANSMISSIONS), or the call tried again after a
-        final that asks for it (forwarding.RETRY_FINALS: re-sent with credentials after a 401/407, RFC 3261 §22.2, redirected
+        final that asks for it (responses.RETRY_FINALS: re-sent with credentials after a 401/407, RFC 3261 §22.2, redirected
         by a 3xx, failed over after a 5xx; same Call-ID, From and callee, a new branch) -- gets the call's
         decision again without being judged: judging it would count it twice against the caps (the
         ad-call cap would reject the call's own copy) and write a second verdict line. Any other INVITE
@@ -380,7 +380,7 @@ class Screening:
         if len(caller) <= MAX_CALLER and (ent is None or ent[1] is None):
             # (caller, answer time, the dialog's parties: its From tag and the From and To users, which a
             # re-INVITE from either side must carry -- screening.dialog_parties --, the address the INVITE
-            # is sent to: only its answer counts, forwarding._invite_final; set when it leaves; the caller's
+            # is sent to: only its answer counts, responses._invite_final; set when it leaves; the caller's
             # side, caller_side, which a re-INVITE in the dialog the 200 made keeps whatever else changed). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)

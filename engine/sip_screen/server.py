@@ -13,7 +13,8 @@ the Vias), the top Route removed when it is us. The parts live in their own modu
 fastpath.py (responses and in-dialog requests as byte edits), proxying.py (a request's checks,
 Max-Forwards, branch, loop check and destination), screening.py (the verdict), bounds.py
 (what one peer may cost: TCP caps, the sweeper),
-forwarding.py (sending, 503 on failure), transport.py (UDP rounds, TCP bounds), _sippump.h
+forwarding.py (sending, 503 on failure), responses.py (relayed and our own
+responses, which final answers a call), transport.py (UDP rounds, TCP bounds), _sippump.h
 (the C pump that reads the UDP socket and relays what the fast path proves plain without
 entering Python; INVITEs and the rest reach `on_datagram` below). Where a request goes (§16.6 step 6-7, RFC
 3263): the top Route, else -- for an initial request only -- the configured next hop, else
@@ -24,7 +25,7 @@ forward (destination refused, unreachable, not permitted) is answered 503 (§16.
 (§18.2.2, RFC 3581) -- over TCP on the connection the request came in on while it is open, else a new
 one to `received` and the sent-by port --, through the byte-level fast path when it applies (fastpath.py),
 whoever sends them; but a call is answered only by a 200 from the address its INVITE went to
-(forwarding.py). Where each INVITE went (address, port, transport) is remembered (`invites`,
+(responses.py). Where each INVITE went (address, port, transport) is remembered (`invites`,
 bounded): its CANCEL, the ACK of its non-2xx final and its retransmissions go there, whatever the
 next hop is by then (a `ctl reload sip` that changed it, §9.1, §17.1.1.3) and over the transport it
 took (TCP for one over 1300 bytes, §18.1.1). ACKs to our own rejections are absorbed (we put our tag in To). Nothing is
@@ -41,9 +42,10 @@ from collections import OrderedDict
 
 from .codec import SipMessage, SipParseError, make_response, parse_datagram
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
-from .forwarding import FINALS_SEEN, Forwarding
+from .forwarding import Forwarding
 from .proxying import Proxying
 from .recent import Recent
+from .responses import FINALS_SEEN, Responses
 from .routing import Routing
 from .screening import RETRANSMISSIONS, VERDICT_MEMORY, VERDICTS, Screening
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
@@ -62,7 +64,7 @@ PENDING_CALLS = 65_536          # of those places, how many calls not answered y
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Proxying, Forwarding, Screening, Routing, TransportBounds, Dialogs):
+class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBounds, Dialogs):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -102,7 +104,7 @@ class SipScreen(Proxying, Forwarding, Screening, Routing, TransportBounds, Dialo
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
         self.answered = Recent(ANSWERED, low_min=PENDING_CALLS)
-        self._answer_filter = None                         # answer_networks (forwarding._answers_from)
+        self._answer_filter = None                         # answer_networks (responses._answers_from)
         self.trust = SourceFilter(settings.trusted_identity_networks)    # whose identity headers are read
         self.sources = SourceFilter(settings.accept_networks)   # where SIP is taken from at all (sources.py)
         # ack_key(INVITE's top branch, Call-ID) -> (our branch, (host, port, TRANSPORT it left by)) of

@@ -22,7 +22,7 @@ class SipSettings:
     allow_networks: list = field(default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8",
                                                           "172.16.0.0/12", "192.168.0.0/16"])
     # where else a call's answer may come from than the IP its INVITE was sent to (an SBC pair, a VIP
-    # answering from its backends): a 200 from these networks answers a call too (forwarding._invite_final)
+    # answering from its backends): a 200 from these networks answers a call too (responses._invite_final)
     answer_networks: list = field(default_factory=list)
     # RFC 3325 §5 (Spec(T)): the previous hops whose P-Asserted-Identity, Remote-Party-ID and P-Preferred-Identity
     # are believed (the INVITE's source address; over TCP its connection's peer). From any other, the caller is
