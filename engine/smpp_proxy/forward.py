@@ -130,10 +130,12 @@ class ForwardPath:
         link.forward(out, on_resp)
 
     def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False,
-                             refund=None) -> None:
+                             refund=None, answered=True) -> None:
         key = id_key(space, message_id)
         ids = self.msgid_account
         ids.add(key, acct)
+        if answered:        # the ESME has its resp from now on: its receipt waits a little on another bind (routing.py)
+            self.recent_resps.add(key)
         if pdu is not None:
             # what a replace_sm of it needs (_replace): its recipient, source, data_coding, schedule; and for a
             # message counted toward an advertiser's cap (`refund`), the second it was counted at (its delivery:
@@ -193,4 +195,4 @@ class ForwardPath:
         log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
         if mid:
-            self._remember_message_id(mid, acct, link.id_space, pdu, part, refund)
+            self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, answered=False)

@@ -26,6 +26,17 @@ HELD_RETRY = 1.0        # seconds before a receipt an ESME refused (or left unan
 # So held receipts take at most max_held_receipts x 4 KB, early ones max_early_receipts x 4 KB.
 MAX_HELD_RECEIPT = 4096
 _RECEIPT_ID = re.compile(rb"id:([^\s\x00]+)")
+# A receipt relayed while the submit_sm_resp with its id has been out for less than this (an SMSC's receipt for a
+# message it failed at once: UNDELIV, REJECTD, EXPIRED for an unknown number), for an account with more than one
+# bind, waits until it has been: an ESME bound as a transmitter + receiver pair (or with several binds) reads
+# them apart (Kannel 1.4.5: a thread each) and matches a receipt against the ids its transmitter has stored; one
+# read before its resp is acknowledged and thrown away ("got DLR but could not find message"). Kannel, TX + RX
+# binds straight to the simulator, 2,000 MTs: with the receipt 0 / 10 / 50 / 200 ms after its resp it lost
+# 226 / 31 / 2 / 0 of them; so 250 ms. The SMSC's deliver_sm stays unanswered meanwhile (as an early receipt's
+# does): such receipts flow at most at the SMSC's window / 0.25 s a link. A receipt that comes later, or for an
+# account bound once (a transceiver: TCP keeps the order), goes at once. (msgids.py RecentlyAnswered: which ids.)
+RECEIPT_AFTER_RESP = 0.25
+MAX_RECEIPTS_AFTER_RESP = 10_000    # waiting so; over it a receipt goes at once (~300 B each, <= 4 KB: 40 MB)
 # Short-code replies (the confirmation of a DNC command or report) waiting for room upstream: a reply
 # whose MO's link has no room goes on another link, else waits here (~300 bytes each: 3 MB at the bound)
 # and is sent as room comes; the oldest go first, and one over the bound is counted and logged, never
@@ -102,8 +113,9 @@ class DeliveryRouting:
                     self.stats["receipts_unroutable"] += 1
                     return ack(C.ESME_RX_P_APPN)
                 return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)
-            self.msgid_account.receipted(id_key(link.id_space, mid))
-            self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
+            key = id_key(link.id_space, mid)
+            self.msgid_account.receipted(key)
+            self._receipt_after_resp(acct, key, pdu, lambda ok: ack(_receipt_status(ok)))
             return
         # mobile-originated: judged (a concatenated one once, whole) and routed in mo.py
         return self.handle_mo(link, pdu, ack)
@@ -155,7 +167,8 @@ class DeliveryRouting:
                 k = id_key(space, t)
                 if k in q:
                     self.stats["receipts_by_twin_id"] += 1
-                    return self._early_receipt_matched(k, acct, twin=True, same_base=same)
+                    return self._early_receipt_matched(k, acct, twin=True, same_base=same,
+                                                       resp_key=id_key(space, message_id))
 
     def _twin_account(self, mid: str, space: str):
         for a, same in _twins(mid, self._same_base_first(space)):
@@ -197,13 +210,15 @@ class DeliveryRouting:
             self.stats["receipts_retry_later"] += 1
             ack(C.ESME_RX_T_APPN)
 
-    def _early_receipt_matched(self, mid: str, acct: str, twin: bool = False, same_base: bool = False) -> None:
+    def _early_receipt_matched(self, mid: str, acct: str, twin: bool = False, same_base: bool = False,
+                               resp_key: str | None = None) -> None:
+        """The resp (its id `resp_key`, when not `mid`: a twin) of a receipt waiting in `early_receipts` came."""
         ack, pdu, _ = self.early_receipts.pop(mid)
         self.msgid_account.receipted(mid)
         f = self._id_form(mid.rpartition("\x1f")[0])
         f[1 if twin else 0] += 1
         f[2] += same_base
-        self._deliver_receipt(acct, pdu, on_done=lambda ok: ack(_receipt_status(ok)))
+        self._receipt_after_resp(acct, resp_key or mid, pdu, lambda ok: ack(_receipt_status(ok)))
 
     def _expire_early_receipts(self, now: float) -> None:
         q = self.early_receipts
@@ -309,6 +324,50 @@ class DeliveryRouting:
         """The sessions that can take a deliver_sm now: a receiver bind, open, with room in its window."""
         return [s for s in sessions if s.state.can_receive and not s.closed
                 and len(s.window) < s.account.window and not s.transport.is_closing()]
+
+    # ------------------------------------------------------------ receipts right after their resp
+    def _receipt_after_resp(self, acct, key, pdu, on_done) -> None:
+        """Deliver a receipt now, or RECEIPT_AFTER_RESP after the resp of its id (`key`) went to the ESME when that
+        was less than that ago and the account has more than one bind (the receipt may go on another)."""
+        r = self.recent_resps
+        if (key in r.new or key in r.old) and self._receipt_may_pass_resp(acct):
+            now = time.monotonic()
+            due = r.due(key, now)
+            q = self.receipts_after_resp
+            if due is not None and len(q) < MAX_RECEIPTS_AFTER_RESP \
+                    and len(getattr(pdu, "raw", b"")) <= MAX_HELD_RECEIPT:
+                q.append((due, acct, pdu, on_done))
+                self.stats["receipts_after_resp_waited"] += 1
+                if self._after_resp_timer is None:
+                    self._after_resp_timer = self.loop.call_later(due - now, self._receipts_after_resp_due)
+                return
+            if due is not None:
+                self.stats["receipts_after_resp_not_waited"] += 1
+        self._deliver_receipt(acct, pdu, on_done=on_done)
+
+    def _receipt_may_pass_resp(self, acct) -> bool:
+        """Whether a receipt may reach the account on another bind than its resp: it has more than one bind here,
+        or (--workers / --state redis://: the resp may have gone out in another process) any bind here."""
+        binds = self.binds.get(acct, ())
+        return len(binds) > 1 or (self.receipt_handover is not None and len(binds) > 0)
+
+    def _receipts_after_resp_due(self, now: float | None = None) -> None:
+        """Deliver the waiting receipts whose time has come (all of them when `now` is inf: a stop). Their dues
+        are nearly in order (each RECEIPT_AFTER_RESP after a resp); one behind a later one waits for it."""
+        self._after_resp_timer = None
+        q = self.receipts_after_resp
+        now = time.monotonic() if now is None else now
+        while q and q[0][0] <= now:
+            _, acct, pdu, on_done = q.popleft()
+            self._deliver_receipt(acct, pdu, on_done=on_done)   # (its ESME gone meanwhile: held, as ever)
+        if q:
+            self._after_resp_timer = self.loop.call_later(max(0.0, q[0][0] - now), self._receipts_after_resp_due)
+
+    def _receipts_after_resp_now(self) -> None:
+        """A stop or a drain: every waiting receipt delivered now (or held, when its ESME is gone)."""
+        if self._after_resp_timer is not None:
+            self._after_resp_timer.cancel()
+        self._receipts_after_resp_due(float("inf"))
 
     # ------------------------------------------------------------ held receipts (held.py)
     # A receipt with no receiver bind of its account free (none bound, every window full, or the ESME

@@ -62,8 +62,8 @@ from .held import HeldReceipts
 from .multi import MultiSubmit
 from .inbox import Inbox, WriteBatch
 from .mo import MoPath
-from .msgids import MessageIds
-from .routing import DeliveryRouting
+from .msgids import MessageIds, RecentlyAnswered
+from .routing import RECEIPT_AFTER_RESP, DeliveryRouting
 from .smsc import SmscLink, UpstreamMixin, parse_addr
 from .relay import RelayPath
 from .submit import SubmitPath, local_id_prefix
@@ -98,6 +98,9 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.held_writing: dict[str, int] = {}                # account -> its receipts being journalled to be held
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
+        self.recent_resps = RecentlyAnswered(RECEIPT_AFTER_RESP)  # ids whose resp just went out (routing.py)
+        self.receipts_after_resp: deque = deque()              # (due, account, pdu, on_done): waiting on their resp
+        self._after_resp_timer = None
         # id space -> [receipts matched by their id as sent, by its twin, of those by a twin of the same base]
         self.receipt_id_forms: dict = {}
         self.receipt_handover = None        # engine/state/receipts.py with --state redis://: receipts across processes
@@ -147,6 +150,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.mo_concat.judge_all()
         self._answer_early_receipts()       # each deliver_sm answered once, before the links close
         self._rejected_receipts_now()       # sent while the receivers are bound, or held (on disk below)
+        self._receipts_after_resp_now()     # the same for receipts waiting a little after their resp
         await self.commands_written()       # 5656 commands taken are answered before the links close
         for w, what in ((self.held_writer, "receipts being held"), (self.mo_parts_writer, "5656 message parts")):
             if w is not None and not await w.idle(COMMANDS_WAIT):
@@ -220,6 +224,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
                 unanswered += 1
                 on_resp(None, C.ESME_RSYSERR)
         self._answer_early_receipts()       # those whose resp never came: delivered again after the restart
+        self._receipts_after_resp_now()     # their resps went out during the wait above: sent before the unbinds
         self.stopping = True                # a link that goes away now is not bound again
         waiting = []
         loop = asyncio.get_running_loop()
@@ -263,6 +268,9 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
             sess.abort()
         self.bind_throttle.prune()
         self._expire_early_receipts(now)
+        r = self.recent_resps
+        if now - r.new_since >= r.span:
+            r.rotate(now)
         self._retry_held(now)
         self._mo_expire(self.loop.time())          # 5656 parts' markers and records (mo_journal.py)
         for sess in list(self.sessions):

@@ -215,6 +215,7 @@ class SharedReceipts:
 
     def _apply(self, entries, skip_own: bool = True) -> None:
         learn, early, proxy = self.ids.learned.add, self.proxy.early_receipts, self.proxy
+        recent = proxy.recent_resps.add     # their resps went out in another process just now: a receipt waits
         for eid, f in entries:
             self.last_id = eid.decode() if isinstance(eid, bytes) else eid
             if skip_own and f.get(b"p") == self._me:
@@ -224,6 +225,7 @@ class SharedReceipts:
                 for acct, mids in by.items():
                     for k in mids:
                         learn(k, acct)
+                        recent(k)
                         if early and k in early:        # a receipt here was waiting for this id
                             proxy._early_receipt_matched(k, acct)
                     self.stats["msgids_learned"] += len(mids)
