@@ -5,7 +5,8 @@ right after its resp): the proxy relayed the resp on the TX bind and the receipt
 iteration (its writes are coalesced), and Kannel, which reads its binds in two threads and matches a receipt
 against the ids its TX thread has stored, read 263 and 308 of 2,000 receipts first and threw them away ("got DLR but
 could not find message"). Such a receipt now waits until the resp has been out RECEIPT_AFTER_RESP (Kannel then
-matched 2,000 of 2,000); one that comes later, or to a lone transceiver, goes at once."""
+matched 2,000 of 2,000); one that comes later, or to a lone transceiver, goes at once. Only for an account that asks
+for it (`[[account]] receipt_after_resp = true`): the SMSC's deliver_sm waits unanswered meanwhile."""
 import socket
 import time
 
@@ -20,6 +21,11 @@ from engine.smpp_proxy.msgids import RecentlyAnswered
 from .test_smpp_proxy import read_raw
 
 HAM = b"Don hang cua ban da duoc giao, cam on quy khach"
+
+
+def _opt_in(h, on=True):
+    h.proxy.accounts["esme1"].receipt_after_resp = on
+    return h
 
 
 def _bind(h, pdu_class):
@@ -47,6 +53,7 @@ def _wait(pred, timeout=5):
 
 def test_receipt_on_the_receiver_bind_waits_for_its_resp_on_the_transmitter(tmp_path):
     with ProxyHarness(build(data_dir=tmp_path / "data"), receipt_delay=0) as h:
+        _opt_in(h)
         tx, rx = _bind(h, P.BindTransmitter), _bind(h, P.BindReceiver)
         _submit(tx)
         resp = read_raw(tx)
@@ -66,6 +73,7 @@ def test_receipt_on_the_receiver_bind_waits_for_its_resp_on_the_transmitter(tmp_
 
 def test_a_lone_transceiver_gets_its_receipt_at_once(tmp_path):
     with ProxyHarness(build(data_dir=tmp_path / "data"), receipt_delay=0) as h:
+        _opt_in(h)
         trx = _bind(h, P.BindTransceiver)
         _submit(trx)
         assert read_raw(trx).command_id == C.SUBMIT_SM_RESP          # TCP keeps the order: no wait needed
@@ -76,6 +84,7 @@ def test_a_lone_transceiver_gets_its_receipt_at_once(tmp_path):
 
 def test_a_receipt_that_comes_later_is_not_delayed(tmp_path):
     with ProxyHarness(build(data_dir=tmp_path / "data"), receipt_delay=1.6) as h:
+        _opt_in(h)
         tx, rx = _bind(h, P.BindTransmitter), _bind(h, P.BindReceiver)
         _submit(tx)
         assert read_raw(tx).command_status == 0
@@ -86,7 +95,7 @@ def test_a_receipt_that_comes_later_is_not_delayed(tmp_path):
 
 
 def test_a_receipt_waiting_when_the_receiver_unbinds_is_held_and_a_stop_sends_the_waiting_ones(tmp_path):
-    h = ProxyHarness(build(data_dir=tmp_path / "data"), receipt_delay=0).start()
+    h = _opt_in(ProxyHarness(build(data_dir=tmp_path / "data"), receipt_delay=0).start())
     try:
         tx, rx = _bind(h, P.BindTransmitter), _bind(h, P.BindReceiver)
         _submit(tx)
@@ -110,6 +119,32 @@ def test_a_receipt_waiting_when_the_receiver_unbinds_is_held_and_a_stop_sends_th
     finally:
         h.proxy = None                                    # stopped above
         h.stop()
+
+
+def test_an_account_that_did_not_ask_gets_its_receipt_at_once(tmp_path):
+    """The default: the SMSC's deliver_sm is not held for an ESME that reads its binds in order."""
+    with ProxyHarness(build(data_dir=tmp_path / "data"), receipt_delay=0) as h:
+        tx, rx = _bind(h, P.BindTransmitter), _bind(h, P.BindReceiver)
+        _submit(tx)
+        assert read_raw(tx).command_status == 0
+        assert read_raw(rx).command_id == C.DELIVER_SM
+        assert h.proxy.stats["receipts_after_resp_waited"] == 0
+        tx.close()
+        rx.close()
+
+
+def test_receipt_after_resp_is_an_account_key(tmp_path):
+    from engine.smpp_proxy.accounts import SmppConfigError, parse_accounts
+    head = '[[account]]\nsystem_id = "k"\npassword_hash = "pbkdf2_sha256$1$aa$bb"\n'
+    assert parse_accounts(tmp_path / "smpp.toml", {"account": [{"system_id": "k", "password_hash":
+                          "pbkdf2_sha256$1$aa$bb", "receipt_after_resp": True}]}, head)["k"].receipt_after_resp
+    try:
+        parse_accounts(tmp_path / "smpp.toml", {"account": [{"system_id": "k", "password_hash": "pbkdf2_sha256$1$aa$bb",
+                                                              "receipt_after_resp": 0.25}]}, head)
+    except SmppConfigError as e:
+        assert "receipt_after_resp must be bool" in str(e)
+    else:
+        raise AssertionError("a number for receipt_after_resp was taken")
 
 
 def test_recently_answered_generations():

@@ -53,6 +53,11 @@ class Account:
     # how this ESME's data_coding 0 / 1 bytes are read (codec.text.READINGS): "auto" recognises GSM
     # 03.38 escape sequences under data_coding 1 (node-smpp's default), else ASCII / Latin-1
     text_reading: str = "auto"
+    # a receipt the SMSC sends right after its submit_sm_resp waits RECEIPT_AFTER_RESP (routing.py) before it goes
+    # to another bind of this account: for an ESME that reads its transmitter and receiver binds apart (Kannel
+    # 1.4.5) and throws away a receipt read before its resp. Off by default: such a receipt's deliver_sm stays
+    # unanswered meanwhile, so the SMSC link's flow of them is at most its window per 0.25 s
+    receipt_after_resp: bool = False
     origin: str = ""                    # where it is defined: smpp.toml:LINE, --esme-account, FILE:LINE, $ENV
     _nets: list = field(default_factory=list, repr=False)
     _verified: dict = field(default_factory=dict, repr=False)
@@ -307,7 +312,7 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
 # not a silently ignored limit)
 _ACCOUNT_KEYS = {"system_id": (str,), "password_hash": (str,), "bind_types": (list,), "max_binds": (int,),
                  "allowed_networks": (list,), "throughput": (int, float), "window": (int,),
-                 "mo_prefixes": (list,), "text_reading": (str,)}
+                 "mo_prefixes": (list,), "text_reading": (str,), "receipt_after_resp": (bool,)}
 _ACCOUNT_HEADER = re.compile(r"^\s*\[\[\s*account\s*\]\]")
 _ANY_HEADER = re.compile(r"^\s*\[")
 
@@ -348,7 +353,7 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
             if types is None:
                 close = difflib.get_close_matches(key, list(_ACCOUNT_KEYS), n=1)
                 raise err(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""), key)
-            if not isinstance(value, types) or isinstance(value, bool):
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise err(f"{key} must be {' or '.join(t.__name__ for t in types)}, got {value!r}", key)
             if isinstance(value, float) and not math.isfinite(value):   # nan passes `< least` below
                 raise err(f"{key} must be a finite number, got {value!r}", key)
@@ -371,7 +376,8 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
                           allowed_networks=tuple(a.get("allowed_networks", ("0.0.0.0/0", "::/0"))),
                           throughput=float(a.get("throughput", 1000)), window=int(a.get("window", 100)),
                           mo_prefixes=tuple(a.get("mo_prefixes", ())),
-                          text_reading=str(a.get("text_reading", "auto")), origin=f"{p}:{head}")
+                          text_reading=str(a.get("text_reading", "auto")),
+                          receipt_after_resp=a.get("receipt_after_resp", False), origin=f"{p}:{head}")
         except (ValueError, TypeError) as e:        # a network that does not parse
             raise err(str(e), "allowed_networks") from None
         if acc.text_reading not in READINGS:

@@ -35,6 +35,8 @@ _RECEIPT_ID = re.compile(rb"id:([^\s\x00]+)")
 # 226 / 31 / 2 / 0 of them; so 250 ms. The SMSC's deliver_sm stays unanswered meanwhile (as an early receipt's
 # does): such receipts flow at most at the SMSC's window / 0.25 s a link. A receipt that comes later, or for an
 # account bound once (a transceiver: TCP keeps the order), goes at once. (msgids.py RecentlyAnswered: which ids.)
+# Only for accounts that ask for it (`[[account]] receipt_after_resp = true`): behind an SMSC with a small
+# deliver_sm window, every other receipt and MO on that link would go at that pace while such receipts come.
 RECEIPT_AFTER_RESP = 0.25
 MAX_RECEIPTS_AFTER_RESP = 10_000    # waiting so; over it a receipt goes at once (~300 B each, <= 4 KB: 40 MB)
 # Short-code replies (the confirmation of a DNC command or report) waiting for room upstream: a reply
@@ -346,8 +348,12 @@ class DeliveryRouting:
         self._deliver_receipt(acct, pdu, on_done=on_done)
 
     def _receipt_may_pass_resp(self, acct) -> bool:
-        """Whether a receipt may reach the account on another bind than its resp: it has more than one bind here,
-        or (--workers / --state redis://: the resp may have gone out in another process) any bind here."""
+        """Whether a receipt for an account that asked for the wait (`[[account]] receipt_after_resp`) may reach it
+        on another bind than its resp: it has more than one bind here, or (--workers / --state redis://: the resp may
+        have gone out in another process) any bind here."""
+        a = self.accounts.get(acct)
+        if a is None or not a.receipt_after_resp:
+            return False
         binds = self.binds.get(acct, ())
         return len(binds) > 1 or (self.receipt_handover is not None and len(binds) > 0)
 
