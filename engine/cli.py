@@ -140,8 +140,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--recipient", help="one SMS: recipient number")
     p.add_argument("--text", help="one SMS: text")
     p.add_argument("--time", help="ISO-8601 time with offset (default: now)")
-    p.add_argument("--account", default="", help="ESME system_id the SMS came from")
-    p.add_argument("--direction", default="mt", choices=["mt", "mo"],
+    # no defaults here: cmd_check refuses both with --jsonl (each line has its own), as it does --sender
+    p.add_argument("--account", help="one SMS: ESME system_id it came from (default: none)")
+    p.add_argument("--direction", choices=["mt", "mo"],
                    help="one SMS: mt (to a subscriber, the default) or mo (from one)")
 
     p = _sub(subs, "lists", "import, export, edit and count the DNC, sender, blacklist and consent lists")

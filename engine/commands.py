@@ -63,7 +63,8 @@ def cmd_check(args) -> int:
     if not args.jsonl and args.sender is None:
         print("telfilter check: give --jsonl FILE, or --sender/--recipient/--text for one message", file=sys.stderr)
         return 2
-    one = [f"--{k}" for k in ("sender", "recipient", "text", "time") if getattr(args, k) is not None]
+    one = [f"--{k}" for k in ("sender", "recipient", "text", "time", "account", "direction")
+           if getattr(args, k) is not None]
     if args.jsonl and one:
         print(f"telfilter check: {', '.join(one)} given with --jsonl: the options for one message and a JSONL "
               "input exclude each other", file=sys.stderr)
@@ -79,7 +80,7 @@ def cmd_check(args) -> int:
             except RecordError as e:
                 print(f"telfilter check: {e}", file=sys.stderr)
                 return 2
-            m = Message(args.sender, args.recipient, args.text, t, args.account, args.direction)
+            m = Message(args.sender, args.recipient, args.text, t, args.account or "", args.direction or "mt")
             out.write(json.dumps(pipe.judge(m).to_json(None), ensure_ascii=False) + "\n")
             return 0
         # a line that is not UTF-8 or not JSON gets an error record, not the whole run stopping (jsonl.py)

@@ -165,6 +165,21 @@ def test_one_message_options_with_jsonl_are_refused(data_dir):
     assert p.returncode == 2 and "--sender given with --jsonl" in p.stderr
 
 
+def test_account_and_direction_with_jsonl_are_refused_not_ignored(data_dir):
+    # `check --jsonl F --account A` (or --direction mo) judged every line with the line's own account and
+    # direction, silently: both options are the one message's, as --sender is (found by the README audit)
+    for opt in (("--account", "esme1"), ("--direction", "mo"), ("--direction", "mt")):
+        p = run_cli("check", "--jsonl", "-", *opt, "--data-dir", data_dir, input="")
+        assert p.returncode == 2 and f"{opt[0]} given with --jsonl" in p.stderr, (opt, p.stderr)
+    # one message still takes them, and still defaults to mt and no account
+    p = run_cli("check", "--sender", "0901234567", "--recipient", "0912345678", "--text", "Hen gap lai",
+                "--time", "2026-11-28T11:00:00+07:00", "--data-dir", data_dir)
+    assert p.returncode == 0 and json.loads(p.stdout)["action"] == "allow", p.stderr
+    p = run_cli("check", "--sender", "0912345678", "--recipient", "5656", "--text", "DK DNC", "--direction", "mo",
+                "--account", "esme1", "--time", "2026-11-28T11:00:00+07:00", "--data-dir", data_dir)
+    assert p.returncode == 0 and json.loads(p.stdout)["hits"][0]["symbol"] == "DNC_REGISTERED", p.stdout
+
+
 def test_an_out_file_that_cannot_be_written_is_named_as_given(data_dir, tmp_path):
     # the error named the temporary file beside it (".o.jsonl.12345.tmp"), a name the user never wrote
     f = tmp_path / "in.jsonl"
