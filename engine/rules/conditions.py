@@ -308,6 +308,17 @@ def _text_not_regex(v, **_):
     return lambda c, s: None if any(p.search(c.folded) for p in pats) else "no match"
 
 
+def _keyword_parts(words) -> tuple:
+    """Each keyword as its folded parts, in the order written (what plan.py's shared keyword pass reads)."""
+    out = []
+    for w in words:
+        parts = tuple(fold(w).split())
+        if not parts:
+            raise ValueError("empty keyword")
+        out.append(parts)
+    return tuple(out)
+
+
 def _keyword_re(words):
     r"""Any of `words` as whole words (not preceded or followed by a letter or digit), each word's
     parts joined by any whitespace. That is `(?<![^\W_])(?:w1|w2|...)(?![^\W_])`, written with
@@ -328,18 +339,25 @@ def _keyword_re(words):
 
 @condition("keywords", "any of these words/phrases, as whole words, case- and diacritic-insensitive", cost=3)
 def _keywords(v, **_):
-    rx = _keyword_re(_strs(v, "keywords"))
+    words = _strs(v, "keywords")
+    rx = _keyword_re(words)
 
     def pred(c, s):
         m = rx.search(c.folded)
         return f"keyword {m.group(0)!r}" if m else None
+    pred.keyword_parts = _keyword_parts(words)
     return pred
 
 
 @condition("keywords_absent", "none of these words/phrases appear (whole words, folded)", cost=3)
 def _keywords_absent(v, **_):
-    rx = _keyword_re(_strs(v, "keywords_absent"))
-    return lambda c, s: None if rx.search(c.folded) else "no opt-out keyword"
+    words = _strs(v, "keywords_absent")
+    rx = _keyword_re(words)
+
+    def pred(c, s):
+        return None if rx.search(c.folded) else "no opt-out keyword"
+    pred.keyword_parts = _keyword_parts(words)
+    return pred
 
 
 # ---------------------------------------------------------------- time

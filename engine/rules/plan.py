@@ -31,7 +31,10 @@ pending stateful conditions) as a direct reading of the rules would give.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from .conditions import COST
+from .keywords import KEYWORD_INDEX_MIN, KeywordIndex
 
 UNKNOWN = object()          # a slot not evaluated yet for this message
 STATEFUL_COST = 100         # stateful conditions always come last (they read state, then join pending)
@@ -54,11 +57,38 @@ def compile_plans(rules, order, scopes) -> dict:
     return {sc: _compile_scope(rules, order, sc) for sc in scopes}
 
 
+def keyword_preds(rules, scope) -> dict:
+    """id(pred) -> the same condition read from one KeywordIndex, for a scope with KEYWORD_INDEX_MIN or
+    more distinct keyword conditions (rules/keywords.py), else {}."""
+    conds: dict = {}                        # (name, canonical value) -> [preds]
+    for r in rules:
+        if scope in r.applies_to:
+            for name, pred, key in r.preds:
+                if name in ("keywords", "keywords_absent"):
+                    conds.setdefault((name, key), []).append(pred)
+    if len(conds) < KEYWORD_INDEX_MIN:
+        return {}
+    groups = list(conds.items())
+    kx = KeywordIndex([preds[0].keyword_parts for _, preds in groups])
+    out = {}
+    for cid, ((name, _), preds) in enumerate(groups):
+        new = kx.pred(cid, name == "keywords_absent")
+        for p in preds:
+            out[id(p)] = new
+    return out
+
+
 def _compile_scope(rules, order, scope) -> ScopePlan:
     index = {r.symbol: j for j, r in enumerate(rules)}
     n = len(rules)
     fns: list = [None] * n
     blank: list = [UNKNOWN if scope in r.applies_to else None for r in rules]
+    # many keyword lists: one pass over the text answers them all (the rules keep their own regexes)
+    kw = keyword_preds(rules, scope)
+    written = {r.symbol: r for r in rules}          # what a hit names
+    if kw:
+        rules = [_with_preds(r, kw) for r in rules]
+        order = [rules[index[r.symbol]] for r in order]
     # conditions written the same way in two or more rules of this scope share a slot
     uses: dict = {}
     for r in rules:
@@ -95,7 +125,7 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
                 rest = r.tree[1][1:] if r.tree[0] == "and" else []
                 rest = None if not rest else rest[0] if len(rest) == 1 else ("and", rest)
                 fn = _rule_fn(r, index, fns, shared, direct, tree=rest)
-            step = (None if r.helper else r, j, fn, direct[j] is not None)
+            step = (None if r.helper else written[r.symbol], j, fn, direct[j] is not None)
             if out and out[-1][0] == g:         # (unguarded steps run one after another too)
                 out[-1][1].append(step)
             else:
@@ -104,6 +134,14 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
     steps = blocks(r for r in order if scope in r.applies_to and (not r.helper or r.stateful))
     all_steps = blocks(r for r in order if scope in r.applies_to)
     return ScopePlan(scope, blank, steps, all_steps, index, fns)
+
+
+def _with_preds(rule, subst):
+    """A copy of `rule` whose conditions found in `subst` (id(pred) -> pred) are replaced: the plan runs the copy,
+    its hits name the rule as loaded."""
+    if not any(id(p) in subst for _, p, _ in rule.preds):
+        return rule
+    return dataclasses.replace(rule, preds=[(name, subst.get(id(p), p), key) for name, p, key in rule.preds])
 
 
 def run_steps(plan: ScopePlan, blocks, ctx, state):
