@@ -7,11 +7,13 @@ import pytest
 from engine.rules.conditions import CONDITIONS
 from engine.rules.keywords import KEYWORD_INDEX_MIN, KeywordIndex
 from engine.rules.loader import SCOPES, Rule, RuleSet
-from engine.rules.plan import keyword_preds
+from engine.rules.plan import keyword_slots
 from engine.textnorm import fold
 from engine.verdict import Action
 
-from .test_rules_plan import reference
+from engine.rules.expr import parse_tree
+
+from .test_rules_plan import FakeStateful, reference
 
 SYL = ["tu", "choi", "tc", "huy", "stop", "opt", "out", "khuyen", "mai", "khuyến", "mãi", "giảm", "gia", "đăng", "ky",
        "qc", "[qc]", "opt-out", "a", "b1", "1", "x_y", "$5", "c.d", "q", "vn", "100%", "ưu", "đãi", "e-mail"]
@@ -43,12 +45,14 @@ def test_index_gives_each_regex_answer(seed):
     present = [CONDITIONS["keywords"][0](w) for w in lists]
     absent = [CONDITIONS["keywords_absent"][0](w) for w in lists]
     kx = KeywordIndex([p.keyword_parts for p in present])
-    got_p = [kx.pred(i, False) for i in range(len(lists))]
-    got_a = [kx.pred(i, True) for i in range(len(lists))]
     for _ in range(300):
         c = Ctx(random_text(rng))
-        assert [p(c, None) for p in got_p] == [p(c, None) for p in present], (c.folded, lists)
-        assert [p(c, None) for p in got_a] == [p(c, None) for p in absent], (c.folded, lists)
+        t = c.folded
+        res = kx.scan(t)
+        got = [f"keyword {t[res[i][0]:res[i][2]]!r}" if i in res else None for i in range(len(lists))]
+        assert got == [p(c, None) for p in present], (t, lists)
+        assert [None if i in res else "no opt-out keyword" for i in range(len(lists))] == \
+            [p(c, None) for p in absent], (t, lists)
 
 
 def keyword_ruleset(rng):
@@ -62,7 +66,13 @@ def keyword_ruleset(rng):
         if rng.random() < 0.3:                  # a second text condition, and a shared one
             w2 = random_words(rng)
             r.preds.append(("keywords", CONDITIONS["keywords"][0](w2), repr(w2)))
+        if rng.random() < 0.3:                  # a counter after the text (the shared pass skips the rule first)
+            r.stateful = [FakeStateful(f"st{i}")]
+        if rules and rng.random() < 0.3:        # a composite reading an earlier rule
+            r.tree, syms = parse_tree(rng.choice(["", "not "]) + rng.choice(rules).symbol)
+            r.deps = [s for s, _ in syms]
         rules.append(r)
+    rng.shuffle(rules)
     return RuleSet(rules, 3.0, 15.0, {}, None)
 
 
@@ -70,13 +80,20 @@ def keyword_ruleset(rng):
 def test_plan_with_index_matches_the_direct_reading(seed):
     rng = random.Random(100 + seed)
     rs = keyword_ruleset(rng)
-    assert keyword_preds(rs.rules, "sms-mt")            # the shared pass is in use
+    assert keyword_slots(rs.rules, "sms-mt")            # the shared pass is in use
+    assert rs.plans["sms-mt"].prefill is not None
     for _ in range(200):
         c = Ctx(random_text(rng))
-        want, _, _ = reference(rs, c, None)
-        got, _ = rs.evaluate(c, None)
+        c.bits = {f"st{i}": rng.random() < 0.5 for i in range(len(rs.rules))}
+        want_state, got_state = [], []
+        want, want_pending, _ = reference(rs, c, want_state)
+        got, got_pending = rs.evaluate(c, got_state)
         assert [(r.symbol, e) for r, e in got] == [(r.symbol, e) for r, e in want], c.folded
+        assert got_pending == want_pending and got_state == want_state
         assert all(a is b for (a, _), (b, _) in zip(got, want))      # hits name the rules as loaded
+        _, _, all_memo = reference(rs, c, [], everything=True)
+        got_true, _ = rs.evaluate_all(c, [])
+        assert got_true == {s for s, e in all_memo.items() if e is not None}
 
 
 def test_few_lists_keep_their_regexes():
@@ -87,4 +104,4 @@ def test_few_lists_keep_their_regexes():
         w = random_words(rng)
         r.preds.append(("keywords", CONDITIONS["keywords"][0](w), repr(w)))
         rules.append(r)
-    assert keyword_preds(rules, "sms-mt") == {}
+    assert keyword_slots(rules, "sms-mt") == []

@@ -14,8 +14,10 @@ KEYWORD_INDEX_MIN or more keyword conditions reads them all from one `KeywordInd
   literally, one or more whitespace characters between them, no letter or digit after it: what
   the regex matches). Each condition keeps its leftmost match, and at one position the keyword
   listed first: what `search` returns, so evidence (`keyword 'tu choi'`) is the same text.
-- The result (condition -> (position, order, end)) is kept for the last text scanned: the
-  conditions of one message share it.
+- The plan gives each such condition a slot holding its answer when nothing matches (false for
+  `keywords`, true for `keywords_absent`) and writes only the matched ones after the scan, once per
+  message; a rule with no `expr` and a `keywords` condition is guarded by that slot, so a rule whose
+  list is not in the text costs one slot read, not a call.
 
 `tests/test_rules_keyword_index.py` holds the index equal to the regexes on generated lists.
 """
@@ -61,7 +63,7 @@ def match_at(text: str, pos: int, parts) -> int:
 
 
 class KeywordIndex:
-    __slots__ = ("by_key", "keys", "_text", "_res")
+    __slots__ = ("by_key", "keys")
 
     def __init__(self, lists):
         """`lists`: one keyword list per condition, each a sequence of parts tuples in the order written;
@@ -78,41 +80,25 @@ class KeywordIndex:
             by_key.setdefault(keyword_key(parts), []).append((parts, tuple(owners)))
         self.by_key = {k: tuple(v) for k, v in by_key.items()}
         self.keys = frozenset(self.by_key)
-        self._text = None
-        self._res: dict = {}
 
     def scan(self, text: str) -> dict:
         """condition -> (position, order, end) of its first match in `text` (absent: no match)."""
-        if text is self._text:
-            return self._res
         res: dict = {}
-        if not self.keys.isdisjoint(_TOKENS.findall(text)):
-            by_key = self.by_key
-            for m in _TOKENS.finditer(text):
-                ents = by_key.get(m.group())
-                if ents is None:
+        if self.keys.isdisjoint(_TOKENS.findall(text)):
+            return res
+        by_key = self.by_key
+        for m in _TOKENS.finditer(text):
+            ents = by_key.get(m.group())
+            if ents is None:
+                continue
+            pos = m.start()
+            for parts, owners in ents:
+                end = match_at(text, pos, parts)
+                if end < 0:
                     continue
-                pos = m.start()
-                for parts, owners in ents:
-                    end = match_at(text, pos, parts)
-                    if end < 0:
-                        continue
-                    for cid, order in owners:
-                        best = res.get(cid)
-                        # positions come in ascending order: a later one never replaces an earlier match
-                        if best is None or (best[0] == pos and order < best[1]):
-                            res[cid] = (pos, order, end)
-        self._text, self._res = text, res
+                for cid, order in owners:
+                    best = res.get(cid)
+                    # positions come in ascending order: a later one never replaces an earlier match
+                    if best is None or (best[0] == pos and order < best[1]):
+                        res[cid] = (pos, order, end)
         return res
-
-    def pred(self, cid: int, absent: bool):
-        """The condition's predicate (c, s) -> evidence | None, as conditions._keywords / _keywords_absent give it."""
-        scan = self.scan
-        if absent:
-            return lambda c, s: None if cid in scan(c.folded) else "no opt-out keyword"
-
-        def present(c, s):
-            t = c.folded
-            hit = scan(t).get(cid)
-            return None if hit is None else f"keyword {t[hit[0]:hit[2]]!r}"
-        return present

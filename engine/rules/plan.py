@@ -31,8 +31,6 @@ pending stateful conditions) as a direct reading of the rules would give.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from .conditions import COST
 from .keywords import KEYWORD_INDEX_MIN, KeywordIndex
 
@@ -41,9 +39,10 @@ STATEFUL_COST = 100         # stateful conditions always come last (they read st
 
 
 class ScopePlan:
-    __slots__ = ("scope", "blank", "steps", "all_steps", "index", "fns")
+    __slots__ = ("scope", "blank", "steps", "all_steps", "index", "fns", "prefill")
 
-    def __init__(self, scope, blank, steps, all_steps, index, fns):
+    def __init__(self, scope, blank, steps, all_steps, index, fns, prefill=None):
+        self.prefill = prefill        # (ctx, memo) -> None: the shared keyword pass, or None
         self.scope = scope
         self.fns = fns                # slot -> the rule's closure (None outside the scope)
         self.blank = blank            # the memo a message starts from
@@ -57,25 +56,27 @@ def compile_plans(rules, order, scopes) -> dict:
     return {sc: _compile_scope(rules, order, sc) for sc in scopes}
 
 
-def keyword_preds(rules, scope) -> dict:
-    """id(pred) -> the same condition read from one KeywordIndex, for a scope with KEYWORD_INDEX_MIN or
-    more distinct keyword conditions (rules/keywords.py), else {}."""
-    conds: dict = {}                        # (name, canonical value) -> [preds]
+def keyword_slots(rules, scope) -> list:
+    """[(name, canonical value, keyword parts)] of the distinct keyword conditions of a scope that has
+    KEYWORD_INDEX_MIN or more of them (read in one pass: rules/keywords.py), else []."""
+    conds: dict = {}
     for r in rules:
         if scope in r.applies_to:
             for name, pred, key in r.preds:
-                if name in ("keywords", "keywords_absent"):
-                    conds.setdefault((name, key), []).append(pred)
-    if len(conds) < KEYWORD_INDEX_MIN:
-        return {}
-    groups = list(conds.items())
-    kx = KeywordIndex([preds[0].keyword_parts for _, preds in groups])
-    out = {}
-    for cid, ((name, _), preds) in enumerate(groups):
-        new = kx.pred(cid, name == "keywords_absent")
-        for p in preds:
-            out[id(p)] = new
-    return out
+                if name in ("keywords", "keywords_absent") and (name, key) not in conds:
+                    conds[(name, key)] = pred.keyword_parts
+    return [(n, k, parts) for (n, k), parts in conds.items()] if len(conds) >= KEYWORD_INDEX_MIN else []
+
+
+def _keyword_fill(kx, slots, absent):
+    """(ctx, memo) -> None: writes the answer of every keyword condition the text matches into its slot."""
+    scan = kx.scan
+
+    def fill(c, m):
+        t = c.folded
+        for cid, (pos, _, end) in scan(t).items():
+            m[slots[cid]] = None if absent[cid] else f"keyword {t[pos:end]!r}"
+    return fill
 
 
 def _compile_scope(rules, order, scope) -> ScopePlan:
@@ -83,19 +84,22 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
     n = len(rules)
     fns: list = [None] * n
     blank: list = [UNKNOWN if scope in r.applies_to else None for r in rules]
-    # many keyword lists: one pass over the text answers them all (the rules keep their own regexes)
-    kw = keyword_preds(rules, scope)
-    written = {r.symbol: r for r in rules}          # what a hit names
+    # many keyword lists: one pass over the text answers them all, each in a slot filled before the rules run
+    shared: dict = {}
+    prefill = None
+    kw = keyword_slots(rules, scope)
     if kw:
-        rules = [_with_preds(r, kw) for r in rules]
-        order = [rules[index[r.symbol]] for r in order]
+        for name, key, _ in kw:
+            shared[(name, key)] = len(blank)
+            blank.append("no opt-out keyword" if name == "keywords_absent" else None)    # nothing matched
+        prefill = _keyword_fill(KeywordIndex([parts for _, _, parts in kw]), [shared[(n, k)] for n, k, _ in kw],
+                                [n == "keywords_absent" for n, _, _ in kw])
     # conditions written the same way in two or more rules of this scope share a slot
     uses: dict = {}
     for r in rules:
         if scope in r.applies_to:
             for name, _, key in r.preds:
                 uses[(name, key)] = uses.get((name, key), 0) + 1
-    shared: dict = {}
     for r in rules:
         if scope not in r.applies_to:
             continue
@@ -120,12 +124,16 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
             g = index[chain[-1]] if chain else -1
             j = index[r.symbol]
             fn = direct[j] or fns[j]
-            if g >= 0 and guard_of(r.tree) == chain[-1]:
+            if g < 0 and r.tree is None:
+                # a rule with a `keywords` list read in the shared pass: skipped while its slot is false
+                g = next((shared[(name, key)] for name, _, key in r.preds
+                          if name == "keywords" and (name, key) in shared), -1) if prefill else -1
+            elif g >= 0 and guard_of(r.tree) == chain[-1]:
                 # inside its block the guard is known to hold: run the rest of the expression only
                 rest = r.tree[1][1:] if r.tree[0] == "and" else []
                 rest = None if not rest else rest[0] if len(rest) == 1 else ("and", rest)
                 fn = _rule_fn(r, index, fns, shared, direct, tree=rest)
-            step = (None if r.helper else written[r.symbol], j, fn, direct[j] is not None)
+            step = (None if r.helper else r, j, fn, direct[j] is not None)
             if out and out[-1][0] == g:         # (unguarded steps run one after another too)
                 out[-1][1].append(step)
             else:
@@ -133,21 +141,16 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
         return tuple((g, tuple(b)) for g, b in out)
     steps = blocks(r for r in order if scope in r.applies_to and (not r.helper or r.stateful))
     all_steps = blocks(r for r in order if scope in r.applies_to)
-    return ScopePlan(scope, blank, steps, all_steps, index, fns)
-
-
-def _with_preds(rule, subst):
-    """A copy of `rule` whose conditions found in `subst` (id(pred) -> pred) are replaced: the plan runs the copy,
-    its hits name the rule as loaded."""
-    if not any(id(p) in subst for _, p, _ in rule.preds):
-        return rule
-    return dataclasses.replace(rule, preds=[(name, subst.get(id(p), p), key) for name, p, key in rule.preds])
+    fns += [None] * (len(blank) - n)        # (a guard on a keyword slot is never UNKNOWN: prefill wrote it)
+    return ScopePlan(scope, blank, steps, all_steps, index, fns, prefill)
 
 
 def run_steps(plan: ScopePlan, blocks, ctx, state):
     """Evaluate `blocks` for one message: (hits as (rule, evidence), pending Stateful, memo).
     A rule skipped by its guard keeps an UNKNOWN slot: read later, it evaluates to None."""
     m = plan.blank.copy()
+    if plan.prefill is not None:
+        plan.prefill(ctx, m)
     fns = plan.fns
     pending: list = []
     hits: list = []
