@@ -10,9 +10,10 @@ KEYWORD_INDEX_MIN or more keyword conditions reads them all from one `KeywordInd
   Its first part (`fold(word).split()`) then begins with exactly that run: the run is the
   keyword's key. The text is cut into these candidate tokens by one regex; a set test drops the
   common message that holds no key at all.
-- At each candidate position whose token is a key, every keyword of that key is tried (its parts
-  literally, one or more whitespace characters between them, no letter or digit after it: what
-  the regex matches). Each condition keeps its leftmost match, and at one position the keyword
+- At each candidate position whose token is a key, the keywords of that key are tried part by part
+  through a tree (a part literally, then one or more whitespace characters, then the next part
+  keyed by its token; no letter or digit after the last: what the regex matches), so a position
+  costs the parts that match there, not every keyword starting with the same word. Each condition keeps its leftmost match, and at one position the keyword
   listed first: what `search` returns, so evidence (`keyword 'tu choi'`) is the same text.
 - The plan gives each such condition a slot holding its answer when nothing matches (false for
   `keywords`, true for `keywords_absent`) and writes only the matched ones after the scan, once per
@@ -41,29 +42,46 @@ def keyword_key(parts) -> str:
     return p[:n]
 
 
-def match_at(text: str, pos: int, parts) -> int:
-    """The end of the keyword's match at `pos`, or -1 (the regex's `p1\\s+p2...(?![^\\W_])`)."""
-    i = pos
+def _node(entries) -> dict:
+    """The keywords `entries` ([(parts, owners)], all at the same part index) as a node: key of the part ->
+    ((part, owners of the keywords ending with it, node of their continuations | None), ...)."""
+    groups: dict = {}               # part -> ([owners ending here], [(rest, owners)])
+    for parts, owners in entries:
+        ends, more = groups.setdefault(parts[0], ([], []))
+        if len(parts) == 1:
+            ends.extend(owners)
+        else:
+            more.append((parts[1:], owners))
+    node: dict = {}
+    for part, (ends, more) in groups.items():
+        node.setdefault(keyword_key((part,)), []).append((part, tuple(ends), _node(more) if more else None))
+    return {k: tuple(v) for k, v in node.items()}
+
+
+def _walk(node, tok, text, i, pos, res):
+    """Record in `res` every keyword of `node` matching `text` from i (token `tok` there), its match from pos."""
     n = len(text)
-    last = len(parts) - 1
-    for k, p in enumerate(parts):
-        if not text.startswith(p, i):
-            return -1
-        i += len(p)
-        if k < last:
-            j = i
-            while j < n and text[j].isspace():
-                j += 1
-            if j == i:
-                return -1
-            i = j
-    if i < n and text[i].isalnum():
-        return -1
-    return i
+    for part, owners, child in node.get(tok, ()):
+        if not text.startswith(part, i):
+            continue
+        j = i + len(part)
+        if owners and (j == n or not text[j].isalnum()):
+            for cid, order in owners:
+                best = res.get(cid)
+                # positions come in ascending order: a later one never replaces an earlier match
+                if best is None or (best[0] == pos and order < best[1]):
+                    res[cid] = (pos, order, j)
+        if child is not None:
+            k = j
+            while k < n and text[k].isspace():
+                k += 1
+            if j < k < n:
+                # the next part starts after whitespace: its token is the run (or character) there
+                _walk(child, _TOKENS.match(text, k).group(), text, k, pos, res)
 
 
 class KeywordIndex:
-    __slots__ = ("by_key", "keys")
+    __slots__ = ("root", "keys")
 
     def __init__(self, lists):
         """`lists`: one keyword list per condition, each a sequence of parts tuples in the order written;
@@ -75,30 +93,18 @@ class KeywordIndex:
                 if parts not in seen:       # a repeat never comes first
                     seen.add(parts)
                     entries.setdefault(parts, []).append((cid, order))
-        by_key: dict = {}
-        for parts, owners in entries.items():
-            by_key.setdefault(keyword_key(parts), []).append((parts, tuple(owners)))
-        self.by_key = {k: tuple(v) for k, v in by_key.items()}
-        self.keys = frozenset(self.by_key)
+        self.root = _node(list(entries.items()))
+        self.keys = frozenset(self.root)
 
     def scan(self, text: str) -> dict:
         """condition -> (position, order, end) of its first match in `text` (absent: no match)."""
         res: dict = {}
         if self.keys.isdisjoint(_TOKENS.findall(text)):
             return res
-        by_key = self.by_key
+        root = self.root
         for m in _TOKENS.finditer(text):
-            ents = by_key.get(m.group())
-            if ents is None:
-                continue
-            pos = m.start()
-            for parts, owners in ents:
-                end = match_at(text, pos, parts)
-                if end < 0:
-                    continue
-                for cid, order in owners:
-                    best = res.get(cid)
-                    # positions come in ascending order: a later one never replaces an earlier match
-                    if best is None or (best[0] == pos and order < best[1]):
-                        res[cid] = (pos, order, end)
+            tok = m.group()
+            if tok in root:
+                pos = m.start()
+                _walk(root, tok, text, pos, pos, res)
         return res
