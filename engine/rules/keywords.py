@@ -42,26 +42,34 @@ def keyword_key(parts) -> str:
     return p[:n]
 
 
-def _node(entries) -> dict:
-    """The keywords `entries` ([(parts, owners)], all at the same part index) as a node: key of the part ->
-    ((part, owners of the keywords ending with it, node of their continuations | None), ...)."""
-    groups: dict = {}               # part -> ([owners ending here], [(rest, owners)])
+def _tree(entries) -> dict:
+    """The keywords `entries` ([(parts, owners)]) as a tree: node = {token: {part: [owners of the keywords ending
+    with it, node of their continuations | None]}}, a part keyed by the token its match starts with."""
+    root: dict = {}
     for parts, owners in entries:
-        ends, more = groups.setdefault(parts[0], ([], []))
-        if len(parts) == 1:
-            ends.extend(owners)
-        else:
-            more.append((parts[1:], owners))
-    node: dict = {}
-    for part, (ends, more) in groups.items():
-        node.setdefault(keyword_key((part,)), []).append((part, tuple(ends), _node(more) if more else None))
-    return {k: tuple(v) for k, v in node.items()}
+        node = root
+        last = len(parts) - 1
+        for k, part in enumerate(parts):
+            slot = node.setdefault(keyword_key((part,)), {})
+            ent = slot.get(part)
+            if ent is None:
+                ent = slot[part] = [(), None]
+            if k == last:
+                ent[0] += tuple(owners)
+            else:
+                if ent[1] is None:
+                    ent[1] = {}
+                node = ent[1]
+    return root
 
 
 def _walk(node, tok, text, i, pos, res):
     """Record in `res` every keyword of `node` matching `text` from i (token `tok` there), its match from pos."""
     n = len(text)
-    for part, owners, child in node.get(tok, ()):
+    slot = node.get(tok)
+    if slot is None:
+        return
+    for part, (owners, child) in slot.items():
         if not text.startswith(part, i):
             continue
         j = i + len(part)
@@ -93,7 +101,7 @@ class KeywordIndex:
                 if parts not in seen:       # a repeat never comes first
                     seen.add(parts)
                     entries.setdefault(parts, []).append((cid, order))
-        self.root = _node(list(entries.items()))
+        self.root = _tree(entries.items())
         self.keys = frozenset(self.root)
 
     def scan(self, text: str) -> dict:

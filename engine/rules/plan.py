@@ -53,7 +53,8 @@ class ScopePlan:
 
 
 def compile_plans(rules, order, scopes) -> dict:
-    return {sc: _compile_scope(rules, order, sc) for sc in scopes}
+    indexes: dict = {}          # the same keyword conditions in two scopes (sms-mt, sms-mo) share one index
+    return {sc: _compile_scope(rules, order, sc, indexes) for sc in scopes}
 
 
 def keyword_slots(rules, scope) -> list:
@@ -79,7 +80,7 @@ def _keyword_fill(kx, slots, absent):
     return fill
 
 
-def _compile_scope(rules, order, scope) -> ScopePlan:
+def _compile_scope(rules, order, scope, indexes=None) -> ScopePlan:
     index = {r.symbol: j for j, r in enumerate(rules)}
     n = len(rules)
     fns: list = [None] * n
@@ -92,7 +93,13 @@ def _compile_scope(rules, order, scope) -> ScopePlan:
         for name, key, _ in kw:
             shared[(name, key)] = len(blank)
             blank.append("no opt-out keyword" if name == "keywords_absent" else None)    # nothing matched
-        prefill = _keyword_fill(KeywordIndex([parts for _, _, parts in kw]), [shared[(n, k)] for n, k, _ in kw],
+        ident = tuple((n, k) for n, k, _ in kw)
+        kx = indexes.get(ident) if indexes is not None else None
+        if kx is None:
+            kx = KeywordIndex([parts for _, _, parts in kw])
+            if indexes is not None:
+                indexes[ident] = kx
+        prefill = _keyword_fill(kx, [shared[(n, k)] for n, k, _ in kw],
                                 [n == "keywords_absent" for n, _, _ in kw])
     # conditions written the same way in two or more rules of this scope share a slot
     uses: dict = {}
