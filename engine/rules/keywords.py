@@ -29,17 +29,13 @@ import re
 KEYWORD_INDEX_MIN = 4       # keyword conditions in a scope before the shared pass pays (measured: README)
 # a maximal run of letters/digits, or a non-space character with no letter or digit before it
 _TOKENS = re.compile(r"[^\W_]+|(?<![^\W_])\S")
+_LEAD = re.compile(r"[^\W_]+")
 
 
 def keyword_key(parts) -> str:
     """The token a match of the keyword starts with: its first part's leading letters/digits, or its first character."""
-    p = parts[0]
-    if not p[0].isalnum():
-        return p[0]
-    n = 1
-    while n < len(p) and p[n].isalnum():
-        n += 1
-    return p[:n]
+    m = _LEAD.match(parts[0])
+    return m.group() if m else parts[0][0]
 
 
 def _tree(entries) -> dict:
