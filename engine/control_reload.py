@@ -34,7 +34,8 @@ class ReloadCommands:
         return ans
 
     async def _reload_rules(self) -> dict:
-        errors = [str(e) for e in self.pipe.reload_rules()]
+        from .serve import reload_rules
+        errors = [str(e) for e in await reload_rules(self.pipe)]
         return {"ok": not errors, "errors": errors, "rules": len(self.pipe.rules.rules), "generation": self._rules_gen()}
 
     async def _reload_lists(self) -> dict:

@@ -81,6 +81,7 @@ class Pipeline:
         self.shortcode = normalise_number(settings.shortcode)
         self.rules = rules
         self.rules_generation = 1       # +1 at each rule set swapped in (ctl stats and /metrics both show it)
+        self.rules_reload_lock = None   # serve's reloads run one at a time under it (serve.reload_rules)
         self.lists = lists if lists is not None else Lists()
         self.store = store
         self.reports = reports
@@ -298,14 +299,19 @@ class Pipeline:
     # ------------------------------------------------------------ hot swaps
     def reload_rules(self, directory: Path | None = None) -> list:
         """Build and validate a new rule set beside the old one; swap only on success."""
-        d = Path(directory) if directory else self.rules.directory
-        try:
-            new = load_rules(d, full_lint=False)    # (on serve's loop: no seconds-long lint, rules/lint.py)
-        except RuleSetError as e:
-            self.rule_errors = e.errors
-            for err in e.errors:
+        d = self.rules_dir(directory)
+        return self.install_rules(d, read_rules(d))
+
+    def rules_dir(self, directory: Path | None = None) -> Path:
+        return Path(directory) if directory else self.rules.directory
+
+    def install_rules(self, d: Path, new) -> list:
+        """Swap in `new`, a RuleSet that read_rules(d) gave, or log why not (a RuleSetError: the old set stays)."""
+        if isinstance(new, RuleSetError):
+            self.rule_errors = new.errors
+            for err in new.errors:
                 log.error("rules reload refused, old rules stay in force: %s", err)
-            return e.errors
+            return new.errors
         self.rules = new
         self.rules_generation += 1
         self.rule_errors = []
@@ -317,6 +323,15 @@ class Pipeline:
 
     def swap_model(self, model) -> None:
         self.model = model
+
+
+def read_rules(d: Path):
+    """The rule set of `d` for a reload, or the RuleSetError saying why not. Touches nothing of a running
+    pipeline, so serve runs it in a worker thread (seconds for thousands of rules) and installs it on its loop."""
+    try:
+        return load_rules(d, full_lint=False)      # (no seconds-long lint, rules/lint.py)
+    except RuleSetError as e:
+        return e
 
 
 class RuleWatcher:
@@ -333,10 +348,16 @@ class RuleWatcher:
         except OSError:
             return None
 
-    def poll(self) -> bool:
+    def changed(self) -> bool:
+        """Whether the files changed since the last look (then the caller reloads)."""
         s = self._stamp()
         if s == self.stamp:
             return False
         self.stamp = s
+        return True
+
+    def poll(self) -> bool:
+        if not self.changed():
+            return False
         self.pipeline.reload_rules()
         return True

@@ -102,8 +102,24 @@ async def compact_journal(pipe) -> None:
         log.error("DNC journal compaction failed, the journal keeps every change: %s", e)
 
 
+async def reload_rules(pipe) -> list:
+    """SIGHUP, `ctl reload rules` and the file watcher: the new set is read and checked in a worker thread and
+    swapped in on the loop; reloads run one at a time. On the loop, reading 5,040 rules stalled every SMPP and
+    SIP message 4.5-7 s (16.6 s before the rules' load got faster; 1,040 rules 0.85 s): measured with a live
+    proxy, an ESME's submit_sm round trips and a 1 ms ticker on the loop. The loader holds the GIL in turns, so
+    the loop runs slower meanwhile, not never."""
+    lock = pipe.rules_reload_lock
+    if lock is None:
+        lock = pipe.rules_reload_lock = asyncio.Lock()
+    from .pipeline import read_rules
+    async with lock:
+        d = pipe.rules_dir()
+        new = await asyncio.to_thread(read_rules, d)
+        return pipe.install_rules(d, new)
+
+
 async def _reload_all(pipe, with_model=True):
-    pipe.reload_rules()
+    await reload_rules(pipe)
     await reload_lists(pipe)
     if with_model:
         await _reload_model(pipe)
@@ -265,7 +281,8 @@ async def run_serve(args, ready=None):
         while True:
             await asyncio.sleep(1.0)
             ticks += 1
-            watcher.poll()
+            if watcher.changed():
+                await reload_rules(pipe)
             if ticks % 60 == 0:
                 await compact_journal(pipe)
             now, j = pipe.store.snapshot_signature(), pipe.store.journal_signature()
