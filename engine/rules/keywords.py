@@ -38,9 +38,13 @@ def keyword_key(parts) -> str:
     return m.group() if m else parts[0][0]
 
 
+ORDER_BITS = 32             # an owner is packed as condition << ORDER_BITS | the keyword's place in its list
+
+
 def _tree(entries) -> dict:
-    """The keywords `entries` ([(parts, owners)]) as a tree: node = {token: {part: [owners of the keywords ending
-    with it, node of their continuations | None]}}, a part keyed by the token its match starts with."""
+    """The keywords `entries` ([(parts, owners)]) as a tree: node = {token: ((part, owners of the keywords ending
+    with it, node of their continuations | None), ...)}, a part keyed by the token its match starts with. Tuples
+    and packed owners: ~200 B a keyword (dicts and lists per part took ~380 B)."""
     root: dict = {}
     for parts, owners in entries:
         node = root
@@ -51,26 +55,31 @@ def _tree(entries) -> dict:
             if ent is None:
                 ent = slot[part] = [(), None]
             if k == last:
-                ent[0] += tuple(owners)
+                ent[0] += tuple(cid << ORDER_BITS | order for cid, order in owners)
             else:
                 if ent[1] is None:
                     ent[1] = {}
                 node = ent[1]
-    return root
+    return _frozen(root)
+
+
+def _frozen(node) -> dict:
+    return {key: tuple((part, owners, _frozen(child) if child is not None else None)
+                       for part, (owners, child) in slot.items())
+            for key, slot in node.items()}
 
 
 def _walk(node, tok, text, i, pos, res):
     """Record in `res` every keyword of `node` matching `text` from i (token `tok` there), its match from pos."""
     n = len(text)
-    slot = node.get(tok)
-    if slot is None:
-        return
-    for part, (owners, child) in slot.items():
+    for part, owners, child in node.get(tok, ()):
         if not text.startswith(part, i):
             continue
         j = i + len(part)
         if owners and (j == n or not text[j].isalnum()):
-            for cid, order in owners:
+            for packed in owners:
+                cid = packed >> ORDER_BITS
+                order = packed & ORDER_MASK
                 best = res.get(cid)
                 # positions come in ascending order: a later one never replaces an earlier match
                 if best is None or (best[0] == pos and order < best[1]):
@@ -82,6 +91,9 @@ def _walk(node, tok, text, i, pos, res):
             if j < k < n:
                 # the next part starts after whitespace: its token is the run (or character) there
                 _walk(child, _TOKENS.match(text, k).group(), text, k, pos, res)
+
+
+ORDER_MASK = (1 << ORDER_BITS) - 1
 
 
 class KeywordIndex:
