@@ -35,3 +35,13 @@ def test_ml_baseline_is_measured_on_the_texts_ours_is(monkeypatch):
     monkeypatch.setattr(pb, "sklearn_baseline", lambda texts, model: seen.extend(texts) or 1.0)
     run(400, 1000)
     assert seen and all(100 <= len(t) <= 160 for t in seen)
+
+
+def test_rules_scale_runs(capsys):
+    import json
+
+    from benchmarks.rules_scale import main
+    assert main(["--sizes", "3", "--n", "60"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [s["set"] for s in out["sets"]] == ["shipped", "+3 each"]
+    assert out["sets"][1]["rules"] == out["sets"][0]["rules"] + 3 * 5
