@@ -22,6 +22,9 @@ below is written here and only its captured constants come from the rules.
   the file's order.
 - **Shared facts.** A condition written identically in several rules of a scope (e.g.
   `sender_kind = "number"` in four spam rules) gets its own slot: it runs once per message.
+- **Keyword lists.** A scope with KEYWORD_INDEX_MIN or more distinct `keywords` / `keywords_absent`
+  conditions reads them all from one pass over the text (rules/keywords.py) that fills their slots
+  before the rules run; a rule with no `expr` and a `keywords` list is guarded by that slot.
 - **Evidence.** A rule's evidence string is assembled only after all its conditions held;
   a false rule builds nothing. A composite's evidence names its operands that were true when
   it was evaluated.
