@@ -148,3 +148,19 @@ def test_unknown_receipt_never_acknowledged_and_dropped(pipe):
         h.run(h.sim.send_deliver, receipt(b"stat:DELIVRD"))
         assert wait(lambda: len(h.sim.mo_responses) == 2)
         assert sorted(r.command_status for r in h.sim.mo_responses) == [C.ESME_RX_T_APPN, C.ESME_RX_P_APPN]
+
+
+def test_an_smsc_answer_to_no_request_is_counted(pipe):
+    """An answer whose sequence the link never sent (or answered twice) is dropped, counted (found by the SMSC-side
+    probe: it went without a trace), and the link stays up."""
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        s, _ = raw_session(h)
+        assert raw_submit(s, 40).command_status == 0
+
+        def stray():
+            sess = next(x for x in h.sim.sessions if x.bound)
+            sess.send(P.SubmitSmResp(sequence_number=0x7FFF0000, message_id="stray"))
+            return True
+        assert h.run(stray)
+        assert wait(lambda: h.proxy.stats["smsc_unmatched_responses"] == 1)
+        assert raw_submit(s, 41).command_status == 0 and h.proxy.links[0].bound

@@ -258,6 +258,8 @@ class SmscLink(CoalescedStream):
                 if on_resp is not None:
                     on_resp(ev, LATE)
                     self.answered()         # a slow SMSC, not a hung one
+                else:                       # a sequence never sent, answered twice, or forgotten (MAX_LATE)
+                    self.proxy.stats["smsc_unmatched_responses"] += 1
         elif cid == C.ENQUIRE_LINK:
             self.send_pdu(P.EnquireLinkResp(sequence_number=ev.sequence_number))
         elif cid == C.UNBIND:
