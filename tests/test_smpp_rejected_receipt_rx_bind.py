@@ -70,3 +70,26 @@ def test_a_stop_sends_the_rejected_receipts_still_waiting(tmp_path):
     finally:
         h.proxy = None                                    # stopped above
         h.stop()
+
+
+def test_a_drain_sends_the_rejected_receipts_still_waiting_before_the_unbinds(tmp_path):
+    # a drain (SIGTERM in serve) unbinds the ESMEs before stop() runs: a REJECTD receipt still in its 1 s wait
+    # went out only after the unbind (held, on disk: delivered after the restart), not while the receiver was bound
+    d = tmp_path / "data"
+    ListStore(d).import_csv("blacklist", b"kind,value\ndomain,phish.example\n")
+    s = SmppSettings(silent_symbols=("URL_BLACKLISTED",))
+    h = ProxyHarness(build(data_dir=d), accounts=("esme1:secret",), settings=s).start()
+    try:
+        tx, rx = _bind(h, P.BindTransmitter), _bind(h, P.BindReceiver)
+        tx.sendall(encode(P.SubmitSm(sequence_number=2, source_addr="84901234567", destination_addr="84912345678",
+                                     registered_delivery=1, short_message=PHISH)))
+        assert read_raw(tx).command_status == 0
+        assert h.proxy.rejected_receipts_waiting
+        h.call(h.proxy.drain(1.0, unbind_wait=0.3))
+        first = read_raw(rx)
+        assert first.command_id == C.DELIVER_SM and b"stat:REJECTD" in first.short_message, first
+        assert not h.proxy.rejected_receipts_waiting
+        h.call(h.proxy.stop())
+    finally:
+        h.proxy = None
+        h.stop()

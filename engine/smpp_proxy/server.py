@@ -225,6 +225,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
                 on_resp(None, C.ESME_RSYSERR)
         self._answer_early_receipts()       # those whose resp never came: delivered again after the restart
         self._receipts_after_resp_now()     # their resps went out during the wait above: sent before the unbinds
+        self._rejected_receipts_now()       # silent drops' REJECTD receipts in their 1 s wait: the same
         self.stopping = True                # a link that goes away now is not bound again
         waiting = []
         loop = asyncio.get_running_loop()
