@@ -160,3 +160,30 @@ def test_recently_answered_generations():
         r.add(k)
     r.add("v")
     assert len(r) == 5 and r.due("w", 11.0) == 11.25 and r.dropped == 0
+
+
+def test_a_receipt_matched_by_its_twin_waits_for_its_resp_too(tmp_path):
+    """An SMSC that writes a receipt's id in the other base than its resp's (hex resp, decimal receipt: common),
+    once the id space has learnt it, routes the receipt by its twin at once (routing._account_of). The wait looked
+    the receipt's own id up among the resps just out, where only the resp's form is: every such receipt went on the
+    receiver bind in the same instant as its resp on the transmitter, the race receipt_after_resp is there for."""
+    with ProxyHarness(build(data_dir=tmp_path / "data"), receipt_delay=0) as h:
+        _opt_in(h)
+        h.proxy.settings.receipt_wait = 0.3
+        h.sim.receipt_ids_in_other_base = True
+        tx, rx = _bind(h, P.BindTransmitter), _bind(h, P.BindReceiver)
+        _submit(tx)                                   # the first: its twin tried after its receipt_wait, then learnt
+        assert read_raw(tx).command_status == 0
+        dr = read_raw(rx)
+        rx.sendall(encode(P.DeliverSmResp(sequence_number=dr.sequence_number)))
+        _submit(tx, 3)
+        resp = read_raw(tx)
+        t_resp = time.monotonic()
+        dr = read_raw(rx)
+        gap = time.monotonic() - t_resp
+        rid = P.tlv(dr, C.TAG_RECEIPTED_MESSAGE_ID).rstrip(b"\0").decode()
+        assert int(rid) == int(resp.message_id, 16)      # the other base
+        assert h.proxy.stats["receipts_by_twin_id"] == 2
+        assert gap >= routing.RECEIPT_AFTER_RESP * 0.8, gap
+        tx.close()
+        rx.close()

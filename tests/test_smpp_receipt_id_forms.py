@@ -73,3 +73,32 @@ def test_a_twin_of_the_kind_the_id_space_matched_by_goes_first(pipe, learnt, own
         assert p._account_of("1A" if learnt == "same base" else "26") is None      # nothing learnt: waits
         assert p._twin_account("1A" if learnt == "same base" else "26", "") == "esme1"  # its wait ended: learnt
         assert p._account_of("291") == owner
+
+
+def test_a_receipt_routed_by_its_twin_ends_the_charged_note_of_its_message(pipe):
+    """A receipt marks its message as in a final state (MessageIds.receipted: a cancel_sm or replace_sm the SMSC
+    answers 0 after it gives no ad-cap count back, relay.py). Routed by its twin, the receipt's own id was marked,
+    which names nothing: the message's note kept its charged bit, and a later cancel_sm/replace_sm gave back a count
+    for a message already delivered. Found by review41 (the receipt_after_resp wait missed such receipts the same way)."""
+    from engine.smpp_proxy.msgids import SINGLE
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        p = h.proxy
+        for mid in ("0000001A", "0000001B", "0000001C"):
+            p._remember_message_id(mid, "esme1")
+            p.msgid_account.note(mid, SINGLE, 0, "84901234567", 1_800_000_000, None, True)
+        p.receipt_id_forms[""] = [0, 1, 0]               # the space's receipts matched by twin: at once
+
+        class Link:
+            id_space, addr = "", ("127.0.0.1", 1)
+            answers: list = []
+
+            def send_pdu(self, pdu):
+                self.answers.append(pdu)
+
+        async def deliver(mid):
+            p.handle_smsc_deliver(Link(), _receipt(mid))
+        h.call(deliver("26"))                              # other base: 0x1A
+        h.call(deliver("1b"))                              # same base, lower case
+        assert not p.msgid_account.sent("0000001A").charged and not p.msgid_account.sent("0000001B").charged
+        assert p.msgid_account.sent("0000001C").charged
+        p.early_receipts.clear()

@@ -107,7 +107,7 @@ class DeliveryRouting:
                 body = P.tlv(pdu, C.TAG_MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"")
                 m = _RECEIPT_ID.search(body)
                 mid = m.group(1).decode("latin-1") if m else None
-            acct = self._account_of(mid, link.id_space) if mid else None
+            acct, key = self._owner_of(mid, link.id_space) if mid else (None, None)
             if acct is None:
                 if not mid:
                     # nothing to route it by, now or later: refused, never acknowledged and dropped
@@ -115,8 +115,7 @@ class DeliveryRouting:
                     self.stats["receipts_unroutable"] += 1
                     return ack(C.ESME_RX_P_APPN)
                 return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)
-            key = id_key(link.id_space, mid)
-            self.msgid_account.receipted(key)
+            self.msgid_account.receipted(key)      # (the resp's id: a twin's, when the receipt wrote it otherwise)
             self._receipt_after_resp(acct, key, pdu, lambda ok: ack(_receipt_status(ok)))
             return
         # mobile-originated: judged (a concatenated one once, whole) and routed in mo.py
@@ -136,11 +135,17 @@ class DeliveryRouting:
     # twin matches were of that kind.
     def _account_of(self, mid: str, space: str = ""):
         """The account that sent message `mid` (issued in id space `space`: the SMSC links' `id_space`)."""
-        acct = self.msgid_account.get(id_key(space, mid))
+        return self._owner_of(mid, space)[0]
+
+    def _owner_of(self, mid: str, space: str = ""):
+        """(account, key of the resp's id) of the message a receipt names as `mid`, or (None, None): the key is
+        a twin's when the receipt wrote the id otherwise (what the resp's wait and the charged note are under)."""
+        key = id_key(space, mid)
+        acct = self.msgid_account.get(key)
         if acct is not None:
             self._id_form(space)[0] += 1
-            return acct
-        return self._twin_account(mid, space) if self._by_twin(space) else None
+            return acct, key
+        return self._twin_match(mid, space) if self._by_twin(space) else (None, None)
 
     def _id_form(self, space: str) -> list:
         f = self.receipt_id_forms.get(space)
@@ -173,15 +178,20 @@ class DeliveryRouting:
                                                        resp_key=id_key(space, message_id))
 
     def _twin_account(self, mid: str, space: str):
+        return self._twin_match(mid, space)[0]
+
+    def _twin_match(self, mid: str, space: str):
+        """(account, key) of the first twin of `mid` known (_twins), or (None, None)."""
         for a, same in _twins(mid, self._same_base_first(space)):
-            acct = self.msgid_account.get(id_key(space, a))
+            k = id_key(space, a)
+            acct = self.msgid_account.get(k)
             if acct is not None:
                 f = self._id_form(space)
                 f[1] += 1
                 f[2] += same
                 self.stats["receipts_by_twin_id"] += 1
-                return acct
-        return None
+                return acct, k
+        return None, None
 
     # ------------------------------------------------------------ receipts before their resp
     # An SMSC may send a receipt before (or just after) the submit_sm_resp that tells us its
@@ -216,7 +226,7 @@ class DeliveryRouting:
                                resp_key: str | None = None) -> None:
         """The resp (its id `resp_key`, when not `mid`: a twin) of a receipt waiting in `early_receipts` came."""
         ack, pdu, _ = self.early_receipts.pop(mid)
-        self.msgid_account.receipted(mid)
+        self.msgid_account.receipted(resp_key or mid)
         f = self._id_form(mid.rpartition("\x1f")[0])
         f[1 if twin else 0] += 1
         f[2] += same_base
@@ -230,8 +240,9 @@ class DeliveryRouting:
                 break
             del q[mid]
             space, _, bare = mid.rpartition("\x1f")
-            acct = self._twin_account(bare, space) if self._by_twin(space, waited=True) else None
+            acct, key = self._twin_match(bare, space) if self._by_twin(space, waited=True) else (None, None)
             if acct is not None:                # its own id never came: an SMSC that writes it otherwise
+                self.msgid_account.receipted(key)
                 self._deliver_receipt(acct, pdu, on_done=lambda ok, ack=ack: ack(_receipt_status(ok)))
                 continue
             log.info("receipt for unknown message_id %r after %.0fs: SMSC asked to retry", mid, self.settings.receipt_wait)
