@@ -82,6 +82,7 @@ class Pipeline:
         self.rules = rules
         self.rules_generation = 1       # +1 at each rule set swapped in (ctl stats and /metrics both show it)
         self.rules_reload_lock = None   # serve's reloads run one at a time under it (serve.reload_rules)
+        self.rules_reload_queued = None  # the reload waiting for the one under way: later requests join it
         self.lists = lists if lists is not None else Lists()
         self.store = store
         self.reports = reports

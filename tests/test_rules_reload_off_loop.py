@@ -60,3 +60,25 @@ def test_a_stop_does_not_wait_for_a_reload_read_under_way(tmp_path, monkeypatch)
     t0 = time.monotonic()
     asyncio.run(go())
     assert time.monotonic() - t0 < 1.0
+
+
+def test_requests_that_come_while_one_waits_join_it(tmp_path, monkeypatch):
+    """SIGHUP, the file watcher and `ctl reload rules` for one edit: the first reads, the others, coming while it
+    reads, wait for one more read together (each used to queue a read of its own: seconds of CPU each for thousands
+    of rules; found by review41)."""
+    pipe = build(data_dir=tmp_path, persist=False, with_model=False)
+    real = pipeline_mod.load_rules
+    reads = []
+
+    def spy(*a, **k):
+        reads.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(pipeline_mod, "load_rules", spy)
+
+    async def go():
+        gen = pipe.rules_generation
+        errors = await asyncio.gather(*(reload_rules(pipe) for _ in range(5)))
+        return gen, errors
+    gen, errors = asyncio.run(go())
+    assert errors == [[]] * 5
+    assert len(reads) == 2 and pipe.rules_generation == gen + 2 and pipe.rules_reload_queued is None
