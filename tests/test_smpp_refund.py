@@ -162,6 +162,7 @@ def test_a_late_refusal_gives_the_count_back(pipe):
             self.pipeline, self.stats = pipe, {"late_responses": 0, "smsc_wrong_response": 0}
             self.clock = lambda: NOON
             self.settings = SmppSettings()
+            self.upstream_held = {}
     link = _Link()
     from engine.smpp_proxy.codec import decode
     pdu = decode(encode(P.SubmitSm(sequence_number=1, source_addr="SHOPABC", destination_addr="84912777006")))

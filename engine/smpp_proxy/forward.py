@@ -89,11 +89,20 @@ class ForwardPath:
         self.stats["esme_tag_tlv_removed"] += 1
         return out
 
+    def _held(self, account: str, n: int) -> None:
+        """`account` has n more (or fewer) requests in the SMSC windows (smsc.RESERVE_SHARE; relayed requests too)."""
+        held = self.upstream_held
+        v = held.get(account, 0) + n
+        if v > 0:
+            held[account] = v
+        else:
+            held.pop(account, None)
+
     def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False, refund=None):
         """Send `pdu` (tagged if `tag_verdict`) to the SMSC and relay its answer. `refund`: the message's
         counts toward advertisers' caps (Refund), given back if the SMSC refuses it or it cannot be sent."""
-        if link is None:
-            link = self._pick_link()     # a verdict that came later (shared state store): still a link free?
+        if link is None:                 # a verdict that came later (shared state store): still a link free?
+            link = self._pick_link(account=sess.account.system_id)
         if link is None:
             if refund is not None:
                 refund.refused(self)
@@ -114,6 +123,7 @@ class ForwardPath:
             if status == LATE:
                 return self._late_response(acct, link, resp, pdu, part, refund)
             sess.in_flight -= 1
+            self._held(acct, -1)
             if resp is None or resp.command_id != pdu.command_id | 0x80000000:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=self._failed_answer(link, pdu, resp, status)))
@@ -127,6 +137,7 @@ class ForwardPath:
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
             self.owed_nothing(sess)             # the last answer it was owed: now its unbind_resp
         sess.in_flight += 1
+        self._held(acct, 1)
         link.forward(out, on_resp)
 
     def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False,

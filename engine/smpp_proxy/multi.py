@@ -129,7 +129,8 @@ class MultiSubmit:
                 self._refund(v)                 # judged, counted and not sent (every part's bind is gone)
             return
         if parts is not None and self.pipeline.state.shared is not None:
-            link = self._pick_link(len(targets))       # a verdict that came later: still room for all its parts?
+            # a verdict that came later: still room for all its parts?
+            link = self._pick_link(len(targets), account=sess.account.system_id)
             if link is None:
                 for v, _ in charged:
                     self._refund(v)             # judged, counted and not sent

@@ -47,7 +47,8 @@ class RelayPath:
             self.stats["query_unverified_refused" if pdu.command_id == C.QUERY_SM else "cancel_unverified_refused"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=unknown))
-        link = self._pick_link(space=space) if len(spaces) > 1 else self._pick_link()
+        acct = sess.account.system_id
+        link = self._pick_link(space=space if len(spaces) > 1 else None, account=acct)
         if link is None:
             if refund is not None:
                 refund.refused(self)
@@ -65,6 +66,7 @@ class RelayPath:
                     done(id_key(space or "", mid))
                 return
             sess.in_flight -= 1
+            self._held(acct, -1)
             failed = self._failed_answer(link, pdu, resp, status)
             if failed:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq, command_status=failed))
@@ -74,6 +76,7 @@ class RelayPath:
                     done(id_key(space or "", mid))
             self.owed_nothing(sess)             # owed before its unbind_resp, like a forwarded submit
         sess.in_flight += 1
+        self._held(acct, 1)
         link.request(pdu.raw if raw is None else raw, on_resp)
 
     def _replace(self, sess, pdu):

@@ -92,6 +92,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.bind_gate = None       # callable(account, done(ok)): may the account bind once more?
         self.buckets: dict[str, TokenBucket] = {}
         self.links: list[SmscLink] = []
+        self.upstream_held: dict[str, int] = {}               # system_id -> its requests in the SMSC windows
         self.msgid_account = MessageIds()                     # SMSC message_id -> system_id (bounded)
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a receiver (routing.py)
         self.held_total = 0                                   # held receipts of all accounts (bounded)

@@ -154,7 +154,7 @@ class SubmitPath(ForwardPath):
             if len(dests) != 1:                 # (one recipient: bounded below, as a submit_sm)
                 if self._multi_too_long([(sess, pdu)], text, dests):
                     return
-                if self._pick_link() is None:           # as below: throttled before it is judged
+                if self._pick_link(account=sess.account.system_id) is None:     # as below: throttled unjudged
                     return self._upstream_unavailable(sess, pdu)
                 self._charge(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, text, binary, reading, when)
@@ -166,7 +166,7 @@ class SubmitPath(ForwardPath):
         # Where it would go is settled before it is judged: a message no link can take now gets
         # ESME_RTHROTTLED unjudged, so the ESME's retries are not counted against it (a flood or
         # frequency cap it never got past) and nothing is logged that did not happen.
-        link = self._pick_link()
+        link = self._pick_link(account=sess.account.system_id)
         if link is None:
             return self._upstream_unavailable(sess, pdu)
         if len(pdu.raw) > ONE_SEGMENT_PDU:

@@ -88,7 +88,7 @@ class ConcatSubmit:
                     return self._drop(sess, [pdu], earlier)
                 if self._multi_too_long([(sess, pdu)], whole, dests):
                     return
-                if self._pick_link() is None:
+                if self._pick_link(account=sess.account.system_id) is None:
                     return self._upstream_unavailable(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, whole, binary, None,
                                          parts_delivery([pdu], self.clock(), self.settings.max_schedule_days))
@@ -161,7 +161,7 @@ class ConcatSubmit:
             return
         # all the parts go through one link, which must have room for them all now: else every part
         # is throttled unjudged (the ESME sends them again), never some forwarded and some refused
-        link = self._pick_link(max(1, len(live)))
+        link = self._pick_link(max(1, len(live)), account=sess0.account.system_id)
         if link is None:
             for s, p in live:
                 self._upstream_unavailable(s, p)
@@ -187,7 +187,7 @@ class ConcatSubmit:
                     self._drop(s, [p], v)
                 return
             # a verdict that came later (shared state store) checks the room again
-            to = link if self.pipeline.state.shared is None else self._pick_link(max(1, len(live)))
+            to = link if self.pipeline.state.shared is None else self._pick_link(max(1, len(live)), account=sess0.account.system_id)
             refund = Refund.of(v, len(live))
             if to is None or not live:
                 if refund is not None:

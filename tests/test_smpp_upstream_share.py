@@ -1,0 +1,62 @@
+"""One account cannot hold every slot of the SMSC link's window while another account is bound: the last
+quarter of it (smsc.RESERVE_SHARE) is kept for accounts that hold little of it. Found by the multi-tenant
+probe: a bank's OTP ESME at 50/s beside an advertiser flooding at its own throughput got ESME_RTHROTTLED on
+18-40% of its submits, the advertiser holding the whole window."""
+import time
+
+from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.codec import encode
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from tests.test_smpp_proxy import pipe, raw_session, read_raw, wait  # noqa: F401  (pipe: fixture)
+from tests.test_smpp_receipts import GOOD
+
+
+def _sm(seq, dest, text=b"Your parcel arrives today between 2 and 4pm"):
+    return encode(P.SubmitSm(sequence_number=seq, source_addr=GOOD, destination_addr=dest, short_message=text))
+
+
+def _flood(s, n, first=2):
+    """n submits to distinct recipients; the answers that come at once (the SMSC holds the others 1 s)."""
+    for i in range(n):
+        s.sendall(_sm(first + i, "8491234%04d" % i))
+
+
+def _answers(s, n):
+    got = {}
+    while len(got) < n:
+        r = read_raw(s)
+        got[r.sequence_number] = r.command_status
+    return got
+
+
+def test_a_flooding_account_leaves_a_quarter_of_the_window_to_another_bound_account(pipe):
+    with ProxyHarness(pipe, accounts=("bulk:pw1", "otp:pw2"), settings=SmppSettings(smsc_window=8)) as h:
+        h.sim.answer_delay = 1.0
+        otp, _ = raw_session(h, "otp", "pw2")
+        bulk, _ = raw_session(h, "bulk", "pw1")
+        _flood(bulk, 10)
+        assert wait(lambda: len(h.sim.submits()) == 6)
+        thr = _answers(bulk, 4)                               # 6 of 8 taken; the other 4 would go into the 2 kept
+        assert list(thr.values()) == [C.ESME_RTHROTTLED] * 4
+        time.sleep(0.1)
+        assert len(h.sim.submits()) == 6
+        otp.sendall(_sm(2, "84912340001", b"Ma xac thuc OTP cua ban la 482913"))
+        assert wait(lambda: len(h.sim.submits()) == 7)        # the OTP goes at once, not ESME_RTHROTTLED
+        assert h.proxy.upstream_held == {"bulk": 6, "otp": 1}
+        assert h.proxy.stats["upstream_reserve_kept"] == 4
+        r = read_raw(otp)
+        assert (r.sequence_number, r.command_status) == (2, 0)
+
+
+def test_an_account_alone_has_the_whole_window(pipe):
+    with ProxyHarness(pipe, accounts=("bulk:pw1", "otp:pw2"), settings=SmppSettings(smsc_window=8)) as h:
+        h.sim.answer_delay = 1.0
+        bulk, _ = raw_session(h, "bulk", "pw1")
+        _flood(bulk, 10)
+        assert wait(lambda: len(h.sim.submits()) == 8)
+        assert list(_answers(bulk, 2).values()) == [C.ESME_RTHROTTLED] * 2
+        got = _answers(bulk, 8)                               # the SMSC's answers, a second later
+        assert list(got.values()) == [0] * 8
+        assert wait(lambda: not h.proxy.upstream_held)        # every answer gives its slot back
