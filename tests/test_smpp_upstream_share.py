@@ -1,5 +1,6 @@
-"""One account cannot hold every slot of the SMSC link's window while another account is bound: the last
-quarter of it (smsc.RESERVE_SHARE) is kept for accounts that hold little of it. Found by the multi-tenant
+"""One account cannot hold every slot of the SMSC link's window while another account is active (asked for a
+slot in the last smsc.RESERVE_ACTIVE seconds): the last quarter of it (smsc.RESERVE_SHARE) is kept for accounts
+that hold little of it; beside a bound but quiet account the flooding one has the whole window. Found by the multi-tenant
 probe: a bank's OTP ESME at 50/s beside an advertiser flooding at its own throughput got ESME_RTHROTTLED on
 18-40% of its submits, the advertiser holding the whole window."""
 import time
@@ -36,6 +37,7 @@ def test_a_flooding_account_leaves_a_quarter_of_the_window_to_another_bound_acco
         h.sim.answer_delay = 1.0
         otp, _ = raw_session(h, "otp", "pw2")
         bulk, _ = raw_session(h, "bulk", "pw1")
+        h.proxy.upstream_seen["otp"] = h.proxy.coarse_now          # it submitted a moment ago
         _flood(bulk, 10)
         assert wait(lambda: len(h.sim.submits()) == 6)
         thr = _answers(bulk, 4)                               # 6 of 8 taken; the other 4 would go into the 2 kept
@@ -60,3 +62,23 @@ def test_an_account_alone_has_the_whole_window(pipe):
         got = _answers(bulk, 8)                               # the SMSC's answers, a second later
         assert list(got.values()) == [0] * 8
         assert wait(lambda: not h.proxy.upstream_held)        # every answer gives its slot back
+
+
+def test_beside_a_bound_but_quiet_account_the_window_is_used_whole_and_its_first_submit_wins_the_reserve(pipe):
+    """Kept for every bound account, the quarter stood idle beside a quiet one (the flooding account's goodput on a
+    saturated link fell 20-37% in the tenants probe). The quiet account's first submit while the window is full is
+    throttled, and from then on the flooding account gives back what it holds over its share."""
+    with ProxyHarness(pipe, accounts=("bulk:pw1", "otp:pw2"), settings=SmppSettings(smsc_window=8)) as h:
+        h.sim.answer_delay = 1.0
+        otp, _ = raw_session(h, "otp", "pw2")
+        bulk, _ = raw_session(h, "bulk", "pw1")
+        _flood(bulk, 10)
+        assert wait(lambda: len(h.sim.submits()) == 8)        # the whole window: the other account is quiet
+        assert list(_answers(bulk, 2).values()) == [C.ESME_RTHROTTLED] * 2
+        otp.sendall(_sm(2, "84912340001", b"Ma xac thuc OTP cua ban la 482913"))
+        assert read_raw(otp).command_status == C.ESME_RTHROTTLED     # the window is full: throttled once
+        assert _answers(bulk, 8) and wait(lambda: not h.proxy.upstream_held)   # the SMSC answers; slots free
+        _flood(bulk, 10, first=20)
+        assert wait(lambda: len(h.sim.submits()) == 14)       # now 6 of 8: the otp account asked a moment ago
+        otp.sendall(_sm(3, "84912340001", b"Ma xac thuc OTP cua ban la 482913"))
+        assert wait(lambda: len(h.sim.submits()) == 15)

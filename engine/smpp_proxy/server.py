@@ -93,6 +93,8 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.buckets: dict[str, TokenBucket] = {}
         self.links: list[SmscLink] = []
         self.upstream_held: dict[str, int] = {}               # system_id -> its requests in the SMSC windows
+        self.upstream_seen: dict[str, float] = {}             # system_id -> when it last asked for a slot (coarse)
+        self.coarse_now = time.monotonic()                    # the housekeeping tick's clock (every 0.25 s)
         self.msgid_account = MessageIds()                     # SMSC message_id -> system_id (bounded)
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a receiver (routing.py)
         self.held_total = 0                                   # held receipts of all accounts (bounded)
@@ -260,6 +262,7 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
 
     def _housekeeping_tick(self, now: float, last_probe: float) -> float:
         s = self.settings
+        self.coarse_now = now
         self._link_housekeeping(now)
         # a bind waiting for its check (the back-off of its system_id from that address) waits on us, not on
         # the peer: its connection is given the back-off on top (admission.py)
