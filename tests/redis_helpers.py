@@ -16,7 +16,7 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, tmp, port=None):
+    def __init__(self, tmp, port=None, extra=()):
         exe = shutil.which("redis-server") or shutil.which("valkey-server")
         if exe is None:
             pytest.skip("redis-server is not installed (apt-get install -y redis-server): shared-state tests skipped")
@@ -27,7 +27,7 @@ class RedisServer:
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(tmp), "--protected-mode", "yes"],
+                                      "--appendonly", "no", "--dir", str(tmp), "--protected-mode", "yes", *extra],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -41,9 +41,9 @@ class RedisServer:
             raise RuntimeError("redis-server did not start")
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
-    def client(self):
+    def client(self, password=None):
         import redis
-        return redis.Redis(host="127.0.0.1", port=self.port)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=password)
 
     def flush(self):
         c = self.client()

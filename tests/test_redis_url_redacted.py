@@ -1,0 +1,83 @@
+"""The password in `--state redis://:PASSWORD@…` is never shown (found by the Redis operations probe, `requirepass`):
+it was written to the service log at every start line ("state: Redis redis://:s3cret@… (counters shared …)") and
+outage line, and into the source of every STATE_UNAVAILABLE hit, i.e. the verdict log. Shown as `***` now."""
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.state import install, open_state
+from engine.state.redis_store import RedisStore
+from engine.state.url import parse_url, redacted
+from engine.verdict import Message
+
+from .redis_helpers import RedisServer, free_port
+from .test_redis_state import SENDERS, T0
+
+SECRET = "s3cr3t-pw"
+
+
+def _ad(i):
+    from datetime import timedelta
+    return Message("SHOPABC", "0912000444", f"[QC] Uu dai {i}. Tu choi: TC gui 5656", T0 + timedelta(minutes=i), "e")
+
+
+def _node(tmp_path, name, url):
+    data = tmp_path / name
+    ListStore(data).import_csv("senders", SENDERS, "senders.csv")
+    pipe = build(data_dir=data, with_model=False)
+    store = open_state(url, data)
+    install(pipe, store)
+    return pipe, store
+
+
+async def _start(url):
+    st = RedisStore(url)
+    try:
+        await st.start()
+        return st
+    finally:
+        await st.close()
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    srv = RedisServer(tmp_path_factory.mktemp("redis-pw"), extra=("--requirepass", SECRET))
+    yield srv
+    srv.stop()
+
+
+def test_redacted():
+    assert redacted("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+    assert redacted("rediss://user:p%40ss@h:1/2?on_error=closed") == "rediss://user:***@h:1/2?on_error=closed"
+    assert redacted("redis://h:1/0") == "redis://h:1/0"
+    assert "pw" not in str(pytest.raises(Exception, parse_url, "redis://:pw@h:1/x").value)
+
+
+def test_the_password_is_never_shown(secured, caplog):
+    url = f"redis://:{SECRET}@127.0.0.1:{secured.port}/0?on_error=closed"
+    assert SECRET not in parse_url(url)["url"] and "***" in parse_url(url)["url"]
+    with caplog.at_level(logging.INFO, logger="telfilter"):
+        asyncio.run(_start(url))
+    assert "counters shared" in caplog.text and SECRET not in caplog.text
+    # a server away, on_error=closed: the STATE_UNAVAILABLE hit (written to the verdict log) names the URL
+    away = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0?on_error=closed&timeout=0.2"
+
+    async def main(tmp):
+        pipe, st = _node(tmp, "a", away)
+        try:
+            fut = asyncio.get_running_loop().create_future()
+            pipe.state.shared.begin()
+            pipe.state.shared.settle(pipe, pipe.judge(_ad(0)), fut.set_result)
+            return await fut
+        finally:
+            await st.close()
+    with tempfile.TemporaryDirectory() as d, caplog.at_level(logging.INFO, logger="telfilter"):
+        v = asyncio.run(main(Path(d)))
+    assert [h.symbol for h in v.hits][-1] == "STATE_UNAVAILABLE"
+    assert all(SECRET not in h.source and SECRET not in h.detail for h in v.hits), v.hits
+    assert SECRET not in caplog.text
