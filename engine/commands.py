@@ -217,11 +217,21 @@ def cmd_config(args) -> int:
         print(f"{path}: {summary}")
     for err in cfg.errors:
         print(err, file=sys.stderr)
-    warnings = cfg.rules.warnings if cfg.rules is not None else []
+    warnings = list(cfg.rules.warnings) if cfg.rules is not None else []
+    errors = list(cfg.errors)
+    if getattr(args, "state", None):            # the shared state server, as serve would find it at start
+        from .state.redis_check import check_url
+        errs, warns, notes = check_url(args.state)
+        for e in errs:
+            print(e, file=sys.stderr)
+        errors += errs
+        warnings += warns
+        for n in notes:
+            print(n)
     for w in warnings:
         print(w, file=sys.stderr)
-    if cfg.errors:
-        print(f"telfilter config check: {len(cfg.errors)} error(s)", file=sys.stderr)
+    if errors:
+        print(f"telfilter config check: {len(errors)} error(s)", file=sys.stderr)
         return 2
     if warnings:
         print(f"telfilter config check: {len(warnings)} warning(s)", file=sys.stderr)

@@ -279,7 +279,8 @@ class _StateCollector:
             shared = CounterMetricFamily("telfilter_shared_state", "shared state store (--state redis://): batches, "
                                          "messages, ops, converted verdicts, errors, fail_open, fail_closed, reconnects, "
                                          "given_back_after_timeout, caught_up and catch_up_lost (counts taken fail-open, committed on the "
-                                         "server later or not)",
+                                         "server later or not), keyspace_lost (the server lost its keys: restarted "
+                                         "empty, flushed, evicted)",
                                          labels=["event"])
             for k, v in getattr(st, "stats", {}).items():
                 shared.add_metric([k], v)

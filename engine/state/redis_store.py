@@ -136,6 +136,8 @@ class RedisStore(Outage):
         self._queue: list = []          # (pipe, verdict, ops, then) waiting for the next batch
         self._scheduled = self._busy = False
         self._sha = None
+        self._checked = False                   # the keyspace mark set (start() or the first script load): later
+                                                # script loads look for it (_keyspace_check)
         self._down_until = 0.0
         self._retry = None                      # the timer of _retry_riders
         self._backoff = BACKOFF_MIN
@@ -145,7 +147,8 @@ class RedisStore(Outage):
         self._tasks: set = set()
         self.stats = {"batches": 0, "messages": 0, "ops": 0, "converted": 0, "errors": 0,
                       "fail_open": 0, "fail_closed": 0, "reconnects": 0,
-                      "given_back_after_timeout": 0, "caught_up": 0, "catch_up_lost": 0}
+                      "given_back_after_timeout": 0, "caught_up": 0, "catch_up_lost": 0,
+                      "keyspace_lost": 0}
         self.write_errors = 0            # read by engine/metrics.py (state store family)
         self.unjournalled = 0
         self.buf = self._queue
@@ -299,6 +302,7 @@ class RedisStore(Outage):
 
     async def _eval(self, keys, arg, ev, token):
         if self._sha is None:
+            await self._keyspace_check()
             self._sha = await self.redis.script_load(LUA)
         args = (len(keys) + len(ev), *keys, *(r.stream for r in self.riders), arg, TTL_SLACK, len(keys),
                 *(x for taken in ev for x in taken), token)
@@ -307,8 +311,26 @@ class RedisStore(Outage):
         except Exception as e:
             if not _no_script(e):
                 raise
+            await self._keyspace_check()
             self._sha = await self.redis.script_load(LUA)       # the server restarted
             return await self.redis.evalsha(self._sha, *args)
+
+    async def _keyspace_check(self) -> None:
+        """Before the script is (re)loaded once serve has started: is the keyspace the caps were counted in still
+        there? Gone, the server lost its keys (restarted without persistence, FLUSHALL, evicted): found by the Redis
+        operations probe, a Redis restarted empty under load let another node send three more ads to a recipient
+        at its cap, and nothing said so."""
+        from .redis_check import keyspace_lost
+        lost = await keyspace_lost(self.redis, self.timeout)
+        if lost is None:
+            return
+        if not self._checked:           # (the server away at the start: the mark set now, the first time)
+            self._checked = True
+        elif lost:
+            self.stats["keyspace_lost"] += 1
+            log.error("state: Redis %s lost its keys (restarted without persistence, flushed or evicted: the mark "
+                      "tf:keyspace is gone): every shared count made before is gone, caps start again from zero "
+                      "on the server (each process's own confirmed counts still hold in it)", self.cfg["url"])
 
     def _finish(self, pipe, v, ops, counts, then, committed=True) -> None:
         rules = self._enforce_map(pipe)
@@ -347,14 +369,23 @@ class RedisStore(Outage):
 
     # ------------------------------------------------------------ life
     async def start(self) -> None:
-        """Before listening: check the server (a warning, not a failure: the policy covers it)
-        and read the other processes' recent history and call durations."""
+        """Before listening: check the server (redis_check.py: unreachable is a warning, the policy covers it; a
+        refused password, a command the ACL refuses, a replica are a StateError, a start-up error; an evicting
+        policy is a warning) and read the other processes' recent history and call durations."""
+        from .redis_check import ServerRefused, check_server
         try:
-            await asyncio.wait_for(self.redis.ping(), self.timeout * 2)
-            log.info("state: Redis %s (counters shared, on_error=%s)", self.cfg["url"], self.on_error)
+            found = await check_server(self.redis, self.events.reader, self.timeout * 2)
+        except ServerRefused as e:      # no retry changes it: a start-up error (redis_check.py)
+            raise StateError(f"--state {self.cfg['url']}: {e}") from None
         except Exception as e:
             self._failed(e)
             return
+        log.info("state: Redis %s (counters shared, on_error=%s)", self.cfg["url"], self.on_error)
+        for w in found["warnings"]:
+            log.warning("state: Redis %s: %s", self.cfg["url"], w)
+        for n in found["notes"]:
+            log.info("state: Redis %s: %s", self.cfg["url"], n)
+        self._checked = True
         n = await self.events.catch_up()
         if n:
             log.info("state: %d entries of shared history and call durations read", n)

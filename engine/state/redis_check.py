@@ -1,0 +1,211 @@
+"""What `serve --state redis://…` checks of its server before it listens (and `config check --state` reports).
+
+Theory of operation
+-------------------
+A server that answers is not yet a server the shared store can use. Found by the Redis operations probe: with a
+wrong password, a user whose ACL lacks EVALSHA or XADD, or a replica given by mistake, serve logged "counters
+shared" (or an outage) and then let every message through fail-open for as long as it ran, one ERROR line every
+5 s: an outage that never ends, because nothing about it heals by itself. So before listening the store asks:
+
+- PING: authentication refused (no password, a wrong one, a disabled user) is a start-up error;
+- INFO (may be refused, renamed or disabled: then said once and not checked): the role (a replica is a start-up
+  error: its writes are refused, READONLY, or with `replica-read-only no` kept apart from the primary's, so the
+  caps would never be shared), the eviction policy (a `maxmemory` with any policy but `noeviction` evicts counter
+  keys under memory pressure -- every counter key has a TTL, so `volatile-*` evicts them too -- and the caps they
+  held reset silently: a warning) and persistence (none: a Redis restart resets every cap: said at start);
+- one script call that runs every command the store's scripts use on throwaway keys `tf:check:{…}`, each under
+  pcall, plus the commands called directly (EVAL, EVALSHA, SCRIPT LOAD, XADD, XRANGE, XREAD, TIME): a command the
+  ACL refuses is a start-up error naming it. Memory full (OOM, `noeviction`) is not: writes fail until memory is
+  freed, which is an outage (`on_error` decides meanwhile), said as a warning.
+
+The key `tf:keyspace` (no TTL) marks the keyspace the counters live in: a store that reloads its script (the server
+restarted, failed over or flushed its scripts) looks for it, and if it is gone the server lost its keys (restarted
+without persistence, FLUSHALL, or evicted): the caps counted before are gone, said as an error (`keyspace_lost`).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+
+KEYSPACE = "tf:keyspace"
+
+# every command the store's scripts call (redis_script.py, pool.py, receipts.py, replication.py); KEYS: a string, a
+# hash, a list and a stream, all throwaway. Returns the commands refused, "CMD: error" each.
+CHECK_LUA = r"""
+local bad = {}
+local function try(name, ...)
+  local r = redis.pcall(name, ...)
+  if type(r) == 'table' and r.err then bad[#bad + 1] = name .. ': ' .. r.err end
+end
+try('SET', KEYS[1], '1', 'EX', 60)
+try('GET', KEYS[1])
+try('EXISTS', KEYS[1])
+try('EXPIRE', KEYS[1], 60)
+try('PEXPIRE', KEYS[1], 60000)
+try('TIME')
+try('HSET', KEYS[2], 'f', '1')
+try('HINCRBY', KEYS[2], 'f', 1)
+try('HGET', KEYS[2], 'f')
+try('HGETALL', KEYS[2])
+try('HLEN', KEYS[2])
+try('HDEL', KEYS[2], 'f')
+try('RPUSH', KEYS[3], '1')
+try('LPUSH', KEYS[3], '1')
+try('LLEN', KEYS[3])
+try('RPOP', KEYS[3])
+try('XADD', KEYS[4], '*', 'x', '1')
+try('XTRIM', KEYS[4], 'MINID', '~', '0-0')
+try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return bad
+"""
+
+
+NEEDS = ("the shared store needs PING, INFO (optional), EVAL, EVALSHA, SCRIPT LOAD, XADD, XRANGE, XREAD, TIME, SET, DEL "
+         "and, in its scripts, GET SET EXISTS EXPIRE PEXPIRE DEL HSET HGET HGETALL HDEL HLEN HINCRBY LPUSH RPUSH RPOP "
+         "LLEN XADD XTRIM, on keys tf:*")
+
+
+class ServerRefused(Exception):
+    """The server answers but cannot be used as the shared store: what is wrong, said as a start-up error."""
+
+
+def _text(x) -> str:
+    return x.decode(errors="replace") if isinstance(x, bytes) else str(x)
+
+
+def _refused(e: Exception) -> str | None:
+    """Why `e` is a refusal no retry will change (authentication, ACL, a replica), else None (an outage)."""
+    name, msg = type(e).__name__, str(e)
+    if name == "AuthenticationError" or "WRONGPASS" in msg or "NOAUTH" in msg or "invalid username-password" in msg:
+        return f"authentication refused ({msg}): check the user and password in the URL"
+    if name == "NoPermissionError" or "NOPERM" in msg or "no permissions" in msg.lower():
+        return f"the Redis user is refused what the shared store needs ({msg}); {NEEDS}"
+    if name == "ReadOnlyError" or "READONLY" in msg or "read only replica" in msg:
+        return f"the server is a read-only replica ({msg}): give the primary"
+    return None
+
+
+async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
+    """Ask the server what the shared store needs. Returns {"warnings": [...], "notes": [...], "run_id": …};
+    raises ServerRefused (a start-up error) or the client's error when it cannot be reached (an outage: the
+    store's policy covers it)."""
+    out: dict = {"warnings": [], "notes": [], "run_id": None}
+
+    async def call(coro):
+        return await asyncio.wait_for(coro, timeout)
+
+    try:
+        await call(client.ping())
+    except Exception as e:
+        why = _refused(e)
+        if why:
+            raise ServerRefused(why) from None
+        raise
+    try:
+        info = await call(client.info())
+    except Exception as e:
+        why = _refused(e)
+        if why and not why.startswith("the Redis user"):      # (INFO itself refused by the ACL: not needed)
+            raise ServerRefused(why) from None
+        info = None
+        out["notes"].append(f"INFO refused ({type(e).__name__}: {e}): role, eviction policy and persistence "
+                            "not checked")
+    if info is not None:
+        out["run_id"] = info.get("run_id")
+        role = _text(info.get("role", "master"))
+        if role not in ("master", "primary"):       # (Valkey may say primary)
+            where = f" of {info.get('master_host')}:{info.get('master_port')}" if info.get("master_host") else ""
+            raise ServerRefused(f"the server is a replica{where} (role {role}): its writes are refused or never "
+                                "reach the primary, so no cap would be shared: give the primary")
+        policy, maxmem = _text(info.get("maxmemory_policy", "noeviction")), int(info.get("maxmemory", 0) or 0)
+        if maxmem and policy != "noeviction":
+            out["warnings"].append(
+                f"maxmemory-policy is {policy} with maxmemory {maxmem} bytes: under memory pressure Redis evicts "
+                "counter keys (each has a TTL, so volatile-* policies evict them too) and the caps they held reset "
+                "silently; set maxmemory-policy noeviction (a full server then refuses writes, handled as Redis "
+                "away: on_error) and size maxmemory for the keys")
+        elif not maxmem and policy != "noeviction":
+            out["notes"].append(f"maxmemory-policy is {policy} (no maxmemory set: nothing is evicted until one is)")
+        if not int(info.get("aof_enabled", 0) or 0):
+            out["notes"].append("appendonly is off: a Redis restart loses the counts since its last RDB save, if any "
+                                "(appendonly yes + appendfsync everysec loses at most ~1 s)")
+    token = os.urandom(6).hex()
+    keys = [f"tf:check:{{{token}}}:{k}" for k in ("s", "h", "l", "x")]
+    try:
+        sha = await call(client.script_load(CHECK_LUA))
+        bad = await call(client.evalsha(sha, len(keys), *keys))
+        await call(client.eval("return 1", 0))
+        await call(client.time())
+        await call(client.xadd(keys[3], {"x": "1"}))
+        await call(client.xrange(keys[3], count=1))
+        await call((reader or client).xread({keys[3]: "0-0"}, count=1))
+        await call(client.delete(keys[3]))
+        await call(client.set(KEYSPACE, "1", nx=True))
+    except Exception as e:
+        why = _refused(e)
+        if why:
+            raise ServerRefused(why) from None
+        if "OOM" in str(e) or type(e).__name__ == "OutOfMemoryError":
+            out["warnings"].append(f"the server refuses writes now, memory full ({e}): handled as Redis away "
+                                   "(on_error) until memory is freed")
+            return out
+        raise
+    bad = [_text(b) for b in bad or ()]
+    oom = [b for b in bad if "OOM" in b or "maxmemory" in b]
+    refused = [b for b in bad if b not in oom]
+    if refused:
+        if any("READONLY" in b or "read only" in b for b in refused):
+            raise ServerRefused("the server is a read-only replica: give the primary")
+        names = ", ".join(dict.fromkeys(b.split(":", 1)[0] for b in refused))
+        raise ServerRefused(f"the Redis user may not run {names} inside scripts ({refused[0]}); {NEEDS}")
+    if oom:
+        out["warnings"].append(f"the server refuses writes now, memory full ({oom[0]}): handled as Redis away "
+                               "(on_error) until memory is freed")
+    return out
+
+
+async def keyspace_lost(client, timeout: float = 1.0) -> bool | None:
+    """Whether the keyspace mark was gone (it is set again): the server lost its keys since it was set. None: the
+    server could not be asked (the call that follows fails the same way)."""
+    for _ in range(2):      # (twice: after a restart the first call meets the pool's dead connection)
+        try:
+            return bool(await asyncio.wait_for(client.set(KEYSPACE, "1", nx=True), timeout))
+        except Exception:
+            pass
+    return None
+
+
+def check_url(url: str) -> tuple[list, list, list]:
+    """`telfilter config check --state URL`: (errors, warnings, notes) about the server as serve would find it at
+    start (a URL it refuses, a server it refuses: errors; unreachable, an evicting policy, memory full: warnings)."""
+    from .embedded import StateError
+    from .url import parse_url
+    try:
+        cfg = parse_url(url)
+    except StateError as e:
+        return [str(e)], [], []
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:
+        return ["--state redis://… needs the redis package (pip install redis)"], [], []
+    shown = cfg["url"]
+
+    async def run():
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        c = aioredis.Redis(host=cfg["host"], port=cfg["port"], db=cfg["db"], ssl=cfg["ssl"], username=cfg["username"],
+                           password=cfg["password"], socket_timeout=cfg["timeout"] * 2,
+                           socket_connect_timeout=cfg["timeout"] * 2, retry=Retry(NoBackoff(), 0))
+        try:
+            return await check_server(c, None, cfg["timeout"] * 2)
+        finally:
+            await c.aclose()
+    try:
+        found = asyncio.run(run())
+    except ServerRefused as e:
+        return [f"--state {shown}: {e}"], [], []
+    except Exception as e:
+        return [], [f"--state {shown}: unreachable ({type(e).__name__}: {e}): serve would start with the counters "
+                    f"failing {cfg['on_error']} until it answers"], []
+    return ([], [f"--state {shown}: {w}" for w in found["warnings"]],
+            [f"--state {shown}: usable as the shared state server"] + [f"--state {shown}: {n}" for n in found["notes"]])
