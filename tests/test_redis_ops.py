@@ -207,3 +207,13 @@ def test_serve_exits_2_on_a_refused_password(secured, tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "authentication refused" in r.stderr and ":wrong@" not in r.stderr
+
+
+def test_a_certificate_not_trusted_is_a_refusal_not_an_outage():
+    """rediss:// to a server whose certificate a private CA signed: CERTIFICATE_VERIFY_FAILED on every connect (was
+    taken for an outage: serve started and failed open for as long as it ran)."""
+    from engine.state.redis_check import _refused
+    e = ConnectionError("Error 1 connecting to 127.0.0.1:6380. [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
+                        "failed: self-signed certificate in certificate chain (_ssl.c:1006).")
+    assert "SSL_CERT_FILE" in _refused(e)
+    assert _refused(ConnectionError("Error 111 connecting to 127.0.0.1:6380. Connection refused.")) is None

@@ -80,6 +80,9 @@ def _refused(e: Exception) -> str | None:
         return f"authentication refused ({msg}): check the user and password in the URL"
     if name == "NoPermissionError" or "NOPERM" in msg or "no permissions" in msg.lower():
         return f"the Redis user is refused what the shared store needs ({msg}); {NEEDS}"
+    if "CERTIFICATE_VERIFY_FAILED" in msg or "WRONG_VERSION_NUMBER" in msg:
+        return (f"TLS refused ({msg}): for a server whose certificate a private CA signed, give the CA to serve as "
+                "SSL_CERT_FILE=/path/ca.pem (OpenSSL's default trust store otherwise); rediss:// needs a TLS port")
     if name == "ReadOnlyError" or "READONLY" in msg or "read only replica" in msg:
         return f"the server is a read-only replica ({msg}): give the primary"
     return None
