@@ -243,7 +243,8 @@ def parser() -> argparse.ArgumentParser:
                    help="serve Prometheus /metrics, /healthz, /readyz and /livez over HTTP here (e.g. 127.0.0.1:9464)")
     p.add_argument("--state", metavar="URL", default=None,
                    help="where counters, recipient history and call durations live (default: embedded, "
-                        "journalled in DATA_DIR/state, durable across kill -9; redis://HOST:PORT/DB[?on_error=open|closed]: "
+                        "journalled in DATA_DIR/state, durable across kill -9; redis://HOST:PORT/DB[?on_error=open|closed] "
+                        "(rediss:// TLS, unix:///PATH?db=DB a Unix socket): "
                         "counters shared by every serve pointing at it, DNC changes replicated)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes on the same SMPP and SIP ports (SO_REUSEPORT), restarted when one dies; "

@@ -21,6 +21,7 @@ from engine.app import build
 from engine.lists import ListStore
 from engine.state import StateError, install, open_state
 from engine.state.redis_store import RedisStore
+from engine.state.url import parse_url
 from engine.verdict import Message
 
 from .conftest import ROOT
@@ -217,3 +218,31 @@ def test_a_certificate_not_trusted_is_a_refusal_not_an_outage():
                         "failed: self-signed certificate in certificate chain (_ssl.c:1006).")
     assert "SSL_CERT_FILE" in _refused(e)
     assert _refused(ConnectionError("Error 111 connecting to 127.0.0.1:6380. Connection refused.")) is None
+
+
+def test_a_unix_socket(tmp_path):
+    """unix:///PATH?db=N (redis-py's form): was refused ("expected redis://HOST:PORT/DB"), though a Redis beside
+    serve on a socket is a common carrier set-up."""
+    sock = tmp_path / "redis.sock"
+    srv = RedisServer(tmp_path, extra=("--unixsocket", str(sock), "--unixsocketperm", "700"))
+    url = f"unix://{sock}?db=2&on_error=closed"
+    assert parse_url(url)["unix_socket_path"] == str(sock) and parse_url(url)["db"] == 2
+    with pytest.raises(StateError, match="absolute"):
+        parse_url("unix://relative.sock")
+
+    async def main():
+        a, sa = _node(tmp_path, "a", url)
+        await sa.start()
+        got = [await _judge(a, _ad(i)) for i in range(4)]
+        await sa.close()
+        return got, sa
+    try:
+        got, sa = asyncio.run(main())
+        assert got == ["allow"] * 3 + ["drop"] and sa.stats["errors"] == 0 and sa.stats["batches"] >= 3
+        c = srv.client()
+        c.select(2)
+        assert any(k.startswith(b"tf:c:") for k in c.keys("tf:*"))     # db 2 holds the counters
+        c.close()
+        assert _config_check("--state", url).returncode == 0
+    finally:
+        srv.stop()

@@ -182,7 +182,7 @@ def check_url(url: str) -> tuple[list, list, list]:
     """`telfilter config check --state URL`: (errors, warnings, notes) about the server as serve would find it at
     start (a URL it refuses, a server it refuses: errors; unreachable, an evicting policy, memory full: warnings)."""
     from .embedded import StateError
-    from .url import parse_url
+    from .url import connection, parse_url
     try:
         cfg = parse_url(url)
     except StateError as e:
@@ -196,8 +196,7 @@ def check_url(url: str) -> tuple[list, list, list]:
     async def run():
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        c = aioredis.Redis(host=cfg["host"], port=cfg["port"], db=cfg["db"], ssl=cfg["ssl"], username=cfg["username"],
-                           password=cfg["password"], socket_timeout=cfg["timeout"] * 2,
+        c = aioredis.Redis(**connection(cfg), socket_timeout=cfg["timeout"] * 2,
                            socket_connect_timeout=cfg["timeout"] * 2, retry=Retry(NoBackoff(), 0))
         try:
             return await check_server(c, None, cfg["timeout"] * 2)

@@ -67,7 +67,7 @@ from .events import SharedEvents
 from .redis_counters import AT, SharedCounters, _Op, _drop_rule
 from .redis_outage import BACKOFF_MIN, CATCH_UP, Outage, _safely
 from .redis_script import LUA, TTL_SLACK, counter_key
-from .url import parse_url
+from .url import connection, parse_url
 
 log = logging.getLogger("telfilter")
 
@@ -108,8 +108,7 @@ class RedisStore(Outage):
             # no retries by the client: a batch script sent again after a late reply would run twice (every
             # count committed, or given back, twice); a failure is the store's to handle (back-off, on_error),
             # and a refused connection fails at once as "connecting to" (the batch never sent: _not_sent)
-            client = aioredis.Redis(host=c["host"], port=c["port"], db=c["db"], ssl=c["ssl"],
-                                    username=c["username"], password=c["password"],
+            client = aioredis.Redis(**connection(c),
                                     socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
                                     health_check_interval=30, retry=Retry(NoBackoff(), 0))
         self.redis = client
@@ -118,8 +117,7 @@ class RedisStore(Outage):
             import redis.asyncio as aioredis
             c = self.cfg
             # the follower of the event stream blocks in XREAD: its own connection and timeout
-            reader = aioredis.Redis(host=c["host"], port=c["port"], db=c["db"], ssl=c["ssl"], username=c["username"],
-                                    password=c["password"], socket_connect_timeout=self.timeout,
+            reader = aioredis.Redis(**connection(c), socket_connect_timeout=self.timeout,
                                     socket_timeout=self.timeout + 2.0)
         self.events = SharedEvents(client, reader, self.cfg["url"])
         self.events.carrier = self._wake        # updates ride with the next batch script call

@@ -70,7 +70,7 @@ import msgpack
 
 from .dncchanges import Changes
 from .unpublished import _Unpublished
-from .url import parse_url
+from .url import connection, parse_url
 
 log = logging.getLogger("telfilter")
 
@@ -102,8 +102,7 @@ class DncReplicator(_Unpublished):
     def __init__(self, url: str, pipe, writer: bool = True, client=None, reader=None):
         cfg = parse_url(url)
         import redis.asyncio as aioredis
-        kw = dict(host=cfg["host"], port=cfg["port"], db=cfg["db"], ssl=cfg["ssl"], username=cfg["username"],
-                  password=cfg["password"], socket_connect_timeout=cfg["timeout"])
+        kw = dict(**connection(cfg), socket_connect_timeout=cfg["timeout"])
         self.redis = client or aioredis.Redis(socket_timeout=cfg["timeout"], **kw)
         # the follower's connection blocks in XREAD: its timeout covers the block
         self.reader = reader or aioredis.Redis(socket_timeout=BLOCK_MS / 1000 + cfg["timeout"] + 1, **kw)
