@@ -82,3 +82,31 @@ def test_beside_a_bound_but_quiet_account_the_window_is_used_whole_and_its_first
         assert wait(lambda: len(h.sim.submits()) == 14)       # now 6 of 8: the otp account asked a moment ago
         otp.sendall(_sm(3, "84912340001", b"Ma xac thuc OTP cua ban la 482913"))
         assert wait(lambda: len(h.sim.submits()) == 15)
+
+
+def _flood_at(s, n, first, dest0):
+    for i in range(n):
+        s.sendall(_sm(first + i, "8491235%04d" % (dest0 + i)))
+
+
+def test_two_heavy_accounts_use_the_whole_window_the_reserve_is_for_a_light_one(pipe):
+    """The reserve is kept for an active account holding less than it: two accounts each holding their share or
+    more cannot use it either, so it stood idle for ever while both flooded (review42: 6 of 8 slots used)."""
+    with ProxyHarness(pipe, accounts=("bulk:pw1", "bulk2:pw2", "otp:pw3"),
+                      settings=SmppSettings(smsc_window=8)) as h:
+        h.sim.answer_delay = 1.0
+        b2, _ = raw_session(h, "bulk2", "pw2")
+        bulk, _ = raw_session(h, "bulk", "pw1")
+        _flood_at(b2, 4, 2, 0)
+        assert wait(lambda: len(h.sim.submits()) == 4)        # bulk2 holds 4 (its share is 2): not a light one
+        _flood_at(bulk, 6, 20, 100)
+        assert wait(lambda: len(h.sim.submits()) == 8)        # the whole window: no light account asked
+        assert list(_answers(bulk, 2).values()) == [C.ESME_RTHROTTLED] * 2
+        assert h.proxy.stats["upstream_reserve_kept"] == 0
+        assert _answers(bulk, 4) and _answers(b2, 4) and wait(lambda: not h.proxy.upstream_held)
+        h.proxy.upstream_seen["otp"] = h.proxy.coarse_now          # a light account asked a moment ago
+        _flood_at(b2, 4, 40, 200)
+        assert wait(lambda: len(h.sim.submits()) == 12)
+        _flood_at(bulk, 6, 60, 300)
+        assert wait(lambda: len(h.sim.submits()) == 14)       # 6 of 8: the rest is kept for the otp account
+        assert list(_answers(bulk, 4).values()) == [C.ESME_RTHROTTLED] * 4

@@ -388,14 +388,17 @@ class UpstreamMixin:
 
     def _in_reserve(self, link, room: int, held: int, account: str) -> bool:
         """True when `room` more requests of `account` (holding `held` in the SMSC windows) would go into the part
-        of `link`'s window kept for the other accounts (RESERVE_SHARE) and another account asked for a slot in the
-        last RESERVE_ACTIVE seconds."""
+        of `link`'s window kept for the other accounts (RESERVE_SHARE) and another account holding less than the
+        reserve asked for a slot in the last RESERVE_ACTIVE seconds."""
         w = link.window
         reserve = w.size // RESERVE_SHARE
         if held < reserve or w.size - len(w.pending) - min(room, w.size) >= reserve:
             return False
-        since = self.coarse_now - RESERVE_ACTIVE
-        return any(a != account and t >= since for a, t in self.upstream_seen.items())
+        since, held_by = self.coarse_now - RESERVE_ACTIVE, self.upstream_held
+        # (kept for a light account only: another holding its share or more cannot use the reserve either, and two
+        # flooding accounts left it idle for ever)
+        return any(a != account and t >= since and held_by.get(a, 0) < reserve
+                   for a, t in self.upstream_seen.items())
 
     def _link_housekeeping(self, now: float) -> None:
         """Expire requests, probe every link on schedule (window full or not: a full window
