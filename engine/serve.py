@@ -107,31 +107,40 @@ async def reload_rules(pipe) -> list:
     swapped in on the loop; reloads run one at a time. On the loop, reading 5,040 rules stalled every SMPP and
     SIP message 4.5-7 s (16.6 s before the rules' load got faster; 1,040 rules 0.85 s): measured with a live
     proxy, an ESME's submit_sm round trips and a 1 ms ticker on the loop. The loader holds the GIL in turns, so
-    the loop runs slower meanwhile, not never. A request that comes while another waits for the one under way
-    joins the waiting one (it reads the files after both came): SIGHUP, the watcher and `ctl reload` for one edit
-    cost one read more at most, not one each (seconds of CPU each for thousands of rules)."""
+    the loop runs slower meanwhile, not never. A request that comes before the next read has begun (while one
+    waits for the one under way) joins it (it reads the files after both came): SIGHUP, the watcher and `ctl
+    reload` for one edit cost one read more at most, not one each (seconds of CPU each for thousands of rules)."""
+    queued = pipe.rules_reload_queued
+    if queued is None:
+        queued = pipe.rules_reload_queued = asyncio.ensure_future(_queued_reload(pipe))
+        queued.add_done_callback(_retrieved)
+    # (shielded: a request cancelled, its ctl client gone or its task stopped, does not take the read the others
+    # joined along; they get its result or its error, never a cancellation that was not theirs: review42)
+    return await asyncio.shield(queued)
+
+
+def _retrieved(t: asyncio.Task) -> None:
+    if not t.cancelled():
+        t.exception()        # (its error went to the requests that waited; with none left, no "never retrieved")
+
+
+async def _queued_reload(pipe) -> list:
+    """The read of reload_rules' requests that came before it began: under the lock, after the one under way."""
+    from .pipeline import read_rules
     lock = pipe.rules_reload_lock
     if lock is None:
         lock = pipe.rules_reload_lock = asyncio.Lock()
-    queued = pipe.rules_reload_queued
-    if queued is not None:
-        return await asyncio.shield(queued)
-    from .pipeline import read_rules
-    fut = pipe.rules_reload_queued = asyncio.get_running_loop().create_future()
+    me = asyncio.current_task()
     try:
         async with lock:
-            if pipe.rules_reload_queued is fut:
+            if pipe.rules_reload_queued is me:
                 pipe.rules_reload_queued = None      # reading from now on: a request after this needs another read
             d = pipe.rules_dir()
             new = await _in_daemon_thread(read_rules, d)
-            res = pipe.install_rules(d, new)
-    except BaseException:
-        if pipe.rules_reload_queued is fut:
+            return pipe.install_rules(d, new)
+    finally:
+        if pipe.rules_reload_queued is me:
             pipe.rules_reload_queued = None
-        fut.cancel()                                 # (the joined ones see the stop too)
-        raise
-    fut.set_result(res)
-    return res
 
 
 def _in_daemon_thread(fn, *args) -> asyncio.Future:

@@ -22,7 +22,9 @@ def test_reload_reads_off_the_loop_and_swaps_on_it(tmp_path, monkeypatch):
         loop_thread = threading.current_thread()
         gen = pipe.rules_generation
         await _reload_all(pipe, with_model=False)                               # SIGHUP
-        errors = await asyncio.gather(reload_rules(pipe), reload_rules(pipe))   # two at once: one after the other
+        first = asyncio.ensure_future(reload_rules(pipe))
+        await asyncio.sleep(0.05)                   # it reads: the next one reads after it
+        errors = await asyncio.gather(first, reload_rules(pipe))
         return loop_thread, gen, errors
     loop_thread, gen, errors = asyncio.run(go())
     assert len(where) == 3 and all(t is not loop_thread for t in where)
@@ -77,8 +79,68 @@ def test_requests_that_come_while_one_waits_join_it(tmp_path, monkeypatch):
 
     async def go():
         gen = pipe.rules_generation
-        errors = await asyncio.gather(*(reload_rules(pipe) for _ in range(5)))
+        first = asyncio.ensure_future(reload_rules(pipe))
+        await asyncio.sleep(0.05)                   # it reads
+        errors = await asyncio.gather(first, *(reload_rules(pipe) for _ in range(4)))
         return gen, errors
     gen, errors = asyncio.run(go())
     assert errors == [[]] * 5
     assert len(reads) == 2 and pipe.rules_generation == gen + 2 and pipe.rules_reload_queued is None
+
+
+def _slow_first_read(monkeypatch, then):
+    """read_rules: the first read takes 0.3 s (a reload under way); the next ones call then()."""
+    import time
+    calls = []
+
+    def fake(d):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.3)
+            return pipeline_mod.RuleSetError(["first"])
+        return then()
+    monkeypatch.setattr(pipeline_mod, "read_rules", fake)
+    return calls
+
+
+def test_a_joined_request_gets_the_error_of_the_read_it_joined_not_a_cancellation(tmp_path, monkeypatch):
+    """A reload that failed with an exception cancelled the future its joined requests waited on: they got
+    CancelledError (the watcher's task, or a SIGHUP's, ended by it) instead of the read's error (review42)."""
+    pipe = build(data_dir=tmp_path, persist=False, with_model=False)
+
+    def boom():
+        raise RuntimeError("boom")
+    _slow_first_read(monkeypatch, boom)
+
+    async def go():
+        first = asyncio.ensure_future(reload_rules(pipe))
+        await asyncio.sleep(0.1)                                   # it reads
+        queued = asyncio.ensure_future(reload_rules(pipe))
+        await asyncio.sleep(0)
+        joined = asyncio.ensure_future(reload_rules(pipe))
+        return await asyncio.gather(first, queued, joined, return_exceptions=True)
+    first, queued, joined = asyncio.run(go())
+    assert first == ["first"]
+    assert isinstance(queued, RuntimeError) and isinstance(joined, RuntimeError)
+    assert pipe.rules_reload_queued is None
+
+
+def test_a_cancelled_request_does_not_take_the_requests_that_joined_it_along(tmp_path, monkeypatch):
+    """The request waiting for the read under way cancelled (its ctl client gone, its task cancelled): the ones that
+    joined it got CancelledError and no read (the edit they asked for never read; review42). They still get it."""
+    pipe = build(data_dir=tmp_path, persist=False, with_model=False)
+    calls = _slow_first_read(monkeypatch, lambda: pipeline_mod.RuleSetError(["second"]))
+
+    async def go():
+        first = asyncio.ensure_future(reload_rules(pipe))
+        await asyncio.sleep(0.1)
+        queued = asyncio.ensure_future(reload_rules(pipe))
+        await asyncio.sleep(0)
+        joined = asyncio.ensure_future(reload_rules(pipe))
+        await asyncio.sleep(0)
+        queued.cancel()
+        return await asyncio.gather(first, queued, joined, return_exceptions=True)
+    first, queued, joined = asyncio.run(go())
+    assert first == ["first"] and isinstance(queued, asyncio.CancelledError)
+    assert joined == ["second"] and len(calls) == 2
+    assert pipe.rules_reload_queued is None
