@@ -301,3 +301,17 @@ def test_ctl_reload_model_reads_telfilter_toml_again(tmp_path):
     finally:
         _stop(p)
         sim.stop()
+
+
+def test_a_reload_that_turns_receipt_after_resp_on_reports_the_account_changed():
+    """`ctl reload accounts` applied a changed receipt_after_resp (routing reads proxy.accounts) but did not list
+    the account as changed: its answer and log said nothing changed (review42)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from engine.smpp_proxy.accounts import account_from_arg
+    from engine.smpp_proxy.live_accounts import apply_accounts
+    a = account_from_arg("k:pw", "test")
+    proxy = SimpleNamespace(accounts={"k": a}, binds={}, buckets={}, _mo_index=None)
+    ans = apply_accounts(proxy, {"k": replace(a, receipt_after_resp=True)})
+    assert ans["changed"] == ["k"] and proxy.accounts["k"].receipt_after_resp

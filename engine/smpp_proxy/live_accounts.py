@@ -33,7 +33,9 @@ from .codec import pdu as P
 log = logging.getLogger("telfilter.smpp")
 
 _BIND_KIND = {"BOUND_TX": "transmitter", "BOUND_RX": "receiver", "BOUND_TRX": "transceiver"}
-_LIMITS = ("bind_types", "max_binds", "allowed_networks", "throughput", "window", "mo_prefixes", "text_reading")
+# what an account's "changed" in a reload's answer compares (all but its name, origin and password checks)
+_LIMITS = ("bind_types", "max_binds", "allowed_networks", "throughput", "window", "mo_prefixes", "text_reading",
+           "receipt_after_resp")
 
 
 def _why_unbind(sess, new: Account | None, kept: int) -> str | None:
