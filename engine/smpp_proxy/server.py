@@ -64,7 +64,7 @@ from .inbox import Inbox, WriteBatch
 from .mo import MoPath
 from .msgids import MessageIds, RecentlyAnswered
 from .routing import RECEIPT_AFTER_RESP, DeliveryRouting
-from .smsc import SmscLink, UpstreamMixin, parse_addr
+from .smsc import RESERVE_ACTIVE, SmscLink, UpstreamMixin, parse_addr
 from .relay import RelayPath
 from .submit import SubmitPath, local_id_prefix
 from .submit_concat import ConcatSubmit
@@ -263,6 +263,11 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
     def _housekeeping_tick(self, now: float, last_probe: float) -> float:
         s = self.settings
         self.coarse_now = now
+        seen = self.upstream_seen
+        if seen:        # who asked for a slot lately (smsc.RESERVE_ACTIVE): the quiet ones are not scanned per submit
+            since = now - RESERVE_ACTIVE
+            for a in [a for a, t in seen.items() if t < since]:
+                del seen[a]
         self._link_housekeeping(now)
         # a bind waiting for its check (the back-off of its system_id from that address) waits on us, not on
         # the peer: its connection is given the back-off on top (admission.py)
