@@ -164,3 +164,25 @@ def test_an_smsc_answer_to_no_request_is_counted(pipe):
         assert h.run(stray)
         assert wait(lambda: h.proxy.stats["smsc_unmatched_responses"] == 1)
         assert raw_submit(s, 41).command_status == 0 and h.proxy.links[0].bound
+
+
+def test_an_enquire_link_answered_after_it_was_given_up_is_not_counted_unmatched(pipe):
+    """A link retiring (the SMSC's unbind, a lost bind) forgets its enquire_links under way, and one that times
+    out is not kept for a late answer: their answers, when they come, were counted in smsc_unmatched_responses as
+    answers to no request (review42)."""
+    import time
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        s, _ = raw_session(h)
+        assert raw_submit(s, 40).command_status == 0
+
+        def probe_then_forget():
+            link = h.proxy.links[0]
+            link.probe(time.monotonic())
+            for q in link.probes:                # as retire() does
+                link.window.pending.pop(q, None)
+            link.probes.clear()
+            return True
+        assert h.run(probe_then_forget)
+        assert raw_submit(s, 41).command_status == 0          # (the SMSC's answer to the probe came before it)
+        time.sleep(0.1)
+        assert h.proxy.stats["smsc_unmatched_responses"] == 0

@@ -269,7 +269,8 @@ class SmscLink(CoalescedStream):
                 if on_resp is not None:
                     on_resp(ev, LATE)
                     self.answered()         # a slow SMSC, not a hung one
-                else:                       # a sequence never sent, answered twice, or forgotten (MAX_LATE)
+                elif cid != C.ENQUIRE_LINK_RESP:  # a sequence never sent, answered twice, or forgotten (MAX_LATE)
+                    # (an enquire_link's answer after it timed out or the link retired is a late one, not a stray)
                     self.proxy.stats["smsc_unmatched_responses"] += 1
         elif cid == C.ENQUIRE_LINK:
             self.send_pdu(P.EnquireLinkResp(sequence_number=ev.sequence_number))
