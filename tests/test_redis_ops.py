@@ -13,36 +13,18 @@ import asyncio
 import logging
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.app import build
-from engine.lists import ListStore
-from engine.state import StateError, install, open_state
+from engine.state import StateError
 from engine.state.redis_store import RedisStore
 from engine.state.url import parse_url
-from engine.verdict import Message
 
 from .conftest import ROOT
 from .redis_helpers import RedisServer, free_port
+from .test_redis_state import _ad, _node
 
-SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,,\n"
-T0 = datetime.now(timezone(timedelta(hours=7))).replace(hour=9, minute=0, second=0, microsecond=0)
 SECRET = "s3cr3t-pw"
-
-
-def _ad(i, recipient="0912000444"):
-    return Message("SHOPABC", recipient, f"[QC] Uu dai {i}. Tu choi: TC gui 5656", T0 + timedelta(minutes=i), "e")
-
-
-def _node(tmp_path, name, url):
-    data = tmp_path / name
-    ListStore(data).import_csv("senders", SENDERS, "senders.csv")
-    pipe = build(data_dir=data, with_model=False)
-    store = open_state(url, data)
-    install(pipe, store)
-    return pipe, store
 
 
 async def _judge(pipe, msg):

@@ -8,31 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.app import build
-from engine.lists import ListStore
-from engine.state import install, open_state
 from engine.state.redis_store import RedisStore
 from engine.state.url import parse_url, redacted
-from engine.verdict import Message
 
 from .redis_helpers import RedisServer, free_port
-from .test_redis_state import SENDERS, T0
+from .test_redis_state import _ad, _node
 
 SECRET = "s3cr3t-pw"
-
-
-def _ad(i):
-    from datetime import timedelta
-    return Message("SHOPABC", "0912000444", f"[QC] Uu dai {i}. Tu choi: TC gui 5656", T0 + timedelta(minutes=i), "e")
-
-
-def _node(tmp_path, name, url):
-    data = tmp_path / name
-    ListStore(data).import_csv("senders", SENDERS, "senders.csv")
-    pipe = build(data_dir=data, with_model=False)
-    store = open_state(url, data)
-    install(pipe, store)
-    return pipe, store
 
 
 async def _start(url):
