@@ -56,7 +56,7 @@ from ..rules import slotdump  # noqa: F401 (imported here, before any fork: a fo
 from . import forksnap
 from .journalled import (JournalledCalls, JournalledCounters, JournalledHistory, apply_record,  # noqa: F401
                          dump_state, load_state, stable, stable_key)
-from .journal import (CorruptFile, frame, install_snapshot, read_frames, read_snapshot, snapshot_tmp,
+from .journal import (CorruptFile, NewerFormat, frame, install_snapshot, read_frames, read_snapshot, snapshot_tmp,
                       write_snapshot_tmp)
 
 log = logging.getLogger("telfilter")
@@ -98,7 +98,11 @@ class EmbeddedStore:
         self._closing = False           # close() has begun
         self.fork = True                # snapshots by a forked writer (forksnap.py) where fork works
         self._last_snap = time.monotonic()
-        mem_c, mem_h, mem_k, first_seg = self._load()
+        try:
+            mem_c, mem_h, mem_k, first_seg = self._load()
+        except StateError:
+            os.close(self._lockfd)
+            raise
         self.seg = max([first_seg] + [n + 1 for n in self._segments()])
         self.seg_bytes = 0
         self.counters = JournalledCounters(mem_c, self.buf)
@@ -123,6 +127,15 @@ class EmbeddedStore:
                 continue
             try:
                 d = read_snapshot(p)
+            except NewerFormat as e:
+                # a rollback: serve stops here rather than start from the journal alone and let its next snapshots
+                # replace this one (README, Operating it: Upgrading)
+                raise StateError(f"{e}: start the version that wrote it, or move {self.dir} aside to start with "
+                                 "empty counters") from None
+            except (CorruptFile, ValueError, KeyError, TypeError) as e:
+                self._warn(f"state snapshot {p} ignored: {e}")
+                continue
+            try:
                 snap, first_seg = load_state(d["state"]), int(d["next_segment"])
                 self._snap_next = first_seg if name == "snapshot" else None
                 if name != "snapshot":

@@ -25,10 +25,18 @@ from ..lists.snapshot import fsync_dir
 
 _HDR = struct.Struct("<II")
 SNAP_MAGIC = b"TELFILTER-STATE 1\n"
+# the magic's version is the snapshot's format: a version that changes what a snapshot holds writes another
+# number, which this one refuses by name (NewerFormat) instead of taking the file for a damaged one
+_SNAP_FAMILY = b"TELFILTER-STATE "
 
 
 class CorruptFile(Exception):
     """A snapshot that cannot be used (missing magic, short, CRC mismatch)."""
+
+
+class NewerFormat(Exception):
+    """A snapshot of a state format this version does not read: written by another (newer) telfilter. Not damage:
+    taken for damage, it would be set aside and replaced by the next snapshot, and its counters lost for good."""
 
 
 def frame(records: list) -> bytes:
@@ -173,6 +181,11 @@ def read_snapshot(path: Path):
             view = memoryview(mm)
             try:
                 if view[:m] != SNAP_MAGIC:
+                    head = bytes(view[:32])
+                    if head.startswith(_SNAP_FAMILY) and b"\n" in head:
+                        fmt = head[len(_SNAP_FAMILY):head.index(b"\n")].decode("ascii", "replace")
+                        raise NewerFormat(f"{path}: state format {fmt!r}, written by another telfilter version "
+                                          f"(this one reads format {SNAP_MAGIC[len(_SNAP_FAMILY):-1].decode()})")
                     raise CorruptFile(f"{path}: not a telfilter state snapshot")
                 ln, crc = _HDR.unpack_from(view, m)
                 body = view[m + _HDR.size:]
