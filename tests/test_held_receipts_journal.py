@@ -193,7 +193,8 @@ def test_delivering_a_large_backlog_costs_no_scan_of_it_per_receipt(pipe, tmp_pa
     n = 20_000
     with open(path.with_suffix(".journal"), "wb") as f:
         for i in range(n):
-            f.write(HeldJournal.record(("h", i + 1, "esme1", b"r" * 3500)))
+            # a PDU's shape: its command_length first (open_held keeps anything else aside, as a later format's)
+            f.write(HeldJournal.record(("h", i + 1, "esme1", (3500).to_bytes(4, "big") + b"r" * 3496)))
     h = ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=0.05).start()
     try:
         assert h.run(lambda: h.proxy.open_held(path)) == n
@@ -321,3 +322,21 @@ def test_ctl_stats_says_how_many_receipts_are_held(pipe, tmp_path):
         assert ctl.stats()["smpp"]["receipts_held"] == 2         # the counter stays what it counts
     finally:
         h.stop()
+
+
+def test_a_record_of_a_later_format_is_never_offered_and_is_kept_as_it_is(pipe, tmp_path, caplog):
+    """A rollback: a journal written by a version whose records this one does not know (neither stamped nor a
+    PDU) is said, its records stay in the journal through this run's rewrites, and none reaches an ESME."""
+    path = tmp_path / "smpp" / "held_receipts.msgpack"
+    journal = path.with_suffix(".journal")
+    pdu = encode(P.DeliverSm(sequence_number=1, source_addr="84912000001", destination_addr="8077",
+                             esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=b"id:00000001 stat:DELIVRD"))
+    later = b"\xffU" + bytes(12) + b"a later version's record"
+    HeldJournal(journal).rewrite([(1, "esme1", later), (2, "esme1", pdu)])
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        assert h.run(lambda: h.proxy.open_held(path)) == 1
+        assert [e.raw for e in h.proxy.held["esme1"]] == [pdu]
+        h.call(h.proxy.close_held())
+    assert "1 held receipts in" in caplog.text and "format this version does not read" in caplog.text
+    kept = [raw for _, raw in HeldJournal(journal).replay()]
+    assert later in kept and len(kept) == 2

@@ -26,7 +26,9 @@ held): the SMSC was answered when it was held, so nothing is answered now; it is
 (`receipts_held_expired`) and its journal record ends. Within a process it ages by the monotonic clock (a step
 of the wall clock neither ages it nor keeps it young). When it was held is journalled with it (a
 prefix of its record's payload, `_stamped`), so a restart does not make it young again; a record of an
-older version has none and counts from the start that reads it, as does one handed over through Redis.
+older version has none and counts from the start that reads it, as does one handed over through Redis. A record
+that is neither (not a PDU: a later version's, met on a rollback) is never offered; it stays in the journal as
+it is and start-up says so as an error.
 """
 from __future__ import annotations
 
@@ -77,6 +79,11 @@ def _unstamped(payload: bytes, now: float) -> tuple[bytes, float]:
     if payload[:2] == _STAMP and len(payload) >= 10:
         return payload[10:], _WHEN.unpack_from(payload, 2)[0]
     return payload, now
+
+
+def _is_pdu(raw: bytes) -> bool:
+    """A whole PDU: a 16-octet header at least, whose command_length is its length (SMPP 3.4 3.2)."""
+    return len(raw) >= 16 and int.from_bytes(raw[:4], "big") == len(raw)
 
 
 class HeldReceipts:
@@ -237,9 +244,15 @@ class HeldReceipts:
         live = rl.open(self.loop or _running_loop(),
                        [(acct, _stamped(_HeldReceipt(raw, 0, now))) for acct, raw in _read_stop_file(path)])
         path.unlink(missing_ok=True)        # (its receipts are in the journal now, fsynced)
-        unstamped = 0
+        unstamped = foreign = 0
         for hid, acct, payload in live:
             raw, held_at = _unstamped(payload, now)
+            if not _is_pdu(raw):
+                # neither this format nor an older one: a later version's (a rollback). Offered, its bytes would
+                # reach an ESME as a broken PDU; dropped, a receipt would be lost. Left in the journal as it is
+                # (every rewrite keeps the records it holds) for the version that wrote it, and said
+                foreign += 1
+                continue
             entry = _HeldReceipt(raw, hid, held_at)
             if raw is payload:                  # an older version's record: from now on with when it was held
                 rl.replace(hid, _stamped(entry))
@@ -249,9 +262,13 @@ class HeldReceipts:
         self.held_log = rl
         if unstamped:
             rl.compact()
-        if live:
-            log.info("%d receipts held when the last run ended offered again", len(live))
-        return len(live)
+        if foreign:
+            log.error("%d held receipts in %s are in a format this version does not read (a later version's): kept "
+                      "there as they are, not delivered; start the version that wrote them to deliver them", foreign,
+                      rl.journal.path)
+        if len(live) > foreign:
+            log.info("%d receipts held when the last run ended offered again", len(live) - foreign)
+        return len(live) - foreign
 
     async def close_held(self) -> int:
         """Clean stop: the journal rewritten with what is still held (by the writer, after every record it
