@@ -28,6 +28,7 @@ from collections import defaultdict
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 
+from .disktrouble import all_writers
 from .smpp_proxy.server import VerdictLog
 from .smpp_proxy.smsc import parse_addr
 
@@ -44,6 +45,7 @@ class Metrics:
     def __init__(self, pipeline, proxy=None, sip=None):
         self.pipeline, self.proxy, self.sip = pipeline, proxy, sip
         self.state = None               # the durable state store, set by serve
+        self.vlog = None                # the verdict log (MeteredVerdictLog sets it)
         self.ready = False
         # plain ints, turned into metric families at scrape time: prometheus_client's own
         # Counter/Histogram take a lock per increment (measured 8-10 us per verdict vs ~1 us)
@@ -163,6 +165,7 @@ class MeteredVerdictLog(VerdictLog):
     def __init__(self, target, events, metrics: Metrics):
         super().__init__(target, events)
         self.metrics = metrics
+        metrics.vlog = self                 # its lost lines, read at scrape time
 
     def write(self, rec: dict) -> None:
         self.metrics.verdict(rec)
@@ -268,6 +271,18 @@ class _StateCollector:
         mi = InfoMetricFamily("telfilter_model", "the spam model in force")
         mi.add_metric([], {"version": str(getattr(pipe.model, "version", "none")) if pipe.model else "none"})
         yield mi
+        # a full or read-only disk, per writer (engine/disktrouble.py): the signal to alert on
+        de = CounterMetricFamily("telfilter_disk_write_errors", "writes a durable writer could not make (a full, "
+                                 "read-only or failing disk), by writer", labels=["writer"])
+        df = GaugeMetricFamily("telfilter_disk_failing", "1 while a writer's last write failed", labels=["writer"])
+        for t in all_writers():
+            de.add_metric([t.writer], t.errors)
+            df.add_metric([t.writer], 1 if t.failing else 0)
+        yield de
+        yield df
+        if m.vlog is not None:
+            yield CounterMetricFamily("telfilter_verdict_log_lost_lines", "verdict lines that did not reach the log "
+                                      "(a failed write, a full buffer)", value=m.vlog.lost_lines)
         st = m.state
         if st is not None:          # the durable state store (engine/state): disk trouble is loud
             yield CounterMetricFamily("telfilter_state_store_write_errors", "journal/snapshot writes that failed",

@@ -64,7 +64,9 @@ def reopen_verdict_log(vlog, path) -> bool:
     old, vlog.f = vlog.f, new
     if isinstance(old, PipeOut):        # its writer finishes what it holds, off the loop, then closes it
         import threading
-        vlog.retired = [w for w in vlog.retired if w.thread.is_alive()] + [old]      # joined at close
+        done = [w for w in vlog.retired if not w.thread.is_alive()]
+        vlog.lost_retired += sum(getattr(w, "lost_lines", 0) for w in done)          # the count stays a counter
+        vlog.retired = [w for w in vlog.retired if w not in done] + [old]              # joined at close
         threading.Thread(target=old.drain, args=(30.0,), name="verdict-log-old", daemon=True).start()
     else:
         try:

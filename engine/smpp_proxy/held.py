@@ -41,6 +41,7 @@ from pathlib import Path
 
 import msgpack
 
+from ..disktrouble import trouble
 from .codec import encode
 from .heldjournal import RecordLog
 from .routing import MAX_HELD_RECEIPT
@@ -140,12 +141,12 @@ class HeldReceipts:
             del self.held_writing[acct]
         if err is not None:
             self.stats["receipts_not_recorded"] += 1
-            log.error("receipt for account %s not held: its journal record could not be written (%s); the SMSC "
-                      "delivers it again", acct, err)
             self.held_log.forget(entry.hid)
             entry.hid = 0
-            self.held_log.failed(err)
+            self.held_log.failed(err, f"a receipt for account {acct} not held (its journal record could not be "
+                                      "written): the SMSC delivers it again")
             return on_done(False)
+        self.held_log.failed(None)
         self._held_in(acct, entry)
         on_done(True)
         if self._receivers(acct):
@@ -239,7 +240,7 @@ class HeldReceipts:
         (`<path stem>.journal`) and, from an older version's clean stop, `path` itself (msgpack). From now
         on every receipt held is journalled (needs the running loop). Returns how many were read."""
         rl = RecordLog(path.with_suffix(".journal"), "telfilter-receipts-writer", "held receipt", self.stats,
-                       "receipts_journal")
+                       "receipts_journal", trouble=trouble("held_receipts"))
         now = time.time()
         live = rl.open(self.loop or _running_loop(),
                        [(acct, _stamped(_HeldReceipt(raw, 0, now))) for acct, raw in _read_stop_file(path)])

@@ -41,6 +41,7 @@ log = logging.getLogger("telfilter.smpp")
 HOLD, GONE = 0, 1
 COMPACT_EMPTY = 1 << 20        # the journal this big and four times what lives: rewritten
 COMPACT_BYTES = 64 << 20       # the journal this big and four times what is held: rewritten
+RETRY_S = 1.0                  # a rewrite the disk refused is tried again this long after (not at once: a spin)
 MAX_RECORD = 8192              # longer than any held receipt's record (at most 4 KB, routing.MAX_HELD_RECEIPT)
 
 
@@ -163,9 +164,11 @@ class RecordLog:
     writes -- when it is mostly gone records, after a torn write, and at `close`. `open` reads what the last
     run left and numbers it afresh. Held receipts (held.py) keep theirs so."""
 
-    def __init__(self, path: Path, name: str, what: str, stats=None, stat: str = "", max_record: int = MAX_RECORD):
+    def __init__(self, path: Path, name: str, what: str, stats=None, stat: str = "", max_record: int = MAX_RECORD,
+                 trouble=None):
         self.journal = HeldJournal(path, max_record, what)
         self.name, self.what = name, what
+        self.trouble = trouble                  # engine/disktrouble.py: failures said once, not one line each
         self.stats, self.stat = stats, stat     # the owner's counters: `<stat>_compactions` counted there too
         self.records: dict = {}
         self.live_bytes = 0
@@ -173,6 +176,7 @@ class RecordLog:
         self.loop = None
         self._hid = 0
         self._reset_pending = False
+        self._retry = None              # the timer of a rewrite tried again after a refused one
         self.compactions = 0
         self.errors = 0
 
@@ -251,9 +255,15 @@ class RecordLog:
         """[(hid, owner, raw)] of every live record, in the order they were added."""
         return [(hid, o, raw) for hid, (o, raw) in sorted(self.records.items())]
 
-    def compact(self) -> None:
-        if self._reset_pending or self.writer is None:
+    def compact(self, now: bool = False) -> None:
+        """Rewrite the journal as what lives (by the writer, in order). After a refused rewrite the next one
+        waits RETRY_S (`now`: not, the stop's): a torn journal asks for one after every failure, and on a
+        read-only disk each failed at once, ~6,000 a second in a test."""
+        if self._reset_pending or self.writer is None or self._retry is not None and not now:
             return
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         size = self.live_bytes
 
         def done(err):
@@ -263,21 +273,37 @@ class RecordLog:
                 self.compactions += 1
                 if self.stats is not None:
                     self.stats[self.stat + "_compactions"] += 1
+                if self.trouble is not None:
+                    self.trouble.ok()
             else:
+                if self.loop is not None and self._retry is None and self.writer is not None:
+                    self._retry = self.loop.call_later(RETRY_S, self._retry_compact)
                 self.report(err)
         if self.writer.submit(("reset", self.live()), done):
             self._reset_pending = True
 
+    def _retry_compact(self) -> None:
+        self._retry = None
+        if self.journal.torn:
+            self.compact()
+
     def report(self, err) -> None:
         """A write's outcome (the default `done`): an error counted and logged."""
-        if err is not None:
-            log.error("%s: a %s record could not be written (%s): a crash now would lose it", self.name, self.what, err)
         self.failed(err)
 
-    def failed(self, err) -> None:
-        """A write's error (None: none), counted; a journal a torn write left damaged is rewritten whole."""
+    def failed(self, err, what: str = "") -> None:
+        """A write's outcome (err None: it worked), counted; an error logged (through `trouble`: the first at
+        once, then at most every few seconds, `what` saying what it cost); a journal a torn write left damaged
+        is rewritten whole."""
+        what = what or f"a {self.what} record could not be written: a crash now would lose it"
         if err is not None:
             self.errors += 1
+            if self.trouble is not None:
+                self.trouble.failed(err, what)
+            else:
+                log.error("%s: %s (%s)", self.name, what, err)
+        elif self.trouble is not None:
+            self.trouble.ok()
         if self.journal.torn:
             self.compact()
 
@@ -288,7 +314,7 @@ class RecordLog:
             return 0
         n = len(self.records)
         self._reset_pending = False
-        self.compact()
+        self.compact(now=True)
         if not await w.idle(10.0):
             log.error("%s: the journal writer did not finish in 10 s (a stalled disk); the journal it has written "
                       "keeps every live %s", self.name, self.what)

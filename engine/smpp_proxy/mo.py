@@ -61,6 +61,7 @@ import logging
 import time
 from functools import partial
 
+from ..disktrouble import trouble
 from ..pipeline import NotRecorded
 from ..verdict import Action, Message
 from ..rules.shortcode import addressed_to
@@ -142,10 +143,13 @@ class MoPath(MoPartsJournal):
     def _command_written(self, msg, what, v, cmd, us, binary, reading, then, err) -> None:
         if err is not None:
             e = NotRecorded(f"5656 command not recorded ({err}); the sender should retry")
-            log.error("MO from %r to %s: %s", msg.sender, msg.recipient, e)
+            # each one is in the verdict log (below); the service log says the disk trouble, not each command
+            trouble("shortcode").failed(err, f"a 5656 command (MO from {msg.sender!r} to {msg.recipient}) not "
+                                             "recorded: answered ESME_RX_T_APPN, the SMSC delivers it again")
             self.stats["shortcode_not_recorded"] += 1
             self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN, str(e))
             return then(None)
+        trouble("shortcode").ok()
         self.pipeline.apply_command(cmd)
         self.stats["shortcode_recorded"] += 1
         self.vlog.write_sms(msg, what, v, us, binary, reading)

@@ -51,6 +51,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+from ..disktrouble import trouble
 from .codec import constants as C
 from .codec import decode, pdu_concat
 from .codec import pdu as P
@@ -101,7 +102,7 @@ class MoPartsJournal:
         every part acknowledged from now on. Returns how many records were read."""
         # a record holds one PDU as the SMSC sent it (up to max_pdu) and its fields
         rl = RecordLog(path, "telfilter-mo-parts-writer", "5656 message part", self.stats, "mo_parts_journal",
-                       max_record=max(MAX_RECORD, self.settings.max_pdu + 4096))
+                       max_record=max(MAX_RECORD, self.settings.max_pdu + 4096), trouble=trouble("shortcode_parts"))
         live = rl.open(loop)
         self.mo_log, self._mo_restore = rl, live
         self._mo_unwritten, self._mo_markers, self._mo_refused = OrderedDict(), [], OrderedDict()
@@ -240,15 +241,15 @@ class MoPartsJournal:
 
         def written(err):
             if err is None:
+                rl.failed(None)
                 return _answer(link, pdu, 0)
             # not on disk: asked for again. Still waiting in its message: taken out (the message waits for the
             # copy). Used already (its message judged meanwhile): the copy will be a late part, acknowledged
             self.stats["mo_parts_not_recorded"] += 1
             rl.forget(part[_HID])
             part[_HID] = 0
-            rl.failed(err)
-            log.error("part %d of a 5656 message from %r not recorded (%s): the SMSC delivers it again",
-                      n, pdu.source_addr, err)
+            rl.failed(err, f"part {n} of a 5656 message from {pdu.source_addr!r} not recorded: the SMSC delivers "
+                           "it again")
             if self.mo_concat.drop_part(key, n, part):
                 c = self.mo_concat.pending.get(key)
                 if c is not None and not c.parts:          # (its only part: nothing waits)

@@ -20,6 +20,7 @@ import threading
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
 
+from ..disktrouble import trouble
 from ..numbers import format_number, read_by_ton
 from ..verdict import Action
 
@@ -145,6 +146,7 @@ class VerdictLog:
         self.pub = None
         self.retired: list = []             # writers of files reopened away from (SIGUSR2): drained at close
         self.errors = 0
+        self.lost_retired = 0               # lines the writers of files reopened away from lost (and let go)
         self._last_error_log = -1e9
         self._last_flush = 0.0
         self._flush_pending = False
@@ -213,6 +215,12 @@ class VerdictLog:
         """A message answered with an error without a verdict (it could not be judged)."""
         self.write({"ts": when.isoformat(), "kind": "sms", "pdu": pdu, "account": account, "sender": sender,
                     "recipient": recipient, "action": "refuse", "status": status, "reason": reason})
+
+    @property
+    def lost_lines(self) -> int:
+        """Verdict lines that did not reach the log: refused (a full buffer, a closed pipe, a line that could
+        not be built) or lost by a failed write (a full or read-only disk), since start (/metrics)."""
+        return self.errors + self.lost_retired + sum(getattr(w, "lost_lines", 0) for w in [self.f, *self.retired])
 
     # ------------------------------------------------------------ output
     def _emit(self, line: str) -> None:
@@ -322,22 +330,31 @@ class PipeOut:
                 del self.buf[:]
             view = memoryview(chunk)
             try:
+                view = self._head(view)
                 while view:
                     try:
                         view = view[os.write(self.fd, view):]
                     except BlockingIOError:  # someone sharing the pipe set it non-blocking: wait until it drains
                         select.select([], [self.fd], [], 1.0)
+                self._written()
             except OSError as e:             # a closed pipe: later writes raise, the loop goes on
-                if self._lost(e, len(view)):
+                if self._lost(e, chunk, len(chunk) - len(view)):
                     continue
                 with self.cv:
                     self.failed = e.strerror or str(e)
                     self.buf.clear()
                 return
 
-    def _lost(self, e: OSError, nbytes: int) -> bool:
-        """A write failed with `nbytes` not written: True to go on with the next lines (a pipe: never, its
-        reader is gone)."""
+    def _head(self, view):
+        """What to write before a chunk (a file: the end of a line a failed write cut)."""
+        return view
+
+    def _written(self) -> None:
+        """A chunk went out whole."""
+
+    def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
+        """A write of `chunk` failed after `written` bytes: True to go on with the next lines (a pipe: never,
+        its reader is gone)."""
         return False
 
     def drain(self, timeout: float = 5.0) -> None:
@@ -359,7 +376,8 @@ class FileOut(PipeOut):
         super().__init__(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
         self.path = path
         self.lost_bytes = 0
-        self._last_report = -1e9
+        self.lost_lines = 0             # lines a failed write cost (read by /metrics)
+        self._torn = False              # the file ends in part of a line (a cut-back that failed too)
 
     def _run(self) -> None:
         try:
@@ -367,13 +385,30 @@ class FileOut(PipeOut):
         finally:
             os.close(self.fd)                # by the writer, once it is done: never under a write still going on
 
-    def _lost(self, e: OSError, nbytes: int) -> bool:
+    def _head(self, view):
+        # a line a failed write cut, and that could not be cut off: ended here, so it is a line of its own
+        # (a reader skips one bad line) and the next line is whole, not glued to its first part
+        if self._torn:
+            os.write(self.fd, b"\n")
+            self._torn = False
+        return view
+
+    def _written(self) -> None:
+        trouble("verdict_log").ok()
+
+    def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
         """A full or failing disk loses what this write held, not the log: the next lines are written when
-        it has room again (counted, and said at most every 10 s)."""
-        self.lost_bytes += nbytes
-        now = time.monotonic()
-        if now - self._last_report >= 10.0:
-            self._last_report = now
-            log.error("verdict log %s: a write failed (%s), %d bytes of lines lost so far; writing goes on",
-                      self.path, e.strerror or e, self.lost_bytes)
+        it has room again (counted, and said at most every 10 s). A write cut short (a nearly full disk
+        takes part of it) is cut back to its last whole line, so no torn line is left for a reader to
+        take with the next one (a JSON line glued to part of another, as a full tmpfs left it)."""
+        keep = chunk.rfind(b"\n", 0, written) + 1          # whole lines that reached the file
+        if keep < written:
+            try:
+                os.ftruncate(self.fd, os.fstat(self.fd).st_size - (written - keep))
+            except OSError:                                  # (a read-only file system): ended at the next write
+                self._torn = True
+        self.lost_bytes += len(chunk) - keep
+        self.lost_lines += chunk.count(b"\n", keep)
+        trouble("verdict_log").failed(e, f"verdict log {self.path}: {self.lost_lines} lines ({self.lost_bytes} "
+                                         "bytes) lost so far; writing goes on")
         return True

@@ -48,6 +48,7 @@ import os
 import time
 from pathlib import Path
 
+from ..disktrouble import trouble
 from ..durable import TornWrite, append_all
 from ..rules.counters import MemoryCounters
 from ..rules.history import CallDurations, RecipientHistory
@@ -92,6 +93,7 @@ class EmbeddedStore:
         self.warnings: list[str] = []
         self.flushes = self.records = 0
         self.write_errors = self.unjournalled = 0      # disk trouble, for logs and metrics
+        self.trouble = trouble("state_journal")
         self._io = asyncio.Lock()
         self._finishing = None          # a snapshot being written in the background (snapshot())
         self._child = None              # ... by this forked writer (forksnap.Writer)
@@ -335,15 +337,17 @@ class EmbeddedStore:
             try:
                 # shielded: a stop cancels the timer, never a write half-way (close() waits for it)
                 await asyncio.shield(self.snapshot() if self.due() else self.flush())
-            except OSError as e:         # a full or failing disk: keep serving, say so loudly
-                self.write_errors += 1
+            except OSError as e:         # a full or failing disk: keep serving, say so (once, then every 10 s:
+                self.write_errors += 1   # a line every 0.25 s buried the rest of the log)
                 over = len(self.buf) - MAX_BUFFER
                 if over > 0:             # bounded: the oldest go (still in memory, not crash-safe)
                     del self.buf[:over]
                     self.unjournalled += over
-                log.error("state journal write failed (counters stay in memory: %d updates wait for the disk, lost by "
-                          "a crash until written; %d more, beyond the wait's bound, are in memory only): %s",
-                          len(self.buf), self.unjournalled, e)
+                self.trouble.failed(e, f"state journal write failed (counters stay in memory: {len(self.buf)} "
+                                       "updates wait for the disk, lost by a crash until written; "
+                                       f"{self.unjournalled} more, beyond the wait's bound, are in memory only)")
+            else:
+                self.trouble.ok()
 
     async def close(self) -> None:
         """Clean stop: everything committed is in a snapshot; the journal is empty. A forked writer
