@@ -121,6 +121,9 @@ class ControlServer(ReloadCommands):
             self.path.unlink()
         except FileNotFoundError:
             pass
+        except OSError as e:
+            # a read-only disk: said, and the rest of the stop still runs (raised, it ended serve here, exit 2)
+            log.warning("control socket %s not removed (%s): the next start replaces it", self.path, e)
         if not self._lock.locked():      # (none under way: wait_for(acquire(), 0) would time out all the same)
             return
         try:

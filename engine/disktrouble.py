@@ -4,7 +4,7 @@ A full (ENOSPC) or read-only (EROFS) data disk makes every write of a writer fai
 message (a held receipt, a 5656 part) or every 0.25 s (the state journal): a log line per failure was ~85 lines
 a second under a 10 msg/s probe (1,016 lines for held receipts alone in 12 s), burying everything else. Each
 writer instead says its first failure at once, then at most one line every REPORT_S with how many failed since,
-and one line when a write works again; `/metrics` exports the counts (`telfilter_disk_write_errors_total
+and that writes work again (at most as often); `/metrics` exports the counts (`telfilter_disk_write_errors_total
 {writer}`) and whether the writer's last write failed (`telfilter_disk_failing{writer}`), the signal to alert on.
 
 Bounded: one entry per writer name, and the names are the literals below (WRITERS), not data.
@@ -19,7 +19,7 @@ import time
 log = logging.getLogger("telfilter")
 
 REPORT_S = 10.0
-WRITERS = ("state_journal", "shortcode", "shortcode_parts", "held_receipts", "verdict_log")
+WRITERS = ("state_journal", "shortcode", "shortcode_parts", "held_receipts", "message_ids", "verdict_log")
 
 
 class DiskTrouble:
@@ -29,26 +29,35 @@ class DiskTrouble:
         self.errors = 0             # failed writes since start (counter)
         self.failing = False        # the last write failed
         self._unsaid = 0            # failures since the last line
-        self._said = -1e18
+        self._said = self._said_ok = -1e18
+        self._ok_unsaid = False     # writes work again, not said yet
 
     def failed(self, err, what: str) -> None:
         """A write failed: `what` it means (e.g. "a receipt not held: the SMSC delivers it again")."""
         self.errors += 1
         self._unsaid += 1
+        self.failing = True
+        self._ok_unsaid = False
         now = self.clock()
-        if not self.failing or now - self._said >= REPORT_S:
-            more = f" ({self._unsaid} failed writes since the last such line)" if self.failing and self._unsaid > 1 else ""
+        # by time, not by change: a disk at the edge of full takes one write and refuses the next (the probe's
+        # ext4 flipped several times a second), and a line per flip is a line per message again
+        if now - self._said >= REPORT_S:
+            more = f" ({self._unsaid} failed writes since the last such line)" if self._unsaid > 1 else ""
             log.error("disk trouble, %s: %s (%s)%s; said again at most every %.0f s", self.writer, what,
                       getattr(err, "strerror", None) or err, more, REPORT_S)
             self._said, self._unsaid = now, 0
-        self.failing = True
 
     def ok(self) -> None:
-        """A write worked: after failures, said once."""
+        """A write worked: after failures, said (at most every REPORT_S: said at a later write if not now)."""
         if self.failing:
             self.failing = False
-            log.warning("disk trouble over, %s: writes work again (%d failed since start)", self.writer, self.errors)
-            self._unsaid = 0
+            self._ok_unsaid = True
+        if self._ok_unsaid:
+            now = self.clock()
+            if now - self._said_ok >= REPORT_S:
+                log.warning("disk trouble over, %s: writes work again (%d failed since start)", self.writer,
+                            self.errors)
+                self._said_ok, self._ok_unsaid = now, False
 
 
 _TROUBLE = {name: DiskTrouble(name) for name in WRITERS}

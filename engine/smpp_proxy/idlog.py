@@ -33,6 +33,7 @@ from pathlib import Path
 
 import msgpack
 
+from ..disktrouble import trouble
 from ..groupcommit import GroupCommit
 from ..lists.snapshot import fsync_dir
 from .msgids import unpack_map
@@ -65,6 +66,7 @@ class IdLog:
         self.timer = None
         self.errors = 0
         self._fd_lock = threading.Lock()    # the writer thread's descriptor, against the sync thread's dup
+        self._cut_to = None                 # the segment's length before a torn write not yet cut off
         self._sync_wanted = threading.Event()
         self._syncer: threading.Thread | None = None
 
@@ -170,9 +172,10 @@ class IdLog:
     def _written(self, err) -> None:
         if err is not None:
             self.errors += 1
-            if self.errors == 1 or self.errors % 1000 == 0:
-                log.error("message-id log not written (%s; %d so far): a crash now would lose those ids' receipts",
-                          err, self.errors)
+            trouble("message_ids").failed(err, f"message-id log not written ({self.errors} writes so far): a crash "
+                                               "now would lose those ids' receipts")
+        else:
+            trouble("message_ids").ok()
 
     async def close(self, clean: bool) -> None:
         """Stop journalling, once what waits is written; `clean`: the map was saved whole by `save_map`, the
@@ -197,9 +200,7 @@ class IdLog:
             try:
                 if kind == "data":
                     if self.fd >= 0:
-                        data = memoryview(arg)
-                        while data:
-                            data = data[os.write(self.fd, data):]
+                        self._append(arg)
                 elif kind == "rotate":
                     fd = os.open(self._path(arg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                     self._close_fd(fd)
@@ -217,10 +218,32 @@ class IdLog:
         self._sync_soon()
         return errs
 
+    def _append(self, arg: bytes) -> None:
+        """One object appended whole, or none of it: a write a full disk cut short is cut back, so the ids
+        written once there is room again are not behind a torn object (replay stops at one: every id after
+        it was lost). A cut-back that fails too (a read-only disk) is made again before the next write."""
+        fd = self.fd
+        if self._cut_to is not None:
+            os.ftruncate(fd, self._cut_to)
+            self._cut_to = None
+        start = os.fstat(fd).st_size
+        data = memoryview(arg)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:
+            if len(data) < len(arg):
+                try:
+                    os.ftruncate(fd, start)
+                except OSError:
+                    self._cut_to = start
+            raise
+
     def _close_fd(self, new: int) -> None:
         """The segment written to becomes `new` (-1: none); the old one fsynced and closed."""
         with self._fd_lock:
             fd, self.fd = self.fd, new
+        self._cut_to = None                 # (a torn last object only ends the segment it is in)
         if fd >= 0:
             try:
                 os.fsync(fd)
