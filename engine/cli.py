@@ -333,7 +333,8 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="telfilter: %(levelname)s: %(message)s")
-    need = missing_train_extra(args)
+    from .outputs import output_error
+    need = missing_train_extra(args) or output_error(args)
     if need:
         print(f"telfilter: error: {need}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ and ham is left out and reported as a conflict.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -85,10 +86,15 @@ def write_atomic(path: Path, text: str, keep=()) -> None:
     store serve appends to, the label log, the input data): refused with StoreError, nothing written."""
     path = Path(path)
     refuse_overwrite(path, keep)
+    if path.is_dir():       # named as given, before a temporary file is written (the rename's error named that)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    finally:                # a full disk or a failed rename leaves no .NAME.PID.tmp behind
+        tmp.unlink(missing_ok=True)

@@ -207,6 +207,14 @@ def cmd(args) -> int:
     if not any(ds.texts for _, ds in data):
         print("telfilter ml cv: error: no labelled messages in --data", file=sys.stderr)
         return 2
+    if args.json:           # never over an input: refused before the splits run, not after
+        from ..analyst.export import refuse_overwrite
+        from ..analyst.store import StoreError
+        try:
+            refuse_overwrite(Path(args.json), list(args.data) + list(args.extra))
+        except StoreError as e:
+            print(f"telfilter ml cv: error: --json {e}", file=sys.stderr)
+            return 2
     prog = _progress(args.splits, "ml cv", not args.no_progress and sys.stderr.isatty())
     try:
         res = run(data, [(p, sets[p]) for p in args.extra], args.splits, args.test_size, args.first_split,
@@ -220,7 +228,8 @@ def cmd(args) -> int:
         res["report"] = str(plot(res, Path(args.report)))
     text = json.dumps(res, indent=2)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        from ..analyst.export import write_atomic
+        write_atomic(Path(args.json), text + "\n")        # whole or not at all (written after minutes of work)
     else:
         print(text)
     print(table(res), file=sys.stderr)

@@ -1,0 +1,113 @@
+"""Output paths of the wrong kind are refused before the work, named as given, and nothing half-written is left
+behind (found by the CLI audit: `ml train --out FILE` trained, then stopped on 'File exists'; `reports export
+--out DIR` and `ml compare --changes DIR` named their temporary file and left it beside DIR; `ml cv --json`
+was written in place after the splits had run)."""
+import errno
+import json
+import os
+
+import pytest
+
+from engine.analyst import export
+from engine.ml.model import default_model_dir
+
+from .conftest import run_cli
+
+BUNDLED = default_model_dir()
+
+
+def _labelled(tmp_path, n=8):
+    p = tmp_path / "data.tsv"
+    rows = ["label\ttext"]
+    for i in range(n):
+        rows.append(f"spam\tWIN a FREE prize now, text CLAIM to 8{i}086 before midnight")
+        rows.append(f"ham\tsee you at the station at {i} o'clock, bring the umbrella please")
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+def _store(d):
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "reports.jsonl", "w") as f:
+        for i in range(3):
+            f.write(json.dumps({"reporter": f"8491200{i:04d}", "reported": "84987654321", "kind": "S",
+                                "content": "Ban da trung thuong 50.000.000d, nhan thuong tai http://bit.ly/abc",
+                                "time": f"2026-11-30T10:{i:02d}:00+07:00", "label": None}) + "\n")
+    return d / "reports.jsonl"
+
+
+def _leftovers(d):
+    return sorted(p.name for p in d.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_ml_train_out_naming_a_file_is_refused_before_training(tmp_path):
+    out = tmp_path / "model.txt"
+    out.write_text("not a model directory\n")
+    p = run_cli("ml", "train", "--data", _labelled(tmp_path), "--out", out, "--data-dir", tmp_path / "d")
+    assert p.returncode == 2, p.stderr
+    assert f"--out {out}: not a directory" in p.stderr
+    assert "training on" not in p.stderr          # refused before the work, not after it
+    assert out.read_text() == "not a model directory\n"
+
+
+@pytest.mark.parametrize("argv", [
+    ("report", "--log", "{log}", "--no-progress", "--out", "{out}"),
+    ("ml", "eval", "--model", str(BUNDLED), "--data", "{data}", "--report", "{out}"),
+    ("ml", "cv", "--data", "{data}", "--splits", "1", "--no-progress", "--report", "{out}"),
+])
+def test_an_output_directory_that_is_a_file_is_named_as_such(tmp_path, argv):
+    out = tmp_path / "taken"
+    out.write_text("x\n")
+    log = tmp_path / "verdicts.jsonl"
+    log.write_text("")
+    args = [a.format(log=log, out=out, data=_labelled(tmp_path)) for a in argv]
+    p = run_cli(*args, "--data-dir", tmp_path / "d")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (f"telfilter: error: {args[args.index(str(out)) - 1]} {out}: not a "
+                                                 "directory (it names the directory the command writes its files into)")
+    assert "File exists" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_reports_export_out_naming_a_directory_names_it_and_leaves_no_temporary_file(tmp_path):
+    store = _store(tmp_path / "d")
+    out = tmp_path / "out"
+    out.mkdir()
+    p = run_cli("reports", "export", "--out", out, "--reports", store, "--data-dir", tmp_path / "d")
+    assert p.returncode == 2, p.stderr
+    assert f"--out {out}: is a directory" in p.stderr and ".tmp" not in p.stderr
+    assert _leftovers(tmp_path) == []
+
+
+def test_ml_compare_changes_naming_a_directory_is_refused_before_the_models_run(tmp_path):
+    out = tmp_path / "changes"
+    out.mkdir()
+    p = run_cli("ml", "compare", "--model", BUNDLED, "--model", BUNDLED, "--data", _labelled(tmp_path),
+                "--changes", out, "--data-dir", tmp_path / "d")
+    assert p.returncode == 2, p.stderr
+    assert f"--changes {out}: is a directory" in p.stderr and ".tmp" not in p.stderr
+    assert p.stdout == "" and _leftovers(tmp_path) == []
+
+
+def test_ml_cv_json_is_written_whole_and_never_over_an_input(tmp_path):
+    data = _labelled(tmp_path)
+    out = tmp_path / "new" / "cv.json"                  # a directory not there yet, as reports export makes it
+    p = run_cli("ml", "cv", "--data", data, "--splits", "1", "--no-progress", "--json", out)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text())["splits"] == 1
+    before = data.read_text()
+    p = run_cli("ml", "cv", "--data", data, "--splits", "1", "--no-progress", "--json", data)
+    assert p.returncode == 2 and f"--json {data}: that is {data}" in p.stderr, p.stderr
+    assert data.read_text() == before
+
+
+def test_write_atomic_leaves_nothing_behind_when_the_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "export.tsv"
+    target.write_text("the old export\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(export.os, "fsync", full)
+    with pytest.raises(OSError):
+        export.write_atomic(target, "the new export\n")
+    assert target.read_text() == "the old export\n"
+    assert _leftovers(tmp_path) == []
