@@ -296,7 +296,10 @@ async def run_serve(args, ready=None):
     proxy.open_held(held_file)         # what was held when the last run ended (a crash too); journalled from now
     proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(".journal"),
                         asyncio.get_running_loop())     # 5656 message parts acknowledged, their message not yet judged
-    await proxy.start(args.smpp_listen, reuse_port=in_pool)
+    try:        # a bind error named as the SIP screen's is (asyncio's: "error while attempting to bind on address …")
+        await proxy.start(args.smpp_listen, reuse_port=in_pool)
+    except OSError as e:
+        raise OSError(e.errno, f"SMPP listen {args.smpp_listen or settings.listen}: {_why(e)}") from None
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
               ",".join(settings.smsc) or "none")
     sip = None
@@ -306,7 +309,10 @@ async def run_serve(args, ready=None):
         sip = await start_sip(pipe, args, vlog)
     if metrics is not None:
         metrics.proxy, metrics.sip, metrics.state = proxy, sip, state_store
-        await metrics.start(args.metrics_listen)
+        try:
+            await metrics.start(args.metrics_listen)
+        except OSError as e:
+            raise OSError(e.errno, f"--metrics-listen {args.metrics_listen}: {_why(e)}") from None
         life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz, /livez", args.metrics_listen, metrics.port)
     if control is not None:
         control.proxy, control.sip = proxy, sip
@@ -357,9 +363,12 @@ async def run_serve(args, ready=None):
     if args.ready_file:
         ready_file = Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file)   # the pool's own: supervisor
         tmp = ready_file.with_name(f".{ready_file.name}.tmp")
-        tmp.write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
-                       + (f"metrics {metrics.port}\n" if metrics else ""))
-        os.replace(tmp, ready_file)           # whole or not at all: a script reading it sees every port
+        try:
+            tmp.write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
+                           + (f"metrics {metrics.port}\n" if metrics else ""))
+            os.replace(tmp, ready_file)           # whole or not at all: a script reading it sees every port
+        finally:
+            tmp.unlink(missing_ok=True)
     if ready is not None:
         ready.set_result((proxy, sip))
     await stop.wait()
@@ -435,6 +444,10 @@ async def run_serve(args, ready=None):
     return status
 
 
+def _why(e: OSError) -> str:
+    return os.strerror(e.errno) if e.errno else str(e)
+
+
 def cmd_serve(args) -> int:
     # until the event loop's handlers are in place (after config, lists, model and listeners), a
     # reload or log-reopen signal -- logrotate's SIGUSR2 during a restart -- must not kill the process
@@ -467,8 +480,9 @@ def cmd_serve(args) -> int:
         return supervise(args)
     try:
         return asyncio.run(run_serve(args))
-    except OSError as e:
-        print(f"telfilter serve: {e}", file=sys.stderr)
+    except OSError as e:    # as cli.main prints one: 'FILE: why' or the message alone, never "[Errno 98] …"
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"telfilter serve: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except Exception as e:
         from .ml.model import ModelError

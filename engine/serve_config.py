@@ -71,6 +71,8 @@ def load_serve_config(args):
     if rf and not os.access(Path(rf).absolute().parent, os.W_OK | os.X_OK):
         errors.append(f"--ready-file {rf!r}: its directory {str(Path(rf).absolute().parent)!r} is missing or not "
                       "writable")
+    elif rf and os.path.isdir(rf):      # else found once listening: the rename over it failed, serve stopped
+        errors.append(f"--ready-file {rf!r}: is a directory (name the file to write)")
     events = getattr(args, "events", None)
     if events:
         err = _check_events(events)

@@ -1,0 +1,60 @@
+"""`telfilter serve` start-up errors an operator meets, each one line naming what failed, exit 2 (found by the CLI
+audit): a port in use was "[Errno 98] error while attempting to bind on address ('127.0.0.1', N): address already
+in use" for SMPP and for --metrics-listen alike, --log naming a directory "[Errno 21] Is a directory: '…'", and a
+--ready-file naming a directory stopped serve once it was listening, leaving its temporary file beside it."""
+import socket
+
+import pytest
+
+from .conftest import run_cli
+
+
+@pytest.fixture
+def taken():
+    """A TCP port on 127.0.0.1 that something else listens on."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    yield s.getsockname()[1]
+    s.close()
+
+
+def _serve(tmp_path, *flags):
+    return run_cli("serve", "--data-dir", tmp_path / "d", "--sip-listen", "off", "--smsc", "127.0.0.1:9",
+                   "--control-socket", "off", "--log", tmp_path / "v.jsonl", *flags)
+
+
+def _last(p):
+    return p.stderr.strip().splitlines()[-1]
+
+
+def test_an_smpp_port_in_use_is_named(tmp_path, taken):
+    p = _serve(tmp_path, "--smpp-listen", f"127.0.0.1:{taken}")
+    assert p.returncode == 2, p.stderr
+    assert _last(p) == f"telfilter serve: SMPP listen 127.0.0.1:{taken}: Address already in use"
+
+
+def test_a_metrics_port_in_use_is_named(tmp_path, taken):
+    pytest.importorskip("prometheus_client")
+    p = _serve(tmp_path, "--smpp-listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{taken}")
+    assert p.returncode == 2, p.stderr
+    assert _last(p) == f"telfilter serve: --metrics-listen 127.0.0.1:{taken}: Address already in use"
+
+
+def test_a_verdict_log_that_is_a_directory_is_named_without_errno(tmp_path):
+    d = tmp_path / "logs"
+    d.mkdir()
+    p = run_cli("serve", "--data-dir", tmp_path / "d", "--sip-listen", "off", "--smsc", "127.0.0.1:9",
+                "--control-socket", "off", "--smpp-listen", "127.0.0.1:0", "--log", d)
+    assert p.returncode == 2, p.stderr
+    assert _last(p) == f"telfilter serve: {d}: Is a directory"
+
+
+def test_a_ready_file_that_is_a_directory_is_refused_before_anything_listens(tmp_path):
+    d = tmp_path / "ready"
+    d.mkdir()
+    p = _serve(tmp_path, "--smpp-listen", "127.0.0.1:0", "--ready-file", d)
+    assert p.returncode == 2, p.stderr
+    assert _last(p) == f"telfilter: error: --ready-file '{d}': is a directory (name the file to write)"
+    assert "listening" not in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name.endswith(".tmp")) == []
