@@ -57,7 +57,7 @@ class _Out:
 def cmd_check(args) -> int:
     from datetime import datetime, timezone
     from .app import build
-    from .jsonl import loads, numbered, open_jsonl
+    from .jsonl import loads, numbered, open_jsonl, progress_bar
     from .records import RecordError, parse_record, parse_time
     from .verdict import Message
     if not args.jsonl and args.sender is None:
@@ -85,8 +85,10 @@ def cmd_check(args) -> int:
             return 0
         # a line that is not UTF-8 or not JSON gets an error record, not the whole run stopping (jsonl.py)
         failed = 0                          # lines the pipeline failed on (a defect): exit status 1
+        # a bar only when the verdicts do not go to the terminal too (a million lines take minutes)
+        bar = None if out is sys.stdout and sys.stdout.isatty() else progress_bar(args.jsonl, "judging")
         with open_jsonl(args.jsonl) as inp:
-            for n, line in numbered(inp):
+            for n, line in numbered(inp, bar):
                 rid = None
                 try:
                     obj = loads(line)
@@ -115,6 +117,8 @@ def cmd_check(args) -> int:
                 if rec.kind == "sms" and (rec.sender_ton or rec.recipient_ton):
                     _read_by_ton(d, rec)
                 out.write(_dumps_line(d, n))
+        if bar is not None:
+            bar.close()
         return 1 if failed else 0
 
 

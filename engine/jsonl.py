@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import sys
 
@@ -22,14 +23,35 @@ def open_jsonl(path: str):
     return open(path, encoding="utf-8-sig", errors="surrogateescape")
 
 
-def numbered(stream):
+def numbered(stream, bar=None):
     """(line number, line) of each line that is not blank; a BOM at the start of line 1 (on standard input,
-    which utf-8-sig does not strip once wrapped) is no part of it."""
+    which utf-8-sig does not strip once wrapped) is no part of it. `bar` (progress_bar's, unit bytes): moved on
+    by each line's bytes."""
     for n, line in enumerate(stream, 1):
+        if bar is not None:
+            bar.update(len(line.encode("utf-8", "surrogateescape")))
         if n == 1:
             line = line.lstrip("\ufeff")
         if line.strip():
             yield n, line
+
+
+def progress_bar(path: str, desc: str, total: int | None = None, unit: str = "B"):
+    """A progress bar on stderr for a long run over `path` (a file over 8 MB, as `lists import` and `report` show
+    one for) when stderr is a terminal, else None. total: the file's bytes unless given (then in `unit`)."""
+    if path == "-" or not sys.stderr.isatty():
+        return None
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if size <= 8 << 20:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:           # a convenience: the run does not need it
+        return None
+    return tqdm(total=size if total is None else total, unit=unit, unit_scale=unit == "B", desc=desc, leave=False)
 
 
 def loads(line: str):
