@@ -291,6 +291,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results directory")
     p.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
                    help="leave this step out (repeatable)")
+    from .cli_examples import add_examples
+    add_examples(ap)
     return ap
 
 
