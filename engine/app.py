@@ -32,13 +32,22 @@ def resolve_data_dir(arg, settings: Settings, seed: bool = True) -> Path:
     environment) is a real registry and never gets the sample entries, and `serve` never seeds
     at all."""
     if arg:
-        return Path(arg)
-    d = default_data_dir()
+        return _a_directory(Path(arg), "--data-dir")
+    d = _a_directory(default_data_dir(), "$TELFILTER_DATA_DIR" if os.environ.get("TELFILTER_DATA_DIR") else "data dir")
     if seed and not os.environ.get("TELFILTER_DATA_DIR") and not (d / "lists").exists():
         d.mkdir(parents=True, exist_ok=True)
         seed_default_data(d, settings)
         log.info("first use of %s: seeded with the sample lists of %s (name a data dir with --data-dir "
                  "for a real registry)", d, settings.config_dir / "sample")
+    return d
+
+
+def _a_directory(d: Path, named: str) -> Path:
+    """`d`, or ConfigError naming it when it is a file (each command failed on a path inside it: 'FILE/lists:
+    Not a directory', 'FILE/models: …', 'FILE/reports.jsonl: …')."""
+    if d.exists() and not d.is_dir():
+        from .config import ConfigError
+        raise ConfigError([f"{named} {d}: not a directory (the data dir holds lists/, reports.jsonl, models/)"])
     return d
 
 

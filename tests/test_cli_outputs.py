@@ -111,3 +111,23 @@ def test_write_atomic_leaves_nothing_behind_when_the_write_fails(tmp_path, monke
         export.write_atomic(target, "the new export\n")
     assert target.read_text() == "the old export\n"
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ("lists", "stats"),
+    ("lists", "import", "dnc", "{csv}"),
+    ("check", "--sender", "A", "--recipient", "0912345678", "--text", "hi"),
+    ("reports", "list"),
+    ("ctl", "stats"),
+])
+def test_a_data_dir_that_is_a_file_is_named_as_such(tmp_path, argv):
+    """It was 'FILE/lists/dnc.delta: Not a directory', 'FILE/reports.jsonl: …', a path inside it per command."""
+    f = tmp_path / "data.csv"
+    f.write_text("number,channel\n0912345678,S\n")
+    args = [a.format(csv=f) for a in argv]
+    p = run_cli(*args, "--data-dir", f)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (f"telfilter: error: --data-dir {f}: not a directory (the data dir "
+                                                 "holds lists/, reports.jsonl, models/)")
+    p = run_cli(*args, env={"TELFILTER_DATA_DIR": str(f)})
+    assert p.returncode == 2 and f"$TELFILTER_DATA_DIR {f}: not a directory" in p.stderr, p.stderr
