@@ -71,8 +71,17 @@ def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
                 # serve is writing this very line (its one write() is not yet whole): not a report yet
                 break
             where = f"{path}:{n}"
+            # decoded here, a bad byte said as check --jsonl and ml train say it (jsonl.py, column in characters):
+            # json.loads(bytes) said "'utf-8' codec can't decode byte 0xe9 in position 65: invalid continuation
+            # byte", or read a line starting 0xFF 0xFE as UTF-16
             try:
-                r = json.loads(raw)
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                col = len(raw[:e.start].decode("utf-8-sig")) + 1
+                errors.append(f"{where}: not valid UTF-8: byte 0x{raw[e.start]:02x} at column {col}")
+                continue
+            try:
+                r = json.loads(text)
             except (ValueError, RecursionError) as e:
                 errors.append(f"{where}: not JSON ({e})")
                 continue
