@@ -60,7 +60,9 @@ def test_bad_header_and_invalid_utf8(data_dir, tmp_path):
     assert p.returncode == 2 and ":1: header must be number,channel" in p.stderr
     f.write_bytes(b"number,channel\n0912345678,S\n09123\xff5679,S\n")
     p = run_cli("lists", "import", "dnc", f, "--data-dir", data_dir)
-    assert p.returncode == 1 and ":3: not valid UTF-8" in p.stderr
+    # which byte of which field, as ml train and check --jsonl say it (it was "not valid UTF-8" alone: CLI audit)
+    assert p.returncode == 1 and ":3: not valid UTF-8: byte 0xff in number, character 6 (save the file as UTF-8)" \
+        in p.stderr
     with pytest.raises(CsvError):
         read_csv("dnc", b"")
 

@@ -188,6 +188,16 @@ def read_csv(kind: str, data: bytes, name: str = "<csv>"):
     return records, errors
 
 
+def _not_utf8(row: list, names: list) -> str:
+    """Which byte of which field is not UTF-8 (read with surrogateescape), as ml train and check --jsonl say it."""
+    for field, c in zip(names, row):
+        for i, ch in enumerate(c):
+            if "\udc80" <= ch <= "\udcff":
+                return (f"not valid UTF-8: byte 0x{ord(ch) - 0xDC00:02x} in {field}, character {i + 1} "
+                        "(save the file as UTF-8)")
+    return "not valid UTF-8 (save the file as UTF-8)"          # in a field past the header's
+
+
 def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
     """The records of a CSV file, and a RowError for each bad row (at most MAX_ROW_ERRORS, then one that
     counts the rest), in file order. The bytes are decoded as they are read (a 10M-row file is never held
@@ -238,7 +248,7 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
             continue
         why = None
         if any("\udc80" <= ch <= "\udcff" for c in row for ch in c):
-            why = "not valid UTF-8"
+            why = _not_utf8(row, want)
         elif len(row) != len(want):
             why = f"expected {len(want)} columns ({','.join(want)}), got {len(row)}"
         else:
