@@ -332,6 +332,19 @@ def missing_train_extra(args) -> str | None:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:       # Ctrl-C: one line, not a traceback (outputs are written whole or not at all)
+        print("telfilter: interrupted", file=sys.stderr)
+        if argv is None:            # the program itself: die of SIGINT, as Python does, so a calling shell loop stops
+            import signal
+            sys.stderr.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        return 130
+
+
+def _main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="telfilter: %(levelname)s: %(message)s")

@@ -1,0 +1,47 @@
+"""Ctrl-C during a command is one line, not a traceback, and the process still dies of SIGINT so a calling shell
+loop stops (found by the CLI audit: `rules test` and `ml cv` interrupted printed a KeyboardInterrupt traceback)."""
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import engine.commands
+from engine.cli import main
+
+from .conftest import ROOT
+
+
+def test_ctrl_c_is_one_line_and_death_by_sigint(tmp_path):
+    path = str(tmp_path / "control.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen()
+    srv.settimeout(60)
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "ctl", "stats", "--socket", path, "--timeout", "60"],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        conn, _ = srv.accept()          # the command is running: waiting for an answer that never comes
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=60)[1]
+    finally:
+        p.kill() if p.poll() is None else None
+        srv.close()
+    conn.close()
+    assert err == "telfilter: interrupted\n"
+    assert p.returncode == -signal.SIGINT
+
+
+def test_ctrl_c_inside_main_called_with_arguments_returns_130(monkeypatch, capsys, tmp_path):
+    """Called in-process (tests, a wrapper script) it returns rather than killing its caller."""
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(engine.commands, "cmd_lists", interrupted)
+    try:
+        rc = main(["lists", "stats", "--data-dir", str(tmp_path)])
+    except KeyboardInterrupt:           # (not left to reach pytest: it would end the session)
+        pytest.fail("KeyboardInterrupt escaped main()")
+    assert rc == 130
+    assert capsys.readouterr().err == "telfilter: interrupted\n"
