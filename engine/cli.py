@@ -135,7 +135,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = _sub(subs, "check", "judge messages and calls; print one JSON verdict per input")
     p.add_argument("--jsonl", metavar="IN", help="JSONL input, one message or call per line ('-' = stdin)")
-    p.add_argument("--out", metavar="OUT", default="-", help="output file ('-' = stdout)")
+    p.add_argument("--out", metavar="OUT", default="-", help="output file ('-' = stdout, the default)")
     p.add_argument("--sender", help="one SMS: sender (brandname or number)")
     p.add_argument("--recipient", help="one SMS: recipient number")
     p.add_argument("--text", help="one SMS: text")
@@ -157,9 +157,9 @@ def parser() -> argparse.ArgumentParser:
     _list_edit_parsers(ls)
     q = _sub(ls, "export", "write a list in its CSV import format (blacklist: also as a published list)")
     q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
-    q.add_argument("--out", default="-", help="file ('-' = stdout)")
+    q.add_argument("--out", default="-", help="file ('-' = stdout, the default)")
     q.add_argument("--format", default="csv", choices=["csv", "rbldnsd", "hosts", "json"],
-                   help="blacklist only: csv (import format), rbldnsd (DNSBL zone), hosts or json; "
+                   help="blacklist only: csv (import format, the default), rbldnsd (DNSBL zone), hosts or json; "
                         "all but csv carry generation time and a SHA-256")
     _sub(ls, "stats", "print list sizes as JSON")
 
@@ -231,7 +231,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-next-hop", metavar="IP:PORT[;transport=tcp]",
                    help="where screened INVITEs go when there is no Route (as sip.toml's next_hop)")
     p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
-    p.add_argument("--log", default="-", help="verdict log (JSON lines; '-' = stdout); reopened on SIGUSR2 (logrotate)")
+    p.add_argument("--log", default="-",
+                   help="verdict log (JSON lines; '-' = stdout, the default); reopened on SIGUSR2 (logrotate)")
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
     p.add_argument("--ready-file", help="write this file (its ports, one per line) once listening, remove it on stop (for scripts)")
     p.add_argument("--log-format", default="text", choices=["text", "json"],

@@ -56,3 +56,21 @@ def test_the_first_examples_work_on_the_shipped_config(tmp_path):
     for c in cmds:
         p = run_cli(*shlex.split(c)[1:], "--data-dir", tmp_path)
         assert p.returncode == 0 and '"action"' in p.stdout, (c, p.stderr)
+
+
+def test_every_option_with_a_default_says_it():
+    """Found by the CLI audit: check --out, lists export --out and --format, serve --log and reports list --min-size
+    did not say what they are without the option."""
+    unsaid = []
+
+    def walk(p, path):
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sp in a.choices.items():
+                    walk(sp, path + [name])
+            elif a.option_strings and a.default not in (None, False, argparse.SUPPRESS, [], "") \
+                    and not isinstance(a, (argparse._HelpAction, argparse._VersionAction)) \
+                    and "default" not in (a.help or "").lower():
+                unsaid.append(" ".join(path + [a.option_strings[-1]]))
+    walk(parser(), ["telfilter"])
+    assert unsaid == []

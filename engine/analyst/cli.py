@@ -40,7 +40,8 @@ def add_parser(subs, sub) -> None:
     q.add_argument("--json", action="store_true", help="one JSON object per campaign (for scripts)")
     q.add_argument("--label", choices=["spam", "ham", "mixed", "unlabelled"], help="only campaigns with this label state")
     q.add_argument("--kind", choices=["S", "V", "FW"], help="only campaigns holding reports of this kind")
-    q.add_argument("--min-size", type=int, default=1, metavar="N", help="only campaigns of at least N reports")
+    q.add_argument("--min-size", type=int, default=1, metavar="N",
+                   help="only campaigns of at least N reports (default 1)")
     q.add_argument("--sort", choices=["size", "recent", "first"], default="size",
                    help="size (default), recent (last report first) or first (store order)")
     q.add_argument("--limit", type=_count, default=0, metavar="N", help="at most N campaigns (0 = all)")
