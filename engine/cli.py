@@ -349,8 +349,8 @@ def _main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="telfilter: %(levelname)s: %(message)s")
-    from .outputs import output_error
-    need = missing_train_extra(args) or output_error(args)
+    from .cli_checks import arguments_error
+    need = missing_train_extra(args) or arguments_error(args)
     if need:
         print(f"telfilter: error: {need}", file=sys.stderr)
         return 2
