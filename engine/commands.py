@@ -222,6 +222,7 @@ def cmd_config(args) -> int:
     for err in cfg.errors:
         print(err, file=sys.stderr)
     warnings = list(cfg.rules.warnings) if cfg.rules is not None else []
+    warnings += cfg.smpp.warnings if cfg.smpp is not None else []      # an expired TLS certificate (smpp_proxy/tls.py)
     errors = list(cfg.errors)
     if getattr(args, "state", None):            # the shared state server, as serve would find it at start
         from .state.redis_check import check_url

@@ -299,9 +299,15 @@ async def run_serve(args, ready=None):
     try:        # a bind error named as the SIP screen's is (asyncio's: "error while attempting to bind on address …")
         await proxy.start(args.smpp_listen, reuse_port=in_pool)
     except OSError as e:
-        raise OSError(e.errno, f"SMPP listen {args.smpp_listen or settings.listen}: {_why(e)}") from None
-    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen, proxy.port,
-              ",".join(settings.smsc) or "none")
+        where = args.smpp_listen or settings.listen
+        if proxy.server is not None or not where:       # the plain listener is up (or there is none): the TLS one
+            where = f"{settings.tls_listen} (TLS)"
+        raise OSError(e.errno, f"SMPP listen {where}: {_why(e)}") from None
+    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen or "(TLS only)",
+              proxy.port, ",".join(settings.smsc) or "none")
+    if proxy.tls_server is not None:
+        life.info("SMPP over TLS listening on %s (port %d)%s", settings.tls_listen, proxy.tls_port,
+                  ", client certificates required" if settings.tls_client_ca else "")
     sip = None
     if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
         from .sip_screen.server import start_sip

@@ -19,6 +19,8 @@ def load_serve_config(args):
     errors = list(cfg.errors)
     settings = cfg.smpp
     if settings is not None:
+        for w in settings.warnings:             # an expired TLS certificate (smpp_proxy/tls.py): serve starts
+            log.warning("%s", w)
         if args.smsc:
             settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
         if args.smsc_system_id:

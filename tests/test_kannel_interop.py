@@ -224,3 +224,27 @@ def test_kannel_transmitter_receiver_silent_drop_receipt_matched(setup):
         assert fin and fin[0]["type"] == "1", cb.got
     finally:
         k.stop()
+
+
+def test_kannel_binds_over_tls(tmp_path):
+    """Kannel's `use-ssl = true` (its SMPP client over TLS) against the proxy's TLS listener: an MT and its receipt."""
+    d = tmp_path / "data"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=localhost", "-days", "1", "-keyout", tmp_path / "key.pem", "-out", tmp_path / "cert.pem"],
+                   check=True, capture_output=True)
+    s = SmppSettings(tls_listen="127.0.0.1:0", tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem"))
+    h = ProxyHarness(build(data_dir=d), accounts=("kannel:secret",), settings=s, receipt_delay=0.3).start()
+    cb = Catcher()
+    k = Kannel(tmp_path / "kannel", h.proxy.tls_port, cb.port, extra="use-ssl = true")
+    try:
+        k.start()
+        tls = [x.transport.get_extra_info("ssl_object") for x in list(h.proxy.sessions)]
+        assert tls and all(t is not None for t in tls)               # Kannel's bind came over the TLS listener
+        assert k.send("ham", "Hen gap ban luc 3 gio chieu mai o quan cafe", callback_port=cb.port).startswith("0:")
+        fin = _final(cb, "ham")
+        assert fin and fin[0]["type"] == "1" and "stat:DELIVRD" in fin[0]["reply"], cb.got
+        assert h.proxy.stats["tls_handshake_failures"] == 0
+    finally:
+        k.stop()
+        cb.close()
+        h.stop()

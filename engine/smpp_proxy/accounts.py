@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .codec.text import READINGS
+from .tls import SERVER_KEYS as TLS_SERVER_KEYS, link_settings, server_settings
 
 ITERATIONS = 20_000
 BIND_TYPES = ("transmitter", "receiver", "transceiver")
@@ -201,6 +202,13 @@ class SmppSettings:
     confirm_shortcode: bool = True
     shortcode_replies: dict = field(default_factory=lambda: dict(DEFAULT_REPLIES))
     accounts: dict = field(default_factory=dict)
+    # SMPP over TLS (tls.py): a second listener (listen = "" for TLS only); paths resolved against the config dir
+    tls_listen: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""             # set: a client certificate issued by this CA is required (mutual TLS)
+    tls_handshake_timeout: float = 10.0
+    warnings: list = field(default_factory=list)   # what loads but should be seen to (an expired certificate)
 
 
 DEFAULT_LIMITS = dict(bind_types=BIND_TYPES, max_binds=16, throughput=100_000.0, window=500)
@@ -216,14 +224,14 @@ _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interv
                 ("bind_backoff_max", float), ("max_pending_concat", int), ("max_pending_concat_bytes", int),
                 ("max_message_chars", int), ("max_schedule_days", float), ("receipt_wait", float),
                 ("max_early_receipts", int), ("max_held_receipts", int),
-                ("max_held_per_account", int), ("max_held_days", float))
+                ("max_held_per_account", int), ("max_held_days", float), ("tls_handshake_timeout", float))
 
 
 def _schema() -> dict:
     """smpp.toml's tables and keys with the types a value may have ([[account]]: parse_accounts)."""
     num = (int, float)
     return {
-        "server": {"listen": (str,), **{name: (int,) if conv is int else num for name, conv in _SERVER_KEYS}},
+        "server": {"listen": (str,), **TLS_SERVER_KEYS, **{name: (int,) if conv is int else num for name, conv in _SERVER_KEYS}},
         "upstream": {"smsc": (list,), "system_id": (str,), "password": (str,), "window": (int,),
                      "response_timeout": num, "stall_after": num, "text_reading": (str,)},
         "tagging": {"tlv_tag": (int, bool), "text_prefix": (str,)},
@@ -235,6 +243,8 @@ def _schema() -> dict:
 
 
 def load_smpp_settings(config_dir: Path) -> SmppSettings:
+    from .tls import check_tls
+
     p = Path(config_dir) / "smpp.toml"
     s = SmppSettings()
     if not p.exists():
@@ -253,14 +263,18 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     if "account" in raw:
         typed["account"] = raw["account"]
     errors += check(p, text, typed)
+    links = {e["address"]: e for e in typed.get("upstream", {}).get("smsc", [])
+             if isinstance(e, dict) and isinstance(e.get("address"), str)}
+    tls_errors, s.warnings = check_tls(p, text, Path(config_dir), typed.get("server", {}), links)
+    errors += tls_errors
     if errors:                       # unknown keys, wrong types and bad values, every one with its line
         raise SmppConfigError("\n".join(errors))
     srv, up, tag, drop, sc = (raw.get(k, {}) for k in ("server", "upstream", "tagging", "drop", "shortcode"))
     s.listen = srv.get("listen", s.listen)
     host, sep, port = s.listen.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise SmppConfigError(f"{p}:{key_line(text, 'server', 'listen')}:1: [server] listen must be HOST:PORT, "
-                              f"not {s.listen!r}")
+    if not (s.listen == "" and srv.get("tls_listen")) and (not sep or not port.isdigit() or int(port) > 65535):
+        raise SmppConfigError(f"{p}:{key_line(text, 'server', 'listen')}:1: [server] listen must be HOST:PORT "
+                              f"(or \"\" with tls_listen: TLS only), not {s.listen!r}")
     for name, conv in _SERVER_KEYS:            # [server] numbers: the key is the setting's name
         setattr(s, name, conv(srv.get(name, getattr(s, name))))
     s.distribution_lists = str(raw.get("submit_multi", {}).get("distribution_lists", s.distribution_lists))
@@ -283,6 +297,7 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
                 if not isinstance(e["id_space"], str):
                     raise SmppConfigError(f"{p}: upstream.smsc #{i + 1}: id_space must be a string")
                 s.smsc_links[e["address"]]["id_space"] = e["id_space"]
+            s.smsc_links[e["address"]].update(link_settings(config_dir, e))     # tls = true (tls.py)
         else:
             s.smsc.append(str(e))
     s.smsc_stall_after = float(up.get("stall_after", s.smsc_stall_after))
@@ -305,6 +320,7 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     s.confirm_shortcode = bool(sc.get("confirm", True))
     s.shortcode_replies.update(sc.get("replies", {}))
     s.accounts = parse_accounts(p, raw, text)
+    server_settings(s, config_dir, srv)          # [server] tls_* (tls.py)
     return s
 
 

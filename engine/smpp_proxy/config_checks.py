@@ -28,10 +28,12 @@ SERVER_RANGES = {
     "max_held_receipts": (0, None, "receipts"),
     "max_held_per_account": (0, None, "receipts (0: half of max_held_receipts, all with one account)"),
     "max_held_days": (0.01, None, "days"),
+    "tls_handshake_timeout": (0.1, None, "seconds"),
 }
 UPSTREAM_RANGES = {"window": (1, 65535, "requests"), "response_timeout": (0.1, None, "seconds"),
                    "stall_after": (0.1, None, "seconds")}
-LINK_KEYS = {"address": (str,), "response_timeout": (int, float), "window": (int,), "id_space": (str,)}
+LINK_KEYS = {"address": (str,), "response_timeout": (int, float), "window": (int,), "id_space": (str,),
+             "tls": (bool,), "tls_ca": (str,), "tls_server_name": (str,)}        # tls.py
 MAX_SYSTEM_ID, MAX_PASSWORD = 15, 8            # SMPP 3.4 §5.2: C-Octet strings of 16 and 9 with their NUL
 
 
@@ -56,10 +58,10 @@ def _range(where, table, key, v, lo, hi, unit) -> str | None:
     return None
 
 
-def host_port_error(value: str) -> str | None:
+def host_port_error(value: str, lowest: int = 1) -> str | None:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        return f"must be HOST:PORT with a port of 1-65535, got {value!r}"
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) <= 65535:
+        return f"must be HOST:PORT with a port of {lowest}-65535, got {value!r}"
     return None
 
 
@@ -72,6 +74,10 @@ def check(p, text: str, raw: dict) -> list[str]:
             e = _range(f"{p}:{key_line(text, 'server', key)}:1", "server", key, srv[key], lo, hi, unit)
             if e:
                 errors.append(e)
+    if isinstance(srv.get("tls_listen"), str) and srv["tls_listen"]:
+        bad = host_port_error(srv["tls_listen"], lowest=0)        # port 0: the system picks one (as listen)
+        if bad:
+            errors.append(f"{p}:{key_line(text, 'server', 'tls_listen')}:1: [server] tls_listen {bad}")
     if srv.get("bind_backoff_max", 30.0) < srv.get("bind_backoff", 0.5):
         errors.append(f"{p}:{key_line(text, 'server', 'bind_backoff_max')}:1: [server] bind_backoff_max is below "
                       "bind_backoff")
@@ -88,7 +94,7 @@ def check(p, text: str, raw: dict) -> list[str]:
                 types = LINK_KEYS.get(k)
                 if types is None:
                     errors.append(f"{at}: {name}: unknown key {k!r} (one of {', '.join(LINK_KEYS)})")
-                elif not isinstance(v, types) or isinstance(v, bool):
+                elif not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
                     errors.append(f"{at}: {name}: {k} has the wrong type: {v!r}")
                 elif k in UPSTREAM_RANGES:
                     lo, hi, unit = UPSTREAM_RANGES[k]

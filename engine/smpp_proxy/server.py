@@ -68,6 +68,7 @@ from .smsc import RESERVE_ACTIVE, SmscLink, UpstreamMixin, parse_addr
 from .relay import RelayPath
 from .submit import SubmitPath, local_id_prefix
 from .submit_concat import ConcatSubmit
+from .tls import link_contexts, start_listener
 from .verdictlog import VerdictLog
 
 _SUBMIT_SM = C.SUBMIT_SM
@@ -115,7 +116,8 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self._local_ids = itertools.count(1)
         self.local_id_prefix = local_id_prefix()            # never the ids of an earlier process (submit.py)
         self.rejected_receipts_waiting: dict = {}   # silent drops' REJECTD receipts for a receiver bind (submit.py)
-        self.server = None
+        self.server = self.tls_server = None             # the plain and the TLS listener (tls.py)
+        self.link_tls: dict = {}                         # SMSC address -> (SSL context, server name): tls = true
         self.tasks: list = []
         self.stopping = False
         self.draining = False               # graceful stop under way: new submits and binds refused
@@ -128,13 +130,18 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         self.inbox = Inbox(EsmeSession.handle, self.batch)
 
     # ------------------------------------------------------------ lifecycle
-    async def start(self, listen: str | None = None, reuse_port: bool = False):
-        host, port = parse_addr(listen or self.settings.listen)
+    async def start(self, listen: str | None = None, reuse_port: bool = False, tls_listen: str | None = None):
+        host, port = parse_addr(listen or self.settings.listen or "0.0.0.0:0")
         self.loop = asyncio.get_running_loop()
         self.commands = GroupCommit(self.pipeline.write_commands, self.loop)
         self._restore_mo_parts()            # 5656 message parts the last run acknowledged (mo_journal.py)
         # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
-        self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port, reuse_port=reuse_port or None)
+        if listen or self.settings.listen:          # "" with tls_listen: TLS only
+            self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port,
+                                                        reuse_port=reuse_port or None)
+        self.link_tls = link_contexts(self.settings)
+        if tls_listen or self.settings.tls_listen:  # SMPP over TLS (tls.py)
+            self.tls_server = await start_listener(self, tls_listen or self.settings.tls_listen, reuse_port)
         for a in self.settings.smsc:
             self.tasks.append(asyncio.create_task(self._link_loop(a)))
         self.tasks.append(asyncio.create_task(self._housekeeping()))
@@ -142,7 +149,15 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
 
     @property
     def port(self) -> int:
-        return self.server.sockets[0].getsockname()[1]
+        """The plain listener's port (the TLS one's when there is none)."""
+        return (self.server or self.tls_server).sockets[0].getsockname()[1]
+
+    @property
+    def tls_port(self) -> int | None:
+        return self.tls_server.sockets[0].getsockname()[1] if self.tls_server else None
+
+    def _listeners(self) -> list:
+        return [x for x in (self.server, self.tls_server) if x is not None]
 
     async def stop(self):
         self.stopping = True                # link loops end and spawn nothing more
@@ -166,9 +181,9 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         for l in self.links:
             if l.transport:
                 l.transport.close()
-        if self.server:
-            self.server.close()
-            await self.server.wait_closed()
+        for srv in self._listeners():
+            srv.close()
+            await srv.wait_closed()
         # let the cancelled link loops and housekeeping finish while the loop still runs; a link
         # loop may have spawned another (the TX+RX fallback) meanwhile, and asyncio.wait_for in
         # Python 3.11 can swallow a cancel that races its inner future: cancel until none is left
@@ -205,8 +220,8 @@ class SmppProxy(BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, 
         drain takes at most `timeout`.
         No forwarded submit is left unanswered. Returns counts for the log."""
         self.draining = True
-        if self.server:
-            self.server.close()             # no new connections; the bound ones stay
+        for srv in self._listeners():
+            srv.close()                     # no new connections; the bound ones stay
         unbind_wait = min(unbind_wait, timeout / 2)      # the whole drain fits in `timeout`
         end = time.monotonic() + timeout - unbind_wait
         self.concat.judge_all()

@@ -13,6 +13,7 @@ from .codec import RemoteProtocolError, SmppConnection, Window, as_request, enco
 from .codec import constants as C
 from .codec import pdu as P
 from .stream import CoalescedStream
+from .tls import smsc_start_tls
 
 if TYPE_CHECKING:
     from .server import SmppProxy
@@ -319,6 +320,8 @@ class UpstreamMixin:
             link.suspect = suspect
             try:
                 await loop.create_connection(lambda: link, addr[0], addr[1])
+                if name in self.link_tls:           # SMPP over TLS to this SMSC (tls.py)
+                    await smsc_start_tls(loop, link, *self.link_tls[name])
                 link.bind_waiter = loop.create_future()
                 link.transport.write(encode(bind_cls[kind](
                     sequence_number=link.conn.next_sequence(), system_id=self.settings.smsc_system_id,
