@@ -1,6 +1,7 @@
 """CPU per submit_sm of the SMPP proxy, next to a raw forwarder, in one run.
 
     python -m benchmarks.smpp_cpu [--n 40000] [--binds 4] [--window 10] [--modes forwarder,trivial,real,real@/other/checkout]
+    python -m benchmarks.smpp_cpu --modes trivial,trivial+tls,real,real+tls     # SMPP over TLS against plain
 
 Closed loop on 127.0.0.1: an asyncio load generator keeps `binds` x `window` submit_sm in
 flight against, in turn, (1) a raw forwarder (SMPP framing and sequence rewrite only), (2)
@@ -9,6 +10,8 @@ the proxy with a trivial verdict (allow, no hits) and (3) the proxy with the rea
 the run divided by the submit_sm answered is the figure, with the kernel's part of it beside
 (`sys_us_per_msg`: system calls, and loopback TCP, which the kernel processes in the sender's
 context). The SMSC is the lean responder in another process. Texts are distinct (a replayed stream would measure flood rules).
+A mode ending in `+tls` binds the ESMEs over TLS (the proxy's tls_listen only; a throwaway self-signed ECDSA P-256
+certificate made with the openssl CLI; TLS 1.3 as negotiated): the proxy's TLS cost is its CPU less the plain mode's.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ _CHILD = r"""
 import asyncio, json, signal, sys, tempfile, time
 import uvloop
 mode, sim_port, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mode, tls = mode.removesuffix("+tls"), mode.endswith("+tls")
 split = len(sys.argv) > 4 and sys.argv[4] == "split"
 
 async def forwarder():
@@ -88,6 +92,10 @@ async def proxy(real):
             def write_commands(self, cmds): return [None] * len(cmds)      # (5656 commands: none here)
         pipe = Trivial()
     s = SmppSettings(smsc=[f"127.0.0.1:{sim_port}"])
+    if tls:         # the ESMEs over TLS only (tls.py); the SMSC link stays plain
+        import os
+        d = os.environ["TELFILTER_BENCH_TLS"]
+        s.listen, s.tls_listen, s.tls_cert, s.tls_key = "", f"127.0.0.1:{port}", f"{d}/cert.pem", f"{d}/key.pem"
     a = account_from_arg("bench:pw"); s.accounts[a.system_id] = a
     # --split: the judge's own CPU (thread time), so the proxy's share is the rest, reported on
     # SIGUSR1; the two clock reads are system calls (~1-2 us per message, counted in the total)
@@ -112,7 +120,7 @@ async def proxy(real):
                 asyncio.get_running_loop())
         except ImportError:
             pass
-    await p.start(f"127.0.0.1:{port}")
+    await p.start(None if tls else f"127.0.0.1:{port}")
     await p.wait_upstream(10)
 
 async def main():
@@ -126,11 +134,16 @@ uvloop.run(main())
 """
 
 
-async def closed_loop(port: int, pdus: list, binds: int, window: int) -> tuple[int, int, float]:
+async def closed_loop(port: int, pdus: list, binds: int, window: int, tls: bool = False) -> tuple[int, int, float]:
     loop = asyncio.get_running_loop()
     bs = []
+    ctx = None
+    if tls:             # loopback, a throwaway certificate: not verified
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     for _ in range(binds):
-        _, b = await loop.create_connection(Bind, "127.0.0.1", port)
+        _, b = await loop.create_connection(Bind, "127.0.0.1", port, ssl=ctx)
         b.t.write(_bind_pdu("bench", "pw"))
         b.seq = 2
         await asyncio.wait_for(b.bound, 10)
@@ -187,9 +200,10 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
                          text=True, cwd=tree or None, env={**os.environ, "PYTHONPATH": tree} if tree else None)
     try:
         assert p.stdout.readline().strip() == "ready"
-        uvloop.run(closed_loop(port, pdus[:2000], binds, window))         # warm-up
+        tls = mode.endswith("+tls")
+        uvloop.run(closed_loop(port, pdus[:2000], binds, window, tls))         # warm-up
         c0, io0, j0, us0 = cpu_seconds(p.pid), _io(p.pid), _judge_time(p), _user_sys(p.pid)
-        ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window))
+        ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window, tls))
         cpu = cpu_seconds(p.pid) - c0
         io1, j1, us1 = _io(p.pid), _judge_time(p), _user_sys(p.pid)
     finally:
@@ -218,6 +232,16 @@ def main(argv=None) -> int:
                     help="also time pipeline.judge (thread CPU) to split the judge's CPU from the proxy's own")
     a = ap.parse_args(argv)
     sim_port = _free_port()
+    if "+tls" in a.modes:       # a throwaway certificate for the TLS modes (removed at exit)
+        import tempfile
+        d = tempfile.mkdtemp(prefix="smpp_cpu_tls")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-subj", "/CN=localhost", "-days", "1", "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem"],
+                       check=True, capture_output=True)
+        os.environ["TELFILTER_BENCH_TLS"] = d
+        import atexit
+        import shutil
+        atexit.register(shutil.rmtree, d, True)
     sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)])
     try:
         for _ in range(100):
