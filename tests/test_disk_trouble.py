@@ -254,3 +254,51 @@ def test_a_disk_at_the_edge_of_full_is_not_said_at_every_flip(caplog):
         t.ok()                                    # the last failure's recovery, once REPORT_S passed: said
         assert sum("trouble over" in r.getMessage() for r in caplog.records) == 2
         assert not t.failing and t.errors == 50
+
+
+def test_a_cut_back_never_cuts_the_lines_another_writer_of_the_file_appended(tmp_path, monkeypatch):
+    """`serve --workers N` gives every worker the same --log FILE (supervisor: the same argv), and a SIGUSR2
+    without a rename leaves the old writer draining into the file the new one appends to. The cut-back of a
+    short write took the file's size less its torn part: when another writer had appended after that part, its
+    lines were cut instead (here its last line, and a torn half of the next one), and the torn part stayed,
+    glued to its first line. Now each chunk is written under the file's lock (flock), so another writer's
+    chunk waits for the cut-back."""
+    import threading
+
+    path = tmp_path / "verdicts.jsonl"
+    real = os.write
+    b_go, b_done = threading.Event(), threading.Event()
+    fds = {}
+    step = [0]
+
+    def write(fd, data):
+        if fd == fds.get("b"):
+            n = real(fd, data)
+            b_done.set()
+            return n
+        if fd == fds.get("a"):
+            step[0] += 1
+            if step[0] == 1:                # the disk takes part of A's chunk; B's chunk comes meanwhile
+                n = real(fd, bytes(data[:len(data) // 2 + 7]))
+                b_go.set()
+                b_done.wait(1.0)            # (B waits for A's lock: 1 s then A goes on; without it B is done at once)
+                return n
+            if step[0] == 2:                # ... then the disk is full
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+    monkeypatch.setattr(verdictlog.os, "write", write)
+    a, b = FileOut(str(path)), FileOut(str(path))
+    fds.update(a=a.fd, b=b.fd)
+    a.write("".join(json.dumps({"w": "a", "n": i, "pad": "x" * (i * 7)}) + "\n" for i in range(25)))
+    a.flush()
+    assert b_go.wait(5)
+    b.write("".join(json.dumps({"w": "b", "n": i}) + "\n" for i in range(5)))
+    b.flush()
+    assert wait(lambda: step[0] >= 2 and b_done.is_set() and not a.buf and not b.buf, timeout=30)
+    a.drain()
+    b.drain()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    got = [json.loads(x) for x in lines[:-1]]                    # every line parses: none torn, none glued
+    assert [r["n"] for r in got if r["w"] == "b"] == list(range(5))          # B's lines all there
+    assert len([r for r in got if r["w"] == "a"]) + a.lost_lines == 25 and a.lost_lines > 0

@@ -9,6 +9,7 @@ goes on as its verdict says.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -386,6 +387,12 @@ class FileOut(PipeOut):
             os.close(self.fd)                # by the writer, once it is done: never under a write still going on
 
     def _head(self, view):
+        # The file may have other writers: every worker of `serve --workers N` is given the same --log FILE,
+        # and a SIGUSR2 without a rename leaves the old writer draining into the file the new one appends to.
+        # A chunk is written under the file's lock (flock: per chunk, at most every FLUSH_S, not per line), so
+        # no other chunk lands after a short write's torn line before `_lost` cuts it off (it cut the other
+        # writer's lines instead). Released by `_written` or `_lost`, whichever ends the chunk.
+        self._lock(fcntl.LOCK_EX)
         # a line a failed write cut, and that could not be cut off: ended here, so it is a line of its own
         # (a reader skips one bad line) and the next line is whole, not glued to its first part
         if self._torn:
@@ -393,7 +400,14 @@ class FileOut(PipeOut):
             self._torn = False
         return view
 
+    def _lock(self, op: int) -> None:
+        try:
+            fcntl.flock(self.fd, op)
+        except OSError:                 # a file system without locks (ENOLCK, some NFS): written unlocked
+            pass
+
     def _written(self) -> None:
+        self._lock(fcntl.LOCK_UN)
         trouble("verdict_log").ok()
 
     def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
@@ -404,9 +418,15 @@ class FileOut(PipeOut):
         keep = chunk.rfind(b"\n", 0, written) + 1          # whole lines that reached the file
         if keep < written:
             try:
-                os.ftruncate(self.fd, os.fstat(self.fd).st_size - (written - keep))
+                # where this writer's last write ended (O_APPEND: a failed write leaves the offset as it was);
+                # cut only when the file still ends there: lines a writer that does not lock appended after it
+                # (an older version's, in an upgrade) are never cut
+                end = os.lseek(self.fd, 0, os.SEEK_CUR)
+                if os.fstat(self.fd).st_size == end:
+                    os.ftruncate(self.fd, end - (written - keep))
             except OSError:                                  # (a read-only file system): ended at the next write
                 self._torn = True
+        self._lock(fcntl.LOCK_UN)
         self.lost_bytes += len(chunk) - keep
         self.lost_lines += chunk.count(b"\n", keep)
         trouble("verdict_log").failed(e, f"verdict log {self.path}: {self.lost_lines} lines ({self.lost_bytes} "
