@@ -302,3 +302,28 @@ def test_a_cut_back_never_cuts_the_lines_another_writer_of_the_file_appended(tmp
     got = [json.loads(x) for x in lines[:-1]]                    # every line parses: none torn, none glued
     assert [r["n"] for r in got if r["w"] == "b"] == list(range(5))          # B's lines all there
     assert len([r for r in got if r["w"] == "a"]) + a.lost_lines == 25 and a.lost_lines > 0
+
+
+def test_a_rewrite_refused_at_close_leaves_no_retry_timer_behind(tmp_path):
+    """The stop's rewrite (RecordLog.close) refused by the disk armed the 1 s retry timer from its failure, while
+    the writer was still there; close then let the writer go and left the timer on the loop (it fired after the
+    stop, holding the closed journal until then)."""
+    import asyncio
+
+    from engine.smpp_proxy.heldjournal import RecordLog
+
+    async def run():
+        rl = RecordLog(tmp_path / "held_receipts.journal", "telfilter-receipts-writer", "held receipt")
+        rl.open(asyncio.get_running_loop())
+        real = rl.writer.write
+
+        def write(items):
+            if any(it[0] == "reset" for it in items):
+                return [OSError(errno.EROFS, "Read-only file system")] * len(items)
+            return real(items)
+        rl.writer.write = write
+        await rl.close()
+        return rl
+    rl = asyncio.run(run())
+    assert rl.writer is None and rl.errors == 1
+    assert rl._retry is None

@@ -320,4 +320,7 @@ class RecordLog:
                       "keeps every live %s", self.name, self.what)
         w.close()
         self.writer = None
+        if self._retry is not None:         # armed by the stop's own rewrite, refused: nothing to retry now
+            self._retry.cancel()
+            self._retry = None
         return n
