@@ -339,3 +339,46 @@ def test_a_rewrite_refused_at_close_leaves_no_retry_timer_behind(tmp_path):
     rl = asyncio.run(run())
     assert rl.writer is None and rl.errors == 1
     assert rl._retry is None
+
+
+def test_a_segment_the_disk_refused_to_start_is_not_skipped_by_the_message_id_log(tmp_path, monkeypatch):
+    """The message-id log's rotation to a new segment could fail on the disk (open refused: read-only, no room for
+    an inode) after the loop had counted the new segment as started. The ids went on into the old segment, and
+    the next rotation, one number further, deleted every segment but the new one: the old segment with the
+    newest ids went with it, and a crash then lost them (their receipts found no account). Now a refused
+    rotation is asked for again, with the same number, at the next write."""
+    import asyncio
+
+    from engine.smpp_proxy import idlog
+    from engine.smpp_proxy.idlog import IdLog
+    from engine.smpp_proxy.msgids import MessageIds
+    from tests.test_msgid_log import _reopen
+
+    base = tmp_path / "smpp" / "message_ids.msgpack"
+    real_open, refuse = os.open, [True]
+
+    def open_(path, *a, **k):
+        if refuse[0] and str(path).endswith(".log.2"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, *a, **k)
+    monkeypatch.setattr(idlog.os, "open", open_)
+
+    async def go():
+        m = MessageIds(100)
+        log = IdLog(base, m)
+        log.open(asyncio.get_running_loop())
+
+        async def add(lo, hi):
+            for i in range(lo, hi):
+                m.add(f"id{i}", "esme1")
+            log.flush()
+            assert await log.writer.idle(5)
+        await add(0, 100)                       # a segment's worth: its rotation refused
+        refuse[0] = False
+        await add(100, 200)                     # ... and (the disk back) the next one's
+        await add(200, 210)
+        log.timer.cancel()                      # a crash: no clean close
+        return log.errors
+    assert asyncio.run(go()) >= 1
+    after, n = _reopen(base, 100)
+    assert [i for i in range(110, 210) if after.get(f"id{i}") != "esme1"] == []     # the newest 100 ids

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import threading
+from functools import partial
 from pathlib import Path
 
 import msgpack
@@ -165,9 +166,18 @@ class IdLog:
             return
         self.in_seg += len(mids)
         # a new segment after `bound` ids (never skipped: a rotation lost would delete the newest segment later)
-        if self.in_seg >= self.ids.bound and self.writer.submit(("rotate", self.seg + 1), self._written):
+        if self.in_seg >= self.ids.bound and self.writer.submit(("rotate", self.seg + 1),
+                                                                partial(self._rotated, self.seg + 1)):
             self.seg += 1
             self.in_seg = 0
+
+    def _rotated(self, seg: int, err) -> None:
+        self._written(err)
+        # refused by the disk (the new segment not opened: read-only, no room): the ids go on into the old one,
+        # so the rotation is asked for again with the same number at the next write; counted as made, the next
+        # one (seg + 1) deleted the old segment and the newest ids in it (a crash then lost them)
+        if err is not None and self.seg == seg:
+            self.seg, self.in_seg = seg - 1, self.ids.bound
 
     def _written(self, err) -> None:
         if err is not None:
