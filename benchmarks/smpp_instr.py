@@ -1,7 +1,7 @@
 """Instructions (or Python calls) per submit_sm through the SMPP proxy: a deterministic measure.
 
     python -m benchmarks.smpp_instr [--n 2000] [--tree DIR ...] [--callgrind | --profile] [--json FILE]
-    python -m benchmarks.smpp_instr --diff A.json B.json       # per-function difference of two --profile runs
+    python -m benchmarks.smpp_instr --diff A.json [B.json]     # per-function difference of --profile runs
 
 Theory of operation: CPU time per message (benchmarks.smpp_cpu) on a shared VM drifts by more than
 the changes it is asked to judge. Instructions executed do not: one process holds a lean SMSC
@@ -165,9 +165,11 @@ async def main():
         import cProfile
         prof = cProfile.Profile()
         prof.enable()
+    gc0 = [g["collections"] for g in gc.get_stats()]
     os.getloadavg()                             # callgrind --zero-before: the count starts here
     await closed_loop(clients, pdus[warm:warm + n])
     os.ctermid()                                # callgrind --dump-before: and ends here
+    gcs = [g["collections"] - c for g, c in zip(gc.get_stats(), gc0)]
     if prof is not None:
         prof.disable()
         root = os.getcwd() + os.sep
@@ -186,7 +188,7 @@ async def main():
     # command_status of the measured answers: drops answer with the rule's status, so a change in
     # the mix's verdicts shows here as well as in the count
     import threading
-    print(json.dumps({"threads": [t.name for t in threading.enumerate()], "answered": sum(st.values()), "statuses": {f"0x{k:08X}": v for k, v in sorted(st.items())}}), flush=True)
+    print(json.dumps({"threads": [t.name for t in threading.enumerate()], "gc_collections": gcs, "answered": sum(st.values()), "statuses": {f"0x{k:08X}": v for k, v in sorted(st.items())}}), flush=True)
     os._exit(0)                                 # not counted either way: no teardown to wait for
 
 uvloop.run(main())
@@ -248,10 +250,12 @@ def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
     return row
 
 
-def diff(fa: str, fb: str, top: int) -> None:
-    """Per function: calls per message in A and B, largest changes first (`--profile --json` outputs)."""
-    A, B = json.load(open(fa)), json.load(open(fb))
-    for ra, rb in zip(A, B):
+def diff(files: list, top: int) -> None:
+    """Per function: calls per message in A and B, largest changes first (`--profile --json` outputs): row by
+    row of two files, or of one file its first row against each other (`--tree A --tree B`)."""
+    rows = [json.load(open(f)) for f in files]
+    pairs = zip(*rows) if len(rows) == 2 else ((rows[0][0], r) for r in rows[0][1:])
+    for ra, rb in pairs:
         fa_, fb_ = ra.get("functions", {}), rb.get("functions", {})
         keys = set(fa_) | set(fb_)
         d = sorted(keys, key=lambda k: -abs(fb_.get(k, [0])[0] - fa_.get(k, [0])[0]))
@@ -274,11 +278,12 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="cProfile calls per message by function")
     ap.add_argument("--direct", action="store_true", help="also run the client straight to the responder")
     ap.add_argument("--json", help="write the rows (with --profile: every function) to this file")
-    ap.add_argument("--diff", nargs=2, metavar=("A", "B"), help="compare two --profile --json files, function by function")
+    ap.add_argument("--diff", nargs="+", metavar="JSON",
+                    help="function by function: two --profile --json files row by row, or one file's first row against the others")
     ap.add_argument("--top", type=int, default=40)
     a = ap.parse_args(argv)
     if a.diff:
-        diff(*a.diff, a.top)
+        diff(a.diff, a.top)
         return 0
     if a.callgrind and a.profile:
         ap.error("--callgrind or --profile, not both (cProfile's own cost would be counted)")
