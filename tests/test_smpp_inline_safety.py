@@ -12,7 +12,7 @@ from engine.smpp_proxy.codec import Tlv, encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.verdictlog import VerdictLog
+from engine.smpp_proxy.verdictlog import VerdictLog, _num
 from tests.test_smpp_proxy import pipe, raw_session, raw_submit, read_raw, wait  # noqa: F401,F811  (pipe: fixture)
 
 BAD = "84987000666"           # blacklisted in the `pipe` fixture
@@ -385,6 +385,22 @@ def test_sms_line_builder_matches_json_dumps():
            "recipient": "84912", "action": "drop", "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
            "judge_us": round(42.26, 1)}
     assert buf.getvalue() == json.dumps(old, ensure_ascii=False) + "\n"
+
+
+# ties (half to even on the exact binary value), signed zero, the edges of "%.1f"'s range, ints, nan
+@pytest.mark.parametrize("us", [0.0, -0.0, 0.05, 0.25, 1.25, 2.35, 12.345, 99999.95, 1e15 - 0.5, 1e15, 1e16, 3.5e17,
+                                -4.25, float("nan"), float("inf"), 7, 0])
+def test_sms_line_judge_us_as_round_and_repr_write_it(us):
+    """judge_us is written as float.__repr__(round(us, 1)) (json.dumps's float form, 'nan' kept as it was):
+    the line builder's cheaper "%.1f" gives exactly that in its range and leaves the rest to it."""
+    from datetime import datetime, timezone
+    from engine.verdict import Action, Message, Verdict
+    buf = io.StringIO()
+    msg = Message(sender="84911", recipient="84912", text="x", time=datetime(2026, 3, 2, tzinfo=timezone.utc),
+                  account="esme1")
+    VerdictLog(buf).write_sms(msg, "SubmitSm", Verdict(Action.ALLOW, 0.0), us)
+    line = buf.getvalue()
+    assert line[line.index('"judge_us": ') + 12:-2] == _num(round(us, 1))
 
 
 def test_shipped_config_has_no_account():

@@ -189,7 +189,11 @@ class VerdictLog:
                        _jstr(msg.recipient), _ACTION_NAME[v.action],
                        float.__repr__(round(score, 4)) if type(score) is float else _num(round(score, 4)),
                        _hits_json(hits) if hits else "[]",
-                       float.__repr__(round(judge_us, 1)) if type(judge_us) is float else _num(round(judge_us, 1)),
+                       # "%.1f" is float.__repr__(round(judge_us, 1)), character for character, below 1e15 (both
+                       # round the exact binary value half to even; repr turns to exponents at 1e16 only), at
+                       # a quarter of the cost: round(x, n) formats through PyOS_snprintf (~2,300 instructions)
+                       "%.1f" % judge_us if type(judge_us) is float and -1e15 < judge_us < 1e15
+                       else _num(round(judge_us, 1)),
                        ((', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
                         + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
                         if binary or reading or sub is not None else "")
