@@ -244,7 +244,7 @@ def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
     if a.callgrind:
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p",
                "--zero-before=os_getloadavg", "--dump-before=os_ctermid", "--dump-instr=no",
-               "--separate-threads=yes"] + cmd
+               "--separate-threads=yes"] + (a.valgrind_arg or []) + cmd
     p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{tree}: exit {p.returncode}\n{p.stderr[-3000:]}")
@@ -300,6 +300,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--tree", action="append", help="checkout(s) to measure, in turn (default: this one)")
     ap.add_argument("--callgrind", action="store_true", help="instructions per message under valgrind's callgrind")
+    ap.add_argument("--valgrind-arg", action="append", help="one more callgrind option, e.g. --cache-sim=yes")
     ap.add_argument("--profile", action="store_true", help="cProfile calls per message by function")
     ap.add_argument("--direct", action="store_true", help="also run the client straight to the responder")
     ap.add_argument("--json", help="write the rows (with --profile: every function) to this file")

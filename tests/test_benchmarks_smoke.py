@@ -45,3 +45,30 @@ def test_rules_scale_runs(capsys):
     out = json.loads(capsys.readouterr().out)
     assert [s["set"] for s in out["sets"]] == ["shipped", "+3 each"]
     assert out["sets"][1]["rules"] == out["sets"][0]["rules"] + 3 * 5
+
+
+def test_smpp_instr_runs_the_proxy_in_process_and_counts_every_answer(tmp_path):
+    # (without --callgrind: the same process, the same PDUs; the figure itself is measured in benchmarks/)
+    import json
+    from types import SimpleNamespace
+    from pathlib import Path
+    from benchmarks.smpp_instr import _pdu_file, run
+    a = SimpleNamespace(n=60, warm=20, binds=2, window=4, profile=True, callgrind=False, valgrind_arg=None)
+    f = _pdu_file(a.warm + a.n, 11)
+    try:
+        row = run(str(Path(__file__).resolve().parent.parent), f, a)
+    finally:
+        Path(f).unlink()
+    assert row["answered"] == 60 and sum(row["statuses"].values()) == 60, row
+    assert row["functions"]["engine/pipeline.py:judge"][0] == 1.0      # judged once each, warm-up not counted
+    json.dumps(row)
+
+
+def test_smpp_instr_reads_timer_callbacks_inclusive_cost_from_a_compressed_callgrind_dump(tmp_path):
+    from benchmarks.smpp_instr import _ir, _timer_ir
+    dump = tmp_path / "cg.1.1-01"
+    dump.write_text("version: 1\nevents: Ir\nfn=(1) main\n1 100\ncfn=(2) __pyx_f_6uvloop_4loop_11TimerHandle__run\n"
+                    "calls=3 0\n1 700\ncfn=(3) other\ncalls=1 0\n1 50\nfn=(2)\n1 20\ncfn=(2)\ncalls=1 0\n1 30\n"
+                    "summary: 900\ntotals: 900\n")
+    assert _ir(str(dump)) == 900
+    assert _timer_ir(str(dump)) == 730       # both calls to it, the second by its compressed name; not "other"
