@@ -55,7 +55,7 @@ def reopen_verdict_log(vlog, path) -> bool:
     swap it in. The new file is opened first, so a failure keeps the old one writing."""
     if path in (None, "-") or hasattr(path, "write"):
         return False
-    from .smpp_proxy.verdictlog import FileOut, PipeOut
+    from .smpp_proxy.logwriters import FileOut, PipeOut
     try:
         new = FileOut(path)
     except OSError as e:

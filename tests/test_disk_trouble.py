@@ -14,11 +14,12 @@ import os
 from engine import disktrouble
 from engine.disktrouble import DiskTrouble, trouble
 from engine.metrics import Metrics
-from engine.smpp_proxy import verdictlog
+from engine.smpp_proxy import logwriters
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.heldjournal import HeldJournal
-from engine.smpp_proxy.verdictlog import FileOut, VerdictLog
+from engine.smpp_proxy.logwriters import FileOut
+from engine.smpp_proxy.verdictlog import VerdictLog
 from tests.test_held_receipts_journal import _held, _statuses
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
 from tests.test_smpp_receipts import Esme
@@ -105,7 +106,7 @@ def test_a_write_the_disk_cuts_short_leaves_no_torn_verdict_line(tmp_path, monke
         if calls[0] == 3:                   # ... then is full
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(fd, data)
-    monkeypatch.setattr(verdictlog.os, "write", write)
+    monkeypatch.setattr(logwriters.os, "write", write)
     f = FileOut(str(path))
     sent = 0
     for batch in range(3):                  # three chunks: written, cut short then refused, written
@@ -298,7 +299,7 @@ def test_a_cut_back_never_cuts_the_lines_another_writer_of_the_file_appended(tmp
             if step[0] == 2:                # ... then the disk is full
                 raise OSError(errno.ENOSPC, "No space left on device")
         return real(fd, data)
-    monkeypatch.setattr(verdictlog.os, "write", write)
+    monkeypatch.setattr(logwriters.os, "write", write)
     a, b = FileOut(str(path)), FileOut(str(path))
     fds.update(a=a.fd, b=b.fd)
     a.write("".join(json.dumps({"w": "a", "n": i, "pad": "x" * (i * 7)}) + "\n" for i in range(25)))

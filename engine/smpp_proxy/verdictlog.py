@@ -9,21 +9,15 @@ goes on as its verdict says.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
-import os
 import re
-import select
-import stat
-import sys
-import threading
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
 
-from ..disktrouble import trouble
 from ..numbers import format_number, read_by_ton
 from ..verdict import Action
+from .logwriters import FileOut, PipeOut, stdout_target
 
 log = logging.getLogger("telfilter")
 _ACTION_NAME = {a: str(a) for a in Action}
@@ -141,7 +135,7 @@ class VerdictLog:
         if hasattr(target, "write"):
             self.f = target
         elif target in (None, "-"):
-            self.f = _stdout()
+            self.f = stdout_target()
         else:
             self.f = FileOut(target)
         self.pub = None
@@ -279,160 +273,3 @@ class VerdictLog:
         if self.pub is not None:
             self.pub.close()
 
-
-def _stdout():
-    """stdout as the verdict log: a regular file as it is; a pipe, FIFO or terminal through PipeOut, so a
-    consumer that stops reading never stalls the event loop (and every message with it)."""
-    try:
-        fd = sys.stdout.fileno()
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            sys.stdout.flush()
-            return PipeOut(fd)
-    except (AttributeError, OSError, ValueError):     # replaced by something without a descriptor
-        pass
-    return sys.stdout
-
-
-class PipeOut:
-    """Lines for a pipe, written by a thread of their own: the event loop only appends to a buffer (at
-    most MAX bytes); a line that would overflow it is not written and the write raises (VerdictLog counts
-    it in `errors` and says so in the service log): a stalled log consumer costs log lines, never the
-    traffic. The descriptor is left as it is (blocking): it is shared with stderr and other processes."""
-
-    MAX = 64 << 20
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.buf = bytearray()
-        self.cv = threading.Condition()
-        self.closing = False
-        self.failed = None
-        self.thread = threading.Thread(target=self._run, name="verdict-log", daemon=True)
-        self.thread.start()
-
-    def write(self, s: str) -> None:
-        b = s.encode("utf-8", "backslashreplace")
-        with self.cv:
-            if self.failed is not None or self.closing:
-                raise OSError(f"verdict log: {self.failed or 'closed'}")
-            if len(self.buf) + len(b) > self.MAX:
-                raise OSError(f"the verdict log's reader is not keeping up ({len(self.buf)} bytes waiting): "
-                              "line dropped")
-            self.buf += b
-
-    def flush(self) -> None:
-        with self.cv:
-            self.cv.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self.cv:
-                while not self.buf and not self.closing:
-                    self.cv.wait()
-                if not self.buf:
-                    return
-                chunk = bytes(self.buf)
-                del self.buf[:]
-            view = memoryview(chunk)
-            try:
-                view = self._head(view)
-                while view:
-                    try:
-                        view = view[os.write(self.fd, view):]
-                    except BlockingIOError:  # someone sharing the pipe set it non-blocking: wait until it drains
-                        select.select([], [self.fd], [], 1.0)
-                self._written()
-            except OSError as e:             # a closed pipe: later writes raise, the loop goes on
-                if self._lost(e, chunk, len(chunk) - len(view)):
-                    continue
-                with self.cv:
-                    self.failed = e.strerror or str(e)
-                    self.buf.clear()
-                return
-
-    def _head(self, view):
-        """What to write before a chunk (a file: the end of a line a failed write cut)."""
-        return view
-
-    def _written(self) -> None:
-        """A chunk went out whole."""
-
-    def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
-        """A write of `chunk` failed after `written` bytes: True to go on with the next lines (a pipe: never,
-        its reader is gone)."""
-        return False
-
-    def drain(self, timeout: float = 5.0) -> None:
-        """At close: what is buffered, waiting up to `timeout` for the reader."""
-        with self.cv:
-            self.closing = True
-            self.cv.notify()
-        self.thread.join(timeout)
-
-
-class FileOut(PipeOut):
-    """The verdict log file (`--log FILE`), written by a thread of its own as a pipe is: a write to a
-    regular file can block too (dirty-page throttling, a journal commit behind another process's
-    fsync, a slow or network disk), and on the event loop it would stall every message and call. The
-    loop appends to a buffer (at most MAX bytes: past it lines are dropped and counted, never the
-    traffic); the file is opened O_APPEND, so logrotate's rename and our reopen (SIGUSR2) are safe."""
-
-    def __init__(self, path):
-        super().__init__(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
-        self.path = path
-        self.lost_bytes = 0
-        self.lost_lines = 0             # lines a failed write cost (read by /metrics)
-        self._torn = False              # the file ends in part of a line (a cut-back that failed too)
-
-    def _run(self) -> None:
-        try:
-            super()._run()
-        finally:
-            os.close(self.fd)                # by the writer, once it is done: never under a write still going on
-
-    def _head(self, view):
-        # The file may have other writers: every worker of `serve --workers N` is given the same --log FILE,
-        # and a SIGUSR2 without a rename leaves the old writer draining into the file the new one appends to.
-        # A chunk is written under the file's lock (flock: per chunk, at most every FLUSH_S, not per line), so
-        # no other chunk lands after a short write's torn line before `_lost` cuts it off (it cut the other
-        # writer's lines instead). Released by `_written` or `_lost`, whichever ends the chunk.
-        self._lock(fcntl.LOCK_EX)
-        # a line a failed write cut, and that could not be cut off: ended here, so it is a line of its own
-        # (a reader skips one bad line) and the next line is whole, not glued to its first part
-        if self._torn:
-            os.write(self.fd, b"\n")
-            self._torn = False
-        return view
-
-    def _lock(self, op: int) -> None:
-        try:
-            fcntl.flock(self.fd, op)
-        except OSError:                 # a file system without locks (ENOLCK, some NFS): written unlocked
-            pass
-
-    def _written(self) -> None:
-        self._lock(fcntl.LOCK_UN)
-        trouble("verdict_log").ok()
-
-    def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
-        """A full or failing disk loses what this write held, not the log: the next lines are written when
-        it has room again (counted, and said at most every 10 s). A write cut short (a nearly full disk
-        takes part of it) is cut back to its last whole line, so no torn line is left for a reader to
-        take with the next one (a JSON line glued to part of another, as a full tmpfs left it)."""
-        keep = chunk.rfind(b"\n", 0, written) + 1          # whole lines that reached the file
-        if keep < written:
-            try:
-                # where this writer's last write ended (O_APPEND: a failed write leaves the offset as it was);
-                # cut only when the file still ends there: lines a writer that does not lock appended after it
-                # (an older version's, in an upgrade) are never cut
-                end = os.lseek(self.fd, 0, os.SEEK_CUR)
-                if os.fstat(self.fd).st_size == end:
-                    os.ftruncate(self.fd, end - (written - keep))
-            except OSError:                                  # (a read-only file system): ended at the next write
-                self._torn = True
-        self._lock(fcntl.LOCK_UN)
-        self.lost_bytes += len(chunk) - keep
-        self.lost_lines += chunk.count(b"\n", keep)
-        trouble("verdict_log").failed(e, f"verdict log {self.path}: {self.lost_lines} lines ({self.lost_bytes} "
-                                         "bytes) lost so far; writing goes on")
-        return True
