@@ -339,7 +339,13 @@ def main(argv=None) -> int:
         print("telfilter: interrupted", file=sys.stderr)
         if argv is None:            # the program itself: die of SIGINT, as Python does, so a calling shell loop stops
             import signal
-            sys.stderr.flush()
+            # Python flushes stdout before its own death by SIGINT (Py_FinalizeEx, then the kill): so do we, or
+            # what a command printed to a pipe or file (block-buffered: up to 8 KB) is lost, its last line torn
+            for f in (sys.stdout, sys.stderr):
+                try:
+                    f.flush()
+                except (OSError, ValueError):       # a reader gone (EPIPE) or the stream closed: nothing to keep
+                    pass
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
         return 130

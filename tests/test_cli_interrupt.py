@@ -1,5 +1,6 @@
 """Ctrl-C during a command is one line, not a traceback, and the process still dies of SIGINT so a calling shell
 loop stops (found by the CLI audit: `rules test` and `ml cv` interrupted printed a KeyboardInterrupt traceback)."""
+import os
 import signal
 import socket
 import subprocess
@@ -45,3 +46,22 @@ def test_ctrl_c_inside_main_called_with_arguments_returns_130(monkeypatch, capsy
         pytest.fail("KeyboardInterrupt escaped main()")
     assert rc == 130
     assert capsys.readouterr().err == "telfilter: interrupted\n"
+
+
+def test_ctrl_c_keeps_what_was_printed_to_a_pipe(tmp_path):
+    """Python's own death by SIGINT flushes stdout first (Py_FinalizeEx, then the kill); the kill from main() must
+    too: `ml predict --jsonl big > out` interrupted lost its last 8 KB of answers and left a torn last line."""
+    script = ("import sys, engine.commands, engine.cli\n"
+              "def cmd(args):\n"
+              "    for i in range(100):\n"
+              "        print(f'answer {i}')\n"       # stdout to a pipe: block-buffered
+              "    raise KeyboardInterrupt\n"
+              "engine.commands.cmd_lists = cmd\n"
+              f"sys.argv = ['telfilter', 'lists', 'stats', '--data-dir', {str(tmp_path)!r}]\n"
+              "sys.exit(engine.cli.main())\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=60, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert r.stderr == "telfilter: interrupted\n"
+    assert r.returncode == -signal.SIGINT
+    assert r.stdout.splitlines() == [f"answer {i}" for i in range(100)]
