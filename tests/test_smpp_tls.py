@@ -361,3 +361,36 @@ def test_serve_takes_binds_over_tls_and_refuses_a_key_that_does_not_match(cfg, t
     line = t.splitlines().index('tls_key = "server.key"') + 1
     assert f"smpp.toml:{line}:1: [server] tls_key {cfg / 'client.key'} does not match the certificate" in log.read_text()
     assert "listening" not in log.read_text()
+
+
+def test_the_accept_loop_lets_the_event_loop_run_between_queued_connections(pipe, pki):
+    """asyncio's sock_accept returns at once while connections wait in the backlog (its future is already done:
+    no yield), so a flood of connects kept the accept loop running and every bound session's reads, timers and
+    SMSC answers waiting (uvloop yields; plain asyncio, serve without uvloop, did not). asyncio's own server
+    takes at most `backlog` a turn; this listener yields after each."""
+    async def run():
+        s = SmppSettings(listen="", tls_listen="127.0.0.1:0", tls_cert=str(pki / "server.pem"),
+                         tls_key=str(pki / "server.key"), max_connections_per_source=100)
+        proxy = SmppProxy(pipe, s)
+        await proxy.start()
+        seen = []                       # connections admitted, seen by a callback that runs once per loop turn
+
+        def turn():
+            seen.append(proxy.caps.count)
+            if proxy.caps.count < 60 and len(seen) < 10_000:
+                asyncio.get_running_loop().call_soon(turn)
+        peers = [socket.create_connection(("127.0.0.1", proxy.tls_port)) for _ in range(60)]   # all in the backlog
+        asyncio.get_running_loop().call_soon(turn)
+        try:
+            for _ in range(1000):
+                if proxy.caps.count >= 60:
+                    break
+                await asyncio.sleep(0.01)
+            assert proxy.caps.count == 60
+            # the loop turned while the 60 were accepted, not only before and after them
+            assert any(0 < n < 60 for n in seen), sorted(set(seen))
+        finally:
+            for p in peers:
+                p.close()
+            await proxy.stop()
+    asyncio.run(run())

@@ -274,6 +274,10 @@ class TlsListener:
                 await asyncio.sleep(1)
                 continue
             TlsEsmeSession(self.proxy, self, conn, peer).accepted()
+            # asyncio's sock_accept returns without yielding while connections wait in the backlog (its future
+            # is done at once; uvloop's yields): without this a flood of connects held the loop from every bound
+            # session. asyncio's own server takes at most `backlog` a turn; one a turn here
+            await asyncio.sleep(0)
 
     def close(self) -> None:
         self.task.cancel()
