@@ -394,3 +394,38 @@ def test_the_accept_loop_lets_the_event_loop_run_between_queued_connections(pipe
                 p.close()
             await proxy.stop()
     asyncio.run(run())
+
+
+def test_closing_the_listener_leaves_its_fd_number_to_the_next_socket(pipe, pki):
+    """close() cancelled the accept task and closed the socket at once, while asyncio still had the socket's
+    reader to remove at the next turn (sock_accept's done callback, by fd number): a socket opened in between took
+    that number and the stale removal hit it ('File descriptor N is used by transport', or its reader gone). A
+    drain closes the listeners while the loop goes on. The socket is closed once the accept task is done."""
+    async def run():
+        s = SmppSettings(listen="", tls_listen="127.0.0.1:0", tls_cert=str(pki / "server.pem"),
+                         tls_key=str(pki / "server.key"))
+        proxy = SmppProxy(pipe, s)
+        await proxy.start()
+        loop = asyncio.get_running_loop()
+        errors = []
+        loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx.get("exception") or ctx["message"]))
+        await asyncio.sleep(0.05)                   # the accept task waits in sock_accept
+        proxy.tls_server.close()
+        a, b = socket.socketpair()                  # the next sockets of this process: the lowest free numbers
+        got = loop.create_future()
+
+        class Reader(asyncio.Protocol):
+            def data_received(self, data):
+                got.done() or got.set_result(data)
+        tr, _ = await loop.connect_accepted_socket(Reader, a)
+        try:
+            b.sendall(b"after the close")
+            assert await asyncio.wait_for(got, 10) == b"after the close"
+            assert errors == [], errors
+            await proxy.tls_server.wait_closed()
+            assert proxy.tls_server.sock.fileno() == -1         # closed all the same, once its task ended
+        finally:
+            tr.close()
+            b.close()
+            await proxy.stop()
+    asyncio.run(run())

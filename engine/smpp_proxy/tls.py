@@ -263,6 +263,10 @@ class TlsListener:
         self.sockets = [sock]
         self.handshakes: set = set()        # tasks of the handshakes under way (each holds a connection slot)
         self.task = proxy.loop.create_task(self._accept())
+        # the socket is closed once the task is done, not in close(): asyncio removes sock_accept's reader by fd
+        # number at the turn after the cancel, and a socket opened in between (a drain goes on) would take that
+        # number and lose its reader (its done callbacks run in order: the reader's removal first)
+        self.task.add_done_callback(lambda _t: sock.close())
 
     async def _accept(self) -> None:
         loop = self.proxy.loop
@@ -283,7 +287,6 @@ class TlsListener:
         self.task.cancel()
         for t in list(self.handshakes):
             t.cancel()
-        self.sock.close()
 
     async def wait_closed(self) -> None:
         await asyncio.gather(self.task, *self.handshakes, return_exceptions=True)
