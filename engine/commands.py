@@ -87,38 +87,40 @@ def cmd_check(args) -> int:
         failed = 0                          # lines the pipeline failed on (a defect): exit status 1
         # a bar only when the verdicts do not go to the terminal too (a million lines take minutes)
         bar = None if out is sys.stdout and sys.stdout.isatty() else progress_bar(args.jsonl, "judging")
-        with open_jsonl(args.jsonl) as inp:
-            for n, line in numbered(inp, bar):
-                rid = None
-                try:
-                    obj = loads(line)
-                    if isinstance(obj, dict):
-                        rid = obj.get("id")
-                    rec = parse_record(obj)
-                except (ValueError, RecursionError) as e:     # LineError, RecordError and their kin
-                    msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-                    err = {"line": n}
-                    if rid is not None:
-                        err["id"] = rid
-                    err["error"] = msg
-                    out.write(_dumps_line(err, n))
-                    continue
-                try:
-                    v = pipe.judge(rec)
-                except Exception as e:         # a defect must not cost the verdicts of the lines before and after
-                    failed += 1
-                    log.exception("check: line %d could not be judged", n)
-                    err = {"line": n} if rid is None else {"line": n, "id": rid}
-                    err["error"] = f"internal error: {type(e).__name__}: {e}"
-                    out.write(_dumps_line(err, n))
-                    continue
-                d = {"id": rid}
-                d.update(v.to_json())
-                if rec.kind == "sms" and (rec.sender_ton or rec.recipient_ton):
-                    _read_by_ton(d, rec)
-                out.write(_dumps_line(d, n))
-        if bar is not None:
-            bar.close()
+        try:
+            with open_jsonl(args.jsonl) as inp:
+                for n, line in numbered(inp, bar):
+                    rid = None
+                    try:
+                        obj = loads(line)
+                        if isinstance(obj, dict):
+                            rid = obj.get("id")
+                        rec = parse_record(obj)
+                    except (ValueError, RecursionError) as e:     # LineError, RecordError and their kin
+                        msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+                        err = {"line": n}
+                        if rid is not None:
+                            err["id"] = rid
+                        err["error"] = msg
+                        out.write(_dumps_line(err, n))
+                        continue
+                    try:
+                        v = pipe.judge(rec)
+                    except Exception as e:         # a defect must not cost the verdicts of the lines before and after
+                        failed += 1
+                        log.exception("check: line %d could not be judged", n)
+                        err = {"line": n} if rid is None else {"line": n, "id": rid}
+                        err["error"] = f"internal error: {type(e).__name__}: {e}"
+                        out.write(_dumps_line(err, n))
+                        continue
+                    d = {"id": rid}
+                    d.update(v.to_json())
+                    if rec.kind == "sms" and (rec.sender_ton or rec.recipient_ton):
+                        _read_by_ton(d, rec)
+                    out.write(_dumps_line(d, n))
+        finally:        # Ctrl-C or an error too: the bar is taken down before anything is said below it
+            if bar is not None:
+                bar.close()
         return 1 if failed else 0
 
 

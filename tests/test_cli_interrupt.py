@@ -65,3 +65,34 @@ def test_ctrl_c_keeps_what_was_printed_to_a_pipe(tmp_path):
     assert r.stderr == "telfilter: interrupted\n"
     assert r.returncode == -signal.SIGINT
     assert r.stdout.splitlines() == [f"answer {i}" for i in range(100)]
+
+
+def test_ctrl_c_during_check_jsonl_takes_its_progress_bar_down_first(monkeypatch, capsys, tmp_path):
+    """A long `check --jsonl` (the run one interrupts) shows a bar on the terminal; it was left drawn, so
+    'telfilter: interrupted' was written on the bar's line ('judging:  12%|█▏  | 1.2M/10.0M …telfilter: interrupted')."""
+    import engine.app
+    import engine.jsonl
+    closed = []
+
+    class Bar:
+        def update(self, n=1):
+            pass
+
+        def close(self):
+            closed.append(True)
+
+    class Pipe:
+        def judge(self, rec):
+            raise KeyboardInterrupt
+    monkeypatch.setattr(engine.jsonl, "progress_bar", lambda *a, **k: Bar())
+    monkeypatch.setattr(engine.app, "build", lambda *a, **k: Pipe())
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"kind": "sms", "sender": "0912345678", "recipient": "0987654321", "text": "hi", '
+                   '"time": "2026-01-01T08:00:00+07:00"}\n')
+    try:
+        rc = main(["check", "--jsonl", str(src), "--out", str(tmp_path / "v.jsonl")])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+    assert rc == 130
+    assert closed == [True]
+    assert not (tmp_path / "v.jsonl").exists()          # the output is whole or absent
