@@ -87,6 +87,11 @@ class ReloadCommands:
             overridden |= {k for k, v in (("listen", a.smpp_listen), ("smsc", a.smsc), ("smsc_system_id", a.smsc_system_id),
                                           ("smsc_password", a.smsc_password or getattr(a, "smsc_password_file", None)
                                            or os.environ.get(SMSC_PASSWORD_ENV))) if v}
+        overridden.add("warnings")      # what the load said (an expired certificate), not a setting
+        if self.proxy.tls_server is not None and smpp.tls_listen == running.tls_listen:
+            # a certificate renewed (in place or under another name) is taken by the next handshakes; the files
+            # were loaded and checked with smpp.toml (tls.check_tls), so this cannot fail but on a race
+            ans["tls_reloaded"] = self._reload_tls(smpp, running)
         restart = [f.name for f in fields(smpp) if f.name not in overridden
                    and getattr(smpp, f.name) != getattr(running, f.name)]
         if restart:
@@ -94,6 +99,20 @@ class ReloadCommands:
             log.warning("smpp.toml: %s changed; in force after a restart (a reload applies the accounts only)",
                         ", ".join(restart))
         return ans
+
+    def _reload_tls(self, smpp, running) -> bool:
+        from .smpp_proxy.tls import server_context
+        try:
+            ctx = server_context(smpp.tls_cert, smpp.tls_key, smpp.tls_client_ca)
+        except (OSError, ValueError) as e:          # ssl.SSLError is an OSError
+            log.error("TLS certificate reload refused, the old one stays in force: %s", e)
+            return False
+        self.proxy.tls_server.context = ctx         # connections up keep their session
+        running.tls_cert, running.tls_key, running.tls_client_ca = smpp.tls_cert, smpp.tls_key, smpp.tls_client_ca
+        running.warnings = smpp.warnings
+        for w in smpp.warnings:
+            log.warning("%s", w)
+        return True
 
     async def _reload_sip(self) -> dict:
         from .configcheck import load_component

@@ -429,3 +429,37 @@ def test_closing_the_listener_leaves_its_fd_number_to_the_next_socket(pipe, pki)
             b.close()
             await proxy.stop()
     asyncio.run(run())
+
+
+def test_a_reload_takes_a_certificate_renewed_in_place(cfg, pki, tmp_path):
+    """certbot-style renewal rewrites tls_cert/tls_key at the same paths and asks for a reload: the reload answered
+    ok with nothing to restart while the listener went on presenting the old certificate until it expired (and the
+    expiry warning that went away was reported as a setting 'warnings' needing a restart). New handshakes now take
+    the files as they are; a connection already up keeps its session."""
+    from engine.control_reload import ReloadCommands
+    from engine.smpp_proxy.accounts import load_smpp_settings
+    _server(cfg, 'tls_listen = "127.0.0.1:0"\ntls_cert = "expired.pem"\ntls_key = "expired.key"\n')
+    settings = load_smpp_settings(cfg)
+    assert len(settings.warnings) == 1                  # expired at start: served all the same, with a warning
+    h = ProxyHarness(build(cfg, tmp_path / "data"), settings=settings).start()
+
+    class Reload(ReloadCommands):
+        pipe, proxy, sip, args = h.proxy.pipeline, h.proxy, None, None
+
+    def presented():
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", h.proxy.tls_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw) as s:
+                return x509.load_der_x509_certificate(s.getpeercert(binary_form=True)).subject.rfc4514_string()
+    try:
+        assert presented() == "CN=expired"
+        shutil.copy(pki / "server.pem", cfg / "expired.pem")        # renewed in place
+        shutil.copy(pki / "server.key", cfg / "expired.key")
+        ans = h.call(Reload().reload(["accounts"]))
+        assert ans["ok"], ans
+        assert set(ans["accounts"].get("needs_restart", [])) <= {"smsc"}, ans    # (the harness's simulator)
+        assert ans["accounts"]["tls_reloaded"] is True
+        assert presented() == "CN=server"
+    finally:
+        h.stop()
