@@ -47,9 +47,10 @@ def ascii_int(s: str, what: str, limit: int | None = None) -> int:
     s = s.strip()
     if not s or not s.isascii() or not s.isdigit():
         raise SipParseError(f"bad {what} {s[:20]!r}")
-    if len(s) > 10 or (limit is not None and int(s) > limit):
+    n = int(s) if len(s) <= 10 else -1            # (converted once: every URI and Via port of a request comes here)
+    if n < 0 or (limit is not None and n > limit):
         raise SipParseError(f"{what} {s[:20]} too large")
-    return int(s)
+    return n
 
 
 def is_token(s: str) -> bool:

@@ -51,12 +51,12 @@ class Proxying:
             return
         if mf is None:
             msg.add("Max-Forwards", "70")                   # §16.6 step 3
-        elif int(mf) == 0:
+        elif (mf := int(mf)) == 0:
             if msg.method == "ACK":
                 return
             return self._reply(msg, make_response(msg, 483, None, self._tag(msg)), transport, src, conn)
         else:
-            msg.set("Max-Forwards", str(int(mf) - 1))
+            msg.set("Max-Forwards", str(mf - 1))
         # §16.11: the branch is a function of the request's identifying fields, so retransmissions
         # (and the CANCEL / non-2xx ACK of an INVITE) get the same one; CSeq method excluded
         cseq = (first.get("cseq") or "").split()
