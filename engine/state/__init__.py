@@ -6,7 +6,8 @@
                        `<data dir>/state/`, durable across `kill -9` (see embedded.py for the loss window).
   redis://HOST:PORT/DB redis_store.RedisStore: counters checked and committed atomically in one
                        Redis/Valkey server shared by every process pointing at it (see redis_store.py);
-                       `?on_error=open|closed` and `?timeout=S` set its policy when the server is away.
+                       `?on_error=open|closed` and `?timeout=S` set its policy when the server is away;
+                       redis+sentinel://H1,H2,H3/SERVICE/DB finds the primary through Sentinel (sentinel.py).
 
 A store exposes `counters`, `history` and `calls` with the interfaces of
 rules.counters.CounterStore, rules.history.RecipientHistory and CallDurations, which

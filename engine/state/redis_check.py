@@ -119,7 +119,8 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
         if role not in ("master", "primary"):       # (Valkey may say primary)
             where = f" of {info.get('master_host')}:{info.get('master_port')}" if info.get("master_host") else ""
             raise ServerRefused(f"the server is a replica{where} (role {role}): its writes are refused or never "
-                                "reach the primary, so no cap would be shared: give the primary")
+                                "reach the primary, so no cap would be shared: give the primary (with Sentinel, "
+                                "the sentinels: redis+sentinel://HOST:26379,…/SERVICE/DB)")
         policy, maxmem = _text(info.get("maxmemory_policy", "noeviction")), int(info.get("maxmemory", 0) or 0)
         if maxmem and policy != "noeviction":
             out["warnings"].append(
@@ -167,6 +168,24 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
     return out
 
 
+async def check_store(cfg: dict, client, reader=None, timeout: float = 1.0) -> dict:
+    """check_server; through Sentinel first what the sentinels say of the service (sentinel.check_sentinels: an
+    unknown service, their password refused: ServerRefused; their warnings and notes first). A replica where the
+    sentinels name the primary is an outage, not a refusal: a failover under way, the sentinels not yet told."""
+    if not cfg.get("sentinels"):
+        return await check_server(client, reader, timeout)
+    from .sentinel import check_sentinels
+    via = await check_sentinels(cfg, timeout)
+    try:
+        found = await check_server(client, reader, timeout)
+    except ServerRefused as e:
+        if "replica" in str(e):
+            raise ConnectionError(f"{e} (named by the sentinels: a failover under way?)") from None
+        raise
+    found["warnings"][:0], found["notes"][:0] = via["warnings"], via["notes"]
+    return found
+
+
 async def keyspace_lost(client, timeout: float = 1.0) -> bool | None:
     """Whether the keyspace mark was gone (it is set again): the server lost its keys since it was set. None: the
     server could not be asked (the call that follows fails the same way)."""
@@ -182,13 +201,13 @@ def check_url(url: str) -> tuple[list, list, list]:
     """`telfilter config check --state URL`: (errors, warnings, notes) about the server as serve would find it at
     start (a URL it refuses, a server it refuses: errors; unreachable, an evicting policy, memory full: warnings)."""
     from .embedded import StateError
-    from .url import connection, parse_url
+    from .url import parse_url
     try:
         cfg = parse_url(url)
     except StateError as e:
         return [str(e)], [], []
     try:
-        import redis.asyncio as aioredis
+        import redis.asyncio  # noqa: F401  (the package is there)
     except ImportError:
         return ["--state redis://… needs the redis package (pip install redis)"], [], []
     shown = cfg["url"]
@@ -196,10 +215,12 @@ def check_url(url: str) -> tuple[list, list, list]:
     async def run():
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        c = aioredis.Redis(**connection(cfg), socket_timeout=cfg["timeout"] * 2,
-                           socket_connect_timeout=cfg["timeout"] * 2, retry=Retry(NoBackoff(), 0))
+
+        from .sentinel import open_client
+        c = open_client(cfg, socket_timeout=cfg["timeout"] * 2, socket_connect_timeout=cfg["timeout"] * 2,
+                        retry=Retry(NoBackoff(), 0))
         try:
-            return await check_server(c, None, cfg["timeout"] * 2)
+            return await check_store(cfg, c, None, cfg["timeout"] * 2)
         finally:
             await c.aclose()
     try:

@@ -30,10 +30,14 @@ import time
 from ..verdict import Action, Hit, decide
 from .redis_counters import AT, LOCAL_MAX, REMOVE, _advertiser_cap, _drop_rule, _Op
 from .redis_script import RECONCILE
+from .sentinel import demoted, primary
 
 log = logging.getLogger("telfilter")
 
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
+# through Sentinel a retry first asks a sentinel (one SENTINEL MASTERS) and reaches the new primary at the first
+# retry after the failover: capped at 1 s, a failover's outage outlasts Sentinel's own by at most that
+SENTINEL_BACKOFF_MAX = 1.0
 REMOVES_PER_CALL = 2000     # counts given back after an outage: at most this many a script call
 CATCH_UP = object()         # a batch entry's verdict: counts the mirror took alone, now for the server (_catch_up)
 
@@ -55,6 +59,9 @@ def _safely(fn, *args) -> None:
 class Outage:
     """RedisStore's failure handling: back-off, the `on_error` policy, and the counts for the server once it
     answers again (a mixin: the state is RedisStore's)."""
+
+    _demotion_said = False      # the server answering as a replica logged (_demoted), until a batch succeeds
+    _primary = None             # (host, port) the sentinels named last (_followed)
 
     def _waiting_first(self, batch: list) -> None:
         """Put a chunk (REMOVES_PER_CALL) of the counts waiting to be given back, and one of those the mirror took
@@ -154,15 +161,56 @@ class Outage:
         self.stats["errors"] += 1
         self.write_errors += 1
         self._down_until = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        self._backoff = min(self._backoff * 2, SENTINEL_BACKOFF_MAX if self.cfg.get("sentinels") else BACKOFF_MAX)
         self._retry_riders()
         self._sha = None
+        if demoted(e):
+            self._demoted(e)
         now = time.monotonic()
         if now - self._last_log >= 5.0:
             self._last_log = now
             log.error("state: Redis %s unavailable (%s: %s); counters fail %s (fail_open=%d fail_closed=%d); "
                       "retrying in %.1fs", self.cfg["url"], type(e).__name__, e, self.on_error,
                       self.stats["fail_open"], self.stats["fail_closed"], self._backoff)
+
+    def _demoted(self, e: Exception) -> None:
+        """The server answered as a replica (sentinel.demoted): a failover demoted the primary while it stayed
+        reachable, or an operator's REPLICAOF. Said once until a batch succeeds again (then `_followed`). Through
+        Sentinel the next connection asks the sentinels for the new primary (redis-py drops the connection that
+        met READONLY; the pool's idle ones are dropped here too, so none of them is used on the replica again);
+        with redis:// nothing can follow it: every call is an outage until the server is a primary again."""
+        self.stats["demoted"] += 1
+        if self.cfg.get("sentinels"):
+            pool = getattr(self.redis, "connection_pool", None)
+            if pool is not None:
+                t = asyncio.ensure_future(pool.disconnect(inuse_connections=False))
+                self._tasks.add(t)
+                t.add_done_callback(self._tasks.discard)
+        if self._demotion_said:
+            return
+        self._demotion_said = True
+        if self.cfg.get("sentinels"):
+            was = primary(self.redis)
+            log.error("state: Redis %s: the primary%s was demoted to a replica (%s: %s): a failover; asking the "
+                      "sentinels for the new one, counters fail %s meanwhile", self.cfg["url"],
+                      f" {was[0]}:{was[1]}" if was else "", type(e).__name__, e, self.on_error)
+        else:
+            log.error("state: Redis %s is now a read-only replica (%s: %s): a failover or REPLICAOF demoted it, and "
+                      "a redis:// URL cannot follow the primary elsewhere: counters fail %s (every batch is an "
+                      "outage) until this server is a primary again. With Sentinel give the sentinels instead: "
+                      "--state redis+sentinel://SENTINEL:26379,SENTINEL:26379,…/SERVICE/DB", self.cfg["url"],
+                      type(e).__name__, e, self.on_error)
+
+    def _followed(self) -> None:
+        """A batch succeeded: a new primary named by the sentinels is said once (the failover followed)."""
+        self._demotion_said = False
+        p = primary(self.redis)
+        if p is not None and p != self._primary:
+            if self._primary is not None:
+                self.stats["failovers"] += 1
+                log.warning("state: Redis %s: the sentinels name a new primary, %s:%s (was %s:%s): counters go there "
+                            "now", self.cfg["url"], p[0], p[1], *self._primary)
+            self._primary = p
 
     def _degraded(self, batch: list, why: str, sent: bool = True) -> tuple:
         """The server could not be asked: the `on_error` policy decides each message. A count given back (an

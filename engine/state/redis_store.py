@@ -37,7 +37,9 @@ Ops no caller settles (`call_ended`, an MO judged by the routing path) are commi
 sweep at the end of the loop iteration without enforcement: they still count everywhere.
 
 Unreachable server: every call is bounded (`timeout`, default 0.5 s), a failure backs off, and `on_error`
-(open, the default, or closed) decides each message meanwhile: engine/state/redis_outage.py.
+(open, the default, or closed) decides each message meanwhile: engine/state/redis_outage.py. Through Sentinel
+(`redis+sentinel://…`, engine/state/sentinel.py) a failover is such an outage, and the next call goes to the
+primary the sentinels name.
 
 Keys and values: engine/state/redis_script.py; ops and the mirror: engine/state/redis_counters.py.
 One batch names keys in many hash slots, so this is one Redis (or Valkey) primary, with
@@ -67,7 +69,8 @@ from .events import SharedEvents
 from .redis_counters import AT, SharedCounters, _Op, _drop_rule
 from .redis_outage import BACKOFF_MIN, CATCH_UP, Outage, _safely
 from .redis_script import LUA, TTL_SLACK, counter_key
-from .url import connection, parse_url
+from .sentinel import demoted, not_found, open_client
+from .url import parse_url
 
 log = logging.getLogger("telfilter")
 
@@ -83,8 +86,10 @@ def _no_script(e: Exception) -> bool:
 
 
 def _not_sent(e: Exception) -> bool:
-    """The batch never reached the server: no connection could be made (redis-py: "Error 111 connecting to …")."""
-    return isinstance(e, ConnectionRefusedError) or "connecting to" in str(e)
+    """The batch never ran: no connection could be made (redis-py: "Error 111 connecting to …"), no sentinel named a
+    primary (sentinel.not_found), or the server is a replica (sentinel.demoted: a replica refuses every write, so
+    the script committed nothing; its count-taking messages are counted again on the primary, _catch_up)."""
+    return isinstance(e, ConnectionRefusedError) or "connecting to" in str(e) or not_found(e) or demoted(e)
 
 
 class RedisStore(Outage):
@@ -99,7 +104,7 @@ class RedisStore(Outage):
         self.timeout = self.cfg["timeout"]
         if client is None:
             try:
-                import redis.asyncio as aioredis
+                import redis.asyncio  # noqa: F401
             except ImportError:
                 raise StateError("--state redis://… needs the redis package (pip install redis)") from None
             from redis.asyncio.retry import Retry
@@ -108,17 +113,13 @@ class RedisStore(Outage):
             # no retries by the client: a batch script sent again after a late reply would run twice (every
             # count committed, or given back, twice); a failure is the store's to handle (back-off, on_error),
             # and a refused connection fails at once as "connecting to" (the batch never sent: _not_sent)
-            client = aioredis.Redis(**connection(c),
-                                    socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                                    health_check_interval=30, retry=Retry(NoBackoff(), 0))
+            client = open_client(c, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                                 health_check_interval=30, retry=Retry(NoBackoff(), 0))
         self.redis = client
         reader = None
         if hasattr(client, "connection_pool"):
-            import redis.asyncio as aioredis
-            c = self.cfg
             # the follower of the event stream blocks in XREAD: its own connection and timeout
-            reader = aioredis.Redis(**connection(c), socket_connect_timeout=self.timeout,
-                                    socket_timeout=self.timeout + 2.0)
+            reader = open_client(self.cfg, socket_connect_timeout=self.timeout, socket_timeout=self.timeout + 2.0)
         self.events = SharedEvents(client, reader, self.cfg["url"])
         self.events.carrier = self._wake        # updates ride with the next batch script call
         self.riders = [self.events]               # streams appended by the batch script (receipts.py adds one)
@@ -146,7 +147,7 @@ class RedisStore(Outage):
         self.stats = {"batches": 0, "messages": 0, "ops": 0, "converted": 0, "errors": 0,
                       "fail_open": 0, "fail_closed": 0, "reconnects": 0,
                       "given_back_after_timeout": 0, "caught_up": 0, "catch_up_lost": 0,
-                      "keyspace_lost": 0}
+                      "keyspace_lost": 0, "demoted": 0, "failovers": 0}
         self.write_errors = 0            # read by engine/metrics.py (state store family)
         self.unjournalled = 0
         self.buf = self._queue
@@ -278,6 +279,7 @@ class RedisStore(Outage):
                 log.warning("state: Redis %s reachable again", self.cfg["url"])
                 self.stats["reconnects"] += 1
             self._backoff = BACKOFF_MIN
+            self._followed()
             self.stats["batches"] += 1
             pos = 0
             for pipe, v, ops, then in batch:
@@ -370,14 +372,15 @@ class RedisStore(Outage):
         """Before listening: check the server (redis_check.py: unreachable is a warning, the policy covers it; a
         refused password, a command the ACL refuses, a replica are a StateError, a start-up error; an evicting
         policy is a warning) and read the other processes' recent history and call durations."""
-        from .redis_check import ServerRefused, check_server
+        from .redis_check import ServerRefused, check_store
         try:
-            found = await check_server(self.redis, self.events.reader, self.timeout * 2)
+            found = await check_store(self.cfg, self.redis, self.events.reader, self.timeout * 2)
         except ServerRefused as e:      # no retry changes it: a start-up error (redis_check.py)
             raise StateError(f"--state {self.cfg['url']}: {e}") from None
         except Exception as e:
             self._failed(e)
             return
+        self._followed()
         log.info("state: Redis %s (counters shared, on_error=%s)", self.cfg["url"], self.on_error)
         for w in found["warnings"]:
             log.warning("state: Redis %s: %s", self.cfg["url"], w)

@@ -70,7 +70,8 @@ import msgpack
 
 from .dncchanges import Changes
 from .unpublished import _Unpublished
-from .url import connection, parse_url
+from .sentinel import open_client
+from .url import parse_url
 
 log = logging.getLogger("telfilter")
 
@@ -101,11 +102,12 @@ def node_id(data_dir: Path) -> str:
 class DncReplicator(_Unpublished):
     def __init__(self, url: str, pipe, writer: bool = True, client=None, reader=None):
         cfg = parse_url(url)
-        import redis.asyncio as aioredis
-        kw = dict(**connection(cfg), socket_connect_timeout=cfg["timeout"])
-        self.redis = client or aioredis.Redis(socket_timeout=cfg["timeout"], **kw)
+        # (through Sentinel each follows a failover: sentinel.py; a publication that meets the demoted primary fails
+        # and is retried with back-off, on the new one once the sentinels name it)
+        self.redis = client or open_client(cfg, socket_connect_timeout=cfg["timeout"], socket_timeout=cfg["timeout"])
         # the follower's connection blocks in XREAD: its timeout covers the block
-        self.reader = reader or aioredis.Redis(socket_timeout=BLOCK_MS / 1000 + cfg["timeout"] + 1, **kw)
+        self.reader = reader or open_client(cfg, socket_connect_timeout=cfg["timeout"],
+                                            socket_timeout=BLOCK_MS / 1000 + cfg["timeout"] + 1)
         self.url = cfg["url"]
         self.pipe = pipe
         self.writer = writer

@@ -1,17 +1,32 @@
 """`--state redis://[USER:PASSWORD@]HOST:PORT/DB[?on_error=open|closed&timeout=SECONDS]`
-(rediss:// for TLS, valkey:// accepted; a Unix socket: unix://[USER:PASSWORD@]/PATH?db=DB[&…], redis-py's form): the settings of the shared state store, or a
-StateError that says what is wrong (serve prints it and exits 2 before anything listens)."""
+(rediss:// for TLS, valkey:// accepted; a Unix socket: unix://[USER:PASSWORD@]/PATH?db=DB[&…], redis-py's form), or
+through Redis Sentinel `redis+sentinel://[USER:PASSWORD@]H1[:26379],H2[:26379],…/SERVICE[/DB][?…]` (valkey+sentinel://
+accepted; USER:PASSWORD are the data nodes', `sentinel_username`/`sentinel_password` the sentinels' own, when they
+require one): the settings of the shared state store, or a StateError that says what is wrong (serve prints it and
+exits 2 before anything listens).
+
+The Sentinel form is the one of the Python package Redis-Sentinel-Url and of Prefect/docket (redis-py has none of
+its own; Lettuce's `redis-sentinel://…#master` differs only in where the service goes): sentinels comma-separated,
+26379 by default, the service (Sentinel's master name) then the database in the path, and `sentinel_*` query options
+for the sentinels' connections. Redis ACLs and `requirepass` of the sentinels are separate from the data nodes'."""
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 from .embedded import StateError
 
 
+SENTINEL_SCHEMES = ("redis+sentinel", "valkey+sentinel")
+SENTINEL_PORT = 26379
+_SENTINEL_PW = re.compile(r"([?&]sentinel_password=)[^&#]*")
+
+
 def redacted(url: str) -> str:
     """The URL as logs, errors and verdict hits show it: a password replaced by `***` (it was written to the service
     log at every start and outage line, and into each STATE_UNAVAILABLE hit's source in the verdict log: found by the
-    Redis operations probe, `requirepass`)."""
+    Redis operations probe, `requirepass`); the sentinels' (`sentinel_password=`) too."""
+    url = _SENTINEL_PW.sub(r"\1***", url)
     try:
         u = urllib.parse.urlsplit(url)
         if u.password is None:
@@ -27,12 +42,15 @@ def parse_url(url: str) -> dict:
     settings' `url` is redacted (no password): it is what logs and hits show."""
     u = urllib.parse.urlsplit(url)
     shown = redacted(url)
-    if u.scheme not in ("redis", "rediss", "valkey", "unix"):
-        raise StateError(f"--state {shown!r}: expected redis://HOST:PORT/DB or unix:///PATH?db=DB (or no --state for "
-                         "the embedded store)")
+    if u.scheme not in ("redis", "rediss", "valkey", "unix", *SENTINEL_SCHEMES):
+        raise StateError(f"--state {shown!r}: expected redis://HOST:PORT/DB, unix:///PATH?db=DB or "
+                         "redis+sentinel://HOST:26379,HOST:26379,…/SERVICE/DB (or no --state for the embedded store)")
     q = urllib.parse.parse_qs(u.query)
-    socket_path = None
-    if u.scheme == "unix":      # redis-py's form: unix://[USER:PASSWORD@]/path/redis.sock?db=N
+    socket_path = sentinels = service = None
+    if u.scheme in SENTINEL_SCHEMES:
+        sentinels, service, db = _sentinel_parts(u, shown)
+        port = 0
+    elif u.scheme == "unix":      # redis-py's form: unix://[USER:PASSWORD@]/path/redis.sock?db=N
         socket_path, port, db = u.path, 0, q.pop("db", ["0"])[-1]
         if not socket_path.startswith("/"):
             raise StateError(f"--state {shown!r}: a Unix socket is unix:///absolute/path?db=N")
@@ -44,10 +62,12 @@ def parse_url(url: str) -> dict:
         db = (u.path or "/0").strip("/") or "0"
     if not db.isdigit():
         raise StateError(f"--state {shown!r}: the database is a number (redis://HOST:PORT/0, unix:///PATH?db=0)")
-    unknown = set(q) - {"on_error", "timeout"}
+    known = {"on_error", "timeout"} | ({"sentinel_username", "sentinel_password"} if sentinels else set())
+    unknown = set(q) - known
     if unknown:
         raise StateError(f"--state {shown!r}: unknown option {sorted(unknown)[0]!r} (on_error, timeout"
-                         + (", db" if socket_path else "") + ")")
+                         + (", db" if socket_path else "")
+                         + (", sentinel_username, sentinel_password" if sentinels else "") + ")")
     on_error = q.get("on_error", ["open"])[-1]
     if on_error not in ("open", "closed"):
         raise StateError(f"--state {shown!r}: on_error is open or closed, not {on_error!r}")
@@ -56,11 +76,34 @@ def parse_url(url: str) -> dict:
         assert 0 < timeout <= 30
     except (ValueError, AssertionError):
         raise StateError(f"--state {shown!r}: timeout is seconds in (0, 30]") from None
-    return {"host": u.hostname or "127.0.0.1", "port": port, "db": int(db), "ssl": u.scheme == "rediss",
-            "unix_socket_path": socket_path,
+    return {"host": None if sentinels else u.hostname or "127.0.0.1", "port": port, "db": int(db),
+            "ssl": u.scheme == "rediss", "unix_socket_path": socket_path,
+            "sentinels": sentinels, "service": service,
+            "sentinel_username": q.get("sentinel_username", [None])[-1],
+            "sentinel_password": q.get("sentinel_password", [None])[-1],
             "password": urllib.parse.unquote(u.password) if u.password else None,
             "username": urllib.parse.unquote(u.username) if u.username else None,
             "on_error": on_error, "timeout": timeout, "url": shown}
+
+
+def _sentinel_parts(u, shown: str) -> tuple[list, str, str]:
+    """The sentinels [(host, port)], the service and the database of a redis+sentinel:// URL (urlsplit cannot read
+    the port of a comma-separated host list: the netloc is split here, `[v6]:port` included)."""
+    hosts = u.netloc.rsplit("@", 1)[-1]
+    sentinels = []
+    for h in hosts.split(","):
+        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", h.strip())
+        if not m:
+            raise StateError(f"--state {shown!r}: a sentinel is HOST[:PORT] (IPv6: [ADDR]:PORT), not {h!r}")
+        port = int(m.group(2) or m.group(4) or SENTINEL_PORT)
+        if not 0 < port < 65536:
+            raise StateError(f"--state {shown!r}: bad port in {h!r}")
+        sentinels.append((m.group(1) or m.group(3), port))
+    parts = [p for p in u.path.split("/") if p]
+    if not parts or len(parts) > 2:
+        raise StateError(f"--state {shown!r}: the path is /SERVICE[/DB] (the master name the sentinels monitor, "
+                         "then the database number)")
+    return sentinels, urllib.parse.unquote(parts[0]), parts[1] if len(parts) == 2 else "0"
 
 
 def connection(cfg: dict) -> dict:
