@@ -171,7 +171,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--strict", action="store_true", help="exit 1 on rule warnings (what loads but never takes effect)")
     q.add_argument("--state", metavar="URL", default=None,
                    help="also check serve's --state redis://… server: reachable, authenticated, the commands the "
-                        "shared store needs allowed, a primary, its eviction policy and persistence")
+                        "shared store needs allowed, a primary, its eviction policy and persistence (redis+sentinel://…: the "
+                        "sentinels, and the primary they name)")
 
     p = _sub(subs, "rules", "validate, test and compare rule files")
     rs = p.add_subparsers(dest="rcmd", metavar="ACTION", required=True)
@@ -245,7 +246,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state", metavar="URL", default=None,
                    help="where counters, recipient history and call durations live (default: embedded, "
                         "journalled in DATA_DIR/state, durable across kill -9; redis://HOST:PORT/DB[?on_error=open|closed] "
-                        "(rediss:// TLS, unix:///PATH?db=DB a Unix socket): "
+                        "(rediss:// TLS, unix:///PATH?db=DB a Unix socket, redis+sentinel://H1:26379,H2,…/SERVICE/DB through "
+                        "Sentinel, following a failover): "
                         "counters shared by every serve pointing at it, DNC changes replicated)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes on the same SMPP and SIP ports (SO_REUSEPORT), restarted when one dies; "

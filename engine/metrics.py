@@ -295,7 +295,8 @@ class _StateCollector:
                                          "messages, ops, converted verdicts, errors, fail_open, fail_closed, reconnects, "
                                          "given_back_after_timeout, caught_up and catch_up_lost (counts taken fail-open, committed on the "
                                          "server later or not), keyspace_lost (the server lost its keys: restarted "
-                                         "empty, flushed, evicted)",
+                                         "empty, flushed, evicted), demoted (the server answered as a replica) and failovers (the sentinels "
+                                         "named a new primary)",
                                          labels=["event"])
             for k, v in getattr(st, "stats", {}).items():
                 shared.add_metric([k], v)

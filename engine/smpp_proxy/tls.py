@@ -217,6 +217,10 @@ class TlsEsmeSession(EsmeSession):
             if not self.closed:
                 self.proxy.stats["tls_handshake_failures"] += 1
                 log.info("TLS handshake with %s failed: %s", self.peer[0], e)
+        except Exception as e:              # none seen; whatever it is, the slot is given back below
+            if not self.closed:
+                self.proxy.stats["tls_handshake_failures"] += 1
+                log.warning("TLS handshake with %s failed (%s: %s)", self.peer[0], type(e).__name__, e)
         else:
             return
         self.closed = True
