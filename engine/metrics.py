@@ -251,6 +251,25 @@ class _StateCollector:
                 if w is not None:
                     dw.add_metric([name], w.waiting)
             yield dw
+            # the proxy's tables that grow with traffic, each read in O(1): what a soak or an operator watches to
+            # tell a table filling to its bound (message_ids: 2M ids, msgids.py) from a leak. Each is bounded where
+            # it is kept: held by max_held_receipts, early by max_early_receipts, concat by max_pending_concat,
+            # sessions by max_connections, bind_failures by admission.MAX_KEYS
+            tb = GaugeMetricFamily("telfilter_smpp_table_entries", "entries in the SMPP proxy's bounded tables "
+                                   "(README: Operating it)", labels=["table"])
+            concat, mo_concat = getattr(p, "concat", None), getattr(p, "mo_concat", None)
+            throttle = getattr(p, "bind_throttle", None)
+            for name, n in (("sessions", len(getattr(p, "sessions", ()))),
+                            ("message_ids", len(getattr(p, "msgid_account", ()))),
+                            ("held_receipts", getattr(p, "held_total", 0)),
+                            ("early_receipts", len(getattr(p, "early_receipts", ()))),
+                            ("receipts_after_resp", len(getattr(p, "receipts_after_resp", ()))),
+                            ("concat_pending", len(concat) if concat is not None else 0),
+                            ("concat_judged", len(concat.judged) if concat is not None else 0),
+                            ("mo_concat_pending", len(mo_concat) if mo_concat is not None else 0),
+                            ("bind_failures", len(throttle.records) if throttle is not None else 0)):
+                tb.add_metric([name], n)
+            yield tb
         if sip is not None:
             ev = CounterMetricFamily("telfilter_sip_events", "SIP screen event counts (SipScreen.stats)", labels=["event"])
             for k, v in sorted(dict(getattr(sip, "stats", {})).items()):

@@ -182,3 +182,29 @@ def test_two_links_to_one_smsc_are_one_series(tmp_path):
     text = generate_latest(Metrics(pipe, proxy=proxy).registry).decode()
     assert [s.value for s in _samples(text, "telfilter_smpp_upstream_bound")] == [1]
     assert [s.value for s in _samples(text, "telfilter_smpp_upstream_window")] == [3]
+
+
+def test_the_proxys_growing_tables_are_exported(tmp_path):
+    """A soak (benchmarks/soak.py) must tell the message-id map filling to its 2M bound, as designed, from a leak:
+    RSS alone cannot. The tables that grow with traffic are gauges, read at scrape time."""
+    from prometheus_client import generate_latest
+
+    from engine.metrics import Metrics
+    h = ProxyHarness(build(data_dir=tmp_path, with_model=False, persist=False), accounts=("t:pw",),
+                     receipt_delay=None).start()
+    try:
+        m = Metrics(h.pipeline, proxy=h.proxy)
+
+        def tables():
+            text = generate_latest(m.registry).decode()
+            return {s.labels["table"]: s.value for s in _samples(text, "telfilter_smpp_table_entries")}
+        assert tables()["message_ids"] == 0
+        assert [submit(h.port, "hello there") for _ in range(3)] == [0, 0, 0]
+        assert wait_for(lambda: tables()["sessions"] == 0)      # each bind unbound and closed
+        t = tables()
+        assert t["message_ids"] == 3                            # one per forwarded message
+        assert set(t) == {"sessions", "message_ids", "held_receipts", "early_receipts", "receipts_after_resp",
+                          "concat_pending", "concat_judged", "mo_concat_pending", "bind_failures"}
+        assert t["held_receipts"] == t["concat_pending"] == t["bind_failures"] == 0
+    finally:
+        h.stop()
