@@ -229,6 +229,8 @@ async def run_serve(args, ready=None):
     from .smpp_proxy.idlog import IdLog
     from .smpp_proxy.msgids import save_map
     from .smpp_proxy.server import SmppProxy, VerdictLog
+    from .memtune import fix_mmap_threshold
+    fix_mmap_threshold()                # before the model and lists are read: reloads give their memory back
     cfg, settings = load_serve_config(args)
     pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False, model=cfg.model)
     # one of `serve --workers N` (engine/supervisor.py)? worker 0 keeps the default socket and metrics
