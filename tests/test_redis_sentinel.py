@@ -56,6 +56,25 @@ def test_the_sentinel_url_form():
             parse_url(bad)
 
 
+def test_sentinel_url_edge_cases_are_start_up_errors_without_the_passwords():
+    """A malformed IPv6 sentinel was a ValueError traceback (serve, config check), not exit 2 with a message; a
+    sentinel named twice counted twice (the check's "1 of 2 sentinels did not answer" of one host); a mistyped or
+    upper-case password option was shown in clear in the 'unknown option' error."""
+    for bad, says in (("redis+sentinel://:pw@[::1/svc", "IPv6"), ("redis+sentinel://[zz]:1/svc", "IPv6"),
+                      ("redis://:pw@[::1/0", "IPv6"),
+                      ("redis+sentinel://h1,h1:26379/svc", "twice"), ("redis+sentinel://[::1],[::1]:26379/s", "twice")):
+        with pytest.raises(StateError, match=says):
+            parse_url(bad)
+    assert check_url("redis+sentinel://:pw@[::1/svc")[0]        # an error, not a traceback
+    for leak in ("redis+sentinel://h1/svc?SENTINEL_PASSWORD=s3cr", "redis+sentinel://h1/svc?sentinel_pasword=s3cr",
+                 "redis://h/0?password=s3cr&timeout=1"):
+        with pytest.raises(StateError) as e:
+            parse_url(leak)
+        assert "s3cr" not in str(e.value) and "***" in str(e.value), str(e.value)
+    assert parse_url("redis+sentinel://h1,h2:26380,[::1],[::1]:26380/s")["sentinels"] == \
+        [("h1", 26379), ("h2", 26380), ("::1", 26379), ("::1", 26380)]
+
+
 def test_config_check_asks_the_sentinels(ha):
     errors, warnings, notes = check_url(ha.url)
     assert errors == [] and warnings == [], (errors, warnings)

@@ -19,14 +19,16 @@ from .embedded import StateError
 
 SENTINEL_SCHEMES = ("redis+sentinel", "valkey+sentinel")
 SENTINEL_PORT = 26379
-_SENTINEL_PW = re.compile(r"([?&]sentinel_password=)[^&#]*")
+# any query option whose name says pas(s)word, pwd or secret, whatever its case or spelling (`SENTINEL_PASSWORD=`,
+# a mistyped `sentinel_pasword=`): parse_url refuses those as unknown options, and its error shows the URL
+_QUERY_PW = re.compile(r"([?&][^=&#]*(?:pas|pwd|secret)[^=&#]*=)[^&#]*", re.I)
 
 
 def redacted(url: str) -> str:
     """The URL as logs, errors and verdict hits show it: a password replaced by `***` (it was written to the service
     log at every start and outage line, and into each STATE_UNAVAILABLE hit's source in the verdict log: found by the
     Redis operations probe, `requirepass`); the sentinels' (`sentinel_password=`) too."""
-    url = _SENTINEL_PW.sub(r"\1***", url)
+    url = _QUERY_PW.sub(r"\1***", url)
     try:
         u = urllib.parse.urlsplit(url)
         if u.password is None:
@@ -40,8 +42,11 @@ def redacted(url: str) -> str:
 def parse_url(url: str) -> dict:
     """redis://HOST:PORT/DB[?on_error=open|closed&timeout=SECONDS] -> settings (StateError if bad). The
     settings' `url` is redacted (no password): it is what logs and hits show."""
-    u = urllib.parse.urlsplit(url)
     shown = redacted(url)
+    try:
+        u = urllib.parse.urlsplit(url)
+    except ValueError as e:     # a bracketed host that is no IPv6 address, or no closing bracket
+        raise StateError(f"--state {shown!r}: {e} (IPv6: [ADDR]:PORT)") from None
     if u.scheme not in ("redis", "rediss", "valkey", "unix", *SENTINEL_SCHEMES):
         raise StateError(f"--state {shown!r}: expected redis://HOST:PORT/DB, unix:///PATH?db=DB or "
                          "redis+sentinel://HOST:26379,HOST:26379,…/SERVICE/DB (or no --state for the embedded store)")
@@ -98,7 +103,10 @@ def _sentinel_parts(u, shown: str) -> tuple[list, str, str]:
         port = int(m.group(2) or m.group(4) or SENTINEL_PORT)
         if not 0 < port < 65536:
             raise StateError(f"--state {shown!r}: bad port in {h!r}")
-        sentinels.append((m.group(1) or m.group(3), port))
+        s = (m.group(1) or m.group(3), port)
+        if s in sentinels:      # (counted twice, a sentinel down would look like two: the check's "N of M")
+            raise StateError(f"--state {shown!r}: sentinel {s[0]}:{s[1]} is named twice")
+        sentinels.append(s)
     parts = [p for p in u.path.split("/") if p]
     if not parts or len(parts) > 2:
         raise StateError(f"--state {shown!r}: the path is /SERVICE[/DB] (the master name the sentinels monitor, "
