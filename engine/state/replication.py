@@ -27,7 +27,9 @@ last applied entry is kept in `lists/dnc.stream-id`, written only after the entr
 it listens (`catch_up`, bounded by a timeout) and then follows the stream (XREAD BLOCK), so a
 change reaches every running node within one round trip (milliseconds on a LAN; the
 acceptance bound is 1 s). The stream is capped at ~MAXLEN entries (XADD MAXLEN ~); a node
-that was down longer than that finds its id trimmed and says so (re-import the list).
+that was down longer than that finds its id trimmed and says so (re-import the list). A failover
+that lost the stream's last entries after this node read them leaves its id past the new primary's
+stream: found when XREAD finds nothing, it reads on from the newest entry both have (`_rejoin`).
 
 5656 spam reports (`S <number> …`, `V <number> …`, `FW …`) travel the same way, as one entry
 each: every process adds them to its report index (distinct reporters: idempotent) and other
@@ -77,6 +79,8 @@ log = logging.getLogger("telfilter")
 
 STREAM = "tf:dnc"
 MAXLEN = 1_000_000          # entries kept in the stream (~, Redis trims in whole nodes)
+RECENT = 1000               # (id, publisher's time) of the last entries applied: the last one a failed-over stream
+                            # still has is where this node reads on (_rejoin); ~100 KB
 BLOCK_MS = 1000
 CHUNK = 10_000              # numbers per stream entry
 MAX_PENDING_REPORTS = 100_000   # 5656 reports waiting to be published (a few hundred bytes each)
@@ -122,8 +126,9 @@ class DncReplicator(_Unpublished):
         self._backoff = 0.1
         self._last_log = 0.0
         self._last_drop_log = -5.0
+        self._recent: deque = deque(maxlen=RECENT)    # (id, fields[b"t"]) applied last, oldest first (_rejoin)
         self.stats = {"published": 0, "applied_remote": 0, "applied_own": 0, "errors": 0, "delay_ms_last": None,
-                      "reports_published": 0, "reports_applied": 0, "reports_dropped": 0}
+                      "reports_published": 0, "reports_applied": 0, "reports_dropped": 0, "rejoined": 0}
         pipe.store.publish = self.publish
         if pipe.reports is not None and not isinstance(pipe.reports, PublishingReports):
             pipe.reports = PublishingReports(pipe.reports, self)
@@ -276,6 +281,8 @@ class DncReplicator(_Unpublished):
             try:
                 got = await self.reader.xread({STREAM: self.last_id}, count=200, block=BLOCK_MS)
                 backoff = 0.1
+                if not got:                 # (idle, or past the stream's end: one XREVRANGE a BLOCK_MS while idle)
+                    await self._rejoin()
                 for _name, entries in got or ():
                     for e in entries:       # one entry (<= CHUNK numbers, one fsync) per loop turn:
                         self._apply([e])    # a large import elsewhere never stalls judging here
@@ -286,6 +293,39 @@ class DncReplicator(_Unpublished):
                 self._error("follow", e)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _rejoin(self) -> None:
+        """A failover lost the old primary's last entries (asynchronous replication) after this node applied them:
+        its last id is past the new primary's stream, and the entries added there get ids below it when the new
+        primary's clock is behind the old one's (or in the same millisecond), so XREAD after it would skip them for
+        good (a DNC registration never reaching this node). Found past the end, the follower reads on after the
+        newest entry it applied that the stream still has (the same id and publisher's time: the entries both had),
+        or, none among the stream's last RECENT, from those RECENT on (applying is idempotent). The changes of the
+        lost entries stay in force here, as on the nodes that read them; the others never see them."""
+        if self.last_id == "0":
+            return
+        newest = await self.reader.xrevrange(STREAM, count=1)     # (trimmed from its start only: its end stays)
+        top = newest[0][0].decode() if newest else "0-0"         # (none: the new primary has no stream at all)
+        if _id_key(top) >= _id_key(self.last_id):
+            return
+        known, at, n, below = set(self._recent), None, 0, "+"
+        while at is None and n < RECENT:   # newest first, a page at a time (an entry holds up to CHUNK numbers)
+            got = await self.reader.xrevrange(STREAM, max=below, count=20)
+            for eid, fields in got:
+                if (eid, fields.get(b"t")) in known:
+                    at = eid.decode()
+                    break
+            n += len(got)
+            if len(got) < 20:
+                break
+            below = "(" + got[-1][0].decode()
+        if at is None:      # not among the last RECENT: those read again; a shorter stream: all of it
+            at = _before(below[1:]) if n >= RECENT else "0"
+        self.stats["rejoined"] += 1
+        log.warning("DNC replication: this node read %s past the end of %s (%s): a failover lost the entries after "
+                    "%s; reading on from there (changes of the lost entries are in force on the nodes that read "
+                    "them only)", self.last_id, STREAM, top, at)
+        self.last_id = at
 
     def _apply(self, entries) -> int:
         """Apply stream entries in order; the writer journals them in the same order. An own change that
@@ -315,6 +355,7 @@ class DncReplicator(_Unpublished):
             except (KeyError, ValueError):
                 pass
             last = eid.decode() if isinstance(eid, bytes) else eid
+            self._recent.append((eid if isinstance(eid, bytes) else eid.encode(), fields.get(b"t")))
         if self.writer:
             if journal:
                 self.pipe.store.append_replicated(journal)
@@ -391,6 +432,12 @@ class PublishingReports:
 def _id_key(i: str) -> tuple:
     a, _, b = i.partition("-")
     return int(a), int(b or 0)
+
+
+def _before(i: str) -> str:
+    """The id just below `i` (XREAD reads after an id: from `i` itself)."""
+    a, b = _id_key(i)
+    return f"{a}-{b - 1}" if b else f"{a - 1}-{2 ** 64 - 1}"
 
 
 def _after(i: str) -> str:
