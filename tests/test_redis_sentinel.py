@@ -184,15 +184,31 @@ def test_counting_and_dnc_changes_follow_a_failover_after_the_primary_is_killed(
     old, new, killed, promoted, caught = asyncio.run(main())
     print(f"failover: promoted {promoted - killed:.1f} s after the kill, counting on the new primary "
           f"{caught - promoted:.1f} s later")
-    assert caught - promoted < 3.0
+    # (how soon after the promotion is measured, not asserted: 2 busy cores make any bound flaky; the back-off cap
+    # that sets it is test_the_back_off_through_sentinel_is_capped_at_one_second's)
     text = caplog.text
     # once per node (each store says it)
     assert text.count(f"the sentinels name a new primary, 127.0.0.1:{new} (was 127.0.0.1:{old})") == 2, text
     assert "lost its keys" not in text
     assert "Traceback" not in text
     # rate-limited: the outage is said at most every 5 s, not once per message or retry
-    assert text.count("unavailable (") <= 1 + (promoted - killed) / 5, text
+    assert text.count("unavailable (") <= 1 + (caught - killed) / 5, text     # (the outage lasts until caught)
     assert time.monotonic() - started < 60
+
+
+def test_the_back_off_through_sentinel_is_capped_at_one_second():
+    """Through Sentinel the next try after any number of failures is at most SENTINEL_BACKOFF_MAX away (a retry asks
+    the sentinels, so it reaches the promoted primary within that of its promotion); redis:// keeps BACKOFF_MAX."""
+    from engine.state.redis_outage import BACKOFF_MAX, SENTINEL_BACKOFF_MAX
+    from engine.state.redis_store import RedisStore
+    for url, cap in (("redis+sentinel://127.0.0.1:1/svc", SENTINEL_BACKOFF_MAX),
+                     ("redis://127.0.0.1:1/0", BACKOFF_MAX)):
+        st = RedisStore(url, client=object())
+        waits = []
+        for _ in range(12):
+            st._failed(ConnectionError("Error 111 connecting to 127.0.0.1:1"))
+            waits.append(st._down_until - time.monotonic())
+        assert max(waits) <= cap and waits[-1] > cap / 2, (url, waits)
 
 
 def test_a_failover_asked_of_the_sentinels_is_followed(tmp_path, ha, caplog):
