@@ -85,6 +85,9 @@ def _refused(e: Exception) -> str | None:
                 "SSL_CERT_FILE=/path/ca.pem (OpenSSL's default trust store otherwise); rediss:// needs a TLS port")
     if name == "ReadOnlyError" or "READONLY" in msg or "read only replica" in msg:
         return f"the server is a read-only replica ({msg}): give the primary"
+    if "DB index is out of range" in msg:      # (SELECT at each connection: every batch would be an outage)
+        return (f"the server has no such database ({msg}): the URL's database must be below the server's "
+                "`databases` setting (16 by default)")
     return None
 
 

@@ -67,6 +67,9 @@ def parse_url(url: str) -> dict:
         db = (u.path or "/0").strip("/") or "0"
     if not db.isdigit():
         raise StateError(f"--state {shown!r}: the database is a number (redis://HOST:PORT/0, unix:///PATH?db=0)")
+    if int(db) > 2 ** 31 - 1:       # (Redis's `databases` is an int: SELECT refuses more, at every connection)
+        raise StateError(f"--state {shown!r}: the database is a number below 2147483648 (the server's `databases` "
+                         "setting, 16 by default, bounds it)")
     known = {"on_error", "timeout"} | ({"sentinel_username", "sentinel_password"} if sentinels else set())
     unknown = set(q) - known
     if unknown:
