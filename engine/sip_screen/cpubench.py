@@ -224,6 +224,32 @@ def via_flood(n: int = 20, vias: int = 950) -> dict:
 TYPES = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE")
 
 
+def capture_call(h, uas_port: int, cwd: Path) -> tuple[list, object]:
+    """One sipp call through the screen of harness `h`, whose next hop is a sipp UAS started here on `uas_port`:
+    the datagrams the screen received, in order, as (bytes, addr), and the screen's own on_datagram (a tap that
+    keeps them is left in its place: put `real` back before measuring)."""
+    got = []
+
+    async def python_reader():                   # every datagram through on_datagram, to capture them
+        h.screen.fast_path = False
+        h.screen.udp.refresh()
+    h.call(python_reader())
+    real = h.screen.on_datagram
+
+    def tap(data, addr):
+        got.append((data, addr))
+        return real(data, addr)
+    h.screen.on_datagram = tap
+    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", "1",
+                            "-timeout", "20s", "-nostdin"], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
+                    "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{h.port}", "-m", "1", "-s", "0912345678",
+                    "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
+                   cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    uas.wait(25)
+    return got, real
+
+
 def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> dict:
     """In-process CPU µs per SIP message type (no sockets, no event loop): the six datagrams of
     one sipp call are captured at a screen on loopback, then `calls` copies of them (each with
@@ -246,26 +272,8 @@ def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> d
     uas_port = _free_udp()
     h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}",
                                      allow_networks=["127.0.0.0/8"])).start()
-    got = []
-
-    async def python_reader():                   # every datagram through on_datagram, to capture them
-        h.screen.fast_path = False
-        h.screen.udp.refresh()
-    h.call(python_reader())
-    real = h.screen.on_datagram
-
-    def tap(data, addr):
-        got.append((data, addr))
-        return real(data, addr)
-    h.screen.on_datagram = tap
     try:
-        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", "1",
-                                "-timeout", "20s", "-nostdin"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
-                        "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{h.port}", "-m", "1", "-s", "0912345678",
-                        "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
-                       cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        uas.wait(25)
+        got, real = capture_call(h, uas_port, tmp)
         screen = h.screen
     finally:
         h.stop()

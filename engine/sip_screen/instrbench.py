@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cpubench import SC, TYPES, _free_udp
+from .cpubench import TYPES, _free_udp, capture_call
 
 ROOT = Path(__file__).resolve().parents[2]
 HOPS = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE", "hop")     # TYPES, then the hop's own cost
@@ -57,26 +57,8 @@ def capture() -> dict:
     h = SipHarness(build(None, tmp / "data", seed=False),
                    SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}",
                                allow_networks=["127.0.0.0/8"])).start()
-    got = []
-
-    async def python_reader():                   # every datagram through on_datagram, to capture them
-        h.screen.fast_path = False
-        h.screen.udp.refresh()
-    h.call(python_reader())
-    real = h.screen.on_datagram
-
-    def tap(data, addr):
-        got.append((data, addr))
-        return real(data, addr)
-    h.screen.on_datagram = tap
     try:
-        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", "1",
-                                "-timeout", "20s", "-nostdin"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
-                        "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{h.port}", "-m", "1", "-s", "0912345678",
-                        "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
-                       cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        uas.wait(25)
+        got, _ = capture_call(h, uas_port, tmp)
     finally:
         h.stop()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -221,8 +203,8 @@ def cprofile(cap: dict, warm: int, calls: int, top: int = 40) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--calls", type=int, default=300)
-    ap.add_argument("--warm", type=int, default=300)
+    ap.add_argument("--calls", type=int, default=300, help="calls counted, after the warm-up (default 300)")
+    ap.add_argument("--warm", type=int, default=300, help="calls handled first, not counted (default 300)")
     ap.add_argument("--messages", help="the captured call (JSON, from --save) instead of capturing one with sipp")
     ap.add_argument("--save", help="write the captured call here")
     ap.add_argument("--cprofile", action="store_true", help="Python calls per call by function instead (no valgrind)")
