@@ -35,7 +35,7 @@ setup(
     # a serve node needs none of the training stack (scikit-learn, scipy, matplotlib: ~230 MB);
     # `telfilter ml train|eval`, `report` plots and `bench` say which extra to install
     extras_require={"train": TRAIN, "analyst": ["textual>=0.80"],
-                    "test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13", "textual>=0.80", *TRAIN]},
+                    "test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13", "textual>=0.80", "cryptography>=41", *TRAIN]},
     # Compiled ML feature scorer; optional: without a C compiler the numpy path is used.
     ext_modules=[Extension("engine.ml._fastfeat", ["engine/ml/_fastfeat.c"], optional=True,
                            depends=["engine/ml/_fastnorm.h", "engine/ml/_normtext.h", "engine/ml/_normshapes.h"],
