@@ -25,6 +25,7 @@ from engine.smpp_proxy.server import SmppProxy
 from engine.smpp_proxy.simulator import SmscSimulator, _SimSession
 
 from .conftest import CONFIG, ROOT, run_cli
+from .test_smpp_proxy import wait
 
 HAM = "Hi Lan, the meeting moved to 3pm tomorrow. See you there"
 
@@ -93,13 +94,6 @@ def submit(c):
     return c.read_pdu()
 
 
-def wait(pred, timeout=5):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_smpplib_binds_over_mutual_tls_and_a_submit_reaches_the_smsc(pipe, pki):

@@ -224,6 +224,20 @@ def via_flood(n: int = 20, vias: int = 950) -> dict:
 TYPES = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE")
 
 
+def stub_socket():
+    """A class standing in for the screen's UDP socket: counts what is sent (`sent`, on the class: a fresh class
+    each call) and is never behind (every call is judged)."""
+    class Stub:
+        sent = 0
+
+        def sendto(self, data, addr):
+            Stub.sent += 1
+
+        def behind_since(self):
+            return 0.0
+    return Stub
+
+
 def capture_call(h, uas_port: int, cwd: Path) -> tuple[list, object]:
     """One sipp call through the screen of harness `h`, whose next hop is a sipp UAS started here on `uas_port`:
     the datagrams the screen received, in order, as (bytes, addr), and the screen's own on_datagram (a tap that
@@ -282,14 +296,7 @@ def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> d
     msgs = got[:6]
     cid = re.search(rb"Call-ID: ([^\r]*)", msgs[0][0]).group(1)
 
-    class Stub:
-        sent = 0
-
-        def sendto(self, data, addr):
-            Stub.sent += 1
-
-        def behind_since(self):                     # never behind: every call is judged
-            return 0.0
+    Stub = stub_socket()
     screen.udp = Stub()
     screen.fast_path = True
     screen.on_datagram = real

@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cpubench import TYPES, _free_udp, capture_call
+from .cpubench import TYPES, _free_udp, capture_call, stub_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 HOPS = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE", "hop")     # TYPES, then the hop's own cost
@@ -86,14 +86,7 @@ def screen_for(cap: dict, tmp: Path):
     h.stop()
     screen = h.screen
 
-    class Stub:
-        sent = 0
-
-        def sendto(self, data, addr):
-            Stub.sent += 1
-
-        def behind_since(self):                     # never behind: every call is judged
-            return 0.0
+    Stub = stub_socket()
     screen.udp = Stub()
     screen.vlog = VerdictLog(str(tmp / "verdicts.jsonl"))
     # as in `serve`, where the log is flushed once per VerdictLog.FLUSH_S by the event loop, not once per line:
