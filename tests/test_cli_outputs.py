@@ -12,18 +12,9 @@ from engine.analyst import export
 from engine.ml.model import default_model_dir
 
 from .conftest import run_cli
+from .test_ops_cli_edges import _labelled
 
 BUNDLED = default_model_dir()
-
-
-def _labelled(tmp_path, n=8):
-    p = tmp_path / "data.tsv"
-    rows = ["label\ttext"]
-    for i in range(n):
-        rows.append(f"spam\tWIN a FREE prize now, text CLAIM to 8{i}086 before midnight")
-        rows.append(f"ham\tsee you at the station at {i} o'clock, bring the umbrella please")
-    p.write_text("\n".join(rows) + "\n")
-    return p
 
 
 def _store(d):
