@@ -76,3 +76,36 @@ def reopen_verdict_log(vlog, path) -> bool:
             log.error("closing the old verdict log: %s", e)
     life.info("verdict log reopened: %s", path)
     return True
+
+
+class Trouble:
+    """A failure that repeats while it lasts (Redis away: a pool refresh fails every second), said at its first
+    occurrence, then at most once every `every` s with how many since the last line, and once when it is over.
+    A line per occurrence would bury the rest of the log for the length of an outage. One instance per kind of
+    trouble; not thread-safe (the event loop's)."""
+
+    def __init__(self, what: str, every: float = 30.0, clock=None, logger=log):
+        import time
+        self.what, self.every, self.clock, self.log = what, every, clock or time.monotonic, logger
+        self.count = 0              # occurrences since start
+        self.failing = False
+        self._unsaid = 0
+        self._said = -1e18
+
+    def failed(self, why: str, consequence: str) -> None:
+        self.count += 1
+        self._unsaid += 1
+        self.failing = True
+        now = self.clock()
+        if now - self._said >= self.every:
+            more = f" ({self._unsaid} times since the last such line)" if self._unsaid > 1 else ""
+            self.log.warning("%s failed (%s): %s%s; said again at most every %.0f s", self.what, why, consequence,
+                             more, self.every)
+            self._said, self._unsaid = now, 0
+
+    def ok(self) -> None:
+        if self.failing:
+            self.failing = False
+            self.log.warning("%s works again (%d failures since start)", self.what, self.count)
+            self._unsaid = 0
+            self._said = -1e18      # the next trouble is said at once

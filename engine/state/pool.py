@@ -21,19 +21,17 @@ time (server clock) until which that field counts. A process refreshes its field
   the binds; a process whose demand rises gets its share within one period.
 
 Redis unreachable: binds fall back to the local `max_binds` and buckets keep their last rate
-(logged); nothing waits longer than the store's timeout.
+(said at once, then every 30 s while it lasts, and when it answers again); nothing waits longer than the store's timeout.
 """
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import secrets
 import socket
 
+from ..servicelog import Trouble
 from ..smpp_proxy.accounts import TokenBucket
-
-log = logging.getLogger("telfilter")
 
 BEAT = 1.0          # seconds between refreshes
 TTL = 5             # seconds a field counts without a refresh
@@ -109,6 +107,9 @@ class PoolLimits:
         self.me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.timeout = store.timeout
         self.stats = {"bind_refused_pool": 0, "errors": 0}
+        # said once, then every 30 s while Redis stays away (a line a second, and one per bind, before)
+        self.refresh_trouble = Trouble("pool limits refresh")
+        self.bind_trouble = Trouble("max_binds across the pool")
         proxy.bucket_factory = SharedBucket
         proxy.bind_gate = self.reserve_bind
 
@@ -121,10 +122,11 @@ class PoolLimits:
                     self.redis.eval(RESERVE, 2, n, t, self.me, acct.max_binds, TTL), self.timeout * 2)
                 if not ok:
                     self.stats["bind_refused_pool"] += 1
+                self.bind_trouble.ok()
                 done(bool(ok))
             except Exception as e:              # fall back to the local check (already passed)
                 self.stats["errors"] += 1
-                log.error("max_binds across the pool unavailable (%s: %s): local limit only", type(e).__name__, e)
+                self.bind_trouble.failed(f"{type(e).__name__}: {e}", "local limit only")
                 done(True)
         asyncio.ensure_future(ask())
 
@@ -137,7 +139,9 @@ class PoolLimits:
                 raise
             except Exception as e:
                 self.stats["errors"] += 1
-                log.warning("pool limits refresh failed (%s: %s); last shares kept", type(e).__name__, e)
+                self.refresh_trouble.failed(f"{type(e).__name__}: {e}", "last shares kept")
+            else:
+                self.refresh_trouble.ok()
 
     async def _beat(self) -> None:
         p = self.redis.pipeline(transaction=False)
