@@ -257,6 +257,7 @@ class EmbeddedStore:
                 raise cancel
             if err is not None:
                 raise err
+            trouble("state_snapshot").ok()      # (a failed one: the caller's state_journal trouble)
         finally:
             self._io.release()
 
@@ -283,12 +284,16 @@ class EmbeddedStore:
         err, _ = await _in_thread(self._install, old, tmp, child, None)
         self._child = None
         if err is None:
+            trouble("state_snapshot").ok()
             return
         if child.abandoned:
             log.info("state snapshot by pid %d abandoned: the stop writes its own", child.pid)
             return
         self.write_errors += 1
-        log.error("state snapshot failed (the journal since the last one is kept, nothing is lost): %s", err)
+        # one a minute at most (SNAPSHOT_EVERY), but a disk writer like the others: said once then every 10 s,
+        # counted, and /healthz 503 until a later snapshot is installed (engine/disktrouble.py)
+        trouble("state_snapshot").failed(err, "state snapshot failed (the journal since the last one is kept, "
+                                              "nothing is lost; it grows until a snapshot works)")
 
     def _child_write(self, tmp: Path, head: dict) -> None:
         """In the forked child: the tables as they were at the fork, from their own memory."""

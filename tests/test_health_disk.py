@@ -1,0 +1,117 @@
+"""/healthz on a failing data disk: 200 "ok" while every verdict line went nowhere (README had it: only
+telfilter_disk_failing{writer} said so), so a load balancer kept sending traffic to a node that could not write its
+verdict log or its journals; and a background state snapshot whose forked writer failed (a full disk) was one log
+line a minute, in no metric. Now /healthz is 503 naming the failing writers while any durable writer's last write
+failed, 200 again once writes work; a failed snapshot is the `state_snapshot` writer (engine/disktrouble.py)."""
+import asyncio
+import errno
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from engine import disktrouble
+from engine.app import build
+from engine.disktrouble import DiskTrouble, trouble
+from engine.metrics import Metrics
+from engine.smpp_proxy.harness import ProxyHarness
+
+from .conftest import ROOT
+from .test_disk_trouble import _lines, _scrape
+from .test_metrics import _get
+from .test_serve import free_port, submit, wait_for, wait_ready
+from .test_smpp_proxy import pipe  # noqa: F401  (fixture)
+
+
+def test_healthz_is_503_naming_the_writer_while_the_verdict_log_disk_is_full(tmp_path):
+    """A real serve whose --log is /dev/full (every write: ENOSPC), then a file again (SIGUSR2 reopens it)."""
+    data = tmp_path / "data"
+    log = tmp_path / "v.jsonl"
+    os.symlink("/dev/full", log)
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    smpp_port, mport = free_port(), free_port()
+    ready, err = tmp_path / "ready", open(tmp_path / "stderr.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", data,
+                          "--smpp-listen", f"127.0.0.1:{smpp_port}", "--smsc", f"127.0.0.1:{sim.port}",
+                          "--esme-account", "t:pw", "--sip-listen", "off", "--log", log,
+                          "--metrics-listen", f"127.0.0.1:{mport}", "--ready-file", ready],
+                         cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        wait_ready(p, ready, tmp_path / "stderr.log")
+        assert wait_for(lambda: _get(mport, "/healthz")[0] == 200)      # nothing written yet: nothing failed
+        assert submit(smpp_port, "hello there") == 0                    # answered: the disk costs no message
+        assert wait_for(lambda: _get(mport, "/healthz")[0] == 503), _get(mport, "/healthz")
+        assert _get(mport, "/healthz") == (503, "disk writes failing: verdict_log\n")
+        assert _get(mport, "/livez") == (200, "alive\n")                # a restart would not cure a full disk
+        assert _get(mport, "/readyz")[0] == 200
+        os.unlink(log)                                                  # room again: a file, reopened
+        p.send_signal(signal.SIGUSR2)
+        assert wait_for(lambda: log.is_file())
+        assert submit(smpp_port, "hello again") == 0
+        assert wait_for(lambda: _get(mport, "/healthz") == (200, "ok\n")), _get(mport, "/healthz")
+        assert log.read_text().count("\n") == 1                        # the line written once there was room
+        log.unlink()                                                    # full again, and the SMSC away: both said
+        os.symlink("/dev/full", log)
+        p.send_signal(signal.SIGUSR2)                                   # (a line before the reopen: written)
+        assert wait_for(lambda: submit(smpp_port, "hello once more") == 0
+                        and wait_for(lambda: _get(mport, "/healthz")[0] == 503, timeout=1))
+        sim.stop()
+        sim = None
+        assert wait_for(lambda: _get(mport, "/healthz") == (503, "no SMSC link bound; disk writes failing: "
+                                                                 "verdict_log\n"), timeout=10), _get(mport, "/healthz")
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        if sim is not None:
+            sim.stop()
+        err.close()
+
+
+def test_a_failed_background_snapshot_is_a_failing_writer_until_one_works(pipe, tmp_path, monkeypatch, caplog):
+    """The embedded store's timer snapshots through a forked writer; the child's write is refused by a full disk
+    (ENOSPC, in the child), twice; then the disk has room and the next snapshot is installed."""
+    from engine.state import embedded
+    from engine.state.embedded import EmbeddedStore
+    monkeypatch.setattr(embedded, "FLUSH_EVERY", 0.01)
+    monkeypatch.setattr(embedded, "SNAPSHOT_EVERY", 0.05)
+    monkeypatch.setitem(disktrouble._TROUBLE, "state_snapshot", DiskTrouble("state_snapshot"))
+    st = EmbeddedStore(tmp_path / "st")
+    real, full = embedded.write_snapshot_tmp, [True]
+
+    def write(tmp, obj):                    # runs in the forked child: `full` as it was at the fork
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tmp, obj)
+    monkeypatch.setattr(embedded, "write_snapshot_tmp", write)
+    t, m = trouble("state_snapshot"), Metrics(pipe)
+
+    async def until(pred):
+        end = asyncio.get_running_loop().time() + 30
+        while not pred():
+            assert asyncio.get_running_loop().time() < end
+            await asyncio.sleep(0.01)
+
+    async def run():
+        task = asyncio.ensure_future(st.run())
+        try:
+            await until(lambda: st.write_errors >= 2)               # two snapshots failed in the child
+            failing = (t.failing, t.errors, m.health(), _scrape(pipe))
+            full[0] = False
+            await until(lambda: (st.dir / "snapshot").exists())     # a later one installed
+            await until(lambda: not t.failing)
+            return failing
+        finally:
+            task.cancel()
+            await st.close()
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        (was, errors, health, text) = asyncio.run(run())
+    assert was and errors >= 2
+    assert health == (False, "disk writes failing: state_snapshot")
+    assert 'telfilter_disk_failing{writer="state_snapshot"} 1.0' in text
+    assert "No space left on device" in _lines(caplog, "state snapshot failed")[0].getMessage()
+    assert len(_lines(caplog, "state snapshot failed")) == 1                # said once (then every 10 s)
+    assert m.health() == (True, "ok") and t.errors == errors
