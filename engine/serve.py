@@ -86,6 +86,10 @@ async def run_serve(args, ready=None):
     worker, in_pool = worker_index(), "TELFILTER_WORKERS" in os.environ
     if in_pool:
         die_with_supervisor()
+    # systemd Type=notify (engine/sdnotify.py). A pool's workers are not the unit's main process
+    # (NotifyAccess=main would refuse them): only a single serve notifies
+    from .sdnotify import Notifier
+    notifier = Notifier({} if in_pool else None)
     # what loads but never takes effect (engine/rules/lint.py): said once, by one process of a pool (reloads too)
     pipe.say_rule_warnings = worker == 0
     if pipe.say_rule_warnings:
@@ -181,7 +185,7 @@ async def run_serve(args, ready=None):
         t.add_done_callback(tasks.discard)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(_reload_all(pipe)))
+    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(_announced(notifier, _reload_all(pipe))))
     loop.add_signal_handler(signal.SIGUSR1, lambda: spawn(_reload_model(pipe)))
     # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in
     # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`
@@ -194,6 +198,8 @@ async def run_serve(args, ready=None):
         while True:
             await asyncio.sleep(1.0)
             ticks += 1
+            if notifier.active:     # STATUS= when it changed: O(binds + links) a second, never per message
+                notifier.status(_status_line(proxy, sip))
             if watcher.changed():
                 await reload_rules(pipe)
             if ticks % 60 == 0:
@@ -227,7 +233,10 @@ async def run_serve(args, ready=None):
             tmp.unlink(missing_ok=True)
     if ready is not None:
         ready.set_result((proxy, sip))
+    notifier.ready(_status_line(proxy, sip))        # every listener up, the state loaded
+    notifier.start_watchdog(loop)
     await stop.wait()
+    notifier.stopping()
     if ready_file is not None:              # not ready any more: draining, then gone
         try:
             ready_file.unlink()
@@ -296,8 +305,29 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         await metrics.stop()
     vlog.close()
+    notifier.close()
     life.info("stopped" if not status else "stopped, state not saved")
     return status
+
+
+async def _announced(notifier, reload) -> None:
+    """A SIGHUP reload between RELOADING=1 and READY=1 (sd_notify(3); nothing when not under systemd)."""
+    notifier.reloading()
+    try:
+        await reload
+    finally:
+        notifier.reloaded()
+
+
+def _status_line(proxy, sip) -> str:
+    """systemd's STATUS= (`systemctl status`): the listeners, the ESME binds and the SMSC links bound."""
+    binds = sum(len(b) for b in proxy.binds.values())
+    links = [l for l in proxy.links if l.bound]
+    smsc = len(proxy.settings.smsc)
+    line = f"SMPP port {proxy.port}: {binds} ESME bind{'s' * (binds != 1)}"
+    if smsc:
+        line += f", {len(links)} SMSC link{'s' * (len(links) != 1)} bound ({smsc} SMSC configured)"
+    return line + (f"; SIP port {sip.port}" if sip is not None else "")
 
 
 def _why(e: OSError) -> str:
