@@ -24,6 +24,12 @@ from .test_serve import free_port, submit, wait_for, wait_ready
 from .test_smpp_proxy import pipe  # noqa: F401  (fixture)
 
 
+def fresh_disk_trouble(monkeypatch):
+    """No disk writer failing: the writers' state is process-wide (engine/disktrouble.py), and an earlier test in
+    this process may have left one failing (the verdict log's torn-write test does, depending on its thread)."""
+    monkeypatch.setattr(disktrouble, "_TROUBLE", {n: DiskTrouble(n) for n in disktrouble.WRITERS})
+
+
 def test_healthz_is_503_naming_the_writer_while_the_verdict_log_disk_is_full(tmp_path):
     """A real serve whose --log is /dev/full (every write: ENOSPC), then a file again (SIGUSR2 reopens it)."""
     data = tmp_path / "data"
@@ -78,7 +84,7 @@ def test_a_failed_background_snapshot_is_a_failing_writer_until_one_works(pipe, 
     from engine.state.embedded import EmbeddedStore
     monkeypatch.setattr(embedded, "FLUSH_EVERY", 0.01)
     monkeypatch.setattr(embedded, "SNAPSHOT_EVERY", 0.05)
-    monkeypatch.setitem(disktrouble._TROUBLE, "state_snapshot", DiskTrouble("state_snapshot"))
+    fresh_disk_trouble(monkeypatch)
     st = EmbeddedStore(tmp_path / "st")
     real, full = embedded.write_snapshot_tmp, [True]
 

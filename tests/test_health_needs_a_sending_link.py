@@ -1,21 +1,18 @@
 """/healthz (metrics.py `Metrics.health`) against an SMSC whose transmitter binds are refused while its receiver bind
 is taken: found by an adversarial probe of the SMSC side (a scripted SMSC behind `serve`: /healthz answered 200 "ok"
 while every submit_sm got ESME_RTHROTTLED, so a load balancer kept sending ESMEs to that node)."""
-from engine import disktrouble
-from engine.disktrouble import DiskTrouble
 from engine.metrics import Metrics
 from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
+from tests.test_health_disk import fresh_disk_trouble
 from tests.test_smpp_inline_safety import send_submit
 from tests.test_smpp_proxy import pipe, raw_session, wait  # noqa: F401  (pipe: fixture)
 
 
 def test_healthz_is_503_while_only_a_receiver_link_is_bound(pipe, monkeypatch):
-    # /healthz names a failing disk writer too (engine/disktrouble.py, process-wide): none left failing by an earlier
-    # test in this process
-    monkeypatch.setattr(disktrouble, "_TROUBLE", {n: DiskTrouble(n) for n in disktrouble.WRITERS})
+    fresh_disk_trouble(monkeypatch)         # /healthz names a failing disk writer too
     with ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(reconnect_min=0.05)) as h:
         sim, metrics = h.sim, Metrics(pipe, proxy=h.proxy)
         assert metrics.health() == (True, "ok")
