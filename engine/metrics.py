@@ -337,6 +337,22 @@ class _StateCollector:
             for ns, n in sorted(mem.evicted().items()):
                 ek.add_metric([ns], n)
             yield ek
+        # the bytes the big bounded tables hold, read at scrape time in O(tables), never per entry: what a soak's
+        # RSS growth is attributed with (README: Operating it). The state store's tables (counters, recipient
+        # histories, call durations: rules/slots.py memory_bytes, exact) and the message-id map's objects
+        # (msgids.py memory_bytes: an O(1) estimate); with --state redis://, the ids learned from the other
+        # processes are a second map of the same bound
+        tb = GaugeMetricFamily("telfilter_table_bytes", "bytes held by the bounded tables that grow with "
+                               "traffic, by table", labels=["table"])
+        for name, n in pipe.state.memory_bytes().items():
+            tb.add_metric([f"state_{name}"], n)
+        ids = getattr(p, "msgid_account", None)
+        if ids is not None:
+            tb.add_metric(["message_ids"], ids.memory_bytes())      # (a pool's: its own ids only)
+            learned = getattr(ids, "learned", None)
+            if learned is not None:
+                tb.add_metric(["message_ids_learned"], learned.memory_bytes())
+        yield tb
         L = pipe.lists
         sizes = GaugeMetricFamily("telfilter_list_entries", "entries per list", labels=["list"])
         for name, n in (("dnc_sms", len(L.dnc_s)), ("dnc_voice", len(L.dnc_v)), ("senders", len(L.senders)),
