@@ -33,6 +33,15 @@ def run_cli(*args, input=None, check=False, env=None):
     return p
 
 
+@pytest.fixture(autouse=True)
+def fresh_disk_trouble(monkeypatch):
+    """Every test starts with no disk writer failing: the writers' state is process-wide (engine/disktrouble.py:
+    `/healthz` and the metrics read it), and a test of a failing disk (the verdict log's torn write) leaves one
+    failing for whatever in-process test comes next."""
+    from engine import disktrouble
+    monkeypatch.setattr(disktrouble, "_TROUBLE", {n: disktrouble.DiskTrouble(n) for n in disktrouble.WRITERS})
+
+
 @pytest.fixture
 def data_dir(tmp_path):
     d = tmp_path / "data"

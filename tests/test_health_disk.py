@@ -11,9 +11,8 @@ import signal
 import subprocess
 import sys
 
-from engine import disktrouble
 from engine.app import build
-from engine.disktrouble import DiskTrouble, trouble
+from engine.disktrouble import trouble
 from engine.metrics import Metrics
 from engine.smpp_proxy.harness import ProxyHarness
 
@@ -22,12 +21,6 @@ from .test_disk_trouble import _lines, _scrape
 from .test_metrics import _get
 from .test_serve import free_port, submit, wait_for, wait_ready
 from .test_smpp_proxy import pipe  # noqa: F401  (fixture)
-
-
-def fresh_disk_trouble(monkeypatch):
-    """No disk writer failing: the writers' state is process-wide (engine/disktrouble.py), and an earlier test in
-    this process may have left one failing (the verdict log's torn-write test does, depending on its thread)."""
-    monkeypatch.setattr(disktrouble, "_TROUBLE", {n: DiskTrouble(n) for n in disktrouble.WRITERS})
 
 
 def test_healthz_is_503_naming_the_writer_while_the_verdict_log_disk_is_full(tmp_path):
@@ -84,7 +77,6 @@ def test_a_failed_background_snapshot_is_a_failing_writer_until_one_works(pipe, 
     from engine.state.embedded import EmbeddedStore
     monkeypatch.setattr(embedded, "FLUSH_EVERY", 0.01)
     monkeypatch.setattr(embedded, "SNAPSHOT_EVERY", 0.05)
-    fresh_disk_trouble(monkeypatch)
     st = EmbeddedStore(tmp_path / "st")
     real, full = embedded.write_snapshot_tmp, [True]
 

@@ -6,13 +6,11 @@ from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from tests.test_health_disk import fresh_disk_trouble
 from tests.test_smpp_inline_safety import send_submit
 from tests.test_smpp_proxy import pipe, raw_session, wait  # noqa: F401  (pipe: fixture)
 
 
 def test_healthz_is_503_while_only_a_receiver_link_is_bound(pipe, monkeypatch):
-    fresh_disk_trouble(monkeypatch)         # /healthz names a failing disk writer too
     with ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(reconnect_min=0.05)) as h:
         sim, metrics = h.sim, Metrics(pipe, proxy=h.proxy)
         assert metrics.health() == (True, "ok")
