@@ -4,15 +4,10 @@ name the header a CSV must start with). tests/test_cli_examples.py parses every 
 from __future__ import annotations
 
 import argparse
+import shlex
 
 EXAMPLES = {
-    (): """examples (a first look on the shipped config and sample lists):
-  telfilter check --sender SHOPABC --recipient 0912345678 --text "[QC] Giam 30% cuoi tuan"
-  telfilter check --jsonl config/sample/messages.jsonl
-  telfilter config check /etc/telfilter
-  telfilter lists stats
-  telfilter serve --smsc 10.0.0.5:2775 --esme-accounts-file /etc/telfilter/esme.accounts
-  telfilter COMMAND --help""",
+    (): None,                           # built from the install's sample path (top_examples)
     ("check",): """examples:
   telfilter check --sender VNBANK --recipient 0912345678 --text "Ma OTP 482913" --time 2026-11-28T09:15:00+07:00
   telfilter check --jsonl msgs.jsonl --out verdicts.jsonl
@@ -39,11 +34,29 @@ formats (label spam or ham, or 1 / 0; optional columns kind and lang):
 }
 
 
+def top_examples() -> str:
+    # the sample's path as installed: `config/sample/...` exists only in a source checkout, so that example failed
+    # ("No such file or directory") for anyone who ran it after `pip install .`, from any other directory
+    from .config import shipped_config_dir
+    sample = shipped_config_dir() / "sample" / "messages.jsonl"
+    return f"""examples (a first look on the shipped config and sample lists):
+  telfilter check --sender SHOPABC --recipient 0912345678 --text "[QC] Giam 30% cuoi tuan"
+  telfilter check --jsonl {shlex.quote(str(sample))}
+  telfilter config check /etc/telfilter
+  telfilter lists stats
+  telfilter serve --smsc 10.0.0.5:2775 --esme-accounts-file /etc/telfilter/esme.accounts
+  telfilter COMMAND --help"""
+
+
 def lists_import_examples() -> str:
     from .lists.csvio import HEADERS
     return ("examples:\n  telfilter lists import dnc dnc.csv\n  telfilter lists import senders senders.csv --replace\n"
             "each file starts with its header row (UTF-8; see README, List CSV formats):\n"
             + "\n".join(f"  {kind:<10} {','.join(h)}" for kind, h in HEADERS.items()))
+
+
+# the examples built when the parser is: they name what only then is known (the install's paths, the loader's headers)
+_BUILT = {(): top_examples, ("lists", "import"): lists_import_examples}
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -65,5 +78,5 @@ def _find(ap: argparse.ArgumentParser, path: tuple) -> argparse.ArgumentParser:
 def add_examples(ap: argparse.ArgumentParser) -> None:
     for path, text in EXAMPLES.items():
         p = _find(ap, path)
-        p.epilog = text if text is not None else lists_import_examples()
+        p.epilog = text if text is not None else _BUILT[path]()
         p.formatter_class = _Formatter
