@@ -74,9 +74,16 @@ def _toml(v) -> str:
     return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
 
 
+def shipped_rules() -> Path:
+    # as the engine finds its shipped config: `config/` beside this package exists in a checkout only; installed
+    # (`pip install .`), the pack is engine/shipped_config/rules and the run stopped "rules directory does not exist"
+    from engine.config import shipped_config_dir
+    return shipped_config_dir() / "rules"
+
+
 def generate(out: Path, n: int, kinds=KINDS, seed: int = 1, shipped: Path | None = None) -> Path:
     """The shipped rules plus n generated rules of each kind, one file per kind (each under the 4 MiB file cap)."""
-    shutil.copytree(shipped or Path(__file__).resolve().parent.parent / "config" / "rules", out)
+    shutil.copytree(shipped or shipped_rules(), out)
     rng = random.Random(seed)
     for kind in kinds:
         chunk, lines = 0, []
@@ -140,8 +147,7 @@ def main(argv=None) -> int:
         sets = [("shipped", 0, None)] + [(f"+{n} each", n, k) for n in map(int, a.sizes.split(",")) for k in [kinds]]
         out = []
         for name, n, ks in sets:
-            d = generate(td / f"rules{n}", n, ks, a.seed) if n else \
-                Path(__file__).resolve().parent.parent / "config" / "rules"
+            d = generate(td / f"rules{n}", n, ks, a.seed) if n else shipped_rules()
             out.append({"set": name, **measure(d, objs, td / "data")})
     print(json.dumps({"n": a.n, "kinds": kinds, "sets": out}, indent=1))
     return 0

@@ -47,6 +47,25 @@ def test_rules_scale_runs(capsys):
     assert out["sets"][1]["rules"] == out["sets"][0]["rules"] + 3 * 5
 
 
+def test_rules_scale_runs_where_the_benchmarks_package_has_no_config_beside_it(tmp_path):
+    # installed (`pip install .`), benchmarks/ sits in site-packages and the shipped pack is engine/shipped_config:
+    # `python -m benchmarks.rules_scale` looked for config/rules beside the package and stopped with a traceback
+    # ("rules directory does not exist"; found by running the README's commands from a pip install)
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    site = tmp_path / "site"        # as in site-packages: benchmarks/ and engine/ side by side, no config/
+    shutil.copytree(root / "benchmarks", site / "benchmarks", ignore=shutil.ignore_patterns("results", "__pycache__"))
+    (site / "engine").symlink_to(root / "engine")
+    p = subprocess.run([sys.executable, "-m", "benchmarks.rules_scale", "--sizes", "3", "--n", "60"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(site)))
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+
+
 def test_smpp_instr_runs_the_proxy_in_process_and_counts_every_answer(tmp_path):
     # (without --callgrind: the same process, the same PDUs; the figure itself is measured in benchmarks/)
     import json
