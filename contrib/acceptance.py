@@ -318,4 +318,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit(0)
+    if sys.argv[1:]:
+        print(f"usage: {sys.argv[0]} [--help]   (no arguments: runs every check)", file=sys.stderr)
+        sys.exit(2)
     sys.exit(main())

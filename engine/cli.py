@@ -291,7 +291,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the ~2-minute run (smaller loads, fewer repeats); without "
                    "it the full run, ≤ 20 minutes, which installs Kamailio with apt-get when it is missing "
                    "(redis-server too, either run)")
-    p.add_argument("--out", help="results directory")
+    p.add_argument("--out", help="results directory (default: benchmarks/results/<timestamp> beside the installed "
+                   "benchmarks package)")
     p.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
                    help="leave this step out (repeatable)")
     from .cli_examples import add_examples

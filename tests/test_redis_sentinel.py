@@ -88,6 +88,17 @@ def test_config_check_asks_the_sentinels(ha):
     assert errors == [] and any("1 of 4 sentinels did not answer" in w for w in warnings), warnings
 
 
+def test_no_sentinel_answering_is_said_in_a_line():
+    """redis-py's MasterNotFoundError carries every sentinel client's repr (~1 KB each): it was written whole into
+    config check's warning and every outage line of a running serve (the store's, the streams', the pool's)."""
+    a, b = ports_in(29000, 29999, 2)
+    url = f"redis+sentinel://127.0.0.1:{a},127.0.0.1:{b}/svc?timeout=0.2"
+    errors, warnings, _ = check_url(url)
+    assert errors == [] and len(warnings) == 1, (errors, warnings)
+    assert f"No master found for 'svc': sentinels 127.0.0.1:{a}, 127.0.0.1:{b} unreachable" in warnings[0]
+    assert "redis.asyncio" not in warnings[0] and len(warnings[0]) < 400, warnings[0]
+
+
 def test_sentinels_requiring_a_password(tmp_path):
     """The sentinels' own password (sentinel.conf requirepass) is sentinel_password, apart from the data nodes'; a
     missing or wrong one is a start-up error naming it, never shown."""

@@ -22,6 +22,7 @@ the URL's USER:PASSWORD.
 from __future__ import annotations
 
 import asyncio
+import re
 
 from .url import connection
 
@@ -32,7 +33,7 @@ def open_client(cfg: dict, **kw):
     import redis.asyncio as aioredis
     if not cfg.get("sentinels"):
         return aioredis.Redis(**connection(cfg), **kw)
-    from redis.asyncio.sentinel import Sentinel
+    from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 
     class Primary(aioredis.Redis):
         sentinel = None
@@ -42,11 +43,31 @@ def open_client(cfg: dict, **kw):
             if self.sentinel is not None:
                 await self.sentinel.aclose()
 
-    s = Sentinel(cfg["sentinels"], sentinel_kwargs=sentinel_kwargs(cfg))
+    class Sentinels(Sentinel):
+        async def discover_master(self, service_name: str):
+            try:
+                return await super().discover_master(service_name)
+            except MasterNotFoundError as e:
+                raise MasterNotFoundError(_not_found_why(service_name, cfg["sentinels"], str(e))) from None
+
+    s = Sentinels(cfg["sentinels"], sentinel_kwargs=sentinel_kwargs(cfg))
     c = s.master_for(cfg["service"], redis_class=Primary, db=cfg["db"], username=cfg["username"],
                      password=cfg["password"], **kw)
     c.sentinel = s
     return c
+
+
+def _not_found_why(service: str, sentinels, said: str) -> str:
+    """redis-py's MasterNotFoundError, said in a line: its message holds the repr of every sentinel's client (~1 KB
+    each, written into every outage line: the store's, the streams', the pool's) before each one's error."""
+    errors = re.findall(r" - ([\w:.]+(?:\(.{0,200}?\))?)(?:, <|$)", said)
+    where = ", ".join(f"{h}:{p}" for h, p in sentinels)
+    if errors:
+        return (f"No master found for {service!r}: sentinels {where} unreachable ({'; '.join(errors)})"
+                if len(errors) == len(sentinels) else
+                f"No master found for {service!r}: asked {where}; {len(errors)} unreachable ({'; '.join(errors)}), "
+                "the others name no primary that is up")
+    return f"No master found for {service!r}: sentinels {where} name no primary that is up (a failover under way?)"
 
 
 def sentinel_kwargs(cfg: dict) -> dict:
