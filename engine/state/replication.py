@@ -30,6 +30,7 @@ acceptance bound is 1 s). The stream is capped at ~MAXLEN entries (XADD MAXLEN ~
 that was down longer than that finds its id trimmed and says so (re-import the list). A failover
 that lost the stream's last entries after this node read them leaves its id past the new primary's
 stream: found when XREAD finds nothing, it reads on from the newest entry both have (`_rejoin`).
+The follower (catch_up, follow, _rejoin, applying entries) is in stream_follower.py; this file publishes.
 
 5656 spam reports (`S <number> …`, `V <number> …`, `FW …`) travel the same way, as one entry
 each: every process adds them to its report index (distinct reporters: idempotent) and other
@@ -68,21 +69,15 @@ import time
 from collections import deque
 from pathlib import Path
 
-import msgpack
-
 from .dncchanges import Changes
 from .unpublished import _Unpublished
 from .sentinel import open_client
+from .stream_follower import BLOCK_MS, CHUNK, RECENT, STREAM, _Follower
 from .url import parse_url
 
 log = logging.getLogger("telfilter")
 
-STREAM = "tf:dnc"
 MAXLEN = 1_000_000          # entries kept in the stream (~, Redis trims in whole nodes)
-RECENT = 1000               # (id, publisher's time) of the last entries applied: the last one a failed-over stream
-                            # still has is where this node reads on (_rejoin); ~100 KB
-BLOCK_MS = 1000
-CHUNK = 10_000              # numbers per stream entry
 MAX_PENDING_REPORTS = 100_000   # 5656 reports waiting to be published (a few hundred bytes each)
 
 
@@ -103,7 +98,7 @@ def node_id(data_dir: Path) -> str:
         return p.read_text().strip()
 
 
-class DncReplicator(_Unpublished):
+class DncReplicator(_Unpublished, _Follower):
     def __init__(self, url: str, pipe, writer: bool = True, client=None, reader=None):
         cfg = parse_url(url)
         # (through Sentinel each follows a failover: sentinel.py; a publication that meets the demoted primary fails
@@ -245,146 +240,6 @@ class DncReplicator(_Unpublished):
                       "published; retrying)", what, self.url, type(e).__name__, e, self.pending(),
                       len(self.out_reports))
 
-    # ------------------------------------------------------------ following
-    async def catch_up(self, timeout: float = 5.0) -> int:
-        """Apply what was added to the stream while this node was down (before it listens)."""
-        n = 0
-        try:
-            async def read_all():
-                nonlocal n
-                await self._check_trimmed()
-                while True:
-                    got = await self.redis.xrange(STREAM, min=_after(self.last_id), count=CHUNK // 10)
-                    if not got:
-                        return
-                    n += self._apply(got)
-            await asyncio.wait_for(read_all(), timeout)
-        except Exception as e:
-            self._error("catch-up", e)
-        if n:
-            log.info("DNC replication: caught up %d stream entries (last id %s)", n, self.last_id)
-        return n
-
-    async def _check_trimmed(self) -> None:
-        if self.last_id == "0":
-            return
-        first = await self.redis.xrange(STREAM, count=1)
-        if first and _id_key(first[0][0].decode()) > _id_key(self.last_id):
-            log.error("DNC replication: entries after %s were trimmed from %s (this node was down too long): "
-                      "changes made elsewhere in that time may be missing here; re-import the DNC list",
-                      self.last_id, STREAM)
-
-    async def follow(self) -> None:
-        """Apply every new stream entry as it comes (cancelled on stop)."""
-        backoff = 0.1
-        while True:
-            try:
-                got = await self.reader.xread({STREAM: self.last_id}, count=200, block=BLOCK_MS)
-                backoff = 0.1
-                if not got:                 # (idle, or past the stream's end: one XREVRANGE a BLOCK_MS while idle)
-                    await self._rejoin()
-                for _name, entries in got or ():
-                    for e in entries:       # one entry (<= CHUNK numbers, one fsync) per loop turn:
-                        self._apply([e])    # a large import elsewhere never stalls judging here
-                        await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self._error("follow", e)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-
-    async def _rejoin(self) -> None:
-        """A failover lost the old primary's last entries (asynchronous replication) after this node applied them:
-        its last id is past the new primary's stream, and the entries added there get ids below it when the new
-        primary's clock is behind the old one's (or in the same millisecond), so XREAD after it would skip them for
-        good (a DNC registration never reaching this node). Found past the end, the follower reads on after the
-        newest entry it applied that the stream still has (the same id and publisher's time: the entries both had),
-        or, none among the stream's last RECENT, from those RECENT on (applying is idempotent). The changes of the
-        lost entries stay in force here, as on the nodes that read them; the others never see them."""
-        if self.last_id == "0":
-            return
-        newest = await self.reader.xrevrange(STREAM, count=1)     # (trimmed from its start only: its end stays)
-        top = newest[0][0].decode() if newest else "0-0"         # (none: the new primary has no stream at all)
-        if _id_key(top) >= _id_key(self.last_id):
-            return
-        known, at, n, below = set(self._recent), None, 0, "+"
-        while at is None and n < RECENT:   # newest first, a page at a time (an entry holds up to CHUNK numbers)
-            got = await self.reader.xrevrange(STREAM, max=below, count=20)
-            for eid, fields in got:
-                if (eid, fields.get(b"t")) in known:
-                    at = eid.decode()
-                    break
-            n += len(got)
-            if len(got) < 20:
-                break
-            below = "(" + got[-1][0].decode()
-        if at is None:      # not among the last RECENT: those read again; a shorter stream: all of it
-            at = _before(below[1:]) if n >= RECENT else "0"
-        self.stats["rejoined"] += 1
-        log.warning("DNC replication: this node read %s past the end of %s (%s): a failover lost the entries after "
-                    "%s; reading on from there (changes of the lost entries are in force on the nodes that read "
-                    "them only)", self.last_id, STREAM, top, at)
-        self.last_id = at
-
-    def _apply(self, entries) -> int:
-        """Apply stream entries in order; the writer journals them in the same order. An own change that
-        was journalled when it was made ("j") is journalled again as it comes back, so the journal ends
-        in the stream's order even when another node's change to the same number was journalled in
-        between (replayed after a restart, add-then-remove and remove-then-add must not swap). The id
-        of the last entry moves on only once its changes are journalled: an entry whose journal write
-        fails is read again."""
-        L = self.pipe.lists
-        journal = []
-        now = time.time()
-        last = self.last_id
-        for eid, fields in entries:
-            own = fields.get(b"node", b"").decode() == self.node
-            if b"r" in fields:
-                self._apply_report(fields[b"r"], own)
-            again = not own or fields.get(b"j") == b"1"
-            for op, ch, nums in msgpack.unpackb(fields[b"d"]) if b"d" in fields else ():
-                f = L.add_dnc if op == "add" else L.remove_dnc
-                for x in nums:
-                    f(x, ch)
-                    if again:
-                        journal.append((op, x, ch))
-            self.stats["applied_own" if own else "applied_remote"] += 1
-            try:
-                self.stats["delay_ms_last"] = round((now - float(fields[b"t"])) * 1000, 3)
-            except (KeyError, ValueError):
-                pass
-            last = eid.decode() if isinstance(eid, bytes) else eid
-            self._recent.append((eid if isinstance(eid, bytes) else eid.encode(), fields.get(b"t")))
-        if self.writer:
-            if journal:
-                self.pipe.store.append_replicated(journal)
-            tmp = self.id_path.with_name("dnc.stream-id.tmp")
-            tmp.write_text(last + "\n")
-            os.replace(tmp, self.id_path)
-        self.last_id = last
-        return len(entries)
-
-    def _apply_report(self, raw: bytes, own: bool) -> None:
-        """A 5656 spam report taken by some node: into this process's index (idempotent per
-        reporter) and, from another node, into this data dir's reports.jsonl (so the index
-        rebuilt on start and the regulator's report see it)."""
-        from datetime import datetime
-
-        from ..numbers import normalise_number
-        try:
-            rec = json.loads(raw)
-            if not own and self.writer:
-                self.pipe.reports.inner.append(rec)
-            if rec.get("kind") in ("S", "V") and rec.get("reported"):
-                n = normalise_number(str(rec["reported"]))
-                ts = datetime.fromisoformat(rec["time"].replace("Z", "+00:00")).timestamp()
-                if n is not None:
-                    self.pipe.state.reports.add(n, str(rec.get("reporter")), ts)
-            self.stats["reports_applied"] += 1
-        except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
-            log.error("DNC replication: a replicated 5656 report was not applied: %s", e)
-
     async def close(self) -> None:
         """Publish what waits (2 s at most); what is still unpublished then (Redis away) is saved in the data dir
         and published by the next start (`load_unpublished`): a confirmed change is never lost to the others."""
@@ -427,18 +282,3 @@ class PublishingReports:
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
-
-
-def _id_key(i: str) -> tuple:
-    a, _, b = i.partition("-")
-    return int(a), int(b or 0)
-
-
-def _before(i: str) -> str:
-    """The id just below `i` (XREAD reads after an id: from `i` itself)."""
-    a, b = _id_key(i)
-    return f"{a}-{b - 1}" if b else f"{a - 1}-{2 ** 64 - 1}"
-
-
-def _after(i: str) -> str:
-    return "-" if i == "0" else "(" + i
