@@ -41,7 +41,8 @@ Unreachable server: every call is bounded (`timeout`, default 0.5 s), a failure 
 (`redis+sentinel://…`, engine/state/sentinel.py) a failover is such an outage, and the next call goes to the
 primary the sentinels name.
 
-Keys and values: engine/state/redis_script.py; ops and the mirror: engine/state/redis_counters.py.
+Keys and values: engine/state/redis_script.py; ops and the mirror: engine/state/redis_counters.py; step 4's
+verdict: engine/state/redis_enforce.py.
 One batch names keys in many hash slots, so this is one Redis (or Valkey) primary, with
 replicas/Sentinel for availability; on Redis Cluster each key is a slot of its own and a batch
 would have to be split per slot (not built: the script needs all of a message's keys on one node).
@@ -63,10 +64,10 @@ import msgpack
 
 from ..rules.counters import MemoryCounters
 from ..rules.slots import value_fp
-from ..verdict import Action, Hit, Verdict, decide
 from .embedded import StateError
 from .events import SharedEvents
 from .redis_counters import AT, SharedCounters, _Op, _drop_rule
+from .redis_enforce import _Enforcement
 from .redis_outage import BACKOFF_MIN, CATCH_UP, Outage, _safely
 from .redis_script import LUA, TTL_SLACK, counter_key
 from .sentinel import demoted, not_found, open_client
@@ -92,9 +93,10 @@ def _not_sent(e: Exception) -> bool:
     return isinstance(e, ConnectionRefusedError) or "connecting to" in str(e) or not_found(e) or demoted(e)
 
 
-class RedisStore(Outage):
+class RedisStore(Outage, _Enforcement):
     """`serve --state redis://…`: counters shared through one Redis/Valkey server (see above; failures and the
-    counts taken while the server was away: Outage, redis_outage.py)."""
+    counts taken while the server was away: Outage, redis_outage.py; the verdict the server's counts give:
+    _Enforcement, redis_enforce.py)."""
 
     shared = True
 
@@ -220,14 +222,6 @@ class RedisStore(Outage):
         # not at the next message, perhaps minutes later)
         return bool(self._removes_waiting or self._commits_waiting or self._unsettled) or any(r.out for r in self.riders)
 
-    def _enforce_map(self, pipe) -> dict:
-        """symbol -> rule, for rules whose forced action is drop (their caps are enforced)."""
-        rules = pipe.rules
-        if self._rules_id is not rules:
-            self._rules_id = rules
-            self._enforcing = {r.symbol: r for r in rules.rules}
-        return self._enforcing
-
     async def _send(self, batch: list) -> None:
         try:
             if self._unsettled:
@@ -331,36 +325,6 @@ class RedisStore(Outage):
             log.error("state: Redis %s lost its keys (restarted without persistence, flushed or evicted: the mark "
                       "tf:keyspace is gone): every shared count made before is gone, caps start again from zero "
                       "on the server (each process's own confirmed counts still hold in it)", self.cfg["url"])
-
-    def _finish(self, pipe, v, ops, counts, then, committed=True) -> None:
-        rules = self._enforce_map(pipe)
-        have = {h.symbol for h in v.hits}
-        extra = []
-        for op, n in zip(ops, counts):
-            if not op.over(n):
-                continue
-            sym = op.ns.split("|", 1)[0]
-            rule = rules.get(sym)
-            if rule is None or sym in have or rule.action not in (Action.DROP, Action.TAG):
-                continue
-            have.add(sym)
-            _, spec, window, _d = (op.ns.split("|") + ["", "", ""])[:4]
-            what = "distinct values" if op.distinct is True else "messages"
-            shown = n if op.distinct is True else n + 1
-            extra.append(Hit(rule.symbol, rule.score,
-                             f"{shown} {what} per {spec} within {window} (limit {op.limit}; shared state)",
-                             rule.source, rule.action, rule.smpp_status, rule.sip_code))
-        if extra:
-            self.stats["converted"] += 1
-            charged = v.charged
-            v = decide(list(v.hits) + extra, pipe.rules.tag_threshold, pipe.rules.drop_threshold)
-            if charged and committed:
-                v = Verdict(v.action, v.score, v.hits, charged)
-                if v.action is Action.DROP:     # committed on the server, then dropped (tag scores): not sent
-                    # (just committed: none of its counts is out of its window; a count at delivery may be
-                    # stamped ahead of the others)
-                    pipe.refund(v, min(c[2] for c in charged))
-        then(v)
 
     @property
     def busy(self) -> bool:
