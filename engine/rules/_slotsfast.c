@@ -152,7 +152,7 @@ static int t_migrate(T *t, long long now)
         if (set_attr(t->o, s_old, Py_None) < 0) return -1;
         t->has_old = 0;
         t->old_left = 0;
-    } else if (released - c > (1 << 14)) {      /* slots.py _CUT */
+    } else if (released - c > (1 << 14)) {      /* slotgrowth.py _CUT */
         PyObject *cc = PyLong_FromSsize_t(c);
         if (!cc) return -1;
         int r = t_step(t, s_give_back, cc);

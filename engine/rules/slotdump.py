@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .flatmem import copy, reserve_rows, room
-from .slots import _Old
+from .slotgrowth import _Old
 
 
 def dump(t, views: bool = False) -> list:
