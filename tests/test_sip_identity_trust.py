@@ -17,7 +17,7 @@ from engine.sip_screen.codec import parse_datagram
 from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.live_settings import apply_sip_settings
-from engine.sip_screen.screening import _caller
+from engine.sip_screen.identity import _caller
 from engine.sip_screen.server import SipSettings
 from engine.sip_screen.settings import load_sip_settings
 

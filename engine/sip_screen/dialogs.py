@@ -6,7 +6,7 @@ An entry is (caller, answer time or None while the call waits for its 200 -- on 
 `call_ticks`, not the wall clock: a step of the wall clock (NTP, `date -s`) during a call made its duration
 -3570 s (read as 0 s, a short call) after a step back of 1 h and a day longer after a step forward (found by the
 clock-step probe) -- the dialog's parties digest
-(screening.dialog_parties), the address the INVITE was sent to, the caller's side digest (screening.caller_side),
+(identity.dialog_parties), the address the INVITE was sent to, the caller's side digest (identity.caller_side),
 the answering 200's To tag digest or None): a re-INVITE passes in the dialog the 200 made -- that tag in the
 caller's To with the caller's side as it was, or in the callee's From when it comes from where the call's answer is
 believed (RFC 4916: the callee's identity may change in the dialog) -- or between the same parties; a BYE ends an
@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 from .responses import same_host
 from .recent import digest
-from .screening import caller_side, dialog_parties
+from .identity import caller_side, dialog_parties
 
 
 def wall_clock() -> datetime:

@@ -129,7 +129,7 @@ class Responses:
                 # answered: the call starts, and its entry leaves the tier forgotten first (promoted) where it
                 # waited since its INVITE (screening._screen), so no INVITE pushes it out of the bound
                 tag = to_tag()
-                # (ent[4]: the caller's side, screening.caller_side; last: the digest of the 200's To tag)
+                # (ent[4]: the caller's side, identity.caller_side; last: the digest of the 200's To tag)
                 self.answered.promote(k, (ent[0], self.call_ticks(), ent[2], ent[3], ent[4] if len(ent) > 4 else None,
                                           digest(tag) if tag else None))
             elif code in RETRY_FINALS or code[0] in "35":

@@ -1,4 +1,4 @@
-"""Screening an initial INVITE: the caller and callee taken from the request, the pipeline's
+"""Screening an initial INVITE: the caller and callee taken from the request (identity.py), the pipeline's
 verdict, and what a verdict does to the call (603/608 with the symbols, or a tag header).
 
 The verdict log is written after the verdict is taken, inside its own try: a log that cannot
@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 from ..numbers import normalise_number
 from ..verdict import Action, Call
-from .codec import SipParseError, make_response, parse_name_addr, parse_uri
+from .codec import make_response, parse_name_addr
+from .identity import ASSERTING, _callee, _caller, caller_side, dialog_parties
 from .recent import digest
 from .sources import SourceFilter
 
@@ -28,7 +29,6 @@ MAX_CALLER = 128                # a longer caller is no number a call duration i
 PENDING = "pending"             # the call is being judged (a shared state store confirming its counters)
 MAX_WAITING = 1_024             # INVITEs (all calls together) waiting for another on their key to be judged
 MAX_WAIT = 32.0                 # seconds an INVITE may wait for verdicts (64*T1, Timer B: its caller has given up)
-ASSERTING = ("p-asserted-identity", "remote-party-id", "p-preferred-identity")    # read from a trusted peer only
 
 
 class Decision(NamedTuple):
@@ -46,23 +46,6 @@ BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITIN
 RETRY_AFTER = 1                                          # seconds, in BUSY's answer
 
 
-def dialog_parties(msg, frm, to, from_user=None) -> int:
-    """A fixed-size key of the dialog an INVITE opens, seen from its caller: its From tag, the From user and the
-    To user. A re-INVITE from the caller has the same key; one from the callee has it with From and To
-    swapped (`dialog_parties(msg, to, frm)`). `from_user`: `_user_of(msg, frm or "")` when the caller has it."""
-    if from_user is None:
-        from_user = _user_of(msg, frm or "")
-    return digest(msg.tag_in(frm), from_user, _user_of(msg, to or ""))
-
-
-def caller_side(msg, frm, from_user=None) -> int:
-    """A fixed-size key of the caller's side of the dialog an INVITE opens: its From tag and From user, which the
-    callee's answer and RFC 4916 leave as they are (the caller's From in its re-INVITEs, its To in the callee's)."""
-    if from_user is None:
-        from_user = _user_of(msg, frm or "")
-    return digest(msg.tag_in(frm), from_user)
-
-
 def _loggable(s):
     """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
     surrogates by the codec) become \\xNN escapes."""
@@ -75,104 +58,6 @@ def _loggable(s):
         return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _user_of(msg, v: str) -> str:
-    """The user part of the URI in a From / To / P-Asserted-Identity value ('' if it does not parse)."""
-    try:
-        return parse_uri(msg.name_addr(v).uri).user
-    except SipParseError:
-        return ""
-
-
-def _callee(msg, first) -> str:
-    """The number (URI user) an initial INVITE calls: its Request-URI's, else its To's."""
-    try:
-        callee = (msg.ruri or parse_uri(msg.uri)).user
-    except SipParseError:
-        callee = ""
-    return callee or _user_of(msg, first.get("to") or "")
-
-
-def _asserted(msg, pai) -> str:
-    """The caller a P-Asserted-Identity asserts: its tel identity when it has one (RFC 3325 §9.1 allows a sip and
-    a tel identity, in one header or two, in either order: the number is what the caps count), else the first."""
-    values = [x.strip() for v in pai for x in _split_pai(v)]
-    for v in values:
-        if "tel:" in v.lower():
-            user = _user_of(msg, v)
-            if user and normalise_number(user) is not None:
-                return user
-    for v in values:
-        user = _user_of(msg, v)
-        if user and normalise_number(user) is not None:
-            return user
-    return _user_of(msg, values[0]) if values else ""
-
-
-def _calling_party(msg, rpid) -> str:
-    """The number a Remote-Party-ID names as the calling party (draft-ietf-sip-privacy-04 §6: `party=calling`, or
-    no party, which means calling), or ''. Its `privacy=full` hides the number from the callee, not from us."""
-    for v in rpid:
-        for x in _split_pai(v):
-            try:
-                na = msg.name_addr(x.strip())
-                if na.params.get("party", "calling").lower() != "calling":
-                    continue
-                user = parse_uri(na.uri).user
-            except SipParseError:
-                continue
-            if user and normalise_number(user) is not None:
-                return user
-    return ""
-
-
-def _caller(msg, first, trusted=True) -> tuple:
-    """(the caller an initial INVITE is judged as, its From user or None when not read): the first identity that is
-    a number, in the order they are believed -- P-Asserted-Identity (_asserted), From, Remote-Party-ID's calling
-    party (the asserted identity where trunks send that instead, behind an anonymous From), P-Preferred-Identity
-    (what the caller's UA asks to be asserted, RFC 3325 §9.2). An identity that is no number ('anonymous', RFC 3323
-    §4.1.1.3) asserts nothing to judge: it never hides a number written in another (an advertiser's registered
-    number in From beside `P-Asserted-Identity: <sip:anonymous@anonymous.invalid>` rang a DNC callee), and no header
-    but P-Asserted-Identity is read before a From that is a number (a Remote-Party-ID the caller adds would
-    otherwise hide its From). No number anywhere: as before, the asserted user, else the From user.
-    `trusted`: whether the INVITE's previous hop is in trusted_identity_networks; if not, only From is read (RFC 3325
-    §5: an identity is asserted only inside a trust domain; a caller sending straight to the screen with a clean
-    number in P-Asserted-Identity dodged its blacklisted From, or borrowed an advertiser's registered number)."""
-    if not trusted:
-        from_user = _user_of(msg, first.get("from") or "")
-        return from_user, from_user
-    pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
-    asserted = _asserted(msg, pai)
-    if asserted and normalise_number(asserted) is not None:
-        return asserted, None
-    from_user = _user_of(msg, first.get("from") or "")
-    if from_user and normalise_number(from_user) is not None:
-        return from_user, from_user
-    if "remote-party-id" in first:
-        rpid = _calling_party(msg, msg.values("remote-party-id"))
-        if rpid:
-            return rpid, from_user
-    if "p-preferred-identity" in first:
-        ppi = _asserted(msg, msg.values("p-preferred-identity"))
-        if ppi and normalise_number(ppi) is not None:
-            return ppi, from_user
-    return asserted or from_user, from_user
-
-
-def _split_pai(v: str) -> list:
-    """A P-Asserted-Identity value's name-addrs ('<a>, <b>'): split at commas outside <> and quotes."""
-    out, depth, quoted, start = [], 0, False, 0
-    for i, c in enumerate(v):
-        if c == '"':
-            quoted = not quoted
-        elif not quoted and c == "<":
-            depth += 1
-        elif not quoted and c == ">":
-            depth -= 1
-        elif not quoted and depth == 0 and c == ",":
-            out.append(v[start:i])
-            start = i + 1
-    out.append(v[start:])
-    return [x for x in out if x.strip()]
 
 
 def _verdict_key(msg, first, called) -> int:
@@ -379,7 +264,7 @@ class Screening:
         # (an answered call on this Call-ID keeps its entry: another INVITE on it must not erase its duration)
         if len(caller) <= MAX_CALLER and (ent is None or ent[1] is None):
             # (caller, answer time, the dialog's parties: its From tag and the From and To users, which a
-            # re-INVITE from either side must carry -- screening.dialog_parties --, the address the INVITE
+            # re-INVITE from either side must carry -- identity.dialog_parties --, the address the INVITE
             # is sent to: only its answer counts, responses._invite_final; set when it leaves; the caller's
             # side, caller_side, which a re-INVITE in the dialog the 200 made keeps whatever else changed). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that

@@ -26,7 +26,7 @@ class SipSettings:
     answer_networks: list = field(default_factory=list)
     # RFC 3325 §5 (Spec(T)): the previous hops whose P-Asserted-Identity, Remote-Party-ID and P-Preferred-Identity
     # are believed (the INVITE's source address; over TCP its connection's peer). From any other, the caller is
-    # From only (screening._caller). The default trusts every peer, as before the setting existed
+    # From only (identity._caller). The default trusts every peer, as before the setting existed
     trusted_identity_networks: list = field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
     # the source addresses SIP is taken from at all (sources.py): previous hops of requests, and next hops, whose
     # responses come back from them; a datagram from elsewhere is dropped unread, a TCP connection closed at
