@@ -17,7 +17,8 @@ from engine.verdict import Action
 from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
-from engine.sip_screen.transport import Pump, TcpConnection, make_pump
+from engine.sip_screen.tcp import TcpConnection
+from engine.sip_screen.transport import Pump, make_pump
 
 from .sip_helpers import UAC, UAS, invite, offline_screen
 

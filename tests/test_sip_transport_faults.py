@@ -18,13 +18,14 @@ import pytest
 
 from engine.app import build
 from engine.lists import ListStore
-from engine.sip_screen import fastpath, transport
+from engine.sip_screen import fastpath, tcp
 from engine.sip_screen.codec import make_response, parse_datagram
 from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.live_settings import apply_sip_settings
 from engine.sip_screen.server import SipSettings
-from engine.sip_screen.transport import Pump, TcpConnection, make_pump
+from engine.sip_screen.tcp import TcpConnection
+from engine.sip_screen.transport import Pump, make_pump
 
 from .sip_helpers import UAC, UAS, invite, offline_screen
 
@@ -129,8 +130,8 @@ def test_tcp_work_is_bounded_per_loop_round_for_all_connections_together(pipe, m
     scr = offline_screen(pipe)
     assert (scr.s.batch_seconds, scr.s.batch_messages) == (0.005, 32)
     now = [0.0]
-    monkeypatch.setattr(transport, "perf_counter", lambda: now[0], raising=False)
-    monkeypatch.setattr(transport.time, "perf_counter", lambda: now[0])      # (as the old per-connection bound read it)
+    monkeypatch.setattr(tcp, "perf_counter", lambda: now[0], raising=False)
+    monkeypatch.setattr(tcp.time, "perf_counter", lambda: now[0])      # (as the old per-connection bound read it)
     handled = []
 
     def on_message(msg, tr, src, conn):
@@ -274,7 +275,7 @@ def test_a_tcp_peer_that_does_not_read_is_not_read_and_closed_when_it_stays_so(p
     answers is not read once WRITE_HIGH bytes wait for it (so what we queue for it stays bounded: it
     grew with what the peer sent, 500 MB in the probe), and is closed after WRITE_STALL seconds,
     counted as tcp_write_stalled; a peer that reads is served throughout."""
-    monkeypatch.setattr(transport, "WRITE_STALL", 1.0, raising=False)
+    monkeypatch.setattr(tcp, "WRITE_STALL", 1.0, raising=False)
     req = _requests_answered_by_the_screen()
     s = SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"])
     with SipHarness(pipe, s) as h:
@@ -299,7 +300,7 @@ def test_a_tcp_peer_that_does_not_read_is_not_read_and_closed_when_it_stays_so(p
             buffered.append(h.run(write_buffered, h.screen))
         # it stopped reading once its answers waited (what it read then is the kernel's buffers' worth)
         assert sent < len(data) and h.screen.stats["requests"] < 1000, (sent, h.screen.stats["requests"])
-        assert max(buffered) <= transport.WRITE_MAX
+        assert max(buffered) <= tcp.WRITE_MAX
         # it stays stalled (the peer reads nothing): closed within WRITE_STALL and the sweeper's second
         assert wait_for(lambda: h.screen.stats["tcp_write_stalled"] == 1 and not h.screen.tcp_conns)
         assert h.screen.stats["tcp_timed_out"] == 0             # not blamed on an unfinished message
@@ -323,8 +324,8 @@ def test_a_next_hop_that_does_not_read_is_closed_and_what_it_cannot_take_is_answ
     """Outbound alike: a TCP next hop that accepts our connection and never reads gets at most
     WRITE_MAX bytes queued; a forward that would go over is not written (tcp_write_dropped) and its
     caller hears 503 instead of silence; the connection is closed after WRITE_STALL seconds."""
-    monkeypatch.setattr(transport, "WRITE_STALL", 1.0, raising=False)
-    monkeypatch.setattr(transport, "WRITE_MAX", 128 * 1024, raising=False)
+    monkeypatch.setattr(tcp, "WRITE_STALL", 1.0, raising=False)
+    monkeypatch.setattr(tcp, "WRITE_MAX", 128 * 1024, raising=False)
     hop = tcp_hop(rcvbuf=4096)
     s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{hop.getsockname()[1]};transport=tcp",
                     allow_networks=["127.0.0.0/8"])
@@ -352,7 +353,7 @@ def test_a_next_hop_that_does_not_read_is_closed_and_what_it_cannot_take_is_answ
         assert dropped >= 5, h.screen.stats
         busy = [a for a in answers if a.status == 503]
         assert len(busy) == dropped and all("not reading" in a.get("warning") for a in busy)
-        assert 0 < h.run(write_buffered, h.screen) <= transport.WRITE_MAX
+        assert 0 < h.run(write_buffered, h.screen) <= tcp.WRITE_MAX
         assert wait_for(lambda: h.screen.stats["tcp_write_stalled"] == 1 and not h.screen.tcp_conns)
         conn.close()
         cli.close()
@@ -681,7 +682,7 @@ def test_a_next_hop_that_reads_slowly_is_not_closed_as_stalled(pipe, monkeypatch
     """Review: the stall clock restarted only when asyncio's buffer fell to its low-water mark; a hop reading
     all the time, slower than callers send, was closed. Progress now counts the kernel's send queue too."""
     import threading
-    monkeypatch.setattr(transport, "WRITE_STALL", 2.0)
+    monkeypatch.setattr(tcp, "WRITE_STALL", 2.0)
     hop = tcp_hop(rcvbuf=8192)
     s = SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{hop.getsockname()[1]};transport=tcp",
                     allow_networks=["127.0.0.0/8"])

@@ -2,7 +2,7 @@
 closed at accept (`tcp_source_refused`, sources.py), the others capped in total and per
 source address (`max_tcp_connections`, `max_tcp_per_source`), outbound ones in total and per destination
 host (`max_tcp_out_connections`, `max_tcp_out_per_host`), a sweeper that closes connections idle,
-holding an unfinished message or leaving our writes unread too long (transport.py TcpConnection.expired),
+holding an unfinished message or leaving our writes unread too long (tcp.py TcpConnection.expired),
 and the UDP datagrams the kernel dropped for a full receive buffer, counted as `overload_dropped`.
 
 Outbound connections (theory of operation): the screen opens one per (host, port) a message must go to
@@ -39,7 +39,8 @@ from itertools import islice
 
 from .recent import digest
 from .sources import SourceFilter
-from .transport import WRITE_STALLED, UdpEndpoint
+from .tcp import WRITE_STALLED
+from .transport import UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
 TCP_OUT_IDLE = 32.0             # seconds unused before an outbound connection may be closed for a new one (64*T1)

@@ -35,7 +35,7 @@ import time
 from .codec import make_response
 from .recent import digest
 from .responses import _to_tag_of, same_host  # noqa: F401  (re-exported: the old home, tests import them from here)
-from .transport import WRITE_MAX, TcpConnection
+from .tcp import WRITE_MAX, TcpConnection
 
 log = logging.getLogger("telfilter.sip")
 UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport

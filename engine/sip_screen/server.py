@@ -14,7 +14,7 @@ fastpath.py (responses and in-dialog requests as byte edits), proxying.py (a req
 Max-Forwards, branch, loop check and destination), screening.py (the verdict), bounds.py
 (what one peer may cost: TCP caps, the sweeper),
 forwarding.py (sending, 503 on failure), responses.py (relayed and our own
-responses, which final answers a call), transport.py (UDP rounds, TCP bounds), _sippump.h
+responses, which final answers a call), transport.py (UDP rounds), tcp.py (TCP rounds, bounds), _sippump.h
 (the C pump that reads the UDP socket and relays what the fast path proves plain without
 entering Python; INVITEs and the rest reach `on_datagram` below). Where a request goes (§16.6 step 6-7, RFC
 3263): the top Route, else -- for an initial request only -- the configured next hop, else
@@ -54,7 +54,8 @@ from .shares import HOLD, SourceShares
 from .sources import SourceFilter
 from .bounds import TransportBounds
 from .dialogs import Dialogs, wall_clock
-from .transport import TcpConnection, TcpRounds, UdpEndpoint
+from .tcp import TcpConnection, TcpRounds
+from .transport import UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
 ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
@@ -80,7 +81,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.tcp_server = None
         self.tcp_conns: dict = {}
         self.tcp_ids: dict = {}                             # TcpConnection.id -> connection, while it is open
-        self.tcp_rounds = TcpRounds(self)                   # the one scheduler of TCP work (transport.py)
+        self.tcp_rounds = TcpRounds(self)                   # the one scheduler of TCP work (tcp.py)
         # (host, port) -> [(bytes, on_fail)] waiting for the one connect under way to that
         # destination: each list ends within TCP_CONNECT seconds and holds at most TCP_QUEUE
         self.tcp_connecting: dict = {}

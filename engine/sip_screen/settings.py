@@ -46,7 +46,7 @@ class SipSettings:
     # least recently used idle one is closed, else the request is answered 503 (bounds.py)
     max_tcp_out_connections: int = 1000     # outbound TCP connections in all
     max_tcp_out_per_host: int = 50          # outbound TCP connections to one IP address (any port)
-    # fairness with the SMPP proxy on the same event loop (transport.py: TcpRounds): per loop round, at
+    # fairness with the SMPP proxy on the same event loop (tcp.py: TcpRounds): per loop round, at
     # most batch_messages messages of one TCP connection, and batch_seconds of TCP work for all the
     # connections together (UDP: a batch of datagrams per round, see transport.py)
     batch_messages: int = 32

@@ -1,5 +1,5 @@
-"""UDP and TCP transports of the SIP screen: bytes in, `SipScreen.on_datagram` /
-`on_message` out, with the bounds an inline element needs.
+"""The UDP transport of the SIP screen (TCP: tcp.py): bytes in, `SipScreen.on_datagram` out, with the
+bounds an inline element needs.
 
 Theory of operation: the SIP screen shares its event loop with the SMPP proxy, so no burst of
 SIP traffic may hold the loop. The UDP socket is our own non-blocking socket watched by a
@@ -16,46 +16,16 @@ buffer is the only queue (sized for `queue_datagrams` datagrams, within the kern
 read from /proc/net/udp and counted as `overload_dropped`. Answers and forwards are sent with
 one sendto(2) on the same socket. Compared with asyncio's DatagramProtocol this spares a
 Python callback, a queue append and a scheduled callback per datagram (issue #9).
-TCP work is bounded per loop round for all connections together, not per connection (with N
-connections a per-connection bound is N times it): `TcpRounds` is the one scheduler. A connection
-whose bytes arrive while no other waits and the round has budget left is handled at once (at the
-usual load: no queue, no extra loop round); otherwise it joins the ready queue with its reading
-paused, and the scheduler's callback, run once per loop round, serves the queue in turn, one
-message per connection per turn, at most `batch_messages` per connection and `batch_seconds` of
-work in all per round, then gives the loop back. So a flood on hundreds of connections costs the
-SMPP proxy and the UDP callers one `batch_seconds` per round, not one per connection; a connection's
-messages are handled in their order, and what it can make us hold is what it sent before it was
-paused. A connection that closes has what it sent before handled all the same (a BYE followed by
-a close), unless we closed it for an error.
-Writes (RFC 3261 §18.3 gives a stream peer no other way to push back): a connection whose write
-buffer is over WRITE_HIGH is not read (asyncio's pause_writing) until it drains, so a peer that
-does not read its answers cannot make us queue answers to what it keeps sending; nothing is
-queued beyond WRITE_MAX bytes for one peer (the message is not written, counted as
-`tcp_write_dropped`; a forward then fails like any other, 503), and a peer that leaves our writes
-unread for WRITE_STALL seconds (no byte of them read: a slow reader's clock restarts whenever the
-sweeper sees bytes of them gone to the peer) is closed (`tcp_write_stalled`); one we closed for an error whose
-peer does not read the rest is aborted after `tcp_incomplete_timeout`. Outbound connections to a next hop
-alike. TCP connections are capped in total and per source address (inbound) or destination host
-(outbound, bounds.py); a sweeper closes
-connections idle for `tcp_idle_timeout` or holding an unfinished message for
-`tcp_incomplete_timeout` (those two clocks stop while we do not read the connection: that is not
-the peer's doing).
+TCP (connections, the rounds that share the loop between them, write bounds, caps and timeouts): tcp.py.
 """
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import os
-import random
 import socket
-import struct
 import time
-from collections import deque
-from time import perf_counter
 
-from .codec import SipParseError, parse_datagram
-from .framing import StreamParser
+from .codec import parse_datagram
 from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 try:
@@ -63,19 +33,8 @@ try:
 except ImportError:                              # no C extension: the Python reader (UdpEndpoint.readable)
     Pump = None
 
-try:                                             # the kernel's send queue (Linux, BSDs): TcpConnection._drained
-    from fcntl import ioctl
-    from termios import TIOCOUTQ
-except ImportError:
-    ioctl = TIOCOUTQ = None
-
 log = logging.getLogger("telfilter.sip")
 PUMP_BATCH = 8                   # datagrams per pump call: a flood of costly INVITEs still yields to SMPP
-WRITE_HIGH = 64 * 1024           # bytes queued to a TCP peer above which it is not read until they drain
-WRITE_MAX = 1024 * 1024          # bytes queued to one TCP peer at most: a message that would go over is not written
-WRITE_STALL = 32.0               # seconds a TCP peer may leave our writes unread: 64*T1, by then every transaction
-                                 # whose messages wait has timed out (RFC 3261 Timers B, F)
-WRITE_STALLED = "not reading what we write"             # TcpConnection.expired()'s reason: counted apart
 
 
 def make_pump(screen, fd: int, sendto=None):
@@ -199,244 +158,3 @@ class UdpEndpoint:
         except (OSError, ValueError):
             return None
         return None
-
-
-class TcpRounds:
-    """The one scheduler of SIP work on TCP connections (theory of operation above): a ready queue
-    served in turn, one message per connection per turn, within a budget per loop round."""
-
-    def __init__(self, screen):
-        self.screen = screen
-        self.ready: deque = deque()         # connections with messages waiting (reading paused), in turn
-        self.used = 0.0                     # seconds of TCP work since the round's callback last ran
-        self.scheduled = False
-        self.loop = None
-
-    def offer(self, conn) -> None:
-        """`conn` has new bytes: handled now if nobody waits and the round has budget left, else queued."""
-        if conn.queued:
-            return                          # served in its turn, in order
-        budget = self.screen.s.batch_seconds
-        if self.ready or self.used >= budget:
-            return self._queue(conn)
-        t0 = perf_counter()
-        more = conn.work(self.screen.s.batch_messages, t0 + budget - self.used)
-        self.used += perf_counter() - t0
-        if more:
-            self._queue(conn)
-        elif self.used >= budget / 2 and not self.scheduled:
-            self._schedule()                # a new round's budget once the loop has gone round (no call per message)
-
-    def _queue(self, conn) -> None:
-        conn.queued = True
-        conn.update_reading()
-        self.ready.append(conn)
-        if not self.scheduled:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            try:
-                loop = self.loop = asyncio.get_running_loop()
-            except RuntimeError:            # no loop runs (a connection driven by hand): no round to yield to
-                self.used = 0.0
-                return
-        self.scheduled = True
-        loop.call_soon(self.run)
-
-    def run(self) -> None:
-        """A loop round's TCP work: the queue in turn, at most `batch_messages` per connection and
-        `batch_seconds` in all (the connections that arrive later this round get what is left)."""
-        self.scheduled = False
-        s = self.screen.s
-        t0 = perf_counter()
-        end = t0 + s.batch_seconds
-        ready = self.ready
-        try:
-            for _ in range(s.batch_messages):
-                for _ in range(len(ready)):
-                    c = ready.popleft()
-                    if c.work(1, end):
-                        ready.append(c)
-                    else:
-                        c.queued = False
-                        c.update_reading()
-                    if perf_counter() >= end:
-                        return
-                if not ready:
-                    return
-        finally:
-            self.used = perf_counter() - t0
-            if ready and not self.scheduled:
-                self._schedule()
-
-
-class TcpConnection(asyncio.Protocol):
-    """One TCP connection, accepted (inbound) or opened by us towards a next hop (outbound key).
-    `id` names it in our Via of the requests it brings (`;i=`), so their responses come back on it."""
-
-    _ids = itertools.count(random.getrandbits(32))     # not reused across restarts: an old Via matches nothing
-
-    def __init__(self, screen, outbound_key=None):
-        self.screen, self.parser, self.transport, self.key = screen, StreamParser(), None, outbound_key
-        self.id = next(self._ids)
-        self.counted = False
-        self.queued = False                 # in the scheduler's ready queue (not read meanwhile)
-        self.reading = True                 # as we last told the transport
-        self.write_paused_at = None         # since when the peer has not read what we write (monotonic)
-        self.sent = 0                       # bytes handed to the transport in all
-        self.drained_seen = 0               # of them, gone to the peer at the sweeper's last look
-        self.closing_since = None           # when we closed it (it goes once its write buffer drains)
-        self.discard = False                # closed by us for an error: what it sent is not handled
-        self.last_rx = self.partial_since = None
-        self.out_counted = False            # outbound: holds a place under the outbound caps (bounds.py)
-        self.last_used = 0.0                # outbound: when a message last went or came on it (monotonic)
-
-    def connection_made(self, transport):
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = (peer[0], peer[1])
-        self.last_rx = time.monotonic()
-        if self.key is None and not self.screen.tcp_admit(self):
-            self.discard = True
-            transport.abort()
-            return
-        transport.set_write_buffer_limits(high=WRITE_HIGH)
-        if self.key is not None:
-            self.screen.tcp_out_opened(self)
-        self.screen.tcp_conns[self.key or self.peer] = self
-        self.screen.tcp_ids[self.id] = self
-
-    def connection_lost(self, exc):
-        if self.screen.tcp_conns.get(self.key or self.peer) is self:
-            del self.screen.tcp_conns[self.key or self.peer]
-        self.screen.tcp_ids.pop(self.id, None)
-        if self.counted:
-            self.screen.tcp_release(self)
-        if self.out_counted:
-            self.screen.tcp_out_closed(self)
-
-    def data_received(self, data):
-        self.last_rx = time.monotonic()
-        if self.out_counted:
-            self.screen.tcp_out_used(self)
-        self.parser.feed(data)
-        self.screen.tcp_rounds.offer(self)
-
-    def work(self, n: int, end: float) -> bool:
-        """Handle up to `n` messages, stopping once perf_counter() passes `end`; True if more may be waiting."""
-        try:
-            return self._work(n, end)
-        except Exception:                   # a bug must not leave the connection queued and unread for ever
-            self.screen.stats["internal_errors"] += 1
-            log.exception("internal error on TCP from %s", self.peer)
-            self.abort()
-            return False
-
-    def _work(self, n: int, end: float) -> bool:
-        screen = self.screen
-        for _ in range(n):
-            if self.discard:
-                return False
-            try:
-                msg = self.parser.next()
-            except SipParseError as e:
-                screen.on_parse_error(e, "TCP", self.peer, self)
-                self.close()                           # the stream cannot be resynchronised
-                return False
-            if msg is None:
-                self.partial_since = (self.partial_since or time.monotonic()) if self.parser.pending() else None
-                return False
-            # a message finished: the clock of "unfinished" restarts at the next partial one only
-            # (a busy peer's reads rarely end on a message boundary)
-            self.partial_since = None
-            screen.on_message(msg, "TCP", self.peer, self)
-            if perf_counter() >= end:
-                break
-        return True
-
-    def update_reading(self):
-        """Read while neither the scheduler holds messages of ours nor the peer leaves our writes unread."""
-        want = not self.queued and self.write_paused_at is None
-        if want != self.reading and self.transport is not None and not self.transport.is_closing():
-            self.reading = want
-            if want:
-                self.transport.resume_reading()
-                # the peer could not finish its message while we did not read: its clocks start again
-                self.last_rx = time.monotonic()
-                if self.partial_since is not None:
-                    self.partial_since = self.last_rx
-            else:
-                self.transport.pause_reading()
-
-    # asyncio calls these at the write buffer's water marks (WRITE_HIGH, a quarter of it)
-    def pause_writing(self):
-        self.write_paused_at = time.monotonic()
-        self.drained_seen = self._drained()
-        self.update_reading()
-
-    def resume_writing(self):
-        self.write_paused_at = None
-        self.update_reading()
-
-    def _drained(self) -> int:
-        """Bytes of what we wrote that the peer's kernel has acknowledged: written, less what waits in asyncio's
-        buffer and in our kernel's send queue (TIOCOUTQ; without it a send buffer of megabytes hides a slow
-        reader's progress)."""
-        t = self.transport
-        if t is None:
-            return self.sent
-        waiting = t.get_write_buffer_size()
-        sock = t.get_extra_info("socket")
-        if sock is not None and ioctl is not None:
-            try:
-                waiting += struct.unpack("i", ioctl(sock.fileno(), TIOCOUTQ, b"\0\0\0\0"))[0]
-            except (OSError, ValueError, AttributeError):
-                pass
-        return self.sent - waiting
-
-    def close(self):
-        self.discard = True
-        if self.closing_since is None:
-            self.closing_since = time.monotonic()
-        self.transport.close()              # (after its write buffer drains: bounded by `expired`)
-
-    def abort(self):
-        self.discard = True
-        self.transport.abort()
-
-    def is_open(self) -> bool:
-        return self.transport is not None and not self.transport.is_closing()
-
-    def expired(self, now: float) -> str | None:
-        s = self.screen.s
-        if self.closing_since is not None and now - self.closing_since > s.tcp_incomplete_timeout:
-            return "closed by us, its peer not reading the rest"       # close() waits for the buffer to drain
-        if self.write_paused_at is not None:
-            drained = self._drained()
-            if drained > self.drained_seen:
-                self.write_paused_at = now  # it reads, if slowly: the clock starts again
-            self.drained_seen = drained
-            if now - self.write_paused_at > WRITE_STALL:
-                return WRITE_STALLED
-        if not self.reading:
-            return None                     # we are not reading: neither clock is the peer's doing
-        if self.partial_since is not None and now - self.partial_since > s.tcp_incomplete_timeout:
-            return "unfinished message"
-        if now - self.last_rx > s.tcp_idle_timeout:
-            return "idle"
-        return None
-
-    def send(self, data: bytes) -> bool:
-        """Write `data`; False if it was not: the connection is closed, or the peer has WRITE_MAX
-        bytes unread already (counted: a peer that does not read loses what it does not read)."""
-        t = self.transport
-        if t is None or t.is_closing():
-            return False
-        if t.get_write_buffer_size() + len(data) > WRITE_MAX:
-            self.screen.stats["tcp_write_dropped"] += 1
-            return False
-        t.write(data)
-        self.sent += len(data)
-        return True
