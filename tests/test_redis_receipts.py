@@ -34,6 +34,7 @@ from engine.smpp_proxy.server import SmppProxy, VerdictLog
 from engine.smpp_proxy.simulator import SmscSimulator
 from engine.state import install
 from engine.state.pool import PoolLimits
+from engine.state import receipt_handover
 from engine.state import receipts as receipts_mod
 from engine.state.pool import BEAT
 from engine.state.receiptq import PULL, claims_key, queue_key
@@ -199,7 +200,7 @@ def test_redis_stopped_keeps_todays_behaviour(tmp_path):
 
 
 def test_the_list_is_bounded_and_the_rest_stays_held(tmp_path, url, redis_server, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(receipts_mod, "FULL_PAUSE", BEAT)      # a list of 3 drains at once: no long pause
+    monkeypatch.setattr(receipt_handover, "FULL_PAUSE", BEAT)      # a list of 3 drains at once: no long pause
     with Pool(tmp_path, url, max_held=3, bound=4) as pool:
         pool.sim.receipts_elsewhere = False         # receipts on proxy 0, where only a transmitter is bound
         tx = pool.esme(0, P.BindTransmitter)
@@ -233,7 +234,7 @@ def test_the_list_is_bounded_and_the_rest_stays_held(tmp_path, url, redis_server
 def test_a_full_list_is_not_offered_the_same_receipts_every_beat(tmp_path, url, redis_server, monkeypatch):  # noqa: F811
     """Regression: an account bound nowhere whose list is at max_held_receipts had its held receipts
     re-sent every BEAT only to be refused; now not again for FULL_PAUSE s after a refusal."""
-    monkeypatch.setattr(receipts_mod, "FULL_PAUSE", 3 * BEAT)
+    monkeypatch.setattr(receipt_handover, "FULL_PAUSE", 3 * BEAT)
     c = redis_server.client()
     with Pool(tmp_path, url, max_held=3) as pool:
         pool.sim.receipts_elsewhere = False         # receipts on proxy 0, where only a transmitter is bound
@@ -415,7 +416,7 @@ def test_a_pull_whose_answer_is_lost_delivers_its_receipts_at_the_next_pull(tmp_
 
 
 def test_a_claim_left_by_a_process_that_stopped_goes_back_to_the_list(tmp_path, url, redis_server, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(receipts_mod, "STALE", 1.0)
+    monkeypatch.setattr(receipt_handover, "STALE", 1.0)
     with Pool(tmp_path, url) as pool:
         ids = _handed_over(pool, 2)
         c = redis_server.client()

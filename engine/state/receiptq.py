@@ -1,4 +1,4 @@
-"""The server side of handed-over receipts (receipts.py): an account's list of receipts held for it
+"""The server side of handed-over receipts (receipt_handover.py): an account's list of receipts held for it
 (`tf:{a:<account>}:rq`, newest on the left) and its claims (`tf:{a:<account>}:rqc`, a field per
 process), both in the account's hash slot like pool.py's keys, and the scripts that use them."""
 from __future__ import annotations
