@@ -143,7 +143,7 @@ def test_a_late_refusal_gives_the_count_back(pipe):
     over = pipe.judge(Message("SHOPABC", "84912777006", TEXT.decode(), NOON, "esme1", "mt"), commit=False)
     assert "AD_FREQUENCY_CAP" in over.symbols
 
-    from engine.smpp_proxy.smsc import LATE
+    from engine.smpp_proxy.smsc_link import LATE
     from engine.smpp_proxy.submit import SubmitPath
 
     class _Link:

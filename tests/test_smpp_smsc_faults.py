@@ -77,7 +77,7 @@ def test_smsc_link_lean_path_any_chunking():
     """submit_sm_resp frames read from bytes and everything else via the codec give the same
     events whatever the segment boundaries."""
     import asyncio
-    from engine.smpp_proxy.smsc import SmscLink
+    from engine.smpp_proxy.smsc_link import SmscLink
 
     class Proxy:
         settings = SmppSettings()

@@ -12,7 +12,8 @@ from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.smsc import BIND_LOST_STATUS, TIMEOUTS_TO_REBIND
+from engine.smpp_proxy.smsc import TIMEOUTS_TO_REBIND
+from engine.smpp_proxy.smsc_link import BIND_LOST_STATUS
 from tests.test_smpp_inline_safety import GOOD, send_submit
 from tests.test_smpp_proxy import pipe, raw_session, read_raw, wait  # noqa: F401  (pipe: fixture)
 
@@ -196,7 +197,7 @@ def test_a_half_hung_smsc_bound_again_and_again_black_holes_a_few_submits_a_time
     ESME's submits got ESME_RSYSERR (outcome unknown, a resubmit may duplicate). A link bound after one that timed
     out and answered nothing takes at most UNPROVEN_WINDOW at once until it answers one, and the back-off keeps
     growing across links that answered none."""
-    from engine.smpp_proxy.smsc import UNPROVEN_WINDOW
+    from engine.smpp_proxy.smsc_link import UNPROVEN_WINDOW
     st = SmppSettings(enquire_link_interval=0.2, smsc_response_timeout=0.3, smsc_stall_after=0.3, reconnect_min=0.1,
                       reconnect_max=5.0)
     with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:

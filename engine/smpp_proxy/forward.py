@@ -25,7 +25,7 @@ from .codec import constants as C
 from .codec import pdu as P
 from .msgids import MULTI, PART, SINGLE, id_key
 from .schedule import pdu_delivery
-from .smsc import LATE
+from .smsc_link import LATE
 
 log = logging.getLogger("telfilter.smpp")
 

@@ -13,7 +13,7 @@ from .codec import append_tlv, with_sequence
 from .forward import tag_value
 from .msgids import MULTI, SINGLE, id_key, source_fp
 from .refund import Refund
-from .smsc import LATE
+from .smsc_link import LATE
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")

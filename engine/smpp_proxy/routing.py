@@ -14,10 +14,10 @@ from .codec import as_request, encode, encode_text
 from .codec import constants as C
 from .codec import pdu as P
 from .msgids import id_key
-from .smsc import LATE
+from .smsc_link import LATE
 
 if TYPE_CHECKING:
-    from .smsc import SmscLink
+    from .smsc_link import SmscLink
 
 log = logging.getLogger("telfilter.smpp")
 HELD_RETRY = 1.0        # seconds before a receipt an ESME refused (or left unanswered) is offered again
