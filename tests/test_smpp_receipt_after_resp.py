@@ -164,7 +164,7 @@ def test_recently_answered_generations():
 
 def test_a_receipt_matched_by_its_twin_waits_for_its_resp_too(tmp_path):
     """An SMSC that writes a receipt's id in the other base than its resp's (hex resp, decimal receipt: common),
-    once the id space has learnt it, routes the receipt by its twin at once (routing._account_of). The wait looked
+    once the id space has learnt it, routes the receipt by its twin at once (receipt_ids._account_of). The wait looked
     the receipt's own id up among the resps just out, where only the resp's form is: every such receipt went on the
     receiver bind in the same instant as its resp on the transmitter, the race receipt_after_resp is there for."""
     with ProxyHarness(build(data_dir=tmp_path / "data"), receipt_delay=0) as h:

@@ -1,4 +1,4 @@
-"""Receipt message_ids written otherwise than the submit_sm_resp wrote them (routing.py `_twins`): found by an
+"""Receipt message_ids written otherwise than the submit_sm_resp wrote them (receipt_ids.py `_twins`): found by an
 adversarial probe of the SMSC side (a scripted SMSC behind `serve`, smpplib ESMEs)."""
 import itertools
 import time
