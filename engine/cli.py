@@ -8,50 +8,8 @@ import os
 import select
 import sys
 
-
-def rate(v: str) -> float:
-    """A share strictly between 0 and 1 (argparse type): a blocked-ham target, a held-out share."""
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {v!r}") from None
-    if not 0 < x < 1:
-        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1 (0.001 = 0.1%), got {v!r}")
-    return x
-
-
-def _seconds(v: str) -> float:
-    """A positive, finite number of seconds (argparse type)."""
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {v!r}") from None
-    if not 0 < x < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {v!r}")
-    return x
-
-
-def seed(v: str) -> int:
-    """A random seed (argparse type): numpy's and scikit-learn's range, 0 to 2**32 - 1; outside it their own
-    error named a parameter (`random_state`) the command does not have."""
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
-    if not 0 <= n <= 2**32 - 1:
-        raise argparse.ArgumentTypeError(f"must be 0 to {2**32 - 1}, got {v!r}")
-    return n
-
-
-def _at_least_one(v: str) -> int:
-    """A whole number of at least 1 (argparse type): a table's rows."""
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
-    if n < 1:       # a slice's bound: -1 would quietly leave out the last row, 0 every row
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {v!r}")
-    return n
+from .cli_checks import missing_train_extra
+from .cli_types import _at_least_one, _reload_part, _seconds, rate, seed
 
 
 def _common(p: argparse.ArgumentParser, top=False):
@@ -115,14 +73,6 @@ def list_edit_extra(args) -> list | None:
     if args.kind == "consent":
         return [args.owner or ""]
     return None
-
-
-def _reload_part(s: str) -> str:
-    # not `choices`: argparse (3.11) checks an empty nargs="*" against them and refuses "no PART"
-    from .control_reload import RELOAD_PARTS
-    if s not in RELOAD_PARTS:
-        raise argparse.ArgumentTypeError(f"{s!r} is not one of {', '.join(RELOAD_PARTS)}")
-    return s
 
 
 def parser() -> argparse.ArgumentParser:
@@ -298,41 +248,6 @@ def parser() -> argparse.ArgumentParser:
     from .cli_examples import add_examples
     add_examples(ap)
     return ap
-
-
-# Training, evaluation and plots need scikit-learn, scipy and matplotlib (~230 MB); a serve node
-# does not, so they are the [train] extra. module -> the name pip knows it by.
-TRAIN_EXTRA = {"sklearn": "scikit-learn", "scipy": "scipy", "matplotlib": "matplotlib"}
-
-
-def _train_modules(args) -> tuple[str, list[str]]:
-    """(what the command is called, the [train] modules it needs)."""
-    if args.cmd == "ml" and args.mcmd == "train":
-        return "ml train", ["sklearn", "scipy"]
-    if args.cmd == "ml" and args.mcmd == "cv":
-        return "ml cv", ["sklearn", "scipy"] + (["matplotlib"] if args.report else [])
-    if args.cmd == "ml" and args.mcmd == "eval":
-        return ("ml eval --report", ["sklearn", "matplotlib"]) if args.report else ("ml eval", ["sklearn"])
-    if args.cmd == "bench":
-        return "bench", ["sklearn", "matplotlib"]
-    return "", []
-
-
-def missing_train_extra(args) -> str | None:
-    """The error to print when a command needs the [train] extra and it is not installed;
-    checked before the command starts, not after a long evaluation."""
-    import importlib
-    what, mods = _train_modules(args)
-    missing = []
-    for m in mods:
-        try:
-            importlib.import_module(m)
-        except ImportError:
-            missing.append(TRAIN_EXTRA[m])
-    if not missing:
-        return None
-    return (f"`telfilter {what}` needs {', '.join(missing)}, in the [train] extra: "
-            "pip install 'telfilter[train]'")
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,9 @@ Text values that are not UTF-8: the shell passes argv as bytes, which Python dec
 Latin-1 byte typed in a non-UTF-8 terminal (`--text 'café'`) became a lone surrogate that a strict UTF-8 stdout (the
 en_US.UTF-8 locale) could not print: a UnicodeEncodeError traceback after the verdict was made, or a message blaming
 "characters outside Latin-1". File names are not checked: on Linux a name is bytes and any may be valid.
+
+A command that needs the [train] extra (scikit-learn, scipy, matplotlib) and runs where it is not installed: said
+before the command starts, naming the extra, not after a long evaluation.
 """
 from __future__ import annotations
 
@@ -66,3 +69,38 @@ def output_error(args) -> str | None:
         if os.path.isdir(p):
             return f"{opt} {p}: is a directory (name the file to write)"
     return None
+
+
+# Training, evaluation and plots need scikit-learn, scipy and matplotlib (~230 MB); a serve node
+# does not, so they are the [train] extra. module -> the name pip knows it by.
+TRAIN_EXTRA = {"sklearn": "scikit-learn", "scipy": "scipy", "matplotlib": "matplotlib"}
+
+
+def _train_modules(args) -> tuple[str, list[str]]:
+    """(what the command is called, the [train] modules it needs)."""
+    if args.cmd == "ml" and args.mcmd == "train":
+        return "ml train", ["sklearn", "scipy"]
+    if args.cmd == "ml" and args.mcmd == "cv":
+        return "ml cv", ["sklearn", "scipy"] + (["matplotlib"] if args.report else [])
+    if args.cmd == "ml" and args.mcmd == "eval":
+        return ("ml eval --report", ["sklearn", "matplotlib"]) if args.report else ("ml eval", ["sklearn"])
+    if args.cmd == "bench":
+        return "bench", ["sklearn", "matplotlib"]
+    return "", []
+
+
+def missing_train_extra(args) -> str | None:
+    """The error to print when a command needs the [train] extra and it is not installed;
+    checked before the command starts, not after a long evaluation."""
+    import importlib
+    what, mods = _train_modules(args)
+    missing = []
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except ImportError:
+            missing.append(TRAIN_EXTRA[m])
+    if not missing:
+        return None
+    return (f"`telfilter {what}` needs {', '.join(missing)}, in the [train] extra: "
+            "pip install 'telfilter[train]'")

@@ -26,7 +26,7 @@ import numpy as np
 
 
 def add_parser(ms, sub) -> None:
-    from ..cli import rate, seed
+    from ..cli_types import rate, seed
     q = sub(ms, "cv", "repeated stratified hold-out of a training recipe: train on part of each file, "
             "evaluate on the rest, per file and language, over many splits")
     q.add_argument("--data", action="append", required=True, metavar="FILE",

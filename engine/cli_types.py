@@ -1,0 +1,58 @@
+"""The value types of `telfilter`'s options (argparse `type=`): each refuses a bad value with a message that says
+what the option wants, before the command runs."""
+from __future__ import annotations
+
+import argparse
+
+
+def rate(v: str) -> float:
+    """A share strictly between 0 and 1 (argparse type): a blocked-ham target, a held-out share."""
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {v!r}") from None
+    if not 0 < x < 1:
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1 (0.001 = 0.1%), got {v!r}")
+    return x
+
+
+def _seconds(v: str) -> float:
+    """A positive, finite number of seconds (argparse type)."""
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {v!r}") from None
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {v!r}")
+    return x
+
+
+def seed(v: str) -> int:
+    """A random seed (argparse type): numpy's and scikit-learn's range, 0 to 2**32 - 1; outside it their own
+    error named a parameter (`random_state`) the command does not have."""
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    if not 0 <= n <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be 0 to {2**32 - 1}, got {v!r}")
+    return n
+
+
+def _at_least_one(v: str) -> int:
+    """A whole number of at least 1 (argparse type): a table's rows."""
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    if n < 1:       # a slice's bound: -1 would quietly leave out the last row, 0 every row
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {v!r}")
+    return n
+
+
+def _reload_part(s: str) -> str:
+    # not `choices`: argparse (3.11) checks an empty nargs="*" against them and refuses "no PART"
+    from .control_reload import RELOAD_PARTS
+    if s not in RELOAD_PARTS:
+        raise argparse.ArgumentTypeError(f"{s!r} is not one of {', '.join(RELOAD_PARTS)}")
+    return s
