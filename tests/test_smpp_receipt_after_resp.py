@@ -134,7 +134,8 @@ def test_an_account_that_did_not_ask_gets_its_receipt_at_once(tmp_path):
 
 
 def test_receipt_after_resp_is_an_account_key(tmp_path):
-    from engine.smpp_proxy.accounts import SmppConfigError, parse_accounts
+    from engine.smpp_proxy.account_file import parse_accounts
+    from engine.smpp_proxy.accounts import SmppConfigError
     head = '[[account]]\nsystem_id = "k"\npassword_hash = "pbkdf2_sha256$1$aa$bb"\n'
     assert parse_accounts(tmp_path / "smpp.toml", {"account": [{"system_id": "k", "password_hash":
                           "pbkdf2_sha256$1$aa$bb", "receipt_after_resp": True}]}, head)["k"].receipt_after_resp
