@@ -263,6 +263,8 @@ def test_config_check_loads_tls_files_relative_to_the_config_dir(cfg):
     ('tls_listen = "0.0.0.0:99999"\ntls_cert = "server.pem"\ntls_key = "server.key"\n', 2,
      "tls_listen must be HOST:PORT"),
     ('tls_handshake_timeout = 0\n', 2, "tls_handshake_timeout must be at least 0.1"),
+    ('tls_handshakes_per_second = 0.5\n', 2, "tls_handshakes_per_second must be at least 1 handshakes a second"),
+    ('tls_handshakes_per_source_burst = 0\n', 2, "tls_handshakes_per_source_burst must be at least 1 handshakes"),
 ])
 def test_config_check_names_the_file_line_and_pem_file(cfg, extra, line, says):
     line += _server(cfg, extra) - 1
@@ -364,7 +366,8 @@ def test_the_accept_loop_lets_the_event_loop_run_between_queued_connections(pipe
     takes at most `backlog` a turn; this listener yields after each."""
     async def run():
         s = SmppSettings(listen="", tls_listen="127.0.0.1:0", tls_cert=str(pki / "server.pem"),
-                         tls_key=str(pki / "server.key"), max_connections_per_source=100)
+                         tls_key=str(pki / "server.key"), max_connections_per_source=100,
+                         tls_handshakes_per_source_burst=100)     # 60 at once from one address (tls_rate.py)
         proxy = SmppProxy(pipe, s)
         await proxy.start()
         seen = []                       # connections admitted, seen by a callback that runs once per loop turn

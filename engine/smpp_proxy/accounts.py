@@ -206,6 +206,11 @@ class SmppSettings:
     tls_key: str = ""
     tls_client_ca: str = ""             # set: a client certificate issued by this CA is required (mutual TLS)
     tls_handshake_timeout: float = 10.0
+    # handshakes begun a second (tls_rate.py): the listener's (200 x ~0.45 ms: under a tenth of the loop), and each
+    # source address's, with a burst for an ESME binding all its connections at once
+    tls_handshakes_per_second: float = 200.0
+    tls_handshakes_per_source: float = 2.0
+    tls_handshakes_per_source_burst: int = 16
     warnings: list = field(default_factory=list)   # what loads but should be seen to (an expired certificate)
 
 
@@ -222,7 +227,9 @@ _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interv
                 ("bind_backoff_max", float), ("max_pending_concat", int), ("max_pending_concat_bytes", int),
                 ("max_message_chars", int), ("max_schedule_days", float), ("receipt_wait", float),
                 ("max_early_receipts", int), ("max_held_receipts", int),
-                ("max_held_per_account", int), ("max_held_days", float), ("tls_handshake_timeout", float))
+                ("max_held_per_account", int), ("max_held_days", float), ("tls_handshake_timeout", float),
+                ("tls_handshakes_per_second", float), ("tls_handshakes_per_source", float),
+                ("tls_handshakes_per_source_burst", int))
 
 
 def _schema() -> dict:

@@ -29,6 +29,9 @@ SERVER_RANGES = {
     "max_held_per_account": (0, None, "receipts (0: half of max_held_receipts, all with one account)"),
     "max_held_days": (0.01, None, "days"),
     "tls_handshake_timeout": (0.1, None, "seconds"),
+    "tls_handshakes_per_second": (1, None, "handshakes a second (each ~0.45 ms of the event loop)"),
+    "tls_handshakes_per_source": (0.01, None, "handshakes a second"),
+    "tls_handshakes_per_source_burst": (1, None, "handshakes"),
 }
 UPSTREAM_RANGES = {"window": (1, 65535, "requests"), "response_timeout": (0.1, None, "seconds"),
                    "stall_after": (0.1, None, "seconds")}

@@ -14,9 +14,10 @@ like any other, and is closed after `tls_handshake_timeout` (or `bind_timeout`, 
 ClientHello could reach the SMPP codec first.) After
 the handshake the session is an ordinary `EsmeSession`: accounts, bind back-off, windows, the lot.
 With `tls_client_ca` the listener requires a client certificate issued by that CA (mutual TLS); a
-peer without one fails its handshake. Handshake failures are counted in `stats`
-(`tls_handshake_failures`, `smsc_tls_handshake_failures`), which /metrics exports as
-telfilter_smpp_events{event=...}.
+peer without one fails its handshake. The rate of handshakes is bounded per source and for the listener, at
+accept, before any handshake work (tls_rate.py). Handshakes started, refused by the rate and failed are counted
+in `stats` (`tls_handshakes`, `tls_handshakes_refused`, `tls_handshake_failures`, `smsc_tls_handshake_failures`),
+which /metrics exports as telfilter_smpp_events{event=...}.
 
 SMSC side: a link with `tls = true` connects, then starts TLS as a client, verifying the SMSC's
 certificate against `tls_ca` (default: the system's store) and its name against `tls_server_name`
@@ -36,10 +37,12 @@ import time
 from pathlib import Path
 
 from .esme import EsmeSession
+from .tls_rate import HandshakeRate, Refusals
 
 MIN_VERSION = ssl.TLSVersion.TLSv1_2
 HANDSHAKE_TIMEOUT = 10.0        # seconds: the default of [server] tls_handshake_timeout and of an SMSC link's
 SERVER_KEYS = {"tls_listen": (str,), "tls_cert": (str,), "tls_key": (str,), "tls_client_ca": (str,)}
+# (the numbers, tls_handshake_timeout and the handshake rates, are accounts._SERVER_KEYS)
 LINK_KEYS = {"tls": (bool,), "tls_ca": (str,), "tls_server_name": (str,)}
 
 log = logging.getLogger("telfilter.smpp")
@@ -200,6 +203,7 @@ class TlsEsmeSession(EsmeSession):
             self.sock.close()
             self.sock = None
             return
+        self.proxy.stats["tls_handshakes"] += 1
         self.handshake = self.proxy.loop.create_task(self._handshake())
         self.listener.handshakes.add(self.handshake)
         self.handshake.add_done_callback(self._handshake_done)
@@ -262,8 +266,9 @@ class TlsListener:
     (asyncio's create_server(ssl=...) shows a connection to the protocol only after its handshake). Quacks like
     the asyncio.Server the plain listener is (sockets, close, wait_closed)."""
 
-    def __init__(self, proxy, sock, context: ssl.SSLContext, handshake_timeout: float):
+    def __init__(self, proxy, sock, context: ssl.SSLContext, handshake_timeout: float, rate: HandshakeRate):
         self.proxy, self.sock, self.context, self.handshake_timeout = proxy, sock, context, handshake_timeout
+        self.rate, self.refusals = rate, Refusals(proxy.stats)
         self.sockets = [sock]
         self.handshakes: set = set()        # tasks of the handshakes under way (each holds a connection slot)
         self.task = proxy.loop.create_task(self._accept())
@@ -281,7 +286,11 @@ class TlsListener:
                 log.error("TLS listener: accept failed: %s", e)
                 await asyncio.sleep(1)
                 continue
-            TlsEsmeSession(self.proxy, self, conn, peer).accepted()
+            now = time.monotonic()
+            if self.rate.admit(peer[0], now):       # before the caps: a refused peer evicts nobody's connection
+                TlsEsmeSession(self.proxy, self, conn, peer).accepted()
+            else:
+                self.refusals.refuse(conn, peer[0], now)
             # asyncio's sock_accept returns without yielding while connections wait in the backlog (its future
             # is done at once; uvloop's yields): without this a flood of connects held the loop from every bound
             # session. asyncio's own server takes at most `backlog` a turn; one a turn here
@@ -306,7 +315,8 @@ async def start_listener(proxy, listen: str, reuse_port: bool) -> TlsListener:
     # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT), as the plain listener
     sock = socket.create_server((host, port), family=family, backlog=100, reuse_port=reuse_port)
     sock.setblocking(False)
-    return TlsListener(proxy, sock, ctx, s.tls_handshake_timeout)
+    rate = HandshakeRate(s.tls_handshakes_per_second, s.tls_handshakes_per_source, s.tls_handshakes_per_source_burst)
+    return TlsListener(proxy, sock, ctx, s.tls_handshake_timeout, rate)
 
 
 async def smsc_start_tls(loop, link, ctx: ssl.SSLContext, server_name: str, timeout: float = HANDSHAKE_TIMEOUT):
