@@ -57,6 +57,10 @@ class Account:
     # 1.4.5) and throws away a receipt read before its resp. Off by default: such a receipt's deliver_sm stays
     # unanswered meanwhile, so the SMSC link's flow of them is at most its window per 0.25 s
     receipt_after_resp: bool = False
+    # the client certificate this account binds with, over the TLS listener only (tls_identity.py): its whole
+    # subject ("CN=esme1,O=Acme") and/or its SHA-256 (64 lowercase hex digits); "": any the CA issued
+    tls_client_subject: str = ""
+    tls_client_sha256: str = ""
     origin: str = ""                    # where it is defined: smpp.toml:LINE, --esme-account, FILE:LINE, $ENV
     _nets: list = field(default_factory=list, repr=False)
     _verified: dict = field(default_factory=dict, repr=False)

@@ -4,8 +4,8 @@ A bind is answered in one of three ways, and the first two look the same to the 
 unknown system_id, wrong password, or a source network the account does not allow are all
 ESME_RINVPASWD after a full PBKDF2 (a dummy hash for unknown accounts), so neither the
 status nor the time tells an attacker which system_ids exist or that a password was right.
-A bind type the account may not use or too many binds is ESME_RBINDFAIL, which only a
-holder of the credentials can see. See admission.py for the pacing per source and system_id.
+A bind type the account may not use, too many binds, or a client certificate that is not the account's
+(tls_identity.py) is ESME_RBINDFAIL, which only a holder of the credentials can see. See admission.py for the pacing per source and system_id.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .accounts import DUMMY_HASH, verify_password
 from .codec import Tlv
 from .codec import constants as C
 from .codec import pdu as P
+from .tls_identity import refusal as tls_refusal
 
 if TYPE_CHECKING:
     from .esme import EsmeSession
@@ -101,6 +102,11 @@ class BindHandling:
             log.info("bind %s as %r from %s refused: %s", kind, pdu.system_id, sess.peer[0], why)
             self.stats["binds_refused"] += 1
             return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVPASWD))
+        why = tls_refusal(sess, acct)        # an account tied to a client certificate (tls_identity.py)
+        if why:
+            log.warning("bind %s as %r from %s refused: %s", kind, pdu.system_id, sess.peer[0], why)
+            self.stats["binds_refused_tls_client"] += 1
+            return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
         if kind not in acct.bind_types or len(self.binds[acct.system_id]) >= acct.max_binds:
             log.info("bind %s as %r from %s refused: bind type or max_binds", kind, pdu.system_id, sess.peer[0])
             return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))

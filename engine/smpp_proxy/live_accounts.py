@@ -12,7 +12,8 @@ new set. Each live bind is then compared with its account's new definition:
                                 new rate, keeping the tokens it had (no fresh burst).
   unbound                       the account was removed, its password changed (the proof the
                                 bind gave no longer holds: a leaked password is revoked at
-                                once), its source network or bind type is no longer allowed,
+                                once), its source network, client certificate (tls_identity.py)
+                                or bind type is no longer allowed,
                                 or it is over a lowered max_binds (the latest binds go first).
 
 An unbound session is taken out of the routing table at once (no new receipts or MO go to
@@ -29,13 +30,14 @@ import logging
 
 from .accounts import Account, TokenBucket
 from .codec import pdu as P
+from .tls_identity import refusal as tls_refusal
 
 log = logging.getLogger("telfilter.smpp")
 
 _BIND_KIND = {"BOUND_TX": "transmitter", "BOUND_RX": "receiver", "BOUND_TRX": "transceiver"}
 # what an account's "changed" in a reload's answer compares (all but its name, origin and password checks)
 _LIMITS = ("bind_types", "max_binds", "allowed_networks", "throughput", "window", "mo_prefixes", "text_reading",
-           "receipt_after_resp")
+           "receipt_after_resp", "tls_client_subject", "tls_client_sha256")
 
 
 def _why_unbind(sess, new: Account | None, kept: int) -> str | None:
@@ -45,6 +47,8 @@ def _why_unbind(sess, new: Account | None, kept: int) -> str | None:
         return "password changed"
     if not new.network_allowed(sess.peer[0]):
         return "source network no longer allowed"
+    if tls_refusal(sess, new):                  # tied to a client certificate this connection did not present
+        return "client certificate no longer allowed"
     if _BIND_KIND.get(sess.state.state) not in new.bind_types:
         return "bind type no longer allowed"
     if kept >= new.max_binds:
