@@ -34,7 +34,8 @@ def client_hello(pki) -> bytes:
 class HelloFlood:
     """Connects from FLOOD_FROM, sends a ClientHello, waits for the first answer byte (a ServerHello: the server
     did the handshake's work) or the close (refused), and closes; at most `parallel` at once, `seconds` long and
-    `most` connections in all (bounded load). One thread, non-blocking sockets."""
+    `most` connections in all, paced to `most` / `seconds` a second so the flood lasts its `seconds` however fast
+    the refusals come (bounded load). One thread, non-blocking sockets."""
 
     def __init__(self, port, hello, seconds=3.0, parallel=32, most=6000):
         self.port, self.hello, self.seconds, self.parallel, self.most = port, hello, seconds, parallel, most
@@ -47,7 +48,8 @@ class HelloFlood:
         open_, end = 0, t0 + self.seconds
         while True:
             now = time.monotonic()
-            while now < end and open_ < self.parallel and self.started < self.most:
+            paced = (now - t0) * self.most / self.seconds + 1
+            while now < end and open_ < self.parallel and self.started < min(self.most, paced):
                 s = socket.socket()
                 s.setblocking(False)
                 s.bind((FLOOD_FROM[self.started % len(FLOOD_FROM)], 0))
@@ -55,9 +57,9 @@ class HelloFlood:
                 sel.register(s, selectors.EVENT_WRITE, "connecting")
                 self.started += 1
                 open_ += 1
-            if not open_:
+            if not open_ and (now >= end or self.started >= self.most):
                 break
-            for key, _ in sel.select(0.1):
+            for key, _ in sel.select(0.1 if open_ else 0.002):
                 s = key.fileobj
                 if key.data == "connecting":
                     try:
