@@ -79,10 +79,11 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
             sha256 = normal_sha256(a["tls_client_sha256"]) if "tls_client_sha256" in a else ""
         except ValueError as e:
             raise err(f"tls_client_sha256 {e}", "tls_client_sha256") from None
-        try:
-            parse_subject(a.get("tls_client_subject", "CN=x"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise err(f"tls_client_subject {a['tls_client_subject']!r}: {e}", "tls_client_subject") from None
+        if "tls_client_subject" in a:
+            try:
+                parse_subject(a["tls_client_subject"])
+            except ValueError as e:             # (UnicodeDecodeError, of a \XX escape, is one)
+                raise err(f"tls_client_subject {a['tls_client_subject']!r}: {e}", "tls_client_subject") from None
         tls_key = next((k for k in ("tls_client_subject", "tls_client_sha256") if k in a), None)
         srv = raw.get("server") if isinstance(raw.get("server"), dict) else {}
         if tls_key and not (srv.get("tls_listen") and srv.get("tls_client_ca")):

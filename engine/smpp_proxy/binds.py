@@ -4,8 +4,9 @@ A bind is answered in one of three ways, and the first two look the same to the 
 unknown system_id, wrong password, or a source network the account does not allow are all
 ESME_RINVPASWD after a full PBKDF2 (a dummy hash for unknown accounts), so neither the
 status nor the time tells an attacker which system_ids exist or that a password was right.
-A bind type the account may not use, too many binds, or a client certificate that is not the account's
-(tls_identity.py) is ESME_RBINDFAIL, which only a holder of the credentials can see. See admission.py for the pacing per source and system_id.
+A bind type the account may not use, too many binds, or a client certificate that is not the
+account's (tls_identity.py) is ESME_RBINDFAIL, which only a holder of the credentials can see.
+See admission.py for the pacing per source and system_id.
 """
 from __future__ import annotations
 
