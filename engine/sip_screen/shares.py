@@ -4,7 +4,7 @@ Theory of operation: over UDP the kernel's receive buffer is the screen's only q
 does not fit whoever sent it: one peer flooding INVITEs (a misbehaving softswitch, a dialler, an attack)
 takes the screen's whole capacity, and the other peers' calls are dropped in proportion to their share of
 the traffic -- a peer sending 1 call in 1,000 gets about 1 in 1,000 of its calls judged. So the screen counts
-the INVITEs each source address offers in a window of WINDOW seconds (`SourceShares`), and while it is
+the INVITEs each source (address; an IPv6 one by its /64, engine/sourcekey.py) offers in a window of WINDOW seconds (`SourceShares`), and while it is
 behind (the socket has not been found empty for `overload_after` seconds: transport.UdpEndpoint.behind_since;
 and for HOLD seconds after that was last seen, while a round finds it not empty: dropping the flood soon empties
 the socket, and while it is found empty the screen has time for every INVITE),
@@ -19,6 +19,8 @@ in-dialog requests and responses never are. At most MAX_SOURCES addresses are co
 flood of spoofed addresses: the addresses past that are not counted apart, and never over their share).
 """
 from __future__ import annotations
+
+from ..sourcekey import source_key
 
 WINDOW = 1.0                    # seconds a window of counts covers
 HOLD = 2.0                      # seconds the screen stays overloaded after it was last seen behind
@@ -38,7 +40,9 @@ class SourceShares:
         self.before = 0                 # sources the previous window counted: a window starts with them
 
     def over_share(self, source: str, now: float) -> bool:
-        """Count one INVITE from `source`; whether that source is now over its fair share of the window."""
+        """Count one INVITE from `source`; whether that source is now over its fair share of the window.
+        An IPv6 source is counted by its /64 (engine/sourcekey.py): one party holds all of it."""
+        source = source_key(source)
         if now >= self.window_end:
             # (the sources of the window before are taken as still there until this one has seen as many: a
             # flood is not a lone source, and judged in full, until the others' first INVITE of the window)

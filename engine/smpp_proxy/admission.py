@@ -4,7 +4,8 @@ Theory of operation. File descriptors are the resource an attacker exhausts firs
 TCP connection costs one, and once the process is out of them even the real ESMEs cannot
 bind. So connections are capped in total and per source address, and a connection that is
 not bound yet is worth less than one that is: when a cap is reached, the oldest *unbound*
-connection (of that source, or overall) is closed to make room for the new one, and only
+connection (of that source, or overall; a source is an IPv4 address or an IPv6 /64,
+engine/sourcekey.py) is closed to make room for the new one, and only
 when every connection under the cap is bound is the new one refused. An unbound connection
 is also closed after `bind_timeout` seconds. Together these keep fds for real binds: a bind
 arrives right after its connect, so it is never the oldest unbound connection for long. The
@@ -35,6 +36,7 @@ import asyncio
 from collections import OrderedDict, deque
 
 from ..fdbudget import FD_BUDGET
+from ..sourcekey import source_key
 
 MAX_KEYS = 65536                # (source, system_id) failure records kept, least recently failed dropped first
 MAX_KEYS_PER_SOURCE = 64        # ... of one source; its other system_ids share one record
@@ -66,7 +68,7 @@ class ConnectionCaps:
     def admit(self, sess) -> bool:
         """Register a new connection, closing an older unbound one if a cap is reached.
         False: refuse it (every connection under the cap is bound)."""
-        src = sess.peer[0]
+        src = source_key(sess.peer[0])         # an IPv6 peer by its /64 (engine/sourcekey.py)
         if self.by_source.get(src, 0) >= self.per_source:
             q = self.unbound_by_source.get(src)
             if not q:
@@ -92,7 +94,7 @@ class ConnectionCaps:
         if not getattr(sess, "admitted", False):
             return
         sess.admitted = False
-        src = sess.peer[0]
+        src = source_key(sess.peer[0])
         self.count -= 1
         n = self.by_source.get(src, 1) - 1
         if n:
@@ -116,7 +118,7 @@ class ConnectionCaps:
 
     def _forget_unbound(self, sess) -> None:
         if self.unbound.pop(sess, 0) is None:
-            src = sess.peer[0]
+            src = source_key(sess.peer[0])
             q = self.unbound_by_source.get(src)
             if q is not None:
                 q.pop(sess, None)
@@ -186,6 +188,7 @@ class BindThrottle:
             del self.keys_by_source[src]
 
     def submit(self, src: str, system_id: str, job) -> None:
+        src = source_key(src)                   # an IPv6 peer by its /64 (engine/sourcekey.py)
         st = self.sources.get(src)
         if st is None:
             st = self.sources[src] = _Source()
