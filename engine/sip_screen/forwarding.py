@@ -45,6 +45,12 @@ TCP_CONNECT = 2.0               # seconds an outbound TCP connect may take
 OUT_CAPPED = "too many outbound TCP connections"        # on_fail's reason at the outbound caps (bounds.py)
 
 
+def host_ref(host: str) -> str:
+    """`host` as a Via sent-by or a URI writes it: an IPv6 address in brackets (RFC 3261 §25.1 IPv6reference;
+    `::1:5060` is no host:port, Kamailio refuses such a Via: "bad ipv6 reference", and drops the request)."""
+    return f"[{host}]" if ":" in host else host
+
+
 class Waiting(list):
     """What waits for one outbound connect: (bytes, on_fail) pairs, at most TCP_QUEUE of them and WRITE_MAX
     bytes in all (as an open connection's write buffer: nothing beyond it is queued for one peer)."""
@@ -146,7 +152,7 @@ class Forwarding:
         (`;i=`) so its responses come back on it (§18.2.2)."""
         if msg.our_via:
             msg.pop_first_value("Via")
-        via = f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch};rport"
+        via = f"SIP/2.0/{transport} {host_ref(self.host)}:{self.port};branch={branch};rport"
         if conn is not None:
             via += f";i={conn.id:x}"
         msg.insert_before_first("Via", via)

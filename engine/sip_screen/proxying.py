@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..verdict import Action
 from .checks import check_request
 from .codec import MAX_VIAS, SipMessage, make_response, parse_datagram, parse_via
-from .forwarding import UDP_MAX
+from .forwarding import UDP_MAX, host_ref
 from .recent import ack_key
 from .screening import BUSY, CANCELLED, RETRY_AFTER
 from .settings import BRANCH_PREFIX, TAG_PREFIX
@@ -120,7 +120,7 @@ class Proxying:
         if d.action is Action.TAG:
             self._tag_request(msg, d, replay)
         if self.s.record_route:
-            msg.insert_before_first("Record-Route", f"<sip:{self.host}:{self.port};transport={transport.lower()};lr>")
+            msg.insert_before_first("Record-Route", f"<sip:{host_ref(self.host)}:{self.port};transport={transport.lower()};lr>")
         self._forward(msg, dest, branch, (transport, src, conn), key, fixed)
 
     def _in_dialog(self, r, data, src):
@@ -133,7 +133,7 @@ class Proxying:
             branch, dest = self.invites.get(ack_key(r.top_branch, r.call_id), default=(None, dest))
         branch = branch or self._branch(r.top_branch, r.base)
         host, port, out = dest
-        via = f"Via: SIP/2.0/{out} {self.host}:{self.port};branch={branch};rport\r\n".encode()
+        via = f"Via: SIP/2.0/{out} {host_ref(self.host)}:{self.port};branch={branch};rport\r\n".encode()
         on_fail = None if r.method == "ACK" else (
             lambda why: self._fail(parse_datagram(r.before + r.after), "UDP", src, None, why))
         self._send(r.before + via + r.after, (host, port), out, on_fail=on_fail)
@@ -146,5 +146,5 @@ class Proxying:
         key = (self.host, self.port)
         if getattr(self, "_via_for", None) != key:      # our Via's size, made once (host/port may be reloaded)
             self._via_for = key
-            self._via_len = len(f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={BRANCH_PREFIX};rport\r\n") + 20
+            self._via_len = len(f"Via: SIP/2.0/UDP {host_ref(self.host)}:{self.port};branch={BRANCH_PREFIX};rport\r\n") + 20
         return len(r.before) + len(r.after) + self._via_len > UDP_MAX
