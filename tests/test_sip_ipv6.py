@@ -229,3 +229,33 @@ def test_tcp_both_sides_on_ipv6_our_via_bracketed_and_the_answer_back_on_the_cal
         uac.close()
         lst.close()
         h.stop()
+
+
+def test_a_dual_stack_listener_answers_an_ipv4_caller_named_by_its_mapped_address(tmp_path):
+    """Listening on [::] the UDP socket is dual-stack: an IPv4 caller is ::ffff:127.0.0.1 to it, and its `received`
+    says so. The 200 back to it was dropped (`not_permitted`: allow_networks' 127.0.0.0/8 is IPv4, the mapped
+    address was looked up as IPv6 only)."""
+    uas = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    uas.bind(("::1", 0))
+    uac = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    uac.bind(("127.0.0.1", 0))
+    for s in (uas, uac):
+        s.settimeout(5)
+    uas_port, uac_port = uas.getsockname()[1], uac.getsockname()[1]
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    h = SipHarness(build(cfg, tmp_path / "data"), SipSettings(
+        listen="[::]:0", advertise="[::1]", next_hop=f"[::1]:{uas_port}",
+        allow_networks=["127.0.0.0/8", "::1/128"])).start()
+    try:
+        uac.sendto(_request("INVITE", uas_port, "v4-on-v6", f"SIP/2.0/UDP 127.0.0.1:{uac_port};branch=z9hG4bK-4;rport"),
+                   ("127.0.0.1", h.port))
+        data, src = uas.recvfrom(65535)
+        assert "received=::ffff:127.0.0.1" in parse_datagram(data).values("via")[1]
+        uas.sendto(_answer(data), src)
+        assert uac.recv(65535).startswith(b"SIP/2.0 200 OK")
+        assert h.screen.stats["not_permitted"] == 0
+    finally:
+        h.stop()
+        uas.close()
+        uac.close()

@@ -180,8 +180,12 @@ class Forwarding:
         if ok is None:
             try:
                 ip = ipaddress.ip_address(host)
-                n, v = int(ip), ip.version
-                ok = any(v == ver and lo <= n <= hi for ver, lo, hi in self.ranges)
+                keys = [(ip.version, int(ip))]
+                if ip.version == 6 and ip.ipv4_mapped is not None:
+                    # a dual-stack ([::]) socket's IPv4 peer (a caller's `received`): the IPv4 address it is, in
+                    # allow_networks' IPv4 networks (RFC 4291 §2.5.5.2; its responses were dropped, not_permitted)
+                    keys.append((4, int(ip.ipv4_mapped)))
+                ok = any(v == ver and lo <= n <= hi for v, n in keys for ver, lo, hi in self.ranges)
             except ValueError:
                 ok = False
             if len(self.permit_cache) >= 4096:          # bounded: one entry per distinct peer address
