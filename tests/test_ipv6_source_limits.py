@@ -121,3 +121,18 @@ def test_sip_screen_drops_a_64s_flood_of_invites_from_distinct_addresses_when_be
     assert scr.stats["overload_source_dropped"] == 5 and scr.udp.out == []
     scr.on_datagram(invite(call_id="u2"), UAC)                          # the other source: judged
     assert len(scr.udp.out) == 1
+
+
+def test_sip_max_tcp_per_source_holds_a_whole_64():
+    from types import SimpleNamespace
+
+    from engine.app import build
+    scr = offline_screen(build(with_model=False, persist=False), max_tcp_per_source=3)
+    conns = [SimpleNamespace(peer=(f"2001:db8:1:2::{i:x}", 40000), counted=False) for i in range(1, 21)]
+    admitted = [scr.tcp_admit(c) for c in conns]
+    assert admitted == [True] * 3 + [False] * 17 and scr.stats["tcp_refused"] == 17    # (before: all 20)
+    assert scr.tcp_admit(SimpleNamespace(peer=("2001:db8:1:3::1", 40000), counted=False))   # another /64
+    assert scr.tcp_admit(SimpleNamespace(peer=("::ffff:10.0.0.1", 40000), counted=False))
+    assert scr.tcp_per_source == {"2001:db8:1:2::/64": 3, "2001:db8:1:3::/64": 1, "10.0.0.1": 1}
+    scr.tcp_release(conns[0])
+    assert scr.tcp_per_source["2001:db8:1:2::/64"] == 2 and scr.tcp_admit(conns[3])

@@ -1,6 +1,6 @@
 """What one peer may cost the SIP screen's transports: inbound TCP connections from outside accept_networks
 closed at accept (`tcp_source_refused`, sources.py), the others capped in total and per
-source address (`max_tcp_connections`, `max_tcp_per_source`), outbound ones in total and per destination
+source (`max_tcp_connections`, `max_tcp_per_source`; a source is an IPv4 address or an IPv6 /64, engine/sourcekey.py), outbound ones in total and per destination
 host (`max_tcp_out_connections`, `max_tcp_out_per_host`), a sweeper that closes connections idle,
 holding an unfinished message or leaving our writes unread too long (tcp.py TcpConnection.expired),
 and the UDP datagrams the kernel dropped for a full receive buffer, counted as `overload_dropped`.
@@ -37,6 +37,7 @@ import time
 from collections import OrderedDict
 from itertools import islice
 
+from ..sourcekey import source_key
 from .recent import digest
 from .sources import SourceFilter
 from .tcp import WRITE_STALLED
@@ -63,22 +64,23 @@ class TransportBounds:
         if not self.accepts(ip):                        # not a peer (accept_networks): closed at accept, unread
             self._source_refused(ip, counter="tcp_source_refused")
             return False
-        n = self.tcp_per_source.get(ip, 0)
+        src = source_key(ip)                            # an IPv6 peer by its /64 (engine/sourcekey.py)
+        n = self.tcp_per_source.get(src, 0)
         if self.tcp_inbound >= min(self.s.max_tcp_connections, self.fd_cap_in) or n >= self.s.max_tcp_per_source:
             self.stats["tcp_refused"] += 1
             return False
-        self.tcp_per_source[ip] = n + 1
+        self.tcp_per_source[src] = n + 1
         self.tcp_inbound += 1
         conn.counted = True
         return True
 
     def tcp_release(self, conn):
-        ip = conn.peer[0]
-        n = self.tcp_per_source.get(ip, 1) - 1
+        src = source_key(conn.peer[0])
+        n = self.tcp_per_source.get(src, 1) - 1
         if n <= 0:
-            self.tcp_per_source.pop(ip, None)
+            self.tcp_per_source.pop(src, None)
         else:
-            self.tcp_per_source[ip] = n
+            self.tcp_per_source[src] = n
         self.tcp_inbound -= 1
         conn.counted = False
 
