@@ -42,7 +42,8 @@ class SourceShares:
     def over_share(self, source: str, now: float) -> bool:
         """Count one INVITE from `source`; whether that source is now over its fair share of the window.
         An IPv6 source is counted by its /64 (engine/sourcekey.py): one party holds all of it."""
-        source = source_key(source)
+        if ":" in source:                # (IPv4: no call on the per-INVITE path)
+            source = source_key(source)
         if now >= self.window_end:
             # (the sources of the window before are taken as still there until this one has seen as many: a
             # flood is not a lone source, and judged in full, until the others' first INVITE of the window)
