@@ -32,10 +32,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from .disktrouble import all_writers
 from .smpp_proxy.server import VerdictLog
 from .smpp_proxy.smsc import parse_addr
+from .sourcekey import source_key
 
 log = logging.getLogger("telfilter")
 
-MAX_PER_PEER = 8                # connections from one address at once: the others stay reachable
+MAX_PER_PEER = 8                # connections from one address (an IPv6 /64) at once: the others stay reachable
 MAX_CONNECTIONS = 32
 REQUEST_TIMEOUT_S = 5.0
 MAX_REQUEST_HEAD = 8192
@@ -113,7 +114,7 @@ class Metrics:
         await self.server.wait_closed()
 
     async def _serve(self, reader, writer):
-        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        peer = source_key((writer.get_extra_info("peername") or ("?",))[0])     # an IPv6 peer: its /64
         per = self._by_peer.get(peer, 0)
         if self._conns >= MAX_CONNECTIONS or per >= MAX_PER_PEER:
             writer.close()           # one slow peer cannot hold every slot (a liveness probe must get in)

@@ -136,3 +136,11 @@ def test_sip_max_tcp_per_source_holds_a_whole_64():
     assert scr.tcp_per_source == {"2001:db8:1:2::/64": 3, "2001:db8:1:3::/64": 1, "10.0.0.1": 1}
     scr.tcp_release(conns[0])
     assert scr.tcp_per_source["2001:db8:1:2::/64"] == 2 and scr.tcp_admit(conns[3])
+
+
+def test_tls_handshake_rate_per_source_holds_a_whole_64():
+    from engine.smpp_proxy.tls_rate import HandshakeRate
+    r = HandshakeRate(per_second=1000, per_source=1, per_source_burst=3)
+    admitted = sum(r.admit(f"2001:db8:1:2::{i:x}", 100.0) for i in range(1, 21))
+    assert admitted == 3                            # 20 addresses of one /64: one source's burst
+    assert r.admit("2001:db8:1:3::1", 100.0)        # the next /64 is another source

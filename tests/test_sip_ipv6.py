@@ -259,3 +259,27 @@ def test_a_dual_stack_listener_answers_an_ipv4_caller_named_by_its_mapped_addres
         h.stop()
         uas.close()
         uac.close()
+
+
+def test_a_response_to_our_bracketed_via_takes_the_response_fast_path(tmp_path):
+    """The fast path knows a response is ours by its top Via's first bytes (via_prefixes): written without the
+    brackets our Via has, no IPv6 response ever matched and each took the full parse (0 of 300)."""
+    from engine.sip_screen.fastpath import FULL_PARSE, relay_response
+    uas = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    uac = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    for s in (uas, uac):
+        s.bind(("::1", 0))
+        s.settimeout(5)
+    uas_port, uac_port = uas.getsockname()[1], uac.getsockname()[1]
+    h = screen6(tmp_path, uas_port)
+    try:
+        uac.sendto(_request("INVITE", uas_port, "v6-fast", f"SIP/2.0/UDP [::1]:{uac_port};branch=z9hG4bK-9;rport"),
+                   ("::1", h.port))
+        data, src = uas.recvfrom(65535)
+        assert relay_response(_answer(data), h.screen.via_prefixes) is not FULL_PARSE
+        uas.sendto(_answer(data), src)
+        assert uac.recv(65535).startswith(b"SIP/2.0 200 OK")
+    finally:
+        h.stop()
+        uas.close()
+        uac.close()

@@ -42,7 +42,7 @@ from collections import OrderedDict
 
 from .codec import SipMessage, SipParseError, make_response, parse_datagram
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
-from .forwarding import Forwarding
+from .forwarding import Forwarding, host_ref
 from .proxying import Proxying
 from .recent import Recent
 from .responses import FINALS_SEEN, Responses
@@ -179,7 +179,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.me = {(self.host.lower(), self.port)}
         if host not in ("0.0.0.0", "::", ""):
             self.me.add((host.lower(), port))
-        self.via_prefixes = tuple(f"SIP/2.0/{t} {h}:{p};branch={BRANCH_PREFIX}".encode()
+        self.via_prefixes = tuple(f"SIP/2.0/{t} {host_ref(h)}:{p};branch={BRANCH_PREFIX}".encode()
                                   for t in TRANSPORTS for h, p in self.me)
         self.udp.start(loop)                                # the pump needs our address: after it is known
         self._sweeper = loop.create_task(self._sweep())

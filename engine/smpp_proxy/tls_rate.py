@@ -32,6 +32,8 @@ import socket
 import struct
 from collections import OrderedDict
 
+from ..sourcekey import source_key
+
 MAX_SOURCES = 4096          # per-source buckets remembered (~150 bytes each: under 1 MB)
 LOG_EVERY = 10.0            # seconds: refusals are logged at most this often, with their count
 _RESET = struct.pack("ii", 1, 0)    # SO_LINGER on, 0 s: close() sends a RST and leaves no TIME_WAIT here
@@ -50,6 +52,7 @@ class HandshakeRate:
         self.max_sources = max_sources
 
     def admit(self, host: str, now: float) -> bool:
+        host = source_key(host)             # an IPv6 peer by its /64 (engine/sourcekey.py)
         if self.t is not None:
             self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
         self.t = now
