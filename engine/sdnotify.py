@@ -37,6 +37,7 @@ class Notifier:
         self.watchdog_s = _watchdog_s(env) if self.sock is not None else None
         self.sent_status = None
         self.reloads = 0                # reloads under way: READY=1 when the last one is over
+        self.stopped = False            # STOPPING=1 sent: no RELOADING=1 or READY=1 after it
         self._timer = None
         self._failed = False
 
@@ -62,17 +63,20 @@ class Notifier:
 
     def reloading(self) -> None:
         self.reloads += 1
-        if self.reloads == 1:
+        if self.reloads == 1 and not self.stopped:
             self.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
 
     def reloaded(self) -> None:
         self.reloads -= 1
-        if self.reloads == 0:
+        # a reload that ends during the drain (SIGHUP's handler stays in place): READY=1 after STOPPING=1 would
+        # tell systemd the service is up again (sd_notify(3): READY=1 ends a reload or a start)
+        if self.reloads == 0 and not self.stopped:
             self.send("READY=1")
 
     def stopping(self) -> None:
         # the pings go on while the drain runs on the loop (a loop stuck in the drain stops them too); systemd's
         # TimeoutStopSec= bounds the stop
+        self.stopped = True
         self.send("STOPPING=1", "STATUS=draining")
         self.sent_status = "draining"
 

@@ -178,3 +178,31 @@ def test_nothing_is_sent_without_notify_socket():
     n.ready("x")
     n.close()
     assert Notifier({"NOTIFY_SOCKET": "vsock:2:1234"}).active is False
+
+
+def test_a_reload_that_ends_during_the_stop_does_not_say_ready(tmp_path):
+    """sd_notify(3): READY=1 while reloading says the reload is over; after STOPPING=1 it would say the service is
+    up again. A SIGHUP reload still reading rules when SIGTERM came (its handler stays in place through the drain)
+    ended with READY=1 after STOPPING=1; a SIGHUP during the drain sent RELOADING=1 then READY=1 too."""
+    from engine.sdnotify import Notifier
+    sd = Systemd(tmp_path)
+    try:
+        n = Notifier({"NOTIFY_SOCKET": sd.env})
+        n.ready("up")
+        n.reloading()               # a reload under way
+        n.stopping()                # SIGTERM
+        n.reloaded()                # the reload ends during the drain
+        n.reloading()               # a SIGHUP during the drain
+        n.reloaded()
+        n.close()
+        got = []
+        sd.sock.settimeout(0.2)
+        try:
+            while True:
+                got.append(sd.sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        assert got[0].startswith("READY=1") and got[1].startswith("RELOADING=1"), got
+        assert got[2].startswith("STOPPING=1") and len(got) == 3, got
+    finally:
+        sd.close()
