@@ -358,3 +358,27 @@ def test_two_serve_nodes_follow_a_failover(tmp_path, ha):
     for n in (a, b):
         text = n.err.read_text()
         assert text.count(said) == 1 and "Traceback" not in text, text[-3000:]
+
+
+def test_no_master_found_names_every_sentinel_error_whatever_its_length():
+    """redis-py before 8 wrote each sentinel's error as its repr, with the reason: ConnectionError('Error 111
+    connecting to …. Multiple exceptions: …') for a name resolving to an IPv6 and an IPv4 address, both refused,
+    is over 200 characters. The line's pattern capped an error at 200 and dropped a longer one: two sentinels down
+    read "1 unreachable …, the others name no primary that is up" (or, both long, a failover under way)."""
+    from engine.state.sentinel import _not_found_why
+    host = "sentinel-0.sentinel-headless.telfilter-prod.svc.cluster.local"
+
+    def client(h, p):       # redis-py 5's repr of a sentinel's client (Redis(ConnectionPool(Connection)))
+        return (f"<redis.asyncio.client.Redis(<redis.asyncio.connection.ConnectionPool(<redis.asyncio.connection."
+                f"Connection(host={h},port={p},db=0)>)>)>")
+    long_err = (f"ConnectionError('Error 111 connecting to {host}:26379. Multiple exceptions: [Errno 111] Connect "
+                "call failed (\\'fd00:10:96::1a2b\\', 26379, 0, 0), [Errno 111] Connect call failed "
+                "(\\'10.96.12.34\\', 26379).')")
+    short_err = "TimeoutError('Timeout connecting to server')"
+    said = f"No master found for 'svc' : {client(host, 26379)} - {long_err}, {client('10.0.0.2', 26379)} - {short_err}"
+    why = _not_found_why("svc", [(host, 26379), ("10.0.0.2", 26379)], said)
+    assert f"sentinels {host}:26379, 10.0.0.2:26379 unreachable (ConnectionError('Error 111 connecting" in why, why
+    assert why.endswith(f"; {short_err})") and "redis.asyncio" not in why and len(why) < 600, why
+    said = f"No master found for 'svc' : {client(host, 26379)} - {long_err}"          # one down, the other up
+    why = _not_found_why("svc", [(host, 26379), ("10.0.0.2", 26379)], said)
+    assert "1 unreachable (ConnectionError('Error 111" in why and "the others name no primary" in why, why

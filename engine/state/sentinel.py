@@ -60,7 +60,12 @@ def open_client(cfg: dict, **kw):
 def _not_found_why(service: str, sentinels, said: str) -> str:
     """redis-py's MasterNotFoundError, said in a line: its message holds the repr of every sentinel's client (~1 KB
     each, written into every outage line: the store's, the streams', the pool's) before each one's error."""
-    errors = re.findall(r" - ([\w:.]+(?:\(.{0,200}?\))?)(?:, <|$)", said)
+    # each error follows its client's repr, which ends ")>)>)>" (Redis(ConnectionPool(Connection))), and runs to the
+    # next client's repr or the end: redis-py 8 says "network:ConnectionError", older ones the exception's repr with
+    # its reason, which can run past 200 characters (an IPv6 and an IPv4 address refused: "Multiple exceptions");
+    # a long one is shortened, never dropped (dropped, the sentinel read as one that answered)
+    errors = [e if len(e) <= 200 else e[:199] + "…"
+              for e in re.findall(r"\)>\)>\)> - (.*?)(?=, <redis\.|\Z)", said, re.S)]
     where = ", ".join(f"{h}:{p}" for h, p in sentinels)
     if errors:
         return (f"No master found for {service!r}: sentinels {where} unreachable ({'; '.join(errors)})"
