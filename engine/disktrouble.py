@@ -19,6 +19,9 @@ import time
 log = logging.getLogger("telfilter")
 
 REPORT_S = 10.0
+# /healthz stays 503 until no write failed for HOLD_S: a disk at the edge of full takes one write and refuses the
+# next (several flips a second), and a health check read at the last write only answered 200 and 503 by turns
+HOLD_S = 10.0
 # state_snapshot: the state store's background snapshot (its forked writer, engine/state/forksnap.py), failed
 # when the child fails (a full disk, a read-only one), ok again when a later snapshot is installed
 WRITERS = ("state_journal", "state_snapshot", "shortcode", "shortcode_parts", "held_receipts", "message_ids",
@@ -33,6 +36,7 @@ class DiskTrouble:
         self.failing = False        # the last write failed
         self._unsaid = 0            # failures since the last line
         self._said = self._said_ok = -1e18
+        self._last_failed = -1e18   # when the last write failed (clock)
         self._ok_unsaid = False     # writes work again, not said yet
 
     def failed(self, err, what: str) -> None:
@@ -41,7 +45,7 @@ class DiskTrouble:
         self._unsaid += 1
         self.failing = True
         self._ok_unsaid = False
-        now = self.clock()
+        now = self._last_failed = self.clock()
         # by time, not by change: a disk at the edge of full takes one write and refuses the next (the probe's
         # ext4 flipped several times a second), and a line per flip is a line per message again
         if now - self._said >= REPORT_S:
@@ -49,6 +53,11 @@ class DiskTrouble:
             log.error("disk trouble, %s: %s (%s)%s; said again at most every %.0f s", self.writer, what,
                       getattr(err, "strerror", None) or err, more, REPORT_S)
             self._said, self._unsaid = now, 0
+
+    def troubled(self) -> bool:
+        """For /healthz: the last write failed, or one failed less than HOLD_S ago (no flapping at a disk's edge;
+        `failing`, telfilter_disk_failing, is the last write's alone)."""
+        return self.failing or self.clock() - self._last_failed < HOLD_S
 
     def ok(self) -> None:
         """A write worked: after failures, said (at most every REPORT_S: said at a later write if not now)."""

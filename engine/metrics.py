@@ -2,8 +2,8 @@
 
     GET /metrics   Prometheus text format (prometheus_client)
     GET /healthz   200 while the process runs and, where an SMSC is configured, a link that takes submits is
-                   bound (a receiver alone is not enough), and no durable writer's last write failed
-                   (telfilter_disk_failing); 503 with every reason in the body otherwise
+                   bound (a receiver alone is not enough), and no durable writer's write failed in the last 10 s
+                   (telfilter_disk_failing: the last one); 503 with every reason in the body otherwise
     GET /readyz    200 once start-up is complete (configs valid, listening), 503 while stopping
     GET /livez     200 whenever it answers: the event loop runs (a liveness probe; /healthz is 503 while the
                    SMSC is away, which a restart would not cure)
@@ -85,10 +85,11 @@ class Metrics:
             elif all(getattr(l, "kind", "") == "receiver" for l in bound):
                 # (a transmitter + receiver pair whose transmitter is refused: every submit_sm is throttled)
                 why.append("no SMSC link bound that takes submits (receiver only)")
-        # a durable writer whose last write failed (a full or read-only data disk): the node still answers every
+        # a durable writer whose last write failed, or one in the last 10 s (a full or read-only data disk; one at the
+        # edge of full refuses every other write: no 200/503 by turns, disktrouble.HOLD_S): the node still answers every
         # message, but loses its verdict lines, journals or snapshots; a load balancer drains it (a restart would
         # not cure a full disk: /livez stays 200). O(writers): the fixed list of engine/disktrouble.py
-        failing = [t.writer for t in all_writers() if t.failing]
+        failing = [t.writer for t in all_writers() if t.troubled()]
         if failing:
             why.append("disk writes failing: " + ", ".join(failing))
         return (False, "; ".join(why)) if why else (True, "ok")

@@ -10,9 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from engine.app import build
-from engine.disktrouble import trouble
+from engine.disktrouble import HOLD_S, trouble
 from engine.metrics import Metrics
 from engine.smpp_proxy.harness import ProxyHarness
 
@@ -48,7 +49,8 @@ def test_healthz_is_503_naming_the_writer_while_the_verdict_log_disk_is_full(tmp
         p.send_signal(signal.SIGUSR2)
         assert wait_for(lambda: log.is_file())
         assert submit(smpp_port, "hello again") == 0
-        assert wait_for(lambda: _get(mport, "/healthz") == (200, "ok\n")), _get(mport, "/healthz")
+        assert _get(mport, "/healthz")[0] == 503                       # until no write failed for 10 s
+        assert wait_for(lambda: _get(mport, "/healthz") == (200, "ok\n"), timeout=25), _get(mport, "/healthz")
         assert log.read_text().count("\n") == 1                        # the line written once there was room
         log.unlink()                                                    # full again, and the SMSC away: both said
         os.symlink("/dev/full", log)
@@ -112,4 +114,28 @@ def test_a_failed_background_snapshot_is_a_failing_writer_until_one_works(pipe, 
     assert 'telfilter_disk_failing{writer="state_snapshot"} 1.0' in text
     assert "No space left on device" in _lines(caplog, "state snapshot failed")[0].getMessage()
     assert len(_lines(caplog, "state snapshot failed")) == 1                # said once (then every 10 s)
-    assert m.health() == (True, "ok") and t.errors == errors
+    assert t.errors == errors and not t.failing
+    t.clock = lambda: time.monotonic() + HOLD_S         # no write failed for 10 s (the failures were just now)
+    assert m.health() == (True, "ok")
+
+
+def test_healthz_does_not_flap_with_a_disk_at_the_edge_of_full(pipe):
+    """A disk at the edge of full takes one write and refuses the next (engine/disktrouble.py: ext4 flipped several
+    times a second): /healthz read each writer's last write only, so it answered 200 and 503 by turns, and a load
+    balancer's "N failures in a row" might never drain the node. It is 503 until no write failed for 10 s."""
+    now = [1000.0]
+    t, m = trouble("verdict_log"), Metrics(pipe)
+    t.clock = lambda: now[0]
+    seen = []
+    for _ in range(20):                         # 4 s of a write refused, the next one taken, every 0.2 s
+        t.failed(OSError(errno.ENOSPC, "No space left on device"), "a line lost")
+        now[0] += 0.1
+        seen.append(m.health()[0])
+        t.ok()
+        now[0] += 0.1
+        seen.append(m.health()[0])
+    assert seen == [False] * 40, seen
+    now[0] += 9.0                               # writes have worked for 9.1 s: still draining
+    assert m.health() == (False, "disk writes failing: verdict_log")
+    now[0] += 1.0                               # 10.1 s: healthy again
+    assert m.health() == (True, "ok")
