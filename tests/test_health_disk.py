@@ -139,3 +139,50 @@ def test_healthz_does_not_flap_with_a_disk_at_the_edge_of_full(pipe):
     assert m.health() == (False, "disk writes failing: verdict_log")
     now[0] += 1.0                               # 10.1 s: healthy again
     assert m.health() == (True, "ok")
+
+
+def test_a_snapshot_written_in_process_when_fork_is_refused_is_the_snapshot_writer(pipe, tmp_path, monkeypatch,
+                                                                                  caplog):
+    """Fork refused (strict overcommit with a large RSS, a process limit: forksnap.start returns None): the timer's
+    snapshot is written by a thread of serve's. Its failure (a full disk that still takes the journal's small
+    appends, not the snapshot's file) was said as the state journal's, which the next flush (0.25 s) called over:
+    /healthz 200 and state_snapshot never failing, while no snapshot worked and the journal grew."""
+    from engine.state import embedded
+    from engine.state.embedded import EmbeddedStore
+    monkeypatch.setattr(embedded, "FLUSH_EVERY", 0.01)
+    monkeypatch.setattr(embedded, "SNAPSHOT_EVERY", 0.05)
+    monkeypatch.setattr(embedded.forksnap, "start", lambda *a: None)
+    st = EmbeddedStore(tmp_path / "st")
+    real, full = embedded.write_snapshot_tmp, [True]
+
+    def write(tmp, obj):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tmp, obj)
+    monkeypatch.setattr(embedded, "write_snapshot_tmp", write)
+    t, m = trouble("state_snapshot"), Metrics(pipe)
+
+    async def until(pred):
+        end = asyncio.get_running_loop().time() + 30
+        while not pred():
+            assert asyncio.get_running_loop().time() < end
+            await asyncio.sleep(0.01)
+
+    async def run():
+        task = asyncio.ensure_future(st.run())
+        try:
+            # two snapshots failed, and the journal's flush since worked
+            await until(lambda: st.write_errors >= 2 and not trouble("state_journal").failing)
+            failing = (t.failing, trouble("state_journal").failing, m.health())
+            full[0] = False
+            await until(lambda: (st.dir / "snapshot").exists())
+            await until(lambda: not t.failing)
+            return failing
+        finally:
+            task.cancel()
+            await st.close()
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        (snap_failing, journal_failing, health) = asyncio.run(run())
+    assert snap_failing and not journal_failing, (snap_failing, journal_failing)
+    assert health == (False, "disk writes failing: state_snapshot"), health
+    assert len(_lines(caplog, "state snapshot failed")) == 1 and not _lines(caplog, "state journal write failed")

@@ -255,9 +255,13 @@ class EmbeddedStore:
             err, cancel = await _in_thread(self._install, old, tmp, None, {**head, "state": state})
             if cancel is not None:
                 raise cancel
+            if err is not None and fork:        # the timer's, fork refused: a snapshot writer's failure, as a
+                self.write_errors += 1          # forked one's is (_finish); said as the journal's, the next flush
+                _snapshot_failed(err)           # called it over (/healthz 200, no snapshot working)
+                return
             if err is not None:
-                raise err
-            trouble("state_snapshot").ok()      # (a failed one: the caller's state_journal trouble)
+                raise err                       # the stop's: its caller says the state was not saved
+            trouble("state_snapshot").ok()
         finally:
             self._io.release()
 
@@ -290,10 +294,7 @@ class EmbeddedStore:
             log.info("state snapshot by pid %d abandoned: the stop writes its own", child.pid)
             return
         self.write_errors += 1
-        # one a minute at most (SNAPSHOT_EVERY), but a disk writer like the others: said once then every 10 s,
-        # counted, and /healthz 503 until a later snapshot is installed (engine/disktrouble.py)
-        trouble("state_snapshot").failed(err, "state snapshot failed (the journal since the last one is kept, "
-                                              "nothing is lost; it grows until a snapshot works)")
+        _snapshot_failed(err)
 
     def _child_write(self, tmp: Path, head: dict) -> None:
         """In the forked child: the tables as they were at the fork, from their own memory."""
@@ -360,6 +361,13 @@ class EmbeddedStore:
         self._closing = True
         await self.snapshot(fork=False)
         os.close(self._lockfd)
+
+
+def _snapshot_failed(err) -> None:
+    # one a minute at most (SNAPSHOT_EVERY), but a disk writer like the others: said once then every 10 s, counted,
+    # and /healthz 503 until a later snapshot is installed (engine/disktrouble.py)
+    trouble("state_snapshot").failed(err, "state snapshot failed (the journal since the last one is kept, nothing "
+                                          "is lost; it grows until a snapshot works)")
 
 
 async def _in_thread(fn, *args):
