@@ -80,9 +80,10 @@ def reopen_verdict_log(vlog, path) -> bool:
 
 class Trouble:
     """A failure that repeats while it lasts (Redis away: a pool refresh fails every second), said at its first
-    occurrence, then at most once every `every` s with how many since the last line, and once when it is over.
-    A line per occurrence would bury the rest of the log for the length of an outage. One instance per kind of
-    trouble; not thread-safe (the event loop's)."""
+    occurrence, then at most once every `every` s with how many since the last line, and that it is over (at most
+    as often). A line per occurrence would bury the rest of the log for the length of an outage. By time, not by
+    change, as engine/disktrouble.py: a Redis that answers one call and times out the next is not a line per flip.
+    One instance per kind of trouble; not thread-safe (the event loop's)."""
 
     def __init__(self, what: str, every: float = 30.0, clock=None, logger=log):
         import time
@@ -90,12 +91,14 @@ class Trouble:
         self.count = 0              # occurrences since start
         self.failing = False
         self._unsaid = 0
-        self._said = -1e18
+        self._said = self._said_ok = -1e18
+        self._ok_unsaid = False     # it works again, not said yet
 
     def failed(self, why: str, consequence: str) -> None:
         self.count += 1
         self._unsaid += 1
         self.failing = True
+        self._ok_unsaid = False
         now = self.clock()
         if now - self._said >= self.every:
             more = f" ({self._unsaid} times since the last such line)" if self._unsaid > 1 else ""
@@ -106,6 +109,9 @@ class Trouble:
     def ok(self) -> None:
         if self.failing:
             self.failing = False
-            self.log.warning("%s works again (%d failures since start)", self.what, self.count)
-            self._unsaid = 0
-            self._said = -1e18      # the next trouble is said at once
+            self._ok_unsaid = True
+        if self._ok_unsaid:         # (said at a later call when not now: O(1), called per success)
+            now = self.clock()
+            if now - self._said_ok >= self.every:
+                self.log.warning("%s works again (%d failures since start)", self.what, self.count)
+                self._said_ok, self._ok_unsaid = now, False

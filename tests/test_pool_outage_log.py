@@ -98,3 +98,23 @@ def test_trouble_says_the_count_when_it_speaks_again(caplog):
     lines = [m.getMessage() for m in caplog.records]
     assert len(lines) == 3                          # at 0, 30, 60
     assert "(30 times since the last such line)" in lines[1]
+
+
+def test_a_flapping_redis_is_not_a_line_per_failure(caplog):
+    """An overloaded Redis that answers one refresh and times out the next: each recovery said "works again" and
+    made the next failure said at once, so a refresh a second that failed every other time was a line a second (50
+    lines in 50 s), the outage-per-line the Trouble was for. Now failures are said by time, not by change (as
+    engine/disktrouble.py does), and so is their end."""
+    t = [0.0]
+    tr = Trouble("x", every=30, clock=lambda: t[0])
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        for i in range(50):
+            t[0] = i
+            (tr.failed("E", "c") if i % 2 == 0 else tr.ok())
+        t[0] = 100.0
+        tr.ok()                                     # works for good: its end is said (it was not since 31)
+        tr.ok()
+    lines = [m.getMessage() for m in caplog.records]
+    assert len(lines) == 5, lines                   # failed at 0 and 30, over at 1 and 31, and at 100
+    assert "(15 times since the last such line)" in lines[2], lines
+    assert "works again" in lines[-1] and "(25 failures since start)" in lines[-1], lines
