@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import time
 
+from .servicelog import Trouble
+
 log = logging.getLogger("telfilter")
 
 REPORT_S = 10.0
@@ -28,48 +30,35 @@ WRITERS = ("state_journal", "state_snapshot", "shortcode", "shortcode_parts", "h
            "verdict_log")
 
 
-class DiskTrouble:
+class DiskTrouble(Trouble):
+    """One durable writer's failed writes, said as servicelog.Trouble says any trouble, in a disk's words."""
+
     def __init__(self, writer: str, clock=time.monotonic):
+        super().__init__(writer, every=REPORT_S, clock=clock, logger=log)
         self.writer = writer
-        self.clock = clock
-        self.errors = 0             # failed writes since start (counter)
-        self.failing = False        # the last write failed
-        self._unsaid = 0            # failures since the last line
-        self._said = self._said_ok = -1e18
-        self._last_failed = -1e18   # when the last write failed (clock)
-        self._ok_unsaid = False     # writes work again, not said yet
+
+    @property
+    def errors(self) -> int:
+        """Failed writes since start (telfilter_disk_write_errors_total)."""
+        return self.count
 
     def failed(self, err, what: str) -> None:
         """A write failed: `what` it means (e.g. "a receipt not held: the SMSC delivers it again")."""
-        self.errors += 1
-        self._unsaid += 1
-        self.failing = True
-        self._ok_unsaid = False
-        now = self._last_failed = self.clock()
-        # by time, not by change: a disk at the edge of full takes one write and refuses the next (the probe's
-        # ext4 flipped several times a second), and a line per flip is a line per message again
-        if now - self._said >= REPORT_S:
-            more = f" ({self._unsaid} failed writes since the last such line)" if self._unsaid > 1 else ""
+        n = self._failure()
+        if n:
+            more = f" ({n} failed writes since the last such line)" if n > 1 else ""
             log.error("disk trouble, %s: %s (%s)%s; said again at most every %.0f s", self.writer, what,
                       getattr(err, "strerror", None) or err, more, REPORT_S)
-            self._said, self._unsaid = now, 0
 
     def troubled(self) -> bool:
         """For /healthz: the last write failed, or one failed less than HOLD_S ago (no flapping at a disk's edge;
         `failing`, telfilter_disk_failing, is the last write's alone)."""
-        return self.failing or self.clock() - self._last_failed < HOLD_S
+        return self.failing or self.clock() - self.last_failed < HOLD_S
 
     def ok(self) -> None:
         """A write worked: after failures, said (at most every REPORT_S: said at a later write if not now)."""
-        if self.failing:
-            self.failing = False
-            self._ok_unsaid = True
-        if self._ok_unsaid:
-            now = self.clock()
-            if now - self._said_ok >= REPORT_S:
-                log.warning("disk trouble over, %s: writes work again (%d failed since start)", self.writer,
-                            self.errors)
-                self._said_ok, self._ok_unsaid = now, False
+        if self._over():
+            log.warning("disk trouble over, %s: writes work again (%d failed since start)", self.writer, self.errors)
 
 
 _TROUBLE = {name: DiskTrouble(name) for name in WRITERS}

@@ -79,39 +79,59 @@ def reopen_verdict_log(vlog, path) -> bool:
 
 
 class Trouble:
-    """A failure that repeats while it lasts (Redis away: a pool refresh fails every second), said at its first
-    occurrence, then at most once every `every` s with how many since the last line, and that it is over (at most
-    as often). A line per occurrence would bury the rest of the log for the length of an outage. By time, not by
-    change, as engine/disktrouble.py: a Redis that answers one call and times out the next is not a line per flip.
-    One instance per kind of trouble; not thread-safe (the event loop's)."""
+    """A failure that repeats while it lasts (Redis away: a pool refresh fails every second; a full disk: every
+    write), said at its first occurrence, then at most once every `every` s with how many since the last line, and
+    that it is over (at most as often). A line per occurrence would bury the rest of the log for the length of an
+    outage. By time, not by change: a disk at the edge of full takes one write and refuses the next (a probe's ext4
+    flipped several times a second), a Redis answers one call and times out the next, and a line per flip would be
+    a line per message again. `failed` and `ok` say it in this class's words; a subclass (disktrouble.DiskTrouble)
+    words it its own way with `_failure` and `_over`. One instance per kind of trouble; plain int, bool and float
+    stores (DiskTrouble is also called from writer threads: under the GIL each store is whole, a count read
+    mid-update is one behind)."""
 
     def __init__(self, what: str, every: float = 30.0, clock=None, logger=log):
         import time
         self.what, self.every, self.clock, self.log = what, every, clock or time.monotonic, logger
         self.count = 0              # occurrences since start
-        self.failing = False
-        self._unsaid = 0
+        self.failing = False        # the last attempt failed
+        self.last_failed = -1e18    # when it last failed (clock)
+        self._unsaid = 0            # failures since the last line
         self._said = self._said_ok = -1e18
         self._ok_unsaid = False     # it works again, not said yet
 
-    def failed(self, why: str, consequence: str) -> None:
+    def _failure(self) -> int:
+        """Count a failure: how many to say now (this one and those unsaid since the last line), 0 for none."""
         self.count += 1
         self._unsaid += 1
         self.failing = True
         self._ok_unsaid = False
-        now = self.clock()
-        if now - self._said >= self.every:
-            more = f" ({self._unsaid} times since the last such line)" if self._unsaid > 1 else ""
-            self.log.warning("%s failed (%s): %s%s; said again at most every %.0f s", self.what, why, consequence,
-                             more, self.every)
-            self._said, self._unsaid = now, 0
+        now = self.last_failed = self.clock()
+        if now - self._said < self.every:
+            return 0
+        n, self._said, self._unsaid = self._unsaid, now, 0
+        return n
 
-    def ok(self) -> None:
+    def _over(self) -> bool:
+        """A success: whether to say now that it works again (after failures; said at a later success if not now:
+        O(1), called per success)."""
         if self.failing:
             self.failing = False
             self._ok_unsaid = True
-        if self._ok_unsaid:         # (said at a later call when not now: O(1), called per success)
-            now = self.clock()
-            if now - self._said_ok >= self.every:
-                self.log.warning("%s works again (%d failures since start)", self.what, self.count)
-                self._said_ok, self._ok_unsaid = now, False
+        if not self._ok_unsaid:
+            return False
+        now = self.clock()
+        if now - self._said_ok < self.every:
+            return False
+        self._said_ok, self._ok_unsaid = now, False
+        return True
+
+    def failed(self, why: str, consequence: str) -> None:
+        n = self._failure()
+        if n:
+            more = f" ({n} times since the last such line)" if n > 1 else ""
+            self.log.warning("%s failed (%s): %s%s; said again at most every %.0f s", self.what, why, consequence,
+                             more, self.every)
+
+    def ok(self) -> None:
+        if self._over():
+            self.log.warning("%s works again (%d failures since start)", self.what, self.count)
