@@ -69,6 +69,16 @@ def load_serve_config(args):
         if why:
             errors.append(f"--sip-next-hop: {why}" if getattr(args, "sip_next_hop", None) else
                           f"sip.toml next_hop (with --sip-allow-networks): {why}")
+    listen = getattr(args, "sip_listen", None) or (cfg.sip.listen if cfg.sip is not None else "")
+    hop = getattr(args, "sip_next_hop", None) or (cfg.sip.next_hop if cfg.sip is not None else "")
+    if sip_on and listen and hop:
+        from .sip_screen.settings import udp_family_mismatch
+        try:
+            why = udp_family_mismatch(listen, hop)
+        except ValueError:
+            why = None                  # (a malformed next hop or listen: said above)
+        if why:
+            errors.append(why)
     rf = getattr(args, "ready_file", None)
     if rf and not os.access(Path(rf).absolute().parent, os.W_OK | os.X_OK):
         errors.append(f"--ready-file {rf!r}: its directory {str(Path(rf).absolute().parent)!r} is missing or not "

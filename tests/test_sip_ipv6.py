@@ -283,3 +283,23 @@ def test_a_response_to_our_bracketed_via_takes_the_response_fast_path(tmp_path):
         h.stop()
         uas.close()
         uac.close()
+
+
+@pytest.mark.parametrize("listen,hop,family", [("[::1]:5060", "127.0.0.1:5070", "IPv6"),
+                                               ("127.0.0.1:5060", "[::1]:5070", "IPv4"),
+                                               ("[::]:5060", "127.0.0.1:5070", "IPv6")])
+def test_a_udp_next_hop_of_the_other_family_than_the_listener_is_a_start_up_error(tmp_path, listen, hop, family):
+    """UDP goes out of the listening socket, which cannot send to the other family: serve started, and every call
+    got 503 'UDP send failed: Address family for hostname not supported'. Over TCP (a socket of its own) it works."""
+    from engine.cli import parser
+    from engine.config import ConfigError
+    from engine.serve_config import load_serve_config
+
+    def load(next_hop):
+        return load_serve_config(parser().parse_args([
+            "serve", "--data-dir", str(tmp_path), "--smpp-listen", "127.0.0.1:0", "--control-socket", "off",
+            "--sip-listen", listen, "--sip-allow-networks", "127.0.0.0/8,::1/128", "--sip-next-hop", next_hop]))
+    with pytest.raises(ConfigError) as e:
+        load(hop)
+    assert f"the SIP listener {listen!r} is {family}" in str(e.value) and "over TCP" in str(e.value)
+    load(hop + ";transport=tcp")
