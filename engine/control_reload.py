@@ -117,7 +117,7 @@ class ReloadCommands:
     async def _reload_sip(self) -> dict:
         from .configcheck import load_component
         from .sip_screen.live_settings import apply_sip_settings
-        from .sip_screen.settings import load_sip_settings
+        from .sip_screen.settings import load_sip_settings, udp_family_mismatch
         cdir, errors = self._config_dir(), []
         new = load_component(cdir / "sip.toml", load_sip_settings, cdir, errors)
         if errors:
@@ -134,4 +134,10 @@ class ReloadCommands:
                 overrides["next_hop"] = a.sip_next_hop
             if getattr(a, "sip_allow_networks", None):
                 overrides["allow_networks"] = [n.strip() for n in a.sip_allow_networks.split(",") if n.strip()]
+        # (the listener stays what it is until a restart: a next hop of the other family could never be sent to)
+        hop = overrides.get("next_hop") or new.next_hop
+        why = udp_family_mismatch(self.sip.s.listen, hop) if hop else None
+        if why:
+            log.error("sip.toml reload refused, the old settings stay in force: %s", why)
+            return {"ok": False, "errors": [f"{cdir / 'sip.toml'}: next_hop: {why}"]}
         return {"ok": True, "running": True, **apply_sip_settings(self.sip, new, overrides)}

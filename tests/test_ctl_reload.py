@@ -181,6 +181,13 @@ def test_ctl_reload_sip_and_everything(tmp_path):
         assert ans["changed"] == ["next_hop", "display_prefix"] and ans["needs_restart"] == []
         assert ans["overridden_by_command_line"] == ["listen"]      # --sip-listen keeps deciding it
         assert _invite_arrives(uac, sip_port, uas_b, 3)
+        # a UDP next hop of the other address family than the running listener: refused, the old one in force
+        good = (cfg / "sip.toml").read_text()
+        (cfg / "sip.toml").write_text(sip_toml.replace('next_hop = ""', 'next_hop = "[::1]:5999"'))
+        r = ctl(tmp_path, "reload", "sip")
+        assert r.returncode == 1 and "is IPv4 and the UDP next hop '[::1]:5999' IPv6" in r.stderr, r.stderr
+        assert _invite_arrives(uac, sip_port, uas_b, 5)
+        (cfg / "sip.toml").write_text(good)
         # `ctl reload` with no PART: every part, each with its result
         r = ctl(tmp_path, "reload")
         assert r.returncode == 0, r.stdout + r.stderr
