@@ -174,3 +174,24 @@ def test_a_stop_right_after_a_reopen_writes_the_old_files_lines(tmp_path, monkey
     pending = old.thread.is_alive()
     assert not pending, "close() returned while the old file's lines were still unwritten (daemon thread)"
     assert (tmp_path / "v.log.1").read_text() == "old-line\n"
+
+
+def test_a_pipe_whose_reader_is_gone_is_the_verdict_logs_trouble_and_drains_the_node():
+    """stdout to a log shipper that died: every verdict line from then on is lost (EPIPE; stdout cannot be opened
+    again). Counted before, but /healthz stayed 200 and telfilter_disk_failing empty: the node took traffic it
+    could no longer log."""
+    from engine.disktrouble import trouble
+    from engine.metrics import Metrics
+    r, w = os.pipe()
+    os.close(r)
+    out = PipeOut(w)
+    try:
+        out.write("a verdict line\n")
+        out.flush()
+        out.thread.join(5)
+        assert not out.thread.is_alive() and out.failed
+        assert trouble("verdict_log").failing
+        ok, why = Metrics(None).health()
+        assert not ok and "disk writes failing: verdict_log" in why, why
+    finally:
+        os.close(w)

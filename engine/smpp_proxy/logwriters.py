@@ -95,7 +95,10 @@ class PipeOut:
 
     def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
         """A write of `chunk` failed after `written` bytes: True to go on with the next lines (a pipe: never,
-        its reader is gone)."""
+        its reader is gone). A pipe's is the verdict log's trouble for good (stdout cannot be opened again): every
+        verdict line from now on is lost, so /healthz drains the node until it is restarted with a reader."""
+        trouble("verdict_log").failed(e, "the verdict log's pipe has no reader any more: every verdict line from "
+                                         "now on is lost (counted); restart serve with a reader")
         return False
 
     def drain(self, timeout: float = 5.0) -> None:
