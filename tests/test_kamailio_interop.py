@@ -95,20 +95,30 @@ class Kamailio:
     """Kamailio in the foreground (-DD -E) on 127.0.0.1:port forwarding to 127.0.0.1:to."""
 
     def __init__(self, tmp, to, template=STATELESS_CFG):
-        self.port, self.dir = free_port(), tmp / "kamailio"
+        self.port, self.dir = self._free_port(), tmp / "kamailio"
         self.dir.mkdir(exist_ok=True)
         cfg = self.dir / "kamailio.cfg"
-        cfg.write_text(template.format(port=self.port, to=to))
+        cfg.write_text(self._config(template.format(port=self.port, to=to)))
         self.log = self.dir / "kamailio.log"
         self.proc = subprocess.Popen([KAMAILIO, "-f", str(cfg), "-DD", "-E", "-m", "32", "-M", "4",
                                       "-w", str(self.dir), "-Y", str(self.dir)],
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), cwd=self.dir)
         end = time.time() + 15
-        while not udp_bound(self.port):
+        while not self._bound():
             if self.proc.poll() is not None or time.time() > end:
                 self.stop()
                 raise AssertionError(f"kamailio did not start (status {self.proc.returncode}):\n{self.tail()}")
             time.sleep(0.05)
+
+    # (Kamailio6, tests/test_sip_ipv6.py, on [::1])
+    def _free_port(self) -> int:
+        return free_port()
+
+    def _config(self, text: str) -> str:
+        return text
+
+    def _bound(self) -> bool:
+        return udp_bound(self.port)
 
     def tail(self):
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""

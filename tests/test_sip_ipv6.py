@@ -5,7 +5,6 @@ IPv6reference, `[::1]`) and Kamailio refuses ("bad ipv6 reference"): no call pas
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 
@@ -15,7 +14,7 @@ from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
 
 from .conftest import CONFIG
-from .test_kamailio_interop import ALLOWED, KAMAILIO, RR_CFG, SC, SIPP, STATELESS_CFG
+from .test_kamailio_interop import ALLOWED, KAMAILIO, RR_CFG, SC, SIPP, STATELESS_CFG, Kamailio
 
 pytestmark = pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
 
@@ -44,42 +43,23 @@ def screen6(tmp, next_hop, record_route=False, transport="udp"):
         record_route=record_route)).start()
 
 
-class Kamailio6:
+class Kamailio6(Kamailio):
     """Kamailio on [::1]:port, forwarding to [::1]:to (the interop test's configs, written for IPv6)."""
 
-    def __init__(self, tmp, to, template):
-        self.port, self.dir = free_port6(), tmp / "kamailio"
-        self.dir.mkdir(exist_ok=True)
-        cfg = self.dir / "kamailio.cfg"
-        cfg.write_text(template.format(port=self.port, to=to).replace("udp:127.0.0.1:", "udp:[::1]:")
-                       .replace('forward("127.0.0.1"', 'forward("[::1]"').replace("sip:127.0.0.1:", "sip:[::1]:"))
-        self.log = self.dir / "kamailio.log"
-        self.proc = subprocess.Popen([KAMAILIO, "-f", str(cfg), "-DD", "-E", "-m", "32", "-M", "4",
-                                      "-w", str(self.dir), "-Y", str(self.dir)],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), cwd=self.dir)
-        end = time.time() + 15
-        while True:
-            try:
-                with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-                    s.bind(("::1", self.port))
-            except OSError:
-                break                                   # bound: Kamailio listens
-            if self.proc.poll() is not None or time.time() > end:
-                self.stop()
-                raise AssertionError(f"kamailio did not start (status {self.proc.returncode}):\n{self.tail()}")
-            time.sleep(0.05)
+    def _free_port(self) -> int:
+        return free_port6()
 
-    def tail(self):
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+    def _config(self, text: str) -> str:
+        return (text.replace("udp:127.0.0.1:", "udp:[::1]:").replace('forward("127.0.0.1"', 'forward("[::1]"')
+                .replace("sip:127.0.0.1:", "sip:[::1]:"))
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def _bound(self) -> bool:
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+                s.bind(("::1", self.port))
+        except OSError:
+            return True                                 # bound: Kamailio listens
+        return False
 
 
 def sipp6(tmp, entry, uas_port, uac_sf, n, uas_sf="uas.xml"):
