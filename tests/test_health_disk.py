@@ -72,28 +72,37 @@ def test_healthz_is_503_naming_the_writer_while_the_verdict_log_disk_is_full(tmp
         err.close()
 
 
-def test_a_failed_background_snapshot_is_a_failing_writer_until_one_works(pipe, tmp_path, monkeypatch, caplog):
-    """The embedded store's timer snapshots through a forked writer; the child's write is refused by a full disk
-    (ENOSPC, in the child), twice; then the disk has room and the next snapshot is installed."""
+def _snapshots_on_a_full_disk(pipe, tmp_path, monkeypatch, fork: bool):
+    """An embedded store snapshotting every 0.05 s whose snapshot writes a full disk refuses while `full[0]` (in the
+    forked child, or where fork is refused in serve's own thread); (store, full, the state_snapshot trouble, the
+    metrics, an async until(predicate) bounded at 30 s)."""
     from engine.state import embedded
     from engine.state.embedded import EmbeddedStore
     monkeypatch.setattr(embedded, "FLUSH_EVERY", 0.01)
     monkeypatch.setattr(embedded, "SNAPSHOT_EVERY", 0.05)
+    if not fork:
+        monkeypatch.setattr(embedded.forksnap, "start", lambda *a: None)
     st = EmbeddedStore(tmp_path / "st")
     real, full = embedded.write_snapshot_tmp, [True]
 
-    def write(tmp, obj):                    # runs in the forked child: `full` as it was at the fork
+    def write(tmp, obj):                    # forked: runs in the child, `full` as it was at the fork
         if full[0]:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(tmp, obj)
     monkeypatch.setattr(embedded, "write_snapshot_tmp", write)
-    t, m = trouble("state_snapshot"), Metrics(pipe)
 
     async def until(pred):
         end = asyncio.get_running_loop().time() + 30
         while not pred():
             assert asyncio.get_running_loop().time() < end
             await asyncio.sleep(0.01)
+    return st, full, trouble("state_snapshot"), Metrics(pipe), until
+
+
+def test_a_failed_background_snapshot_is_a_failing_writer_until_one_works(pipe, tmp_path, monkeypatch, caplog):
+    """The embedded store's timer snapshots through a forked writer; the child's write is refused by a full disk
+    (ENOSPC, in the child), twice; then the disk has room and the next snapshot is installed."""
+    st, full, t, m, until = _snapshots_on_a_full_disk(pipe, tmp_path, monkeypatch, fork=True)
 
     async def run():
         task = asyncio.ensure_future(st.run())
@@ -147,26 +156,7 @@ def test_a_snapshot_written_in_process_when_fork_is_refused_is_the_snapshot_writ
     snapshot is written by a thread of serve's. Its failure (a full disk that still takes the journal's small
     appends, not the snapshot's file) was said as the state journal's, which the next flush (0.25 s) called over:
     /healthz 200 and state_snapshot never failing, while no snapshot worked and the journal grew."""
-    from engine.state import embedded
-    from engine.state.embedded import EmbeddedStore
-    monkeypatch.setattr(embedded, "FLUSH_EVERY", 0.01)
-    monkeypatch.setattr(embedded, "SNAPSHOT_EVERY", 0.05)
-    monkeypatch.setattr(embedded.forksnap, "start", lambda *a: None)
-    st = EmbeddedStore(tmp_path / "st")
-    real, full = embedded.write_snapshot_tmp, [True]
-
-    def write(tmp, obj):
-        if full[0]:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(tmp, obj)
-    monkeypatch.setattr(embedded, "write_snapshot_tmp", write)
-    t, m = trouble("state_snapshot"), Metrics(pipe)
-
-    async def until(pred):
-        end = asyncio.get_running_loop().time() + 30
-        while not pred():
-            assert asyncio.get_running_loop().time() < end
-            await asyncio.sleep(0.01)
+    st, full, t, m, until = _snapshots_on_a_full_disk(pipe, tmp_path, monkeypatch, fork=False)
 
     async def run():
         task = asyncio.ensure_future(st.run())
