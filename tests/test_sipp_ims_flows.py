@@ -18,8 +18,10 @@ Here: the caller is an advertiser (one call a day to a callee: AD_CALL_FREQUENCY
 again, the cap would refuse them and the flow fail), counted once (the next call to that callee gets 608), its
 end recorded when it was answered, and over UDP without Record-Route everything but the INVITEs is relayed by the
 fast path (the C pump when built: only INVITEs reach the Python path)."""
+import collections
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -87,13 +89,14 @@ def sipp(transport):
 def run_flow(h, uas_port, tmp, transport, flow):
     base = sipp(transport)
     uas = subprocess.Popen([*base, "-sf", str(SC / f"uas_{flow}.xml"), "-p", str(uas_port),
-                            "-error_file", str(tmp / "uas_err.log")],
+                            "-error_file", str(tmp / "uas_err.log"), "-trace_msg", "-message_file", str(tmp / "uas.msg")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp)
     try:
         time.sleep(0.2)                         # the UAS listening (over TCP the caller's INVITE needs it)
         uac = subprocess.run([*base, f"127.0.0.1:{uas_port}", "-sf", str(SC / f"uac_{flow}.xml"), "-p",
                               str(free_port()), "-rsa", f"127.0.0.1:{h.port}", "-key", "caller", AD_CALLER,
-                              "-error_file", str(tmp / "uac_err.log")],
+                              "-error_file", str(tmp / "uac_err.log"), "-trace_msg", "-message_file",
+                              str(tmp / "uac.msg")],
                              capture_output=True, text=True, cwd=tmp, timeout=30)
     finally:
         try:
@@ -103,6 +106,17 @@ def run_flow(h, uas_port, tmp, transport, flow):
             uas.wait()
     err = "".join((tmp / f).read_text() for f in ("uac_err.log", "uas_err.log") if (tmp / f).exists())
     return uac.returncode, uas.returncode, err + uac.stderr[-2000:]
+
+
+def received(path):
+    """(method or status code, CSeq, To tag) -> how many times sipp received it (its -trace_msg log)."""
+    got = collections.Counter()
+    for m in re.findall(r"message received \[\d+\] bytes :\n\n(.*?)(?=\n-{10,}|\Z)", path.read_text(), re.S):
+        line = m.split("\n", 1)[0].split()
+        to_tag = re.search(r"\nTo:[^\n]*;tag=([^;\s>]*)", m)
+        got[(line[1] if line[0] == "SIP/2.0" else line[0], re.search(r"CSeq: *([^\r\n]*)", m).group(1).strip(),
+             to_tag and to_tag.group(1))] += 1
+    return got
 
 
 # flow: (INVITEs of the flow replayed at least -- retries --, whether the call is answered and ended, the methods the
@@ -120,6 +134,12 @@ def test_carrier_call_flow_is_relayed_judged_once_and_counted_once(flow, screen)
     h, uas_port, tmp, transport, buf, slow = screen
     uac, uas, err = run_flow(h, uas_port, tmp, transport, flow)
     assert uac == 0 and uas == 0, err
+    # nothing lost, nothing answered twice: each message once at the other side, but over UDP the ims flow's INVITE
+    # and reliable 183, retransmitted while the other side pauses, relayed as often as sent (a stateless proxy)
+    for side in ("uac", "uas"):
+        for (what, cseq, _), n in received(tmp / f"{side}.msg").items():
+            again = transport == "udp" and flow == "ims" and cseq == "1 INVITE" and what in ("INVITE", "183")
+            assert n == 1 or (again and n <= 3), (side, what, cseq, n)
     st = h.screen.stats
     lines = buf.getvalue().splitlines()
     assert len(lines) == 1 and '"action": "allow"' in lines[0], lines             # one verdict line
