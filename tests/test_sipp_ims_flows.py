@@ -88,9 +88,9 @@ def sipp(transport):
 
 def run_flow(h, uas_port, tmp, transport, flow):
     base = sipp(transport)
-    uas = subprocess.Popen([*base, "-sf", str(SC / f"uas_{flow}.xml"), "-p", str(uas_port),
-                            "-error_file", str(tmp / "uas_err.log"), "-trace_msg", "-message_file", str(tmp / "uas.msg")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp)
+    uas = subprocess.Popen([*base, "-sf", str(SC / f"uas_{flow}.xml"), "-p", str(uas_port), "-error_file",
+                            str(tmp / "uas_err.log"), "-trace_msg", "-message_file", str(tmp / "uas.msg")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
     try:
         time.sleep(0.2)                         # the UAS listening (over TCP the caller's INVITE needs it)
         uac = subprocess.run([*base, f"127.0.0.1:{uas_port}", "-sf", str(SC / f"uac_{flow}.xml"), "-p",
