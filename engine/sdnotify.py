@@ -15,12 +15,18 @@ $NOTIFY_SOCKET (a path, or an abstract socket when it starts with '@': sd_notify
 Nothing is sent when $NOTIFY_SOCKET is unset (not under systemd, or Type=simple). A send that fails (systemd
 gone, a full socket buffer) is dropped: the socket is non-blocking and never holds up the loop; the first
 failure is logged. Nothing here runs per message.
+
+`serve --workers N`: PoolNotify (below) is the supervisor's side. Its workers get a Notifier on the supervisor's
+private socket (TELFILTER_NOTIFY_SOCKET, TELFILTER_WATCHDOG_USEC) instead of $NOTIFY_SOCKET, and it notifies systemd
+for the pool.
 """
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
+import struct
 import time
 
 log = logging.getLogger("telfilter")
@@ -134,3 +140,151 @@ def _watchdog_s(env) -> float | None:
     except ValueError:
         return None
     return usec / 1e6 if usec > 0 else None
+
+
+class PoolNotify:
+    """`serve --workers N` under Type=notify (engine/supervisor.py): the supervisor is the unit's main process
+    (NotifyAccess=main refuses its children), so the workers notify it on a private socket and it speaks for the pool.
+
+    The private socket is an abstract AF_UNIX datagram socket named after the supervisor's pid and a random token,
+    given to the workers as TELFILTER_NOTIFY_SOCKET (and the watchdog interval as TELFILTER_WATCHDOG_USEC); an
+    abstract name has no file to clean up after a kill -9 and no directory to write under ProtectSystem=strict.
+    Anyone on the host could send to it, so SO_PASSCRED has the kernel stamp each datagram with its sender's pid
+    (unix(7), SCM_CREDENTIALS) and one not from a current worker's pid is dropped: a ping is always its worker's.
+
+    To systemd: READY=1 once every worker said READY=1; RELOADING=1 at a SIGHUP passed on, READY=1 once every worker
+    said READY=1 again (or RELOAD_BOUND_S later); STOPPING=1 at the stop; STATUS= how many workers are ready and
+    which restart; WATCHDOG=1 every $WATCHDOG_USEC/2 from the supervisor's own loop. A worker is watched from its
+    READY=1: one whose pings stop for $WATCHDOG_USEC is returned by poll() to be killed as systemd would.
+    Without $NOTIFY_SOCKET there is no private socket and the workers notify nothing, as before. State is bounded
+    by N (a pid, a ready flag and a last ping per worker); poll() reads at most MAX_DATAGRAMS a round."""
+
+    RELOAD_BOUND_S = 60.0        # a worker that never says it reloaded (stuck, or an old one): systemd hears READY=1
+    MAX_DATAGRAMS = 256          # a round's reading (4 or so per worker a second); the rest waits for the next
+
+    def __init__(self, n: int, environ=None):
+        self.n = n
+        self.up = Notifier(environ)
+        self.watchdog_s = self.up.watchdog_s
+        self.sock = None
+        self.env: dict[str, str] = {}           # added to each worker's environment
+        if self.up.active:
+            name = f"telfilter-pool-{os.getpid()}-{secrets.token_hex(8)}"
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            self.sock.bind("\0" + name)
+            self.env["TELFILTER_NOTIFY_SOCKET"] = "@" + name
+            if self.watchdog_s is not None:
+                self.env["TELFILTER_WATCHDOG_USEC"] = str(int(self.watchdog_s * 1e6))
+        self.worker_of: dict[int, int] = {}     # pid -> worker index (current workers only)
+        self.ready: set[int] = set()
+        self.last_ping: dict[int, float] = {}   # worker -> when its last WATCHDOG=1 came (watched from READY=1)
+        self.restarting: dict[int, str] = {}    # worker -> why, until it is ready again
+        self.pool_ready = False
+        self.reload_waits: set[int] | None = None
+        self.reload_until = 0.0
+        self.next_ping = 0.0
+        self.dropped = 0
+
+    @property
+    def active(self) -> bool:
+        return self.sock is not None
+
+    def started(self, i: int, pid: int) -> None:
+        for p in [p for p, w in self.worker_of.items() if w == i]:
+            del self.worker_of[p]
+        self.worker_of[pid] = i
+        self.ready.discard(i)
+        self.last_ping.pop(i, None)
+
+    def exited(self, i: int, why: str) -> None:
+        self.ready.discard(i)
+        self.last_ping.pop(i, None)
+        if self.reload_waits is not None:
+            self.reload_waits.discard(i)
+        self.restarting[i] = why
+        self._status()
+
+    def reloading(self) -> None:
+        """A SIGHUP passed on to the workers: READY=1 again once each said READY=1 since (or after the bound)."""
+        if self.active and self.pool_ready and not self.up.stopped:
+            if self.reload_waits is None:
+                self.up.reloading()
+            self.reload_waits = set(self.ready)
+            self.reload_until = time.monotonic() + self.RELOAD_BOUND_S
+
+    def stopping(self) -> None:
+        self.reload_waits = None
+        self.up.stopping()
+
+    def poll(self, now: float) -> list[int]:
+        """One round of the supervisor's loop: read the workers' datagrams, ping systemd when due, say READY=1
+        when the pool is; returns the workers whose watchdog ran out (each once: started() or exited() re-arms)."""
+        if self.sock is None:
+            return []
+        for _ in range(self.MAX_DATAGRAMS):
+            try:
+                data, anc, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            pid = None
+            for level, kind, cdata in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(cdata) >= 12:
+                    pid = struct.unpack("iII", cdata[:12])[0]
+            i = self.worker_of.get(pid)
+            if i is None:               # not a current worker (an old one's last words, or someone else)
+                self.dropped += 1
+                continue
+            self._heard(i, data.decode("utf-8", "replace").split("\n"), now)
+        if self.watchdog_s is not None and now >= self.next_ping:     # through the drain too (TimeoutStopSec)
+            self.up.send("WATCHDOG=1")
+            self.next_ping = now + self.watchdog_s / 2
+        if not self.pool_ready and len(self.ready) == self.n and not self.up.stopped:
+            self.pool_ready = True
+            self.restarting.clear()
+            self.up.ready(self._status_text())
+        if self.reload_waits is not None and (not self.reload_waits or now >= self.reload_until):
+            if self.reload_waits:
+                log.warning("workers %s did not say their reload was over within %.0fs: READY=1 sent anyway",
+                            ", ".join(map(str, sorted(self.reload_waits))), self.RELOAD_BOUND_S)
+            self.reload_waits = None
+            self.up.reloaded()
+        if self.watchdog_s is None or self.up.stopped:
+            return []
+        stuck = [i for i, t in self.last_ping.items() if now - t > self.watchdog_s]
+        for i in stuck:
+            del self.last_ping[i]
+        return stuck
+
+    def _heard(self, i: int, lines: list[str], now: float) -> None:
+        fields = dict(line.split("=", 1) for line in lines if "=" in line)
+        if fields.get("WATCHDOG") == "1" and i in self.ready:
+            self.last_ping[i] = now
+        if fields.get("READY") == "1":
+            self.ready.add(i)
+            self.last_ping[i] = now
+            self.restarting.pop(i, None)
+            if self.reload_waits is not None:
+                self.reload_waits.discard(i)
+            self._status()
+        if fields.get("STOPPING") == "1":       # draining: not serving new binds, still pinging
+            self.ready.discard(i)
+
+    def _status_text(self) -> str:
+        k = len(self.ready)
+        text = f"{k} of {self.n} workers ready" if k < self.n else f"{k} worker{'s' if k > 1 else ''} ready"
+        for i, why in sorted(self.restarting.items()):
+            text += f"; worker {i} restarting ({why})"
+        return text
+
+    def _status(self) -> None:
+        if self.pool_ready and not self.up.stopped:
+            self.up.status(self._status_text())
+
+    def close(self) -> None:
+        self.up.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

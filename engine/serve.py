@@ -87,9 +87,11 @@ async def run_serve(args, ready=None):
     if in_pool:
         die_with_supervisor()
     # systemd Type=notify (engine/sdnotify.py). A pool's workers are not the unit's main process
-    # (NotifyAccess=main would refuse them): only a single serve notifies
+    # (NotifyAccess=main would refuse them): they notify their supervisor's private socket, when it has one
+    # (sdnotify.PoolNotify: it speaks to systemd for the pool)
     from .sdnotify import Notifier
-    notifier = Notifier({} if in_pool else None)
+    notifier = Notifier({"NOTIFY_SOCKET": os.environ.get("TELFILTER_NOTIFY_SOCKET", ""),
+                         "WATCHDOG_USEC": os.environ.get("TELFILTER_WATCHDOG_USEC", "")} if in_pool else None)
     # what loads but never takes effect (engine/rules/lint.py): said once, by one process of a pool (reloads too)
     pipe.say_rule_warnings = worker == 0
     if pipe.say_rule_warnings:

@@ -21,6 +21,12 @@ A worker that exits while the supervisor is not stopping is restarted (after 1 s
 up to 30 s while it keeps dying within 10 s of its start) and the event is logged. SIGTERM /
 SIGINT are passed to every worker (each drains as a single serve does) and the supervisor
 exits when they have; SIGHUP, SIGUSR1 and SIGUSR2 are passed on.
+
+Under systemd Type=notify ($NOTIFY_SOCKET set) the supervisor is the unit's main process and notifies for the pool
+(sdnotify.PoolNotify): the workers notify it on a private socket, it says READY=1 once every worker has, RELOADING=1
+/ READY=1 around a SIGHUP, STOPPING=1 at the stop, and pings the watchdog from this loop (so it keeps pinging while
+a worker restarts). A worker whose own pings stop for $WATCHDOG_USEC (its event loop stuck) is sent SIGABRT, as
+systemd would, then SIGKILL after ABORT_GRACE_S, and restarted like a worker that died; the others serve on.
 """
 from __future__ import annotations
 
@@ -32,9 +38,15 @@ import sys
 import time
 from pathlib import Path
 
+from .sdnotify import PoolNotify
 from .servicelog import life
 
 log = logging.getLogger("telfilter")
+
+
+ABORT_GRACE_S = 5.0      # SIGABRT to SIGKILL for a stuck worker (systemd's TimeoutAbortSec=; shorter: the pool waits)
+# what the supervisor's systemd gave it, not its workers' (sd_notify(3)'s unset_environment)
+_SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 def worker_index() -> int:
@@ -71,13 +83,18 @@ def supervise(args) -> int:
     backoff: dict[int, float] = {}
     stopping = False
     cwd = os.getcwd()
+    notify = PoolNotify(n)
+    aborted: dict[int, float] = {}              # stuck worker -> when SIGKILL follows its SIGABRT
+    reload_asked = False
 
     def start(i: int) -> None:
         if stopping:                    # a SIGTERM during start-up: the workers not started yet never are
             return
-        env = dict(os.environ, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n), TELFILTER_SUPERVISOR=str(os.getpid()))
+        env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_ENV}
+        env.update(notify.env, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n), TELFILTER_SUPERVISOR=str(os.getpid()))
         procs[i] = subprocess.Popen(_child_argv(i), env=env, cwd=cwd)
         started[i] = time.monotonic()
+        notify.started(i, procs[i].pid)
         life.info("worker %d started (pid %d)", i, procs[i].pid)
 
     def forward(sig, _frame=None):
@@ -91,8 +108,14 @@ def supervise(args) -> int:
                 except ProcessLookupError:
                     pass
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    def reload(_sig, _frame):
+        # passed on by the loop after its RELOADING=1: the workers' READY=1 that ends the reload comes after it
+        nonlocal reload_asked
+        reload_asked = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, forward)
+    signal.signal(signal.SIGHUP, reload)
     if ready:
         for i in range(n):
             Path(f"{ready}.w{i}").unlink(missing_ok=True)
@@ -104,6 +127,26 @@ def supervise(args) -> int:
         time.sleep(0.1)
         if stopping:
             break
+        if reload_asked:
+            reload_asked = False
+            notify.reloading()
+            forward(signal.SIGHUP)
+        now = time.monotonic()
+        for i in notify.poll(now):
+            p = procs[i]
+            if p.poll() is None and i not in due:
+                log.error("worker %d (pid %d) sent no watchdog ping in %.1fs, $WATCHDOG_USEC (its event loop is "
+                          "stuck): SIGABRT, then SIGKILL in %.0fs, and a restart; the other workers serve on",
+                          i, p.pid, notify.watchdog_s, ABORT_GRACE_S)
+                p.send_signal(signal.SIGABRT)
+                aborted[i] = now + ABORT_GRACE_S
+        for i, t in list(aborted.items()):
+            if procs[i].poll() is not None:
+                del aborted[i]
+            elif now >= t:
+                log.error("worker %d (pid %d) still there %.0fs after SIGABRT: SIGKILL", i, procs[i].pid, ABORT_GRACE_S)
+                procs[i].kill()
+                del aborted[i]
         for i, p in list(procs.items()):
             rc = p.poll()
             if rc is None or i in due:
@@ -125,6 +168,7 @@ def supervise(args) -> int:
             b = backoff.get(i, 1.0) if lived < 10 else 1.0
             backoff[i] = min(b * 2, 30.0)
             due[i] = time.monotonic() + b
+            notify.exited(i, f"exited with status {rc}")
             log.error("worker %d (pid %d) exited with status %s after %.1fs; restarting in %.0fs",
                       i, p.pid, rc, lived, b)
         for i, t in list(due.items()):
@@ -135,11 +179,15 @@ def supervise(args) -> int:
             Path(ready).write_text(Path(f"{ready}.w0").read_text() + f"workers {n}\n")
             ready_written = True
             life.info("%d workers ready", n)
+    notify.stopping()
     rc = 2 if not ready_written and any(p.poll() == 2 for p in procs.values()) else 0
     deadline = time.monotonic() + getattr(args, "drain_timeout", 10.0) + 15
     for i, p in procs.items():
         try:
-            p.wait(max(0.1, deadline - time.monotonic()))
+            while p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+                notify.poll(time.monotonic())   # the watchdog pinged through the drain (TimeoutStopSec bounds it)
+            p.wait(0.1)
         except subprocess.TimeoutExpired:
             log.error("worker %d did not stop: killing it", i)
             p.kill()
@@ -147,6 +195,7 @@ def supervise(args) -> int:
             rc = rc or 1                # a worker that had to be killed did not drain: not a clean stop
         rc = rc or (p.returncode if p.returncode and p.returncode > 0 else 0)
     life.info("all workers stopped")
+    notify.close()
     if ready:
         for f in [ready, *(f"{ready}.w{i}" for i in range(n))]:
             Path(f).unlink(missing_ok=True)         # not ready any more (a script waiting for it must not see it)
