@@ -240,7 +240,10 @@ class PoolNotify:
             self._heard(i, data.decode("utf-8", "replace").split("\n"), now)
         if self.watchdog_s is not None and now >= self.next_ping:     # through the drain too (TimeoutStopSec)
             self.up.send("WATCHDOG=1")
-            self.next_ping = now + self.watchdog_s / 2
+            # every half interval on average (a ping due mid-round would otherwise wait up to a round longer
+            # each time); a round that came late does not make a burst
+            due = self.next_ping + self.watchdog_s / 2
+            self.next_ping = due if due > now else now + self.watchdog_s / 2
         if not self.pool_ready and len(self.ready) == self.n and not self.up.stopped:
             self.pool_ready = True
             self.restarting.clear()

@@ -156,7 +156,6 @@ def test_a_stuck_worker_is_killed_and_restarted_while_the_supervisor_pings(tmp_p
         assert _worker_pids(err, 0) == _worker_pids(err, 0)[:1]        # the other worker served on, untouched
         pings = [t0] + sd.pings(t0)
         assert max(b - a for a, b in zip(pings, pings[1:])) < 1.0, pings    # within WATCHDOG_USEC all along
-        assert len(sd.pings(t0)) >= 2 * (time.monotonic() - t0) - 2
         assert p.poll() is None
     finally:
         _stop(p, err)
