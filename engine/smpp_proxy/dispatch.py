@@ -1,0 +1,89 @@
+"""The dispatch of ESME PDUs (server.py's SmppProxy): the submit_sm hot path first, then answers to what we sent,
+binds, enquire_link, unbind and the other requests, each in the bind states it is allowed in (codec FROM_ESME)."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .binds import BIND_NAMES
+from .codec import constants as C
+from .codec import pdu as P
+from .codec.connection import FROM_ESME
+
+if TYPE_CHECKING:
+    from .esme import EsmeSession
+
+_SUBMIT_SM = C.SUBMIT_SM
+_FROM_ESME = FROM_ESME
+log = logging.getLogger("telfilter.smpp")
+
+
+class EsmeDispatch:
+    def _admit_message(self, sess: EsmeSession, pdu):
+        """A submit_sm / data_sm / submit_multi from a bound ESME: refused while draining, then
+        the account's rate bucket (one token; in SMS segments once judged: submit._charge), then the submit path."""
+        if self.draining:                   # stopping: retryable, the ESME resends elsewhere or later
+            self.stats["throttled_draining"] += 1
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RTHROTTLED))
+        acct = sess.account.system_id
+        b = self.buckets.get(acct)
+        if b is None:
+            b = self.buckets[acct] = self.bucket_factory(sess.account.throughput)
+        if not b.take():                    # one token; a longer message pays the rest once judged (_charge)
+            self.stats["throttled"] += 1
+            return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
+                                                                 command_status=C.ESME_RTHROTTLED))
+        return self._submit(sess, pdu)
+
+    def handle_esme_pdu(self, sess: EsmeSession, pdu):
+        cid = pdu.command_id
+        if cid == _SUBMIT_SM and cid in _FROM_ESME[sess.state.state]:
+            return self._admit_message(sess, pdu)          # the hot path, tested first
+        if cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP, C.ENQUIRE_LINK_RESP, C.UNBIND_RESP, C.GENERIC_NACK):
+            # an answer to what we sent is taken in any state: a receipt acknowledged just after the
+            # ESME's unbind is delivered, not held and sent again
+            ent = sess.window.pop(pdu.sequence_number, None)
+            if ent:
+                if cid != ent[2] and cid != C.GENERIC_NACK:
+                    # an answer of another command's type (an enquire_link_resp for a deliver_sm) acknowledges
+                    # nothing: as no answer (a receipt held and offered again, an MO the SMSC delivers again)
+                    self.stats["esme_wrong_response"] += 1
+                    log.info("ESME %s answered our 0x%08x with 0x%08x: taken as no answer",
+                             sess.account and sess.account.system_id, ent[2] & 0x7FFFFFFF, cid)
+                    pdu = None
+                ent[0](pdu)
+            return
+        if not sess.state.allowed_from_esme(cid):
+            if P.is_response(cid):
+                return
+            status = C.ESME_RALYBND if cid in BIND_NAMES else C.ESME_RINVBNDSTS
+            sess.send_pdu(P.answer(cid, pdu.sequence_number, status))
+            return
+        if cid in BIND_NAMES:
+            if self.draining:
+                return sess.send_pdu(P.response_class(cid)(sequence_number=pdu.sequence_number,
+                                                          command_status=C.ESME_RBINDFAIL))
+            return self._bind(sess, pdu)
+        if cid == C.ENQUIRE_LINK:
+            return sess.send_pdu(P.EnquireLinkResp(sequence_number=pdu.sequence_number))
+        if cid == C.UNBIND:
+            # no new requests from now on (ESME_RINVBNDSTS); the submits it sent before are answered
+            # first (each within the SMSC link's response_timeout), then the unbind_resp, then the close
+            sess.state.state = "UNBOUND"
+            sess.unbind_seq = pdu.sequence_number
+            # its concatenated messages still waiting for parts are judged with what arrived (forwarded or
+            # refused), so each of its parts is answered before the unbind_resp too
+            self.concat.judge_all(lambda c: any(p[0] is sess for p in c.parts.values()))
+            self.owed_nothing(sess)
+            return
+        if cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
+            return self._admit_message(sess, pdu)
+        if cid == C.REPLACE_SM:             # new text for a stored message: judged as the message it becomes
+            return self._replace(sess, pdu)
+        if cid == C.CANCEL_SM:              # relayed; a message cancelled gives its cap count back
+            return self._cancel(sess, pdu)
+        if cid == C.QUERY_SM:               # relayed; an id this process did not forward: as a cancel_sm's
+            return self._relay(sess, pdu, unknown=C.ESME_RQUERYFAIL
+                               if self.settings.cancel_unverified == "refuse" else None)
+        sess.send_pdu(P.GenericNack(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVCMDID))
