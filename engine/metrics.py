@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 
 from .disktrouble import all_writers
+from .listen import listen_args
 from .smpp_proxy.server import VerdictLog
 from .smpp_proxy.smsc import parse_addr
 from .sourcekey import source_key
@@ -102,7 +103,8 @@ class Metrics:
         host, _, port = listen.rpartition(":")
         self._conns = 0
         self._by_peer: dict = {}
-        self.server = await asyncio.start_server(self._serve, host.strip("[]") or "127.0.0.1", int(port),
+        # `[::]` takes IPv4 peers too (engine/listen.py); a mapped peer is counted as its IPv4 address (source_key)
+        self.server = await asyncio.start_server(self._serve, **listen_args(host.strip("[]") or "127.0.0.1", int(port)),
                                                  limit=MAX_REQUEST_HEAD)
         return self.server
 

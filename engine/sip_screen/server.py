@@ -40,6 +40,7 @@ import logging
 import time
 from collections import OrderedDict
 
+from ..listen import listen_args
 from .codec import SipMessage, SipParseError, make_response, parse_datagram
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding, host_ref
@@ -166,7 +167,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                 raise OSError(e.errno, f"SIP listen {host}:{want} (UDP): {e.strerror or e}") from None
             port = self.udp.get_extra_info("sockname")[1]
             try:
-                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), host, port, reuse_port=reuse or None)
+                # `[::]` takes IPv4 peers too, as the UDP socket does (engine/listen.py)
+                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), **listen_args(host, port, reuse))
                 break
             except OSError as e:
                 self.udp.close()

@@ -38,6 +38,7 @@ import time
 from collections import deque
 from time import perf_counter
 
+from ..listen import peer_of
 from .codec import SipParseError
 from .framing import StreamParser
 
@@ -149,7 +150,9 @@ class TcpConnection(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
-        peer = transport.get_extra_info("peername")
+        # an IPv4 peer of `[::]` as IPv4 (engine/listen.py): named in the log as configured, and keyed in tcp_conns
+        # as _send looks an address up (forwarding._canonical writes a mapped one as IPv4)
+        peer = peer_of(transport.get_extra_info("peername"))
         self.peer = (peer[0], peer[1])
         self.last_rx = time.monotonic()
         if self.key is None and not self.screen.tcp_admit(self):

@@ -8,6 +8,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from ..listen import peer_of
 from .codec import BindState, PduTooLarge, RemoteProtocolError, SmppConnection, view_sm
 from .codec import constants as C
 from .codec import pdu as P
@@ -54,7 +55,7 @@ class EsmeSession(CoalescedStream):
     # transport callbacks
     def connection_made(self, transport):
         self.transport = transport
-        self.peer = transport.get_extra_info("peername") or ("?", 0)
+        self.peer = peer_of(transport.get_extra_info("peername"))     # an IPv4 peer of `[::]` as IPv4 (listen.py)
         if not self.proxy.caps.admit(self):
             # every connection under the cap is bound: refuse this one before it costs more
             log.warning("connection from %s refused: connection cap reached", self.peer[0])

@@ -50,6 +50,7 @@ from collections import OrderedDict, defaultdict, deque
 from datetime import datetime, timezone
 
 from ..groupcommit import GroupCommit
+from ..listen import listen_args
 from .accounts import SmppSettings, TokenBucket
 from .codec import constants as C
 from .codec import pdu as P
@@ -135,8 +136,8 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self._restore_mo_parts()            # 5656 message parts the last run acknowledged (mo_journal.py)
         # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
         if listen or self.settings.listen:          # "" with tls_listen: TLS only
-            self.server = await self.loop.create_server(lambda: EsmeSession(self), host, port,
-                                                        reuse_port=reuse_port or None)
+            # `[::]` takes IPv4 peers too (engine/listen.py)
+            self.server = await self.loop.create_server(lambda: EsmeSession(self), **listen_args(host, port, reuse_port))
         self.link_tls = link_contexts(self.settings)
         if tls_listen or self.settings.tls_listen:  # SMPP over TLS (tls.py)
             self.tls_server = await start_listener(self, tls_listen or self.settings.tls_listen, reuse_port)

@@ -36,6 +36,7 @@ import ssl
 import time
 from pathlib import Path
 
+from ..listen import BACKLOG, peer_of
 from .esme import EsmeSession
 from .tls_rate import HandshakeRate, Refusals
 
@@ -287,6 +288,7 @@ class TlsListener:
                 await asyncio.sleep(1)
                 continue
             now = time.monotonic()
+            peer = peer_of(peer)            # an IPv4 peer of `[::]` as IPv4, for the rate, caps and accounts (listen.py)
             if self.rate.admit(peer[0], now):       # before the caps: a refused peer evicts nobody's connection
                 TlsEsmeSession(self.proxy, self, conn, peer).accepted()
             else:
@@ -312,8 +314,10 @@ async def start_listener(proxy, listen: str, reuse_port: bool) -> TlsListener:
     ctx = server_context(s.tls_cert, s.tls_key, s.tls_client_ca)
     host, port = parse_addr(listen)
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-    # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT), as the plain listener
-    sock = socket.create_server((host, port), family=family, backlog=100, reuse_port=reuse_port)
+    # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT), as the plain listener;
+    # `[::]` takes IPv4 peers too (engine/listen.py)
+    dual = host == "::" and socket.has_dualstack_ipv6()
+    sock = socket.create_server((host, port), family=family, backlog=BACKLOG, reuse_port=reuse_port, dualstack_ipv6=dual)
     sock.setblocking(False)
     rate = HandshakeRate(s.tls_handshakes_per_second, s.tls_handshakes_per_source, s.tls_handshakes_per_source_burst)
     return TlsListener(proxy, sock, ctx, s.tls_handshake_timeout, rate)
