@@ -185,7 +185,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                                   for t in TRANSPORTS for h, p in self.me)
         self.udp.start(loop)                                # the pump needs our address: after it is known
         self._sweeper = loop.create_task(self._sweep())
-        logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host, port, self.s.next_hop or "Request-URI")
+        logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host_ref(host), port, self.s.next_hop or "Request-URI")
         return self
 
     def _claim_fds(self, s=None):

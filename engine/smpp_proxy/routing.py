@@ -322,7 +322,7 @@ class DeliveryRouting(_ReceiptIds):
         cid = getattr(pdu, "command_id", None)
         if cid is None:                     # a held receipt is its bytes only
             cid = int.from_bytes(pdu.raw[4:8], "big")
-        # the answer it expects: one of another type is taken as none (server.handle_esme_pdu)
+        # the answer it expects: one of another type is taken as none (dispatch.handle_esme_pdu)
         sess.window[seq] = (on_resp, time.monotonic() + self.settings.smsc_response_timeout, cid | 0x80000000)
         sess.send_raw(as_request(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))
 

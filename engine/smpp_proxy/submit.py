@@ -211,7 +211,7 @@ class SubmitPath(ForwardPath):
         self._refuse(sess, pdu, C.ESME_RINVMSGLEN, why)
 
     def _charge(self, sess, pdu) -> None:
-        """The rest of what a message costs the account's rate (server._admit_message took one token), once it
+        """The rest of what a message costs the account's rate (dispatch._admit_message took one token), once it
         is going to be judged or held: a PDU refused unjudged costs one, however long."""
         n = message_cost(pdu) - 1
         b = self.buckets.get(sess.account.system_id)
