@@ -2,8 +2,9 @@
  * Included by _sipfast.c (it uses that file's is_token, name_is, is_space, match_next, odd_bytes, plain_via, header_line
  * and has). No I/O.
  *
- * Theory of operation: in_dialog(data, src_ip, src_port) answers, for a plain in-dialog request
- * (a To tag, no Route; checked and edited as RFC 3261 §16.3/§16.6 require), the same tuple as
+ * Theory of operation: in_dialog(data, src_ip, src_port[, ours]) answers, for a plain in-dialog request
+ * (a To tag; no Route, or one Route header that is exactly our own Record-Route -- fastpath._our_route --, which
+ * goes as RFC 3261 §16.4 says; checked and edited as §16.3/§16.6 require), the same tuple as
  * fastpath.py's py_in_dialog, or None ("undecided": the Python function decides, itself possibly
  * deferring to the full parse). tests/test_sip_fuzz.py checks the agreement on mutated requests.
  */
@@ -86,7 +87,7 @@ static int all_ascii(const char *p, Py_ssize_t n) {
     return 1;
 }
 
-enum { R_OTHER, R_VIA, R_TO, R_FROM, R_CALLID, R_CSEQ, R_MF, R_CL, R_CONTACT, R_FULL };
+enum { R_OTHER, R_VIA, R_TO, R_FROM, R_CALLID, R_CSEQ, R_MF, R_CL, R_CONTACT, R_ROUTE, R_FULL };
 
 static int req_kind(const char *np, Py_ssize_t nl) {
     if (name_is(np, nl, "via") || name_is(np, nl, "v")) return R_VIA;
@@ -97,18 +98,43 @@ static int req_kind(const char *np, Py_ssize_t nl) {
     if (name_is(np, nl, "max-forwards")) return R_MF;
     if (name_is(np, nl, "content-length") || name_is(np, nl, "l")) return R_CL;
     if (name_is(np, nl, "contact") || name_is(np, nl, "m")) return R_CONTACT;
-    if (name_is(np, nl, "route") || name_is(np, nl, "record-route") || name_is(np, nl, "proxy-require")) return R_FULL;
+    if (name_is(np, nl, "route")) return R_ROUTE;
+    if (name_is(np, nl, "record-route") || name_is(np, nl, "proxy-require")) return R_FULL;
     return R_OTHER;
 }
 
-/* in_dialog(data, src_ip, src_port) -> (method, before, after, top_branch, base, (host, port,
+/* fastpath._our_route: the Route value is byte for byte `<sip:HOST:PORT;transport=t;lr>` (what proxying._screened
+ * writes as Record-Route) for a prefix `SIP/2.0/T HOST:PORT;branch=...` of `ours` (t: T in lower case) */
+static int our_route(const char *v, Py_ssize_t vl, PyObject *ours) {
+    if (!ours || vl < 9 || memcmp(v, "<sip:", 5) != 0 || memcmp(v + vl - 4, ";lr>", 4) != 0) return 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(ours); k++) {
+        PyObject *o = PyTuple_GET_ITEM(ours, k);
+        if (!PyBytes_Check(o)) continue;
+        const char *pre = PyBytes_AS_STRING(o);
+        Py_ssize_t pl = PyBytes_GET_SIZE(o), sp = 8, semi;
+        while (sp < pl && pre[sp] != ' ') sp++;
+        semi = sp;
+        while (semi < pl && pre[semi] != ';') semi++;
+        if (sp >= pl || semi >= pl) continue;
+        Py_ssize_t hl = semi - sp - 1, tl = sp - 8;      /* HOST:PORT, T */
+        if (vl != 5 + hl + 11 + tl + 4 || memcmp(v + 5, pre + sp + 1, hl) != 0
+                || memcmp(v + 5 + hl, ";transport=", 11) != 0) continue;
+        Py_ssize_t x = 0;
+        while (x < tl && v[5 + hl + 11 + x] == LOWER(pre[8 + x])) x++;
+        if (x == tl) return 1;
+    }
+    return 0;
+}
+
+/* in_dialog(data, src_ip, src_port[, ours]) -> (method, before, after, top_branch, base, (host, port,
  * TRANSPORT), call_id, to_tag) or None (undecided: the Python in_dialog decides) */
 static PyObject *in_dialog(PyObject *self, PyObject *args) {
     Py_buffer b;
     const char *ip;
     Py_ssize_t ipl;
     long sport;
-    if (!PyArg_ParseTuple(args, "y*s#l", &b, &ip, &ipl, &sport)) return NULL;
+    PyObject *ours = NULL;                                /* tuple of bytes: the starts of our Vias */
+    if (!PyArg_ParseTuple(args, "y*s#l|O!", &b, &ip, &ipl, &sport, &PyTuple_Type, &ours)) return NULL;
     const char *d = b.buf;
     Py_ssize_t len = b.len;
     PyObject *res = NULL;
@@ -139,7 +165,7 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     }
     if (has(d + rl_end, he + 2 - rl_end, "z9hG4bKtf")) goto undecided;
     /* headers */
-    Py_ssize_t via_ls = -1, via_vs = 0, via_ve = 0, mf_vs = -1, mf_ve = 0;
+    Py_ssize_t via_ls = -1, via_vs = 0, via_ve = 0, mf_vs = -1, mf_ve = 0, rt_ls = -1, rt_ve = 0;
     Py_ssize_t hv[R_FULL][2];
     int seen[R_FULL] = {0};
     int vias = 0;
@@ -153,6 +179,10 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
         nextm m;
         switch (k) {
         case R_FULL: goto undecided;
+        case R_ROUTE:                                    /* one, exactly ours: its whole line ("\r\nRoute: ...") goes */
+            if (rt_ls >= 0 || !our_route(v, vl, ours)) goto undecided;
+            rt_ls = ls; rt_ve = ve;
+            break;
         case R_VIA:
             if (memchr(v, ',', vl) || !plain_via(v, vl, &m)) goto undecided;
             if (vias++ == 0) { via_ls = s; via_vs = vs; via_ve = ve; }
@@ -343,18 +373,24 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     char mfs[8];
     int mfl = snprintf(mfs, sizeof mfs, "%ld", mfv - 1);
     Py_ssize_t newvl = vl + rpl + addl;
-    Py_ssize_t outl = len - (via_ve - via_vs) + newvl - (mf_ve - mf_vs) + mfl;
+    Py_ssize_t outl = len - (via_ve - via_vs) + newvl - (mf_ve - mf_vs) + mfl - (rt_ls >= 0 ? rt_ve - rt_ls : 0);
     out = PyMem_Malloc(outl);
     if (!out) { PyErr_NoMemory(); goto done; }
     Py_ssize_t o = 0, pos = 0, cut = -1;
-    Py_ssize_t e1s, e1e, e2s, e2e;
-    int via_first = via_vs < mf_vs;
-    e1s = via_first ? via_vs : mf_vs; e1e = via_first ? via_ve : mf_ve;
-    e2s = via_first ? mf_vs : via_vs; e2e = via_first ? mf_ve : via_ve;
-    for (int pass = 0; pass < 2; pass++) {
-        Py_ssize_t es = pass ? e2s : e1s, ee = pass ? e2e : e1e;
+    /* the edits in the order they occur: the top Via's value, Max-Forwards' value, our Route's line (if any) */
+    Py_ssize_t ed[3][2] = {{via_vs, via_ve}, {mf_vs, mf_ve}, {rt_ls, rt_ve}};
+    int ne = rt_ls >= 0 ? 3 : 2;
+    for (int x = 1; x < ne; x++)
+        for (int y = x; y > 0 && ed[y][0] < ed[y - 1][0]; y--) {
+            Py_ssize_t t0 = ed[y][0], t1 = ed[y][1];
+            ed[y][0] = ed[y - 1][0]; ed[y][1] = ed[y - 1][1]; ed[y - 1][0] = t0; ed[y - 1][1] = t1;
+        }
+    for (int pass = 0; pass < ne; pass++) {
+        Py_ssize_t es = ed[pass][0], ee = ed[pass][1];
         int is_via = (es == via_vs);
-        if (is_via) {
+        if (es == rt_ls) {
+            memcpy(out + o, d + pos, es - pos); o += es - pos;       /* removed */
+        } else if (is_via) {
             memcpy(out + o, d + pos, via_ls - pos); o += via_ls - pos;
             cut = o;                                         /* our Via goes before the top Via line */
             memcpy(out + o, d + via_ls, es - via_ls); o += es - via_ls;

@@ -382,7 +382,8 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
         goto out;
     }
     if (!PyTuple_Check(src) || PyTuple_GET_SIZE(src) < 2) goto slow;
-    a = PyTuple_Pack(3, data, PyTuple_GET_ITEM(src, 0), PyTuple_GET_ITEM(src, 1));
+    /* our Vias' starts name our Record-Route too: an in-dialog request whose only Route is ours stays here */
+    a = PyTuple_Pack(4, data, PyTuple_GET_ITEM(src, 0), PyTuple_GET_ITEM(src, 1), p->prefixes);
     if (!a || !(r = in_dialog(NULL, a))) goto out;
     if (r == Py_None) goto slow;
     /* (method, before, after, top_branch, base, dest, call_id, to_tag) */

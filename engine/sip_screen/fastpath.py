@@ -172,8 +172,9 @@ _URI = re.compile(rb"sips?:(?:[^@;\s]*@)?([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\])(?:
 _TRANSPORT = re.compile(rb";transport=([^;]*)", re.I)
 _COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id", b"l": b"content-length", b"m": b"contact"}
 # headers whose presence sends the request to the full path: routing, extensions, anything that
-# makes §16 do more than the edits below
-_FULL = {b"route", b"record-route", b"proxy-require"}
+# makes §16 do more than the edits below (a Route only when it is not exactly our own: _our_route)
+_FULL = {b"record-route", b"proxy-require"}
+_ROUTE = re.compile(rb"\r\nroute[ \t]*:[ \t]*([^\r\n]*)", re.I)
 _ONCE = (b"to", b"from", b"call-id", b"cseq", b"max-forwards", b"content-length")
 MAX_FAST = 1200                  # larger requests may need TCP (§18.1.1): the full path decides
 _TO = re.compile(rb"\r\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.I)
@@ -214,15 +215,32 @@ except ImportError:
 NOT_IN_DIALOG = (b"INVITE ", b"CANCEL ")           # never in_dialog(): the screen parses these in full
 
 
-def in_dialog(data: bytes, src_ip: str, src_port: int):
+def in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = ()):
     """`py_in_dialog`, by the C version for the plain cases (None from it: the Python one decides)."""
     if _c_in_dialog is not None:
-        t = _c_in_dialog(data, src_ip, src_port)
+        t = _c_in_dialog(data, src_ip, src_port, ours)
         if t is not None:
             r = InDialog()
             r.method, r.before, r.after, r.top_branch, r.base, r.dest, r.call_id, r.to_tag = t
             return r
-    return py_in_dialog(data, src_ip, src_port)
+    return py_in_dialog(data, src_ip, src_port, ours)
+
+
+def _our_route(value: bytes, ours: tuple) -> bool:
+    """Whether a Route value is byte for byte a Record-Route the screen writes (proxying._screened:
+    `<sip:HOST:PORT;transport=udp;lr>`, the transport the INVITE came by, in lower case) for one of the
+    addresses it answers to, read from `ours`, the starts of our Vias (`SIP/2.0/UDP HOST:PORT;branch=...`,
+    server.via_prefixes). The full parse removes such a Route (routing._destination, RFC 3261 §16.4) and, in a
+    dialog, forwards by the Request-URI (§16.6 step 6), as the fast path does; any other form (other parameters,
+    no `lr`, a display name, other case) it reads itself."""
+    if not value.startswith(b"<sip:") or not value.endswith(b";lr>"):
+        return False
+    for pre in ours:
+        sp = pre.find(b" ", 8)
+        semi = pre.find(b";", sp)
+        if 0 < sp < semi and value == b"<sip:" + pre[sp + 1:semi] + b";transport=" + pre[8:sp].lower() + b";lr>":
+            return True
+    return False
 
 
 def _tag_keys(params: bytes) -> int:
@@ -231,10 +249,11 @@ def _tag_keys(params: bytes) -> int:
     return sum(1 for kv in params.split(b";")[1:] if kv.strip(b" \t").partition(b"=")[0].lower() == b"tag")
 
 
-def py_in_dialog(data: bytes, src_ip: str, src_port: int):
-    """An in-dialog request (To tag, no Route) checked and edited as §16.3/§16.6 require: top Via
-    stamped with received/rport, Max-Forwards decremented; our Via goes between `before` and
-    `after`. FULL_PARSE for anything else, including any Via that could be ours (loop check)."""
+def py_in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = ()):
+    """An in-dialog request (To tag; no Route, or one Route header whose only value is our own Record-Route:
+    `_our_route`) checked and edited as §16.3/§16.4/§16.6 require: our Route removed, top Via stamped with
+    received/rport, Max-Forwards decremented; our Via goes between `before` and `after`. FULL_PARSE for anything
+    else, including any Via that could be ours (loop check)."""
     if len(data) > MAX_FAST or data[:7] in NOT_IN_DIALOG:
         return FULL_PARSE                                     # initial INVITEs are judged; CANCELs carry no To tag
     rl = _REQ_LINE.match(data)
@@ -264,6 +283,8 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
             continue
         if c in _FULL or (c in h and c in _ONCE):
             return FULL_PARSE
+        if c == b"route" and (c in h or not _our_route(value, ours)):
+            return FULL_PARSE                                 # two Routes, or one not exactly ours
         if c == b"contact" and value != b"*" and (b"," in value or _NAME_ADDR.match(value) is None):
             return FULL_PARSE
         h[c] = value
@@ -325,13 +346,24 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int):
     mm = _MF.search(data, rl.end() - 2, he + 2)
     if vm is None or mm is None:
         return FULL_PARSE
+    edits = [(vm.start(1), vm.end(1), via), (mm.start(1), mm.end(1), b"%d" % (int(mf) - 1))]
+    if b"route" in h:                                         # §16.4: our Route goes, its whole line
+        rm = _ROUTE.search(data, rl.end() - 2, he + 2)
+        if rm is None:
+            return FULL_PARSE
+        edits.append((rm.start(), rm.end(), b""))
+    edits.sort()
     r = InDialog()
     r.method = method.decode("ascii")
-    edits = sorted([(vm.start(1), vm.end(1), via), (mm.start(1), mm.end(1), b"%d" % (int(mf) - 1))])
-    (a0, a1, av), (b0, b1, bv) = edits
     line_start = vm.start() + 2                               # our Via goes right before the top Via line
-    out = data[:a0] + av + data[a1:b0] + bv + data[b1:]
-    shift = len(av) - (a1 - a0) if a0 < line_start else 0
+    parts, pos, shift = [], 0, 0
+    for e0, e1, ev in edits:
+        parts += (data[pos:e0], ev)
+        pos = e1
+        if e0 < line_start:
+            shift += len(ev) - (e1 - e0)
+    parts.append(data[pos:])
+    out = b"".join(parts)
     r.before, r.after = out[:line_start + shift], out[line_start + shift:]
     branch = re.search(rb";branch=([^;\s]*)", via)
     dec = lambda b: b.decode("utf-8", "surrogateescape")  # noqa: E731

@@ -1,0 +1,160 @@
+"""The in-dialog fast paths (fastpath.py_in_dialog, its C version and the C pump) with a Route: with
+`record_route` on, every in-dialog request comes back with a Route naming us (RFC 3261 §16.12, loose routing
+§16.4). One Route header whose only value is byte for byte the Record-Route we wrote (proxying._screened:
+`<sip:HOST:PORT;transport=udp;lr>`) is removed by the fast paths as by the full parse (routing._destination),
+and the request goes by its Request-URI (§16.6 step 6); any other Route (two, a foreign one, other parameters, a
+strict router's without `lr`, two values in one header, another case) is the full parse's. Each path is compared
+with the full parse byte for byte, on these requests and on mutations of them."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from engine.app import build
+from engine.sip_screen import fastpath
+from engine.sip_screen.settings import TAG_PREFIX
+from engine.sip_screen.transport import Pump, make_pump
+
+from .sip_helpers import UAC, offline_screen
+from .test_sip_fuzz import check_screen, full_screen, mutate, norm
+
+OUR_RR = b"<sip:127.0.0.1:5060;transport=udp;lr>"           # what offline_screen writes as Record-Route over UDP
+
+
+def request(method: bytes, cseq: int, routes=(OUR_RR,), at: int = 1, body: bytes = b"") -> bytes:
+    """An in-dialog request from the callee's side as a UA sends it after a Record-Route of ours: one line per
+    Route value in `routes`, put after header line `at` (0: before the top Via)."""
+    lines = [b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-r%d;rport" % cseq, b"Max-Forwards: 70",
+             b"From: <sip:0912345678@127.0.0.1>;tag=uas1", b'To: "A" <sip:0901234567@127.0.0.1>;tag=abc',
+             b"Call-ID: c1@127.0.0.1", b"CSeq: %d %s" % (cseq, method), b"Contact: <sip:0912345678@127.0.0.1:5070>",
+             b"Content-Length: %d" % len(body)]
+    lines[at:at] = [b"Route: " + r for r in routes]
+    return b"%s sip:0901234567@127.0.0.1:5080 SIP/2.0\r\n" % method + b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+# the Route a fast path takes: ours, anywhere among the headers, in any header-name case
+TAKEN = [request(m, n, at=at) for n, (m, at) in enumerate([(b"PRACK", 0), (b"UPDATE", 1), (b"INFO", 3),
+                                                          (b"BYE", 8), (b"ACK", 5)], 2)] + [
+    request(b"INFO", 9, body=b"Signal=1\r\nDuration=160\r\n").replace(b"Route:", b"ROUTE :"),
+    request(b"UPDATE", 10, routes=[OUR_RR.replace(b"udp", b"tcp")]),      # came by TCP, the Record-Route says so
+]
+# the Routes left to the full parse (it may still remove some of them: then both must agree)
+LEFT = [request(b"INFO", 20, routes=r) for r in [
+    [OUR_RR, OUR_RR],                                       # two Route headers
+    [OUR_RR + b", <sip:10.0.0.9;lr>"],                      # two values in one header
+    [b"<sip:10.0.0.9:5060;lr>"], [b"<sip:127.0.0.1:5070;transport=udp;lr>"],    # not ours: another host / port
+    [b"<sip:127.0.0.1:5060;lr>"], [b"<sip:127.0.0.1;transport=udp;lr>"],        # ours in other forms
+    [b"<sip:127.0.0.1:5060;transport=udp;lr;ftag=x>"], [b"<sip:127.0.0.1:5060;transport=UDP;lr>"],
+    [b"<SIP:127.0.0.1:5060;transport=udp;lr>"], [b"<sip:127.0.0.1:5060;transport=udp;LR>"],
+    [b"<sip:127.0.0.1:5060;transport=udp>"],               # a strict router's (no lr, §16.4 / §16.6 step 6)
+    [b"<sip:127.0.0.1:5060;transport=sctp;lr>"], [b'"us" ' + OUR_RR], [OUR_RR + b" "],
+    [b"<sip:a@127.0.0.1:5060;transport=udp;lr>"],
+]] + [request(b"INFO", 21).replace(b"Max-Forwards: 70", b"Max-Forwards: 70\r\nRecord-Route: " + OUR_RR)]
+OURS = tuple(f"SIP/2.0/{t} 127.0.0.1:5060;branch=z9hG4bKtf".encode() for t in ("UDP", "TCP"))
+# what the mutations insert besides fuzz's own odd bytes: Route lines and pieces of them
+ROUTE_BITS = [b"Route: " + OUR_RR + b"\r\n", b"Route: <sip:127.0.0.1:5060;lr>\r\n", b";lr", b";transport=tcp",
+              b"127.0.0.1:5060", b"Route: " + OUR_RR + b", " + OUR_RR + b"\r\n", b"rOute:", b"<", b">"]
+
+
+def route_mutate(data: bytes, rnd: random.Random, n: int) -> bytes:
+    """fuzz's mutations, and Route lines or pieces of them put anywhere"""
+    data = mutate(data, rnd, n)
+    for _ in range(rnd.randrange(2)):
+        i = rnd.randrange(len(data) + 1)
+        data = data[:i] + rnd.choice(ROUTE_BITS) + data[i:]
+    return data
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    return build(data_dir=tmp_path_factory.mktemp("routedata"))
+
+
+def python_fast(scr, data: bytes) -> bool:
+    """The Python fast path as on_datagram runs it (the same guards), given our Vias' starts: whether it took
+    `data` (its sends in scr.udp.out)."""
+    scr.udp.out.clear()
+    r = fastpath.py_in_dialog(data, *UAC, scr.via_prefixes)
+    if r is fastpath.FULL_PARSE or (r.method == "ACK" and r.to_tag.startswith(TAG_PREFIX)) or scr._over_udp_max(r):
+        return False
+    scr._in_dialog(r, data, UAC)
+    return True
+
+
+def test_fast_paths_take_an_in_dialog_request_whose_only_route_is_ours(pipe):
+    """Ours alone: both fast paths take it, the C pump relays it itself, and all send what the full parse sends,
+    byte for byte (the Route gone, our Via on top, Max-Forwards 69, to the Request-URI)."""
+    for data in TAKEN:
+        full = full_screen(pipe)
+        full.on_datagram(data, UAC)
+        (sent, dest), = full.udp.out
+        assert b"route" not in sent.lower() and dest == ("127.0.0.1", 5080) and b"Max-Forwards: 69\r\n" in sent
+        scr = offline_screen(pipe)
+        assert python_fast(scr, data), data
+        assert scr.udp.out == full.udp.out, data                            # byte for byte
+        if fastpath._c_in_dialog is not None:
+            assert fastpath._c_in_dialog(data, *UAC, OURS) == fastpath.py_in_dialog(data, *UAC, OURS).astuple()
+        if Pump is not None:
+            scr = offline_screen(pipe)
+            handed = []
+            scr.on_datagram = lambda d, a: handed.append(d)
+            make_pump(scr, -1, scr.udp.sendto).handle(data, UAC)
+            assert handed == [] and scr.udp.out == full.udp.out, data
+
+
+def test_any_other_route_is_left_to_the_full_parse(pipe):
+    """Two Routes, two values, a foreign one, ours in any other form: neither fast path decides; through the pump
+    and through on_datagram the screen sends what the full parse sends."""
+    for data in LEFT:
+        assert fastpath.py_in_dialog(data, *UAC, OURS) is fastpath.FULL_PARSE, data
+        if fastpath._c_in_dialog is not None:
+            assert fastpath._c_in_dialog(data, *UAC, OURS) is None, data
+        check_screen(offline_screen(pipe), data, full_screen(pipe))
+        if Pump is not None:
+            scr = offline_screen(pipe)
+            scr.pump = make_pump(scr, -1, scr.udp.sendto)
+            check_screen(scr, data, full_screen(pipe))
+
+
+def test_without_our_address_no_route_is_taken():
+    """A caller that does not say who we are (no `ours`) gets the full parse for any Route, as before."""
+    for data in TAKEN:
+        assert fastpath.py_in_dialog(data, *UAC) is fastpath.FULL_PARSE
+        if fastpath._c_in_dialog is not None:
+            assert fastpath._c_in_dialog(data, *UAC) is None
+
+
+@pytest.mark.skipif(fastpath._c_in_dialog is None, reason="C extension not built")
+def test_c_in_dialog_agrees_with_python_on_routed_requests():
+    """Where the C version decides, it answers what the Python one answers, on mutated Route-bearing requests."""
+    rnd = random.Random(3261_16)
+    decided = routed = 0
+    for i in range(20000):
+        data = route_mutate(rnd.choice(TAKEN + LEFT), rnd, rnd.randrange(0, 3))
+        src = rnd.choice([UAC, ("10.0.0.3", 5062), ("::1", 5080)])
+        c = fastpath._c_in_dialog(data, *src, OURS)
+        if c is not None:
+            decided += 1
+            routed += b"route" in data.lower()
+            py = fastpath.py_in_dialog(data, *src, OURS)
+            assert py is not None and c == py.astuple(), (data, src)
+    assert decided > 1000 and routed > 1000, (decided, routed)
+
+
+def test_fast_paths_agree_with_the_full_parse_on_mutated_routed_requests(pipe):
+    """Mutations of Route-bearing requests (bounded: 1,500): the Python fast path, when it takes one, sends what the
+    full parse sends; the C pump (fed everything, handing the rest to Python) sends what the full parse sends."""
+    rnd = random.Random(1604)
+    scr, full = offline_screen(pipe), full_screen(pipe)
+    pscr = offline_screen(pipe)
+    if Pump is not None:
+        pscr.pump = make_pump(pscr, -1, pscr.udp.sendto)
+    taken = 0
+    for i in range(1500):
+        data = route_mutate(rnd.choice(TAKEN if i % 3 else LEFT), rnd, rnd.randrange(0, 3))
+        check_screen(pscr, data, full)                          # (full.udp.out now holds the full parse's sends)
+        if python_fast(scr, data):
+            taken += 1
+            assert [norm(d, a) for d, a in scr.udp.out] == [norm(d, a) for d, a in full.udp.out], data
+    assert taken > 200, taken
