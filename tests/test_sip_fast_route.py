@@ -103,6 +103,20 @@ def test_fast_paths_take_an_in_dialog_request_whose_only_route_is_ours(pipe):
             assert handed == [] and scr.udp.out == full.udp.out, data
 
 
+def test_on_datagram_takes_our_route_on_the_python_fast_path(pipe):
+    """As serve runs without the C pump: on_datagram hands the screen's own Vias' starts to in_dialog, so a request
+    whose only Route is ours takes the fast path there too (it took the full parse: no `ours` given), and sends
+    what the full parse sends."""
+    for data in TAKEN:
+        full = full_screen(pipe)
+        full.on_datagram(data, UAC)
+        scr = offline_screen(pipe)
+        before = scr.stats["fast_path"]
+        scr.on_datagram(data, UAC)
+        assert scr.stats["fast_path"] == before + 1, data
+        assert scr.udp.out == full.udp.out, data
+
+
 def test_any_other_route_is_left_to_the_full_parse(pipe):
     """Two Routes, two values, a foreign one, ours in any other form: neither fast path decides; through the pump
     and through on_datagram the screen sends what the full parse sends."""
