@@ -172,3 +172,59 @@ def test_fast_paths_agree_with_the_full_parse_on_mutated_routed_requests(pipe):
             taken += 1
             assert [norm(d, a) for d, a in scr.udp.out] == [norm(d, a) for d, a in full.udp.out], data
     assert taken > 200, taken
+
+
+def test_an_advertised_name_in_capitals_keeps_the_fast_paths(tmp_path):
+    """`advertise = "Screen.EXAMPLE"`: the name our Via and Record-Route carry is the name the fast paths know us by
+    (via_prefixes), so the callee's 200 to our Via and an in-dialog INFO whose only Route is our Record-Route both
+    take the fast path (they took the full parse: our Via and Route kept the capitals, via_prefixes had the name in
+    lower case; a host name's case does not matter, RFC 3261 §19.1.4)."""
+    import shutil
+    import socket
+
+    from engine.sip_screen.harness import SipHarness
+    from engine.sip_screen.server import SipSettings
+
+    from .conftest import CONFIG
+    from .test_kamailio_interop import ALLOWED
+    uas, uac = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (uas, uac):
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+    uas_port, uac_port = uas.getsockname()[1], uac.getsockname()[1]
+    shutil.copytree(CONFIG, tmp_path / "config")
+    h = SipHarness(build(tmp_path / "config", tmp_path / "data"), SipSettings(
+        listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}", allow_networks=["127.0.0.0/8"], record_route=True,
+        advertise="Screen.EXAMPLE")).start()
+
+    def req(method, cseq, to_tag="", route=""):
+        return (f"{method} sip:0912345678@127.0.0.1:{uas_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{uac_port};branch=z9hG4bK-c{cseq};rport\r\n{route}Max-Forwards: 70\r\n"
+                f"From: <sip:{ALLOWED}@127.0.0.1>;tag=a\r\nTo: <sip:0912345678@127.0.0.1>{to_tag}\r\n"
+                f"Call-ID: caps-1\r\nCSeq: {cseq} {method}\r\nContact: <sip:{ALLOWED}@127.0.0.1:{uac_port}>\r\n"
+                f"Content-Length: 0\r\n\r\n").encode()
+
+    def answer(data):
+        keep = [ln for ln in data.decode().split("\r\n")
+                if ln.split(":")[0].lower() in ("via", "from", "call-id", "cseq")]
+        return ("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nTo: <sip:0912345678@127.0.0.1>;tag=b\r\n"
+                "Content-Length: 0\r\n\r\n").encode()
+    try:
+        uac.sendto(req("INVITE", 1), ("127.0.0.1", h.port))
+        data, src = uas.recvfrom(65535)
+        rr = [ln for ln in data.split(b"\r\n") if ln.startswith(b"Record-Route:")]
+        assert len(rr) == 1, data
+        for step, (ask, frm, to) in enumerate([(None, uas, uac), (req("INFO", 2, ";tag=b", rr[0][7:].decode() + "\r\n"),
+                                                                  uac, uas), (None, uas, uac)]):
+            before = h.screen.stats["fast_path"]
+            if ask is None:
+                frm.sendto(answer(data), src)                       # the callee's 200, to our Via
+            else:
+                uac.sendto(ask, ("127.0.0.1", h.port))              # by the route set: our Route alone
+            data, src = to.recvfrom(65535)
+            assert data.startswith(b"SIP/2.0 200" if ask is None else b"INFO ") and b"\r\nRoute:" not in data, data
+            assert h.screen.stats["fast_path"] == before + 1, (step, data)
+    finally:
+        h.stop()
+        uas.close()
+        uac.close()

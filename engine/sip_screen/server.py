@@ -177,8 +177,11 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                 # port 0: the kernel's free UDP port may be busy for TCP; take another
         self.udp_endpoint = self.udp
         adv = self.s.advertise or (("127.0.0.1" if host in ("0.0.0.0", "::", "") else host) + f":{port}")
-        self.host, self.port = hostport(adv, port)
-        self.me = {(self.host.lower(), self.port)}
+        host_, self.port = hostport(adv, port)
+        # in lower case, as via_prefixes and `me` hold it: the fast paths know our Via and our Record-Route by their
+        # bytes, so they must be written as they are matched (a host's case is not significant, RFC 3261 §19.1.4)
+        self.host = host_.lower()
+        self.me = {(self.host, self.port)}
         if host not in ("0.0.0.0", "::", ""):
             self.me.add((host.lower(), port))
         self.via_prefixes = tuple(f"SIP/2.0/{t} {host_ref(h)}:{p};branch={BRANCH_PREFIX}".encode()

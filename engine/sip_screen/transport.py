@@ -26,6 +26,7 @@ import socket
 import time
 
 from .codec import parse_datagram
+from .forwarding import host_ref
 from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 try:
@@ -52,7 +53,7 @@ def make_pump(screen, fd: int, sendto=None):
     def on_error(exc):                                  # counted by the pump already
         log.error("internal error in the SIP pump", exc_info=exc)
 
-    via_head = f"Via: SIP/2.0/UDP {screen.host}:{screen.port};branch={BRANCH_PREFIX}".encode()
+    via_head = f"Via: SIP/2.0/UDP {host_ref(screen.host)}:{screen.port};branch={BRANCH_PREFIX}".encode()
     return Pump(fd, PUMP_BATCH, screen.via_prefixes, via_head, TAG_PREFIX, screen.ranges, screen.stats, slow,
                 screen._fast_final, screen._fast_bye, send_failed, on_error, sendto, screen.invites.d,
                 screen.source_filter().table, screen.refused_said)
