@@ -49,6 +49,18 @@ ABORT_GRACE_S = 5.0      # SIGABRT to SIGKILL for a stuck worker (systemd's Time
 _SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
+PASSED_ON = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)     # a reload, a log reopen: passed on to the workers
+
+
+def _ignore_passed_signals() -> None:
+    """In a worker between fork and exec: the signals passed on are ignored from the exec on (an ignored disposition
+    survives execve(2), a handler does not), until the worker's loop takes them -- as cmd_serve ignores them itself
+    until then. Their default action is to terminate: a SIGHUP passed on while a worker's Python was starting killed it
+    (status -1) and it was restarted a second later. (preexec_fn: the supervisor runs no threads.)"""
+    for sig in PASSED_ON:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def worker_index() -> int:
     try:
         return int(os.environ.get("TELFILTER_WORKER", "0"))
@@ -92,7 +104,7 @@ def supervise(args) -> int:
             return
         env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_ENV}
         env.update(notify.env, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n), TELFILTER_SUPERVISOR=str(os.getpid()))
-        procs[i] = subprocess.Popen(_child_argv(i), env=env, cwd=cwd)
+        procs[i] = subprocess.Popen(_child_argv(i), env=env, cwd=cwd, preexec_fn=_ignore_passed_signals)
         started[i] = time.monotonic()
         notify.started(i, procs[i].pid)
         life.info("worker %d started (pid %d)", i, procs[i].pid)

@@ -197,3 +197,26 @@ def test_the_private_socket_takes_only_its_workers_and_none_without_notify_socke
     finally:
         pool.close()
         sd.close()
+
+
+def test_a_sighup_while_the_workers_start_kills_none_and_the_pool_comes_up(tmp_path, url):
+    """A SIGHUP (a reload, `systemctl reload` during the start) passed on while the workers are still starting: each
+    ignores it until its loop's handlers are in place (cmd_serve's SIG_IGN, inherited from the exec on), as a single
+    serve does, so none dies (each died of it, status -1, before its cmd_serve ran, and was restarted after 1 s)."""
+    sd = Systemd()
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
+    p, ready, err = _pool(tmp_path, sd, url, sim.port, 0)
+    try:
+        end = time.monotonic() + 30
+        while "worker 1 started" not in err.read_text():
+            assert time.monotonic() < end and p.poll() is None, err.read_text()
+            time.sleep(0.005)
+        p.send_signal(signal.SIGHUP)                        # passed on at once: the workers' Python is starting
+        sd.read(lambda m: m.get("READY") == "1")
+        assert "exited with status" not in err.read_text(), err.read_text()
+        assert len(_worker_pids(err, 0)) == len(_worker_pids(err, 1)) == 1
+    finally:
+        _stop(p, err)
+        sim.stop()
+        sd.close()
+    assert p.returncode == 0, err.read_text()
