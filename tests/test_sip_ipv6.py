@@ -267,8 +267,7 @@ def test_a_response_to_our_bracketed_via_takes_the_response_fast_path(tmp_path):
 
 
 @pytest.mark.parametrize("listen,hop,family", [("[::1]:5060", "127.0.0.1:5070", "IPv6"),
-                                               ("127.0.0.1:5060", "[::1]:5070", "IPv4"),
-                                               ("[::]:5060", "127.0.0.1:5070", "IPv6")])
+                                               ("127.0.0.1:5060", "[::1]:5070", "IPv4")])
 def test_a_udp_next_hop_of_the_other_family_than_the_listener_is_a_start_up_error(tmp_path, listen, hop, family):
     """UDP goes out of the listening socket, which cannot send to the other family: serve started, and every call
     got 503 'UDP send failed: Address family for hostname not supported'. Over TCP (a socket of its own) it works."""
@@ -284,3 +283,42 @@ def test_a_udp_next_hop_of_the_other_family_than_the_listener_is_a_start_up_erro
         load(hop)
     assert f"the SIP listener {listen!r} is {family}" in str(e.value) and "over TCP" in str(e.value)
     load(hop + ";transport=tcp")
+    if listen == "[::1]:5060":      # `[::]` is dual-stack: it sends to an IPv4 next hop as ::ffff:a.b.c.d
+        listen = "[::]:5060"
+        load(hop)
+
+
+def test_a_dual_stack_listener_sends_an_in_dialog_request_to_an_ipv4_contact(tmp_path):
+    """Listening on [::] an IPv4 caller's call goes through; the callee's BYE, by the route set to the caller's IPv4
+    Contact (the Request-URI, RFC 3261 §16.6 step 6), reaches it: the dual-stack UDP socket sends to an IPv4 address
+    as its mapped form (RFC 4291 §2.5.5.2). It was answered 503 ("Address family for hostname not supported": an
+    IPv6 socket given an IPv4 address), so no IPv4 caller on a [::] listener heard the callee hang up."""
+    uas = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    uas.bind(("::1", 0))
+    uac = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    uac.bind(("127.0.0.1", 0))
+    for s in (uas, uac):
+        s.settimeout(5)
+    uas_port, uac_port = uas.getsockname()[1], uac.getsockname()[1]
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    h = SipHarness(build(cfg, tmp_path / "data"), SipSettings(
+        listen="[::]:0", advertise="[::1]", next_hop=f"[::1]:{uas_port}",
+        allow_networks=["127.0.0.0/8", "::1/128"])).start()
+    try:
+        uac.sendto(_request("INVITE", uas_port, "v4-bye", f"SIP/2.0/UDP 127.0.0.1:{uac_port};branch=z9hG4bK-5;rport"),
+                   ("127.0.0.1", h.port))
+        data, src = uas.recvfrom(65535)
+        uas.sendto(_answer(data), src)
+        assert uac.recv(65535).startswith(b"SIP/2.0 200 OK")
+        bye = (f"BYE sip:{ALLOWED}@127.0.0.1:{uac_port} SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:{uas_port};branch=z9hG4bK-6"
+               f"\r\nMax-Forwards: 70\r\nFrom: <sip:0912345678@[::1]>;tag=b\r\nTo: <sip:{ALLOWED}@[::1]>;tag=a\r\n"
+               f"Call-ID: v4-bye\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n").encode()
+        uas.sendto(bye, ("::1", h.port))
+        got = uac.recv(65535)
+        assert got.startswith(b"BYE "), got
+        assert h.screen.stats["not_permitted"] == 0
+    finally:
+        h.stop()
+        uas.close()
+        uac.close()

@@ -104,9 +104,9 @@ def next_hop_outside(next_hop: str, networks) -> str | None:
 
 def udp_family_mismatch(listen: str, next_hop: str) -> str | None:
     """Why a UDP next hop could never be sent to from the listening socket (the screen sends UDP from it): an IPv4
-    socket cannot send to an IPv6 address, nor an IPv6 one (`[::1]`, or `[::]`, dual-stack for what it receives) to
-    an IPv4 address as written ("Address family for hostname not supported": every call 503). None when it can, the
-    next hop is reached over TCP (a socket of its own family) or either is a name."""
+    socket cannot send to an IPv6 address, nor an IPv6 one bound to an address (`[::1]`) to an IPv4 address (every
+    call 503). None when it can (`[::]`, dual-stack, sends to IPv4 too), the next hop is reached over TCP (a socket
+    of its own family) or either is a name."""
     host, _port, transport = parse_next_hop(next_hop)
     if transport != "UDP":
         return None
@@ -117,8 +117,8 @@ def udp_family_mismatch(listen: str, next_hop: str) -> str | None:
             fam.append(ipaddress.ip_address(h).version)
         except ValueError:
             return None
-    if fam[0] == fam[1]:
-        return None
+    if fam[0] == fam[1] or (fam == [6, 4] and hostport(listen)[0] == "::"):
+        return None                 # `[::]` is dual-stack: it sends to an IPv4 address as ::ffff:a.b.c.d (transport.py)
     return (f"the SIP listener {listen!r} is IPv{fam[0]} and the UDP next hop {next_hop!r} IPv{fam[1]}: UDP is sent "
             f"from the listening socket, which cannot reach it (every call would get 503); listen on an IPv{fam[1]} "
             "address, or reach the next hop over TCP (;transport=tcp)")

@@ -67,12 +67,21 @@ class UdpEndpoint:
         self.screen, self.sock = screen, sock
         # sendto(data, addr): one sendto(2) on the socket itself; a full send buffer raises
         # BlockingIOError like any OSError (the datagram is lost, as it would be on the network;
-        # the caller answers 503 if it can)
-        self.sendto = sock.sendto
+        # the caller answers 503 if it can). An IPv6 socket is given an IPv4 address in its mapped form
+        self.sendto = self._sendto_mapped if sock.family == socket.AF_INET6 else sock.sendto
         self.loop = None
         self.drops_seen = 0                                     # kernel drop counter at the last look
         self.pump = None                                        # the C pump when it reads the socket
         self.full_since = 0.0                                   # the Python reader's Pump.full_since
+
+    def _sendto_mapped(self, data: bytes, addr) -> int:
+        """sendto(2) from an IPv6 socket: `[::]` is dual-stack (it receives IPv4 peers as ::ffff:a.b.c.d) but Python
+        resolves an IPv4 address for it as IPv6 only ("Address family for hostname not supported"), so an IPv4
+        destination -- a Request-URI, a Contact, the next hop -- is written as its IPv4-mapped address (RFC 4291
+        §2.5.5.2). Only addresses get here (`_permitted` refuses names); from `[::1]` the send still fails (503)."""
+        if ":" not in addr[0]:
+            addr = ("::ffff:" + addr[0], addr[1])
+        return self.sock.sendto(data, addr)
 
     @classmethod
     def bind(cls, screen, host: str, port: int, reuse_port: bool = False) -> "UdpEndpoint":
@@ -83,6 +92,8 @@ class UdpEndpoint:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, screen.s.queue_datagrams * 2048)
             if reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6 and host.strip("[]") == "::":     # dual-stack whatever bindv6only says,
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # as the TCP side (engine/listen.py)
             sock.bind(addr)
             sock.setblocking(False)
         except OSError:
