@@ -212,10 +212,9 @@ def test_tcp_both_sides_on_ipv6_our_via_bracketed_and_the_answer_back_on_the_cal
         h.stop()
 
 
-def test_a_dual_stack_listener_answers_an_ipv4_caller_named_by_its_mapped_address(tmp_path):
-    """Listening on [::] the UDP socket is dual-stack: an IPv4 caller is ::ffff:127.0.0.1 to it, and its `received`
-    says so. The 200 back to it was dropped (`not_permitted`: allow_networks' 127.0.0.0/8 is IPv4, the mapped
-    address was looked up as IPv6 only)."""
+def _dual_stack_screen(tmp_path):
+    """A screen on [::] (advertised as [::1]) forwarding to a callee on [::1], and a caller on 127.0.0.1:
+    (callee socket, caller socket, their ports, the harness)."""
     uas = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     uas.bind(("::1", 0))
     uac = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -228,6 +227,14 @@ def test_a_dual_stack_listener_answers_an_ipv4_caller_named_by_its_mapped_addres
     h = SipHarness(build(cfg, tmp_path / "data"), SipSettings(
         listen="[::]:0", advertise="[::1]", next_hop=f"[::1]:{uas_port}",
         allow_networks=["127.0.0.0/8", "::1/128"])).start()
+    return uas, uac, uas_port, uac_port, h
+
+
+def test_a_dual_stack_listener_answers_an_ipv4_caller_named_by_its_mapped_address(tmp_path):
+    """Listening on [::] the UDP socket is dual-stack: an IPv4 caller is ::ffff:127.0.0.1 to it, and its `received`
+    says so. The 200 back to it was dropped (`not_permitted`: allow_networks' 127.0.0.0/8 is IPv4, the mapped
+    address was looked up as IPv6 only)."""
+    uas, uac, uas_port, uac_port, h = _dual_stack_screen(tmp_path)
     try:
         uac.sendto(_request("INVITE", uas_port, "v4-on-v6", f"SIP/2.0/UDP 127.0.0.1:{uac_port};branch=z9hG4bK-4;rport"),
                    ("127.0.0.1", h.port))
@@ -293,18 +300,7 @@ def test_a_dual_stack_listener_sends_an_in_dialog_request_to_an_ipv4_contact(tmp
     Contact (the Request-URI, RFC 3261 §16.6 step 6), reaches it: the dual-stack UDP socket sends to an IPv4 address
     as its mapped form (RFC 4291 §2.5.5.2). It was answered 503 ("Address family for hostname not supported": an
     IPv6 socket given an IPv4 address), so no IPv4 caller on a [::] listener heard the callee hang up."""
-    uas = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    uas.bind(("::1", 0))
-    uac = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    uac.bind(("127.0.0.1", 0))
-    for s in (uas, uac):
-        s.settimeout(5)
-    uas_port, uac_port = uas.getsockname()[1], uac.getsockname()[1]
-    cfg = tmp_path / "config"
-    shutil.copytree(CONFIG, cfg)
-    h = SipHarness(build(cfg, tmp_path / "data"), SipSettings(
-        listen="[::]:0", advertise="[::1]", next_hop=f"[::1]:{uas_port}",
-        allow_networks=["127.0.0.0/8", "::1/128"])).start()
+    uas, uac, uas_port, uac_port, h = _dual_stack_screen(tmp_path)
     try:
         uac.sendto(_request("INVITE", uas_port, "v4-bye", f"SIP/2.0/UDP 127.0.0.1:{uac_port};branch=z9hG4bK-5;rport"),
                    ("127.0.0.1", h.port))
