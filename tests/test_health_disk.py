@@ -18,6 +18,7 @@ from engine.metrics import Metrics
 from engine.smpp_proxy.harness import ProxyHarness
 
 from .conftest import ROOT
+from .test_control import _stop
 from .test_disk_trouble import _lines, _scrape
 from .test_metrics import _get
 from .test_serve import free_port, submit, wait_for, wait_ready
@@ -62,11 +63,7 @@ def test_healthz_is_503_naming_the_writer_while_the_verdict_log_disk_is_full(tmp
         assert wait_for(lambda: _get(mport, "/healthz") == (503, "no SMSC link bound; disk writes failing: "
                                                                  "verdict_log\n"), timeout=10), _get(mport, "/healthz")
     finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        _stop(p)
         if sim is not None:
             sim.stop()
         err.close()

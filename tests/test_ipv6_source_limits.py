@@ -11,6 +11,7 @@ from engine.smpp_proxy.admission import BindThrottle, ConnectionCaps
 from engine.sourcekey import source_key
 
 from .sip_helpers import UAC, invite, offline_screen
+from .test_smpp_inline_safety import _Job
 
 
 def test_source_key_ipv6_by_its_64_mapped_as_ipv4_ipv4_and_names_unchanged():
@@ -67,18 +68,6 @@ def test_smpp_max_connections_per_source_holds_a_whole_64():
         assert caps.count == 1 and set(caps.by_source) == {"10.0.0.9"}     # nothing left behind
     finally:
         caps.close()
-
-
-class _Job:
-    def __init__(self, ok, log):
-        self.ok, self.log = ok, log
-
-    def alive(self):
-        return True
-
-    def __call__(self, done):
-        self.log.append(asyncio.get_running_loop().time())
-        done(self.ok)
 
 
 def test_smpp_bind_back_off_holds_a_whole_64():

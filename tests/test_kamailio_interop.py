@@ -156,15 +156,26 @@ def sipp_calls(tmp, entry, uas_port, caller, uac_sf, n, uas_sf="uas.xml", uac_ke
                               "-nostdin", "-trace_err", "-error_file", str(tmp / "uac_err.log"), *uac_keys],
                              capture_output=True, text=True, cwd=tmp, timeout=90)
     finally:
-        if uas is not None:
-            try:
-                uas.wait(timeout=35)
-            except subprocess.TimeoutExpired:
-                uas.kill()
-                uas.wait()
+        uas_done(uas, 35)
+    return uac.returncode, (uas.returncode if uas else None), sipp_errors(tmp, uac)
+
+
+def uas_done(uas, timeout: float) -> None:
+    """A sipp UAS process (or None) waited for, killed past `timeout` (it never outlives its test)."""
+    if uas is None:
+        return
+    try:
+        uas.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        uas.kill()
+        uas.wait()
+
+
+def sipp_errors(tmp, uac) -> str:
+    """What a sipp run said went wrong: the ends of both error files in `tmp` and of the UAC's stderr."""
     err = "".join((tmp / f).read_text(errors="replace")[-3000:] for f in ("uac_err.log", "uas_err.log")
                   if (tmp / f).exists())
-    return uac.returncode, (uas.returncode if uas else None), err + uac.stderr[-2000:]
+    return err + uac.stderr[-2000:]
 
 
 @pytest.fixture

@@ -26,6 +26,13 @@ def _samples(text, name):
     return [s for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name]
 
 
+def by_table(metrics, name) -> dict:
+    """A scrape of `metrics` (engine.metrics.Metrics): the gauge family `name` as {table label: value}."""
+    from prometheus_client import generate_latest
+    text = generate_latest(metrics.registry).decode()
+    return {s.labels["table"]: s.value for s in _samples(text, name)}
+
+
 def test_metrics_health_and_readiness(tmp_path):
     data = tmp_path / "data"
     from engine.lists import ListStore
@@ -187,8 +194,6 @@ def test_two_links_to_one_smsc_are_one_series(tmp_path):
 def test_the_proxys_growing_tables_are_exported(tmp_path):
     """A soak (benchmarks/soak.py) must tell the message-id map filling to its 2M bound, as designed, from a leak:
     RSS alone cannot. The tables that grow with traffic are gauges, read at scrape time."""
-    from prometheus_client import generate_latest
-
     from engine.metrics import Metrics
     h = ProxyHarness(build(data_dir=tmp_path, with_model=False, persist=False), accounts=("t:pw",),
                      receipt_delay=None).start()
@@ -196,8 +201,7 @@ def test_the_proxys_growing_tables_are_exported(tmp_path):
         m = Metrics(h.pipeline, proxy=h.proxy)
 
         def tables():
-            text = generate_latest(m.registry).decode()
-            return {s.labels["table"]: s.value for s in _samples(text, "telfilter_smpp_table_entries")}
+            return by_table(m, "telfilter_smpp_table_entries")
         assert tables()["message_ids"] == 0
         assert [submit(h.port, "hello there") for _ in range(3)] == [0, 0, 0]
         assert wait_for(lambda: tables()["sessions"] == 0)      # each bind unbound and closed

@@ -14,7 +14,8 @@ from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
 
 from .conftest import CONFIG
-from .test_kamailio_interop import ALLOWED, KAMAILIO, RR_CFG, SC, SIPP, STATELESS_CFG, Kamailio
+from .test_kamailio_interop import (ALLOWED, KAMAILIO, RR_CFG, SC, SIPP, STATELESS_CFG, Kamailio, sipp_errors,
+                                   uas_done)
 
 pytestmark = pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
 
@@ -75,14 +76,8 @@ def sipp6(tmp, entry, uas_port, uac_sf, n, uas_sf="uas.xml"):
                               *common, "-error_file", str(tmp / "uac_err.log")],
                              capture_output=True, text=True, cwd=tmp, timeout=90)
     finally:
-        try:
-            uas.wait(timeout=35)
-        except subprocess.TimeoutExpired:
-            uas.kill()
-            uas.wait()
-    err = "".join((tmp / f).read_text(errors="replace")[-3000:] for f in ("uac_err.log", "uas_err.log")
-                  if (tmp / f).exists())
-    return uac.returncode, uas.returncode, err + uac.stderr[-2000:]
+        uas_done(uas, 35)
+    return uac.returncode, uas.returncode, sipp_errors(tmp, uac)
 
 
 needs_sipp = pytest.mark.skipif(SIPP is None, reason="sipp not installed")

@@ -39,6 +39,7 @@ from engine.sip_screen.server import SipSettings
 from engine.smpp_proxy.verdictlog import VerdictLog
 
 from .conftest import ROOT
+from .test_kamailio_interop import sipp_errors, uas_done
 
 SIPP = shutil.which("sipp")
 SC = ROOT / "tests" / "sipp"
@@ -99,13 +100,8 @@ def run_flow(h, uas_port, tmp, transport, flow):
                               str(tmp / "uac.msg")],
                              capture_output=True, text=True, cwd=tmp, timeout=30)
     finally:
-        try:
-            uas.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            uas.kill()
-            uas.wait()
-    err = "".join((tmp / f).read_text() for f in ("uac_err.log", "uas_err.log") if (tmp / f).exists())
-    return uac.returncode, uas.returncode, err + uac.stderr[-2000:]
+        uas_done(uas, 15)
+    return uac.returncode, uas.returncode, sipp_errors(tmp, uac)
 
 
 def received(path):

@@ -5,14 +5,12 @@ bytes (SlotTable.memory_bytes, exact; MessageIds.memory_bytes, an O(1) estimate 
 import sys
 import threading
 
-from prometheus_client import generate_latest
-
 from engine.app import build
 from engine.metrics import Metrics
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.msgids import MessageIds
 
-from .test_metrics import _samples
+from .test_metrics import by_table
 from .test_serve import submit, wait_for
 
 
@@ -29,8 +27,7 @@ def test_table_bytes_move_when_entries_are_added(tmp_path):
         m = Metrics(h.pipeline, proxy=h.proxy)
 
         def tables():
-            text = generate_latest(m.registry).decode()
-            return {s.labels["table"]: s.value for s in _samples(text, "telfilter_table_bytes")}
+            return by_table(m, "telfilter_table_bytes")
         t0 = tables()
         assert set(t0) == {"state_counters", "state_history", "state_calls", "message_ids"}
         assert [submit(h.port, "hello there") for _ in range(3)] == [0, 0, 0]   # judged (counted) and forwarded
@@ -90,8 +87,7 @@ def test_a_pools_learned_ids_are_their_own_table(tmp_path):
         m = Metrics(h.pipeline, proxy=h.proxy)
 
         def tables():
-            text = generate_latest(m.registry).decode()
-            return {s.labels["table"]: s.value for s in _samples(text, "telfilter_table_bytes")}
+            return by_table(m, "telfilter_table_bytes")
         t0 = tables()
         _on_loop(h, lambda: [shared.learn(f"w1-{i:08d}", "t") for i in range(500)])
         t1 = tables()
