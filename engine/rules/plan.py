@@ -2,8 +2,9 @@
 
 Theory of operation. Loading turns every rule into data (conditions, a composite tree, a
 score); this module turns that data, once per scope (sms-mt, sms-mo, call), into closures
-that do only the per-message work. No code is generated from rule text: every closure
-below is written here and only its captured constants come from the rules.
+that do only the per-message work. No code is generated from rule text: every closure is
+written here or in rules/rule_fns.py (one rule's) and only its captured constants come from
+the rules.
 
 - **Memo as a list.** Each symbol of the set has a fixed slot; a message starts from a copy
   of the scope's blank memo, where a rule that does not apply to the scope is already false
@@ -34,11 +35,8 @@ pending stateful conditions) as a direct reading of the rules would give.
 """
 from __future__ import annotations
 
-from .conditions import COST
 from .keywords import KEYWORD_INDEX_MIN, KeywordIndex
-
-UNKNOWN = object()          # a slot not evaluated yet for this message
-STATEFUL_COST = 100         # stateful conditions always come last (they read state, then join pending)
+from .rule_fns import UNKNOWN, direct_pred, guard_chain, guard_of, rule_fn
 
 
 class ScopePlan:
@@ -121,7 +119,7 @@ def _compile_scope(rules, order, scope, indexes=None) -> ScopePlan:
     direct = [direct_pred(r, shared) if scope in r.applies_to else None for r in rules]
     for r in rules:
         if scope in r.applies_to:
-            fns[index[r.symbol]] = _rule_fn(r, index, fns, shared, direct)
+            fns[index[r.symbol]] = rule_fn(r, index, fns, shared, direct)
 
     by_symbol = {r.symbol: r for r in rules}
     chains: dict = {}
@@ -142,7 +140,7 @@ def _compile_scope(rules, order, scope, indexes=None) -> ScopePlan:
                 # inside its block the guard is known to hold: run the rest of the expression only
                 rest = r.tree[1][1:] if r.tree[0] == "and" else []
                 rest = None if not rest else rest[0] if len(rest) == 1 else ("and", rest)
-                fn = _rule_fn(r, index, fns, shared, direct, tree=rest)
+                fn = rule_fn(r, index, fns, shared, direct, tree=rest)
             step = (None if r.helper else r, j, fn, direct[j] is not None)
             if out and out[-1][0] == g:         # (unguarded steps run one after another too)
                 out[-1][1].append(step)
@@ -179,239 +177,3 @@ def run_steps(plan: ScopePlan, blocks, ctx, state):
                 hits.append((rule, e))
     return hits, pending, m
 
-
-def guard_chain(tree, by_symbol, memo) -> list:
-    """The symbols that a direct reading of `tree` evaluates before anything else, each of
-    which, when false, makes `tree` false with nothing else evaluated; outermost first.
-
-    `SYM` gives SYM, then what SYM's own expression evaluates first (a rule runs its
-    expression before its conditions); `A and ...` what A gives; `A or B ...` what every
-    operand gives (the first operand evaluates it, the others then read it). A rule whose
-    chain is not empty is guarded by the chain's last symbol: the innermost, most often
-    evaluated already (`DKQC_VIOLATION = __DKQC_REPEAT or __DKQC_TO_DNC or __DKQC_HOURS`,
-    each `__REGISTRATION`, itself `__DKQC and ...`: skipped when `__DKQC` is false).
-    Evaluating the guard first is what the direct reading does, so stateful conditions join
-    `pending` exactly as they would."""
-    if tree is None:
-        return []
-    op = tree[0]
-    if op == "sym":
-        name = tree[1]
-        if name not in memo:
-            memo[name] = []                     # no cycles by now; this only stops a re-entry
-            memo[name] = [name] + guard_chain(by_symbol[name].tree, by_symbol, memo)
-        return memo[name]
-    if op == "and":
-        return guard_chain(tree[1][0], by_symbol, memo)
-    if op == "or":
-        common = guard_chain(tree[1][0], by_symbol, memo)
-        for t in tree[1][1:]:
-            other = set(guard_chain(t, by_symbol, memo))
-            common = [x for x in common if x in other]
-        return common
-    return []
-
-
-def guard_of(tree):
-    """The symbol that must hold for the expression to hold when it is `SYM and ...` (or SYM)."""
-    if tree is None:
-        return None
-    if tree[0] == "sym":
-        return tree[1]
-    if tree[0] == "and" and tree[1][0][0] == "sym":
-        return tree[1][0][1]
-    return None
-
-
-# ---------------------------------------------------------------- composites
-
-def _compile_expr(tree, index, fns, direct):
-    """A closure (ctx, state, memo, pending) -> bool for an expression tree.
-
-    An and/or node loops over its operands; an operand that is a symbol (or `not` a symbol)
-    is read from its slot inside that loop, evaluated on first use by the rule's closure or,
-    for a rule that is one bare condition, by the condition itself: one call per node."""
-    op = tree[0]
-    if op == "sym" or (op == "not" and tree[1][0] == "sym"):
-        tree = ("and", [tree])              # a lone (negated) symbol: a one-operand node
-        op = "and"
-    if op == "not":
-        inner = _compile_expr(tree[1], index, fns, direct)
-        return lambda c, s, m, p: not inner(c, s, m, p)
-    terms = tuple(_term(k, index, fns, direct) for k in tree[1])
-    if op == "and":
-        def all_of(c, s, m, p):
-            for j, neg, f, d in terms:
-                if f is None:
-                    v = m[j]
-                    if v is UNKNOWN:
-                        v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
-                    if (v is None) is not neg:          # the operand is false
-                        return False
-                elif not f(c, s, m, p):
-                    return False
-            return True
-        return all_of
-
-    def any_of(c, s, m, p):
-        for j, neg, f, d in terms:
-            if f is None:
-                v = m[j]
-                if v is UNKNOWN:
-                    v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
-                if (v is None) is neg:                  # the operand is true
-                    return True
-            elif f(c, s, m, p):
-                return True
-        return False
-    return any_of
-
-
-def _top_node(tree, index, fns, direct):
-    """("and" | "or", terms) of the expression's top node as _compile_expr loops over it (a lone
-    symbol or negated symbol is a one-operand "and"), or (None, None) for a top-level `not (...)`."""
-    op = tree[0]
-    if op == "sym" or (op == "not" and tree[1][0] == "sym"):
-        return "and", (_term(tree, index, fns, direct),)
-    if op in ("and", "or"):
-        return op, tuple(_term(k, index, fns, direct) for k in tree[1])
-    return None, None
-
-
-def _term(tree, index, fns, direct):
-    """(slot, negated, None, bare condition | None) for `SYM` / `not SYM`, else (-1, False, closure, None)."""
-    if tree[0] == "sym":
-        j = index[tree[1]]
-        return (j, False, None, direct[j])
-    if tree[0] == "not" and tree[1][0] == "sym":
-        j = index[tree[1][1]]
-        return (j, True, None, direct[j])
-    return (-1, False, _compile_expr(tree, index, fns, direct), None)
-
-
-# ---------------------------------------------------------------- one rule
-
-def direct_pred(rule, shared):
-    """The rule's only condition when it is a single pure, unshared one, else None."""
-    if rule.tree is None and not rule.stateful and len(rule.preds) == 1:
-        name, pred, key = rule.preds[0]
-        if (name, key) not in shared:
-            return pred
-    return None
-
-
-def _rule_fn(rule, index, fns, shared, direct, tree="rule"):
-    """A closure (ctx, state, memo, pending) -> evidence | None for one rule (with `tree`
-    instead of the rule's own expression when given: the part left once its guard holds)."""
-    tree = rule.tree if tree == "rule" else tree
-    expr = _compile_expr(tree, index, fns, direct) if tree is not None else None
-    deps = tuple((d, index[d]) for d in rule.deps)
-    desc = rule.description
-    stateful = tuple(rule.stateful)
-    # (position in the file's order, predicate, shared slot or -1), cheapest first
-    preds = sorted(((pos, pred, shared.get((name, key), -1), COST.get(name, 5))
-                    for pos, (name, pred, key) in enumerate(rule.preds)), key=lambda t: (t[3], t[0]))
-    preds = tuple(t[:3] for t in preds)
-    npred = len(preds)
-
-    if expr is None and not stateful and npred == 1 and not deps:
-        _, pred, slot = preds[0]
-        if slot < 0:
-            return lambda c, s, m, p: pred(c, s)
-
-        def one_shared(c, s, m, p):
-            e = m[slot]
-            if e is UNKNOWN:
-                e = m[slot] = pred(c, s)
-            return e
-        return one_shared
-
-    if expr is not None and not stateful and npred == 0:
-        # the expression's top and/or node is looped over here, not called (_compile_expr's
-        # all_of / any_of, inlined: one call less for most composites)
-        op, terms = _top_node(tree, index, fns, direct)
-        if op == "and":
-            def composite_all(c, s, m, p):
-                for j, neg, f, d in terms:
-                    if f is None:
-                        v = m[j]
-                        if v is UNKNOWN:
-                            v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
-                        if (v is None) is not neg:          # the operand is false
-                            return None
-                    elif not f(c, s, m, p):
-                        return None
-                ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
-                return "; ".join(ev) if ev else desc
-            return composite_all
-        if op == "or":
-            def composite_any(c, s, m, p):
-                for j, neg, f, d in terms:
-                    if f is None:
-                        v = m[j]
-                        if v is UNKNOWN:
-                            v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
-                        if (v is None) is neg:              # the operand is true
-                            break
-                    elif f(c, s, m, p):
-                        break
-                else:
-                    return None
-                ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
-                return "; ".join(ev) if ev else desc
-            return composite_any
-
-        def composite(c, s, m, p):
-            if not expr(c, s, m, p):
-                return None
-            ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
-            return "; ".join(ev) if ev else desc
-        return composite
-
-    if expr is None and npred == 1 and len(stateful) == 1 and not deps:
-        # the commonest stateful rule: one (shared) condition, then one counter or history check
-        _, pred, slot = preds[0]
-        st = stateful[0]
-
-        def pred_then_state(c, s, m, p):
-            if slot < 0:
-                e = pred(c, s)
-            else:
-                e = m[slot]
-                if e is UNKNOWN:
-                    e = m[slot] = pred(c, s)
-            if e is None:
-                return None
-            p.append(st)
-            e2 = st.check(c, s)
-            return None if e2 is None else e + "; " + e2
-        return pred_then_state
-
-    def general(c, s, m, p):
-        if expr is not None and not expr(c, s, m, p):
-            return None
-        if npred:
-            found = [None] * npred
-            for pos, pred, slot in preds:
-                if slot < 0:
-                    e = pred(c, s)
-                else:
-                    e = m[slot]
-                    if e is UNKNOWN:
-                        e = m[slot] = pred(c, s)
-                if e is None:
-                    return None
-                found[pos] = e
-        else:
-            found = []
-        if stateful:
-            p.extend(stateful)
-            for st in stateful:
-                e = st.check(c, s)
-                if e is None:
-                    return None
-                found.append(e)
-        if deps:
-            found[:0] = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
-        return "; ".join(found) if found else desc
-    return general

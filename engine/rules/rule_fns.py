@@ -1,0 +1,252 @@
+"""Rule closures: one rule's expression and conditions as one callable, for rules/plan.py.
+
+A rule becomes a closure (ctx, state, memo, pending) -> evidence | None. Its composite
+expression reads its operands' memo slots, evaluating an operand only the first time
+(short-circuit, left to right, the order the file wrote them); then its pure conditions run
+by cost class (conditions.COST: field compares, look-ups, text scans, the classifier), then its
+stateful conditions, which join `pending` as soon as the rule gets that far. The evidence is
+built only once every condition held, and lists them in the file's order. `guard_chain` says
+which symbol a rule can be skipped on (plan.py's blocks).
+"""
+from __future__ import annotations
+
+from .conditions import COST
+
+UNKNOWN = object()          # a slot not evaluated yet for this message
+
+
+def guard_chain(tree, by_symbol, memo) -> list:
+    """The symbols that a direct reading of `tree` evaluates before anything else, each of
+    which, when false, makes `tree` false with nothing else evaluated; outermost first.
+
+    `SYM` gives SYM, then what SYM's own expression evaluates first (a rule runs its
+    expression before its conditions); `A and ...` what A gives; `A or B ...` what every
+    operand gives (the first operand evaluates it, the others then read it). A rule whose
+    chain is not empty is guarded by the chain's last symbol: the innermost, most often
+    evaluated already (`DKQC_VIOLATION = __DKQC_REPEAT or __DKQC_TO_DNC or __DKQC_HOURS`,
+    each `__REGISTRATION`, itself `__DKQC and ...`: skipped when `__DKQC` is false).
+    Evaluating the guard first is what the direct reading does, so stateful conditions join
+    `pending` exactly as they would."""
+    if tree is None:
+        return []
+    op = tree[0]
+    if op == "sym":
+        name = tree[1]
+        if name not in memo:
+            memo[name] = []                     # no cycles by now; this only stops a re-entry
+            memo[name] = [name] + guard_chain(by_symbol[name].tree, by_symbol, memo)
+        return memo[name]
+    if op == "and":
+        return guard_chain(tree[1][0], by_symbol, memo)
+    if op == "or":
+        common = guard_chain(tree[1][0], by_symbol, memo)
+        for t in tree[1][1:]:
+            other = set(guard_chain(t, by_symbol, memo))
+            common = [x for x in common if x in other]
+        return common
+    return []
+
+
+def guard_of(tree):
+    """The symbol that must hold for the expression to hold when it is `SYM and ...` (or SYM)."""
+    if tree is None:
+        return None
+    if tree[0] == "sym":
+        return tree[1]
+    if tree[0] == "and" and tree[1][0][0] == "sym":
+        return tree[1][0][1]
+    return None
+
+
+# ---------------------------------------------------------------- composites
+
+def _compile_expr(tree, index, fns, direct):
+    """A closure (ctx, state, memo, pending) -> bool for an expression tree.
+
+    An and/or node loops over its operands; an operand that is a symbol (or `not` a symbol)
+    is read from its slot inside that loop, evaluated on first use by the rule's closure or,
+    for a rule that is one bare condition, by the condition itself: one call per node."""
+    op = tree[0]
+    if op == "sym" or (op == "not" and tree[1][0] == "sym"):
+        tree = ("and", [tree])              # a lone (negated) symbol: a one-operand node
+        op = "and"
+    if op == "not":
+        inner = _compile_expr(tree[1], index, fns, direct)
+        return lambda c, s, m, p: not inner(c, s, m, p)
+    terms = tuple(_term(k, index, fns, direct) for k in tree[1])
+    if op == "and":
+        def all_of(c, s, m, p):
+            for j, neg, f, d in terms:
+                if f is None:
+                    v = m[j]
+                    if v is UNKNOWN:
+                        v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                    if (v is None) is not neg:          # the operand is false
+                        return False
+                elif not f(c, s, m, p):
+                    return False
+            return True
+        return all_of
+
+    def any_of(c, s, m, p):
+        for j, neg, f, d in terms:
+            if f is None:
+                v = m[j]
+                if v is UNKNOWN:
+                    v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                if (v is None) is neg:                  # the operand is true
+                    return True
+            elif f(c, s, m, p):
+                return True
+        return False
+    return any_of
+
+
+def _top_node(tree, index, fns, direct):
+    """("and" | "or", terms) of the expression's top node as _compile_expr loops over it (a lone
+    symbol or negated symbol is a one-operand "and"), or (None, None) for a top-level `not (...)`."""
+    op = tree[0]
+    if op == "sym" or (op == "not" and tree[1][0] == "sym"):
+        return "and", (_term(tree, index, fns, direct),)
+    if op in ("and", "or"):
+        return op, tuple(_term(k, index, fns, direct) for k in tree[1])
+    return None, None
+
+
+def _term(tree, index, fns, direct):
+    """(slot, negated, None, bare condition | None) for `SYM` / `not SYM`, else (-1, False, closure, None)."""
+    if tree[0] == "sym":
+        j = index[tree[1]]
+        return (j, False, None, direct[j])
+    if tree[0] == "not" and tree[1][0] == "sym":
+        j = index[tree[1][1]]
+        return (j, True, None, direct[j])
+    return (-1, False, _compile_expr(tree, index, fns, direct), None)
+
+
+# ---------------------------------------------------------------- one rule
+
+def direct_pred(rule, shared):
+    """The rule's only condition when it is a single pure, unshared one, else None."""
+    if rule.tree is None and not rule.stateful and len(rule.preds) == 1:
+        name, pred, key = rule.preds[0]
+        if (name, key) not in shared:
+            return pred
+    return None
+
+
+def rule_fn(rule, index, fns, shared, direct, tree="rule"):
+    """A closure (ctx, state, memo, pending) -> evidence | None for one rule (with `tree`
+    instead of the rule's own expression when given: the part left once its guard holds)."""
+    tree = rule.tree if tree == "rule" else tree
+    expr = _compile_expr(tree, index, fns, direct) if tree is not None else None
+    deps = tuple((d, index[d]) for d in rule.deps)
+    desc = rule.description
+    stateful = tuple(rule.stateful)
+    # (position in the file's order, predicate, shared slot or -1), cheapest first
+    preds = sorted(((pos, pred, shared.get((name, key), -1), COST.get(name, 5))
+                    for pos, (name, pred, key) in enumerate(rule.preds)), key=lambda t: (t[3], t[0]))
+    preds = tuple(t[:3] for t in preds)
+    npred = len(preds)
+
+    if expr is None and not stateful and npred == 1 and not deps:
+        _, pred, slot = preds[0]
+        if slot < 0:
+            return lambda c, s, m, p: pred(c, s)
+
+        def one_shared(c, s, m, p):
+            e = m[slot]
+            if e is UNKNOWN:
+                e = m[slot] = pred(c, s)
+            return e
+        return one_shared
+
+    if expr is not None and not stateful and npred == 0:
+        # the expression's top and/or node is looped over here, not called (_compile_expr's
+        # all_of / any_of, inlined: one call less for most composites)
+        op, terms = _top_node(tree, index, fns, direct)
+        if op == "and":
+            def composite_all(c, s, m, p):
+                for j, neg, f, d in terms:
+                    if f is None:
+                        v = m[j]
+                        if v is UNKNOWN:
+                            v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                        if (v is None) is not neg:          # the operand is false
+                            return None
+                    elif not f(c, s, m, p):
+                        return None
+                ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+                return "; ".join(ev) if ev else desc
+            return composite_all
+        if op == "or":
+            def composite_any(c, s, m, p):
+                for j, neg, f, d in terms:
+                    if f is None:
+                        v = m[j]
+                        if v is UNKNOWN:
+                            v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                        if (v is None) is neg:              # the operand is true
+                            break
+                    elif f(c, s, m, p):
+                        break
+                else:
+                    return None
+                ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+                return "; ".join(ev) if ev else desc
+            return composite_any
+
+        def composite(c, s, m, p):
+            if not expr(c, s, m, p):
+                return None
+            ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+            return "; ".join(ev) if ev else desc
+        return composite
+
+    if expr is None and npred == 1 and len(stateful) == 1 and not deps:
+        # the commonest stateful rule: one (shared) condition, then one counter or history check
+        _, pred, slot = preds[0]
+        st = stateful[0]
+
+        def pred_then_state(c, s, m, p):
+            if slot < 0:
+                e = pred(c, s)
+            else:
+                e = m[slot]
+                if e is UNKNOWN:
+                    e = m[slot] = pred(c, s)
+            if e is None:
+                return None
+            p.append(st)
+            e2 = st.check(c, s)
+            return None if e2 is None else e + "; " + e2
+        return pred_then_state
+
+    def general(c, s, m, p):
+        if expr is not None and not expr(c, s, m, p):
+            return None
+        if npred:
+            found = [None] * npred
+            for pos, pred, slot in preds:
+                if slot < 0:
+                    e = pred(c, s)
+                else:
+                    e = m[slot]
+                    if e is UNKNOWN:
+                        e = m[slot] = pred(c, s)
+                if e is None:
+                    return None
+                found[pos] = e
+        else:
+            found = []
+        if stateful:
+            p.extend(stateful)
+            for st in stateful:
+                e = st.check(c, s)
+                if e is None:
+                    return None
+                found.append(e)
+        if deps:
+            found[:0] = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+        return "; ".join(found) if found else desc
+    return general
