@@ -302,7 +302,7 @@ def _main(argv=None) -> int:
             from .serve import cmd_serve
             return cmd_serve(args)
         if args.cmd == "ctl":
-            from .control import cmd_ctl
+            from .control_client import cmd_ctl
             return cmd_ctl(args)
         if args.cmd == "report":
             from .report import cmd_report

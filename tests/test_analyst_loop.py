@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from engine.app import build
-from engine.control import request
+from engine.control_client import request
 from engine.smpp_proxy.harness import ProxyHarness
 
 from .conftest import CONFIG, ROOT

@@ -15,7 +15,8 @@ import smpplib.client
 import smpplib.gsm
 
 from engine.app import build
-from engine.control import MAX_CONNECTIONS, MAX_LINE, request
+from engine.control import MAX_CONNECTIONS, MAX_LINE
+from engine.control_client import request
 from engine.smpp_proxy.harness import ProxyHarness
 
 from .conftest import CONFIG, ROOT
@@ -188,7 +189,7 @@ def test_ctl_without_a_server_exits_2(tmp_path):
 
 
 def test_pool_sockets_follow_the_control_socket_name(tmp_path):
-    from engine.control import pool_sockets
+    from engine.control_client import pool_sockets
     for n in ("tf.sock", "tf.w1.sock", "tf.w2.sock", "tf.wx.sock", "control.w1.sock"):
         (tmp_path / n).touch()
     assert [p.name for p in pool_sockets(tmp_path / "tf.sock")] == ["tf.w1.sock", "tf.w2.sock"]

@@ -187,7 +187,7 @@ def test_two_workers_on_one_port_let_exactly_3_of_4_ads_through(tmp_path, url):
         pool.start()
         # which worker took each bind (the kernel spreads them by address hash): a plain message
         # on the bind, and the worker whose control socket counts one more judged message
-        from engine.control import request
+        from engine.control_client import request
         socks = [pool.data / "control.sock", pool.data / "control.w1.sock"]
 
         def judged():
@@ -230,7 +230,7 @@ def test_only_worker_0_screens_sip(tmp_path, url):
     challenge) was lost: an answered ad call's session refresh was refused by its own count. Worker 0 alone screens
     SIP: requests from many source ports are all answered by it."""
     import socket
-    from engine.control import request
+    from engine.control_client import request
     sip_port = free_port()
     pool = Node(tmp_path, "pool", url, _hours_config(tmp_path), workers=2,
                 extra=["--sip-listen", f"127.0.0.1:{sip_port}", "--sip-next-hop", f"127.0.0.1:{free_port()}"])

@@ -145,7 +145,7 @@ def test_a_stuck_worker_is_killed_and_restarted_while_the_supervisor_pings(tmp_p
         t0 = time.monotonic()
         os.kill(stuck, signal.SIGSTOP)                      # its event loop runs no more: no pings
         sd.read(lambda m: "worker 1 restarting" in m.get("STATUS", ""), timeout=30)
-        from engine.control import request                  # the other worker serves on meanwhile
+        from engine.control_client import request                  # the other worker serves on meanwhile
         assert request(tmp_path / "data" / "control.sock", {"cmd": "stats"})["smpp"]
         sd.read(lambda m: m.get("STATUS") == "2 workers ready", timeout=60)
         log = err.read_text()

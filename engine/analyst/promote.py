@@ -182,7 +182,7 @@ def notify(socket_path: Path, timeout: float = 60.0) -> dict:
 
     Returns {"reloaded": bool, "model_version": str|None, "error": str|None, "serve": "running"|"none"}.
     """
-    from ..control import ControlUnavailable, request, request_pool
+    from ..control_client import ControlUnavailable, request, request_pool
     try:
         ans = request_pool(socket_path, {"cmd": "reload", "what": ["model"]}, timeout)   # the model only, every worker
     except ControlUnavailable as e:

@@ -1,0 +1,152 @@
+"""The client of serve's control interface: `telfilter ctl`, and `ml promote`'s reload request.
+
+One request a connection, line-delimited JSON (the protocol is engine/control.py's). A server busy
+with its MAX_CONNECTIONS clients is asked again with a growing pause; `request_pool` asks every
+worker of a `serve --workers N` pool for a reload (each holds its own rules, model, accounts and SIP
+settings). Exit statuses of `ctl`: 0 done, 1 refused (the answer says why), 2 no server.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from .control import default_socket
+from .control_reload import RELOAD_PARTS
+
+
+class ControlUnavailable(Exception):
+    """No serve answers on the control socket."""
+
+
+def request(path: Path, req: dict, timeout: float = 60.0) -> dict:
+    """Send one request, return its answer. Raises ControlUnavailable when nothing listens. A server
+    busy with MAX_CONNECTIONS other clients (it says so before reading anything: nothing was done) is
+    asked again, with a growing pause, until `timeout` has passed: parallel `ctl` calls from a script
+    wait their turn instead of failing with the exit status of a refused command."""
+    import random
+    import time
+    end, pause = time.monotonic() + timeout, 0.02
+    while True:
+        ans = _request_once(path, req, max(0.1, end - time.monotonic()))
+        if not ans.get("busy") or time.monotonic() + pause >= end:
+            return ans
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(1.0, pause * 2)
+
+
+def _request_once(path: Path, req: dict, timeout: float) -> dict:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        try:
+            s.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise ControlUnavailable(f"no telfilter serve answers on {path} ({e.strerror})") from None
+        except PermissionError as e:
+            raise ControlUnavailable(f"{path}: {e.strerror} (run as the user serve runs as)") from None
+        try:
+            s.sendall(json.dumps(req).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass                    # answered and closed before our request went (busy, a refused uid): read why
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except socket.timeout:
+        raise ControlUnavailable(f"{path}: no answer within {timeout:g}s") from None
+    except OSError as e:            # the server closed or reset the connection (EPIPE, ECONNRESET, ...)
+        raise ControlUnavailable(f"{path}: the connection failed: {e.strerror or e}") from None
+    finally:
+        s.close()
+    if not buf:
+        raise ControlUnavailable(f"{path}: the server closed the connection without an answer")
+    return json.loads(buf)
+
+
+def _worker_of(p: Path, path: Path) -> int:
+    """i when `p` is worker i's socket beside `path` (serve names it <stem>.w<i><suffix>), else -1."""
+    path = Path(path)
+    head, tail = f"{path.stem}.w", path.suffix
+    name = p.name
+    if not (name.startswith(head) and name.endswith(tail)):
+        return -1
+    digits = name[len(head):len(name) - len(tail)] if tail else name[len(head):]
+    return int(digits) if digits.isdigit() else -1
+
+
+def pool_sockets(path: Path) -> list[Path]:
+    """The other workers' control sockets beside `path` (`serve --workers N`: <stem>.w<i><suffix>), in order."""
+    path = Path(path)
+    found = [p for p in path.parent.glob(f"{path.stem}.w*{path.suffix}") if _worker_of(p, path) > 0]
+    return sorted(found, key=lambda p: _worker_of(p, path))
+
+
+def request_pool(path: Path, req: dict, timeout: float = 60.0) -> dict:
+    """`request` to worker 0 and then, for a reload, to every other worker of a pool (each process holds its
+    own rules, model, accounts and SIP settings): worker 0's answer, with `workers` {"1": answer, ...} and
+    `ok` true only when every worker's is. A worker socket nothing answers on (a worker restarting, or left by
+    an earlier pool) is reported, not fatal."""
+    ans = request(path, req, timeout)
+    others = pool_sockets(path) if req.get("cmd") == "reload" else []
+    if others:
+        workers = {}
+        for p in others:
+            key = str(_worker_of(p, path))
+            try:
+                workers[key] = request(p, req, timeout)
+            except ControlUnavailable as e:
+                workers[key] = {"ok": None, "error": str(e)}
+        ans["workers"] = workers
+        if any(w.get("ok") is False for w in workers.values()):
+            ans["ok"] = False
+            ans.setdefault("error", "reload refused by a worker; see workers")
+    return ans
+
+
+def cmd_ctl(args) -> int:
+    """`telfilter ctl`: 0 done, 1 refused by the server (the answer says why), 2 no server."""
+    import sys
+    path = Path(args.socket) if getattr(args, "socket", None) else None
+    if path is None:
+        from .app import resolve_data_dir
+        from .config import load_settings
+        path = default_socket(resolve_data_dir(getattr(args, "data_dir", None), load_settings(getattr(args, "config", None)),
+                                               seed=False))      # a client never seeds a data dir
+    if args.ctlcmd == "lists":
+        from .cli import list_edit_extra
+        try:
+            extra = list_edit_extra(args)
+        except ValueError as e:
+            print(f"telfilter ctl lists: {e}", file=sys.stderr)
+            return 2
+        req = {"cmd": "lists", "op": args.lop, "kind": args.kind, "value": args.value, "channel": args.channel}
+        if extra is not None:
+            req["extra"] = extra
+    elif args.ctlcmd == "reload":
+        req = {"cmd": "reload", "what": list(dict.fromkeys(args.parts))}
+    else:
+        req = {"cmd": args.ctlcmd}
+    try:
+        ans = request_pool(path, req, args.timeout)
+    except ControlUnavailable as e:
+        print(f"telfilter ctl: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(ans, indent=2, ensure_ascii=False))
+    lists_ans = ans.get("lists")
+    if isinstance(lists_ans, dict):     # done, but not with the newest files (a corrupt snapshot, bad journal lines)
+        for w in lists_ans.get("warnings") or ():
+            print(f"telfilter ctl: warning: {w}", file=sys.stderr)
+    if not ans.get("ok"):
+        for part in RELOAD_PARTS:        # every refused part's errors, path:line:col first on the line
+            sub = ans.get(part)
+            if isinstance(sub, dict) and not sub.get("ok", True):
+                for err in sub.get("errors") or ([sub["error"]] if sub.get("error") else []):
+                    print(err, file=sys.stderr)
+        print(f"telfilter ctl: {ans.get('error', 'refused')}", file=sys.stderr)
+        return 1
+    if ans.get("found") is False:
+        return 1
+    return 0
