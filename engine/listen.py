@@ -30,6 +30,12 @@ def listen_args(host: str, port: int, reuse_port: bool = False) -> dict:
     return {"host": host, "port": port, "reuse_port": reuse_port or None}
 
 
+def addr_text(host: str, port) -> str:
+    """host:port as a log line or an error names a peer or a listener: an IPv6 address in brackets
+    (`[2001:db8::1]:2775`, RFC 3986 §3.2.2; `2001:db8::1:2775` is ambiguous)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def unmapped(host: str) -> str:
     """`host` (a peer address as the socket gives it), an IPv4-mapped IPv6 address as the IPv4 address it is."""
     if host.startswith(_MAPPED) and "." in host:

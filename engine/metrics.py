@@ -30,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 
 from .disktrouble import all_writers
-from .listen import listen_args
+from .listen import addr_text, listen_args
 from .smpp_proxy.server import VerdictLog
 from .smpp_proxy.smsc import parse_addr
 from .sourcekey import source_key
@@ -235,13 +235,13 @@ class _StateCollector:
             # Bounded: the configured SMSCs times the three bind kinds.
             seen = m.links_seen
             for name in getattr(getattr(p, "settings", None), "smsc", None) or ():
-                smsc = "%s:%d" % parse_addr(name)              # as a link names its address (smsc.py)
+                smsc = addr_text(*parse_addr(name))          # as a link names its address (smsc_link.py: where)
                 if not any(k[0] == smsc for k in seen):
                     seen[(smsc, "transceiver")] = None       # as a link first binds (smsc.py _link_loop)
             now = {}
             for link in list(getattr(p, "links", ())):
                 addr = getattr(link, "addr", ("?", 0))
-                lab = (f"{addr[0]}:{addr[1]}", getattr(link, "kind", "?"))
+                lab = (addr_text(*addr[:2]), getattr(link, "kind", "?"))
                 if lab[1] != "transceiver":
                     seen.pop((lab[0], "transceiver"), None)  # fell back to transmitter + receiver
                 seen[lab] = None

@@ -89,3 +89,25 @@ def test_esme_binds_and_submits_over_ipv6_allowed_networks_v6_and_the_cap_counts
         for r in raws:
             r.close()
         h.stop()
+
+
+def test_log_lines_name_an_ipv6_smsc_and_esme_in_brackets(caplog):
+    """`SMSC ::1:2775` (the host and port run together: no way to tell where the address ends) used to be how
+    every SMSC line named an IPv6 link, and an ESME's malformed PDU was logged with its peer as a Python tuple;
+    both now read [::1]:PORT (RFC 3986 §3.2.2), as the SIP screen's lines and its Via headers do."""
+    import logging
+    import struct
+    caplog.set_level(logging.INFO, logger="telfilter")
+    h = V6(SmppSettings()).start()
+    raw = None
+    try:
+        assert any(f"bound to SMSC [::1]:{h.sim.port} as transceiver" in r.getMessage() for r in caplog.records)
+        raw = socket.create_connection(("::1", h.proxy.port), 5)
+        raw.sendall(struct.pack(">IIII", 16, 0x0000_0099, 0, 1))        # an unknown command id
+        assert wait(lambda: any(r.getMessage().startswith("malformed PDU from [::1]:") for r in caplog.records)), \
+            [r.getMessage() for r in caplog.records]
+    finally:
+        if raw is not None:
+            raw.close()
+        h.stop()
+    assert not [r.getMessage() for r in caplog.records if "::1:" in r.getMessage() and "[::1]:" not in r.getMessage()]

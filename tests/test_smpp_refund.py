@@ -147,7 +147,7 @@ def test_a_late_refusal_gives_the_count_back(pipe):
     from engine.smpp_proxy.submit import SubmitPath
 
     class _Link:
-        addr = ("127.0.0.1", 1)
+        addr, where = ("127.0.0.1", 1), "127.0.0.1:1"
         id_space = ""
 
         def forward(self, raw, on_resp):

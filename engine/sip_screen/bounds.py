@@ -37,6 +37,7 @@ import time
 from collections import OrderedDict
 from itertools import islice
 
+from ..listen import addr_text
 from ..sourcekey import source_key
 from .recent import digest
 from .sources import SourceFilter
@@ -253,8 +254,8 @@ class TransportBounds:
     def _tcp_out_evict(self, conn) -> None:
         """Close `conn`, an idle outbound connection, for a new one."""
         self.stats["tcp_out_evicted"] += 1
-        log.info("closing idle TCP connection to %s:%s for a new one (max_tcp_out_connections, "
-                 "max_tcp_out_per_host)", conn.key[0], conn.key[1])
+        log.info("closing idle TCP connection to %s for a new one (max_tcp_out_connections, "
+                 "max_tcp_out_per_host)", addr_text(*conn.key))
         self.tcp_out_closed(conn)           # its place is free now, not when the loop gets to its connection_lost
         if self.tcp_conns.get(conn.key) is conn:
             del self.tcp_conns[conn.key]
@@ -289,7 +290,7 @@ class TransportBounds:
             why = c.expired(now)
             if why:
                 self.stats["tcp_write_stalled" if why is WRITE_STALLED else "tcp_timed_out"] += 1
-                log.info("closing TCP connection with %s:%s: %s", c.peer[0], c.peer[1], why)
+                log.info("closing TCP connection with %s: %s", addr_text(*c.peer[:2]), why)
                 c.abort()
 
     # ------------------------------------------------------------ where SIP is taken from (accept_networks)

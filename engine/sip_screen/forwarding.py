@@ -32,6 +32,7 @@ import ipaddress
 import logging
 import time
 
+from ..listen import addr_text
 from .codec import make_response
 from .recent import digest
 from .responses import _to_tag_of, same_host  # noqa: F401  (re-exported: the old home, tests import them from here)
@@ -169,7 +170,7 @@ class Forwarding:
 
     def _fail(self, msg, transport, src, conn, why):
         self.stats["forward_failed"] += 1
-        self._warn("forward", "cannot forward %s from %s:%s: %s", msg.method, src[0], src[1], why)
+        self._warn("forward", "cannot forward %s from %s: %s", msg.method, addr_text(*src[:2]), why)
         if msg.method != "ACK":
             self._reply(msg, make_response(msg, 503, None, self._tag(msg),
                                            [["Warning", f'399 telfilter "{why[:80]}"']]), transport, src, conn)
@@ -222,7 +223,7 @@ class Forwarding:
         host = self._canonical(dest[0]) if transport == "TCP" else self._resolve(dest[0])
         if not self._permitted(host):
             self.stats["not_permitted"] += 1
-            self._warn("permit", "not sending to %s:%s: outside the permitted networks", dest[0], dest[1])
+            self._warn("permit", "not sending to %s: outside the permitted networks", addr_text(*dest[:2]))
             if on_fail:
                 on_fail("destination outside the permitted networks")
             return
@@ -240,8 +241,8 @@ class Forwarding:
             if waiting is None:                         # one connect per destination; the rest wait
                 # a new outbound connection: within the caps (bounds.py), counted from its connect on
                 if not self.tcp_out_reserve(host):
-                    self._warn("tcp_out", "not opening a TCP connection to %s:%s: %s (max_tcp_out_connections, "
-                               "max_tcp_out_per_host)", host, dest[1], OUT_CAPPED)
+                    self._warn("tcp_out", "not opening a TCP connection to %s: %s (max_tcp_out_connections, "
+                               "max_tcp_out_per_host)", addr_text(host, dest[1]), OUT_CAPPED)
                     if on_fail:                         # a request: 503, or UDP for a large one (§18.1.1)
                         on_fail(OUT_CAPPED)
                     return                              # a response: dropped (counted: tcp_out_refused)
@@ -270,7 +271,7 @@ class Forwarding:
             _, proto = await asyncio.wait_for(asyncio.get_running_loop().create_connection(
                 lambda: TcpConnection(self, (host, port)), host, port), TCP_CONNECT)
         except (OSError, asyncio.TimeoutError) as e:
-            self._warn("tcp", "TCP to %s:%d failed: %s", host, port, e)
+            self._warn("tcp", "TCP to %s failed: %s", addr_text(host, port), e)
             for _, on_fail in self.tcp_connecting.pop((host, port), ()):
                 if on_fail:
                     try:

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ..listen import peer_of
+from ..listen import addr_text, peer_of
 from .codec import BindState, PduTooLarge, RemoteProtocolError, SmppConnection, view_sm
 from .codec import constants as C
 from .codec import pdu as P
@@ -103,9 +103,9 @@ class EsmeSession(CoalescedStream):
         if e.fatal:                 # the connection closes: what was read before it is answered first
             self.proxy.inbox.drain_session(self)
         if isinstance(e, PduTooLarge):
-            log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, self.peer, e)
+            log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, addr_text(*self.peer[:2]), e)
         else:
-            log.info("malformed PDU from %s: %s (status 0x%02x)", self.peer, e, e.status)
+            log.info("malformed PDU from %s: %s (status 0x%02x)", addr_text(*self.peer[:2]), e, e.status)
         # a message refused before it could be judged is logged, when it came on a bind that may send
         # messages: a connection that never bound cannot fill the verdict log with junk
         if (e.command_id in _MESSAGE_COMMANDS and self.account is not None
@@ -143,7 +143,7 @@ class EsmeSession(CoalescedStream):
         try:
             self.proxy.handle_esme_pdu(self, ev)
         except Exception:                      # a bug must not take the bind down silently
-            log.exception("internal error handling %s from %s", type(ev).__name__, self.peer)
+            log.exception("internal error handling %s from %s", type(ev).__name__, addr_text(*self.peer[:2]))
             if ev.command_id in _MESSAGE_COMMANDS:     # a message that could not be judged: logged too
                 self.proxy.vlog.write_refusal(self.proxy.clock(), P.name_of(ev.command_id),
                                               self.account.system_id if self.account else "",

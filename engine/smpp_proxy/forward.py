@@ -184,8 +184,8 @@ class ForwardPath:
         if resp.command_id == pdu.command_id | 0x80000000:
             return 0
         self.stats["smsc_wrong_response"] += 1
-        log.warning("SMSC %s:%d answered seq %d (command 0x%08x) with command 0x%08x: ESME_RSYSERR to the ESME",
-                    *link.addr, resp.sequence_number, pdu.command_id, resp.command_id)
+        log.warning("SMSC %s answered seq %d (command 0x%08x) with command 0x%08x: ESME_RSYSERR to the ESME",
+                    link.where, resp.sequence_number, pdu.command_id, resp.command_id)
         return C.ESME_RSYSERR
 
     def _late_response(self, acct, link, resp, pdu, part=False, refund=None) -> None:
@@ -198,12 +198,12 @@ class ForwardPath:
         if resp.command_id != cid | 0x80000000:          # a late generic_nack, or another command's response
             if resp.command_id != _GENERIC_NACK:
                 self.stats["smsc_wrong_response"] += 1
-            log.warning("late answer from SMSC %s:%d for account %s: command 0x%08x status 0x%02x, not a response to "
-                        "command 0x%08x (ESME was answered ESME_RSYSERR)", *link.addr, acct, resp.command_id,
+            log.warning("late answer from SMSC %s for account %s: command 0x%08x status 0x%02x, not a response to "
+                        "command 0x%08x (ESME was answered ESME_RSYSERR)", link.where, acct, resp.command_id,
                         resp.command_status, cid)
             return
         mid = getattr(resp, "message_id", "") if resp.command_status == 0 else ""
-        log.warning("late answer from SMSC %s:%d for account %s: status 0x%02x message_id %r (ESME was answered "
-                    "ESME_RSYSERR)", *link.addr, acct, resp.command_status, mid)
+        log.warning("late answer from SMSC %s for account %s: status 0x%02x message_id %r (ESME was answered "
+                    "ESME_RSYSERR)", link.where, acct, resp.command_status, mid)
         if mid:
             self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, answered=False)

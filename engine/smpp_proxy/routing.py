@@ -74,7 +74,7 @@ class DeliveryRouting(_ReceiptIds):
             if acct is None:
                 if not mid:
                     # nothing to route it by, now or later: refused, never acknowledged and dropped
-                    log.info("receipt without a message_id from SMSC %s:%d: refused", *link.addr)
+                    log.info("receipt without a message_id from SMSC %s: refused", link.where)
                     self.stats["receipts_unroutable"] += 1
                     return ack(C.ESME_RX_P_APPN)
                 return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)

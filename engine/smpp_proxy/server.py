@@ -50,7 +50,7 @@ from collections import OrderedDict, defaultdict, deque
 from datetime import datetime, timezone
 
 from ..groupcommit import GroupCommit
-from ..listen import listen_args
+from ..listen import addr_text, listen_args
 from .accounts import SmppSettings, TokenBucket
 from .codec import constants as C
 from .codec import pdu as P
@@ -303,7 +303,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
                     del sess.window[seq]
                     cb(None)
             if now - sess.last_rx > s.idle_timeout:
-                log.info("closing idle bind %s", sess.peer)
+                log.info("closing idle bind %s", addr_text(*sess.peer[:2]))
                 sess.close()
             elif sess.write_paused_at is not None and now - sess.write_paused_at > WRITE_STALL:
                 log.warning("closing bind %s from %s: it has not read our answers for %.0fs",

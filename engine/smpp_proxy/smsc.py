@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 
+from ..listen import addr_text
 from .codec import constants as C
 from .codec import encode
 from .codec import pdu as P
@@ -48,6 +49,7 @@ class UpstreamMixin:
         know bind_transceiver (generic_nack or ESME_RINVCMDID) is used through a transmitter link
         plus a receiver link (SMPP 3.3-style)."""
         addr = parse_addr(name)
+        where = addr_text(*addr)
         delay = self.settings.reconnect_min
         suspect = False                     # the last link bound timed out and answered nothing (SmscLink.suspect)
         loop = asyncio.get_running_loop()
@@ -69,8 +71,8 @@ class UpstreamMixin:
                     # maintenance, a session limit) or another refusal is retried as a transceiver, with back-off
                     if kind == "transceiver" and (resp.command_id == C.GENERIC_NACK
                                                   or resp.command_status == C.ESME_RINVCMDID):
-                        log.warning("SMSC %s:%d refuses transceiver binds (0x%02x): using transmitter + receiver",
-                                    addr[0], addr[1], resp.command_status)
+                        log.warning("SMSC %s refuses transceiver binds (0x%02x): using transmitter + receiver",
+                                    where, resp.command_status)
                         kind = "transmitter"
                         if not self.stopping:
                             self.tasks.append(asyncio.create_task(self._link_loop(name, "receiver")))
@@ -78,7 +80,7 @@ class UpstreamMixin:
                     raise ConnectionError(f"bind refused with status 0x{resp.command_status:02x}")
                 link.bound = True
                 self.links.append(link)
-                log.info("bound to SMSC %s:%d as %s", addr[0], addr[1], kind)
+                log.info("bound to SMSC %s as %s", where, kind)
                 bound_at = time.monotonic()
                 await link.lost
                 up = time.monotonic() - bound_at
@@ -90,10 +92,10 @@ class UpstreamMixin:
                 if not suspect and (link.proven or up >= min(STABLE_LINK, self.settings.reconnect_max)):
                     delay = self.settings.reconnect_min
                 if not self.stopping:
-                    log.warning("SMSC %s:%d: link lost after %.1fs bound; binding again in %.1fs", addr[0], addr[1],
+                    log.warning("SMSC %s: link lost after %.1fs bound; binding again in %.1fs", where,
                                 up, delay)
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:
-                log.warning("SMSC %s:%d: %s; retrying in %.1fs", addr[0], addr[1], e, delay)
+                log.warning("SMSC %s: %s; retrying in %.1fs", where, e, delay)
             finally:
                 if link in self.links:
                     self.links.remove(link)
@@ -148,7 +150,7 @@ class UpstreamMixin:
         for link in list(self.links):
             probes = link.probes
             for seq, on_resp in link.window.expired(now):
-                log.warning("SMSC %s:%d did not answer seq %d within %.1fs", *link.addr, seq, link.response_timeout)
+                log.warning("SMSC %s did not answer seq %d within %.1fs", link.where, seq, link.response_timeout)
                 self.stats["smsc_timeouts"] += 1
                 if on_resp is _keepalive:
                     probes.discard(seq)
@@ -165,8 +167,8 @@ class UpstreamMixin:
                 continue
             silent = now - link.last_rx
             if silent > s.enquire_link_interval + link.response_timeout:
-                log.warning("SMSC %s:%d answered nothing for %.0fs: closing the link and binding again",
-                            *link.addr, silent)
+                log.warning("SMSC %s answered nothing for %.0fs: closing the link and binding again",
+                            link.where, silent)
                 self.stats["smsc_hung"] += 1
                 link.bound = False
                 link.transport.abort()
@@ -176,8 +178,8 @@ class UpstreamMixin:
             timed_out = link.last_timeout > link.last_answer
             if link.timeouts_in_row >= TIMEOUTS_TO_REBIND or (
                     timed_out and not owed and now - link.last_timeout >= s.smsc_stall_after):
-                log.warning("SMSC %s:%d let %d request(s) in a row time out and answered none since (whatever it "
-                            "answers to enquire_link): closing the link and binding again", *link.addr,
+                log.warning("SMSC %s let %d request(s) in a row time out and answered none since (whatever it "
+                            "answers to enquire_link): closing the link and binding again", link.where,
                             link.timeouts_in_row)
                 self.stats["smsc_half_hung"] += 1
                 link.bound = False

@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from ..listen import addr_text
 from .codec import RemoteProtocolError, SmppConnection, Window, as_request, encode
 from .codec import constants as C
 from .codec import pdu as P
@@ -72,6 +73,7 @@ class SmscLink(CoalescedStream):
         s = proxy.settings
         over = s.smsc_links.get(name, {})
         self.proxy, self.addr, self.kind = proxy, addr, kind
+        self.where = addr_text(*addr)              # as logs name it ([v6]:port)
         self.batch = getattr(proxy, "batch", None)      # None: flushed per loop iteration (stream.py)
         # a 64 KB message_payload and its header at least, whatever max_pdu the ESME side has
         self.conn = SmppConnection(max(proxy.settings.max_pdu, 65536) + 4096)
@@ -171,8 +173,8 @@ class SmscLink(CoalescedStream):
         for q in self.probes:
             self.window.pending.pop(q, None)
         self.probes.clear()
-        log.warning("SMSC %s:%d %s: no new traffic on the link; %d answer(s) owed are read for up to %.1fs, "
-                    "then it is closed and bound again", *self.addr, why, len(self.window.pending),
+        log.warning("SMSC %s %s: no new traffic on the link; %d answer(s) owed are read for up to %.1fs, "
+                    "then it is closed and bound again", self.where, why, len(self.window.pending),
                     self.response_timeout)
         if not self.window.pending:
             self.close()
@@ -228,7 +230,7 @@ class SmscLink(CoalescedStream):
     def malformed(self, e: RemoteProtocolError) -> None:
         # a request is answered with its resp and an error status by the stream (a malformed response is
         # not answered); the link stays up
-        log.warning("malformed PDU from SMSC %s: %s", self.addr, e)
+        log.warning("malformed PDU from SMSC %s: %s", self.where, e)
         if e.command_id in (C.DELIVER_SM, C.DATA_SM):
             self.proxy.vlog.write_refusal(self.proxy.clock(), P.name_of(e.command_id) + " MO", "", "", "",
                                           e.status, str(e))
@@ -273,7 +275,7 @@ class SmscLink(CoalescedStream):
             except Exception:
                 # a PDU we cannot handle is refused, permanently so the SMSC does not redeliver
                 # it in a loop; it never takes the link (and every other message on it) down
-                log.exception("internal error handling %s from SMSC %s", type(ev).__name__, self.addr)
+                log.exception("internal error handling %s from SMSC %s", type(ev).__name__, self.where)
                 self.proxy.stats["smsc_pdu_errors"] += 1
                 self.send_pdu(P.response_class(cid)(sequence_number=ev.sequence_number,
                                                     command_status=C.ESME_RX_P_APPN))
