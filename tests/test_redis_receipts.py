@@ -135,11 +135,12 @@ def test_a_receipt_on_another_process_link_reaches_the_transceiver(tmp_path, url
         e.submit(4)
         ids = _submitted_ids(e, 4)
         t0 = time.monotonic()
-        got = e.receipts(4, timeout=3.0)
+        got = e.receipts(4, timeout=4.0)
         for r in got:
             e.answer(r)
         assert _ids(got) == ids, (pool.proxies[1].stats, pool.responses())
-        assert time.monotonic() - t0 < 2.5
+        # routed to the bind (0.90-0.94 s at load 6: the pool's 1 s BEAT), not held for receipt_wait (5 s)
+        assert time.monotonic() - t0 < 3.5
         assert wait(lambda: len(pool.responses()) == 4) and pool.responses() == [0] * 4   # no ESME_RX_T_APPN
         p0, p1 = pool.proxies
         assert p1.stats["receipts_handed_over"] == 4 and p0.stats["receipts_taken_over"] == 4
