@@ -42,3 +42,26 @@ def test_an_smsc_that_drops_every_bind_at_once_is_bound_again_with_growing_back_
         assert wait(lambda: any(l.bound for l in h.proxy.links), 3)
         s, _ = raw_session(h)
         assert send_submit(s, 1).command_status == 0
+
+
+def test_each_bind_to_the_smsc_and_the_end_of_an_outage_are_in_the_service_log(pipe, caplog):
+    """serve without -v passes telfilter.* from WARNING and telfilter.service from INFO (servicelog.py). A lost link
+    and each failed retry were warned about, but the bind that ended the outage was an INFO line of telfilter.smpp:
+    the log of an SMSC outage said 'link lost', 'retrying in 0.8s' ... 'retrying in 25.6s' and never that it was
+    over, nor at start-up that the link was bound (found by review56 on serve)."""
+    import logging
+    caplog.set_level(logging.WARNING, logger="telfilter")
+    caplog.set_level(logging.INFO, logger="telfilter.service")
+    said = lambda: [r.getMessage() for r in caplog.records if r.name == "telfilter.service" and "SMSC" in r.getMessage()]
+    st = SmppSettings(reconnect_min=0.05, reconnect_max=0.2)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        assert wait(lambda: len(said()) == 1), caplog.text
+        assert said()[0] == f"bound to SMSC 127.0.0.1:{h.sim.port} as transceiver"
+        h.sim.down = True                                   # binds refused: an outage, retried with back-off
+        for s in list(h.sim.sessions):
+            h.loop.call_soon_threadsafe(s.transport.close)
+        assert wait(lambda: sum("retrying in" in r.getMessage() for r in caplog.records) >= 2), caplog.text
+        h.sim.down = False
+        assert wait(lambda: len(said()) == 2), caplog.text
+        assert said()[1].startswith(f"bound to SMSC 127.0.0.1:{h.sim.port} as transceiver again, ") and \
+            said()[1].endswith("s after the link was lost"), said()

@@ -15,6 +15,7 @@ from .smsc_link import SmscLink, _keepalive
 from .tls import smsc_start_tls
 
 log = logging.getLogger("telfilter.smpp")
+life = logging.getLogger("telfilter.service")   # INFO without -v: each bind, so an outage's log says when it ended
 
 MAX_LATE = 4096         # timed-out requests remembered per link, to recognise late answers
 TIMEOUTS_TO_REBIND = 3  # requests timed out in a row, no answer in between: the link is closed and bound again
@@ -52,6 +53,7 @@ class UpstreamMixin:
         where = addr_text(*addr)
         delay = self.settings.reconnect_min
         suspect = False                     # the last link bound timed out and answered nothing (SmscLink.suspect)
+        lost_at = None                      # when the last bound link was lost (None: none bound yet)
         loop = asyncio.get_running_loop()
         bind_cls = {"transceiver": P.BindTransceiver, "transmitter": P.BindTransmitter, "receiver": P.BindReceiver}
         while not self.stopping:
@@ -80,10 +82,15 @@ class UpstreamMixin:
                     raise ConnectionError(f"bind refused with status 0x{resp.command_status:02x}")
                 link.bound = True
                 self.links.append(link)
-                log.info("bound to SMSC %s as %s", where, kind)
                 bound_at = time.monotonic()
+                if lost_at is None:
+                    life.info("bound to SMSC %s as %s", where, kind)
+                else:
+                    life.info("bound to SMSC %s as %s again, %.1fs after the link was lost", where, kind,
+                              bound_at - lost_at)
                 await link.lost
-                up = time.monotonic() - bound_at
+                lost_at = time.monotonic()
+                up = lost_at - bound_at
                 # the back-off starts again for a link that worked: it answered traffic, or stayed bound STABLE_LINK
                 # (an idle one dropped by the SMSC's idle timer). A link whose requests timed out and that answered
                 # none (a half-hung SMSC), or one dropped as soon as it was bound (an SMSC that accepts every bind,
