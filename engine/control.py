@@ -22,7 +22,8 @@ Requests (answers carry "ok": true|false, and "error" when false):
                        its errors as path:line:col, the old version staying in force; the
                        answer has one entry per part. accounts re-reads smpp.toml's
                        [[account]] tables and --esme-accounts-file (live binds keep or lose
-                       their bind as smpp_proxy/live_accounts.py says; other smpp.toml
+                       their bind as smpp_proxy/live_accounts.py says), and the TLS
+                       listener's tls_cert, tls_key, tls_client_ca, tls_client_crl (other smpp.toml
                        settings are listed as needing a restart when they changed); sip
                        re-reads sip.toml (sip_screen/live_settings.py: listen and advertise
                        need a restart).

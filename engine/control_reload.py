@@ -101,14 +101,18 @@ class ReloadCommands:
         return ans
 
     def _reload_tls(self, smpp, running) -> bool:
-        from .smpp_proxy.tls import server_context
-        try:
-            ctx = server_context(smpp.tls_cert, smpp.tls_key, smpp.tls_client_ca)
+        from .smpp_proxy.tls import crl_next_update, server_context
+        try:        # the CRL too: read again whether or not its path changed (tls_crl.py)
+            ctx = server_context(smpp.tls_cert, smpp.tls_key, smpp.tls_client_ca, smpp.tls_client_crl)
         except (OSError, ValueError) as e:          # ssl.SSLError is an OSError
             log.error("TLS certificate reload refused, the old one stays in force: %s", e)
             return False
-        self.proxy.tls_server.context = ctx         # connections up keep their session
-        running.tls_cert, running.tls_key, running.tls_client_ca = smpp.tls_cert, smpp.tls_key, smpp.tls_client_ca
+        # connections up keep their session; a new context has new session-ticket keys, so a client resumes no
+        # session of the old one: a certificate revoked since is checked at its next handshake
+        self.proxy.tls_server.context = ctx
+        self.proxy.tls_server.crl_next_update = crl_next_update(smpp)
+        for k in ("tls_cert", "tls_key", "tls_client_ca", "tls_client_crl"):
+            setattr(running, k, getattr(smpp, k))
         running.warnings = smpp.warnings
         for w in smpp.warnings:
             log.warning("%s", w)

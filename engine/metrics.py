@@ -282,6 +282,10 @@ class _StateCollector:
                             ("bind_failures", len(throttle.records) if throttle is not None else 0)):
                 tb.add_metric([name], n)
             yield tb
+            nxt = getattr(getattr(p, "tls_server", None), "crl_next_update", None)
+            if nxt is not None:     # past it OpenSSL refuses every client certificate (tls_crl.py): alert before
+                yield GaugeMetricFamily("telfilter_smpp_tls_client_crl_next_update_seconds", "the earliest nextUpdate "
+                                        "of [server] tls_client_crl loaded (Unix time)", value=nxt)
         if sip is not None:
             ev = CounterMetricFamily("telfilter_sip_events", "SIP screen event counts (SipScreen.stats)", labels=["event"])
             for k, v in sorted(dict(getattr(sip, "stats", {})).items()):

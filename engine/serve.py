@@ -163,7 +163,9 @@ async def run_serve(args, ready=None):
               proxy.port, ",".join(settings.smsc) or "none")
     if proxy.tls_server is not None:
         life.info("SMPP over TLS listening on %s (port %d)%s", settings.tls_listen, proxy.tls_port,
-                  ", client certificates required" if settings.tls_client_ca else "")
+                  (", client certificates required" + (", revocation list " + settings.tls_client_crl
+                                                        if settings.tls_client_crl else ""))
+                  if settings.tls_client_ca else "")
     sip = None
     if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
         from .sip_screen.server import start_sip

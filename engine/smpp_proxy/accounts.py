@@ -209,6 +209,7 @@ class SmppSettings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""             # set: a client certificate issued by this CA is required (mutual TLS)
+    tls_client_crl: str = ""            # set: ... and not revoked by its CRL in this file (tls_crl.py)
     tls_handshake_timeout: float = 10.0
     # handshakes begun a second (tls_rate.py): the listener's (200 x ~0.45 ms: under a tenth of the loop), and each
     # source address's, with a burst for an ESME binding all its connections at once

@@ -14,7 +14,8 @@ like any other, and is closed after `tls_handshake_timeout` (or `bind_timeout`, 
 ClientHello could reach the SMPP codec first.) After
 the handshake the session is an ordinary `EsmeSession`: accounts, bind back-off, windows, the lot.
 With `tls_client_ca` the listener requires a client certificate issued by that CA (mutual TLS); a
-peer without one fails its handshake. The rate of handshakes is bounded per source and for the listener, at
+peer without one fails its handshake; with `tls_client_crl` too, one that CA revoked does (tls_crl.py). The
+rate of handshakes is bounded per source and for the listener, at
 accept, before any handshake work (tls_rate.py). Handshakes started, refused by the rate and failed are counted
 in `stats` (`tls_handshakes`, `tls_handshakes_refused`, `tls_handshake_failures`, `smsc_tls_handshake_failures`),
 which /metrics exports as telfilter_smpp_events{event=...}.
@@ -38,11 +39,14 @@ from pathlib import Path
 
 from ..listen import BACKLOG, peer_of
 from .esme import EsmeSession
+from .tls_crl import CertRefusals, check_crl
 from .tls_rate import HandshakeRate, Refusals
 
 MIN_VERSION = ssl.TLSVersion.TLSv1_2
 HANDSHAKE_TIMEOUT = 10.0        # seconds: the default of [server] tls_handshake_timeout and of an SMSC link's
-SERVER_KEYS = {"tls_listen": (str,), "tls_cert": (str,), "tls_key": (str,), "tls_client_ca": (str,)}
+SERVER_KEYS = {"tls_listen": (str,), "tls_cert": (str,), "tls_key": (str,), "tls_client_ca": (str,),
+               "tls_client_crl": (str,)}
+_FILES = ("tls_cert", "tls_key", "tls_client_ca", "tls_client_crl")
 # (the numbers, tls_handshake_timeout and the handshake rates, are accounts._SERVER_KEYS)
 LINK_KEYS = {"tls": (bool,), "tls_ca": (str,), "tls_server_name": (str,)}
 
@@ -54,13 +58,16 @@ def _no_password() -> bytes:
     raise ValueError("the key is encrypted (a passphrase is not supported: store it unencrypted, mode 0600)")
 
 
-def server_context(cert: str, key: str, client_ca: str = "") -> ssl.SSLContext:
+def server_context(cert: str, key: str, client_ca: str = "", client_crl: str = "") -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = MIN_VERSION
     ctx.load_cert_chain(cert, key, password=_no_password)
     if client_ca:                               # mutual TLS: a client certificate issued by this CA, or no session
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(cafile=client_ca)
+        if client_crl:                          # the leaf's issuer's CRL, not the chain's (tls_crl.py says why)
+            ctx.load_verify_locations(cafile=client_crl)
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return ctx
 
 
@@ -79,7 +86,7 @@ def resolve(cdir: Path, value: str) -> str:
 def server_settings(s, cdir: Path, srv: dict) -> None:
     """[server]'s TLS keys (checked by check_tls) onto SmppSettings `s`."""
     s.tls_listen = srv.get("tls_listen", "")
-    for k in ("tls_cert", "tls_key", "tls_client_ca"):
+    for k in _FILES:
         if k in srv:
             setattr(s, k, resolve(cdir, srv[k]))
 
@@ -139,11 +146,12 @@ def check_tls(p, text: str, cdir: Path, srv: dict, links: dict, now: float | Non
         return f"{p}:{key_line(text, table, key)}:1"
 
     listen = srv.get("tls_listen")
-    files = {k: resolve(cdir, srv[k]) for k in ("tls_cert", "tls_key", "tls_client_ca") if isinstance(srv.get(k), str)}
+    files = {k: resolve(cdir, srv[k]) for k in _FILES if isinstance(srv.get(k), str)}
     if listen is not None or files:
         if not listen:
-            errors.append(f"{at('server', 'tls_cert' if 'tls_cert' in srv else 'tls_key')}: [server] tls_cert, tls_key "
-                          "and tls_client_ca need tls_listen = \"HOST:PORT\" (the TLS listener they are for)")
+            errors.append(f"{at('server', 'tls_cert' if 'tls_cert' in srv else 'tls_key')}: [server] tls_cert, "
+                          "tls_key, tls_client_ca and tls_client_crl need tls_listen = \"HOST:PORT\" (the TLS "
+                          "listener they are for)")
         for k in ("tls_cert", "tls_key"):
             if k not in files:
                 errors.append(f"{at('server', 'tls_listen')}: [server] tls_listen needs {k} (a PEM file)")
@@ -174,6 +182,15 @@ def check_tls(p, text: str, cdir: Path, srv: dict, links: dict, now: float | Non
         bad = ca and _certs_problem(ca)
         if bad:
             errors.append(f"{at('server', 'tls_client_ca')}: [server] tls_client_ca {ca}: {bad}")
+        crl = files.get("tls_client_crl")
+        if crl and not ca:
+            errors.append(f"{at('server', 'tls_client_crl')}: [server] tls_client_crl needs tls_client_ca (client "
+                          "certificates are asked for, and checked against the CRL, only then)")
+        elif crl:
+            why, more, _ = check_crl(crl, "" if bad else ca, now)
+            if why:
+                errors.append(f"{at('server', 'tls_client_crl')}: [server] tls_client_crl {crl}: {why}")
+            warnings += [f"{at('server', 'tls_client_crl')}: [server] tls_client_crl {crl}: {w}" for w in more]
     for i, (addr, e) in enumerate(links.items()):
         ca = e.get("tls_ca")
         if isinstance(ca, str):
@@ -219,7 +236,9 @@ class TlsEsmeSession(EsmeSession):
         except asyncio.CancelledError:      # evicted at a cap, not bound in time, or the listener closed
             pass
         except (OSError, ConnectionError, asyncio.TimeoutError) as e:     # ssl.SSLError is an OSError
-            if not self.closed:
+            if not self.closed and lst.cert_refusals.refused(self.peer[0], e, time.monotonic()):
+                self.proxy.stats["tls_handshake_failures"] += 1
+            elif not self.closed:
                 self.proxy.stats["tls_handshake_failures"] += 1
                 log.info("TLS handshake with %s failed: %s", self.peer[0], e)
         except Exception as e:              # none seen; whatever it is, the slot is given back below
@@ -269,9 +288,10 @@ class TlsListener:
 
     def __init__(self, proxy, sock, context: ssl.SSLContext, handshake_timeout: float, rate: HandshakeRate):
         self.proxy, self.sock, self.context, self.handshake_timeout = proxy, sock, context, handshake_timeout
-        self.rate, self.refusals = rate, Refusals(proxy.stats)
+        self.rate, self.refusals, self.cert_refusals = rate, Refusals(proxy.stats), CertRefusals(proxy.stats)
         self.sockets = [sock]
         self.handshakes: set = set()        # tasks of the handshakes under way (each holds a connection slot)
+        self.crl_next_update = None         # of tls_client_crl, for /metrics (tls_crl.py)
         self.task = proxy.loop.create_task(self._accept())
         # the socket is closed once the task is done, not in close(): asyncio removes sock_accept's reader by fd
         # number at the turn after the cancel, and a socket opened in between (a drain goes on) would take that
@@ -311,7 +331,7 @@ async def start_listener(proxy, listen: str, reuse_port: bool) -> TlsListener:
     """The ESME side's TLS listener ([server] tls_listen), beside or instead of the plain one."""
     from .smsc import parse_addr
     s = proxy.settings
-    ctx = server_context(s.tls_cert, s.tls_key, s.tls_client_ca)
+    ctx = server_context(s.tls_cert, s.tls_key, s.tls_client_ca, s.tls_client_crl)
     host, port = parse_addr(listen)
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
     # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT), as the plain listener;
@@ -320,7 +340,16 @@ async def start_listener(proxy, listen: str, reuse_port: bool) -> TlsListener:
     sock = socket.create_server((host, port), family=family, backlog=BACKLOG, reuse_port=reuse_port, dualstack_ipv6=dual)
     sock.setblocking(False)
     rate = HandshakeRate(s.tls_handshakes_per_second, s.tls_handshakes_per_source, s.tls_handshakes_per_source_burst)
-    return TlsListener(proxy, sock, ctx, s.tls_handshake_timeout, rate)
+    lst = TlsListener(proxy, sock, ctx, s.tls_handshake_timeout, rate)
+    lst.crl_next_update = crl_next_update(s)
+    return lst
+
+
+def crl_next_update(s) -> float | None:
+    """The earliest nextUpdate of SmppSettings `s`'s tls_client_crl (epoch seconds; None: no CRL or none says)."""
+    if not (s.tls_client_crl and s.tls_client_ca):
+        return None
+    return check_crl(s.tls_client_crl, s.tls_client_ca, time.time())[2]
 
 
 async def smsc_start_tls(loop, link, ctx: ssl.SSLContext, server_name: str, timeout: float = HANDSHAKE_TIMEOUT):
