@@ -176,7 +176,9 @@ def parser() -> argparse.ArgumentParser:
                    help="add an ESME account with default limits (repeatable; visible in ps: prefer "
                         "--esme-accounts-file or $TELFILTER_ESME_ACCOUNTS)")
     p.add_argument("--esme-accounts-file", metavar="FILE", default=None,
-                   help="ESME accounts with default limits, one SYSTEM_ID:PASSWORD a line, '#' comments (mode 600)")
+                   help="ESME accounts with default limits, one SYSTEM_ID:PASSWORD a line, optionally followed by "
+                        "tls_client_subject=SUBJECT and/or tls_client_sha256=FINGERPRINT (as smpp.toml's [[account]]: "
+                        "binds over the TLS listener with that client certificate only), '#' comments (mode 600)")
     p.add_argument("--sip-listen", default=None, metavar="HOST:PORT",
                    help="SIP UDP+TCP listen address, 'off' to disable (default: sip.toml listen, shipped as 0.0.0.0:5060)")
     p.add_argument("--sip-next-hop", metavar="IP:PORT[;transport=tcp]",

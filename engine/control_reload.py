@@ -68,7 +68,8 @@ class ReloadCommands:
         new = dict(smpp.accounts) if smpp is not None else {}
         if self.args is not None:
             from .credentials import esme_accounts
-            extra = esme_accounts(self.args, errors, warn=False)
+            mutual = bool(smpp.tls_listen and smpp.tls_client_ca) if smpp is not None else None
+            extra = esme_accounts(self.args, errors, warn=False, mutual_tls=mutual)
         else:                            # no command line known: keep what did not come from smpp.toml
             extra = [a for a in self.proxy.accounts.values() if not a.origin.startswith(str(cdir / "smpp.toml"))]
         if errors:

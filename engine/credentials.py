@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 log = logging.getLogger("telfilter")
 
@@ -13,6 +14,9 @@ SMSC_PASSWORD_ENV = "TELFILTER_SMSC_PASSWORD"
 ESME_ACCOUNTS_ENV = "TELFILTER_ESME_ACCOUNTS"
 _ARGV_SECRET = ("%s on the command line is readable by every local user (ps, /proc/PID/cmdline): "
                 "use %s or the environment variable %s")
+# where an accounts file line's tls_client_* keys begin: after whitespace, so no SMPP password (8 characters at
+# most, SMPP 3.4 §5.2.3) can hold one
+_TLS_KEY = re.compile(r"\s+(tls_client_subject|tls_client_sha256)\s*=\s*")
 
 
 def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
@@ -56,14 +60,29 @@ def smsc_password(args, errors: list) -> str | None:
     return pw
 
 
-def esme_accounts(args, errors: list, warn: bool = True) -> list:
+def _file_line(line: str) -> tuple[str, dict]:
+    """`esme1:pw tls_client_subject=CN=e1,O=Acme tls_client_sha256=AB:..` -> ("esme1:pw", {key: value});
+    a value runs to the next key (a subject may hold spaces). ValueError for a key given twice."""
+    parts = _TLS_KEY.split(line)
+    values: dict = {}
+    for key, value in zip(parts[1::2], parts[2::2]):
+        if key in values:
+            raise ValueError(f"{key} given twice")
+        values[key] = value.strip()
+    return parts[0], values
+
+
+def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None = None) -> list:
     """Accounts from --esme-account (warned), --esme-accounts-file (one SYSTEM_ID:PASSWORD a
-    line, '#' comments; errors as file:line, never echoing the password) and
+    line, then optionally tls_client_subject=... and/or tls_client_sha256=... as smpp.toml's
+    [[account]] keys; '#' comments; errors as file:line, never echoing the password) and
     $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace). Each Account's `origin` says
     which. `ctl reload accounts` calls this again: the file is re-read, argv and the
-    environment are what the process started with (warned about once, at start)."""
+    environment are what the process started with (warned about once, at start).
+    `mutual_tls`: smpp.toml has tls_listen and tls_client_ca (None: unknown, not checked)."""
     from .smpp_proxy.accounts import account_from_arg
     from .smpp_proxy.config_checks import MAX_PASSWORD
+    from .smpp_proxy.tls_identity import account_tls
     out = []
     entries = [(None, a) for a in args.esme_account]
     if args.esme_account and warn:
@@ -74,8 +93,20 @@ def esme_accounts(args, errors: list, warn: bool = True) -> list:
     entries += [(f"${ESME_ACCOUNTS_ENV} entry {i}", a)
                 for i, a in enumerate(os.environ.get(ESME_ACCOUNTS_ENV, "").split(), 1)]
     for where, a in entries:
+        tls = {}
+        if where is not None and where.startswith(f"{path}:"):
+            try:
+                a, tls = _file_line(a)
+                subject, sha256 = account_tls(tls, mutual_tls)
+            except ValueError as e:             # (TlsKeyError is one): as smpp.toml's [[account]] says it
+                sid = a.partition(":")[0] if ":" in a else ""       # (no ':': what is there may be a password)
+                errors.append(f"{where}: account {sid!r}: {e}" if sid else f"{where}: {e}")
+                continue
         try:
-            out.append(account_from_arg(a, where or "--esme-account"))
+            acc = account_from_arg(a, where or "--esme-account")
+            if tls:
+                acc.tls_client_subject, acc.tls_client_sha256 = subject, sha256
+            out.append(acc)
         except Exception as e:      # SmppConfigError: a malformed entry
             if where is None:
                 errors.append(str(e))

@@ -29,7 +29,8 @@ def load_serve_config(args):
     pw = smsc_password(args, errors)
     if settings is not None and pw:
         settings.smsc_password = pw
-    for acc in esme_accounts(args, errors):
+    mutual = bool(settings.tls_listen and settings.tls_client_ca) if settings is not None else None
+    for acc in esme_accounts(args, errors, mutual_tls=mutual):
         if settings is not None:
             settings.accounts[acc.system_id] = acc
     if settings is not None and not settings.accounts and not errors:

@@ -10,7 +10,7 @@ from pathlib import Path
 from .accounts import BIND_TYPES, Account, SmppConfigError
 from .codec.text import READINGS
 from .config_checks import octets_problem
-from .tls_identity import normal_sha256, parse_subject
+from .tls_identity import TlsKeyError, account_tls
 
 # [[account]] keys and the types a value may have (a typo such as `throughtput` is an error,
 # not a silently ignored limit)
@@ -75,20 +75,11 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
         if a["password_hash"].split("$")[0] != "pbkdf2_sha256" or len(a["password_hash"].split("$")) != 4:
             raise err("password_hash must be pbkdf2_sha256$ITERATIONS$SALT$HASH "
                       "(python -m engine.smpp_proxy.accounts PASSWORD)", "password_hash")
-        try:
-            sha256 = normal_sha256(a["tls_client_sha256"]) if "tls_client_sha256" in a else ""
-        except ValueError as e:
-            raise err(f"tls_client_sha256 {e}", "tls_client_sha256") from None
-        if "tls_client_subject" in a:
-            try:
-                parse_subject(a["tls_client_subject"])
-            except ValueError as e:             # (UnicodeDecodeError, of a \XX escape, is one)
-                raise err(f"tls_client_subject {a['tls_client_subject']!r}: {e}", "tls_client_subject") from None
-        tls_key = next((k for k in ("tls_client_subject", "tls_client_sha256") if k in a), None)
         srv = raw.get("server") if isinstance(raw.get("server"), dict) else {}
-        if tls_key and not (srv.get("tls_listen") and srv.get("tls_client_ca")):
-            raise err(f"{tls_key} needs [server] tls_listen and tls_client_ca (a client certificate is asked for "
-                      "only then; the account cannot bind over plain TCP)", tls_key)
+        try:                                    # (the same check for --esme-accounts-file: credentials.py)
+            subject, sha256 = account_tls(a, bool(srv.get("tls_listen") and srv.get("tls_client_ca")))
+        except TlsKeyError as e:
+            raise err(str(e), e.key) from None
         try:
             acc = Account(system_id=sid, password_hash=a["password_hash"],
                           bind_types=tuple(a.get("bind_types", BIND_TYPES)), max_binds=int(a.get("max_binds", 8)),
@@ -97,7 +88,7 @@ def parse_accounts(p: Path, raw: dict, text: str) -> dict:
                           mo_prefixes=tuple(a.get("mo_prefixes", ())),
                           text_reading=str(a.get("text_reading", "auto")),
                           receipt_after_resp=a.get("receipt_after_resp", False), origin=f"{p}:{head}",
-                          tls_client_subject=a.get("tls_client_subject", ""), tls_client_sha256=sha256)
+                          tls_client_subject=subject, tls_client_sha256=sha256)
         except (ValueError, TypeError) as e:        # a network that does not parse
             raise err(str(e), "allowed_networks") from None
         if acc.text_reading not in READINGS:

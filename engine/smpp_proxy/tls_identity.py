@@ -16,6 +16,10 @@ of its first handshake (OpenSSL keeps it in the session and its ticket).
                                            `\\XX` (hex, UTF-8) escape; `+` joins a multi-valued RDN's parts.
   tls_client_sha256 = "AB:CD:..."          SHA-256 of the certificate's DER (`openssl x509 -noout -fingerprint
                                            -sha256`): colons, spaces and case do not matter.
+
+An `--esme-accounts-file` line carries them after the password (credentials.py), checked by `account_tls` as
+smpp.toml's are, with the same messages:
+  esme1:secret tls_client_subject=CN=esme1,O=Acme tls_client_sha256=AB:CD:...
 """
 from __future__ import annotations
 
@@ -91,6 +95,35 @@ def normal_sha256(text: str) -> str:
         raise ValueError("must be a SHA-256 fingerprint: 64 hex digits, colons allowed (openssl x509 -noout "
                          "-fingerprint -sha256 -in CERT)")
     return h
+
+
+class TlsKeyError(ValueError):
+    """A tls_client_* value that cannot work; `key` is the key it is about (for the line to name)."""
+
+    def __init__(self, msg: str, key: str):
+        super().__init__(msg)
+        self.key = key
+
+
+def account_tls(values: dict, mutual_tls: bool | None) -> tuple[str, str]:
+    """An account's tls_client_subject / tls_client_sha256 (`values`: those given, as written) -> (subject,
+    sha256 as 64 lowercase hex digits), "" for one not given. `mutual_tls`: the listener asks for a client
+    certificate ([server] tls_listen and tls_client_ca; None: not known here). TlsKeyError saying what is wrong."""
+    try:
+        sha256 = normal_sha256(values["tls_client_sha256"]) if "tls_client_sha256" in values else ""
+    except ValueError as e:
+        raise TlsKeyError(f"tls_client_sha256 {e}", "tls_client_sha256") from None
+    subject = values.get("tls_client_subject", "")
+    if "tls_client_subject" in values:
+        try:
+            parse_subject(subject)
+        except ValueError as e:             # (UnicodeDecodeError, of a \XX escape, is one)
+            raise TlsKeyError(f"tls_client_subject {subject!r}: {e}", "tls_client_subject") from None
+    key = next((k for k in ("tls_client_subject", "tls_client_sha256") if k in values), None)
+    if key and mutual_tls is False:
+        raise TlsKeyError(f"{key} needs [server] tls_listen and tls_client_ca (a client certificate is asked for "
+                          "only then; the account cannot bind over plain TCP)", key)
+    return subject, sha256
 
 
 def cert_subject(peercert: dict) -> tuple:
