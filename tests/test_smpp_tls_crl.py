@@ -195,3 +195,25 @@ def test_serve_refuses_to_start_with_a_bad_crl(cfg, tmp_path):
     assert p.wait(60) == 2
     assert f"[server] tls_client_crl {cfg / 'crl.pem'}: holds no PEM CRL" in log.read_text(), log.read_text()
     assert "listening" not in log.read_text()
+
+
+def test_a_damaged_crl_is_a_reason_never_an_exception(pki, tmp_path):
+    """check_crl reads DER itself (serve has no X.509 library beside ssl): a damaged CRL (bytes changed, cut
+    short) is refused with a reason. A damaged issuer Name escaped as ValueError from the message's formatting."""
+    import base64
+    import random
+    import time
+    from engine.smpp_proxy.tls_crl import check_crl
+    pem = write_crl(pki, tmp_path / "good.pem", revoked=["client"]).read_bytes()
+    der = base64.b64decode(b"".join(pem.strip().split(b"\n")[1:-1]))
+    rnd, f, reasons = random.Random(7), tmp_path / "damaged.pem", set()
+    for _ in range(1000):
+        b = bytearray(der)
+        for _ in range(rnd.choice((1, 2, 4, 8))):
+            b[rnd.randrange(len(b))] = rnd.randrange(256)
+        if rnd.random() < 0.3:
+            b = b[:rnd.randrange(len(b))]
+        f.write_bytes(b"-----BEGIN X509 CRL-----\n" + base64.encodebytes(bytes(b)) + b"-----END X509 CRL-----\n")
+        why, _, _ = check_crl(str(f), str(pki / "ca.pem"), time.time())
+        reasons.add(why.split(" (")[0] if why else None)
+    assert "CRL #1 is not a DER X.509 CRL" in reasons and "OpenSSL cannot load it" in reasons, reasons

@@ -115,8 +115,8 @@ def _pem_blocks(data: bytes, kind: bytes) -> list[bytes]:
 
 
 def parse_crl(der: bytes) -> dict:
-    """A DER CertificateList (RFC 5280 §5.1) -> {"issuer": DER Name, "this_update", "next_update" (None if
-    absent): epoch seconds}; ValueError if it is not one."""
+    """A DER CertificateList (RFC 5280 §5.1) -> {"issuer": DER Name, "name": it as text, "this_update",
+    "next_update" (None if absent): epoch seconds}; ValueError, IndexError or UnicodeDecodeError if it is not one."""
     _, s, e = _tlv(der, 0)
     tbs_tag, ts, te, _ = _children(der, s, e)[0]
     items = _children(der, ts, te)
@@ -129,14 +129,18 @@ def parse_crl(der: bytes) -> dict:
         raise ValueError("not a CertificateList")
     this_update = _time(der, *items[2][:3])
     nxt = items[3] if len(items) > 3 and items[3][0] in (0x17, 0x18) else None
-    return {"issuer": der[istart:ie], "this_update": this_update,
+    return {"issuer": der[istart:ie], "name": name_text(der[istart:ie]), "this_update": this_update,
             "next_update": _time(der, *nxt[:3]) if nxt else None}
 
 
 def cert_subjects(data: bytes) -> list[bytes]:
     """The DER subject Name of each PEM certificate in `data` (a CA file)."""
     out = []
-    for der in _pem_blocks(data, b"CERTIFICATE"):
+    try:
+        blocks = _pem_blocks(data, b"CERTIFICATE")
+    except ValueError:                  # (binascii.Error is one) OpenSSL read it: let it be the judge
+        return out
+    for der in blocks:
         try:
             _, s, e = _tlv(der, 0)
             _, ts, te, _ = _children(der, s, e)[0]
@@ -148,6 +152,13 @@ def cert_subjects(data: bytes) -> list[bytes]:
         except (ValueError, IndexError):
             continue                    # (the CA file itself is checked as certificates elsewhere)
     return out
+
+
+def _name_or_hex(der: bytes) -> str:
+    try:
+        return name_text(der)
+    except (ValueError, IndexError):
+        return der.hex()
 
 
 def _utc(t: float) -> str:
@@ -182,7 +193,7 @@ def check_crl(path: str, ca_path: str, now: float) -> tuple[str | None, list[str
             c = parse_crl(der)
         except (ValueError, IndexError, UnicodeDecodeError):
             return f"CRL #{n} is not a DER X.509 CRL (RFC 5280 §5)", [], None
-        who = f"CRL #{n} (issuer {name_text(c['issuer'])})"
+        who = f"CRL #{n} (issuer {c['name']})"
         if cas and c["issuer"] not in cas:
             return f"{who} is not issued by a certificate of tls_client_ca {ca_path}", [], None
         if c["next_update"] is not None and c["next_update"] <= now:
@@ -198,7 +209,7 @@ def check_crl(path: str, ca_path: str, now: float) -> tuple[str | None, list[str
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(cafile=path)
     except (ssl.SSLError, ValueError) as e:
         return f"OpenSSL cannot load it ({e})", [], None
-    warnings = [f"no CRL for {name_text(s)} of tls_client_ca: every client certificate it issues is refused "
+    warnings = [f"no CRL for {_name_or_hex(s)} of tls_client_ca: every client certificate it issues is refused "
                 "('unable to get certificate CRL')" for s in dict.fromkeys(cas) if s not in crls]
     return None, warnings, min(nexts) if nexts else None
 
