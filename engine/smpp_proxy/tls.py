@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ..listen import BACKLOG, peer_of
 from .esme import EsmeSession
-from .tls_crl import CertRefusals, check_crl
+from .tls_crl import CertRefusals, check_crl, earliest_next_update
 from .tls_rate import HandshakeRate, Refusals
 
 MIN_VERSION = ssl.TLSVersion.TLSv1_2
@@ -347,9 +347,7 @@ async def start_listener(proxy, listen: str, reuse_port: bool) -> TlsListener:
 
 def crl_next_update(s) -> float | None:
     """The earliest nextUpdate of SmppSettings `s`'s tls_client_crl (epoch seconds; None: no CRL or none says)."""
-    if not (s.tls_client_crl and s.tls_client_ca):
-        return None
-    return check_crl(s.tls_client_crl, s.tls_client_ca, time.time())[2]
+    return earliest_next_update(s.tls_client_crl) if s.tls_client_crl and s.tls_client_ca else None
 
 
 async def smsc_start_tls(loop, link, ctx: ssl.SSLContext, server_name: str, timeout: float = HANDSHAKE_TIMEOUT):
