@@ -20,7 +20,8 @@ def test_documented_benchmark_entry_points_answer_help_and_bad_arguments_without
     root = Path(__file__).resolve().parent.parent
     for args, rc in ((["tables_bench", "--help"], 0), (["tables_bench", "x"], 2), (["longrun", "--help"], 0),
                      (["longrun"], 2), (["longrun", "10", "abc"], 2), (["longrun", "keys"], 2),
-                     (["snapshot_bench", "--help"], 0), (["soak", "--help"], 0), (["soak", "--minutes", "x"], 2)):
+                     (["snapshot_bench", "--help"], 0), (["soak", "--help"], 0), (["soak", "--minutes", "x"], 2),
+                     (["tls_crl_cost", "--help"], 0), (["tls_crl_cost", "--sizes", "x"], 2)):
         p = subprocess.run([sys.executable, "-m", f"benchmarks.{args[0]}", *args[1:]], capture_output=True,
                            text=True, cwd=root, timeout=60)
         assert p.returncode == rc and "Traceback" not in p.stderr, (args, p.returncode, p.stderr)

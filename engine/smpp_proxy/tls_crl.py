@@ -16,8 +16,8 @@ to come, are errors at the key's line (a reload keeps the old context); a CA of 
 is a warning (the clients it issues directly are all refused). The CRL's signature is checked by OpenSSL at
 each handshake only (serve has no X.509 library beside `ssl`): one that fails refuses every handshake, logged
 with OpenSSL's reason. The CRL is read whole at load. OpenSSL's check at each client handshake costs time that
-grows with the CRL's size, not with traffic: +2-2.6 ms of CPU at 100,000 entries (3.8 MB), within noise at 10,000
-(README "SMPP over TLS" has the measurement): a large CRL wants a lower tls_handshakes_per_second.
+grows with the CRL's size, not with traffic: +2-3 ms of CPU at 100,000 entries (3.8 MB), up to +0.8 ms at 10,000
+(benchmarks/tls_crl_cost.py; README "SMPP over TLS"): a large CRL wants a lower tls_handshakes_per_second.
 
 A CRL that expires while serve runs (nextUpdate passes between reloads) makes OpenSSL refuse every client
 certificate: counted (`tls_client_crl_expired`), logged as an error at most every LOG_EVERY s, and the earliest
