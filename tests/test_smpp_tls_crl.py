@@ -217,3 +217,23 @@ def test_a_damaged_crl_is_a_reason_never_an_exception(pki, tmp_path):
         why, _, _ = check_crl(str(f), str(pki / "ca.pem"), time.time())
         reasons.add(why.split(" (")[0] if why else None)
     assert "CRL #1 is not a DER X.509 CRL" in reasons and "OpenSSL cannot load it" in reasons, reasons
+
+
+def test_revoked_refusals_are_logged_once_per_source_per_interval_and_the_sources_are_bounded(caplog):
+    from collections import defaultdict
+    from engine.smpp_proxy.tls_crl import CERT_REVOKED, LOG_EVERY, CertRefusals
+    e = ssl.SSLCertVerificationError("certificate verify failed: certificate revoked")
+    e.verify_code = CERT_REVOKED
+    stats = defaultdict(int)
+    r = CertRefusals(stats, max_sources=2)
+    caplog.set_level(logging.INFO, "telfilter.smpp")
+    for now, host in ((0, "10.0.0.1"), (1, "10.0.0.1"), (2, "2001:db8::1"), (3, "2001:db8::2"),   # one /64
+                      (4, "10.0.0.3"), (5, "10.0.0.1"), (6, "10.0.0.3"), (LOG_EVERY + 4, "10.0.0.3")):
+        assert r.refused(host, e, now)
+    lines = [m.getMessage() for m in caplog.records]
+    # 10.0.0.1 again at 5 s: forgotten at 4 s (two sources kept), so logged again (the bound's price)
+    assert [m.split(" refused")[0].rsplit(" ", 1)[1] for m in lines] == \
+        ["10.0.0.1", "2001:db8::1", "10.0.0.3", "10.0.0.1", "10.0.0.3"], lines
+    assert "; 2 refusal(s) from it since the last such line" in lines[4], lines
+    assert stats["tls_client_revoked"] == 8 and len(r.sources) == 2
+    assert not r.refused("10.0.0.1", ssl.SSLError("other"), 50) and stats["tls_client_revoked"] == 8

@@ -236,11 +236,10 @@ class TlsEsmeSession(EsmeSession):
         except asyncio.CancelledError:      # evicted at a cap, not bound in time, or the listener closed
             pass
         except (OSError, ConnectionError, asyncio.TimeoutError) as e:     # ssl.SSLError is an OSError
-            if not self.closed and lst.cert_refusals.refused(self.peer[0], e, time.monotonic()):
+            if not self.closed:
                 self.proxy.stats["tls_handshake_failures"] += 1
-            elif not self.closed:
-                self.proxy.stats["tls_handshake_failures"] += 1
-                log.info("TLS handshake with %s failed: %s", self.peer[0], e)
+                if not lst.cert_refusals.refused(self.peer[0], e, time.monotonic()):     # (revocation: its own line)
+                    log.info("TLS handshake with %s failed: %s", self.peer[0], e)
         except Exception as e:              # none seen; whatever it is, the slot is given back below
             if not self.closed:
                 self.proxy.stats["tls_handshake_failures"] += 1

@@ -36,6 +36,7 @@ import ssl
 import time
 from collections import OrderedDict
 
+from ..sourcekey import source_key
 from .tls_rate import LOG_EVERY, MAX_SOURCES
 
 log = logging.getLogger("telfilter.smpp")
@@ -230,8 +231,8 @@ def earliest_next_update(path: str) -> float | None:
 
 class CertRefusals:
     """Handshakes OpenSSL refused for revocation: counted in `stats`, a revoked client logged at most once per
-    source per LOG_EVERY s (at most MAX_SOURCES sources remembered, least recently seen forgotten first), an
-    expired CRL logged at most every LOG_EVERY s."""
+    source (an address; IPv6 by its /64, as the handshake rate's) per LOG_EVERY s (at most MAX_SOURCES sources
+    remembered, least recently seen forgotten first), an expired CRL logged at most every LOG_EVERY s."""
 
     def __init__(self, stats, max_sources: int = MAX_SOURCES):
         self.stats, self.max_sources = stats, max_sources
@@ -243,13 +244,14 @@ class CertRefusals:
         code = getattr(e, "verify_code", None)
         if code == CERT_REVOKED:
             self.stats["tls_client_revoked"] += 1
-            b = self.sources.get(host)
+            key = source_key(host)
+            b = self.sources.get(key)
             if b is None:
-                b = self.sources[host] = [None, 0]
+                b = self.sources[key] = [None, 0]
                 if len(self.sources) > self.max_sources:
                     self.sources.popitem(last=False)
             else:
-                self.sources.move_to_end(host)
+                self.sources.move_to_end(key)
             b[1] += 1
             if b[0] is None or now - b[0] >= LOG_EVERY:
                 log.warning("TLS client certificate of %s refused: revoked (tls_client_crl); %d refusal(s) from it "
