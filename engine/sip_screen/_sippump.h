@@ -9,11 +9,12 @@
  * recvfrom(MSG_DONTWAIT) (stopping at the first EAGAIN, so the loop gets back to SMPP after a
  * bounded batch) and for each one:
  *   - a response relay_response() answers: "not ours" is counted as dropped; a plain one whose
- *     next hop is an IPv4 address inside the permitted ranges over UDP is sent with sendto(2);
+ *     next hop is an address inside the permitted ranges over UDP is sent with sendto(2) (which
+ *     addresses, on which socket: _sipaddr.h);
  *     a final response to an INVITE first goes through on_final(code, key, source, response) (Python:
  *     counted once per transaction, the call's answer time and answering To tag noted -- when it comes
  *     from where the call's INVITE went, responses._invite_final);
- *   - an in-dialog request in_dialog() answers, bound for a permitted IPv4 address over UDP: a
+ *   - an in-dialog request in_dialog() answers, bound for a permitted address over UDP: a
  *     BYE calls on_bye(call_id, to_tag, base, before) (the call's end for the pipeline, if it is the answered
  *     dialog's: server._fast_bye); our Via, with the branch
  *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
@@ -25,8 +26,8 @@
  *     Call-ID", 16 bytes, recent.ack_key) is in `invites` (the ACK of a non-2xx final, which goes
  *     where its INVITE went, RFC 3261 §17.1.1.3), goes to slow() like:
  *   - anything else -- INVITE, CANCEL, OPTIONS, a message the fast path cannot prove plain, a
- *     next hop that is a name, IPv6 (or any next hop when the socket is IPv6), TCP or outside
- *     the permitted networks -- goes to
+ *     next hop that is a name, IPv6 when the socket is IPv4, TCP or outside the permitted
+ *     networks -- goes to
  *     slow(data, source), the screen's full Python path, before anything was done for it.
  * So the pump takes exactly the decisions the Python fast path takes (tests/test_sip_fuzz.py
  * checks it differentially against the full parse); it only spares the Python frames.
@@ -68,9 +69,11 @@ typedef struct {
     double full_since;                           /* CLOCK_MONOTONIC s of the first of the latest unbroken run of
                                                     rounds that read max_n datagrams (the queue never found
                                                     empty since); 0 when the latest round read fewer */
-    int v4;                                      /* an AF_INET socket (else every send is Python's) */
-    uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];
-    int nranges;
+    int family;                                  /* the socket's, AF_INET or AF_INET6 (fd -1: AF_INET) */
+    uint32_t lo[PUMP_MAX_RANGES], hi[PUMP_MAX_RANGES];          /* allow_networks, IPv4 */
+    int nranges;                                 /* -1: more ranges than kept, every send is Python's */
+    uint64_t r6[PUMP_MAX_RANGES][4];             /* IPv6: first (high, low 64 bits), last */
+    int nranges6;
     int accept_all;                              /* accept_networks hold every address: nothing is checked */
     uint32_t *a4;                                /* their IPv4 ranges: a4[2k] first, a4[2k + 1] last (sorted,
                                                     disjoint) */
@@ -106,70 +109,11 @@ static void Pump_dealloc(Pump *p) {
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
-/* x as an unsigned 128-bit integer in two halves; -1 with an exception set when it is none */
-static int u128_of(PyObject *x, uint64_t *hi, uint64_t *lo) {
-    if (!PyLong_Check(x)) { PyErr_SetString(PyExc_ValueError, "accept: an address is an integer"); return -1; }
-    PyObject *sh = PyLong_FromLong(64), *h = sh ? PyNumber_Rshift(x, sh) : NULL;
-    Py_XDECREF(sh);
-    if (!h) return -1;
-    *hi = PyLong_AsUnsignedLongLong(h);             /* OverflowError: below 0 or from 2**128 */
-    Py_DECREF(h);
-    if (*hi == (uint64_t)-1 && PyErr_Occurred()) return -1;
-    *lo = PyLong_AsUnsignedLongLongMask(x);
-    return PyErr_Occurred() ? -1 : 0;
-}
-
-static int u128_le(uint64_t ah, uint64_t al, uint64_t bh, uint64_t bl) { return ah < bh || (ah == bh && al <= bl); }
-
-/* accept = None (every address) or (IPv4 ranges, IPv6 ranges), each [(first, last)] sorted and disjoint
- * (sources.address_table); anything else is a ValueError */
-static int accept_init(Pump *p, PyObject *accept) {
-    p->accept_all = accept == Py_None;
-    if (p->accept_all) return 0;
-    if (!PyTuple_Check(accept) || PyTuple_GET_SIZE(accept) != 2) {
-        PyErr_SetString(PyExc_ValueError, "accept: None or (IPv4 ranges, IPv6 ranges)");
-        return -1;
-    }
-    for (int v = 0; v < 2; v++) {
-        PyObject *seq = PySequence_Fast(PyTuple_GET_ITEM(accept, v), "accept: ranges must be a sequence");
-        if (!seq) return -1;
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-        void *arr = PyMem_Calloc((size_t)(n ? n : 1), v ? 4 * sizeof(uint64_t) : 2 * sizeof(uint32_t));
-        if (!arr) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
-        if (v) { p->a6 = arr; p->na6 = n; } else { p->a4 = arr; p->na4 = n; }
-        for (Py_ssize_t k = 0; k < n; k++) {
-            PyObject *t = PySequence_Fast_GET_ITEM(seq, k), *a, *z;
-            if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "OO", &a, &z)) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "accept: a range is (first, last)");
-                Py_DECREF(seq);
-                return -1;
-            }
-            uint64_t ah, al, zh, zl;
-            if (u128_of(a, &ah, &al) || u128_of(z, &zh, &zl)) { Py_DECREF(seq); return -1; }
-            int ok = u128_le(ah, al, zh, zl);                 /* first <= last, after the previous range's last */
-            if (v == 0) {
-                ok = ok && zh == 0 && zl <= 0xffffffffu && (k == 0 || p->a4[2 * k - 1] < al);
-                p->a4[2 * k] = (uint32_t)al; p->a4[2 * k + 1] = (uint32_t)zl;
-            } else {
-                const uint64_t *pv = k ? p->a6 + 4 * (k - 1) : NULL;
-                ok = ok && (!pv || pv[2] < ah || (pv[2] == ah && pv[3] < al));
-                uint64_t *r = p->a6 + 4 * k;
-                r[0] = ah; r[1] = al; r[2] = zh; r[3] = zl;
-            }
-            if (!ok) {
-                Py_DECREF(seq);
-                PyErr_SetString(PyExc_ValueError, "accept: ranges must be sorted, disjoint, first <= last, in range");
-                return -1;
-            }
-        }
-        Py_DECREF(seq);
-    }
-    return 0;
-}
+#include "_sipaddr.h"
 
 /* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye,
  *      send_failed, on_error, sendto, invites[, accept, on_refused])
- * ranges: [(version, first, last)]; only the IPv4 ones are used here (an IPv6 next hop goes to Python).
+ * ranges: [(version, first, last)], allow_networks (settings.permitted_ranges).
  * accept: accept_networks as sources.address_table gives them (None, the default: every address). */
 static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     PyObject *ranges, *prefixes, *via_head, *tag_prefix, *stats, *slow, *on_final, *on_bye, *send_failed, *on_error,
@@ -196,105 +140,14 @@ static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     if (p->max_n < 1 || p->max_n > PUMP_MAX_BATCH) { PyErr_SetString(PyExc_ValueError, "max_n: 1 to 64"); return -1; }
     if (accept_init(p, accept) < 0) return -1;
     if (p->fd >= 0 && !(p->bufs = PyMem_Malloc((size_t)p->max_n * PUMP_DGRAM))) { PyErr_NoMemory(); return -1; }
-    p->v4 = 1;
+    p->family = AF_INET;
     if (p->fd >= 0) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         if (getsockname(p->fd, (struct sockaddr *)&ss, &sl) < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
-        p->v4 = ss.ss_family == AF_INET;
+        p->family = ss.ss_family;
     }
-    PyObject *seq = PySequence_Fast(ranges, "ranges must be a sequence");
-    if (!seq) return -1;
-    p->nranges = 0;
-    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(seq); k++) {
-        long ver;
-        unsigned long long a, z;
-        PyObject *t = PySequence_Fast_GET_ITEM(seq, k);
-        if (!PyArg_ParseTuple(t, "lKK", &ver, &a, &z)) {
-            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) { Py_DECREF(seq); return -1; }
-            PyErr_Clear();                       /* an IPv6 range: not ours to check here */
-            continue;
-        }
-        if (ver != 4) continue;
-        if (p->nranges == PUMP_MAX_RANGES) {     /* more than we keep: leave every send to Python */
-            p->nranges = -1;
-            break;
-        }
-        p->lo[p->nranges] = (uint32_t)a; p->hi[p->nranges] = (uint32_t)z; p->nranges++;
-    }
-    Py_DECREF(seq);
-    return 0;
-}
-
-/* dest = (host, port, TRANSPORT): the IPv4 address to send to, or 0 when Python must decide */
-static int pump_dest(Pump *p, PyObject *dest, struct sockaddr_in *sa) {
-    if (!p->v4 || !PyTuple_Check(dest) || PyTuple_GET_SIZE(dest) != 3 || p->nranges < 0) return 0;
-    PyObject *host = PyTuple_GET_ITEM(dest, 0), *port = PyTuple_GET_ITEM(dest, 1), *tr = PyTuple_GET_ITEM(dest, 2);
-    if (!PyUnicode_Check(host) || !PyUnicode_Check(tr) || PyUnicode_CompareWithASCIIString(tr, "UDP") != 0) return 0;
-    const char *h = PyUnicode_AsUTF8(host);
-    if (!h) { PyErr_Clear(); return 0; }
-    long pt = PyLong_AsLong(port);
-    if (pt <= 0 || pt >= 65536) { PyErr_Clear(); return 0; }
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)pt);
-    if (inet_pton(AF_INET, h, &sa->sin_addr) != 1) return 0;
-    uint32_t n = ntohl(sa->sin_addr.s_addr);
-    for (int k = 0; k < p->nranges; k++)
-        if (p->lo[k] <= n && n <= p->hi[k]) return 1;
-    return 0;                                    /* not permitted: Python counts and warns */
-}
-
-/* ---- sources: accept_networks (sources.py) */
-
-static int accepts_v4(const Pump *p, uint32_t n) {
-    Py_ssize_t lo = 0, hi = p->na4;              /* the first range starting above n */
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) / 2;
-        if (p->a4[2 * mid] <= n) lo = mid + 1; else hi = mid;
-    }
-    return lo > 0 && n <= p->a4[2 * lo - 1];
-}
-
-static int accepts_v6(const Pump *p, const uint8_t b[16]) {
-    if (memcmp(b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)     /* ::ffff:a.b.c.d: the IPv4 address it is */
-        return accepts_v4(p, (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
-    uint64_t h = 0, l = 0;
-    for (int k = 0; k < 8; k++) { h = h << 8 | b[k]; l = l << 8 | b[8 + k]; }
-    Py_ssize_t lo = 0, hi = p->na6;
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) / 2;
-        if (u128_le(p->a6[4 * mid], p->a6[4 * mid + 1], h, l)) lo = mid + 1; else hi = mid;
-    }
-    return lo > 0 && u128_le(h, l, p->a6[4 * (lo - 1) + 2], p->a6[4 * (lo - 1) + 3]);
-}
-
-/* whether the kernel's source address is accepted */
-static int accepts_sa(const Pump *p, const struct sockaddr_storage *a) {
-    if (p->accept_all) return 1;
-    if (a->ss_family == AF_INET) return accepts_v4(p, ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr));
-    if (a->ss_family == AF_INET6) return accepts_v6(p, ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr);
-    return 0;
-}
-
-/* whether the address text `host` (a source tuple's first item) is accepted: inet_pton, the scope id dropped;
- * a name, or no text, is not (sources.address_key) */
-static int accepts_text(const Pump *p, PyObject *host) {
-    if (p->accept_all) return 1;
-    Py_ssize_t n;
-    const char *h = PyUnicode_Check(host) ? PyUnicode_AsUTF8AndSize(host, &n) : NULL;
-    if (!h) { PyErr_Clear(); return 0; }
-    char buf[INET6_ADDRSTRLEN + 1];
-    const char *pc = memchr(h, '%', (size_t)n);
-    if (pc) n = pc - h;
-    if (n >= (Py_ssize_t)sizeof buf || memchr(h, 0, (size_t)n)) return 0;
-    memcpy(buf, h, (size_t)n);
-    buf[n] = 0;
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, buf, &a4) == 1) return accepts_v4(p, ntohl(a4.s_addr));
-    if (inet_pton(AF_INET6, buf, &a6) == 1) return accepts_v6(p, a6.s6_addr);
-    return 0;
+    return ranges_init(p, ranges);
 }
 
 static double monotonic(void) {
@@ -326,23 +179,6 @@ static int refused(Pump *p, long n, PyObject *host, const struct sockaddr_storag
     return 0;
 }
 
-/* send; 0 on success, else errno. */
-static int pump_send(Pump *p, const char *data, Py_ssize_t n, struct sockaddr_in *sa, PyObject *dest) {
-    if (p->fd < 0) {
-        PyObject *addr = Py_BuildValue("(OO)", PyTuple_GET_ITEM(dest, 0), PyTuple_GET_ITEM(dest, 1));
-        PyObject *b = addr ? PyBytes_FromStringAndSize(data, n) : NULL;
-        PyObject *r = b ? PyObject_CallFunctionObjArgs(p->py_sendto, b, addr, NULL) : NULL;
-        Py_XDECREF(addr); Py_XDECREF(b);
-        if (!r) return -1;
-        Py_DECREF(r);
-        return 0;
-    }
-    for (;;) {
-        if (sendto(p->fd, data, (size_t)n, 0, (struct sockaddr *)sa, sizeof *sa) >= 0) return 0;
-        if (errno != EINTR) return errno ? errno : EIO;
-    }
-}
-
 static int call_void(PyObject *f, PyObject *a, PyObject *b, PyObject *c) {
     PyObject *r = PyObject_CallFunctionObjArgs(f, a, b, c, NULL);
     if (!r) return -1;
@@ -355,7 +191,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     const char *d = PyBytes_AS_STRING(data);
     Py_ssize_t len = PyBytes_GET_SIZE(data);
     PyObject *r = NULL, *a = NULL;
-    struct sockaddr_in sa;
+    PumpAddr to;
     int rc = -1;
     if (len >= 4 && memcmp(d, "SIP/", 4) == 0) {
         a = PyTuple_Pack(2, data, p->prefixes);
@@ -366,7 +202,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
             goto out;
         }
         PyObject *outb = PyTuple_GET_ITEM(r, 0), *dest = PyTuple_GET_ITEM(r, 1), *fin = PyTuple_GET_ITEM(r, 2);
-        if (!pump_dest(p, dest, &sa)) goto slow;
+        if (!pump_dest(p, dest, &to)) goto slow;
         if (bump(p, K_RESPONSES, 1) || bump(p, K_FAST, 1)) goto out;
         if (PyBytes_GET_SIZE(fin)) {
             PyObject *code = PyUnicode_DecodeASCII(PyBytes_AS_STRING(outb) + 8, 3, NULL);
@@ -377,7 +213,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
             if (!fr) goto out;
             Py_DECREF(fr);
         }
-        if (pump_send(p, PyBytes_AS_STRING(outb), PyBytes_GET_SIZE(outb), &sa, dest) < 0) goto out;
+        if (pump_send(p, PyBytes_AS_STRING(outb), PyBytes_GET_SIZE(outb), &to, dest) < 0) goto out;
         rc = 0;                                   /* a response lost on a send error: as on the network */
         goto out;
     }
@@ -389,7 +225,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     /* (method, before, after, top_branch, base, dest, call_id, to_tag) */
     PyObject *method = PyTuple_GET_ITEM(r, 0), *before = PyTuple_GET_ITEM(r, 1), *after = PyTuple_GET_ITEM(r, 2);
     PyObject *dest = PyTuple_GET_ITEM(r, 5), *to_tag = PyTuple_GET_ITEM(r, 7);
-    if (!pump_dest(p, dest, &sa)) goto slow;
+    if (!pump_dest(p, dest, &to)) goto slow;
     /* the branch key and the forwarded message must fit p->out (they always do: in_dialog() takes
      * at most MAX_FAST_REQUEST bytes); checked before anything is counted or called */
     Py_ssize_t tbl, bsl;
@@ -447,7 +283,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     memcpy(o + bl + hl, brs, brl);
     memcpy(o + bl + hl + brl, ";rport\r\n", 8);
     memcpy(o + bl + hl + brl + 8, PyBytes_AS_STRING(after), al);
-    int e = pump_send(p, o, n, &sa, dest);
+    int e = pump_send(p, o, n, &to, dest);
     if (e < 0) goto out;
     if (e > 0 && !is_ack) {                       /* §16.9: the sender hears 503 */
         PyObject *m = PyBytes_FromStringAndSize(NULL, bl + al);

@@ -3,6 +3,7 @@ sipp load through a trivial uvloop UDP relay and through Kamailio (stateless for
 when installed) in the same run as the baselines.
 
     python -m engine.sip_screen.cpubench [--rate 500] [--seconds 10] [--no-relay] [--no-kamailio]
+                                         [--listen 127.0.0.1|[::]|[::1]]
     python -m engine.sip_screen.cpubench --via-flood
     python -m engine.sip_screen.cpubench --per-type [--profile] [--interleave KIB]   (in process, per message type)
 
@@ -12,6 +13,9 @@ failed, and CPU µs per call and per SIP message (6 per call:
 INVITE, 180, 200, ACK, BYE, 200). `measure()` is the same as a function, for the benchmark
 suite (`sip_cpu_us_per_call` = `measure()["screen"]["cpu_us_per_call"]`). Needs sipp. Nothing
 leaves loopback; every child is bounded by -m and -timeout and is stopped at the end.
+`--listen` is the screen's address instead of 127.0.0.1: `[::]` (dual-stack; sipp stays on 127.0.0.1, so
+the screen receives it as ::ffff:127.0.0.1 and sends to IPv4 addresses from an IPv6 socket) or `[::1]`
+(sipp on ::1 too); the relay and Kamailio stay on 127.0.0.1.
 """
 from __future__ import annotations
 
@@ -57,9 +61,9 @@ asyncio.run(main())
 """
 
 
-def _free_udp() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
+def _free_udp(host: str = "127.0.0.1") -> int:
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
     p = s.getsockname()[1]
     s.close()
     return p
@@ -115,18 +119,22 @@ def _stop(p):
             p.wait()
 
 
-def _one(target: str, rate: int, seconds: float, tmp: Path) -> dict:
+def _one(target: str, rate: int, seconds: float, tmp: Path, listen: str = "127.0.0.1") -> dict:
     d = tmp / target
     d.mkdir(parents=True, exist_ok=True)
     calls = max(2, int(rate * seconds))
-    uas_port, port = _free_udp(), _free_udp()
+    if target != "screen":
+        listen = "127.0.0.1"
+    peer = "::1" if listen == "[::1]" else "127.0.0.1"        # sipp's address (on [::]: IPv4, mapped)
+    ref = f"[{peer}]" if ":" in peer else peer
+    uas_port, port = _free_udp(peer), _free_udp(peer)
     ready = d / "ready"
     if target == "screen":
         from ..lists import ListStore
         ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
         srv = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
-                                "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{port}",
-                                "--sip-next-hop", f"127.0.0.1:{uas_port}", "--sip-allow-networks", "127.0.0.0/8",
+                                "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"{listen}:{port}",
+                                "--sip-next-hop", f"{ref}:{uas_port}", "--sip-allow-networks", "127.0.0.0/8,::1/128",
                                 "--log", str(d / "verdicts.jsonl"), "--ready-file", str(ready)],
                                cwd=Path(__file__).resolve().parents[2],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -148,15 +156,15 @@ def _one(target: str, rate: int, seconds: float, tmp: Path) -> dict:
             time.sleep(0.05)
         if not ready.exists():
             return {"error": f"{target} did not start"}
-        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", peer, "-p", str(uas_port),
                                 "-m", str(calls), "-timeout", f"{int(seconds + 30)}s", "-nostdin"],
                                cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
         if srv.poll() is not None:
             return {"error": f"{target} exited at start (status {srv.returncode}); see {d}"}
         c0, t0 = tree_cpu(srv.pid), time.perf_counter()
-        uac = subprocess.Popen(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
-                                "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{port}", "-m", str(calls),
+        uac = subprocess.Popen(["sipp", f"{ref}:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", peer,
+                                "-p", str(_free_udp(peer)), "-rsa", f"{ref}:{port}", "-m", str(calls),
                                 "-r", str(rate), "-l", str(max(50, rate)), "-s", "0912345678",
                                 "-key", "caller", "0901234567", "-timeout", f"{int(seconds + 30)}s", "-nostdin",
                                 "-trace_stat", "-stf", str(d / "stat.csv"), "-fd", "1"],
@@ -337,9 +345,10 @@ def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> d
     return out
 
 
-def measure(rate: int = 500, seconds: float = 10.0, relay: bool = True, kamailio: bool = True) -> dict:
+def measure(rate: int = 500, seconds: float = 10.0, relay: bool = True, kamailio: bool = True,
+            listen: str = "127.0.0.1") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipcpu-"))
-    out = {"rate_cps": rate, "seconds": seconds, "screen": _one("screen", rate, seconds, tmp)}
+    out = {"rate_cps": rate, "seconds": seconds, "listen": listen, "screen": _one("screen", rate, seconds, tmp, listen)}
     if relay:
         out["relay"] = _one("relay", rate, seconds, tmp)
     if kamailio and shutil.which("kamailio"):
@@ -353,6 +362,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--no-relay", action="store_true")
     ap.add_argument("--no-kamailio", action="store_true")
+    ap.add_argument("--listen", default="127.0.0.1", choices=("127.0.0.1", "[::]", "[::1]"),
+                    help="the screen's UDP address (default 127.0.0.1); sipp on ::1 for [::1], else 127.0.0.1")
     ap.add_argument("--via-flood", action="store_true", help="CPU of 20 INVITEs with 950 Vias each instead")
     ap.add_argument("--per-type", action="store_true", help="in-process CPU µs per SIP message type instead")
     ap.add_argument("--profile", action="store_true", help="with --per-type: a cProfile of it on stderr")
@@ -362,7 +373,8 @@ def main(argv=None) -> int:
     if a.per_type:
         print(json.dumps(per_type(profile=a.profile, interleave=a.interleave)))
     else:
-        print(json.dumps(via_flood() if a.via_flood else measure(a.rate, a.seconds, not a.no_relay, not a.no_kamailio)))
+        print(json.dumps(via_flood() if a.via_flood else measure(a.rate, a.seconds, not a.no_relay, not a.no_kamailio,
+                                                                       a.listen)))
     return 0
 
 
