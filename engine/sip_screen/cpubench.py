@@ -246,10 +246,11 @@ def stub_socket():
     return Stub
 
 
-def capture_call(h, uas_port: int, cwd: Path) -> tuple[list, object]:
-    """One sipp call through the screen of harness `h`, whose next hop is a sipp UAS started here on `uas_port`:
-    the datagrams the screen received, in order, as (bytes, addr), and the screen's own on_datagram (a tap that
-    keeps them is left in its place: put `real` back before measuring)."""
+def capture_call(h, uas_port: int, cwd: Path, peer: str = "127.0.0.1") -> tuple[list, object]:
+    """One sipp call through the screen of harness `h`, whose next hop is a sipp UAS started here on `uas_port`
+    (sipp on `peer`, 127.0.0.1 or ::1): the datagrams the screen received, in order, as (bytes, addr), and the
+    screen's own on_datagram (a tap that keeps them is left in its place: put `real` back before measuring)."""
+    ref = f"[{peer}]" if ":" in peer else peer
     got = []
 
     async def python_reader():                   # every datagram through on_datagram, to capture them
@@ -262,10 +263,10 @@ def capture_call(h, uas_port: int, cwd: Path) -> tuple[list, object]:
         got.append((data, addr))
         return real(data, addr)
     h.screen.on_datagram = tap
-    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", "1",
+    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", peer, "-p", str(uas_port), "-m", "1",
                             "-timeout", "20s", "-nostdin"], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run(["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", "127.0.0.1",
-                    "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{h.port}", "-m", "1", "-s", "0912345678",
+    subprocess.run(["sipp", f"{ref}:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", peer,
+                    "-p", str(_free_udp(peer)), "-rsa", f"{ref}:{h.port}", "-m", "1", "-s", "0912345678",
                     "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
                    cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
     uas.wait(25)

@@ -1,6 +1,7 @@
 """Instructions per SIP call through the screen, a deterministic figure (callgrind), per message type.
 
     python -m engine.sip_screen.instrbench [--calls 300] [--warm 300] [--messages FILE] [--save FILE]
+                                           [--listen 127.0.0.1|[::]|[::1]]
     python -m engine.sip_screen.instrbench --cprofile [--calls 3000]   (Python calls per call, by function)
 
 The six datagrams of one sipp call (INVITE, 180, 200, ACK, BYE, 200 as the screen receives
@@ -19,6 +20,11 @@ are not counted. Prints one JSON object: instructions per call and per message t
 trampoline's own cost (`hop`) subtracted. Instruction counts do not depend on the host's
 load (wall-clock and CPU time here do: see cpubench); two runs of one tree differ by < 0.1%
 (the collector's timing). Needs valgrind (with its callgrind.h) and a C compiler.
+`--listen ADDR` captures the call at a screen on ADDR (`[::]`: sipp on 127.0.0.1, received as
+::ffff:127.0.0.1; `[::1]`: sipp on ::1) and replays it on a real UDP socket bound there (port 0) instead
+of the stub, read by nothing, the pump sending with sendto(2) as `serve` does (to sipp's ports, closed
+by then: loopback drops them); callgrind counts user-space instructions, so the kernel's share of a send is
+in neither figure. `sent` is then not counted; `forward_failed` says whether sends failed.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import tempfile
 from pathlib import Path
 
 from .cpubench import TYPES, _free_udp, capture_call, stub_socket
+from .forwarding import host_ref
 
 ROOT = Path(__file__).resolve().parents[2]
 HOPS = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE", "hop")     # TYPES, then the hop's own cost
@@ -47,25 +54,31 @@ void t_off(cb f) { f(); }
 """
 
 
-def capture() -> dict:
-    """One sipp call through a screen on loopback: its six datagrams as the screen received them."""
+def capture(listen: str = "") -> dict:
+    """One sipp call through a screen on loopback (on `listen`, default 127.0.0.1): its six datagrams as the screen
+    received them."""
     from ..app import build
     from .harness import SipHarness
     from .server import SipSettings
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipinstr-"))
-    uas_port = _free_udp()
+    peer = "::1" if listen == "[::1]" else "127.0.0.1"
+    ref = f"[{peer}]" if ":" in peer else peer
+    uas_port = _free_udp(peer)
     h = SipHarness(build(None, tmp / "data", seed=False),
-                   SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}",
-                               allow_networks=["127.0.0.0/8"])).start()
+                   SipSettings(listen=f"{listen or '127.0.0.1'}:0", next_hop=f"{ref}:{uas_port}",
+                               allow_networks=["127.0.0.0/8", "::1/128"])).start()
     try:
-        got, _ = capture_call(h, uas_port, tmp)
+        got, _ = capture_call(h, uas_port, tmp, peer)
     finally:
         h.stop()
     shutil.rmtree(tmp, ignore_errors=True)
     if len(got) < 6:
         raise SystemExit(f"captured {len(got)} datagrams of a call, not 6")
-    return {"screen": f"{h.screen.host}:{h.screen.port}", "next_hop": f"127.0.0.1:{uas_port}",
-            "messages": [[m.hex(), a[0], a[1]] for m, a in got[:6]]}
+    cap = {"screen": f"{host_ref(h.screen.host)}:{h.screen.port}", "next_hop": f"{ref}:{uas_port}",
+           "messages": [[m.hex(), a[0], a[1]] for m, a in got[:6]]}
+    if listen:
+        cap["listen"] = listen
+    return cap
 
 
 def screen_for(cap: dict, tmp: Path):
@@ -77,17 +90,18 @@ def screen_for(cap: dict, tmp: Path):
     from ..state import install, open_state
     from .harness import SipHarness
     from .server import SipSettings
-    from .transport import Pump, make_pump
+    from .transport import Pump, UdpEndpoint, make_pump
     ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
     pipe = build(None, tmp / "data", seed=False)
     install(pipe, open_state(None, pipe.store.dir))
-    h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", advertise=cap["screen"], next_hop=cap["next_hop"],
-                                     allow_networks=["127.0.0.0/8"])).start()
+    listen = cap.get("listen")
+    h = SipHarness(pipe, SipSettings(listen=f"{listen or '127.0.0.1'}:0", advertise=cap["screen"],
+                                     next_hop=cap["next_hop"], allow_networks=["127.0.0.0/8", "::1/128"])).start()
     h.stop()
     screen = h.screen
 
     Stub = stub_socket()
-    screen.udp = Stub()
+    screen.udp = Stub() if not listen else UdpEndpoint.bind(screen, listen.strip("[]"), 0)
     screen.vlog = VerdictLog(str(tmp / "verdicts.jsonl"))
     # as in `serve`, where the log is flushed once per VerdictLog.FLUSH_S by the event loop, not once per line:
     # here there is no running loop, and without this each verdict line would be flushed (a wake-up of the
@@ -99,7 +113,8 @@ def screen_for(cap: dict, tmp: Path):
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    return screen, (make_pump(screen, -1, Stub().sendto).handle if Pump is not None else screen.on_datagram), Stub
+    fd = -1 if not listen else screen.udp.sock.fileno()
+    return screen, (make_pump(screen, fd, Stub().sendto).handle if Pump is not None else screen.on_datagram), Stub
 
 
 def calls_of(cap: dict, n: int, first: int = 0) -> list:
@@ -137,7 +152,9 @@ def child(cap_file: str, warm: int, calls: int, so: str, counted: int) -> None:
         hops[6](noop)
     lib.tf_off()
     screen.vlog.close()
-    print(json.dumps({"sent": stub.sent, "expected": 6 * calls}))
+    st = screen.stats
+    print(json.dumps({"sent": stub.sent if "listen" not in cap else None, "expected": 6 * calls,
+                      "forward_failed": st["forward_failed"], "internal_errors": st["internal_errors"]}))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -200,6 +217,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warm", type=int, default=300, help="calls handled first, not counted (default 300)")
     ap.add_argument("--messages", help="the captured call (JSON, from --save) instead of capturing one with sipp")
     ap.add_argument("--save", help="write the captured call here")
+    ap.add_argument("--listen", default="", choices=("", "127.0.0.1", "[::]", "[::1]"),
+                    help="capture and replay on a real socket at this address (see above)")
     ap.add_argument("--cprofile", action="store_true", help="Python calls per call by function instead (no valgrind)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--so", help=argparse.SUPPRESS)
@@ -208,7 +227,7 @@ def main(argv=None) -> int:
     if a.child:
         child(a.child, a.warm, a.calls, a.so, a.counted)
         return 0
-    cap = json.loads(Path(a.messages).read_text()) if a.messages else capture()
+    cap = json.loads(Path(a.messages).read_text()) if a.messages else capture(a.listen)
     if a.save:
         Path(a.save).write_text(json.dumps(cap))
     print(json.dumps(cprofile(cap, a.warm, a.calls) if a.cprofile else callgrind(cap, a.warm, a.calls)))

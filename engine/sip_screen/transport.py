@@ -78,7 +78,8 @@ class UdpEndpoint:
         """sendto(2) from an IPv6 socket: `[::]` is dual-stack (it receives IPv4 peers as ::ffff:a.b.c.d) but Python
         resolves an IPv4 address for it as IPv6 only ("Address family for hostname not supported"), so an IPv4
         destination -- a Request-URI, a Contact, the next hop -- is written as its IPv4-mapped address (RFC 4291
-        §2.5.5.2). Only addresses get here (`_permitted` refuses names); from `[::1]` the send still fails (503)."""
+        §2.5.5.2). Only addresses get here (`_permitted` refuses names); from `[::1]` the send still fails (503).
+        The C pump sends what it relays the same way (_sipaddr.h: pump_dest)."""
         if ":" not in addr[0]:
             addr = ("::ffff:" + addr[0], addr[1])
         return self.sock.sendto(data, addr)
