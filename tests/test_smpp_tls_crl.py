@@ -237,3 +237,37 @@ def test_revoked_refusals_are_logged_once_per_source_per_interval_and_the_source
     assert "; 2 refusal(s) from it since the last such line" in lines[4], lines
     assert stats["tls_client_revoked"] == 8 and len(r.sources) == 2
     assert not r.refused("10.0.0.1", ssl.SSLError("other"), 50) and stats["tls_client_revoked"] == 8
+
+
+_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_der_reader_agrees_with_cryptography_on_issuer_and_dates(seed):
+    """tls_crl.parse_crl (serve's own minimal DER reader) against `cryptography` as the independent reader, on
+    CRLs with random issuers (several RDNs, UTF-8), dates on either side of 2050 (UTCTime vs GeneralizedTime)
+    and 0-50 revoked entries."""
+    import random
+
+    from cryptography.x509.oid import NameOID
+
+    from engine.smpp_proxy.tls_crl import parse_crl
+    rnd = random.Random(seed)
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, rnd.choice(["CA", "Viettel CA ", "Trạm CA số 1", "x" * 60]))]
+    if rnd.random() < 0.6:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, rnd.choice(["Acme, Inc", "Mạng di động"])))
+    if rnd.random() < 0.4:
+        attrs.insert(0, x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"))
+    issuer = x509.Name(attrs)
+    base = dt.datetime(rnd.choice([2001, 2026, 2049, 2051, 2090]), rnd.randint(1, 12), rnd.randint(1, 28),
+                       rnd.randint(0, 23), rnd.randint(0, 59), rnd.randint(0, 59), tzinfo=dt.timezone.utc)
+    b = (x509.CertificateRevocationListBuilder().issuer_name(issuer).last_update(base)      # (it needs nextUpdate)
+         .next_update(base + dt.timedelta(days=rnd.randint(1, 400), seconds=rnd.randint(0, 86399))))
+    for _ in range(rnd.randint(0, 50)):
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(rnd.getrandbits(120) + 1)
+                                      .revocation_date(base).build())
+    crl = b.sign(_KEY, hashes.SHA256())
+    got = parse_crl(crl.public_bytes(serialization.Encoding.DER))
+    assert got["issuer"] == crl.issuer.public_bytes()
+    assert got["this_update"] == crl.last_update_utc.timestamp()
+    assert got["next_update"] == crl.next_update_utc.timestamp()
