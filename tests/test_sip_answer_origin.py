@@ -152,6 +152,7 @@ def test_the_same_address_however_it_is_written():
     assert same_host("127.0.0.1", "127.0.0.1") and not same_host("127.0.0.1", "127.0.0.2")
     assert same_host("::1", "0:0::1") and same_host("2001:db8::1", "2001:DB8:0::1")
     assert same_host("192.0.2.7", "::ffff:192.0.2.7")            # a dual-stack socket's source
+    assert not same_host("192.0.2.7", "::ffff:192.0.2.70") and not same_host("192.0.2.7", "::ffff:c000:207x")
     assert same_host("fe80::1", "fe80::1%eth0") and not same_host("fe80::1", "fe80::2")
     assert not same_host("sbc.example", "192.0.2.7")
 

@@ -61,8 +61,8 @@ def same_host(sent_to: str, source: str) -> bool:
     """Whether a packet from `source` (an address as the socket gives it) comes from `sent_to` (the
     address we sent to). Texts first; then as addresses (an IPv6 address written another way, an
     IPv4 one mapped into IPv6 by a dual-stack socket)."""
-    if sent_to == source:
-        return True
+    if sent_to == source or (source.startswith("::ffff:") and source[7:] == sent_to):
+        return True                 # (the second: an IPv4 next hop's answer on a `[::]` socket, without ipaddress)
     try:
         a, b = ipaddress.ip_address(sent_to), ipaddress.ip_address(source.partition("%")[0])
     except ValueError:
