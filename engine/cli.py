@@ -191,8 +191,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", default="text", choices=["text", "json"],
                    help="service log (stderr) format: text lines or one JSON object per line (default text)")
     p.add_argument("--drain-timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                   help="on SIGTERM/SIGINT, serve exits within this time: submits already sent to the SMSC are "
-                        "answered by it, or with ESME_RSYSERR at the deadline; ESMEs and SMSCs are unbound (default 10)")
+                   help="on SIGTERM/SIGINT, serve drains within this time: submits already sent to the SMSC are "
+                        "answered by it, or with ESME_RSYSERR at the deadline; ESMEs and SMSCs are unbound; then it "
+                        "writes its message-id map and receipts journal (up to ~0.5 s more) and exits (default 10)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus /metrics, /healthz, /readyz and /livez over HTTP here (e.g. 127.0.0.1:9464)")
     p.add_argument("--state", metavar="URL", default=None,
