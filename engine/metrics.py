@@ -99,13 +99,13 @@ class Metrics:
         return (True, "ready") if self.ready else (False, "not ready")
 
     # --- HTTP ---
-    async def start(self, listen: str):
+    async def start(self, listen: str, serve: bool = True):
         host, _, port = listen.rpartition(":")
         self._conns = 0
         self._by_peer: dict = {}
         # `[::]` takes IPv4 peers too (engine/listen.py); a mapped peer is counted as its IPv4 address (source_key)
         self.server = await asyncio.start_server(self._serve, **listen_args(host.strip("[]") or "127.0.0.1", int(port)),
-                                                 limit=MAX_REQUEST_HEAD)
+                                                 limit=MAX_REQUEST_HEAD, start_serving=serve)
         return self.server
 
     @property

@@ -152,13 +152,27 @@ async def run_serve(args, ready=None):
     proxy.open_held(held_file)         # what was held when the last run ended (a crash too); journalled from now
     proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(".journal"),
                         asyncio.get_running_loop())     # 5656 message parts acknowledged, their message not yet judged
+    # every port is bound before any takes a connection (and before an SMSC link binds): a port in use stops the
+    # start with nothing answered
     try:        # a bind error named as the SIP screen's is (asyncio's: "error while attempting to bind on address …")
-        await proxy.start(args.smpp_listen, reuse_port=in_pool)
+        await proxy.start(args.smpp_listen, reuse_port=in_pool, serve=False)
     except OSError as e:
         where = args.smpp_listen or settings.listen
         if proxy.server is not None or not where:       # the plain listener is up (or there is none): the TLS one
             where = f"{settings.tls_listen} (TLS)"
         raise OSError(e.errno, f"SMPP listen {where}: {_why(e)}") from None
+    sip = None
+    if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
+        from .sip_screen.server import start_sip
+        args.reuse_port = in_pool
+        sip = await start_sip(pipe, args, vlog, serve=False)
+    if metrics is not None:
+        metrics.proxy, metrics.sip, metrics.state = proxy, sip, state_store
+        try:
+            await metrics.start(args.metrics_listen, serve=False)
+        except OSError as e:
+            raise OSError(e.errno, f"--metrics-listen {args.metrics_listen}: {_why(e)}") from None
+    await proxy.begin()
     life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen or "(TLS only)",
               proxy.port, ",".join(settings.smsc) or "none")
     if proxy.tls_server is not None:
@@ -166,17 +180,10 @@ async def run_serve(args, ready=None):
                   (", client certificates required" + (", revocation list " + settings.tls_client_crl
                                                         if settings.tls_client_crl else ""))
                   if settings.tls_client_ca else "")
-    sip = None
-    if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
-        from .sip_screen.server import start_sip
-        args.reuse_port = in_pool
-        sip = await start_sip(pipe, args, vlog)
+    if sip is not None:
+        await sip.begin()
     if metrics is not None:
-        metrics.proxy, metrics.sip, metrics.state = proxy, sip, state_store
-        try:
-            await metrics.start(args.metrics_listen)
-        except OSError as e:
-            raise OSError(e.errno, f"--metrics-listen {args.metrics_listen}: {_why(e)}") from None
+        await metrics.server.start_serving()
         life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz, /livez", args.metrics_listen, metrics.port)
     if control is not None:
         control.proxy, control.sip = proxy, sip

@@ -58,3 +58,27 @@ def test_a_ready_file_that_is_a_directory_is_refused_before_anything_listens(tmp
     assert _last(p) == f"telfilter: error: --ready-file '{d}': is a directory (name the file to write)"
     assert "listening" not in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir() if x.name.endswith(".tmp")) == []
+
+
+def test_a_sip_port_in_use_stops_the_start_before_smpp_answers_or_an_smsc_is_bound(tmp_path):
+    """Every port is bound before any takes a connection: with the SIP port taken, serve exits 2 naming it, and
+    neither did its SMPP listener take an ESME nor did a link bind to the SMSC (it used to: the SMPP listener
+    served and the links connected before the SIP bind failed)."""
+    sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sip.bind(("127.0.0.1", 0))
+    smsc = socket.socket()
+    smsc.bind(("127.0.0.1", 0))
+    smsc.listen()
+    smsc.setblocking(False)
+    try:
+        p = run_cli("serve", "--data-dir", tmp_path / "d", "--sip-listen", f"127.0.0.1:{sip.getsockname()[1]}",
+                    "--smsc", f"127.0.0.1:{smsc.getsockname()[1]}", "--control-socket", "off",
+                    "--smpp-listen", "127.0.0.1:0", "--log", tmp_path / "v.jsonl")
+        assert p.returncode == 2, p.stderr
+        assert _last(p) == f"telfilter serve: SIP listen 127.0.0.1:{sip.getsockname()[1]} (UDP): Address already in use"
+        assert "listening" not in p.stderr
+        with pytest.raises(BlockingIOError):
+            smsc.accept()                   # no link ever connected to the SMSC
+    finally:
+        sip.close()
+        smsc.close()

@@ -155,7 +155,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             self._next_hop = (self.s.next_hop, parse_next_hop(self.s.next_hop) if self.s.next_hop else None)
         return self._next_hop[1]
 
-    async def start(self):
+    async def start(self, serve: bool = True):
+        """Bind UDP and TCP; with `serve` (else at begin()) read and accept (serve binds every port first)."""
         self._claim_fds()                                   # before listening: it may refuse the start
         loop = asyncio.get_running_loop()
         host, want = hostport(self.s.listen)
@@ -168,7 +169,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             port = self.udp.get_extra_info("sockname")[1]
             try:
                 # `[::]` takes IPv4 peers too, as the UDP socket does (engine/listen.py)
-                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), **listen_args(host, port, reuse))
+                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), **listen_args(host, port, reuse),
+                                                           start_serving=False)
                 break
             except OSError as e:
                 self.udp.close()
@@ -186,10 +188,20 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             self.me.add((host.lower(), port))
         self.via_prefixes = tuple(f"SIP/2.0/{t} {host_ref(h)}:{p};branch={BRANCH_PREFIX}".encode()
                                   for t in TRANSPORTS for h, p in self.me)
-        self.udp.start(loop)                                # the pump needs our address: after it is known
-        self._sweeper = loop.create_task(self._sweep())
-        logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s", host_ref(host), port, self.s.next_hop or "Request-URI")
+        self._where = (host, port)
+        if serve:
+            await self.begin()
         return self
+
+    async def begin(self) -> None:
+        """Read datagrams and accept connections on what start() bound."""
+        loop = asyncio.get_running_loop()
+        self.udp.start(loop)                                # the pump needs our address: after it is known
+        await self.tcp_server.start_serving()
+        self._sweeper = loop.create_task(self._sweep())
+        logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s",
+                                                    host_ref(self._where[0]), self._where[1],
+                                                    self.s.next_hop or "Request-URI")
 
     def _claim_fds(self, s=None):
         """The TCP caps of settings `s` (default: ours) within the process's one fd budget, shared with the
@@ -344,7 +356,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                     log.exception("could not answer 500 to %s", src)
 
 
-async def start_sip(pipeline, args, vlog):
+async def start_sip(pipeline, args, vlog, serve: bool = True):
     s = load_sip_settings(pipeline.settings.config_dir)
     if getattr(args, "sip_listen", None):
         s.listen = args.sip_listen
@@ -354,5 +366,5 @@ async def start_sip(pipeline, args, vlog):
         s.allow_networks = [n.strip() for n in args.sip_allow_networks.split(",") if n.strip()]
     s.reuse_port = bool(getattr(args, "reuse_port", False))
     screen = SipScreen(pipeline, s, vlog)
-    await screen.start()
+    await screen.start(serve)
     return screen

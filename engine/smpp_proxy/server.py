@@ -129,7 +129,11 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.inbox = Inbox(EsmeSession.handle, self.batch)
 
     # ------------------------------------------------------------ lifecycle
-    async def start(self, listen: str | None = None, reuse_port: bool = False, tls_listen: str | None = None):
+    async def start(self, listen: str | None = None, reuse_port: bool = False, tls_listen: str | None = None,
+                    serve: bool = True):
+        """Bind the listeners; with `serve` (else at begin()) take connections and bind the SMSC links.
+        `serve` False: serve binds every listener (SMPP, SIP, metrics) before any of them takes a connection, so
+        a port in use stops the start before an ESME was answered or an SMSC bound."""
         host, port = parse_addr(listen or self.settings.listen or "0.0.0.0:0")
         self.loop = asyncio.get_running_loop()
         self.commands = GroupCommit(self.pipeline.write_commands, self.loop)
@@ -137,14 +141,24 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
         if listen or self.settings.listen:          # "" with tls_listen: TLS only
             # `[::]` takes IPv4 peers too (engine/listen.py)
-            self.server = await self.loop.create_server(lambda: EsmeSession(self), **listen_args(host, port, reuse_port))
+            self.server = await self.loop.create_server(lambda: EsmeSession(self), **listen_args(host, port, reuse_port),
+                                                        start_serving=False)
         self.link_tls = link_contexts(self.settings)
         if tls_listen or self.settings.tls_listen:  # SMPP over TLS (tls.py)
             self.tls_server = await start_listener(self, tls_listen or self.settings.tls_listen, reuse_port)
+        if serve:
+            await self.begin()
+        return self.server
+
+    async def begin(self) -> None:
+        """Take connections on the listeners start() bound, and bind the SMSC links."""
+        if self.server is not None:
+            await self.server.start_serving()
+        if self.tls_server is not None:
+            self.tls_server.begin()
         for a in self.settings.smsc:
             self.tasks.append(asyncio.create_task(self._link_loop(a)))
         self.tasks.append(asyncio.create_task(self._housekeeping()))
-        return self.server
 
     @property
     def port(self) -> int:

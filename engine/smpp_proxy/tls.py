@@ -291,7 +291,12 @@ class TlsListener:
         self.sockets = [sock]
         self.handshakes: set = set()        # tasks of the handshakes under way (each holds a connection slot)
         self.crl_next_update = None         # of tls_client_crl, for /metrics (tls_crl.py)
-        self.task = proxy.loop.create_task(self._accept())
+        self.task = None                    # accepting: from begin()
+
+    def begin(self) -> None:
+        """Accept connections (the socket listens from start_listener: the kernel queues what comes before)."""
+        sock = self.sock
+        self.task = self.proxy.loop.create_task(self._accept())
         # the socket is closed once the task is done, not in close(): asyncio removes sock_accept's reader by fd
         # number at the turn after the cancel, and a socket opened in between (a drain goes on) would take that
         # number and lose its reader (its done callbacks run in order: the reader's removal first)
@@ -318,12 +323,15 @@ class TlsListener:
             await asyncio.sleep(0)
 
     def close(self) -> None:
-        self.task.cancel()
+        if self.task is None:               # never accepted (a start stopped before begin())
+            self.sock.close()
+        else:
+            self.task.cancel()
         for t in list(self.handshakes):
             t.cancel()
 
     async def wait_closed(self) -> None:
-        await asyncio.gather(self.task, *self.handshakes, return_exceptions=True)
+        await asyncio.gather(*([self.task] if self.task else []), *self.handshakes, return_exceptions=True)
 
 
 async def start_listener(proxy, listen: str, reuse_port: bool) -> TlsListener:
