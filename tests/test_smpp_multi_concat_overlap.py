@@ -1,33 +1,39 @@
-"""KNOWN OPEN (review37): parts of one concatenated message sent in PDUs with different but overlapping
-destinations are grouped apart and each judged on its own fragment, while the handset they share joins them (it
-goes by originator, reference and total): a submit_sm part 1/2 to A and a submit_multi part 2/2 to A and B, or
-submit_multi parts to {A, B} and {A, C}, put 'Click phish.exa' + 'mple/verify ...' on A's screen whole, both
-forwarded (0f07f1c joins a submit_multi part with a submit_sm's only when it has one destination). Strict xfail:
-it starts failing (passing) when it is fixed."""
+"""Parts of one concatenated message sent in PDUs with different but overlapping destinations (found by review37):
+the proxy groups parts by their destinations, so a submit_sm part 1/2 to A and a submit_multi part 2/2 to A and B,
+or submit_multi parts to {A, B} and {A, C}, were judged apart, each on its fragment, while the handset they share
+joins them (it goes by originator, reference and total): 'Click phish.exa' + 'mple/verify ...' on A's screen whole,
+both forwarded. Now (submit_concat.py `_overlaps`, concat.py `Handsets`) both are refused whole while the first
+waits for its parts; when the first was judged already (its timeout passed), the second is refused when the text
+the shared handset would show drops, and forwarded when it does not."""
 import time
 
-import pytest
-
 from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.concat import Handsets
 from engine.smpp_proxy.harness import ProxyHarness
-from tests.test_smpp_multi_concat import SPAM, TWO, _multi, _udh
+from tests.test_smpp_multi_concat import HAM, SPAM, TWO, _multi, _udh
 from tests.test_smpp_proxy import pipe, raw_session, read_raw  # noqa: F401  (pipe: fixture)
 from tests.test_smpp_text_evasion import _statuses
 
 
-@pytest.mark.xfail(strict=True, reason="parts to overlapping destination sets are grouped apart (review37)")
+def _sm(seq, body, dest=TWO[0][3]):
+    return encode(P.SubmitSm(sequence_number=seq, source_addr="84901234567", destination_addr=dest,
+                             esm_class=0x40, short_message=body))
+
+
 def test_a_submit_sm_part_and_a_submit_multi_part_to_it_and_another_are_one_message_for_it(pipe):
     with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=1.0)) as h:
         s, _ = raw_session(h)
-        s.sendall(encode(P.SubmitSm(sequence_number=31, source_addr="84901234567", destination_addr=TWO[0][3],
-                                    esm_class=0x40, short_message=_udh(0x55, 2, 1) + SPAM[:15].encode())))
+        s.sendall(_sm(31, _udh(0x55, 2, 1) + SPAM[:15].encode()))
         s.sendall(_multi(32, _udh(0x55, 2, 2) + SPAM[15:].encode(), dests=TWO))
-        assert all(st != 0 for st in _statuses(s, [31, 32]))
+        assert _statuses(s, [31, 32]) == [C.ESME_RSUBMITFAIL, C.ESME_RSUBMITFAIL]
+        time.sleep(1.5)                                     # past the timeout: nothing of either was sent
+        assert h.sim.submits() == []
+        assert h.proxy.stats["concat_overlap_refused"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="parts to overlapping destination sets are grouped apart (review37)")
 def test_submit_multi_parts_to_overlapping_destinations_are_one_message_for_the_shared_one(pipe):
     with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=1.0)) as h:
         s, _ = raw_session(h)
@@ -35,4 +41,55 @@ def test_submit_multi_parts_to_overlapping_destinations_are_one_message_for_the_
         s.sendall(_multi(41, _udh(0x56, 2, 1) + SPAM[:15].encode(), dests=TWO))
         s.sendall(_multi(42, _udh(0x56, 2, 2) + SPAM[15:].encode(), dests=other))
         assert all(st != 0 for st in _statuses(s, [41, 42]))
-        time.sleep(0.1)
+        s.sendall(_multi(43, _udh(0x56, 2, 2) + SPAM[15:].encode(), dests=other))   # sent again: refused too
+        assert _statuses(s, [43]) == [C.ESME_RSUBMITFAIL]
+        time.sleep(1.5)
+        assert h.sim.submits() == []
+
+
+def test_a_part_to_a_handset_whose_earlier_part_went_out_alone_is_judged_with_it(pipe):
+    # the first part alone (its timeout passed: judged on its fragment, sent); the second, in a submit_multi to
+    # that handset and another, would complete the link on the first one's screen: refused
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sm(51, _udh(0x57, 2, 1) + SPAM[:15].encode()))
+        assert _statuses(s, [51]) == [0]
+        s.sendall(_multi(52, _udh(0x57, 2, 2) + SPAM[15:].encode(), dests=TWO))
+        assert _statuses(s, [52]) == [C.ESME_RSUBMITFAIL]
+        time.sleep(1.0)
+        assert len(h.sim.submits()) == 1                    # the first fragment only
+
+
+def test_ham_parts_to_overlapping_destinations_after_the_first_was_judged_go_out(pipe):
+    # the same shape with an ordinary text: the joined text does not drop, so nothing is refused
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sm(61, _udh(0x58, 2, 1) + HAM[:40].encode()))
+        assert _statuses(s, [61]) == [0]
+        s.sendall(_multi(62, _udh(0x58, 2, 2) + HAM[40:].encode(), dests=TWO))
+        assert _statuses(s, [62]) == [0]
+        assert h.proxy.stats["concat_overlap_refused"] == 0
+
+
+def test_messages_with_one_reference_to_disjoint_destinations_are_apart(pipe):
+    # an ESME's reference numbers are per destination: the same reference to other handsets is another message
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=2.0)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sm(71, _udh(0x59, 2, 1) + HAM[:40].encode(), dest="84912345670"))
+        s.sendall(_multi(72, _udh(0x59, 2, 1) + HAM[:40].encode(), dests=TWO))
+        s.sendall(_sm(73, _udh(0x59, 2, 2) + HAM[40:].encode(), dest="84912345670"))
+        s.sendall(_multi(74, _udh(0x59, 2, 2) + HAM[40:].encode(), dests=TWO))
+        assert _statuses(s, [71, 72, 73, 74]) == [0, 0, 0, 0]
+        assert h.proxy.stats["concat_overlap_refused"] == 0
+
+
+def test_handsets_keeps_at_most_its_bound_and_sees_only_live_messages():
+    hs = Handsets()
+    a, b = ("acct", "84901234567", "84912345678", 7, 2), ("acct", "84901234567", ("multi", "x", "y"), 7, 2)
+    hs.add(a, ["84912345678"], 7, 2, bound=3)
+    assert hs.clash(b, ["x", "84912345678"], 7, 2, live=lambda k: True) == ("84912345678", a)
+    assert hs.clash(b, ["84912345678"], 8, 2, live=lambda k: True) is None        # another reference
+    assert hs.clash(b, ["84912345678"], 7, 2, live=lambda k: False) is None       # the other is gone
+    assert hs.clash(a, ["84912345678"], 7, 2, live=lambda k: True) is None        # itself
+    hs.add(b, ["p", "q", "r"], 7, 2, bound=3)
+    assert len(hs.by) == 3 and hs.clash(b, ["84912345678"], 7, 2, live=lambda k: True) is None   # forgotten

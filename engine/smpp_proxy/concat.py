@@ -27,6 +27,7 @@ from .codec.text import TwoReadings
 LATE_TEXT = 320         # characters of each part kept to judge a late part with (two SMS' worth)
 REFUSED = "refused"     # the verdict `late` gives a part of a message refused whole (`refuse`): too long
 SPREAD = "spread"       # ... refused whole for its parts' schedules (submit_concat.py PARTS_SPREAD)
+OVERLAP = "overlap"     # ... refused whole: its parts and another message's go to one handset (Handsets)
 
 
 @dataclass
@@ -207,8 +208,8 @@ class Reassembly:
             del self.judged[key]                        # a part it had, with another text: the peer reuses the
             return None                                 # reference number for a new message
         chars[n] = len(text or "")                      # (a part sent again counts once)
-        if verdict is SPREAD:
-            return SPREAD, ""                           # so is this part
+        if verdict is SPREAD or verdict is OVERLAP:
+            return verdict, ""                          # so is this part
         if verdict is not REFUSED and max_chars and sum(chars.values()) > max_chars:
             verdict = REFUSED
             self.judged[key] = (REFUSED, until, {}, {})
@@ -217,3 +218,35 @@ class Reassembly:
         texts[n] = _cut(text, LATE_TEXT)
         whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary)
         return verdict, whole
+
+
+class Handsets:
+    """Which message's parts each handset gets, for the submit path's messages whose parts go to several
+    destinations (submit_multi): a handset puts parts together by originator, reference and total alone, so
+    a submit_sm part to A and a submit_multi part to {A, B} are one message on A's screen though the proxy
+    groups them apart (by their destinations). `by` maps (account, originator, reference, total, handset) to
+    the key of the message whose parts went there last; `clash` finds another message still waiting or
+    remembered (`live(key)`) there. At most `bound` handsets are kept, the oldest forgotten first (a clash
+    with a message that old is not seen)."""
+
+    def __init__(self):
+        self.by: OrderedDict = OrderedDict()
+
+    def clash(self, key, handsets, ref: int, total: int, live: Callable):
+        """(handset, other key) of the first of `handsets` where a live message other than `key` has parts
+        with this reference and total, else None."""
+        by = self.by
+        for h in handsets:
+            other = by.get((key[0], key[1], h, ref, total))
+            if other is not None and other != key and live(other):
+                return h, other
+        return None
+
+    def add(self, key, handsets, ref: int, total: int, bound: int) -> None:
+        by = self.by
+        for h in handsets:
+            k = (key[0], key[1], h, ref, total)
+            by[k] = key
+            by.move_to_end(k)
+        while len(by) > bound:
+            by.popitem(last=False)

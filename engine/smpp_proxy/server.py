@@ -56,7 +56,7 @@ from .codec import constants as C
 from .codec import pdu as P
 from .admission import BindThrottle, ConnectionCaps
 from .binds import BindHandling
-from .concat import Reassembly
+from .concat import Handsets, Reassembly
 from .dispatch import EsmeDispatch
 from .esme import WRITE_STALL, EsmeSession
 from .held import HeldReceipts
@@ -108,6 +108,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.receipt_id_forms: dict = {}
         self.receipt_handover = None        # engine/state/receipts.py with --state redis://: receipts across processes
         self.concat = Reassembly(self._concat_due)            # submit parts waiting for their message (concat.py)
+        self.handsets = Handsets()                            # ... and the handsets they go to (submit_concat.py)
         self.mo_concat = Reassembly(self._mo_due)             # MO parts waiting, unanswered (mo.py)
         self.shared_mo = None                                  # engine/state/mo_parts.py, with a shared store
         self.commands = None                                   # 5656 commands' writer thread (engine/groupcommit.py)

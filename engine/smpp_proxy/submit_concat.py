@@ -19,7 +19,7 @@ from ..verdict import Action
 from .refund import Refund
 from .codec import constants as C
 from .codec import pdu as P
-from .concat import REFUSED, SPREAD, joined
+from .concat import OVERLAP, REFUSED, SPREAD, joined
 from .multi import multi_dest_tons, multi_dests
 from .schedule import parts_delivery, parts_spread
 
@@ -32,6 +32,8 @@ _TOO_LONG = "concatenated message over max_message_chars (%d characters)"
 # latest part's delivery, and a part delivered hours or days before it would reach the handset unjudged at its
 # own time (outside the hours, past a cap)
 PARTS_SPREAD = 60
+_OVERLAP_LATE = ("a part of a concatenated message refused whole: its parts and another message's (same originator "
+                 "and reference) go to one handset")
 _SPREAD_LATE = "a part of a concatenated message refused for its parts' schedules (more than %d s apart)" % PARTS_SPREAD
 
 
@@ -53,6 +55,13 @@ def _to(pdu, dests):
     return ("multi",) + tuple(sorted(str(_party(d, t)) for d, t in zip(dests, tons)))
 
 
+def _address_of(pdu, dests, party: str) -> tuple[str, int]:
+    """The destination of a part (as sent, and its type of number) that `_to` names `party`."""
+    if dests is None:
+        return pdu.destination_addr, pdu.dest_addr_ton
+    return next(((d, t) for d, t in zip(dests, multi_dest_tons(pdu)) if str(_party(d, t)) == party), (party, 0))
+
+
 def _recipient(pdu) -> tuple[str, int]:
     """The one recipient of a part and its type of number: a submit_sm's or data_sm's destination, a
     submit_multi's only one."""
@@ -71,14 +80,19 @@ class ConcatSubmit:
         # (0912…, 84912…, +84912…): so are they here (a probe split one message by spelling, judged part by part).
         # `dests`: a submit_multi's destinations (its parts are put together too: a probe split a link across two)
         key = (sess.account.system_id, _party(pdu.source_addr, pdu.source_addr_ton), _to(pdu, dests), ci[0], ci[1])
-        st = self.settings
-        late = self.concat.late(key, ci[2], text, binary, self.loop.time(), st.max_message_chars)
+        st, now = self.settings, self.loop.time()
+        if key not in self.concat.pending and not self.concat.remembers(key, now) and \
+                self._overlaps(sess, pdu, key, ci, text, binary, dests, now):
+            return
+        late = self.concat.late(key, ci[2], text, binary, now, st.max_message_chars)
         if late is not None:
             earlier, whole = late
             if earlier is REFUSED:
                 return self._refuse(sess, pdu, C.ESME_RINVMSGLEN, _TOO_LONG % st.max_message_chars)
             if earlier is SPREAD:
                 return self._refuse(sess, pdu, C.ESME_RINVSCHED, _SPREAD_LATE)
+            if earlier is OVERLAP:
+                return self._refuse(sess, pdu, C.ESME_RSUBMITFAIL, _OVERLAP_LATE)
             # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
             # judged on the whole text known now (and pays its segments), never let through when the
             # message was dropped
@@ -127,6 +141,51 @@ class ConcatSubmit:
         self._charge(sess, pdu)                          # held (and judged): its other segments
         if self.concat.complete(key):
             self.concat.judge_now(key)
+
+    def _overlaps(self, sess, pdu, key, ci, text, binary, dests, now: float) -> bool:
+        """The first part of message `key` to come: True once it is refused because a handset it goes to gets
+        another message's parts with the same originator, reference and total (a submit_sm part to A and a
+        submit_multi part to {A, B}, or submit_multi parts to {A, B} and {A, C}: grouped apart by their
+        destinations, each would be judged on its fragment, while A's handset shows them as one message). Both
+        are refused whole while the other waits for its parts (the handset would garble them anyway); when the
+        other was judged already (before all its parts came) this one is, when the text the shared handset
+        would show (the other's known parts and this one) drops, or the other was dropped or refused."""
+        st, concat = self.settings, self.concat
+        handsets = key[2][1:] if type(key[2]) is tuple else (str(key[2]),)
+        found = self.handsets.clash(key, handsets, ci[0], ci[1],
+                                    lambda k: k in concat.pending or concat.remembers(k, now))
+        self.handsets.add(key, handsets, ci[0], ci[1], 2 * st.max_pending_concat)
+        if found is None:
+            return False
+        shared, other = found
+        why = (f"parts of a concatenated message (reference {ci[0]}, {ci[1]} parts) that go to {shared} with "
+               "another message's parts sent to other destinations, same originator and reference")
+        if other in concat.pending:
+            c = concat.refuse(other, now + st.concat_timeout, st.max_pending_concat, OVERLAP)
+            for s, p, _, _ in c.ordered():
+                if not s.closed:
+                    self._refuse(s, p, C.ESME_RSUBMITFAIL, why + ": refused whole")
+        else:
+            earlier, _, texts, _ = concat.judged[other]
+            if earlier is not REFUSED and earlier is not SPREAD and earlier is not OVERLAP and \
+                    earlier.action is not Action.DROP:
+                parts = dict(texts)
+                parts[ci[2]] = text
+                rcpt, rcpt_ton = _address_of(pdu, dests, shared)
+                v = self.pipeline.judge(self._message(sess, pdu.source_addr, rcpt,
+                                                      joined([parts[i] for i in sorted(parts)], binary),
+                                                      parts_delivery([pdu], self.clock(), st.max_schedule_days),
+                                                      pdu.source_addr_ton, rcpt_ton), False)
+                if v.action is not Action.DROP:
+                    return False
+                why += ": the text that handset would show drops (" + \
+                    ",".join(h.symbol for h in v.hits if h.action is Action.DROP) + ")"
+            else:
+                why += ", which was not sent"
+        self.stats["concat_overlap_refused"] += 1
+        concat.refuse(key, now + st.concat_timeout, st.max_pending_concat, OVERLAP)     # its later parts too
+        self._refuse(sess, pdu, C.ESME_RSUBMITFAIL, why)
+        return True
 
     def _remember_for_late_parts(self, key, v, c) -> None:
         """A message judged before all its parts came: its verdict and its parts' texts kept for the late ones
