@@ -57,7 +57,7 @@ def reopen_verdict_log(vlog, path) -> bool:
         return False
     from .smpp_proxy.logwriters import FileOut, PipeOut
     try:
-        new = FileOut(path)
+        new = FileOut(path, spool=True)
     except OSError as e:
         log.error("verdict log not reopened, still writing the old file: %s", e)
         return False

@@ -12,6 +12,7 @@ import sys
 import threading
 
 from ..disktrouble import trouble
+from .logspool import Spool, recover
 
 log = logging.getLogger("telfilter")
 
@@ -55,6 +56,10 @@ class PipeOut:
                 raise OSError(f"the verdict log's reader is not keeping up ({len(self.buf)} bytes waiting): "
                               "line dropped")
             self.buf += b
+            self._kept(b)
+
+    def _kept(self, b: bytes) -> None:
+        """Line bytes `b` are in the buffer (called with the lock held)."""
 
     def flush(self) -> None:
         with self.cv:
@@ -77,7 +82,7 @@ class PipeOut:
                         view = view[os.write(self.fd, view):]
                     except BlockingIOError:  # someone sharing the pipe set it non-blocking: wait until it drains
                         select.select([], [self.fd], [], 1.0)
-                self._written()
+                self._written(len(chunk))
             except OSError as e:             # a closed pipe: later writes raise, the loop goes on
                 if self._lost(e, chunk, len(chunk) - len(view)):
                     continue
@@ -90,8 +95,8 @@ class PipeOut:
         """What to write before a chunk (a file: the end of a line a failed write cut)."""
         return view
 
-    def _written(self) -> None:
-        """A chunk went out whole."""
+    def _written(self, n: int) -> None:
+        """A chunk of `n` bytes went out whole."""
 
     def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
         """A write of `chunk` failed after `written` bytes: True to go on with the next lines (a pipe: never,
@@ -116,17 +121,46 @@ class FileOut(PipeOut):
     loop appends to a buffer (at most MAX bytes: past it lines are dropped and counted, never the
     traffic); the file is opened O_APPEND, so logrotate's rename and our reopen (SIGUSR2) are safe."""
 
-    def __init__(self, path):
-        super().__init__(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    def __init__(self, path, spool: bool = False):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.path = path
         self.lost_bytes = 0
         self.lost_lines = 0             # lines a failed write cost (read by /metrics)
         self._torn = False              # the file ends in part of a line (a cut-back that failed too)
+        # `spool`: the verdict log's lines also in a crash spool (logspool.py), and a dead writer's appended first
+        self.spool = self.recovered = None
+        if spool:
+            try:
+                self.recovered = recover(path, lambda data: self._append_now(fd, data))
+                if self.recovered:
+                    log.warning("verdict log %s: %d lines a writer that stopped without writing them (a crash, "
+                                "kill -9) left in its spool, appended", path, self.recovered)
+                self.spool = Spool(path)
+            except OSError as e:
+                log.warning("verdict log %s: no crash spool beside it (%s): lines not yet written when the process "
+                            "dies are lost", path, e)
+        super().__init__(fd)
+
+    def _append_now(self, fd: int, data: bytes) -> None:
+        """Recovered lines, before this writer's (under the file's lock, as every chunk)."""
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _kept(self, b: bytes) -> None:
+        if self.spool is not None:
+            self.spool.append(b)
 
     def _run(self) -> None:
         try:
             super()._run()
         finally:
+            if self.spool is not None:
+                self.spool.close()           # deleted when every line was written; else the next start's
             os.close(self.fd)                # by the writer, once it is done: never under a write still going on
 
     def _head(self, view):
@@ -149,8 +183,10 @@ class FileOut(PipeOut):
         except OSError:                 # a file system without locks (ENOLCK, some NFS): written unlocked
             pass
 
-    def _written(self) -> None:
+    def _written(self, n: int) -> None:
         self._lock(fcntl.LOCK_UN)
+        if self.spool is not None:
+            self.spool.wrote(n)
         trouble("verdict_log").ok()
 
     def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
@@ -170,6 +206,8 @@ class FileOut(PipeOut):
             except OSError:                                  # (a read-only file system): ended at the next write
                 self._torn = True
         self._lock(fcntl.LOCK_UN)
+        if self.spool is not None:
+            self.spool.wrote(len(chunk))     # counted lost here; never appended again by a recovery
         self.lost_bytes += len(chunk) - keep
         self.lost_lines += chunk.count(b"\n", keep)
         trouble("verdict_log").failed(e, f"verdict log {self.path}: {self.lost_lines} lines ({self.lost_bytes} "

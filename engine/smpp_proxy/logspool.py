@@ -1,0 +1,154 @@
+"""The verdict log's crash spool: the lines not yet written to the log file, in a memory-mapped file beside it, so a
+process killed between answering a message and writing its line (kill -9, a crash, the OOM killer) loses no
+line: the next writer of that log appends them first.
+
+Theory of operation. `FileOut` (logwriters.py) keeps its lines in memory for its writer thread, as before; each
+line also goes into a ring of CAPACITY bytes in `.<log name>.spool.<pid>.<token>` beside the log, through a
+shared mapping (`mmap`), so the line is in the kernel's page cache as soon as it is copied: a process that dies
+leaves it there (a power cut does not: the spool is never fsync'ed, as the log is not). The header counts the
+bytes ever appended (`end`) and those the writer thread has written to the log (`written`); the loop copies a
+line, then moves `end` (a line is whole or absent), the thread moves `written` after each write. The file is
+allocated whole when made (posix_fallocate): a write into the mapping never meets a full disk (which would be
+SIGBUS). The live writer holds an exclusive flock on its spool; a spool nobody holds belongs to a writer that
+died, and the next `FileOut` of that log (the next start, or a worker restarted) appends its unwritten bytes to
+the log, then deletes it. A writer that ends with everything written deletes its own.
+
+Bounds: CAPACITY bytes a writer (a disk that stalls for longer than the ring holds leaves the older unwritten
+lines in memory only, as before). At least once: a crash between a write and its `written` mark repeats the lines
+of that one write at recovery.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import mmap
+import os
+import secrets
+import struct
+from pathlib import Path
+
+log = logging.getLogger("telfilter")
+
+MAGIC = b"TFSPOOL1"
+_HEAD = struct.Struct("=8sQQQ")         # magic, capacity, end, written (native byte order, standard sizes)
+HEAD = _HEAD.size
+CAPACITY = 8 << 20
+
+
+def _prefix(log_path) -> tuple[Path, str]:
+    p = Path(log_path)
+    return p.parent, f".{p.name}.spool."
+
+
+class Spool:
+    """One writer's ring (see the module docstring). `append` is called with the writer's lock held."""
+
+    def __init__(self, log_path, capacity: int = CAPACITY):
+        d, prefix = _prefix(log_path)
+        self.path = d / f"{prefix}{os.getpid()}.{secrets.token_hex(4)}"
+        self.cap = capacity
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.posix_fallocate(fd, 0, HEAD + capacity)
+            self.mm = mmap.mmap(fd, HEAD + capacity)
+        except BaseException:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+            raise
+        self.fd = fd
+        _HEAD.pack_into(self.mm, 0, MAGIC, capacity, 0, 0)
+        self.end = self.written = 0
+        self.head = memoryview(self.mm)[:HEAD].cast("Q")    # [2] end, [3] written (native order: this host's)
+        self.ring = memoryview(self.mm)[HEAD:]
+
+    def append(self, b: bytes) -> None:
+        """Line bytes `b`, after those before it; moves `end` once they are all in."""
+        n, cap, ring = len(b), self.cap, self.ring
+        if n > cap:                         # longer than the ring (never a verdict line): its end, cut at a
+            self.end += n - cap             # recovery as the ring's oldest bytes are
+            b, n = b[-cap:], cap
+        o = self.end % cap
+        if o + n <= cap:
+            ring[o:o + n] = b
+        else:
+            k = cap - o
+            ring[o:cap] = b[:k]
+            ring[:n - k] = b[k:]
+        self.end += n
+        self.head[2] = self.end
+
+    def wrote(self, n: int) -> None:
+        """The writer thread has written (or given up on) the next `n` bytes."""
+        self.written += n
+        self.head[3] = self.written
+
+    def close(self) -> None:
+        """Deleted when everything was written (else left for the next writer to recover), then released."""
+        if self.written >= self.end:
+            self.path.unlink(missing_ok=True)
+        self.head.release()
+        self.ring.release()
+        self.mm.close()
+        os.close(self.fd)           # the lock with it
+
+
+def _unwritten(mm, size: int) -> bytes | None:
+    """The bytes a dead writer's spool holds that did not reach the log (whole lines); None: not a spool."""
+    if size < HEAD:
+        return None
+    magic, cap, end, written = _HEAD.unpack_from(mm, 0)
+    if magic != MAGIC or size != HEAD + cap or cap == 0 or written > end:
+        return None
+    start = max(written, end - cap)
+    if end - start <= 0:
+        return b""
+    o, n = start % cap, end - start
+    data = mm[HEAD + o:HEAD + o + n] if o + n <= cap else mm[HEAD + o:HEAD + cap] + mm[HEAD:HEAD + n - (cap - o)]
+    if start > written:                 # the ring went round over unwritten bytes: from the first whole line
+        data = data[data.find(b"\n") + 1:]
+    return data
+
+
+def recover(log_path, write) -> int:
+    """Give the unwritten lines of every dead writer's spool of `log_path` to `write(bytes)` (oldest spool first),
+    then delete each; returns the number of lines. A spool another writer holds is left alone."""
+    d, prefix = _prefix(log_path)
+    try:
+        names = sorted((p for p in d.iterdir() if p.name.startswith(prefix)), key=lambda p: p.stat().st_mtime)
+    except OSError:
+        return 0
+    lines = 0
+    for p in names:
+        try:
+            fd = os.open(p, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue                                    # a live writer's
+            st = os.fstat(fd)
+            try:
+                if os.stat(p).st_ino != st.st_ino:          # another recovery took it while we waited
+                    continue
+            except FileNotFoundError:
+                continue
+            data = None
+            if st.st_size >= HEAD:
+                with mmap.mmap(fd, st.st_size) as mm:
+                    data = _unwritten(mm, st.st_size)
+                    if data:
+                        write(data)
+                        lines += data.count(b"\n")
+                    if data is not None:            # nothing left for a recovery that raced this one
+                        struct.pack_into("=Q", mm, 24, _HEAD.unpack_from(mm, 0)[2])
+            if data is None:
+                log.warning("verdict log spool %s: not a spool this version writes; deleted", p)
+            p.unlink(missing_ok=True)
+        except OSError as e:
+            log.error("verdict log spool %s could not be recovered: %s", p, e)
+        finally:
+            os.close(fd)
+    return lines
