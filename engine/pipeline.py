@@ -17,7 +17,7 @@ rule reloads.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import Settings
@@ -230,7 +230,7 @@ class Pipeline:
             err = self.write_commands((cmd,))[0]
             if err is not None:
                 raise NotRecorded(f"5656 command not recorded ({err}); the sender should retry") from err
-            self.apply_command(cmd)
+            v = self.apply_command(cmd, v)
         return v
 
     def _command(self, ctx: MessageContext) -> tuple[Verdict, "Command | None"]:
@@ -278,17 +278,30 @@ class Pipeline:
                         cmds[i].journal_at = at
         return errs
 
-    def apply_command(self, cmd: "Command") -> None:
+    def apply_command(self, cmd: "Command", v: Verdict | None = None) -> Verdict | None:
         """Put a 5656 command written by `write_commands` in force (the event loop's thread): the DNC
         change in the lists (bitmap add/discard, atomic for the loop), the report in the report index,
-        and either published to the other nodes when replication is on."""
+        and either published to the other nodes when replication is on. Returns `v` (its verdict from
+        `judge_mo`) as it turned out: a HUY DNC says what it removed (shortcode.cancelled), read from the
+        lists here, in the order the commands are put in force, not when it was judged (a DK DNC of the
+        same number may be waiting for the same fsync)."""
         if cmd.dnc is not None:
             op, number, channel = cmd.dnc
             mark, at = self.lists.journal_mark, cmd.journal_at
             # unless the lists have read the journal past its line already (serve's catch-up, or a reload, ran
-            # between the write and now): applied again here it would undo a later line (an operator's change)
+            # between the write and now): applied again here it would undo a later line (an operator's change).
+            # What it removed is then unknown (it was applied at its place in the journal): `v` says what it asked
             if not (mark and at and mark[0] == at[0] and mark[1] >= at[1]):
-                (self.lists.add_dnc if op == "add" else self.lists.remove_dnc)(number, channel)
+                if op == "add":
+                    self.lists.add_dnc(number, channel)
+                else:
+                    on = "".join(c for c in channel if self.lists.in_dnc(number, c))
+                    if on != channel and v is not None:
+                        sym, detail = shortcode.cancelled(number, channel, on)
+                        v = Verdict(v.action, v.score, (replace(v.hits[0], symbol=sym, detail=detail),))
+                    self.lists.remove_dnc(number, channel)
+            # the journal line of a HUY DNC that removed nothing is written all the same (it is on disk before
+            # anyone can know): replayed in its place it removes nothing either
             if self.persist and self.store is not None:
                 self.store.announce((cmd.dnc,))
         if cmd.report is not None:
@@ -296,6 +309,7 @@ class Pipeline:
                 self.reports.announce((cmd.report,))
             if cmd.reported is not None:
                 self.state.reports.add(cmd.reported, cmd.report["reporter"], cmd.ts)
+        return v
 
     # ------------------------------------------------------------ hot swaps
     def reload_rules(self, directory: Path | None = None) -> list:

@@ -176,6 +176,9 @@ def test_serve_listens_where_the_files_say(cfg, tmp_path):
       "smsc #2: unknown key 'respone_timeout'", "smsc #3 address must be HOST:PORT",
       "smpp.toml:8:1: [upstream] password is 11 octets, over SMPP 3.4's 8"]),
     ("smpp.toml", "[shortcode.replies]\nDNC_REGISTERD = 'x'\n", ["[shortcode.replies] unknown key 'DNC_REGISTERD'"]),
+    # only a DNC command names a channel: the subscriber would get "{channel}" itself
+    ("smpp.toml", "[shortcode.replies]\nSPAM_REPORTED = 'Cam on ({channel})'\n",
+     ["smpp.toml:2:1: [shortcode.replies] SPAM_REPORTED: {channel} is replaced in DNC_REGISTERED"]),
     ("telfilter.toml", "[ml]\ntag_threshold = -0.5\ndrop_threshold = 1.5\nmin_words = 0\n",
      ["telfilter.toml:2:1: [ml] tag_threshold is a probability", "telfilter.toml:3:1: [ml] drop_threshold is a "
       "probability", "telfilter.toml:4:1: [ml] min_words must be at least 1"]),

@@ -132,7 +132,7 @@ def test_a_stalled_disk_holds_5656_commands_and_nothing_else(proxy, pipe):
 
 
 def test_a_registration_and_its_cancellation_while_the_disk_stalls_end_cancelled(proxy, pipe):
-    h, _ = proxy()
+    h, buf = proxy()
     gate = _hold_journal(pipe)
     sub = "84911000021"
     a = _dk(h, sub)
@@ -143,6 +143,8 @@ def test_a_registration_and_its_cancellation_while_the_disk_stalls_end_cancelled
     assert int(sub) not in pipe.lists.dnc_s and int(sub) not in pipe.lists.dnc_v
     ops = [l for l in pipe.store.delta_path.read_text().splitlines() if '"op"' in l]
     assert ['"add"' in ops[0], '"remove"' in ops[1]] == [True, True]
+    # the HUY was judged before the DK was in force: what it removed is read when it is put in force, after the DK
+    assert [r["hits"][0]["symbol"] for r in verdicts(buf, "5656")] == ["DNC_REGISTERED", "DNC_CANCELLED"]
 
 
 def test_a_command_the_disk_refuses_is_answered_to_be_sent_again_and_not_in_force(proxy, pipe):

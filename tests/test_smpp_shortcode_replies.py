@@ -65,3 +65,50 @@ def test_a_confirmation_answered_late_is_not_sent_again(proxy, pipe):
     st = h.proxy.stats
     assert len(confirmations(h, src)) == 1
     assert st["shortcode_replies_unanswered"] == 1 and not st["shortcode_replies_failed"]
+
+
+def _command(h, src, text):
+    n = len(confirmations(h, src))
+    deliver(h, mo(text, src=src, dc=0, esm_class=0))
+    assert wait(lambda: len(confirmations(h, src)) > n)
+    return confirmations(h, src)[-1]
+
+
+def test_huy_dnc_says_what_it_removed_and_that_a_number_not_on_the_list_was_not_changed(proxy, pipe):
+    """A HUY DNC from a number not on the list (for the channel asked) was confirmed as a cancellation and
+    logged and counted as one (DNC_CANCELLED): the subscriber is told it was not on the list, nothing changed;
+    one on S only that sends HUY DNC (both) is told S was removed, and the log says S."""
+    h, buf = proxy()
+    nowhere, s_only, both = "84911000101", "84911000102", "84911000103"
+    assert _command(h, s_only, b"DK DNC S") == DEFAULT_REPLIES["DNC_REGISTERED"]
+    assert _command(h, both, b"DK DNC") == DEFAULT_REPLIES["DNC_REGISTERED"]
+    assert _command(h, nowhere, b"HUY DNC") == \
+        "So cua ban khong co trong danh sach khong nhan quang cao (DNC) cho tin nhan va cuoc goi, khong co thay doi."
+    assert _command(h, s_only, b"HUY DNC") == "Ban da huy dang ky danh sach khong nhan quang cao (DNC) cho tin nhan."
+    assert _command(h, both, b"HUY DNC V") == "Ban da huy dang ky danh sach khong nhan quang cao (DNC) cho cuoc goi."
+    assert _command(h, both, b"HUY DNC V") == \
+        "So cua ban khong co trong danh sach khong nhan quang cao (DNC) cho cuoc goi, khong co thay doi."
+    assert not pipe.lists.in_dnc(int(s_only), "S") and pipe.lists.in_dnc(int(both), "S")
+    hits = [(r["sender"], r["hits"][0]["symbol"], r["hits"][0]["detail"]) for r in verdicts(buf, "5656")
+            if r["hits"][0]["symbol"] != "DNC_REGISTERED"]
+    assert hits == [
+        (nowhere, "DNC_NOT_REGISTERED", "nothing changed: +84911000101 not on DNC SV"),
+        (s_only, "DNC_CANCELLED", "+84911000102 not on DNC V; removed from DNC S"),
+        (both, "DNC_CANCELLED", "+84911000103 removed from DNC V"),
+        (both, "DNC_NOT_REGISTERED", "nothing changed: +84911000103 not on DNC V")]
+    # the journal has every command in the order it was confirmed (a no-op line changes nothing when replayed)
+    on_disk = ListStore(pipe.store.dir).load()
+    assert [on_disk.in_dnc(int(x), c) for x in (nowhere, s_only, both) for c in "SV"] == \
+        [False, False, False, False, True, False]
+
+
+def test_a_no_op_huy_dnc_in_a_check_replay_is_not_a_cancellation(pipe):
+    """The same through Pipeline.judge (check --jsonl replays, demo)."""
+    from datetime import datetime, timezone
+    from engine.verdict import Message
+    t = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    m = lambda text: Message(sender="0911000104", recipient="5656", text=text, time=t, direction="mo")
+    assert pipe.judge(m("HUY DNC S")).symbols == ["DNC_NOT_REGISTERED"]
+    assert pipe.judge(m("DK DNC V")).symbols == ["DNC_REGISTERED"]
+    v = pipe.judge(m("HUY DNC"))
+    assert v.symbols == ["DNC_CANCELLED"] and v.hits[0].detail == "+84911000104 not on DNC S; removed from DNC V"

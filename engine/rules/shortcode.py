@@ -1,7 +1,7 @@
 """Decree 91 short-code commands (MO to 5656), parsed as pure functions.
 
     DK DNC [S|V]           register the sending number on the DNC list (both channels, or S / V)
-    HUY DNC [S|V]          remove it from that channel only
+    HUY DNC [S|V]          remove it from that channel only (`cancelled`: what it removed, told as it is)
     S <number> <content>   report a spam SMS;  V <number> <content>  report a spam call
     FW <content>           an advertiser's copy of its advertisement
 
@@ -38,7 +38,9 @@ _FW = re.compile(r"\s*[Ff][Ww](?:\s+(.*))?\s*$", re.S)
 
 @dataclass(frozen=True)
 class Command:
-    symbol: str          # DNC_REGISTERED | DNC_CANCELLED | SPAM_REPORTED | AD_COPY_RECEIVED | SHORTCODE_SYNTAX_ERROR
+    # DNC_REGISTERED | DNC_CANCELLED | SPAM_REPORTED | AD_COPY_RECEIVED | SHORTCODE_SYNTAX_ERROR; a HUY DNC is
+    # DNC_CANCELLED here (what was asked), and what it did once in force (`cancelled`)
+    symbol: str
     detail: str
     op: str | None = None            # "dnc_add" | "dnc_remove" | "report"
     channel: str | None = None
@@ -105,6 +107,29 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
             return n, first.group(), ends[k - 1]
     g = fold(first.group())
     return normalise_number(g.rstrip(_NUMBER_END) or g), first.group(), first.end()
+
+
+# The channel a DNC hit's detail ends with ("... removed from DNC S"): the reply names it (smpp_proxy/routing.py)
+# and the regulator's report counts by it (report/aggregate.py reads the same ending)
+_DETAIL_CHANNEL = re.compile(r"DNC (SV|S|V)$")
+
+
+def detail_channel(detail: str) -> str | None:
+    m = _DETAIL_CHANNEL.search(detail)
+    return m.group(1) if m else None
+
+
+def cancelled(number: int, asked: str, on: str) -> tuple[str, str]:
+    """The symbol and detail of a HUY DNC for channel(s) `asked` ("S", "V", "SV") from `number`, which was on
+    the list for `on` (the same letters, "" for neither) when it was put in force: what it removed, or that it
+    removed nothing. A subscriber is told the truth: never "cancelled" for a channel they were not on."""
+    who = format_number(number)
+    removed = "".join(c for c in asked if c in on)
+    if not removed:
+        return "DNC_NOT_REGISTERED", f"nothing changed: {who} not on DNC {asked}"
+    if removed != asked:                 # HUY DNC (both) from a number on one channel only
+        return "DNC_CANCELLED", f"{who} not on DNC {asked.replace(removed, '')}; removed from DNC {removed}"
+    return "DNC_CANCELLED", f"{who} removed from DNC {removed}"
 
 
 def addressed_to(raw: str, code: str, code_num: int | None, raw_num: int | None = None) -> bool:

@@ -139,9 +139,15 @@ class TokenBucket:
         self.tokens -= n
 
 
+# `{channel}` in a DNC reply: the channel its hit names (rules/shortcode.py detail_channel), in these words
+REPLY_CHANNEL = {"S": "tin nhan", "V": "cuoc goi", "SV": "tin nhan va cuoc goi"}
+DNC_REPLIES = ("DNC_REGISTERED", "DNC_CANCELLED", "DNC_NOT_REGISTERED")
 DEFAULT_REPLIES = {
     "DNC_REGISTERED": "Ban da dang ky thanh cong danh sach khong nhan quang cao (DNC).",
-    "DNC_CANCELLED": "Ban da huy dang ky danh sach khong nhan quang cao (DNC).",
+    "DNC_CANCELLED": "Ban da huy dang ky danh sach khong nhan quang cao (DNC) cho {channel}.",
+    # HUY DNC from a number not on the list for that channel: nothing changed, and the subscriber is told so
+    "DNC_NOT_REGISTERED": "So cua ban khong co trong danh sach khong nhan quang cao (DNC) cho {channel}, "
+                          "khong co thay doi.",
     "SPAM_REPORTED": "Cam on ban da phan anh tin nhan/cuoc goi rac.",
     "AD_COPY_RECEIVED": "Da nhan ban sao tin quang cao.",
     "SHORTCODE_SYNTAX_ERROR": "Sai cu phap. Soan DK DNC, HUY DNC, S <so> <noi dung> hoac V <so> <noi dung> gui 5656.",

@@ -128,7 +128,7 @@ def check(p, text: str, raw: dict) -> list[str]:
                       "symbol names (strings)")
     replies = raw.get("shortcode", {}).get("replies", {})
     if isinstance(replies, dict):
-        from .accounts import DEFAULT_REPLIES
+        from .accounts import DEFAULT_REPLIES, DNC_REPLIES
         for k, v in replies.items():
             if k not in DEFAULT_REPLIES:
                 errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] unknown key {k!r} "
@@ -136,4 +136,8 @@ def check(p, text: str, raw: dict) -> list[str]:
             elif not isinstance(v, str):
                 errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] {k} must be a "
                               f"string, got {v!r}")
+            elif "{channel}" in v and k not in DNC_REPLIES:
+                # only a DNC command names a channel: the subscriber would get the placeholder itself
+                errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] {k}: {{channel}} "
+                              f"is replaced in {', '.join(DNC_REPLIES)} only")
     return errors

@@ -150,7 +150,7 @@ class MoPath(MoPartsJournal):
             self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN, str(e))
             return then(None)
         trouble("shortcode").ok()
-        self.pipeline.apply_command(cmd)
+        v = self.pipeline.apply_command(cmd, v)          # (a HUY DNC: what it removed)
         self.stats["shortcode_recorded"] += 1
         self.vlog.write_sms(msg, what, v, us, binary, reading)
         then(v)

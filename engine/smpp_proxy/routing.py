@@ -10,6 +10,8 @@ from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ..rules.shortcode import detail_channel
+from .accounts import REPLY_CHANNEL
 from .codec import as_request, encode, encode_text
 from .codec import constants as C
 from .codec import pdu as P
@@ -143,9 +145,12 @@ class DeliveryRouting(_ReceiptIds):
     def _confirm_shortcode(self, link, mo, v):
         if not self.settings.confirm_shortcode or not v.hits:
             return
-        reply = self.settings.shortcode_replies.get(v.hits[0].symbol)
+        hit = v.hits[0]
+        reply = self.settings.shortcode_replies.get(hit.symbol)
         if not reply:
             return
+        if "{channel}" in reply:        # (a DNC reply only: config_checks.py) named as its hit names it
+            reply = reply.replace("{channel}", REPLY_CHANNEL[detail_channel(hit.detail) or "SV"])
         dc, body = encode_text(reply)
         mt = P.SubmitSm(source_addr_ton=0, source_addr_npi=0, source_addr=self.pipeline.settings.shortcode,
                         dest_addr_ton=mo.source_addr_ton, dest_addr_npi=mo.source_addr_npi,
