@@ -93,7 +93,9 @@ def parser() -> argparse.ArgumentParser:
     # no defaults here: cmd_check refuses both with --jsonl (each line has its own), as it does --sender
     p.add_argument("--account", help="one SMS: ESME system_id it came from (default: none)")
     p.add_argument("--direction", choices=["mt", "mo"],
-                   help="one SMS: mt (to a subscriber, the default) or mo (from one)")
+                   help="one SMS: mt (from an ESME to a subscriber) or mo (from a subscriber); not given: mo to the "
+                        "short code (a 5656 command, applied to the data dir's lists), mt to any other recipient, "
+                        "as a --jsonl line without \"direction\"")
 
     p = _sub(subs, "lists", "import, export, edit and count the DNC, sender, blacklist and consent lists")
     ls = p.add_subparsers(dest="lcmd", metavar="ACTION", required=True)

@@ -80,7 +80,8 @@ def cmd_check(args) -> int:
             except RecordError as e:
                 print(f"telfilter check: {e}", file=sys.stderr)
                 return 2
-            m = Message(args.sender, args.recipient, args.text, t, args.account or "", args.direction or "mt")
+            # no --direction: not said, as a --jsonl line without one (verdict.Message: a command to the short code)
+            m = Message(args.sender, args.recipient, args.text, t, args.account or "", args.direction)
             out.write(json.dumps(pipe.judge(m).to_json(None), ensure_ascii=False) + "\n")
             return 0
         # a line that is not UTF-8 or not JSON gets an error record, not the whole run stopping (jsonl.py)

@@ -122,7 +122,9 @@ class Message:
     text: str
     time: datetime
     account: str = ""
-    direction: str | None = "mt"   # "mt" (ESME -> subscriber), "mo" (subscriber -> short code/ESME); None = not said (treated as mt)
+    # "mt" (ESME -> subscriber), "mo" (subscriber -> short code/ESME); None = not said (`check` without --direction,
+    # a --jsonl line without one): to the short code a subscriber's command (as mo), else treated as mt
+    direction: str | None = "mt"
     # the SMPP type of number of `sender` and `recipient` (numbers.normalise_number): 0, unknown, for a message
     # from anywhere else (a `check` record may give them). Next to the fields the SMPP path passes: it passes
     # them by position (a keyword argument costs ~0.1 µs per message)

@@ -180,6 +180,29 @@ def test_account_and_direction_with_jsonl_are_refused_not_ignored(data_dir):
     assert p.returncode == 0 and json.loads(p.stdout)["hits"][0]["symbol"] == "DNC_REGISTERED", p.stdout
 
 
+def test_one_message_without_a_direction_is_judged_as_a_jsonl_line_without_one(tmp_path):
+    """`check --sender S --recipient 5656 --text "DK DNC S"` was judged as an ESME's MT (no command, nothing
+    registered) while the same message as a --jsonl line without "direction" was a subscriber's command
+    (DNC_REGISTERED): one product, two defaults. Both now: not given = a command when it is to the short code
+    (README "check --jsonl input and output"), an MT otherwise; an explicit mt to 5656 is never a command."""
+    t = "2026-03-02T09:00:00+07:00"
+    cases = [("0912000961", "5656", "DK DNC S", ()), ("0912000962", "5656", "HUY DNC", ()),
+             ("SHOPABC", "0912000963", "[QC] Giam gia. TC gui 5656", ()),
+             ("0912000964", "5656", "DK DNC", ("--direction", "mt")), ("0912000965", "5656", "DK DNC", ("--direction", "mo"))]
+    for i, (sender, recipient, text, opt) in enumerate(cases):
+        one = run_cli("check", "--sender", sender, "--recipient", recipient, "--text", text, "--time", t, *opt,
+                      "--data-dir", tmp_path / f"one{i}")
+        assert one.returncode == 0, one.stderr
+        rec = dict(kind="sms", sender=sender, recipient=recipient, text=text, time=t)
+        if opt:
+            rec["direction"] = opt[1]
+        [line] = check(tmp_path / f"jsonl{i}", [rec])
+        assert line.pop("id") is None and json.loads(one.stdout) == line, (sender, text, opt)
+    assert [h["symbol"] for h in json.loads(one.stdout)["hits"]] == ["DNC_REGISTERED"]
+    p = run_cli("check", "--help")
+    assert "not given: mo to the short code" in " ".join(p.stdout.split()), p.stdout
+
+
 def test_an_out_file_that_cannot_be_written_is_named_as_given(data_dir, tmp_path):
     # the error named the temporary file beside it (".o.jsonl.12345.tmp"), a name the user never wrote
     f = tmp_path / "in.jsonl"
