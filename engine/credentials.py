@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 
 log = logging.getLogger("telfilter")
 
@@ -20,16 +21,18 @@ _TLS_KEY = re.compile(r"\s+(tls_client_subject|tls_client_sha256)\s*=\s*")
 
 
 def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
-    """(line number, line) of a secrets file, without comments and blank lines; a file others
-    can read is worth a warning (the point of the file is that they cannot)."""
+    """(line number, line) of a secrets file, without comments and blank lines; a regular file others
+    can read is worth a warning (the point of the file is that they cannot). Not a device or a pipe
+    (/dev/null, /dev/stdin, a FIFO, a shell's <(...)): their mode says nothing of who can read what is
+    written into them, and chmod 600 would be wrong advice."""
     try:
-        st = os.stat(path)
         with open(path, encoding="utf-8-sig") as f:      # -sig: a BOM (Notepad's) is not part of the first line
+            st = os.fstat(f.fileno())                     # the file read, not what the name points to later
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         errors.append(f"{path}: {getattr(e, 'strerror', None) or e}")
         return None
-    if st.st_mode & 0o077:
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
         log.warning("%s can be read by other users (mode %o): chmod 600 it", path, st.st_mode & 0o777)
     return [(n, l.rstrip("\r\n")) for n, l in enumerate(text.splitlines(True), 1)
             if l.strip() and not l.lstrip().startswith("#")]

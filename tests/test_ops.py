@@ -227,6 +227,36 @@ def test_secrets_on_argv_are_warned_about_and_bad_files_named_by_line(tmp_path, 
     assert errors and errors[0].startswith(str(tmp_path / "missing"))
 
 
+def test_only_a_regular_file_is_warned_about_as_readable_by_others(tmp_path, caplog, monkeypatch):
+    """`serve --esme-accounts-file /dev/null` (mode 666), a FIFO (644 under umask 022) or /dev/stdin on a terminal
+    (620) was warned "can be read by other users: chmod 600 it": a device's or a pipe's mode says nothing of who
+    can read the secret written into it, and chmod on /dev/null is wrong advice. A regular file's still is."""
+    import threading
+    from engine.credentials import esme_accounts, smsc_password
+    monkeypatch.delenv("TELFILTER_ESME_ACCOUNTS", raising=False)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o644)
+
+    def feed(text):
+        t = threading.Thread(target=lambda: fifo.write_text(text))
+        t.start()
+        return t
+    errors = []
+    assert esme_accounts(_args(esme_accounts_file="/dev/null"), errors) == [] and errors == []
+    t = feed("e1:pw\n")
+    assert [a.system_id for a in esme_accounts(_args(esme_accounts_file=str(fifo)), errors)] == ["e1"]
+    t.join(5)
+    t = feed("sesame\n")
+    assert smsc_password(_args(smsc_password_file=str(fifo)), errors) == "sesame" and errors == []
+    t.join(5)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+    f = tmp_path / "accounts"
+    f.write_text("e2:pw\n")
+    f.chmod(0o640)
+    assert [a.system_id for a in esme_accounts(_args(esme_accounts_file=str(f)), errors)] == ["e2"]
+    assert [r.getMessage() for r in caplog.records] == [f"{f} can be read by other users (mode 640): chmod 600 it"]
+
+
 # ------------------------------------------------------------ packaging
 def test_installed_layout_finds_the_shipped_config(tmp_path):
     """What setup.py installs (build_py: packages + package data, as a wheel or --user install
