@@ -31,6 +31,10 @@ every part not yet answered gets the message's outcome:
     not recorded              every part ESME_RX_T_APPN (a 5656 command the journal could not take;
                               nothing of it is in force)
 
+The verdict line of an MO is written once its route is known (`then` returns it: `_mo_outcome`), one line
+per message: `account` the ESME account its deliver_sm went to, or "" with `status` ESME_RX_T_APPN when it was
+for an ESME and no receiver bind could take it; "" for a drop or the short code.
+
 Bounds: at most `max_pending_concat` MO messages wait for parts, and at most as many judged
 without all their parts are remembered (each part's text cut at LATE_TEXT) so that a part coming
 after its message was judged is judged on the whole text known then; a late part of a dropped
@@ -84,6 +88,7 @@ def _acks(parts) -> tuple:
 
 # a waiting MO part: [link, pdu, text, binary, reading, answered, journal record, parts_id] (mo_journal.py)
 WRITING = object()              # the verdict of a short-code message whose command is being written
+NO_ESME = object()              # _mo_outcome: for an ESME, and no receiver bind could take it
 
 
 def _open(link) -> bool:
@@ -116,8 +121,9 @@ class MoPath(MoPartsJournal):
         """Judge and log one MO message (`pdu`: its first part), then `then(verdict)`; the verdict is None
         when it is a 5656 command the journal could not take (logged as a refusal: the SMSC is to deliver
         it again). A 5656 command is written off the loop (engine/groupcommit.py), several in one fsync,
-        and put in force, logged and `then` only once it is on disk; anything else, at once. `parts_id`: the
-        journalled parts it was put together from (mo_journal.py), named in its report."""
+        and put in force, logged and `then` only once it is on disk; anything else, at once, logged after
+        `then` routed it (what `then` returns: `_mo_outcome`). `parts_id`: the journalled parts it was put
+        together from (mo_journal.py), named in its report."""
         dest = pdu.destination_addr
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo",
                       sender_ton=pdu.source_addr_ton, recipient_ton=pdu.dest_addr_ton)
@@ -125,8 +131,13 @@ class MoPath(MoPartsJournal):
         v, cmd = self.pipeline.judge_mo(msg)
         us = (time.perf_counter() - t0) * 1e6
         if cmd is None:
-            self.vlog.write_sms(msg, what, v, us, binary, reading)
-            return then(v)
+            # routed first, so that its one line names the ESME account it went to (module text)
+            routed = then(v)
+            if routed is NO_ESME:
+                return self.vlog.write_sms(msg, what, v, us, binary, reading, C.ESME_RX_T_APPN)
+            if routed:
+                msg.account = routed            # (judged with none: an MO comes from no ESME)
+            return self.vlog.write_sms(msg, what, v, us, binary, reading)
         if parts_id and cmd.report is not None:
             cmd.report["parts_id"] = parts_id
         done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then)
@@ -162,12 +173,14 @@ class MoPath(MoPartsJournal):
         return addressed_to(pdu.destination_addr, p.settings.shortcode, p.shortcode)
 
     def _mo_outcome(self, v, link, parts, binary: bool, confirm: bool = True, dest_pdu=None,
-                    shortcode: bool | None = None) -> None:
+                    shortcode: bool | None = None) -> str | object | None:
         """Answer the parts [(pdu, ack)] of one MO message (one part unless concatenated) after its
         verdict `v` (None: not recorded); see the table in the module text. `ack(status)` answers
         its part to the SMSC; `link` is the one a confirmation goes out on; `dest_pdu` the message's
         first part when `parts` may be empty (short-code parts answered as they came); `shortcode`: the
-        message is for the short code (default: its first part's destination)."""
+        message is for the short code (default: its first part's destination). Returns the system_id of
+        the ESME account its parts went to, NO_ESME when none could take them, else None (its verdict line
+        says so: `_judge_mo`)."""
         if v is None:
             # temporary: the SMSC delivers it again, and nothing was confirmed or put in force
             for _, ack in parts:
@@ -189,9 +202,10 @@ class MoPath(MoPartsJournal):
         if target is None:
             for _, ack in parts:
                 ack(C.ESME_RX_T_APPN)      # no ESME bound for it: the SMSC retries later
-            return
+            return NO_ESME
         for p, ack in parts:
             self._send_to_esme(target, p, lambda r, ack=ack: ack(_mo_status(r)))
+        return target.account.system_id
 
     # ------------------------------------------------------------ concatenated MO
     def _mo_part(self, link, pdu, ci, text, binary, reading):
@@ -278,8 +292,9 @@ class MoPath(MoPartsJournal):
                 self._mo_keep_unwritten(key, parts)
                 return self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0, shortcode=sc)
             # in force: marked done on disk (its parts' records gone) before the part that completed it is answered
-            self._mo_done(key, parts, lambda: self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0,
-                                                               shortcode=sc))
+            # (at once, its route returned, unless journalled parts: the short code's, for no ESME)
+            return self._mo_done(key, parts, lambda: self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0,
+                                                                      shortcode=sc))
 
         pid = next((x[_PID] for x in parts if x[_PID]), "")
         self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading, then, pid)
@@ -319,7 +334,7 @@ class MoPath(MoPartsJournal):
                 v = earlier
             # the subscriber is told again only when the whole text is another command than the part(s) were
             confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
-            self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
+            return self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
         self._judge_mo(pdu, whole, what, binary, reading, then)
 
 

@@ -262,9 +262,9 @@ class MoPartsJournal:
         part[_HID] = rl.add(owner, bytes(raw), written)
         return True
 
-    def _mo_done(self, key, parts, then) -> None:
+    def _mo_done(self, key, parts, then):
         """A message in force: its marker written (with its parts' digests) and its parts' records gone, then
-        `then()`."""
+        `then()`; what it returns when that was at once (no records), else None."""
         rl = self.mo_log
         hids = [p[_HID] for p in parts if p[_HID]]
         if rl is None or rl.writer is None or not hids:
