@@ -116,3 +116,17 @@ def test_writer_thread_marks_what_it_wrote(tmp_path, monkeypatch):
     threading.Thread(target=check).start()
     assert done.wait(15) and f.spool.written == f.spool.end == path.stat().st_size
     f.drain()
+
+
+def test_a_log_that_is_not_a_regular_file_gets_no_spool(tmp_path):
+    fifo = tmp_path / "v.fifo"
+    os.mkfifo(fifo)
+    r = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)      # a reader, so the writer's open does not wait
+    try:
+        f = FileOut(fifo, spool=True)
+        assert f.spool is None and not list(tmp_path.glob(".v.fifo.spool.*"))
+        f.write('{"n": 1}\n')
+        f.flush()
+        f.drain()
+    finally:
+        os.close(r)

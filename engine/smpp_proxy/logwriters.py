@@ -129,7 +129,7 @@ class FileOut(PipeOut):
         self._torn = False              # the file ends in part of a line (a cut-back that failed too)
         # `spool`: the verdict log's lines also in a crash spool (logspool.py), and a dead writer's appended first
         self.spool = self.recovered = None
-        if spool:
+        if spool and stat.S_ISREG(os.fstat(fd).st_mode):    # (`--log /dev/stderr`: no spool made in /dev)
             try:
                 self.recovered = recover(path, lambda data: self._append_now(fd, data))
                 if self.recovered:
