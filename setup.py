@@ -41,8 +41,9 @@ setup(
                            depends=["engine/ml/_fastnorm.h", "engine/ml/_normtext.h", "engine/ml/_normshapes.h"],
                            extra_compile_args=["-O2"]),
                  Extension("engine.sip_screen._sipfast", ["engine/sip_screen/_sipfast.c"], optional=True,
-                           depends=["engine/sip_screen/_sipdialog.h", "engine/sip_screen/_sippump.h",
-                                    "engine/sip_screen/_sipaddr.h", "engine/sip_screen/_siphead.h", "engine/_blake2b.h"],
+                           depends=["engine/sip_screen/_sipdialog.h", "engine/sip_screen/_sipfields.h",
+                                    "engine/sip_screen/_sippump.h", "engine/sip_screen/_sipaddr.h",
+                                    "engine/sip_screen/_siphead.h", "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  # template_key's masking (textnorm.py keeps the pure-Python path)
                  Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True,
