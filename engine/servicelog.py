@@ -78,6 +78,27 @@ def reopen_verdict_log(vlog, path) -> bool:
     return True
 
 
+class LogThrottle:
+    """A line about something that happens often, said at most once every `every` s with how many times it happened
+    since the last such line. `due(now, n)` counts `n` occurrences and returns how many to say now (these and those
+    unsaid since the last line), 0 to say nothing; the first is said at once. `now`: the caller's clock in seconds
+    (monotonic). Two numbers and O(1) a call: an owner keeping one per source bounds how many it keeps (tls_crl's
+    CertRefusals: an LRU of MAX_SOURCES). Used by Trouble, the TLS listener's refusals (tls_rate, tls_crl) and the
+    SIP screen's warnings and kernel drops (forwarding._warn, bounds.count_udp_drops)."""
+
+    __slots__ = ("every", "unsaid", "said_at")
+
+    def __init__(self, every: float):
+        self.every, self.unsaid, self.said_at = every, 0, None
+
+    def due(self, now: float, n: int = 1) -> int:
+        self.unsaid += n
+        if self.said_at is not None and now - self.said_at < self.every:
+            return 0
+        n, self.unsaid, self.said_at = self.unsaid, 0, now
+        return n
+
+
 class Trouble:
     """A failure that repeats while it lasts (Redis away: a pool refresh fails every second; a full disk: every
     write), said at its first occurrence, then at most once every `every` s with how many since the last line, and
@@ -95,21 +116,17 @@ class Trouble:
         self.count = 0              # occurrences since start
         self.failing = False        # the last attempt failed
         self.last_failed = -1e18    # when it last failed (clock)
-        self._unsaid = 0            # failures since the last line
-        self._said = self._said_ok = -1e18
+        self._lines = LogThrottle(every)    # the failure lines
+        self._said_ok = -1e18
         self._ok_unsaid = False     # it works again, not said yet
 
     def _failure(self) -> int:
         """Count a failure: how many to say now (this one and those unsaid since the last line), 0 for none."""
         self.count += 1
-        self._unsaid += 1
         self.failing = True
         self._ok_unsaid = False
-        now = self.last_failed = self.clock()
-        if now - self._said < self.every:
-            return 0
-        n, self._said, self._unsaid = self._unsaid, now, 0
-        return n
+        self.last_failed = self.clock()
+        return self._lines.due(self.last_failed)
 
     def _over(self) -> bool:
         """A success: whether to say now that it works again (after failures; said at a later success if not now:

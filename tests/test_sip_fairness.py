@@ -111,7 +111,7 @@ def test_datagrams_the_kernel_dropped_are_counted_and_said_in_the_service_log(ca
             scr.count_udp_drops()
             drops[0] = 1300
             scr.count_udp_drops()               # within the second: counted, said with the next
-            scr.drops_said_at -= 2.0            # a second later
+            scr.drops_said.said_at -= 2.0       # a second later
             drops[0] = 1400
             scr.count_udp_drops()
     assert scr.stats["overload_dropped"] == 1400

@@ -278,12 +278,10 @@ class TransportBounds:
                 self.udp.drops_seen = drops
                 # said in the service log at most once a second, with every drop since it last said so: those
                 # requests got no answer and no verdict line
-                self.drops_unsaid += n
-                now = time.monotonic()
-                if now - self.drops_said_at >= 1.0:
+                n = self.drops_said.due(time.monotonic(), n)
+                if n:
                     log.warning("the kernel dropped %d SIP datagrams (receive buffer full: more offered than the "
-                                "screen can judge); their senders got no answer and retransmit", self.drops_unsaid)
-                    self.drops_said_at, self.drops_unsaid = now, 0
+                                "screen can judge); their senders got no answer and retransmit", n)
 
     def sweep_tcp(self, now: float):
         for c in list(self.tcp_conns.values()):

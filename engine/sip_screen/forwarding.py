@@ -33,6 +33,7 @@ import logging
 import time
 
 from ..listen import addr_text
+from ..servicelog import LogThrottle
 from .codec import make_response
 from .recent import digest
 from .responses import _to_tag_of, same_host  # noqa: F401  (re-exported: the old home, tests import them from here)
@@ -63,15 +64,15 @@ class Forwarding:
 
     def _warn(self, kind, fmt, *args):
         """A warning at most once a second per kind: a peer sending garbage must not flood the log."""
-        now = time.monotonic()
-        last, suppressed = self.warned.get(kind, (0.0, 0))
-        if now - last < 1.0:
-            self.warned[kind] = (last, suppressed + 1)
+        t = self.warned.get(kind)
+        if t is None:
+            t = self.warned[kind] = LogThrottle(1.0)
+        n = t.due(time.monotonic())
+        if not n:
             return
-        if suppressed:
-            fmt, args = fmt + " (and %d more like it in the last second)", args + (suppressed,)
+        if n > 1:
+            fmt, args = fmt + " (and %d more like it in the last second)", args + (n - 1,)
         log.warning(fmt, *args)
-        self.warned[kind] = (now, 0)
 
     def _forward(self, msg, dest, branch, back, key=None, fixed=False):
         """Send with our Via on top; `back` = (transport, source, connection) the request came by.

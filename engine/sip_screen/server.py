@@ -41,6 +41,7 @@ import time
 from collections import OrderedDict
 
 from ..listen import listen_args
+from ..servicelog import LogThrottle
 from .codec import SipMessage, SipParseError, make_response, parse_datagram
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding, host_ref
@@ -143,8 +144,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.final_codes: dict = {}
         self.finals_seen = Recent(FINALS_SEEN)              # digest("Call-ID CSeq-number")
         self._sweeper = None
-        self.warned: dict = {}                              # kind -> (last warning time, suppressed since)
-        self.drops_unsaid, self.drops_said_at = 0, float("-inf")   # kernel drops not in the log yet (bounds.py)
+        self.warned: dict = {}                              # kind -> LogThrottle (forwarding._warn: a kind a call site)
+        self.drops_said = LogThrottle(1.0)                  # kernel drops not in the log yet (bounds.py)
         self.fast_path = True                               # False: every message takes the full parse
         self._next_hop = ("", None)                         # (settings string, parsed), see next_hop()
         self.next_hop()                                     # a bad next hop is refused at start

@@ -36,6 +36,7 @@ import ssl
 import time
 from collections import OrderedDict
 
+from ..servicelog import LogThrottle
 from ..sourcekey import source_key
 from .tls_rate import LOG_EVERY, MAX_SOURCES
 
@@ -236,8 +237,8 @@ class CertRefusals:
 
     def __init__(self, stats, max_sources: int = MAX_SOURCES):
         self.stats, self.max_sources = stats, max_sources
-        self.sources: OrderedDict[str, list] = OrderedDict()       # host -> [last logged at, refused since]
-        self.expired_at, self.expired_unlogged = None, 0
+        self.sources: OrderedDict[str, LogThrottle] = OrderedDict()    # host -> its refusals' lines
+        self.expired = LogThrottle(LOG_EVERY)
 
     def refused(self, host: str, e: BaseException, now: float) -> bool:
         """True if `e` (a failed handshake of `host`) was a revocation refusal, counted and logged here."""
@@ -247,24 +248,22 @@ class CertRefusals:
             key = source_key(host)
             b = self.sources.get(key)
             if b is None:
-                b = self.sources[key] = [None, 0]
+                b = self.sources[key] = LogThrottle(LOG_EVERY)
                 if len(self.sources) > self.max_sources:
                     self.sources.popitem(last=False)
             else:
                 self.sources.move_to_end(key)
-            b[1] += 1
-            if b[0] is None or now - b[0] >= LOG_EVERY:
+            n = b.due(now)
+            if n:
                 log.warning("TLS client certificate of %s refused: revoked (tls_client_crl); %d refusal(s) from it "
-                            "since the last such line", host, b[1])
-                b[0], b[1] = now, 0
+                            "since the last such line", host, n)
             return True
         if code == CRL_HAS_EXPIRED:
             self.stats["tls_client_crl_expired"] += 1
-            self.expired_unlogged += 1
-            if self.expired_at is None or now - self.expired_at >= LOG_EVERY:
+            n = self.expired.due(now)
+            if n:
                 log.error("TLS handshake refused: tls_client_crl has expired (its nextUpdate passed): every client "
                           "certificate is refused until a current CRL is loaded (telfilter ctl reload accounts); "
-                          "%d refusal(s) since the last such line (the last from %s)", self.expired_unlogged, host)
-                self.expired_at, self.expired_unlogged = now, 0
+                          "%d refusal(s) since the last such line (the last from %s)", n, host)
             return True
         return False

@@ -32,6 +32,7 @@ import socket
 import struct
 from collections import OrderedDict
 
+from ..servicelog import LogThrottle
 from ..sourcekey import source_key
 
 MAX_SOURCES = 4096          # per-source buckets remembered (~150 bytes each: under 1 MB)
@@ -76,7 +77,7 @@ class Refusals:
     """Connections refused by the rate: reset at once, counted in `stats`, logged at most every LOG_EVERY s."""
 
     def __init__(self, stats):
-        self.stats, self.unlogged, self.logged_at = stats, 0, None
+        self.stats, self.lines = stats, LogThrottle(LOG_EVERY)
 
     def refuse(self, conn: socket.socket, host: str, now: float) -> None:
         try:
@@ -85,9 +86,7 @@ class Refusals:
             pass
         conn.close()
         self.stats["tls_handshakes_refused"] += 1
-        self.unlogged += 1
-        if self.logged_at is None or now - self.logged_at >= LOG_EVERY:
+        n = self.lines.due(now)
+        if n:
             log.warning("TLS listener: %d connection(s) refused before their handshake since the last such line: "
-                        "over tls_handshakes_per_source or tls_handshakes_per_second (the last from %s)",
-                        self.unlogged, host)
-            self.unlogged, self.logged_at = 0, now
+                        "over tls_handshakes_per_source or tls_handshakes_per_second (the last from %s)", n, host)
