@@ -49,6 +49,22 @@ static int name_is(const char *p, Py_ssize_t n, const char *want) {
 
 static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
+/* The host of fastpath's _NEXT and _URI, ([0-9A-Za-z.\-]+|\[[0-9A-Fa-f:.]+\]), from p[i]: where it ends, -1 for
+ * none (RFC 3261 §25.1 host: a name, an IPv4 address or an IPv6 reference, read loosely as the patterns do).
+ * inline: out of line (gcc -O2) it cost each relayed response ~30 instructions more (instrbench) */
+static inline Py_ssize_t host_end(const char *p, Py_ssize_t n, Py_ssize_t i) {
+    Py_ssize_t s;
+    if (i < n && p[i] == '[') {
+        s = ++i;
+        while (i < n && (HEX(p[i]) || p[i] == ':' || p[i] == '.')) i++;
+        if (i == s || i >= n || p[i] != ']') return -1;
+        return i + 1;
+    }
+    s = i;
+    while (i < n && (ALNUM(p[i]) || p[i] == '.' || p[i] == '-')) i++;
+    return i == s ? -1 : i;
+}
+
 /* _NEXT: SIP/2.0/(UDP|TCP) host(:port)?(;params)*[ \t]*$ on p[0:n]. Fills the groups' spans. */
 typedef struct { Py_ssize_t t0, h0, h1, p0, p1, q0, q1; } nextm;
 
@@ -60,17 +76,7 @@ static int match_next(const char *p, Py_ssize_t n, nextm *m) {
     if (p[11] != ' ') return 0;
     i = 12;
     m->h0 = i;
-    if (i < n && p[i] == '[') {
-        i++;
-        Py_ssize_t s = i;
-        while (i < n && (HEX(p[i]) || p[i] == ':' || p[i] == '.')) i++;
-        if (i == s || i >= n || p[i] != ']') return 0;
-        i++;
-    } else {
-        Py_ssize_t s = i;
-        while (i < n && (ALNUM(p[i]) || p[i] == '.' || p[i] == '-')) i++;
-        if (i == s) return 0;
-    }
+    if ((i = host_end(p, n, i)) < 0) return 0;
     m->h1 = i;
     m->p0 = m->p1 = -1;
     if (i < n && p[i] == ':') {

@@ -1,5 +1,6 @@
 /* The fields of a plain in-dialog request, read as fastpath.py's patterns read them (included by _sipdialog.h; it
- * uses _sipfast.c's is_token, name_is, is_space and the ASCII classes). No I/O, no Python objects but `ours`.
+ * uses _sipfast.c's is_token, name_is, is_space, host_end and the ASCII classes). No I/O, no Python objects but
+ * `ours`.
  *
  * What in_dialog() (_sipdialog.h) asks of a request's fields, answered from the caller's bytes (spans into them,
  * a header's kind, a count), a "not plain" answer making the caller undecided: a name-addr (To, From, Contact: fastpath._NAME_ADDR) and its
@@ -147,17 +148,7 @@ static int ruri_hop(const char *u, Py_ssize_t ul, Py_ssize_t *h0, Py_ssize_t *h1
         }
     }
     *h0 = i;
-    if (i < ul && u[i] == '[') {
-        i++;
-        Py_ssize_t s = i;
-        while (i < ul && (HEX(u[i]) || u[i] == ':' || u[i] == '.')) i++;
-        if (i == s || i >= ul || u[i] != ']') return 0;
-        i++;
-    } else {
-        Py_ssize_t s = i;
-        while (i < ul && (ALNUM(u[i]) || u[i] == '.' || u[i] == '-')) i++;
-        if (i == s) return 0;
-    }
+    if ((i = host_end(u, ul, i)) < 0) return 0;
     *h1 = i;
     long port = 5060;
     if (i < ul && u[i] == ':') {
