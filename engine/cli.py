@@ -207,6 +207,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes on the same SMPP and SIP ports (SO_REUSEPORT), restarted when one dies; "
                         "N > 1 needs --state redis://… (default 1)")
+    p.add_argument("--start-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="with --workers N: a worker not ready (listening, its state loaded) this long after its start "
+                        "is killed (SIGABRT, SIGKILL 5 s later) and restarted, at the first start as after a restart "
+                        "(default 60)")
     p.add_argument("--control-socket", metavar="PATH", default=None,
                    help="Unix socket for `telfilter ctl` (mode 0600, serve user or root only; "
                         "default DATA_DIR/control.sock; 'off' to disable)")

@@ -17,8 +17,8 @@ gone, a full socket buffer) is dropped: the socket is non-blocking and never hol
 failure is logged. Nothing here runs per message.
 
 `serve --workers N`: PoolNotify (below) is the supervisor's side. Its workers get a Notifier on the supervisor's
-private socket (TELFILTER_NOTIFY_SOCKET, TELFILTER_WATCHDOG_USEC) instead of $NOTIFY_SOCKET, and it notifies systemd
-for the pool.
+private socket (TELFILTER_NOTIFY_SOCKET, TELFILTER_WATCHDOG_USEC) instead of $NOTIFY_SOCKET, with or without systemd
+(the supervisor bounds each worker's start by its READY=1), and it notifies systemd for the pool.
 """
 from __future__ import annotations
 
@@ -143,41 +143,47 @@ def _watchdog_s(env) -> float | None:
 
 
 class PoolNotify:
-    """`serve --workers N` under Type=notify (engine/supervisor.py): the supervisor is the unit's main process
-    (NotifyAccess=main refuses its children), so the workers notify it on a private socket and it speaks for the pool.
+    """`serve --workers N` (engine/supervisor.py): the workers tell the supervisor when they are ready on a private
+    socket, and under Type=notify the supervisor, the unit's main process (NotifyAccess=main refuses its children),
+    speaks to systemd for the pool.
 
     The private socket is an abstract AF_UNIX datagram socket named after the supervisor's pid and a random token,
     given to the workers as TELFILTER_NOTIFY_SOCKET (and the watchdog interval as TELFILTER_WATCHDOG_USEC); an
     abstract name has no file to clean up after a kill -9 and no directory to write under ProtectSystem=strict.
     Anyone on the host could send to it, so SO_PASSCRED has the kernel stamp each datagram with its sender's pid
     (unix(7), SCM_CREDENTIALS) and one not from a current worker's pid is dropped: a ping is always its worker's.
+    It exists with or without $NOTIFY_SOCKET: it is how the supervisor learns that a worker's start is over.
 
-    To systemd: READY=1 once every worker said READY=1; RELOADING=1 at a SIGHUP passed on, READY=1 once every worker
-    said READY=1 again (or RELOAD_BOUND_S later); STOPPING=1 at the stop; STATUS= how many workers are ready and
-    which restart; WATCHDOG=1 every $WATCHDOG_USEC/2 from the supervisor's own loop. A worker is watched from its
-    READY=1: one whose pings stop for $WATCHDOG_USEC is returned by poll() to be killed as systemd would.
-    Without $NOTIFY_SOCKET there is no private socket and the workers notify nothing, as before. State is bounded
-    by N (a pid, a ready flag and a last ping per worker); poll() reads at most MAX_DATAGRAMS a round."""
+    A worker must say READY=1 within start_timeout of its start: one that has not is returned by overdue() to be
+    killed and restarted (stuck loading its state, on a lock, a blocked disk). systemd does the same for a unit
+    with TimeoutStartSec= and arms WatchdogSec= only once the start is over (systemd.service(5)), so a worker is
+    watched by its pings from its READY=1: one whose pings stop for $WATCHDOG_USEC is returned by poll().
+
+    To systemd (nothing without $NOTIFY_SOCKET): READY=1 once every worker said READY=1; RELOADING=1 at a SIGHUP
+    passed on, READY=1 once every worker said READY=1 again (or RELOAD_BOUND_S later); STOPPING=1 at the stop;
+    STATUS= how many workers are ready and which restart; WATCHDOG=1 every $WATCHDOG_USEC/2 from the supervisor's
+    own loop. State is bounded by N (a pid, a ready flag, a start deadline and a last ping per worker); poll() reads
+    at most MAX_DATAGRAMS a round."""
 
     RELOAD_BOUND_S = 60.0        # a worker that never says it reloaded (stuck, or an old one): systemd hears READY=1
     MAX_DATAGRAMS = 256          # a round's reading (4 or so per worker a second); the rest waits for the next
 
-    def __init__(self, n: int, environ=None):
+    def __init__(self, n: int, environ=None, start_timeout: float = 60.0):
         self.n = n
         self.up = Notifier(environ)
         self.watchdog_s = self.up.watchdog_s
-        self.sock = None
-        self.env: dict[str, str] = {}           # added to each worker's environment
-        if self.up.active:
-            name = f"telfilter-pool-{os.getpid()}-{secrets.token_hex(8)}"
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            self.sock.bind("\0" + name)
-            self.env["TELFILTER_NOTIFY_SOCKET"] = "@" + name
-            if self.watchdog_s is not None:
-                self.env["TELFILTER_WATCHDOG_USEC"] = str(int(self.watchdog_s * 1e6))
+        self.start_timeout = start_timeout
+        name = f"telfilter-pool-{os.getpid()}-{secrets.token_hex(8)}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.bind("\0" + name)
+        self.env: dict[str, str] = {"TELFILTER_NOTIFY_SOCKET": "@" + name}     # added to each worker's environment
+        if self.watchdog_s is not None:
+            self.env["TELFILTER_WATCHDOG_USEC"] = str(int(self.watchdog_s * 1e6))
         self.worker_of: dict[int, int] = {}     # pid -> worker index (current workers only)
         self.ready: set[int] = set()
+        self.start_by: dict[int, float] = {}    # worker -> when its READY=1 is due (from its start until it came)
+        self.came_up: set[int] = set()          # workers that said READY=1 since their start
         self.last_ping: dict[int, float] = {}   # worker -> when its last WATCHDOG=1 came (watched from READY=1)
         self.restarting: dict[int, str] = {}    # worker -> why, until it is ready again
         self.pool_ready = False
@@ -188,18 +194,36 @@ class PoolNotify:
 
     @property
     def active(self) -> bool:
-        return self.sock is not None
+        """Under systemd: the pool speaks to it (the private socket is there either way)."""
+        return self.up.active
 
-    def started(self, i: int, pid: int) -> None:
+    def started(self, i: int, pid: int, now: float | None = None) -> None:
         for p in [p for p, w in self.worker_of.items() if w == i]:
             del self.worker_of[p]
         self.worker_of[pid] = i
         self.ready.discard(i)
+        self.came_up.discard(i)
         self.last_ping.pop(i, None)
+        self.start_by[i] = (time.monotonic() if now is None else now) + self.start_timeout
+
+    def starting(self, i: int) -> bool:
+        """Worker i has not said READY=1 since its start (a start that failed, when it exits)."""
+        return i not in self.came_up
+
+    def overdue(self, now: float) -> list[int]:
+        """The workers not ready start_timeout after their start (each once: started() re-arms); none once the
+        pool stops (a worker still starting then is stopped with the others)."""
+        if self.up.stopped:
+            return []
+        late = [i for i, t in self.start_by.items() if now > t]
+        for i in late:
+            del self.start_by[i]
+        return late
 
     def exited(self, i: int, why: str) -> None:
         self.ready.discard(i)
         self.last_ping.pop(i, None)
+        self.start_by.pop(i, None)
         if self.reload_waits is not None:
             self.reload_waits.discard(i)
         self.restarting[i] = why
@@ -267,6 +291,8 @@ class PoolNotify:
             self.last_ping[i] = now
         if fields.get("READY") == "1":
             self.ready.add(i)
+            self.came_up.add(i)
+            self.start_by.pop(i, None)
             self.last_ping[i] = now
             self.restarting.pop(i, None)
             if self.reload_waits is not None:
@@ -283,7 +309,8 @@ class PoolNotify:
         return text
 
     def _status(self) -> None:
-        if self.pool_ready and not self.up.stopped:
+        # before the pool's READY=1 too once a worker restarts: `systemctl status` says why the start takes long
+        if (self.pool_ready or self.restarting) and not self.up.stopped:
             self.up.status(self._status_text())
 
     def close(self) -> None:

@@ -27,6 +27,12 @@ Under systemd Type=notify ($NOTIFY_SOCKET set) the supervisor is the unit's main
 / READY=1 around a SIGHUP, STOPPING=1 at the stop, and pings the watchdog from this loop (so it keeps pinging while
 a worker restarts). A worker whose own pings stop for $WATCHDOG_USEC (its event loop stuck) is sent SIGABRT, as
 systemd would, then SIGKILL after ABORT_GRACE_S, and restarted like a worker that died; the others serve on.
+
+Every worker says READY=1 on that private socket, with or without systemd, and must within --start-timeout of its
+start (default START_TIMEOUT_S), at the pool's first start as after a restart: one stuck starting (its state or lists
+on a blocked disk, a lock, a Redis that accepts and never answers) is killed as a stuck one is, and restarted with the
+backoff of a worker that keeps dying (a start that never came up counts as dying young, however long it took). Before,
+it was never killed: the pool served with N-1 workers for good, and under systemd said "restarting" for good.
 """
 from __future__ import annotations
 
@@ -45,6 +51,12 @@ log = logging.getLogger("telfilter")
 
 
 ABORT_GRACE_S = 5.0      # SIGABRT to SIGKILL for a stuck worker (systemd's TimeoutAbortSec=; shorter: the pool waits)
+# A worker's start to its READY=1 (--start-timeout). A start takes ~3.5 s here (2 workers on 2 cores); its bounded
+# waits on Redis add up to ~15 s (the catch-ups of shared history, DNC changes and message ids, 5 s each; a single
+# serve's embedded state would replay up to ~4.5 s instead: 64 MB of journal). 60 s is several times all of it on a
+# loaded host, and under the shipped unit's TimeoutStartSec=120 a worker stuck at the pool's first start is retried
+# once before systemd fails the unit.
+START_TIMEOUT_S = 60.0
 # what the supervisor's systemd gave it, not its workers' (sd_notify(3)'s unset_environment)
 _SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -95,8 +107,10 @@ def supervise(args) -> int:
     backoff: dict[int, float] = {}
     stopping = False
     cwd = os.getcwd()
-    notify = PoolNotify(n)
+    start_timeout = getattr(args, "start_timeout", None) or START_TIMEOUT_S
+    notify = PoolNotify(n, start_timeout=start_timeout)
     aborted: dict[int, float] = {}              # stuck worker -> when SIGKILL follows its SIGABRT
+    killed_why: dict[int, str] = {}             # stuck worker -> why it was killed (STATUS=, until it is restarted)
     reload_asked = False
 
     def start(i: int) -> None:
@@ -108,6 +122,15 @@ def supervise(args) -> int:
         started[i] = time.monotonic()
         notify.started(i, procs[i].pid)
         life.info("worker %d started (pid %d)", i, procs[i].pid)
+
+    def abort(i: int, now: float, why: str, said: str) -> None:
+        """A stuck worker: SIGABRT (as systemd's watchdog: a core dump where kept), SIGKILL ABORT_GRACE_S later."""
+        p = procs[i]
+        log.error("worker %d (pid %d) %s: SIGABRT, then SIGKILL in %.0fs, and a restart; the other workers serve on",
+                  i, p.pid, said, ABORT_GRACE_S)
+        p.send_signal(signal.SIGABRT)
+        aborted[i] = now + ABORT_GRACE_S
+        killed_why[i] = why
 
     def forward(sig, _frame=None):
         nonlocal stopping
@@ -145,13 +168,14 @@ def supervise(args) -> int:
             forward(signal.SIGHUP)
         now = time.monotonic()
         for i in notify.poll(now):
-            p = procs[i]
-            if p.poll() is None and i not in due:
-                log.error("worker %d (pid %d) sent no watchdog ping in %.1fs, $WATCHDOG_USEC (its event loop is "
-                          "stuck): SIGABRT, then SIGKILL in %.0fs, and a restart; the other workers serve on",
-                          i, p.pid, notify.watchdog_s, ABORT_GRACE_S)
-                p.send_signal(signal.SIGABRT)
-                aborted[i] = now + ABORT_GRACE_S
+            if procs[i].poll() is None and i not in due and i not in aborted:
+                abort(i, now, f"no watchdog ping in {notify.watchdog_s:.1f}s",
+                      f"sent no watchdog ping in {notify.watchdog_s:.1f}s, $WATCHDOG_USEC (its event loop is stuck)")
+        for i in notify.overdue(now):
+            if procs[i].poll() is None and i not in due and i not in aborted:
+                abort(i, now, f"not ready within {start_timeout:g}s",
+                      f"not ready {start_timeout:g}s after its start (--start-timeout: stuck starting, e.g. reading "
+                      "its state or lists, or waiting on a lock)")
         for i, t in list(aborted.items()):
             if procs[i].poll() is not None:
                 del aborted[i]
@@ -177,10 +201,12 @@ def supervise(args) -> int:
                 stopping = True
                 forward(signal.SIGTERM)
                 break
-            b = backoff.get(i, 1.0) if lived < 10 else 1.0
+            # a start that never came up is a crash loop however long it took (a start deadline is longer than 10 s)
+            b = backoff.get(i, 1.0) if lived < 10 or notify.starting(i) else 1.0
             backoff[i] = min(b * 2, 30.0)
             due[i] = time.monotonic() + b
-            notify.exited(i, f"exited with status {rc}")
+            why = killed_why.pop(i, None)
+            notify.exited(i, f"killed: {why}" if why else f"exited with status {rc}")
             log.error("worker %d (pid %d) exited with status %s after %.1fs; restarting in %.0fs",
                       i, p.pid, rc, lived, b)
         for i, t in list(due.items()):
