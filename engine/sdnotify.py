@@ -14,7 +14,7 @@ $NOTIFY_SOCKET (a path, or an abstract socket when it starts with '@': sd_notify
 
 Nothing is sent when $NOTIFY_SOCKET is unset (not under systemd, or Type=simple). A send that fails (systemd
 gone, a full socket buffer) is dropped: the socket is non-blocking and never holds up the loop; the first
-failure is logged. Nothing here runs per message.
+failure is logged. A dropped READY=1 (or STATUS=) is sent again at the next status check or watchdog ping. Nothing here runs per message.
 
 `serve --workers N`: PoolNotify (below) is the supervisor's side. Its workers get a Notifier on the supervisor's
 private socket (TELFILTER_NOTIFY_SOCKET, TELFILTER_WATCHDOG_USEC) instead of $NOTIFY_SOCKET, with or without systemd
@@ -44,6 +44,7 @@ class Notifier:
         self.sent_status = None
         self.reloads = 0                # reloads under way: READY=1 when the last one is over
         self.stopped = False            # STOPPING=1 sent: no RELOADING=1 or READY=1 after it
+        self.ready_unsent = False       # the last READY=1 was dropped: sent again at the next status() or ping
         self._timer = None
         self._failed = False
 
@@ -65,7 +66,16 @@ class Notifier:
             return False
 
     def ready(self, status: str | None = None) -> None:
-        self.send("READY=1", *self._status_field(status))
+        # one dropped (the receiver's queue full: net.unix.max_dgram_qlen datagrams, 10 by default, which a pool's
+        # supervisor reads every 0.1 s) is sent again at the next status check (serve's, each second) or watchdog
+        # ping: a READY=1 that never came fails the start (systemd's TimeoutStartSec=, the pool's --start-timeout)
+        self.ready_unsent = not self.send("READY=1", *self._status_field(status)) and self.sock is not None
+        if self.ready_unsent:
+            self.sent_status = None         # (its STATUS= went with it)
+
+    def _ready_again(self) -> None:
+        if self.ready_unsent and not self.stopped and self.reloads == 0:
+            self.ready_unsent = not self.send("READY=1")
 
     def reloading(self) -> None:
         self.reloads += 1
@@ -77,7 +87,7 @@ class Notifier:
         # a reload that ends during the drain (SIGHUP's handler stays in place): READY=1 after STOPPING=1 would
         # tell systemd the service is up again (sd_notify(3): READY=1 ends a reload or a start)
         if self.reloads == 0 and not self.stopped:
-            self.send("READY=1")
+            self.ready_unsent = not self.send("READY=1") and self.sock is not None
 
     def stopping(self) -> None:
         # the pings go on while the drain runs on the loop (a loop stuck in the drain stops them too); systemd's
@@ -87,9 +97,10 @@ class Notifier:
         self.sent_status = "draining"
 
     def status(self, text: str) -> None:
-        """STATUS= when the text changed since the last one sent."""
-        if self.sock is not None and text != self.sent_status:
-            self.send(*self._status_field(text))
+        """STATUS= when the text changed since the last one sent (and a READY=1 that was dropped, again)."""
+        self._ready_again()
+        if self.sock is not None and text != self.sent_status and not self.send(*self._status_field(text)):
+            self.sent_status = None         # dropped: said at the next check
 
     def _status_field(self, text):
         if text is None:
@@ -104,6 +115,7 @@ class Notifier:
             self._ping(loop)
 
     def _ping(self, loop) -> None:
+        self._ready_again()
         self.send("WATCHDOG=1")
         self._timer = loop.call_later(self.watchdog_s / 2, self._ping, loop)
 

@@ -176,6 +176,47 @@ def test_the_watchdog_is_pinged_from_the_event_loop_so_a_stuck_loop_stops_it(tmp
     assert len([t for t, _ in got if t > stuck + 1.0]) >= 4          # and again once it runs
 
 
+def test_a_ready_dropped_by_a_full_queue_is_sent_again():
+    """A READY=1 the receiver's queue had no room for (net.unix.max_dgram_qlen: 10 datagrams by default; a pool's
+    supervisor reads its workers' every 0.1 s) was dropped for good: systemd failed the start at TimeoutStartSec=,
+    a pool's supervisor killed the worker at --start-timeout. It is sent again at the next status check or ping."""
+    from engine.sdnotify import Notifier
+    sd = Systemd(None, abstract=True)
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+    try:
+        to = "\0" + sd.env[1:]
+        filled = 0
+        while filled < 100000:
+            try:
+                filler.sendto(b"X=1\n", to)
+                filled += 1
+            except BlockingIOError:
+                break
+        n = Notifier({"NOTIFY_SOCKET": sd.env})
+        n.ready("SMPP port 1")                                  # dropped: the queue is full
+        n.status("SMPP port 1")                                 # still full: dropped again
+        sd.sock.settimeout(0.2)
+        got = []
+        try:
+            while True:
+                got.append(sd.sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        assert got == ["X=1\n"] * filled and filled < 100000
+        n.status("SMPP port 1")                                 # room again
+        n.close()
+        got = []
+        try:
+            while True:
+                got.append(sd.sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        assert got == ["READY=1\n", "STATUS=SMPP port 1\n"], got
+    finally:
+        filler.close()
+        sd.close()
+
+
 def test_nothing_is_sent_without_notify_socket():
     from engine.sdnotify import Notifier
     n = Notifier({"WATCHDOG_USEC": "100000"})
