@@ -156,7 +156,7 @@ def supervise(args) -> int:
             Path(f"{ready}.w{i}").unlink(missing_ok=True)
     for i in range(n):
         start(i)
-    ready_written = False
+    ready_written = said_ready = False
     due: dict[int, float] = {}
     while True:
         time.sleep(0.1)
@@ -195,8 +195,10 @@ def supervise(args) -> int:
                 stopping = True
                 forward(signal.SIGTERM)
                 break
-            if rc == 2 and not ready_written:
-                # a start-up error (bad config, port in use): every worker would hit it again
+            if rc == 2 and not notify.pool_ready:
+                # a start-up error (bad config, port in use) at the pool's first start: every worker would hit it
+                # again. Once the pool came up (every worker said READY=1) one is restarted with the backoff while
+                # the others serve on (a config broken since is refused by reloads too: the running set stays).
                 log.error("worker %d failed to start (status 2): stopping the pool", i)
                 stopping = True
                 forward(signal.SIGTERM)
@@ -216,9 +218,11 @@ def supervise(args) -> int:
         if ready and not ready_written and all(Path(f"{ready}.w{i}").exists() for i in range(n)):
             Path(ready).write_text(Path(f"{ready}.w0").read_text() + f"workers {n}\n")
             ready_written = True
+        if notify.pool_ready and not said_ready:
+            said_ready = True
             life.info("%d workers ready", n)
     notify.stopping()
-    rc = 2 if not ready_written and any(p.poll() == 2 for p in procs.values()) else 0
+    rc = 2 if not notify.pool_ready and any(p.poll() == 2 for p in procs.values()) else 0
     deadline = time.monotonic() + getattr(args, "drain_timeout", 10.0) + 15
     for i, p in procs.items():
         try:

@@ -159,6 +159,43 @@ def test_a_worker_stuck_starting_after_a_restart_is_killed_and_the_pool_is_whole
     assert p.returncode == 0, err.read_text()
 
 
+def test_a_start_up_error_after_the_pool_came_up_restarts_that_worker_without_a_ready_file(tmp_path, url):
+    """Status 2 (a start-up error: a config, a lock, a port) stops the pool at its first start, where every worker
+    would hit it. After the pool came up, a restarted worker's status 2 is retried with the backoff while the others
+    serve on -- as it was with --ready-file; without one the supervisor never knew the pool had come up and a worker
+    restart that failed so stopped every worker and exited 2. Here: worker 1's lock held by another process."""
+    import fcntl
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
+    e = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    err = tmp_path / "stderr.log"
+    with open(err, "w") as f:
+        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data",
+                              "--smpp-listen", f"127.0.0.1:{ports_in(*PORTS, 1)[0]}", "--smsc", f"127.0.0.1:{sim.port}",
+                              "--esme-account", "t:pw", "--sip-listen", "off", "--log", tmp_path / "v.jsonl",
+                              "--state", url, "--workers", "2"],
+                             cwd=ROOT, stderr=f, stdout=subprocess.DEVNULL, env=e, preexec_fn=_no_core)
+    lock = None
+    try:
+        listening = lambda: err.read_text().count("SMPP proxy listening on")     # noqa: E731
+        _wait(lambda: listening() == 2, 90, p, err)
+        time.sleep(2)                               # each said READY=1 right after (in the same function)
+        lock = os.open(tmp_path / "data" / "smpp" / "serve.w1.lock", os.O_RDWR)
+        os.kill(_worker_pids(err, 1)[0], signal.SIGKILL)
+        fcntl.flock(lock, fcntl.LOCK_EX)            # once the killed worker's lock is gone: the next start fails
+        _wait(lambda: "exited with status 2" in err.read_text(), 60, p, err)
+        os.close(lock)
+        lock = None
+        _wait(lambda: listening() == 3, 90, p, err)             # worker 1 again (after 1 s, then 2 s...)
+        log = err.read_text()
+        assert "stopping the pool" not in log and len(_worker_pids(err, 0)) == 1, log
+    finally:
+        if lock is not None:
+            os.close(lock)
+        _stop(p, err)
+        sim.stop()
+    assert p.returncode == 0, err.read_text()
+
+
 def test_the_start_deadline_is_kept_without_systemd_and_ends_at_ready(tmp_path):
     """PoolNotify without $NOTIFY_SOCKET: the private socket is there (the workers' READY=1 reaches the supervisor),
     nothing goes to systemd; a worker past its deadline is returned once, one that said READY=1 never."""
