@@ -93,3 +93,48 @@ def test_handsets_keeps_at_most_its_bound_and_sees_only_live_messages():
     assert hs.clash(a, ["84912345678"], 7, 2, live=lambda k: True) is None        # itself
     hs.add(b, ["p", "q", "r"], 7, 2, bound=3)
     assert len(hs.by) == 3 and hs.clash(b, ["84912345678"], 7, 2, live=lambda k: True) is None   # forgotten
+
+
+_THIRDS = ("Click phish", ".exam", "ple/verify to keep your account")    # any two of them read harmless
+
+
+def test_a_late_part_is_judged_with_the_parts_another_message_put_on_its_handset(pipe):
+    # S part 1/3 to A (judged alone at its timeout, sent), M part 2/3 to {A, B} (with S's part 1: harmless),
+    # S part 3/3 to A (late: with S's part 1 only, harmless): A would show the link whole. Found by review57:
+    # the late part was judged with its own message's parts alone
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sm(91, _udh(0x5a, 3, 1) + _THIRDS[0].encode()))
+        assert _statuses(s, [91]) == [0]
+        s.sendall(_multi(92, _udh(0x5a, 3, 2) + _THIRDS[1].encode(), dests=TWO))
+        s.sendall(_sm(93, _udh(0x5a, 3, 3) + _THIRDS[2].encode()))
+        assert _statuses(s, [92, 93]) == [C.ESME_RSUBMITFAIL, C.ESME_RSUBMITFAIL]   # M still waited: both
+        time.sleep(1.0)
+        assert [p.short_message[6:] for p in h.sim.submits()] == [_THIRDS[0].encode()]
+
+
+def test_a_late_part_after_the_other_message_went_out_is_judged_with_its_parts(pipe):
+    # the same with M judged (and sent) before S's late part, and the other way round: M's late part after S's
+    for first, second in ((_sm, _multi), (_multi, _sm)):
+        with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.3)) as h:
+            s, _ = raw_session(h)
+            first_kw, second_kw = ({} if first is _sm else {"dests": TWO}), ({} if second is _sm else {"dests": TWO})
+            s.sendall(first(101, _udh(0x5b, 3, 1) + _THIRDS[0].encode(), **first_kw))
+            assert _statuses(s, [101]) == [0]
+            s.sendall(second(102, _udh(0x5b, 3, 2) + _THIRDS[1].encode(), **second_kw))
+            assert _statuses(s, [102]) == [0]
+            s.sendall(first(103, _udh(0x5b, 3, 3) + _THIRDS[2].encode(), **first_kw))
+            assert _statuses(s, [103]) == [C.ESME_RSUBMITFAIL]
+            assert h.proxy.stats["concat_overlap_refused"] == 1
+            time.sleep(0.2)
+            assert len(h.sim.submits()) == 2                # the two harmless thirds only
+
+
+def test_handsets_keeps_the_last_messages_of_each_handset():
+    hs = Handsets()
+    keys = [("acct", "84901234567", ("multi", "a", str(i)), 7, 2) for i in range(6)]
+    for k in keys:
+        hs.add(k, ["a", k[2][2]], 7, 2, bound=100)
+    assert [o for _, o in hs.others(keys[5], ["a"], 7, 2, live=lambda k: True)] == keys[2:5]   # PER_HANDSET 4
+    hs.add(keys[2], ["a"], 7, 2, bound=100)                 # again: once, the newest
+    assert hs.by[("acct", "84901234567", "a", 7, 2)] == (keys[3], keys[4], keys[5], keys[2])

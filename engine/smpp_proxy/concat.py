@@ -221,32 +221,43 @@ class Reassembly:
 
 
 class Handsets:
-    """Which message's parts each handset gets, for the submit path's messages whose parts go to several
+    """Which messages' parts each handset gets, for the submit path's messages whose parts go to several
     destinations (submit_multi): a handset puts parts together by originator, reference and total alone, so
     a submit_sm part to A and a submit_multi part to {A, B} are one message on A's screen though the proxy
-    groups them apart (by their destinations). `by` maps (account, originator, reference, total, handset) to
-    the key of the message whose parts went there last; `clash` finds another message still waiting or
-    remembered (`live(key)`) there. At most `bound` handsets are kept, the oldest forgotten first (a clash
-    with a message that old is not seen)."""
+    groups them apart (by their destinations). `by` maps (account, originator, handset, reference, total) to
+    the keys of the last PER_HANDSET messages whose parts went there (a part's text on that screen may come
+    from any of them: S part 1 to A, M part 2 to {A, B}, S part 3 to A show 1+2+3 on A); `others` finds the
+    other messages still waiting or remembered (`live(key)`) there. At most `bound` handsets are kept, the
+    oldest forgotten first (a clash with a message that old is not seen)."""
+
+    PER_HANDSET = 4
 
     def __init__(self):
         self.by: OrderedDict = OrderedDict()
 
+    def others(self, key, handsets, ref: int, total: int, live: Callable) -> list:
+        """[(handset, other key)] of the live messages other than `key` with parts of this reference and total
+        to one of `handsets`, each other once (the first handset it shares), oldest first."""
+        by, found, seen = self.by, [], {key}
+        for h in handsets:
+            for other in by.get((key[0], key[1], h, ref, total), ()):
+                if other not in seen and live(other):
+                    seen.add(other)
+                    found.append((h, other))
+        return found
+
     def clash(self, key, handsets, ref: int, total: int, live: Callable):
         """(handset, other key) of the first of `handsets` where a live message other than `key` has parts
         with this reference and total, else None."""
-        by = self.by
-        for h in handsets:
-            other = by.get((key[0], key[1], h, ref, total))
-            if other is not None and other != key and live(other):
-                return h, other
-        return None
+        found = self.others(key, handsets, ref, total, live)
+        return found[0] if found else None
 
     def add(self, key, handsets, ref: int, total: int, bound: int) -> None:
-        by = self.by
+        by, per = self.by, self.PER_HANDSET
         for h in handsets:
             k = (key[0], key[1], h, ref, total)
-            by[k] = key
+            keys = by.get(k, ())
+            by[k] = (tuple(x for x in keys if x != key) + (key,))[-per:]
             by.move_to_end(k)
         while len(by) > bound:
             by.popitem(last=False)

@@ -81,8 +81,9 @@ class ConcatSubmit:
         # `dests`: a submit_multi's destinations (its parts are put together too: a probe split a link across two)
         key = (sess.account.system_id, _party(pdu.source_addr, pdu.source_addr_ton), _to(pdu, dests), ci[0], ci[1])
         st, now = self.settings, self.loop.time()
-        if key not in self.concat.pending and not self.concat.remembers(key, now) and \
-                self._overlaps(sess, pdu, key, ci, text, binary, dests, now):
+        # a first part, or a late one (its message judged): either may complete text another message's parts
+        # put on a handset they share
+        if key not in self.concat.pending and self._overlaps(sess, pdu, key, ci, text, binary, dests, now):
             return
         late = self.concat.late(key, ci[2], text, binary, now, st.max_message_chars)
         if late is not None:
@@ -143,49 +144,63 @@ class ConcatSubmit:
             self.concat.judge_now(key)
 
     def _overlaps(self, sess, pdu, key, ci, text, binary, dests, now: float) -> bool:
-        """The first part of message `key` to come: True once it is refused because a handset it goes to gets
-        another message's parts with the same originator, reference and total (a submit_sm part to A and a
-        submit_multi part to {A, B}, or submit_multi parts to {A, B} and {A, C}: grouped apart by their
-        destinations, each would be judged on its fragment, while A's handset shows them as one message). Both
-        are refused whole while the other waits for its parts (the handset would garble them anyway); when the
-        other was judged already (before all its parts came) this one is, when the text the shared handset
-        would show (the other's known parts and this one) drops, or the other was dropped or refused."""
+        """A part of message `key` not waiting (its first part, or a late one): True once it is refused because
+        a handset it goes to gets other messages' parts with the same originator, reference and total (a
+        submit_sm part to A and a submit_multi part to {A, B}, or submit_multi parts to {A, B} and {A, C}:
+        grouped apart by their destinations, each would be judged on its fragment, while A's handset shows them
+        as one message). Refused whole, with those others, while one of them waits for its parts (the handset
+        would garble them anyway); when they were all judged (before all their parts came) this part is, when
+        the text the shared handset would show (their known parts, `key`'s, and this one) drops, or one of them
+        was dropped or refused. A late part is checked too: S part 1 to A, M part 2 to {A, B} and S part 3 to A
+        each judged with its own message's parts alone put a link split in three whole on A's screen."""
         st, concat = self.settings, self.concat
         handsets = key[2][1:] if type(key[2]) is tuple else (str(key[2]),)
-        found = self.handsets.clash(key, handsets, ci[0], ci[1],
-                                    lambda k: k in concat.pending or concat.remembers(k, now))
+        found = self.handsets.others(key, handsets, ci[0], ci[1],
+                                     lambda k: k in concat.pending or concat.remembers(k, now))
         self.handsets.add(key, handsets, ci[0], ci[1], 2 * st.max_pending_concat)
-        if found is None:
+        if not found:
             return False
-        shared, other = found
+        own = concat.judged.get(key) if concat.remembers(key, now) else None
+        if own is not None and not self._was_sent(own[0]):
+            return False                                # refused or dropped: `late` says so for this part
+        shared = found[0][0]
         why = (f"parts of a concatenated message (reference {ci[0]}, {ci[1]} parts) that go to {shared} with "
                "another message's parts sent to other destinations, same originator and reference")
-        if other in concat.pending:
-            c = concat.refuse(other, now + st.concat_timeout, st.max_pending_concat, OVERLAP)
-            for s, p, _, _ in c.ordered():
-                if not s.closed:
-                    self._refuse(s, p, C.ESME_RSUBMITFAIL, why + ": refused whole")
+        waiting = [other for _, other in found if other in concat.pending]
+        if waiting:
+            for other in waiting:
+                c = concat.refuse(other, now + st.concat_timeout, st.max_pending_concat, OVERLAP)
+                for s, p, _, _ in c.ordered():
+                    if not s.closed:
+                        self._refuse(s, p, C.ESME_RSUBMITFAIL, why + ": refused whole")
+        elif all(self._was_sent(concat.judged[other][0]) for _, other in found):
+            parts = {}
+            for _, other in found:
+                parts.update(concat.judged[other][2])
+            if own is not None:
+                parts.update(own[2])
+            parts[ci[2]] = text
+            rcpt, rcpt_ton = _address_of(pdu, dests, shared)
+            v = self.pipeline.judge(self._message(sess, pdu.source_addr, rcpt,
+                                                  joined([parts[i] for i in sorted(parts)], binary),
+                                                  parts_delivery([pdu], self.clock(), st.max_schedule_days),
+                                                  pdu.source_addr_ton, rcpt_ton), False)
+            if v.action is not Action.DROP:
+                return False
+            why += ": the text that handset would show drops (" + \
+                ",".join(h.symbol for h in v.hits if h.action is Action.DROP) + ")"
         else:
-            earlier, _, texts, _ = concat.judged[other]
-            if earlier is not REFUSED and earlier is not SPREAD and earlier is not OVERLAP and \
-                    earlier.action is not Action.DROP:
-                parts = dict(texts)
-                parts[ci[2]] = text
-                rcpt, rcpt_ton = _address_of(pdu, dests, shared)
-                v = self.pipeline.judge(self._message(sess, pdu.source_addr, rcpt,
-                                                      joined([parts[i] for i in sorted(parts)], binary),
-                                                      parts_delivery([pdu], self.clock(), st.max_schedule_days),
-                                                      pdu.source_addr_ton, rcpt_ton), False)
-                if v.action is not Action.DROP:
-                    return False
-                why += ": the text that handset would show drops (" + \
-                    ",".join(h.symbol for h in v.hits if h.action is Action.DROP) + ")"
-            else:
-                why += ", which was not sent"
+            why += ", which was not sent"
         self.stats["concat_overlap_refused"] += 1
         concat.refuse(key, now + st.concat_timeout, st.max_pending_concat, OVERLAP)     # its later parts too
         self._refuse(sess, pdu, C.ESME_RSUBMITFAIL, why)
         return True
+
+    @staticmethod
+    def _was_sent(earlier) -> bool:
+        """A judged message's verdict let its parts through (not refused whole, not dropped)."""
+        return earlier is not REFUSED and earlier is not SPREAD and earlier is not OVERLAP and \
+            earlier.action is not Action.DROP
 
     def _remember_for_late_parts(self, key, v, c) -> None:
         """A message judged before all its parts came: its verdict and its parts' texts kept for the late ones
