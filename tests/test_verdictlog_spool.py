@@ -130,3 +130,28 @@ def test_a_log_that_is_not_a_regular_file_gets_no_spool(tmp_path):
         f.drain()
     finally:
         os.close(r)
+
+
+def test_a_spool_being_made_is_not_taken_for_a_dead_writers(tmp_path, monkeypatch, caplog):
+    # another writer of the log (serve --workers N: the workers start together) recovers between this writer's
+    # making its spool and locking it. Found by review57: it took the empty file for a spool of another
+    # version, deleted it, and this writer's lines went to a file with no name
+    path = tmp_path / "v.jsonl"
+    flock, raced = logspool.fcntl.flock, []
+
+    def racing(fd, op):                             # this writer's first lock: the other recovers first
+        if not raced:
+            raced.append(None)
+            raced[0] = recover(path, lambda data: None)
+        return flock(fd, op)
+    monkeypatch.setattr(logspool.fcntl, "flock", racing)
+    s = Spool(path, capacity=64)
+    monkeypatch.setattr(logspool.fcntl, "flock", flock)
+    assert raced == [0] and "not a spool" not in caplog.text
+    assert s.path.exists() and os.path.samestat(os.stat(s.path), os.fstat(s.fd))
+    s.append(b'{"n": 1}\n')
+    s.head.release()
+    s.ring.release()
+    s.mm.close()
+    os.close(s.fd)                                  # killed: the next writer appends its line
+    assert recover(path, lambda data: None) == 1

@@ -2,16 +2,16 @@
 process killed between answering a message and writing its line (kill -9, a crash, the OOM killer) loses no
 line: the next writer of that log appends them first.
 
-Theory of operation. `FileOut` (logwriters.py) keeps its lines in memory for its writer thread, as before; each
-line also goes into a ring of CAPACITY bytes in `.<log name>.spool.<pid>.<token>` beside the log, through a
-shared mapping (`mmap`), so the line is in the kernel's page cache as soon as it is copied: a process that dies
-leaves it there (a power cut does not: the spool is never fsync'ed, as the log is not). The header counts the
-bytes ever appended (`end`) and those the writer thread has written to the log (`written`); the loop copies a
-line, then moves `end` (a line is whole or absent), the thread moves `written` after each write. The file is
-allocated whole when made (posix_fallocate): a write into the mapping never meets a full disk (which would be
-SIGBUS). The live writer holds an exclusive flock on its spool; a spool nobody holds belongs to a writer that
-died, and the next `FileOut` of that log (the next start, or a worker restarted) appends its unwritten bytes to
-the log, then deletes it. A writer that ends with everything written deletes its own.
+Theory of operation. `FileOut` (logwriters.py) keeps its lines in memory for its writer thread, as before; each line
+also goes into a ring of CAPACITY bytes in `.<log name>.spool.<pid>.<token>` beside the log, through a shared
+mapping (`mmap`), so the line is in the kernel's page cache as soon as it is copied: a process that dies leaves it
+there (a power cut does not: the spool is never fsync'ed, as the log is not). The header counts the bytes ever
+appended (`end`) and those the writer thread has written to the log (`written`); the loop copies a line, then moves
+`end` (a line is whole or absent), the thread moves `written` after each write. The file is allocated whole when
+made (posix_fallocate): a write into the mapping never meets a full disk (which would be SIGBUS), and named only
+once locked and whole (O_TMPFILE). The live writer holds an exclusive flock on its spool; a spool nobody holds
+belongs to a writer that died, and the next `FileOut` of that log (the next start, or a worker restarted) appends
+its unwritten bytes to the log, then deletes it. A writer that ends with everything written deletes its own.
 
 Bounds: CAPACITY bytes a writer (a disk that stalls for longer than the ring holds leaves the older unwritten
 lines in memory only, as before). At least once: a crash between a write and its `written` mark repeats the lines
@@ -40,6 +40,16 @@ def _prefix(log_path) -> tuple[Path, str]:
     return p.parent, f".{p.name}.spool."
 
 
+def _name(fd: int, path) -> None:
+    """Give an O_TMPFILE file its name: linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N, open(2) O_TMPFILE (os.link
+    with no src_dir_fd is link(2), which links the /proc symlink itself: EXDEV)."""
+    proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(str(fd), path, src_dir_fd=proc, follow_symlinks=True)
+    finally:
+        os.close(proc)
+
+
 class Spool:
     """One writer's ring (see the module docstring). `append` is called with the writer's lock held."""
 
@@ -47,17 +57,35 @@ class Spool:
         d, prefix = _prefix(log_path)
         self.path = d / f"{prefix}{os.getpid()}.{secrets.token_hex(4)}"
         self.cap = capacity
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # Made without a name (O_TMPFILE), locked, allocated and given its header, then named: another writer of
+        # the log starting at the same moment (serve --workers N) never finds it unlocked and empty, which
+        # `recover` takes for a dead writer's spool that is not one (deleted: this writer's lines then went to a
+        # file with no name). Where O_TMPFILE is not supported, made under its name (that race open again).
+        fd = None
+        if hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):     # (`_name` needs /proc)
+            try:
+                fd = os.open(d, os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o600)
+            except OSError:                                 # EOPNOTSUPP: a file system without it
+                pass
+        named = fd is None
+        if named:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.posix_fallocate(fd, 0, HEAD + capacity)
             self.mm = mmap.mmap(fd, HEAD + capacity)
+            _HEAD.pack_into(self.mm, 0, MAGIC, capacity, 0, 0)
+            if not named:
+                _name(fd, self.path)
+                named = True
         except BaseException:
+            if hasattr(self, "mm"):
+                self.mm.close()
             os.close(fd)
-            self.path.unlink(missing_ok=True)
+            if named:
+                self.path.unlink(missing_ok=True)
             raise
         self.fd = fd
-        _HEAD.pack_into(self.mm, 0, MAGIC, capacity, 0, 0)
         self.end = self.written = 0
         self.head = memoryview(self.mm)[:HEAD].cast("Q")    # [2] end, [3] written (native order: this host's)
         self.ring = memoryview(self.mm)[HEAD:]
