@@ -138,3 +138,17 @@ def test_handsets_keeps_the_last_messages_of_each_handset():
     assert [o for _, o in hs.others(keys[5], ["a"], 7, 2, live=lambda k: True)] == keys[2:5]   # PER_HANDSET 4
     hs.add(keys[2], ["a"], 7, 2, bound=100)                 # again: once, the newest
     assert hs.by[("acct", "84901234567", "a", 7, 2)] == (keys[3], keys[4], keys[5], keys[2])
+
+
+def test_a_message_waiting_for_its_parts_is_judged_with_those_another_message_put_on_its_handset(pipe):
+    # S part 1/3 to A (judged alone, sent), then M parts 2/3 and 3/3 to {A, B}: M's own text ('.exam' +
+    # 'ple/verify ...') is harmless, A shows the link whole. Found by review57: only M's first part was checked
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sm(111, _udh(0x5c, 3, 1) + _THIRDS[0].encode()))
+        assert _statuses(s, [111]) == [0]
+        s.sendall(_multi(112, _udh(0x5c, 3, 2) + _THIRDS[1].encode(), dests=TWO))
+        s.sendall(_multi(113, _udh(0x5c, 3, 3) + _THIRDS[2].encode(), dests=TWO))
+        assert _statuses(s, [112, 113]) == [C.ESME_RSUBMITFAIL, C.ESME_RSUBMITFAIL]
+        time.sleep(0.8)
+        assert len(h.sim.submits()) == 1

@@ -257,7 +257,8 @@ class Handsets:
         for h in handsets:
             k = (key[0], key[1], h, ref, total)
             keys = by.get(k, ())
-            by[k] = (tuple(x for x in keys if x != key) + (key,))[-per:]
+            if not keys or keys[-1] != key:         # (a message's later parts: already its newest)
+                by[k] = (tuple(x for x in keys if x != key) + (key,))[-per:]
             by.move_to_end(k)
         while len(by) > bound:
             by.popitem(last=False)

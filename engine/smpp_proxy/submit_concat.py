@@ -81,9 +81,9 @@ class ConcatSubmit:
         # `dests`: a submit_multi's destinations (its parts are put together too: a probe split a link across two)
         key = (sess.account.system_id, _party(pdu.source_addr, pdu.source_addr_ton), _to(pdu, dests), ci[0], ci[1])
         st, now = self.settings, self.loop.time()
-        # a first part, or a late one (its message judged): either may complete text another message's parts
+        # any part (the first, one of a message waiting, a late one) may complete text another message's parts
         # put on a handset they share
-        if key not in self.concat.pending and self._overlaps(sess, pdu, key, ci, text, binary, dests, now):
+        if self._overlaps(sess, pdu, key, ci, text, binary, dests, now):
             return
         late = self.concat.late(key, ci[2], text, binary, now, st.max_message_chars)
         if late is not None:
@@ -144,15 +144,16 @@ class ConcatSubmit:
             self.concat.judge_now(key)
 
     def _overlaps(self, sess, pdu, key, ci, text, binary, dests, now: float) -> bool:
-        """A part of message `key` not waiting (its first part, or a late one): True once it is refused because
-        a handset it goes to gets other messages' parts with the same originator, reference and total (a
-        submit_sm part to A and a submit_multi part to {A, B}, or submit_multi parts to {A, B} and {A, C}:
-        grouped apart by their destinations, each would be judged on its fragment, while A's handset shows them
-        as one message). Refused whole, with those others, while one of them waits for its parts (the handset
-        would garble them anyway); when they were all judged (before all their parts came) this part is, when
-        the text the shared handset would show (their known parts, `key`'s, and this one) drops, or one of them
-        was dropped or refused. A late part is checked too: S part 1 to A, M part 2 to {A, B} and S part 3 to A
-        each judged with its own message's parts alone put a link split in three whole on A's screen."""
+        """A part of message `key`: True once it is refused because a handset it goes to gets other messages'
+        parts with the same originator, reference and total (a submit_sm part to A and a submit_multi part to
+        {A, B}, or submit_multi parts to {A, B} and {A, C}: grouped apart by their destinations, each would be
+        judged on its fragment, while A's handset shows them as one message). Refused whole, with those others,
+        while one of them waits for its parts (the handset would garble them anyway); when they were all judged
+        (before all their parts came) this part is (and `key` whole), when the text the shared handset would
+        show (their known parts, `key`'s, and this one) drops, or one of them was dropped or refused. Every part
+        is checked, not only a message's first: with S part 1/3 to A judged alone, M part 2/3 to {A, B} reads
+        harmless with it, and M's part 3/3 or S's late part 3/3, each judged with its own message's parts
+        alone, put the link split in three whole on A's screen. Cost: a look-up per destination of the part."""
         st, concat = self.settings, self.concat
         handsets = key[2][1:] if type(key[2]) is tuple else (str(key[2]),)
         found = self.handsets.others(key, handsets, ci[0], ci[1],
@@ -160,9 +161,15 @@ class ConcatSubmit:
         self.handsets.add(key, handsets, ci[0], ci[1], 2 * st.max_pending_concat)
         if not found:
             return False
-        own = concat.judged.get(key) if concat.remembers(key, now) else None
-        if own is not None and not self._was_sent(own[0]):
-            return False                                # refused or dropped: `late` says so for this part
+        waits = concat.pending.get(key)
+        if waits is not None:
+            own = {i: p[2] for i, p in waits.parts.items()}
+        elif concat.remembers(key, now):
+            earlier, _, own, _ = concat.judged[key]
+            if not self._was_sent(earlier):
+                return False                            # refused or dropped: `late` says so for this part
+        else:
+            own = {}
         shared = found[0][0]
         why = (f"parts of a concatenated message (reference {ci[0]}, {ci[1]} parts) that go to {shared} with "
                "another message's parts sent to other destinations, same originator and reference")
@@ -177,8 +184,7 @@ class ConcatSubmit:
             parts = {}
             for _, other in found:
                 parts.update(concat.judged[other][2])
-            if own is not None:
-                parts.update(own[2])
+            parts.update(own)
             parts[ci[2]] = text
             rcpt, rcpt_ton = _address_of(pdu, dests, shared)
             v = self.pipeline.judge(self._message(sess, pdu.source_addr, rcpt,
@@ -192,7 +198,10 @@ class ConcatSubmit:
         else:
             why += ", which was not sent"
         self.stats["concat_overlap_refused"] += 1
-        concat.refuse(key, now + st.concat_timeout, st.max_pending_concat, OVERLAP)     # its later parts too
+        c = concat.refuse(key, now + st.concat_timeout, st.max_pending_concat, OVERLAP)     # its later parts too
+        for s, p, _, _ in (c.ordered() if c is not None else ()):                          # and those waiting
+            if not s.closed:
+                self._refuse(s, p, C.ESME_RSUBMITFAIL, why)
         self._refuse(sess, pdu, C.ESME_RSUBMITFAIL, why)
         return True
 
