@@ -152,3 +152,22 @@ def test_a_message_waiting_for_its_parts_is_judged_with_those_another_message_pu
         assert _statuses(s, [112, 113]) == [C.ESME_RSUBMITFAIL, C.ESME_RSUBMITFAIL]
         time.sleep(0.8)
         assert len(h.sim.submits()) == 1
+
+
+def test_messages_refused_at_a_handset_do_not_push_out_one_that_was_sent_there(pipe):
+    # S part 1/3 to A sent; four submit_multi parts to {A, Xi} with its reference, refused (overlap), fill A's
+    # slots (Handsets.PER_HANDSET); once they are forgotten, M parts 2/3 and 3/3 to {A, B} must still be read
+    # with S's part 1. Found by review57: the refused ones pushed S out, M went out on its own text
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.3)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_sm(121, _udh(0x5d, 3, 1) + _THIRDS[0].encode()))
+        assert _statuses(s, [121]) == [0]
+        for i in range(4):
+            s.sendall(_multi(122 + i, _udh(0x5d, 3, 2) + b"ok", dests=(TWO[0], (1, 1, 1, "8491234560%d" % i))))
+        assert _statuses(s, [122, 123, 124, 125]) == [C.ESME_RSUBMITFAIL] * 4
+        time.sleep(0.5)                                     # the refused ones forgotten (concat_timeout)
+        s.sendall(_multi(131, _udh(0x5d, 3, 2) + _THIRDS[1].encode(), dests=TWO))
+        s.sendall(_multi(132, _udh(0x5d, 3, 3) + _THIRDS[2].encode(), dests=TWO))
+        assert _statuses(s, [131, 132]) == [C.ESME_RSUBMITFAIL, C.ESME_RSUBMITFAIL]
+        time.sleep(0.5)
+        assert len(h.sim.submits()) == 1

@@ -225,9 +225,9 @@ class Handsets:
     destinations (submit_multi): a handset puts parts together by originator, reference and total alone, so
     a submit_sm part to A and a submit_multi part to {A, B} are one message on A's screen though the proxy
     groups them apart (by their destinations). `by` maps (account, originator, handset, reference, total) to
-    the keys of the last PER_HANDSET messages whose parts went there (a part's text on that screen may come
-    from any of them: S part 1 to A, M part 2 to {A, B}, S part 3 to A show 1+2+3 on A); `others` finds the
-    other messages still waiting or remembered (`live(key)`) there. At most `bound` handsets are kept, the
+    the keys of the last PER_HANDSET messages whose parts went there (refused ones make room first: `add`); a
+    part's text on that screen may come from any of them (S part 1 to A, M part 2 to {A, B}, S part 3 to A show
+    1+2+3 on A); `others` finds the other messages still waiting or remembered (`live(key)`) there. At most `bound` handsets are kept, the
     oldest forgotten first (a clash with a message that old is not seen)."""
 
     PER_HANDSET = 4
@@ -252,13 +252,20 @@ class Handsets:
         found = self.others(key, handsets, ref, total, live)
         return found[0] if found else None
 
-    def add(self, key, handsets, ref: int, total: int, bound: int) -> None:
+    def add(self, key, handsets, ref: int, total: int, bound: int, keep: Callable | None = None) -> None:
+        """`key`'s parts go to `handsets`. Past PER_HANDSET messages a handset, those `keep` says put nothing on its
+        screen (refused, dropped, forgotten) go first, then the oldest: four PDUs refused at once must not push
+        out a message whose part was sent (its text is what the next part would complete)."""
         by, per = self.by, self.PER_HANDSET
         for h in handsets:
             k = (key[0], key[1], h, ref, total)
             keys = by.get(k, ())
             if not keys or keys[-1] != key:         # (a message's later parts: already its newest)
-                by[k] = (tuple(x for x in keys if x != key) + (key,))[-per:]
+                keys = tuple(x for x in keys if x != key) + (key,)
+                while len(keys) > per:
+                    gone = next((x for x in keys[:-1] if keep is not None and not keep(x)), keys[0])
+                    keys = tuple(x for x in keys if x != gone)
+                by[k] = keys
             by.move_to_end(k)
         while len(by) > bound:
             by.popitem(last=False)

@@ -158,7 +158,9 @@ class ConcatSubmit:
         handsets = key[2][1:] if type(key[2]) is tuple else (str(key[2]),)
         found = self.handsets.others(key, handsets, ci[0], ci[1],
                                      lambda k: k in concat.pending or concat.remembers(k, now))
-        self.handsets.add(key, handsets, ci[0], ci[1], 2 * st.max_pending_concat)
+        self.handsets.add(key, handsets, ci[0], ci[1], 2 * st.max_pending_concat,
+                          lambda k: k in concat.pending or (concat.remembers(k, now) and
+                                                            self._was_sent(concat.judged[k][0])))
         if not found:
             return False
         waits = concat.pending.get(key)
