@@ -131,13 +131,19 @@ class MoPath(MoPartsJournal):
         v, cmd = self.pipeline.judge_mo(msg)
         us = (time.perf_counter() - t0) * 1e6
         if cmd is None:
-            # routed first, so that its one line names the ESME account it went to (module text)
-            routed = then(v)
-            if routed is NO_ESME:
-                return self.vlog.write_sms(msg, what, v, us, binary, reading, C.ESME_RX_T_APPN)
-            if routed:
-                msg.account = routed            # (judged with none: an MO comes from no ESME)
-            return self.vlog.write_sms(msg, what, v, us, binary, reading)
+            # routed first, so that its one line names the ESME account it went to (module text); written
+            # whatever routing did (an exception in it still leaves the verdict's line)
+            routed = None
+            try:
+                routed = then(v)
+            finally:
+                if routed is NO_ESME:
+                    self.vlog.write_sms(msg, what, v, us, binary, reading, C.ESME_RX_T_APPN)
+                else:
+                    if routed:
+                        msg.account = routed        # (judged with none: an MO comes from no ESME)
+                    self.vlog.write_sms(msg, what, v, us, binary, reading)
+            return None
         if parts_id and cmd.report is not None:
             cmd.report["parts_id"] = parts_id
         done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then)
