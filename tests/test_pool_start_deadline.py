@@ -21,7 +21,8 @@ from engine.smpp_proxy.harness import ProxyHarness
 
 from .conftest import ROOT
 from .redis_helpers import RedisServer, ports_in
-from .test_sdnotify_pool import Systemd
+from .test_sdnotify_pool import Systemd, _worker_pids
+from .test_sdnotify_pool import _stop as _stop_pool
 
 PORTS = (28000, 28499)      # this file's loopback ports (redis-server, the pool's SMPP port); the SMSC's is the OS's
 DEADLINE = 20               # --start-timeout: a start takes ~3.5 s here; wide for a loaded CI host
@@ -54,11 +55,6 @@ def _pool(tmp_path, url, smsc_port, sd=None):
     return p, port, err
 
 
-def _worker_pids(err, i):
-    return [int(line.rsplit("pid ", 1)[1].rstrip(")")) for line in err.read_text().splitlines()
-            if f"worker {i} started (pid" in line]
-
-
 def _wait(what, timeout, p, err):
     end = time.monotonic() + timeout
     while not what():
@@ -68,19 +64,7 @@ def _wait(what, timeout, p, err):
 
 
 def _stop(p, err):
-    pids = _worker_pids(err, 0) + _worker_pids(err, 1)
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(40)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
-    for pid in pids:                    # a worker left hanging by a failed test never outlives it
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    _stop_pool(p, err, wait=40)
 
 
 def _hang_worker_1(tmp_path):

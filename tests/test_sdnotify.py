@@ -176,6 +176,17 @@ def test_the_watchdog_is_pinged_from_the_event_loop_so_a_stuck_loop_stops_it(tmp
     assert len([t for t, _ in got if t > stuck + 1.0]) >= 4          # and again once it runs
 
 
+
+def _received(sock) -> list:
+    """The datagrams waiting on `sock` (until it is quiet for its timeout)."""
+    got = []
+    try:
+        while True:
+            got.append(sock.recv(4096).decode())
+    except socket.timeout:
+        pass
+    return got
+
 def test_a_ready_dropped_by_a_full_queue_is_sent_again():
     """A READY=1 the receiver's queue had no room for (net.unix.max_dgram_qlen: 10 datagrams by default; a pool's
     supervisor reads its workers' every 0.1 s) was dropped for good: systemd failed the start at TimeoutStartSec=,
@@ -196,21 +207,11 @@ def test_a_ready_dropped_by_a_full_queue_is_sent_again():
         n.ready("SMPP port 1")                                  # dropped: the queue is full
         n.status("SMPP port 1")                                 # still full: dropped again
         sd.sock.settimeout(0.2)
-        got = []
-        try:
-            while True:
-                got.append(sd.sock.recv(4096).decode())
-        except socket.timeout:
-            pass
+        got = _received(sd.sock)
         assert got == ["X=1\n"] * filled and filled < 100000
         n.status("SMPP port 1")                                 # room again
         n.close()
-        got = []
-        try:
-            while True:
-                got.append(sd.sock.recv(4096).decode())
-        except socket.timeout:
-            pass
+        got = _received(sd.sock)
         assert got == ["READY=1\n", "STATUS=SMPP port 1\n"], got
     finally:
         filler.close()

@@ -90,12 +90,12 @@ def _worker_pids(err, i):
             if f"worker {i} started (pid" in line]
 
 
-def _stop(p, err):
+def _stop(p, err, wait=30):
     pids = _worker_pids(err, 0) + _worker_pids(err, 1)
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
         try:
-            p.wait(30)
+            p.wait(wait)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(10)
