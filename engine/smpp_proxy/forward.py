@@ -128,10 +128,15 @@ class ForwardPath:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=self._failed_answer(link, pdu, resp, status)))
             else:
+                mid = resp.command_status == 0 and getattr(resp, "message_id", "")
+                if mid:
+                    # before the resp goes out: from here a crash does not lose the id (idlog.py's spool), so an
+                    # ESME that has its resp also gets the receipt after a kill -9 and a restart
+                    key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund)
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
-                if resp.command_status == 0 and getattr(resp, "message_id", ""):
+                if mid and self.early_receipts:
                     # after the resp is queued: a receipt that was waiting for this id goes out behind it
-                    self._remember_message_id(resp.message_id, acct, link.id_space, pdu, part, refund)
+                    self._early_receipts_for(key, mid, acct, link.id_space)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -141,7 +146,8 @@ class ForwardPath:
         link.forward(out, on_resp)
 
     def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False,
-                             refund=None, answered=True) -> None:
+                             refund=None, answered=True) -> str:
+        """The account `message_id` was given to, and its note; returns its key in the map."""
         key = id_key(space, message_id)
         ids = self.msgid_account
         ids.add(key, acct)
@@ -168,11 +174,14 @@ class ForwardPath:
                     at = second
                 ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at,
                          normalise_number(pdu.destination_addr, pdu.dest_addr_ton), charged)
-        if self.early_receipts:
-            if key in self.early_receipts:
-                self._early_receipt_matched(key, acct)
-            else:
-                self._early_twin(message_id, acct, space)
+        return key
+
+    def _early_receipts_for(self, key: str, message_id: str, acct: str, space: str) -> None:
+        """Receipts that came before `message_id`'s resp (held, routing.py) go to `acct` now."""
+        if key in self.early_receipts:
+            self._early_receipt_matched(key, acct)
+        else:
+            self._early_twin(message_id, acct, space)
 
     def _failed_answer(self, link, pdu, resp, status) -> int:
         """0 when `resp` is the SMSC's answer to `pdu`, to be relayed; else the status the ESME gets: the
@@ -206,4 +215,6 @@ class ForwardPath:
         log.warning("late answer from SMSC %s for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", link.where, acct, resp.command_status, mid)
         if mid:
-            self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, answered=False)
+            key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, answered=False)
+            if self.early_receipts:
+                self._early_receipts_for(key, mid, acct, link.id_space)

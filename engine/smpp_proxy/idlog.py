@@ -4,23 +4,32 @@ A receipt names only the SMSC's message_id; the map says which account sent it. 
 written at a clean stop only, a crash (kill -9, the OOM killer) lost it, and with it the receipts of
 every message of the last minutes: each was refused ESME_RX_T_APPN until the SMSC gave up.
 
-Theory of operation. `MessageIds.add` appends each new id to `journal` (a list: one append per
-forwarded message). Every FLUSH seconds the loop packs the ids added since (with their accounts and
+Theory of operation. `MessageIds.add` appends each new id to `journal` (`_Journal`, a list: one append
+per forwarded message). Every FLUSH seconds the loop packs the ids added since (with their accounts and
 notes, the columns `MessageIds.columns` writes) into one msgpack object and hands it to a writer
 thread (engine/groupcommit.py), which appends it to the current segment, `<map>.log.<k>`; another
-thread fdatasyncs it after each write (a slow disk never holds back the next write): a process crash
-loses at most the last FLUSH of ids, a power cut what the last fdatasync had not covered. A segment is closed after `bound` ids and the one before it deleted, so
+thread fdatasyncs it after each write (a slow disk never holds back the next write). Between two
+writes the ids live in a crash spool as well (logspool.py: a shared memory mapping of a file beside
+the map, `.<map>.log.spool.<pid>.<token>`, which a process that dies leaves in the page cache): when a
+forwarded message's note is set (`MessageIds.note`, before its submit_sm_resp goes out to the ESME,
+forward.py) the journal copies its id, account and note there as one record (`_ID`, ~0.6 µs), and a
+write done marks the records before it written. A process crash (kill -9, the OOM killer) so loses no
+id whose resp an ESME may have; it used to lose the last FLUSH of them, whose receipts were refused
+until the SMSC gave up. A power cut loses what the last fdatasync had not covered. A segment is closed after `bound` ids and the one before it deleted, so
 the two newest segments always hold the map's newest `bound` ids (its coverage) in at most twice the
 map's size on disk. `open` (at start) reads the clean stop's file, if any, then the segments in order
 (a torn last object ends a segment; an unreadable one is copied aside), writes the whole map as the
-first object of a new segment (fsynced) and only then removes the files it read. `close(clean)`
-after `save_map` removes the segments (the clean stop's file holds the map). Notes read back from segments (the
-last run did not stop cleanly) lose their charged bit (msgids.py `forget_charges`): the state journal may have
+first object of a new segment (fsynced) and only then removes the files it read, dead writers' spools
+among them (their unwritten records are read after the segments: the newest ids). `close(clean)`
+after `save_map` removes the segments (the clean stop's file holds the map). Notes read back from segments or
+spools (the last run did not stop cleanly) lose their charged bit (msgids.py `forget_charges`): the state journal may have
 lost the counts they name.
 
 Bounds: the ids of one FLUSH in memory (what the loop forwards in 0.05 s: ~250 ids at 5k/s, packed in ~70 µs), MAX_WAITING writes waiting for
 a stalled disk (beyond, their ids are not logged: counted and logged, the map itself is unaffected), two
-segments of `bound` ids on disk (~30 B an id with its note: 2 x 2M ids ~120 MB at the default bound).
+segments of `bound` ids on disk (~30 B an id with its note: 2 x 2M ids ~120 MB at the default bound), one spool
+of logspool.CAPACITY bytes (~200,000 records not yet written; a disk stalled for longer leaves the newer ids out
+of it, `unspooled` counts them, and a crash then loses them as before).
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ import logging
 import os
 import re
 import shutil
+import struct
 import threading
 from functools import partial
 from pathlib import Path
@@ -37,6 +47,7 @@ import msgpack
 from ..disktrouble import trouble
 from ..groupcommit import GroupCommit
 from ..lists.snapshot import fsync_dir
+from . import logspool
 from .msgids import unpack_map
 
 log = logging.getLogger("telfilter.smpp")
@@ -44,6 +55,9 @@ FLUSH = 0.05                # seconds between two writes of the ids added meanwh
                             # what it forwards in that time: the buffer's bound; packing them pauses the loop
                             # ~0.35 us an id: at 0.2 s, 0.36 ms at 5k/s, seen in the p99 added latency)
 MAX_WAITING = 200           # writes waiting for a stalled disk (10 s of ids); beyond, ids go unlogged (counted)
+# a spool record: id length, account name length, note (low and high 64 bits), then the id and the account (UTF-8)
+_ID = struct.Struct("<HHQQ")
+_LOW = (1 << 64) - 1
 
 
 def _apply(ids, d) -> int:
@@ -53,13 +67,64 @@ def _apply(ids, d) -> int:
     return n
 
 
+class _Journal(list):
+    """`MessageIds.journal` while the log runs: the ids added since the last write (the list `flush` packs), and
+    `noted`: a forwarded message's id, account and note copied into the crash spool at once."""
+    __slots__ = ("spool", "accounts", "names", "unspooled")
+
+    def __init__(self, spool, accounts: list):
+        super().__init__()
+        self.spool = spool
+        self.accounts = accounts            # MessageIds' account names, by number (grows as accounts come)
+        self.names: list = []               # the same, UTF-8
+        self.unspooled = 0                  # records the spool had no room for (a disk stalled that long)
+
+    def noted(self, mid: str, account: int, note: int) -> None:
+        sp = self.spool
+        if sp is None:
+            return
+        names = self.names
+        while len(names) <= account:
+            names.append(self.accounts[len(names)].encode("utf-8", "surrogateescape"))
+        b, a = mid.encode("utf-8", "surrogateescape"), names[account]
+        if not sp.append(_ID.pack(len(b), len(a), note & _LOW, note >> 64) + b + a):
+            self.unspooled += 1
+
+
+def _records(data: bytes) -> dict:
+    """A dead writer's unwritten spool records as `MessageIds.columns()` (ValueError: not records)."""
+    accounts, numbers, ids, of, sent = [], {}, [], [], bytearray()
+    o, size, end = 0, _ID.size, len(data)
+    while o < end:
+        if o + size > end:
+            raise ValueError(f"a record cut at byte {o}")
+        ni, na, lo, hi = _ID.unpack_from(data, o)
+        o += size
+        if o + ni + na > end:
+            raise ValueError(f"a record cut at byte {o}")
+        mid = data[o:o + ni].decode("utf-8", "surrogateescape")
+        name = data[o + ni:o + ni + na].decode("utf-8", "surrogateescape")
+        o += ni + na
+        k = numbers.get(name)
+        if k is None:
+            k = numbers[name] = len(accounts)
+            accounts.append(name)
+        ids.append(mid)
+        of.append(k)
+        sent += struct.pack("<QQ", lo, hi)
+    return {"accounts": accounts, "ids": ids, "account_of": of, "sent": bytes(sent)}
+
+
 class IdLog:
     def __init__(self, base: Path, ids):
         self.base = Path(base)              # the clean stop's file (message_ids[.wN].msgpack)
         self.ids = ids
         self.stem = self.base.name[:-len(".msgpack")] if self.base.name.endswith(".msgpack") else self.base.name
         self.pattern = re.compile(re.escape(self.stem) + r"\.log\.(\d+)$")
-        self.buf: list = []
+        self.buf: _Journal | list = []
+        self.spool: logspool.Spool | None = None
+        self.marked = 0                     # the spool's `end` when the last write was handed over
+        self.from_spools = 0                # ids `open` read from dead writers' spools
         self.seg = 0                        # the segment written to
         self.in_seg = 0                     # ids in it
         self.fd = -1                        # the writer thread's descriptor
@@ -100,7 +165,13 @@ class IdLog:
         for _, p in segs:
             n += self._replay(p)
             read.append(p)
-        if segs:
+        spooled = []                        # dead writers' spools: what they held is durable in the new segment
+        try:                                # before they are deleted
+            logspool.recover(self._spool_of(), self._replay_spool, taken=spooled)
+        except OSError as e:
+            log.error("message-id log: the crash spools beside %s could not be read (%s)", self.base, e)
+        n += self.from_spools
+        if segs or spooled:
             # the last run did not stop cleanly: a note's count toward an advertiser's cap may be lost with the
             # state journal's last 0.25 s, so no note read back offers a count to be given back (an over-count)
             cleared = self.ids.forget_charges()
@@ -118,20 +189,40 @@ class IdLog:
             fsync_dir(path.parent)
             for p in read:
                 p.unlink(missing_ok=True)
+            logspool.discard(spooled)
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         except OSError as e:
             log.error("message-id log %s not started (%s): the map is kept at a clean stop only (a crash loses "
                       "it)", path, e)
             return n
         self.in_seg = len(self.ids)
+        try:
+            self.spool = logspool.Spool(self._spool_of(), overwrite=False)
+        except OSError as e:
+            log.warning("message-id log %s: no crash spool beside it (%s): a crash loses the ids of its last %.2f s",
+                        path, e, FLUSH)
+        self.buf = _Journal(self.spool, self.ids._accounts)
         self.ids.journal = self.buf
         self.writer = GroupCommit(self._write, loop, name="telfilter-msgid-writer", max_waiting=MAX_WAITING,
                                   what="message-id log write")
         self.loop = loop
         self.timer = loop.call_later(FLUSH, self._tick)
         if n:
-            log.info("%d message ids of the last run read back: their receipts reach their accounts", n)
+            log.info("%d message ids of the last run read back (%d from its crash spool): their receipts reach their "
+                     "accounts", n, self.from_spools)
         return n
+
+    def _spool_of(self) -> Path:
+        """The name the spools are made beside (logspool: `.<stem>.log.spool.<pid>.<token>`)."""
+        return self.base.parent / f"{self.stem}.log"
+
+    def _replay_spool(self, data: bytes) -> None:
+        try:
+            self.from_spools += _apply(self.ids, _records(data))
+        except ValueError as e:             # (never written so: the records are whole once `end` counts them)
+            bad = self.base.parent / f"{self.stem}.log.spool.unreadable"
+            bad.write_bytes(data)
+            log.error("message-id log: a crash spool's records unreadable (%s): a copy is in %s", e, bad)
 
     def _replay(self, p: Path) -> int:
         data = p.read_bytes()
@@ -161,8 +252,12 @@ class IdLog:
         mids = buf[:]
         buf.clear()
         data = msgpack.packb(self.ids.columns_of(mids), use_bin_type=True)
-        if not self.writer.submit(("data", data), self._written):
-            self._written(OSError(f"{len(mids)} ids not logged: {MAX_WAITING} writes already wait for the disk"))
+        spooled = 0                         # the spool's records of these ids: written once this write is done
+        if self.spool is not None:
+            spooled, self.marked = self.spool.end - self.marked, self.spool.end
+        if not self.writer.submit(("data", data), partial(self._data_written, spooled)):
+            self._data_written(spooled, OSError(f"{len(mids)} ids not logged: {MAX_WAITING} writes already wait for "
+                                                "the disk"))
             return
         self.in_seg += len(mids)
         # a new segment after `bound` ids (never skipped: a rotation lost would delete the newest segment later)
@@ -170,6 +265,12 @@ class IdLog:
                                                                 partial(self._rotated, self.seg + 1)):
             self.seg += 1
             self.in_seg = 0
+
+    def _data_written(self, spooled: int, err) -> None:
+        # written, or given up on (counted lost): the spool's copy of those records is done with either way
+        if spooled and self.spool is not None:
+            self.spool.wrote(spooled)
+        self._written(err)
 
     def _rotated(self, seg: int, err) -> None:
         self._written(err)
@@ -202,6 +303,10 @@ class IdLog:
             log.error("message-id log: the writer did not finish in 10 s (a stalled disk)")
         self.writer.close()
         self.writer = None
+        if self.spool is not None:
+            self.buf.spool = None
+            self.spool.close()              # deleted when all it held was written; else the next start reads it
+            self.spool = None
 
     # ------------------------------------------------------------ the writer thread's side
     def _write(self, items) -> list:

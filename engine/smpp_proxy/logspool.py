@@ -16,6 +16,11 @@ its unwritten bytes to the log, then deletes it. A writer that ends with everyth
 Bounds: CAPACITY bytes a writer (a disk that stalls for longer than the ring holds leaves the older unwritten
 lines in memory only, as before). At least once: a crash between a write and its `written` mark repeats the lines
 of that one write at recovery.
+
+The message-id log (idlog.py) spools its msgpack objects the same way, with `overwrite=False`: an object has no
+line end to find the next one by, so one that would overwrite unwritten bytes is not spooled (`append` says so)
+rather than cut the oldest; and it recovers with `taken`, deleting the spools only once what they held is durable
+elsewhere.
 """
 from __future__ import annotations
 
@@ -53,8 +58,9 @@ def _name(fd: int, path) -> None:
 class Spool:
     """One writer's ring (see the module docstring). `append` is called with the writer's lock held."""
 
-    def __init__(self, log_path, capacity: int = CAPACITY):
+    def __init__(self, log_path, capacity: int = CAPACITY, overwrite: bool = True):
         d, prefix = _prefix(log_path)
+        self.overwrite = overwrite          # False: `append` refuses bytes that would overwrite unwritten ones
         self.path = d / f"{prefix}{os.getpid()}.{secrets.token_hex(4)}"
         self.cap = capacity
         # Made without a name (O_TMPFILE), locked, allocated and given its header, then named: another writer of
@@ -90,9 +96,12 @@ class Spool:
         self.head = memoryview(self.mm)[:HEAD].cast("Q")    # [2] end, [3] written (native order: this host's)
         self.ring = memoryview(self.mm)[HEAD:]
 
-    def append(self, b: bytes) -> None:
-        """Line bytes `b`, after those before it; moves `end` once they are all in."""
+    def append(self, b: bytes) -> bool:
+        """Line bytes `b`, after those before it; moves `end` once they are all in. False, nothing spooled, when
+        the ring is not to `overwrite` and has no room for them beside the unwritten bytes."""
         n, cap, ring = len(b), self.cap, self.ring
+        if not self.overwrite and self.end + n - self.written > cap:
+            return False
         if n > cap:                         # longer than the ring (never a verdict line): its end, cut at a
             self.end += n - cap             # recovery as the ring's oldest bytes are
             b, n = b[-cap:], cap
@@ -105,6 +114,7 @@ class Spool:
             ring[:n - k] = b[k:]
         self.end += n
         self.head[2] = self.end
+        return True
 
     def wrote(self, n: int) -> None:
         """The writer thread has written (or given up on) the next `n` bytes."""
@@ -138,9 +148,11 @@ def _unwritten(mm, size: int) -> bytes | None:
     return data
 
 
-def recover(log_path, write) -> int:
+def recover(log_path, write, taken: list | None = None) -> int:
     """Give the unwritten lines of every dead writer's spool of `log_path` to `write(bytes)` (oldest spool first),
-    then delete each; returns the number of lines. A spool another writer holds is left alone."""
+    then delete each; returns the number of lines. A spool another writer holds is left alone. With `taken` (a
+    list), each spool read is appended to it and left as it is, for the caller to delete (`discard`) once what
+    `write` had is durable: a crash before then recovers it again."""
     d, prefix = _prefix(log_path)
     try:
         names = sorted((p for p in d.iterdir() if p.name.startswith(prefix)), key=lambda p: p.stat().st_mtime)
@@ -170,13 +182,25 @@ def recover(log_path, write) -> int:
                     if data:
                         write(data)
                         lines += data.count(b"\n")
-                    if data is not None:            # nothing left for a recovery that raced this one
+                    if data is not None and taken is None:      # nothing left for a recovery that raced this one
                         struct.pack_into("=Q", mm, 24, _HEAD.unpack_from(mm, 0)[2])
             if data is None:
-                log.warning("verdict log spool %s: not a spool this version writes; deleted", p)
+                log.warning("crash spool %s: not a spool this version writes; deleted", p)
+            elif taken is not None:
+                taken.append(p)
+                continue
             p.unlink(missing_ok=True)
         except OSError as e:
-            log.error("verdict log spool %s could not be recovered: %s", p, e)
+            log.error("crash spool %s could not be recovered: %s", p, e)
         finally:
             os.close(fd)
     return lines
+
+
+def discard(paths) -> None:
+    """Delete the spools `recover(..., taken=...)` read, once what they held is durable elsewhere."""
+    for p in paths:
+        try:
+            p.unlink(missing_ok=True)
+        except OSError as e:
+            log.error("crash spool %s read but not deleted (%s): the next start reads it again", p, e)

@@ -48,7 +48,7 @@ without it loads with no notes): ~28 B an id, 2M ids 56 MB written in 1.3 s, rea
 receipts of messages sent before a deploy still reach their accounts (they used to be held receipt_wait
 and refused ESME_RX_T_APPN at every attempt). A pool process (state/receipts.py SharedMessageIds) writes the
 ids it learned from the others too (up to twice the size). Between clean stops the ids are also logged as they
-come (idlog.py: `journal` takes each id `add` sees; a crash loses at most the last 0.05 s of them).
+come (idlog.py: `journal` takes each id `add` sees, and each note `note` sets into a crash spool at once).
 """
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ class MessageIds:
         self._accounts: list[str] = []           # number -> account system_id
         self._numbers: dict[str, int] = {}       # account system_id -> number
         self._sent: dict[str, int] = {}          # id -> its `note`, packed in one int (_pack)
-        self.journal: list | None = None         # ids added, for the on-disk log (idlog.py) to take
+        self.journal = None                      # idlog.py's _Journal (a list of the ids added, `noted`)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -181,9 +181,11 @@ class MessageIds:
             fp = _LAST_FP
             if fp[0] != source:             # (most messages come in runs from one source)
                 fp[0], fp[1] = source, source_fp(source)
-            self._sent[mid] = _pack(kind, data_coding & 0xFF, fp[1], min(max(delivery or 0, 0), 0xFFFFFFFF),
-                                    destination if destination and 0 < destination < 1 << 50 else 0,
-                                    charged and 0 < delivery <= 0xFFFFFFFF)
+            n = self._sent[mid] = _pack(kind, data_coding & 0xFF, fp[1], min(max(delivery or 0, 0), 0xFFFFFFFF),
+                                        destination if destination and 0 < destination < 1 << 50 else 0,
+                                        charged and 0 < delivery <= 0xFFFFFFFF)
+            if j is not None:               # into the id log's crash spool now, before the ESME has the resp
+                j.noted(mid, self._ids[mid], n)
 
     def receipted(self, mid: str) -> None:
         """A delivery receipt for `mid` came: its message has reached a final state, and a cancel_sm or replace_sm
