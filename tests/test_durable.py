@@ -68,6 +68,41 @@ def test_cap_survives_a_crash_after_a_flush(tmp_path):
     _crash(store2)
 
 
+def _dies(store):
+    """kill -9 with the crash spool running: its lock goes with the process, its mapping stays."""
+    import fcntl
+    if store.spool.spool is not None:
+        fcntl.flock(store.spool.spool.fd, fcntl.LOCK_UN)
+    _crash(store)
+
+
+def test_updates_committed_after_the_last_flush_are_read_back_from_the_crash_spool(tmp_path):
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+
+    async def serving():
+        store.spool.start(asyncio.get_running_loop())      # (what serve's store timer does first)
+        assert [a for a, _ in _verdicts(pipe, [_ad(i) for i in range(2)])] == ["allow"] * 2
+        await store.flush()
+        assert _verdicts(pipe, [_ad(2)])[0][0] == "allow"   # after the last flush: the loss window it was
+        pipe.judge(_ad(3, "0912000445"))
+        await asyncio.sleep(0)                              # the iteration ends: spooled
+    asyncio.run(serving())
+    _dies(store)
+    assert list((data / "state").glob(".journal.spool.*"))
+    pipe2 = _pipe(data)
+    store2 = _open(data, pipe2)
+    assert store2.replayed == 4 and not store2.warnings
+    assert _verdicts(pipe2, [_ad(4)]) == [("drop", ["AD_FREQUENCY_CAP"])]
+    assert [a for a, _ in _verdicts(pipe2, [_ad(5 + i, "0912000445") for i in range(3)])] == ["allow", "allow", "drop"]
+    assert not list((data / "state").glob(".journal.spool.*"))     # written to the journal, then deleted
+    _crash(store2)
+    store3 = _open(data, _pipe(data))                               # in the journal from then on
+    assert store3.replayed == 4
+    _crash(store3)
+
+
 def test_clean_stop_snapshot_then_journal_restores_everything(tmp_path):
     data = tmp_path / "d"
     pipe = _pipe(data)
@@ -286,6 +321,22 @@ def test_serve_keeps_the_frequency_cap_across_kill_9(tmp_path):
         assert p.wait(20) == 0
         assert (data / "state" / "snapshot").exists()
         assert "replayed" in (tmp_path / "stderr2.log").read_text()
+    finally:
+        node.stop()
+
+
+def test_serve_killed_right_after_three_ads_keeps_the_cap(tmp_path):
+    """kill -9 at once after the 3rd ad's submit_sm_resp (no wait for the journal's next fsync, every 0.25 s): the
+    counts are in the crash spool, so the 4th ad is still dropped after the restart (it was let through)."""
+    node = _Node(tmp_path)
+    try:
+        p, port = node.start()
+        assert [_submit_ad(port, "84912000446") for _ in range(3)] == [0, 0, 0]
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        p, port = node.start()
+        assert _submit_ad(port, "84912000446") != 0, "the 4th ad within 24 h was let through after kill -9"
+        assert "left in its crash spool, replayed" in (tmp_path / "stderr2.log").read_text()
     finally:
         node.stop()
 

@@ -159,7 +159,7 @@ def test_ids_not_yet_written_are_read_back_from_the_dead_writers_spool(tmp_path)
 
 
 def test_a_clean_close_leaves_no_spool_and_a_live_one_is_not_read(tmp_path):
-    from engine.smpp_proxy import logspool
+    from engine import crashspool as logspool
     base = tmp_path / "smpp" / "message_ids.msgpack"
 
     async def go():
@@ -178,7 +178,7 @@ def test_a_clean_close_leaves_no_spool_and_a_live_one_is_not_read(tmp_path):
 
 def test_a_full_spool_takes_no_record_until_the_writer_has_written_some(tmp_path):
     """(the id log's records have no line end to find the next one by: a record is never cut by the ring)"""
-    from engine.smpp_proxy.logspool import Spool
+    from engine.crashspool import Spool
     s = Spool(tmp_path / "x.log", capacity=100, overwrite=False)
     assert s.append(b"a" * 60) and not s.append(b"b" * 60) and s.end == 60
     s.wrote(60)

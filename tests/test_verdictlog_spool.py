@@ -1,4 +1,4 @@
-"""The verdict log's crash spool (engine/smpp_proxy/logspool.py): a line is in a memory-mapped spool beside the log
+"""The verdict log's crash spool (engine/crashspool.py): a line is in a memory-mapped spool beside the log
 as soon as it is written, so `serve` killed (SIGKILL) right after answering a burst loses no verdict line: the next
 start appends what its writer had not written. Before, the lines of the last 0.05 s (a whole burst) were lost:
 300 submits answered, then kill -9, left 50 lines."""
@@ -6,8 +6,8 @@ import json
 import os
 import threading
 
-from engine.smpp_proxy import logspool
-from engine.smpp_proxy.logspool import Spool, recover
+from engine import crashspool as logspool
+from engine.crashspool import Spool, recover
 from engine.smpp_proxy.logwriters import FileOut
 from tests.test_smpp_receipts import Esme, ServeBeside, _submitted
 

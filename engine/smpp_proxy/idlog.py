@@ -9,7 +9,7 @@ per forwarded message). Every FLUSH seconds the loop packs the ids added since (
 notes, the columns `MessageIds.columns` writes) into one msgpack object and hands it to a writer
 thread (engine/groupcommit.py), which appends it to the current segment, `<map>.log.<k>`; another
 thread fdatasyncs it after each write (a slow disk never holds back the next write). Between two
-writes the ids live in a crash spool as well (logspool.py: a shared memory mapping of a file beside
+writes the ids live in a crash spool as well (engine/crashspool.py: a shared memory mapping of a file beside
 the map, `.<map>.log.spool.<pid>.<token>`, which a process that dies leaves in the page cache): when a
 forwarded message's note is set (`MessageIds.note`, before its submit_sm_resp goes out to the ESME,
 forward.py) the journal copies its id, account and note there as one record (`_ID`, ~0.6 µs), and a
@@ -28,7 +28,7 @@ lost the counts they name.
 Bounds: the ids of one FLUSH in memory (what the loop forwards in 0.05 s: ~250 ids at 5k/s, packed in ~70 µs), MAX_WAITING writes waiting for
 a stalled disk (beyond, their ids are not logged: counted and logged, the map itself is unaffected), two
 segments of `bound` ids on disk (~30 B an id with its note: 2 x 2M ids ~120 MB at the default bound), one spool
-of logspool.CAPACITY bytes (~200,000 records not yet written; a disk stalled for longer leaves the newer ids out
+of crashspool.CAPACITY bytes (~200,000 records not yet written; a disk stalled for longer leaves the newer ids out
 of it, `unspooled` counts them, and a crash then loses them as before).
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ import msgpack
 from ..disktrouble import trouble
 from ..groupcommit import GroupCommit
 from ..lists.snapshot import fsync_dir
-from . import logspool
+from .. import crashspool
 from .msgids import unpack_map
 
 log = logging.getLogger("telfilter.smpp")
@@ -122,7 +122,7 @@ class IdLog:
         self.stem = self.base.name[:-len(".msgpack")] if self.base.name.endswith(".msgpack") else self.base.name
         self.pattern = re.compile(re.escape(self.stem) + r"\.log\.(\d+)$")
         self.buf: _Journal | list = []
-        self.spool: logspool.Spool | None = None
+        self.spool: crashspool.Spool | None = None
         self.marked = 0                     # the spool's `end` when the last write was handed over
         self.from_spools = 0                # ids `open` read from dead writers' spools
         self.seg = 0                        # the segment written to
@@ -167,7 +167,7 @@ class IdLog:
             read.append(p)
         spooled = []                        # dead writers' spools: what they held is durable in the new segment
         try:                                # before they are deleted
-            logspool.recover(self._spool_of(), self._replay_spool, taken=spooled)
+            crashspool.recover(self._spool_of(), self._replay_spool, taken=spooled)
         except OSError as e:
             log.error("message-id log: the crash spools beside %s could not be read (%s)", self.base, e)
         n += self.from_spools
@@ -189,7 +189,7 @@ class IdLog:
             fsync_dir(path.parent)
             for p in read:
                 p.unlink(missing_ok=True)
-            logspool.discard(spooled)
+            crashspool.discard(spooled)
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         except OSError as e:
             log.error("message-id log %s not started (%s): the map is kept at a clean stop only (a crash loses "
@@ -197,7 +197,7 @@ class IdLog:
             return n
         self.in_seg = len(self.ids)
         try:
-            self.spool = logspool.Spool(self._spool_of(), overwrite=False)
+            self.spool = crashspool.Spool(self._spool_of(), overwrite=False)
         except OSError as e:
             log.warning("message-id log %s: no crash spool beside it (%s): a crash loses the ids of its last %.2f s",
                         path, e, FLUSH)
@@ -213,7 +213,7 @@ class IdLog:
         return n
 
     def _spool_of(self) -> Path:
-        """The name the spools are made beside (logspool: `.<stem>.log.spool.<pid>.<token>`)."""
+        """The name the spools are made beside (crashspool: `.<stem>.log.spool.<pid>.<token>`)."""
         return self.base.parent / f"{self.stem}.log"
 
     def _replay_spool(self, data: bytes) -> None:

@@ -12,7 +12,7 @@ import sys
 import threading
 
 from ..disktrouble import trouble
-from .logspool import Spool, recover
+from ..crashspool import Spool, recover
 
 log = logging.getLogger("telfilter")
 
@@ -127,7 +127,7 @@ class FileOut(PipeOut):
         self.lost_bytes = 0
         self.lost_lines = 0             # lines a failed write cost (read by /metrics)
         self._torn = False              # the file ends in part of a line (a cut-back that failed too)
-        # `spool`: the verdict log's lines also in a crash spool (logspool.py), and a dead writer's appended first
+        # `spool`: the verdict log's lines also in a crash spool (engine/crashspool.py), and a dead writer's appended first
         self.spool = self.recovered = None
         if spool and stat.S_ISREG(os.fstat(fd).st_mode):    # (`--log /dev/stderr`: no spool made in /dev)
             try:

@@ -137,7 +137,7 @@ class VerdictLog:
         elif target in (None, "-"):
             self.f = stdout_target()
         else:
-            self.f = FileOut(target, spool=True)       # and its crash spool (logspool.py)
+            self.f = FileOut(target, spool=True)       # and its crash spool (engine/crashspool.py)
         self.pub = None
         self.retired: list = []             # writers of files reopened away from (SIGUSR2): drained at close
         self.errors = 0

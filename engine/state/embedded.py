@@ -17,15 +17,17 @@ table is copied in memory); journal flushes go on while it writes, and the file 
 once the child succeeded. Where fork is refused, and on a clean stop, the tables are copied on
 the loop instead (one memcpy per table) and a worker thread writes the copy.
 
-Start-up loads `snapshot` (or `snapshot.prev` if `snapshot` is missing or fails its CRC) and
+Start-up (embedded_startup.py) loads `snapshot` (or `snapshot.prev` if `snapshot` is missing or fails its CRC) and
 replays, in order, the journal segments from the one the snapshot names; a torn last frame
 (a crash in the middle of a write) is ignored with a warning naming file:offset. Replaying a
 record calls the same in-memory operation with the same arguments, so the state after a
 restart is the state before it, minus what the crash cut off.
 
-Loss window: on `kill -9` or a power cut, the commits of at most the last flush interval
-(`FLUSH_EVERY` = 0.25 s, plus the time its fsync takes; under 1 s); on SIGTERM/SIGINT
-nothing (serve flushes and snapshots before it exits). The report index is not journalled
+Loss window: on a power cut, the commits of at most the last flush interval (`FLUSH_EVERY` =
+0.25 s, plus the time its fsync takes; under 1 s); on `kill -9` (a crash) none: the records not
+yet written are in a crash spool too, from the end of the loop iteration that committed them
+(journalspool.py), and the next start replays them after the journal; on SIGTERM/SIGINT nothing
+(serve flushes and snapshots before it exits). The report index is not journalled
 here: every 5656 report is already fsync'ed to reports.jsonl before it counts, and the index
 is rebuilt from that file on start.
 
@@ -50,15 +52,14 @@ from pathlib import Path
 
 from ..disktrouble import trouble
 from ..durable import TornWrite, append_all
-from ..rules.counters import MemoryCounters
-from ..rules.history import CallDurations, RecipientHistory
 from ..lists.snapshot import fsync_dir
 from ..rules import slotdump  # noqa: F401 (imported here, before any fork: a forked writer imports nothing)
 from . import forksnap
+from .embedded_startup import StateError, Startup  # noqa: F401 (StateError: the store's error, raised here)
+from .journalspool import JournalSpool, Records
 from .journalled import (JournalledCalls, JournalledCounters, JournalledHistory, apply_record,  # noqa: F401
                          dump_state, load_state, stable, stable_key)
-from .journal import (CorruptFile, NewerFormat, frame, install_snapshot, read_frames, read_snapshot, snapshot_tmp,
-                      write_snapshot_tmp)
+from .journal import frame, install_snapshot, snapshot_tmp, write_snapshot_tmp
 
 log = logging.getLogger("telfilter")
 
@@ -66,16 +67,11 @@ FLUSH_EVERY = 0.25          # seconds between journal flushes (each one fsync'ed
 SNAPSHOT_EVERY = 60.0       # seconds between snapshots
 SNAPSHOT_JOURNAL_BYTES = 64 << 20    # ...or sooner, once the journal since the last one is this big
 MAX_BUFFER = 1_000_000      # records kept for retry while the disk refuses writes (~100 B each)
-_SEG = "journal."
-
-
-class StateError(Exception):
-    pass
 
 
 # ---------------------------------------------------------------- the store
 
-class EmbeddedStore:
+class EmbeddedStore(Startup):
     """Owns `<data dir>/state/`: load on open, `flush()` on a timer, `snapshot()` now and then,
     `close()` on a clean stop. The coroutines run on serve's event loop; file I/O runs in a
     worker thread, one operation at a time (`_io` lock), in the order they were started."""
@@ -89,7 +85,7 @@ class EmbeddedStore:
         except BlockingIOError:
             os.close(self._lockfd)
             raise StateError(f"{self.dir}: in use by another telfilter serve (state/lock is held)") from None
-        self.buf: list = []
+        self.buf = Records()            # the wrappers append each write's record (a list)
         self.warnings: list[str] = []
         self.flushes = self.records = 0
         self.write_errors = self.unjournalled = 0      # disk trouble, for logs and metrics
@@ -107,80 +103,18 @@ class EmbeddedStore:
             raise
         self.seg = max([first_seg] + [n + 1 for n in self._segments()])
         self.seg_bytes = 0
+        self.spool = JournalSpool(self.dir, self.buf)
+        self._recover_spools(mem_c, mem_h, mem_k)
         self.counters = JournalledCounters(mem_c, self.buf)
         self.history = JournalledHistory(mem_h, self.buf.append)
         self.calls = JournalledCalls(mem_k, self.buf.append)
 
-    # ------------------------------------------------------------ start-up
-    def _segments(self) -> list[int]:
-        return sorted(int(p.name[len(_SEG):]) for p in self.dir.glob(_SEG + "*") if p.name[len(_SEG):].isdigit())
-
-    def _seg_path(self, n: int) -> Path:
-        return self.dir / f"{_SEG}{n:08d}"
-
-    def _load(self):
-        for p in self.dir.glob("snapshot.tmp*"):    # left by a stopped process or its writer
-            p.unlink(missing_ok=True)
-        snap, first_seg = None, 0
-        self._snap_next = None     # next_segment of `snapshot` (None: unknown, keep every segment)
-        for name in ("snapshot", "snapshot.prev"):
-            p = self.dir / name
-            if not p.exists():
-                continue
-            try:
-                d = read_snapshot(p)
-            except NewerFormat as e:
-                # a rollback: serve stops here rather than start from the journal alone and let its next snapshots
-                # replace this one (README, Operating it: Upgrading)
-                raise StateError(f"{e}: start the version that wrote it, or move {self.dir} aside to start with "
-                                 "empty counters") from None
-            except (CorruptFile, ValueError, KeyError, TypeError) as e:
-                self._warn(f"state snapshot {p} ignored: {e}")
-                continue
-            try:
-                snap, first_seg = load_state(d["state"]), int(d["next_segment"])
-                self._snap_next = first_seg if name == "snapshot" else None
-                if name != "snapshot":
-                    self._warn(f"{self.dir / 'snapshot'} unusable; started from {p}")
-                break
-            except (CorruptFile, ValueError, KeyError, TypeError) as e:
-                self._warn(f"state snapshot {p} ignored: {e}")
-        if snap is None and any((self.dir / name).exists() for name in ("snapshot", "snapshot.prev")):
-            # both damaged: the counters start from the journal segments still on disk alone; the caps, call
-            # durations and recipient histories before them are gone (an advertiser may get more than its cap
-            # today). Said as an error: an operator may restore a copy of the state directory instead
-            self.warnings.append(f"{self.dir}: no usable state snapshot (both damaged): counters, caps and histories "
-                                 "start from the journal alone; restore a copy of the state directory to keep them")
-            log.error("%s", self.warnings[-1])
-        mem_c, mem_h, mem_k = snap if snap is not None else (MemoryCounters(), RecipientHistory(), CallDurations())
-        segs = [n for n in self._segments() if n >= first_seg]
-        if snap is not None and segs and segs[0] != first_seg:
-            self._warn(f"{self._seg_path(first_seg)} missing: counter updates after the snapshot may be lost")
-        n = 0
-        for s in segs:
-            recs, warn = read_frames(self._seg_path(s))
-            if warn:
-                self._warn(warn)
-            for r in recs:
-                try:
-                    apply_record(mem_c, mem_h, mem_k, r)
-                    n += 1
-                except (ValueError, TypeError, IndexError) as e:
-                    self._warn(f"{self._seg_path(s)}: journal record {r!r:.80} skipped: {e}")
-        self.replayed = n
-        log.info("state: %s, %d journal records replayed from %d segment(s)",
-                 "snapshot loaded" if snap is not None else "no snapshot", n, len(segs))
-        return mem_c, mem_h, mem_k, first_seg
-
-    def _warn(self, msg: str) -> None:
-        self.warnings.append(msg)
-        log.warning("%s", msg)
-
-    # ------------------------------------------------------------ running
-    def _take(self) -> list:
+    def _take(self) -> tuple[list, int]:
+        """The buffered records, and the crash spool's mark to pass to `spool.written` once they are on disk."""
+        mark = self.spool.taken()
         recs = self.buf[:]
         del self.buf[:]          # the wrappers hold this very list
-        return recs
+        return recs, mark
 
     def _write(self, seg: int, data: bytes) -> None:
         fd = os.open(self._seg_path(seg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -198,14 +132,16 @@ class EmbeddedStore:
     async def flush(self) -> None:
         """Write and fsync what was committed since the last flush (in a worker thread)."""
         async with self._io:
-            recs = self._take()
+            recs, mark = self._take()
             if recs:
                 err, cancel = await _in_thread(self._write_records, self.seg, recs)
                 if err is None:
                     self.flushes += 1
                     self.records += len(recs)
+                    self.spool.written(mark)
                 else:
                     self.buf[:0] = recs      # kept for the next attempt, in order
+                    self.spool.put_back(len(recs))
                     self._after_failed_write(err)
                 if cancel is not None:
                     raise cancel
@@ -227,7 +163,7 @@ class EmbeddedStore:
         temporary file."""
         await self._lock_settled()
         try:
-            recs = self._take()
+            recs, mark = self._take()
             old, self.seg = self.seg, self.seg + 1
             self._last_snap = time.monotonic()
             head = {"next_segment": old + 1, "written": time.time()}
@@ -239,8 +175,10 @@ class EmbeddedStore:
             self.seg_bytes = 0                  # the next records go to the new segment either way
             if done["tail"]:
                 self.records += len(recs)       # in segment `old`, which replay reads while the snapshot
-            else:                               # that failed is not there: never written twice
+                self.spool.written(mark)        # that failed is not there: never written twice
+            else:
                 self.buf[:0] = recs
+                self.spool.put_back(len(recs))
             if (err is not None or cancel is not None) and child is not None:
                 child.kill()                    # its snapshot would count the tail that is not written
                 tmp.unlink(missing_ok=True)
@@ -338,28 +276,37 @@ class EmbeddedStore:
 
     async def run(self) -> None:
         """The timer: flush every FLUSH_EVERY s, snapshot when due. Cancelled on stop."""
-        while True:
-            await asyncio.sleep(FLUSH_EVERY)
-            try:
-                # shielded: a stop cancels the timer, never a write half-way (close() waits for it)
-                await asyncio.shield(self.snapshot() if self.due() else self.flush())
-            except OSError as e:         # a full or failing disk: keep serving, say so (once, then every 10 s:
-                self.write_errors += 1   # a line every 0.25 s buried the rest of the log)
-                over = len(self.buf) - MAX_BUFFER
-                if over > 0:             # bounded: the oldest go (still in memory, not crash-safe)
-                    del self.buf[:over]
-                    self.unjournalled += over
-                self.trouble.failed(e, f"state journal write failed (counters stay in memory: {len(self.buf)} "
-                                       "updates wait for the disk, lost by a crash until written; "
-                                       f"{self.unjournalled} more, beyond the wait's bound, are in memory only)")
-            else:
-                self.trouble.ok()
+        self.spool.start(asyncio.get_running_loop())
+        try:
+            while True:
+                await asyncio.sleep(FLUSH_EVERY)
+                try:
+                    # shielded: a stop cancels the timer, never a write half-way (close() waits for it)
+                    await asyncio.shield(self.snapshot() if self.due() else self.flush())
+                except OSError as e:         # a full or failing disk: keep serving, say so (once, then every 10 s:
+                    self.write_errors += 1   # a line every 0.25 s buried the rest of the log)
+                    over = len(self.buf) - MAX_BUFFER
+                    if over > 0:             # bounded: the oldest go (still in memory, not crash-safe)
+                        del self.buf[:over]
+                        self.spool.dropped(over)
+                        self.unjournalled += over
+                    self.trouble.failed(e, f"state journal write failed (counters stay in memory: {len(self.buf)} "
+                                           "updates wait for the disk, in the crash spool while it has room, lost by a power cut until "
+                                           "written; "
+                                           f"{self.unjournalled} more, beyond the wait's bound, are in memory only)")
+                else:
+                    self.trouble.ok()
+        finally:
+            self.spool.stop()              # (records go on into the buffer, spooled when it is next taken)
 
     async def close(self) -> None:
         """Clean stop: everything committed is in a snapshot; the journal is empty. A forked writer
         still at work is stopped (the snapshot written now supersedes it; the stop need not wait)."""
         self._closing = True
-        await self.snapshot(fork=False)
+        try:
+            await self.snapshot(fork=False)
+        finally:
+            self.spool.close()          # deleted when all it held was written
         os.close(self._lockfd)
 
 

@@ -1,6 +1,8 @@
-"""The verdict log's crash spool: the lines not yet written to the log file, in a memory-mapped file beside it, so a
-process killed between answering a message and writing its line (kill -9, a crash, the OOM killer) loses no
-line: the next writer of that log appends them first.
+"""Crash spools: what a process has promised (an answered message's verdict line, message id, counter update) but
+not yet written to its file, in a memory-mapped file beside it, so a process killed before the write (kill -9, a
+crash, the OOM killer) loses none of it: the next writer of that file takes it first. Used by the verdict log
+(smpp_proxy/logwriters.py, below), the message-id log (smpp_proxy/idlog.py) and the state journal
+(state/journalspool.py).
 
 Theory of operation. `FileOut` (logwriters.py) keeps its lines in memory for its writer thread, as before; each line
 also goes into a ring of CAPACITY bytes in `.<log name>.spool.<pid>.<token>` beside the log, through a shared
@@ -17,10 +19,10 @@ Bounds: CAPACITY bytes a writer (a disk that stalls for longer than the ring hol
 lines in memory only, as before). At least once: a crash between a write and its `written` mark repeats the lines
 of that one write at recovery.
 
-The message-id log (idlog.py) spools its msgpack objects the same way, with `overwrite=False`: an object has no
-line end to find the next one by, so one that would overwrite unwritten bytes is not spooled (`append` says so)
-rather than cut the oldest; and it recovers with `taken`, deleting the spools only once what they held is durable
-elsewhere.
+The message-id log and the state journal spool binary records the same way, with `overwrite=False`: a record has
+no line end to find the next one by, so one that would overwrite unwritten bytes is not spooled (`append` says so)
+rather than cut the oldest; and they recover with `taken`, deleting the spools only once what they held is durable
+in their own files.
 """
 from __future__ import annotations
 
