@@ -20,7 +20,7 @@ def test_a_command_to_the_short_code_written_otherwise_is_answered_and_confirmed
     assert wait(lambda: confirmations(h, src))
     time.sleep(0.3)
     assert answers(h) == {seq: [0]}                  # acknowledged, never ESME_RX_T_APPN (redelivered for ever)
-    assert confirmations(h, src) == [DEFAULT_REPLIES["DNC_REGISTERED"]]
+    assert confirmations(h, src) == [DEFAULT_REPLIES["DNC_REGISTERED"].replace("{channel}", "tin nhan va cuoc goi")]
     assert ListStore(pipe.store.dir).load().in_dnc(84911000077, "S")
     [line] = verdicts(buf)
     assert [x["symbol"] for x in line["hits"]] == ["DNC_REGISTERED"]
@@ -80,8 +80,11 @@ def test_huy_dnc_says_what_it_removed_and_that_a_number_not_on_the_list_was_not_
     one on S only that sends HUY DNC (both) is told S was removed, and the log says S."""
     h, buf = proxy()
     nowhere, s_only, both = "84911000101", "84911000102", "84911000103"
-    assert _command(h, s_only, b"DK DNC S") == DEFAULT_REPLIES["DNC_REGISTERED"]
-    assert _command(h, both, b"DK DNC") == DEFAULT_REPLIES["DNC_REGISTERED"]
+    # a registration names its channel too (it said only "registered", whatever was asked)
+    assert _command(h, s_only, b"DK DNC S") == \
+        "Ban da dang ky thanh cong danh sach khong nhan quang cao (DNC) cho tin nhan."
+    assert _command(h, both, b"DK DNC") == \
+        "Ban da dang ky thanh cong danh sach khong nhan quang cao (DNC) cho tin nhan va cuoc goi."
     assert _command(h, nowhere, b"HUY DNC") == \
         "So cua ban khong co trong danh sach khong nhan quang cao (DNC) cho tin nhan va cuoc goi, khong co thay doi."
     assert _command(h, s_only, b"HUY DNC") == "Ban da huy dang ky danh sach khong nhan quang cao (DNC) cho tin nhan."

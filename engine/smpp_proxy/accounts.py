@@ -143,7 +143,7 @@ class TokenBucket:
 REPLY_CHANNEL = {"S": "tin nhan", "V": "cuoc goi", "SV": "tin nhan va cuoc goi"}
 DNC_REPLIES = ("DNC_REGISTERED", "DNC_CANCELLED", "DNC_NOT_REGISTERED")
 DEFAULT_REPLIES = {
-    "DNC_REGISTERED": "Ban da dang ky thanh cong danh sach khong nhan quang cao (DNC).",
+    "DNC_REGISTERED": "Ban da dang ky thanh cong danh sach khong nhan quang cao (DNC) cho {channel}.",
     "DNC_CANCELLED": "Ban da huy dang ky danh sach khong nhan quang cao (DNC) cho {channel}.",
     # HUY DNC from a number not on the list for that channel: nothing changed, and the subscriber is told so
     "DNC_NOT_REGISTERED": "So cua ban khong co trong danh sach khong nhan quang cao (DNC) cho {channel}, "
