@@ -321,6 +321,8 @@ def test_serve_keeps_the_frequency_cap_across_kill_9(tmp_path):
         assert p.wait(20) == 0
         assert (data / "state" / "snapshot").exists()
         assert "replayed" in (tmp_path / "stderr2.log").read_text()
+        # and leaves no crash spool behind (everything in them was written)
+        assert not [p.name for p in data.rglob(".*.spool.*")] and not list(tmp_path.glob(".*.spool.*"))
     finally:
         node.stop()
 
