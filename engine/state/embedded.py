@@ -109,6 +109,7 @@ class EmbeddedStore(Startup):
         self.history = JournalledHistory(mem_h, self.buf.append)
         self.calls = JournalledCalls(mem_k, self.buf.append)
 
+    # ------------------------------------------------------------ running
     def _take(self) -> tuple[list, int]:
         """The buffered records, and the crash spool's mark to pass to `spool.written` once they are on disk."""
         mark = self.spool.taken()

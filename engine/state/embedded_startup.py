@@ -109,5 +109,3 @@ class Startup:
     def _warn(self, msg: str) -> None:
         self.warnings.append(msg)
         log.warning("%s", msg)
-
-    # ------------------------------------------------------------ running
