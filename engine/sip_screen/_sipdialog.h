@@ -1,6 +1,6 @@
 /* The in-dialog request fast path of the SIP screen in C (fastpath.in_dialog's plain case): the decision and the
- * edit. Included by _sipfast.c (it uses that file's match_next, odd_bytes, plain_via, header_line and has; the
- * fields' readers are _sipfields.h's). No I/O.
+ * edit. Included by _sipfast.c (it uses that file's header_line and has, and _sipvia.h's match_next, odd_bytes and
+ * plain_via; the fields' readers are _sipfields.h's). No I/O.
  *
  * Theory of operation: in_dialog(data, src_ip, src_port[, ours]) answers, for a plain in-dialog request
  * (a To tag; no Route, or one Route header that is exactly our own Record-Route -- fastpath._our_route --, which
