@@ -43,7 +43,7 @@ setup(
                  Extension("engine.sip_screen._sipfast", ["engine/sip_screen/_sipfast.c"], optional=True,
                            depends=["engine/sip_screen/_sipdialog.h", "engine/sip_screen/_sipfields.h",
                                     "engine/sip_screen/_sipvia.h", "engine/sip_screen/_sippump.h",
-                                    "engine/sip_screen/_sipaddr.h",
+                                    "engine/sip_screen/_sipdatagram.h", "engine/sip_screen/_sipaddr.h",
                                     "engine/sip_screen/_siphead.h", "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  # template_key's masking (textnorm.py keeps the pure-Python path)

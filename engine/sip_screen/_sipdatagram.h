@@ -1,0 +1,133 @@
+/* One datagram of the UDP pump (included by _sippump.h, after its Pump, bump and _sipaddr.h): pump_one() decides
+ * it as the bullets of _sippump.h's theory of operation say -- a response that relay_response() (_sipfast.c) proves
+ * plain is relayed (on_final first for a final response to an INVITE), a plain in-dialog request in_dialog()
+ * (_sipdialog.h) answers gets our Via with server._branch's branch (blake2b) and is sent (on_bye for a BYE,
+ * send_failed when its send fails, unless it is an ACK), an ACK that may be ours and anything else go to slow()
+ * untouched.
+ * Both Pump.handle() and Pump.run() (_sippump.h) call it.
+ */
+
+static int call_void(PyObject *f, PyObject *a, PyObject *b, PyObject *c) {
+    PyObject *r = PyObject_CallFunctionObjArgs(f, a, b, c, NULL);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* One datagram: 0 done, -1 a Python exception is set */
+static int pump_one(Pump *p, PyObject *data, PyObject *src) {
+    const char *d = PyBytes_AS_STRING(data);
+    Py_ssize_t len = PyBytes_GET_SIZE(data);
+    PyObject *r = NULL, *a = NULL;
+    PumpAddr to;
+    int rc = -1;
+    if (len >= 4 && memcmp(d, "SIP/", 4) == 0) {
+        a = PyTuple_Pack(2, data, p->prefixes);
+        if (!a || !(r = relay_response(NULL, a))) goto out;
+        if (r == Py_None) goto slow;
+        if (PyTuple_GET_SIZE(r) == 0) {           /* not ours, or meant for us */
+            rc = bump(p, K_RESPONSES, 1) || bump(p, K_FAST, 1) || bump(p, K_DROPPED, 1) ? -1 : 0;
+            goto out;
+        }
+        PyObject *outb = PyTuple_GET_ITEM(r, 0), *dest = PyTuple_GET_ITEM(r, 1), *fin = PyTuple_GET_ITEM(r, 2);
+        if (!pump_dest(p, dest, &to)) goto slow;
+        if (bump(p, K_RESPONSES, 1) || bump(p, K_FAST, 1)) goto out;
+        if (PyBytes_GET_SIZE(fin)) {
+            PyObject *code = PyUnicode_DecodeASCII(PyBytes_AS_STRING(outb) + 8, 3, NULL);
+            if (!code) goto out;
+            /* the source: only the callee's answer counts; the response: its To tag names the dialog answered */
+            PyObject *fr = PyObject_CallFunctionObjArgs(p->on_final, code, fin, src, outb, NULL);
+            Py_DECREF(code);
+            if (!fr) goto out;
+            Py_DECREF(fr);
+        }
+        if (pump_send(p, PyBytes_AS_STRING(outb), PyBytes_GET_SIZE(outb), &to, dest) < 0) goto out;
+        rc = 0;                                   /* a response lost on a send error: as on the network */
+        goto out;
+    }
+    if (!PyTuple_Check(src) || PyTuple_GET_SIZE(src) < 2) goto slow;
+    /* our Vias' starts name our Record-Route too: an in-dialog request whose only Route is ours stays here */
+    a = PyTuple_Pack(4, data, PyTuple_GET_ITEM(src, 0), PyTuple_GET_ITEM(src, 1), p->prefixes);
+    if (!a || !(r = in_dialog(NULL, a))) goto out;
+    if (r == Py_None) goto slow;
+    /* (method, before, after, top_branch, base, dest, call_id, to_tag) */
+    PyObject *method = PyTuple_GET_ITEM(r, 0), *before = PyTuple_GET_ITEM(r, 1), *after = PyTuple_GET_ITEM(r, 2);
+    PyObject *dest = PyTuple_GET_ITEM(r, 5), *to_tag = PyTuple_GET_ITEM(r, 7);
+    if (!pump_dest(p, dest, &to)) goto slow;
+    /* the branch key and the forwarded message must fit p->out (they always do: in_dialog() takes
+     * at most MAX_FAST_REQUEST bytes); checked before anything is counted or called */
+    Py_ssize_t tbl, bsl;
+    const char *tb = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 3), &tbl);
+    const char *bs = tb ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 4), &bsl) : NULL;
+    if (!bs) goto out;
+    Py_ssize_t bl = PyBytes_GET_SIZE(before), al = PyBytes_GET_SIZE(after), hl = PyBytes_GET_SIZE(p->via_head);
+    const Py_ssize_t brl = 20;
+    Py_ssize_t n = bl + hl + brl + 8 + al;
+    if (tbl + 1 + bsl > (Py_ssize_t)sizeof p->out || n > (Py_ssize_t)sizeof p->out) goto slow;
+    int is_ack = PyUnicode_CompareWithASCIIString(method, "ACK") == 0;
+    if (!is_ack && n > PUMP_UDP_MAX) goto slow;   /* the full path sends it over TCP (RFC 3261 §18.1.1) */
+    if (is_ack) {
+        Py_ssize_t tl = PyUnicode_GET_LENGTH(p->tag_prefix);
+        int t = PyUnicode_Tailmatch(to_tag, p->tag_prefix, 0, tl, -1);
+        if (t < 0) goto out;
+        if (t == 1) goto slow;                    /* perhaps for an answer of ours: Python decides */
+        if (PyDict_GET_SIZE(p->invites)) {        /* the ACK of a non-2xx final of an INVITE we forwarded? */
+            Py_ssize_t cl;
+            const char *ci = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 6), &cl);
+            if (!ci) goto out;
+            if (tbl + 1 + cl > (Py_ssize_t)sizeof p->out) goto slow;
+            memcpy(p->out, tb, tbl);
+            p->out[tbl] = '|';
+            memcpy(p->out + tbl + 1, ci, cl);
+            uint8_t kd[16];
+            blake2b(kd, sizeof kd, (const uint8_t *)p->out, (size_t)(tbl + 1 + cl));
+            PyObject *k = PyBytes_FromStringAndSize((const char *)kd, sizeof kd);
+            int c = k ? PyDict_Contains(p->invites, k) : -1;
+            Py_XDECREF(k);
+            if (c < 0) goto out;
+            if (c) goto slow;                     /* its branch and destination are the INVITE's */
+        }
+    }
+    if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;
+    if (!is_ack && PyUnicode_CompareWithASCIIString(method, "BYE") == 0) {
+        /* (call_id, to_tag, base, before): the request line in `before` says where the key's Call-ID starts */
+        PyObject *br = PyObject_CallFunctionObjArgs(p->on_bye, PyTuple_GET_ITEM(r, 6), PyTuple_GET_ITEM(r, 7),
+                                                    PyTuple_GET_ITEM(r, 4), PyTuple_GET_ITEM(r, 1), NULL);
+        if (!br) goto out;
+        Py_DECREF(br);
+    }
+    /* the branch: server._branch(top_branch, base), i.e. blake2b(top_branch "|" base, 10) in hex.
+     * in_dialog() checked both are ASCII, so their UTF-8 is the surrogateescape encoding it hashes. */
+    memcpy(p->out, tb, tbl);
+    p->out[tbl] = '|';
+    memcpy(p->out + tbl + 1, bs, bsl);
+    uint8_t dg[10];
+    char brs[20];
+    blake2b(dg, sizeof dg, (const uint8_t *)p->out, (size_t)(tbl + 1 + bsl));
+    for (int k = 0; k < 10; k++) { brs[2 * k] = "0123456789abcdef"[dg[k] >> 4]; brs[2 * k + 1] = "0123456789abcdef"[dg[k] & 15]; }
+    char *o = p->out;
+    memcpy(o, PyBytes_AS_STRING(before), bl);
+    memcpy(o + bl, PyBytes_AS_STRING(p->via_head), hl);
+    memcpy(o + bl + hl, brs, brl);
+    memcpy(o + bl + hl + brl, ";rport\r\n", 8);
+    memcpy(o + bl + hl + brl + 8, PyBytes_AS_STRING(after), al);
+    int e = pump_send(p, o, n, &to, dest);
+    if (e < 0) goto out;
+    if (e > 0 && !is_ack) {                       /* §16.9: the sender hears 503 */
+        PyObject *m = PyBytes_FromStringAndSize(NULL, bl + al);
+        if (!m) goto out;
+        memcpy(PyBytes_AS_STRING(m), PyBytes_AS_STRING(before), bl);
+        memcpy(PyBytes_AS_STRING(m) + bl, PyBytes_AS_STRING(after), al);
+        PyObject *why = PyUnicode_FromFormat("UDP send failed: [Errno %d] %s", e, strerror(e));   /* as str(OSError) */
+        int e2 = why ? call_void(p->send_failed, m, src, why) : -1;
+        Py_DECREF(m); Py_XDECREF(why);
+        if (e2) goto out;
+    }
+    rc = 0;
+    goto out;
+slow:
+    rc = call_void(p->slow, data, src, NULL);
+out:
+    Py_XDECREF(a); Py_XDECREF(r);
+    return rc;
+}
