@@ -1,0 +1,179 @@
+"""The 5656 parts journal's records and the next start (the module text of mo_journal.py is the theory of operation).
+
+A record holds one part's PDU as the SMSC sent it, with its fields beside it (`_owner`: the message's key, the part
+number, the message's parts_id, where reports.jsonl ended, when it was written); part number 0 is a done message's
+marker, whose payload is its parts' digests (`_digests_raw`). `MoPartsRestore._restore_mo_parts` reads the records
+the last run left: messages done are remembered as recorded (their late parts acknowledged, a part whose digest
+differs taken as a new message: `mo_same_message`), the others' parts go back in the reassembly to wait.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+from .codec import decode, pdu_concat
+from .submit import Refusal, message_content
+
+log = logging.getLogger("telfilter.smpp")
+
+# a waiting MO part (mo.py's lists): the link it came on, the PDU, its text, binary, how its text was read,
+# answered already (or being, once on disk), its journal record here (0: none), its message's parts_id ("": none)
+_LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED, _HID, _PID = range(8)
+RECORDED = "recorded"        # the verdict of a message restored as done already (its late parts: acknowledged)
+NOT_RECORDED_KEEP = 3600.0   # seconds a short-code message not recorded waits for its part again (mo.py)
+
+
+class _GoneLink:
+    """The link of a part read back from the journal: it came on a connection of the last run."""
+    transport = None
+    available = False
+
+    def __init__(self, addr):
+        self.addr = addr
+
+    def send_pdu(self, pdu) -> None:     # (never called: such a part was answered in the last run)
+        pass
+
+
+class MoPartsRestore:
+    """Mixin of `MoPartsJournal`: the next start, from the records `open_mo_parts` read (the journal's
+    `_mo_records_gone` and `_mo_marked` take records out and keep markers, as while running)."""
+
+    def _restore_mo_parts(self) -> None:
+        """(start) The records read by `open_mo_parts`: messages done remembered as recorded, the others' parts
+        back in the reassembly (module text)."""
+        live, self._mo_restore = self._mo_restore or [], None
+        if not live:
+            return
+        rl, wall = self.mo_log, time.time()
+        keys: dict = {}                    # key -> {"parts": {pid: [(n, part, roff, at)]}, "markers": [...]}
+        for hid, owner, raw in live:
+            try:
+                addr, src, dst, ref, total, n, pid, roff, at = json.loads(owner)
+                n, pid, roff, at = int(n), str(pid), int(roff), float(at)
+                key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
+                k = keys.setdefault(key, {"parts": {}, "markers": []})
+                if n == 0:                 # a done message's marker: its parts' digests
+                    k["markers"].append((at, hid, pid, _digests_of(raw)))
+                    continue
+                pdu = decode(raw)
+                text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
+                ci = pdu_concat(pdu)
+                if ci is None or tuple(ci) != (ref, total, n) or (pdu.source_addr, pdu.destination_addr) != (src, dst):
+                    raise ValueError("its concatenation header is not the one recorded")
+            except (ValueError, TypeError, KeyError, Refusal) as e:
+                log.error("a 5656 message record in %s could not be read back (%s): left out", rl.journal.path, e)
+                rl.gone(hid)
+                continue
+            part = [_GoneLink(key[0]), pdu, text, binary, reading, True, hid, pid]
+            k["parts"].setdefault(pid, []).append((n, part, roff, at, raw))
+        reports = getattr(self.pipeline, "reports", None)
+        marked = {max(k["markers"])[2] for k in keys.values() if k["markers"]}
+        ask = [(pid, min(x[2] for x in ps)) for k in keys.values() for pid, ps in k["parts"].items()
+               if pid not in marked]
+        found = set()
+        if reports is not None and ask:
+            # a report line is appended after every part it was put together from was journalled
+            found = reports.parts_recorded({pid for pid, _ in ask}, min(r for _, r in ask))
+        done = back = 0
+        for key, k in keys.items():
+            markers = sorted(k["markers"])
+            for _, hid, _, _ in markers[:-1]:
+                rl.gone(hid)               # (older messages of this key)
+            marker = markers[-1] if markers else None
+            dead = {pid for pid in k["parts"] if pid in found or (marker and pid == marker[2])}
+            rest = [x for pid, ps in k["parts"].items() if pid not in dead for x in ps]
+            reported = sorted(pid for pid in dead if pid in found)
+            if reported and (marker is None or marker[2] not in reported):
+                # a report line says it is done (written after any marker this key has: it is the newest message):
+                # marked so now, first, then its parts' records go
+                pid = reported[0]
+                digests = {n: _digest(n, part[_TEXT]) for n, part, *_ in k["parts"][pid]}
+                if marker is not None:
+                    rl.gone(marker[1])
+                marker = (wall, rl.add(_owner(key, 0, pid, 0, wall), _digests_raw(digests), rl.report), pid, digests)
+            for pid in dead:
+                self._mo_records_gone([part for _, part, *_ in k["parts"][pid]])
+            if marker is not None and rest:
+                rl.gone(marker[1])         # a newer message has this key: it is the one waiting
+                marker = None
+            if marker is not None:
+                # done before the crash: remembered as recorded (its completing part, delivered again if its answer
+                # was lost, is acknowledged), and marked so on disk (a second crash), until NOT_RECORDED_KEEP after
+                # it was first marked done
+                self._mo_remember_done(key, marker, wall)
+                done += 1
+                continue
+            if not rest:
+                continue
+            # waiting for the rest: until NOT_RECORDED_KEEP after its first part came (the SMSC's retries), not
+            # from each start -- and never longer (a first part "ahead" of the clock, after a step back of the
+            # wall clock between the runs, waited as long as the step more: a day back, 25 h; found by the
+            # clock-step probe), as a done marker (_mo_remember_done)
+            first = min(x[3] for x in rest)
+            delay = max(self.settings.concat_timeout, min(NOT_RECORDED_KEEP, first + NOT_RECORDED_KEEP - wall))
+            pid = min(part[_PID] for _, part, *_ in rest)
+            for n, part, roff, at, raw in rest:
+                if part[_PID] != pid:
+                    # (a stop's set-aside, then a part that came during the drain: one message, one id, on disk
+                    # too, so that its report's line names every part of it)
+                    hid = rl.add(_owner(key, n, pid, roff, at), raw, rl.report)      # (written before the old goes)
+                    rl.gone(part[_HID])
+                    part[_PID], part[_HID] = pid, hid
+                old = self.mo_concat.add(key, key[4], n, part, self.settings.max_pending_concat,
+                                         lambda k_, d=delay: self.loop.call_later(d, self._mo_due, k_))
+                if old is not None:
+                    self._mo_records_gone((old,))
+                back += 1
+        for key in [k for k in self.mo_concat.pending if self.mo_concat.complete(k)]:
+            self.mo_concat.judge_now(key)           # (its last part came while the last run was stopping)
+        if done:
+            log.info("%d 5656 message(s) in parts were done before the last run ended: remembered, not judged again",
+                     done)
+        if back:
+            log.info("%d parts of 5656 messages acknowledged in the last run put back to wait for the rest", back)
+
+    def _mo_remember_done(self, key, marker, wall: float) -> None:
+        at, hid, _, digests = marker
+        now = self.loop.time()
+        until = now + min(NOT_RECORDED_KEEP, at + NOT_RECORDED_KEEP - wall)
+        if until <= now:
+            self.mo_log.gone(hid)
+            return
+        self.mo_concat.settled(key, RECORDED, until, self.settings.max_pending_concat)
+        self._mo_marked(hid, until)
+        self._mo_done_digests[key] = digests
+
+    def mo_same_message(self, key, n: int, text: str) -> bool:
+        """A part coming for a message remembered as done at start: True when it is one of its parts (its
+        digest, or a part number it had none for: the completing one). False: a new message reusing the key
+        (the sender's reference number wrapped); its memory is forgotten and the part taken as new."""
+        d = self._mo_done_digests.get(key) if self._mo_done_digests is not None else None
+        if d is None or n not in d or d[n] == _digest(n, text):
+            return True
+        self._mo_done_digests.pop(key, None)
+        self.mo_concat.forget(key)
+        return False
+
+
+def _owner(key, n: int, pid: str, reports_at: int, at: float) -> str:
+    """A record's fields beside its PDU: its message's key, its part number (0: the message's done marker,
+    whose payload is its parts' digests), the message's parts_id, where reports.jsonl ended when the part was
+    journalled, and when the record was written (epoch seconds)."""
+    return json.dumps([key[0], key[1], key[2], key[3], key[4], n, pid, reports_at, at])
+
+
+def _digest(n: int, text: str) -> bytes:
+    return hashlib.blake2b(f"{n}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def _digests_raw(d: dict) -> bytes:
+    return b"".join(bytes((n,)) + dg for n, dg in sorted(d.items()))
+
+
+def _digests_of(raw: bytes) -> dict:
+    if len(raw) % 9:
+        raise ValueError("a done marker's digests are not whole")
+    return {raw[i]: bytes(raw[i + 1:i + 9]) for i in range(0, len(raw), 9)}
