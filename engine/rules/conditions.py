@@ -15,9 +15,6 @@ import math
 import re
 
 from ..numbers import format_number, normalise_number, normalise_sender_id
-from ..textnorm import fold
-from .redos import UnsafeRegex
-from .redos import check as redos_check
 
 CONDITIONS: dict = {}
 # relative cost of a pure condition, so a rule's plan runs its cheap ones first: 0 compares a
@@ -118,32 +115,6 @@ def _bool(v, what):
     if not isinstance(v, bool):
         raise ValueError(f"{what} must be true or false, got {v!r}")
     return v
-
-
-def _fold_pattern(p: str) -> str:
-    """Remove diacritics from a pattern's letters but keep its case: `\\W` must stay `\\W`."""
-    import unicodedata
-    p = p.replace("đ", "d").replace("Đ", "D")
-    if p.isascii():
-        return p
-    return "".join(c for c in unicodedata.normalize("NFKD", p) if not unicodedata.combining(c))
-
-
-def _regex(p: str, what: str):
-    folded = _fold_pattern(p)
-    try:
-        rx = re.compile(folded, re.IGNORECASE)
-    except re.error as e:
-        raise ValueError(f"bad regex in {what}: {e.msg} at position {e.pos}") from None
-    except RecursionError:
-        raise ValueError(f"regex in {what} is nested too deeply") from None
-    try:
-        redos_check(folded, re.IGNORECASE)
-    except UnsafeRegex as e:
-        raise ValueError(f"unsafe regex in {what} '{p}': {e}") from None
-    except RecursionError:
-        raise ValueError(f"regex in {what} is nested too deeply") from None
-    return rx
 
 
 # ---------------------------------------------------------------- message fields
@@ -289,85 +260,10 @@ def _consent(v, **_):
 
 # ---------------------------------------------------------------- text
 
-@condition("text_regex", "regex (or list: any) on the folded text: case- and diacritic-insensitive", cost=3)
-def _text_regex(v, **_):
-    pats = [_regex(p, "text_regex") for p in _strs(v, "text_regex")]
-
-    def pred(c, s):
-        for p in pats:
-            m = p.search(c.folded)
-            if m:
-                return f"text matches {m.group(0)[:40]!r}"
-        return None
-    return pred
-
-
-@condition("text_not_regex", "none of these regexes match the folded text", cost=3)
-def _text_not_regex(v, **_):
-    pats = [_regex(p, "text_not_regex") for p in _strs(v, "text_not_regex")]
-    return lambda c, s: None if any(p.search(c.folded) for p in pats) else "no match"
-
-
-def _keyword_parts(words) -> tuple:
-    """Each keyword as its folded parts, in the order written (what plan.py's shared keyword pass reads)."""
-    out = []
-    for w in words:
-        parts = tuple(fold(w).split())
-        if not parts:
-            raise ValueError("empty keyword")
-        out.append(parts)
-    return tuple(out)
-
-
-def _keyword_re(words):
-    r"""Any of `words` as whole words (not preceded or followed by a letter or digit), each word's
-    parts joined by any whitespace. That is `(?<![^\W_])(?:w1|w2|...)(?![^\W_])`, written with
-    the look-behind after each alternative's first character (`t(?<![^\W_]t)c` for "tc"): the
-    same matches, but the pattern now starts with a set of literal characters, which the
-    regex engine scans for before trying a position (~2x faster on an SMS;
-    tests/test_rules_keywords.py holds the two forms equal)."""
-    alts = []
-    for w in words:
-        parts = fold(w).split()
-        if not parts:
-            raise ValueError("empty keyword")
-        f = re.escape(parts[0][0])
-        first = f + r"(?<![^\W_]" + f + ")" + re.escape(parts[0][1:])
-        alts.append(r"\s+".join([first] + [re.escape(p) for p in parts[1:]]))
-    return re.compile("(?:" + "|".join(alts) + r")(?![^\W_])")
-
-
-@condition("keywords", "any of these words/phrases, as whole words, case- and diacritic-insensitive", cost=3)
-def _keywords(v, **_):
-    words = _strs(v, "keywords")
-    parts = _keyword_parts(words)           # (checked here: the regex is compiled on first use)
-    rx = None
-
-    def pred(c, s):
-        nonlocal rx
-        if rx is None:
-            # a scope with many keyword lists reads them from one pass (rules/keywords.py) and never
-            # compiles them: 11 ms and ~40 kB a list of 100 words, on serve's loop at a reload
-            rx = _keyword_re(words)
-        m = rx.search(c.folded)
-        return f"keyword {m.group(0)!r}" if m else None
-    pred.keyword_parts = parts
-    return pred
-
-
-@condition("keywords_absent", "none of these words/phrases appear (whole words, folded)", cost=3)
-def _keywords_absent(v, **_):
-    words = _strs(v, "keywords_absent")
-    parts = _keyword_parts(words)
-    rx = None
-
-    def pred(c, s):
-        nonlocal rx
-        if rx is None:                      # compiled on first use, as for `keywords`
-            rx = _keyword_re(words)
-        return None if rx.search(c.folded) else "no opt-out keyword"
-    pred.keyword_parts = parts
-    return pred
+# text_regex, text_not_regex, keywords and keywords_absent live in textconds.py; importing it here registers them
+# in this place of CONDITIONS. lint.py and tests import _fold_pattern and _keyword_re from here.
+from . import textconds  # noqa: E402,F401  (registration)
+from .textconds import _fold_pattern, _keyword_re  # noqa: E402,F401  (re-exported)
 
 
 # ---------------------------------------------------------------- time
