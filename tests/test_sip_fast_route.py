@@ -228,3 +228,26 @@ def test_an_advertised_name_in_capitals_keeps_the_fast_paths(tmp_path):
         h.stop()
         uas.close()
         uac.close()
+
+
+def test_an_in_dialog_request_to_the_screen_itself_goes_to_the_next_hop(pipe):
+    """No Route and a Request-URI naming the screen (sipp's built-in uac sends its ACK and BYE so): neither fast path
+    nor the pump relays it to that URI (back to the screen, where the loop check answered the BYE 482); the full
+    path sends it to the next hop, as it sent the INVITE. Another port of the same host is not the screen."""
+    for m, n in ((b"BYE", 2), (b"ACK", 1), (b"INFO", 3)):
+        data = request(m, n, routes=()).replace(b" sip:0901234567@127.0.0.1:5080 ", b" sip:0901234567@127.0.0.1:5060 ")
+        assert fastpath.py_in_dialog(data, *UAC, OURS) is fastpath.FULL_PARSE, data
+        if fastpath._c_in_dialog is not None:
+            assert fastpath._c_in_dialog(data, *UAC, OURS) is None, data
+        for scr in (full_screen(pipe), offline_screen(pipe)):              # the full parse; on_datagram's fast path
+            scr.on_datagram(data, UAC)
+            (sent, dest), = scr.udp.out
+            assert dest == ("127.0.0.1", 5070) and sent.startswith(m + b" "), (m, sent[:40], dest)
+        if Pump is not None:
+            scr = offline_screen(pipe)
+            make_pump(scr, -1, scr.udp.sendto).handle(data, UAC)
+            (sent, dest), = scr.udp.out
+            assert dest == ("127.0.0.1", 5070), (m, dest)
+        other = data.replace(b"@127.0.0.1:5060 ", b"@127.0.0.1:5061 ")
+        if fastpath._c_in_dialog is not None:
+            assert fastpath._c_in_dialog(other, *UAC, OURS) == fastpath.py_in_dialog(other, *UAC, OURS).astuple()

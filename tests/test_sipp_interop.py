@@ -115,3 +115,25 @@ def test_callee_hangs_up_through_a_record_routing_screen(screen):
                               uas_sf="uas_rr_bye.xml", uac_keys=["-r", "10"])
     assert uac == 0 and uas == 0, err
     assert h.screen.stats["screened"] == 20
+
+
+def test_sipps_builtin_uac_aimed_at_the_screen_completes_its_calls(screen):
+    """sipp's built-in `uac` sends its ACK and BYE to the address it was given, with the INVITE's Request-URI (the
+    screen itself) and no Route. Those go to the next hop, as the INVITE did: before, the screen sent the BYE to
+    the Request-URI, itself, and answered it 482 (loop), so every call of `sipp -sn uac SCREEN` failed."""
+    h, uas_port, tmp = screen
+    uas = subprocess.Popen([SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-m", "3", "-timeout", "20s",
+                            "-timeout_error", "-nostdin"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+    try:
+        uac = subprocess.run([SIPP, "-sn", "uac", f"127.0.0.1:{h.port}", "-i", "127.0.0.1", "-p", str(free_port()),
+                              "-m", "3", "-r", "5", "-s", "0912345678", "-timeout", "20s", "-timeout_error", "-nostdin",
+                              "-trace_err", "-error_file", str(tmp / "uac_err.log")],
+                             capture_output=True, text=True, cwd=tmp, timeout=60)
+    finally:
+        try:
+            uas.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            uas.kill()
+    err = (tmp / "uac_err.log").read_text() if (tmp / "uac_err.log").exists() else ""
+    assert uac.returncode == 0 and uas.returncode == 0, err[-2000:]
+    assert h.screen.stats["screened"] == 3

@@ -141,6 +141,7 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     long port;
     char transport[4];
     if (!ruri_hop(u, ul, &h0, &h1, &port, transport)) goto undecided;
+    if (names_us(u + h0, h1 - h0, port, ours)) goto undecided;   /* to us: the full path sends it on */
     /* the top Via: plain, ours to stamp */
     const char *v = d + via_vs;
     Py_ssize_t vl = via_ve - via_vs;

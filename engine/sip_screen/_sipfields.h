@@ -125,6 +125,28 @@ static int our_route(const char *v, Py_ssize_t vl, PyObject *ours) {
     return 0;
 }
 
+/* fastpath._names_us: whether HOST:PORT of a Request-URI (h, hl: the host as written, an IPv6 reference with its
+ * brackets) is one of the addresses of `ours` (the starts of our Vias, "SIP/2.0/T HOST:PORT;branch=...", host in
+ * lower case). Such an in-dialog request is left to the full path, which sends it to the next hop, not back to us */
+static int names_us(const char *h, Py_ssize_t hl, long port, PyObject *ours) {
+    char hp[320];
+    if (!ours || hl <= 0 || hl > 300) return 0;
+    Py_ssize_t n = 0;
+    for (Py_ssize_t x = 0; x < hl; x++) hp[n++] = (char)LOWER(h[x]);
+    n += snprintf(hp + n, sizeof hp - (size_t)n, ":%ld", port);
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(ours); k++) {
+        PyObject *o = PyTuple_GET_ITEM(ours, k);
+        if (!PyBytes_Check(o)) continue;
+        const char *pre = PyBytes_AS_STRING(o);
+        Py_ssize_t pl = PyBytes_GET_SIZE(o), sp = 0, semi = 0;
+        while (sp < pl && pre[sp] != ' ') sp++;
+        while (semi < pl && pre[semi] != ';') semi++;
+        if (sp >= pl || semi >= pl || semi <= sp) continue;
+        if (semi - sp - 1 == n && memcmp(pre + sp + 1, hp, (size_t)n) == 0) return 1;
+    }
+    return 0;
+}
+
 /* _URI and _TRANSPORT of fastpath.py on the Request-URI u (its "sip:" checked by the caller):
  * sip:(user@)?host(:port)?(;params)*, at most one ;transport= (udp or tcp, any case). Fills the host span
  * [*h0, *h1) of u (an IPv6 reference with its brackets), the port (5060 when none) and `transport` ("UDP" or

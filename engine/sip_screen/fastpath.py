@@ -226,6 +226,14 @@ def in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = ()):
     return py_in_dialog(data, src_ip, src_port, ours)
 
 
+def _names_us(host: bytes, port: int, ours: tuple) -> bool:
+    """Whether HOST:PORT of a Request-URI (an IPv6 reference with its brackets) is one of the addresses in `ours`
+    (the starts of our Vias, `SIP/2.0/T HOST:PORT;branch=...`, host in lower case): such an in-dialog request
+    goes to the next hop (routing._in_dialog_dest), not back to the screen."""
+    hp = host.lower() + b":%d" % port
+    return any(o[o.find(b" ") + 1:o.find(b";")] == hp for o in ours)
+
+
 def _our_route(value: bytes, ours: tuple) -> bool:
     """Whether a Route value is byte for byte a Record-Route the screen writes (proxying._screened:
     `<sip:HOST:PORT;transport=udp;lr>`, the transport the INVITE came by, in lower case) for one of the
@@ -323,6 +331,8 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = ()):
     port = int(uri.group(2)) if uri.group(2) else 5060
     if not 0 < port < 65536 or (top.group(3) and not 0 < int(top.group(3)) < 65536):
         return FULL_PARSE
+    if _names_us(uri.group(1), port, ours):
+        return FULL_PARSE                                     # to the screen itself: the full path sends it on
     # §18.2.1 / RFC 3581: stamp the top Via
     via = h[b"via"].rstrip(b" \t")
     params = top.group(4)

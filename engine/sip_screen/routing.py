@@ -31,11 +31,22 @@ class Routing:
             if routes:
                 return self._uri_dest(parse_uri(parse_name_addr(routes[0]).uri))
             if to_tag:                                  # in a dialog: it came by the route set, to the URI
-                return self._uri_dest(parse_uri(msg.uri))
+                return self._in_dialog_dest(msg)
             # an initial request whose only Route was us (a UA's preloaded outbound proxy): as without one
         if not to_tag and self.next_hop() is not None:
             return self.next_hop()                      # initial requests only; in-dialog ones follow the URI
-        return self._uri_dest(parse_uri(msg.uri))
+        return self._in_dialog_dest(msg) if to_tag else self._uri_dest(parse_uri(msg.uri))
+
+    def _in_dialog_dest(self, msg):
+        """An in-dialog request with no Route left goes to its Request-URI (§16.6 step 6); one whose Request-URI
+        names the screen itself goes where initial requests go, the next hop (§16.5: the screen is responsible
+        for that URI, and the next hop is how it finds targets). A UA that sends ACK and BYE to its proxy with
+        the INVITE's Request-URI, as sipp's built-in `uac` does, had them looped back to the screen and
+        answered 482: every call failed. (The fast paths leave such requests here: fastpath.py, _sipdialog.h.)"""
+        u = parse_uri(msg.uri)
+        if (u.host, u.port or 5060) in self.me and self.next_hop() is not None:
+            return self.next_hop()
+        return self._uri_dest(u)
 
     @staticmethod
     def _uri_dest(u):
