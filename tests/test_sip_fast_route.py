@@ -231,23 +231,54 @@ def test_an_advertised_name_in_capitals_keeps_the_fast_paths(tmp_path):
 
 
 def test_an_in_dialog_request_to_the_screen_itself_goes_to_the_next_hop(pipe):
-    """No Route and a Request-URI naming the screen (sipp's built-in uac sends its ACK and BYE so): neither fast path
-    nor the pump relays it to that URI (back to the screen, where the loop check answered the BYE 482); the full
-    path sends it to the next hop, as it sent the INVITE. Another port of the same host is not the screen."""
+    """No Route and a Request-URI naming the screen (sipp's built-in uac sends its ACK and BYE so): it goes to the
+    next hop, as the INVITE did, not to that URI (back to the screen, where the loop check answered the BYE 482).
+    The fast paths and the pump relay it there themselves when given the next hop (the same bytes as the full
+    path), and leave it to the full path without one. Another port of the same host is not the screen."""
+    hop = ("127.0.0.1", 5070, "UDP")
     for m, n in ((b"BYE", 2), (b"ACK", 1), (b"INFO", 3)):
         data = request(m, n, routes=()).replace(b" sip:0901234567@127.0.0.1:5080 ", b" sip:0901234567@127.0.0.1:5060 ")
         assert fastpath.py_in_dialog(data, *UAC, OURS) is fastpath.FULL_PARSE, data
+        r = fastpath.py_in_dialog(data, *UAC, OURS, hop)
+        assert r is not fastpath.FULL_PARSE and r.dest == hop, data
         if fastpath._c_in_dialog is not None:
             assert fastpath._c_in_dialog(data, *UAC, OURS) is None, data
+            assert fastpath._c_in_dialog(data, *UAC, OURS, hop) == r.astuple()
+            assert fastpath._c_in_dialog(data, *UAC, OURS, None) is None
+        out = []
         for scr in (full_screen(pipe), offline_screen(pipe)):              # the full parse; on_datagram's fast path
             scr.on_datagram(data, UAC)
             (sent, dest), = scr.udp.out
             assert dest == ("127.0.0.1", 5070) and sent.startswith(m + b" "), (m, sent[:40], dest)
+            out.append(norm(sent, dest))
+        assert out[0] == out[1], m                                         # the fast path's bytes are the full one's
         if Pump is not None:
             scr = offline_screen(pipe)
             make_pump(scr, -1, scr.udp.sendto).handle(data, UAC)
             (sent, dest), = scr.udp.out
-            assert dest == ("127.0.0.1", 5070), (m, dest)
+            assert dest == ("127.0.0.1", 5070) and scr.stats["fast_path"] == 1, (m, dest, scr.stats)
+            assert norm(sent, dest) == out[0], m
         other = data.replace(b"@127.0.0.1:5060 ", b"@127.0.0.1:5061 ")
         if fastpath._c_in_dialog is not None:
             assert fastpath._c_in_dialog(other, *UAC, OURS) == fastpath.py_in_dialog(other, *UAC, OURS).astuple()
+            assert fastpath._c_in_dialog(other, *UAC, OURS, hop)[5] == ("127.0.0.1", 5061, "UDP")
+
+
+def test_a_reloaded_next_hop_is_where_the_pump_sends_a_request_to_the_screen(pipe):
+    """The pump keeps its own copy of the next hop: `ctl reload sip` that changes it rebuilds the pump
+    (live_settings), so an in-dialog request to the screen itself goes to the new one."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from engine.sip_screen.live_settings import apply_sip_settings
+    scr = offline_screen(pipe)
+    refreshed = []
+    scr.udp_endpoint = SimpleNamespace(loop=object(), refresh=lambda: refreshed.append(1))
+    apply_sip_settings(scr, replace(scr.s, next_hop="127.0.0.1:5090"), {})
+    assert refreshed == [1]
+    data = request(b"BYE", 2, routes=()).replace(b" sip:0901234567@127.0.0.1:5080 ", b" sip:0901234567@127.0.0.1:5060 ")
+    for handle in ([make_pump(scr, -1, scr.udp.sendto).handle] if Pump is not None else []) + [scr.on_datagram]:
+        scr.udp.out.clear()
+        handle(data, UAC)
+        (sent, dest), = scr.udp.out
+        assert dest == ("127.0.0.1", 5090), dest

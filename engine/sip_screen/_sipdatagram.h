@@ -47,7 +47,8 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     }
     if (!PyTuple_Check(src) || PyTuple_GET_SIZE(src) < 2) goto slow;
     /* our Vias' starts name our Record-Route too: an in-dialog request whose only Route is ours stays here */
-    a = PyTuple_Pack(4, data, PyTuple_GET_ITEM(src, 0), PyTuple_GET_ITEM(src, 1), p->prefixes);
+    a = PyTuple_Pack(5, data, PyTuple_GET_ITEM(src, 0), PyTuple_GET_ITEM(src, 1), p->prefixes,
+                     p->hop ? p->hop : Py_None);
     if (!a || !(r = in_dialog(NULL, a))) goto out;
     if (r == Py_None) goto slow;
     /* (method, before, after, top_branch, base, dest, call_id, to_tag) */

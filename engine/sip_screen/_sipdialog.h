@@ -12,15 +12,17 @@
 
 #include "_sipfields.h"
 
-/* in_dialog(data, src_ip, src_port[, ours]) -> (method, before, after, top_branch, base, (host, port,
- * TRANSPORT), call_id, to_tag) or None (undecided: the Python in_dialog decides) */
+/* in_dialog(data, src_ip, src_port[, ours[, hop]]) -> (method, before, after, top_branch, base, (host, port,
+ * TRANSPORT), call_id, to_tag) or None (undecided: the Python in_dialog decides). `hop`: the configured next hop
+ * (host, port, TRANSPORT) or None, where a request whose Request-URI names the screen itself goes */
 static PyObject *in_dialog(PyObject *self, PyObject *args) {
     Py_buffer b;
     const char *ip;
     Py_ssize_t ipl;
     long sport;
     PyObject *ours = NULL;                                /* tuple of bytes: the starts of our Vias */
-    if (!PyArg_ParseTuple(args, "y*s#l|O!", &b, &ip, &ipl, &sport, &PyTuple_Type, &ours)) return NULL;
+    PyObject *hop = NULL;                                 /* (host, port, TRANSPORT) or None: the next hop */
+    if (!PyArg_ParseTuple(args, "y*s#l|O!O", &b, &ip, &ipl, &sport, &PyTuple_Type, &ours, &hop)) return NULL;
     const char *d = b.buf;
     Py_ssize_t len = b.len;
     PyObject *res = NULL;
@@ -141,7 +143,9 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     long port;
     char transport[4];
     if (!ruri_hop(u, ul, &h0, &h1, &port, transport)) goto undecided;
-    if (names_us(u + h0, h1 - h0, port, ours)) goto undecided;   /* to us: the full path sends it on */
+    /* to us: on to the next hop, as routing._in_dialog_dest sends it (none configured: the full path decides) */
+    int to_hop = names_us(u + h0, h1 - h0, port, ours);
+    if (to_hop && !(hop && PyTuple_Check(hop) && PyTuple_GET_SIZE(hop) == 3)) goto undecided;
     /* the top Via: plain, ours to stamp */
     const char *v = d + via_vs;
     Py_ssize_t vl = via_ve - via_vs;
@@ -254,6 +258,11 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     if (has_ftag) PUT(fv + ft0, ft1 - ft0);
     PUT("|", 1); PUT(tv + tt0, tt1 - tt0); PUT("|", 1);
 #undef PUT
+    if (to_hop) {
+        res = Py_BuildValue("(s#y#y#s#s#Os#s#)", d, ml, out, cut, out + cut, outl - cut,
+                            v + br0, br1 - br0, base, bl, hop, cid, cide - cid, tv + tt0, tt1 - tt0);
+        goto done;
+    }
     char host[300];
     const char *hp = u + h0;
     Py_ssize_t hl = h1 - h0;

@@ -65,6 +65,8 @@ typedef struct {
     PyObject *slow, *on_final, *on_bye, *send_failed, *py_sendto, *on_error;
     PyObject *stats;                             /* the screen's stats dict: counted into directly */
     PyObject *invites;                           /* dict: ack_key -> ... of the INVITEs forwarded (read only) */
+    PyObject *hop;                               /* (host, port, TRANSPORT) or None: the configured next hop, where
+                                                    an in-dialog request to the screen itself goes (in_dialog) */
     int max_n;                                   /* datagrams per run() */
     double full_since;                           /* CLOCK_MONOTONIC s of the first of the latest unbroken run of
                                                     rounds that read max_n datagrams (the queue never found
@@ -104,7 +106,7 @@ static void Pump_dealloc(Pump *p) {
     Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
     Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye);
     Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
-    Py_XDECREF(p->invites); Py_XDECREF(p->on_refused);
+    Py_XDECREF(p->invites); Py_XDECREF(p->on_refused); Py_XDECREF(p->hop);
     PyMem_Free(p->bufs); PyMem_Free(p->a4); PyMem_Free(p->a6);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
@@ -112,19 +114,20 @@ static void Pump_dealloc(Pump *p) {
 #include "_sipaddr.h"
 
 /* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye,
- *      send_failed, on_error, sendto, invites[, accept, on_refused])
+ *      send_failed, on_error, sendto, invites[, accept, on_refused, hop])
  * ranges: [(version, first, last)], allow_networks (settings.permitted_ranges).
  * accept: accept_networks as sources.address_table gives them (None, the default: every address). */
 static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     PyObject *ranges, *prefixes, *via_head, *tag_prefix, *stats, *slow, *on_final, *on_bye, *send_failed, *on_error,
-             *py_sendto, *invites, *accept = Py_None, *on_refused = Py_None;
+             *py_sendto, *invites, *accept = Py_None, *on_refused = Py_None, *hop = Py_None;
     if (p->prefixes) { PyErr_SetString(PyExc_TypeError, "Pump is initialised once"); return -1; }
     /* into locals first: the object keeps (and owns) nothing unless every argument is right */
-    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO!|OO", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
+    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO!|OOO", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
                           &PyBytes_Type, &via_head, &tag_prefix, &ranges, &PyDict_Type, &stats,
                           &slow, &on_final, &on_bye, &send_failed, &on_error, &py_sendto, &PyDict_Type, &invites,
-                          &accept, &on_refused))
+                          &accept, &on_refused, &hop))
         return -1;
+    Py_INCREF(hop); p->hop = hop;
     Py_INCREF(on_refused); p->on_refused = on_refused;
     Py_INCREF(invites); p->invites = invites;
     Py_INCREF(prefixes); p->prefixes = prefixes;

@@ -215,21 +215,21 @@ except ImportError:
 NOT_IN_DIALOG = (b"INVITE ", b"CANCEL ")           # never in_dialog(): the screen parses these in full
 
 
-def in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = ()):
+def in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = (), hop=None):
     """`py_in_dialog`, by the C version for the plain cases (None from it: the Python one decides)."""
     if _c_in_dialog is not None:
-        t = _c_in_dialog(data, src_ip, src_port, ours)
+        t = _c_in_dialog(data, src_ip, src_port, ours, hop)
         if t is not None:
             r = InDialog()
             r.method, r.before, r.after, r.top_branch, r.base, r.dest, r.call_id, r.to_tag = t
             return r
-    return py_in_dialog(data, src_ip, src_port, ours)
+    return py_in_dialog(data, src_ip, src_port, ours, hop)
 
 
 def _names_us(host: bytes, port: int, ours: tuple) -> bool:
     """Whether HOST:PORT of a Request-URI (an IPv6 reference with its brackets) is one of the addresses in `ours`
     (the starts of our Vias, `SIP/2.0/T HOST:PORT;branch=...`, host in lower case): such an in-dialog request
-    goes to the next hop (routing._in_dialog_dest), not back to the screen."""
+    goes to the next hop (routing._in_dialog_dest, py_in_dialog's `hop`), not back to the screen."""
     hp = host.lower() + b":%d" % port
     return any(o[o.find(b" ") + 1:o.find(b";")] == hp for o in ours)
 
@@ -257,11 +257,12 @@ def _tag_keys(params: bytes) -> int:
     return sum(1 for kv in params.split(b";")[1:] if kv.strip(b" \t").partition(b"=")[0].lower() == b"tag")
 
 
-def py_in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = ()):
+def py_in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = (), hop=None):
     """An in-dialog request (To tag; no Route, or one Route header whose only value is our own Record-Route:
     `_our_route`) checked and edited as §16.3/§16.4/§16.6 require: our Route removed, top Via stamped with
-    received/rport, Max-Forwards decremented; our Via goes between `before` and `after`. FULL_PARSE for anything
-    else, including any Via that could be ours (loop check)."""
+    received/rport, Max-Forwards decremented; our Via goes between `before` and `after`. Its destination is the
+    Request-URI's, or `hop` (the configured next hop) when that URI names the screen itself (routing._in_dialog_dest).
+    FULL_PARSE for anything else, including any Via that could be ours (loop check)."""
     if len(data) > MAX_FAST or data[:7] in NOT_IN_DIALOG:
         return FULL_PARSE                                     # initial INVITEs are judged; CANCELs carry no To tag
     rl = _REQ_LINE.match(data)
@@ -331,8 +332,9 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = ()):
     port = int(uri.group(2)) if uri.group(2) else 5060
     if not 0 < port < 65536 or (top.group(3) and not 0 < int(top.group(3)) < 65536):
         return FULL_PARSE
-    if _names_us(uri.group(1), port, ours):
-        return FULL_PARSE                                     # to the screen itself: the full path sends it on
+    to_hop = _names_us(uri.group(1), port, ours)
+    if to_hop and hop is None:
+        return FULL_PARSE                                     # to the screen itself, no next hop: the full path
     # §18.2.1 / RFC 3581: stamp the top Via
     via = h[b"via"].rstrip(b" \t")
     params = top.group(4)
@@ -382,6 +384,9 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = ()):
     r.to_tag = dec(to_tag.group(1))
     r.base = "|".join((dec(rl.group(2)), r.call_id, cseq.group(1).decode("ascii"),
                        dec(from_tag.group(1)) if from_tag else "", r.to_tag, ""))
+    if to_hop:
+        r.dest = hop
+        return r
     host = uri.group(1).decode("ascii").lower()
     r.dest = (host[1:-1] if host.startswith("[") else host, port, transport)
     return r

@@ -58,10 +58,11 @@ def apply_sip_settings(screen, new: SipSettings, overrides: dict) -> dict:
     if new.allow_networks != old.allow_networks:
         screen.ranges = ranges
         screen.permit_cache.clear()
-    if new.allow_networks != old.allow_networks or new.accept_networks != old.accept_networks:
+    if new.allow_networks != old.allow_networks or new.accept_networks != old.accept_networks \
+            or new.next_hop != old.next_hop:
         ep = getattr(screen, "udp_endpoint", None)
         if ep is not None and ep.loop is not None:
-            ep.refresh()                # the C pump keeps its own copy of both
+            ep.refresh()                # the C pump keeps its own copy of these (and of the next hop)
     if new.accept_networks != old.accept_networks:
         _close_refused(screen)
     screen.next_hop()                   # parsed now (validated by the loader), not on the next INVITE

@@ -42,7 +42,8 @@ class Routing:
         names the screen itself goes where initial requests go, the next hop (§16.5: the screen is responsible
         for that URI, and the next hop is how it finds targets). A UA that sends ACK and BYE to its proxy with
         the INVITE's Request-URI, as sipp's built-in `uac` does, had them looped back to the screen and
-        answered 482: every call failed. (The fast paths leave such requests here: fastpath.py, _sipdialog.h.)"""
+        answered 482: every call failed. (The fast paths and the pump send such requests to the same next hop
+        themselves, given it: fastpath.py_in_dialog's `hop`, _sipdialog.h; without one they leave them here.)"""
         u = parse_uri(msg.uri)
         if (u.host, u.port or 5060) in self.me and self.next_hop() is not None:
             return self.next_hop()

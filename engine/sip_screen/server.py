@@ -256,7 +256,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                         self.stats["fast_path"] += 1
                         return self._relay(r, addr)
                 elif data[:7] not in NOT_IN_DIALOG:             # (what in_dialog would say at once)
-                    r = in_dialog(data, addr[0], addr[1], self.via_prefixes)
+                    r = in_dialog(data, addr[0], addr[1], self.via_prefixes, self.next_hop())
                     # an ACK that may be for an answer of ours: the full parse recomputes our tag
                     # from Call-ID and From tag (the fast path does not read them)
                     if r is not FULL_PARSE and not (r.method == "ACK" and r.to_tag.startswith(TAG_PREFIX)) \
