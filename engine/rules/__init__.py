@@ -4,4 +4,6 @@
 in their place in its CONDITIONS manifest, and those two import their helpers from it, so
 importing either of them on its own (a test, a what-if tool) must find `conditions` initialised.
 """
-from . import conditions  # noqa: F401  (import order; see above)
+from . import conditions  # (import order; see above)
+
+__all__ = ["conditions"]
