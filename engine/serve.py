@@ -37,7 +37,7 @@ from .serve_config import load_serve_config
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules)
-from .servicelog import life, reopen_verdict_log, setup_service_logging
+from .servicelog import life, reopen_verdict_log_soon, setup_service_logging
 
 log = logging.getLogger("telfilter")
 
@@ -199,8 +199,8 @@ async def run_serve(args, ready=None):
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(_announced(notifier, _reload_all(pipe))))
     loop.add_signal_handler(signal.SIGUSR1, lambda: spawn(_reload_model(pipe)))
     # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in
-    # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`
-    loop.add_signal_handler(signal.SIGUSR2, lambda: reopen_verdict_log(vlog, args.log))
+    # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`; the new file is opened off the loop
+    loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(reopen_verdict_log_soon(vlog, args.log)))
     watcher = RuleWatcher(pipe)
 
     async def watch():

@@ -195,3 +195,58 @@ def test_a_pipe_whose_reader_is_gone_is_the_verdict_logs_trouble_and_drains_the_
         assert not ok and "disk writes failing: verdict_log" in why, why
     finally:
         os.close(w)
+
+
+def test_sigusr2s_reopen_opens_the_new_file_off_the_loop(tmp_path, monkeypatch):
+    """Opening the new file makes its crash spool (an 8 MiB ring allocated whole: ~10 ms on a loaded host) and
+    appends a dead writer's lines (up to ~20,000): SIGUSR2's handler ran all of it on the event loop, a stall of
+    every message and call at each rotation. Now a worker thread opens it and the loop only swaps it in."""
+    import asyncio
+
+    import engine.servicelog as sl
+    path = str(tmp_path / "v.log")
+    v = VerdictLog(path)
+    v.f.write("before\n")
+    os.rename(path, path + ".1")
+    real, seen = sl.open_verdict_file, []
+
+    def slow(p):
+        seen.append(threading.current_thread() is threading.main_thread())
+        time.sleep(0.3)
+        return real(p)
+    monkeypatch.setattr(sl, "open_verdict_file", slow)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+        t = asyncio.ensure_future(ticker())
+        assert await sl.reopen_verdict_log_soon(v, path)
+        t.cancel()
+        return ticks
+    ticks = asyncio.run(main())
+    assert seen == [False], "the new file was opened on the loop's thread"
+    assert ticks >= 10, f"the loop ran {ticks} times in the 0.3 s the open took"
+    v.f.write("after\n")
+    v.close()
+    assert (tmp_path / "v.log.1").read_text() == "before\n"
+    assert (tmp_path / "v.log").read_text() == "after\n"
+    assert not [n for n in os.listdir(tmp_path) if ".spool." in n], "a clean stop leaves no spool"
+
+
+def test_a_reopen_whose_file_comes_after_the_stop_closes_it(tmp_path):
+    """The open runs in a thread: when the stop closed the log meanwhile, the new file is not swapped in (nothing
+    would write or close it: its spool would be left for the next start to recover)."""
+    from engine.servicelog import open_verdict_file, reopen_verdict_log
+    path = str(tmp_path / "v.log")
+    v = VerdictLog(path)
+    first = v.f
+    late = open_verdict_file(path)
+    v.close()
+    assert reopen_verdict_log(v, path, late) is False and v.f is first
+    assert not late.thread.is_alive()
+    assert not [n for n in os.listdir(tmp_path) if ".spool." in n]

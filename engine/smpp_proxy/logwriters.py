@@ -114,6 +114,15 @@ class PipeOut:
         self.thread.join(timeout)
 
 
+def _regular_or_absent(path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True                     # O_CREAT makes a regular file
+    except OSError:
+        return False
+
+
 class FileOut(PipeOut):
     """The verdict log file (`--log FILE`), written by a thread of its own as a pipe is: a write to a
     regular file can block too (dirty-page throttling, a journal commit behind another process's
@@ -122,23 +131,35 @@ class FileOut(PipeOut):
     traffic); the file is opened O_APPEND, so logrotate's rename and our reopen (SIGUSR2) are safe."""
 
     def __init__(self, path, spool: bool = False):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.path = path
         self.lost_bytes = 0
         self.lost_lines = 0             # lines a failed write cost (read by /metrics)
         self._torn = False              # the file ends in part of a line (a cut-back that failed too)
-        # `spool`: the verdict log's lines also in a crash spool (engine/crashspool.py), and a dead writer's appended first
+        # `spool`: the verdict log's lines also in a crash spool (engine/crashspool.py), and a dead writer's appended
+        # first. The spool is made before the file is opened (allocating its ring is the slow part, ~3-10 ms): a
+        # reopen's new file (SIGUSR2, opened off the loop) appears only just before it is swapped in.
         self.spool = self.recovered = None
-        if spool and stat.S_ISREG(os.fstat(fd).st_mode):    # (`--log /dev/stderr`: no spool made in /dev)
+        if spool and _regular_or_absent(path):          # (`--log /dev/stderr`: no spool made in /dev)
             try:
-                self.recovered = recover(path, lambda data: self._append_now(fd, data))
-                if self.recovered:
-                    log.warning("verdict log %s: %d lines a writer that stopped without writing them (a crash, "
-                                "kill -9) left in its spool, appended", path, self.recovered)
                 self.spool = Spool(path)
             except OSError as e:
                 log.warning("verdict log %s: no crash spool beside it (%s): lines not yet written when the process "
                             "dies are lost", path, e)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            if self.spool is not None:
+                self.spool.close()
+            raise
+        if self.spool is not None:
+            try:
+                self.recovered = recover(path, lambda data: self._append_now(fd, data))   # ours is held: skipped
+                if self.recovered:
+                    log.warning("verdict log %s: %d lines a writer that stopped without writing them (a crash, "
+                                "kill -9) left in its spool, appended", path, self.recovered)
+            except OSError as e:
+                log.warning("verdict log %s: a dead writer's spool could not be appended (%s); it is left for the "
+                            "next start", path, e)
         super().__init__(fd)
 
     def _append_now(self, fd: int, data: bytes) -> None:

@@ -140,6 +140,7 @@ class VerdictLog:
             self.f = FileOut(target, spool=True)       # and its crash spool (engine/crashspool.py)
         self.pub = None
         self.retired: list = []             # writers of files reopened away from (SIGUSR2): drained at close
+        self.closed = False                 # a reopen whose file came after the stop closes it again
         self.errors = 0
         self.lost_retired = 0               # lines the writers of files reopened away from lost (and let go)
         self._last_error_log = -1e9
@@ -268,6 +269,7 @@ class VerdictLog:
             self._failed(e)
 
     def close(self) -> None:
+        self.closed = True
         for old in self.retired:             # a stop right after a reopen: the old file's lines too
             old.drain()
         if isinstance(self.f, PipeOut):
