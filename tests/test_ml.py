@@ -262,11 +262,15 @@ def test_threshold_expects_the_target_on_unseen_ham():
         p, y = np.concatenate([ham, np.ones(5)]), np.array([False] * n + [True] * 5)
         t = threshold_for(p, y, rate, extra_gain=0)
         assert int(np.sum(ham >= t)) == k, (n, rate)
-    # a language too small for the rate: MIN_BLOCKED_HAM (1) of its ham, i.e. 2 / (n + 1) of unseen ham
+    # a language too small for the rate: MIN_BLOCKED_HAM (0) of its ham, i.e. 1 / (n + 1) of unseen ham, the
+    # nearest to the rate it can come (it was 1 ham, 2 / (n + 1): a 120-ham hold-out meets 1% only with one blocked)
     y = np.array([False] * 440 + [True] * 440 + [False] * 3387)
     g = np.array(["vi"] * 880 + ["en"] * 3387)
-    assert language_targets(y, g, 0.001) == {"en": 0.001, "vi": 2 / 441}
-    # the tag threshold: three times the rate, a small language three times as many ham (3 of 440, not 5)
+    assert language_targets(y, g, 0.001) == {"en": 0.001, "vi": 1 / 441}
+    ham = np.random.default_rng(2).random(440) * 0.9
+    p, yy = np.concatenate([ham, np.ones(5)]), np.array([False] * 440 + [True] * 5)
+    assert int(np.sum(ham >= threshold_for(p, yy, 1 / 441, extra_gain=0))) == 0
+    # the tag threshold: three times the rate, a small language 3 of its ham (TAG_MIN_BLOCKED_HAM; not 5)
     from engine.ml.train import tag_targets
     assert tag_targets(y, g, 0.001) == {"en": 0.003, "vi": 4 / 441}
     ham = np.random.default_rng(1).random(440) * 0.9
