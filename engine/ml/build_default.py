@@ -2,7 +2,7 @@
 
 Trains with default settings on the data shipped in engine/ml/data/ (see its README for
 provenance and citation): the SMS Spam Collection training part, the Vietnamese SMS training
-set and our own Vietnamese and English (ham and spam) examples; writes engine/ml/default_model/.
+set and our own Vietnamese and English examples; writes engine/ml/default_model/.
 """
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from .model import default_model_dir
 from .train import train
 
 _D = Path(__file__).resolve().parent / "data"
-DATA = [_D / "sms_spam_collection_train.tsv", _D / "vi_sms_train.tsv", _D / "vi_examples.jsonl", _D / "en_examples.jsonl",
-        _D / "en_spam_examples.jsonl"]
+DATA = [_D / "sms_spam_collection_train.tsv", _D / "vi_sms_train.tsv", _D / "vi_examples.jsonl", _D / "en_examples.jsonl"]
 
 
 def main(argv=None) -> int:
