@@ -275,7 +275,9 @@ class _Node:
     def start(self):
         n = len(self.procs) + 1
         port, ready = free_port(), self.tmp / f"ready{n}"
-        before = set(map(id, self.sim.sim.sessions))
+        # the sessions themselves, held: a session the simulator dropped (its process killed) is freed, and a new one
+        # may then get its address, so comparing id()s took the new bind for an old one (a clean-clone CI run)
+        before = list(self.sim.sim.sessions)
         err = open(self.tmp / f"stderr{n}.log", "w")
         head = ["-c", self.boot] if self.boot else ["-m", "engine.cli"]
         p = subprocess.Popen([sys.executable, *head, "serve", "--config", self.cfg, "--data-dir", self.data, "-v",
@@ -285,7 +287,7 @@ class _Node:
                              cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
         self.procs.append(p)
         assert wait_for(ready.exists, 60), (self.tmp / f"stderr{n}.log").read_text()
-        assert wait_for(lambda: any(s.bound and id(s) not in before for s in list(self.sim.sim.sessions)))
+        assert wait_for(lambda: any(s.bound and not any(s is b for b in before) for s in list(self.sim.sim.sessions)))
         return p, port
 
     def stop(self):
