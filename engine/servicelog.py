@@ -50,20 +50,28 @@ def setup_service_logging(verbose: bool, fmt: str = "text") -> None:
         root.setLevel(logging.INFO)     # the handler passes what each logger lets through
 
 
+NOT_REOPENED = "verdict log not reopened, still writing the old file: %s"
+
+
+def _reopenable(path) -> bool:
+    """A log file to open again (not stdout, not a stream given by the caller)."""
+    return path not in (None, "-") and not hasattr(path, "write")
+
+
 def reopen_verdict_log(vlog, path, opened=None) -> bool:
     """logrotate without copytruncate: the rotated file was renamed; open `path` afresh and
     swap it in. The new file is opened first, so a failure keeps the old one writing. `opened`:
     the new file already opened (open_verdict_file, off the loop: reopen_verdict_log_soon)."""
-    if path in (None, "-") or hasattr(path, "write"):
+    if not _reopenable(path):
         return False
     from .smpp_proxy.logwriters import PipeOut
     if opened is None:
         try:
             opened = open_verdict_file(path)
         except OSError as e:
-            log.error("verdict log not reopened, still writing the old file: %s", e)
+            log.error(NOT_REOPENED, e)
             return False
-    if getattr(vlog, "closed", False):  # opened off the loop while the process stopped: nothing will write it
+    if vlog.closed:  # opened off the loop while the process stopped: nothing will write it
         opened.drain()
         return False
     old, vlog.f = vlog.f, opened
@@ -95,12 +103,12 @@ async def reopen_verdict_log_soon(vlog, path) -> bool:
     """SIGUSR2's handler: reopen_verdict_log with the file opened in a worker thread, so the loop keeps
     judging meanwhile; only the swap (a reference and a thread start) runs on it."""
     import asyncio
-    if path in (None, "-") or hasattr(path, "write"):
+    if not _reopenable(path):
         return False
     try:
         opened = await asyncio.get_running_loop().run_in_executor(None, open_verdict_file, path)
     except OSError as e:
-        log.error("verdict log not reopened, still writing the old file: %s", e)
+        log.error(NOT_REOPENED, e)
         return False
     return reopen_verdict_log(vlog, path, opened)
 
