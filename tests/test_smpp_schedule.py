@@ -308,6 +308,34 @@ def test_parts_scheduled_seconds_apart_are_one_message(pipe):
     assert sts == [0, 0] and len(fwd) == 2
 
 
+def test_a_message_whose_first_part_is_scheduled_before_7_is_dropped_though_its_last_is_after(pipe):
+    """Found by a Decree 91 probe: judged at its last part's delivery (07:00:30) only, an ad whose first part
+    is scheduled at 06:59:40 was forwarded whole, that part delivered outside 07:00-22:00. It is judged as of
+    its first part too: dropped there, with that instant's verdict; parts seconds apart inside the window
+    still go (test above), and nothing is counted for the dropped one."""
+    first, last = datetime(2026, 3, 3, 6, 59, 40, tzinfo=ICT), datetime(2026, 3, 3, 7, 0, 30, tzinfo=ICT)
+    scheds = ["260303065940028+", "260303070030028+"]
+    sts, fwd, log, _ = _send_all(pipe, NOW, _parts(0x45, [b"[QC] Uu dai lon ", b"sang som. TC gui 5656"], scheds,
+                                                   "84912777114"))
+    assert sts == [C.ESME_RSUBMITFAIL] * 2 and not fwd, (sts, [p.schedule_delivery_time for p in fwd])
+    assert log[-1]["action"] == "drop" and log[-1]["delivery"] == first.isoformat()
+    assert "local time 06:59:40 outside 07:00-22:00" in log[-1]["hits"][0]["detail"]
+    multi = [encode(P.SubmitMulti(sequence_number=70 + i, source_addr_ton=5, source_addr="SHOPABC",
+                                  dest_addresses=((1, 1, 1, "84912777115"), (1, 1, 1, "84912777116")),
+                                  esm_class=0x40, data_coding=1, schedule_delivery_time=sc,
+                                  short_message=bytes([5, 0, 3, 0x46, 2, i + 1]) + t))
+             for i, (t, sc) in enumerate(zip([b"[QC] Uu dai lon ", b"sang som. TC gui 5656"], scheds))]
+    sts, fwd, log, _ = _send_all(pipe, NOW, multi)
+    assert all(s != 0 for s in sts) and not fwd
+    assert {(x["recipient"], x["action"], x["delivery"]) for x in log} == {
+        ("84912777115", "drop", first.isoformat()), ("84912777116", "drop", first.isoformat())}
+    # the same two parts a minute later (07:00:40, 07:01:30) are one message inside the window: forwarded, and
+    # judged at the last part; the earlier drops counted nothing toward the advertiser's cap
+    sts, fwd, log, _ = _send_all(pipe, NOW, _parts(0x47, [b"[QC] Uu dai lon ", b"sang som. TC gui 5656"],
+                                                   ["260303070040028+", "260303070130028+"], "84912777114"))
+    assert sts == [0, 0] and len(fwd) == 2 and log[-1]["delivery"] == (last + timedelta(minutes=1)).isoformat()
+
+
 def test_a_schedule_within_max_schedule_days_is_taken_and_one_past_it_refused_with_its_reason(pipe):
     sts, fwd, log, _ = _run(pipe, NOW.replace(hour=10), [_ad(1, "84912777113", "260401100000028+"),     # 30 days
                                                          _ad(2, "84912777113", "260402100000028+")])    # 31

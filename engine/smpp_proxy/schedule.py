@@ -53,3 +53,15 @@ def parts_delivery(pdus, now, max_days: float):
     """The delivery a concatenated message is judged at: its latest part's (the handset shows the message once
     that part is in); None when every part goes at once."""
     return max((t for t in (pdu_delivery(p, now, max_days) for p in pdus) if t is not None), default=None)
+
+
+def parts_first_delivery(pdus, now, max_days: float):
+    """The earliest delivery of a concatenated message's parts when it is earlier than its latest part's (the
+    instant it is judged at, parts_delivery): the handset receives that part then, so the message must pass
+    there too (an ad whose first part is scheduled at 06:59:40 and its last at 07:00:30 has a part delivered
+    outside 07:00-22:00, Decree 91). `now` when that part goes at once; None when every part goes at one time."""
+    last = parts_delivery(pdus, now, max_days)
+    if last is None:
+        return None
+    first = min(pdu_delivery(p, now, max_days) or now for p in pdus)
+    return first if first < last else None

@@ -9,7 +9,8 @@ what is held), is refused whole (ESME_RINVMSGLEN), its late parts too: none of i
 part that comes after its message was judged is judged on the whole text known then; one that takes
 the message over `max_message_chars` is refused, as are those after it. A message whose parts are scheduled more
 than PARTS_SPREAD seconds apart is refused ESME_RINVSCHED (judged at its latest part's delivery, an earlier part
-would go out unjudged at its own time)."""
+would go out unjudged at its own time); one whose parts are scheduled apart within it is judged as of its first
+part's delivery too (_parts_judged_at)."""
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,7 @@ from .codec import constants as C
 from .codec import pdu as P
 from .concat import OVERLAP, REFUSED, SPREAD, joined
 from .multi import multi_dest_tons, multi_dests
-from .schedule import parts_delivery, parts_spread
+from .schedule import parts_delivery, parts_first_delivery, parts_spread
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -261,8 +262,9 @@ class ConcatSubmit:
                 self.concat.refuse(key, self.loop.time() + self.settings.concat_timeout, self.settings.max_pending_concat)
                 return
             remember = (lambda v: self._remember_for_late_parts(key, v, c)) if len(parts) < c.total else None
-            return self._judge_multi(sess0, pdu0, dests, text, binary, None, parts_delivery(pdus, now, days),
-                                     parts=live, link=link, on_verdict=remember)
+            when = self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=True)
+            return self._judge_multi(sess0, pdu0, dests, text, binary, None, when, parts=live, link=link,
+                                     on_verdict=remember)
 
         def judged(v):
             if len(parts) < c.total:
@@ -284,8 +286,28 @@ class ConcatSubmit:
                 # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
                 self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to, part=True,
                               refund=refund)
-        # judged at its latest part's scheduled delivery, if any: the handset shows the message then
         rcpt, rcpt_ton = _recipient(pdu0)
         self._judge(sess0, pdu0.source_addr, rcpt, text,
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
-                    parts_delivery(pdus, now, days), then=judged, s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton)
+                    self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=False), then=judged, s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton)
+
+    def _parts_judged_at(self, sess, pdu0, text, pdus, now, days, multi):
+        """The instant a concatenated message is judged at: its latest part's scheduled delivery (the handset shows
+        the message then; None: at once), unless its parts are scheduled apart and the message, judged uncounted
+        as of its first part's delivery, is dropped there: then that instant, so it is dropped with that
+        verdict (Decree 91: an ad whose first part reaches the handset at 06:59:40 is delivered outside
+        07:00-22:00 even when its last part comes at 07:00:30). A drop commits nothing, so judging it again there
+        counts nothing; parts scheduled apart are rare (the dry judging costs one judge per destination)."""
+        last = parts_delivery(pdus, now, days)
+        first = parts_first_delivery(pdus, now, days)
+        if first is None:
+            return last
+        at = first if first > now else None
+        if multi:
+            msgs = [self._message(sess, pdu0.source_addr, d, text, at, pdu0.source_addr_ton, t)
+                    for d, t in zip(multi_dests(pdu0), multi_dest_tons(pdu0))]
+        else:
+            rcpt, rcpt_ton = _recipient(pdu0)
+            msgs = [self._message(sess, pdu0.source_addr, rcpt, text, at, pdu0.source_addr_ton, rcpt_ton)]
+        judge = self.pipeline.judge
+        return at if any(judge(m, False).action is Action.DROP for m in msgs) else last
