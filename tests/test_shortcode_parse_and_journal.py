@@ -48,6 +48,28 @@ def test_reported_number_with_sentence_punctuation_or_parentheses(text, number, 
     assert (c.reported, c.content) == (number, content)
 
 
+@pytest.mark.parametrize("text, number, content", [
+    ("S (0901234567)(vay tien nhanh)", 84901234567, "vay tien nhanh"),
+    ("V (024 3999 8888)(goi moi vay)", 842439998888, "goi moi vay"),
+    ("S [0901 234 567][vay tien]", 84901234567, "vay tien"),
+    ("V [0901234567] [goi moi vay]", 84901234567, "goi moi vay"),
+    ("S (0901234567) (vay tien nhanh)", 84901234567, "vay tien nhanh"),
+    ("S (8077)(trung thuong)", 8077, "trung thuong"),
+])
+def test_a_report_written_as_circular_22_writes_it_is_a_report(text, number, content):
+    """Found by a Decree 91 probe: Circular 22/2021/TT-BTTTT tells subscribers to report "S (Nguon phat tan)(Noi
+    dung tin nhan rac)" (or with square brackets, V alike); "S (0901234567)(vay tien nhanh)" was answered
+    SHORTCODE_SYNTAX_ERROR ("'(0901234567)(vay' is not a phone number") and the report was lost."""
+    c = parse(text, ME)
+    assert c.symbol == "SPAM_REPORTED", c.detail
+    assert (c.reported, c.content) == (number, content)
+
+
+@pytest.mark.parametrize("text", ["S (SHOPABC)(qc dem)", "S ()(x)", "S [0901234567 x][y]"])
+def test_brackets_that_hold_no_whole_number_are_still_a_syntax_error(text):
+    assert parse(text, ME).symbol == "SHORTCODE_SYNTAX_ERROR"
+
+
 @pytest.mark.parametrize("text, channel", [("DK DNC\x00", "SV"), ("DK DNC S\x00\x00", "S"), ("\x00HUY DNC", "SV")])
 def test_nul_padding_is_not_part_of_a_command(text, channel):
     c = parse(text, ME)

@@ -9,7 +9,7 @@ Matched on the folded text (NFKD, combining marks and zero-width characters remo
 case-insensitive: `Hủy DNC`, `đk dnc`, full-width `ＤＫ ＤＮＣ`), whitespace-insensitive, trailing
 punctuation ignored (`DK DNC.`); channel S, V, SV or VS (as the DNC CSV accepts), anything else
 is an error. A reported number may be written in digit groups (`S 0912 345 678 ...`,
-`S +84 912345678 ...`). `parse()` returns a `Command`; applying it (DNC change, report append)
+`S +84 912345678 ...`) or in brackets as Circular 22/2021 writes a report (`S (0912345678)(content)`). `parse()` returns a `Command`; applying it (DNC change, report append)
 is the pipeline's job, after the verdict.
 """
 from __future__ import annotations
@@ -34,6 +34,11 @@ _NUMBER_END = ",;:.!?"                 # "S 0912345678, ...", "S 0912 345 678. .
 # an area code or country code in parentheses: "(024) 3999 8888", "(+84) 912 345 678", "+84 (0) 912 345 678"
 _PAREN = re.compile(r"\((\+?[0-9]+)\)")
 _FW = re.compile(r"\s*[Ff][Ww](?:\s+(.*))?\s*$", re.S)
+# Circular 22/2021/TT-BTTTT's user guidance writes a report "S [Nguồn phát tán][Nội dung tin nhắn rác]" or
+# "S (Nguồn phát tán)(Nội dung tin nhắn rác)" (V alike): the source in brackets, its content right after, with or
+# without a space. Read when the number alone did not parse ("(0912345678)(vay" is no number)
+_BRACKETED = re.compile(r"[(\[]([^()\[\]]+)[)\]]\s*")
+_PAIRS = {"(": ")", "[": "]"}
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,28 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
     return normalise_number(g.rstrip(_NUMBER_END) or g), first.group(), first.end()
 
 
+def _bracketed(text: str, start: int) -> tuple[int | None, str, bool]:
+    """A report's source written in brackets at `start` ("(0912 345 678)(vay tien)", "[0912345678] [vay tien]",
+    Circular 22's own notation): (the number, the content after it, itself out of one enclosing bracket pair,
+    whether the number is a whole subscriber number), or (None, "", False) when the brackets hold no number alone."""
+    m = _BRACKETED.match(text, start)
+    tok = _TOKEN.search(m.group(1)) if m is not None else None
+    if tok is None:
+        return None, "", False
+    inner = m.group(1)
+    n, _, end = _reported(inner, tok)
+    if n is None or inner[end:].strip():
+        return None, "", False
+    return n, _unwrapped(text[m.end():].strip()), _vn_subscriber(n, inner.strip())
+
+
+def _unwrapped(content: str) -> str:
+    """Report content out of one bracket pair enclosing all of it ("(vay tien)" -> "vay tien")."""
+    if len(content) >= 2 and _PAIRS.get(content[0]) == content[-1]:
+        return content[1:-1].strip()
+    return content
+
+
 # The channel a DNC hit's detail ends with ("... removed from DNC S"): the reply names it (smpp_proxy/routing.py)
 # and the regulator's report counts by it (report/aggregate.py reads the same ending)
 _DETAIL_CHANNEL = re.compile(r"DNC (SV|S|V)$")
@@ -161,10 +188,18 @@ def parse(text: str, sender_num: int | None) -> Command:
     first = _TOKEN.search(t, k.end()) if k is not None and fold(k.group()).upper() in ("S", "V") else None
     if first is not None:
         n, written, end = _reported(t, first)
+        content = t[end:].strip()
+        if t[first.start()] in _PAIRS:
+            bn, bcontent, whole = _bracketed(t, first.start())
+            # the source in brackets when they hold a whole number ("(024 3999 8888)(...)" read as 24 before), or
+            # any number when nothing else parsed ("(8077)(...)"); an area code's ("(098) 7654321") is not one
+            if bn is not None and (n is None or whole):
+                n, content = bn, bcontent
+            elif n is not None:                   # "S (0912345678) (vay tien)": the content in brackets too
+                content = _unwrapped(content)
         if n is None:
             return Command("SHORTCODE_SYNTAX_ERROR", f"report: {written!r} is not a phone number")
         kind = fold(k.group()).upper()
-        content = t[end:].strip()
         return Command("SPAM_REPORTED", f"{kind} report against {format_number(n)}", "report",
                        reported=n, kind=kind, content=content)
     m = _FW.match(t)
