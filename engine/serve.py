@@ -316,6 +316,12 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         await metrics.stop()
     vlog.close()
+    # Nothing reloads or reopens from here: the loop's handlers give way to SIG_IGN, as before it took the signals
+    # (cmd_serve). Its handlers are Python functions, so the interpreter's finalisation would put back the default
+    # action, which ends the process: logrotate's SIGUSR2 at that moment made the exit a death by signal 12.
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
     notifier.close()
     life.info("stopped" if not status else "stopped, state not saved")
     return status

@@ -101,12 +101,32 @@ def open_verdict_file(path):
 
 async def reopen_verdict_log_soon(vlog, path) -> bool:
     """SIGUSR2's handler: reopen_verdict_log with the file opened in a worker thread, so the loop keeps
-    judging meanwhile; only the swap (a reference and a thread start) runs on it."""
+    judging meanwhile; only the swap (a reference and a thread start) runs on it. A reopen cancelled
+    while its thread opens (asyncio.run cancels what is left once run_serve returned) has the thread
+    close what it opened: else its writer thread outlived the stop and its crash spool was left."""
     import asyncio
-    if not _reopenable(path):
+    import threading
+    if not _reopenable(path) or vlog.closed:
         return False
+    lock, hand = threading.Lock(), {"taken": True}
+
+    def open_for_the_loop():
+        new = open_verdict_file(path)
+        with lock:
+            if hand["taken"]:
+                hand["file"] = new
+                return new
+        new.drain()                     # nobody waits for it any more: closed (its spool deleted)
+        return None
     try:
-        opened = await asyncio.get_running_loop().run_in_executor(None, open_verdict_file, path)
+        opened = await asyncio.get_running_loop().run_in_executor(None, open_for_the_loop)
+    except asyncio.CancelledError:
+        with lock:
+            hand["taken"] = False
+            new = hand.pop("file", None)
+        if new is not None:             # opened, but the result came after the cancellation
+            new.drain()
+        raise
     except OSError as e:
         log.error(NOT_REOPENED, e)
         return False

@@ -250,3 +250,31 @@ def test_a_reopen_whose_file_comes_after_the_stop_closes_it(tmp_path):
     assert reopen_verdict_log(v, path, late) is False and v.f is first
     assert not late.thread.is_alive()
     assert not [n for n in os.listdir(tmp_path) if ".spool." in n]
+
+
+def test_a_reopen_the_stop_cancels_closes_the_file_it_was_opening(tmp_path, monkeypatch):
+    """A SIGUSR2 just before serve's end: asyncio.run cancels the reopen still awaiting its thread (`run_serve` has
+    returned), the thread finishes opening anyway, and nothing closed what it opened: its writer thread outlived the
+    stop and its crash spool (8 MiB) was left beside the log (serve with a SIGUSR2 every 0.5 ms through the stop left
+    26-240 of them a run). The thread closes it itself once nobody will take it."""
+    import asyncio
+
+    import engine.servicelog as sl
+    path = str(tmp_path / "v.log")
+    v = VerdictLog(path)
+    real = sl.open_verdict_file
+
+    def slow(p):
+        time.sleep(0.3)
+        return real(p)
+    monkeypatch.setattr(sl, "open_verdict_file", slow)
+    before = set(threading.enumerate())
+
+    async def main():
+        main.reopen = asyncio.ensure_future(sl.reopen_verdict_log_soon(v, path))
+        await asyncio.sleep(0.05)                    # its thread is opening the file
+        v.close()                                    # the stop; returning, asyncio.run cancels the reopen
+    asyncio.run(main())
+    assert main.reopen.cancelled()
+    assert not [n for n in os.listdir(tmp_path) if ".spool." in n], "the reopen's crash spool was left behind"
+    assert not [t for t in threading.enumerate() if t not in before and t.name == "verdict-log" and t.is_alive()]
