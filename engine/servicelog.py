@@ -101,13 +101,32 @@ def open_verdict_file(path):
 
 async def reopen_verdict_log_soon(vlog, path) -> bool:
     """SIGUSR2's handler: reopen_verdict_log with the file opened in a worker thread, so the loop keeps
-    judging meanwhile; only the swap (a reference and a thread start) runs on it. A reopen cancelled
-    while its thread opens (asyncio.run cancels what is left once run_serve returned) has the thread
-    close what it opened: else its writer thread outlived the stop and its crash spool was left."""
-    import asyncio
-    import threading
+    judging meanwhile; only the swap (a reference and a thread start) runs on it. One reopen at a time:
+    a SIGUSR2 while one is opening asks for one more after it (its file may have been renamed since it
+    was opened), so a burst of signals costs two opens, not one each queued in the executor (each with
+    an 8 MiB spool; a stop waited for all of them), and no older file is swapped in after a newer one."""
     if not _reopenable(path) or vlog.closed:
         return False
+    if vlog.reopening:
+        vlog.reopen_again = True
+        return False
+    vlog.reopening = True
+    try:
+        while True:
+            vlog.reopen_again = False
+            ok = await _reopen_off_the_loop(vlog, path)
+            if not vlog.reopen_again or vlog.closed:
+                return ok
+    finally:
+        vlog.reopening = False
+
+
+async def _reopen_off_the_loop(vlog, path) -> bool:
+    """One reopen, its file opened by a worker thread. Cancelled while the thread opens (asyncio.run
+    cancels what is left once run_serve returned), the thread closes what it opened: else its writer
+    thread outlived the stop and its crash spool was left."""
+    import asyncio
+    import threading
     lock, hand = threading.Lock(), {"taken": True}
 
     def open_for_the_loop():

@@ -278,3 +278,35 @@ def test_a_reopen_the_stop_cancels_closes_the_file_it_was_opening(tmp_path, monk
     assert main.reopen.cancelled()
     assert not [n for n in os.listdir(tmp_path) if ".spool." in n], "the reopen's crash spool was left behind"
     assert not [t for t in threading.enumerate() if t not in before and t.name == "verdict-log" and t.is_alive()]
+
+
+def test_a_burst_of_sigusr2_opens_the_new_file_twice_not_once_each(tmp_path, monkeypatch):
+    """Each SIGUSR2 queued an open of its own in the executor (a file and an 8 MiB crash spool each; a stop waited for
+    every one: a SIGUSR2 every 2 ms through a `--workers 2` stop outlasted the supervisor's 25 s for its workers), and
+    concurrent opens could swap an older file in after a newer one. One reopen at a time, and one more after it for
+    the signals that came meanwhile (the file may have been renamed since the first was opened)."""
+    import asyncio
+
+    import engine.servicelog as sl
+    path = str(tmp_path / "v.log")
+    v = VerdictLog(path)
+    real, opened = sl.open_verdict_file, []
+
+    def slow(p):
+        opened.append(p)
+        time.sleep(0.2)
+        return real(p)
+    monkeypatch.setattr(sl, "open_verdict_file", slow)
+
+    async def main():
+        burst = [asyncio.ensure_future(sl.reopen_verdict_log_soon(v, path))]
+        await asyncio.sleep(0.05)                    # the first is opening; a rename, then a burst of nine
+        os.rename(path, path + ".1")
+        burst += [asyncio.ensure_future(sl.reopen_verdict_log_soon(v, path)) for _ in range(9)]
+        await asyncio.gather(*burst)
+    asyncio.run(main())
+    assert len(opened) == 2, f"{len(opened)} opens for 10 SIGUSR2"
+    v.f.write("after\n")
+    v.close()
+    assert (tmp_path / "v.log").read_text() == "after\n"
+    assert not [n for n in os.listdir(tmp_path) if ".spool." in n]

@@ -141,6 +141,7 @@ class VerdictLog:
         self.pub = None
         self.retired: list = []             # writers of files reopened away from (SIGUSR2): drained at close
         self.closed = False                 # a reopen whose file came after the stop closes it again
+        self.reopening = self.reopen_again = False      # a SIGUSR2 reopen under way; another due after it
         self.errors = 0
         self.lost_retired = 0               # lines the writers of files reopened away from lost (and let go)
         self._last_error_log = -1e9
