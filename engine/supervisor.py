@@ -237,6 +237,11 @@ def supervise(args) -> int:
             rc = rc or 1                # a worker that had to be killed did not drain: not a clean stop
         rc = rc or (p.returncode if p.returncode and p.returncode > 0 else 0)
     life.info("all workers stopped")
+    # nothing left to pass them on to: ignored, not left to `forward`/`reload`, Python functions whose default action
+    # the interpreter's finalisation puts back (which ends the process: logrotate's SIGUSR2 then made the pool's exit
+    # a death by signal 12, a unit systemd calls failed)
+    for sig in PASSED_ON:
+        signal.signal(sig, signal.SIG_IGN)
     notify.close()
     if ready:
         for f in [ready, *(f"{ready}.w{i}" for i in range(n))]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import smpplib.client
 import smpplib.gsm
 
@@ -164,20 +165,27 @@ def test_service_log_is_timestamped_and_sigusr2_reopens_the_verdict_log(tmp_path
     assert not any(" WARNING " in l for l in lines), lines
 
 
-def test_sigusr2s_through_the_stop_neither_kill_serve_nor_leave_a_spool(tmp_path):
-    """logrotate's postrotate SIGUSR2 may land while serve stops. (1) The event loop's signal handlers are Python
-    functions, and the interpreter's finalisation puts back the default action of each signal that has one, which for
-    SIGUSR2 (SIGHUP, SIGUSR1) ends the process: serve exited by signal 12, not 0 (a unit systemd calls failed; 4 of 12
-    idle serves given one SIGUSR2 14-23 ms after their SIGTERM). Ignored again once the verdict log is closed. (2) A
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigusr2s_through_the_stop_neither_kill_serve_nor_leave_a_spool(tmp_path, workers):
+    """logrotate's postrotate SIGUSR2 may land while serve stops. (1) The event loop's signal handlers (and the
+    supervisor's, `--workers N`) are Python functions, and the interpreter's finalisation puts back the default
+    action of each signal that has one, which for SIGUSR2 (SIGHUP, SIGUSR1) ends the process: serve exited by signal
+    12, not 0 (a unit systemd calls failed; 4 of 12 idle serves given one SIGUSR2 14-23 ms after their SIGTERM, the
+    supervisor 4 of 4 times here). Ignored again once the verdict log is closed (once the workers stopped). (2) A
     reopen still opening its file when run_serve returned was cancelled by asyncio.run and what its thread opened was
     never closed: its crash spool was left beside the log. Here a SIGUSR2 every 2 ms from the SIGTERM to the exit."""
     port, ready = free_port(), tmp_path / "ready"
     logs = tmp_path / "logs"
     logs.mkdir()
+    pool, redis = [], None
+    if workers > 1:
+        from .redis_helpers import RedisServer
+        redis = RedisServer(tmp_path / "redis")
+        pool = ["--workers", str(workers), "--state", redis.url]
     err = open(tmp_path / "stderr.log", "w")
     p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "data", "--smpp-listen",
                           f"127.0.0.1:{port}", "--sip-listen", "off", "--log", logs / "verdicts.jsonl",
-                          "--ready-file", ready, "--control-socket", "off"], cwd=ROOT, stderr=err,
+                          "--ready-file", ready, "--control-socket", "off", *pool], cwd=ROOT, stderr=err,
                          stdout=subprocess.DEVNULL)
     try:
         wait_ready(p, ready, tmp_path / "stderr.log")
@@ -195,6 +203,8 @@ def test_sigusr2s_through_the_stop_neither_kill_serve_nor_leave_a_spool(tmp_path
         if p.poll() is None:
             p.kill()
             p.wait()
+        if redis is not None:
+            redis.stop()
 
 def test_service_log_json_lines():
     import json
