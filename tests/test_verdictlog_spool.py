@@ -155,3 +155,27 @@ def test_a_spool_being_made_is_not_taken_for_a_dead_writers(tmp_path, monkeypatc
     s.mm.close()
     os.close(s.fd)                                  # killed: the next writer appends its line
     assert recover(path, lambda data: None) == 1
+
+
+def test_a_reopen_that_cannot_create_the_file_says_so_and_nothing_about_a_spool(tmp_path, caplog):
+    """The log's directory gone (or read-only) at a SIGUSR2: the crash spool, made first, failed too, and its warning
+    ("no crash spool beside it: lines not yet written when the process dies are lost") came before the reopen's
+    error although the old file, spooled, went on being written. Only the reopen's error is said."""
+    import logging
+    import shutil
+
+    from engine.servicelog import reopen_verdict_log
+    from engine.smpp_proxy.verdictlog import VerdictLog
+    d = tmp_path / "logs"
+    d.mkdir()
+    v = VerdictLog(str(d / "v.log"))
+    first = v.f
+    os.rename(d / "v.log", tmp_path / "v.log.1")
+    shutil.rmtree(d)                    # (the old writer's spool with it)
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        assert reopen_verdict_log(v, str(d / "v.log")) is False
+    said = [r.getMessage() for r in caplog.records]
+    assert v.f is first and len(said) == 1 and said[0].startswith("verdict log not reopened, still writing"), said
+    v.write({"n": 1})
+    v.close()
+    assert (tmp_path / "v.log.1").read_text().count("\n") == 1

@@ -139,18 +139,21 @@ class FileOut(PipeOut):
         # first. The spool is made before the file is opened (allocating its ring is the slow part, ~3-10 ms): a
         # reopen's new file (SIGUSR2, opened off the loop) appears only just before it is swapped in.
         self.spool = self.recovered = None
+        no_spool = None
         if spool and _regular_or_absent(path):          # (`--log /dev/stderr`: no spool made in /dev)
             try:
                 self.spool = Spool(path)
             except OSError as e:
-                log.warning("verdict log %s: no crash spool beside it (%s): lines not yet written when the process "
-                            "dies are lost", path, e)
+                no_spool = e
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError:
             if self.spool is not None:
                 self.spool.close()
             raise
+        if no_spool is not None:        # said once this file is the log: a reopen that fails says only that
+            log.warning("verdict log %s: no crash spool beside it (%s): lines not yet written when the process "
+                        "dies are lost", path, no_spool)
         if self.spool is not None:
             try:
                 self.recovered = recover(path, lambda data: self._append_now(fd, data))   # ours is held: skipped
