@@ -122,3 +122,25 @@ def test_lines_not_in_utf8_are_bad_lines_not_text_with_its_letters_replaced(tmp_
         assert any(e.startswith(f"{f}:{line}: not valid UTF-8: byte 0x") and f"at column {col}" in e
                    for e in ds.errors), ds.errors
         assert ds.info["bad_lines"] == 1
+
+
+def test_a_verdict_log_given_as_data_says_it_keeps_no_text_whatever_its_name(tmp_path):
+    """Found by an analyst pass: serve's `--log` given to `ml train`/`eval` printed, for each of its lines,
+    "record has no `text` field" (named .jsonl) or "expected label<TAB>text" (named .log, as the README's
+    `--log verdicts.log`), never why it is no use; `ml compare` said it. A TSV line is never a JSON object, so
+    JSON lines are read as such whatever the name."""
+    verdict = {"ts": "2026-12-04T13:04:37+00:00", "kind": "sms", "pdu": "DeliverSm MO", "sender": "84910000299",
+               "recipient": "5656", "action": "allow", "score": 0.0, "hits": []}
+    for name in ("verdicts.jsonl", "verdicts.log", "verdicts.log.1"):
+        p = tmp_path / name
+        p.write_text(json.dumps(verdict) + "\n" + json.dumps(verdict) + "\n")
+        ds = read_dataset(p)
+        assert not ds.texts and len(ds.errors) == 2, name
+        assert ds.errors[0].startswith(f"{p}:1: a verdict log keeps no message text"), ds.errors
+    # JSON lines named otherwise are read as labelled records, and a TSV still as a TSV
+    p = tmp_path / "labelled.txt"
+    p.write_text(json.dumps({"label": "spam", "text": "vay tien nhanh"}) + "\n")
+    assert read_dataset(p).texts == ["vay tien nhanh"] and not read_dataset(p).errors
+    p.write_text("label\ttext\nham\t{\"a\": 1}\n")
+    ds = read_dataset(p)
+    assert ds.texts == ['{"a": 1}'] and ds.labels == [0] and not ds.errors

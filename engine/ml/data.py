@@ -125,6 +125,9 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
             elif o.get("kind") == "call":                  # a `check` corpus's call: no text to classify
                 calls += 1
                 continue
+            elif "hits" in o and "action" in o:             # serve's --log: a verdict, not a message
+                raise DataError(f"{p}:{i}: a verdict log keeps no message text: give a labelled file (TSV, CSV, "
+                                "JSONL) or the report store")
             else:
                 raise DataError(f"{p}:{i}: record has no `text` field (a labelled record needs `label` and `text`)")
             if not isinstance(t, str):
@@ -137,6 +140,19 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
         except ValueError as e:
             ds.errors.append(f"{p}:{i}: not JSON ({e})")
     return {"unlabelled_skipped": skipped, "calls_skipped": calls}
+
+
+def _json_object_first(text: str) -> bool:
+    """The first non-blank line is a JSON object."""
+    for line in text.split("\n"):
+        if line.strip():
+            if not line.lstrip().startswith("{"):
+                return False
+            try:
+                return isinstance(json.loads(line), dict)
+            except ValueError:
+                return False
+    return False
 
 
 def _is_store(text: str) -> bool:
@@ -237,7 +253,9 @@ def read_dataset(path) -> Dataset:
         text = "\n".join(lines)
     counts = {"unlabelled_skipped": 0}
     name = p.name.lower()
-    if name.endswith((".jsonl", ".json", ".ndjson")):
+    # JSON lines whatever the name: serve's log is `--log verdicts.log` and rotates to `.1`; read as a TSV, each
+    # of its lines said "expected label<TAB>text" and hid why it is no use (a TSV line is never a JSON object)
+    if name.endswith((".jsonl", ".json", ".ndjson")) or _json_object_first(text):
         counts = _store(ds, p) if _is_store(text) else _jsonl(ds, p, text)
     elif name.endswith(".csv"):
         _csv(ds, p, text)
