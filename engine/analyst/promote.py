@@ -146,11 +146,23 @@ def _languages(d: Path) -> dict:
     return {str(k): v for k, v in langs.items() if isinstance(v, dict)} if isinstance(langs, dict) else {}
 
 
-def rollback(target: Path) -> dict:
+def rollback(target: Path, check: bool = True) -> dict:
+    """Swap the link and `previous`, the model put back validated first; `check=False` is the put-back after a
+    running serve refused a new model: the link goes back to the one it still serves, unvalidated (the refused
+    one is no better)."""
     vd = versions_dir(target)
     prev, cur = previous(target), current(target)
     if prev is None or not prev.is_dir():
         raise PromoteError(f"{target}: no previous model to roll back to (nothing promoted over one yet)")
+    from ..ml.model import ModelError, load_scorer
+    try:
+        if check:
+            # validated as `install` validates a candidate: a version directory damaged since it was served
+            # (or a `previous` pointed elsewhere by hand) was linked in with "serve loads it when it starts",
+            # exit 0, and serve then refused to start
+            load_scorer(prev)
+    except ModelError as e:
+        raise PromoteError(f"refused, nothing changed: {e}") from None
     _link(target, prev)
     if cur is not None:
         _link(vd / "previous", cur)

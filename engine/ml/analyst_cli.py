@@ -184,7 +184,7 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
     if ans["serve"] == "running" and not ans["reloaded"]:
         # serve keeps its old model; put the files back so a restart does not load the refused one
         try:
-            rollback(target)
+            rollback(target, check=False)
             out["rolled_back"] = True
         except PromoteError as e:           # nothing was there before this promote
             out["rolled_back"] = False
