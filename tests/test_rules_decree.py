@@ -106,3 +106,19 @@ def test_many_nots_side_by_side_are_not_nesting():
     parse_tree(" and ".join(f"not __A{i}" for i in range(40)))
     with pytest.raises(ExprError, match="nested more than"):
         parse_tree("not " * 40 + "__A")
+
+
+def test_a_drop_for_what_is_absent_says_what_is_absent_and_each_reason_once(pipe):
+    """Found by a Decree 91 probe: AD_LABEL_MISSING's evidence quoted the QC registration twice (the
+    helper both named in the rule and nested in __IS_AD) and never said the label was missing; a CSKH
+    brand's labelled ad, AD_SENDER_NOT_QC, did not say the sender was not a valid QC one."""
+    hit = {h.symbol: h.detail for h in _sms(pipe, "SHOPABC", "Giam gia 50% hom nay. TC gui 5656").hits}
+    d = hit["AD_LABEL_MISSING"]
+    assert d.endswith("; not __AD_LABEL") and d.count("__QC_REGISTERED: sender registered QC") == 1, d
+    hit = {h.symbol: h.detail for h in _sms(pipe, "BANKY", "[QC] Vay uu dai. TC gui 5656").hits}
+    assert hit["AD_SENDER_NOT_QC"].endswith("; not __VALID_QC"), hit
+    # a number registered QC (valid) sending an SMS ad: the `or`'s other operand held, no "not __VALID_QC"
+    hit = {h.symbol: h.detail for h in _sms(pipe, "02439997777", "[QC] Uu dai. TC gui 5656",
+                                            t=datetime(2021, 6, 1, 10, 0, tzinfo=VN)).hits}
+    assert "__SENDER_NUMBER: sender is a number" in hit["AD_SENDER_NOT_QC"] \
+        and "not __VALID_QC" not in hit["AD_SENDER_NOT_QC"], hit

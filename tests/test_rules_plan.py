@@ -18,6 +18,32 @@ from .conftest import CONFIG
 SETTINGS = load_settings(CONFIG)
 
 
+def _held_negations(tree, memo):
+    """The `not SYM` through which an expression that held came to hold: all operands of an `and`, the first
+    operand of an `or` that held, left to right (its value read from the memo: evaluated left to right, the
+    ones before it were read)."""
+    def truth(t):
+        if t[0] == "sym":
+            return None if t[1] not in memo else memo[t[1]] is not None
+        if t[0] == "not":
+            v = truth(t[1])
+            return None if v is None else not v
+        vals = [truth(k) for k in t[1]]
+        if t[0] == "and":
+            return False if False in vals else (True if all(v is True for v in vals) else None)
+        return True if True in vals else (False if all(v is False for v in vals) else None)
+
+    def held(t):
+        if t[0] == "not":
+            return [t[1][1]] if t[1][0] == "sym" else []
+        if t[0] == "and":
+            return [d for k in t[1] for d in held(k)]
+        if t[0] == "or":
+            return next((held(k) for k in t[1] if truth(k) is True), [])
+        return []
+    return list(dict.fromkeys(held(tree)))
+
+
 def reference(ruleset, ctx, state, everything=False):
     """The rules read directly, one symbol at a time, with a dict memo (the pre-plan evaluator)."""
     memo: dict = {}
@@ -36,7 +62,11 @@ def reference(ruleset, ctx, state, everything=False):
         if rule.tree is not None:
             if not evaluate_tree(rule.tree, look):
                 return None
-            ev.extend(f"{d}: {memo[d]}" for d in rule.deps if memo.get(d) is not None)
+            held = [f"{d}: {memo[d]}" for d in rule.deps if memo.get(d) is not None]
+            # an operand's evidence quoted whole inside another's is said once
+            ev.extend(e for i, e in enumerate(held) if e not in held[:i] and not any(e != o and e in o for o in held))
+            if not rule.helper:         # a reported rule says which `not SYM` held
+                ev.extend(f"not {d}" for d in _held_negations(rule.tree, memo))
         for _, p, _ in rule.preds:
             e = p(ctx, state)
             if e is None:

@@ -126,6 +126,78 @@ def _term(tree, index, fns, direct):
 
 # ---------------------------------------------------------------- one rule
 
+def negations(tree, index):
+    """The expression with slots for `held_negations`, or None when it has no `not SYM`: ("s", slot) a symbol,
+    ("n", slot, name) a `not SYM`, ("x", node) another `not`, ("and" | "or", nodes)."""
+    found = []
+
+    def walk(t):
+        if t[0] == "sym":
+            return ("s", index[t[1]])
+        if t[0] == "not":
+            if t[1][0] == "sym":
+                found.append(t)
+                return ("n", index[t[1][1]], t[1][1])
+            return ("x", walk(t[1]))
+        return (t[0], tuple(walk(k) for k in t[1]))
+    out = walk(tree)
+    return out if found else None
+
+
+def _truth(t, m):
+    """What a node of `negations` came to on this message: True, False, or None where the memo does not say."""
+    k = t[0]
+    if k == "s" or k == "n":
+        v = m[t[1]]
+        return None if v is UNKNOWN else (v is None) is (k == "n")
+    if k == "x":
+        v = _truth(t[1], m)
+        return None if v is None else not v
+    got = k == "and"                    # and: False decides; or: True decides
+    out = got
+    for c in t[1]:
+        v = _truth(c, m)
+        if v is None:
+            out = None
+        elif v is not got:
+            return v
+    return out
+
+
+def held_negations(t, m, out: list) -> None:
+    """The `not SYM` through which a node that held came to hold: every operand of an `and`, the first
+    operand of an `or` (left to right, as it is evaluated) that held."""
+    k = t[0]
+    if k == "n":
+        if t[2] not in out:
+            out.append(t[2])
+    elif k == "and":
+        for c in t[1]:
+            held_negations(c, m, out)
+    elif k == "or":
+        for c in t[1]:
+            if _truth(c, m):
+                held_negations(c, m, out)
+                return
+
+
+def evidence(deps, negs, m, desc):
+    """A composite's evidence, built only once it holds: each operand it read that held ("SYM: its
+    evidence"), leaving out one already quoted whole inside another's (a helper both named and nested:
+    "__IS_AD: __QC_BRAND: …" and "__QC_BRAND: …"), then each `not SYM` through which it held (`negs`, from
+    `negations`; "not SYM": what is absent is often the reason, as for AD_LABEL_MISSING). `desc` when there is
+    none."""
+    ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+    if len(ev) > 1:
+        ev = list(dict.fromkeys(ev))
+        ev = [e for e in ev if not any(e != o and e in o for o in ev)]
+    if negs is not None:
+        held: list = []
+        held_negations(negs, m, held)
+        ev += [f"not {d}" for d in held]
+    return "; ".join(ev) if ev else desc
+
+
 def direct_pred(rule, shared):
     """The rule's only condition when it is a single pure, unshared one, else None."""
     if rule.tree is None and not rule.stateful and len(rule.preds) == 1:
@@ -141,6 +213,9 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
     tree = rule.tree if tree == "rule" else tree
     expr = _compile_expr(tree, index, fns, direct) if tree is not None else None
     deps = tuple((d, index[d]) for d in rule.deps)
+    # a reported rule's evidence also names the `not SYM` that held (what is absent is often its reason); a
+    # helper's does not: quoted inside the rules that read it, its own would bury theirs
+    negs = negations(rule.tree, index) if rule.tree is not None and not rule.helper else None
     desc = rule.description
     stateful = tuple(rule.stateful)
     # (position in the file's order, predicate, shared slot or -1), cheapest first
@@ -176,8 +251,7 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
                             return None
                     elif not f(c, s, m, p):
                         return None
-                ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
-                return "; ".join(ev) if ev else desc
+                return evidence(deps, negs, m, desc)
             return composite_all
         if op == "or":
             def composite_any(c, s, m, p):
@@ -192,15 +266,13 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
                         break
                 else:
                     return None
-                ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
-                return "; ".join(ev) if ev else desc
+                return evidence(deps, negs, m, desc)
             return composite_any
 
         def composite(c, s, m, p):
             if not expr(c, s, m, p):
                 return None
-            ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
-            return "; ".join(ev) if ev else desc
+            return evidence(deps, negs, m, desc)
         return composite
 
     if expr is None and npred == 1 and len(stateful) == 1 and not deps:
@@ -247,6 +319,8 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
                     return None
                 found.append(e)
         if deps:
-            found[:0] = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+            ev = evidence(deps, negs, m, None)
+            if ev is not None:
+                found.insert(0, ev)
         return "; ".join(found) if found else desc
     return general
