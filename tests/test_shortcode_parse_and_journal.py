@@ -55,6 +55,10 @@ def test_reported_number_with_sentence_punctuation_or_parentheses(text, number, 
     ("V [0901234567] [goi moi vay]", 84901234567, "goi moi vay"),
     ("S (0901234567) (vay tien nhanh)", 84901234567, "vay tien nhanh"),
     ("S (8077)(trung thuong)", 8077, "trung thuong"),
+    # one bracket round the number and the content: the number was read as "(0912", 912
+    ("S (0912 345 678. Lua dao)", 84912345678, "Lua dao"),
+    ("V [0912 345 678 goi moi vay]", 84912345678, "goi moi vay"),
+    ("S [0901234567 x][y]", 84901234567, "x][y]"),    # a whole number written first: a report, the rest as sent
 ])
 def test_a_report_written_as_circular_22_writes_it_is_a_report(text, number, content):
     """Found by a Decree 91 probe: Circular 22/2021/TT-BTTTT tells subscribers to report "S (Nguon phat tan)(Noi
@@ -65,7 +69,7 @@ def test_a_report_written_as_circular_22_writes_it_is_a_report(text, number, con
     assert (c.reported, c.content) == (number, content)
 
 
-@pytest.mark.parametrize("text", ["S (SHOPABC)(qc dem)", "S ()(x)", "S [0901234567 x][y]"])
+@pytest.mark.parametrize("text", ["S (SHOPABC)(qc dem)", "S ()(x)", "S (SHOPABC lua dao)"])
 def test_brackets_that_hold_no_whole_number_are_still_a_syntax_error(text):
     assert parse(text, ME).symbol == "SHORTCODE_SYNTAX_ERROR"
 

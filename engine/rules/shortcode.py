@@ -195,6 +195,16 @@ def parse(text: str, sender_num: int | None) -> Command:
             # any number when nothing else parsed ("(8077)(...)"); an area code's ("(098) 7654321") is not one
             if bn is not None and (n is None or whole):
                 n, content = bn, bcontent
+            elif _PAIRS[t[first.start()]] not in first.group():
+                # a bracket round the number and the content both ("S (0912 345 678. Lua dao)"): the number read
+                # after the bracket (it was read as "(0912", 912, the content "345 678. Lua dao)")
+                inner = _TOKEN.search(t, first.start() + 1)
+                bn, _, bend = _reported(t, inner) if inner is not None and inner.start() == first.start() + 1 \
+                    else (None, "", 0)
+                if bn is not None and _vn_subscriber(bn, t[inner.start():bend]):
+                    n, content = bn, t[bend:].strip()
+                    if content.endswith(_PAIRS[t[first.start()]]) and t[first.start()] not in content:
+                        content = content[:-1].rstrip()
             elif n is not None:                   # "S (0912345678) (vay tien)": the content in brackets too
                 content = _unwrapped(content)
         if n is None:
