@@ -55,13 +55,15 @@ def parts_delivery(pdus, now, max_days: float):
     return max((t for t in (pdu_delivery(p, now, max_days) for p in pdus) if t is not None), default=None)
 
 
-def parts_first_delivery(pdus, now, max_days: float):
-    """The earliest delivery of a concatenated message's parts when it is earlier than its latest part's (the
-    instant it is judged at, parts_delivery): the handset receives that part then, so the message must pass
+def parts_deliveries(pdus, now, max_days: float):
+    """(first, last) of a concatenated message's parts, each part's schedule read once: `last` is the delivery it is
+    judged at (parts_delivery; None when every part goes at once), `first` the earliest part's when it is earlier
+    (`now` for a part that goes at once), else None: the handset receives that part then, so the message must pass
     there too (an ad whose first part is scheduled at 06:59:40 and its last at 07:00:30 has a part delivered
-    outside 07:00-22:00, Decree 91). `now` when that part goes at once; None when every part goes at one time."""
-    last = parts_delivery(pdus, now, max_days)
+    outside 07:00-22:00, Decree 91)."""
+    times = [pdu_delivery(p, now, max_days) for p in pdus]
+    last = max((t for t in times if t is not None), default=None)
     if last is None:
-        return None
-    first = min(pdu_delivery(p, now, max_days) or now for p in pdus)
-    return first if first < last else None
+        return None, None
+    first = min(t or now for t in times)
+    return (first if first < last else None), last

@@ -22,7 +22,7 @@ from .codec import constants as C
 from .codec import pdu as P
 from .concat import OVERLAP, REFUSED, SPREAD, joined
 from .multi import multi_dest_tons, multi_dests
-from .schedule import parts_delivery, parts_first_delivery, parts_spread
+from .schedule import parts_deliveries, parts_delivery, parts_spread
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -289,7 +289,8 @@ class ConcatSubmit:
         rcpt, rcpt_ton = _recipient(pdu0)
         self._judge(sess0, pdu0.source_addr, rcpt, text,
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
-                    self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=False), then=judged, s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton)
+                    self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=False), then=judged,
+                    s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton)
 
     def _parts_judged_at(self, sess, pdu0, text, pdus, now, days, multi):
         """The instant a concatenated message is judged at: its latest part's scheduled delivery (the handset shows
@@ -298,8 +299,7 @@ class ConcatSubmit:
         verdict (Decree 91: an ad whose first part reaches the handset at 06:59:40 is delivered outside
         07:00-22:00 even when its last part comes at 07:00:30). A drop commits nothing, so judging it again there
         counts nothing; parts scheduled apart are rare (the dry judging costs one judge per destination)."""
-        last = parts_delivery(pdus, now, days)
-        first = parts_first_delivery(pdus, now, days)
+        first, last = parts_deliveries(pdus, now, days)
         if first is None:
             return last
         at = first if first > now else None
