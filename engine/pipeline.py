@@ -24,7 +24,7 @@ from .config import Settings
 from .context import MessageContext
 from .lists import Lists, ListStore
 from .lists.reports import ReportIndex, ReportStore
-from .numbers import format_number, normalise_number, sender_key
+from .numbers import format_number, normalise_number, normalise_sender_id, sender_key
 from .rules import shortcode
 from .rules.counters import MemoryCounters
 from .rules.history import CallDurations, RecipientHistory
@@ -236,12 +236,12 @@ class Pipeline:
     def _command(self, ctx: MessageContext) -> tuple[Verdict, "Command | None"]:
         """A 5656 message's verdict and its effect (None: nothing to record, e.g. a syntax error)."""
         text = ctx.text
-        cmd = shortcode.parse(getattr(text, "shown", text), ctx.sender_num)
+        cmd = shortcode.parse(getattr(text, "shown", text), ctx.sender_num, self._registered_name)
         if cmd.op is None and getattr(text, "meant", None) is not None:
             # a text with two readings (smpp_proxy.codec.text.TwoReadings: both judged, a line apart) is one
             # command in either, never both joined ('DK DNC' under data_coding 0x0E was 'DK DNC\nDK DNC', a
             # syntax error: the registration was never recorded): the one the handset shows, else the other
-            other = shortcode.parse(text.meant, ctx.sender_num)
+            other = shortcode.parse(text.meant, ctx.sender_num, self._registered_name)
             if other.op is not None:
                 cmd = other
         src = f"shortcode:{self.settings.shortcode}"
@@ -250,11 +250,15 @@ class Pipeline:
             return v, Command(dnc=("add" if cmd.op == "dnc_add" else "remove", ctx.sender_num, cmd.channel))
         if cmd.op == "report":
             rec = {"reporter": format_number(ctx.sender_num) if ctx.sender_num is not None else ctx.sender_raw,
-                   "reported": format_number(cmd.reported) if cmd.reported is not None else None,
+                   "reported": format_number(cmd.reported) if cmd.reported is not None else cmd.reported_name,
                    "content": cmd.content, "time": ctx.time.isoformat(), "kind": cmd.kind, "label": None}
             counted = cmd.reported if cmd.kind in ("S", "V") else None
             return v, Command(report=rec, reported=counted, ts=ctx.ts)
         return v, None
+
+    def _registered_name(self, name: str) -> bool:
+        """Whether the brandname registry holds `name` (a 5656 report may name a sender as its source)."""
+        return bool(self.lists.sender_entries(normalise_sender_id(name)))
 
     def write_commands(self, cmds) -> list:
         """Make 5656 commands durable: their DNC changes in one journal write and one fsync, their

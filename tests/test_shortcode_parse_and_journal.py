@@ -69,8 +69,9 @@ def test_a_report_written_as_circular_22_writes_it_is_a_report(text, number, con
     assert (c.reported, c.content) == (number, content)
 
 
-@pytest.mark.parametrize("text", ["S (SHOPABC)(qc dem)", "S ()(x)", "S (SHOPABC lua dao)"])
+@pytest.mark.parametrize("text", ["S ()(x)", "S (lua dao)(qc dem)", "S (lua dao qua)"])
 def test_brackets_that_hold_no_whole_number_are_still_a_syntax_error(text):
+    # "S (SHOPABC)(qc dem)" names a sender: a report since stop 46 (test_shortcode_sender_names.py)
     assert parse(text, ME).symbol == "SHORTCODE_SYNTAX_ERROR"
 
 

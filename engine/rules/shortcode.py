@@ -2,7 +2,8 @@
 
     DK DNC [S|V]           register the sending number on the DNC list (both channels, or S / V)
     HUY DNC [S|V]          remove it from that channel only (`cancelled`: what it removed, told as it is)
-    S <number> <content>   report a spam SMS;  V <number> <content>  report a spam call
+    S <source> <content>   report a spam SMS;  V <source> <content>  report a spam call (the source: a number,
+                           or a sender name, i.e. a brandname, see `_named`)
     FW <content>           an advertiser's copy of its advertisement
 
 Matched on the folded text (NFKD, combining marks and zero-width characters removed, Đ/đ -> D,
@@ -39,6 +40,12 @@ _FW = re.compile(r"\s*[Ff][Ww](?:\s+(.*))?\s*$", re.S)
 # without a space. Read when the number alone did not parse ("(0912345678)(vay" is no number)
 _BRACKETED = re.compile(r"[(\[]([^()\[\]]+)[)\]]\s*")
 _PAIRS = {"(": ")", "[": "]"}
+# A sender name (brandname) as a report's source ("nguồn phát tán" is a number or a name): a registered one as
+# written (up to _NAME_WORDS words), else one word shaped like an alphanumeric originator (GSM: at most 11
+# characters; a letter in it): in capitals unbracketed ("S VAYNHANH ..."), in any case in brackets ("S (Vaytien)(...)")
+_NAME_WORDS = 3
+_SHOUTED = re.compile(r"(?=[A-Z0-9&._-]*[A-Z])[A-Z0-9][A-Z0-9&._-]{1,10}")
+_NAMED = re.compile(r"(?=[A-Za-z0-9&._-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9&._-]{0,10}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Command:
     op: str | None = None            # "dnc_add" | "dnc_remove" | "report"
     channel: str | None = None
     reported: int | None = None
+    reported_name: str | None = None   # a sender name reported instead of a number (never indexed, see parse)
     kind: str | None = None          # S | V | FW
     content: str = ""
 
@@ -136,6 +144,59 @@ def _unwrapped(content: str) -> str:
     return content
 
 
+def _name_run(text: str, first, known) -> tuple[str | None, int]:
+    """The sender name starting at token `first`: the longest run of up to _NAME_WORDS words one space apart that
+    `known` (the registry) holds, else the first word alone when it is shaped like a name written in capitals;
+    (None, 0) when neither. Trailing punctuation ends a name as it ends a number ("S VCB, lua dao")."""
+    words: list[tuple[str, int]] = []
+    m = first
+    while m is not None and len(words) < _NAME_WORDS:
+        words.append((m.group(), m.end()))
+        if m.group() != m.group().rstrip(_NUMBER_END):
+            break
+        nxt = _TOKEN.search(text, m.end())
+        if nxt is None or text[m.end():nxt.start()] not in _GROUP_SEP:
+            break
+        m = nxt
+    if known is not None:
+        for k in range(len(words), 0, -1):
+            name = " ".join(w for w, _ in words[:k]).rstrip(_NUMBER_END)
+            if name and known(name):
+                return name, words[k - 1][1]
+    name = words[0][0].rstrip(_NUMBER_END)
+    return (name, words[0][1]) if _SHOUTED.fullmatch(name) else (None, 0)
+
+
+def _named(text: str, first, known) -> tuple[str | None, str]:
+    """A report's source written as a sender name at token `first` (no number parsed there), and its content:
+    "S VCB noi dung", "S FE CREDIT noi dung" (registered), "S [Vaytien][noi dung]", "S (VCB lua dao)";
+    (None, "") when it is none."""
+    opener = text[first.start()]
+    if opener not in _PAIRS:
+        name, end = _name_run(text, first, known)
+        return (name, text[end:].strip()) if name else (None, "")
+    m = _BRACKETED.match(text, first.start())
+    if m is not None:                               # "(FE CREDIT)(noi dung)", "[VCB] noi dung"
+        name = " ".join(m.group(1).split())
+        if _NAMED.fullmatch(name) or (known is not None and known(name)):
+            return name, _unwrapped(text[m.end():].strip())
+    inner = _TOKEN.search(text, first.start() + 1)  # one bracket round the name and the content
+    if inner is None or inner.start() != first.start() + 1:
+        return None, ""
+    name, end = _name_run(text, inner, known)
+    if name is None:
+        return None, ""
+    return name, _unbracketed_tail(text[end:].strip(), opener)
+
+
+def _unbracketed_tail(content: str, opener: str) -> str:
+    """The content of a report whose bracket opened before its source ("(0912 345 678. Lua dao)"): without the
+    closing bracket that ends it, when nothing inside opened another."""
+    if content.endswith(_PAIRS[opener]) and opener not in content:
+        return content[:-1].rstrip()
+    return content
+
+
 # The channel a DNC hit's detail ends with ("... removed from DNC S"): the reply names it (smpp_proxy/routing.py)
 # and the regulator's report counts by it (report/aggregate.py reads the same ending)
 _DETAIL_CHANNEL = re.compile(r"DNC (SV|S|V)$")
@@ -171,7 +232,9 @@ def addressed_to(raw: str, code: str, code_num: int | None, raw_num: int | None 
     return (raw_num if raw_num is not None else normalise_number(raw)) == code_num
 
 
-def parse(text: str, sender_num: int | None) -> Command:
+def parse(text: str, sender_num: int | None, known=None) -> Command:
+    """The command `text` from `sender_num` (None: not a number) makes. `known(name) -> bool`: whether the
+    brandname registry holds a sender name (a report may name one as its source); None: no registry."""
     t = (text or "").strip("\x00")                # NUL padding (C-string short_message) is not content
     squashed = _squash(t)
     m = _DNC.fullmatch(squashed)
@@ -201,15 +264,21 @@ def parse(text: str, sender_num: int | None) -> Command:
                 inner = _TOKEN.search(t, first.start() + 1)
                 bn, _, bend = _reported(t, inner) if inner is not None and inner.start() == first.start() + 1 \
                     else (None, "", 0)
-                if bn is not None and _vn_subscriber(bn, t[inner.start():bend]):
-                    n, content = bn, t[bend:].strip()
-                    if content.endswith(_PAIRS[t[first.start()]]) and t[first.start()] not in content:
-                        content = content[:-1].rstrip()
+                if bn is not None and (_vn_subscriber(bn, t[inner.start():bend]) or n is None or n == bn):
+                    # a whole number, or the one the token gave anyway ("S (8077 trung thuong)": 8077, the content
+                    # "trung thuong", not "trung thuong)")
+                    n, content = bn, _unbracketed_tail(t[bend:].strip(), t[first.start()])
             elif n is not None:                   # "S (0912345678) (vay tien)": the content in brackets too
                 content = _unwrapped(content)
-        if n is None:
-            return Command("SHORTCODE_SYNTAX_ERROR", f"report: {written!r} is not a phone number")
         kind = fold(k.group()).upper()
+        if n is None:
+            name, content = _named(t, first, known)
+            if name is None:
+                return Command("SHORTCODE_SYNTAX_ERROR", f"report: {written!r} is not a phone number or a sender name")
+            # recorded, never counted toward `reported`: reports naming a brand would stop its own messages (a bank's
+            # OTPs), and its look-alikes sent from fake base stations never pass the SMSC
+            return Command("SPAM_REPORTED", f"{kind} report against sender {name}", "report",
+                           reported_name=name, kind=kind, content=content)
         return Command("SPAM_REPORTED", f"{kind} report against {format_number(n)}", "report",
                        reported=n, kind=kind, content=content)
     m = _FW.match(t)
@@ -221,4 +290,4 @@ def parse(text: str, sender_num: int | None) -> Command:
     if squashed.startswith("FW"):
         return Command("SHORTCODE_SYNTAX_ERROR", "FW needs the advertisement text: FW <content>")
     return Command("SHORTCODE_SYNTAX_ERROR",
-                   f"unparseable command {t.strip()[:40]!r}; use DK DNC [S|V], HUY DNC [S|V], S <number> <content>, V <number> <content> or FW <content>")
+                   f"unparseable command {t.strip()[:40]!r}; use DK DNC [S|V], HUY DNC [S|V], S <number or sender> <content>, V <number or sender> <content> or FW <content>")
