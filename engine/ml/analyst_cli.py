@@ -26,6 +26,13 @@ def add_analyst_parsers(ms, sub) -> None:
     q = sub(ms, "promote", "install a model where serve loads it ([ml] model), keep the one before for rollback, "
             "and hot-swap it into a running serve")
     q.add_argument("model", metavar="MODEL", help="model directory to promote (checked before anything changes)")
+    q.add_argument("--gate", action="append", default=[], metavar="FILE",
+                   help="labelled messages (repeatable; `ml train`'s formats, a `reports export`): install only if, "
+                        "in each language, the model drops no more of their ham than the model serve loads, and "
+                        "catches no less of their spam less --spam-tolerance; else exit 2, nothing changed")
+    q.add_argument("--spam-tolerance", type=float, default=None, metavar="SHARE",
+                   help="with --gate: how much less spam (a share, per language) the model may catch than the "
+                        "served one (default 0.02)")
     _swap_args(q)
     q = sub(ms, "rollback", "put back the model that was served before the last promote (or rollback), "
             "and hot-swap it into a running serve")
@@ -121,6 +128,35 @@ def _thresholds_refused(settings, model_dir) -> str | None:
         return None
 
 
+def _gate(args, cand: Path):
+    """The --gate result for the candidate at `cand` against the model serve loads (both with the thresholds serve
+    would judge by, as `ml compare` scores them), or an exit status when it cannot be measured."""
+    from ..analyst.compare import compare as compare_models, read_messages
+    from ..analyst.gate import SPAM_TOLERANCE, gate
+    tol = SPAM_TOLERANCE if args.spam_tolerance is None else args.spam_tolerance
+    if not 0 <= tol <= 1:
+        print(f"telfilter ml promote: error: --spam-tolerance {tol} is not a share in [0, 1]", file=sys.stderr)
+        return 2
+    msgs = read_messages(args.gate)
+    _skipped("promote --gate", msgs.errors, msgs.notes)
+    if msgs.labels is None:
+        print("telfilter ml promote: error: --gate needs labelled messages (label spam/ham in every file)",
+              file=sys.stderr)
+        return 2
+    try:
+        __import__("sklearn")
+    except ImportError:
+        print("telfilter ml promote: error: --gate measures with the [train] extra: pip install 'telfilter[train]'",
+              file=sys.stderr)
+        return 2
+    served, sc, over = serving_scorer(args, first_install=True)
+    cand_sc = load_scorer(cand)
+    for name, v in over.items():            # telfilter.toml's thresholds apply to whatever model is promoted
+        setattr(cand_sc, name, v["telfilter.toml"])
+    summary = compare_models([sc, cand_sc], [str(served), str(cand)], msgs)[0]
+    return {**gate(summary, tol), "served": str(served), "served_version": sc.version, "messages": summary["messages"]}
+
+
 def promote(args) -> int:
     from ..analyst.promote import versions_dir
     from ..config import load_settings
@@ -161,6 +197,16 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
     if why:             # serve would refuse it (now, or at its next start): nothing is installed
         print(f"{what}: error: {why}", file=sys.stderr)
         return 2
+    gated = None
+    if args.mcmd == "promote" and args.gate:
+        gated = _gate(args, Path(args.model))
+        if isinstance(gated, int):
+            return gated
+        if not gated["passed"]:
+            print(json.dumps({"model": args.model, "installed": False, "gate": gated}, indent=2, ensure_ascii=False))
+            print(f"{what}: error: refused by --gate, nothing changed: " + "; ".join(gated["reasons"]),
+                  file=sys.stderr)
+            return 2
     warnings = coverage_warnings(Path(args.model), target) if args.mcmd == "promote" else []
     try:
         out = install(Path(args.model), target) if args.mcmd == "promote" else rollback(target)
@@ -174,6 +220,8 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
         print(f"{what}: warning: {w}", file=sys.stderr)
     if warnings:
         out["warnings"] = warnings
+    if gated is not None:
+        out["gate"] = gated
     if args.no_reload:
         print(json.dumps(out, indent=2))
         return 0

@@ -136,16 +136,18 @@ def _protected_out(out: Path, args) -> str | None:
     return None
 
 
-def serving_scorer(args):
+def serving_scorer(args, first_install: bool = False):
     """(directory, scorer) of the model serve would load with this --config, with the thresholds serve
     judges by: telfilter.toml's [ml] tag_threshold / drop_threshold when set, else the card's. The
-    third item names the overrides ({} when the card's thresholds are used)."""
+    third item names the overrides ({} when the card's thresholds are used). `first_install`: an [ml] model
+    path with nothing there yet (a first `ml promote`) reads as the bundled model, which it replaces."""
     from ..config import ConfigError, load_settings
     try:
         s = load_settings(getattr(args, "config", None))
     except ConfigError as e:
         raise ModelError(str(e)) from None
-    d = Path(s.ml_model) if s.ml_model else default_model_dir()
+    d = Path(s.ml_model) if s.ml_model and not (first_install and not Path(s.ml_model).exists()) \
+        else default_model_dir()
     sc = load_scorer(d)
     if not s.ml_enabled:
         # measured all the same (the model it loads once enabled), but said: serve judges with no model now
