@@ -1,7 +1,8 @@
 """Text normalisation shared by rules, lists and the classifier.
 
 `fold()` is the case- and Vietnamese-diacritic-insensitive form rules match against:
-NFKD, combining marks removed, đ/Đ -> d, case-folded, zero-width characters removed.
+NFKD, combining marks removed, đ/Đ -> d, Cyrillic/Greek look-alikes of Latin letters read as those
+(`_CONFUSABLE`), case-folded, zero-width characters removed.
 `find_hosts()` extracts URL hosts and bare domain-like tokens (whatever the TLD).
 `template_key()` names the template a text was filled in from (numbers, names and links
 masked), for telling a campaign from many senders apart from ordinary texts.
@@ -25,6 +26,24 @@ _COMBINING = re.compile("[" + "".join(re.escape(chr(c)) for c in range(0x300, 0x
 
 _ZW_D = {**_ZW, **_D}               # one translate pass: neither table's output is the other's input
 
+# Letters of other scripts drawn like Latin ones (Unicode TR39's confusables, the look-alikes of a-z among Cyrillic,
+# Greek, Armenian and Latin's own variants; not those drawn as small capitals, Cyrillic в к м н т), read as those
+# Latin letters: "Bаn trung thưởng" with a Cyrillic а is
+# one text with "Ban trung thuong" for keywords, regexes and the content/template counters a spammer varies it to
+# evade. Applied after NFKD (a Cyrillic ё is е + a mark first), before case folding.
+_CONFUSABLE = str.maketrans({
+    # Cyrillic
+    "а": "a", "е": "e", "һ": "h", "і": "i", "ј": "j", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s",
+    "ԁ": "d", "ԛ": "q", "ԝ": "w", "ү": "y", "ɡ": "g",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "У": "Y",
+    "Х": "X", "Ѕ": "S", "І": "I", "Ј": "J", "Ү": "Y", "Һ": "H", "Ԛ": "Q", "Ԝ": "W",
+    # Greek
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P",
+    "Τ": "T", "Υ": "Y", "Χ": "X", "α": "a", "ι": "i", "ν": "v", "ο": "o", "ρ": "p", "υ": "u", "χ": "x",
+    # Armenian, Latin variants
+    "օ": "o", "ս": "u", "ı": "i", "ɑ": "a", "ȷ": "j", "ʏ": "y",
+})
+
 
 def fold(text: str) -> str:
     # not cached: texts rarely repeat, and a miss in a full functools.lru_cache of 64k texts cost
@@ -46,6 +65,7 @@ def _fold_text(text: str) -> str:
             t = _COMBINING.sub("", t)
         else:
             t = "".join(c for c in t if not unicodedata.combining(c))
+        t = t.translate(_CONFUSABLE)
     return t.casefold()
 
 
