@@ -133,6 +133,24 @@ def _hosts(text: str) -> list[str]:
 DOMAIN_MAX = 253                # DNS: a name has at most 253 characters (RFC 1035; lists refuse longer ones)
 
 
+def idna_host(host: str) -> str:
+    """`host` as the DNS and the lists hold it: each label that is not ASCII in its IDNA (punycode) form, as `lists
+    import` stores a domain written in Unicode ("ví-dụ.vn" -> "xn--v-d-rma6749a.vn"). A label IDNA refuses stays
+    as written (no listed domain can hold it)."""
+    if host.isascii():
+        return host
+    from encodings.idna import ToASCII
+    out = []
+    for label in host.split("."):
+        if not label.isascii():
+            try:
+                label = ToASCII(label).decode("ascii")
+            except UnicodeError:
+                pass
+        out.append(label.lower())
+    return ".".join(out)
+
+
 def domain_suffixes(host: str):
     """`a.b.example` -> a.b.example, b.example, example (a listed domain matches its subdomains), longest
     first; only those a listed domain can be (at most DOMAIN_MAX characters), so a host of thousands of labels

@@ -15,6 +15,7 @@ import math
 import re
 
 from ..numbers import format_number, normalise_number, normalise_sender_id
+from ..textnorm import idna_host
 
 CONDITIONS: dict = {}
 # relative cost of a pure condition, so a rule's plan runs its cheap ones first: 0 compares a
@@ -227,9 +228,18 @@ def _url_blacklisted(v, **_):
         hosts = c.hosts
         d = c.lists.domain_blacklisted(hosts) if hosts else None       # no host: nothing can be listed
         if (d is not None) == want:
-            return f"{next(h for h in c.hosts if h == d or h.endswith('.' + d))} under listed domain {d}" if d else "no listed URL"
+            return f"{_host_under(c.hosts, d)} under listed domain {d}" if d else "no listed URL"
         return None
     return pred
+
+
+def _host_under(hosts, d: str) -> str:
+    """The first of `hosts` under listed domain `d` (IDNA form), as the text wrote it."""
+    for h in hosts:
+        a = idna_host(h)
+        if a == d or a.endswith("." + d):
+            return h
+    return d
 
 
 @condition("has_url", "the text carries a link or domain-like token", cost=3)

@@ -1,0 +1,52 @@
+"""A blacklisted domain written in Unicode (an internationalised name, "ví-dụ.vn") is stored in its IDNA form
+(`xn--v-d-rma6749a.vn`), as the DNS holds it; a message linking to it as people write it, "https://ví-dụ.vn/…",
+was looked up as written and never found: the link passed URL_BLACKLISTED (only the punycode form was dropped)."""
+import json
+
+import pytest
+
+from engine.lists import Lists
+from engine.textnorm import idna_host
+
+from .conftest import run_cli
+
+T = "2026-11-28T11:00:00+07:00"
+
+
+@pytest.mark.parametrize("host, ascii_form", [
+    ("ví-dụ.vn", "xn--v-d-rma6749a.vn"),
+    ("a.ví-dụ.vn", "a.xn--v-d-rma6749a.vn"),
+    ("VÍ-DỤ.VN", "xn--v-d-rma6749a.vn"),                      # nameprep folds case, as `lists import` does
+    ("xn--v-d-rma6749a.vn", "xn--v-d-rma6749a.vn"),
+    ("example.com", "example.com"),
+    ("a" * 70 + "ụ.vn", "a" * 70 + "ụ.vn"),                   # a label IDNA refuses stays as written
+])
+def test_idna_host(host, ascii_form):
+    assert idna_host(host) == ascii_form
+
+
+def test_lists_find_a_unicode_host_under_its_listed_idna_form():
+    L = Lists()
+    L.bl_domains.add("xn--v-d-rma6749a.vn")
+    assert L.domain_blacklisted(["ví-dụ.vn"]) == "xn--v-d-rma6749a.vn"
+    assert L.domain_blacklisted(["x.ví-dụ.vn"]) == "xn--v-d-rma6749a.vn"
+    assert L.domain_blacklisted(["vidu.vn", "ví-dụ.com"]) is None
+
+
+def test_a_link_to_a_blacklisted_idn_domain_is_dropped_however_it_is_written(data_dir, tmp_path):
+    (tmp_path / "bl.csv").write_text("kind,value\ndomain,ví-dụ.vn\n", encoding="utf-8")
+    run_cli("lists", "import", "blacklist", tmp_path / "bl.csv", "--data-dir", data_dir, check=True)
+
+    def check(text):
+        return json.loads(run_cli("check", "--sender", "0901234567", "--recipient", "0912345678", "--text", text,
+                                  "--time", T, "--data-dir", data_dir, check=True).stdout)
+    for text, host in [("Nhan qua tai https://ví-dụ.vn/qua", "ví-dụ.vn"),
+                       ("Nhan qua tai https://VÍ-DỤ.VN/qua", "ví-dụ.vn"),
+                       ("Nhan qua tai https://km.ví-dụ.vn", "km.ví-dụ.vn"),
+                       ("Nhan qua tai https://xn--v-d-rma6749a.vn/qua", "xn--v-d-rma6749a.vn")]:
+        v = check(text)
+        hit = [h for h in v["hits"] if h["symbol"] == "URL_BLACKLISTED"]
+        assert v["action"] == "drop" and hit, (text, v)
+        assert hit[0]["detail"] == f"{host} under listed domain xn--v-d-rma6749a.vn", hit
+    other = check("Nhan qua tai https://vídụ.vn/qua")                             # another name
+    assert "URL_BLACKLISTED" not in [h["symbol"] for h in other["hits"]], other
