@@ -151,6 +151,14 @@ def idna_host(host: str) -> str:
     return ".".join(out)
 
 
+def host_forms(host: str) -> tuple:
+    """The names a Unicode host is looked up as in the lists: its IDNA form and, when its look-alike letters
+    (`_CONFUSABLE`) make it an ASCII name, that name: a homograph of a listed domain is that domain to the reader."""
+    a = idna_host(host)
+    skeleton = unicodedata.normalize("NFKC", host).translate(_CONFUSABLE).lower()
+    return (a, skeleton) if skeleton.isascii() and skeleton != a else (a,)
+
+
 def domain_suffixes(host: str):
     """`a.b.example` -> a.b.example, b.example, example (a listed domain matches its subdomains), longest
     first; only those a listed domain can be (at most DOMAIN_MAX characters), so a host of thousands of labels

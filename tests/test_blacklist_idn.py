@@ -25,6 +25,23 @@ def test_idna_host(host, ascii_form):
     assert idna_host(host) == ascii_form
 
 
+def test_a_homograph_of_a_listed_ascii_domain_is_that_domain(data_dir, tmp_path):
+    """A phishing link drawn with look-alike letters of a listed name ("vсb-vn.com", a Cyrillic с) reads as that
+    name to the subscriber: it is looked up as it too (its IDNA form, xn--vb-vn-1ye.com, is another domain)."""
+    L = Lists()
+    L.bl_domains.add("vcb-vn.com")
+    assert L.domain_blacklisted(["v\u0441b-vn.com"]) == "vcb-vn.com"
+    assert L.domain_blacklisted(["login.v\u0441b-vn.com"]) == "vcb-vn.com"
+    assert L.domain_blacklisted(["v\u0441b-vn.net"]) is None
+    (tmp_path / "bl.csv").write_text("kind,value\ndomain,vcb-vn.com\n", encoding="utf-8")
+    run_cli("lists", "import", "blacklist", tmp_path / "bl.csv", "--data-dir", data_dir, check=True)
+    v = json.loads(run_cli("check", "--sender", "0901234567", "--recipient", "0912345678", "--text",
+                           "TK cua QK bi khoa. Mo khoa: https://v\u0441b-vn.com/login", "--time", T,
+                           "--data-dir", data_dir, check=True).stdout)
+    hit = [h for h in v["hits"] if h["symbol"] == "URL_BLACKLISTED"]
+    assert v["action"] == "drop" and hit[0]["detail"] == "v\u0441b-vn.com (vcb-vn.com) under listed domain vcb-vn.com"
+
+
 def test_lists_find_a_unicode_host_under_its_listed_idna_form():
     L = Lists()
     L.bl_domains.add("xn--v-d-rma6749a.vn")
@@ -40,9 +57,9 @@ def test_a_link_to_a_blacklisted_idn_domain_is_dropped_however_it_is_written(dat
     def check(text):
         return json.loads(run_cli("check", "--sender", "0901234567", "--recipient", "0912345678", "--text", text,
                                   "--time", T, "--data-dir", data_dir, check=True).stdout)
-    for text, host in [("Nhan qua tai https://ví-dụ.vn/qua", "ví-dụ.vn"),
-                       ("Nhan qua tai https://VÍ-DỤ.VN/qua", "ví-dụ.vn"),
-                       ("Nhan qua tai https://km.ví-dụ.vn", "km.ví-dụ.vn"),
+    for text, host in [("Nhan qua tai https://ví-dụ.vn/qua", "ví-dụ.vn (xn--v-d-rma6749a.vn)"),
+                       ("Nhan qua tai https://VÍ-DỤ.VN/qua", "ví-dụ.vn (xn--v-d-rma6749a.vn)"),
+                       ("Nhan qua tai https://km.ví-dụ.vn", "km.ví-dụ.vn (km.xn--v-d-rma6749a.vn)"),
                        ("Nhan qua tai https://xn--v-d-rma6749a.vn/qua", "xn--v-d-rma6749a.vn")]:
         v = check(text)
         hit = [h for h in v["hits"] if h["symbol"] == "URL_BLACKLISTED"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pyroaring import BitMap64
 
 from ..numbers import LEGACY_SERVICE_RANGES, VN_LANDLINE_AREAS, format_number, legacy_service_key
-from ..textnorm import domain_suffixes, idna_host
+from ..textnorm import domain_suffixes, host_forms
 from .csvio import CsvError, SenderEntry, owner_fold, same_period_clash, sender_entry_key, sender_entry_row
 from .ipranges import IpRanges
 
@@ -42,10 +42,12 @@ class Lists:
         if not self.bl_domains:
             return None
         for h in hosts:
-            # a link written in Unicode ("https://ví-dụ.vn") is looked up as listed: its IDNA form (was never found)
-            for suf in domain_suffixes(h if h.isascii() else idna_host(h)):
-                if suf in self.bl_domains:
-                    return suf
+            # a link written in Unicode ("https://ví-dụ.vn") is looked up as listed: its IDNA form (was never found),
+            # and, drawn with look-alike letters of a listed ASCII name ("vсb-vn.com", a Cyrillic с), that name
+            for form in (h,) if h.isascii() else host_forms(h):
+                for suf in domain_suffixes(form):
+                    if suf in self.bl_domains:
+                        return suf
         return None
 
     def has_consent(self, owner: str | None, number: int | None) -> bool:

@@ -15,7 +15,7 @@ import math
 import re
 
 from ..numbers import format_number, normalise_number, normalise_sender_id
-from ..textnorm import idna_host
+from ..textnorm import host_forms
 
 CONDITIONS: dict = {}
 # relative cost of a pure condition, so a rule's plan runs its cheap ones first: 0 compares a
@@ -236,9 +236,9 @@ def _url_blacklisted(v, **_):
 def _host_under(hosts, d: str) -> str:
     """The first of `hosts` under listed domain `d` (IDNA form), as the text wrote it."""
     for h in hosts:
-        a = idna_host(h)
-        if a == d or a.endswith("." + d):
-            return h
+        for a in (h,) if h.isascii() else host_forms(h):
+            if a == d or a.endswith("." + d):
+                return h if a == h else f"{h} ({a})"
     return d
 
 
