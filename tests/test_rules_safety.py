@@ -13,11 +13,16 @@ CATASTROPHIC = [r"(a+)+$", r"(a*)*$", r"(\w+\s?)+$", r"(a|aa)*c", r"(\d+\d)+x", 
                 r"(x+x+)+y", r"((ab)*a?)+$", r"(a{1,3})+$", r"(?:[a-z]+\.?)+@", r"(ab|a.)+$", r"(?:\s|\s)*$",
                 r"^(([a-z])+.)+[A-Z]([a-z])+$",
                 # quadratic searches: every start position runs to the end of a long text
-                r".*abc", r"(.*)abc", r"(?:x|.+)y", r"[^z]*q", r".*?abc", r"\b.*abc", r"(?=x).*y"]
+                r".*abc", r"(.*)abc", r"(?:x|.+)y", r"[^z]*q", r".*?abc", r"\b.*abc", r"(?=x).*y",
+                # unbounded repeats in a row over a shared character: n ways to split a run at each of n starts
+                # (`a*a*a*a*a*a*b` held a core 78 s on 80 `a`s, `\d+\s*\d+#` 7 s on 2,000 digits)
+                r"\w*\w*!", r"a*a*a*a*a*a*b", r"(\d+)\s*(\d+)#", r"\d+\s?-?\d+x", r"a.*a.*b", r"\w+a\w+!",
+                r"(?:x|\d+\d+)y", r"(?=\w+\w+!)"]
 SAFE = [r"(\s+\w+)*", r"^\s*(?:\[(?:qc|ad)\]|\(qc\)|qc(?![^\W_]))", r"^\s*dkqc", r"(\d{1,3}\.){3}\d{1,3}",
         r"https?://\S+", r"(?:vay|cho vay)\s+tien", r"\b\d{9,11}\b", r"(ab)+c", r"[a-z]+@[a-z]+\.com",
         r"^.*abc", r"\A.*x", r"abc.*",
-        r"(a|ab)*c", r"(?:\d+[.,])*\d+ ?(?:k|trieu|tr|d)\b", r"[ß-ÿ]+", r"(?>a+)+b", r"(?:a++)+b"]
+        r"(a|ab)*c", r"(?:\d+[.,])*\d+ ?(?:k|trieu|tr|d)\b", r"[ß-ÿ]+", r"(?>a+)+b", r"(?:a++)+b",
+        r"\d+(?:\s+\d+)*#", r"\bqc.*tu choi.*5656", r"\d+\s*[a-z]+", r"\d{1,4}\s*\d+#", r"\w+\s+\w+"]
 
 
 @pytest.mark.parametrize("pattern", CATASTROPHIC)

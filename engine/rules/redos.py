@@ -25,6 +25,13 @@ few separators), which is exact for classes built from literals, ranges, `\\d\\w
 safe (rewrite it so the repeated pieces cannot overlap), never the other way round for the
 two shapes above.
 
+Two unbounded repeats in a row over a shared character, with nothing between them that must
+match another one (`\\w*\\w*!`, `\\d+\\s*\\d+#`, `a.*a.*b`), are rejected too: a run of that
+character splits between them in n ways at each of n positions, and each repeat more multiplies
+by n again (`\\d+\\s*\\d+#` on 2,000 digits took 7 s, `a*a*a*a*a*a*b` on 80 `a`s 78 s). A
+repeat whose body is more than one character class (`(?:\\d+[.,])*\\d+`) ends the run: its
+body has its own, checked, shape.
+
 A search that starts with `.*` (unanchored) is rejected too: it is quadratic in the text's
 length on any long text, as each start position runs to the end. Other polynomial shapes
 (`\\d+x`, `qc.*tu choi`) stay accepted: they are quadratic only on texts crafted as long
@@ -55,6 +62,11 @@ _BRANCH = ("alternatives that can match the same text inside a repeat (like `(a|
            "can backtrack catastrophically; make the branches start differently")
 
 
+_ADJACENT = ("unbounded repeats in a row that can match the same character (like `\\w*\\w*!`, `\\d+\\s*\\d+#` or "
+             "`a.*a.*b`) backtrack polynomially (seconds on a long message); make them match disjoint characters, "
+             "or bound one of them (`\\d{1,4}`)")
+
+
 class UnsafeRegex(ValueError):
     pass
 
@@ -62,7 +74,9 @@ class UnsafeRegex(ValueError):
 def check(pattern: str, flags: int = 0) -> None:
     """Raise UnsafeRegex (a ValueError) when `pattern` can backtrack catastrophically."""
     tree = _parser.parse(pattern, flags)
-    _Checker(bool(flags & re.IGNORECASE)).seq(list(tree), _frozen_empty, None)
+    checker = _Checker(bool(flags & re.IGNORECASE))
+    checker.seq(list(tree), _frozen_empty, None)
+    checker.adjacent(list(tree))
     if _leading_wildcard(list(tree)):
         raise UnsafeRegex("a leading `.*` (or `.+`, `[^x]*`) makes every search quadratic in the text's length "
                           "(about 1 s on an 8 KB concatenated message); drop it: a search already finds the "
@@ -158,6 +172,59 @@ class _Checker:
         if op is C.GROUPREF_EXISTS:
             return _ALL, True
         return _ALL, True                          # GROUPREF and the rest: anything
+
+    # ------------------------------------------------------------ runs of adjacent repeats
+    def _one_class(self, op, av):
+        """The characters of a one-character item (literal, class, `.`), else None."""
+        if op in (C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN):
+            return self.first_item(op, av)[0]
+        return None
+
+    def adjacent(self, items):
+        """Refuse two unbounded repeats of one character class each that can share a character with nothing
+        in between that cannot (`\\d+\\s*\\d+`: a run of digits splits between them in n ways)."""
+        runs = []                           # (characters every item of a run can match, its unbounded repeats)
+        for op, av in self._flat(items):
+            if op in (C.AT, C.ASSERT, C.ASSERT_NOT):
+                if op is not C.AT:
+                    self.adjacent(list(av[1]))
+                continue
+            if op in (C.MAX_REPEAT, C.MIN_REPEAT) and len(av[2]) == 1 \
+                    and self._one_class(*av[2][0]) is not None:
+                lo, hi, body = av
+                chars, more = self._one_class(*body[0]), hi is C.MAXREPEAT
+                # a run goes on through this repeat when it can take one of the run's characters, and past it
+                # when it can match nothing (`\s*` between two `\d+`); an unbounded one may start a run
+                runs = [(chars & s, n + more) if chars & s else (s, n) for s, n in runs if chars & s or not lo]
+                if any(n >= 2 for _, n in runs):
+                    raise UnsafeRegex(_ADJACENT)
+                if more:
+                    runs.append((chars, 1))
+                continue
+            chars = self._one_class(op, av)
+            if chars is not None:
+                runs = [(chars & s, n) for s, n in runs if chars & s]    # `\w+a\w+` splits a run of `a`s
+                continue
+            runs = []
+            if op is C.BRANCH:
+                for alt in av[1]:
+                    self.adjacent(list(alt))
+            elif op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT):
+                self.adjacent(list(av[2]))
+            elif op is C.ATOMIC_GROUP:
+                self.adjacent(list(av))
+            elif op is C.GROUPREF_EXISTS:
+                self.adjacent(list(av[1]))
+                if av[2] is not None:
+                    self.adjacent(list(av[2]))
+
+    def _flat(self, items):
+        """`items` with plain groups opened: `(\\d+)\\s*(\\d+)` is a run of three items."""
+        for op, av in items:
+            if op is C.SUBPATTERN:
+                yield from self._flat(list(av[-1]))
+            else:
+                yield op, av
 
     # ------------------------------------------------------------ the walk
     def seq(self, items, follow, loop):
