@@ -400,8 +400,10 @@ def test_a_condition_or_symbol_a_call_cannot_have_in_a_call_rule_is_an_error(tmp
     errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
     assert errs[0].startswith("12:1: keywords_absent reads the SMS text, which a call does not have"), errs
     assert errs[1].startswith("19:1: counter reads the SMS text (key part 'content'), which a call does not"), errs
-    assert len(errs) == 2, errs
-    # those fixed, the second phase: composites against the scopes
+    # and the composite against the scopes at once (it waited until the two above were fixed: every error at once)
+    assert errs[2].startswith("26:13: NOT_WORD_X applies to call but __WORD_X"), errs
+    assert len(errs) == 3, errs
+    # those fixed, the composite's error alone
     text = SMS_ONLY_ON_CALLS.replace('"sms-mt", "call"]\nscore = 1.0\n[rule.when]\nkeywords_absent',
                                      '"sms-mt"]\nscore = 1.0\n[rule.when]\nkeywords_absent')
     text = text.replace('applies_to = ["call"]\nscore = 1.0\n[rule.when]\ncounter',

@@ -14,10 +14,11 @@ from .source import RuleError
 MAX_CHAIN = 32         # composite of composite of ...: evaluation recurses once per level
 
 
-def link_refs(pending_refs, by_symbol, disabled, errors):
-    """Each (rule, symbol, path, line, col) an expr names becomes one of the rule's deps and refs, or an error."""
+def link_refs(pending_refs, by_symbol, disabled, errors, broken=frozenset()):
+    """Each (rule, symbol, path, line, col) an expr names becomes one of the rule's deps and refs, or an error.
+    A symbol in `broken` (its rule has errors, reported where they are) is passed over: it is no unknown symbol."""
     for r, sym, disp, ln, col in pending_refs:
-        if r.symbol in disabled:
+        if r.symbol in disabled or (sym in broken and sym not in by_symbol):
             continue
         if sym in disabled:
             errors.append(RuleError(disp, ln, col, f"{r.symbol} refers to {sym}, which is disabled (enabled = false "

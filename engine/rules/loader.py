@@ -131,6 +131,7 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
     rules: list[Rule] = []
     first_seen: dict = {}
     disabled: dict = {}                # symbol -> source of the rules with enabled = false
+    broken: set = set()                # symbols of rules with errors: an expr naming one is not told it is unknown
     thresholds = {"tag": 5.0, "drop": 10.0}
     threshold_locs: dict = {}
     fixtures: dict = {k: [] for k in FIXTURE_KEYS}
@@ -183,6 +184,8 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
         for i, rd in enumerate(raw_rules):
             r = build_rule(rd, i, loc, disp, errors, pending_refs)
             if r is None:
+                if isinstance(rd, dict) and isinstance(rd.get("symbol"), str):
+                    broken.add(rd["symbol"])
                 continue
             if r.symbol in first_seen:
                 ln, col = loc.at(i, "symbol", value=True)
@@ -194,9 +197,9 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
                 continue
             rules.append(r)
     by_symbol = {r.symbol: r for r in rules}
-    link_refs(pending_refs, by_symbol, disabled, errors)
-    if not errors:
-        check_composites(rules, by_symbol, errors)
+    link_refs(pending_refs, by_symbol, disabled, errors, broken)
+    # every error at once: the composites built are checked too (an expr naming a rule with errors leaves it out)
+    check_composites(rules, by_symbol, errors)
     if thresholds["tag"] > thresholds["drop"]:
         errors.append(RuleError(str(directory), 1, 1, "[actions] tag threshold is above the drop threshold"))
     if errors:

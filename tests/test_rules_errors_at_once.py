@@ -1,0 +1,45 @@
+"""`rules check` reports every error of a set at once, and only real ones: a rule with a mistake is not
+"unknown" to the composites that name it, and a composite's own mistakes (its scopes, a cycle) are
+reported beside the other files' errors, not only once those are fixed."""
+import pytest
+
+from engine.rules.loader import RuleSetError, load_rules
+
+from .conftest import CONFIG, run_cli
+
+
+def _errors(tmp_path, text):
+    d = tmp_path / "rules"
+    d.mkdir()
+    for f in (CONFIG / "rules").glob("*.toml"):
+        (d / f.name).write_bytes(f.read_bytes())
+    (d / "50-mine.toml").write_text(text)
+    with pytest.raises(RuleSetError) as e:
+        load_rules(d)
+    return [str(x).split("rules/", 1)[1] for x in e.value.errors], d
+
+
+def test_a_helper_with_a_mistake_is_not_an_unknown_symbol(tmp_path):
+    errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "__LOAN"\napplies_to = ["sms-mt"]\n[rule.when]\n'
+                                'keywordz = ["vay tien"]\n'
+                                '[[rule]]\nsymbol = "LOAN"\naction = "tag"\n[rule.when]\nexpr = "__LOAN and __IS_AD"\n')
+    assert errs == ["50-mine.toml:5:1: unknown condition 'keywordz'; did you mean 'keywords'?"], errs
+
+
+TYPO = '[[rule]]\nsymbol = "TYPO"\naction = "drop"\n[rule.when]\nsender_kindd = "number"\n'
+
+
+def test_a_composite_outside_its_symbols_scopes_is_reported_with_the_other_errors(tmp_path):
+    errs, d = _errors(tmp_path, '[[rule]]\nsymbol = "CALL_AD"\napplies_to = ["call"]\naction = "drop"\n'
+                                '[rule.when]\nexpr = "__IS_AD"\n' + TYPO)
+    assert [e.split(": ", 1)[0] for e in errs] == ["50-mine.toml:6:9", "50-mine.toml:11:1"], errs
+    assert "CALL_AD applies to call but __IS_AD" in errs[0] and "unknown condition 'sender_kindd'" in errs[1]
+    p = run_cli("rules", "check", d)
+    assert p.returncode == 2 and p.stderr.count("50-mine.toml:") == 2, p.stderr
+
+
+def test_a_composite_cycle_is_reported_with_the_other_errors(tmp_path):
+    errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "__A"\n[rule.when]\nexpr = "__B or __IS_AD"\n'
+                                '[[rule]]\nsymbol = "__B"\n[rule.when]\nexpr = "__A and __IS_AD"\n' + TYPO)
+    assert [e.split(": ", 1)[0] for e in errs] == ["50-mine.toml:1:1", "50-mine.toml:13:1"], errs
+    assert "composite cycle: __A -> __B -> __A" in errs[0] and "unknown condition 'sender_kindd'" in errs[1]
