@@ -160,6 +160,10 @@ def test_actions_and_answers_never_used(tmp_path, scopes, action, extra, want):
     ('expr = "__A and not __B"', False),
     ('local_time_inside = "10:00-12:00"\nlocal_time_outside = "07:00-22:00"', True),
     ('local_time_inside = "21:00-23:00"\nlocal_time_outside = "07:00-22:00"', False),
+    # one sender per key: never more than 1 distinct sender (accepted without a word before)
+    ('counter = { key = ["sender", "recipient"], window = "1h", limit = 2, distinct = "sender" }', True),
+    ('counter = { key = "recipient", window = "1h", limit = 1, distinct = "recipient" }', True),
+    ('counter = { key = ["template"], window = "1h", limit = 10, distinct = "sender" }', False),
 ])
 def test_rule_that_never_holds(tmp_path, when, dead):
     body = ('[[rule]]\nsymbol = "__A"\n[rule.when]\nkeywords = "a"\n[[rule]]\nsymbol = "__B"\n[rule.when]\n'

@@ -25,7 +25,8 @@ exactly as it did.
   `sip_code` only on a call, `smpp_status` only on an SMS.
 - A rule that never holds: its `expr` is false for every truth assignment of the symbols it
   names (taking symbols that never hold as false), every pattern of its `text_regex` is dead,
-  or its `local_time_inside` window lies within its `local_time_outside` one.
+  or its `local_time_inside` window lies within its `local_time_outside` one, or its counter
+  counts distinct values of a field its key holds (`key = ["sender"], distinct = "sender"`).
 - A rule whose conditions are written exactly as an earlier rule's of its kind (both scoring
   or both helpers; same expr, same pure conditions, no stateful ones), applying to no scope
   the earlier one does not: the two always hold together.
@@ -143,6 +144,14 @@ def _never_holds(r, never, out, unchecked) -> str | None:
                 f"{r.conds['local_time_outside']!r}"
             _warn(out, r, ("when", "local_time_inside"), f"{r.symbol} never holds: {w}")
             why = why or w
+    ctr = r.conds.get("counter")
+    if isinstance(ctr, dict) and ctr.get("distinct") in ([ctr["key"]] if isinstance(ctr.get("key"), str)
+                                                          else ctr.get("key") or ()):
+        # each key holds one value of the field it counts: at most 1 distinct, never over a limit >= 1
+        w = f"its counter counts distinct {ctr['distinct']}s per key, and the key holds the {ctr['distinct']}: " \
+            f"one per key, never more than {ctr['limit']}"
+        _warn(out, r, ("when", "counter"), f"{r.symbol} never holds: {w}")
+        why = why or w
     if r.tree is not None and not why:
         syms = sorted(set(r.deps))
         dead = {s for s in syms if s in never}
