@@ -28,7 +28,7 @@ from .numbers import format_number, normalise_number, normalise_sender_id, sende
 from .rules import shortcode
 from .rules.counters import MemoryCounters
 from .rules.history import CallDurations, RecipientHistory
-from .rules.loader import RuleSet, RuleSetError, load_rules
+from .rules.loader import RuleSet, RuleSetError, load_rules, rule_files
 from .rules.plan import run_steps
 from .servicelog import life
 from .verdict import Action, Call, Hit, Message, Verdict, decide
@@ -363,7 +363,7 @@ class RuleWatcher:
     def _stamp(self):
         d = self.pipeline.rules.directory
         try:
-            return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in Path(d).glob("*.toml")))
+            return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in rule_files(d))
         except OSError:
             return None
 

@@ -117,15 +117,21 @@ def rel_source(path: Path, base: Path | None = None) -> str:
         return str(path)
 
 
+def rule_files(directory) -> list:
+    """The rule files of `directory`, sorted: every `*.toml` but hidden ones (`.#20-ads.toml`, the lock link Emacs
+    makes beside a file being edited and that points nowhere; an editor's temporary copy)."""
+    return sorted(p for p in Path(directory).glob("*.toml") if not p.name.startswith("."))
+
+
 def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> RuleSet:
-    """Load every `*.toml` in `directory` (sorted). Raises RuleSetError with all errors."""
+    """Load every rule file in `directory` (rule_files). Raises RuleSetError with all errors."""
     directory = Path(directory)
     errors: list[RuleError] = []
     if not directory.is_dir():
         why = "is a file: name the directory holding the *.toml rule files" if directory.exists() \
             else "rules directory does not exist"
         raise RuleSetError([RuleError(str(directory), 1, 1, why)])
-    files = sorted(directory.glob("*.toml"))
+    files = rule_files(directory)
     if not files:
         raise RuleSetError([RuleError(str(directory), 1, 1, "no *.toml rule files")])
     rules: list[Rule] = []
