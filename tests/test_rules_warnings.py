@@ -259,3 +259,22 @@ def test_a_reload_does_not_compute_the_folded_table_on_the_loop(tmp_path, monkey
     assert computed and len(rs.warnings) == 1 and "U+00DF" in rs.warnings[0].message
     rs = load_rules(d, full_lint=False)                    # a reload once the table is there: checked
     assert len(rs.warnings) == 1 and "U+00DF" in rs.warnings[0].message
+
+
+@pytest.mark.parametrize("content", [b"", b"# emptied by `>` in place of `>>`\n", b"\xef\xbb\xbf\r\n"])
+def test_an_empty_file_and_a_set_without_scoring_rules_are_warned_of(tmp_path, content):
+    # both loaded without a word before: a reload of a file truncated by mistake took its rules out of force, and a
+    # set of empty files was "OK: 0 rules" even under --strict
+    d = tmp_path / "rules"
+    shutil.copytree(CONFIG / "rules", d)
+    (d / "20-advertising-sms.toml").write_bytes(content)
+    rs = load_rules(d)
+    assert [(w.path.rsplit("/", 1)[1], w.line, w.message) for w in rs.warnings] == [
+        ("20-advertising-sms.toml", 1, "the file holds no [[rule]], [actions] or [fixtures]: it takes no effect")]
+    for f in d.glob("*.toml"):
+        f.write_bytes(content)
+    assert sorted(w.message for w in load_rules(d).warnings)[-1] == \
+        "the file holds no [[rule]], [actions] or [fixtures]: it takes no effect"
+    assert "no scoring rule: no message is judged by the rules" in _msgs(load_rules(d))
+    p = run_cli("rules", "check", "--strict", d)
+    assert p.returncode == 1 and "warning: no scoring rule" in p.stderr, p.stderr

@@ -142,6 +142,7 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
     threshold_locs: dict = {}
     fixtures: dict = {k: [] for k in FIXTURE_KEYS}
     pending_refs = []   # (rule, symbol, path, line, col)
+    empty: list = []    # files that hold nothing (emptied by mistake, a truncating `>` for `>>`): warned of
     for f in files:
         disp = rel_source(f, base)
         text = read_rule_text(f, disp, errors)
@@ -157,6 +158,8 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
         except RecursionError:          # _read_text's scan stops the usual cases; this is the backstop
             errors.append(RuleError(disp, 1, 1, f"TOML nested more than {MAX_NESTING} levels deep"))
             continue
+        if not doc:
+            empty.append(disp)
         loc = Locator(text)
         for k in doc:
             if k not in TOP_KEYS:
@@ -216,4 +219,8 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
         warnings = lint(rules, by_symbol, thresholds, threshold_locs, directory, full_lint)
     except Exception as e:          # a warning is never an error: a bug of the linter must not refuse a set
         warnings = [RuleWarning(str(directory), 1, 1, f"rule warnings not computed: {e.__class__.__name__}: {e}")]
+    warnings = [RuleWarning(f, 1, 1, "the file holds no [[rule]], [actions] or [fixtures]: it takes no effect")
+                for f in empty] + warnings
+    if not any(not r.helper for r in rules):
+        warnings.append(RuleWarning(str(directory), 1, 1, "no scoring rule: no message is judged by the rules"))
     return RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory, warnings)
