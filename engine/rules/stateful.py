@@ -259,6 +259,9 @@ def _counter_fns(ctr: Counter):
     return check_count, commit_count
 
 
+_KEY_ORDER = ("owner", "sender", "recipient", "content", "template", "account")
+
+
 @condition("counter", "{key = [sender|recipient|owner|content|template|account…], window = \"24h\", limit = N, distinct = FIELD?, "
            "at = \"submission\"|\"delivery\"?}: true for a message that would be the (N+1)th within the window (or the "
            "(N+1)th distinct FIELD); at = \"delivery\": counted at each message's delivery (a scheduled one's "
@@ -274,6 +277,9 @@ def _counter(v, rule_symbol="", **_):
         key = [key]
     if not isinstance(key, list) or not key or any(k not in COUNTER_KEYS for k in key):
         raise ValueError(f"counter key must be a non-empty list of {', '.join(COUNTER_KEYS)}; got {v.get('key')!r}")
+    # one order for the parts: ["recipient", "owner"] is the counter ["owner", "recipient"] is (a reload that only
+    # reorders them kept nothing); the shipped pack's order, so its namespaces and key hashes stay as they were
+    key = sorted(dict.fromkeys(key), key=_KEY_ORDER.index)
     if "window" not in v:
         raise ValueError("counter needs a window")
     window = parse_duration(v["window"])
