@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 
 from ..lists import Lists, add_entry
-from ..lists.csvio import parse_row
+from ..lists.csvio import HEADERS, parse_row
 from ..records import RecordError, example_record
 
 
@@ -27,10 +27,14 @@ class ExampleFailure:
 def fixture_lists(ruleset) -> tuple[Lists, list]:
     L, errs = Lists(), []
     for kind, rows in ruleset.fixtures.items():
+        want = HEADERS[kind]
         for row, where in rows:
             try:
-                add_entry(L, kind, parse_row(kind, next(csv.reader([row]))))
-            except (ValueError, StopIteration) as e:
+                cells = next(csv.reader([row]), [])
+                if len(cells) != len(want):     # as `lists import` says it (parse_row indexes the cells: a traceback)
+                    raise ValueError(f"expected {len(want)} columns ({','.join(want)}), got {len(cells)}")
+                add_entry(L, kind, parse_row(kind, cells))
+            except ValueError as e:
                 errs.append(ExampleFailure(where, "fixtures", f"bad {kind} row {row!r}: {e}"))
     return L, errs
 

@@ -1,0 +1,28 @@
+"""`[fixtures]` rows (the lists rule examples run against) that are wrong are reported as `file:line: fixtures: bad
+KIND row …: why`, as `lists import` says it; a row with too few cells stopped `rules check` with a traceback."""
+from .conftest import run_cli
+
+RULE = '''[[rule]]
+symbol = "BLACKLISTED"
+applies_to = ["sms-mt"]
+action = "drop"
+[rule.when]
+sender_blacklisted = true
+[[rule.examples.hit]]
+sender = "0987000666"
+text = "hi"
+'''
+
+
+def test_bad_fixture_rows_are_reported_with_file_and_line(tmp_path):
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text('[fixtures]\nconsent = ["Shop ABC"]\ndnc = ["0912000001"]\n'
+                              'senders = ["SHOPABC,Shop ABC,QC,,,,extra"]\nblacklist = ["number,0987000666"]\n\n' + RULE)
+    p = run_cli("rules", "check", d)
+    assert "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 1, p.stderr
+    assert "a.toml:2: fixtures: bad consent row 'Shop ABC': expected 2 columns (owner,number), got 1" in p.stderr
+    assert "a.toml:3: fixtures: bad dnc row '0912000001': expected 2 columns (number,channel), got 1" in p.stderr
+    assert "a.toml:4: fixtures: bad senders row 'SHOPABC,Shop ABC,QC,,,,extra': expected 6 columns" in p.stderr
+    assert p.stderr.count("fixtures: bad") == 3, p.stderr      # the good row is in force: the example hits
