@@ -26,3 +26,16 @@ def test_bad_fixture_rows_are_reported_with_file_and_line(tmp_path):
     assert "a.toml:3: fixtures: bad dnc row '0912000001': expected 2 columns (number,channel), got 1" in p.stderr
     assert "a.toml:4: fixtures: bad senders row 'SHOPABC,Shop ABC,QC,,,,extra': expected 6 columns" in p.stderr
     assert p.stderr.count("fixtures: bad") == 3, p.stderr      # the good row is in force: the example hits
+
+
+def test_a_prior_that_is_no_array_of_messages_is_an_error_at_its_line(tmp_path):
+    # it ran, and failed as "bad example: 'str' object has no attribute 'get'"
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text(RULE + 'prior = "0987000666 said hi"\n[[rule.examples.miss]]\nsender = "0987000667"\n'
+                                     'text = "hi"\nprior = [1]\n')
+    p = run_cli("rules", "check", d)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.splitlines() == [
+        f"{d / 'a.toml'}:10:1: examples.hit: prior must be an array of messages (tables), got '0987000666 said hi'",
+        f"{d / 'a.toml'}:14:1: examples.miss: prior must be an array of messages (tables), got [1]"], p.stderr

@@ -193,6 +193,10 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
                 # a misspelt field (`tme`, `recipent`) would leave the default in its place: the example would
                 # test another message than the one written, and pass or fail for that
                 prior = x.get("prior", [])
+                if not isinstance(prior, list) or not all(isinstance(m, dict) for m in prior):
+                    # (the example ran and failed with "'str' object has no attribute 'get'")
+                    err(f"examples.{kind}: prior must be an array of messages (tables), got {prior!r}",
+                        "examples", kind, j, "prior")
                 msgs = [x] + ([m for m in prior if isinstance(m, dict)] if isinstance(prior, list) else [])
                 for m in msgs:
                     fields = EXAMPLE_FIELDS.get(m.get("kind", "sms"), EXAMPLE_FIELDS["sms"])
