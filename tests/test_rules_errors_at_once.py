@@ -43,3 +43,10 @@ def test_a_composite_cycle_is_reported_with_the_other_errors(tmp_path):
                                 '[[rule]]\nsymbol = "__B"\n[rule.when]\nexpr = "__A and __IS_AD"\n' + TYPO)
     assert [e.split(": ", 1)[0] for e in errs] == ["50-mine.toml:1:1", "50-mine.toml:13:1"], errs
     assert "composite cycle: __A -> __B -> __A" in errs[0] and "unknown condition 'sender_kindd'" in errs[1]
+
+
+def test_a_condition_written_above_rule_when_says_where_it_goes(tmp_path):
+    # it was "unknown key 'sender_kind'", beside "has no [rule.when] conditions"
+    errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "MY_X"\naction = "tag"\nsender_kind = "number"\n'
+                                '[rule.when]\nkeywords = ["x"]\n')
+    assert errs == ["50-mine.toml:4:1: 'sender_kind' is a condition: write it under [rule.when]"], errs

@@ -75,7 +75,9 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         err("a rule must be a table")
         return None
     for k in rd:
-        if k not in RULE_KEYS:
+        if k in CONDITIONS or k == "expr":      # (written above its [rule.when]: the rule was also "conditionless")
+            err(f"{k!r} is a condition: write it under [rule.when]", k)
+        elif k not in RULE_KEYS:
             err(f"unknown key {k!r}{did_you_mean(k, RULE_KEYS)}", k)
     sym = rd.get("symbol")
     if "symbol" not in rd:
