@@ -50,3 +50,12 @@ def test_a_condition_written_above_rule_when_says_where_it_goes(tmp_path):
     errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "MY_X"\naction = "tag"\nsender_kind = "number"\n'
                                 '[rule.when]\nkeywords = ["x"]\n')
     assert errs == ["50-mine.toml:4:1: 'sender_kind' is a condition: write it under [rule.when]"], errs
+
+
+@pytest.mark.parametrize("symbol", ["DNC_REGISTERED", "ML_SPAM", "SPAM_REPORTED"])
+def test_a_rule_may_not_take_a_symbol_the_engine_gives_its_own_hits(tmp_path, symbol):
+    # accepted before: the regulator's report counted such a rule's hits as DNC registrations, 5656 reports or model
+    # hits (report/aggregate.py reads the symbol)
+    errs, _ = _errors(tmp_path, f'[[rule]]\nsymbol = "{symbol}"\naction = "tag"\n[rule.when]\nkeywords = ["x"]\n')
+    assert len(errs) == 1 and errs[0].startswith(f"50-mine.toml:2:10: symbol {symbol} is one the engine's own hits "
+                                                 "carry"), errs

@@ -25,6 +25,10 @@ RULE_KEYS = ("symbol", "description", "applies_to", "score", "action", "smpp_sta
 EXAMPLE_FIELDS = {"sms": {"id", "kind", "sender", "recipient", "text", "account", "direction", "time", "submitted"},
                   "call": {"id", "kind", "caller", "callee", "time", "ingress", "duration"}}
 SYMBOL_RE = re.compile(r"^_{0,2}[A-Z][A-Z0-9_]*$")
+# the symbols the engine's own hits carry (the classifier, the 5656 commands, pipeline.py and the state store): the
+# regulator's report counts them as what they are (a rule named DNC_REGISTERED was counted as DNC registrations)
+ENGINE_SYMBOLS = ("ML_SPAM", "DNC_REGISTERED", "DNC_CANCELLED", "DNC_NOT_REGISTERED", "SPAM_REPORTED",
+                  "AD_COPY_RECEIVED", "SHORTCODE_SYNTAX_ERROR", "STATE_UNAVAILABLE", "PDU_DROPPED")
 SMPP_STATUS = {
     "ESME_ROK": 0x00, "ESME_RSYSERR": 0x08, "ESME_RINVSRCADR": 0x0A, "ESME_RINVDSTADR": 0x0B,
     "ESME_RSUBMITFAIL": 0x45, "ESME_RTHROTTLED": 0x58, "ESME_RX_T_APPN": 0x64, "ESME_RX_P_APPN": 0x65,
@@ -84,6 +88,9 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         err("missing key 'symbol' (UPPER_SNAKE; helpers start with __)")
     elif not isinstance(sym, str) or not SYMBOL_RE.match(sym):
         err(f"symbol must be UPPER_SNAKE (helpers start with __), got {sym!r}", "symbol", value=True)
+    elif sym in ENGINE_SYMBOLS:
+        err(f"symbol {sym} is one the engine's own hits carry ({', '.join(ENGINE_SYMBOLS)}): the report and metrics "
+            f"would count this rule's hits as those; name it otherwise", "symbol", value=True)
     if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
         sym = None
     desc = rd.get("description", "")
