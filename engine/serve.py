@@ -134,6 +134,8 @@ async def run_serve(args, ready=None):
         FD_BUDGET.claim("sip", {"SIP max_tcp_connections": cfg.sip.max_tcp_connections,
                                 "SIP max_tcp_out_connections": cfg.sip.max_tcp_out_connections})
     proxy = SmppProxy(pipe, settings, vlog)
+    from .serve_reload import silent_symbols_vet
+    pipe.rules_vet = silent_symbols_vet(getattr(args, "config", None), proxy)
     pool = receipts = shared_mo = None
     held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
     ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))

@@ -88,6 +88,16 @@ async def reload_rules(pipe) -> list:
     return await asyncio.shield(queued)
 
 
+def silent_symbols_vet(config_dir, proxy):
+    """A new rule set's check against smpp.toml `[drop] silent_symbols`, as serve's start checks the first (configcheck):
+    a reload that renamed or took out a rule named there was put in force, and its drops were answered with their
+    error status from then on, the silence lost without a word. Now such a set is refused like a rule file error."""
+    from .config import shipped_config_dir
+    from .configcheck import _silent_symbol_errors
+    p = Path(config_dir or shipped_config_dir()) / "smpp.toml"
+    return lambda rules: _silent_symbol_errors(p, proxy.settings.silent_symbols, rules)
+
+
 def _retrieved(t: asyncio.Task) -> None:
     if not t.cancelled():
         t.exception()        # (its error went to the requests that waited; with none left, no "never retrieved")
@@ -96,6 +106,7 @@ def _retrieved(t: asyncio.Task) -> None:
 async def _queued_reload(pipe) -> list:
     """The read of reload_rules' requests that came before it began: under the lock, after the one under way."""
     from .pipeline import read_rules
+    from .rules.loader import RuleSetError
     lock = pipe.rules_reload_lock
     if lock is None:
         lock = pipe.rules_reload_lock = asyncio.Lock()
@@ -106,6 +117,11 @@ async def _queued_reload(pipe) -> list:
                 pipe.rules_reload_queued = None      # reading from now on: a request after this needs another read
             d = pipe.rules_dir()
             new = await _in_daemon_thread(read_rules, d)
+            vet = getattr(pipe, "rules_vet", None)
+            if vet is not None and not isinstance(new, RuleSetError):
+                errors = vet(new)
+                if errors:
+                    new = RuleSetError(errors)
             return pipe.install_rules(d, new)
     finally:
         if pipe.rules_reload_queued is me:
