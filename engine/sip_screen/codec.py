@@ -336,10 +336,19 @@ def parse_datagram(data: bytes) -> SipMessage:
     return msg
 
 
-REASONS = {100: "Trying", 400: "Bad Request", 403: "Forbidden", 413: "Request Entity Too Large",
-           416: "Unsupported URI Scheme", 420: "Bad Extension", 482: "Loop Detected", 483: "Too Many Hops",
-           500: "Server Internal Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
-           505: "Version Not Supported", 513: "Message Too Large", 603: "Decline", 608: "Rejected"}
+# RFC 3261 §21's reason phrases, RFC 8197's 607 and RFC 8688's 608: a rule's `sip_code` may be any final error code
+# (400-699), and an unlisted one was sent as "486 Error"
+REASONS = {100: "Trying", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
+           408: "Request Timeout", 410: "Gone", 413: "Request Entity Too Large", 414: "Request-URI Too Long",
+           415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+           421: "Extension Required", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
+           481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops", 484: "Address Incomplete",
+           485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
+           491: "Request Pending", 493: "Undecipherable", 500: "Server Internal Error", 501: "Not Implemented",
+           502: "Bad Gateway", 503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
+           513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
+           606: "Not Acceptable", 607: "Unwanted", 608: "Rejected"}
 
 
 def make_response(req: SipMessage, status: int, reason: str | None = None, to_tag: str | None = None,
