@@ -26,9 +26,9 @@ safe (rewrite it so the repeated pieces cannot overlap), never the other way rou
 two shapes above.
 
 Two unbounded repeats in a row over a shared character, with nothing between them that must
-match another one (`\\w*\\w*!`, `\\d+\\s*\\d+#`, `a.*a.*b`), are rejected too: a run of that
-character splits between them in n ways at each of n positions, and each repeat more multiplies
-by n again (`\\d+\\s*\\d+#` on 2,000 digits took 7 s, `a*a*a*a*a*a*b` on 80 `a`s 78 s). A
+match another one and something after them that can fail (`\\w*\\w*!`, `\\d+\\s*\\d+#`, `a.*a.*b`),
+are rejected too: a run of that character splits between them in n ways at each of n positions,
+and each repeat more multiplies by n again (`\\d+\\s*\\d+#` on 2,000 digits took 7 s, `a*a*a*a*a*a*b` on 80 `a`s 78 s). A
 repeat whose body is more than one character class (`(?:\\d+[.,])*\\d+`) ends the run: its
 body has its own, checked, shape.
 
@@ -76,7 +76,7 @@ def check(pattern: str, flags: int = 0) -> None:
     tree = _parser.parse(pattern, flags)
     checker = _Checker(bool(flags & re.IGNORECASE))
     checker.seq(list(tree), _frozen_empty, None)
-    checker.adjacent(list(tree))
+    checker.adjacent(list(tree), top=True)
     if _leading_wildcard(list(tree)):
         raise UnsafeRegex("a leading `.*` (or `.+`, `[^x]*`) makes every search quadratic in the text's length "
                           "(about 1 s on an 8 KB concatenated message); drop it: a search already finds the "
@@ -180,11 +180,13 @@ class _Checker:
             return self.first_item(op, av)[0]
         return None
 
-    def adjacent(self, items):
+    def adjacent(self, items, top=False):
         """Refuse two unbounded repeats of one character class each that can share a character with nothing
-        in between that cannot (`\\d+\\s*\\d+`: a run of digits splits between them in n ways)."""
+        in between that cannot (`\\d+\\s*\\d+#`: a run of digits splits between them in n ways), unless the second
+        ends the whole pattern (`https?://\\S+\\.\\S+`): the splits are tried only when what follows fails."""
         runs = []                           # (characters every item of a run can match, its unbounded repeats)
-        for op, av in self._flat(items):
+        flat = list(self._flat(items))
+        for i, (op, av) in enumerate(flat):
             if op in (C.AT, C.ASSERT, C.ASSERT_NOT):
                 if op is not C.AT:
                     self.adjacent(list(av[1]))
@@ -196,7 +198,7 @@ class _Checker:
                 # a run goes on through this repeat when it can take one of the run's characters, and past it
                 # when it can match nothing (`\s*` between two `\d+`); an unbounded one may start a run
                 runs = [(chars & s, n + more) if chars & s else (s, n) for s, n in runs if chars & s or not lo]
-                if any(n >= 2 for _, n in runs):
+                if any(n >= 2 for _, n in runs) and not (top and i == len(flat) - 1):
                     raise UnsafeRegex(_ADJACENT)
                 if more:
                     runs.append((chars, 1))
