@@ -36,7 +36,10 @@ class ReloadCommands:
     async def _reload_rules(self) -> dict:
         from .serve import reload_rules
         errors = [str(e) for e in await reload_rules(self.pipe)]
-        return {"ok": not errors, "errors": errors, "rules": len(self.pipe.rules.rules), "generation": self._rules_gen()}
+        ans = {"ok": not errors, "errors": errors, "rules": len(self.pipe.rules.rules), "generation": self._rules_gen()}
+        if not errors and self.pipe.rules.warnings:     # what loads but never takes effect, as `rules check` says it
+            ans["warnings"] = [str(w) for w in self.pipe.rules.warnings[:100]]
+        return ans
 
     async def _reload_lists(self) -> dict:
         from .serve import reload_lists
