@@ -267,7 +267,9 @@ def cmd_rules(args) -> int:
         scoring = sum(1 for r in rs.rules if not r.helper)
         ex = "examples not run (--no-examples)" if args.no_examples else f"{n} examples pass"
         warned = f", {len(rs.warnings)} warning(s)" if rs.warnings else ""
-        print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers), {ex}{warned}")
+        # a disabled rule is checked, then left out: its examples are not run (they were not, without a word)
+        off = f", {len(rs.disabled)} disabled ({', '.join(sorted(rs.disabled))}: examples not run)" if rs.disabled else ""
+        print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers){off}, {ex}{warned}")
         return 1 if rs.warnings and args.strict else 0
     if args.rcmd == "test":
         from .rules.whatif import what_if

@@ -39,3 +39,13 @@ def test_a_prior_that_is_no_array_of_messages_is_an_error_at_its_line(tmp_path):
     assert p.stderr.splitlines() == [
         f"{d / 'a.toml'}:10:1: examples.hit: prior must be an array of messages (tables), got '0987000666 said hi'",
         f"{d / 'a.toml'}:14:1: examples.miss: prior must be an array of messages (tables), got [1]"], p.stderr
+
+
+def test_rules_check_names_the_disabled_rules_whose_examples_it_did_not_run(tmp_path):
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "a.toml").write_text(RULE.replace('symbol = "BLACKLISTED"', 'symbol = "BLACKLISTED"\nenabled = false')
+                              + '\n[[rule]]\nsymbol = "WORD"\naction = "tag"\n[rule.when]\nkeywords = ["x"]\n')
+    p = run_cli("rules", "check", d)
+    assert p.returncode == 0, p.stderr
+    assert "OK: 1 rules (1 scoring, 0 helpers), 1 disabled (BLACKLISTED: examples not run), 0 examples pass" in p.stdout

@@ -64,6 +64,7 @@ class RuleSet:
     def __init__(self, rules, tag_threshold, drop_threshold, fixtures, directory, warnings=()):
         self.rules: list[Rule] = rules
         self.warnings: list = list(warnings)     # lint.RuleWarning: loads, but can never take effect
+        self.disabled: dict = {}                  # symbol -> source of each rule with enabled = false (left out)
         self.by_symbol = {r.symbol: r for r in rules}
         self.tag_threshold = tag_threshold
         self.drop_threshold = drop_threshold
@@ -223,4 +224,6 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
                 for f in empty] + warnings
     if not any(not r.helper for r in rules):
         warnings.append(RuleWarning(str(directory), 1, 1, "no scoring rule: no message is judged by the rules"))
-    return RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory, warnings)
+    rs = RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory, warnings)
+    rs.disabled = disabled
+    return rs
