@@ -59,3 +59,10 @@ def test_a_rule_may_not_take_a_symbol_the_engine_gives_its_own_hits(tmp_path, sy
     errs, _ = _errors(tmp_path, f'[[rule]]\nsymbol = "{symbol}"\naction = "tag"\n[rule.when]\nkeywords = ["x"]\n')
     assert len(errs) == 1 and errs[0].startswith(f"50-mine.toml:2:10: symbol {symbol} is one the engine's own hits "
                                                  "carry"), errs
+
+
+def test_crossed_thresholds_are_reported_where_they_were_set(tmp_path):
+    # it was "<rules dir>:1:1: [actions] tag threshold is above the drop threshold"
+    errs, _ = _errors(tmp_path, '[actions]\ntag = 20.0\n')
+    assert errs == ["50-mine.toml:2:7: [actions] tag threshold 20 is above the drop threshold 15 (drop set at "
+                    f"{tmp_path / 'rules' / '00-actions.toml'}:11:8)"], errs

@@ -211,7 +211,13 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
     # every error at once: the composites built are checked too (an expr naming a rule with errors leaves it out)
     check_composites(rules, by_symbol, errors)
     if thresholds["tag"] > thresholds["drop"]:
-        errors.append(RuleError(str(directory), 1, 1, "[actions] tag threshold is above the drop threshold"))
+        # at the later of the two (the edit that made them cross), naming where the other is set
+        k, o = ("tag", "drop") if threshold_locs.get("tag", ("",)) >= threshold_locs.get("drop", ("",)) \
+            else ("drop", "tag")
+        where = threshold_locs.get(k, (str(directory), 1, 1))
+        other = ":".join(map(str, threshold_locs[o])) if o in threshold_locs else "the default"
+        errors.append(RuleError(*where, f"[actions] tag threshold {thresholds['tag']:g} is above the drop threshold "
+                                        f"{thresholds['drop']:g} ({o} set at {other})"))
     if errors:
         errors.sort(key=lambda e: (e.path, e.line, e.col))
         raise RuleSetError(errors)
