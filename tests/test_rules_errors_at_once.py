@@ -66,3 +66,9 @@ def test_crossed_thresholds_are_reported_where_they_were_set(tmp_path):
     errs, _ = _errors(tmp_path, '[actions]\ntag = 20.0\n')
     assert errs == ["50-mine.toml:2:7: [actions] tag threshold 20 is above the drop threshold 15 (drop set at "
                     f"{tmp_path / 'rules' / '00-actions.toml'}:11:8)"], errs
+
+
+def test_a_symbol_written_in_lower_case_gets_its_spelling(tmp_path):
+    errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "MY_X"\naction = "tag"\n[rule.when]\nexpr = "__is_ad"\n')
+    assert errs == ["50-mine.toml:5:9: unknown symbol '__is_ad' in expr; did you mean '__IS_AD'? (symbols are "
+                    "UPPER_SNAKE)"], errs

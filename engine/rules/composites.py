@@ -24,7 +24,9 @@ def link_refs(pending_refs, by_symbol, disabled, errors, broken=frozenset()):
             errors.append(RuleError(disp, ln, col, f"{r.symbol} refers to {sym}, which is disabled (enabled = false "
                                                    f"at {disabled[sym]}): disable {r.symbol} too, or edit its expr"))
         elif sym not in by_symbol:
-            errors.append(RuleError(disp, ln, col, f"unknown symbol {sym!r} in expr{did_you_mean(sym, list(by_symbol))}"))
+            hint = f"; did you mean {sym.upper()!r}? (symbols are UPPER_SNAKE)" if sym.upper() in by_symbol \
+                else did_you_mean(sym, list(by_symbol))        # (difflib's ratio is case-sensitive: no hint)
+            errors.append(RuleError(disp, ln, col, f"unknown symbol {sym!r} in expr{hint}"))
         elif sym == r.symbol:
             errors.append(RuleError(disp, ln, col, f"rule {sym} refers to itself"))
         else:
