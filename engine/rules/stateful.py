@@ -259,6 +259,7 @@ def _counter_fns(ctr: Counter):
     return check_count, commit_count
 
 
+MAX_LIMIT = 10_000       # stamps a counter keeps per key at most (40 KB a key; ~12 B for the pack's cap of 3)
 _KEY_ORDER = ("owner", "sender", "recipient", "content", "template", "account")
 
 
@@ -286,6 +287,11 @@ def _counter(v, rule_symbol="", **_):
     limit = v.get("limit")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ValueError(f"counter limit must be an integer >= 1, got {limit!r}")
+    if limit > MAX_LIMIT:
+        # a key keeps a stamp (a fingerprint) per message up to the limit: 1,000,000,000 made one row of 4 GB
+        raise ValueError(f"counter limit {limit} is over {MAX_LIMIT:,}: each key keeps one stamp per message up to "
+                         f"its limit ({limit * 4 / 2**20:,.0f} MiB a key here); count a shorter window instead "
+                         f"(1,000 an hour, not 24,000 a day)")
     distinct = v.get("distinct")
     if distinct is not None and distinct not in ("sender", "recipient", "owner"):
         raise ValueError(f"counter distinct must be sender, recipient or owner, got {distinct!r}")
