@@ -1,0 +1,25 @@
+"""The C extensions at the edges of their buffers: inputs an AddressSanitizer build of them (tests/fuzz/README.md,
+"Sanitizer build") found reading or writing outside a buffer, run here through the normal build and compared with
+the pure-Python twin, which is the reference (a C answer is None, "undecided", or the Python one)."""
+from __future__ import annotations
+
+import pytest
+
+from engine.sip_screen import fastpath
+
+from .test_sip_fuzz import OUR, REQUESTS
+
+
+@pytest.mark.skipif(fastpath._c_in_dialog is None, reason="C extension not built")
+@pytest.mark.parametrize("sport", [65535, 65536, -1, 2 ** 31, -2 ** 31, 2 ** 63 - 1, -2 ** 63])
+def test_in_dialog_source_port_out_of_range(sport):
+    """in_dialog() wrote the source port of a bare `;rport` with snprintf into a 16-byte buffer and copied the
+    length snprintf returned: a port of 16 characters or more ("=-9223372036854775808") read past the buffer
+    into the forwarded Via (stack-buffer-overflow). A port outside 0-65535 is now the Python path's."""
+    data = REQUESTS[-2]                                  # a plain BYE with a bare rport: C decides it
+    assert b";rport;" in data and fastpath._c_in_dialog(data, "::1", 5080, OUR, None) is not None
+    c = fastpath._c_in_dialog(data, "::1", sport, OUR, None)
+    py = fastpath.py_in_dialog(data, "::1", sport, OUR, None)
+    assert c is None or c == py.astuple()
+    r = fastpath.in_dialog(data, "::1", sport, OUR, None)
+    assert b";rport=%d;" % sport in r.before + r.after
