@@ -3,10 +3,15 @@
 the pure-Python twin, which is the reference (a C answer is None, "undecided", or the Python one)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from engine.sip_screen import fastpath
+from engine.sip_screen.transport import Pump
 
+from .conftest import ROOT
 from .test_sip_fuzz import OUR, REQUESTS
 
 
@@ -23,3 +28,33 @@ def test_in_dialog_source_port_out_of_range(sport):
     assert c is None or c == py.astuple()
     r = fastpath.in_dialog(data, "::1", sport, OUR, None)
     assert b";rport=%d;" % sport in r.before + r.after
+
+
+_UNREADY = """
+from engine.sip_screen._sipfast import Pump
+never = Pump.__new__(Pump)                       # no __init__
+failed = Pump.__new__(Pump)                      # an __init__ that raised (max_n 0)
+f = lambda *a: None
+try:
+    failed.__init__(-1, 0, (), b"", "", [], {}, f, f, f, f, f, f, {})
+except ValueError:
+    pass
+for p in (never, failed):
+    for call in (lambda: p.handle(b"SIP/2.0 200 OK\\r\\n\\r\\n", ("1.2.3.4", 5060)),
+                 lambda: p.handle(b"BYE sip:a@b SIP/2.0\\r\\n\\r\\n", ("1.2.3.4", 5060)),
+                 lambda: p.run(), lambda: p.accepts("1.2.3.4")):
+        try:
+            call()
+        except RuntimeError:
+            continue
+        raise SystemExit("no RuntimeError")
+"""
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_pump_not_initialised_raises_instead_of_crashing():
+    """A Pump made by __new__ alone (or whose __init__ raised) had no stats dict, callbacks or receive buffers, and
+    handle() dereferenced them: a segmentation fault. Every method now raises RuntimeError. (In a child process, so
+    a crash is a failed test, not a lost run.)"""
+    r = subprocess.run([sys.executable, "-c", _UNREADY], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)

@@ -84,6 +84,7 @@ typedef struct {
     PyObject *on_refused;                        /* on_refused(host): the service log's line */
     double refused_said_at;                      /* CLOCK_MONOTONIC s of its last call */
     char *bufs;                                  /* max_n receive buffers of PUMP_DGRAM bytes */
+    int ready;                                   /* __init__ has succeeded: the fields above are all set */
     char out[PUMP_DGRAM];                        /* the request being forwarded, with our Via */
 } Pump;
 
@@ -150,7 +151,16 @@ static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
         if (getsockname(p->fd, (struct sockaddr *)&ss, &sl) < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
         p->family = ss.ss_family;
     }
-    return ranges_init(p, ranges);
+    if (ranges_init(p, ranges) < 0) return -1;
+    p->ready = 1;
+    return 0;
+}
+
+/* Pump.__new__ without __init__, or after one that failed, has no stats, callbacks or buffers to use */
+static int pump_ready(const Pump *p) {
+    if (p->ready) return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Pump is not initialised");
+    return 0;
 }
 
 static double monotonic(void) {
@@ -186,7 +196,7 @@ static int refused(Pump *p, long n, PyObject *host, const struct sockaddr_storag
 
 static PyObject *Pump_handle(Pump *p, PyObject *args) {
     PyObject *data, *src;
-    if (!PyArg_ParseTuple(args, "O!O", &PyBytes_Type, &data, &src)) return NULL;
+    if (!pump_ready(p) || !PyArg_ParseTuple(args, "O!O", &PyBytes_Type, &data, &src)) return NULL;
     if (!p->accept_all) {
         PyObject *host = PyTuple_Check(src) && PyTuple_GET_SIZE(src) ? PyTuple_GET_ITEM(src, 0) : Py_None;
         if (!accepts_text(p, host)) {
@@ -213,8 +223,9 @@ static void pump_error(Pump *p) {
 
 /* run(): the reader callback. One recvmmsg(2) takes what is waiting, up to max_n datagrams
  * (MSG_DONTWAIT: it returns at the first EAGAIN, without a second syscall to find the socket
- * empty); each is handled in turn. Returns None; never raises. */
+ * empty); each is handled in turn. Returns None; never raises (but RuntimeError on a Pump never initialised). */
 static PyObject *Pump_run(Pump *p, PyObject *noargs) {
+    if (!pump_ready(p)) return NULL;
     if (p->fd < 0) Py_RETURN_NONE;
     struct mmsghdr msgs[PUMP_MAX_BATCH];
     struct iovec iov[PUMP_MAX_BATCH];
@@ -277,6 +288,7 @@ static PyObject *Pump_run(Pump *p, PyObject *noargs) {
 }
 
 static PyObject *Pump_accepts(Pump *p, PyObject *host) {
+    if (!pump_ready(p)) return NULL;
     return PyBool_FromLong(accepts_text(p, host));
 }
 
