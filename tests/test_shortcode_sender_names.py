@@ -93,3 +93,20 @@ def test_reports_against_a_brand_are_recorded_and_never_stop_its_messages(data_d
     reports = [json.loads(l) for l in (data_dir / "reports.jsonl").read_text().splitlines()]
     assert [r["reported"] for r in reports] == ["VCB", "VCB", "vcb", "FE CREDIT"] + ["+84909888777"] * 3
     assert reports[0]["content"] == "Tai khoan bi khoa, dang nhap vcb-vn.top" and reports[0]["kind"] == "S"
+
+
+@pytest.mark.parametrize("text, number, content", [
+    ("S VIETTEL 0912345678 lua dao", 84912345678, "VIETTEL lua dao"),      # a number that used the name
+    ("S VCB 0912 345 678 gia mao ngan hang", 84912345678, "VCB gia mao ngan hang"),
+    ("S QC +84 912345678", 84912345678, "QC"),
+    ("S [VCB][0912345678 lua dao]", 84912345678, "VCB lua dao"),
+    ("V FE CREDIT 0243 999 8888 goi doi no", 842439998888, "FE CREDIT goi doi no"),
+])
+def test_a_name_then_a_number_reports_the_number(text, number, content):
+    """The source written as a name and then the number it came from: the number is the source, counted toward
+    SENDER_REPORTED (it was a report against sender VIETTEL, the number in its content never counted, and the
+    subscriber told it was taken)."""
+    c = parse(text, ME, known)
+    assert (c.symbol, c.reported, c.reported_name, c.content) == ("SPAM_REPORTED", number, None, content), c
+    assert parse("S VCB 8077 trung thuong", ME, known).reported_name == "VCB"      # a short code is content
+

@@ -167,6 +167,7 @@ def _name_run(text: str, first, known) -> tuple[str | None, int]:
     return (name, words[0][1]) if _SHOUTED.fullmatch(name) else (None, 0)
 
 
+
 def _named(text: str, first, known) -> tuple[str | None, str]:
     """A report's source written as a sender name at token `first` (no number parsed there), and its content:
     "S VCB noi dung", "S FE CREDIT noi dung" (registered), "S [Vaytien][noi dung]", "S (VCB lua dao)";
@@ -187,6 +188,18 @@ def _named(text: str, first, known) -> tuple[str | None, str]:
     if name is None:
         return None, ""
     return name, _unbracketed_tail(text[end:].strip(), opener)
+
+
+def _number_first(content: str) -> tuple[int | None, str]:
+    """A whole subscriber number that `content` (a report's, after a sender name) starts with, and the rest;
+    (None, content) when it starts with none."""
+    tok = _TOKEN.search(content)
+    if tok is None:
+        return None, content
+    n, _, end = _reported(content, tok)
+    if n is None or not _vn_subscriber(n, "".join(content[tok.start():end].split())):
+        return None, content
+    return n, content[end:].strip()
 
 
 def _unbracketed_tail(content: str, opener: str) -> str:
@@ -275,6 +288,12 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
             name, content = _named(t, first, known)
             if name is None:
                 return Command("SHORTCODE_SYNTAX_ERROR", f"report: {written!r} is not a phone number or a sender name")
+            n, rest = _number_first(content)
+            if n is not None:
+                # "S VIETTEL 0912345678 lua dao": the number that used the name is the source (counted), the name
+                # kept in the content; it was a report against sender VIETTEL, the number never counted
+                return Command("SPAM_REPORTED", f"{kind} report against {format_number(n)}", "report",
+                               reported=n, kind=kind, content=f"{name} {rest}".rstrip())
             # recorded, never counted toward `reported`: reports naming a brand would stop its own messages (a bank's
             # OTPs), and its look-alikes sent from fake base stations never pass the SMSC
             return Command("SPAM_REPORTED", f"{kind} report against sender {name}", "report",
