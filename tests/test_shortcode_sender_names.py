@@ -110,3 +110,13 @@ def test_a_name_then_a_number_reports_the_number(text, number, content):
     assert (c.symbol, c.reported, c.reported_name, c.content) == ("SPAM_REPORTED", number, None, content), c
     assert parse("S VCB 8077 trung thuong", ME, known).reported_name == "VCB"      # a short code is content
 
+
+@pytest.mark.parametrize("text, name, content", [
+    ("S ＶＣＢ lừa đảo", "ＶＣＢ", "lừa đảo"),                     # full-width, as the DNC commands are read
+    ("Ｓ ＦＥ ＣＲＥＤＩＴ moi vay", "ＦＥ ＣＲＥＤＩＴ", "moi vay"),      # registered, full-width
+    ("S VAYTIỀN vay nhanh", "VAYTIỀN", "vay nhanh"),              # retyped with its marks
+    ("S [Vaytiền][vay nhanh]", "Vaytiền", "vay nhanh"),
+])
+def test_a_name_is_read_on_its_folded_form(text, name, content):
+    c = parse(text, ME, known)
+    assert (c.symbol, c.reported_name, c.content) == ("SPAM_REPORTED", name, content), c

@@ -161,11 +161,16 @@ def _name_run(text: str, first, known) -> tuple[str | None, int]:
     if known is not None:
         for k in range(len(words), 0, -1):
             name = " ".join(w for w, _ in words[:k]).rstrip(_NUMBER_END)
-            if name and known(name):
+            if name and known(fold(name)):
                 return name, words[k - 1][1]
     name = words[0][0].rstrip(_NUMBER_END)
-    return (name, words[0][1]) if _SHOUTED.fullmatch(name) else (None, 0)
+    return (name, words[0][1]) if _shouted(name) else (None, 0)
 
+
+def _shouted(name: str) -> bool:
+    """Whether `name` is one word in capitals shaped like an alphanumeric originator, as folded text reads it
+    (full-width "ＶＣＢ", "VAYTIỀN" as retyped with its marks)."""
+    return name.isupper() and _SHOUTED.fullmatch(fold(name).upper()) is not None
 
 
 def _named(text: str, first, known) -> tuple[str | None, str]:
@@ -179,7 +184,7 @@ def _named(text: str, first, known) -> tuple[str | None, str]:
     m = _BRACKETED.match(text, first.start())
     if m is not None:                               # "(FE CREDIT)(noi dung)", "[VCB] noi dung"
         name = " ".join(m.group(1).split())
-        if _NAMED.fullmatch(name) or (known is not None and known(name)):
+        if _NAMED.fullmatch(fold(name)) or (known is not None and known(fold(name))):
             return name, _unwrapped(text[m.end():].strip())
     inner = _TOKEN.search(text, first.start() + 1)  # one bracket round the name and the content
     if inner is None or inner.start() != first.start() + 1:
