@@ -123,3 +123,15 @@ def test_spam_tolerance_is_a_share(setup):
     r = _promote(cfg, tmp_path, BUNDLED, "--gate", gate_file, "--spam-tolerance", "2")
     assert r.returncode == 2 and "--spam-tolerance 2.0 is not a share in [0, 1]" in r.stderr
     assert not (tmp_path / "model").exists()
+
+
+def test_the_first_promote_into_an_empty_model_directory_is_gated_against_the_bundled_model(setup):
+    """[ml] model made ready as an empty directory (as an operator does, to own it) holds no model: serve loads the
+    bundled one. --gate measured the empty directory and refused the first promote ("not a model directory")."""
+    cfg, tmp_path, gate_file = setup
+    (tmp_path / "model").mkdir()
+    r = _promote(cfg, tmp_path, BUNDLED, "--gate", gate_file)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["gate"]["passed"] and out["gate"]["served"] == str(BUNDLED)
+    assert (tmp_path / "model" / "card.json").exists()

@@ -146,7 +146,7 @@ def serving_scorer(args, first_install: bool = False):
         s = load_settings(getattr(args, "config", None))
     except ConfigError as e:
         raise ModelError(str(e)) from None
-    d = Path(s.ml_model) if s.ml_model and not (first_install and not Path(s.ml_model).exists()) \
+    d = Path(s.ml_model) if s.ml_model and not (first_install and _nothing_at(Path(s.ml_model))) \
         else default_model_dir()
     sc = load_scorer(d)
     if not s.ml_enabled:
@@ -165,6 +165,15 @@ def serving_scorer(args, first_install: bool = False):
             over[name] = {"telfilter.toml": float(v), "card": getattr(sc, name)}
             setattr(sc, name, float(v))
     return d, sc, over
+
+
+def _nothing_at(d: Path) -> bool:
+    """Whether no model was installed at `d`: nothing there, or an empty directory (made ready for the first
+    `ml promote`, which was measured as a broken model: --gate refused the first promote, "not a model directory")."""
+    try:
+        return not d.exists() or d.is_dir() and next(d.iterdir(), None) is None
+    except OSError:
+        return False
 
 
 def serving_model_dir(args) -> Path:
