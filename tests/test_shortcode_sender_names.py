@@ -114,9 +114,11 @@ def test_a_name_then_a_number_reports_the_number(text, number, content):
 @pytest.mark.parametrize("text, name, content", [
     ("S ＶＣＢ lừa đảo", "ＶＣＢ", "lừa đảo"),                     # full-width, as the DNC commands are read
     ("Ｓ ＦＥ ＣＲＥＤＩＴ moi vay", "ＦＥ ＣＲＥＤＩＴ", "moi vay"),      # registered, full-width
-    ("S VAYTIỀN vay nhanh", "VAYTIỀN", "vay nhanh"),              # retyped with its marks
-    ("S [Vaytiền][vay nhanh]", "Vaytiền", "vay nhanh"),
+    ("S [ＶＣＢ][lừa đảo]", "ＶＣＢ", "lừa đảo"),
+    ("S ＭｏｂｉＦｏｎｅ khuyen mai", "ＭｏｂｉＦｏｎｅ", "khuyen mai"),        # registered, any case
 ])
 def test_a_name_is_read_on_its_folded_form(text, name, content):
     c = parse(text, ME, known)
     assert (c.symbol, c.reported_name, c.content) == ("SPAM_REPORTED", name, content), c
+    # a word with Vietnamese marks is no brandname: a report without its source stays an error
+    assert parse("S LỪA ĐẢO chiếm đoạt tài sản", ME, known).symbol == "SHORTCODE_SYNTAX_ERROR"

@@ -168,9 +168,9 @@ def _name_run(text: str, first, known) -> tuple[str | None, int]:
 
 
 def _shouted(name: str) -> bool:
-    """Whether `name` is one word in capitals shaped like an alphanumeric originator, as folded text reads it
-    (full-width "ＶＣＢ", "VAYTIỀN" as retyped with its marks)."""
-    return name.isupper() and _SHOUTED.fullmatch(fold(name).upper()) is not None
+    """Whether `name` is one word in capitals shaped like an alphanumeric originator, full-width too ("ＶＣＢ").
+    Not a word with Vietnamese marks: no brandname has one, and "S LỪA ĐẢO ..." is a report without its source."""
+    return _SHOUTED.fullmatch(unicodedata.normalize("NFKC", name)) is not None
 
 
 def _named(text: str, first, known) -> tuple[str | None, str]:
@@ -184,7 +184,7 @@ def _named(text: str, first, known) -> tuple[str | None, str]:
     m = _BRACKETED.match(text, first.start())
     if m is not None:                               # "(FE CREDIT)(noi dung)", "[VCB] noi dung"
         name = " ".join(m.group(1).split())
-        if _NAMED.fullmatch(fold(name)) or (known is not None and known(fold(name))):
+        if _NAMED.fullmatch(unicodedata.normalize("NFKC", name)) or (known is not None and known(fold(name))):
             return name, _unwrapped(text[m.end():].strip())
     inner = _TOKEN.search(text, first.start() + 1)  # one bracket round the name and the content
     if inner is None or inner.start() != first.start() + 1:
