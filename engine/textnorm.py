@@ -124,9 +124,17 @@ def _hosts(text: str) -> list[str]:
     out = []
     for run in runs:
         for m in _URL_RE.finditer(run):
-            h = (m.group("h1") or m.group("h2")).lower().rstrip(".")
+            w = m.group("h1") or m.group("h2")
+            h = w.lower().rstrip(".")
             if h and h not in out:
                 out.append(h)
+            if not w.isascii() and w != h:
+                # capitals drawn like Latin ones whose small letters are not (Cyrillic В Н К М Т: "ВIDV-VN.COM" is
+                # BIDV-VN.COM to the reader, "вidv-vn.com" in small letters is not): that ASCII name read too
+                # (host_forms only saw the small letters, so those capitals were never looked up)
+                sk = w.translate(_CONFUSABLE).lower().rstrip(".")
+                if sk.isascii() and sk != h.translate(_CONFUSABLE) and sk not in out:
+                    out.append(sk)
     return out
 
 

@@ -83,3 +83,15 @@ def test_a_host_of_thousands_of_unicode_labels_costs_what_its_last_253_character
     assert len(calls) < 200, len(calls)
     assert idna_host(host).endswith(".xn--1ca.xn--v-d-rma6749a.vn")
     assert idna_host("ví" * 3000 + ".vn") == "ví" * 3000 + ".vn"      # one label longer than any name: as written
+
+
+def test_capital_look_alikes_whose_small_letters_differ_are_read_as_latin():
+    """"https://ВIDV-VN.COM" with a Cyrillic capital В reads BIDV-VN.COM in the message; hosts were lowercased before
+    their look-alikes were read, and a small в (drawn as a small capital) is none: the link passed."""
+    from engine.textnorm import find_hosts
+    L = Lists()
+    L.bl_domains.add("bidv-vn.com")
+    hosts = find_hosts("Tai khoan bi khoa: https://\u0412IDV-VN.COM/login")
+    assert L.domain_blacklisted(hosts) == "bidv-vn.com"
+    assert L.domain_blacklisted(find_hosts("https://\u0432idv-vn.com/login")) is None     # small в: not a b
+    assert find_hosts("https://VÍ-DỤ.VN/qua") == ["ví-dụ.vn"]                           # no look-alike: one host
