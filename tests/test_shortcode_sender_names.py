@@ -43,7 +43,7 @@ def test_a_report_naming_a_sender_is_a_report(text, name, content):
 
 
 @pytest.mark.parametrize("text", [
-    "S notanumber hello", "S Lua dao qua", "S +84 hello", "V abc 0912345678", "S (lua dao)(0912345678)",
+    "S notanumber hello", "S Lua dao qua", "S +84 hello", "S (lua dao)(0912345678)",
     "S ()(x)", "S [lua dao qua][x]", "S THISNAMEISTOOLONG x",
 ])
 def test_what_is_neither_a_number_nor_a_name_stays_an_error(text):
@@ -53,7 +53,7 @@ def test_what_is_neither_a_number_nor_a_name_stays_an_error(text):
 
 
 def test_a_registered_name_of_two_words_needs_the_registry():
-    assert parse("S FE CREDIT moi vay", ME).reported_name == "FE"            # no registry: its first word only
+    assert parse("S FE CREDIT moi vay", ME).symbol == "SHORTCODE_SYNTAX_ERROR"   # no registry: FE is too short
     assert parse("S FE CREDIT moi vay", ME, known).reported_name == "FE CREDIT"
 
 
@@ -122,3 +122,31 @@ def test_a_name_is_read_on_its_folded_form(text, name, content):
     assert (c.symbol, c.reported_name, c.content) == ("SPAM_REPORTED", name, content), c
     # a word with Vietnamese marks is no brandname: a report without its source stays an error
     assert parse("S LỪA ĐẢO chiếm đoạt tài sản", ME, known).symbol == "SHORTCODE_SYNTAX_ERROR"
+
+
+@pytest.mark.parametrize("text", [
+    "S VAY TIEN NHANH goi ngay", "S TIN NHAN RAC", "S HUY DNC", "S OK", "S QC lua dao", "S SPAM abc", "S LUA DAO",
+    "S NHANH x", "S NGHIEN x",
+])
+def test_a_vietnamese_word_or_a_report_word_in_capitals_is_no_sender_name(text):
+    """Found by the review of this change: any word in capitals was a name, so "S VAY TIEN NHANH ..." was a report
+    against sender VAY (and the subscriber told it was taken). One Vietnamese syllable, a word of under 3
+    characters or one reports are about (SMS, SPAM, QC, OTP ...) is not a name: still a syntax error."""
+    assert parse(text, ME, known).symbol == "SHORTCODE_SYNTAX_ERROR", parse(text, ME, known)
+
+
+@pytest.mark.parametrize("text, number, content", [
+    ("S so 0912345678 lua dao", 84912345678, "so lua dao"),
+    ("S so dien thoai cua 0912345678 x", 84912345678, "so dien thoai cua x"),
+    ("S TIN NHAN RAC 0912 345 678 vay tien", 84912345678, "TIN NHAN RAC vay tien"),
+    ("S QC +84 912345678", 84912345678, "QC"),
+    ("V abc 0912345678", 84912345678, "abc"),
+])
+def test_a_few_words_before_the_number_leave_the_number_the_source(text, number, content):
+    c = parse(text, ME, known)
+    assert (c.symbol, c.reported, c.content) == ("SPAM_REPORTED", number, content), c
+
+
+@pytest.mark.parametrize("text", ["S a b c d e 0912345678", "S so 8077 x"])
+def test_more_words_or_a_short_code_after_them_stay_an_error(text):
+    assert parse(text, ME, known).symbol == "SHORTCODE_SYNTAX_ERROR"

@@ -44,7 +44,12 @@ _PAIRS = {"(": ")", "[": "]"}
 # written (up to _NAME_WORDS words), else one word shaped like an alphanumeric originator (GSM: at most 11
 # characters; a letter in it): in capitals unbracketed ("S VAYNHANH ..."), in any case in brackets ("S (Vaytien)(...)")
 _NAME_WORDS = 3
-_SHOUTED = re.compile(r"(?=[A-Z0-9&._-]*[A-Z])[A-Z0-9][A-Z0-9&._-]{1,10}")
+_SHOUTED = re.compile(r"(?=[A-Z0-9&._-]*[A-Z])[A-Z0-9][A-Z0-9&._-]{2,10}")
+# One Vietnamese syllable written without marks (an initial, a vowel cluster, a final): "VAY", "TIN", "NHANH", "HUY"
+# typed in capitals start a report's content ("S VAY TIEN NHANH ..."), not a sender's name; a name is not one
+# syllable (VCB, VAYNHANH, SHOPEE, GO2JOY) or is registered. And the words reports are about.
+_VI_SYLLABLE = re.compile(r"(?:NGH|NG|GH|GI|KH|NH|PH|QU|TH|TR|CH|[BCDGHKLMNPRSTVX])?[AEIOUY]{1,3}(?:NG|NH|CH|[CMNPT])?")
+_NOT_NAMES = frozenset({"SMS", "SDT", "SPAM", "OTP", "DNC", "QC", "CSKH", "MMS", "URL", "LINK", "WEB", "APP"})
 _NAMED = re.compile(r"(?=[A-Za-z0-9&._-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9&._-]{0,10}")
 
 
@@ -168,9 +173,12 @@ def _name_run(text: str, first, known) -> tuple[str | None, int]:
 
 
 def _shouted(name: str) -> bool:
-    """Whether `name` is one word in capitals shaped like an alphanumeric originator, full-width too ("ＶＣＢ").
-    Not a word with Vietnamese marks: no brandname has one, and "S LỪA ĐẢO ..." is a report without its source."""
-    return _SHOUTED.fullmatch(unicodedata.normalize("NFKC", name)) is not None
+    """Whether `name` is one word in capitals shaped like an alphanumeric originator, full-width too ("ＶＣＢ"), of
+    at least 3 characters, neither one Vietnamese syllable ("S VAY TIEN NHANH ...": the content, not sender VAY) nor
+    a word reports are about (SMS, SPAM, QC ...). Not a word with Vietnamese marks: no brandname has one, and
+    "S LỪA ĐẢO ..." is a report without its source."""
+    n = unicodedata.normalize("NFKC", name)
+    return _SHOUTED.fullmatch(n) is not None and _VI_SYLLABLE.fullmatch(n) is None and n not in _NOT_NAMES
 
 
 def _named(text: str, first, known) -> tuple[str | None, str]:
@@ -205,6 +213,24 @@ def _number_first(content: str) -> tuple[int | None, str]:
     if n is None or not _vn_subscriber(n, "".join(content[tok.start():end].split())):
         return None, content
     return n, content[end:].strip()
+
+
+_WORDS_BEFORE = 4              # words a subscriber may write before the number ("so dien thoai cua")
+
+
+def _words_before_number(text: str, first) -> tuple[str | None, str]:
+    """(the words, the rest from the number on) when at most _WORDS_BEFORE words without digits come before a whole
+    subscriber number at token `first`; (None, "") otherwise."""
+    words, m = [], first
+    while m is not None:
+        if any(c.isdigit() for c in m.group()) or m.group()[:1] == "+":
+            n, _ = _number_first(text[m.start():])
+            return (" ".join(words), text[m.start():]) if n is not None and words else (None, "")
+        if len(words) == _WORDS_BEFORE:
+            return None, ""
+        words.append(m.group())
+        m = _TOKEN.search(text, m.end())
+    return None, ""
 
 
 def _unbracketed_tail(content: str, opener: str) -> str:
@@ -292,7 +318,12 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
         if n is None:
             name, content = _named(t, first, known)
             if name is None:
-                return Command("SHORTCODE_SYNTAX_ERROR", f"report: {written!r} is not a phone number or a sender name")
+                # a few words before the number ("S so 0912345678 ...", "S QC +84 912345678", "S TIN NHAN RAC 0912…"):
+                # the number is the source, the words kept in the content
+                name, content = _words_before_number(t, first)
+                if name is None:
+                    return Command("SHORTCODE_SYNTAX_ERROR",
+                                   f"report: {written!r} is not a phone number or a sender name")
             n, rest = _number_first(content)
             if n is not None:
                 # "S VIETTEL 0912345678 lua dao": the number that used the name is the source (counted), the name
