@@ -43,6 +43,7 @@ _CONFUSABLE = str.maketrans({
     # Armenian, Latin variants
     "օ": "o", "ս": "u", "ı": "i", "ɑ": "a", "ȷ": "j", "ʏ": "y",
 })
+_HAS_CONFUSABLE = re.compile("[" + "".join(map(chr, _CONFUSABLE)) + "]")
 
 
 def fold(text: str) -> str:
@@ -65,7 +66,8 @@ def _fold_text(text: str) -> str:
             t = _COMBINING.sub("", t)
         else:
             t = "".join(c for c in t if not unicodedata.combining(c))
-        t = t.translate(_CONFUSABLE)
+        if _HAS_CONFUSABLE.search(t) is not None:     # (translate with a dict costs ~6 µs on a 120-character text)
+            t = t.translate(_CONFUSABLE)
     return t.casefold()
 
 

@@ -84,7 +84,7 @@ def test_a_candidate_that_drops_more_ham_is_refused_and_nothing_changes(setup):
     installed = (tmp_path / "model").resolve()
     eager = _model_with_thresholds(tmp_path / "eager", 0.001, 0.002)
     r = _promote(cfg, tmp_path, eager, "--gate", gate_file)
-    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.returncode == 3, (r.stdout, r.stderr)
     assert "refused by --gate, nothing changed: vi: the candidate drops" in r.stderr
     out = json.loads(r.stdout)
     assert out["installed"] is False and not out["gate"]["passed"]
@@ -101,7 +101,7 @@ def test_a_candidate_that_catches_less_spam_is_refused_unless_tolerated(setup):
     assert _promote(cfg, tmp_path, BUNDLED).returncode == 0
     shy = _model_with_thresholds(tmp_path / "shy", 0.9999998, 0.9999999)
     r = _promote(cfg, tmp_path, shy, "--gate", gate_file)
-    assert r.returncode == 2 and "vi: the candidate catches" in r.stderr, (r.stdout, r.stderr)
+    assert r.returncode == 3 and "vi: the candidate catches" in r.stderr, (r.stdout, r.stderr)
     r = _promote(cfg, tmp_path, shy, "--gate", gate_file, "--spam-tolerance", "1")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["gate"]["passed"]
@@ -135,3 +135,14 @@ def test_the_first_promote_into_an_empty_model_directory_is_gated_against_the_bu
     out = json.loads(r.stdout)
     assert out["gate"]["passed"] and out["gate"]["served"] == str(BUNDLED)
     assert (tmp_path / "model" / "card.json").exists()
+
+
+def test_a_served_model_the_gate_cannot_read_says_so(setup):
+    """A broken model at [ml] model: --gate cannot measure against it, exit 2 (not the refusal's 3), and says how
+    to replace it."""
+    cfg, tmp_path, gate_file = setup
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "card.json").write_text("{}")
+    r = _promote(cfg, tmp_path, BUNDLED, "--gate", gate_file)
+    assert r.returncode == 2 and "--gate cannot measure the served model" in r.stderr \
+        and "promote without --gate" in r.stderr, r.stderr

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .cli import _skipped, serving_scorer
-from .model import load_scorer
+from .model import ModelError, load_scorer
 
 
 def add_analyst_parsers(ms, sub) -> None:
@@ -128,6 +128,9 @@ def _thresholds_refused(settings, model_dir) -> str | None:
         return None
 
 
+GATE_REFUSED = 3        # `ml promote --gate` measured the candidate worse (2: it could not run; a script tells them apart)
+
+
 def _gate(args, cand: Path):
     """The --gate result for the candidate at `cand` against the model serve loads (both with the thresholds serve
     would judge by, as `ml compare` scores them), or an exit status when it cannot be measured."""
@@ -149,7 +152,12 @@ def _gate(args, cand: Path):
         print("telfilter ml promote: error: --gate measures with the [train] extra: pip install 'telfilter[train]'",
               file=sys.stderr)
         return 2
-    served, sc, over = serving_scorer(args, first_install=True)
+    try:
+        served, sc, over = serving_scorer(args, first_install=True)
+    except ModelError as e:
+        print(f"telfilter ml promote: error: --gate cannot measure the served model: {e} (promote without --gate "
+              "to replace it)", file=sys.stderr)
+        return 2
     cand_sc = load_scorer(cand)
     for name, v in over.items():            # telfilter.toml's thresholds apply to whatever model is promoted
         setattr(cand_sc, name, v["telfilter.toml"])
@@ -206,7 +214,7 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
             print(json.dumps({"model": args.model, "installed": False, "gate": gated}, indent=2, ensure_ascii=False))
             print(f"{what}: error: refused by --gate, nothing changed: " + "; ".join(gated["reasons"]),
                   file=sys.stderr)
-            return 2
+            return GATE_REFUSED
     warnings = coverage_warnings(Path(args.model), target) if args.mcmd == "promote" else []
     try:
         out = install(Path(args.model), target) if args.mcmd == "promote" else rollback(target)
