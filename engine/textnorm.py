@@ -28,9 +28,9 @@ _ZW_D = {**_ZW, **_D}               # one translate pass: neither table's output
 
 # Letters of other scripts drawn like Latin ones (Unicode TR39's confusables, the look-alikes of a-z among Cyrillic,
 # Greek, Armenian and Latin's own variants; not those drawn as small capitals, Cyrillic в к м н т), read as those
-# Latin letters: "Bаn trung thưởng" with a Cyrillic а is
-# one text with "Ban trung thuong" for keywords, regexes and the content/template counters a spammer varies it to
-# evade. Applied after NFKD (a Cyrillic ё is е + a mark first), before case folding.
+# Latin letters: "Bаn trung thưởng" with a Cyrillic а is one text with "Ban trung thuong" for keywords, regexes and
+# the content/template counters a spammer varies it to evade. Applied after NFKD (a Cyrillic ё is е + a mark
+# first), before case folding.
 _CONFUSABLE = str.maketrans({
     # Cyrillic
     "а": "a", "е": "e", "һ": "h", "і": "i", "ј": "j", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s",
