@@ -39,6 +39,11 @@ class Lists:
 
     def domain_blacklisted(self, hosts) -> str | None:
         """The listed domain a host falls under (itself or a parent), or None."""
+        found = self.listed_host(hosts)
+        return found[2] if found is not None else None
+
+    def listed_host(self, hosts) -> tuple | None:
+        """(the first host under a listed domain, the form it was found as, that domain), or None."""
         if not self.bl_domains:
             return None
         for h in hosts:
@@ -47,7 +52,7 @@ class Lists:
             for form in (h,) if h.isascii() else host_forms(h):
                 for suf in domain_suffixes(form):
                     if suf in self.bl_domains:
-                        return suf
+                        return h, form, suf
         return None
 
     def has_consent(self, owner: str | None, number: int | None) -> bool:

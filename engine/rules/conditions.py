@@ -15,7 +15,6 @@ import math
 import re
 
 from ..numbers import format_number, normalise_number, normalise_sender_id
-from ..textnorm import host_forms
 
 CONDITIONS: dict = {}
 # relative cost of a pure condition, so a rule's plan runs its cheap ones first: 0 compares a
@@ -226,20 +225,14 @@ def _url_blacklisted(v, **_):
 
     def pred(c, s):
         hosts = c.hosts
-        d = c.lists.domain_blacklisted(hosts) if hosts else None       # no host: nothing can be listed
-        if (d is not None) == want:
-            return f"{_host_under(c.hosts, d)} under listed domain {d}" if d else "no listed URL"
+        found = c.lists.listed_host(hosts) if hosts else None          # no host: nothing can be listed
+        if (found is not None) == want:
+            if found is None:
+                return "no listed URL"
+            h, form, d = found          # the host as written, and the form listed (IDNA, a look-alike's name)
+            return f"{h if form == h else f'{h} ({form})'} under listed domain {d}"
         return None
     return pred
-
-
-def _host_under(hosts, d: str) -> str:
-    """The first of `hosts` under listed domain `d` (IDNA form), as the text wrote it."""
-    for h in hosts:
-        for a in (h,) if h.isascii() else host_forms(h):
-            if a == d or a.endswith("." + d):
-                return h if a == h else f"{h} ({a})"
-    return d
 
 
 @condition("has_url", "the text carries a link or domain-like token", cost=3)

@@ -61,10 +61,10 @@ class RuleSetError(Exception):
 class RuleSet:
     """A loaded, validated rule set and its per-scope plans (see plan.py)."""
 
-    def __init__(self, rules, tag_threshold, drop_threshold, fixtures, directory, warnings=()):
+    def __init__(self, rules, tag_threshold, drop_threshold, fixtures, directory, warnings=(), disabled=None):
         self.rules: list[Rule] = rules
         self.warnings: list = list(warnings)     # lint.RuleWarning: loads, but can never take effect
-        self.disabled: dict = {}                  # symbol -> source of each rule with enabled = false (left out)
+        self.disabled: dict = disabled or {}      # symbol -> source of each rule with enabled = false (left out)
         self.by_symbol = {r.symbol: r for r in rules}
         self.tag_threshold = tag_threshold
         self.drop_threshold = drop_threshold
@@ -230,6 +230,4 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
                 for f in empty] + warnings
     if not any(not r.helper for r in rules):
         warnings.append(RuleWarning(str(directory), 1, 1, "no scoring rule: no message is judged by the rules"))
-    rs = RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory, warnings)
-    rs.disabled = disabled
-    return rs
+    return RuleSet(rules, thresholds["tag"], thresholds["drop"], fixtures, directory, warnings, disabled)

@@ -194,13 +194,19 @@ def _named(text: str, first, known) -> tuple[str | None, str]:
         name = " ".join(m.group(1).split())
         if _NAMED.fullmatch(unicodedata.normalize("NFKC", name)) or (known is not None and known(fold(name))):
             return name, _unwrapped(text[m.end():].strip())
-    inner = _TOKEN.search(text, first.start() + 1)  # one bracket round the name and the content
-    if inner is None or inner.start() != first.start() + 1:
+    inner = _inside(text, first)                    # one bracket round the name and the content
+    if inner is None:
         return None, ""
     name, end = _name_run(text, inner, known)
     if name is None:
         return None, ""
     return name, _unbracketed_tail(text[end:].strip(), opener)
+
+
+def _inside(text: str, first):
+    """The token that starts right after the bracket token `first` opens with ("(0912" -> "0912"), else None."""
+    inner = _TOKEN.search(text, first.start() + 1)
+    return inner if inner is not None and inner.start() == first.start() + 1 else None
 
 
 def _number_first(content: str) -> tuple[int | None, str]:
@@ -219,13 +225,13 @@ _WORDS_BEFORE = 4              # words a subscriber may write before the number 
 
 
 def _words_before_number(text: str, first) -> tuple[str | None, str]:
-    """(the words, the rest from the number on) when at most _WORDS_BEFORE words without digits come before a whole
-    subscriber number at token `first`; (None, "") otherwise."""
+    """(the words, the rest from the first token with a digit on) when one to _WORDS_BEFORE words without digits
+    come before such a token at token `first` (whether it starts a whole subscriber number is the caller's
+    _number_first); (None, "") otherwise."""
     words, m = [], first
     while m is not None:
         if any(c.isdigit() for c in m.group()) or m.group()[:1] == "+":
-            n, _ = _number_first(text[m.start():])
-            return (" ".join(words), text[m.start():]) if n is not None and words else (None, "")
+            return (" ".join(words), text[m.start():]) if words else (None, "")
         if len(words) == _WORDS_BEFORE:
             return None, ""
         words.append(m.group())
@@ -305,9 +311,8 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
             elif _PAIRS[t[first.start()]] not in first.group():
                 # a bracket round the number and the content both ("S (0912 345 678. Lua dao)"): the number read
                 # after the bracket (it was read as "(0912", 912, the content "345 678. Lua dao)")
-                inner = _TOKEN.search(t, first.start() + 1)
-                bn, _, bend = _reported(t, inner) if inner is not None and inner.start() == first.start() + 1 \
-                    else (None, "", 0)
+                inner = _inside(t, first)
+                bn, _, bend = _reported(t, inner) if inner is not None else (None, "", 0)
                 if bn is not None and (_vn_subscriber(bn, t[inner.start():bend]) or n is None or n == bn):
                     # a whole number, or the one the token gave anyway ("S (8077 trung thuong)": 8077, the content
                     # "trung thuong", not "trung thuong)")
@@ -317,14 +322,14 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
         kind = fold(k.group()).upper()
         if n is None:
             name, content = _named(t, first, known)
-            if name is None:
+            words = name is None
+            if words:
                 # a few words before the number ("S so 0912345678 ...", "S QC +84 912345678", "S TIN NHAN RAC 0912…"):
                 # the number is the source, the words kept in the content
                 name, content = _words_before_number(t, first)
-                if name is None:
-                    return Command("SHORTCODE_SYNTAX_ERROR",
-                                   f"report: {written!r} is not a phone number or a sender name")
-            n, rest = _number_first(content)
+            n, rest = _number_first(content) if name is not None else (None, "")
+            if n is None and words:
+                return Command("SHORTCODE_SYNTAX_ERROR", f"report: {written!r} is not a phone number or a sender name")
             if n is not None:
                 # "S VIETTEL 0912345678 lua dao": the number that used the name is the source (counted), the name
                 # kept in the content; it was a report against sender VIETTEL, the number never counted
