@@ -167,11 +167,18 @@ def calls_through_a_flood(tmp_path, overload_after, pump=True, seconds=3.0, rate
 
 @pytest.mark.parametrize("pump", [True, False], ids=["c-pump", "python-reader"])
 def test_a_flood_from_one_address_leaves_another_addresss_calls_judged(tmp_path, pump):
-    through, sent, flooded, st = calls_through_a_flood(tmp_path, 0.25, pump)
-    assert flooded > 20_000 and st["overload_source_dropped"] > 1000, (flooded, st)    # the flood really ran
     # (without the shares: ~20%; what is lost, the kernel dropped. On a quiet host 50-90% get through; 0.35 leaves
-    # room for a host loaded by other work, where 40-43% were seen, and still fails without the shares)
-    assert through >= 0.35 * sent, (through, sent, st)
+    # room for a host loaded by other work, where 40-43% were seen, and still fails without the shares. On a host
+    # whose two cores other work also takes, one run in many let 30% through (stop 46's CI): a second run decides,
+    # still failing without the shares.)
+    runs = []
+    for attempt in range(2):
+        through, sent, flooded, st = calls_through_a_flood(tmp_path / f"run{attempt}", 0.25, pump)
+        assert flooded > 20_000 and st["overload_source_dropped"] > 1000, (flooded, st)    # the flood really ran
+        runs.append((through, sent, st))
+        if through >= 0.35 * sent:
+            return
+    pytest.fail(f"fewer than 35% of a caller's INVITEs judged through a flood, twice: {runs}")
 
 
 def test_behind_a_reinvite_of_an_answered_call_from_a_source_over_its_share_goes_on_a_made_up_one_does_not():
