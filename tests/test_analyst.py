@@ -572,3 +572,21 @@ def test_compare_names_a_tsv_or_csv_problem_in_its_own_terms(tmp_path):
     with pytest.raises(DataError) as ei:
         read_messages([tmp_path / "m.tsv"])
     assert f"first problem: {tmp_path / 'm.tsv'}:2: label must be spam or ham" in str(ei.value)
+
+
+def test_a_campaign_counts_the_numbers_and_the_sender_names_its_reports_name_apart(tmp_path):
+    """Found at stop 46: since a 5656 report may name a sender (`S VCB …`, `reported` = "VCB"), a campaign's
+    `reported_numbers` counted names as numbers, and one number written two ways (0987…, 84987…) twice."""
+    d = tmp_path / "data"
+    d.mkdir()
+    with open(d / "reports.jsonl", "w") as f:
+        for i, reported in enumerate(["84987654321", "0987654321", "+84987654321", "VCB", "vcb", "FE CREDIT"]):
+            f.write(json.dumps({"reporter": f"8491200{i:04d}", "reported": reported, "content": PRIZE,
+                                "time": f"2026-11-30T10:0{i}:00+07:00", "kind": "S", "label": None}) + "\n")
+    ws = Workspace(d)
+    (c,) = ws.campaigns.values()
+    s = c.summary()
+    assert (s["reports"], s["reported_numbers"], s["reported_senders"]) == (6, 1, 2)
+    out = _cli("reports", "list", "--data-dir", d, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[0])["reported_senders"] == 2

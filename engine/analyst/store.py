@@ -19,6 +19,7 @@ from hashlib import blake2b
 from pathlib import Path
 
 from ..durable import append_all, ends_in_newline
+from ..numbers import normalise_number
 
 REPORTS = "reports.jsonl"
 LABELS_FILE = "labels.jsonl"
@@ -217,10 +218,24 @@ class Campaign:
         times = sorted(r.time for r in self.reports if r.time)
         return {"campaign": self.id, "reports": self.size, "label": self.label, **self.counts(),
                 "reporters": len({r.reporter for r in self.reports}),
-                "reported_numbers": len({r.reported for r in self.reports if r.reported}),
+                **self._reported(),
                 "kinds": sorted({r.kind for r in self.reports}),
                 "first": times[0] if times else None, "last": times[-1] if times else None,
                 "sample": self.reports[0].content}
+
+
+    def _reported(self) -> dict[str, int]:
+        """Distinct numbers and distinct sender names (a brandname or alphanumeric originator a 5656 report
+        named, `S VCB …`) the campaign's reports name: a number counted once however it was written."""
+        numbers, senders = set(), set()
+        for r in self.reports:
+            if r.reported:
+                n = normalise_number(r.reported)
+                if n is not None:
+                    numbers.add(n)
+                else:
+                    senders.add(r.reported.casefold())
+        return {"reported_numbers": len(numbers), "reported_senders": len(senders)}
 
 
 class Workspace:
