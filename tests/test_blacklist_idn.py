@@ -95,3 +95,15 @@ def test_capital_look_alikes_whose_small_letters_differ_are_read_as_latin():
     assert L.domain_blacklisted(hosts) == "bidv-vn.com"
     assert L.domain_blacklisted(find_hosts("https://\u0432idv-vn.com/login")) is None     # small в: not a b
     assert find_hosts("https://VÍ-DỤ.VN/qua") == ["ví-dụ.vn"]                           # no look-alike: one host
+
+
+def test_a_kilobytes_long_host_is_cut_in_the_evidence_and_still_found(data_dir, tmp_path):
+    """A link's host padded to kilobytes (a 64 KB message_payload can carry one) was written whole into the hit's
+    evidence, and so into every verdict-log line: the evidence keeps the host's last 64 characters."""
+    (tmp_path / "bl.csv").write_text("kind,value\ndomain,example.com\n", encoding="utf-8")
+    run_cli("lists", "import", "blacklist", tmp_path / "bl.csv", "--data-dir", data_dir, check=True)
+    host = "a" * 3000 + ".example.com"
+    v = json.loads(run_cli("check", "--sender", "VCB", "--recipient", "0912345678", "--text",
+                           f"Xem tai http://{host}/x", "--time", T, "--data-dir", data_dir, check=True).stdout)
+    (hit,) = [h for h in v["hits"] if h["symbol"] == "URL_BLACKLISTED"]
+    assert hit["detail"] == "\u2026" + host[-63:] + " under listed domain example.com"

@@ -230,7 +230,7 @@ def _url_blacklisted(v, **_):
             if found is None:
                 return "no listed URL"
             h, form, d = found          # the host as written, and the form listed (IDNA, a look-alike's name)
-            return f"{h if form == h else f'{h} ({form})'} under listed domain {d}"
+            return f"{_cut(h) if form == h else f'{_cut(h)} ({_cut(form)})'} under listed domain {d}"
         return None
     return pred
 
@@ -238,7 +238,16 @@ def _url_blacklisted(v, **_):
 @condition("has_url", "the text carries a link or domain-like token", cost=3)
 def _has_url(v, **_):
     want = _bool(v, "has_url")
-    return lambda c, s: (("url " + c.hosts[0]) if c.hosts else "no url") if bool(c.hosts) == want else None
+    return lambda c, s: (("url " + _cut(c.hosts[0])) if c.hosts else "no url") if bool(c.hosts) == want else None
+
+
+HOST_SHOWN = 64
+
+
+def _cut(host: str) -> str:
+    """A host as evidence: its last HOST_SHOWN characters (where its domain is), a padded one's "…" before them.
+    A link's host may be kilobytes long in a 64 KB message_payload; a verdict line carries at most this of it."""
+    return host if len(host) <= HOST_SHOWN else "\u2026" + host[1 - HOST_SHOWN:]
 
 
 @condition("recipient_dnc", "recipient / callee on the DNC list for channel S (SMS ads) or V (call ads); both counts for either", cost=1)
