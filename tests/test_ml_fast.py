@@ -21,6 +21,9 @@ EDGE = [
     "a b c d@", "ǅ Ǆ ǆ ɗ ĐỒNG Đ", "￥100 ١٢٣٤٥ ₫5000", "T.i.e.n V.A.Y 5tr0ng", "Ｆｕｌｌｗｉｄｔｈ ＷＩＮ",
     "😀 emoji 🎉 prize", "한국어 텍스트 가 각", "x" * 5000, "a " * 1500, "word_" * 600,
     "e\u0301 combining u\u031b\u0300", "tab\tnew\nline\r", "TIỀN VAY nhanh gọn 0912.345.678 www.vay-nhanh.vn/x",
+    # lone surrogate halves (a JSON "\\ud83d" escape in a training or check line): the numpy path raised
+    # UnicodeEncodeError on them where the compiled one scored (found by a probe of odd encodings)
+    "Win \ud83d prize", "\ude00 claim now", "half \ud83d", "\udc80\udcff bytes", "a\ud800\udbff\udfffz",
 ]
 
 

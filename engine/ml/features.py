@@ -196,7 +196,7 @@ _VI_ARR = _vi_table()
 
 
 def _codes(u: str) -> np.ndarray:
-    return np.frombuffer(u.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    return np.frombuffer(u.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
 
 
 def _span_hashes(c: np.ndarray, st: np.ndarray, en: np.ndarray, salts: np.ndarray) -> np.ndarray:
