@@ -1,6 +1,8 @@
 """JSON Lines inputs read one way (`check --jsonl`, `ml predict --jsonl`, `rules test --corpus`): UTF-8, a BOM no
 part of line 1, and a byte that is not UTF-8 (a lone surrogate after decoding with surrogateescape) or a line that is
-no JSON value costing that line its own error, never the run a traceback."""
+no JSON value costing that line its own error, never the run a traceback. So does a `\\ud83d` escape with no other half
+of its pair: JSON allows it (RFC 8259 §8.2), but it is no character, and no UTF-8 output can hold the string it made
+(a 5656 report's content to reports.jsonl was an internal error; an echoed sender stopped the run on a traceback)."""
 from __future__ import annotations
 
 import io
@@ -10,6 +12,8 @@ import re
 import sys
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")     # a \uD800-\uDFFF escape (a pair's half or a lone one)
+_LONE = re.compile("[\ud800-\udfff]")                    # json.loads joins a pair: a surrogate left is lone
 
 
 class LineError(ValueError):
@@ -60,8 +64,31 @@ def loads(line: str):
     if bad:
         raise LineError(f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at column {bad.start() + 1}")
     try:
-        return json.loads(line)
+        v = json.loads(line)
     except RecursionError:
         raise LineError("not JSON: nested too deeply") from None
     except ValueError as e:
         raise LineError(f"not JSON: {e}") from None
+    if _ESCAPED_SURROGATE.search(line):
+        lone = _lone_surrogate(v)
+        if lone is not None:
+            raise LineError(f"not valid Unicode: \\u{lone:04x} is half of a surrogate pair, without its other half")
+    return v
+
+
+def _lone_surrogate(v) -> int | None:
+    """The first lone surrogate in a JSON value's strings (keys too), else None; no recursion (a value may be
+    nested as deeply as json.loads allows)."""
+    todo = [v]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, str):
+            m = _LONE.search(x)
+            if m:
+                return ord(m.group())
+        elif isinstance(x, dict):
+            todo.extend(x.keys())
+            todo.extend(x.values())
+        elif isinstance(x, list):
+            todo.extend(x)
+    return None

@@ -212,3 +212,27 @@ def test_an_out_file_that_cannot_be_written_is_named_as_given(data_dir, tmp_path
         p = run_cli(*args, "--out", out, "--data-dir", data_dir)
         assert p.returncode == 2 and f"telfilter: error: {out}: No such file or directory" in p.stderr, p.stderr
         assert ".tmp" not in p.stderr
+
+
+def test_a_lone_surrogate_escape_is_a_per_line_error(data_dir, tmp_path):
+    # JSON allows "\ud83d" without its other half (RFC 8259 §8.2), but it is no character: a 5656 report holding one
+    # was an internal error (reports.jsonl is UTF-8: exit 1), and a sender or id holding one, echoed in the verdict
+    # line, stopped the whole run on a UnicodeEncodeError traceback (found by a probe of odd encodings)
+    lines = [sms("report", "0912000003", "5656", "S 0912999888 vay tien PLACEHOLDER http://vay.example", direction="mo"),
+             sms("sender", "PLACEHOLDER", "0912000002", "Hen gap lai"),
+             sms("PLACEHOLDER", "0901234567", "0912000002", "Hen gap lai"),
+             sms("pair", "0912000004", "5656", "S 0912999888 vay tien \U0001F600 http://vay.example", direction="mo"),
+             sms("escaped", "0901234567", "0912000002", "a \\ud83d is six characters")]
+    body = "".join(json.dumps(x) + "\n" for x in lines)         # ASCII: the emoji as its escaped pair
+    body = body.replace("PLACEHOLDER", "\\ud83d", 2).replace("PLACEHOLDER", "x\\ude00")
+    p = run_cli("check", "--jsonl", "-", "--data-dir", data_dir, input=body)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    assert [o.get("line") for o in out] == [1, 2, 3, None, None]
+    assert out[0]["error"] == "not valid Unicode: \\ud83d is half of a surrogate pair, without its other half"
+    assert "\\ude00" in out[2]["error"]
+    assert [o.get("id") for o in out[3:]] == ["pair", "escaped"] and all("action" in o for o in out[3:])
+    reports = (data_dir / "reports.jsonl").read_bytes().decode("utf-8").splitlines()
+    assert len(reports) == 1 and "\U0001F600" in json.loads(reports[0])["content"]
+    p = run_cli("reports", "list", "--json", "--data-dir", data_dir)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
