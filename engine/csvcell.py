@@ -10,9 +10,14 @@ followed by one of those characters, so `uncell`, which removes one apostrophe f
 values `cell` changes, gives every text back as it was: a training file exported by
 `telfilter reports export` trains on the messages as sent (engine/ml/data.py reads text cells
 through `uncell`).
+
+`writer` / `dict_writer`: csv's writers with lineterminator "\n" quote a field holding "\n" but not one holding a
+bare "\r", which every CSV reader (csv.reader included) takes for a line end: a 5656 report "a\rb" came back from
+`reports export --out x.csv` as the text "a" and a stray row "b". These quote such a field too.
 """
 from __future__ import annotations
 
+import csv
 import re
 
 _RISKY = re.compile(r"'*[=+\-@\t\r]")
@@ -30,3 +35,38 @@ def uncell(v: str) -> str:
 
 def row(values) -> list:
     return [cell(v) for v in values]
+
+
+_QUOTE = re.compile('[",\n\r]')
+
+
+def _field(v) -> str:
+    s = "" if v is None else str(v)
+    return '"' + s.replace('"', '""') + '"' if _QUOTE.search(s) else s
+
+
+class _Writer:
+    """csv.writer(f, lineterminator="\n"), a row with a carriage return in a field written with that field quoted."""
+
+    def __init__(self, f):
+        self._f, self._w = f, csv.writer(f, lineterminator="\n")
+
+    def writerow(self, values):
+        values = list(values)
+        if any(isinstance(v, str) and "\r" in v for v in values):
+            return self._f.write(",".join(map(_field, values)) + "\n")
+        return self._w.writerow(values)
+
+    def writerows(self, rows) -> None:
+        for r in rows:
+            self.writerow(r)
+
+
+def writer(f) -> _Writer:
+    return _Writer(f)
+
+
+def dict_writer(f, fieldnames) -> csv.DictWriter:
+    w = csv.DictWriter(f, fieldnames, lineterminator="\n")
+    w.writer = _Writer(f)            # DictWriter writes its rows (and header) through .writer
+    return w

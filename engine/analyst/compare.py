@@ -9,7 +9,6 @@ drop, at each model's own thresholds) differs from the first model's is listed.
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..csvcell import cell
+from ..csvcell import cell, dict_writer
 
 ACTIONS = ("allow", "tag", "drop")
 
@@ -164,7 +163,7 @@ def render_changes(rows: list[dict], fmt: str, n_models: int = 2) -> str:
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     buf = io.StringIO()
     # the header even when nothing changed: a script or spreadsheet reading the file gets its columns
-    w = csv.DictWriter(buf, list(rows[0]) if rows else change_columns(n_models), lineterminator="\n")
+    w = dict_writer(buf, list(rows[0]) if rows else change_columns(n_models))
     w.writeheader()
     w.writerows({c: cell(v) for c, v in r.items()} for r in rows)   # texts as a spreadsheet shows them
     return buf.getvalue()

@@ -11,14 +11,13 @@ and ham is left out and reported as a conflict.
 """
 from __future__ import annotations
 
-import csv
 import errno
 import io
 import json
 import os
 from pathlib import Path
 
-from ..csvcell import cell
+from ..csvcell import cell, dict_writer
 from .store import StoreError
 from ..textnorm import content_key
 
@@ -53,7 +52,7 @@ def render(rows: list[dict], fmt: str) -> str:
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+        w = dict_writer(buf, COLUMNS)
         w.writeheader()
         w.writerows({c: cell(v) for c, v in r.items()} for r in rows)
         return buf.getvalue()

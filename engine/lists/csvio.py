@@ -19,6 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
+from ..csvcell import writer
 from ..textnorm import DOMAIN_MAX
 from ..numbers import format_number, is_shortcode, normalise_number, normalise_sender_id, subscriber_problem
 from .ipranges import parse_cidr, parse_ip
@@ -291,7 +292,7 @@ def bad_rows(errors) -> int:
 
 
 def write_csv(kind: str, rows, out) -> int:
-    w = csv.writer(out, lineterminator="\n")
+    w = writer(out)                  # a bare CR in a value quoted (csvcell)
     w.writerow(HEADERS[kind])
     n = 0
     for r in rows:

@@ -7,14 +7,13 @@ numbers. A PDF is written too when `wkhtmltopdf` is installed.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
-from ..csvcell import row
+from ..csvcell import row, writer as csv_writer
 from .aggregate import ACTIONS, CHANNELS, REPORT_KINDS, VIOLATIONS
 
 
@@ -52,7 +51,7 @@ def write_csvs(out: Path, tabs) -> list[str]:
         # a lone surrogate (the verdict log escapes a peer's undecodable bytes as \udcXX) is
         # written as that escape, not refused
         with open(out / f"{name}.csv", "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
+            w = csv_writer(f)          # a bare CR in a sender ID quoted (csvcell)
             w.writerow(header)
             w.writerows(row(r) for r in rows)     # sender IDs a spreadsheet would run as formulas: csvcell
         names.append(f"{name}.csv")
