@@ -70,13 +70,18 @@ def loads(line: str):
     except ValueError as e:
         raise LineError(f"not JSON: {e}") from None
     if _ESCAPED_SURROGATE.search(line):
-        lone = _lone_surrogate(v)
+        lone = lone_surrogate(v)
         if lone is not None:
-            raise LineError(f"not valid Unicode: \\u{lone:04x} is half of a surrogate pair, without its other half")
+            raise LineError(unpaired(lone))
     return v
 
 
-def _lone_surrogate(v) -> int | None:
+def unpaired(code: int) -> str:
+    """Why a value holding the lone surrogate `code` is refused (the words every JSON reader here uses)."""
+    return f"not valid Unicode: \\u{code:04x} is half of a surrogate pair, without its other half"
+
+
+def lone_surrogate(v) -> int | None:
     """The first lone surrogate in a JSON value's strings (keys too), else None; no recursion (a value may be
     nested as deeply as json.loads allows)."""
     todo = [v]

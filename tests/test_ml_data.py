@@ -144,3 +144,21 @@ def test_a_verdict_log_given_as_data_says_it_keeps_no_text_whatever_its_name(tmp
     p.write_text("label\ttext\nham\t{\"a\": 1}\n")
     ds = read_dataset(p)
     assert ds.texts == ['{"a": 1}'] and ds.labels == [0] and not ds.errors
+
+
+def test_a_text_with_half_a_surrogate_pair_is_a_bad_line_not_a_failed_training(tmp_path):
+    # a JSON "\ud83d" escape without its other half: json.loads makes a lone surrogate, no character. `ml train`
+    # trained on it, then stopped on writing the card ("'utf-8' codec can't encode character '\ud83d'"; such a text
+    # was a self-check text), no model written and no line named (found by a probe of odd encodings)
+    from .conftest import run_cli
+    rows = [json.dumps({"label": "spam" if i % 4 == 0 else "ham", "text": t}) for i, t in
+            enumerate(f"{w} message number {i} {'WIN cash prize call now' if i % 4 == 0 else 'see you at lunch'}"
+                      for i, w in enumerate(["hello", "hey", "ok", "so"] * 15))]
+    f = tmp_path / "train.jsonl"
+    f.write_text('{"label": "spam", "text": "WIN a prize \\ud83d claim now"}\n' + "\n".join(rows) + "\n")
+    ds = read_dataset(f)
+    assert ds.errors == [f"{f}:1: not valid Unicode: \\ud83d is half of a surrogate pair, without its other half"]
+    assert len(ds.texts) == len(rows)
+    r = run_cli("ml", "train", "--data", f, "--out", tmp_path / "m")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and (tmp_path / "m" / "card.json").exists(), r.stderr
+    assert "train.jsonl:1: not valid Unicode" in r.stderr

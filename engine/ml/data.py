@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..csvcell import uncell
+from ..jsonl import lone_surrogate, unpaired
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
@@ -132,6 +133,9 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
                 raise DataError(f"{p}:{i}: record has no `text` field (a labelled record needs `label` and `text`)")
             if not isinstance(t, str):
                 raise DataError(f"{p}:{i}: text must be a string")
+            lone = lone_surrogate(t)
+            if lone is not None:        # a "\ud83d" escape without its pair: no character, and no card could hold it
+                raise DataError(f"{p}:{i}: {unpaired(lone)}")
             kind, lang = o.get("kind"), o.get("lang", o.get("language"))
             ds.add(t, _label(o.get("label"), f"{p}:{i}"), kind if isinstance(kind, str) else None,
                    lang if isinstance(lang, str) else None)
