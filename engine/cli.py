@@ -234,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
         _ctl_common(q)
 
     p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
-    p.add_argument("--log", nargs="+", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too; '-' = stdin)")
+    p.add_argument("--log", nargs="+", action="extend", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too; '-' = stdin)")
     p.add_argument("--reports", metavar="FILE", help="5656 report store (DATA_DIR/reports.jsonl); default: report hits in the logs")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD, local time zone), inclusive")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="last day (YYYY-MM-DD, local time zone), inclusive")
