@@ -47,6 +47,30 @@ def test_garbage_stays_an_error(text):
     assert c.symbol == "SHORTCODE_SYNTAX_ERROR" and c.op is None, (text, c)
 
 
+@pytest.mark.parametrize("text, symbol, channel", [
+    ("DK DNC\u200f", "DNC_REGISTERED", "SV"),              # right-to-left mark an RTL keyboard ends a line with
+    ("\u202bDK DNC\u202c", "DNC_REGISTERED", "SV"),        # an embedding round it
+    ("DK\u200e DNC", "DNC_REGISTERED", "SV"),
+    ("\u061cHUY DNC S", "DNC_CANCELLED", "S"),             # Arabic letter mark
+    ("\u2068DK DNC V\u2069", "DNC_REGISTERED", "V"),        # an isolate
+])
+def test_invisible_direction_marks_are_no_part_of_a_dnc_command(text, symbol, channel):
+    # the handset shows "DK DNC"; fold removes zero-width characters but keeps direction marks, so these were
+    # syntax errors and the registration was lost (found by a probe of odd encodings through a 5656 deliver_sm)
+    c = parse(text, ME)
+    assert (c.symbol, c.channel) == (symbol, channel), c.detail
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("\u200fS 0912999888 vay tien nhanh", "S"), ("S\u200f 0912999888 vay tien nhanh", "S"),
+    ("\u202bV 0912999888 vay tien nhanh\u202c", "V"), ("\u200eFW vay tien nhanh", "FW"), ("\u200bFW vay tien nhanh", "FW"),
+])
+def test_a_report_begun_with_a_direction_mark_is_a_report(text, kind):
+    c = parse(text, ME)
+    assert (c.op, c.kind, c.content) == ("report", kind, "vay tien nhanh"), c.detail
+    assert c.reported == (None if kind == "FW" else 84912999888)
+
+
 def test_dnc_from_a_non_number_sender_is_still_refused():
     assert parse("Hủy DNC", None).symbol == "SHORTCODE_SYNTAX_ERROR"
 

@@ -71,8 +71,11 @@ def _squash(text: str) -> str:
     """The folded, upper-cased text without whitespace or trailing punctuation: what a DNC
     command is matched against ("Hủy  DNC s." -> "HUYDNCS")."""
     t = "".join(fold(text).split()).upper()
-    if not t.isprintable():                       # NUL padding an SMSC left in short_message, other controls
-        t = "".join(c for c in t if unicodedata.category(c) != "Cc")
+    if not t.isprintable():
+        # NUL padding an SMSC left in short_message, other controls, and the invisible format characters fold
+        # keeps: direction marks and embeddings (U+200E/F, U+202A-E, U+2066-9, U+061C) a right-to-left keyboard
+        # or handset adds ("DK DNC" + RLM was a syntax error, the registration lost)
+        t = "".join(c for c in t if unicodedata.category(c) not in ("Cc", "Cf"))
     end = len(t)
     while end and unicodedata.category(t[end - 1])[0] == "P":
         end -= 1
@@ -282,10 +285,28 @@ def addressed_to(raw: str, code: str, code_num: int | None, raw_num: int | None 
     return (raw_num if raw_num is not None else normalise_number(raw)) == code_num
 
 
+def _unframed(t: str) -> str:
+    """`t` without the invisible format characters (category Cf: BOM, zero-width, direction marks and embeddings)
+    before its first and after its last visible one: a report or FW that an RTL keyboard began with U+200F was
+    no command ("\u200fS 0912… …" read the kind as "\u200fS")."""
+    i, j = 0, len(t)
+    while i < j and (t[i].isspace() or unicodedata.category(t[i]) == "Cf"):
+        i += 1
+    while j > i and (t[j - 1].isspace() or unicodedata.category(t[j - 1]) == "Cf"):
+        j -= 1
+    return t[i:j] if i or j < len(t) else t
+
+
+def _kind(token: str) -> str:
+    """A report's first word as matched ("S", "V"): folded, upper-cased, without format characters ("S" + RLM)."""
+    k = fold(token).upper()
+    return k if k.isprintable() else "".join(c for c in k if unicodedata.category(c) != "Cf")
+
+
 def parse(text: str, sender_num: int | None, known=None) -> Command:
     """The command `text` from `sender_num` (None: not a number) makes. `known(name) -> bool`: whether the
     brandname registry holds a sender name (a report may name one as its source); None: no registry."""
-    t = (text or "").strip("\x00")                # NUL padding (C-string short_message) is not content
+    t = _unframed((text or "").strip("\x00"))    # NUL padding (C-string short_message) is not content
     squashed = _squash(t)
     m = _DNC.fullmatch(squashed)
     if m:
@@ -298,7 +319,7 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
             return Command("DNC_REGISTERED", f"{who} added to DNC {ch}", "dnc_add", ch)
         return Command("DNC_CANCELLED", f"{who} removed from DNC {ch}", "dnc_remove", ch)
     k = _TOKEN.search(t)
-    first = _TOKEN.search(t, k.end()) if k is not None and fold(k.group()).upper() in ("S", "V") else None
+    first = _TOKEN.search(t, k.end()) if k is not None and _kind(k.group()) in ("S", "V") else None
     if first is not None:
         n, written, end = _reported(t, first)
         content = t[end:].strip()
@@ -319,7 +340,7 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
                     n, content = bn, _unbracketed_tail(t[bend:].strip(), t[first.start()])
             elif n is not None:                   # "S (0912345678) (vay tien)": the content in brackets too
                 content = _unwrapped(content)
-        kind = fold(k.group()).upper()
+        kind = _kind(k.group())
         if n is None:
             name, content = _named(t, first, known)
             words = name is None
