@@ -69,11 +69,20 @@ def loads(line: str):
         raise LineError("not JSON: nested too deeply") from None
     except ValueError as e:
         raise LineError(f"not JSON: {e}") from None
+    why = unpaired_in(line, v)
+    if why is not None:
+        raise LineError(why)
+    return v
+
+
+def unpaired_in(line: str, v) -> str | None:
+    """Why `v`, the JSON value of `line`, is refused for a lone surrogate an escape made, else None (a line without
+    a \\uD800-\\uDFFF escape costs one regex search)."""
     if _ESCAPED_SURROGATE.search(line):
         lone = lone_surrogate(v)
         if lone is not None:
-            raise LineError(unpaired(lone))
-    return v
+            return unpaired(lone)
+    return None
 
 
 def unpaired(code: int) -> str:

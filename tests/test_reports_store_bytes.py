@@ -23,3 +23,17 @@ def test_a_store_line_that_is_not_utf8_is_said_so_as_the_other_readers_say_it(tm
     assert ws.errors == [f"{store}:2: not valid UTF-8: byte 0xe9 at column {bad.index('café') + 4}",
                          f"{store}:3: not valid UTF-8: byte 0xff at column 1"]
     assert [r.content for r in ws.reports] == [PRIZE]
+
+
+def test_a_store_line_with_half_a_surrogate_pair_is_a_bad_line_not_a_traceback(tmp_path):
+    # "\ud83d" without its pair is valid JSON but no character: `reports list --json` (and show, export) stopped on
+    # a UnicodeEncodeError traceback printing it (found by a probe of odd encodings)
+    from .conftest import run_cli
+    store = tmp_path / "reports.jsonl"
+    store.write_text(_line("vay \\ud83d tien").replace("\\\\ud83d", "\\ud83d") + "\n" + _line(PRIZE) + "\n"
+                     + _line("pair \U0001F600 kept") + "\n")
+    ws = Workspace(tmp_path)
+    assert ws.errors == [f"{store}:1: not valid Unicode: \\ud83d is half of a surrogate pair, without its other half"]
+    assert [r.content for r in ws.reports] == [PRIZE, "pair \U0001F600 kept"]
+    p = run_cli("reports", "list", "--json", "--reports", store, "--data-dir", tmp_path)
+    assert p.returncode == 0 and "Traceback" not in p.stderr and len(p.stdout.splitlines()) == 2, p.stderr

@@ -19,6 +19,7 @@ from hashlib import blake2b
 from pathlib import Path
 
 from ..durable import append_all, ends_in_newline
+from ..jsonl import unpaired_in
 from ..numbers import normalise_number
 
 REPORTS = "reports.jsonl"
@@ -88,6 +89,10 @@ def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
                 continue
             if not isinstance(r, dict):
                 errors.append(f"{where}: not a JSON object")
+                continue
+            why = unpaired_in(text, r)         # no character: list --json, show and export stopped on a traceback
+            if why is not None:
+                errors.append(f"{where}: {why}")
                 continue
             content, kind = r.get("content"), r.get("kind")
             if not isinstance(content, str) or kind not in ("S", "V", "FW"):
