@@ -71,6 +71,12 @@ def test_a_report_begun_with_a_direction_mark_is_a_report(text, kind):
     assert c.reported == (None if kind == "FW" else 84912999888)
 
 
+def test_a_flag_emoji_ending_a_report_keeps_its_tag_characters():
+    # tag characters are format characters too, but they end a flag's sequence: the content keeps them
+    flag = "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F"
+    assert parse("\u200fS 0912999888 vay tien " + flag, ME).content == "vay tien " + flag
+
+
 def test_dnc_from_a_non_number_sender_is_still_refused():
     assert parse("Hủy DNC", None).symbol == "SHORTCODE_SYNTAX_ERROR"
 

@@ -288,13 +288,18 @@ def addressed_to(raw: str, code: str, code_num: int | None, raw_num: int | None 
 def _unframed(t: str) -> str:
     """`t` without the invisible format characters (category Cf: BOM, zero-width, direction marks and embeddings)
     before its first and after its last visible one: a report or FW that an RTL keyboard began with U+200F was
-    no command ("\u200fS 0912… …" read the kind as "\u200fS")."""
+    no command ("\u200fS 0912… …" read the kind as "\u200fS"). Tag characters (U+E0000-E007F, Cf too) are kept:
+    they end a flag emoji's sequence (🏴 + tags = the flag of Scotland) a report's content may end with."""
     i, j = 0, len(t)
-    while i < j and (t[i].isspace() or unicodedata.category(t[i]) == "Cf"):
+    while i < j and _invisible(t[i]):
         i += 1
-    while j > i and (t[j - 1].isspace() or unicodedata.category(t[j - 1]) == "Cf"):
+    while j > i and _invisible(t[j - 1]):
         j -= 1
     return t[i:j] if i or j < len(t) else t
+
+
+def _invisible(c: str) -> bool:
+    return c.isspace() or (unicodedata.category(c) == "Cf" and not "\U000e0000" <= c <= "\U000e007f")
 
 
 def _kind(token: str) -> str:
