@@ -217,3 +217,22 @@ def test_a_late_part_sent_again_counts_once(pipe):
         for seq in (71, 72, 73):                                 # the ESME retries its late part 2
             s.sendall(_sar(seq, 2, 3, b"b" * 250, ref=8))
             assert read_raw(s).command_status == 0               # 500 characters, however often sent
+
+
+def test_a_full_message_payload_is_judged_and_forwarded_with_the_default_max_pdu(pipe):
+    """Found by an encodings probe (stop 47): the default max_pdu (65,536) was under a PDU carrying a full
+    message_payload (65,535 octets, the TLV's limit, and the PDU's own fields): such a legal submit_sm closed the
+    bind, though max_message_chars (65,536) says one full message_payload is a message. The default is 64 KB + 4 KB,
+    as the SMSC links take."""
+    buf = io.StringIO()
+    with ProxyHarness(pipe, settings=SmppSettings(), verdict_log=VerdictLog(buf)) as h:
+        h.proxy.accounts["esme1"].throughput = 1e6
+        s, _ = raw_session(h)
+        pdu = _payload(2, b"hen gap o ga tau nhe " * 3120 + b"abc", data_coding=1)
+        assert len(pdu) > 65536
+        s.sendall(pdu)
+        r = read_raw(s)
+        assert (r.sequence_number, r.command_status) == (2, 0)
+        assert wait(lambda: len(h.sim.submits()) == 1)
+        h.run(h.vlog.flush)
+        assert [x["action"] for x in _lines(buf)] == ["allow"]

@@ -157,7 +157,7 @@ DEFAULT_REPLIES = {
 @dataclass
 class SmppSettings:
     listen: str = "0.0.0.0:2775"
-    max_pdu: int = 65536
+    max_pdu: int = 69632        # 64 KB + 4 KB: a full message_payload (65,535 octets) and the PDU's other fields
     idle_timeout: float = 300.0
     enquire_link_interval: float = 30.0
     concat_timeout: float = 30.0

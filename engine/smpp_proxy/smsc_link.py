@@ -76,7 +76,7 @@ class SmscLink(CoalescedStream):
         self.where = addr_text(*addr)              # as logs name it ([v6]:port)
         self.batch = getattr(proxy, "batch", None)      # None: flushed per loop iteration (stream.py)
         # a 64 KB message_payload and its header at least, whatever max_pdu the ESME side has
-        self.conn = SmppConnection(max(proxy.settings.max_pdu, 65536) + 4096)
+        self.conn = SmppConnection(max(proxy.settings.max_pdu, 65536 + 4096))
         self.transport = None
         self.bound = False
         self.response_timeout = over.get("response_timeout", s.smsc_response_timeout)
