@@ -590,3 +590,18 @@ def test_a_campaign_counts_the_numbers_and_the_sender_names_its_reports_name_apa
     out = _cli("reports", "list", "--data-dir", d, "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[0])["reported_senders"] == 2
+
+
+def test_reports_show_and_list_json_escape_what_would_drive_a_terminal(tmp_path):
+    """Found by an encodings probe (stop 47): `reports show` and `list --json` printed a report's C1 controls
+    (U+009B is CSI to many terminals), DEL and direction overrides raw inside the JSON strings (JSON escapes only
+    C0 controls): they are \\u escapes now, the same value to a JSON reader; Vietnamese stays as written."""
+    text = "Khuyến mãi \x9b2J\x1b[31m lớn \u202enhất\x7f năm\u2028"
+    _store(tmp_path, [text])
+    for args in (["list", "--json"], ["show", Workspace(tmp_path).reports[0].id]):
+        r = _cli("reports", *args, "--data-dir", tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.rstrip("\n").isprintable(), repr(r.stdout)
+        assert "Khuyến mãi" in r.stdout
+        got = json.loads(r.stdout.splitlines()[0])
+        assert got.get("content", got.get("sample")) == text

@@ -115,6 +115,14 @@ def cmd_reports(args) -> int:
     return 1
 
 
+def json_line(obj) -> str:
+    """One JSON line, Vietnamese as written, but every character that is not printable as a \\u escape: JSON
+    escapes C0 controls itself, not C1 ones (U+009B is CSI to many terminals), DEL, line separators or direction
+    overrides a subscriber's text may hold (the same value to a JSON reader; nothing that drives the terminal)."""
+    s = json.dumps(obj, ensure_ascii=False)
+    return s if s.isprintable() else "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in s)
+
+
 def _list(ws: Workspace, args) -> int:
     rows = []
     for c in ws.ordered_campaigns(args.sort):
@@ -126,7 +134,7 @@ def _list(ws: Workspace, args) -> int:
             break
     if args.json:
         for s in rows:
-            print(json.dumps(s, ensure_ascii=False))
+            print(json_line(s))
         return 0
     print(f"{len(ws.reports)} reports in {len(ws.campaigns)} campaigns ({ws.reports_path})")
     print(f"{'CAMPAIGN':<12} {'N':>5} {'SPAM':>5} {'HAM':>5} {'NEW':>5} {'FROM':>5}  SAMPLE")
@@ -140,9 +148,8 @@ def _list(ws: Workspace, args) -> int:
 def _show(ws: Workspace, args) -> int:
     for ident in args.ids:
         for r in ws.resolve(ident):
-            print(json.dumps({"id": r.id, "campaign": r.campaign, "line": r.line, "label": r.label, "kind": r.kind,
-                              "time": r.time, "reporter": r.reporter, "reported": r.reported, "content": r.content},
-                             ensure_ascii=False))
+            print(json_line({"id": r.id, "campaign": r.campaign, "line": r.line, "label": r.label, "kind": r.kind,
+                             "time": r.time, "reporter": r.reporter, "reported": r.reported, "content": r.content}))
     return 0
 
 
