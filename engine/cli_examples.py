@@ -23,7 +23,7 @@ a --jsonl line (see README, "check --jsonl input and output"):
   telfilter ml train --data labelled.tsv --data more.csv
 formats (label spam or ham, or 1 / 0; optional columns kind and lang):
   TSV    label<TAB>text lines, or a header row naming the columns
-  CSV    a header row with label and text columns
+  CSV    a header row naming the columns, or label,text rows
   JSONL  {"label": "spam", "text": "Chuc mung thue bao trung thuong ..."}
   reports.jsonl (the 5656 report store), with the labels of labels.jsonl beside it""",
     ("ctl", "reload"): """examples:

@@ -2,7 +2,7 @@
 
 - TSV: `label<TAB>text` (UCI SMS Spam Collection layout), or a header row naming the
   columns (`label`, `text`, optional `kind`, `lang`/`language`, any others ignored);
-- CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`);
+- CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`), or none: label,text rows;
 - in TSV and CSV a text that `telfilter reports export` wrote with a leading apostrophe (a text a
   spreadsheet would run as a formula, engine/csvcell.py) is read as sent;
 - JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`; a record with no `text` is a bad
@@ -202,12 +202,21 @@ def _store(ds: Dataset, p: Path) -> dict:
 
 def _csv(ds: Dataset, p: Path, text: str):
     rd = csv.reader(io.StringIO(text, newline=""))
-    cols = _columns(next(rd, []), f"{p}:1")
+    first = next(rd, [])
+    cols = _columns(first, f"{p}:1")
     if cols is None:
-        raise DataError(f"{p}:1: CSV header needs `label` and `text` columns")
+        if not (len(first) >= 2 and first[0].strip().lower() in LABELS):
+            found = ", ".join(repr(c) for c in first[:6])
+            raise DataError(f"{p}:1: CSV header needs `label` and `text` columns (found {found}); without a header, "
+                            "each row is label,text")
+        cols = {"label": 0, "text": 1}             # no header: label,text rows, as a TSV without one
+        _row(ds, first, cols, f"{p}:1")
+    start = rd.line_num + 1
     for row in rd:
         if row:
-            _row(ds, row, cols, f"{p}:{rd.line_num}")
+            # the line the record starts on: line_num is where it ended, lines later for a text with newlines
+            _row(ds, row, cols, f"{p}:{start}")
+        start = rd.line_num + 1
 
 
 def _tsv(ds: Dataset, p: Path, text: str):

@@ -1,0 +1,40 @@
+"""CSV files as spreadsheets and scripts write them for `ml train` / `ml eval` / `ml compare`: without a header row
+(label,text, as a TSV may be), and with texts that hold newlines, where a bad row must be named by the line it
+starts on."""
+import subprocess
+import sys
+
+from engine.ml.data import read_dataset
+
+from .conftest import ROOT
+
+
+def test_a_csv_without_a_header_row_is_read_as_label_text(tmp_path):
+    """The README: `ml train` reads TSV, CSV, JSONL ... with or without a header row. A CSV without one was
+    refused whole (exit 2, "CSV header needs `label` and `text` columns"), its first row taken as the header."""
+    p = tmp_path / "noheader.csv"
+    p.write_bytes(b'\xef\xbb\xbfspam,"Vay tien nhanh, giai ngan 30 phut"\r\nham,Anh oi toi nay an com nha nhe\r\n'
+                  b'1,"Trung thuong 50 trieu, nhan tai bit.ly/x"\r\n')
+    ds = read_dataset(p)
+    assert ds.errors == [] and ds.labels == [1, 0, 1]
+    assert ds.texts[0] == "Vay tien nhanh, giai ngan 30 phut"
+
+
+def test_a_csv_header_naming_other_columns_says_what_it_found(tmp_path):
+    p = tmp_path / "renamed.csv"
+    p.write_text("category,message\nspam,Vay tien nhanh\n")
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "ml", "train", "--data", p, "--out", tmp_path / "m",
+                        "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert f"{p}:1: CSV header needs `label` and `text` columns (found 'category', 'message')" in r.stderr
+
+
+def test_a_bad_row_after_texts_with_newlines_is_named_by_the_line_it_starts_on(tmp_path):
+    """csv.reader's line_num is where a record ended: a bad row whose text spans three lines was reported two
+    lines below where it starts, and every row after a text with a newline one line too far down."""
+    p = tmp_path / "multi.csv"
+    p.write_bytes(b'label,text\r\nspam,"first line\r\nsecond line"\r\nspma,"bad label\r\nnext\r\nlast"\r\n'
+                  b'ham,ok\r\nhm,x\r\n')
+    ds = read_dataset(p)
+    assert ds.texts == ["first line\r\nsecond line", "ok"]
+    assert [e.split(": ")[0] for e in ds.errors] == [f"{p}:4", f"{p}:8"]
