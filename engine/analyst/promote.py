@@ -9,7 +9,8 @@ renamed into place), and only then swaps P with rename(2) of a new link over the
 a serve reloading at any moment reads the old model or the new one, never half of each. A P
 that is still a plain directory (a model installed by hand) is first moved into the versions
 directory as the previous model (that once, P is missing between two renames; a reload in that
-moment is refused by serve, whose old model keeps serving). Rollback swaps P and `previous` the same way (so a second
+moment is refused by serve, whose old model keeps serving); an empty one, made ready for the first
+promote, holds no model and is removed. Rollback swaps P and `previous` the same way (so a second
 rollback goes forward again). At most KEEP version directories are kept; the current and the
 previous one never go.
 
@@ -73,7 +74,13 @@ def install(model: Path, target: Path) -> dict:
     vd = versions_dir(target)
     vd.mkdir(parents=True, exist_ok=True)
     before = current(target)
-    moved = None
+    moved = emptied = None
+    if before is not None and not target.is_symlink() and _empty(before):
+        # an empty directory made ready for the first promote holds no model to keep: kept as the first previous
+        # version, `ml rollback` then refused to put back "not a model directory" instead of saying there is none
+        emptied = before.stat().st_mode & 0o7777
+        os.rmdir(target)
+        before = None
     if before is not None and not target.is_symlink():
         # a model directory installed by hand: it becomes the first version, kept for rollback
         moved = vd / _slug(_version_of(before) + "-manual")
@@ -99,6 +106,8 @@ def install(model: Path, target: Path) -> dict:
             # the hand-installed model goes back to P: left in the versions directory, P named nothing, and a
             # serve restarted after this "nothing changed" refused to start
             os.rename(moved, target)
+        if emptied is not None:
+            os.mkdir(target, emptied)
         raise PromoteError(f"refused, nothing changed: {e}") from None
     dest = vd / slug
     os.rename(tmp, dest)
@@ -121,7 +130,7 @@ def coverage_warnings(model: Path, target: Path) -> list[str]:
     two cards' `languages`): such a model may block that language's ham or miss its spam, which its own
     validation metrics (on its own data) cannot show. A warning, not a refusal: the analyst may mean it."""
     served = current(target)
-    if served is None:              # the first promote: serve runs the bundled model until then
+    if served is None or _empty(served):      # the first promote: serve runs the bundled model until then
         from ..ml.model import default_model_dir
         served = default_model_dir()
     mine, theirs = _languages(model), _languages(served)
@@ -170,6 +179,14 @@ def rollback(target: Path, check: bool = True) -> dict:
     fsync_dir(target.parent)
     return {"model": str(target), "installed": str(prev), "model_version": _version_of(prev),
             "previous": str(cur) if cur else None, "previous_version": _version_of(cur) if cur else None}
+
+
+def _empty(d: Path) -> bool:
+    """A plain directory with nothing in it (made ready for the first promote)."""
+    try:
+        return d.is_dir() and not d.is_symlink() and next(d.iterdir(), None) is None
+    except OSError:
+        return False
 
 
 def _version_of(d: Path) -> str:
