@@ -1,5 +1,5 @@
 """`ml promote --gate FILE`: a candidate is installed only if, on labelled gate messages, it drops no more ham and
-catches no less spam (less a tolerance) than the model serve loads, language by language; otherwise exit 2 and
+catches no less spam (less a tolerance) than the model serve loads, language by language; otherwise exit 3 and
 nothing changes (before, promote installed whatever loaded: a model dropping every tenth personal message went
 live on one command)."""
 import json
@@ -86,6 +86,8 @@ def test_a_candidate_that_drops_more_ham_is_refused_and_nothing_changes(setup):
     r = _promote(cfg, tmp_path, eager, "--gate", gate_file)
     assert r.returncode == 3, (r.stdout, r.stderr)
     assert "refused by --gate, nothing changed: vi: the candidate drops" in r.stderr
+    # the status --help tells a cron job to expect (it said 2, which is "could not measure")
+    assert "else exit 3, nothing changed" in " ".join(_cli("ml", "promote", "--help").stdout.split())
     out = json.loads(r.stdout)
     assert out["installed"] is False and not out["gate"]["passed"]
     lo, hi = out["gate"]["by_language"]["vi"]["blocked_ham"]

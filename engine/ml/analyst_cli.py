@@ -29,7 +29,8 @@ def add_analyst_parsers(ms, sub) -> None:
     q.add_argument("--gate", action="append", default=[], metavar="FILE",
                    help="labelled messages (repeatable; `ml train`'s formats, a `reports export`): install only if, "
                         "in each language, the model drops no more of their ham than the model serve loads, and "
-                        "catches no less of their spam less --spam-tolerance; else exit 2, nothing changed")
+                        "catches no less of their spam less --spam-tolerance; else exit 3, nothing changed (2: it "
+                        "could not be measured)")
     q.add_argument("--spam-tolerance", type=float, default=None, metavar="SHARE",
                    help="with --gate: how much less spam (a share, per language) the model may catch than the "
                         "served one (default 0.02)")
