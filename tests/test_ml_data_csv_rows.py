@@ -1,6 +1,6 @@
-"""CSV files as spreadsheets and scripts write them for `ml train` / `ml eval` / `ml compare`: without a header row
-(label,text, as a TSV may be), and with texts that hold newlines, where a bad row must be named by the line it
-starts on."""
+"""Labelled files as spreadsheets and scripts write them for `ml train` / `ml eval` / `ml compare`: without a header
+row (label,text, as a TSV may be) or with one naming other columns, and with texts that hold newlines, where a bad
+row must be named by the line it starts on."""
 import subprocess
 import sys
 
@@ -38,3 +38,14 @@ def test_a_bad_row_after_texts_with_newlines_is_named_by_the_line_it_starts_on(t
     ds = read_dataset(p)
     assert ds.texts == ["first line\r\nsecond line", "ok"]
     assert [e.split(": ")[0] for e in ds.errors] == [f"{p}:4", f"{p}:8"]
+
+
+def test_a_tsv_header_naming_other_columns_is_said_to_be_one(tmp_path):
+    """A TSV whose header names its columns otherwise ("class<TAB>sms") was told "label must be spam or ham
+    (or 1 / 0), got 'class'", as if a data row had a bad label; its rows are still read as label<TAB>text."""
+    p = tmp_path / "renamed.tsv"
+    p.write_text("class\tsms\nspam\tVay tien nhanh\nham\tAnh oi toi nay an com nha nhe\n")
+    ds = read_dataset(p)
+    assert ds.labels == [1, 0]
+    assert ds.errors == [f"{p}:1: a header row needs `label` and `text` columns (found 'class', 'sms'); without a "
+                         "header, each line is label<TAB>text"]

@@ -234,6 +234,13 @@ def _tsv(ds: Dataset, p: Path, text: str):
             if cols is not None:                        # a header row: columns by name
                 continue
             cols = {}                                   # no header: label<TAB>text (text may hold tabs)
+            if fields[0].strip().lower() not in LABELS:
+                # neither: a header naming its columns otherwise ("class<TAB>sms") said "label must be spam or
+                # ham, got 'class'", as if a data row were wrong
+                found = ", ".join(repr(f) for f in fields[:6])
+                ds.errors.append(f"{p}:{i}: a header row needs `label` and `text` columns (found {found}); "
+                                 "without a header, each line is label<TAB>text")
+                continue
         if cols:
             _row(ds, fields, cols, f"{p}:{i}", tsv=True)
         else:
