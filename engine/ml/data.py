@@ -46,6 +46,10 @@ class Dataset:
     info: dict = field(default_factory=dict)
 
     def add(self, text, label, kind=None, lang=None):
+        if not text.strip():
+            # a label with no message (a spreadsheet's label filled down past the texts): nothing to learn from,
+            # and as `reports export` leaves an empty report out, a bad line here rather than an empty example
+            raise DataError("empty text")
         self.texts.append(text)
         self.labels.append(label)
         self.kinds.append(kind or None)
@@ -104,7 +108,7 @@ def _row(ds: Dataset, fields: list[str], cols: dict, where: str, tsv: bool = Fal
     try:
         ds.add(t, _label(lab, where), k, g)
     except DataError as e:
-        ds.errors.append(str(e))
+        ds.errors.append(str(e) if str(e).startswith(where) else f"{where}: {e}")
 
 
 def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
@@ -140,7 +144,7 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
             ds.add(t, _label(o.get("label"), f"{p}:{i}"), kind if isinstance(kind, str) else None,
                    lang if isinstance(lang, str) else None)
         except DataError as e:
-            ds.errors.append(str(e))
+            ds.errors.append(str(e) if str(e).startswith(f"{p}:{i}:") else f"{p}:{i}: {e}")
         except ValueError as e:
             ds.errors.append(f"{p}:{i}: not JSON ({e})")
     return {"unlabelled_skipped": skipped, "calls_skipped": calls}
