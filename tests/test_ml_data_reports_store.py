@@ -104,3 +104,14 @@ def test_an_ordinary_jsonl_with_content_is_not_a_report_store(tmp_path):
                          for t, lab in (("vay tien nhanh", "1"), ("hen gap", "0"), ("hen gap", "0"))))
     texts, labels, info, errors = read_labelled(f)
     assert texts == ["vay tien nhanh", "hen gap", "hen gap"] and labels == [1, 0, 0] and not errors
+
+
+def test_a_store_line_not_in_utf8_is_said_once(tmp_path):
+    """Found by an analyst pass: `ml train --data reports.jsonl` named a store line that is not UTF-8 twice (the
+    file reader's check, then the store reader's own) and counted it twice in `bad_lines`."""
+    store = _store(tmp_path, SPAM[:2])
+    with open(store, "ab") as f:
+        f.write(b'{"reporter": "84912000999", "content": "\xff bad", "time": "t", "kind": "S", "label": null}\n')
+    ds = read_dataset(store)
+    assert len(ds.errors) == 1 and f"{store}:3: not valid UTF-8" in ds.errors[0], ds.errors
+    assert ds.info["bad_lines"] == 1

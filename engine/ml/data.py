@@ -280,7 +280,11 @@ def read_dataset(path) -> Dataset:
     # JSON lines whatever the name: serve's log is `--log verdicts.log` and rotates to `.1`; read as a TSV, each
     # of its lines said "expected label<TAB>text" and hid why it is no use (a TSV line is never a JSON object)
     if name.endswith((".jsonl", ".json", ".ndjson")) or _json_object_first(text):
-        counts = _store(ds, p) if _is_store(text) else _jsonl(ds, p, text)
+        if _is_store(text):
+            counts = _store(ds, p)
+            not_utf8 = []                   # the store's reader names those lines itself: each was said twice
+        else:
+            counts = _jsonl(ds, p, text)
     elif name.endswith(".csv"):
         _csv(ds, p, text)
     else:
