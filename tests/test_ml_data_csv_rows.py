@@ -63,3 +63,14 @@ def test_a_label_with_no_text_is_a_bad_line_in_every_format(tmp_path):
         assert ds.texts == ["Vay tien nhanh"] and ds.labels == [1], name
         line = 1 if name.endswith("jsonl") else 2
         assert ds.errors == [f"{p}:{line}: empty text"], name
+
+
+def test_a_csv_export_of_another_name_is_read_as_csv(tmp_path):
+    """`reports export --format csv --out labelled.txt` wrote a file `ml train` / `ml eval` could not read: not
+    named .csv, it was read as a TSV and every line was "expected label<TAB>text"."""
+    p = tmp_path / "labelled.txt"
+    p.write_text('label,kind,campaign,id,reported,text\nspam,S,c1,r1,\'+84912345678,"Vay tien nhanh, 0% lai"\n'
+                 "ham,S,c2,r2,'+84912345679,Anh oi toi nay an com nha nhe\n")
+    ds = read_dataset(p)
+    assert ds.errors == [] and ds.labels == [1, 0] and ds.texts[0] == "Vay tien nhanh, 0% lai"
+    assert ds.kinds == ["S", "S"]

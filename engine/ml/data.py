@@ -3,6 +3,7 @@
 - TSV: `label<TAB>text` (UCI SMS Spam Collection layout), or a header row naming the
   columns (`label`, `text`, optional `kind`, `lang`/`language`, any others ignored);
 - CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`), or none: label,text rows;
+  a file of another name is a CSV when its first line is a comma-separated header naming them;
 - in TSV and CSV a text that `telfilter reports export` wrote with a leading apostrophe (a text a
   spreadsheet would run as a formula, engine/csvcell.py) is read as sent;
 - JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`; a record with no `text` is a bad
@@ -163,6 +164,16 @@ def _json_object_first(text: str) -> bool:
     return False
 
 
+def _csv_header_first(text: str) -> bool:
+    """The first non-blank line is a CSV header naming `label` and `text` (and holds no tab): a CSV whatever its
+    name (`reports export --format csv --out labelled.txt`), which read as a TSV gave "expected label<TAB>text" for
+    every line."""
+    for line in text.split("\n"):
+        if line.strip():
+            return "\t" not in line and _columns(next(csv.reader([line])), "") is not None
+    return False
+
+
 def _is_store(text: str) -> bool:
     """A 5656 report store (what serve appends): its first record has the fields only a report has (`reporter`,
     `content`, `time`), no `text`, and a report `kind` (S, V or FW). Any other JSONL is read as labelled
@@ -285,7 +296,7 @@ def read_dataset(path) -> Dataset:
             not_utf8 = []                   # the store's reader names those lines itself: each was said twice
         else:
             counts = _jsonl(ds, p, text)
-    elif name.endswith(".csv"):
+    elif name.endswith(".csv") or _csv_header_first(text):
         _csv(ds, p, text)
     else:
         _tsv(ds, p, text)
