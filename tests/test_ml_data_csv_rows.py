@@ -65,7 +65,7 @@ def test_a_label_with_no_text_is_a_bad_line_in_every_format(tmp_path):
         assert ds.errors == [f"{p}:{line}: empty text"], name
 
 
-def test_a_csv_export_of_another_name_is_read_as_csv(tmp_path):
+def test_an_export_is_read_by_its_header_whatever_its_name(tmp_path):
     """`reports export --format csv --out labelled.txt` wrote a file `ml train` / `ml eval` could not read: not
     named .csv, it was read as a TSV and every line was "expected label<TAB>text"."""
     p = tmp_path / "labelled.txt"
@@ -74,3 +74,7 @@ def test_a_csv_export_of_another_name_is_read_as_csv(tmp_path):
     ds = read_dataset(p)
     assert ds.errors == [] and ds.labels == [1, 0] and ds.texts[0] == "Vay tien nhanh, 0% lai"
     assert ds.kinds == ["S", "S"]
+    p = tmp_path / "labelled.csv"                   # and the other way: a TSV export named .csv
+    p.write_text("label\tkind\ttext\nspam\tS\tVay tien nhanh, 0% lai\nham\tS\tAnh oi, toi nay an com nha nhe\n")
+    ds = read_dataset(p)
+    assert ds.errors == [] and ds.labels == [1, 0] and ds.texts[1] == "Anh oi, toi nay an com nha nhe"

@@ -3,7 +3,7 @@
 - TSV: `label<TAB>text` (UCI SMS Spam Collection layout), or a header row naming the
   columns (`label`, `text`, optional `kind`, `lang`/`language`, any others ignored);
 - CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`), or none: label,text rows;
-  a file of another name is a CSV when its first line is a comma-separated header naming them;
+  a file is a CSV or a TSV by its header row (naming them, split at commas or tabs) whatever its name;
 - in TSV and CSV a text that `telfilter reports export` wrote with a leading apostrophe (a text a
   spreadsheet would run as a formula, engine/csvcell.py) is read as sent;
 - JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`; a record with no `text` is a bad
@@ -164,14 +164,16 @@ def _json_object_first(text: str) -> bool:
     return False
 
 
-def _csv_header_first(text: str) -> bool:
-    """The first non-blank line is a CSV header naming `label` and `text` (and holds no tab): a CSV whatever its
-    name (`reports export --format csv --out labelled.txt`), which read as a TSV gave "expected label<TAB>text" for
-    every line."""
+def _header_first(text: str) -> str | None:
+    """"tsv" or "csv" when the first non-blank line is a header naming `label` and `text` split at tabs or at
+    commas: the file is that whatever its name (`reports export --format csv --out labelled.txt`, or a TSV export
+    named .csv), which read by its name gave "expected label<TAB>text" for every line, or refused the header."""
     for line in text.split("\n"):
         if line.strip():
-            return "\t" not in line and _columns(next(csv.reader([line])), "") is not None
-    return False
+            if _columns(line.rstrip("\r").split("\t"), "") is not None:
+                return "tsv"
+            return "csv" if _columns(next(csv.reader([line])), "") is not None else None
+    return None
 
 
 def _is_store(text: str) -> bool:
@@ -296,7 +298,7 @@ def read_dataset(path) -> Dataset:
             not_utf8 = []                   # the store's reader names those lines itself: each was said twice
         else:
             counts = _jsonl(ds, p, text)
-    elif name.endswith(".csv") or _csv_header_first(text):
+    elif (_header_first(text) or ("csv" if name.endswith(".csv") else "tsv")) == "csv":
         _csv(ds, p, text)
     else:
         _tsv(ds, p, text)
