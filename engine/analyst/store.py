@@ -150,10 +150,13 @@ class LabelLog:
                     continue
                 try:
                     o = json.loads(raw)
-                    if not isinstance(o, dict) or not isinstance(o.get("id"), str) or o.get("label") not in (*LABELS, None):
-                        raise ValueError("needs `id` and `label` spam, ham or null")
                 except (ValueError, RecursionError) as e:
-                    errors.append(f"{self.path}:{n}: {e}")
+                    # said as the store's lines are; the decoder's message alone ("Expecting value: line 1 column
+                    # 1 (char 0)") did not say the line is no JSON
+                    errors.append(f"{self.path}:{n}: not JSON ({e})")
+                    continue
+                if not isinstance(o, dict) or not isinstance(o.get("id"), str) or o.get("label") not in (*LABELS, None):
+                    errors.append(f"{self.path}:{n}: needs `id` and `label` spam, ham or null")
                     continue
                 labels[o["id"]] = o["label"]
             end = f.tell()
