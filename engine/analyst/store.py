@@ -269,7 +269,7 @@ class Workspace:
                 bar.close()
         gbar = _count_bar(len(self.reports), "grouping", progress)
         try:
-            roots = group([r.content for r in self.reports], similarity or SIMILARITY,
+            roots = group([r.content for r in self.reports], SIMILARITY if similarity is None else similarity,
                           gbar and (lambda n: gbar.update(n)))
         finally:
             if gbar:
