@@ -54,7 +54,8 @@ def test_a_tsv_header_naming_other_columns_is_said_to_be_one(tmp_path):
 def test_a_label_with_no_text_is_a_bad_line_in_every_format(tmp_path):
     """A spreadsheet's label filled down past its texts ("ham," rows) became training messages with no text (all
     of them one example, learnt as ham), silently; `reports export` leaves an empty report out."""
-    files = {"e.tsv": "label\ttext\nham\t\nspam\tVay tien nhanh\n", "e.csv": "label,text\nham,\" \"\nspam,Vay tien nhanh\n",
+    files = {"e.tsv": "label\ttext\nham\t\nspam\tVay tien nhanh\n",
+             "e.csv": "label,text\nham,\" \"\nspam,Vay tien nhanh\n",
              "e.jsonl": '{"label": "ham", "text": ""}\n{"label": "spam", "text": "Vay tien nhanh"}\n'}
     for name, text in files.items():
         p = tmp_path / name

@@ -22,9 +22,9 @@ def test_a_similarity_of_0_is_refused_not_taken_for_the_default(tmp_path):
     import sys
 
     from .conftest import ROOT
-    (tmp_path / "reports.jsonl").write_text(json.dumps({"reporter": "+84912000001", "reported": "+84912000002",
-                                                        "content": "Vay tien nhanh", "time": "2026-12-01T10:00:00+07:00",
-                                                        "kind": "S", "label": None}) + "\n")
+    report = {"reporter": "+84912000001", "reported": "+84912000002", "content": "Vay tien nhanh",
+              "time": "2026-12-01T10:00:00+07:00", "kind": "S", "label": None}
+    (tmp_path / "reports.jsonl").write_text(json.dumps(report) + "\n")
     r = subprocess.run([sys.executable, "-m", "engine.cli", "reports", "list", "--similarity", "0", "--data-dir",
                         tmp_path], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "similarity must be in (0, 1], got 0.0" in r.stderr, (r.returncode, r.stderr)
