@@ -115,3 +115,27 @@ def test_a_store_line_not_in_utf8_is_said_once(tmp_path):
     ds = read_dataset(store)
     assert len(ds.errors) == 1 and f"{store}:3: not valid UTF-8" in ds.errors[0], ds.errors
     assert ds.info["bad_lines"] == 1
+
+
+def test_the_rows_trained_on_are_the_bytes_the_card_hashes_while_serve_appends(tmp_path, monkeypatch):
+    """Found by an analyst pass: the store was hashed from one read and its reports taken from a second, so a
+    report serve appended in between (a labelled one: labels can come before the next read) was trained on though
+    the card's sha256 did not cover it."""
+    import hashlib
+    from pathlib import Path
+    store, _ = _labelled_store(tmp_path)
+    read_bytes = Path.read_bytes
+    seen = {}
+
+    def then_serve_appends(self):
+        data = read_bytes(self)
+        if self == store and "raw" not in seen:
+            seen["raw"] = data
+            with open(store, "a") as f:      # serve, meanwhile: one more report, one that another analyst labels
+                f.write(json.dumps({"reporter": "84912009999", "reported": "84987654321", "content": SPAM[0] + " 2",
+                                    "time": "2026-11-30T10:05:00+07:00", "kind": "S", "label": "spam"}) + "\n")
+        return data
+    monkeypatch.setattr(Path, "read_bytes", then_serve_appends)
+    ds = read_dataset(store)
+    assert ds.info["sha256"] == hashlib.sha256(seen["raw"]).hexdigest()
+    assert SPAM[0] + " 2" not in ds.texts

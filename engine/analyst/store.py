@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import getpass
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -49,8 +50,9 @@ def report_id(raw: bytes) -> str:
     return "r" + blake2b(raw.rstrip(b"\r\n"), digest_size=5).hexdigest()
 
 
-def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
-    """Every report of the store, in file order, and `path:line: why` for each unreadable line.
+def read_reports(path: Path, progress=None, raw: bytes | None = None) -> tuple[list[Report], list[str]]:
+    """Every report of the store, in file order, and `path:line: why` for each unreadable line; `raw`: the
+    store's bytes as the caller read them (what it hashed), not read again.
 
     A line repeated byte for byte (the same MO stored twice) is kept once; a different line whose short id an
     earlier one has gets a longer one.
@@ -58,7 +60,7 @@ def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
     path = Path(path)
     out, errors, seen = [], [], {}
     try:
-        f = open(path, "rb")
+        f = open(path, "rb") if raw is None else io.BytesIO(raw)
     except FileNotFoundError:
         raise StoreError(f"{path}: no report store (serve writes it when a 5656 report arrives)") from None
     except OSError as e:
@@ -114,10 +116,10 @@ def read_reports(path: Path, progress=None) -> tuple[list[Report], list[str]]:
     return out, errors
 
 
-def read_store(path: Path, progress=None) -> tuple[list[Report], list[str]]:
-    """The reports of the store at `path` with their effective labels (labels.jsonl beside it over each report's
-    own field), and `path:line: why` for each unreadable line of either file."""
-    reports, errors = read_reports(path, progress)
+def read_store(path: Path, progress=None, raw: bytes | None = None) -> tuple[list[Report], list[str]]:
+    """The reports of the store at `path` (or in `raw`, its bytes as read) with their effective labels (labels.jsonl
+    beside it over each report's own field), and `path:line: why` for each unreadable line of either file."""
+    reports, errors = read_reports(path, progress, raw)
     lab, lerr = LabelLog(Path(path).parent).load()
     for r in reports:
         if r.id in lab:

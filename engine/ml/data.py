@@ -191,12 +191,14 @@ def _is_store(text: str) -> bool:
     return False
 
 
-def _store(ds: Dataset, p: Path) -> dict:
-    """The report store's labelled reports, chosen and labelled by the code `telfilter reports export` runs."""
+def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
+    """The report store's labelled reports, chosen and labelled by the code `telfilter reports export` runs, from
+    `raw`, the bytes whose sha256 the model card keeps (read again, a store serve appended to meanwhile gave rows
+    that hash does not cover)."""
     from ..analyst.export import DEFAULT_KINDS, labelled_rows
     from ..analyst.store import LABELS_FILE, StoreError, read_store
     try:
-        reports, errors = read_store(p)
+        reports, errors = read_store(p, raw=raw)
     except StoreError as e:
         raise DataError(str(e)) from None
     rows, conflicts = labelled_rows(reports, kinds=DEFAULT_KINDS)
@@ -294,7 +296,7 @@ def read_dataset(path) -> Dataset:
     # of its lines said "expected label<TAB>text" and hid why it is no use (a TSV line is never a JSON object)
     if name.endswith((".jsonl", ".json", ".ndjson")) or _json_object_first(text):
         if _is_store(text):
-            counts = _store(ds, p)
+            counts = _store(ds, p, raw)
             not_utf8 = []                   # the store's reader names those lines itself: each was said twice
         else:
             counts = _jsonl(ds, p, text)
