@@ -2,8 +2,9 @@
 
 The data is a labelled file (`ml train`'s formats: TSV, CSV, JSONL, a `reports export`) or
 unlabelled text: a `telfilter check` corpus (JSONL with `text`; calls are skipped) or the
-report store itself (`content`). With labels, each model gets `ml eval`'s metrics (mcc,
-spam caught, blocked ham) with a per-language and per-kind breakdown; without, the share of
+report store itself (`content`; V reports, whose content describes a call, skipped). With
+labels, each model gets `ml eval`'s metrics (mcc, spam caught, blocked ham) with a per-language
+and per-kind breakdown; without, the share of
 messages each model would tag and drop. Either way every message whose action (allow / tag /
 drop, at each model's own thresholds) differs from the first model's is listed.
 """
@@ -45,7 +46,9 @@ def read_messages(paths) -> Messages:
             out.errors += ds.errors
             out.notes += ds.notes
             continue
-        texts, errors = _unlabelled(Path(p))
+        texts, errors, calls = _unlabelled(Path(p))
+        if calls:
+            out.notes.append(f"{p}: {calls} V (call) reports skipped: their content describes a call")
         if not texts:
             # a TSV or CSV is no JSON: its own reader's problem, not "not JSON"; but a file of JSON objects is
             # JSON lines whatever its name (a verdict log is `--log verdicts.log`): say why its lines are no use
@@ -64,8 +67,10 @@ def read_messages(paths) -> Messages:
     return out
 
 
-def _unlabelled(p: Path) -> tuple[list[str], list[str]]:
-    texts, errors = [], []
+def _unlabelled(p: Path) -> tuple[list[str], list[str], int]:
+    """The texts of a `check` corpus or of the report store, `path:line: why` for each bad line, and how many V
+    (call) reports were left out."""
+    texts, errors, calls = [], [], 0
     with open(p, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -80,6 +85,11 @@ def _unlabelled(p: Path) -> tuple[list[str], list[str]]:
                 continue
             if o.get("kind") == "call":
                 continue
+            if o.get("kind") == "V" and "content" in o and "text" not in o:
+                # a 5656 call report: its content describes a call, no message any model judges (as the labelled
+                # store is read: ml/data.py); scored, it was counted in every model's actions and changes
+                calls += 1
+                continue
             t = o.get("text", o.get("content"))
             if not isinstance(t, str):
                 why = ("a verdict log keeps no message text: compare on the `check` corpus or the report store"
@@ -88,7 +98,7 @@ def _unlabelled(p: Path) -> tuple[list[str], list[str]]:
                 continue
             if t.strip():
                 texts.append(t)
-    return texts, errors
+    return texts, errors, calls
 
 
 def compare(scorers: list, names: list[str], msgs: Messages, progress=None):
