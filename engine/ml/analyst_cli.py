@@ -77,7 +77,7 @@ def compare(args) -> int:
     if len(dirs) == 1:
         # against the model serve loads: each judged with the thresholds serve would use for it
         # (telfilter.toml's [ml] ones, when set, apply to whatever model is promoted)
-        served, sc, over = serving_scorer(args)
+        served, sc, over = serving_scorer(args, first_install=True)
         cand = scorers[0]
         over_cand = {}
         for name, v in over.items():

@@ -140,7 +140,8 @@ def serving_scorer(args, first_install: bool = False):
     """(directory, scorer) of the model serve would load with this --config, with the thresholds serve
     judges by: telfilter.toml's [ml] tag_threshold / drop_threshold when set, else the card's. The
     third item names the overrides ({} when the card's thresholds are used). `first_install`: an [ml] model
-    path with nothing there yet (a first `ml promote`) reads as the bundled model, which it replaces."""
+    path with nothing there yet (before a first `ml promote`) reads as the bundled model, which it replaces
+    (`ml promote --gate`, `ml compare` and `ml eval` alike: the README's "the model serve loads")."""
     from ..config import ConfigError, load_settings
     try:
         s = load_settings(getattr(args, "config", None))
@@ -148,6 +149,9 @@ def serving_scorer(args, first_install: bool = False):
         raise ModelError(str(e)) from None
     d = Path(s.ml_model) if s.ml_model and not (first_install and _nothing_at(Path(s.ml_model))) \
         else default_model_dir()
+    if s.ml_model and d != Path(s.ml_model):
+        print(f"telfilter ml: note: nothing is installed at [ml] model {s.ml_model} yet (`telfilter ml promote` "
+              f"puts a model there): measuring the bundled model, {d}, which it replaces", file=sys.stderr)
     sc = load_scorer(d)
     if not s.ml_enabled:
         # measured all the same (the model it loads once enabled), but said: serve judges with no model now
@@ -194,7 +198,7 @@ def _eval(args) -> int:
         mdir = Path(args.model)
         sc = load_scorer(mdir)
     else:                       # as serve judges: [ml] thresholds of telfilter.toml win over the card's
-        mdir, sc, over = serving_scorer(args)
+        mdir, sc, over = serving_scorer(args, first_install=True)
     ds, _ = read_all(args.data)
     _skipped("eval", ds.errors, ds.notes)
     if not ds.texts:
