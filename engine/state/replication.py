@@ -122,8 +122,10 @@ class DncReplicator(_Unpublished, _Follower):
         self._last_log = 0.0
         self._last_drop_log = -5.0
         self._recent: deque = deque(maxlen=RECENT)    # (id, fields[b"t"]) applied last, oldest first (_rejoin)
+        self._latest: dict = {}         # (number, channel) -> time of the newest change applied (_newer)
         self.stats = {"published": 0, "applied_remote": 0, "applied_own": 0, "errors": 0, "delay_ms_last": None,
-                      "reports_published": 0, "reports_applied": 0, "reports_dropped": 0, "rejoined": 0}
+                      "reports_published": 0, "reports_applied": 0, "reports_dropped": 0, "rejoined": 0,
+                      "skipped_older": 0}
         pipe.store.publish = self.publish
         if pipe.reports is not None and not isinstance(pipe.reports, PublishingReports):
             pipe.reports = PublishingReports(pipe.reports, self)
@@ -145,7 +147,11 @@ class DncReplicator(_Unpublished, _Follower):
         return sum(len(c) for c in self.out)
 
     def publish(self, op: str, number: int, channel: str) -> None:
-        self._segment(True).put(op, channel, number)
+        """A journalled change just put in force here (a 5656 command, `ctl lists`): queued with its time."""
+        at = time.time()
+        for c in channel:
+            self._newer(number, c, at)
+        self._segment(True).put(op, channel, number, at)
         self._soon()
 
     def publish_report(self, rec: dict) -> None:
@@ -200,8 +206,8 @@ class DncReplicator(_Unpublished, _Follower):
             try:
                 while batch:                    # each segment or report leaves the batch once it is out
                     seg = batch[0]
-                    for e in seg.entries(CHUNK):
-                        await self._xadd({"d": e, **({"j": "1"} if seg.j else {})})
+                    for e, at in seg.entries(CHUNK):
+                        await self._xadd({"d": e, **({"j": "1"} if seg.j else {}), **({"c": at} if at else {})})
                     batch.pop(0)
                     self.stats["published"] += len(seg)
                 while reports:

@@ -24,6 +24,7 @@ RECENT = 1000               # (id, publisher's time) of the last entries applied
                             # still has is where this node reads on (_rejoin); ~100 KB
 BLOCK_MS = 1000
 CHUNK = 10_000              # numbers per stream entry
+LATEST = 200_000            # (number, channel) whose newest change time a process remembers (_newer; ~150 B each)
 
 
 class _Follower:
@@ -126,9 +127,15 @@ class _Follower:
             if b"r" in fields:
                 self._apply_report(fields[b"r"], own)
             again = not own or fields.get(b"j") == b"1"
-            for op, ch, nums in msgpack.unpackb(fields[b"d"]) if b"d" in fields else ():
+            times = _times(fields.get(b"c"))
+            for i, (op, ch, nums) in enumerate(msgpack.unpackb(fields[b"d"]) if b"d" in fields else ()):
                 f = L.add_dnc if op == "add" else L.remove_dnc
-                for x in nums:
+                ts = times[i] if i < len(times) and times[i] else ()
+                for k, x in enumerate(nums):
+                    t = ts[k] if k < len(ts) else None
+                    if t is not None and not self._newer(x, ch, t):
+                        self.stats["skipped_older"] += 1      # a later change to it is in force: not undone
+                        continue
                     f(x, ch)
                     if again:
                         journal.append((op, x, ch))
@@ -147,6 +154,21 @@ class _Follower:
             os.replace(tmp, self.id_path)
         self.last_id = last
         return len(entries)
+
+    def _newer(self, number: int, channel: str, at: float) -> bool:
+        """Whether a change made at `at` is at least as new as every change to (number, channel) this process
+        applied (remembered for the newest LATEST); if so it becomes the newest. The stream orders entries by when
+        they were published, and a queue published late (Redis away, a restart) would otherwise undo a later
+        command of the same subscriber made on another process: the time it was put in force orders them."""
+        key = (number, channel)
+        prev = self._latest.pop(key, None)
+        if prev is not None and prev > at:
+            self._latest[key] = prev
+            return False
+        self._latest[key] = at
+        if len(self._latest) > LATEST:
+            del self._latest[next(iter(self._latest))]
+        return True
 
     def _apply_report(self, raw: bytes, own: bool) -> None:
         """A 5656 spam report taken by some node: into this process's index (idempotent per
@@ -167,6 +189,18 @@ class _Follower:
             self.stats["reports_applied"] += 1
         except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
             log.error("DNC replication: a replicated 5656 report was not applied: %s", e)
+
+
+def _times(raw) -> list:
+    """An entry's change times ("c": a list per run, None where not kept), [] when it has none (a CLI snapshot's
+    difference, an entry from an earlier version): its changes are applied in stream order, as before."""
+    if not raw:
+        return []
+    try:
+        got = msgpack.unpackb(raw)
+        return [ts if isinstance(ts, list) else None for ts in got] if isinstance(got, list) else []
+    except (ValueError, msgpack.UnpackException):
+        return []
 
 
 def _id_key(i: str) -> tuple:

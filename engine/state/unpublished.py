@@ -87,6 +87,9 @@ class _Unpublished:
                 log.error("DNC replication: %s unreadable (%s): moved to %s", f, e, bad)
                 continue
             self.out[:0] = segs
+            for seg in segs:                    # their times, so that an older change read back does not undo them
+                for (num, ch), t in seg.at.items():
+                    self._newer(num, ch, t)
             self.out_reports.extendleft(reversed(reports))
             self._bound_reports()
             n += sum(len(c) for c in segs)

@@ -1,0 +1,59 @@
+"""A subscriber's DNC commands published late (Redis away) keep the order in which they were put in force
+(probe, h_dnc): with `serve --workers 2 --state redis://` and Redis restarting, `DK DNC` on worker A, `HUY DNC`
+on A, then `DK DNC` on worker B (each answered 0 before the next was sent) ended with the number NOT on DNC,
+in memory and in the journal: B's queue reached the stream before A's, and A's older HUY, applied in stream
+order, undid the registration B had confirmed last. A change now carries the time it was put in force, and a
+change older than the last one applied to that number and channel is skipped (nor journalled)."""
+import asyncio
+
+from engine.lists import ListStore
+
+from .redis_helpers import redis_server  # noqa: F401
+from .test_redis_state import _Down, _lists_node, url  # noqa: F401
+
+N = 84912000077
+
+
+def _run(tmp_path, url, first_back):  # noqa: F811
+    import engine.state.replication as R
+
+    async def main():
+        A, B = _lists_node(tmp_path, "A"), _lists_node(tmp_path, "B")
+        downs = {}
+        for name, P in (("A", A), ("B", B)):
+            downs[name] = R.DncReplicator(url, P, client=_Down(), reader=_Down())
+        # Redis away: A registers then cancels, then B registers (the subscriber's last word)
+        for op, name in (("add", "A"), ("remove", "A"), ("add", "B")):
+            P = A if name == "A" else B
+            P.store.append_delta(op, N, "SV")           # journalled (and queued: publish)
+            (P.lists.add_dnc if op == "add" else P.lists.remove_dnc)(N, "SV")
+            await asyncio.sleep(0.01)
+        for d in downs.values():
+            if d._pub_task is not None:
+                d._pub_task.cancel()
+                await asyncio.gather(d._pub_task, return_exceptions=True)
+        # Redis back: the queues reach the stream in the order given
+        spare = []
+        for name in first_back:
+            d = downs[name]
+            spare.append((d.redis, d.reader))
+            real = R.DncReplicator(url, A if name == "A" else B)
+            d.redis, d.reader = real.redis, real.reader
+            await d._publish_all()
+        got = await downs["A"].redis.xrange(R.STREAM, min="-")
+        for d in downs.values():
+            d._apply(got)
+        out = [P.lists.in_dnc(N, "S") for P in (A, B)]
+        out += [ListStore(P.store.dir).load().in_dnc(N, "S") for P in (A, B)]      # what a restart loads
+        for d in downs.values():
+            await d.close()
+        return out
+    return asyncio.run(main())
+
+
+def test_a_registration_confirmed_last_survives_an_older_cancellation_published_after_it(tmp_path, url):  # noqa: F811
+    assert _run(tmp_path, url, ("B", "A")) == [True] * 4
+
+
+def test_the_same_commands_published_in_their_own_order(tmp_path, url):  # noqa: F811
+    assert _run(tmp_path, url, ("A", "B")) == [True] * 4
