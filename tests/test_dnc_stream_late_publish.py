@@ -57,3 +57,20 @@ def test_a_registration_confirmed_last_survives_an_older_cancellation_published_
 
 def test_the_same_commands_published_in_their_own_order(tmp_path, url):  # noqa: F811
     assert _run(tmp_path, url, ("A", "B")) == [True] * 4
+
+
+def test_the_times_are_kept_with_what_a_stop_could_not_publish_and_bounded(monkeypatch):
+    import msgpack
+
+    import engine.state.dncchanges as D
+    c = D.Changes(True)
+    c.put("add", "SV", N, 100.0)
+    c.put("remove", "S", N, 101.0)
+    back = D.Changes.from_dict(msgpack.unpackb(msgpack.packb(c.to_dict()), raw=False))
+    assert dict(back.at) == {(N, "V"): 100.0, (N, "S"): 101.0}
+    monkeypatch.setattr(D, "MAX_TIMED", 3)
+    for i in range(5):
+        c.put("add", "S", N + 1 + i, 200.0 + i)
+    assert len(c.at) == 3 and (N + 5, "S") in c.at          # the newest kept
+    runs, times = next(c.entries(100))
+    assert times is not None and sum(t is not None for ts in msgpack.unpackb(times) for t in ts or ()) == 3

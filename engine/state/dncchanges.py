@@ -6,11 +6,13 @@ beside the runs: a follower skips a change older than the last one it applied to
 so a queue published late (Redis away) cannot undo a subscriber's later command made on another node."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import msgpack
 from pyroaring import BitMap64
 
 CHANNELS = ("S", "V")
-MAX_TIMED = 100_000         # (number, channel) changes whose time is kept while they wait (~150 B each)
+MAX_TIMED = 100_000         # (number, channel) changes whose time is kept while they wait (~300 B each)
 
 
 class Changes:
@@ -23,7 +25,7 @@ class Changes:
         self.j = j
         self.add = {c: BitMap64() for c in CHANNELS}
         self.rem = {c: BitMap64() for c in CHANNELS}
-        self.at: dict = {}          # (number, channel) -> time.time() it was put in force, oldest first
+        self.at = OrderedDict()     # (number, channel) -> time.time() it was put in force, oldest first
 
     def put(self, op: str, ch: str, number: int, at: float | None = None) -> None:
         """One change; ch is "S", "V" or "SV" (both, published as one run per channel); `at`: when it was put
@@ -36,7 +38,7 @@ class Changes:
             if at is not None:
                 self.at[(number, c)] = at
                 if len(self.at) > MAX_TIMED:
-                    del self.at[next(iter(self.at))]        # the oldest is published without its time
+                    self.at.popitem(last=False)             # the oldest is published without its time
 
     def merge(self, ch: str, added, removed) -> None:
         """Later changes of one channel, whole sets at a time (a snapshot's difference)."""
@@ -65,7 +67,7 @@ class Changes:
         for ch in CHANNELS:
             c.add[ch] = BitMap64.deserialize(d["add"][ch])
             c.rem[ch] = BitMap64.deserialize(d["rem"][ch])
-        c.at = {(int(n), str(ch)): float(t) for n, ch, t in d.get("at", ())}     # (absent before it was kept)
+        c.at = OrderedDict(((int(n), str(ch)), float(t)) for n, ch, t in d.get("at", ()))   # (absent before it was kept)
         return c
 
     def fold(self, later: "Changes") -> None:

@@ -66,7 +66,7 @@ import logging
 import os
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 from .dncchanges import Changes
@@ -122,7 +122,7 @@ class DncReplicator(_Unpublished, _Follower):
         self._last_log = 0.0
         self._last_drop_log = -5.0
         self._recent: deque = deque(maxlen=RECENT)    # (id, fields[b"t"]) applied last, oldest first (_rejoin)
-        self._latest: dict = {}         # (number, channel) -> time of the newest change applied (_newer)
+        self._latest = OrderedDict()    # (number, channel) -> time of the newest change applied (_newer)
         self.stats = {"published": 0, "applied_remote": 0, "applied_own": 0, "errors": 0, "delay_ms_last": None,
                       "reports_published": 0, "reports_applied": 0, "reports_dropped": 0, "rejoined": 0,
                       "skipped_older": 0}

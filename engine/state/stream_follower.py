@@ -24,7 +24,7 @@ RECENT = 1000               # (id, publisher's time) of the last entries applied
                             # still has is where this node reads on (_rejoin); ~100 KB
 BLOCK_MS = 1000
 CHUNK = 10_000              # numbers per stream entry
-LATEST = 200_000            # (number, channel) whose newest change time a process remembers (_newer; ~150 B each)
+LATEST = 100_000            # (number, channel) whose newest change time a process remembers (_newer; ~190 B each)
 
 
 class _Follower:
@@ -161,13 +161,13 @@ class _Follower:
         they were published, and a queue published late (Redis away, a restart) would otherwise undo a later
         command of the same subscriber made on another process: the time it was put in force orders them."""
         key = (number, channel)
-        prev = self._latest.pop(key, None)
+        prev = self._latest.get(key)
         if prev is not None and prev > at:
-            self._latest[key] = prev
             return False
         self._latest[key] = at
+        self._latest.move_to_end(key)
         if len(self._latest) > LATEST:
-            del self._latest[next(iter(self._latest))]
+            self._latest.popitem(last=False)
         return True
 
     def _apply_report(self, raw: bytes, own: bool) -> None:
