@@ -67,7 +67,8 @@ class Changes:
         for ch in CHANNELS:
             c.add[ch] = BitMap64.deserialize(d["add"][ch])
             c.rem[ch] = BitMap64.deserialize(d["rem"][ch])
-        c.at = OrderedDict(((int(n), str(ch)), float(t)) for n, ch, t in d.get("at", ()))   # (absent before it was kept)
+        # ("at" is absent from a file saved before the times were kept)
+        c.at = OrderedDict(((int(n), str(ch)), float(t)) for n, ch, t in d.get("at", ()))
         return c
 
     def fold(self, later: "Changes") -> None:

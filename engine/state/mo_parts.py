@@ -24,7 +24,11 @@ ESME_RX_T_APPN; while `wait` is there no timer takes it, and the next part that 
 one, wherever it lands) takes them all and has the message judged again, whole.
 
 Bounds: timers in this process at most `max_pending_concat` (the oldest fires early); hashes expire
-after KEEP seconds whatever happens. If the server is away, the part goes through mo.py's own
+after KEEP seconds whatever happens; script calls in flight at most MAX_CALLS, the others wait for a slot
+within their timeout (a burst of parts took a connection of the shared client each, and redis-py's asyncio
+pool, 100 connections by default, refused the rest at once: those parts fell back to this process's own
+reassembly, their other halves in another process never joined them, and the command, every part
+acknowledged, was judged on half its text). If the server is away, the part goes through mo.py's own
 reassembly in this process (today's behaviour in a pool).
 """
 from __future__ import annotations
@@ -44,6 +48,9 @@ log = logging.getLogger("telfilter.smpp")
 KEEP = 120.0            # seconds a message's parts, and the mark of a judged one, live in the server
 
 NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part again (mo.py's too)
+
+MAX_CALLS = 32          # script calls in flight per process (the shared client's pool holds 100 connections: room
+                        # left for the counters' batch, receipts, pool limits)
 
 # KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
 # The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
@@ -142,6 +149,7 @@ class SharedMoParts:
         self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
         self.writing: set = set()           # keys of messages whose command is being written (or put back)
         self.tasks: set = set()
+        self._slots = asyncio.Semaphore(MAX_CALLS)
         self.stats = proxy.stats
         proxy.shared_mo = self
 
@@ -160,7 +168,7 @@ class SharedMoParts:
         key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
         ks = keys_of(key)
         try:
-            got = await asyncio.wait_for(self._add(keys=ks, args=[n, _enc(text), total,
+            got = await asyncio.wait_for(self._call(self._add, keys=ks, args=[n, _enc(text), total,
                                                                  int(KEEP * 1000)]), self.timeout * 4)
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
@@ -191,6 +199,11 @@ class SharedMoParts:
             tm = self.proxy.loop.call_later(self.proxy.settings.concat_timeout, self._due, key)
             self.timers[key] = (tm, link, pdu, reading)
 
+    async def _call(self, script, **kw):
+        """One script call, once a slot is free (MAX_CALLS)."""
+        async with self._slots:
+            return await script(**kw)
+
     def _disarm(self, key) -> None:
         e = self.timers.pop(key, None)
         if e is not None:
@@ -205,7 +218,7 @@ class SharedMoParts:
     async def _expired(self, key, link, pdu, reading) -> None:
         ks = keys_of(key)
         try:
-            got = await asyncio.wait_for(self._take(keys=ks, args=[int(KEEP * 1000)]), self.timeout * 4)
+            got = await asyncio.wait_for(self._call(self._take, keys=ks, args=[int(KEEP * 1000)]), self.timeout * 4)
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: parts of a message from %r not taken (%s: %s); they expire in %.0f s",
@@ -244,7 +257,7 @@ class SharedMoParts:
     async def _recorded(self, ks, key) -> None:
         """The done mark says recorded: a part of it sent again to any process is acknowledged from now on."""
         try:
-            await asyncio.wait_for(self._done(keys=ks, args=[int(KEEP * 1000)]), self.timeout * 4)
+            await asyncio.wait_for(self._call(self._done, keys=ks, args=[int(KEEP * 1000)]), self.timeout * 4)
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: a recorded message from %r not marked so (%s: %s); its parts sent "
@@ -254,7 +267,7 @@ class SharedMoParts:
         """A message not recorded: its parts back in the server (waiting for a part to come again), then its
         completing part (`pdu`, if any) answered ESME_RX_T_APPN, so its redelivery finds them there."""
         try:
-            await asyncio.wait_for(self._putback(keys=ks, args=[int(NOT_RECORDED_KEEP * 1000), *back]),
+            await asyncio.wait_for(self._call(self._putback, keys=ks, args=[int(NOT_RECORDED_KEEP * 1000), *back]),
                                    self.timeout * 4)
         except Exception as e:
             self.stats["mo_shared_errors"] += 1

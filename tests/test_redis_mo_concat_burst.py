@@ -1,0 +1,37 @@
+"""A burst of 5656 commands in parts, each message's parts on two processes sharing one Redis (probe, h_dnc:
+`serve --workers 2 --state redis://`, 400 `DK DNC` in two parts each, healthy Redis, no crash): every part was
+answered 0 and 237 of the 400 registrations were never made. Each part's script call took a connection of the
+shared client's pool at once, and redis-py's asyncio pool (100 connections by default since redis-py 6) refused
+the 101st in flight with MaxConnectionsError; the part then fell back to this process's own reassembly, where
+its other half, in the other process, never came: both halves acknowledged, the message judged at
+concat_timeout on half its text (a syntax error). The calls are now queued for a bounded number of slots."""
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+
+from .redis_helpers import redis_server  # noqa: F401
+from .test_redis_mo_concat import Pair, url  # noqa: F401
+from .test_smpp_proxy import wait
+
+N = 300
+
+
+def test_a_burst_of_registrations_in_parts_across_two_processes_is_recorded_whole(tmp_path, url):  # noqa: F811
+    numbers = [f"8491300{i:04d}" for i in range(N)]
+    with Pair(tmp_path, url, concat_timeout=30.0) as pair:
+        async def burst():
+            bound = [s for s in pair.sim.sessions if s.bound]
+            for i, src in enumerate(numbers):
+                for k, n, body in ((0, 1, b"DK D"), (1, 2, b"NC")):
+                    s = bound[k]
+                    s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=1, source_addr=src,
+                                       destination_addr="5656", esm_class=C.ESM_UDHI, data_coding=1,
+                                       short_message=bytes((5, 0, 3, i % 256, 2, n)) + body))
+        pair.call(burst())
+        assert wait(lambda: len(pair.sim.mo_responses) == 2 * N, 20)
+        assert all(r.command_status == 0 for r in pair.sim.mo_responses)
+        assert wait(lambda: len(pair.verdicts()) >= N, 10), f"{len(pair.verdicts())} of {N} messages judged"
+        syms = [h["symbol"] for v in pair.verdicts() for h in v["hits"]]
+        assert syms == ["DNC_REGISTERED"] * N, {s: syms.count(s) for s in set(syms)}
+        lost = [x for x in numbers if not any(p.lists.in_dnc(int(x), "S") for p in pair.pipes)]
+        assert not lost, f"{len(lost)} registrations answered 0 and not made"
+        assert sum(st.get("mo_shared_errors", 0) for st in (p.stats for p in pair.proxies)) == 0
