@@ -1,0 +1,26 @@
+"""contrib/telfilter.service stops a `serve --workers N` pool with one drain (probe, h_dnc). systemd's default
+KillMode=control-group sends KillSignal to every process of the unit at once: each worker got SIGTERM from systemd
+and again from the supervisor, which passes SIGTERM on, and a second SIGTERM cuts a drain short (README, Stopping:
+"A second signal stops at once"; seen with the pool's process group signalled together under load: "second stop
+signal: drain cut short", deliver_sm in flight left unanswered). KillMode=mixed sends SIGTERM to the main process
+only (the supervisor, which drains the pool) and SIGKILL to what is left at TimeoutStopSec. No systemd runs here:
+the unit is read as text, and the pool's stop through its supervisor alone is what test_sdnotify_pool runs."""
+from .conftest import ROOT
+
+
+def _service_keys():
+    keys, section = {}, None
+    for line in (ROOT / "contrib" / "telfilter.service").read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif "=" in line and not line.startswith("#") and section == "[Service]":
+            k, v = line.split("=", 1)
+            keys[k.strip()] = v.strip()
+    return keys
+
+
+def test_the_unit_signals_the_supervisor_only_at_a_stop():
+    keys = _service_keys()
+    assert keys.get("KillMode") == "mixed", keys.get("KillMode", "control-group (systemd's default)")
+    assert keys.get("KillSignal", "SIGTERM") == "SIGTERM"
