@@ -74,3 +74,33 @@ def test_the_times_are_kept_with_what_a_stop_could_not_publish_and_bounded(monke
     assert len(c.at) == 3 and (N + 5, "S") in c.at          # the newest kept
     runs, times = next(c.entries(100))
     assert times is not None and sum(t is not None for ts in msgpack.unpackb(times) for t in ts or ()) == 3
+
+
+def test_a_change_made_here_is_newer_than_what_this_process_applied_whatever_its_clock(tmp_path, url,  # noqa: F811
+                                                                                         monkeypatch):
+    """Node B's clock 5 s behind A's: A's DK DNC reaches B, then B's subscriber sends HUY DNC. B removed the
+    number at once; its entry, stamped by B's clock before A's, must not be skipped as older (B and A would then
+    disagree: removed on B, registered on A)."""
+    import engine.state.replication as R
+
+    async def main():
+        A, B = _lists_node(tmp_path, "A"), _lists_node(tmp_path, "B")
+        ra, rb = R.DncReplicator(url, A), R.DncReplicator(url, B)
+        A.store.append_delta("add", N, "SV"); A.lists.add_dnc(N, "SV")
+        await ra._publish_all()
+        got = await rb.redis.xrange(R.STREAM, min="-")
+        for r in (ra, rb):
+            r._apply(got)
+        real = R.time.time
+        monkeypatch.setattr(R.time, "time", lambda: real() - 5.0)        # B's clock
+        B.store.append_delta("remove", N, "SV"); B.lists.remove_dnc(N, "SV")
+        await rb._publish_all()
+        monkeypatch.setattr(R.time, "time", real)
+        more = await rb.redis.xrange(R.STREAM, min="(" + got[-1][0].decode())
+        for r in (ra, rb):
+            r._apply(more)
+        out = [P.lists.in_dnc(N, "S") for P in (A, B)]
+        out += [ListStore(P.store.dir).load().in_dnc(N, "S") for P in (A, B)]
+        await ra.close(); await rb.close()
+        return out
+    assert asyncio.run(main()) == [False] * 4

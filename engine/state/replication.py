@@ -147,8 +147,10 @@ class DncReplicator(_Unpublished, _Follower):
         return sum(len(c) for c in self.out)
 
     def publish(self, op: str, number: int, channel: str) -> None:
-        """A journalled change just put in force here (a 5656 command, `ctl lists`): queued with its time."""
-        at = time.time()
+        """A journalled change just put in force here (a 5656 command, `ctl lists`): queued with its time, which is
+        after every change to it this process applied (a node whose clock is behind another's: its entry would be
+        skipped everywhere as older while it is in force here)."""
+        at = max([time.time()] + [self._latest[k] + 1e-6 for k in ((number, c) for c in channel) if k in self._latest])
         for c in channel:
             self._newer(number, c, at)
         self._segment(True).put(op, channel, number, at)
