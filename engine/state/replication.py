@@ -9,7 +9,12 @@ node is appended to it (XADD, one entry per loop iteration, carrying a msgpack b
 [[op, channel, [E.164 numbers]], …] and the node's id), and every node applies every entry,
 its own included, in stream order. Applying `add`/`remove` is idempotent, so a node that
 applies in stream order ends in the state the stream describes, whatever it had done locally
-in between (its own change is in force at once, and again when its entry comes back).
+in between (its own change is in force at once, and again when its entry comes back). One
+exception: a journalled change (5656, ctl) carries the time it was put in force ("c"), after
+every change to that number its node had applied, and a change older than the newest one a
+process applied to that number and channel is skipped (_Follower._newer): queues published
+late (Redis away) reach the stream in the order they are published, not the order the
+subscriber's commands were made in, and an older HUY DNC undid a later, confirmed DK DNC.
 
 Changes enter the stream from:
 - the journal (`ListStore.append_delta`: a 5656 `DK DNC` / `HUY DNC`, `telfilter ctl lists`),

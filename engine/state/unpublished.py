@@ -10,7 +10,8 @@ content saved again at a stop), so a crash before then leaves it for the next st
 whose process is gone is claimed again). A file that cannot be read is moved aside (*.unreadable) and
 logged. Like a
 change published late after an outage, one published after the restart lands after the other nodes'
-later changes to the same number (the stream is the order of record).
+later changes to the same number; the time each change was made in force travels with it (and is kept in
+the file), so a follower that applied a later change to that number skips it.
 """
 from __future__ import annotations
 
