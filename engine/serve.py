@@ -147,6 +147,7 @@ async def run_serve(args, ready=None):
         receipts = SharedReceipts(state_store, proxy)   # a receipt reaches its account whichever link it came on
         from .state.mo_parts import SharedMoParts
         shared_mo = SharedMoParts(state_store, proxy)   # a 5656 message in parts is one, whichever link they came on
+        await shared_mo.restore()                       # those a stop left waiting for the rest
         idlog.open(asyncio.get_running_loop())          # the last run's ids (its own and learned), then the
         await receipts.catch_up()                       # stream's newer ones
     else:

@@ -23,6 +23,13 @@ NOT_RECORDED_KEEP seconds, the SMSC's retry schedule) before its completing part
 ESME_RX_T_APPN; while `wait` is there no timer takes it, and the next part that comes (the redelivered
 one, wherever it lands) takes them all and has the message judged again, whole.
 
+A stop does not judge the messages this process holds a timer for with what arrived (a deploy between the
+two parts of a `DK DNC` recorded a syntax error, and the second part, after the start, was a late part of a
+judged message: the registration was lost, every part acknowledged). Their parts stay in the server for
+NOT_RECORDED_KEEP (the SMSC's retry schedule: the process that gets the rest judges them whole, as before), and
+each is named in the sorted set DUE with when to judge what arrived; the next start of any process claims DUE
+and arms those timers (`restore`), as the embedded journal's restore does (mo_restore.py).
+
 Bounds: timers in this process at most `max_pending_concat` (the oldest fires early); hashes expire
 after KEEP seconds whatever happens; script calls in flight at most MAX_CALLS, the others wait for a slot
 within their timeout (a burst of parts took a connection of the shared client each, and redis-py's asyncio
@@ -39,9 +46,13 @@ import logging
 import time
 from functools import partial
 
+import msgpack
+
 from ..smpp_proxy.codec import constants as C
+from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.codec.text import TwoReadings
 from ..smpp_proxy.concat import joined
+from ..smpp_proxy.mo_restore import _GoneLink
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -51,6 +62,8 @@ NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part a
 
 MAX_CALLS = 32          # script calls in flight per process (the shared client's pool holds 100 connections: room
                         # left for the counters' batch, receipts, pool limits)
+
+DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC address, first PDU, reading] -> when to judge them (ms)
 
 # KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
 # The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
@@ -96,6 +109,25 @@ if #ARGV > 1 then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
+"""
+
+
+# DEFER (a stop): KEYS[4] DUE; ARGV: how long the parts live (ms), when to judge it (ms), the DUE member. Only a message
+# whose parts are there and that is not judged (nor being judged, nor waiting for a redelivery): 1, else 0.
+DEFER = r"""
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+return 1
+"""
+
+# CLAIM (a start): every DUE member with its time, taken.
+CLAIM = r"""
+local got = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+redis.call('DEL', KEYS[1])
+return got
 """
 
 
@@ -146,6 +178,8 @@ class SharedMoParts:
         self._take = self.redis.register_script(TAKE)
         self._putback = self.redis.register_script(PUTBACK)
         self._done = self.redis.register_script(DONE)
+        self._defer = self.redis.register_script(DEFER)
+        self._claim = self.redis.register_script(CLAIM)
         self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
         self.writing: set = set()           # keys of messages whose command is being written (or put back)
         self.tasks: set = set()
@@ -278,13 +312,62 @@ class SharedMoParts:
         if pdu is not None:
             self.proxy._mo_answer(link, pdu, C.ESME_RX_T_APPN)
 
+    async def restore(self) -> int:
+        """At a start: arm the timers a stop left in DUE (module text). Returns how many."""
+        try:
+            got = await asyncio.wait_for(self._call(self._claim, keys=[DUE], args=[]), self.timeout * 4)
+        except Exception as e:
+            self.stats["mo_shared_errors"] += 1
+            log.error("shared MO reassembly: the 5656 messages a stop left waiting were not read (%s: %s); their "
+                      "parts expire in %.0f s unless the rest comes", type(e).__name__, e, NOT_RECORDED_KEEP)
+            return 0
+        now, n = time.time(), 0
+        for i in range(0, len(got) - 1, 2):
+            try:
+                addr, raw, reading = msgpack.unpackb(got[i])
+                pdu = decode(raw)
+                ref, total, _ = pdu_concat(pdu)
+                addr = tuple(addr)
+                key = (addr, pdu.source_addr, pdu.destination_addr, ref, total)
+                delay = max(self.proxy.settings.concat_timeout, min(NOT_RECORDED_KEEP, float(got[i + 1]) / 1000 - now))
+            except Exception as e:          # (a member this version cannot read: its parts expire)
+                log.error("shared MO reassembly: a message a stop left waiting is unreadable (%s: %s)",
+                          type(e).__name__, e)
+                continue
+            if key not in self.timers:
+                # (before the proxy has started: its loop is not set yet)
+                tm = asyncio.get_running_loop().call_later(delay, self._due, key)
+                self.timers[key] = (tm, _GoneLink(addr), pdu, reading)
+                n += 1
+        if n:
+            log.info("shared MO reassembly: %d 5656 messages in parts a stop left waiting for the rest", n)
+        return n
+
+    async def _left_waiting(self, key, tm, link, pdu, reading) -> None:
+        """A stop: the message stays in the server for the rest of its parts and the next start (module text);
+        judged now with what arrived only if the server cannot take it."""
+        loop = asyncio.get_running_loop()
+        first = time.time() - (loop.time() - (tm.when() - self.proxy.settings.concat_timeout))
+        member = msgpack.packb([list(link.addr), encode(pdu), reading])
+        try:
+            await asyncio.wait_for(self._call(self._defer, keys=[*keys_of(key), DUE], args=[
+                # (the parts outlive their due time by KEEP: the start that judges them finds them there)
+                int((NOT_RECORDED_KEEP + KEEP) * 1000), int((first + NOT_RECORDED_KEEP) * 1000), member]),
+                self.timeout * 4)
+        except Exception as e:
+            self.stats["mo_shared_errors"] += 1
+            log.warning("shared MO reassembly: a message from %r not left waiting (%s: %s): judged with what arrived",
+                        key[1], type(e).__name__, e)
+            await self._expired(key, link, pdu, reading)
+
     async def close(self, timeout: float | None = None) -> None:
         """At a stop (the proxy's drain, while the links are up, and serve's stop for what came since): the
-        messages this process holds a timer for are judged with what arrived (one process takes each), then
-        the tasks under way end."""
+        messages this process holds a timer for are left waiting in the server (module text), then the tasks
+        under way end."""
         for key in list(self.timers):
-            self.timers[key][0].cancel()
-            self._due(key)
+            tm, link, pdu, reading = self.timers.pop(key)
+            tm.cancel()
+            self._spawn(self._left_waiting(key, tm, link, pdu, reading))
         end = time.monotonic() + (self.timeout * 4 + 1 if timeout is None else timeout)
         left = lambda: max(0.01, end - time.monotonic())    # noqa: E731
         if self.tasks:                              # the takes from the server, and the judging they start

@@ -1,0 +1,57 @@
+"""A stop between the parts of a 5656 message put together in Redis (probe, h_dnc: `serve --state redis://`, one
+process or `--workers 2`, part 1 of 20 `DK DNC` in, SIGTERM, start, part 2 in): 0 of 20 registered, every part
+answered 0. The stop judged each message with what had arrived ("DK D": SHORTCODE_SYNTAX_ERROR) and the second part
+after the start was a late part of a judged message (acknowledged, not applied again); the embedded store's parts
+journal keeps them for the next start instead (20 of 20). Now a stop leaves the parts in Redis (the rest completes
+them wherever it lands) and names the message in `tf:mo:due` for the next start, which judges what arrived when it
+is due if the rest never comes."""
+import asyncio
+
+from engine.state.mo_parts import DUE, SharedMoParts
+
+from .redis_helpers import redis_server  # noqa: F401
+from .test_redis_mo_concat import Pair, url  # noqa: F401
+from .test_smpp_proxy import wait
+
+SRC = "84912000779"
+
+
+def _stop_and_start(pair):
+    """Process 0's shared reassembly stops (serve's stop: close) and a new one starts on its store (restore)."""
+    store, shared = pair.shared[0]
+
+    async def go():
+        await shared.close()
+        n = await store.redis.zcard(DUE)
+        fresh = SharedMoParts(store, pair.proxies[0])
+        return n, await fresh.restore(), fresh
+    n, restored, fresh = pair.call(go())
+    pair.shared[0] = (store, fresh)
+    return n, restored
+
+
+def test_a_stop_between_two_parts_leaves_the_message_to_be_completed(tmp_path, url):  # noqa: F811
+    with Pair(tmp_path, url, concat_timeout=30.0) as pair:
+        pair.send_parts([(0, 1, 2, b"DK D")], ref=0x35, src=SRC, data_coding=1)
+        assert wait(lambda: len(pair.sim.mo_responses) == 1, 5) and pair.sim.mo_responses[0].command_status == 0
+        assert _stop_and_start(pair) == (1, 1)
+        assert pair.verdicts() == [], "judged at the stop with half its text"
+        pair.send_parts([(1, 2, 2, b"NC")], ref=0x35, src=SRC, data_coding=1)       # on the other process
+        assert wait(lambda: len(pair.verdicts()) == 1, 5)
+        assert [h["symbol"] for h in pair.verdicts()[0]["hits"]] == ["DNC_REGISTERED"]
+        assert [r.command_status for r in pair.sim.mo_responses] == [0, 0]
+        assert any(p.lists.in_dnc(int(SRC), "S") for p in pair.pipes)
+
+
+def test_a_message_left_by_a_stop_whose_rest_never_comes_is_judged_once_after_the_start(tmp_path, url,  # noqa: F811
+                                                                                          monkeypatch):
+    import engine.state.mo_parts as M
+    monkeypatch.setattr(M, "NOT_RECORDED_KEEP", 0.5)          # (the SMSC's retry schedule: an hour)
+    with Pair(tmp_path, url, concat_timeout=0.5) as pair:
+        pair.send_parts([(0, 1, 2, b"S 0987654321 vay tien")], ref=0x36, src=SRC, data_coding=1)
+        assert wait(lambda: len(pair.sim.mo_responses) == 1, 5)
+        assert _stop_and_start(pair) == (1, 1)
+        assert wait(lambda: len(pair.verdicts()) == 1, 5)
+        asyncio.run(asyncio.sleep(1.0))
+        v = pair.verdicts()
+        assert len(v) == 1 and [h["symbol"] for h in v[0]["hits"]] == ["SPAM_REPORTED"], v
