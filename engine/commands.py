@@ -258,7 +258,7 @@ def cmd_rules(args) -> int:
             print(w, file=sys.stderr)
         n = 0
         if not args.no_examples:
-            from .rules.examples import run_examples
+            from .ruletools.examples import run_examples
             n, failures = run_examples(rs, settings)
             if failures:
                 for f in failures:
@@ -272,6 +272,6 @@ def cmd_rules(args) -> int:
         print(f"{d}: OK: {len(rs.rules)} rules ({scoring} scoring, {len(rs.rules) - scoring} helpers){off}, {ex}{warned}")
         return 1 if rs.warnings and args.strict else 0
     if args.rcmd == "test":
-        from .rules.whatif import what_if
+        from .ruletools.whatif import what_if
         return what_if(args, settings)
     return 1

@@ -8,7 +8,7 @@ from engine.config import load_settings
 from engine.lists import Lists
 from engine.pipeline import Pipeline, RuleWatcher
 from engine.records import parse_record
-from engine.rules.examples import run_examples
+from engine.ruletools.examples import run_examples
 from engine.rules.loader import RuleSetError, load_rules
 
 from .conftest import CONFIG, jsonl, run_cli
@@ -454,7 +454,7 @@ def test_a_window_respelt_keeps_its_counts_across_a_reload(tmp_path):
     d = tmp_path / "rules"
     shutil.copytree(CONFIG / "rules", d)
     rs = load_rules(d)
-    from engine.rules.examples import fixture_lists
+    from engine.ruletools.examples import fixture_lists
     p = Pipeline(SETTINGS, rs, lists=fixture_lists(rs)[0], persist=False)
     ad = lambda h: _sms("[QC] Giam gia. TC gui 5656", sender="SHOPABC", recipient="0912999999",   # noqa: E731
                         time=f"2026-03-02T{h}:00:00+07:00")

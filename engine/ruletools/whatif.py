@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..jsonl import loads, numbered, progress_bar
 from ..records import parse_record
-from .loader import load_rules
+from ..rules.loader import load_rules
 
 
 def _run(pipe_factory, records, bar=None):
