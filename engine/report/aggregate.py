@@ -195,14 +195,18 @@ class Aggregator:
             self.report_last = ts if self.report_last is None or ts > self.report_last else self.report_last
 
     def _owner(self, sender: str):
-        """(owner, category) of a sender in the registry, or (None, None)."""
+        """(owner, category) of a sender in the registry (QC when any of its rows is), or (None, None)."""
         if self.lists is None or not sender:
             return None, None
         hit = self._owner_cache.get(sender)
         if hit is None:
             n = normalise_number(sender)
             entries = self.lists.sender_entries(n if n is not None else normalise_sender_id(sender))
-            hit = (entries[0].owner, entries[0].category) if entries else (None, None)
+            # every row, in any order (a brand registered QC and CSKH has one row each): registered QC when any
+            # row is, owned by that row's owner (the entry the engine reads first for an ad); it read the first row
+            qc = next((e for e in entries if e.category == "QC"), None)
+            hit = (qc.owner, "QC") if qc is not None else (entries[0].owner, entries[0].category) if entries \
+                else (None, None)
             if len(self._owner_cache) >= 4 * TOP_KEEP:      # bounded memo, not a second copy of traffic
                 self._owner_cache.clear()
             self._owner_cache[sender] = hit
