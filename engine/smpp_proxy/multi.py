@@ -38,7 +38,7 @@ class MultiSubmit:
     """Mixin of `SmppProxy`: submit_multi judging and answers."""
 
     def _judge_multi(self, sess, pdu, dests, text, binary, reading, when, parts=None, link=None,
-                     on_verdict=None) -> None:
+                     on_verdict=None, commit=True) -> None:
         """A submit_multi: one message to several destinations, which the SMSC takes whole or refuses whole.
         Every destination is judged first with nothing committed; a drop for any of them drops the PDU and
         nothing is counted. Otherwise each is judged again in order, committed (each sees the counts of the
@@ -51,7 +51,8 @@ class MultiSubmit:
         counts of the destinations before it (Pipeline.refund); their other counters keep the attempt.
         `parts`: the (session, PDU) of each part of a concatenated submit_multi (submit_concat.py), all answered
         alike (`pdu` is the first; `text` all of theirs), through `link` when given; `on_verdict(v)` is told the
-        message's verdict (the dropping one, else the first tag, else the first)."""
+        message's verdict (the dropping one, else the first tag, else the first). `commit` false: the first pass
+        decides (a late part: its message was counted when it was judged)."""
         extra = (parts, link, on_verdict)
         what = _PDU_NAME[pdu.command_id]
         judge = self.pipeline.judge
@@ -62,7 +63,7 @@ class MultiSubmit:
         for m in msgs:
             t0 = _perf_counter()
             out.append((judge(m, False), (_perf_counter() - t0) * 1e6))
-        if any(v.action is _DROP for v, _ in out):
+        if not commit or any(v.action is _DROP for v, _ in out):
             return self._multi_answer(sess, pdu, msgs, out, what, binary, reading, None, *extra)
         shared = self.pipeline.state.shared
         if shared is not None:

@@ -247,34 +247,35 @@ class SubmitPath(ForwardPath):
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
     def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, s_ton=0,
-                   r_ton=0):
+                   r_ton=0, commit=True):
         """Judge and log one message when no shared state store is in use (its verdict is final
         at once); `_judge` is the general form. `when`: its scheduled delivery, later than now; `s_ton`,
-        `r_ton`: its addresses' types of number."""
+        `r_ton`: its addresses' types of number; `commit` false: nothing counted (Pipeline.judge)."""
         t0 = _perf_counter()
         acct = sess.account
         if when is None:
             msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt", s_ton, r_ton)
         else:
             msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
-        v = self.pipeline.judge(msg)
+        v = self.pipeline.judge(msg, commit)
         us = (_perf_counter() - t0) * 1e6
         self.stats[_STAT_KEY[v.action]] += 1
         self.vlog.write_sms(msg, what, v, us, binary, reading)
         return v
 
     def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then, s_ton=0,
-               r_ton=0):
+               r_ton=0, commit=True):
         """Judge one message and call `then(verdict)`: at once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
-        (an allowed ad whose shared cap is full comes back dropped)."""
+        (an allowed ad whose shared cap is full comes back dropped). `commit` false: nothing counted."""
         shared = self.pipeline.state.shared
         if shared is None:
-            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton))
+            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton,
+                                        commit))
         t0 = _perf_counter()
         msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
         shared.begin()
-        v = self.pipeline.judge(msg)
+        v = self.pipeline.judge(msg, commit)
         us = (_perf_counter() - t0) * 1e6
 
         def judged(v):

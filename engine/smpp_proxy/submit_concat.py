@@ -97,7 +97,8 @@ class ConcatSubmit:
                 return self._refuse(sess, pdu, C.ESME_RSUBMITFAIL, _OVERLAP_LATE)
             # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
             # judged on the whole text known now (and pays its segments), never let through when the
-            # message was dropped
+            # message was dropped, and never counted: its message was counted (or not) when it was judged
+            # (each late part counted one more ad to its recipient: two ads in two parts counted four)
             self._charge(sess, pdu)
             if dests is not None and len(dests) != 1:
                 if earlier.action is Action.DROP:
@@ -107,22 +108,20 @@ class ConcatSubmit:
                 if self._pick_link(account=sess.account.system_id) is None:
                     return self._upstream_unavailable(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, whole, binary, None,
-                                         parts_delivery([pdu], self.clock(), self.settings.max_schedule_days))
+                                         parts_delivery([pdu], self.clock(), self.settings.max_schedule_days),
+                                         commit=False)
 
             def judged(v):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
-                    if v.charged:
-                        self._refund(v)         # counted, then dropped for its message's verdict: not sent
                     v = earlier
                 if v.action is Action.DROP:
                     return self._drop(sess, [pdu], v)
-                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True,
-                                     refund=Refund.of(v))
+                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True)
             rcpt, rcpt_ton = _recipient(pdu)
             return self._judge(sess, pdu.source_addr, rcpt, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
                                parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged,
-                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton)
+                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
                               self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:
