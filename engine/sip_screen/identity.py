@@ -33,6 +33,14 @@ def caller_side(msg, frm, from_user=None) -> int:
     return digest(msg.tag_in(frm), from_user)
 
 
+def caller_key(caller: str) -> int:
+    """A fixed-size key of the caller a call was judged as: its number however written (+84, 84, 0, separators),
+    else the text. A call tried again after a final that asks for it is replayed only for the same key
+    (screening._screen_once): tried again as another caller, it is a call of its own."""
+    n = normalise_number(caller)
+    return digest(caller if n is None else str(n))
+
+
 def _user_of(msg, v: str) -> str:
     """The user part of the URI in a From / To / P-Asserted-Identity value ('' if it does not parse)."""
     try:

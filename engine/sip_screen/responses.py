@@ -30,6 +30,7 @@ import ipaddress
 
 from .codec import SipMessage, SipParseError, parse_datagram, parse_via
 from .fastpath import response_to_tag
+from .identity import caller_key
 from .recent import digest
 from .settings import BRANCH_PREFIX, TRANSPORTS
 from .sources import SourceFilter
@@ -133,7 +134,8 @@ class Responses:
                 self.answered.promote(k, (ent[0], self.call_ticks(), ent[2], ent[3], ent[4] if len(ent) > 4 else None,
                                           digest(tag) if tag else None))
             elif code in RETRY_FINALS or code[0] in "35":
-                self.retries.put(k, True)               # the call may come again: its verdict is replayed once
+                # the call may come again: its verdict is replayed once, to the caller it was judged as (ent[0])
+                self.retries.put(k, caller_key(ent[0]))
             # A 3xx-6xx (busy, no answer, cancelled 487, refused downstream) leaves the call where it is, in the
             # tier forgotten first (oldest first): calls that fail, like calls never answered at all, never push
             # the established ones out of the bound. Not removed: after a 401/407 or a 3xx the same call comes

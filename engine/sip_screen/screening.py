@@ -15,7 +15,7 @@ from typing import NamedTuple
 from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import make_response, parse_name_addr
-from .identity import ASSERTING, _callee, _caller, caller_side, dialog_parties
+from .identity import ASSERTING, _callee, _caller, caller_key, caller_side, dialog_parties
 from .recent import digest
 from .sources import SourceFilter
 
@@ -122,7 +122,14 @@ class Screening:
             # (the same branch as the call judged, RETRANSMISSIONS after it -- `transactions` forgot it --, is no
             # copy: an advertiser sending its answered, ended call's INVITE again byte for byte rang the callee
             # again for 3 minutes, the next hop long done with that transaction, without meeting the caps)
-            if self.retries.pop(digest(first.get("call-id") or "")) is not None:
+            retry = self.retries.pop(digest(first.get("call-id") or ""))
+            if retry is not None:
+                # only when tried again as the caller it was judged as (the retry of a plain number's challenged
+                # call asserting an advertiser's number rang the callee at 23:00 on the plain number's verdict,
+                # the advertiser's call never judged nor counted): as another, it is a call of its own
+                trusted = self._identity_trusted(src[0])
+                retry = retry == caller_key(_loggable(_caller(msg, first, trusted)[0]))
+            if retry:
                 self.stats["replayed"] += 1
                 if cancelled and d.action is not Action.DROP:
                     d = CANCELLED                       # (its retransmissions too: answered 487, never sent)
