@@ -71,10 +71,14 @@ def _verdict_key(msg, first, called) -> int:
 
 
 def _branch_of(msg) -> int:
-    """The top Via's branch (its whole value without one), as a fixed-size digest: the verdict memory stays
-    bounded in bytes whatever a peer writes there."""
+    """The top Via's branch (its whole value without one) and the CSeq number, as a fixed-size digest: the verdict
+    memory stays bounded in bytes whatever a peer writes there. A retransmission repeats both (RFC 3261 §17.1.1.2),
+    and so does the INVITE's CANCEL (§9.1); an INVITE with the branch of a judged call and a new CSeq number is
+    another request (§8.1.1.7: a new branch), no copy (an advertiser's second call to a callee reusing its first
+    call's branch went out on that call's verdict, uncounted)."""
     top = msg.vias[0]
-    return digest(top.params.get("branch") or top.raw)
+    cseq = (msg.first_values().get("cseq") or "").split(None, 1)
+    return digest(top.params.get("branch") or top.raw, cseq[0] if cseq else "")
 
 
 def _refuse(w):

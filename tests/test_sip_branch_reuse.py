@@ -1,0 +1,59 @@
+"""An INVITE's retransmission is the same request (RFC 3261 §17.1.1.2): same top Via branch and same CSeq. Found by
+the SIP counting probe (h_sipcount): an INVITE on the same Call-ID, From, callee and branch with a new CSeq number,
+within 32 s of the call's verdict, was taken for a retransmission: an advertiser's second call to one callee (after
+its first was answered and ended, or refused busy) was forwarded on the first call's verdict, neither judged nor
+counted. A UA gives every new request a new branch (§8.1.1.7); reusing one is no way past the cap."""
+from datetime import datetime, timezone
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.sip_screen.codec import make_response, parse_datagram
+
+from .sip_helpers import UAC, UAS, invite, offline_screen
+
+AD_CALLER = "02439998888"                          # a registered ad sender: one call per callee a day
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    ListStore(tmp_path).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
+                                              b"02439998888,Shop ABC,QC,,,\n")
+    return build(data_dir=tmp_path, with_model=False, persist=False)
+
+
+class Lines:
+    def __init__(self):
+        self.calls = []
+
+    def write_call(self, *a):
+        self.calls.append(a)
+
+
+def _sent(scr):
+    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
+    scr.udp.out.clear()
+    return out
+
+
+@pytest.mark.parametrize("final", [200, 486, 487])
+def test_an_invite_reusing_a_judged_calls_branch_with_a_new_cseq_is_a_new_call(pipe, final):
+    vlog = Lines()
+    scr = offline_screen(pipe, vlog)
+    scr.clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)     # 10:00 in Hanoi: ad hours
+    inv = invite(caller=AD_CALLER, call_id=f"branch-{final}")
+    scr.on_datagram(inv, UAC)
+    ((fwd, dest),) = _sent(scr)
+    assert fwd.method == "INVITE" and dest == UAS
+    scr.on_datagram(inv, UAC)                                   # its retransmission: the same answer, not judged
+    ((m, _),) = _sent(scr)
+    assert m.method == "INVITE" and scr.stats["screened"] == 1 and scr.stats["replayed"] == 1
+    scr.on_datagram(make_response(fwd, final, None, to_tag="uas1").to_bytes(), UAS)
+    assert [m.status for m, _ in _sent(scr)] == [final]
+    again = inv.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE")   # the same branch, a new request
+    for _ in range(2):                                          # (and its own retransmission)
+        scr.on_datagram(again, UAC)
+        ((m, _),) = _sent(scr)
+        assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in m.get("reason")
+    assert scr.stats["screened"] == 2 and len(vlog.calls) == 2 and scr.stats["replayed"] == 2
