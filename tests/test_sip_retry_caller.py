@@ -89,3 +89,36 @@ def test_a_retry_by_the_same_caller_however_written_is_replayed_not_counted_agai
     assert m.method == "INVITE"                                 # its own count did not refuse it
     assert scr.stats["screened"] == 1 and scr.stats["replayed"] == 1 and len(vlog.calls) == 1
     assert scr.stats["call_id_reused"] == 0
+
+
+@pytest.mark.parametrize("code", [401, 503, 302])
+def test_a_retry_the_screen_cannot_forward_may_come_again_not_refused_by_its_own_count(pipe, code):
+    """Found by the same probe: an ad call challenged 401 (or failed over, or redirected) whose retry the screen could
+    not forward (answered 503 by the screen: its next hop unreachable a moment) had its caller's next try judged as
+    a new call and refused AD_CALL_FREQUENCY_CAP by the call's own count: a call that never rang used up the day.
+    The screen's 503 asks for a retry as a next hop's does: the next try gets the call's verdict again."""
+    from engine.sip_screen.settings import permitted_ranges
+    vlog = Lines()
+    scr, feed = _screen(pipe, vlog, 10, "full")
+    inv = invite(caller=AD_CALLER, call_id=f"unsent-{code}")
+    feed(inv, UAC)
+    ((fwd, _),) = _sent(scr)
+    feed(make_response(fwd, code, None, to_tag="uas1").to_bytes(), UAS)
+    assert [m.status for m, _ in _sent(scr)] == [code]
+
+    def retry(n):
+        data = re.sub(rb"branch=[^;]+", b"branch=z9hG4bK-r%d" % n, inv, count=1)
+        feed(data.replace(b"CSeq: 1 INVITE", b"CSeq: %d INVITE" % n), UAC)
+        ((m, _),) = _sent(scr)
+        return m
+    ranges, hop = scr.ranges, scr.s.next_hop
+    scr.ranges, scr.s.next_hop = permitted_ranges(["127.0.0.1/32"]), "127.0.0.2:5070"    # the next hop unreachable
+    assert retry(2).status == 503
+    scr.ranges, scr.s.next_hop = ranges, hop
+    m = retry(3)
+    assert m.method == "INVITE"                                 # the same call, its verdict replayed
+    assert scr.stats["screened"] == 1 and len(vlog.calls) == 1 and scr.stats["call_id_reused"] == 0
+    m = invite(caller=AD_CALLER, call_id=f"unsent-{code}-2")    # the cap still holds for another call
+    feed(m, UAC)
+    ((m, _),) = _sent(scr)
+    assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in m.get("reason")

@@ -43,7 +43,7 @@ class SipMessage:
     order; use the methods, which keep the canonical name right."""
 
     __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri",
-                 "first", "charge")
+                 "first", "charge", "replay_of")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
@@ -56,6 +56,8 @@ class SipMessage:
         self.first: dict | None = None                 # canonical name -> first value as received (first_values)
         self.charge = None                             # (verdict key, Verdict, transaction key) of a call counted
                                                        # toward caps (screening)
+        self.replay_of = None                          # (Call-ID digest, caller key) of a call tried again whose
+                                                       # verdict it was given (screening)
 
     def name_addr(self, value: str) -> NameAddr:
         """parse_name_addr(value), remembered for this message (To and From are read three times)."""

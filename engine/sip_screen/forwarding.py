@@ -144,6 +144,12 @@ class Forwarding:
         if msg.charge is not None:                      # a call counted toward caps that never left
             charge, msg.charge = msg.charge, None
             self._give_back(charge)
+        if msg.replay_of is not None:
+            # a call tried again on its verdict (after a 401/407, a 3xx, a 5xx) that never left: our 503 asks for a
+            # retry as a next hop's does (responses._invite_final), and the next try gets the verdict again -- it was
+            # judged anew and refused by the call's own count, a call that never rang using up the advertiser's day
+            self.retries.put(*msg.replay_of)
+            msg.replay_of = None
         if msg.our_via:
             msg.pop_first_value("Via")                  # ours: the 503 goes to the hop before us
             msg.our_via = False

@@ -126,7 +126,7 @@ class Screening:
             # (the same branch as the call judged, RETRANSMISSIONS after it -- `transactions` forgot it --, is no
             # copy: an advertiser sending its answered, ended call's INVITE again byte for byte rang the callee
             # again for 3 minutes, the next hop long done with that transaction, without meeting the caps)
-            retry = self.retries.pop(digest(first.get("call-id") or ""))
+            retry = retry_key = self.retries.pop(digest(first.get("call-id") or ""))
             if retry is not None:
                 # only when tried again as the caller it was judged as (the retry of a plain number's challenged
                 # call asserting an advertiser's number rang the callee at 23:00 on the plain number's verdict,
@@ -139,6 +139,7 @@ class Screening:
                     d = CANCELLED                       # (its retransmissions too: answered 487, never sent)
                 self.verdicts.put(key, (d, branch), now)    # the retry's retransmissions are copies too
                 self.transactions.put(tx, d, now)
+                msg.replay_of = (digest(first.get("call-id") or ""), retry_key)     # (forwarding._forward_failed)
                 then(d, True)
                 return
             self.stats["call_id_reused"] += 1
