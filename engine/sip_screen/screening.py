@@ -157,12 +157,8 @@ class Screening:
                 d = CANCELLED
             self.verdicts.put(key, (d, branch), time.monotonic())
             self.transactions.put(tx, d, time.monotonic())
-            if d.action is Action.DROP:                 # no dialog will exist: nothing may re-INVITE it
-                k = digest(first.get("call-id") or "")
-                ent = self.answered.get(k)
-                if ent is not None and ent[1] is None:  # (an answered call on this Call-ID keeps its entry)
-                    self.answered.pop(k)
-            elif v.charged:                             # counted toward an advertiser's caps: given back if it
+            # (rejected or cancelled: no dialog will exist, its entry in `answered` leaves -- _screen's `unsent`)
+            if d.action is not Action.DROP and v.charged:   # counted toward an advertiser's caps: given back if it
                 msg.charge = (key, v, tx)               # cannot leave (forwarding._forward_failed)
             waiting = self._waiting_pop(key)
             try:
@@ -281,8 +277,10 @@ class Screening:
             # side, caller_side, which a re-INVITE in the dialog the 200 made keeps whatever else changed). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
-            self.answered.put_low(k, (caller, None, dialog_parties(msg, first.get("from"), first.get("to"), from_user),
-                                      None, caller_side(msg, first.get("from"), from_user)))
+            mine = (caller, None, dialog_parties(msg, first.get("from"), first.get("to"), from_user), None,
+                    caller_side(msg, first.get("from"), from_user))
+            self.answered.put_low(k, mine)
+            then = self._unsent_leaves(then, k, mine, ent)
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:
@@ -295,6 +293,24 @@ class Screening:
             # first: a call over a cap shared with other nodes comes back dropped
             return shared.settle(self.pipeline, v, lambda v: then(self._log_call(call, msg, caller, callee, v, us)))
         then(self._log_call(call, msg, caller, callee, v, us))
+
+    def _unsent_leaves(self, then, k, mine, before):
+        """`then` for an INVITE whose entry `mine` took the place of `before` (None, or another INVITE's on the
+        Call-ID `k` not answered) in `answered`: once its verdict is acted on, if it was not sent (rejected, or
+        cancelled while judged; _forward stores where a sent one went) its entry leaves and `before` is back. No
+        dialog will exist for it, and a sibling on its Call-ID let through (a fork upstream, to the same callee or
+        another) keeps its own: a rejected sibling popped it, the call's 200 was then no answer and its session
+        refresh was judged as a new call, refused by the call's own count (found by the SIP counting probe)."""
+        def settled(v):
+            try:
+                then(v)
+            finally:
+                if self.answered.get(k) is mine:
+                    if before is None:
+                        self.answered.pop(k)
+                    else:
+                        self.answered.put_low(k, before)
+        return settled
 
     def _identity_trusted(self, host: str) -> bool:
         """Whether `host`, an INVITE's previous hop, is in sip.toml's trusted_identity_networks (RFC 3325 Spec(T)):

@@ -1,0 +1,74 @@
+"""Two INVITEs on one Call-ID and From tag at once (a forking proxy upstream sending the call to two gateways, or to
+two numbers, through the screen), one let through and one rejected: the rejected one must not take the let-through
+call's place in the answered-call memory. Found by the SIP counting probe (h_sipcount): the rejected sibling erased
+the call's entry (and over-wrote where its INVITE went), so the call's 200 was no answer, its session refresh was
+judged as a new call and refused AD_CALL_FREQUENCY_CAP by the call's own count (3 verdict lines for 2 INVITEs), and
+its BYE recorded no duration."""
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.sip_screen.codec import make_response, parse_datagram
+
+from .sip_helpers import UAC, UAS, invite, offline_screen
+
+AD_CALLER = "02439998888"                          # a registered ad sender: one call per callee a day
+CALLEE, DNC_CALLEE = "0912345678", "0912000002"
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    ListStore(tmp_path).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
+                                              b"02439998888,Shop ABC,QC,,,\n")
+    ListStore(tmp_path).import_csv("dnc", b"number,channel\n0912000002,V\n", "dnc.csv")
+    return build(data_dir=tmp_path, with_model=False, persist=False)
+
+
+class Lines:
+    def __init__(self):
+        self.calls = []
+
+    def write_call(self, *a):
+        self.calls.append(a)
+
+
+def _sent(scr):
+    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
+    scr.udp.out.clear()
+    return out
+
+
+def _with_branch(data, b):
+    return re.sub(rb"branch=[^;]+", b"branch=z9hG4bK-" + b, data, count=1)
+
+
+@pytest.mark.parametrize("sibling,symbol", [(CALLEE, "AD_CALL_FREQUENCY_CAP"), (DNC_CALLEE, "AD_CALL_TO_DNC")])
+def test_a_rejected_sibling_invite_leaves_the_let_through_call_answered_and_refreshable(pipe, sibling, symbol):
+    vlog = Lines()
+    scr = offline_screen(pipe, vlog)
+    t = [datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)]      # 10:00 in Hanoi: ad hours
+    scr.clock = lambda: t[0]
+    a = invite(caller=AD_CALLER, callee=CALLEE, call_id="sib-1")
+    scr.on_datagram(_with_branch(a, b"A"), UAC)
+    ((fwd, dest),) = _sent(scr)
+    assert fwd.method == "INVITE" and dest == UAS
+    scr.on_datagram(_with_branch(invite(caller=AD_CALLER, callee=sibling, call_id="sib-1"), b"B"), UAC)
+    ((m, _),) = _sent(scr)
+    assert m.status == 608 and symbol in m.get("reason")
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas-a").to_bytes(), UAS)
+    assert [m.status for m, _ in _sent(scr)] == [200]
+    assert scr.stats["final_wrong_origin"] == 0                 # the call's answer, from where its INVITE went
+    refresh = _with_branch(a, b"R").replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE") \
+        .replace(b"To: <sip:%s@127.0.0.1>" % CALLEE.encode(), b"To: <sip:%s@127.0.0.1>;tag=uas-a" % CALLEE.encode())
+    scr.on_datagram(refresh, UAC)
+    ((m, dest),) = _sent(scr)
+    assert m.method == "INVITE" and dest == UAS                 # in the dialog: not judged
+    assert scr.stats["screened"] == 2 and len(vlog.calls) == 2 and scr.stats["reinvite_unknown_dialog"] == 0
+    t[0] = datetime(2026, 3, 2, 3, 2, tzinfo=timezone.utc)      # two minutes later the caller hangs up
+    bye = _with_branch(refresh, b"E").replace(b"INVITE sip", b"BYE sip").replace(b"CSeq: 2 INVITE", b"CSeq: 3 BYE")
+    scr.on_datagram(bye, UAC)
+    assert [m.method for m, _ in _sent(scr)] == ["BYE"]
+    assert [d for _, d in pipe.state.calls.recent(int("84" + AD_CALLER[1:]))] == [120.0]
