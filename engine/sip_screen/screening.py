@@ -16,7 +16,9 @@ from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import make_response, parse_name_addr
 from .identity import ASSERTING, _callee, _caller, caller_key, caller_side, dialog_parties
-from .recent import digest
+from .recent import ack_key, digest
+from .responses import same_host
+from .settings import BRANCH_PREFIX
 from .sources import SourceFilter
 
 log = logging.getLogger("telfilter.sip")
@@ -123,6 +125,11 @@ class Screening:
                     return self._wait_for_judging(key, branch, msg, src, then, cancelled, since)
                 self.stats["replayed"] += 1
                 return
+            if self._spiral(msg, first, src):
+                self.stats["replayed"] += 1             # (its retransmissions are copies too)
+                self.transactions.put(tx, d, now)
+                then(d, True)
+                return
             # (the same branch as the call judged, RETRANSMISSIONS after it -- `transactions` forgot it --, is no
             # copy: an advertiser sending its answered, ended call's INVITE again byte for byte rang the callee
             # again for 3 minutes, the next hop long done with that transaction, without meeting the caps)
@@ -184,6 +191,23 @@ class Screening:
                 for w in self._waiting_pop(key):
                     _refuse(w)
             raise
+
+    def _spiral(self, msg, first, src) -> bool:
+        """Whether the INVITE `msg` is one this screen sent coming back through it (RFC 3261 §16.3 step 4: a spiral,
+        its Request-URI changed -- a next hop's number-portability routing, `;npdi;rn=`, or the number's E.164 form):
+        the same call, whose verdict it gets again. A Via of ours with, under it, the Via of an INVITE sent with that
+        branch (the forwarded-INVITE memory), from where that INVITE was sent or `answer_networks`: a caller adding a
+        Via of ours to its next call is judged as ever. (It was judged again, and an ad call's spiral was refused
+        AD_CALL_FREQUENCY_CAP by the call's own count: found by the SIP counting probe.)"""
+        vias = msg.vias
+        for i in range(1, len(vias) - 1):
+            via, below = vias[i], vias[i + 1]
+            b = via.params.get("branch", "")
+            if b.startswith(BRANCH_PREFIX) and (via.host, via.port or 5060) in self.me and "branch" in below.params:
+                went = self.invites.get(ack_key(below.params["branch"], first.get("call-id") or ""))
+                return went is not None and went[0] == b and (same_host(self._resolve(went[1][0]), src[0])
+                                                               or self._answers_from(src[0]))
+        return False
 
     def _waiting_pop(self, key) -> list:
         """The INVITEs waiting for the verdict on `key`, no longer waiting."""
