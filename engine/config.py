@@ -48,7 +48,8 @@ SCHEMA = {
     "ml": {"enabled": (bool,), "model": (str,), "tag_threshold": (float, int), "drop_threshold": (float, int),
            "skip_registered_senders": (bool,), "score_weight": (float, int), "min_words": (int,)},
 }
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+               dict: "a table"}
 _TOML_POS = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$", re.S)
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 

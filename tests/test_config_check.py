@@ -1,7 +1,6 @@
 """`telfilter config check`, serve's start-up check, --version and help on every flag."""
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -134,6 +133,12 @@ def test_every_flag_has_help():
       "smpp.toml:5:1: [upstream] window must be an integer, got 'x'"]),
     ("smpp.toml", "[server]\nlisten = '0.0.0.0'\n", ["smpp.toml:2:1: [server] listen must be HOST:PORT"]),
     ("sip.toml", "[sip]\nlisten = 'off'\n", ["sip.toml:2:1: [sip] listen must be HOST:PORT"]),
+    # an ops probe: a list or table key given one value was "smpp.toml: KeyError: <class 'list'>", no line
+    ("smpp.toml", "[upstream]\nsmsc = '127.0.0.1:2776'\n",
+     ["smpp.toml:2:1: [upstream] smsc must be a list, got '127.0.0.1:2776'"]),
+    ("smpp.toml", "[drop]\nsilent_symbols = 'AD_TO_DNC'\n",
+     ["smpp.toml:2:1: [drop] silent_symbols must be a list, got 'AD_TO_DNC'"]),
+    ("smpp.toml", "[shortcode]\nreplies = 'ok'\n", ["smpp.toml:2:1: [shortcode] replies must be a table, got 'ok'"]),
 ])
 def test_smpp_and_sip_keys_checked_each_error_on_its_line(cfg, name, body, where):
     (cfg / name).write_text(body)
