@@ -30,6 +30,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -351,6 +352,8 @@ def _status_line(proxy, sip) -> str:
 
 
 def _why(e: OSError) -> str:
+    if isinstance(e, socket.gaierror):      # its errno is getaddrinfo's (EAI_NONAME -2), not one strerror knows
+        return f"cannot resolve the host: {e.strerror}"
     return os.strerror(e.errno) if e.errno else str(e)
 
 

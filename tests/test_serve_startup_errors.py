@@ -82,3 +82,19 @@ def test_a_sip_port_in_use_stops_the_start_before_smpp_answers_or_an_smsc_is_bou
     finally:
         sip.close()
         smsc.close()
+
+
+def test_an_smpp_listen_host_that_does_not_resolve_is_named_with_why(tmp_path):
+    """smpp.toml's listen with a host name the resolver does not know stopped serve with "Unknown error -2"
+    (os.strerror of getaddrinfo's EAI_NONAME), not saying what was wrong."""
+    import shutil
+    from .conftest import ROOT
+    cfg = tmp_path / "cfg"
+    shutil.copytree(ROOT / "config", cfg)
+    smpp = cfg / "smpp.toml"
+    smpp.write_text(smpp.read_text().replace('listen = "0.0.0.0:2775"', 'listen = "no-such-host.invalid:2775"'))
+    p = run_cli("serve", "--config", cfg, "--data-dir", tmp_path / "d", "--sip-listen", "off", "--smsc", "127.0.0.1:9",
+                "--control-socket", "off", "--log", tmp_path / "v.jsonl")
+    assert p.returncode == 2, p.stderr
+    assert _last(p).startswith("telfilter serve: SMPP listen no-such-host.invalid:2775: "), p.stderr
+    assert "Unknown error" not in p.stderr
