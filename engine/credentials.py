@@ -26,11 +26,17 @@ def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
     (/dev/null, /dev/stdin, a FIFO, a shell's <(...)): their mode says nothing of who can read what is
     written into them, and chmod 600 would be wrong advice."""
     try:
-        with open(path, encoding="utf-8-sig") as f:      # -sig: a BOM (Notepad's) is not part of the first line
+        with open(path, "rb") as f:
             st = os.fstat(f.fileno())                     # the file read, not what the name points to later
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        errors.append(f"{path}: {getattr(e, 'strerror', None) or e}")
+            data = f.read()
+    except OSError as e:
+        errors.append(f"{path}: {e.strerror or e}")
+        return None
+    try:
+        text = data.decode("utf-8-sig")                   # -sig: a BOM (Notepad's) is not part of the first line
+    except UnicodeDecodeError as e:                       # its line, never its bytes (a password's)
+        line = data.count(b"\n", 0, e.start) + 1
+        errors.append(f"{path}:{line}: not UTF-8 text")
         return None
     if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
         log.warning("%s can be read by other users (mode %o): chmod 600 it", path, st.st_mode & 0o777)

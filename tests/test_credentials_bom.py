@@ -55,3 +55,21 @@ def test_a_system_id_no_bind_can_carry_is_refused_at_its_line(tmp_path):
     r = run_cli("config", "check", cfg)
     assert r.returncode == 2 and "smpp.toml:2:1: account #1 'Đại': system_id has characters outside Latin-1" in r.stderr, \
         r.stderr
+
+
+def test_a_secrets_file_that_is_not_utf8_is_refused_at_its_line_without_the_bytes(tmp_path):
+    """An ops probe: a Latin-1 accounts file (é in a password on line 2) stopped serve and `ctl reload accounts`
+    with "FILE: 'utf-8' codec can't decode byte 0xe9 in position 19: invalid continuation byte": no line, and a
+    byte of the password. Now FILE:LINE: not UTF-8 text, as the config files say it."""
+    f = tmp_path / "accounts"
+    f.write_bytes(b"esme1:secret\nesme2:secr\xe9t\n")
+    f.chmod(0o600)
+    errors = []
+    assert esme_accounts(_args(esme_accounts_file=str(f)), errors, warn=False) == []
+    assert errors == [f"{f}:2: not UTF-8 text"]
+    p = tmp_path / "pw"
+    p.write_bytes(b"\xff\xfep\x00w\x00\n\x00")
+    p.chmod(0o600)
+    errors = []
+    assert smsc_password(_args(smsc_password_file=str(p)), errors) is None
+    assert errors == [f"{p}:1: not UTF-8 text"]
