@@ -78,8 +78,8 @@ class ReloadCommands:
         if errors:
             log.error("accounts reload refused, the old accounts stay in force: %s", "; ".join(errors))
             return {"ok": False, "errors": errors}
-        for acc in extra:                # as at start: the command line, file and environment win
-            new[acc.system_id] = acc
+        from .credentials import merge_accounts
+        merge_accounts(new, extra)       # as at start: the command line, file and environment win (said)
         ans = {"ok": True, **apply_accounts(self.proxy, new)}
         running = self.proxy.settings
         overridden = {"accounts"}        # settings the command line decides are not the file's to change

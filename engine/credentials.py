@@ -101,6 +101,7 @@ def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None
         entries += [(f"{path}:{n}", l.strip()) for n, l in (_secret_file(path, errors) or [])]
     entries += [(f"${ESME_ACCOUNTS_ENV} entry {i}", a)
                 for i, a in enumerate(os.environ.get(ESME_ACCOUNTS_ENV, "").split(), 1)]
+    in_file: dict = {}
     for where, a in entries:
         tls = {}
         if where is not None and where.startswith(f"{path}:"):
@@ -115,6 +116,11 @@ def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None
             acc = account_from_arg(a, where or "--esme-account")
             if tls:
                 acc.tls_client_subject, acc.tls_client_sha256 = subject, sha256
+            if where is not None and where.startswith(f"{path}:"):
+                if acc.system_id in in_file:    # the second line silently won: an error, as a [[account]] twice is
+                    errors.append(f"{where}: account {acc.system_id!r} given twice (first at {in_file[acc.system_id]})")
+                    continue
+                in_file[acc.system_id] = where
             out.append(acc)
         except Exception as e:      # SmppConfigError: a malformed entry
             if where is None:
@@ -124,3 +130,17 @@ def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None
                 errors.append(f"{where}: expected SYSTEM_ID:PASSWORD with a 1-15 character system_id and a password "
                               f"of at most {MAX_PASSWORD} characters" + (f" (got system_id {sid!r})" if sid else ""))
     return out
+
+
+def merge_accounts(accounts: dict, extra: list) -> None:
+    """esme_accounts()' `extra` into `accounts` (smpp.toml's [[account]] tables, by system_id), at start and at
+    `ctl reload accounts`: the command line, the file and the environment win, as they always have, but an
+    account they replace is said, naming both places (the table's limits, networks and password stop applying:
+    a bind from a network it did not allow was taken without a word)."""
+    for acc in extra:
+        old = accounts.get(acc.system_id)
+        if old is not None:
+            log.warning("%s: account %r replaces the one defined at %s: its limits (allowed_networks, throughput, "
+                        "bind types, max_binds, window) and password are not in force", acc.origin,
+                        acc.system_id, old.origin)
+        accounts[acc.system_id] = acc

@@ -25,14 +25,14 @@ def load_serve_config(args):
             settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
         if args.smsc_system_id:
             settings.smsc_system_id = args.smsc_system_id
-    from .credentials import esme_accounts, smsc_password
+    from .credentials import esme_accounts, merge_accounts, smsc_password
     pw = smsc_password(args, errors)
     if settings is not None and pw:
         settings.smsc_password = pw
     mutual = bool(settings.tls_listen and settings.tls_client_ca) if settings is not None else None
-    for acc in esme_accounts(args, errors, mutual_tls=mutual):
-        if settings is not None:
-            settings.accounts[acc.system_id] = acc
+    extra = esme_accounts(args, errors, mutual_tls=mutual)
+    if settings is not None:
+        merge_accounts(settings.accounts, extra)
     if settings is not None and not settings.accounts and not errors:
         log.warning("no ESME accounts (smpp.toml [[account]], --esme-accounts-file, --esme-account, $%s): every "
                     "bind will be refused until `telfilter ctl reload accounts` brings some", "TELFILTER_ESME_ACCOUNTS")
