@@ -36,6 +36,9 @@ def load_serve_config(args):
     if settings is not None and not settings.accounts and not errors:
         log.warning("no ESME accounts (smpp.toml [[account]], --esme-accounts-file, --esme-account, $%s): every "
                     "bind will be refused until `telfilter ctl reload accounts` brings some", "TELFILTER_ESME_ACCOUNTS")
+    if settings is not None and not settings.smsc and not errors:     # (/healthz speaks of configured SMSCs only)
+        log.warning("no SMSC (smpp.toml [upstream] smsc, --smsc): ESMEs can bind, and every submit_sm is answered "
+                    "ESME_RTHROTTLED until one is configured and serve restarted")
     listens = [("--smpp-listen", args.smpp_listen, None), ("--metrics-listen", getattr(args, "metrics_listen", None), None)]
     if getattr(args, "sip_listen", None) not in (None, "off", ""):
         listens.append(("--sip-listen", args.sip_listen, 5060))
