@@ -24,3 +24,11 @@ def test_the_unit_signals_the_supervisor_only_at_a_stop():
     keys = _service_keys()
     assert keys.get("KillMode") == "mixed", keys.get("KillMode", "control-group (systemd's default)")
     assert keys.get("KillSignal", "SIGTERM") == "SIGTERM"
+
+
+def test_the_unit_keeps_subscribers_data_from_other_local_users():
+    """Found by the ops probe (stop 47): the verdict log, reports.jsonl and the DNC journal, which hold subscribers'
+    numbers and texts, were created 0644 in 0755 directories (systemd's defaults), readable by every local user."""
+    keys = _service_keys()
+    assert keys.get("UMask") == "0027"
+    assert keys.get("StateDirectoryMode") == keys.get("LogsDirectoryMode") == "0750"
