@@ -26,9 +26,10 @@ import logging
 from bisect import bisect_left
 from collections import defaultdict
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 
+from . import __version__
 from .disktrouble import all_writers
 from .listen import addr_text, listen_args
 from .smpp_proxy.server import VerdictLog
@@ -58,6 +59,10 @@ class Metrics:
         self.links_seen: dict = {}                    # (smsc, kind) of SMSC links, exported 0 while down
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_StateCollector(self))
+        # what a NOC's dashboards expect of any process (process_resident_memory_bytes, process_cpu_seconds_total,
+        # process_open_fds, process_start_time_seconds; python_info), read from /proc at scrape time only
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     # --- per verdict (hot path) ---
     def verdict(self, rec: dict) -> None:
@@ -304,6 +309,9 @@ class _StateCollector:
         yield ri
         yield GaugeMetricFamily("telfilter_rules_reload_errors", "errors of the last refused rules reload",
                                 value=len(getattr(pipe, "rule_errors", ())))
+        bi = InfoMetricFamily("telfilter_build", "the telfilter version running")
+        bi.add_metric([], {"version": __version__})
+        yield bi
         mi = InfoMetricFamily("telfilter_model", "the spam model in force")
         mi.add_metric([], {"version": str(getattr(pipe.model, "version", "none")) if pipe.model else "none"})
         yield mi

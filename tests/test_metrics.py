@@ -212,3 +212,18 @@ def test_the_proxys_growing_tables_are_exported(tmp_path):
         assert t["held_receipts"] == t["concat_pending"] == t["bind_failures"] == 0
     finally:
         h.stop()
+
+
+def test_the_process_and_build_are_exported(tmp_path):
+    """Found by the ops probe (stop 47): /metrics had no process_* metrics (RSS, CPU, open files, start time) nor the
+    version running, which a NOC's dashboards and alerts read for every process."""
+    from prometheus_client import generate_latest
+
+    from engine import __version__
+    from engine.metrics import Metrics
+    text = generate_latest(Metrics(build(data_dir=tmp_path, with_model=False, persist=False)).registry).decode()
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
+                 "process_start_time_seconds"):
+        assert _samples(text, name) and _samples(text, name)[0].value > 0, name
+    assert _samples(text, "telfilter_build_info")[0].labels["version"] == __version__
+    assert _samples(text, "python_info")
