@@ -39,6 +39,7 @@ Requests (answers carry "ok": true|false, and "error" when false):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ import struct
 from pathlib import Path
 
 from .control_reload import ReloadCommands
+from .servicelog import life
 
 log = logging.getLogger("telfilter")
 
@@ -60,6 +62,9 @@ KINDS = ("dnc", "senders", "blacklist", "consent")
 
 def default_socket(data_dir) -> Path:
     return Path(data_dir) / SOCKET_NAME
+
+
+_PEER_UID = contextvars.ContextVar("peer_uid", default=None)     # the uid of the peer a command came from
 
 
 def peer_uid(sock) -> int | None:
@@ -148,6 +153,7 @@ class ControlServer(ReloadCommands):
                 return
             self.active += 1
             try:
+                _PEER_UID.set(uid)               # (this peer's task: its commands' audit lines name it)
                 await self._requests(reader, writer)
             finally:
                 self.active -= 1
@@ -209,7 +215,13 @@ class ControlServer(ReloadCommands):
             log.info("drain requested on the control socket")
             return {"ok": True, "draining": True}
         if cmd == "lists":
-            return await self.lists(req)
+            ans = await self.lists(req)
+            if ans.get("ok"):
+                # an operator's list change is an audit record beside the 5656 ones (the service log at any -v level)
+                life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"],
+                          f" channel {req.get('channel') or 'SV'}" if ans["kind"] == "dnc" else "",
+                          _PEER_UID.get(), "" if ans.get("found", True) else " (was not listed)")
+            return ans
         return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists"}
 
     def _rules_gen(self) -> int:

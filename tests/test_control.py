@@ -348,3 +348,35 @@ def test_a_stop_with_no_time_left_and_no_command_under_way_warns_of_none(tmp_pat
     with caplog.at_level(logging.WARNING, logger="telfilter"):
         asyncio.run(main())
     assert "still running" not in caplog.text, caplog.text
+
+
+def test_a_list_change_on_the_control_socket_leaves_an_audit_line(tmp_path, caplog):
+    """Found by the ops probe (stop 47): `ctl lists add/remove` changed the DNC list, the blacklist or consent with
+    no line in the service log (a 5656 change has its verdict line; an operator's had nothing): each change taken
+    is a line naming what, which channel and the peer's uid, at any -v level."""
+    import asyncio
+    import logging
+
+    from engine.control import ControlServer
+    pipe = build(data_dir=tmp_path / "data", with_model=False, persist=True)
+    path = tmp_path / "c.sock"
+
+    async def main():
+        srv = ControlServer(pipe, path, on_drain=lambda: None)
+        await srv.start()
+        r, w = await asyncio.open_unix_connection(str(path))
+        answers = []
+        for req in ({"cmd": "lists", "op": "add", "kind": "dnc", "value": "0912345678", "channel": "S"},
+                    {"cmd": "lists", "op": "remove", "kind": "dnc", "value": "0912000000", "channel": "V"},
+                    {"cmd": "lists", "op": "add", "kind": "dnc", "value": "not a number"}):
+            w.write(json.dumps(req).encode() + b"\n")
+            answers.append(json.loads(await r.readline()))
+        w.close()
+        await srv.stop()
+        return answers
+    with caplog.at_level(logging.INFO, logger="telfilter.service"):
+        answers = asyncio.run(main())
+    assert [a["ok"] for a in answers] == [True, True, False]
+    lines = [r.getMessage() for r in caplog.records if r.name == "telfilter.service" and "ctl lists" in r.getMessage()]
+    assert lines == [f"ctl lists add dnc 0912345678 channel S by uid {os.getuid()}",
+                     f"ctl lists remove dnc 0912000000 channel V by uid {os.getuid()} (was not listed)"], lines
