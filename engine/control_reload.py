@@ -53,8 +53,11 @@ class ReloadCommands:
     async def _reload_model(self) -> dict:
         from .serve import _reload_model
         err = await _reload_model(self.pipe)
-        return {"ok": err is None, "error": err,
-                "version": str(self.pipe.model.version) if self.pipe.model is not None else None}
+        ans = {"ok": err is None, "error": err,
+               "version": str(self.pipe.model.version) if self.pipe.model is not None else None}
+        if err is None and getattr(self.pipe, "engine_needs_restart", None):
+            ans["needs_restart"] = list(self.pipe.engine_needs_restart)    # [engine]: read at start only
+        return ans
 
     def _config_dir(self) -> Path:
         return Path(self.pipe.settings.config_dir)

@@ -163,6 +163,7 @@ async def _reload_all(pipe, with_model=True):
 
 _ML_SETTINGS = ("ml_enabled", "ml_model", "ml_tag_threshold", "ml_drop_threshold", "ml_skip_registered",
                 "ml_score_weight", "ml_min_words")
+_ENGINE_SETTINGS = ("timezone", "shortcode")    # telfilter.toml [engine]: read at start only
 
 
 async def _reload_model(pipe) -> str | None:
@@ -184,4 +185,9 @@ async def _reload_model(pipe) -> str | None:
         setattr(pipe.settings, name, getattr(new, name))
     pipe.swap_model(m)
     life.info("model loaded: %s", m.version if m else "none (ML stage off)")
+    # [engine] is read at start only: a change is said (it was taken without a word, as if in force)
+    pipe.engine_needs_restart = [k for k in _ENGINE_SETTINGS if getattr(new, k) != getattr(pipe.settings, k)]
+    if pipe.engine_needs_restart:
+        log.warning("telfilter.toml: [engine] %s changed; in force after a restart (a reload applies [ml] only)",
+                    ", ".join(pipe.engine_needs_restart))
     return None

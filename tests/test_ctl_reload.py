@@ -322,3 +322,29 @@ def test_a_reload_that_turns_receipt_after_resp_on_reports_the_account_changed()
     proxy = SimpleNamespace(accounts={"k": a}, binds={}, buckets={}, _mo_index=None)
     ans = apply_accounts(proxy, {"k": replace(a, receipt_after_resp=True)})
     assert ans["changed"] == ["k"] and proxy.accounts["k"].receipt_after_resp
+
+
+def test_a_reload_says_engine_settings_need_a_restart(tmp_path, caplog):
+    """Found by the ops probe (stop 47): `ctl reload` (and SIGUSR1) read telfilter.toml again for [ml] and answered ok
+    when [engine] timezone or shortcode had changed, which are read at start only: the operator was told nothing and
+    the old time zone kept judging advertising hours. Now said: a warning and `needs_restart`."""
+    import asyncio
+    import logging
+
+    from engine.control_reload import ReloadCommands
+    from engine.serve_reload import _reload_model
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    pipe = build(config_dir=cfg, data_dir=tmp_path / "data", with_model=False, persist=False)
+    toml = (cfg / "telfilter.toml").read_text()
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        assert asyncio.run(_reload_model(pipe)) is None
+        assert pipe.engine_needs_restart == []
+        (cfg / "telfilter.toml").write_text(toml.replace('\ntimezone = "Asia/Ho_Chi_Minh"', '\ntimezone = "Asia/Bangkok"', 1)
+                                            .replace('shortcode = "5656"', 'shortcode = "5657"', 1))
+        rc = ReloadCommands.__new__(ReloadCommands)
+        rc.pipe = pipe
+        ans = asyncio.run(rc._reload_model())
+    assert ans["ok"] and ans["needs_restart"] == ["timezone", "shortcode"], ans
+    assert pipe.settings.timezone == "Asia/Ho_Chi_Minh"          # (still the one in force)
+    assert "[engine] timezone, shortcode changed; in force after a restart" in caplog.text
