@@ -219,7 +219,13 @@ def _print_warnings(store) -> None:
 
 def cmd_config(args) -> int:
     from .configcheck import load_config
-    cfg = load_config(args.dir or getattr(args, "config", None))
+    given = getattr(args, "config", None)
+    if args.dir and given and Path(args.dir).resolve() != Path(given).resolve():
+        # (the directory named last silently won: a check passed on another directory than --config named)
+        print(f"telfilter config check: error: two config directories named, --config {given} and {args.dir}: "
+              "name one", file=sys.stderr)
+        return 2
+    cfg = load_config(args.dir or given)
     for path, summary in cfg.checked:
         print(f"{path}: {summary}")
     for err in cfg.errors:

@@ -377,3 +377,14 @@ def test_a_silent_symbol_no_drop_can_carry_is_an_error_at_its_line(cfg):
     assert r.returncode == 2
     assert f"smpp.toml:{line}:1: [drop] silent_symbols: 'AD_TO_DNCC' is no rule's symbol" in r.stderr, r.stderr
     assert "did you mean 'AD_TO_DNC'?" in r.stderr and "ML_SPAM'" not in r.stderr
+
+
+def test_two_different_config_directories_are_refused_not_one_silently_checked(tmp_path):
+    """Found by the ops probe (stop 47): `config check --config A B` checked B and said OK, though the operator named
+    A too (a unit's ExecStartPre passing on another directory than serve's --config)."""
+    bad = tmp_path / "bad"
+    shutil.copytree(CONFIG, bad)
+    (bad / "telfilter.toml").write_text("[engine]\ntimezone = 3\n")
+    r = run_cli("config", "check", "--config", bad, CONFIG)
+    assert r.returncode == 2 and "two config directories named" in r.stderr, (r.returncode, r.stderr)
+    assert run_cli("config", "check", "--config", CONFIG, CONFIG).returncode == 0      # the same one twice: fine
