@@ -8,6 +8,7 @@ and are shown without -v; everything else under `telfilter` shows at WARNING, or
 from __future__ import annotations
 
 import logging
+import os
 
 log = logging.getLogger("telfilter")
 # Start-up, reload and stop lines: INFO, and shown without -v (their own logger's level), so a
@@ -23,6 +24,9 @@ class ServiceLogFormatter(logging.Formatter):
     def __init__(self, json_lines: bool = False):
         super().__init__()
         self.json_lines = json_lines
+        # a `serve --workers N` worker names itself (every worker writes to the same journal or file): `w1`
+        w = os.environ.get("TELFILTER_WORKER") if "TELFILTER_WORKERS" in os.environ else None
+        self.worker = int(w) if w is not None and w.isdigit() else None
 
     def formatTime(self, record, datefmt=None):
         from datetime import datetime
@@ -34,10 +38,13 @@ class ServiceLogFormatter(logging.Formatter):
         if self.json_lines:
             import json
             d = {"ts": ts, "level": record.levelname, "logger": record.name, "msg": msg}
+            if self.worker is not None:
+                d["worker"] = self.worker
             if exc:
                 d["exc"] = exc
             return json.dumps(d, ensure_ascii=False)
-        return f"{ts} {record.levelname} {record.name}: {msg}" + (f"\n{exc}" if exc else "")
+        who = record.name if self.worker is None else f"{record.name}[w{self.worker}]"
+        return f"{ts} {record.levelname} {who}: {msg}" + (f"\n{exc}" if exc else "")
 
 
 def setup_service_logging(verbose: bool, fmt: str = "text") -> None:

@@ -216,6 +216,22 @@ def test_service_log_json_lines():
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$", d["ts"])
 
 
+def test_a_pool_workers_service_log_lines_name_the_worker(monkeypatch):
+    """Found by the ops probe (stop 47): with `serve --workers N` every worker writes to one journal, and a line
+    did not say which worker wrote it (a worker's SMSC link down, a reload refused in one of them)."""
+    import json
+    import logging
+    from engine.servicelog import ServiceLogFormatter
+    rec = logging.LogRecord("telfilter.smpp", logging.WARNING, __file__, 1, "SMSC %s down", ("a:1",), None)
+    monkeypatch.delenv("TELFILTER_WORKERS", raising=False)
+    monkeypatch.delenv("TELFILTER_WORKER", raising=False)
+    assert " telfilter.smpp: SMSC a:1 down" in ServiceLogFormatter().format(rec)        # no pool: as before
+    monkeypatch.setenv("TELFILTER_WORKERS", "2")
+    monkeypatch.setenv("TELFILTER_WORKER", "1")
+    assert " telfilter.smpp[w1]: SMSC a:1 down" in ServiceLogFormatter().format(rec)
+    assert json.loads(ServiceLogFormatter(json_lines=True).format(rec))["worker"] == 1
+
+
 def test_secrets_from_files(tmp_path):
     acc, pw = tmp_path / "accounts", tmp_path / "smsc-password"
     acc.write_text("# ESME accounts\n\nt:pw\nother:x\n")
