@@ -242,6 +242,8 @@ class ControlServer(ReloadCommands):
                       "generation": self._rules_gen(),
                       "reload_errors": [str(e) for e in getattr(pipe, "rule_errors", ())]},
             "model": {"version": str(model.version) if model is not None else None},
+            # a `serve --workers N` pool: these are this worker's counters (each worker has its socket, `.wN`)
+            **({"worker": int(os.environ.get("TELFILTER_WORKER", "0"))} if "TELFILTER_WORKERS" in os.environ else {}),
         }
 
     async def lists(self, req: dict) -> dict:

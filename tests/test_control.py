@@ -380,3 +380,16 @@ def test_a_list_change_on_the_control_socket_leaves_an_audit_line(tmp_path, capl
     lines = [r.getMessage() for r in caplog.records if r.name == "telfilter.service" and "ctl lists" in r.getMessage()]
     assert lines == [f"ctl lists add dnc 0912345678 channel S by uid {os.getuid()}",
                      f"ctl lists remove dnc 0912000000 channel V by uid {os.getuid()} (was not listed)"], lines
+
+
+def test_ctl_stats_in_a_pool_says_which_worker_it_is(tmp_path, monkeypatch):
+    """Found by the ops probe (stop 47): in a `--workers` pool `ctl stats` answered worker 0's counters without saying
+    whose they were (each worker has its own socket and counters)."""
+    from engine.control import ControlServer
+    pipe = build(data_dir=tmp_path / "data", with_model=False, persist=False)
+    srv = ControlServer(pipe, tmp_path / "c.sock", on_drain=lambda: None)
+    monkeypatch.delenv("TELFILTER_WORKERS", raising=False)
+    assert "worker" not in srv.stats()
+    monkeypatch.setenv("TELFILTER_WORKERS", "2")
+    monkeypatch.setenv("TELFILTER_WORKER", "1")
+    assert srv.stats()["worker"] == 1
