@@ -121,6 +121,10 @@ def parser() -> argparse.ArgumentParser:
              "errors as path:line:col, exit 2 on any")
     q.add_argument("dir", nargs="?", help="config directory (default: --config, or the shipped config/)")
     q.add_argument("--strict", action="store_true", help="exit 1 on rule warnings (what loads but never takes effect)")
+    q.add_argument("--esme-accounts-file", metavar="FILE", default=None,
+                   help="also check serve's --esme-accounts-file (its lines, duplicates, TLS identities; no password is "
+                        "ever printed)")
+    q.add_argument("--smsc-password-file", metavar="FILE", default=None, help="also check serve's --smsc-password-file")
     q.add_argument("--state", metavar="URL", default=None,
                    help="also check serve's --state redis://… server: reachable, authenticated, the commands the "
                         "shared store needs allowed, a primary, its eviction policy and persistence (redis+sentinel://…: the "

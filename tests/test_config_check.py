@@ -388,3 +388,22 @@ def test_two_different_config_directories_are_refused_not_one_silently_checked(t
     r = run_cli("config", "check", "--config", bad, CONFIG)
     assert r.returncode == 2 and "two config directories named" in r.stderr, (r.returncode, r.stderr)
     assert run_cli("config", "check", "--config", CONFIG, CONFIG).returncode == 0      # the same one twice: fine
+
+
+def test_config_check_reads_serves_secrets_files(tmp_path):
+    """Found by the ops probe (stop 47): `config check` could not check --esme-accounts-file or --smsc-password-file,
+    so the shipped unit's ExecStartPre passed and serve then refused to start on them. They are read as serve reads
+    them; an error names the file and line, never a password."""
+    acc, pw = tmp_path / "esme.accounts", tmp_path / "smsc.password"
+    acc.write_text("esme1:s3cret1\nesme2:pw2\nesme1:s3cret3\n")
+    pw.write_bytes(b"\xff\xfe\n")
+    for f in (acc, pw):
+        f.chmod(0o600)
+    r = run_cli("config", "check", "--esme-accounts-file", acc, "--smsc-password-file", pw)
+    assert r.returncode == 2, r.stderr
+    assert f"{acc}:3: account 'esme1' given twice" in r.stderr and f"{pw}:1: not UTF-8 text" in r.stderr, r.stderr
+    assert "s3cret" not in r.stdout + r.stderr
+    acc.write_text("esme1:s3cret1\nesme2:pw2\n")
+    pw.write_text("upstream\n")
+    r = run_cli("config", "check", "--esme-accounts-file", acc, "--smsc-password-file", pw)
+    assert r.returncode == 0 and f"{acc}: 2 ESME accounts" in r.stdout, r.stdout + r.stderr
