@@ -20,6 +20,17 @@ def test_a_csv_without_a_header_row_is_read_as_label_text(tmp_path):
     assert ds.texts[0] == "Vay tien nhanh, giai ngan 30 phut"
 
 
+def test_a_csv_without_a_header_keeps_the_commas_of_an_unquoted_text(tmp_path):
+    """Without a header a row is label then text: the commas after the label are the text's, as a TSV's tabs are.
+    A hand-written row with an unquoted comma was trained on its text up to that comma, the rest dropped silently."""
+    p = tmp_path / "hand.csv"
+    p.write_text('spam,Vay tien nhanh, giai ngan 30 phut, goi 0912345678\nham,"Anh oi, toi nay an com nha"\n'
+                 'ham,ok\n')
+    ds = read_dataset(p)
+    assert ds.errors == [] and ds.labels == [1, 0, 0]
+    assert ds.texts == ["Vay tien nhanh, giai ngan 30 phut, goi 0912345678", "Anh oi, toi nay an com nha", "ok"]
+
+
 def test_a_csv_header_naming_other_columns_says_what_it_found(tmp_path):
     p = tmp_path / "renamed.csv"
     p.write_text("category,message\nspam,Vay tien nhanh\n")

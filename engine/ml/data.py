@@ -223,18 +223,21 @@ def _csv(ds: Dataset, p: Path, text: str):
     rd = csv.reader(io.StringIO(text, newline=""))
     first = next(rd, [])
     cols = _columns(first, f"{p}:1")
-    if cols is None:
+    bare = cols is None
+    if bare:
         if not (len(first) >= 2 and first[0].strip().lower() in LABELS):
             found = ", ".join(repr(c) for c in first[:6])
             raise DataError(f"{p}:1: CSV header needs `label` and `text` columns (found {found}); without a header, "
                             "each row is label,text")
         cols = {"label": 0, "text": 1}             # no header: label,text rows, as a TSV without one
-        _row(ds, first, cols, f"{p}:1")
+        # the commas after the label are the text's own, as a TSV's tabs are (a hand-written
+        # "spam,Win a prize, call now" trained on "Win a prize", the rest dropped without a word)
+        _row(ds, [first[0], ",".join(first[1:])], cols, f"{p}:1")
     start = rd.line_num + 1
     for row in rd:
         if row:
             # the line the record starts on: line_num is where it ended, lines later for a text with newlines
-            _row(ds, row, cols, f"{p}:{start}")
+            _row(ds, [row[0], ",".join(row[1:])] if bare else row, cols, f"{p}:{start}")
         start = rd.line_num + 1
 
 
