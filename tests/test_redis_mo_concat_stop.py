@@ -55,3 +55,32 @@ def test_a_message_left_by_a_stop_whose_rest_never_comes_is_judged_once_after_th
         asyncio.run(asyncio.sleep(1.0))
         v = pair.verdicts()
         assert len(v) == 1 and [h["symbol"] for h in v[0]["hits"]] == ["SPAM_REPORTED"], v
+
+
+
+def _due_at_each_stop(pair, stops):
+    """Stop and start process 0 `stops` times; the scores of DUE (when each message is due, ms) after each stop."""
+    store = pair.shared[0][0]
+    out = []
+    for _ in range(stops):
+        async def go():
+            await pair.shared[0][1].close()
+            scores = [s for _, s in await store.redis.zrange(DUE, 0, -1, withscores=True)]
+            fresh = SharedMoParts(store, pair.proxies[0])
+            await fresh.restore()
+            return scores, fresh
+        scores, fresh = pair.call(go())
+        pair.shared[0] = (store, fresh)
+        out.append(scores)
+    return out
+
+
+def test_a_message_left_waiting_keeps_its_due_time_across_a_second_stop(tmp_path, url):  # noqa: F811
+    """A message a start restored and a second stop left waiting again was due an hour after that start (the stop
+    read its timer as one armed when its first part came): each deploy put off judging what arrived by an hour."""
+    with Pair(tmp_path, url, concat_timeout=30.0) as pair:
+        pair.send_parts([(0, 1, 2, b"DK D")], ref=0x37, src=SRC, data_coding=1)
+        assert wait(lambda: len(pair.sim.mo_responses) == 1, 5)
+        first, second = _due_at_each_stop(pair, 2)
+        assert len(first) == len(second) == 1 and abs(second[0] - first[0]) < 2000, (first, second)
+        assert pair.verdicts() == []

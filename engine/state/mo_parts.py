@@ -347,12 +347,16 @@ class SharedMoParts:
         """A stop: the message stays in the server for the rest of its parts and the next start (module text);
         judged now with what arrived only if the server cannot take it."""
         loop = asyncio.get_running_loop()
-        first = time.time() - (loop.time() - (tm.when() - self.proxy.settings.concat_timeout))
+        due = time.time() - loop.time() + tm.when()
+        if not isinstance(link, _GoneLink):
+            # armed when its first part came; one a start restored (its link gone) is armed for its due time already:
+            # read as the first, each stop put off judging what arrived by another NOT_RECORDED_KEEP
+            due += NOT_RECORDED_KEEP - self.proxy.settings.concat_timeout
         member = msgpack.packb([list(link.addr), encode(pdu), reading])
         try:
             await asyncio.wait_for(self._call(self._defer, keys=[*keys_of(key), DUE], args=[
                 # (the parts outlive their due time by KEEP: the start that judges them finds them there)
-                int((NOT_RECORDED_KEEP + KEEP) * 1000), int((first + NOT_RECORDED_KEEP) * 1000), member]),
+                int((NOT_RECORDED_KEEP + KEEP) * 1000), int(due * 1000), member]),
                 self.timeout * 4)
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
