@@ -9,7 +9,7 @@ import pytest
 
 from engine.app import build
 from engine.lists import ListStore
-from engine.sip_screen.codec import make_response, parse_datagram
+from engine.sip_screen.codec import make_response, parse_datagram, parse_via
 
 from .sip_helpers import UAC, UAS, invite, offline_screen
 
@@ -57,3 +57,28 @@ def test_an_invite_reusing_a_judged_calls_branch_with_a_new_cseq_is_a_new_call(p
         ((m, _),) = _sent(scr)
         assert m.status == 608 and "AD_CALL_FREQUENCY_CAP" in m.get("reason")
     assert scr.stats["screened"] == 2 and len(vlog.calls) == 2 and scr.stats["replayed"] == 2
+
+
+@pytest.mark.parametrize("final", [200, 486])
+def test_a_new_call_on_a_reused_branch_leaves_as_a_new_transaction(pipe, final):
+    """Judged as the new call it is, it went out with the first call's branch (the forwarded-INVITE memory is kept by
+    the caller's branch): the next hop takes it for a retransmission of that transaction (§17.2.3) and absorbs it,
+    the call counted and never ringing. It leaves with a branch of its own; the first call's copies keep theirs."""
+    scr = offline_screen(pipe, Lines())
+    scr.clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    inv = invite(caller="0912000111", call_id=f"reuse-{final}")
+    scr.on_datagram(inv, UAC)
+    ((fwd, _),) = _sent(scr)
+    scr.on_datagram(make_response(fwd, final, None, to_tag="uas1").to_bytes(), UAS)
+    _sent(scr)
+    scr.on_datagram(inv.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE"), UAC)
+    ((fwd2, dest),) = _sent(scr)
+    assert fwd2.method == "INVITE" and dest == UAS and scr.stats["screened"] == 2
+    assert _top_branch(fwd2) != _top_branch(fwd)
+    scr.on_datagram(inv.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE"), UAC)     # its retransmission: its own branch
+    ((fwd3, _),) = _sent(scr)
+    assert _top_branch(fwd3) == _top_branch(fwd2) and scr.stats["screened"] == 2
+
+
+def _top_branch(m):
+    return parse_via(m.get("via")).params["branch"]

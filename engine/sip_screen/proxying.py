@@ -85,6 +85,10 @@ class Proxying:
             # over the same transport, hop by hop (an ACK of a 2xx is a new transaction and matches none)
             key = ack_key(vias[0].params["branch"], call_id)
             went = self.invites.d.get(key)                  # (Recent.get without its two calls: no ttl here)
+            if went is not None and msg.method == "INVITE" and went[1][0] != branch:
+                # the INVITE of another transaction on that branch (a new CSeq: screening._branch_of): a call of
+                # its own, sent as one (with the first call's branch, the next hop took it for a retransmission)
+                went = None
             if went is not None:
                 branch, dest = went = went[1]
         if went is None and msg.method == "CANCEL" and self._cancel_pending(msg):
