@@ -4,6 +4,7 @@ version ("unknown-manual", previous_version "unknown"), so `ml rollback` after t
 back and was refused "not a model directory" rather than saying there is no model before; and the coverage warning
 compared the candidate with the empty directory (no languages) instead of the bundled model serve runs until then."""
 import json
+import os
 import shutil
 
 import pytest
@@ -63,3 +64,22 @@ def test_the_coverage_warning_compares_with_the_bundled_model_before_the_first_p
     (small / "card.json").write_text(json.dumps(card))
     warned = coverage_warnings(small, served)
     assert warned and all("the served model" in w for w in warned)
+
+
+def test_a_failed_first_promote_puts_back_a_group_writable_directory_as_it_was(tmp_path, monkeypatch):
+    """The directory an operator made ready for the analysts' group (0770) came back 0750 after a failed copy: mkdir's
+    mode goes through the umask, and the group could no longer promote into it."""
+    import engine.analyst.promote as promote
+    _, served = _config(tmp_path)
+    served.chmod(0o770)
+
+    def full(src, dst, *a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(promote.shutil, "copyfile", full)
+    old = os.umask(0o027)
+    try:
+        with pytest.raises(PromoteError):
+            install(BUNDLED, served)
+    finally:
+        os.umask(old)
+    assert served.stat().st_mode & 0o777 == 0o770

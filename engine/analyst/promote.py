@@ -107,7 +107,8 @@ def install(model: Path, target: Path) -> dict:
             # serve restarted after this "nothing changed" refused to start
             os.rename(moved, target)
         if emptied is not None:
-            os.mkdir(target, emptied)
+            os.mkdir(target)
+            os.chmod(target, emptied)           # (mkdir's mode goes through the umask: a group's 0770 came back 0750)
         raise PromoteError(f"refused, nothing changed: {e}") from None
     dest = vd / slug
     os.rename(tmp, dest)
