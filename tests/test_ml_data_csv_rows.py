@@ -25,10 +25,11 @@ def test_a_csv_without_a_header_keeps_the_commas_of_an_unquoted_text(tmp_path):
     A hand-written row with an unquoted comma was trained on its text up to that comma, the rest dropped silently."""
     p = tmp_path / "hand.csv"
     p.write_text('spam,Vay tien nhanh, giai ngan 30 phut, goi 0912345678\nham,"Anh oi, toi nay an com nha"\n'
-                 'ham,ok\n')
+                 'ham,ok\nham,"from a spreadsheet, a column C once used",,\n')
     ds = read_dataset(p)
-    assert ds.errors == [] and ds.labels == [1, 0, 0]
-    assert ds.texts == ["Vay tien nhanh, giai ngan 30 phut, goi 0912345678", "Anh oi, toi nay an com nha", "ok"]
+    assert ds.errors == [] and ds.labels == [1, 0, 0, 0]
+    assert ds.texts == ["Vay tien nhanh, giai ngan 30 phut, goi 0912345678", "Anh oi, toi nay an com nha", "ok",
+                        "from a spreadsheet, a column C once used"]
 
 
 def test_a_csv_header_naming_other_columns_says_what_it_found(tmp_path):

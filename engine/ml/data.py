@@ -230,15 +230,23 @@ def _csv(ds: Dataset, p: Path, text: str):
             raise DataError(f"{p}:1: CSV header needs `label` and `text` columns (found {found}); without a header, "
                             "each row is label,text")
         cols = {"label": 0, "text": 1}             # no header: label,text rows, as a TSV without one
-        # the commas after the label are the text's own, as a TSV's tabs are (a hand-written
-        # "spam,Win a prize, call now" trained on "Win a prize", the rest dropped without a word)
-        _row(ds, [first[0], ",".join(first[1:])], cols, f"{p}:1")
+        _row(ds, _label_text(first), cols, f"{p}:1")
     start = rd.line_num + 1
     for row in rd:
         if row:
             # the line the record starts on: line_num is where it ended, lines later for a text with newlines
-            _row(ds, [row[0], ",".join(row[1:])] if bare else row, cols, f"{p}:{start}")
+            _row(ds, _label_text(row) if bare else row, cols, f"{p}:{start}")
         start = rd.line_num + 1
+
+
+def _label_text(row: list[str]) -> list[str]:
+    """A CSV row without a header as [label, text]: the commas after the label are the text's own, as a TSV's tabs
+    are (a hand-written "spam,Win a prize, call now" trained on "Win a prize", the rest dropped without a word);
+    empty cells ending the row are a spreadsheet's unused columns, no part of it."""
+    rest = row[1:]
+    while len(rest) > 1 and rest[-1] == "":
+        rest.pop()
+    return [row[0], ",".join(rest)]
 
 
 def _tsv(ds: Dataset, p: Path, text: str):
