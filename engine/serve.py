@@ -283,7 +283,7 @@ async def run_serve(args, ready=None):
         receipts_task.cancel()
         await receipts.close()              # a hand-over under way ends before the held receipts are saved
     if shared_mo is not None:
-        await shared_mo.close()             # 5656 messages in parts this process waits for: judged with what arrived
+        await shared_mo.close()             # 5656 messages in parts this process waits for: left in Redis for the rest
     try:
         await proxy.close_mo_parts()         # acknowledged 5656 message parts: put back at the next start
     except OSError as e:
