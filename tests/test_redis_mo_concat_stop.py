@@ -84,3 +84,23 @@ def test_a_message_left_waiting_keeps_its_due_time_across_a_second_stop(tmp_path
         first, second = _due_at_each_stop(pair, 2)
         assert len(first) == len(second) == 1 and abs(second[0] - first[0]) < 2000, (first, second)
         assert pair.verdicts() == []
+
+
+def test_a_part_coming_after_the_start_does_not_cut_short_how_long_the_parts_wait(tmp_path, url,  # noqa: F811
+                                                                                  monkeypatch):
+    """A message in three parts, the first before a stop: the second, after the start, on the process holding its
+    restored timer, set the parts' expiry back to KEEP (every part's ADD did), and they were gone when the timer came
+    (due an hour after the first part): the message, two parts acknowledged, was never judged at all."""
+    import engine.state.mo_parts as M
+    monkeypatch.setattr(M, "NOT_RECORDED_KEEP", 2.0)          # (an hour)
+    monkeypatch.setattr(M, "KEEP", 0.3)                       # (2 minutes)
+    with Pair(tmp_path, url, concat_timeout=0.5) as pair:
+        pair.send_parts([(0, 1, 3, b"S 0987654321 vay ")], ref=0x38, src=SRC, data_coding=1)
+        assert wait(lambda: len(pair.sim.mo_responses) == 1, 5)
+        assert _stop_and_start(pair) == (1, 1)
+        pair.send_parts([(0, 2, 3, b"tien nhanh")], ref=0x38, src=SRC, data_coding=1)    # the restoring process
+        assert wait(lambda: len(pair.sim.mo_responses) == 2, 5)
+        assert wait(lambda: len(pair.verdicts()) == 1, 6), "never judged"
+        asyncio.run(asyncio.sleep(0.5))
+        v = pair.verdicts()
+        assert len(v) == 1 and [h["symbol"] for h in v[0]["hits"]] == ["SPAM_REPORTED"], v

@@ -68,7 +68,8 @@ DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC address, first PDU
 # KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
 # The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
 # ADD: ARGV: part number, text, total, KEEP in ms. {2, mark}: judged already (or being: 'w'); {1, [n, text,
-# ...]}: this part completed it, or came for a message waiting to be recorded (taken); {0}: stored.
+# ...]}: this part completed it, or came for a message waiting to be recorded (taken); {0}: stored (the parts kept
+# KEEP from now, or longer when a stop left them waiting: DEFER).
 ADD = r"""
 local done = redis.call('GET', KEYS[2])
 if done then return {2, done} end
@@ -79,7 +80,9 @@ if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HLEN', KEYS[1]) >= tonumber
   redis.call('SET', KEYS[2], 'w', 'PX', ARGV[4])
   return {1, all}
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
 return {0}
 """
 
