@@ -24,7 +24,7 @@ RECENT = 1000               # (id, publisher's time) of the last entries applied
                             # still has is where this node reads on (_rejoin); ~100 KB
 BLOCK_MS = 1000
 CHUNK = 10_000              # numbers per stream entry
-LATEST = 100_000            # (number, channel) whose newest change time a process remembers (_newer; ~190 B each)
+LATEST = 100_000            # (number, channel) whose newest change time a process remembers (_newer; ~300 B each)
 
 
 class _Follower:
