@@ -88,7 +88,7 @@ async def proxy(real):
         class Trivial:
             settings = type("S", (), {"shortcode": "5656"})()
             state = type("St", (), {"shared": None})()          # no shared state store
-            def judge(self, msg): return Verdict(Action.ALLOW, 0.0)
+            def judge(self, msg, commit=True): return Verdict(Action.ALLOW, 0.0)     # as Pipeline.judge
             def write_commands(self, cmds): return [None] * len(cmds)      # (5656 commands: none here)
         pipe = Trivial()
     s = SmppSettings(smsc=[f"127.0.0.1:{sim_port}"])
@@ -100,10 +100,10 @@ async def proxy(real):
     # --split: the judge's own CPU (thread time), so the proxy's share is the rest, reported on
     # SIGUSR1; the two clock reads are system calls (~1-2 us per message, counted in the total)
     judge, acc = pipe.judge, [0.0, 0]
-    def timed_judge(msg):
+    def timed_judge(msg, commit=True):
         c0 = time.thread_time()
         try:
-            return judge(msg)
+            return judge(msg, commit)
         finally:
             acc[0] += time.thread_time() - c0
             acc[1] += 1

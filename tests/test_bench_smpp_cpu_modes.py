@@ -1,0 +1,20 @@
+"""`python -m benchmarks.smpp_cpu`'s `trivial` mode (a default mode, the proxy with an allow-everything verdict)
+answered every submit_sm with an error: its stand-in pipeline's judge() took no `commit` argument, which the proxy
+passes, so the row measured a TypeError's traceback per message (found by the bench probe). Its messages must be
+answered like the real mode's; nothing is timed here."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_trivial_and_split_modes_answer_every_submit_sm_without_errors():
+    p = subprocess.run([sys.executable, "-m", "benchmarks.smpp_cpu", "--n", "300", "--modes", "trivial", "--split"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr, p.stderr[-2000:]
+    row = json.loads(p.stdout.strip().splitlines()[-1])
+    assert row["mode"] == "trivial" and row["answered"] == 300 and row["errors"] == 0, row
+    assert row["judge_us_per_msg"] is not None
