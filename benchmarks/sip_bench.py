@@ -166,11 +166,14 @@ def _one(tmp, rate, seconds, mode, server="screen", kam_bin=None):
             raise RuntimeError(f"{server} exited at start (status {srv.returncode}); see {d}")
         c0, k0 = fine(srv.pid), ticks(srv.pid)
         t0 = time.perf_counter()
+        # each UAC into `procs` as it starts: an interrupt (Ctrl-C, SIGTERM) while they run stops them too
         uacs = [_sipp_uac(d, "allowed", port, uas_port, "uac_call.xml", "0901234567",
                           rate if mode == "allowed" else max(1, rate // 2), n_allowed)]
+        procs += uacs
         if mode == "mixed":
             uacs.append(_sipp_uac(d, "blocked", port, uas_port, "uac_blocked.xml", "0987000666",
                                   max(1, rate // 2), calls - n_allowed, extra=("-key", "symbol", "SENDER_BLACKLISTED")))
+            procs.append(uacs[-1])
         for u in uacs:
             try:
                 u.wait(timeout=seconds + 70)
