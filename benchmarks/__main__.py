@@ -143,11 +143,21 @@ def _run(a) -> int:
         if res["state"].get("skipped"):         # redis-server missing
             failed["state"] = res["state"]["skipped"]
 
-    for name, fn in (("pipeline", pipeline), ("lists", lists), ("longrun", longrun), ("smpp", smpp), ("sip", sip),
-                     ("state", state)):
-        if name not in a.skip:
-            step(name)
-            guarded(name, fn)
+    interrupted = None
+    try:
+        for name, fn in (("pipeline", pipeline), ("lists", lists), ("longrun", longrun), ("smpp", smpp), ("sip", sip),
+                         ("state", state)):
+            if name not in a.skip:
+                step(name)
+                guarded(name, fn)
+    except (KeyboardInterrupt, SystemExit) as e:
+        # Ctrl-C (SIGINT), or SIGTERM (util.exit_on_sigterm): the step's own `finally` blocks have stopped what it
+        # started; the steps done before it are still written below, the interrupted one is said
+        interrupted = (130 if isinstance(e, KeyboardInterrupt) else (e.code if isinstance(e.code, int) else 1),
+                       "SIGINT (Ctrl-C)" if isinstance(e, KeyboardInterrupt)
+                       else "SIGTERM" if e.code == 128 + signal.SIGTERM else f"exit {e.code}", marks[-1][0])
+        failed[interrupted[2]] = f"interrupted by {interrupted[1]}: partial results (the steps before it) only"
+        res["interrupted"] = {"signal": interrupted[1], "step": interrupted[2]}
     step("end")
     prog.close()
     res["duration_s"] = round(time.time() - t_start, 1)
@@ -158,9 +168,14 @@ def _run(a) -> int:
     (out / "summary.json").write_text(json.dumps({**res["summary"], "state": res.get("state"),
                                                   "failed_steps": failed, "skipped_steps": sorted(set(a.skip)),
                                                   "machine": res["machine"], "mode": res["mode"],
-                                                  "duration_s": res["duration_s"], "capacity": res["capacity"]},
+                                                  "duration_s": res["duration_s"], "capacity": res["capacity"],
+                                                  "interrupted": res.get("interrupted")},
                                                  indent=2) + "\n")
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    if interrupted:
+        print(f"benchmarks: interrupted by {interrupted[1]} during step {interrupted[2]}; partial results (the steps "
+              f"before it): {out}", file=sys.stderr)
+        return interrupted[0]
     print(json.dumps(res["summary"], indent=2))
     print(f"results: {out}", file=sys.stderr)
     if failed:
