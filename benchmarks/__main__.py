@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import signal
@@ -20,6 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .capacity import capacity, sip_pick
 from .util import child, exit_on_sigterm, machine
 
 QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10_000_000], pyset_sizes=[1_000_000],
@@ -30,7 +30,6 @@ FULL = dict(pipeline_n=100_000, pipeline_dnc=10_000_000, dnc_sizes=[1_000_000, 1
             pyset_sizes=[1_000_000, 10_000_000], long_n=400_000, long_seconds=240, key_n=300_000, snapshot_keys=2_000_000,
             smpp_rates=[1000, 2000, 4000, 8000, 16000, 32000], smpp_seconds=4, smpp_sat_seconds=40, smpp_fwd_seconds=10, smpp_sat_rate_cap=20_000,
             sip_rates=[100, 300, 500, 1000, 2000, 4000], sip_seconds=5, kamailio="install")
-SIP_AT = 500            # the SIP figures are read at this offered rate (issue #11's target load)
 
 
 def _progress(total):
@@ -204,14 +203,6 @@ def added_p99(step, name) -> tuple[float | None, str | None]:
     return _r(a), None
 
 
-def sip_pick(steps):
-    """The SIP step the summary reads: SIP_AT calls/s offered (its failed share is reported with it),
-    else the highest rate with ≤ 1% failed calls."""
-    at = [r for r in steps if r["offered_cps"] == SIP_AT and r["allowed"]["ok"]]      # failures are reported beside it
-    ok = [r for r in steps if r["allowed"]["ok"] and r["allowed"]["failed"] <= 0.01 * r["allowed"]["calls"]]
-    return at[0] if at else (max(ok, key=lambda r: r["offered_cps"]) if ok else None)
-
-
 def summarise(res) -> dict:
     s = {k: None for k in ("pipeline_msgs_per_s", "pipeline_p99_us", "ml_us_per_msg", "ml_sklearn_us_per_msg",
                            "judge_p99_us", "gc_max_pause_ms", "snapshot_pause_ms", "counter_bytes_per_key", "smpp_proxy_cpu_us_per_msg",
@@ -312,39 +303,6 @@ def summarise(res) -> dict:
             s["sip_relay_cpu_us_per_call"] = _r(r["relay"]["cpu_us_per_call"]) if r.get("relay") else None
             s["sip_kamailio_cpu_us_per_call"] = _r(r["kamailio"]["cpu_us_per_call"]) if r.get("kamailio") else None
     return s
-
-
-def _dnc_10m_mb(res):
-    return next((r["rss_mb"] for r in (res.get("lists") or {}).get("roaring", []) if r["n"] == 10_000_000), None)
-
-
-def capacity(res) -> dict:
-    """Cores for given loads from this run's per-core figures (assumptions in the report)."""
-    out = {"assumptions": [
-        "one proxy process is one core; the proxy CPU per submit_sm is its process CPU time over the saturating "
-        "(closed-loop) run divided by the submit_sm it answered, on the realistic mix",
-        f"the SIP screen CPU per call (INVITE..BYE, 6 messages, all allowed) is read the same way at {SIP_AT} calls/s",
-        "a core is planned at 70% utilisation to keep p99 inside the budget",
-        "more than one process per role: with the embedded store each keeps its own counters, so split ESME accounts "
-        "(SMS) or trunks (calls) across processes so that one advertiser/recipient pair stays on one process, or share "
-        "the counters with --state redis:// (its cost per message: the shared-state step); lists are loaded by every "
-        "process (" + (f"{dnc:,.0f} MB per 10M DNC numbers in this run" if (dnc := _dnc_10m_mb(res)) is not None
-                       else "the DNC memory per process: the lists step, not run here") + ")",
-    ], "sms": [], "calls": []}
-    sm = res.get("smpp")
-    if sm and sm.get("proxy_cpu_us_per_msg"):
-        per_core = 0.7 / (sm["proxy_cpu_us_per_msg"] / 1e6)
-        out["sms_per_core"] = round(per_core)
-        for load in (1000, 5000, 10000, 50000, 100000):
-            out["sms"].append({"sms_per_s": load, "cores": math.ceil(load / per_core)})
-    sp = res.get("sip")
-    r = sip_pick(sp["steps"]) if sp and sp.get("steps") else None
-    if r and r["allowed"]["cpu_us_per_call"]:
-        per_core = 0.7 / (r["allowed"]["cpu_us_per_call"] / 1e6)
-        out["cps_per_core"] = round(per_core)
-        for load in (100, 500, 1000, 5000):
-            out["calls"].append({"cps": load, "cores": math.ceil(load / per_core)})
-    return out
 
 
 if __name__ == "__main__":

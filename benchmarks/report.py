@@ -340,10 +340,15 @@ def write_report(out: Path, res) -> None:
     c = res.get("capacity", {})
     L += ["", "## Capacity model", "", "Assumptions:", ""] + [f"- {a}" for a in c.get("assumptions", [])] + [""]
     if c.get("sms"):
-        L += [f"Per core: about {c['sms_per_core']:,} submit_sm/s.", "", "| SMS/s | cores |", "|---|---|"]
+        L += [f"Per core: about {c['sms_per_core']:,} submit_sm/s ({_f(c.get('sms_cpu_us_per_msg'))} µs per submit_sm, "
+              f"from {c.get('sms_cpu_source', '–')}).", "", "| SMS/s | cores |", "|---|---|"]
         L += [f"| {r['sms_per_s']:,} | {r['cores']} |" for r in c["sms"]]
     if c.get("calls"):
         L += ["", f"Per core: about {c['cps_per_core']:,} calls/s.", "", "| calls/s | cores |", "|---|---|"]
         L += [f"| {r['cps']:,} | {r['cores']} |" for r in c["calls"]]
+    if c.get("mixed"):
+        L += ["", "SMS and calls together (each role its own processes; `python -m benchmarks.capacity "
+                  "RESULTS_DIR --sms N --cps M` for any other load):", "", "| SMS/s | calls/s | cores |", "|---|---|---|"]
+        L += [f"| {r['sms_per_s']:,} | {r['cps']:,} | {r['cores']} |" for r in c["mixed"]]
     L += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     (out / "report.md").write_text("\n".join(L) + "\n", encoding="utf-8")

@@ -1,0 +1,125 @@
+"""The capacity model: cores for a load of SMS/s and calls/s, from one benchmark run's per-core figures.
+
+    python -m benchmarks.capacity RESULTS_DIR --sms 20000 --cps 800     # cores for that load, from that run
+
+Theory of operation: one `serve` process runs one event loop, so it is one core. A core is planned at 70% of its
+time. The SMS cost per submit_sm planned with is the highest the run measured where the proxy kept up: the
+saturating (closed-loop) run's, or an open-loop rate's the proxy answered (≥ 99% of offered), as at a moderate
+rate fewer messages share each wake-up and each costs more (README, Known limits); a rate it fell behind at reads
+its saturated cost and is not used. The SIP cost per call is read at SIP_AT calls/s. SMS and calls are planned as
+separate processes (SMS nodes with `--sip-listen off`, call nodes whose SMPP listener gets no binds), so their cores
+add up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+SIP_AT = 500            # the SIP figures are read at this offered rate (issue #11's target load)
+UTILISATION = 0.7       # of a core, planned
+KEPT_UP = 0.99          # an open-loop rate the proxy answered at least this share of
+SMS_LOADS = (1000, 5000, 10000, 50000, 100000)
+CPS_LOADS = (100, 500, 1000, 5000)
+MIXED_LOADS = ((5000, 100), (10000, 500), (50000, 1000), (100000, 5000))
+
+
+def sip_pick(steps):
+    """The SIP step the summary reads: SIP_AT calls/s offered (its failed share is reported with it),
+    else the highest rate with ≤ 1% failed calls."""
+    at = [r for r in steps if r["offered_cps"] == SIP_AT and r["allowed"]["ok"]]      # failures are reported beside it
+    ok = [r for r in steps if r["allowed"]["ok"] and r["allowed"]["failed"] <= 0.01 * r["allowed"]["calls"]]
+    return at[0] if at else (max(ok, key=lambda r: r["offered_cps"]) if ok else None)
+
+
+def _dnc_10m_mb(res):
+    return next((r["rss_mb"] for r in (res.get("lists") or {}).get("roaring", []) if r["n"] == 10_000_000), None)
+
+
+def sms_plan_us(sm) -> tuple[float | None, str]:
+    """(CPU µs per submit_sm to plan with, where it was measured): the highest of the saturating run's and those of
+    the open-loop rates the proxy kept up with."""
+    sat = sm.get("proxy_cpu_us_per_msg")
+    if not sat:
+        return None, ""
+    best, where = sat, "the saturating run"
+    for r in sm.get("steps") or []:
+        p = r.get("proxy")
+        n = (p["ok"] + p["errors"]) if p else 0
+        if p and n and p["achieved"] >= KEPT_UP * r["offered"]:
+            us = p["cpu_s"]["proxy"] / n * 1e6
+            if us > best:
+                best, where = us, f"{r['offered']:,}/s offered, open loop"
+    return best, where
+
+
+def cores(sms: float, cps: float, c: dict) -> int | None:
+    """Cores for `sms` submit_sm/s and `cps` calls/s with the per-core figures of capacity(); None when a load is
+    asked of a role the run did not measure."""
+    if (sms and not c.get("sms_per_core")) or (cps and not c.get("cps_per_core")):
+        return None
+    return (math.ceil(sms / c["sms_per_core"]) if sms else 0) + (math.ceil(cps / c["cps_per_core"]) if cps else 0)
+
+
+def capacity(res) -> dict:
+    """Cores for given loads from this run's per-core figures (assumptions in the report)."""
+    sm = res.get("smpp") or {}
+    plan_us, where = sms_plan_us(sm)
+    sat_us = sm.get("proxy_cpu_us_per_msg")
+    out = {"assumptions": [
+        "one serve process is one core (one event loop); a core is planned at "
+        f"{UTILISATION:.0%} of its time (the latency each measured rate saw is in the SMPP and SIP sections)",
+        "SMS: the proxy's process CPU per submit_sm answered on the realistic mix, the highest measured where the "
+        "proxy kept up (at a moderate rate fewer messages share each wake-up and each costs more): "
+        + (f"{plan_us:,.1f} µs, from {where} (the saturating run's {sat_us:,.1f} µs)" if plan_us
+           else "not measured in this run"),
+        f"calls: the SIP screen's process CPU per call (INVITE..BYE, 6 messages, all allowed) at {SIP_AT} calls/s",
+        "SMS and calls in separate processes (SMS nodes with `serve --sip-listen off`, call nodes whose SMPP listener "
+        "gets no binds), so their cores add up",
+        "more than one process per role: with the embedded store each keeps its own counters, so split ESME accounts "
+        "(SMS) or trunks (calls) across processes so that one advertiser/recipient pair stays on one process, or share "
+        "the counters with --state redis:// (its cost per message: the shared-state step); lists are loaded by every "
+        "process (" + (f"{dnc:,.0f} MB per 10M DNC numbers in this run" if (dnc := _dnc_10m_mb(res)) is not None
+                       else "the DNC memory per process: the lists step, not run here") + ")",
+    ], "sms": [], "calls": [], "mixed": []}
+    if plan_us:
+        out["sms_cpu_us_per_msg"], out["sms_cpu_source"] = round(plan_us, 1), where
+        out["sms_per_core"] = round(UTILISATION / (plan_us / 1e6))
+        out["sms"] = [{"sms_per_s": n, "cores": cores(n, 0, out)} for n in SMS_LOADS]
+    sp = res.get("sip")
+    r = sip_pick(sp["steps"]) if sp and sp.get("steps") else None
+    if r and r["allowed"]["cpu_us_per_call"]:
+        out["cps_per_core"] = round(UTILISATION / (r["allowed"]["cpu_us_per_call"] / 1e6))
+        out["calls"] = [{"cps": n, "cores": cores(0, n, out)} for n in CPS_LOADS]
+    if out.get("sms_per_core") and out.get("cps_per_core"):
+        out["mixed"] = [{"sms_per_s": n, "cps": m, "cores": cores(n, m, out)} for n, m in MIXED_LOADS]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.capacity",
+                                 description="Cores for a load, from one run's capacity model (summary.json).")
+    ap.add_argument("results", help="a run's results directory (or its summary.json)")
+    ap.add_argument("--sms", type=float, default=0, help="submit_sm/s")
+    ap.add_argument("--cps", type=float, default=0, help="calls/s")
+    a = ap.parse_args(argv)
+    if a.sms < 0 or a.cps < 0 or not (a.sms or a.cps):
+        ap.error("give --sms and/or --cps, each ≥ 0, not both 0")
+    f = Path(a.results)
+    f = f / "summary.json" if f.is_dir() else f
+    try:
+        c = json.loads(f.read_text())["capacity"]
+    except (OSError, ValueError, KeyError) as e:
+        ap.error(f"{f}: no capacity model there ({type(e).__name__}: {e})")
+    n = cores(a.sms, a.cps, c)
+    if n is None:
+        ap.error(f"{f}: that run did not measure " + ("SMS" if a.sms and not c.get("sms_per_core") else "calls"))
+    print(json.dumps({"sms_per_s": a.sms, "cps": a.cps, "cores": n, "sms_per_core": c.get("sms_per_core"),
+                      "cps_per_core": c.get("cps_per_core"), "assumptions": c["assumptions"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

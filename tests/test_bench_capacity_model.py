@@ -1,0 +1,59 @@
+"""The capacity model (report.md, summary.json's `capacity`, `python -m benchmarks.capacity`).
+
+Before: SMS cores were planned from the saturating run's CPU per submit_sm alone, the lowest the run measures (at
+saturation many messages share each wake-up). In the probe's quick run that read 121 µs, 5,779 submit_sm/s a core
+at 70%, "5,000 SMS/s: 1 core", while the same run measured 180 µs per submit_sm at 4,100/s offered (the proxy kept
+up) and the proxy falling behind at 5,000/s. And it gave SMS and calls apart, never the cores for both (found by the
+bench probe). Nothing is measured here: the runs are made up."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.capacity import capacity, cores
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(sat_us=100.0, rung_us=150.0, achieved=4000, offered=4000, sip_us=350.0):
+    n = 10_000
+    return {"smpp": {"proxy_cpu_us_per_msg": sat_us,
+                     "steps": [{"offered": offered, "half_saturation": True,
+                                "proxy": {"achieved": achieved, "ok": n - 2000, "errors": 2000,
+                                          "cpu_s": {"proxy": rung_us * n / 1e6}}},
+                               {"offered": 20_000, "half_saturation": False}]},      # a rung the proxy did not run
+            "sip": {"steps": [{"offered_cps": 500, "allowed": {"ok": 1500, "failed": 0, "calls": 1500,
+                                                               "cpu_us_per_call": sip_us}}]}}
+
+
+def test_sms_cores_are_planned_from_the_dearest_rate_the_proxy_kept_up_with():
+    c = capacity(_run())
+    assert c["sms_cpu_us_per_msg"] == 150.0 and "4,000/s" in c["sms_cpu_source"]
+    assert c["sms_per_core"] == round(0.7 / 150e-6)                  # 4,667, not 7,000 from the saturating 100 µs
+    assert {r["sms_per_s"]: r["cores"] for r in c["sms"]}[5000] == 2
+    assert "150.0 µs" in " ".join(c["assumptions"])
+
+
+def test_a_rate_the_proxy_fell_behind_at_is_not_planned_from():
+    c = capacity(_run(rung_us=300.0, achieved=3000))
+    assert c["sms_cpu_us_per_msg"] == 100.0 and c["sms_cpu_source"] == "the saturating run"
+
+
+def test_sms_and_calls_together_add_their_cores():
+    c = capacity(_run())
+    assert c["cps_per_core"] == 2000
+    assert cores(10_000, 3000, c) == 3 + 2
+    assert {(r["sms_per_s"], r["cps"]): r["cores"] for r in c["mixed"]}[(10_000, 500)] == 3 + 1
+    assert cores(1000, 0, {"cps_per_core": 5}) is None               # SMS not measured: no answer, not 0
+
+
+def test_the_command_answers_for_a_load_from_a_runs_summary(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"capacity": capacity(_run())}))
+    p = subprocess.run([sys.executable, "-m", "benchmarks.capacity", str(tmp_path), "--sms", "20000", "--cps", "800"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["cores"] == 5 + 1
+    for bad in ([str(tmp_path)], [str(tmp_path), "--sms", "-1"], [str(tmp_path / "nope"), "--sms", "1"]):
+        p = subprocess.run([sys.executable, "-m", "benchmarks.capacity", *bad], capture_output=True, text=True,
+                           cwd=ROOT, timeout=60)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, (bad, p.stderr)
