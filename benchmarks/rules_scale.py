@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .util import positive
+
 PHRASES = ["khuyến mãi", "khuyen mai", "giảm giá", "giam gia", "trúng thưởng", "trung thuong", "vay tiền", "vay tien",
            "giải ngân", "giai ngan", "lãi suất", "lai suat", "ưu đãi", "uu dai", "miễn phí", "mien phi", "xác minh",
            "xac minh", "tài khoản", "tai khoan", "bị khóa", "bi khoa", "nhận thưởng", "nhan thuong", "cá cược",
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.rules_scale", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="50,200", help="generated rules of each kind per set (default 50,200)")
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"of {', '.join(KINDS)} (default all)")
-    ap.add_argument("--n", type=int, default=2000, help="messages judged per set (default 2000)")
+    ap.add_argument("--n", type=positive(), default=2000, help="messages judged per set (default 2000)")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
     from engine.records import parse_record
@@ -137,6 +139,10 @@ def main(argv=None) -> int:
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         ap.error(f"unknown kind(s) {', '.join(bad)}: use {', '.join(KINDS)}")
+    try:
+        sizes = [positive()(x) for x in a.sizes.split(",")]
+    except argparse.ArgumentTypeError as e:
+        ap.error(f"--sizes {a.sizes!r}: {e}")
     with tempfile.TemporaryDirectory() as td:
         td = Path(td)
         nums = seed_data(td / "data", 20_000)
@@ -144,7 +150,7 @@ def main(argv=None) -> int:
         for r in recs:
             r.pop("mix")
         objs = [parse_record(r) for r in recs]
-        sets = [("shipped", 0, None)] + [(f"+{n} each", n, k) for n in map(int, a.sizes.split(",")) for k in [kinds]]
+        sets = [("shipped", 0, None)] + [(f"+{n} each", n, k) for n in sizes for k in [kinds]]
         out = []
         for name, n, ks in sets:
             d = generate(td / f"rules{n}", n, ks, a.seed) if n else shipped_rules()

@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .smpp_bench import THROTTLED, _free_port, _growth, _load, _per_msg, _wait_port
+from .util import checkout, positive
 
 
 def _serve(code: str, tmp: Path, k: int, r_port: int):
@@ -76,16 +77,20 @@ def _stop(p) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_check")
-    ap.add_argument("--seconds", type=float, default=40)
-    ap.add_argument("--edge", type=float, default=10, help="seconds at each end for the growth ratio")
-    ap.add_argument("--campaign-share", type=float, default=0.4)
-    ap.add_argument("--binds", type=int, default=4)
-    ap.add_argument("--window", type=int, default=10)
-    ap.add_argument("--rate-cap", type=float, default=20_000, help="fresh messages generated: this × seconds")
-    ap.add_argument("--dnc", type=int, default=1_000_000)
-    ap.add_argument("--code", action="append", default=None, help="a checkout whose engine serves (repeatable)")
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_check", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=positive(float), default=40, help="closed loop per checkout (default 40)")
+    ap.add_argument("--edge", type=positive(float), default=10, help="seconds at each end for the growth ratio")
+    ap.add_argument("--campaign-share", type=positive(float, zero=True), default=0.4,
+                    help="share of spam-campaign messages, 0-1 (default 0.4; the mix's own 0.17)")
+    ap.add_argument("--binds", type=positive(), default=4)
+    ap.add_argument("--window", type=positive(), default=10)
+    ap.add_argument("--rate-cap", type=positive(float), default=20_000, help="fresh messages generated: this × seconds")
+    ap.add_argument("--dnc", type=positive(), default=1_000_000, help="DNC numbers seeded (default 1,000,000)")
+    ap.add_argument("--code", action="append", default=None, type=checkout,
+                    help="a checkout whose engine serves (repeatable)")
     a = ap.parse_args(argv)
+    if a.campaign_share > 1:
+        ap.error(f"--campaign-share {a.campaign_share:g}: a share, 0 to 1")
     codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
     from .traffic import seed_data
     tmp = Path(tempfile.mkdtemp(prefix="tf-check-"))

@@ -28,7 +28,7 @@ import time
 from .smpp_bench import _free_port
 from .smpp_load import Bind, _bind_pdu
 from .traffic import pdus as _pdus
-from .util import cpu_seconds
+from .util import checkout, cpu_seconds, positive
 
 _CHILD = r"""
 import asyncio, json, signal, sys, tempfile, time
@@ -223,14 +223,24 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_cpu")
-    ap.add_argument("--n", type=int, default=40000)
-    ap.add_argument("--binds", type=int, default=4)
-    ap.add_argument("--window", type=int, default=10)
-    ap.add_argument("--modes", default="forwarder,trivial,real")
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_cpu", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=positive(), default=40000, help="submit_sm measured per mode, after 2,000 of warm-up")
+    ap.add_argument("--binds", type=positive(), default=4)
+    ap.add_argument("--window", type=positive(), default=10)
+    ap.add_argument("--modes", default="forwarder,trivial,real",
+                    help="comma-separated, in turn: forwarder, trivial, real, each with +tls and/or @/other/checkout")
     ap.add_argument("--split", action="store_true",
                     help="also time pipeline.judge (thread CPU) to split the judge's CPU from the proxy's own")
     a = ap.parse_args(argv)
+    for m in a.modes.split(","):
+        kind, _, tree = m.partition("@")
+        if kind.removesuffix("+tls") not in ("forwarder", "trivial", "real") or (kind == "forwarder+tls"):
+            ap.error(f"unknown mode {m!r}: forwarder, trivial, real, trivial+tls, real+tls, each optionally @DIR")
+        if tree:
+            try:
+                checkout(tree)
+            except argparse.ArgumentTypeError as e:
+                ap.error(f"mode {m!r}: {e}")
     sim_port = _free_port()
     if "+tls" in a.modes:       # a throwaway certificate for the TLS modes (removed at exit)
         import tempfile

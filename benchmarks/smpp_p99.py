@@ -32,19 +32,23 @@ from pathlib import Path
 import numpy as np
 
 from .smpp_bench import _free_port, _load, _per_msg, _wait_port
+from .util import checkout, positive
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_p99")
-    ap.add_argument("--rate", type=float, default=5000)
-    ap.add_argument("--seconds", type=float, default=8)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--dnc", type=int, default=1_000_000)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_p99", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rate", type=positive(float), default=5000, help="offered submit_sm/s (default 5000)")
+    ap.add_argument("--seconds", type=positive(float), default=8, help="of load per rung (default 8)")
+    ap.add_argument("--repeat", type=positive(), default=2, help="rounds (default 2)")
+    ap.add_argument("--dnc", type=positive(), default=1_000_000, help="DNC numbers seeded (default 1,000,000)")
     ap.add_argument("--trace", action="store_true", help="run the proxies under benchmarks.smpp_trace (stages per message)")
-    ap.add_argument("--code", action="append", default=None, help="a checkout whose engine serves (repeatable)")
+    ap.add_argument("--code", action="append", default=None, type=checkout,
+                    help="a checkout whose engine serves (repeatable)")
     ap.add_argument("--pacing", default="thread,timer", help="generator pacings to run each round, comma-separated")
     ap.add_argument("--arrivals", choices=("uniform", "poisson"), default="uniform")
     a = ap.parse_args(argv)
+    if not a.pacing or set(a.pacing.split(",")) - {"thread", "timer"}:
+        ap.error(f"--pacing {a.pacing!r}: thread and/or timer, comma-separated")
     codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
     from .traffic import seed_data
     tmp = Path(tempfile.mkdtemp(prefix="tf-p99-"))

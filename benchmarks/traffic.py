@@ -266,6 +266,10 @@ def pdus(n: int, seed: int, dnc_sample=None, shares: dict | None = None) -> list
 
 
 if __name__ == "__main__":      # print a few records: python -m benchmarks.traffic N
-    import sys
-    for r in records(int(sys.argv[1]) if len(sys.argv) > 1 else 10):
+    import argparse
+    from .util import positive
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.traffic",
+                                 description="Print N records of the realistic SMPP mix, one JSON object a line.")
+    ap.add_argument("n", nargs="?", type=positive(), default=10, help="records (default 10)")
+    for r in records(ap.parse_args().n):
         print(json.dumps(r, ensure_ascii=False))

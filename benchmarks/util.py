@@ -1,6 +1,7 @@
 """Small helpers shared by the benchmark scenarios."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -64,6 +65,29 @@ def machine() -> dict:
         pass
     return {"cores": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
             "platform": platform.platform()}
+
+
+def positive(kind=int, zero=False):
+    """An argparse type: a number of `kind` above 0 (or ≥ 0 with `zero`); a count, rate or duration of 0 or below
+    gave a figure from nothing (0.0 µs per message) or a run that never ended."""
+    def parse(s):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {s!r}") from None
+        if v < 0 or (v == 0 and not zero) or v != v:
+            raise argparse.ArgumentTypeError(f"must be {'≥ 0' if zero else 'above 0'}: {s!r}")
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def checkout(s):
+    """An argparse type: a checkout directory (one holding engine/)."""
+    from pathlib import Path
+    if not (Path(s) / "engine").is_dir():
+        raise argparse.ArgumentTypeError(f"not a checkout (no engine/ in it): {s!r}")
+    return s
 
 
 class Timer:

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import features as F
 from .data import read_labelled
-from .model import default_model_dir, load_scorer
+from .model import ModelError, default_model_dir, load_scorer
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -76,7 +76,12 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=str(default_model_dir()))
     ap.add_argument("--n", type=int, default=2000)
     a = ap.parse_args(argv)
-    sc = load_scorer(Path(a.model))
+    if a.n < 1:
+        ap.error(f"--n {a.n}: texts to score, at least 1")
+    try:
+        sc = load_scorer(Path(a.model))
+    except ModelError as e:
+        ap.error(f"--model: {e}")
     texts = texts_160(a.n)
     out = {"texts": len(texts), "chars": 160, "compiled": F._C is not None}
     if F._C is not None:

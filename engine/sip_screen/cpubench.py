@@ -354,6 +354,8 @@ def measure(rate: int = 500, seconds: float = 10.0, relay: bool = True, kamailio
         out["relay"] = _one("relay", rate, seconds, tmp)
     if kamailio and shutil.which("kamailio"):
         out["kamailio"] = _one("kamailio", rate, seconds, tmp)
+    elif kamailio:      # said, not left out without a word: the baseline is missing, not zero
+        out["kamailio"] = {"error": "kamailio not installed: no Kamailio baseline in this run"}
     return out
 
 
@@ -371,6 +373,10 @@ def main(argv=None) -> int:
     ap.add_argument("--interleave", type=int, default=0, metavar="KIB",
                     help="with --per-type: KiB of other memory touched between calls (cold caches, as live)")
     a = ap.parse_args(argv)
+    if a.rate < 1 or not a.seconds > 0:
+        ap.error(f"--rate {a.rate} --seconds {a.seconds:g}: calls/s and seconds above 0")
+    if not a.via_flood and shutil.which("sipp") is None:
+        ap.error("sipp is not installed (Debian sip-tester): it makes the calls (and captures --per-type's)")
     if a.per_type:
         print(json.dumps(per_type(profile=a.profile, interleave=a.interleave)))
     else:
