@@ -46,10 +46,14 @@ def test_help_answers(mod):
     assert p.returncode == 0 and "usage:" in p.stdout and "Traceback" not in p.stderr, p.stderr
 
 
-def test_cpubench_says_when_kamailio_is_missing(monkeypatch):
+def test_cpubench_says_when_kamailio_is_missing_and_removes_its_files(monkeypatch, tmp_path):
+    # (each run also left /tmp/tf-sipcpu-*: serve's data directory, verdicts, sipp's statistics)
     import engine.sip_screen.cpubench as cb
-    monkeypatch.setattr(cb, "_one", lambda target, *a, **k: {"target": target})
+    made = []
+    monkeypatch.setattr(cb, "_one", lambda target, rate, seconds, tmp, *a: made.append(tmp) or {"target": target})
     monkeypatch.setattr(cb.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cb.tempfile, "tempdir", str(tmp_path))
     out = cb.measure(10, 1, relay=False, kamailio=True)
     assert "not installed" in out["kamailio"]["error"]
     assert "kamailio" not in cb.measure(10, 1, relay=False, kamailio=False)
+    assert made and not any(d.exists() for d in made)

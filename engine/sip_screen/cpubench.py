@@ -349,13 +349,18 @@ def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> d
 def measure(rate: int = 500, seconds: float = 10.0, relay: bool = True, kamailio: bool = True,
             listen: str = "127.0.0.1") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipcpu-"))
-    out = {"rate_cps": rate, "seconds": seconds, "listen": listen, "screen": _one("screen", rate, seconds, tmp, listen)}
-    if relay:
-        out["relay"] = _one("relay", rate, seconds, tmp)
-    if kamailio and shutil.which("kamailio"):
-        out["kamailio"] = _one("kamailio", rate, seconds, tmp)
-    elif kamailio:      # said, not left out without a word: the baseline is missing, not zero
-        out["kamailio"] = {"error": "kamailio not installed: no Kamailio baseline in this run"}
+    out = {"rate_cps": rate, "seconds": seconds, "listen": listen}
+    try:
+        out["screen"] = _one("screen", rate, seconds, tmp, listen)
+        if relay:
+            out["relay"] = _one("relay", rate, seconds, tmp)
+        if kamailio and shutil.which("kamailio"):
+            out["kamailio"] = _one("kamailio", rate, seconds, tmp)
+        elif kamailio:      # said, not left out without a word: the baseline is missing, not zero
+            out["kamailio"] = {"error": "kamailio not installed: no Kamailio baseline in this run"}
+    finally:                # the data directory and sipp's files; kept when the screen or relay failed (see its error)
+        if not any("error" in out.get(k, {}) for k in ("screen", "relay")):
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
