@@ -3,10 +3,10 @@
     python -m benchmarks.capacity RESULTS_DIR --sms 20000 --cps 800     # cores for that load, from that run
 
 Theory of operation: one `serve` process runs one event loop, so it is one core. A core is planned at 70% of its
-time. The SMS cost per submit_sm planned with is the highest the run measured where the proxy kept up: the
-saturating (closed-loop) run's, or an open-loop rate's the proxy answered (≥ 99% of offered), as at a moderate
-rate fewer messages share each wake-up and each costs more (README, Known limits); a rate it fell behind at reads
-its saturated cost and is not used. The SIP cost per call is read at SIP_AT calls/s. SMS and calls are planned as
+time. SMS: the cost per submit_sm falls with the rate (at a moderate rate fewer messages share each wake-up; README,
+Known limits), so it is read where one core is UTILISATION busy, between the measured rates the proxy kept up with
+(answered ≥ 99% of offered) and the saturating run (sms_plan_us); a rate it fell behind at reads its saturated
+cost and is not used. The SIP cost per call is read at SIP_AT calls/s. SMS and calls are planned as
 separate processes (SMS nodes with `--sip-listen off`, call nodes whose SMPP listener gets no binds), so their cores
 add up.
 """
@@ -39,20 +39,31 @@ def _dnc_10m_mb(res):
 
 
 def sms_plan_us(sm) -> tuple[float | None, str]:
-    """(CPU µs per submit_sm to plan with, where it was measured): the highest of the saturating run's and those of
-    the open-loop rates the proxy kept up with."""
+    """(CPU µs per submit_sm to plan with, where it was measured). Each rate the proxy kept up with (and the
+    saturating run) is a point: rate answered, share of a core used (rate × CPU per submit_sm). The rate one core
+    carries at UTILISATION is read between the two points around that share (linear); with every point above it,
+    from the lowest rate's cost (the nearest, as the cost per message falls with the rate); with every point below
+    it, from the highest rate's."""
     sat = sm.get("proxy_cpu_us_per_msg")
     if not sat:
         return None, ""
-    best, where = sat, "the saturating run"
+    pts = [((sm.get("saturation") or {}).get("proxy", {}).get("achieved") or 0, sat, "the saturating run")]
     for r in sm.get("steps") or []:
         p = r.get("proxy")
         n = (p["ok"] + p["errors"]) if p else 0
         if p and n and p["achieved"] >= KEPT_UP * r["offered"]:
-            us = p["cpu_s"]["proxy"] / n * 1e6
-            if us > best:
-                best, where = us, f"{r['offered']:,}/s offered, open loop"
-    return best, where
+            pts.append((p["achieved"], p["cpu_s"]["proxy"] / n * 1e6, f"{r['offered']:,}/s offered, open loop"))
+    pts = sorted((rate, us, rate * us / 1e6, where) for rate, us, where in pts if rate > 0) \
+        or [(0, sat, 1.0, "the saturating run")]
+    below = [x for x in pts if x[2] <= UTILISATION]
+    above = [x for x in pts if x[2] > UTILISATION and (not below or x[0] > below[-1][0])]
+    if below and above:
+        (r0, _, u0, w0), (r1, _, u1, w1) = below[-1], above[0]
+        rate = r0 + (UTILISATION - u0) / (u1 - u0) * (r1 - r0)
+        return UTILISATION / rate * 1e6, (f"between {w0} ({r0:,.0f}/s answered, {u0:.0%} of a core) and {w1} "
+                                          f"({r1:,.0f}/s, {u1:.0%})")
+    rate, us, u, where = above[0] if above else below[-1]
+    return us, f"{where} ({rate:,.0f}/s answered, {u:.0%} of a core)"
 
 
 def cores(sms: float, cps: float, c: dict) -> int | None:
@@ -71,8 +82,8 @@ def capacity(res) -> dict:
     out = {"assumptions": [
         "one serve process is one core (one event loop); a core is planned at "
         f"{UTILISATION:.0%} of its time (the latency each measured rate saw is in the SMPP and SIP sections)",
-        "SMS: the proxy's process CPU per submit_sm answered on the realistic mix, the highest measured where the "
-        "proxy kept up (at a moderate rate fewer messages share each wake-up and each costs more): "
+        "SMS: the proxy's process CPU per submit_sm answered on the realistic mix, read where one core is "
+        f"{UTILISATION:.0%} busy (the cost per message falls with the rate, as more messages share each wake-up): "
         + (f"{plan_us:,.1f} µs, from {where} (the saturating run's {sat_us:,.1f} µs)" if plan_us
            else "not measured in this run"),
         f"calls: the SIP screen's process CPU per call (INVITE..BYE, 6 messages, all allowed) at {SIP_AT} calls/s",

@@ -26,7 +26,7 @@ def _run(sat_us=100.0, rung_us=150.0, achieved=4000, offered=4000, sip_us=350.0)
                                                                "cpu_us_per_call": sip_us}}]}}
 
 
-def test_sms_cores_are_planned_from_the_dearest_rate_the_proxy_kept_up_with():
+def test_sms_cores_are_planned_from_a_rate_the_proxy_kept_up_with_not_the_saturating_run():
     c = capacity(_run())
     assert c["sms_cpu_us_per_msg"] == 150.0 and "4,000/s" in c["sms_cpu_source"]
     assert c["sms_per_core"] == round(0.7 / 150e-6)                  # 4,667, not 7,000 from the saturating 100 µs
@@ -34,9 +34,21 @@ def test_sms_cores_are_planned_from_the_dearest_rate_the_proxy_kept_up_with():
     assert "150.0 µs" in " ".join(c["assumptions"])
 
 
+def test_the_cost_is_read_where_a_core_is_70_percent_busy_between_measured_rates():
+    # 2,000/s at 250 µs (50% of a core), 4,000/s at 200 µs (80%), saturating 9,000/s at 100 µs: one core carries
+    # 2,000 + (0.7 - 0.5) / (0.8 - 0.5) × 2,000 = 3,333/s at 70%; neither the saturating 100 µs (7,000/s) nor
+    # the dearest, least busy 250 µs (2,800/s)
+    res = _run(sat_us=100.0, rung_us=250.0, achieved=2000, offered=2000)
+    res["smpp"]["saturation"] = {"proxy": {"achieved": 9000}}
+    res["smpp"]["steps"].append({"offered": 4000, "half_saturation": False,
+                                 "proxy": {"achieved": 4000, "ok": 10_000, "errors": 0, "cpu_s": {"proxy": 2.0}}})
+    c = capacity(res)
+    assert c["sms_per_core"] == 3333 and "2,000/s" in c["sms_cpu_source"] and "4,000/s" in c["sms_cpu_source"]
+
+
 def test_a_rate_the_proxy_fell_behind_at_is_not_planned_from():
     c = capacity(_run(rung_us=300.0, achieved=3000))
-    assert c["sms_cpu_us_per_msg"] == 100.0 and c["sms_cpu_source"] == "the saturating run"
+    assert c["sms_cpu_us_per_msg"] == 100.0 and c["sms_cpu_source"].startswith("the saturating run")
 
 
 def test_sms_and_calls_together_add_their_cores():
