@@ -79,7 +79,11 @@ def run(rates, seconds, progress=None, kamailio=False) -> dict:
     if shutil.which("sipp") is None:
         return {"error": "sipp not installed"}
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipbench-"))
-    out = _run(tmp, rates, seconds, progress, kamailio)
+    try:
+        out = _run(tmp, rates, seconds, progress, kamailio)
+    except (KeyboardInterrupt, SystemExit):     # interrupted (Ctrl-C, SIGTERM): nothing there to read
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(tmp, ignore_errors=True)      # kept when the step failed: its error names the logs there
     return out
 

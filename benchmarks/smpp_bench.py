@@ -21,7 +21,6 @@ GC pauses) and the load generator (benchmarks.smpp_load,
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -114,7 +113,11 @@ def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_0
     """`sat_rate_cap`: fresh messages are generated for the proxy's saturating run at this rate × its
     seconds (bounded count); a proxy faster than that ends the run early, which the result says."""
     tmp = Path(tempfile.mkdtemp(prefix="tf-bench-"))
-    out = _run(tmp, rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap, dnc_n, progress)
+    try:
+        out = _run(tmp, rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap, dnc_n, progress)
+    except (KeyboardInterrupt, SystemExit):     # interrupted (Ctrl-C, SIGTERM): nothing there to read
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(tmp, ignore_errors=True)      # ~20 MB of lists a run; kept when the step failed (serve.log)
     return out
 
