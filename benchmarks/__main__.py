@@ -56,6 +56,14 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
                     help="leave this step out (repeatable)")
     a = ap.parse_args(argv)
+    a.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    a.out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / a.stamp
+    try:                # before minutes of measuring: a results directory that cannot be written is said at once
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / ".writable").touch()
+        (a.out / ".writable").unlink()
+    except OSError as e:
+        ap.error(f"cannot write the results to {a.out} ({e.strerror or e}): give --out DIR")
     previous = exit_on_sigterm()
     try:
         return _run(a)
@@ -65,9 +73,7 @@ def main(argv=None) -> int:
 
 def _run(a) -> int:
     cfg = QUICK if a.quick else FULL
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / stamp
-    out.mkdir(parents=True, exist_ok=True)
+    stamp, out = a.stamp, a.out
     steps = (2 if "pipeline" not in a.skip else 0) \
         + (len(cfg["dnc_sizes"]) + len(cfg["pyset_sizes"]) if "lists" not in a.skip else 0) \
         + (2 if "longrun" not in a.skip else 0) \

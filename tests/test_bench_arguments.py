@@ -25,6 +25,7 @@ BAD = [
     ("benchmarks.traffic", "x"), ("benchmarks.traffic", "0"),
     ("engine.ml.bench", "--n", "0"), ("engine.ml.bench", "--model", "/nonexistent"),
     ("engine.sip_screen.cpubench", "--rate", "0"), ("engine.sip_screen.cpubench", "--seconds", "0"),
+    ("benchmarks", "--quick", "--out", "/proc/no/such/dir"),        # a traceback from mkdir before
 ]
 
 
