@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,14 +53,14 @@ def main(argv=None) -> int:
     codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
     from .traffic import seed_data
     tmp = Path(tempfile.mkdtemp(prefix="tf-p99-"))
-    nums = seed_data(tmp / "seed", a.dnc)
-    sample = tmp / "dnc_sample.npy"
-    np.save(sample, nums[:: max(1, len(nums) // 10_000)])
     py = sys.executable
-    r_port = _free_port()
-    procs = [subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])]
-    proxies = []
+    procs, proxies = [], []
     try:
+        nums = seed_data(tmp / "seed", a.dnc)
+        sample = tmp / "dnc_sample.npy"
+        np.save(sample, nums[:: max(1, len(nums) // 10_000)])
+        r_port = _free_port()
+        procs.append(subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)]))
         for k, code in enumerate(codes):
             d = tmp / f"p{k}"
             subprocess.run(["cp", "-r", str(tmp / "seed"), str(d)], check=True)
@@ -107,10 +108,12 @@ def main(argv=None) -> int:
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
-    gc_by = {code: json.loads((tmp / f"gc{k}.json").read_text()) if (tmp / f"gc{k}.json").exists() else None
-             for k, (code, _, _) in enumerate(proxies)}
+                p.wait()
+        gc_by = {code: json.loads((tmp / f"gc{k}.json").read_text()) if (tmp / f"gc{k}.json").exists() else None
+                 for k, (code, _, _) in enumerate(proxies)}
+        # (a failed or interrupted run left it: the seeded lists, ~20 MB at the default --dnc, and the verdict logs)
+        shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({"rate": a.rate, "seconds": a.seconds, "arrivals": a.arrivals, "rounds": rounds, ("proxy_trace" if a.trace else "proxy_gc"): gc_by}))
-    subprocess.run(["rm", "-rf", str(tmp)])
     return 0
 
 
