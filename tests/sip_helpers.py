@@ -7,6 +7,38 @@ import zlib
 from engine.sip_screen.server import BRANCH_PREFIX, TRANSPORTS, SipScreen, SipSettings
 
 UAC, UAS = ("127.0.0.1", 5080), ("127.0.0.1", 5070)
+AD_CALLER = "02439998888"       # Shop ABC's QC sender in ad_pipe's registry: 08:00-17:00, one call per callee a day
+
+
+def ad_pipe(data_dir, dnc_v=()):
+    """A pipeline (no model, nothing persisted) whose registry holds AD_CALLER as an advertiser's number, and the
+    numbers `dnc_v` on the DNC list for calls."""
+    from engine.app import build
+    from engine.lists import ListStore
+    ListStore(data_dir).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
+                                              + AD_CALLER.encode() + b",Shop ABC,QC,,,\n")
+    if dnc_v:
+        ListStore(data_dir).import_csv("dnc", b"number,channel\n" + b"".join(n.encode() + b",V\n" for n in dnc_v),
+                                       "dnc.csv")
+    return build(data_dir=data_dir, with_model=False, persist=False)
+
+
+class CallLines:
+    """A verdict log that keeps the call lines written (write_call's arguments)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def write_call(self, *a):
+        self.calls.append(a)
+
+
+def sent(scr) -> list:
+    """What the screen sent since the last look, parsed, with where to; then forgotten."""
+    from engine.sip_screen.codec import parse_datagram
+    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
+    scr.udp.out.clear()
+    return out
 
 
 class FakeUdp:

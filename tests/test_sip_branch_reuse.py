@@ -7,34 +7,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.app import build
-from engine.lists import ListStore
-from engine.sip_screen.codec import make_response, parse_datagram, parse_via
+from engine.sip_screen.codec import make_response, parse_via
 
-from .sip_helpers import UAC, UAS, invite, offline_screen
-
-AD_CALLER = "02439998888"                          # a registered ad sender: one call per callee a day
+from .sip_helpers import AD_CALLER, ad_pipe, CallLines as Lines, invite, offline_screen, sent as _sent, UAC, UAS
 
 
 @pytest.fixture
 def pipe(tmp_path):
-    ListStore(tmp_path).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
-                                              b"02439998888,Shop ABC,QC,,,\n")
-    return build(data_dir=tmp_path, with_model=False, persist=False)
-
-
-class Lines:
-    def __init__(self):
-        self.calls = []
-
-    def write_call(self, *a):
-        self.calls.append(a)
-
-
-def _sent(scr):
-    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
-    scr.udp.out.clear()
-    return out
+    return ad_pipe(tmp_path)
 
 
 @pytest.mark.parametrize("final", [200, 486, 487])

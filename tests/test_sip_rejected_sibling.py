@@ -9,36 +9,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.app import build
-from engine.lists import ListStore
-from engine.sip_screen.codec import make_response, parse_datagram
+from engine.sip_screen.codec import make_response
 
-from .sip_helpers import UAC, UAS, invite, offline_screen
+from .sip_helpers import AD_CALLER, ad_pipe, CallLines as Lines, invite, offline_screen, sent as _sent, UAC, UAS
 
-AD_CALLER = "02439998888"                          # a registered ad sender: one call per callee a day
 CALLEE, DNC_CALLEE = "0912345678", "0912000002"
 
 
 @pytest.fixture
 def pipe(tmp_path):
-    ListStore(tmp_path).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
-                                              b"02439998888,Shop ABC,QC,,,\n")
-    ListStore(tmp_path).import_csv("dnc", b"number,channel\n0912000002,V\n", "dnc.csv")
-    return build(data_dir=tmp_path, with_model=False, persist=False)
-
-
-class Lines:
-    def __init__(self):
-        self.calls = []
-
-    def write_call(self, *a):
-        self.calls.append(a)
-
-
-def _sent(scr):
-    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
-    scr.udp.out.clear()
-    return out
+    return ad_pipe(tmp_path, dnc_v=["0912000002"])
 
 
 def _with_branch(data, b):

@@ -8,30 +8,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.app import build
-from engine.lists import ListStore
-from engine.sip_screen.codec import make_response, parse_datagram
+from engine.sip_screen.codec import make_response
 from engine.sip_screen.transport import Pump, make_pump
 
-from .sip_helpers import UAC, UAS, invite, offline_screen
+from .sip_helpers import AD_CALLER, ad_pipe, CallLines as Lines, invite, offline_screen, sent as _sent, UAC, UAS
 
-AD_CALLER = "02439998888"                          # a registered ad sender: 08:00-17:00, one call per callee a day
 PLAIN = "0901234567"
 
 
 @pytest.fixture
 def pipe(tmp_path):
-    ListStore(tmp_path).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
-                                              b"02439998888,Shop ABC,QC,,,\n")
-    return build(data_dir=tmp_path, with_model=False, persist=False)
-
-
-class Lines:
-    def __init__(self):
-        self.calls = []
-
-    def write_call(self, *a):
-        self.calls.append(a)
+    return ad_pipe(tmp_path)
 
 
 def _screen(pipe, vlog, hanoi_hour, way):
@@ -45,12 +32,6 @@ def _screen(pipe, vlog, hanoi_hour, way):
             pytest.skip("C extension not built")
         feed = make_pump(scr, -1, scr.udp.sendto).handle
     return scr, feed
-
-
-def _sent(scr):
-    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
-    scr.udp.out.clear()
-    return out
 
 
 def _challenged_then_retried(scr, feed, code, first_pai, retry_pai, call_id):

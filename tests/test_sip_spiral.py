@@ -9,41 +9,21 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.app import build
-from engine.lists import ListStore
-from engine.sip_screen.codec import parse_datagram
 
-from .sip_helpers import UAC, UAS, invite, offline_screen
+from .sip_helpers import AD_CALLER, ad_pipe, CallLines as Lines, invite, offline_screen, sent as _sent, UAC, UAS
 
-AD_CALLER = "02439998888"                          # a registered ad sender: one call per callee a day
 SECOND_HOP = ("127.0.0.1", 5090)
 
 
 @pytest.fixture
 def pipe(tmp_path):
-    ListStore(tmp_path).import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\n"
-                                              b"02439998888,Shop ABC,QC,,,\n")
-    return build(data_dir=tmp_path, with_model=False, persist=False)
-
-
-class Lines:
-    def __init__(self):
-        self.calls = []
-
-    def write_call(self, *a):
-        self.calls.append(a)
+    return ad_pipe(tmp_path)
 
 
 def _screen(pipe, vlog):
     scr = offline_screen(pipe, vlog)
     scr.clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)     # 10:00 in Hanoi: ad hours
     return scr
-
-
-def _sent(scr):
-    out = [(parse_datagram(d), a) for d, a in scr.udp.out]
-    scr.udp.out.clear()
-    return out
 
 
 def _spiral(forwarded: bytes, ruri: bytes) -> bytes:
