@@ -50,6 +50,7 @@ from pathlib import Path
 
 from .control_reload import ReloadCommands
 from .servicelog import life
+from .supervisor import pool_worker
 
 log = logging.getLogger("telfilter")
 
@@ -243,7 +244,7 @@ class ControlServer(ReloadCommands):
                       "reload_errors": [str(e) for e in getattr(pipe, "rule_errors", ())]},
             "model": {"version": str(model.version) if model is not None else None},
             # a `serve --workers N` pool: these are this worker's counters (each worker has its socket, `.wN`)
-            **({"worker": int(os.environ.get("TELFILTER_WORKER", "0"))} if "TELFILTER_WORKERS" in os.environ else {}),
+            **({"worker": w} if (w := pool_worker()) is not None else {}),
         }
 
     async def lists(self, req: dict) -> dict:

@@ -8,7 +8,6 @@ and are shown without -v; everything else under `telfilter` shows at WARNING, or
 from __future__ import annotations
 
 import logging
-import os
 
 log = logging.getLogger("telfilter")
 # Start-up, reload and stop lines: INFO, and shown without -v (their own logger's level), so a
@@ -25,8 +24,8 @@ class ServiceLogFormatter(logging.Formatter):
         super().__init__()
         self.json_lines = json_lines
         # a `serve --workers N` worker names itself (every worker writes to the same journal or file): `w1`
-        w = os.environ.get("TELFILTER_WORKER") if "TELFILTER_WORKERS" in os.environ else None
-        self.worker = int(w) if w is not None and w.isdigit() else None
+        from .supervisor import pool_worker        # (supervisor imports this module: read when a formatter is made)
+        self.worker = pool_worker()
 
     def formatTime(self, record, datefmt=None):
         from datetime import datetime

@@ -80,6 +80,12 @@ def worker_index() -> int:
         return 0
 
 
+def pool_worker() -> int | None:
+    """This process's worker index in a `serve --workers N` pool, None outside one (what its service-log lines and
+    `ctl stats` name)."""
+    return worker_index() if "TELFILTER_WORKERS" in os.environ else None
+
+
 def die_with_supervisor() -> None:
     """In a worker: SIGTERM (a drain) when the supervisor dies, and at once if it has died already."""
     from .parentdeath import die_with_parent

@@ -132,10 +132,12 @@ class _FakeServe(threading.Thread):
             with c:
                 req = json.loads(c.makefile().readline())
                 self.requests.append(req["cmd"])
-                ans = ({"ok": False, "error": "reload refused in part", "model": {"ok": False, "version": "v-old",
-                        "error": "feature configuration not supported"}} if req["cmd"] == "reload"
-                       else {"ok": True, "model": {"version": "v-old"}})
-                c.sendall(json.dumps(ans).encode() + b"\n")
+                c.sendall(json.dumps(self.answer(req)).encode() + b"\n")
+
+    def answer(self, req):
+        return ({"ok": False, "error": "reload refused in part", "model": {"ok": False, "version": "v-old",
+                 "error": "feature configuration not supported"}} if req["cmd"] == "reload"
+                else {"ok": True, "model": {"version": "v-old"}})
 
 
 def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
@@ -165,17 +167,8 @@ def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
 class _ServeWithoutModel(_FakeServe):
     """A control socket of a serve whose telfilter.toml has [ml] enabled = false: reloads fine, serves no model."""
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                req = json.loads(c.makefile().readline())
-                self.requests.append(req["cmd"])
-                ans = {"ok": True, "model": {"ok": True, "version": None}}
-                c.sendall(json.dumps(ans).encode() + b"\n")
+    def answer(self, req):
+        return {"ok": True, "model": {"ok": True, "version": None}}
 
 
 def test_promote_and_eval_say_that_ml_is_off_in_telfilter_toml(tmp_path):

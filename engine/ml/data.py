@@ -151,44 +151,56 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
     return {"unlabelled_skipped": skipped, "calls_skipped": calls}
 
 
+def _first_line(text: str) -> str | None:
+    """The first line of `text` that is not blank, found without splitting the whole file (a store of a year's
+    reports was split three times over to read its first record)."""
+    pos = 0
+    while True:
+        end = text.find("\n", pos)
+        line = text[pos:] if end < 0 else text[pos:end]
+        if line.strip():
+            return line
+        if end < 0:
+            return None
+        pos = end + 1
+
+
 def _json_object_first(text: str) -> bool:
     """The first non-blank line is a JSON object."""
-    for line in text.split("\n"):
-        if line.strip():
-            if not line.lstrip().startswith("{"):
-                return False
-            try:
-                return isinstance(json.loads(line), dict)
-            except ValueError:
-                return False
-    return False
+    line = _first_line(text)
+    if line is None or not line.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _header_first(text: str) -> str | None:
     """"tsv" or "csv" when the first non-blank line is a header naming `label` and `text` split at tabs or at
     commas: the file is that whatever its name (`reports export --format csv --out labelled.txt`, or a TSV export
     named .csv), which read by its name gave "expected label<TAB>text" for every line, or refused the header."""
-    for line in text.split("\n"):
-        if line.strip():
-            if _columns(line.rstrip("\r").split("\t"), "") is not None:
-                return "tsv"
-            return "csv" if _columns(next(csv.reader([line])), "") is not None else None
-    return None
+    line = _first_line(text)
+    if line is None:
+        return None
+    if _columns(line.rstrip("\r").split("\t"), "") is not None:
+        return "tsv"
+    return "csv" if _columns(next(csv.reader([line])), "") is not None else None
 
 
 def _is_store(text: str) -> bool:
     """A 5656 report store (what serve appends): its first record has the fields only a report has (`reporter`,
     `content`, `time`), no `text`, and a report `kind` (S, V or FW). Any other JSONL is read as labelled
     records, `content` standing for `text`."""
-    for line in text.split("\n"):
-        if line.strip():
-            try:
-                o = json.loads(line)
-            except ValueError:
-                return False
-            return isinstance(o, dict) and {"reporter", "content", "time"} <= o.keys() and "text" not in o \
-                and o.get("kind") in ("S", "V", "FW")
-    return False
+    line = _first_line(text)
+    if line is None:
+        return False
+    try:
+        o = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(o, dict) and {"reporter", "content", "time"} <= o.keys() and "text" not in o \
+        and o.get("kind") in ("S", "V", "FW")
 
 
 def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
