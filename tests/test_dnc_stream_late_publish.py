@@ -104,3 +104,40 @@ def test_a_change_made_here_is_newer_than_what_this_process_applied_whatever_its
         await ra.close(); await rb.close()
         return out
     assert asyncio.run(main()) == [False] * 4
+
+
+def test_a_restarted_node_still_skips_an_older_cancellation_published_after_its_restart(tmp_path, url):  # noqa: F811
+    """The change times a node applied were in memory only: C applied B's confirmed DK DNC from the stream,
+    restarted, and then A's older HUY DNC (published late, Redis away from A) undid the registration on C, in
+    memory and in its journal. A start reads the times of the entries it applied back from the stream."""
+    import engine.state.replication as R
+
+    async def main():
+        A, B, C = (_lists_node(tmp_path, n) for n in "ABC")
+        da = R.DncReplicator(url, A, client=_Down(), reader=_Down())
+        A.store.append_delta("remove", N, "SV")             # A: HUY DNC, Redis away from A (queued)
+        A.lists.remove_dnc(N, "SV")
+        await asyncio.sleep(0.01)
+        if da._pub_task is not None:
+            da._pub_task.cancel()
+            await asyncio.gather(da._pub_task, return_exceptions=True)
+        rb = R.DncReplicator(url, B)
+        B.store.append_delta("add", N, "SV")                # B: DK DNC, later, confirmed and published
+        B.lists.add_dnc(N, "SV")
+        await rb._publish_all()
+        rc = R.DncReplicator(url, C)
+        await rc.catch_up()                                 # C applies B's registration ...
+        assert C.lists.in_dnc(N, "S")
+        await rc.close()
+        C2 = _lists_node(tmp_path, "C")                     # ... and restarts
+        rc2 = R.DncReplicator(url, C2)
+        real = R.DncReplicator(url, A)
+        da.redis, da.reader = real.redis, real.reader       # Redis back for A: its older HUY reaches the stream
+        await da._publish_all()
+        await rc2.catch_up()
+        out = [C2.lists.in_dnc(N, "S"), ListStore(C2.store.dir).load().in_dnc(N, "S"),
+               rc2.stats["skipped_older"], rc2.stats.get("recalled_times", 0) >= 1]
+        for d in (da, rb, rc2, real):
+            await d.close()
+        return out
+    assert asyncio.run(main()) == [True, True, 2, True]      # (S and V)

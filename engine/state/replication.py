@@ -130,7 +130,7 @@ class DncReplicator(_Unpublished, _Follower):
         self._latest = OrderedDict()    # (number, channel) -> time of the newest change applied (_newer)
         self.stats = {"published": 0, "applied_remote": 0, "applied_own": 0, "errors": 0, "delay_ms_last": None,
                       "reports_published": 0, "reports_applied": 0, "reports_dropped": 0, "rejoined": 0,
-                      "skipped_older": 0}
+                      "skipped_older": 0, "recalled_times": 0}
         pipe.store.publish = self.publish
         if pipe.reports is not None and not isinstance(pipe.reports, PublishingReports):
             pipe.reports = PublishingReports(pipe.reports, self)

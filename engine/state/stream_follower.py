@@ -25,6 +25,8 @@ RECENT = 1000               # (id, publisher's time) of the last entries applied
 BLOCK_MS = 1000
 CHUNK = 10_000              # numbers per stream entry
 LATEST = 100_000            # (number, channel) whose newest change time a process remembers (_newer; ~300 B each)
+RECALL_ENTRIES = 20_000     # stream entries read back at a start for their change times (_recall_times)
+RECALL_PAGE = 500
 
 
 class _Follower:
@@ -37,6 +39,7 @@ class _Follower:
             async def read_all():
                 nonlocal n
                 await self._check_trimmed()
+                await self._recall_times(time.monotonic() + timeout / 2)
                 while True:
                     got = await self.redis.xrange(STREAM, min=_after(self.last_id), count=CHUNK // 10)
                     if not got:
@@ -48,6 +51,34 @@ class _Follower:
         if n:
             log.info("DNC replication: caught up %d stream entries (last id %s)", n, self.last_id)
         return n
+
+    async def _recall_times(self, deadline: float) -> None:
+        """The change times of the entries this node applied before it stopped (the newest RECALL_ENTRIES, at most
+        LATEST numbers, what can be read by `deadline`), learnt again without applying anything: `_newer` remembers
+        them in memory only, and a queue another node publishes late (Redis was away from it) would otherwise undo,
+        after this node's restart, a later command it had applied (an older HUY DNC reaching the stream after the
+        confirmed DK DNC)."""
+        if self.last_id == "0":
+            return
+        below, seen, got_times = self.last_id, 0, []
+        while seen < RECALL_ENTRIES and len(got_times) < LATEST and time.monotonic() < deadline:
+            got = await self.redis.xrevrange(STREAM, max=below, count=RECALL_PAGE)
+            for _eid, fields in got:
+                times = _times(fields.get(b"c"))
+                if not times:
+                    continue
+                for i, (_op, ch, nums) in enumerate(msgpack.unpackb(fields[b"d"]) if b"d" in fields else ()):
+                    ts = times[i] if i < len(times) and times[i] else ()
+                    for k, x in enumerate(nums[:len(ts)]):
+                        if ts[k] is not None:
+                            got_times.append((x, ch, ts[k]))
+            seen += len(got)
+            if len(got) < RECALL_PAGE:
+                break
+            below = "(" + got[-1][0].decode()
+        for x, ch, t in reversed(got_times):        # oldest first: the newest stay the most recently remembered
+            self._newer(x, ch, t)
+        self.stats["recalled_times"] = len(got_times)
 
     async def _check_trimmed(self) -> None:
         if self.last_id == "0":
