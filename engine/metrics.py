@@ -346,6 +346,17 @@ class _StateCollector:
                 shared.add_metric([k], v)
             if getattr(st, "stats", None):
                 yield shared
+        rep = getattr(pipe, "replicator", None)
+        if rep is not None:         # DNC changes and 5656 reports between nodes (state/replication.py)
+            rc = CounterMetricFamily("telfilter_dnc_replication", "DNC replication through the Redis stream: entries "
+                                     "published and applied (own, remote), reports, errors, rejoined, skipped_older "
+                                     "(a change older than one in force), recalled_times", labels=["event"])
+            for k, v in sorted(rep.stats.items()):
+                if k != "delay_ms_last":
+                    rc.add_metric([k], v)
+            yield rc
+            yield GaugeMetricFamily("telfilter_dnc_replication_pending", "DNC numbers and 5656 reports waiting to "
+                                    "be published (Redis away)", value=rep.pending() + len(rep.out_reports))
         mem = getattr(getattr(pipe.state, "counters", None), "mem", None) or getattr(pipe.state, "counters", None)
         if hasattr(mem, "evicted"):
             ek = CounterMetricFamily("telfilter_state_evicted_keys", "live counter keys taken over at max_keys "

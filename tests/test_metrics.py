@@ -227,3 +227,25 @@ def test_the_process_and_build_are_exported(tmp_path):
         assert _samples(text, name) and _samples(text, name)[0].value > 0, name
     assert _samples(text, "telfilter_build_info")[0].labels["version"] == __version__
     assert _samples(text, "python_info")
+
+
+def test_dnc_replication_is_exported(tmp_path):
+    """DNC replication's counters (published, applied, errors, skipped_older …) were kept but never shown: an operator
+    could not see a node that stopped applying other nodes' registrations, nor what waits for Redis."""
+    from prometheus_client import generate_latest
+
+    from engine.metrics import Metrics
+    from engine.state.replication import DncReplicator
+
+    from .test_redis_state import _Down
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+    pipe.replicator = rep = DncReplicator("redis://127.0.0.1:1/0", pipe, client=_Down(), reader=_Down())
+    rep.stats["applied_remote"] = 7
+    rep.stats["skipped_older"] = 2
+    rep._segment(True).put("add", "S", 84912000001, 1.0)
+    rep.out_reports.append("{}")
+    text = generate_latest(Metrics(pipe).registry).decode()
+    got = {s.labels["event"]: s.value for s in _samples(text, "telfilter_dnc_replication_total")}
+    assert got["applied_remote"] == 7 and got["skipped_older"] == 2 and got["errors"] == 0
+    assert "delay_ms_last" not in got
+    assert _samples(text, "telfilter_dnc_replication_pending")[0].value == 2
