@@ -303,10 +303,15 @@ class _StateCollector:
                 fin.add_metric([k], v)
             yield fin
         rules = pipe.rules
+        # an info metric's labels stay put (a reload changing one would end its series and start another):
+        # what a reload changes is a gauge of its own
         ri = InfoMetricFamily("telfilter_rules", "the rule set in force")
-        ri.add_metric([], {"directory": str(getattr(rules, "directory", "")), "rules": str(len(getattr(rules, "rules", ()))),
-                           "generation": str(getattr(pipe, "rules_generation", 1))})
+        ri.add_metric([], {"directory": str(getattr(rules, "directory", ""))})
         yield ri
+        yield GaugeMetricFamily("telfilter_rules_generation", "rule sets swapped in since the start (1 = the first)",
+                                value=getattr(pipe, "rules_generation", 1))
+        yield GaugeMetricFamily("telfilter_rules_loaded", "rules in the set in force",
+                                value=len(getattr(rules, "rules", ())))
         yield GaugeMetricFamily("telfilter_rules_reload_errors", "errors of the last refused rules reload",
                                 value=len(getattr(pipe, "rule_errors", ())))
         bi = InfoMetricFamily("telfilter_build", "the telfilter version running")

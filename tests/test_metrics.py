@@ -65,7 +65,7 @@ def test_metrics_health_and_readiness(tmp_path):
         assert {s.labels["writer"]: s.value for s in _samples(text, "telfilter_durable_writes_waiting")} == \
             {"shortcode": 0, "held_receipts": 0, "shortcode_parts": 0}
         assert _samples(text, "telfilter_list_entries")
-        assert _samples(text, "telfilter_rules_info")[0].labels["generation"] == "1"
+        assert _samples(text, "telfilter_rules_generation")[0].value == 1
         assert _get(mport, "/nope")[0] == 404
         # a junk or never-finished request does not disturb the endpoint
         s = socket.create_connection(("127.0.0.1", mport))
