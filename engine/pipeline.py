@@ -83,6 +83,8 @@ class Pipeline:
         self.rules_generation = 1       # +1 at each rule set swapped in (ctl stats and /metrics both show it)
         self.rules_reload_lock = None   # serve's reloads run one at a time under it (serve.reload_rules)
         self.rules_reload_queued = None  # the reload waiting for the one under way: later requests join it
+        self.rules_stamp = None         # rules_stamp() of the files the last read began with (RuleWatcher's test)
+        self._refused = None            # (stamp, errors) of the last refused read: a repeat is not said again
         self.lists = lists if lists is not None else Lists()
         self.store = store
         self.reports = reports
@@ -319,18 +321,28 @@ class Pipeline:
     def reload_rules(self, directory: Path | None = None) -> list:
         """Build and validate a new rule set beside the old one; swap only on success."""
         d = self.rules_dir(directory)
-        return self.install_rules(d, read_rules(d))
+        stamp = self.rules_stamp = rules_stamp(d)
+        return self.install_rules(d, read_rules(d), stamp)
 
     def rules_dir(self, directory: Path | None = None) -> Path:
         return Path(directory) if directory else self.rules.directory
 
-    def install_rules(self, d: Path, new) -> list:
-        """Swap in `new`, a RuleSet that read_rules(d) gave, or log why not (a RuleSetError: the old set stays)."""
+    def install_rules(self, d: Path, new, stamp=None) -> list:
+        """Swap in `new`, a RuleSet that read_rules(d) gave, or log why not (a RuleSetError: the old set stays).
+        `stamp`: rules_stamp(d) before the read; a read of the same files refused with the same errors as the last
+        one (the watcher's read of an edit, then the operator's SIGHUP) says so in one line, not every error again."""
         if isinstance(new, RuleSetError):
             self.rule_errors = new.errors
-            for err in new.errors:
-                log.error("rules reload refused, old rules stay in force: %s", err)
+            refused = (stamp, [str(e) for e in new.errors])
+            if stamp is not None and refused == self._refused:
+                log.warning("rules reload refused again, old rules stay in force: the rule files are unchanged "
+                            "since the last refused reload (its %d error(s) said then)", len(new.errors))
+            else:
+                for err in new.errors:
+                    log.error("rules reload refused, old rules stay in force: %s", err)
+            self._refused = refused
             return new.errors
+        self._refused = None
         self.rules = new
         self.rules_generation += 1
         self.rule_errors = []
@@ -353,26 +365,29 @@ def read_rules(d: Path):
         return e
 
 
+def rules_stamp(d: Path):
+    """The rule files of `d` as (name, mtime, size) each, or None when they cannot be listed."""
+    try:
+        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in rule_files(d))
+    except OSError:
+        return None
+
+
 class RuleWatcher:
-    """Polls rule-file mtimes; `poll()` reloads when anything changed (called by serve's loop)."""
+    """Polls rule-file mtimes; `poll()` reloads when anything changed (called by serve's loop). A change is one
+    since the files the last read saw, whoever read them: after a SIGHUP's read of an edit, the watcher read the
+    same files again (and said their errors twice)."""
 
     def __init__(self, pipeline: Pipeline):
         self.pipeline = pipeline
-        self.stamp = self._stamp()
-
-    def _stamp(self):
-        d = self.pipeline.rules.directory
-        try:
-            return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in rule_files(d))
-        except OSError:
-            return None
+        pipeline.rules_stamp = rules_stamp(pipeline.rules.directory)
 
     def changed(self) -> bool:
-        """Whether the files changed since the last look (then the caller reloads)."""
-        s = self._stamp()
-        if s == self.stamp:
+        """Whether the files changed since the last read or look (then the caller reloads)."""
+        s = rules_stamp(self.pipeline.rules.directory)
+        if s == self.pipeline.rules_stamp:
             return False
-        self.stamp = s
+        self.pipeline.rules_stamp = s
         return True
 
     def poll(self) -> bool:

@@ -105,7 +105,7 @@ def _retrieved(t: asyncio.Task) -> None:
 
 async def _queued_reload(pipe) -> list:
     """The read of reload_rules' requests that came before it began: under the lock, after the one under way."""
-    from .pipeline import read_rules
+    from .pipeline import read_rules, rules_stamp
     from .rules.loader import RuleSetError
     lock = pipe.rules_reload_lock
     if lock is None:
@@ -116,13 +116,14 @@ async def _queued_reload(pipe) -> list:
             if pipe.rules_reload_queued is me:
                 pipe.rules_reload_queued = None      # reading from now on: a request after this needs another read
             d = pipe.rules_dir()
+            stamp = pipe.rules_stamp = rules_stamp(d)    # the files this read sees: the watcher's next look
             new = await _in_daemon_thread(read_rules, d)
             vet = getattr(pipe, "rules_vet", None)
             if vet is not None and not isinstance(new, RuleSetError):
                 errors = vet(new)
                 if errors:
                     new = RuleSetError(errors)
-            return pipe.install_rules(d, new)
+            return pipe.install_rules(d, new, stamp)
     finally:
         if pipe.rules_reload_queued is me:
             pipe.rules_reload_queued = None
