@@ -268,7 +268,8 @@ def main(argv=None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:       # Ctrl-C: one line, not a traceback (outputs are written whole or not at all)
-        print("telfilter: interrupted", file=sys.stderr)
+        from .servicelog import say_error
+        say_error("telfilter: interrupted")
         if argv is None:            # the program itself: die of SIGINT, as Python does, so a calling shell loop stops
             import signal
             # Python flushes stdout before its own death by SIGINT (Py_FinalizeEx, then the kill): so do we, or
@@ -297,6 +298,7 @@ def _main(argv=None) -> int:
     from .ml.model import ModelError
     from .rules.loader import RuleSetError
     from .commands import cmd_check, cmd_config, cmd_lists, cmd_rules
+    from .servicelog import say_error
     try:
         if args.cmd == "check":
             return cmd_check(args)
@@ -328,27 +330,35 @@ def _main(argv=None) -> int:
             from benchmarks.__main__ import main as bench_main
             return bench_main((["--quick"] if args.quick else []) + (["--out", args.out] if args.out else [])
                               + [x for step in args.skip for x in ("--skip", step)])
+    # (say_error: a plain line, or a JSON object once serve set up --log-format json)
     except RuleSetError as e:
         for err in e.errors:
-            print(err, file=sys.stderr)
+            say_error(str(err))
         return 2
     except ConfigError as e:
         for err in e.errors:
-            print(f"telfilter: error: {err}", file=sys.stderr)
+            say_error(f"telfilter: error: {err}")
         return 2
     except (CsvError, SnapshotError, ModelError) as e:
-        print(f"telfilter: error: {e}", file=sys.stderr)
+        say_error(f"telfilter: error: {e}")
         return 2
     except BrokenPipeError as e:    # `telfilter ... | head`: the reader has what it wanted (an OSError: before it)
         if _stdout_broken():
             _quiet_stdout()
             return 0
-        print(f"telfilter: error: {e.strerror or e}", file=sys.stderr)     # another pipe or socket broke
+        say_error(f"telfilter: error: {e.strerror or e}")     # another pipe or socket broke
         return 2
     except OSError as e:             # a missing or unreadable input file, a port in use, ...
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"telfilter: error: {where}{e.strerror or e}", file=sys.stderr)
+        say_error(f"telfilter: error: {where}{e.strerror or e}")
         return 2
+    except Exception as e:
+        from .servicelog import json_service_log
+        if not json_service_log():
+            raise
+        # a bug under serve --log-format json: its traceback in the line's "exc", status 1 as Python's own exit
+        say_error(f"telfilter {args.cmd}: stopped by an unexpected error: {type(e).__name__}: {e}", exc_info=e)
+        return 1
     return 1
 
 

@@ -31,14 +31,13 @@ import logging
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 from .serve_config import load_serve_config
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules)
-from .servicelog import life, reopen_verdict_log_soon, setup_service_logging
+from .servicelog import life, reopen_verdict_log_soon, say_error, setup_service_logging
 
 log = logging.getLogger("telfilter")
 
@@ -370,20 +369,20 @@ def cmd_serve(args) -> int:
     setup_service_logging(args.verbose, getattr(args, "log_format", "text"))
     workers = getattr(args, "workers", 1)
     if workers < 1:
-        print(f"telfilter serve: --workers {workers}: at least 1", file=sys.stderr)
+        say_error(f"telfilter serve: --workers {workers}: at least 1")
         return 2
     if workers > 1:
         from .state import is_shared
         if not is_shared(getattr(args, "state", None)):
-            print(f"telfilter serve: --workers {workers} needs --state redis://HOST:PORT/DB: the workers must share "
-                  "counters and DNC changes (N embedded stores would be N separate policies)", file=sys.stderr)
+            say_error(f"telfilter serve: --workers {workers} needs --state redis://HOST:PORT/DB: the workers must share "
+                      "counters and DNC changes (N embedded stores would be N separate policies)")
             return 2
         from .state import StateError
         from .state.url import parse_url
         try:
             parse_url(args.state)
         except StateError as e:
-            print(f"telfilter serve: {e}", file=sys.stderr)
+            say_error(f"telfilter serve: {e}")
             return 2
         from .supervisor import supervise
         return supervise(args)
@@ -391,12 +390,12 @@ def cmd_serve(args) -> int:
         return asyncio.run(run_serve(args))
     except OSError as e:    # as cli.main prints one: 'FILE: why' or the message alone, never "[Errno 98] …"
         where = f"{e.filename}: " if e.filename else ""
-        print(f"telfilter serve: {where}{e.strerror or e}", file=sys.stderr)
+        say_error(f"telfilter serve: {where}{e.strerror or e}")
         return 2
     except Exception as e:
         from .ml.model import ModelError
         from .state import StateError
         if not isinstance(e, (StateError, ModelError)):
             raise
-        print(f"telfilter serve: {e}", file=sys.stderr)
+        say_error(f"telfilter serve: {e}")
         return 2

@@ -46,6 +46,22 @@ class ServiceLogFormatter(logging.Formatter):
         return f"{ts} {record.levelname} {who}: {msg}" + (f"\n{exc}" if exc else "")
 
 
+def json_service_log() -> bool:
+    """Whether setup_service_logging set up JSON lines (serve --log-format json)."""
+    return any(getattr(h.formatter, "json_lines", False) for h in logging.getLogger().handlers)
+
+
+def say_error(line: str, exc_info=None) -> None:
+    """A line about an error that ends the command (`telfilter serve: …: Address already in use`), on stderr: as
+    given, or, once serve set up `--log-format json`, as a JSON object at ERROR like every other line serve writes
+    (a collector parses each line; a plain one among them was lost or broke its parser)."""
+    if json_service_log():
+        life.error("%s", line, exc_info=exc_info)
+    else:
+        import sys
+        print(line, file=sys.stderr)
+
+
 def setup_service_logging(verbose: bool, fmt: str = "text") -> None:
     root = logging.getLogger()
     for h in root.handlers:
