@@ -54,6 +54,17 @@ _TOML_POS = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$", re.S)
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 
 
+def toml_error_at(e: tomllib.TOMLDecodeError, text: str) -> tuple[int, int, str]:
+    """(line, col, message) of a TOML syntax error in `text`. tomllib says `(at line L, column C)`, or `(at end of
+    document)` for a file that ends too soon (an unclosed `[` or string, a key with no value): that is placed at the
+    end of the last line that is not blank, where an editor shows it (it was 1:1, or no position at all)."""
+    m = _TOML_POS.match(str(e))
+    if m:
+        return int(m.group(2)), int(m.group(3)), m.group(1)
+    end = len(text.rstrip())
+    return text.count("\n", 0, end) + 1, end - text.rfind("\n", 0, end), str(e)
+
+
 def read_toml(path: Path) -> tuple[dict, str]:
     """Parse a TOML file; a syntax error is ConfigError `path:line:col: message`."""
     path = Path(path)
@@ -67,9 +78,8 @@ def read_toml(path: Path) -> tuple[dict, str]:
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
-        m = _TOML_POS.match(str(e))
-        where = f"{path}:{m.group(2)}:{m.group(3)}" if m else str(path)
-        raise ConfigError(f"{where}: {m.group(1) if m else e}") from None
+        line, col, msg = toml_error_at(e, text)
+        raise ConfigError(f"{path}:{line}:{col}: {msg}") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply") from None
 

@@ -39,10 +39,10 @@ across the set, lint.py then warns of what loads but can never take effect.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from pathlib import Path
 
+from ..config import toml_error_at
 from .composites import check_composites, link_refs
 from .plan import UNKNOWN, compile_plans, run_steps
 from .rule import SCOPES, Rule, build_rule, did_you_mean
@@ -152,9 +152,8 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
-            ln, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
-            errors.append(RuleError(disp, ln, col, f"TOML syntax: {str(e).split(' (at line')[0]}"))
+            ln, col, msg = toml_error_at(e, text)
+            errors.append(RuleError(disp, ln, col, f"TOML syntax: {msg}"))
             continue
         except RecursionError:          # _read_text's scan stops the usual cases; this is the backstop
             errors.append(RuleError(disp, 1, 1, f"TOML nested more than {MAX_NESTING} levels deep"))
