@@ -32,7 +32,7 @@ and arms those timers (`restore`), as the embedded journal's restore does (mo_re
 
 Bounds: timers in this process at most `max_pending_concat` (the oldest fires early); hashes expire
 after KEEP seconds whatever happens; script calls in flight at most MAX_CALLS, the others wait for a slot
-within their timeout (a burst of parts took a connection of the shared client each, and redis-py's asyncio
+(the store's timeout counts from when a call has one: the wait is this process's queue) (a burst of parts took a connection of the shared client each, and redis-py's asyncio
 pool, 100 connections by default, refused the rest at once: those parts fell back to this process's own
 reassembly, their other halves in another process never joined them, and the command, every part
 acknowledged, was judged on half its text). If the server is away, the part goes through mo.py's own
@@ -205,8 +205,7 @@ class SharedMoParts:
         key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
         ks = keys_of(key)
         try:
-            got = await asyncio.wait_for(self._call(self._add, keys=ks, args=[n, _enc(text), total,
-                                                                 int(KEEP * 1000)]), self.timeout * 4)
+            got = await self._call(self._add, keys=ks, args=[n, _enc(text), total, int(KEEP * 1000)])
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly unavailable (%s: %s): part %d/%d judged in this process",
@@ -237,9 +236,13 @@ class SharedMoParts:
             self.timers[key] = (tm, link, pdu, reading)
 
     async def _call(self, script, **kw):
-        """One script call, once a slot is free (MAX_CALLS)."""
+        """One script call, once a slot is free (MAX_CALLS), within 4 × the store's timeout from then: the wait
+        for a slot is this process's own queue, not the server being slow (a burst of parts on a loaded host waited
+        longer than the timeout for a slot, and those parts fell back to this process's own reassembly while their
+        other halves were in Redis: commands acknowledged and judged on half their text). The queue is bounded by
+        the SMSCs' windows (a part is answered once its call is done)."""
         async with self._slots:
-            return await script(**kw)
+            return await asyncio.wait_for(script(**kw), self.timeout * 4)
 
     def _disarm(self, key) -> None:
         e = self.timers.pop(key, None)
@@ -255,7 +258,7 @@ class SharedMoParts:
     async def _expired(self, key, link, pdu, reading) -> None:
         ks = keys_of(key)
         try:
-            got = await asyncio.wait_for(self._call(self._take, keys=ks, args=[int(KEEP * 1000)]), self.timeout * 4)
+            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: parts of a message from %r not taken (%s: %s); they expire in %.0f s",
@@ -294,7 +297,7 @@ class SharedMoParts:
     async def _recorded(self, ks, key) -> None:
         """The done mark says recorded: a part of it sent again to any process is acknowledged from now on."""
         try:
-            await asyncio.wait_for(self._call(self._done, keys=ks, args=[int(KEEP * 1000)]), self.timeout * 4)
+            await self._call(self._done, keys=ks, args=[int(KEEP * 1000)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: a recorded message from %r not marked so (%s: %s); its parts sent "
@@ -304,8 +307,7 @@ class SharedMoParts:
         """A message not recorded: its parts back in the server (waiting for a part to come again), then its
         completing part (`pdu`, if any) answered ESME_RX_T_APPN, so its redelivery finds them there."""
         try:
-            await asyncio.wait_for(self._call(self._putback, keys=ks, args=[int(NOT_RECORDED_KEEP * 1000), *back]),
-                                   self.timeout * 4)
+            await self._call(self._putback, keys=ks, args=[int(NOT_RECORDED_KEEP * 1000), *back])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: a message not recorded could not be put back (%s: %s); its "
@@ -318,7 +320,7 @@ class SharedMoParts:
     async def restore(self) -> int:
         """At a start: arm the timers a stop left in DUE (module text). Returns how many."""
         try:
-            got = await asyncio.wait_for(self._call(self._claim, keys=[DUE], args=[]), self.timeout * 4)
+            got = await self._call(self._claim, keys=[DUE], args=[])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: the 5656 messages a stop left waiting were not read (%s: %s); their "
@@ -357,10 +359,9 @@ class SharedMoParts:
             due += NOT_RECORDED_KEEP - self.proxy.settings.concat_timeout
         member = msgpack.packb([list(link.addr), encode(pdu), reading])
         try:
-            await asyncio.wait_for(self._call(self._defer, keys=[*keys_of(key), DUE], args=[
+            await self._call(self._defer, keys=[*keys_of(key), DUE], args=[
                 # (the parts outlive their due time by KEEP: the start that judges them finds them there)
-                int((NOT_RECORDED_KEEP + KEEP) * 1000), int(due * 1000), member]),
-                self.timeout * 4)
+                int((NOT_RECORDED_KEEP + KEEP) * 1000), int(due * 1000), member])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: a message from %r not left waiting (%s: %s): judged with what arrived",
