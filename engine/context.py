@@ -237,6 +237,8 @@ class _Registry(_Resolved):
 
 
 class MessageContext:
+    counted = None          # Message.counted: the counter keys a late part's message already holds a place under
+
     def __init__(self, msg: Message | Call, lists, tz, shortcode: int | None = None):
         self.msg = msg
         self.lists = lists
@@ -251,6 +253,8 @@ class MessageContext:
             self.scope = "sms-mo" if msg.direction == "mo" else "sms-mt"
             self.sender_raw, self.recipient_raw, self.text = msg.sender, msg.recipient, msg.text or ""
             s_ton, r_ton = msg.sender_ton, msg.recipient_ton     # SMPP's type of number (0: unknown)
+            if msg.counted is not None:
+                self.counted = msg.counted      # a concatenated message's counts (Message.counted)
         t = msg.time
         if t.tzinfo is None:
             t = t.replace(tzinfo=timezone.utc)

@@ -5,7 +5,9 @@
     3. ML          spam probability of SMS text (when a model is loaded)
     4. rules       every rule of the loaded set, lists and counters read-only
     5. decide      forced actions and the score table; the strongest action wins
-    6. commit      counters (only for messages let through; `judge(msg, commit=False)`: never) and
+    6. commit      counters (only for messages let through; `judge(msg, commit=False)`: never; the places a
+                   concatenated message judged early was counted in ride on the verdict, `Verdict.counted`,
+                   for its late parts, whose count checks skip them: `Message.counted`) and
                    short-code effects (durable first: `judge_mo` hands them to the SMPP proxy's writer
                    thread, `write_commands` then `apply_command`); the advertiser-cap counts committed ride on the verdict
                    (`Verdict.charged`) and `refund(verdict)` gives them back when the SMSC refuses it
@@ -143,14 +145,17 @@ class Pipeline:
         verdict = decide(hits, rules.tag_threshold, rules.drop_threshold)
         if verdict.action is not Action.DROP and commit:
             charged = None
+            held = ctx.counted          # a concatenated message judged before its parts all came: its places kept
             for st in pending:
                 st.commit(ctx, state)
                 if st.refundable:
                     charged = (charged or ()) + (st.charge(ctx),)
+                if held is not None:
+                    held = held.union(st.places(ctx))
             if ctx.is_call and msg.duration is not None:      # a call record that says how it ended
                 state.calls.add(ctx.sender_key, ctx.ts + msg.duration, float(msg.duration))
-            if charged:
-                verdict = Verdict(verdict.action, verdict.score, verdict.hits, charged)
+            if charged or held:
+                verdict = Verdict(verdict.action, verdict.score, verdict.hits, charged or (), held)
         return verdict
 
     def refund(self, verdict: Verdict, now: float) -> None:

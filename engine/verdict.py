@@ -55,6 +55,9 @@ class Verdict:
     # the advertiser-cap counts committed for the message (Pipeline.judge), each (namespace, keys,
     # second, window, limit): what Pipeline.refund gives back when the SMSC refuses the message
     charged: tuple = field(default=(), compare=False, repr=False)
+    # the count-mode counter keys (namespace, key) the message was counted under, kept only for one judged
+    # before all its parts came (Message.counted): its late parts are not counted against them again
+    counted: frozenset | None = field(default=None, compare=False, repr=False)
 
     @property
     def deciding_hit(self) -> Hit | None:
@@ -133,6 +136,11 @@ class Message:
     id: str | None = None
     kind: str = "sms"
     submitted: datetime | None = None
+    # a concatenated message that may get parts after it is judged: the count-mode counter keys (namespace, key)
+    # it already holds a place under (empty for its first judging, its message's Verdict.counted for a late part).
+    # A count check skips those keys (the message is one of the N it allows, not an (N+1)th), and a commit adds
+    # the keys it counts to the verdict's `counted`. None: a message judged once, whole
+    counted: frozenset | None = None
 
 
 @dataclass(slots=True)

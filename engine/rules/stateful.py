@@ -69,6 +69,11 @@ class Stateful:
     def check(self, c, s): ...
     def commit(self, c, s): ...
 
+    def places(self, c) -> tuple:
+        """The (namespace, key) places commit(c) counts the message in, which its late parts hold too
+        (Message.counted): a count's keys; () for anything else."""
+        return ()
+
 
 # how each key part is read from the message context (one attribute each: a key of several parts
 # is read with one attrgetter call, which returns the tuple of parts)
@@ -161,6 +166,12 @@ class Counter(Stateful):
         (namespace, keys, second, window, limit)."""
         return self.ns, tuple(self._keys(c)), c.ts if self.at_delivery else c.state_ts, self.window, self.limit
 
+    def places(self, c) -> tuple:
+        if self.distinct:
+            return ()       # a distinct value counts once however often it comes: a late part adds nothing
+        ns = self.ns
+        return tuple([(ns, k) for k in self._keys(c)])
+
     def _keys(self, c):
         """The message's keys for this key spec: built once per message and shared by check and
         commit and by every counter with the same spec."""
@@ -172,6 +183,14 @@ class Counter(Stateful):
         if ks is None:
             ks = ck[self._kname] = self._build(c)
         return ks
+
+
+def _unheld(ns, ks, held) -> tuple:
+    """The keys of `ks` the message holds no place under yet (`held`: Message.counted). A late part of a
+    concatenated message is no new message where its message was counted when it was judged: one of the N a cap
+    allows, not an (N+1)th (the late part of the day's third ad to a recipient is no fourth). It is tested as a
+    new message under any other key (one its earlier parts' text did not count it under)."""
+    return tuple([k for k in ks if (ns, k) not in held])
 
 
 def _counter_fns(ctr: Counter):
@@ -217,7 +236,10 @@ def _counter_fns(ctr: Counter):
         def check_at(c, s):
             best = 0
             count_at, when, now = s.counters.count_at, c.ts, c.state_ts
-            for k in keys(c):
+            ks = keys(c)
+            if c.counted is not None:
+                ks = _unheld(ns, ks, c.counted)
+            for k in ks:
                 n = count_at(ns, k, when, now, window, limit) + 1
                 if n > best:
                     best = n
@@ -239,6 +261,8 @@ def _counter_fns(ctr: Counter):
         ks = ck.get(kname)
         if ks is None:
             ks = ck[kname] = build(c)
+        if c.counted is not None:
+            ks = _unheld(ns, ks, c.counted)
         best = 0
         count, ts = s.counters.count, c.state_ts
         for k in ks:

@@ -3,6 +3,7 @@ by the SMSC (`MultiSubmit._judge_multi`, called by the submit path, submit.py)."
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from ..numbers import normalise_number
 from ..verdict import ALLOW_NO_HITS, Action, dropped_with
@@ -38,7 +39,7 @@ class MultiSubmit:
     """Mixin of `SmppProxy`: submit_multi judging and answers."""
 
     def _judge_multi(self, sess, pdu, dests, text, binary, reading, when, parts=None, link=None,
-                     on_verdict=None, commit=True) -> None:
+                     on_verdict=None, commit=True, counted=None) -> None:
         """A submit_multi: one message to several destinations, which the SMSC takes whole or refuses whole.
         Every destination is judged first with nothing committed; a drop for any of them drops the PDU and
         nothing is counted. Otherwise each is judged again in order, committed (each sees the counts of the
@@ -51,14 +52,18 @@ class MultiSubmit:
         counts of the destinations before it (Pipeline.refund); their other counters keep the attempt.
         `parts`: the (session, PDU) of each part of a concatenated submit_multi (submit_concat.py), all answered
         alike (`pdu` is the first; `text` all of theirs), through `link` when given; `on_verdict(v)` is told the
-        message's verdict (the dropping one, else the first tag, else the first). `commit` false: the first pass
-        decides (a late part: its message was counted when it was judged)."""
+        message's verdict (the dropping one, else the first tag, else the first) with `counted` the places every
+        destination was counted in. `commit` false: the first pass decides (a late part: its message was counted
+        when it was judged). `counted`: Message.counted of each destination."""
         extra = (parts, link, on_verdict)
         what = _PDU_NAME[pdu.command_id]
         judge = self.pipeline.judge
         s_ton = pdu.source_addr_ton
         msgs = [self._message(sess, pdu.source_addr, d, text, when, s_ton, t)
                 for d, t in zip(dests, multi_dest_tons(pdu))]
+        if counted is not None:
+            for m in msgs:
+                m.counted = counted
         out = []
         for m in msgs:
             t0 = _perf_counter()
@@ -121,7 +126,10 @@ class MultiSubmit:
         if tag is None and shared_verdict is not None and shared_verdict.action is _TAG:
             tag = shared_verdict
         if on_verdict is not None:
-            on_verdict(tag or out[0][0])
+            v = tag or out[0][0]
+            held = [v.counted for v, _ in out if v.counted]
+            # the late parts' places: every destination's (each is a message to its recipient)
+            on_verdict(replace(v, counted=frozenset().union(*held)) if held else v)
         charged = [(v, normalise_number(m.recipient, m.recipient_ton)) for m, (v, _) in zip(msgs, out) if v.charged]
         # a concatenated one's counts are given back once the SMSC has refused every part (as a submit_sm's)
         refund = Refund([v for v, _ in charged], max(1, len(targets)), [d for _, d in charged]) if charged else None

@@ -247,16 +247,18 @@ class SubmitPath(ForwardPath):
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
     def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, s_ton=0,
-                   r_ton=0, commit=True):
+                   r_ton=0, commit=True, counted=None):
         """Judge and log one message when no shared state store is in use (its verdict is final
         at once); `_judge` is the general form. `when`: its scheduled delivery, later than now; `s_ton`,
-        `r_ton`: its addresses' types of number; `commit` false: nothing counted (Pipeline.judge)."""
+        `r_ton`: its addresses' types of number; `commit` false: nothing counted (Pipeline.judge);
+        `counted`: a concatenated message's (`_judge`)."""
         t0 = _perf_counter()
         acct = sess.account
         if when is None:
             msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt", s_ton, r_ton)
         else:
             msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
+        msg.counted = counted
         v = self.pipeline.judge(msg, commit)
         us = (_perf_counter() - t0) * 1e6
         self.stats[_STAT_KEY[v.action]] += 1
@@ -264,16 +266,19 @@ class SubmitPath(ForwardPath):
         return v
 
     def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then, s_ton=0,
-               r_ton=0, commit=True):
+               r_ton=0, commit=True, counted=None):
         """Judge one message and call `then(verdict)`: at once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
-        (an allowed ad whose shared cap is full comes back dropped). `commit` false: nothing counted."""
+        (an allowed ad whose shared cap is full comes back dropped). `commit` false: nothing counted.
+        `counted`: Message.counted (a concatenated message judged before its parts all came, or a late part of
+        one)."""
         shared = self.pipeline.state.shared
         if shared is None:
             return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton,
-                                        commit))
+                                        commit, counted))
         t0 = _perf_counter()
         msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
+        msg.counted = counted
         shared.begin()
         v = self.pipeline.judge(msg, commit)
         us = (_perf_counter() - t0) * 1e6

@@ -35,6 +35,9 @@ _TOO_LONG = "concatenated message over max_message_chars (%d characters)"
 PARTS_SPREAD = 60
 _OVERLAP_LATE = ("a part of a concatenated message refused whole: its parts and another message's (same originator "
                  "and reference) go to one handset")
+# Message.counted of a message judged before all its parts came: it holds no place yet, and its verdict keeps
+# the places it is counted in (Verdict.counted), where its late parts are not counted against it again
+_NONE_YET = frozenset()
 _SPREAD_LATE = "a part of a concatenated message refused for its parts' schedules (more than %d s apart)" % PARTS_SPREAD
 
 
@@ -98,8 +101,11 @@ class ConcatSubmit:
             # a part after its message was judged (reassembly timeout, or pushed out by max_pending_concat):
             # judged on the whole text known now (and pays its segments), never let through when the
             # message was dropped, and never counted: its message was counted (or not) when it was judged
-            # (each late part counted one more ad to its recipient: two ads in two parts counted four)
+            # (each late part counted one more ad to its recipient: two ads in two parts counted four). Where
+            # it was counted it holds its place (`counted`: the late part of the day's third ad to a recipient
+            # was refused as a fourth)
             self._charge(sess, pdu)
+            counted = earlier.counted
             if dests is not None and len(dests) != 1:
                 if earlier.action is Action.DROP:
                     return self._drop(sess, [pdu], earlier)
@@ -109,7 +115,7 @@ class ConcatSubmit:
                     return self._upstream_unavailable(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, whole, binary, None,
                                          parts_delivery([pdu], self.clock(), self.settings.max_schedule_days),
-                                         commit=False)
+                                         commit=False, counted=counted)
 
             def judged(v):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
@@ -121,7 +127,7 @@ class ConcatSubmit:
             return self._judge(sess, pdu.source_addr, rcpt, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
                                parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged,
-                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False)
+                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False, counted=counted)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
                               self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:
@@ -263,7 +269,7 @@ class ConcatSubmit:
             remember = (lambda v: self._remember_for_late_parts(key, v, c)) if len(parts) < c.total else None
             when = self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=True)
             return self._judge_multi(sess0, pdu0, dests, text, binary, None, when, parts=live, link=link,
-                                     on_verdict=remember)
+                                     on_verdict=remember, counted=_NONE_YET if remember is not None else None)
 
         def judged(v):
             if len(parts) < c.total:
@@ -289,7 +295,8 @@ class ConcatSubmit:
         self._judge(sess0, pdu0.source_addr, rcpt, text,
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
                     self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=False), then=judged,
-                    s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton)
+                    s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton,
+                    counted=_NONE_YET if len(parts) < c.total else None)
 
     def _parts_judged_at(self, sess, pdu0, text, pdus, now, days, multi):
         """The instant a concatenated message is judged at: its latest part's scheduled delivery (the handset shows

@@ -44,11 +44,11 @@ class _Enforcement:
                              rule.source, rule.action, rule.smpp_status, rule.sip_code))
         if extra:
             self.stats["converted"] += 1
-            charged = v.charged
+            charged, counted = v.charged, v.counted
             v = decide(list(v.hits) + extra, pipe.rules.tag_threshold, pipe.rules.drop_threshold)
-            if charged and committed:
-                v = Verdict(v.action, v.score, v.hits, charged)
-                if v.action is Action.DROP:     # committed on the server, then dropped (tag scores): not sent
+            if (charged or counted) and committed:
+                v = Verdict(v.action, v.score, v.hits, charged, counted)
+                if v.action is Action.DROP and charged:     # committed on the server, then dropped (tag scores): not sent
                     # (just committed: none of its counts is out of its window; a count at delivery may be
                     # stamped ahead of the others)
                     pipe.refund(v, min(c[2] for c in charged))
