@@ -1,16 +1,20 @@
 """A late part (after `concat_timeout`) of a concatenated ad that was let through and counted holds its message's
 place under the advertiser's cap: the late part of the day's third ad to a recipient is no fourth. It is still
-judged on its text (with its earlier parts'), and a late part of a message not counted under a cap is tested as a
-new message there."""
+judged on its text (with its earlier parts'), a late part of a message not counted under a cap is tested as a new
+message there, and its verdict line says `"late": true`, so the regulator's report counts its ad once."""
+import json
 import time
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from engine.app import build
 from engine.lists import ListStore
+from engine.report import make_report
 from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.verdictlog import VerdictLog
 from engine.verdict import Action, Message
 from tests.test_smpp_proxy import raw_session, read_raw
 
@@ -55,6 +59,10 @@ def _three_ads(s, late_tail=TAIL, part=_part):
     return first, read_raw(s).command_status
 
 
+def _lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
 def _four_ads(tmp_path, vlog=None):
     """Three two-part ads to one recipient at 10:00, the third's second part late, then a fourth: the pipeline."""
     pipe = _pipe(tmp_path)
@@ -74,6 +82,25 @@ def test_the_late_part_of_the_days_third_ad_goes_out(tmp_path):
     _four_ads(tmp_path)
 
 
+def test_the_report_counts_an_ad_with_a_late_part_once(tmp_path):
+    """The late part's verdict line was a second line for its ad, with nothing to tell it apart: the regulator's
+    report counted the advertiser's three ads of the day as four (and a fourth, dropped, as a fifth)."""
+    log = tmp_path / "verdicts.jsonl"
+    vlog = VerdictLog(open(log, "w"))
+    pipe = _four_ads(tmp_path, vlog)
+    vlog.close()
+    recs = _lines(log)
+    assert [r.get("late", False) for r in recs] == [False, False, False, True, False]
+    # (the third ad judged on its first part alone lacks the opt-out: tagged; with its late part it has it)
+    assert [r["action"] for r in recs] == ["allow", "allow", "tag", "allow", "drop"]
+    summary = make_report([str(log)], tmp_path / "report", ZoneInfo("Asia/Ho_Chi_Minh"), lists=pipe.lists,
+                          progress=False, with_plots=False)
+    assert summary["totals"]["sms"] == {"allow": 2, "tag": 1, "drop": 1, "refuse": 0}
+    ads = summary["advertising_by_owner"]["Shop ABC"]
+    assert (ads["volume"] - ads["dropped"], ads["dropped"], ads["frequency_cap"]) == (3, 1, 1)
+    assert summary["late_parts"] == 1 and summary["records"] == 4
+
+
 def test_a_late_part_is_still_judged_on_its_text(tmp_path):
     """Holding its place under the cap lets no content through: a blacklisted link in the late part drops it."""
     pipe = _pipe(tmp_path, blacklist=True)
@@ -88,12 +115,17 @@ def test_a_late_submit_multi_part_of_the_third_ad_goes_out(tmp_path):
     """The same for a submit_multi's parts, each destination's place held (`_judge_multi ... commit=False`)."""
     dests = ["84912777061", "84912777062"]
     pipe = _pipe(tmp_path)
-    with ProxyHarness(pipe, clock=lambda: TEN, settings=SmppSettings(concat_timeout=TIMEOUT)) as h:
+    log = tmp_path / "verdicts.jsonl"
+    vlog = VerdictLog(open(log, "w"))
+    with ProxyHarness(pipe, clock=lambda: TEN, settings=SmppSettings(concat_timeout=TIMEOUT), verdict_log=vlog) as h:
         s, _ = raw_session(h)
         assert _three_ads(s, part=lambda seq, ref, n, body: _multi_part(seq, ref, n, body, dests)) == (0, 0)
         s.sendall(_part(30, 0x61, 1, HEAD, dests[1]))
         s.sendall(_part(31, 0x61, 2, TAIL, dests[1]))
         assert [read_raw(s).command_status for _ in range(2)] != [0, 0]       # the fourth to either
+    vlog.close()
+    # a line per destination; the late part's say so
+    assert [r.get("late", False) for r in _lines(log)] == [False] * 6 + [True] * 2 + [False]
 
 
 def test_a_late_part_holds_only_the_places_its_message_was_counted_in(tmp_path):

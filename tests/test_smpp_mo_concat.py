@@ -188,6 +188,7 @@ def test_missing_last_part_judged_at_the_timeout_and_a_late_part_stays_dropped(p
     lines = verdicts(buf, "8088")
     assert [l["pdu"] for l in lines] == ["DeliverSm MO x2/3", "DeliverSm MO part 3/3 late"]
     assert lines[1]["action"] == "drop"
+    assert [l.get("late") for l in lines] == [None, True]      # one message: the report counts it once
 
 
 def test_a_part_long_after_its_mo_was_judged_is_read_with_the_others(proxy):

@@ -15,6 +15,9 @@ with traffic:
     are not registered;
   - model versions: the versions seen in ML_SPAM hits (a handful a year).
 
+A line of a late part (`"late": true`: a part of a concatenated message that came after its message was
+judged and logged) counts toward nothing but `late_parts`: its message is counted once, by its own line.
+
 Who owns a sender comes from the sender registry as it is now (`Lists.senders`), since the
 verdict log does not carry the owner; the summary says so. A message counts as advertising
 when its sender is registered in category QC or when any AD_* rule hit it.
@@ -94,6 +97,7 @@ class Aggregator:
         self.models: dict[str, dict] = {}
         self.records = 0
         self.outside = 0
+        self.late_parts = 0         # lines of late parts of concatenated messages: their message counted once
         self.first: datetime | None = None
         self.last: datetime | None = None
         self.report_first: datetime | None = None      # of the report store's records (first/last: verdicts)
@@ -111,6 +115,11 @@ class Aggregator:
     def add_verdict(self, ts: datetime, rec: dict) -> None:
         d = self._day(ts)
         if d is None:
+            return
+        if rec.get("late") is True:
+            # a part that came after its concatenated message was judged: that message has its line (and was
+            # counted by it); this one is no second message (an ad in two parts, one late, is one ad)
+            self.late_parts += 1
             return
         self.records += 1
         if self.first is None or ts < self.first:
@@ -244,4 +253,5 @@ class Aggregator:
             "last_record": self.last.isoformat() if self.last else None,
             "records": self.records,
             "outside_period": self.outside,
+            "late_parts": self.late_parts,
         }

@@ -169,6 +169,8 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
         "<h2>Inputs</h2>",
         _table(["", ""], [["verdict logs", ", ".join(inputs["logs"])], ["records counted", summary["records"]],
                           ["records outside the period", summary["outside_period"]],
+                          ["late parts of concatenated messages (counted with their message)",
+                           summary.get("late_parts", 0)],
                           ["malformed lines (skipped)", inputs["malformed"]]]),
     ]
     if inputs["malformed_lines"]:

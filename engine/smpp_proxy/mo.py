@@ -117,13 +117,14 @@ class MoPath(MoPartsJournal):
         self._judge_mo(pdu, text, type(pdu).__name__ + " MO", binary, reading,
                        lambda v: self._mo_outcome(v, link, ((pdu, ack),), binary))
 
-    def _judge_mo(self, pdu, text, what, binary, reading, then, parts_id: str = "") -> None:
+    def _judge_mo(self, pdu, text, what, binary, reading, then, parts_id: str = "", late: bool = False) -> None:
         """Judge and log one MO message (`pdu`: its first part), then `then(verdict)`; the verdict is None
         when it is a 5656 command the journal could not take (logged as a refusal: the SMSC is to deliver
         it again). A 5656 command is written off the loop (engine/groupcommit.py), several in one fsync,
         and put in force, logged and `then` only once it is on disk; anything else, at once, logged after
         `then` routed it (what `then` returns: `_mo_outcome`). `parts_id`: the journalled parts it was put
-        together from (mo_journal.py), named in its report."""
+        together from (mo_journal.py), named in its report. `late`: a part after its message was judged (and
+        logged): its line says so."""
         dest = pdu.destination_addr
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo",
                       sender_ton=pdu.source_addr_ton, recipient_ton=pdu.dest_addr_ton)
@@ -138,11 +139,11 @@ class MoPath(MoPartsJournal):
                 routed = then(v)
             finally:
                 if routed is NO_ESME:
-                    self.vlog.write_sms(msg, what, v, us, binary, reading, C.ESME_RX_T_APPN)
+                    self.vlog.write_sms(msg, what, v, us, binary, reading, C.ESME_RX_T_APPN, late)
                 else:
                     if routed:
                         msg.account = routed        # (judged with none: an MO comes from no ESME)
-                    self.vlog.write_sms(msg, what, v, us, binary, reading)
+                    self.vlog.write_sms(msg, what, v, us, binary, reading, late=late)
             return None
         if parts_id and cmd.report is not None:
             cmd.report["parts_id"] = parts_id
@@ -341,7 +342,7 @@ class MoPath(MoPartsJournal):
             # the subscriber is told again only when the whole text is another command than the part(s) were
             confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
             return self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
-        self._judge_mo(pdu, whole, what, binary, reading, then)
+        self._judge_mo(pdu, whole, what, binary, reading, then, late=True)
 
 
 def _mo_status(r) -> int:

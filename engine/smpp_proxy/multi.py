@@ -54,8 +54,8 @@ class MultiSubmit:
         alike (`pdu` is the first; `text` all of theirs), through `link` when given; `on_verdict(v)` is told the
         message's verdict (the dropping one, else the first tag, else the first) with `counted` the places every
         destination was counted in. `commit` false: the first pass decides (a late part: its message was counted
-        when it was judged). `counted`: Message.counted of each destination."""
-        extra = (parts, link, on_verdict)
+        when it was judged; its lines say `late`). `counted`: Message.counted of each destination."""
+        extra = (parts, link, on_verdict, not commit)
         what = _PDU_NAME[pdu.command_id]
         judge = self.pipeline.judge
         s_ton = pdu.source_addr_ton
@@ -97,7 +97,7 @@ class MultiSubmit:
         shared.settle(self.pipeline, ALLOW_NO_HITS, settled)
 
     def _multi_answer(self, sess, pdu, msgs, out, what, binary, reading, shared_verdict=None, parts=None, link=None,
-                      on_verdict=None) -> None:
+                      on_verdict=None, late=False) -> None:
         """Log each destination of a submit_multi and answer it: dropped if any verdict (or the shared
         store's, for all of them) drops it, else forwarded with the first tag."""
         drop = why = None
@@ -114,7 +114,7 @@ class MultiSubmit:
             if drop is not None and v.action is not _DROP:
                 v = dropped_with(v, f"not sent: the {what} was dropped whole ({why})", f"smpp:{what}")
             stats[_STAT_KEY[v.action]] += 1
-            vlog.write_sms(m, what, v, us, binary, reading)
+            vlog.write_sms(m, what, v, us, binary, reading, late=late)
         targets = [(sess, pdu)] if parts is None else parts
         if drop is not None:
             if on_verdict is not None:

@@ -103,7 +103,7 @@ class ConcatSubmit:
             # message was dropped, and never counted: its message was counted (or not) when it was judged
             # (each late part counted one more ad to its recipient: two ads in two parts counted four). Where
             # it was counted it holds its place (`counted`: the late part of the day's third ad to a recipient
-            # was refused as a fourth)
+            # was refused as a fourth); its verdict line says `late` (the report counts its message once)
             self._charge(sess, pdu)
             counted = earlier.counted
             if dests is not None and len(dests) != 1:
@@ -127,7 +127,7 @@ class ConcatSubmit:
             return self._judge(sess, pdu.source_addr, rcpt, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
                                parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged,
-                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False, counted=counted)
+                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False, counted=counted, late=True)
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
                               self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:

@@ -164,11 +164,13 @@ class VerdictLog:
         self._emit(line)
 
     def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None,
-                  status: int | None = None) -> None:
+                  status: int | None = None, late: bool = False) -> None:
         """The line `write()` gives for an SMS verdict record, built directly (this is on the
         per-message path). `reading` names how data_coding 0/1 bytes were read when that is not
         the literal reading (e.g. "gsm" for GSM 03.38 bytes sent under data_coding 1). `status`: the
-        command_status the SMSC was answered when the verdict did not say it (an MO no ESME could take)."""
+        command_status the SMSC was answered when the verdict did not say it (an MO no ESME could take).
+        `late`: a part of a concatenated message that came after its message was judged (and logged): the
+        line says `"late": true`, and readers that count messages (the regulator's report) skip it."""
         try:
             score, hits = v.score, v.hits
             # a scheduled message: "ts" is when it was submitted (and judged), "delivery" the time it was judged at
@@ -195,7 +197,8 @@ class VerdictLog:
                        ((', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
                         + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
                         + (', "status": %d' % status if status is not None else "")
-                        if binary or reading or sub is not None or status is not None else "")
+                        + (', "late": true' if late else "")
+                        if binary or reading or sub is not None or status is not None or late else "")
                        + read))
         except Exception as e:
             return self._failed(e)
