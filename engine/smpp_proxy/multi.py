@@ -127,7 +127,7 @@ class MultiSubmit:
             tag = shared_verdict
         if on_verdict is not None:
             v = tag or out[0][0]
-            held = [v.counted for v, _ in out if v.counted]
+            held = [w.counted for w, _ in out if w.counted]
             # the late parts' places: every destination's (each is a message to its recipient)
             on_verdict(replace(v, counted=frozenset().union(*held)) if held else v)
         charged = [(v, normalise_number(m.recipient, m.recipient_ton)) for m, (v, _) in zip(msgs, out) if v.charged]
