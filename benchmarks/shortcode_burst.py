@@ -43,7 +43,7 @@ def one_round(root: Path, mode: str, n_cmd: int, n_sub: int) -> dict:
     from engine.smpp_proxy.codec import constants as C
     from engine.smpp_proxy.codec import pdu as P
     from engine.smpp_proxy.harness import ProxyHarness
-    from engine.smpp_proxy.server import VerdictLog
+    from engine.verdictlog import VerdictLog
 
     d = Path(tempfile.mkdtemp(dir=root, prefix=f"burst-{mode}-"))
     pipe = build(data_dir=d)

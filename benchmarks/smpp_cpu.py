@@ -79,7 +79,8 @@ async def forwarder():
 
 async def proxy(real):
     from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
-    from engine.smpp_proxy.server import SmppProxy, VerdictLog
+    from engine.smpp_proxy.server import SmppProxy
+    from engine.verdictlog import VerdictLog
     from engine.verdict import Action, Verdict
     if real:
         from engine.app import build

@@ -135,7 +135,8 @@ async def main():
     port = sim.sockets[0].getsockname()[1]
     if not direct:
         from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
-        from engine.smpp_proxy.server import SmppProxy, VerdictLog
+        from engine.smpp_proxy.server import SmppProxy
+        from engine.verdictlog import VerdictLog
         from engine.app import build
         pipe = build(data_dir=tempfile.mkdtemp())
         s = SmppSettings(smsc=[f"127.0.0.1:{port}"])

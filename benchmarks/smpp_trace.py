@@ -67,7 +67,8 @@ class Tracer:
         self.gc = None
 
     def install(self):
-        from engine.smpp_proxy import esme, smsc, submit, verdictlog
+        from engine import verdictlog
+        from engine.smpp_proxy import esme, smsc, submit
         tr = self
         E, L = esme.EsmeSession, smsc.SmscLink
 

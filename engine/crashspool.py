@@ -1,7 +1,7 @@
 """Crash spools: what a process has promised (an answered message's verdict line, message id, counter update) but
 not yet written to its file, in a memory-mapped file beside it, so a process killed before the write (kill -9, a
 crash, the OOM killer) loses none of it: the next writer of that file takes it first. Used by the verdict log
-(smpp_proxy/logwriters.py, below), the message-id log (smpp_proxy/idlog.py) and the state journal
+(logwriters.py, below), the message-id log (smpp_proxy/idlog.py) and the state journal
 (state/journalspool.py).
 
 Theory of operation. `FileOut` (logwriters.py) keeps its lines in memory for its writer thread, as before; each line

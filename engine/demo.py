@@ -49,7 +49,7 @@ def cmd_demo(args) -> int:
     import smpplib.gsm
     from .smpp_proxy.codec import pdu_text
     from .smpp_proxy.harness import ProxyHarness
-    from .smpp_proxy.server import VerdictLog
+    from .verdictlog import VerdictLog
     settings = load_settings(getattr(args, "config", None))
     if getattr(args, "data_dir", None):     # a directory the user names is never seeded (README): not used here
         print(f"telfilter demo: note: --data-dir {args.data_dir} is not used: the demo seeds a temporary data dir "

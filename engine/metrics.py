@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from . import __version__
 from .disktrouble import all_writers
 from .listen import addr_text, listen_args
-from .smpp_proxy.server import VerdictLog
+from .verdictlog import VerdictLog
 from .smpp_proxy.smsc import parse_addr
 from .sourcekey import source_key
 

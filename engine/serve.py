@@ -76,7 +76,8 @@ async def run_serve(args, ready=None):
     from .pipeline import RuleWatcher
     from .smpp_proxy.idlog import IdLog
     from .smpp_proxy.msgids import save_map
-    from .smpp_proxy.server import SmppProxy, VerdictLog
+    from .smpp_proxy.server import SmppProxy
+    from .verdictlog import VerdictLog
     from .memtune import fix_mmap_threshold
     fix_mmap_threshold()                # before the model and lists are read: reloads give their memory back
     cfg, settings = load_serve_config(args)

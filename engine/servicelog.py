@@ -86,7 +86,7 @@ def reopen_verdict_log(vlog, path, opened=None) -> bool:
     the new file already opened (open_verdict_file, off the loop: reopen_verdict_log_soon)."""
     if not _reopenable(path):
         return False
-    from .smpp_proxy.logwriters import PipeOut
+    from .logwriters import PipeOut
     if opened is None:
         try:
             opened = open_verdict_file(path)
@@ -117,7 +117,7 @@ def open_verdict_file(path):
     """The verdict log's new file for a reopen: opened, its crash spool made (an 8 MiB ring allocated
     whole) and a dead writer's unwritten lines appended (up to the ring's ~20,000 lines). Blocking
     (~10 ms without a dead spool on a loaded host): the signal handler runs it off the loop."""
-    from .smpp_proxy.logwriters import FileOut
+    from .logwriters import FileOut
     return FileOut(path, spool=True)
 
 

@@ -13,7 +13,7 @@ from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.verdictlog import VerdictLog
+from engine.verdictlog import VerdictLog
 from tests.test_smpp_inline_safety import lines
 from tests.test_smpp_proxy import raw_session, read_raw
 

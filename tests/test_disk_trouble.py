@@ -14,12 +14,12 @@ import os
 from engine import disktrouble
 from engine.disktrouble import DiskTrouble, trouble
 from engine.metrics import Metrics
-from engine.smpp_proxy import logwriters
+from engine import logwriters
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.heldjournal import HeldJournal
-from engine.smpp_proxy.logwriters import FileOut
-from engine.smpp_proxy.verdictlog import VerdictLog
+from engine.logwriters import FileOut
+from engine.verdictlog import VerdictLog
 from tests.test_held_receipts_journal import _held, _statuses
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
 from tests.test_smpp_receipts import Esme

@@ -30,7 +30,7 @@ from engine.lists import ListStore
 from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.server import VerdictLog
+from engine.verdictlog import VerdictLog
 
 from .conftest import ROOT
 

@@ -25,7 +25,8 @@ from engine.loopthread import LoopThread
 from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.server import SmppProxy, VerdictLog
+from engine.smpp_proxy.server import SmppProxy
+from engine.verdictlog import VerdictLog
 
 from .conftest import ROOT
 

@@ -14,7 +14,8 @@ from engine.loopthread import LoopThread
 from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
-from engine.smpp_proxy.server import SmppProxy, VerdictLog
+from engine.smpp_proxy.server import SmppProxy
+from engine.verdictlog import VerdictLog
 from engine.smpp_proxy.simulator import SmscSimulator
 from engine.state import install
 from engine.state.mo_parts import SharedMoParts

@@ -30,7 +30,8 @@ from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.msgids import MessageIds
-from engine.smpp_proxy.server import SmppProxy, VerdictLog
+from engine.smpp_proxy.server import SmppProxy
+from engine.verdictlog import VerdictLog
 from engine.smpp_proxy.simulator import SmscSimulator
 from engine.state import install
 from engine.state.pool import PoolLimits

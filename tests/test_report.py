@@ -18,7 +18,7 @@ from engine.report import make_report
 from engine.report.aggregate import TopCounter
 from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.verdictlog import VerdictLog
+from engine.verdictlog import VerdictLog
 from tests.conftest import run_cli
 
 HANOI = timezone(timedelta(hours=7))

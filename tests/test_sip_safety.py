@@ -15,7 +15,7 @@ from engine.sip_screen.codec import MAX_HEADER_LINE, MAX_HEADERS, MAX_VIAS, SipP
 from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
-from engine.smpp_proxy.server import VerdictLog
+from engine.verdictlog import VerdictLog
 
 from .sip_helpers import UAC, invite, offline_screen
 
@@ -292,7 +292,7 @@ def test_call_verdict_line_is_the_json_of_the_record():
     import io
     from datetime import datetime, timezone
 
-    from engine.smpp_proxy.verdictlog import VerdictLog
+    from engine.verdictlog import VerdictLog
     from engine.verdict import Action, Hit, Verdict
     v = Verdict(Action.TAG, 3.14159265, (Hit("TOO_MANY_CALLS", 2.5, "12 calls in 60 s", "rule:x"),
                                          Hit("Ünïcode_€", 0.6400000001, 'a "quoted" \\ détail\x01', "ml")))

@@ -36,7 +36,7 @@ from engine.lists import ListStore
 from engine.sip_screen import transport as sip_transport
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
-from engine.smpp_proxy.verdictlog import VerdictLog
+from engine.verdictlog import VerdictLog
 
 from .conftest import ROOT
 from .test_kamailio_interop import sipp_errors, uas_done

@@ -55,7 +55,7 @@ def test_a_dropped_submit_multi_does_not_charge_the_cap_of_its_other_destination
 def test_a_dropped_submit_multi_logs_each_destination_truthfully_and_an_allowed_one_counts(pipe):
     import io
     import json
-    from engine.smpp_proxy.server import VerdictLog
+    from engine.verdictlog import VerdictLog
     out = io.StringIO()
     with ProxyHarness(pipe, clock=lambda: NOON, verdict_log=VerdictLog(out)) as h:
         s, _ = raw_session(h)
@@ -128,7 +128,7 @@ def test_a_submit_multi_over_a_cap_by_itself_is_dropped_with_a_shared_store_too(
     to measure each against the state before the message: four times "0 before", forwarded)."""
     import io
     import json
-    from engine.smpp_proxy.server import VerdictLog
+    from engine.verdictlog import VerdictLog
     from engine.state import install
     from engine.state.redis_store import RedisStore
     redis_server.flush()

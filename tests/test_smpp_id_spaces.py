@@ -11,7 +11,8 @@ from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
-from engine.smpp_proxy.server import SmppProxy, VerdictLog
+from engine.smpp_proxy.server import SmppProxy
+from engine.verdictlog import VerdictLog
 from engine.smpp_proxy.simulator import SmscSimulator
 from tests.test_smpp_proxy import pipe, read_raw  # noqa: F401  (pipe: fixture)
 from tests.test_smpp_receipts import GOOD, Esme

@@ -131,7 +131,7 @@ def test_pdus_read_before_a_fatal_one_are_handled_and_answered_before_the_close(
     from engine.smpp_proxy.codec import encode
     from engine.smpp_proxy.codec import pdu as P
     from engine.smpp_proxy.harness import ProxyHarness
-    from engine.smpp_proxy.verdictlog import VerdictLog
+    from engine.verdictlog import VerdictLog
     from tests.test_smpp_proxy import raw_session, read_raw
 
     buf = io.StringIO()

@@ -12,7 +12,7 @@ from engine.smpp_proxy.codec import Tlv, encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.verdictlog import VerdictLog, _num
+from engine.verdictlog import VerdictLog, _num
 from tests.test_smpp_proxy import pipe, raw_session, raw_submit, read_raw, wait  # noqa: F401,F811  (pipe: fixture)
 
 BAD = "84987000666"           # blacklisted in the `pipe` fixture

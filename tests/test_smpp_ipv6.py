@@ -11,7 +11,8 @@ import smpplib.gsm
 from engine.app import build
 from engine.loopthread import LoopThread
 from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
-from engine.smpp_proxy.server import SmppProxy, VerdictLog
+from engine.smpp_proxy.server import SmppProxy
+from engine.verdictlog import VerdictLog
 from engine.smpp_proxy.simulator import SmscSimulator
 
 from .test_smpp_proxy import wait

@@ -15,7 +15,7 @@ from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.msgids import MULTI, PART, SINGLE, MessageIds, Sent, source_fp
-from engine.smpp_proxy.server import VerdictLog
+from engine.verdictlog import VerdictLog
 from tests.test_smpp_proxy import raw_session, read_raw
 
 SENDERS = (b"sender,owner,category,valid_from,valid_to,accounts\n"

@@ -14,7 +14,7 @@ from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.schedule import TooFarAhead, delivery_time, parts_delivery, parts_spread, pdu_delivery
-from engine.smpp_proxy.server import VerdictLog
+from engine.verdictlog import VerdictLog
 from tests.test_smpp_proxy import raw_session, read_raw
 
 SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"

@@ -16,7 +16,7 @@ from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.codec.text import gsm_encode
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.server import VerdictLog
+from engine.verdictlog import VerdictLog
 
 SPAM = ("Chuc mung ban da trung thuong 500 trieu dong tu chuong trinh tri an khach hang. "
         "Soan NHAN gui 8x77 de nhan giai ngay, lien he 0987654321 truoc 17h hom nay")

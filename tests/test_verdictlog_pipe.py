@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.smpp_proxy.logwriters import PipeOut
-from engine.smpp_proxy.verdictlog import VerdictLog
+from engine.logwriters import PipeOut
+from engine.verdictlog import VerdictLog
 
 
 def test_a_stalled_pipe_reader_never_blocks_the_writer(monkeypatch):
@@ -68,7 +68,7 @@ def test_a_pipe_someone_else_set_non_blocking_still_gets_every_line(monkeypatch)
 def test_a_stalled_disk_never_blocks_the_writer_and_loses_no_line(tmp_path, monkeypatch):
     """A regular file (`--log FILE`) whose writes block for a while (dirty-page throttling, a slow
     disk): verdicts keep being written at once; every line reaches the file once the disk moves."""
-    from engine.smpp_proxy.logwriters import FileOut
+    from engine.logwriters import FileOut
     gate = threading.Event()
     real_write = os.write
 
@@ -99,7 +99,7 @@ def test_a_full_disk_loses_the_lines_of_that_moment_not_the_log(tmp_path, monkey
     room again (a review found one failed write stopped `--log FILE` for good)."""
     import errno
 
-    import engine.smpp_proxy.logwriters as vl
+    import engine.logwriters as vl
     path = str(tmp_path / "v.log")
     v = VerdictLog(path)
     real, n = os.write, [0]
@@ -128,7 +128,7 @@ def test_a_reopened_file_on_a_stalled_disk_is_closed_once_its_writer_is_done(tmp
     path = str(tmp_path / "fifo")
     os.mkfifo(path)
     rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    from engine.smpp_proxy.logwriters import FileOut
+    from engine.logwriters import FileOut
     old = FileOut(path)
     old.write("x" * (1 << 20) + "\n")      # more than the pipe holds: the writer blocks
     old.flush()
@@ -156,7 +156,7 @@ def test_a_reopened_file_on_a_stalled_disk_is_closed_once_its_writer_is_done(tmp
 
 def test_a_stop_right_after_a_reopen_writes_the_old_files_lines(tmp_path, monkeypatch):
     """close() drains the writers of files reopened away from, not only the current one."""
-    import engine.smpp_proxy.logwriters as vl
+    import engine.logwriters as vl
     from engine.servicelog import reopen_verdict_log
     path = str(tmp_path / "v.log")
     v = VerdictLog(path)

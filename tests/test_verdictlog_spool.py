@@ -8,7 +8,7 @@ import threading
 
 from engine import crashspool as logspool
 from engine.crashspool import Spool, recover
-from engine.smpp_proxy.logwriters import FileOut
+from engine.logwriters import FileOut
 from tests.test_smpp_receipts import Esme, ServeBeside, _submitted
 
 
@@ -165,7 +165,7 @@ def test_a_reopen_that_cannot_create_the_file_says_so_and_nothing_about_a_spool(
     import shutil
 
     from engine.servicelog import reopen_verdict_log
-    from engine.smpp_proxy.verdictlog import VerdictLog
+    from engine.verdictlog import VerdictLog
     d = tmp_path / "logs"
     d.mkdir()
     v = VerdictLog(str(d / "v.log"))

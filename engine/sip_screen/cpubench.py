@@ -283,7 +283,7 @@ def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> d
 
     from ..app import build
     from ..lists import ListStore
-    from ..smpp_proxy.verdictlog import VerdictLog
+    from ..verdictlog import VerdictLog
     from ..state import install, open_state
     from .harness import SipHarness
     from .server import SipSettings

@@ -86,7 +86,7 @@ def screen_for(cap: dict, tmp: Path):
     its socket a stub; and the C pump's per-datagram entry (else on_datagram), as `serve` runs it."""
     from ..app import build
     from ..lists import ListStore
-    from ..smpp_proxy.verdictlog import VerdictLog
+    from ..verdictlog import VerdictLog
     from ..state import install, open_state
     from .harness import SipHarness
     from .server import SipSettings

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..loopthread import LoopThread
 from .accounts import SmppSettings, account_from_arg
-from .server import SmppProxy, VerdictLog
+from .server import SmppProxy
+from ..verdictlog import VerdictLog
 from .simulator import SmscSimulator
 
 

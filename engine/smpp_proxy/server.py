@@ -37,7 +37,8 @@ and the flush points of every socket write), admission.py (connection caps, bind
 its bytes), submit.py (the submit path: judge, drop, forward, tag), submit_concat.py (its concatenated
 messages), routing.py (receipts from the
 SMSC), mo.py (MO from the SMSC), concat.py (concatenated messages put together, both directions),
-msgids.py (message_id -> account, bounded), verdictlog.py (the verdict log), dispatch.py (the dispatch of ESME PDUs).
+msgids.py (message_id -> account, bounded), dispatch.py (the dispatch of ESME PDUs); the verdict log it writes is
+engine/verdictlog.py (the SIP screen writes it too).
 This module holds the proxy's state, lifecycle and housekeeping.
 """
 from __future__ import annotations
@@ -51,6 +52,7 @@ from datetime import datetime, timezone
 
 from ..groupcommit import GroupCommit
 from ..listen import addr_text, listen_args
+from ..verdictlog import VerdictLog
 from .accounts import SmppSettings, TokenBucket
 from .codec import constants as C
 from .codec import pdu as P
@@ -70,10 +72,9 @@ from .relay import RelayPath
 from .submit import SubmitPath, local_id_prefix
 from .submit_concat import ConcatSubmit
 from .tls import link_contexts, start_listener
-from .verdictlog import VerdictLog
 
 COMMANDS_WAIT = 10.0        # seconds a stop waits for the 5656 commands it took to be written and answered
-__all__ = ["SmppProxy", "VerdictLog", "EsmeSession", "SmscLink"]
+__all__ = ["SmppProxy", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
 
 

@@ -11,8 +11,8 @@ import stat
 import sys
 import threading
 
-from ..disktrouble import trouble
-from ..crashspool import Spool, recover
+from .disktrouble import trouble
+from .crashspool import Spool, recover
 
 log = logging.getLogger("telfilter")
 

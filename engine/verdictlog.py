@@ -15,8 +15,8 @@ import re
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
 
-from ..numbers import format_number, read_by_ton
-from ..verdict import Action
+from .numbers import format_number, read_by_ton
+from .verdict import Action
 from .logwriters import FileOut, PipeOut, stdout_target
 
 log = logging.getLogger("telfilter")
