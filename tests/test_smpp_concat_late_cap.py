@@ -14,7 +14,7 @@ from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.verdictlog import VerdictLog
+from engine.verdictlog import VerdictLog
 from engine.verdict import Action, Message
 from tests.test_smpp_proxy import raw_session, read_raw
 
