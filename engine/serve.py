@@ -135,6 +135,8 @@ async def run_serve(args, ready=None):
         FD_BUDGET.claim("sip", {"SIP max_tcp_connections": cfg.sip.max_tcp_connections,
                                 "SIP max_tcp_out_connections": cfg.sip.max_tcp_out_connections})
     proxy = SmppProxy(pipe, settings, vlog)
+    if getattr(state_store, "spool", None) is not None:     # counts spooled at the proxy's flush points (inbox.py)
+        state_store.spool.later = proxy.batch.later
     from .serve_reload import silent_symbols_vet
     pipe.rules_vet = silent_symbols_vet(getattr(args, "config", None), proxy)
     pool = receipts = shared_mo = None

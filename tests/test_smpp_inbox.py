@@ -157,3 +157,46 @@ def test_pdus_read_before_a_fatal_one_are_handled_and_answered_before_the_close(
         h.run(h.proxy.vlog.flush)
         recs = [json.loads(l) for l in buf.getvalue().splitlines()]
         assert [r["action"] for r in recs if r["sender"] == "84987000666"] == ["drop"] * n
+
+
+def test_the_state_spool_is_packed_at_the_flush_point_before_the_forward_leaves(tmp_path):
+    """The state journal's crash spool (engine/state/journalspool.py) packs what a message committed at the
+    inbox's flush point, before that message's writes leave, instead of in a call_soon of its own. The call_soon
+    added a loop iteration (a zero-timeout epoll_wait and a callback) per committing message at a moderate rate,
+    and under uvloop, which runs I/O callbacks before the ready queue, the SMSC's answer read in that iteration
+    could be relayed before the count was spooled. Outside a slice (a timer, the SIP screen) it stays a call_soon."""
+    from engine.state.journalspool import JournalSpool, Records
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        batch = I.WriteBatch()
+        buf = Records()
+        spool = JournalSpool(tmp_path, buf)
+        spool.later = batch.later                   # what serve wires
+        spool.start(loop)
+        seen = []                                   # records spooled when each write left
+
+        def handle(sess, pdu):
+            buf.append(["c", "NS", pdu])            # the message's counter update, as the journalled store adds it
+            sess.stream._queue(b"%d;" % pdu)
+        inbox = I.Inbox(handle, batch)
+        a = _Sess("a", batch)
+        a.stream.transport.write = lambda b: seen.append((b, spool.spooled))
+        soon = []
+        real_soon = loop.call_soon
+        loop.call_soon = lambda fn, *x, **k: (soon.append(fn), real_soon(fn, *x, **k))[1]
+        try:
+            for i in range(3):
+                inbox.put(a, i)
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+        finally:
+            del loop.call_soon
+        assert seen == [(b"0;", 1), (b"1;", 2), (b"2;", 3)]        # spooled before the write
+        assert spool.pack not in soon and soon.count(inbox.run) == 3    # the inbox's turns, no pack of its own
+        buf.append(["c", "NS", 9])                  # outside a slice: right after this iteration, as before
+        assert spool.spooled == 3
+        await asyncio.sleep(0)
+        assert spool.spooled == 4
+        spool.close()
+    asyncio.run(main())

@@ -61,7 +61,7 @@ class WriteBatch:
     The proxy flushes at the end of every slice and every SMSC read; a write made anywhere
     else (a timer, a password check's callback) is flushed at the end of its loop iteration."""
 
-    __slots__ = ("dirty", "since", "_scheduled", "_loop", "inbox", "age", "scope")
+    __slots__ = ("dirty", "since", "_scheduled", "_loop", "inbox", "age", "scope", "before")
 
     def __init__(self):
         self.dirty: list = []
@@ -71,12 +71,32 @@ class WriteBatch:
         self.inbox = None                   # the Inbox that flushes at the end of its slices
         self.age = FLUSH_AGE                # the inbox flushes once the oldest queued write is this old
         self.scope = 0                      # > 0: inside an inbox slice or an SMSC read, which end in a flush point
+        self.before: list = []              # work to run before the next write leaves (`later`)
+
+    def later(self, fn) -> None:
+        """Run `fn` before the next write leaves, at the latest at this slice's or read's flush point; outside
+        one (a timer, the SIP screen), right after this loop iteration (call_soon). The state journal's crash
+        spool packs a message's counts so (engine/state/journalspool.py): spooled before its submit_sm goes to
+        the SMSC, and no loop iteration of their own (a zero-timeout epoll_wait per message at a moderate rate;
+        under uvloop, which runs I/O callbacks before the ready queue, the SMSC's answer read in that iteration
+        could be relayed before the pack)."""
+        if self.scope:
+            self.before.append(fn)
+        else:
+            _loop(self).call_soon(fn)
+
+    def _run_before(self) -> None:
+        b, self.before = self.before, []
+        for fn in b:
+            fn()
 
     def flush_point(self) -> None:
         """Flush, unless a backlog of PDUs is waiting for the inbox, which runs next anyway and
         flushes at the end of its slice or once the oldest queued write is HOLD_AGE old: under
         load the SMSC's answers read now leave with the writes of the next few judgements (one
         write per stream for all), not alone, and wait a fraction of a millisecond for it."""
+        if self.before:                     # (held writes or not: before the loop reads a socket again)
+            self._run_before()
         ib = self.inbox
         if ib is not None and ib._scheduled and ib.waiting >= BATCH_FROM:
             self.age = HOLD_AGE
@@ -96,6 +116,8 @@ class WriteBatch:
         self.flush_point()
 
     def flush(self) -> None:
+        if self.before:
+            self._run_before()
         self.age = FLUSH_AGE
         d = self.dirty
         if d:

@@ -3,9 +3,10 @@ beside it, so `kill -9` (a crash, the OOM killer) loses none of them. An ad let 
 lose its count with the last FLUSH_EVERY (0.25 s) of updates: the 4th ad after a restart was let through.
 
 Theory of operation. The journalled wrappers append each write's record to the store's buffer (`Records`, a
-list). The first record a loop iteration appends asks for a call_soon: right after that iteration the records it
-added are packed as one journal frame (journal.frame: CRC-framed msgpack, the journal's own format) and copied
-into a spool (engine/crashspool.py, `overwrite=False`: `.journal.spool.<pid>.<token>` in the state
+list). The first record a loop iteration appends asks for a pack: in serve, at the SMPP proxy's next flush point
+(`later`: inbox.WriteBatch.later), before the writes of the message that committed leave; elsewhere (no proxy,
+outside its slices and reads) a call_soon, right after that iteration. The records added meanwhile are packed as
+one journal frame (journal.frame: CRC-framed msgpack, the journal's own format) and copied into a spool (engine/crashspool.py, `overwrite=False`: `.journal.spool.<pid>.<token>` in the state
 directory, a shared mapping a dead process leaves in the page cache). An ad's count so reaches the spool before
 the SMSC's submit_sm_resp is read (it comes in a later iteration), so before the ESME can have it. When the
 store's flush or snapshot takes the buffer (`taken`), every record in it is spooled and the spool's end noted;
@@ -60,6 +61,9 @@ class JournalSpool:
         self.spooled = 0                # buf[:spooled] are in the spool
         self.marked = 0                 # the spool's end as of the last write done
         self.unspooled = 0              # records the spool had no room for (the disk stalled that long)
+        # later(fn): run fn before the proxy's next write leaves (serve: SmppProxy.batch.later, inbox.py); None:
+        # loop.call_soon, right after the iteration (a loop iteration of its own per committing message)
+        self.later = None
 
     def recover(self) -> tuple[list, list]:
         """Dead processes' unwritten records, oldest spool first, and the spools they came from (to `discard`
@@ -85,7 +89,7 @@ class JournalSpool:
                 log.warning("state journal: no crash spool in %s (%s): a crash loses the counter updates of its "
                             "last 0.25 s", self.path.parent, e)
                 return
-        self.buf.soon = partial(loop.call_soon, self.pack)
+        self.buf.soon = partial(self.later or loop.call_soon, self.pack)
         self.pack()                     # what is buffered already
 
     def stop(self) -> None:
