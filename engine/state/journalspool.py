@@ -6,9 +6,12 @@ Theory of operation. The journalled wrappers append each write's record to the s
 list). The first record a loop iteration appends asks for a pack: in serve, at the SMPP proxy's next flush point
 (`later`: inbox.WriteBatch.later), before the writes of the message that committed leave; elsewhere (no proxy,
 outside its slices and reads) a call_soon, right after that iteration. The records added meanwhile are packed as
-one journal frame (journal.frame: CRC-framed msgpack, the journal's own format) and copied into a spool (engine/crashspool.py, `overwrite=False`: `.journal.spool.<pid>.<token>` in the state
-directory, a shared mapping a dead process leaves in the page cache). An ad's count so reaches the spool before
-the SMSC's submit_sm_resp is read (it comes in a later iteration), so before the ESME can have it. When the
+one journal frame (journal.frame: CRC-framed msgpack, the journal's own format) and copied into a spool
+(engine/crashspool.py, `overwrite=False`: `.journal.spool.<pid>.<token>` in the state directory, a shared mapping
+a dead process leaves in the page cache). An ad's count so reaches the spool before its submit_sm reaches the
+SMSC, so before the ESME can have the answer. (A call_soon alone did not ensure it under uvloop, which reads the
+sockets of an iteration before it runs such callbacks: an answer caught by the zero-timeout poll they cause was
+relayed first; and it cost each committing message a loop iteration of its own at a moderate rate.) When the
 store's flush or snapshot takes the buffer (`taken`), every record in it is spooled and the spool's end noted;
 once they are written (fsynced) that far is marked written (`written`). The next start (EmbeddedStore.__init__)
 replays the unwritten frames of every dead process's spool after the journal segments, writes them to a new
@@ -20,8 +23,8 @@ written back (the spool is never fsynced; the journal is, every 0.25 s).
 
 Bounds: crashspool.CAPACITY bytes (~80,000 records, ~100 B each, not yet written: 16 s of a 5k/s load at ~1
 record a message with a stalled disk); beyond, records are not spooled (`unspooled` counts them) and a crash
-loses them as before. Cost: one frame packed on the loop per iteration that committed anything (the writer
-thread packs the journal's own frame as before).
+loses them as before. Cost: one frame packed on the loop per flush point (or iteration) that committed anything
+(the writer thread packs the journal's own frame as before).
 """
 from __future__ import annotations
 
