@@ -23,12 +23,13 @@ def test_the_long_run_keeps_no_verdicts_that_make_the_collector_run_inside_judge
         if phase == "start" and inside[0]:
             during[0] += 1
     monkeypatch.setattr(Pipeline, "judge", timed)
+    thresholds = gc.get_threshold()
     gc.callbacks.append(cb)
     try:
         res = judge_run(12_000, 120, dnc_n=10_000)
     finally:
         gc.callbacks.remove(cb)
         gc.unfreeze()
-        gc.set_threshold(700, 10, 10)
+        gc.set_threshold(*thresholds)      # (judge_run sets the collector up as serve does)
     assert res["n"] == 12_000
     assert during[0] <= 4, during[0]        # (kept verdicts: ~16 in 12,000 messages)
