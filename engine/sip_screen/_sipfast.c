@@ -262,12 +262,22 @@ static PyObject *blake2b_hex(PyObject *self, PyObject *args) {
 #include "_sippump.h"
 
 #include "_siphead.h"
+#include "_sipgrammar.h"                 /* parse_uri, parse_name_addr, parse_via, split_list twins */
+#include "_sipcheck.h"                   /* check_plain: check_request's pass */
+#include "_sipmsg.h"                     /* parse_request, join_message: parse_datagram's and to_bytes's plain cases */
 
 static PyMethodDef methods[] = {
     {"relay_response", relay_response, METH_VARARGS, "fastpath.relay_response for plain responses; None: undecided"},
     {"in_dialog", in_dialog, METH_VARARGS, "fastpath.in_dialog for plain in-dialog requests; None: undecided"},
     {"split_head", split_head, METH_VARARGS, "codec._parse_head's plain pass: (start line, headers); None: undecided"},
     {"blake2b_hex", blake2b_hex, METH_VARARGS, "hashlib.blake2b(data, digest_size=n).hexdigest()"},
+    {"parse_uri", py_parse_uri, METH_O, "grammar.parse_uri for a plain URI; None: undecided"},
+    {"parse_name_addr", py_parse_name_addr, METH_O, "grammar.parse_name_addr for a plain value; None: undecided"},
+    {"parse_via", py_parse_via, METH_O, "grammar.parse_via for a plain Via value; None: undecided"},
+    {"set_types", set_types, METH_VARARGS, "the classes the twins build: (SipUri, NameAddr, Via)"},
+    {"parse_request", parse_request, METH_VARARGS, "codec.parse_datagram for a plain request: (method, uri, headers, body); None: undecided"},
+    {"join_message", join_message, METH_VARARGS, "SipMessage.to_bytes for ASCII heads; None: undecided"},
+    {"check_plain", check_plain, METH_VARARGS, "checks.check_request's pass when it proceeds; None: undecided"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_sipfast", NULL, -1, methods};
@@ -277,7 +287,7 @@ PyMODINIT_FUNC PyInit__sipfast(void) {
     if (!(K_RESPONSES = PyUnicode_InternFromString("responses")) || !(K_REQUESTS = PyUnicode_InternFromString("requests"))
             || !(K_FAST = PyUnicode_InternFromString("fast_path")) || !(K_DROPPED = PyUnicode_InternFromString("dropped"))
             || !(K_INTERNAL = PyUnicode_InternFromString("internal_errors"))
-            || !(K_REFUSED = PyUnicode_InternFromString("source_refused")))
+            || !(K_REFUSED = PyUnicode_InternFromString("source_refused")) || check_init() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&mod);
     if (!m) return NULL;

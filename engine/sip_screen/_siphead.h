@@ -14,12 +14,9 @@
  * the whole head, three counts, a findall and one list per header built in Python.
  */
 
-static PyObject *split_head(PyObject *self, PyObject *args) {
-    Py_buffer b;
-    PyObject *memo, *canon, *headers = NULL, *start = NULL, *res = NULL;
-    if (!PyArg_ParseTuple(args, "y*O!O", &b, &PyDict_Type, &memo, &canon)) return NULL;
-    const unsigned char *d = b.buf;
-    Py_ssize_t n = b.len, sl = -1;
+static PyObject *head_fields(const unsigned char *d, Py_ssize_t n, PyObject *memo, PyObject *canon) {
+    PyObject *headers = NULL, *start = NULL, *res = NULL;
+    Py_ssize_t sl = -1;
     /* not starting with whitespace as str.isspace() sees it (a non-ASCII first byte: undecided) */
     if (n == 0 || d[0] >= 0x80 || d[0] == ' ' || (d[0] >= '\t' && d[0] <= '\r') || (d[0] >= 0x1c && d[0] <= 0x1f))
         goto undecided;
@@ -78,6 +75,14 @@ undecided:
 out:
     Py_XDECREF(start);
     Py_XDECREF(headers);
+    return res;
+}
+
+static PyObject *split_head(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    PyObject *memo, *canon;
+    if (!PyArg_ParseTuple(args, "y*O!O", &b, &PyDict_Type, &memo, &canon)) return NULL;
+    PyObject *res = head_fields(b.buf, b.len, memo, canon);
     PyBuffer_Release(&b);
     return res;
 }

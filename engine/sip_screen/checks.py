@@ -10,6 +10,11 @@ from __future__ import annotations
 from .codec import MAX_VIAS, SipMessage
 from .grammar import SipParseError, parse_name_addr, parse_uri, parse_via
 
+try:                                    # the pass when every check passes, in C (_sipcheck.h); None: decided here
+    from ._sipfast import check_plain as _c_check
+except ImportError:
+    _c_check = None
+
 SINGLE = ("to", "from", "call-id", "cseq", "max-forwards", "content-length")
 REQUIRED = ("to", "from", "call-id", "cseq", "via")
 KNOWN_SCHEMES = {"sip", "sips", "tel"}
@@ -22,6 +27,12 @@ KNOWN_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK
 def check_request(msg: SipMessage) -> tuple[int, str, list] | None:
     """(status, reason, extra headers) to reject with, or None when the request may proceed.
     Leaves the parsed Vias in `msg.vias` (the server's loop check and routing reuse them)."""
+    if _c_check is not None:
+        r = _c_check(msg.method, msg.uri, msg.headers)
+        if r is not None:                       # every check passed: what the pass below leaves, built in C
+            msg.first, msg.vias, msg.ruri, na = r
+            msg._na.update(na)
+            return None
     up = msg.method.upper()
     if up != msg.method and up in KNOWN_METHODS:
         return 400, f"Bad Request (method {up} must be written in upper case)", []

@@ -163,6 +163,10 @@ class SipMessage:
                 else f"{self.version} {self.status} {self.reason}")
 
     def to_bytes(self) -> bytes:
+        if _c_join is not None:
+            b = _c_join(self.start_line(), self.headers, self.body)     # an ASCII head, in C; None: below
+            if b is not None:
+                return b
         head = "".join([f"{h[0]}: {h[1]}\r\n" for h in self.headers])
         return f"{self.start_line()}\r\n{head}\r\n".encode("utf-8", "surrogateescape") + self.body
 
@@ -185,9 +189,9 @@ def _split_head(data: bytes):
 _HEADER_RE = re.compile(r"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
 _CANON_MEMO: dict = {}
 try:
-    from ._sipfast import split_head as _c_split_head
+    from ._sipfast import join_message as _c_join, parse_request as _c_parse_request, split_head as _c_split_head
 except ImportError:                                      # no C extension: the Python pass does it all
-    _c_split_head = None
+    _c_split_head = _c_parse_request = _c_join = None
 
 
 def _canon_memo(name: str) -> str:
@@ -321,6 +325,10 @@ def parse_datagram(data: bytes) -> SipMessage:
     """One UDP datagram (RFC 3261 §18.3: Content-Length bounds the body; extra octets ignored)."""
     if len(data) > MAX_MESSAGE:
         raise SipParseError("message too large", None)
+    if _c_parse_request is not None:
+        r = _c_parse_request(data, _CANON_MEMO, _canon_memo)    # a plain request, in C (_sipmsg.h); None: below
+        if r is not None:
+            return SipMessage(r[0], r[1], headers=r[2], body=r[3])
     if data[:1] in (b"\r", b"\n"):                     # CRLFs before the start line, ignored as on a stream (§7.5):
         data = data.lstrip(b"\r\n")                     # else the blank line they make ends an empty head
     head, body = _split_head(data)

@@ -102,6 +102,10 @@ class NameAddr:
 
 
 def parse_name_addr(value: str) -> NameAddr:
+    if _c_name_addr is not None:
+        na = _c_name_addr(value)                # the plain case in C (_sipgrammar.h); None: decided below
+        if na is not None:
+            return na
     v = value.strip()
     display = ""
     if v.startswith('"'):
@@ -208,6 +212,10 @@ def _unescaped(number: str, params: str) -> tuple[str, str]:
 
 
 def parse_uri(uri: str) -> SipUri:
+    if _c_uri is not None:
+        u = _c_uri(uri)                         # the plain case in C (_sipgrammar.h); None: decided below
+        if u is not None:
+            return u
     scheme, sep, rest = uri.partition(":")
     if not sep or not _TOKEN.match(scheme):
         raise SipParseError(f"bad URI {uri[:40]!r}")
@@ -271,6 +279,10 @@ class Via:
 
 
 def parse_via(value: str) -> Via:
+    if _c_via is not None:
+        via = _c_via(value)                     # the plain case in C (_sipgrammar.h); None: decided below
+        if via is not None:
+            return via
     v = value.strip()
     m = _VIA_RE.match(v)
     if not m:
@@ -301,3 +313,13 @@ def parse_via(value: str) -> Via:
         if rp:
             _port(rp)                                       # RFC 3581: rport is a port when it has a value
     return Via(m.group(2).upper(), host.lower(), port, prm, v)
+
+
+# The plain cases of parse_uri, parse_name_addr and parse_via in C (_sipgrammar.h), building these same classes:
+# each answers only when its value is plain and the Python function would accept it, else None and the Python
+# function decides (tests/test_sip_grammar_c.py). Without the extension, Python does it all.
+try:
+    from ._sipfast import parse_name_addr as _c_name_addr, parse_uri as _c_uri, parse_via as _c_via, set_types
+    set_types(SipUri, NameAddr, Via)
+except ImportError:
+    _c_name_addr = _c_uri = _c_via = None

@@ -1,0 +1,108 @@
+/* A plain request datagram to its parts, and a message back to bytes, in C: codec.parse_datagram's and
+ * SipMessage.to_bytes's plain cases. Included by _sipfast.c (after _siphead.h). No I/O.
+ *
+ * Theory of operation: parse_request(data, memo, canon) returns (method, uri, headers, body) -- what
+ * parse_datagram's Python pass puts on the SipMessage (version SIP/2.0) -- when the datagram is a plain request:
+ * no CRLF before its start line, a head ending at the first CRLF CRLF of at most MAX_HEADER_LINE bytes and plain as
+ * split_head reads it, at most MAX_HEADERS header fields, the start line `token SP URI SP SIP/2.0` (no '<', '>' or
+ * space in the URI), and every Content-Length plain ASCII digits, all the same, at most the body's length (the body
+ * is cut to it). Anything else returns None and the Python pass decides, errors and their answers included.
+ * join_message(start line, headers, body) returns to_bytes()'s bytes when the start line, header names and values
+ * are ASCII (else None: the Python join encodes them with surrogateescape). tests/test_sip_grammar_c.py compares
+ * both with the Python functions.
+ */
+
+#define MAX_HEADER_LINE 8192                                /* codec.MAX_HEADER_LINE */
+#define MAX_HEADER_FIELDS 256                               /* codec.MAX_HEADERS */
+
+static PyObject *parse_request(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    PyObject *memo, *canon, *split = NULL, *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*O!O", &b, &PyDict_Type, &memo, &canon)) return NULL;
+    const char *d = b.buf;
+    Py_ssize_t n = b.len, he = -1, i;
+    if (n == 0 || d[0] == '\r' || d[0] == '\n') goto undecided;
+    for (i = 0; i + 3 < n; i++)
+        if (d[i] == '\r' && d[i + 1] == '\n' && d[i + 2] == '\r' && d[i + 3] == '\n') { he = i; break; }
+    if (he < 0 || he > MAX_HEADER_LINE) goto undecided;
+    /* the start line: token SP request-URI SP "SIP/2.0" */
+    Py_ssize_t sl = find(d, he, '\r'), ms, us;
+    if (sl < 0) goto undecided;
+    for (ms = 0; ms < sl && is_token(d[ms]); ms++) {}
+    if (ms == 0 || ms >= sl || d[ms] != ' ') goto undecided;
+    for (us = ms + 1; us < sl && d[us] != ' '; us++)
+        if (d[us] == '<' || d[us] == '>' || (unsigned char)d[us] < 0x21 || (unsigned char)d[us] >= 0x7f) goto undecided;
+    if (us == ms + 1 || sl - us != 8 || memcmp(d + us, " SIP/2.0", 8) != 0) goto undecided;
+    split = head_fields((const unsigned char *)d, he, memo, canon);
+    if (!split) goto done;
+    if (split == Py_None) goto undecided;
+    PyObject *headers = PyTuple_GET_ITEM(split, 1);
+    if (PyList_GET_SIZE(headers) > MAX_HEADER_FIELDS) goto undecided;
+    Py_ssize_t body = he + 4, cl = -1;
+    for (i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i), *c = PyList_GET_ITEM(h, 2);
+        if (!PyUnicode_Check(c) || PyUnicode_CompareWithASCIIString(c, "content-length") != 0) continue;
+        Py_ssize_t vn;
+        const char *v = plain_text(PyList_GET_ITEM(h, 1), &vn);
+        if (!v || vn < 1 || vn > 10) goto undecided;
+        Py_ssize_t x = 0;
+        for (Py_ssize_t k = 0; k < vn; k++) {
+            if (!DIG(v[k])) goto undecided;
+            x = x * 10 + (v[k] - '0');
+        }
+        if (cl >= 0 && x != cl) goto undecided;             /* conflicting Content-Length values */
+        cl = x;
+    }
+    if (cl > n - body) goto undecided;                      /* larger than the body */
+    PyObject *method = PyUnicode_DecodeASCII(d, ms, NULL);
+    PyObject *uri = method ? PyUnicode_DecodeASCII(d + ms + 1, us - ms - 1, NULL) : NULL;
+    PyObject *bd = uri ? PyBytes_FromStringAndSize(d + body, cl >= 0 ? cl : n - body) : NULL;
+    if (bd) res = PyTuple_Pack(4, method, uri, headers, bd);
+    Py_XDECREF(method); Py_XDECREF(uri); Py_XDECREF(bd);
+    goto done;
+undecided:
+    Py_CLEAR(split);
+    res = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(split);
+    PyBuffer_Release(&b);
+    return res;
+}
+
+static PyObject *join_message(PyObject *self, PyObject *args) {
+    PyObject *start, *headers;
+    Py_buffer body;
+    if (!PyArg_ParseTuple(args, "UO!y*", &start, &PyList_Type, &headers, &body)) return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t total = PyUnicode_GET_LENGTH(start) + 4 + body.len, nh = PyList_GET_SIZE(headers), i;
+    if (!PyUnicode_IS_ASCII(start)) goto undecided;
+    for (i = 0; i < nh; i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i);
+        if (!PyList_Check(h) || PyList_GET_SIZE(h) < 2) goto undecided;
+        PyObject *a = PyList_GET_ITEM(h, 0), *v = PyList_GET_ITEM(h, 1);
+        if (!PyUnicode_Check(a) || !PyUnicode_Check(v) || !PyUnicode_IS_ASCII(a) || !PyUnicode_IS_ASCII(v))
+            goto undecided;
+        total += PyUnicode_GET_LENGTH(a) + PyUnicode_GET_LENGTH(v) + 4;
+    }
+    if (!(res = PyBytes_FromStringAndSize(NULL, total))) goto out;
+    char *o = PyBytes_AS_STRING(res);
+#define PUT(s) do { Py_ssize_t l_ = PyUnicode_GET_LENGTH(s); memcpy(o, PyUnicode_1BYTE_DATA(s), l_); o += l_; } while (0)
+    PUT(start);
+    *o++ = '\r'; *o++ = '\n';
+    for (i = 0; i < nh; i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i);
+        PUT(PyList_GET_ITEM(h, 0));
+        *o++ = ':'; *o++ = ' ';
+        PUT(PyList_GET_ITEM(h, 1));
+        *o++ = '\r'; *o++ = '\n';
+    }
+#undef PUT
+    *o++ = '\r'; *o++ = '\n';
+    memcpy(o, body.buf, body.len);
+    goto out;
+undecided:
+    res = Py_NewRef(Py_None);
+out:
+    PyBuffer_Release(&body);
+    return res;
+}

@@ -1,0 +1,175 @@
+"""The C twins of the INVITE's parse and check (_sipgrammar.h, _sipcheck.h) against the Python functions.
+
+grammar.parse_uri, parse_name_addr and parse_via, and checks.check_request, answer the plain cases in C and leave
+the rest to Python (None: undecided). Here every answer the C code gives is compared with what the Python function
+gives with the C code off -- the same result (a value equal field for field, or the same error response and the
+same parsed Vias, first values, Request-URI and To / From parsed on the message) -- over the RFC 4475 torture
+vectors, the tests' messages, the RFC 4475 cases of test_sip.py, and seeded mutations of all of them, message by
+message and value by value. And the C code must decide the plain call (else the INVITE pays both passes).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from engine.sip_screen import checks, codec, grammar
+from engine.sip_screen.codec import SipParseError, parse_datagram
+
+from .sip_helpers import invite
+from .test_sip_fuzz import ODD, SEEDS, mutate
+
+pytestmark = pytest.mark.skipif(grammar._c_uri is None or checks._c_check is None, reason="no C extension")
+
+RFC4475 = Path("/work/shared/vectors/sip/rfc4475")
+VECTORS = sorted(RFC4475.glob("*.dat")) if RFC4475.is_dir() else []
+MORE = [                                                # test_sip.py's further RFC 4475 cases, and odd spellings
+    b"OPTIONS sip:b@127.0.0.1?Route=%3Csip:127.0.0.1%3E SIP/2.0",
+    b"REGISTER sip:127.0.0.1 SIP/2.0\r\nContact: sip:b@127.0.0.1?Route=%3Csip:x%3E",
+    b"OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nContact: Watson, Thomas <sip:w@127.0.0.1>",
+    b"REGISTER sip:127.0.0.1 SIP/2.0\r\nContact: <sip:%00@127.0.0.1>",
+    b"OPTIONS sip:b;par=u%40x@127.0.0.1 SIP/2.0",
+    b"OPTIONS sip:+842439998888;npdi;rn=+84243@127.0.0.1;user=phone SIP/2.0",
+    b"OPTIONS sip:2439998888;phone-context=+84@127.0.0.1 SIP/2.0",
+    b"OPTIONS tel:2439998888;phone-context=+84 SIP/2.0",
+    b"OPTIONS tel:+84912345678;npdi SIP/2.0",
+    b"OPTIONS sip:b:pw@[::1]:5060;transport=TCP SIP/2.0\r\nContact: *",
+    b"OPTIONS sip:B@H.example:05060;Transport=Udp;lr;x=a=b SIP/2.0\r\nRoute: <sip:127.0.0.1;lr>, <sip:10.0.0.1:5070>",
+    b"OPTIONS SIPS:b@h;;x SIP/2.0\r\nRecord-Route: \"A, \\\"q\\\" B\" <sip:h;lr>;x=1, <sip:g>",
+    b"OPTIONS sip:b@h SIP/2.0\r\nContact: A  B <sip:h>; expires = 60 ;q=0.5",
+    b"OPTIONS sip:b@h: SIP/2.0\r\nContact: sip:h;;",
+    b"OPTIONS sip:b@h:0 SIP/2.0\r\nContact: sip:h;",
+    b"OPTIONS sip:b@h:65536 SIP/2.0\r\nContact: \"unterminated <sip:h>",
+    b"OPTIONS mailto:b@h SIP/2.0",
+]
+VIAS = ["SIP/2.0/UDP h", "SIP/2.0/udp H:5060 ;branch=z9hG4bK1 ; rport ;received=1.2.3.4", "SIP/2.0/TCP h;rport=0",
+        "SIP/2.0/UDP h;rport=65535;x=", "SIP/2.0/UDP h;;x", "SIP/2.0/UDP [::1]:5060;branch=1", "SIP / 2.0 / UDP h",
+        "SIP/2.0/UDP :5060", "SIP/2.0/UDP h:", "SIP/2.0/UDP h x;branch=1", "SIP/3.0/UDP h", "SIP/2.0/UDP h;rport=a",
+        "SIP/2.0/UDP\th:1\t;branch=x\t", "SIP/2.0/UDP h;BRANCH=Z;RPort"]
+
+
+def _messages() -> list[bytes]:
+    msgs = [p.read_bytes() for p in VECTORS] + list(SEEDS) + [invite(), invite(extra=["Proxy-Require: x"])]
+    base = b"\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n" \
+           b"Call-ID: c\r\nCSeq: 1 %s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    for m in MORE:
+        start, _, extra = m.partition(b"\r\n")
+        msgs.append(start + (b"\r\n" + extra if extra else b"") + base % start.split(b" ")[0])
+    rnd = random.Random(4475)
+    for m in list(msgs):
+        for _ in range(40):
+            msgs.append(mutate(m, rnd, rnd.randrange(1, 4)))
+    return msgs
+
+
+def _python_only(monkeypatch):
+    for name in ("_c_uri", "_c_name_addr", "_c_via"):
+        monkeypatch.setattr(grammar, name, None)
+    monkeypatch.setattr(checks, "_c_check", None)
+    monkeypatch.setattr(codec, "_c_parse_request", None)
+    monkeypatch.setattr(codec, "_c_join", None)
+
+
+def _parsed(data: bytes):
+    """parse_datagram's message as a comparable tuple, or the error (reason, status) it raised."""
+    try:
+        m = parse_datagram(data)
+    except SipParseError as e:
+        return e.reason, e.status
+    return m.method, m.uri, m.status, m.reason, m.version, m.headers, m.body, m.to_bytes()
+
+
+def _same(c, py):
+    """The C answer (None: undecided) against the Python function's (a value, or the SipParseError it raised)."""
+    if c is None:
+        return
+    assert not isinstance(py, SipParseError), (c, py.reason)
+    assert type(c) is type(py) and c == py
+
+
+def _py(f, *a):
+    try:
+        return f(*a)
+    except SipParseError as e:
+        return e
+
+
+def _values(msg) -> list[str]:
+    out = [msg.uri] if msg.is_request else []
+    for h in msg.headers:
+        out.append(h[1])
+        if "," in h[1] or '"' in h[1]:
+            try:
+                out.extend(grammar.split_list(h[1]))
+            except SipParseError:
+                pass
+    return out
+
+
+def _check(data: bytes, monkeypatch):
+    """check_request on two parses of `data`, with the C pass and without: the same answer and the same state."""
+    try:
+        a, b = parse_datagram(data), parse_datagram(data)
+    except SipParseError:
+        return None
+    if not a.is_request or a.method == "ACK":
+        return None
+    got = checks.check_request(a)
+    with monkeypatch.context() as m:
+        _python_only(m)
+        want = checks.check_request(b)
+    assert got == want, data
+    if want is None:
+        assert (a.first, a.vias, a.ruri) == (b.first, b.vias, b.ruri), data
+        for v in (b.first["to"], b.first["from"]):
+            assert a.name_addr(v) == b.name_addr(v), data
+    return a
+
+
+def test_check_request_twin_agrees(monkeypatch):
+    decided = 0
+    for data in _messages():
+        a = _check(data, monkeypatch)
+        if a is not None and checks._c_check(a.method, a.uri, parse_datagram(data).headers) is not None:
+            decided += 1
+    assert decided > 100                                 # the C pass does decide, on more than the seeds
+
+
+def test_parse_and_join_twins_agree(monkeypatch):
+    got = [_parsed(d) for d in _messages()]
+    with monkeypatch.context() as m:
+        _python_only(m)
+        want = [_parsed(d) for d in _messages()]
+    assert got == want
+    assert codec._c_parse_request(invite(), {}, codec._canon_memo) is not None
+
+
+def test_grammar_twins_agree(monkeypatch):
+    c_uri, c_na, c_via = grammar._c_uri, grammar._c_name_addr, grammar._c_via
+    values, rnd = set(VIAS), random.Random(3261)
+    for data in _messages():
+        try:
+            values.update(_values(parse_datagram(data)))
+        except SipParseError:
+            pass
+    for v in list(values):
+        for _ in range(3):
+            i = rnd.randrange(len(v) + 1)
+            values.add(v[:i] + rnd.choice(ODD).decode("utf-8", "surrogateescape") + v[i + rnd.randrange(2):])
+    _python_only(monkeypatch)
+    decided = 0
+    for v in sorted(values):
+        for c, f in ((c_uri, grammar.parse_uri), (c_na, grammar.parse_name_addr), (c_via, grammar.parse_via)):
+            r = c(v)
+            _same(r, _py(f, v))
+            decided += r is not None
+    assert decided > 500
+
+
+def test_plain_invite_decided_in_c():
+    msg = parse_datagram(invite())
+    assert checks._c_check(msg.method, msg.uri, msg.headers) is not None
+    via = msg.get("via")
+    assert grammar._c_via(via) is not None and grammar._c_name_addr(msg.get("from")) is not None
+    assert grammar._c_uri(msg.uri) is not None
