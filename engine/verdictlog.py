@@ -212,7 +212,10 @@ class VerdictLog:
                     # isoformat() is plain ASCII with nothing to escape, its part down to the second made once
                     % (_isoformat(when), "null" if call_id is None else _jstr(call_id), _jstr(caller),
                        _jstr(callee), _jstr(ingress), _ACTION_NAME[v.action], _num(round(v.score, 4)),
-                       _hits_json(v.hits), _num(round(judge_us, 1))))
+                       _hits_json(v.hits),
+                       # (write()'s "%.1f" for round(judge_us, 1), character for character: a quarter of the cost)
+                       "%.1f" % judge_us if type(judge_us) is float and -1e15 < judge_us < 1e15
+                       else _num(round(judge_us, 1))))
         except Exception as e:
             return self._failed(e)
         self._emit(line)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.sip_screen import checks, codec, grammar
+from engine.sip_screen import checks, codec, grammar, routing
 from engine.sip_screen.codec import SipParseError, parse_datagram
 
 from .sip_helpers import invite
@@ -69,6 +69,8 @@ def _python_only(monkeypatch):
     monkeypatch.setattr(checks, "_c_check", None)
     monkeypatch.setattr(codec, "_c_parse_request", None)
     monkeypatch.setattr(codec, "_c_join", None)
+    monkeypatch.setattr(codec, "_c_index", None)
+    monkeypatch.setattr(routing, "_c_stamp", None)
 
 
 def _parsed(data: bytes):
@@ -173,3 +175,31 @@ def test_plain_invite_decided_in_c():
     via = msg.get("via")
     assert grammar._c_via(via) is not None and grammar._c_name_addr(msg.get("from")) is not None
     assert grammar._c_uri(msg.uri) is not None
+
+
+def _edited(data: bytes, src):
+    """A request's headers after the received / rport stamp and the header edits the proxy makes."""
+    try:
+        msg = parse_datagram(data)
+    except SipParseError:
+        return None
+    if not msg.is_request or checks.check_request(msg) is not None or not msg.vias:
+        return None
+    top = routing.Routing._stamp_received(None, msg, src)
+    msg.set("Max-Forwards", "69")
+    msg.set("X-New", "1")
+    msg.insert_before_first("Via", "SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKtf1")
+    msg.insert_before_first("Record-Route", "<sip:127.0.0.9;lr>")
+    return top, msg.headers
+
+
+@pytest.mark.parametrize("src", [("127.0.0.1", 5080), ("10.0.0.7", 1), ("::ffff:10.0.0.7", 65535), ("\xe9", 5)])
+def test_stamp_and_header_edits_twins_agree(monkeypatch, src):
+    msgs = _messages() + [invite(vias=[]).replace(b";rport", b";rport=1;received=10.9.9.9;RPort ;x=received"),
+                          invite().replace(b";rport", b"; Received = 1.2.3.4 ;rport;rport=")]
+    got = [_edited(d, src) for d in msgs]
+    with monkeypatch.context() as m:
+        _python_only(m)
+        want = [_edited(d, src) for d in msgs]
+    assert got == want
+    assert sum(g is not None for g in got) > 100

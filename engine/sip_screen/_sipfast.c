@@ -264,6 +264,7 @@ static PyObject *blake2b_hex(PyObject *self, PyObject *args) {
 #include "_siphead.h"
 #include "_sipgrammar.h"                 /* parse_uri, parse_name_addr, parse_via, split_list twins */
 #include "_sipcheck.h"                   /* check_plain: check_request's pass */
+#include "_siprecent.h"                  /* RecentCore: recent.Recent's hot methods */
 #include "_sipmsg.h"                     /* parse_request, join_message: parse_datagram's and to_bytes's plain cases */
 
 static PyMethodDef methods[] = {
@@ -276,6 +277,8 @@ static PyMethodDef methods[] = {
     {"parse_via", py_parse_via, METH_O, "grammar.parse_via for a plain Via value; None: undecided"},
     {"set_types", set_types, METH_VARARGS, "the classes the twins build: (SipUri, NameAddr, Via)"},
     {"parse_request", parse_request, METH_VARARGS, "codec.parse_datagram for a plain request: (method, uri, headers, body); None: undecided"},
+    {"header_index", header_index, METH_VARARGS, "the index of the first header of a canonical name, -1: none"},
+    {"stamp_params", stamp_params, METH_VARARGS, "routing._stamp_received's received/rport rewrite; None: Python"},
     {"join_message", join_message, METH_VARARGS, "SipMessage.to_bytes for ASCII heads; None: undecided"},
     {"check_plain", check_plain, METH_VARARGS, "checks.check_request's pass when it proceeds; None: undecided"},
     {NULL, NULL, 0, NULL}};
@@ -283,7 +286,8 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_sipfast", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__sipfast(void) {
-    if (PyType_Ready(&PumpType) < 0) return NULL;
+    if (PyType_Ready(&PumpType) < 0 || PyType_Ready(&RecentCoreType) < 0) return NULL;
+    if (!zero_now && !(zero_now = PyFloat_FromDouble(0.0))) return NULL;
     if (!(K_RESPONSES = PyUnicode_InternFromString("responses")) || !(K_REQUESTS = PyUnicode_InternFromString("requests"))
             || !(K_FAST = PyUnicode_InternFromString("fast_path")) || !(K_DROPPED = PyUnicode_InternFromString("dropped"))
             || !(K_INTERNAL = PyUnicode_InternFromString("internal_errors"))
@@ -293,5 +297,9 @@ PyMODINIT_FUNC PyInit__sipfast(void) {
     if (!m) return NULL;
     Py_INCREF(&PumpType);
     if (PyModule_AddObject(m, "Pump", (PyObject *)&PumpType) < 0) { Py_DECREF(&PumpType); Py_DECREF(m); return NULL; }
+    Py_INCREF(&RecentCoreType);
+    if (PyModule_AddObject(m, "RecentCore", (PyObject *)&RecentCoreType) < 0) {
+        Py_DECREF(&RecentCoreType); Py_DECREF(m); return NULL;
+    }
     return m;
 }

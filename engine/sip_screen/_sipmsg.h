@@ -106,3 +106,66 @@ out:
     PyBuffer_Release(&body);
     return res;
 }
+
+/* the index of the first header whose canonical name is `c`, else -1 (SipMessage's lookups) */
+static PyObject *header_index(PyObject *self, PyObject *args) {
+    PyObject *headers, *c;
+    if (!PyArg_ParseTuple(args, "O!U", &PyList_Type, &headers, &c)) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i);
+        if (!PyList_Check(h) || PyList_GET_SIZE(h) < 3) return PyLong_FromLong(-2);    /* not codec's: Python */
+        int eq = PyObject_RichCompareBool(PyList_GET_ITEM(h, 2), c, Py_EQ);
+        if (eq < 0) return NULL;
+        if (eq) return PyLong_FromSsize_t(i);
+    }
+    return PyLong_FromLong(-1);
+}
+
+/* routing._stamp_received's rewrite of a top Via value that has a received or rport parameter: each such
+ * parameter (its name as the grammar reads it, stripped and lowered) given the source's host or port, the
+ * rest as it was. None when the value or the host is not plain (the Python pass does it). */
+static PyObject *stamp_params(PyObject *self, PyObject *args) {
+    PyObject *value, *host, *port;
+    if (!PyArg_ParseTuple(args, "UUO!", &value, &host, &PyLong_Type, &port)) return NULL;
+    Py_ssize_t n, hn, i;
+    const char *p = plain_text(value, &n), *h = plain_text(host, &hn);
+    long pt = PyLong_AsLong(port);
+    if (pt == -1 && PyErr_Occurred()) return NULL;
+    if (!p || !h || pt < 0) Py_RETURN_NONE;
+    char ps[24];
+    int pn = snprintf(ps, sizeof ps, "%ld", pt);
+    Py_ssize_t semi = find(p, n, ';');
+    if (semi < 0) Py_RETURN_NONE;                           /* (never called so: it has parameters) */
+    /* at most every parameter rewritten: the old value's length plus the host or port for each */
+    Py_ssize_t cap = n + 1, params = 1;
+    for (i = semi; i < n; i++) params += p[i] == ';';
+    cap += params * ((hn > pn ? hn : pn) + 1);
+    char *o = PyMem_Malloc(cap), *w = o;
+    if (!o) return PyErr_NoMemory();
+    memcpy(w, p, semi + 1);
+    w += semi + 1;
+    for (Py_ssize_t s = semi + 1;;) {
+        Py_ssize_t e = find(p + s, n - s, ';');
+        e = e < 0 ? n : s + e;
+        Py_ssize_t eq = find(p + s, e - s, '=');
+        const char *k = p + s;
+        Py_ssize_t kn = eq < 0 ? e - s : eq, ko = kn;       /* k: the name as written, up to '=' */
+        strip(&k, &kn);
+        if (name_is(k, kn, "received") || name_is(k, kn, "rport")) {
+            memcpy(w, p + s, ko);
+            w += ko;
+            *w++ = '=';
+            if (kn == 8) { memcpy(w, h, hn); w += hn; }
+            else { memcpy(w, ps, pn); w += pn; }
+        } else {
+            memcpy(w, p + s, e - s);
+            w += e - s;
+        }
+        if (e >= n) break;
+        *w++ = ';';
+        s = e + 1;
+    }
+    PyObject *r = PyUnicode_DecodeASCII(o, w - o, NULL);
+    PyMem_Free(o);
+    return r;
+}

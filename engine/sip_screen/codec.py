@@ -85,7 +85,7 @@ class SipMessage:
 
     def tag_in(self, v: str | None) -> str:
         """The tag parameter of a To or From value of this message (its name-addr parsed once)."""
-        if not v or "tag=" not in v.lower():
+        if not v or "tag=" not in v and "tag=" not in v.lower():      # (most write it in lower case)
             return ""
         try:
             return self.name_addr(v).params.get("tag", "")
@@ -124,10 +124,15 @@ class SipMessage:
 
     def set(self, name: str, value: str) -> None:
         c = canon(name)
-        for h in self.headers:
-            if h[2] == c:
-                h[1] = value
-                return
+        i = _c_index(self.headers, c) if _c_index is not None else -2
+        if i >= 0:
+            self.headers[i][1] = value
+            return
+        if i == -2:
+            for h in self.headers:
+                if h[2] == c:
+                    h[1] = value
+                    return
         self.add(name, value)
 
     def remove(self, name: str) -> None:
@@ -139,6 +144,10 @@ class SipMessage:
 
     def insert_before_first(self, name: str, value: str) -> None:
         c = canon(name)
+        i = _c_index(self.headers, c) if _c_index is not None else -2
+        if i != -2:
+            self.headers.insert(max(i, 0), [name, value, c])
+            return
         for i, h in enumerate(self.headers):
             if h[2] == c:
                 self.headers.insert(i, [name, value, c])
@@ -189,9 +198,10 @@ def _split_head(data: bytes):
 _HEADER_RE = re.compile(r"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
 _CANON_MEMO: dict = {}
 try:
-    from ._sipfast import join_message as _c_join, parse_request as _c_parse_request, split_head as _c_split_head
+    from ._sipfast import header_index as _c_index, join_message as _c_join, parse_request as _c_parse_request, \
+        split_head as _c_split_head
 except ImportError:                                      # no C extension: the Python pass does it all
-    _c_split_head = _c_parse_request = _c_join = None
+    _c_split_head = _c_parse_request = _c_join = _c_index = None
 
 
 def _canon_memo(name: str) -> str:

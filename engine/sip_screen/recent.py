@@ -36,27 +36,11 @@ def ack_key(top_branch: str, call_id: str) -> bytes:
                            digest_size=DIGEST_SIZE).digest()
 
 
-class Recent:
-    """A bounded memory: digest -> (time stored, value). `d` is a plain OrderedDict (the C pump
-    reads it with PyDict_Contains); `low` holds the entries stored with `put_low` or `demote`d,
-    forgotten before any other (oldest first) when the bound needs room -- while `low` holds more
-    than `low_min` of them: that many places stay theirs whatever `d` holds (else an ordinary entry,
-    the oldest, goes). Both together hold at most `size`: so entries in `d` keep at least
-    `size - low_min` places whatever is put low, and the low ones at least `low_min`."""
+class PyRecentCore:
+    """Recent's hot methods in Python: what the C extension's RecentCore (_siprecent.h) does when it is built, and
+    its twin in tests/test_sip_recent_c.py."""
 
     __slots__ = ("d", "low", "size", "ttl", "low_min")
-
-    def __init__(self, size: int, ttl: float | None = None, low_min: int = 0):
-        self.d: "OrderedDict[bytes, tuple]" = OrderedDict()
-        self.low: "OrderedDict[bytes, tuple]" = OrderedDict()
-        self.size, self.ttl = size, ttl
-        self.low_min = min(low_min, size // 2)
-
-    def __len__(self):
-        return len(self.d) + len(self.low)
-
-    def __contains__(self, key):
-        return key in self.d or (bool(self.low) and key in self.low)
 
     def get(self, key: bytes, now: float = 0.0, default=None):
         where = self.d
@@ -101,6 +85,36 @@ class Recent:
             return self.put(key, value, now)
         self.d[key] = (now, value)
 
+    def pop(self, key: bytes, default=None):
+        ent = self.d.pop(key, None)
+        if ent is None and self.low:
+            ent = self.low.pop(key, None)
+        return default if ent is None else ent[1]
+
+
+try:                                                    # the same methods in C (an INVITE calls them a dozen times)
+    from ._sipfast import RecentCore
+except ImportError:
+    RecentCore = PyRecentCore
+
+
+class Bounded:
+    """Recent's other methods, on either core."""
+
+    __slots__ = ()
+
+    def __init__(self, size: int, ttl: float | None = None, low_min: int = 0):
+        self.d: "OrderedDict[bytes, tuple]" = OrderedDict()
+        self.low: "OrderedDict[bytes, tuple]" = OrderedDict()
+        self.size, self.ttl = size, ttl
+        self.low_min = min(low_min, size // 2)
+
+    def __len__(self):
+        return len(self.d) + len(self.low)
+
+    def __contains__(self, key):
+        return key in self.d or (bool(self.low) and key in self.low)
+
     def _bound(self) -> None:
         d, low = self.d, self.low
         while len(d) + len(low) > self.size:
@@ -113,15 +127,21 @@ class Recent:
         if ent is not None:
             self.low[key] = ent
 
-    def pop(self, key: bytes, default=None):
-        ent = self.d.pop(key, None)
-        if ent is None and self.low:
-            ent = self.low.pop(key, None)
-        return default if ent is None else ent[1]
-
     def add(self, key: bytes) -> bool:
         """Remember `key`; False if it was already there (a set of the last `size` keys)."""
         if key in self.d:
             return False
         self.put(key, None)
         return True
+
+
+class Recent(Bounded, RecentCore):
+    """A bounded memory: digest -> (time stored, value). `d` is a plain OrderedDict (the C pump
+    reads it with PyDict_Contains); `low` holds the entries stored with `put_low` or `demote`d,
+    forgotten before any other (oldest first) when the bound needs room -- while `low` holds more
+    than `low_min` of them: that many places stay theirs whatever `d` holds (else an ordinary entry,
+    the oldest, goes). Both together hold at most `size`: so entries in `d` keep at least
+    `size - low_min` places whatever is put low, and the low ones at least `low_min`. `get`, `put`,
+    `put_low`, `promote` and `pop` are RecentCore's (C when built, PyRecentCore otherwise)."""
+
+    __slots__ = ()

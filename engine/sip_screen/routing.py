@@ -9,9 +9,11 @@ import hashlib
 from .codec import parse_name_addr, parse_uri, split_list
 from .settings import BRANCH_PREFIX, TAG_PREFIX, TRANSPORTS
 
-try:                                                    # the pump's own blake2b: one call, no hash object
-    from ._sipfast import blake2b_hex as _blake2b_hex
+try:                                # the pump's own blake2b (one call, no hash object); a plain Via's stamp in C
+    from ._sipfast import blake2b_hex as _blake2b_hex, stamp_params as _c_stamp
 except ImportError:
+    _c_stamp = None
+
     def _blake2b_hex(data: bytes, n: int) -> str:
         return hashlib.blake2b(data, digest_size=n).hexdigest()
 
@@ -71,16 +73,19 @@ class Routing:
                     # every copy, its name read as the grammar reads it (split at ';', stripped of any blank):
                     # the source it came from. rport only on request (RFC 3581 §4; over TCP the connection to
                     # answer on is named in our own Via, forwarding.py)
-                    head, _, params = first.partition(";")
-                    parts = params.split(";")
-                    for i, kv in enumerate(parts):
-                        k = kv.partition("=")[0]
-                        name = k.strip().lower()
-                        if name == "received":
-                            parts[i] = f"{k}={src[0]}"
-                        elif name == "rport":
-                            parts[i] = f"{k}={src[1]}"
-                    first = head + ";" + ";".join(parts)
+                    stamped = _c_stamp(first, src[0], src[1]) if _c_stamp is not None else None
+                    if stamped is None:                 # (not plain: the same rewrite in Python)
+                        head, _, params = first.partition(";")
+                        parts = params.split(";")
+                        for i, kv in enumerate(parts):
+                            k = kv.partition("=")[0]
+                            name = k.strip().lower()
+                            if name == "received":
+                                parts[i] = f"{k}={src[0]}"
+                            elif name == "rport":
+                                parts[i] = f"{k}={src[1]}"
+                        stamped = head + ";" + ";".join(parts)
+                    first = stamped
                 if "received" not in via.params and via.host != src[0].lower():
                     add += f";received={src[0]}"
                 first += add

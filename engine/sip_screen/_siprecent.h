@@ -1,0 +1,173 @@
+/* recent.Recent's hot methods in C: RecentCore, the base class Recent builds on. Included by _sipfast.c. No I/O.
+ *
+ * Theory of operation: a Recent is two OrderedDicts, `d` and `low`, of key -> (time stored, value), bounded
+ * together by `size`, entries older than `ttl` seconds (None: no limit) forgotten when read. An INVITE reads or
+ * stores a dozen of them (verdicts, transactions, answered calls, forwarded INVITEs), and each method run by the
+ * interpreter cost ~1,500-3,000 instructions. RecentCore keeps the same attributes (the C pump reads `d` as it
+ * did) and does get / put / put_low / promote / pop exactly as recent.PyRecentCore does, in C; the bound itself
+ * (`_bound`, rarely due) stays in Python. Reads use the dicts' storage (an OrderedDict is a dict); every insertion
+ * and deletion goes through the OrderedDict's own item assignment, which keeps its order.
+ * tests/test_sip_recent_c.py runs random operation sequences on both and compares results and order.
+ */
+#include <structmember.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *d, *low, *ttl;
+    Py_ssize_t size, low_min;
+} RecentCore;
+
+static int rc_dicts(RecentCore *r) {
+    if (!r->d || !r->low || !PyDict_Check(r->d) || !PyDict_Check(r->low)) {
+        PyErr_SetString(PyExc_TypeError, "Recent: d and low must be OrderedDicts");
+        return -1;
+    }
+    return 0;
+}
+
+static int rc_bound(RecentCore *r) {
+    if (PyDict_GET_SIZE(r->d) + PyDict_GET_SIZE(r->low) <= r->size) return 0;
+    PyObject *x = PyObject_CallMethod((PyObject *)r, "_bound", NULL);
+    Py_XDECREF(x);
+    return x ? 0 : -1;
+}
+
+/* del where[key] when it is there: 1, 0 when not, -1 error */
+static int rc_discard(PyObject *where, PyObject *key) {
+    int in = PyDict_Contains(where, key);
+    if (in <= 0) return in;
+    return PyObject_DelItem(where, key) < 0 ? -1 : 1;
+}
+
+static PyObject *rc_store(PyObject *where, PyObject *key, PyObject *value, PyObject *now) {
+    PyObject *ent = PyTuple_Pack(2, now, value);
+    if (!ent) return NULL;
+    int e = PyObject_SetItem(where, key, ent);
+    Py_DECREF(ent);
+    return e < 0 ? NULL : Py_None;
+}
+
+static PyObject *zero_now;                                  /* 0.0: the methods' default `now` */
+
+static PyObject *rc_get(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
+    if (n < 1 || n > 3) return PyErr_Format(PyExc_TypeError, "get(key, now=0.0, default=None)");
+    if (rc_dicts(r) < 0) return NULL;
+    PyObject *key = a[0], *now = n > 1 ? a[1] : zero_now, *dflt = n > 2 ? a[2] : Py_None, *where = r->d;
+    PyObject *ent = PyDict_GetItemWithError(where, key);
+    if (!ent) {
+        if (PyErr_Occurred()) return NULL;
+        if (!PyDict_GET_SIZE(r->low)) return Py_NewRef(dflt);
+        where = r->low;
+        if (!(ent = PyDict_GetItemWithError(where, key))) return PyErr_Occurred() ? NULL : Py_NewRef(dflt);
+    }
+    if (!PyTuple_Check(ent) || PyTuple_GET_SIZE(ent) != 2) {
+        PyErr_SetString(PyExc_TypeError, "Recent: entries are (time, value)");
+        return NULL;
+    }
+    if (r->ttl && r->ttl != Py_None) {                                /* now - ent[0] > ttl: forgotten */
+        PyObject *age = PyNumber_Subtract(now, PyTuple_GET_ITEM(ent, 0));
+        int old = age ? PyObject_RichCompareBool(age, r->ttl, Py_GT) : -1;
+        Py_XDECREF(age);
+        if (old < 0) return NULL;
+        if (old) return PyObject_DelItem(where, key) < 0 ? NULL : Py_NewRef(dflt);
+    }
+    return Py_NewRef(PyTuple_GET_ITEM(ent, 1));
+}
+
+static PyObject *rc_put(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
+    if (n < 2 || n > 3) return PyErr_Format(PyExc_TypeError, "put(key, value, now=0.0)");
+    if (rc_dicts(r) < 0) return NULL;
+    int was = rc_discard(r->d, a[0]);                       /* re-stored: it is the newest again */
+    if (was < 0 || (!was && PyDict_GET_SIZE(r->low) && rc_discard(r->low, a[0]) < 0)) return NULL;
+    if (!rc_store(r->d, a[0], a[1], n > 2 ? a[2] : zero_now) || rc_bound(r) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *rc_put_low(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
+    if (n < 2 || n > 3) return PyErr_Format(PyExc_TypeError, "put_low(key, value, now=0.0)");
+    if (rc_dicts(r) < 0) return NULL;
+    int was = rc_discard(r->low, a[0]);
+    if (was < 0 || (!was && PyDict_GET_SIZE(r->d) && rc_discard(r->d, a[0]) < 0)) return NULL;
+    if (!rc_store(r->low, a[0], a[1], n > 2 ? a[2] : zero_now) || rc_bound(r) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* where.pop(key, None): a new reference, NULL with no error when absent */
+static PyObject *rc_take(PyObject *where, PyObject *key) {
+    PyObject *ent = PyDict_GetItemWithError(where, key);
+    if (!ent) return NULL;
+    Py_INCREF(ent);
+    if (PyObject_DelItem(where, key) < 0) Py_CLEAR(ent);
+    return ent;
+}
+
+static PyObject *rc_promote(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
+    if (n < 2 || n > 3) return PyErr_Format(PyExc_TypeError, "promote(key, value, now=0.0)");
+    if (rc_dicts(r) < 0) return NULL;
+    PyObject *ent = rc_take(r->low, a[0]);
+    if (!ent) {
+        if (PyErr_Occurred()) return NULL;
+        return rc_put(r, a, n);
+    }
+    Py_DECREF(ent);
+    if (!rc_store(r->d, a[0], a[1], n > 2 ? a[2] : zero_now)) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *rc_pop(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
+    if (n < 1 || n > 2) return PyErr_Format(PyExc_TypeError, "pop(key, default=None)");
+    if (rc_dicts(r) < 0) return NULL;
+    PyObject *ent = rc_take(r->d, a[0]);
+    if (!ent && !PyErr_Occurred() && PyDict_GET_SIZE(r->low)) ent = rc_take(r->low, a[0]);
+    if (!ent) return PyErr_Occurred() ? NULL : Py_NewRef(n > 1 ? a[1] : Py_None);
+    PyObject *v = PyTuple_Check(ent) && PyTuple_GET_SIZE(ent) == 2 ? Py_NewRef(PyTuple_GET_ITEM(ent, 1)) : NULL;
+    if (!v) PyErr_SetString(PyExc_TypeError, "Recent: entries are (time, value)");
+    Py_DECREF(ent);
+    return v;
+}
+
+static int rc_traverse(RecentCore *r, visitproc visit, void *arg) {
+    Py_VISIT(r->d); Py_VISIT(r->low); Py_VISIT(r->ttl);
+    return 0;
+}
+
+static int rc_clear(RecentCore *r) {
+    Py_CLEAR(r->d); Py_CLEAR(r->low); Py_CLEAR(r->ttl);
+    return 0;
+}
+
+static void rc_dealloc(RecentCore *r) {
+    PyObject_GC_UnTrack(r);
+    rc_clear(r);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyMethodDef rc_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))rc_get, METH_FASTCALL, "the value stored under key (None / default)"},
+    {"put", (PyCFunction)(void (*)(void))rc_put, METH_FASTCALL, "store key as the newest ordinary entry"},
+    {"put_low", (PyCFunction)(void (*)(void))rc_put_low, METH_FASTCALL, "store key as the newest entry forgotten first"},
+    {"promote", (PyCFunction)(void (*)(void))rc_promote, METH_FASTCALL, "put for a key low holds"},
+    {"pop", (PyCFunction)(void (*)(void))rc_pop, METH_FASTCALL, "remove key, its value (or default)"},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef rc_members[] = {
+    {"d", T_OBJECT, offsetof(RecentCore, d), 0, NULL},
+    {"low", T_OBJECT, offsetof(RecentCore, low), 0, NULL},
+    {"ttl", T_OBJECT, offsetof(RecentCore, ttl), 0, NULL},
+    {"size", T_PYSSIZET, offsetof(RecentCore, size), 0, NULL},
+    {"low_min", T_PYSSIZET, offsetof(RecentCore, low_min), 0, NULL},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject RecentCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "engine.sip_screen._sipfast.RecentCore",
+    .tp_basicsize = sizeof(RecentCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "recent.Recent's get / put / put_low / promote / pop in C",
+    .tp_traverse = (traverseproc)rc_traverse,
+    .tp_clear = (inquiry)rc_clear,
+    .tp_dealloc = (destructor)rc_dealloc,
+    .tp_methods = rc_methods,
+    .tp_members = rc_members,
+    .tp_new = PyType_GenericNew,
+};
