@@ -41,7 +41,8 @@ class PipeOut:
     def __init__(self, fd: int):
         self.fd = fd
         self.buf = bytearray()
-        self.cv = threading.Condition()
+        self.lock = threading.RLock()           # the Condition's own lock, entered in C by write()
+        self.cv = threading.Condition(self.lock)
         self.closing = False
         self.failed = None
         self.thread = threading.Thread(target=self._run, name="verdict-log", daemon=True)
@@ -49,7 +50,7 @@ class PipeOut:
 
     def write(self, s: str) -> None:
         b = s.encode("utf-8", "backslashreplace")
-        with self.cv:
+        with self.lock:                         # (Condition.__enter__ is a Python call: a line pays two)
             if self.failed is not None or self.closing:
                 raise OSError(f"verdict log: {self.failed or 'closed'}")
             if len(self.buf) + len(b) > self.MAX:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.sip_screen import checks, codec, grammar, routing
+from engine.sip_screen import checks, codec, fastpath, grammar, routing
 from engine.sip_screen.codec import SipParseError, parse_datagram
 
 from .sip_helpers import invite
@@ -79,7 +79,7 @@ def _parsed(data: bytes):
         m = parse_datagram(data)
     except SipParseError as e:
         return e.reason, e.status
-    return m.method, m.uri, m.status, m.reason, m.version, m.headers, m.body, m.to_bytes()
+    return tuple(getattr(m, n) for n in codec.SipMessage.__slots__) + (m.to_bytes(),)
 
 
 def _same(c, py):
@@ -203,3 +203,14 @@ def test_stamp_and_header_edits_twins_agree(monkeypatch, src):
         want = [_edited(d, src) for d in msgs]
     assert got == want
     assert sum(g is not None for g in got) > 100
+
+
+def test_to_values_twin_agrees():
+    resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@h>;tag=9\r\nCall-ID: c\r\n\r\n"
+    extra = [resp, resp.replace(b"To:", b"t :"), resp.replace(b"To:", b"TO\t:\t "), resp.replace(b"To:", b"Tox:"),
+             resp.replace(b"To:", b"tO: a\r\nT:"), resp.replace(b"\r\n\r\n", b"\r\n"), b"\r\nto:x\r\n\r\n",
+             resp.replace(b"To:", b"To:\r\n\r\nTo:"), resp.replace(b"Call-ID: c", b"Call-ID: c\nTo: x\rTo: y")]
+    for data in _messages() + extra:
+        he = data.find(b"\r\n\r\n")
+        want = None if he < 0 else fastpath._TO.findall(data, 0, he + 2)
+        assert fastpath._c_to_values(data) == want, data

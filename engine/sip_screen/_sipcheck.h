@@ -13,10 +13,17 @@ static PyObject *K_TO, *K_FROM, *K_CALLID, *K_CSEQ, *K_VIA, *K_MF, *K_CL, *K_CON
 
 #define MAX_VIAS 100                                        /* codec.MAX_VIAS */
 
+/* a == b for two str (the canonical names are interned, codec._canon_memo: mostly the same object) */
+static int same(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+        && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), n * PyUnicode_KIND(a)) == 0;
+}
+
 static int in_single(PyObject *c) {                         /* checks.SINGLE */
-    return c == K_TO || c == K_FROM || c == K_CALLID || c == K_CSEQ || c == K_MF || c == K_CL
-        || PyUnicode_Compare(c, K_TO) == 0 || PyUnicode_Compare(c, K_FROM) == 0 || PyUnicode_Compare(c, K_CALLID) == 0
-        || PyUnicode_Compare(c, K_CSEQ) == 0 || PyUnicode_Compare(c, K_MF) == 0 || PyUnicode_Compare(c, K_CL) == 0;
+    return same(c, K_TO) || same(c, K_FROM) || same(c, K_CALLID) || same(c, K_CSEQ) || same(c, K_MF)
+        || same(c, K_CL);
 }
 
 /* every value of the headers named `c`, split as a list header, appended to out; -1: undecided or error */
@@ -24,7 +31,7 @@ static int values_of(PyObject *headers, PyObject *c, PyObject *out) {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
         PyObject *h = PyList_GET_ITEM(headers, i);
         PyObject *hc = PyList_GET_ITEM(h, 2);
-        if (hc != c && PyUnicode_Compare(hc, c) != 0) continue;
+        if (!same(hc, c)) continue;
         Py_ssize_t n;
         const char *p = plain_text(PyList_GET_ITEM(h, 1), &n);
         if (!p || g_split(p, n, out) < 0) return -1;

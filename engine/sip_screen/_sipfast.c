@@ -279,6 +279,8 @@ static PyMethodDef methods[] = {
     {"parse_request", parse_request, METH_VARARGS, "codec.parse_datagram for a plain request: (method, uri, headers, body); None: undecided"},
     {"header_index", header_index, METH_VARARGS, "the index of the first header of a canonical name, -1: none"},
     {"stamp_params", stamp_params, METH_VARARGS, "routing._stamp_received's received/rport rewrite; None: Python"},
+    {"to_values", to_values, METH_O, "fastpath._TO.findall over a message's head; None: no blank line"},
+    {"set_message_type", set_message_type, METH_VARARGS, "the class parse_request builds: (SipMessage, defaults)"},
     {"join_message", join_message, METH_VARARGS, "SipMessage.to_bytes for ASCII heads; None: undecided"},
     {"check_plain", check_plain, METH_VARARGS, "checks.check_request's pass when it proceeds; None: undecided"},
     {NULL, NULL, 0, NULL}};

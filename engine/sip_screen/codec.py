@@ -15,6 +15,7 @@ checks.py. RFC 4475's torture tests are the regression suite for all of this.
 from __future__ import annotations
 
 import re
+import sys
 
 from .grammar import (COMPACT, NameAddr, SipParseError, SipUri, Via, ascii_int, canon, is_token,  # noqa: F401
                       parse_name_addr, parse_params, parse_uri, parse_via, split_list, tag_of, unescape)
@@ -87,10 +88,13 @@ class SipMessage:
         """The tag parameter of a To or From value of this message (its name-addr parsed once)."""
         if not v or "tag=" not in v and "tag=" not in v.lower():      # (most write it in lower case)
             return ""
-        try:
-            return self.name_addr(v).params.get("tag", "")
-        except SipParseError:
-            return ""
+        na = self._na.get(v)
+        if na is None:
+            try:
+                na = self.name_addr(v)
+            except SipParseError:
+                return ""
+        return na.params.get("tag", "")
 
     @property
     def is_request(self) -> bool:
@@ -199,7 +203,11 @@ _HEADER_RE = re.compile(r"\r\n([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
 _CANON_MEMO: dict = {}
 try:
     from ._sipfast import header_index as _c_index, join_message as _c_join, parse_request as _c_parse_request, \
-        split_head as _c_split_head
+        set_message_type, split_head as _c_split_head
+    # parse_request builds a SipMessage itself: what __init__ leaves in each other slot (a new dict for `_na`)
+    set_message_type(SipMessage, tuple((n, type(v) if isinstance(v, (dict, list)) else v) for n, v in
+                                       ((n, getattr(SipMessage(), n)) for n in SipMessage.__slots__)
+                                       if n not in ("method", "uri", "headers", "body")))
 except ImportError:                                      # no C extension: the Python pass does it all
     _c_split_head = _c_parse_request = _c_join = _c_index = None
 
@@ -208,7 +216,7 @@ def _canon_memo(name: str) -> str:
     c = _CANON_MEMO.get(name)
     if c is None:
         n = name.lower()
-        c = COMPACT.get(n, n)
+        c = sys.intern(COMPACT.get(n, n))                # (the C passes find "via", "to"... by identity first)
         if len(_CANON_MEMO) < 4096:                      # bounded: names are few, unless a peer invents them
             _CANON_MEMO[name] = c
     return c
@@ -336,9 +344,9 @@ def parse_datagram(data: bytes) -> SipMessage:
     if len(data) > MAX_MESSAGE:
         raise SipParseError("message too large", None)
     if _c_parse_request is not None:
-        r = _c_parse_request(data, _CANON_MEMO, _canon_memo)    # a plain request, in C (_sipmsg.h); None: below
-        if r is not None:
-            return SipMessage(r[0], r[1], headers=r[2], body=r[3])
+        msg = _c_parse_request(data, _CANON_MEMO, _canon_memo)  # a plain request, in C (_sipmsg.h); None: below
+        if msg is not None:
+            return msg
     if data[:1] in (b"\r", b"\n"):                     # CRLFs before the start line, ignored as on a stream (§7.5):
         data = data.lstrip(b"\r\n")                     # else the blank line they make ends an empty head
     head, body = _split_head(data)

@@ -184,10 +184,15 @@ def response_to_tag(data: bytes):
     """The To tag of a response the fast path relayed, read as the full parse reads it when its To is plain (one
     header, a plain name-addr, at most one tag parameter, printable ASCII; '' without one), else None (the full parse decides). Read only
     for the 200 that answers a call (responses._invite_final): the tag names the dialog whose BYE ends the call."""
-    he = data.find(b"\r\n\r\n")
-    if he < 0:
-        return None
-    tos = _TO.findall(data, 0, he + 2)
+    if _c_to_values is not None:
+        tos = _c_to_values(data)                        # the same search in C (_sipmsg.h)
+        if tos is None:
+            return None
+    else:
+        he = data.find(b"\r\n\r\n")
+        if he < 0:
+            return None
+        tos = _TO.findall(data, 0, he + 2)
     if len(tos) != 1:
         return None
     na = _NAME_ADDR.match(tos[0])
@@ -207,9 +212,9 @@ class InDialog:
 
 
 try:
-    from ._sipfast import in_dialog as _c_in_dialog
+    from ._sipfast import in_dialog as _c_in_dialog, to_values as _c_to_values
 except ImportError:
-    _c_in_dialog = None
+    _c_in_dialog = _c_to_values = None
 
 
 NOT_IN_DIALOG = (b"INVITE ", b"CANCEL ")           # never in_dialog(): the screen parses these in full

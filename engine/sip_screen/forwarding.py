@@ -91,45 +91,58 @@ class Forwarding:
         data = self._with_via(msg, out, branch, conn)
         if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic() \
                 and msg.method != "ACK":
-            # §18.1.1: TCP first; UDP if the TCP attempt fails (and for a while after, for that hop)
-            tx = self._invite_on_tcp(msg, host, port) if msg.method == "INVITE" else None
-
-            def refused(why):
-                if tx is not None:                      # it goes over UDP: no wait on a TCP connection
-                    self.tcp_out_final(tx, (host, port))
-                if why is not OUT_CAPPED:               # the hop refused TCP (not our own cap, of the moment)
-                    if len(self.udp_only) >= 4096:
-                        self.udp_only.clear()
-                    self.udp_only[(host, port)] = time.monotonic() + UDP_ONLY_MEMORY
-                if remember:
-                    self.invites.put(key, (branch, (host, port, "UDP")))
-                self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP",
-                           on_fail=lambda w: self._forward_failed(msg, back, w))
-            if remember:
-                self.invites.put(key, (branch, (host, port, "TCP")))
-            return self._send(self._with_via(msg, "TCP", branch, conn), (host, port), "TCP", on_fail=refused)
+            return self._forward_tcp_first(msg, host, port, branch, back, conn, key if remember else None)
         if remember:
             self.invites.put(key, (branch, dest))
         tx = self._invite_on_tcp(msg, host, port) if out == "TCP" and msg.method == "INVITE" else None
-        if msg.method == "ACK":                         # never answered: nothing to do on failure
-            on_fail = None
-        elif tx is not None:
-            def on_fail(why):
-                self.tcp_out_final(tx, (host, port))    # this destination's wait ends; other forks' go on
-                self._forward_failed(msg, back, why)
-        else:
-            on_fail = lambda why: self._forward_failed(msg, back, why)     # noqa: E731
+        on_fail = None if msg.method == "ACK" else self._on_fail(msg, back, tx, host, port)   # (an ACK: never answered)
         if fixed and out == "TCP" and key is not None:
-            failed = on_fail
-
-            def on_fail(why):
-                # it waited behind its INVITE's connect: if that failed and the INVITE went over UDP, so does this
-                went = self.invites.get(key)
-                if went is not None and went[1][2] == "UDP":
-                    return self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP", on_fail=failed)
-                if failed:
-                    failed(why)
+            on_fail = self._on_fail_behind(msg, host, port, branch, conn, key, on_fail)
         self._send(data, (host, port), out, on_fail=on_fail)
+
+    # (the closures a send may need are made by these, not in _forward: a closure's variables are cells made at
+    # every call of the function that holds them, and nearly every forward needs one or none)
+    def _forward_tcp_first(self, msg, host, port, branch, back, conn, key):
+        """§18.1.1: a request over UDP_MAX bytes bound for UDP goes over TCP first; UDP if the TCP attempt fails
+        (and for a while after, for that hop). `key`: where an INVITE went is kept under it (None: not kept)."""
+        tx = self._invite_on_tcp(msg, host, port) if msg.method == "INVITE" else None
+
+        def refused(why):
+            if tx is not None:                      # it goes over UDP: no wait on a TCP connection
+                self.tcp_out_final(tx, (host, port))
+            if why is not OUT_CAPPED:               # the hop refused TCP (not our own cap, of the moment)
+                if len(self.udp_only) >= 4096:
+                    self.udp_only.clear()
+                self.udp_only[(host, port)] = time.monotonic() + UDP_ONLY_MEMORY
+            if key is not None:
+                self.invites.put(key, (branch, (host, port, "UDP")))
+            self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP",
+                       on_fail=lambda w: self._forward_failed(msg, back, w))
+        if key is not None:
+            self.invites.put(key, (branch, (host, port, "TCP")))
+        return self._send(self._with_via(msg, "TCP", branch, conn), (host, port), "TCP", on_fail=refused)
+
+    def _on_fail(self, msg, back, tx, host, port):
+        """A forwarded request's on_fail: answered 503 (_forward_failed); `tx`: an INVITE over TCP, whose wait on
+        its connection ends (this destination's; other forks' go on)."""
+        if tx is None:
+            return lambda why: self._forward_failed(msg, back, why)
+
+        def on_fail(why):
+            self.tcp_out_final(tx, (host, port))
+            self._forward_failed(msg, back, why)
+        return on_fail
+
+    def _on_fail_behind(self, msg, host, port, branch, conn, key, failed):
+        """on_fail for a request sent where its INVITE went over TCP, waiting behind that INVITE's connect: if that
+        failed and the INVITE went over UDP, so does this."""
+        def on_fail(why):
+            went = self.invites.get(key)
+            if went is not None and went[1][2] == "UDP":
+                return self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP", on_fail=failed)
+            if failed:
+                failed(why)
+        return on_fail
 
     def _invite_on_tcp(self, msg, host, port) -> str:
         """`msg`, an INVITE, is about to go over TCP to (host, port): its connection is kept until its final

@@ -106,8 +106,7 @@ def _caller(msg, first, trusted=True) -> tuple:
     if not trusted:
         from_user = _user_of(msg, first.get("from") or "")
         return from_user, from_user
-    pai = msg.values("p-asserted-identity") if "p-asserted-identity" in first else ()
-    asserted = _asserted(msg, pai)
+    asserted = _asserted(msg, msg.values("p-asserted-identity")) if "p-asserted-identity" in first else ""
     if asserted and normalise_number(asserted) is not None:
         return asserted, None
     from_user = _user_of(msg, first.get("from") or "")

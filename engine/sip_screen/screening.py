@@ -315,8 +315,13 @@ class Screening:
         if shared is not None:
             # a shared state store (engine/state/redis_store.py) confirms the counter commits
             # first: a call over a cap shared with other nodes comes back dropped
-            return shared.settle(self.pipeline, v, lambda v: then(self._log_call(call, msg, caller, callee, v, us)))
+            return shared.settle(self.pipeline, v, self._logged(then, call, msg, caller, callee, us))
         then(self._log_call(call, msg, caller, callee, v, us))
+
+    def _logged(self, then, call, msg, caller, callee, us):
+        """`then` for a verdict settled later, its line logged first (a closure made here, not in _screen: its
+        variables would be cells made at every INVITE)."""
+        return lambda v: then(self._log_call(call, msg, caller, callee, v, us))
 
     def _unsent_leaves(self, then, k, mine, before):
         """`then` for an INVITE whose entry `mine` took the place of `before` (None, or another INVITE's on the
