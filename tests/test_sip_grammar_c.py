@@ -214,3 +214,35 @@ def test_to_values_twin_agrees():
         he = data.find(b"\r\n\r\n")
         want = None if he < 0 else fastpath._TO.findall(data, 0, he + 2)
         assert fastpath._c_to_values(data) == want, data
+
+
+def _py_to_tag(v: bytes):
+    """response_to_tag's reading of one To value by its regular expressions."""
+    na = fastpath._NAME_ADDR.match(v)
+    if na is None or fastpath._ODD.search(v) or fastpath._tag_keys(na.group(2)) > 1:
+        return None
+    t = fastpath._TAG.search(na.group(2))
+    return t.group(1).decode("ascii") if t else ""
+
+
+def test_to_tag_twin_agrees():
+    values = {b"<sip:b@h>;tag=9", b'"B" <sip:b@h>', b"B b <sips:b@h:5060;user=phone> ; TAG=x ;a", b"<sip:b@h>;tag=",
+              b"<sip:b@h>;tag=1;tag=2", b"<sip:b@h>;tag", b"<sip:b@h>;tagx=1;tag=y", b"<sip:b@h>; tag = x", b"<sip:>",
+              b"<sips:>", b"<sip:b@h>;x=a,b", b'"a\\"b" <sip:h>', b"<SIP:b@h>", b"<sip:b@h> ;tag=\xe9", b"<sip:b@h>;",
+              b"sip:b@h;tag=1", b"<sip:b@h>;tag=a<b", b"\t<sip:b@h>\t;\ttag=z\t", b"<sip:b@h>;Tag=Q;TAG"}
+    rnd = random.Random(4916)
+    for data in _messages():
+        he = data.find(b"\r\n\r\n")
+        if he >= 0:
+            values.update(fastpath._TO.findall(data, 0, he + 2))
+    for v in list(values):
+        for _ in range(4):
+            i = rnd.randrange(len(v) + 1)
+            values.add(v[:i] + rnd.choice(ODD) + v[i + rnd.randrange(2):])
+    decided = 0
+    for v in sorted(values):
+        got = fastpath._c_to_tag(v)
+        if got is not None:
+            decided += 1
+            assert got == _py_to_tag(v), v
+    assert decided > 50 and fastpath._c_to_tag(b"<sip:b@h>;tag=9") == "9"

@@ -49,11 +49,30 @@ def test_recent_twin_agrees(size, ttl, low_min):
             call = ("add", key)
         else:
             call = ("put", key, None) if rnd.random() < 0.5 else ("get", key)     # `now` left to its default
-        got = getattr(c, call[0])(*call[1:])
-        want = getattr(p, call[0])(*call[1:])
+        kw = {}
+        if rnd.random() < 0.2 and call[0] in ("get", "put", "put_low", "promote", "pop"):     # by keyword
+            names = {"get": ("key", "now", "default"), "pop": ("key", "default")}.get(call[0], ("key", "value", "now"))
+            k = rnd.randrange(1, len(call))
+            kw, call = dict(zip(names[k - 1:], call[k:])), call[:k]
+        got = getattr(c, call[0])(*call[1:], **kw)
+        want = getattr(p, call[0])(*call[1:], **kw)
         assert got == want, (step, call)
         assert _state(c) == _state(p), (step, call)
         assert (key in c) == (key in p)
+
+
+def test_recent_core_binds_arguments_as_python_does():
+    for r in (Recent(4, 1.0), PyRecent(4, 1.0)):
+        r.put(b"a", value=1, now=5.0)
+        assert r.get(b"a", default="x", now=5.5) == 1 and r.get(b"a", now=9.0, default="x") == "x"
+        assert r.pop(b"b", default=0) == 0
+        for bad in ((), (b"a", 1, 2, 3), {"nope": 1}, {"key": b"a", "now": 1.0, "default": 1, "x": 2}):
+            with pytest.raises(TypeError):
+                r.get(**bad) if isinstance(bad, dict) else r.get(*bad)
+        with pytest.raises(TypeError):
+            r.get(b"a", key=b"a")
+        with pytest.raises(TypeError):
+            r.put(b"a")
 
 
 def test_recent_core_refuses_what_is_not_its_shape():

@@ -281,6 +281,7 @@ static PyMethodDef methods[] = {
     {"stamp_params", stamp_params, METH_VARARGS, "routing._stamp_received's received/rport rewrite; None: Python"},
     {"to_values", to_values, METH_O, "fastpath._TO.findall over a message's head; None: no blank line"},
     {"set_message_type", set_message_type, METH_VARARGS, "the class parse_request builds: (SipMessage, defaults)"},
+    {"to_tag", to_tag, METH_O, "fastpath.response_to_tag's reading of a plain To value; None: not plain"},
     {"join_message", join_message, METH_VARARGS, "SipMessage.to_bytes for ASCII heads; None: undecided"},
     {"check_plain", check_plain, METH_VARARGS, "checks.check_request's pass when it proceeds; None: undecided"},
     {NULL, NULL, 0, NULL}};

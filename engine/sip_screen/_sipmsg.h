@@ -256,3 +256,45 @@ out:
     PyBuffer_Release(&b);
     return out;
 }
+
+/* fastpath.response_to_tag's reading of its one To value, for a plain one: _NAME_ADDR matches it, no _ODD byte,
+ * at most one "tag" parameter; the tag _TAG finds ("" for none). None: not plain, the regular expressions decide. */
+static PyObject *to_tag(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) Py_RETURN_NONE;
+    const char *v = PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg), i = 0, j, tag = -1, tl = 0;
+    int tags = 0;
+    for (j = 0; j < n; j++)
+        if (v[j] != '\t' && (v[j] < 0x20 || v[j] > 0x7e)) Py_RETURN_NONE;       /* _ODD */
+    if (n && v[0] == '"') {                                 /* "display" [ \t]* */
+        for (i = 1; i < n && v[i] != '"'; i++)
+            if (v[i] == '\\') Py_RETURN_NONE;
+        if (i >= n) Py_RETURN_NONE;
+        for (i++; i < n && WS(v[i]); i++) {}
+    } else {
+        while (i < n && (is_token(v[i]) || WS(v[i]))) i++;
+    }
+    if (i >= n || v[i] != '<') Py_RETURN_NONE;
+    i++;
+    if (n - i >= 5 && memcmp(v + i, "sips:", 5) == 0) i += 5;
+    else if (n - i >= 4 && memcmp(v + i, "sip:", 4) == 0) i += 4;
+    else Py_RETURN_NONE;
+    for (j = i; j < n && v[j] != '>' && v[j] != '<' && v[j] != '"' && !WS(v[j]); j++) {}
+    if (j == i || j >= n || v[j] != '>') Py_RETURN_NONE;
+    for (i = j + 1;;) {                                     /* ([ \t]* ; [ \t]* param)* */
+        Py_ssize_t at = i, s;
+        while (i < n && WS(v[i])) i++;
+        if (i >= n || v[i] != ';') { i = at; break; }
+        for (i++; i < n && WS(v[i]); i++) {}
+        for (s = i; i < n && !strchr(";,<>\" \t", v[i]); i++) {}
+        if (i == s) { i = at; break; }
+        Py_ssize_t eq = find(v + s, i - s, '=');
+        if (name_is(v + s, eq < 0 ? i - s : eq, "tag")) {
+            if (++tags > 1) Py_RETURN_NONE;                 /* the grammar keeps the last, _TAG finds the first */
+            if (eq == 3 && i - s > 4) { tag = s + 4; tl = i - s - 4; }
+        }
+    }
+    while (i < n && WS(v[i])) i++;
+    if (i != n) Py_RETURN_NONE;
+    return tag < 0 ? PyUnicode_FromStringAndSize("", 0) : PyUnicode_DecodeASCII(v + tag, tl, NULL);
+}

@@ -49,10 +49,35 @@ static PyObject *rc_store(PyObject *where, PyObject *key, PyObject *value, PyObj
 
 static PyObject *zero_now;                                  /* 0.0: the methods' default `now` */
 
-static PyObject *rc_get(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
-    if (n < 1 || n > 3) return PyErr_Format(PyExc_TypeError, "get(key, now=0.0, default=None)");
-    if (rc_dicts(r) < 0) return NULL;
-    PyObject *key = a[0], *now = n > 1 ? a[1] : zero_now, *dflt = n > 2 ? a[2] : Py_None, *where = r->d;
+/* Python's binding of a call's arguments to the parameters `names` (the first `required` of them without a
+ * default): out[i] is the argument for names[i], or NULL when left to its default. -1: a TypeError. */
+static int rc_args(PyObject *const *a, size_t nargsf, PyObject *kw, const char *const *names, int max, int required,
+                   PyObject **out) {
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf), i;
+    for (i = 0; i < max; i++) out[i] = i < n ? a[i] : NULL;
+    if (n > max) goto bad;
+    for (i = 0; kw && i < PyTuple_GET_SIZE(kw); i++) {
+        int k;
+        for (k = 0; k < max && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kw, i), names[k]) != 0; k++) {}
+        if (k == max || out[k]) goto bad;
+        out[k] = a[n + i];
+    }
+    for (i = 0; i < required; i++)
+        if (!out[i]) goto bad;
+    return 0;
+bad:
+    PyErr_Format(PyExc_TypeError, "Recent: bad arguments (parameters: %s%s%s%s%s)", names[0], max > 1 ? ", " : "",
+                 max > 1 ? names[1] : "", max > 2 ? ", " : "", max > 2 ? names[2] : "");
+    return -1;
+}
+
+static const char *const KEY_NOW_DEFAULT[] = {"key", "now", "default"}, *const KEY_VALUE_NOW[] = {"key", "value", "now"},
+                         *const KEY_DEFAULT[] = {"key", "default"};
+
+static PyObject *rc_get(RecentCore *r, PyObject *const *args, size_t nargsf, PyObject *kw) {
+    PyObject *a[3];
+    if (rc_args(args, nargsf, kw, KEY_NOW_DEFAULT, 3, 1, a) < 0 || rc_dicts(r) < 0) return NULL;
+    PyObject *key = a[0], *now = a[1] ? a[1] : zero_now, *dflt = a[2] ? a[2] : Py_None, *where = r->d;
     PyObject *ent = PyDict_GetItemWithError(where, key);
     if (!ent) {
         if (PyErr_Occurred()) return NULL;
@@ -74,21 +99,25 @@ static PyObject *rc_get(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
     return Py_NewRef(PyTuple_GET_ITEM(ent, 1));
 }
 
-static PyObject *rc_put(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
-    if (n < 2 || n > 3) return PyErr_Format(PyExc_TypeError, "put(key, value, now=0.0)");
-    if (rc_dicts(r) < 0) return NULL;
+static PyObject *rc_put3(RecentCore *r, PyObject **a) {
     int was = rc_discard(r->d, a[0]);                       /* re-stored: it is the newest again */
     if (was < 0 || (!was && PyDict_GET_SIZE(r->low) && rc_discard(r->low, a[0]) < 0)) return NULL;
-    if (!rc_store(r->d, a[0], a[1], n > 2 ? a[2] : zero_now) || rc_bound(r) < 0) return NULL;
+    if (!rc_store(r->d, a[0], a[1], a[2] ? a[2] : zero_now) || rc_bound(r) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *rc_put_low(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
-    if (n < 2 || n > 3) return PyErr_Format(PyExc_TypeError, "put_low(key, value, now=0.0)");
-    if (rc_dicts(r) < 0) return NULL;
+static PyObject *rc_put(RecentCore *r, PyObject *const *args, size_t nargsf, PyObject *kw) {
+    PyObject *a[3];
+    if (rc_args(args, nargsf, kw, KEY_VALUE_NOW, 3, 2, a) < 0 || rc_dicts(r) < 0) return NULL;
+    return rc_put3(r, a);
+}
+
+static PyObject *rc_put_low(RecentCore *r, PyObject *const *args, size_t nargsf, PyObject *kw) {
+    PyObject *a[3];
+    if (rc_args(args, nargsf, kw, KEY_VALUE_NOW, 3, 2, a) < 0 || rc_dicts(r) < 0) return NULL;
     int was = rc_discard(r->low, a[0]);
     if (was < 0 || (!was && PyDict_GET_SIZE(r->d) && rc_discard(r->d, a[0]) < 0)) return NULL;
-    if (!rc_store(r->low, a[0], a[1], n > 2 ? a[2] : zero_now) || rc_bound(r) < 0) return NULL;
+    if (!rc_store(r->low, a[0], a[1], a[2] ? a[2] : zero_now) || rc_bound(r) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -101,25 +130,25 @@ static PyObject *rc_take(PyObject *where, PyObject *key) {
     return ent;
 }
 
-static PyObject *rc_promote(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
-    if (n < 2 || n > 3) return PyErr_Format(PyExc_TypeError, "promote(key, value, now=0.0)");
-    if (rc_dicts(r) < 0) return NULL;
+static PyObject *rc_promote(RecentCore *r, PyObject *const *args, size_t nargsf, PyObject *kw) {
+    PyObject *a[3];
+    if (rc_args(args, nargsf, kw, KEY_VALUE_NOW, 3, 2, a) < 0 || rc_dicts(r) < 0) return NULL;
     PyObject *ent = rc_take(r->low, a[0]);
     if (!ent) {
         if (PyErr_Occurred()) return NULL;
-        return rc_put(r, a, n);
+        return rc_put3(r, a);
     }
     Py_DECREF(ent);
-    if (!rc_store(r->d, a[0], a[1], n > 2 ? a[2] : zero_now)) return NULL;
+    if (!rc_store(r->d, a[0], a[1], a[2] ? a[2] : zero_now)) return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *rc_pop(RecentCore *r, PyObject *const *a, Py_ssize_t n) {
-    if (n < 1 || n > 2) return PyErr_Format(PyExc_TypeError, "pop(key, default=None)");
-    if (rc_dicts(r) < 0) return NULL;
+static PyObject *rc_pop(RecentCore *r, PyObject *const *args, size_t nargsf, PyObject *kw) {
+    PyObject *a[2];
+    if (rc_args(args, nargsf, kw, KEY_DEFAULT, 2, 1, a) < 0 || rc_dicts(r) < 0) return NULL;
     PyObject *ent = rc_take(r->d, a[0]);
     if (!ent && !PyErr_Occurred() && PyDict_GET_SIZE(r->low)) ent = rc_take(r->low, a[0]);
-    if (!ent) return PyErr_Occurred() ? NULL : Py_NewRef(n > 1 ? a[1] : Py_None);
+    if (!ent) return PyErr_Occurred() ? NULL : Py_NewRef(a[1] ? a[1] : Py_None);
     PyObject *v = PyTuple_Check(ent) && PyTuple_GET_SIZE(ent) == 2 ? Py_NewRef(PyTuple_GET_ITEM(ent, 1)) : NULL;
     if (!v) PyErr_SetString(PyExc_TypeError, "Recent: entries are (time, value)");
     Py_DECREF(ent);
@@ -143,11 +172,11 @@ static void rc_dealloc(RecentCore *r) {
 }
 
 static PyMethodDef rc_methods[] = {
-    {"get", (PyCFunction)(void (*)(void))rc_get, METH_FASTCALL, "the value stored under key (None / default)"},
-    {"put", (PyCFunction)(void (*)(void))rc_put, METH_FASTCALL, "store key as the newest ordinary entry"},
-    {"put_low", (PyCFunction)(void (*)(void))rc_put_low, METH_FASTCALL, "store key as the newest entry forgotten first"},
-    {"promote", (PyCFunction)(void (*)(void))rc_promote, METH_FASTCALL, "put for a key low holds"},
-    {"pop", (PyCFunction)(void (*)(void))rc_pop, METH_FASTCALL, "remove key, its value (or default)"},
+    {"get", (PyCFunction)(void (*)(void))rc_get, METH_FASTCALL | METH_KEYWORDS, "the value stored under key (None / default)"},
+    {"put", (PyCFunction)(void (*)(void))rc_put, METH_FASTCALL | METH_KEYWORDS, "store key as the newest ordinary entry"},
+    {"put_low", (PyCFunction)(void (*)(void))rc_put_low, METH_FASTCALL | METH_KEYWORDS, "store key as the newest entry forgotten first"},
+    {"promote", (PyCFunction)(void (*)(void))rc_promote, METH_FASTCALL | METH_KEYWORDS, "put for a key low holds"},
+    {"pop", (PyCFunction)(void (*)(void))rc_pop, METH_FASTCALL | METH_KEYWORDS, "remove key, its value (or default)"},
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef rc_members[] = {

@@ -195,6 +195,10 @@ def response_to_tag(data: bytes):
         tos = _TO.findall(data, 0, he + 2)
     if len(tos) != 1:
         return None
+    if _c_to_tag is not None:
+        t = _c_to_tag(tos[0])                           # a plain To, read in C (_sipmsg.h); None: below
+        if t is not None:
+            return t
     na = _NAME_ADDR.match(tos[0])
     if na is None or _ODD.search(tos[0]) or _tag_keys(na.group(2)) > 1:
         return None
@@ -212,9 +216,9 @@ class InDialog:
 
 
 try:
-    from ._sipfast import in_dialog as _c_in_dialog, to_values as _c_to_values
+    from ._sipfast import in_dialog as _c_in_dialog, to_tag as _c_to_tag, to_values as _c_to_values
 except ImportError:
-    _c_in_dialog = _c_to_values = None
+    _c_in_dialog = _c_to_values = _c_to_tag = None
 
 
 NOT_IN_DIALOG = (b"INVITE ", b"CANCEL ")           # never in_dialog(): the screen parses these in full
