@@ -5,8 +5,9 @@
 Meant to be run on a sanitizer build (tests/fuzz/README.md, "Sanitizer build"): the inputs go to the C functions
 directly, with the edges a peer can reach in mind.
 
-- sip: engine/sip_screen/_sipfast.c's relay_response, in_dialog and split_head on mutations of the SIP seeds of
-  tests/test_sip_fuzz.py and on targeted ones (edge numbers in Content-Length, CSeq and ports; long runs of one
+- sip: engine/sip_screen/_sipfast.c's relay_response, in_dialog, split_head, parse_request, check_plain, to_values
+  and to_tag (the INVITE's parse and check, the 200's To tag: each against its Python twin) on mutations of the SIP
+  seeds of tests/test_sip_fuzz.py and on targeted ones (edge numbers in Content-Length, CSeq and ports; long runs of one
   separator; values at the host, key and size bounds; 30-200 header lines; 30-64 Via parameters; odd source
   addresses and ports), each buffer passed in a malloc block of exactly its size (a bytes object carries a NUL
   after its data, where a one-byte over-read goes unseen). A C answer must be None or the Python fast path's.
@@ -127,8 +128,51 @@ def sip(seconds: float, seed: int) -> dict:
             assert py is not None and py is not fastpath.FULL_PARSE and c == py.astuple(), ("in_dialog", data, ip, sport)
         hmv, _keep2 = exact(data.split(b"\r\n\r\n", 1)[0])
         n["split"] += _sipfast.split_head(hmv, codec._CANON_MEMO, codec._canon_memo) is not None
+        n["parsed"] = n.get("parsed", 0) + _parse_and_check(data, mv)
+        tos = _sipfast.to_values(mv)
+        he = data.find(b"\r\n\r\n")
+        assert tos == (None if he < 0 else fastpath._TO.findall(data, 0, he + 2)), ("to_values", data)
+        for v in tos or ():
+            t = _sipfast.to_tag(v)
+            assert t is None or t == _python_only(fastpath.response_to_tag, b"SIP/2.0 200 OK\r\nTo: " + v + b"\r\n\r\n"), \
+                ("to_tag", v)
         n["inputs"] += 1
     return n
+
+
+def _python_only(f, *a):
+    """f(*a) with every C twin of the INVITE's parse and check off (grammar, checks, codec, fastpath, routing)."""
+    from engine.sip_screen import checks, codec, fastpath, grammar, routing
+    saved = [(m, k, getattr(m, k)) for m, k in ((grammar, "_c_uri"), (grammar, "_c_name_addr"), (grammar, "_c_via"),
+                                                (checks, "_c_check"), (codec, "_c_parse_request"), (codec, "_c_join"),
+                                                (codec, "_c_index"), (fastpath, "_c_to_tag"), (fastpath, "_c_to_values"),
+                                                (routing, "_c_stamp"))]
+    for m, k, _ in saved:
+        setattr(m, k, None)
+    try:
+        return f(*a)
+    except Exception as e:                              # noqa: BLE001 (compared, not hidden)
+        return e
+    finally:
+        for m, k, v in saved:
+            setattr(m, k, v)
+
+
+def _parse_and_check(data: bytes, mv) -> int:
+    """parse_request and check_plain (_sipmsg.h, _sipcheck.h) on `data` against the Python parse and check: a C
+    answer must be theirs (the same SipMessage slots and bytes; the same state check_request leaves)."""
+    from engine.sip_screen import _sipfast, checks, codec
+    m = _sipfast.parse_request(mv, codec._CANON_MEMO, codec._canon_memo)
+    if m is None:
+        return 0
+    py = _python_only(codec.parse_datagram, data)
+    assert isinstance(py, codec.SipMessage), ("parse_request", data, py)
+    assert [getattr(m, k) for k in codec.SipMessage.__slots__] == [getattr(py, k) for k in codec.SipMessage.__slots__]
+    assert m.to_bytes() == _python_only(py.to_bytes), ("join_message", data)
+    if m.method != "ACK" and _sipfast.check_plain(m.method, m.uri, m.headers) is not None:
+        assert checks.check_request(m) is None and _python_only(checks.check_request, py) is None, ("check_plain", data)
+        assert (m.first, m.vias, m.ruri) == (py.first, py.vias, py.ruri), ("check_plain", data)
+    return 1
 
 
 # ------------------------------------------------------------------ text
