@@ -84,3 +84,16 @@ def test_recent_core_refuses_what_is_not_its_shape():
     r.d[b"a"] = "not a pair"
     with pytest.raises(TypeError):
         r.get(b"a")
+
+
+def test_digest_is_the_parts_hash():
+    for parts in [(), ("a",), ("c1@h", "tag", '"A" <sip:a@h>;tag=1', "84912345678"), (b"x", 1, None), ("\udcff",)]:
+        assert recent.digest(*parts) == hash(parts)
+    assert recent.digest.__module__ != __name__ and not hasattr(recent.digest, "__code__")     # the C one
+
+
+def test_ack_key_is_blake2b():
+    import hashlib
+    for branch, call_id in [("z9hG4bK1", "c1@h"), ("", ""), ("\udcff", "é" * 300)]:
+        data = f"{branch}|{call_id}".encode("utf-8", "surrogateescape")
+        assert recent.ack_key(branch, call_id) == hashlib.blake2b(data, digest_size=16).digest()

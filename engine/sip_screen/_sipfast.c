@@ -259,6 +259,18 @@ static PyObject *blake2b_hex(PyObject *self, PyObject *args) {
     return PyUnicode_DecodeASCII(hex, 2 * n, NULL);
 }
 
+/* blake2b_digest(data, digest_size) -> bytes: hashlib.blake2b(data, digest_size=n).digest() (recent.ack_key) */
+static PyObject *blake2b_digest(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    int n;
+    if (!PyArg_ParseTuple(args, "y*i", &b, &n)) return NULL;
+    if (n < 1 || n > 64) { PyBuffer_Release(&b); PyErr_SetString(PyExc_ValueError, "digest_size: 1 to 64"); return NULL; }
+    uint8_t d[64];
+    blake2b(d, (size_t)n, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    return PyBytes_FromStringAndSize((const char *)d, n);
+}
+
 #include "_sippump.h"
 
 #include "_siphead.h"
@@ -272,16 +284,18 @@ static PyMethodDef methods[] = {
     {"in_dialog", in_dialog, METH_VARARGS, "fastpath.in_dialog for plain in-dialog requests; None: undecided"},
     {"split_head", split_head, METH_VARARGS, "codec._parse_head's plain pass: (start line, headers); None: undecided"},
     {"blake2b_hex", blake2b_hex, METH_VARARGS, "hashlib.blake2b(data, digest_size=n).hexdigest()"},
+    {"blake2b_digest", blake2b_digest, METH_VARARGS, "hashlib.blake2b(data, digest_size=n).digest()"},
     {"parse_uri", py_parse_uri, METH_O, "grammar.parse_uri for a plain URI; None: undecided"},
     {"parse_name_addr", py_parse_name_addr, METH_O, "grammar.parse_name_addr for a plain value; None: undecided"},
     {"parse_via", py_parse_via, METH_O, "grammar.parse_via for a plain Via value; None: undecided"},
     {"set_types", set_types, METH_VARARGS, "the classes the twins build: (SipUri, NameAddr, Via)"},
-    {"parse_request", parse_request, METH_VARARGS, "codec.parse_datagram for a plain request: (method, uri, headers, body); None: undecided"},
+    {"parse_request", parse_request, METH_VARARGS, "codec.parse_datagram for a plain request: its SipMessage; None: undecided"},
     {"header_index", header_index, METH_VARARGS, "the index of the first header of a canonical name, -1: none"},
     {"stamp_params", stamp_params, METH_VARARGS, "routing._stamp_received's received/rport rewrite; None: Python"},
     {"to_values", to_values, METH_O, "fastpath._TO.findall over a message's head; None: no blank line"},
     {"set_message_type", set_message_type, METH_VARARGS, "the class parse_request builds: (SipMessage, defaults)"},
     {"to_tag", to_tag, METH_O, "fastpath.response_to_tag's reading of a plain To value; None: not plain"},
+    {"digest", digest, METH_VARARGS, "recent.digest: hash(parts)"},
     {"join_message", join_message, METH_VARARGS, "SipMessage.to_bytes for ASCII heads; None: undecided"},
     {"check_plain", check_plain, METH_VARARGS, "checks.check_request's pass when it proceeds; None: undecided"},
     {NULL, NULL, 0, NULL}};

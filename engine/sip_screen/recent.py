@@ -24,16 +24,29 @@ from collections import OrderedDict
 DIGEST_SIZE = 16                # ack_key: 128 bits, shared with the C pump
 
 
-def digest(*parts: str) -> int:
-    """The fixed-size key of `parts` (e.g. Call-ID and From tag) for a memory Python alone reads."""
+def py_digest(*parts: str) -> int:
+    """The fixed-size key of `parts` (e.g. Call-ID and From tag) for a memory Python alone reads: `digest`, which
+    is the C extension's same hash when it is built (no call frame: 7 per INVITE)."""
     return hash(parts)
+
+
+try:
+    from ._sipfast import digest
+except ImportError:
+    digest = py_digest
 
 
 def ack_key(top_branch: str, call_id: str) -> bytes:
     """The key an INVITE and the ACK of its non-2xx final share (§17.1.1.3: the ACK carries the
     INVITE's branch and Call-ID). The C pump computes the same bytes (_sippump.h)."""
-    return hashlib.blake2b(f"{top_branch}|{call_id}".encode("utf-8", "surrogateescape"),
-                           digest_size=DIGEST_SIZE).digest()
+    return _blake2b(f"{top_branch}|{call_id}".encode("utf-8", "surrogateescape"), DIGEST_SIZE)
+
+
+try:                                                    # the pump's own blake2b: one call, no hash object
+    from ._sipfast import blake2b_digest as _blake2b
+except ImportError:
+    def _blake2b(data: bytes, n: int) -> bytes:
+        return hashlib.blake2b(data, digest_size=n).digest()
 
 
 class PyRecentCore:
