@@ -239,6 +239,7 @@ class ControlServer(ReloadCommands):
             "smpp": smpp,
             "sip": dict(getattr(self.sip, "stats", {}) or {}) if self.sip is not None else None,
             "lists": pipe.lists.stats(),
+            "lists_reloads": dict(getattr(pipe, "lists_reloads", None) or {"ok": 0, "refused": 0}),
             "rules": {"directory": str(getattr(pipe.rules, "directory", "")), "rules": len(pipe.rules.rules),
                       "generation": self._rules_gen(),
                       "reload_errors": [str(e) for e in getattr(pipe, "rule_errors", ())]},

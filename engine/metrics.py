@@ -393,3 +393,12 @@ class _StateCollector:
                         ("consent_owners", len(L.consent))):
             sizes.add_metric([name], n)
         yield sizes
+        r = getattr(pipe, "lists_reloads", None) or {}
+        lr = CounterMetricFamily("telfilter_lists_reloads", "lists reloads (SIGHUP, ctl, a CLI change picked up)",
+                                 labels=["result"])
+        for k in ("ok", "refused"):
+            lr.add_metric([k], r.get(k, 0))
+        yield lr
+        if r.get("last_seconds") is not None:
+            yield GaugeMetricFamily("telfilter_lists_reload_seconds", "how long the last lists reload took (loaded in "
+                                    "a worker thread, then swapped in)", value=r["last_seconds"])

@@ -50,3 +50,26 @@ def test_a_reload_leaves_the_collector_as_it_found_it(tmp_path):
     assert asyncio.run(reload_lists(pipe)) is not None       # refused: the old lists stay
     assert gc.isenabled()
 
+
+def test_the_noc_sees_lists_reloads_and_what_they_took(tmp_path, caplog):
+    """A lists reload of 10M DNC numbers and 200k registry rows takes seconds of a worker thread and slows the loop
+    meanwhile; it was said by a bare "lists reloaded" and nowhere else. Now the log line has the time and the sizes,
+    /metrics counts reloads by result with the last one's seconds, and `ctl stats` has both."""
+    from engine.control import ControlServer
+    from engine.metrics import Metrics
+    pipe = _pipe(tmp_path)
+    m = Metrics(pipe)
+    ctl = ControlServer(pipe, tmp_path / "ctl.sock", on_drain=lambda: None)
+    with caplog.at_level("INFO"):
+        assert asyncio.run(reload_lists(pipe)) is None
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lists reloaded")]
+    assert said and " s: DNC 0, senders 50," in said[0], said
+    (pipe.store.dir / "lists" / "senders.snap").write_bytes(b"garbage")
+    (pipe.store.dir / "lists" / "senders.snap.prev").unlink(missing_ok=True)
+    assert asyncio.run(reload_lists(pipe)) is not None
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in m.registry.collect() for s in fam.samples}
+    assert got[("telfilter_lists_reloads_total", (("result", "ok"),))] == 1
+    assert got[("telfilter_lists_reloads_total", (("result", "refused"),))] == 1
+    assert got[("telfilter_lists_reload_seconds", ())] >= 0
+    st = ctl.stats()["lists_reloads"]
+    assert st["ok"] == 1 and st["refused"] == 1 and st["last_result"] == "refused" and st["last_seconds"] >= 0
