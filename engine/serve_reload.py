@@ -49,12 +49,28 @@ async def reload_lists(pipe, warnings: list | None = None) -> str | None:
         n = rep.publish_diff(pipe.lists, new)
         if n:
             log.info("DNC replication: %d changes from a CLI snapshot published", n)
-    pipe.lists = new
-    st = new.stats()
-    life.info("lists reloaded in %.2f s: DNC %d, senders %d, blacklist %d numbers %d domains %d IP ranges, consent %d pairs",
-              _count_reload(pipe, "ok", t0), st["dnc"]["total"], st["senders"]["entries"], st["blacklist"]["numbers"],
-              st["blacklist"]["domains"], st["blacklist"]["ip_ranges"], st["consent"]["pairs"])
+    old, pipe.lists = [pipe.lists], new
+    # (sizes read in O(1) each: Lists.stats() walks 10M DNC numbers, ~30 ms, not on the loop for a log line)
+    life.info("lists reloaded in %.2f s: DNC S %d V %d, senders %d, blacklist %d numbers %d domains %d IP ranges, "
+              "consent %d owners", _count_reload(pipe, "ok", t0), len(new.dnc_s), len(new.dnc_v), len(new.senders),
+              len(new.bl_numbers), len(new.bl_domains), len(new.bl_ips), len(new.consent))
+    await asyncio.to_thread(_release, old)
     return None
+
+
+def _release(box: list) -> None:
+    """Free the lists a reload replaced, in a worker thread and in slices: dropped on the loop, the last reference to
+    a 200k-row registry and 1M blacklist entries freed them in one go, 57-100 ms of the loop (one C call holding the
+    GIL). Left whole when anything else still holds them (freed by reference counts when that lets go)."""
+    import sys
+    L = box.pop()
+    if sys.getrefcount(L) > 2:      # (L and getrefcount's argument: nothing else can reach them)
+        return
+    for big in (L.senders, L.consent, L.owner_names, L.bl_domains):
+        pop = big.popitem if isinstance(big, dict) else big.pop
+        while big:
+            for _ in range(min(len(big), 5000)):
+                pop()
 
 
 def _count_reload(pipe, result: str, t0: float) -> float:

@@ -63,7 +63,7 @@ def test_the_noc_sees_lists_reloads_and_what_they_took(tmp_path, caplog):
     with caplog.at_level("INFO"):
         assert asyncio.run(reload_lists(pipe)) is None
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lists reloaded")]
-    assert said and " s: DNC 0, senders 50," in said[0], said
+    assert said and " s: DNC S 0 V 0, senders 50," in said[0], said
     (pipe.store.dir / "lists" / "senders.snap").write_bytes(b"garbage")
     (pipe.store.dir / "lists" / "senders.snap.prev").unlink(missing_ok=True)
     assert asyncio.run(reload_lists(pipe)) is not None
@@ -73,3 +73,27 @@ def test_the_noc_sees_lists_reloads_and_what_they_took(tmp_path, caplog):
     assert got[("telfilter_lists_reload_seconds", ())] >= 0
     st = ctl.stats()["lists_reloads"]
     assert st["ok"] == 1 and st["refused"] == 1 and st["last_result"] == "refused" and st["last_seconds"] >= 0
+
+
+class _Noted(dict):
+    """A registry dict that notes which thread freed it."""
+    freed_in: list = []
+
+    def __del__(self):
+        import threading
+        self.freed_in.append(threading.current_thread() is threading.main_thread())
+
+
+def test_the_replaced_lists_are_freed_off_the_loop(tmp_path):
+    """The last reference to the replaced lists was dropped on the loop: 200k registry rows and 1M blacklist entries
+    freed in one C call, 57-100 ms of the loop. They are freed in a worker thread now, in slices; lists something
+    else still holds are left to it."""
+    pipe = _pipe(tmp_path)
+    pipe.lists.senders = _Noted(pipe.lists.senders)
+    _Noted.freed_in = []
+    assert asyncio.run(reload_lists(pipe)) is None
+    assert _Noted.freed_in == [False]                       # freed, not on the loop's thread
+    held = pipe.lists
+    before = dict(held.senders)
+    assert asyncio.run(reload_lists(pipe)) is None
+    assert held.senders == before and held is not pipe.lists   # still readable by whoever holds them
