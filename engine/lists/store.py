@@ -11,7 +11,8 @@ from pathlib import Path
 import msgpack
 from pyroaring import BitMap64
 
-from .csvio import KINDS, CsvError, RowError, bad_rows, iter_csv, parse_row, read_csv, sender_entry_row, write_csv
+from .csvio import (KINDS, CsvError, RowError, SenderEntry, bad_rows, iter_csv, parse_row, read_csv, sender_entry_row,
+                    write_csv)
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
                       keep_rejected, read_journal, read_journal_gen, replace_with_tail)
 from . import edits
@@ -49,8 +50,14 @@ def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
             L.dnc_s, L.dnc_v = BitMap64.deserialize(secs["S"]), BitMap64.deserialize(secs["V"])
         elif kind == "senders":
             L.senders = {}
+            # one object for each owner, category, date and accounts set the rows repeat: 200k rows took 119 MB
+            # as separate copies, 48 MB so (and 20% less time to load); entries are frozen, so sharing is safe
+            same = {}.setdefault
             for row in msgpack.unpackb(secs["rows"]):
-                L.add_sender(parse_row("senders", row, strict=False))      # (as stored: checks since are import's)
+                e = parse_row("senders", row, strict=False)      # (as stored: checks since are import's)
+                L.add_sender(SenderEntry(e.sender, same(e.owner, e.owner), same(e.category, e.category),
+                                         same(e.valid_from, e.valid_from), same(e.valid_to, e.valid_to),
+                                         same(e.accounts, e.accounts)))
         elif kind == "blacklist":
             L.bl_numbers = BitMap64.deserialize(secs["numbers"])
             # strip: before parse_domain used fullmatch, "http://x.example\n/" was stored as "x.example\n"
