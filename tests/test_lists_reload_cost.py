@@ -110,3 +110,33 @@ def test_a_loaded_registry_shares_what_its_rows_repeat(tmp_path):
     for f in ("owner", "category", "valid_from", "valid_to", "accounts"):
         assert len({id(getattr(e, f)) for e in es}) == len({getattr(e, f) for e in es}), f
 
+
+def test_registry_and_domains_are_unpacked_an_item_at_a_time(tmp_path, monkeypatch):
+    """msgpack.unpackb of 200k registry rows is one C call that held the GIL 94-233 ms: the loop's longest stall in a
+    reload (the load runs in a worker thread, which only helps between calls). The rows and the blacklist's domains
+    are read an item at a time now; what a damaged section gives is still a refused snapshot."""
+    import msgpack
+    from engine.lists import SnapshotError
+    d = tmp_path / "d"
+    store = ListStore(d)
+    store.import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\nBR1,Owner,QC,,,\nBR2,Owner,CSKH,,,\n")
+    store.import_csv("blacklist", b"kind,value\ndomain,spam.example\nnumber,0912345678\n")
+    whole = msgpack.unpackb
+
+    def refuse_arrays(b, *a, **k):
+        v = whole(b, *a, **k)
+        assert not isinstance(v, list) or len(v) < 2, "a list section unpacked in one call"
+        return v
+    monkeypatch.setattr(msgpack, "unpackb", refuse_arrays)
+    L = store.load()
+    assert len(L.senders) == 2 and L.bl_domains == {"spam.example"}
+    monkeypatch.setattr(msgpack, "unpackb", whole)
+    from engine.lists.snapshot import read_snapshot, write_snapshot
+    secs, extra = read_snapshot(store.path("senders"), "senders")
+    write_snapshot(store.path("senders"), "senders", {"rows": secs["rows"] + b"\x01"}, extra)
+    try:
+        ListStore(d).load(strict=True)
+    except SnapshotError as e:
+        assert "bad section contents" in str(e)
+    else:
+        raise AssertionError("a rows section with trailing bytes was taken")

@@ -44,6 +44,17 @@ def _encode(kind: str, L: Lists) -> dict[str, bytes]:
     raise CsvError(f"unknown list kind {kind!r}")
 
 
+def _items(packed: bytes):
+    """The items of a msgpack array one at a time: msgpack.unpackb of 200k registry rows is one call that held the GIL
+    for 94-233 ms, the loop's longest stall in a reload (serve loads lists in a worker thread)."""
+    up = msgpack.Unpacker(max_buffer_size=max(len(packed), 1))
+    up.feed(packed)
+    for _ in range(up.read_array_header()):
+        yield up.unpack()
+    if up.tell() != len(packed):
+        raise ValueError(f"{len(packed) - up.tell()} bytes after the array")
+
+
 def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
     try:
         if kind == "dnc":
@@ -53,7 +64,7 @@ def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
             # one object for each owner, category, date and accounts set the rows repeat: 200k rows took 119 MB
             # as separate copies, 48 MB so (and 20% less time to load); entries are frozen, so sharing is safe
             same = {}.setdefault
-            for row in msgpack.unpackb(secs["rows"]):
+            for row in _items(secs["rows"]):
                 e = parse_row("senders", row, strict=False)      # (as stored: checks since are import's)
                 L.add_sender(SenderEntry(e.sender, same(e.owner, e.owner), same(e.category, e.category),
                                          same(e.valid_from, e.valid_from), same(e.valid_to, e.valid_to),
@@ -61,7 +72,7 @@ def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
         elif kind == "blacklist":
             L.bl_numbers = BitMap64.deserialize(secs["numbers"])
             # strip: before parse_domain used fullmatch, "http://x.example\n/" was stored as "x.example\n"
-            L.bl_domains = {d.strip() for d in msgpack.unpackb(secs["domains"])}
+            L.bl_domains = {d.strip() for d in _items(secs["domains"])}
             L.bl_ips = IpRanges.from_bytes(secs.get("ip4", b""), secs.get("ip6", b""))   # absent before kinds ip/cidr
         elif kind == "consent":
             L.consent, L.owner_names = {}, {}
