@@ -168,7 +168,7 @@ def cmd_lists(args) -> int:
         _print_warnings(store)
         # the list as it stands after (stats' figures): good rows that repeat a number already there add nothing
         print(json.dumps({"imported": n, "errors": bad_rows(errors), "kind": args.kind,
-                          "list": store.load().stats()[args.kind]}))
+                          "list": store.load(kinds=(args.kind,)).stats()[args.kind]}))
         return 1 if errors else 0
     if args.lcmd in ("add", "remove"):
         from .cli import list_edit_extra

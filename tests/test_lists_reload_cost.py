@@ -162,3 +162,25 @@ def test_a_journal_compaction_reads_the_dnc_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(ListStore, "_load_kind", real)
     L = ListStore(d).load()
     assert 84912345678 in L.dnc_s and len(L.senders) == 1
+
+
+def test_an_edit_reads_the_list_it_changes_alone(tmp_path, monkeypatch):
+    """`lists add blacklist x` (and `ctl lists add`, an import) read every list before writing the one it changes:
+    ~2 s of a 200k-row registry beside a live serve for one domain. It reads that list (and the DNC journal) now;
+    the others are left as they were."""
+    d = tmp_path / "d"
+    store = ListStore(d)
+    store.import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\nBR1,Owner,QC,,,\n")
+    store.append_delta("add", 84912345678, "S")
+    read = []
+    real = ListStore._load_kind
+
+    def noted(self, kind, L, strict):
+        read.append(kind)
+        return real(self, kind, L, strict)
+    monkeypatch.setattr(ListStore, "_load_kind", noted)
+    ListStore(d).add("blacklist", "spam.example")
+    assert read == ["blacklist"]
+    monkeypatch.setattr(ListStore, "_load_kind", real)
+    L = ListStore(d).load()
+    assert L.bl_domains == {"spam.example"} and len(L.senders) == 1 and 84912345678 in L.dnc_s

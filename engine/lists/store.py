@@ -302,9 +302,10 @@ class ListStore:
         return True
 
     def _modify(self, kind: str, change):
-        """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change."""
+        """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change. Only that kind is
+        read (it is all that is written): `lists add blacklist` read a 200k-row registry too, ~2 s beside serve."""
         with flocked(self.write_lock):
-            L = self.load(strict=True)
+            L = self.load(strict=True, kinds=(kind,))
             result = change(L)
             if result is not False:
                 self._save(L, (kind,))
@@ -379,7 +380,7 @@ class ListStore:
         return self._modify(kind, lambda L: edits.remove(L, kind, value, channel, extra))
 
     def export(self, kind: str, out) -> int:
-        return write_csv(kind, self.load().rows(kind), out)
+        return write_csv(kind, self.load(kinds=(kind,)).rows(kind), out)
 
 
 def _bar(total: int, desc: str):
