@@ -184,3 +184,23 @@ def test_an_edit_reads_the_list_it_changes_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(ListStore, "_load_kind", real)
     L = ListStore(d).load()
     assert L.bl_domains == {"spam.example"} and len(L.senders) == 1 and 84912345678 in L.dnc_s
+
+
+def test_ctl_stats_reads_the_lists_figures_off_the_loop(tmp_path, monkeypatch):
+    """`ctl stats` computed the lists' figures on the loop: a union and an intersection of the DNC bitmaps and walks of
+    the registry, 46-62 ms at 10M numbers and 200k rows, each time a NOC polled it. A worker thread reads them now."""
+    import threading
+    from engine.control import ControlServer
+    from engine.lists import Lists
+    pipe = _pipe(tmp_path)
+    ctl = ControlServer(pipe, tmp_path / "ctl.sock", on_drain=lambda: None)
+    on_loop = []
+    real = Lists.stats
+
+    def noted(self):
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return real(self)
+    monkeypatch.setattr(Lists, "stats", noted)
+    ans = asyncio.run(ctl.handle({"cmd": "stats"}))
+    assert ans["ok"] and ans["lists"]["senders"]["entries"] == 50
+    assert on_loop == [False]
