@@ -22,7 +22,17 @@ async def reload_lists(pipe, warnings: list | None = None) -> str | None:
     """Load the lists in a worker thread, then swap them in on the loop. Returns None, or why
     the reload was refused (the old lists stay in force). What the load warned about (a snapshot
     refused and its previous generation used, unreadable journal lines) is logged and added to
-    `warnings`."""
+    `warnings`. One at a time: a SIGHUP, a `ctl reload lists` and a CLI change picked up together
+    loaded side by side (each set in memory at once beside the one in force, each holding the GIL
+    in turns), and the one that finished last was swapped in even when it had read the older files."""
+    lock = getattr(pipe, "lists_reload_lock", None)
+    if lock is None:
+        lock = pipe.lists_reload_lock = asyncio.Lock()
+    async with lock:
+        return await _reload_lists(pipe, warnings)
+
+
+async def _reload_lists(pipe, warnings: list | None) -> str | None:
     from .lists import ListStore
     fresh = ListStore(pipe.store.dir)
     t0 = time.monotonic()

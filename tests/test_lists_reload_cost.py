@@ -204,3 +204,31 @@ def test_ctl_stats_reads_the_lists_figures_off_the_loop(tmp_path, monkeypatch):
     ans = asyncio.run(ctl.handle({"cmd": "stats"}))
     assert ans["ok"] and ans["lists"]["senders"]["entries"] == 50
     assert on_loop == [False]
+
+
+def test_lists_reloads_run_one_at_a_time(tmp_path, monkeypatch):
+    """A SIGHUP, a `ctl reload lists` and a CLI change picked up together loaded side by side: each set in memory at
+    once beside the one in force, and the one that finished last swapped in even if it had read the older files."""
+    import threading
+    import time
+    pipe = _pipe(tmp_path)
+    real = ListStore.load
+    now = [0, 0]
+    guard = threading.Lock()
+
+    def slow(self, *a, **k):
+        with guard:
+            now[0] += 1
+            now[1] = max(now)
+        time.sleep(0.05)
+        try:
+            return real(self, *a, **k)
+        finally:
+            with guard:
+                now[0] -= 1
+    monkeypatch.setattr(ListStore, "load", slow)
+
+    async def three():
+        return await asyncio.gather(*(reload_lists(pipe) for _ in range(3)))
+    assert asyncio.run(three()) == [None, None, None]
+    assert now[1] == 1
