@@ -97,19 +97,23 @@ def _count_reload(pipe, result: str, t0: float) -> float:
 
 
 def _load_frozen(fresh):
-    """fresh.load() with automatic collection off, its objects then frozen as serve's start freezes what it loaded
-    (engine/serve.py, GC_THRESHOLDS). Measured with 200k registry rows and 1M blacklist entries: a full collection
-    during the load held the GIL 170-310 ms (the loop's worst stall of the reload), and the lists a reload left in
-    the generations made every full collection from then on walk them, ~125 ms each on the loop, for the rest of
-    the process's life. The collector is process-wide: judging goes without it for the load (its garbage is
-    freed by reference counts; cycles wait for the next collection)."""
-    was = gc.isenabled()
-    gc.disable()
+    """fresh.load() with no full collection during it, its objects then frozen as serve's start freezes what it
+    loaded (engine/serve.py, GC_THRESHOLDS). Measured with 200k registry rows and 1M blacklist entries: a full
+    collection during the load held the GIL 170-310 ms (the loop's worst stall of the reload), and the lists a reload
+    left in the generations made every full collection from then on walk them, ~125 ms each on the loop, for the rest
+    of the process's life. gc.freeze() freezes every object the generations hold, garbage too: the cycles the loop
+    let go (a closed session's, a task's) before and during the load were frozen with the lists and never freed, at
+    every reload. So the garbage is collected first (one full collection: the heap made since the last freeze, the
+    lists in force being frozen), the load runs with young collections only (each walks a few thousand objects; the
+    collector's settings are process-wide), and what they leave is collected before the freeze."""
+    th = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(th[0], th[1], 1 << 30)         # no full collection while the load runs
     try:
         new = fresh.load()
     finally:
-        if was:
-            gc.enable()
+        gc.set_threshold(*th)
+    gc.collect(1)
     gc.freeze()
     return new
 

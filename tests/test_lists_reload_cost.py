@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 
 import pytest
 
@@ -36,6 +37,44 @@ def test_reloaded_lists_are_kept_out_of_the_collectors_generations(tmp_path):
     tracked = {id(o) for o in gc.get_objects()}          # the three generations, not the frozen objects
     assert id(entry) not in tracked
     assert id(pipe.lists.senders) not in tracked
+
+
+class _Cycle:
+    pass
+
+
+def _cycles(n, refs):
+    for _ in range(n):
+        c = _Cycle()
+        c.me = c                            # a reference cycle: only the cyclic collector frees it
+        refs.append(weakref.ref(c))
+
+
+def test_a_reload_freezes_no_garbage(tmp_path, monkeypatch):
+    """gc.freeze() freezes every object the generations hold, garbage too: the reference cycles the loop had let go
+    before a reload, and those it let go while the load ran (collector off), were frozen with the lists and never
+    freed (a closed session's, a finished task's), at every reload. The garbage is collected before the freeze now,
+    and the loaded lists are still frozen."""
+    pipe = _pipe(tmp_path)
+    before, during = [], []
+    gc.disable()                            # (garbage the collector has not reached yet when the reload comes)
+    try:
+        _cycles(200, before)
+    finally:
+        gc.enable()
+    real = ListStore.load
+
+    def load(self, *a, **k):
+        _cycles(2000, during)               # the loop's garbage while the worker thread loads
+        return real(self, *a, **k)
+    monkeypatch.setattr(ListStore, "load", load)
+    assert asyncio.run(reload_lists(pipe)) is None
+    gc.collect()
+    assert sum(r() is not None for r in before) == 0
+    assert sum(r() is not None for r in during) == 0
+    entry = next(iter(pipe.lists.senders.values()))[0]
+    assert id(entry) not in {id(o) for o in gc.get_objects()}
+    assert gc.get_threshold()[2] < 1 << 30          # the collector's settings as they were
 
 
 def test_a_reload_leaves_the_collector_as_it_found_it(tmp_path):
