@@ -200,3 +200,34 @@ def test_the_state_spool_is_packed_at_the_flush_point_before_the_forward_leaves(
         assert spool.spooled == 4
         spool.close()
     asyncio.run(main())
+
+
+def test_outside_a_slice_the_spool_is_packed_before_writes_already_due_leave(tmp_path):
+    """Outside a slice (a timer judging a concatenated message at its timeout) the pack was a call_soon of its own,
+    queued behind the flush another write had already asked for in that iteration (an answer to another ESME, an
+    enquire_link_resp): that flush sent the committing message's submit_sm to the SMSC before its count was
+    spooled, and a crash between the two lost the count of a message that went out. Packed at that flush now."""
+    from engine.state.journalspool import JournalSpool, Records
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        batch = I.WriteBatch()
+        buf = Records()
+        spool = JournalSpool(tmp_path, buf)
+        spool.later = batch.later                   # what serve wires
+        spool.start(loop)
+        seen = []
+        a, b = _Sess("a", batch), _Sess("b", batch)
+        a.stream.transport.write = lambda x: seen.append((x, spool.spooled))
+        b.stream.transport.write = lambda x: seen.append((x, spool.spooled))
+
+        def timer():
+            b.stream._queue(b"resp;")               # a write already due: its flush is queued (call_soon)
+            buf.append(["c", "NS", 1])              # the judged message's count
+            a.stream._queue(b"submit;")             # and its submit_sm, flushed with the other
+        loop.call_soon(timer)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert (b"submit;", 1) in seen, seen        # spooled before it left
+        spool.close()
+    asyncio.run(main())

@@ -75,12 +75,13 @@ class WriteBatch:
 
     def later(self, fn) -> None:
         """Run `fn` before the next write leaves, at the latest at this slice's or read's flush point; outside
-        one (a timer, the SIP screen), right after this loop iteration (call_soon). The state journal's crash
-        spool packs a message's counts so (engine/state/journalspool.py): spooled before its submit_sm goes to
-        the SMSC, and no loop iteration of their own (a zero-timeout epoll_wait per message at a moderate rate;
-        under uvloop, which runs I/O callbacks before the ready queue, the SMSC's answer read in that iteration
-        could be relayed before the pack)."""
-        if self.scope:
+        one (a timer, the SIP screen), at the flush already asked for (a write made earlier in this iteration),
+        else right after this loop iteration (call_soon). The state journal's crash spool packs a message's counts
+        so (engine/state/journalspool.py): spooled before its submit_sm goes to the SMSC, and no loop iteration of
+        their own (a zero-timeout epoll_wait per message at a moderate rate; under uvloop, which runs I/O
+        callbacks before the ready queue, the SMSC's answer read in that iteration could be relayed before the
+        pack). (A call_soon behind a flush already asked for ran after it: the submit_sm left unspooled.)"""
+        if self.scope or self._scheduled:
             self.before.append(fn)
         else:
             _loop(self).call_soon(fn)

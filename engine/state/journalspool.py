@@ -4,8 +4,9 @@ lose its count with the last FLUSH_EVERY (0.25 s) of updates: the 4th ad after a
 
 Theory of operation. The journalled wrappers append each write's record to the store's buffer (`Records`, a
 list). The first record a loop iteration appends asks for a pack: in serve, at the SMPP proxy's next flush point
-(`later`: inbox.WriteBatch.later), before the writes of the message that committed leave; elsewhere (no proxy,
-outside its slices and reads) a call_soon, right after that iteration. The records added meanwhile are packed as
+(`later`: inbox.WriteBatch.later), before the writes of the message that committed leave (outside its slices and
+reads, at the flush a write already asked for in that iteration, if any); elsewhere (no proxy) a call_soon, right
+after that iteration. The records added meanwhile are packed as
 one journal frame (journal.frame: CRC-framed msgpack, the journal's own format) and copied into a spool
 (engine/crashspool.py, `overwrite=False`: `.journal.spool.<pid>.<token>` in the state directory, a shared mapping
 a dead process leaves in the page cache). An ad's count so reaches the spool before its submit_sm reaches the
