@@ -26,7 +26,7 @@ BLOCK_MS = 1000
 CHUNK = 10_000              # numbers per stream entry
 LATEST = 100_000            # (number, channel) whose newest change time a process remembers (_newer; ~300 B each)
 RECALL_ENTRIES = 20_000     # stream entries read back at a start for their change times (_recall_times)
-RECALL_PAGE = 500
+RECALL_PAGE = 100            # (an entry of a CLI import holds up to CHUNK numbers, ~90 KB: ~9 MB a page at most)
 
 
 class _Follower:
@@ -78,7 +78,7 @@ class _Follower:
             below = "(" + got[-1][0].decode()
         for x, ch, t in reversed(got_times):        # oldest first: the newest stay the most recently remembered
             self._newer(x, ch, t)
-        self.stats["recalled_times"] = len(got_times)
+        self.stats["recalled_times"] += len(got_times)      # (a counter: a second catch-up adds)
 
     async def _check_trimmed(self) -> None:
         if self.last_id == "0":
