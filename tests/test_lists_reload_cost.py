@@ -181,10 +181,9 @@ def test_registry_and_domains_are_unpacked_an_item_at_a_time(tmp_path, monkeypat
         raise AssertionError("a rows section with trailing bytes was taken")
 
 
-def test_a_journal_compaction_reads_the_dnc_alone(tmp_path, monkeypatch):
-    """serve folds a DNC journal over 4 MiB into the snapshot in a worker thread; the fold read every list first (1.7 s
-    of the GIL at 200k registry rows and 1M blacklist entries) to write the DNC's. It reads the DNC alone now, and the
-    other lists are left as they were."""
+def _store_noting_reads(tmp_path, monkeypatch):
+    """A data dir with a registry row and a DNC journal line, and `read`: the list kinds each load reads from now on
+    (ListStore._load_kind noted; `real` to put back)."""
     d = tmp_path / "d"
     store = ListStore(d)
     store.import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\nBR1,Owner,QC,,,\n")
@@ -196,6 +195,14 @@ def test_a_journal_compaction_reads_the_dnc_alone(tmp_path, monkeypatch):
         read.append(kind)
         return real(self, kind, L, strict)
     monkeypatch.setattr(ListStore, "_load_kind", noted)
+    return d, read, real
+
+
+def test_a_journal_compaction_reads_the_dnc_alone(tmp_path, monkeypatch):
+    """serve folds a DNC journal over 4 MiB into the snapshot in a worker thread; the fold read every list first (1.7 s
+    of the GIL at 200k registry rows and 1M blacklist entries) to write the DNC's. It reads the DNC alone now, and the
+    other lists are left as they were."""
+    d, read, real = _store_noting_reads(tmp_path, monkeypatch)
     assert ListStore(d).compact_journal(min_bytes=0)
     assert read == ["dnc"]
     monkeypatch.setattr(ListStore, "_load_kind", real)
@@ -207,17 +214,7 @@ def test_an_edit_reads_the_list_it_changes_alone(tmp_path, monkeypatch):
     """`lists add blacklist x` (and `ctl lists add`, an import) read every list before writing the one it changes:
     ~2 s of a 200k-row registry beside a live serve for one domain. It reads that list (and the DNC journal) now;
     the others are left as they were."""
-    d = tmp_path / "d"
-    store = ListStore(d)
-    store.import_csv("senders", b"sender,owner,category,valid_from,valid_to,accounts\nBR1,Owner,QC,,,\n")
-    store.append_delta("add", 84912345678, "S")
-    read = []
-    real = ListStore._load_kind
-
-    def noted(self, kind, L, strict):
-        read.append(kind)
-        return real(self, kind, L, strict)
-    monkeypatch.setattr(ListStore, "_load_kind", noted)
+    d, read, real = _store_noting_reads(tmp_path, monkeypatch)
     ListStore(d).add("blacklist", "spam.example")
     assert read == ["blacklist"]
     monkeypatch.setattr(ListStore, "_load_kind", real)
