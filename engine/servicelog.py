@@ -70,6 +70,19 @@ def setup_service_logging(verbose: bool, fmt: str = "text") -> None:
     life.setLevel(logging.INFO)
     if root.level > logging.INFO:
         root.setLevel(logging.INFO)     # the handler passes what each logger lets through
+    if fmt == "json":
+        # what Python itself would print as plain text among the JSON lines: warnings (the py.warnings logger) and a
+        # worker thread's uncaught exception (threading.excepthook), as JSON objects like every other line
+        logging.captureWarnings(True)
+        import threading
+        threading.excepthook = _thread_died
+
+
+def _thread_died(a) -> None:
+    if a.exc_type is SystemExit:
+        return
+    life.error("thread %s stopped by an unexpected error: %s: %s", getattr(a.thread, "name", "?"),
+               a.exc_type.__name__, a.exc_value, exc_info=(a.exc_type, a.exc_value, a.exc_traceback))
 
 
 NOT_REOPENED = "verdict log not reopened, still writing the old file: %s"

@@ -95,3 +95,23 @@ def test_an_unexpected_error_is_a_json_line_with_its_traceback(tmp_path):
     assert p.returncode == 1, p.stderr
     last = _json_lines(p)[-1]
     assert last["level"] == "ERROR" and "RuntimeError: boom" in last["msg"] and "Traceback" in last["exc"]
+
+
+def test_a_worker_threads_error_and_a_python_warning_are_json_lines_too():
+    """Left by the ops helper (stop 48): with --log-format json, a worker thread's uncaught exception (Python's
+    threading.excepthook prints a plain traceback) and a Python warning (printed as `file:line: UserWarning: …`)
+    came out as plain text among the JSON lines."""
+    import subprocess
+    import sys
+    code = ("import logging, sys, threading, warnings\n"
+            "logging.basicConfig(stream=sys.stderr)\n"
+            "from engine.servicelog import setup_service_logging\n"
+            "setup_service_logging(False, 'json')\n"
+            "t = threading.Thread(target=lambda: 1 / 0, name='w1'); t.start(); t.join()\n"
+            "warnings.warn('an old setting', UserWarning)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = _json_lines(p)
+    died = [x for x in lines if "thread w1 stopped" in x.get("msg", "")]
+    assert died and died[0]["level"] == "ERROR" and "ZeroDivisionError" in died[0].get("exc", "")
+    assert any("an old setting" in x.get("msg", "") for x in lines)
