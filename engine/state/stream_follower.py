@@ -64,14 +64,8 @@ class _Follower:
         while seen < RECALL_ENTRIES and len(got_times) < LATEST and time.monotonic() < deadline:
             got = await self.redis.xrevrange(STREAM, max=below, count=RECALL_PAGE)
             for _eid, fields in got:
-                times = _times(fields.get(b"c"))
-                if not times:
-                    continue
-                for i, (_op, ch, nums) in enumerate(msgpack.unpackb(fields[b"d"]) if b"d" in fields else ()):
-                    ts = times[i] if i < len(times) and times[i] else ()
-                    for k, x in enumerate(nums[:len(ts)]):
-                        if ts[k] is not None:
-                            got_times.append((x, ch, ts[k]))
+                if b"c" in fields:
+                    got_times += [(x, ch, t) for _op, ch, x, t in _changes(fields) if t is not None]
             seen += len(got)
             if len(got) < RECALL_PAGE:
                 break
@@ -158,18 +152,13 @@ class _Follower:
             if b"r" in fields:
                 self._apply_report(fields[b"r"], own)
             again = not own or fields.get(b"j") == b"1"
-            times = _times(fields.get(b"c"))
-            for i, (op, ch, nums) in enumerate(msgpack.unpackb(fields[b"d"]) if b"d" in fields else ()):
-                f = L.add_dnc if op == "add" else L.remove_dnc
-                ts = times[i] if i < len(times) and times[i] else ()
-                for k, x in enumerate(nums):
-                    t = ts[k] if k < len(ts) else None
-                    if t is not None and not self._newer(x, ch, t):
-                        self.stats["skipped_older"] += 1      # a later change to it is in force: not undone
-                        continue
-                    f(x, ch)
-                    if again:
-                        journal.append((op, x, ch))
+            for op, ch, x, t in _changes(fields):
+                if t is not None and not self._newer(x, ch, t):
+                    self.stats["skipped_older"] += 1      # a later change to it is in force: not undone
+                    continue
+                (L.add_dnc if op == "add" else L.remove_dnc)(x, ch)
+                if again:
+                    journal.append((op, x, ch))
             self.stats["applied_own" if own else "applied_remote"] += 1
             try:
                 self.stats["delay_ms_last"] = round((now - float(fields[b"t"])) * 1000, 3)
@@ -220,6 +209,16 @@ class _Follower:
             self.stats["reports_applied"] += 1
         except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
             log.error("DNC replication: a replicated 5656 report was not applied: %s", e)
+
+
+def _changes(fields):
+    """A stream entry's DNC changes in order, (op, channel, number, time put in force or None), from its batch ("d")
+    and change times ("c")."""
+    times = _times(fields.get(b"c"))
+    for i, (op, ch, nums) in enumerate(msgpack.unpackb(fields[b"d"]) if b"d" in fields else ()):
+        ts = times[i] if i < len(times) and times[i] else ()
+        for k, x in enumerate(nums):
+            yield op, ch, x, (ts[k] if k < len(ts) else None)
 
 
 def _times(raw) -> list:
