@@ -140,13 +140,20 @@ class _FakeServe(threading.Thread):
                 else {"ok": True, "model": {"version": "v-old"}})
 
 
-def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
+def _config_naming_model(tmp_path, ml_enabled=True):
+    """A copy of the shipped config whose [ml] model is tmp_path/model: (config dir, data dir, model path)."""
     from engine.config import shipped_config_dir
     import shutil
     cfg, data, target = tmp_path / "cfg", tmp_path / "data", tmp_path / "model"
     shutil.copytree(shipped_config_dir(), cfg)
     toml = cfg / "telfilter.toml"
-    toml.write_text(toml.read_text().replace('model = ""', f'model = "{target}"'))
+    text = toml.read_text().replace('model = ""', f'model = "{target}"')
+    toml.write_text(text if ml_enabled else text.replace("enabled = true", "enabled = false"))
+    return cfg, data, target
+
+
+def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
+    cfg, data, target = _config_naming_model(tmp_path)
     old = _fake_model(BUNDLED, tmp_path / "old", "v-old")
     new = _fake_model(BUNDLED, tmp_path / "new", "v-new")
     r = _cli("ml", "promote", old, "--config", cfg, "--data-dir", data, "--no-reload")
@@ -175,13 +182,7 @@ def test_promote_and_eval_say_that_ml_is_off_in_telfilter_toml(tmp_path):
     """Found by analyst2: with [ml] enabled = false, `ml promote` into a running serve failed with "serve reloaded
     but reports model None ... (does its [ml] model name PATH?)", though it does; and `ml eval` without --model
     measured the model at the path as "the model serve would load" with no word that serve loads none."""
-    from engine.config import shipped_config_dir
-    import shutil
-    cfg, data, target = tmp_path / "cfg", tmp_path / "data", tmp_path / "model"
-    shutil.copytree(shipped_config_dir(), cfg)
-    toml = cfg / "telfilter.toml"
-    toml.write_text(toml.read_text().replace('model = ""', f'model = "{target}"')
-                    .replace("enabled = true", "enabled = false"))
+    cfg, data, target = _config_naming_model(tmp_path, ml_enabled=False)
     new = _fake_model(BUNDLED, tmp_path / "new", "v-new")
     data.mkdir()
     srv = _ServeWithoutModel(data / "control.sock")

@@ -63,17 +63,23 @@ def _lines(path):
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def _four_ads(tmp_path, vlog=None):
-    """Three two-part ads to one recipient at 10:00, the third's second part late, then a fourth: the pipeline."""
+def _four_ads(tmp_path, vlog=None, state=None):
+    """Three two-part ads to one recipient at 10:00, the third's second part late, then a fourth: the pipeline (and
+    the state store `state(pipe)` installed once the proxy runs, closed at the end; None: in process)."""
     pipe = _pipe(tmp_path)
     with ProxyHarness(pipe, clock=lambda: TEN, settings=SmppSettings(concat_timeout=TIMEOUT), verdict_log=vlog) as h:
-        s, _ = raw_session(h)
-        assert _three_ads(s) == (0, 0), "the third ad's late part was refused as a fourth"
-        s.sendall(_part(30, 0x54, 1, HEAD))
-        s.sendall(_part(31, 0x54, 2, TAIL))
-        assert [read_raw(s).command_status for _ in range(2)] != [0, 0]       # the fourth: AD_FREQUENCY_CAP
-        assert len(h.sim.submits()) == 6
-    return pipe
+        store = h.call(state(pipe)) if state is not None else None
+        try:
+            s, _ = raw_session(h)
+            assert _three_ads(s) == (0, 0), "the third ad's late part was refused as a fourth"
+            s.sendall(_part(30, 0x54, 1, HEAD))
+            s.sendall(_part(31, 0x54, 2, TAIL))
+            assert [read_raw(s).command_status for _ in range(2)] != [0, 0]       # the fourth: AD_FREQUENCY_CAP
+            assert len(h.sim.submits()) == 6
+        finally:
+            if store is not None:
+                h.call(store.close())
+    return pipe, store
 
 
 def test_the_late_part_of_the_days_third_ad_goes_out(tmp_path):
@@ -87,7 +93,7 @@ def test_the_report_counts_an_ad_with_a_late_part_once(tmp_path):
     report counted the advertiser's three ads of the day as four (and a fourth, dropped, as a fifth)."""
     log = tmp_path / "verdicts.jsonl"
     vlog = VerdictLog(open(log, "w"))
-    pipe = _four_ads(tmp_path, vlog)
+    pipe, _ = _four_ads(tmp_path, vlog)
     vlog.close()
     recs = _lines(log)
     assert [r.get("late", False) for r in recs] == [False, False, False, True, False]

@@ -159,21 +159,26 @@ def test_pdus_read_before_a_fatal_one_are_handled_and_answered_before_the_close(
         assert [r["action"] for r in recs if r["sender"] == "84987000666"] == ["drop"] * n
 
 
+def _spool_at_flush_points(tmp_path, loop):
+    """A write batch, a state record buffer and its crash spool packed at the batch's flush points, as serve wires
+    them: (batch, buf, spool)."""
+    from engine.state.journalspool import JournalSpool, Records
+    batch, buf = I.WriteBatch(), Records()
+    spool = JournalSpool(tmp_path, buf)
+    spool.later = batch.later
+    spool.start(loop)
+    return batch, buf, spool
+
+
 def test_the_state_spool_is_packed_at_the_flush_point_before_the_forward_leaves(tmp_path):
     """The state journal's crash spool (engine/state/journalspool.py) packs what a message committed at the
     inbox's flush point, before that message's writes leave, instead of in a call_soon of its own. The call_soon
     added a loop iteration (a zero-timeout epoll_wait and a callback) per committing message at a moderate rate,
     and under uvloop, which runs I/O callbacks before the ready queue, the SMSC's answer read in that iteration
     could be relayed before the count was spooled. Outside a slice (a timer, the SIP screen) it stays a call_soon."""
-    from engine.state.journalspool import JournalSpool, Records
-
     async def main():
         loop = asyncio.get_running_loop()
-        batch = I.WriteBatch()
-        buf = Records()
-        spool = JournalSpool(tmp_path, buf)
-        spool.later = batch.later                   # what serve wires
-        spool.start(loop)
+        batch, buf, spool = _spool_at_flush_points(tmp_path, loop)
         seen = []                                   # records spooled when each write left
 
         def handle(sess, pdu):
@@ -207,15 +212,9 @@ def test_outside_a_slice_the_spool_is_packed_before_writes_already_due_leave(tmp
     queued behind the flush another write had already asked for in that iteration (an answer to another ESME, an
     enquire_link_resp): that flush sent the committing message's submit_sm to the SMSC before its count was
     spooled, and a crash between the two lost the count of a message that went out. Packed at that flush now."""
-    from engine.state.journalspool import JournalSpool, Records
-
     async def main():
         loop = asyncio.get_running_loop()
-        batch = I.WriteBatch()
-        buf = Records()
-        spool = JournalSpool(tmp_path, buf)
-        spool.later = batch.later                   # what serve wires
-        spool.start(loop)
+        batch, buf, spool = _spool_at_flush_points(tmp_path, loop)
         seen = []
         a, b = _Sess("a", batch), _Sess("b", batch)
         a.stream.transport.write = lambda x: seen.append((x, spool.spooled))
