@@ -268,3 +268,23 @@ def test_lists_reloads_run_one_at_a_time(tmp_path, monkeypatch):
         return await asyncio.gather(*(reload_lists(pipe) for _ in range(3)))
     assert asyncio.run(three()) == [None, None, None]
     assert now[1] == 1
+
+
+def test_the_poller_sees_a_snapshot_rewritten_with_its_size_and_mtime(tmp_path):
+    """serve picks up CLI changes by the snapshots' signature, once a second: inode, mtime and size missed a file
+    written over in place with the same size and its mtime put back (`cp -p` of another generation, a restore): the
+    lists in force stayed the old ones until something else changed. The ctime, which no one can set, is in it now."""
+    import os
+    import time
+    d = tmp_path / "d"
+    store, other = ListStore(d), ListStore(tmp_path / "other")
+    store.import_csv("blacklist", b"kind,value\ndomain,aaa.example\n")
+    other.import_csv("blacklist", b"kind,value\ndomain,zzz.example\n")
+    p, data = store.path("blacklist"), other.path("blacklist").read_bytes()
+    assert len(data) == p.stat().st_size
+    sig, st = store.snapshot_signature(), os.stat(p)
+    time.sleep(0.01)
+    with open(p, "r+b") as f:
+        f.write(data)
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert store.snapshot_signature() != sig

@@ -125,7 +125,7 @@ class ListStore:
         for kind in KINDS:
             try:
                 st = os.stat(self.path(kind))
-                sig.append((st.st_ino, st.st_mtime_ns, st.st_size))
+                sig.append((st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size))
             except FileNotFoundError:
                 sig.append(None)
         return tuple(sig)
