@@ -228,6 +228,8 @@ def parser() -> argparse.ArgumentParser:
     from .control_reload import RELOAD_PARTS
     q.add_argument("parts", nargs="*", metavar="PART", type=_reload_part,
                    help=f"what to reload: {', '.join(RELOAD_PARTS)} (default: all of them, each part's result reported)")
+    q.add_argument("--full", action="store_true", help="lists: read every list again (default: only the lists whose "
+                   "snapshot files changed since the lists in force were read; the others are kept as they are)")
     _ctl_common(q)
     _ctl_common(_sub(cs, "stats", "SMPP and SIP counters, list sizes, rules generation, model version"))
     _ctl_common(_sub(cs, "drain", "stop serve gracefully, as SIGTERM"))

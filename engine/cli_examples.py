@@ -28,7 +28,9 @@ formats (label spam or ham, or 1 / 0; optional columns kind and lang):
   reports.jsonl (the 5656 report store), with the labels of labels.jsonl beside it""",
     ("ctl", "reload"): """examples:
   telfilter ctl reload
-  telfilter ctl reload rules lists""",
+  telfilter ctl reload rules lists
+  telfilter ctl reload lists --full
+(a lists reload reads again only the lists whose snapshot files changed; --full reads every one)""",
     ("report",): """examples:
   telfilter report --log /var/log/telfilter/verdicts.jsonl* --from 2026-11-01 --to 2026-11-30 --out nov""",
 }

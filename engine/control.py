@@ -26,7 +26,9 @@ Requests (answers carry "ok": true|false, and "error" when false):
                        listener's tls_cert, tls_key, tls_client_ca, tls_client_crl (other smpp.toml
                        settings are listed as needing a restart when they changed); sip
                        re-reads sip.toml (sip_screen/live_settings.py: listen and advertise
-                       need a restart).
+                       need a restart). "full": true reads every list again (else a lists
+                       reload reads only the lists whose files changed); its answer names the
+                       lists read again ("read") and those kept ("kept").
   {"cmd": "drain"}     the graceful stop of SIGTERM; answered before the drain starts.
   {"cmd": "lists", "op": "add"|"remove", "kind": K, "value": V, "channel": "S|V|SV",
    "extra": [...]}     the server is the one writer. DNC changes go the way of a 5656 command:
@@ -215,7 +217,7 @@ class ControlServer(ReloadCommands):
             figures = await asyncio.to_thread(self.pipe.lists.stats)
             return {"ok": True, **self.stats(figures)}
         if cmd == "reload":
-            return await self.reload(req.get("what"))
+            return await self.reload(req.get("what"), req.get("full", False))
         if cmd == "drain":
             log.info("drain requested on the control socket")
             return {"ok": True, "draining": True}

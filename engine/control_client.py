@@ -127,6 +127,8 @@ def cmd_ctl(args) -> int:
             req["extra"] = extra
     elif args.ctlcmd == "reload":
         req = {"cmd": "reload", "what": list(dict.fromkeys(args.parts))}
+        if getattr(args, "full", False):
+            req["full"] = True
     else:
         req = {"cmd": args.ctlcmd}
     try:

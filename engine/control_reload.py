@@ -19,14 +19,16 @@ RELOAD_PARTS = ("rules", "lists", "model", "accounts", "sip")
 class ReloadCommands:
     """Mixin of ControlServer (pipe, proxy, sip, args, _rules_gen)."""
 
-    async def reload(self, what=None) -> dict:
+    async def reload(self, what=None, full=False) -> dict:
         what = list(RELOAD_PARTS) if not what else what
         if not isinstance(what, list) or any(w not in RELOAD_PARTS for w in what):
             return {"ok": False, "error": f"reload what={what!r}: a list of {', '.join(RELOAD_PARTS)} (none = all)"}
+        if not isinstance(full, bool):
+            return {"ok": False, "error": f"reload full={full!r}: true or false"}
         ans: dict = {}
         for part in RELOAD_PARTS:            # the fixed order: rules before the model, as SIGHUP
             if part in what:
-                ans[part] = await getattr(self, f"_reload_{part}")()
+                ans[part] = await (self._reload_lists(full) if part == "lists" else getattr(self, f"_reload_{part}")())
         failed = [p for p, a in ans.items() if not a["ok"]]
         ans["ok"] = not failed
         if failed:
@@ -41,11 +43,14 @@ class ReloadCommands:
             ans["warnings"] = [str(w) for w in self.pipe.rules.warnings[:100]]
         return ans
 
-    async def _reload_lists(self) -> dict:
+    async def _reload_lists(self, full=False) -> dict:
         from .serve import reload_lists
         warnings: list = []
-        err = await reload_lists(self.pipe, warnings)
+        err = await reload_lists(self.pipe, warnings, full=full)
         ans = {"ok": err is None, "error": err}
+        if err is None:         # the lists whose files had changed (every one: full) and those kept as they were
+            r = self.pipe.lists_reloads
+            ans["read"], ans["kept"] = r["last_read"], r["last_kept"]
         if warnings:            # done, but e.g. a corrupt snapshot refused and its previous generation loaded
             ans["warnings"] = warnings[:100]
         return ans

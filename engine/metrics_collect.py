@@ -220,6 +220,12 @@ class StateCollector:
         for k in ("ok", "refused"):
             lr.add_metric([k], r.get(k, 0))
         yield lr
+        parts = CounterMetricFamily("telfilter_lists_reload_lists", "lists reloads by list: read again (its files had "
+                                    "changed, or a full reload) or kept as it was", labels=["list", "how"])
+        for how in ("read", "kept"):
+            for k, n in sorted((r.get(how) or {}).items()):
+                parts.add_metric([k, how], n)
+        yield parts
         if r.get("last_seconds") is not None:
             yield GaugeMetricFamily("telfilter_lists_reload_seconds", "how long the last lists reload took (loaded in "
                                     "a worker thread, then swapped in)", value=r["last_seconds"])

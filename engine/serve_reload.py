@@ -18,9 +18,10 @@ from .servicelog import life
 log = logging.getLogger("telfilter")
 
 
-async def reload_lists(pipe, warnings: list | None = None) -> str | None:
-    """Load the lists in a worker thread, then swap them in on the loop. Returns None, or why
-    the reload was refused (the old lists stay in force). What the load warned about (a snapshot
+async def reload_lists(pipe, warnings: list | None = None, full: bool = False) -> str | None:
+    """Load the lists whose files changed since the set in force was read (every list: `full`) in a worker thread,
+    then swap the new set in on the loop, the unchanged lists' objects kept in it (engine/lists/reuse.py). Returns
+    None, or why the reload was refused (the old lists stay in force). What the load warned about (a snapshot
     refused and its previous generation used, unreadable journal lines) is logged and added to
     `warnings`. One at a time: a SIGHUP, a `ctl reload lists` and a CLI change picked up together
     loaded side by side (each set in memory at once beside the one in force, each holding the GIL
@@ -29,20 +30,26 @@ async def reload_lists(pipe, warnings: list | None = None) -> str | None:
     if lock is None:
         lock = pipe.lists_reload_lock = asyncio.Lock()
     async with lock:
-        return await _reload_lists(pipe, warnings)
+        return await _reload_lists(pipe, warnings, full)
 
 
-async def _reload_lists(pipe, warnings: list | None) -> str | None:
-    from .lists import ListStore
+async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
+    from .lists import KINDS, ListStore
+    from .lists.reuse import changed_kinds
     fresh = ListStore(pipe.store.dir)
     t0 = time.monotonic()
     try:
-        new = await asyncio.to_thread(_load_frozen, fresh)
+        # a `lists add blacklist` re-read a 200k-row registry and 1M blacklist entries beside a 10M DNC: 1.2-2.7 s
+        # of a worker thread holding the GIL in turns, answers up to ~300 ms late, many times a day
+        read = list(KINDS) if full else await asyncio.to_thread(changed_kinds, fresh, pipe.lists)
+        new = await asyncio.to_thread(_load_frozen, fresh, read)
     except Exception as e:          # SnapshotError, OSError and friends: keep the old lists
         log.error("lists reload refused, old lists stay in force: %s", e)
         _count_reload(pipe, "refused", t0)
         return str(e)
     said = list(fresh.warnings)
+    kept = [k for k in KINDS if k not in read]
+    new.keep_from(pipe.lists, kept)     # on the loop: the DNC bitmaps with every change made to them until now
     try:
         pipe.store.catch_up(new)    # on the loop: no journal append can interleave
     except OSError as e:
@@ -55,15 +62,16 @@ async def _reload_lists(pipe, warnings: list | None) -> str | None:
     if warnings is not None:
         warnings += said
     rep = getattr(pipe, "replicator", None)
-    if rep is not None:             # a CLI import/edit: the other nodes get the difference
+    if rep is not None and "dnc" in read:   # a CLI import/edit: the other nodes get the difference
         n = rep.publish_diff(pipe.lists, new)
         if n:
             log.info("DNC replication: %d changes from a CLI snapshot published", n)
     old, pipe.lists = [pipe.lists], new
     # (sizes read in O(1) each: Lists.stats() walks 10M DNC numbers, ~30 ms, not on the loop for a log line)
     life.info("lists reloaded in %.2f s: DNC S %d V %d, senders %d, blacklist %d numbers %d domains %d IP ranges, "
-              "consent %d owners", _count_reload(pipe, "ok", t0), len(new.dnc_s), len(new.dnc_v), len(new.senders),
-              len(new.bl_numbers), len(new.bl_domains), len(new.bl_ips), len(new.consent))
+              "consent %d owners; read again: %s; kept: %s", _count_reload(pipe, "ok", t0, read, kept),
+              len(new.dnc_s), len(new.dnc_v), len(new.senders), len(new.bl_numbers), len(new.bl_domains),
+              len(new.bl_ips), len(new.consent), ", ".join(read) or "none", ", ".join(kept) or "none")
     await asyncio.to_thread(_release, old)
     return None
 
@@ -71,33 +79,44 @@ async def _reload_lists(pipe, warnings: list | None) -> str | None:
 def _release(box: list) -> None:
     """Free the lists a reload replaced, in a worker thread and in slices: dropped on the loop, the last reference to
     a 200k-row registry and 1M blacklist entries freed them in one go, 57-100 ms of the loop (one C call holding the
-    GIL). Left whole when anything else still holds them (freed by reference counts when that lets go)."""
+    GIL). Left whole when anything else still holds them (freed by reference counts when that lets go): the set,
+    or one of its lists, which a later set kept (and which an older set someone holds may share)."""
     import sys
     L = box.pop()
     if sys.getrefcount(L) > 2:      # (L and getrefcount's argument: nothing else can reach them)
         return
-    for big in (L.senders, L.consent, L.owner_names, L.bl_domains):
+    for name in ("senders", "consent", "owner_names", "bl_domains"):
+        big = getattr(L, name)
+        if sys.getrefcount(big) > 3:    # (L's field, big and the argument)
+            continue
         pop = big.popitem if isinstance(big, dict) else big.pop
         while big:
             for _ in range(min(len(big), 5000)):
                 pop()
 
 
-def _count_reload(pipe, result: str, t0: float) -> float:
-    """What /metrics and `ctl stats` show of lists reloads (`pipe.lists_reloads`: by result, and the last one's
-    seconds): a reload of big lists takes seconds of a worker thread and slows the loop meanwhile, and the NOC
-    saw nothing of it but a log line without a time."""
+def _count_reload(pipe, result: str, t0: float, read=(), kept=()) -> float:
+    """What /metrics and `ctl stats` show of lists reloads (`pipe.lists_reloads`: by result, the last one's
+    seconds, the lists it read again and those it kept, and how often each list was read again or kept): a reload
+    of big lists takes seconds of a worker thread and slows the loop meanwhile, and the NOC saw nothing of it but a
+    log line without a time."""
     took = time.monotonic() - t0
     r = getattr(pipe, "lists_reloads", None)
     if r is None:
-        r = pipe.lists_reloads = {"ok": 0, "refused": 0, "last_seconds": None, "last_result": None}
+        r = pipe.lists_reloads = {"ok": 0, "refused": 0, "last_seconds": None, "last_result": None,
+                                  "last_read": None, "last_kept": None, "read": {}, "kept": {}}
     r[result] += 1
     r["last_seconds"], r["last_result"] = round(took, 3), result
+    if result == "ok":
+        r["last_read"], r["last_kept"] = list(read), list(kept)
+        for how, kinds in (("read", read), ("kept", kept)):
+            for k in kinds:
+                r[how][k] = r[how].get(k, 0) + 1
     return took
 
 
-def _load_frozen(fresh):
-    """fresh.load() with no full collection during it, its objects then frozen as serve's start freezes what it
+def _load_frozen(fresh, kinds):
+    """fresh.load(kinds=kinds) with no full collection during it, its objects then frozen as serve's start freezes what it
     loaded (engine/serve.py, GC_THRESHOLDS). Measured with 200k registry rows and 1M blacklist entries: a full
     collection during the load held the GIL 170-310 ms (the loop's worst stall of the reload), and the lists a reload
     left in the generations made every full collection from then on walk them, ~125 ms each on the loop, for the rest
@@ -105,12 +124,13 @@ def _load_frozen(fresh):
     let go (a closed session's, a task's) before and during the load were frozen with the lists and never freed, at
     every reload. So the garbage is collected first (one full collection: the heap made since the last freeze, the
     lists in force being frozen), the load runs with young collections only (each walks a few thousand objects; the
-    collector's settings are process-wide), and what they leave is collected before the freeze."""
+    collector's settings are process-wide), and what they leave is collected before the freeze. (With no list
+    to read, the same: the lists kept are then frozen if they were not yet.)"""
     th = gc.get_threshold()
     gc.collect()
     gc.set_threshold(th[0], th[1], 1 << 30)         # no full collection while the load runs
     try:
-        new = fresh.load()
+        new = fresh.load(kinds=kinds)
     finally:
         gc.set_threshold(*th)
     gc.collect(1)

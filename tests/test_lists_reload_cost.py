@@ -130,10 +130,13 @@ def test_the_replaced_lists_are_freed_off_the_loop(tmp_path):
     pipe = _pipe(tmp_path)
     pipe.lists.senders = _Noted(pipe.lists.senders)
     _Noted.freed_in = []
+    one_more = "sender,owner,category,valid_from,valid_to,accounts\nBR{},Owner,QC,,,\n"
+    pipe.store.import_csv("senders", one_more.format(99).encode())  # (a reload replaces only a list that changed)
     assert asyncio.run(reload_lists(pipe)) is None
     assert _Noted.freed_in == [False]                       # freed, not on the loop's thread
     held = pipe.lists
     before = dict(held.senders)
+    pipe.store.import_csv("senders", one_more.format(98).encode())
     assert asyncio.run(reload_lists(pipe)) is None
     assert held.senders == before and held is not pipe.lists   # still readable by whoever holds them
 

@@ -11,6 +11,12 @@ from .csvio import CsvError, SenderEntry, owner_fold, same_period_clash, sender_
 from .ipranges import IpRanges
 
 
+# the fields each list kind is held in: what a reload that finds a kind's file unchanged keeps (its DNC journal mark
+# goes with the DNC bitmaps: how far into the journal they have read)
+KIND_FIELDS = {"dnc": ("dnc_s", "dnc_v", "journal_mark", "journal_bad"), "senders": ("senders",),
+               "blacklist": ("bl_numbers", "bl_domains", "bl_ips"), "consent": ("consent", "owner_names")}
+
+
 @dataclass
 class Lists:
     dnc_s: BitMap64 = field(default_factory=BitMap64)
@@ -24,6 +30,19 @@ class Lists:
     # the DNC journal as far as applied here: (generation, byte offset), see journal.py
     journal_mark: tuple | None = field(default=None, compare=False)
     journal_bad: list = field(default_factory=list, compare=False, repr=False)
+    # kind -> the identity of the snapshot file it was read from (snapshot.py), None: there was none; a kind read
+    # from a previous generation, or not read from files at all, is not there (a reload reads it again)
+    sources: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def keep_from(self, old: "Lists", kinds) -> None:
+        """Take `old`'s lists of `kinds`: the same objects, not copies (a DNC change the loop made to `old` is in
+        them), with the identities of their files."""
+        for kind in kinds:
+            for f in KIND_FIELDS[kind]:
+                setattr(self, f, getattr(old, f))
+            self.sources.pop(kind, None)
+            if kind in old.sources:
+                self.sources[kind] = old.sources[kind]
 
     # --- reads (hot path) ---
     def in_dnc(self, number: int | None, channel: str) -> bool:

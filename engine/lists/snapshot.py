@@ -8,9 +8,18 @@ Layout (all integers big-endian):
 pyroaring's portable serialisation, everything else as msgpack. A file whose length or
 checksums do not match is refused (`SnapshotError`); the writer keeps the previous good
 generation as `<name>.prev` so a reader can fall back to it.
+
+A file's identity (`snapshot_identity`, and the one `read_snapshot_identified` gives of the bytes it read) is what
+serve's lists reload compares to read again only the lists whose files changed: the inode and device, the size,
+mtime_ns and ctime_ns (a file renamed in, copied over in place or given back an old mtime by `cp -p`/`touch -d`
+changes the ctime, which no one can set), and a digest of the header and metadata, which hold every section's
+length and CRC-32 and the time the generation was written: a different generation copied over in place within one
+timestamp tick, same size, still differs there. Only section bytes changed in place with the metadata left alone
+(a damaged file, which its CRCs would refuse) are not seen; the set in force keeps the good contents read before.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import time
@@ -83,9 +92,37 @@ def fsync_dir(d: Path) -> None:
 
 
 def read_snapshot(path: Path, kind: str) -> tuple[dict[str, bytes], dict]:
+    secs, extra, _ = read_snapshot_identified(path, kind)
+    return secs, extra
+
+
+def _identity(st: os.stat_result, header: bytes) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, hashlib.blake2b(header).digest())
+
+
+def snapshot_identity(path: Path) -> tuple | None:
+    """The identity of the file at `path` now (see the module's docstring), None when there is none: a stat and
+    a read of the header and metadata, never of the sections. An unreadable file gets one that equals no read."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            head = f.read(len(MAGIC) + 4)
+            mlen = struct.unpack_from(">I", head, len(MAGIC))[0] if len(head) == len(MAGIC) + 4 else 0
+            return _identity(st, head + f.read(min(mlen, max(st.st_size - len(head), 0))))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return ("unreadable", e.errno, time.monotonic_ns())
+
+
+def read_snapshot_identified(path: Path, kind: str) -> tuple[dict[str, bytes], dict, tuple]:
+    """read_snapshot, and the identity of the file it read (taken from the same open file and bytes: a file
+    replaced or written to after the read has another)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
     except OSError as e:
         raise SnapshotError(path, e.strerror or str(e)) from None
     if not data.startswith(MAGIC):
@@ -119,4 +156,4 @@ def read_snapshot(path: Path, kind: str) -> tuple[dict[str, bytes], dict]:
         off += length
     if off != len(data):
         raise SnapshotError(path, f"{len(data) - off} unexpected trailing bytes")
-    return out, meta.get("extra", {})
+    return out, meta.get("extra", {}), _identity(st, data[:len(MAGIC) + 4 + mlen])

@@ -18,7 +18,7 @@ from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked,
 from . import edits
 from .ipranges import IpRanges
 from .sets import Lists, owner_fold
-from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot
+from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot, read_snapshot_identified
 
 
 def _ser_bitmap(b: BitMap64) -> bytes:
@@ -142,8 +142,9 @@ class ListStore:
     _DNC_MAYBE_MISSING = " (DNC changes folded into the refused generation may be missing: re-import the last DNC file)"
 
     def load(self, strict: bool = False, kinds=KINDS) -> Lists:
-        """Load every kind (or those of `kinds`: the others stay empty), then the journal. A bad snapshot
-        falls back to `.prev` (warning) unless strict."""
+        """Load every kind (or those of `kinds`: the others stay empty), then the DNC journal when the DNC is among
+        them. A bad snapshot falls back to `.prev` (warning) unless strict. `L.sources`: each kind read straight
+        from its file, that file's identity (None: no file); a kind read from `.prev` is not there."""
         L = Lists()
         self.warnings = []
         mark = nxt = None
@@ -169,7 +170,8 @@ class ListStore:
                 again = (f" (the {len(folded.ops)} DNC journal lines folded into the refused generation applied "
                          f"again from {self.delta_path.name}.prev)")
                 self.warnings = [w.replace(self._DNC_MAYBE_MISSING, again) for w in self.warnings]
-        self._apply(L, self._read_journal(mark))
+        if "dnc" in kinds:
+            self._apply(L, self._read_journal(mark))
         moved = L.rekey_service_numbers()
         if moved:
             self.warnings.append(f"{self.dir}: {moved} Vietnamese 1800/1900 service number entries stored as +1… by an "
@@ -199,12 +201,14 @@ class ListStore:
         p = self.path(kind)
         prev = p.with_name(p.name + ".prev")
         if not p.exists() and not prev.exists():
+            L.sources[kind] = None
             return None
         try:
-            secs, extra = read_snapshot(p, kind)
+            secs, extra, L.sources[kind] = read_snapshot_identified(p, kind)
             _decode(kind, secs, L, p)
             return extra
         except SnapshotError as e:
+            L.sources.pop(kind, None)
             if strict:
                 raise
             try:
