@@ -7,7 +7,6 @@ import asyncio
 import gc
 import os
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
