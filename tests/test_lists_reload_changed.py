@@ -223,7 +223,12 @@ def test_ctl_reload_lists_full_and_what_the_noc_sees(tmp_path):
     assert st["last_read"] == ["dnc", "senders", "blacklist", "consent"] and st["last_kept"] == []
 
 
-def test_ctl_reload_full_flag_on_the_command_line():
+def test_ctl_reload_full_flag_on_the_command_line(tmp_path, monkeypatch, capsys):
+    import engine.control_client as cc
     from engine.cli import parser
-    a = parser().parse_args(["ctl", "reload", "lists", "--full"])
-    assert a.full and a.parts == ["lists"]
+    sent = []
+    monkeypatch.setattr(cc, "request_pool", lambda path, req, timeout: sent.append(req) or {"ok": True})
+    for argv in (["ctl", "reload", "lists", "--full"], ["ctl", "reload", "lists"]):
+        a = parser().parse_args(argv + ["--socket", str(tmp_path / "s")])
+        assert cc.cmd_ctl(a) == 0
+    assert sent == [{"cmd": "reload", "what": ["lists"], "full": True}, {"cmd": "reload", "what": ["lists"]}]
