@@ -164,13 +164,15 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
         "<h2>Top brandname owners by blocked messages</h2>", _table(*tabs["top_owners_by_drops"]),
         "<h2>Advertising by owner</h2>", _table(*tabs["advertising_by_owner"], limit=50),
         "<p class=note>Owners from the sender registry as it is when the report is made; advertising = sender "
-        "registered as QC, or any AD_* rule hit.</p>",
+        "registered as QC, or any AD_* rule hit (on its line or a late part's).</p>",
         "<h2>Classifier models in force</h2>", _table(*tabs["models"]),
         "<h2>Inputs</h2>",
         _table(["", ""], [["verdict logs", ", ".join(inputs["logs"])], ["records counted", summary["records"]],
                           ["records outside the period", summary["outside_period"]],
                           ["late parts of concatenated messages (counted with their message)",
                            summary.get("late_parts", 0)],
+                          ["... whose message was not found (their DNC changes and reports counted only)",
+                           summary.get("late_parts_untied", 0)],
                           ["malformed lines (skipped)", inputs["malformed"]]]),
     ]
     if inputs["malformed_lines"]:
