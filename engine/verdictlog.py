@@ -164,13 +164,15 @@ class VerdictLog:
         self._emit(line)
 
     def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None,
-                  status: int | None = None, late: bool = False) -> None:
+                  status: int | None = None, late: bool = False, concat: str | None = None) -> None:
         """The line `write()` gives for an SMS verdict record, built directly (this is on the
         per-message path). `reading` names how data_coding 0/1 bytes were read when that is not
         the literal reading (e.g. "gsm" for GSM 03.38 bytes sent under data_coding 1). `status`: the
         command_status the SMSC was answered when the verdict did not say it (an MO no ESME could take).
         `late`: a part of a concatenated message that came after its message was judged (and logged): the
-        line says `"late": true`, and readers that count messages (the regulator's report) skip it."""
+        line says `"late": true`, and readers that count messages (the regulator's report) count its message
+        by its own line. `concat`: the identity of a concatenated message that may have late parts
+        (concat.concat_id), on its line and on its late parts' (`"concat": "…"`): how a reader ties them."""
         try:
             score, hits = v.score, v.hits
             # a scheduled message: "ts" is when it was submitted (and judged), "delivery" the time it was judged at
@@ -197,8 +199,8 @@ class VerdictLog:
                        ((', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
                         + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
                         + (', "status": %d' % status if status is not None else "")
-                        + (', "late": true' if late else "")
-                        if binary or reading or sub is not None or status is not None or late else "")
+                        + (', "late": true' if late else "") + (', "concat": %s' % _jstr(concat) if concat else "")
+                        if binary or reading or sub is not None or status is not None or late or concat else "")
                        + read))
         except Exception as e:
             return self._failed(e)
@@ -221,10 +223,16 @@ class VerdictLog:
         self._emit(line)
 
     def write_refusal(self, when, pdu: str, account: str, sender: str, recipient: str, status: int,
-                      reason: str) -> None:
-        """A message answered with an error without a verdict (it could not be judged)."""
-        self.write({"ts": when.isoformat(), "kind": "sms", "pdu": pdu, "account": account, "sender": sender,
-                    "recipient": recipient, "action": "refuse", "status": status, "reason": reason})
+                      reason: str, late: bool = False, concat: str | None = None) -> None:
+        """A message answered with an error without a verdict (it could not be judged). `late`, `concat`: as
+        `write_sms`'s (a 5656 command put together from parts that the journal could not record)."""
+        rec = {"ts": when.isoformat(), "kind": "sms", "pdu": pdu, "account": account, "sender": sender,
+               "recipient": recipient, "action": "refuse", "status": status, "reason": reason}
+        if late:
+            rec["late"] = True
+        if concat:
+            rec["concat"] = concat
+        self.write(rec)
 
     @property
     def lost_lines(self) -> int:

@@ -18,6 +18,7 @@ with `cancel()`) and passes the time in.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -57,6 +58,16 @@ def joined(texts, binary: bool) -> str:
     # a part whose UCS-2 may be Latin-1 mislabelled has two readings: each joined with the other parts' texts
     return TwoReadings("".join(t.shown if type(t) is TwoReadings else t for t in texts),
                        "".join(t.meant if type(t) is TwoReadings else t for t in texts))
+
+
+def concat_id(key) -> str:
+    """The identity of concatenated message `key` (its reassembly key: peer, originator, destination,
+    reference, total) as its verdict lines name it (`"concat"`): the line of a message judged before all its
+    parts came and the `"late"` lines of its parts carry the same one, so a reader (the regulator's report) ties
+    a late part to its message. A digest of the key's text: the same in every process and after a restart
+    (mo_restore.py), and no number spelled out. Keys reused (the reference numbers of one originator and
+    destination wrap) name the newest message of that key, as `late` does."""
+    return hashlib.blake2b(repr(key).encode("utf-8", "backslashreplace"), digest_size=8).hexdigest()
 
 
 def _cut(text, n: int):

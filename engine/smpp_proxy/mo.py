@@ -71,7 +71,7 @@ from ..verdict import Action, Message
 from ..rules.shortcode import addressed_to
 from .codec import pdu_concat
 from .codec import constants as C
-from .concat import joined
+from .concat import concat_id, joined
 from .mo_journal import (_ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, NOT_RECORDED_KEEP, RECORDED,
                          MoPartsJournal, _answer)
 from .submit import Refusal, message_content
@@ -117,14 +117,17 @@ class MoPath(MoPartsJournal):
         self._judge_mo(pdu, text, type(pdu).__name__ + " MO", binary, reading,
                        lambda v: self._mo_outcome(v, link, ((pdu, ack),), binary))
 
-    def _judge_mo(self, pdu, text, what, binary, reading, then, parts_id: str = "", late: bool = False) -> None:
+    def _judge_mo(self, pdu, text, what, binary, reading, then, parts_id: str = "", late: bool = False,
+                  concat: str | None = None) -> None:
         """Judge and log one MO message (`pdu`: its first part), then `then(verdict)`; the verdict is None
         when it is a 5656 command the journal could not take (logged as a refusal: the SMSC is to deliver
         it again). A 5656 command is written off the loop (engine/groupcommit.py), several in one fsync,
         and put in force, logged and `then` only once it is on disk; anything else, at once, logged after
         `then` routed it (what `then` returns: `_mo_outcome`). `parts_id`: the journalled parts it was put
         together from (mo_journal.py), named in its report. `late`: a part after its message was judged (and
-        logged): its line says so."""
+        logged): its line says so, also when it got a 5656 command the journal could not record recorded.
+        `concat`: the identity of a concatenated message that may have late parts, or of a late part's message
+        (concat.concat_id), named on its line (the report ties the two)."""
         dest = pdu.destination_addr
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo",
                       sender_ton=pdu.source_addr_ton, recipient_ton=pdu.dest_addr_ton)
@@ -139,15 +142,15 @@ class MoPath(MoPartsJournal):
                 routed = then(v)
             finally:
                 if routed is NO_ESME:
-                    self.vlog.write_sms(msg, what, v, us, binary, reading, C.ESME_RX_T_APPN, late)
+                    self.vlog.write_sms(msg, what, v, us, binary, reading, C.ESME_RX_T_APPN, late, concat)
                 else:
                     if routed:
                         msg.account = routed        # (judged with none: an MO comes from no ESME)
-                    self.vlog.write_sms(msg, what, v, us, binary, reading, late=late)
+                    self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat)
             return None
         if parts_id and cmd.report is not None:
             cmd.report["parts_id"] = parts_id
-        done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then)
+        done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then, late, concat)
         w = self.commands
         if w is not None and w.submit(cmd, done):
             return
@@ -158,19 +161,22 @@ class MoPath(MoPartsJournal):
             return done(OSError(f"{w.waiting} 5656 commands already wait for the disk"))
         done(self.pipeline.write_commands((cmd,))[0])           # no writer (or it has stopped): on the loop
 
-    def _command_written(self, msg, what, v, cmd, us, binary, reading, then, err) -> None:
+    def _command_written(self, msg, what, v, cmd, us, binary, reading, then, late, concat, err) -> None:
         if err is not None:
             e = NotRecorded(f"5656 command not recorded ({err}); the sender should retry")
             # each one is in the verdict log (below); the service log says the disk trouble, not each command
             trouble("shortcode").failed(err, f"a 5656 command (MO from {msg.sender!r} to {msg.recipient}) not "
                                              "recorded: answered ESME_RX_T_APPN, the SMSC delivers it again")
             self.stats["shortcode_not_recorded"] += 1
-            self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN, str(e))
+            self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN, str(e),
+                                    late, concat)
             return then(None)
         trouble("shortcode").ok()
         v = self.pipeline.apply_command(cmd, v)          # (a HUY DNC: what it removed)
         self.stats["shortcode_recorded"] += 1
-        self.vlog.write_sms(msg, what, v, us, binary, reading)
+        # a command completed by a late part (its message's first line was a refusal: not recorded) says `late`:
+        # one message, counted once (its DNC change or report counted by this line, which made it)
+        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat)
         then(v)
 
     def _to_shortcode(self, pdu) -> bool:
@@ -304,7 +310,10 @@ class MoPath(MoPartsJournal):
                                                                       shortcode=sc))
 
         pid = next((x[_PID] for x in parts if x[_PID]), "")
-        self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading, then, pid)
+        # a message remembered for its late parts (then) names itself on its line, as they will on theirs
+        cid = concat_id(key) if sc or len(live) + len(answered) < c.total else None
+        self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading, then, pid,
+                       concat=cid)
 
     def _mo_late(self, link, pdu, ci, late, binary, reading, key):
         """A part after its message was judged: judged on the whole text known now; never let
@@ -334,7 +343,8 @@ class MoPath(MoPartsJournal):
                     return self._mo_outcome(v, link, _acks(((link, pdu),)), False, shortcode=True)
                 self._mo_done(key, kept, lambda: self._mo_outcome(v, link, _acks(((link, pdu),)), False,
                                                                   shortcode=True))
-            return self._judge_mo(pdu, whole, what, False, reading, recorded, next((p[_PID] for p in kept), ""))
+            return self._judge_mo(pdu, whole, what, False, reading, recorded, next((p[_PID] for p in kept), ""),
+                                  late=True, concat=concat_id(key))
 
         def then(v):
             if v is not None and earlier.action is _DROP and v.action is not _DROP:
@@ -342,7 +352,7 @@ class MoPath(MoPartsJournal):
             # the subscriber is told again only when the whole text is another command than the part(s) were
             confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
             return self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
-        self._judge_mo(pdu, whole, what, binary, reading, then, late=True)
+        self._judge_mo(pdu, whole, what, binary, reading, then, late=True, concat=concat_id(key))
 
 
 def _mo_status(r) -> int:

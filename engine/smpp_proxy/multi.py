@@ -9,6 +9,7 @@ from ..numbers import normalise_number
 from ..verdict import ALLOW_NO_HITS, Action, dropped_with
 from .codec import constants as C
 from .codec import pdu as P
+from .concat import concat_id
 from .refund import Refund
 
 _DROP, _TAG = Action.DROP, Action.TAG
@@ -27,6 +28,20 @@ def multi_dests(pdu) -> list:
     return dests
 
 
+def _concat_ids(key, msgs) -> list:
+    """The `"concat"` of each destination's line of concatenated message `key` (None: not named): a message to
+    each recipient, so one identity per destination (a late part's lines tie to their own destination's)."""
+    if key is None:
+        return [None] * len(msgs)
+    if len(msgs) == 1:
+        return [concat_id(key)]             # the same message as a submit_sm's parts to that handset
+    out = []
+    for m in msgs:
+        n = normalise_number(m.recipient, m.recipient_ton)
+        out.append(concat_id((key, str(m.recipient if n is None else n))))
+    return out
+
+
 def multi_dest_tons(pdu) -> list:
     """The type of number of each of multi_dests(pdu) (0 for its distribution lists)."""
     tons = [d[1] for d in pdu.dest_addresses if d[0] == 1]
@@ -39,7 +54,7 @@ class MultiSubmit:
     """Mixin of `SmppProxy`: submit_multi judging and answers."""
 
     def _judge_multi(self, sess, pdu, dests, text, binary, reading, when, parts=None, link=None,
-                     on_verdict=None, commit=True, counted=None) -> None:
+                     on_verdict=None, commit=True, counted=None, concat=None) -> None:
         """A submit_multi: one message to several destinations, which the SMSC takes whole or refuses whole.
         Every destination is judged first with nothing committed; a drop for any of them drops the PDU and
         nothing is counted. Otherwise each is judged again in order, committed (each sees the counts of the
@@ -54,8 +69,10 @@ class MultiSubmit:
         alike (`pdu` is the first; `text` all of theirs), through `link` when given; `on_verdict(v)` is told the
         message's verdict (the dropping one, else the first tag, else the first) with `counted` the places every
         destination was counted in. `commit` false: the first pass decides (a late part: its message was counted
-        when it was judged; its lines say `late`). `counted`: Message.counted of each destination."""
-        extra = (parts, link, on_verdict, not commit)
+        when it was judged; its lines say `late`). `counted`: Message.counted of each destination. `concat`: the
+        reassembly key of a concatenated message that may have late parts, or of a late part's (its lines name
+        it: `_concat_ids`)."""
+        extra = (parts, link, on_verdict, not commit, concat)
         what = _PDU_NAME[pdu.command_id]
         judge = self.pipeline.judge
         s_ton = pdu.source_addr_ton
@@ -97,7 +114,7 @@ class MultiSubmit:
         shared.settle(self.pipeline, ALLOW_NO_HITS, settled)
 
     def _multi_answer(self, sess, pdu, msgs, out, what, binary, reading, shared_verdict=None, parts=None, link=None,
-                      on_verdict=None, late=False) -> None:
+                      on_verdict=None, late=False, concat=None) -> None:
         """Log each destination of a submit_multi and answer it: dropped if any verdict (or the shared
         store's, for all of them) drops it, else forwarded with the first tag."""
         drop = why = None
@@ -110,11 +127,11 @@ class MultiSubmit:
             drop = shared_verdict
             why = f"shared state: {','.join(h.symbol for h in shared_verdict.hits if h.action is _DROP)}"
         stats, vlog = self.stats, self.vlog
-        for m, (v, us) in zip(msgs, out):
+        for m, (v, us), cid in zip(msgs, out, _concat_ids(concat, msgs)):
             if drop is not None and v.action is not _DROP:
                 v = dropped_with(v, f"not sent: the {what} was dropped whole ({why})", f"smpp:{what}")
             stats[_STAT_KEY[v.action]] += 1
-            vlog.write_sms(m, what, v, us, binary, reading, late=late)
+            vlog.write_sms(m, what, v, us, binary, reading, late=late, concat=cid)
         targets = [(sess, pdu)] if parts is None else parts
         if drop is not None:
             if on_verdict is not None:

@@ -247,11 +247,11 @@ class SubmitPath(ForwardPath):
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
     def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, s_ton=0,
-                   r_ton=0, commit=True, counted=None, late=False):
+                   r_ton=0, commit=True, counted=None, late=False, concat=None):
         """Judge and log one message when no shared state store is in use (its verdict is final
         at once); `_judge` is the general form. `when`: its scheduled delivery, later than now; `s_ton`,
         `r_ton`: its addresses' types of number; `commit` false: nothing counted (Pipeline.judge);
-        `counted`, `late`: a concatenated message's (`_judge`)."""
+        `counted`, `late`, `concat`: a concatenated message's (`_judge`)."""
         t0 = _perf_counter()
         acct = sess.account
         if when is None:
@@ -262,20 +262,22 @@ class SubmitPath(ForwardPath):
         v = self.pipeline.judge(msg, commit)
         us = (_perf_counter() - t0) * 1e6
         self.stats[_STAT_KEY[v.action]] += 1
-        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late)
+        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat)
         return v
 
     def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then, s_ton=0,
-               r_ton=0, commit=True, counted=None, late=False):
+               r_ton=0, commit=True, counted=None, late=False, concat=None):
         """Judge one message and call `then(verdict)`: at once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
         (an allowed ad whose shared cap is full comes back dropped). `commit` false: nothing counted.
         `counted`: Message.counted (a concatenated message judged before its parts all came, or a late part of
-        one); `late`: a late part, its verdict line says so (its message was logged when it was judged)."""
+        one); `late`: a late part, its verdict line says so (its message was logged when it was judged); `concat`:
+        the identity (concat.concat_id) of a concatenated message that may have late parts, or of a late part's
+        message, named on its line so the report ties the two."""
         shared = self.pipeline.state.shared
         if shared is None:
             return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton,
-                                        commit, counted, late))
+                                        commit, counted, late, concat))
         t0 = _perf_counter()
         msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
         msg.counted = counted
@@ -286,7 +288,7 @@ class SubmitPath(ForwardPath):
         def judged(v):
             sess.in_flight -= 1
             self.stats[_STAT_KEY[v.action]] += 1
-            self.vlog.write_sms(msg, what, v, us, binary, reading, late=late)
+            self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat)
             then(v)                                      # forwarded (in flight again) or answered now
             self.owed_nothing(sess)                  # an unbind that came while the verdict was settling
         sess.in_flight += 1                              # owed an answer until the shared store settles it

@@ -20,7 +20,7 @@ from ..verdict import Action
 from .refund import Refund
 from .codec import constants as C
 from .codec import pdu as P
-from .concat import OVERLAP, REFUSED, SPREAD, joined
+from .concat import OVERLAP, REFUSED, SPREAD, concat_id, joined
 from .multi import multi_dest_tons, multi_dests
 from .schedule import parts_deliveries, parts_delivery, parts_spread
 
@@ -103,7 +103,8 @@ class ConcatSubmit:
             # message was dropped, and never counted: its message was counted (or not) when it was judged
             # (each late part counted one more ad to its recipient: two ads in two parts counted four). Where
             # it was counted it holds its place (`counted`: the late part of the day's third ad to a recipient
-            # was refused as a fourth); its verdict line says `late` (the report counts its message once)
+            # was refused as a fourth); its verdict line says `late` and names its message (`concat`, as the
+            # message's own line did): the report counts its message once, an ad its late part made one too
             self._charge(sess, pdu)
             counted = earlier.counted
             if dests is not None and len(dests) != 1:
@@ -115,7 +116,7 @@ class ConcatSubmit:
                     return self._upstream_unavailable(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, whole, binary, None,
                                          parts_delivery([pdu], self.clock(), self.settings.max_schedule_days),
-                                         commit=False, counted=counted)
+                                         commit=False, counted=counted, concat=key)
 
             def judged(v):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
@@ -127,7 +128,8 @@ class ConcatSubmit:
             return self._judge(sess, pdu.source_addr, rcpt, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
                                parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged,
-                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False, counted=counted, late=True)
+                               s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False, counted=counted, late=True,
+                               concat=concat_id(key))
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
                               self._concat_timer, len(pdu.raw), st.max_pending_concat_bytes, len(text))
         if old is not None:
@@ -269,7 +271,8 @@ class ConcatSubmit:
             remember = (lambda v: self._remember_for_late_parts(key, v, c)) if len(parts) < c.total else None
             when = self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=True)
             return self._judge_multi(sess0, pdu0, dests, text, binary, None, when, parts=live, link=link,
-                                     on_verdict=remember, counted=_NONE_YET if remember is not None else None)
+                                     on_verdict=remember, counted=_NONE_YET if remember is not None else None,
+                                     concat=key if remember is not None else None)
 
         def judged(v):
             if len(parts) < c.total:
@@ -296,7 +299,9 @@ class ConcatSubmit:
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
                     self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=False), then=judged,
                     s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton,
-                    counted=_NONE_YET if len(parts) < c.total else None)
+                    counted=_NONE_YET if len(parts) < c.total else None,
+                    # a message that may have late parts names itself on its line, as they will on theirs
+                    concat=concat_id(key) if len(parts) < c.total else None)
 
     def _parts_judged_at(self, sess, pdu0, text, pdus, now, days, multi):
         """The instant a concatenated message is judged at: its latest part's scheduled delivery (the handset shows

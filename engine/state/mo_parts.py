@@ -51,7 +51,7 @@ import msgpack
 from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.codec.text import TwoReadings
-from ..smpp_proxy.concat import joined
+from ..smpp_proxy.concat import concat_id, joined
 from ..smpp_proxy.mo_restore import _GoneLink
 
 log = logging.getLogger("telfilter.smpp")
@@ -68,17 +68,19 @@ DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC address, first PDU
 # KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
 # The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
 # ADD: ARGV: part number, text, total, KEEP in ms. {2, mark}: judged already (or being: 'w'); {1, [n, text,
-# ...]}: this part completed it, or came for a message waiting to be recorded (taken); {0}: stored (the parts kept
-# KEEP from now, or longer when a stop left them waiting: DEFER).
+# ...], again}: this part completed it (again 0), or came for a message waiting to be recorded (again 1: judged
+# before, its line a refusal) (taken); {0}: stored (the parts kept KEEP from now, or longer when a stop left them
+# waiting: DEFER).
 ADD = r"""
 local done = redis.call('GET', KEYS[2])
 if done then return {2, done} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+local again = redis.call('EXISTS', KEYS[3])
+if again == 1 or redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
   local all = redis.call('HGETALL', KEYS[1])
   redis.call('DEL', KEYS[1], KEYS[3])
   redis.call('SET', KEYS[2], 'w', 'PX', ARGV[4])
-  return {1, all}
+  return {1, all, again}
 end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -225,7 +227,9 @@ class SharedMoParts:
             return self.proxy._mo_answer(link, pdu, 0)
         if got[0] == 1:
             self._disarm(key)
-            return self._judge(key, ks, _texts(got[1]), link, pdu, reading, completing=n)
+            # (a message judged before and not recorded: this part's line is its late part's, as mo.py's)
+            return self._judge(key, ks, _texts(got[1]), link, pdu, reading, completing=n,
+                               again=len(got) > 2 and int(got[2]) == 1)
         self.proxy._mo_answer(link, pdu, 0)          # acknowledged as it comes (module text)
         if key not in self.timers:
             if len(self.timers) >= self.proxy.settings.max_pending_concat:
@@ -267,10 +271,11 @@ class SharedMoParts:
         if got[0] == 1:
             self._judge(key, ks, _texts(got[1]), link, pdu, reading, completing=None)
 
-    def _judge(self, key, ks, texts: dict, link, pdu, reading, completing: int | None) -> None:
+    def _judge(self, key, ks, texts: dict, link, pdu, reading, completing: int | None, again: bool = False) -> None:
         """Judge the message once on the parts' texts; `pdu` (this process's part) names sender and
         destination and, when `completing` (its part number), is the part still to be answered with the
-        outcome."""
+        outcome. `again`: it was judged before and not recorded (its line a refusal): this line says `late`. Its
+        lines name it (`concat`: the report ties them, one message)."""
         p = self.proxy
         total = key[4]
         if len(texts) < total:
@@ -280,7 +285,7 @@ class SharedMoParts:
         text = joined([texts[i] for i in sorted(texts)], False)
         self.writing.add(key)
         p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading,
-                    partial(self._judged, key, ks, texts, link, pdu, completing))
+                    partial(self._judged, key, ks, texts, link, pdu, completing), late=again, concat=concat_id(key))
 
     def _judged(self, key, ks, texts: dict, link, pdu, completing: int | None, v) -> None:
         p = self.proxy
