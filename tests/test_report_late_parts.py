@@ -175,3 +175,36 @@ def test_the_late_part_map_is_bounded_and_a_forgotten_message_counts_its_dnc_cha
     assert s["symbols"] == {"AD_SENDER_NOT_QC": 1, "DNC_REGISTERED": 1}
     assert s["dnc"] == {"registered": 2, "cancelled": 0}
     assert (s["late_parts"], s["late_parts_untied"]) == (5, 2)
+
+
+def _multi_part(seq, ref, n, body, dests):
+    return encode(P.SubmitMulti(sequence_number=seq, source_addr_ton=5, source_addr="SHOPABC",
+                                dest_addresses=tuple((1, 1, 1, x) for x in dests), data_coding=1, esm_class=0x40,
+                                short_message=bytes([5, 0, 3, ref, 2, n]) + body))
+
+
+def test_a_submit_multi_its_late_part_made_an_ad_is_one_ad_to_each_destination(tmp_path):
+    """A submit_multi is a message to each destination: each destination's late line names its own message
+    (`"concat"` per destination), so the late part makes each one ad, once."""
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", CSKH, "senders.csv")
+    pipe = build(data_dir=d, with_model=False)
+    dests = ["84912777081", "84912777082"]
+    log = tmp_path / "verdicts.jsonl"
+    vlog = VerdictLog(open(log, "w"))
+    with ProxyHarness(pipe, clock=lambda: TEN, settings=SmppSettings(concat_timeout=TIMEOUT), verdict_log=vlog) as h:
+        s, _ = raw_session(h)
+        s.sendall(_multi_part(10, 0x92, 2, b"giam gia 30% tat ca san pham. Tu choi: TC gui 5656", dests))
+        assert read_raw(s).command_status == 0
+        time.sleep(TIMEOUT + 0.2)
+        # the late part names the second destination as +84…: the same handset, the same message
+        s.sendall(_multi_part(11, 0x92, 1, b"[QC] Shop ABC: cuoi tuan nay ", [dests[0], "+84912777082"]))
+        read_raw(s)
+    vlog.close()
+    recs = _lines(log)
+    assert [r.get("late", False) for r in recs] == [False, False, True, True]
+    assert len({r["concat"] for r in recs[:2]}) == 2
+    assert [r["concat"] for r in recs[:2]] == [r["concat"] for r in recs[2:]]
+    s = _report(tmp_path, log, pipe)
+    assert s["totals"]["sms"]["allow"] == 2 and s["records"] == 2 and s["late_parts_untied"] == 0
+    assert s["advertising_by_owner"]["Shop ABC"]["volume"] == 2
