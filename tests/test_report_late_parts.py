@@ -146,12 +146,14 @@ def _line(ts, pdu, action="allow", hits=(), **kw):
 
 
 def test_the_late_part_map_is_bounded_and_a_forgotten_message_counts_its_dnc_change_only(tmp_path, monkeypatch):
-    """`_messages` keeps MAX_LATE_MESSAGES messages (the newest): a late line whose message was forgotten counts
+    """late.py keeps MAX_LATE_MESSAGES messages (the newest): a late line whose message was forgotten counts
     toward `late_parts_untied`; an ad hit on it is not counted (its message may have been counted an ad), a DNC
     change its judging made is (its message's line made none). A message whose line was a refusal with no verdict
     is counted under the verdict of the late line that got it judged."""
     import engine.report.aggregate as agg
-    monkeypatch.setattr(agg, "MAX_LATE_MESSAGES", 2, raising=False)
+    import engine.report.late as late
+    monkeypatch.setattr(late, "MAX_LATE_MESSAGES", 2)
+    monkeypatch.setattr(late, "MAX_EARLY", 1)
     t = "2026-03-02T10:00:0%d+07:00"
     ad = [("AD_SENDER_NOT_QC", "x")]
     recs = [_line(t % 0, "SubmitSm x1/2", concat="a"), _line(t % 1, "SubmitSm x1/2", concat="b"),
@@ -208,3 +210,24 @@ def test_a_submit_multi_its_late_part_made_an_ad_is_one_ad_to_each_destination(t
     s = _report(tmp_path, log, pipe)
     assert s["totals"]["sms"]["allow"] == 2 and s["records"] == 2 and s["late_parts_untied"] == 0
     assert s["advertising_by_owner"]["Shop ABC"]["volume"] == 2
+
+
+def test_a_late_line_read_before_its_messages_line_is_tied_to_it(tmp_path):
+    """`--log verdicts.log*` reads the newest file first: a late part's line in `verdicts.log` comes before its
+    message's line in `verdicts.log.1`. It waits for it (what it adds counted then); a message of that key read
+    later but written after the late line is another (its reference reused), and gets none of it."""
+    ad = [("AD_SENDER_NOT_QC", "x")]
+    new, old = tmp_path / "verdicts.log", tmp_path / "verdicts.log.1"
+    new.write_text("".join(json.dumps(r) + "\n" for r in [
+        _line("2026-03-02T00:00:05+07:00", "SubmitSm part 1/2 late", "drop", ad, late=True, concat="m"),
+        _line("2026-03-02T00:00:06+07:00", "SubmitSm part 1/2 late", "drop", ad, late=True, concat="n")]))
+    old.write_text("".join(json.dumps(r) + "\n" for r in [
+        _line("2026-03-01T23:59:50+07:00", "SubmitSm x1/2", concat="m"),
+        _line("2026-03-02T00:00:09+07:00", "SubmitSm x1/2", concat="n")]))      # (after its late line: another)
+    s = make_report([str(new), str(old)], tmp_path / "report", TZ, progress=False, with_plots=False)
+    assert s["totals"]["sms"]["allow"] == 2 and s["records"] == 2
+    assert s["advertising_by_owner"] == {"(not in the sender registry)": {
+        "volume": 1, "dropped": 0, "frequency_cap": 0, "hours": 0, "dnc": 0, "label": 0, "opt_out": 0,
+        "sender_not_qc": 1}}
+    assert s["symbols"] == {"AD_SENDER_NOT_QC": 1}
+    assert (s["late_parts"], s["late_parts_untied"]) == (2, 1)

@@ -17,16 +17,14 @@ with traffic:
 
 A line of a late part (`"late": true`: a part of a concatenated message that came after its message was
 judged and logged) is no message: its message is counted once, by its own line, in `totals` and the volume.
-The late line names its message (`"concat"`, as the message's line did): tied to it through `_messages`, the
-symbols it shows that the message's lines did not are counted for the message, and an ad hit on it makes the
-message an ad in `advertising_by_owner` (once, under the owner of the message's sender). A message whose line
-was a refusal with no verdict (a 5656 command the journal could not record, asked again) is counted under the
-action of the late line that got it judged. A DNC change or a 5656 report is counted by the line whose judging
-made it, late or not (a late part that got a command recorded: its message's line applied nothing).
-`_messages` keeps the MAX_LATE_MESSAGES newest messages that may have late parts (their lines carry `concat`:
-judged before all their parts came, or for the short code); an older one is forgotten, and a late line whose
-message is not there (forgotten, or its line before `--from` or in a log not read) counts toward
-`late_parts_untied` and its DNC change or report only.
+The late line names its message (`"concat"`, as the message's line did): tied to it (late.py, bounded: see
+there), the symbols it shows that the message's lines did not are counted for the message, and an ad hit on it
+makes the message an ad in `advertising_by_owner` (once, under the owner of the message's sender). A message
+whose line was a refusal with no verdict (a 5656 command the journal could not record, asked again) is counted
+under the action of the late line that got it judged. A DNC change or a 5656 report is counted by the line whose
+judging made it, late or not (a late part that got a command recorded: its message's line applied nothing). A
+late line tied to no message (forgotten, or its message's line before `--from` or in a log not read) counts
+toward `late_parts_untied` and its DNC change or report only.
 
 Who owns a sender comes from the sender registry as it is now (`Lists.senders`), since the
 verdict log does not carry the owner; the summary says so. A message counts as advertising
@@ -35,19 +33,16 @@ when its sender is registered in category QC or when any AD_* rule hit it.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from sys import intern
 
 from ..numbers import normalise_number, normalise_sender_id
+from .late import LateParts, Message, shared
 
 ACTIONS = ("allow", "tag", "drop", "refuse")
 CHANNELS = ("sms", "call")
 REPORT_KINDS = ("S", "V", "FW")
 TOP_KEEP = 1000
-# messages that may have late parts, remembered for them (~200 B each): the engine remembers at most
-# max_pending_concat (20,000 by default) a process for concat_memory (a day), the newest first
-MAX_LATE_MESSAGES = 32768
 # violation class -> the symbols of config/rules/20-advertising-sms.toml and 30-advertising-calls.toml
 VIOLATIONS = {
     "frequency_cap": ("AD_FREQUENCY_CAP", "AD_CALL_FREQUENCY_CAP"),
@@ -102,38 +97,19 @@ class _AllSymbols:
 _ALL = _AllSymbols()
 
 
-_SETS: dict = {}
-
-
-def _shared(items) -> frozenset:
-    """One frozenset object for each set of symbols (or violation classes) kept: messages share a few."""
-    f = frozenset(items)
-    got = _SETS.get(f)
-    if got is None:
-        if len(_SETS) >= 4 * TOP_KEEP:              # bounded memo: past it a set is kept unshared
-            return f
-        got = _SETS[f] = f
-    return got
-
-
-def _message_key(cid: str):
-    """`_messages`' key for a line's `"concat"`: its 16 hex digits as an int (half the memory of the str)."""
-    if len(cid) == 16:
-        try:
-            return int(cid, 16)
-        except ValueError:
-            pass
-    return cid
-
-
-class _Message:
-    """What was counted for a (SMS) message that may have late parts (Aggregator._messages): ~200 B with its key.
-    `p` (its period) is kept only while its line is a refusal with no verdict (a late line may count it anew)."""
-    __slots__ = ("owner", "is_ad", "violations", "symbols", "action", "p")
-
-    def __init__(self, owner, is_ad, violations, symbols, action, p):
-        self.owner, self.is_ad, self.action, self.p = owner, is_ad, action, p
-        self.violations, self.symbols = _shared(violations), _shared(symbols)
+def _classify(hits):
+    """(an ad rule hit, the violation classes, the symbols) of a line's hits, counting nothing (as `_hits` reads
+    them: an AD_* symbol other than AD_COPY_RECEIVED, a 5656 FW, is an ad rule's)."""
+    ad_hit, violations, symbols = False, set(), set()
+    for h in hits:
+        sym = h.get("symbol") if isinstance(h, dict) else None
+        if isinstance(sym, str):
+            symbols.add(intern(sym))
+            v = _VIOLATION_OF.get(sym)
+            if v is not None:
+                violations.add(v)
+            ad_hit = ad_hit or (sym.startswith("AD_") and sym != "AD_COPY_RECEIVED")
+    return ad_hit, violations, symbols
 
 
 class Aggregator:
@@ -157,8 +133,8 @@ class Aggregator:
         self.records = 0
         self.outside = 0
         self.late_parts = 0         # lines of late parts of concatenated messages: their message counted once
-        self.late_untied = 0        # ... whose message was not known (forgotten, or its line not read)
-        self._messages: OrderedDict = OrderedDict()     # concat -> _Message, at most MAX_LATE_MESSAGES, newest last
+        self.late_untied = 0        # ... naming no message (no "concat")
+        self.late = LateParts()     # the messages late parts may come for (late.py)
         self.first: datetime | None = None
         self.last: datetime | None = None
         self.report_first: datetime | None = None      # of the report store's records (first/last: verdicts)
@@ -195,20 +171,23 @@ class Aggregator:
         read = rec.get("sender_read") if ch == "sms" else None
         owner, category = self._owner(read if isinstance(read, str) and read else sender)
         self._count(ch, action, p, sender, owner)
-        hits = rec.get("hits") or ()
-        ad_hit, violations, symbols = self._hits(ts, p, hits)
+        cid = rec.get("concat")
+        tied = isinstance(cid, str) and ch == "sms"
+        hits = rec.get("hits")
+        ad_hit, violations, symbols = self._hits(ts, p, hits, keep=tied) if hits else (False, (), ())
         is_ad = ad_hit or category == "QC"
         if is_ad:
             self._ad(owner, action, violations)
-        cid = rec.get("concat")
-        if isinstance(cid, str) and ch == "sms":
-            # a message that may have late parts: what was counted for it, for them (newest last, bounded)
-            m, k = self._messages, _message_key(cid)
-            m[k] = _Message(owner, is_ad, violations, symbols, ACTIONS[ACTIONS.index(action)],
-                            p if action == "refuse" and "hits" not in rec else None)
-            m.move_to_end(k)
-            if len(m) > MAX_LATE_MESSAGES:
-                m.popitem(last=False)
+        if tied:
+            # a message that may have late parts: what was counted for it, for them (late.py)
+            m = Message(owner, is_ad, violations, symbols, ACTIONS[ACTIONS.index(action)],
+                        p if action == "refuse" and "hits" not in rec else None)
+            e = self.late.remember(cid, m, ts.timestamp())
+            if e is not None:               # late lines read before it (logs given newest first)
+                new = e.symbols - m.symbols
+                for sym in new:
+                    self.symbols.add(sym)
+                self._merge(m, e.ad_hit, e.violations, new, e.action, e.sender)
 
     def _count(self, ch: str, action: str, p: date, sender: str, owner, n: int = 1) -> None:
         """A message in totals and the volume (n = -1: taken out again), and its sender's and owner's drops."""
@@ -235,16 +214,15 @@ class Aggregator:
         for v in violations:
             a[v] += 1
 
-    def _hits(self, ts: datetime, p: date, hits, seen=None):
-        """Count a line's hits: (an ad rule hit, its violation classes, its symbols). `seen`: the symbols counted
-        for its message already (a late line's): those are not counted again, but a DNC change or a 5656 report
-        it shows is (made by this line's judging: its message's line made none)."""
-        ad_hit, violations, symbols = False, set(), set()
+    def _hits(self, ts: datetime, p: date, hits, seen=None, keep: bool = True):
+        """Count a line's hits: (an ad rule hit, its violation classes, its symbols: None unless `keep`). `seen`:
+        the symbols counted for its message already (a late line's): those are not counted again, but a DNC change
+        or a 5656 report it shows is (made by this line's judging: its message's line made none)."""
+        ad_hit, violations, symbols = False, set(), set() if keep else None
         for h in hits:
             sym = h.get("symbol") if isinstance(h, dict) else None
             if not isinstance(sym, str):
                 continue
-            again = seen is not None and sym in seen
             if sym in ("SPAM_REPORTED", "AD_COPY_RECEIVED"):
                 # a 5656 report (AD_COPY_RECEIVED: a subscriber's FW of an ad), not an ad rule's hit
                 kind = "FW" if sym == "AD_COPY_RECEIVED" else str(h.get("detail", ""))[:1]
@@ -252,12 +230,14 @@ class Aggregator:
                     self._report(p, kind)
             elif sym in ("DNC_REGISTERED", "DNC_CANCELLED"):
                 self._dnc(p, sym, str(h.get("detail", "")))
-            if again:
+            if seen is not None and sym in seen:
                 continue
-            symbols.add(intern(sym))
+            if keep:
+                symbols.add(intern(sym))
             self.symbols.add(sym)
-            if sym in _VIOLATION_OF:
-                violations.add(_VIOLATION_OF[sym])
+            v = _VIOLATION_OF.get(sym)
+            if v is not None:
+                violations.add(v)
                 ad_hit = True
             elif sym.startswith("AD_") and sym != "AD_COPY_RECEIVED":
                 ad_hit = True
@@ -276,29 +256,39 @@ class Aggregator:
     def _late(self, ts: datetime, p: date, rec: dict) -> None:
         """A late part's line: what it shows that its message's lines did not, counted for that message."""
         cid = rec.get("concat")
-        m = self._messages.get(_message_key(cid)) if isinstance(cid, str) else None
+        m = self.late.get(cid) if isinstance(cid, str) else None
         hits = rec.get("hits") or ()
+        verdict = rec["action"] if "hits" in rec else None
+        sender = rec.get("sender") if isinstance(rec.get("sender"), str) else ""
         if m is None:
-            self.late_untied += 1
-            self._hits(ts, p, hits, seen=_ALL)            # its DNC change or 5656 report only
+            self._hits(ts, p, hits, seen=_ALL)            # its DNC change or 5656 report, now
+            if isinstance(cid, str):                      # the rest once its message's line is read (late.py)
+                self.late.defer(cid, *_classify(hits), verdict, sender, ts.timestamp())
+            else:
+                self.late_untied += 1
             return
-        if m.p is not None and "hits" in rec:
-            # its message's line was a refusal with no verdict (a 5656 command not recorded, asked again): this
-            # line is its verdict, the message counted under it instead
-            self._count("sms", "refuse", m.p, "", None, -1)
-            self._count("sms", rec["action"], m.p, rec.get("sender") if isinstance(rec.get("sender"), str) else "",
-                        m.owner)
-            m.action, m.p = ACTIONS[ACTIONS.index(rec["action"])], None
         ad_hit, violations, symbols = self._hits(ts, p, hits, seen=m.symbols)
+        self._merge(m, ad_hit, violations, symbols, verdict, sender)
+
+    def _merge(self, m: Message, ad_hit: bool, violations, symbols, verdict: str | None, sender: str) -> None:
+        """Count for message `m` what its late lines show that its line did not (their `symbols` counted
+        already): an ad hit makes it an ad of its owner, once; a verdict (`verdict`: its action) for a message
+        whose line was a refusal with no verdict counts it under that action instead."""
+        if m.p is not None and verdict is not None:
+            # (a 5656 command not recorded, asked again: the late line is its verdict)
+            self._count("sms", "refuse", m.p, "", None, -1)
+            self._count("sms", verdict, m.p, sender, m.owner)
+            m.action, m.p = ACTIONS[ACTIONS.index(verdict)], None
         if symbols:
-            m.symbols = _shared(m.symbols | symbols)
+            m.symbols = shared(m.symbols | symbols)
+        fresh = violations - m.violations
         if ad_hit and not m.is_ad:
             self._ad(m.owner, m.action, violations)     # its late part made it an ad: one ad, under its owner
             m.is_ad = True
-        elif m.is_ad and violations - m.violations:
-            self._ad(m.owner, m.action, violations - m.violations, new=False)
-        if violations - m.violations:
-            m.violations = _shared(m.violations | violations)
+        elif m.is_ad and fresh:
+            self._ad(m.owner, m.action, fresh, new=False)
+        if fresh:
+            m.violations = shared(m.violations | violations)
 
     def _dnc(self, p: date, sym: str, detail: str) -> None:
         which = "registered" if sym == "DNC_REGISTERED" else "cancelled"
@@ -372,5 +362,5 @@ class Aggregator:
             "records": self.records,
             "outside_period": self.outside,
             "late_parts": self.late_parts,
-            "late_parts_untied": self.late_untied,
+            "late_parts_untied": self.late_untied + self.late.untied_lines(),
         }
