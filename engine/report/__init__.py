@@ -10,7 +10,9 @@ is never in memory) and writes into DIR:
                    dnc {registered, cancelled}, reports {S, V, FW}, from, to (dates in `timezone`,
                    the configured [engine] timezone, inclusive);
                    beside them dnc_by_channel, top_senders_by_drops, top_owners_by_drops,
-                   advertising_by_owner, models, period, inputs (files, malformed lines)
+                   advertising_by_owner, models, period, inputs (files, malformed lines),
+                   late_parts and late_parts_untied (lines of late parts of concatenated messages: each
+                   counted with its message, the one its `"concat"` names; aggregate.py, late.py)
     *.csv          one file per table (totals, symbols, dnc, reports, volume_by_period, ...)
     *.png          volume by action over time, top symbols, DNC changes over time, reports by kind
     report.html    all of it on one printable page (report.pdf too when wkhtmltopdf is installed)
