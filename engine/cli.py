@@ -287,10 +287,12 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    from .cli_checks import arguments_error, parse_command_line
+    args = parse_command_line(parser(), argv)
+    if args is None:                # argparse's usage error, said as a JSON line (serve --log-format json)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="telfilter: %(levelname)s: %(message)s")
-    from .cli_checks import arguments_error
     need = missing_train_extra(args) or arguments_error(args)
     if need:
         print(f"telfilter: error: {need}", file=sys.stderr)

@@ -10,10 +10,15 @@ en_US.UTF-8 locale) could not print: a UnicodeEncodeError traceback after the ve
 
 A command that needs the [train] extra (scikit-learn, scipy, matplotlib) and runs where it is not installed: said
 before the command starts, naming the extra, not after a long evaluation.
+
+A command line argparse cannot read, under `serve --log-format json`: argparse answers before the format is known,
+with its plain usage text, which broke the collector parsing serve's JSON lines; the format is read from the words
+themselves so that the error is one JSON line like serve's other start-up errors.
 """
 from __future__ import annotations
 
 import os
+import sys
 
 
 def _outputs(args) -> tuple[list, list]:
@@ -104,3 +109,50 @@ def missing_train_extra(args) -> str | None:
         return None
     return (f"`telfilter {what}` needs {', '.join(missing)}, in the [train] extra: "
             "pip install 'telfilter[train]'")
+
+
+def parse_command_line(parser, argv):
+    """The parsed command line, else None after argparse's usage error, said as argparse does (exit 2 to follow) or,
+    when the words ask for `serve --log-format json`, as one JSON line at ERROR (msg: argparse's error line)."""
+    words = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    if not asks_json_log(words):
+        return parser.parse_args(argv)
+    import contextlib
+    import io
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parser.parse_args(argv)
+    except SystemExit as e:
+        if not e.code:          # --help: on stdout, done
+            raise
+    import logging
+    from .servicelog import say_error, setup_service_logging
+    logging.basicConfig(stream=sys.stderr)
+    setup_service_logging(False, "json")
+    lines = said.getvalue().strip().splitlines()
+    say_error(lines[-1] if lines else "telfilter serve: error: the command line could not be read")
+    return None
+
+
+_TOP_VALUED = ("--config", "--data-dir")      # telfilter's own options that take a value (before the command)
+
+
+def asks_json_log(words: list[str]) -> bool:
+    """Whether a command line is `serve ... --log-format json`, read without argparse (whose error is to be said):
+    the command is the first word that is neither an option nor the value of one of telfilter's own; the last
+    --log-format wins, spelt as argparse takes it (`--log-format=json`, `--log-f json`; `--log` is the verdict log)."""
+    i = 0
+    while i < len(words) and words[i].startswith("-") and words[i] != "--":
+        w = words[i]
+        i += 2 if "=" not in w and len(w) >= 3 and any(o.startswith(w) for o in _TOP_VALUED) else 1
+    if i >= len(words) or words[i] != "serve":
+        return False
+    rest, fmt = words[i + 1:], None
+    for j, w in enumerate(rest):
+        if w == "--":
+            break
+        name, eq, value = w.partition("=")
+        if len(name) > len("--log-") and "--log-format".startswith(name):
+            fmt = value if eq else (rest[j + 1] if j + 1 < len(rest) else None)
+    return fmt == "json"

@@ -115,3 +115,29 @@ def test_a_worker_threads_error_and_a_python_warning_are_json_lines_too():
     died = [x for x in lines if "thread w1 stopped" in x.get("msg", "")]
     assert died and died[0]["level"] == "ERROR" and "ZeroDivisionError" in died[0].get("exc", "")
     assert any("an old setting" in x.get("msg", "") for x in lines)
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["serve", "--log-format", "json", "--workers", "x"], "argument --workers: invalid int value: 'x'"),
+    (["serve", "--log-format=json", "--bogus"], "unrecognized arguments: --bogus"),
+    (["--data-dir", "/nonexistent", "serve", "--smpp-listen", "127.0.0.1:0", "--log-f", "json", "--drain-timeout"],
+     "argument --drain-timeout: expected one argument"),
+])
+def test_a_usage_error_is_a_json_line_too(argv, said):
+    """A command line argparse could not read was answered with its plain usage text before the log format was
+    known (the README's known gap): with `--log-format json` on it (spelt as argparse takes it) it is one JSON line at
+    ERROR, exit 2 as in text."""
+    p = run_cli(*argv)
+    assert p.returncode == 2, p.stderr
+    (line,) = _json_lines(p)
+    assert line["level"] == "ERROR" and line["msg"].startswith("telfilter") and said in line["msg"], line
+
+
+def test_a_usage_error_stays_plain_without_json():
+    """Without `serve --log-format json` (text, another command, or json named only as a value) argparse's
+    usage text is unchanged."""
+    for argv in (["serve", "--bogus"], ["serve", "--log-format", "text", "--bogus"],
+                 ["check", "--bogus", "--log-format", "json"], ["serve", "--log", "json", "--bogus"]):
+        p = run_cli(*argv)
+        assert p.returncode == 2 and p.stderr.startswith("usage: telfilter"), (argv, p.stderr)
+        assert "error: unrecognized arguments: --bogus" in p.stderr
