@@ -209,7 +209,7 @@ def parser() -> argparse.ArgumentParser:
                         "Sentinel, following a failover): "
                         "counters shared by every serve pointing at it, DNC changes replicated)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="N processes on the same SMPP and SIP ports (SO_REUSEPORT), restarted when one dies; "
+                   help="N processes on the same SMPP port (SO_REUSEPORT), SIP in worker 0 alone, restarted when one dies; "
                         "N > 1 needs --state redis://… (default 1)")
     p.add_argument("--start-timeout", type=_seconds, default=60.0, metavar="SECONDS",
                    help="with --workers N: a worker not ready (listening, its state loaded) this long after its start "

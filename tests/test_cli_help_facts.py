@@ -1,0 +1,19 @@
+"""What a --help says agrees with what the command does and the README says (found by the README audit, stop 49)."""
+import argparse
+
+from engine.cli import parser
+
+
+def _help(*path):
+    p = parser()
+    for name in path:
+        p = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return " ".join(p.format_help().split())
+
+
+def test_serve_workers_help_says_sip_is_worker_0s():
+    """`serve --workers N` shares the SMPP port among the workers and screens SIP in worker 0 alone
+    (engine/supervisor.py: a call's state lives in one process); the help said every worker was on the SIP port."""
+    h = _help("serve")
+    assert "on the same SMPP and SIP ports" not in h
+    assert "SIP in worker 0 alone" in h
