@@ -120,7 +120,9 @@ def parser() -> argparse.ArgumentParser:
     q = _sub(cs, "check", "validate telfilter.toml, smpp.toml, sip.toml and rules/ as serve would load them; "
              "errors as path:line:col, exit 2 on any")
     q.add_argument("dir", nargs="?", help="config directory (default: --config, or the shipped config/)")
-    q.add_argument("--strict", action="store_true", help="exit 1 on rule warnings (what loads but never takes effect)")
+    q.add_argument("--strict", action="store_true",
+                   help="exit 1 on warnings (rules that load but never take effect, a secrets file others can read, "
+                        "a --state server not ready)")
     q.add_argument("--esme-accounts-file", metavar="FILE", default=None,
                    help="also check serve's --esme-accounts-file (its lines, duplicates, TLS identities; no password is "
                         "ever printed)")

@@ -242,10 +242,10 @@ def cmd_config(args) -> int:
                                   smsc_password_file=args.smsc_password_file)
         errs: list = []
         if args.smsc_password_file:
-            smsc_password(secrets, errs)
+            smsc_password(secrets, errs, warnings)
         if args.esme_accounts_file:
             mutual = bool(cfg.smpp.tls_listen and cfg.smpp.tls_client_ca) if cfg.smpp is not None else None
-            n = len(esme_accounts(secrets, errs, warn=False, mutual_tls=mutual))
+            n = len(esme_accounts(secrets, errs, warn=False, mutual_tls=mutual, warnings=warnings))
             if not errs:
                 print(f"{args.esme_accounts_file}: {n} ESME accounts")
         for e in errs:

@@ -20,9 +20,10 @@ _ARGV_SECRET = ("%s on the command line is readable by every local user (ps, /pr
 _TLS_KEY = re.compile(r"\s+(tls_client_subject|tls_client_sha256)\s*=\s*")
 
 
-def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
+def _secret_file(path, errors: list, warnings: list | None = None) -> list[tuple[int, str]] | None:
     """(line number, line) of a secrets file, without comments and blank lines; a regular file others
-    can read is worth a warning (the point of the file is that they cannot). Not a device or a pipe
+    can read is worth a warning (the point of the file is that they cannot: logged, or added to `warnings`,
+    which `config check` counts as it counts its other warnings). Not a device or a pipe
     (/dev/null, /dev/stdin, a FIFO, a shell's <(...)): their mode says nothing of who can read what is
     written into them, and chmod 600 would be wrong advice."""
     try:
@@ -39,12 +40,16 @@ def _secret_file(path, errors: list) -> list[tuple[int, str]] | None:
         errors.append(f"{path}:{line}: not UTF-8 text")
         return None
     if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
-        log.warning("%s can be read by other users (mode %o): chmod 600 it", path, st.st_mode & 0o777)
+        said = f"{path} can be read by other users (mode {st.st_mode & 0o777:o}): chmod 600 it"
+        if warnings is None:
+            log.warning("%s", said)
+        else:
+            warnings.append(said)
     return [(n, l.rstrip("\r\n")) for n, l in enumerate(text.splitlines(True), 1)
             if l.strip() and not l.lstrip().startswith("#")]
 
 
-def smsc_password(args, errors: list) -> str | None:
+def smsc_password(args, errors: list, warnings: list | None = None) -> str | None:
     """The password we bind upstream with: --smsc-password (warned: argv is public), else the
     first line of --smsc-password-file, else $TELFILTER_SMSC_PASSWORD, else smpp.toml's. One over
     SMPP 3.4's 8 characters is an error (the SMSC would refuse every bind)."""
@@ -53,7 +58,7 @@ def smsc_password(args, errors: list) -> str | None:
         log.warning(_ARGV_SECRET, "--smsc-password", "--smsc-password-file", SMSC_PASSWORD_ENV)
         pw, where = args.smsc_password, "--smsc-password"
     elif getattr(args, "smsc_password_file", None):
-        lines = _secret_file(args.smsc_password_file, errors)
+        lines = _secret_file(args.smsc_password_file, errors, warnings)
         if lines is None:
             return None
         if not lines:
@@ -81,14 +86,16 @@ def _file_line(line: str) -> tuple[str, dict]:
     return parts[0], values
 
 
-def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None = None) -> list:
+def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None = None,
+                  warnings: list | None = None) -> list:
     """Accounts from --esme-account (warned), --esme-accounts-file (one SYSTEM_ID:PASSWORD a
     line, then optionally tls_client_subject=... and/or tls_client_sha256=... as smpp.toml's
     [[account]] keys; '#' comments; errors as file:line, never echoing the password) and
     $TELFILTER_ESME_ACCOUNTS (entries separated by whitespace). Each Account's `origin` says
     which. `ctl reload accounts` calls this again: the file is re-read, argv and the
     environment are what the process started with (warned about once, at start).
-    `mutual_tls`: smpp.toml has tls_listen and tls_client_ca (None: unknown, not checked)."""
+    `mutual_tls`: smpp.toml has tls_listen and tls_client_ca (None: unknown, not checked); `warnings`: where
+    `config check` counts the file's warning (else it is logged)."""
     from .smpp_proxy.accounts import account_from_arg
     from .smpp_proxy.config_checks import MAX_PASSWORD
     from .smpp_proxy.tls_identity import account_tls
@@ -98,7 +105,7 @@ def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None
         log.warning(_ARGV_SECRET, "--esme-account", "--esme-accounts-file", ESME_ACCOUNTS_ENV)
     path = getattr(args, "esme_accounts_file", None)
     if path:
-        entries += [(f"{path}:{n}", l.strip()) for n, l in (_secret_file(path, errors) or [])]
+        entries += [(f"{path}:{n}", l.strip()) for n, l in (_secret_file(path, errors, warnings) or [])]
     entries += [(f"${ESME_ACCOUNTS_ENV} entry {i}", a)
                 for i, a in enumerate(os.environ.get(ESME_ACCOUNTS_ENV, "").split(), 1)]
     in_file: dict = {}
