@@ -57,7 +57,7 @@ class _Out:
 def cmd_check(args) -> int:
     from datetime import datetime, timezone
     from .app import build
-    from .jsonl import loads, numbered, open_jsonl, progress_bar
+    from .jsonl import lone_surrogate, loads, numbered, open_jsonl, progress_bar
     from .records import RecordError, parse_record, parse_time
     from .verdict import Message
     if not args.jsonl and args.sender is None:
@@ -99,6 +99,9 @@ def cmd_check(args) -> int:
                         rec = parse_record(obj)
                     except (ValueError, RecursionError) as e:     # LineError, RecordError and their kin
                         msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+                        refused = getattr(e, "value", None)         # JSON with a lone surrogate: its id, if whole
+                        if isinstance(refused, dict) and lone_surrogate(refused.get("id")) is None:
+                            rid = refused.get("id")
                         err = {"line": n}
                         if rid is not None:
                             err["id"] = rid

@@ -17,7 +17,12 @@ _LONE = re.compile("[\ud800-\udfff]")                    # json.loads joins a pa
 
 
 class LineError(ValueError):
-    """Why a line is no JSON value; its message is what the caller reports for the line."""
+    """Why a line is no JSON value; its message is what the caller reports for the line. `value`: the JSON value of
+    a line refused for a lone surrogate (its `id` still names the line), else None."""
+
+    def __init__(self, why: str, value=None):
+        super().__init__(why)
+        self.value = value
 
 
 def open_jsonl(path: str):
@@ -71,7 +76,7 @@ def loads(line: str):
         raise LineError(f"not JSON: {e}") from None
     why = unpaired_in(line, v)
     if why is not None:
-        raise LineError(why)
+        raise LineError(why, v)
     return v
 
 

@@ -236,3 +236,18 @@ def test_a_lone_surrogate_escape_is_a_per_line_error(data_dir, tmp_path):
     assert len(reports) == 1 and "\U0001F600" in json.loads(reports[0])["content"]
     p = run_cli("reports", "list", "--json", "--data-dir", data_dir)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+
+
+def test_a_line_refused_for_half_a_surrogate_pair_still_names_its_id(data_dir):
+    """README: a malformed line yields `{"line": N, "id": … (if known), "error": …}`. A line refused for a lone
+    surrogate is JSON whose `id` is known, but its error line left the id out (a line refused for a missing field
+    named it), so a caller could not match the error to its message (found by the README audit, stop 49). An id
+    holding the lone surrogate itself cannot be written back, and is still left out."""
+    body = (json.dumps(sms("m-7", "0901234567", "0912000002", "PLACEHOLDER")) + "\n"
+            + json.dumps(sms("PLACEHOLDER", "0901234567", "0912000002", "Hen gap lai")) + "\n")
+    body = body.replace("PLACEHOLDER", "\\ud83d")
+    p = run_cli("check", "--jsonl", "-", "--data-dir", data_dir, input=body)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    why = "not valid Unicode: \\ud83d is half of a surrogate pair, without its other half"
+    assert out == [{"line": 1, "id": "m-7", "error": why}, {"line": 2, "error": why}], out
