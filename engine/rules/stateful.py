@@ -313,8 +313,9 @@ def _counter(v, rule_symbol="", **_):
         raise ValueError(f"counter limit must be an integer >= 1, got {limit!r}")
     if limit > MAX_LIMIT:
         # a key keeps a stamp (a fingerprint) per message up to the limit: 1,000,000,000 made one row of 4 GB
+        size = f"{limit * 4 / 2**20:,.0f} MiB" if limit * 4 >= 2**20 else f"{limit * 4 / 2**10:,.0f} KiB"
         raise ValueError(f"counter limit {limit} is over {MAX_LIMIT:,}: each key keeps one stamp per message up to "
-                         f"its limit ({limit * 4 / 2**20:,.0f} MiB a key here); count a shorter window instead "
+                         f"its limit ({size} a key here); count a shorter window instead "
                          f"(1,000 an hour, not 24,000 a day)")
     distinct = v.get("distinct")
     if distinct is not None and distinct not in ("sender", "recipient", "owner"):
