@@ -16,7 +16,7 @@ from engine.sip_screen.codec import make_response, parse_datagram
 from engine.sip_screen.forwarding import same_host
 from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.harness import SipHarness
-from engine.sip_screen.recent import digest
+from engine.sip_screen.recent import dialog_digest
 from engine.sip_screen.server import SipSettings
 from engine.sip_screen.transport import Pump, make_pump
 
@@ -160,7 +160,7 @@ def test_the_same_address_however_it_is_written():
 # ---------------------------------------------------------------- on loopback: pump reads, TCP
 
 def _answered_at(scr, call_id):
-    ent = scr.answered.get(digest(call_id))
+    ent = scr.answered.get(dialog_digest(scr.dialog_key, call_id))
     return ent[1] if ent else "forgotten"
 
 

@@ -117,8 +117,8 @@ def test_the_pump_ends_the_call_only_at_its_dialogs_bye(tmp_path):
 
 
 async def _answered(h):
-    from engine.sip_screen.recent import digest
-    ent = h.screen.answered.get(digest("fork-1"))
+    from engine.sip_screen.recent import dialog_digest
+    ent = h.screen.answered.get(dialog_digest(h.screen.dialog_key, "fork-1"))
     return ent is not None and ent[1] is not None
 
 

@@ -296,6 +296,7 @@ static PyMethodDef methods[] = {
     {"set_message_type", set_message_type, METH_VARARGS, "the class parse_request builds: (SipMessage, defaults)"},
     {"to_tag", to_tag, METH_O, "fastpath.response_to_tag's reading of a plain To value; None: not plain"},
     {"digest", digest, METH_VARARGS, "recent.digest: hash(parts)"},
+    {"dialog_digest", dialog_digest, METH_VARARGS, "recent.dialog_digest: keyed BLAKE2b of parts, 64 bits"},
     {"join_message", join_message, METH_VARARGS, "SipMessage.to_bytes for ASCII heads; None: undecided"},
     {"check_plain", check_plain, METH_VARARGS, "checks.check_request's pass when it proceeds; None: undecided"},
     {NULL, NULL, 0, NULL}};

@@ -206,3 +206,42 @@ static PyObject *digest(PyObject *self, PyObject *args) {
     Py_hash_t h = PyObject_Hash(args);
     return h == -1 && PyErr_Occurred() ? NULL : PyLong_FromSsize_t(h);
 }
+
+/* recent.dialog_digest(key, *parts): the first 8 bytes of BLAKE2b over `key` then each part as its UTF-8 length (4
+ * bytes, little-endian) and bytes (lone surrogates as "surrogatepass" writes them), as an unsigned int: the same in
+ * every process holding `key` (the answered-call memory saved at a stop and read back at the next start) */
+static PyObject *dialog_digest(PyObject *self, PyObject *args) {
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 1 || !PyBytes_Check(PyTuple_GET_ITEM(args, 0))) {
+        PyErr_SetString(PyExc_TypeError, "dialog_digest(key: bytes, *parts: str)");
+        return NULL;
+    }
+    PyObject *key = PyTuple_GET_ITEM(args, 0);
+    b2b s;
+    b2b_init(&s, 8);
+    b2b_update(&s, (const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
+    for (Py_ssize_t i = 1; i < n; i++) {
+        PyObject *p = PyTuple_GET_ITEM(args, i), *enc = NULL;
+        const char *d;
+        Py_ssize_t len;
+        if (!PyUnicode_Check(p)) {
+            PyErr_SetString(PyExc_TypeError, "dialog_digest: parts must be str");
+            return NULL;
+        }
+        if (PyUnicode_IS_ASCII(p)) {
+            d = (const char *)PyUnicode_DATA(p);
+            len = PyUnicode_GET_LENGTH(p);
+        } else {
+            enc = PyUnicode_AsEncodedString(p, "utf-8", "surrogatepass");
+            if (!enc) return NULL;
+            d = PyBytes_AS_STRING(enc);
+            len = PyBytes_GET_SIZE(enc);
+        }
+        uint8_t l4[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+        b2b_update(&s, l4, 4);
+        b2b_update(&s, (const uint8_t *)d, (size_t)len);
+        Py_XDECREF(enc);
+    }
+    b2b_finish(&s);
+    return PyLong_FromUnsignedLongLong((unsigned long long)s.h[0]);
+}

@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 
 from .responses import same_host
-from .recent import digest
+from .recent import dialog_digest
 from .identity import caller_side, dialog_parties
 
 
@@ -37,14 +37,15 @@ class Dialogs:
         the caller's From tag and user as they were) or between the same parties (its From tag, From and To users,
         from either side): only those go on unjudged. A call it rejected or never saw answered has no dialog, and
         a Call-ID alone is no dialog."""
-        ent = self.answered.get(digest(call_id)) if self.answered else None
+        dk = self.dialog_key
+        ent = self.answered.get(dialog_digest(dk, call_id)) if self.answered else None
         if ent is None or ent[1] is None:
             return False
         frm, to = first.get("from"), first.get("to")
         t = ent[5] if len(ent) > 5 else None
         if t is not None and ent[4] is not None and (
-                t == digest(msg.tag_in(to)) and ent[4] == caller_side(msg, frm)
-                or (t == digest(msg.tag_in(frm)) and ent[4] == caller_side(msg, to)
+                t == dialog_digest(dk, msg.tag_in(to)) and ent[4] == caller_side(dk, msg, frm)
+                or (t == dialog_digest(dk, msg.tag_in(frm)) and ent[4] == caller_side(dk, msg, to)
                     and (same_host(ent[3], src[0]) or self._answers_from(src[0])))):
             # the answering 200's To tag (responses._invite_final), in the To of the caller's re-INVITE or the From of
             # the callee's, with the caller's side as it was (its From tag and user): the dialog, whatever the callee's
@@ -56,7 +57,7 @@ class Dialogs:
             # from anywhere, a caller's INVITE with From and To swapped (the 200's tag in From) went to any callee
             # as any caller, a blacklisted one too, unjudged (found by review40)
             return True
-        return ent[2] in (dialog_parties(msg, frm, to), dialog_parties(msg, to, frm))
+        return ent[2] in (dialog_parties(dk, msg, frm, to), dialog_parties(dk, msg, to, frm))
 
     def _call_ended(self, call_id, tags=None):
         """A BYE on `call_id` with `tags` (its From and To tags): the call's end (its duration for the pipeline, its
@@ -70,11 +71,12 @@ class Dialogs:
         calls from the short-call criterion; found by review40)."""
         if not self.answered:
             return
-        k = digest(call_id)
+        k = dialog_digest(self.dialog_key, call_id)
         ent = self.answered.get(k)
         if ent is None or ent[1] is None:
             return
-        if ent[5] is not None and tags is not None and not any(t and digest(t) == ent[5] for t in tags):
+        if ent[5] is not None and tags is not None and not any(t and dialog_digest(self.dialog_key, t) == ent[5]
+                                                               for t in tags):
             return
         self.answered.pop(k)
         self.pipeline.call_ended(ent[0], self.clock(), self.call_ticks() - ent[1])

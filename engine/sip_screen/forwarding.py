@@ -35,7 +35,7 @@ import time
 from ..listen import addr_text
 from ..servicelog import LogThrottle
 from .codec import make_response
-from .recent import digest
+from .recent import dialog_digest
 from .responses import _to_tag_of, same_host  # noqa: F401  (re-exported: the old home, tests import them from here)
 from .tcp import WRITE_MAX, TcpConnection
 
@@ -84,7 +84,7 @@ class Forwarding:
         if msg.method == "INVITE" and len(host) <= 64:  # (hosts are addresses: <= 64 bounds the entries)
             remember = key is not None
             if self.answered:                           # only the answer from there answers the call
-                k = digest(msg.first_values().get("call-id") or "")
+                k = dialog_digest(self.dialog_key, msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
                     self.answered.put_low(k, (ent[0], None, ent[2], self._resolve(host), *ent[4:5]))

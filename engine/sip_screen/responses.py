@@ -31,7 +31,7 @@ import ipaddress
 from .codec import SipMessage, SipParseError, parse_datagram, parse_via
 from .fastpath import response_to_tag
 from .identity import caller_key
-from .recent import digest
+from .recent import dialog_digest, digest
 from .settings import BRANCH_PREFIX, TRANSPORTS
 from .sources import SourceFilter
 
@@ -120,7 +120,7 @@ class Responses:
         (server._call_ended; a forked INVITE's other 2xx are other dialogs, RFC 3261 §13.2.2.4)."""
         if self.tcp_out_invites:            # its wait on a TCP connection ends (where it came from: bounds.py)
             self.tcp_out_final(key, src)
-        k = digest(call_id)
+        k = dialog_digest(self.dialog_key, call_id)
         ent = self.answered.get(k) if self.answered else None
         if ent is not None and ent[1] is None:          # judged, let through, not answered yet
             if ent[3] is None or not (same_host(ent[3], src[0]) or self._answers_from(src[0])):
@@ -132,10 +132,10 @@ class Responses:
                 tag = to_tag()
                 # (ent[4]: the caller's side, identity.caller_side; last: the digest of the 200's To tag)
                 self.answered.promote(k, (ent[0], self.call_ticks(), ent[2], ent[3], ent[4] if len(ent) > 4 else None,
-                                          digest(tag) if tag else None))
+                                          dialog_digest(self.dialog_key, tag) if tag else None))
             elif code in RETRY_FINALS or code[0] in "35":
                 # the call may come again: its verdict is replayed once, to the caller it was judged as (ent[0])
-                self.retries.put(k, caller_key(ent[0]))
+                self.retries.put(digest(call_id), caller_key(ent[0]))
             # A 3xx-6xx (busy, no answer, cancelled 487, refused downstream) leaves the call where it is, in the
             # tier forgotten first (oldest first): calls that fail, like calls never answered at all, never push
             # the established ones out of the bound. Not removed: after a 401/407 or a 3xx the same call comes

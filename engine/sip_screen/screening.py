@@ -16,7 +16,7 @@ from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import make_response, parse_name_addr
 from .identity import ASSERTING, _callee, _caller, caller_key, caller_side, dialog_parties
-from .recent import ack_key, digest
+from .recent import ack_key, dialog_digest, digest
 from .responses import same_host
 from .settings import BRANCH_PREFIX
 from .sources import SourceFilter
@@ -291,7 +291,8 @@ class Screening:
             callee = _callee(msg, first)
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
-        k = digest(first.get("call-id") or "")
+        dk = self.dialog_key
+        k = dialog_digest(dk, first.get("call-id") or "")
         ent = self.answered.get(k)
         # (an answered call on this Call-ID keeps its entry: another INVITE on it must not erase its duration)
         if len(caller) <= MAX_CALLER and (ent is None or ent[1] is None):
@@ -301,8 +302,8 @@ class Screening:
             # side, caller_side, which a re-INVITE in the dialog the 200 made keeps whatever else changed). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
-            mine = (caller, None, dialog_parties(msg, first.get("from"), first.get("to"), from_user), None,
-                    caller_side(msg, first.get("from"), from_user))
+            mine = (caller, None, dialog_parties(dk, msg, first.get("from"), first.get("to"), from_user), None,
+                    caller_side(dk, msg, first.get("from"), from_user))
             self.answered.put_low(k, mine)
             then = self._unsent_leaves(then, k, mine, ent)
         t0 = time.perf_counter()

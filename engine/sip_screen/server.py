@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import time
 from collections import OrderedDict
 
@@ -64,6 +65,8 @@ ANSWERED = 200_000              # calls whose answer time is kept (for their dur
 PENDING_CALLS = 65_536          # of those places, how many calls not answered yet always keep (Recent.low_min):
                                 # answered calls whose BYE never passes here (no record_route) cannot crowd out
                                 # the ringing ones
+DIALOG_KEY = os.urandom(16)     # the answered-call memory's digest key of a screen that restored none (one a process,
+                                # as the interpreter's hash is: two screens in a process key their calls alike)
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
@@ -102,11 +105,13 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.tcp_out_ringing: dict = {}
         self.tcp_out_by_tx: dict = {}             # digest of an INVITE transaction -> its destinations waiting (forks)
         self.canonical: dict = {}                           # host text -> one text per address (forwarding.py)
-        # digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to, caller side, the
-        # answering 200's To tag): dialogs.py
+        # dialog_digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to, caller side,
+        # the answering 200's To tag): dialogs.py; its digests keyed with dialog_key, the same in another process
+        # holding that key
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
         self.answered = Recent(ANSWERED, low_min=PENDING_CALLS)
+        self.dialog_key = DIALOG_KEY                        # recent.dialog_digest's
         self._answer_filter = None                         # answer_networks (responses._answers_from)
         self.trust = SourceFilter(settings.trusted_identity_networks)    # whose identity headers are read
         self.sources = SourceFilter(settings.accept_networks)   # where SIP is taken from at all (sources.py)
