@@ -304,6 +304,8 @@ async def run_serve(args, ready=None):
     await idlog.close(clean=saved)
     if sip:
         await sip.stop()
+        from .sip_screen.dialogstore import save_at_stop
+        save_at_stop(sip)       # its answered calls: read back at the next start (sip_screen/dialogstore.py)
     st_task.cancel()
     status = 0
     try:

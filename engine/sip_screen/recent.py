@@ -10,11 +10,12 @@ oldest dropped first, each forgotten after `ttl` seconds. Keys are fixed-size wh
 Call-ID's length (a Call-ID may be 8 KB), so an entry's size does not depend on what a peer
 sends and the memory's bound in bytes is `size` times a constant:
   - `digest()`: the interpreter's 64-bit hash of the parts, for the memories only Python reads
-    (verdicts, answered, finals_seen). str hashing is SipHash keyed per process, so a peer can
+    (verdicts, retries, finals_seen). str hashing is SipHash keyed per process, so a peer can
     neither predict nor aim collisions; by chance, two of 131,072 live keys collide with
     probability ~5e-10. It costs ~0.1 µs where a BLAKE2b object costs ~2 (three per INVITE);
-  - `dialog_digest()`: 8 bytes of BLAKE2b keyed with the screen's `dialog_key`, for the answered-call memory, the
-    same in any process holding the key (a process's `hash` is not the next one's). ~0.2 µs in C (one compression for a Call-ID, a tag and two users);
+  - `dialog_digest()`: 8 bytes of BLAKE2b keyed with the screen's `dialog_key`, for the answered-call memory, which
+    is saved at a clean stop and read back at the next start (dialogstore.py): a process's `hash` is not the
+    next one's. ~0.2 µs in C (one compression for a Call-ID, a tag and two users);
   - `ack_key()`: 16 bytes of BLAKE2b, which the C pump computes too (_sippump.h).
 Time is an argument (`now`), never read here.
 """

@@ -106,12 +106,12 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.tcp_out_by_tx: dict = {}             # digest of an INVITE transaction -> its destinations waiting (forks)
         self.canonical: dict = {}                           # host text -> one text per address (forwarding.py)
         # dialog_digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to, caller side,
-        # the answering 200's To tag): dialogs.py; its digests keyed with dialog_key, the same in another process
-        # holding that key
+        # the answering 200's To tag): dialogs.py; its digests keyed with dialog_key, saved with it at a clean stop and
+        # read back at the next start (dialogstore.py), so they stay the same across a restart
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
         self.answered = Recent(ANSWERED, low_min=PENDING_CALLS)
-        self.dialog_key = DIALOG_KEY                        # recent.dialog_digest's
+        self.dialog_key = DIALOG_KEY                        # recent.dialog_digest's (restore_dialogs: the last run's)
         self._answer_filter = None                         # answer_networks (responses._answers_from)
         self.trust = SourceFilter(settings.trusted_identity_networks)    # whose identity headers are read
         self.sources = SourceFilter(settings.accept_networks)   # where SIP is taken from at all (sources.py)
@@ -372,5 +372,10 @@ async def start_sip(pipeline, args, vlog, serve: bool = True):
         s.allow_networks = [n.strip() for n in args.sip_allow_networks.split(",") if n.strip()]
     s.reuse_port = bool(getattr(args, "reuse_port", False))
     screen = SipScreen(pipeline, s, vlog)
+    store = getattr(pipeline, "store", None)
+    if store is not None and getattr(store, "dir", None):      # the calls in progress at the last clean stop
+        from .dialogstore import dialogs_file, restore_dialogs
+        screen.dialogs_file = dialogs_file(store.dir)
+        restore_dialogs(screen, screen.dialogs_file)
     await screen.start(serve)
     return screen

@@ -1,0 +1,121 @@
+"""A call in progress across a clean restart of `telfilter serve` (an upgrade in business hours), with sipp as caller
+and callee on 127.0.0.1: an advertiser's call (one call a day to a callee: AD_CALL_FREQUENCY_CAP) is answered; serve
+is stopped with SIGTERM and started again on the same data dir and ports; the call's RFC 4028 session refresh
+(re-INVITE) reaches the callee and is answered -- before, the new process judged it as a new call and refused it
+608 by the call's own count (the call torn down), a second verdict line -- and the caller's BYE records the
+call's duration, the restart included. The screen's memory of answered calls is saved at the stop and read back
+at the start (engine/sip_screen/dialogstore.py); tests/test_sip_dialog_restart.py covers the file itself."""
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.state import install, open_state
+
+from .conftest import CONFIG, ROOT
+from .test_kamailio_interop import sipp_errors, uas_done
+from .test_serve import free_port, wait_for, wait_ready
+from .test_sipp_ims_flows import free_port as free_sip_port
+
+SIPP = shutil.which("sipp")
+SC = ROOT / "tests" / "sipp"
+pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp not installed (the README test command installs it)")
+
+AD_CALLER, CALLEE = "02439998888", "0912345678"
+PAUSE_MS = 4000                 # between the call's answer and its refresh: the restart happens meanwhile
+
+
+def serve(tmp, cfg, data, sip_port, uas_port, smpp_port, n):
+    ready = tmp / f"ready{n}"
+    err = open(tmp / f"serve{n}.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--config", cfg, "--data-dir", data,
+                          "--smpp-listen", f"127.0.0.1:{smpp_port}", "--esme-account", "t:pw",
+                          "--sip-listen", f"127.0.0.1:{sip_port}", "--sip-next-hop", f"127.0.0.1:{uas_port}",
+                          "--sip-allow-networks", "127.0.0.0/8", "--log", tmp / "verdicts.jsonl",
+                          "--ready-file", ready, "-v"], cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+    err.close()
+    wait_ready(p, ready, tmp / f"serve{n}.log")
+    return p
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    return p.returncode
+
+
+def uac_ran(stderr):
+    """What sipp_errors reads of a finished sipp run: its stderr."""
+    return subprocess.CompletedProcess([], 0, "", stderr or "")
+
+
+def verdicts(tmp):
+    path = tmp / "verdicts.jsonl"
+    return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_an_answered_ad_calls_refresh_passes_a_clean_restart_of_serve_and_its_bye_is_timed(tmp_path):
+    cfg, data = tmp_path / "config", tmp_path / "data"
+    shutil.copytree(CONFIG, cfg)
+    # advertising hours are 08:00-17:00 +07 and this test runs at any hour: the hours rule is not under test here
+    rf = cfg / "rules" / "30-advertising-calls.toml"
+    rf.write_text(re.sub(r'\[\[rule\]\]\nsymbol = "AD_CALL_OUTSIDE_HOURS".*?(?=\n\[\[rule\]\])', "",
+                         rf.read_text(), flags=re.S))
+    assert '\nsymbol = "AD_CALL_OUTSIDE_HOURS"' not in rf.read_text()
+    sm = cfg / "smpp.toml"                          # no SMSC: SMPP is not under test (and nothing connects out)
+    sm.write_text(re.sub(r'(?m)^smsc = .*$', "smsc = []", sm.read_text()))
+    ListStore(data).import_csv("senders", f"sender,owner,category,valid_from,valid_to,accounts\n"
+                                          f"{AD_CALLER},Shop ABC,QC,,,\n".encode())
+    sip_port, uas_port, smpp_port = free_sip_port(), free_sip_port(), free_port()
+    p = serve(tmp_path, cfg, data, sip_port, uas_port, smpp_port, 1)
+    base = [SIPP, "-i", "127.0.0.1", "-t", "u1", "-m", "1", "-s", CALLEE, "-nostdin", "-trace_err"]
+    uas = uac = None
+    try:
+        uas = subprocess.Popen([*base, "-sf", str(SC / "uas_restart.xml"), "-p", str(uas_port), "-timeout", "60s",
+                                "-timeout_error", "-error_file", str(tmp_path / "uas_err.log")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        time.sleep(0.2)
+        uac = subprocess.Popen([*base, f"127.0.0.1:{uas_port}", "-sf", str(SC / "uac_restart.xml"),
+                                "-p", str(free_sip_port()), "-rsa", f"127.0.0.1:{sip_port}", "-key", "caller",
+                                AD_CALLER, "-d", str(PAUSE_MS), "-timeout", "60s", "-timeout_error",
+                                "-error_file", str(tmp_path / "uac_err.log")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        assert wait_for(lambda: len(verdicts(tmp_path)) == 1, 10), (tmp_path / "serve1.log").read_text()
+        assert verdicts(tmp_path)[0]["action"] == "allow"
+        time.sleep(0.5)                                 # the 200 and its ACK relayed: the call is in progress
+        t_stop = time.monotonic()
+        assert stop(p) == 0, (tmp_path / "serve1.log").read_text()
+        log1 = (tmp_path / "serve1.log").read_text()
+        assert "SIP: 1 calls in progress saved to" in log1, log1
+        p = serve(tmp_path, cfg, data, sip_port, uas_port, smpp_port, 2)
+        assert time.monotonic() - t_stop < PAUSE_MS / 1000, "the restart took longer than the call's pause"
+        assert "SIP: 1 calls in progress restored from" in (tmp_path / "serve2.log").read_text()
+        _, said = uac.communicate(timeout=60)
+        uas_done(uas, 15)
+        assert uac.returncode == 0 and uas.returncode == 0, (sipp_errors(tmp_path, uac_ran(said)), verdicts(tmp_path))
+    finally:
+        if uac is not None and uac.poll() is None:
+            uac.kill()
+            uac.wait()
+        uas_done(uas, 0)
+        code = stop(p)
+    assert code == 0
+    # the refresh was not judged: one verdict line for the call, over both processes
+    assert [v["action"] for v in verdicts(tmp_path)] == ["allow"]
+    # the BYE recorded the call's end, its duration the whole call (pause + restart + ~1 s after the refresh)
+    pipe = build(data_dir=data, with_model=False, persist=False)
+    store = open_state(None, data)
+    install(pipe, store)
+    ((_, duration),) = pipe.state.calls.recent(int("84" + AD_CALLER[1:]))
+    assert PAUSE_MS / 1000 + 0.5 <= duration <= PAUSE_MS / 1000 + 15, duration
