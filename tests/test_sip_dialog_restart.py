@@ -133,7 +133,7 @@ def _valid(pipe):
 
 
 @pytest.mark.parametrize("case", ["garbage", "truncated", "version", "format", "key", "column", "caller", "age",
-                                  "address"])
+                                  "address", "huge age", "saved before 1970"])
 def test_a_corrupt_or_foreign_file_is_refused_with_a_log_line_and_the_screen_serves(pipe, tmp_path, caplog, case):
     good = _valid(pipe)
     d = msgpack.unpackb(good, raw=False)
@@ -151,6 +151,10 @@ def test_a_corrupt_or_foreign_file_is_refused_with_a_log_line_and_the_screen_ser
         d["ages"] = struct.pack("<d", -1.0)
     elif case == "address":
         d["address_of"][0] = 7
+    elif case == "huge age":        # read back, its BYE timed the call at 1e306 s: CallDurations.add raised (review49)
+        d["ages"] = struct.pack("<d", 1e306)
+    elif case == "saved before 1970":       # the time down, 1.7e308 s, overflowed the same way
+        d["saved"] = -1.7e308
     data = {"garbage": b"\x00\xffnot msgpack at all", "truncated": good[:len(good) // 2]}.get(case) or msgpack.packb(d)
     path = tmp_path / "d.msgpack"
     path.write_bytes(data)
@@ -212,3 +216,19 @@ def test_a_save_that_fails_at_the_stop_is_said_and_the_stop_goes_on(pipe, tmp_pa
     with caplog.at_level(logging.ERROR, logger="telfilter.sip"):
         save_at_stop(scr)                                   # never raises: the state store's save comes after it
     assert any("could not be saved" in r.getMessage() for r in caplog.records)
+
+
+def test_a_huge_age_read_back_never_reaches_the_calls_durations(pipe, tmp_path):
+    """review49: a file whose age was 1e306 s was taken; the call's BYE then made CallDurations.add raise
+    (OverflowError: the BYE's fast path failed, logged) after it had shifted the caller's row: a 0 s call recorded,
+    one more short call for short_call_share. Refused now; the BYE of a call of this process is timed as ever."""
+    d = msgpack.unpackb(_valid(pipe), raw=False)
+    d["ages"] = struct.pack("<d", 1e306)
+    path = tmp_path / "d.msgpack"
+    path.write_bytes(msgpack.packb(d))
+    now, ticks = [100.0], [5.0]
+    new, _ = screen(pipe, now, ticks)
+    assert restore_dialogs(new, path) == 0
+    new.on_datagram(in_dialog("BYE", 3, branch="b"), UAC)
+    sent(new)
+    assert new.stats["internal_errors"] == 0 and ended(pipe) == []

@@ -41,6 +41,8 @@ VERSION = 1
 KEY_BYTES = 16
 MAX_ADDRESS = 256               # an INVITE's destination address (forwarding: hosts are addresses, <= 64)
 NO_ADDRESS = -1                 # address_of: the INVITE not sent yet
+MAX_AGE = 10 ** 9               # seconds (31 years): a call older is no call of ours (a file's age of 1e306 s timed
+                                # its BYE at infinity, and CallDurations.add raised on it: the BYE's fast path failed)
 
 
 def dialogs_file(data_dir) -> Path:
@@ -127,8 +129,8 @@ def _columns(d: dict, since: float):
             a.byteswap()
         cols.append(a)
     keys, ages, parties, sides, tags = cols
-    if any(not (a >= 0.0) and not math.isnan(a) or math.isinf(a) for a in ages):
-        raise ValueError("an age is not a finite number of seconds >= 0")
+    if any(not (0.0 <= a <= MAX_AGE) and not math.isnan(a) for a in ages):
+        raise ValueError("an age is not a number of seconds from 0 to %d" % MAX_AGE)
     addresses.append(None)                      # (NO_ADDRESS, -1: the last)
     isnan = math.isnan
     rows = [(k, (0.0, (c, None, p, addresses[a], None if fl & 1 else s) if isnan(age)
@@ -151,7 +153,7 @@ def load(screen, data: bytes, ticks: float, wall: float) -> int:
     key, saved = d.get("key"), d.get("saved")
     if not isinstance(key, bytes) or len(key) != KEY_BYTES:
         raise ValueError("no key of %d bytes" % KEY_BYTES)
-    if type(saved) not in (int, float) or not math.isfinite(saved):
+    if type(saved) not in (int, float) or not 0 <= saved < math.inf:     # (before 1970: the time down overflowed)
         raise ValueError("no time saved")
     mem = screen.answered
     if len(mem):
