@@ -232,3 +232,26 @@ def test_a_huge_age_read_back_never_reaches_the_calls_durations(pipe, tmp_path):
     new.on_datagram(in_dialog("BYE", 3, branch="b"), UAC)
     sent(new)
     assert new.stats["internal_errors"] == 0 and ended(pipe) == []
+
+
+def test_an_invite_to_a_host_of_bytes_not_utf8_does_not_cost_the_other_calls_their_save(pipe, tmp_path, caplog):
+    """review49: an INVITE whose Route named a host with bytes that are not UTF-8 (kept as surrogates by the codec)
+    left that host in the memory as where its INVITE went (the send then refused: not permitted); msgpack cannot
+    write it, so the stop's save failed whole (UnicodeEncodeError) and every call in progress was forgotten. Now
+    the host is written with \\xNN escapes (no answer comes from it either) and the calls are saved."""
+    from engine.sip_screen.dialogstore import save_at_stop
+    scr, _ = screen(pipe, [0.0], [10.0])
+    answered_call(scr)
+    scr.on_datagram(invite(caller="0901234567", call_id="x-1", extra=[b"Route: <sip:h\xff\xfe;lr>"]), UAC)
+    sent(scr)
+    assert len(scr.answered) == 2
+    scr.dialogs_file = tmp_path / "sip" / "dialogs.msgpack"
+    with caplog.at_level(logging.ERROR, logger="telfilter.sip"):
+        save_at_stop(scr)
+    assert not [r for r in caplog.records if "could not be saved" in r.getMessage()]
+    new, vlog2 = screen(pipe, [1.0], [2.0])
+    assert restore_dialogs(new, scr.dialogs_file) == 2
+    assert sorted(e[3] for _, e in new.answered.low.values()) == ["h\\xff\\xfe"]
+    new.on_datagram(in_dialog("INVITE", 2), UAC)            # the answered call's refresh: unjudged as before
+    ((fwd, _),) = sent(new)
+    assert fwd.method == "INVITE" and new.stats["screened"] == 0 and vlog2.calls == []

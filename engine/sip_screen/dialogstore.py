@@ -91,9 +91,24 @@ def dump(screen, ticks: float, wall: float) -> bytes:
             "parties": _u64([e[2] for e in ents]),
             "sides": _u64([0 if n & 1 else e[4] for e, n in zip(ents, none)]),
             "tags": _u64([0 if n & 2 else e[5] for e, n in zip(ents, none)]), "none": none,
-            "address_of": [NO_ADDRESS if e[3] is None else addresses.setdefault(e[3], len(addresses)) for e in ents]}
+            "address_of": [NO_ADDRESS if e[3] is None else addresses.setdefault(_text(e[3]), len(addresses))
+                           for e in ents]}
     return msgpack.packb({"format": FORMAT, "version": VERSION, "key": screen.dialog_key, "saved": wall,
                           "waiting": len(mem.low), "addresses": list(addresses), **cols}, use_bin_type=True)
+
+
+def _text(s: str) -> str:
+    """An address as msgpack can write it (UTF-8): bytes that were not UTF-8, kept as surrogates by the codec (a Route
+    host of an INVITE the screen then could not send, names being outside every permitted network), as \\xNN escapes,
+    which no answer's source matches either (at most 4 x 64 characters: MAX_ADDRESS). One such address made the
+    whole save fail at the stop, every call in progress forgotten."""
+    if s.isascii():
+        return s
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _columns(d: dict, since: float):
