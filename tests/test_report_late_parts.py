@@ -231,3 +231,20 @@ def test_a_late_line_read_before_its_messages_line_is_tied_to_it(tmp_path):
         "sender_not_qc": 1}}
     assert s["symbols"] == {"AD_SENDER_NOT_QC": 1}
     assert (s["late_parts"], s["late_parts_untied"]) == (2, 1)
+
+
+def test_a_concat_that_is_no_engine_id_is_kept_at_a_fixed_size():
+    """review49: the bound is of messages (MAX_LATE_MESSAGES, MAX_EARLY), and a line's `"concat"` that is not the
+    engine's 16 hex digits was kept as its text: a damaged or hand-made log with long ones (a line may hold 1 MiB)
+    held up to 32,768 of them, 32 GiB. Such a value is kept as a 64-bit digest now (the same value ties alike)."""
+    import sys
+
+    from engine.report.late import LateParts, Message
+    late = LateParts()
+    m = Message(None, False, (), (), "allow", None)
+    long_id = "x" * (1 << 20)
+    late.remember(long_id, m, 10.0)
+    late.defer("y" * (1 << 20), False, (), (), None, "", 5.0)
+    assert all(sys.getsizeof(k) < 64 for k in [*late.messages, *late.early])
+    assert late.get("x" * (1 << 20)) is m and late.get("x" * ((1 << 20) - 1)) is None
+    assert late.get("00000000000000ff") is None

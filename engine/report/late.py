@@ -17,6 +17,7 @@ forgotten gets no late line tied to it; an early late line forgotten, or never m
 """
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 
 # messages that may have late parts (and late lines read before their message): the engine remembers at most
@@ -38,14 +39,17 @@ def shared(items) -> frozenset:
     return got
 
 
-def _key(cid: str):
-    """The tables' key for a line's `"concat"`: its 16 hex digits as an int (half the memory of the str)."""
+def _key(cid: str) -> int:
+    """The tables' key for a line's `"concat"`: its 16 hex digits as an int (half the memory of the str). Any other
+    value (no line the engine writes: a damaged or hand-made log) as a 64-bit digest of it, above those: kept as its
+    text, a line's 1 MiB each, the bounds above held up to 32 GiB of them."""
     if len(cid) == 16:
         try:
             return int(cid, 16)
         except ValueError:
             pass
-    return cid
+    d = hashlib.blake2b(cid.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return 1 << 64 | int.from_bytes(d, "big")
 
 
 class Message:
