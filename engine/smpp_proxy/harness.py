@@ -15,7 +15,8 @@ from .simulator import SmscSimulator
 
 class ProxyHarness(LoopThread):
     def __init__(self, pipeline, accounts=("esme1:secret",), settings: SmppSettings | None = None,
-                 verdict_log=None, clock=None, receipt_delay=0.05, with_proxy=True):
+                 verdict_log=None, clock=None, receipt_delay=0.05, with_proxy=True, prepare=None):
+        self.prepare = prepare      # prepare(proxy) in the loop before it starts (serve opens its journals then)
         self.pipeline, self.accounts, self.settings = pipeline, accounts, settings or SmppSettings()
         self.vlog = verdict_log if verdict_log is not None else VerdictLog(open("/dev/null", "w"))
         self.clock, self.receipt_delay, self.with_proxy = clock, receipt_delay, with_proxy
@@ -33,6 +34,8 @@ class ProxyHarness(LoopThread):
                 acc = account_from_arg(a)
                 s.accounts[acc.system_id] = acc
             self.proxy = SmppProxy(self.pipeline, s, self.vlog, clock=self.clock)
+            if self.prepare is not None:
+                self.run(self.prepare, self.proxy)
             self.call(self.proxy.start("127.0.0.1:0"))
             if not self.call(self.proxy.wait_upstream(10)):
                 raise RuntimeError("proxy did not bind to the simulator")

@@ -23,6 +23,7 @@ log = logging.getLogger("telfilter.smpp")
 _LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED, _HID, _PID = range(8)
 RECORDED = "recorded"        # the verdict of a message restored as done already (its late parts: acknowledged)
 NOT_RECORDED_KEEP = 3600.0   # seconds a short-code message not recorded waits for its part again (mo.py)
+RESTORE_WAIT = 10.0          # seconds a start waits for the records its restore wrote before the links bind
 
 
 class _GoneLink:
@@ -40,6 +41,17 @@ class _GoneLink:
 class MoPartsRestore:
     """Mixin of `MoPartsJournal`: the next start, from the records `open_mo_parts` read (the journal's
     `_mo_records_gone` and `_mo_marked` take records out and keep markers, as while running)."""
+
+    async def _restore_mo_parts_on_disk(self) -> None:
+        """(start, before any link binds) `_restore_mo_parts`, then what it wrote on disk: a part it gave its
+        message's one parts_id (a drain's set-aside) is journalled so before a part can come and the message's
+        report line name that id. The two writers are apart (the commands' and this journal's): a crash after
+        the line and before the record left the part under its old id, put back to wait, counted again."""
+        self._restore_mo_parts()
+        w = self.mo_parts_writer
+        if w is not None and not await w.idle(RESTORE_WAIT):
+            log.error("start: the 5656 message parts journal is still being written after %.0f s (a stalled disk); "
+                      "binding the SMSC links anyway", RESTORE_WAIT)
 
     def _restore_mo_parts(self) -> None:
         """(start) The records read by `open_mo_parts`: messages done remembered as recorded, the others' parts
