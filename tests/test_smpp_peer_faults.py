@@ -107,7 +107,7 @@ def test_a_receipt_acknowledged_after_the_esmes_unbind_is_not_delivered_again(pi
         s.sendall(encode(P.DeliverSmResp(sequence_number=dr.sequence_number)))
         assert read_raw(s).command_id == C.UNBIND_RESP
         assert wait(lambda: len(h.sim.mo_responses) == 1)
-        time.sleep(0.3)                                # the session is gone by now
+        assert wait(lambda: not h.proxy.sessions)      # the session is gone (its receipts would be held then)
         assert h.proxy.held_total == 0 and h.proxy.stats["receipts_held"] == 0
 
 
