@@ -22,6 +22,10 @@ def test_a_peer_that_never_reads_is_paused_then_closed(pipe, monkeypatch):
         s, r = raw_session(h)
         assert r.command_status == 0
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # the proxy's kernel buffer small too (it grew to MiBs of answers before its own buffer filled: on a loaded
+        # host, where the proxy reads ~100 KB/s, 30 s were not enough to get there)
+        h.run(lambda: [x.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+                       for x in h.proxy.sessions])
         s.settimeout(0.5)
         chunk = memoryview(b"".join(encode(P.EnquireLink(sequence_number=i)) for i in range(1, 4097)))   # 64 KiB
 
