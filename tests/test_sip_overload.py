@@ -170,15 +170,18 @@ def test_a_flood_from_one_address_leaves_another_addresss_calls_judged(tmp_path,
     # (without the shares: ~20%; what is lost, the kernel dropped. On a quiet host 50-90% get through; 0.35 leaves
     # room for a host loaded by other work, where 40-43% were seen, and still fails without the shares. On a host
     # whose two cores other work also takes, one run in many let 30% through (stop 46's CI): a second run decides,
-    # still failing without the shares.)
+    # still failing without the shares. At load ~7 on two cores (busy loops and another test run beside it) a run
+    # let 18-81% through with the shares (one in three below the bar, three in a row once), 2-15% without: what the
+    # kernel drops while the screen waits for a core is the scheduler's doing, not the screen's. So up to three
+    # runs; none without the shares reaches the bar, loaded or not.)
     runs = []
-    for attempt in range(2):
+    for attempt in range(3):
         through, sent, flooded, st = calls_through_a_flood(tmp_path / f"run{attempt}", 0.25, pump)
         assert flooded > 20_000 and st["overload_source_dropped"] > 1000, (flooded, st)    # the flood really ran
         runs.append((through, sent, st))
         if through >= 0.35 * sent:
             return
-    pytest.fail(f"fewer than 35% of a caller's INVITEs judged through a flood, twice: {runs}")
+    pytest.fail(f"fewer than 35% of a caller's INVITEs judged through a flood, three times: {runs}")
 
 
 def test_behind_a_reinvite_of_an_answered_call_from_a_source_over_its_share_goes_on_a_made_up_one_does_not():
