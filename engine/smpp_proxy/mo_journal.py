@@ -19,7 +19,7 @@ its parts' digests (part number and 8 bytes of BLAKE2b of its text) -- then its 
 writer keeps that order; one fsync when they share a batch), and only then is the part that completed it
 answered. The marker lives for MARKER_KEEP (then it goes too, in housekeeping; at most max_pending_concat of
 them). The next start (`open_mo_parts` before the proxy starts; `_restore_mo_parts` as it starts, before any
-link binds) looks at each key's records:
+link binds, which waits for what it wrote: `_restore_mo_parts_on_disk`) looks at each key's records:
 - the parts of the message a marker names (its parts_id), or whose parts_id a report line names (read from
   where reports.jsonl ended when they were journalled: the crash fell between the report and the marker),
   are done: the message is remembered as recorded and marked so on disk (a marker written first if it had
