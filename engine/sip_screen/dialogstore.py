@@ -82,6 +82,10 @@ def dump(screen, ticks: float, wall: float) -> bytes:
     entries in columns (the calls waiting for their answer first, then the answered ones; each tier oldest first),
     the digests as little-endian 64-bit words (a msgpack list per call made the file 25% larger and took longer
     to read back)."""
+    from .screening import _loggable      # an address as msgpack can write it (UTF-8): a Route host of bytes that
+    # were not UTF-8 (kept as surrogates by the codec; its INVITE then refused) as \\xNN escapes, as the verdict
+    # log writes them (at most 4 x 64 characters: MAX_ADDRESS; no answer's source matches it either): one such
+    # address made the whole save fail at the stop, every call in progress forgotten
     mem = screen.answered
     ents = [e for _, e in mem.low.values()] + [e for _, e in mem.d.values()]
     addresses: dict = {}
@@ -91,24 +95,10 @@ def dump(screen, ticks: float, wall: float) -> bytes:
             "parties": _u64([e[2] for e in ents]),
             "sides": _u64([0 if n & 1 else e[4] for e, n in zip(ents, none)]),
             "tags": _u64([0 if n & 2 else e[5] for e, n in zip(ents, none)]), "none": none,
-            "address_of": [NO_ADDRESS if e[3] is None else addresses.setdefault(_text(e[3]), len(addresses))
+            "address_of": [NO_ADDRESS if e[3] is None else addresses.setdefault(_loggable(e[3]), len(addresses))
                            for e in ents]}
     return msgpack.packb({"format": FORMAT, "version": VERSION, "key": screen.dialog_key, "saved": wall,
                           "waiting": len(mem.low), "addresses": list(addresses), **cols}, use_bin_type=True)
-
-
-def _text(s: str) -> str:
-    """An address as msgpack can write it (UTF-8): bytes that were not UTF-8, kept as surrogates by the codec (a Route
-    host of an INVITE the screen then could not send, names being outside every permitted network), as \\xNN escapes,
-    which no answer's source matches either (at most 4 x 64 characters: MAX_ADDRESS). One such address made the
-    whole save fail at the stop, every call in progress forgotten."""
-    if s.isascii():
-        return s
-    try:
-        s.encode("utf-8")
-        return s
-    except UnicodeEncodeError:
-        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _columns(d: dict, since: float):
