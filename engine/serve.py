@@ -303,9 +303,7 @@ async def run_serve(args, ready=None):
         log.error("message-id map could not be saved whole (%s): the next start reads its log", e)
     await idlog.close(clean=saved)
     if sip:
-        await sip.stop()
-        from .sip_screen.dialogstore import save_at_stop
-        save_at_stop(sip)       # its answered calls: read back at the next start (sip_screen/dialogstore.py)
+        await sip.stop()        # (its answered calls saved, read back at the next start: sip_screen/dialogstore.py)
     st_task.cancel()
     status = 0
     try:

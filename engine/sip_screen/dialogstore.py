@@ -187,7 +187,8 @@ def save_dialogs(screen, path) -> int:
 
 
 def save_at_stop(screen) -> None:
-    """serve's stop: `save_dialogs` to the file the screen was started with (start_sip), said in the log."""
+    """The screen's stop (SipScreen.stop; serve's, at its end): `save_dialogs` to the file start_sip named, said
+    in the log."""
     path = getattr(screen, "dialogs_file", None)
     if path is None:
         return

@@ -246,6 +246,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             from ..fdbudget import FD_BUDGET
             FD_BUDGET.release("sip", self._fd_granted)
             self.fd_claimed = False
+        from .dialogstore import save_at_stop
+        save_at_stop(self)      # the answered calls, when start_sip named a file: read back at the next start
 
     # ------------------------------------------------------------ input
     def on_datagram(self, data, addr):
