@@ -4,7 +4,6 @@ a worker thread holding the GIL in turns. Small lists here; the figures are in t
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import threading
 from datetime import datetime, timedelta, timezone
@@ -17,13 +16,9 @@ from engine.lists import ListStore
 from engine.serve import reload_lists
 from engine.verdict import Message
 
+from .test_lists_reload_cost import _unfrozen  # noqa: F401  (autouse: what a reload froze goes back to the collector)
+
 T = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=7)))
-
-
-@pytest.fixture(autouse=True)
-def _unfrozen():
-    yield
-    gc.unfreeze()           # (what a reload froze goes back to the collector: the test process runs on)
 
 
 def _pipe(tmp_path):
