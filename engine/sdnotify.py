@@ -180,8 +180,9 @@ class PoolNotify:
     RELOAD_BOUND_S = 60.0        # a worker that never says it reloaded (stuck, or an old one): systemd hears READY=1
     MAX_DATAGRAMS = 256          # a round's reading (4 or so per worker a second); the rest waits for the next
 
-    def __init__(self, n: int, environ=None, start_timeout: float = 60.0):
+    def __init__(self, n: int, environ=None, start_timeout: float = 60.0, before_ready=None):
         self.n = n
+        self.before_ready = before_ready        # called once, as the pool comes up, before systemd hears READY=1
         self.up = Notifier(environ)
         self.watchdog_s = self.up.watchdog_s
         self.start_timeout = start_timeout
@@ -283,6 +284,8 @@ class PoolNotify:
         if not self.pool_ready and len(self.ready) == self.n and not self.up.stopped:
             self.pool_ready = True
             self.restarting.clear()
+            if self.before_ready is not None:
+                self.before_ready()
             self.up.ready(self._status_text())
         if self.reload_waits is not None and (not self.reload_waits or now >= self.reload_until):
             if self.reload_waits:

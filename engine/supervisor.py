@@ -12,7 +12,7 @@ Worker i gets TELFILTER_WORKER=i. Worker 0 is the one that owns the data dir's w
 the journal (replication's id file and journal of remote changes, CLI diffs) and the control
 socket `DATA_DIR/control.sock` and `--metrics-listen`; worker i > 0 answers on
 `<control socket stem>.w<i><suffix>` (control.w<i>.sock by default) and has no metrics listener. `--ready-file F` is written by the supervisor
-once every worker has written `F.w<i>` (its port lines).
+once every worker has written `F.w<i>` (its port lines) and said READY=1, before the pool's READY=1.
 
 A worker stops (SIGTERM: it drains) when its supervisor dies, even by kill -9 (Linux's
 PR_SET_PDEATHSIG, set by the worker as it starts; it also checks that the supervisor that started
@@ -114,7 +114,25 @@ def supervise(args) -> int:
     stopping = False
     cwd = os.getcwd()
     start_timeout = getattr(args, "start_timeout", None) or START_TIMEOUT_S
-    notify = PoolNotify(n, start_timeout=start_timeout)
+
+    def write_ready() -> None:
+        """--ready-file: worker 0's ports and the count, as the pool comes up, before its READY=1 (a single serve's
+        too is written before its READY=1). Each worker wrote its own before its READY=1; one already stopping (a
+        SIGTERM as the pool came up) removed it: not ready, nothing written."""
+        if not ready or stopping:
+            return
+        try:
+            text = Path(f"{ready}.w0").read_text()
+        except FileNotFoundError:
+            return
+        tmp = Path(ready).with_name(f".{Path(ready).name}.tmp")
+        try:
+            tmp.write_text(text + f"workers {n}\n")
+            os.replace(tmp, ready)              # whole or not at all
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    notify = PoolNotify(n, start_timeout=start_timeout, before_ready=write_ready)
     aborted: dict[int, float] = {}              # stuck worker -> when SIGKILL follows its SIGABRT
     killed_why: dict[int, str] = {}             # stuck worker -> why it was killed (STATUS=, until it is restarted)
     reload_asked = False
@@ -162,7 +180,7 @@ def supervise(args) -> int:
             Path(f"{ready}.w{i}").unlink(missing_ok=True)
     for i in range(n):
         start(i)
-    ready_written = said_ready = False
+    said_ready = False
     due: dict[int, float] = {}
     while True:
         time.sleep(0.1)
@@ -221,9 +239,6 @@ def supervise(args) -> int:
             if time.monotonic() >= t and not stopping:
                 del due[i]
                 start(i)
-        if ready and not ready_written and all(Path(f"{ready}.w{i}").exists() for i in range(n)):
-            Path(ready).write_text(Path(f"{ready}.w0").read_text() + f"workers {n}\n")
-            ready_written = True
         if notify.pool_ready and not said_ready:
             said_ready = True
             life.info("%d workers ready", n)

@@ -112,8 +112,11 @@ def test_a_pool_says_ready_once_both_workers_are_pings_reloads_and_stops(tmp_pat
     p, ready, err = _pool(tmp_path, sd, url, sim.port, 400000)
     try:
         msg = sd.read(lambda m: m.get("READY") == "1")
-        # both workers' ready files (each written before its own READY=1) are there
+        # both workers' ready files (each written before its own READY=1) are there, and the pool's, written before
+        # its READY=1 as a single serve's is (it came a round later: a script or test that stopped the pool at
+        # READY=1 raced the supervisor reading worker 0's, which the worker removes as it stops: the pool exited 2)
         assert (tmp_path / "ready.w0").exists() and (tmp_path / "ready.w1").exists(), err.read_text()
+        assert ready.read_text().startswith("smpp ") and ready.read_text().endswith("workers 2\n")
         assert msg.get("STATUS") == "2 workers ready"
         t0 = time.monotonic()
         sd.idle(1.5)
@@ -189,8 +192,10 @@ def test_the_private_socket_takes_only_its_workers_and_nothing_reaches_systemd_w
         w.communicate(b"x", timeout=10)
         time.sleep(0.1)
         now = time.monotonic()
+        heard_before = []                   # what systemd had heard when the pool's before_ready ran: no READY=1
+        pool.before_ready = lambda: (sd.idle(0.05), heard_before.append([m for _, _, m in sd.got if "READY" in m]))
         assert pool.poll(now) == []
-        assert pool.pool_ready
+        assert pool.pool_ready and heard_before == [[]]
         assert pool.poll(now + 1.1) == [0]                  # no WATCHDOG=1 for longer than 1 s: stuck, said once
         assert pool.poll(now + 1.2) == []
         sd.idle(0.2)
@@ -221,3 +226,21 @@ def test_a_sighup_while_the_workers_start_kills_none_and_the_pool_comes_up(tmp_p
         sim.stop()
         sd.close()
     assert p.returncode == 0, err.read_text()
+
+
+def test_a_sigterm_the_moment_the_pool_says_ready_stops_it_cleanly(tmp_path, url):
+    """A SIGTERM sent as READY=1 arrives (a script that stops what it started, `systemctl restart` right after a
+    start): the pool drains and exits 0 with no ready file left. Before, the pool's ready file was written a round
+    after its READY=1 from worker 0's, which the worker removes as it stops: read as it went, the pool exited 2."""
+    sd = Systemd()
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata", with_model=False), with_proxy=False).start()
+    p, ready, err = _pool(tmp_path, sd, url, sim.port, 0)
+    try:
+        sd.read(lambda m: m.get("READY") == "1")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(40) == 0, err.read_text()
+        assert not any(tmp_path.glob("ready*")) and not any(tmp_path.glob(".ready*")), sorted(tmp_path.iterdir())
+    finally:
+        _stop(p, err)
+        sim.stop()
+        sd.close()
