@@ -174,7 +174,7 @@ def cmd_lists(args) -> int:
                           "list": store.load(kinds=(args.kind,)).stats()[args.kind]}))
         return 1 if errors else 0
     if args.lcmd in ("add", "remove"):
-        from .cli import list_edit_extra
+        from .cli_parser import list_edit_extra
         try:
             extra = list_edit_extra(args)
             if args.lcmd == "add":

@@ -116,7 +116,7 @@ def cmd_ctl(args) -> int:
         path = default_socket(resolve_data_dir(getattr(args, "data_dir", None), load_settings(getattr(args, "config", None)),
                                                seed=False))      # a client never seeds a data dir
     if args.ctlcmd == "lists":
-        from .cli import list_edit_extra
+        from .cli_parser import list_edit_extra
         try:
             extra = list_edit_extra(args)
         except ValueError as e:
