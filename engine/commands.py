@@ -1,5 +1,5 @@
-"""Handlers of the data subcommands of `telfilter`: check, lists, config check, rules. The parser,
-the dispatch and the error-to-exit-status mapping stay in cli.py."""
+"""Handlers of the data subcommands of `telfilter`: check, lists, config check, rules. The parser is
+cli_parser.py's; the dispatch and the error-to-exit-status mapping stay in cli.py."""
 from __future__ import annotations
 
 import json
