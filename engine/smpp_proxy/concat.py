@@ -23,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .codec.text import TwoReadings
+from .codec.text import TwoReadings, Ucs2Octets, is_ucs2, ucs2_decode
 
 LATE_TEXT = 320         # characters of each part kept to judge a late part with (two SMS' worth)
 REFUSED = "refused"     # the verdict `late` gives a part of a message refused whole (`refuse`): too long
@@ -47,17 +47,79 @@ class Pending:
         return [self.parts[i] for i in sorted(self.parts)]
 
 
-def joined(texts, binary: bool) -> str:
+def joined(texts, binary: bool, parts=None) -> str:
     """The text a concatenated message is judged on: its parts' texts in part order, so that a URL
     or a keyword split across two parts is read whole. Binary parts' readable fragments (URLs
-    found in them) are kept apart by a space: two of them never run into one."""
+    found in them) are kept apart by a space: two of them never run into one. A part whose UCS-2 is broken
+    (codec.text.Ucs2Octets, a TwoReadings with `octets`) is read joined by octets too (`octet_joined`):
+    both readings judged (TwoReadings, `shown` the parts' own). `parts`: {part number: part} of these texts
+    (a part a tuple whose [1] is its PDU, or its text), for which are UCS-2 and which are missing."""
     if binary:
         return " ".join(t for t in texts if t)
-    if not any(type(t) is TwoReadings for t in texts):
+    if not any(type(t) is not str for t in texts):
         return "".join(texts)
-    # a part whose UCS-2 may be Latin-1 mislabelled has two readings: each joined with the other parts' texts
-    return TwoReadings("".join(t.shown if type(t) is TwoReadings else t for t in texts),
-                       "".join(t.meant if type(t) is TwoReadings else t for t in texts))
+    if any(type(t) is TwoReadings for t in texts):
+        # a part whose UCS-2 may be Latin-1 mislabelled has two readings: each joined with the other parts' texts
+        text = TwoReadings("".join(t.shown if type(t) is TwoReadings else t for t in texts),
+                           "".join(t.meant if type(t) is TwoReadings else t for t in texts))
+    else:
+        text = "".join(texts)
+    if all(getattr(t, "octets", None) is None for t in texts):
+        return text
+    octets = octet_joined(texts, parts)
+    if octets == (text.shown if type(text) is TwoReadings else text):
+        return text
+    if type(text) is TwoReadings:
+        # Latin-1 mislabelled too: the command a 5656 message carries is parsed in `shown`, then in `meant`
+        return OctetsJoined(text.shown + "\n" + octets, text.meant)
+    return OctetsJoined(text, octets)
+
+
+class OctetsJoined(TwoReadings):
+    """A concatenated message's text read part by part (`shown`, as a handset that decodes each part shows it) and
+    with its UCS-2 parts' octets joined (`meant`), both judged: its verdict line's reading is OCTETS_JOINED."""
+
+
+OCTETS_JOINED = "ucs2-octets-joined"
+
+
+def reading_of(text, reading):
+    """The reading a verdict line names for concatenated message `text`: OCTETS_JOINED when its parts' octets
+    were read joined too, else `reading`."""
+    return OCTETS_JOINED if type(text) is OctetsJoined else reading
+
+
+def _octets(t, part) -> bytes | None:
+    """A part's UCS-2 user data: carried (broken), or its text re-encoded (UCS-2); None when it is not UCS-2."""
+    o = getattr(t, "octets", None)
+    if o is not None:
+        return o
+    if part is None or isinstance(part, str) or not is_ucs2(part[1].data_coding):
+        # (a stored text, not carrying its octets: its coding is not known)
+        return None
+    return (t.shown if type(t) is TwoReadings else t).encode("utf-16-be", "surrogatepass")
+
+
+def octet_joined(texts, parts=None) -> str:
+    """The text of a concatenated message whose UCS-2 parts' octets are joined before they are decoded (what an
+    SMSC or handset that joins them shows: a link split at an odd octet, or a surrogate pair split between two
+    parts, reads whole). A run of UCS-2 parts stops at a part that is not UCS-2 (its own text is read there) and
+    at a missing part (`parts`' numbers; without them the texts are taken as consecutive parts)."""
+    numbers = sorted(parts) if parts is not None else range(len(texts))
+    out, run, last = [], b"", None
+    for n, t in zip(numbers, texts):
+        o = _octets(t, parts.get(n) if parts is not None else None)
+        if run and (o is None or n != last + 1):
+            out.append(ucs2_decode(run))
+            run = b""
+        if o is None:
+            out.append(t.shown if type(t) is TwoReadings else t)
+        else:
+            run += o
+        last = n
+    if run:
+        out.append(ucs2_decode(run))
+    return "".join(out)
 
 
 def concat_id(key) -> str:
@@ -71,7 +133,16 @@ def concat_id(key) -> str:
 
 
 def _cut(text, n: int):
-    return text.cut(n) if type(text) is TwoReadings else (text or "")[:n]
+    return text.cut(n) if type(text) is not str and text is not None else (text or "")[:n]
+
+
+def _kept(part):
+    """The text a remembered part of a message with a broken UCS-2 part keeps: a UCS-2 one its octets too (a late
+    part is then read joined by octets with it: a stored text's coding is not known)."""
+    t = part[2]
+    if type(t) is str and is_ucs2(part[1].data_coding):
+        return Ucs2Octets(t, t.encode("utf-16-be", "surrogatepass"))
+    return t
 
 
 class Reassembly:
@@ -155,7 +226,9 @@ class Reassembly:
     def remember(self, key, verdict, until: float, c: Pending, bound: int) -> None:
         """Keep the verdict of a message judged without all its parts, and its parts' texts (each cut
         at LATE_TEXT: the memory stays bounded by `bound` messages), for its late parts."""
-        self.judged[key] = (verdict, until, {i: _cut(p[2], LATE_TEXT) for i, p in c.parts.items()},
+        broken = any(getattr(p[2], "octets", None) is not None for p in c.parts.values())
+        self.judged[key] = (verdict, until, {i: _cut(_kept(p) if broken else p[2], LATE_TEXT)
+                                             for i, p in c.parts.items()},
                             {i: c.sizes.get(i, (0, 0))[1] for i in c.parts})
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
@@ -200,13 +273,14 @@ class Reassembly:
         if e is not None:
             self.judged[key] = (verdict, e[1], e[2], e[3])
 
-    def late(self, key, n: int, text: str, binary: bool, now: float, max_chars: int = 0):
+    def late(self, key, n: int, text: str, binary: bool, now: float, max_chars: int = 0, pdu=None):
         """(earlier verdict, whole text) when part `n` of `key` comes after its message was judged:
         the whole text is the earlier parts' and this one's in part order (a link split across a
         late part is read whole). None when it was not judged, or too long ago (`until` passed), or this
         part number came with another text (either way the peer reuses the reference number for a new
         message). REFUSED for a part of a message refused whole, or whose characters with this part's are
-        over `max_chars` (when given); SPREAD for one refused whole for its parts' schedules."""
+        over `max_chars` (when given); SPREAD for one refused whole for its parts' schedules. `pdu`: the part's (is
+        it UCS-2: read joined by octets with the remembered parts, `joined`)."""
         e = self.judged.get(key)
         if e is None:
             return None
@@ -227,7 +301,8 @@ class Reassembly:
         if verdict is REFUSED:
             return REFUSED, ""                          # so is this part
         texts[n] = _cut(text, LATE_TEXT)
-        whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary)
+        whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary,
+                       texts if pdu is None else {**texts, n: (None, pdu)})
         return verdict, whole
 
 

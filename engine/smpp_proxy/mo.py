@@ -71,7 +71,7 @@ from ..verdict import Action, Message
 from ..rules.shortcode import addressed_to
 from .codec import pdu_concat
 from .codec import constants as C
-from .concat import concat_id, joined
+from .concat import concat_id, joined, reading_of
 from .mo_journal import (_ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, NOT_RECORDED_KEEP, RECORDED,
                          MoPartsJournal, _answer)
 from .submit import Refusal, message_content
@@ -234,7 +234,7 @@ class MoPath(MoPartsJournal):
     def _mo_part_local(self, link, pdu, ci, text, binary, reading):
         ref, total, n = ci
         key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
-        late = self.mo_concat.late(key, n, text, binary, self.loop.time())
+        late = self.mo_concat.late(key, n, text, binary, self.loop.time(), pdu=pdu)
         if late is not None and late[0] is RECORDED and not self.mo_same_message(key, n, text):
             late = None                     # a new message reusing a done one's key (mo_journal.py)
         if late is not None:
@@ -278,8 +278,8 @@ class MoPath(MoPartsJournal):
                      key[3], key[1], len(parts), c.total, self.settings.concat_timeout)
             self.stats["mo_concat_incomplete"] += 1
         binary = any(x[_BINARY] for x in parts)
-        text = joined([x[_TEXT] for x in parts], binary)
-        reading = next((x[_READING] for x in parts if x[_READING]), None)
+        text = joined([x[_TEXT] for x in parts], binary, c.parts)
+        reading = reading_of(text, next((x[_READING] for x in parts if x[_READING]), None))
         pdu0 = parts[0][_PDU]
         # for the short code: so its first part says (a part answered as it came was for it)
         sc = bool(answered) or self._to_shortcode(pdu0)
@@ -319,6 +319,7 @@ class MoPath(MoPartsJournal):
         """A part after its message was judged: judged on the whole text known now; never let
         through when the message was dropped."""
         earlier, whole = late
+        reading = reading_of(whole, reading)
         what = f"{type(pdu).__name__} MO part {ci[2]}/{ci[1]} late"
         if earlier is WRITING:
             # its message's command is being written: this copy is asked for again (by then it is

@@ -20,7 +20,7 @@ from ..verdict import Action
 from .refund import Refund
 from .codec import constants as C
 from .codec import pdu as P
-from .concat import OVERLAP, REFUSED, SPREAD, concat_id, joined
+from .concat import OVERLAP, REFUSED, SPREAD, concat_id, joined, reading_of
 from .multi import multi_dest_tons, multi_dests
 from .schedule import parts_deliveries, parts_delivery, parts_spread
 
@@ -89,7 +89,7 @@ class ConcatSubmit:
         # put on a handset they share
         if self._overlaps(sess, pdu, key, ci, text, binary, dests, now):
             return
-        late = self.concat.late(key, ci[2], text, binary, now, st.max_message_chars)
+        late = self.concat.late(key, ci[2], text, binary, now, st.max_message_chars, pdu)
         if late is not None:
             earlier, whole = late
             if earlier is REFUSED:
@@ -114,7 +114,7 @@ class ConcatSubmit:
                     return
                 if self._pick_link(account=sess.account.system_id) is None:
                     return self._upstream_unavailable(sess, pdu)
-                return self._judge_multi(sess, pdu, dests, whole, binary, None,
+                return self._judge_multi(sess, pdu, dests, whole, binary, reading_of(whole, None),
                                          parts_delivery([pdu], self.clock(), self.settings.max_schedule_days),
                                          commit=False, counted=counted, concat=key)
 
@@ -126,7 +126,8 @@ class ConcatSubmit:
                 return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True)
             rcpt, rcpt_ton = _recipient(pdu)
             return self._judge(sess, pdu.source_addr, rcpt, whole,
-                               f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary, None,
+                               f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary,
+                               reading_of(whole, None),
                                parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged,
                                s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False, counted=counted, late=True,
                                concat=concat_id(key))
@@ -198,7 +199,7 @@ class ConcatSubmit:
             parts[ci[2]] = text
             rcpt, rcpt_ton = _address_of(pdu, dests, shared)
             v = self.pipeline.judge(self._message(sess, pdu.source_addr, rcpt,
-                                                  joined([parts[i] for i in sorted(parts)], binary),
+                                                  joined([parts[i] for i in sorted(parts)], binary, parts),
                                                   parts_delivery([pdu], self.clock(), st.max_schedule_days),
                                                   pdu.source_addr_ton, rcpt_ton), False)
             if v.action is not Action.DROP:
@@ -260,7 +261,8 @@ class ConcatSubmit:
                 self._upstream_unavailable(s, p)
             return
         binary = any(b for _, _, _, b in parts)
-        text = joined([t for _, _, t, _ in parts], binary)
+        text = joined([t for _, _, t, _ in parts], binary, c.parts)
+        reading = reading_of(text, None)            # (parts' UCS-2 read joined by octets too: said so)
         if type(key[2]) is tuple:
             # a submit_multi's parts to several destinations: judged per destination, taken or refused whole
             dests = multi_dests(pdu0)
@@ -270,7 +272,7 @@ class ConcatSubmit:
                 return
             remember = (lambda v: self._remember_for_late_parts(key, v, c)) if len(parts) < c.total else None
             when = self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=True)
-            return self._judge_multi(sess0, pdu0, dests, text, binary, None, when, parts=live, link=link,
+            return self._judge_multi(sess0, pdu0, dests, text, binary, reading, when, parts=live, link=link,
                                      on_verdict=remember, counted=_NONE_YET if remember is not None else None,
                                      concat=key if remember is not None else None)
 
@@ -296,7 +298,7 @@ class ConcatSubmit:
                               refund=refund)
         rcpt, rcpt_ton = _recipient(pdu0)
         self._judge(sess0, pdu0.source_addr, rcpt, text,
-                    f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, None,
+                    f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, reading,
                     self._parts_judged_at(sess0, pdu0, text, pdus, now, days, multi=False), then=judged,
                     s_ton=pdu0.source_addr_ton, r_ton=rcpt_ton,
                     counted=_NONE_YET if len(parts) < c.total else None,

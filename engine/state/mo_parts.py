@@ -50,8 +50,8 @@ import msgpack
 
 from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
-from ..smpp_proxy.codec.text import TwoReadings
-from ..smpp_proxy.concat import concat_id, joined
+from ..smpp_proxy.codec.text import TwoReadings, Ucs2Octets
+from ..smpp_proxy.concat import concat_id, joined, reading_of
 from ..smpp_proxy.mo_restore import _GoneLink
 
 log = logging.getLogger("telfilter.smpp")
@@ -152,16 +152,26 @@ def _enc(text: str) -> bytes:
     that may be Latin-1, the Asian codings) keeps both: NUL, the first reading's length in octets, ':', then
     both readings (stored as its str, 'shown\nmeant', the joined parts were one reading's line break away from
     the other's: a 'DK DNC' in two parts under data_coding 0x0E read 'DK D\nDK DNC\nNC', a syntax error, the
-    registration lost). A plain text that starts with NUL or SOH is stored behind an SOH."""
+    registration lost). Broken UCS-2 (codec.text.Ucs2Octets, TwoReadings.octets) keeps its octets (concat.joined
+    reads them joined too): STX, their length, ':', them, then its text as above. A plain text that starts with NUL,
+    SOH or STX is stored behind an SOH."""
+    o = getattr(text, "octets", None)
+    if o is not None:
+        return b"\x02%d:" % len(o) + o + _enc(TwoReadings(text.shown, text.meant) if type(text) is TwoReadings
+                                                else str(text))
     if type(text) is TwoReadings:
         shown = text.shown.encode("utf-8", "surrogatepass")
         return b"\x00%d:" % len(shown) + shown + text.meant.encode("utf-8", "surrogatepass")
     b = text.encode("utf-8", "surrogatepass")
-    return b"\x01" + b if b[:1] in (b"\x00", b"\x01") else b
+    return b"\x01" + b if b[:1] in (b"\x00", b"\x01", b"\x02") else b
 
 
 def _dec(b: bytes) -> str:
     """_enc's inverse."""
+    if b[:1] == b"\x02":
+        n, _, rest = b[1:].partition(b":")
+        t, o = _dec(rest[int(n):]), rest[:int(n)]
+        return TwoReadings(t.shown, t.meant, o) if type(t) is TwoReadings else Ucs2Octets(t, o)
     if b[:1] == b"\x00":
         n, _, rest = b[1:].partition(b":")
         n = int(n)
@@ -282,9 +292,9 @@ class SharedMoParts:
             log.info("concatenated MO %s from %r: %d of %d parts after %.0fs (shared); judging what arrived",
                      key[3], key[1], len(texts), total, p.settings.concat_timeout)
             p.stats["mo_concat_incomplete"] += 1
-        text = joined([texts[i] for i in sorted(texts)], False)
+        text = joined([texts[i] for i in sorted(texts)], False, texts)
         self.writing.add(key)
-        p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading,
+        p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading_of(text, reading),
                     partial(self._judged, key, ks, texts, link, pdu, completing), late=again, concat=concat_id(key))
 
     def _judged(self, key, ks, texts: dict, link, pdu, completing: int | None, v) -> None:

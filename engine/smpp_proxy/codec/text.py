@@ -122,14 +122,44 @@ class TwoReadings(str):
     parts of a concatenated message are joined reading by reading (concat.joined), so a link split across two
     parts is read whole in either."""
 
-    def __new__(cls, shown: str, meant: str):
+    octets = None       # broken UCS-2 (an odd octet count, a lone surrogate): its user data, as Ucs2Octets'
+
+    def __new__(cls, shown: str, meant: str, octets: bytes | None = None):
         self = super().__new__(cls, shown + "\n" + meant)
         self.shown, self.meant = shown, meant
+        if octets is not None:
+            self.octets = octets
         return self
 
     def cut(self, n: int) -> "TwoReadings":
-        """Each reading cut at `n` characters (what a remembered part keeps: concat.LATE_TEXT)."""
-        return TwoReadings(self.shown[:n], self.meant[:n])
+        """Each reading cut at `n` characters (what a remembered part keeps: concat.LATE_TEXT), its octets at 2n."""
+        o = self.octets
+        return TwoReadings(self.shown[:n], self.meant[:n], o if o is None or len(self.shown) <= n else o[:2 * n])
+
+
+class Ucs2Octets(str):
+    """UCS-2 text whose user data is broken -- an odd octet count, or a surrogate without its other half (at an
+    edge: where a concatenated message's part meets the next; or inside: a middle part shifted by one octet) --
+    read as a handset reads the part alone (U+FFFD there), carrying `octets`, its user data: concat.joined reads
+    the parts' octets joined too, as an SMSC or handset that joins them before decoding shows them. No conforming
+    encoder splits so (3GPP TS 23.040 §9.2.3.24.1 segments at characters); only such parts carry their octets,
+    an ordinary text is a str."""
+
+    def __new__(cls, text: str, octets: bytes):
+        self = super().__new__(cls, text)
+        self.octets = octets
+        return self
+
+    def cut(self, n: int) -> "Ucs2Octets":
+        """Cut at `n` characters, its octets at 2n (concat.LATE_TEXT)."""
+        return self if len(self) <= n else Ucs2Octets(self[:n], self.octets[:2 * n])
+
+
+def ucs2_decode(octets: bytes) -> str:
+    """UCS-2 user data read as UTF-16BE (surrogate pairs), U+FFFD for what is no character; an odd last octet: a
+    NUL is padding (a C string's end), nothing; any other one a U+FFFD."""
+    n = len(octets)
+    return octets[:n & ~1].decode("utf-16-be", errors="replace") + ("\ufffd" if n & 1 and octets[-1] else "")
 
 
 READINGS = ("auto", "gsm", "ascii", "latin1")
@@ -144,6 +174,9 @@ _NOT_UCS2 = re.compile("[\ue000-\uf8ff\ufffd]")
 def _ucs2(dc: int) -> bool:
     return dc == 0x08 or (dc & 0xC0 == 0x00 and dc >= 0x10 and dc & 0x0C == 0x08) or dc & 0xF0 == 0xE0 \
         or (dc & 0xC0 == 0x40 and dc & 0x0C == 0x08)
+
+
+is_ucs2 = _ucs2         # (concat.py: which parts of a message are read joined by octets)
 
 
 def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: bool = False) -> tuple[str | None, str]:
@@ -179,20 +212,24 @@ def read_text(data_coding: int, payload: bytes, reading: str = "auto", packed: b
         return None, "binary"
     if _ucs2(dc):
         n = len(payload)
-        # an odd last octet: a NUL is padding (a C string's end), nothing; any other one a U+FFFD
+        # an odd last octet: a NUL is padding (a C string's end), nothing; any other one a U+FFFD (ucs2_decode, inline)
         t = payload[:n & ~1].decode("utf-16-be", errors="replace") + ("\ufffd" if n & 1 and payload[-1] else "")
         # carrier quirk: DCS 8 declared but Latin-1 bytes sent. The tell is code units no text uses
         # (private use, broken surrogates) or an odd length -- but only when the bytes hold no NUL high
         # octets either: UCS-2 of Latin-script text (Vietnamese included) is full of them, Latin-1 has
         # none. One stray character, or an emoji split across two parts, leaves UCS-2 read as UCS-2
         # (a U+FFFD in its place) instead of turning a whole message into Latin-1 noise.
-        if (not n & 1 and not _NOT_UCS2.search(t)) or payload.count(0) * 4 >= n:
+        if not n & 1 and not _NOT_UCS2.search(t):
             return t, "ucs2"
+        # broken (an odd octet, a lone surrogate: U+FFFD in its place): the part carries its octets (Ucs2Octets)
+        broken = n & 1 or "\ufffd" in t
+        if payload.count(0) * 4 >= n:
+            return (Ucs2Octets(t, payload) if broken else t), "ucs2"
         # Both readings are judged: the handset shows the UCS-2 one whatever the client meant, and text
         # without NUL octets is not only Latin-1 read wrong: full-width or mathematical letters (U+FF50,
         # U+D835 U+DC29) have none either, and one private-use unit appended to them turned a link into
         # Latin-1 noise (found by a probe)
-        return TwoReadings(t, payload.decode("latin-1")), "latin1-in-ucs2"
+        return TwoReadings(t, payload.decode("latin-1"), payload if broken else None), "latin1-in-ucs2"
     if dc == 0x03:
         return payload.decode("latin-1"), "latin1"
     if dc == 0x06 or dc == 0x07:                        # Cyrillic, Latin/Hebrew (SMPP 3.4 §5.2.19)
