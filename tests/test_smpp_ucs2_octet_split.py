@@ -188,3 +188,23 @@ def test_a_dnc_registration_split_at_an_odd_octet_across_two_processes_is_record
         [v] = pair.verdicts()
         assert [h["symbol"] for h in v["hits"]] == ["DNC_REGISTERED"] and v["reading"] == OCTETS_JOINED, v
         assert any(p.lists.in_dnc(84912000779, "S") for p in pair.pipes)
+
+
+def test_submit_multi_parts_and_sar_data_sm_split_at_an_odd_octet_are_dropped(pipe):
+    from engine.smpp_proxy.codec import Tlv
+    from engine.smpp_proxy.codec import constants as C
+    from tests.test_smpp_multi_concat import TWO
+    a, b = _odd_split(SPAM)
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=2.0)) as h:
+        s, _ = raw_session(h)
+        for i, body in enumerate(_parts([a, b], 0x46), 1):
+            s.sendall(encode(P.SubmitMulti(sequence_number=i, source_addr="84901234567", dest_addresses=TWO,
+                                           esm_class=0x40, data_coding=8, short_message=body)))
+        for i, body in enumerate((a, b), 1):
+            sar = [Tlv(C.TAG_MESSAGE_PAYLOAD, body), Tlv(C.TAG_SAR_MSG_REF_NUM, b"\x00\x47"),
+                   Tlv(C.TAG_SAR_TOTAL_SEGMENTS, b"\x02"), Tlv(C.TAG_SAR_SEGMENT_SEQNUM, bytes([i]))]
+            s.sendall(encode(P.DataSm(sequence_number=10 + i, source_addr="84901234567",
+                                      destination_addr="84912345678", data_coding=8, tlvs=tuple(sar))))
+        assert all(st != 0 for st in _statuses(s, [1, 2, 11, 12]))
+        time.sleep(0.1)
+        assert h.sim.submits() == []
