@@ -208,3 +208,29 @@ def test_submit_multi_parts_and_sar_data_sm_split_at_an_odd_octet_are_dropped(pi
         assert all(st != 0 for st in _statuses(s, [1, 2, 11, 12]))
         time.sleep(0.1)
         assert h.sim.submits() == []
+
+
+def test_a_dnc_registration_split_at_an_odd_octet_survives_a_stop_between_its_parts(tmp_path):
+    """Part 1 waits in the 5656 parts journal across the stop; the restart reads its text from its PDU again, with
+    its octets (mo_restore.py), so part 2 completes 'DK DNC', not a syntax error."""
+    import signal
+
+    from tests.test_smpp_receipts import ServeBeside
+    run = ServeBeside(tmp_path)
+    b = "DK DNC".encode("utf-16-be")
+    p1, p2 = _parts([b[:5], b[5:]], 0x48)
+    try:
+        proc, _ = run.start(1)
+        s1 = deliver(run.sim, mo(p1, src="84911000072"))
+        assert wait(lambda: answers(run.sim) == {s1: [0]}, 10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        proc, _ = run.start(2)
+        deliver(run.sim, mo(p2, src="84911000072"))
+        assert wait(lambda: sorted(r.command_status for r in list(run.sim.sim.mo_responses)) == [0, 0], 10)
+        log = tmp_path / "v.log"
+        assert wait(lambda: log.exists() and "DNC_REGISTERED" in log.read_text(), 10)
+        [line] = [json.loads(x) for x in log.read_text().splitlines() if '"5656"' in x]
+        assert [x["symbol"] for x in line["hits"]] == ["DNC_REGISTERED"] and line["reading"] == OCTETS_JOINED
+    finally:
+        run.close()
