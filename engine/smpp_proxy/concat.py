@@ -104,7 +104,8 @@ def octet_joined(texts, parts=None) -> str:
     """The text of a concatenated message whose UCS-2 parts' octets are joined before they are decoded (what an
     SMSC or handset that joins them shows: a link split at an odd octet, or a surrogate pair split between two
     parts, reads whole). A run of UCS-2 parts stops at a part that is not UCS-2 (its own text is read there) and
-    at a missing part (`parts`' numbers; without them the texts are taken as consecutive parts)."""
+    at a missing part (`parts`' numbers; without them the texts are taken as consecutive parts, and a part that
+    carries no octets as not UCS-2)."""
     numbers = sorted(parts) if parts is not None else range(len(texts))
     out, run, last = [], b"", None
     for n, t in zip(numbers, texts):
