@@ -29,8 +29,8 @@ WAIT_LIMIT = 600.0          # seconds a writer may take before it is killed (its
 class Writer:
     """The parent's handle on a forked writer."""
 
-    def __init__(self, pid: int, rfd: int):
-        self.pid, self.rfd = pid, rfd
+    def __init__(self, pid: int, rfd: int, what: str = "state snapshot writer"):
+        self.pid, self.rfd, self.what = pid, rfd, what
         self.abandoned = False
         self._reap = threading.Lock()   # a pid is signalled only while it is still our unreaped child
         self._reaped = False
@@ -66,7 +66,7 @@ class Writer:
         code = os.waitstatus_to_exitcode(status)
         if code != 0 or msg:
             why = msg.decode("utf-8", "replace") or f"exit status {code}"
-            raise OSError(f"state snapshot writer (pid {self.pid}) failed: {why}")
+            raise OSError(f"{self.what} (pid {self.pid}) failed: {why}")
 
     def kill(self) -> None:
         """Stop the child and reap it (its snapshot is not wanted any more; nothing waits for it)."""
@@ -77,9 +77,10 @@ class Writer:
             self._reaped = True
 
 
-def start(write, *args) -> Writer | None:
+def start(write, *args, what: str = "state snapshot writer") -> Writer | None:
     """Fork a child that runs `write(*args)` and exits; None where fork is unavailable or refused
-    (strict overcommit, a process limit): the caller then copies the tables instead."""
+    (strict overcommit, a process limit): the caller then copies the tables instead. `what`: the
+    writer's name in its failure."""
     if not hasattr(os, "fork"):
         return None
     rfd, wfd = os.pipe()
@@ -115,4 +116,4 @@ def start(write, *args) -> Writer | None:
             os._exit(code)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     os.close(wfd)
-    return Writer(pid, rfd)
+    return Writer(pid, rfd, what)
