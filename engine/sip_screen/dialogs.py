@@ -19,13 +19,47 @@ import time
 from datetime import datetime, timezone
 
 from .responses import same_host
-from .recent import dialog_digest
+from .recent import Recent, dialog_digest
 from .identity import caller_side, dialog_parties
 
 
 def wall_clock() -> datetime:
     """The screen's clock unless one is given (SipScreen): now, UTC."""
     return datetime.now(timezone.utc)
+
+
+_GONE = object()
+
+
+class AnsweredCalls(Recent):
+    """The `answered` memory: a Recent that counts its changes (`changes`), so the periodic save (dialogsave.py)
+    writes the memory only when it changed since the last save: no disk churn on an idle screen. Every write of
+    the memory goes through these methods (restore_dialogs fills it before it counts: the file is that memory)."""
+
+    __slots__ = ("changes",)
+
+    def __init__(self, size: int, ttl: float | None = None, low_min: int = 0):
+        super().__init__(size, ttl, low_min)
+        self.changes = 0
+
+    def put(self, key, value, now: float = 0.0) -> None:
+        self.changes += 1
+        Recent.put(self, key, value, now)
+
+    def put_low(self, key, value, now: float = 0.0) -> None:
+        self.changes += 1
+        Recent.put_low(self, key, value, now)
+
+    def promote(self, key, value, now: float = 0.0) -> None:
+        self.changes += 1
+        Recent.promote(self, key, value, now)
+
+    def pop(self, key, default=None):
+        ent = Recent.pop(self, key, _GONE)
+        if ent is _GONE:
+            return default
+        self.changes += 1
+        return ent
 
 
 class Dialogs:

@@ -18,9 +18,10 @@ waiting for their answer (the tier forgotten first) each in their order, oldest 
 Recent, whose bound drops the oldest if a file holds more. The memory has no age limit (a call lasts until its BYE,
 or until newer calls push it out), nor has the file. A file that is not this format and version, or whose entries
 are malformed, is refused whole with one log line and the screen starts without it: never a crash, never half a
-memory. The file is left in place after a start (replaced at the next clean stop): after a crash, the next start
-has the calls in progress at the last clean stop (those answered since are judged again at their refresh). No
-periodic save: a crash loses the calls answered since the last clean stop (README "Known limits").
+memory. The file is left in place after a start, replaced at the next clean stop and, while the screen serves, by
+the periodic save (dialogsave.py: a forked child writes `dump` every dialog_save_interval seconds when the memory
+changed): after a crash the next start has the calls in progress at the last save (those answered in the last
+interval are judged again at their refresh: README "Known limits").
 """
 from __future__ import annotations
 

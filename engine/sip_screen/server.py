@@ -56,7 +56,7 @@ from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings
 from .shares import HOLD, SourceShares
 from .sources import SourceFilter
 from .bounds import TransportBounds
-from .dialogs import Dialogs, wall_clock
+from .dialogs import AnsweredCalls, Dialogs, wall_clock
 from .tcp import TcpConnection, TcpRounds
 from .transport import UdpEndpoint
 
@@ -110,7 +110,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         # read back at the next start (dialogstore.py), so they stay the same across a restart
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
-        self.answered = Recent(ANSWERED, low_min=PENDING_CALLS)
+        self.answered = AnsweredCalls(ANSWERED, low_min=PENDING_CALLS)
         self.dialog_key = DIALOG_KEY                        # recent.dialog_digest's (restore_dialogs: the last run's)
         self._answer_filter = None                         # answer_networks (responses._answers_from)
         self.trust = SourceFilter(settings.trusted_identity_networks)    # whose identity headers are read
@@ -205,6 +205,10 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.udp.start(loop)                                # the pump needs our address: after it is known
         await self.tcp_server.start_serving()
         self._sweeper = loop.create_task(self._sweep())
+        if getattr(self, "dialogs_file", None) is not None:    # (start_sip's screen: serve's, worker 0's)
+            from .dialogsave import DialogSaver
+            self.dialog_saver = DialogSaver(self, self.dialogs_file)
+            self.dialog_saver.start()                       # the answered calls saved while it serves
         logging.getLogger("telfilter.service").info("SIP screen listening on %s:%d (UDP+TCP), next hop %s",
                                                     host_ref(self._where[0]), self._where[1],
                                                     self.s.next_hop or "Request-URI")
@@ -246,6 +250,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             from ..fdbudget import FD_BUDGET
             FD_BUDGET.release("sip", self._fd_granted)
             self.fd_claimed = False
+        if getattr(self, "dialog_saver", None) is not None:
+            await self.dialog_saver.close()                 # no periodic save under way: none replaces the stop's
         from .dialogstore import save_at_stop
         save_at_stop(self)      # the answered calls, when start_sip named a file: read back at the next start
 
@@ -376,8 +382,10 @@ async def start_sip(pipeline, args, vlog, serve: bool = True):
     screen = SipScreen(pipeline, s, vlog)
     store = getattr(pipeline, "store", None)
     if store is not None and getattr(store, "dir", None):      # the calls in progress at the last clean stop
+        from .dialogsave import remove_stale_tmp_files
         from .dialogstore import dialogs_file, restore_dialogs
         screen.dialogs_file = dialogs_file(store.dir)
+        remove_stale_tmp_files(screen.dialogs_file)     # a periodic save's, killed with a serve that crashed
         restore_dialogs(screen, screen.dialogs_file)
     await screen.start(serve)
     return screen

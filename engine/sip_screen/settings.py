@@ -55,6 +55,9 @@ class SipSettings:
     # overload (shares.py): once the UDP socket has not been found empty for overload_after seconds, INVITEs from a
     # source over its fair share of the traffic are dropped unread. 0: never
     overload_after: float = 0.25
+    # seconds between saves of the answered-call memory while serve runs, when it changed (dialogsave.py): what a
+    # crash loses at most. 0: saved at a clean stop only; else at least 0.5
+    dialog_save_interval: float = 5.0
 
 
 def hostport(s: str, default_port=5060):
@@ -180,6 +183,8 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
             raise bad(k, f"must be above 0, not {getattr(s, k)!r}")
     if s.overload_after < 0:
         raise bad("overload_after", f"must be 0 (off) or above, not {s.overload_after!r}")
+    if s.dialog_save_interval != 0 and s.dialog_save_interval < 0.5:       # a fork per save: not many a second
+        raise bad("dialog_save_interval", f"must be 0 (off) or at least 0.5, not {s.dialog_save_interval!r}")
 
 
 def load_sip_settings(config_dir: Path) -> SipSettings:
