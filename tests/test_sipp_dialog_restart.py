@@ -164,22 +164,22 @@ def test_an_answered_ad_calls_refresh_passes_a_crash_of_serve_and_its_bye_is_tim
     sip_port, uas_port, smpp_port = free_sip_port(), free_sip_port(), free_port()
     p = serve(tmp_path, cfg, data, sip_port, uas_port, smpp_port, 1)
     uas = uac = None
-    pause_ms = 6000
+    pause_ms = 8000
     try:
         uas, uac = call_parties(tmp_path, sip_port, uas_port, pause_ms)
         assert wait_for(lambda: len(verdicts(tmp_path)) == 1, 10), (tmp_path / "serve1.log").read_text()
+        t_call = time.monotonic()
         assert verdicts(tmp_path)[0]["action"] == "allow"
         assert wait_for(saved.exists, 10 * SAVE_S), (tmp_path / "serve1.log").read_text()
         time.sleep(2 * SAVE_S)                          # the 200 (a change: saved again) and its ACK relayed
         st = saved.stat()
         time.sleep(4 * SAVE_S)                          # the call goes on, nothing changes: nothing written
         assert (saved.stat().st_ino, saved.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
-        t_kill = time.monotonic()
         p.kill()                                        # SIGKILL: no stop
         p.wait()
         assert "calls in progress saved to" not in (tmp_path / "serve1.log").read_text()
         p = serve(tmp_path, cfg, data, sip_port, uas_port, smpp_port, 2)
-        assert time.monotonic() - t_kill < 2.5, "the restart took longer than the call's pause"
+        assert time.monotonic() - t_call < pause_ms / 1000, "the restart took longer than the call's pause"
         assert "SIP: 1 calls in progress restored from" in (tmp_path / "serve2.log").read_text()
         _, said = uac.communicate(timeout=60)
         uas_done(uas, 15)
