@@ -5,9 +5,10 @@ Theory of operation: every `dialog_save_interval` seconds, when the memory chang
 `changes` count, dialogs.AnsweredCalls: an idle screen writes nothing), a forked child (state/forksnap.py, as the
 state store's snapshots) writes the memory as it was at the fork to DATA_DIR/sip/dialogs.msgpack in the format of
 the clean stop's save (dialogstore.dump; a temporary file fsynced and renamed over the old one). The event loop
-pauses for the fork only: copying the memory on the loop took ~55 ms for a full one (200,000 calls) and writing
-it 0.3 s (benchmarks/sip_dialog_save.py); the fork copies page tables (~5 ms for 440 MB of process here), and
-the child's CPU is not the loop's (no GIL). One save at a time; the child dies with serve (PR_SET_PDEATHSIG: a
+pauses for the fork only: only copying a full memory (200,000 calls) on the loop took 55-111 ms, copying and
+writing it 0.35-0.53 s; the fork copies page tables (4-12 ms for a 160 MB process, a loaded 2-CPU host: the
+loop's longest gap 7-26 ms while a save ran; benchmarks/sip_dialog_save.py), and the child's 0.37 s of CPU is
+not the loop's (no GIL). Its price: the pages it touches are copied (~130 MB for a full memory) while it runs. One save at a time; the child dies with serve (PR_SET_PDEATHSIG: a
 crashed serve's child leaves the last whole file, at most its temporary file, removed at the next start). Only the
 screen start_sip gave a file saves (serve --workers: worker 0's, the one screen). A save that fails (a read-only
 or full disk, fork refused) is said once, at WARNING again when one works; meanwhile it is tried again every
@@ -36,8 +37,9 @@ def remove_stale_tmp_files(path) -> None:
 
 def _write(screen, path, ticks: float, wall: float) -> None:
     """In the forked child: the memory as it was at the fork, to `path` (durable.replace_file's temporary file is
-    named after the child's pid). At a lower priority: on a busy host the CPU goes to serving first (the event
-    loop's longest gap while a child wrote was 8-12 ms at the same priority, 4-8 ms niced, on a loaded 2-CPU host)."""
+    named after the child's pid). At a lower priority: when the host's CPUs are all busy, serving goes first (on
+    an idle CPU it costs nothing; on the loaded 2-CPU host measured, the loop's gaps while a child wrote varied
+    1-12 ms either way: the host's other load decided)."""
     os.nice(10)
     replace_file(path, dump(screen, ticks, wall))
 
@@ -114,7 +116,7 @@ class DialogSaver:
             return
         self.failing = True
         log.error("SIP: the calls in progress could not be saved to %s (%s): after a crash their re-INVITEs would "
-                  "be judged as new calls; tried again every %g s while they change, said again when it works",
+                  "be judged as new calls; tried again every %g s, said again when it works",
                   self.path, getattr(e, "strerror", None) or e, self.interval(), exc_info=exc)
 
     async def close(self) -> None:

@@ -381,7 +381,7 @@ async def start_sip(pipeline, args, vlog, serve: bool = True):
     s.reuse_port = bool(getattr(args, "reuse_port", False))
     screen = SipScreen(pipeline, s, vlog)
     store = getattr(pipeline, "store", None)
-    if store is not None and getattr(store, "dir", None):      # the calls in progress at the last clean stop
+    if store is not None and getattr(store, "dir", None):      # the calls in progress at the last save
         from .dialogsave import remove_stale_tmp_files
         from .dialogstore import dialogs_file, restore_dialogs
         screen.dialogs_file = dialogs_file(store.dir)
