@@ -107,7 +107,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.canonical: dict = {}                           # host text -> one text per address (forwarding.py)
         # dialog_digest(Call-ID) -> (caller, answer time, dialog parties, address its INVITE was sent to, caller side,
         # the answering 200's To tag): dialogs.py; its digests keyed with dialog_key, saved with it at a clean stop and
-        # read back at the next start (dialogstore.py), so they stay the same across a restart
+        # while serving (dialogsave.py) and read back at the next start (dialogstore.py), so they stay the same across
+        # a restart or a crash
         # calls not answered yet (INVITE forwarded, no 200, or a 3xx-6xx) are in the tier forgotten first
         # (Recent.put_low): a flood of INVITEs that never get a final pushes out only its own kind
         self.answered = AnsweredCalls(ANSWERED, low_min=PENDING_CALLS)
