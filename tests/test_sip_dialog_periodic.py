@@ -144,7 +144,7 @@ def test_a_stop_during_a_save_stops_it_and_its_own_file_stays(pipe, tmp_path, mo
 
 def test_the_interval_is_a_setting_checked_at_its_line(tmp_path):
     from engine.sip_screen.settings import load_sip_settings
-    assert load_sip_settings(tmp_path).dialog_save_interval == 5.0          # the default: no sip.toml
+    assert load_sip_settings(tmp_path).dialog_save_interval == 30.0         # the default: no sip.toml
     for value, ok in (("0", True), ("0.5", True), ("30", True), ("0.1", False), ("-1", False)):
         (tmp_path / "sip.toml").write_text(f"[sip]\ndialog_save_interval = {value}\n")
         if ok:

@@ -1,5 +1,5 @@
 """The answered-call memory saved while serve runs, so a crash (kill -9, the OOM killer) loses at most its last
-`dialog_save_interval` seconds (sip.toml, default 5 s), not everything answered since the last clean stop.
+`dialog_save_interval` seconds (sip.toml, default 30 s), not everything answered since the last clean stop.
 
 Theory of operation: every `dialog_save_interval` seconds, when the memory changed since the last save (its
 `changes` count, dialogs.AnsweredCalls: an idle screen writes nothing), a forked child (state/forksnap.py, as the

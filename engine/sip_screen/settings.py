@@ -56,8 +56,10 @@ class SipSettings:
     # source over its fair share of the traffic are dropped unread. 0: never
     overload_after: float = 0.25
     # seconds between saves of the answered-call memory while serve runs, when it changed (dialogsave.py): what a
-    # crash loses at most. 0: saved at a clean stop only; else at least 0.5
-    dialog_save_interval: float = 5.0
+    # crash loses at most. 0: saved at a clean stop only; else at least 0.5. Each save is a fork (the loop pauses
+    # for it, as for the state snapshot's once a minute): 30 s, two a minute; an RFC 4028 refresh comes 45 s or more
+    # after the answer (Min-SE 90 s, refreshed at half)
+    dialog_save_interval: float = 30.0
 
 
 def hostport(s: str, default_port=5060):
