@@ -2,19 +2,17 @@
 socket not found empty for `overload_after` seconds), INVITEs from a source over its fair share of the traffic are
 dropped before they are parsed (shares.py); the other sources' calls are read and judged. Found at stop 35: a
 caller sending 20 calls a second from its own address during a flood from another got ~5% of them judged."""
-import subprocess
-import sys
 import time
 
 import pytest
 
+from benchmarks.sip_flood import calls_through_a_flood
 from engine.app import build
 from engine.sip_screen import shares
 from engine.sip_screen.codec import parse_datagram
-from engine.sip_screen.server import SipScreen, SipSettings
 from engine.sip_screen.shares import SourceShares
-from engine.smpp_proxy.harness import ProxyHarness
 
+from .sip_flood_sim import flood_through
 from .sip_helpers import UAC, invite, offline_screen
 
 
@@ -83,106 +81,35 @@ def test_behind_an_invite_over_its_share_is_dropped_unread_others_and_in_dialog_
     assert len(scr.udp.out) == shares.MIN_COUNT + 4 and scr.stats["overload_source_dropped"] == 0
 
 
-FLOOD = r"""
-import socket, sys, time
-port, seconds = int(sys.argv[1]), float(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.2", 0))
-extra = "".join("X-Filler-%d: %s\r\n" % (i, "f" * 40) for i in range(20))
-end, n = time.time() + seconds, 0
-while time.time() < end:
-    msg = ("INVITE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:9;branch=z9hG4bKf%d\r\n"
-           "Max-Forwards: 70\r\nFrom: <sip:0901234567@127.0.0.1>;tag=a\r\nTo: <sip:0912345678@127.0.0.1>\r\n"
-           "Call-ID: flood-%d\r\nCSeq: 1 INVITE\r\n" % (n, n) + extra + "Content-Length: 0\r\n\r\n").encode()
-    try:
-        s.sendto(msg, ("127.0.0.1", port))
-    except OSError:
-        pass
-    n += 1
-print(n)
-"""
-
-
-CALLER = r"""
-import socket, sys, time
-port, seconds, rate = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.3", 0))
-me = s.getsockname()[1]
-end, n = time.monotonic() + seconds, 0
-while time.monotonic() < end:
-    msg = ("INVITE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:%d;branch=z9hG4bKm%d\r\n"
-           "Max-Forwards: 70\r\nFrom: <sip:0901234568@127.0.0.1>;tag=b\r\nTo: <sip:0912345678@127.0.0.1>\r\n"
-           "Call-ID: mine-%d\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n" % (me, n, n)).encode()
-    s.sendto(msg, ("127.0.0.1", port))
-    n += 1
-    time.sleep(1.0 / rate)
-print(n)
-"""
-
-SINK = r"""
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0))
-s.settimeout(0.5)
-print(s.getsockname()[1], flush=True)
-end, mine = time.monotonic() + float(sys.argv[1]), set()
-while time.monotonic() < end:
-    try:
-        d = s.recv(65535)
-    except socket.timeout:
-        continue
-    if b"Call-ID: mine-" in d:
-        mine.add(d.split(b"Call-ID: mine-")[1].split(b"\r\n")[0])
-print(len(mine))
-"""
-
-
-def calls_through_a_flood(tmp_path, overload_after, pump=True, seconds=3.0, rate=20):
-    """A flood of INVITEs from 127.0.0.2 and `rate` calls a second from 127.0.0.3 for `seconds` (each sent once:
-    no retransmission): how many of the latter the screen judged and forwarded to the next hop."""
-    pipe = build(data_dir=tmp_path / "data", with_model=False)
-    sink = subprocess.Popen([sys.executable, "-c", SINK, str(seconds + 4.0)], stdout=subprocess.PIPE, text=True)
-    try:
-        sink_port = int(sink.stdout.readline())
-        with ProxyHarness(pipe) as h:
-            screen = SipScreen(pipe, SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{sink_port}",
-                                                 allow_networks=["127.0.0.0/8"], overload_after=overload_after))
-            screen.fast_path = pump
-            h.call(screen.start())
-            try:
-                flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(screen.port), str(seconds + 1.0)],
-                                         stdout=subprocess.PIPE)
-                time.sleep(0.7)                                             # the flood is under way
-                caller = subprocess.run([sys.executable, "-c", CALLER, str(screen.port), str(seconds), str(rate)],
-                                        capture_output=True, text=True, timeout=60)
-                flooded = int(flood.communicate(timeout=30)[0] or 0)
-            finally:
-                h.call(screen.stop())
-        through = int(sink.communicate(timeout=30)[0])
-    finally:
-        sink.kill()
-    return through, int(caller.stdout), flooded, dict(screen.stats)
+def test_behind_a_source_over_its_share_is_dropped_unread_and_the_others_calls_are_judged(monkeypatch):
+    # The fairness property on a fake clock (tests/sip_flood_sim.py: the kernel's queue, the rounds, the screen's
+    # time per datagram), the same on every host: a flood of 4,000 INVITEs a second from one address at a screen
+    # that judges 1,000, beside a caller sending 20. Its figure on real sockets, with the scheduler's share in it,
+    # is measured in benchmarks/sip_flood.py.
+    on = flood_through(monkeypatch, overload_after=0.25)
+    off = flood_through(monkeypatch, overload_after=0.0)
+    for r in (on, off):
+        for who in r.values():
+            assert who["sent"] == who["lost"] + who["dropped_unread"] + who["judged"], r
+    caller, flooder = on["caller"], on["flooder"]
+    assert flooder["dropped_unread"] > flooder["judged"] > 0, on       # cut back, not cut off
+    assert caller["dropped_unread"] == 0, on                           # under its share: always read and judged
+    # lost only in the kernel's queue before the screen had been behind for overload_after (20/s x 0.25 s)
+    assert caller["lost"] <= 20 * 0.25 and caller["judged"] == caller["sent"] - caller["lost"] > 0, on
+    # without the shares the flood decides: the caller's calls are lost in the queue as the flood's are
+    assert off["flooder"]["dropped_unread"] == off["caller"]["dropped_unread"] == 0, off
+    assert off["caller"]["judged"] < caller["judged"] / 2 and off["caller"]["lost"] > caller["sent"] / 2, (on, off)
 
 
 @pytest.mark.parametrize("pump", [True, False], ids=["c-pump", "python-reader"])
-def test_a_flood_from_one_address_leaves_another_addresss_calls_judged(tmp_path, pump):
-    # (without the shares: ~20%; what is lost, the kernel dropped. On a quiet host 50-90% get through; 0.35 leaves
-    # room for a host loaded by other work, where 40-43% were seen, and still fails without the shares. On a host
-    # whose two cores other work also takes, one run in many let 30% through (stop 46's CI): a second run decides,
-    # still failing without the shares. At load ~7 on two cores (busy loops and another test run beside it) a run
-    # let 18-81% through with the shares (one in three below the bar, three in a row once), 2-15% without: what the
-    # kernel drops while the screen waits for a core is the scheduler's doing, not the screen's. So up to three
-    # runs. Without the shares 18 runs, loaded or not, let 2-33% through: none reached the bar, though a quiet host
-    # came near it; the ratio is a capacity figure, which benchmarks/ would measure better.)
-    runs = []
-    for attempt in range(3):
-        through, sent, flooded, st = calls_through_a_flood(tmp_path / f"run{attempt}", 0.25, pump)
-        assert flooded > 20_000 and st["overload_source_dropped"] > 1000, (flooded, st)    # the flood really ran
-        runs.append((through, sent, st))
-        if through >= 0.35 * sent:
-            return
-    pytest.fail(f"fewer than 35% of a caller's INVITEs judged through a flood, three times: {runs}")
+def test_a_flood_from_one_address_on_real_sockets_is_cut_back_and_another_addresss_calls_are_judged(tmp_path, pump):
+    # End to end, no capacity figure: the flood ran, the shares dropped some of it unread, and some of the other
+    # caller's calls got through. The share that gets through is the scheduler's at this load (50-90% on a quiet
+    # host, 18-81% at load ~7 on two cores; 2-33% without the shares): benchmarks/sip_flood.py measures it, with
+    # and without the shares in one run.
+    through, sent, flooded, st = calls_through_a_flood(tmp_path, 0.25, pump)
+    assert flooded > 20_000 and st["overload_source_dropped"] > 1000, (flooded, st)     # the flood really ran
+    assert 0 < through <= sent, (through, sent, st)
 
 
 def test_behind_a_reinvite_of_an_answered_call_from_a_source_over_its_share_goes_on_a_made_up_one_does_not():
