@@ -25,11 +25,12 @@ from .util import child, exit_on_sigterm, machine
 QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10_000_000], pyset_sizes=[1_000_000],
              long_n=200_000, long_seconds=20, key_n=50_000, snapshot_keys=1_000_000,
              smpp_rates=[], smpp_seconds=1.5, smpp_sat_seconds=5, smpp_fwd_seconds=2, smpp_sat_rate_cap=15_000,
-             sip_rates=[500], sip_seconds=3, kamailio="when installed")
+             sip_rates=[500], sip_seconds=3, kamailio="when installed", flood_seconds=3, flood_rounds=1)
 FULL = dict(pipeline_n=100_000, pipeline_dnc=10_000_000, dnc_sizes=[1_000_000, 10_000_000, 100_000_000],
             pyset_sizes=[1_000_000, 10_000_000], long_n=400_000, long_seconds=240, key_n=300_000, snapshot_keys=2_000_000,
             smpp_rates=[1000, 2000, 4000, 8000, 16000, 32000], smpp_seconds=4, smpp_sat_seconds=40, smpp_fwd_seconds=10, smpp_sat_rate_cap=20_000,
-            sip_rates=[100, 300, 500, 1000, 2000, 4000], sip_seconds=5, kamailio="install")
+            sip_rates=[100, 300, 500, 1000, 2000, 4000], sip_seconds=5, kamailio="install", flood_seconds=5,
+            flood_rounds=3)
 
 
 def _progress(total):
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="the ~2-minute run (2 cores); without it the full run, ≤ 20 "
                     "minutes, which installs Kamailio with apt-get when it is missing (redis-server too, either run)")
     ap.add_argument("--out", help="results directory (default benchmarks/results/<timestamp>)")
-    ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=["pipeline", "lists", "longrun", "smpp", "sip", "sip_flood", "state"],
                     help="leave this step out (repeatable)")
     a = ap.parse_args(argv)
     a.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -78,7 +80,8 @@ def _run(a) -> int:
         + (len(cfg["dnc_sizes"]) + len(cfg["pyset_sizes"]) if "lists" not in a.skip else 0) \
         + (2 if "longrun" not in a.skip else 0) \
         + (2 + len(cfg["smpp_rates"]) + 3 if "smpp" not in a.skip else 0) \
-        + (2 * len(cfg["sip_rates"]) if "sip" not in a.skip else 0) + (1 if "state" not in a.skip else 0)
+        + (2 * len(cfg["sip_rates"]) if "sip" not in a.skip else 0) + (1 if "sip_flood" not in a.skip else 0) \
+        + (1 if "state" not in a.skip else 0)
     prog = _progress(steps)
     t_start = time.time()
     res = {"mode": "quick" if a.quick else "full", "started": stamp, "machine": machine(), "config": cfg,
@@ -141,6 +144,11 @@ def _run(a) -> int:
         if res["sip"].get("error"):             # sipp missing: no figure, and said so
             failed["sip"] = res["sip"]["error"]
 
+    def sip_flood():    # a second caller's calls through a flood, the per-source shares on vs off (sip_flood.py)
+        from .sip_flood import run as flood_run
+        res["sip_flood"] = flood_run(cfg["flood_seconds"], rounds=cfg["flood_rounds"])
+        prog.update(1)
+
     def state():        # issue 13: --workers 2 on Redis beside one embedded serve (benchmarks/state_bench.py)
         from .state_bench import run as state_run
         res["state"] = state_run(n=6000 if a.quick else 40000, keys=50_000 if a.quick else 200_000)
@@ -151,7 +159,7 @@ def _run(a) -> int:
     interrupted = None
     try:
         for name, fn in (("pipeline", pipeline), ("lists", lists), ("longrun", longrun), ("smpp", smpp), ("sip", sip),
-                         ("state", state)):
+                         ("sip_flood", sip_flood), ("state", state)):
             if name not in a.skip:
                 step(name)
                 guarded(name, fn)
@@ -308,6 +316,11 @@ def summarise(res) -> dict:
             s["sip_cpu_us_per_msg"] = _r(r["allowed"]["cpu_us_per_msg"])
             s["sip_relay_cpu_us_per_call"] = _r(r["relay"]["cpu_us_per_call"]) if r.get("relay") else None
             s["sip_kamailio_cpu_us_per_call"] = _r(r["kamailio"]["cpu_us_per_call"]) if r.get("kamailio") else None
+    for name, r in ((res.get("sip_flood") or {}).get("readers") or {}).items():
+        # the share of the second caller's calls judged through the flood, with the shares and without (same run)
+        s[f"sip_flood_{name}_pct"] = _r(100 * r["shares_on"]["share"])
+        s[f"sip_flood_{name}_off_pct"] = _r(100 * r["shares_off"]["share"])
+        s[f"sip_flood_{name}_ratio"] = r["ratio"]
     return s
 
 

@@ -174,6 +174,9 @@ def write_report(out: Path, res) -> None:
     row("SIP screen CPU per call (vs trivial UDP relay)", s.get("sip_cpu_us_per_call"), s.get("sip_relay_cpu_us_per_call"), "µs")
     row("SIP screen CPU per SIP message", s.get("sip_cpu_us_per_msg"), None, "µs")
     row("SIP calls/s through the screen, half blocked (vs Kamailio stateless)", s["sip_cps"], s["sip_baseline_cps"], "/s")
+    for name, what in (("c_pump", "C pump"), ("python_reader", "Python reader")):
+        row(f"SIP: a second caller's calls judged through a flood from another address, {what} (shares on vs off)",
+            s.get(f"sip_flood_{name}_pct"), s.get(f"sip_flood_{name}_off_pct"), "%")
     row("DNC 10M numbers: RSS", s["dnc_10m_rss_mb"], None, "MB")
     row("DNC 10M numbers: load time", s["dnc_10m_load_s"], None, "s")
     if s.get("dnc_100m_rss_mb") is not None:

@@ -10,7 +10,7 @@ screen listening on 127.0.0.1; after 0.7 s a caller at 127.0.0.3 sends R calls a
 runs the four cases one after the other (pump on/off x shares on/off), so a reader's two figures come from the same
 host at nearly the same load: read `ratio` (share judged with the shares / without), not the shares alone, which are
 the scheduler's at this load (the flood's sender, the screen and the sink share the host's cores). Loopback only,
-bounded: a case lasts S + 4 s and every process it starts stops by itself. --port P: the screen, the sink and the two
+bounded: a case lasts about S + 1 s (at most S + 4) and every process it starts stops by itself. --port P: the screen, the sink and the two
 senders on P..P+3 (default: free loopback ports). Prints one JSON object.
 """
 from __future__ import annotations
@@ -73,6 +73,8 @@ while time.monotonic() < end:
         d = s.recv(65535)
     except socket.timeout:
         continue
+    if d == b"STOP":                            # the screen has stopped: all it forwarded is here
+        break
     if b"Call-ID: mine-" in d:
         mine.add(d.split(b"Call-ID: mine-")[1].split(b"\r\n")[0])
 print(len(mine))
@@ -105,6 +107,8 @@ def calls_through_a_flood(work: Path, overload_after: float, pump=True, seconds=
                 flooded = int(procs[0].communicate(timeout=30)[0] or 0)
             finally:
                 h.call(screen.stop())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"STOP", ("127.0.0.1", sink_port))
         through = int(sink.communicate(timeout=30)[0])
     finally:
         for p in procs + [sink]:

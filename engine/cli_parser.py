@@ -256,7 +256,8 @@ def parser() -> argparse.ArgumentParser:
                    "(redis-server too, either run)")
     p.add_argument("--out", help="results directory (default: benchmarks/results/<timestamp> beside the installed "
                    "benchmarks package)")
-    p.add_argument("--skip", action="append", default=[], choices=["pipeline", "lists", "longrun", "smpp", "sip", "state"],
+    p.add_argument("--skip", action="append", default=[],
+                   choices=["pipeline", "lists", "longrun", "smpp", "sip", "sip_flood", "state"],
                    help="leave this step out (repeatable)")
     from .cli_examples import add_examples
     add_examples(ap)

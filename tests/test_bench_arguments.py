@@ -27,6 +27,8 @@ BAD = [
     ("engine.sip_screen.cpubench", "--rate", "0"), ("engine.sip_screen.cpubench", "--seconds", "0"),
     ("benchmarks", "--quick", "--out", "/proc/no/such/dir"),        # a traceback from mkdir before
     ("benchmarks.lists_reload_bench", "run", "/nonexistent"), ("benchmarks.lists_reload_bench", "run", "x", "--rounds", "0"),
+    ("benchmarks.sip_flood", "--seconds", "0"), ("benchmarks.sip_flood", "--rounds", "0"),
+    ("benchmarks.sip_flood", "--port", "80"),
 ]
 
 
@@ -42,7 +44,7 @@ def test_a_bad_argument_is_refused_with_a_clear_error(args):
 
 @pytest.mark.parametrize("mod", ["benchmarks.smpp_cpu", "benchmarks.smpp_p99", "benchmarks.smpp_check",
                                  "benchmarks.rules_scale", "benchmarks.traffic", "benchmarks.capacity", "benchmarks.lists_reload_bench",
-                                 "engine.ml.bench", "engine.sip_screen.cpubench"])
+                                 "benchmarks.sip_flood", "engine.ml.bench", "engine.sip_screen.cpubench"])
 def test_help_answers(mod):
     p = _run(mod, "--help")
     assert p.returncode == 0 and "usage:" in p.stdout and "Traceback" not in p.stderr, p.stderr

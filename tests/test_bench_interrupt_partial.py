@@ -9,7 +9,7 @@ import benchmarks.__main__ as suite
 import benchmarks.sip_bench
 import benchmarks.state_bench
 
-ALL = ["pipeline", "lists", "longrun", "smpp", "sip", "state"]
+ALL = ["pipeline", "lists", "longrun", "smpp", "sip", "sip_flood", "state"]
 
 
 def _skip_but(*keep):

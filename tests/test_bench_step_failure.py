@@ -8,7 +8,7 @@ import benchmarks.__main__ as suite
 import benchmarks.sip_bench
 import benchmarks.state_bench
 
-ALL = ["pipeline", "lists", "longrun", "smpp", "sip", "state"]
+ALL = ["pipeline", "lists", "longrun", "smpp", "sip", "sip_flood", "state"]
 
 
 def _skip_but(*keep):
@@ -27,7 +27,7 @@ def test_a_failing_step_is_reported_and_the_next_one_still_runs(tmp_path, monkey
     s = json.loads((tmp_path / "summary.json").read_text())
     assert "screen exited at start" in s["failed_steps"]["sip"]
     assert s["state"] == {"n": 1} and "state" not in s["failed_steps"]
-    assert sorted(s["skipped_steps"]) == ["lists", "longrun", "pipeline", "smpp"]
+    assert sorted(s["skipped_steps"]) == ["lists", "longrun", "pipeline", "sip_flood", "smpp"]
     report = (tmp_path / "report.md").read_text()
     assert "sip" in report and "screen exited at start" in report
     assert "failed" in capsys.readouterr().err

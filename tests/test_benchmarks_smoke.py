@@ -118,3 +118,19 @@ def test_judge_tail_judges_the_same_messages_in_each_run():
     assert (runs[0]["tl"] == runs[1]["tl"]).all() and (runs[0]["mix"] == runs[1]["mix"]).all()
     out = describe(runs)
     assert out["messages"] == 400 and out["min_of_runs_us"]["p99"] > 0
+
+
+def test_sip_flood_runs_each_reader_with_the_shares_on_and_off_and_stops_by_itself():
+    # (half a second each: the figures, the share of the second caller's calls judged and its ratio on/off, are
+    # measured in benchmarks/, never asserted here)
+    import json
+
+    from benchmarks.sip_flood import run
+    from engine.sip_screen.transport import Pump
+    out = run(seconds=0.5)
+    assert set(out["readers"]) == ({"c_pump", "python_reader"} if Pump is not None else {"python_reader"})
+    for r in out["readers"].values():
+        assert all(r[c]["sent"] > 0 and r[c]["flooded"] > 0 and 0 <= r[c]["share"] <= 1
+                   for c in ("shares_on", "shares_off")), r
+        assert r["shares_off"]["dropped_unread"] == 0 and "ratio" in r, r
+    json.dumps(out)

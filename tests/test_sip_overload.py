@@ -94,8 +94,9 @@ def test_behind_a_source_over_its_share_is_dropped_unread_and_the_others_calls_a
     caller, flooder = on["caller"], on["flooder"]
     assert flooder["dropped_unread"] > flooder["judged"] > 0, on       # cut back, not cut off
     assert caller["dropped_unread"] == 0, on                           # under its share: always read and judged
-    # lost only in the kernel's queue before the screen had been behind for overload_after (20/s x 0.25 s)
-    assert caller["lost"] <= 20 * 0.25 and caller["judged"] == caller["sent"] - caller["lost"] > 0, on
+    # lost only in the kernel's queue while the screen had not yet been behind for overload_after (20/s x 0.25 s):
+    # at the start, and once HOLD (2 s) lapsed and the queue filled again (3 and 2 of 60 here)
+    assert caller["lost"] <= 2 * 20 * 0.25 and caller["judged"] == caller["sent"] - caller["lost"] > 0, on
     # without the shares the flood decides: the caller's calls are lost in the queue as the flood's are
     assert off["flooder"]["dropped_unread"] == off["caller"]["dropped_unread"] == 0, off
     assert off["caller"]["judged"] < caller["judged"] / 2 and off["caller"]["lost"] > caller["sent"] / 2, (on, off)
