@@ -234,3 +234,37 @@ def test_a_dnc_registration_split_at_an_odd_octet_survives_a_stop_between_its_pa
         assert [x["symbol"] for x in line["hits"]] == ["DNC_REGISTERED"] and line["reading"] == OCTETS_JOINED
     finally:
         run.close()
+
+
+def _three_shifted(text, where):
+    """Three UCS-2 payloads of `text`: odd, even (its every unit shifted by one octet: intact CJK to a reader of it
+    alone), odd; the cut `where` ('12': between parts 1 and 2, '23': between 2 and 3) falls inside 'phish'."""
+    b = text.encode("utf-16-be")
+    at = 2 * text.index("phish") + 3
+    cuts = (at, at + 40) if where == "12" else (at - 40, at)
+    return [b[:cuts[0]], b[cuts[0]:cuts[1]], b[cuts[1]:]]
+
+
+@pytest.mark.parametrize("where, order", [("12", (2, 1, 3)), ("23", (2, 3, 1)), ("23", (1, 2, 3))],
+                         ids=["middle-first", "middle-first-then-3", "first-alone-then-late-2-and-3"])
+def test_late_parts_are_read_joined_by_octets_with_a_remembered_shifted_middle_part(pipe, where, order):
+    """A middle part shifted by one octet reads as intact UCS-2 (CJK, no U+FFFD): sent first and judged alone at the
+    timeout it was remembered as a plain text (its octets dropped: no part of it was broken), and a late part that
+    came after it as a plain text too; the late parts either side were then never read joined by octets with it,
+    and all three went out, the link never read (found by review50)."""
+    buf = io.StringIO()
+    payloads = _three_shifted(SPAM, where)
+    assert type(read_text(0x08, payloads[1])[0]) is str             # (the middle part alone: intact)
+    bodies = _parts(payloads, 0x49)
+    with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.3), verdict_log=VerdictLog(buf)) as h:
+        s, _ = raw_session(h)
+        statuses = []
+        for k, i in enumerate(order):
+            s.sendall(encode(P.SubmitSm(sequence_number=i, source_addr="84901234567", destination_addr="84912345678",
+                                        data_coding=8, esm_class=0x40, short_message=bodies[i - 1])))
+            statuses += _statuses(s, [i])
+            if k == 0:
+                time.sleep(0.5)                         # the first part sent judged alone at the timeout
+        assert statuses[0] == 0 and any(st != 0 for st in statuses[1:])
+    lines = [json.loads(x) for x in buf.getvalue().splitlines()]
+    assert any(x["action"] == "drop" and x.get("late") and x["reading"] == OCTETS_JOINED for x in lines), lines

@@ -138,12 +138,16 @@ def _cut(text, n: int):
 
 
 def _kept(part):
-    """The text a remembered part of a message with a broken UCS-2 part keeps: a UCS-2 one its octets too (a late
-    part is then read joined by octets with it: a stored text's coding is not known)."""
+    """The text a remembered part keeps: a UCS-2 one its octets too (a late part is then read joined by octets with
+    it: a stored text's coding is not known). Every UCS-2 part, broken or not: a middle part shifted by one octet
+    reads as intact UCS-2 (CJK), and sent first and judged alone it had kept no octets, so its late neighbours were
+    never read joined with it (found by review50)."""
     t = part[2]
-    if type(t) is str and is_ucs2(part[1].data_coding):
-        return Ucs2Octets(t, t.encode("utf-16-be", "surrogatepass"))
-    return t
+    if t is None or getattr(t, "octets", None) is not None or not is_ucs2(part[1].data_coding):
+        return t
+    if type(t) is TwoReadings:
+        return TwoReadings(t.shown, t.meant, t.shown.encode("utf-16-be", "surrogatepass"))
+    return Ucs2Octets(t, t.encode("utf-16-be", "surrogatepass"))
 
 
 class Reassembly:
@@ -227,9 +231,7 @@ class Reassembly:
     def remember(self, key, verdict, until: float, c: Pending, bound: int) -> None:
         """Keep the verdict of a message judged without all its parts, and its parts' texts (each cut
         at LATE_TEXT: the memory stays bounded by `bound` messages), for its late parts."""
-        broken = any(getattr(p[2], "octets", None) is not None for p in c.parts.values())
-        self.judged[key] = (verdict, until, {i: _cut(_kept(p) if broken else p[2], LATE_TEXT)
-                                             for i, p in c.parts.items()},
+        self.judged[key] = (verdict, until, {i: _cut(_kept(p), LATE_TEXT) for i, p in c.parts.items()},
                             {i: c.sizes.get(i, (0, 0))[1] for i in c.parts})
         if len(self.judged) > bound:
             self.judged.popitem(last=False)
@@ -301,7 +303,7 @@ class Reassembly:
             self.judged[key] = (REFUSED, until, {}, {})
         if verdict is REFUSED:
             return REFUSED, ""                          # so is this part
-        texts[n] = _cut(text, LATE_TEXT)
+        texts[n] = _cut(text if pdu is None else _kept((None, pdu, text)), LATE_TEXT)   # (its octets: _kept)
         whole = joined([text if i == n else texts[i] for i in sorted(texts)], binary,
                        texts if pdu is None else {**texts, n: (None, pdu)})
         return verdict, whole
