@@ -163,3 +163,28 @@ def test_a_start_removes_the_temporary_file_of_a_save_killed_with_a_crashed_serv
     (path.parent / "other").write_bytes(b"not ours")
     remove_stale_tmp_files(path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["dialogs.msgpack", "other"]
+
+
+@pytest.mark.parametrize("before", [3600.0, 0.0], ids=["shortened", "turned-on"])
+def test_a_reload_that_shortens_the_interval_is_in_force_within_a_second(pipe, tmp_path, before):
+    """`ctl reload sip` swaps the settings object; the saver slept the interval read before it whole (an hour's
+    interval shortened to 0.5 s: the next save an hour later; found by review50)."""
+    from dataclasses import replace
+    scr, _ = screen(pipe, [0.0], [10.0])
+    scr.s = replace(scr.s, dialog_save_interval=before)
+    path = tmp_path / "sip" / "dialogs.msgpack"
+    saver = DialogSaver(scr, path)
+    answered_call(scr)
+
+    async def run():
+        saver.start()
+        await asyncio.sleep(0.3)
+        assert not path.exists()
+        scr.s = replace(scr.s, dialog_save_interval=0.5)        # what live_settings.apply_sip_settings does
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            if path.exists():
+                break
+        await saver.close()
+    asyncio.run(run())
+    assert path.exists() and saver.saves == 1

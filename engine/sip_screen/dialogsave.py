@@ -62,11 +62,17 @@ class DialogSaver:
         return self.screen.s.dialog_save_interval
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()                              # the end of the last save (or the start)
         while True:
             every = self.interval()                     # read each round: `ctl reload sip` may change it
-            await asyncio.sleep(every if every > 0 else 1.0)
-            if self.interval() > 0:
+            if every > 0 and loop.time() - last >= every - 0.01:
                 await self.save_if_changed()
+                last = loop.time()
+                continue
+            # a second asleep at most: a reload that shortens the interval (or turns it on) is in force within it
+            # (the whole interval read before it was slept: 30 s shortened to 1 s still waited 30; found by review50)
+            await asyncio.sleep(min(1.0, every - (loop.time() - last)) if every > 0 else 1.0)
 
     async def save_if_changed(self) -> bool:
         """Save the memory when it changed since the last save that worked; whether it was saved."""
