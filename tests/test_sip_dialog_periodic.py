@@ -188,3 +188,27 @@ def test_a_reload_that_shortens_the_interval_is_in_force_within_a_second(pipe, t
         await saver.close()
     asyncio.run(run())
     assert path.exists() and saver.saves == 1
+
+
+def test_a_save_whose_child_is_killed_leaves_no_temporary_file(pipe, tmp_path, monkeypatch):
+    """A writer killed part-way (the OOM killer picks it: its copy-on-write pages; or the wait limit) never reaches
+    its own clean-up: its temporary file stayed until the next start, one more each interval it happened again --
+    10.8 MB each for a full memory, a disk filled on a host short of memory (found by review50)."""
+    import os
+    import signal
+
+    from engine.sip_screen import dialogsave
+
+    def killed(screen, path, ticks, wall):      # in the child: half a file written, then SIGKILL
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / f".{path.name}.{os.getpid()}.tmp").write_bytes(b"half")
+        os.kill(os.getpid(), signal.SIGKILL)
+    monkeypatch.setattr(dialogsave, "_write", killed)
+    scr, _ = screen(pipe, [0.0], [10.0])
+    path = tmp_path / "sip" / "dialogs.msgpack"
+    saver = DialogSaver(scr, path)
+    for i in range(3):
+        scr.on_datagram(invite(caller=f"09013{i:05d}", call_id=f"k-{i}"), UAC)     # a change each round
+        sent(scr)
+        assert not asyncio.run(saver.save_if_changed())
+    assert saver.failing and not path.exists() and list(path.parent.iterdir()) == []

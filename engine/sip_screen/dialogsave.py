@@ -35,6 +35,11 @@ def remove_stale_tmp_files(path) -> None:
         p.unlink(missing_ok=True)
 
 
+def _tmp_of(path: Path, pid: int) -> Path:
+    """The temporary file of the save to `path` by child `pid` (durable.replace_file's name)."""
+    return path.parent / f".{path.name}.{pid}.tmp"
+
+
 def _write(screen, path, ticks: float, wall: float) -> None:
     """In the forked child: the memory as it was at the fork, to `path` (durable.replace_file's temporary file is
     named after the child's pid). At a lower priority: when the host's CPUs are all busy, serving goes first (on
@@ -110,6 +115,9 @@ class DialogSaver:
         try:
             await asyncio.shield(self._waiting)         # a stop's cancel never leaves the child unreaped
         except OSError:
+            # reaped: a child killed part-way (the OOM killer, the wait limit) left its temporary file (one more
+            # each interval, until the next start; found by review50)
+            _tmp_of(self.path, child.pid).unlink(missing_ok=True)
             if child.abandoned:
                 return False
             raise
@@ -138,4 +146,4 @@ class DialogSaver:
         if waiting is not None:
             await asyncio.gather(waiting, return_exceptions=True)
         if child is not None:
-            (self.path.parent / f".{self.path.name}.{child.pid}.tmp").unlink(missing_ok=True)
+            _tmp_of(self.path, child.pid).unlink(missing_ok=True)
