@@ -268,3 +268,19 @@ def test_late_parts_are_read_joined_by_octets_with_a_remembered_shifted_middle_p
         assert statuses[0] == 0 and any(st != 0 for st in statuses[1:])
     lines = [json.loads(x) for x in buf.getvalue().splitlines()]
     assert any(x["action"] == "drop" and x.get("late") and x["reading"] == OCTETS_JOINED for x in lines), lines
+
+
+def test_a_client_padding_each_odd_part_with_a_nul_gets_no_second_shifted_reading():
+    """A client that ends each UCS-2 part with a NUL octet (a C string's end: read_text reads it as padding) got a
+    second reading of its whole message, every part after the first shifted by an octet (CJK noise): twice the text
+    judged (a long submit_multi refused at max_message_chars). The NUL is padding unless the next part looks shifted;
+    a link split after the NUL of one of its ASCII characters (the next part shifted) is still read whole."""
+    b = VI.encode("utf-16-be")
+    a, c = (read_text(0x08, p + b"\x00")[0] for p in (b[:134], b[134:]))
+    assert a + c == VI                                              # each part alone: the padding read as nothing
+    assert type(joined([a, c], False)) is str and joined([a, c], False) == VI
+    s = SPAM.encode("utf-16-be")
+    at = 2 * SPAM.index("phish.example") + 3                         # after the NUL of 'h': the next part shifted
+    a, c = (read_text(0x08, p)[0] for p in (s[:at], s[at:]))
+    assert s[at - 1] == 0 and "phish.example" not in a + c
+    assert joined([a, c], False).meant == SPAM

@@ -100,12 +100,21 @@ def _octets(t, part) -> bytes | None:
     return (t.shown if type(t) is TwoReadings else t).encode("utf-16-be", "surrogatepass")
 
 
+def _shifted(octets: bytes) -> bool:
+    """Whether UCS-2 octets look shifted by one: more NUL octets at odd offsets than at even ones (Latin-script
+    text, Vietnamese included, has its NULs as each unit's high octet, at even offsets)."""
+    return octets[1::2].count(0) > octets[0::2].count(0)
+
+
 def octet_joined(texts, parts=None) -> str:
     """The text of a concatenated message whose UCS-2 parts' octets are joined before they are decoded (what an
     SMSC or handset that joins them shows: a link split at an odd octet, or a surrogate pair split between two
     parts, reads whole). A run of UCS-2 parts stops at a part that is not UCS-2 (its own text is read there) and
     at a missing part (`parts`' numbers; without them the texts are taken as consecutive parts, and a part that
-    carries no octets as not UCS-2)."""
+    carries no octets as not UCS-2). A part that ends in an odd NUL octet is read as a client's padding (a C
+    string's end, as read_text reads it) unless the next part looks shifted by an octet (`_shifted`: then the NUL is
+    the first half of a character split there, ASCII's high octet): a client padding every part did not get a
+    second, shifted reading of its whole message (CJK noise: twice the text judged, a long one refused)."""
     numbers = sorted(parts) if parts is not None else range(len(texts))
     out, run, last = [], b"", None
     for n, t in zip(numbers, texts):
@@ -116,6 +125,8 @@ def octet_joined(texts, parts=None) -> str:
         if o is None:
             out.append(t.shown if type(t) is TwoReadings else t)
         else:
+            if len(run) & 1 and run[-1] == 0 and not _shifted(o):
+                run = run[:-1]                      # padding, not half a character
             run += o
         last = n
     if run:
