@@ -169,9 +169,12 @@ def _enc(text: str) -> bytes:
 def _dec(b: bytes) -> str:
     """_enc's inverse."""
     if b[:1] == b"\x02":
-        n, _, rest = b[1:].partition(b":")
-        t, o = _dec(rest[int(n):]), rest[:int(n)]
-        return TwoReadings(t.shown, t.meant, o) if type(t) is TwoReadings else Ucs2Octets(t, o)
+        n, sep, rest = b[1:].partition(b":")
+        if sep and n.isdigit() and int(n) <= len(rest):
+            t, o = _dec(rest[int(n):]), rest[:int(n)]
+            return TwoReadings(t.shown, t.meant, o) if type(t) is TwoReadings else Ucs2Octets(t, o)
+        # (not this format: a plain text starting with STX as a process before it stored one, unescaped, in a
+        # rolling upgrade sharing Redis: read as written)
     if b[:1] == b"\x00":
         n, _, rest = b[1:].partition(b":")
         n = int(n)
