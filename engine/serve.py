@@ -103,6 +103,8 @@ async def run_serve(args, ready=None):
     state_url = getattr(args, "state", None)
     state_store = open_state(state_url, pipe.store.dir)
     serve_lock = lock_serve_files(Path(pipe.store.dir), worker)
+    if args.ready_file and not in_pool:     # a killed serve's is not ours (after the lock: never a running one's)
+        Path(args.ready_file).unlink(missing_ok=True)
     install(pipe, state_store)
     replicator = None
     if is_shared(state_url):        # DNC changes shared through the same server: catch up before listening

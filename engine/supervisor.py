@@ -175,9 +175,9 @@ def supervise(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, forward)
     signal.signal(signal.SIGHUP, reload)
-    if ready:
-        for i in range(n):
-            Path(f"{ready}.w{i}").unlink(missing_ok=True)
+    if ready:                                   # a killed pool's: not ready yet
+        for f in [ready, *(f"{ready}.w{i}" for i in range(n))]:
+            Path(f).unlink(missing_ok=True)
     for i in range(n):
         start(i)
     said_ready = False

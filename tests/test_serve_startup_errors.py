@@ -98,3 +98,14 @@ def test_an_smpp_listen_host_that_does_not_resolve_is_named_with_why(tmp_path):
     assert p.returncode == 2, p.stderr
     assert _last(p).startswith("telfilter serve: SMPP listen no-such-host.invalid:2775: "), p.stderr
     assert "Unknown error" not in p.stderr
+
+
+def test_a_ready_file_left_by_a_killed_serve_is_removed_at_the_next_start(tmp_path, taken):
+    """A serve killed (kill -9) leaves its --ready-file: the next start removes it once it holds the data dir, so a
+    script waiting for the file never takes the dead one's ports for this one's (before, a start that then failed,
+    here on a port in use, left the old file in place: "ready" with nothing listening)."""
+    ready = tmp_path / "ready"
+    ready.write_text("smpp 12345\n")
+    p = _serve(tmp_path, "--smpp-listen", f"127.0.0.1:{taken}", "--ready-file", ready)
+    assert p.returncode == 2, p.stderr
+    assert not ready.exists()
