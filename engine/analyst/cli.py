@@ -22,7 +22,7 @@ def _count(v: str) -> int:
     return n
 
 def add_parser(subs, sub) -> None:
-    """Registers `reports` under the top-level parser (`sub` is engine/cli.py's _sub)."""
+    """Registers `reports` under the top-level parser (`sub` is engine/cli_parser.py's _sub)."""
     p = sub(subs, "reports", "5656 spam reports grouped into campaigns: list, show, label spam/ham, export a "
             "training set, or browse them in a terminal UI (labels go to DATA_DIR/labels.jsonl; reports.jsonl, "
             "which serve appends to, is only read)")

@@ -11,7 +11,7 @@ from .model import ModelError, load_scorer
 
 
 def add_analyst_parsers(ms, sub) -> None:
-    """`ml compare | promote | rollback` (registered by engine/cli.py; `sub` is its _sub)."""
+    """`ml compare | promote | rollback` (registered by engine/cli_parser.py; `sub` is its _sub)."""
     q = sub(ms, "compare", "score the same messages with two or more models: metrics side by side, the messages "
             "whose action changes, plots")
     q.add_argument("--model", action="append", default=[], metavar="DIR",
