@@ -51,7 +51,7 @@ def test_a_changed_memory_is_saved_while_serving_and_read_back_after_a_crash(pip
     assert [d for _, d in ended(pipe)] == [20.0]        # the whole call, the time down included
 
 
-def test_an_unchanged_memory_is_not_written_again(pipe, tmp_path):
+def test_an_unchanged_memory_is_not_written_again(pipe, tmp_path, monkeypatch):
     scr, _ = screen(pipe, [0.0], [10.0])
     path = tmp_path / "sip" / "dialogs.msgpack"
     saver = DialogSaver(scr, path)
@@ -68,9 +68,14 @@ def test_an_unchanged_memory_is_not_written_again(pipe, tmp_path):
     new, _ = screen(pipe, [1.0], [2.0])
     assert restore_dialogs(new, path) == 1
     assert not asyncio.run(DialogSaver(new, path).save_if_changed()) and stat(path) == before
-    # the call's BYE changes it: written (the memory empty: the file removed, as the stop's save does)
+    # the call's BYE changes it: written (the memory empty: the file removed, as the stop's save does) -- once its
+    # INVITE, judged, is no longer within Timer B's 32 s (its retransmissions are carried in the file until then:
+    # judgedstore.py)
     scr.on_datagram(in_dialog("BYE", 3, branch="b"), UAC)
     sent(scr)
+    import time
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + 33.0)
     assert asyncio.run(saver.save_if_changed()) and not path.exists()
 
 

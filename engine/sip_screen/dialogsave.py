@@ -4,7 +4,8 @@
 Theory of operation: every `dialog_save_interval` seconds, when the memory changed since the last save (its
 `changes` count, dialogs.AnsweredCalls: an idle screen writes nothing), a forked child (state/forksnap.py, as the
 state store's snapshots) writes the memory as it was at the fork to DATA_DIR/sip/dialogs.msgpack in the format of
-the clean stop's save (dialogstore.dump; a temporary file fsynced and renamed over the old one). The event loop
+the clean stop's save (dialogstore.dump, the INVITEs judged in the last 32 s with it: judgedstore.py; a temporary
+file fsynced and renamed over the old one). The event loop
 pauses for the fork only: only copying a full memory (200,000 calls) on the loop took 55-111 ms, copying and
 writing it 0.35-0.53 s; the fork copies page tables (4-12 ms for a 160 MB process, a loaded 2-CPU host: the
 loop's longest gap 7-26 ms while a save ran; benchmarks/sip_dialog_save.py), and the child's 0.37 s of CPU is
@@ -19,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 
 from ..durable import replace_file
 from ..state import forksnap
-from .dialogstore import dump
+from .dialogstore import dump, is_empty
 
 log = logging.getLogger("telfilter.sip")
 
@@ -46,7 +48,7 @@ def _write(screen, path, ticks: float, wall: float) -> None:
     an idle CPU it costs nothing; on the loaded 2-CPU host measured, the loop's gaps while a child wrote varied
     1-12 ms either way: the host's other load decided)."""
     os.nice(10)
-    replace_file(path, dump(screen, ticks, wall))
+    replace_file(path, dump(screen, ticks, wall))      # (the judged INVITEs' ages: at the child's now, ms later)
 
 
 class DialogSaver:
@@ -87,7 +89,7 @@ class DialogSaver:
             return False
         self.saves += 1
         try:
-            if not len(mem):                            # (as the stop's save: an empty memory is no file)
+            if is_empty(self.screen, time.monotonic()):    # (as the stop's save: an empty memory is no file)
                 self.path.unlink(missing_ok=True)
             elif not await self._fork_save():
                 return False                            # abandoned by the stop, which writes its own

@@ -1,4 +1,6 @@
-"""The SIP screen's memory of answered calls (`answered`, dialogs.py) across a clean stop and start.
+"""The SIP screen's memory of answered calls (`answered`, dialogs.py) across a clean stop and start, and with it its
+memory of the INVITEs judged in the last 32 s (judgedstore.py: their retransmissions after the start get their
+decisions again; file version 2, the columns `tx_*`; a file of version 1 gives its calls and no judged INVITE).
 
 Theory of operation: at serve's stop, once the screen takes no more messages, `save_dialogs` writes the memory to
 DATA_DIR/sip/dialogs.msgpack (msgpack, a temporary file fsynced and renamed over the old one: durable.replace_file);
@@ -18,7 +20,8 @@ waiting for their answer (the tier forgotten first) each in their order, oldest 
 Recent, whose bound drops the oldest if a file holds more. The memory has no age limit (a call lasts until its BYE,
 or until newer calls push it out), nor has the file. A file that is not this format and version, or whose entries
 are malformed, is refused whole with one log line and the screen starts without it: never a crash, never half a
-memory. The file is left in place after a start, replaced at the next clean stop and, while the screen serves, by
+memory. A file with neither a call nor an INVITE judged in the last 32 s is no file (removed). The file is left in
+place after a start, replaced at the next clean stop and, while the screen serves, by
 the periodic save (dialogsave.py: a forked child writes `dump` every dialog_save_interval seconds when the memory
 changed): after a crash the next start has the calls in progress at the last save (those answered in the last
 interval are judged again at their refresh: README "Known limits").
@@ -29,16 +32,20 @@ import gc
 import logging
 import math
 import sys
+import time
 from array import array
 from pathlib import Path
 
 import msgpack
 
+from .screening import RETRANSMISSIONS
+
 log = logging.getLogger("telfilter.sip")
 life = logging.getLogger("telfilter.service")
 
 FORMAT = "telfilter-sip-dialogs"
-VERSION = 1
+VERSION = 2                     # 2: the judged INVITEs too (judgedstore.py); a file of version 1 is read (its calls)
+READS = (1, 2)
 KEY_BYTES = 16
 MAX_ADDRESS = 256               # an INVITE's destination address (forwarding: hosts are addresses, <= 64)
 NO_ADDRESS = -1                 # address_of: the INVITE not sent yet
@@ -78,11 +85,13 @@ def _without_gc(f, *args):
             gc.enable()
 
 
-def dump(screen, ticks: float, wall: float) -> bytes:
+def dump(screen, ticks: float, wall: float, now: float | None = None) -> bytes:
     """The answered-call memory of `screen` at `ticks` (its call_ticks()) and `wall` (POSIX seconds), as bytes: its
     entries in columns (the calls waiting for their answer first, then the answered ones; each tier oldest first),
     the digests as little-endian 64-bit words (a msgpack list per call made the file 25% larger and took longer
-    to read back)."""
+    to read back); and the INVITEs judged in the RETRANSMISSIONS before `now` (time.monotonic(): the judged-INVITE
+    memory's clock; judgedstore.columns)."""
+    from .judgedstore import columns
     from .screening import _loggable      # an address as msgpack can write it (UTF-8): a Route host of bytes that
     # were not UTF-8 (kept as surrogates by the codec; its INVITE then refused) as \\xNN escapes, as the verdict
     # log writes them (at most 4 x 64 characters: MAX_ADDRESS; no answer's source matches it either): one such
@@ -98,6 +107,7 @@ def dump(screen, ticks: float, wall: float) -> bytes:
             "tags": _u64([0 if n & 2 else e[5] for e, n in zip(ents, none)]), "none": none,
             "address_of": [NO_ADDRESS if e[3] is None else addresses.setdefault(_loggable(e[3]), len(addresses))
                            for e in ents]}
+    cols.update(columns(screen, time.monotonic() if now is None else now))
     return msgpack.packb({"format": FORMAT, "version": VERSION, "key": screen.dialog_key, "saved": wall,
                           "waiting": len(mem.low), "addresses": list(addresses), **cols}, use_bin_type=True)
 
@@ -145,17 +155,19 @@ def _columns(d: dict, since: float):
     return rows, waiting
 
 
-def load(screen, data: bytes, ticks: float, wall: float) -> int:
-    """Put the calls of a `dump` back in `screen`'s memory (empty: a screen not started) and adopt its key;
-    ValueError, and nothing changed, if `data` is not a dump of this version. The number of calls restored."""
+def load(screen, data: bytes, ticks: float, wall: float, now: float | None = None) -> int:
+    """Put the calls of a `dump` back in `screen`'s memory (empty: a screen not started) and adopt its key, and its
+    judged INVITEs in `carried` at `now` (time.monotonic(); judgedstore.carry); ValueError, and nothing changed, if
+    `data` is not a dump of a version this telfilter reads. The number of calls restored."""
+    from .judgedstore import carry, rows
     try:
         d = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (msgpack.UnpackException, ValueError, TypeError) as e:
         raise ValueError(f"not msgpack ({type(e).__name__})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ValueError(f"not a {FORMAT} file")
-    if d.get("version") != VERSION:
-        raise ValueError(f"version {d.get('version')!r}, this telfilter reads version {VERSION}")
+    if d.get("version") not in READS:
+        raise ValueError(f"version {d.get('version')!r}, this telfilter reads versions 1 and {VERSION}")
     key, saved = d.get("key"), d.get("saved")
     if not isinstance(key, bytes) or len(key) != KEY_BYTES:
         raise ValueError("no key of %d bytes" % KEY_BYTES)
@@ -165,13 +177,23 @@ def load(screen, data: bytes, ticks: float, wall: float) -> int:
     if len(mem):
         raise ValueError("the screen has calls of its own already (a file is read before it listens)")
     # the answer times: the time down counts (by the wall clock; 0 if it went back), the call went on meanwhile
-    rows, waiting = _columns(d, ticks - max(0.0, wall - saved))
-    mem.low.update(rows[:waiting])              # each tier in its order, oldest first (Recent: stored at time 0.0)
-    mem.d.update(rows[waiting:])
+    down = max(0.0, wall - saved)
+    calls, waiting = _columns(d, ticks - down)
+    judged = rows(d) if d["version"] > 1 else []    # (read whole before anything is changed; version 1: none)
+    mem.low.update(calls[:waiting])              # each tier in its order, oldest first (Recent: stored at time 0.0)
+    mem.d.update(calls[waiting:])
     if len(mem) > mem.size:
         mem._bound()                            # a file of a larger memory: its oldest dropped first
     screen.dialog_key = key
-    return len(rows)
+    carry(screen, judged, down, time.monotonic() if now is None else now)
+    return len(calls)
+
+
+def is_empty(screen, now: float) -> bool:
+    """Whether there is nothing to save at `now` (time.monotonic()): no call in the answered-call memory and no
+    INVITE judged within RETRANSMISSIONS. The file is then removed, not written."""
+    from .judgedstore import has_live
+    return not len(screen.answered) and not has_live(screen, now)
 
 
 def save_dialogs(screen, path) -> int:
@@ -179,11 +201,11 @@ def save_dialogs(screen, path) -> int:
     empty). OSError if it cannot be written (the old file, if any, is left as it was). The number of calls saved."""
     from ..durable import replace_file
     path = Path(path)
-    n = len(screen.answered)
-    if not n:
+    n, now = len(screen.answered), time.monotonic()
+    if is_empty(screen, now):
         path.unlink(missing_ok=True)
         return 0
-    replace_file(path, _without_gc(dump, screen, screen.call_ticks(), screen.clock().timestamp()))
+    replace_file(path, _without_gc(dump, screen, screen.call_ticks(), screen.clock().timestamp(), now))
     return n
 
 
@@ -194,7 +216,9 @@ def save_at_stop(screen) -> None:
     if path is None:
         return
     try:
-        life.info("SIP: %d calls in progress saved to %s", save_dialogs(screen, path), path)
+        n = save_dialogs(screen, path)
+        life.info("SIP: %d calls in progress saved to %s, with the INVITEs judged in the last %g s", n, path,
+                  RETRANSMISSIONS)
     except OSError as e:
         log.error("SIP: the calls in progress could not be saved to %s (%s): after the restart their re-INVITEs are "
                   "judged as new calls", path, e.strerror or e)
@@ -226,6 +250,10 @@ def restore_dialogs(screen, path) -> int:
                       "calls at their next re-INVITE", path)
         screen.answered.d.clear()
         screen.answered.low.clear()
+        screen.carried = None
         return 0
-    life.info("SIP: %d calls in progress restored from %s", n, path)
+    carried = screen.carried
+    life.info("SIP: %d calls in progress restored from %s, and %d INVITEs judged in the last %g s before the stop "
+              "(their retransmissions get their verdicts again)", n, path, 0 if carried is None else len(carried),
+              RETRANSMISSIONS)
     return n

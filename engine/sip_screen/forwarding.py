@@ -74,10 +74,11 @@ class Forwarding:
             fmt, args = fmt + " (and %d more like it in the last second)", args + (n - 1,)
         log.warning(fmt, *args)
 
-    def _forward(self, msg, dest, branch, back, key=None, fixed=False):
+    def _forward(self, msg, dest, branch, back, key=None, fixed=False, d=None):
         """Send with our Via on top; `back` = (transport, source, connection) the request came by.
         `key`: the ack_key of the INVITE transaction an INVITE, CANCEL or ACK belongs to (an INVITE is
-        remembered under it); `fixed`: `dest` is where that INVITE went, transport included."""
+        remembered under it); `fixed`: `dest` is where that INVITE went, transport included; `d`: an INVITE's
+        Decision (kept with it, at the time it was judged: judgedstore.py)."""
         host, port, out = dest
         conn = back[2] if back[0] == "TCP" else None
         remember = False                                # an INVITE: where it went is kept under `key`
@@ -91,9 +92,12 @@ class Forwarding:
         data = self._with_via(msg, out, branch, conn)
         if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic() \
                 and msg.method != "ACK":
-            return self._forward_tcp_first(msg, host, port, branch, back, conn, key if remember else None)
+            return self._forward_tcp_first(msg, host, port, branch, back, conn, key if remember else None, fixed, d)
         if remember:
-            self.invites.put(key, (branch, dest))
+            if fixed or d is None:
+                self._went(key, branch, dest, fixed, d)
+            else:                                       # (_went's case of a call judged, without its frame)
+                self.invites.put(key, (branch, dest, d if d.action else 0), time.monotonic())
         tx = self._invite_on_tcp(msg, host, port) if out == "TCP" and msg.method == "INVITE" else None
         on_fail = None if msg.method == "ACK" else self._on_fail(msg, back, tx, host, port)   # (an ACK: never answered)
         if fixed and out == "TCP" and key is not None:
@@ -102,9 +106,22 @@ class Forwarding:
 
     # (the closures a send may need are made by these, not in _forward: a closure's variables are cells made at
     # every call of the function that holds them, and nearly every forward needs one or none)
-    def _forward_tcp_first(self, msg, host, port, branch, back, conn, key):
+    def _went(self, key, branch, dest, fixed, d):
+        """An INVITE sent: where it went kept under `key` (`invites`), with its Decision `d` and the time (its copy,
+        `fixed`, leaves its entry as it was: the time is when it was judged; judgedstore.py). A Decision to let the
+        call through untagged is kept as 0: an entry of atomic values only, which the collector stops tracking (a
+        Decision holds an Action: tracked, and every collection walked 65,536 entries more)."""
+        if fixed and (ent := self.invites.d.get(key)) is not None and ent[1][1] == dest:
+            self.invites.put(key, ent[1], ent[0])
+        elif d is None:
+            self.invites.put(key, (branch, dest))
+        else:
+            self.invites.put(key, (branch, dest, d if d.action else 0), time.monotonic())
+
+    def _forward_tcp_first(self, msg, host, port, branch, back, conn, key, fixed=False, d=None):
         """§18.1.1: a request over UDP_MAX bytes bound for UDP goes over TCP first; UDP if the TCP attempt fails
-        (and for a while after, for that hop). `key`: where an INVITE went is kept under it (None: not kept)."""
+        (and for a while after, for that hop). `key`: where an INVITE went is kept under it (None: not kept);
+        `fixed`, `d`: as _forward's."""
         tx = self._invite_on_tcp(msg, host, port) if msg.method == "INVITE" else None
 
         def refused(why):
@@ -115,11 +132,11 @@ class Forwarding:
                     self.udp_only.clear()
                 self.udp_only[(host, port)] = time.monotonic() + UDP_ONLY_MEMORY
             if key is not None:
-                self.invites.put(key, (branch, (host, port, "UDP")))
+                self._went(key, branch, (host, port, "UDP"), False, d)
             self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP",
                        on_fail=lambda w: self._forward_failed(msg, back, w))
         if key is not None:
-            self.invites.put(key, (branch, (host, port, "TCP")))
+            self._went(key, branch, (host, port, "TCP"), fixed, d)
         return self._send(self._with_via(msg, "TCP", branch, conn), (host, port), "TCP", on_fail=refused)
 
     def _on_fail(self, msg, back, tx, host, port):

@@ -8,6 +8,8 @@ takes the plain cases before Python). Mixed into SipScreen; no I/O of its own: e
 """
 from __future__ import annotations
 
+from time import monotonic
+
 from ..verdict import Action
 from .checks import check_request
 from .codec import MAX_VIAS, SipMessage, make_response, parse_datagram, parse_via
@@ -90,7 +92,8 @@ class Proxying:
                 # its own, sent as one (with the first call's branch, the next hop took it for a retransmission)
                 went = None
             if went is not None:
-                branch, dest = went = went[1]
+                went = went[1]
+                branch, dest = went[0], went[1]
         if went is None and msg.method == "CANCEL" and self._cancel_pending(msg):
             # its INVITE is still being judged (a shared state store confirming its counts): it must not overtake
             # it. Answered here (§9.2, §16.10); the INVITE, once judged, is answered 487 instead of forwarded
@@ -106,6 +109,10 @@ class Proxying:
         if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first, src)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1
+            if self.carried is not None and key is not None:    # judged before a restart (judgedstore.py)
+                d = self._carried(key, branch)
+                if d is not None:
+                    return self._screened(msg, d, dest, branch, transport, src, conn, True, key, went is not None)
             return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
                                                                                 conn, replay, key, went is not None))
         self._forward(msg, dest, branch, (transport, src, conn), key, went is not None)
@@ -115,17 +122,36 @@ class Proxying:
         the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
         `fixed`: as _forward's."""
         if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
+            if not replay and key is not None:          # (judgedstore.py: what the next process replays)
+                self.rejected.put(key, (branch, d, None), monotonic())
             return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)
         if d is BUSY:                                   # not judged: too many INVITEs wait, or it waited too long
             return self._reply(msg, make_response(msg, 503, None, self._tag(msg),
                                                   [["Retry-After", str(RETRY_AFTER)]]), transport, src, conn)
         if d.action is Action.DROP:
+            if not replay and key is not None:
+                self.rejected.put(key, (branch, d, None), monotonic())
             return self._reject(msg, d, transport, src, conn, replay)
         if d.action is Action.TAG:
             self._tag_request(msg, d, replay)
         if self.s.record_route:
             msg.insert_before_first("Record-Route", f"<sip:{host_ref(self.host)}:{self.port};transport={transport.lower()};lr>")
-        self._forward(msg, dest, branch, (transport, src, conn), key, fixed)
+        if msg.charge is not None and key is not None:  # given back if it cannot leave: its Decision too
+            msg.charge += (key,)
+        self._forward(msg, dest, branch, (transport, src, conn), key, fixed, d)
+
+    def _carried(self, key, branch):
+        """The decision of an INVITE judged before a restart whose copy this is (the same ack_key `key` and our
+        `branch`, within RETRANSMISSIONS: judgedstore.py), or None; `carried` is let go once none can match."""
+        now = monotonic()
+        if now > self.carried_until:
+            self.carried = None
+            return None
+        ent = self.carried.get(key, now)
+        if ent is None or ent[0] != branch:
+            return None
+        self.stats["replayed"] += 1
+        return ent[1]
 
     def _in_dialog(self, r, data, src):
         """Forward an in-dialog request the fast path has checked and edited (fastpath.py). An ACK
@@ -134,7 +160,7 @@ class Proxying:
             self._fast_bye(r.call_id, r.to_tag, r.base, r.before)
         branch, dest = None, r.dest
         if r.method == "ACK" and self.invites:              # §17.1.1.3, as in _request
-            branch, dest = self.invites.get(ack_key(r.top_branch, r.call_id), default=(None, dest))
+            branch, dest = self.invites.get(ack_key(r.top_branch, r.call_id), default=(None, dest))[:2]
         branch = branch or self._branch(r.top_branch, r.base)
         host, port, out = dest
         via = f"Via: SIP/2.0/{out} {host_ref(self.host)}:{self.port};branch={branch};rport\r\n".encode()

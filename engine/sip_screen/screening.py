@@ -162,8 +162,9 @@ class Screening:
                 if v.charged:
                     self._give_back((key, v, tx))
                 d = CANCELLED
-            self.verdicts.put(key, (d, branch), time.monotonic())
-            self.transactions.put(tx, d, time.monotonic())
+            now = time.monotonic()
+            self.verdicts.put(key, (d, branch), now)
+            self.transactions.put(tx, d, now)
             # (rejected or cancelled: no dialog will exist, its entry in `answered` leaves -- _screen's `unsent`)
             if d.action is not Action.DROP and v.charged:   # counted toward an advertiser's caps: given back if it
                 msg.charge = (key, v, tx)               # cannot leave (forwarding._forward_failed)
@@ -260,10 +261,13 @@ class Screening:
         return True
 
     def _give_back(self, charge):
-        """The call judged under `charge` = (verdict key, Verdict, transaction key) was counted toward an
-        advertiser's caps and could not be forwarded (answered 503 by us): its counts are given back
-        (Pipeline.refund) and its decision forgotten, so the caller's retry is judged, and counted, again."""
-        key, v, tx = charge
+        """The call judged under `charge` = (verdict key, Verdict, transaction key[, its INVITE's ack_key]) was counted
+        toward an advertiser's caps and could not be forwarded (answered 503 by us): its counts are given back
+        (Pipeline.refund) and its decision forgotten -- in `invites` too, so no restart carries it (judgedstore.py)
+        --, so the caller's retry is judged, and counted, again."""
+        key, v, tx = charge[:3]
+        if len(charge) > 3 and (went := self.invites.d.get(charge[3])) is not None:
+            self.invites.put(charge[3], went[1][:2], went[0])   # not carried to the next process (judgedstore.py)
         ent = self.verdicts.get(key)
         if ent is not None and digest(key, ent[1]) == tx:    # (another call on the key judged since keeps its own)
             self.verdicts.pop(key)

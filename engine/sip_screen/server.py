@@ -116,8 +116,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self._answer_filter = None                         # answer_networks (responses._answers_from)
         self.trust = SourceFilter(settings.trusted_identity_networks)    # whose identity headers are read
         self.sources = SourceFilter(settings.accept_networks)   # where SIP is taken from at all (sources.py)
-        # ack_key(INVITE's top branch, Call-ID) -> (our branch, (host, port, TRANSPORT it left by)) of
-        # the INVITEs we forwarded: its CANCEL (§9.1), the ACK of its non-2xx final (§17.1.1.3) and
+        # ack_key(INVITE's top branch, Call-ID) -> (our branch, (host, port, TRANSPORT it left by)[, its Decision,
+        # stored at the time it was judged: judgedstore.py]) of the INVITEs we forwarded: its CANCEL (§9.1), the ACK of its non-2xx final (§17.1.1.3) and
         # its retransmissions go the same way, which they share the key with. No age limit: the key
         # holds the UAC's branch, unique per transaction, so an old entry never matches wrongly
         self.invites = Recent(INVITES)
@@ -129,6 +129,11 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         # each of two INVITE transactions of one call at once keeps its answer (screening._screen_once); for Timer B:
         # later, the same branch is no retransmission but another call
         self.transactions = Recent(VERDICTS, RETRANSMISSIONS)
+        # ack_key -> (our branch, Decision, None) of the INVITEs judged and answered with a rejection (those let
+        # through: their Decision in `invites`): `transactions` under keys the next process computes too, saved with
+        # `answered`; `carried`: the last run's (judgedstore.py)
+        self.rejected = Recent(VERDICTS, RETRANSMISSIONS)
+        self.carried, self.carried_until = None, 0.0
         # verdict key -> {branch digest: [msg, src, then, cancelled, since]}: INVITEs on a key being judged, with
         # another branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}

@@ -1,0 +1,190 @@
+"""The SIP screen's memory of the INVITEs it judged across a clean stop and start (engine/sip_screen/judgedstore.py,
+in the answered-call memory's file: dialogstore.py).
+
+Before, only the answered calls outlived a restart: an INVITE judged just before the stop and retransmitted after the
+start (RFC 3261 Timer B: for 32 s; a rolling upgrade restarts serve in a few seconds) was judged again -- an ad call
+let through was refused 608 by its own count, and every such call had a second verdict line. Here, with the screen's
+fake socket and the same pipeline (its counts kept, as the state store keeps them): the retransmission gets the
+call's decision again, unjudged and uncounted; entries expire when they would have (the time down counts); a file of
+the previous version still gives its answered calls; a crafted file is refused whole and the screen serves.
+tests/test_sipp_dialog_restart.py does the same through `serve`."""
+import logging
+import time
+
+import msgpack
+import pytest
+
+from engine.sip_screen.dialogstore import dump, load, restore_dialogs, save_dialogs
+
+from .sip_helpers import AD_CALLER, UAC, UAS, ad_pipe, invite, sent
+from .test_sip_dialog_restart import T0, answered_call, screen
+
+CALLEE = "0912345678"
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    return ad_pipe(tmp_path / "data")
+
+
+def _ad_invite(call_id="ad-1"):
+    return invite(caller=AD_CALLER, callee=CALLEE, call_id=call_id)
+
+
+def _restart(pipe, scr, tmp_path, down=5.0):
+    path = tmp_path / "data" / "sip" / "dialogs.msgpack"
+    save_dialogs(scr, path)
+    new, vlog = screen(pipe, [60.0 + down], [7.0])
+    restore_dialogs(new, path)
+    return new, vlog
+
+
+def test_an_ad_invite_forwarded_before_a_restart_is_forwarded_again_unjudged_and_uncounted(pipe, tmp_path):
+    scr, vlog = screen(pipe, [60.0], [1000.0])
+    scr.on_datagram(_ad_invite(), UAC)
+    ((fwd, to),) = sent(scr)
+    assert fwd.method == "INVITE" and to == UAS and len(vlog.calls) == 1
+    new, vlog2 = _restart(pipe, scr, tmp_path)
+    new.on_datagram(_ad_invite(), UAC)                  # its retransmission, 5 s after the restart
+    ((again, to),) = sent(new)
+    # forwarded as before (the same branch: the next hop absorbs it as the retransmission it is), no verdict line,
+    # not judged (it was refused 608 AD_CALL_FREQUENCY_CAP by its own count)
+    assert again.method == "INVITE" and to == UAS and again.values("via")[0] == fwd.values("via")[0]
+    assert vlog2.calls == [] and new.stats["screened"] == 0 and new.stats["replayed"] == 1
+    # the count stayed the call's one: a second ad call to that callee the same day is still refused
+    new.on_datagram(_ad_invite("ad-2"), UAC)
+    ((r, to),) = sent(new)
+    assert r.status == 608 and to == UAC and len(vlog2.calls) == 1
+
+
+def test_a_refused_invite_retransmitted_after_a_restart_gets_the_same_answer_without_a_verdict_line(pipe, tmp_path):
+    scr, vlog = screen(pipe, [60.0], [1000.0])
+    answered_call(scr)                                  # the callee's ad call of the day
+    scr.on_datagram(_ad_invite("ad-2"), UAC)            # a second one: refused by the cap
+    ((r, _),) = sent(scr)
+    assert r.status == 608 and len(vlog.calls) == 2
+    new, vlog2 = _restart(pipe, scr, tmp_path)
+    new.on_datagram(_ad_invite("ad-2"), UAC)
+    ((r2, to),) = sent(new)
+    assert r2.status == 608 and to == UAC and r2.get("reason") == r.get("reason") and r2.get("to") == r.get("to")
+    assert vlog2.calls == [] and new.stats["screened"] == 0 and new.stats["rejected"] == 0
+
+
+@pytest.mark.parametrize("age, down, replayed", [(20.0, 5.0, True), (20.0, 15.0, False), (33.0, 0.0, False)])
+def test_a_carried_invite_expires_when_it_would_have_the_time_down_included(pipe, age, down, replayed):
+    scr, vlog = screen(pipe, [60.0], [1000.0])
+    scr.on_datagram(invite(call_id="plain-1"), UAC)
+    sent(scr)
+    judged_at = next(iter(scr.invites.d.values()))[0]
+    data = dump(scr, 1000.0, T0.timestamp() + 60, judged_at + age)
+    new, vlog2 = screen(pipe, [60.0 + down], [7.0])
+    load(new, data, 7.0, T0.timestamp() + 60 + down)
+    new.on_datagram(invite(call_id="plain-1"), UAC)
+    ((fwd, _),) = sent(new)
+    assert fwd.method == "INVITE"
+    # within Timer B's 32 s of its judging: a copy; after, the same branch is another call (judged: screening.py)
+    assert (len(vlog2.calls), new.stats["replayed"]) == ((0, 1) if replayed else (1, 0))
+
+
+def test_a_copy_with_another_cseq_or_callee_is_judged(pipe, tmp_path):
+    scr, _ = screen(pipe, [60.0], [1000.0])
+    scr.on_datagram(invite(call_id="plain-1"), UAC)
+    sent(scr)
+    new, vlog2 = _restart(pipe, scr, tmp_path)
+    new.on_datagram(invite(call_id="plain-1", cseq="2 INVITE"), UAC)      # a new request on the branch (§8.1.1.7)
+    new.on_datagram(invite(call_id="plain-1", callee="0912000111"), UAC)
+    assert len(vlog2.calls) == 2 and new.stats["replayed"] == 0
+
+
+def test_a_file_of_version_1_still_gives_its_answered_calls(pipe, tmp_path):
+    scr, _ = screen(pipe, [60.0], [1000.0])
+    answered_call(scr)
+    d = msgpack.unpackb(dump(scr, 1000.0, T0.timestamp() + 60), raw=False)
+    d["version"] = 1
+    for c in [c for c in d if c.startswith("tx_")]:
+        del d[c]
+    new, _ = screen(pipe, [65.0], [7.0])
+    assert load(new, msgpack.packb(d), 7.0, T0.timestamp() + 65) == 1
+    assert len(new.answered) == 1 and new.carried is None
+
+
+def _file(pipe):
+    scr, _ = screen(pipe, [60.0], [1000.0])
+    answered_call(scr)
+    scr.on_datagram(_ad_invite("ad-2"), UAC)            # a refused one too
+    sent(scr)
+    return msgpack.unpackb(dump(scr, 1000.0, T0.timestamp() + 60), raw=False)
+
+
+BAD = {"drop code": lambda d: [x.__setitem__(1, 200) for x in d["tx_decisions"] if x[0] == 2],
+       "no column": lambda d: d.pop("tx_ages"),
+       "short keys": lambda d: d.__setitem__("tx_keys", d["tx_keys"][:-1]),
+       "age NaN": lambda d: d.__setitem__("tx_ages", b"\x00" * 6 + b"\xf8\x7f" + d["tx_ages"][8:]),
+       "age over Timer B": lambda d: d.__setitem__("tx_ages", b"\x00" * 7 + b"\x41" + d["tx_ages"][8:]),
+       "action": lambda d: d["tx_decisions"][0].__setitem__(0, 9),
+       "code": lambda d: d["tx_decisions"][0].__setitem__(1, 1000),
+       "score": lambda d: d["tx_decisions"][0].__setitem__(4, "high"),
+       "symbols": lambda d: d["tx_decisions"][0].__setitem__(3, [1, 2]),
+       "decision index": lambda d: d["tx_decision_of"].__setitem__(0, 99),
+       "dest index": lambda d: d["tx_dest_of"].__setitem__(0, 99),
+       "dest port": lambda d: d["tx_dests"].append(["127.0.0.1", 0, "UDP"]) or d["tx_dest_of"].__setitem__(0, 1),
+       "dest transport": lambda d: d["tx_dests"].append(["127.0.0.1", 5, "SCTP"]) or d["tx_dest_of"].__setitem__(0, 1),
+       "decisions not a list": lambda d: d.__setitem__("tx_decisions", {"a": 1})}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_crafted_judged_invite_column_refuses_the_file_whole_and_the_screen_serves(pipe, tmp_path, caplog, case):
+    d = _file(pipe)
+    assert len(d["tx_decision_of"]) == 2 and len(d["tx_dests"]) == 1
+    BAD[case](d)
+    path = tmp_path / "d.msgpack"
+    path.write_bytes(msgpack.packb(d))
+    new, vlog = screen(pipe, [65.0], [7.0])
+    with caplog.at_level(logging.ERROR, logger="telfilter.sip"):
+        assert restore_dialogs(new, path) == 0
+    assert [r.getMessage() for r in caplog.records if "refused" in r.getMessage() and str(path) in r.getMessage()]
+    assert len(new.answered) == 0 and new.carried is None
+    new.on_datagram(invite(caller="0901234567", call_id="other-1"), UAC)
+    ((fwd, _),) = sent(new)
+    assert fwd.method == "INVITE" and len(vlog.calls) == 1
+
+
+def test_a_planted_destination_outside_the_networks_is_answered_503_not_sent(pipe, tmp_path):
+    """Entries that pass the checks are the screen's own kind: a destination it may not send to is refused at the
+    send, as any is (forwarding._send)."""
+    d = _file(pipe)
+    d["tx_dests"][0] = ["192.0.2.1", 5060, "UDP"]
+    new, vlog = screen(pipe, [65.0], [7.0])
+    load(new, msgpack.packb(d), 7.0, T0.timestamp() + 65, time.monotonic())
+    new.on_datagram(_ad_invite("ad-1"), UAC)
+    ((r, to),) = sent(new)
+    assert r.status == 503 and to == UAC and vlog.calls == []
+
+
+def test_the_save_is_bounded_and_holds_only_the_last_32_s(pipe):
+    scr, _ = screen(pipe, [60.0], [1000.0])
+    for i in range(5):
+        scr.on_datagram(invite(call_id=f"p-{i}"), UAC)
+    sent(scr)
+    t = [e[0] for e in scr.invites.d.values()]
+    d = msgpack.unpackb(dump(scr, 1000.0, T0.timestamp() + 60, t[2] + 32.0 + 1e-6), raw=False)
+    assert len(d["tx_decision_of"]) == sum(1 for x in t if x >= t[2] + 1e-6)
+
+
+def test_an_ad_call_given_back_before_a_restart_is_judged_and_counted_again_after_it(pipe, tmp_path):
+    """Its forward failed (answered 503 by the screen, its counts given back: screening._give_back): its decision is
+    not carried, or its retransmission after the start would be forwarded on it, never counted."""
+    from engine.sip_screen.settings import permitted_ranges
+    scr, vlog = screen(pipe, [60.0], [1000.0])
+    scr.s.next_hop = "127.0.0.2:5070"
+    scr.ranges = permitted_ranges(["127.0.0.1/32"])      # the next hop is outside: the call cannot leave
+    scr.on_datagram(_ad_invite(), UAC)
+    ((r, _),) = sent(scr)
+    assert r.status == 503 and scr.stats["uncounted_unsent"] == 1
+    new, vlog2 = _restart(pipe, scr, tmp_path)
+    new.on_datagram(_ad_invite(), UAC)                  # its retransmission: judged, counted, sent
+    ((fwd, to),) = sent(new)
+    assert fwd.method == "INVITE" and to == UAS and len(vlog2.calls) == 1 and new.stats["replayed"] == 0
+    new.on_datagram(_ad_invite("ad-2"), UAC)            # that call is counted: the next one is refused
+    ((r, _),) = sent(new)
+    assert r.status == 608
