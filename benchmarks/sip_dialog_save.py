@@ -3,7 +3,8 @@
     python -m benchmarks.sip_dialog_save [CALLS] [REPEATS]
 
 Theory of operation: a memory of CALLS answered calls (default 200,000: the bound, server.ANSWERED) with entries
-of the screen's shape, saved REPEATS times each way, alternating: forked (dialogsave.DialogSaver, serve's way: a
+of the screen's shape, and its judged-INVITE memories full (131,072 INVITEs judged in the last 32 s, the most a file
+holds: judgedstore.py), saved REPEATS times each way, alternating: forked (dialogsave.DialogSaver, serve's way: a
 child writes a copy-on-write image) and on the loop (what a save without fork would cost: the memory copied, ~the
 least a snapshot for a thread would take, then dumped and written). A ticker task wakes every millisecond and
 records the longest gap between its wake-ups while each save runs: the pause every message and call in flight
@@ -26,16 +27,39 @@ from types import SimpleNamespace
 from .snapshot_bench import _ticked
 
 
-def _screen(calls: int):
+def _judged(screen, n: int) -> None:
+    """`screen`'s judged-INVITE memories full (judgedstore.py: at most VERDICTS entries saved): `invites` (INVITES)
+    with the Decisions of calls let through, a tenth of them tagged, and `rejected` with the rest, all judged within
+    the last 32 s."""
+    from engine.sip_screen.recent import Recent
+    from engine.sip_screen.screening import RETRANSMISSIONS, VERDICTS, Decision
+    from engine.sip_screen.server import INVITES
+    from engine.verdict import Action
+    screen.invites, screen.rejected, screen.carried = Recent(INVITES), Recent(VERDICTS, RETRANSMISSIONS), None
+    r, now = random.Random(2).randbytes, time.monotonic()
+    tagged = Decision(Action.TAG, 603, (), ("SPAM_SCORE_HIGH",), 6.5)
+    refused = Decision(Action.DROP, 608, ("AD_CALL_FREQUENCY_CAP",), ("AD_CALL_FREQUENCY_CAP",), 10.0)
+    for i in range(n):
+        branch = "z9hG4bKtf" + r(10).hex()
+        if i < INVITES:
+            screen.invites.put(r(16), (branch, (f"10.0.{i % 7}.{i % 200}", 5060, "UDP"), tagged if i % 10 == 0 else 0),
+                               now - (n - i) * 1e-4)
+        else:
+            screen.rejected.put(r(16), (branch, refused, None), now - (n - i) * 1e-4)
+
+
+def _screen(calls: int, judged: int = 131_072):
     from engine.sip_screen.dialogs import AnsweredCalls
     from engine.sip_screen.server import ANSWERED, PENDING_CALLS
     mem = AnsweredCalls(max(calls, ANSWERED), low_min=PENDING_CALLS)
     r = random.Random(1).getrandbits
     for i in range(calls):
         mem.put(r(64), (f"0901{i:06d}", 1000.0 + i * 0.001, r(64), f"10.0.{i % 7}.{i % 200}", r(64), r(64)))
-    return SimpleNamespace(answered=mem, dialog_key=os.urandom(16), call_ticks=time.monotonic,
+    scr = SimpleNamespace(answered=mem, dialog_key=os.urandom(16), call_ticks=time.monotonic,
                            clock=lambda: SimpleNamespace(timestamp=time.time),
                            s=SimpleNamespace(dialog_save_interval=5.0))
+    _judged(scr, judged)
+    return scr
 
 
 async def _run(calls: int, repeats: int) -> dict:
