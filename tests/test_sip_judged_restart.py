@@ -125,6 +125,7 @@ BAD = {"drop code": lambda d: [x.__setitem__(1, 200) for x in d["tx_decisions"] 
        "code": lambda d: d["tx_decisions"][0].__setitem__(1, 1000),
        "score": lambda d: d["tx_decisions"][0].__setitem__(4, "high"),
        "symbols": lambda d: d["tx_decisions"][0].__setitem__(3, [1, 2]),
+       "symbol with CR LF": lambda d: d["tx_decisions"][0].__setitem__(2, ["X\r\nContact: <sip:evil@192.0.2.1>"]),
        "decision index": lambda d: d["tx_decision_of"].__setitem__(0, 99),
        "dest index": lambda d: d["tx_dest_of"].__setitem__(0, 99),
        "dest port": lambda d: d["tx_dests"].append(["127.0.0.1", 0, "UDP"]) or d["tx_dest_of"].__setitem__(0, 1),
@@ -188,3 +189,32 @@ def test_an_ad_call_given_back_before_a_restart_is_judged_and_counted_again_afte
     new.on_datagram(_ad_invite("ad-2"), UAC)            # that call is counted: the next one is refused
     ((r, _),) = sent(new)
     assert r.status == 608
+
+
+@pytest.mark.parametrize("host", ["example.com", "::1", "1.2.3.4.5", "127.0.0.1\x00", "[::1]"])
+def test_a_planted_destination_that_is_no_address_never_crashes_the_screen(pipe, host):
+    d = _file(pipe)
+    d["tx_dests"][0] = [host, 5070, "UDP"]
+    new, vlog = screen(pipe, [65.0], [7.0])
+    load(new, msgpack.packb(d), 7.0, T0.timestamp() + 65, time.monotonic())
+    new.on_datagram(_ad_invite("ad-1"), UAC)            # forwarded where the file says, or answered: never a 500
+    new.on_datagram(_ad_invite("ad-1").replace(b"INVITE sip", b"CANCEL sip").replace(b"1 INVITE", b"1 CANCEL"), UAC)
+    assert new.stats["internal_errors"] == 0 and vlog.calls == []
+    assert all(m.status != 500 for m, _ in sent(new))
+
+
+def test_the_periodic_save_writes_the_judged_invites_in_the_same_file(pipe, tmp_path):
+    """One format, one writer: the forked periodic save (dialogsave.py) writes what the stop's save writes."""
+    import asyncio
+
+    from engine.sip_screen.dialogsave import DialogSaver
+    scr, _ = screen(pipe, [60.0], [1000.0])
+    path = tmp_path / "sip" / "dialogs.msgpack"
+    saver = DialogSaver(scr, path)
+    scr.on_datagram(_ad_invite(), UAC)
+    sent(scr)
+    assert asyncio.run(saver.save_if_changed())
+    d = msgpack.unpackb(path.read_bytes(), raw=False)
+    assert d["version"] == 2 and len(d["tx_decision_of"]) == 1 and d["tx_dests"] == [["127.0.0.1", 5070, "UDP"]]
+    new, vlog = screen(pipe, [62.0], [7.0])
+    assert restore_dialogs(new, path) == 1 and len(new.carried) == 1

@@ -29,6 +29,7 @@ retransmission)."""
 from __future__ import annotations
 
 import math
+import re
 import sys
 from array import array
 
@@ -40,6 +41,7 @@ from .settings import BRANCH_PREFIX, TRANSPORTS
 BRANCH_BYTES = 10               # routing._branch: BRANCH_PREFIX and 10 bytes of BLAKE2b in hex
 MAX_SYMBOLS = 64                # a decision's symbols read back, each at most MAX_SYMBOL characters
 MAX_SYMBOL = 128
+SYMBOL = re.compile(r"[A-Za-z0-9_]+\Z")
 MAX_HOST = 64                   # forwarding._forward keeps no destination host longer
 PASSED = Decision(Action.ALLOW, 0, (), (), 0.0)     # let through untagged: `invites` keeps 0 (forwarding._went)
 COLUMNS = ("tx_keys", "tx_branches", "tx_ages", "tx_decisions", "tx_decision_of", "tx_dests", "tx_dest_of")
@@ -95,8 +97,10 @@ def columns(screen, now: float) -> dict:
 
 
 def _symbols(v) -> tuple:
+    """A decision's symbols read back: names as rules write them (letters, digits, '_'): they go into the Reason and
+    tag headers of the copies' answers, where a planted CR LF, quote or comma would write headers of its own."""
     if not isinstance(v, list) or len(v) > MAX_SYMBOLS \
-            or not all(isinstance(s, str) and 0 < len(s) <= MAX_SYMBOL for s in v):
+            or not all(isinstance(s, str) and 0 < len(s) <= MAX_SYMBOL and SYMBOL.match(s) for s in v):
         raise ValueError("a decision's symbols are not a list of at most %d names" % MAX_SYMBOLS)
     return tuple(v)
 
