@@ -218,3 +218,20 @@ def test_the_periodic_save_writes_the_judged_invites_in_the_same_file(pipe, tmp_
     assert d["version"] == 2 and len(d["tx_decision_of"]) == 1 and d["tx_dests"] == [["127.0.0.1", 5070, "UDP"]]
     new, vlog = screen(pipe, [62.0], [7.0])
     assert restore_dialogs(new, path) == 1 and len(new.carried) == 1
+
+
+def test_the_sweeper_lets_go_of_rejected_invites_past_timer_b(pipe, tmp_path):
+    from engine.sip_screen.judgedstore import expire_judged
+    scr, _ = screen(pipe, [60.0], [1000.0])
+    answered_call(scr)
+    for i in range(3):
+        scr.on_datagram(_ad_invite(f"ad-{i + 2}"), UAC)     # refused by the cap
+    sent(scr)
+    t = [e[0] for e in scr.rejected.d.values()]
+    assert len(t) == 3
+    expire_judged(scr, t[1] + 32.0 + 1e-6)
+    assert [e[0] for e in scr.rejected.d.values()] == t[2:]
+    new, _ = _restart(pipe, scr, tmp_path)
+    assert new.carried is not None
+    expire_judged(new, new.carried_until + 1e-6)
+    assert new.carried is None

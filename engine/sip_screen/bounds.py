@@ -39,6 +39,7 @@ from itertools import islice
 
 from ..listen import addr_text
 from ..sourcekey import source_key
+from .judgedstore import expire_judged
 from .recent import digest
 from .sources import SourceFilter
 from .tcp import WRITE_STALLED
@@ -267,6 +268,7 @@ class TransportBounds:
             self.sweep_tcp(time.monotonic())
             self.tcp_out_expire(time.monotonic())
             self.count_udp_drops()
+            expire_judged(self, time.monotonic())       # (judgedstore.py: rejected INVITEs past Timer B)
 
     def count_udp_drops(self):
         """Datagrams the kernel dropped since the last look (receive buffer full: overload)."""

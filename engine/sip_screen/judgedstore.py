@@ -177,3 +177,14 @@ def carry(screen, entries: list, down: float, now: float) -> int:
         return 0
     screen.carried, screen.carried_until = mem, last + RETRANSMISSIONS
     return len(mem)
+
+
+def expire_judged(screen, now: float) -> None:
+    """The sweeper's (bounds.py, every second): the rejected INVITEs judged over RETRANSMISSIONS before `now` leave
+    `rejected` (put in the order they were judged: the oldest first), and `carried` goes once none of it can match.
+    Else a screen that ever refused 131,072 INVITEs kept them all (~47 MB) for nothing."""
+    rejected = screen.rejected.d
+    while rejected and now - next(iter(rejected.values()))[0] > RETRANSMISSIONS:
+        rejected.popitem(last=False)
+    if screen.carried is not None and now > screen.carried_until:
+        screen.carried = None
