@@ -3,8 +3,8 @@
     python -m benchmarks.sip_dialog_save [CALLS] [REPEATS]
 
 Theory of operation: a memory of CALLS answered calls (default 200,000: the bound, server.ANSWERED) with entries
-of the screen's shape, and its judged-INVITE memories full (131,072 INVITEs judged in the last 32 s, the most a file
-holds: judgedstore.py), saved REPEATS times each way, alternating: forked (dialogsave.DialogSaver, serve's way: a
+of the screen's shape, and its judged-INVITE memories as full in proportion (131,072 INVITEs judged in the last 32 s
+with 200,000 calls, the most a file holds: judgedstore.py; 655 with 1,000), saved REPEATS times each way, alternating: forked (dialogsave.DialogSaver, serve's way: a
 child writes a copy-on-write image) and on the loop (what a save without fork would cost: the memory copied, ~the
 least a snapshot for a thread would take, then dumped and written). A ticker task wakes every millisecond and
 records the longest gap between its wake-ups while each save runs: the pause every message and call in flight
@@ -48,7 +48,7 @@ def _judged(screen, n: int) -> None:
             screen.rejected.put(r(16), (branch, refused, None), now - (n - i) * 1e-4)
 
 
-def _screen(calls: int, judged: int = 131_072):
+def _screen(calls: int, judged: int | None = None):
     from engine.sip_screen.dialogs import AnsweredCalls
     from engine.sip_screen.server import ANSWERED, PENDING_CALLS
     mem = AnsweredCalls(max(calls, ANSWERED), low_min=PENDING_CALLS)
@@ -58,7 +58,7 @@ def _screen(calls: int, judged: int = 131_072):
     scr = SimpleNamespace(answered=mem, dialog_key=os.urandom(16), call_ticks=time.monotonic,
                            clock=lambda: SimpleNamespace(timestamp=time.time),
                            s=SimpleNamespace(dialog_save_interval=5.0))
-    _judged(scr, judged)
+    _judged(scr, min(131_072, calls * 131_072 // 200_000) if judged is None else judged)
     return scr
 
 

@@ -235,3 +235,15 @@ def test_the_sweeper_lets_go_of_rejected_invites_past_timer_b(pipe, tmp_path):
     assert new.carried is not None
     expire_judged(new, new.carried_until + 1e-6)
     assert new.carried is None
+
+
+def test_a_second_restart_within_the_32_s_carries_them_again(pipe, tmp_path):
+    scr, vlog = screen(pipe, [60.0], [1000.0])
+    scr.on_datagram(_ad_invite(), UAC)
+    ((fwd, _),) = sent(scr)
+    new, _ = _restart(pipe, scr, tmp_path)
+    newer, vlog3 = _restart(pipe, new, tmp_path)         # a rolling upgrade's second step, seconds later
+    newer.on_datagram(_ad_invite(), UAC)
+    ((again, to),) = sent(newer)
+    assert again.method == "INVITE" and to == UAS and again.values("via")[0] == fwd.values("via")[0]
+    assert vlog3.calls == [] and newer.stats["replayed"] == 1
