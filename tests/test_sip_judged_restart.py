@@ -247,3 +247,18 @@ def test_a_second_restart_within_the_32_s_carries_them_again(pipe, tmp_path):
     ((again, to),) = sent(newer)
     assert again.method == "INVITE" and to == UAS and again.values("via")[0] == fwd.values("via")[0]
     assert vlog3.calls == [] and newer.stats["replayed"] == 1
+
+
+def test_a_tagged_call_carried_is_tagged_again(pipe, tmp_path):
+    from engine.sip_screen.screening import Decision
+    from engine.verdict import Action
+    scr, _ = screen(pipe, [60.0], [1000.0])
+    scr.on_datagram(invite(call_id="tagged-1"), UAC)
+    sent(scr)
+    ((k, (t, (branch, dest, d))),) = scr.invites.d.items()
+    assert d == 0                                       # let through untagged: kept as 0 (forwarding._went)
+    scr.invites.d[k] = (t, (branch, dest, Decision(Action.TAG, 603, (), ("CALL_VOLUME_ANOMALY",), 5.5)))
+    new, vlog = _restart(pipe, scr, tmp_path)
+    new.on_datagram(invite(call_id="tagged-1"), UAC)
+    ((fwd, to),) = sent(new)
+    assert to == UAS and fwd.get("x-spam-score") == "5.5; symbols=CALL_VOLUME_ANOMALY" and vlog.calls == []
