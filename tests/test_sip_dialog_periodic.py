@@ -217,3 +217,32 @@ def test_a_save_whose_child_is_killed_leaves_no_temporary_file(pipe, tmp_path, m
         sent(scr)
         assert not asyncio.run(saver.save_if_changed())
     assert saver.failing and not path.exists() and list(path.parent.iterdir()) == []
+
+
+def test_a_save_waits_while_the_state_snapshots_writer_runs(pipe, tmp_path):
+    """A save due while another forked writer of the process runs (the state store's snapshot, forksnap.py) waits
+    for it: two children copying the pages the parent writes, and two fork pauses back to back, were possible."""
+    from dataclasses import replace
+    from engine.state import forksnap
+    scr, _ = screen(pipe, [0.0], [10.0])
+    scr.s = replace(scr.s, dialog_save_interval=0.5)
+    path = tmp_path / "sip" / "dialogs.msgpack"
+    saver = DialogSaver(scr, path)
+    answered_call(scr)
+    snap = forksnap.start(lambda: __import__("time").sleep(1.6), what="a stand-in state snapshot writer")
+    assert forksnap.running()
+
+    async def run():
+        waiting = asyncio.get_running_loop().run_in_executor(None, snap.wait)
+        saver.start()
+        await asyncio.sleep(1.2)
+        assert not path.exists() and saver.saves == 0       # due at 0.5 s, the other writer still running
+        await waiting
+        assert not forksnap.running()
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if path.exists():
+                break
+        await saver.close()
+    asyncio.run(run())
+    assert path.exists() and saver.saves == 1

@@ -74,6 +74,9 @@ class DialogSaver:
         while True:
             every = self.interval()                     # read each round: `ctl reload sip` may change it
             if every > 0 and loop.time() - last >= every - 0.01:
+                if forksnap.running():                  # the state snapshot's writer: not two forks at once
+                    await asyncio.sleep(1.0)
+                    continue
                 await self.save_if_changed()
                 last = loop.time()
                 continue

@@ -24,6 +24,14 @@ import warnings
 from ..parentdeath import die_with_parent
 
 WAIT_LIMIT = 600.0          # seconds a writer may take before it is killed (its snapshot then fails)
+_RUNNING: set = set()       # pids of this process's writers not reaped yet (running(): one fork at a time)
+
+
+def running() -> bool:
+    """Whether a forked writer of this process (the state snapshot's, the SIP calls in progress') still runs: the
+    periodic ones wait for it rather than fork beside it (two children copying the pages the parent writes, two
+    pauses for a fork back to back)."""
+    return bool(_RUNNING)
 
 
 class Writer:
@@ -63,6 +71,7 @@ class Writer:
             with self._reap:
                 _, status = os.waitpid(self.pid, 0)
                 self._reaped = True
+                _RUNNING.discard(self.pid)
         code = os.waitstatus_to_exitcode(status)
         if code != 0 or msg:
             why = msg.decode("utf-8", "replace") or f"exit status {code}"
@@ -75,6 +84,7 @@ class Writer:
         with self._reap:
             os.waitpid(self.pid, 0)
             self._reaped = True
+            _RUNNING.discard(self.pid)
 
 
 def start(write, *args, what: str = "state snapshot writer") -> Writer | None:
@@ -116,4 +126,5 @@ def start(write, *args, what: str = "state snapshot writer") -> Writer | None:
             os._exit(code)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     os.close(wfd)
+    _RUNNING.add(pid)
     return Writer(pid, rfd, what)
