@@ -262,3 +262,45 @@ def test_a_tagged_call_carried_is_tagged_again(pipe, tmp_path):
     new.on_datagram(invite(call_id="tagged-1"), UAC)
     ((fwd, to),) = sent(new)
     assert to == UAS and fwd.get("x-spam-score") == "5.5; symbols=CALL_VOLUME_ANOMALY" and vlog.calls == []
+
+
+def test_a_retransmission_judged_again_after_a_give_back_is_carried_with_its_new_decision(pipe, tmp_path):
+    """An ad call whose forward failed (503 by us, its counts given back), then retransmitted (our 503 lost) and
+    judged again, counted and forwarded on the same branch: its forwarded-INVITE entry kept the given-back one's
+    (no decision), so after a restart its next retransmission was judged a third time and refused 608 by its own
+    count."""
+    from engine.sip_screen.settings import permitted_ranges
+    scr, vlog = screen(pipe, [60.0], [1000.0])
+    scr.s.next_hop = "127.0.0.2:5070"
+    ranges, scr.ranges = scr.ranges, permitted_ranges(["127.0.0.1/32"])    # the next hop is unreachable, then back
+    scr.on_datagram(_ad_invite(), UAC)
+    ((r, _),) = sent(scr)
+    assert r.status == 503 and scr.stats["uncounted_unsent"] == 1
+    scr.ranges = ranges
+    scr.permit_cache.clear()
+    scr.on_datagram(_ad_invite(), UAC)                  # its retransmission: judged, counted, sent
+    ((fwd, _),) = sent(scr)
+    assert fwd.method == "INVITE" and len(vlog.calls) == 2
+    new, vlog2 = _restart(pipe, scr, tmp_path)
+    new.on_datagram(_ad_invite(), UAC)                  # and again after the restart: the same call, the same answer
+    ((again, to),) = sent(new)
+    assert again.method == "INVITE" and to == ("127.0.0.2", 5070) and again.values("via")[0] == fwd.values("via")[0]
+    assert vlog2.calls == [] and new.stats["replayed"] == 1
+
+
+def test_an_invite_sent_again_past_timer_b_and_judged_again_is_carried_from_its_new_judging(pipe, tmp_path):
+    """The same INVITE byte for byte over 32 s later is another call (screening.py), judged: its entry kept the
+    first one's time, too old to be saved, and its retransmissions after a restart were judged once more."""
+    scr, vlog = screen(pipe, [60.0], [1000.0])
+    scr.on_datagram(invite(call_id="plain-1"), UAC)
+    sent(scr)
+    for mem in (scr.invites, scr.transactions, scr.verdicts):      # as if it was judged 40 s ago
+        for k, (t, v) in list(mem.d.items()):
+            mem.d[k] = (t - 40.0, v)
+    scr.on_datagram(invite(call_id="plain-1"), UAC)
+    sent(scr)
+    assert len(vlog.calls) == 2
+    new, vlog2 = _restart(pipe, scr, tmp_path)
+    new.on_datagram(invite(call_id="plain-1"), UAC)
+    ((fwd, to),) = sent(new)
+    assert fwd.method == "INVITE" and to == UAS and vlog2.calls == [] and new.stats["replayed"] == 1

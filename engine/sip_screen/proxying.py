@@ -138,6 +138,10 @@ class Proxying:
             msg.insert_before_first("Record-Route", f"<sip:{host_ref(self.host)}:{self.port};transport={transport.lower()};lr>")
         if msg.charge is not None and key is not None:  # given back if it cannot leave: its Decision too
             msg.charge += (key,)
+        if fixed and not replay and key is not None:
+            # judged anew on a branch that went before (its counts given back, or sent again past Timer B): its
+            # entry is this decision's, from now (forwarding._went keeps a copy's: it carried the old one or none)
+            self.invites.put(key, (branch, dest, d if d.action else 0), monotonic())
         self._forward(msg, dest, branch, (transport, src, conn), key, fixed, d)
 
     def _carried(self, key, branch):
