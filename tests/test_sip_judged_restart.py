@@ -304,3 +304,26 @@ def test_an_invite_sent_again_past_timer_b_and_judged_again_is_carried_from_its_
     new.on_datagram(invite(call_id="plain-1"), UAC)
     ((fwd, to),) = sent(new)
     assert fwd.method == "INVITE" and to == UAS and vlog2.calls == [] and new.stats["replayed"] == 1
+
+
+def test_whether_there_is_a_judged_invite_to_save_is_told_without_walking_full_memories(pipe):
+    """has_live runs on the event loop (the periodic save, dialogsave.py): it listed and sorted every memory (55-100
+    ms with them full, the loop paused); the newest rejected INVITE tells it at once."""
+    from engine.sip_screen.judgedstore import has_live
+
+    class Unwalkable(dict):
+        def values(self):
+            raise AssertionError("walked the forwarded-INVITE memory")
+
+        items = values
+
+    scr, _ = screen(pipe, [60.0], [1000.0])
+    answered_call(scr)
+    scr.on_datagram(_ad_invite("ad-2"), UAC)            # refused by the cap: in `rejected`
+    sent(scr)
+    invites, scr.invites.d = scr.invites.d, Unwalkable(scr.invites.d)
+    assert has_live(scr, time.monotonic())
+    scr.invites.d = invites
+    scr.rejected.d.clear()
+    assert has_live(scr, time.monotonic())              # the answered call's INVITE, let through
+    assert not has_live(scr, time.monotonic() + 33.0)
