@@ -86,8 +86,9 @@ def _savable(dest):
 
 def columns(screen, now: float) -> dict:
     """The judged INVITEs as the file's columns, at `now` (time.monotonic() of the save)."""
+    readable: dict = {}                         # Decision -> whether _decision reads it back
     rows = [r for r in _live(screen, now) if len(r[0]) == DIGEST_SIZE and r[2][0].startswith(BRANCH_PREFIX)
-            and len(r[2][0]) == len(BRANCH_PREFIX) + 2 * BRANCH_BYTES]
+            and len(r[2][0]) == len(BRANCH_PREFIX) + 2 * BRANCH_BYTES and _readable(r[2][1], readable)]
     decisions: dict = {}
     dests: dict = {}
     ages = array("d", [max(0.0, now - t) for _, t, _ in rows])
@@ -98,9 +99,27 @@ def columns(screen, now: float) -> dict:
             "tx_ages": ages.tobytes(),
             "tx_decision_of": [decisions.setdefault(e[1], len(decisions)) for _, _, e in rows],
             "tx_dest_of": [-1 if (x := _savable(e[2])) is None else dests.setdefault(x, len(dests)) for _, _, e in rows],
-            "tx_decisions": [[int(d.action), d.code, list(d.drop_symbols), list(d.symbols), float(d.score)]
-                             for d in decisions],
+            "tx_decisions": [_packed(d) for d in decisions],
             "tx_dests": [list(x) for x in dests]}
+
+
+def _packed(d) -> list:
+    return [int(d.action), d.code, list(d.drop_symbols), list(d.symbols), float(d.score)]
+
+
+def _readable(d, memo: dict) -> bool:
+    """Whether the Decision `d` is one `_decision` reads back: one of more than MAX_SYMBOLS symbols or a symbol over
+    MAX_SYMBOL characters (a rule's symbol has no bound) is not written (its copy is judged again after the start):
+    written, it made the next start refuse the whole file, the calls in progress with it."""
+    ok = memo.get(d)
+    if ok is None:
+        try:
+            _decision(_packed(d))
+            ok = True
+        except (ValueError, TypeError):
+            ok = False
+        memo[d] = ok
+    return ok
 
 
 def _symbols(v) -> tuple:
