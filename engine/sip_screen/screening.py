@@ -85,8 +85,8 @@ def _branch_of(msg) -> int:
 
 def _refuse(w):
     """A waiting INVITE (_wait_for_judging's entry) not judged: answered 503 with a Retry-After, or 487 when a CANCEL
-    of it was answered 200 already (RFC 3261 §9.2)."""
-    w[2](CANCELLED if w[3] else BUSY, True)
+    of it was answered 200 already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's)."""
+    w[2](CANCELLED, False) if w[3] else w[2](BUSY, True)
 
 
 class Screening:
@@ -142,12 +142,15 @@ class Screening:
                 retry = retry == caller_key(_loggable(_caller(msg, first, trusted)[0]))
             if retry:
                 self.stats["replayed"] += 1
-                if cancelled and d.action is not Action.DROP:
-                    d = CANCELLED                       # (its retransmissions too: answered 487, never sent)
+                # (cancelled: its retransmissions are answered 487 too, never sent -- and so after a restart: its
+                # first answer, kept for the next process as a judged one's, proxying._screened)
+                first_answer = cancelled and d.action is not Action.DROP
+                if first_answer:
+                    d = CANCELLED
                 self.verdicts.put(key, (d, branch), now)    # the retry's retransmissions are copies too
                 self.transactions.put(tx, d, now)
                 msg.replay_of = (digest(first.get("call-id") or ""), retry_key)     # (forwarding._forward_failed)
-                then(d, True)
+                then(d, not first_answer)
                 return
             self.stats["call_id_reused"] += 1
         self.verdicts.put(key, (PENDING, branch, cancelled), now)
