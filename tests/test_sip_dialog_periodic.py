@@ -23,6 +23,14 @@ def pipe(tmp_path):
     return ad_pipe(tmp_path / "data")
 
 
+async def _written(path, seconds: float) -> None:
+    """Until `path` exists, at most `seconds` (the assertions after say whether it came)."""
+    for _ in range(round(seconds * 10)):
+        await asyncio.sleep(0.1)
+        if path.exists():
+            return
+
+
 def stat(path):
     st = path.stat()
     return st.st_ino, st.st_mtime_ns, st.st_size
@@ -186,10 +194,7 @@ def test_a_reload_that_shortens_the_interval_is_in_force_within_a_second(pipe, t
         await asyncio.sleep(0.3)
         assert not path.exists()
         scr.s = replace(scr.s, dialog_save_interval=0.5)        # what live_settings.apply_sip_settings does
-        for _ in range(30):
-            await asyncio.sleep(0.1)
-            if path.exists():
-                break
+        await _written(path, 3.0)
         await saver.close()
     asyncio.run(run())
     assert path.exists() and saver.saves == 1
@@ -239,10 +244,7 @@ def test_a_save_waits_while_the_state_snapshots_writer_runs(pipe, tmp_path):
         assert not path.exists() and saver.saves == 0       # due at 0.5 s, the other writer still running
         await waiting
         assert not forksnap.running()
-        for _ in range(40):
-            await asyncio.sleep(0.1)
-            if path.exists():
-                break
+        await _written(path, 4.0)
         await saver.close()
     asyncio.run(run())
     assert path.exists() and saver.saves == 1

@@ -353,19 +353,9 @@ def test_an_invite_cancelled_while_it_waited_keeps_its_487_across_a_restart(pipe
     """An INVITE cancelled while it waited for another's verdict on its call, then given a retry's verdict, was
     answered 487 as a copy (screening.py): not kept for the next process, so its retransmission after a restart (the
     487 lost) was judged anew and forwarded -- the callee rung for a caller who had hung up."""
-    from engine.sip_screen.codec import make_response
-    from .test_sip_transactions import _slow_store
+    from .test_sip_transactions import cancelled_while_waiting_after_a_retry
     scr, vlog = screen(pipe, [60.0], [1000.0])
-    scr.on_datagram(invite(call_id="wait-6"), UAC)
-    ((fwd, _),) = sent(scr)
-    scr.on_datagram(make_response(fwd, 407, None, to_tag="u7").to_bytes(), UAS)     # a final that asks for a retry
-    sent(scr)
-    held, release = _slow_store(scr)
-    first = invite(callee="0912345679", call_id="wait-6").replace(b"z9hG4bK-", b"z9hG4bK-x-")
-    other = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-x-", b"z9hG4bK-y-")
-    scr.on_datagram(first, UAC)
-    scr.on_datagram(other, UAC)
-    scr.on_datagram(other.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 2 INVITE", b"CSeq: 2 CANCEL"), UAC)
+    other, held, release = cancelled_while_waiting_after_a_retry(scr)
     while held:
         release()
     assert sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))[-1] == ("2 INVITE", 487)

@@ -663,11 +663,10 @@ def test_a_cancelled_waiting_invite_that_waits_again_stays_cancelled(pipe):
     assert scr.waiting_count == 0
 
 
-def test_a_cancelled_waiting_invite_given_a_retrys_verdict_is_487_at_every_retransmission(pipe):
-    """Found by a SIP probe (stop 35): an INVITE cancelled while it waited, then given the call's verdict again as a
-    retry (another callee's 407 on the Call-ID), was answered 487, but its transaction kept the verdict 'allow': its
-    retransmission (the 487 lost) was forwarded."""
-    scr = screen(pipe)
+def cancelled_while_waiting_after_a_retry(scr):
+    """A call's INVITE answered 407 (a final that asks for a retry), then, the store slow, its retry (CSeq 1, another
+    callee) being judged and another INVITE on the call (CSeq 2) waiting behind it, cancelled: (that INVITE, held,
+    release), what was sent so far forgotten (tests/test_sip_judged_restart.py carries it across a restart)."""
     scr.on_datagram(invite(call_id="wait-6"), UAC)
     ((fwd, _),) = sent(scr)
     scr.on_datagram(make_response(fwd, 407, None, to_tag="u7").to_bytes(), UAS)     # a final that asks for a retry
@@ -679,6 +678,15 @@ def test_a_cancelled_waiting_invite_given_a_retrys_verdict_is_487_at_every_retra
     scr.on_datagram(other, UAC)
     scr.on_datagram(other.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 2 INVITE", b"CSeq: 2 CANCEL"), UAC)
     scr.udp.out.clear()
+    return other, held, release
+
+
+def test_a_cancelled_waiting_invite_given_a_retrys_verdict_is_487_at_every_retransmission(pipe):
+    """Found by a SIP probe (stop 35): an INVITE cancelled while it waited, then given the call's verdict again as a
+    retry (another callee's 407 on the Call-ID), was answered 487, but its transaction kept the verdict 'allow': its
+    retransmission (the 487 lost) was forwarded."""
+    scr = screen(pipe)
+    other, held, release = cancelled_while_waiting_after_a_retry(scr)
     while held:
         release()
     got = sorted((m.get("cseq"), m.status or m.method) for m, _ in sent(scr))

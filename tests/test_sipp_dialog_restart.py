@@ -116,22 +116,22 @@ def recorded_durations(data):
     return [d for _, d in pipe.state.calls.recent(int("84" + AD_CALLER[1:]))]
 
 
-def test_an_answered_ad_calls_refresh_passes_a_clean_restart_of_serve_and_its_bye_is_timed(tmp_path):
-    cfg, data = configure(tmp_path)
+def _ad_call_across_a_restart(tmp_path, cfg, data, end_first, pause_ms=PAUSE_MS):
+    """An advertiser's call through serve, answered; `end_first(p)` ends that serve (a stop, a kill) and returns when
+    the call's pause is counted from; a second serve on the same data dir takes the call's refresh (within the
+    pause) and its BYE. The refresh is not judged: one verdict line for the call, over both processes; the BYE
+    recorded the call's end, its duration the whole call (pause + restart + ~1 s after the refresh), the time down
+    included."""
     sip_port, uas_port, smpp_port = free_sip_port(), free_sip_port(), free_port()
     p = serve(tmp_path, cfg, data, sip_port, uas_port, smpp_port, 1)
     uas = uac = None
     try:
-        uas, uac = call_parties(tmp_path, sip_port, uas_port)
+        uas, uac = call_parties(tmp_path, sip_port, uas_port, pause_ms)
         assert wait_for(lambda: len(verdicts(tmp_path)) == 1, 10), (tmp_path / "serve1.log").read_text()
         assert verdicts(tmp_path)[0]["action"] == "allow"
-        time.sleep(0.5)                                 # the 200 and its ACK relayed: the call is in progress
-        t_stop = time.monotonic()
-        assert stop(p) == 0, (tmp_path / "serve1.log").read_text()
-        log1 = (tmp_path / "serve1.log").read_text()
-        assert "SIP: 1 calls in progress saved to" in log1, log1
+        t0 = end_first(p)
         p = serve(tmp_path, cfg, data, sip_port, uas_port, smpp_port, 2)
-        assert time.monotonic() - t_stop < PAUSE_MS / 1000, "the restart took longer than the call's pause"
+        assert time.monotonic() - t0 < pause_ms / 1000, "the restart took longer than the call's pause"
         assert "SIP: 1 calls in progress restored from" in (tmp_path / "serve2.log").read_text()
         _, said = uac.communicate(timeout=60)
         uas_done(uas, 15)
@@ -143,11 +143,22 @@ def test_an_answered_ad_calls_refresh_passes_a_clean_restart_of_serve_and_its_by
         uas_done(uas, 0)
         code = stop(p)
     assert code == 0
-    # the refresh was not judged: one verdict line for the call, over both processes
-    assert [v["action"] for v in verdicts(tmp_path)] == ["allow"]
-    # the BYE recorded the call's end, its duration the whole call (pause + restart + ~1 s after the refresh)
-    (duration,) = recorded_durations(data)
-    assert PAUSE_MS / 1000 + 0.5 <= duration <= PAUSE_MS / 1000 + 15, duration
+    assert [v["action"] for v in verdicts(tmp_path)] == ["allow"]       # the refresh not judged (no 608)
+    (duration,) = recorded_durations(data)                # the BYE recorded the call
+    assert pause_ms / 1000 + 0.5 <= duration <= pause_ms / 1000 + 15, duration
+
+
+def test_an_answered_ad_calls_refresh_passes_a_clean_restart_of_serve_and_its_bye_is_timed(tmp_path):
+    cfg, data = configure(tmp_path)
+
+    def clean_stop(p):
+        time.sleep(0.5)                                 # the 200 and its ACK relayed: the call is in progress
+        t_stop = time.monotonic()
+        assert stop(p) == 0, (tmp_path / "serve1.log").read_text()
+        log1 = (tmp_path / "serve1.log").read_text()
+        assert "SIP: 1 calls in progress saved to" in log1, log1
+        return t_stop
+    _ad_call_across_a_restart(tmp_path, cfg, data, clean_stop)
 
 
 SAVE_S = 0.5                    # dialog_save_interval of the crash test's serve
@@ -161,15 +172,9 @@ def test_an_answered_ad_calls_refresh_passes_a_crash_of_serve_and_its_bye_is_tim
     nothing more while the memory did not change."""
     cfg, data = configure(tmp_path, SAVE_S)
     saved = data / "sip" / "dialogs.msgpack"
-    sip_port, uas_port, smpp_port = free_sip_port(), free_sip_port(), free_port()
-    p = serve(tmp_path, cfg, data, sip_port, uas_port, smpp_port, 1)
-    uas = uac = None
-    pause_ms = 8000
-    try:
-        uas, uac = call_parties(tmp_path, sip_port, uas_port, pause_ms)
-        assert wait_for(lambda: len(verdicts(tmp_path)) == 1, 10), (tmp_path / "serve1.log").read_text()
+
+    def crash(p):
         t_call = time.monotonic()
-        assert verdicts(tmp_path)[0]["action"] == "allow"
         assert wait_for(saved.exists, 10 * SAVE_S), (tmp_path / "serve1.log").read_text()
         time.sleep(2 * SAVE_S)                          # the 200 (a change: saved again) and its ACK relayed
         st = saved.stat()
@@ -178,19 +183,5 @@ def test_an_answered_ad_calls_refresh_passes_a_crash_of_serve_and_its_bye_is_tim
         p.kill()                                        # SIGKILL: no stop
         p.wait()
         assert "calls in progress saved to" not in (tmp_path / "serve1.log").read_text()
-        p = serve(tmp_path, cfg, data, sip_port, uas_port, smpp_port, 2)
-        assert time.monotonic() - t_call < pause_ms / 1000, "the restart took longer than the call's pause"
-        assert "SIP: 1 calls in progress restored from" in (tmp_path / "serve2.log").read_text()
-        _, said = uac.communicate(timeout=60)
-        uas_done(uas, 15)
-        assert uac.returncode == 0 and uas.returncode == 0, (sipp_errors(tmp_path, uac_ran(said)), verdicts(tmp_path))
-    finally:
-        if uac is not None and uac.poll() is None:
-            uac.kill()
-            uac.wait()
-        uas_done(uas, 0)
-        code = stop(p)
-    assert code == 0
-    assert [v["action"] for v in verdicts(tmp_path)] == ["allow"]       # the refresh not judged (no 608)
-    (duration,) = recorded_durations(data)                # the BYE recorded the call, the crash included
-    assert pause_ms / 1000 + 0.5 <= duration <= pause_ms / 1000 + 15, duration
+        return t_call
+    _ad_call_across_a_restart(tmp_path, cfg, data, crash, pause_ms=8000)
