@@ -243,13 +243,9 @@ async def run_serve(args, ready=None):
     ready_file = None
     if args.ready_file:
         ready_file = Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file)   # the pool's own: supervisor
-        tmp = ready_file.with_name(f".{ready_file.name}.tmp")
-        try:
-            tmp.write_text(f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
-                           + (f"metrics {metrics.port}\n" if metrics else ""))
-            os.replace(tmp, ready_file)           # whole or not at all: a script reading it sees every port
-        finally:
-            tmp.unlink(missing_ok=True)
+        from .durable import replace_file       # whole or not at all: a script reading it sees every port
+        replace_file(ready_file, (f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
+                                  + (f"metrics {metrics.port}\n" if metrics else "")).encode())
     if ready is not None:
         ready.set_result((proxy, sip))
     notifier.ready(_status_line(proxy, sip))        # every listener up, the state loaded

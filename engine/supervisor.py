@@ -44,6 +44,7 @@ import sys
 import time
 from pathlib import Path
 
+from .durable import replace_file
 from .sdnotify import PoolNotify
 from .servicelog import life
 
@@ -125,12 +126,7 @@ def supervise(args) -> int:
             text = Path(f"{ready}.w0").read_text()
         except FileNotFoundError:
             return
-        tmp = Path(ready).with_name(f".{Path(ready).name}.tmp")
-        try:
-            tmp.write_text(text + f"workers {n}\n")
-            os.replace(tmp, ready)              # whole or not at all
-        finally:
-            tmp.unlink(missing_ok=True)
+        replace_file(ready, (text + f"workers {n}\n").encode())     # whole or not at all
 
     notify = PoolNotify(n, start_timeout=start_timeout, before_ready=write_ready)
     aborted: dict[int, float] = {}              # stuck worker -> when SIGKILL follows its SIGABRT
