@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-from array import array
 
 from ..verdict import Action
+from .dialogstore import _f64, _read
 from .recent import DIGEST_SIZE, Recent
 from .screening import BUSY, CANCELLED, RETRANSMISSIONS, VERDICTS, Decision
 from .settings import BRANCH_PREFIX, TRANSPORTS
@@ -91,12 +90,9 @@ def columns(screen, now: float) -> dict:
             and len(r[2][0]) == len(BRANCH_PREFIX) + 2 * BRANCH_BYTES and _readable(r[2][1], readable)]
     decisions: dict = {}
     dests: dict = {}
-    ages = array("d", [max(0.0, now - t) for _, t, _ in rows])
-    if sys.byteorder == "big":
-        ages.byteswap()
     return {"tx_keys": b"".join(k for k, _, _ in rows),
             "tx_branches": b"".join(bytes.fromhex(e[0][len(BRANCH_PREFIX):]) for _, _, e in rows),
-            "tx_ages": ages.tobytes(),
+            "tx_ages": _f64([max(0.0, now - t) for _, t, _ in rows]),
             "tx_decision_of": [decisions.setdefault(e[1], len(decisions)) for _, _, e in rows],
             "tx_dest_of": [-1 if (x := _savable(e[2])) is None else dests.setdefault(x, len(dests)) for _, _, e in rows],
             "tx_decisions": [_packed(d) for d in decisions],
@@ -173,10 +169,7 @@ def rows(d: dict) -> list:
     if not all(type(i) is int and 0 <= i < len(decisions) for i in decision_of) \
             or not all(type(i) is int and (0 <= i < len(dests) or i == -1) for i in dest_of):
         raise ValueError("a judged INVITE's decision or destination index is out of range")
-    a = array("d")
-    a.frombytes(ages)
-    if sys.byteorder == "big":
-        a.byteswap()
+    a = _read(ages, "d")
     if not all(0.0 <= x <= RETRANSMISSIONS for x in a):      # (a NaN fails too)
         raise ValueError("a judged INVITE's age is not a number of seconds from 0 to %g" % RETRANSMISSIONS)
     dests.append(None)                          # (-1: the last)
