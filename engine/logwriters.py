@@ -157,7 +157,8 @@ class FileOut(PipeOut):
                         "dies are lost", path, no_spool)
         if self.spool is not None:
             try:
-                self.recovered = recover(path, lambda data: self._append_now(fd, data))   # ours is held: skipped
+                self.recovered = recover(path, lambda data, note: self._append_now(fd, data, note),
+                                         notes=True)            # ours is held: skipped
                 if self.recovered:
                     log.warning("verdict log %s: %d lines a writer that stopped without writing them (a crash, "
                                 "kill -9) left in its spool, appended", path, self.recovered)
@@ -166,10 +167,13 @@ class FileOut(PipeOut):
                             "next start", path, e)
         super().__init__(fd)
 
-    def _append_now(self, fd: int, data: bytes) -> None:
-        """Recovered lines, before this writer's (under the file's lock, as every chunk)."""
+    def _append_now(self, fd: int, data: bytes, note) -> None:
+        """Recovered lines, before this writer's (under the file's lock, as every chunk), noted in the dead
+        spool first (`note`: a crash during the append does not repeat it)."""
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
+            st = os.fstat(fd)
+            note(st.st_size, st.st_ino)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -200,6 +204,13 @@ class FileOut(PipeOut):
         if self._torn:
             os.write(self.fd, b"\n")
             self._torn = False
+        if self.spool is not None:      # where the write lands, for a recovery after a crash before `_written`
+            try:
+                st = os.fstat(self.fd)
+            except OSError:             # (not noted: such a crash repeats this write's lines, as it always did)
+                pass
+            else:
+                self.spool.writing(st.st_size, st.st_ino, len(view))
         return view
 
     def _lock(self, op: int) -> None:
