@@ -201,6 +201,25 @@ class Pipeline:
         # two caps counted keeps its count: an over-count, never another message's stamp)
         return second if seen == self._at_ns else None
 
+    def counted_at_delivery(self, verdict: Verdict) -> bool:
+        """`verdict`'s message was counted by an advertiser cap counted at delivery: an ad, as the rules in force
+        say (the Decree 91 pack's AD_FREQUENCY_CAP), whatever store took the count."""
+        if not verdict.charged:
+            return False
+        self._at_delivery()
+        at = self._at_ns
+        return any(c[0] in at for c in verdict.charged)
+
+    def dnc_barred(self, msg: Message) -> str | None:
+        """Why an ad `msg` may not reach its recipient now (Decree 91: on the DNC list for SMS, no consent to the
+        sender's owner as the registry says at `msg.time`), or None. Asked of an ad scheduled ahead, at a DNC
+        change before its delivery (smpp_proxy/dnc_cancel.py)."""
+        ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
+        n, lists = ctx.recipient_num, self.lists
+        if not lists.in_dnc(n, "S") or lists.has_consent(ctx.owner, n):
+            return None
+        return f"{format_number(n)} on list:dnc S" + (f", no consent for {ctx.owner}" if ctx.owner else "")
+
     def uncharge(self, msg: Message, second: int) -> None:
         """Give back the counts at `second` (delivery_charge) of a message the SMSC now will not deliver: a
         replace_sm it took (the replacement is counted itself) or a cancel_sm. `msg`: its sender, recipient and

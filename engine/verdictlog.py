@@ -234,6 +234,14 @@ class VerdictLog:
             rec["concat"] = concat
         self.write(rec)
 
+    def write_cancel(self, when, account: str, sender: str, recipient: str, message_id: str, delivery, status: int,
+                     reason: str) -> None:
+        """An ad scheduled ahead that the proxy asked the SMSC to cancel, its recipient having registered DK DNC
+        before its delivery (smpp_proxy/dnc_cancel.py): `status` the SMSC's answer (0: cancelled)."""
+        self.write({"ts": when.isoformat(), "kind": "cancel", "pdu": "cancel_sm", "account": account,
+                    "sender": sender, "recipient": recipient, "message_id": message_id,
+                    "delivery": delivery.isoformat(), "status": status, "reason": reason})
+
     @property
     def lost_lines(self) -> int:
         """Verdict lines that did not reach the log: refused (a full buffer, a closed pipe, a line that could

@@ -186,6 +186,9 @@ class SmppSettings:
     # (ESME_RCANCELFAIL / ESME_RINVMSGID: the SMSC sees one system_id, so it could cancel another account's
     # messages) or "relay"
     cancel_unverified: str = "refuse"
+    # an ad scheduled ahead whose recipient registers DK DNC (no consent) before its delivery: cancelled at the
+    # SMSC with a cancel_sm of our own (scheduled.py, dnc_cancel.py)
+    cancel_scheduled_on_dnc: bool = True
     max_pending_concat: int = 20000     # concatenated messages waiting for parts (oldest judged first)
     max_pending_concat_bytes: int = 64 << 20    # ... and the bytes their parts hold in all (the oldest judged first)
     max_message_chars: int = 65536      # a message's text (all its parts); longer: ESME_RINVMSGLEN
@@ -252,7 +255,7 @@ def _schema() -> dict:
                      "response_timeout": num, "stall_after": num, "text_reading": (str,)},
         "tagging": {"tlv_tag": (int, bool), "text_prefix": (str,)},
         "submit_multi": {"distribution_lists": (str,)},
-        "cancel_sm": {"unverified": (str,)},
+        "cancel_sm": {"unverified": (str,), "scheduled_on_dnc": (bool,)},
         "drop": {"silent_symbols": (list,), "rejected_receipt": (bool,)},
         "shortcode": {"confirm": (bool,), "replies": (dict,)},
     }
@@ -302,6 +305,7 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     if s.cancel_unverified not in ("refuse", "relay"):
         raise SmppConfigError(f"{p}:{key_line(text, 'cancel_sm', 'unverified')}:1: "
                               "[cancel_sm] unverified must be \"refuse\" or \"relay\"")
+    s.cancel_scheduled_on_dnc = bool(raw.get("cancel_sm", {}).get("scheduled_on_dnc", s.cancel_scheduled_on_dnc))
     s.smsc = []
     for i, e in enumerate(up.get("smsc", [])):
         if isinstance(e, dict):       # {address = "host:port", response_timeout = 10, window = 200}

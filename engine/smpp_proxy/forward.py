@@ -158,8 +158,10 @@ class ForwardPath:
             # message counted toward an advertiser's cap (`refund`), the second it was counted at (its delivery:
             # a replace_sm or cancel_sm the SMSC takes gives that count back, relay.py)
             cid = pdu.command_id
-            t = pdu_delivery(pdu, self.clock(), self.settings.max_schedule_days) \
-                if getattr(pdu, "schedule_delivery_time", "") else None          # (most have none: no clock read)
+            t = None
+            if getattr(pdu, "schedule_delivery_time", ""):         # (most have none: no clock read)
+                now = self.clock()
+                t = pdu_delivery(pdu, now, self.settings.max_schedule_days)
             at = int(t.timestamp()) if t is not None else 0
             if cid == C.SUBMIT_MULTI:
                 ids.note(key, MULTI, pdu.data_coding, pdu.source_addr, at, None)
@@ -174,6 +176,9 @@ class ForwardPath:
                     at = second
                 ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at,
                          normalise_number(pdu.destination_addr, pdu.dest_addr_ton), charged)
+            if t is not None and t > now and cid != C.SUBMIT_MULTI:
+                # an ad scheduled ahead: cancelled if its recipient registers DK DNC before then (dnc_cancel.py)
+                self._index_scheduled(key, space, message_id, acct, pdu, int(t.timestamp()), refund)
         return key
 
     def _early_receipts_for(self, key: str, message_id: str, acct: str, space: str) -> None:

@@ -137,9 +137,12 @@ class RelayPath:
             def replaced(key):
                 # the SMSC took it: the message it replaced will not be delivered, its count goes (the
                 # replacement's stands); a later replace_sm without a schedule keeps this one's
+                pending = self.scheduled.discard(key)       # (dnc_cancel.py) indexed again if still an ad ahead
+                if pending is not None and when is not None and self.pipeline.counted_at_delivery(v):
+                    self.scheduled.add(pending._replace(due=int(when.timestamp())))
                 cur = ids.sent(key)             # what the SMSC replaced: the note now, not at the request
                 if cur is not None and cur.source_fp == sent.source_fp:
-                    self._uncharge(sess, pdu.source_addr, recipient, cur, pdu.source_addr_ton)
+                    self._uncharge(sess.account.system_id, pdu.source_addr, recipient, cur, pdu.source_addr_ton)
                 second = self.pipeline.delivery_charge(v)
                 at = second if second is not None else int(when.timestamp()) if when is not None else 0
                 ids.note(key, sent.kind, sent.data_coding, pdu.source_addr, at, sent.destination, second is not None)
@@ -177,23 +180,24 @@ class RelayPath:
         ids, fp, acct = self.msgid_account, source_fp(pdu.source_addr), sess.account.system_id
 
         def cancelled(key):
+            self._scheduled_gone(key)
             cur = ids.sent(key) if ids.get(key) == acct else None
             if cur is None or not cur.charged or cur.source_fp != fp:
                 return
-            self._uncharge(sess, pdu.source_addr, format_number(cur.destination) if cur.destination else "", cur,
+            self._uncharge(acct, pdu.source_addr, format_number(cur.destination) if cur.destination else "", cur,
                            pdu.source_addr_ton)
             ids.note(key, cur.kind, cur.data_coding, pdu.source_addr, 0, cur.destination)
         # an id this process did not forward (or has forgotten) may be another account's: refused as unknown
         return self._relay(sess, pdu, cancelled, unknown=C.ESME_RINVMSGID if verify else None)
 
-    def _uncharge(self, sess, source: str, recipient: str, sent, source_ton: int = 0) -> None:
-        """Give back the advertiser-cap count of the message `sent` notes (Pipeline.uncharge); never raises into
-        the answer path. `source_ton`: the type of number `source` came with."""
+    def _uncharge(self, account: str, source: str, recipient: str, sent, source_ton: int = 0) -> None:
+        """Give back the advertiser-cap count of the message `sent` notes (Pipeline.uncharge), sent by `account`;
+        never raises into the answer path. `source_ton`: the type of number `source` came with."""
         if not sent.charged:
             return
         try:
             msg = Message(source, recipient, "", datetime.fromtimestamp(sent.delivery, timezone.utc),
-                          sess.account.system_id if sess.account else "", "mt", sender_ton=source_ton)
+                          account, "mt", sender_ton=source_ton)
             self.pipeline.uncharge(msg, sent.delivery)
             self.stats["counts_given_back"] += 1
         except Exception:

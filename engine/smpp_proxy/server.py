@@ -60,6 +60,7 @@ from .admission import BindThrottle, ConnectionCaps
 from .binds import BindHandling
 from .concat import Handsets, Reassembly
 from .dispatch import EsmeDispatch
+from .dnc_cancel import DncCancel
 from .esme import WRITE_STALL, EsmeSession
 from .held import HeldReceipts
 from .multi import MultiSubmit
@@ -67,6 +68,7 @@ from .inbox import Inbox, WriteBatch
 from .mo import MoPath
 from .msgids import MessageIds, RecentlyAnswered
 from .routing import RECEIPT_AFTER_RESP, DeliveryRouting
+from .scheduled import ScheduledAds
 from .smsc import RESERVE_ACTIVE, SmscLink, UpstreamMixin, parse_addr
 from .relay import RelayPath
 from .submit import SubmitPath, local_id_prefix
@@ -79,7 +81,7 @@ log = logging.getLogger("telfilter.smpp")
 
 
 class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, DeliveryRouting, HeldReceipts, MoPath,
-                UpstreamMixin):
+                DncCancel, UpstreamMixin):
     def __init__(self, pipeline, settings: SmppSettings, verdict_log: VerdictLog | None = None, clock=None):
         self.pipeline = pipeline
         self.settings = settings
@@ -103,6 +105,12 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
         self.recent_resps = RecentlyAnswered(RECEIPT_AFTER_RESP)  # ids whose resp just went out (routing.py)
+        # ads scheduled ahead, cancelled if their recipient registers DK DNC before their delivery (dnc_cancel.py)
+        self.scheduled = ScheduledAds()
+        self._scheduled_at = self._scheduled_said = float("-inf")
+        self._scheduled_lists = self._scheduled_seen = None     # the DNC list as last looked at
+        self._scheduled_retry = False
+        self._cancelling: set = set()                           # their keys, our cancel_sm in flight
         self.receipts_after_resp: deque = deque()              # (due, account, pdu, on_done): waiting on their resp
         self._after_resp_timer = None
         # id space -> [receipts matched by their id as sent, by its twin, of those by a twin of the same base]
@@ -313,6 +321,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
             r.rotate(now)
         self._retry_held(now)
         self._mo_expire(self.loop.time())          # 5656 parts' markers and records (mo_journal.py)
+        self._scheduled_tick(now)                  # ads scheduled ahead to a number now on DNC (dnc_cancel.py)
         for sess in list(self.sessions):
             for seq, (cb, exp, _) in list(sess.window.items()):
                 if exp <= now:

@@ -1,0 +1,144 @@
+"""An ad scheduled ahead whose recipient registers `DK DNC` before its delivery: cancelled at the SMSC.
+
+Theory of operation. When the SMSC takes an ad (a message an advertiser's cap counted at its delivery,
+Pipeline.counted_at_delivery) whose schedule_delivery_time is ahead, forward.py indexes it (scheduled.py) with what
+a cancel_sm needs. Every second the housekeeping tick (`_scheduled_tick`) drops the entries now due and, when the
+DNC list has changed since it last looked (its size, the numbers added one by one, or a list object swapped in by a
+reload) or a cancel is to be tried again, intersects the index's recipients with the SMS DNC list. Each ad found is
+asked again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry
+says at its delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and
+destination as submitted) to a link of the id space that issued its id. The SMSC's answer:
+- 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
+  goes, and the verdict log has a line `"kind": "cancel"` naming the message, its delivery and why.
+- an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status.
+- none (a timeout, a lost link) or no link free: the entry stays, tried again at the next tick.
+Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
+journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
+
+Cost: nothing per message that is not a scheduled ad; per scheduled ad, one index entry. Per DNC change, one bitmap
+intersection (the index's recipients with the list) within a second; per ad found, a registry lookup.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+from ..numbers import format_number, normalise_number
+from ..verdict import Message
+from .codec import constants as C
+from .codec import pdu as P
+from .msgids import source_fp
+from .scheduled import PendingAd
+
+log = logging.getLogger("telfilter.smpp")
+
+TICK = 1.0          # seconds between two looks at the index (from the housekeeping tick)
+SAY_EVERY = 3600.0  # the index full: said at most this often
+
+
+class DncCancel:
+    """Mixin of `SmppProxy`: its `scheduled` index (scheduled.ScheduledAds) kept and acted on."""
+
+    def _index_scheduled(self, key: str, space: str, mid: str, acct: str, pdu, due: int, refund) -> None:
+        """The SMSC took `pdu` under `mid` (its key `key`), to be delivered at `due` (Unix seconds, ahead): indexed
+        when it is an ad (its `refund`'s verdict counted at delivery)."""
+        if not self.settings.cancel_scheduled_on_dnc or refund is None \
+                or not any(self.pipeline.counted_at_delivery(v) for v in refund.verdicts):
+            return
+        n = normalise_number(pdu.destination_addr, pdu.dest_addr_ton)
+        if n is None:
+            return
+        ad = PendingAd(key, space, mid, acct, due, n, pdu.service_type, pdu.source_addr_ton, pdu.source_addr_npi,
+                       pdu.source_addr, pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)
+        if not self.scheduled.add(ad):
+            self.stats["scheduled_ads_unindexed"] += 1
+            now = time.monotonic()
+            if now - self._scheduled_said >= SAY_EVERY:
+                self._scheduled_said = now
+                log.warning("scheduled ads: %d ads scheduled ahead are indexed (the bound): one scheduled now is not, "
+                            "and is not cancelled if its recipient registers DK DNC before its delivery",
+                            len(self.scheduled))
+
+    def _scheduled_gone(self, key: str) -> None:
+        """`key`'s message reached a final state (its receipt), or an ESME cancelled or replaced it."""
+        if self.scheduled.entries:
+            self.scheduled.discard(key)
+
+    def _scheduled_tick(self, now: float) -> None:
+        """From the housekeeping tick (every 0.25 s): at most every TICK seconds, the index looked at."""
+        s = self.scheduled
+        if not s.entries or now - self._scheduled_at < TICK:
+            return
+        self._scheduled_at = now
+        s.expire(int(self.clock().timestamp()))
+        lists = self.pipeline.lists
+        seen = (len(lists.dnc_s), lists.dnc_added)
+        ref = self._scheduled_lists
+        if ref is not None and ref() is lists and seen == self._scheduled_seen and not self._scheduled_retry:
+            return
+        self._scheduled_lists, self._scheduled_seen, self._scheduled_retry = _weak(lists), seen, False
+        for ad in s.to(lists.dnc_s):
+            if ad.key in self._cancelling:
+                continue
+            msg = Message(ad.source, format_number(ad.recipient), "", datetime.fromtimestamp(ad.due, timezone.utc),
+                          ad.account, "mt", sender_ton=ad.source_ton)
+            try:
+                why = self.pipeline.dnc_barred(msg)
+            except Exception:           # a bug here must not stop the housekeeping
+                log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.destination)
+                continue
+            if why is not None:
+                self._cancel_scheduled(ad, why)
+
+    def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
+        spaces = {l.id_space for l in self.links}
+        link = self._pick_link(space=ad.space if len(spaces) > 1 else None)
+        if link is None:
+            self._scheduled_retry = True            # no link free: the next tick tries again
+            return
+        self._cancelling.add(ad.key)
+        self.stats["scheduled_ads_cancel_sent"] += 1
+
+        def on_resp(resp, status):
+            self._cancelling.discard(ad.key)
+            if resp is None or resp.command_id not in (C.CANCEL_SM_RESP, C.GENERIC_NACK):
+                # no answer (a timeout, a lost link) or another command's: perhaps not cancelled; again next tick
+                if ad.key in self.scheduled.entries:
+                    self._scheduled_retry = True
+                return
+            self.scheduled.discard(ad.key)
+            st = resp.command_status
+            if st == 0:
+                self.stats["scheduled_ads_cancelled"] += 1
+                self._give_back_cancelled(ad)
+            else:
+                self.stats["scheduled_ads_cancel_failed"] += 1
+                log.warning("scheduled ad %s to %s (delivery %s): the SMSC refused its cancellation (status 0x%08x: "
+                            "delivered already, or unknown to it); %s", ad.message_id, ad.destination,
+                            _iso(ad.due), st, why)
+            self.vlog.write_cancel(self.clock(), ad.account, ad.source, ad.destination, ad.message_id,
+                                   datetime.fromtimestamp(ad.due, timezone.utc), st, why)
+        link.request(P.CancelSm(service_type=ad.service_type, message_id=ad.message_id,
+                                source_addr_ton=ad.source_ton, source_addr_npi=ad.source_npi, source_addr=ad.source,
+                                dest_addr_ton=ad.dest_ton, dest_addr_npi=ad.dest_npi,
+                                destination_addr=ad.destination), on_resp)
+
+    def _give_back_cancelled(self, ad: PendingAd) -> None:
+        """Its count toward the advertiser's cap, as an ESME's cancel_sm taken gives it back (relay.py `_cancel`)."""
+        ids = self.msgid_account
+        cur = ids.sent(ad.key) if ids.get(ad.key) == ad.account else None
+        if cur is None or not cur.charged or cur.source_fp != source_fp(ad.source):
+            return
+        self._uncharge(ad.account, ad.source, format_number(cur.destination) if cur.destination else "", cur,
+                       ad.source_ton)
+        ids.note(ad.key, cur.kind, cur.data_coding, ad.source, 0, cur.destination)
+
+
+def _iso(t: int) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat()
+
+
+def _weak(obj):
+    import weakref
+    return weakref.ref(obj)

@@ -1,0 +1,220 @@
+"""An ad scheduled ahead whose recipient registers DK DNC before its delivery is cancelled at the SMSC
+(engine/smpp_proxy/dnc_cancel.py, scheduled.py). Before, DNC was judged at submission only: the SMSC delivered it
+to a number that had said no (README Known limits)."""
+import io
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.smpp_proxy import scheduled
+from engine.smpp_proxy.accounts import SmppSettings, load_smpp_settings
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import encode
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds
+from engine.smpp_proxy.simulator import SmscSimulator
+from engine.verdictlog import VerdictLog
+from tests.test_smpp_proxy import raw_session, read_raw
+
+ICT = timezone(timedelta(hours=7))
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=ICT)
+TOMORROW_9 = "260303090000028+"             # 2026-03-03 09:00 +07:00 (quarter hours: 28 = +7 h)
+SENDERS = (b"sender,owner,category,valid_from,valid_to,accounts\n"
+           b"SHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\nBANKCARE,Bank X,CSKH,2020-01-01,2099-12-31,\n")
+AD = b"[QC] Giam gia 30%. TC gui 5656"
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    return build(data_dir=d, with_model=False)
+
+
+def _submit(s, seq, dst, sched=TOMORROW_9, src="SHOPABC", text=AD, **kw):
+    s.sendall(encode(P.SubmitSm(sequence_number=seq, source_addr_ton=5, source_addr=src, dest_addr_ton=1,
+                                destination_addr=dst, data_coding=1, schedule_delivery_time=sched,
+                                short_message=text, **kw)))
+    r = _answer(s)
+    assert r.command_status == 0, hex(r.command_status)
+    return r.message_id
+
+
+def _answer(s):
+    """The next response, a receipt met on the way answered."""
+    while True:
+        r = read_raw(s)
+        if r.command_id != C.DELIVER_SM:
+            return r
+        s.sendall(encode(P.DeliverSmResp(sequence_number=r.sequence_number)))
+
+
+def _cancels(h):
+    return [p for _, p in h.sim.received if p.command_id == C.CANCEL_SM]
+
+
+def _wait(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def _lines(buf, kind):
+    return [json.loads(x) for x in buf.getvalue().splitlines() if f'"kind": "{kind}"' in x]
+
+
+def test_an_ad_scheduled_ahead_is_cancelled_when_its_recipient_registers_dk_dnc(pipe):
+    out = io.StringIO()
+    with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out)) as h:
+        s, _ = raw_session(h)
+        mid = _submit(s, 2, "84912777401")
+        other = _submit(s, 3, "84912777402")                 # another recipient's ad stays
+        now_ad = _submit(s, 4, "84912777401", sched="")      # sent at once: nothing to cancel
+        assert len(h.proxy.scheduled) == 2 and now_ad
+        assert h.run(h.sim.send_mo, "84912777401", "5656", "DK DNC")
+        assert _wait(lambda: _cancels(h)), "no cancel_sm"
+        time.sleep(1.3)                                     # a tick more: nothing else cancelled, nothing twice
+        got = _cancels(h)
+        assert [(c.message_id, c.source_addr, c.source_addr_ton, c.destination_addr, c.dest_addr_ton)
+                for c in got] == [(mid, "SHOPABC", 5, "84912777401", 1)]
+        assert list(h.proxy.scheduled.entries) != [] and other in {a.message_id for a in
+                                                                    h.proxy.scheduled.entries.values()}
+        assert h.proxy.stats["scheduled_ads_cancelled"] == 1
+        assert h.proxy.stats["counts_given_back"] == 1          # its count toward the advertiser's cap
+    line, = _lines(out, "cancel")
+    assert line["message_id"] == mid and line["status"] == 0 and line["recipient"] == "84912777401"
+    assert line["delivery"].startswith("2026-03-03T02:00:00") and "dnc S" in line["reason"]
+
+
+def test_an_ad_with_the_recipients_consent_and_a_care_message_are_not_cancelled(tmp_path):
+    d = tmp_path / "data"
+    store = ListStore(d)
+    store.import_csv("senders", SENDERS, "senders.csv")
+    store.import_csv("consent", b"owner,number\nShop ABC,84912777411\n", "consent.csv")
+    pipe = build(data_dir=d, with_model=False)
+    with ProxyHarness(pipe, clock=lambda: NOW) as h:
+        s, _ = raw_session(h)
+        _submit(s, 2, "84912777411")                                            # consent to Shop ABC
+        _submit(s, 3, "84912777412", src="BANKCARE", text=b"Tai khoan cua quy khach da duoc kich hoat")  # CSKH
+        assert len(h.proxy.scheduled) == 1                  # the care message is no ad: not indexed
+        assert h.run(h.sim.send_mo, "84912777411", "5656", "DK DNC")
+        assert h.run(h.sim.send_mo, "84912777412", "5656", "DK DNC")
+        assert _wait(lambda: pipe.lists.in_dnc(84912777412, "S") and pipe.lists.in_dnc(84912777411, "S"))
+        time.sleep(1.5)
+        assert _cancels(h) == [] and len(h.proxy.scheduled) == 1
+
+
+def test_a_dnc_change_by_the_operator_cancels_too_and_a_refused_cancel_is_logged(pipe):
+    class Refusing(SmscSimulator):
+        def on_pdu(self, s, ev):
+            if ev.command_id == C.CANCEL_SM:        # delivered already, says the SMSC
+                self.received.append((time.monotonic(), ev))
+                return s.send(P.CancelSmResp(sequence_number=ev.sequence_number, command_status=C.ESME_RCANCELFAIL))
+            return super().on_pdu(s, ev)
+    import engine.smpp_proxy.harness as harness
+    out = io.StringIO()
+    orig = harness.SmscSimulator
+    harness.SmscSimulator = Refusing
+    try:
+        with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out)) as h:
+            s, _ = raw_session(h)
+            mid = _submit(s, 2, "84912777421")
+            h.run(lambda: pipe.lists.add_dnc(84912777421, "S"))      # ctl lists, the shared journal, a reload ...
+            assert _wait(lambda: _cancels(h))
+            assert _wait(lambda: not h.proxy.scheduled.entries)
+            assert h.proxy.stats["scheduled_ads_cancel_failed"] == 1 and h.proxy.stats["counts_given_back"] == 0
+    finally:
+        harness.SmscSimulator = orig
+    line, = _lines(out, "cancel")
+    assert line["message_id"] == mid and line["status"] == C.ESME_RCANCELFAIL
+
+
+def test_a_receipt_or_the_esmes_own_cancel_takes_the_ad_out_of_the_index(pipe):
+    with ProxyHarness(pipe, clock=lambda: NOW, receipt_delay=0.05) as h:
+        s, _ = raw_session(h)
+        _submit(s, 2, "84912777431", registered_delivery=1)    # (the simulator's receipt comes at once)
+        s.settimeout(5)
+        r = read_raw(s)
+        assert r.command_id == C.DELIVER_SM
+        s.sendall(encode(P.DeliverSmResp(sequence_number=r.sequence_number)))
+        assert _wait(lambda: not h.proxy.scheduled.entries)
+        mid = _submit(s, 3, "84912777432")
+        assert len(h.proxy.scheduled) == 1
+        s.sendall(encode(P.CancelSm(sequence_number=4, message_id=mid, source_addr_ton=5, source_addr="SHOPABC",
+                                    dest_addr_ton=1, destination_addr="")))
+        r = _answer(s)
+        assert r.command_id == C.CANCEL_SM_RESP and r.command_status == 0 and not h.proxy.scheduled.entries
+
+
+def test_off_in_smpp_toml_nothing_is_indexed(pipe, tmp_path):
+    (tmp_path / "smpp.toml").write_text("[cancel_sm]\nscheduled_on_dnc = false\n")
+    settings = load_smpp_settings(tmp_path)
+    assert settings.cancel_scheduled_on_dnc is False
+    with ProxyHarness(pipe, clock=lambda: NOW, settings=settings) as h:
+        s, _ = raw_session(h)
+        _submit(s, 2, "84912777441")
+        assert len(h.proxy.scheduled) == 0
+    assert SmppSettings().cancel_scheduled_on_dnc is True
+
+
+def _ad(key, due, n=84912777451):
+    return PendingAd(key, "", key, "esme1", due, n, "", 5, 0, "SHOPABC", 1, 1, str(n))
+
+
+def test_the_index_is_bounded_expires_and_survives_a_clean_restart(tmp_path):
+    ads = ScheduledAds(bound=3)
+    assert all(ads.add(_ad(f"m{i}", 1000 + i, 84912777450 + i % 2)) for i in range(3))
+    assert not ads.add(_ad("m3", 2000)) and ads.unindexed == 1
+    from pyroaring import BitMap64
+    assert [a.key for a in ads.to(BitMap64([84912777450]))] == ["m0", "m2"]
+    assert ads.expire(1000) == 1 and len(ads) == 2
+    assert ads.discard("m2").key == "m2" and [a.key for a in ads.to(BitMap64([84912777450]))] == []
+    path = tmp_path / "scheduled_ads.msgpack"
+    assert scheduled.save(ads, path) == 1
+    back = ScheduledAds()
+    assert scheduled.read(back, path, now=1000) == 1 and list(back.entries) == ["m1"]
+    assert not path.exists()                        # in memory from now on
+    assert scheduled.save(ads, path) == 1
+    assert scheduled.read(ScheduledAds(), path, now=1001) == 0       # due already: the SMSC has sent it
+    path.write_bytes(b"not msgpack \xc1")
+    assert scheduled.read(ScheduledAds(), path, now=0) == 0 and path.exists()     # said, left as it is
+
+
+def test_serve_keeps_the_index_across_a_clean_restart(tmp_path):
+    """`serve`: an ad scheduled for tomorrow, a clean stop (SIGTERM), a start, then the recipient's DK DNC: the ad
+    is cancelled by the new process (DATA_DIR/smpp/scheduled_ads.msgpack, read and removed at the start)."""
+    import signal
+
+    from tests.test_smpp_receipts import Esme, ServeBeside
+    ListStore(tmp_path / "data").import_csv("senders", SENDERS, "senders.csv")
+    when = (datetime.now(ICT) + timedelta(days=1)).replace(hour=10, minute=0, second=0)
+    sched = when.strftime("%y%m%d%H%M%S") + "028+"
+    run = ServeBeside(tmp_path)
+    try:
+        p, h = run.start(1)
+        e = Esme(h)
+        e.s.sendall(encode(P.SubmitSm(sequence_number=2, source_addr_ton=5, source_addr="SHOPABC", dest_addr_ton=1,
+                                      destination_addr="84912777461", data_coding=1, schedule_delivery_time=sched,
+                                      short_message=AD)))
+        r = e.next(lambda x: x.command_id == C.SUBMIT_SM_RESP)
+        assert r.command_status == 0
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        saved = tmp_path / "data" / "smpp" / "scheduled_ads.msgpack"
+        assert saved.exists()
+        run.start(2)
+        assert not saved.exists()
+        assert run.sim.run(run.sim.sim.send_mo, "84912777461", "5656", "DK DNC")
+        assert _wait(lambda: [c for _, c in list(run.sim.sim.received)
+                              if c.command_id == C.CANCEL_SM and c.message_id == r.message_id], 10), \
+            (tmp_path / "err2.log").read_text()[-2000:]
+    finally:
+        run.close()
