@@ -96,6 +96,8 @@ class ScheduledAds:
         else:
             del self.by_dest[n]
             self.dests.discard(n)
+        if not self.entries:        # its stale items with them (`expire`, which rebuilds it, is not run when empty)
+            self.heap.clear()
         return ad
 
     def expire(self, now: int) -> int:
