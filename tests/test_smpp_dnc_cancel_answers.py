@@ -1,7 +1,42 @@
 """Ads scheduled ahead cancelled at a DK DNC (engine/smpp_proxy/dnc_cancel.py, scheduled.py): what the SMSC says
 on the way (an intermediate notification), how it answers our cancel_sm (throttled, late), and the index's heap."""
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import encode
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.codec.pdu import Tlv
+from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.scheduled import ScheduledAds
-from tests.test_smpp_dnc_cancel import _ad
+from tests.test_smpp_dnc_cancel import NOW, SENDERS, _ad, _cancels, _submit, _wait
+from tests.test_smpp_proxy import raw_session, read_raw
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    ListStore(tmp_path / "data").import_csv("senders", SENDERS, "senders.csv")
+    return build(data_dir=tmp_path / "data", with_model=False)
+
+
+def test_an_intermediate_notification_leaves_the_ad_indexed(pipe):
+    # SMPP 3.4 §5.2.12 esm_class 0x20: no final state (an SMSC may send one when it schedules the message)
+    with ProxyHarness(pipe, clock=lambda: NOW) as h:
+        s, _ = raw_session(h)
+        mid = _submit(s, 2, "84912777501")
+        body = f"id:{mid} sub:001 dlvrd:000 submit date:2603020800 done date:2603020800 stat:ENROUTE err:000 text:"
+        assert h.run(h.sim.send_deliver, P.DeliverSm(
+            sequence_number=1, source_addr_ton=1, source_addr="84912777501", dest_addr_ton=5,
+            destination_addr="SHOPABC", esm_class=0x20, short_message=body.encode(),
+            tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, b"\x01"))))
+        s.settimeout(5)
+        r = read_raw(s)
+        assert r.command_id == C.DELIVER_SM and r.esm_class == 0x20
+        s.sendall(encode(P.DeliverSmResp(sequence_number=r.sequence_number)))
+        assert len(h.proxy.scheduled) == 1
+        assert h.run(h.sim.send_mo, "84912777501", "5656", "DK DNC")
+        assert _wait(lambda: [c for c in _cancels(h) if c.message_id == mid]), "the ad was not cancelled"
 
 
 def test_the_heap_does_not_keep_what_an_empty_index_dropped():

@@ -33,6 +33,7 @@ from .scheduled import PendingAd
 
 log = logging.getLogger("telfilter.smpp")
 
+_INTERMEDIATE = 0x20    # SMPP 3.4 §5.2.12: esm_class bits 5-2, intermediate delivery notification
 TICK = 1.0          # seconds between two looks at the index (from the housekeeping tick)
 SAY_EVERY = 3600.0  # the index full: said at most this often
 
@@ -60,9 +61,11 @@ class DncCancel:
                             "and is not cancelled if its recipient registers DK DNC before its delivery",
                             len(self.scheduled))
 
-    def _scheduled_gone(self, key: str) -> None:
-        """`key`'s message reached a final state (its receipt), or an ESME cancelled or replaced it."""
-        if self.scheduled.entries:
+    def _scheduled_gone(self, key: str, receipt=None) -> None:
+        """`key`'s message reached a final state (its `receipt`), or an ESME cancelled or replaced it. An
+        intermediate notification is no final state (SMPP 3.4 §5.2.12: esm_class type 0x20; an SMSC may send one
+        when it schedules the message): the entry stays."""
+        if self.scheduled.entries and (receipt is None or receipt.esm_class & C.ESM_TYPE_MASK != _INTERMEDIATE):
             self.scheduled.discard(key)
 
     def _scheduled_tick(self, now: float) -> None:

@@ -81,7 +81,7 @@ class DeliveryRouting(_ReceiptIds):
                     return ack(C.ESME_RX_P_APPN)
                 return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)
             self.msgid_account.receipted(key)      # (the resp's id: a twin's, when the receipt wrote it otherwise)
-            self._scheduled_gone(key)
+            self._scheduled_gone(key, pdu)
             self._receipt_after_resp(acct, key, pdu, lambda ok: ack(_receipt_status(ok)))
             return
         # mobile-originated: judged (a concatenated one once, whole) and routed in mo.py
@@ -121,7 +121,7 @@ class DeliveryRouting(_ReceiptIds):
         """The resp (its id `resp_key`, when not `mid`: a twin) of a receipt waiting in `early_receipts` came."""
         ack, pdu, _ = self.early_receipts.pop(mid)
         self.msgid_account.receipted(resp_key or mid)
-        self._scheduled_gone(resp_key or mid)
+        self._scheduled_gone(resp_key or mid, pdu)
         f = self._id_form(mid.rpartition("\x1f")[0])
         f[1 if twin else 0] += 1
         f[2] += same_base
@@ -138,7 +138,7 @@ class DeliveryRouting(_ReceiptIds):
             acct, key = self._twin_match(bare, space) if self._by_twin(space, waited=True) else (None, None)
             if acct is not None:                # its own id never came: an SMSC that writes it otherwise
                 self.msgid_account.receipted(key)
-                self._scheduled_gone(key)
+                self._scheduled_gone(key, pdu)
                 self._deliver_receipt(acct, pdu, on_done=lambda ok, ack=ack: ack(_receipt_status(ok)))
                 continue
             log.info("receipt for unknown message_id %r after %.0fs: SMSC asked to retry", mid, self.settings.receipt_wait)
