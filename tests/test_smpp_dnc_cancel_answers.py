@@ -1,5 +1,8 @@
 """Ads scheduled ahead cancelled at a DK DNC (engine/smpp_proxy/dnc_cancel.py, scheduled.py): what the SMSC says
 on the way (an intermediate notification), how it answers our cancel_sm (throttled, late), and the index's heap."""
+import io
+import time
+
 import pytest
 
 from engine.app import build
@@ -10,7 +13,9 @@ from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.codec.pdu import Tlv
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.scheduled import ScheduledAds
-from tests.test_smpp_dnc_cancel import NOW, SENDERS, _ad, _cancels, _submit, _wait
+from engine.smpp_proxy.simulator import SmscSimulator
+from engine.verdictlog import VerdictLog
+from tests.test_smpp_dnc_cancel import NOW, SENDERS, _ad, _cancels, _lines, _submit, _wait
 from tests.test_smpp_proxy import raw_session, read_raw
 
 
@@ -18,6 +23,18 @@ from tests.test_smpp_proxy import raw_session, read_raw
 def pipe(tmp_path):
     ListStore(tmp_path / "data").import_csv("senders", SENDERS, "senders.csv")
     return build(data_dir=tmp_path / "data", with_model=False)
+
+
+class _Sim(SmscSimulator):
+    def cancels(self) -> int:
+        return sum(p.command_id == C.CANCEL_SM for _, p in self.received)
+
+
+def _with_sim(cls):
+    import engine.smpp_proxy.harness as harness
+    orig = harness.SmscSimulator
+    harness.SmscSimulator = cls
+    return lambda: setattr(harness, "SmscSimulator", orig)
 
 
 def test_an_intermediate_notification_leaves_the_ad_indexed(pipe):
@@ -37,6 +54,30 @@ def test_an_intermediate_notification_leaves_the_ad_indexed(pipe):
         assert len(h.proxy.scheduled) == 1
         assert h.run(h.sim.send_mo, "84912777501", "5656", "DK DNC")
         assert _wait(lambda: [c for c in _cancels(h) if c.message_id == mid]), "the ad was not cancelled"
+
+
+def test_a_cancel_the_smsc_throttles_is_sent_again(pipe):
+    class Throttling(_Sim):
+        def on_pdu(self, s, ev):
+            if ev.command_id == C.CANCEL_SM:
+                self.received.append((time.monotonic(), ev))
+                st = C.ESME_RTHROTTLED if self.cancels() == 1 else 0
+                return s.send(P.CancelSmResp(sequence_number=ev.sequence_number, command_status=st))
+            return super().on_pdu(s, ev)
+    out = io.StringIO()
+    restore = _with_sim(Throttling)
+    try:
+        with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out)) as h:
+            s, _ = raw_session(h)
+            mid = _submit(s, 2, "84912777511")
+            h.run(lambda: pipe.lists.add_dnc(84912777511, "S"))
+            assert _wait(lambda: len(_cancels(h)) == 2), "not sent again after ESME_RTHROTTLED"
+            assert _wait(lambda: not h.proxy.scheduled.entries)
+            assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
+    finally:
+        restore()
+    line, = _lines(out, "cancel")
+    assert line["message_id"] == mid and line["status"] == 0
 
 
 def test_the_heap_does_not_keep_what_an_empty_index_dropped():

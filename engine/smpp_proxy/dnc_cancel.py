@@ -11,7 +11,8 @@ destination as submitted) to a link of the id space that issued its id. The SMSC
 - 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
   goes, and the verdict log has a line `"kind": "cancel"` naming the message, its delivery and why.
 - an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status.
-- none (a timeout, a lost link) or no link free: the entry stays, tried again at the next tick.
+- none (a timeout, a lost link), "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN) or no link free: the
+  entry stays, tried again at the next tick.
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
@@ -34,6 +35,9 @@ from .scheduled import PendingAd
 log = logging.getLogger("telfilter.smpp")
 
 _INTERMEDIATE = 0x20    # SMPP 3.4 §5.2.12: esm_class bits 5-2, intermediate delivery notification
+# an SMSC's "not now" to a cancel_sm: tried again, as a timeout is (ESME_RSYSERR is not: it may be all an SMSC ever
+# answers a cancel_sm with, and the ad would be asked about every second until its delivery)
+_TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RX_T_APPN)
 TICK = 1.0          # seconds between two looks at the index (from the housekeeping tick)
 SAY_EVERY = 3600.0  # the index full: said at most this often
 
@@ -105,8 +109,10 @@ class DncCancel:
 
         def on_resp(resp, status):
             self._cancelling.discard(ad.key)
-            if resp is None or resp.command_id not in (C.CANCEL_SM_RESP, C.GENERIC_NACK):
-                # no answer (a timeout, a lost link) or another command's: perhaps not cancelled; again next tick
+            if resp is None or resp.command_id not in (C.CANCEL_SM_RESP, C.GENERIC_NACK) \
+                    or resp.command_status in _TEMPORARY:
+                # no answer (a timeout, a lost link), another command's, or "not now" (throttled, queue full: a
+                # burst of cancels after an import): perhaps not cancelled; again next tick
                 if ad.key in self.scheduled.entries:
                     self._scheduled_retry = True
                 return
