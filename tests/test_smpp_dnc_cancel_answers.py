@@ -1,5 +1,6 @@
 """Ads scheduled ahead cancelled at a DK DNC (engine/smpp_proxy/dnc_cancel.py, scheduled.py): what the SMSC says
 on the way (an intermediate notification), how it answers our cancel_sm (throttled, late), and the index's heap."""
+import asyncio
 import io
 import time
 
@@ -7,6 +8,7 @@ import pytest
 
 from engine.app import build
 from engine.lists import ListStore
+from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
@@ -73,6 +75,37 @@ def test_a_cancel_the_smsc_throttles_is_sent_again(pipe):
             h.run(lambda: pipe.lists.add_dnc(84912777511, "S"))
             assert _wait(lambda: len(_cancels(h)) == 2), "not sent again after ESME_RTHROTTLED"
             assert _wait(lambda: not h.proxy.scheduled.entries)
+            assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
+    finally:
+        restore()
+    line, = _lines(out, "cancel")
+    assert line["message_id"] == mid and line["status"] == 0
+
+
+def test_a_late_answer_after_a_retry_gives_one_line(pipe):
+    # the first cancel_sm answered after the response timeout (taken: 0), its retry on the other link (the first
+    # is stalled) then refused (cancelled already): one line, the one that says what happened
+    class Slow(_Sim):
+        def on_pdu(self, s, ev):
+            if ev.command_id == C.CANCEL_SM:
+                self.received.append((time.monotonic(), ev))
+                st = 0 if self.cancels() == 1 else C.ESME_RCANCELFAIL
+                asyncio.get_running_loop().call_later(
+                    1.6, s.send, P.CancelSmResp(sequence_number=ev.sequence_number, command_status=st))
+                return
+            return super().on_pdu(s, ev)
+    out = io.StringIO()
+    restore = _with_sim(Slow)
+    try:
+        with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out),
+                          settings=SmppSettings(smsc_response_timeout=0.5),
+                          prepare=lambda p: p.settings.smsc.append(p.settings.smsc[0])) as h:     # two links
+            s, _ = raw_session(h)
+            assert len(h.proxy.links) == 2
+            mid = _submit(s, 2, "84912777521")
+            h.run(lambda: pipe.lists.add_dnc(84912777521, "S"))
+            assert _wait(lambda: len(_cancels(h)) == 2, 6), "no retry after the timeout"
+            time.sleep(2.5)                                 # both answers in
             assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
     finally:
         restore()

@@ -10,7 +10,9 @@ says at its delivery); one that may not is cancelled: a cancel_sm of ours (messa
 destination as submitted) to a link of the id space that issued its id. The SMSC's answer:
 - 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
   goes, and the verdict log has a line `"kind": "cancel"` naming the message, its delivery and why.
-- an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status.
+- an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status; an
+  error for an ad settled already before its delivery (a cancel of ours that timed out, answered late after its
+  retry on another link) is no news: no line.
 - none (a timeout, a lost link), "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN) or no link free: the
   entry stays, tried again at the next tick.
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
@@ -116,8 +118,13 @@ class DncCancel:
                 if ad.key in self.scheduled.entries:
                     self._scheduled_retry = True
                 return
-            self.scheduled.discard(ad.key)
+            gone = self.scheduled.discard(ad.key) is None
             st = resp.command_status
+            if st and gone and ad.due > self.clock().timestamp():
+                # settled already, before its delivery: another answer to a cancel of ours (one that timed out
+                # answered late, after its retry), its receipt, its ESME's cancel or replace. The SMSC's error
+                # says nothing new (it had cancelled it for us): no second line, no "refused" for a cancelled ad
+                return
             if st == 0:
                 self.stats["scheduled_ads_cancelled"] += 1
                 self._give_back_cancelled(ad)
