@@ -182,7 +182,8 @@ class MeteredVerdictLog(VerdictLog):
         metrics.vlog = self                 # its lost lines, read at scrape time
 
     def write(self, rec: dict) -> None:
-        self.metrics.verdict(rec)
+        if rec.get("kind") != "cancel":     # a cancel_sm of ours (write_cancel) is no verdict: its message had one
+            self.metrics.verdict(rec)
         super().write(rec)
 
     def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None,

@@ -119,3 +119,16 @@ def test_the_heap_does_not_keep_what_an_empty_index_dropped():
         ads.add(_ad(f"m{i}", 10_000 + i))
         ads.discard(f"m{i}")
     assert len(ads) == 0 and len(ads.heap) == 0
+
+
+def test_a_cancel_line_is_no_verdict_in_the_metrics():
+    # /metrics telfilter_verdicts counted each kind=cancel line as an SMS verdict of action "None"
+    from datetime import datetime, timezone
+
+    from engine.metrics import MeteredVerdictLog, Metrics
+    m = Metrics(None)
+    out = io.StringIO()
+    vlog = MeteredVerdictLog(out, None, m)
+    vlog.write_cancel(datetime(2026, 3, 2, tzinfo=timezone.utc), "esme1", "SHOPABC", "84912777531", "m1",
+                      datetime(2026, 3, 3, tzinfo=timezone.utc), 0, "on list:dnc S")
+    assert '"kind": "cancel"' in out.getvalue() and dict(m.verdicts) == {}
