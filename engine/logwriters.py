@@ -124,6 +124,21 @@ def _regular_or_absent(path) -> bool:
         return False
 
 
+def _last_byte(path, st) -> bytes:
+    """The last byte of the file `st` describes, read through `path` (the log is open write-only); b"" when
+    `path` is another file now, or cannot be read (then left as it is)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.pread(fd, 1, st.st_size - 1) if os.fstat(fd).st_ino == st.st_ino else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 class FileOut(PipeOut):
     """The verdict log file (`--log FILE`), written by a thread of its own as a pipe is: a write to a
     regular file can block too (dirty-page throttling, a journal commit behind another process's
@@ -173,6 +188,11 @@ class FileOut(PipeOut):
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             st = os.fstat(fd)
+            if st.st_size and _last_byte(self.path, st) not in (b"\n", b""):
+                # a write a kill cut short ends in part of a line (the spool gives that line whole, from its
+                # start): ended here, so it is a bad line of its own, not glued to the first recovered one
+                os.write(fd, b"\n")
+                st = os.fstat(fd)
             note(st.st_size, st.st_ino)
             view = memoryview(data)
             while view:

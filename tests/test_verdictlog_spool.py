@@ -114,6 +114,20 @@ def test_a_write_cut_short_by_the_kill_gives_the_lines_it_did_not_finish(tmp_pat
     assert recover(path, got.append) == 3 and got == [b"".join(lines[3:])]
 
 
+def test_the_line_a_kill_cut_short_is_not_glued_to_its_recovered_copy(tmp_path):
+    # the write stopped 3 bytes into line 3: the recovery appends line 3 whole, after the log's torn end is ended
+    # (before: '{"n{"n": 3}', a bad line, and line 3 was nowhere whole; at least once, it had been line 2's copy)
+    path = tmp_path / "v.jsonl"
+    lines = [b'{"n": %d}\n' % i for i in range(6)]
+    _killed_after_a_write(path, lines, wrote=2, reached=len(lines[2]) + 3)
+    w = FileOut(path, spool=True)
+    assert w.recovered == 3
+    w.flush()
+    w.drain()
+    got = path.read_bytes().splitlines(keepends=True)
+    assert [x for x in got if x in lines] == lines and got[3] == b'{"n\n'     # the torn end: one bad line
+
+
 def test_a_write_to_a_log_renamed_since_is_appended_again(tmp_path):
     # not checkable (logrotate renamed the log, a new one was made): at least once, never lost
     path = tmp_path / "v.jsonl"
