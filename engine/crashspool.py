@@ -30,7 +30,8 @@ lines in memory only, as before).
 The message-id log and the state journal spool binary records the same way, with `overwrite=False`: a record has
 no line end to find the next one by, so one that would overwrite unwritten bytes is not spooled (`append` says so)
 rather than cut the oldest; and they recover with `taken`, deleting the spools only once what they held is durable
-in their own files.
+in their own files. Their writers note nothing (at least once): their spools keep the TFSPOOL1 header, which the
+version before this one reads too.
 """
 from __future__ import annotations
 
@@ -89,11 +90,17 @@ class Spool:
         named = fd is None
         if named:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # A spool of binary records (not to overwrite: the id log's, the state journal's) has no write notes: the
+        # version before's header (TFSPOOL1), so that going back to it after a crash still recovers it
+        head = HEAD if overwrite else _HEAD1.size
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.posix_fallocate(fd, 0, HEAD + capacity)
-            self.mm = mmap.mmap(fd, HEAD + capacity)
-            _HEAD.pack_into(self.mm, 0, MAGIC, capacity, 0, 0, 0, 0, 0)
+            os.posix_fallocate(fd, 0, head + capacity)
+            self.mm = mmap.mmap(fd, head + capacity)
+            if overwrite:
+                _HEAD.pack_into(self.mm, 0, MAGIC, capacity, 0, 0, 0, 0, 0)
+            else:
+                _HEAD1.pack_into(self.mm, 0, b"TFSPOOL1", capacity, 0, 0)
             if not named:
                 _name(fd, self.path)
                 named = True
@@ -107,8 +114,8 @@ class Spool:
         self.fd = fd
         self.end = self.written = 0
         # [2] end, [3] written, [4] at, [5] inode, [6] upto (native order: this host's)
-        self.head = memoryview(self.mm)[:HEAD].cast("Q")
-        self.ring = memoryview(self.mm)[HEAD:]
+        self.head = memoryview(self.mm)[:head].cast("Q")
+        self.ring = memoryview(self.mm)[head:]
 
     def append(self, b: bytes) -> bool:
         """Line bytes `b`, after those before it; moves `end` once they are all in. False, nothing spooled, when
@@ -133,7 +140,8 @@ class Spool:
     def writing(self, at: int, ino: int, n: int) -> None:
         """The next `n` unwritten bytes are being written at offset `at` of the file with inode `ino` (called under
         the file's lock, before the write): a recovery finds there whatever of them the write put there. `upto`
-        is stored last: a writer killed before it leaves the last write's, at or behind `written`, so no note."""
+        is stored last: a writer killed before it leaves the last write's, at or behind `written`, so no note.
+        (A spool of lines only: one not to overwrite has no room for the note.)"""
         _note(self.head, self.written, at, ino, n)
 
     def wrote(self, n: int) -> None:

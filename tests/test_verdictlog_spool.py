@@ -169,6 +169,24 @@ def test_a_spool_of_the_version_before_is_recovered(tmp_path):
     assert recover(path, got.append) == 1 and got == [b'{"n": 2}\n']
 
 
+def test_a_spool_of_binary_records_keeps_the_header_of_the_version_before(tmp_path):
+    # the id log's and the state journal's (overwrite=False) note nothing: TFSPOOL1, so that going back a version
+    # after a crash recovers them (that version deleted a TFSPOOL2 spool, "not a spool this version writes")
+    import struct
+    path = tmp_path / "ids.log"
+    s = Spool(path, capacity=64, overwrite=False)
+    assert s.append(b"\x01\x02rec")
+    p = s.path
+    s.head.release()
+    s.ring.release()
+    s.mm.close()
+    os.close(s.fd)                                  # killed
+    raw = p.read_bytes()
+    assert struct.unpack_from("=8sQQQ", raw) == (b"TFSPOOL1", 64, 5, 0) and len(raw) == 32 + 64
+    got, taken = [], []
+    assert recover(path, got.append, taken=taken) == 0 and got == [b"\x01\x02rec"] and taken == [p]
+
+
 def test_a_ring_that_went_round_over_unwritten_lines_gives_its_whole_lines(tmp_path):
     path = tmp_path / "v.jsonl"
     lines = [b"line-%02d\n" % i for i in range(20)]           # 8 bytes each, 160 in a ring of 64
