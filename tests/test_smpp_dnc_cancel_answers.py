@@ -132,3 +132,33 @@ def test_a_cancel_line_is_no_verdict_in_the_metrics():
     vlog.write_cancel(datetime(2026, 3, 2, tzinfo=timezone.utc), "esme1", "SHOPABC", "84912777531", "m1",
                       datetime(2026, 3, 3, tzinfo=timezone.utc), 0, "on list:dnc S")
     assert '"kind": "cancel"' in out.getvalue() and dict(m.verdicts) == {}
+
+
+def test_a_retry_asks_again_about_its_own_ad_only(tmp_path):
+    # a cancel the SMSC keeps throttling is tried each second; the other ads on the list (consent to their
+    # advertiser: never cancelled) were judged again with it each second, O(the index) on the event loop
+    class Throttling(_Sim):
+        def on_pdu(self, s, ev):
+            if ev.command_id == C.CANCEL_SM:
+                self.received.append((time.monotonic(), ev))
+                return s.send(P.CancelSmResp(sequence_number=ev.sequence_number, command_status=C.ESME_RTHROTTLED))
+            return super().on_pdu(s, ev)
+    d = tmp_path / "data"
+    store = ListStore(d)
+    store.import_csv("senders", SENDERS, "senders.csv")
+    store.import_csv("consent", b"owner,number\nShop ABC,84912777541\nShop ABC,84912777542\n", "consent.csv")
+    pipe = build(data_dir=d, with_model=False)
+    judged = []
+    barred = pipe.dnc_barred
+    pipe.dnc_barred = lambda msg: judged.append(msg.recipient) or barred(msg)
+    restore = _with_sim(Throttling)
+    try:
+        with ProxyHarness(pipe, clock=lambda: NOW) as h:
+            s, _ = raw_session(h)
+            for i, n in enumerate(("84912777541", "84912777542", "84912777543")):
+                _submit(s, 2 + i, n)
+            h.run(lambda: [pipe.lists.add_dnc(n, "S") for n in (84912777541, 84912777542, 84912777543)])
+            assert _wait(lambda: len(_cancels(h)) >= 3, 6), "the throttled cancel was not tried again"
+    finally:
+        restore()
+    assert len(judged) >= 5 and judged.count("+84912777541") == judged.count("+84912777542") == 1

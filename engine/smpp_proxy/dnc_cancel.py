@@ -4,8 +4,8 @@ Theory of operation. When the SMSC takes an ad (a message an advertiser's cap co
 Pipeline.counted_at_delivery) whose schedule_delivery_time is ahead, forward.py indexes it (scheduled.py) with what
 a cancel_sm needs. Every second the housekeeping tick (`_scheduled_tick`) drops the entries now due and, when the
 DNC list has changed since it last looked (its size, the numbers added one by one, or a list object swapped in by a
-reload) or a cancel is to be tried again, intersects the index's recipients with the SMS DNC list. Each ad found is
-asked again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry
+reload), intersects the index's recipients with the SMS DNC list (else takes only the ads whose cancel is to be tried
+again). Each ad found is asked again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry
 says at its delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and
 destination as submitted) to a link of the id space that issued its id. The SMSC's answer:
 - 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
@@ -19,7 +19,8 @@ Whatever registered the number counts: a 5656 command, `ctl lists`, another proc
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
 Cost: nothing per message that is not a scheduled ad; per scheduled ad, one index entry. Per DNC change, one bitmap
-intersection (the index's recipients with the list) within a second; per ad found, a registry lookup.
+intersection (the index's recipients with the list) within a second; per ad found, a registry lookup; per cancel
+to try again, that ad's lookup a second later.
 """
 from __future__ import annotations
 
@@ -83,11 +84,14 @@ class DncCancel:
         s.expire(int(self.clock().timestamp()))
         lists = self.pipeline.lists
         seen = (len(lists.dnc_s), lists.dnc_added)
-        ref = self._scheduled_lists
-        if ref is not None and ref() is lists and seen == self._scheduled_seen and not self._scheduled_retry:
+        ref, retry = self._scheduled_lists, self._scheduled_retry
+        changed = ref is None or ref() is not lists or seen != self._scheduled_seen
+        if not changed and not retry:
             return
-        self._scheduled_lists, self._scheduled_seen, self._scheduled_retry = _weak(lists), seen, False
-        for ad in s.to(lists.dnc_s):
+        self._scheduled_lists, self._scheduled_seen, self._scheduled_retry = _weak(lists), seen, set()
+        # the list changed: every ad to a number on it; else only the ads whose cancel is to be tried again (not
+        # every ad on the list, those with consent too, judged again each second while one cancel waits)
+        for ad in s.to(lists.dnc_s) if changed else [a for a in map(s.entries.get, retry) if a is not None]:
             if ad.key in self._cancelling:
                 continue
             msg = Message(ad.source, format_number(ad.recipient), "", datetime.fromtimestamp(ad.due, timezone.utc),
@@ -104,7 +108,7 @@ class DncCancel:
         spaces = {l.id_space for l in self.links}
         link = self._pick_link(space=ad.space if len(spaces) > 1 else None)
         if link is None:
-            self._scheduled_retry = True            # no link free: the next tick tries again
+            self._scheduled_retry.add(ad.key)       # no link free: the next tick tries again
             return
         self._cancelling.add(ad.key)
         self.stats["scheduled_ads_cancel_sent"] += 1
@@ -116,7 +120,7 @@ class DncCancel:
                 # no answer (a timeout, a lost link), another command's, or "not now" (throttled, queue full: a
                 # burst of cancels after an import): perhaps not cancelled; again next tick
                 if ad.key in self.scheduled.entries:
-                    self._scheduled_retry = True
+                    self._scheduled_retry.add(ad.key)
                 return
             gone = self.scheduled.discard(ad.key) is None
             st = resp.command_status
