@@ -98,6 +98,7 @@ class Pipeline:
         self._at_rules = None                   # the rules _at_delivery's list was made from
         self._at_counters: list = []
         self._at_ns: set = set()
+        self._dnc_rules_of = self._dnc_rules_list = None     # (dnc_barred: the rules it was read from, and it)
 
     # ------------------------------------------------------------ judging
     def judge(self, msg: Message | Call, commit: bool = True) -> Verdict:
@@ -211,14 +212,33 @@ class Pipeline:
         return any(c[0] in at for c in verdict.charged)
 
     def dnc_barred(self, msg: Message) -> str | None:
-        """Why an ad `msg` may not reach its recipient now (Decree 91: on the DNC list for SMS, no consent to the
-        sender's owner as the registry says at `msg.time`), or None. Asked of an ad scheduled ahead, at a DNC
-        change before its delivery (smpp_proxy/dnc_cancel.py)."""
+        """Why an ad `msg` may not reach its recipient now, or None: as the rules in force bar an ad to a DNC
+        number (a drop rule for sms-mt with `recipient_dnc = "S"`, the pack's AD_TO_DNC; with `consent = false`
+        beside it, the recipient's consent to the sender's owner, as the registry says at `msg.time`, lets it go).
+        None when no such rule is in force. Asked of an ad scheduled ahead, at a DNC change before its delivery
+        (smpp_proxy/dnc_cancel.py)."""
+        rules = self._dnc_rules()
+        if not rules:
+            return None
         ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
         n, lists = ctx.recipient_num, self.lists
-        if not lists.in_dnc(n, "S") or lists.has_consent(ctx.owner, n):
+        if not lists.in_dnc(n, "S"):
             return None
-        return f"{format_number(n)} on list:dnc S" + (f", no consent for {ctx.owner}" if ctx.owner else "")
+        for symbol, consent_lets_go in rules:
+            if not (consent_lets_go and lists.has_consent(ctx.owner, n)):
+                return f"{symbol}: {format_number(n)} on list:dnc S" + (
+                    f", no consent for {ctx.owner}" if consent_lets_go and ctx.owner else "")
+        return None
+
+    def _dnc_rules(self) -> list:
+        """[(symbol, whether consent lets the ad go)] of the drop rules for sms-mt on `recipient_dnc = "S"`."""
+        rules = self.rules
+        if self._dnc_rules_of is not rules:
+            self._dnc_rules_list = [(r.symbol, r.conds.get("consent") is False) for r in rules.rules
+                                    if "sms-mt" in r.applies_to and r.action is Action.DROP
+                                    and r.conds.get("recipient_dnc") == "S"]
+            self._dnc_rules_of = rules
+        return self._dnc_rules_list
 
     def uncharge(self, msg: Message, second: int) -> None:
         """Give back the counts at `second` (delivery_charge) of a message the SMSC now will not deliver: a

@@ -90,8 +90,8 @@ def test_a_late_answer_after_a_retry_gives_one_line(pipe):
             if ev.command_id == C.CANCEL_SM:
                 self.received.append((time.monotonic(), ev))
                 st = 0 if self.cancels() == 1 else C.ESME_RCANCELFAIL
-                asyncio.get_running_loop().call_later(
-                    1.6, s.send, P.CancelSmResp(sequence_number=ev.sequence_number, command_status=st))
+                asyncio.get_running_loop().call_later(      # (after the retry: 1 s after the timeout)
+                    2.5, s.send, P.CancelSmResp(sequence_number=ev.sequence_number, command_status=st))
                 return
             return super().on_pdu(s, ev)
     out = io.StringIO()
@@ -105,7 +105,7 @@ def test_a_late_answer_after_a_retry_gives_one_line(pipe):
             mid = _submit(s, 2, "84912777521")
             h.run(lambda: pipe.lists.add_dnc(84912777521, "S"))
             assert _wait(lambda: len(_cancels(h)) == 2, 6), "no retry after the timeout"
-            time.sleep(2.5)                                 # both answers in
+            time.sleep(3.0)                                 # both answers in
             assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
     finally:
         restore()

@@ -42,6 +42,9 @@ _INTERMEDIATE = 0x20    # SMPP 3.4 §5.2.12: esm_class bits 5-2, intermediate de
 # answers a cancel_sm with, and the ad would be asked about every second until its delivery)
 _TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RX_T_APPN)
 TICK = 1.0          # seconds between two looks at the index (from the housekeeping tick)
+IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at most (the rest wait for a tick): a DNC
+                    # import that bars thousands of ads takes a few window slots, never the submits' windows
+BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
 
 
@@ -86,13 +89,19 @@ class DncCancel:
         seen = (len(lists.dnc_s), lists.dnc_added)
         ref, retry = self._scheduled_lists, self._scheduled_retry
         changed = ref is None or ref() is not lists or seen != self._scheduled_seen
-        if not changed and not retry:
+        due = [k for k, t in retry.items() if t <= now] if retry else ()
+        if not changed and not due:
             return
-        self._scheduled_lists, self._scheduled_seen, self._scheduled_retry = _weak(lists), seen, set()
-        # the list changed: every ad to a number on it; else only the ads whose cancel is to be tried again (not
+        for k in due:
+            del retry[k]
+            if k not in s.entries:                  # (gone meanwhile: its receipt, its delivery time)
+                self._cancel_tries.pop(k, None)
+        if changed:
+            self._scheduled_lists, self._scheduled_seen = _weak(lists), seen
+        # the list changed: every ad to a number on it; else only the ads whose cancel is to be tried again now (not
         # every ad on the list, those with consent too, judged again each second while one cancel waits)
-        for ad in s.to(lists.dnc_s) if changed else [a for a in map(s.entries.get, retry) if a is not None]:
-            if ad.key in self._cancelling:
+        for ad in s.to(lists.dnc_s) if changed else [a for a in map(s.entries.get, due) if a is not None]:
+            if ad.key in self._cancelling or ad.key in retry:       # (in flight, or waiting for its back-off)
                 continue
             msg = Message(ad.source, format_number(ad.recipient), "", datetime.fromtimestamp(ad.due, timezone.utc),
                           ad.account, "mt", sender_ton=ad.source_ton)
@@ -105,10 +114,18 @@ class DncCancel:
                 self._cancel_scheduled(ad, why)
 
     def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
-        spaces = {l.id_space for l in self.links}
-        link = self._pick_link(space=ad.space if len(spaces) > 1 else None)
+        """A cancel_sm of ours for `ad`, to a link of the id space that issued its id (for its account, within
+        the account's share of the window), at most IN_FLIGHT at once."""
+        if ad.space not in {l.id_space for l in self.links}:
+            # the SMSC that took it is no longer configured (another id space since a restart): no one to ask
+            self.scheduled.discard(ad.key)
+            self.stats["scheduled_ads_cancel_failed"] += 1
+            log.warning("scheduled ad %s to %s: no SMSC link of id space %r (the one that took it) is configured: "
+                        "not cancelled; %s", ad.message_id, ad.destination, ad.space, why)
+            return
+        link = self._pick_link(space=ad.space, account=ad.account) if len(self._cancelling) < IN_FLIGHT else None
         if link is None:
-            self._scheduled_retry.add(ad.key)       # no link free: the next tick tries again
+            self._scheduled_retry[ad.key] = time.monotonic()        # no link free: the next tick tries again
             return
         self._cancelling.add(ad.key)
         self.stats["scheduled_ads_cancel_sent"] += 1
@@ -118,10 +135,12 @@ class DncCancel:
             if resp is None or resp.command_id not in (C.CANCEL_SM_RESP, C.GENERIC_NACK) \
                     or resp.command_status in _TEMPORARY:
                 # no answer (a timeout, a lost link), another command's, or "not now" (throttled, queue full: a
-                # burst of cancels after an import): perhaps not cancelled; again next tick
+                # burst of cancels after an import): perhaps not cancelled; again after a back-off (1, 2, 4 ... s)
                 if ad.key in self.scheduled.entries:
-                    self._scheduled_retry.add(ad.key)
+                    n = self._cancel_tries[ad.key] = self._cancel_tries.get(ad.key, 0) + 1
+                    self._scheduled_retry[ad.key] = time.monotonic() + min(BACKOFF_MAX, 2.0 ** (n - 1))
                 return
+            self._cancel_tries.pop(ad.key, None)
             gone = self.scheduled.discard(ad.key) is None
             st = resp.command_status
             if st and gone and ad.due > self.clock().timestamp():

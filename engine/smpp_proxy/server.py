@@ -109,7 +109,8 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.scheduled = ScheduledAds()
         self._scheduled_at = self._scheduled_said = float("-inf")
         self._scheduled_lists = self._scheduled_seen = None     # the DNC list as last looked at
-        self._scheduled_retry: set = set()                      # their keys, a cancel to try again
+        self._scheduled_retry: dict = {}                        # their keys -> when to try a cancel again
+        self._cancel_tries: dict = {}                           # their keys -> cancels that went unanswered
         self._cancelling: set = set()                           # their keys, our cancel_sm in flight
         self.receipts_after_resp: deque = deque()              # (due, account, pdu, on_done): waiting on their resp
         self._after_resp_timer = None

@@ -1,0 +1,107 @@
+"""Ads scheduled ahead cancelled at a DK DNC (engine/smpp_proxy/dnc_cancel.py): what bounds our own cancel_sm
+traffic (a back-off per ad, a cap on those in flight), and the policy that decides (the rules in force)."""
+import shutil
+import time
+
+import pytest
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.dnc_cancel import IN_FLIGHT
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.scheduled import PendingAd
+from engine.verdict import Message
+from tests.test_smpp_dnc_cancel import NOW, SENDERS, _cancels, _submit, _wait
+from tests.test_smpp_dnc_cancel_answers import _Sim, _with_sim
+from tests.test_smpp_proxy import raw_session
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    ListStore(tmp_path / "data").import_csv("senders", SENDERS, "senders.csv")
+    return build(data_dir=tmp_path / "data", with_model=False)
+
+
+class _Throttling(_Sim):
+    def on_pdu(self, s, ev):
+        if ev.command_id == C.CANCEL_SM:
+            self.received.append((time.monotonic(), ev))
+            return s.send(P.CancelSmResp(sequence_number=ev.sequence_number, command_status=C.ESME_RTHROTTLED))
+        return super().on_pdu(s, ev)
+
+
+class _Silent(_Sim):
+    def on_pdu(self, s, ev):
+        if ev.command_id == C.CANCEL_SM:            # never answered
+            self.received.append((time.monotonic(), ev))
+            return None
+        return super().on_pdu(s, ev)
+
+
+def test_a_cancel_the_smsc_keeps_refusing_for_now_backs_off(pipe):
+    # was: one cancel_sm a second for as long as the SMSC throttles, up to the ad's delivery (30 days)
+    restore = _with_sim(_Throttling)
+    try:
+        with ProxyHarness(pipe, clock=lambda: NOW) as h:
+            s, _ = raw_session(h)
+            _submit(s, 2, "84912777601")
+            h.run(lambda: pipe.lists.add_dnc(84912777601, "S"))
+            assert _wait(lambda: len(_cancels(h)) >= 4, 12)
+            at = [t for t, p in list(h.sim.received) if p.command_id == C.CANCEL_SM][:4]
+    finally:
+        restore()
+    gaps = [b - a for a, b in zip(at, at[1:])]
+    # 1, 2, 4 s after each refusal (the housekeeping's tick rounds each up by at most a second)
+    assert 0.9 < gaps[0] < 2.4 and 1.9 < gaps[1] < 3.4 and 3.9 < gaps[2] < 5.4, gaps
+
+
+def test_at_most_in_flight_cancels_wait_for_an_answer_at_once(pipe):
+    # a DNC import that bars many ads at once: a few window slots, not every one (the submits' windows)
+    n = IN_FLIGHT + 8
+    restore = _with_sim(_Silent)
+    try:
+        with ProxyHarness(pipe, clock=lambda: NOW) as h:
+            s, _ = raw_session(h)
+            for i in range(n):
+                _submit(s, 2 + i, f"8491277{7700 + i}")
+            h.run(lambda: [pipe.lists.add_dnc(int(f"8491277{7700 + i}"), "S") for i in range(n)])
+            assert _wait(lambda: len(_cancels(h)) >= IN_FLIGHT)
+            time.sleep(0.6)
+            assert len(_cancels(h)) == IN_FLIGHT and len(h.proxy._cancelling) == IN_FLIGHT
+    finally:
+        restore()
+
+
+def test_no_cancel_when_the_rules_in_force_let_ads_to_dnc_numbers_go(tmp_path):
+    # policy as data: a carrier whose AD_TO_DNC tags instead of dropping (or has none) has nothing cancelled
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "config" / "rules", rules)
+    f = rules / "20-advertising-sms.toml"
+    text = f.read_text()
+    head, sep, rest = text.partition('symbol = "AD_TO_DNC"')
+    f.write_text(head + sep + rest.replace('action = "drop"', 'action = "tag"', 1))
+    pipe = build(data_dir=d, with_model=False)
+    assert pipe.reload_rules(rules) == []
+    msg = Message("SHOPABC", "84912777611", "", NOW, "esme1", "mt", sender_ton=5)
+    pipe.lists.add_dnc(84912777611, "S")
+    assert pipe.dnc_barred(msg) is None
+    shipped = build(data_dir=d, with_model=False)                  # the pack as shipped: dropped, so cancelled
+    shipped.lists.add_dnc(84912777611, "S")
+    assert shipped.dnc_barred(msg).startswith("AD_TO_DNC: +84912777611 on list:dnc S")
+
+
+def test_an_ad_of_an_id_space_no_link_has_is_dropped_with_a_warning(pipe, caplog):
+    with ProxyHarness(pipe, clock=lambda: NOW) as h:
+        ad = PendingAd("smsc-gone\x1fX1", "smsc-gone", "X1", "esme1", int(NOW.timestamp()) + 86400, 84912777621,
+                       "", 5, 0, "SHOPABC", 1, 1, "84912777621")
+        h.run(h.proxy.scheduled.add, ad)
+        h.run(lambda: pipe.lists.add_dnc(84912777621, "S"))
+        assert _wait(lambda: not h.proxy.scheduled.entries)
+        assert _cancels(h) == [] and h.proxy.stats["scheduled_ads_cancel_failed"] == 1
+    assert "no SMSC link of id space 'smsc-gone'" in caplog.text
