@@ -27,7 +27,7 @@ HOLD_S = 10.0
 # state_snapshot: the state store's background snapshot (its forked writer, engine/state/forksnap.py), failed
 # when the child fails (a full disk, a read-only one), ok again when a later snapshot is installed
 WRITERS = ("state_journal", "state_snapshot", "shortcode", "shortcode_parts", "held_receipts", "message_ids",
-           "verdict_log")
+           "verdict_log", "scheduled_ads")
 
 
 class DiskTrouble(Trouble):

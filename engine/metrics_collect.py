@@ -86,7 +86,9 @@ class StateCollector:
                                    "items waiting for a writer thread's disk write (engine/groupcommit.py)",
                                    labels=["writer"])
             for name, w in (("shortcode", getattr(p, "commands", None)), ("held_receipts", getattr(p, "held_writer", None)),
-                            ("shortcode_parts", getattr(p, "mo_parts_writer", None))):
+                            ("shortcode_parts", getattr(p, "mo_parts_writer", None)),
+                            ("scheduled_ads", getattr(getattr(getattr(p, "scheduled", None), "log", None), "writer",
+                                                      None))):
                 if w is not None:
                     dw.add_metric([name], w.waiting)
             yield dw
@@ -106,6 +108,7 @@ class StateCollector:
                             ("concat_pending", len(concat) if concat is not None else 0),
                             ("concat_judged", len(concat.judged) if concat is not None else 0),
                             ("mo_concat_pending", len(mo_concat) if mo_concat is not None else 0),
+                            ("scheduled_ads", len(getattr(p, "scheduled", ()))),
                             ("bind_failures", len(throttle.records) if throttle is not None else 0)):
                 tb.add_metric([name], n)
             yield tb

@@ -76,7 +76,6 @@ async def run_serve(args, ready=None):
     from .pipeline import RuleWatcher
     from .smpp_proxy.idlog import IdLog
     from .smpp_proxy.msgids import save_map
-    from .smpp_proxy import scheduled
     from .smpp_proxy.server import SmppProxy
     from .verdictlog import VerdictLog
     from .memtune import fix_mmap_threshold
@@ -159,9 +158,9 @@ async def run_serve(args, ready=None):
     else:
         idlog.open(asyncio.get_running_loop())          # the last run's ids (a crash too); journalled from now
     proxy.open_held(held_file)         # what was held when the last run ended (a crash too); journalled from now
-    # ads scheduled ahead, as the last clean stop left them: cancelled if their recipient registers DK DNC
-    sched_file = held_file.with_name(held_file.name.replace("held_receipts", "scheduled_ads"))
-    scheduled.read(proxy.scheduled, sched_file, int(proxy.clock().timestamp()))
+    # ads scheduled ahead the last run left (a crash too): cancelled if their recipient registers DK DNC; journalled
+    proxy.scheduled.open(held_file.with_name(held_file.name.replace("held_receipts", "scheduled_ads")).with_suffix(
+        ".journal"), asyncio.get_running_loop(), int(proxy.clock().timestamp()), proxy.stats)
     proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(".journal"),
                         asyncio.get_running_loop())     # 5656 message parts acknowledged, their message not yet judged
     # every port is bound before any takes a connection (and before an SMSC link binds): a port in use stops the
@@ -304,11 +303,7 @@ async def run_serve(args, ready=None):
     except OSError as e:
         log.error("message-id map could not be saved whole (%s): the next start reads its log", e)
     await idlog.close(clean=saved)
-    try:
-        scheduled.save(proxy.scheduled, sched_file)
-    except OSError as e:
-        log.error("scheduled ads could not be saved (%s): the %d ads scheduled ahead are not cancelled after the "
-                  "restart if their recipient registers DK DNC", e, len(proxy.scheduled))
+    await proxy.scheduled.close()           # ads scheduled ahead: the journal rewritten as what is indexed
     if sip:
         await sip.stop()        # (its answered calls saved, read back at the next start: sip_screen/dialogstore.py)
     st_task.cancel()

@@ -63,7 +63,7 @@ def test_metrics_health_and_readiness(tmp_path):
         assert _samples(text, "telfilter_state_store_write_errors_total")[0].value == 0
         assert [s.value for s in _samples(text, "telfilter_smpp_upstream_bound")] == [1]
         assert {s.labels["writer"]: s.value for s in _samples(text, "telfilter_durable_writes_waiting")} == \
-            {"shortcode": 0, "held_receipts": 0, "shortcode_parts": 0}
+            {"shortcode": 0, "held_receipts": 0, "shortcode_parts": 0, "scheduled_ads": 0}
         assert _samples(text, "telfilter_list_entries")
         assert _samples(text, "telfilter_rules_generation")[0].value == 1
         assert _get(mport, "/nope")[0] == 404
@@ -208,7 +208,8 @@ def test_the_proxys_growing_tables_are_exported(tmp_path):
         t = tables()
         assert t["message_ids"] == 3                            # one per forwarded message
         assert set(t) == {"sessions", "message_ids", "held_receipts", "early_receipts", "receipts_after_resp",
-                          "concat_pending", "concat_judged", "mo_concat_pending", "bind_failures"}
+                          "concat_pending", "concat_judged", "mo_concat_pending", "scheduled_ads",
+                          "bind_failures"}
         assert t["held_receipts"] == t["concat_pending"] == t["bind_failures"] == 0
     finally:
         h.stop()

@@ -16,12 +16,15 @@ Bounds: BOUND entries (a carrier's ads scheduled within max_schedule_days and no
 indexed (counted in `unindexed`, said in the log once an hour): it is delivered as judged at its submission, as
 every scheduled ad was before this index. An entry goes when its delivery time passes, when its receipt comes (the
 SMSC reached a final state), when an ESME's own cancel_sm or replace_sm of it is taken, or when it is cancelled
-here. Layout: a dict id key -> entry tuple (~330 B an entry with its strings: ~66 MB at the bound), a dict
-recipient -> key (a tuple of keys for the rare recipient with several), the bitmap of recipients, and a heap of
-(due, key) for the expiry (stale items skipped as they surface, rebuilt when they outnumber the entries).
+here. Layout: a dict id key -> entry tuple (~330 B an entry with its strings), a dict recipient -> key (a tuple of
+keys for the rare recipient with several), the bitmap of recipients, and a heap of (due, key) for the expiry (stale
+items skipped as they surface, rebuilt when they outnumber the entries); in serve, the journal's copy of each
+entry (~250 B more): ~580 B an entry, ~116 MB at the bound.
 
-Across a restart: written at a clean stop (DATA_DIR/smpp/scheduled_ads.msgpack, msgpack, replaced whole), read at
-the next start (entries already due dropped). A crash loses the index (see README Known limits).
+Across a restart, a crash too: in serve every entry is journalled as it is indexed and as it goes (`open`:
+DATA_DIR/smpp/scheduled_ads.journal, heldjournal.RecordLog, the held receipts' kind: a writer thread, several
+records in one fsync, rewritten when mostly gone records and at a clean stop). The next start reads it back (the
+entries already due dropped). A crash loses what the writer had not written yet (the last few milliseconds).
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ class PendingAd(NamedTuple):
 
 
 class ScheduledAds:
-    __slots__ = ("bound", "entries", "by_dest", "dests", "heap", "unindexed")
+    __slots__ = ("bound", "entries", "by_dest", "dests", "heap", "unindexed", "log", "hids")
 
     def __init__(self, bound: int = BOUND):
         self.bound = bound
@@ -64,6 +67,8 @@ class ScheduledAds:
         self.dests = BitMap64()
         self.heap: list = []
         self.unindexed = 0
+        self.log = None                     # heldjournal.RecordLog once `open` ran (serve): every change journalled
+        self.hids: dict[str, int] = {}      # key -> its record in the journal
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -75,19 +80,28 @@ class ScheduledAds:
         elif len(self.entries) >= self.bound:
             self.unindexed += 1
             return False
+        self._put(ad)
+        if self.log is not None:
+            self.hids[ad.key] = self.log.add(ad.key, _pack(ad))
+        return True
+
+    def _put(self, ad: PendingAd) -> None:
         self.entries[ad.key] = ad
         n = ad.recipient
         had = self.by_dest.get(n)
         self.by_dest[n] = ad.key if had is None else (had + (ad.key,) if type(had) is tuple else (had, ad.key))
         self.dests.add(n)
         heapq.heappush(self.heap, (ad.due, ad.key))
-        return True
 
     def discard(self, key: str) -> PendingAd | None:
         """The entry of `key` gone (its receipt came, it was cancelled or replaced); it, or None."""
         ad = self.entries.pop(key, None)
         if ad is None:
             return None
+        if self.log is not None:
+            hid = self.hids.pop(key, None)
+            if hid is not None:
+                self.log.gone(hid)
         n = ad.recipient
         had = self.by_dest.get(n)
         if type(had) is tuple:
@@ -126,70 +140,54 @@ class ScheduledAds:
         return out
 
     # ------------------------------------------------------------ across a restart
-    def dump(self) -> bytes:
-        return msgpack.packb({"format": FORMAT, "version": VERSION,
-                              "ads": [list(a) for a in self.entries.values()]}, use_bin_type=True)
-
-    def load(self, data: bytes, now: int) -> int:
-        """Entries of a clean stop's `dump` still ahead of `now`; how many. ValueError: not such a file."""
-        try:
-            d = msgpack.unpackb(data, raw=False, strict_map_key=True)
-        except (msgpack.UnpackException, ValueError, TypeError) as e:
-            raise ValueError(f"not a scheduled-ads file ({type(e).__name__})") from None
-        if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != VERSION \
-                or not isinstance(d.get("ads"), list):
-            raise ValueError("not a scheduled-ads file")
-        n = 0
-        for row in d["ads"]:
-            try:
-                ad = PendingAd(*row)
-            except TypeError:
-                raise ValueError(f"not a scheduled-ads entry: {row!r:.80}") from None
-            if not (isinstance(ad.key, str) and isinstance(ad.due, int) and isinstance(ad.recipient, int)):
-                raise ValueError(f"not a scheduled-ads entry: {row!r:.80}")
-            if ad.due > now and self.add(ad):
-                n += 1
+    def open(self, path, loop, now: int, stats=None) -> int:
+        """Journal the index from now on (`path`, a RecordLog), after reading back what the last run left (its
+        entries still ahead of `now`; the rest, and records this version cannot read, gone). How many."""
+        from ..disktrouble import trouble
+        from .heldjournal import RecordLog
+        rl = RecordLog(path, "telfilter-scheduled-writer", "scheduled ad", stats, "scheduled_journal",
+                       trouble=trouble("scheduled_ads"))
+        live = rl.open(loop)
+        self.log = rl
+        bad = n = 0
+        for hid, key, raw in live:
+            ad = _unpack(raw)
+            if ad is None or ad.key != key:
+                bad += 1
+            if ad is None or ad.key != key or ad.due <= now or key in self.entries or len(self.entries) >= self.bound:
+                rl.gone(hid)
+                continue
+            self._put(ad)
+            self.hids[key] = hid
+            n += 1
+        if bad:
+            log.error("scheduled ads %s: %d records not read (not this version's): those ads are not cancelled if "
+                      "their recipient registers DK DNC", path, bad)
+        if n:
+            log.info("scheduled ads: %d ads scheduled ahead from the last run, cancelled if their recipient registers "
+                     "DK DNC before their delivery", n)
         return n
 
-
-def save(ads: ScheduledAds, path) -> int:
-    """At a clean stop: the index to `path` (replaced whole), or the file removed when it is empty."""
-    from pathlib import Path
-
-    from ..durable import replace_file
-    path = Path(path)
-    if not len(ads):
-        path.unlink(missing_ok=True)
-        return 0
-    replace_file(path, ads.dump())
-    return len(ads)
+    async def close(self) -> int:
+        """Clean stop: the journal rewritten as what is indexed (read by the next start). How many."""
+        rl, self.log = self.log, None
+        return await rl.close() if rl is not None else 0
 
 
-def read(ads: ScheduledAds, path, now: int) -> int:
-    """At a start: a clean stop's index back, and the file removed: the index is in memory from now on, and a
-    crash must not bring back entries gone since (an ad its ESME replaced by a message that is not one). Never
-    raises: a file not read is said and left as it is."""
-    from pathlib import Path
-    path = Path(path)
+def _pack(ad: PendingAd) -> bytes:
+    return msgpack.packb(list(ad), use_bin_type=True)
+
+
+_TYPES = (str, str, str, str, int, int, str, int, int, str, int, int, str)
+
+
+def _unpack(raw: bytes) -> PendingAd | None:
+    """An entry from its journal record, or None when the record is not one (a later version's)."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return 0
-    except OSError as e:
-        log.error("scheduled ads %s not read (%s): ads scheduled before the restart are not cancelled if their "
-                  "recipient registers DK DNC", path, e)
-        return 0
-    try:
-        n = ads.load(data, now)
-    except ValueError as e:
-        log.error("scheduled ads %s: %s; left as it is, ads scheduled before the restart are not cancelled if their "
-                  "recipient registers DK DNC", path, e)
-        return 0
-    try:
-        path.unlink()
-    except OSError as e:
-        log.warning("scheduled ads %s read but not removed (%s)", path, e)
-    if n:
-        log.info("scheduled ads: %d ads scheduled ahead from the last stop, cancelled if their recipient registers "
-                 "DK DNC before their delivery", n)
-    return n
+        row = msgpack.unpackb(raw, raw=False)
+    except (msgpack.UnpackException, ValueError, TypeError):
+        return None
+    if not isinstance(row, list) or len(row) != len(_TYPES) or \
+            not all(type(v) is t for v, t in zip(row, _TYPES)):
+        return None
+    return PendingAd(*row)
