@@ -105,3 +105,18 @@ def test_an_ad_of_an_id_space_no_link_has_is_dropped_with_a_warning(pipe, caplog
         assert _wait(lambda: not h.proxy.scheduled.entries)
         assert _cancels(h) == [] and h.proxy.stats["scheduled_ads_cancel_failed"] == 1
     assert "no SMSC link of id space 'smsc-gone'" in caplog.text
+
+
+def test_an_ad_whose_smsc_link_is_down_for_now_waits_for_it(pipe, caplog):
+    # was: dropped from the index with "no SMSC link of id space" while its link was being bound again (a lost link,
+    # the first ticks after a start): self.links holds the bound links only, not the configured ones
+    with ProxyHarness(pipe, clock=lambda: NOW) as h:
+        s, _ = raw_session(h)
+        mid = _submit(s, 2, "84912777631")
+        down = h.run(lambda: [h.proxy.links.pop() for _ in list(h.proxy.links)])     # as while it binds again
+        h.run(lambda: pipe.lists.add_dnc(84912777631, "S"))
+        time.sleep(2.5)
+        assert len(h.proxy.scheduled) == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
+        h.run(h.proxy.links.extend, down)                                           # bound again
+        assert _wait(lambda: [c for c in _cancels(h) if c.message_id == mid])
+    assert "no SMSC link of id space" not in caplog.text
