@@ -66,9 +66,10 @@ class AdCounts:
 
     def dnc_barred(self, msg: Message) -> str | None:
         """Why an ad `msg` may not reach its recipient now, or None: as the rules in force bar an ad to a DNC
-        number (a drop rule for sms-mt with `recipient_dnc = "S"`, the pack's AD_TO_DNC; with `consent = false`
-        beside it, the recipient's consent to the sender's owner, as the registry says at `msg.time`, lets it go).
-        None when no such rule is in force. Asked of an ad scheduled ahead, at a DNC change before its delivery
+        number (a rule for sms-mt that drops by itself, `action = "drop"` or its score at [actions] drop, and cannot
+        hold without `recipient_dnc = "S"`, the pack's AD_TO_DNC; with `consent = false` required too, the
+        recipient's consent to the sender's owner, as the registry says at `msg.time`, lets it go). None when no
+        such rule is in force. Asked of an ad scheduled ahead, at a DNC change before its delivery
         (smpp_proxy/dnc_cancel.py)."""
         rules = self._dnc_rules()
         if not rules:
@@ -77,20 +78,30 @@ class AdCounts:
         n, lists = ctx.recipient_num, self.lists
         if not lists.in_dnc(n, "S"):
             return None
-        for symbol, consent_lets_go in rules:
-            if not (consent_lets_go and lists.has_consent(ctx.owner, n)):
+        for symbol, consent in rules:
+            if consent is None or bool(lists.has_consent(ctx.owner, n)) is consent:
                 return f"{symbol}: {format_number(n)} on list:dnc S" + (
-                    f", no consent for {ctx.owner}" if consent_lets_go and ctx.owner else "")
+                    f", no consent for {ctx.owner}" if consent is False and ctx.owner else "")
         return None
 
     def _dnc_rules(self) -> list:
-        """[(symbol, whether consent lets the ad go)] of the drop rules for sms-mt on `recipient_dnc = "S"`."""
+        """[(symbol, the consent it requires: True, False or None)] of the rules for sms-mt that drop by themselves
+        and require `recipient_dnc = "S"`: in their own [rule.when] or in a symbol their expr requires (an `and`
+        of it, or it alone; under an `or` it is not required). A required `not __X` where __X is `consent = true`
+        alone is a requirement of no consent. The rules' other conditions are taken to hold (the ad's text is not
+        kept, and it was an ad)."""
         rules = self.rules
         if self._dnc_rules_of is not rules:
-            self._dnc_rules_list = [(r.symbol, r.conds.get("consent") is False) for r in rules.rules
-                                    if "sms-mt" in r.applies_to and r.action is Action.DROP
-                                    and r.conds.get("recipient_dnc") == "S"]
-            self._dnc_rules_of = rules
+            out = []
+            for r in rules.rules:
+                # (a score at the drop threshold drops whatever action the rule forces: verdict.decide)
+                if "sms-mt" in r.applies_to and not r.helper and (
+                        r.action is Action.DROP or r.score >= rules.drop_threshold):
+                    req = _required(r, rules.by_symbol, set())
+                    if ("recipient_dnc", "S") in req:
+                        consent = False if ("consent", False) in req else True if ("consent", True) in req else None
+                        out.append((r.symbol, consent))
+            self._dnc_rules_list, self._dnc_rules_of = out, rules
         return self._dnc_rules_list
 
     def uncharge(self, msg: Message, second: int) -> None:
@@ -104,3 +115,24 @@ class AdCounts:
             for k in keys:
                 remove(ns, k, second, window, limit)
 
+
+_WATCHED = ("recipient_dnc", "consent")       # the conditions dnc_barred reads of a rule (the rest: assumed to hold)
+
+
+def _required(rule, by_symbol: dict, seen: set) -> set:
+    """{(condition, value)} of _WATCHED that `rule` cannot hold without: its own [rule.when]'s, those of the symbols
+    its expr requires, and a required `not X` turned round (X `consent = true` alone: no consent required)."""
+    out = {(k, rule.conds[k]) for k in _WATCHED if k in rule.conds and not isinstance(rule.conds[k], (list, dict))}
+    seen.add(rule.symbol)
+    todo = [rule.tree] if rule.tree is not None else []
+    while todo:
+        node = todo.pop()
+        if node[0] == "and":
+            todo.extend(node[1])
+        elif node[0] == "sym" and node[1] in by_symbol and node[1] not in seen:
+            out |= _required(by_symbol[node[1]], by_symbol, seen)
+        elif node[0] == "not" and node[1][0] == "sym" and node[1][1] in by_symbol:
+            x = by_symbol[node[1][1]]          # `not X`, X consent alone: its opposite (else nothing required)
+            if x.tree is None and list(x.conds) == ["consent"] and isinstance(x.conds["consent"], bool):
+                out.add(("consent", not x.conds["consent"]))
+    return out

@@ -76,23 +76,38 @@ def test_at_most_in_flight_cancels_wait_for_an_answer_at_once(pipe):
         restore()
 
 
-def test_no_cancel_when_the_rules_in_force_let_ads_to_dnc_numbers_go(tmp_path):
-    # policy as data: a carrier whose AD_TO_DNC tags instead of dropping (or has none) has nothing cancelled
+def _pack_with(tmp_path, edit, extra=""):
+    """The shipped pack with AD_TO_DNC's table edited (`edit(its text)`) and `extra` rules after it, in force."""
     d = tmp_path / "data"
     ListStore(d).import_csv("senders", SENDERS, "senders.csv")
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "config" / "rules", rules)
     f = rules / "20-advertising-sms.toml"
-    text = f.read_text()
-    head, sep, rest = text.partition('symbol = "AD_TO_DNC"')
-    f.write_text(head + sep + rest.replace('action = "drop"', 'action = "tag"', 1))
+    head, sep, rest = f.read_text().partition('symbol = "AD_TO_DNC"')
+    table, nxt, tail = rest.partition("[[rule]]")
+    f.write_text(head + sep + edit(table) + extra + nxt + tail)
     pipe = build(data_dir=d, with_model=False)
     assert pipe.reload_rules(rules) == []
-    msg = Message("SHOPABC", "84912777611", "", NOW, "esme1", "mt", sender_ton=5)
     pipe.lists.add_dnc(84912777611, "S")
-    assert pipe.dnc_barred(msg) is None
-    shipped = build(data_dir=d, with_model=False)                  # the pack as shipped: dropped, so cancelled
+    return pipe
+
+
+def _barred(pipe, text=b"[QC] Giam gia 30%. TC gui 5656"):
+    """(what judging the ad at its submission does, what dnc_barred says of it scheduled)."""
+    msg = Message("SHOPABC", "84912777611", text.decode(), NOW, "esme1", "mt", sender_ton=5)
+    v = pipe.judge(msg, commit=False)
+    return v.action.name, pipe.dnc_barred(Message("SHOPABC", "84912777611", "", NOW, "esme1", "mt", sender_ton=5))
+
+
+def test_no_cancel_when_the_rules_in_force_let_ads_to_dnc_numbers_go(tmp_path):
+    # policy as data: a carrier whose AD_TO_DNC tags instead of dropping (or has none) has nothing cancelled (its
+    # score below the drop threshold: 15, the shipped score, drops it by the score table, see the next test)
+    pipe = _pack_with(tmp_path, lambda t: t.replace('action = "drop"', 'action = "tag"', 1).replace(
+        "score = 15.0", "score = 5.0", 1))
+    assert _barred(pipe) == ("TAG", None)
+    shipped = build(data_dir=tmp_path / "data", with_model=False)  # the pack as shipped: dropped, so cancelled
     shipped.lists.add_dnc(84912777611, "S")
+    msg = Message("SHOPABC", "84912777611", "", NOW, "esme1", "mt", sender_ton=5)
     assert shipped.dnc_barred(msg).startswith("AD_TO_DNC: +84912777611 on list:dnc S")
 
 
@@ -120,3 +135,43 @@ def test_an_ad_whose_smsc_link_is_down_for_now_waits_for_it(pipe, caplog):
         h.run(h.proxy.links.extend, down)                                           # bound again
         assert _wait(lambda: [c for c in _cancels(h) if c.message_id == mid])
     assert "no SMSC link of id space" not in caplog.text
+
+
+def test_a_rule_that_drops_by_its_score_alone_cancels(tmp_path):
+    # was: only a forced `action = "drop"` counted; a rule whose score reaches [actions] drop by itself drops the ad
+    # at its submission as surely (verdict.decide), and the scheduled one went to the DNC number
+    pipe = _pack_with(tmp_path, lambda t: t.replace('action = "drop"\n', "", 1))
+    action, why = _barred(pipe)
+    assert action == "DROP" and why is not None and why.startswith("AD_TO_DNC: +84912777611 on list:dnc S"), why
+
+
+HELPERS = """
+[[rule]]
+symbol = "__TO_DNC_S"
+description = "recipient on the DNC list for SMS"
+applies_to = ["sms-mt"]
+[rule.when]
+recipient_dnc = "S"
+
+[[rule]]
+symbol = "__CONSENTED"
+description = "recipient opted in to the advertiser"
+applies_to = ["sms-mt"]
+[rule.when]
+consent = true
+
+"""
+
+
+def test_a_drop_rule_on_dnc_through_helpers_cancels_and_honours_consent_so_written(tmp_path):
+    # was: only `recipient_dnc = "S"` in the drop rule's own [rule.when]; "no ads to DNC numbers" written with
+    # helpers (`__IS_AD and __TO_DNC_S and not __CONSENTED`) dropped the ad at submission, and nothing cancelled it
+    when = 'expr = "__IS_AD"\nrecipient_dnc = "S"\nconsent = false\n'
+    pipe = _pack_with(tmp_path, lambda t: t.replace(when, 'expr = "__IS_AD and __TO_DNC_S and not __CONSENTED"\n'),
+                      HELPERS)
+    action, why = _barred(pipe)
+    assert action == "DROP" and why is not None and why.startswith("AD_TO_DNC: +84912777611 on list:dnc S"), why
+    pipe.lists.add_consent("Shop ABC", 84912777611)                 # `not __CONSENTED`: consent lets it go
+    assert _barred(pipe) == ("ALLOW", None)
+    # an `or` branch is not required: a DKQC registration to a DNC number (DKQC_VIOLATION) bars no ad
+    assert [r[0] for r in pipe._dnc_rules()] == ["AD_TO_DNC"]
