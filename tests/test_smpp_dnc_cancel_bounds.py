@@ -175,3 +175,23 @@ def test_a_drop_rule_on_dnc_through_helpers_cancels_and_honours_consent_so_writt
     assert _barred(pipe) == ("ALLOW", None)
     # an `or` branch is not required: a DKQC registration to a DNC number (DKQC_VIOLATION) bars no ad
     assert [r[0] for r in pipe._dnc_rules()] == ["AD_TO_DNC"]
+
+
+def test_the_back_off_of_an_ad_no_longer_barred_is_forgotten(pipe):
+    # was: an ad whose cancel was to be tried again, let go at its retry (consent given meanwhile) or gone (its
+    # receipt, its delivery), kept its count of tries in _cancel_tries for as long as the process ran
+    restore = _with_sim(_Throttling)
+    try:
+        with ProxyHarness(pipe, clock=lambda: NOW) as h:
+            s, _ = raw_session(h)
+            _submit(s, 2, "84912777641")
+            _submit(s, 3, "84912777642")
+            h.run(lambda: [pipe.lists.add_dnc(n, "S") for n in (84912777641, 84912777642)])
+            assert _wait(lambda: len(_cancels(h)) >= 2 and len(h.proxy._cancel_tries) == 2)
+            h.run(pipe.lists.add_consent, "Shop ABC", 84912777641)         # let go at its retry
+            h.run(lambda: h.proxy.scheduled.discard(next(k for k, a in h.proxy.scheduled.entries.items()
+                                                         if a.recipient == 84912777642)))  # gone: its receipt
+            assert _wait(lambda: not h.proxy._scheduled_retry, 4)
+            assert h.proxy._cancel_tries == {} and len(h.proxy.scheduled) == 1
+    finally:
+        restore()

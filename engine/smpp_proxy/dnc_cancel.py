@@ -13,14 +13,15 @@ service_type, source and destination as submitted) to a link of the id space tha
 - an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status; an
   error for an ad settled already before its delivery (a cancel of ours that timed out, answered late after its
   retry on another link) is no news: no line.
-- none (a timeout, a lost link), "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN) or no link free: the
-  entry stays, tried again at the next tick.
+- none (a timeout, a lost link) or "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN): the entry stays,
+  tried again after a back-off of its own (1, 2, 4 ... s, at most BACKOFF_MAX; forgotten when the ad goes or is let
+  go); no link of its id space free, or IN_FLIGHT of ours waiting: tried again at the next tick.
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
 Cost: nothing per message that is not a scheduled ad; per scheduled ad, one index entry. Per DNC change, one bitmap
 intersection (the index's recipients with the list) within a second; per ad found, a registry lookup; per cancel
-to try again, that ad's lookup a second later.
+to try again, that ad's lookup at its retry.
 """
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ class DncCancel:
         """From the housekeeping tick (every 0.25 s): at most every TICK seconds, the index looked at."""
         s = self.scheduled
         if not s.entries or now - self._scheduled_at < TICK:
+            if not s.entries and self._scheduled_retry:         # (their ads gone: nothing to try again)
+                self._scheduled_retry.clear()
+                self._cancel_tries.clear()
             return
         self._scheduled_at = now
         s.expire(int(self.clock().timestamp()))
@@ -94,8 +98,6 @@ class DncCancel:
             return
         for k in due:
             del retry[k]
-            if k not in s.entries:                  # (gone meanwhile: its receipt, its delivery time)
-                self._cancel_tries.pop(k, None)
         if changed:
             self._scheduled_lists, self._scheduled_seen = _weak(lists), seen
         # the list changed: every ad to a number on it; else only the ads whose cancel is to be tried again now (not
@@ -112,6 +114,10 @@ class DncCancel:
                 continue
             if why is not None:
                 self._cancel_scheduled(ad, why)
+        tries = self._cancel_tries
+        for k in due:           # not tried again (gone meanwhile, or let go now: consent): its back-off forgotten
+            if k not in retry and k not in self._cancelling:
+                tries.pop(k, None)
 
     def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
         """A cancel_sm of ours for `ad`, to a link of the id space that issued its id (for its account, within
@@ -122,6 +128,7 @@ class DncCancel:
             # `self.links`: the links bound now; one lost, binding again, or not bound yet after a start is still
             # there to ask, once bound: `_pick_link` finds none meanwhile, the next tick tries again)
             self.scheduled.discard(ad.key)
+            self._cancel_tries.pop(ad.key, None)
             self.stats["scheduled_ads_cancel_failed"] += 1
             log.warning("scheduled ad %s to %s: no SMSC link of id space %r (the one that took it) is configured: "
                         "not cancelled; %s", ad.message_id, ad.destination, ad.space, why)
@@ -142,6 +149,8 @@ class DncCancel:
                 if ad.key in self.scheduled.entries:
                     n = self._cancel_tries[ad.key] = self._cancel_tries.get(ad.key, 0) + 1
                     self._scheduled_retry[ad.key] = time.monotonic() + min(BACKOFF_MAX, 2.0 ** (n - 1))
+                else:                       # gone meanwhile (its receipt, its delivery time): nothing to try again
+                    self._cancel_tries.pop(ad.key, None)
                 return
             self._cancel_tries.pop(ad.key, None)
             gone = self.scheduled.discard(ad.key) is None
