@@ -195,3 +195,23 @@ def test_the_back_off_of_an_ad_no_longer_barred_is_forgotten(pipe):
             assert h.proxy._cancel_tries == {} and len(h.proxy.scheduled) == 1
     finally:
         restore()
+
+
+def test_ads_waiting_for_a_cancel_slot_are_not_judged_again_each_tick(pipe):
+    # was: every ad past the IN_FLIGHT cap asked the registry again each second until a slot was free (a DNC import
+    # that bars the index's 200,000 ads: ~1.5 s of the event loop every second, for as long as they wait)
+    n = IN_FLIGHT + 8
+    restore = _with_sim(_Silent)
+    try:
+        with ProxyHarness(pipe, clock=lambda: NOW) as h:
+            s, _ = raw_session(h)
+            for i in range(n):
+                _submit(s, 2 + i, f"8491277{7800 + i}")
+            h.run(lambda: [pipe.lists.add_dnc(int(f"8491277{7800 + i}"), "S") for i in range(n)])
+            assert _wait(lambda: len(_cancels(h)) >= IN_FLIGHT)
+            asked, judge = [], pipe.dnc_barred
+            pipe.dnc_barred = lambda msg: asked.append(msg) or judge(msg)
+            time.sleep(2.3)                                 # two ticks at least, the 32 still unanswered
+            assert asked == [] and len(h.proxy._scheduled_retry) == 8
+    finally:
+        restore()
