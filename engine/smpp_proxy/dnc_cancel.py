@@ -43,8 +43,8 @@ _INTERMEDIATE = 0x20    # SMPP 3.4 §5.2.12: esm_class bits 5-2, intermediate de
 # answers a cancel_sm with, and the ad would be asked about every second until its delivery)
 _TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RX_T_APPN)
 TICK = 1.0          # seconds between two looks at the index (from the housekeeping tick)
-IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at most (the rest wait, unjudged, for a
-                    # slot): a DNC import that bars thousands of ads takes a few window slots, never the submits' windows
+IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at most (the rest wait, unjudged, for
+                    # a slot): a DNC import that bars thousands of ads takes a few window slots, not the submits'
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
 
