@@ -208,6 +208,30 @@ def test_the_journal_gives_the_index_back_after_a_crash(tmp_path):
     assert _unpack(msgpack.packb(list(_ad("m9", 5)))) == _ad("m9", 5)
 
 
+def test_of_two_records_of_one_ad_the_later_is_read_back(tmp_path):
+    # was: the first read won. Re-timed (replace_sm) or given again, an ad's old record goes before its new one is
+    # added; a gone record the writer refused (full) left both live, and the start read back the old delivery time
+    import asyncio
+
+    from engine.smpp_proxy.heldjournal import RecordLog
+    from engine.smpp_proxy.scheduled import _pack
+    path = tmp_path / "scheduled_ads.journal"
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        rl = RecordLog(path, "t", "scheduled ad")
+        rl.open(loop)
+        rl.add("m1", _pack(_ad("m1", 2000)))
+        rl.add("m1", _pack(_ad("m1", 3000)))        # (the gone record of the first: refused)
+        assert await rl.writer.idle(5)
+        rl.writer.close()
+        a = ScheduledAds()
+        assert a.open(path, loop, now=1000) == 1 and a.entries["m1"].due == 3000
+        assert list(a.log.records) == [a.hids["m1"]]
+        await a.close()
+    asyncio.run(run())
+
+
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
 def test_serve_keeps_the_index_across_a_restart(tmp_path, stop):
     """`serve`: an ad scheduled for tomorrow, a stop (clean, or kill -9), a start, then the recipient's DK DNC: the ad

@@ -154,7 +154,10 @@ class ScheduledAds:
             ad = _unpack(raw)
             if ad is None or ad.key != key:
                 bad += 1
-            if ad is None or ad.key != key or ad.due <= now or key in self.entries or len(self.entries) >= self.bound:
+            if key in self.entries:         # a gone record lost (the writer full): the later record is in force
+                self.discard(key)
+                n -= 1
+            if ad is None or ad.key != key or ad.due <= now or len(self.entries) >= self.bound:
                 rl.gone(hid)
                 continue
             self._put(ad)
