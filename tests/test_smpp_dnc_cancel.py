@@ -164,6 +164,17 @@ def test_off_in_smpp_toml_nothing_is_indexed(pipe, tmp_path):
     assert SmppSettings().cancel_scheduled_on_dnc is True
 
 
+def test_off_in_smpp_toml_the_last_runs_ads_are_not_cancelled_either(pipe):
+    # was: turned off across a restart, the ads the journal gave back (indexed while it was on) were still cancelled
+    settings = SmppSettings()
+    settings.cancel_scheduled_on_dnc = False
+    with ProxyHarness(pipe, clock=lambda: NOW, settings=settings) as h:
+        h.run(h.proxy.scheduled.add, _ad("m1", int(NOW.timestamp()) + 86400, 84912777442))     # (as `open` reads)
+        h.run(lambda: pipe.lists.add_dnc(84912777442, "S"))
+        time.sleep(1.5)
+        assert _cancels(h) == [] and h.proxy.stats["scheduled_ads_cancel_sent"] == 0
+
+
 def _ad(key, due, n=84912777451):
     return PendingAd(key, "", key, "esme1", due, n, "", 5, 0, "SHOPABC", 1, 1, str(n))
 

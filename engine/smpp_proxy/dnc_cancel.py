@@ -89,6 +89,8 @@ class DncCancel:
             return
         self._scheduled_at = now
         s.expire(int(self.clock().timestamp()))
+        if not self.settings.cancel_scheduled_on_dnc:
+            return          # off: none indexed now, and those the last run's journal gave back are not cancelled
         lists = self.pipeline.lists
         seen = (len(lists.dnc_s), lists.dnc_added)
         ref, retry = self._scheduled_lists, self._scheduled_retry
