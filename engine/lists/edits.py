@@ -90,6 +90,7 @@ def add(L: Lists, kind: str, r) -> None:
 def clear(L: Lists, kind: str) -> None:
     if kind == "dnc":
         L.dnc_s, L.dnc_v = BitMap64(), BitMap64()
+        L.dnc_changes += 1
     elif kind == "senders":
         L.senders = {}
     elif kind == "blacklist":

@@ -30,9 +30,10 @@ class Lists:
     # the DNC journal as far as applied here: (generation, byte offset), see journal.py
     journal_mark: tuple | None = field(default=None, compare=False)
     journal_bad: list = field(default_factory=list, compare=False, repr=False)
-    # DNC numbers added one by one so far (add_dnc): with the list's size, how the SMPP proxy sees that the list
-    # changed (smpp_proxy/dnc_cancel.py: ads scheduled ahead to a number that registers are cancelled)
-    dnc_added: int = field(default=0, compare=False, repr=False)
+    # changes made to the DNC lists in memory so far (add_dnc, remove_dnc, an import, a clear): how the SMPP proxy
+    # sees that the list changed (smpp_proxy/dnc_cancel.py: ads scheduled ahead to a number that registers are
+    # cancelled); a reload's new Lists starts again (the proxy sees another object)
+    dnc_changes: int = field(default=0, compare=False, repr=False)
     # kind -> the identity of the snapshot file it was read from (snapshot.py), None: there was none; a kind read
     # from a previous generation, or not read from files at all, is not there (a reload reads it again)
     sources: dict = field(default_factory=dict, compare=False, repr=False)
@@ -116,13 +117,14 @@ class Lists:
 
     # --- mutations (used by the store; callers hold the only reference) ---
     def add_dnc(self, number: int, channel: str) -> None:
-        self.dnc_added += 1
+        self.dnc_changes += 1
         if "S" in channel:
             self.dnc_s.add(number)
         if "V" in channel:
             self.dnc_v.add(number)
 
     def remove_dnc(self, number: int, channel: str) -> None:
+        self.dnc_changes += 1
         if "S" in channel:
             self.dnc_s.discard(number)
         if "V" in channel:

@@ -374,6 +374,7 @@ class ListStore:
         def add_all(L):
             L.dnc_s |= BitMap64(by_ch["S"])
             L.dnc_v |= BitMap64(by_ch["V"])
+            L.dnc_changes += 1
         return self._install_import("dnc", name, n, errors, replace, allow_partial, add_all)
 
     def add(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):

@@ -92,7 +92,7 @@ class DncCancel:
         if not self.settings.cancel_scheduled_on_dnc:
             return          # off: none indexed now, and those the last run's journal gave back are not cancelled
         lists = self.pipeline.lists
-        seen = (len(lists.dnc_s), lists.dnc_added)
+        seen = lists.dnc_changes
         ref, retry = self._scheduled_lists, self._scheduled_retry
         changed = ref is None or ref() is not lists or seen != self._scheduled_seen
         due = [k for k, t in retry.items() if t <= now] if retry else ()
