@@ -18,6 +18,7 @@ from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds
 from engine.smpp_proxy.simulator import SmscSimulator
 from engine.verdictlog import VerdictLog
+from tests.test_serve import wait_for
 from tests.test_smpp_proxy import raw_session, read_raw
 
 ICT = timezone(timedelta(hours=7))
@@ -58,12 +59,7 @@ def _cancels(h):
 
 
 def _wait(cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
+    return wait_for(cond, timeout)
 
 
 def _lines(buf, kind):

@@ -59,17 +59,22 @@ def test_a_cancel_the_smsc_keeps_refusing_for_now_backs_off(pipe):
     assert 0.9 < gaps[0] < 2.4 and 1.9 < gaps[1] < 3.4 and 3.9 < gaps[2] < 5.4, gaps
 
 
+def _many_barred(h, pipe, first: int, n: int) -> None:
+    """`n` ads scheduled to first, first + 1, ..., then all put on the DNC list: the first IN_FLIGHT cancels sent."""
+    s, _ = raw_session(h)
+    for i in range(n):
+        _submit(s, 2 + i, str(first + i))
+    h.run(lambda: [pipe.lists.add_dnc(first + i, "S") for i in range(n)])
+    assert _wait(lambda: len(_cancels(h)) >= IN_FLIGHT)
+
+
 def test_at_most_in_flight_cancels_wait_for_an_answer_at_once(pipe):
     # a DNC import that bars many ads at once: a few window slots, not every one (the submits' windows)
     n = IN_FLIGHT + 8
     restore = _with_sim(_Silent)
     try:
         with ProxyHarness(pipe, clock=lambda: NOW) as h:
-            s, _ = raw_session(h)
-            for i in range(n):
-                _submit(s, 2 + i, f"8491277{7700 + i}")
-            h.run(lambda: [pipe.lists.add_dnc(int(f"8491277{7700 + i}"), "S") for i in range(n)])
-            assert _wait(lambda: len(_cancels(h)) >= IN_FLIGHT)
+            _many_barred(h, pipe, 84912777700, n)
             time.sleep(0.6)
             assert len(_cancels(h)) == IN_FLIGHT and len(h.proxy._cancelling) == IN_FLIGHT
     finally:
@@ -204,11 +209,7 @@ def test_ads_waiting_for_a_cancel_slot_are_not_judged_again_each_tick(pipe):
     restore = _with_sim(_Silent)
     try:
         with ProxyHarness(pipe, clock=lambda: NOW) as h:
-            s, _ = raw_session(h)
-            for i in range(n):
-                _submit(s, 2 + i, f"8491277{7800 + i}")
-            h.run(lambda: [pipe.lists.add_dnc(int(f"8491277{7800 + i}"), "S") for i in range(n)])
-            assert _wait(lambda: len(_cancels(h)) >= IN_FLIGHT)
+            _many_barred(h, pipe, 84912777800, n)
             asked, judge = [], pipe.dnc_barred
             pipe.dnc_barred = lambda msg: asked.append(msg) or judge(msg)
             time.sleep(2.3)                                 # two ticks at least, the 32 still unanswered
