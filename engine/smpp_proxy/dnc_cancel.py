@@ -127,8 +127,7 @@ class DncCancel:
     def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
         """A cancel_sm of ours for `ad`, to a link of the id space that issued its id (for its account, within
         the account's share of the window), at most IN_FLIGHT at once."""
-        s = self.settings
-        if ad.space not in {s.smsc_links.get(a, {}).get("id_space", "") for a in s.smsc}:
+        if ad.space not in self.id_spaces():
             # the SMSC that took it is no longer configured (another id space since a restart): no one to ask. (Not
             # `self.links`: the links bound now; one lost, binding again, or not bound yet after a start is still
             # there to ask, once bound: `_pick_link` finds none meanwhile, the next tick tries again)

@@ -32,7 +32,7 @@ class RelayPath:
         after the SMSC's success (in time or late), with the id's key in the map; `refund` (a replace_sm's
         Refund) given back when the SMSC refuses it or no link can take it."""
         mid = getattr(pdu, "message_id", "")
-        spaces = {l.id_space for l in self.links}
+        spaces = self.id_spaces()           # (configured: a link binding again still has its ids, smsc.py)
         owner = space = None
         for sp in spaces:
             owner = self.msgid_account.get(id_key(sp, mid))
@@ -91,7 +91,7 @@ class RelayPath:
         mid = pdu.message_id
         ids = self.msgid_account
         owner = sent = key = None
-        for sp in {l.id_space for l in self.links} or {""}:
+        for sp in self.id_spaces():
             key = id_key(sp, mid)
             owner = ids.get(key)
             if owner is not None:

@@ -113,6 +113,13 @@ class UpstreamMixin:
             # from reconnect_min, else a refused transmitter bind was retried at once, for ever)
             delay = min(self.settings.reconnect_max, max(self.settings.reconnect_min, delay * 2))
 
+    def id_spaces(self) -> set:
+        """The id spaces of the SMSC links configured ([[upstream.smsc]] id_space; "" by default), bound now or
+        not: `self.links` holds the links bound now only (one lost is removed until it binds again), and an id
+        issued by an SMSC whose link is binding again is still that SMSC's to answer about."""
+        s = self.settings
+        return {s.smsc_links.get(a, {}).get("id_space", "") for a in s.smsc} or {""}
+
     def _pick_link(self, room: int = 1, space: str | None = None, account: str | None = None):
         """The next link (round robin) that can take `room` requests now (of id space `space` when
         given; for `account`, within its share: RESERVE_SHARE), or None."""
