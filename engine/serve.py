@@ -25,7 +25,6 @@ so a subscriber's registration made during a reload is in force after it too.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import logging
 import os
@@ -34,6 +33,7 @@ import socket
 from pathlib import Path
 
 from .serve_config import load_serve_config
+from .serve_files import lock_serve_files
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules)
@@ -48,27 +48,6 @@ log = logging.getLogger("telfilter")
 # default 700,10,10 without freeze -> 100-130 ms; freeze + 700,10,100 -> 26-51 ms, over 100k judged
 # messages). Most of what remains is per-sender counter state, which is not ours to flatten here.
 GC_THRESHOLDS = (700, 10, 100)
-
-
-def lock_serve_files(data_dir: Path, worker: int) -> int:
-    """flock the data dir's SMPP files of this process (worker i of a pool: its own set) for its life.
-
-    Held receipts, the message-id log and map and the 5656 parts journal are each rewritten whole at a
-    start and a stop, and appended to by record numbers of one run: a second serve on them renames its
-    copy over the first's and its records cancel the first's by number (receipts the SMSC was told were
-    delivered, lost at the first's next crash). The embedded store's state/lock kept a second serve out;
-    with --state redis:// nothing did. Released by the kernel when the process dies (kill -9 included)."""
-    d = data_dir / "smpp"
-    d.mkdir(parents=True, exist_ok=True)
-    name = f"serve.w{worker}.lock" if worker else "serve.lock"
-    fd = os.open(d / name, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        from .state import StateError
-        raise StateError(f"{data_dir}: in use by another telfilter serve (smpp/{name} is held)") from None
-    return fd
 
 
 async def run_serve(args, ready=None):
