@@ -3,7 +3,8 @@
 Starts the proxy (as `serve` does) with the shipped config and sample lists in a temporary
 data dir, an in-process SMSC simulator on loopback, and drives it with smpplib's client (an
 SMPP implementation we did not write): ordinary messages, spam, an ad at 23:00, an ad to a
-DNC number, a `DK DNC` MO to 5656 followed by an ad to that subscriber, and a long UCS2
+DNC number, a `DK DNC` MO to 5656 followed by an ad to that subscriber, an ad scheduled for
+tomorrow whose recipient then registers `DK DNC` (cancelled at the SMSC), and a long UCS2
 Vietnamese message. Prints what happened to each and the latency the proxy added (round
 trip through the proxy minus the round trip straight to the simulator), then exits.
 """
@@ -23,6 +24,7 @@ from .app import build, seed_default_data
 from .config import load_settings
 
 HANOI = timezone(timedelta(hours=7))
+CANCEL = object()       # a row that waits for the proxy's own cancel_sm of the ad scheduled before it (dnc_cancel.py)
 
 SCRIPT = [
     # (label, source, destination, text, local hour)
@@ -37,6 +39,10 @@ SCRIPT = [
     ("ad to a DNC number", "SHOPABC", "84912000001", "[QC] Uu dai thanh vien. Tu choi: TC gui 5656", 11),
     ("MO 'DK DNC' to 5656", None, "84912345690", "DK DNC", 12),
     ("ad after DK DNC", "SHOPABC", "84912345690", "[QC] Qua tang cho ban. Tu choi: TC gui 5656", 12),
+    ("ad for tomorrow 10:00", "SHOPABC", "84912345691", "[QC] Khai truong chi nhanh moi. Tu choi: TC gui 5656", 16,
+     "tomorrow 10:00"),
+    ("MO 'DK DNC' to 5656", None, "84912345691", "DK DNC", 16),
+    ("... that ad, scheduled", CANCEL, "84912345691", "", 16),
     ("long UCS2 Vietnamese", "84903111224", "84912345681",
      "Chào chị Hoa, em gửi lại lịch họp tuần sau: thứ Hai 9 giờ họp giao ban, thứ Ba 14 giờ gặp khách hàng "
      "ở quận 1, thứ Tư cả ngày đào tạo nội bộ, thứ Năm nghỉ bù, thứ Sáu 10 giờ tổng kết dự án. "
@@ -72,9 +78,13 @@ def cmd_demo(args) -> int:
             direct.bind_transceiver(system_id="baseline", password="x")
             for cl in (c, direct):       # smpplib leaves Nagle on; parts would wait for delayed ACKs
                 cl._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            base = []
-            for label, src, dst, text, hour in SCRIPT:
+            base, scheduled = [], None
+            for label, src, dst, text, hour, *sched in SCRIPT:
                 now["t"] = datetime(day.year, day.month, day.day, hour, 0, tzinfo=HANOI).astimezone(timezone.utc)
+                if src is CANCEL:          # the ad scheduled ahead: cancelled at the SMSC once its recipient said no
+                    rows.append((label, _cancelled(h, scheduled), _symbols(log_buf), "-",
+                                 "a cancel_sm of ours, by message_id"))
+                    continue
                 if src is None:            # a subscriber's MO, arriving from the SMSC
                     before = len(h.sim.submits())
                     h.run(h.sim.send_mo, dst, "5656", text)
@@ -87,12 +97,18 @@ def cmd_demo(args) -> int:
                 parts, enc, esm = smpplib.gsm.make_parts(text)
                 kws = [dict(source_addr_ton=5 if not src.isdigit() else 1, source_addr=src, dest_addr_ton=1,
                             destination_addr=dst, short_message=p, data_coding=enc, esm_class=esm) for p in parts]
+                if sched:                  # tomorrow 10:00 in Hanoi, absolute (SMPP 3.4 §7.1.1: +28 quarter hours)
+                    for kw in kws:
+                        kw["schedule_delivery_time"] = (day + timedelta(days=1)).strftime("%y%m%d") + "100000028+"
                 # all parts go out before the responses are read (a window): the proxy holds
                 # the parts of a concatenated message until it can judge the whole text
                 t0 = time.perf_counter()
                 for kw in kws:
                     c.send_message(**kw)
-                statuses = [c.read_pdu().status for _ in kws]
+                resps = [c.read_pdu() for _ in kws]
+                statuses = [r.status for r in resps]
+                if sched:
+                    scheduled = _message_id(resps[0])
                 rtts = [(time.perf_counter() - t0)]
                 t0 = time.perf_counter()
                 for kw in kws:
@@ -103,7 +119,8 @@ def cmd_demo(args) -> int:
                 ok = all(s == 0 for s in statuses)
                 outcome = "forwarded" if ok else f"rejected 0x{statuses[0]:02X}"
                 rows.append((label, outcome, _symbols(log_buf), f"{rtts[0] * 1e6:.0f}",
-                             f"{len(parts)} part(s), {'UCS2' if enc == 8 else 'GSM7'}"))
+                             f"{len(parts)} part(s), {'UCS2' if enc == 8 else 'GSM7'}"
+                             + (f", delivery {sched[0]}" if sched else "")))
             base_us = statistics.median(base) * 1e6
             for cl in (c, direct):
                 cl.unbind()
@@ -117,7 +134,7 @@ def cmd_demo(args) -> int:
         added = [float(r[3]) - base_us for r in rows if r[3] != "-"]
         print(f"\nround trip straight to the simulator: {base_us:.0f} µs (median); "
               f"added by telfilter: median {statistics.median(added):.0f} µs, max {max(added):.0f} µs")
-        print(f"verdict log: one JSON line per verdict ({len(rows)} here; telfilter serve writes them to --log)")
+        print("verdict log: one JSON line per verdict, and one per cancel of ours (telfilter serve writes them to --log)")
         return 0
     finally:
         if getattr(args, "keep_data", False):
@@ -134,7 +151,25 @@ def _symbols(buf) -> str:
     buf.truncate()
     syms = []
     for l in lines:
-        for h in json.loads(l)["hits"]:
-            if h["symbol"] not in syms:
-                syms.append(h["symbol"])
+        rec = json.loads(l)
+        # (a cancel of ours names the rule that bars the ad first in its reason: "AD_TO_DNC: +84… on list:dnc S")
+        for sym in [h["symbol"] for h in rec.get("hits", ())] or [rec.get("reason", "").partition(":")[0]]:
+            if sym and sym not in syms:
+                syms.append(sym)
     return ",".join(syms) or "-"
+
+
+def _message_id(resp) -> str:
+    mid = getattr(resp, "message_id", b"") or b""
+    return mid.decode("ascii", "replace") if isinstance(mid, bytes) else str(mid)
+
+
+def _cancelled(h, message_id, wait: float = 5.0) -> str:
+    """Whether the SMSC simulator got the proxy's cancel_sm of `message_id` within `wait` seconds."""
+    from .smpp_proxy.codec import constants as C
+    end = time.time() + wait
+    while time.time() < end:
+        if any(p.command_id == C.CANCEL_SM and p.message_id == message_id for _, p in list(h.sim.received)):
+            return "cancelled at the SMSC"
+        time.sleep(0.02)
+    return "not cancelled"

@@ -319,6 +319,9 @@ def test_demo_runs_end_to_end():
     out = p.stdout
     for needle in ("AD_OUTSIDE_HOURS", "AD_TO_DNC", "DNC_REGISTERED", "URL_BLACKLISTED", "added by telfilter"):
         assert needle in out
+    # the ad scheduled for tomorrow, then its recipient's DK DNC: cancelled at the SMSC (dnc_cancel.py)
+    row = next(line for line in out.splitlines() if line.startswith("... that ad, scheduled"))
+    assert "cancelled at the SMSC" in row and "AD_TO_DNC" in row, row
 
 
 def test_silent_drop_answers_ok_with_local_id_and_rejected_receipt(pipe):
