@@ -387,3 +387,19 @@ def test_a_sender_read_by_its_type_of_number_is_the_owner_the_report_names(tmp_p
     assert s["top_owners_by_drops"] == [{"owner": "Hanoi Shop", "drops": 1}]     # the TON 0 one only
     assert s["advertising_by_owner"]["Hanoi Shop"]["dropped"] == 1
     assert s["advertising_by_owner"]["(not in the sender registry)"]["dropped"] == 1
+
+
+def test_ads_cancelled_at_a_dnc_registration_are_counted_apart_not_as_messages(tmp_path):
+    """A `"kind": "cancel"` line (smpp_proxy/dnc_cancel.py: an ad scheduled ahead, its recipient registered DK DNC
+    before its delivery) is no message: counted in `scheduled_ads_cancelled`, not in totals, records or malformed."""
+    cancel = {"ts": "2026-03-01T10:00:00+07:00", "kind": "cancel", "pdu": "cancel_sm", "account": "esme1",
+              "sender": "SHOPABC", "recipient": "84912777401", "message_id": "1a",
+              "delivery": "2026-03-02T02:00:00+00:00", "status": 0, "reason": "AD_TO_DNC: +84912777401 on list:dnc S"}
+    (tmp_path / "v.log").write_text(rec("2026-03-01T09:00:00+07:00") + json.dumps(cancel) + "\n"
+                                    + json.dumps(dict(cancel, status=0x11)) + "\n"
+                                    + json.dumps(dict(cancel, status="0")) + "\n")
+    s = make_report([tmp_path / "v.log"], tmp_path / "out", HANOI, progress=False, with_plots=False)
+    assert s["scheduled_ads_cancelled"] == {"cancelled": 1, "refused_by_smsc": 1}
+    assert sum(s["totals"]["sms"].values()) == 1 and s["records"] == 1
+    assert s["inputs"]["malformed"] == 1            # the cancel line whose status is not a number
+    assert "cancelled at the SMSC" in (tmp_path / "out" / "report.html").read_text()

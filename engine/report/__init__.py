@@ -12,7 +12,9 @@ is never in memory) and writes into DIR:
                    beside them dnc_by_channel, top_senders_by_drops, top_owners_by_drops,
                    advertising_by_owner, models, period, inputs (files, malformed lines),
                    late_parts and late_parts_untied (lines of late parts of concatenated messages: each
-                   counted with its message, the one its `"concat"` names; aggregate.py, late.py)
+                   counted with its message, the one its `"concat"` names; aggregate.py, late.py),
+                   scheduled_ads_cancelled {cancelled, refused_by_smsc} (ads scheduled ahead whose
+                   recipient registered DK DNC before their delivery: the `"kind": "cancel"` lines)
     *.csv          one file per table (totals, symbols, dnc, reports, volume_by_period, ...)
     *.png          volume by action over time, top symbols, DNC changes over time, reports by kind
     report.html    all of it on one printable page (report.pdf too when wkhtmltopdf is installed)

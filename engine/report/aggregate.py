@@ -123,6 +123,7 @@ class Aggregator:
         self.dnc = {"registered": 0, "cancelled": 0}
         self.dnc_by_channel = {ch: {"registered": 0, "cancelled": 0} for ch in ("S", "V", "SV")}
         self.reports = dict.fromkeys(REPORT_KINDS, 0)
+        self.scheduled_cancels = {"cancelled": 0, "refused_by_smsc": 0}
         self.volume: dict[date, list[int]] = {}        # period -> counts in (channel, action) order
         self.dnc_series: dict[date, list[int]] = {}    # period -> [registered, cancelled]
         self.report_series: dict[date, list[int]] = {}  # period -> [S, V, FW]
@@ -152,6 +153,11 @@ class Aggregator:
     def add_verdict(self, ts: datetime, rec: dict) -> None:
         d = self._day(ts)
         if d is None:
+            return
+        if rec["kind"] == "cancel":
+            # an ad scheduled ahead that the proxy asked the SMSC to cancel, its recipient having registered DK DNC
+            # before its delivery (smpp_proxy/dnc_cancel.py): no message (its own line counted it), a DNC measure
+            self.scheduled_cancels["cancelled" if rec["status"] == 0 else "refused_by_smsc"] += 1
             return
         if rec.get("late") is True:
             # a part that came after its concatenated message was judged: that message has its line (and was
@@ -351,6 +357,9 @@ class Aggregator:
             "dnc": dict(self.dnc),
             "reports": dict(self.reports),
             "dnc_by_channel": {ch: dict(v) for ch, v in self.dnc_by_channel.items()},
+            # ads scheduled ahead whose recipient registered DK DNC before their delivery: cancelled at the SMSC, or
+            # refused by it (delivered already)
+            "scheduled_ads_cancelled": dict(self.scheduled_cancels),
             "top_senders_by_drops": top_s,
             "top_owners_by_drops": top_o,
             # False when a bound cut a table: a count listed may then be short (top senders, owners, symbols)

@@ -114,9 +114,12 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         rec = json.loads(line)
                         if not isinstance(rec, dict):
                             raise ValueError("not a JSON object")
-                        if rec.get("kind") == "cancel":     # an ad scheduled ahead cancelled at a DNC registration
-                            continue                        # (its message's own line counts it)
                         ts = parse_ts(rec.get("ts"))
+                        if rec.get("kind") == "cancel":     # an ad scheduled ahead cancelled at a DNC registration
+                            if type(rec.get("status")) is not int:      # (its message is counted by its own line)
+                                raise ValueError("a cancel record's status is not an integer")
+                            yield ts, rec
+                            continue
                         if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:
                             raise ValueError("not a verdict record (kind sms|call, action allow|tag|drop|refuse)")
                         hits = rec.get("hits", [])
