@@ -291,14 +291,13 @@ def _give(mm, got: tuple[int, bytes], write, mark: bool, notes: bool) -> None:
     noted = notes and mark and bytes(mm[:8]) == MAGIC
     if data:
         if noted:
-            struct.pack_into("=Q", mm, 48, 0)           # (the writer's note: its offset was for the old `written`)
-            struct.pack_into("=Q", mm, 24, start)       # written: what is before `start` reached the log or is lost
-            n = len(data)
-
-            def note(at: int, ino: int) -> None:
-                struct.pack_into("=QQ", mm, 32, at, ino)
-                struct.pack_into("=Q", mm, 48, start + n)      # upto, stored last (see Spool.writing)
-            write(data, note)
+            head = memoryview(mm)[:HEAD].cast("Q")     # as a writer's Spool.head: [3] written, [6] upto
+            try:
+                head[6] = 0                 # (the writer's note: its offset was for the old `written`)
+                head[3] = start             # written: what is before `start` reached the log or is lost
+                write(data, lambda at, ino: _note(head, start, at, ino, len(data)))
+            finally:
+                head.release()              # (before the mapping closes)
         elif notes:
             write(data, lambda at, ino: None)
         else:

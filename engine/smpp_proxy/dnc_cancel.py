@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from datetime import datetime, timezone
 
 from ..numbers import format_number, normalise_number
 from ..verdict import Message
 from .codec import constants as C
 from .codec import pdu as P
-from .msgids import source_fp
 from .scheduled import PendingAd
 
 log = logging.getLogger("telfilter.smpp")
@@ -101,7 +101,7 @@ class DncCancel:
         for k in due:
             del retry[k]
         if changed:
-            self._scheduled_lists, self._scheduled_seen = _weak(lists), seen
+            self._scheduled_lists, self._scheduled_seen = weakref.ref(lists), seen
         # the list changed: every ad to a number on it; else only the ads whose cancel is to be tried again now (not
         # every ad on the list, those with consent too, judged again each second while one cancel waits)
         for ad in s.to(lists.dnc_s) if changed else [a for a in map(s.entries.get, due) if a is not None]:
@@ -137,7 +137,7 @@ class DncCancel:
             log.warning("scheduled ad %s to %s: no SMSC link of id space %r (the one that took it) is configured: "
                         "not cancelled; %s", ad.message_id, ad.destination, ad.space, why)
             return
-        link = self._pick_link(space=ad.space, account=ad.account) if len(self._cancelling) < IN_FLIGHT else None
+        link = self._pick_link(space=ad.space, account=ad.account)          # (IN_FLIGHT: the tick's test)
         if link is None:
             self._scheduled_retry[ad.key] = time.monotonic()        # no link free: the next tick tries again
             return
@@ -166,7 +166,7 @@ class DncCancel:
                 return
             if st == 0:
                 self.stats["scheduled_ads_cancelled"] += 1
-                self._give_back_cancelled(ad)
+                self._cancel_taken(ad.key, ad.account, ad.source, ad.source_ton)       # (relay.py)
             else:
                 self.stats["scheduled_ads_cancel_failed"] += 1
                 log.warning("scheduled ad %s to %s (delivery %s): the SMSC refused its cancellation (status 0x%08x: "
@@ -179,21 +179,6 @@ class DncCancel:
                                 dest_addr_ton=ad.dest_ton, dest_addr_npi=ad.dest_npi,
                                 destination_addr=ad.destination), on_resp)
 
-    def _give_back_cancelled(self, ad: PendingAd) -> None:
-        """Its count toward the advertiser's cap, as an ESME's cancel_sm taken gives it back (relay.py `_cancel`)."""
-        ids = self.msgid_account
-        cur = ids.sent(ad.key) if ids.get(ad.key) == ad.account else None
-        if cur is None or not cur.charged or cur.source_fp != source_fp(ad.source):
-            return
-        self._uncharge(ad.account, ad.source, format_number(cur.destination) if cur.destination else "", cur,
-                       ad.source_ton)
-        ids.note(ad.key, cur.kind, cur.data_coding, ad.source, 0, cur.destination)
-
 
 def _iso(t: int) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat()
-
-
-def _weak(obj):
-    import weakref
-    return weakref.ref(obj)

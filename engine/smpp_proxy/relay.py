@@ -177,18 +177,23 @@ class RelayPath:
                 return sess.send_pdu(P.CancelSmResp(sequence_number=pdu.sequence_number,
                                                     command_status=C.ESME_RCANCELFAIL))
             return self._relay(sess, pdu)
-        ids, fp, acct = self.msgid_account, source_fp(pdu.source_addr), sess.account.system_id
+        acct = sess.account.system_id
 
         def cancelled(key):
             self._scheduled_gone(key)
-            cur = ids.sent(key) if ids.get(key) == acct else None
-            if cur is None or not cur.charged or cur.source_fp != fp:
-                return
-            self._uncharge(acct, pdu.source_addr, format_number(cur.destination) if cur.destination else "", cur,
-                           pdu.source_addr_ton)
-            ids.note(key, cur.kind, cur.data_coding, pdu.source_addr, 0, cur.destination)
+            self._cancel_taken(key, acct, pdu.source_addr, pdu.source_addr_ton)
         # an id this process did not forward (or has forgotten) may be another account's: refused as unknown
         return self._relay(sess, pdu, cancelled, unknown=C.ESME_RINVMSGID if verify else None)
+
+    def _cancel_taken(self, key: str, acct: str, source: str, source_ton: int) -> None:
+        """The SMSC cancelled the message of `key` (an ESME's cancel_sm, or ours: dnc_cancel.py), sent by `acct`
+        from `source`: the count it took toward an advertiser's cap given back, and its note says so."""
+        ids = self.msgid_account
+        cur = ids.sent(key) if ids.get(key) == acct else None
+        if cur is None or not cur.charged or cur.source_fp != source_fp(source):
+            return
+        self._uncharge(acct, source, format_number(cur.destination) if cur.destination else "", cur, source_ton)
+        ids.note(key, cur.kind, cur.data_coding, source, 0, cur.destination)
 
     def _uncharge(self, account: str, source: str, recipient: str, sent, source_ton: int = 0) -> None:
         """Give back the advertiser-cap count of the message `sent` notes (Pipeline.uncharge), sent by `account`;

@@ -38,7 +38,6 @@ from pyroaring import BitMap64
 log = logging.getLogger("telfilter.smpp")
 
 BOUND = 200_000
-FORMAT, VERSION = "telfilter-scheduled-ads", 1
 
 
 class PendingAd(NamedTuple):
