@@ -29,11 +29,15 @@ SENDERS = (b"sender,owner,category,valid_from,valid_to,accounts\n"
 AD = b"[QC] Giam gia 30%. TC gui 5656"
 
 
-@pytest.fixture
-def pipe(tmp_path):
+def with_senders(tmp_path):
+    """A pipeline on a data dir whose sender registry has SHOPABC (QC) and BANKCARE (CSKH): the `pipe` fixture of
+    the scheduled-ads tests (test_smpp_dnc_cancel_*.py, test_smpp_relay_link_down.py)."""
     d = tmp_path / "data"
     ListStore(d).import_csv("senders", SENDERS, "senders.csv")
     return build(data_dir=d, with_model=False)
+
+
+pipe = pytest.fixture(with_senders, name="pipe")
 
 
 def _submit(s, seq, dst, sched=TOMORROW_9, src="SHOPABC", text=AD, **kw):

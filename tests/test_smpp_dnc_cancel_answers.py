@@ -17,15 +17,12 @@ from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.scheduled import ScheduledAds
 from engine.smpp_proxy.simulator import SmscSimulator
 from engine.verdictlog import VerdictLog
-from tests.test_smpp_dnc_cancel import NOW, SENDERS, _ad, _cancels, _lines, _submit, _wait
+from tests.test_smpp_dnc_cancel import with_senders, NOW, SENDERS, _ad, _cancels, _lines, _submit, _wait
 from tests.test_smpp_proxy import raw_session, read_raw
 
 
-@pytest.fixture
-def pipe(tmp_path):
-    ListStore(tmp_path / "data").import_csv("senders", SENDERS, "senders.csv")
-    return build(data_dir=tmp_path / "data", with_model=False)
 
+pipe = pytest.fixture(with_senders, name="pipe")
 
 class _Sim(SmscSimulator):
     def cancels(self) -> int:

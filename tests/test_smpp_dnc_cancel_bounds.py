@@ -13,17 +13,14 @@ from engine.smpp_proxy.dnc_cancel import IN_FLIGHT
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.scheduled import PendingAd
 from engine.verdict import Message
-from tests.test_smpp_dnc_cancel import NOW, SENDERS, _cancels, _submit, _wait
+from tests.test_smpp_dnc_cancel import with_senders, NOW, SENDERS, _cancels, _submit, _wait
 from tests.test_smpp_dnc_cancel_answers import _Sim, _with_sim
 from tests.test_smpp_proxy import raw_session
 
+
+pipe = pytest.fixture(with_senders, name="pipe")
+
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def pipe(tmp_path):
-    ListStore(tmp_path / "data").import_csv("senders", SENDERS, "senders.csv")
-    return build(data_dir=tmp_path / "data", with_model=False)
 
 
 class _Throttling(_Sim):

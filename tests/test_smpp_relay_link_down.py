@@ -3,12 +3,16 @@ bound now in `links`): the ESME is told to retry (ESME_RTHROTTLED), not that its
 spaces were read from the bound links: with none bound, the ESME's own message was "not forwarded by this process"
 (ESME_RINVMSGID for a cancel_sm, ESME_RREPLACEFAIL for a replace_sm), and an ad scheduled ahead could not be
 cancelled by its own ESME for as long as the link was down."""
+import pytest
+
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from tests.test_smpp_dnc_cancel import NOW, _answer, _submit, _wait, pipe  # noqa: F401  (pipe: the fixture)
+from tests.test_smpp_dnc_cancel import NOW, _answer, _submit, _wait, with_senders
 from tests.test_smpp_proxy import raw_session
+
+pipe = pytest.fixture(with_senders, name="pipe")
 
 
 def test_a_cancel_while_the_link_binds_again_is_throttled_not_unknown(pipe):
