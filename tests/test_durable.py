@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -198,6 +199,40 @@ def test_corrupt_snapshot_falls_back_to_the_previous_one(tmp_path):
     assert any("snapshot.prev" in w for w in store2.warnings)
     assert store2.replayed == 2                   # the two ads after A, from the journal A needs
     assert _verdicts(pipe2, [_ad(4)]) == [("drop", ["AD_FREQUENCY_CAP"])]
+    _crash(store2)
+
+
+def test_the_snapshot_file_is_there_at_every_instant_of_an_install(tmp_path, monkeypatch):
+    """Installing a snapshot never leaves `snapshot` missing, not even between keeping the current one as
+    `.prev` and renaming the new one in: a crash (here: the last rename failing) there restores all."""
+    from engine.state import journal
+    data = tmp_path / "d"
+    pipe = _pipe(data)
+    store = _open(data, pipe)
+    pipe.judge(_ad(0))
+    asyncio.run(store.snapshot())                 # snapshot A
+    pipe.judge(_ad(1))
+    snap = data / "state" / "snapshot"
+    seen, real_replace = [], os.replace
+
+    def replace(src, dst):
+        seen.append(snap.exists())
+        if Path(dst) == snap:
+            raise OSError("crash between the steps")
+        real_replace(src, dst)
+    monkeypatch.setattr(journal.os, "replace", replace)
+    with pytest.raises(OSError):
+        asyncio.run(store.snapshot(fork=False))   # snapshot B: its rename in never happens
+    monkeypatch.undo()
+    assert seen and all(seen)
+    assert (data / "state" / "snapshot.prev").exists()
+    _crash(store)
+    pipe2 = _pipe(data)
+    store2 = _open(data, pipe2)
+    assert not any("snapshot" in w and "missing" in w for w in store2.warnings), store2.warnings
+    assert store2.replayed == 1                   # A, and the ad after it from the journal
+    assert _verdicts(pipe2, [_ad(2), _ad(3)]) == [("allow", []), ("drop", ["AD_FREQUENCY_CAP"])]
+    assert not list((data / "state").glob("snapshot.tmp*"))
     _crash(store2)
 
 

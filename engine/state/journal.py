@@ -162,9 +162,14 @@ def write_snapshot_tmp(tmp: Path, obj) -> None:
 
 
 def install_snapshot(path: Path, tmp: Path) -> None:
-    """`tmp` becomes `path` (atomic rename); the file it replaces becomes `path.prev`."""
+    """`tmp` becomes `path` (atomic rename); the file it replaces becomes `path.prev`. `path` exists at
+    every instant (the current one is hard-linked to `.prev`, then `tmp` renamed over it): a reader, or a
+    crash between the steps, never finds the snapshot missing."""
     if path.exists():
-        os.replace(path, path.with_name(path.name + ".prev"))
+        link = snapshot_tmp(path, "prev")       # a snapshot.tmp* name: a crash's leftover is swept at start
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, path.with_name(path.name + ".prev"))
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
