@@ -33,7 +33,7 @@ import socket
 from pathlib import Path
 
 from .serve_config import load_serve_config
-from .serve_files import lock_serve_files
+from .serve_files import adopt_orphans, lock_serve_files
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules)
@@ -124,6 +124,13 @@ async def run_serve(args, ready=None):
     held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
     ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
     idlog = IdLog(ids_file, proxy.msgid_account)
+    # the files of a pool's workers no longer started (--workers lowered): read by this worker, not lost
+    pool_size = int(os.environ.get("TELFILTER_WORKERS", "1")) if in_pool else 1
+    adopted, adopted_locks = adopt_orphans(Path(pipe.store.dir), worker, max(1, pool_size))
+
+    def theirs(name: str, suffix: str) -> list:
+        return [held_file.parent / f"{name}.w{j}{suffix}" for j in adopted]
+    their_ids = theirs("message_ids", ".msgpack")
     if replicator is not None:      # max binds and throughput per account hold across processes
         from .state.pool import PoolLimits
         from .state.receipts import SharedReceipts
@@ -132,16 +139,19 @@ async def run_serve(args, ready=None):
         from .state.mo_parts import SharedMoParts
         shared_mo = SharedMoParts(state_store, proxy)   # a 5656 message in parts is one, whichever link they came on
         await shared_mo.restore()                       # those a stop left waiting for the rest
-        idlog.open(asyncio.get_running_loop())          # the last run's ids (its own and learned), then the
+        idlog.open(asyncio.get_running_loop(), their_ids)   # the last run's ids (its own and learned), then the
         await receipts.catch_up()                       # stream's newer ones
     else:
-        idlog.open(asyncio.get_running_loop())          # the last run's ids (a crash too); journalled from now
-    proxy.open_held(held_file)         # what was held when the last run ended (a crash too); journalled from now
+        idlog.open(asyncio.get_running_loop(), their_ids)   # the last run's ids (a crash too); journalled from now
+    # what was held when the last run ended (a crash too); journalled from now
+    proxy.open_held(held_file, theirs("held_receipts", ".msgpack"))
     # ads scheduled ahead the last run left (a crash too): cancelled if their recipient registers DK DNC; journalled
     proxy.scheduled.open(held_file.with_name(held_file.name.replace("held_receipts", "scheduled_ads")).with_suffix(
-        ".journal"), asyncio.get_running_loop(), int(proxy.clock().timestamp()), proxy.stats)
+        ".journal"), asyncio.get_running_loop(), int(proxy.clock().timestamp()), proxy.stats,
+        adopt=theirs("scheduled_ads", ".journal"))
+    # 5656 message parts acknowledged, their message not yet judged
     proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(".journal"),
-                        asyncio.get_running_loop())     # 5656 message parts acknowledged, their message not yet judged
+                        asyncio.get_running_loop(), theirs("mo_parts", ".journal"))
     # every port is bound before any takes a connection (and before an SMSC link binds): a port in use stops the
     # start with nothing answered
     try:        # a bind error named as the SIP screen's is (asyncio's: "error while attempting to bind on address …")
@@ -294,7 +304,8 @@ async def run_serve(args, ready=None):
         log.error("state could not be saved at the stop (%s): %d counter updates never written to the journal "
                   "are lost (the next start has the state as of the last write that succeeded)", e, lost)
         status = 1
-    os.close(serve_lock)
+    for fd in (serve_lock, *adopted_locks):
+        os.close(fd)
     if replicator is not None:
         follow.cancel()
         pool_task.cancel()

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import re
 from pathlib import Path
+
+log = logging.getLogger("telfilter.smpp")
 
 
 def lock_serve_files(data_dir: Path, worker: int) -> int:
@@ -25,3 +29,42 @@ def lock_serve_files(data_dir: Path, worker: int) -> int:
         from .state import StateError
         raise StateError(f"{data_dir}: in use by another telfilter serve (smpp/{name} is held)") from None
     return fd
+
+
+# the per-worker files (worker j > 0: `<name>.w<j>.<rest>`; the id log's crash spools `.message_ids.w<j>.log.spool…`)
+_WORKER_FILE = re.compile(r"^\.?(?:held_receipts|message_ids|scheduled_ads|mo_parts)\.w(\d+)\.")
+
+
+def adopt_orphans(data_dir: Path, worker: int, workers: int) -> tuple[list[int], list[int]]:
+    """The workers whose SMPP files this process takes over: those of a pool since made smaller (`--workers`
+    lowered, or a pool replaced by one serve), j >= `workers` with j % `workers` == `worker`, found by their files
+    in the data dir. Their held receipts (the SMSC was told they were delivered), message ids, 5656 parts and
+    scheduled ads were read by no one: lost. Each one's serve lock is taken for this process's life (a process
+    of the larger pool still running keeps its files: skipped, said). Returns (worker numbers, lock fds)."""
+    d = data_dir / "smpp"
+    found = set()
+    try:
+        names = [p.name for p in d.iterdir()]
+    except FileNotFoundError:
+        return [], []
+    for name in names:
+        m = _WORKER_FILE.match(name)
+        if m and not name.endswith(".unreadable"):
+            found.add(int(m.group(1)))
+    taken, fds = [], []
+    for j in sorted(found):
+        if j < workers or j % workers != worker:
+            continue
+        fd = os.open(d / f"serve.w{j}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            log.warning("worker %d's SMPP files in %s are held by a running serve (of a larger pool?): left to it", j, d)
+            continue
+        taken.append(j)
+        fds.append(fd)
+    if taken:
+        log.info("taking over the SMPP files (held receipts, message ids, 5656 parts, scheduled ads) of worker%s %s, "
+                 "no longer started", "s" if len(taken) > 1 else "", ", ".join(map(str, taken)))
+    return taken, fds

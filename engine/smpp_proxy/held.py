@@ -235,16 +235,20 @@ class HeldReceipts:
             del self.held[acct]
 
     # ------------------------------------------------------------ across restarts
-    def open_held(self, path: Path) -> int:
+    def open_held(self, path: Path, adopt=()) -> int:
         """Offer again the receipts held when the last run ended (a crash too): the journal beside `path`
-        (`<path stem>.journal`) and, from an older version's clean stop, `path` itself (msgpack). From now
-        on every receipt held is journalled (needs the running loop). Returns how many were read."""
+        (`<path stem>.journal`) and, from an older version's clean stop, `path` itself (msgpack); the same of
+        each path in `adopt` (the files of a pool's workers no longer started). From now on every receipt
+        held is journalled (needs the running loop). Returns how many were read."""
         rl = RecordLog(path.with_suffix(".journal"), "telfilter-receipts-writer", "held receipt", self.stats,
                        "receipts_journal", trouble=trouble("held_receipts"))
         now = time.time()
+        stops = [path, *adopt]
         live = rl.open(self.loop or _running_loop(),
-                       [(acct, _stamped(_HeldReceipt(raw, 0, now))) for acct, raw in _read_stop_file(path)])
-        path.unlink(missing_ok=True)        # (its receipts are in the journal now, fsynced)
+                       [(acct, _stamped(_HeldReceipt(raw, 0, now))) for p in stops for acct, raw in _read_stop_file(p)],
+                       adopt=[p.with_suffix(".journal") for p in adopt])
+        for p in stops:
+            p.unlink(missing_ok=True)       # (its receipts are in the journal now, fsynced)
         unstamped = foreign = 0
         for hid, acct, payload in live:
             raw, held_at = _unstamped(payload, now)

@@ -180,13 +180,21 @@ class RecordLog:
         self.compactions = 0
         self.errors = 0
 
-    def open(self, loop, extra=()) -> list:
-        """[(hid, owner, raw)] the last run left (its journal, then `extra` [(owner, raw)]), now the journal's
-        only records (rewritten, fsynced); from now on `add` and `gone` journal."""
+    def open(self, loop, extra=(), adopt=()) -> list:
+        """[(hid, owner, raw)] the last run left (its journal, the journals `adopt` names -- a worker of a pool
+        since made smaller left them -- then `extra` [(owner, raw)]), now the journal's only records (rewritten,
+        fsynced; only then are the adopted journals removed); from now on `add` and `gone` journal."""
         from ..groupcommit import GroupCommit
         jl = self.journal
-        live = [(i + 1, owner, raw) for i, (owner, raw) in enumerate(jl.replay() + list(extra))]
+        taken = jl.replay()
+        for p in adopt:
+            taken += HeldJournal(p, jl.max_record, jl.what).replay()
+        live = [(i + 1, owner, raw) for i, (owner, raw) in enumerate(taken + list(extra))]
         jl.rewrite(live)
+        for p in adopt:             # in this journal now (a crash before this line: read twice, never lost)
+            Path(p).unlink(missing_ok=True)
+        if adopt:
+            fsync_dir(jl.path.parent)
         for hid, owner, raw in live:
             self.records[hid] = (owner, raw)
             self.live_bytes += _size(owner, raw)

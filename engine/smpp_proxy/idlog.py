@@ -147,9 +147,9 @@ class IdLog:
     def _path(self, k: int) -> Path:
         return self.base.parent / f"{self.stem}.log.{k}"
 
-    def open(self, loop) -> int:
-        """Read what the last run left (clean stop file, then segments) into the map; start a new segment
-        holding all of it; journal every id added from now on. Returns how many ids were read."""
+    def _read_back(self):
+        """What the last run of this map left (clean stop file, segments, dead writers' spools), into the map:
+        (ids read, files read, spools taken, segments read)."""
         n, read = 0, []
         try:
             n += _apply(self.ids, unpack_map(self.base.read_bytes()))
@@ -170,8 +170,20 @@ class IdLog:
             crashspool.recover(self._spool_of(), self._replay_spool, taken=spooled)
         except OSError as e:
             log.error("message-id log: the crash spools beside %s could not be read (%s)", self.base, e)
-        n += self.from_spools
-        if segs or spooled:
+        return n + self.from_spools, read, spooled, segs
+
+    def open(self, loop, adopt=()) -> int:
+        """Read what the last run left (clean stop file, then segments) into the map, then the same of each
+        map file in `adopt` (a pool's workers no longer started); start a new segment holding all of it (only
+        then are the files read removed); journal every id added from now on. Returns how many ids were read."""
+        n, read, spooled, segs = self._read_back()
+        unclean = bool(segs or spooled)
+        for base in adopt:
+            other = IdLog(base, self.ids)
+            m, r, sp, sg = other._read_back()
+            n, read, spooled, unclean = n + m, read + r, spooled + sp, unclean or bool(sg or sp)
+            self.from_spools += other.from_spools
+        if unclean:
             # the last run did not stop cleanly: a note's count toward an advertiser's cap may be lost with the
             # state journal's last 0.25 s, so no note read back offers a count to be given back (an over-count)
             cleared = self.ids.forget_charges()

@@ -80,13 +80,14 @@ class MoPartsJournal(MoPartsRestore):
     def mo_parts_writer(self):
         return self.mo_log.writer if self.mo_log is not None else None
 
-    def open_mo_parts(self, path: Path, loop) -> int:
-        """Read the parts the last run left (they go back in `mo_concat` when the proxy starts) and journal
-        every part acknowledged from now on. Returns how many records were read."""
+    def open_mo_parts(self, path: Path, loop, adopt=()) -> int:
+        """Read the parts the last run left (they go back in `mo_concat` when the proxy starts), with those in
+        the journals `adopt` names (a pool's workers no longer started), and journal every part acknowledged
+        from now on. Returns how many records were read."""
         # a record holds one PDU as the SMSC sent it (up to max_pdu) and its fields
         rl = RecordLog(path, "telfilter-mo-parts-writer", "5656 message part", self.stats, "mo_parts_journal",
                        max_record=max(MAX_RECORD, self.settings.max_pdu + 4096), trouble=trouble("shortcode_parts"))
-        live = rl.open(loop)
+        live = rl.open(loop, adopt=adopt)
         self.mo_log, self._mo_restore = rl, live
         self._mo_unwritten, self._mo_markers, self._mo_refused = OrderedDict(), [], OrderedDict()
         self._mo_done_digests, self._mo_sweep_at = {}, 0.0

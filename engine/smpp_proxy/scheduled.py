@@ -139,14 +139,15 @@ class ScheduledAds:
         return out
 
     # ------------------------------------------------------------ across a restart
-    def open(self, path, loop, now: int, stats=None) -> int:
+    def open(self, path, loop, now: int, stats=None, adopt=()) -> int:
         """Journal the index from now on (`path`, a RecordLog), after reading back what the last run left (its
-        entries still ahead of `now`; the rest, and records this version cannot read, gone). How many."""
+        entries still ahead of `now`; the rest, and records this version cannot read, gone), the journals in
+        `adopt` (a pool's workers no longer started) with it. How many."""
         from ..disktrouble import trouble
         from .heldjournal import RecordLog
         rl = RecordLog(path, "telfilter-scheduled-writer", "scheduled ad", stats, "scheduled_journal",
                        trouble=trouble("scheduled_ads"))
-        live = rl.open(loop)
+        live = rl.open(loop, adopt=adopt)
         self.log = rl
         bad = n = 0
         for hid, key, raw in live:

@@ -1,0 +1,105 @@
+"""`serve --workers N` lowered (or a pool replaced by one serve): the SMPP files the workers no longer started
+left in the data dir -- held receipts the SMSC was told were delivered, message ids, 5656 parts, ads scheduled
+ahead -- are taken over by the worker j % N (engine/serve_files.adopt_orphans), not left unread."""
+import asyncio
+import fcntl
+import logging
+import os
+import re
+
+from engine.serve_files import adopt_orphans
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.heldjournal import HeldJournal, RecordLog
+from engine.smpp_proxy.scheduled import ScheduledAds, _pack
+from tests.test_smpp_dnc_cancel import _ad
+from tests.test_smpp_proxy import wait
+from tests.test_smpp_receipts import Esme, ServeBeside, _submitted
+
+_KIND = re.compile(r"^(\.?)(held_receipts|message_ids|scheduled_ads|mo_parts)\.(.*)$")
+
+
+def _as_worker(smpp, j):
+    """The files a single serve left, renamed as worker j of a pool would have named them."""
+    moved = []
+    for f in list(smpp.iterdir()):
+        m = _KIND.match(f.name)
+        if m:
+            dot, kind, rest = m.groups()
+            f.rename(smpp / f"{dot}{kind}.w{j}.{rest}")
+            moved.append(f"{dot}{kind}.w{j}.{rest}")
+    return moved
+
+
+def test_receipts_and_ids_a_dropped_worker_left_reach_their_account(tmp_path):
+    """Worker 3 of a pool of 4 is killed holding three receipts acknowledged to the SMSC (no receiver bound); the
+    service comes back as one serve: it delivers them, and a receipt the SMSC sends again for one of worker 3's
+    messages still finds its account (the id map taken over too)."""
+    run = ServeBeside(tmp_path, receipt_delay=0.05)
+    try:
+        p, h = run.start(1)
+        e = Esme(h, kind=P.BindTransmitter)                       # no receiver bound: every receipt is held
+        e.submit(3)
+        ids = _submitted(e, 3)
+        assert wait(lambda: [r.command_status for r in list(run.sim.sim.mo_responses)] == [0, 0, 0], 10)
+        p.kill()
+        p.wait(10)
+        smpp = run.data / "smpp"
+        moved = _as_worker(smpp, 3)
+        assert "held_receipts.w3.journal" in moved and any(n.startswith("message_ids.w3.log.") for n in moved)
+        p, h = run.start(2)
+        rx = Esme(h, kind=P.BindReceiver)
+        got = rx.receipts(3, timeout=10)
+        assert len({x.short_message for x in got}) == 3 and all(b"id:" in x.short_message for x in got)
+        for x in got:
+            rx.answer(x)
+        assert not [n for n in os.listdir(smpp) if ".w3." in n and not n.startswith("serve.")]
+        run.receipts_for(ids[:1])                                  # the SMSC's receipt again, after the start
+        again = rx.receipts(1, timeout=10)
+        assert again and again[0].command_id == C.DELIVER_SM
+        assert wait(lambda: [r.command_status for r in list(run.sim.sim.mo_responses)][-1:] == [0], 10)
+        err = (tmp_path / "err2.log").read_text()
+        assert "taking over the SMPP files" in err and "worker 3" in err, err[-2000:]
+    finally:
+        run.close()
+
+
+def test_each_dropped_worker_goes_to_one_worker_of_the_smaller_pool(tmp_path, caplog):
+    smpp = tmp_path / "smpp"
+    smpp.mkdir()
+    for j in range(1, 6):
+        (smpp / f"held_receipts.w{j}.journal").write_bytes(b"")
+    (smpp / "mo_parts.w7.journal.unreadable").write_bytes(b"")            # set aside: not a worker's files
+    (smpp / ".message_ids.w6.log.spool.123.ab").write_bytes(b"")          # a crash spool alone is
+    held = os.open(smpp / "serve.w5.lock", os.O_RDWR | os.O_CREAT)        # worker 5 still running
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        with caplog.at_level(logging.WARNING, "telfilter.smpp"):
+            a, fa = adopt_orphans(tmp_path, 0, 2)
+            b, fb = adopt_orphans(tmp_path, 1, 2)
+        assert a == [2, 4, 6] and b == [3]
+        assert "worker 5's SMPP files" in caplog.text
+        assert adopt_orphans(tmp_path, 0, 2)[0] == []                     # taken: not twice
+        for fd in fa + fb:
+            os.close(fd)
+        assert adopt_orphans(tmp_path, 0, 1)[0] == [1, 2, 3, 4, 6]           # one serve: all but the running one
+    finally:
+        os.close(held)
+
+
+def test_a_record_log_takes_another_journal_in_then_removes_it(tmp_path):
+    """The journal taken over is in this one (fsynced) before it goes: its records live on, numbered afresh."""
+    mine, theirs = tmp_path / "scheduled_ads.journal", tmp_path / "scheduled_ads.w3.journal"
+    HeldJournal(mine).rewrite([(1, "m1", _pack(_ad("m1", 2000)))])
+    HeldJournal(theirs).rewrite([(1, "m2", _pack(_ad("m2", 2500))), (2, "m3", _pack(_ad("m3", 500)))])
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        a = ScheduledAds()
+        assert a.open(mine, loop, now=1000, adopt=[theirs]) == 2              # m3 was due already
+        assert sorted(a.entries) == ["m1", "m2"] and not theirs.exists()
+        await a.close()
+        rl = RecordLog(mine, "t", "scheduled ad")
+        assert sorted(o for _, o, _ in rl.open(loop)) == ["m1", "m2"]
+        rl.writer.close()
+    asyncio.run(run())
