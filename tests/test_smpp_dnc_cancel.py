@@ -109,6 +109,12 @@ def test_an_ad_with_the_recipients_consent_and_a_care_message_are_not_cancelled(
         assert _wait(lambda: pipe.lists.in_dnc(84912777412, "S") and pipe.lists.in_dnc(84912777411, "S"))
         time.sleep(1.5)
         assert _cancels(h) == [] and len(h.proxy.scheduled) == 1
+        # the consent withdrawn by the operator (`lists remove consent`, which serve reloads): the ad is barred now,
+        # cancelled at that reload, not at the next DNC change
+        assert store.remove("consent", "84912777411", extra=["Shop ABC"])
+        from engine.serve_reload import reload_lists
+        assert h.call(reload_lists(pipe)) is None
+        assert _wait(lambda: [c.destination_addr for c in _cancels(h)] == ["84912777411"])
 
 
 def test_a_dnc_change_by_the_operator_cancels_too_and_a_refused_cancel_is_logged(pipe):
