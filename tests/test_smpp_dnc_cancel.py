@@ -117,6 +117,27 @@ def test_an_ad_with_the_recipients_consent_and_a_care_message_are_not_cancelled(
         assert _wait(lambda: [c.destination_addr for c in _cancels(h)] == ["84912777411"])
 
 
+def test_a_message_a_replace_sm_turns_into_an_ad_ahead_is_cancelled_at_a_dk_dnc(pipe):
+    """A QC brandname's DKQC registration request (no ad) scheduled for tomorrow, then replaced by an ad: it is an ad
+    ahead from the replace_sm the SMSC took, cancelled when its recipient registers DK DNC. (It was not indexed:
+    the destination as submitted is kept for ads only; the cancel_sm names the message_id and leaves the
+    destination NULL, as SMPP 3.4 §4.9.1 allows.)"""
+    dkqc = b"DKQC: Shop ABC xin phep gui tin QC. Dong y soan Y gui 5656"
+    with ProxyHarness(pipe, clock=lambda: NOW) as h:
+        s, _ = raw_session(h)
+        mid = _submit(s, 2, "84912777701", text=dkqc)
+        assert len(h.proxy.scheduled) == 0                  # a registration request: no ad
+        s.sendall(encode(P.ReplaceSm(sequence_number=3, message_id=mid, source_addr_ton=5, source_addr="SHOPABC",
+                                     short_message=AD)))
+        assert _answer(s).command_status == 0
+        assert _wait(lambda: len(h.proxy.scheduled) == 1)
+        assert h.run(h.sim.send_mo, "84912777701", "5656", "DK DNC")
+        assert _wait(lambda: _cancels(h)), "no cancel_sm"
+        c, = _cancels(h)
+        assert (c.message_id, c.source_addr, c.source_addr_ton, c.destination_addr) == (mid, "SHOPABC", 5, "")
+        assert _wait(lambda: h.proxy.stats["scheduled_ads_cancelled"] == 1)
+
+
 def test_a_dnc_change_by_the_operator_cancels_too_and_a_refused_cancel_is_logged(pipe):
     class Refusing(SmscSimulator):
         def on_pdu(self, s, ev):

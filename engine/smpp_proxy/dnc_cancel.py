@@ -61,8 +61,20 @@ class DncCancel:
         n = normalise_number(pdu.destination_addr, pdu.dest_addr_ton)
         if n is None:
             return
-        ad = PendingAd(key, space, mid, acct, due, n, pdu.service_type, pdu.source_addr_ton, pdu.source_addr_npi,
-                       pdu.source_addr, pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)
+        self._index_ad(PendingAd(key, space, mid, acct, due, n, pdu.service_type, pdu.source_addr_ton,
+                                 pdu.source_addr_npi, pdu.source_addr, pdu.dest_addr_ton, pdu.dest_addr_npi,
+                                 pdu.destination_addr))
+
+    def _index_replaced(self, key: str, space: str, mid: str, acct: str, pdu, due: int, recipient: int) -> None:
+        """The SMSC took a replace_sm (`pdu`) that makes the message under `mid`, no ad scheduled ahead until now,
+        an ad delivered at `due` to `recipient` (E.164, as noted at its submission): indexed. The destination as
+        submitted is not kept for every message, and a cancel_sm naming the message_id may leave it NULL (SMPP 3.4
+        §4.9.1), as its service_type; the source is the replace_sm's, which matched the submission's."""
+        if self.settings.cancel_scheduled_on_dnc and recipient:
+            self._index_ad(PendingAd(key, space, mid, acct, due, recipient, "", pdu.source_addr_ton,
+                                     pdu.source_addr_npi, pdu.source_addr, 0, 0, ""))
+
+    def _index_ad(self, ad: PendingAd) -> None:
         if not self.scheduled.add(ad):
             self.stats["scheduled_ads_unindexed"] += 1
             now = time.monotonic()

@@ -90,9 +90,9 @@ class RelayPath:
         is not known from one text), or a source_addr other than the message's: ESME_RREPLACEFAIL."""
         mid = pdu.message_id
         ids = self.msgid_account
-        owner = sent = key = None
-        for sp in self.id_spaces():
-            key = id_key(sp, mid)
+        owner = sent = key = space = None
+        for space in self.id_spaces():
+            key = id_key(space, mid)
             owner = ids.get(key)
             if owner is not None:
                 sent = ids.sent(key)
@@ -138,8 +138,12 @@ class RelayPath:
                 # the SMSC took it: the message it replaced will not be delivered, its count goes (the
                 # replacement's stands); a later replace_sm without a schedule keeps this one's
                 pending = self.scheduled.discard(key)       # (dnc_cancel.py) indexed again if still an ad ahead
-                if pending is not None and when is not None and self.pipeline.counted_at_delivery(v):
-                    self.scheduled.add(pending._replace(due=int(when.timestamp())))
+                if when is not None and self.pipeline.counted_at_delivery(v):
+                    due = int(when.timestamp())
+                    if pending is not None:
+                        self.scheduled.add(pending._replace(due=due))
+                    elif due > self.clock().timestamp():      # no ad ahead until now: it is one from now on
+                        self._index_replaced(key, space, mid, sess.account.system_id, pdu, due, sent.destination)
                 cur = ids.sent(key)             # what the SMSC replaced: the note now, not at the request
                 if cur is not None and cur.source_fp == sent.source_fp:
                     self._uncharge(sess.account.system_id, pdu.source_addr, recipient, cur, pdu.source_addr_ton)
