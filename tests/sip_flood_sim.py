@@ -18,23 +18,29 @@ from .sip_helpers import invite, offline_screen
 FLOODER, CALLER = ("127.0.0.2", 5080), ("127.0.0.3", 5080)
 
 
-def arrivals(seconds, flood_rate, rate):
+def arrivals(seconds, flood_rate, rate, then=None):
     """(time, source, INVITE) in time order: a flood of `flood_rate` a second from FLOODER, `rate` a second from
-    CALLER (half a period late, so the two never tie), each a new call."""
+    CALLER (half a period late, so the two never tie), each a new call; `then` (seconds, rate): FLOODER goes on at
+    that rate for that long after the flood (CALLER too)."""
     flood = [(k / flood_rate, FLOODER, f"f{k}") for k in range(int(seconds * flood_rate))]
+    if then is not None:
+        more, after_rate = then
+        flood += [(seconds + k / after_rate, FLOODER, f"a{k}") for k in range(int(more * after_rate))]
+        seconds += more
     calls = [((j + 0.5) / rate, CALLER, f"mine-{j}") for j in range(int(seconds * rate))]
     return sorted(flood + calls, key=lambda a: a[0])
 
 
 def flood_through(monkeypatch, overload_after, seconds=3.0, flood_rate=4000, rate=20, buffer=256,
-                  judge_cost=1e-3, drop_cost=1e-5) -> dict:
+                  judge_cost=1e-3, drop_cost=1e-5, then=None) -> dict:
     """Per source: INVITEs sent, lost in the queue (kernel drops), dropped unread by the screen, judged (the screen
-    answered or forwarded them)."""
+    answered or forwarded them); `last_drop`: the time of the last one dropped unread (-1: none)."""
     clock = SimpleNamespace(now=0.0)
     monkeypatch.setattr(server, "time", SimpleNamespace(monotonic=lambda: clock.now))
     scr = offline_screen(build(with_model=False, persist=False), overload_after=overload_after)
     out = {src: dict(sent=0, lost=0, dropped_unread=0, judged=0) for src in (FLOODER[0], CALLER[0])}
-    todo, queue, full_since = deque(arrivals(seconds, flood_rate, rate)), deque(), 0.0
+    todo, queue, full_since = deque(arrivals(seconds, flood_rate, rate, then)), deque(), 0.0
+    last_drop = -1.0
 
     def arrive():                                   # everything sent by now, into the queue or lost
         while todo and todo[0][0] <= clock.now:
@@ -60,6 +66,7 @@ def flood_through(monkeypatch, overload_after, seconds=3.0, flood_rate=4000, rat
             scr.on_datagram(data, src)
             if scr.stats["overload_source_dropped"] > dropped:
                 out[src[0]]["dropped_unread"] += 1
+                last_drop = clock.now
                 clock.now += drop_cost
             else:
                 assert len(scr.udp.out) > sent, "an INVITE read and neither answered nor forwarded"
@@ -67,4 +74,4 @@ def flood_through(monkeypatch, overload_after, seconds=3.0, flood_rate=4000, rat
                 clock.now += judge_cost
             scr.udp.out.clear()
             arrive()
-    return {"flooder": out[FLOODER[0]], "caller": out[CALLER[0]]}
+    return {"flooder": out[FLOODER[0]], "caller": out[CALLER[0]], "last_drop": last_drop}
