@@ -123,7 +123,8 @@ def test_a_message_a_replace_sm_turns_into_an_ad_ahead_is_cancelled_at_a_dk_dnc(
     the destination as submitted is kept for ads only; the cancel_sm names the message_id and leaves the
     destination NULL, as SMPP 3.4 §4.9.1 allows.)"""
     dkqc = b"DKQC: Shop ABC xin phep gui tin QC. Dong y soan Y gui 5656"
-    with ProxyHarness(pipe, clock=lambda: NOW) as h:
+    out = io.StringIO()
+    with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out)) as h:
         s, _ = raw_session(h)
         mid = _submit(s, 2, "84912777701", text=dkqc)
         assert len(h.proxy.scheduled) == 0                  # a registration request: no ad
@@ -136,6 +137,8 @@ def test_a_message_a_replace_sm_turns_into_an_ad_ahead_is_cancelled_at_a_dk_dnc(
         c, = _cancels(h)
         assert (c.message_id, c.source_addr, c.source_addr_ton, c.destination_addr) == (mid, "SHOPABC", 5, "")
         assert _wait(lambda: h.proxy.stats["scheduled_ads_cancelled"] == 1)
+    line, = _lines(out, "cancel")
+    assert line["message_id"] == mid and line["status"] == 0 and line["recipient"] == "+84912777701"
 
 
 def test_a_dnc_change_by_the_operator_cancels_too_and_a_refused_cancel_is_logged(pipe):

@@ -127,7 +127,7 @@ class DncCancel:
             try:
                 why = self.pipeline.dnc_barred(msg)
             except Exception:           # a bug here must not stop the housekeeping
-                log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.destination)
+                log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.to)
                 continue
             if why is not None:
                 self._cancel_scheduled(ad, why)
@@ -147,7 +147,7 @@ class DncCancel:
             self._cancel_tries.pop(ad.key, None)
             self.stats["scheduled_ads_cancel_failed"] += 1
             log.warning("scheduled ad %s to %s: no SMSC link of id space %r (the one that took it) is configured: "
-                        "not cancelled; %s", ad.message_id, ad.destination, ad.space, why)
+                        "not cancelled; %s", ad.message_id, ad.to, ad.space, why)
             return
         link = self._pick_link(space=ad.space, account=ad.account)          # (IN_FLIGHT: the tick's test)
         if link is None:
@@ -182,9 +182,9 @@ class DncCancel:
             else:
                 self.stats["scheduled_ads_cancel_failed"] += 1
                 log.warning("scheduled ad %s to %s (delivery %s): the SMSC refused its cancellation (status 0x%08x: "
-                            "delivered already, or unknown to it); %s", ad.message_id, ad.destination,
+                            "delivered already, or unknown to it); %s", ad.message_id, ad.to,
                             _iso(ad.due), st, why)
-            self.vlog.write_cancel(self.clock(), ad.account, ad.source, ad.destination, ad.message_id,
+            self.vlog.write_cancel(self.clock(), ad.account, ad.source, ad.to, ad.message_id,
                                    datetime.fromtimestamp(ad.due, timezone.utc), st, why)
         link.request(P.CancelSm(service_type=ad.service_type, message_id=ad.message_id,
                                 source_addr_ton=ad.source_ton, source_addr_npi=ad.source_npi, source_addr=ad.source,

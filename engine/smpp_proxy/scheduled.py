@@ -53,7 +53,12 @@ class PendingAd(NamedTuple):
     source: str
     dest_ton: int
     dest_npi: int
-    destination: str
+    destination: str        # as submitted; "" for an ad a replace_sm made one (its cancel_sm names the message_id)
+
+    @property
+    def to(self) -> str:
+        """The recipient as the log and the verdict log name it: as submitted, else as an E.164 number."""
+        return self.destination or f"+{self.recipient}"
 
 
 class ScheduledAds:
