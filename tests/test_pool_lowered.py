@@ -1,0 +1,119 @@
+"""`serve --workers 3` lowered to `--workers 2`, end to end with a real pool, a real redis-server and the SMSC simulator:
+the receipts worker 2 acknowledged to the SMSC and held (its held_receipts.w2.journal) reach their account after the
+whole pool was killed -9 and started again with 2 workers (worker 0 takes worker 2's files over: serve_files.py
+adopt_orphans), each exactly once, and worker 2's files are gone. tests/test_workers_lowered.py renames one serve's
+files to a worker's names; this is the pool itself.
+
+Receipts held in a pool go to the account's list in Redis when their worker has no receiver bind of the account
+(state/receipts.py "Receipts held for an account bound elsewhere"), so a held receipt is in a worker's journal only
+once that list is at max_held_receipts: the test fills it first (K receipts through one connection, none bound to
+receive), then submits through new transmitter connections (each one the kernel gives to a worker: SO_REUSEPORT)
+until worker 2's journal holds live records."""
+import collections
+import os
+
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.heldjournal import HeldJournal
+from engine.state.receiptq import queue_key
+
+from .redis_helpers import RedisServer, ports_in
+from .test_durable import _hours_config
+from .test_redis_serve import Node
+from .test_serve import wait_for
+from .test_smpp_receipts import Esme, _submitted
+
+PORTS = (46000, 46999)      # this file's loopback ports (redis-server, the pool's SMPP port); the SMSC's is the OS's
+K = 12                      # max_held_receipts: the account's list in Redis, and what one worker holds, at most
+
+
+def _journal(smpp, w):
+    return smpp / (f"held_receipts.w{w}.journal" if w else "held_receipts.journal")
+
+
+def _live(smpp, w) -> list:
+    """The receipts a worker's journal holds (what it acknowledged to the SMSC and has not passed on)."""
+    return HeldJournal(_journal(smpp, w)).replay()
+
+
+def _mid(raw_or_pdu) -> str:
+    body = raw_or_pdu.short_message if hasattr(raw_or_pdu, "short_message") else raw_or_pdu
+    i = body.index(b"id:") + 3
+    return body[i:body.index(b" ", i)].decode()
+
+
+def _acked(node) -> list:
+    return [r.command_status for r in list(node.sim.sim.mo_responses)]
+
+
+def test_a_pool_of_3_killed_and_started_with_2_delivers_worker_2s_held_receipts_once(tmp_path):
+    rs = RedisServer(tmp_path / "redis", port=ports_in(*PORTS, 1)[0])
+    cfg = _hours_config(tmp_path)
+    t = cfg / "smpp.toml"
+    text = t.read_text()
+    assert "max_held_receipts = 200000" in text and "max_held_per_account = 0" in text
+    t.write_text(text.replace("max_held_receipts = 200000", f"max_held_receipts = {K}")
+                 .replace("max_held_per_account = 0", f"max_held_per_account = {K}"))
+    node = Node(tmp_path, "pool", rs.url, cfg, port=ports_in(*PORTS, 1)[0], workers=3,
+                extra=["--esme-account", "esme1:secret"])
+    conns, redis = [], rs.client()
+    try:
+        node.start()
+        smpp = node.data / "smpp"
+        # the account's list in Redis at max_held_receipts: from now on what a worker holds stays in its journal
+        e = Esme(node, kind=P.BindTransmitter)
+        conns.append(e)
+        e.submit(K)
+        ids = _submitted(e, K)
+        assert wait_for(lambda: redis.llen(queue_key("esme1")) == K, 20), redis.llen(queue_key("esme1"))
+        for i in range(40):                 # P(no connection of 40 on worker 2) = (2/3)^40: never
+            e = Esme(node, kind=P.BindTransmitter)
+            conns.append(e)
+            e.submit(1, first=K + i)
+            ids += _submitted(e, 1)
+            assert wait_for(lambda: len(_acked(node)) == len(ids), 10), (len(_acked(node)), len(ids))
+            if len(_live(smpp, 2)) >= 2:
+                break
+        assert _acked(node) == [0] * len(ids)               # every receipt acknowledged to the SMSC
+        # every receipt past the first K in one worker's journal (the first K: gone, in Redis)
+        assert wait_for(lambda: sum(len(_live(smpp, w)) for w in range(3)) == len(ids) - K, 10), \
+            [len(_live(smpp, w)) for w in range(3)]
+        assert redis.llen(queue_key("esme1")) == K
+        node.kill9()                        # the supervisor and its 3 workers
+        held = {w: [_mid(raw) for _, raw in _live(smpp, w)] for w in range(3)}
+        assert len(held[2]) >= 2 and _journal(smpp, 2).stat().st_size > 0, held
+        assert sorted(sum(held.values(), [])) == sorted(ids[K:])
+        for c in conns:
+            c.s.close()
+        conns.clear()
+
+        # the dead pool's SMSC links gone from the simulator (Node.start counts the new ones from those bound)
+        assert wait_for(lambda: not [s for s in list(node.sim.sim.sessions) if s.bound], 10)
+        node.workers = 2
+        node.start()
+        rx = Esme(node, kind=P.BindReceiver)
+        conns.append(rx)
+        got = []
+        while len(got) < len(ids):
+            p = rx.next(lambda p: p.command_id == C.DELIVER_SM, timeout=45)
+            assert p is not None, (len(got), len(ids), sorted(set(ids) - {_mid(x) for x in got}))
+            rx.answer(p)
+            got.append(p)
+        more = rx.receipts(1, timeout=3)    # and nothing twice
+        assert not more, [_mid(x) for x in more]
+        n = collections.Counter(_mid(x) for x in got)
+        assert n == collections.Counter(ids), (n - collections.Counter(ids), collections.Counter(ids) - n)
+        assert not [f for f in os.listdir(smpp) if ".w2." in f and not f.startswith("serve.")], os.listdir(smpp)
+        assert wait_for(lambda: not any(_live(smpp, w) for w in range(2)), 10), [_live(smpp, w) for w in range(2)]
+        err = node.err.read_text()
+        assert "taking over the SMPP files" in err and "worker 2" in err, err[-3000:]
+    finally:
+        for c in conns:
+            c.s.close()
+        try:
+            if node.proc is not None and node.proc.poll() is None:
+                node.kill9()
+        finally:
+            node.stop()
+            redis.close()
+            rs.stop()
