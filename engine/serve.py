@@ -126,7 +126,10 @@ async def run_serve(args, ready=None):
     idlog = IdLog(ids_file, proxy.msgid_account)
     # the files of a pool's workers no longer started (--workers lowered): read by this worker, not lost
     pool_size = int(os.environ.get("TELFILTER_WORKERS", "1")) if in_pool else 1
-    adopted, adopted_locks = adopt_orphans(Path(pipe.store.dir), worker, max(1, pool_size))
+    # (a worker of the larger pool still draining -- its supervisor killed -- is waited for: its stop's time at most)
+    adopted, adopted_locks = adopt_orphans(Path(pipe.store.dir), worker, max(1, pool_size),
+                                           wait=min(getattr(args, "drain_timeout", 10.0) + 2.0,
+                                                    getattr(args, "start_timeout", 60.0) / 2))
 
     def theirs(name: str, suffix: str) -> list:
         return [held_file.parent / f"{name}.w{j}{suffix}" for j in adopted]

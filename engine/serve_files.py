@@ -5,6 +5,7 @@ import fcntl
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 log = logging.getLogger("telfilter.smpp")
@@ -35,12 +36,16 @@ def lock_serve_files(data_dir: Path, worker: int) -> int:
 _WORKER_FILE = re.compile(r"^\.?(?:held_receipts|message_ids|scheduled_ads|mo_parts)\.w(\d+)\.")
 
 
-def adopt_orphans(data_dir: Path, worker: int, workers: int) -> tuple[list[int], list[int]]:
+def adopt_orphans(data_dir: Path, worker: int, workers: int, wait: float = 0.0) -> tuple[list[int], list[int]]:
     """The workers whose SMPP files this process takes over: those of a pool since made smaller (`--workers`
     lowered, or a pool replaced by one serve), j >= `workers` with j % `workers` == `worker`, found by their files
     in the data dir. Their held receipts (the SMSC was told they were delivered), message ids, 5656 parts and
     scheduled ads were read by no one: lost. Each one's serve lock is taken for this process's life (a process
-    of the larger pool still running keeps its files: skipped, said). Returns (worker numbers, lock fds)."""
+    of the larger pool still running keeps its files: skipped, said). A lock held is waited for up to `wait` s in
+    all: the larger pool's workers drain after their supervisor died (die_with_supervisor: SIGTERM) and the smaller
+    pool may be up before they are gone; skipped at once, a worker still draining wrote its files (its held receipts)
+    after this start had looked, and nobody read them until this worker's next start. Returns (worker numbers,
+    lock fds)."""
     d = data_dir / "smpp"
     found = set()
     try:
@@ -52,13 +57,12 @@ def adopt_orphans(data_dir: Path, worker: int, workers: int) -> tuple[list[int],
         if m and not name.endswith(".unreadable"):
             found.add(int(m.group(1)))
     taken, fds = [], []
+    end = time.monotonic() + wait
     for j in sorted(found):
         if j < workers or j % workers != worker:
             continue
         fd = os.open(d / f"serve.w{j}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock_within(fd, end):
             os.close(fd)
             log.warning("worker %d's SMPP files in %s are held by a running serve (of a larger pool?): left to it", j, d)
             continue
@@ -68,3 +72,15 @@ def adopt_orphans(data_dir: Path, worker: int, workers: int) -> tuple[list[int],
         log.info("taking over the SMPP files (held receipts, message ids, 5656 parts, scheduled ads) of worker%s %s, "
                  "no longer started", "s" if len(taken) > 1 else "", ", ".join(map(str, taken)))
     return taken, fds
+
+
+def _lock_within(fd: int, end: float) -> bool:
+    """flock `fd` (exclusive), trying again every 0.1 s until `end` (time.monotonic())."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.1)

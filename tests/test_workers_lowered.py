@@ -64,6 +64,41 @@ def test_receipts_and_ids_a_dropped_worker_left_reach_their_account(tmp_path):
         run.close()
 
 
+def test_a_dropped_worker_still_draining_at_the_start_is_waited_for_not_left(tmp_path):
+    """The larger pool's supervisor killed, its workers drain (SIGTERM) while the smaller pool starts: worker 3 still
+    holds its serve lock for 2 s when the new serve looks. Its files were skipped for good (read by nobody until the
+    next start: held receipts the SMSC was told were delivered, undelivered meanwhile); its lock is waited for."""
+    import subprocess
+    import sys
+    run = ServeBeside(tmp_path, receipt_delay=0.05)
+    try:
+        p, h = run.start(1)
+        e = Esme(h, kind=P.BindTransmitter)
+        e.submit(3)
+        _submitted(e, 3)
+        assert wait(lambda: [r.command_status for r in list(run.sim.sim.mo_responses)] == [0, 0, 0], 10)
+        p.kill()
+        p.wait(10)
+        smpp = run.data / "smpp"
+        _as_worker(smpp, 3)
+        draining = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                                     "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+                                     "fcntl.flock(fd, fcntl.LOCK_EX)\nprint(flush=True)\ntime.sleep(2)",
+                                     str(smpp / "serve.w3.lock")], stdout=subprocess.PIPE)
+        try:
+            assert draining.stdout.readline() == b"\n"                 # worker 3's lock held
+            p, h = run.start(2)
+        finally:
+            draining.kill()
+            draining.wait(10)
+        rx = Esme(h, kind=P.BindReceiver)
+        got = rx.receipts(3, timeout=10)
+        assert len({x.short_message for x in got}) == 3, (tmp_path / "err2.log").read_text()[-2000:]
+        assert not [n for n in os.listdir(smpp) if ".w3." in n and not n.startswith("serve.")]
+    finally:
+        run.close()
+
+
 def test_each_dropped_worker_goes_to_one_worker_of_the_smaller_pool(tmp_path, caplog):
     smpp = tmp_path / "smpp"
     smpp.mkdir()
