@@ -79,6 +79,28 @@ def peer_uid(sock) -> int | None:
     return struct.unpack("3i", raw)[1]
 
 
+def remove_stale_socket(path: Path) -> bool:
+    """Remove a control socket nothing answers on (its serve was killed: a worker of a pool since made smaller,
+    whose files this process took over). True when removed."""
+    path = Path(path)
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return False
+    except FileNotFoundError:
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+        return False                    # (a serve answers there: its own)
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
 class ControlServer(ReloadCommands):
     """Serves control requests for one running serve. `on_drain` is serve's stop trigger."""
 

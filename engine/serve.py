@@ -96,7 +96,7 @@ async def run_serve(args, ready=None):
     control = None
     if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
         from .control import ControlServer, default_socket
-        sock = getattr(args, "control_socket", None) or default_socket(pipe.store.dir)
+        sock = ctl_base = Path(getattr(args, "control_socket", None) or default_socket(pipe.store.dir))
         if worker > 0:
             sock = Path(sock).with_name(f"{Path(sock).stem}.w{worker}{Path(sock).suffix}")
         control = ControlServer(pipe, sock, stop.set, args=args)
@@ -130,6 +130,11 @@ async def run_serve(args, ready=None):
     adopted, adopted_locks = adopt_orphans(Path(pipe.store.dir), worker, max(1, pool_size),
                                            wait=min(getattr(args, "drain_timeout", 10.0) + 2.0,
                                                     getattr(args, "start_timeout", 60.0) / 2))
+
+    if control is not None:     # their control sockets, left by a kill: `ctl reload` asked them, "no serve answers"
+        from .control import remove_stale_socket
+        for j in adopted:
+            remove_stale_socket(ctl_base.with_name(f"{ctl_base.stem}.w{j}{ctl_base.suffix}"))
 
     def theirs(name: str, suffix: str) -> list:
         return [held_file.parent / f"{name}.w{j}{suffix}" for j in adopted]

@@ -99,6 +99,30 @@ def test_a_dropped_worker_still_draining_at_the_start_is_waited_for_not_left(tmp
         run.close()
 
 
+def test_the_control_socket_a_killed_dropped_worker_left_goes_with_its_files(tmp_path):
+    """A pool killed -9 leaves its workers' control sockets; the one of a worker no longer started was never removed
+    (a worker removes only its own at start): every `ctl reload` after said worker 3 had "no telfilter serve
+    answers", for good. The worker that takes its files over removes it."""
+    import socket
+
+    from engine.control_client import request_pool
+    smpp = tmp_path / "data" / "smpp"
+    smpp.mkdir(parents=True)
+    (smpp / "held_receipts.w3.journal").write_bytes(b"")
+    stale = tmp_path / "data" / "control.w3.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(stale))
+    s.close()                                   # (the file stays: a killed serve's)
+    run = ServeBeside(tmp_path)
+    try:
+        run.start(1)
+        assert not stale.exists()
+        ans = request_pool(tmp_path / "data" / "control.sock", {"cmd": "reload", "what": ["rules"]}, 20)
+        assert ans.get("ok") and "workers" not in ans, ans
+    finally:
+        run.close()
+
+
 def test_each_dropped_worker_goes_to_one_worker_of_the_smaller_pool(tmp_path, caplog):
     smpp = tmp_path / "smpp"
     smpp.mkdir()
