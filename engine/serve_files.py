@@ -54,7 +54,7 @@ def adopt_orphans(data_dir: Path, worker: int, workers: int, wait: float = 0.0) 
         return [], []
     for name in names:
         m = _WORKER_FILE.match(name)
-        if m and not name.endswith(".unreadable"):
+        if m and not name.endswith(".unreadable") and ".tmp" not in name:     # (set aside; a crash's temporary file)
             found.add(int(m.group(1)))
     taken, fds = [], []
     end = time.monotonic() + wait

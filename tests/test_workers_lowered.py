@@ -129,6 +129,7 @@ def test_each_dropped_worker_goes_to_one_worker_of_the_smaller_pool(tmp_path, ca
     for j in range(1, 6):
         (smpp / f"held_receipts.w{j}.journal").write_bytes(b"")
     (smpp / "mo_parts.w7.journal.unreadable").write_bytes(b"")            # set aside: not a worker's files
+    (smpp / "held_receipts.w8.journal.tmp4242").write_bytes(b"")          # a crash's temporary file: neither
     (smpp / ".message_ids.w6.log.spool.123.ab").write_bytes(b"")          # a crash spool alone is
     held = os.open(smpp / "serve.w5.lock", os.O_RDWR | os.O_CREAT)        # worker 5 still running
     fcntl.flock(held, fcntl.LOCK_EX)
@@ -151,12 +152,15 @@ def test_a_record_log_takes_another_journal_in_then_removes_it(tmp_path):
     mine, theirs = tmp_path / "scheduled_ads.journal", tmp_path / "scheduled_ads.w3.journal"
     HeldJournal(mine).rewrite([(1, "m1", _pack(_ad("m1", 2000)))])
     HeldJournal(theirs).rewrite([(1, "m2", _pack(_ad("m2", 2500))), (2, "m3", _pack(_ad("m3", 500)))])
+    for t in (mine, theirs):                # what a crash in the middle of a rewrite leaves: swept
+        t.with_name(t.name + ".tmp4242").write_bytes(b"partial")
 
     async def run():
         loop = asyncio.get_running_loop()
         a = ScheduledAds()
         assert a.open(mine, loop, now=1000, adopt=[theirs]) == 2              # m3 was due already
         assert sorted(a.entries) == ["m1", "m2"] and not theirs.exists()
+        assert sorted(x.name for x in tmp_path.iterdir()) == ["scheduled_ads.journal"]
         await a.close()
         rl = RecordLog(mine, "t", "scheduled ad")
         assert sorted(o for _, o, _ in rl.open(loop)) == ["m1", "m2"]

@@ -191,6 +191,9 @@ class RecordLog:
             taken += HeldJournal(p, jl.max_record, jl.what).replay()
         live = [(i + 1, owner, raw) for i, (owner, raw) in enumerate(taken + list(extra))]
         jl.rewrite(live)
+        for p in (jl.path, *adopt):     # a rewrite's temporary file a crash left (only the serve lock's holder writes)
+            for t in Path(p).parent.glob(Path(p).name + ".tmp*"):
+                t.unlink(missing_ok=True)
         for p in adopt:             # in this journal now (a crash before this line: read twice, never lost)
             Path(p).unlink(missing_ok=True)
         if adopt:
