@@ -166,3 +166,35 @@ def test_a_record_log_takes_another_journal_in_then_removes_it(tmp_path):
         assert sorted(o for _, o, _ in rl.open(loop)) == ["m1", "m2"]
         rl.writer.close()
     asyncio.run(run())
+
+
+def test_a_crash_between_taking_a_journal_in_and_removing_it_takes_nothing_twice(tmp_path, monkeypatch):
+    """The adopted journal is removed after this one is rewritten with its records: killed in between, the next
+    start reads it again, and its records, in this journal already, are not taken a second time (a crash loop
+    during a start added a copy of every adopted receipt each time: each offered to the ESME as often)."""
+    mine, theirs = tmp_path / "held_receipts.journal", tmp_path / "held_receipts.w2.journal"
+    HeldJournal(theirs).rewrite([(1, "esme1", b"receipt-a"), (2, "esme1", b"receipt-b")])
+    real_unlink = type(theirs).unlink
+
+    def killed(self, missing_ok=False):
+        if self == theirs:
+            raise KeyboardInterrupt("killed before the adopted journal went")
+        real_unlink(self, missing_ok=missing_ok)
+
+    async def run(adopt_fails):
+        loop = asyncio.get_running_loop()
+        rl = RecordLog(mine, "t", "held receipt")
+        if adopt_fails:
+            monkeypatch.setattr(type(theirs), "unlink", killed)
+            try:
+                rl.open(loop, adopt=[theirs])
+            except KeyboardInterrupt:
+                return None
+            finally:
+                monkeypatch.undo()
+        live = rl.open(loop, adopt=[theirs])
+        rl.writer.close()
+        return live
+    assert asyncio.run(run(True)) is None and theirs.exists()
+    live = asyncio.run(run(False))
+    assert sorted(raw for _, _, raw in live) == [b"receipt-a", b"receipt-b"] and not theirs.exists()

@@ -187,14 +187,20 @@ class RecordLog:
         from ..groupcommit import GroupCommit
         jl = self.journal
         taken = jl.replay()
+        # a record this journal holds already is not taken twice: a crash between the rewrite below and the
+        # removal of the journals it adopted reads them again at the next start
+        have = set(taken) if adopt else ()
         for p in adopt:
-            taken += HeldJournal(p, jl.max_record, jl.what).replay()
+            for rec in HeldJournal(p, jl.max_record, jl.what).replay():
+                if rec not in have:
+                    have.add(rec)
+                    taken.append(rec)
         live = [(i + 1, owner, raw) for i, (owner, raw) in enumerate(taken + list(extra))]
         jl.rewrite(live)
         for p in (jl.path, *adopt):     # a rewrite's temporary file a crash left (only the serve lock's holder writes)
             for t in Path(p).parent.glob(Path(p).name + ".tmp*"):
                 t.unlink(missing_ok=True)
-        for p in adopt:             # in this journal now (a crash before this line: read twice, never lost)
+        for p in adopt:             # in this journal now (a crash before this line: read again, not taken twice)
             Path(p).unlink(missing_ok=True)
         if adopt:
             fsync_dir(jl.path.parent)
