@@ -47,7 +47,9 @@ class Node:
         self.runs += 1
         ready = self.tmp / f"ready-{self.name}-{self.runs}"
         self.err = self.tmp / f"stderr-{self.name}-{self.runs}.log"
-        bound = len([s for s in list(self.sim.sim.sessions) if s.bound])
+        # the sessions themselves, held (a killed serve's may still look bound for a moment: counting them, the
+        # new ones were waited for in vain; comparing id()s takes a new session at a freed address for an old one)
+        before = list(self.sim.sim.sessions)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "serve", "--config", self.cfg, "--data-dir", self.data, "-v",
              "--smpp-listen", f"127.0.0.1:{self.port}", "--smsc", f"127.0.0.1:{self.sim.sim.port}",
@@ -55,7 +57,8 @@ class Node:
              "--workers", str(self.workers), "--ready-file", ready, *self.extra],
             cwd=ROOT, stderr=open(self.err, "w"), stdout=subprocess.DEVNULL)
         assert wait_for(ready.exists, 90), self.err.read_text()
-        assert wait_for(lambda: len([s for s in list(self.sim.sim.sessions) if s.bound]) >= bound + self.workers, 30)
+        assert wait_for(lambda: len([s for s in list(self.sim.sim.sessions)
+                                     if s.bound and not any(s is b for b in before)]) >= self.workers, 30)
         return self
 
     def kill9(self):
