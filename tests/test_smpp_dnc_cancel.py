@@ -292,14 +292,19 @@ def test_serve_keeps_the_index_across_a_restart(tmp_path, stop):
                                       short_message=AD)))
         r = e.next(lambda x: x.command_id == C.SUBMIT_SM_RESP)
         assert r.command_status == 0
+        journal = tmp_path / "data" / "smpp" / "scheduled_ads.journal"
         if stop == "SIGKILL":
-            time.sleep(0.3)                         # (its record written: a crash loses the last few ms)
+            # its record written first (a crash loses what the journal's writer thread has not written yet): waited
+            # for, not slept for -- a fixed 0.3 s bet that the writer thread's write came within it (it is ~1 ms;
+            # a stalling disk or a starved thread is longer). The journal is rewritten empty at the start, so any
+            # byte in it is the ad's record
+            assert _wait(lambda: journal.stat().st_size > 0, 30), (tmp_path / "err1.log").read_text()[-2000:]
             p.kill()
             p.wait(30)
         else:
             p.send_signal(signal.SIGTERM)
             assert p.wait(30) == 0
-        assert (tmp_path / "data" / "smpp" / "scheduled_ads.journal").stat().st_size > 0
+        assert journal.stat().st_size > 0
         run.start(2)
         assert run.sim.run(run.sim.sim.send_mo, "84912777461", "5656", "DK DNC")
         assert _wait(lambda: [c for _, c in list(run.sim.sim.received)
