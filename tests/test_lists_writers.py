@@ -176,3 +176,30 @@ def test_allow_partial_without_replace_is_an_error(data_dir, tmp_path):
     r = run_cli("lists", "import", "dnc", f, "--allow-partial", "--data-dir", data_dir)
     assert r.returncode == 2 and "--allow-partial only applies with --replace" in r.stderr
     assert 84912000002 not in _dnc(ListStore(data_dir))[0]          # nothing imported
+
+
+def test_a_load_while_a_writer_folds_the_journal_misses_no_registration(data_dir, monkeypatch):
+    """A load reads the dnc snapshot, then the other kinds, then the journal (under its lock): a writer that
+    installed a new dnc snapshot and rewrote the journal in between (it folded the journal's lines into the new
+    snapshot) left the load with the old snapshot and the new journal's tail -- the registrations folded were
+    in neither (serve's reload ran without them until its next reload; a CLI load lost them). The load now
+    sees the dnc snapshot changed under it and reads again."""
+    store = ListStore(data_dir)
+    store.import_csv("dnc", b"number,channel\n0912000001,S\n")
+    store.append_delta("add", 84900000001, "S")            # a 5656 registration, in the journal only
+    reader = ListStore(data_dir)
+    real = reader._load_kind
+    folded = []
+
+    def load_kind(kind, L, strict):
+        extra = real(kind, L, strict)
+        if kind == "dnc" and not folded:                   # between the dnc snapshot and the journal:
+            w = ListStore(data_dir)                        # another writer folds the journal (`lists add`)
+            w.save(w.load(), ("dnc",))
+            folded.append(True)
+        return extra
+    monkeypatch.setattr(reader, "_load_kind", load_kind)
+    L = reader.load()
+    assert folded and b"84900000001" not in store.delta_path.read_bytes()     # folded: in the new snapshot only
+    assert {84912000001, 84900000001} <= set(L.dnc_s)
+    assert L.journal_mark[0] == json.loads(store.delta_path.read_bytes().splitlines()[0])["gen"]

@@ -18,7 +18,8 @@ from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked,
 from . import edits
 from .ipranges import IpRanges
 from .sets import Lists, owner_fold
-from .snapshot import SnapshotError, install_snapshot, prepare_snapshot, read_snapshot, read_snapshot_identified
+from .snapshot import (SnapshotError, install_snapshot, prepare_snapshot, read_snapshot, read_snapshot_identified,
+                       snapshot_identity)
 
 
 def _ser_bitmap(b: BitMap64) -> bytes:
@@ -141,10 +142,27 @@ class ListStore:
 
     _DNC_MAYBE_MISSING = " (DNC changes folded into the refused generation may be missing: re-import the last DNC file)"
 
+    LOAD_TRIES = 5          # loads read again while a writer keeps replacing the dnc snapshot under them
+
     def load(self, strict: bool = False, kinds=KINDS) -> Lists:
         """Load every kind (or those of `kinds`: the others stay empty), then the DNC journal when the DNC is among
         them. A bad snapshot falls back to `.prev` (warning) unless strict. `L.sources`: each kind read straight
-        from its file, that file's identity (None: no file); a kind read from `.prev` is not there."""
+        from its file, that file's identity (None: no file); a kind read from `.prev` is not there.
+
+        The dnc snapshot is read first and the journal last (under the journal's lock), with no lock between: a
+        writer that installed a new dnc snapshot and rewrote the journal meanwhile (it folded the journal's lines
+        into that snapshot, under the same lock) left the old snapshot and the new journal's tail, and the lines
+        folded in neither (a 5656 registration missing until the next load). The dnc snapshot read is checked
+        to be the one there after the journal was read (a writer installs it before it rewrites the journal:
+        a journal read after the rewrite sees the new snapshot too); if not, the whole load is read again."""
+        for _ in range(self.LOAD_TRIES - 1):
+            L = self._load_once(strict, kinds)
+            if "dnc" not in kinds or L.sources.get("dnc") is None \
+                    or snapshot_identity(self.path("dnc")) == L.sources["dnc"]:
+                return L
+        return self._load_once(strict, kinds)       # (a writer at work all along: its last state, as before)
+
+    def _load_once(self, strict: bool, kinds) -> Lists:
         L = Lists()
         self.warnings = []
         mark = nxt = None
