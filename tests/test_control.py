@@ -69,7 +69,8 @@ def _ad_verdicts(tmp_path):
     log = tmp_path / "verdicts.jsonl"
     if not log.exists():
         return []
-    return [{h["symbol"] for h in r["hits"]} for r in map(json.loads, log.read_text().splitlines())
+    # (whole lines: read while serve appends, and a write is not atomic for a reader past a page boundary)
+    return [{h["symbol"] for h in r["hits"]} for r in map(json.loads, log.read_text().split("\n")[:-1])
             if r.get("kind") == "sms"]
 
 

@@ -88,7 +88,8 @@ class Node:
 
     def verdicts(self):
         try:
-            return [json.loads(x) for x in self.log.read_text().splitlines() if x.strip()]
+            # (whole lines: read while serve appends, and a write is not atomic for a reader past a page boundary)
+            return [json.loads(x) for x in self.log.read_text().split("\n")[:-1] if x.strip()]
         except FileNotFoundError:
             return []
 

@@ -104,7 +104,8 @@ def _receipt(sim, mid, esme_source, recipient):
 
 
 def _hits(log, recipient):
-    lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    # (whole lines: read while serve appends, and a write is not atomic for a reader past a page boundary)
+    lines = [json.loads(x) for x in log.read_text().split("\n")[:-1]] if log.exists() else []
     return [[h["symbol"] for h in v["hits"]] for v in lines if v.get("recipient") == recipient]
 
 

@@ -63,7 +63,8 @@ def uac_ran(stderr):
 
 def verdicts(tmp):
     path = tmp / "verdicts.jsonl"
-    return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+    # (whole lines: read while serve appends, and a write is not atomic for a reader past a page boundary)
+    return [json.loads(l) for l in path.read_text().split("\n")[:-1]] if path.exists() else []
 
 
 def configure(tmp_path, save_interval=None):
