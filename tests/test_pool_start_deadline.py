@@ -162,7 +162,10 @@ def test_a_start_up_error_after_the_pool_came_up_restarts_that_worker_without_a_
     try:
         listening = lambda: err.read_text().count("SMPP proxy listening on")     # noqa: E731
         _wait(lambda: listening() == 2, 90, p, err)
-        time.sleep(2)                               # each said READY=1 right after (in the same function)
+        # the pool came up (every worker's READY=1 reached the supervisor, which says so): waited for, not slept for
+        # -- 2 s after "listening" was a bet on the rest of the workers' start, and a kill before the supervisor had
+        # both READY=1 made the restart's status 2 a first-start failure (the pool stopped)
+        _wait(lambda: "2 workers ready" in err.read_text(), 90, p, err)
         lock = os.open(tmp_path / "data" / "smpp" / "serve.w1.lock", os.O_RDWR)
         os.kill(_worker_pids(err, 1)[0], signal.SIGKILL)
         fcntl.flock(lock, fcntl.LOCK_EX)            # once the killed worker's lock is gone: the next start fails
