@@ -59,7 +59,9 @@ def _drain_run(tmp_path, sim_setup, drain_timeout):
         assert wait_for(lambda: len(sim.sim.submits()) == 20)
         t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
-        time.sleep(0.3)                     # the signal is handled; the submits are still in flight
+        # the signal is handled (serve says it is draining, then marks itself so, before it reads another PDU);
+        # the submits are still in flight. Waited for: a sleep of 0.3 s bet that serve ran within it
+        assert wait_for(lambda: "stopping: draining" in (tmp_path / "stderr.log").read_text(), 30)
         late = _send(c, 99)
         answers, late_status, unbound = {}, None, False
         while not unbound:
@@ -112,7 +114,9 @@ def test_a_second_sigterm_cuts_the_drain_short(tmp_path):
         _send(c, 1)
         assert wait_for(lambda: len(sim.sim.submits()) == 1)
         p.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        # draining (said, and the second signal's handler in place): waited for, not slept for (0.5 s bet that serve
+        # had handled the first signal; a second one before that was the same stop, and the drain waited its 120 s)
+        assert wait_for(lambda: "stopping: draining" in (tmp_path / "stderr.log").read_text(), 30)
         assert p.poll() is None                 # draining: waiting for the stalled SMSC
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
