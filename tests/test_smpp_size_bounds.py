@@ -49,13 +49,15 @@ def test_message_cost_is_one_for_an_sms_and_its_segments_for_a_long_payload():
 
 def test_a_long_payload_is_paid_for_by_the_messages_after_it(pipe):
     with ProxyHarness(pipe) as h:
-        h.proxy.accounts["esme1"].throughput = 50.0
+        # 5/s: in debt ~13 s after the long one (at 50/s it was ~0.3 s, from its charge before it was judged and
+        # forwarded: its judging, the SMSC's answer and a pause of a loaded host fit in that, and the next went)
+        h.proxy.accounts["esme1"].throughput = 5.0
         s, _ = raw_session(h)
         s.sendall(_payload(2, b"see you at the station " * 400))            # ~9 KB: ~70 segments
         assert read_raw(s).command_status == 0
         s.sendall(encode(P.SubmitSm(sequence_number=3, source_addr=GOOD, destination_addr="84912345678",
                                     short_message=b"and one more")))
-        assert read_raw(s).command_status == C.ESME_RTHROTTLED                # the bucket is in debt for ~0.4 s
+        assert read_raw(s).command_status == C.ESME_RTHROTTLED                # the bucket is in debt for ~13 s
         assert h.proxy.stats["throttled"] == 1
 
 
@@ -189,7 +191,9 @@ def test_a_submit_multi_whose_judging_would_stall_the_loop_is_refused(pipe):
 
 def test_a_late_part_pays_its_segments(pipe):
     with ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.3)) as h:
-        h.proxy.accounts["esme1"].throughput = 50.0
+        # 5/s: the late part's ~65 segments are ~13 s of the bucket (at 50/s the bucket's debt after it, ~15
+        # tokens, came back in ~0.3 s, and a pause that long between its answer and the next submit let that through)
+        h.proxy.accounts["esme1"].throughput = 5.0
         s, _ = raw_session(h)
         s.sendall(_sar(60, 1, 2, b"see you", ref=7))
         assert read_raw(s).command_status == 0                   # judged alone at the timeout
