@@ -23,7 +23,7 @@ from .test_redis_serve import Node
 from .test_serve import wait_for
 from .test_smpp_receipts import Esme, _submitted
 
-PORTS = (46000, 46999)      # this file's loopback ports (redis-server, the pool's SMPP port); the SMSC's is the OS's
+PORTS = (28500, 28999)      # this file's loopback ports (redis-server, the pool's SMPP port); the SMSC's is the OS's
 K = 12                      # max_held_receipts: the account's list in Redis, and what one worker holds, at most
 
 
