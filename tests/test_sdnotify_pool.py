@@ -20,7 +20,7 @@ from engine.smpp_proxy.harness import ProxyHarness
 from .conftest import ROOT
 from .redis_helpers import RedisServer, ports_in
 
-PORTS = (39000, 39999)      # this file's loopback ports (redis-server, the pool's SMPP port); the SMSC's is the OS's
+PORTS = (27000, 27999)      # this file's loopback ports (redis-server, the pool's SMPP port); the SMSC's is the OS's
 
 
 @pytest.fixture(scope="module")
