@@ -33,7 +33,7 @@ import socket
 from pathlib import Path
 
 from .serve_config import load_serve_config
-from .serve_files import adopt_orphans, lock_serve_files
+from .serve_files import lock_serve_files, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules)
@@ -93,7 +93,7 @@ async def run_serve(args, ready=None):
         await replicator.catch_up()
         replicator.load_unpublished()          # what a stop while Redis was away could not publish
     stop = asyncio.Event()
-    control = None
+    control = ctl_base = None
     if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
         from .control import ControlServer, default_socket
         sock = ctl_base = Path(getattr(args, "control_socket", None) or default_socket(pipe.store.dir))
@@ -125,20 +125,8 @@ async def run_serve(args, ready=None):
     ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
     idlog = IdLog(ids_file, proxy.msgid_account)
     # the files of a pool's workers no longer started (--workers lowered): read by this worker, not lost
-    pool_size = int(os.environ.get("TELFILTER_WORKERS", "1")) if in_pool else 1
-    # (a worker of the larger pool still draining -- its supervisor killed -- is waited for: its stop's time at most)
-    adopted, adopted_locks = adopt_orphans(Path(pipe.store.dir), worker, max(1, pool_size),
-                                           wait=min(getattr(args, "drain_timeout", 10.0) + 2.0,
-                                                    getattr(args, "start_timeout", 60.0) / 2))
-
-    if control is not None:     # their control sockets, left by a kill: `ctl reload` asked them, "no serve answers"
-        from .control import remove_stale_socket
-        for j in adopted:
-            remove_stale_socket(ctl_base.with_name(f"{ctl_base.stem}.w{j}{ctl_base.suffix}"))
-
-    def theirs(name: str, suffix: str) -> list:
-        return [held_file.parent / f"{name}.w{j}{suffix}" for j in adopted]
-    their_ids = theirs("message_ids", ".msgpack")
+    taken = take_over(Path(pipe.store.dir), worker, in_pool, args, ctl_base)
+    their_ids = taken.files("message_ids", ".msgpack")
     if replicator is not None:      # max binds and throughput per account hold across processes
         from .state.pool import PoolLimits
         from .state.receipts import SharedReceipts
@@ -152,14 +140,14 @@ async def run_serve(args, ready=None):
     else:
         idlog.open(asyncio.get_running_loop(), their_ids)   # the last run's ids (a crash too); journalled from now
     # what was held when the last run ended (a crash too); journalled from now
-    proxy.open_held(held_file, theirs("held_receipts", ".msgpack"))
+    proxy.open_held(held_file, taken.files("held_receipts", ".msgpack"))
     # ads scheduled ahead the last run left (a crash too): cancelled if their recipient registers DK DNC; journalled
     proxy.scheduled.open(held_file.with_name(held_file.name.replace("held_receipts", "scheduled_ads")).with_suffix(
         ".journal"), asyncio.get_running_loop(), int(proxy.clock().timestamp()), proxy.stats,
-        adopt=theirs("scheduled_ads", ".journal"))
+        adopt=taken.files("scheduled_ads", ".journal"))
     # 5656 message parts acknowledged, their message not yet judged
     proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(".journal"),
-                        asyncio.get_running_loop(), theirs("mo_parts", ".journal"))
+                        asyncio.get_running_loop(), taken.files("mo_parts", ".journal"))
     # every port is bound before any takes a connection (and before an SMSC link binds): a port in use stops the
     # start with nothing answered
     try:        # a bind error named as the SIP screen's is (asyncio's: "error while attempting to bind on address …")
@@ -312,8 +300,8 @@ async def run_serve(args, ready=None):
         log.error("state could not be saved at the stop (%s): %d counter updates never written to the journal "
                   "are lost (the next start has the state as of the last write that succeeded)", e, lost)
         status = 1
-    for fd in (serve_lock, *adopted_locks):
-        os.close(fd)
+    os.close(serve_lock)
+    taken.release()
     if replicator is not None:
         follow.cancel()
         pool_task.cancel()

@@ -84,3 +84,33 @@ def _lock_within(fd: int, end: float) -> bool:
             if time.monotonic() >= end:
                 return False
             time.sleep(0.1)
+
+
+class TakenOver:
+    """What a serve process took over at its start (`take_over`): the workers' numbers and their locks (held for
+    the process's life, closed by `release`)."""
+
+    def __init__(self, smpp_dir: Path, workers: list[int], locks: list[int]):
+        self.smpp_dir, self.workers, self.locks = smpp_dir, workers, locks
+
+    def files(self, name: str, suffix: str) -> list[Path]:
+        """Their files of one kind: `<name>.w<j><suffix>` in DATA_DIR/smpp."""
+        return [self.smpp_dir / f"{name}.w{j}{suffix}" for j in self.workers]
+
+    def release(self) -> None:
+        for fd in self.locks:
+            os.close(fd)
+
+
+def take_over(data_dir: Path, worker: int, in_pool: bool, args, control_base: Path | None) -> TakenOver:
+    """serve's start: the SMPP files of a pool's workers no longer started taken over (`adopt_orphans`; a worker of
+    the larger pool still draining -- its supervisor killed -- waited for, its stop's time at most), and the control
+    sockets a kill left them removed (`ctl reload` asked them and said "no serve answers")."""
+    pool_size = int(os.environ.get("TELFILTER_WORKERS", "1")) if in_pool else 1
+    wait = min(getattr(args, "drain_timeout", 10.0) + 2.0, getattr(args, "start_timeout", 60.0) / 2)
+    workers, locks = adopt_orphans(data_dir, worker, max(1, pool_size), wait=wait)
+    if control_base is not None:
+        from .control import remove_stale_socket
+        for j in workers:
+            remove_stale_socket(control_base.with_name(f"{control_base.stem}.w{j}{control_base.suffix}"))
+    return TakenOver(data_dir / "smpp", workers, locks)
