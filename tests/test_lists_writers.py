@@ -187,19 +187,38 @@ def test_a_load_while_a_writer_folds_the_journal_misses_no_registration(data_dir
     store = ListStore(data_dir)
     store.import_csv("dnc", b"number,channel\n0912000001,S\n")
     store.append_delta("add", 84900000001, "S")            # a 5656 registration, in the journal only
+    L, folded = _load_folded_under(data_dir, monkeypatch)
+    assert folded and b"84900000001" not in store.delta_path.read_bytes()     # folded: in the new snapshot only
+    assert {84912000001, 84900000001} <= set(L.dnc_s)
+    assert L.journal_mark[0] == json.loads(store.delta_path.read_bytes().splitlines()[0])["gen"]
+
+
+def test_a_load_while_a_writer_folds_the_journal_into_the_first_dnc_snapshot_misses_no_registration(data_dir,
+                                                                                                    monkeypatch):
+    """The same with no dnc snapshot yet (a new data dir whose DNC so far is 5656 registrations, the journal's
+    lines alone): the load found no snapshot, a writer folded the journal into the first one, and the load read the
+    new journal's tail -- the registrations in neither. No snapshot read is checked as a snapshot read is."""
+    store = ListStore(data_dir)
+    store.append_delta("add", 84900000001, "S")            # a 5656 registration, in the journal only
+    assert not store.path("dnc").exists()
+    L, folded = _load_folded_under(data_dir, monkeypatch)
+    assert folded and store.path("dnc").exists() and b"84900000001" not in store.delta_path.read_bytes()
+    assert 84900000001 in set(L.dnc_s)
+
+
+def _load_folded_under(data_dir, monkeypatch):
+    """A load of `data_dir` during which, between the dnc snapshot (or none) and the journal, another writer folds
+    the journal into a new dnc snapshot (`lists add`). (the load, [True] once folded)"""
     reader = ListStore(data_dir)
     real = reader._load_kind
     folded = []
 
     def load_kind(kind, L, strict):
         extra = real(kind, L, strict)
-        if kind == "dnc" and not folded:                   # between the dnc snapshot and the journal:
-            w = ListStore(data_dir)                        # another writer folds the journal (`lists add`)
+        if kind == "dnc" and not folded:
+            w = ListStore(data_dir)
             w.save(w.load(), ("dnc",))
             folded.append(True)
         return extra
     monkeypatch.setattr(reader, "_load_kind", load_kind)
-    L = reader.load()
-    assert folded and b"84900000001" not in store.delta_path.read_bytes()     # folded: in the new snapshot only
-    assert {84912000001, 84900000001} <= set(L.dnc_s)
-    assert L.journal_mark[0] == json.loads(store.delta_path.read_bytes().splitlines()[0])["gen"]
+    return reader.load(), folded

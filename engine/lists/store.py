@@ -154,10 +154,11 @@ class ListStore:
         into that snapshot, under the same lock) left the old snapshot and the new journal's tail, and the lines
         folded in neither (a 5656 registration missing until the next load). The dnc snapshot read is checked
         to be the one there after the journal was read (a writer installs it before it rewrites the journal:
-        a journal read after the rewrite sees the new snapshot too); if not, the whole load is read again."""
+        a journal read after the rewrite sees the new snapshot too), none read still none (a writer's first fold),
+        else the whole load is read again (one read from `.prev` is not checked)."""
         for _ in range(self.LOAD_TRIES - 1):
             L = self._load_once(strict, kinds)
-            if "dnc" not in kinds or L.sources.get("dnc") is None \
+            if "dnc" not in kinds or "dnc" not in L.sources \
                     or snapshot_identity(self.path("dnc")) == L.sources["dnc"]:
                 return L
         return self._load_once(strict, kinds)       # (a writer at work all along: its last state, as before)
