@@ -2,12 +2,14 @@
 
 Theory of operation. When the SMSC takes an ad (a message an advertiser's cap counted at its delivery,
 Pipeline.counted_at_delivery) whose schedule_delivery_time is ahead, forward.py indexes it (scheduled.py) with what
-a cancel_sm needs. Every second the housekeeping tick (`_scheduled_tick`) drops the entries now due and, when the
-DNC list has changed since it last looked (its size, the numbers added one by one, or a list object swapped in by a
-reload), intersects the index's recipients with the SMS DNC list (else takes only the ads whose cancel is to be tried
-again). Each ad found is asked again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its
-advertiser as the registry says at its delivery); one that may not is cancelled: a cancel_sm of ours (message_id,
-service_type, source and destination as submitted) to a link of the id space that issued its id. The SMSC's answer:
+a cancel_sm needs (relay.py too, a replace_sm that makes a message scheduled ahead an ad). Every second the
+housekeeping tick (`_scheduled_tick`) drops the entries now due and, when the DNC list has changed since it last
+looked (its size, the numbers added one by one, or a list object swapped in by a reload), intersects the index's
+recipients with the SMS DNC list (else takes only the ads whose cancel is to be tried again). Each ad found is asked
+again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says
+at its delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and
+destination as submitted; NULL destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a
+link of the id space that issued its id. The SMSC's answer:
 - 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
   goes, and the verdict log has a line `"kind": "cancel"` naming the message, its delivery and why.
 - an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status; an

@@ -5,7 +5,8 @@ Decree 91: never an advertisement to a number on the Do-Not-Advertise list witho
 judged when a message is submitted; an ad scheduled ahead (schedule_delivery_time, up to max_schedule_days) is
 delivered by the SMSC later, and a recipient who registers meanwhile still got it. This index keeps, for each ad this
 process forwarded with a delivery still ahead, what a cancel_sm of it needs (its message_id and id space, service
-type, source and destination as submitted) and its recipient as an E.164 int; the proxy's housekeeping asks it,
+type, source and destination as submitted -- the last two NULL for an ad a replace_sm made one) and its recipient
+as an E.164 int; the proxy's housekeeping asks it,
 when the DNC list has changed, which of its recipients are on it now (`dests`, a roaring bitmap: one intersection
 with the list).
 
@@ -15,7 +16,8 @@ Which messages are ads is policy: those an advertiser's cap counted at their del
 Bounds: BOUND entries (a carrier's ads scheduled within max_schedule_days and not yet due); past it a new one is not
 indexed (counted in `unindexed`, said in the log once an hour): it is delivered as judged at its submission, as
 every scheduled ad was before this index. An entry goes when its delivery time passes, when its receipt comes (the
-SMSC reached a final state), when an ESME's own cancel_sm or replace_sm of it is taken, or when it is cancelled
+SMSC reached a final state), when an ESME's own cancel_sm or replace_sm of it is taken (a replace_sm that keeps
+it an ad ahead re-times it; one that makes a message scheduled ahead an ad indexes it), or when it is cancelled
 here. Layout: a dict id key -> entry tuple (~330 B an entry with its strings), a dict recipient -> key (a tuple of
 keys for the rare recipient with several), the bitmap of recipients, and a heap of (due, key) for the expiry (stale
 items skipped as they surface, rebuilt when they outnumber the entries); in serve, the journal's copy of each
