@@ -8,84 +8,16 @@ import os
 import secrets
 from pathlib import Path
 
-import msgpack
 from pyroaring import BitMap64
 
-from .csvio import (KINDS, CsvError, RowError, SenderEntry, bad_rows, iter_csv, parse_row, read_csv, sender_entry_row,
-                    write_csv)
+from .csvio import KINDS, CsvError, RowError, bad_rows, iter_csv, read_csv, write_csv
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
                       keep_rejected, read_journal, read_journal_gen, replace_with_tail)
 from . import edits
-from .ipranges import IpRanges
-from .sets import Lists, owner_fold
+from .sections import decode, encode
+from .sets import Lists
 from .snapshot import (SnapshotError, install_snapshot, prepare_snapshot, read_snapshot, read_snapshot_identified,
                        snapshot_identity)
-
-
-def _ser_bitmap(b: BitMap64) -> bytes:
-    b.run_optimize()
-    return b.serialize()
-
-
-def _encode(kind: str, L: Lists) -> dict[str, bytes]:
-    if kind == "dnc":
-        return {"S": _ser_bitmap(L.dnc_s), "V": _ser_bitmap(L.dnc_v)}
-    if kind == "senders":
-        rows = [sender_entry_row(e) for v in L.senders.values() for e in v]
-        return {"rows": msgpack.packb(rows)}
-    if kind == "blacklist":
-        v4, v6 = L.bl_ips.to_bytes()
-        return {"numbers": _ser_bitmap(L.bl_numbers), "domains": msgpack.packb(sorted(L.bl_domains)),
-                "ip4": v4, "ip6": v6}
-    if kind == "consent":
-        out = {"owners": msgpack.packb({k: L.owner_names.get(k, k) for k in sorted(L.consent)})}
-        for k in sorted(L.consent):
-            out["o:" + k] = _ser_bitmap(L.consent[k])
-        return out
-    raise CsvError(f"unknown list kind {kind!r}")
-
-
-def _items(packed: bytes):
-    """The items of a msgpack array one at a time: msgpack.unpackb of 200k registry rows is one call that held the GIL
-    for 94-233 ms, the loop's longest stall in a reload (serve loads lists in a worker thread)."""
-    up = msgpack.Unpacker(max_buffer_size=max(len(packed), 1))
-    up.feed(packed)
-    for _ in range(up.read_array_header()):
-        yield up.unpack()
-    if up.tell() != len(packed):
-        raise ValueError(f"{len(packed) - up.tell()} bytes after the array")
-
-
-def _decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
-    try:
-        if kind == "dnc":
-            L.dnc_s, L.dnc_v = BitMap64.deserialize(secs["S"]), BitMap64.deserialize(secs["V"])
-        elif kind == "senders":
-            L.senders = {}
-            # one object for each owner, category, date and accounts set the rows repeat: 200k rows took 119 MB
-            # as separate copies, 48 MB so (and 20% less time to load); entries are frozen, so sharing is safe
-            same = {}.setdefault
-            for row in _items(secs["rows"]):
-                e = parse_row("senders", row, strict=False)      # (as stored: checks since are import's)
-                L.add_sender(SenderEntry(e.sender, same(e.owner, e.owner), same(e.category, e.category),
-                                         same(e.valid_from, e.valid_from), same(e.valid_to, e.valid_to),
-                                         same(e.accounts, e.accounts)))
-        elif kind == "blacklist":
-            L.bl_numbers = BitMap64.deserialize(secs["numbers"])
-            # strip: before parse_domain used fullmatch, "http://x.example\n/" was stored as "x.example\n"
-            L.bl_domains = {d.strip() for d in _items(secs["domains"])}
-            L.bl_ips = IpRanges.from_bytes(secs.get("ip4", b""), secs.get("ip6", b""))   # absent before kinds ip/cidr
-        elif kind == "consent":
-            L.consent, L.owner_names = {}, {}
-            for k, name in msgpack.unpackb(secs["owners"]).items():
-                f = owner_fold(name)        # keys saved before owner_fold were casefold only: merged
-                bm = BitMap64.deserialize(secs["o:" + k])
-                if f in L.consent:
-                    L.consent[f] |= bm
-                else:
-                    L.consent[f], L.owner_names[f] = bm, name
-    except Exception as e:      # garbage that passed its CRC: msgpack, pyroaring and parse_row raise several types
-        raise SnapshotError(path, f"bad section contents ({e.__class__.__name__}: {e})") from None
 
 
 class ImportRefused(CsvError):
@@ -224,7 +156,7 @@ class ListStore:
             return None
         try:
             secs, extra, L.sources[kind] = read_snapshot_identified(p, kind)
-            _decode(kind, secs, L, p)
+            decode(kind, secs, L, p)
             return extra
         except SnapshotError as e:
             L.sources.pop(kind, None)
@@ -232,7 +164,7 @@ class ListStore:
                 raise
             try:
                 secs, extra = read_snapshot(prev, kind)
-                _decode(kind, secs, L, prev)
+                decode(kind, secs, L, prev)
             except SnapshotError:
                 raise e from None
             msg = f"{e}; using previous good snapshot {prev}"
@@ -293,7 +225,7 @@ class ListStore:
         for kind in kinds:
             extra = {"journal_gen": mark[0], "journal_offset": mark[1], "journal_next": gen} \
                 if kind == "dnc" and mark else {}
-            staged.append((kind, prepare_snapshot(self.path(kind), kind, _encode(kind, L), extra)))
+            staged.append((kind, prepare_snapshot(self.path(kind), kind, encode(kind, L), extra)))
         with flocked(self.journal_lock):
             for kind, tmp in staged:
                 install_snapshot(tmp, self.path(kind), kind)
