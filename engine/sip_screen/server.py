@@ -47,13 +47,14 @@ from .codec import SipMessage, SipParseError, make_response, parse_datagram
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding, host_ref
 from .proxying import Proxying
+from .overload import Overload
 from .recent import Recent
 from .responses import FINALS_SEEN, Responses
 from .routing import Routing
 from .screening import RETRANSMISSIONS, VERDICT_MEMORY, VERDICTS, Screening
 from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings, hostport,  # noqa: F401
                        load_sip_settings, parse_next_hop)
-from .shares import HOLD, SourceShares
+from .shares import SourceShares
 from .sources import SourceFilter
 from .bounds import TransportBounds
 from .dialogs import AnsweredCalls, Dialogs, wall_clock
@@ -70,7 +71,7 @@ DIALOG_KEY = os.urandom(16)     # the answered-call memory's digest key of a scr
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBounds, Dialogs):
+class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBounds, Dialogs, Overload):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -287,7 +288,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                 self.stats["internal_errors"] += 1
                 log.exception("SIP fast path failed on a message from %s", addr)
         msg = None
-        if data[:7] == b"INVITE " and self.shares.over_share(addr[0], time.monotonic()) and self._behind():
+        if data[:7] == b"INVITE " and self.shares.over_share(addr[0], now := time.monotonic()) and self._behind(now):
             msg = self._reinvite(data, addr)
             if msg is None:
                 return self._source_dropped(addr)
@@ -298,59 +299,6 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                 self.on_parse_error(e, "UDP", addr, None)
                 return
         self.on_message(msg, "UDP", addr, None)
-
-    def _reinvite(self, data, src):
-        """An INVITE over its source's share while behind: parsed if it is a re-INVITE of a call this screen saw
-        answered (in-dialog requests are never dropped so, shares.py), else None (dropped). Only an INVITE with two
-        tags (From and To) is parsed: a flood of them costs a parse each (~10 µs), not a judgement."""
-        if data.lower().count(b"tag=") < 2:
-            return None
-        try:
-            msg = parse_datagram(data)
-        except SipParseError:
-            return None
-        if not msg.is_request:
-            return None
-        first = msg.first_values()
-        if not msg.tag_in(first.get("to")) or not self._dialog_answered(msg, first.get("call-id") or "", first, src):
-            return None
-        return msg
-
-    def _behind(self) -> bool:
-        """Whether the screen is overloaded (shares.py): its UDP socket has not been found empty for `overload_after`
-        seconds; or it was within the last HOLD seconds and the socket was not found empty at the last round
-        (dropping the flood empties the socket at once: without the hold the screen would go back to judging it
-        for overload_after, the queue full, before dropping again). Not while the socket is found empty: the
-        screen has time to spare, and dropping then only sheds calls it could judge (a softswitch offering
-        8,000 INVITEs a second beside a source offering 2 had 8,721 of 48,000 judged in 6 s, 37,345 with
-        overload_after = 0)."""
-        after = self.s.overload_after
-        if not after or self.udp is None:
-            return False
-        since, now = self.udp.behind_since(), time.monotonic()
-        if since and now - since >= after:
-            self.overloaded_until = now + HOLD
-            return True
-        if not since:
-            return False
-        if now < self.overloaded_until:
-            return True
-        if self.overloaded_until and self.shares.shedding():
-            # the hold lapses while the flood is still dropped as fast as the rest is judged: renewed. Lapsed, the
-            # screen judged the flood again and the kernel's queue dropped everyone's INVITEs for overload_after
-            # before it was behind again (~6.5% of another caller's calls lost, one cycle in every HOLD). Never on
-            # drops alone: a screen with time to spare sheds little (a round that finds the socket empty drops
-            # nothing), and the largest source of a load it can judge is not held once a flood has gone.
-            self.overloaded_until = now + HOLD
-            return True
-        return False
-
-    def _source_dropped(self, addr) -> None:
-        """An INVITE from a source over its fair share while the screen is behind: dropped unparsed (shares.py)."""
-        self.stats["overload_source_dropped"] += 1
-        self.shares.dropped()
-        self._warn("source_share", "behind on SIP: INVITEs from %s, over its share of the traffic, are dropped "
-                   "unread (overload_source_dropped: %d so far)", addr[0], self.stats["overload_source_dropped"])
 
     def on_parse_error(self, e: SipParseError, transport, src, conn):
         self.stats["errors"] += 1

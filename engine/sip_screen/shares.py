@@ -49,7 +49,7 @@ class SourceShares:
 
     def shedding(self) -> bool:
         """Whether the window before dropped unread at least as many INVITEs as it let be judged: the flood still
-        outweighs what the screen judges (what server._behind renews its hold on)."""
+        outweighs what the screen judges (what overload.py `_behind` renews its hold on)."""
         total, shed = self.last
         return shed > 0 and 2 * shed >= total
 
