@@ -33,7 +33,7 @@ import socket
 from pathlib import Path
 
 from .serve_config import load_serve_config
-from .serve_files import lock_serve_files, take_over
+from .serve_files import lock_serve_files, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules)
@@ -81,7 +81,7 @@ async def run_serve(args, ready=None):
     from .state import install, is_shared, open_state
     state_url = getattr(args, "state", None)
     state_store = open_state(state_url, pipe.store.dir)
-    serve_lock = lock_serve_files(Path(pipe.store.dir), worker)
+    serve_lock = lock_serve_files(Path(pipe.store.dir), worker, stop_wait(args) if in_pool else 0.0)
     if args.ready_file and not in_pool:     # a killed serve's is not ours (after the lock: never a running one's)
         Path(args.ready_file).unlink(missing_ok=True)
     install(pipe, state_store)

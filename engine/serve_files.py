@@ -11,8 +11,10 @@ from pathlib import Path
 log = logging.getLogger("telfilter.smpp")
 
 
-def lock_serve_files(data_dir: Path, worker: int) -> int:
-    """flock the data dir's SMPP files of this process (worker i of a pool: its own set) for its life.
+def lock_serve_files(data_dir: Path, worker: int, wait: float = 0.0) -> int:
+    """flock the data dir's SMPP files of this process (worker i of a pool: its own set) for its life, waiting up
+    to `wait` s for a holder to go (a pool's worker: the same worker of a pool whose supervisor was killed drains
+    before it exits, and the new pool's start failed at once, for good: a start-up error at its first start).
 
     Held receipts, the message-id log and map, the 5656 parts journal and the scheduled-ads journal are each
     rewritten whole at a start and a stop, and appended to by record numbers of one run: a second serve on them
@@ -23,13 +25,18 @@ def lock_serve_files(data_dir: Path, worker: int) -> int:
     d.mkdir(parents=True, exist_ok=True)
     name = f"serve.w{worker}.lock" if worker else "serve.lock"
     fd = os.open(d / name, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _lock_within(fd, time.monotonic() + wait):
         os.close(fd)
         from .state import StateError
-        raise StateError(f"{data_dir}: in use by another telfilter serve (smpp/{name} is held)") from None
+        raise StateError(f"{data_dir}: in use by another telfilter serve (smpp/{name} is held"
+                         + (f" after {wait:.0f} s" if wait else "") + ")")
     return fd
+
+
+def stop_wait(args) -> float:
+    """How long a pool worker's start waits for a serve of the pool before it to go: that one's stop at most
+    (its drain, --drain-timeout, and 2 s), within half of --start-timeout."""
+    return min(getattr(args, "drain_timeout", 10.0) + 2.0, getattr(args, "start_timeout", 60.0) / 2)
 
 
 # the per-worker files (worker j > 0: `<name>.w<j>.<rest>`; the id log's crash spools `.message_ids.w<j>.log.spool…`)
@@ -107,8 +114,7 @@ def take_over(data_dir: Path, worker: int, in_pool: bool, args, control_base: Pa
     the larger pool still draining -- its supervisor killed -- waited for, its stop's time at most), and the control
     sockets a kill left them removed (`ctl reload` asked them and said "no serve answers")."""
     pool_size = int(os.environ.get("TELFILTER_WORKERS", "1")) if in_pool else 1
-    wait = min(getattr(args, "drain_timeout", 10.0) + 2.0, getattr(args, "start_timeout", 60.0) / 2)
-    workers, locks = adopt_orphans(data_dir, worker, max(1, pool_size), wait=wait)
+    workers, locks = adopt_orphans(data_dir, worker, max(1, pool_size), wait=stop_wait(args))
     if control_base is not None:
         from .control import remove_stale_socket
         for j in workers:

@@ -6,8 +6,14 @@ import fcntl
 import logging
 import os
 import re
+import subprocess
+import sys
+import time
 
-from engine.serve_files import adopt_orphans
+import pytest
+
+from engine.serve_files import adopt_orphans, lock_serve_files
+from engine.state import StateError
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.heldjournal import HeldJournal, RecordLog
@@ -198,3 +204,26 @@ def test_a_crash_between_taking_a_journal_in_and_removing_it_takes_nothing_twice
     assert asyncio.run(run(True)) is None and theirs.exists()
     live = asyncio.run(run(False))
     assert sorted(raw for _, _, raw in live) == [b"receipt-a", b"receipt-b"] and not theirs.exists()
+
+
+def test_a_pool_worker_waits_for_the_same_worker_of_a_pool_still_draining(tmp_path):
+    """A pool whose supervisor was killed drains before its workers exit; the new pool's worker i found worker i's
+    lock held and stopped at once (a start-up error at the pool's first start: the pool stopped). It waits for it,
+    its stop's time at most; a serve still there after that is refused as before."""
+    (tmp_path / "smpp").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(tmp_path / 'smpp' / 'serve.w1.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1.5)\n")], stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StateError, match="in use by another telfilter serve"):
+            lock_serve_files(tmp_path, 1)                       # a single serve's start: at once, as before
+        t0 = time.monotonic()
+        fd = lock_serve_files(tmp_path, 1, wait=20.0)           # a pool worker's: once the draining one is gone
+        assert 0.5 < time.monotonic() - t0 < 15
+        os.close(fd)
+    finally:
+        holder.kill()
+        holder.wait(10)
