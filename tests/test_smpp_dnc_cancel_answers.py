@@ -82,13 +82,18 @@ def test_a_cancel_the_smsc_throttles_is_sent_again(pipe):
 def test_a_late_answer_after_a_retry_gives_one_line(pipe):
     # the first cancel_sm answered after the response timeout (taken: 0), its retry on the other link (the first
     # is stalled) then refused (cancelled already): one line, the one that says what happened
+    answered = []
+
     class Slow(_Sim):
         def on_pdu(self, s, ev):
             if ev.command_id == C.CANCEL_SM:
                 self.received.append((time.monotonic(), ev))
                 st = 0 if self.cancels() == 1 else C.ESME_RCANCELFAIL
-                asyncio.get_running_loop().call_later(      # (after the retry: 1 s after the timeout)
-                    2.5, s.send, P.CancelSmResp(sequence_number=ev.sequence_number, command_status=st))
+
+                def answer():
+                    s.send(P.CancelSmResp(sequence_number=ev.sequence_number, command_status=st))
+                    answered.append(st)
+                asyncio.get_running_loop().call_later(2.5, answer)     # (after the retry: 1 s after the timeout)
                 return
             return super().on_pdu(s, ev)
     out = io.StringIO()
@@ -102,7 +107,8 @@ def test_a_late_answer_after_a_retry_gives_one_line(pipe):
             mid = _submit(s, 2, "84912777521")
             h.run(lambda: pipe.lists.add_dnc(84912777521, "S"))
             assert _wait(lambda: len(_cancels(h)) == 2, 6), "no retry after the timeout"
-            time.sleep(3.0)                                 # both answers in
+            assert _wait(lambda: len(answered) == 2, 30)    # both answers sent (2.5 s after each cancel) ...
+            time.sleep(0.5)                                 # ... and read (loopback: milliseconds)
             assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
     finally:
         restore()
