@@ -177,7 +177,15 @@ def test_an_answered_ad_calls_refresh_passes_a_crash_of_serve_and_its_bye_is_tim
     def crash(p):
         t_call = time.monotonic()
         assert wait_for(saved.exists, 10 * SAVE_S), (tmp_path / "serve1.log").read_text()
-        time.sleep(2 * SAVE_S)                          # the 200 (a change: saved again) and its ACK relayed
+
+        # the 200 (a change: saved again) and its ACK relayed: no write for 2 save intervals (on a loaded host the
+        # relay may come later than a fixed pause; a save every interval never settles)
+        def settled():
+            a = saved.stat()
+            time.sleep(2 * SAVE_S)
+            b = saved.stat()
+            return (a.st_ino, a.st_mtime_ns) == (b.st_ino, b.st_mtime_ns)
+        assert wait_for(settled, 20 * SAVE_S)
         st = saved.stat()
         time.sleep(4 * SAVE_S)                          # the call goes on, nothing changes: nothing written
         assert (saved.stat().st_ino, saved.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
