@@ -5,12 +5,15 @@ import shutil
 import threading
 import time
 
+import msgpack
+
 from engine.smpp_proxy import heldjournal
 from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.held import _HeldReceipt, _stamped
 from engine.smpp_proxy.heldjournal import HeldJournal
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
 from tests.test_smpp_receipts import Esme, ServeBeside
@@ -342,3 +345,23 @@ def test_a_record_of_a_later_format_is_never_offered_and_is_kept_as_it_is(pipe, 
     assert "1 held receipts in" in caplog.text and "format this version does not read" in caplog.text
     kept = [raw for _, raw in HeldJournal(journal).replay()]
     assert later in kept and len(kept) == 2
+
+
+def test_an_older_versions_stop_file_read_again_after_a_crash_offers_its_receipts_once(pipe, tmp_path):
+    """An older version's clean stop left `held_receipts.msgpack`; the start that read it put its receipts in the
+    journal (stamped with when it read them) and was killed before it removed the file: the next start reads the
+    file again, stamped anew, and offered each receipt twice. A receipt is one by its PDU: once."""
+    path = tmp_path / "smpp" / "held_receipts.msgpack"
+    path.parent.mkdir(parents=True)
+    pdus = [encode(P.DeliverSm(sequence_number=n, source_addr="84912000001", destination_addr="8077",
+                               esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=b"id:0000000%d stat:DELIVRD" % n))
+            for n in (1, 2)]
+    path.write_bytes(msgpack.packb([["esme1", p] for p in pdus]))
+    # what the killed start left: the journal with both, stamped 60 s ago, and the stop file still there
+    HeldJournal(path.with_suffix(".journal")).rewrite(
+        [(i + 1, "esme1", _stamped(_HeldReceipt(p, 0, time.time() - 60))) for i, p in enumerate(pdus)])
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        assert h.run(lambda: h.proxy.open_held(path)) == 2
+        assert sorted(e.raw for e in h.proxy.held["esme1"]) == sorted(pdus)
+        h.call(h.proxy.close_held())
+    assert not path.exists()

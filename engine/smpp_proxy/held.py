@@ -244,9 +244,12 @@ class HeldReceipts:
                        "receipts_journal", trouble=trouble("held_receipts"))
         now = time.time()
         stops = [path, *adopt]
+        # (a receipt is one by its PDU: a stop file's, read again after a crash before its removal below, is stamped
+        # anew; the copy the journal took from it the first time is not offered twice)
         live = rl.open(self.loop or _running_loop(),
                        [(acct, _stamped(_HeldReceipt(raw, 0, now))) for p in stops for acct, raw in _read_stop_file(p)],
-                       adopt=[p.with_suffix(".journal") for p in adopt])
+                       adopt=[p.with_suffix(".journal") for p in adopt],
+                       same=lambda acct, payload: (acct, _unstamped(payload, 0.0)[0]))
         for p in stops:
             p.unlink(missing_ok=True)       # (its receipts are in the journal now, fsynced)
         unstamped = foreign = 0

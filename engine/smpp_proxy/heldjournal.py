@@ -180,22 +180,24 @@ class RecordLog:
         self.compactions = 0
         self.errors = 0
 
-    def open(self, loop, extra=(), adopt=()) -> list:
+    def open(self, loop, extra=(), adopt=(), same=None) -> list:
         """[(hid, owner, raw)] the last run left (its journal, the journals `adopt` names -- a worker of a pool
         since made smaller left them -- then `extra` [(owner, raw)]), now the journal's only records (rewritten,
-        fsynced; only then are the adopted journals removed); from now on `add` and `gone` journal."""
+        fsynced; only then are the adopted journals removed, and the caller removes what `extra` came from); from
+        now on `add` and `gone` journal. A record of `adopt` or `extra` the journal holds already is not taken
+        twice (a crash between the rewrite and those removals reads them again at the next start); `same(owner,
+        raw)` says what makes two records one (default: the record itself)."""
         from ..groupcommit import GroupCommit
         jl = self.journal
         taken = jl.replay()
-        # a record this journal holds already is not taken twice: a crash between the rewrite below and the
-        # removal of the journals it adopted reads them again at the next start
-        have = set(taken) if adopt else ()
-        for p in adopt:
-            for rec in HeldJournal(p, jl.max_record, jl.what).replay():
-                if rec not in have:
-                    have.add(rec)
-                    taken.append(rec)
-        live = [(i + 1, owner, raw) for i, (owner, raw) in enumerate(taken + list(extra))]
+        key = same or (lambda owner, raw: (owner, raw))
+        have = {key(*rec) for rec in taken} if adopt or extra else ()
+        for rec in [r for p in adopt for r in HeldJournal(p, jl.max_record, jl.what).replay()] + list(extra):
+            k = key(*rec)
+            if k not in have:
+                have.add(k)
+                taken.append(rec)
+        live = [(i + 1, owner, raw) for i, (owner, raw) in enumerate(taken)]
         jl.rewrite(live)
         for p in (jl.path, *adopt):     # a rewrite's temporary file a crash left (only the serve lock's holder writes)
             for t in Path(p).parent.glob(Path(p).name + ".tmp*"):
