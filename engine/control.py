@@ -79,26 +79,35 @@ def peer_uid(sock) -> int | None:
     return struct.unpack("3i", raw)[1]
 
 
+def _socket_state(path: Path) -> str:
+    """What is at a control socket's path: "absent", "not a socket", "answers" (a serve listens there) or "stale"
+    (a socket nothing answers on: its serve was killed). Another error connecting is raised."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return "not a socket"
+    except FileNotFoundError:
+        return "absent"
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+        return "answers"
+    except (ConnectionRefusedError, FileNotFoundError):
+        return "stale"
+    finally:
+        probe.close()
+
+
 def remove_stale_socket(path: Path) -> bool:
     """Remove a control socket nothing answers on (its serve was killed: a worker of a pool since made smaller,
     whose files this process took over). True when removed."""
     path = Path(path)
     try:
-        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        if _socket_state(path) != "stale":
             return False
-    except FileNotFoundError:
-        return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-        return False                    # (a serve answers there: its own)
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)
-        return True
     except OSError:
         return False
-    finally:
-        probe.close()
+    path.unlink(missing_ok=True)
+    return True
 
 
 class ControlServer(ReloadCommands):
@@ -115,17 +124,13 @@ class ControlServer(ReloadCommands):
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() or self.path.is_symlink():
-            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
-                raise OSError(f"{self.path}: exists and is not a socket (not removed): pass another --control-socket")
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(self.path))
-                raise OSError(f"{self.path}: another telfilter serve answers on this control socket")
-            except (ConnectionRefusedError, FileNotFoundError):
-                self.path.unlink(missing_ok=True)       # left by a serve that was killed
-            finally:
-                probe.close()
+        state = _socket_state(self.path)
+        if state == "not a socket":
+            raise OSError(f"{self.path}: exists and is not a socket (not removed): pass another --control-socket")
+        if state == "answers":
+            raise OSError(f"{self.path}: another telfilter serve answers on this control socket")
+        if state == "stale":
+            self.path.unlink(missing_ok=True)       # left by a serve that was killed
         if len(os.fsencode(self.path)) > 107:      # sun_path is 108 bytes on Linux
             raise OSError(f"{self.path}: control socket path longer than 107 bytes "
                           "(pass --control-socket SHORTER_PATH, or --control-socket off)")
