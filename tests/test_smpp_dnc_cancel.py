@@ -148,20 +148,14 @@ def test_a_dnc_change_by_the_operator_cancels_too_and_a_refused_cancel_is_logged
                 self.received.append((time.monotonic(), ev))
                 return s.send(P.CancelSmResp(sequence_number=ev.sequence_number, command_status=C.ESME_RCANCELFAIL))
             return super().on_pdu(s, ev)
-    import engine.smpp_proxy.harness as harness
     out = io.StringIO()
-    orig = harness.SmscSimulator
-    harness.SmscSimulator = Refusing
-    try:
-        with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out)) as h:
-            s, _ = raw_session(h)
-            mid = _submit(s, 2, "84912777421")
-            h.run(lambda: pipe.lists.add_dnc(84912777421, "S"))      # ctl lists, the shared journal, a reload ...
-            assert _wait(lambda: _cancels(h))
-            assert _wait(lambda: not h.proxy.scheduled.entries)
-            assert h.proxy.stats["scheduled_ads_cancel_failed"] == 1 and h.proxy.stats["counts_given_back"] == 0
-    finally:
-        harness.SmscSimulator = orig
+    with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out), simulator=Refusing) as h:
+        s, _ = raw_session(h)
+        mid = _submit(s, 2, "84912777421")
+        h.run(lambda: pipe.lists.add_dnc(84912777421, "S"))      # ctl lists, the shared journal, a reload ...
+        assert _wait(lambda: _cancels(h))
+        assert _wait(lambda: not h.proxy.scheduled.entries)
+        assert h.proxy.stats["scheduled_ads_cancel_failed"] == 1 and h.proxy.stats["counts_given_back"] == 0
     line, = _lines(out, "cancel")
     assert line["message_id"] == mid and line["status"] == C.ESME_RCANCELFAIL
 

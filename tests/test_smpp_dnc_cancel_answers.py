@@ -24,16 +24,10 @@ from tests.test_smpp_proxy import raw_session, read_raw
 
 pipe = pytest.fixture(with_senders, name="pipe")
 
+
 class _Sim(SmscSimulator):
     def cancels(self) -> int:
         return sum(p.command_id == C.CANCEL_SM for _, p in self.received)
-
-
-def _with_sim(cls):
-    import engine.smpp_proxy.harness as harness
-    orig = harness.SmscSimulator
-    harness.SmscSimulator = cls
-    return lambda: setattr(harness, "SmscSimulator", orig)
 
 
 def test_an_intermediate_notification_leaves_the_ad_indexed(pipe):
@@ -64,17 +58,13 @@ def test_a_cancel_the_smsc_throttles_is_sent_again(pipe):
                 return s.send(P.CancelSmResp(sequence_number=ev.sequence_number, command_status=st))
             return super().on_pdu(s, ev)
     out = io.StringIO()
-    restore = _with_sim(Throttling)
-    try:
-        with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out)) as h:
-            s, _ = raw_session(h)
-            mid = _submit(s, 2, "84912777511")
-            h.run(lambda: pipe.lists.add_dnc(84912777511, "S"))
-            assert _wait(lambda: len(_cancels(h)) == 2), "not sent again after ESME_RTHROTTLED"
-            assert _wait(lambda: not h.proxy.scheduled.entries)
-            assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
-    finally:
-        restore()
+    with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out), simulator=Throttling) as h:
+        s, _ = raw_session(h)
+        mid = _submit(s, 2, "84912777511")
+        h.run(lambda: pipe.lists.add_dnc(84912777511, "S"))
+        assert _wait(lambda: len(_cancels(h)) == 2), "not sent again after ESME_RTHROTTLED"
+        assert _wait(lambda: not h.proxy.scheduled.entries)
+        assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
     line, = _lines(out, "cancel")
     assert line["message_id"] == mid and line["status"] == 0
 
@@ -97,21 +87,18 @@ def test_a_late_answer_after_a_retry_gives_one_line(pipe):
                 return
             return super().on_pdu(s, ev)
     out = io.StringIO()
-    restore = _with_sim(Slow)
-    try:
-        with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out),
-                          settings=SmppSettings(smsc_response_timeout=0.5),
-                          prepare=lambda p: p.settings.smsc.append(p.settings.smsc[0])) as h:     # two links
-            s, _ = raw_session(h)
-            assert len(h.proxy.links) == 2
-            mid = _submit(s, 2, "84912777521")
-            h.run(lambda: pipe.lists.add_dnc(84912777521, "S"))
-            assert _wait(lambda: len(_cancels(h)) == 2, 6), "no retry after the timeout"
-            assert _wait(lambda: len(answered) == 2, 30)    # both answers sent (2.5 s after each cancel) ...
-            time.sleep(0.5)                                 # ... and read (loopback: milliseconds)
-            assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
-    finally:
-        restore()
+    with ProxyHarness(pipe, clock=lambda: NOW, verdict_log=VerdictLog(out),
+                      settings=SmppSettings(smsc_response_timeout=0.5),
+                      prepare=lambda p: p.settings.smsc.append(p.settings.smsc[0]),       # two links
+                      simulator=Slow) as h:
+        s, _ = raw_session(h)
+        assert len(h.proxy.links) == 2
+        mid = _submit(s, 2, "84912777521")
+        h.run(lambda: pipe.lists.add_dnc(84912777521, "S"))
+        assert _wait(lambda: len(_cancels(h)) == 2, 6), "no retry after the timeout"
+        assert _wait(lambda: len(answered) == 2, 30)    # both answers sent (2.5 s after each cancel) ...
+        time.sleep(0.5)                                 # ... and read (loopback: milliseconds)
+        assert h.proxy.stats["scheduled_ads_cancelled"] == 1 and h.proxy.stats["scheduled_ads_cancel_failed"] == 0
     line, = _lines(out, "cancel")
     assert line["message_id"] == mid and line["status"] == 0
 
@@ -154,14 +141,10 @@ def test_a_retry_asks_again_about_its_own_ad_only(tmp_path):
     judged = []
     barred = pipe.dnc_barred
     pipe.dnc_barred = lambda msg: judged.append(msg.recipient) or barred(msg)
-    restore = _with_sim(Throttling)
-    try:
-        with ProxyHarness(pipe, clock=lambda: NOW) as h:
-            s, _ = raw_session(h)
-            for i, n in enumerate(("84912777541", "84912777542", "84912777543")):
-                _submit(s, 2 + i, n)
-            h.run(lambda: [pipe.lists.add_dnc(n, "S") for n in (84912777541, 84912777542, 84912777543)])
-            assert _wait(lambda: len(_cancels(h)) >= 3, 6), "the throttled cancel was not tried again"
-    finally:
-        restore()
+    with ProxyHarness(pipe, clock=lambda: NOW, simulator=Throttling) as h:
+        s, _ = raw_session(h)
+        for i, n in enumerate(("84912777541", "84912777542", "84912777543")):
+            _submit(s, 2 + i, n)
+        h.run(lambda: [pipe.lists.add_dnc(n, "S") for n in (84912777541, 84912777542, 84912777543)])
+        assert _wait(lambda: len(_cancels(h)) >= 3, 6), "the throttled cancel was not tried again"
     assert len(judged) >= 5 and judged.count("+84912777541") == judged.count("+84912777542") == 1

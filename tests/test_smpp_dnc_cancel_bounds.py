@@ -14,7 +14,7 @@ from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.scheduled import PendingAd
 from engine.verdict import Message
 from tests.test_smpp_dnc_cancel import with_senders, NOW, SENDERS, _cancels, _submit, _wait
-from tests.test_smpp_dnc_cancel_answers import _Sim, _with_sim
+from tests.test_smpp_dnc_cancel_answers import _Sim
 from tests.test_smpp_proxy import raw_session
 
 
@@ -41,16 +41,12 @@ class _Silent(_Sim):
 
 def test_a_cancel_the_smsc_keeps_refusing_for_now_backs_off(pipe):
     # was: one cancel_sm a second for as long as the SMSC throttles, up to the ad's delivery (30 days)
-    restore = _with_sim(_Throttling)
-    try:
-        with ProxyHarness(pipe, clock=lambda: NOW) as h:
-            s, _ = raw_session(h)
-            _submit(s, 2, "84912777601")
-            h.run(lambda: pipe.lists.add_dnc(84912777601, "S"))
-            assert _wait(lambda: len(_cancels(h)) >= 4, 12)
-            at = [t for t, p in list(h.sim.received) if p.command_id == C.CANCEL_SM][:4]
-    finally:
-        restore()
+    with ProxyHarness(pipe, clock=lambda: NOW, simulator=_Throttling) as h:
+        s, _ = raw_session(h)
+        _submit(s, 2, "84912777601")
+        h.run(lambda: pipe.lists.add_dnc(84912777601, "S"))
+        assert _wait(lambda: len(_cancels(h)) >= 4, 12)
+        at = [t for t, p in list(h.sim.received) if p.command_id == C.CANCEL_SM][:4]
     gaps = [b - a for a, b in zip(at, at[1:])]
     # 1, 2, 4 s after each refusal (the housekeeping's tick rounds each up by at most a second)
     assert 0.9 < gaps[0] < 2.4 and 1.9 < gaps[1] < 3.4 and 3.9 < gaps[2] < 5.4, gaps
@@ -68,14 +64,10 @@ def _many_barred(h, pipe, first: int, n: int) -> None:
 def test_at_most_in_flight_cancels_wait_for_an_answer_at_once(pipe):
     # a DNC import that bars many ads at once: a few window slots, not every one (the submits' windows)
     n = IN_FLIGHT + 8
-    restore = _with_sim(_Silent)
-    try:
-        with ProxyHarness(pipe, clock=lambda: NOW) as h:
-            _many_barred(h, pipe, 84912777700, n)
-            time.sleep(0.6)
-            assert len(_cancels(h)) == IN_FLIGHT and len(h.proxy._cancelling) == IN_FLIGHT
-    finally:
-        restore()
+    with ProxyHarness(pipe, clock=lambda: NOW, simulator=_Silent) as h:
+        _many_barred(h, pipe, 84912777700, n)
+        time.sleep(0.6)
+        assert len(_cancels(h)) == IN_FLIGHT and len(h.proxy._cancelling) == IN_FLIGHT
 
 
 def _pack_with(tmp_path, edit, extra=""):
@@ -182,34 +174,26 @@ def test_a_drop_rule_on_dnc_through_helpers_cancels_and_honours_consent_so_writt
 def test_the_back_off_of_an_ad_no_longer_barred_is_forgotten(pipe):
     # was: an ad whose cancel was to be tried again, let go at its retry (consent given meanwhile) or gone (its
     # receipt, its delivery), kept its count of tries in _cancel_tries for as long as the process ran
-    restore = _with_sim(_Throttling)
-    try:
-        with ProxyHarness(pipe, clock=lambda: NOW) as h:
-            s, _ = raw_session(h)
-            _submit(s, 2, "84912777641")
-            _submit(s, 3, "84912777642")
-            h.run(lambda: [pipe.lists.add_dnc(n, "S") for n in (84912777641, 84912777642)])
-            assert _wait(lambda: len(_cancels(h)) >= 2 and len(h.proxy._cancel_tries) == 2)
-            h.run(pipe.lists.add_consent, "Shop ABC", 84912777641)         # let go at its retry
-            h.run(lambda: h.proxy.scheduled.discard(next(k for k, a in h.proxy.scheduled.entries.items()
-                                                         if a.recipient == 84912777642)))  # gone: its receipt
-            assert _wait(lambda: not h.proxy._scheduled_retry, 4)
-            assert h.proxy._cancel_tries == {} and len(h.proxy.scheduled) == 1
-    finally:
-        restore()
+    with ProxyHarness(pipe, clock=lambda: NOW, simulator=_Throttling) as h:
+        s, _ = raw_session(h)
+        _submit(s, 2, "84912777641")
+        _submit(s, 3, "84912777642")
+        h.run(lambda: [pipe.lists.add_dnc(n, "S") for n in (84912777641, 84912777642)])
+        assert _wait(lambda: len(_cancels(h)) >= 2 and len(h.proxy._cancel_tries) == 2)
+        h.run(pipe.lists.add_consent, "Shop ABC", 84912777641)         # let go at its retry
+        h.run(lambda: h.proxy.scheduled.discard(next(k for k, a in h.proxy.scheduled.entries.items()
+                                                     if a.recipient == 84912777642)))  # gone: its receipt
+        assert _wait(lambda: not h.proxy._scheduled_retry, 4)
+        assert h.proxy._cancel_tries == {} and len(h.proxy.scheduled) == 1
 
 
 def test_ads_waiting_for_a_cancel_slot_are_not_judged_again_each_tick(pipe):
     # was: every ad past the IN_FLIGHT cap asked the registry again each second until a slot was free (a DNC import
     # that bars the index's 200,000 ads: ~1.5 s of the event loop every second, for as long as they wait)
     n = IN_FLIGHT + 8
-    restore = _with_sim(_Silent)
-    try:
-        with ProxyHarness(pipe, clock=lambda: NOW) as h:
-            _many_barred(h, pipe, 84912777800, n)
-            asked, judge = [], pipe.dnc_barred
-            pipe.dnc_barred = lambda msg: asked.append(msg) or judge(msg)
-            time.sleep(2.3)                                 # two ticks at least, the 32 still unanswered
-            assert asked == [] and len(h.proxy._scheduled_retry) == 8
-    finally:
-        restore()
+    with ProxyHarness(pipe, clock=lambda: NOW, simulator=_Silent) as h:
+        _many_barred(h, pipe, 84912777800, n)
+        asked, judge = [], pipe.dnc_barred
+        pipe.dnc_barred = lambda msg: asked.append(msg) or judge(msg)
+        time.sleep(2.3)                                 # two ticks at least, the 32 still unanswered
+        assert asked == [] and len(h.proxy._scheduled_retry) == 8

@@ -15,8 +15,9 @@ from .simulator import SmscSimulator
 
 class ProxyHarness(LoopThread):
     def __init__(self, pipeline, accounts=("esme1:secret",), settings: SmppSettings | None = None,
-                 verdict_log=None, clock=None, receipt_delay=0.05, with_proxy=True, prepare=None):
+                 verdict_log=None, clock=None, receipt_delay=0.05, with_proxy=True, prepare=None, simulator=None):
         self.prepare = prepare      # prepare(proxy) in the loop before it starts (serve opens its journals then)
+        self.simulator = simulator  # the SMSC simulator's class (a test's subclass), else SmscSimulator
         self.pipeline, self.accounts, self.settings = pipeline, accounts, settings or SmppSettings()
         self.vlog = verdict_log if verdict_log is not None else VerdictLog(open("/dev/null", "w"))
         self.clock, self.receipt_delay, self.with_proxy = clock, receipt_delay, with_proxy
@@ -25,7 +26,7 @@ class ProxyHarness(LoopThread):
 
     def start(self):
         self.start_loop()
-        self.sim = SmscSimulator(receipt_delay=self.receipt_delay)
+        self.sim = (self.simulator or SmscSimulator)(receipt_delay=self.receipt_delay)
         self.call(self.sim.start("127.0.0.1", 0))
         if self.with_proxy:
             s = self.settings
