@@ -47,7 +47,7 @@ def test_a_receipt_naming_its_message_by_the_same_number_otherwise_written_reach
         h.proxy.settings.receipt_wait = 0.3
         h.sim.id_format, h.sim._ids = id_format, itertools.count(0x1A)
         sim_receipt = h.sim._receipt
-        h.sim._receipt = lambda s, sm, mid: sim_receipt(s, sm, written(mid))
+        h.sim._receipt = lambda s, sm, mid, to=None: sim_receipt(s, sm, written(mid), to)
         e = Esme(h)
         e.submit(1)
         ids = _submitted(e, 1)

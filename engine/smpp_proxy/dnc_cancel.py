@@ -36,7 +36,7 @@ from ..numbers import format_number, normalise_number
 from ..verdict import Message
 from .codec import constants as C
 from .codec import pdu as P
-from .scheduled import PendingAd
+from .scheduled import PendingAd, member_key
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -67,6 +67,19 @@ class DncCancel:
                                  pdu.source_addr_npi, pdu.source_addr, pdu.dest_addr_ton, pdu.dest_addr_npi,
                                  pdu.destination_addr))
 
+    def _index_scheduled_multi(self, key: str, space: str, mid: str, acct: str, pdu, due: int, refund) -> None:
+        """The SMSC took the submit_multi `pdu` under `mid`, to be delivered at `due` (ahead): each recipient an ad
+        was counted for indexed (its entry `member_key(key, recipient)`). Its cancel_sm names the message_id, NULL
+        destination and service_type (SMPP 3.4 §4.9.1): it cancels every recipient's copy, as a drop at its
+        submission would have dropped the PDU whole (multi.py)."""
+        if not self.settings.cancel_scheduled_on_dnc or refund is None:
+            return
+        counted = self.pipeline.counted_at_delivery
+        for v, n in zip(refund.verdicts, refund.dests or ()):
+            if n is not None and counted(v) and member_key(key, n) not in self.scheduled.entries:
+                self._index_ad(PendingAd(member_key(key, n), space, mid, acct, due, n, "", pdu.source_addr_ton,
+                                         pdu.source_addr_npi, pdu.source_addr, 0, 0, ""))
+
     def _index_replaced(self, key: str, space: str, mid: str, acct: str, pdu, due: int, recipient: int) -> None:
         """The SMSC took a replace_sm (`pdu`) that makes the message under `mid`, no ad scheduled ahead until now,
         an ad delivered at `due` to `recipient` (E.164, as noted at its submission): indexed. The destination as
@@ -90,8 +103,15 @@ class DncCancel:
         """`key`'s message reached a final state (its `receipt`), or an ESME cancelled or replaced it. An
         intermediate notification is no final state (SMPP 3.4 §5.2.12: esm_class type 0x20; an SMSC may send one
         when it schedules the message): the entry stays."""
-        if self.scheduled.entries and (receipt is None or receipt.esm_class & C.ESM_TYPE_MASK != _INTERMEDIATE):
-            self.scheduled.discard(key)
+        s = self.scheduled
+        if not s.entries or receipt is not None and receipt.esm_class & C.ESM_TYPE_MASK == _INTERMEDIATE:
+            return
+        if receipt is None or key in s.entries:
+            s.discard_message(key)
+        elif key in s.groups:           # a submit_multi's: the recipient it names (its source_addr) delivered
+            n = normalise_number(receipt.source_addr, receipt.source_addr_ton)
+            if n is not None:
+                s.discard(member_key(key, n))
 
     def _scheduled_tick(self, now: float) -> None:
         """From the housekeeping tick (every 0.25 s): at most every TICK seconds, the index looked at."""
@@ -119,8 +139,8 @@ class DncCancel:
         # the list changed: every ad to a number on it; else only the ads whose cancel is to be tried again now (not
         # every ad on the list, those with consent too, judged again each second while one cancel waits)
         for ad in s.to(lists.dnc_s) if changed else [a for a in map(s.entries.get, due) if a is not None]:
-            if ad.key in self._cancelling or ad.key in retry:       # (in flight, or waiting for its back-off)
-                continue
+            if any(k in self._cancelling or k in retry for k in s.siblings(ad.key)):
+                continue            # (in flight, or waiting for its back-off: its own, or its submit_multi's)
             if len(self._cancelling) >= IN_FLIGHT:
                 retry[ad.key] = now         # judged when a slot is free (not each tick while IN_FLIGHT wait)
                 continue
@@ -145,7 +165,8 @@ class DncCancel:
             # the SMSC that took it is no longer configured (another id space since a restart): no one to ask. (Not
             # `self.links`: the links bound now; one lost, binding again, or not bound yet after a start is still
             # there to ask, once bound: `_pick_link` finds none meanwhile, the next tick tries again)
-            self.scheduled.discard(ad.key)
+            for k in self.scheduled.siblings(ad.key):       # (a submit_multi's other copies: the same message)
+                self.scheduled.discard(k)
             self._cancel_tries.pop(ad.key, None)
             self.stats["scheduled_ads_cancel_failed"] += 1
             log.warning("scheduled ad %s to %s: no SMSC link of id space %r (the one that took it) is configured: "
@@ -171,7 +192,11 @@ class DncCancel:
                     self._cancel_tries.pop(ad.key, None)
                 return
             self._cancel_tries.pop(ad.key, None)
+            others = [o for o in map(self.scheduled.entries.get, self.scheduled.siblings(ad.key))
+                      if o is not None and o.key != ad.key]
             gone = self.scheduled.discard(ad.key) is None
+            for o in others:            # a submit_multi's other recipients: the same message, settled with it
+                self.scheduled.discard(o.key)
             st = resp.command_status
             if st and gone and ad.due > self.clock().timestamp():
                 # settled already, before its delivery: another answer to a cancel of ours (one that timed out
@@ -186,12 +211,26 @@ class DncCancel:
                 log.warning("scheduled ad %s to %s (delivery %s): the SMSC refused its cancellation (status 0x%08x: "
                             "delivered already, or unknown to it); %s", ad.message_id, ad.to,
                             _iso(ad.due), st, why)
-            self.vlog.write_cancel(self.clock(), ad.account, ad.source, ad.to, ad.message_id,
+            when = self.clock()
+            self.vlog.write_cancel(when, ad.account, ad.source, ad.to, ad.message_id,
                                    datetime.fromtimestamp(ad.due, timezone.utc), st, why)
+            if st == 0 and others:
+                self._multi_cancelled(when, ad, others)
         link.request(P.CancelSm(service_type=ad.service_type, message_id=ad.message_id,
                                 source_addr_ton=ad.source_ton, source_addr_npi=ad.source_npi, source_addr=ad.source,
                                 dest_addr_ton=ad.dest_ton, dest_addr_npi=ad.dest_npi,
                                 destination_addr=ad.destination), on_resp)
+
+    def _multi_cancelled(self, when, ad: PendingAd, others: list) -> None:
+        """The SMSC cancelled the submit_multi `ad` is one recipient's copy of: its `others`' copies went with it
+        (one message_id). Each has its line, naming the recipient that barred it."""
+        self.stats["scheduled_ads_cancelled"] += len(others)
+        why = f"PDU_CANCELLED: not sent: the submit_multi was cancelled whole (destination {ad.to!r} registered DNC)"
+        log.warning("scheduled submit_multi %s: cancelled whole, %d other recipients' copies with the one to %s",
+                    ad.message_id, len(others), ad.to)
+        for o in others:
+            self.vlog.write_cancel(when, o.account, o.source, o.to, o.message_id,
+                                   datetime.fromtimestamp(o.due, timezone.utc), 0, why)
 
 
 def _iso(t: int) -> str:

@@ -176,9 +176,10 @@ class ForwardPath:
                     at = second
                 ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at,
                          normalise_number(pdu.destination_addr, pdu.dest_addr_ton), charged)
-            if t is not None and t > now and cid != C.SUBMIT_MULTI:
+            if t is not None and t > now:
                 # an ad scheduled ahead: cancelled if its recipient registers DK DNC before then (dnc_cancel.py)
-                self._index_scheduled(key, space, message_id, acct, pdu, int(t.timestamp()), refund)
+                index = self._index_scheduled_multi if cid == C.SUBMIT_MULTI else self._index_scheduled
+                index(key, space, message_id, acct, pdu, int(t.timestamp()), refund)
         return key
 
     def _early_receipts_for(self, key: str, message_id: str, acct: str, space: str) -> None:

@@ -18,7 +18,9 @@ indexed (counted in `unindexed`, said in the log once an hour): it is delivered 
 every scheduled ad was before this index. An entry goes when its delivery time passes, when its receipt comes (the
 SMSC reached a final state), when an ESME's own cancel_sm or replace_sm of it is taken (a replace_sm that keeps
 it an ad ahead re-times it; one that makes a message scheduled ahead an ad indexes it), or when it is cancelled
-here. Layout: a dict id key -> entry tuple (~330 B an entry with its strings), a dict recipient -> key (a tuple of
+here. A submit_multi's ad is one entry per recipient (`member_key`: its id's key and the recipient), tied by
+`groups`: one cancel_sm cancels every recipient's copy (SMPP 3.4 §4.9: one message_id), so all go together; its
+receipt, one per recipient, takes that recipient's out. Layout: a dict id key -> entry tuple (~330 B an entry with its strings), a dict recipient -> key (a tuple of
 keys for the rare recipient with several), the bitmap of recipients, and a heap of (due, key) for the expiry (stale
 items skipped as they surface, rebuilt when they outnumber the entries); in serve, the journal's copy of each
 entry (~250 B more): ~580 B an entry, ~116 MB at the bound.
@@ -40,10 +42,23 @@ from pyroaring import BitMap64
 log = logging.getLogger("telfilter.smpp")
 
 BOUND = 200_000
+_MEMBER = "\x1e"       # a submit_multi recipient's entry: its id's key, this, the recipient (E.164)
+
+
+def member_key(key: str, recipient: int) -> str:
+    """The entry key of `recipient`'s copy of the submit_multi whose id's key is `key`."""
+    return f"{key}{_MEMBER}{recipient}"
+
+
+def group_of(key: str) -> str | None:
+    """The id's key of the submit_multi an entry key is a recipient's copy of; None for a message of its own."""
+    base, sep, tail = key.rpartition(_MEMBER)
+    return base if sep and tail.isdigit() else None
 
 
 class PendingAd(NamedTuple):
-    key: str                # the message_id's key in the id map (msgids.id_key: space and id)
+    key: str                # the message_id's key in the id map (msgids.id_key: space and id); a submit_multi
+                            # recipient's: member_key(that, recipient)
     space: str              # the id space of the link that took it (a cancel goes to a link of that space)
     message_id: str
     account: str
@@ -55,7 +70,8 @@ class PendingAd(NamedTuple):
     source: str
     dest_ton: int
     dest_npi: int
-    destination: str        # as submitted; "" for an ad a replace_sm made one (its cancel_sm names the message_id)
+    destination: str        # as submitted; "" for an ad a replace_sm made one and a submit_multi's (its cancel_sm
+                            # names the message_id)
 
     @property
     def to(self) -> str:
@@ -64,7 +80,7 @@ class PendingAd(NamedTuple):
 
 
 class ScheduledAds:
-    __slots__ = ("bound", "entries", "by_dest", "dests", "heap", "unindexed", "log", "hids")
+    __slots__ = ("bound", "entries", "by_dest", "dests", "heap", "unindexed", "log", "hids", "groups")
 
     def __init__(self, bound: int = BOUND):
         self.bound = bound
@@ -75,6 +91,7 @@ class ScheduledAds:
         self.unindexed = 0
         self.log = None                     # heldjournal.RecordLog once `open` ran (serve): every change journalled
         self.hids: dict[str, int] = {}      # key -> its record in the journal
+        self.groups: dict[str, tuple] = {}  # a submit_multi's id key -> its recipients' entry keys
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -98,6 +115,9 @@ class ScheduledAds:
         self.by_dest[n] = ad.key if had is None else (had + (ad.key,) if type(had) is tuple else (had, ad.key))
         self.dests.add(n)
         heapq.heappush(self.heap, (ad.due, ad.key))
+        g = group_of(ad.key)
+        if g is not None:
+            self.groups[g] = self.groups.get(g, ()) + (ad.key,)
 
     def discard(self, key: str) -> PendingAd | None:
         """The entry of `key` gone (its receipt came, it was cancelled or replaced); it, or None."""
@@ -116,9 +136,27 @@ class ScheduledAds:
         else:
             del self.by_dest[n]
             self.dests.discard(n)
+        g = group_of(key)
+        if g is not None:
+            rest = tuple(k for k in self.groups.get(g, ()) if k != key)
+            if rest:
+                self.groups[g] = rest
+            else:
+                self.groups.pop(g, None)
         if not self.entries:        # its stale items with them (`expire`, which rebuilds it, is not run when empty)
             self.heap.clear()
         return ad
+
+    def siblings(self, key: str) -> tuple:
+        """The entry keys one cancel_sm of `key`'s message settles: its own, or every recipient's of a submit_multi."""
+        g = group_of(key)
+        return self.groups.get(g, (key,)) if g is not None else (key,)
+
+    def discard_message(self, key: str) -> list[PendingAd]:
+        """Every entry of the message whose id's key is `key` gone (an ESME's cancel_sm taken, its own entry or a
+        submit_multi's recipients'); them."""
+        keys = self.groups.get(key, ()) if key not in self.entries else (key,)
+        return [ad for ad in map(self.discard, keys) if ad is not None]
 
     def expire(self, now: int) -> int:
         """Entries whose delivery is at or before `now` (Unix seconds) gone: the SMSC has sent them. How many."""

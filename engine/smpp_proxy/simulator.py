@@ -155,8 +155,10 @@ class SmscSimulator:
             mid = self.id_format % next(self._ids)
             resp = P.response_class(cid)(sequence_number=ev.sequence_number, message_id=mid)
             self._answer(s, P.CancelSmResp(sequence_number=ev.sequence_number) if self.wrong_answers else resp)
-            if self.receipt_delay is not None and getattr(ev, "registered_delivery", 0) & 0x03 and cid == C.SUBMIT_SM:
-                asyncio.get_running_loop().call_later(self.receipt_delay, self._receipt, s, ev, mid)
+            if self.receipt_delay is not None and getattr(ev, "registered_delivery", 0) & 0x03 and cid != C.DATA_SM:
+                # a submit_multi's: one per SME destination, each from that recipient (its distribution lists: none)
+                for to in _recipients(ev):
+                    asyncio.get_running_loop().call_later(self.receipt_delay, self._receipt, s, ev, mid, to)
         elif cid in (C.QUERY_SM,):
             self._answer(s, P.QuerySmResp(sequence_number=ev.sequence_number, message_id=ev.message_id, message_state=2))
         elif cid == C.CANCEL_SM:
@@ -172,7 +174,10 @@ class SmscSimulator:
         else:
             s.send(resp)
 
-    def _receipt(self, s, sm, mid):
+    def _receipt(self, s, sm, mid, to=None):
+        """A delivery receipt for `sm` (its `mid`) from its recipient `to` (ton, npi, address; default: its
+        destination)."""
+        to = to or _recipients(sm)[0]
         rx = [x for x in self.sessions if x.bound and x.kind in ("receiver", "transceiver")]
         other = [x for x in rx if x is not s] if self.receipts_elsewhere else None
         if other:
@@ -183,8 +188,8 @@ class SmscSimulator:
             mid = str(int(mid, 16)) if self.id_format.endswith("X") else format(int(mid), "X")
         now = time.strftime("%y%m%d%H%M")
         body = f"id:{mid} sub:001 dlvrd:001 submit date:{now} done date:{now} stat:DELIVRD err:000 text:".encode()
-        s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=sm.dest_addr_ton,
-                           source_addr_npi=sm.dest_addr_npi, source_addr=sm.destination_addr,
+        s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=to[0],
+                           source_addr_npi=to[1], source_addr=to[2],
                            dest_addr_ton=sm.source_addr_ton, dest_addr_npi=sm.source_addr_npi,
                            destination_addr=sm.source_addr, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=body,
                            tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, b"\x02"))))
@@ -198,3 +203,10 @@ class SmscSimulator:
                                    source_addr=source, destination_addr=dest, data_coding=dc, short_message=body))
                 return True
         return False
+
+
+def _recipients(sm) -> list:
+    """(ton, npi, address) of each recipient a receipt of `sm` comes from: a submit_multi's SME destinations."""
+    if sm.command_id == C.SUBMIT_MULTI:
+        return [(d[1], d[2], d[3]) for d in sm.dest_addresses if d[0] == 1]
+    return [(sm.dest_addr_ton, sm.dest_addr_npi, sm.destination_addr)]
