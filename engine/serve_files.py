@@ -112,11 +112,15 @@ class TakenOver:
 def take_over(data_dir: Path, worker: int, in_pool: bool, args, control_base: Path | None) -> TakenOver:
     """serve's start: the SMPP files of a pool's workers no longer started taken over (`adopt_orphans`; a worker of
     the larger pool still draining -- its supervisor killed -- waited for, its stop's time at most), and the control
-    sockets a kill left them removed (`ctl reload` asked them and said "no serve answers")."""
+    sockets and `--ready-file`s a kill left them removed (`ctl reload` asked them and said "no serve answers"; a
+    monitor read the ports of a worker that was not there)."""
     pool_size = int(os.environ.get("TELFILTER_WORKERS", "1")) if in_pool else 1
     workers, locks = adopt_orphans(data_dir, worker, max(1, pool_size), wait=stop_wait(args))
     if control_base is not None:
         from .control import remove_stale_socket
         for j in workers:
             remove_stale_socket(control_base.with_name(f"{control_base.stem}.w{j}{control_base.suffix}"))
+    ready = getattr(args, "ready_file", None)
+    for j in workers if ready else ():
+        Path(f"{ready}.w{j}").unlink(missing_ok=True)       # (its lock is ours: no worker j runs)
     return TakenOver(data_dir / "smpp", workers, locks)

@@ -129,6 +129,23 @@ def test_the_control_socket_a_killed_dropped_worker_left_goes_with_its_files(tmp
         run.close()
 
 
+def test_the_ready_file_a_killed_dropped_worker_left_goes_with_its_files(tmp_path):
+    """A pool killed -9 leaves its workers' `--ready-file`s (`<path>.w<j>`: their ports); the one of a worker no
+    longer started stayed for good, naming ports nobody listened on. The worker that takes its files over removes
+    it."""
+    smpp = tmp_path / "data" / "smpp"
+    smpp.mkdir(parents=True)
+    (smpp / "held_receipts.w3.journal").write_bytes(b"")
+    stale = tmp_path / "ready1.w3"
+    stale.write_text("smpp 2775\n")
+    run = ServeBeside(tmp_path)
+    try:
+        run.start(1)
+        assert not stale.exists()
+    finally:
+        run.close()
+
+
 def test_each_dropped_worker_goes_to_one_worker_of_the_smaller_pool(tmp_path, caplog):
     smpp = tmp_path / "smpp"
     smpp.mkdir()
