@@ -253,7 +253,7 @@ def test_the_callees_bye_ends_the_call_whatever_its_request_uri_holds(tmp_path, 
 
 def test_the_answered_dialogs_tag_alone_lets_no_other_caller_past(tmp_path):
     # the 200's To tag accepted a re-INVITE whatever its users: a blacklisted caller's INVITE on an answered call's
-    # Call-ID with that tag went to another callee unjudged (test_sip_transactions.test_a_call_id_alone_is_no_dialog
+    # Call-ID with that tag went to another callee unjudged (test_sip_transactions_dialogs.test_a_call_id_alone_is_no_dialog
     # failed; found by review39). The caller's side (From tag and user) must be the call's, as RFC 4916 leaves it
     pipe = _pipe(tmp_path)
     ListStore(tmp_path).import_csv("blacklist", b"kind,value\nnumber,0987000666\n")

@@ -353,7 +353,7 @@ def test_an_invite_cancelled_while_it_waited_keeps_its_487_across_a_restart(pipe
     """An INVITE cancelled while it waited for another's verdict on its call, then given a retry's verdict, was
     answered 487 as a copy (screening.py): not kept for the next process, so its retransmission after a restart (the
     487 lost) was judged anew and forwarded -- the callee rung for a caller who had hung up."""
-    from .test_sip_transactions import cancelled_while_waiting_after_a_retry
+    from .test_sip_transactions_cancel_waiting import cancelled_while_waiting_after_a_retry
     scr, vlog = screen(pipe, [60.0], [1000.0])
     other, held, release = cancelled_while_waiting_after_a_retry(scr)
     while held:

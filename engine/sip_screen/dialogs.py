@@ -86,7 +86,7 @@ class Dialogs:
             # side says now (RFC 4916: a callee may change its From in the dialog, and the caller's To follows; such
             # a refresh was judged as a new call, an advertiser's refused by its own count -- found by the SIP dialog
             # probe). The tag alone let any caller to any callee past unjudged on an answered call's Call-ID
-            # (test_sip_transactions.test_a_call_id_alone_is_no_dialog; found by review39). The callee's side, whose
+            # (test_sip_transactions_dialogs.test_a_call_id_alone_is_no_dialog; found by review39). The callee's side, whose
             # From user may be anything now, only from where the call's answer is believed (responses._invite_final):
             # from anywhere, a caller's INVITE with From and To swapped (the 200's tag in From) went to any callee
             # as any caller, a blacklisted one too, unjudged (found by review40)
