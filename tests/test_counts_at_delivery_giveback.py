@@ -116,7 +116,7 @@ def test_a_cancel_sm_after_the_ads_delivery_receipt_gives_nothing_back(pipe):
     several real ones queue cancels and answer 0) answers 0: every count is given back and three more ads go --
     six delivered to one recipient within minutes. The proxy saw each id's final receipt; the count should
     stay (clear the note's charged bit on a final receipt, or give back only a charge still ahead of the clock)."""
-    from tests.test_smpp_refund import _ad as _rad, _cancel, _send
+    from tests.test_smpp_refund_smsc_answers import _ad as _rad, _cancel, _send
     noon = datetime(2026, 3, 2, 10, 0, tzinfo=ICT)
     with ProxyHarness(pipe, clock=lambda: noon, receipt_delay=0.05) as h:
         s, _ = raw_session(h)

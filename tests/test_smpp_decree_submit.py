@@ -1,7 +1,7 @@
 """Decree 91 on the live SMPP submit path (ESME -> proxy -> SMSC simulator, 127.0.0.1): a submit_multi is
 decided whole, a scheduled ad is judged at its delivery, a replace_sm is judged as the message it becomes
 (more cases in tests/test_smpp_schedule.py and tests/test_smpp_replace.py; an ad the SMSC refused after
-telfilter let it through: tests/test_smpp_refund.py)."""
+telfilter let it through: tests/test_smpp_refund_smsc_answers.py)."""
 from datetime import datetime
 
 import pytest

@@ -6,7 +6,7 @@ import asyncio
 from engine.smpp_proxy.harness import ProxyHarness
 from tests.test_smpp_proxy import raw_session, read_raw
 from tests.redis_helpers import redis_server  # noqa: F401
-from tests.test_smpp_refund import NOON, _ad, _cancel, _replace, _resp, _send, pipe  # noqa: F401
+from tests.test_smpp_refund_smsc_answers import NOON, _ad, _cancel, _replace, _resp, _send, pipe  # noqa: F401
 
 TUE = "260303090000028+"
 THU = "260305090000028+"
@@ -103,7 +103,7 @@ def test_an_ad_counted_fail_open_is_not_noted_to_be_given_back(tmp_path, redis_s
     took alone is therefore not offered for a later give-back (Pipeline.delivery_charge: None; an over-count)."""
     from dataclasses import replace as _r
     from tests.test_redis_state import _node, _judge, _ad as _sad
-    from tests.test_smpp_refund import _judged_fail_open
+    from tests.test_smpp_refund_shared_store import _judged_fail_open
     redis_server.flush()
 
     async def main():

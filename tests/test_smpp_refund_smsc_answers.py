@@ -1,30 +1,33 @@
 """An ad the SMSC refused after telfilter let it through was not sent: its count toward the advertiser's caps
-(AD_FREQUENCY_CAP: 3 a day per advertiser per recipient) is given back (Pipeline.refund), in process, in the
-embedded store's journal and on a shared Redis server. A PDU the SMSC took, or whose answer never came (it
-may have been delivered), keeps its count; counters of what a sender tries (floods, volumes) keep theirs."""
-import asyncio
-import os
-import time
+(AD_FREQUENCY_CAP: 3 a day per advertiser per recipient) is given back (Pipeline.refund). These tests go end to end
+through the proxy and its SMSC simulator: refused submit_sm and submit_multi (every destination, or only the
+unsuccessful ones of one taken), late refusals, concatenated ads, and replace_sm / cancel_sm corrections, which give
+the old count back. A PDU the SMSC took, or whose answer never came (it may have been delivered), keeps its count;
+counters of what a sender tries (floods, volumes) keep theirs. The shared fixtures and helpers of the
+test_smpp_refund_* files are here; the counter stores' side is in test_smpp_refund_counters.py, a shared Redis
+server's in test_smpp_refund_shared_store.py."""
 from datetime import datetime
 
 import pytest
 
 from engine.app import build
 from engine.lists import ListStore
-from engine.rules.counters import MemoryCounters
-from engine.rules import slots
 from engine.smpp_proxy.accounts import SmppConfigError, SmppSettings, load_smpp_settings
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.simulator import SmscSimulator
-from tests.redis_helpers import redis_server  # noqa: F401 (fixture)
 from tests.test_smpp_proxy import raw_session, read_raw, wait
+
 
 SENDERS = (b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
            b"SHOPCARE,Shop ABC,CSKH,2020-01-01,2099-12-31,\n")
+
+
 NOON = datetime.fromisoformat("2026-03-02T10:00:00+07:00")     # inside 07:00-22:00
+
+
 TEXT = b"[QC] Uu dai. TC gui 5656"
 
 
@@ -218,99 +221,6 @@ def test_flood_counters_keep_what_a_sender_tried(pipe):
     assert v.action.name != "DROP" and v.charged == ()
 
 
-# ------------------------------------------------------------------ the counter stores
-
-@pytest.mark.parametrize("fast", [False, True])
-@pytest.mark.parametrize("limit,window", [(3, 86400), (30, 3600), (1, None)])       # long, short (16-bit), forever
-def test_remove_takes_back_a_stamp_of_exactly_its_second(fast, limit, window):
-    if fast and slots._load_fast() is None:
-        pytest.skip("compiled tables not built")
-    with slots.use_fast(fast):
-        c = MemoryCounters()
-        ns, key, t0 = "AD_FREQUENCY_CAP|owner+recipient|24h|None", (11, 22), 1_700_000_000
-        k = min(limit, 3)
-        for i in range(k):                                          # t0, t0 + 10, t0 + 20
-            c.add(ns, key, t0 + 10 * i, window, limit)
-        assert c.count(ns, key, t0 + 25, window, limit) == k
-        assert c.remove(ns, key, t0 + 5, window, limit) is False   # no stamp of that second: never another's
-        assert c.remove(ns, key, t0 + 10 * (k - 1), window, limit)
-        assert c.count(ns, key, t0 + 25, window, limit) == k - 1
-        if window is not None and k == 3:
-            assert c.remove(ns, key, t0 + 10, window, limit)       # the middle one: t0 stays, oldest first
-            assert c.count(ns, key, t0 + window - 1, window, limit) == 1
-            assert c.count(ns, key, t0 + window, window, limit) == 0
-        assert c.remove(ns, (99,), t0, window, limit) is False      # unknown key
-        while c.remove(ns, key, t0, window, limit):
-            pass
-        assert c.count(ns, key, t0 + 25, window, limit) == 0
-        c.add(ns, key, t0 + 30, window, limit)                     # the row is usable after
-        assert c.count(ns, key, t0 + 31, window, limit) == 1
-
-
-def _live_and_replayed(tmp_path, after_adds):
-    """Three stamps of a cap of 3, then `after_adds(counters, ns, key, t0, w)`; (live count, count replayed
-    from the journal after a kill -9) at limit `after_adds` returns."""
-    from engine.state.embedded import EmbeddedStore
-    ns, key, t0, w = "AD_FREQUENCY_CAP|owner+recipient|24h|None", ("shop abc", 84912777008), 1_700_000_000, 86400
-
-    async def main():
-        s = EmbeddedStore(tmp_path)
-        for i in range(3):
-            s.counters.add(ns, key, t0 + i, w, 3)
-        limit = after_adds(s.counters, ns, key, t0, w)
-        live = s.counters.count(ns, key, t0 + 10, w, limit)
-        await s.flush()
-        os.close(s._lockfd)                                         # kill -9: replayed from the journal
-        return live, EmbeddedStore(tmp_path).counters.count(ns, key, t0 + 10, w, limit)
-    return asyncio.run(main())
-
-
-def test_a_refund_is_journalled_and_replayed(tmp_path):
-    def refund(c, ns, key, t0, w):
-        c.remove(ns, key, t0 + 1, w, 3)
-        return 3
-    assert _live_and_replayed(tmp_path, refund) == (2, 2)
-
-
-def test_a_refund_after_a_relayout_replays_as_it_ran(tmp_path):
-    def reload_then_refund(c, ns, key, t0, w):
-        c.count(ns, key, t0 + 5, w, 4)          # a reload raised the limit: the read lays the rows out again, wider
-        c.remove(ns, key, t0, w, 3)             # a message judged before it refused
-        return 4
-    assert _live_and_replayed(tmp_path, reload_then_refund) == (2, 2)
-
-
-def test_ads_the_smsc_refused_are_given_back_on_the_shared_store(tmp_path, refusing, redis_server):  # noqa: F811
-    from engine.state import install
-    from engine.state.redis_store import RedisStore
-    redis_server.flush()
-    d = tmp_path / "data"
-    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
-    pipe = build(data_dir=d, with_model=False)
-    h = ProxyHarness(pipe, clock=lambda: NOON).start()
-    try:
-        async def setup():
-            install(pipe, RedisStore(redis_server.url))
-        h.call(setup())
-        s, _ = raw_session(h)
-        h.sim.reject = C.ESME_RTHROTTLED
-        for i in range(4):
-            assert _send(s, _ad(10 + i, "84912777009")) == C.ESME_RTHROTTLED
-        h.sim.reject = 0
-        for i in range(3):
-            assert _send(s, _ad(20 + i, "84912777009")) == 0
-        time.sleep(0.1)                                             # the last commit settled on the server
-        assert _send(s, _ad(30, "84912777009")) != 0
-        assert len(h.sim.submits()) == 3
-        # the server's own record: three stamps (a fresh process with an empty mirror is refused too)
-        import redis
-        r = redis.Redis.from_url(redis_server.url)
-        vals = [r.get(k) for k in r.scan_iter("tf:c:*")]
-        assert sorted(len(v) for v in vals if v) == [12], vals
-    finally:
-        h.stop()
-
-
 # ------------------------------------------------------------------ never a count of a message that was sent
 
 def _rules_with_cap(tmp_path, n):
@@ -325,105 +235,6 @@ def _rules_with_cap(tmp_path, n):
     assert old in f.read_text()
     f.write_text(f.read_text().replace(old, old.replace("limit = 3", f"limit = {n}")))
     return d
-
-
-def test_a_cap_lowered_and_raised_again_has_forgotten_nothing(pipe, tmp_path):
-    from engine.verdict import Message
-    m = lambda: Message("SHOPABC", "84912777026", TEXT.decode(), NOON, "esme1", "mt")      # noqa: E731
-    for _ in range(3):
-        pipe.judge(m())
-    assert pipe.reload_rules(_rules_with_cap(tmp_path, 2)) == []
-    assert "AD_FREQUENCY_CAP" in pipe.judge(m()).symbols
-    assert pipe.reload_rules(_rules_with_cap(tmp_path, 3)) == []
-    assert "AD_FREQUENCY_CAP" in pipe.judge(m()).symbols, "a 4th ad after the cap went 3 -> 2 -> 3"
-
-
-def test_a_cap_lowered_and_raised_again_on_the_shared_store(tmp_path, redis_server):  # noqa: F811
-    """(The server trims a key only as it adds to it, and under a drop rule an add under the lowered cap finds
-    only stamps out of the window to trim: this holds by construction, checked end to end.)"""
-    from tests.test_redis_state import _node, _judge, _ad as _sad
-    redis_server.flush()
-
-    async def main():
-        a, sa = _node(tmp_path, "a", redis_server.url)
-        b, sb = _node(tmp_path, "b", redis_server.url)
-        got = [await _judge(a, _sad(i)) for i in range(3)]
-        for p in (a, b):
-            assert p.reload_rules(_rules_with_cap(tmp_path, 2)) == []
-        got.append(await _judge(b, _sad(3)))
-        got.append(await _judge(b, _sad(4)))               # b's own mirror is empty: the server decides
-        for p in (a, b):
-            assert p.reload_rules(_rules_with_cap(tmp_path, 3)) == []
-        got.append(await _judge(b, _sad(5)))
-        await sa.close()
-        await sb.close()
-        return [g[0] for g in got]
-    assert asyncio.run(main()) == ["allow"] * 3 + ["drop"] * 3
-
-
-def test_a_reload_lowering_the_cap_keeps_every_count(pipe, tmp_path):
-    """A, B, C sent under a cap of 3; the cap is lowered to 2 (the rows keep all three stamps) and A is refused
-    after all: A's own stamp goes, B and C still fill the cap of 2."""
-    from engine.verdict import Message
-    d = _rules_with_cap(tmp_path, 2)
-    m = lambda: Message("SHOPABC", "84912777020", TEXT.decode(), NOON, "esme1", "mt")      # noqa: E731
-    a = pipe.judge(m())
-    pipe.judge(m())
-    pipe.judge(m())
-    assert pipe.reload_rules(d) == []
-    assert "AD_FREQUENCY_CAP" in pipe.judge(m()).symbols
-    pipe.refund(a, NOON.timestamp())
-    assert "AD_FREQUENCY_CAP" in pipe.judge(m()).symbols
-
-
-def test_a_count_out_of_its_window_is_not_looked_for(pipe):
-    """A refusal that comes after the message's 24 h (a very late answer) gives nothing back: its stamp has
-    left the window, and the oldest one after its second is another message's."""
-    from datetime import timedelta
-    from engine.verdict import Message
-    m = lambda t: Message("SHOPABC", "84912777021", TEXT.decode(), t, "esme1", "mt")     # noqa: E731
-    a = pipe.judge(m(NOON))
-    later = NOON + timedelta(hours=25)
-    for _ in range(3):
-        pipe.judge(m(later))
-    pipe.refund(a, later.timestamp())
-    assert "AD_FREQUENCY_CAP" in pipe.judge(m(later), commit=False).symbols
-
-
-def test_a_refusal_in_the_windows_last_second_gives_nothing_back(pipe):
-    """A judged at 10:00:00.9 (stamp 10:00:00); 24 h later at .02 its stamp has left the window (counters count in
-    whole seconds) and D's commit pushed it out of the row; A's refusal at .03 must not take B's stamp."""
-    from datetime import timedelta
-    from engine.verdict import Message
-    m = lambda t: Message("SHOPABC", "84912777025", TEXT.decode(), t, "esme1", "mt")      # noqa: E731
-    t0 = NOON + timedelta(seconds=0.9)
-    a = pipe.judge(m(t0))
-    pipe.judge(m(t0 + timedelta(seconds=1)))
-    pipe.judge(m(t0 + timedelta(seconds=2)))
-    edge = NOON + timedelta(hours=24, seconds=0.02)
-    assert "AD_FREQUENCY_CAP" not in pipe.judge(m(edge)).symbols       # D: A is out of the window
-    pipe.refund(a, (edge + timedelta(seconds=0.01)).timestamp())
-    assert "AD_FREQUENCY_CAP" in pipe.judge(m(edge + timedelta(seconds=0.02)), commit=False).symbols
-
-
-def test_only_drop_rules_caps_are_given_back(tmp_path):
-    """A tag rule keyed by owner keeps counting past its limit (its row can push a refused message's stamp
-    out): not given back."""
-    from engine.rules.loader import load_rules
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "r.toml").write_text("".join(f"""
-[[rule]]
-symbol = "OWNER_{action.upper()}"
-action = "{action}"
-score = 1.0
-applies_to = ["sms-mt"]
-[rule.when]
-counter = {{ key = ["owner", "recipient"], window = "1h", limit = 2 }}
-""" for action in ("tag", "drop")))
-    rs = load_rules(d)
-    got = {r.symbol: [st.refundable for st in r.stateful] for r in rs.rules}
-    assert got == {"OWNER_TAG": [False], "OWNER_DROP": [True]}
 
 
 def test_a_submit_multi_taken_with_unsuccessful_destinations_gives_those_back(pipe, monkeypatch):
@@ -444,154 +255,6 @@ def test_a_submit_multi_taken_with_unsuccessful_destinations_gives_those_back(pi
         assert _send(s, _ad(20, "84912777023")) != 0          # 3 delivered to 023: its cap is full
         for i in range(3):                                    # none reached 024
             assert _send(s, _ad(30 + i, "84912777024")) == 0
-
-
-# ------------------------------------------------------------------ shared store
-
-class _Blip:
-    """The real client; `fail` makes the next evalsha raise (a reset connection)."""
-    def __init__(self, real):
-        self.real, self.fail = real, False
-
-    async def evalsha(self, *a):
-        if self.fail:
-            self.fail = False
-            raise ConnectionError("connection reset (test)")
-        return await self.real.evalsha(*a)
-
-    def __getattr__(self, n):
-        return getattr(self.real, n)
-
-
-async def _judged_fail_open(pipe, store, msg):
-    """`msg` judged on `pipe` while its store's Redis fails every call (the fail-open path: counted in the mirror
-    only): (its verdict, the failing client, `fail` to be turned off)."""
-    blip = store.redis = _Blip(store.redis)
-    blip.fail = True
-    fut = asyncio.get_running_loop().create_future()
-    store.begin()
-    store.settle(pipe, pipe.judge(msg), fut.set_result)
-    v = await fut
-    assert store.stats["fail_open"] == 1 and v.charged
-    return v, blip
-
-
-def test_a_count_the_server_never_had_is_given_back_to_the_mirror_only(tmp_path, redis_server):  # noqa: F811
-    """Node a let an ad through fail-open (only its mirror counted it); node b then sent three; a's ad is
-    refused: giving it back must not take one of b's counts from the server."""
-    from tests.test_redis_state import _node, _judge, _ad as _sad
-    redis_server.flush()
-
-    async def main():
-        a, sa = _node(tmp_path, "a", redis_server.url)
-        b, sb = _node(tmp_path, "b", redis_server.url)
-        m, _ = await _judged_fail_open(a, sa, _sad(0))
-        for i in range(3):
-            assert (await _judge(b, _sad(1 + i)))[0] == "allow"
-        await asyncio.sleep(0.6)                            # the back-off is over
-        a.refund(m, m.charged[0][2])
-        await asyncio.sleep(0.2)
-        got = await _judge(a, _sad(6))
-        await sa.close()
-        await sb.close()
-        return got
-    got = asyncio.run(main())
-    assert got[0] == "drop", got
-
-
-def test_a_refund_leaves_the_mirror_at_once(tmp_path, redis_server):  # noqa: F811
-    """The ESME's retry comes right after its refusal: the mirror must not still hold the refused count
-    while the server's answer is on its way."""
-    from tests.test_redis_state import _node, _judge, _ad as _sad
-    redis_server.flush()
-
-    async def main():
-        a, sa = _node(tmp_path, "a", redis_server.url)
-        vs = []
-        for i in range(3):
-            fut = asyncio.get_running_loop().create_future()
-            sa.begin()
-            v = a.judge(_sad(i))
-            sa.settle(a, v, fut.set_result)
-            vs.append(await fut)
-        a.refund(vs[2], vs[2].charged[0][2])
-        local = a.judge(_sad(5), commit=False)             # judged before any batch went to the server
-        await asyncio.sleep(0.2)
-        got = await _judge(a, _sad(6))                      # and the server agrees
-        await sa.close()
-        return local.symbols, got
-    local, got = asyncio.run(main())
-    assert "AD_FREQUENCY_CAP" not in local and got[0] == "allow", (local, got)
-
-
-def test_a_server_that_lost_the_script_is_sent_it_again(tmp_path, redis_server):  # noqa: F811
-    """After a Redis restart (or failover, or SCRIPT FLUSH) the server no longer has the batch script: the store
-    loads it again and the batch counts on the server, never fail-open (a 4th ad got through after every restart:
-    redis-py's NoScriptError does not say NOSCRIPT)."""
-    import redis
-    from tests.test_redis_state import _node, _judge, _ad as _sad
-    redis_server.flush()
-
-    async def main():
-        a, sa = _node(tmp_path, "a", redis_server.url)
-        b, sb = _node(tmp_path, "b", redis_server.url)
-        assert (await _judge(a, _sad(0)))[0] == "allow"
-        redis.Redis.from_url(redis_server.url).script_flush()
-        got = [await _judge(a, _sad(1)), await _judge(b, _sad(2)), await _judge(b, _sad(3))]
-        stats = dict(sa.stats)
-        await sa.close()
-        await sb.close()
-        return got, stats
-    got, stats = asyncio.run(main())
-    assert [g[0] for g in got] == ["allow", "allow", "drop"] and stats["fail_open"] == 0, (got, stats)
-
-
-class _Down(_Blip):
-    """The real client; while `down`, every script call fails as a refused connection does (never sent)."""
-    down = False
-
-    async def evalsha(self, *a):
-        if self.down:
-            raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
-        return await self.real.evalsha(*a)
-
-
-def test_a_count_given_back_while_the_server_is_away_reaches_it_later(tmp_path, redis_server):  # noqa: F811
-    """The SMSC refused A while Redis was unreachable: the count is given back on the server once it answers
-    (it was lost, and the advertiser could send that recipient only 2 ads that day)."""
-    from tests.test_redis_state import _node, _judge, _ad as _sad
-    redis_server.flush()
-
-    async def main():
-        a, sa = _node(tmp_path, "a", redis_server.url)
-        b, sb = _node(tmp_path, "b", redis_server.url)
-        cut = sa.redis = _Down(sa.redis)
-        fut = asyncio.get_running_loop().create_future()
-        sa.begin()
-        m = a.judge(_sad(0))
-        sa.settle(a, m, fut.set_result)
-        m = await fut
-        cut.down = True
-        a.refund(m, m.charged[0][2])
-        await asyncio.sleep(0.05)
-        assert sa._removes_waiting
-        cut.down = False
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not sa._removes_waiting and not sa.busy:
-                break
-        got = [(await _judge(b, _sad(1 + i)))[0] for i in range(3)]
-        await sa.close()
-        await sb.close()
-        return got
-    assert asyncio.run(main()) == ["allow"] * 3
-
-
-def test_the_batch_script_is_never_sent_twice_by_the_client():
-    """redis-py retries a command on a timeout by default: a batch whose reply came late ran again (every count
-    committed, or given back, twice: a 4th ad through a cap of 3). The store's client does not retry."""
-    from engine.state.redis_store import RedisStore
-    assert RedisStore("redis://127.0.0.1:1/0").redis.get_retry()._retries == 0
 
 
 # ---------------------------------------------------------------- replace_sm / cancel_sm give the old count back
