@@ -16,7 +16,7 @@ import pytest
 from engine.fdbudget import FdBudget, FdBudgetError
 
 from .conftest import ROOT
-from .test_sip_tcp_outbound import SMSC, _bind  # one SMSC script and bind probe for both
+from .test_sip_tcp_outbound_caps import SMSC, _bind  # one SMSC script and bind probe for both
 
 
 def budget(soft, reserve=80):
