@@ -215,7 +215,7 @@ def test_a_stop_on_a_full_disk_says_what_state_it_lost_and_still_finishes(tmp_pa
     journal write were gone (after the restart the 4th ad to each of 10 recipients went through). Found by a
     black-box probe with the data dir on a full 4 MB tmpfs. Now it says how many counter updates are lost,
     finishes the stop and exits 1."""
-    from tests.test_durable import _Node, _submit_ad
+    from tests.durable_helpers import _Node, _submit_ad
     flag = tmp_path / "disk-full"
     boot = ("import errno, os, engine.state.embedded as E\n"
             "real = E.append_all\n"

@@ -18,7 +18,7 @@ from engine.smpp_proxy.heldjournal import HeldJournal
 from engine.state.receiptq import queue_key
 
 from .redis_helpers import RedisServer, ports_in
-from .test_durable import _hours_config
+from .durable_helpers import _hours_config
 from .test_redis_serve import Node
 from .test_serve import wait_for
 from .test_smpp_receipts import Esme, _submitted

@@ -437,7 +437,7 @@ def test_two_workers_route_receipts_whichever_worker_gets_them(tmp_path, url):
     """`serve --workers 2`: each worker has its own link; every receipt is sent on the other one."""
     import smpplib.client
 
-    from .test_durable import _hours_config
+    from .durable_helpers import _hours_config
     from .test_redis_serve import Node
     node = Node(tmp_path, "pool", url, _hours_config(tmp_path), workers=2)
     c = None

@@ -327,7 +327,7 @@ def test_two_serve_nodes_follow_a_failover(tmp_path, ha):
     """End to end: two `telfilter serve --state redis+sentinel://…` nodes, the primary killed between ads. After the
     failover the cap counted before it holds through the other node, a DNC registration through node a stops an
     ad through node b, and each node's log says the new primary once."""
-    from .test_durable import _hours_config
+    from .durable_helpers import _hours_config
     from .test_redis_serve import Node, _one_ad
     from .test_serve import wait_for
     cfg = _hours_config(tmp_path)

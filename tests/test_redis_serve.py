@@ -20,7 +20,7 @@ from engine.smpp_proxy.harness import ProxyHarness
 
 from .conftest import ROOT
 from .redis_helpers import redis_server  # noqa: F401
-from .test_durable import SENDERS, _hours_config
+from .durable_helpers import SENDERS, _hours_config
 from .test_serve import free_port, wait_for
 
 

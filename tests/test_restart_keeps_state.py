@@ -4,7 +4,7 @@ registration refuses an ad, an advertiser's caps still count the ads of the last
 sent before the restart reaches its ESME (message-id map), a receipt held before it is delivered (held-receipts
 journal), 5656 reports are listed (reports.jsonl) and a 5656 report whose first part came before the restart is
 joined with its second (mo_parts journal). Once after SIGTERM (snapshots, clean stop files) and once after
-kill -9 (journals alone). Each piece also has its own tests (test_durable, test_held_receipts_journal,
+kill -9 (journals alone). Each piece also has its own tests (test_durable_*, test_held_receipts_journal,
 test_smpp_msgids, test_mo_parts_journal, test_shortcode_parse_and_journal); this one runs them together
 through two real `serve` processes."""
 import json
@@ -19,7 +19,7 @@ from engine.smpp_proxy.codec import encode_text
 from engine.smpp_proxy.codec import pdu as P
 
 from .conftest import run_cli
-from .test_durable import _Node
+from .durable_helpers import _Node
 from .test_serve import wait_for
 
 AD = "[QC] Uu dai {}. Tu choi: TC gui 5656"

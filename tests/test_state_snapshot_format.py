@@ -1,7 +1,7 @@
 """A state snapshot of a format this version does not read (a newer telfilter's, met on a rollback) stops the
 store with an error naming the format, and is left as it was; it is not taken for a damaged file, which the
 store starts without (counters from the journal alone) and which its next snapshots replace (README, Operating
-it: Upgrading). A damaged one still falls back: test_durable.test_corrupt_snapshot_falls_back_to_the_previous_one."""
+it: Upgrading). A damaged one still falls back: test_durable_journal.test_corrupt_snapshot_falls_back_to_the_previous_one."""
 import asyncio
 import fcntl
 import os
@@ -14,7 +14,7 @@ import pytest
 from engine.state import StateError
 from engine.state.embedded import EmbeddedStore
 
-from .test_durable import _open
+from .durable_helpers import _open
 
 
 def _snapshot_bytes(version: bytes, obj) -> bytes:
