@@ -142,7 +142,7 @@ def test_a_process_whose_clock_is_a_day_ahead_still_publishes_and_trims_nothing_
     process starting read nothing."""
     import asyncio
     from engine.numbers import sender_key
-    from tests.test_redis_state import _node
+    from tests.redis_state_helpers import _node
     redis_server.flush()
     url = redis_server.url
     c = redis_server.client()
@@ -174,7 +174,7 @@ def test_a_process_whose_clock_is_a_day_behind_still_trims_the_stream(tmp_path, 
     """A process whose wall clock went back a day: its MINID (its clock less KEEP) trimmed nothing, so the stream
     kept a day of updates instead of an hour (of message ids: a day instead of 2 minutes, ~6 GB at 5k/s)."""
     import asyncio
-    from tests.test_redis_state import _node
+    from tests.redis_state_helpers import _node
     redis_server.flush()
     url = redis_server.url
     c = redis_server.client()

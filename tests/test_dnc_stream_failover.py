@@ -9,7 +9,7 @@ from engine.state.replication import STREAM, DncReplicator
 from engine.verdict import Message
 
 from .redis_helpers import redis_server  # noqa: F401
-from .test_redis_state import T0, _node
+from .redis_state_helpers import T0, _node
 
 
 def _mo(sender, text):

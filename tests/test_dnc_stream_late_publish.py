@@ -9,7 +9,7 @@ import asyncio
 from engine.lists import ListStore
 
 from .redis_helpers import redis_server  # noqa: F401
-from .test_redis_state import _Down, _lists_node, url  # noqa: F401
+from .redis_state_helpers import _Down, _lists_node, url  # noqa: F401
 
 N = 84912000077
 

@@ -238,7 +238,7 @@ def test_dnc_replication_is_exported(tmp_path):
     from engine.metrics import Metrics
     from engine.state.replication import DncReplicator
 
-    from .test_redis_state import _Down
+    from .redis_state_helpers import _Down
     pipe = build(data_dir=tmp_path, with_model=False, persist=False)
     pipe.replicator = rep = DncReplicator("redis://127.0.0.1:1/0", pipe, client=_Down(), reader=_Down())
     rep.stats["applied_remote"] = 7

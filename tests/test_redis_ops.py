@@ -22,7 +22,7 @@ from engine.state.url import parse_url
 
 from .conftest import ROOT
 from .redis_helpers import RedisServer, free_port
-from .test_redis_state import _ad, _node
+from .redis_state_helpers import _ad, _node
 
 SECRET = "s3cr3t-pw"
 

@@ -19,7 +19,7 @@ from engine.state.url import parse_url, redacted
 from engine.verdict import Message
 
 from .redis_helpers import RedisHA, RedisServer, ports_in
-from .test_redis_state import T0, _ad, _judge, _node
+from .redis_state_helpers import T0, _ad, _judge, _node
 
 
 @pytest.fixture

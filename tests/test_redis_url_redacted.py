@@ -12,7 +12,7 @@ from engine.state.redis_store import RedisStore
 from engine.state.url import parse_url, redacted
 
 from .redis_helpers import RedisServer, free_port
-from .test_redis_state import _ad, _node
+from .redis_state_helpers import _ad, _node
 
 SECRET = "s3cr3t-pw"
 

@@ -102,7 +102,7 @@ def test_an_ad_counted_fail_open_is_not_noted_to_be_given_back(tmp_path, redis_s
     when a give-back would take another node's stamp of that second (found by a review). A count the mirror
     took alone is therefore not offered for a later give-back (Pipeline.delivery_charge: None; an over-count)."""
     from dataclasses import replace as _r
-    from tests.test_redis_state import _node, _judge, _ad as _sad
+    from tests.redis_state_helpers import _node, _judge, _ad as _sad
     from tests.test_smpp_refund_shared_store import _judged_fail_open
     redis_server.flush()
 

@@ -49,7 +49,7 @@ def test_ads_the_smsc_refused_are_given_back_on_the_shared_store(tmp_path, refus
 def test_a_cap_lowered_and_raised_again_on_the_shared_store(tmp_path, redis_server):  # noqa: F811
     """(The server trims a key only as it adds to it, and under a drop rule an add under the lowered cap finds
     only stamps out of the window to trim: this holds by construction, checked end to end.)"""
-    from tests.test_redis_state import _node, _judge, _ad as _sad
+    from tests.redis_state_helpers import _node, _judge, _ad as _sad
     redis_server.flush()
 
     async def main():
@@ -102,7 +102,7 @@ async def _judged_fail_open(pipe, store, msg):
 def test_a_count_the_server_never_had_is_given_back_to_the_mirror_only(tmp_path, redis_server):  # noqa: F811
     """Node a let an ad through fail-open (only its mirror counted it); node b then sent three; a's ad is
     refused: giving it back must not take one of b's counts from the server."""
-    from tests.test_redis_state import _node, _judge, _ad as _sad
+    from tests.redis_state_helpers import _node, _judge, _ad as _sad
     redis_server.flush()
 
     async def main():
@@ -125,7 +125,7 @@ def test_a_count_the_server_never_had_is_given_back_to_the_mirror_only(tmp_path,
 def test_a_refund_leaves_the_mirror_at_once(tmp_path, redis_server):  # noqa: F811
     """The ESME's retry comes right after its refusal: the mirror must not still hold the refused count
     while the server's answer is on its way."""
-    from tests.test_redis_state import _node, _judge, _ad as _sad
+    from tests.redis_state_helpers import _node, _judge, _ad as _sad
     redis_server.flush()
 
     async def main():
@@ -152,7 +152,7 @@ def test_a_server_that_lost_the_script_is_sent_it_again(tmp_path, redis_server):
     loads it again and the batch counts on the server, never fail-open (a 4th ad got through after every restart:
     redis-py's NoScriptError does not say NOSCRIPT)."""
     import redis
-    from tests.test_redis_state import _node, _judge, _ad as _sad
+    from tests.redis_state_helpers import _node, _judge, _ad as _sad
     redis_server.flush()
 
     async def main():
@@ -182,7 +182,7 @@ class _Down(_Blip):
 def test_a_count_given_back_while_the_server_is_away_reaches_it_later(tmp_path, redis_server):  # noqa: F811
     """The SMSC refused A while Redis was unreachable: the count is given back on the server once it answers
     (it was lost, and the advertiser could send that recipient only 2 ads that day)."""
-    from tests.test_redis_state import _node, _judge, _ad as _sad
+    from tests.redis_state_helpers import _node, _judge, _ad as _sad
     redis_server.flush()
 
     async def main():
