@@ -14,7 +14,7 @@ from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.verdictlog import VerdictLog
-from tests.test_smpp_inline_safety import lines
+from tests.test_smpp_inline_safety_verdict import lines
 from tests.test_smpp_proxy import raw_session, read_raw
 
 AD = b"QC: Giam gia 50%. TC gui 5656"

@@ -6,7 +6,7 @@ from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from tests.test_smpp_inline_safety import send_submit
+from tests.test_smpp_inline_safety_verdict import send_submit
 from tests.test_smpp_proxy import pipe, raw_session, wait  # noqa: F401  (pipe: fixture)
 
 

@@ -11,7 +11,7 @@ from engine.smpp_proxy.admission import BindThrottle, ConnectionCaps
 from engine.sourcekey import source_key
 
 from .sip_helpers import UAC, invite, offline_screen
-from .test_smpp_inline_safety import _Job
+from .test_smpp_inline_safety_binds import _Job
 
 
 def test_source_key_ipv6_by_its_64_mapped_as_ipv4_ipv4_and_names_unchanged():

@@ -1,6 +1,7 @@
 """Issue 12 (SMPP), the SMSC side: a misbehaving SMSC (poison MO, a hung link, a full window, late
 answers), the SMSC link's lean wire path, and receipts that overtake their submit_sm_resp (issue 17).
-The ESME side (bypass, attacker ESMEs, the verdict log) is in test_smpp_inline_safety.py."""
+The ESME side (bypass, attacker ESMEs, the verdict log) is in test_smpp_inline_safety_verdict.py
+and test_smpp_inline_safety_binds.py."""
 import time
 
 from engine.smpp_proxy.accounts import SmppSettings
@@ -8,7 +9,7 @@ from engine.smpp_proxy.codec import Tlv, encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from tests.test_smpp_inline_safety import GOOD, logged, send_submit, submit  # noqa: F401,F811  (logged: fixture)
+from tests.test_smpp_inline_safety_verdict import GOOD, logged, send_submit, submit  # noqa: F401,F811  (logged: fixture)
 from tests.test_smpp_proxy import pipe, raw_session, raw_submit, read_raw, wait  # noqa: F401,F811  (pipe: fixture)
 
 

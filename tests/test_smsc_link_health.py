@@ -14,7 +14,7 @@ from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.smsc import TIMEOUTS_TO_REBIND
 from engine.smpp_proxy.smsc_link import BIND_LOST_STATUS
-from tests.test_smpp_inline_safety import GOOD, send_submit
+from tests.test_smpp_inline_safety_verdict import GOOD, send_submit
 from tests.test_smpp_proxy import pipe, raw_session, read_raw, wait  # noqa: F401  (pipe: fixture)
 
 
