@@ -72,9 +72,7 @@ class EsmeDispatch:
             # first (each within the SMSC link's response_timeout), then the unbind_resp, then the close
             sess.state.state = "UNBOUND"
             sess.unbind_seq = pdu.sequence_number
-            # its concatenated messages still waiting for parts are judged with what arrived (forwarded or
-            # refused), so each of its parts is answered before the unbind_resp too
-            self.concat.judge_all(lambda c: any(p[0] is sess for p in c.parts.values()))
+            self.judge_parts_of(sess)       # each of its parts answered before the unbind_resp too
             self.owed_nothing(sess)
             return
         if cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):

@@ -50,7 +50,7 @@ class EsmeSession(CoalescedStream):
         self.bind_pending = False      # a bind is waiting for its password check
         self.in_flight = 0             # its messages forwarded to an SMSC and not answered yet
         self.unbind_seq = None         # its unbind, answered once in_flight is back to 0
-        self.eof = False               # the peer half-closed: closed once in_flight is back to 0
+        self.eof = False               # half-closed, or our unbind answered: closed once in_flight is back to 0
 
     # transport callbacks
     def connection_made(self, transport):

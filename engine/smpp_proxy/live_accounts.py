@@ -18,11 +18,11 @@ new set. Each live bind is then compared with its account's new definition:
 
 An unbound session is taken out of the routing table at once (no new receipts or MO go to
 it), moved to UNBOUND so a submit that crosses our unbind on the wire gets ESME_RINVBNDSTS
-(SMPP 3.4 §4.2: after an unbind no new request is valid), and sent an unbind; it is closed on
-the unbind_resp or when the unbind times out (the ESME window's expiry). A deliver_sm it has
+(SMPP 3.4 §4.2: after an unbind no new request is valid), its parts waiting for their message
+judged with what arrived, and sent an unbind; after the unbind_resp (or when the unbind times
+out, the ESME window's expiry) it is closed once it has the answers to what it sent before. A deliver_sm it has
 not acknowledged yet goes back to the held queue of its account (session_gone), so a receipt
-is never lost (at worst delivered twice, SMPP's at-least-once). Submits it forwarded before
-are answered as usual while the connection is open.
+is never lost (at worst delivered twice, SMPP's at-least-once).
 """
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def _unbind(proxy, sess, why: str) -> None:
         return
     sess.state.state = "UNBOUND"
     proxy.stats["unbound_by_reload"] += 1
-    proxy._send_to_esme(sess, P.Unbind(), lambda r, sess=sess: sess.close())
+    proxy.judge_parts_of(sess)
+    proxy._send_to_esme(sess, P.Unbind(), lambda r, sess=sess: proxy.unbind_answered_by_esme(sess))
 
 
 def apply_accounts(proxy, new: dict) -> dict:

@@ -351,7 +351,19 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         sess.eof = True
         if sess.state.state != "OPEN":
             sess.state.state = "UNBOUND"
+        self.judge_parts_of(sess)
+        self.owed_nothing(sess)
+
+    def judge_parts_of(self, sess: EsmeSession) -> None:
+        """Its concatenated messages still waiting for parts judged with what arrived (forwarded or refused): no
+        more parts can come on it (unbound or half-closed), and each part it sent is answered before it closes."""
         self.concat.judge_all(lambda c: any(p[0] is sess for p in c.parts.values()))
+
+    def unbind_answered_by_esme(self, sess: EsmeSession) -> None:
+        """Our unbind of `sess` (a reload, live_accounts.py) was answered or timed out: it is closed once it has
+        the answers it is owed (what it sent before the unbind), as after a half-close; not at once, which lost
+        the submit_sm_resps of messages the SMSC had taken."""
+        sess.eof = True
         self.owed_nothing(sess)
 
     def owed_nothing(self, sess: EsmeSession) -> None:
