@@ -15,6 +15,7 @@ def load_serve_config(args):
     Raises ConfigError with every error found."""
     from .config import ConfigError
     from .configcheck import load_config
+    from .smpp_proxy.config_checks import MAX_SYSTEM_ID, octets_problem
     cfg = load_config(getattr(args, "config", None))
     errors = list(cfg.errors)
     settings = cfg.smpp
@@ -25,6 +26,9 @@ def load_serve_config(args):
             settings.smsc = [a.strip() for a in args.smsc.split(",") if a.strip()]
         if args.smsc_system_id:
             settings.smsc_system_id = args.smsc_system_id
+            bad = octets_problem(args.smsc_system_id, MAX_SYSTEM_ID)
+            if bad:     # (as smpp.toml's [upstream] system_id: else the link's bind never encodes, nothing said)
+                errors.append(f"--smsc-system-id {args.smsc_system_id!r}: the system_id {bad}")
     from .credentials import esme_accounts, merge_accounts, smsc_password
     pw = smsc_password(args, errors)
     if settings is not None and pw:

@@ -1,0 +1,30 @@
+"""--smsc-system-id over SMPP 3.4's 15 octets (or outside Latin-1): serve started, its SMSC link task died on
+encoding the bind (LocalProtocolError, not an OSError: no retry, nothing logged), no SMSC was ever bound and every
+submit_sm was answered ESME_RTHROTTLED. smpp.toml's [upstream] system_id was checked already; the flag now is too,
+at start."""
+import pytest
+
+from engine.cli import parser
+from engine.config import ConfigError
+
+from .conftest import CONFIG
+
+
+def _args(tmp_path, *flags):
+    return parser().parse_args(["serve", "--config", str(CONFIG), "--data-dir", str(tmp_path / "d"), "--smpp-listen",
+                                "127.0.0.1:0", "--sip-listen", "off", "--esme-account", "e1:pw",
+                                "--smsc", "127.0.0.1:9", *flags])
+
+
+@pytest.mark.parametrize("sid", ["1234567890123456", "telfilterđ"])
+def test_an_smsc_system_id_no_bind_can_carry_is_refused_at_start(tmp_path, sid):
+    from engine.serve import load_serve_config
+    with pytest.raises(ConfigError) as e:
+        load_serve_config(_args(tmp_path, "--smsc-system-id", sid))
+    assert "--smsc-system-id" in str(e.value)
+
+
+def test_a_15_octet_smsc_system_id_is_taken(tmp_path):
+    from engine.serve import load_serve_config
+    _, settings = load_serve_config(_args(tmp_path, "--smsc-system-id", "123456789012345"))
+    assert settings.smsc_system_id == "123456789012345"
