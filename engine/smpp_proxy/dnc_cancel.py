@@ -36,6 +36,7 @@ from ..numbers import format_number, normalise_number
 from ..verdict import Message
 from .codec import constants as C
 from .codec import pdu as P
+from .msgids import MID_MAX
 from .scheduled import PendingAd, member_key
 
 log = logging.getLogger("telfilter.smpp")
@@ -90,6 +91,13 @@ class DncCancel:
                                      pdu.source_addr_npi, pdu.source_addr, 0, 0, ""))
 
     def _index_ad(self, ad: PendingAd) -> None:
+        if len(ad.message_id) > MID_MAX:
+            # no cancel_sm can name it (SMPP 3.4 §5.2.23: 65 octets; an SMSC's answer is read leniently)
+            self.stats["scheduled_ads_unindexed"] += 1
+            log.warning("scheduled ad %.40s... to %s: its message_id (%d characters) is longer than a cancel_sm can "
+                        "name: not cancelled if its recipient registers DK DNC", ad.message_id, ad.to,
+                        len(ad.message_id))
+            return
         if not self.scheduled.add(ad):
             self.stats["scheduled_ads_unindexed"] += 1
             now = time.monotonic()

@@ -56,11 +56,13 @@ import struct
 import sys
 import zlib
 from array import array
+from hashlib import blake2b
 from typing import NamedTuple
 
 import msgpack
 
 BOUND = 2_000_000
+MID_MAX = 64            # characters of a message_id (SMPP 3.4 §5.2.23: 65 octets with its NUL)
 # bytes an id costs at the bound once traffic has run through it (the dicts' tables after their first resize
 # past the bound; see above), without and with its note; tests/test_smpp_msgids.py holds the figures to them
 BYTES_PER_ID = 131
@@ -107,7 +109,11 @@ _DEST = (1 << 50) - 1
 
 
 def id_key(space: str, mid: str) -> str:
-    """The map's key for message_id `mid` issued in id space `space` ("" = the shared space: the id itself)."""
+    """The map's key for message_id `mid` issued in id space `space` ("" = the shared space: the id itself). An id
+    over SMPP 3.4's 64 characters (§5.2.23; an SMSC's response is read leniently) is keyed by a digest of it: the map
+    is bounded by count, and a 4 KB id a message would make its 2M ids 8 GB."""
+    if len(mid) > MID_MAX:
+        mid = "#" + blake2b(mid.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     return f"{space}\x1f{mid}" if space else mid
 
 

@@ -126,6 +126,8 @@ class SmscLink(CoalescedStream):
         while n - off >= 16:
             length, cid, status, seq = _HEADER(data, off)
             if length < 16 or length > _FAST_MAX:
+                if answered:            # the answers read before it count (the link's liveness)
+                    self.answered()
                 return super().data_received(data[off:])    # large, or bad: the codec's path
             if n - off < length:
                 break

@@ -84,8 +84,10 @@ NO_TLVS = {C.GENERIC_NACK, C.UNBIND, C.UNBIND_RESP, C.ENQUIRE_LINK, C.ENQUIRE_LI
            C.REPLACE_SM_RESP, C.OUTBIND, C.BIND_RECEIVER, C.BIND_TRANSMITTER, C.BIND_TRANSCEIVER, C.SUBMIT_MULTI_RESP}
 # replace_sm and query_sm may not carry TLVs in 3.4 but real peers add some; be lenient on input. So do
 # submit_sm_resp and deliver_sm_resp (SMPP 5.0's message submission / delivery response TLVs): refused, an SMSC's
-# answer to a submit it took was lost (ESME_RSYSERR, the link closed as half-hung), an ESME's receipt ack ignored
-NO_TLVS -= {C.REPLACE_SM, C.QUERY_SM, C.SUBMIT_MULTI_RESP, C.SUBMIT_SM_RESP, C.DELIVER_SM_RESP}
+# answer to a submit it took was lost (ESME_RSYSERR, the link closed as half-hung), an ESME's receipt ack ignored;
+# and an SMSC's query_sm_resp, cancel_sm_resp and replace_sm_resp (a vendor tag: the same loss and rebind)
+NO_TLVS -= {C.REPLACE_SM, C.QUERY_SM, C.SUBMIT_MULTI_RESP, C.SUBMIT_SM_RESP, C.DELIVER_SM_RESP,
+            C.QUERY_SM_RESP, C.CANCEL_SM_RESP, C.REPLACE_SM_RESP}
 
 _DEFAULT = {"c": "", "B": 0, "I": 0, "sm": b"", "dests": (), "unsucc": ()}
 CLASSES = {}

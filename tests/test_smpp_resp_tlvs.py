@@ -16,10 +16,10 @@ _INFO = Tlv(0x001D, b"accepted by node 7\x00")          # additional_status_info
 
 
 class _TlvAnswers(SmscSimulator):
-    """An SMSC whose submit_sm_resp carries a TLV."""
+    """An SMSC whose submit_sm_resp, query_sm_resp, cancel_sm_resp and replace_sm_resp carry a TLV."""
 
     def _answer(self, s, resp):
-        if resp.command_id == C.SUBMIT_SM_RESP:
+        if resp.command_id in (C.SUBMIT_SM_RESP, C.QUERY_SM_RESP, C.CANCEL_SM_RESP, C.REPLACE_SM_RESP):
             resp = P.replace(resp, tlvs=(_INFO,))
         super()._answer(s, resp)
 
@@ -49,3 +49,18 @@ def test_a_deliver_sm_resp_with_a_tlv_acknowledges_the_receipt(pipe):
         assert wait(lambda: len(h.sim.mo_responses) == 1)
         assert h.sim.mo_responses[0].command_status == 0
         assert h.proxy.held_total == 0 and h.proxy.stats["receipts_held"] == 0
+
+
+def test_a_query_and_a_cancel_sm_resp_with_a_tlv_are_relayed(pipe):
+    """(an SMSC's vendor tag on them was refused the same way: ESME_RSYSERR after the timeout, the link rebound)"""
+    with ProxyHarness(pipe, simulator=_TlvAnswers, settings=SmppSettings(smsc_response_timeout=1.0)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_submit(2))
+        mid = read_raw(s).message_id
+        s.sendall(encode(P.QuerySm(sequence_number=3, message_id=mid, source_addr="84901234567")))
+        r = read_raw(s)
+        assert (r.command_id, r.command_status) == (C.QUERY_SM_RESP, 0)
+        s.sendall(encode(P.CancelSm(sequence_number=4, message_id=mid, source_addr="84901234567")))
+        r = read_raw(s)
+        assert (r.command_id, r.command_status) == (C.CANCEL_SM_RESP, 0)
+        assert h.proxy.stats["smsc_timeouts"] == 0 and h.proxy.stats["smsc_half_hung"] == 0
