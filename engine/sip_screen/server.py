@@ -267,6 +267,10 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         f = self.sources
         if not (f.every and f.networks is self.s.accept_networks) and not self.accepts(addr[0]):
             return self._source_refused(addr[0])
+        if data[:1] in (b"\r", b"\n"):
+            # CRLFs before the start line, which the parser ignores (RFC 3261 §7.5), gone before anything reads it:
+            # an INVITE after them was never counted toward its source's share nor dropped unread while behind
+            data = data.lstrip(b"\r\n")
         if self.fast_path:
             try:
                 if data[:4] == b"SIP/":
