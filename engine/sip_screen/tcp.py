@@ -23,7 +23,8 @@ sweeper sees bytes of them gone to the peer) is closed (`tcp_write_stalled`); on
 peer does not read the rest is aborted after `tcp_incomplete_timeout`. Outbound connections to a next hop
 alike. TCP connections are capped in total and per source address (inbound) or destination host
 (outbound, bounds.py); a sweeper closes
-connections idle for `tcp_idle_timeout` or holding an unfinished message for
+connections idle for `tcp_idle_timeout` (not an outbound one an INVITE sent on waits for its final:
+bounds.py) or holding an unfinished message for
 `tcp_incomplete_timeout` (those two clocks stop while we do not read the connection: that is not
 the peer's doing).
 """
@@ -281,9 +282,15 @@ class TcpConnection(asyncio.Protocol):
             return None                     # we are not reading: neither clock is the peer's doing
         if self.partial_since is not None and now - self.partial_since > s.tcp_incomplete_timeout:
             return "unfinished message"
-        if now - self.last_rx > s.tcp_idle_timeout:
+        if now - self.last_rx > s.tcp_idle_timeout and not self._ringing():
             return "idle"
         return None
+
+    def _ringing(self) -> bool:
+        """Outbound: an INVITE sent on it waits for its final (bounds.py tcp_out_invite, INVITE_WAIT_MAX at most). It
+        rings with nothing on the connection and its 200 comes back on it (RFC 3261 §17.2.1, §18.2.2): not idle (the
+        sweeper closed it after tcp_idle_timeout, the 200 of a call ringing longer lost)."""
+        return self.key is not None and bool(self.screen.tcp_out_ringing.get(self.key))
 
     def send(self, data: bytes) -> bool:
         """Write `data`; False if it was not: the connection is closed, or the peer has WRITE_MAX
