@@ -42,13 +42,11 @@ from ..sourcekey import source_key
 from .judgedstore import expire_judged
 from .recent import digest
 from .sources import SourceFilter
-from .tcp import WRITE_STALLED
+from .tcp import INVITE_WAIT_MAX, WRITE_STALLED  # noqa: F401  (the wait's bound, also tcp.py's)
 from .transport import UdpEndpoint
 
 log = logging.getLogger("telfilter.sip")
 TCP_OUT_IDLE = 32.0             # seconds unused before an outbound connection may be closed for a new one (64*T1)
-INVITE_WAIT_MAX = 600.0         # seconds an INVITE sent over TCP keeps its connection open waiting for its final:
-                                # over Timer C (> 3 min, RFC 3261 §16.8) with room, and any real ring time
 FORKS_WAITING = 32             # destinations one INVITE transaction waits at (its forks), the oldest forgotten
 INVITES_WAITING = 65_536        # INVITEs over TCP waiting for their final remembered at most (the oldest forgotten)
 UNLIMITED = 1 << 30             # no descriptor budget set (a screen not started by serve's caps: tests)

@@ -87,13 +87,14 @@ class Responses:
         if len(vias) < 2:
             return                                      # it was meant for us
         cseq = msg.get("cseq") or ""
+        tx = None
         if msg.status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
             call_id = msg.get("call-id") or ""
-            self._invite_final(str(msg.status), f"{call_id.strip(' ')} {cseq.split(None, 1)[0]}", call_id, src,
-                               lambda: msg.tag_in(msg.get("to")))
+            tx = f"{call_id.strip(' ')} {cseq.split(None, 1)[0]}"
+            self._invite_final(str(msg.status), tx, call_id, src, lambda: msg.tag_in(msg.get("to")))
         nxt = parse_via(vias[1])
         self._send_response(self._wire(msg, nxt.transport if nxt.transport in TRANSPORTS else "UDP"), nxt,
-                            top.params.get("i"))
+                            top.params.get("i"), tx)
 
     def _relay(self, r, src):
         if not r:
@@ -162,20 +163,26 @@ class Responses:
             self.final_codes[code] = self.final_codes.get(code, 0) + 1
 
     def _final_of(self, msg, status: int):
-        """_final() for our own answer with `status` to the INVITE `msg` (relayed ones: _invite_final)."""
+        """_final() for our own answer with `status` to the INVITE `msg` (relayed ones: _invite_final); its
+        transaction ("Call-ID CSeq-number") if it is a final, else None."""
         cseq = msg.get("cseq") or ""
         if status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
-            self._final(str(status), f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0]}")
+            tx = f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0]}"
+            self._final(str(status), tx)
+            return tx
+        return None
 
-    def _send_response(self, data, nxt, conn_id=None):
+    def _send_response(self, data, nxt, conn_id=None, tx=None):
         """Send a response by its next Via `nxt`; `conn_id`: our Via's `;i=`, the TCP connection its
-        request came in on (theory of operation above)."""
+        request came in on (theory of operation above); `tx`: the INVITE transaction it is a final of."""
         host = nxt.params.get("received") or nxt.host
         if nxt.transport == "TCP":
             # §18.2.2: the request's connection while it is open, else one to `received` and the sent-by port
             conn = self._connection(conn_id, host)
             if conn is not None:
                 conn.send(data)                         # False: the peer leaves WRITE_MAX unread (counted)
+                if tx is not None:
+                    conn.invite_answered(digest(tx))    # (tcp.py _ringing: it may idle out again)
                 return
             return self._send(data, (host, nxt.port or 5060), "TCP")
         rport = nxt.params.get("rport", "")
@@ -198,10 +205,11 @@ class Responses:
     def _reply(self, req, resp: SipMessage, transport, src, conn):
         """Send a response we generated: §18.2.2 / RFC 3581, i.e. back where the request came from."""
         data = resp.to_bytes()
-        if req.method == "INVITE":
-            self._final_of(req, resp.status)
+        tx = self._final_of(req, resp.status) if req.method == "INVITE" else None
         if transport == "TCP" and conn is not None and conn.is_open():
             conn.send(data)                             # False: the peer leaves WRITE_MAX unread (counted)
+            if tx is not None:
+                conn.invite_answered(digest(tx))
             return
         dest = src
         if req.get("via") is not None:

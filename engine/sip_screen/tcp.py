@@ -23,8 +23,8 @@ sweeper sees bytes of them gone to the peer) is closed (`tcp_write_stalled`); on
 peer does not read the rest is aborted after `tcp_incomplete_timeout`. Outbound connections to a next hop
 alike. TCP connections are capped in total and per source address (inbound) or destination host
 (outbound, bounds.py); a sweeper closes
-connections idle for `tcp_idle_timeout` (not an outbound one an INVITE sent on waits for its final:
-bounds.py) or holding an unfinished message for
+connections idle for `tcp_idle_timeout` (not one an INVITE sent on it, or forwarded from it, waits for
+its final on: bounds.py, `awaited`) or holding an unfinished message for
 `tcp_incomplete_timeout` (those two clocks stop while we do not read the connection: that is not
 the peer's doing).
 """
@@ -55,6 +55,9 @@ WRITE_MAX = 1024 * 1024          # bytes queued to one TCP peer at most: a messa
 WRITE_STALL = 32.0               # seconds a TCP peer may leave our writes unread: 64*T1, by then every transaction
                                  # whose messages wait has timed out (RFC 3261 Timers B, F)
 WRITE_STALLED = "not reading what we write"             # TcpConnection.expired()'s reason: counted apart
+INVITE_WAIT_MAX = 600.0          # seconds an INVITE sent or forwarded over TCP keeps its connection open waiting for its
+                                 # final: over Timer C (> 3 min, RFC 3261 §16.8) with room, and any real ring time
+AWAITED = 256                    # INVITEs of one inbound connection awaiting their final remembered (oldest forgotten)
 
 
 class TcpRounds:
@@ -148,6 +151,7 @@ class TcpConnection(asyncio.Protocol):
         self.last_rx = self.partial_since = None
         self.out_counted = False            # outbound: holds a place under the outbound caps (bounds.py)
         self.last_used = 0.0                # outbound: when a message last went or came on it (monotonic)
+        self.awaited = None                 # inbound: digest("Call-ID CSeq") of INVITEs forwarded -> until when
 
     def connection_made(self, transport):
         self.transport = transport
@@ -282,15 +286,39 @@ class TcpConnection(asyncio.Protocol):
             return None                     # we are not reading: neither clock is the peer's doing
         if self.partial_since is not None and now - self.partial_since > s.tcp_incomplete_timeout:
             return "unfinished message"
-        if now - self.last_rx > s.tcp_idle_timeout and not self._ringing():
+        if now - self.last_rx > s.tcp_idle_timeout and not self._ringing(now):
             return "idle"
         return None
 
-    def _ringing(self) -> bool:
-        """Outbound: an INVITE sent on it waits for its final (bounds.py tcp_out_invite, INVITE_WAIT_MAX at most). It
-        rings with nothing on the connection and its 200 comes back on it (RFC 3261 §17.2.1, §18.2.2): not idle (the
-        sweeper closed it after tcp_idle_timeout, the 200 of a call ringing longer lost)."""
-        return self.key is not None and bool(self.screen.tcp_out_ringing.get(self.key))
+    def _ringing(self, now: float) -> bool:
+        """An INVITE sent on it (outbound: bounds.py tcp_out_invite) or that came on it and was forwarded (inbound:
+        `awaited`) waits for its final, INVITE_WAIT_MAX at most. It rings with nothing on the connection and its final
+        comes back on it (RFC 3261 §17.2.1, §18.2.2): not idle (the sweeper closed it after tcp_idle_timeout, the
+        200 of a call ringing longer lost)."""
+        if self.key is not None:
+            return bool(self.screen.tcp_out_ringing.get(self.key))
+        a = self.awaited
+        while a:
+            tx, until = next(iter(a.items()))
+            if until > now:
+                return True
+            del a[tx]
+        return False
+
+    def invite_forwarded(self, tx: int, until: float) -> None:
+        """Inbound: the INVITE of transaction digest `tx` came on it and was forwarded; its final is awaited until
+        `until` (monotonic). At most AWAITED are remembered, the oldest forgotten (a busy trunk is not idle anyway)."""
+        a = self.awaited
+        if a is None:
+            a = self.awaited = {}
+        elif len(a) >= AWAITED and tx not in a:
+            del a[next(iter(a))]
+        a[tx] = until
+
+    def invite_answered(self, tx: int) -> None:
+        """Inbound: a final of transaction digest `tx` went out on it."""
+        if self.awaited:
+            self.awaited.pop(tx, None)
 
     def send(self, data: bytes) -> bool:
         """Write `data`; False if it was not: the connection is closed, or the peer has WRITE_MAX
