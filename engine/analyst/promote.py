@@ -74,6 +74,13 @@ def install(model: Path, target: Path) -> dict:
     vd = versions_dir(target)
     vd.mkdir(parents=True, exist_ok=True)
     before = current(target)
+    if target.is_symlink() and before is not None and _same_model(before, model):
+        # the model served already (a retry after serve did not answer, a cron job's same candidate): a second
+        # copy became `previous`, and rollback swapped two copies of one version, the model before out of reach
+        prev = previous(target)
+        return {"model": str(target), "installed": str(before), "model_version": sc.version,
+                "previous": str(prev) if prev else None, "previous_version": _version_of(prev) if prev else None,
+                "already_installed": True}
     moved = emptied = None
     if before is not None and not target.is_symlink() and _empty(before):
         # an empty directory made ready for the first promote holds no model to keep: kept as the first previous
@@ -186,6 +193,14 @@ def _empty(d: Path) -> bool:
     """A plain directory with nothing in it (made ready for the first promote)."""
     try:
         return d.is_dir() and not d.is_symlink() and next(d.iterdir(), None) is None
+    except OSError:
+        return False
+
+
+def _same_model(a: Path, b: Path) -> bool:
+    """`a` and `b` hold the same model: the same card, byte for byte (it holds the weights' checksum)."""
+    try:
+        return (a / "card.json").read_bytes() == (b / "card.json").read_bytes()
     except OSError:
         return False
 

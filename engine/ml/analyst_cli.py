@@ -227,6 +227,9 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
         return 2
     for w in warnings:              # said, not refused: the analyst may mean it
         print(f"{what}: warning: {w}", file=sys.stderr)
+    if out.get("already_installed"):
+        print(f"{what}: {args.model} is the model installed at {target} already: no copy made, the model before it "
+              f"({out['previous_version'] or 'none'}) is still the one `ml rollback` puts back", file=sys.stderr)
     if warnings:
         out["warnings"] = warnings
     if gated is not None:
@@ -238,6 +241,11 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
         resolve_data_dir(getattr(args, "data_dir", None), settings, seed=False))
     ans = notify(sock, args.timeout)
     out["serve"] = ans
+    if ans["serve"] == "running" and not ans["reloaded"] and out.get("already_installed"):
+        print(json.dumps(out, indent=2))        # nothing was swapped by this command: nothing to put back
+        print(f"{what}: error: the running serve refused the model and keeps its old one; {target} is as it was "
+              f"(this model was installed there before): {ans['error']}", file=sys.stderr)
+        return 1
     if ans["serve"] == "running" and not ans["reloaded"]:
         # serve keeps its old model; put the files back so a restart does not load the refused one
         try:
