@@ -164,6 +164,10 @@ class ReportsApp(App):
         except StoreError as e:
             self._status(f"not exported: {e}")
             return
+        except OSError as e:            # --export names a directory, or a place not writable: said, the UI stays
+            where = e.filename or self.export_path
+            self._status(f"not exported to {self.export_path}: {where}: {e.strerror or e}")
+            return
         spam = sum(r["label"] == "spam" for r in rows)
         self._status(f"wrote {len(rows)} rows ({spam} spam, {len(rows) - spam} ham) to {self.export_path}"
                      + (f"; {len(conflicts)} text(s) labelled both ways left out" if conflicts else ""))
