@@ -39,6 +39,21 @@ def versions_dir(target: Path) -> Path:
     return target.parent / f".{target.name}.versions"
 
 
+def versions_holding(path: Path) -> Path | None:
+    """The versions directory of a promoted model path that `path` (resolved, links followed) lies in: a
+    `.<name>.versions` with the link `<name>` beside it, as `install` lays them out; None when it is in none."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return None
+    for d in (real, *real.parents):
+        n = d.name
+        if n.startswith(".") and n.endswith(".versions") and len(n) > len("..versions"):
+            if (d.parent / n[1:-len(".versions")]).is_symlink():
+                return d
+    return None
+
+
 def _link(path: Path, to: Path) -> None:
     """Point `path` at `to` atomically (relative link: the tree can be moved as a whole)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.link")

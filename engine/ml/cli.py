@@ -114,7 +114,7 @@ def _protected_out(out: Path, args) -> str | None:
     the model serve loads it would put an unchecked model in force at the next reload or restart, and
     into a promoted version it would make the rollback history lie (a version directory holding
     another model). The bundled model is the fallback of every install."""
-    from ..analyst.promote import versions_dir
+    from ..analyst.promote import versions_holding
     try:
         real = out.resolve()
     except (OSError, RuntimeError):
@@ -124,7 +124,18 @@ def _protected_out(out: Path, args) -> str | None:
     try:
         served = serving_model_dir(args)
     except ModelError:
-        return None
+        served = None
+    why = _served_out(out, real, served) if served is not None else None
+    vd = versions_holding(out)
+    # whatever --config names: a promote's layout says what the directory is (with the shipped config, a train
+    # into /var/lib/telfilter/model rewrote the model in force there)
+    return why or (f"that is inside {vd}, the promoted models kept for rollback (one of them the model serve "
+                   "loads)" if vd is not None else None)
+
+
+def _served_out(out: Path, real: Path, served: Path) -> str | None:
+    """Why `out` is the model serve loads with this --config, or one kept for its rollback; None when neither."""
+    from ..analyst.promote import versions_dir
     if served.absolute() == out.absolute() or (served.exists() and served.resolve() == real):
         return "that is the model serve loads ([ml] model)"
     vd = versions_dir(served.absolute())
