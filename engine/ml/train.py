@@ -103,6 +103,12 @@ def language_groups(y, langs) -> np.ndarray:
     return np.array([g if g in ok else ref for g in langs])
 
 
+def _group_name(g, langs, groups) -> str:
+    """A language group as the log names it: `vi (with en)` when other languages are held to its threshold."""
+    others = sorted({str(x) for x in langs[groups == g]} - {str(g)})
+    return f"{g} (with {', '.join(others)})" if others else str(g)
+
+
 def language_weights(groups) -> np.ndarray:
     """Sample weight per message: every smaller language group weighs SMALL_LANG_BOOST times
     as much as the largest in total (at most MAX_LANG_WEIGHT per message)."""
@@ -234,7 +240,9 @@ def _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid
     strata = np.char.add(lg.astype(str), np.where(y, ":spam", ":ham"))
     for g in np.unique(lang):
         m = lang == g
-        log(f"  language {g}: {int(m.sum())} messages ({int((y & m).sum())} spam), weight {sw[m][0]:.2f}")
+        pooled = "" if lg[m][0] == g else (f", held to {lg[m][0]}'s threshold (too few for one of its own: "
+                                           f"{MIN_LANG_SPAM} spam and {MIN_LANG_HAM} ham needed)")
+        log(f"  language {g}: {int(m.sum())} messages ({int((y & m).sum())} spam), weight {sw[m][0]:.2f}{pooled}")
     steps = len(y) + FOLDS * len(c_grid) + 2 + FOLDS + 1
     prog = _progress(steps, "ml train", progress)
     X = F.matrix(texts, prog)
@@ -272,6 +280,7 @@ def _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid
     for g, r in targets.items():
         if r > target_blocked_ham:          # too few ham to put a threshold there: said, not done quietly
             n_ham = int(np.sum(~y & (lg == g)))
+            g = _group_name(g, lang, lg)
             log(f"  note: {g}: {n_ham} ham cannot show a blocked-ham rate of {target_blocked_ham:.3%}; its drop "
                 f"threshold aims at {r:.2%} (more ham of this language for a finer threshold)")
     M = oof_margins(X, y, C, seed + 1, prog, sw, strata)
