@@ -52,7 +52,8 @@ def add_parser(subs, sub) -> None:
     q = sub(rs, "label", "label whole campaigns or single reports (appends to labels.jsonl)")
     common(q)
     q.add_argument("label", choices=["spam", "ham", "clear"], help="the label; clear removes one")
-    q.add_argument("ids", nargs="+", metavar="ID", help="campaign id (c...) or report id (r...)")
+    q.add_argument("ids", nargs="+", metavar="ID", help="campaign id (c...) or report id (r...); a unique prefix "
+                   "of 5+ characters will do")
     q.add_argument("--only-unlabelled", action="store_true",
                    help="leave reports that already have a label as they are (label what joined a campaign since)")
     q = sub(rs, "export", "write the labelled reports as a training file for `telfilter ml train --data`")

@@ -288,10 +288,13 @@ class Workspace:
         self.by_id = {r.id: r for r in self.reports}
 
     def resolve(self, ident: str) -> list[Report]:
-        """The reports a campaign id or report id names (a unique prefix of 4+ characters will do)."""
+        """The reports a campaign id or report id names (a unique prefix of 5+ characters will do)."""
         table = self.campaigns if ident.startswith("c") else self.by_id if ident.startswith("r") else None
         if table is None:
             raise StoreError(f"{ident!r}: a campaign id starts with c, a report id with r")
+        if ident not in table and len(ident) < 5:
+            # said as "no campaign with this id" while `reports list` showed one beginning with it
+            raise StoreError(f"{ident!r}: too short: give the whole id or a unique prefix of 5 characters or more")
         hits = [ident] if ident in table else [k for k in table if k.startswith(ident)] if len(ident) >= 5 else []
         if not hits and table is self.campaigns:
             # a campaign is named after its first report; a later report close to two campaigns joins them under
