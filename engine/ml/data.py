@@ -102,7 +102,7 @@ def _row(ds: Dataset, fields: list[str], cols: dict, where: str, tsv: bool = Fal
     try:
         lab, t = fields[cols["label"]], uncell(fields[cols["text"]])
     except IndexError:
-        ds.errors.append(f"{where}: missing columns (expected {len(cols)} named columns)")
+        ds.errors.append(f"{where}: {_short_row(cols, len(fields))}")
         return
     k = fields[cols["kind"]].strip() if "kind" in cols and cols["kind"] < len(fields) else None
     g = fields[cols["lang"]].strip() if "lang" in cols and cols["lang"] < len(fields) else None
@@ -110,6 +110,13 @@ def _row(ds: Dataset, fields: list[str], cols: dict, where: str, tsv: bool = Fal
         ds.add(t, _label(lab, where), k, g)
     except DataError as e:
         ds.errors.append(str(e) if str(e).startswith(where) else f"{where}: {e}")
+
+
+def _short_row(cols: dict, n: int) -> str:
+    """Why a row of `n` fields is too short for the header's columns (it said "expected 3 named columns" under a
+    six-column `reports export` header: the three it reads, not where they are)."""
+    return (f"missing columns: the header row puts `label` in column {cols['label'] + 1} and `text` in column "
+            f"{cols['text'] + 1}, this row has {n}")
 
 
 def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
@@ -286,7 +293,7 @@ def _tsv(ds: Dataset, p: Path, text: str):
         if not line.strip():
             continue
         if "\t" not in line:
-            ds.errors.append(f"{p}:{i}: expected label<TAB>text")
+            ds.errors.append(f"{p}:{i}: {_short_row(cols, 1) if cols else 'expected label<TAB>text'}")
             continue
         fields = line.split("\t")
         if cols is None and not ds.texts and not ds.errors:
