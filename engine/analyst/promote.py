@@ -185,7 +185,10 @@ def rollback(target: Path, check: bool = True) -> dict:
     vd = versions_dir(target)
     prev, cur = previous(target), current(target)
     if prev is None or not prev.is_dir():
-        raise PromoteError(f"{target}: no previous model to roll back to (nothing promoted over one yet)")
+        from ..ml.model import default_model_dir
+        # the first promote replaced the bundled model serve ran: not a version here, but it can be put back
+        raise PromoteError(f"{target}: no previous model to roll back to (nothing promoted over one yet); to serve "
+                           f"the bundled model again, promote it: `telfilter ml promote {default_model_dir()}`")
     from ..ml.model import ModelError, load_scorer
     try:
         if check:
