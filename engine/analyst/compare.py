@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def read_messages(paths) -> Messages:
         if not texts:
             # a TSV or CSV is no JSON: its own reader's problem, not "not JSON"; but a file of JSON objects is
             # JSON lines whatever its name (a verdict log is `--log verdicts.log`): say why its lines are no use
-            objects = any(": not JSON (" not in e and not e.endswith(": not a JSON object") for e in errors)
+            objects = any(": not JSON (" not in e and not e.endswith(": not a JSON object")
+                          and ": not valid UTF-8: " not in e for e in errors)
             if not objects and not str(p).lower().endswith((".jsonl", ".json", ".ndjson")):
                 errors = ds.errors
             raise DataError(f"{p}: no messages (labelled rows, or JSON lines with `text` or `content`)"
@@ -67,21 +69,34 @@ def read_messages(paths) -> Messages:
     return out
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")        # what surrogateescape makes of a byte that is not UTF-8
+
+
 def _unlabelled(p: Path) -> tuple[list[str], list[str], int]:
     """The texts of a `check` corpus or of the report store, `path:line: why` for each bad line, and how many V
     (call) reports were left out."""
+    from ..jsonl import open_jsonl, unpaired_in
     texts, errors, calls = [], [], 0
-    with open(p, encoding="utf-8", errors="replace") as f:
+    with open_jsonl(str(p)) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
+            bad = _NOT_UTF8.search(line)
+            if bad:         # decoded with U+FFFD in its place, the text was scored without its accented letters
+                errors.append(f"{p}:{n}: not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at column "
+                              f"{bad.start() + 1}")
+                continue
             try:
                 o = json.loads(line)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:
                 errors.append(f"{p}:{n}: not JSON ({e})")
                 continue
             if not isinstance(o, dict):
                 errors.append(f"{p}:{n}: not a JSON object")
+                continue
+            why = unpaired_in(line, o)
+            if why is not None:     # no character: scored, it stopped --changes on a traceback (no UTF-8 holds it)
+                errors.append(f"{p}:{n}: {why}")
                 continue
             if o.get("kind") == "call":
                 continue
