@@ -225,7 +225,10 @@ class Campaign:
         return "mixed"
 
     def summary(self) -> dict:
-        times = sorted(r.time for r in self.reports if r.time)
+        # by instant (reports carry their node's UTC offset; as strings 05:00+00:00 came after 10:00+07:00), a time
+        # that does not parse only when none does
+        times = sorted((r.time for r in self.reports if r.time), key=_when)
+        times = [t for t in times if _when(t)] or times
         return {"campaign": self.id, "reports": self.size, "label": self.label, **self.counts(),
                 "reporters": len({r.reporter for r in self.reports}),
                 **self._reported(),
