@@ -78,11 +78,9 @@ def read_reports(path: Path, progress=None, raw: bytes | None = None) -> tuple[l
             # decoded here, a bad byte said as check --jsonl and ml train say it (jsonl.py, column in characters):
             # json.loads(bytes) said "'utf-8' codec can't decode byte 0xe9 in position 65: invalid continuation
             # byte", or read a line starting 0xFF 0xFE as UTF-16
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as e:
-                col = len(raw[:e.start].decode("utf-8-sig")) + 1
-                errors.append(f"{where}: not valid UTF-8: byte 0x{raw[e.start]:02x} at column {col}")
+            text, why = _decoded(raw)
+            if why is not None:
+                errors.append(f"{where}: {why}")
                 continue
             try:
                 r = json.loads(text)
@@ -114,6 +112,16 @@ def read_reports(path: Path, progress=None, raw: bytes | None = None) -> tuple[l
             out.append(Report(rid, n, str(r.get("reporter") or ""), str(r.get("reported") or ""), content,
                               str(r.get("time") or ""), kind, lab if lab in LABELS else None))
     return out, errors
+
+
+def _decoded(raw: bytes) -> tuple[str | None, str | None]:
+    """A line's text (a byte-order mark no part of it), or why it is none: a bad byte said as `check --jsonl` and
+    `ml train` say it (column in characters)."""
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as e:
+        col = len(raw[:e.start].decode("utf-8-sig")) + 1
+        return None, f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {col}"
 
 
 def read_store(path: Path, progress=None, raw: bytes | None = None) -> tuple[list[Report], list[str]]:
@@ -150,12 +158,19 @@ class LabelLog:
             for n, raw in enumerate(f, 1):
                 if not raw.strip():
                     continue
+                # decoded as the store's lines are: json.loads(bytes) said a bad byte in the codec's words, or read
+                # a line starting 0xFF 0xFE as UTF-16
+                text, why = _decoded(raw)
                 try:
-                    o = json.loads(raw)
+                    o = json.loads(text) if why is None else None
                 except (ValueError, RecursionError) as e:
                     # said as the store's lines are; the decoder's message alone ("Expecting value: line 1 column
                     # 1 (char 0)") did not say the line is no JSON
-                    errors.append(f"{self.path}:{n}: not JSON ({e})")
+                    why = f"not JSON ({e})"
+                if why is None:
+                    why = unpaired_in(text, o)      # an id no report has, or a label log no UTF-8 could write
+                if why is not None:
+                    errors.append(f"{self.path}:{n}: {why}")
                     continue
                 if not isinstance(o, dict) or not isinstance(o.get("id"), str) or o.get("label") not in (*LABELS, None):
                     errors.append(f"{self.path}:{n}: needs `id` and `label` spam, ham or null")
