@@ -26,14 +26,14 @@ import numpy as np
 
 
 def add_parser(ms, sub) -> None:
-    from ..cli_types import rate, seed
+    from ..cli_types import _at_least_one, rate, seed
     q = sub(ms, "cv", "repeated stratified hold-out of a training recipe: train on part of each file, "
             "evaluate on the rest, per file and language, over many splits")
     q.add_argument("--data", action="append", required=True, metavar="FILE",
                    help="labelled file (repeatable): split into training and held-out parts")
     q.add_argument("--extra", action="append", default=[], metavar="FILE",
                    help="labelled file always in training, never held out (repeatable; e.g. your own examples)")
-    q.add_argument("--splits", type=int, default=16, help="number of repeated splits (default 16)")
+    q.add_argument("--splits", type=_at_least_one, default=16, help="number of repeated splits (default 16)")
     q.add_argument("--test-size", type=rate, default=0.25, help="held-out share of each file (default 0.25)")
     q.add_argument("--first-split", type=seed, default=0, help="seed of the first split (default 0)")
     q.add_argument("--fold-seed", type=seed, default=42, help="ml train's seed for its folds (default 42)")
@@ -187,9 +187,6 @@ def plot(result: dict, d: Path) -> Path:
 def cmd(args) -> int:
     from .data import read_dataset
     from .train import _progress
-    if args.splits < 1 or not 0 < args.test_size < 1:
-        print("telfilter ml cv: error: --splits must be >= 1 and --test-size between 0 and 1", file=sys.stderr)
-        return 2
     if args.first_split + args.splits - 1 > 2**32 - 1:      # split k is seeded first_split + k
         print(f"telfilter ml cv: error: --first-split + --splits - 1 must be at most {2**32 - 1}", file=sys.stderr)
         return 2
