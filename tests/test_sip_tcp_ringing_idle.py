@@ -11,7 +11,8 @@ import pytest
 from engine.app import build
 from engine.sip_screen import bounds
 
-from .test_sip_tcp_outbound import Hop, Peer, invite_via_tcp, response_to, wait_for
+from .test_sip_tcp_outbound_caps import Peer, wait_for
+from .test_sip_tcp_outbound_ringing import Hop, invite_via_tcp, response_to
 
 IDLE = 1.0                      # tcp_idle_timeout here (the sweeper looks every IDLE / 2 s)
 

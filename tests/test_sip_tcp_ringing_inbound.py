@@ -14,7 +14,7 @@ from engine.app import build
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
 
-from .test_sip_tcp_outbound import wait_for
+from .test_sip_tcp_outbound_caps import wait_for
 
 IDLE = 1.0                      # tcp_idle_timeout here (the sweeper looks every IDLE / 2 s)
 
