@@ -217,6 +217,13 @@ static int pump_dest(const Pump *p, PyObject *dest, PumpAddr *to) {
     return 1;
 }
 
+/* An error sendto(2) may return for an earlier datagram: with IP_RECVERR (transport.py) an ICMP error about one is
+ * reported once, by the next call on the socket (udp(7)), whatever it sends; that call is made again (the error is
+ * read from the error queue, for the datagram it was about). */
+static int async_send_error(int e) {
+    return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == EPROTO;
+}
+
 /* send; 0 on success, else errno (-1: a Python exception, from `sendto` when there is no socket) */
 static int pump_send(Pump *p, const char *data, Py_ssize_t n, const PumpAddr *to, PyObject *dest) {
     if (p->fd < 0) {
@@ -228,8 +235,10 @@ static int pump_send(Pump *p, const char *data, Py_ssize_t n, const PumpAddr *to
         Py_DECREF(r);
         return 0;
     }
-    for (;;) {
+    for (int stale = 0;;) {
         if (sendto(p->fd, data, (size_t)n, 0, &to->u.sa, to->len) >= 0) return 0;
-        if (errno != EINTR) return errno ? errno : EIO;
+        if (errno == EINTR) continue;
+        if (!stale && async_send_error(errno)) { stale = 1; continue; }
+        return errno ? errno : EIO;
     }
 }

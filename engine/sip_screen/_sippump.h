@@ -63,6 +63,8 @@ typedef struct {
     PyObject *via_head;                          /* bytes: "Via: SIP/2.0/UDP host:port;branch=z9hG4bKtf" */
     PyObject *tag_prefix;                        /* str: To tags of the answers we generate */
     PyObject *slow, *on_final, *on_bye, *send_failed, *py_sendto, *on_error;
+    PyObject *on_errqueue;                       /* None, or called when a read finds no datagram: ICMP errors queued
+                                                    on the socket (IP_RECVERR) are read there (transport.py) */
     PyObject *stats;                             /* the screen's stats dict: counted into directly */
     PyObject *invites;                           /* dict: ack_key -> ... of the INVITEs forwarded (read only) */
     PyObject *hop;                               /* (host, port, TRANSPORT) or None: the configured next hop, where
@@ -107,7 +109,7 @@ static void Pump_dealloc(Pump *p) {
     Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
     Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye);
     Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
-    Py_XDECREF(p->invites); Py_XDECREF(p->on_refused); Py_XDECREF(p->hop);
+    Py_XDECREF(p->invites); Py_XDECREF(p->on_refused); Py_XDECREF(p->hop); Py_XDECREF(p->on_errqueue);
     PyMem_Free(p->bufs); PyMem_Free(p->a4); PyMem_Free(p->a6);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
@@ -242,8 +244,13 @@ static PyObject *Pump_run(Pump *p, PyObject *noargs) {
     int got;
     do got = recvmmsg(p->fd, msgs, (unsigned)p->max_n, MSG_DONTWAIT, NULL);
     while (got < 0 && errno == EINTR);
-    if (got < 0) {          /* EAGAIN: a spurious wake-up; else an ICMP error reported on the socket */
-        p->full_since = 0;  /* (the Python path logged those at info level and went on) */
+    if (got < 0) {          /* EAGAIN: a wake-up for the error queue alone, or a spurious one; else an ICMP error
+                             * reported on the socket (IP_RECVERR: its details wait in the error queue) */
+        p->full_since = 0;
+        if (p->on_errqueue && p->on_errqueue != Py_None) {
+            PyObject *r = PyObject_CallNoArgs(p->on_errqueue);
+            if (!r) pump_error(p); else Py_DECREF(r);
+        }
         Py_RETURN_NONE;
     }
     if (got < p->max_n) p->full_since = 0;      /* the queue was found empty: not behind */
@@ -301,6 +308,8 @@ static PyMethodDef Pump_methods[] = {
 static PyMemberDef Pump_members[] = {
     {"full_since", T_DOUBLE, offsetof(Pump, full_since), READONLY,
      "time.monotonic() of the first of the latest unbroken run of full rounds (max_n datagrams read), 0 if none"},
+    {"on_errqueue", T_OBJECT, offsetof(Pump, on_errqueue), 0,
+     "None, or a callable run() calls when its read finds no datagram (an error, or nothing): the socket's error queue"},
     {NULL}};
 
 static PyTypeObject PumpType = {

@@ -38,6 +38,7 @@ from .codec import make_response
 from .recent import dialog_digest, digest
 from .responses import _to_tag_of, same_host  # noqa: F401  (re-exported: the old home, tests import them from here)
 from .tcp import INVITE_WAIT_MAX, WRITE_MAX, TcpConnection
+from .unreachable import STALE_SEND_ERRORS
 
 log = logging.getLogger("telfilter.sip")
 UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport
@@ -105,6 +106,8 @@ class Forwarding:
         on_fail = None if msg.method == "ACK" else self._on_fail(msg, back, tx, host, port)   # (an ACK: never answered)
         if fixed and out == "TCP" and key is not None:
             on_fail = self._on_fail_behind(msg, host, port, branch, conn, key, on_fail)
+        elif out == "UDP" and msg.method == "INVITE":
+            self._watch_unreachable(branch, data, msg, back)    # an ICMP error about it: 503 (unreachable.py)
         self._send(data, (host, port), out, on_fail=on_fail)
 
     # (the closures a send may need are made by these, not in _forward: a closure's variables are cells made at
@@ -304,10 +307,20 @@ class Forwarding:
                 on_fail("too many messages waiting for the TCP connection")
             return
         try:
-            self.udp.sendto(data, (host, dest[1]))
+            self._udp_send(data, (host, dest[1]))
         except OSError as e:
             if on_fail:
                 on_fail(f"UDP send failed: {e}")
+
+    def _udp_send(self, data: bytes, addr) -> None:
+        """sendto(2) on the screen's UDP socket, made again once when it fails with what may be an earlier
+        datagram's ICMP error (unreachable.py: IP_RECVERR reports one to the next call on the socket)."""
+        try:
+            self.udp.sendto(data, addr)
+        except OSError as e:
+            if e.errno not in STALE_SEND_ERRORS:
+                raise
+            self.udp.sendto(data, addr)
 
     async def _tcp_connect(self, host, port):
         """Open the connection to (host, port) and send what waited for it; the connection is in

@@ -13,7 +13,8 @@ the Vias), the top Route removed when it is us. The parts live in their own modu
 fastpath.py (responses and in-dialog requests as byte edits), proxying.py (a request's checks,
 Max-Forwards, branch, loop check and destination), screening.py (the verdict), bounds.py
 (what one peer may cost: TCP caps, the sweeper),
-forwarding.py (sending, 503 on failure), responses.py (relayed and our own
+forwarding.py (sending, 503 on failure; unreachable.py: an ICMP error about a forwarded
+INVITE), responses.py (relayed and our own
 responses, which final answers a call), transport.py (UDP rounds), tcp.py (TCP rounds, bounds), _sippump.h
 (the C pump that reads the UDP socket and relays what the fast path proves plain without
 entering Python; INVITEs and the rest reach `on_datagram` below). Where a request goes (§16.6 step 6-7, RFC
@@ -60,6 +61,7 @@ from .bounds import TransportBounds
 from .dialogs import AnsweredCalls, Dialogs, wall_clock
 from .tcp import TcpConnection, TcpRounds
 from .transport import UdpEndpoint
+from .unreachable import Unreachable
 
 log = logging.getLogger("telfilter.sip")
 ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
@@ -71,7 +73,8 @@ DIALOG_KEY = os.urandom(16)     # the answered-call memory's digest key of a scr
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBounds, Dialogs, Overload):
+class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBounds, Dialogs, Overload,
+                Unreachable):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -83,6 +86,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             self.ranges.append((net.version, int(net.network_address), int(net.broadcast_address)))
         self.permit_cache: dict = {}
         self.udp_only: dict = {}                            # (host, port) -> until when TCP is not tried
+        self.unreachable_watch: dict = {}                   # our branch -> an INVITE forwarded over UDP (unreachable.py)
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}
@@ -142,7 +146,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.shares = SourceShares()                        # INVITEs per source address, for overload (shares.py)
         self.overloaded_until = 0.0                         # time.monotonic() until which it is (_behind)
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
-                      "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0,
+                      "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0, "icmp_errors": 0,
+                      "next_hop_unreachable": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
                       "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,

@@ -28,6 +28,7 @@ import time
 from .codec import parse_datagram
 from .forwarding import host_ref
 from .settings import BRANCH_PREFIX, TAG_PREFIX
+from .unreachable import read_errors, recv_errors
 
 try:
     from ._sipfast import Pump
@@ -97,6 +98,7 @@ class UdpEndpoint:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # as the TCP side (engine/listen.py)
             sock.bind(addr)
             sock.setblocking(False)
+            recv_errors(sock)           # ICMP errors about what we send are seen (unreachable.py)
         except OSError:
             sock.close()
             raise
@@ -111,6 +113,7 @@ class UdpEndpoint:
         what the screen has now (its address, permitted and accepted networks); else the Python reader."""
         if Pump is not None and self.screen.fast_path:
             self.pump = make_pump(self.screen, self.sock.fileno())
+            self.pump.on_errqueue = self.drain_errors
             self.loop.add_reader(self.sock.fileno(), self.pump.run)
         else:
             self.pump = None
@@ -132,15 +135,17 @@ class UdpEndpoint:
         # `full_since` as the pump's: since when every round has read a whole batch, set from what
         # this round read before any of it is handled, as the pump's recvmmsg (set while handling, a
         # round of exactly PUMP_BATCH left it standing through an idle, for the next round's INVITEs)
-        got = []
+        got, failed = [], False
         for _ in range(PUMP_BATCH):
             try:
                 got.append(self.sock.recvfrom(65535))
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError as e:                        # an ICMP error reported on the socket
-                log.info("UDP error: %s", e)
+            except OSError:                             # an ICMP error reported on the socket: its details queued
+                failed = True
                 break
+        if failed or not got:                           # (as the pump: a read that found no datagram)
+            self.drain_errors()
         if len(got) < PUMP_BATCH:
             self.full_since = 0.0
         elif not self.full_since:
@@ -151,6 +156,14 @@ class UdpEndpoint:
             except Exception:                           # a bug must not stop the rounds
                 self.screen.stats["internal_errors"] += 1
                 log.exception("internal error on a datagram from %s", addr)
+
+    def drain_errors(self) -> None:
+        """The socket's error queue read (unreachable.py): each ICMP error to the screen's on_icmp_error."""
+        try:
+            read_errors(self.sock, self.screen.on_icmp_error)
+        except Exception:                               # a bug must not stop the rounds
+            self.screen.stats["internal_errors"] += 1
+            log.exception("internal error on an ICMP error")
 
     def behind_since(self) -> float:
         """time.monotonic() since when the socket has not been found empty (every round read a whole batch), or 0."""
