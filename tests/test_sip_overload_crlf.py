@@ -33,3 +33,18 @@ def test_an_invite_after_crlfs_from_a_source_over_its_share_is_dropped_unread_wh
     scr.on_datagram(prefix + invite(call_id="u2"), UAC)      # the other source: judged, forwarded
     ((d, _),) = scr.udp.out
     assert parse_datagram(d).method == "INVITE"
+
+
+def test_a_crlf_keep_alive_is_no_error_and_garbage_is_said_once_a_second(caplog):
+    """A NATed phone's CRLF keep-alive (RFC 5626 §3.5.1) over UDP was counted as an error and, with -v, logged as an
+    unparseable message each time; garbage was logged once per datagram (a flood of it, a flood of lines)."""
+    import logging
+    scr = offline_screen(build(with_model=False, persist=False))
+    for ka in (b"\r\n\r\n", b"\r\n", b"\n"):
+        scr.on_datagram(ka, UAC)
+    assert scr.stats["keepalives"] == 3 and scr.stats["errors"] == 0 and scr.udp.out == []
+    with caplog.at_level(logging.INFO, logger="telfilter.sip"):
+        for _ in range(50):
+            scr.on_datagram(b"\x00garbage\x01", UAC)
+    assert scr.stats["errors"] == 50
+    assert len([r for r in caplog.records if "unparseable" in r.getMessage()]) == 1

@@ -63,8 +63,11 @@ class Waiting(list):
 class Forwarding:
     """Mixed into SipScreen: requests on their way out, and the one send path of everything that leaves."""
 
-    def _warn(self, kind, fmt, *args):
-        """A warning at most once a second per kind: a peer sending garbage must not flood the log."""
+    def _warn(self, kind, fmt, *args, level=logging.WARNING):
+        """A warning (or a line at `level`) at most once a second per kind: a peer sending garbage must not flood
+        the log."""
+        if level < logging.WARNING and not log.isEnabledFor(level):
+            return
         t = self.warned.get(kind)
         if t is None:
             t = self.warned[kind] = LogThrottle(1.0)
@@ -73,7 +76,7 @@ class Forwarding:
             return
         if n > 1:
             fmt, args = fmt + " (and %d more like it in the last second)", args + (n - 1,)
-        log.warning(fmt, *args)
+        log.log(level, fmt, *args)
 
     def _forward(self, msg, dest, branch, back, key=None, fixed=False, d=None):
         """Send with our Via on top; `back` = (transport, source, connection) the request came by.

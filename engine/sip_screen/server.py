@@ -147,7 +147,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.overloaded_until = 0.0                         # time.monotonic() until which it is (_behind)
         self.stats = {"requests": 0, "responses": 0, "screened": 0, "rejected": 0, "tagged": 0, "errors": 0,
                       "dropped": 0, "not_permitted": 0, "forward_failed": 0, "overload_dropped": 0, "icmp_errors": 0,
-                      "next_hop_unreachable": 0,
+                      "next_hop_unreachable": 0, "keepalives": 0,
                       "tcp_refused": 0, "tcp_timed_out": 0, "log_failed": 0, "internal_errors": 0, "fast_path": 0,
                       "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
@@ -276,6 +276,9 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             # CRLFs before the start line, which the parser ignores (RFC 3261 §7.5), gone before anything reads it:
             # an INVITE after them was never counted toward its source's share nor dropped unread while behind
             data = data.lstrip(b"\r\n")
+            if not data:                # a keep-alive (a NATed phone's CRLF, RFC 5626 §3.5.1): nothing to answer
+                self.stats["keepalives"] += 1
+                return
         if self.fast_path:
             try:
                 if data[:4] == b"SIP/":
@@ -313,14 +316,14 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.stats["errors"] += 1
         m = e.msg
         if e.status is None or m is None or not m.is_request or m.method == "ACK" or not m.get("via"):
-            log.info("dropped unparseable message from %s: %s", src, e.reason)
+            self._warn("unparseable", "dropped unparseable message from %s: %s", src, e.reason, level=logging.INFO)
             return
         try:
             resp = make_response(m, e.status, None, to_tag=self._tag(m))
             resp.headers.insert(len(resp.headers) - 1, ["Warning", f'399 telfilter "{e.reason[:80]}"', "warning"])
             self._reply(m, resp, transport, src, conn)
         except SipParseError:
-            log.info("dropped malformed request from %s: %s", src, e.reason)
+            self._warn("malformed", "dropped malformed request from %s: %s", src, e.reason, level=logging.INFO)
 
     def on_message(self, msg: SipMessage, transport, src, conn):
         try:
