@@ -28,3 +28,23 @@ def test_a_15_octet_smsc_system_id_is_taken(tmp_path):
     from engine.serve import load_serve_config
     _, settings = load_serve_config(_args(tmp_path, "--smsc-system-id", "123456789012345"))
     assert settings.smsc_system_id == "123456789012345"
+
+
+def test_an_internal_error_on_an_smsc_link_is_said_and_the_link_tried_again(caplog):
+    """Whatever stops a link's bind other than the network (here a system_id no bind can carry, set past the start's
+    check) ended its task in silence: no SMSC bound for good, nothing in the log. Now said with its traceback,
+    counted, and tried again with the back-off."""
+    import logging
+    import time
+
+    from engine.app import build
+    from engine.smpp_proxy.accounts import SmppSettings
+    from engine.smpp_proxy.harness import ProxyHarness
+    settings = SmppSettings(smsc_system_id="1234567890123456", reconnect_min=0.05, reconnect_max=0.1)
+    with caplog.at_level(logging.ERROR, logger="telfilter.smpp"):
+        with ProxyHarness(build(with_model=False, persist=False), settings=settings, wait_bound=False) as h:
+            end = time.monotonic() + 5
+            while h.proxy.stats["smsc_link_errors"] < 2 and time.monotonic() < end:
+                time.sleep(0.05)
+            assert h.proxy.stats["smsc_link_errors"] >= 2          # tried again, not ended
+    assert any("internal error on its link" in r.getMessage() and r.exc_info for r in caplog.records)

@@ -63,10 +63,11 @@ class UpstreamMixin:
                 await loop.create_connection(lambda: link, addr[0], addr[1])
                 if name in self.link_tls:           # SMPP over TLS to this SMSC (tls.py)
                     await smsc_start_tls(loop, link, *self.link_tls[name])
-                link.bind_waiter = loop.create_future()
-                link.transport.write(encode(bind_cls[kind](
+                bind = encode(bind_cls[kind](
                     sequence_number=link.conn.next_sequence(), system_id=self.settings.smsc_system_id,
-                    password=self.settings.smsc_password, interface_version=0x34)))
+                    password=self.settings.smsc_password, interface_version=0x34))
+                link.bind_waiter = loop.create_future()         # (after the encode: one that fails leaves none)
+                link.transport.write(bind)
                 resp = await asyncio.wait_for(link.bind_waiter, 10)
                 if resp.command_status != 0:
                     # only "unknown command" says the SMSC has no transceiver binds; ESME_RBINDFAIL (its
@@ -103,6 +104,11 @@ class UpstreamMixin:
                                 up, delay)
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:
                 log.warning("SMSC %s: %s; retrying in %.1fs", where, e, delay)
+            except Exception:
+                # a bug, or a setting the bind cannot carry: said, and tried again (the task ended in silence,
+                # and with it every bind to that SMSC: each submit_sm got ESME_RTHROTTLED with nothing in the log)
+                self.stats["smsc_link_errors"] += 1
+                log.exception("SMSC %s: internal error on its link; retrying in %.1fs", where, delay)
             finally:
                 if link in self.links:
                     self.links.remove(link)
