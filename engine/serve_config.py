@@ -15,7 +15,7 @@ def load_serve_config(args):
     Raises ConfigError with every error found."""
     from .config import ConfigError
     from .configcheck import load_config
-    from .smpp_proxy.config_checks import MAX_SYSTEM_ID, octets_problem
+    from .smpp_proxy.config_checks import MAX_SYSTEM_ID, host_port_error, octets_problem
     cfg = load_config(getattr(args, "config", None))
     errors = list(cfg.errors)
     settings = cfg.smpp
@@ -52,8 +52,9 @@ def load_serve_config(args):
             if err:
                 errors.append(err)
     for a in (args.smsc or "").split(","):
-        if a.strip() and _port_of(a.strip(), None) is None:
-            errors.append(f"--smsc {a.strip()!r}: expected HOST:PORT")
+        bad = a.strip() and ("expected HOST:PORT" if _port_of(a.strip(), None) is None else host_port_error(a.strip()))
+        if bad:
+            errors.append(f"--smsc {a.strip()!r}: {bad}")
     sip_on = getattr(args, "sip_listen", None) not in ("off", "")
     networks = None
     if sip_on and getattr(args, "sip_allow_networks", None):

@@ -48,3 +48,17 @@ def test_an_internal_error_on_an_smsc_link_is_said_and_the_link_tried_again(capl
                 time.sleep(0.05)
             assert h.proxy.stats["smsc_link_errors"] >= 2          # tried again, not ended
     assert any("internal error on its link" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("smsc", ["[::1", "::1:2775", "[zz]:2775"])
+def test_an_smsc_address_with_an_ipv6_host_not_in_brackets_is_refused_at_start(tmp_path, smsc):
+    """`--smsc [::1` (a bracket missing) was taken as host "[:" port 1: every bind failed on a name nobody has,
+    said at each retry, and no SMSC was ever bound (found by the SMPP probe). smpp.toml's [upstream] smsc alike."""
+    from engine.serve import load_serve_config
+    from engine.smpp_proxy.config_checks import host_port_error
+    args = _args(tmp_path)
+    args.smsc = smsc
+    with pytest.raises(ConfigError) as e:
+        load_serve_config(args)
+    assert f"--smsc {smsc!r}" in str(e.value) and "brackets" in str(e.value)
+    assert host_port_error("[::1]:2775") is None and host_port_error(smsc)

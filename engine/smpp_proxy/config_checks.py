@@ -4,6 +4,8 @@ address without a port, a system_id longer than SMPP allows -- is an error at it
 that starts and misbehaves. Pure: (path, text, raw tables) -> ["path:line:1: message", ...]."""
 from __future__ import annotations
 
+import ipaddress
+
 import math
 
 # [server] key -> (lowest, highest or None, unit/why)
@@ -62,9 +64,19 @@ def _range(where, table, key, v, lo, hi, unit) -> str | None:
 
 
 def host_port_error(value: str, lowest: int = 1) -> str | None:
+    """Why `value` is not HOST:PORT (an IPv6 address in brackets, `[::1]:2775`), or None."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not lowest <= int(port) <= 65535:
         return f"must be HOST:PORT with a port of {lowest}-65535, got {value!r}"
+    bracketed = host.startswith("[")
+    if bracketed != host.endswith("]") or (":" in host and not bracketed):
+        # `[::1` read as host "[:" and port 1: every bind failed on a name nobody has, said at each retry
+        return f"must be HOST:PORT with an IPv6 address in brackets ([::1]:2775), got {value!r}"
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"must be HOST:PORT: {host[1:-1]!r} in brackets is not an IPv6 address, got {value!r}"
     return None
 
 
