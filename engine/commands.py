@@ -96,6 +96,10 @@ def cmd_check(args) -> int:
                         obj = loads(line)
                         if isinstance(obj, dict):
                             rid = obj.get("id")
+                            if _not_json(rid):
+                                rid = None
+                                raise RecordError("id must be a string or a finite number (NaN, Infinity and 1e400, "
+                                                  "read as infinite, are no JSON numbers to write back)")
                         rec = parse_record(obj)
                     except (ValueError, RecursionError) as e:     # LineError, RecordError and their kin
                         msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
@@ -136,6 +140,17 @@ def _read_by_ton(d: dict, rec) -> None:
         num = read_by_ton(getattr(rec, side), getattr(rec, side + "_ton"))
         if num is not None:
             d[side + "_read"] = format_number(num)
+
+
+def _not_json(v) -> bool:
+    """Whether `v` (a line's id, echoed) holds a NaN or an infinity: json.loads reads them, `Infinity` is no JSON."""
+    try:
+        json.dumps(v, allow_nan=False)
+    except ValueError:
+        return True
+    except RecursionError:          # written back as "id nested too deeply" (_dumps_line)
+        return False
+    return False
 
 
 def _dumps_line(d: dict, n: int) -> str:
