@@ -82,7 +82,10 @@ def test_from_to_are_local_days_and_periods_bucket_by_week_and_month(tmp_path):
     assert s["totals"]["sms"]["allow"] == 2 and s["outside_period"] == 2
     assert (s["from"], s["to"]) == ("2026-03-01", "2026-03-31")
     rows = list(csv.reader(open(tmp_path / "m" / "volume_by_period.csv")))
-    assert [r[0] for r in rows[1:]] == ["2026-03-02", "2026-03-30"]        # Mondays
+    # Mondays, every week of the period (1 March is a Sunday), those without traffic too
+    assert [r[0] for r in rows[1:]] == ["2026-02-23", "2026-03-02", "2026-03-09", "2026-03-16", "2026-03-23",
+                                        "2026-03-30"]
+    assert [r[1] for r in rows[1:]] == ["0", "1", "0", "0", "0", "1"]
     s = make_report([tmp_path / "v.log"], tmp_path / "m2", HANOI, period="month", progress=False, with_plots=False)
     rows = list(csv.reader(open(tmp_path / "m2" / "volume_by_period.csv")))
     assert [(r[0], r[1]) for r in rows[1:]] == [("2026-02-01", "1"), ("2026-03-01", "2"), ("2026-04-01", "1")]

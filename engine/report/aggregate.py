@@ -87,6 +87,15 @@ def period_start(d: date, period: str) -> date:
     return d
 
 
+MAX_FILLED = 3700        # periods a series is filled out to (ten years by day)
+
+
+def _next_period(p: date, period: str) -> date:
+    if period == "month":
+        return date(p.year + p.month // 12, p.month % 12 + 1, 1)
+    return p + timedelta(days=7 if period == "week" else 1)
+
+
 class _AllSymbols:
     """`seen` for a late line whose message is not known: every symbol counted already."""
 
@@ -337,13 +346,30 @@ class Aggregator:
 
     # ------------------------------------------------------------ results
     def periods(self) -> list[date]:
+        """Every day, week or month from `from` to `to` (summary), zeros where nothing was logged: a day left out
+        put its neighbours' bars side by side. Past MAX_FILLED periods (a stray line years away) only those with
+        counts, as before, so one damaged time cannot make the tables and plots millions of rows."""
         keys = set(self.volume) | set(self.dnc_series) | set(self.report_series)
+        lo, hi = self._span(self.start, min, self.first, self.report_first), \
+            self._span(self.end, max, self.last, self.report_last)
+        lo, hi = lo or hi, hi or lo
+        if lo is None or lo > hi or (hi - lo).days > MAX_FILLED * {"day": 1, "week": 7, "month": 31}[self.period]:
+            return sorted(keys)
+        p = period_start(lo, self.period)
+        while p <= hi:
+            keys.add(p)
+            p = _next_period(p, self.period)
         return sorted(keys)
+
+    def _span(self, bound, pick, *ts) -> date | None:
+        """The report's first (pick=min) or last day: the --from/--to bound, else the records' own."""
+        t = [x.astimezone(self.tz).date() for x in ts if x is not None]
+        return bound if bound else (pick(t) if t else None)
 
     def summary(self, top: int = 20) -> dict:
         def span(d, pick, *ts):
-            t = [x.astimezone(self.tz).date() for x in ts if x is not None]
-            return d.isoformat() if d else (pick(t).isoformat() if t else None)
+            day = self._span(d, pick, *ts)
+            return day.isoformat() if day else None
         top_s = [{"channel": ch, "sender": s, "drops": n} for (ch, s), n in self.top_senders.top(top)]
         top_o = [{"owner": o, "drops": n} for o, n in self.top_owners.top(top)]
         return {
