@@ -57,7 +57,7 @@ class _Out:
 def cmd_check(args) -> int:
     from datetime import datetime, timezone
     from .app import build
-    from .jsonl import lone_surrogate, loads, numbered, open_jsonl, progress_bar
+    from .jsonl import NOT_JSON_ID, lone_surrogate, loads, not_json, numbered, open_jsonl, progress_bar
     from .records import RecordError, parse_record, parse_time
     from .verdict import Message
     if not args.jsonl and args.sender is None:
@@ -96,10 +96,9 @@ def cmd_check(args) -> int:
                         obj = loads(line)
                         if isinstance(obj, dict):
                             rid = obj.get("id")
-                            if _not_json(rid):
+                            if not_json(rid):
                                 rid = None
-                                raise RecordError("id must be a string or a finite number (NaN, Infinity and 1e400, "
-                                                  "read as infinite, are no JSON numbers to write back)")
+                                raise RecordError(NOT_JSON_ID)
                         rec = parse_record(obj)
                     except (ValueError, RecursionError) as e:     # LineError, RecordError and their kin
                         msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
@@ -140,17 +139,6 @@ def _read_by_ton(d: dict, rec) -> None:
         num = read_by_ton(getattr(rec, side), getattr(rec, side + "_ton"))
         if num is not None:
             d[side + "_read"] = format_number(num)
-
-
-def _not_json(v) -> bool:
-    """Whether `v` (a line's id, echoed) holds a NaN or an infinity: json.loads reads them, `Infinity` is no JSON."""
-    try:
-        json.dumps(v, allow_nan=False)
-    except ValueError:
-        return True
-    except RecursionError:          # written back as "id nested too deeply" (_dumps_line)
-        return False
-    return False
 
 
 def _dumps_line(d: dict, n: int) -> str:

@@ -80,6 +80,21 @@ def loads(line: str):
     return v
 
 
+NOT_JSON_ID = ("id must be a string or a finite number (NaN, Infinity and 1e400, read as infinite, are no JSON numbers "
+               "to write back)")
+
+
+def not_json(v) -> bool:
+    """Whether `v` (a line's id, echoed) holds a NaN or an infinity: json.loads reads them, `Infinity` is no JSON."""
+    try:
+        json.dumps(v, allow_nan=False)
+    except ValueError:
+        return True
+    except RecursionError:          # (said otherwise by whoever writes it back)
+        return False
+    return False
+
+
 def unpaired_in(line: str, v) -> str | None:
     """Why `v`, the JSON value of `line`, is refused for a lone surrogate an escape made, else None (a line without
     a \\uD800-\\uDFFF escape costs one regex search)."""

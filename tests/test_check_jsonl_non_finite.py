@@ -20,3 +20,22 @@ def test_check_output_stays_json(tmp_path, data_dir, number):
            for x in p.stdout.splitlines()]
     assert out[0] == {"line": 1, "error": out[0]["error"]} and "id must be a string or a finite number" in out[0]["error"]
     assert out[1]["id"] == "ok" and out[1]["action"] == "allow"
+
+
+def test_rules_test_skips_such_a_line(tmp_path, data_dir):
+    f = tmp_path / "corpus.jsonl"
+    f.write_text('{"id": NaN, %s}\n{"id": "ok", %s}\n' % (SMS, SMS))
+    p = run_cli("rules", "test", "--corpus", f, "--data-dir", data_dir)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the output"))
+    assert report["messages"] == 1 and report["skipped_lines"] == 1
+    assert f"{f}:1: skipped: id must be a string or a finite number" in p.stderr
+
+
+def test_ml_predict_refuses_such_a_line():
+    p = run_cli("ml", "predict", "--model", "engine/ml/default_model", "--jsonl", "-",
+                input='{"id": Infinity, "text": "see you at 5"}\n{"id": 2, "text": "see you at 5"}\n')
+    assert p.returncode == 0, p.stderr
+    out = [json.loads(x, parse_constant=lambda c: pytest.fail(f"{c} in the output: {x}")) for x in p.stdout.splitlines()]
+    assert out[0]["line"] == 1 and "id must be a string or a finite number" in out[0]["error"]
+    assert out[1]["id"] == 2

@@ -345,7 +345,7 @@ def _predict(args) -> int:
         return 0
     # read as `check --jsonl` reads (jsonl.py): a line that is not UTF-8 or not JSON costs its line an error
     # record, not the run a traceback
-    from ..jsonl import loads, numbered, open_jsonl
+    from ..jsonl import NOT_JSON_ID, loads, not_json, numbered, open_jsonl
     bad = 0
     with open_jsonl(args.jsonl) as inp:
         for i, line in numbered(inp):
@@ -354,6 +354,8 @@ def _predict(args) -> int:
                 t = o["text"] if isinstance(o, dict) else None
                 if not isinstance(t, str):
                     raise ValueError("needs a string `text` field")
+                if not_json(o.get("id")):          # written back: NaN, Infinity are no JSON
+                    raise ValueError(NOT_JSON_ID)
             except (ValueError, KeyError) as e:
                 print(json.dumps({"line": i, "error": str(e) if isinstance(e, ValueError) else "needs a `text` field"}))
                 bad += 1

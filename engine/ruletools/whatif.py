@@ -12,7 +12,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ..jsonl import loads, numbered, progress_bar
+from ..jsonl import NOT_JSON_ID, loads, not_json, numbered, progress_bar
 from ..records import parse_record
 from ..rules.loader import load_rules
 
@@ -41,7 +41,10 @@ def what_if(args, settings) -> int:
     with open(args.corpus, encoding="utf-8-sig", errors="surrogateescape") as f:
         for i, line in numbered(f):
             try:
-                records.append(parse_record(loads(line)))
+                obj = loads(line)
+                if isinstance(obj, dict) and not_json(obj.get("id")):     # echoed in the examples: NaN is no JSON
+                    raise ValueError(NOT_JSON_ID)
+                records.append(parse_record(obj))
             except (ValueError, RecursionError) as e:           # LineError, RecordError and their kin
                 print(f"{args.corpus}:{i}: skipped: {'nested too deeply' if isinstance(e, RecursionError) else e}",
                       file=sys.stderr)
