@@ -24,6 +24,8 @@ def _fold_pattern(p: str) -> str:
 
 
 def _regex(p: str, what: str):
+    if not p:           # a placeholder left in: the rule held for every SMS (text_not_regex: for none)
+        raise ValueError(f"empty regex in {what}: it matches every text")
     folded = _fold_pattern(p)
     try:
         rx = re.compile(folded, re.IGNORECASE)
