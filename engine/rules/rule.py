@@ -24,6 +24,7 @@ RULE_KEYS = ("symbol", "description", "applies_to", "score", "action", "smpp_sta
 # the fields of an example message (engine/records.py, the `check --jsonl` format), and `prior` messages before it
 EXAMPLE_FIELDS = {"sms": {"id", "kind", "sender", "recipient", "text", "account", "direction", "time", "submitted"},
                   "call": {"id", "kind", "caller", "callee", "time", "ingress", "duration"}}
+MAX_SCORE = 1e6
 SYMBOL_RE = re.compile(r"^_{0,2}[A-Z][A-Z0-9_]*$")
 # the symbols the engine's own hits carry (the classifier, the 5656 commands, pipeline.py and the state store): the
 # regulator's report counts them as what they are (a rule named DNC_REGISTERED was counted as DNC registrations)
@@ -113,6 +114,11 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
     if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
         # TOML's nan/inf: a total of NaN or Infinity is no verdict, and not JSON for the verdict log
         err(f"score must be a finite number, got {score!r}", "score", value=True)
+        score = None
+    elif abs(score) > MAX_SCORE:
+        # so is the total of two rules of 1e308: bounded, no set of rules adds up to an overflow
+        err(f"score {score:g} is beyond {MAX_SCORE:.0f} either way: the hits' scores add up (two of 1e308 made "
+            f"Infinity)", "score", value=True)
         score = None
     action = None
     if "action" in rd:
