@@ -147,10 +147,12 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
 
     t = summary["totals"]
     n_sms, n_call = sum(t["sms"].values()), sum(t["call"].values())
+    # from/to are null with no record and no --from/--to: "None to None" was printed
+    span = f", {summary['from'] or '…'} to {summary['to'] or '…'}" if summary["from"] or summary["to"] else ": no records"
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>telfilter report {summary['from']} – {summary['to']}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>telfilter report{html.escape(span)}</title>"
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>Spam filtering report, {html.escape(str(summary['from']))} to {html.escape(str(summary['to']))}</h1>",
+        f"<h1>Spam filtering report{html.escape(span)}</h1>",
         f"<p class=note>Days are counted in the {html.escape(str(summary['timezone']))} time zone.</p>",
         f"<p>{n_sms} SMS and {n_call} calls judged; {t['sms']['drop']} SMS and {t['call']['drop']} calls blocked; "
         f"{summary['dnc']['registered']} DNC registrations and {summary['dnc']['cancelled']} cancellations; "
