@@ -12,7 +12,8 @@ when it decided the reading: a verdict line replays as it was judged.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from datetime import time as dtime
 
 from .verdict import Call, Message
 
@@ -109,4 +110,9 @@ def example_record(d: dict) -> Message | Call:
     kind = d.get("kind", "sms")
     full = dict(EXAMPLE_DEFAULTS.get(kind, {}), kind=kind)
     full.update({k: v for k, v in d.items() if k != "prior"})
+    for k in ("time", "submitted"):
+        # a TOML date-time (`time = 2026-03-02T23:00:00+07:00`, unquoted) as the string it is written as: it was
+        # refused as no ISO-8601 string; one without an offset is still refused for that
+        if isinstance(full.get(k), (datetime, date, dtime)):
+            full[k] = full[k].isoformat()
     return parse_record(full)
