@@ -11,9 +11,11 @@ import pytest
 from engine.rules.redos import UnsafeRegex, check
 
 SLOW = [r"\d+(-)?\d+#", r"\d+(?:\.\d{3})?\d+#", r"\d+(?:[ .-]|)\d+#", r"\d+(?:\s|)\d+x",
-        r"a*(?:b|)a*(?:b|)a*(?:b|)a*(?:b|)a*!", r"\d+(?:\d*|x)#", r"[0-9]+(?:[ .]|)(?:[0-9]+)?#"]
+        r"a*(?:b|)a*(?:b|)a*(?:b|)a*(?:b|)a*!", r"\d+(?:\d*|x)#", r"[0-9]+(?:[ .]|)(?:[0-9]+)?#",
+        r"\d+(?>x?)\d+#", r"\d+(?:x?)++\d+#"]
 STILL_SAFE = [r"\d+(?:[.,]\d{3})*\s?(?:d|vnd)\b", r"(?:\d+[.,])*\d+ ?(?:k|trieu|tr|d)\b", r"\d+(-)?[a-z]+",
-              r"\d+(?:\.\d{3})?(?:k|d)\b", r"\d+(-)?\d+", r"(?:tu choi|tc)?\s*\d+#"]
+              r"\d+(?:\.\d{3})?(?:k|d)\b", r"\d+(-)?\d+", r"(?:tu choi|tc)?\s*\d+#",
+              r"(\w+)\s+\1\s+\w+!"]
 
 
 @pytest.mark.parametrize("pattern", SLOW)

@@ -228,6 +228,8 @@ class _Checker:
         lead = self._leading_repeats([(op, av)])
         if not last and any(c & s for s, n in runs for c in lead):
             raise UnsafeRegex(_ADJACENT)
+        if op is C.GROUPREF:                # a backreference ends the run, as before (`(\\w+)\\s+\\1\\s+\\w+!`)
+            return []
         return runs if self.first([(op, av)])[1] else []
 
     def _leading_repeats(self, items):
