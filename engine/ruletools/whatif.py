@@ -12,7 +12,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ..jsonl import NOT_JSON_ID, loads, not_json, numbered, progress_bar
+from ..jsonl import NOT_JSON_ID, loads, not_json, numbered, open_jsonl, progress_bar
 from ..records import parse_record
 from ..rules.loader import load_rules
 
@@ -38,7 +38,7 @@ def what_if(args, settings) -> int:
     records, bad = [], 0
     # read as `check --jsonl` reads the same file (jsonl.py): a line that is not UTF-8 or not JSON costs that
     # line, not the run (a UnicodeDecodeError traceback before)
-    with open(args.corpus, encoding="utf-8-sig", errors="surrogateescape") as f:
+    with open_jsonl(args.corpus) as f:          # "-": standard input, as `check --jsonl -`
         for i, line in numbered(f):
             try:
                 obj = loads(line)
