@@ -100,6 +100,38 @@ def _escaped(text: str, k: int) -> bool:
     return b % 2 == 1
 
 
+def _open_string(line: str, inside: str | None) -> str | None:
+    """The multi-line string delimiter (three double or three single quotes) still open after `line`, given the one
+    open before it (None: none)."""
+    i, n = 0, len(line)
+    while i < n:
+        if inside is not None:                      # find its end: the last three of a run of quotes
+            k = line.find(inside, i)
+            while k >= 0 and inside[0] == '"' and _escaped(line, k):
+                k = line.find(inside, k + 1)
+            if k < 0:
+                return inside
+            i = k + 3
+            while i < n and line[i] == inside[0]:
+                i += 1
+            inside = None
+            continue
+        ch = line[i]
+        if ch == "#":
+            return None
+        if line.startswith(('"""', "'''"), i):
+            inside, i = line[i:i + 3], i + 3
+            continue
+        if ch in "\"'":                            # a one-line string: skip to its end
+            k = line.find(ch, i + 1)
+            while k >= 0 and ch == '"' and _escaped(line, k):
+                k = line.find(ch, k + 1)
+            i = n if k < 0 else k + 1
+            continue
+        i += 1
+    return inside
+
+
 class Locator:
     """Maps (rule index, key path) to (line, col) by scanning the TOML text.
 
@@ -115,7 +147,11 @@ class Locator:
         rule = -1
         path: tuple = ()
         counters: dict = {}
+        inside = None               # the delimiter of a multi-line string open at the start of the line
         for ln, line in enumerate(text.splitlines(), 1):
+            was, inside = inside, _open_string(line, inside)
+            if was is not None:     # a line of a string's text (`[QC]`, `score = 5`, `[[rule]]`) is no TOML
+                continue
             m = self._HDR.match(line)
             if m and not self._KEY.match(line):
                 parts = tuple(p.strip().strip('"') for p in m.group(2).split("."))
