@@ -224,8 +224,10 @@ def load_settings(config_dir: Path | None = None) -> Settings:
                       f"{s.ml_drop_threshold}")
     if s.ml_min_words < 1:
         errors.append(f"{at('min_words')}: [ml] min_words must be at least 1, got {s.ml_min_words}")
-    if s.ml_score_weight < 0:
-        errors.append(f"{at('score_weight')}: [ml] score_weight must be 0 or more, got {s.ml_score_weight}")
+    from .rules.rule import MAX_SCORE
+    if math.isfinite(s.ml_score_weight) and not 0 <= s.ml_score_weight <= MAX_SCORE:  # (as a rule's score)
+        errors.append(f"{at('score_weight')}: [ml] score_weight must be 0 to {MAX_SCORE:.0f}, got "
+                      f"{s.ml_score_weight}")
     if errors:
         raise ConfigError(errors)
     return s

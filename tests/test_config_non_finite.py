@@ -103,3 +103,19 @@ def test_json_never_gets_nan_from_the_shipped_pack(tmp_path):
     # the guard above is about files; the shipped pack itself must be finite everywhere
     rs = load_rules(CONFIG / "rules")
     json.dumps([r.score for r in rs.rules] + [rs.tag_threshold, rs.drop_threshold], allow_nan=False)
+
+
+def test_an_ml_score_weight_beyond_a_rules_score_bound_is_refused(tmp_path):
+    """[ml] score_weight had no upper bound: 1e308 beside a rule's score made a total of Infinity, no JSON in the
+    verdict log (a rule's score is bounded at 1,000,000 either way; found by the rules probe, stop 53)."""
+    import shutil
+
+    from engine.config import ConfigError, load_settings
+    from tests.conftest import CONFIG
+    d = tmp_path / "config"
+    shutil.copytree(CONFIG, d)
+    p = d / "telfilter.toml"
+    p.write_text(p.read_text().replace("score_weight = 0.0", "score_weight = 1e308"))
+    with pytest.raises(ConfigError) as e:
+        load_settings(d)
+    assert "[ml] score_weight must be 0 to 1000000, got 1e+308" in str(e.value)
