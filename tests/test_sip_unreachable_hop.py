@@ -57,6 +57,13 @@ def _to(inv: bytes, port: int) -> bytes:
     return inv.replace(b"@127.0.0.1 SIP/2.0", b"@127.0.0.1:%d SIP/2.0" % port, 1)
 
 
+def _routing_screen(tmp_path):
+    """A screen with no next hop (an INVITE goes where its Request-URI says), a caller and a live callee."""
+    h = SipHarness(build(data_dir=tmp_path, with_model=False, persist=False),
+                   SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"])).start()
+    return h, _udp(), _udp()
+
+
 def _answer(uac) -> bytes:
     try:
         return uac.recv(65535)
@@ -81,13 +88,9 @@ def test_a_call_to_a_udp_next_hop_with_nothing_listening_is_answered_503(screen)
 def test_a_call_beside_one_to_a_dead_hop_is_not_refused_for_its_icmp_error(tmp_path):
     """Two INVITEs read in one round, the first routed (Request-URI) to a dead port, the second to a live callee: the
     ICMP error about the first fails the second's sendto once (IP_RECVERR); it is sent again, not answered 503."""
-    uas = _udp()
-    h = SipHarness(build(data_dir=tmp_path, with_model=False, persist=False),
-                   SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"])).start()
-    uac = _udp()
+    h, uac, uas = _routing_screen(tmp_path)
     try:
-        dead, live = _dead_port(), uas.getsockname()[1]
-        me = uac.getsockname()[1]
+        dead, live, me = _dead_port(), uas.getsockname()[1], uac.getsockname()[1]
         one = _to(invite(call_id="to-dead", via_port=me), dead)
         two = _to(invite(call_id="to-live", via_port=me), live)
         h.run(lambda: (uac.sendto(one, ("127.0.0.1", h.port)), uac.sendto(two, ("127.0.0.1", h.port))))
@@ -127,13 +130,9 @@ def test_a_response_the_pump_relays_beside_an_icmp_error_is_sent_again_not_lost(
     if Pump is None:
         pytest.skip("C extension not built")
     from .test_sip_tcp_outbound_ringing import response_to
-    uas = _udp()
-    h = SipHarness(build(data_dir=tmp_path, with_model=False, persist=False),
-                   SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"])).start()
-    uac = _udp()
+    h, uac, uas = _routing_screen(tmp_path)
     try:
-        dead, live = _dead_port(), uas.getsockname()[1]
-        me = uac.getsockname()[1]
+        dead, live, me = _dead_port(), uas.getsockname()[1], uac.getsockname()[1]
         first = _to(invite(call_id="live-call", via_port=me), live)
         uac.sendto(first, ("127.0.0.1", h.port))
         got = uas.recv(65535)
