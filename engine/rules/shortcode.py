@@ -106,7 +106,8 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
     ends: list[int] = []
     m, pat, digits = first, _FIRST_GROUP, 0
     while m is not None and len(groups) < _MAX_GROUPS:
-        g = _PAREN.sub(r"\1", fold(m.group()), count=1)
+        tok, end = _glued(m)
+        g = _PAREN.sub(r"\1", fold(tok), count=1)
         stripped = g.rstrip(_NUMBER_END)
         if not pat.fullmatch(stripped):
             break
@@ -114,7 +115,7 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
         if digits > _MAX_DIGITS:
             break
         groups.append(stripped)
-        ends.append(m.end())
+        ends.append(end)
         if stripped != g:                         # "0912 345 678," : the comma ends it
             break
         nxt = _TOKEN.search(text, m.end())
@@ -126,8 +127,33 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
         n = normalise_number(joined)
         if n is not None and _vn_subscriber(n, joined):
             return n, first.group(), ends[k - 1]
-    g = fold(first.group())
-    return normalise_number(g.rstrip(_NUMBER_END) or g), first.group(), first.end()
+    tok, end = _glued(first)
+    g = fold(tok)
+    return normalise_number(g.rstrip(_NUMBER_END) or g), first.group(), end
+
+
+def _glued(m) -> tuple[str, int]:
+    """Token `m` up to the punctuation that ends a number in it with text right after it, no space between
+    ("0912345678,lua" -> "0912345678,", as a phone keyboard leaves it), and where that text starts; the whole token
+    and its end when there is none ("0912.345.678": a digit follows the dots; "0912345678...": nothing does)."""
+    tok = m.group()
+    i = 0
+    while i < len(tok):
+        if i and _punct(tok[i]):
+            j = i
+            while j < len(tok) and _punct(tok[j]):
+                j += 1
+            if j < len(tok) and not fold(tok[j]).isdigit():
+                return tok[:j], m.start() + j
+            i = j
+        else:
+            i += 1
+    return tok, m.end()
+
+
+def _punct(c: str) -> bool:
+    f = fold(c)                                   # a full-width comma is one too
+    return len(f) == 1 and f in _NUMBER_END
 
 
 def _bracketed(text: str, start: int) -> tuple[int | None, str, bool]:
