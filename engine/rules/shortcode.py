@@ -334,6 +334,21 @@ def _kind(token: str) -> str:
     return k if k.isprintable() else "".join(c for c in k if unicodedata.category(c) != "Cf")
 
 
+def _report_start(t: str, k):
+    """The kind (S or V) of a report whose first token is `k`, and its source's first token; (None, None) when it
+    is no report. The source may follow without a space ("S0912345678 ...", "S(0912345678)(...)"), as "DKDNC" is
+    a registration: a digit, '+' or a bracket right after the S or V."""
+    if k is None:
+        return None, None
+    kind = _kind(k.group())
+    if kind in ("S", "V"):
+        return kind, _TOKEN.search(t, k.end())
+    head, nxt = _kind(k.group()[0]), fold(k.group()[1:2])[:1]
+    if head in ("S", "V") and nxt and (nxt.isdigit() or nxt in "+(["):
+        return head, _TOKEN.search(t, k.start() + 1)
+    return None, None
+
+
 def parse(text: str, sender_num: int | None, known=None) -> Command:
     """The command `text` from `sender_num` (None: not a number) makes. `known(name) -> bool`: whether the
     brandname registry holds a sender name (a report may name one as its source); None: no registry."""
@@ -350,7 +365,7 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
             return Command("DNC_REGISTERED", f"{who} added to DNC {ch}", "dnc_add", ch)
         return Command("DNC_CANCELLED", f"{who} removed from DNC {ch}", "dnc_remove", ch)
     k = _TOKEN.search(t)
-    first = _TOKEN.search(t, k.end()) if k is not None and _kind(k.group()) in ("S", "V") else None
+    kind, first = _report_start(t, k)
     if first is not None:
         n, written, end = _reported(t, first)
         content = t[end:].strip()
@@ -371,7 +386,6 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
                     n, content = bn, _unbracketed_tail(t[bend:].strip(), t[first.start()])
             elif n is not None:                   # "S (0912345678) (vay tien)": the content in brackets too
                 content = _unwrapped(content)
-        kind = _kind(k.group())
         if n is None:
             name, content = _named(t, first, known)
             words = name is None
