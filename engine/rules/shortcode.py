@@ -19,7 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ..numbers import format_number, is_shortcode, normalise_number, vn_whole
+from ..numbers import format_number, is_shortcode, normalise_number, subscriber_problem, vn_whole
 from ..textnorm import fold
 
 _DNC = re.compile(r"(DK|HUY)DNC(S|V|SV|VS)?")
@@ -361,6 +361,11 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
             return Command("SHORTCODE_SYNTAX_ERROR", "DNC command from a sender that is not a subscriber number")
         ch = _CHANNEL[m.group(2)]
         who = format_number(sender_num)
+        why = subscriber_problem(sender_num) if m.group(1) == "DK" else None
+        if why:
+            # as `lists import dnc` refuses the row (an export holding it could not be imported back); a HUY still
+            # removes such a number, which a list an earlier version wrote may hold
+            return Command("SHORTCODE_SYNTAX_ERROR", f"DNC command from {who}: not a subscriber number: {why}")
         if m.group(1) == "DK":
             return Command("DNC_REGISTERED", f"{who} added to DNC {ch}", "dnc_add", ch)
         return Command("DNC_CANCELLED", f"{who} removed from DNC {ch}", "dnc_remove", ch)
