@@ -34,7 +34,6 @@ _MAX_DIGITS = 17                       # "00" + 15 digits of E.164
 _NUMBER_END = ",;:.!?"                 # "S 0912345678, ...", "S 0912 345 678. ..." : the number ends there
 # an area code or country code in parentheses: "(024) 3999 8888", "(+84) 912 345 678", "+84 (0) 912 345 678"
 _PAREN = re.compile(r"\((\+?[0-9]+)\)")
-_FW = re.compile(r"\s*[Ff][Ww](?:\s+(.*))?\s*$", re.S)
 # Circular 22/2021/TT-BTTTT's user guidance writes a report "S [Nguồn phát tán][Nội dung tin nhắn rác]" or
 # "S (Nguồn phát tán)(Nội dung tin nhắn rác)" (V alike): the source in brackets, its content right after, with or
 # without a space. Read when the number alone did not parse ("(0912345678)(vay" is no number)
@@ -334,6 +333,22 @@ def _kind(token: str) -> str:
     return k if k.isprintable() else "".join(c for c in k if unicodedata.category(c) != "Cf")
 
 
+def _fw_content(t: str, k) -> str | None:
+    """The content of an FW (an advertiser's copy of its ad) whose first token is `k`, matched as the commands are
+    (any case or width: "ＦＷ ..."), a colon after FW too, as a mail client writes a forward ("Fw: ...", "FW:...");
+    "" when it has none, None when `k` is no FW."""
+    if k is None:
+        return None
+    word = _kind(k.group())
+    if word in ("FW", "FW:"):
+        rest = t[k.end():].strip()
+        return rest[1:].strip() if word == "FW" and rest[:1] in (":", "\uff1a") else rest
+    if word.startswith("FW:"):
+        colon = next(i for i, c in enumerate(k.group()) if fold(c) == ":")
+        return t[k.start() + colon + 1:].strip()
+    return None
+
+
 def _report_start(t: str, k):
     """The kind (S or V) of a report whose first token is `k`, and its source's first token; (None, None) when it
     is no report. The source may follow without a space ("S0912345678 ...", "S(0912345678)(...)"), as "DKDNC" is
@@ -412,13 +427,12 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
                            reported_name=name, kind=kind, content=content)
         return Command("SPAM_REPORTED", f"{kind} report against {format_number(n)}", "report",
                        reported=n, kind=kind, content=content)
-    m = _FW.match(t)
-    if m and (m.group(1) or "").strip():
-        return Command("AD_COPY_RECEIVED", "advertisement copy stored", "report", kind="FW",
-                       content=m.group(1).strip())
+    fw = _fw_content(t, k)
+    if fw:
+        return Command("AD_COPY_RECEIVED", "advertisement copy stored", "report", kind="FW", content=fw)
     if squashed.startswith(("DK", "HUY")):
         return Command("SHORTCODE_SYNTAX_ERROR", f"unknown command {t.strip()[:40]!r}; use DK DNC [S|V] or HUY DNC [S|V]")
-    if squashed.startswith("FW"):
+    if fw is not None or squashed.startswith("FW"):
         return Command("SHORTCODE_SYNTAX_ERROR", "FW needs the advertisement text: FW <content>")
     return Command("SHORTCODE_SYNTAX_ERROR",
                    f"unparseable command {t.strip()[:40]!r}; use DK DNC [S|V], HUY DNC [S|V], S <number or sender> <content>, V <number or sender> <content> or FW <content>")
