@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from ..numbers import format_number, is_shortcode, normalise_number, subscriber_problem
 from ..textnorm import fold
-from .shortcode_number import (_BRACKETED, _GROUP_SEP, _NUMBER_END, _PAIRS, _TOKEN, _bracketed, _reported, _unwrapped,
-                               _vn_subscriber)
+from .shortcode_number import (_BRACKETED, _GROUP_SEP, _NUMBER_END, _PAIRS, _TOKEN, _bracketed, _glued, _reported,
+                               _unwrapped, _vn_subscriber)
 
 _DNC = re.compile(r"(DK|HUY)DNC(S|V|SV|VS)?")
 _CHANNEL = {None: "SV", "S": "S", "V": "V", "SV": "SV", "VS": "SV"}
@@ -30,6 +30,7 @@ _CHANNEL = {None: "SV", "S": "S", "V": "V", "SV": "SV", "VS": "SV"}
 # written (up to _NAME_WORDS words), else one word shaped like an alphanumeric originator (GSM: at most 11
 # characters; a letter in it): in capitals unbracketed ("S VAYNHANH ..."), in any case in brackets ("S (Vaytien)(...)")
 _NAME_WORDS = 3
+_NAME_END = ",;:!?"             # what ends a name with its content right after it; a dot is part of one (FPT.SHOP)
 _SHOUTED = re.compile(r"(?=[A-Z0-9&._-]*[A-Z])[A-Z0-9][A-Z0-9&._-]{2,10}")
 # One Vietnamese syllable written without marks (an initial, a vowel cluster, a final): "VAY", "TIN", "NHANH", "HUY"
 # typed in capitals start a report's content ("S VAY TIEN NHANH ..."), not a sender's name; a name is not one
@@ -75,8 +76,9 @@ def _name_run(text: str, first, known) -> tuple[str | None, int]:
     words: list[tuple[str, int]] = []
     m = first
     while m is not None and len(words) < _NAME_WORDS:
-        words.append((m.group(), m.end()))
-        if m.group() != m.group().rstrip(_NUMBER_END):
+        word, end = _glued(m, _NAME_END)              # "VCB,lua dao": the comma ends the name (a dot: FPT.SHOP)
+        words.append((word, end))
+        if word != word.rstrip(_NUMBER_END):
             break
         nxt = _TOKEN.search(text, m.end())
         if nxt is None or text[m.end():nxt.start()] not in _GROUP_SEP:

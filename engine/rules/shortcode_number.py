@@ -75,16 +75,16 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
     return normalise_number(g.rstrip(_NUMBER_END) or g), first.group(), end
 
 
-def _glued(m) -> tuple[str, int]:
+def _glued(m, ends: str = _NUMBER_END) -> tuple[str, int]:
     """Token `m` up to the punctuation that ends a number in it with text right after it, no space between
     ("0912345678,lua" -> "0912345678,", as a phone keyboard leaves it), and where that text starts; the whole token
     and its end when there is none ("0912.345.678": a digit follows the dots; "0912345678...": nothing does)."""
     tok = m.group()
     i = 0
     while i < len(tok):
-        if i and _punct(tok[i]):
+        if i and _punct(tok[i], ends):
             j = i
-            while j < len(tok) and _punct(tok[j]):
+            while j < len(tok) and _punct(tok[j], ends):
                 j += 1
             if j < len(tok) and not fold(tok[j]).isdigit():
                 return tok[:j], m.start() + j
@@ -94,9 +94,9 @@ def _glued(m) -> tuple[str, int]:
     return tok, m.end()
 
 
-def _punct(c: str) -> bool:
+def _punct(c: str, ends: str) -> bool:
     f = fold(c)                                   # a full-width comma is one too
-    return len(f) == 1 and f in _NUMBER_END
+    return len(f) == 1 and f in ends
 
 
 def _bracketed(text: str, start: int) -> tuple[int | None, str, bool]:
