@@ -211,6 +211,7 @@ class SmppSettings:
     silent_symbols: tuple = ()
     rejected_receipt: bool = True
     confirm_shortcode: bool = True
+    shortcode_replies_per_hour: int = 20    # 5656 replies one subscriber gets an hour at most (reply_cap.py; 0: no cap)
     shortcode_replies: dict = field(default_factory=lambda: dict(DEFAULT_REPLIES))
     accounts: dict = field(default_factory=dict)
     # SMPP over TLS (tls.py): a second listener (listen = "" for TLS only); paths resolved against the config dir
@@ -257,7 +258,7 @@ def _schema() -> dict:
         "submit_multi": {"distribution_lists": (str,)},
         "cancel_sm": {"unverified": (str,), "scheduled_on_dnc": (bool,)},
         "drop": {"silent_symbols": (list,), "rejected_receipt": (bool,)},
-        "shortcode": {"confirm": (bool,), "replies": (dict,)},
+        "shortcode": {"confirm": (bool,), "replies": (dict,), "replies_per_hour": (int,)},
     }
 
 
@@ -339,6 +340,10 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     s.silent_symbols = tuple(drop.get("silent_symbols", ()))
     s.rejected_receipt = bool(drop.get("rejected_receipt", True))
     s.confirm_shortcode = bool(sc.get("confirm", True))
+    s.shortcode_replies_per_hour = int(sc.get("replies_per_hour", s.shortcode_replies_per_hour))
+    if s.shortcode_replies_per_hour < 0:
+        raise SmppConfigError(f"{p}:{key_line(text, 'shortcode', 'replies_per_hour')}:1: [shortcode] replies_per_hour "
+                              f"must be 0 (no cap) or more, got {s.shortcode_replies_per_hour}")
     s.shortcode_replies.update(sc.get("replies", {}))
     s.accounts = parse_accounts(p, raw, text)
     server_settings(s, config_dir, srv)          # [server] tls_* (tls.py)

@@ -17,6 +17,7 @@ from .codec import constants as C
 from .codec import pdu as P
 from .msgids import id_key
 from .receipt_ids import _ReceiptIds
+from .reply_cap import ReplyCap
 from .smsc_link import LATE
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class DeliveryRouting(_ReceiptIds):
 
     _mo_index = None            # MO prefix -> system_ids (_prefix_index), made on first use, dropped on a reload
     _replies = None             # short-code replies waiting for room upstream: deque of (submit_sm, attempt)
+    _cap = None                 # replies one subscriber gets an hour (reply_cap.py), made at the first
+    _capped_said = float("-inf")    # when a capped reply was last said in the log
     _reply_timer = None
 
     def handle_smsc_deliver(self, link: SmscLink, pdu):
@@ -154,6 +157,8 @@ class DeliveryRouting(_ReceiptIds):
             return
         if "{channel}" in reply:        # (a DNC reply only: config_checks.py) named as its hit names it
             reply = reply.replace("{channel}", REPLY_CHANNEL[detail_channel(hit.detail) or "SV"])
+        if not self._reply_cap().allow(mo.source_addr, time.monotonic()):
+            return self._reply_capped(mo.source_addr)
         dc, body = encode_text(reply)
         mt = P.SubmitSm(source_addr_ton=0, source_addr_npi=0, source_addr=self.pipeline.settings.shortcode,
                         dest_addr_ton=mo.source_addr_ton, dest_addr_npi=mo.source_addr_npi,
@@ -167,6 +172,22 @@ class DeliveryRouting(_ReceiptIds):
                         old[0].destination_addr, MAX_REPLIES_WAITING)
         self._replies.append((mt, 1))
         self._send_replies(link)
+
+    def _reply_cap(self) -> ReplyCap:
+        cap = self._cap
+        if cap is None or cap.per_hour != self.settings.shortcode_replies_per_hour:     # (a reload may change it)
+            cap = self._cap = ReplyCap(self.settings.shortcode_replies_per_hour)
+        return cap
+
+    def _reply_capped(self, sender: str) -> None:
+        """A 5656 command carried out without its confirmation: its sender had its replies of the hour (reply_cap.py)."""
+        self.stats["shortcode_replies_capped"] += 1
+        now = time.monotonic()
+        if now - self._capped_said >= 60:
+            self._capped_said = now
+            log.warning("short-code replies to %r not sent: %d this hour already ([shortcode] replies_per_hour; "
+                        "its commands are carried out; %d such replies so far)", sender,
+                        self.settings.shortcode_replies_per_hour, self.stats["shortcode_replies_capped"])
 
     def _send_replies(self, prefer=None) -> None:
         """Send waiting short-code replies while a link has room (the MO's own link first)."""
