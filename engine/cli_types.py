@@ -16,14 +16,20 @@ def rate(v: str) -> float:
     return x
 
 
+MAX_SECONDS = 86400.0     # a day: beyond ~9.2e9 s socket.settimeout and the event loop's timers overflow
+
+
 def _seconds(v: str) -> float:
-    """A positive, finite number of seconds (argparse type)."""
+    """A positive number of seconds, at most MAX_SECONDS (argparse type): `ctl --timeout 1e10` was taken, then
+    crashed in socket.settimeout (OverflowError, a traceback)."""
     try:
         x = float(v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {v!r}") from None
     if not 0 < x < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {v!r}")
+    if x > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:g} seconds (a day), got {v!r}")
     return x
 
 
