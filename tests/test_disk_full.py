@@ -224,6 +224,12 @@ def test_a_stop_on_a_full_disk_says_what_state_it_lost_and_still_finishes(tmp_pa
             "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
             "    return real(fd, data)\n"
             "E.append_all = full\n"
+            "real_snap = E.write_snapshot_tmp\n"       # the snapshot too (with room for it, the stop saves the state
+            "def snap_full(tmp, obj):\n"              # the journal refused: test_state_stop_snapshot_when_journal_fails)
+            f"    if os.path.exists({str(flag)!r}):\n"
+            "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
+            "    return real_snap(tmp, obj)\n"
+            "E.write_snapshot_tmp = snap_full\n"
             "from engine.cli import main; raise SystemExit(main())")
     node = _Node(tmp_path, boot=boot)
     try:

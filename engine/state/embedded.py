@@ -175,25 +175,30 @@ class EmbeddedStore(Startup):
             err, cancel = await _in_thread(self._write_tail, old, recs, done)
             self.seg_bytes = 0                  # the next records go to the new segment either way
             if done["tail"]:
-                self.records += len(recs)       # in segment `old`, which replay reads while the snapshot
-                self.spool.written(mark)        # that failed is not there: never written twice
-            else:
-                self.buf[:0] = recs
-                self.spool.put_back(len(recs))
+                self._tail_kept(recs, mark, True)   # in segment `old`, which replay reads while the snapshot
+            elif child is not None or cancel is not None:   # that failed is not there: never written twice
+                self._tail_kept(recs, mark, False)
             if (err is not None or cancel is not None) and child is not None:
                 child.kill()                    # its snapshot would count the tail that is not written
                 tmp.unlink(missing_ok=True)
             if cancel is not None:
                 raise cancel
-            if err is not None:
+            if err is not None and child is not None:
                 raise err
             if child is not None:               # installed in the background; the next one waits for it
                 self._child = child
                 self._finishing = asyncio.ensure_future(self._finish(old, tmp, child))
                 return
+            # the tables copied above hold the tail: a journal that refused it (a full disk: the backlog is larger
+            # than the snapshot) leaves the snapshot to save it, and the stop's state is saved all the same
+            tail_err = err
             err, cancel = await _in_thread(self._install, old, tmp, None, {**head, "state": state})
+            if not done["tail"]:                # (in the snapshot: not counted as journal records)
+                self._tail_kept(recs, mark, err is None and cancel is None, journalled=False)
             if cancel is not None:
                 raise cancel
+            if err is not None and tail_err is not None:
+                raise tail_err                  # neither written: the journal's failure, as a failed flush's
             if err is not None and fork:        # the timer's, fork refused: a snapshot writer's failure, as a
                 self.write_errors += 1          # forked one's is (_finish); said as the journal's, the next flush
                 _snapshot_failed(err)           # called it over (/healthz 200, no snapshot working)
@@ -239,6 +244,16 @@ class EmbeddedStore(Startup):
         """In the forked child: the tables as they were at the fork, from their own memory."""
         state = dump_state(self.counters.mem, self.history.mem, self.calls.mem, views=True)
         write_snapshot_tmp(tmp, {**head, "state": state})
+
+    def _tail_kept(self, recs: list, mark: int, on_disk: bool, journalled: bool = True) -> None:
+        """A snapshot's tail `recs` is on disk (in the journal, or in the snapshot's tables), else back at the
+        buffer's head for the next attempt, in order."""
+        if on_disk:
+            self.records += len(recs) if journalled else 0
+            self.spool.written(mark)
+        else:
+            self.buf[:0] = recs
+            self.spool.put_back(len(recs))
 
     def _after_failed_write(self, err) -> None:
         """A segment that could not be cut back after a failed append ends in a torn frame, and replay
