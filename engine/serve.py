@@ -286,7 +286,8 @@ async def run_serve(args, ready=None):
         save_map(proxy.msgid_account, ids_file)   # which account sent what: receipts after the restart find it
         saved = True
     except OSError as e:
-        log.error("message-id map could not be saved whole (%s): the next start reads its log", e)
+        log.error("message-id map could not be saved whole (%s): %s", e, "the next start reads its log"
+                  if idlog.writer is not None else "its log was not started: the ids of this run are lost")
     await idlog.close(clean=saved)
     await proxy.scheduled.close()           # ads scheduled ahead: the journal rewritten as what is indexed
     if sip:

@@ -204,8 +204,10 @@ class IdLog:
             crashspool.discard(spooled)
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         except OSError as e:
-            log.error("message-id log %s not started (%s): the map is kept at a clean stop only (a crash loses "
-                      "it)", path, e)
+            # the message_ids writer's failure until a restart (/healthz 503, telfilter_disk_failing): no write
+            # will ever say it works again, and a crash from now on loses the map
+            trouble("message_ids").failed(e, f"message-id log {path} not started: the map is kept at a clean stop "
+                                             "only (a crash loses it) until a restart")
             return n
         self.in_seg = len(self.ids)
         try:
