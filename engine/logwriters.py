@@ -3,6 +3,7 @@ the verdict log (`stdout_target`). The event loop only appends to their buffer (
 reader or a failing disk costs log lines, counted, never the traffic."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -115,6 +116,20 @@ class PipeOut:
         self.thread.join(timeout)
 
 
+def _open_log(path) -> int:
+    """The log's descriptor, opened O_NONBLOCK and then made blocking: a FIFO with no reader fails at once (ENXIO)
+    instead of blocking the open until one comes. It blocked serve's start before anything listened, without a
+    word, and a SIGUSR2 reopen's worker thread, which the stop then waited for for ever."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise OSError(e.errno, "a FIFO with no reader (start its reader first)", str(path)) from None
+        raise
+    os.set_blocking(fd, True)
+    return fd
+
+
 def _regular_or_absent(path) -> bool:
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
@@ -162,7 +177,7 @@ class FileOut(PipeOut):
             except OSError as e:
                 no_spool = e
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = _open_log(path)
         except OSError:
             if self.spool is not None:
                 self.spool.close()
