@@ -162,3 +162,24 @@ def test_a_dual_stack_screen_sees_the_icmp_error_about_an_ipv4_next_hop(tmp_path
     finally:
         uac.close()
         h.stop()
+
+
+def test_telfilter_serve_answers_a_call_to_an_unreachable_next_hop_503(tmp_path):
+    """Through `telfilter serve` as shipped (uvloop's poller, the C pump, the verdict log): the call is judged and
+    logged once, then answered 503 for its next hop's ICMP error."""
+    from .test_serve import free_port
+    from .test_sipp_dialog_restart import configure, serve, stop, verdicts
+    from .test_sipp_ims_flows import free_port as free_sip_port
+    cfg, data = configure(tmp_path)
+    sip_port = free_sip_port()
+    p = serve(tmp_path, cfg, data, sip_port, _dead_port(), free_port(), 1)
+    uac = _udp(5.0)
+    try:
+        uac.sendto(invite(call_id="serve-dead-hop", via_port=uac.getsockname()[1]), ("127.0.0.1", sip_port))
+        data = _answer(uac)
+        assert data.startswith(b"SIP/2.0 503"), data[:60]
+        assert b"unreachable" in data
+    finally:
+        assert stop(p) == 0
+        uac.close()
+    assert len(verdicts(tmp_path)) == 1
