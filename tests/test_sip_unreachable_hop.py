@@ -176,9 +176,9 @@ def test_telfilter_serve_answers_a_call_to_an_unreachable_next_hop_503(tmp_path)
     uac = _udp(5.0)
     try:
         uac.sendto(invite(call_id="serve-dead-hop", via_port=uac.getsockname()[1]), ("127.0.0.1", sip_port))
-        data = _answer(uac)
-        assert data.startswith(b"SIP/2.0 503"), data[:60]
-        assert b"unreachable" in data
+        ans = _answer(uac)
+        assert ans.startswith(b"SIP/2.0 503"), ans[:60]
+        assert b"unreachable" in ans
     finally:
         assert stop(p) == 0
         uac.close()
