@@ -18,8 +18,9 @@ shared" (or an outage) and then let every message through fail-open for as long 
   ACL refuses is a start-up error naming it. Memory full (OOM, `noeviction`) is not: writes fail until memory is
   freed, which is an outage (`on_error` decides meanwhile), said as a warning.
 
-The key `tf:keyspace` (no TTL) marks the keyspace the counters live in: a store that reloads its script (the server
-restarted, failed over or flushed its scripts) looks for it, and if it is gone the server lost its keys (restarted
+The key `tf:keyspace` (no TTL) marks the keyspace the counters live in: every batch script call (redis_script.py) and
+a store that reloads its script (the server restarted, failed over or flushed its scripts) look for it, and if it is
+gone the server lost its keys (restarted
 without persistence, FLUSHALL, or evicted): the caps counted before are gone, said as an error (`keyspace_lost`).
 """
 from __future__ import annotations

@@ -27,8 +27,8 @@ BATCH_TTL = 60
 # ARGV[1]: msgpack list of messages, each a list of ops
 # {key index, mode (0 count, 1 distinct, 2 remove: a count taken back, 3 count at delivery), limit, window
 # (-1 = forever), second (mode 3: the delivery's), enforce?, value fingerprint (mode 3: the clock's second)}.
-# Returns one string of comma-separated integers (parsed in C, not as a RESP array of
-# thousands of items): per message, committed (1/0) and then each op's count (count mode:
+# Returns one string of comma-separated integers (parsed in C, not as a RESP array of thousands of items), after an
+# 'L' when the keyspace mark was gone: per message, committed (1/0) and then each op's count (count mode:
 # stamps within the window before this one; mode 3: the most in one window holding the delivery, or
 # the limit when the row has no room (rules/counters.py count_at); distinct mode: distinct values within
 # the window including this one).
@@ -49,6 +49,10 @@ LUA = TRIM_STREAM + r"""
 -- afterwards whether it ran) is never run late; the answer is kept under it for RECONCILE
 local tok = 'tf:b:' .. ARGV[#ARGV]
 if redis.call('EXISTS', tok) == 1 then return '' end
+-- the keyspace mark (redis_check.KEYSPACE) gone: the server lost its keys since it was set (FLUSHALL or FLUSHDB, keys
+-- evicted: the script cache stays, so no NOSCRIPT says it), set again and said by the answer's leading 'L' (the
+-- answer kept under the token has none: one process says it once)
+local lost = redis.call('SET', 'tf:keyspace', '1', 'NX') and 'L' or ''
 local msgs = cmsgpack.unpack(ARGV[1])
 local out = {}
 local function parse(v, step)
@@ -224,7 +228,7 @@ for j = nk + 1, #KEYS do
 end
 local res = table.concat(out, ',')
 redis.call('SET', tok, res, 'EX', BATCH_TTL)
-return res
+return lost .. res
 """
 
 # Whether a batch whose answer never came (a timeout: the server may have run it, or may run it later, from a

@@ -253,8 +253,7 @@ class RedisStore(Outage, _Enforcement):
             ev = [r.take() for r in self.riders]
             token = os.urandom(8).hex()
             try:
-                res = await asyncio.wait_for(self._eval(keys, arg, ev, token), self.timeout * 2)
-                res = list(map(int, res.split(b","))) if res else []
+                res = self._answer(await asyncio.wait_for(self._eval(keys, arg, ev, token), self.timeout * 2))
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
                 for r, taken in zip(self.riders, ev):
                     r.lost(taken)
@@ -316,8 +315,19 @@ class RedisStore(Outage, _Enforcement):
         at its cap, and nothing said so."""
         from .redis_check import keyspace_lost
         lost = await keyspace_lost(self.redis, self.timeout)
-        if lost is None:
-            return
+        if lost is not None:
+            self._mark_was(lost)
+
+    def _answer(self, res: bytes) -> list:
+        """The batch script's answer as integers; a leading 'L': the script found the keyspace mark gone (FLUSHALL,
+        FLUSHDB, evicted keys: the script cache stays, no reload looks for it)."""
+        if res[:1] == b"L":
+            self._mark_was(True)
+            res = res[1:]
+        return list(map(int, res.split(b","))) if res else []
+
+    def _mark_was(self, lost: bool) -> None:
+        """The keyspace mark was found gone (`lost`) or there, and is set now: an error once serve had set it."""
         if not self._checked:           # (the server away at the start: the mark set now, the first time)
             self._checked = True
         elif lost:
