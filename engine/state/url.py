@@ -61,11 +61,13 @@ def parse_url(url: str) -> dict:
             raise StateError(f"--state {shown!r}: a Unix socket is unix:///absolute/path?db=N")
     else:
         try:
-            port = u.port or 6379
+            port = 6379 if u.port is None else u.port
         except ValueError:
             raise StateError(f"--state {shown!r}: bad port") from None
+        if port == 0:           # (taken for no port, it connected to 6379)
+            raise StateError(f"--state {shown!r}: bad port")
         db = (u.path or "/0").strip("/") or "0"
-    if not db.isdigit():
+    if not (db.isascii() and db.isdigit()):     # (str.isdigit takes '²', which int() refuses, and '٣', a 3)
         raise StateError(f"--state {shown!r}: the database is a number (redis://HOST:PORT/0, unix:///PATH?db=0)")
     if int(db) > 2 ** 31 - 1:       # (Redis's `databases` is an int: SELECT refuses more, at every connection)
         raise StateError(f"--state {shown!r}: the database is a number below 2147483648 (the server's `databases` "
