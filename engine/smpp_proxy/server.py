@@ -90,9 +90,10 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.sessions: set = set()
         self.binds: dict[str, list] = defaultdict(list)       # system_id -> [EsmeSession]
-        # limits across processes (engine/state/pool.py sets both with --state redis://)
+        # limits across processes (engine/state/pool.py sets these with --state redis://)
         self.bucket_factory = TokenBucket
         self.bind_gate = None       # callable(account, done(ok)): may the account bind once more?
+        self.bind_released = None   # callable(system_id): a bind of the account ended
         self.buckets: dict[str, TokenBucket] = {}
         self.links: list[SmscLink] = []
         self.upstream_held: dict[str, int] = {}               # system_id -> its requests in the SMSC windows
@@ -387,6 +388,8 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
             lst = self.binds.get(sess.account.system_id, [])
             if sess in lst:
                 lst.remove(sess)
+                if self.bind_released is not None:
+                    self.bind_released(sess.account.system_id)
         for seq, (cb, *_) in list(sess.window.items()):
             cb(None)
         sess.window.clear()

@@ -12,8 +12,10 @@ time (server clock) until which that field counts. A process refreshes its field
 - **Max binds.** A bind that passed the local checks asks the server (`reserve`, a Lua script):
   the sum of the live fields of `n` is the account's binds everywhere; below `max_binds` the
   script adds one to this process's field and says yes, otherwise no (ESME_RBINDFAIL). A
-  bind that ends writes this process's exact count back. Two processes racing for the last
-  bind are ordered by the server.
+  bind that ends writes this process's exact count back at once (the binds held and the
+  reservations still in flight; before, only the refresh did, so an ESME binding and unbinding
+  again and again was refused once it had made max_binds binds within BEAT). Two processes
+  racing for the last bind are ordered by the server.
 - **Throughput.** Each process's token bucket for an account gets a share of the account's
   rate: every `BEAT` s it publishes its demand (submits asked for in the last period) in
   `:d` hashes and sets its rate to `rate * own / total` (an equal share while nobody asks).
@@ -110,25 +112,52 @@ class PoolLimits:
         # said once, then every 30 s while Redis stays away (a line a second, and one per bind, before)
         self.refresh_trouble = Trouble("pool limits refresh")
         self.bind_trouble = Trouble("max_binds across the pool")
+        self.reserving: dict[str, int] = {}     # account -> reservations asked and not yet bound or refused
+        self._releases: set = set()              # release_bind's writes under way (ended by close)
+        self._closed = False
         proxy.bucket_factory = SharedBucket
         proxy.bind_gate = self.reserve_bind
+        proxy.bind_released = self.release_bind
 
     def reserve_bind(self, acct, done) -> None:
         """done(True) if the account may have one more bind across the pool."""
+        a = acct.system_id
+        self.reserving[a] = self.reserving.get(a, 0) + 1
+
         async def ask():
+            ok = True
             try:
-                n, t = _keys(acct.system_id, "n")
+                n, t = _keys(a, "n")
                 ok = await asyncio.wait_for(
                     self.redis.eval(RESERVE, 2, n, t, self.me, acct.max_binds, TTL), self.timeout * 2)
                 if not ok:
                     self.stats["bind_refused_pool"] += 1
                 self.bind_trouble.ok()
-                done(bool(ok))
             except Exception as e:              # fall back to the local check (already passed)
                 self.stats["errors"] += 1
                 self.bind_trouble.failed(f"{type(e).__name__}: {e}", "local limit only")
-                done(True)
+            finally:
+                self.reserving[a] -= 1
+            done(bool(ok))                      # (bound now: in proxy.binds)
         asyncio.ensure_future(ask())
+
+    def _held(self, acct: str) -> int:
+        """This process's binds of the account, those being reserved included (counted until refused)."""
+        return len([s for s in self.proxy.binds.get(acct, ()) if not s.closed]) + self.reserving.get(acct, 0)
+
+    def release_bind(self, acct: str) -> None:
+        """A bind ended: this process's exact count written back now (the refresh would within BEAT)."""
+        async def write():
+            try:
+                n, _t = _keys(acct, "n")
+                await asyncio.wait_for(self.redis.hset(n, self.me, self._held(acct)), self.timeout * 2)
+            except Exception:                   # (the next refresh writes it; its failures are said there)
+                self.stats["errors"] += 1
+        if self._closed:                        # (the stop removes this process's fields)
+            return
+        t = asyncio.ensure_future(write())
+        self._releases.add(t)
+        t.add_done_callback(self._releases.discard)
 
     async def run(self) -> None:
         while True:
@@ -145,11 +174,10 @@ class PoolLimits:
 
     async def _beat(self) -> None:
         p = self.redis.pipeline(transaction=False)
-        held = {a: len([s for s in ss if not s.closed]) for a, ss in self.proxy.binds.items()}
         until = int(await self._now()) + TTL
-        for a, k in held.items():       # exact counts: a bind that ended is released here (within BEAT)
+        for a in list(self.proxy.binds):        # exact counts (a release that failed is made good here)
             n, t = _keys(a, "n")
-            p.hset(n, self.me, k)
+            p.hset(n, self.me, self._held(a))
             p.hset(t, self.me, until)
         await p.execute()
         for a, b in list(self.proxy.buckets.items()):
@@ -168,6 +196,10 @@ class PoolLimits:
         return s + us / 1e6
 
     async def close(self) -> None:
+        self._closed = True
+        for t in list(self._releases):          # (their fields are removed below)
+            t.cancel()
+        await asyncio.gather(*self._releases, return_exceptions=True)
         try:
             p = self.redis.pipeline(transaction=False)
             for a in list(self.proxy.binds) + list(self.proxy.buckets):
