@@ -48,6 +48,7 @@ log = logging.getLogger("telfilter")
 # default 700,10,10 without freeze -> 100-130 ms; freeze + 700,10,100 -> 26-51 ms, over 100k judged
 # messages). Most of what remains is per-sender counter state, which is not ours to flatten here.
 GC_THRESHOLDS = (700, 10, 100)
+MAX_WORKERS = 256                   # serve --workers at most (each a process with the lists and the model)
 
 
 async def run_serve(args, ready=None):
@@ -360,8 +361,9 @@ def cmd_serve(args) -> int:
         pass
     setup_service_logging(args.verbose, getattr(args, "log_format", "text"))
     workers = getattr(args, "workers", 1)
-    if workers < 1:
-        say_error(f"telfilter serve: --workers {workers}: at least 1")
+    if not 1 <= workers <= MAX_WORKERS:
+        # (a typo's 1000 started a thousand processes, each loading the lists and the model)
+        say_error(f"telfilter serve: --workers {workers}: 1 to {MAX_WORKERS}")
         return 2
     if workers > 1:
         from .state import is_shared

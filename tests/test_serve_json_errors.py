@@ -37,13 +37,14 @@ def _config(tmp_path, name, tail):
 
 
 @pytest.mark.parametrize("case", ["bad_config", "bad_rules", "missing_file", "workers_0", "workers_no_state",
-                                  "bad_state_url", "bad_listen", "log_is_a_directory"])
+                                  "bad_state_url", "bad_listen", "log_is_a_directory", "workers_too_many"])
 def test_start_up_errors_are_json_lines(tmp_path, case):
     flags = {
         "bad_config": ["--config", lambda: _config(tmp_path, "smpp.toml", "listen = [\n")],
         "bad_rules": ["--config", lambda: _config(tmp_path, "rules/40-spam-senders.toml", "oops = [\n")],
         "missing_file": ["--esme-accounts-file", tmp_path / "nope"],
         "workers_0": ["--workers", "0"],
+        "workers_too_many": ["--workers", "100000"],        # (a typo's thousand processes: refused)
         "workers_no_state": ["--workers", "2"],
         "bad_state_url": ["--state", "bogus://x"],
         "bad_listen": ["--smpp-listen", "nope"],
@@ -76,7 +77,10 @@ def test_a_port_in_use_is_a_json_line(tmp_path):
 
 def test_text_format_keeps_its_plain_lines(tmp_path):
     p = run_cli("serve", "--data-dir", tmp_path / "d", "--sip-listen", "off", "--workers", "0")
-    assert p.returncode == 2 and p.stderr.strip() == "telfilter serve: --workers 0: at least 1"
+    assert p.returncode == 2 and p.stderr.strip() == "telfilter serve: --workers 0: 1 to 256"
+    p = run_cli("serve", "--data-dir", tmp_path / "d", "--sip-listen", "off", "--workers", "100000",
+                "--state", "redis://127.0.0.1:9/0")
+    assert p.returncode == 2 and p.stderr.strip() == "telfilter serve: --workers 100000: 1 to 256"
 
 
 def test_an_unexpected_error_is_a_json_line_with_its_traceback(tmp_path):
