@@ -102,7 +102,13 @@ class Unreachable:
             if len(w) < WATCH and w[k][4] > now:
                 break
             del w[k]
-        w[branch] = (data, back, msg.charge, msg.replay_of, now + WATCH_S)
+        charge, replay_of = msg.charge, msg.replay_of
+        was = w.pop(branch, None)
+        if was is not None and charge is None:
+            # a copy (the caller's retransmission, forwarded on the same branch, counts nothing): the call's counts
+            # stay with it, for an ICMP error about the first copy that comes after it (an ARP failure: ~3 s)
+            charge, replay_of = was[2], was[3] if replay_of is None else replay_of
+        w[branch] = (data, back, charge, replay_of, now + WATCH_S)     # (re-put last: the order stays by expiry)
 
     def on_icmp_error(self, quoted: bytes, dest, err: int) -> None:
         """An ICMP error (`err`) came back about a datagram we sent to `dest`, of which `quoted` is the start."""
