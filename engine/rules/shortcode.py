@@ -237,8 +237,9 @@ def _fw_content(t: str, k) -> str | None:
         rest = t[k.end():].strip()
         return rest[1:].strip() if word == "FW" and rest[:1] in (":", "\uff1a") else rest
     if word.startswith("FW:"):
-        colon = next(i for i, c in enumerate(k.group()) if fold(c) == ":")
-        return t[k.start() + colon + 1:].strip()
+        # (the character the colon is in: one may fold to more than it, '\u2a74' to '::=')
+        colon = next((i for i, c in enumerate(k.group()) if ":" in fold(c)), None)
+        return None if colon is None else t[k.start() + colon + 1:].strip()
     return None
 
 
