@@ -148,7 +148,8 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
     t = summary["totals"]
     n_sms, n_call = sum(t["sms"].values()), sum(t["call"].values())
     # from/to are null with no record and no --from/--to: "None to None" was printed
-    span = f", {summary['from'] or '…'} to {summary['to'] or '…'}" if summary["from"] or summary["to"] else ": no records"
+    span = (f", {summary['from'] or '…'} to {summary['to'] or '…'}" if summary["from"] or summary["to"]
+            else ": no records")
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>telfilter report{html.escape(span)}</title>"
         f"<style>{_CSS}</style></head><body>",

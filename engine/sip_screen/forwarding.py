@@ -37,6 +37,7 @@ from ..servicelog import LogThrottle
 from .codec import make_response
 from .recent import dialog_digest, digest
 from .responses import _to_tag_of, same_host  # noqa: F401  (re-exported: the old home, tests import them from here)
+from .responses import tx_of
 from .tcp import INVITE_WAIT_MAX, WRITE_MAX, TcpConnection
 from .unreachable import STALE_SEND_ERRORS
 
@@ -104,7 +105,7 @@ class Forwarding:
                 self.invites.put(key, (branch, dest, d if d.action else 0), time.monotonic())
         if conn is not None and msg.method == "INVITE" and conn.key is None:
             # its final goes back on the caller's connection, which is not idle meanwhile (tcp.py _ringing)
-            conn.invite_forwarded(digest(self._tx_of(msg)), time.monotonic() + INVITE_WAIT_MAX)
+            conn.invite_forwarded(digest(tx_of(msg)), time.monotonic() + INVITE_WAIT_MAX)
         tx = self._invite_on_tcp(msg, host, port) if out == "TCP" and msg.method == "INVITE" else None
         on_fail = None if msg.method == "ACK" else self._on_fail(msg, back, tx, host, port)   # (an ACK: never answered)
         if fixed and out == "TCP" and key is not None:
@@ -174,15 +175,9 @@ class Forwarding:
         """`msg`, an INVITE, is about to go over TCP to (host, port): its connection is kept until its final
         (bounds.py tcp_out_invite). Before the send: a send that fails ends that wait at once (the caller's
         on_fail, with the transaction returned here)."""
-        tx = self._tx_of(msg)
+        tx = tx_of(msg)
         self.tcp_out_invite(tx, (self._canonical(host), port))
         return tx
-
-    @staticmethod
-    def _tx_of(msg) -> str:
-        """An INVITE's transaction as its finals name it (responses._final): "Call-ID CSeq-number"."""
-        cseq = msg.get("cseq") or ""
-        return f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0] if cseq.strip() else ''}"
 
     def _forward_failed(self, msg, back, why):
         if msg.charge is not None:                      # a call counted toward caps that never left

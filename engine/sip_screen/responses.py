@@ -71,6 +71,12 @@ def same_host(sent_to: str, source: str) -> bool:
     return (getattr(a, "ipv4_mapped", None) or a) == (getattr(b, "ipv4_mapped", None) or b)
 
 
+
+def tx_of(msg) -> str:
+    """An INVITE's transaction as its finals name it (_final, forwarding's waits on it): "Call-ID CSeq-number"."""
+    cseq = msg.get("cseq") or ""
+    return f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0] if cseq.strip() else ''}"
+
 class Responses:
     """Mixed into SipScreen: what goes back toward the caller."""
 
@@ -89,9 +95,8 @@ class Responses:
         cseq = msg.get("cseq") or ""
         tx = None
         if msg.status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
-            call_id = msg.get("call-id") or ""
-            tx = f"{call_id.strip(' ')} {cseq.split(None, 1)[0]}"
-            self._invite_final(str(msg.status), tx, call_id, src, lambda: msg.tag_in(msg.get("to")))
+            tx = tx_of(msg)
+            self._invite_final(str(msg.status), tx, msg.get("call-id") or "", src, lambda: msg.tag_in(msg.get("to")))
         nxt = parse_via(vias[1])
         self._send_response(self._wire(msg, nxt.transport if nxt.transport in TRANSPORTS else "UDP"), nxt,
                             top.params.get("i"), tx)
@@ -167,7 +172,7 @@ class Responses:
         transaction ("Call-ID CSeq-number") if it is a final, else None."""
         cseq = msg.get("cseq") or ""
         if status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
-            tx = f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0]}"
+            tx = tx_of(msg)
             self._final(str(status), tx)
             return tx
         return None

@@ -86,7 +86,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             self.ranges.append((net.version, int(net.network_address), int(net.broadcast_address)))
         self.permit_cache: dict = {}
         self.udp_only: dict = {}                            # (host, port) -> until when TCP is not tried
-        self.unreachable_watch: dict = {}                   # our branch -> an INVITE forwarded over UDP (unreachable.py)
+        self.unreachable_watch: dict = {}                   # our branch -> INVITE forwarded over UDP (unreachable.py)
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}

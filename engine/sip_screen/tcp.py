@@ -55,8 +55,8 @@ WRITE_MAX = 1024 * 1024          # bytes queued to one TCP peer at most: a messa
 WRITE_STALL = 32.0               # seconds a TCP peer may leave our writes unread: 64*T1, by then every transaction
                                  # whose messages wait has timed out (RFC 3261 Timers B, F)
 WRITE_STALLED = "not reading what we write"             # TcpConnection.expired()'s reason: counted apart
-INVITE_WAIT_MAX = 600.0          # seconds an INVITE sent or forwarded over TCP keeps its connection open waiting for its
-                                 # final: over Timer C (> 3 min, RFC 3261 §16.8) with room, and any real ring time
+INVITE_WAIT_MAX = 600.0          # seconds an INVITE sent or forwarded over TCP keeps its connection open waiting for
+                                 # its final: over Timer C (> 3 min, RFC 3261 §16.8) with room, and any real ring time
 AWAITED = 256                    # INVITEs of one inbound connection awaiting their final remembered (oldest forgotten)
 
 

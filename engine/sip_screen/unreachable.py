@@ -44,8 +44,8 @@ _SOL_IP, _IP_RECVERR, _SOL_IPV6, _IPV6_RECVERR = 0, 11, 41, 25     # <linux/in.h
 _ORIGIN_ICMP = (2, 3)   # sock_extended_err.ee_origin: SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 (not a local error)
 _EE = struct.Struct("=IB")                              # ee_errno, ee_origin: the start of sock_extended_err
 # our Via is the first: the branch of the first Via of the quoted request, when it is one of ours
-_FIRST_BRANCH = re.compile(rb"\r\n(?:[Vv][Ii][Aa]|[Vv])[ \t]*:[^\r\n]*?;[ \t]*branch=(" + re.escape(BRANCH_PREFIX.encode())
-                           + rb"[^;,\s]*)")
+_FIRST_BRANCH = re.compile(rb"\r\n(?:[Vv][Ii][Aa]|[Vv])[ \t]*:[^\r\n]*?;[ \t]*branch=("
+                           + re.escape(BRANCH_PREFIX.encode()) + rb"[^;,\s]*)")
 
 
 def recv_errors(sock: socket.socket) -> bool:
@@ -123,5 +123,4 @@ class Unreachable:
         msg = parse_datagram(data)
         msg.our_via, msg.charge, msg.replay_of = True, charge, replay_of
         self.stats["next_hop_unreachable"] += 1
-        where = addr_text(*dest[:2]) if isinstance(dest, tuple) and len(dest) >= 2 else str(dest)
-        self._forward_failed(msg, back, f"next hop {where} unreachable: {os.strerror(err)}")
+        self._forward_failed(msg, back, f"next hop {addr_text(*dest[:2])} unreachable: {os.strerror(err)}")

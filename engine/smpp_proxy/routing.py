@@ -180,7 +180,7 @@ class DeliveryRouting(_ReceiptIds):
         return cap
 
     def _reply_capped(self, sender: str) -> None:
-        """A 5656 command carried out without its confirmation: its sender had its replies of the hour (reply_cap.py)."""
+        """A 5656 command carried out unconfirmed: its sender had its replies of the hour (reply_cap.py)."""
         self.stats["shortcode_replies_capped"] += 1
         now = time.monotonic()
         if now - self._capped_said >= 60:

@@ -20,9 +20,10 @@ SMSC reached a final state), when an ESME's own cancel_sm or replace_sm of it is
 it an ad ahead re-times it; one that makes a message scheduled ahead an ad indexes it), or when it is cancelled
 here. A submit_multi's ad is one entry per recipient (`member_key`: its id's key and the recipient), tied by
 `groups`: one cancel_sm cancels every recipient's copy (SMPP 3.4 §4.9: one message_id), so all go together; its
-receipt, one per recipient, takes that recipient's out. Layout: a dict id key -> entry tuple (~330 B an entry with its strings), a dict recipient -> key (a tuple of
-keys for the rare recipient with several), the bitmap of recipients, and a heap of (due, key) for the expiry (stale
-items skipped as they surface, rebuilt when they outnumber the entries); in serve, the journal's copy of each
+receipt, one per recipient, takes that recipient's out. Layout: a dict id key -> entry tuple (~330 B an entry with
+its strings), a dict recipient -> key (a tuple of keys for the rare recipient with several), the bitmap of
+recipients, and a heap of (due, key) for the expiry (stale items skipped as they surface, rebuilt when they outnumber
+the entries); in serve, the journal's copy of each
 entry (~250 B more): ~580 B an entry, ~116 MB at the bound.
 
 Across a restart, a crash too: in serve every entry is journalled as it is indexed and as it goes (`open`:
