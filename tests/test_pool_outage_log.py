@@ -118,3 +118,65 @@ def test_a_flapping_redis_is_not_a_line_per_failure(caplog):
     assert len(lines) == 5, lines                   # failed at 0 and 30, over at 1 and 31, and at 100
     assert "(15 times since the last such line)" in lines[2], lines
     assert "works again" in lines[-1] and "(25 failures since start)" in lines[-1], lines
+
+
+class _HungRedis(_Redis):
+    """A server that takes every call and never answers (a hung Redis, a black-holed route)."""
+    def __init__(self):
+        super().__init__()
+        self.asked = 0
+
+    async def eval(self, *a):
+        self.asked += 1
+        await asyncio.sleep(3600)
+
+
+def test_a_hung_server_costs_one_bind_the_wait_not_each():
+    """Before, every bind of an outage asked the server and waited 2 x timeout (1 s by default) for nothing: 20 ESMEs
+    rebinding after a link flap waited 20 s between them. After one failed question the next binds take the local
+    limit (already passed) at once until a back-off has passed; a refresh that works ends it."""
+    lim, _ = _limits()
+    r = lim.redis = _HungRedis()
+    acct = types.SimpleNamespace(system_id="acme", max_binds=2)
+
+    async def bind():
+        fut = asyncio.get_running_loop().create_future()
+        lim.reserve_bind(acct, fut.set_result)
+        return await fut
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        first = await bind()                        # asks, waits 2 x timeout (0.1 s), local limit
+        waited = loop.time() - t0
+        t1 = loop.time()
+        rest = [await bind() for _ in range(19)]    # within the back-off: not asked
+        quick = loop.time() - t1
+        await asyncio.sleep(0.15)                   # the back-off (0.1 s) over: the next bind asks again...
+        again = await bind()
+        asked_then, backoff = r.asked, lim._ask_backoff
+        lim._asked_ok()                             # (a refresh that worked)
+        t2 = loop.time()
+        await bind()
+        return first, waited, rest, quick, again, asked_then, backoff, loop.time() - t2
+
+    first, waited, rest, quick, again, asked_then, backoff, last = asyncio.run(go())
+    assert first is True and waited >= 0.09
+    assert rest == [True] * 19 and quick < 0.05, quick
+    assert lim.stats["binds_unasked"] == 19
+    assert again is True and asked_then == 2        # ... once, and its failure doubles the back-off
+    assert backoff == 0.4
+    assert r.asked == 3 and last >= 0.09            # after a working refresh every bind asks again
+
+
+def test_binds_do_not_ask_while_the_store_backs_off():
+    """The store's own failures (a batch of counts timed out) start a back-off there: binds meanwhile take the local
+    limit without a question of their own that would wait a timeout too."""
+    import time
+    lim, _ = _limits()
+    r = lim.redis = _HungRedis()
+    lim.store._down_until = time.monotonic() + 60
+    acct = types.SimpleNamespace(system_id="acme", max_binds=2)
+    got = []
+    lim.reserve_bind(acct, got.append)              # answered at once, no loop needed
+    assert got == [True] and r.asked == 0 and lim.stats["binds_unasked"] == 1

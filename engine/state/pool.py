@@ -24,6 +24,9 @@ time (server clock) until which that field counts. A process refreshes its field
 
 Redis unreachable: binds fall back to the local `max_binds` and buckets keep their last rate
 (said at once, then every 30 s while it lasts, and when it answers again); nothing waits longer than the store's timeout.
+After a bind's question failed (or while the store itself backs off), the next binds do not ask: they take the local
+limit at once until a back-off has passed (0.1 s doubling to 5 s; a refresh that works ends it), so a hung server
+costs one bind the wait, not each (before, every bind of an outage waited 2 x timeout, 1 s by default).
 """
 from __future__ import annotations
 
@@ -31,12 +34,14 @@ import asyncio
 import os
 import secrets
 import socket
+import time
 
 from ..servicelog import Trouble
 from ..smpp_proxy.accounts import TokenBucket
 
 BEAT = 1.0          # seconds between refreshes
 TTL = 5             # seconds a field counts without a refresh
+ASK_BACKOFF_MIN, ASK_BACKOFF_MAX = 0.1, 5.0     # seconds binds take the local limit unasked after a failure
 
 RESERVE = r"""
 local now = redis.call('TIME')
@@ -108,19 +113,24 @@ class PoolLimits:
         self.redis = store.redis
         self.me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.timeout = store.timeout
-        self.stats = {"bind_refused_pool": 0, "errors": 0}
+        self.stats = {"bind_refused_pool": 0, "errors": 0, "binds_unasked": 0}
         # said once, then every 30 s while Redis stays away (a line a second, and one per bind, before)
         self.refresh_trouble = Trouble("pool limits refresh")
         self.bind_trouble = Trouble("max_binds across the pool")
         self.reserving: dict[str, int] = {}     # account -> reservations asked and not yet bound or refused
         self._releases: set = set()              # release_bind's writes under way (ended by close)
         self._closed = False
+        self._ask_after = 0.0                    # monotonic: binds before it take the local limit unasked
+        self._ask_backoff = ASK_BACKOFF_MIN
         proxy.bucket_factory = SharedBucket
         proxy.bind_gate = self.reserve_bind
         proxy.bind_released = self.release_bind
 
     def reserve_bind(self, acct, done) -> None:
         """done(True) if the account may have one more bind across the pool."""
+        if time.monotonic() < max(self._ask_after, getattr(self.store, "_down_until", 0.0)):
+            self.stats["binds_unasked"] += 1    # the server failed a moment ago: the local limit (passed) at once
+            return done(True)
         a = acct.system_id
         self.reserving[a] = self.reserving.get(a, 0) + 1
 
@@ -133,13 +143,20 @@ class PoolLimits:
                 if not ok:
                     self.stats["bind_refused_pool"] += 1
                 self.bind_trouble.ok()
+                self._asked_ok()
             except Exception as e:              # fall back to the local check (already passed)
                 self.stats["errors"] += 1
                 self.bind_trouble.failed(f"{type(e).__name__}: {e}", "local limit only")
+                self._ask_after = time.monotonic() + self._ask_backoff
+                self._ask_backoff = min(self._ask_backoff * 2, ASK_BACKOFF_MAX)
             finally:
                 self.reserving[a] -= 1
             done(bool(ok))                      # (bound now: in proxy.binds)
         asyncio.ensure_future(ask())
+
+    def _asked_ok(self) -> None:
+        """The server answered: binds ask it again from now on."""
+        self._ask_after, self._ask_backoff = 0.0, ASK_BACKOFF_MIN
 
     def _held(self, acct: str) -> int:
         """This process's binds of the account, those being reserved included (counted until refused)."""
@@ -171,6 +188,7 @@ class PoolLimits:
                 self.refresh_trouble.failed(f"{type(e).__name__}: {e}", "last shares kept")
             else:
                 self.refresh_trouble.ok()
+                self._asked_ok()
 
     async def _beat(self) -> None:
         p = self.redis.pipeline(transaction=False)
