@@ -36,7 +36,7 @@ from .serve_config import load_serve_config
 from .serve_files import lock_serve_files, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
-                           reload_lists, reload_rules)
+                           reload_lists, reload_rules, say_lists_at_start)
 from .servicelog import life, reopen_verdict_log_soon, say_error, setup_service_logging
 
 log = logging.getLogger("telfilter")
@@ -86,6 +86,8 @@ async def run_serve(args, ready=None):
     if args.ready_file and not in_pool:     # a killed serve's is not ours (after the lock: never a running one's)
         Path(args.ready_file).unlink(missing_ok=True)
     install(pipe, state_store)
+    if worker == 0:                     # (a pool's workers read the same files)
+        say_lists_at_start(pipe)
     replicator = None
     if is_shared(state_url):        # DNC changes shared through the same server: catch up before listening
         await state_store.start()
