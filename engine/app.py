@@ -37,8 +37,11 @@ def resolve_data_dir(arg, settings: Settings, seed: bool = True) -> Path:
     if seed and not os.environ.get("TELFILTER_DATA_DIR") and not (d / "lists").exists():
         d.mkdir(parents=True, exist_ok=True)
         seed_default_data(d, settings)
-        log.info("first use of %s: seeded with the sample lists of %s (name a data dir with --data-dir "
-                 "for a real registry)", d, settings.config_dir / "sample")
+        # said by default (it was said under -v only): the lists a later `serve` on this dir judges with are the
+        # samples' made-up numbers and brandnames until replaced
+        log.warning("first use of %s: seeded with the sample lists of %s (made-up numbers and brandnames for trying "
+                    "telfilter out; name a data dir with --data-dir for a real registry)", d,
+                    settings.config_dir / "sample")
     return d
 
 
