@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .cli import _skipped, serving_scorer
+from .data import say_trained_on, trained_on
 from .model import ModelError, load_scorer
 
 
@@ -105,6 +106,11 @@ def compare(args) -> int:
     if over:                    # the thresholds telfilter.toml sets, not the cards': said per model
         summary["models"][0]["thresholds_overridden"] = over
         summary["models"][1]["thresholds_overridden"] = over_cand
+    for d, sc, m in zip(dirs, scorers, summary["models"]):
+        seen = trained_on(sc.card, args.data)
+        say_trained_on("compare", str(d), seen)
+        if seen:
+            m["in_training_data"] = seen
     if args.changes:
         fmt = "csv" if args.changes.lower().endswith(".csv") else "jsonl"
         write_atomic(Path(args.changes), render_changes(changed, fmt, len(dirs)), keep=keep)

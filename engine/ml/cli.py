@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, read_all
+from .data import DataError, read_all, say_trained_on, trained_on
 from .model import ModelError, default_model_dir, load_scorer
 
 
@@ -212,6 +212,8 @@ def _eval(args) -> int:
         mdir, sc, over = serving_scorer(args, first_install=True)
     ds, _ = read_all(args.data)
     _skipped("eval", ds.errors, ds.notes)
+    seen = trained_on(sc.card, args.data)
+    say_trained_on("eval", str(mdir), seen)
     if not ds.texts:
         print("telfilter ml eval: error: no labelled messages", file=sys.stderr)
         return 2
@@ -223,6 +225,8 @@ def _eval(args) -> int:
     m["tag_threshold"] = sc.tag_threshold
     if over:
         m["thresholds_overridden"] = over
+    if seen:
+        m["in_training_data"] = seen
     # per language (the data's `lang` column, else as the scorer detects it) and per `kind`
     langs = [g or language(t) for g, t in zip(ds.langs, ds.texts)]
     m["by_language"] = breakdown(p, y, sc.drop_threshold, langs)

@@ -384,3 +384,29 @@ def read_all(paths) -> tuple[Dataset, list[dict]]:
         out.extend(ds)
         infos.append(ds.info)
     return out, infos
+
+
+def trained_on(card: dict, paths) -> list[str]:
+    """The files of `paths` whose bytes a model was trained on (their sha256 among its card's `training_data`):
+    figures on them are not a hold-out's (the bundled model measured on its own Vietnamese set reads 100% caught
+    at 0% blocked). A file read from stdin, or one unreadable here, is not named."""
+    known = {i.get("sha256") for i in card.get("training_data") or () if isinstance(i, dict)} - {None}
+    out = []
+    for p in paths:
+        if str(p) == "-" or not known:
+            continue
+        try:
+            digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        except OSError:
+            continue
+        if digest in known:
+            out.append(str(p))
+    return out
+
+
+def say_trained_on(cmd: str, model: str, files: list[str]) -> None:
+    """The warning `ml eval` / `ml compare` give for trained_on()'s files."""
+    import sys
+    for f in files:
+        print(f"telfilter ml {cmd}: warning: {f} is in the training data of the model {model} (the same bytes): "
+              "its figures there are not a hold-out's", file=sys.stderr)
