@@ -153,7 +153,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--data", action="append", required=True, help="labelled file (repeatable)")
     q.add_argument("--report", help="directory for PNG plots and a markdown summary")
     q = _sub(ms, "predict", "score texts")
-    q.add_argument("--model", required=True, help="model directory")
+    q.add_argument("--model", help="model directory (default: the one serve loads, with its thresholds: [ml] "
+                   "model, else the bundled one)")
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--text", help="one text to score")
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")

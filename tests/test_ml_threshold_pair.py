@@ -104,3 +104,20 @@ def test_promote_blames_the_card_for_its_own_inverted_pair_not_telfilter_toml(tm
     assert "telfilter.toml" not in r.stderr and "set both" not in r.stderr, r.stderr
     assert f"{bad / 'card.json'}: thresholds must satisfy 0 <= tag <= drop <= 1" in r.stderr, r.stderr
     assert not (tmp_path / "served").exists()
+
+
+def test_predict_without_a_model_scores_as_serve_judges(tmp_path):
+    """`ml predict` required --model while `ml eval` and `ml compare` default to the model serve loads (first-use
+    review): without it now the same model, with telfilter.toml's [ml] thresholds."""
+    import json
+
+    from .conftest import run_cli
+    text = "WINNER!! claim your prize now, call 09061701461"
+    shipped = json.loads(run_cli("ml", "predict", "--model", "engine/ml/default_model", "--text", text,
+                                 check=True).stdout)
+    assert shipped["action"] == "drop"
+    same = json.loads(run_cli("ml", "predict", "--text", text, check=True).stdout)
+    assert same == shipped
+    cfg = _config(tmp_path, "drop_threshold = 1.0")           # (the card's tag threshold stays under it)
+    served = json.loads(run_cli("ml", "predict", "--config", cfg, "--text", text, check=True).stdout)
+    assert served["probability"] == shipped["probability"] and served["action"] == "tag", served

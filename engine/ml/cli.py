@@ -342,7 +342,8 @@ def _group_plot(d: Path, m: dict, plt) -> bool:
 
 
 def _predict(args) -> int:
-    sc = load_scorer(Path(args.model))
+    # without --model, as serve judges (eval's default too): [ml] model and thresholds, else the bundled model
+    sc = load_scorer(Path(args.model)) if args.model else serving_scorer(args, first_install=True)[1]
     if args.text is not None:
         p = sc.score(args.text)
         print(json.dumps({"probability": round(p, 6), "action": sc.action(p), "model_version": sc.version}, ensure_ascii=False))
