@@ -155,6 +155,9 @@ def test_reports_cli_errors(tmp_path):
     assert not (tmp_path / "d" / "labels.jsonl").exists()
     r = _cli("reports", "list", "--data-dir", tmp_path / "d")
     assert r.returncode == 0 and "1 reports in 1 campaigns" in r.stdout
+    # the reporters' column is named so (it read FROM, which the TUI calls reporters: first-use review)
+    head = r.stdout.splitlines()[1].split()
+    assert head[-2:] == ["REPORTERS", "SAMPLE"] and r.stdout.splitlines()[2].split()[5] == "1", r.stdout
 
 
 # ------------------------------------------------------------------ compare

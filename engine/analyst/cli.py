@@ -138,11 +138,11 @@ def _list(ws: Workspace, args) -> int:
             print(json_line(s))
         return 0
     print(f"{len(ws.reports)} reports in {len(ws.campaigns)} campaigns ({ws.reports_path})")
-    print(f"{'CAMPAIGN':<12} {'N':>5} {'SPAM':>5} {'HAM':>5} {'NEW':>5} {'FROM':>5}  SAMPLE")
+    print(f"{'CAMPAIGN':<12} {'N':>5} {'SPAM':>5} {'HAM':>5} {'NEW':>5} {'REPORTERS':>9}  SAMPLE")
     for s in rows:
         sample = printable(" ".join(s["sample"].split()))      # an SMS's escape codes never reach the terminal
         print(f"{s['campaign']:<12} {s['reports']:>5} {s['spam']:>5} {s['ham']:>5} {s['unlabelled']:>5} "
-              f"{s['reporters']:>5}  {sample[:70]}")
+              f"{s['reporters']:>9}  {sample[:70]}")
     return 0
 
 

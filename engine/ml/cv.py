@@ -142,7 +142,7 @@ def table(result: dict, min_held_out: int = 10) -> str:
     min_held_out held-out messages of a file (a stray detection) is left to the JSON."""
     names = short_names(result["summary"])
     lines = [f"{'file':32s} {'lang':4s} {'held out':>12s} {'MCC mean/worst':>16s} {'caught mean/worst':>18s} "
-             f"{'blocked max':>11s} {'pooled caught/blocked':>22s}  false blocks per split"]
+             f"{'blocked max':>11s} {'pooled caught/blocked':>22s}  false blocks per split (a digit each, 9: 9 or more)"]
     for f, s in result["summary"].items():
         for g, t in [("all", s)] + list(s["by_language"].items()):
             if t["held_out"]["spam"] + t["held_out"]["ham"] < min_held_out:
