@@ -215,7 +215,8 @@ class _Registry(_Resolved):
                 continue
             # allowed accounts are ESME system_ids: they restrict SMS, not calls
             if e.accounts and not c.is_call and acct not in e.accounts:
-                problem = problem or f"account {acct!r} not allowed to use it"
+                problem = problem or (f"account {acct!r} not allowed to use it" if acct else
+                                      "no ESME account given: its registration names the accounts that may use it")
                 continue
             if valid is None or (e.category == "QC" and valid.category != "QC"):
                 valid = e                   # QC first: the category an advertisement needs

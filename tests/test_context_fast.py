@@ -118,6 +118,9 @@ def test_registry_facts_of_registered_senders():
     assert (c.sender_category, c.owner, c.registry_problem) == ("unregistered", "Old", "registration expired 2010-01-01")
     c = MessageContext(Message("LIMITED", "0912000001", "hi", t, account="esme-a"), L, tz)
     assert (c.sender_category, c.registry_problem) == ("unregistered", "account 'esme-a' not allowed to use it")
+    c = MessageContext(Message("LIMITED", "0912000001", "hi", t), L, tz)      # (`check` without --account)
+    assert (c.sender_category, c.registry_problem) == \
+        ("unregistered", "no ESME account given: its registration names the accounts that may use it")
     c = MessageContext(Call("LIMITED", "0912000001", t), L, tz)
     assert c.sender_category == "QC"
 
