@@ -282,8 +282,16 @@ def cmd_rules(args) -> int:
     from .rules.loader import load_rules
     settings = load_settings(getattr(args, "config", None))
     if args.rcmd == "check":
+        from .rules.loader import RuleSetError
+        from .servicelog import say_error
         d = Path(args.dir) if args.dir else settings.rules_dir
-        rs = load_rules(d)      # RuleSetError -> every error printed, exit 2
+        try:
+            rs = load_rules(d)
+        except RuleSetError as e:           # every error, then how many (as `config check` ends)
+            for err in e.errors:
+                say_error(str(err))
+            print(f"telfilter rules check: {len(e.errors)} error(s) in {d}", file=sys.stderr)
+            return 2
         for w in rs.warnings:
             print(w, file=sys.stderr)
         n = 0
@@ -293,6 +301,7 @@ def cmd_rules(args) -> int:
             if failures:
                 for f in failures:
                     print(f, file=sys.stderr)
+                print(f"telfilter rules check: {len(failures)} example or fixture failure(s) in {d}", file=sys.stderr)
                 return 1
         scoring = sum(1 for r in rs.rules if not r.helper)
         ex = "examples not run (--no-examples)" if args.no_examples else f"{n} examples pass"

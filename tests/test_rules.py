@@ -72,7 +72,8 @@ def test_rules_check_reports_every_error_with_position(tmp_path):
     (d / "a.toml").write_text(BROKEN)
     p = run_cli("rules", "check", d)
     assert p.returncode == 2
-    errs = p.stderr.splitlines()
+    *errs, total = p.stderr.splitlines()
+    assert total == f"telfilter rules check: {len(errs)} error(s) in {d}", p.stderr       # (then how many)
     f = str(d / "a.toml")
     want = [
         (3, "unknown key 'dorp' in [actions]; did you mean 'drop'?"),

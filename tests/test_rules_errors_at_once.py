@@ -36,6 +36,8 @@ def test_a_composite_outside_its_symbols_scopes_is_reported_with_the_other_error
     assert "CALL_AD applies to call but __IS_AD" in errs[0] and "unknown condition 'sender_kindd'" in errs[1]
     p = run_cli("rules", "check", d)
     assert p.returncode == 2 and p.stderr.count("50-mine.toml:") == 2, p.stderr
+    # and then how many, as `config check` ends (first-use review: it ended on the last error)
+    assert p.stderr.splitlines()[-1] == f"telfilter rules check: 2 error(s) in {d}", p.stderr
 
 
 def test_a_composite_cycle_is_reported_with_the_other_errors(tmp_path):

@@ -26,6 +26,7 @@ def test_bad_fixture_rows_are_reported_with_file_and_line(tmp_path):
     assert "a.toml:3: fixtures: bad dnc row '0912000001': expected 2 columns (number,channel), got 1" in p.stderr
     assert "a.toml:4: fixtures: bad senders row 'SHOPABC,Shop ABC,QC,,,,extra': expected 6 columns" in p.stderr
     assert p.stderr.count("fixtures: bad") == 3, p.stderr      # the good row is in force: the example hits
+    assert p.stderr.splitlines()[-1] == f"telfilter rules check: 3 example or fixture failure(s) in {d}", p.stderr
 
 
 def test_a_prior_that_is_no_array_of_messages_is_an_error_at_its_line(tmp_path):
@@ -38,7 +39,8 @@ def test_a_prior_that_is_no_array_of_messages_is_an_error_at_its_line(tmp_path):
     assert p.returncode == 2, p.stderr
     assert p.stderr.splitlines() == [
         f"{d / 'a.toml'}:10:1: examples.hit: prior must be an array of messages (tables), got '0987000666 said hi'",
-        f"{d / 'a.toml'}:14:1: examples.miss: prior must be an array of messages (tables), got [1]"], p.stderr
+        f"{d / 'a.toml'}:14:1: examples.miss: prior must be an array of messages (tables), got [1]",
+        f"telfilter rules check: 2 error(s) in {d}"], p.stderr
 
 
 def test_rules_check_names_the_disabled_rules_whose_examples_it_did_not_run(tmp_path):
