@@ -50,6 +50,9 @@ SCRIPT = [
 ]
 
 
+EXAMPLE_ROW = "ad to a DNC number"      # the row whose verdict line the demo shows whole
+
+
 def cmd_demo(args) -> int:
     import smpplib.client
     import smpplib.gsm
@@ -64,7 +67,7 @@ def cmd_demo(args) -> int:
     day = datetime.now(HANOI).date()
     now = {"t": datetime.now(timezone.utc)}
     log_buf = io.StringIO()
-    rows = []
+    rows, seen = [], {}         # seen: the verdict lines of each row, by its label
     try:
         seed_default_data(tmp, settings)
         pipe = build(getattr(args, "config", None), tmp)
@@ -82,7 +85,7 @@ def cmd_demo(args) -> int:
             for label, src, dst, text, hour, *sched in SCRIPT:
                 now["t"] = datetime(day.year, day.month, day.day, hour, 0, tzinfo=HANOI).astimezone(timezone.utc)
                 if src is CANCEL:          # the ad scheduled ahead: cancelled at the SMSC once its recipient said no
-                    rows.append((label, _cancelled(h, scheduled), _symbols(log_buf), "-",
+                    rows.append((label, _cancelled(h, scheduled), _symbols(log_buf, seen, label), "-",
                                  "a cancel_sm of ours, by message_id"))
                     continue
                 if src is None:            # a subscriber's MO, arriving from the SMSC
@@ -92,7 +95,7 @@ def cmd_demo(args) -> int:
                     while len(h.sim.submits()) == before and time.time() < t_end:
                         time.sleep(0.01)
                     reply = pdu_text(h.sim.submits()[-1]) if len(h.sim.submits()) > before else "-"
-                    rows.append((label, "allow", _symbols(log_buf), "-", f"confirmation: {reply[:40]}"))
+                    rows.append((label, "allow", _symbols(log_buf, seen, label), "-", f"confirmation: {_clip(reply, 60)}"))
                     continue
                 parts, enc, esm = smpplib.gsm.make_parts(text)
                 kws = [dict(source_addr_ton=5 if not src.isdigit() else 1, source_addr=src, dest_addr_ton=1,
@@ -118,7 +121,7 @@ def cmd_demo(args) -> int:
                 base.append(time.perf_counter() - t0)
                 ok = all(s == 0 for s in statuses)
                 outcome = "forwarded" if ok else f"rejected 0x{statuses[0]:02X}"
-                rows.append((label, outcome, _symbols(log_buf), f"{rtts[0] * 1e6:.0f}",
+                rows.append((label, outcome, _symbols(log_buf, seen, label), f"{rtts[0] * 1e6:.0f}",
                              f"{len(parts)} part(s), {'UCS2' if enc == 8 else 'GSM7'}"
                              + (f", delivery {sched[0]}" if sched else "")))
             base_us = statistics.median(base) * 1e6
@@ -134,7 +137,8 @@ def cmd_demo(args) -> int:
         added = [float(r[3]) - base_us for r in rows if r[3] != "-"]
         print(f"\nround trip straight to the simulator: {base_us:.0f} µs (median); "
               f"added by telfilter: median {statistics.median(added):.0f} µs, max {max(added):.0f} µs")
-        print("verdict log: one JSON line per verdict, and one per cancel of ours (telfilter serve writes them to --log)")
+        print("verdict log (telfilter serve --log): one JSON line per verdict, and one per cancel of ours; the "
+              f"line of '{EXAMPLE_ROW}':\n{seen[EXAMPLE_ROW][-1]}")
         return 0
     finally:
         if getattr(args, "keep_data", False):
@@ -143,12 +147,19 @@ def cmd_demo(args) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _symbols(buf) -> str:
-    """Symbols of the verdict lines written since the last call (the buffer is consumed)."""
+def _clip(text: str, n: int) -> str:
+    """`text` cut to at most n characters at a word's end, with an ellipsis when cut."""
+    return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " …"
+
+
+def _symbols(buf, seen: dict, label: str) -> str:
+    """Symbols of the verdict lines written since the last call (the buffer is consumed; its lines kept in
+    `seen` under the label of the row they belong to)."""
     import json
     lines = buf.getvalue().splitlines()
     buf.seek(0)
     buf.truncate()
+    seen[label] = lines
     syms = []
     for l in lines:
         rec = json.loads(l)

@@ -322,6 +322,12 @@ def test_demo_runs_end_to_end():
     # the ad scheduled for tomorrow, then its recipient's DK DNC: cancelled at the SMSC (dnc_cancel.py)
     row = next(line for line in out.splitlines() if line.startswith("... that ad, scheduled"))
     assert "cancelled at the SMSC" in row and "AD_TO_DNC" in row, row
+    # the verdict log is shown by one whole line, not named only; a confirmation is cut at a word (first-use review)
+    import json
+    last = json.loads(out.splitlines()[-1])
+    assert last["action"] == "drop" and [h["symbol"] for h in last["hits"]] == ["AD_TO_DNC"], last
+    conf = next(line for line in out.splitlines() if "confirmation: " in line).split("confirmation: ")[1].rstrip()
+    assert conf.endswith(" …") and len(conf) <= 62 and conf[:-2] in out, conf      # (the reply is longer)
 
 
 def test_silent_drop_answers_ok_with_local_id_and_rejected_receipt(pipe):
