@@ -327,7 +327,7 @@ def test_demo_runs_end_to_end():
     last = json.loads(out.splitlines()[-1])
     assert last["action"] == "drop" and [h["symbol"] for h in last["hits"]] == ["AD_TO_DNC"], last
     conf = next(line for line in out.splitlines() if "confirmation: " in line).split("confirmation: ")[1].rstrip()
-    assert conf.endswith(" …") and len(conf) <= 62 and conf[:-2] in out, conf      # (the reply is longer)
+    assert conf.endswith(" …") and len(conf) <= 62, conf      # (the reply is longer: cut)
 
 
 def test_silent_drop_answers_ok_with_local_id_and_rejected_receipt(pipe):
