@@ -156,3 +156,14 @@ def asks_json_log(words: list[str]) -> bool:
         if len(name) > len("--log-") and "--log-format".startswith(name):
             fmt = value if eq else (rest[j + 1] if j + 1 < len(rest) else None)
     return fmt == "json"
+
+
+def absent_data_dir_note(args) -> str | None:
+    """A note for a command that only reads the lists (`check`, `lists stats`, `lists export`) given a --data-dir
+    that does not exist: it judges or shows empty lists, and a mistyped path was taken for an empty data dir without
+    a word (first-use review). Commands that write (an import, serve) make it as before."""
+    d = getattr(args, "data_dir", None)
+    reads = args.cmd == "check" or (args.cmd == "lists" and getattr(args, "lcmd", None) in ("stats", "export"))
+    if d and reads and not os.path.exists(d):
+        return f"--data-dir {d} does not exist: its lists are empty (a path mistyped?)"
+    return None

@@ -232,3 +232,18 @@ def test_ctl_whose_connection_breaks_is_an_error_not_a_quiet_success(tmp_path):
     finally:
         srv.close()
     assert r.returncode == 2 and "connection" in r.stderr, (r.returncode, r.stderr[-300:])
+
+
+def test_a_data_dir_that_does_not_exist_is_said_by_a_command_that_reads_it(tmp_path):
+    """First-use review: `--data-dir /tmp/typo check …` or `lists stats` judged or showed empty lists without a
+    word. A command that only reads the lists says so now; one that writes (an import) makes it as before."""
+    typo = tmp_path / "typo"
+    for argv in (["lists", "stats"], ["lists", "export", "dnc"],
+                 ["check", "--sender", "SHOPABC", "--recipient", "0912345678", "--text", "hi"]):
+        r = run_cli("--data-dir", typo, *argv)
+        assert r.returncode == 0 and f"note: --data-dir {typo} does not exist: its lists are empty" in r.stderr, \
+            (argv, r.stderr)
+    r = run_cli("--data-dir", typo, "lists", "add", "dnc", "0912345678", "--channel", "S")
+    assert r.returncode == 0 and "does not exist" not in r.stderr, r.stderr
+    r = run_cli("--data-dir", typo, "lists", "stats")
+    assert "does not exist" not in r.stderr, r.stderr
