@@ -39,7 +39,8 @@ def test_plain_gzip_and_bz2_logs_count_alike_and_malformed_lines_are_reported_no
              "{not json\n",
              json.dumps({"ts": "2026-03-01T09:02:00", "kind": "sms", "action": "allow"}) + "\n",   # no offset
              json.dumps([1, 2]) + "\n",
-             rec("2026-03-01T09:03:00+07:00", "drop", "call", hits=[("ML_SPAM", "p", "model:m1")])]
+             rec("2026-03-01T09:03:00+07:00", "drop", "call", hits=[("ML_SPAM", "p", "model:m1")]),
+             json.dumps({"id": "m1", "action": "allow", "score": 0.0, "hits": []}) + "\n"]      # a `check` line
     text = "".join(lines)
     (tmp_path / "v.log").write_text(text)
     (tmp_path / "v.log.1.gz").write_bytes(gzip.compress(text.encode()))
@@ -60,11 +61,13 @@ def test_plain_gzip_and_bz2_logs_count_alike_and_malformed_lines_are_reported_no
     assert s["symbols"] == {"SENDER_BLACKLISTED": 3, "ML_SPAM": 3}
     assert s["models"]["m1"]["hits"] == 3
     shown = s["inputs"]["malformed_lines"]
-    assert s["inputs"]["malformed"] == 9                  # 3 bad lines in each file
+    assert s["inputs"]["malformed"] == 12                 # 4 bad lines in each file
     assert f"{tmp_path / 'v.log'}:3: not JSON" in shown[0]
     assert shown[1].startswith(f"{tmp_path / 'v.log'}:4: ts must be an ISO-8601 time with an offset")
     assert shown[2].startswith(f"{tmp_path / 'v.log'}:5: not a JSON object")
-    assert shown[3].startswith(f"{tmp_path / 'v.log.1.gz'}:3: not JSON")
+    # `check`'s output given to `report`: said so, not "ts must be an ISO-8601 time" each line (first-use review)
+    assert shown[3].startswith(f"{tmp_path / 'v.log'}:7: a verdict without a time, not a verdict log line"), shown
+    assert shown[4].startswith(f"{tmp_path / 'v.log.1.gz'}:3: not JSON")
     # a truncated file: the lines before the cut count, the rest is one reported error, the report goes on
     s = make_report([tmp_path / "cut.gz", tmp_path / "v.log"], tmp_path / "out2", HANOI, progress=False,
                     with_plots=False)

@@ -114,6 +114,9 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         rec = json.loads(line)
                         if not isinstance(rec, dict):
                             raise ValueError("not a JSON object")
+                        if "ts" not in rec and "action" in rec:
+                            raise ValueError("a verdict without a time, not a verdict log line (`check` prints "
+                                             "such lines; `report` reads what serve --log writes)")
                         ts = parse_ts(rec.get("ts"))
                         if rec.get("kind") == "cancel":     # an ad scheduled ahead cancelled at a DNC registration
                             if type(rec.get("status")) is not int:      # (its message is counted by its own line)
