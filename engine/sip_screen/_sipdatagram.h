@@ -2,7 +2,7 @@
  * it as the bullets of _sippump.h's theory of operation say -- a response that relay_response() (_sipfast.c) proves
  * plain is relayed (on_final first for a final response to an INVITE), a plain in-dialog request in_dialog()
  * (_sipdialog.h) answers gets our Via with server._branch's branch (blake2b) and is sent (on_bye for a BYE,
- * send_failed when its send fails, unless it is an ACK), an ACK that may be ours and anything else go to slow()
+ * send_failed when its send fails, else watch_put, unless it is an ACK), an ACK that may be ours and anything else go to slow()
  * untouched.
  * Both Pump.handle() and Pump.run() (_sippump.h) call it.
  */
@@ -114,6 +114,8 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     memcpy(o + bl + hl + brl + 8, PyBytes_AS_STRING(after), al);
     int e = pump_send(p, o, n, &to, dest);
     if (e < 0) goto out;
+    if (!e && !is_ack)                            /* an ICMP error about it: 503 (_sipwatch.h, unreachable.py) */
+        watch_put(p, brs, data, src, p->now ? p->now : monotonic());
     if (e > 0 && !is_ack) {                       /* §16.9: the sender hears 503 */
         PyObject *m = PyBytes_FromStringAndSize(NULL, bl + al);
         if (!m) goto out;

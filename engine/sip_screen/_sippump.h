@@ -20,7 +20,7 @@
  *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
  *     checks agree with the full path), goes on top and the request is sent. A failed send of anything but
  *     an ACK calls send_failed(message without our Via, source, why): the Python path answers
- *     503 as it would have;
+ *     503 as it would have; one that left is kept a while for an ICMP error about it (_sipwatch.h);
  *   - an ACK whose To tag starts with the tag prefix (it may be for an answer of ours: Python
  *     recomputes our tag from Call-ID and From tag), or whose ack_key (blake2b of "top branch|
  *     Call-ID", 16 bytes, recent.ack_key) is in `invites` (the ACK of a non-2xx final, which goes
@@ -55,6 +55,11 @@
 #define PUMP_DGRAM 65536
 #define PUMP_MAX_BATCH 64
 #define PUMP_UDP_MAX 1300                        /* forwarding.UDP_MAX */
+#define PUMP_WATCH 2048                          /* unreachable.WATCH (a power of 2): requests relayed, kept */
+#define PUMP_WATCH_S 4.0                         /* unreachable.WATCH_S: seconds each is (_sipwatch.h) */
+#define WATCH_BRANCH 20                          /* hex digits of our branch after BRANCH_PREFIX */
+
+typedef struct { double until; PyObject *data, *src; char branch[WATCH_BRANCH]; } WatchSlot;
 
 typedef struct {
     PyObject_HEAD
@@ -86,6 +91,9 @@ typedef struct {
     PyObject *on_refused;                        /* on_refused(host): the service log's line */
     double refused_said_at;                      /* CLOCK_MONOTONIC s of its last call */
     char *bufs;                                  /* max_n receive buffers of PUMP_DGRAM bytes */
+    WatchSlot *watch;                            /* PUMP_WATCH slots: the requests relayed (_sipwatch.h) */
+    int watch_at;                                /* the slot the next one takes */
+    double now;                                  /* CLOCK_MONOTONIC s of the round under way in run(), else 0 */
     int ready;                                   /* __init__ has succeeded: the fields above are all set */
     char out[PUMP_DGRAM];                        /* the request being forwarded, with our Via */
 } Pump;
@@ -105,12 +113,15 @@ static int bump(Pump *p, PyObject *key, long n) {
     return r;
 }
 
+static void watch_clear(Pump *p);
+
 static void Pump_dealloc(Pump *p) {
     Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
     Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye);
     Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
     Py_XDECREF(p->invites); Py_XDECREF(p->on_refused); Py_XDECREF(p->hop); Py_XDECREF(p->on_errqueue);
-    PyMem_Free(p->bufs); PyMem_Free(p->a4); PyMem_Free(p->a6);
+    watch_clear(p);
+    PyMem_Free(p->bufs); PyMem_Free(p->a4); PyMem_Free(p->a6); PyMem_Free(p->watch);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
@@ -146,6 +157,7 @@ static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     if (p->max_n < 1 || p->max_n > PUMP_MAX_BATCH) { PyErr_SetString(PyExc_ValueError, "max_n: 1 to 64"); return -1; }
     if (accept_init(p, accept) < 0) return -1;
     if (p->fd >= 0 && !(p->bufs = PyMem_Malloc((size_t)p->max_n * PUMP_DGRAM))) { PyErr_NoMemory(); return -1; }
+    if (!(p->watch = PyMem_Calloc(PUMP_WATCH, sizeof *p->watch))) { PyErr_NoMemory(); return -1; }
     p->family = AF_INET;
     if (p->fd >= 0) {
         struct sockaddr_storage ss;
@@ -194,6 +206,7 @@ static int refused(Pump *p, long n, PyObject *host, const struct sockaddr_storag
     return 0;
 }
 
+#include "_sipwatch.h"                   /* watch_put(), Pump.unreachable: the requests relayed, for ICMP errors */
 #include "_sipdatagram.h"                /* pump_one(): one datagram relayed, sent or handed to slow() */
 
 static PyObject *Pump_handle(Pump *p, PyObject *args) {
@@ -253,13 +266,10 @@ static PyObject *Pump_run(Pump *p, PyObject *noargs) {
         }
         Py_RETURN_NONE;
     }
+    double now = p->now = monotonic();          /* once a round: full_since, the watch's (_sipwatch.h) */
     if (got < p->max_n) p->full_since = 0;      /* the queue was found empty: not behind */
-    else if (p->full_since == 0) {              /* maybe more waiting: behind since now, if it lasts */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        p->full_since = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-        if (p->full_since == 0) p->full_since = 1e-9;
-    }
+    else if (p->full_since == 0)                /* maybe more waiting: behind since now, if it lasts */
+        p->full_since = now ? now : 1e-9;
     long unsaid = 0;                            /* refused datagrams of this round not counted yet */
     int looked = 0;                             /* whether this round has looked at the clock for on_refused */
     for (int k = 0; k < got; k++) {
@@ -291,6 +301,7 @@ static PyObject *Pump_run(Pump *p, PyObject *noargs) {
         Py_XDECREF(src); Py_XDECREF(data);
     }
     if (unsaid && bump(p, K_REFUSED, unsaid) < 0) pump_error(p);
+    p->now = 0;
     Py_RETURN_NONE;
 }
 
@@ -303,6 +314,8 @@ static PyMethodDef Pump_methods[] = {
     {"run", (PyCFunction)Pump_run, METH_NOARGS, "run(): read and handle up to max_n waiting datagrams"},
     {"handle", (PyCFunction)Pump_handle, METH_VARARGS, "handle(data, source): one datagram as run() would"},
     {"accepts", (PyCFunction)Pump_accepts, METH_O, "accepts(host): whether SIP from the address text is taken"},
+    {"unreachable", (PyCFunction)Pump_unreachable, METH_O,
+     "unreachable(branch digits): (datagram, source) of a request relayed under it lately, forgotten; or None"},
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef Pump_members[] = {

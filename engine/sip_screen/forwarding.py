@@ -110,7 +110,7 @@ class Forwarding:
         on_fail = None if msg.method == "ACK" else self._on_fail(msg, back, tx, host, port)   # (an ACK: never answered)
         if fixed and out == "TCP" and key is not None:
             on_fail = self._on_fail_behind(msg, host, port, branch, conn, key, on_fail)
-        elif out == "UDP" and msg.method == "INVITE":
+        elif out == "UDP" and on_fail is not None:      # (not an ACK)
             self._watch_unreachable(branch, data, msg, back)    # an ICMP error about it: 503 (unreachable.py)
         self._send(data, (host, port), out, on_fail=on_fail)
 

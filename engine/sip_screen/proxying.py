@@ -170,7 +170,10 @@ class Proxying:
         via = f"Via: SIP/2.0/{out} {host_ref(self.host)}:{self.port};branch={branch};rport\r\n".encode()
         on_fail = None if r.method == "ACK" else (
             lambda why: self._fail(parse_datagram(r.before + r.after), "UDP", src, None, why))
-        self._send(r.before + via + r.after, (host, port), out, on_fail=on_fail)
+        data = r.before + via + r.after
+        if on_fail is not None and out == "UDP":        # an ICMP error about it: 503 (unreachable.py)
+            self._watch_sent(r.method, branch, data, ("UDP", src, None))
+        self._send(data, (host, port), out, on_fail=on_fail)
 
     def _over_udp_max(self, r) -> bool:
         """Whether an in-dialog request (not an ACK) would leave over UDP_MAX bytes with our Via: the

@@ -14,7 +14,7 @@ fastpath.py (responses and in-dialog requests as byte edits), proxying.py (a req
 Max-Forwards, branch, loop check and destination), screening.py (the verdict), bounds.py
 (what one peer may cost: TCP caps, the sweeper),
 forwarding.py (sending, 503 on failure; unreachable.py: an ICMP error about a forwarded
-INVITE), responses.py (relayed and our own
+request), responses.py (relayed and our own
 responses, which final answers a call), transport.py (UDP rounds), tcp.py (TCP rounds, bounds), _sippump.h
 (the C pump that reads the UDP socket and relays what the fast path proves plain without
 entering Python; INVITEs and the rest reach `on_datagram` below). Where a request goes (§16.6 step 6-7, RFC
@@ -61,7 +61,7 @@ from .bounds import TransportBounds
 from .dialogs import AnsweredCalls, Dialogs, wall_clock
 from .tcp import TcpConnection, TcpRounds
 from .transport import UdpEndpoint
-from .unreachable import Unreachable
+from .unreachable import Unreachable, Watch
 
 log = logging.getLogger("telfilter.sip")
 ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
@@ -86,7 +86,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             self.ranges.append((net.version, int(net.network_address), int(net.broadcast_address)))
         self.permit_cache: dict = {}
         self.udp_only: dict = {}                            # (host, port) -> until when TCP is not tried
-        self.unreachable_watch: dict = {}                   # our branch -> INVITE forwarded over UDP (unreachable.py)
+        self.unreachable_watch = Watch()                    # "METHOD our-branch" -> a request forwarded over UDP
         self.udp = None
         self.tcp_server = None
         self.tcp_conns: dict = {}

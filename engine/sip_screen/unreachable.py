@@ -1,4 +1,4 @@
-"""ICMP errors about what the screen sent over UDP: an INVITE whose next hop cannot be reached is answered 503.
+"""ICMP errors about what the screen sent over UDP: a request whose next hop cannot be reached is answered 503.
 
 Theory of operation. The screen's UDP socket is unconnected, and Linux reports an ICMP error (port, host or network
 unreachable) about a datagram sent on such a socket only when IP_RECVERR is set (ip(7), udp(7)): it then queues the
@@ -12,12 +12,21 @@ its own 408, where a softswitch told 503 at once tries its next route (RFC 3261 
   keeps the socket readable, and level-triggered polling would spin on it);
 - a send that fails with one of STALE_SEND_ERRORS is made again, once: the error was an earlier datagram's
   (forwarding._send; _sipaddr.h pump_send);
-- an error about an INVITE the screen forwarded over UDP in the last WATCH_S seconds (our Via on top, its branch in
-  `unreachable_watch`, at most WATCH entries) answers it 503 (forwarding._forward_failed: the call's counts given
-  back, as for a send that fails at once). Other requests (BYE, CANCEL, OPTIONS ...) and responses are left to their
-  senders' timers; every error is counted (`icmp_errors`, `next_hop_unreachable`).
-Cost: nothing per datagram received; per INVITE forwarded over UDP one dict entry (the bytes sent, kept WATCH_S
-seconds); per ICMP error one recvmsg, a regex over the quoted start of the datagram and, for one of ours, a parse.
+- an error about a request the screen forwarded over UDP in the last WATCH_S seconds answers it 503, once: an
+  INVITE (forwarding._forward_failed: the call's counts given back, as for a send that fails at once) or any other
+  request but an ACK, which is never answered (BYE, CANCEL, OPTIONS ...: RFC 3261 §16.7 step 10 and §16.9 treat a
+  transport error on forwarding as a 503; before, they were left to their senders' Timer F, 32 s). What the
+  Python paths forward is kept in `unreachable_watch` (a Watch, at most WATCH entries: its method and our branch
+  -> the bytes sent); what the C pump relays itself (in-dialog requests) in its own ring of as many (_sipwatch.h:
+  the datagram as received and its source), asked by `Pump.unreachable(branch)`. A retransmission, forwarded on
+  the same branch, takes the place of the copy before it (the pump: all copies answer once), so an error about
+  each copy still answers once; a copy forwarded after the 503 may get the same 503 again (our To tag is a
+  function of the request: the same answer, as a stateful proxy's to a retransmission). Responses are left alone;
+  every error is counted (`icmp_errors`, and those answered `next_hop_unreachable`).
+Cost: nothing per datagram received; per request forwarded over UDP one entry (Python: a dict entry and a deque
+item; the pump: two references and 20 bytes in a ring slot), O(1), kept WATCH_S seconds; per ICMP error one
+recvmsg, a regex over the quoted start of the datagram and, for one of ours, a parse (the pump's ring: a scan of
+its WATCH slots).
 """
 from __future__ import annotations
 
@@ -27,12 +36,14 @@ import re
 import socket
 import struct
 import time
+from collections import deque
 
 from ..listen import addr_text
 from .codec import parse_datagram
 from .settings import BRANCH_PREFIX
 
-WATCH = 2048            # INVITEs forwarded over UDP an ICMP error may be about, at most (the oldest forgotten first)
+WATCH = 2048            # requests forwarded over UDP an ICMP error may be about, at most (the oldest forgotten first;
+                        # as many again in the C pump's ring: PUMP_WATCH, _sipwatch.h)
 WATCH_S = 4.0           # seconds one is: an ICMP error comes back within a round trip
 ERRQUEUE_BATCH = 64     # errors read from the queue per call
 QUOTE_MAX = 2048        # bytes of the quoted datagram read (IPv4 quotes ~550, IPv6 ~1,230)
@@ -88,39 +99,77 @@ def read_errors(sock: socket.socket, on_error) -> int:
     return n
 
 
+class Watch(dict):
+    """method + " " + our branch -> (bytes sent, back, charge, replay_of, until, key) of the requests forwarded over
+    UDP in the last WATCH_S seconds, at most WATCH. `order` holds the entries as put, the oldest first: a put forgets
+    from its front what has expired or is over WATCH -- an entry whose key was put again since (a copy) is passed
+    over --, O(1) a put (the dict's own first key is no queue: each deleted one leaves a hole that next(iter())
+    steps over, until the next resize). No object of its own per entry: the collector walks what it holds."""
+    __slots__ = ("order",)
+
+    def __init__(self):
+        super().__init__()
+        self.order = deque()
+
+    def put(self, ent, now: float) -> None:
+        order = self.order
+        while order and (len(order) >= WATCH or order[0][4] <= now):
+            old = order.popleft()
+            if self.get(old[5]) is old:
+                del self[old[5]]
+        self[ent[5]] = ent
+        order.append(ent)
+
+
 class Unreachable:
-    """Mixin of `SipScreen`: the INVITEs forwarded over UDP an ICMP error may be about, and the 503 it makes."""
+    """Mixin of `SipScreen`: the requests forwarded over UDP an ICMP error may be about, and the 503 it makes."""
 
     def _watch_unreachable(self, branch: str, data: bytes, msg, back) -> None:
-        """An INVITE (`msg`) forwarded over UDP as `data` under our `branch`, from `back` (transport, source,
-        connection). Kept as the bytes sent and what a failed forward needs (its counts, a retry's verdict): not the
-        parsed message, whose lists the collector would walk for WATCH_S seconds (2,048 of them at ~500 calls/s)."""
+        """A request (`msg`, not an ACK) forwarded over UDP as `data` under our `branch`, from `back` (transport,
+        source, connection). Kept as the bytes sent and what a failed forward needs (an INVITE's counts, a retry's
+        verdict): not the parsed message, whose lists the collector would walk for WATCH_S seconds (2,048 of them at
+        ~500 calls/s). Keyed by method too: a CANCEL has its INVITE's branch (§9.1). A str key, no tuple of its own:
+        each tracked object the watch holds is walked by every full collection (a key tuple and an order tuple a
+        request cost each INVITE ~4,500 instructions more, instrbench)."""
         w = self.unreachable_watch
         now = time.monotonic()
-        while w:
-            k = next(iter(w))
-            if len(w) < WATCH and w[k][4] > now:
-                break
-            del w[k]
+        key = msg.method + " " + branch
         charge, replay_of = msg.charge, msg.replay_of
-        was = w.pop(branch, None)
+        was = w.pop(key, None)
         if was is not None and charge is None:
             # a copy (the caller's retransmission, forwarded on the same branch, counts nothing): the call's counts
             # stay with it, for an ICMP error about the first copy that comes after it (an ARP failure: ~3 s)
             charge, replay_of = was[2], was[3] if replay_of is None else replay_of
-        w[branch] = (data, back, charge, replay_of, now + WATCH_S)     # (re-put last: the order stays by expiry)
+        w.put((data, back, charge, replay_of, now + WATCH_S, key), now)
+
+    def _watch_sent(self, method: str, branch: str, data: bytes, back) -> None:
+        """An in-dialog request the Python fast path forwarded over UDP (proxying._in_dialog): as _watch_unreachable,
+        with no counts."""
+        now = time.monotonic()
+        self.unreachable_watch.put((data, back, None, None, now + WATCH_S, method + " " + branch), now)
 
     def on_icmp_error(self, quoted: bytes, dest, err: int) -> None:
         """An ICMP error (`err`) came back about a datagram we sent to `dest`, of which `quoted` is the start."""
         self.stats["icmp_errors"] += 1
-        if err not in _ANSWERED or not quoted.startswith(b"INVITE "):
-            return
+        sp = quoted.find(b" ", 0, 32)
+        if err not in _ANSWERED or sp < 1 or quoted[:4] == b"SIP/" or quoted[:sp] == b"ACK":
+            return                                      # (a response, an ACK: never answered)
         m = _FIRST_BRANCH.search(quoted)
-        ent = self.unreachable_watch.pop(m.group(1).decode("latin-1"), None) if m else None
-        if ent is None or ent[4] < time.monotonic():
+        if m is None:
             return
-        data, back, charge, replay_of, _ = ent
-        msg = parse_datagram(data)
-        msg.our_via, msg.charge, msg.replay_of = True, charge, replay_of
-        self.stats["next_hop_unreachable"] += 1
-        self._forward_failed(msg, back, f"next hop {addr_text(*dest[:2])} unreachable: {os.strerror(err)}")
+        method, branch = quoted[:sp].decode("latin-1"), m.group(1).decode("latin-1")
+        why = f"next hop {addr_text(*dest[:2])} unreachable: {os.strerror(err)}"
+        ent = self.unreachable_watch.pop(method + " " + branch, None)
+        if ent is not None and ent[4] >= time.monotonic():
+            data, back, charge, replay_of = ent[:4]
+            msg = parse_datagram(data)
+            msg.our_via, msg.charge, msg.replay_of = True, charge, replay_of
+            self.stats["next_hop_unreachable"] += 1
+            return self._forward_failed(msg, back, why)
+        pump = getattr(self.udp, "pump", None)
+        if pump is None or method in ("INVITE", "CANCEL"):      # (the pump relays neither)
+            return
+        got = pump.unreachable(branch[len(BRANCH_PREFIX):])    # an in-dialog request the pump relayed (_sipwatch.h)
+        if got is not None:
+            self.stats["next_hop_unreachable"] += 1
+            self._fail(parse_datagram(got[0]), "UDP", got[1], None, why)    # (as received: no Via of ours)
