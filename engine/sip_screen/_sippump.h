@@ -37,6 +37,9 @@
  * internal error and given to on_error, which logs it.
  * Overload: `full_since` says since when every round has read max_n datagrams (the queue never found empty: the
  * screen is behind); the screen answers new calls 503 once that lasts overload_after (server._overloaded).
+ * ICMP errors (unreachable.py): a read that finds no datagram calls on_errqueue, which reads the error queue; a
+ * round that reads some, PUMP_ERRQ_BUSY_S or more after the last look, asks poll(2) whether an error waits and
+ * calls it if one does (busy, no read ever fails for an error: the next send takes its errno).
  * Sources (sources.py): a datagram whose source address is outside accept_networks is dropped before
  * any Python object is made for it -- a bisection over sorted, disjoint integer ranges on the address the
  * kernel gave (an IPv4-mapped IPv6 one as its IPv4 address) -- counted once per round as source_refused, and
@@ -45,6 +48,7 @@
  * tests drive handle(data, source) that way without a network (the source's text is read with inet_pton).
  */
 #include <errno.h>
+#include <poll.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -58,6 +62,7 @@
 #define PUMP_WATCH 2048                          /* unreachable.WATCH (a power of 2): requests relayed, kept */
 #define PUMP_WATCH_S 4.0                         /* unreachable.WATCH_S: seconds each is (_sipwatch.h) */
 #define WATCH_BRANCH 20                          /* hex digits of our branch after BRANCH_PREFIX */
+#define PUMP_ERRQ_BUSY_S 0.01                    /* unreachable.ERRQUEUE_BUSY_S: the error queue looked at, busy */
 
 typedef struct { double until; PyObject *data, *src; char branch[WATCH_BRANCH]; } WatchSlot;
 
@@ -68,8 +73,10 @@ typedef struct {
     PyObject *via_head;                          /* bytes: "Via: SIP/2.0/UDP host:port;branch=z9hG4bKtf" */
     PyObject *tag_prefix;                        /* str: To tags of the answers we generate */
     PyObject *slow, *on_final, *on_bye, *send_failed, *py_sendto, *on_error;
-    PyObject *on_errqueue;                       /* None, or called when a read finds no datagram: ICMP errors queued
-                                                    on the socket (IP_RECVERR) are read there (transport.py) */
+    PyObject *on_errqueue;                       /* None, or called when a read finds no datagram, and busy when poll(2)
+                                                    says an error waits: ICMP errors queued on the socket
+                                                    (IP_RECVERR) are read there (transport.py, unreachable.py) */
+    double errq_at;                              /* CLOCK_MONOTONIC s of the last look at the error queue */
     PyObject *stats;                             /* the screen's stats dict: counted into directly */
     PyObject *invites;                           /* dict: ack_key -> ... of the INVITEs forwarded (read only) */
     PyObject *hop;                               /* (host, port, TRANSPORT) or None: the configured next hop, where
@@ -236,6 +243,14 @@ static void pump_error(Pump *p) {
     Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
 }
 
+/* The socket's error queue read (on_errqueue) */
+static void pump_errqueue(Pump *p, double now) {
+    p->errq_at = now;
+    if (!p->on_errqueue || p->on_errqueue == Py_None) return;
+    PyObject *r = PyObject_CallNoArgs(p->on_errqueue);
+    if (!r) pump_error(p); else Py_DECREF(r);
+}
+
 /* run(): the reader callback. One recvmmsg(2) takes what is waiting, up to max_n datagrams
  * (MSG_DONTWAIT: it returns at the first EAGAIN, without a second syscall to find the socket
  * empty); each is handled in turn. Returns None; never raises (but RuntimeError on a Pump never initialised). */
@@ -260,16 +275,19 @@ static PyObject *Pump_run(Pump *p, PyObject *noargs) {
     if (got < 0) {          /* EAGAIN: a wake-up for the error queue alone, or a spurious one; else an ICMP error
                              * reported on the socket (IP_RECVERR: its details wait in the error queue) */
         p->full_since = 0;
-        if (p->on_errqueue && p->on_errqueue != Py_None) {
-            PyObject *r = PyObject_CallNoArgs(p->on_errqueue);
-            if (!r) pump_error(p); else Py_DECREF(r);
-        }
+        pump_errqueue(p, monotonic());
         Py_RETURN_NONE;
     }
-    double now = p->now = monotonic();          /* once a round: full_since, the watch's (_sipwatch.h) */
+    double now = p->now = monotonic();          /* once a round: full_since, the watch's (_sipwatch.h), errq_at */
     if (got < p->max_n) p->full_since = 0;      /* the queue was found empty: not behind */
     else if (p->full_since == 0)                /* maybe more waiting: behind since now, if it lasts */
         p->full_since = now ? now : 1e-9;
+    if (now - p->errq_at >= PUMP_ERRQ_BUSY_S) { /* every read finds datagrams: the error queue looked at anyway (an
+                                                 * ICMP error's errno goes to the next send, no read fails for it) */
+        struct pollfd pf = {.fd = p->fd, .events = 0};
+        if (poll(&pf, 1, 0) > 0 && (pf.revents & POLLERR)) pump_errqueue(p, now);
+        else p->errq_at = now;
+    }
     long unsaid = 0;                            /* refused datagrams of this round not counted yet */
     int looked = 0;                             /* whether this round has looked at the clock for on_refused */
     for (int k = 0; k < got; k++) {
@@ -322,7 +340,8 @@ static PyMemberDef Pump_members[] = {
     {"full_since", T_DOUBLE, offsetof(Pump, full_since), READONLY,
      "time.monotonic() of the first of the latest unbroken run of full rounds (max_n datagrams read), 0 if none"},
     {"on_errqueue", T_OBJECT, offsetof(Pump, on_errqueue), 0,
-     "None, or a callable run() calls when its read finds no datagram (an error, or nothing): the socket's error queue"},
+     "None, or a callable run() calls when its read finds no datagram (an error, or nothing), and while busy every "
+     "PUMP_ERRQ_BUSY_S if an error waits: the socket's error queue"},
     {NULL}};
 
 static PyTypeObject PumpType = {

@@ -28,7 +28,7 @@ import time
 from .codec import parse_datagram
 from .forwarding import host_ref
 from .settings import BRANCH_PREFIX, TAG_PREFIX
-from .unreachable import read_errors, recv_errors
+from .unreachable import ERRQUEUE_BUSY_S, read_errors, recv_errors
 
 try:
     from ._sipfast import Pump
@@ -74,6 +74,7 @@ class UdpEndpoint:
         self.drops_seen = 0                                     # kernel drop counter at the last look
         self.pump = None                                        # the C pump when it reads the socket
         self.full_since = 0.0                                   # the Python reader's Pump.full_since
+        self.errq_at = 0.0                                      # when it last read the error queue (unreachable.py)
 
     def _sendto_mapped(self, data: bytes, addr) -> int:
         """sendto(2) from an IPv6 socket: `[::]` is dual-stack (it receives IPv4 peers as ::ffff:a.b.c.d) but Python
@@ -144,12 +145,16 @@ class UdpEndpoint:
             except OSError:                             # an ICMP error reported on the socket: its details queued
                 failed = True
                 break
-        if failed or not got:                           # (as the pump: a read that found no datagram)
+        now = time.monotonic()
+        # as the pump: a read that found no datagram, and busy every ERRQUEUE_BUSY_S (an ICMP error's errno is taken
+        # by the next send: no read fails for it while every read finds datagrams)
+        if failed or not got or now - self.errq_at >= ERRQUEUE_BUSY_S:
+            self.errq_at = now
             self.drain_errors()
         if len(got) < PUMP_BATCH:
             self.full_since = 0.0
         elif not self.full_since:
-            self.full_since = time.monotonic()
+            self.full_since = now
         for data, addr in got:
             try:
                 self.screen.on_datagram(data, addr)

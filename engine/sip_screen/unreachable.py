@@ -8,8 +8,14 @@ hop with nothing listening got no answer at all: the caller retransmitted for it
 its own 408, where a softswitch told 503 at once tries its next route (RFC 3261 §16.9, §21.5.4). So:
 - `recv_errors(sock)` sets IP_RECVERR (and IPV6_RECVERR on an IPv6 socket) when the socket is bound;
 - the readers (the C pump, transport.UdpEndpoint.readable) call `UdpEndpoint.drain_errors` when a read finds no
-  datagram: the queue is read with recvmsg(MSG_ERRQUEUE), at most ERRQUEUE_BATCH errors a call (a queue left unread
-  keeps the socket readable, and level-triggered polling would spin on it);
+  datagram, and, reads finding datagrams (a busy screen's always do), at the first round ERRQUEUE_BUSY_S or more
+  after the queue was last looked at (the pump first asks poll(2) whether an error waits: one syscall, no Python
+  call). So an error is acted on within ERRQUEUE_BUSY_S and one round (at most PUMP_BATCH datagrams, and what else
+  the loop runs before the next), whatever the load. Before, a busy screen read the queue at its first idle moment
+  only: the errno that an error also reports to the next call on the socket was taken by a send (made again,
+  below), so no read ever failed, and an INVITE forwarded more than WATCH_S before that moment was never answered.
+  The queue is read with recvmsg(MSG_ERRQUEUE), at most ERRQUEUE_BATCH errors a call (a queue left unread keeps
+  the socket readable, and level-triggered polling would spin on it);
 - a send that fails with one of STALE_SEND_ERRORS is made again, once: the error was an earlier datagram's
   (forwarding._send; _sipaddr.h pump_send);
 - an error about a request the screen forwarded over UDP in the last WATCH_S seconds answers it 503, once: an
@@ -46,6 +52,8 @@ WATCH = 2048            # requests forwarded over UDP an ICMP error may be about
                         # as many again in the C pump's ring: PUMP_WATCH, _sipwatch.h)
 WATCH_S = 4.0           # seconds one is: an ICMP error comes back within a round trip
 ERRQUEUE_BATCH = 64     # errors read from the queue per call
+ERRQUEUE_BUSY_S = 0.01  # seconds at most between two looks at the queue while every read finds datagrams (the C
+                        # pump's PUMP_ERRQ_BUSY_S): a look that finds nothing costs one syscall
 QUOTE_MAX = 2048        # bytes of the quoted datagram read (IPv4 quotes ~550, IPv6 ~1,230)
 # a send failing with these may be reporting an earlier datagram's ICMP error (IP_RECVERR): sent again once
 STALE_SEND_ERRORS = frozenset((errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN,
