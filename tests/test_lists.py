@@ -225,13 +225,13 @@ def test_dnc_and_consent_rows_must_be_subscriber_numbers():
 def test_a_sender_registered_twice_for_the_same_dates_with_another_owner_is_an_error():
     from engine.lists.csvio import read_csv
     data = (b"sender,owner,category,valid_from,valid_to,accounts\n"
-            b"SHOPABC,Shop ABC,QC,2026-01-01,,\n"
-            b"shopabc,Shop ABC,QC,2026-01-01,,\n"          # the same registration again: nothing new
-            b"SHOPABC,Other Co,CSKH,2026-01-01,,\n"        # would replace the first one silently
-            b"SHOPABC,Other Co,CSKH,2027-01-01,,\n")       # another period: fine
+            b"SHOPABC,Shop ABC,QC,2026-01-01,2026-12-31,\n"
+            b"shopabc,Shop ABC,QC,2026-01-01,2026-12-31,\n"          # the same registration again: nothing new
+            b"SHOPABC,Other Co,CSKH,2026-01-01,2026-12-31,\n"        # would replace the first one silently
+            b"SHOPABC,Other Co,CSKH,2027-01-01,,\n")                 # another period: fine
     recs, errs = read_csv("senders", data, "senders.csv")
     assert [(r.owner, str(r.valid_from)) for r in recs] == [("Shop ABC", "2026-01-01"), ("Other Co", "2027-01-01")]
-    assert [e.line for e in errs] == [4] and "line 2" in errs[0].message
+    assert [e.line for e in errs] == [4] and "senders.csv:2" in errs[0].message
 
 
 def test_blacklist_values_as_people_write_them(tmp_path):

@@ -50,6 +50,7 @@ class RowError:
     line: int
     message: str
     count: int = 1                  # bad rows it stands for (the last one past MAX_ROW_ERRORS counts the rest)
+    owner_clashes: int = 0          # of those, rows registering a sender to a second owner (refuse the whole import)
 
     def __str__(self):
         return f"line {self.line}: {self.message}"
@@ -199,10 +200,10 @@ def _not_utf8(row: list, names: list) -> str:
     return "not valid UTF-8 (save the file as UTF-8)"          # in a field past the header's
 
 
-def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
-    """The records of a CSV file, and a RowError for each bad row (at most MAX_ROW_ERRORS, then one that
-    counts the rest), in file order. The bytes are decoded as they are read (a 10M-row file is never held
-    as text too). A bad header is fatal (CsvError)."""
+def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, lines: bool = False):
+    """The records of a CSV file (with `lines`, each as (its line, the record)), and a RowError for each bad row
+    (at most MAX_ROW_ERRORS, then one that counts the rest), in file order. The bytes are decoded as they are read
+    (a 10M-row file is never held as text too). A bad header is fatal (CsvError)."""
     if kind not in HEADERS:
         raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 4 and (data[1] == data[3] == 0 or data[0] == data[2] == 0)):
@@ -211,8 +212,8 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
     stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(stream, strict=True)
     want = HEADERS[kind]
-    seen: dict = {}                   # senders: (sender, valid_from, valid_to) -> [(line, entry)], one a category
-    bad, last_bad = 0, 0
+    seen: dict = {}                   # senders: sender key -> [(line, entry)] of its rows taken so far
+    bad, last_bad, clashes = 0, 0, 0
     try:
         header = next(reader)
     except StopIteration:
@@ -224,11 +225,14 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
         raise CsvError(f"{name}:1: header must be {','.join(want)}, got {got!r}")
     line = reader.line_num
 
-    def error(at, why):
-        nonlocal bad, last_bad
+    def error(at, why, clash=False):
+        nonlocal bad, last_bad, clashes
         bad += 1
         last_bad = at
-        return RowError(at, why) if bad <= MAX_ROW_ERRORS else None
+        if bad <= MAX_ROW_ERRORS:
+            return RowError(at, why, owner_clashes=int(clash))
+        clashes += clash
+        return None
 
     while True:
         start = line + 1
@@ -257,33 +261,46 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None):
                 rec = parse_row(kind, row)
             except ValueError as e:
                 why = str(e)
+        clash = False
         if why is None and kind == "senders":
-            # one registration per sender, validity period and category (a brand may hold QC and CSKH both), and
-            # one owner per sender and period: a second row that says something else (owner, accounts) would
-            # silently replace the first; an identical one adds nothing
-            k = (sender_entry_key(rec), rec.valid_from, rec.valid_to)
-            firsts = seen.setdefault(k, [])
-            clash = next(((at, f) for at, f in firsts if same_period_clash(f, rec)), None)
-            if clash is not None:
-                at, f = clash
-                if f.category == rec.category and f.accounts == rec.accounts \
-                        and owner_fold(f.owner) == owner_fold(rec.owner):
-                    continue
-                why = (f"sender {rec.sender!r} for the same dates is already on line {at} with another "
-                       + ("owner" if owner_fold(f.owner) != owner_fold(rec.owner) else "list of accounts")
-                       + (" (a brand may hold QC and CSKH both, one row each, with one owner)"
-                          if f.category != rec.category else ""))
-            else:
+            firsts = seen.setdefault(sender_entry_key(rec), [])
+            why, seen_as = _against_earlier_rows(firsts, rec, name)
+            if seen_as == "again":
+                continue                    # the same registration again: adds nothing
+            clash = seen_as == "owner"
+            if why is None:
                 firsts.append((start, rec))
         if why is not None:
-            err = error(start, why)
+            err = error(start, why, clash)
             if err:
                 yield err
             continue
-        yield rec
+        yield (start, rec) if lines else rec
     if bad > MAX_ROW_ERRORS:
         yield RowError(last_bad, f"... and {bad - MAX_ROW_ERRORS} more bad rows (the first {MAX_ROW_ERRORS} are "
-                                 "listed above; the last is on this line)", bad - MAX_ROW_ERRORS)
+                                 "listed above; the last is on this line)", bad - MAX_ROW_ERRORS, clashes)
+
+
+def _against_earlier_rows(firsts, rec, name):
+    """A registry row against the rows of its sender taken before it: (None, "again") the same registration
+    again, (None, None) it stands beside them, (why, "owner") it registers the sender to another owner on dates one
+    of them covers too, (why, None) it would replace one (the same owner, dates and category, other accounts).
+
+    One owner per sender on any date: two owners on overlapping dates (the same dates, one period inside the
+    other, one open-ended) left checks to read whichever row came first, for the caps, consent and ad rules. The
+    same owner may hold overlapping registrations (a renewal granted before the old one ends, QC beside CSKH):
+    on a date the entries valid then stand together, their categories and accounts added up (context.py)."""
+    for at, f in firsts:
+        if owner_fold(f.owner) != owner_fold(rec.owner):
+            both = period_overlap(f, rec)
+            if both is not None:
+                return owner_clash_message(rec, f, f"on {name}:{at}", both), "owner"
+        elif (f.valid_from, f.valid_to) == (rec.valid_from, rec.valid_to) and f.category == rec.category:
+            if f.accounts == rec.accounts:
+                return None, "again"
+            return f"sender {rec.sender!r} for the same dates is already on line {at} with another list of accounts", \
+                None
+    return None, None
 
 
 def bad_rows(errors) -> int:
@@ -337,6 +354,36 @@ def same_period_clash(a: SenderEntry, b: SenderEntry) -> bool:
         a.category == b.category or owner_fold(a.owner) != owner_fold(b.owner))
 
 
+def period_overlap(a: SenderEntry, b: SenderEntry):
+    """(first, last) day both registrations are valid (None: open on that side), or None when they share none."""
+    first = max((d for d in (a.valid_from, b.valid_from) if d), default=None)
+    last = min((d for d in (a.valid_to, b.valid_to) if d), default=None)
+    return None if first and last and first > last else (first, last)
+
+
+def period_text(first, last) -> str:
+    return f"{first or '(open)'}..{last or '(open)'}" if first or last else "every date"
+
+
+def owner_clash(entries, e: SenderEntry):
+    """The first of `entries` (one sender's stored registrations) that `e` cannot be added beside: another owner's
+    on dates overlapping e's, other than e's own dates (those `e` replaces, Lists.add_sender: an edit of who holds
+    the brand then)."""
+    for x in entries:
+        if owner_fold(x.owner) != owner_fold(e.owner) and (x.valid_from, x.valid_to) != (e.valid_from, e.valid_to) \
+                and period_overlap(x, e) is not None:
+            return x
+    return None
+
+
+def owner_clash_message(e: SenderEntry, other: SenderEntry, where: str, both=None) -> str:
+    """Why `e` is refused beside `other`, another owner's registration of its sender (`where`: "on FILE:LINE")."""
+    both = both or period_overlap(e, other)
+    return (f"sender {e.sender!r} registered to {e.owner!r} for {period_text(e.valid_from, e.valid_to)} and to "
+            f"{other.owner!r} for {period_text(other.valid_from, other.valid_to)} {where}: both hold it "
+            f"{period_text(*both)} (a sender has one owner at a time: end one registration before the other starts)")
+
+
 def sender_entry_key(e: SenderEntry):
     n = normalise_number(e.sender)
     return n if n is not None else normalise_sender_id(e.sender)
@@ -344,4 +391,4 @@ def sender_entry_key(e: SenderEntry):
 
 __all__ = ["read_csv", "iter_csv", "bad_rows", "write_csv", "SenderEntry", "RowError", "CsvError", "KINDS", "HEADERS",
            "parse_row", "parse_channel", "parse_domain", "format_number", "sender_entry_row", "sender_entry_key",
-           "owner_fold", "same_period_clash"]
+           "owner_fold", "same_period_clash", "period_overlap", "owner_clash", "owner_clash_message"]

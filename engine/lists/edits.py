@@ -7,7 +7,7 @@ import re
 from pyroaring import BitMap64
 
 from ..numbers import normalise_number, normalise_sender_id, vn_whole
-from .csvio import KINDS, CsvError, parse_domain, parse_row
+from .csvio import KINDS, CsvError, owner_clash, owner_clash_message, parse_domain, parse_row, sender_entry_key
 from .ipranges import IpRanges, parse_cidr, parse_ip
 from .sets import Lists, owner_fold
 
@@ -73,10 +73,19 @@ def _is_ip(v: str) -> bool:
         return False
 
 
+class OwnerClash(ValueError):
+    """A registration of a sender to another owner than the one it has on some of the same dates."""
+
+
 def add(L: Lists, kind: str, r) -> None:
+    """Add record `r`; OwnerClash (nothing changed) for a sender registration that would give its sender a
+    second owner on some date (another owner's for the very same dates is replaced: Lists.add_sender)."""
     if kind == "dnc":
         L.add_dnc(*r)
     elif kind == "senders":
+        other = owner_clash(L.sender_entries(sender_entry_key(r)), r)
+        if other is not None:
+            raise OwnerClash(owner_clash_message(r, other, "in the registry as stored (lists export senders)"))
         L.add_sender(r)
     elif kind == "blacklist":
         if r[0] == "ip":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pyroaring import BitMap64
 
-from .csvio import KINDS, CsvError, RowError, bad_rows, iter_csv, read_csv, write_csv
+from .csvio import KINDS, CsvError, RowError, bad_rows, iter_csv, write_csv
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
                       keep_rejected, read_journal, read_journal_gen, replace_with_tail)
 from . import edits
@@ -21,7 +21,8 @@ from .snapshot import (SnapshotError, install_snapshot, prepare_snapshot, read_s
 
 
 class ImportRefused(CsvError):
-    """A `--replace` import with bad rows or no rows at all: nothing was changed."""
+    """A `--replace` import with bad rows or no rows at all, or any import of sender rows that would give a sender
+    two owners on the same dates: nothing was changed."""
 
     def __init__(self, message, errors):
         super().__init__(message)
@@ -274,11 +275,21 @@ class ListStore:
         `allow_partial`)."""
         if kind == "dnc":
             return self._import_dnc(data, name, replace, allow_partial)
-        records, errors = read_csv(kind, data, name)
+        records, errors = [], []
+        for item in iter_csv(kind, data, name, lines=True):
+            (errors if isinstance(item, RowError) else records).append(item)
+        # a sender registered to two owners on some date: whichever row came first would be its owner (caps,
+        # consent, ad rules), so no row of the file goes in (--allow-partial neither: it would pick one)
+        _refuse_owner_clashes(kind, name, errors, sum(e.owner_clashes for e in errors), "rows of this file")
 
         def add_all(L):
-            for r in records:
-                edits.add(L, kind, r)
+            clashes = []
+            for line, r in records:
+                try:
+                    edits.add(L, kind, r)
+                except edits.OwnerClash as e:
+                    clashes.append(RowError(line, str(e), owner_clashes=1))
+            _refuse_owner_clashes(kind, name, errors + clashes, len(clashes), "this file and the registry as stored")
         return self._install_import(kind, name, len(records), errors, replace, allow_partial, add_all)
 
     def _install_import(self, kind, name, n, errors, replace, allow_partial, add_all):
@@ -337,6 +348,13 @@ class ListStore:
 
     def export(self, kind: str, out) -> int:
         return write_csv(kind, self.load(kinds=(kind,)).rows(kind), out)
+
+
+def _refuse_owner_clashes(kind, name, errors, n, where):
+    if n:
+        raise ImportRefused(f"{name}: refused, {kind} list unchanged: {n} row(s) would give a sender two owners on "
+                            f"the same dates ({where}; a sender has one owner at a time; --allow-partial does not "
+                            "apply: it would keep whichever came first)", errors)
 
 
 def _bar(total: int, desc: str):
