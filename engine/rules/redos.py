@@ -20,10 +20,12 @@ module rejects:
   `(a|a)+`, `(a|aa)*`, `(ab|a.)+` (but `(a|ab)*c` passes: the parser makes it `a(|b)`).
 
 Character sets are computed over a sample alphabet (ASCII, Latin-1, Latin Extended and a
-few separators), which is exact for classes built from literals, ranges, `\\d\\w\\s` and
-`.`. The check is conservative: it may reject a pattern that a careful reading shows to be
-safe (rewrite it so the repeated pieces cannot overlap), never the other way round for the
-two shapes above.
+few separators) and every character the pattern names outside it (its literals, its ranges' ends
+and 64 characters spread inside each range), which is exact for a literal against a class built
+from literals, ranges, `\\d\\w\\s` and `.` (a literal outside the sample was a set of its own that
+no class held: `(?:я |\\w )+!` and `(?:💰\\s|\\W\\s)+x` passed, over 10 s on 57 characters). The
+check is conservative: it may reject a pattern that a careful reading shows to be safe (rewrite
+it so the repeated pieces cannot overlap), never the other way round for the two shapes above.
 
 Two unbounded repeats in a row over a shared character, with nothing between them that must
 match another one and something after them that can fail (`\\w*\\w*!`, `\\d+\\s*\\d+#`, `a.*a.*b`),
@@ -75,7 +77,8 @@ class UnsafeRegex(ValueError):
 def check(pattern: str, flags: int = 0) -> None:
     """Raise UnsafeRegex (a ValueError) when `pattern` can backtrack catastrophically."""
     tree = _parser.parse(pattern, flags)
-    checker = _Checker(bool(flags & re.IGNORECASE))
+    icase = bool(flags & re.IGNORECASE)
+    checker = _Checker(icase, _named_outside(list(tree), icase))
     checker.seq(list(tree), _frozen_empty, None)
     checker.adjacent(list(tree), top=True)
     if _leading_wildcard(list(tree)):
@@ -103,18 +106,60 @@ def _leading_wildcard(items) -> bool:
     return False
 
 
+_RANGE_SAMPLE = 64          # characters of a range's inside taken (evenly spaced) beside its two ends
+
+
+def _named_outside(items, icase: bool) -> list:
+    """The characters `items` name (literals, ranges: their ends and a sample inside) outside the sample alphabet,
+    with their other case under `icase`: the checker adds them to its alphabet, so a class holds them when `re`'s
+    does (`\\w` holds `я`; `[а-я]` holds `б`)."""
+    codes = set()
+    todo = [items]
+    while todo:
+        for op, av in todo.pop():
+            if op in (C.LITERAL, C.NOT_LITERAL):
+                codes.add(av)
+            elif op is C.RANGE:
+                lo, hi = av
+                codes.update(range(lo, hi + 1, max(1, (hi - lo) // _RANGE_SAMPLE)))
+                codes.add(hi)
+            elif op is C.IN or op is C.ATOMIC_GROUP:
+                todo.append(list(av))
+            elif op is C.SUBPATTERN:
+                todo.append(list(av[-1]))
+            elif op is C.BRANCH:
+                todo.extend(list(alt) for alt in av[1])
+            elif op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT):
+                todo.append(list(av[2]))
+            elif op in (C.ASSERT, C.ASSERT_NOT):
+                todo.append(list(av[1]))
+            elif op is C.GROUPREF_EXISTS:
+                todo.extend(list(b) for b in av[1:] if b is not None)
+    chars = {chr(c) for c in codes}
+    if icase:
+        chars |= {v for ch in chars for v in (ch.lower(), ch.upper()) if len(v) == 1}
+    return sorted(ch for ch in chars if ch not in _POS)
+
+
 _frozen_empty = frozenset()
 
 
 class _Checker:
-    def __init__(self, icase: bool):
+    def __init__(self, icase: bool, extra=()):
+        """`extra`: characters outside the sample alphabet the pattern names (_named_outside), each given its own
+        index after the alphabet's."""
         self.icase = icase
+        self.chars = _ALPHABET + list(extra)
+        self.pos = dict(_POS, **{ch: len(_ALPHABET) + i for i, ch in enumerate(extra)}) if extra else _POS
+        self.all = frozenset(range(len(self.chars))) if extra else _ALL
+        self.cat_sets = {k: v | frozenset(len(_ALPHABET) + i for i, ch in enumerate(extra) if _CATEGORY[k](ch))
+                         for k, v in _CAT_SETS.items()} if extra else _CAT_SETS
 
     # ------------------------------------------------------------ character sets
     def _lit(self, code):
         ch = chr(code)
         want = {ch, ch.lower(), ch.upper()} if self.icase else {ch}
-        return frozenset(_POS[a] for a in want if a in _POS) or frozenset({-code})
+        return frozenset(self.pos[a] for a in want if a in self.pos) or frozenset({-code})
 
     def _in(self, items):
         neg, acc = False, set()
@@ -125,14 +170,14 @@ class _Checker:
                 acc |= self._lit(av)
             elif op is C.RANGE:
                 lo, hi = av
-                acc |= {i for i, a in enumerate(_ALPHABET)
+                acc |= {i for i, a in enumerate(self.chars)
                         if any(len(v) == 1 and lo <= ord(v) <= hi
                                for v in ((a, a.lower(), a.upper()) if self.icase else (a,)))}
             elif op is C.CATEGORY:
-                acc |= _CAT_SETS.get(av, _ALL)
+                acc |= self.cat_sets.get(av, self.all)
             else:                                   # anything unexpected: assume it can match anything
-                acc |= _ALL
-        return _ALL - acc if neg else frozenset(acc)
+                acc |= self.all
+        return self.all - acc if neg else frozenset(acc)
 
     def first(self, items):
         """(characters that can start a match of `items`, whether `items` can match empty)."""
@@ -148,9 +193,9 @@ class _Checker:
         if op is C.LITERAL:
             return self._lit(av), False
         if op is C.NOT_LITERAL:
-            return _ALL - self._lit(av), False
+            return self.all - self._lit(av), False
         if op is C.ANY:
-            return _ALL, False
+            return self.all, False
         if op is C.IN:
             return self._in(av), False
         if op in (C.AT, C.ASSERT, C.ASSERT_NOT):
@@ -171,8 +216,8 @@ class _Checker:
             f, n = self.first(list(body))
             return f, n or lo == 0
         if op is C.GROUPREF_EXISTS:
-            return _ALL, True
-        return _ALL, True                          # GROUPREF and the rest: anything
+            return self.all, True
+        return self.all, True                      # GROUPREF and the rest: anything
 
     # ------------------------------------------------------------ runs of adjacent repeats
     def _one_class(self, op, av):
