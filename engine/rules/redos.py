@@ -15,9 +15,12 @@ module rejects:
 - a nested repeat of variable count whose characters can also start what follows it inside the
   outer body, the body wrapping round to its own start: `(a+)+`, `(a*)*`, `(\\w+\\s?)+`,
   `(\\d+\\d)+`, `(.*a){20}`; but `(\\s+\\w+)*` passes (spaces and word characters never overlap);
-- an alternation whose branches can match the same text: they start with the same
-  character, or more than one (or one and what follows the alternation) can match nothing:
-  `(a|a)+`, `(a|aa)*`, `(ab|a.)+` (but `(a|ab)*c` passes: the parser makes it `a(|b)`).
+- an alternation two of whose branches can read the same text and meet again within the
+  outermost repeat (redos_branch.py walks the two paths side by side): `(a|a)+`, `(a|aa)*`,
+  `(ab|a.)+`, `(?:tr|trieu|ieu)+`; but `(a|ab)*c`, `(?:(?:vay|vay von)\\s)+`, `(?:\\d{3}\\.|\\d{2}\\.)+`
+  pass (they part before they meet). A repeat the walk does not model (a backreference, an
+  atomic group) keeps the rougher rule: branches that start with the same character, or more
+  than one (or one and what follows the alternation) that can match nothing, are refused.
 
 Character sets are computed over a sample alphabet (ASCII, Latin-1, Latin Extended and a
 few separators) and every character the pattern names outside it (its literals, its ranges' ends
@@ -46,6 +49,8 @@ import re
 from re import _constants as C
 from re import _parser
 
+from .redos_branch import ambiguous, nfa_of
+
 _ALPHABET = [chr(i) for i in range(0x250)] + ["\u1ea0", "\u1ef9", "\u2028", "\u3000", "\uff01", "\U0001f600"]
 _CATEGORY = {
     C.CATEGORY_DIGIT: lambda ch: ch.isdigit() or bool(re.match(r"\d", ch)),
@@ -61,8 +66,8 @@ _POS = {a: i for i, a in enumerate(_ALPHABET)}      # a literal's set by look-up
 _CAT_SETS = {k: frozenset(i for i, ch in enumerate(_ALPHABET) if f(ch)) for k, f in _CATEGORY.items()}
 
 
-_BRANCH = ("alternatives that can match the same text inside a repeat (like `(a|a)+` or `(a|aa)*`) "
-           "can backtrack catastrophically; make the branches start differently")
+_BRANCH = ("alternatives that can match the same text inside a repeat (like `(a|a)+`, `(a|aa)*` or "
+           "`(tr|trieu|ieu)+`) can backtrack catastrophically; make the branches unable to match the same text")
 
 
 _ADJACENT = ("unbounded repeats in a row that can match the same character (like `\\w*\\w*!`, `\\d+\\s*\\d+#` or "
@@ -149,6 +154,8 @@ class _Checker:
         """`extra`: characters outside the sample alphabet the pattern names (_named_outside), each given its own
         index after the alphabet's."""
         self.icase = icase
+        self.outer = None                           # the body of the outermost loop being walked
+        self._nfas: dict = {}
         self.chars = _ALPHABET + list(extra)
         self.pos = dict(_POS, **{ch: len(_ALPHABET) + i for i, ch in enumerate(extra)}) if extra else _POS
         self.all = frozenset(range(len(self.chars))) if extra else _ALL
@@ -307,6 +314,15 @@ class _Checker:
                 yield op, av
 
     # ------------------------------------------------------------ the walk
+    def _ambiguous(self, branch_av):
+        """Whether two alternatives of this alternation read the same text and meet again inside the outermost
+        loop holding it (redos_branch.py); None: undecided."""
+        key = id(self.outer)
+        got = self._nfas.get(key)
+        if got is None:
+            got = self._nfas[key] = (self.outer, nfa_of(self, self.outer))     # (the body kept: its id stays its)
+        return ambiguous(got[1], branch_av) if got[1] is not None else None
+
     def seq(self, items, follow, loop):
         """Walk `items`; `follow` = characters that can come right after them up to the end of
         the innermost unbounded repeat's body (wrapping to its start); `loop` = that repeat,
@@ -325,8 +341,11 @@ class _Checker:
             self.seq(list(av[1]), _frozen_empty, None)
         elif op is C.BRANCH:
             alts = [list(a) for a in av[1]]
-            if loop is not None:
-                # two branches that can match the same text: they start alike, or both (or one
+            verdict = self._ambiguous(av) if loop is not None else False
+            if verdict:
+                raise UnsafeRegex(_BRANCH)
+            if verdict is None:
+                # undecided by the walk (redos_branch.py): two branches that start alike, or both (or one
                 # and what follows) can match nothing — `(a|a)+`, `(a|aa)*` (parsed as `a(|a)`)
                 seen, n_empty = set(), 0
                 for alt in alts:
@@ -351,7 +370,13 @@ class _Checker:
                                   "repeats match disjoint characters")
             if hi >= 2:
                 # a loop: what may follow inside its body wraps round to the body's start
-                self.seq(body, start | follow if loop is not None else start, body)
+                outer = self.outer
+                if loop is None:
+                    self.outer = body               # the outermost loop: where an alternation's paths may meet
+                try:
+                    self.seq(body, start | follow if loop is not None else start, body)
+                finally:
+                    self.outer = outer
             else:
                 self.seq(body, follow, loop)
         elif op is C.POSSESSIVE_REPEAT:
