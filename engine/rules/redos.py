@@ -50,6 +50,7 @@ from re import _constants as C
 from re import _parser
 
 from .redos_branch import ambiguous, nfa_of
+from .redos_paths import check_paths
 
 _ALPHABET = [chr(i) for i in range(0x250)] + ["\u1ea0", "\u1ef9", "\u2028", "\u3000", "\uff01", "\U0001f600"]
 _CATEGORY = {
@@ -75,6 +76,11 @@ _ADJACENT = ("unbounded repeats in a row that can match the same character (like
              "or bound one of them (`\\d{1,4}`)")
 
 
+_PATHS = ("optional items in a row that can match the same character (like `x?x?x?…x` or `(a|a)?(a|a)?…`) split a "
+          "run of it in exponentially many ways (seconds on a long message); make them match disjoint characters, "
+          "or use one bounded repeat (`x{0,10}`)")
+
+
 class UnsafeRegex(ValueError):
     pass
 
@@ -86,6 +92,7 @@ def check(pattern: str, flags: int = 0) -> None:
     checker = _Checker(icase, _named_outside(list(tree), icase))
     checker.seq(list(tree), _frozen_empty, None)
     checker.adjacent(list(tree), top=True)
+    check_paths(checker, list(tree), UnsafeRegex(_PATHS))
     if _leading_wildcard(list(tree)):
         raise UnsafeRegex("a leading `.*` (or `.+`, `[^x]*`) makes every search quadratic in the text's length "
                           "(about 1 s on an 8 KB concatenated message); drop it: a search already finds the "
