@@ -284,6 +284,7 @@ class TransportBounds:
                                 "screen can judge); their senders got no answer and retransmit", n)
 
     def sweep_tcp(self, now: float):
+        self.tcp_writes.refresh()           # what drained since it was last seen (tcpwrites.py)
         for c in list(self.tcp_conns.values()):
             why = c.expired(now)
             if why:

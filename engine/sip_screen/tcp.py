@@ -17,7 +17,8 @@ Writes (RFC 3261 §18.3 gives a stream peer no other way to push back): a connec
 buffer is over WRITE_HIGH is not read (asyncio's pause_writing) until it drains, so a peer that
 does not read its answers cannot make us queue answers to what it keeps sending; nothing is
 queued beyond WRITE_MAX bytes for one peer (the message is not written, counted as
-`tcp_write_dropped`; a forward then fails like any other, 503), and a peer that leaves our writes
+`tcp_write_dropped`; a forward then fails like any other, 503), nor beyond max_tcp_write_buffered for all of
+them together (the connection holding most closed, `tcp_write_evicted`: tcpwrites.py), and a peer that leaves our writes
 unread for WRITE_STALL seconds (no byte of them read: a slow reader's clock restarts whenever the
 sweeper sees bytes of them gone to the peer) is closed (`tcp_write_stalled`); one we closed for an error whose
 peer does not read the rest is aborted after `tcp_incomplete_timeout`. Outbound connections to a next hop
@@ -34,6 +35,7 @@ import asyncio
 import itertools
 import logging
 import random
+import socket
 import struct
 import time
 from collections import deque
@@ -43,7 +45,7 @@ from ..listen import peer_of
 from .codec import SipParseError
 from .framing import StreamParser
 
-try:                                             # the kernel's send queue (Linux, BSDs): TcpConnection._drained
+try:                                             # the kernel's send queue (Linux, BSDs): TcpConnection.unacked
     from fcntl import ioctl
     from termios import TIOCOUTQ
 except ImportError:
@@ -57,6 +59,7 @@ WRITE_STALL = 32.0               # seconds a TCP peer may leave our writes unrea
 WRITE_STALLED = "not reading what we write"             # TcpConnection.expired()'s reason: counted apart
 INVITE_WAIT_MAX = 600.0          # seconds an INVITE sent or forwarded over TCP keeps its connection open waiting for
                                  # its final: over Timer C (> 3 min, RFC 3261 §16.8) with room, and any real ring time
+LINGER_RESET = struct.pack("ii", 1, 0)                    # SO_LINGER on, 0 s: close(2) resets the connection
 AWAITED = 256                    # INVITEs of one inbound connection awaiting their final remembered (oldest forgotten)
 
 
@@ -145,6 +148,7 @@ class TcpConnection(asyncio.Protocol):
         self.reading = True                 # as we last told the transport
         self.write_paused_at = None         # since when the peer has not read what we write (monotonic)
         self.sent = 0                       # bytes handed to the transport in all
+        self.held = 0                       # `unacked` as last seen (tcpwrites.py: the total of them all)
         self.drained_seen = 0               # of them, gone to the peer at the sweeper's last look
         self.closing_since = None           # when we closed it (it goes once its write buffer drains)
         self.discard = False                # closed by us for an error: what it sent is not handled
@@ -171,6 +175,7 @@ class TcpConnection(asyncio.Protocol):
         self.screen.tcp_ids[self.id] = self
 
     def connection_lost(self, exc):
+        self.screen.tcp_writes.seen(self, 0)
         if self.screen.tcp_conns.get(self.key or self.peer) is self:
             del self.screen.tcp_conns[self.key or self.peer]
         self.screen.tcp_ids.pop(self.id, None)
@@ -235,20 +240,25 @@ class TcpConnection(asyncio.Protocol):
     # asyncio calls these at the write buffer's water marks (WRITE_HIGH, a quarter of it)
     def pause_writing(self):
         self.write_paused_at = time.monotonic()
-        self.drained_seen = self._drained()
+        self.drained_seen = self.sent - self.screen.tcp_writes.look(self)
         self.update_reading()
 
     def resume_writing(self):
+        self.screen.tcp_writes.look(self)
         self.write_paused_at = None
         self.update_reading()
 
     def _drained(self) -> int:
-        """Bytes of what we wrote that the peer's kernel has acknowledged: written, less what waits in asyncio's
-        buffer and in our kernel's send queue (TIOCOUTQ; without it a send buffer of megabytes hides a slow
-        reader's progress)."""
+        """Bytes of what we wrote that the peer's kernel has acknowledged: written, less what is not (`unacked`;
+        without the kernel's part a send buffer of megabytes hides a slow reader's progress)."""
+        return self.sent - self.unacked()
+
+    def unacked(self) -> int:
+        """Bytes of what we wrote that the peer has not acknowledged: asyncio's buffer and our kernel's send queue
+        (TIOCOUTQ: the kernel grows a socket's send buffer to megabytes, tcp_wmem; tcpwrites.py counts it too)."""
         t = self.transport
         if t is None:
-            return self.sent
+            return 0
         waiting = t.get_write_buffer_size()
         sock = t.get_extra_info("socket")
         if sock is not None and ioctl is not None:
@@ -256,7 +266,7 @@ class TcpConnection(asyncio.Protocol):
                 waiting += struct.unpack("i", ioctl(sock.fileno(), TIOCOUTQ, b"\0\0\0\0"))[0]
             except (OSError, ValueError, AttributeError):
                 pass
-        return self.sent - waiting
+        return waiting
 
     def close(self):
         self.discard = True
@@ -265,7 +275,15 @@ class TcpConnection(asyncio.Protocol):
         self.transport.close()              # (after its write buffer drains: bounded by `expired`)
 
     def abort(self):
+        """Closed at once, with what waits for the peer let go: asyncio's buffer and, by a reset (SO_LINGER 0), the
+        kernel's send queue (a close leaves it queued to a peer that does not read, orphaned, for minutes)."""
         self.discard = True
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+            except (OSError, AttributeError):
+                pass
         self.transport.abort()
 
     def is_open(self) -> bool:
@@ -321,14 +339,19 @@ class TcpConnection(asyncio.Protocol):
             self.awaited.pop(tx, None)
 
     def send(self, data: bytes) -> bool:
-        """Write `data`; False if it was not: the connection is closed, or the peer has WRITE_MAX
-        bytes unread already (counted: a peer that does not read loses what it does not read)."""
+        """Write `data`; False if it was not: the connection is closed, the peer has WRITE_MAX bytes
+        unread already (counted: a peer that does not read loses what it does not read), or the
+        connections hold max_tcp_write_buffered and this one holds most (closed: tcpwrites.py)."""
         t = self.transport
         if t is None or t.is_closing():
             return False
         if t.get_write_buffer_size() + len(data) > WRITE_MAX:
             self.screen.stats["tcp_write_dropped"] += 1
             return False
+        writes = self.screen.tcp_writes
+        if not writes.room(self, len(data)):
+            return False
         t.write(data)
         self.sent += len(data)
+        writes.look(self)
         return True
