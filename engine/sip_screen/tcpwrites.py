@@ -12,7 +12,8 @@ its water marks, at each sweep), summed in `total`. It grows by our writes only 
 may be above the truth, never below it; it is made exact -- the connections holding bytes looked at again -- only
 when a write would take it over the bound. If it is over still, the connection holding most (counting the write
 for the one written to, which goes first of equals; of the others, the one holding bytes the longest) is not
-reading what we send: it is closed -- reset, so the kernel lets go of its queue too (TcpConnection.abort) --,
+reading what we send: it is closed -- reset, so the kernel lets go of its queue too (TcpConnection.abort; when
+asyncio closes the socket, at the end of the loop's turn) --,
 counted as `tcp_write_evicted` and said in the service log at most once a second with its peer, until the write
 fits. When that is the connection written to, the message is not written and the caller handles it as a write over
 WRITE_MAX (a forwarded request's sender gets 503, a response is lost as on a connection that closes). Each eviction
