@@ -184,3 +184,48 @@ def test_the_total_is_a_setting_checked_at_its_line(tmp_path):
         (tmp_path / "sip.toml").write_text(f"[sip]\nmax_tcp_write_buffered = {value}\n")
         with pytest.raises(ValueError, match=r"sip.toml:2:1: \[sip\] max_tcp_write_buffered must be at least 1048576"):
             load_sip_settings(tmp_path)
+
+
+def test_a_next_hop_that_never_reads_is_closed_at_the_bound_and_the_call_it_could_not_take_answered_503(pipe):
+    """The connection written to is the one holding most (here the only one: a TCP next hop that accepts and never
+    reads): at the bound it is closed, not written to, and the INVITE that could not leave is answered 503 as one
+    over the connection's own bound (WRITE_MAX) is; the next call opens a new connection."""
+    hop = bound_socket()
+    hop.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # (inherited by what it accepts)
+    hop.listen(8)
+    hop.settimeout(3)
+    bound = 1024 * 1024
+    h = start_screen(pipe, next_hop=f"127.0.0.1:{hop.getsockname()[1]};transport=tcp", max_tcp_write_buffered=bound)
+    cli = bound_socket(socket.SOCK_DGRAM, rcvbuf=1 << 20)
+    cli.settimeout(0.05)
+    accepted, answers = [], []
+    try:
+        for i in range(60):                     # 60 x 30 KB: the hop's connection would hold 1.8 MB
+            req = (invite(f"hop-{i}", cli).replace(b"SIP/2.0/TCP", b"SIP/2.0/UDP")
+                   .replace(b"Content-Length: 0\r\n\r\n", b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n"
+                            % len(BODY)) + BODY)
+            cli.sendto(req, ("127.0.0.1", h.port))
+            if i == 0:
+                accepted.append(hop.accept()[0])    # and never read
+            try:
+                answers.append(cli.recv(65535))
+            except socket.timeout:
+                pass
+        cli.settimeout(1)
+        while True:
+            try:
+                answers.append(cli.recv(65535))
+            except socket.timeout:
+                break
+        busy = [a for a in answers if a.startswith(b"SIP/2.0 503")]
+        evicted = h.screen.stats.get("tcp_write_evicted", 0)
+        assert evicted >= 1, h.screen.stats
+        assert len(busy) == evicted and h.screen.stats["forward_failed"] == len(busy)
+        assert all(b"not reading what we write" in a for a in busy), busy[:1]
+        accepted.append(hop.accept()[0])        # the next INVITE: a new connection
+    finally:
+        for c in accepted:
+            c.close()
+        cli.close()
+        h.stop()
+        hop.close()
