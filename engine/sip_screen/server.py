@@ -60,6 +60,7 @@ from .sources import SourceFilter
 from .bounds import TransportBounds
 from .dialogs import AnsweredCalls, Dialogs, wall_clock
 from .tcp import TcpConnection, TcpRounds
+from .tcpreads import ReadBudget
 from .tcpwrites import WriteBudget
 from .transport import UdpEndpoint
 from .unreachable import Unreachable, Watch
@@ -94,6 +95,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.tcp_ids: dict = {}                             # TcpConnection.id -> connection, while it is open
         self.tcp_rounds = TcpRounds(self)                   # the one scheduler of TCP work (tcp.py)
         self.tcp_writes = WriteBudget(self)                 # what they hold for writing, in all (tcpwrites.py)
+        self.tcp_reads = ReadBudget(self)                   # what they sent, not handled yet, in all (tcpreads.py)
         # (host, port) -> [(bytes, on_fail)] waiting for the one connect under way to that
         # destination: each list ends within TCP_CONNECT seconds and holds at most TCP_QUEUE
         self.tcp_connecting: dict = {}
@@ -154,6 +156,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                       "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
                       "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0, "tcp_write_evicted": 0,
+                      "tcp_read_held": 0,
                       "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
                       "waiting_refused": 0, "overload_source_dropped": 0,
                       "identity_untrusted": 0, "source_refused": 0, "tcp_source_refused": 0}

@@ -12,7 +12,7 @@ TRANSPORTS = {"UDP", "TCP"}
 MAGIC = "z9hG4bK"                       # RFC 3261 §8.1.1.7
 BRANCH_PREFIX = MAGIC + "tf"            # our Via branches: a response or a loop is recognised by it
 TAG_PREFIX = "tf"                       # To tags of the answers we generate
-TCP_WRITE_MIN = 1024 * 1024             # max_tcp_write_buffered at least: what one TCP connection may hold (tcp.py)
+TCP_BUFFERED_MIN = 1024 * 1024          # max_tcp_write_buffered, max_tcp_read_buffered at least: a connection's 1 MB
 
 
 @dataclass
@@ -50,6 +50,9 @@ class SipSettings:
     # bytes queued for writing to all TCP connections together (in and out), peers not reading what we send; at the
     # bound the connection holding most is closed (tcpwrites.py). One connection holds 1 MB at most (tcp.py WRITE_MAX)
     max_tcp_write_buffered: int = 64 * 1024 * 1024
+    # bytes read from all TCP connections together not handled yet; a connection that reads while they are over it is
+    # not read until the screen has handled enough (tcpreads.py). One connection reads 32 KB at a time
+    max_tcp_read_buffered: int = 64 * 1024 * 1024
     # fairness with the SMPP proxy on the same event loop (tcp.py: TcpRounds): per loop round, at
     # most batch_messages messages of one TCP connection, and batch_seconds of TCP work for all the
     # connections together (UDP: a batch of datagrams per round, see transport.py)
@@ -187,9 +190,9 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
               "queue_datagrams"):
         if getattr(s, k) <= 0:
             raise bad(k, f"must be above 0, not {getattr(s, k)!r}")
-    if s.max_tcp_write_buffered < TCP_WRITE_MIN:      # below one connection's bound (tcp.py WRITE_MAX)
-        raise bad("max_tcp_write_buffered", f"must be at least {TCP_WRITE_MIN} (one connection's 1 MB), "
-                  f"not {s.max_tcp_write_buffered!r}")
+    for k in ("max_tcp_write_buffered", "max_tcp_read_buffered"):     # (tcp.py WRITE_MAX, one connection's)
+        if getattr(s, k) < TCP_BUFFERED_MIN:
+            raise bad(k, f"must be at least {TCP_BUFFERED_MIN} (one connection's 1 MB), not {getattr(s, k)!r}")
     if s.overload_after < 0:
         raise bad("overload_after", f"must be 0 (off) or above, not {s.overload_after!r}")
     if s.dialog_save_interval != 0 and s.dialog_save_interval < 0.5:       # a fork per save: not many a second

@@ -11,8 +11,9 @@ message per connection per turn, at most `batch_messages` per connection and `ba
 work in all per round, then gives the loop back. So a flood on hundreds of connections costs the
 SMPP proxy and the UDP callers one `batch_seconds` per round, not one per connection; a connection's
 messages are handled in their order, and what it can make us hold is what it sent before it was
-paused. A connection that closes has what it sent before handled all the same (a BYE followed by
-a close), unless we closed it for an error.
+paused: a read (READ_CHUNK) and an unfinished message; all of them together, max_tcp_read_buffered (a connection
+that reads while they hold it is not read until there is room: tcpreads.py). A connection that closes has what
+it sent before handled all the same (a BYE followed by a close), unless we closed it for an error.
 Writes (RFC 3261 §18.3 gives a stream peer no other way to push back): a connection whose write
 buffer is over WRITE_HIGH is not read (asyncio's pause_writing) until it drains, so a peer that
 does not read its answers cannot make us queue answers to what it keeps sending; nothing is
@@ -134,7 +135,7 @@ class TcpRounds:
                 self._schedule()
 
 
-class TcpConnection(asyncio.Protocol):
+class TcpConnection(asyncio.BufferedProtocol):
     """One TCP connection, accepted (inbound) or opened by us towards a next hop (outbound key).
     `id` names it in our Via of the requests it brings (`;i=`), so their responses come back on it."""
 
@@ -149,6 +150,9 @@ class TcpConnection(asyncio.Protocol):
         self.write_paused_at = None         # since when the peer has not read what we write (monotonic)
         self.sent = 0                       # bytes handed to the transport in all
         self.held = 0                       # `unacked` as last seen (tcpwrites.py: the total of them all)
+        self.unread = 0                     # its parser's bytes as last seen (tcpreads.py: the total of them all)
+        self.held_back = False              # not read until the screen has handled enough (tcpreads.py)
+        self.lost = False
         self.drained_seen = 0               # of them, gone to the peer at the sweeper's last look
         self.closing_since = None           # when we closed it (it goes once its write buffer drains)
         self.discard = False                # closed by us for an error: what it sent is not handled
@@ -175,7 +179,12 @@ class TcpConnection(asyncio.Protocol):
         self.screen.tcp_ids[self.id] = self
 
     def connection_lost(self, exc):
+        self.lost, self.held_back = True, False
         self.screen.tcp_writes.seen(self, 0)
+        reads = self.screen.tcp_reads
+        reads.seen(self)
+        if reads.held_back:
+            reads.release()
         if self.screen.tcp_conns.get(self.key or self.peer) is self:
             del self.screen.tcp_conns[self.key or self.peer]
         self.screen.tcp_ids.pop(self.id, None)
@@ -184,11 +193,19 @@ class TcpConnection(asyncio.Protocol):
         if self.out_counted:
             self.screen.tcp_out_closed(self)
 
+    # asyncio reads into the screen's one buffer (tcpreads.py), READ_CHUNK at most, less at the bound
+    def get_buffer(self, sizehint):
+        return self.screen.tcp_reads.buffer()
+
+    def buffer_updated(self, nbytes):
+        self.data_received(self.screen.tcp_reads.scratch[:nbytes])
+
     def data_received(self, data):
         self.last_rx = time.monotonic()
         if self.out_counted:
             self.screen.tcp_out_used(self)
         self.parser.feed(data)
+        self.screen.tcp_reads.read(self)
         self.screen.tcp_rounds.offer(self)
 
     def work(self, n: int, end: float) -> bool:
@@ -200,6 +217,11 @@ class TcpConnection(asyncio.Protocol):
             log.exception("internal error on TCP from %s", self.peer)
             self.abort()
             return False
+        finally:
+            reads = self.screen.tcp_reads
+            reads.seen(self)                # what it handled is room for those held back
+            if reads.held_back:
+                reads.release()
 
     def _work(self, n: int, end: float) -> bool:
         screen = self.screen
@@ -224,8 +246,9 @@ class TcpConnection(asyncio.Protocol):
         return True
 
     def update_reading(self):
-        """Read while neither the scheduler holds messages of ours nor the peer leaves our writes unread."""
-        want = not self.queued and self.write_paused_at is None
+        """Read while neither the scheduler holds messages of ours, nor the peer leaves our writes unread, nor the
+        connections hold max_tcp_read_buffered unhandled (tcpreads.py)."""
+        want = not self.queued and self.write_paused_at is None and not self.held_back
         if want != self.reading and self.transport is not None and not self.transport.is_closing():
             self.reading = want
             if want:
@@ -300,8 +323,9 @@ class TcpConnection(asyncio.Protocol):
             self.drained_seen = drained
             if now - self.write_paused_at > WRITE_STALL:
                 return WRITE_STALLED
-        if not self.reading:
-            return None                     # we are not reading: neither clock is the peer's doing
+        if not self.reading and not self.held_back:
+            return None                     # we are not reading: neither clock is the peer's doing (held back for
+                                            # the total: its unfinished message may be what holds the others)
         if self.partial_since is not None and now - self.partial_since > s.tcp_incomplete_timeout:
             return "unfinished message"
         if now - self.last_rx > s.tcp_idle_timeout and not self._ringing(now):
