@@ -229,3 +229,38 @@ def test_a_next_hop_that_never_reads_is_closed_at_the_bound_and_the_call_it_coul
         cli.close()
         h.stop()
         hop.close()
+
+
+class Held:
+    """A connection as tcpwrites.py sees it: what it holds unacknowledged, and when its peer last took some."""
+
+    def __init__(self, name, unacked, taken_at):
+        self.peer, self.unacked_now, self.taken_at, self.aborted = (name, 5060), unacked, taken_at, False
+        self.held, self.progress_at = 0, 0.0
+
+    def unacked(self):
+        return 0 if self.aborted else self.unacked_now
+
+    def abort(self):
+        self.aborted = True
+
+
+def test_at_the_bound_the_peer_that_takes_nothing_is_closed_not_a_trunk_with_more_in_flight(pipe):
+    """A trunk reading all the time may have more in flight than any one peer that never reads (the kernel grows
+    its send queue to megabytes); at the bound the closed one is a peer holding the average or more that has
+    taken nothing for the longest. Before, the one holding most was closed: the trunk."""
+    from .sip_helpers import offline_screen
+    scr = offline_screen(pipe)
+    scr.s.max_tcp_write_buffered = 8 * 1024 * 1024
+    now = time.monotonic()
+    trunk = Held("10.0.0.1", 3_000_000, now - 30)       # seen long ago, and taking bytes since (refresh: 2.9 MB)
+    stuck = [Held(f"10.0.1.{i}", 1_500_000, now - 20 + i) for i in range(3)]
+    small = Held("10.0.2.1", 10_000, now - 60)           # taking nothing either, but holding little
+    budget = scr.tcp_writes
+    for c in (trunk, *stuck, small):
+        budget.seen(c, c.unacked_now)
+        c.progress_at = c.taken_at
+    trunk.unacked_now = 2_900_000
+    assert budget.room(trunk, 1_000_000)                # 7.5 + 1 MB: over; the oldest of the big stuck ones goes
+    assert [c.aborted for c in (trunk, *stuck, small)] == [False, True, False, False, False]
+    assert budget.total == 2_900_000 + 2 * 1_500_000 + 10_000 and scr.stats["tcp_write_evicted"] == 1

@@ -150,6 +150,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.write_paused_at = None         # since when the peer has not read what we write (monotonic)
         self.sent = 0                       # bytes handed to the transport in all
         self.held = 0                       # `unacked` as last seen (tcpwrites.py: the total of them all)
+        self.progress_at = 0.0              # when its peer last took bytes of what it holds (tcpwrites.py)
         self.unread = 0                     # its parser's bytes as last seen (tcpreads.py: the total of them all)
         self.held_back = False              # not read until the screen has handled enough (tcpreads.py)
         self.lost = False
@@ -377,5 +378,5 @@ class TcpConnection(asyncio.BufferedProtocol):
             return False
         t.write(data)
         self.sent += len(data)
-        writes.look(self)
+        writes.look(self, len(data))
         return True

@@ -10,17 +10,20 @@ the element hold -- the SMPP proxy in the same process. So what is held for writ
 goes, O(1) per write (an ioctl): each connection's as last seen (`TcpConnection.held`: after each write of ours, at
 its water marks, at each sweep), summed in `total`. It grows by our writes only and drains unannounced, so `total`
 may be above the truth, never below it; it is made exact -- the connections holding bytes looked at again -- only
-when a write would take it over the bound. If it is over still, the connection holding most (counting the write
-for the one written to, which goes first of equals; of the others, the one holding bytes the longest) is not
-reading what we send: it is closed -- reset, so the kernel lets go of its queue too (TcpConnection.abort; when
-asyncio closes the socket, at the end of the loop's turn) --,
+when a write would take it over the bound. If it is over still, a connection whose peer is not reading what we
+send is closed: of those holding half the average or more (the one written to counting its write), the one whose
+peer has taken nothing of what it holds for the longest (`progress_at`: a trunk with megabytes in flight takes
+them all the time, a peer that never reads never does; of equals, the one written to). It is reset, so the kernel
+lets go of its queue too (TcpConnection.abort; when asyncio closes the socket, at the end of the loop's turn),
 counted as `tcp_write_evicted` and said in the service log at most once a second with its peer, until the write
-fits. When that is the connection written to, the message is not written and the caller handles it as a write over
-WRITE_MAX (a forwarded request's sender gets 503, a response is lost as on a connection that closes). Each eviction
-lets go of at least the average of what the connections hold, so the look at every connection holding bytes
-(O(those)) is paid once per that many bytes written, at the bound only.
+fits. When that is the connection written to, the message is not written and the caller handles it as a write
+over WRITE_MAX (a forwarded request's sender gets 503, a response is lost as on a connection that closes). Each
+eviction lets go of at least half the average of what the connections hold, so the look at every connection
+holding bytes (O(those)) is paid once per that many bytes written, at the bound only.
 """
 from __future__ import annotations
+
+import time
 
 from ..listen import addr_text
 
@@ -33,8 +36,11 @@ class WriteBudget:
         self.total = 0                      # sum of `held` over the connections (what each held when last seen)
         self.holding: dict = {}             # the connections with `held` > 0, in the order they began to hold
 
-    def seen(self, conn, size: int) -> None:
-        """`conn`'s write buffer is `size` bytes now."""
+    def seen(self, conn, size: int, wrote: int = 0) -> None:
+        """`conn` holds `size` bytes now, having been written `wrote` since it was last seen: whatever is less than
+        both was taken by its peer (its `progress_at`, as when it begins to hold)."""
+        if size < conn.held + wrote or not conn.held:
+            conn.progress_at = time.monotonic()
         self.total += size - conn.held
         conn.held = size
         if size:
@@ -43,11 +49,11 @@ class WriteBudget:
         else:
             self.holding.pop(conn, None)
 
-    def look(self, conn) -> int:
+    def look(self, conn, wrote: int = 0) -> int:
         """What `conn` holds for writing looked at now, and returned (tcp.py unacked: asyncio's buffer and the
-        kernel's send queue; 0 once an abort let go of it)."""
+        kernel's send queue; 0 once an abort let go of it); `wrote`: as seen()'s."""
         n = conn.unacked()
-        self.seen(conn, n)
+        self.seen(conn, n, wrote)
         return n
 
     def refresh(self) -> None:
@@ -63,9 +69,13 @@ class WriteBudget:
             return True
         self.refresh()
         while self.total + n > bound and self.holding:
-            victim = max(self.holding, key=lambda c: c.held + (n if c is conn else 0))
-            if conn.held + n >= victim.held:
-                victim = conn               # (of equals, the one written to: its write is the one over)
+            # of those holding half the average or more (`conn` with the write), the one whose peer has taken
+            # nothing for the longest: a trunk with megabytes in flight is taking them, one that never reads is not
+            least = (self.total + n) / (len(self.holding) + (conn not in self.holding)) / 2
+            victim = conn if conn.held + n >= least else None
+            for c in self.holding:
+                if c.held >= least and (victim is None or c.progress_at < victim.progress_at):
+                    victim = c
             self.evict(victim)
             if victim is conn:
                 return False
