@@ -130,6 +130,17 @@ def test_a_connection_held_back_keeps_the_clock_of_its_unfinished_message(pipe):
     assert held and all(not c.transport.reading for c in held) and scr.tcp_reads.total > 1024 * 1024
     later = time.monotonic() + scr.s.tcp_incomplete_timeout + 1
     assert all(c.expired(later) == "unfinished message" for c in conns)
+    # connections that come, read while the total is over (held back) and go leave nothing behind
+    for n in range(50):
+        c = TcpConnection(scr)
+        c.transport, c.peer = FakeTransport(), (f"127.0.1.{n + 2}", 5060)
+        c.data_received(b"INVITE sip:x@127.0.0.1 SIP/2.0\r\n")
+        assert c.held_back
+        c.connection_lost(None)
+    assert len(scr.tcp_reads.held_back) == len(held)
+    for c in conns:
+        c.connection_lost(None)
+    assert len(scr.tcp_reads.held_back) == 0 and scr.tcp_reads.total == 0
 
 
 def test_the_total_is_a_setting_checked_at_its_line(tmp_path):

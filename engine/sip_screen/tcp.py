@@ -180,12 +180,9 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.screen.tcp_ids[self.id] = self
 
     def connection_lost(self, exc):
-        self.lost, self.held_back = True, False
+        self.lost = True
         self.screen.tcp_writes.seen(self, 0)
-        reads = self.screen.tcp_reads
-        reads.seen(self)
-        if reads.held_back:
-            reads.release()
+        self.screen.tcp_reads.lost(self)
         if self.screen.tcp_conns.get(self.key or self.peer) is self:
             del self.screen.tcp_conns[self.key or self.peer]
         self.screen.tcp_ids.pop(self.id, None)

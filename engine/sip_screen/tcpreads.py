@@ -17,8 +17,6 @@ any, so unfinished messages cannot keep the total over the bound and every reade
 """
 from __future__ import annotations
 
-from collections import deque
-
 READ_CHUNK = 32 * 1024          # bytes read from one TCP connection at a time
 READ_LEAST = 2048               # a read while the total is at the bound (then the connection is held back)
 
@@ -31,7 +29,9 @@ class ReadBudget:
         self.screen = screen
         self.total = 0                      # sum of `unread` over the connections
         self.scratch = memoryview(bytearray(READ_CHUNK))    # one loop, one read at a time: one buffer
-        self.held_back: deque = deque()     # connections not read until there is room, the first held first
+        # connections not read until there is room, the first held first (a dict: one that closes leaves it at once,
+        # so connections that come, read while the total is over and go cannot make it grow)
+        self.held_back: dict = {}
 
     def buffer(self) -> memoryview:
         """Where the next read goes: READ_CHUNK, or the room left under the bound (READ_LEAST at least)."""
@@ -49,7 +49,7 @@ class ReadBudget:
         self.seen(conn)
         if self.total > self.screen.s.max_tcp_read_buffered and not conn.held_back:
             conn.held_back = True
-            self.held_back.append(conn)
+            self.held_back[conn] = None
             self.screen.stats["tcp_read_held"] += 1
             conn.update_reading()
 
@@ -58,8 +58,16 @@ class ReadBudget:
         q = self.held_back
         room = self.screen.s.max_tcp_read_buffered - self.total
         while q and room >= READ_CHUNK:
-            c = q.popleft()
-            if c.held_back:
-                c.held_back = False
-                c.update_reading()
-                room -= READ_CHUNK
+            c = next(iter(q))
+            del q[c]
+            c.held_back = False
+            c.update_reading()
+            room -= READ_CHUNK
+
+    def lost(self, conn) -> None:
+        """`conn` has closed: what it held is room, it is no longer held back."""
+        self.seen(conn)
+        self.held_back.pop(conn, None)
+        conn.held_back = False
+        if self.held_back:
+            self.release()
