@@ -264,3 +264,18 @@ def test_at_the_bound_the_peer_that_takes_nothing_is_closed_not_a_trunk_with_mor
     assert budget.room(trunk, 1_000_000)                # 7.5 + 1 MB: over; the oldest of the big stuck ones goes
     assert [c.aborted for c in (trunk, *stuck, small)] == [False, True, False, False, False]
     assert budget.total == 2_900_000 + 2 * 1_500_000 + 10_000 and scr.stats["tcp_write_evicted"] == 1
+
+
+def test_a_connection_closed_with_nothing_queued_ends_as_before_one_with_a_queue_is_reset(pipe):
+    """An abort resets the connection only when the kernel holds bytes for its peer (to let go of them): one closed
+    idle still ends with a FIN, the peer reading the end of the stream as before."""
+    h = start_screen(pipe, tcp_idle_timeout=0.5)
+    c = bound_socket()
+    try:
+        c.connect(("127.0.0.1", h.port))
+        c.settimeout(4)
+        assert c.recv(100) == b""                      # closed idle: the end, not ConnectionResetError
+        assert h.screen.stats["tcp_timed_out"] == 1
+    finally:
+        c.close()
+        h.stop()

@@ -297,10 +297,11 @@ class TcpConnection(asyncio.BufferedProtocol):
 
     def abort(self):
         """Closed at once, with what waits for the peer let go: asyncio's buffer and, by a reset (SO_LINGER 0), the
-        kernel's send queue (a close leaves it queued to a peer that does not read, orphaned, for minutes)."""
+        kernel's send queue (a close leaves it queued to a peer that does not read, orphaned, for minutes). With
+        nothing in the kernel's queue (an idle connection, one refused) it ends as before: the peer reads the end."""
         self.discard = True
         sock = self.transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and self.unacked() > self.transport.get_write_buffer_size():
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             except (OSError, AttributeError):
