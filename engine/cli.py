@@ -31,7 +31,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    from .cli_checks import absent_data_dir_note, arguments_error, parse_command_line
+    from .cli_checks import arguments_error, parse_command_line
     args = parse_command_line(parser(), argv)
     if args is None:                # argparse's usage error, said as a JSON line (serve --log-format json)
         return 2
@@ -41,9 +41,6 @@ def _main(argv=None) -> int:
     if need:
         print(f"telfilter: error: {need}", file=sys.stderr)
         return 2
-    note = absent_data_dir_note(args)
-    if note:
-        print(f"telfilter: note: {note}", file=sys.stderr)
     from .config import ConfigError
     from .lists import CsvError, SnapshotError
     from .ml.model import ModelError

@@ -158,12 +158,14 @@ def asks_json_log(words: list[str]) -> bool:
     return fmt == "json"
 
 
-def absent_data_dir_note(args) -> str | None:
-    """A note for a command that only reads the lists (`check`, `lists stats`, `lists export`) given a --data-dir
-    that does not exist: it judges or shows empty lists, and a mistyped path was taken for an empty data dir without
-    a word (first-use review). Commands that write (an import, serve) make it as before."""
+def absent_data_dir_note(args):
+    """For a command that only reads the lists (`check`, `lists stats`, `lists export`) given a --data-dir that does
+    not exist: a function that says so (called once the config has loaded), else a no-op. It judged or showed empty
+    lists, a mistyped path taken for an empty data dir without a word (first-use review). Commands that write (an
+    import, serve) make it as before."""
     d = getattr(args, "data_dir", None)
     reads = args.cmd == "check" or (args.cmd == "lists" and getattr(args, "lcmd", None) in ("stats", "export"))
     if d and reads and not os.path.exists(d):
-        return f"--data-dir {d} does not exist: its lists are empty (a path mistyped?)"
-    return None
+        return lambda: print(f"telfilter: note: --data-dir {d} does not exist: its lists are empty (a path "
+                             "mistyped?)", file=sys.stderr)
+    return lambda: None

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from .cli_checks import absent_data_dir_note
+
 log = logging.getLogger("telfilter")
 
 
@@ -69,7 +71,9 @@ def cmd_check(args) -> int:
         print(f"telfilter check: {', '.join(one)} given with --jsonl: the options for one message and a JSONL "
               "input exclude each other", file=sys.stderr)
         return 2
+    say_absent = absent_data_dir_note(args)
     pipe = build(args.config, args.data_dir)
+    say_absent()
     with _Out(args.out) as out:
         if not args.jsonl:
             if args.recipient is None or args.text is None:
@@ -153,8 +157,10 @@ def cmd_lists(args) -> int:
     from .config import load_settings
     from .lists import ImportRefused, ListStore
     from .lists.csvio import bad_rows
+    say_absent = absent_data_dir_note(args)
     settings = load_settings(getattr(args, "config", None))
     store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings))
+    say_absent()
     if args.lcmd == "import":
         if args.allow_partial and not args.replace:
             print("telfilter: error: --allow-partial only applies with --replace (without it the good rows are "
