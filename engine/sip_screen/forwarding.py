@@ -284,6 +284,17 @@ class Forwarding:
                 if not c.send(data) and on_fail:
                     on_fail("the TCP peer is not reading what we write")
                 return
+            budget = self.tcp_writes
+            if budget.waiting + len(data) > self.s.max_tcp_write_buffered:
+                # what waits for connects, all destinations together, is bounded as what is written is (each
+                # destination's WRITE_MAX alone let 1,000 connects in flight hold 1 GB): tcpwrites.py
+                self.stats["tcp_waiting_refused"] += 1
+                self._warn("tcp_waiting", "not queueing for a TCP connect to %s: the messages waiting for "
+                           "connects hold max_tcp_write_buffered (%d bytes)", addr_text(host, dest[1]),
+                           self.s.max_tcp_write_buffered)
+                if on_fail:
+                    on_fail("too many bytes waiting for TCP connections")
+                return
             if waiting is None:                         # one connect per destination; the rest wait
                 # a new outbound connection: within the caps (bounds.py), counted from its connect on
                 if not self.tcp_out_reserve(host):
@@ -294,6 +305,7 @@ class Forwarding:
                     return                              # a response: dropped (counted: tcp_out_refused)
                 waiting = self.tcp_connecting[key] = Waiting(((data, on_fail),))
                 waiting.size = len(data)
+                budget.waiting += len(data)
                 task = asyncio.get_running_loop().create_task(self._tcp_connect(host, dest[1]))
                 self.tcp_connects.add(task)
                 task.add_done_callback(self.tcp_connects.discard)
@@ -301,6 +313,7 @@ class Forwarding:
             elif len(waiting) < TCP_QUEUE and waiting.size + len(data) <= WRITE_MAX:
                 waiting.append((data, on_fail))
                 waiting.size += len(data)
+                budget.waiting += len(data)
             elif on_fail:
                 on_fail("too many messages waiting for the TCP connection")
             return
@@ -309,6 +322,14 @@ class Forwarding:
         except OSError as e:
             if on_fail:
                 on_fail(f"UDP send failed: {e}")
+
+    def _waiting_done(self, key) -> Waiting | tuple:
+        """What waited for the connect to `key`, taken (its bytes out of the budget's `waiting`)."""
+        w = self.tcp_connecting.pop(key, None)
+        if w is None:
+            return ()
+        self.tcp_writes.waiting -= w.size
+        return w
 
     def _udp_send(self, data: bytes, addr) -> None:
         """sendto(2) on the screen's UDP socket, made again once when it fails with what may be an earlier
@@ -328,7 +349,7 @@ class Forwarding:
                 lambda: TcpConnection(self, (host, port)), host, port), TCP_CONNECT)
         except (OSError, asyncio.TimeoutError) as e:
             self._warn("tcp", "TCP to %s failed: %s", addr_text(host, port), e)
-            for _, on_fail in self.tcp_connecting.pop((host, port), ()):
+            for _, on_fail in self._waiting_done((host, port)):
                 if on_fail:
                     try:
                         on_fail(f"TCP connection refused or timed out: {e}"[:80])
@@ -336,8 +357,8 @@ class Forwarding:
                         log.exception("answering a failed TCP forward")
             return
         except BaseException:
-            self.tcp_connecting.pop((host, port), None)     # cancelled (stop): nothing waits forever
+            self._waiting_done((host, port))                # cancelled (stop): nothing waits forever
             raise
-        for data, on_fail in self.tcp_connecting.pop((host, port), ()):
+        for data, on_fail in self._waiting_done((host, port)):
             if not proto.send(data) and on_fail:
                 on_fail("the TCP connection closed or is not reading what we write")

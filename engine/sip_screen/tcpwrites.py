@@ -35,6 +35,9 @@ class WriteBudget:
         self.screen = screen
         self.total = 0                      # sum of `held` over the connections (what each held when last seen)
         self.holding: dict = {}             # the connections with `held` > 0, in the order they began to hold
+        # bytes of the messages waiting for outbound connects (forwarding.Waiting), all destinations together: within
+        # max_tcp_write_buffered too, apart from `total` (a connect in flight has no connection to close for room)
+        self.waiting = 0
 
     def seen(self, conn, size: int, wrote: int = 0) -> None:
         """`conn` holds `size` bytes now, having been written `wrote` since it was last seen: whatever is less than
