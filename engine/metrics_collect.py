@@ -126,6 +126,18 @@ class StateCollector:
             for k, v in sorted(dict(getattr(sip, "final_codes", {})).items()):
                 fin.add_metric([k], v)
             yield fin
+            # what SIP over TCP holds, against max_tcp_write_buffered / max_tcp_read_buffered (tcpwrites.py,
+            # tcpreads.py): written and not acknowledged (as last seen: at most above the truth), waiting for
+            # connects, read and not handled
+            tb = GaugeMetricFamily("telfilter_sip_tcp_buffered_bytes", "bytes SIP over TCP holds, by what for "
+                                   "(write: not acknowledged by peers; waiting: for outbound connects; read: not "
+                                   "handled yet)", labels=["what"])
+            w, r = getattr(sip, "tcp_writes", None), getattr(sip, "tcp_reads", None)
+            if w is not None and r is not None:
+                tb.add_metric(["write"], w.total)
+                tb.add_metric(["waiting"], w.waiting)
+                tb.add_metric(["read"], r.total)
+            yield tb
         rules = pipe.rules
         # an info metric's labels stay put (a reload changing one would end its series and start another):
         # what a reload changes is a gauge of its own

@@ -67,3 +67,19 @@ def test_a_connect_that_is_refused_gives_its_bytes_back(pipe):  # noqa: F811
     finally:
         p.close()
         closed.close()
+
+
+def test_the_tcp_totals_are_on_metrics(pipe):  # noqa: F811
+    """An operator sees how near the bounds SIP over TCP is (the totals lived only on the screen's objects)."""
+    from engine.metrics import Metrics
+    hops = Stuck(1)
+    p = Peer(pipe, max_tcp_write_buffered=MB)
+    try:
+        p.h.run(lambda: p.scr._send(b"x" * 60_000, ("127.0.0.1", hops.ports[0]), "TCP", on_fail=lambda why: None))
+        m = Metrics(pipe, sip=p.scr)
+        got = p.h.run(lambda: {s.labels["what"]: s.value for fam in m.registry.collect() for s in fam.samples
+                               if s.name == "telfilter_sip_tcp_buffered_bytes"})
+        assert got == {"write": 0, "waiting": 60_000, "read": 0}, got
+    finally:
+        p.close()
+        hops.close()
