@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from . import features as F
+from .progress import Stages
 from .model import CARD_FORMAT, CARD_VERSION, feature_config, save_model
 from .thresholds import (EXTRA_HAM_MIN_GAIN, MIN_BLOCKED_HAM, TAG_SCALE, breakdown, language_calibration,  # noqa: F401
                          language_targets, metrics, shift, tag_targets, threshold_for, thresholds_per_language)
@@ -198,11 +199,13 @@ def _fit(X, y, C, sw, sd=(1.0, 1.0)):
     return Pair(X, y, C, sw, sd)
 
 
-def oof_margins(X, y, C, seed, prog, sw, strata):
+def oof_margins(X, y, C, seed, prog, sw, strata, what="cross-validation"):
     """Out-of-fold member margins (n x 2): each message scored by the pair fitted on the other folds."""
     from sklearn.model_selection import StratifiedKFold
     M = np.zeros((len(y), 2))
-    for tr, te in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(X, strata):
+    for k, (tr, te) in enumerate(StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(X, strata), 1):
+        if hasattr(prog, "doing"):
+            prog.doing(f"{what}, fold {k}/{FOLDS}")
         M[te] = _fit(X[tr], y[tr], C, sw[tr]).margins(X[te])
         prog.update(1)
     return M
@@ -216,17 +219,21 @@ def _platt(d, y):
 
 def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress=True, c_grid=C_GRID, log=print):
     """Train, validate, calibrate and write a model (weights.npz + card.json) to `out`; (card, scorer)."""
+    # by stage: one bar over messages and fits alike sat at 99% for the fits (progress.py)
+    prog = Stages(progress)
     try:
-        return _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid, log)
+        return _train(texts, labels, infos, out, target_blocked_ham, seed, prog, c_grid, log)
     except ValueError as e:         # scikit-learn's own words for a split it cannot make: said in ours
         if "n_splits" not in str(e) and "least populated class" not in str(e):
             raise
         raise ValueError(f"too few messages of some label or language for a validation fifth and {FOLDS}-fold "
                          f"cross-validation ({e}); a useful model needs hundreds of spam and ham of each "
                          "language") from None
+    finally:
+        prog.close()
 
 
-def _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid, log):
+def _train(texts, labels, infos, out, target_blocked_ham, seed, prog, c_grid, log):
     from sklearn.model_selection import train_test_split
     t0 = time.time()
     texts, y, lang = dedup(texts, labels)          # languages as the scorer detects them
@@ -243,16 +250,16 @@ def _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid
         pooled = "" if lg[m][0] == g else (f", held to {lg[m][0]}'s threshold (too few for one of its own: "
                                            f"{MIN_LANG_SPAM} spam and {MIN_LANG_HAM} ham needed)")
         log(f"  language {g}: {int(m.sum())} messages ({int((y & m).sum())} spam), weight {sw[m][0]:.2f}{pooled}")
-    steps = len(y) + FOLDS * len(c_grid) + 2 + FOLDS + 1
-    prog = _progress(steps, "ml train", progress)
+    prog.stage("features", len(y), "msg")
     X = F.matrix(texts, prog)
+    prog.stage("model fits", FOLDS * len(c_grid) + 1 + FOLDS + 1, "fit")
     idx = np.arange(len(y))
     tr, va = train_test_split(idx, test_size=0.2, stratify=strata, random_state=seed)
     targets = language_targets(y[tr], lg[tr], target_blocked_ham)
     # model selection by CV on the training part only: the worst language's MCC at the shared threshold
     best = None
     for C in c_grid:
-        M = oof_margins(X[tr], y[tr], C, seed, prog, sw[tr], strata[tr])
+        M = oof_margins(X[tr], y[tr], C, seed, prog, sw[tr], strata[tr], f"C={C:g} cross-validation")
         sd = margin_sd(M)
         d = M @ (1.0 / np.asarray(sd))
         thr, _ = thresholds_per_language(d, y[tr], lg[tr], targets)
@@ -266,6 +273,7 @@ def _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid
     cal = _platt(d_tr, y[tr])
     p_tr = cal.predict_proba(d_tr.reshape(-1, 1))[:, 1]
     drop_t, _, shifts, _ = language_calibration(p_tr, y[tr], lg[tr], targets)
+    prog.doing("fit for validation")
     model = _fit(X[tr], y[tr], C, sw[tr], sd_tr)
     prog.update(1)
     p_va = shift(cal.predict_proba(model.decision_function(X[va]).reshape(-1, 1))[:, 1], lg[va], shifts)
@@ -283,7 +291,7 @@ def _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid
             g = _group_name(g, lang, lg)
             log(f"  note: {g}: {n_ham} ham cannot show a blocked-ham rate of {target_blocked_ham:.3%}; its drop "
                 f"threshold aims at {r:.2%} (more ham of this language for a finer threshold)")
-    M = oof_margins(X, y, C, seed + 1, prog, sw, strata)
+    M = oof_margins(X, y, C, seed + 1, prog, sw, strata, "calibration")
     sd = margin_sd(M)
     d_all = M @ (1.0 / np.asarray(sd))
     cal = _platt(d_all, y)
@@ -293,6 +301,7 @@ def _train(texts, labels, infos, out, target_blocked_ham, seed, progress, c_grid
     if shifts:                    # a language without a group of its own takes its group's shift
         shifts.update({str(g): shifts[str(lg[lang == g][0])] for g in np.unique(lang)})
     p_all = shift(p_all, lg, shifts)
+    prog.doing("final fit, all messages")
     model = _fit(X, y, C, sw, sd)
     prog.update(1)
     prog.close()
