@@ -33,7 +33,8 @@ import socket
 from pathlib import Path
 
 from .serve_config import load_serve_config
-from .serve_files import lock_serve_files, stop_wait, take_over
+from .analyst.serves import unregister
+from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules, say_lists_at_start)
@@ -96,7 +97,7 @@ async def run_serve(args, ready=None):
         await replicator.catch_up()
         replicator.load_unpublished()          # what a stop while Redis was away could not publish
     stop = asyncio.Event()
-    control = ctl_base = None
+    control = ctl_base = noted = None
     if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
         from .control import ControlServer, default_socket
         sock = ctl_base = Path(getattr(args, "control_socket", None) or default_socket(pipe.store.dir))
@@ -105,6 +106,7 @@ async def run_serve(args, ready=None):
         control = ControlServer(pipe, sock, stop.set, args=args)
         await control.start()
         life.info("control socket %s (telfilter ctl)", control.path)
+        noted = note_model_serve(pipe.settings, ctl_base, worker)     # where `ml promote` finds it
     metrics = None
     if getattr(args, "metrics_listen", None) and worker == 0:
         from .metrics import MeteredVerdictLog, Metrics
@@ -269,6 +271,7 @@ async def run_serve(args, ready=None):
     forced.cancel()
     if control is not None:         # a command under way (a reload) is answered, within what is left of the budget
         await control.stop(wait=max(0.0, min(5.0, drain_budget - (loop.time() - stop_started))))
+        unregister(noted)
     await proxy.stop()
     if receipts is not None:
         receipts_task.cancel()

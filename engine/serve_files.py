@@ -124,3 +124,19 @@ def take_over(data_dir: Path, worker: int, in_pool: bool, args, control_base: Pa
     for j in workers if ready else ():
         Path(f"{ready}.w{j}").unlink(missing_ok=True)       # (its lock is ours: no worker j runs)
     return TakenOver(data_dir / "smpp", workers, locks)
+
+
+def note_model_serve(settings, sock: Path, worker: int):
+    """Note this serve's control socket in its `[ml] model` path's versions directory (engine/analyst/serves.py), so
+    `ml promote` reloads it whatever data dir the promote was given; the note (None: nothing noted). A pool's worker 0
+    notes the pool's socket, which reaches every worker."""
+    if worker or not getattr(settings, "ml_model", ""):
+        return None
+    from .analyst.serves import register
+    try:
+        return register(Path(settings.ml_model).absolute(), sock)
+    except OSError as e:
+        log.warning("[ml] model %s: this serve's control socket not noted beside it (%s): `telfilter ml promote` "
+                    "reaches it only given its data dir (--data-dir) or --socket %s", settings.ml_model,
+                    e.strerror or e, sock)
+        return None

@@ -3,6 +3,7 @@ model, then installed where serve loads it and hot-swapped; engine/analyst/ does
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -172,6 +173,29 @@ def _gate(args, cand: Path):
     return {**gate(summary, tol), "served": str(served), "served_version": sc.version, "messages": summary["messages"]}
 
 
+def _notify_serves(target: Path, sock: Path, find: bool, timeout: float, out: dict) -> dict:
+    """Tell the serve on `sock` and, with `find`, every serve noted as loading `target` (analyst/serves.py: the one
+    serve the promote's own data dir named was often not the one running); the answer the command goes by: a
+    refusal first, else a serve's that reloaded, else `sock`'s. Several serves: each one's in out["serves"]."""
+    from ..analyst.promote import notify
+    from ..analyst.serves import forget, registered
+    noted = registered(target) if find else []
+    socks = [sock] + [s for s in noted if os.path.abspath(s) != os.path.abspath(sock)]
+    answers = {}
+    for s in socks:
+        a = notify(s, timeout)
+        if a["serve"] == "none" and s in noted and s != sock:
+            forget(target, s)           # a killed serve's note
+            continue
+        answers[str(s)] = a
+    running = [a for a in answers.values() if a["serve"] == "running"]
+    ans = next((a for a in running if not a["reloaded"]), None) or (running[0] if running else answers[str(sock)])
+    if len(running) > 1:
+        out["serves"] = answers
+    out["serve"] = ans
+    return ans
+
+
 def promote(args) -> int:
     from ..analyst.promote import versions_dir
     from ..config import load_settings
@@ -204,7 +228,7 @@ def promote(args) -> int:
 
 
 def _promote_locked(args, settings, what: str, target: Path) -> int:
-    from ..analyst.promote import PromoteError, coverage_warnings, install, notify, previous, rollback
+    from ..analyst.promote import PromoteError, coverage_warnings, install, previous, rollback
     from ..app import resolve_data_dir
     from ..control import default_socket
     incoming = Path(args.model) if args.mcmd == "promote" else previous(target)
@@ -245,8 +269,7 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
         return 0
     sock = Path(args.socket) if args.socket else default_socket(
         resolve_data_dir(getattr(args, "data_dir", None), settings, seed=False))
-    ans = notify(sock, args.timeout)
-    out["serve"] = ans
+    ans = _notify_serves(target, sock, args.socket is None, args.timeout, out)
     if ans["serve"] == "running" and not ans["reloaded"] and out.get("already_installed"):
         print(json.dumps(out, indent=2))        # nothing was swapped by this command: nothing to put back
         print(f"{what}: error: the running serve refused the model and keeps its old one; {target} is as it was "
