@@ -120,6 +120,7 @@ class ControlServer(ReloadCommands):
         self.server = None
         self.active = 0
         self.last_reload: dict | None = None
+        self.starting: str | None = None     # a start-up wait under way (serve_files.take_over): every command's answer
         self._lock = asyncio.Lock()      # one command at a time: a reload never interleaves a lists write
 
     async def start(self) -> None:
@@ -215,6 +216,9 @@ class ControlServer(ReloadCommands):
                     raise ValueError("a request is a JSON object")
             except ValueError as e:
                 await self._answer(writer, {"ok": False, "error": f"bad request: {e}"})
+                continue
+            if self.starting is not None:
+                await self._answer(writer, {"ok": False, "starting": True, "error": self.starting})
                 continue
             async with self._lock:
                 try:

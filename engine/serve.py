@@ -130,7 +130,7 @@ async def run_serve(args, ready=None):
     ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
     idlog = IdLog(ids_file, proxy.msgid_account)
     # the files of a pool's workers no longer started (--workers lowered): read by this worker, not lost
-    taken = take_over(Path(pipe.store.dir), worker, in_pool, args, ctl_base)
+    taken = await asyncio.to_thread(take_over, Path(pipe.store.dir), worker, in_pool, args, ctl_base, control)
     their_ids = taken.files("message_ids", ".msgpack")
     if replicator is not None:      # max binds and throughput per account hold across processes
         from .state.pool import PoolLimits

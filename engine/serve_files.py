@@ -43,7 +43,8 @@ def stop_wait(args) -> float:
 _WORKER_FILE = re.compile(r"^\.?(?:held_receipts|message_ids|scheduled_ads|mo_parts)\.w(\d+)\.")
 
 
-def adopt_orphans(data_dir: Path, worker: int, workers: int, wait: float = 0.0) -> tuple[list[int], list[int]]:
+def adopt_orphans(data_dir: Path, worker: int, workers: int, wait: float = 0.0,
+                  on_wait=None) -> tuple[list[int], list[int]]:
     """The workers whose SMPP files this process takes over: those of a pool since made smaller (`--workers`
     lowered, or a pool replaced by one serve), j >= `workers` with j % `workers` == `worker`, found by their files
     in the data dir. Their held receipts (the SMSC was told they were delivered), message ids, 5656 parts and
@@ -51,8 +52,8 @@ def adopt_orphans(data_dir: Path, worker: int, workers: int, wait: float = 0.0) 
     of the larger pool still running keeps its files: skipped, said). A lock held is waited for up to `wait` s in
     all: the larger pool's workers drain after their supervisor died (die_with_supervisor: SIGTERM) and the smaller
     pool may be up before they are gone; skipped at once, a worker still draining wrote its files (its held receipts)
-    after this start had looked, and nobody read them until this worker's next start. Returns (worker numbers,
-    lock fds)."""
+    after this start had looked, and nobody read them until this worker's next start. `on_wait(text)`: what is
+    waited for, said before a wait (None once it ends). Returns (worker numbers, lock fds)."""
     d = data_dir / "smpp"
     found = set()
     try:
@@ -69,16 +70,38 @@ def adopt_orphans(data_dir: Path, worker: int, workers: int, wait: float = 0.0) 
         if j < workers or j % workers != worker:
             continue
         fd = os.open(d / f"serve.w{j}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if on_wait is not None and not _lock_within(fd, 0.0):
+            pid = lock_holder(fd)
+            on_wait(f"waiting up to {max(0.0, end - time.monotonic()):.0f} s for worker {j}'s SMPP files "
+                    f"({d / f'serve.w{j}.lock'} is held by " + (f"pid {pid}" if pid else "another process")
+                    + ": a serve of a larger pool still stopping?)")
         if not _lock_within(fd, end):
             os.close(fd)
             log.warning("worker %d's SMPP files in %s are held by a running serve (of a larger pool?): left to it", j, d)
             continue
         taken.append(j)
         fds.append(fd)
+    if on_wait is not None:
+        on_wait(None)
     if taken:
         log.info("taking over the SMPP files (held receipts, message ids, 5656 parts, scheduled ads) of worker%s %s, "
                  "no longer started", "s" if len(taken) > 1 else "", ", ".join(map(str, taken)))
     return taken, fds
+
+
+def lock_holder(fd: int) -> int | None:
+    """The pid holding a flock on the file of `fd`, from /proc/locks (None: not found, not Linux)."""
+    st = os.fstat(fd)
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == dev and parts[4].isdigit():
+                    return int(parts[4])
+    except OSError:
+        pass
+    return None
 
 
 def _lock_within(fd: int, end: float) -> bool:
@@ -109,13 +132,21 @@ class TakenOver:
             os.close(fd)
 
 
-def take_over(data_dir: Path, worker: int, in_pool: bool, args, control_base: Path | None) -> TakenOver:
+def take_over(data_dir: Path, worker: int, in_pool: bool, args, control_base: Path | None,
+              control=None) -> TakenOver:
     """serve's start: the SMPP files of a pool's workers no longer started taken over (`adopt_orphans`; a worker of
     the larger pool still draining -- its supervisor killed -- waited for, its stop's time at most), and the control
     sockets and `--ready-file`s a kill left them removed (`ctl reload` asked them and said "no serve answers"; a
-    monitor read the ports of a worker that was not there)."""
+    monitor read the ports of a worker that was not there).
+
+    Run in a worker thread (serve.py): the wait, up to 12 s, was on the event loop after the control socket
+    listened, and `telfilter ctl` hung that long with no word (`--timeout` shorter: timed out). `control` (the
+    ControlServer) answers every command meanwhile with what is waited for (ControlServer.starting)."""
+    def said(text):
+        if control is not None:
+            control.starting = f"serve is starting: {text}" if text else None
     pool_size = int(os.environ.get("TELFILTER_WORKERS", "1")) if in_pool else 1
-    workers, locks = adopt_orphans(data_dir, worker, max(1, pool_size), wait=stop_wait(args))
+    workers, locks = adopt_orphans(data_dir, worker, max(1, pool_size), wait=stop_wait(args), on_wait=said)
     if control_base is not None:
         from .control import remove_stale_socket
         for j in workers:
