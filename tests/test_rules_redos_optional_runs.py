@@ -39,3 +39,15 @@ def test_optional_items_splitting_one_run_exponentially_are_refused(pattern):
 @pytest.mark.parametrize("pattern", ACCEPTED)
 def test_ordinary_optional_items_pass(pattern):
     check(pattern, re.IGNORECASE)
+
+
+def test_a_long_counted_repeat_is_walked_a_bounded_number_of_times(monkeypatch):
+    """The count walked each count of a repeat up to its minimum: `(?:[a-z]{2}){3000}` took 3,000 steps over
+    the characters of the class (a loader's time growing with a number in the pattern); 16 past what the limit
+    needs now."""
+    from engine.rules import redos_paths
+    steps = []
+    real = redos_paths._seq
+    monkeypatch.setattr(redos_paths, "_seq", lambda parts: steps.append(1) or real(parts))
+    check(r"(?:[a-z]{2}){3000}" + "c?" * 6 + "d", re.IGNORECASE)
+    assert 0 < len(steps) < 100, len(steps)

@@ -131,12 +131,14 @@ def _ways_item(ck, op, av):
         if len(body) == 1 and ck._one_class(*body[0]) is not None:
             return dict.fromkeys(ck._one_class(*body[0]), 1), int(lo == 0)
         t, z = _ways(ck, body)
-        top = min(lo + 2 if hi is C.MAXREPEAT else hi, max(lo, 0) + REPEAT_MAX)
+        # counts past REPEAT_MAX add nothing the limit needs (the ways only grow): x{5000} walks 16, not 5,000
+        least = min(lo, REPEAT_MAX)
+        top = least + (2 if hi is C.MAXREPEAT else min(hi - lo, REPEAT_MAX))
         take: dict = {}
         null = 0
         cur = ({}, 1)                   # the body `j` times
         for j in range(top + 1):
-            if j >= lo:
+            if j >= least:
                 for c, v in cur[0].items():
                     take[c] = min(take.get(c, 0) + v, CAP)
                 null = min(null + cur[1], CAP)
