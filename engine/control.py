@@ -51,6 +51,7 @@ import struct
 from pathlib import Path
 
 from .control_reload import ReloadCommands
+from .listen import addr_text
 from .servicelog import life
 from .supervisor import pool_worker
 
@@ -272,6 +273,13 @@ class ControlServer(ReloadCommands):
         if hasattr(self.proxy, "held_total"):
             # receipts held now (receipts_held counts every one ever held): the README's downgrade step reads it
             smpp["held_total"] = self.proxy.held_total
+        if self.proxy is not None:
+            # what an operator asks first (only /metrics said it): each account's binds, each SMSC link's state
+            smpp["binds"] = {a: len(b) for a, b in sorted(getattr(self.proxy, "binds", {}).items()) if b}
+            smpp["smsc_links"] = [{"smsc": addr_text(*link.addr[:2]), "kind": link.kind, "bound": bool(link.bound),
+                                   "window": len(link.window.pending)}
+                                  for link in list(getattr(self.proxy, "links", ()))
+                                  if hasattr(link, "addr") and hasattr(link, "window")]
         return {
             "smpp": smpp,
             "sip": dict(getattr(self.sip, "stats", {}) or {}) if self.sip is not None else None,

@@ -95,10 +95,19 @@ def test_ctl_dnc_add_in_force_at_once_and_survives_restart(tmp_path):
         # other kinds go through the server's ListStore write, in force when answered
         r = ctl(tmp_path, "lists", "add", "blacklist", "spam.example")
         assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True, r.stderr
-        # stats answers with the list sizes serve holds
+        # stats answers with the list sizes serve holds, the binds and the SMSC links (first-use review: only
+        # /metrics said those)
+        c = smpplib.client.Client("127.0.0.1", port, timeout=10)
+        c.connect()
+        c.bind_transceiver(system_id="t", password="pw")
         r = ctl(tmp_path, "stats")
+        c.unbind()
+        c.disconnect()
         assert r.returncode == 0, r.stderr
         st = json.loads(r.stdout)
+        assert st["smpp"]["binds"] == {"t": 1}, st["smpp"]
+        assert st["smpp"]["smsc_links"] == [{"smsc": f"127.0.0.1:{sim.port}", "kind": "transceiver", "bound": True,
+                                             "window": 0}], st["smpp"]
         assert st["lists"]["dnc"]["S_only"] == 1 and st["lists"]["senders"]["QC"] == 1
         assert st["lists"]["blacklist"]["domains"] == 1
         assert st["rules"]["rules"] > 0 and "smpp" in st and "version" in st["model"]
