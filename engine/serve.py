@@ -303,7 +303,7 @@ async def run_serve(args, ready=None):
     try:
         await state_store.close()   # after the last commit: flush + snapshot, nothing lost
     except OSError as e:            # a full or failing disk: the rest of the stop still runs (the verdict log)
-        lost = len(getattr(state_store, "buf", ())) + getattr(state_store, "unsaved", 0)
+        lost = len(getattr(state_store, "buf", ())) + getattr(state_store, "unjournalled", 0)
         log.error("state could not be saved at the stop (%s): %d counter updates never written to the journal "
                   "are lost (the next start has the state as of the last write that succeeded)", e, lost)
         status = 1

@@ -72,14 +72,12 @@ def test_the_state_journal_on_a_full_disk_is_said_once_not_every_flush(tmp_path,
     import asyncio
     import time
 
-    from engine.state import backlog, embedded
+    from engine.state import embedded
     from engine.state.embedded import EmbeddedStore
     monkeypatch.setattr(embedded, "FLUSH_EVERY", 0.01)
-    monkeypatch.setattr(backlog, "RETRY_EVERY", 0.01)           # (1 s while failing)
     monkeypatch.setitem(disktrouble._TROUBLE, "state_journal", DiskTrouble("state_journal"))
     st = EmbeddedStore(tmp_path / "state")
     st.due = lambda: False
-    st._room = lambda: False                                    # full: no room for a snapshot either
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")

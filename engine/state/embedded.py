@@ -55,7 +55,6 @@ from ..durable import TornWrite, append_all
 from ..lists.snapshot import fsync_dir
 from ..rules import slotdump  # noqa: F401 (imported here, before any fork: a forked writer imports nothing)
 from . import forksnap
-from .backlog import Backlog
 from .embedded_startup import StateError, Startup  # noqa: F401 (StateError: the store's error, raised here)
 from .journalspool import JournalSpool, Records
 from .journalled import (JournalledCalls, JournalledCounters, JournalledHistory, apply_record,  # noqa: F401
@@ -67,11 +66,12 @@ log = logging.getLogger("telfilter")
 FLUSH_EVERY = 0.25          # seconds between journal flushes (each one fsync'ed)
 SNAPSHOT_EVERY = 60.0       # seconds between snapshots
 SNAPSHOT_JOURNAL_BYTES = 64 << 20    # ...or sooner, once the journal since the last one is this big
+MAX_BUFFER = 1_000_000      # records kept for retry while the disk refuses writes (~100 B each)
 
 
 # ---------------------------------------------------------------- the store
 
-class EmbeddedStore(Startup, Backlog):
+class EmbeddedStore(Startup):
     """Owns `<data dir>/state/`: load on open, `flush()` on a timer, `snapshot()` now and then,
     `close()` on a clean stop. The coroutines run on serve's event loop; file I/O runs in a
     worker thread, one operation at a time (`_io` lock), in the order they were started."""
@@ -96,7 +96,6 @@ class EmbeddedStore(Startup, Backlog):
         self._closing = False           # close() has begun
         self.fork = True                # snapshots by a forked writer (forksnap.py) where fork works
         self._last_snap = time.monotonic()
-        self._backlog_init()            # while the journal fails (backlog.py)
         try:
             mem_c, mem_h, mem_k, first_seg = self._load()
         except StateError:
@@ -156,18 +155,15 @@ class EmbeddedStore(Startup, Backlog):
         return (time.monotonic() - self._last_snap >= SNAPSHOT_EVERY
                 or self.seg_bytes >= SNAPSHOT_JOURNAL_BYTES)
 
-    async def snapshot(self, fork: bool = True, cover: bool = False) -> None:
+    async def snapshot(self, fork: bool = True) -> None:
         """Start a new journal segment and save the state as of now. With `fork` (the timer's
         snapshots) a forked child writes it from a copy-on-write image (forksnap.py: the loop pauses
         for the fork only) and it is installed in the background, journal flushes going on
         meanwhile; else (a clean stop, or fork refused) the tables are copied on the loop and
         written by a worker thread before this returns. One snapshot at a time, each with its own
-        temporary file. With `cover` (the way back from a journal that refused its backlog: backlog.py)
-        the buffered records are not written to the journal first: the snapshot saves them (the tables
-        hold them), and they are back at the buffer's head if it fails."""
+        temporary file."""
         await self._lock_settled()
         try:
-            gen = self.dropped_gen          # records dropped before now are in this snapshot's tables
             recs, mark = self._take()
             old, self.seg = self.seg, self.seg + 1
             self._last_snap = time.monotonic()
@@ -176,14 +172,12 @@ class EmbeddedStore(Startup, Backlog):
             child = forksnap.start(self._child_write, tmp, head) if fork and self.fork else None
             state = None if child is not None else dump_state(self.counters.mem, self.history.mem, self.calls.mem)
             done = {"tail": not recs}
-            err = cancel = None
-            if not cover:
-                err, cancel = await _in_thread(self._write_tail, old, recs, done)
+            err, cancel = await _in_thread(self._write_tail, old, recs, done)
             self.seg_bytes = 0                  # the next records go to the new segment either way
             if done["tail"]:
                 self._tail_kept(recs, mark, True)   # in segment `old`, which replay reads while the snapshot
-            elif (child is not None and not cover) or cancel is not None:   # that failed is not there: never
-                self._tail_kept(recs, mark, False)                          # written twice
+            elif child is not None or cancel is not None:   # that failed is not there: never written twice
+                self._tail_kept(recs, mark, False)
             if (err is not None or cancel is not None) and child is not None:
                 child.kill()                    # its snapshot would count the tail that is not written
                 tmp.unlink(missing_ok=True)
@@ -193,8 +187,7 @@ class EmbeddedStore(Startup, Backlog):
                 raise err
             if child is not None:               # installed in the background; the next one waits for it
                 self._child = child
-                covered = (recs, mark) if cover and not done["tail"] else None
-                self._finishing = asyncio.ensure_future(self._finish(old, tmp, child, gen, covered))
+                self._finishing = asyncio.ensure_future(self._finish(old, tmp, child))
                 return
             # the tables copied above hold the tail: a journal that refused it (a full disk: the backlog is larger
             # than the snapshot) leaves the snapshot to save it, and the stop's state is saved all the same
@@ -208,12 +201,10 @@ class EmbeddedStore(Startup, Backlog):
                 raise tail_err                  # neither written: the journal's failure, as a failed flush's
             if err is not None and fork:        # the timer's, fork refused: a snapshot writer's failure, as a
                 self.write_errors += 1          # forked one's is (_finish); said as the journal's, the next flush
-                self.snapshot_error = err       # called it over (/healthz 200, no snapshot working)
-                _snapshot_failed(err)
+                _snapshot_failed(err)           # called it over (/healthz 200, no snapshot working)
                 return
             if err is not None:
                 raise err                       # the stop's: its caller says the state was not saved
-            self._saved(gen)
             trouble("state_snapshot").ok()
         finally:
             self._io.release()
@@ -237,20 +228,16 @@ class EmbeddedStore(Startup, Backlog):
             if self._finishing is f:
                 self._finishing = None
 
-    async def _finish(self, old: int, tmp: Path, child, gen: int, covered) -> None:
+    async def _finish(self, old: int, tmp: Path, child) -> None:
         err, _ = await _in_thread(self._install, old, tmp, child, None)
         self._child = None
-        if covered is not None:             # (recs, mark) of a covering snapshot: saved by it, or back in the buffer
-            self._tail_kept(*covered, err is None, journalled=False)
         if err is None:
-            self._saved(gen)
             trouble("state_snapshot").ok()
             return
         if child.abandoned:
             log.info("state snapshot by pid %d abandoned: the stop writes its own", child.pid)
             return
         self.write_errors += 1
-        self.snapshot_error = err
         _snapshot_failed(err)
 
     def _child_write(self, tmp: Path, head: dict) -> None:
@@ -304,21 +291,27 @@ class EmbeddedStore(Startup, Backlog):
                 self._seg_path(n).unlink(missing_ok=True)
 
     async def run(self) -> None:
-        """The timer: flush every FLUSH_EVERY s, snapshot when due; while the journal fails, backlog.py. Cancelled
-        on stop."""
+        """The timer: flush every FLUSH_EVERY s, snapshot when due. Cancelled on stop."""
         self.spool.start(asyncio.get_running_loop())
         try:
             while True:
                 await asyncio.sleep(FLUSH_EVERY)
-                if self.waiting():          # the journal fails: an attempt a second (backlog.py)
-                    continue
                 try:
                     # shielded: a stop cancels the timer, never a write half-way (close() waits for it)
-                    await asyncio.shield(self.attempt())
+                    await asyncio.shield(self.snapshot() if self.due() else self.flush())
                 except OSError as e:         # a full or failing disk: keep serving, say so (once, then every 10 s:
-                    self.failed(e)           # a line every 0.25 s buried the rest of the log)
+                    self.write_errors += 1   # a line every 0.25 s buried the rest of the log)
+                    over = len(self.buf) - MAX_BUFFER
+                    if over > 0:             # bounded: the oldest go (still in memory, not crash-safe)
+                        del self.buf[:over]
+                        self.spool.dropped(over)
+                        self.unjournalled += over
+                    self.trouble.failed(e, f"state journal write failed (counters stay in memory: {len(self.buf)} "
+                                           "updates wait for the disk, in the crash spool while it has room, lost by a power cut until "
+                                           "written; "
+                                           f"{self.unjournalled} more, beyond the wait's bound, are in memory only)")
                 else:
-                    self.succeeded()
+                    self.trouble.ok()
         finally:
             self.spool.stop()              # (records go on into the buffer, spooled when it is next taken)
 
