@@ -279,3 +279,25 @@ def test_a_connection_closed_with_nothing_queued_ends_as_before_one_with_a_queue
     finally:
         c.close()
         h.stop()
+
+
+def test_at_the_bound_a_connection_holding_nothing_is_not_the_one_closed(pipe):
+    """Found by the stop's review: the connection written to was weighed by when it last drained, so a trunk that
+    had taken everything (holding nothing, drained a while ago) or a brand-new connection was closed for the write
+    while 200 peers that never read kept their bytes. Now it is a candidate only while it holds bytes itself."""
+    from .sip_helpers import offline_screen
+    scr = offline_screen(pipe)
+    scr.s.max_tcp_write_buffered = 1024 * 1024
+    now = time.monotonic()
+    stuck = [Held(f"10.0.1.{i}", 5_300, now - 0.1) for i in range(200)]     # 1,060,000 held, none taken since
+    trunk = Held("10.0.0.1", 0, now - 0.2)                                  # drained 0.2 s ago: holds nothing
+    budget = scr.tcp_writes
+    for c in stuck:
+        budget.seen(c, c.unacked_now)
+        c.progress_at = c.taken_at
+    trunk.progress_at = trunk.taken_at
+    assert budget.room(trunk, 4_000)
+    assert not trunk.aborted and sum(c.aborted for c in stuck) >= 1
+    assert budget.total + 4_000 <= 1024 * 1024
+    fresh = Held("10.0.0.2", 0, 0.0)                                         # never held anything
+    assert budget.room(fresh, 4_000) and not fresh.aborted

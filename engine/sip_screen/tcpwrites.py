@@ -73,12 +73,16 @@ class WriteBudget:
         self.refresh()
         while self.total + n > bound and self.holding:
             # of those holding half the average or more (`conn` with the write), the one whose peer has taken
-            # nothing for the longest: a trunk with megabytes in flight is taking them, one that never reads is not
+            # nothing for the longest: a trunk with megabytes in flight is taking them, one that never reads is not.
+            # `conn` is one only while it holds bytes already: one that holds nothing has taken all it was given
+            # (its progress_at is when it last drained, maybe long ago: a healthy trunk was closed for stuck peers)
             least = (self.total + n) / (len(self.holding) + (conn not in self.holding)) / 2
-            victim = conn if conn.held + n >= least else None
+            victim = conn if conn.held and conn.held + n >= least else None
             for c in self.holding:
                 if c.held >= least and (victim is None or c.progress_at < victim.progress_at):
                     victim = c
+            if victim is None:              # (a write larger than all of them together: the oldest holder goes)
+                victim = min(self.holding, key=lambda c: c.progress_at)
             self.evict(victim)
             if victim is conn:
                 return False
