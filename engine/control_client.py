@@ -16,7 +16,12 @@ from .control_reload import RELOAD_PARTS
 
 
 class ControlUnavailable(Exception):
-    """No serve answers on the control socket."""
+    """No serve answers on the control socket. `gone`: nothing listens there (no file, connection refused), as
+    against a serve that did not answer in time or refused us."""
+
+    def __init__(self, message: str, gone: bool = False):
+        super().__init__(message)
+        self.gone = gone
 
 
 def request(path: Path, req: dict, timeout: float = 60.0) -> dict:
@@ -42,7 +47,7 @@ def _request_once(path: Path, req: dict, timeout: float) -> dict:
         try:
             s.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise ControlUnavailable(f"no telfilter serve answers on {path} ({e.strerror})") from None
+            raise ControlUnavailable(f"no telfilter serve answers on {path} ({e.strerror})", gone=True) from None
         except PermissionError as e:
             raise ControlUnavailable(f"{path}: {e.strerror} (run as the user serve runs as)") from None
         try:

@@ -245,11 +245,19 @@ def notify(socket_path: Path, timeout: float = 60.0) -> dict:
 
     Returns {"reloaded": bool, "model_version": str|None, "error": str|None, "serve": "running"|"none"}.
     """
+    import time
     from ..control_client import ControlUnavailable, request, request_pool
-    try:
-        ans = request_pool(socket_path, {"cmd": "reload", "what": ["model"]}, timeout)   # the model only, every worker
-    except ControlUnavailable as e:
-        return {"serve": "none", "reloaded": False, "model_version": None, "error": str(e)}
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            ans = request_pool(socket_path, {"cmd": "reload", "what": ["model"]}, max(0.1, end - time.monotonic()))
+        except ControlUnavailable as e:     # `gone`: nothing listens there (a noted serve killed: its note goes)
+            return {"serve": "none", "reloaded": False, "model_version": None, "error": str(e), "gone": e.gone}
+        # a serve in its start-up wait (control.py `starting`, up to --drain-timeout + 2 s) answers every command
+        # so: asked again, not taken for a refusal of the model (which put the old model back)
+        if not ans.get("starting") or time.monotonic() + 0.5 >= end:
+            break
+        time.sleep(0.5)
     m = ans.get("model") if isinstance(ans.get("model"), dict) else {}
     if not m.get("ok", False):
         return {"serve": "running", "reloaded": False, "model_version": m.get("version"),

@@ -184,14 +184,15 @@ def _notify_serves(target: Path, sock: Path, find: bool, timeout: float, out: di
     answers = {}
     for s in socks:
         a = notify(s, timeout)
-        if a["serve"] == "none" and s in noted and s != sock:
-            forget(target, s)           # a killed serve's note
+        if a["serve"] == "none" and a.get("gone") and s in noted and s != sock:
+            forget(target, s)           # a killed serve's note (one that did not answer in time stays: said below)
             continue
         answers[str(s)] = a
     running = [a for a in answers.values() if a["serve"] == "running"]
     ans = next((a for a in running if not a["reloaded"]), None) or (running[0] if running else answers[str(sock)])
-    if len(running) > 1:
-        out["serves"] = answers
+    missed = [k for k, a in answers.items() if a["serve"] != "running" and k != str(sock)]
+    if len(running) > 1 or missed:
+        out["serves"] = answers         # (a noted serve that did not answer in time is named there)
     out["serve"] = ans
     return ans
 
