@@ -83,3 +83,20 @@ def test_the_tcp_totals_are_on_metrics(pipe):  # noqa: F811
     finally:
         p.close()
         hops.close()
+
+
+def test_a_connect_cancelled_before_it_ran_gives_its_bytes_back(pipe):  # noqa: F811
+    """Review: a connect task cancelled before its first step (a stop right after the forward) never ran the
+    code that takes what waited for it, so the budget's `waiting` kept those bytes."""
+    p = Peer(pipe, max_tcp_write_buffered=MB)
+
+    def send_and_cancel():
+        p.scr._send(b"x" * 60_000, ("127.0.0.1", 40001), "TCP", on_fail=lambda why: None)
+        for t in list(p.scr.tcp_connects):
+            t.cancel()                          # before the loop ran it
+        return p.scr.tcp_writes.waiting
+    try:
+        assert p.h.run(send_and_cancel) == 60_000
+        assert wait_for(lambda: p.h.run(lambda: (p.scr.tcp_writes.waiting, len(p.scr.tcp_connecting))) == (0, 0))
+    finally:
+        p.close()

@@ -310,6 +310,9 @@ class Forwarding:
                 self.tcp_connects.add(task)
                 task.add_done_callback(self.tcp_connects.discard)
                 task.add_done_callback(lambda _t: self.tcp_out_release(host))       # the connect's place
+                # a connect cancelled before its first step (a stop) never reaches its own `finally`: what waited
+                # for it goes here, its bytes out of the budget
+                task.add_done_callback(lambda t, k=key: t.cancelled() and self._waiting_done(k))
             elif len(waiting) < TCP_QUEUE and waiting.size + len(data) <= WRITE_MAX:
                 waiting.append((data, on_fail))
                 waiting.size += len(data)
