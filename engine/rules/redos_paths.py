@@ -57,15 +57,7 @@ def _scan(ck, items, unsafe) -> None:
         take, null = _ways_item(ck, op, av)
         if not null and run and max(run.values()) >= PATHS_MAX:
             raise unsafe                # an item that must match after the run: its failure tries every split
-        for c in list(run):
-            f = take.get(c, 0) + null
-            if f:
-                run[c] = min(run[c] * f, CAP)
-            else:
-                del run[c]
-        for c, v in take.items():
-            if c not in run:
-                run[c] = min(v + null, CAP)
+        _times(run, take, null, 1)      # (a character this item ends starts a run again at a later item)
 
 
 def _bodies(op, av):
@@ -89,19 +81,27 @@ def _seq(parts):
     prod: dict = {}                     # c -> product of (take + null) of the parts so far
     nulls, gone = 1, set()
     for take, null in parts:
-        for c in list(prod):
-            f = take.get(c, 0) + null
-            if f:
-                prod[c] = min(prod[c] * f, CAP)
-            else:
-                del prod[c]
-                gone.add(c)
-        for c, v in take.items():
-            if c not in prod and c not in gone:
-                prod[c] = min(nulls * (v + null), CAP)
+        _times(prod, take, null, nulls, gone)
         nulls = min(nulls * null, CAP)
     take = {c: v - nulls for c, v in prod.items()}
     return {c: v for c, v in take.items() if v > 0}, nulls
+
+
+def _times(prod: dict, take: dict, null: int, start: int, gone: set | None = None) -> None:
+    """One item more in `prod` (character -> ways so far, in place): each way times the item's (take + null); a
+    character it can neither take nor skip leaves `prod` (and goes into `gone`, which it never comes back from); one
+    it takes that `prod` lacks comes in at `start` (the ways the items before matched nothing) times its own."""
+    for c in list(prod):
+        f = take.get(c, 0) + null
+        if f:
+            prod[c] = min(prod[c] * f, CAP)
+        else:
+            del prod[c]
+            if gone is not None:
+                gone.add(c)
+    for c, v in take.items():
+        if c not in prod and (gone is None or c not in gone):
+            prod[c] = min(start * (v + null), CAP)
 
 
 def _ways(ck, items):
