@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .cli import _skipped, serving_scorer
-from .data import say_trained_on, trained_on
+from .data import file_digests, say_trained_on, trained_on
 from .model import ModelError, load_scorer
 
 
@@ -107,8 +107,9 @@ def compare(args) -> int:
     if over:                    # the thresholds telfilter.toml sets, not the cards': said per model
         summary["models"][0]["thresholds_overridden"] = over
         summary["models"][1]["thresholds_overridden"] = over_cand
+    digests = file_digests(args.data)           # (each file read once, whatever the number of models)
     for d, sc, m in zip(dirs, scorers, summary["models"]):
-        seen = trained_on(sc.card, args.data)
+        seen = trained_on(sc.card, digests)
         say_trained_on("compare", str(d), seen)
         if seen:
             m["in_training_data"] = seen

@@ -210,9 +210,9 @@ def _eval(args) -> int:
         sc = load_scorer(mdir)
     else:                       # as serve judges: [ml] thresholds of telfilter.toml win over the card's
         mdir, sc, over = serving_scorer(args, first_install=True)
-    ds, _ = read_all(args.data)
+    ds, infos = read_all(args.data)
     _skipped("eval", ds.errors, ds.notes)
-    seen = trained_on(sc.card, args.data)
+    seen = trained_on(sc.card, {str(a): i["sha256"] for a, i in zip(args.data, infos)})     # (hashed as read)
     say_trained_on("eval", str(mdir), seen)
     if not ds.texts:
         print("telfilter ml eval: error: no labelled messages", file=sys.stderr)
