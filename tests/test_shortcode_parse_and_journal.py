@@ -40,7 +40,7 @@ ME = 84912000001
     # unchanged
     ("S 8077. trung thuong", 8077, "trung thuong"),
     ("S (091)2345678 x", 84912345678, "x"),
-    ("S 0912  345 678 x", 912, "345 678 x"),
+    ("S 0912  345 678 x", 84912345678, "x"),
 ])
 def test_reported_number_with_sentence_punctuation_or_parentheses(text, number, content):
     c = parse(text, ME)

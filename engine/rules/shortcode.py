@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..numbers import format_number, is_shortcode, normalise_number, subscriber_problem
 from ..textnorm import fold
-from .shortcode_number import (_BRACKETED, _GROUP_SEP, _NUMBER_END, _PAIRS, _TOKEN, _bracketed, _glued, _reported,
+from .shortcode_number import (_BRACKETED, _NUMBER_END, _PAIRS, _TOKEN, _bracketed, _glued, _reported, _spaced,
                                _unwrapped, _vn_subscriber)
 
 _DNC = re.compile(r"(DK|HUY)DNC(S|V|SV|VS)?")
@@ -81,7 +81,7 @@ def _name_run(text: str, first, known) -> tuple[str | None, int]:
         if word != word.rstrip(_NUMBER_END):
             break
         nxt = _TOKEN.search(text, m.end())
-        if nxt is None or text[m.end():nxt.start()] not in _GROUP_SEP:
+        if not _spaced(text, m, nxt):
             break
         m = nxt
     if known is not None:

@@ -12,7 +12,9 @@ _TOKEN = re.compile(r"\S+")
 # a reported number's digit groups: the first may carry a '+'; dots and hyphens inside a group
 _FIRST_GROUP = re.compile(r"\+?[0-9]+(?:[.-][0-9]+)*")
 _GROUP = re.compile(r"[0-9]+(?:[.-][0-9]+)*")
-_GROUP_SEP = (" ", "\u00a0")          # groups are joined across one space only
+# groups are joined across spaces on one line (a run of them: "0987  000  777" as an autocorrect or a copied call
+# log spaces it was read as "0987", the short code 987); a line break ends a number
+_GROUP_SEP = re.compile(r"[ \u00a0]+")
 _MAX_GROUPS = 6                        # "+84 91 234 56 78" is 5; more is content
 _MAX_DIGITS = 17                       # "00" + 15 digits of E.164
 _NUMBER_END = ",;:.!?"                 # "S 0912345678, ...", "S 0912 345 678. ..." : the number ends there
@@ -62,7 +64,7 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
         if stripped != g:                         # "0912 345 678," : the comma ends it
             break
         nxt = _TOKEN.search(text, m.end())
-        if nxt is None or text[m.end():nxt.start()] not in _GROUP_SEP:
+        if not _spaced(text, m, nxt):
             break
         m, pat = nxt, _GROUP
     for k in range(len(groups), 1, -1):
@@ -72,7 +74,19 @@ def _reported(text: str, first) -> tuple[int | None, str, int]:
             return n, first.group(), ends[k - 1]
     tok, end = _glued(first)
     g = fold(tok)
-    return normalise_number(g.rstrip(_NUMBER_END) or g), first.group(), end
+    written = g.rstrip(_NUMBER_END) or g
+    n = normalise_number(written)
+    if n is not None and is_shortcode(n) and next((c for c in written if c.isdigit()), "") == "0":
+        # a group written with its trunk 0 is a piece of a longer number ("0987 000 7771" with a digit too many),
+        # never a short code (none starts with 0): 987 was reported, and the reporter told so
+        n = None
+    return n, first.group(), end
+
+
+def _spaced(text: str, m, nxt) -> bool:
+    """Whether token `nxt` follows token `m` across spaces on the same line (digit groups of one number, words of
+    one name)."""
+    return nxt is not None and _GROUP_SEP.fullmatch(text, m.end(), nxt.start()) is not None
 
 
 def _glued(m, ends: str = _NUMBER_END) -> tuple[str, int]:
