@@ -20,6 +20,7 @@ from hashlib import blake2b
 from pathlib import Path
 
 from ..durable import append_all, ends_in_newline
+from ..numbers import format_number
 from .snapshot import fsync_dir
 from ..rules.slots import value_fp
 
@@ -83,7 +84,12 @@ class ReportIndex:
         return len(self.by_reported)
 
     def add(self, reported: int, reporter, ts: float) -> bool:
-        """Index one report; False when it was not (its reporter reached the day's cap)."""
+        """Index one report; False when it was not (its reporter reached the day's cap, or named its own number)."""
+        if str(reporter) == format_number(reported):
+            # a report against oneself (a subscriber who took "S <so dien thoai>" for their own number, a call that
+            # showed the callee's own number) is no subscriber's evidence against the number: with two others'
+            # reports it stopped the number's messages. Kept in reports.jsonl for the analysts all the same
+            return False
         d = self.by_reported
         fp, now = value_fp(str(reporter)), int(ts)
         row = d.get(reported)
