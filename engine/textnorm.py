@@ -15,7 +15,9 @@ import unicodedata
 from hashlib import blake2b
 
 _ZW = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-_D = str.maketrans({"đ": "d", "Đ": "d", "ð": "d"})
+# Đ/đ, and ETH Ð/ð where Windows-1258 and VISCII put them (0xD0/0xF0, read as Latin-1: "ĐK DNC" came to 5656 as
+# "ÐK DNC", a syntax error) and the look-alike Ɖ (TR39 confusable of Đ)
+_D = str.maketrans({"đ": "d", "Đ": "d", "ð": "d", "Ð": "d", "Ɖ": "d"})
 
 
 # every combining mark of the Basic Multilingual Plane, for one C-level regex pass instead of
