@@ -55,8 +55,8 @@ class Command:
 
 
 def _squash(text: str) -> str:
-    """The folded, upper-cased text without whitespace or trailing punctuation: what a DNC
-    command is matched against ("Hủy  DNC s." -> "HUYDNCS")."""
+    """The folded, upper-cased text without whitespace, trailing punctuation or the quotes and brackets it opens
+    with: what a DNC command is matched against ("Hủy  DNC s." -> "HUYDNCS", '"DK DNC"' -> "DKDNC")."""
     t = "".join(fold(text).split()).upper()
     if not t.isprintable():
         # NUL padding an SMSC left in short_message, other controls, and the invisible format characters fold
@@ -66,7 +66,12 @@ def _squash(text: str) -> str:
     end = len(t)
     while end and unicodedata.category(t[end - 1])[0] == "P":
         end -= 1
-    return t[:end]
+    # the quotes or brackets a copied instruction put round it (Soạn "DK DNC" gửi 5656): only the closing one was
+    # ignored, '"DK DNC"' a syntax error; any other punctuation before it (".DK DNC") still makes one
+    start = 0
+    while start < end and (t[start] in "\"'" or unicodedata.category(t[start]) in ("Pi", "Ps")):
+        start += 1
+    return t[start:end]
 
 
 def _name_run(text: str, first, known) -> tuple[str | None, int]:
