@@ -20,6 +20,8 @@ ME = 84912000001
     ("S 0912  345 678 x", 84912345678, "x"),
     ("V 024   3999 8888 goi rac", 842439998888, "goi rac"),
     ("S 0987\u00a0\u00a0000 777 lua", 84987000777, "lua"),
+    ("S 0987\u202f000\u202f777 lua", 84987000777, "lua"),          # a formatter's narrow no-break space
+    ("S \uff10\uff19\uff18\uff17\u3000\uff10\uff10\uff10\u3000\uff17\uff17\uff17 lua", 84987000777, "lua"),  # full-width
     ("S (0987  000  777)(vay tien)", 84987000777, "vay tien"),
     # unchanged: short codes, a number followed by figures of the content
     ("S 8077 trung thuong", 8077, "trung thuong"),

@@ -14,7 +14,7 @@ _FIRST_GROUP = re.compile(r"\+?[0-9]+(?:[.-][0-9]+)*")
 _GROUP = re.compile(r"[0-9]+(?:[.-][0-9]+)*")
 # groups are joined across spaces on one line (a run of them: "0987  000  777" as an autocorrect or a copied call
 # log spaces it was read as "0987", the short code 987); a line break ends a number
-_GROUP_SEP = re.compile(r"[ \u00a0]+")
+_GROUP_SEP = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")   # spaces of any width (a formatter's thin one)
 _MAX_GROUPS = 6                        # "+84 91 234 56 78" is 5; more is content
 _MAX_DIGITS = 17                       # "00" + 15 digits of E.164
 _NUMBER_END = ",;:.!?"                 # "S 0912345678, ...", "S 0912 345 678. ..." : the number ends there
