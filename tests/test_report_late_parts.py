@@ -98,7 +98,7 @@ def test_a_message_its_late_part_made_an_ad_is_one_ad_of_its_owner(tmp_path):
     vlog = VerdictLog(open(log, "w"))
     with ProxyHarness(pipe, clock=lambda: TEN, settings=SmppSettings(concat_timeout=TIMEOUT), verdict_log=vlog) as h:
         s, _ = raw_session(h)
-        s.sendall(_part(10, 0x91, 2, b"giam gia 30% tat ca san pham. Tu choi: TC gui 5656"))
+        s.sendall(_part(10, 0x91, 2, b"re hon 30% tat ca san pham. Tu choi: TC gui 5656"))
         assert read_raw(s).command_status == 0              # judged alone at the timeout: no ad, forwarded
         time.sleep(TIMEOUT + 0.2)
         s.sendall(_part(11, 0x91, 1, b"[QC] Shop ABC: cuoi tuan nay "))
@@ -196,7 +196,7 @@ def test_a_submit_multi_its_late_part_made_an_ad_is_one_ad_to_each_destination(t
     vlog = VerdictLog(open(log, "w"))
     with ProxyHarness(pipe, clock=lambda: TEN, settings=SmppSettings(concat_timeout=TIMEOUT), verdict_log=vlog) as h:
         s, _ = raw_session(h)
-        s.sendall(_multi_part(10, 0x92, 2, b"giam gia 30% tat ca san pham. Tu choi: TC gui 5656", dests))
+        s.sendall(_multi_part(10, 0x92, 2, b"re hon 30% tat ca san pham. Tu choi: TC gui 5656", dests))
         assert read_raw(s).command_status == 0
         time.sleep(TIMEOUT + 0.2)
         # the late part names the second destination as +84…: the same handset, the same message
