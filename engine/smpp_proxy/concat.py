@@ -170,6 +170,9 @@ class Reassembly:
         self.judged: OrderedDict = OrderedDict()         # key -> (verdict | REFUSED, until, {part: text}, {part: chars})
         self.due = due                                   # due(key): take, judge and answer it
         self.size = 0                                    # bytes waiting in all
+        # peer -> {key: its parts there}: the messages a peer has parts in (`judge_of`), so an unbind judges its
+        # own without a walk over every message waiting (20,000 of others': 7-16 ms of the loop per unbind)
+        self.by_peer: dict = {}
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -190,6 +193,10 @@ class Reassembly:
             c.timer = start_timer(key)
         old = c.parts.get(n)
         c.parts[n] = part
+        if old is not None:
+            self._release(old[0], key)
+        held = self.by_peer.setdefault(part[0], {})
+        held[key] = held.get(key, 0) + 1
         was, was_chars = c.sizes.get(n, (0, 0))
         c.sizes[n] = (size, chars)
         c.size += size - was
@@ -214,18 +221,35 @@ class Reassembly:
             c.timer.cancel()
             self.due(key)
 
-    def judge_all(self, of: Callable | None = None) -> None:
-        """Judge every waiting message (the `of(pending)` ones only, when given) now."""
+    def judge_all(self) -> None:
+        """Judge every waiting message now."""
         for key in list(self.pending):
-            c = self.pending.get(key)
-            if c is not None and (of is None or of(c)):
-                self.judge_now(key)
+            self.judge_now(key)
+
+    def judge_of(self, peer) -> None:
+        """Judge now every waiting message with a part from `peer` (it can send no more: unbound or half-closed);
+        the cost is that peer's messages, not all that wait."""
+        for key in list(self.by_peer.get(peer, ())):
+            self.judge_now(key)
+
+    def _release(self, peer, key) -> None:
+        held = self.by_peer.get(peer)
+        if held is not None:
+            left = held.get(key, 0) - 1
+            if left > 0:
+                held[key] = left
+            else:
+                held.pop(key, None)
+                if not held:
+                    del self.by_peer[peer]
 
     def take(self, key) -> Pending | None:
         """Message `key` out of the table, to be judged (None: it was judged already)."""
         c = self.pending.pop(key, None)
         if c is not None:
             self.size -= c.size
+            for p in c.parts.values():
+                self._release(p[0], key)
         return c
 
     def refuse(self, key, until: float, bound: int, why: str = REFUSED) -> Pending | None:
@@ -254,6 +278,7 @@ class Reassembly:
         if c is None or c.parts.get(n) is not part:
             return False
         del c.parts[n]
+        self._release(part[0], key)
         size, chars = c.sizes.pop(n, (0, 0))
         c.size -= size
         c.chars -= chars

@@ -358,7 +358,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
     def judge_parts_of(self, sess: EsmeSession) -> None:
         """Its concatenated messages still waiting for parts judged with what arrived (forwarded or refused): no
         more parts can come on it (unbound or half-closed), and each part it sent is answered before it closes."""
-        self.concat.judge_all(lambda c: any(p[0] is sess for p in c.parts.values()))
+        self.concat.judge_of(sess)
 
     def unbind_answered_by_esme(self, sess: EsmeSession) -> None:
         """Our unbind of `sess` (a reload, live_accounts.py) was answered or timed out: it is closed once it has
