@@ -158,3 +158,41 @@ def test_notes_read_back_after_an_unclean_stop_offer_no_count_to_give_back(tmp_p
         p.unlink()
     asyncio.run(run(clean=True))
     assert asyncio.run(_reopen(base)).sent("A").charged is True
+
+
+def _notification(h, s, mid, esm_class):
+    """The SMSC's deliver_sm about `mid` (esm_class 0x20: an intermediate notification, 0x04: a final receipt),
+    relayed to the ESME on `s` and answered by it."""
+    from engine.smpp_proxy.codec import Tlv, encode
+    from engine.smpp_proxy.codec import constants as C
+    from engine.smpp_proxy.codec import pdu as P
+    from tests.test_smpp_proxy import wait
+    state, stat = (b"\x01", "ENROUTE") if esm_class == 0x20 else (b"\x02", "DELIVRD")    # waiting / delivered
+    n = len(h.sim.mo_responses)
+    assert h.run(h.sim.send_deliver, P.DeliverSm(
+        source_addr="84912777052", destination_addr="SHOPABC", esm_class=esm_class,
+        short_message=f"id:{mid} sub:001 dlvrd:000 stat:{stat}".encode(),
+        tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, state))))
+    got = read_raw(s)
+    assert got.command_id == C.DELIVER_SM and got.esm_class == esm_class
+    s.sendall(encode(P.DeliverSmResp(sequence_number=got.sequence_number)))
+    assert wait(lambda: len(h.sim.mo_responses) > n and h.sim.mo_responses[-1].command_status == 0)
+
+
+def test_an_ad_cancelled_after_an_intermediate_notification_gives_its_count_back(pipe):
+    """Tue 09:00: A, B, C, ads scheduled ahead. The SMSC tells A's sender it is waiting (an intermediate
+    notification, SMPP 3.4 §5.2.12 esm_class 0x20, asked for with registered_delivery bit 4: no final state); A is
+    then cancelled, and its count goes: Tue has room for one more. A final receipt (0x04) says it was delivered:
+    a cancel the SMSC answers 0 after it gives nothing back (some SMSCs queue such cancels)."""
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        mids = [_resp(s, _ad(1 + i, "84912777052", schedule_delivery_time=TUE, registered_delivery=0x10)).message_id
+                for i in range(3)]
+        _notification(h, s, mids[0], 0x20)
+        assert _send(s, _cancel(10, mids[0])) == 0
+        assert h.proxy.stats["counts_given_back"] == 1           # fails before: the notification was taken as final
+        tue = [_send(s, _ad(20 + i, "84912777052", schedule_delivery_time=TUE)) for i in range(2)]
+        assert tue[0] == 0 and tue[1] != 0, tue
+        _notification(h, s, mids[1], 0x04)
+        assert _send(s, _cancel(30, mids[1])) == 0
+        assert h.proxy.stats["counts_given_back"] == 1           # delivered: nothing to give back

@@ -41,7 +41,6 @@ from .scheduled import PendingAd, member_key
 
 log = logging.getLogger("telfilter.smpp")
 
-_INTERMEDIATE = 0x20    # SMPP 3.4 §5.2.12: esm_class bits 5-2, intermediate delivery notification
 # an SMSC's "not now" to a cancel_sm: tried again, as a timeout is (ESME_RSYSERR is not: it may be all an SMSC ever
 # answers a cancel_sm with, and the ad would be asked about every second until its delivery)
 _TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RX_T_APPN)
@@ -108,11 +107,10 @@ class DncCancel:
                             len(self.scheduled))
 
     def _scheduled_gone(self, key: str, receipt=None) -> None:
-        """`key`'s message reached a final state (its `receipt`), or an ESME cancelled or replaced it. An
-        intermediate notification is no final state (SMPP 3.4 §5.2.12: esm_class type 0x20; an SMSC may send one
-        when it schedules the message): the entry stays."""
+        """`key`'s message reached a final state (its `receipt`, never an intermediate notification:
+        routing._receipt_came), or an ESME cancelled or replaced it."""
         s = self.scheduled
-        if not s.entries or receipt is not None and receipt.esm_class & C.ESM_TYPE_MASK == _INTERMEDIATE:
+        if not s.entries:
             return
         if receipt is None or key in s.entries:
             s.discard_message(key)

@@ -83,12 +83,22 @@ class DeliveryRouting(_ReceiptIds):
                     self.stats["receipts_unroutable"] += 1
                     return ack(C.ESME_RX_P_APPN)
                 return self._hold_early_receipt(id_key(link.id_space, mid), pdu, ack)
-            self.msgid_account.receipted(key)      # (the resp's id: a twin's, when the receipt wrote it otherwise)
-            self._scheduled_gone(key, pdu)
+            self._receipt_came(key, pdu)           # (the resp's id: a twin's, when the receipt wrote it otherwise)
             self._receipt_after_resp(acct, key, pdu, lambda ok: ack(_receipt_status(ok)))
             return
         # mobile-originated: judged (a concatenated one once, whole) and routed in mo.py
         return self.handle_mo(link, pdu, ack)
+
+    def _receipt_came(self, key: str, pdu) -> None:
+        """A receipt for the message of `key` is routed: its message reached a final state, so a cancel_sm or
+        replace_sm the SMSC answers 0 after it gives no count back (msgids.receipted) and it is no ad scheduled
+        ahead any more (dnc_cancel.py). Not an intermediate notification (SMPP 3.4 §5.2.12: esm_class type 0x20,
+        asked for with registered_delivery bit 4; an SMSC sends one when it stores or schedules the message): the
+        message still waits, and an ad cancelled after one kept its count for nothing."""
+        if pdu.esm_class & C.ESM_TYPE_MASK == C.ESM_TYPE_INTERMEDIATE:
+            return
+        self.msgid_account.receipted(key)
+        self._scheduled_gone(key, pdu)
 
     # ------------------------------------------------------------ receipts before their resp
     # An SMSC may send a receipt before (or just after) the submit_sm_resp that tells us its
@@ -123,8 +133,7 @@ class DeliveryRouting(_ReceiptIds):
                                resp_key: str | None = None) -> None:
         """The resp (its id `resp_key`, when not `mid`: a twin) of a receipt waiting in `early_receipts` came."""
         ack, pdu, _ = self.early_receipts.pop(mid)
-        self.msgid_account.receipted(resp_key or mid)
-        self._scheduled_gone(resp_key or mid, pdu)
+        self._receipt_came(resp_key or mid, pdu)
         f = self._id_form(mid.rpartition("\x1f")[0])
         f[1 if twin else 0] += 1
         f[2] += same_base
@@ -140,8 +149,7 @@ class DeliveryRouting(_ReceiptIds):
             space, _, bare = mid.rpartition("\x1f")
             acct, key = self._twin_match(bare, space) if self._by_twin(space, waited=True) else (None, None)
             if acct is not None:                # its own id never came: an SMSC that writes it otherwise
-                self.msgid_account.receipted(key)
-                self._scheduled_gone(key, pdu)
+                self._receipt_came(key, pdu)
                 self._deliver_receipt(acct, pdu, on_done=lambda ok, ack=ack: ack(_receipt_status(ok)))
                 continue
             log.info("receipt for unknown message_id %r after %.0fs: SMSC asked to retry", mid, self.settings.receipt_wait)

@@ -110,3 +110,4 @@ ESM_MODE_MASK = 0x03                # bits 1-0: messaging mode (SMPP 3.4 §2.10,
 ESM_MODE_DATAGRAM, ESM_MODE_FORWARD = 0x01, 0x02     # the SMSC does not store these: delivered at once or never
 ESM_TYPE_MASK = 0x3C                # bits 5-2: message type
 ESM_TYPE_DELIVERY_RECEIPT = 0x04
+ESM_TYPE_INTERMEDIATE = 0x20      # an intermediate delivery notification: no final state
