@@ -102,3 +102,23 @@ def test_a_receipt_routed_by_its_twin_ends_the_charged_note_of_its_message(pipe)
         assert not p.msgid_account.sent("0000001A").charged and not p.msgid_account.sent("0000001B").charged
         assert p.msgid_account.sent("0000001C").charged
         p.early_receipts.clear()
+
+
+@pytest.mark.parametrize("tlv", [b"", b"\x00"], ids=["zero-length", "a lone NUL"])
+def test_a_receipt_with_an_empty_receipted_message_id_is_routed_by_the_id_in_its_text(pipe, tlv):
+    """An SMSC that sends receipted_message_id (SMPP 3.4 §5.3.2.12) empty, with the id in the receipt's text
+    (appendix B, "id:..."): the empty TLV was taken as the id, the receipt refused for good (ESME_RX_P_APPN,
+    `receipts_unroutable`: the SMSC never offers it again) and lost, while its text named a message of a bound
+    ESME."""
+    from engine.smpp_proxy.codec import Tlv
+    with ProxyHarness(pipe, accounts=("esme1:secret",), receipt_delay=None) as h:
+        e = Esme(h)
+        e.submit(1)
+        mid = _submitted(e, 1)[0]
+        r = _receipt(mid)
+        assert h.run(h.sim.send_deliver, P.replace(r, tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, tlv),)))
+        got = e.receipts(1, 3.0)
+        assert len(got) == 1 and f"id:{mid} ".encode() in got[0].short_message      # relayed to its ESME
+        e.answer(got[0])
+        assert wait(lambda: h.sim.mo_responses)
+        assert h.sim.mo_responses[0].command_status == 0 and h.proxy.stats["receipts_unroutable"] == 0

@@ -68,10 +68,9 @@ class DeliveryRouting(_ReceiptIds):
         ack = lambda status=0: link.send_pdu(resp_cls(sequence_number=seq, command_status=status))
         is_receipt = pdu.esm_class & C.ESM_TYPE_MASK in (0x04, 0x08, 0x10, 0x20)
         if is_receipt:
-            mid = P.tlv(pdu, C.TAG_RECEIPTED_MESSAGE_ID)
-            if mid is not None:
-                mid = mid.rstrip(b"\x00").decode("latin-1")
-            else:
+            mid = (P.tlv(pdu, C.TAG_RECEIPTED_MESSAGE_ID) or b"").rstrip(b"\x00").decode("latin-1")
+            if not mid:
+                # no receipted_message_id, or one sent empty: the id the receipt's text names (SMPP 3.4 appendix B)
                 body = P.tlv(pdu, C.TAG_MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"")
                 m = _RECEIPT_ID.search(body)
                 mid = m.group(1).decode("latin-1") if m else None
