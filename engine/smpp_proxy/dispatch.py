@@ -19,9 +19,10 @@ log = logging.getLogger("telfilter.smpp")
 
 
 class EsmeDispatch:
-    def _admit_message(self, sess: EsmeSession, pdu):
-        """A submit_sm / data_sm / submit_multi from a bound ESME: refused while draining, then
-        the account's rate bucket (one token; in SMS segments once judged: submit._charge), then the submit path."""
+    def _admit_message(self, sess: EsmeSession, pdu, path=None):
+        """A submit_sm / data_sm / submit_multi (or a replace_sm: `path`, relay._replace) from a bound ESME: refused
+        while draining, then the account's rate bucket (one token; in SMS segments once judged: submit._charge), then
+        the submit path."""
         if self.draining:                   # stopping: retryable, the ESME resends elsewhere or later
             self.stats["throttled_draining"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
@@ -34,7 +35,7 @@ class EsmeDispatch:
             self.stats["throttled"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))
-        return self._submit(sess, pdu)
+        return self._submit(sess, pdu) if path is None else path(sess, pdu)
 
     def handle_esme_pdu(self, sess: EsmeSession, pdu):
         cid = pdu.command_id
@@ -77,8 +78,8 @@ class EsmeDispatch:
             return
         if cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
             return self._admit_message(sess, pdu)
-        if cid == C.REPLACE_SM:             # new text for a stored message: judged as the message it becomes
-            return self._replace(sess, pdu)
+        if cid == C.REPLACE_SM:             # new text for a stored message: judged (and paid for) as the message it becomes
+            return self._admit_message(sess, pdu, self._replace)
         if cid == C.CANCEL_SM:              # relayed; a message cancelled gives its cap count back
             return self._cancel(sess, pdu)
         if cid == C.QUERY_SM:               # relayed; an id this process did not forward: as a cancel_sm's

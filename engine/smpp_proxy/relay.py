@@ -128,6 +128,11 @@ class RelayPath:
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
         recipient = format_number(sent.destination) if sent.destination else ""
+        # as a submit_sm: throttled unjudged when no link of its id space can take it now (judged first, each one a
+        # full window refused was judged, counted and given back), and paid for in SMS segments once it is judged
+        if self._pick_link(space=space if len(self.id_spaces()) > 1 else None, account=sess.account.system_id) is None:
+            return self._upstream_unavailable(sess, pdu)
+        self._charge(sess, pdu)
 
         def judged(v):
             if v.action is _DROP:
