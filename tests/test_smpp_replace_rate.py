@@ -3,7 +3,9 @@ account's throughput (SMS segments: a long one more), and it is throttled unjudg
 Before, it took no token and was judged before a link was looked for: one message_id let an ESME at 2 submit_sm a
 second make the proxy judge every replace_sm it sent (each up to a 64 KB message_payload), counted toward the
 caps and given back, while each got ESME_RTHROTTLED from a full window."""
+import io
 import json
+from contextlib import contextmanager
 
 from engine.smpp_proxy.accounts import Account, SmppSettings, hash_password
 from engine.smpp_proxy.codec import Tlv, encode
@@ -12,14 +14,23 @@ from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.verdictlog import VerdictLog
 from tests.test_smpp_proxy import raw_session, read_raw, wait
-from tests.test_smpp_replace import NOON, _replace, _submit, pipe  # noqa: F401  (pipe: fixture)
+from tests.test_smpp_replace import NOON, _replace, _submit, pipe  # noqa: F401,F811  (pipe: fixture)
 
 
-def _harness(pipe, buf, throughput=1000.0, **settings):
+@contextmanager
+def _sent(pipe, dst, throughput=1000.0, **settings):
+    """A proxy whose account esme1 (`throughput` a second) has sent one message to `dst`: (harness, its socket, the
+    message's id, the verdict log)."""
     s = SmppSettings(**settings)
+    buf = io.StringIO()
     h = ProxyHarness(pipe, accounts=(), settings=s, clock=lambda: NOON, verdict_log=VerdictLog(buf))
     s.accounts["esme1"] = Account("esme1", hash_password("pw", iterations=1000), throughput=throughput)
-    return h
+    with h:
+        sock, _ = raw_session(h, "esme1", "pw")
+        sock.sendall(_submit(2, dst))
+        mid = read_raw(sock).message_id
+        assert mid
+        yield h, sock, mid, buf
 
 
 def _judged_replaces(buf) -> int:
@@ -27,13 +38,7 @@ def _judged_replaces(buf) -> int:
 
 
 def test_replace_sm_takes_the_accounts_throughput(pipe):
-    import io
-    buf = io.StringIO()
-    with _harness(pipe, buf, throughput=2) as h:
-        s, _ = raw_session(h, "esme1", "pw")
-        s.sendall(_submit(2, "84912777010"))
-        mid = read_raw(s).message_id
-        assert mid
+    with _sent(pipe, "84912777010", throughput=2) as (h, s, mid, buf):
         for i in range(8):
             s.sendall(_replace(10 + i, mid, b"So du tai khoan thay doi %d" % i))
         got = [read_raw(s).command_status for _ in range(8)]
@@ -42,12 +47,7 @@ def test_replace_sm_takes_the_accounts_throughput(pipe):
 
 
 def test_a_long_replace_sm_costs_its_segments(pipe):
-    import io
-    buf = io.StringIO()
-    with _harness(pipe, buf, throughput=20) as h:
-        s, _ = raw_session(h, "esme1", "pw")
-        s.sendall(_submit(2, "84912777011"))
-        mid = read_raw(s).message_id
+    with _sent(pipe, "84912777011", throughput=20) as (h, s, mid, buf):
         long = P.ReplaceSm(sequence_number=3, message_id=mid, source_addr_ton=5, source_addr="BANKZ",
                            tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"So du tai khoan thay doi. " * 200),))
         s.sendall(encode(long))
@@ -57,12 +57,7 @@ def test_a_long_replace_sm_costs_its_segments(pipe):
 
 
 def test_a_replace_sm_no_link_can_take_is_throttled_unjudged(pipe):
-    import io
-    buf = io.StringIO()
-    with _harness(pipe, buf, smsc_window=1, smsc_response_timeout=30) as h:
-        s, _ = raw_session(h, "esme1", "pw")
-        s.sendall(_submit(2, "84912777012"))
-        mid = read_raw(s).message_id
+    with _sent(pipe, "84912777012", smsc_window=1, smsc_response_timeout=30) as (h, s, mid, buf):
         h.sim.stall = True
         s.sendall(_submit(3, "84912777012"))                   # holds the link's one window slot
         assert wait(lambda: h.sim.held)
