@@ -202,11 +202,15 @@ class Reassembly:
         c.size += size - was
         c.chars += chars - was_chars
         self.size += size - was
-        if max_size and self.size > max_size:
-            for k in [k for k in self.pending if k != key]:
-                if self.size <= max_size:
-                    break
-                self.judge_now(k)
+        while max_size and self.size > max_size:
+            # the oldest other message, judged now: a step or two into the table, not a copy of all its keys
+            # (at the bound that was every new part's cost: 20,000 keys a part)
+            k = next((k for k in self.pending if k != key), None)
+            if k is None:
+                break
+            self.judge_now(k)
+            if k in self.pending:       # (its owner keeps it: nothing more to gain here)
+                break
         return old
 
     def complete(self, key) -> bool:
