@@ -281,6 +281,10 @@ class SmscLink(CoalescedStream):
                 self.proxy.stats["smsc_pdu_errors"] += 1
                 self.send_pdu(P.response_class(cid)(sequence_number=ev.sequence_number,
                                                     command_status=C.ESME_RX_P_APPN))
+        elif cid == C.ALERT_NOTIFICATION:
+            # SMPP 3.4 §4.12: no response PDU exists (a generic_nack told the SMSC its PDU was invalid); not
+            # relayed either (set_dpf is not offered behind the proxy), counted
+            self.proxy.stats["smsc_alert_notifications"] += 1
         else:
             self.send_pdu(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
 
