@@ -3,10 +3,10 @@
 Theory of operation. Python's `re` is a backtracking engine: a pattern such as `(a+)+$`
 tries every way of splitting a run of `a`s between the inner and the outer repeat before
 it gives up, 2^n ways for n characters, so one 30-character SMS can hold a core for
-seconds. A linear-time engine (google-re2) would remove the problem, but it has no
-look-around, and the shipped pack needs `(?<![^\\W_])` / `(?![^\\W_])` for whole words;
-so the patterns stay on `re` and are checked statically instead, on the tree that
-`re._parser` builds (the same parse `re.compile` uses, so the check sees exactly what runs).
+seconds. A pattern that linear.py can write exactly for RE2 (linear-time) runs there; one it
+cannot (a look-behind, a backreference, ...) stays on `re`. Every pattern is checked here all the
+same, so a rule file loads alike with or without google-re2 installed; the check runs statically
+on the tree that `re._parser` builds (the same parse `re.compile` uses, so it sees exactly what runs).
 
 Exponential backtracking needs one string to be matched in more than one way *inside a
 repeat that may run many times*. Within the body of every repeat that may run more than once this

@@ -1,7 +1,8 @@
 """Text conditions of rule files: `text_regex`, `text_not_regex`, `keywords` and `keywords_absent`, on the folded
 text (case and diacritics removed: textnorm.fold). Registered in conditions.CONDITIONS, in their place among the
 others, by conditions.py importing this module. A pattern is folded as the text is (`_fold_pattern`), compiled
-case-insensitively and refused when it could backtrack without bound (redos.py); a keyword list becomes one
+case-insensitively and refused when it could backtrack without bound (redos.py), then run on RE2 where
+linear.py can write it there exactly (else on re: `why` says why); a keyword list becomes one
 whole-word regex (`_keyword_re`), compiled on first use, and its folded parts go to plan.py's shared keyword pass.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 
 from ..textnorm import fold
 from .conditions import _strs, condition
+from .linear import rule_regex
 from .redos import UnsafeRegex
 from .redos import check as redos_check
 
@@ -39,7 +41,9 @@ def _regex(p: str, what: str):
         raise ValueError(f"unsafe regex in {what} '{p}': {e}") from None
     except RecursionError:
         raise ValueError(f"regex in {what} is nested too deeply") from None
-    return rx
+    m = rule_regex(rx)
+    m.pattern = p           # as written, for `rules check`'s notes
+    return m
 
 
 @condition("text_regex", "regex (or list: any) on the folded text: case- and diacritic-insensitive", cost=3)
@@ -48,17 +52,22 @@ def _text_regex(v, **_):
 
     def pred(c, s):
         for p in pats:
-            m = p.search(c.folded)
-            if m:
-                return f"text matches {m.group(0)[:40]!r}"
+            m = p.search(c.folded)          # the matched text ('' for an empty match), or None
+            if m is not None:
+                return f"text matches {m[:40]!r}"
         return None
+    pred.regexes = pats
     return pred
 
 
 @condition("text_not_regex", "none of these regexes match the folded text", cost=3)
 def _text_not_regex(v, **_):
     pats = [_regex(p, "text_not_regex") for p in _strs(v, "text_not_regex")]
-    return lambda c, s: None if any(p.search(c.folded) for p in pats) else "no match"
+
+    def pred(c, s):
+        return None if any(p.search(c.folded) is not None for p in pats) else "no match"
+    pred.regexes = pats
+    return pred
 
 
 def _keyword_parts(words) -> tuple:

@@ -1,0 +1,116 @@
+"""A rule pattern routed to RE2 (engine/rules/linear.py) must judge as Python's re does: the same match or no
+match, and the same matched text (the evidence), for every pattern of the shipped pack, of the repo's examples and
+tests, and of the translation's own cases, on the training texts folded as the pipeline folds them and on edge
+cases (Vietnamese, Turkish dotless i, Kelvin sign, long s, Cherokee, other scripts' digits, emoji, newlines,
+no-break spaces, lone surrogates)."""
+import json
+import re
+import tomllib
+
+import pytest
+
+from engine.rules.linear import engine_missing, rule_regex
+from engine.rules.textconds import _fold_pattern
+from engine.textnorm import fold
+
+from .conftest import CONFIG, ROOT
+from .test_rules_redos_alternation import PART_BEFORE_THEY_MEET
+from .test_rules_redos_named_characters import SAFE as NAMED_SAFE
+from .test_rules_redos_optional_groups import STILL_SAFE
+from .test_rules_redos_optional_runs import ACCEPTED
+from .test_rules_safety import SAFE
+
+pytestmark = pytest.mark.skipif(engine_missing() is not None, reason="google-re2 is not installed")
+
+# what the translation has to get right: case (Python's i is also ı and İ, k also the Kelvin sign), \w \d \s over
+# every script, $ before a final newline, MULTILINE and DOTALL, lazy repeats, trailing look-aheads and \b
+TRANSLATION = [
+    r"tin", r"k", r"s\w+", r"\bvay\b", r"\Bay\b", r"ay\B", r"\bqc", r"\b\d+\b", r"\w+", r"[^\W\d_]+", r"\d+",
+    r"\s+", r"\S+\s\S+", r"qc$", r"(?m)^qc$", r"(?m)vay$", r"(?s)qc.+", r"qc.+", r"qc.*?tu choi", r"qc.*tu choi",
+    r"(?-i:QC)", r"(?-i:qc)", r"(?a)\w+", r"(?a:\bvay\b)", r"qc(?=\d)", r"qc(?!\d)", r"qc(?![^\W_])",
+    r"(?:vay|cho vay)(?= tien)", r"x*", r"(?:a|)+b", r"(a*)+?", r"\Aqc", r"qc\Z", r"[a-zà-ỹ]+", r"[^a-z ]+",
+    r"[\u13a0-\u13f5]+", r"\u1e9e", r"straße", r"μ", r"ǆ", r"[0-9]{3}", r"\d{2,}?", r"(?i:QC|AD)\b", r"tu\s+choi\b",
+    r"(?:\[(?:qc|ad)\]|\(qc\))", r"^\s*", r"😀+", r"[😀-🙏]", r"\x00", r".", r"\.", r"[\s\S]", r"\b_", r"_\b",
+    r"qc\b|ad\b", r"(?:qc\b|ad)", r"^(?:vay|tien)\b",
+]
+
+
+def _pack_patterns():
+    out = []
+    for f in sorted((CONFIG / "rules").glob("*.toml")) + sorted(ROOT.glob("contrib/**/*.toml")):
+        for r in tomllib.loads(f.read_text()).get("rule", []):
+            for k in ("text_regex", "text_not_regex"):
+                v = r.get("when", {}).get(k)
+                out += [v] if isinstance(v, str) else list(v or ())
+    return out
+
+
+def _compiles(p):
+    try:
+        re.compile(_fold_pattern(p))
+        return True
+    except re.error:        # `[ß-ÿ]+` folds to `[ß-y]+`: refused at load as a bad regex
+        return False
+
+
+PACK = _pack_patterns()
+PATTERNS = [p for p in dict.fromkeys(PACK + TRANSLATION + SAFE + NAMED_SAFE + STILL_SAFE + ACCEPTED + PART_BEFORE_THEY_MEET)
+            if _compiles(p)]
+
+_AROUND = ["", " ", "_", "я", "é", "1", "٣", "\n", "😀", "ı", "\u00a0", ".", "K", "ſ"]
+_WORDS = ["qc", "dkqc", "vay", "tin", "tien", "k", "s", "khuyen mai", "tu choi", "5656", "www.x.vn", "ay", "12.345"]
+EDGE = ["", "\n", "\n\n", "qc\n", "qc\n\n", "x\nqc", "qc\nx\n", "tın", "tİn", "TIN", "İ", "ı", "ſ", "K", "Straße",
+        "strasse", "ẞ", "µ", "μ", "ǅ", "ǆ", "Ꭰꭰ", "ᏸ", "١٢٣", "½²Ⅻⅻ", "\u2028qc\u2029", "\x1cqc\x1f", "\x85",
+        "dkqc\u0301", "ｑｃ", "ΣΑΣ ς", "\u200bqc", "[QC] ", "(qc)", " \t\u3000qc", "😀" * 5, "qc\ud800", "\ud800qc",
+        "vay\udc00 tien", "\x00", "a" * 40 + "b", "qc " * 30 + "tu choi", "\r\nqc\r\n"]
+
+
+def _corpus():
+    data = ROOT / "engine" / "ml" / "data"
+    texts = []
+    for f in sorted(data.glob("*.tsv")):
+        texts += [ln.rsplit("\t", 1)[-1] for ln in f.read_text(encoding="utf-8").splitlines()[1:]]
+    for f in sorted(data.glob("*.jsonl")):
+        texts += [json.loads(ln)["text"] for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    texts += [a + w + b for w in _WORDS for a in _AROUND for b in _AROUND]
+    texts += [a + w.upper() + b for w in _WORDS for a in _AROUND for b in _AROUND]
+    return list(dict.fromkeys([fold(t) for t in texts] + EDGE))
+
+
+CORPUS = _corpus()
+
+
+def test_the_corpus_holds_what_it_is_said_to():
+    assert len(PACK) >= 2 and len(CORPUS) > 5000
+    assert any(not t.isascii() for t in CORPUS) and any("\n" in t for t in CORPUS)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_re2_route_matches_exactly_as_re(pattern):
+    rx = re.compile(_fold_pattern(pattern), re.IGNORECASE)
+    m = rule_regex(rx)
+    if m.engine != "re2":
+        pytest.skip(f"on re: {m.why}")
+    bad = []
+    for t in CORPUS:
+        want = rx.search(t)
+        want = None if want is None else want.group(0)
+        if m.search(t) != want:
+            bad.append((t[:60], want, m.search(t)))
+    assert not bad, (m.translated[:200], bad[:5], len(bad))
+
+
+def test_most_patterns_go_to_re2():
+    routed = {p: rule_regex(re.compile(_fold_pattern(p), re.IGNORECASE)) for p in PATTERNS}
+    on_re = {p: m.why for p, m in routed.items() if m.engine != "re2"}
+    # RE2 has no atomic group, possessive repeat or backreference; a `\b` whose one side may or may not be a
+    # word character (the start of a repeat's or a group's body, `\+?84`, `\W*`) asks about a character the
+    # translation cannot read there
+    assert on_re == {r"(?>a+)+b": "an atomic group", r"(?:a++)+b": "a possessive repeat",
+                     r"(\w+)\s+\1\s+\w+!": "a backreference",
+                     r"(?a:\bvay\b)": INSIDE, r"(?:\b(?:vay|von|tien)\b\W*)+x": INSIDE, r"(?:\bvay\b|vay\s)+!": INSIDE,
+                     r"\b(?:0|\+?84)(?:3|5|7|8|9)\d{8}\b": "`\\b` or `\\B` before what may or may not be a word character"}
+    assert len(routed) - len(on_re) > 100
+
+
+INSIDE = "`\\b` or `\\B` inside the pattern next to what may or may not be a word character"
