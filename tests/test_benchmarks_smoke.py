@@ -22,7 +22,8 @@ def test_documented_benchmark_entry_points_answer_help_and_bad_arguments_without
                      (["longrun"], 2), (["longrun", "10", "abc"], 2), (["longrun", "keys"], 2),
                      (["snapshot_bench", "--help"], 0), (["soak", "--help"], 0), (["soak", "--minutes", "x"], 2),
                      (["tls_crl_cost", "--help"], 0), (["tls_crl_cost", "--sizes", "x"], 2),
-                     (["judge_tail", "--help"], 0), (["judge_tail", "--runs", "1"], 2)):
+                     (["judge_tail", "--help"], 0), (["judge_tail", "--runs", "1"], 2),
+                     (["regex_engines", "--help"], 0), (["regex_engines", "--n", "0"], 2)):
         p = subprocess.run([sys.executable, "-m", f"benchmarks.{args[0]}", *args[1:]], capture_output=True,
                            text=True, cwd=root, timeout=60)
         assert p.returncode == rc and "Traceback" not in p.stderr, (args, p.returncode, p.stderr)

@@ -114,3 +114,45 @@ def test_most_patterns_go_to_re2():
 
 
 INSIDE = "`\\b` or `\\B` inside the pattern next to what may or may not be a word character"
+
+
+# random patterns over the constructs the translation handles, on random texts of the characters where re and RE2
+# differ (ı, İ, K, ſ, я, ٣, _, newlines, a lone surrogate): each one routed to RE2 gives what re gives
+_ALPHA = "aAkKıİiſsя٣1_ .\n😀\u00a0\ud800"
+_ATOMS = ["a", "k", "i", "s", "я", "1", "_", " ", "\\.", "\\n", "\\w", "\\W", "\\d", "\\D", "\\s", "\\S", "[^\\W_]",
+          ".", "[a-z]", "[^a]", "[ıİ]", "😀"]
+_SUFFIX = ["", "*", "+", "?", "{1,2}", "*?", "+?", "??"]
+_TAILS = ["", "$", "\\b", "\\B", "(?![^\\W_])", "(?=\\d)", "(?!a)", "\\Z"]
+
+
+def _patterns():
+    from hypothesis import strategies as st
+    atom = st.one_of(st.builds(lambda a, q: a + q, st.sampled_from(_ATOMS), st.sampled_from(_SUFFIX)),
+                     st.sampled_from(["\\b", "\\B", "$", "(?=a)", "(?!\\d)"]))
+
+    def grow(inner):
+        seq = st.lists(inner, min_size=1, max_size=3).map("".join)
+        return st.one_of(
+            seq, st.lists(seq, min_size=2, max_size=3).map(lambda xs: "(?:" + "|".join(xs) + ")"),
+            st.builds(lambda f, s, q: f"(?{f}:{s}){q}", st.sampled_from(["i", "-i", "s", "m", "a"]), seq,
+                      st.sampled_from(_SUFFIX)))
+    body = st.recursive(atom, grow, max_leaves=6)
+    return st.builds(lambda h, b, t: h + b + t, st.sampled_from(["", "^", "\\b", "\\B", "(?m)^", "\\A"]), body,
+                     st.sampled_from(_TAILS))
+
+
+def test_random_patterns_on_re2_match_as_re():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=400, deadline=None)
+    @given(_patterns(), st.lists(st.text(alphabet=_ALPHA, max_size=12), min_size=1, max_size=8))
+    def check(pattern, texts):
+        rx = re.compile(pattern, re.IGNORECASE)
+        m = rule_regex(rx)
+        if m.engine != "re2":
+            return
+        for t in texts + [t.upper() for t in texts]:
+            want = rx.search(t)
+            assert m.search(t) == (None if want is None else want.group(0)), (pattern, t, m.translated)
+    check()

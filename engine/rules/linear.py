@@ -31,6 +31,9 @@ over the shipped pack's patterns and the training texts.
 """
 from __future__ import annotations
 
+import array
+import bisect
+import codecs
 import logging
 import re
 from re import _compiler, _parser
@@ -38,6 +41,7 @@ from re import _constants as C
 
 try:
     from re2 import Options, _re2
+    UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 except ImportError:           # the product still runs: every pattern on `re` (redos-checked); said once
     _re2 = None
 
@@ -69,7 +73,9 @@ def _char_set(op, av, flags: int) -> tuple:
     if got is None:
         global _ALL
         if _ALL is None:
-            _ALL = "".join(map(chr, range(0x110000)))
+            # every code point, surrogates too, in one string (4.4 MB, kept): built from an array, not 1.1M str
+            # objects (the join of chr()s peaked at +100 MB of RSS)
+            _ALL = codecs.utf_32_le_decode(array.array("I", range(0x110000)), "surrogatepass")[0]
         st = _parser.State()
         st.flags = flags
         run = _parser.SubPattern(st, [(C.MAX_REPEAT, (1, C.MAXREPEAT, _parser.SubPattern(st, [(op, av)])))])
@@ -89,8 +95,13 @@ def _complement(rs) -> tuple:
 
 
 def _within(a, b) -> bool:
-    """Every code point of ranges a is in ranges b."""
-    return all(any(lo <= alo and ahi <= hi for lo, hi in b) for alo, ahi in a)
+    """Every code point of ranges a is in ranges b (both sorted, b's disjoint and not adjacent)."""
+    starts = [lo for lo, _ in b]
+    for alo, ahi in a:
+        i = bisect.bisect_right(starts, alo) - 1
+        if i < 0 or ahi > b[i][1]:
+            return False
+    return True
 
 
 def _has(rs, cp: int) -> bool:
@@ -138,7 +149,7 @@ class _Writer:
             elif op is C.BRANCH:
                 out.append("(?:" + "|".join(self.seq(a, flags, end) for a in av[1]) + ")")
             elif op is C.SUBPATTERN:
-                f = (flags | av[1]) & ~av[2]
+                f = _compiler._combine_flags(flags, av[1], av[2])     # as re compiles a group
                 out.append("(?:" + self.seq(av[3], f, end) + ")")
             elif op in (C.MAX_REPEAT, C.MIN_REPEAT):
                 lo, hi, body = av
@@ -223,7 +234,7 @@ def _ends(items, flags: int, last: bool):
     if op in _ONE_CHAR:
         return _char_set(op, av, flags)
     if op is C.SUBPATTERN:
-        return _ends(av[3], (flags | av[1]) & ~av[2], last)
+        return _ends(av[3], _compiler._combine_flags(flags, av[1], av[2]), last)
     if op is C.BRANCH:
         sets = [_ends(a, flags, last) for a in av[1]]
         return None if any(x is None for x in sets) else _union(sets)
@@ -288,29 +299,35 @@ class LinearRegex:
         if not rx.ok():
             raise Untranslatable(f"RE2 refuses the translation: {rx.error()}")
         self._rx, self._head, self._tails = rx, w.head, tuple(w.tails)
-        self._anchor = _re2.RE2.Anchor.UNANCHORED
+        self._match = rx.Match
         self.pattern = pattern
 
     def search(self, text: str):
         try:
             b = text.encode()
-            subst = False
         except UnicodeEncodeError:
-            b = _LONE.sub(self._stand, text).encode()
-            subst = True
-        spans = self._rx.Match(self._anchor, b, 0, len(b))
-        s, e = spans[0]
-        if s < 0:
+            return self._search_lone(text)
+        spans = self._match(UNANCHORED, b, 0, len(b))
+        if spans[0][0] < 0:
             return None
-        if self._head:
-            s, e = spans[self._head]
+        s, e = self._span(spans)
+        return b[s:e].decode()
+
+    def _span(self, spans) -> tuple:
+        """Where Python's match is, in bytes: past what a leading \\b read, before what a trailing assertion read."""
+        s, e = spans[self._head]
         for g in self._tails:
             if spans[g][0] >= 0:
-                e = spans[g][0]
-                break
-        if subst:           # the stand-in back to the surrogate it replaced
-            return text[len(b[:s].decode()):len(b[:e].decode())]
-        return b[s:e].decode()
+                return s, spans[g][0]
+        return s, e
+
+    def _search_lone(self, text: str):
+        b = _LONE.sub(self._stand, text).encode()
+        spans = self._match(UNANCHORED, b, 0, len(b))
+        if spans[0][0] < 0:
+            return None
+        s, e = self._span(spans)
+        return text[len(b[:s].decode()):len(b[:e].decode())]      # the surrogates, not their stand-in
 
 
 class BacktrackingRegex:
