@@ -31,7 +31,7 @@ TRANSLATION = [
     r"(?:vay|cho vay)(?= tien)", r"x*", r"(?:a|)+b", r"(a*)+?", r"\Aqc", r"qc\Z", r"[a-zà-ỹ]+", r"[^a-z ]+",
     r"[\u13a0-\u13f5]+", r"\u1e9e", r"straße", r"μ", r"ǆ", r"[0-9]{3}", r"\d{2,}?", r"(?i:QC|AD)\b", r"tu\s+choi\b",
     r"(?:\[(?:qc|ad)\]|\(qc\))", r"^\s*", r"😀+", r"[😀-🙏]", r"\x00", r".", r"\.", r"[\s\S]", r"\b_", r"_\b",
-    r"qc\b|ad\b", r"(?:qc\b|ad)", r"^(?:vay|tien)\b",
+    r"qc\b|ad\b", r"(?:qc\b|ad)", r"^(?:vay|tien)\b", r"(?a:i)", r"(?a:k)", r"(?a:s\w)", r"(?u:i)",
 ]
 
 
