@@ -300,8 +300,7 @@ def cmd_rules(args) -> int:
             return 2
         for w in rs.warnings:
             print(w, file=sys.stderr)
-        from .rules.linear import backtracking_notes
-        for note in backtracking_notes(rs.rules):       # said, never a warning: --strict does not fail on it
+        for note in rs.notes:           # said, never a warning: --strict does not fail on it
             print(note, file=sys.stderr)
         n = 0
         if not args.no_examples:

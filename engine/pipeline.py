@@ -301,7 +301,7 @@ class Pipeline(AdCounts):
         self.rule_errors = []
         life.info("rules reloaded from %s: %d rules", d, len(new.rules))
         if self.say_rule_warnings:
-            for w in new.warnings:
+            for w in [*new.warnings, *new.notes]:
                 log.warning("rules: %s", w)
         return []
 

@@ -77,7 +77,7 @@ async def run_serve(args, ready=None):
     # what loads but never takes effect (engine/rules/lint.py): said once, by one process of a pool (reloads too)
     pipe.say_rule_warnings = worker == 0
     if pipe.say_rule_warnings:
-        for w in pipe.rules.warnings:
+        for w in [*pipe.rules.warnings, *pipe.rules.notes]:
             log.warning("rules: %s", w)
     # durable judging state (engine/state): loaded (snapshot + journal) before anything listens
     from .state import install, is_shared, open_state

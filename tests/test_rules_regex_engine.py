@@ -95,3 +95,24 @@ def test_rules_check_names_each_pattern_left_on_re_and_strict_does_not_fail_on_i
     assert "(?<![^\\W_])tien" in notes[-1] and why in notes[-1] and "not in linear time" in notes[-1]
     shipped = run_cli("rules", "check", "--no-examples", CONFIG / "rules")
     assert shipped.returncode == 0 and (": note: " in shipped.stderr) == bool(engine_missing())
+
+
+@needs_re2
+def test_a_reload_logs_each_pattern_left_on_re(tmp_path, caplog):
+    import asyncio
+    import shutil
+
+    from engine.config import load_settings
+    from engine.lists import Lists
+    from engine.pipeline import Pipeline
+    from engine.serve_reload import reload_rules
+    d = tmp_path / "rules"
+    shutil.copytree(CONFIG / "rules", d)
+    p = Pipeline(load_settings(CONFIG), load_rules(d), lists=Lists(), persist=False)
+    assert p.rules.notes == []                       # the shipped pack: every regex on RE2
+    (d / "90-x.toml").write_text('[[rule]]\nsymbol = "X"\naction = "tag"\n[rule.when]\ntext_regex = "(vay)\\\\s+\\\\1"\n')
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        assert not asyncio.run(reload_rules(p))
+    said = [r.getMessage() for r in caplog.records if ": note: " in r.getMessage()]
+    assert len(said) == 1 and "90-x.toml:5:1: note: X: text_regex '(vay)\\s+\\1'" in said[0]
+    assert "a backreference" in said[0]
