@@ -73,16 +73,16 @@ class RuleSet:
         # scoring rules are judged, and their hits listed, in file order; composites look their
         # operands up on demand, so no dependency order is needed
         self.order = list(rules)
+        # per scope, the rules to run (scoring ones, and helpers only when stateful: they must
+        # run to count) prepared as a plan: see plan.py
+        self.plans = compile_plans(rules, self.order, SCOPES)
+        self.hits: dict = {}        # (symbol, evidence) -> its Hit, built once (Pipeline.judge)
 
     @property
     def notes(self) -> list:
         """`path:line:col: note: ...` for each regex left on Python's re (not linear-time), with why (linear.py)."""
         from .linear import backtracking_notes
         return backtracking_notes(self.rules)
-        # per scope, the rules to run (scoring ones, and helpers only when stateful: they must
-        # run to count) prepared as a plan: see plan.py
-        self.plans = compile_plans(rules, self.order, SCOPES)
-        self.hits: dict = {}        # (symbol, evidence) -> its Hit, built once (Pipeline.judge)
 
     def restricted(self, symbol: str) -> "RuleSet":
         """The set with only `symbol` (and the helpers/symbols it refers to) enabled."""
