@@ -31,7 +31,7 @@ setup(
         "uvloop>=0.19; sys_platform != 'win32'",
         "prometheus_client>=0.17",
         "redis>=5.0",           # serve --state redis://… (shared counters, DNC change stream)
-        "google-re2>=1.1",      # rule regexes in linear time (engine/rules/linear.py; without it: re, with a warning)
+        "google-re2>=1.1,<2",   # rule regexes in linear time (engine/rules/linear.py; without it: re, with a warning)
     ],
     # a serve node needs none of the training stack (scikit-learn, scipy, matplotlib: ~230 MB);
     # `telfilter ml train|eval`, `report` plots and `bench` say which extra to install
