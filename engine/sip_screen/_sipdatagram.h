@@ -72,7 +72,9 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
         int t = PyUnicode_Tailmatch(to_tag, p->tag_prefix, 0, tl, -1);
         if (t < 0) goto out;
         if (t == 1) goto slow;                    /* perhaps for an answer of ours: Python decides */
-        if (PyDict_GET_SIZE(p->invites)) {        /* the ACK of a non-2xx final of an INVITE we forwarded? */
+        int rej = p->rejected != Py_None && PyDict_GET_SIZE(p->rejected);
+        if (PyDict_GET_SIZE(p->invites) || rej) { /* the ACK of a non-2xx final of an INVITE we forwarded, or of
+                                                     a rejection of ours? */
             Py_ssize_t cl;
             const char *ci = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 6), &cl);
             if (!ci) goto out;
@@ -84,9 +86,10 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
             blake2b(kd, sizeof kd, (const uint8_t *)p->out, (size_t)(tbl + 1 + cl));
             PyObject *k = PyBytes_FromStringAndSize((const char *)kd, sizeof kd);
             int c = k ? PyDict_Contains(p->invites, k) : -1;
+            if (c == 0 && rej) c = PyDict_Contains(p->rejected, k);
             Py_XDECREF(k);
             if (c < 0) goto out;
-            if (c) goto slow;                     /* its branch and destination are the INVITE's */
+            if (c) goto slow;                     /* its branch and destination are the INVITE's; or absorbed */
         }
     }
     if (bump(p, K_REQUESTS, 1) || bump(p, K_FAST, 1)) goto out;

@@ -24,7 +24,8 @@
  *   - an ACK whose To tag starts with the tag prefix (it may be for an answer of ours: Python
  *     recomputes our tag from Call-ID and From tag), or whose ack_key (blake2b of "top branch|
  *     Call-ID", 16 bytes, recent.ack_key) is in `invites` (the ACK of a non-2xx final, which goes
- *     where its INVITE went, RFC 3261 §17.1.1.3), goes to slow() like:
+ *     where its INVITE went, RFC 3261 §17.1.1.3) or in `rejected` (the ACK of a rejection of ours,
+ *     absorbed whatever its To tag), goes to slow() like:
  *   - anything else -- INVITE, CANCEL, OPTIONS, a message the fast path cannot prove plain, a
  *     next hop that is a name, IPv6 when the socket is IPv4, TCP or outside the permitted
  *     networks -- goes to
@@ -79,6 +80,8 @@ typedef struct {
     double errq_at;                              /* CLOCK_MONOTONIC s of the last look at the error queue */
     PyObject *stats;                             /* the screen's stats dict: counted into directly */
     PyObject *invites;                           /* dict: ack_key -> ... of the INVITEs forwarded (read only) */
+    PyObject *rejected;                          /* None, or dict: ack_key -> ... of the INVITEs the screen answered
+                                                    with a rejection (read only) */
     PyObject *hop;                               /* (host, port, TRANSPORT) or None: the configured next hop, where
                                                     an in-dialog request to the screen itself goes (in_dialog) */
     int max_n;                                   /* datagrams per run() */
@@ -126,7 +129,7 @@ static void Pump_dealloc(Pump *p) {
     Py_XDECREF(p->prefixes); Py_XDECREF(p->via_head); Py_XDECREF(p->tag_prefix);
     Py_XDECREF(p->slow); Py_XDECREF(p->on_final); Py_XDECREF(p->on_bye);
     Py_XDECREF(p->send_failed); Py_XDECREF(p->py_sendto); Py_XDECREF(p->on_error); Py_XDECREF(p->stats);
-    Py_XDECREF(p->invites); Py_XDECREF(p->on_refused); Py_XDECREF(p->hop); Py_XDECREF(p->on_errqueue);
+    Py_XDECREF(p->invites); Py_XDECREF(p->rejected); Py_XDECREF(p->on_refused); Py_XDECREF(p->hop); Py_XDECREF(p->on_errqueue);
     watch_clear(p);
     PyMem_Free(p->bufs); PyMem_Free(p->a4); PyMem_Free(p->a6); PyMem_Free(p->watch);
     Py_TYPE(p)->tp_free((PyObject *)p);
@@ -135,19 +138,25 @@ static void Pump_dealloc(Pump *p) {
 #include "_sipaddr.h"
 
 /* Pump(fd, max_n, prefixes, via_head, tag_prefix, ranges, stats, slow, on_final, on_bye,
- *      send_failed, on_error, sendto, invites[, accept, on_refused, hop])
+ *      send_failed, on_error, sendto, invites[, accept, on_refused, hop, rejected])
  * ranges: [(version, first, last)], allow_networks (settings.permitted_ranges).
  * accept: accept_networks as sources.address_table gives them (None, the default: every address). */
 static int Pump_init(Pump *p, PyObject *args, PyObject *kw) {
     PyObject *ranges, *prefixes, *via_head, *tag_prefix, *stats, *slow, *on_final, *on_bye, *send_failed, *on_error,
-             *py_sendto, *invites, *accept = Py_None, *on_refused = Py_None, *hop = Py_None;
+             *py_sendto, *invites, *accept = Py_None, *on_refused = Py_None, *hop = Py_None,
+             *rejected = Py_None;
     if (p->prefixes) { PyErr_SetString(PyExc_TypeError, "Pump is initialised once"); return -1; }
     /* into locals first: the object keeps (and owns) nothing unless every argument is right */
-    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO!|OOO", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
+    if (!PyArg_ParseTuple(args, "iiO!O!UOO!OOOOOOO!|OOOO", &p->fd, &p->max_n, &PyTuple_Type, &prefixes,
                           &PyBytes_Type, &via_head, &tag_prefix, &ranges, &PyDict_Type, &stats,
                           &slow, &on_final, &on_bye, &send_failed, &on_error, &py_sendto, &PyDict_Type, &invites,
-                          &accept, &on_refused, &hop))
+                          &accept, &on_refused, &hop, &rejected))
         return -1;
+    if (rejected != Py_None && !PyDict_Check(rejected)) {
+        PyErr_SetString(PyExc_TypeError, "rejected: a dict or None");
+        return -1;
+    }
+    Py_INCREF(rejected); p->rejected = rejected;
     Py_INCREF(hop); p->hop = hop;
     Py_INCREF(on_refused); p->on_refused = on_refused;
     Py_INCREF(invites); p->invites = invites;

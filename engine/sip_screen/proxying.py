@@ -94,6 +94,13 @@ class Proxying:
             if went is not None:
                 went = went[1]
                 branch, dest = went[0], went[1]
+        if went is None and msg.method != "INVITE" and key is not None and key in self.rejected.d:
+            # the CANCEL or ACK of an INVITE the screen answered itself with a rejection (within Timer B): the next
+            # hop never saw that INVITE. The CANCEL is answered here (§9.2: its INVITE has its final already), the
+            # ACK absorbed -- whatever To tag the rejection carried (an INVITE with one keeps it, §8.2.6.2)
+            if msg.method == "ACK":
+                return
+            return self._reply(msg, make_response(msg, 200, None, self._tag(msg)), transport, src, conn)
         if went is None and msg.method == "CANCEL" and self._cancel_pending(msg):
             # its INVITE is still being judged (a shared state store confirming its counts): it must not overtake
             # it. Answered here (§9.2, §16.10); the INVITE, once judged, is answered 487 instead of forwarded
@@ -163,8 +170,11 @@ class Proxying:
         if r.method == "BYE":
             self._fast_bye(r.call_id, r.to_tag, r.base, r.before)
         branch, dest = None, r.dest
-        if r.method == "ACK" and self.invites:              # §17.1.1.3, as in _request
-            branch, dest = self.invites.get(ack_key(r.top_branch, r.call_id), default=(None, dest))[:2]
+        if r.method == "ACK" and (self.invites or self.rejected):  # §17.1.1.3, as in _request
+            k = ack_key(r.top_branch, r.call_id)
+            if k in self.rejected.d and k not in self.invites.d:
+                return                                      # the ACK of a rejection of ours: absorbed
+            branch, dest = self.invites.get(k, default=(None, dest))[:2]
         branch = branch or self._branch(r.top_branch, r.base)
         host, port, out = dest
         via = f"Via: SIP/2.0/{out} {host_ref(self.host)}:{self.port};branch={branch};rport\r\n".encode()
