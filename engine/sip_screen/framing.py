@@ -10,6 +10,8 @@ from .codec import MAX_MESSAGE, SipMessage, SipParseError, _content_length, _par
 
 class StreamParser:
     """Frames a TCP stream: headers, then exactly Content-Length body bytes (required on streams).
+    Between messages a CRLFCRLF is a keep-alive ping (RFC 5626 §3.5.1), counted in `pings` for the connection to
+    answer with a CRLF (its pong); a lone CRLF (a pong, or a blank line before a start line) is skipped.
 
     `pending()` says whether a message has been started but not finished (the server times
     such connections out). A message over MAX_MESSAGE raises with status 513 when its head
@@ -21,6 +23,7 @@ class StreamParser:
         # a read costs what it adds, not what is buffered (a dribbling peer must not make us re-read
         # the head per byte): where the blank-line search goes on; the parsed head (msg, start, end)
         self._scan, self._head = 0, None
+        self.pings = 0              # CRLFCRLF keep-alive pings read and not answered yet (the connection answers)
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -32,8 +35,14 @@ class StreamParser:
 
     def next(self) -> SipMessage | None:
         if self._head is None:
-            while self.buf[:2] == b"\r\n":                 # keep-alive CRLFs (RFC 5626)
-                del self.buf[:2]
+            while self.buf[:2] == b"\r\n":                 # keep-alive CRLFs (RFC 5626 §3.5.1)
+                if self.buf[:4] == b"\r\n\r\n":            # a ping, which asks for a pong (a CRLF)
+                    del self.buf[:4]
+                    self.pings += 1
+                elif len(self.buf) < 4 and self.buf[2:] in (b"", b"\r"):
+                    break                                   # perhaps a ping's first bytes: wait for the rest
+                else:                                       # a pong (one CRLF), or CRLFs before a start line
+                    del self.buf[:2]
                 self._scan = 0
             i = self.buf.find(b"\r\n\r\n", self._scan, self.max + 4)
             if i < 0:

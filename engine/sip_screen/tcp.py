@@ -232,6 +232,11 @@ class TcpConnection(asyncio.BufferedProtocol):
                 screen.on_parse_error(e, "TCP", self.peer, self)
                 self.close()                           # the stream cannot be resynchronised
                 return False
+            finally:
+                if self.parser.pings:                   # RFC 5626 §3.5.1: a CRLFCRLF ping gets a CRLF pong (one
+                    screen.stats["keepalives"] += self.parser.pings     # for the pings read together)
+                    self.parser.pings = 0
+                    self.send(b"\r\n")
             if msg is None:
                 self.partial_since = (self.partial_since or time.monotonic()) if self.parser.pending() else None
                 return False
