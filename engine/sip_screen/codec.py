@@ -304,7 +304,9 @@ def _parse_head(head: bytes) -> SipMessage:
         if raw[:1] in (" ", "\t"):
             if cur is None:
                 raise SipParseError("continuation line before any header", status, msg)
-            cur[1] += " " + raw.strip()
+            # folding LWS is one SP between words (§7.3.1), not the start of a value the first line left empty: a
+            # folded "Call-ID:" read " x" was another call's id than "x" (its 200 and re-INVITEs did not find it)
+            cur[1] = f"{cur[1]} {raw.strip()}" if cur[1] else raw.strip()
             if len(cur[1]) > MAX_HEADER_LINE:
                 raise SipParseError(f"header {cur[0][:30]} longer than {MAX_HEADER_LINE} bytes", status, msg)
             continue
