@@ -86,8 +86,8 @@ class SipMessage:
 
     def tag_in(self, v: str | None) -> str:
         """The tag parameter of a To or From value of this message (its name-addr parsed once)."""
-        if not v or "tag=" not in v and "tag=" not in v.lower():      # (most write it in lower case)
-            return ""
+        if not v or "tag=" not in v and "tag" not in v.lower():      # (most write "tag=", in lower case; LWS
+            return ""                                                   # may come before the "=": ";tag = x")
         na = self._na.get(v)
         if na is None:
             try:

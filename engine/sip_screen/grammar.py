@@ -166,7 +166,7 @@ def parse_params(s: str) -> dict:
 
 def tag_of(value: str | None) -> str:
     """The tag parameter of a From / To value ('' when none or unparseable)."""
-    if not value or "tag=" not in value.lower():
+    if not value or "tag" not in value.lower():       # (";tag = x": LWS may come before the "=", §25.1 EQUAL)
         return ""
     try:
         return parse_name_addr(value).params.get("tag", "")

@@ -14,7 +14,7 @@ class Overload:
         """An INVITE over its source's share while behind: parsed if it is a re-INVITE of a call this screen saw
         answered (in-dialog requests are never dropped so, shares.py), else None (dropped). Only an INVITE with two
         tags (From and To) is parsed: a flood of them costs a parse each (~10 µs), not a judgement."""
-        if data.lower().count(b"tag=") < 2:
+        if data.lower().count(b"tag") < 2:                 # (";tag = x" too: LWS may come before the "=")
             return None
         try:
             msg = parse_datagram(data)
