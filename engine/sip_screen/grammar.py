@@ -64,7 +64,21 @@ def split_list(value: str) -> list[str]:
             return [value.strip()]                            # one value (a Contact <...>): nothing to split
         if "<" not in value:
             return [p.strip() for p in value.split(",")]     # the common case: one C-level split
-    out, cur, q, ang, esc = [], [], False, 0, False
+    return list(_scan_list(value))
+
+
+def iter_list(value: str):
+    """split_list's values one at a time, each as it is found: a reader that wants the first few stops there and the
+    rest of the value is never scanned (identity.py reads at most a few identities of a header that may hold
+    hundreds). An unterminated quoted string raises when the scan reaches the end, as split_list."""
+    if '"' not in value and ("," not in value or "<" not in value):
+        yield from split_list(value)                          # (its C-level splits)
+    else:
+        yield from _scan_list(value)
+
+
+def _scan_list(value: str):
+    cur, q, ang, esc = [], False, 0, False
     for ch in value:
         if esc:
             cur.append(ch)
@@ -84,14 +98,13 @@ def split_list(value: str) -> list[str]:
         elif ch == ">":
             ang = max(0, ang - 1)
         elif ch == "," and ang == 0:
-            out.append("".join(cur).strip())
+            yield "".join(cur).strip()
             cur = []
             continue
         cur.append(ch)
     if q:
         raise SipParseError("unterminated quoted string")
-    out.append("".join(cur).strip())
-    return out
+    yield "".join(cur).strip()
 
 
 @dataclass
