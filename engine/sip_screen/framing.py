@@ -5,11 +5,19 @@ peer can make us hold is bounded by MAX_MESSAGE.
 """
 from __future__ import annotations
 
+import re
+
 from .codec import MAX_MESSAGE, SipMessage, SipParseError, _content_length, _parse_head
+
+# a head's Content-Length lines read as bytes, for a head the parser refused (§7.3.3: "l" is its compact form)
+_CL_LINE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:([^\r\n]*)", re.I)
+_CL_VALUE = re.compile(rb"[ \t]*([0-9]{1,9})[ \t]*")
 
 
 class StreamParser:
     """Frames a TCP stream: headers, then exactly Content-Length body bytes (required on streams).
+    A head the parser refuses raises its SipParseError with `resynced` set when its Content-Length lines still
+    say where the message ends (the message is skipped, the stream goes on); without `resynced`, the stream is lost.
     Between messages a CRLFCRLF is a keep-alive ping (RFC 5626 §3.5.1), counted in `pings` for the connection to
     answer with a CRLF (its pong); a lone CRLF (a pong, or a blank line before a start line) is skipped.
 
@@ -51,10 +59,20 @@ class StreamParser:
                 self._scan = max(0, len(self.buf) - 3)        # a CRLFCRLF may straddle the next read
                 return None
             self._scan = 0
-            msg = _parse_head(bytes(self.buf[:i]))
-            cl = _content_length(msg)
-            if cl is None:
-                cl = 0
+            head = bytes(self.buf[:i])
+            try:
+                msg = _parse_head(head)
+            except SipParseError as e:
+                # A head refused whole still ends at its blank line: when its length is plain, the message is
+                # skipped and the stream goes on (the error is answered, the connection kept: a trunk's one bad
+                # message took every request behind it on the connection, unanswered, when it was closed)
+                cl = _raw_content_length(head)
+                if cl is None or i + 4 + cl > self.max:
+                    raise
+                e.resynced = True
+                msg = e
+            else:
+                cl = _content_length(msg) or 0
             if i + 4 + cl > self.max:
                 raise SipParseError(f"message of {i + 4 + cl} bytes over the {self.max} limit",
                                     513 if msg.is_request else None, msg)
@@ -63,6 +81,26 @@ class StreamParser:
         if len(self.buf) < end:
             return None
         self._head = None
+        if isinstance(msg, SipParseError):              # a refused head's message, skipped whole
+            del self.buf[:end]
+            raise msg
         msg.body = bytes(self.buf[start:end])
         del self.buf[:end]
         return msg
+
+
+def _raw_content_length(head: bytes) -> int | None:
+    """The body length of a head the parser refused, read from its Content-Length lines as bytes: 0 without one
+    (as a parsed head's), None when one is not a plain number, two differ or a line ends in a bare LF (then
+    nothing says where the next message starts)."""
+    if head.count(b"\n") != head.count(b"\r\n"):
+        return None
+    lengths = set()
+    for v in _CL_LINE.findall(head):
+        m = _CL_VALUE.fullmatch(v)
+        if m is None:
+            return None
+        lengths.add(int(m.group(1)))
+    if len(lengths) > 1:
+        return None
+    return lengths.pop() if lengths else 0

@@ -230,6 +230,8 @@ class TcpConnection(asyncio.BufferedProtocol):
                 msg = self.parser.next()
             except SipParseError as e:
                 screen.on_parse_error(e, "TCP", self.peer, self)
+                if getattr(e, "resynced", False):       # one message refused, skipped: the stream goes on
+                    continue
                 self.close()                           # the stream cannot be resynchronised
                 return False
             finally:

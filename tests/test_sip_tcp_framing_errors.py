@@ -1,0 +1,84 @@
+"""A message the parser refuses on a TCP connection (a header line without a colon, an over-long header, a bad
+request line) is answered (400, 505 …) and skipped when its Content-Length lines still say where it ends; the
+connection goes on with the messages behind it. Before, the connection was closed at any such error: every request
+a trunk had pipelined behind the bad one was lost unanswered (nobody retransmits over TCP). When nothing says where
+the next message starts (a Content-Length that is no plain number, two that differ, a folded one, bare LFs), the
+connection is closed as before."""
+import socket
+
+import pytest
+
+from engine.app import build
+from engine.sip_screen.framing import StreamParser
+from engine.sip_screen.grammar import SipParseError
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.server import SipSettings
+
+
+def _options(call_id: str, port=1, bad=b"", cl=b"Content-Length: 0", body=b"") -> bytes:
+    return (b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:%d;branch=z9hG4bK%s\r\n" % (port, call_id.encode())
+            + b"Max-Forwards: 0\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: " + call_id.encode()
+            + b"\r\nCSeq: 1 OPTIONS\r\n" + bad + cl + b"\r\n\r\n" + body)
+
+
+def test_a_refused_message_is_skipped_by_its_length():
+    p = StreamParser()
+    p.feed(_options("bad", bad=b"No colon here\r\n", cl=b"l: 5", body=b"INVIT") + _options("good"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.resynced and e.value.status == 400 and e.value.msg.get("call-id") == "bad"
+    assert p.next().get("call-id") == "good"
+
+
+def test_a_refused_message_waits_for_its_body_before_it_is_skipped():
+    p = StreamParser()
+    whole = _options("bad", bad=b"No colon here\r\n", cl=b"Content-Length: 6", body=b"v=0\r\nx") + _options("good")
+    cut = whole.index(b"v=0") + 2
+    p.feed(whole[:cut])
+    assert p.next() is None and p.pending()
+    p.feed(whole[cut:])
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.resynced
+    assert p.next().get("call-id") == "good"
+
+
+@pytest.mark.parametrize("cl", [b"Content-Length: 5x", b"Content-Length:\r\n 5", b"Content-Length: 5\r\nl: 6",
+                                b"Content-Length: -5", b"Content-Length: 5\nX-Y: z"])
+def test_a_refused_message_without_a_plain_length_loses_the_stream(cl):
+    p = StreamParser()
+    p.feed(_options("bad", bad=b"No colon here\r\n", cl=cl, body=b"abcde") + _options("good"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert not getattr(e.value, "resynced", False)
+
+
+@pytest.fixture
+def screen(tmp_path):
+    s = SipSettings(listen="127.0.0.1:0", next_hop="127.0.0.1:9", allow_networks=["127.0.0.0/8"])
+    h = SipHarness(build(data_dir=tmp_path / "data", with_model=False, persist=False), s).start()
+    yield h
+    h.stop()
+
+
+def _answers(t, n):
+    got = b""
+    while got.count(b"\r\n\r\n") < n:
+        chunk = t.recv(65535)
+        assert chunk, f"connection closed after {got!r}"
+        got += chunk
+    return [line for line in got.split(b"\r\n") if line.startswith((b"SIP/2.0", b"Call-ID"))]
+
+
+def test_requests_behind_a_refused_one_on_a_connection_are_answered(screen):
+    t = socket.create_connection(("127.0.0.1", screen.port), timeout=5)
+    try:
+        port = t.getsockname()[1]
+        t.sendall(_options("bad1", port, bad=b"No colon here\r\n") + _options("good1", port)
+                  + _options("bad2", port).replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1) + _options("good2", port))
+        assert _answers(t, 4) == [b"SIP/2.0 400 Bad Request", b"Call-ID: bad1",
+                                  b"SIP/2.0 483 Too Many Hops", b"Call-ID: good1",       # (Max-Forwards 0)
+                                  b"SIP/2.0 505 Version Not Supported", b"Call-ID: bad2",
+                                  b"SIP/2.0 483 Too Many Hops", b"Call-ID: good2"]
+    finally:
+        t.close()
