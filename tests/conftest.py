@@ -56,3 +56,16 @@ def jsonl(lines):
 def pytest_configure(config):
     # smpplib warns about its own future TLV behaviour on every client; not ours to fix
     config.addinivalue_line("filterwarnings", "ignore:Unknown optional parameters:DeprecationWarning")
+
+
+@pytest.fixture
+def loopback_screen(tmp_path):
+    """A screen on 127.0.0.1 (UDP and TCP, any port) with a plain pipeline and no next hop that answers: for what
+    the screen answers itself (tests/test_sip_tcp_*)."""
+    from engine.app import build
+    from engine.sip_screen.harness import SipHarness
+    from engine.sip_screen.server import SipSettings
+    s = SipSettings(listen="127.0.0.1:0", next_hop="127.0.0.1:9", allow_networks=["127.0.0.0/8"])
+    h = SipHarness(build(data_dir=tmp_path / "data", with_model=False, persist=False), s).start()
+    yield h
+    h.stop()

@@ -8,11 +8,8 @@ import socket
 
 import pytest
 
-from engine.app import build
 from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.grammar import SipParseError
-from engine.sip_screen.harness import SipHarness
-from engine.sip_screen.server import SipSettings
 
 
 def _options(call_id: str, port=1, bad=b"", cl=b"Content-Length: 0", body=b"") -> bytes:
@@ -53,14 +50,6 @@ def test_a_refused_message_without_a_plain_length_loses_the_stream(cl):
     assert not getattr(e.value, "resynced", False)
 
 
-@pytest.fixture
-def screen(tmp_path):
-    s = SipSettings(listen="127.0.0.1:0", next_hop="127.0.0.1:9", allow_networks=["127.0.0.0/8"])
-    h = SipHarness(build(data_dir=tmp_path / "data", with_model=False, persist=False), s).start()
-    yield h
-    h.stop()
-
-
 def _answers(t, n):
     got = b""
     while got.count(b"\r\n\r\n") < n:
@@ -70,8 +59,8 @@ def _answers(t, n):
     return [line for line in got.split(b"\r\n") if line.startswith((b"SIP/2.0", b"Call-ID"))]
 
 
-def test_requests_behind_a_refused_one_on_a_connection_are_answered(screen):
-    t = socket.create_connection(("127.0.0.1", screen.port), timeout=5)
+def test_requests_behind_a_refused_one_on_a_connection_are_answered(loopback_screen):
+    t = socket.create_connection(("127.0.0.1", loopback_screen.port), timeout=5)
     try:
         port = t.getsockname()[1]
         t.sendall(_options("bad1", port, bad=b"No colon here\r\n") + _options("good1", port)

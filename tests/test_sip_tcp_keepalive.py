@@ -5,12 +5,7 @@ it) took the screen's connection for dead and tore it down. Over UDP a CRLF keep
 uses STUN there)."""
 import socket
 
-import pytest
-
-from engine.app import build
 from engine.sip_screen.framing import StreamParser
-from engine.sip_screen.harness import SipHarness
-from engine.sip_screen.server import SipSettings
 
 OPTIONS = ("OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bK{b}\r\nMax-Forwards: 0\r\n"
            "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: ka{b}\r\nCSeq: 1 OPTIONS\r\n"
@@ -35,16 +30,8 @@ def test_the_parser_counts_pings_and_skips_lone_crlfs():
     assert m.method == "OPTIONS" and p.pings == 1
 
 
-@pytest.fixture
-def screen(tmp_path):
-    s = SipSettings(listen="127.0.0.1:0", next_hop="127.0.0.1:9", allow_networks=["127.0.0.0/8"])
-    h = SipHarness(build(data_dir=tmp_path / "data", with_model=False, persist=False), s).start()
-    yield h
-    h.stop()
-
-
-def test_a_ping_over_tcp_gets_a_pong(screen):
-    h = screen
+def test_a_ping_over_tcp_gets_a_pong(loopback_screen):
+    h = loopback_screen
     t = socket.create_connection(("127.0.0.1", h.port), timeout=5)
     try:
         t.sendall(b"\r\n\r\n")
