@@ -159,7 +159,12 @@ class FileOut(PipeOut):
     regular file can block too (dirty-page throttling, a journal commit behind another process's
     fsync, a slow or network disk), and on the event loop it would stall every message and call. The
     loop appends to a buffer (at most MAX bytes: past it lines are dropped and counted, never the
-    traffic); the file is opened O_APPEND, so logrotate's rename and our reopen (SIGUSR2) are safe."""
+    traffic); the file is opened O_APPEND, so logrotate's rename and our reopen (SIGUSR2) are safe. What a full or
+    failing disk refuses is held (in the buffer, ahead of the lines that came since) and tried again every RETRY_S
+    until the disk takes it, so a disk full for a while costs no line; a stop meanwhile gives the held lines up
+    (counted) and leaves them in the crash spool, for the next writer of the log to append."""
+
+    RETRY_S = 0.5
 
     def __init__(self, path, spool: bool = False):
         self.path = path
@@ -261,10 +266,10 @@ class FileOut(PipeOut):
         trouble("verdict_log").ok()
 
     def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
-        """A full or failing disk loses what this write held, not the log: the next lines are written when
-        it has room again (counted, and said at most every 10 s). A write cut short (a nearly full disk
-        takes part of it) is cut back to its last whole line, so no torn line is left for a reader to
-        take with the next one (a JSON line glued to part of another, as a full tmpfs left it)."""
+        """A full or failing disk refused this write after `written` bytes: the whole lines that reached the file
+        stay, the rest is held and tried again after RETRY_S (a stop meanwhile gives it up). A write cut short (a
+        nearly full disk takes part of it) is cut back to its last whole line, so no torn line is left for a reader
+        to take with the next one (a JSON line glued to part of another, as a full tmpfs left it)."""
         keep = chunk.rfind(b"\n", 0, written) + 1          # whole lines that reached the file
         if keep < written:
             try:
@@ -278,9 +283,22 @@ class FileOut(PipeOut):
                 self._torn = True
         self._lock(fcntl.LOCK_UN)
         if self.spool is not None:
-            self.spool.wrote(len(chunk))     # counted lost here; never appended again by a recovery
-        self.lost_bytes += len(chunk) - keep
-        self.lost_lines += chunk.count(b"\n", keep)
-        trouble("verdict_log").failed(e, f"verdict log {self.path}: {self.lost_lines} lines ({self.lost_bytes} "
-                                         "bytes) lost so far; writing goes on")
+            self.spool.wrote(keep)
+            self.spool.writing(0, 0, 0)     # no write under way: the rest is in the ring, unwritten
+        rest = chunk[keep:]
+        with self.cv:
+            if not self.closing:
+                self.buf[:0] = rest         # ahead of the lines that came meanwhile
+                held = self.buf.count(b"\n")
+        if self.closing:                    # a stop: not held up by the disk; the spool keeps them (not marked)
+            self.lost_bytes += len(rest)
+            self.lost_lines += rest.count(b"\n")
+            trouble("verdict_log").failed(e, f"verdict log {self.path}: {self.lost_lines} lines ({self.lost_bytes} "
+                                             "bytes) not written at the stop; its crash spool keeps them for the "
+                                             "next start")
+            return False
+        trouble("verdict_log").failed(e, f"verdict log {self.path}: {held} lines held until the disk takes them "
+                                         f"(tried again every {self.RETRY_S:g} s)")
+        with self.cv:
+            self.cv.wait_for(lambda: self.closing, self.RETRY_S)
         return True
