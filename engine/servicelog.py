@@ -63,6 +63,7 @@ def say_error(line: str, exc_info=None) -> None:
 
 
 def setup_service_logging(verbose: bool, fmt: str = "text") -> None:
+    append_to_regular_files(1, 2)       # copytruncate leaves no hole of NULs in a `2>FILE` service log
     root = logging.getLogger()
     for h in root.handlers:
         h.setFormatter(ServiceLogFormatter(fmt == "json"))
@@ -76,6 +77,25 @@ def setup_service_logging(verbose: bool, fmt: str = "text") -> None:
         logging.captureWarnings(True)
         import threading
         threading.excepthook = _thread_died
+
+
+def append_to_regular_files(*fds: int) -> None:
+    """Put descriptors (stdout, stderr) that are regular files in append mode (O_APPEND, F_SETFL). A file the shell
+    or systemd opened for them without it (`serve 2>service.log`, `StandardError=file:`) was written at serve's own
+    offset: logrotate's copytruncate then left a hole of NULs as long as what it copied away before the next line
+    (and systemd's `file:` wrote over the last run's lines). A pipe, a terminal or journald's socket is left as it
+    is. The flag is the open file's, shared with whoever else holds it (the shell): they append too."""
+    import fcntl
+    import os
+    import stat
+    for fd in fds:
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+                if not flags & os.O_APPEND:
+                    fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_APPEND)
+        except OSError:                 # closed, or a file system that refuses: written as before
+            pass
 
 
 def _thread_died(a) -> None:
