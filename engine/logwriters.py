@@ -171,6 +171,7 @@ class FileOut(PipeOut):
         self.lost_bytes = 0
         self.lost_lines = 0             # lines a failed write cost (read by /metrics)
         self._torn = False              # the file ends in part of a line (a cut-back that failed too)
+        self._unnamed = False           # the file was deleted and could not be made again at its path
         # `spool`: the verdict log's lines also in a crash spool (engine/crashspool.py), and a dead writer's appended
         # first. The spool is made before the file is opened (allocating its ring is the slow part, ~3-10 ms): a
         # reopen's new file (SIGUSR2, opened off the loop) appears only just before it is swapped in.
@@ -239,6 +240,8 @@ class FileOut(PipeOut):
         # no other chunk lands after a short write's torn line before `_lost` cuts it off (it cut the other
         # writer's lines instead). Released by `_written` or `_lost`, whichever ends the chunk.
         self._lock(fcntl.LOCK_EX)
+        if self._no_name():
+            self._deleted_log()
         # a line a failed write cut, and that could not be cut off: ended here, so it is a line of its own
         # (a reader skips one bad line) and the next line is whole, not glued to its first part
         if self._torn:
@@ -253,6 +256,32 @@ class FileOut(PipeOut):
                 self.spool.writing(st.st_size, st.st_ino, len(view))
         return view
 
+    def _no_name(self) -> bool:
+        try:
+            return os.fstat(self.fd).st_nlink == 0
+        except OSError:
+            return False
+
+    def _deleted_log(self) -> None:
+        """The file has no name any more (`rm` of the log or of its directory: its lines would go where nobody reads
+        them, its space never freed): the log's path opened again (and locked), said."""
+        try:
+            fd = _open_log(self.path)
+            if os.fstat(fd).st_nlink == 0:      # the path leads to the deleted file itself (/dev/stderr, /proc/…)
+                os.close(fd)
+                raise OSError(errno.ENOENT, "the path names the deleted file")
+        except OSError as e:            # the directory is gone too: said (/healthz 503), tried again at each write
+            self._unnamed = True
+            trouble("verdict_log").failed(e, f"verdict log {self.path} was deleted and cannot be made again: its "
+                                             "lines go to the deleted file until it can (or a SIGUSR2 reopens it)")
+            return
+        self._lock(fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd, self._torn, self._unnamed = fd, False, False
+        self._lock(fcntl.LOCK_EX)
+        log.warning("verdict log %s was deleted while serve wrote it: made again at its path (the lines written "
+                    "to the deleted file are gone with it)", self.path)
+
     def _lock(self, op: int) -> None:
         try:
             fcntl.flock(self.fd, op)
@@ -263,7 +292,8 @@ class FileOut(PipeOut):
         self._lock(fcntl.LOCK_UN)
         if self.spool is not None:
             self.spool.wrote(n)
-        trouble("verdict_log").ok()
+        if not self._unnamed:           # (written to a deleted file is not a write that worked)
+            trouble("verdict_log").ok()
 
     def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
         """A full or failing disk refused this write after `written` bytes: the whole lines that reached the file
