@@ -38,6 +38,7 @@ class PipeOut:
     traffic. The descriptor is left as it is (blocking): it is shared with stderr and other processes."""
 
     MAX = 64 << 20
+    BEHIND = "the verdict log's reader is not keeping up"       # why a line past MAX is refused
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -55,8 +56,7 @@ class PipeOut:
             if self.failed is not None or self.closing:
                 raise OSError(f"verdict log: {self.failed or 'closed'}")
             if len(self.buf) + len(b) > self.MAX:
-                raise OSError(f"the verdict log's reader is not keeping up ({len(self.buf)} bytes waiting): "
-                              "line dropped")
+                raise OSError(f"{self.BEHIND} ({len(self.buf)} bytes waiting): line dropped")
             self.buf += b
             self._kept(b)
 
@@ -165,6 +165,7 @@ class FileOut(PipeOut):
     (counted) and leaves them in the crash spool, for the next writer of the log to append."""
 
     RETRY_S = 0.5
+    BEHIND = "the verdict log's disk is not taking its lines (full, failing or stalled)"
 
     def __init__(self, path, spool: bool = False):
         self.path = path

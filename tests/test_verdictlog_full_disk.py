@@ -106,3 +106,23 @@ def test_a_stop_on_a_full_disk_is_not_held_up_and_the_next_writer_appends_the_he
         assert _read(path) == list(range(50))
     finally:
         g.drain()
+
+
+def test_past_the_buffer_bound_a_line_is_refused_naming_the_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(FileOut, "RETRY_S", 30.0)
+    monkeypatch.setattr(FileOut, "MAX", 4096)
+    disk = _Disk(monkeypatch)
+    disk.full.set()
+    f = FileOut(str(tmp_path / "verdicts.jsonl"))
+    try:
+        f.write(_lines(0, 20))
+        f.flush()
+        assert wait(lambda: disk.refused >= 1)
+        try:
+            f.write(_lines(20, 80))                 # more than the bound holds besides what is held
+        except OSError as e:
+            assert "disk is not taking its lines" in str(e)
+        else:
+            raise AssertionError("a line past the bound was taken")
+    finally:
+        f.drain()
