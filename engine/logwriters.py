@@ -178,7 +178,8 @@ class FileOut(PipeOut):
         # reopen's new file (SIGUSR2, opened off the loop) appears only just before it is swapped in.
         self.spool = self.recovered = None
         no_spool = None
-        if spool and _regular_or_absent(path):          # (`--log /dev/stderr`: no spool made in /dev)
+        spool = spool and _regular_or_absent(path)     # (`--log /dev/stderr`: no spool made in /dev)
+        if spool:
             try:
                 self.spool = Spool(path)
             except OSError as e:
@@ -189,20 +190,32 @@ class FileOut(PipeOut):
             if self.spool is not None:
                 self.spool.close()
             raise
+        if spool:
+            # a dead writer's spool is appended even when this writer has none: on a nearly full disk the dead one
+            # (8 MiB, a stop's held lines) took the room its own needed, and stayed, start after start
+            self._recover(path, fd)
+            if self.spool is None:
+                try:
+                    self.spool = Spool(path)
+                    no_spool = None
+                except OSError as e:
+                    no_spool = e
         if no_spool is not None:        # said once this file is the log: a reopen that fails says only that
             log.warning("verdict log %s: no crash spool beside it (%s): lines not yet written when the process "
                         "dies are lost", path, no_spool)
-        if self.spool is not None:
-            try:
-                self.recovered = recover(path, lambda data, note: self._append_now(fd, data, note),
-                                         notes=True)            # ours is held: skipped
-                if self.recovered:
-                    log.warning("verdict log %s: %d lines a writer that stopped without writing them (a crash, "
-                                "kill -9) left in its spool, appended", path, self.recovered)
-            except OSError as e:
-                log.warning("verdict log %s: a dead writer's spool could not be appended (%s); it is left for the "
-                            "next start", path, e)
         super().__init__(fd)
+
+    def _recover(self, path, fd: int) -> None:
+        """A dead writer's unwritten lines (its spool, left by a crash or a stop on a full disk), appended."""
+        try:
+            self.recovered = recover(path, lambda data, note: self._append_now(fd, data, note),
+                                     notes=True)            # ours is held: skipped
+            if self.recovered:
+                log.warning("verdict log %s: %d lines a writer that stopped without writing them (a crash, a stop on a "
+                            "full disk, kill -9) left in its spool, appended", path, self.recovered)
+        except OSError as e:
+            log.warning("verdict log %s: a dead writer's spool could not be appended (%s); it is left for the "
+                        "next start", path, e)
 
     def _append_now(self, fd: int, data: bytes, note) -> None:
         """Recovered lines, before this writer's (under the file's lock, as every chunk), noted in the dead

@@ -126,3 +126,29 @@ def test_past_the_buffer_bound_a_line_is_refused_naming_the_disk(tmp_path, monke
             raise AssertionError("a line past the bound was taken")
     finally:
         f.drain()
+
+
+def test_a_start_with_no_room_for_its_own_spool_still_appends_a_dead_writers(tmp_path, monkeypatch):
+    """The probe's next start on the small disk: the stop's spool (8 MiB) left no room for the new writer's own, and
+    a writer without a spool did not recover the dead one: its 299 lines stayed in it, taking the room that the new
+    spool needed, start after start. Now the dead spool is appended (and deleted) all the same, then the writer's
+    own spool is made again."""
+    from tests.test_verdictlog_spool import _dead_spool
+    path = tmp_path / "v.jsonl"
+    _dead_spool(path, [b'{"n": 0}\n', b'{"n": 1}\n', b'{"n": 2}\n'], written=1)
+    path.write_bytes(b'{"n": 0}\n')
+    made, real = [], logwriters.Spool
+
+    def spool(p):
+        made.append(p)
+        if len(made) == 1:                          # the dead spool still takes the room
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(p)
+    monkeypatch.setattr(logwriters, "Spool", spool)
+    f = FileOut(str(path), spool=True)
+    try:
+        assert f.recovered == 2 and _read(path) == [0, 1, 2]
+        assert f.spool is not None                  # made once the dead one was gone
+        assert len(list(tmp_path.glob(".v.jsonl.spool.*"))) == 1
+    finally:
+        f.drain()
