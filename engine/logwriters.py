@@ -115,6 +115,10 @@ class PipeOut:
             self.cv.notify()
         self.thread.join(timeout)
 
+    def retire(self) -> None:
+        """Reopened away from (SIGUSR2): drained, off the loop."""
+        self.drain(30.0)
+
 
 def _open_log(path) -> int:
     """The log's descriptor, opened O_NONBLOCK and then made blocking: a FIFO with no reader fails at once (ENXIO)
@@ -165,6 +169,7 @@ class FileOut(PipeOut):
     (counted) and leaves them in the crash spool, for the next writer of the log to append."""
 
     RETRY_S = 0.5
+    RETIRE_S = 10.0
     BEHIND = "the verdict log's disk is not taking its lines (full, failing or stalled)"
 
     def __init__(self, path, spool: bool = False):
@@ -173,6 +178,7 @@ class FileOut(PipeOut):
         self.lost_lines = 0             # lines a failed write cost (read by /metrics)
         self._torn = False              # the file ends in part of a line (a cut-back that failed too)
         self._unnamed = False           # the file was deleted and could not be made again at its path
+        self.retiring = False           # reopened away from: closing, but what the disk refuses is tried again
         # `spool`: the verdict log's lines also in a crash spool (engine/crashspool.py), and a dead writer's appended
         # first. The spool is made before the file is opened (allocating its ring is the slow part, ~3-10 ms): a
         # reopen's new file (SIGUSR2, opened off the loop) appears only just before it is swapped in.
@@ -331,18 +337,36 @@ class FileOut(PipeOut):
             self.spool.writing(0, 0, 0)     # no write under way: the rest is in the ring, unwritten
         rest = chunk[keep:]
         with self.cv:
-            if not self.closing:
+            give_up = self.closing and not self.retiring
+            if not give_up:
                 self.buf[:0] = rest         # ahead of the lines that came meanwhile
                 held = self.buf.count(b"\n")
-        if self.closing:                    # a stop: not held up by the disk; the spool keeps them (not marked)
+        if give_up:                         # a stop: not held up by the disk; the spool keeps them (not marked)
             self.lost_bytes += len(rest)
             self.lost_lines += rest.count(b"\n")
-            trouble("verdict_log").failed(e, f"verdict log {self.path}: {self.lost_lines} lines ({self.lost_bytes} "
-                                             "bytes) not written at the stop; its crash spool keeps them for the "
-                                             "next start")
+            log.error("verdict log %s: %d lines (%d bytes) the disk refused not written (%s); %s", self.path,
+                      rest.count(b"\n"), len(rest), e.strerror or e,
+                      "lost" if self.spool is None else "its crash spool keeps them for the next writer of the log "
+                      "(the next start or reopen)")
             return False
-        trouble("verdict_log").failed(e, f"verdict log {self.path}: {held} lines held until the disk takes them "
-                                         f"(tried again every {self.RETRY_S:g} s)")
+        # a writer reopened away from (closing) tries again without a word: /healthz says how the log in use does
+        if not self.closing:
+            trouble("verdict_log").failed(e, f"verdict log {self.path}: {held} lines held until the disk takes "
+                                             f"them (tried again every {self.RETRY_S:g} s)")
         with self.cv:
-            self.cv.wait_for(lambda: self.closing, self.RETRY_S)
+            self.cv.wait_for(lambda: self.closing and not self.retiring, self.RETRY_S)
         return True
+
+    def retire(self) -> None:
+        """Reopened away from (SIGUSR2): what it holds is written to its file, tried again for RETIRE_S while the
+        disk refuses it (a rotation on a full disk), not given up at the next failure; then, or at the stop
+        (`drain`), given up: its crash spool keeps it for the next writer of the log (the next start or reopen)."""
+        with self.cv:
+            self.retiring = True
+        PipeOut.drain(self, self.RETIRE_S)
+        self.drain(30.0)
+
+    def drain(self, timeout: float = 5.0) -> None:
+        with self.cv:
+            self.retiring = False       # a stop: what the disk still refuses is given up (kept in the spool)
+        super().drain(timeout)

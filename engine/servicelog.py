@@ -135,7 +135,7 @@ def reopen_verdict_log(vlog, path, opened=None) -> bool:
         done = [w for w in vlog.retired if not w.thread.is_alive()]
         vlog.lost_retired += sum(getattr(w, "lost_lines", 0) for w in done)          # the count stays a counter
         vlog.retired = [w for w in vlog.retired if w not in done] + [old]              # joined at close
-        threading.Thread(target=old.drain, args=(30.0,), name="verdict-log-old", daemon=True).start()
+        threading.Thread(target=old.retire, name="verdict-log-old", daemon=True).start()
     else:
         try:
             old.flush()
