@@ -154,48 +154,45 @@ def test_a_start_with_no_room_for_its_own_spool_still_appends_a_dead_writers(tmp
         f.drain()
 
 
+def _rotated_while_full(tmp_path, monkeypatch, retry_s, retire_s, before=0):
+    """A verdict log with `before` lines written, then 10 more the full disk refused, renamed to verdicts.jsonl.1 and
+    reopened (logrotate, SIGUSR2) while the disk is still full: (the VerdictLog, its old writer, the disk, the path)."""
+    from engine.servicelog import reopen_verdict_log
+    monkeypatch.setattr(FileOut, "RETRY_S", retry_s)
+    monkeypatch.setattr(FileOut, "RETIRE_S", retire_s)
+    disk = _Disk(monkeypatch)
+    path = tmp_path / "verdicts.jsonl"
+    vl = VerdictLog(str(path))
+    old = vl.f
+    if before:
+        vl.f.write(_lines(0, before))
+        vl.flush()
+        assert wait(lambda: len(_read(path)) == before)
+    disk.full.set()
+    vl.f.write(_lines(before, 10))
+    vl.flush()
+    assert wait(lambda: disk.refused >= 1)
+    path.rename(tmp_path / "verdicts.jsonl.1")
+    assert reopen_verdict_log(vl, str(path))
+    return vl, old, disk, path
+
+
 def test_a_writer_reopened_away_from_on_a_full_disk_keeps_trying_for_a_while(tmp_path, monkeypatch):
     """logrotate's SIGUSR2 while the disk is full (its compression wants room too): the old writer was let go at
     its next failed try, its held lines left in its spool until the next start. Now it keeps trying for RETIRE_S,
     and the lines judged before the rotation land in the rotated file once the disk has room."""
-    from engine.servicelog import reopen_verdict_log
-    monkeypatch.setattr(FileOut, "RETRY_S", 0.05)
-    monkeypatch.setattr(FileOut, "RETIRE_S", 30.0)
-    disk = _Disk(monkeypatch)
-    path, rotated = tmp_path / "verdicts.jsonl", tmp_path / "verdicts.jsonl.1"
-    vl = VerdictLog(str(path))
-    old = vl.f
-    vl.f.write(_lines(0, 10))
-    vl.flush()
-    assert wait(lambda: len(_read(path)) == 10)
-    disk.full.set()
-    vl.f.write(_lines(10, 10))
-    vl.flush()
-    assert wait(lambda: disk.refused >= 1)
-    path.rename(rotated)                            # logrotate: rename, then SIGUSR2
-    assert reopen_verdict_log(vl, str(path))
+    vl, old, disk, path = _rotated_while_full(tmp_path, monkeypatch, 0.05, 30.0, before=10)
     n = disk.refused
     assert wait(lambda: disk.refused >= n + 3)      # still trying
     disk.full.clear()
-    assert wait(lambda: _read(rotated) == list(range(20)))
+    assert wait(lambda: _read(tmp_path / "verdicts.jsonl.1") == list(range(20)))
     vl.f.write(_lines(20, 5))
     vl.close()
     assert _read(path) == list(range(20, 25)) and old.lost_lines == 0 and vl.lost_lines == 0
 
 
 def test_a_stop_gives_up_what_a_writer_reopened_away_from_holds(tmp_path, monkeypatch):
-    from engine.servicelog import reopen_verdict_log
-    monkeypatch.setattr(FileOut, "RETRY_S", 30.0)
-    monkeypatch.setattr(FileOut, "RETIRE_S", 30.0)
-    disk = _Disk(monkeypatch)
-    path = tmp_path / "verdicts.jsonl"
-    vl = VerdictLog(str(path))
-    disk.full.set()
-    vl.f.write(_lines(0, 10))
-    vl.flush()
-    assert wait(lambda: disk.refused >= 1)
-    path.rename(tmp_path / "verdicts.jsonl.1")
-    assert reopen_verdict_log(vl, str(path))
+    vl, _, _, _ = _rotated_while_full(tmp_path, monkeypatch, 30.0, 30.0)
     t0 = time.monotonic()
     vl.close()
     assert time.monotonic() - t0 < 2.0 and vl.lost_lines == 10
@@ -204,19 +201,7 @@ def test_a_stop_gives_up_what_a_writer_reopened_away_from_holds(tmp_path, monkey
 def test_a_writer_reopened_away_from_gives_up_after_retire_s_and_its_spool_keeps_the_lines(tmp_path, monkeypatch):
     """The rotated file's disk stays full (or is gone for good): the old writer stops trying after RETIRE_S (a node
     whose log moved on is not kept 503 for ever), and the next writer of the log appends what it held."""
-    from engine.servicelog import reopen_verdict_log
-    monkeypatch.setattr(FileOut, "RETRY_S", 0.05)
-    monkeypatch.setattr(FileOut, "RETIRE_S", 0.3)
-    disk = _Disk(monkeypatch)
-    path = tmp_path / "verdicts.jsonl"
-    vl = VerdictLog(str(path))
-    old = vl.f
-    disk.full.set()
-    vl.f.write(_lines(0, 10))
-    vl.flush()
-    assert wait(lambda: disk.refused >= 1)
-    path.rename(tmp_path / "verdicts.jsonl.1")
-    assert reopen_verdict_log(vl, str(path))
+    vl, old, disk, path = _rotated_while_full(tmp_path, monkeypatch, 0.05, 0.3)
     assert wait(lambda: not old.thread.is_alive()) and old.lost_lines == 10
     disk.full.clear()
     vl.close()
