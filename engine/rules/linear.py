@@ -22,7 +22,7 @@ from the tree `re._parser` gives (what `re.compile` runs), item by item:
   `(?:\\A|[^W])(...)`; inside, between two items whose characters next to it are each known to be
   word characters or known not to be, `\\b` is a constant. The groups say where Python's match ends (starts), for the evidence.
 - anything else (a look-behind, a look-around elsewhere, a backreference, an atomic group, a
-  possessive repeat, a count over 1,000, a program over RE2's memory budget) is not translated:
+  possessive repeat, a repeat whose body can match empty, a count over 1,000, a program over RE2's memory budget) is not translated:
   the pattern stays on `re`, and `why` says so (`rules check` prints it). Every pattern goes through
   redos.py all the same, so a rule file loads alike with or without google-re2.
 
@@ -158,6 +158,11 @@ class _Writer:
                 lo, hi, body = av
                 if lo > MAX_COUNT or (hi is not C.MAXREPEAT and hi > MAX_COUNT):
                     raise Untranslatable(f"a repeat count over {MAX_COUNT}")
+                if body.getwidth()[0] == 0 and (hi is C.MAXREPEAT or hi > 1):
+                    # re ends such a loop after an iteration that read nothing and goes on; RE2 prefers one more
+                    # character in it: `(?:a?|b)*` on "ab" is "a" on re, "ab" on RE2 (the same match or not; another
+                    # matched text in the evidence)
+                    raise Untranslatable("a repeat whose body can match empty")
                 count = f"{{{lo},}}" if hi is C.MAXREPEAT else f"{{{lo},{hi}}}"
                 out.append("(?:" + self.seq(body, flags, False) + ")" + count + ("?" if op is C.MIN_REPEAT else ""))
             elif op is C.AT and top and i == 0 and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY) and n > 1:
