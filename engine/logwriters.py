@@ -341,13 +341,15 @@ class FileOut(PipeOut):
             if not give_up:
                 self.buf[:0] = rest         # ahead of the lines that came meanwhile
                 held = self.buf.count(b"\n")
+            else:                           # and the lines that came meanwhile, which the caller drops unwritten
+                rest += bytes(self.buf)
         if give_up:                         # a stop: not held up by the disk; the spool keeps them (not marked)
             self.lost_bytes += len(rest)
             self.lost_lines += rest.count(b"\n")
             log.error("verdict log %s: %d lines (%d bytes) the disk refused not written (%s); %s", self.path,
                       rest.count(b"\n"), len(rest), e.strerror or e,
-                      "lost" if self.spool is None else "its crash spool keeps them for the next writer of the log "
-                      "(the next start or reopen)")
+                      "lost" if self.spool is None else "its crash spool keeps them (up to its 8 MiB ring) for the "
+                      "next writer of the log (the next start or reopen)")
             return False
         # a writer reopened away from (closing) tries again without a word: /healthz says how the log in use does
         if not self.closing:

@@ -210,3 +210,27 @@ def test_a_writer_reopened_away_from_gives_up_after_retire_s_and_its_spool_keeps
         assert g.recovered == 10 and _read(path) == list(range(10))
     finally:
         g.drain()
+
+
+def test_lines_that_come_while_a_stops_last_write_fails_are_counted_lost_too(tmp_path, monkeypatch):
+    """At a stop the writer gives up what the disk refuses: the lines the loop added while that last write was
+    failing are dropped with it, and counted with it (they were dropped uncounted: the metric said fewer lost than
+    the log missed)."""
+    monkeypatch.setattr(FileOut, "RETRY_S", 30.0, raising=False)
+    disk = _Disk(monkeypatch)
+    path = tmp_path / "verdicts.jsonl"
+    f = FileOut(str(path), spool=True)
+    disk.full.set()
+    f.write(_lines(0, 5))
+    f.flush()
+    assert wait(lambda: disk.refused == 1)          # held, tried again in 30 s or at the stop
+    refuse = disk.write
+
+    def judged_meanwhile(fd, data):
+        if disk.refused == 1:
+            with f.cv:
+                f.buf += _lines(100, 3).encode()    # as write() appends them, under the lock
+        return refuse(fd, data)
+    monkeypatch.setattr(logwriters.os, "write", judged_meanwhile)
+    f.drain()                                       # the stop: the held lines tried once more, refused, given up
+    assert disk.refused == 2 and f.lost_lines == 5 + 3
