@@ -226,6 +226,12 @@ class SmppSettings:
     tls_handshakes_per_second: float = 200.0
     tls_handshakes_per_source: float = 2.0
     tls_handshakes_per_source_burst: int = 16
+    # a bind's PDUs that are not messages (enquire_link, query_sm, cancel_sm, one out of turn, a refused one): this
+    # many a second with this burst, the rest answered ESME_RTHROTTLED; the bind closed after this many refused
+    # since its bucket was last full (0: never). A sane ESME sends an enquire_link every 30-60 s.
+    other_requests_per_second: float = 50.0
+    other_requests_burst: int = 500
+    other_requests_refused_close: int = 2000
     warnings: list = field(default_factory=list)   # what loads but should be seen to (an expired certificate)
 
 
@@ -244,7 +250,8 @@ _SERVER_KEYS = (("max_pdu", int), ("idle_timeout", float), ("enquire_link_interv
                 ("max_early_receipts", int), ("max_held_receipts", int),
                 ("max_held_per_account", int), ("max_held_days", float), ("tls_handshake_timeout", float),
                 ("tls_handshakes_per_second", float), ("tls_handshakes_per_source", float),
-                ("tls_handshakes_per_source_burst", int))
+                ("tls_handshakes_per_source_burst", int), ("other_requests_per_second", float),
+                ("other_requests_burst", int), ("other_requests_refused_close", int))
 
 
 def _schema() -> dict:

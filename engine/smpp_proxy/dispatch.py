@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ..listen import addr_text
+from .accounts import TokenBucket
 from .binds import BIND_NAMES
 from .codec import constants as C
 from .codec import pdu as P
@@ -15,6 +17,12 @@ if TYPE_CHECKING:
 
 _SUBMIT_SM = C.SUBMIT_SM
 _FROM_ESME = FROM_ESME
+# what an ESME may send at the account's throughput (messages), or once a connection (its bind, under the bind
+# back-off of admission.py; its unbind); every other PDU it sends -- enquire_link, query_sm, cancel_sm, a bind or
+# unbind out of turn, a response to nothing -- takes a token of the bind's bucket for other requests
+# ([server] other_requests_*)
+_PAID = frozenset((C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI, C.REPLACE_SM, C.UNBIND, *BIND_NAMES))
+_RESPONSES = (C.DELIVER_SM_RESP, C.DATA_SM_RESP, C.ENQUIRE_LINK_RESP, C.UNBIND_RESP, C.GENERIC_NACK)
 log = logging.getLogger("telfilter.smpp")
 
 
@@ -37,11 +45,34 @@ class EsmeDispatch:
                                                                  command_status=C.ESME_RTHROTTLED))
         return self._submit(sess, pdu) if path is None else path(sess, pdu)
 
+    def over_other_rate(self, sess: EsmeSession) -> bool:
+        """One token of `sess`'s bucket for PDUs that are not messages (a sane ESME sends an enquire_link every
+        30-60 s); True when it is empty (the PDU is answered ESME_RTHROTTLED). A bind refused
+        other_requests_refused_close of them since its bucket was last full is closed: it ignores the throttling,
+        and each answer, throttled or not, costs the loop as much (SIP and the other binds share it)."""
+        b = sess.other_bucket
+        if b is None:
+            s = self.settings
+            b = sess.other_bucket = TokenBucket(s.other_requests_per_second, s.other_requests_burst)
+        if b.take():
+            if b.tokens >= b.burst - 1:         # below the rate long enough to fill it again: no flood going on
+                sess.other_refused = 0
+            return False
+        self.stats["esme_other_throttled"] += 1
+        sess.other_refused += 1
+        if sess.other_refused == self.settings.other_requests_refused_close:
+            self.stats["esme_other_flood_closed"] += 1
+            log.warning("closing bind %s from %s: %d requests other than messages refused over %s/s (burst %s)",
+                        sess.account and sess.account.system_id, addr_text(*sess.peer[:2]), sess.other_refused,
+                        b.rate, b.burst)
+            self.loop.call_soon(sess.close)     # (not inside the inbox's slice: close handles its queue first)
+        return True
+
     def handle_esme_pdu(self, sess: EsmeSession, pdu):
         cid = pdu.command_id
         if cid == _SUBMIT_SM and cid in _FROM_ESME[sess.state.state]:
             return self._admit_message(sess, pdu)          # the hot path, tested first
-        if cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP, C.ENQUIRE_LINK_RESP, C.UNBIND_RESP, C.GENERIC_NACK):
+        if cid in _RESPONSES:
             # an answer to what we sent is taken in any state: a receipt acknowledged just after the
             # ESME's unbind is delivered, not held and sent again
             ent = sess.window.pop(pdu.sequence_number, None)
@@ -54,8 +85,15 @@ class EsmeDispatch:
                              sess.account and sess.account.system_id, ent[2] & 0x7FFFFFFF, cid)
                     pdu = None
                 ent[0](pdu)
+            else:                           # an answer to nothing we sent: not answered, but no free PDU either
+                self.over_other_rate(sess)
             return
-        if not sess.state.allowed_from_esme(cid):
+        allowed = sess.state.allowed_from_esme(cid)
+        if not (allowed and cid in _PAID) and self.over_other_rate(sess):
+            if not P.is_response(cid):      # SMPP 3.4 §5.1.3: ESME_RTHROTTLED in its own resp (enquire_link_resp too)
+                sess.send_pdu(P.answer(cid, pdu.sequence_number, C.ESME_RTHROTTLED))
+            return
+        if not allowed:
             if P.is_response(cid):
                 return
             status = C.ESME_RALYBND if cid in BIND_NAMES else C.ESME_RINVBNDSTS

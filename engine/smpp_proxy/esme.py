@@ -12,6 +12,7 @@ from ..listen import addr_text, peer_of
 from .codec import BindState, PduTooLarge, RemoteProtocolError, SmppConnection, view_sm
 from .codec import constants as C
 from .codec import pdu as P
+from .inbox import MAX_QUEUED
 from .stream import CoalescedStream
 
 _MESSAGE_COMMANDS = frozenset((C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM))
@@ -35,6 +36,7 @@ class EsmeSession(CoalescedStream):
         self.batch = proxy.batch
         self.inq: deque = deque()
         self.reading_paused = False        # by the inbox: too many of its PDUs waiting to be handled
+        self.backlog = False               # bytes read and not decoded yet: the bound of one turn was reached
         self.write_paused_at = None        # since when the peer has not read what we sent (transport buffer full)
         # lean: a submit_sm comes out as a codec SmView (checked as fully as a decoded PDU, no
         # dataclass or TLV objects built); its raw bytes are what is forwarded
@@ -51,6 +53,8 @@ class EsmeSession(CoalescedStream):
         self.in_flight = 0             # its messages forwarded to an SMSC and not answered yet
         self.unbind_seq = None         # its unbind, answered once in_flight is back to 0
         self.eof = False               # half-closed, or our unbind answered: closed once in_flight is back to 0
+        self.other_bucket = None       # its PDUs other than messages (dispatch.over_other_rate)
+        self.other_refused = 0         # ... refused since that bucket was last full
 
     # transport callbacks
     def connection_made(self, transport):
@@ -74,11 +78,19 @@ class EsmeSession(CoalescedStream):
         self.proxy.esme_eof(self)
         return True
 
+    # A read is decoded up to MAX_QUEUED PDUs waiting for the inbox (refused ones count too), no further: a
+    # peer that sends without waiting for answers hands us up to 256 KB a read (16,384 enquire_link, 23.6 ms of
+    # decoding in one go). The rest stays in the codec's buffer and the socket is not read meanwhile (the
+    # kernel's buffer fills, then the peer's TCP window closes); it is decoded on a later loop turn: once the
+    # inbox has handled half the queue (resume), or at once if the bound was spent on refused PDUs only.
     def data_received(self, data: bytes):
         self.last_rx = _monotonic()
         conn = self.conn
-        if conn._buf or self.closed:
-            return super().data_received(data)         # the codec holds part of a frame: its path
+        if conn._buf or self.closed or self.backlog:
+            conn.receive_data(data)            # the codec holds part of a frame (or a backlog): its path
+            if not self.backlog:
+                self._decode()
+            return
         # Lean path: a read of whole submit_sm frames (a window's worth, typically) is cut into
         # frames and viewed here without going through the codec's buffer. The first frame that
         # is anything else, incomplete, or refused by the view goes to the codec with everything
@@ -86,7 +98,9 @@ class EsmeSession(CoalescedStream):
         # the same bytes, and frames keep their order.
         off, n = 0, len(data)
         put, max_pdu = self.proxy.inbox.put, conn.max_pdu
-        while n - off >= 16:
+        for _ in range(MAX_QUEUED - len(self.inq)):       # (the inbox does not run meanwhile)
+            if n - off < 16:
+                break
             length, cid, status, seq = _HEADER(data, off)
             if cid != _SUBMIT_SM or length < 16 or length > max_pdu or n - off < length:
                 break
@@ -97,11 +111,33 @@ class EsmeSession(CoalescedStream):
             off += length
             put(self, ev)
         if off < n:
-            super().data_received(data[off:] if off else data)
+            conn.receive_data(data[off:] if off else data)
+            self._decode()
+
+    def _decode(self) -> None:
+        budget = MAX_QUEUED - len(self.inq)
+        if budget > 0:
+            budget = self.decode(budget)
+        t = self.transport
+        if budget <= 0 and self.conn._buf and t is not None and not t.is_closing():
+            self.backlog = True
+            t.pause_reading()
+            if not self.reading_paused:        # the inbox will not resume it (refused PDUs spent the bound)
+                self.proxy.loop.call_soon(self._decode_backlog)
+
+    def _decode_backlog(self) -> None:
+        """A later turn: the next PDUs of the backlog; the socket is read again once it is all decoded."""
+        self.backlog = False
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._decode()
+        self._reading()
 
     def malformed(self, e: RemoteProtocolError) -> None:
         if e.fatal:                 # the connection closes: what was read before it is answered first
             self.proxy.inbox.drain_session(self)
+        else:                       # answered (stream.py) at the rate of the other requests, or the bind closes
+            self.proxy.over_other_rate(self)
         if isinstance(e, PduTooLarge):
             log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, addr_text(*self.peer[:2]), e)
         else:
@@ -123,7 +159,15 @@ class EsmeSession(CoalescedStream):
 
     def resume(self) -> None:
         self.reading_paused = False
-        if self.write_paused_at is None and self.transport is not None and not self.transport.is_closing():
+        if self.backlog:                      # (called inside the inbox's slice: decoded on a turn of its own)
+            self.proxy.loop.call_soon(self._decode_backlog)
+        else:
+            self._reading()
+
+    def _reading(self) -> None:
+        """Read the socket again, unless the inbox, the peer's unread answers or a backlog still hold it."""
+        if (not self.reading_paused and self.write_paused_at is None and not self.backlog
+                and self.transport is not None and not self.transport.is_closing()):
             self.transport.resume_reading()
 
     # Flow control (asyncio calls these at the transport's write-buffer water marks): a peer that does
@@ -136,8 +180,7 @@ class EsmeSession(CoalescedStream):
 
     def resume_writing(self) -> None:
         self.write_paused_at = None
-        if not self.reading_paused and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self._reading()
 
     def handle(self, ev) -> None:
         try:

@@ -29,7 +29,9 @@ judgements, at most HOLD_AGE: one write per ESME for several answers.
 
 Bounds: a session with MAX_QUEUED PDUs waiting is paused (transport.pause_reading) until it
 is down to half, so a peer that does not respect its window fills its own TCP buffers, not
-our memory; everything read is handled (judged, logged, answered where the socket still
+our memory; its read callback decodes no more than that either (esme.py: the rest of the
+read waits undecoded for the resume, so one read of 256 KB is not 16,384 PDUs decoded in one
+loop turn); everything read is handled (judged, logged, answered where the socket still
 stands), in order per session. A session that closes has its queue handled first.
 """
 from __future__ import annotations

@@ -18,9 +18,16 @@ class SmppStream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data)
-        while True:
+        self.decode(-1)
+
+    def decode(self, budget: int) -> int:
+        """Decode the PDUs buffered, at most `budget` of them (refused ones count; a negative budget: all), and
+        return what is left of it: 0 when it ran out (bytes may remain in the codec's buffer)."""
+        conn = self.conn
+        while budget:
+            budget -= 1
             try:
-                ev = self.conn.next_event()
+                ev = conn.next_event()
             except RemoteProtocolError as e:
                 self.malformed(e)
                 # SMPP 3.4 §4.3: the command's own resp when the header named a known request (a
@@ -32,14 +39,15 @@ class SmppStream(asyncio.Protocol):
                 if e.fatal:
                     self.send_pdu(P.GenericNack(sequence_number=e.sequence_number or 0, command_status=e.status))
                     self.close()
-                    return
+                    return budget
                 cid = e.command_id
                 if cid is None or not (P.is_response(cid) or cid == C.GENERIC_NACK):
                     self.send_pdu(P.answer_for(e))
                 continue
             if ev is NEED_DATA:
-                return
+                return budget + 1
             self.pdu_received(ev)
+        return 0
 
     def malformed(self, e: RemoteProtocolError) -> None:
         """Hook: log a refused PDU."""
