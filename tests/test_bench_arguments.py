@@ -29,6 +29,8 @@ BAD = [
     ("benchmarks.lists_reload_bench", "run", "/nonexistent"), ("benchmarks.lists_reload_bench", "run", "x", "--rounds", "0"),
     ("benchmarks.sip_flood", "--seconds", "0"), ("benchmarks.sip_flood", "--rounds", "0"),
     ("benchmarks.sip_flood", "--port", "80"),
+    ("benchmarks.smpp_flood", "--seconds", "0"), ("benchmarks.smpp_flood", "--kind", "bind"),
+    ("benchmarks.smpp_flood", "--code", "/nonexistent"),
 ]
 
 
@@ -44,7 +46,7 @@ def test_a_bad_argument_is_refused_with_a_clear_error(args):
 
 @pytest.mark.parametrize("mod", ["benchmarks.smpp_cpu", "benchmarks.smpp_p99", "benchmarks.smpp_check",
                                  "benchmarks.rules_scale", "benchmarks.traffic", "benchmarks.capacity", "benchmarks.lists_reload_bench",
-                                 "benchmarks.sip_flood", "engine.ml.bench", "engine.sip_screen.cpubench"])
+                                 "benchmarks.sip_flood", "benchmarks.smpp_flood", "engine.ml.bench", "engine.sip_screen.cpubench"])
 def test_help_answers(mod):
     p = _run(mod, "--help")
     assert p.returncode == 0 and "usage:" in p.stdout and "Traceback" not in p.stderr, p.stderr
