@@ -122,3 +122,29 @@ def test_a_receipt_with_an_empty_receipted_message_id_is_routed_by_the_id_in_its
         e.answer(got[0])
         assert wait(lambda: h.sim.mo_responses)
         assert h.sim.mo_responses[0].command_status == 0 and h.proxy.stats["receipts_unroutable"] == 0
+
+
+@pytest.mark.parametrize("esm_class", [0x10, 0x08], ids=["manual/user acknowledgement", "SME delivery acknowledgement"])
+def test_an_sme_acknowledgement_with_no_id_is_delivered_as_an_mo(pipe, esm_class):
+    """SMPP 3.4 §5.2.12: an SME (handset) acknowledgement is the handset's own message; one with no
+    receipted_message_id and no id in its text was refused for good (ESME_RX_P_APPN, `receipts_unroutable`) and
+    lost. Now it goes as an MO to the account its destination routes to, esm_class kept; an SMSC receipt (0x04)
+    with nothing to route it by is still refused."""
+    from tests.test_smpp_proxy import client, receive
+    with ProxyHarness(pipe, accounts=("esme2:pw2",)) as h:
+        rx = client(h, "esme2", "pw2", bind="receiver")
+        ack = P.DeliverSm(sequence_number=0, source_addr_ton=1, source_addr="84912000888", destination_addr="8088",
+                          esm_class=esm_class, short_message=b"YES")
+        assert h.run(h.sim.send_deliver, ack)
+        # (refused, the SMSC has its answer at once; routed, the proxy counts it before the ESME is offered it)
+        assert wait(lambda: h.sim.mo_responses or h.proxy.stats["sme_acks_as_mo"])
+        assert h.proxy.stats["sme_acks_as_mo"] == 1, h.sim.mo_responses
+        mo = receive(rx)
+        assert mo.short_message == b"YES" and mo.esm_class == esm_class
+        assert wait(lambda: h.sim.mo_responses)
+        assert h.sim.mo_responses[0].command_status == 0
+        assert h.proxy.stats["receipts_unroutable"] == 0
+        assert h.run(h.sim.send_deliver, P.replace(ack, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT))
+        assert wait(lambda: len(h.sim.mo_responses) == 2)
+        assert h.sim.mo_responses[1].command_status == C.ESME_RX_P_APPN
+        rx.disconnect()

@@ -30,6 +30,7 @@ HELD_RETRY = 1.0        # seconds before a receipt an ESME refused (or left unan
 # So held receipts take at most max_held_receipts x 4 KB, early ones max_early_receipts x 4 KB.
 MAX_HELD_RECEIPT = 4096
 _RECEIPT_ID = re.compile(rb"id:([^\s\x00]+)")
+_SME_ACKS = (0x08, 0x10)       # SMPP 3.4 §5.2.12 esm_class message types: SME delivery / manual (user) acknowledgement
 # A receipt relayed while the submit_sm_resp with its id has been out for less than this (an SMSC's receipt for a
 # message it failed at once: UNDELIV, REJECTD, EXPIRED for an unknown number), for an account with more than one
 # bind, waits until it has been: an ESME bound as a transmitter + receiver pair (or with several binds) reads
@@ -76,6 +77,12 @@ class DeliveryRouting(_ReceiptIds):
                 mid = m.group(1).decode("latin-1") if m else None
             acct, key = self._owner_of(mid, link.id_space) if mid else (None, None)
             if acct is None:
+                if not mid and pdu.esm_class & C.ESM_TYPE_MASK in _SME_ACKS:
+                    # SMPP 3.4 §5.2.12: an SME delivery or manual/user acknowledgement is the handset's own
+                    # message (its text, e.g. a reply to the MT); with no id to tie it to an MT it goes as an MO
+                    # does, judged, to the account its destination routes to (esm_class kept: the ESME sees an ack)
+                    self.stats["sme_acks_as_mo"] += 1
+                    return self.handle_mo(link, pdu, ack)
                 if not mid:
                     # nothing to route it by, now or later: refused, never acknowledged and dropped
                     log.info("receipt without a message_id from SMSC %s: refused", link.where)
