@@ -148,3 +148,54 @@ def test_an_sme_acknowledgement_with_no_id_is_delivered_as_an_mo(pipe, esm_class
         assert wait(lambda: len(h.sim.mo_responses) == 2)
         assert h.sim.mo_responses[1].command_status == C.ESME_RX_P_APPN
         rx.disconnect()
+
+
+@pytest.mark.parametrize("receipt_first", [False, True], ids=["receipt after the resp", "receipt before it"])
+def test_a_refusal_with_a_message_id_gets_its_rejectd_receipt_routed(pipe, receipt_first):
+    """An SMSC that refuses a submit_sm (an error status) with a message_id anyway, then sends a REJECTD receipt
+    under that id: the id was relayed to the ESME but not remembered, so the receipt waited as early, was answered
+    ESME_RX_T_APPN after receipt_wait and offered again until the SMSC gave up. Now it reaches the account."""
+    from engine.smpp_proxy.simulator import SmscSimulator
+
+    class RefusingSmsc(SmscSimulator):
+        def on_pdu(self, s, ev):
+            if ev.command_id != C.SUBMIT_SM:
+                return super().on_pdu(s, ev)
+            mid = "R%d" % next(self._ids)
+            resp = P.SubmitSmResp(sequence_number=ev.sequence_number, command_status=C.ESME_RSUBMITFAIL, message_id=mid)
+            if not receipt_first:
+                s.send(resp)
+            self._receipt(s, ev, mid)
+            if receipt_first:
+                s.send(resp)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), simulator=RefusingSmsc) as h:
+        h.proxy.settings.receipt_wait = 0.5
+        e = Esme(h)
+        e.submit(1)
+        r = e.next(lambda p: p.command_id == C.SUBMIT_SM_RESP)
+        assert r.command_status == C.ESME_RSUBMITFAIL and r.message_id == "R1"     # relayed as the SMSC wrote it
+        got = e.receipts(1, 3.0)
+        assert len(got) == 1 and b"id:R1 " in got[0].short_message
+        e.answer(got[0])
+        assert wait(lambda: h.sim.mo_responses)
+        assert [m.command_status for m in h.sim.mo_responses] == [0]
+        assert h.proxy.stats["receipts_retry_later"] == 0 and h.proxy.stats["smsc_refusal_ids"] == 1
+
+
+def test_a_placeholder_id_an_smsc_gives_every_refusal_stays_with_its_first_account(pipe):
+    """An SMSC that writes one id ("0") in every refusal: a second account refused so does not take it over
+    (a receipt under it would go to whichever account was refused last); counted."""
+    from engine.smpp_proxy.simulator import SmscSimulator
+
+    class PlaceholderSmsc(SmscSimulator):
+        def on_pdu(self, s, ev):
+            if ev.command_id != C.SUBMIT_SM:
+                return super().on_pdu(s, ev)
+            s.send(P.SubmitSmResp(sequence_number=ev.sequence_number, command_status=C.ESME_RSUBMITFAIL, message_id="0"))
+    with ProxyHarness(pipe, accounts=("esme1:secret", "esme2:secret"), simulator=PlaceholderSmsc) as h:
+        for sid in ("esme1", "esme2"):
+            e = Esme(h, system_id=sid)
+            e.submit(1)
+            assert e.next(lambda p: p.command_id == C.SUBMIT_SM_RESP).message_id == "0"
+        assert h.proxy.stats["smsc_refusal_ids"] == 1 and h.proxy.stats["smsc_refusal_ids_shared"] == 1
+        assert h.run(lambda: h.proxy._owner_of("0", h.proxy.links[0].id_space)[0]) == "esme1"
