@@ -66,3 +66,18 @@ def test_a_replace_sm_no_link_can_take_is_throttled_unjudged(pipe):
         assert _judged_replaces(buf) == 0                      # not judged (nor counted, nor logged)
         h.run(h.sim.answer_held)
         assert read_raw(s).command_status == 0
+
+
+def test_query_sm_and_cancel_sm_take_the_accounts_throughput(pipe):
+    """query_sm and cancel_sm go to the SMSC too: a token of the account's throughput each, as a message (not the
+    bind's bucket for enquire_link and the like, whose refusals close a flooding bind: an ESME cancelling a
+    campaign's scheduled ads sends them at its message rate)."""
+    with _sent(pipe, "84912777013", throughput=2) as (h, s, mid, buf):
+        for i in range(4):
+            s.sendall(encode(P.QuerySm(sequence_number=10 + i, message_id=mid, source_addr_ton=5, source_addr="BANKZ")))
+            s.sendall(encode(P.CancelSm(sequence_number=20 + i, message_id=mid, source_addr_ton=5,
+                                        source_addr="BANKZ")))
+        got = [read_raw(s) for _ in range(8)]
+        throttled = [a.sequence_number for a in got if a.command_status == C.ESME_RTHROTTLED]
+        assert len(throttled) >= 5, [(a.sequence_number, a.command_status) for a in got]
+        assert h.proxy.stats["esme_other_throttled"] == 0

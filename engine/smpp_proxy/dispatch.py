@@ -21,17 +21,17 @@ _FROM_ESME = FROM_ESME
 # back-off of admission.py; its unbind); every other PDU it sends -- enquire_link, query_sm, cancel_sm, a bind or
 # unbind out of turn, a response to nothing -- takes a token of the bind's bucket for other requests
 # ([server] other_requests_*)
-_PAID = frozenset((C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI, C.REPLACE_SM, C.UNBIND, *BIND_NAMES))
+_PAID = frozenset((C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI, C.REPLACE_SM, C.QUERY_SM, C.CANCEL_SM, C.UNBIND, *BIND_NAMES))
 _RESPONSES = (C.DELIVER_SM_RESP, C.DATA_SM_RESP, C.ENQUIRE_LINK_RESP, C.UNBIND_RESP, C.GENERIC_NACK)
 log = logging.getLogger("telfilter.smpp")
 
 
 class EsmeDispatch:
-    def _admit_message(self, sess: EsmeSession, pdu, path=None):
-        """A submit_sm / data_sm / submit_multi (or a replace_sm: `path`, relay._replace) from a bound ESME: refused
-        while draining, then the account's rate bucket (one token; in SMS segments once judged: submit._charge), then
-        the submit path."""
-        if self.draining:                   # stopping: retryable, the ESME resends elsewhere or later
+    def _admit_message(self, sess: EsmeSession, pdu, path=None, while_draining=False):
+        """A submit_sm / data_sm / submit_multi (or a replace_sm, query_sm, cancel_sm: `path`) from a bound ESME:
+        refused while draining (but a query_sm / cancel_sm: `while_draining`), then the account's rate bucket (one
+        token; a message in SMS segments once judged: submit._charge), then the submit path."""
+        if self.draining and not while_draining:                   # stopping: retryable, the ESME resends elsewhere or later
             self.stats["throttled_draining"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))
@@ -44,6 +44,9 @@ class EsmeDispatch:
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))
         return self._submit(sess, pdu) if path is None else path(sess, pdu)
+
+    def _query(self, sess: EsmeSession, pdu):
+        return self._relay(sess, pdu, unknown=C.ESME_RQUERYFAIL if self.settings.cancel_unverified == "refuse" else None)
 
     def over_other_rate(self, sess: EsmeSession) -> bool:
         """One token of `sess`'s bucket for PDUs that are not messages (a sane ESME sends an enquire_link every
@@ -118,9 +121,10 @@ class EsmeDispatch:
             return self._admit_message(sess, pdu)
         if cid == C.REPLACE_SM:             # new text for a stored message: judged (and paid for) as the message it becomes
             return self._admit_message(sess, pdu, self._replace)
+        # query_sm and cancel_sm take a token of the account's throughput, as messages do (not the bind's bucket
+        # for other requests: an ESME cancelling a campaign's scheduled ads sends them at its message rate)
         if cid == C.CANCEL_SM:              # relayed; a message cancelled gives its cap count back
-            return self._cancel(sess, pdu)
+            return self._admit_message(sess, pdu, self._cancel, while_draining=True)
         if cid == C.QUERY_SM:               # relayed; an id this process did not forward: as a cancel_sm's
-            return self._relay(sess, pdu, unknown=C.ESME_RQUERYFAIL
-                               if self.settings.cancel_unverified == "refuse" else None)
+            return self._admit_message(sess, pdu, self._query, while_draining=True)
         sess.send_pdu(P.GenericNack(sequence_number=pdu.sequence_number, command_status=C.ESME_RINVCMDID))
