@@ -128,14 +128,13 @@ class ForwardPath:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=self._failed_answer(link, pdu, resp, status)))
             else:
-                mid = getattr(resp, "message_id", "")
+                mid = resp.command_status == 0 and getattr(resp, "message_id", "")
                 if mid:
                     # before the resp goes out: from here a crash does not lose the id (idlog.py's spool), so an
                     # ESME that has its resp also gets the receipt after a kill -9 and a restart
-                    key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund) \
-                        if resp.command_status == 0 else self._refused_message_id(mid, acct, link.id_space)
+                    key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund)
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
-                if mid and key is not None and self.early_receipts:
+                if mid and self.early_receipts:
                     # after the resp is queued: a receipt that was waiting for this id goes out behind it
                     self._early_receipts_for(key, mid, acct, link.id_space)
                 stats = self.stats
@@ -182,20 +181,6 @@ class ForwardPath:
                 index = self._index_scheduled_multi if cid == C.SUBMIT_MULTI else self._index_scheduled
                 index(key, space, message_id, acct, pdu, int(t.timestamp()), refund)
         return key
-
-    def _refused_message_id(self, message_id: str, acct: str, space: str) -> str | None:
-        """A refusal (submit_sm_resp with an error status) that carries a message_id anyway: SMPP 3.4 §4.4.2 says
-        no body, but an SMSC that gives one sends its REJECTD receipt under it too, and the ESME, which has the
-        resp, matches it. The id is the account's (no note: nothing was sent, its counts were given back), so
-        that receipt is routed, not held as early and refused until the SMSC gives up. An id the map already
-        gives another account is an SMSC's placeholder for refusals ("0"): left as it is (None)."""
-        key = id_key(space, message_id)
-        owner = self.msgid_account.get(key)
-        if owner is not None and owner != acct:
-            self.stats["smsc_refusal_ids_shared"] += 1
-            return None
-        self.stats["smsc_refusal_ids"] += 1
-        return self._remember_message_id(message_id, acct, space)
 
     def _early_receipts_for(self, key: str, message_id: str, acct: str, space: str) -> None:
         """Receipts that came before `message_id`'s resp (held, routing.py) go to `acct` now."""
