@@ -178,9 +178,44 @@ def test_refused_pdus_count_as_other_requests(pipe):
         assert h.proxy.stats["esme_other_flood_closed"] == 1
 
 
+def test_a_bound_esmes_invalid_messages_are_not_other_requests(pipe):
+    """A submit_sm the codec refuses (a destination_addr over 20 octets) from a bound ESME is a message, answered with
+    its status: it takes no token of the bucket for other requests (a bulk sender's dirty list drained it, its
+    enquire_links were then throttled and its bind closed; review)."""
+    settings = SmppSettings(other_requests_per_second=0.01, other_requests_burst=2, other_requests_refused_close=3)
+    with ProxyHarness(pipe, settings=settings) as h:
+        s, _ = raw_session(h)
+        def bad(seq):                   # written by hand: the encoder refuses it too
+            body = (b"\0" + b"\1\1" + b"84901234567\0" + b"\1\1" + b"9" * 30 + b"\0" + b"\0\0\0" + b"\0\0"
+                    + b"\0\0\0\0" + b"\1x")
+            return struct.pack(">IIII", 16 + len(body), C.SUBMIT_SM, 0, seq) + body
+        s.sendall(b"".join(bad(seq) for seq in range(2, 8)))
+        got = [read_raw(s) for _ in range(6)]
+        assert [a.sequence_number for a in got] == list(range(2, 8)) and 0 not in [a.command_status for a in got]
+        s.sendall(encode(P.EnquireLink(sequence_number=8)))
+        r = read_raw(s)
+        assert (r.sequence_number, r.command_status) == (8, 0)
+        assert h.proxy.stats["esme_other_throttled"] == 0 and h.proxy.stats["esme_other_flood_closed"] == 0
+
+
+def test_binds_sent_while_one_waits_for_its_answer_are_other_requests(pipe):
+    """A bind while another waits for its answer (a wrong password's back-off) is refused ESME_RALYBND and takes a
+    token: a connection sending binds in a loop is closed as a flood (it cost nothing; review)."""
+    settings = SmppSettings(other_requests_per_second=0.01, other_requests_burst=2, other_requests_refused_close=3,
+                            bind_failures_free=0, bind_backoff=2.0)
+    with ProxyHarness(pipe, settings=settings) as h:
+        import socket
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+        s.sendall(_burst([P.BindTransceiver(sequence_number=seq, system_id="esme1", password="wrong",
+                                            interface_version=0x34) for seq in range(2, 12)]))
+        assert wait(lambda: h.proxy.stats["esme_other_flood_closed"] == 1, timeout=10)
+        assert h.proxy.stats["esme_other_throttled"] >= 3
+
+
 @pytest.mark.parametrize("line,why", [
     ("other_requests_per_second = 0", "other_requests_per_second must be at least 0.01 PDUs a second"),
-    ("other_requests_burst = 0", "other_requests_burst must be at least 1 PDUs"),
+    ("other_requests_burst = 1", "other_requests_burst must be at least 2 PDUs (a full bucket ends a flood's count "
+                                 "of refusals: 1 would end it at each token)"),
     ("other_requests_refused_close = -1", "other_requests_refused_close must be at least 0 PDUs (0: never closed)"),
 ])
 def test_other_request_bounds_that_cannot_work_are_errors_at_their_line(tmp_path, line, why):

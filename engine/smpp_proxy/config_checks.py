@@ -35,7 +35,7 @@ SERVER_RANGES = {
     "tls_handshakes_per_source": (0.01, None, "handshakes a second"),
     "tls_handshakes_per_source_burst": (1, None, "handshakes"),
     "other_requests_per_second": (0.01, None, "PDUs a second (an ESME sends an enquire_link every 30-60 s)"),
-    "other_requests_burst": (1, None, "PDUs"),
+    "other_requests_burst": (2, None, "PDUs (a full bucket ends a flood's count of refusals: 1 would end it at each token)"),
     "other_requests_refused_close": (0, None, "PDUs (0: never closed)"),
 }
 UPSTREAM_RANGES = {"window": (1, 65535, "requests"), "response_timeout": (0.1, None, "seconds"),

@@ -92,7 +92,9 @@ class EsmeDispatch:
                 self.over_other_rate(sess)
             return
         allowed = sess.state.allowed_from_esme(cid)
-        if not (allowed and cid in _PAID) and self.over_other_rate(sess):
+        # (a bind while another waits for its answer, up to the bind back-off, is refused ESME_RALYBND: not paid)
+        paid = allowed and cid in _PAID and not (sess.bind_pending and cid in BIND_NAMES)
+        if not paid and self.over_other_rate(sess):
             if not P.is_response(cid):      # SMPP 3.4 §5.1.3: ESME_RTHROTTLED in its own resp (enquire_link_resp too)
                 sess.send_pdu(P.answer(cid, pdu.sequence_number, C.ESME_RTHROTTLED))
             return

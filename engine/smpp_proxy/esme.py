@@ -136,7 +136,10 @@ class EsmeSession(CoalescedStream):
     def malformed(self, e: RemoteProtocolError) -> None:
         if e.fatal:                 # the connection closes: what was read before it is answered first
             self.proxy.inbox.drain_session(self)
-        else:                       # answered (stream.py) at the rate of the other requests, or the bind closes
+        elif not (e.command_id in _MESSAGE_COMMANDS and self.account is not None
+                  and self.state.allowed_from_esme(e.command_id)):
+            # answered (stream.py) at the rate of the other requests, or the bind closes; a bound ESME's invalid
+            # message is a message (a bulk sender's dirty list: its enquire_links were throttled, its bind closed)
             self.proxy.over_other_rate(self)
         if isinstance(e, PduTooLarge):
             log.warning("closing bind %s from %s: %s", self.account and self.account.system_id, addr_text(*self.peer[:2]), e)
