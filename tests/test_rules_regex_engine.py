@@ -8,7 +8,7 @@ import re
 import pytest
 
 from engine.rules import linear
-from engine.rules.linear import engine_missing, rule_regex
+from engine.rules.linear import engine_missing
 from engine.rules.loader import load_rules
 from engine.rules.textconds import _regex
 
