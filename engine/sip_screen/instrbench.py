@@ -205,6 +205,7 @@ def cprofile(cap: dict, warm: int, calls: int, top: int = 40) -> dict:
             on(m, a)
     p.disable()
     screen.vlog.close()
+    shutil.rmtree(tmp, ignore_errors=True)         # (callgrind()'s directory is kept: its outputs are named)
     st = pstats.Stats(p)
     rows = sorted(((v[1], f"{Path(k[0]).name}:{k[1]}({k[2]})") for k, v in st.stats.items()), reverse=True)
     return {"python_calls_per_call": round(sum(v[1] for v in st.stats.values()) / calls, 2),
