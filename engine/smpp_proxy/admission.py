@@ -19,7 +19,14 @@ from a source are answered as soon as their check ends; after that that pair's n
 `bind_backoff` seconds, doubling with each further failure up to `bind_backoff_max`. Keyed by the
 system_id as well, so wrong passwords for one account (a misconfigured or hostile ESME) do not
 delay another account's binds from the same address (ESMEs behind one NAT); a success clears its
-pair's record. Waiting binds queue per source (one per connection, so the queue is bounded by the
+pair's record. A bind closed for a flood of other requests (dispatch.over_other_rate) is a strike on its
+pair's record too, the first one included (`bind_failures_free` forgives mistyped passwords, not a
+flood): the pair's next bind waits `bind_backoff`, doubling with each further strike, failed bind or
+close, and a success does not clear the closes (a flooder that rebinds, floods and is closed again
+waits longer each time), which are forgotten with the record once its back-off has long passed. Keyed by
+(source, system_id) as failures are: credentials, not a NAT's neighbours, pay for a flood, and the same
+account's other sources are not slowed (binds of one account from many sources are bounded by its
+`max_binds`). Waiting binds queue per source (one per connection, so the queue is bounded by the
 per-source cap); the oldest whose pair's back-off has passed goes next, chosen on system_ids and
 the clock only (a right password never jumps the queue: no timing oracle). The records are
 bounded (`MAX_KEYS`, least recently failed dropped first, and `MAX_KEYS_PER_SOURCE` a source:
@@ -131,12 +138,15 @@ class ConnectionCaps:
         sess.abort()
 
 
+MAX_DOUBLINGS = 60              # 2 ** this times bind_backoff: past any bind_backoff_max (and a float still)
+
+
 class _Record:
-    """Failed binds as one system_id from one source address."""
-    __slots__ = ("failures", "next_at", "last_failure")
+    """Failed binds as one system_id from one source address, and its binds closed for a flood."""
+    __slots__ = ("failures", "closes", "next_at", "last_failure")
 
     def __init__(self):
-        self.failures, self.next_at, self.last_failure = 0, 0.0, 0.0
+        self.failures, self.closes, self.next_at, self.last_failure = 0, 0, 0.0, 0.0
 
 
 class _Source:
@@ -233,29 +243,55 @@ class BindThrottle:
             st.busy = False
             key = self.key(src, sid)
             if ok:
-                if key[1] is not None and key in self.records:
-                    self._forget(key)                   # a success clears its own record, not a shared one
+                rec = self.records.get(key) if key[1] is not None else None
+                if rec is not None:                     # a success clears its own record, not a shared one,
+                    if rec.closes:                      # ... but for its closes (module text)
+                        rec.failures = 0
+                    else:
+                        self._forget(key)
                 pair = (src, sid)
                 self.bound[pair] = None
                 self.bound.move_to_end(pair)
                 if len(self.bound) > MAX_BOUND:
                     self.bound.popitem(last=False)
             else:
-                rec = self.records.get(key)
-                if rec is None:
-                    rec = self.records[key] = _Record()
-                    self.keys_by_source[src] = self.keys_by_source.get(src, 0) + 1
-                    if len(self.records) > MAX_KEYS:
-                        self._forget(next(iter(self.records)))
-                else:
-                    self.records.move_to_end(key)
-                now = self._now()
-                rec.failures += 1
-                rec.last_failure = now
-                if rec.failures >= self.free:
-                    rec.next_at = now + min(self.backoff_max, self.backoff * 2 ** (rec.failures - self.free))
+                self._strike(key).failures += 1
+                self._pace(key)
             self._next(src, st)
         job(done)
+
+    def closed_for_flood(self, src: str, system_id: str) -> None:
+        """A bind as `system_id` from `src` was closed for a flood of other requests: a strike on its pair's
+        record (module text), so its next bind from there waits the back-off. O(1); bounded as failures are."""
+        src = source_key(src)
+        key = self.key(src, system_id)
+        self._strike(key).closes += 1
+        self._pace(key)
+
+    def _strike(self, key) -> _Record:
+        """The record of `key`, made (within MAX_KEYS) or moved to the most recently failed end."""
+        rec = self.records.get(key)
+        if rec is None:
+            rec = self.records[key] = _Record()
+            src = key[0]
+            self.keys_by_source[src] = self.keys_by_source.get(src, 0) + 1
+            if len(self.records) > MAX_KEYS:
+                self._forget(next(iter(self.records)))
+        else:
+            self.records.move_to_end(key)
+        return rec
+
+    def _pace(self, key) -> None:
+        """Its next check waits bind_backoff, doubling per strike: each close, and each failure from the
+        `free`-th on."""
+        rec = self.records.get(key)
+        if rec is None:                                 # (pushed out at MAX_KEYS by itself: MAX_KEYS 0)
+            return
+        now = self._now()
+        rec.last_failure = now
+        strikes = rec.closes + (max(0, rec.failures - self.free + 1) if rec.failures else 0)
+        if strikes:
+            rec.next_at = now + min(self.backoff_max, self.backoff * 2 ** min(strikes - 1, MAX_DOUBLINGS))
 
     def prune(self) -> None:
         """Forget records that last failed more than `backoff_max` ago and whose back-off has ended (called

@@ -52,7 +52,8 @@ class EsmeDispatch:
         """One token of `sess`'s bucket for PDUs that are not messages (a sane ESME sends an enquire_link every
         30-60 s); True when it is empty (the PDU is answered ESME_RTHROTTLED). A bind refused
         other_requests_refused_close of them since its bucket was last full is closed: it ignores the throttling,
-        and each answer, throttled or not, costs the loop as much (SIP and the other binds share it)."""
+        and each answer, throttled or not, costs the loop as much (SIP and the other binds share it). The close
+        of a bound one is a strike on its (source, system_id) bind back-off: a rebind at once waits."""
         b = sess.other_bucket
         if b is None:
             s = self.settings
@@ -69,6 +70,8 @@ class EsmeDispatch:
                         sess.account and sess.account.system_id, addr_text(*sess.peer[:2]), sess.other_refused,
                         b.rate, b.burst)
             self.loop.call_soon(sess.close)     # (not inside the inbox's slice: close handles its queue first)
+            if sess.account is not None:        # its credentials' next bind from there waits (admission.py)
+                self.bind_throttle.closed_for_flood(sess.peer[0], sess.account.system_id)
         return True
 
     def handle_esme_pdu(self, sess: EsmeSession, pdu):
