@@ -13,7 +13,7 @@ from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from tests.test_smpp_proxy import pipe, raw_session, read_raw, wait  # noqa: F401  (pipe: fixture)
+from tests.test_smpp_proxy import pipe, raw_session, read_raw, wait  # noqa: F401,F811  (pipe: fixture)
 
 BACKOFF = 2.0
 

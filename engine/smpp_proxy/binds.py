@@ -131,9 +131,16 @@ class BindHandling:
         sess.state.bound(pdu.command_id)
         self.caps.bound(sess)
         self.binds[acct.system_id].append(sess)
+        sess.interface_version = version = pdu.interface_version
+        if version < 0x34:
+            # SMPP 3.4 §5.2.4: 0x00-0x33 is SMPP 3.3 or earlier, which has no TLVs (codec/v33.py); any bind type
+            # (3.3 has no transceiver, but ESMEs that say 3.3 and bind one exist)
+            sess.speak_v33()
+        # §5.3.2.25: sc_interface_version tells a 3.4 peer our version; a 3.3 peer is sent no TLV, this one neither
         sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, system_id="telfilter",
-                               tlvs=(Tlv(C.TAG_SC_INTERFACE_VERSION, b"\x34"),)))
-        log.info("ESME %s bound as %s from %s", acct.system_id, kind, sess.peer[0])
+                               tlvs=(Tlv(C.TAG_SC_INTERFACE_VERSION, b"\x34"),) if version >= 0x34 else ()))
+        log.info("ESME %s bound as %s from %s%s", acct.system_id, kind, sess.peer[0],
+                 "" if version >= 0x34 else f" (interface_version 0x{version:02x}: SMPP 3.3, no TLVs)")
         if sess.eof:
             sess.state.state = "UNBOUND"        # it cannot answer a receipt: none is offered to it
         if sess.state.can_receive:

@@ -12,6 +12,7 @@ from ..listen import addr_text, peer_of
 from .codec import BindState, PduTooLarge, RemoteProtocolError, SmppConnection, view_sm
 from .codec import constants as C
 from .codec import pdu as P
+from .codec.v33 import for_v33
 from .inbox import MAX_QUEUED
 from .stream import CoalescedStream
 
@@ -55,6 +56,7 @@ class EsmeSession(CoalescedStream):
         self.eof = False               # half-closed, or our unbind answered: closed once in_flight is back to 0
         self.other_bucket = None       # its PDUs other than messages (dispatch.over_other_rate)
         self.other_refused = 0         # ... refused since that bucket was last full
+        self.interface_version = 0x34  # its bind's (SMPP 3.4 §5.2.4); below 0x34 it is sent no TLV (speak_v33)
 
     # transport callbacks
     def connection_made(self, transport):
@@ -199,6 +201,23 @@ class EsmeSession(CoalescedStream):
                 self.send_pdu(P.answer(ev.command_id, ev.sequence_number, C.ESME_RSYSERR))
 
     send_raw = CoalescedStream._queue       # (raw: bytes) -> None: queued for the next flush point
+
+    def speak_v33(self) -> None:
+        """Bound with interface_version below 0x34 (SMPP 3.3 or earlier): every PDU sent as raw bytes goes as
+        codec/v33.py makes it (no TLV, no data_sm); a 3.4 bind's send_raw stays the plain queue."""
+        self.send_raw = self._send_raw_v33
+
+    def _send_raw_v33(self, raw: bytes) -> None:
+        try:
+            out = for_v33(raw)
+        except RemoteProtocolError:         # (bytes of ours or the SMSC's, read before: sent as they are)
+            out = raw
+        if out is None:
+            # routing.py offers such a bind only what fits: not sent, its window entry times out (as unanswered)
+            log.warning("a PDU too long for SMPP 3.3 bind %s from %s not sent", self.account and
+                        self.account.system_id, addr_text(*self.peer[:2]))
+            return
+        self._queue(out)
 
     def close(self) -> None:
         self.proxy.inbox.drain_session(self)     # what was read is answered before the close

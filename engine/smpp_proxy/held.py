@@ -200,13 +200,14 @@ class HeldReceipts:
         if not q or (now or time.monotonic()) < self.held_retry_at.get(acct, 0.0):
             return
         self.held_retry_at.pop(acct, None)
-        while q:
+        for _ in range(len(q)):             # each once: one no receiver bound can take (SMPP 3.3) goes to the back
             if not self._receivers(acct):
                 return
             pdu = q.popleft()
             self.held_total -= 1
             self._deliver_receipt(acct, pdu, on_done=_ignore, acked=True)
-        del self.held[acct]
+        if not q:
+            del self.held[acct]
 
     def _retry_held(self, now: float) -> None:
         """Housekeeping: receipts held past max_held_days are let go; held receipts whose back-off has passed go

@@ -211,7 +211,7 @@ class MoPath(MoPartsJournal):
             for _, ack in parts:
                 ack(v.smpp_status)
             return
-        target = self._mo_target(dest, len(parts))
+        target = self._mo_target(dest, len(parts), [p for p, _ in parts])
         if target is None:
             for _, ack in parts:
                 ack(C.ESME_RX_T_APPN)      # no ESME bound for it: the SMSC retries later

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .codec import as_request, encode
+from .codec.v33 import fits_v33
 from .codec import constants as C
 from .codec import pdu as P
 from .msgids import id_key
@@ -145,10 +146,10 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
             self.stats["receipts_retry_later"] += 1
             ack(C.ESME_RX_T_APPN)
 
-    def _mo_target(self, dest: str, room: int = 1):
+    def _mo_target(self, dest: str, room: int = 1, pdus=()):
         """A receiver session of the account whose MO prefix is the longest match of `dest`, with
         room in its window for `room` deliver_sm (the parts of one message go to one bind, which
-        may reassemble only its own), or None: the SMSC retries later."""
+        may reassemble only its own) and able to take `pdus` whole, or None: the SMSC retries later."""
         index = self._mo_index
         if index is None:
             index = self._mo_index = _prefix_index(self.accounts)
@@ -158,7 +159,7 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
                 sessions = binds.get(sid)
                 if not sessions:
                     continue
-                rx = self._receiving(sessions)       # none with room -> a shorter prefix, else the SMSC retries
+                rx = self._receiving(sessions, pdus)     # none with room -> a shorter prefix, else the SMSC retries
                 if room > 1:
                     # more parts than a window holds need an empty window, not an impossible one
                     rx = [s for s in rx if len(s.window) + min(room, s.account.window) <= s.account.window]
@@ -166,14 +167,19 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
                     return rx[next(self._rr) % len(rx)]
         return None
 
-    def _receivers(self, acct):
-        return self._receiving(self.binds.get(acct, ()))
+    def _receivers(self, acct, pdu=None):
+        return self._receiving(self.binds.get(acct, ()), () if pdu is None else (pdu,))
 
-    @staticmethod
-    def _receiving(sessions):
-        """The sessions that can take a deliver_sm now: a receiver bind, open, with room in its window."""
-        return [s for s in sessions if s.state.can_receive and not s.closed
-                and len(s.window) < s.account.window and not s.transport.is_closing()]
+    def _receiving(self, sessions, pdus=()):
+        """The sessions that can take a deliver_sm now: a receiver bind, open, with room in its window; for `pdus`
+        (the SMSC's deliver_sm / data_sm), not a bind of SMPP 3.3 or earlier when one of them does not fit a
+        deliver_sm without TLVs whole (codec/v33.py: its user data over 254 octets)."""
+        rx = [s for s in sessions if s.state.can_receive and not s.closed
+              and len(s.window) < s.account.window and not s.transport.is_closing()]
+        if pdus and any(s.interface_version < 0x34 for s in rx) and not all(map(fits_v33, pdus)):
+            self.stats["v33_binds_passed_over"] += 1
+            rx = [s for s in rx if s.interface_version >= 0x34]
+        return rx
 
     # ------------------------------------------------------------ receipts right after their resp
     def _receipt_after_resp(self, acct, key, pdu, on_done) -> None:
@@ -234,8 +240,12 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
     # With --state redis:// one held for an account with no receiver bind in this process goes to a process
     # that has one (`receipt_handover`, engine/state/receipts.py), and comes back here by `take_handed_over` (held.py).
     def _deliver_receipt(self, acct, pdu, on_done, target=None, acked=False):
-        rx = [target] if target is not None else self._receivers(acct)
+        rx = self._receiving((target,), (pdu,)) if target is not None else self._receivers(acct, pdu)
         if not rx:
+            if not acked and target is None and self._receivers(acct):
+                # its receivers are bound, but none can take it whole (SMPP 3.3 binds: codec/v33.py): the SMSC
+                # keeps it (ESME_RX_T_APPN) and delivers it again, rather than we hold what they may never take
+                return on_done(False)
             return self._hold(acct, pdu, acked, on_done)      # held: we answer for it once on disk (or: retry later)
         sess = rx[next(self._rr) % len(rx)]
 
@@ -268,6 +278,8 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
         cid = getattr(pdu, "command_id", None)
         if cid is None:                     # a held receipt is its bytes only
             cid = int.from_bytes(pdu.raw[4:8], "big")
+        if cid == C.DATA_SM and sess.interface_version < 0x34:
+            cid = C.DELIVER_SM              # an SMPP 3.3 bind is sent a deliver_sm (codec/v33.py)
         # the answer it expects: one of another type is taken as none (dispatch.handle_esme_pdu)
         sess.window[seq] = (on_resp, time.monotonic() + self.settings.smsc_response_timeout, cid | 0x80000000)
         sess.send_raw(as_request(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))

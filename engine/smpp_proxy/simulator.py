@@ -122,7 +122,7 @@ class SmscSimulator:
     def on_pdu(self, s: _SimSession, ev):
         cid = ev.command_id
         if P.is_response(cid):
-            if cid == C.DELIVER_SM_RESP:
+            if cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP):      # (the answer to a deliver_sm / data_sm we sent)
                 self.mo_responses.append(ev)
             elif cid == C.UNBIND_RESP:
                 self.unbind_resps += 1

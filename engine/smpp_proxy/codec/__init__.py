@@ -8,6 +8,7 @@
     udh.py         UDH / SAR / message_payload checks, concatenation info
     text.py        text by data_coding, with the per-account reading for 0 / 1
     binary.py      URLs in binary payloads (WAP push SI / SL, plain ASCII)
+    v33.py         PDUs as an SMPP 3.3 peer (interface_version < 0x34) is sent them: no TLVs, no data_sm
     errors.py      RemoteProtocolError (carries the status to answer with), LocalProtocolError
 """
 from . import constants

@@ -1,0 +1,83 @@
+"""PDUs as an ESME bound with interface_version below 0x34 (SMPP 3.3 or earlier) reads them.
+
+SMPP 3.4 §5.2.4: interface_version 0x00-0x33 says the ESME supports version 3.3 or earlier, which has
+no optional parameters (TLVs) and no data_sm; an SMSC tells such a peer nothing in TLVs, not even its own
+version (§5.3.2.25 sc_interface_version: returned in a 3.4 bind's response). So what such a bind is sent
+carries no TLV, and what a TLV carried that the message needs moves into the mandatory fields:
+
+- message_payload becomes short_message (it holds the message when short_message is empty: §5.3.2.32);
+- SAR TLVs (sar_msg_ref_num / sar_total_segments / sar_segment_seqnum, §5.3.2.22-24) become a UDH
+  concatenation element (3GPP TS 23.040 §9.2.3.24.8, IEI 0x08: a 16-bit reference), esm_class UDHI set,
+  unless the message's UDH names its part already (the codec refused one naming another);
+- a data_sm becomes a deliver_sm (the fields they share, §4.7.1 / §4.6.1; the others at their defaults);
+- every other TLV is dropped: a receipt's receipted_message_id and message_state (its text says them,
+  SMPP 3.4 appendix B), network_error_code, ports, user_message_reference, vendor tags.
+
+A message whose user data is then longer than short_message holds (254 octets, §5.2.21) cannot reach
+such an ESME whole: `for_v33` gives None and the proxy does not offer it to that bind (routing.py).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from . import constants as C
+from .pdu import DeliverSm, decode, encode, tlv
+from .errors import UdhError
+from .udh import parse_udh, sar_info
+
+MAX_SHORT_MESSAGE = 254
+_CONCAT16 = 0x08            # 3GPP TS 23.040 §9.2.3.24.8: concatenated short messages, 16-bit reference
+_MESSAGES = (C.DELIVER_SM, C.DATA_SM)
+_DELIVER_FIELDS = tuple(name for name, _ in DeliverSm.spec)
+
+
+def downgrade(pdu):
+    """The PDU a 3.3 peer reads for `pdu` (a decoded PDU), or None when its message does not fit short_message."""
+    if not pdu.tlvs and pdu.command_id != C.DATA_SM:
+        return pdu                          # nothing a 3.3 peer lacks (a deliver_sm's short_message fits by its spec)
+    if pdu.command_id not in _MESSAGES:
+        return replace(pdu, tlvs=(), raw=b"")
+    ud = tlv(pdu, C.TAG_MESSAGE_PAYLOAD)
+    if ud is None:
+        ud = getattr(pdu, "short_message", b"")
+    esm_class = pdu.esm_class
+    try:
+        sar = sar_info(pdu.tlvs)
+        if sar is not None:
+            ud, esm_class = _with_concat(ud, esm_class, sar)
+    except UdhError:
+        pass                                # SAR TLVs or a UDH that say no part (routed unread): dropped as sent
+    if len(ud) > MAX_SHORT_MESSAGE:
+        return None
+    fields = {name: getattr(pdu, name) for name in _DELIVER_FIELDS if hasattr(pdu, name)}
+    fields.update(esm_class=esm_class, short_message=ud)
+    return DeliverSm(sequence_number=pdu.sequence_number, command_status=pdu.command_status, **fields)
+
+
+def _with_concat(ud: bytes, esm_class: int, sar: tuple) -> tuple[bytes, int]:
+    """`ud` with the SAR TLVs' (ref, total, seq) as a UDH element (in the UDH it has, else in a new one)."""
+    ref, total, seq = sar
+    ie = bytes((_CONCAT16, 4)) + (ref & 0xFFFF).to_bytes(2, "big") + bytes((total, seq))
+    if esm_class & C.ESM_UDHI and ud:
+        n, concat = parse_udh(ud)
+        if concat is not None:              # its UDH names the part already (the same one: udh.concat_conflict)
+            return ud, esm_class
+        return bytes((ud[0] + len(ie),)) + ud[1:n] + ie + ud[n:], esm_class
+    return bytes((len(ie),)) + ie + ud, esm_class | C.ESM_UDHI
+
+
+def for_v33(raw: bytes) -> bytes | None:
+    """`raw` (one whole PDU) as a 3.3 peer is sent it: the same bytes when they hold nothing 3.3 lacks."""
+    pdu = decode(raw)
+    out = downgrade(pdu)
+    if out is None:
+        return None
+    return raw if out is pdu else encode(out)
+
+
+def fits_v33(pdu) -> bool:
+    """Whether a 3.3 peer can be sent `pdu` whole (a PDU as received, with its `raw` bytes, or one built here)."""
+    raw = getattr(pdu, "raw", b"")
+    if raw:
+        pdu = decode(raw)                   # (a lean view or a held receipt: its bytes say it all)
+    return pdu.command_id not in _MESSAGES or downgrade(pdu) is not None
