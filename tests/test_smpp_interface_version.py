@@ -119,6 +119,7 @@ def test_an_mo_too_long_for_a_3_3_bind_goes_to_a_3_4_one_or_back_to_the_smsc(pip
         assert wait(lambda: h.sim.mo_responses)          # the SMSC keeps it and delivers it again later
         assert [(r.command_id, r.command_status) for r in h.sim.mo_responses] == [(C.DATA_SM_RESP, C.ESME_RX_T_APPN)]
         assert _quiet(old)                               # nothing (cut, or unreadable) reached the 3.3 bind
+        assert h.proxy.stats["mo_too_long_for_v33"] == 1
         new, _ = _bind(h, 0x34, "receiver")
         for i in range(4):          # (whichever bind the round robin is at; senders apart: no MO flood rule)
             assert h.run(h.sim.send_deliver, _mo_data_sm(long_text, source=f"8491200089{i}"))
@@ -186,7 +187,7 @@ def test_a_receipt_too_long_for_the_accounts_3_3_receiver_is_left_with_the_smsc(
         assert h.run(h.sim.send_deliver, _long_receipt(_submit_no_receipt(old)))
         assert wait(lambda: h.sim.mo_responses)
         assert [r.command_status for r in h.sim.mo_responses] == [C.ESME_RX_T_APPN]    # delivered again later
-        assert _quiet(old) and h.proxy.held_total == 0
+        assert _quiet(old) and h.proxy.held_total == 0 and h.proxy.stats["receipts_too_long_for_v33"] == 1
         old.close()
 
 
@@ -205,6 +206,6 @@ def test_a_held_receipt_too_long_for_a_3_3_receiver_waits_for_a_3_4_one(pipe):
         assert dr.command_id == C.DELIVER_SM and len(P.tlv(dr, C.TAG_MESSAGE_PAYLOAD)) > 254
         _ack(new, dr)
         assert wait(lambda: h.run(lambda: h.proxy.held_total) == 0)
-        assert _quiet(old)
+        assert _quiet(old) and h.proxy.stats["receipts_held"] == 1       # held once, not again at each offer
         for s in (tx, old, new):
             s.close()

@@ -200,9 +200,12 @@ class HeldReceipts:
         if not q or (now or time.monotonic()) < self.held_retry_at.get(acct, 0.0):
             return
         self.held_retry_at.pop(acct, None)
-        for _ in range(len(q)):             # each once: one no receiver bound can take (SMPP 3.3) goes to the back
+        for _ in range(len(q)):             # each once
             if not self._receivers(acct):
                 return
+            if not self._receivers(acct, q[0]):
+                q.rotate(-1)                # no receiver bound can take it whole (SMPP 3.3 binds): waits at the back
+                continue
             pdu = q.popleft()
             self.held_total -= 1
             self._deliver_receipt(acct, pdu, on_done=_ignore, acked=True)

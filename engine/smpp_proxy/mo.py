@@ -213,6 +213,8 @@ class MoPath(MoPartsJournal):
             return
         target = self._mo_target(dest, len(parts), [p for p, _ in parts])
         if target is None:
+            if self._mo_target(dest, len(parts)) is not None:
+                self.stats["mo_too_long_for_v33"] += 1      # a bind of SMPP 3.3 was free, for a message it cannot take
             for _, ack in parts:
                 ack(C.ESME_RX_T_APPN)      # no ESME bound for it: the SMSC retries later
             return NO_ESME

@@ -177,7 +177,6 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
         rx = [s for s in sessions if s.state.can_receive and not s.closed
               and len(s.window) < s.account.window and not s.transport.is_closing()]
         if pdus and any(s.interface_version < 0x34 for s in rx) and not all(map(fits_v33, pdus)):
-            self.stats["v33_binds_passed_over"] += 1
             rx = [s for s in rx if s.interface_version >= 0x34]
         return rx
 
@@ -245,6 +244,7 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
             if not acked and target is None and self._receivers(acct):
                 # its receivers are bound, but none can take it whole (SMPP 3.3 binds: codec/v33.py): the SMSC
                 # keeps it (ESME_RX_T_APPN) and delivers it again, rather than we hold what they may never take
+                self.stats["receipts_too_long_for_v33"] += 1
                 return on_done(False)
             return self._hold(acct, pdu, acked, on_done)      # held: we answer for it once on disk (or: retry later)
         sess = rx[next(self._rr) % len(rx)]
