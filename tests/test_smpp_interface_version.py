@@ -209,3 +209,43 @@ def test_a_held_receipt_too_long_for_a_3_3_receiver_waits_for_a_3_4_one(pipe):
         assert _quiet(old) and h.proxy.stats["receipts_held"] == 1       # held once, not again at each offer
         for s in (tx, old, new):
             s.close()
+
+
+def test_every_golden_vector_reaches_a_3_3_peer_whole_and_without_tlvs_or_not_at_all():
+    """The real PDUs of tests/vectors/smpp: what a 3.3 peer is sent decodes, has no TLV, is no data_sm, and holds
+    the message's user data as it was (short_message or message_payload; SAR TLVs only add a UDH element)."""
+    from pathlib import Path
+
+    from engine.smpp_proxy.codec import RemoteProtocolError, pdu_user_data
+    from engine.smpp_proxy.codec.udh import sar_info
+    seen = 0
+    for path in sorted((Path(__file__).parent / "vectors" / "smpp").glob("*.bin")):
+        raw = path.read_bytes()
+        try:
+            pdu = P.decode(raw)
+            before = pdu_user_data(pdu) if pdu.command_id in (C.DELIVER_SM, C.DATA_SM) else None
+        except RemoteProtocolError:
+            continue                        # a vector of bytes the codec refuses: never sent on
+        out = for_v33(raw)
+        if out is None:
+            assert len(P.tlv(pdu, C.TAG_MESSAGE_PAYLOAD) or b"") > 254, path.name
+            continue
+        got = P.decode(out)
+        assert got.tlvs == () and got.command_id != C.DATA_SM, path.name
+        if before is not None:
+            seen += 1
+            assert pdu_user_data(got) == before and got.source_addr == pdu.source_addr, path.name
+            assert sar_info(pdu.tlvs) is None or got.esm_class & C.ESM_UDHI, path.name
+    assert seen >= 10
+
+
+def test_a_pdu_up_to_270_octets_fits_a_3_3_peer_with_its_sar_tlvs_made_a_udh():
+    """fits_v33's shortcut (no decoding up to 16 + 254 octets) holds at its edge: the longest message_payload such a
+    data_sm can carry, with SAR TLVs, becomes a short_message of at most 254 octets."""
+    from engine.smpp_proxy.codec.v33 import fits_v33
+    sar = (Tlv(C.TAG_SAR_MSG_REF_NUM, b"\x00\x07"), Tlv(C.TAG_SAR_TOTAL_SEGMENTS, b"\x02"),
+           Tlv(C.TAG_SAR_SEGMENT_SEQNUM, b"\x01"))
+    empty = len(encode(P.DataSm(tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b""),) + sar)))
+    raw = encode(P.DataSm(tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"x" * (270 - empty)),) + sar))
+    assert len(raw) == 270 and fits_v33(P.decode(raw))
+    assert len(P.decode(for_v33(raw)).short_message) <= 254

@@ -79,5 +79,9 @@ def fits_v33(pdu) -> bool:
     """Whether a 3.3 peer can be sent `pdu` whole (a PDU as received, with its `raw` bytes, or one built here)."""
     raw = getattr(pdu, "raw", b"")
     if raw:
+        if len(raw) <= 16 + MAX_SHORT_MESSAGE:
+            # its user data is part of a body this short, and the UDH element SAR TLVs become is shorter than they
+            # are (7 octets at most for 16): it fits (most receipts and MO; no decoding)
+            return True
         pdu = decode(raw)                   # (a lean view or a held receipt: its bytes say it all)
     return pdu.command_id not in _MESSAGES or downgrade(pdu) is not None
