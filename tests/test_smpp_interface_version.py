@@ -150,8 +150,10 @@ def test_smpplib_bound_as_3_3_reads_receipts_and_mo_without_tlvs(pipe, monkeypat
 
 
 def test_every_pdu_a_3_3_peer_is_sent_loses_its_tlvs_and_only_then():
-    resp = P.SubmitSmResp(sequence_number=3, message_id="abc", tlvs=(Tlv(0x1501, b"v"),))
+    resp = P.SubmitSmResp(sequence_number=3, message_id="abc", tlvs=(Tlv(0x1501, b"v\0"),))
     assert P.decode(for_v33(encode(resp))) == P.SubmitSmResp(sequence_number=3, message_id="abc")
+    for plain in (encode(P.replace(resp, tlvs=())), encode(P.SubmitSmResp(sequence_number=3, command_status=8))):
+        assert for_v33(plain) is plain
     plain = encode(P.DeliverSm(sequence_number=4, short_message=b"hi"))
     assert for_v33(plain) is plain
     payload = encode(P.DeliverSm(sequence_number=5, esm_class=C.ESM_UDHI,

@@ -29,6 +29,7 @@ MAX_SHORT_MESSAGE = 254
 _CONCAT16 = 0x08            # 3GPP TS 23.040 §9.2.3.24.8: concatenated short messages, 16-bit reference
 _MESSAGES = (C.DELIVER_SM, C.DATA_SM)
 _DELIVER_FIELDS = tuple(name for name, _ in DeliverSm.spec)
+_ID_ONLY = (C.SUBMIT_SM_RESP, C.DATA_SM_RESP, C.DELIVER_SM_RESP)      # a body of one C-Octet String, message_id
 
 
 def downgrade(pdu):
@@ -68,6 +69,8 @@ def _with_concat(ud: bytes, esm_class: int, sar: tuple) -> tuple[bytes, int]:
 
 def for_v33(raw: bytes) -> bytes | None:
     """`raw` (one whole PDU) as a 3.3 peer is sent it: the same bytes when they hold nothing 3.3 lacks."""
+    if len(raw) == 16 or (int.from_bytes(raw[4:8], "big") in _ID_ONLY and raw.find(b"\0", 16) == len(raw) - 1):
+        return raw                          # (a submit_sm_resp's message_id and nothing after it: not decoded)
     pdu = decode(raw)
     out = downgrade(pdu)
     if out is None:
