@@ -73,6 +73,14 @@ def output_error(args) -> str | None:
     for opt, p in files:
         if os.path.isdir(p):
             return f"{opt} {p}: is a directory (name the file to write)"
+    if args.cmd == "check" and args.jsonl not in (None, "-") and args.out not in (None, "-"):
+        # `check --jsonl IN --out IN` replaced the corpus with its verdicts, exit 0
+        from .analyst.export import refuse_overwrite
+        from .analyst.store import StoreError
+        try:
+            refuse_overwrite(args.out, [args.jsonl])
+        except StoreError as e:
+            return f"--out {e}"
     return None
 
 

@@ -91,6 +91,25 @@ def test_ml_cv_json_is_written_whole_and_never_over_an_input(tmp_path):
     assert data.read_text() == before
 
 
+def test_check_out_naming_its_own_input_is_refused_and_the_input_kept(tmp_path):
+    """`check --jsonl IN --out IN` replaced the corpus with its verdicts (exit 0); a link to it is the same file."""
+    corpus = tmp_path / "msgs.jsonl"
+    corpus.write_text(json.dumps({"id": "m1", "kind": "sms", "sender": "0901234567", "recipient": "0912345678",
+                                  "text": "hi", "time": "2026-11-28T10:00:00+07:00"}) + "\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(corpus)
+    before = corpus.read_text()
+    for out in (corpus, link):
+        p = run_cli("check", "--jsonl", corpus, "--out", out, "--data-dir", tmp_path / "d")
+        assert p.returncode == 2, p.stderr
+        assert f"--out {out}: that is {corpus}, which this command only reads" in p.stderr, p.stderr
+        assert corpus.read_text() == before and p.stdout == ""
+    out = tmp_path / "verdicts.jsonl"
+    p = run_cli("check", "--jsonl", corpus, "--out", out, "--data-dir", tmp_path / "d")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text())["id"] == "m1"
+
+
 def test_write_atomic_leaves_nothing_behind_when_the_write_fails(tmp_path, monkeypatch):
     target = tmp_path / "export.tsv"
     target.write_text("the old export\n")
