@@ -108,3 +108,16 @@ def test_one_owner_overlapping_periods_and_categories_stand_together_in_any_orde
     got = [(c.owner, c.sender_category, c.sender_categories)
            for c in (_ctx(L, day) for day in ("2026-05-31", "2026-06-15", "2026-07-01"))]
     assert got == [("Shop A", "QC", {"QC"}), ("Shop A", "QC", {"QC", "CSKH"}), ("Shop A", "CSKH", {"CSKH"})]
+
+
+def test_a_row_repeating_a_registration_counts_as_imported_and_adds_nothing(tmp_path):
+    """`imported` is the file's good rows (README), as for a DNC number given twice: a senders row repeating an earlier
+    one (case and owner spelling folded) was left out of it, so 4 rows read `imported 2, errors 0`."""
+    f = _csv(tmp_path, "senders.csv", ["BRANDZ,Z Co,QC,,,", "BRANDZ,Z Co,QC,,,", "brandz,z co,QC,,,",
+                                       "BRANDZ,Z Co,CSKH,,,"])
+    for _ in range(2):                                   # into the registry, then over it again
+        p = run_cli("lists", "import", "senders", f, "--data-dir", tmp_path / "d")
+        assert p.returncode == 0, p.stderr
+        out = json.loads(p.stdout)
+        assert (out["imported"], out["errors"]) == (4, 0)
+        assert out["list"] == {"names": 1, "entries": 2, "QC": 1, "CSKH": 1}

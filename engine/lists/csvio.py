@@ -201,7 +201,8 @@ def _not_utf8(row: list, names: list) -> str:
 
 
 def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, lines: bool = False):
-    """The records of a CSV file (with `lines`, each as (its line, the record)), and a RowError for each bad row
+    """The records of a CSV file (with `lines`, each as (its line, the record); a senders row repeating a
+    registration of an earlier row as (its line, None)), and a RowError for each bad row
     (at most MAX_ROW_ERRORS, then one that counts the rest), in file order. The bytes are decoded as they are read
     (a 10M-row file is never held as text too). A bad header is fatal (CsvError)."""
     if kind not in HEADERS:
@@ -265,8 +266,10 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, line
         if why is None and kind == "senders":
             firsts = seen.setdefault(sender_entry_key(rec), [])
             why, seen_as = _against_earlier_rows(firsts, rec, name)
-            if seen_as == "again":
-                continue                    # the same registration again: adds nothing
+            if seen_as == "again":          # the same registration again: adds nothing, but is a good row
+                if lines:                   # (counted in `imported`, as a DNC number given twice is)
+                    yield start, None
+                continue
             clash = seen_as == "owner"
             if why is None:
                 firsts.append((start, rec))

@@ -285,6 +285,8 @@ class ListStore:
         def add_all(L):
             clashes = []
             for line, r in records:
+                if r is None:               # a row repeating an earlier one of the file (csvio.iter_csv)
+                    continue
                 try:
                     edits.add(L, kind, r)
                 except edits.OwnerClash as e:
