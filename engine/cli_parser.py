@@ -37,7 +37,9 @@ def _ctl_common(p: argparse.ArgumentParser, top=False) -> None:
 def _list_edit_parsers(subs) -> None:
     """`add` and `remove` of one list entry: the same arguments offline (`lists`) and through a
     running serve (`ctl lists`)."""
-    for name, h in (("add", "add one entry"), ("remove", "remove one entry")):
+    for name, h in (("add", "add one entry"),
+                    ("remove", "remove one entry (senders: every registration of SENDER, or only those that match "
+                               "each of --owner, --category, --valid-from, --valid-to and --accounts given)")):
         q = _sub(subs, name, h)
         q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
         q.add_argument("value", help="number, brandname, domain, IP or CIDR")

@@ -121,3 +121,26 @@ def test_a_row_repeating_a_registration_counts_as_imported_and_adds_nothing(tmp_
         out = json.loads(p.stdout)
         assert (out["imported"], out["errors"]) == (4, 0)
         assert out["list"] == {"names": 1, "entries": 2, "QC": 1, "CSKH": 1}
+
+
+def test_remove_with_a_category_or_period_takes_out_only_the_registrations_that_match(tmp_path):
+    """`lists remove senders VNBANK --category QC` removed every registration of VNBANK, its CSKH one (the bank's
+    OTPs) with it, exit 0: the options were accepted and ignored."""
+    d = tmp_path / "d"
+    f = _csv(tmp_path, "senders.csv", ["VNBANK,Vietnam Bank,CSKH,,,", "VNBANK,Vietnam Bank,QC,2026-01-01,2026-06-30,",
+                                       "VNBANK,Vietnam Bank,QC,2027-01-01,,a b"])
+    run_cli("lists", "import", "senders", f, "--data-dir", d, check=True)
+
+    def rows():
+        return sorted(run_cli("lists", "export", "senders", "--data-dir", d, check=True).stdout.splitlines()[1:])
+    p = run_cli("lists", "remove", "senders", "VNBANK", "--category", "qc", "--valid-from", "2026-01-01",
+                "--data-dir", d)
+    assert p.returncode == 0 and json.loads(p.stdout)["found"], p.stderr
+    assert rows() == ["VNBANK,Vietnam Bank,CSKH,,,", "VNBANK,Vietnam Bank,QC,2027-01-01,,a b"]
+    p = run_cli("lists", "remove", "senders", "VNBANK", "--owner", "Other Co", "--data-dir", d)
+    assert p.returncode == 1 and not json.loads(p.stdout)["found"] and len(rows()) == 2
+    p = run_cli("lists", "remove", "senders", "VNBANK", "--category", "ADS", "--data-dir", d)
+    assert p.returncode == 2 and "category must be QC or CSKH" in p.stderr and len(rows()) == 2
+    p = run_cli("lists", "remove", "senders", "vnbank", "--accounts", "b a", "--owner", "vietnam  bank", "--data-dir", d)
+    assert p.returncode == 0 and rows() == ["VNBANK,Vietnam Bank,CSKH,,,"]
+    assert run_cli("lists", "remove", "senders", "VNBANK", "--data-dir", d).returncode == 0 and rows() == []

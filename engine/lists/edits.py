@@ -7,7 +7,7 @@ import re
 from pyroaring import BitMap64
 
 from ..numbers import normalise_number, normalise_sender_id, vn_whole
-from .csvio import KINDS, CsvError, owner_clash, owner_clash_message, parse_domain, parse_row, sender_entry_key
+from .csvio import KINDS, CsvError, _date, owner_clash, owner_clash_message, parse_domain, parse_row, sender_entry_key
 from .ipranges import IpRanges, parse_cidr, parse_ip
 from .sets import Lists, owner_fold
 
@@ -115,9 +115,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
         L.remove_dnc(n, ch)
         return found
     if kind == "senders":
-        n = normalise_number(value)
-        k = n if n is not None else normalise_sender_id(value)
-        return L.senders.pop(k, None) is not None
+        return _remove_senders(L, value, extra)
     if kind == "blacklist":
         value = _url_host_if_ip(value)
         if _is_cidr(value) or _is_ip(value):
@@ -142,3 +140,34 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
         bm.discard(n)
         return True
     raise CsvError(f"unknown list kind {kind!r}")
+
+
+def _remove_senders(L: Lists, value: str, extra) -> bool:
+    """`lists remove senders SENDER`: every registration of SENDER; with any of --owner, --category, --valid-from,
+    --valid-to, --accounts, only those that match each one given (they were ignored: taking out a brand's expired QC
+    period took its CSKH registration, the bank's OTPs, with it). Whether one was removed."""
+    n = normalise_number(value)
+    k = n if n is not None else normalise_sender_id(value)
+    owner, category, vfrom, vto, accounts = (list(extra or []) + [""] * 5)[:5]
+    tests = []
+    if owner:
+        tests.append(lambda e: owner_fold(e.owner) == owner_fold(owner))
+    if category:
+        if category.strip().upper() not in ("QC", "CSKH"):
+            raise ValueError(f"category must be QC or CSKH, got {category!r}")
+        tests.append(lambda e: e.category == category.strip().upper())
+    for field, v in (("valid_from", vfrom), ("valid_to", vto)):
+        if v:
+            d = _date(v, field)
+            tests.append(lambda e, field=field, d=d: getattr(e, field) == d)
+    if accounts:
+        tests.append(lambda e: e.accounts == frozenset(accounts.split()))
+    entries = L.senders.get(k, ())
+    keep = tuple(e for e in entries if not all(t(e) for t in tests))
+    if len(keep) == len(entries):
+        return False
+    if keep:
+        L.senders[k] = keep
+    else:
+        del L.senders[k]
+    return True
