@@ -21,3 +21,16 @@ def test_the_period_asked_is_named_even_without_records(tmp_path):
     make_report([str(tmp_path / "v.log")], tmp_path / "out", HANOI, start=date(2026, 3, 1), end=date(2026, 3, 31),
                 progress=False, with_plots=False)
     assert "<h1>Spam filtering report, 2026-03-01 to 2026-03-31</h1>" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_plots_of_a_period_without_records_say_nothing_on_stderr(tmp_path):
+    """`report --from` a period with no records printed matplotlib's "No artists with labels found to put in
+    legend" UserWarning, with a source line, to the operator (a cron mail each quiet day)."""
+    import warnings
+    (tmp_path / "v.log").write_text("")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_report([str(tmp_path / "v.log")], tmp_path / "out", HANOI, start=date(2026, 3, 1), end=date(2026, 3, 7),
+                    progress=False, with_plots=True)
+    assert [str(w.message) for w in caught] == []
+    assert (tmp_path / "out" / "volume_by_action.png").stat().st_size > 0

@@ -91,7 +91,8 @@ def plots(out: Path, agg, summary: dict) -> list[str]:
                            hatch="//" if ch == "call" else None, edgecolor="white",
                            linewidth=0.3 if len(xs) <= 60 else 0, width=0.8 if len(xs) <= 60 else 1.0)
                     bottom = [b + y for b, y in zip(bottom, ys)]
-        ax.legend(fontsize=8, ncol=4)
+        if ax.get_legend_handles_labels()[0]:   # none in a period with no records: matplotlib warned on stderr
+            ax.legend(fontsize=8, ncol=4)
         dates_axis(ax)
     ax.set_title(f"Messages and calls per {agg.period}, by action")
     ax.set_ylabel("count")
