@@ -73,7 +73,8 @@ def output_error(args) -> str | None:
     for opt, p in files:
         if os.path.isdir(p):
             return f"{opt} {p}: is a directory (name the file to write)"
-    if args.cmd == "check" and args.jsonl not in (None, "-") and args.out not in (None, "-"):
+    if args.cmd == "check" and args.jsonl not in (None, "-") and args.out not in (None, "-") and \
+            os.path.isfile(args.out):       # (a terminal, FIFO or device is written to, never replaced)
         # `check --jsonl IN --out IN` replaced the corpus with its verdicts, exit 0
         from .analyst.export import refuse_overwrite
         from .analyst.store import StoreError

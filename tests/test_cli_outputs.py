@@ -108,6 +108,9 @@ def test_check_out_naming_its_own_input_is_refused_and_the_input_kept(tmp_path):
     p = run_cli("check", "--jsonl", corpus, "--out", out, "--data-dir", tmp_path / "d")
     assert p.returncode == 0, p.stderr
     assert json.loads(out.read_text())["id"] == "m1"
+    # a device is written to, never replaced: `--jsonl /dev/stdin --out /dev/stdout` on a terminal is one tty
+    p = run_cli("check", "--jsonl", "/dev/null", "--out", "/dev/null", "--data-dir", tmp_path / "d")
+    assert p.returncode == 0 and "which this command only reads" not in p.stderr, p.stderr
 
 
 def test_write_atomic_leaves_nothing_behind_when_the_write_fails(tmp_path, monkeypatch):
