@@ -251,3 +251,41 @@ def test_a_pdu_up_to_270_octets_fits_a_3_3_peer_with_its_sar_tlvs_made_a_udh():
     raw = encode(P.DataSm(tlvs=(Tlv(C.TAG_MESSAGE_PAYLOAD, b"x" * (270 - empty)),) + sar))
     assert len(raw) == 270 and fits_v33(P.decode(raw))
     assert len(P.decode(for_v33(raw)).short_message) <= 254
+
+
+def _windows(h, version):
+    return h.run(lambda: [len(s.window) for s in h.proxy.sessions if s.account and s.interface_version == version])
+
+
+def test_an_mo_data_sm_with_an_address_longer_than_a_deliver_sm_holds_is_not_sent_to_a_3_3_bind(pipe):
+    """A data_sm's source_addr may be 64 octets (an e-mail or IP address), a deliver_sm's 20: a 3.3 receiver is
+    not offered it (it used to fail at the encode, after its window entry: the SMSC was answered ESME_RX_P_APPN,
+    the message dropped for good, and again when the entry timed out). A 3.4 receiver gets it."""
+    mo = _mo_data_sm(b"hello service", source="subscriber@mail.example.net")
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        old, _ = _bind(h, 0x33, "receiver")
+        assert h.run(h.sim.send_deliver, mo)
+        assert wait(lambda: h.sim.mo_responses)
+        assert [(r.command_id, r.command_status) for r in h.sim.mo_responses] == [(C.DATA_SM_RESP, C.ESME_RX_T_APPN)]
+        assert _windows(h, 0x33) == [0]          # nothing left to answer later
+        assert _quiet(old) and h.proxy.stats["smsc_pdu_errors"] == 0
+        new, _ = _bind(h, 0x34, "receiver")
+        assert h.run(h.sim.send_deliver, mo)
+        got = read_raw(new)
+        assert (got.command_id, got.source_addr) == (C.DATA_SM, "subscriber@mail.example.net")
+        _ack(new, got)
+        assert wait(lambda: len(h.sim.mo_responses) == 2) and h.sim.mo_responses[1].command_status == 0
+        assert _quiet(old)
+        old.close(), new.close()
+
+
+def test_sar_tlvs_that_would_take_a_udh_past_255_octets_make_the_message_too_long_for_3_3_not_an_error():
+    """A UDH of 250 octets (UDHL 250) and SAR TLVs: their element would make a UDHL of 256, which no octet holds;
+    the message is over 254 octets then: not for a 3.3 peer (it used to raise ValueError in the routing)."""
+    from engine.smpp_proxy.codec.v33 import fits_v33
+    ud = bytes((250, 0x70, 248)) + bytes(248) + b"z"
+    raw = encode(P.DeliverSm(esm_class=C.ESM_UDHI, short_message=ud,
+                             tlvs=(Tlv(C.TAG_SAR_MSG_REF_NUM, b"\x00\x07"), Tlv(C.TAG_SAR_TOTAL_SEGMENTS, b"\x02"),
+                                   Tlv(C.TAG_SAR_SEGMENT_SEQNUM, b"\x01"))))
+    assert fits_v33(P.decode(raw)) is False and for_v33(raw) is None
+

@@ -13,8 +13,9 @@ carries no TLV, and what a TLV carried that the message needs moves into the man
 - every other TLV is dropped: a receipt's receipted_message_id and message_state (its text says them,
   SMPP 3.4 appendix B), network_error_code, ports, user_message_reference, vendor tags.
 
-A message whose user data is then longer than short_message holds (254 octets, §5.2.21) cannot reach
-such an ESME whole: `for_v33` gives None and the proxy does not offer it to that bind (routing.py).
+A message whose user data is then longer than short_message holds (254 octets, §5.2.21), or a data_sm whose
+address is longer than a deliver_sm's (20 octets, §4.6.1; a data_sm's may be 64), cannot reach such an ESME
+whole: `for_v33` gives None and the proxy does not offer it to that bind (routing.py).
 """
 from __future__ import annotations
 
@@ -23,9 +24,13 @@ from dataclasses import replace
 from . import constants as C
 from .pdu import DeliverSm, decode, encode, tlv
 from .errors import UdhError
+from .fields import cstring_limit
 from .udh import parse_udh, sar_info
 
 MAX_SHORT_MESSAGE = 254
+MAX_UDHL = 255
+# a data_sm's addresses may be 64 octets (§4.7.1), a deliver_sm's 20: a longer one cannot go as a deliver_sm
+_DELIVER_ADDR_MAX = {name: cstring_limit(C.DELIVER_SM, name)[0] - 1 for name in ("source_addr", "destination_addr")}
 _CONCAT16 = 0x08            # 3GPP TS 23.040 §9.2.3.24.8: concatenated short messages, 16-bit reference
 _MESSAGES = (C.DELIVER_SM, C.DATA_SM)
 _DELIVER_FIELDS = tuple(name for name, _ in DeliverSm.spec)
@@ -42,27 +47,32 @@ def downgrade(pdu):
     if ud is None:
         ud = getattr(pdu, "short_message", b"")
     esm_class = pdu.esm_class
+    if any(len(getattr(pdu, name)) > n for name, n in _DELIVER_ADDR_MAX.items()):     # (latin-1: octets)
+        return None                         # (a data_sm's address longer than a deliver_sm holds)
     try:
         sar = sar_info(pdu.tlvs)
         if sar is not None:
             ud, esm_class = _with_concat(ud, esm_class, sar)
     except UdhError:
         pass                                # SAR TLVs or a UDH that say no part (routed unread): dropped as sent
-    if len(ud) > MAX_SHORT_MESSAGE:
+    if ud is None or len(ud) > MAX_SHORT_MESSAGE:
         return None
     fields = {name: getattr(pdu, name) for name in _DELIVER_FIELDS if hasattr(pdu, name)}
     fields.update(esm_class=esm_class, short_message=ud)
     return DeliverSm(sequence_number=pdu.sequence_number, command_status=pdu.command_status, **fields)
 
 
-def _with_concat(ud: bytes, esm_class: int, sar: tuple) -> tuple[bytes, int]:
-    """`ud` with the SAR TLVs' (ref, total, seq) as a UDH element (in the UDH it has, else in a new one)."""
+def _with_concat(ud: bytes, esm_class: int, sar: tuple) -> tuple[bytes | None, int]:
+    """`ud` with the SAR TLVs' (ref, total, seq) as a UDH element (in the UDH it has, else in a new one); None
+    when its UDH has no room for it (a UDHL over 255: then over short_message's 254 octets too)."""
     ref, total, seq = sar
     ie = bytes((_CONCAT16, 4)) + (ref & 0xFFFF).to_bytes(2, "big") + bytes((total, seq))
     if esm_class & C.ESM_UDHI and ud:
         n, concat = parse_udh(ud)
         if concat is not None:              # its UDH names the part already (the same one: udh.concat_conflict)
             return ud, esm_class
+        if ud[0] + len(ie) > MAX_UDHL:
+            return None, esm_class
         return bytes((ud[0] + len(ie),)) + ud[1:n] + ie + ud[n:], esm_class
     return bytes((len(ie),)) + ie + ud, esm_class | C.ESM_UDHI
 
@@ -82,9 +92,10 @@ def fits_v33(pdu) -> bool:
     """Whether a 3.3 peer can be sent `pdu` whole (a PDU as received, with its `raw` bytes, or one built here)."""
     raw = getattr(pdu, "raw", b"")
     if raw:
-        if len(raw) <= 16 + MAX_SHORT_MESSAGE:
+        if len(raw) <= 16 + MAX_SHORT_MESSAGE and int.from_bytes(raw[4:8], "big") != C.DATA_SM:
             # its user data is part of a body this short, and the UDH element SAR TLVs become is shorter than they
-            # are (7 octets at most for 16): it fits (most receipts and MO; no decoding)
+            # are (7 octets at most for 16): it fits (most receipts and MO; no decoding). A data_sm's addresses
+            # may be longer than a deliver_sm's: read
             return True
         pdu = decode(raw)                   # (a lean view or a held receipt: its bytes say it all)
     return pdu.command_id not in _MESSAGES or downgrade(pdu) is not None
