@@ -289,3 +289,27 @@ def test_sar_tlvs_that_would_take_a_udh_past_255_octets_make_the_message_too_lon
                                    Tlv(C.TAG_SAR_SEGMENT_SEQNUM, b"\x01"))))
     assert fits_v33(P.decode(raw)) is False and for_v33(raw) is None
 
+
+def test_a_receipt_that_says_its_message_in_tlvs_only_reaches_a_3_3_bind_with_its_text_written(pipe):
+    """A data_sm receipt (or a deliver_sm one with no text) names its message and state in TLVs only; a 3.3 ESME
+    reads neither, and an empty receipt it cannot match was acknowledged, so lost. It gets SMPP 3.4 appendix B
+    text written from them (id, stat, err from network_error_code); a 3.4 bind gets the PDU as sent."""
+    with ProxyHarness(pipe, accounts=("esme1:secret", "esme2:secret")) as h:
+        old, _ = _bind(h, 0x33, system_id="esme1")
+        new, _ = _bind(h, 0x34, system_id="esme2")
+        for s, state in ((old, b"\x05"), (new, b"\x02")):
+            mid = _submit_no_receipt(s)
+            assert h.run(h.sim.send_deliver, P.DataSm(
+                source_addr="84912345678", destination_addr="84901234567", esm_class=C.ESM_TYPE_DELIVERY_RECEIPT,
+                data_coding=8, tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\0"),
+                                     Tlv(C.TAG_MESSAGE_STATE, state), Tlv(C.TAG_NETWORK_ERROR_CODE, b"\x03\x00\x0b"))))
+            dr = read_raw(s)
+            if s is old:
+                assert (dr.command_id, dr.esm_class, dr.data_coding, dr.tlvs) == (C.DELIVER_SM, 4, 0, ())
+                assert dr.short_message.startswith(f"id:{mid} sub:001 dlvrd:000 submit date:".encode())
+                assert b" stat:UNDELIV err:011 text:" in dr.short_message
+            else:
+                assert dr.command_id == C.DATA_SM and P.tlv(dr, C.TAG_MESSAGE_STATE) == b"\x02"
+            _ack(s, dr)
+        assert wait(lambda: [r.command_status for r in h.sim.mo_responses] == [0, 0])
+        old.close(), new.close()

@@ -10,6 +10,8 @@ carries no TLV, and what a TLV carried that the message needs moves into the man
   concatenation element (3GPP TS 23.040 §9.2.3.24.8, IEI 0x08: a 16-bit reference), esm_class UDHI set,
   unless the message's UDH names its part already (the codec refused one naming another);
 - a data_sm becomes a deliver_sm (the fields they share, §4.7.1 / §4.6.1; the others at their defaults);
+- a receipt with no text (a data_sm's, typically: its message and state in TLVs only) gets SMPP 3.4 appendix B
+  text written from receipted_message_id, message_state and network_error_code (its dates: now, UTC);
 - every other TLV is dropped: a receipt's receipted_message_id and message_state (its text says them,
   SMPP 3.4 appendix B), network_error_code, ports, user_message_reference, vendor tags.
 
@@ -19,6 +21,7 @@ whole: `for_v33` gives None and the proxy does not offer it to that bind (routin
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from . import constants as C
@@ -35,6 +38,9 @@ _CONCAT16 = 0x08            # 3GPP TS 23.040 §9.2.3.24.8: concatenated short me
 _MESSAGES = (C.DELIVER_SM, C.DATA_SM)
 _DELIVER_FIELDS = tuple(name for name, _ in DeliverSm.spec)
 _ID_ONLY = (C.SUBMIT_SM_RESP, C.DATA_SM_RESP, C.DELIVER_SM_RESP)      # a body of one C-Octet String, message_id
+_RECEIPTS = (C.ESM_TYPE_DELIVERY_RECEIPT, C.ESM_TYPE_INTERMEDIATE)
+# SMPP 3.4 §5.3.2.35 message_state -> appendix B's stat: word
+_STAT = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
 
 
 def downgrade(pdu):
@@ -46,7 +52,12 @@ def downgrade(pdu):
     ud = tlv(pdu, C.TAG_MESSAGE_PAYLOAD)
     if ud is None:
         ud = getattr(pdu, "short_message", b"")
-    esm_class = pdu.esm_class
+    esm_class, data_coding = pdu.esm_class, pdu.data_coding
+    if not ud and esm_class & C.ESM_TYPE_MASK in _RECEIPTS:
+        # a receipt that says its message and state in TLVs only (a data_sm's, typically): the text a 3.3 ESME
+        # matches receipts by, else it acknowledges one it cannot read (the SMSC is told it was delivered)
+        ud = _receipt_text(pdu)
+        data_coding = 0
     if any(len(getattr(pdu, name)) > n for name, n in _DELIVER_ADDR_MAX.items()):     # (latin-1: octets)
         return None                         # (a data_sm's address longer than a deliver_sm holds)
     try:
@@ -58,8 +69,23 @@ def downgrade(pdu):
     if ud is None or len(ud) > MAX_SHORT_MESSAGE:
         return None
     fields = {name: getattr(pdu, name) for name in _DELIVER_FIELDS if hasattr(pdu, name)}
-    fields.update(esm_class=esm_class, short_message=ud)
+    fields.update(esm_class=esm_class, data_coding=data_coding, short_message=ud)
     return DeliverSm(sequence_number=pdu.sequence_number, command_status=pdu.command_status, **fields)
+
+
+def _receipt_text(pdu) -> bytes:
+    """SMPP 3.4 appendix B text for a receipt from its receipted_message_id, message_state and network_error_code
+    (its error code, 3 digits); its dates are unknown: now (UTC), as our own receipts say them (submit.py)."""
+    mid = (tlv(pdu, C.TAG_RECEIPTED_MESSAGE_ID) or b"").rstrip(b"\0").decode("latin-1")
+    if not mid:
+        return b""
+    state = tlv(pdu, C.TAG_MESSAGE_STATE) or b"\x07"
+    stat = _STAT.get(state[0], "UNKNOWN")
+    nec = tlv(pdu, C.TAG_NETWORK_ERROR_CODE) or b""
+    err = int.from_bytes(nec[1:3], "big") % 1000 if len(nec) == 3 else 0
+    now = time.strftime("%y%m%d%H%M", time.gmtime())
+    return (f"id:{mid} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} submit date:{now} done date:{now} "
+            f"stat:{stat} err:{err:03d} text:").encode("latin-1")
 
 
 def _with_concat(ud: bytes, esm_class: int, sar: tuple) -> tuple[bytes | None, int]:
