@@ -313,3 +313,40 @@ def test_a_receipt_that_says_its_message_in_tlvs_only_reaches_a_3_3_bind_with_it
             _ack(s, dr)
         assert wait(lambda: [r.command_status for r in h.sim.mo_responses] == [0, 0])
         old.close(), new.close()
+
+
+def test_held_receipts_too_long_for_3_3_are_read_once_and_a_flush_passes_over_a_bounded_number(pipe, monkeypatch):
+    """An account whose receivers are all 3.3, with many held receipts none can take (held while none was bound):
+    each is read (decoded) once, not at every flush of the held queue (each housekeeping tick and each receipt
+    acknowledged: 17 us a receipt, per flush), and a flush passes over at most MAX_HELD_SKIPS of them, so one
+    that fits behind them still goes (a few flushes later)."""
+    from engine.smpp_proxy import held as H
+    from engine.smpp_proxy.codec import v33
+    n = 3 * H.MAX_HELD_SKIPS
+    decoded = []
+    real = v33.decode
+    monkeypatch.setattr(v33, "decode", lambda raw: decoded.append(len(raw) > 270) or real(raw))   # (the long ones)
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        fit = encode(P.DeliverSm(sequence_number=1, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=b"id:fit"))
+        raws = [encode(P.replace(_long_receipt(f"m{i}"), sequence_number=1)) for i in range(n)] + [fit]
+
+        def hold():
+            for raw in raws:
+                h.proxy.held["esme1"].append(H._HeldReceipt(raw))
+                h.proxy.held_total += 1
+        h.run(hold)
+        old, _ = _bind(h, 0x33, "receiver")
+        dr = read_raw(old)                       # the one that fits, past the others
+        assert dr.short_message == b"id:fit"
+        _ack(old, dr)                            # (a flush again)
+        assert wait(lambda: _windows(h, 0x33) == [0])
+        assert h.run(lambda: h.proxy.held_total) == n
+        assert sum(decoded) == n                 # each read once
+
+        def one_flush():
+            q = h.proxy.held["esme1"]
+            after = q[H.MAX_HELD_SKIPS]
+            h.proxy._flush_held("esme1")
+            return q[0] is after
+        assert h.run(one_flush)                  # it passed over MAX_HELD_SKIPS of them, not round the queue
+        old.close()

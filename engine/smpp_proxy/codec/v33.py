@@ -115,13 +115,19 @@ def for_v33(raw: bytes) -> bytes | None:
 
 
 def fits_v33(pdu) -> bool:
-    """Whether a 3.3 peer can be sent `pdu` whole (a PDU as received, with its `raw` bytes, or one built here)."""
+    """Whether a 3.3 peer can be sent `pdu` whole (a PDU as received, with its `raw` bytes, or one built here). A
+    held receipt (held.py: a `v33_fits` slot) is read once: it keeps the answer."""
+    known = getattr(pdu, "v33_fits", None)
+    if known is not None:
+        return known
     raw = getattr(pdu, "raw", b"")
-    if raw:
-        if len(raw) <= 16 + MAX_SHORT_MESSAGE and int.from_bytes(raw[4:8], "big") != C.DATA_SM:
-            # its user data is part of a body this short, and the UDH element SAR TLVs become is shorter than they
-            # are (7 octets at most for 16): it fits (most receipts and MO; no decoding). A data_sm's addresses
-            # may be longer than a deliver_sm's: read
-            return True
-        pdu = decode(raw)                   # (a lean view or a held receipt: its bytes say it all)
-    return pdu.command_id not in _MESSAGES or downgrade(pdu) is not None
+    if raw and len(raw) <= 16 + MAX_SHORT_MESSAGE and int.from_bytes(raw[4:8], "big") != C.DATA_SM:
+        # its user data is part of a body this short, and the UDH element SAR TLVs become is shorter than they
+        # are (7 octets at most for 16): it fits (most receipts and MO; no decoding). A data_sm's addresses
+        # may be longer than a deliver_sm's: read
+        return True
+    p = decode(raw) if raw else pdu         # (a lean view or a held receipt: its bytes say it all)
+    fits = p.command_id not in _MESSAGES or downgrade(p) is not None
+    if hasattr(pdu, "v33_fits"):
+        pdu.v33_fits = fits
+    return fits
