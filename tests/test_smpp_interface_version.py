@@ -350,3 +350,24 @@ def test_held_receipts_too_long_for_3_3_are_read_once_and_a_flush_passes_over_a_
             return q[0] is after
         assert h.run(one_flush)                  # it passed over MAX_HELD_SKIPS of them, not round the queue
         old.close()
+
+
+def test_a_receipt_too_long_for_the_accounts_only_receiver_a_busy_3_3_one_is_left_with_the_smsc(pipe):
+    """Its receivers all 3.3, their windows full: the receipt is not held (acknowledged, then kept until
+    max_held_days for a 3.4 receiver the account may never bind, taking held room), the SMSC keeps it, as when
+    their windows have room."""
+    with ProxyHarness(pipe, accounts=("esme1:secret",)) as h:
+        h.proxy.accounts["esme1"].window = 1
+        old, _ = _bind(h, 0x33)
+        old.sendall(encode(P.SubmitSm(sequence_number=2, source_addr="84901234567", destination_addr="84912345678",
+                                      registered_delivery=1, short_message=b"hello")))
+        assert read_raw(old).command_status == 0
+        busy = read_raw(old)                     # its window's one slot: a receipt left unanswered
+        assert busy.command_id == C.DELIVER_SM
+        assert h.run(h.sim.send_deliver, _long_receipt(_submit_no_receipt(old)))
+        assert wait(lambda: len(h.sim.mo_responses) == 1)
+        assert [r.command_status for r in h.sim.mo_responses] == [C.ESME_RX_T_APPN]
+        assert h.run(lambda: h.proxy.held_total) == 0 and h.proxy.stats["receipts_too_long_for_v33"] == 1
+        _ack(old, busy)
+        assert wait(lambda: len(h.sim.mo_responses) == 2) and h.sim.mo_responses[1].command_status == 0
+        old.close()

@@ -180,6 +180,11 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
             rx = [s for s in rx if s.interface_version >= 0x34]
         return rx
 
+    def _v33_only(self, acct) -> bool:
+        """Whether `acct` has receiver binds open, all of SMPP 3.3 or earlier (their windows full or not)."""
+        rx = [s for s in self.binds.get(acct, ()) if s.state.can_receive and not s.closed]
+        return bool(rx) and all(s.interface_version < 0x34 for s in rx)
+
     # ------------------------------------------------------------ receipts right after their resp
     def _receipt_after_resp(self, acct, key, pdu, on_done) -> None:
         """Deliver a receipt now, or RECEIPT_AFTER_RESP after the resp of its id (`key`) went to the ESME when that
@@ -241,9 +246,9 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
     def _deliver_receipt(self, acct, pdu, on_done, target=None, acked=False):
         rx = self._receiving((target,), (pdu,)) if target is not None else self._receivers(acct, pdu)
         if not rx:
-            if not acked and target is None and self._receivers(acct):
-                # its receivers are bound, but none can take it whole (SMPP 3.3 binds: codec/v33.py): the SMSC
-                # keeps it (ESME_RX_T_APPN) and delivers it again, rather than we hold what they may never take
+            if not acked and target is None and self._v33_only(acct) and not fits_v33(pdu):
+                # its receivers are bound, all SMPP 3.3 (codec/v33.py), free or busy, and none can take it whole: the
+                # SMSC keeps it (ESME_RX_T_APPN) and delivers it again, rather than we hold what they never take
                 self.stats["receipts_too_long_for_v33"] += 1
                 return on_done(False)
             return self._hold(acct, pdu, acked, on_done)      # held: we answer for it once on disk (or: retry later)
