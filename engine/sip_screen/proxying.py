@@ -19,6 +19,7 @@ from .screening import BUSY, CANCELLED, RETRY_AFTER
 from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
+OPTIONS_ANSWER = (("Accept", "*/*"), ("Accept-Language", "en"))    # an OPTIONS to the screen itself (_options_here)
 
 
 class Proxying:
@@ -41,6 +42,11 @@ class Proxying:
         to_tag = msg.tag_in(first.get("to"))
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX) and to_tag == self._tag(msg):
             return                                          # ACK for a final response we generated
+        if msg.method == "OPTIONS" and not to_tag and self._addressed_to_us(msg):
+            # to the screen itself (a softswitch's or a dispatcher's keep-alive: §11), whatever its Max-Forwards:
+            # answered here, never sent on to check the next hop instead (§16.3 step 3 lets a proxy answer one with
+            # Max-Forwards 0 as its final recipient; addressed elsewhere, that is 483 below)
+            return self._options_here(msg, transport, src, conn)
         call_id = first.get("call-id") or ""
         if msg.method == "BYE":
             self._call_ended(call_id, (msg.tag_in(first.get("from")), to_tag))
@@ -150,6 +156,14 @@ class Proxying:
             # entry is this decision's, from now (forwarding._went keeps a copy's: it carried the old one or none)
             self.invites.put(key, (branch, dest, d if d.action else 0), monotonic())
         self._forward(msg, dest, branch, (transport, src, conn), key, fixed, d)
+
+    def _options_here(self, msg, transport, src, conn):
+        """An OPTIONS addressed to the screen itself (routing._addressed_to_us) answered 200 (§11.2), counted as
+        `options_answered`, no verdict: as a proxy it takes any body as it comes (Accept: */*) and writes its
+        answers in English; no Allow (§11.2: ambiguous from a proxy, which is method agnostic) and no Supported
+        (it requires no extension, and refuses every Proxy-Require: checks.py)."""
+        self.stats["options_answered"] += 1
+        return self._reply(msg, make_response(msg, 200, None, self._tag(msg), OPTIONS_ANSWER), transport, src, conn)
 
     def _carried(self, key, branch):
         """The decision of an INVITE judged before a restart whose copy this is (the same ack_key `key` and our

@@ -5,6 +5,8 @@ branch (§16.11) and the To tag of our own answers. Mixed into SipScreen; no I/O
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import socket
 
 from .codec import parse_name_addr, parse_uri, split_list
 from .settings import BRANCH_PREFIX, TAG_PREFIX, TRANSPORTS
@@ -17,6 +19,25 @@ except ImportError:
     def _blake2b_hex(data: bytes, n: int) -> str:
         return hashlib.blake2b(data, digest_size=n).hexdigest()
 
+
+
+def _local_address(host: str, listen: str) -> bool:
+    """Whether `host` (a URI host: an IPv6 reference in brackets) is an address of this host that a listener on the
+    wildcard `listen` receives on: binding a socket to it works only then (no name is resolved: a name is never)."""
+    try:
+        ip = ipaddress.ip_address(host[1:-1] if host[:1] == "[" else host)
+    except ValueError:
+        return False
+    if ip.version == 6 and listen == "0.0.0.0":
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((str(ip), 0))
+        except OSError:
+            return False
+    return True
 
 
 class Routing:
@@ -38,6 +59,39 @@ class Routing:
         if not to_tag and self.next_hop() is not None:
             return self.next_hop()                      # initial requests only; in-dialog ones follow the URI
         return self._in_dialog_dest(msg) if to_tag else self._uri_dest(parse_uri(msg.uri))
+
+    def _addressed_to_us(self, msg) -> bool:
+        """Whether a request (checked: `msg.ruri` parsed) is addressed to the screen itself, not through it: a SIP
+        Request-URI with no user part naming one of our addresses and port (RFC 3261 §11: an OPTIONS "addressed to a
+        proxy server" has no user part, as a REGISTER's; Kamailio's and OpenSIPS's keep-alive answer reads it so),
+        and no Route beyond our own (§16.4: one naming us is ours to remove; any other sends it on)."""
+        u = msg.ruri
+        if u is None or u.scheme != "sip" or u.user or not self._names_us(u.host, u.port or 5060):
+            return False
+        if "route" in msg.first_values():
+            for v in msg.values("route"):
+                r = parse_uri(parse_name_addr(v).uri)
+                if not self._names_us(r.host, r.port or 5060):
+                    return False
+        return True
+
+    def _names_us(self, host: str, port: int) -> bool:
+        """(host, port) is the screen: our advertised or bound address (`me`), or, listening on every address
+        (`0.0.0.0`, `[::]`), the listening port on an address of this host (a softswitch pings the address it
+        sends calls to, not the advertised one)."""
+        host = host.lower()
+        if (host, port) in self.me:
+            return True
+        where = getattr(self, "_where", None)
+        if where is None or where[0] not in ("0.0.0.0", "::", "") or port != where[1]:
+            return False
+        local = self.local_hosts.get(host)
+        if local is None:
+            local = _local_address(host, where[0])
+            if len(self.local_hosts) >= 4096:           # bounded: one entry per host text a peer writes
+                self.local_hosts.clear()
+            self.local_hosts[host] = local
+        return local
 
     def _in_dialog_dest(self, msg):
         """An in-dialog request with no Route left goes to its Request-URI (§16.6 step 6); one whose Request-URI

@@ -87,6 +87,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             net = ipaddress.ip_network(n, strict=False)
             self.ranges.append((net.version, int(net.network_address), int(net.broadcast_address)))
         self.permit_cache: dict = {}
+        self.local_hosts: dict = {}                         # URI host -> whether it is an address of ours (routing.py)
         self.udp_only: dict = {}                            # (host, port) -> until when TCP is not tried
         self.unreachable_watch = Watch()                    # "METHOD our-branch" -> a request forwarded over UDP
         self.udp = None
@@ -159,7 +160,8 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                       "tcp_read_held": 0, "tcp_waiting_refused": 0,
                       "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
                       "waiting_refused": 0, "overload_source_dropped": 0,
-                      "identity_untrusted": 0, "source_refused": 0, "tcp_source_refused": 0}
+                      "identity_untrusted": 0, "source_refused": 0, "tcp_source_refused": 0,
+                      "options_answered": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
