@@ -14,8 +14,9 @@ move), one rejected in `rejected` (server.py). Our branch (routing._branch: BLAK
 Request-URI, Call-ID, CSeq number, From tag, To tag) is what a retransmission must compute again to be one.
 `columns` writes the entries still within RETRANSMISSIONS with their ages; `carry` reads them back into the next
 screen's `carried` (a copy there gets the decision again, screening._carried: no verdict line, no count, the same
-final response to a dropped one, a forwarded one forwarded again where it went with the same branch) and a
-forwarded one into `invites` (its CANCEL and non-2xx ACK go there too; a restart within its 32 s saves it again).
+final response to a dropped one, a forwarded one forwarded again where it went with the same branch), a forwarded
+one into `invites` (its CANCEL and non-2xx ACK go there too; a restart within its 32 s saves it again) and a
+refused one into `rejected` (its CANCEL is answered 200 here and its ACK absorbed, as before the restart).
 Ages count the time the screen was down (by the wall clock), so an entry expires when it would have.
 
 Not carried: `verdicts` and `retries` (the call tried again on its verdict after a 401/407, a 3xx or a 5xx: a new
@@ -189,7 +190,9 @@ def carry(screen, entries: list, down: float, now: float) -> int:
         if now - t > RETRANSMISSIONS:
             continue
         mem.put(k, ent, t)
-        if ent[2] is not None and ent[1].action is not Action.DROP:
+        if ent[1].action is Action.DROP:        # a refusal's CANCEL answered 200 here, its ACK absorbed (proxying.py)
+            screen.rejected.put(k, ent, t)
+        elif ent[2] is not None:
             screen.invites.put(k, (ent[0], ent[2], ent[1] if ent[1].action else 0), t)   # (as forwarding._went)
         last = t if last is None else max(last, t)
     if last is None:

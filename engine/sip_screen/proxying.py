@@ -12,10 +12,10 @@ from time import monotonic
 
 from ..verdict import Action
 from .checks import check_request
-from .codec import MAX_VIAS, SipMessage, make_response, parse_datagram, parse_via
+from .codec import MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram, parse_via
 from .forwarding import UDP_MAX, host_ref
 from .recent import ack_key
-from .screening import BUSY, CANCELLED, RETRY_AFTER
+from .screening import BUSY, CANCELLED, RETRY_AFTER, Decision
 from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
@@ -31,7 +31,7 @@ class Proxying:
             err = check_request(msg)
             if err:
                 code, reason, extra = err
-                return self._reply(msg, make_response(msg, code, reason, self._tag(msg), extra), transport, src, conn)
+                return self._refuse_here(msg, code, transport, src, conn, reason, extra)
         else:
             vals = msg.values("via")
             if not vals or len(vals) > MAX_VIAS:
@@ -62,7 +62,7 @@ class Proxying:
         elif (mf := int(mf)) == 0:
             if msg.method == "ACK":
                 return
-            return self._reply(msg, make_response(msg, 483, None, self._tag(msg)), transport, src, conn)
+            return self._refuse_here(msg, 483, transport, src, conn)
         else:
             msg.set("Max-Forwards", str(mf - 1))
         # §16.11: the branch is a function of the request's identifying fields, so retransmissions
@@ -84,7 +84,7 @@ class Proxying:
                     if msg.method == "ACK":             # never answered (§17.1.1.3): dropped, counted
                         self.stats["loop_detected_ack"] += 1
                         return
-                    return self._reply(msg, make_response(msg, 482, None, self._tag(msg)), transport, src, conn)
+                    return self._refuse_here(msg, 482, transport, src, conn)
         dest = self._destination(msg, to_tag)
         key, went = None, None
         if msg.method in INVITE_TRANSACTION and "branch" in vias[0].params:
@@ -135,15 +135,14 @@ class Proxying:
         the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
         `fixed`: as _forward's."""
         if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
-            if not replay and key is not None:          # (judgedstore.py: what the next process replays)
-                self.rejected.put(key, (branch, d, None), monotonic())
+            self._remember_refused(key, branch, d, replay)  # (judgedstore.py: what the next process replays)
             return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)
         if d is BUSY:                                   # not judged: too many INVITEs wait, or it waited too long
+            self._remember_refused(key, "", d, True)    # (not carried: no branch)
             return self._reply(msg, make_response(msg, 503, None, self._tag(msg),
                                                   [["Retry-After", str(RETRY_AFTER)]]), transport, src, conn)
         if d.action is Action.DROP:
-            if not replay and key is not None:
-                self.rejected.put(key, (branch, d, None), monotonic())
+            self._remember_refused(key, branch, d, replay)
             return self._reject(msg, d, transport, src, conn, replay)
         if d.action is Action.TAG:
             self._tag_request(msg, d, replay)
@@ -156,6 +155,37 @@ class Proxying:
             # entry is this decision's, from now (forwarding._went keeps a copy's: it carried the old one or none)
             self.invites.put(key, (branch, dest, d if d.action else 0), monotonic())
         self._forward(msg, dest, branch, (transport, src, conn), key, fixed, d)
+
+    def _remember_refused(self, key, branch, d, replay=False):
+        """An INVITE answered with a final of the screen's own (`d`), sent nowhere: kept in `rejected` under its
+        ack_key `key` with our `branch`, so its CANCEL is answered 200 here (§9.2: the INVITE has its final) and the
+        ACK of that final is absorbed whatever To tag it carries (_request, _in_dialog, the C pump); the next hop
+        never saw it. A `replay` (a copy given the decision again) keeps the entry of the first, and its time (it
+        expires RETRANSMISSIONS after the INVITE was judged); one on a branch of its own (a retry, a spiral, one that
+        waited for a verdict) gets one. A branch that is not ours ("") keeps it from the next process's memory
+        (judgedstore.columns): a decision no judging made."""
+        if key is not None and (not replay or key not in self.rejected.d):
+            self.rejected.put(key, (branch, d, None), monotonic())
+
+    def _refuse_here(self, msg, code, transport, src, conn, reason=None, extra=()):
+        """Our own final answer to a request the screen will not forward (a §16.3 check: 400, 416, 420, 483; a loop:
+        482); an INVITE's remembered as a refusal (_refused_itself)."""
+        self._refused_itself(msg, code)
+        return self._reply(msg, make_response(msg, code, reason, self._tag(msg), extra), transport, src, conn)
+
+    def _refused_itself(self, msg, code):
+        """`msg`, answered `code` by the screen before it was judged (_refuse_here, a parse error): an INVITE is
+        remembered under its top Via branch and Call-ID (_remember_refused). A copy after a restart is refused the
+        same by the checks: nothing to carry. One whose top Via does not parse has no branch its CANCEL could name."""
+        if msg.method != "INVITE":
+            return
+        try:
+            top = msg.vias[0] if msg.vias else parse_via(msg.values("via")[0])
+        except (SipParseError, IndexError):
+            return
+        if "branch" in top.params:
+            key = ack_key(top.params["branch"], msg.first_values().get("call-id") or "")
+            self._remember_refused(key, "", Decision(Action.DROP, code, (), (), 0.0), True)
 
     def _options_here(self, msg, transport, src, conn):
         """An OPTIONS addressed to the screen itself (routing._addressed_to_us) answered 200 (§11.2), counted as

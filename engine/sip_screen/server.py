@@ -328,6 +328,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         try:
             resp = make_response(m, e.status, None, to_tag=self._tag(m))
             resp.headers.insert(len(resp.headers) - 1, ["Warning", f'399 telfilter "{e.reason[:80]}"', "warning"])
+            self._refused_itself(m, e.status)           # an INVITE's CANCEL is answered here (proxying.py)
             self._reply(m, resp, transport, src, conn)
         except SipParseError:
             self._warn("malformed", "dropped malformed request from %s: %s", src, e.reason, level=logging.INFO)
