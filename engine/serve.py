@@ -7,7 +7,7 @@ SIGHUP reloads rules (validated beside the running set; on error the old set sta
 errors are logged with file:line:col), lists and the model; rule files are also watched and
 reloaded when they change, and list snapshots written by the CLI (`telfilter lists ...`) are
 picked up within a second. SIGUSR1 reloads only the model. SIGUSR2 reopens the verdict log (`--log FILE`) for logrotate.
-SIGTERM/SIGINT stop gracefully (SmppProxy.drain, up to --drain-timeout) and exit 0.
+SIGTERM/SIGINT stop gracefully (SmppProxy.drain and SipScreen.drain side by side, up to --drain-timeout) and exit 0.
 `telfilter ctl` does the same (reload, drain) and more (stats, lists add/remove through this
 process) over a Unix socket in the data dir: engine/control.py.
 
@@ -262,7 +262,8 @@ async def run_serve(args, ready=None):
     # (1/20, at most 0.5 s) for closing sockets, the state store's last flush and interpreter exit
     budget = getattr(args, "drain_timeout", 10.0)
     stop_started, drain_budget = loop.time(), max(0.0, budget - min(0.5, budget / 20))
-    drain = asyncio.ensure_future(proxy.drain(drain_budget))
+    # the SIP screen drains beside (new calls 503, the calls in flight get their finals: sip_screen/draining.py)
+    drain = asyncio.gather(proxy.drain(drain_budget), *([sip.drain(drain_budget)] if sip else ()))
     forced = asyncio.ensure_future(force.wait())
     await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
     if not drain.done():

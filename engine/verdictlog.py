@@ -222,6 +222,12 @@ class VerdictLog:
             return self._failed(e)
         self._emit(line)
 
+    def write_call_refusal(self, when, call_id, caller: str, callee: str, ingress: str, status: int,
+                           reason: str) -> None:
+        """A call answered with an error without a verdict (SIP screen: a new call while serve drains)."""
+        self.write({"ts": when.isoformat(), "kind": "call", "call_id": call_id, "caller": caller, "callee": callee,
+                    "ingress": ingress, "action": "refuse", "status": status, "reason": reason})
+
     def write_refusal(self, when, pdu: str, account: str, sender: str, recipient: str, status: int,
                       reason: str, late: bool = False, concat: str | None = None) -> None:
         """A message answered with an error without a verdict (it could not be judged). `late`, `concat`: as

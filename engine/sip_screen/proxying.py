@@ -15,7 +15,7 @@ from .checks import check_request
 from .codec import MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram, parse_via
 from .forwarding import UDP_MAX, host_ref
 from .recent import ack_key
-from .screening import BUSY, CANCELLED, RETRY_AFTER, Decision
+from .screening import BUSY, CANCELLED, DRAINING, RETRY_AFTER, Decision
 from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
@@ -137,10 +137,10 @@ class Proxying:
         if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
             self._remember_refused(key, branch, d, replay)  # (judgedstore.py: what the next process replays)
             return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)
-        if d is BUSY:                                   # not judged: too many INVITEs wait, or it waited too long
-            self._remember_refused(key, "", d, True)    # (not carried: no branch)
-            return self._reply(msg, make_response(msg, 503, None, self._tag(msg),
-                                                  [["Retry-After", str(RETRY_AFTER)]]), transport, src, conn)
+        if d is BUSY or d is DRAINING:                  # not judged: too many INVITEs wait, it waited too long, or
+            self._remember_refused(key, "", d, True)    # serve is stopping (draining.py; not carried: no branch)
+            extra = [["Retry-After", str(RETRY_AFTER)]] if d is BUSY else self._drain_headers()
+            return self._reply(msg, make_response(msg, 503, None, self._tag(msg), extra), transport, src, conn)
         if d.action is Action.DROP:
             self._remember_refused(key, branch, d, replay)
             return self._reject(msg, d, transport, src, conn, replay)

@@ -124,6 +124,7 @@ class Responses:
         is still relayed, but neither counted nor an answer. `to_tag()`: the response's To tag, read
         only for the 200 that answers the call: it names the dialog whose BYE ends the call
         (server._call_ended; a forked INVITE's other 2xx are other dialogs, RFC 3261 §13.2.2.4)."""
+        self._invite_done(key)              # (from wherever it comes: the caller has its final; draining.py)
         if self.tcp_out_invites:            # its wait on a TCP connection ends (where it came from: bounds.py)
             self.tcp_out_final(key, src)
         k = dialog_digest(self.dialog_key, call_id)
@@ -173,6 +174,7 @@ class Responses:
         cseq = msg.get("cseq") or ""
         if status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
             tx = tx_of(msg)
+            self._invite_done(tx)
             self._final(str(status), tx)
             return tx
         return None

@@ -46,6 +46,7 @@ class Decision(NamedTuple):
 CANCELLED = Decision(Action.DROP, 487, (), (), 0.0)     # cancelled while it was judged: answered 487, not sent
 BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITING wait, or MAX_WAIT waited (503)
 RETRY_AFTER = 1                                          # seconds, in BUSY's answer
+DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
 def _loggable(s):
@@ -153,6 +154,8 @@ class Screening:
                 then(d, not first_answer)
                 return
             self.stats["call_id_reused"] += 1
+        if self.draining:                               # a call to judge while serve stops: 503, tried elsewhere
+            return self._drain_refused(msg, first, called, src, then, cancelled)
         self.verdicts.put(key, (PENDING, branch, cancelled), now)
 
         def judged(v):
@@ -361,13 +364,18 @@ class Screening:
 
     def _log_call(self, call, msg, caller, callee, v, us):
         if self.vlog is not None:
-            try:                                        # the log never decides a call's fate
-                self.vlog.write_call(call.time, _loggable(msg.first_values().get("call-id")), caller, callee, call.ingress, v, us)
-            except Exception as e:
-                self.stats["log_failed"] += 1
-                if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
-                    log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
+            self._logged_safely("write_call", call.time, _loggable(msg.first_values().get("call-id")), caller,
+                                callee, call.ingress, v, us)
         return v
+
+    def _logged_safely(self, write, *args):
+        """A verdict log line written by its method `write` (`*args`): a log that fails never decides a call's fate."""
+        try:
+            getattr(self.vlog, write)(*args)
+        except Exception as e:
+            self.stats["log_failed"] += 1
+            if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
+                log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
 
     def _reject(self, msg, d, transport, src, conn, replay=False):
         if not replay:

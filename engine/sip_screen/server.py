@@ -59,6 +59,7 @@ from .shares import SourceShares
 from .sources import SourceFilter
 from .bounds import TransportBounds
 from .dialogs import AnsweredCalls, Dialogs, wall_clock
+from .draining import RINGING, Draining
 from .tcp import TcpConnection, TcpRounds
 from .tcpreads import ReadBudget
 from .tcpwrites import WriteBudget
@@ -76,7 +77,7 @@ INVITES = 65_536                # forwarded INVITEs whose branch and destination
 
 
 class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBounds, Dialogs, Overload,
-                Unreachable):
+                Unreachable, Draining):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -144,6 +145,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         # `answered`; `carried`: the last run's (judgedstore.py)
         self.rejected = Recent(VERDICTS, RETRANSMISSIONS)
         self.carried, self.carried_until = None, 0.0
+        self.ringing = Recent(RINGING)                      # INVITE transactions without a final yet (draining.py)
         # verdict key -> {branch digest: [msg, src, then, cancelled, since]}: INVITEs on a key being judged, with
         # another branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}
@@ -161,7 +163,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                       "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
                       "waiting_refused": 0, "overload_source_dropped": 0,
                       "identity_untrusted": 0, "source_refused": 0, "tcp_source_refused": 0,
-                      "options_answered": 0}
+                      "options_answered": 0, "refused_draining": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)

@@ -1,0 +1,107 @@
+"""The SIP screen's part of serve's graceful stop (SIGTERM/SIGINT, `telfilter ctl drain`): a drain, beside the SMPP
+proxy's and within the same --drain-timeout.
+
+Theory of operation: from the drain's start (`drain`) an INVITE that would be judged -- a new call: not a
+retransmission of one judged, nor a copy of a call judged before on a branch of its own (a retry after a 401/407,
+a 3xx or a 5xx, a spiral: screening._screen_once) -- is answered 503 Service Unavailable with a Retry-After of the
+drain's timeout, unjudged (RFC 3261 §21.5.4; RFC 3263 §4.3: the softswitch tries its next route at once, and not
+this node again before it is gone). Each is a line in the verdict log (kind call, action refuse, status 503, the
+reason naming the drain: every INVITE that reached the screen leaves one, as an SMS answered unjudged does) and
+counted (`refused_draining`); its CANCEL is answered 200 here and the ACK of the 503 absorbed, as for any refusal
+of ours (proxying._remember_refused). Everything else goes on as ever: responses, in-dialog requests (BYE, ACK, a
+re-INVITE of an answered call, CANCEL), retransmissions and copies of calls judged before the drain -- until no
+INVITE transaction is in flight (`ringing`: forwarded, no final relayed or given for it yet) and no INVITE waits
+for a verdict, plus ACK_WAIT after the last final (the ACK of a 2xx is end to end: it passes the C pump, which
+tells Python nothing), or the timeout. With nothing in flight the drain ends at once. The screen serves on
+(draining) until serve stops it, after the SMPP drain.
+
+`ringing` is a bounded memory (recent.Recent, RINGING transactions, the oldest forgotten first), keyed by the
+digest of "Call-ID CSeq-number" (responses.tx_of, as finals name their transaction): put when an INVITE leaves
+(forwarding._forward), popped at its first final (responses._invite_final for a relayed one, from wherever it
+comes; _final_of for our own 503 when it could not leave). One that never gets a final (a next hop that
+black-holes INVITEs) is in flight RINGING_MAX seconds at most, as its wait on a TCP connection is (tcp.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+
+from .recent import digest
+from .responses import tx_of
+from .identity import _caller
+from .screening import CANCELLED, DRAINING, _loggable
+from .tcp import INVITE_WAIT_MAX
+
+life = logging.getLogger("telfilter.service")
+RINGING = 65_536                # INVITE transactions in flight remembered (a drain waits for their finals)
+RINGING_MAX = INVITE_WAIT_MAX   # seconds an INVITE without a final counts as in flight (a call rings for minutes)
+ACK_WAIT = 0.5                  # seconds a drain waits after the last final, for its ACK (T1, RFC 3261 §17.1.1.1)
+POLL = 0.02                     # seconds between a drain's looks at what is in flight
+DRAIN_REASON = "SIP screen draining: serve is stopping"
+
+
+class Draining:
+    """Mixed into SipScreen: what `drain` changes, and what it waits for."""
+
+    draining = False
+    drain_retry_after = 1
+    last_final = 0.0                                    # time.monotonic() of the last final relayed or given
+
+    def _invite_sent(self, msg) -> None:
+        """An INVITE left for the next hop: in flight until its first final (a retransmission: from now)."""
+        self.ringing.put(digest(tx_of(msg)), None, time.monotonic())
+
+    def _invite_done(self, tx: str) -> None:
+        """A final for the INVITE transaction `tx` ("Call-ID CSeq-number") relayed or given: no longer in flight."""
+        self.last_final = time.monotonic()
+        if self.ringing:
+            self.ringing.pop(digest(tx))
+
+    def _ringing_now(self, now: float) -> int:
+        """INVITE transactions in flight at `now` (RINGING_MAX old at most): those older leave the memory (put in
+        the order sent, a retransmission's moved last; so a look at the oldest ones suffices)."""
+        d = self.ringing.d
+        while d and now - next(iter(d.values()))[0] > RINGING_MAX:
+            d.popitem(last=False)
+        return len(d)
+
+    def _in_flight(self, now: float) -> bool:
+        shared = self.pipeline.state.shared
+        return bool(self._ringing_now(now) or self.waiting_count or now - self.last_final < ACK_WAIT
+                    or (shared is not None and shared.busy))       # (a verdict a shared state store confirms)
+
+    async def drain(self, timeout: float) -> dict:
+        """From now on new calls are answered 503 (theory of operation above); returns once nothing SIP is in flight,
+        at most after `timeout` seconds. Counts for the log."""
+        now = time.monotonic()
+        self.draining = True
+        self.drain_retry_after = max(1, math.ceil(timeout))
+        end = now + timeout
+        at_start = self._ringing_now(now)
+        life.info("SIP draining: new calls answered 503 (Retry-After: %d), %d INVITEs in flight", self.drain_retry_after,
+                  at_start)
+        while self._in_flight(time.monotonic()) and time.monotonic() < end:
+            await asyncio.sleep(POLL)
+        stats = {"in_flight": at_start, "unanswered": self._ringing_now(time.monotonic()),
+                 "refused": self.stats["refused_draining"]}
+        life.info("SIP drained: %(in_flight)d INVITEs in flight at the stop, %(unanswered)d without a final at the "
+                  "deadline; %(refused)d new calls answered 503", stats)
+        return stats
+
+    def _drain_headers(self) -> list:
+        """The extra header fields of a drain's 503 (proxying._screened)."""
+        return [["Retry-After", str(self.drain_retry_after)], ["Warning", f'399 telfilter "{DRAIN_REASON}"']]
+
+    def _drain_refused(self, msg, first, called, src, then, cancelled=False):
+        """A new call while draining (screening._screen_once): answered 503 unjudged (`then(DRAINING)`), its line in the
+        verdict log; 487 when a CANCEL of it was answered 200 already (it waited for another's verdict: §9.2)."""
+        if cancelled:
+            return then(CANCELLED, False)
+        self.stats["refused_draining"] += 1
+        if self.vlog is not None:
+            caller = _loggable(_caller(msg, first, self._identity_trusted(src[0]))[0])
+            self._logged_safely("write_call_refusal", self.clock(), _loggable(first.get("call-id")), caller,
+                                _loggable(called), f"{src[0]}:{src[1]}", 503, DRAIN_REASON)
+        then(DRAINING, True)
