@@ -74,8 +74,13 @@ def same_host(sent_to: str, source: str) -> bool:
 
 def tx_of(msg) -> str:
     """An INVITE's transaction as its finals name it (_final, forwarding's waits on it): "Call-ID CSeq-number"."""
-    cseq = msg.get("cseq") or ""
-    return f"{(msg.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0] if cseq.strip() else ''}"
+    return tx_key(msg.get("call-id"), msg.get("cseq"))
+
+
+def tx_key(call_id, cseq) -> str:
+    """tx_of from the Call-ID and CSeq values (a request's first values: draining.py)."""
+    cseq = cseq or ""
+    return f"{(call_id or '').strip(' ')} {cseq.split(None, 1)[0] if cseq.strip() else ''}"
 
 class Responses:
     """Mixed into SipScreen: what goes back toward the caller."""
@@ -124,7 +129,8 @@ class Responses:
         is still relayed, but neither counted nor an answer. `to_tag()`: the response's To tag, read
         only for the 200 that answers the call: it names the dialog whose BYE ends the call
         (server._call_ended; a forked INVITE's other 2xx are other dialogs, RFC 3261 §13.2.2.4)."""
-        self._invite_done(key)              # (from wherever it comes: the caller has its final; draining.py)
+        if self.ringing:                    # not in flight any more, from wherever it comes (draining.py)
+            self.ringing.pop(digest(key), None)
         if self.tcp_out_invites:            # its wait on a TCP connection ends (where it came from: bounds.py)
             self.tcp_out_final(key, src)
         k = dialog_digest(self.dialog_key, call_id)

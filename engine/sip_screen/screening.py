@@ -364,18 +364,16 @@ class Screening:
 
     def _log_call(self, call, msg, caller, callee, v, us):
         if self.vlog is not None:
-            self._logged_safely("write_call", call.time, _loggable(msg.first_values().get("call-id")), caller,
-                                callee, call.ingress, v, us)
+            try:                                        # the log never decides a call's fate
+                self.vlog.write_call(call.time, _loggable(msg.first_values().get("call-id")), caller, callee, call.ingress, v, us)
+            except Exception as e:
+                self._log_failed(e)
         return v
 
-    def _logged_safely(self, write, *args):
-        """A verdict log line written by its method `write` (`*args`): a log that fails never decides a call's fate."""
-        try:
-            getattr(self.vlog, write)(*args)
-        except Exception as e:
-            self.stats["log_failed"] += 1
-            if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
-                log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
+    def _log_failed(self, e):
+        self.stats["log_failed"] += 1
+        if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
+            log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
 
     def _reject(self, msg, d, transport, src, conn, replay=False):
         if not replay:

@@ -59,7 +59,7 @@ from .shares import SourceShares
 from .sources import SourceFilter
 from .bounds import TransportBounds
 from .dialogs import AnsweredCalls, Dialogs, wall_clock
-from .draining import RINGING, Draining
+from .draining import Draining
 from .tcp import TcpConnection, TcpRounds
 from .tcpreads import ReadBudget
 from .tcpwrites import WriteBudget
@@ -145,7 +145,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         # `answered`; `carried`: the last run's (judgedstore.py)
         self.rejected = Recent(VERDICTS, RETRANSMISSIONS)
         self.carried, self.carried_until = None, 0.0
-        self.ringing = Recent(RINGING)                      # INVITE transactions without a final yet (draining.py)
+        self.ringing: dict = {}                             # INVITE transactions without a final yet (draining.py)
         # verdict key -> {branch digest: [msg, src, then, cancelled, since]}: INVITEs on a key being judged, with
         # another branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}
