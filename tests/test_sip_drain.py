@@ -90,6 +90,10 @@ def test_a_new_call_while_draining_is_answered_503_and_logged(screen):
     ((_, call_id, caller, callee, ingress, status, reason),) = h.vlog.refusals
     assert (call_id, caller, callee, status) == ("new-1", CALLER, "0912345678", 503) and "draining" in reason
     assert h.vlog.calls == []
+    cli.sendto(inv, ("127.0.0.1", h.port))                          # its retransmission: the same answer, no line
+    r2 = parse_datagram(cli.recv(65535))
+    assert (r2.status, r2.get("to")) == (503, r.get("to"))
+    assert h.screen.stats["refused_draining"] == 1 and len(h.vlog.refusals) == 1
     cli.sendto(cancel_of(inv), ("127.0.0.1", h.port))               # its CANCEL: the screen's, as for any refusal
     c = parse_datagram(cli.recv(65535))
     assert (c.status, c.get("cseq"), c.get("to")) == (200, "1 CANCEL", r.get("to"))

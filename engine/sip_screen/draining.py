@@ -106,12 +106,15 @@ class Draining:
         """The extra header fields of a drain's 503 (proxying._screened)."""
         return [["Retry-After", str(self.drain_retry_after)], ["Warning", f'399 telfilter "{DRAIN_REASON}"']]
 
-    def _drain_refused(self, msg, first, called, src, then, cancelled=False):
+    def _drain_refused(self, msg, first, called, src, then, cancelled=False, tx=None):
         """A new call while draining (screening._screen_once): answered 503 unjudged (`then(DRAINING)`), its line in the
-        verdict log; 487 when a CANCEL of it was answered 200 already (it waited for another's verdict: §9.2)."""
+        verdict log; 487 when a CANCEL of it was answered 200 already (it waited for another's verdict: §9.2). Its
+        transaction `tx` keeps the answer: a retransmission gets the 503 again, no second line."""
         if cancelled:
             return then(CANCELLED, False)
         self.stats["refused_draining"] += 1
+        if tx is not None:
+            self.transactions.put(tx, DRAINING, time.monotonic())
         if self.vlog is not None:
             caller = _loggable(_caller(msg, first, self._identity_trusted(src[0]))[0])
             try:                                        # the log never decides a call's fate

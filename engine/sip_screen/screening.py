@@ -155,7 +155,7 @@ class Screening:
                 return
             self.stats["call_id_reused"] += 1
         if self.draining:                               # a call to judge while serve stops: 503, tried elsewhere
-            return self._drain_refused(msg, first, called, src, then, cancelled)
+            return self._drain_refused(msg, first, called, src, then, cancelled, tx)
         self.verdicts.put(key, (PENDING, branch, cancelled), now)
 
         def judged(v):
