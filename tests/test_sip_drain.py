@@ -104,6 +104,19 @@ def test_a_new_call_while_draining_is_answered_503_and_logged(screen):
         uas.recv(65535)                                             # nothing of it reached the next hop
 
 
+def test_an_options_to_the_screen_while_draining_is_answered_503(screen):
+    """RFC 3261 §11.2: the code an INVITE would get; a softswitch's health check takes the node out at once."""
+    h, cli, uas = screen
+    task = _drain(h, 3.0)
+    cli.sendto(_request("OPTIONS", cli, "ping", "ping-1", CALLER).replace(b"sip:0912345678@127.0.0.1",
+                                                                             b"sip:127.0.0.1:%d" % h.port),
+               ("127.0.0.1", h.port))
+    r = parse_datagram(cli.recv(65535))
+    assert (r.status, r.get("retry-after"), r.get("call-id")) == (503, "3", "ping-1")
+    assert h.screen.stats["options_answered"] == 1 and h.vlog.refusals == []
+    h.call(_ended(task))
+
+
 def test_a_call_in_flight_is_relayed_to_its_end_and_then_the_drain_ends(screen):
     h, cli, uas = screen
     inv, fwd = _ringing(h, cli, uas)

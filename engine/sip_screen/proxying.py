@@ -191,9 +191,11 @@ class Proxying:
         """An OPTIONS addressed to the screen itself (routing._addressed_to_us) answered 200 (§11.2), counted as
         `options_answered`, no verdict: as a proxy it takes any body as it comes (Accept: */*) and writes its
         answers in English; no Allow (§11.2: ambiguous from a proxy, which is method agnostic) and no Supported
-        (it requires no extension, and refuses every Proxy-Require: checks.py)."""
+        (it requires no extension, and refuses every Proxy-Require: checks.py). While draining, 503 with the drain's
+        Retry-After (§11.2: the code an INVITE would get; a softswitch's health check takes the node out at once)."""
         self.stats["options_answered"] += 1
-        return self._reply(msg, make_response(msg, 200, None, self._tag(msg), OPTIONS_ANSWER), transport, src, conn)
+        code, extra = (503, self._drain_headers()) if self.draining else (200, OPTIONS_ANSWER)
+        return self._reply(msg, make_response(msg, code, None, self._tag(msg), extra), transport, src, conn)
 
     def _carried(self, key, branch):
         """The decision of an INVITE judged before a restart whose copy this is (the same ack_key `key` and our
