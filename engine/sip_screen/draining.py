@@ -7,8 +7,9 @@ a 3xx or a 5xx, a spiral: screening._screen_once) -- is answered 503 Service Una
 drain's timeout, unjudged (RFC 3261 §21.5.4; RFC 3263 §4.3: the softswitch tries its next route at once, and not
 this node again before it is gone). Each is a line in the verdict log (kind call, action refuse, status 503, the
 reason naming the drain: every INVITE that reached the screen leaves one, as an SMS answered unjudged does) and
-counted (`refused_draining`); its CANCEL is answered 200 here and the ACK of the 503 absorbed, as for any refusal
-of ours (proxying._remember_refused). Everything else goes on as ever: responses, in-dialog requests (BYE, ACK, a
+counted (`refused_draining`), once: its retransmission gets the 503 again from the transaction memory; its CANCEL
+is answered 200 here and the ACK of the 503 absorbed, as for any refusal of ours (proxying._remember_refused). An
+OPTIONS addressed to the screen is answered 503 too (proxying._options_here). Everything else goes on as ever: responses, in-dialog requests (BYE, ACK, a
 re-INVITE of an answered call, CANCEL), retransmissions and copies of calls judged before the drain -- until no
 INVITE transaction is in flight (`ringing`: forwarded, no final relayed or given for it yet) and no INVITE waits
 for a verdict, plus ACK_WAIT once they have (the ACK of a 2xx is end to end: it passes the C pump, which tells
@@ -20,8 +21,8 @@ Python nothing), or the timeout. With nothing in flight the drain ends at once. 
 (forwarding._forward), popped at its first final (responses._invite_final for a relayed one, from wherever it
 comes, inline there: a call's 200 pays no call; _final_of for our own 503 when it could not leave). One that never
 gets a final (a next hop that black-holes INVITEs) is in flight RINGING_MAX seconds at most, as its wait on a TCP
-connection is (tcp.py). Its cost (instrbench, one captured call, 300 calls): ~+5k instructions an INVITE, ~+1.6k
-its 200, ~0.9% of a call.
+connection is (tcp.py). Its cost (instrbench, one captured call, 300 calls): ~+4.4k instructions an INVITE, ~+1.5k
+its 200, ~0.8% of a call.
 """
 from __future__ import annotations
 
