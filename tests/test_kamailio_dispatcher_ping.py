@@ -8,17 +8,12 @@ import time
 
 import pytest
 
-from .test_kamailio_interop import KAMAILIO, Kamailio, make_screen
+from .test_kamailio_interop import KAMAILIO, STATELESS_CFG, Kamailio, make_screen
 
 pytestmark = pytest.mark.skipif(KAMAILIO is None, reason="kamailio not installed (apt-get install -y kamailio)")
 
-DISPATCHER_CFG = """#!KAMAILIO
-listen=udp:127.0.0.1:{port}
-children=1
-disable_tcp=yes
-log_stderror=yes
-debug=1
-loadmodule "tm.so"
+# (the stateless front's head: one UDP listener on 127.0.0.1, its logs on stderr)
+DISPATCHER_CFG = STATELESS_CFG.split("request_route")[0] + """loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "xlog.so"
