@@ -18,6 +18,11 @@ _ARGV_SECRET = ("%s on the command line is readable by every local user (ps, /pr
 # where an accounts file line's tls_client_* keys begin: after whitespace, so no SMPP password (8 characters at
 # most, SMPP 3.4 §5.2.3) can hold one
 _TLS_KEY = re.compile(r"\s+(tls_client_subject|tls_client_sha256)\s*=\s*")
+_FILE_KEYS = ("tls_client_subject", "tls_client_sha256")
+# what else reads as a key: NAME= after whitespace in the password; in a value (a subject holds `, O=Acme`),
+# a tls_ one only
+_OTHER_KEY = re.compile(r"\s([A-Za-z_][\w-]*)\s*=")
+_OTHER_TLS_KEY = re.compile(r"\s(tls_[\w-]*)\s*=", re.IGNORECASE)
 
 
 def _secret_file(path, errors: list, warnings: list | None = None) -> list[tuple[int, str]] | None:
@@ -76,8 +81,16 @@ def smsc_password(args, errors: list, warnings: list | None = None) -> str | Non
 
 def _file_line(line: str) -> tuple[str, dict]:
     """`esme1:pw tls_client_subject=CN=e1,O=Acme tls_client_sha256=AB:..` -> ("esme1:pw", {key: value});
-    a value runs to the next key (a subject may hold spaces). ValueError for a key given twice."""
+    a value runs to the next key (a subject may hold spaces). ValueError for a key given twice, and for an
+    unknown one: `NAME=` after whitespace in the password (`esme5:pw bogus=1`, `e:p x=1` used to be read as the
+    password "pw bogus=1" or refused as too long), or a `tls_…=` one in a value (a misspelt second key)."""
     parts = _TLS_KEY.split(line)
+    m = _OTHER_KEY.search(parts[0].partition(":")[2]) or next(filter(None, map(_OTHER_TLS_KEY.search, parts[2::2])), None)
+    if m:
+        import difflib
+        close = difflib.get_close_matches(m.group(1), _FILE_KEYS, n=1)
+        raise ValueError(f"unknown key {m.group(1)!r}" + (f" (did you mean {close[0]!r}?)" if close else
+                         f" (after the password: {' and/or '.join(_FILE_KEYS)})"))
     values: dict = {}
     for key, value in zip(parts[1::2], parts[2::2]):
         if key in values:
