@@ -22,7 +22,7 @@ from datetime import date
 from ..csvcell import writer
 from ..textnorm import DOMAIN_MAX
 from ..numbers import format_number, is_shortcode, normalise_number, normalise_sender_id, subscriber_problem
-from .ipranges import parse_cidr, parse_ip
+from .ipranges import parse_cidr, parse_ip, url_host_if_ip
 
 HEADERS = {
     "dnc": ["number", "channel"],
@@ -169,7 +169,7 @@ def parse_row(kind: str, row: list[str], strict: bool = True):
         if k == "domain":
             return ("domain", parse_domain(v))
         if k in ("ip", "cidr"):           # -> ("ip", (family, first, last))
-            return ("ip", parse_ip(v) if k == "ip" else parse_cidr(v))
+            return ("ip", parse_ip(url_host_if_ip(v)) if k == "ip" else parse_cidr(v))
         raise ValueError(f"kind must be number, domain, ip or cidr, got {row[0]!r}")
     if kind == "consent":
         owner = row[0].strip()

@@ -8,7 +8,7 @@ from pyroaring import BitMap64
 
 from ..numbers import normalise_number, normalise_sender_id, vn_whole
 from .csvio import KINDS, CsvError, _date, owner_clash, owner_clash_message, parse_domain, parse_row, sender_entry_key
-from .ipranges import IpRanges, parse_cidr, parse_ip
+from .ipranges import IpRanges, parse_cidr, parse_ip, url_host_if_ip
 from .sets import Lists, owner_fold
 
 
@@ -20,9 +20,11 @@ def record(kind, value, channel, extra):
         row += [""] * (6 - len(row))
         if len(row) != 6 or not row[1]:
             raise ValueError("senders needs SENDER --owner OWNER --category QC|CSKH [--valid-from] [--valid-to] [--accounts]")
+        if not row[2].strip():         # (read as a CSV row's empty cell: "category must be QC or CSKH, got ''")
+            raise ValueError("senders needs --category (QC or CSKH)")
         return parse_row("senders", row)
     if kind == "blacklist":
-        value = _url_host_if_ip(value)
+        value = url_host_if_ip(value)
         if _is_cidr(value) or _is_ip(value) or _IPV4_SHAPE.fullmatch(value) and not _vn_dotted(value):
             return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
         if normalise_number(value) is not None:
@@ -33,18 +35,6 @@ def record(kind, value, channel, extra):
             raise ValueError("consent needs NUMBER --owner OWNER")
         return parse_row("consent", [extra[0], value])
     raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
-
-
-def _url_host_if_ip(v: str) -> str:
-    """`http://1.2.3.4/x` -> `1.2.3.4` (a link to an address lists the address); any other value as it is."""
-    if "://" not in v:
-        return v
-    host = v.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
-    if host.startswith("["):
-        host = host[1:].partition("]")[0]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
-    return host if _is_ip(host) else v
 
 
 def _is_cidr(v: str) -> bool:
@@ -117,7 +107,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
     if kind == "senders":
         return _remove_senders(L, value, extra)
     if kind == "blacklist":
-        value = _url_host_if_ip(value)
+        value = url_host_if_ip(value)
         if _is_cidr(value) or _is_ip(value):
             # (strict=False: a network broader than a /8 an earlier version stored must be removable)
             return L.bl_ips.remove(*(parse_cidr(value, strict=False) if "/" in value else parse_ip(value)))

@@ -27,6 +27,23 @@ def parse_ip(v: str) -> tuple[int, int, int]:
     return a.version, int(a), int(a)
 
 
+def url_host_if_ip(v: str) -> str:
+    """`http://1.2.3.4/x` -> `1.2.3.4` (a link to an address lists the address: `lists add blacklist` and an
+    `ip` row of an import alike); any other value as it is."""
+    if "://" not in v:
+        return v
+    host = v.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    try:
+        parse_ip(host)
+    except ValueError:
+        return v
+    return host
+
+
 MIN_PREFIX = {4: 8, 6: 16}        # the broadest network a `cidr` row may name, per IP version
 
 

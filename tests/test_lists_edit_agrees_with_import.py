@@ -1,0 +1,29 @@
+"""`lists add` (and `ctl lists add`, the same record()) and a CSV import read a value alike, and an error names
+what to give: `lists add senders X --owner O` without --category said "category must be QC or CSKH, got ''"
+(a CSV cell's wording, for an option the operator never gave); a blacklist row `ip,http://192.0.2.7/` was refused
+while `lists add blacklist http://192.0.2.7/` listed the address."""
+import pytest
+
+from engine.lists.csvio import parse_row
+from engine.lists.edits import record
+
+from .conftest import run_cli
+
+
+def test_a_sender_without_category_asks_for_the_option(tmp_path):
+    r = run_cli("lists", "add", "senders", "SHOPX", "--owner", "Shop", "--data-dir", str(tmp_path))
+    assert r.returncode != 0
+    assert "--category (QC or CSKH)" in r.stderr and "got ''" not in r.stderr
+    with pytest.raises(ValueError, match="category must be QC or CSKH, got 'XX'"):     # a wrong one: as it was
+        record("senders", "SHOPX", "SV", ["Shop", "XX", "", "", ""])
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.7/", "https://user@192.0.2.7:8080/x", "http://[2001:db8::7]/p"])
+def test_an_ip_row_given_as_a_link_lists_its_address(url):
+    assert parse_row("blacklist", ["ip", url]) == record("blacklist", url, "SV", None)
+    assert parse_row("blacklist", ["ip", url])[0] == "ip"
+
+
+def test_an_ip_row_with_a_link_to_a_name_is_still_refused():
+    with pytest.raises(ValueError, match="not an IP address"):
+        parse_row("blacklist", ["ip", "http://example.vn/"])
