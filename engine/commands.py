@@ -59,7 +59,7 @@ class _Out:
 def cmd_check(args) -> int:
     from datetime import datetime, timezone
     from .app import build
-    from .jsonl import NOT_JSON_ID, lone_surrogate, loads, not_json, numbered, open_jsonl, progress_bar
+    from .jsonl import NOT_JSON_ID, dumps_line, echoed_id, error_line, loads, not_json, numbered, open_jsonl, progress_bar
     from .records import RecordError, parse_record, parse_time
     from .verdict import Message
     if not args.jsonl and args.sender is None:
@@ -95,40 +95,29 @@ def cmd_check(args) -> int:
         try:
             with open_jsonl(args.jsonl) as inp:
                 for n, line in numbered(inp, bar):
-                    rid = None
+                    obj = rid = None
                     try:
                         obj = loads(line)
-                        if isinstance(obj, dict):
-                            rid = obj.get("id")
-                            if not_json(rid):
-                                rid = None
-                                raise RecordError(NOT_JSON_ID)
+                        rid = echoed_id(obj)
+                        if isinstance(obj, dict) and not_json(obj.get("id")):
+                            raise RecordError(NOT_JSON_ID)
                         rec = parse_record(obj)
                     except (ValueError, RecursionError) as e:     # LineError, RecordError and their kin
                         msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-                        refused = getattr(e, "value", None)         # JSON with a lone surrogate: its id, if whole
-                        if isinstance(refused, dict) and lone_surrogate(refused.get("id")) is None:
-                            rid = refused.get("id")
-                        err = {"line": n}
-                        if rid is not None:
-                            err["id"] = rid
-                        err["error"] = msg
-                        out.write(_dumps_line(err, n))
+                        out.write(error_line(n, echoed_id(obj, e), msg))
                         continue
                     try:
                         v = pipe.judge(rec)
                     except Exception as e:         # a defect must not cost the verdicts of the lines before and after
                         failed += 1
                         log.exception("check: line %d could not be judged", n)
-                        err = {"line": n} if rid is None else {"line": n, "id": rid}
-                        err["error"] = f"internal error: {type(e).__name__}: {e}"
-                        out.write(_dumps_line(err, n))
+                        out.write(error_line(n, rid, f"internal error: {type(e).__name__}: {e}"))
                         continue
                     d = {"id": rid}
                     d.update(v.to_json())
                     if rec.kind == "sms" and (rec.sender_ton or rec.recipient_ton):
                         _read_by_ton(d, rec)
-                    out.write(_dumps_line(d, n))
+                    out.write(dumps_line(d, n))
         finally:        # Ctrl-C or an error too: the bar is taken down before anything is said below it
             if bar is not None:
                 bar.close()
@@ -143,13 +132,6 @@ def _read_by_ton(d: dict, rec) -> None:
         num = read_by_ton(getattr(rec, side), getattr(rec, side + "_ton"))
         if num is not None:
             d[side + "_read"] = format_number(num)
-
-
-def _dumps_line(d: dict, n: int) -> str:
-    try:
-        return json.dumps(d, ensure_ascii=False) + "\n"
-    except RecursionError:            # an `id` nested too deeply to write back
-        return json.dumps({"line": n, "error": "id nested too deeply"}) + "\n"
 
 
 def cmd_lists(args) -> int:

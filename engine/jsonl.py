@@ -126,3 +126,29 @@ def lone_surrogate(v) -> int | None:
         elif isinstance(x, list):
             todo.extend(x)
     return None
+
+
+def echoed_id(obj, refused: Exception | None = None):
+    """The `id` a line's verdict or error record echoes: that of its object (a dict), or, the line refused, of the
+    JSON value the error carries (a lone surrogate elsewhere on the line); None without one, or with one that cannot
+    be written back (NaN, Infinity, a lone surrogate)."""
+    if obj is None and refused is not None:
+        obj = getattr(refused, "value", None)
+    rid = obj.get("id") if isinstance(obj, dict) else None
+    return None if rid is None or not_json(rid) or lone_surrogate(rid) is not None else rid
+
+
+def error_line(n: int, rid, msg: str) -> str:
+    """A refused line's record, as `check --jsonl` and `ml predict --jsonl` write it: {"line", "id" (when it has one
+    to echo: echoed_id), "error"} and a newline."""
+    err = {"line": n} if rid is None else {"line": n, "id": rid}
+    err["error"] = msg
+    return dumps_line(err, n)
+
+
+def dumps_line(d: dict, n: int) -> str:
+    """Line `n`'s record `d` as a JSON line; an error record if its echoed `id` is nested too deeply to write."""
+    try:
+        return json.dumps(d, ensure_ascii=False) + "\n"
+    except RecursionError:
+        return json.dumps({"line": n, "error": "id nested too deeply"}) + "\n"

@@ -350,23 +350,24 @@ def _predict(args) -> int:
         return 0
     # read as `check --jsonl` reads (jsonl.py): a line that is not UTF-8 or not JSON costs its line an error
     # record, not the run a traceback
-    from ..jsonl import NOT_JSON_ID, loads, not_json, numbered, open_jsonl
+    from ..jsonl import NOT_JSON_ID, dumps_line, echoed_id, error_line, loads, not_json, numbered, open_jsonl
     bad = 0
     with open_jsonl(args.jsonl) as inp:
         for i, line in numbered(inp):
+            o = None
             try:
                 o = loads(line)
-                t = o["text"] if isinstance(o, dict) else None
+                t = o.get("text") if isinstance(o, dict) else None
                 if not isinstance(t, str):
                     raise ValueError("needs a string `text` field")
                 if not_json(o.get("id")):          # written back: NaN, Infinity are no JSON
                     raise ValueError(NOT_JSON_ID)
-            except (ValueError, KeyError) as e:
-                print(json.dumps({"line": i, "error": str(e) if isinstance(e, ValueError) else "needs a `text` field"}))
+            except ValueError as e:
+                sys.stdout.write(error_line(i, echoed_id(o, e), str(e)))      # its id too, as check --jsonl's
                 bad += 1
                 continue
             p = sc.score(t)
             out = {"id": o.get("id")} if "id" in o else {}
             out.update(probability=round(p, 6), action=sc.action(p), model_version=sc.version)
-            print(json.dumps(out, ensure_ascii=False))
+            sys.stdout.write(dumps_line(out, i))
     return 0
