@@ -47,14 +47,20 @@ def open_text(path: str, raw):
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
 
 
-def parse_ts(v) -> datetime:
-    t = datetime.fromisoformat(v.replace("Z", "+00:00")) if isinstance(v, str) else None
+def parse_ts(v, field: str = "ts") -> datetime:
+    """A record's time, `field` its name there; a ValueError names the field and the value (Python's own
+    "Invalid isoformat string: 'nope'" named neither the field nor, by its words, a time)."""
+    try:
+        t = datetime.fromisoformat(v.replace("Z", "+00:00")) if isinstance(v, str) else None
+    except ValueError:
+        t = None
+    got = "missing" if v is None else f"got {v!r:.80}"
     if t is None or t.tzinfo is None:
-        raise ValueError("ts must be an ISO-8601 time with an offset")
+        raise ValueError(f"field {field}: must be an ISO-8601 time with an offset, {got}")
     try:
         t.astimezone(timezone.utc)          # year 1 at +14:00 has no UTC time: a bad line, not a crash later
     except OverflowError:
-        raise ValueError(f"ts {v!r} is outside the representable range") from None
+        raise ValueError(f"field {field}: {v!r:.80} is outside the representable range") from None
     return t
 
 
@@ -161,7 +167,7 @@ def read_reports(path: str, bad: Malformed):
                 rec = json.loads(line)
                 if not isinstance(rec, dict):
                     raise ValueError("not a JSON object")
-                ts = parse_ts(rec.get("time"))
+                ts = parse_ts(rec.get("time"), "time")
                 if rec.get("kind") not in ("S", "V", "FW"):
                     raise ValueError(f"kind must be S, V or FW, got {rec.get('kind')!r}")
             except (ValueError, TypeError, AttributeError, RecursionError) as e:
