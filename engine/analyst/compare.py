@@ -225,8 +225,8 @@ def plots(d: Path, summary: dict, P, labels, langs, names) -> list[str]:
         for i, m in enumerate(summary["models"]):
             bl = m["by_language"]
             xs = np.arange(len(groups)) + i * w
-            axes[0].bar(xs, [bl.get(g, {}).get("spam_caught_rate", 0) for g in groups], w, label=f"{i + 1}: {m['model_version']}")
-            axes[1].bar(xs, [bl.get(g, {}).get("blocked_ham_rate", 0) for g in groups], w, label=f"{i + 1}: {m['model_version']}")
+            for ax, k in zip(axes, ("spam_caught_rate", "blocked_ham_rate")):     # (None: nothing to count, no bar)
+                ax.bar(xs, [bl.get(g, {}).get(k) or 0 for g in groups], w, label=f"{i + 1}: {m['model_version']}")
         for ax, t in zip(axes, ("spam caught", "ham blocked")):
             ax.set_xticks(np.arange(len(groups)) + .4 - w / 2, groups)
             ax.set(title=f"{t} per language", ylabel="rate"); ax.grid(alpha=.3, axis="y")

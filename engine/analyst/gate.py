@@ -19,7 +19,8 @@ def gate(summary: dict, spam_tolerance: float = SPAM_TOLERANCE) -> dict:
             continue
         row = {"ham": a["ham"], "spam": a["spam"],
                "blocked_ham": [a["confusion"]["fp"], b["confusion"]["fp"]],
-               "spam_caught_rate": [round(a["spam_caught_rate"], 4), round(b["spam_caught_rate"], 4)]}
+               "spam_caught_rate": [None if r is None else round(r, 4)         # (None: no spam to catch)
+                                    for r in (a["spam_caught_rate"], b["spam_caught_rate"])]}
         rows[lang] = row
         if b["confusion"]["fp"] > a["confusion"]["fp"]:
             reasons.append(f"{lang}: the candidate drops {b['confusion']['fp']} of the {a['ham']} ham messages, the "

@@ -11,6 +11,7 @@ import numpy as np
 
 from .data import DataError, read_all, say_trained_on, trained_on
 from .model import ModelError, default_model_dir, load_scorer
+from .thresholds import shown
 
 
 def cmd_ml(args) -> int:
@@ -248,7 +249,9 @@ def write_report(d: Path, p, y, m, sc) -> Path:
         pr, rc, _ = precision_recall_curve(y, p)
         fig, ax = plt.subplots(figsize=(6, 4.5))
         ax.plot(rc, pr)
-        ax.scatter([m["recall"]], [m["precision"]], color="red", zorder=3, label=f"drop threshold {sc.drop_threshold:.3f}")
+        if m["precision"] is not None:          # (None: the threshold drops nothing, a point with no precision)
+            ax.scatter([m["recall"]], [m["precision"]], color="red", zorder=3,
+                       label=f"drop threshold {sc.drop_threshold:.3f}")
         ax.set(xlabel="recall (spam caught)", ylabel="precision", title="Precision-recall", xlim=(0, 1.01), ylim=(0, 1.01))
         ax.legend(loc="lower left"); ax.grid(alpha=.3)
         fig.tight_layout(); fig.savefig(d / "precision_recall.png", dpi=110); plt.close(fig)
@@ -272,21 +275,19 @@ def write_report(d: Path, p, y, m, sc) -> Path:
     c = m["confusion"]
     # a figure with nothing to count (no spam: caught, precision, MCC; no ham: blocked ham) is a dash, as in the
     # per-language rows, not a 0 that reads as "catches nothing"; only the plots written are linked
-    both = m["spam"] and m["ham"]
-    val = lambda ok, v, f: format(v, f) if ok else "—"
     images = ("![precision-recall](precision_recall.png) ![ROC](roc.png) " if len(set(y)) > 1 else "") + \
         "![histogram](score_histogram.png)"
     md = f"""# Model evaluation: {sc.version}
 
 | metric | value |
 |---|---|
-| MCC | {val(both, m['mcc'], '.4f')} |
-| precision | {val(c['tp'] + c['fp'], m['precision'], '.4f')} |
-| recall (spam caught) | {val(m['spam'], m['recall'], '.4f')} |
-| F1 | {val(m['spam'], m['f1'], '.4f')} |
-| accuracy | {m['accuracy']:.4f} |
-| blocked ham rate | {val(m['ham'], m['blocked_ham_rate'], '.4%')} |
-| ROC AUC | {val(m['roc_auc'] is not None, m['roc_auc'] or 0, '.5f')} |
+| MCC | {shown(m['mcc'], '.4f')} |
+| precision | {shown(m['precision'], '.4f')} |
+| recall (spam caught) | {shown(m['recall'], '.4f')} |
+| F1 | {shown(m['f1'], '.4f')} |
+| accuracy | {shown(m['accuracy'], '.4f')} |
+| blocked ham rate | {shown(m['blocked_ham_rate'], '.4%')} |
+| ROC AUC | {shown(m['roc_auc'], '.5f')} |
 
 At the drop threshold {sc.drop_threshold:.4f} (tag threshold {sc.tag_threshold:.4f}) on {m['n']} messages
 ({m['spam']} spam, {m['ham']} ham). Confusion: TP {c['tp']}, FP {c['fp']}, FN {c['fn']}, TN {c['tn']}.
@@ -305,10 +306,8 @@ At the drop threshold {sc.drop_threshold:.4f} (tag threshold {sc.tag_threshold:.
 
 def _group_row(g, r) -> str:
     """One summary.md row; a rate with nothing to count (no spam, no ham) shows as a dash."""
-    caught = f"{r['spam_caught_rate']:.2%}" if r["spam"] else "—"
-    blocked = f"{r['blocked_ham_rate']:.3%}" if r["ham"] else "—"
-    mcc = f"{r['mcc']:.4f}" if r["spam"] and r["ham"] else "—"
-    return f"| {g} | {r['n']} | {r['spam']} | {caught} | {blocked} | {mcc} |\n"
+    return (f"| {g} | {r['n']} | {r['spam']} | {shown(r['spam_caught_rate'], '.2%')} | "
+            f"{shown(r['blocked_ham_rate'], '.3%')} | {shown(r['mcc'], '.4f')} |\n")
 
 
 def _group_plot(d: Path, m: dict, plt) -> bool:
@@ -320,11 +319,12 @@ def _group_plot(d: Path, m: dict, plt) -> bool:
     names = list(by)
     x = np.arange(len(names))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.8))
-    caught = [by[g]["spam_caught_rate"] * 100 for g in names]
-    blocked = [by[g]["blocked_ham_rate"] * 100 for g in names]
+    # a language with no spam (no ham) has no bar there, and no figure over it
+    caught = [(by[g]["spam_caught_rate"] or 0) * 100 for g in names]
+    blocked = [(by[g]["blocked_ham_rate"] or 0) * 100 for g in names]
     a1.bar(x, caught, color="tab:green")
     a1.axhline(85, color="grey", ls="--", lw=1, label="85% (vi target)")
-    a1.set(xticks=x, xticklabels=[f"{g}\nMCC {by[g]['mcc']:.3f}" for g in names], ylabel="%", ylim=(0, 100),
+    a1.set(xticks=x, xticklabels=[f"{g}\nMCC {shown(by[g]['mcc'], '.3f')}" for g in names], ylabel="%", ylim=(0, 100),
            title="spam caught")
     a2.bar(x, blocked, color="tab:red")
     for lvl, lab in ((1.0, "1% (vi)"), (0.2, "0.2% (en)")):
@@ -332,9 +332,10 @@ def _group_plot(d: Path, m: dict, plt) -> bool:
         a2.text(len(names) - 0.5, lvl, lab, va="bottom", ha="right", fontsize=8)
     a2.set(xticks=x, xticklabels=[f"{g}\n{by[g]['confusion']['fp']}/{by[g]['ham']} ham" for g in names], ylabel="%",
            ylim=(0, max(2.0, max(blocked) * 1.2)), title="blocked ham")
-    for ax, vals, fmt in ((a1, caught, "{:.1f}"), (a2, blocked, "{:.2f}")):
-        for i, v in enumerate(vals):
-            ax.text(i, v, fmt.format(v), ha="center", va="bottom", fontsize=8)
+    for ax, key, fmt in ((a1, "spam_caught_rate", "{:.1f}"), (a2, "blocked_ham_rate", "{:.2f}")):
+        for i, g in enumerate(names):
+            if by[g][key] is not None:
+                ax.text(i, by[g][key] * 100, fmt.format(by[g][key] * 100), ha="center", va="bottom", fontsize=8)
     a1.legend(loc="lower right", fontsize=8)
     fig.suptitle("Per language, at the drop threshold")
     fig.tight_layout(); fig.savefig(d / "per_language.png", dpi=110); plt.close(fig)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .thresholds import shown
+
 
 def add_parser(ms, sub) -> None:
     from ..cli_types import _at_least_one, rate, seed
@@ -100,15 +102,15 @@ def run(data: list, extra: list, splits: int, test_size: float = 0.25, first: in
 def _stats(rs: list) -> dict:
     out = {}
     for k, worst in (("mcc", min), ("spam_caught_rate", min), ("blocked_ham_rate", max)):
-        v = [r[k] for r in rs]
-        out[k] = {"mean": float(np.mean(v)), "worst": float(worst(v))}
+        v = [r[k] for r in rs if r[k] is not None]      # (None: a split with nothing to count, e.g. no ham)
+        out[k] = {"mean": float(np.mean(v)), "worst": float(worst(v))} if v else {"mean": None, "worst": None}
     out["false_blocks"] = [r["false_blocks"] for r in rs]
     out["misses"] = [r["misses"] for r in rs]
     # over all splits together: the rates an unseen set of the same kind should show (a split's own rate is
     # one or two messages, and its mean over splits weighs a small split like a large one)
     ham, spam = sum(r["ham"] for r in rs), sum(r["spam"] for r in rs)
-    out["pooled"] = {"blocked_ham_rate": sum(out["false_blocks"]) / ham if ham else 0.0,
-                     "spam_caught_rate": 1 - sum(out["misses"]) / spam if spam else 0.0}
+    out["pooled"] = {"blocked_ham_rate": sum(out["false_blocks"]) / ham if ham else None,
+                     "spam_caught_rate": 1 - sum(out["misses"]) / spam if spam else None}
     out["held_out"] = {"spam": int(np.mean([r["spam"] for r in rs])), "ham": int(np.mean([r["ham"] for r in rs]))}
     return out
 
@@ -148,10 +150,10 @@ def table(result: dict, min_held_out: int = 10) -> str:
             if t["held_out"]["spam"] + t["held_out"]["ham"] < min_held_out:
                 continue
             lines.append(f"{names[f][-32:]:32s} {g:4s} {t['held_out']['spam']:>4d}+{t['held_out']['ham']:<5d}  "
-                         f"{t['mcc']['mean']:>7.4f}/{t['mcc']['worst']:.4f} "
-                         f"{t['spam_caught_rate']['mean']:>8.1%}/{t['spam_caught_rate']['worst']:<8.1%} "
-                         f"{t['blocked_ham_rate']['worst']:>11.3%} "
-                         f"{t['pooled']['spam_caught_rate']:>12.2%}/{t['pooled']['blocked_ham_rate']:<9.3%}  "
+                         f"{shown(t['mcc']['mean'], '.4f'):>7s}/{shown(t['mcc']['worst'], '.4f')} "
+                         f"{shown(t['spam_caught_rate']['mean'], '.1%'):>8s}/{shown(t['spam_caught_rate']['worst'], '.1%'):<8s} "
+                         f"{shown(t['blocked_ham_rate']['worst'], '.3%'):>11s} "
+                         f"{shown(t['pooled']['spam_caught_rate'], '.2%'):>12s}/{shown(t['pooled']['blocked_ham_rate'], '.3%'):<9s}  "
                          f"{''.join(str(min(x, 9)) for x in t['false_blocks'])}")
     return "\n".join(lines)
 
@@ -167,9 +169,10 @@ def plot(result: dict, d: Path) -> Path:
     for f in files:
         rs = [r for r in result["rows"] if r["file"] == f]
         x = [r["split"] for r in rs]
-        axes[0].plot(x, [r["mcc"] for r in rs], marker="o", label=names[f])
-        axes[1].plot(x, [r["spam_caught_rate"] * 100 for r in rs], marker="o", label=names[f])
-        axes[2].plot(x, [r["blocked_ham_rate"] * 100 for r in rs], marker="o", label=names[f])
+        scaled = lambda k, by: [np.nan if r[k] is None else r[k] * by for r in rs]    # (None: a gap, nothing to count)
+        axes[0].plot(x, scaled("mcc", 1), marker="o", label=names[f])
+        axes[1].plot(x, scaled("spam_caught_rate", 100), marker="o", label=names[f])
+        axes[2].plot(x, scaled("blocked_ham_rate", 100), marker="o", label=names[f])
     axes[0].set(xlabel="split", ylabel="MCC", title="MCC per held-out part")
     axes[1].set(xlabel="split", ylabel="spam caught (%)", title="spam caught at the drop threshold")
     axes[2].set(xlabel="split", ylabel="blocked ham (%)", title="ham blocked at the drop threshold")

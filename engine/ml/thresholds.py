@@ -139,20 +139,27 @@ def threshold_for(p, y, rate, extra_gain=EXTRA_HAM_MIN_GAIN):
 
 
 def metrics(p, y, thr) -> dict:
-    """The eval JSON's figures for probabilities p, labels y and a drop threshold."""
+    """The eval JSON's figures for probabilities p, labels y and a drop threshold. A figure with nothing to count
+    is None (null), as summary.md's dash: no spam, recall / spam caught / F1; none dropped, precision; one class
+    only, MCC and ROC AUC; no ham, blocked ham (a 0.0 read as "catches nothing" or "blocks nothing")."""
     from sklearn.metrics import matthews_corrcoef, roc_auc_score
     pred = p >= thr
     tp = int(np.sum(pred & y)); fp = int(np.sum(pred & ~y)); fn = int(np.sum(~pred & y)); tn = int(np.sum(~pred & ~y))
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    return {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
-            "mcc": float(matthews_corrcoef(y, pred)) if len(set(y)) > 1 else 0.0,
-            "accuracy": (tp + tn) / len(y) if len(y) else 0.0,
-            "blocked_ham_rate": fp / (fp + tn) if fp + tn else 0.0,
+    prec = tp / (tp + fp) if tp + fp else None
+    rec = tp / (tp + fn) if tp + fn else None
+    return {"precision": prec, "recall": rec, "f1": 2 * tp / (2 * tp + fp + fn) if tp + fn else None,
+            "mcc": float(matthews_corrcoef(y, pred)) if len(set(y)) > 1 else None,
+            "accuracy": (tp + tn) / len(y) if len(y) else None,
+            "blocked_ham_rate": fp / (fp + tn) if fp + tn else None,
             "spam_caught_rate": rec,
             "roc_auc": float(roc_auc_score(y, p)) if len(set(y)) > 1 else None,
             "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}, "threshold": thr,
             "n": int(len(y)), "spam": int(y.sum()), "ham": int((~y).sum())}
+
+
+def shown(v, spec: str) -> str:
+    """A metrics() figure as text: a dash for one with nothing to count (None)."""
+    return "—" if v is None else format(v, spec)
 
 
 def breakdown(p, y, thr, groups) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 from . import features as F
 from .progress import Stages
 from .model import CARD_FORMAT, CARD_VERSION, feature_config, save_model
-from .thresholds import (EXTRA_HAM_MIN_GAIN, MIN_BLOCKED_HAM, TAG_SCALE, breakdown, language_calibration,  # noqa: F401
+from .thresholds import (EXTRA_HAM_MIN_GAIN, MIN_BLOCKED_HAM, TAG_SCALE, breakdown, language_calibration, shown,  # noqa: F401
                          language_targets, metrics, shift, tag_targets, threshold_for, thresholds_per_language)
 
 # C of the NBSVM member (the binary TF-IDF member has C x PAIR_C_RATIO). One value: on the 8
@@ -263,9 +263,9 @@ def _train(texts, labels, infos, out, target_blocked_ham, seed, prog, c_grid, lo
         sd = margin_sd(M)
         d = M @ (1.0 / np.asarray(sd))
         thr, _ = thresholds_per_language(d, y[tr], lg[tr], targets)
-        m = min(metrics(d[lg[tr] == g], y[tr][lg[tr] == g], thr)["mcc"] for g in targets)
-        shown = ", ".join(f"{g} {r:.3%}" for g, r in targets.items())
-        log(f"  C={C:g}: cross-validated MCC {m:.4f} (worst language) within the blocked-ham targets ({shown})")
+        m = min(metrics(d[lg[tr] == g], y[tr][lg[tr] == g], thr)["mcc"] or 0.0 for g in targets)   # (None: one class)
+        said = ", ".join(f"{g} {r:.3%}" for g, r in targets.items())
+        log(f"  C={C:g}: cross-validated MCC {m:.4f} (worst language) within the blocked-ham targets ({said})")
         if best is None or m > best[0]:
             best = (m, C, d, sd)
     _, C, d_tr, sd_tr = best
@@ -279,10 +279,11 @@ def _train(texts, labels, infos, out, target_blocked_ham, seed, prog, c_grid, lo
     p_va = shift(cal.predict_proba(model.decision_function(X[va]).reshape(-1, 1))[:, 1], lg[va], shifts)
     val = metrics(p_va, y[va], drop_t)
     val["by_language"] = breakdown(p_va, y[va], drop_t, lang[va])
-    log(f"  validation (held out, {len(va)} messages): MCC {val['mcc']:.4f}, blocked ham {val['blocked_ham_rate']:.3%}, "
-        f"spam caught {val['spam_caught_rate']:.2%}")
+    log(f"  validation (held out, {len(va)} messages): MCC {shown(val['mcc'], '.4f')}, blocked ham "
+        f"{shown(val['blocked_ham_rate'], '.3%')}, spam caught {shown(val['spam_caught_rate'], '.2%')}")
     for g, m in val["by_language"].items():
-        log(f"    {g}: MCC {m['mcc']:.4f}, blocked ham {m['blocked_ham_rate']:.3%}, spam caught {m['spam_caught_rate']:.2%}")
+        log(f"    {g}: MCC {shown(m['mcc'], '.4f')}, blocked ham {shown(m['blocked_ham_rate'], '.3%')}, "
+            f"spam caught {shown(m['spam_caught_rate'], '.2%')}")
     # final: out-of-fold over everything for calibration and thresholds, then refit on all
     targets = language_targets(y, lg, target_blocked_ham)
     for g, r in targets.items():
