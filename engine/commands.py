@@ -227,24 +227,28 @@ def cmd_config(args) -> int:
     warnings = list(cfg.rules.warnings) if cfg.rules is not None else []
     warnings += cfg.smpp.warnings if cfg.smpp is not None else []      # an expired TLS certificate (smpp_proxy/tls.py)
     errors = list(cfg.errors)
-    if args.esme_accounts_file or args.smsc_password_file:
-        # serve's secrets files, read as serve reads them (a unit's ExecStartPre passed, then serve refused them)
-        from types import SimpleNamespace
+    # serve's secrets files and $TELFILTER_ESME_ACCOUNTS, read as serve reads them (a unit's ExecStartPre passed,
+    # then serve refused them), and the warnings serve's start gives of the accounts (none at all: every bind refused)
+    from types import SimpleNamespace
 
-        from .credentials import esme_accounts, smsc_password
-        secrets = SimpleNamespace(esme_account=[], esme_accounts_file=args.esme_accounts_file, smsc_password=None,
-                                  smsc_password_file=args.smsc_password_file)
-        errs: list = []
-        if args.smsc_password_file:
-            smsc_password(secrets, errs, warnings)
-        if args.esme_accounts_file:
-            mutual = bool(cfg.smpp.tls_listen and cfg.smpp.tls_client_ca) if cfg.smpp is not None else None
-            n = len(esme_accounts(secrets, errs, warn=False, mutual_tls=mutual, warnings=warnings))
-            if not errs:
-                print(f"{args.esme_accounts_file}: {n} ESME accounts")
-        for e in errs:
-            print(e, file=sys.stderr)
-        errors += errs
+    from .credentials import NO_ACCOUNTS, esme_accounts, merge_accounts, smsc_password
+    secrets = SimpleNamespace(esme_account=[], esme_accounts_file=args.esme_accounts_file, smsc_password=None,
+                              smsc_password_file=args.smsc_password_file)
+    errs: list = []
+    if args.smsc_password_file:
+        smsc_password(secrets, errs, warnings)
+    mutual = bool(cfg.smpp.tls_listen and cfg.smpp.tls_client_ca) if cfg.smpp is not None else None
+    extra = esme_accounts(secrets, errs, warn=False, mutual_tls=mutual, warnings=warnings)
+    if args.esme_accounts_file and not errs:
+        print(f"{args.esme_accounts_file}: {len(extra)} ESME accounts")
+    if cfg.smpp is not None and not errs:
+        accounts = dict(cfg.smpp.accounts)
+        merge_accounts(accounts, extra, warnings)
+        if not accounts and not errors:
+            warnings.append(NO_ACCOUNTS)
+    for e in errs:
+        print(e, file=sys.stderr)
+    errors += errs
     if getattr(args, "state", None):            # the shared state server, as serve would find it at start
         from .state.redis_check import check_url
         errs, warns, notes = check_url(args.state)

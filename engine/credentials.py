@@ -152,15 +152,24 @@ def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None
     return out
 
 
-def merge_accounts(accounts: dict, extra: list) -> None:
+def merge_accounts(accounts: dict, extra: list, warnings: list | None = None) -> None:
     """esme_accounts()' `extra` into `accounts` (smpp.toml's [[account]] tables, by system_id), at start and at
     `ctl reload accounts`: the command line, the file and the environment win, as they always have, but an
     account they replace is said, naming both places (the table's limits, networks and password stop applying:
-    a bind from a network it did not allow was taken without a word)."""
+    a bind from a network it did not allow was taken without a word). Said: logged, or added to `warnings`
+    (`config check`'s)."""
     for acc in extra:
         old = accounts.get(acc.system_id)
         if old is not None:
-            log.warning("%s: account %r replaces the one defined at %s: its limits (allowed_networks, throughput, "
-                        "bind types, max_binds, window) and password are not in force", acc.origin,
-                        acc.system_id, old.origin)
+            said = (f"{acc.origin}: account {acc.system_id!r} replaces the one defined at {old.origin}: its limits "
+                    "(allowed_networks, throughput, bind types, max_binds, window) and password are not in force")
+            if warnings is None:
+                log.warning("%s", said)
+            else:
+                warnings.append(said)
         accounts[acc.system_id] = acc
+
+
+# serve's start warns (and `config check` counts it, so --strict fails on it) when no source gives an account
+NO_ACCOUNTS = (f"no ESME accounts (smpp.toml [[account]], --esme-accounts-file, --esme-account, ${ESME_ACCOUNTS_ENV}): "
+               "every bind will be refused until `telfilter ctl reload accounts` brings some")

@@ -29,7 +29,7 @@ def load_serve_config(args):
             bad = octets_problem(args.smsc_system_id, MAX_SYSTEM_ID)
             if bad:     # (as smpp.toml's [upstream] system_id: else the link's bind never encodes, nothing said)
                 errors.append(f"--smsc-system-id {args.smsc_system_id!r}: the system_id {bad}")
-    from .credentials import esme_accounts, merge_accounts, smsc_password
+    from .credentials import NO_ACCOUNTS, esme_accounts, merge_accounts, smsc_password
     pw = smsc_password(args, errors)
     if settings is not None and pw:
         settings.smsc_password = pw
@@ -38,8 +38,7 @@ def load_serve_config(args):
     if settings is not None:
         merge_accounts(settings.accounts, extra)
     if settings is not None and not settings.accounts and not errors:
-        log.warning("no ESME accounts (smpp.toml [[account]], --esme-accounts-file, --esme-account, $%s): every "
-                    "bind will be refused until `telfilter ctl reload accounts` brings some", "TELFILTER_ESME_ACCOUNTS")
+        log.warning("%s", NO_ACCOUNTS)
     if settings is not None and not settings.smsc and not errors:     # (/healthz speaks of configured SMSCs only)
         log.warning("no SMSC (smpp.toml [upstream] smsc, --smsc): ESMEs can bind, and every submit_sm is answered "
                     "ESME_RTHROTTLED until one is configured and serve restarted")
