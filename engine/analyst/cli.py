@@ -155,16 +155,20 @@ def _show(ws: Workspace, args) -> int:
 
 
 def _export(ws: Workspace, args) -> int:
-    from .export import DEFAULT_KINDS, format_for, labelled_rows, render, write_atomic
-    rows, conflicts = labelled_rows(ws.reports, dedupe=not args.keep_duplicates, kinds=tuple(args.kind or DEFAULT_KINDS))
+    from .export import DEFAULT_KINDS, format_for, labelled_rows, render, without_text, write_atomic
+    kinds = tuple(args.kind or DEFAULT_KINDS)
+    rows, conflicts = labelled_rows(ws.reports, dedupe=not args.keep_duplicates, kinds=kinds)
     for c in conflicts:
         print(f"telfilter reports export: left out, labelled both ways: {c}", file=sys.stderr)
+    empty = without_text(ws.reports, kinds)           # (they vanished from the counts without a word)
+    for r in empty:
+        print(f"telfilter reports export: left out, no text to train on: {r}", file=sys.stderr)
     text = render(rows, format_for(args.out, args.format))
     if args.out == "-":
         sys.stdout.write(text)
     else:
         write_atomic(Path(args.out), text, keep=(ws.reports_path, ws.labels.path))
     counts = {k: sum(r["label"] == k for r in rows) for k in LABELS}
-    print(json.dumps({"out": args.out, "rows": len(rows), **counts, "conflicts": len(conflicts)}),
+    print(json.dumps({"out": args.out, "rows": len(rows), **counts, "conflicts": len(conflicts), "no_text": len(empty)}),
           file=sys.stderr if args.out == "-" else sys.stdout)
     return 0

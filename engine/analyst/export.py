@@ -47,6 +47,12 @@ def labelled_rows(reports, dedupe: bool = True, kinds=("S", "FW", "V")) -> tuple
     return [r for r in rows if r is not None], conflicts
 
 
+def without_text(reports, kinds=("S", "FW", "V")) -> list[str]:
+    """`id (label)` of each labelled report of `kinds` that labelled_rows leaves out for having no text (a 5656
+    `S 0912345678` names a number and no content): nothing to train on, but a label the analyst gave."""
+    return [f"{r.id} ({r.label})" for r in reports if r.label is not None and r.kind in kinds and not r.content.strip()]
+
+
 def render(rows: list[dict], fmt: str) -> str:
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
