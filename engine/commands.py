@@ -241,11 +241,10 @@ def cmd_config(args) -> int:
     extra = esme_accounts(secrets, errs, warn=False, mutual_tls=mutual, warnings=warnings)
     if args.esme_accounts_file and not errs:
         print(f"{args.esme_accounts_file}: {len(extra)} ESME accounts")
+    accounts = None
     if cfg.smpp is not None and not errs:
         accounts = dict(cfg.smpp.accounts)
         merge_accounts(accounts, extra, warnings)
-        if not accounts and not errors:
-            warnings.append(NO_ACCOUNTS)
     for e in errs:
         print(e, file=sys.stderr)
     errors += errs
@@ -258,6 +257,8 @@ def cmd_config(args) -> int:
         warnings += warns
         for n in notes:
             print(n)
+    if accounts == {} and not errors:             # (as serve: said when nothing else stops the start)
+        warnings.append(NO_ACCOUNTS)
     for w in warnings:
         print(w, file=sys.stderr)
     if errors:
