@@ -38,3 +38,9 @@ def test_no_esme_account_anywhere_is_the_warning_serve_starts_with(tmp_path):
     r = run_cli("config", "check", "--strict", "--esme-accounts-file", acc, env={"TELFILTER_ESME_ACCOUNTS": ""})
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
     assert run_cli("config", "check", "--strict", env=ACCOUNT).returncode == 0
+
+
+def test_no_account_is_not_said_beside_an_error_as_serve_does_not():
+    r = run_cli("config", "check", "--state", "redis://127.0.0.1:9/99999999999", env={"TELFILTER_ESME_ACCOUNTS": ""})
+    assert r.returncode == 2 and "the database is a number below" in r.stderr
+    assert "no ESME accounts" not in r.stderr, r.stderr
