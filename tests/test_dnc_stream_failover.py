@@ -94,3 +94,27 @@ def test_a_node_restarted_past_the_stream_reads_it_again(tmp_path, redis_server)
         for r in (ra, rb):
             await r.close()
     asyncio.run(main())
+
+
+def test_a_rejoin_is_kept_so_the_next_start_does_not_find_it_again(tmp_path, redis_server):  # noqa: F811
+    """A server restarted empty (no tf:dnc at all) under a node whose id file is past it: the follower reads on from
+    the start, and keeps that in its id file. It kept it in memory only: every later start (until some DNC change
+    came) found the file past the end again and warned, each worker, that a failover had lost entries."""
+    redis_server.flush()
+    url = redis_server.url
+
+    async def main():
+        b, _sb = _node(tmp_path, "b", url)
+        (tmp_path / "b" / "lists" / "dnc.stream-id").write_text(f"{int(time.time() * 1000) + 60_000}-0\n")
+        rb = DncReplicator(url, b)
+        await rb.catch_up()
+        task = asyncio.ensure_future(rb.follow())
+        await _until(lambda: rb.stats["rejoined"] == 1, 5, "the follower rejoins the empty stream")
+        task.cancel()
+        await rb.close()
+        again = DncReplicator(url, b)               # the next start
+        await again.catch_up()
+        await again._rejoin()
+        assert again.stats["rejoined"] == 0 and again.last_id == "0"
+        await again.close()
+    asyncio.run(main())

@@ -131,10 +131,11 @@ class _Follower:
         if at is None:      # not among the last RECENT: those read again; a shorter stream: all of it
             at = _before(below[1:]) if n >= RECENT else "0"
         self.stats["rejoined"] += 1
-        log.warning("DNC replication: this node read %s past the end of %s (%s): a failover lost the entries after "
-                    "%s; reading on from there (changes of the lost entries are in force on the nodes that read "
-                    "them only)", self.last_id, STREAM, top, at)
+        log.warning("DNC replication: this node read %s past the end of %s (%s): a failover (or a server restarted "
+                    "empty) lost the entries after %s; reading on from there (changes of the lost entries are in "
+                    "force on the nodes that read them only)", self.last_id, STREAM, top, at)
         self.last_id = at
+        self._save_id(at)       # (kept in memory only, every start found the file past the end again and said so)
 
     def _apply(self, entries) -> int:
         """Apply stream entries in order; the writer journals them in the same order. An own change that
@@ -166,14 +167,18 @@ class _Follower:
                 pass
             last = eid.decode() if isinstance(eid, bytes) else eid
             self._recent.append((eid if isinstance(eid, bytes) else eid.encode(), fields.get(b"t")))
+        if self.writer and journal:
+            self.pipe.store.append_replicated(journal)
+        self._save_id(last)
+        self.last_id = last
+        return len(entries)
+
+    def _save_id(self, last: str) -> None:
+        """The id this node reads on after (`lists/dnc.stream-id`), by the process that writes the lists."""
         if self.writer:
-            if journal:
-                self.pipe.store.append_replicated(journal)
             tmp = self.id_path.with_name("dnc.stream-id.tmp")
             tmp.write_text(last + "\n")
             os.replace(tmp, self.id_path)
-        self.last_id = last
-        return len(entries)
 
     def _newer(self, number: int, channel: str, at: float) -> bool:
         """Whether a change made at `at` is at least as new as every change to (number, channel) this process
