@@ -27,3 +27,20 @@ def test_an_ip_row_given_as_a_link_lists_its_address(url):
 def test_an_ip_row_with_a_link_to_a_name_is_still_refused():
     with pytest.raises(ValueError, match="not an IP address"):
         parse_row("blacklist", ["ip", "http://example.vn/"])
+
+
+def test_a_domain_row_naming_an_address_lists_the_address():
+    """`domain,http://192.0.2.8/` (or `domain,192.0.2.8`) was stored as the domain "192.0.2.8", a name no DNS
+    has (exported so, into an rbldnsd domain zone too), where `lists add blacklist` lists the address."""
+    for v in ("http://192.0.2.8/", "192.0.2.8"):
+        assert parse_row("blacklist", ["domain", v]) == record("blacklist", v, "SV", None)
+    assert parse_row("blacklist", ["domain", "http://Vi-Du.vn/x"]) == ("domain", "vi-du.vn")
+
+
+def test_an_address_stored_as_a_domain_before_is_removable():
+    from engine.lists.edits import remove
+    from engine.lists.sets import Lists
+    L = Lists()
+    L.bl_domains.add("192.0.2.8")           # what an import of `domain,192.0.2.8` stored
+    assert remove(L, "blacklist", "http://192.0.2.8/", "SV", None) and L.bl_domains == set()
+    assert not remove(L, "blacklist", "192.0.2.8", "SV", None)

@@ -167,7 +167,10 @@ def parse_row(kind: str, row: list[str], strict: bool = True):
         if k == "number":
             return ("number", _number(v))
         if k == "domain":
-            return ("domain", parse_domain(v))
+            try:                    # an address (`domain,http://192.0.2.7/`) lists the address, as `lists add` does:
+                return ("ip", parse_ip(url_host_if_ip(v)))      # never a "domain" no DNS name can be
+            except ValueError:
+                return ("domain", parse_domain(v))
         if k in ("ip", "cidr"):           # -> ("ip", (family, first, last))
             return ("ip", parse_ip(url_host_if_ip(v)) if k == "ip" else parse_cidr(v))
         raise ValueError(f"kind must be number, domain, ip or cidr, got {row[0]!r}")

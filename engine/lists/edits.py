@@ -110,7 +110,10 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
         value = url_host_if_ip(value)
         if _is_cidr(value) or _is_ip(value):
             # (strict=False: a network broader than a /8 an earlier version stored must be removable)
-            return L.bl_ips.remove(*(parse_cidr(value, strict=False) if "/" in value else parse_ip(value)))
+            found = L.bl_ips.remove(*(parse_cidr(value, strict=False) if "/" in value else parse_ip(value)))
+            stored_as_domain = value.strip().lower() in L.bl_domains     # (a `domain` row an import took as one)
+            L.bl_domains.discard(value.strip().lower())
+            return found or stored_as_domain
         n = normalise_number(value)
         if n is not None:
             found = n in L.bl_numbers
