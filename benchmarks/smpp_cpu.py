@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 from .smpp_bench import _free_port
@@ -31,11 +32,11 @@ from .traffic import pdus as _pdus
 from .util import checkout, cpu_seconds, positive
 
 _CHILD = r"""
-import asyncio, json, signal, sys, tempfile, time
+import asyncio, json, signal, sys, time
 import uvloop
-mode, sim_port, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mode, sim_port, port, data_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 mode, tls = mode.removesuffix("+tls"), mode.endswith("+tls")
-split = len(sys.argv) > 4 and sys.argv[4] == "split"
+split = len(sys.argv) > 5 and sys.argv[5] == "split"
 
 async def forwarder():
     # SMPP framing + sequence rewrite, nothing else: the floor for a Python proxy here
@@ -84,7 +85,7 @@ async def proxy(real):
     from engine.verdict import Action, Verdict
     if real:
         from engine.app import build
-        pipe = build(data_dir=tempfile.mkdtemp())
+        pipe = build(data_dir=data_dir)       # the parent's scratch dir: this process is killed
     else:
         class Trivial:
             settings = type("S", (), {"shortcode": "5656"})()
@@ -196,8 +197,9 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
     port = _free_port()
     # MODE@DIR runs the child from another checkout (a same-run baseline: real@/work/main)
     mode, _, tree = mode.partition("@")
-    p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port)] + (["split"] if split else []),
-                         stdout=subprocess.PIPE,
+    work = tempfile.TemporaryDirectory(prefix="smpp_cpu_")     # the real mode's data dir (the child is killed)
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port), f"{work.name}/data"]
+                         + (["split"] if split else []), stdout=subprocess.PIPE,
                          text=True, cwd=tree or None, env={**os.environ, "PYTHONPATH": tree} if tree else None)
     try:
         assert p.stdout.readline().strip() == "ready"
@@ -210,6 +212,7 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
     finally:
         p.kill()
         p.wait()
+        work.cleanup()
     n = ok + err
     return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
             "msgs_per_s": round(n / wall),
@@ -244,7 +247,6 @@ def main(argv=None) -> int:
                 ap.error(f"mode {m!r}: {e}")
     sim_port = _free_port()
     if "+tls" in a.modes:       # a throwaway certificate for the TLS modes (removed at exit)
-        import tempfile
         d = tempfile.mkdtemp(prefix="smpp_cpu_tls")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                         "-subj", "/CN=localhost", "-days", "1", "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem"],
