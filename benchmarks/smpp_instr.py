@@ -27,6 +27,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,10 +38,10 @@ _HERE = Path(__file__).resolve().parent.parent
 # The measured process. Self-contained (no `benchmarks` import) so that the same client and responder
 # code runs against every tree: only `engine` comes from the tree (its cwd / PYTHONPATH).
 _CHILD = r"""
-import asyncio, gc, json, os, socket, struct, sys, tempfile
+import asyncio, gc, json, os, socket, struct, sys
 import uvloop
-pdu_file, warm, n, binds, window, direct, prof_out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
-    int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1", sys.argv[7]
+pdu_file, warm, n, binds, window, direct, prof_out, data_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
+    int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1", sys.argv[7], sys.argv[8]
 HDR = struct.Struct(">IIII")
 with open(pdu_file, "rb") as f:
     data = f.read()
@@ -138,7 +139,7 @@ async def main():
         from engine.smpp_proxy.server import SmppProxy
         from engine.verdictlog import VerdictLog
         from engine.app import build
-        pipe = build(data_dir=tempfile.mkdtemp())
+        pipe = build(data_dir=data_dir)       # the parent's scratch dir: this process ends in os._exit
         s = SmppSettings(smsc=[f"127.0.0.1:{port}"])
         a = account_from_arg("bench:pw"); s.accounts[a.system_id] = a
         p = SmppProxy(pipe, s, VerdictLog(open("/dev/null", "w")))
@@ -238,18 +239,26 @@ def _timer_ir(dump: str) -> int:
 def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
     tree = str(Path(tree).resolve())
     env = {**os.environ, "PYTHONPATH": tree, "PYTHONHASHSEED": "0", "TELFILTER_LOG_LEVEL": "WARNING"}
-    prof = tempfile.mktemp(prefix="smpp_instr_prof_", suffix=".json") if a.profile else ""
-    cmd = [sys.executable, "-c", _CHILD, pdu_file, str(a.warm), str(a.n), str(a.binds), str(a.window),
-           "1" if direct else "0", prof]
-    out_dir = tempfile.mkdtemp(prefix="smpp_instr_cg_")
-    if a.callgrind:
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p",
-               "--zero-before=os_getloadavg", "--dump-before=os_ctermid", "--dump-instr=no",
-               "--separate-threads=yes"] + (a.valgrind_arg or []) + cmd
-    p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"{tree}: exit {p.returncode}\n{p.stderr[-3000:]}")
-    res = json.loads(p.stdout.strip().splitlines()[-1])
+    # the data dir (the message-id log's files) and the profile: a scratch dir removed here, since the child
+    # ends in os._exit; callgrind's dumps go to a directory of their own, kept for the one the row names
+    with tempfile.TemporaryDirectory(prefix="smpp_instr_") as work:
+        prof = f"{work}/prof.json" if a.profile else ""
+        cmd = [sys.executable, "-c", _CHILD, pdu_file, str(a.warm), str(a.n), str(a.binds), str(a.window),
+               "1" if direct else "0", prof, f"{work}/data"]
+        out_dir = tempfile.mkdtemp(prefix="smpp_instr_cg_") if a.callgrind else ""
+        if a.callgrind:
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p",
+                   "--zero-before=os_getloadavg", "--dump-before=os_ctermid", "--dump-instr=no",
+                   "--separate-threads=yes"] + (a.valgrind_arg or []) + cmd
+        p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            if out_dir:
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise RuntimeError(f"{tree}: exit {p.returncode}\n{p.stderr[-3000:]}")
+        res = json.loads(p.stdout.strip().splitlines()[-1])
+        if prof:
+            with open(prof) as f:
+                rows = json.load(f)
     row = {"tree": tree, "mode": "direct" if direct else "proxy", "n": a.n, **res}
     if a.callgrind:
         # the dump taken at os.ctermid(), a file per thread: -01 is the event loop's (the proxy's path, and
@@ -268,9 +277,6 @@ def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
                    untimed_ir_per_msg=round((loop_ir - timers) / a.n),
                    threads_ir_per_msg=round(threads_ir / a.n), callgrind_out=dumps[0])
     if prof:
-        with open(prof) as f:
-            rows = json.load(f)
-        os.unlink(prof)
         row["calls_per_msg"] = round(sum(v[0] for v in rows.values()) / a.n, 2)
         row["functions"] = {k: [round(v[0] / a.n, 4), round(v[1] / a.n * 1e6, 2)] for k, v in rows.items()}
     return row

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,20 @@ def fresh_disk_trouble(monkeypatch):
     failing for whatever in-process test comes next."""
     from engine import disktrouble
     monkeypatch.setattr(disktrouble, "_TROUBLE", {n: disktrouble.DiskTrouble(n) for n in disktrouble.WRITERS})
+
+
+@pytest.fixture(autouse=True)
+def own_tempdir(tmp_path_factory, monkeypatch):
+    """The tempfile module's directory, for the test and the processes it starts ($TMPDIR), is one of this test's
+    under pytest's basetemp, not /tmp; what is left in it when the test ends (a scratch dir a benchmark's child
+    made and never removed, a serve killed before its own cleanup) fails the test, by name. (Fixtures of a wider
+    scope are set up before this one: they see the real $TMPDIR.)"""
+    d = tmp_path_factory.mktemp("tempdir")
+    monkeypatch.setenv("TMPDIR", str(d))
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    yield d
+    left = sorted(p.name for p in d.iterdir())
+    assert not left, f"left in the test's temporary directory {d}: {left}"
 
 
 @pytest.fixture

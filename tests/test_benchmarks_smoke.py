@@ -69,8 +69,10 @@ def test_rules_scale_runs_where_the_benchmarks_package_has_no_config_beside_it(t
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
 
 
-def test_smpp_instr_runs_the_proxy_in_process_and_counts_every_answer(tmp_path):
+def test_smpp_instr_runs_the_proxy_in_process_and_counts_every_answer(own_tempdir):
     # (without --callgrind: the same process, the same PDUs; the figure itself is measured in benchmarks/)
+    # Nothing is left in $TMPDIR: the child (which ends in os._exit) made its data dir there itself, and the parent
+    # a callgrind output dir even without --callgrind, both kept.
     import json
     from types import SimpleNamespace
     from pathlib import Path
@@ -81,6 +83,7 @@ def test_smpp_instr_runs_the_proxy_in_process_and_counts_every_answer(tmp_path):
         row = run(str(Path(__file__).resolve().parent.parent), f, a)
     finally:
         Path(f).unlink()
+    assert sorted(x.name for x in own_tempdir.iterdir()) == []
     assert row["answered"] == 60 and sum(row["statuses"].values()) == 60, row
     assert row["functions"]["engine/pipeline.py:judge"][0] == 1.0      # judged once each, warm-up not counted
     json.dumps(row)
