@@ -6,6 +6,7 @@ traceback). Before (found by the bench probe): `benchmarks.traffic --help` stopp
 missing directory gave a traceback; `engine.sip_screen.cpubench --rate 0` waited 30 s and printed 140,000 µs per call
 from no call. And cpubench left out the Kamailio baseline without a word when Kamailio is missing. Nothing is
 measured here: every refused run stops before it starts a server."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,14 @@ def test_cpubench_says_when_kamailio_is_missing_and_removes_its_files(monkeypatc
     assert "not installed" in out["kamailio"]["error"]
     assert "kamailio" not in cb.measure(10, 1, relay=False, kamailio=False)
     assert made and not any(d.exists() for d in made)
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) makes --per-type's call")
+def test_cpubench_via_flood_and_per_type_remove_their_files(own_tempdir):
+    # each run left /tmp/tf-viaflood-* (serve's data dir) or /tmp/tf-siptype-* (the lists, the state store, the
+    # verdict log, sipp's files): made with mkdtemp and never removed
+    import engine.sip_screen.cpubench as cb
+    assert set(cb.via_flood(n=1, vias=5)) == {"one_header", "header_lines"}        # (its figures are not checked)
+    out = cb.per_type(calls=3)
+    assert out["sent"] == out["expected"] == 18, out
+    assert sorted(x.name for x in own_tempdir.iterdir()) == []

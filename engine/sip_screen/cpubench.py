@@ -188,7 +188,11 @@ def via_flood(n: int = 20, vias: int = 950) -> dict:
     """CPU of `telfilter serve` for n INVITEs carrying `vias` Vias each (issue #10: one 62 KB
     datagram of 950 Vias cost 0.64 s before the loop check was made linear), sent both as one
     Via header with every value and as one Via header line per value; all answers collected."""
-    tmp = Path(tempfile.mkdtemp(prefix="tf-viaflood-"))
+    with tempfile.TemporaryDirectory(prefix="tf-viaflood-") as td:     # serve's data dir (serve stopped first)
+        return _via_flood(Path(td), n, vias)
+
+
+def _via_flood(tmp: Path, n: int, vias: int) -> dict:
     port, ready = _free_udp(), tmp / "ready"
     srv = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
                             "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{port}",
@@ -279,6 +283,12 @@ def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> d
     its own Call-ID) are fed to `SipScreen.on_datagram` of a screen whose socket is a stub, with
     a verdict log to a file and the durable state store as in `serve`. The screen's own code and
     judging, without the kernel and event-loop share that `measure()` includes."""
+    # the data dir (lists, the state store), sipp's files and the verdict log: removed with the figures
+    with tempfile.TemporaryDirectory(prefix="tf-siptype-", ignore_cleanup_errors=True) as td:
+        return _per_type(Path(td), calls, profile, interleave)
+
+
+def _per_type(tmp: Path, calls: int, profile: bool, interleave: int) -> dict:
     import re
 
     from ..app import build
@@ -288,7 +298,6 @@ def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> d
     from .harness import SipHarness
     from .server import SipSettings
     from .transport import Pump, make_pump
-    tmp = Path(tempfile.mkdtemp(prefix="tf-siptype-"))
     ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
     pipe = build(None, tmp / "data", seed=False)
     install(pipe, open_state(None, pipe.store.dir))
