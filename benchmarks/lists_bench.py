@@ -88,4 +88,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from .util import exit_on_sigterm
+    exit_on_sigterm()       # its TemporaryDirectory is removed on SIGTERM (timeout(1), util.child) too
     main(sys.argv[1:])

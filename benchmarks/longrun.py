@@ -186,6 +186,8 @@ def _usage_error(a) -> bool:
 
 
 if __name__ == "__main__":
+    from .util import exit_on_sigterm
+    exit_on_sigterm()       # its TemporaryDirectory is removed on SIGTERM (timeout(1), util.child) too
     a = sys.argv[1:]
     if _usage_error(a):
         print(__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1], file=sys.stdout if a[:1] in (["-h"], ["--help"]) else sys.stderr)

@@ -36,11 +36,23 @@ def pct(values, qs=(50, 99, 99.9)) -> dict:
 
 
 def child(module: str, *args, timeout=600) -> dict:
-    """Run `python -m module args` and parse the JSON object it prints last."""
-    p = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    """Run `python -m module args` and parse the JSON object it prints last. Stopped (its time out, or this process
+    stopped: SIGTERM, Ctrl-C) with SIGTERM first, as subprocess.run's SIGKILL left the child's TemporaryDirectory
+    (a seeded data dir: lists/*.snap) in /tmp; SIGKILL only if it is still running 10 s later."""
+    with subprocess.Popen([sys.executable, "-m", module, *map(str, args)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except BaseException:
+            p.terminate()
+            try:
+                p.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            raise
     if p.returncode != 0:
-        raise RuntimeError(f"{module} {args} failed:\n{p.stderr[-2000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{module} {args} failed:\n{err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def exit_on_sigterm():

@@ -60,3 +60,39 @@ def test_sigterm_to_the_suite_stops_what_its_step_started(tmp_path):
             suite.wait()
         if child and _alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+FILLING = ["-m", "benchmarks.snapshot_bench", "10000000", "1"]     # its scratch dir lives for the whole fill
+UNDER_CHILD = "from benchmarks.util import child, exit_on_sigterm; exit_on_sigterm(); child(*__import__('sys').argv[1:])"
+
+
+def _stopped_once_its_tempdir_exists(cmd, tmp):
+    """Run `cmd` with $TMPDIR `tmp`, SIGTERM it once something is in `tmp`; what is left there then."""
+    p = subprocess.Popen([sys.executable, *cmd], cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 60
+        while not any(tmp.iterdir()) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert any(tmp.iterdir()), "the benchmark made no scratch dir"
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) != 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    end = time.monotonic() + 15             # (under child(): the benchmark ends after the process that ran it)
+    while any(tmp.iterdir()) and time.monotonic() < end:
+        time.sleep(0.05)
+    return sorted(x.name for x in tmp.iterdir())
+
+
+def test_sigterm_to_a_benchmark_removes_its_temporary_directory(tmp_path):
+    # (timeout(1) on snapshot_bench, rules_scale, judge_tail, ...: Python died at once and left their
+    # TemporaryDirectory, a seeded data dir, in /tmp)
+    assert _stopped_once_its_tempdir_exists(FILLING, tmp_path) == []
+
+
+def test_sigterm_to_what_runs_a_benchmark_child_removes_the_childs_temporary_directory(tmp_path):
+    # util.child stopped its child with SIGKILL (subprocess.run on any exception): the child's scratch dir stayed
+    assert _stopped_once_its_tempdir_exists(["-c", UNDER_CHILD, *FILLING[1:]], tmp_path) == []
