@@ -185,8 +185,9 @@ def test_sip_fuzz_time_boxed(pipe):
 if __name__ == "__main__":
     import tempfile
     # python -m tests.test_sip_fuzz [SECONDS [SEED]]: other seeds than the suite's draw other mutations
-    print(run_time_boxed(build(data_dir=Path(tempfile.mkdtemp())), float(sys.argv[1]) if len(sys.argv) > 1 else 60,
-                         int(sys.argv[2]) if len(sys.argv) > 2 else 4475), "inputs, no failure")
+    with tempfile.TemporaryDirectory(prefix="tf-sipfuzz-") as d:        # (mkdtemp's was left in /tmp)
+        print(run_time_boxed(build(data_dir=Path(d)), float(sys.argv[1]) if len(sys.argv) > 1 else 60,
+                             int(sys.argv[2]) if len(sys.argv) > 2 else 4475), "inputs, no failure")
 
 
 # ------------------------------------------------------------ the C fast path against the Python one
