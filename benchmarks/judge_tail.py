@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .util import run_stopping_gently
+
 
 def child(n: int, dnc: int, out: str) -> None:
     import gc
@@ -110,8 +112,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as td:
         outs = [os.path.join(td, f"run{k}.npz") for k in range(a.runs)]
         for out in outs:
-            subprocess.run([sys.executable, "-m", "benchmarks.judge_tail", "--n", str(a.n), "--dnc", str(a.dnc),
-                            "--child", out], check=True)
+            p = run_stopping_gently([sys.executable, "-m", "benchmarks.judge_tail", "--n", str(a.n), "--dnc",
+                                     str(a.dnc), "--child", out])     # (the child's data dir: removed on SIGTERM)
+            if p.returncode:
+                raise subprocess.CalledProcessError(p.returncode, p.args)
         print(json.dumps(describe([dict(np.load(o)) for o in outs])))
     return 0
 

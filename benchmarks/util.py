@@ -35,12 +35,11 @@ def pct(values, qs=(50, 99, 99.9)) -> dict:
     return {f"p{q:g}": float(np.percentile(a, q)) for q in qs}
 
 
-def child(module: str, *args, timeout=600) -> dict:
-    """Run `python -m module args` and parse the JSON object it prints last. Stopped (its time out, or this process
-    stopped: SIGTERM, Ctrl-C) with SIGTERM first, as subprocess.run's SIGKILL left the child's TemporaryDirectory
-    (a seeded data dir: lists/*.snap) in /tmp; SIGKILL only if it is still running 10 s later."""
-    with subprocess.Popen([sys.executable, "-m", module, *map(str, args)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as p:
+def run_stopping_gently(cmd: list, timeout=None, **popen_args) -> subprocess.CompletedProcess:
+    """subprocess.run(cmd), but a child stopped (its time out, or this process stopped: SIGTERM, Ctrl-C) gets SIGTERM
+    first, SIGKILL only if still running 10 s later: subprocess.run's SIGKILL left a benchmark child's
+    TemporaryDirectory (a seeded data dir: lists/*.snap) in /tmp."""
+    with subprocess.Popen(cmd, **popen_args) as p:
         try:
             out, err = p.communicate(timeout=timeout)
         except BaseException:
@@ -50,9 +49,16 @@ def child(module: str, *args, timeout=600) -> dict:
             except subprocess.TimeoutExpired:
                 p.kill()
             raise
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def child(module: str, *args, timeout=600) -> dict:
+    """Run `python -m module args` and parse the JSON object it prints last."""
+    p = run_stopping_gently([sys.executable, "-m", module, *map(str, args)], timeout=timeout,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
-        raise RuntimeError(f"{module} {args} failed:\n{err[-2000:]}")
-    return json.loads(out.strip().splitlines()[-1])
+        raise RuntimeError(f"{module} {args} failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def exit_on_sigterm():

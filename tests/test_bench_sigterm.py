@@ -66,15 +66,15 @@ FILLING = ["-m", "benchmarks.snapshot_bench", "10000000", "1"]     # its scratch
 UNDER_CHILD = "from benchmarks.util import child, exit_on_sigterm; exit_on_sigterm(); child(*__import__('sys').argv[1:])"
 
 
-def _stopped_once_its_tempdir_exists(cmd, tmp):
-    """Run `cmd` with $TMPDIR `tmp`, SIGTERM it once something is in `tmp`; what is left there then."""
+def _stopped_once_its_tempdir_exists(cmd, tmp, dirs=1):
+    """Run `cmd` with $TMPDIR `tmp`, SIGTERM it once `dirs` entries are in `tmp`; what is left there then."""
     p = subprocess.Popen([sys.executable, *cmd], cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)},
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         end = time.monotonic() + 60
-        while not any(tmp.iterdir()) and time.monotonic() < end:
+        while len(list(tmp.iterdir())) < dirs and time.monotonic() < end:
             time.sleep(0.05)
-        assert any(tmp.iterdir()), "the benchmark made no scratch dir"
+        assert len(list(tmp.iterdir())) >= dirs, "the benchmark made no scratch dir"
         p.send_signal(signal.SIGTERM)
         assert p.wait(60) != 0
     finally:
@@ -96,3 +96,10 @@ def test_sigterm_to_a_benchmark_removes_its_temporary_directory(tmp_path):
 def test_sigterm_to_what_runs_a_benchmark_child_removes_the_childs_temporary_directory(tmp_path):
     # util.child stopped its child with SIGKILL (subprocess.run on any exception): the child's scratch dir stayed
     assert _stopped_once_its_tempdir_exists(["-c", UNDER_CHILD, *FILLING[1:]], tmp_path) == []
+
+
+def test_sigterm_to_judge_tail_removes_its_childs_data_dir(tmp_path):
+    # its runs are children of its own (subprocess.run: SIGKILL on the SystemExit), each with a seeded data dir
+    # (2: its own, where the runs' figures go, and the first run's)
+    left = _stopped_once_its_tempdir_exists(["-m", "benchmarks.judge_tail", "--n", "5000000", "--runs", "2"], tmp_path, 2)
+    assert left == []
