@@ -339,4 +339,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from .util import exit_on_sigterm
+    exit_on_sigterm()       # its scratch dir and PDU file are removed on SIGTERM too (the child is killed)
     sys.exit(main())

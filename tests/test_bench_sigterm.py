@@ -103,3 +103,9 @@ def test_sigterm_to_judge_tail_removes_its_childs_data_dir(tmp_path):
     # (2: its own, where the runs' figures go, and the first run's)
     left = _stopped_once_its_tempdir_exists(["-m", "benchmarks.judge_tail", "--n", "5000000", "--runs", "2"], tmp_path, 2)
     assert left == []
+
+
+def test_sigterm_to_smpp_instr_removes_its_pdu_file_and_scratch_dir(tmp_path):
+    # (2: the PDU file, then the measured child's scratch dir)
+    left = _stopped_once_its_tempdir_exists(["-m", "benchmarks.smpp_instr", "--n", "100000", "--warm", "10"], tmp_path, 2)
+    assert left == []
