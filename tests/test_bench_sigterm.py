@@ -1,7 +1,9 @@
 """`python -m benchmarks` stopped with SIGTERM (timeout(1) without its process group, a CI job cancelled, kill PID)
 stops the servers its step started. Before, Python died at once without running the steps' `finally` blocks: the
 SMPP step's responder, forwarder and proxy (`serve`) were left running, reparented to init, with no end (found by
-the bench probe). A stand-in step starts `sleep` and waits; nothing is measured."""
+the bench probe). A stand-in step starts `sleep` and waits; nothing is measured.
+The same for the scratch dirs: a benchmark stopped with SIGTERM, directly or through what runs it, removes its
+TemporaryDirectory (a seeded data dir, left in /tmp as tmpXXXXXXXX before)."""
 import os
 import signal
 import subprocess
