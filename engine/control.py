@@ -98,6 +98,18 @@ def _socket_state(path: Path) -> str:
         probe.close()
 
 
+_EXTRA_FIELDS = {"senders": ("owner", "category", "valid_from", "valid_to", "accounts"), "consent": ("owner",)}
+
+
+def _fields(req: dict) -> str:
+    """An audit line's fields of a list change beyond its value: the DNC channel, the senders / consent fields given
+    (`remove senders X --category QC` takes that registration only, not every one of X: the line must say which)."""
+    if req["kind"] == "dnc":
+        return f" channel {req.get('channel') or 'SV'}"
+    given = zip(_EXTRA_FIELDS.get(req["kind"], ()), req.get("extra") or ())
+    return "".join(f" {k} {v.strip()!r}" if " " in v.strip() else f" {k} {v.strip()}" for k, v in given if v.strip())
+
+
 def remove_stale_socket(path: Path) -> bool:
     """Remove a control socket nothing answers on (its serve was killed: a worker of a pool since made smaller,
     whose files this process took over). True when removed."""
@@ -257,8 +269,7 @@ class ControlServer(ReloadCommands):
             ans = await self.lists(req)
             if ans.get("ok"):
                 # an operator's list change is an audit record beside the 5656 ones (the service log at any -v level)
-                life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"],
-                          f" channel {req.get('channel') or 'SV'}" if ans["kind"] == "dnc" else "",
+                life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
                           _PEER_UID.get(), "" if ans.get("found", True) else " (was not listed)")
             return ans
         return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists"}
