@@ -48,3 +48,21 @@ def test_cv_summary_and_table_and_the_gate_take_nulls():
     lang = {"confusion": {"fp": 0}, "ham": 5, "spam": 0, "spam_caught_rate": None}
     g = gate({"models": [{"by_language": {"en": lang}}, {"by_language": {"en": lang}}]})
     assert g["passed"] and g["by_language"]["en"]["spam_caught_rate"] == [None, None]
+
+
+def test_eval_report_of_a_threshold_dropping_nothing_writes_its_plots_without_a_warning(tmp_path):
+    """Both classes, none at or over the drop threshold: precision is null, the precision-recall plot has no point
+    for the threshold, and no legend to draw (matplotlib's "No artists with labels found" on ml eval's stderr)."""
+    import warnings
+    from types import SimpleNamespace
+
+    from engine.ml.cli import write_report
+    from engine.ml.thresholds import breakdown
+    p, y = np.array([0.1, 0.2, 0.3, 0.05]), np.array([True, False, True, False])
+    m = metrics(p, y, 0.9)
+    m["by_language"] = breakdown(p, y, 0.9, ["vi"] * 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_report(tmp_path, p, y, m, SimpleNamespace(drop_threshold=0.9, tag_threshold=0.5, version="v1"))
+    assert m["precision"] is None and (tmp_path / "precision_recall.png").exists()
+    assert "| precision | — |" in (tmp_path / "summary.md").read_text()

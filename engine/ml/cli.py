@@ -252,8 +252,9 @@ def write_report(d: Path, p, y, m, sc) -> Path:
         if m["precision"] is not None:          # (None: the threshold drops nothing, a point with no precision)
             ax.scatter([m["recall"]], [m["precision"]], color="red", zorder=3,
                        label=f"drop threshold {sc.drop_threshold:.3f}")
+            ax.legend(loc="lower left")         # (none to show without it: matplotlib warned on stderr)
         ax.set(xlabel="recall (spam caught)", ylabel="precision", title="Precision-recall", xlim=(0, 1.01), ylim=(0, 1.01))
-        ax.legend(loc="lower left"); ax.grid(alpha=.3)
+        ax.grid(alpha=.3)
         fig.tight_layout(); fig.savefig(d / "precision_recall.png", dpi=110); plt.close(fig)
         fpr, tpr, _ = roc_curve(y, p)
         fig, ax = plt.subplots(figsize=(6, 4.5))
