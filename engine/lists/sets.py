@@ -66,10 +66,19 @@ class Lists:
         return found[2] if found is not None else None
 
     def listed_host(self, hosts) -> tuple | None:
-        """(the first host under a listed domain, the form it was found as, that domain), or None."""
-        if not self.bl_domains:
+        """(the first host under a listed domain, the form it was found as, that domain), or None. A host that is
+        an address (`http://192.0.2.8/…`) is looked up in the blacklist's addresses and networks, where `lists add
+        blacklist http://192.0.2.8/` and an `ip`, `cidr` or (naming an address) `domain` row list it: (host, None,
+        host) when it is there."""
+        if not self.bl_domains and not len(self.bl_ips):
             return None
         for h in hosts:
+            if h[:1].isdigit() and len(self.bl_ips):
+                try:
+                    if h in self.bl_ips:
+                        return h, None, h
+                except ValueError:          # (a name beginning with a digit: 1xbet.example)
+                    pass
             # a link written in Unicode ("https://ví-dụ.vn") is looked up as listed: its IDNA form (was never found),
             # and, drawn with look-alike letters of a listed ASCII name ("vсb-vn.com", a Cyrillic с), that name
             for form in (h,) if h.isascii() else host_forms(h):
