@@ -44,3 +44,13 @@ def test_an_address_stored_as_a_domain_before_is_removable():
     L.bl_domains.add("192.0.2.8")           # what an import of `domain,192.0.2.8` stored
     assert remove(L, "blacklist", "http://192.0.2.8/", "SV", None) and L.bl_domains == set()
     assert not remove(L, "blacklist", "192.0.2.8", "SV", None)
+
+
+def test_an_address_written_with_a_trailing_dot_is_the_address():
+    """`lists add blacklist 192.0.2.8.` (an address as a log or a resolver writes it, and as a browser reads a link
+    to it) blacklisted the number 192028, answered "added"; an import's `domain,192.0.2.8.` listed a domain."""
+    for v in ("192.0.2.8.", "http://192.0.2.8./login"):
+        assert record("blacklist", v, "SV", None) == ("ip", (4, 3221225992, 3221225992))
+        assert parse_row("blacklist", ["domain", v]) == parse_row("blacklist", ["ip", v]) == record("blacklist", v,
+                                                                                                   "SV", None)
+    assert record("blacklist", "0912.345.678.", "SV", None)[0] == "number"   # a number written with dots still is one

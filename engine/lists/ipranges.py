@@ -29,14 +29,16 @@ def parse_ip(v: str) -> tuple[int, int, int]:
 
 def url_host_if_ip(v: str) -> str:
     """`http://1.2.3.4/x` -> `1.2.3.4` (a link to an address lists the address: `lists add blacklist` and an
-    `ip` row of an import alike); any other value as it is."""
-    if "://" not in v:
-        return v
-    host = v.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
-    if host.startswith("["):
-        host = host[1:].partition("]")[0]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
+    `ip` row of an import alike), and `1.2.3.4.` -> `1.2.3.4` (a trailing dot, as a browser reads the host: it
+    was the phone number 1234 to `lists add blacklist`); any other value as it is."""
+    host = v
+    if "://" in v:
+        host = v.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+        if host.startswith("["):
+            host = host[1:].partition("]")[0]
+        elif host.count(":") == 1:
+            host = host.partition(":")[0]
+    host = host[:-1] if host.endswith(".") else host
     try:
         parse_ip(host)
     except ValueError:
