@@ -24,7 +24,7 @@ class Lists:
     senders: dict = field(default_factory=dict)        # key -> tuple[SenderEntry, ...]
     bl_numbers: BitMap64 = field(default_factory=BitMap64)
     bl_domains: set = field(default_factory=set)
-    bl_ips: IpRanges = field(default_factory=IpRanges)  # kinds ip and cidr (the published email-spam list)
+    bl_ips: IpRanges = field(default_factory=IpRanges)  # kinds ip and cidr (published; links to them: listed_host)
     consent: dict = field(default_factory=dict)        # owner_fold(owner) -> BitMap64
     owner_names: dict = field(default_factory=dict)    # owner_fold(owner) -> owner as first written
     # the DNC journal as far as applied here: (generation, byte offset), see journal.py
