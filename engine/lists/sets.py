@@ -70,12 +70,13 @@ class Lists:
         an address (`http://192.0.2.8/…`) is looked up in the blacklist's addresses and networks, where `lists add
         blacklist http://192.0.2.8/` and an `ip`, `cidr` or (naming an address) `domain` row list it: (host, None,
         host) when it is there."""
-        if not self.bl_domains and not len(self.bl_ips):
+        ips = self.bl_ips if len(self.bl_ips) else None
+        if not self.bl_domains and ips is None:
             return None
         for h in hosts:
-            if h[:1].isdigit() and len(self.bl_ips):
+            if ips is not None and h[:1].isdigit():
                 try:
-                    if h in self.bl_ips:
+                    if h in ips:
                         return h, None, h
                 except ValueError:          # (a name beginning with a digit: 1xbet.example)
                     pass
