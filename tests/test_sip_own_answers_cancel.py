@@ -92,3 +92,30 @@ def test_the_cancel_of_a_refusal_carried_over_a_restart_is_answered_here(tmp_pat
     ((c, to),) = sent(new)
     assert (c.status, c.get("cseq"), to) == (200, "1 CANCEL", UAC)
     assert c.get("to") == r.get("to")                   # the refusal's tag (§9.2)
+
+
+def test_the_cancel_of_a_busy_refused_invite_tried_again_while_judged_is_applied_not_absorbed(monkeypatch, tmp_path):
+    """An INVITE answered 503 (too many INVITEs waiting on its call's verdict) whose 503 was lost: its retransmission
+    is judged (the store slow), and the caller, having no final, CANCELs it. That INVITE has no final of ours now:
+    the CANCEL must reach the judging (the INVITE answered 487, never forwarded), not be taken for the CANCEL of our
+    503 and answered 200 while the INVITE goes on to ring the callee."""
+    from engine.sip_screen import screening
+    from .test_sip_transactions_cancel_waiting import _slow_store
+    from .test_sip_transactions_routing import screen as plain_screen
+    from engine.app import build
+    monkeypatch.setattr(screening, "MAX_WAITING", 0)
+    scr = plain_screen(build(data_dir=tmp_path / "data", with_model=False, persist=False))
+    held, release = _slow_store(scr)
+    first = invite(call_id="busy-1")
+    other = first.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-")
+    scr.on_datagram(first, UAC)                         # being judged
+    scr.on_datagram(other, UAC)                         # no room to wait: 503 (lost on its way)
+    assert [m.status for m, _ in sent(scr)] == [503]
+    release()                                           # the first: allowed, forwarded
+    assert [m.method for m, _ in sent(scr)] == ["INVITE"]
+    scr.on_datagram(other, UAC)                         # the other's retransmission: judged now (slowly)
+    assert sent(scr) == [] and len(held) == 1
+    scr.on_datagram(cancel_of(other).replace(b"CSeq: 1 CANCEL", b"CSeq: 2 CANCEL"), UAC)
+    assert [(m.status, m.get("cseq")) for m, _ in sent(scr)] == [(200, "2 CANCEL")]
+    release()
+    assert [(m.status, m.get("cseq")) for m, _ in sent(scr)] == [(487, "2 INVITE")]   # not forwarded after its CANCEL

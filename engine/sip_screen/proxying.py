@@ -100,16 +100,18 @@ class Proxying:
             if went is not None:
                 went = went[1]
                 branch, dest = went[0], went[1]
+        if went is None and msg.method == "CANCEL" and self._cancel_pending(msg):
+            # its INVITE is still being judged (a shared state store confirming its counts): it must not overtake
+            # it. Answered here (§9.2, §16.10); the INVITE, once judged, is answered 487 instead of forwarded. Looked
+            # at first: a retransmission of an INVITE we answered 503 (that 503 lost) is judged again, and its
+            # CANCEL is that judging's, not a CANCEL of our 503 (the INVITE went on to ring after it)
+            return self._reply(msg, make_response(msg, 200, None, self._tag(msg)), transport, src, conn)
         if went is None and msg.method != "INVITE" and key is not None and key in self.rejected.d:
             # the CANCEL or ACK of an INVITE the screen answered itself with a rejection (within Timer B): the next
             # hop never saw that INVITE. The CANCEL is answered here (§9.2: its INVITE has its final already), the
             # ACK absorbed -- whatever To tag the rejection carried (an INVITE with one keeps it, §8.2.6.2)
             if msg.method == "ACK":
                 return
-            return self._reply(msg, make_response(msg, 200, None, self._tag(msg)), transport, src, conn)
-        if went is None and msg.method == "CANCEL" and self._cancel_pending(msg):
-            # its INVITE is still being judged (a shared state store confirming its counts): it must not overtake
-            # it. Answered here (§9.2, §16.10); the INVITE, once judged, is answered 487 instead of forwarded
             return self._reply(msg, make_response(msg, 200, None, self._tag(msg)), transport, src, conn)
         if dest is None:
             return self._fail(msg, transport, src, conn, "no usable destination")
