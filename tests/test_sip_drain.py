@@ -149,3 +149,16 @@ def test_a_failed_call_ends_its_flight_too(screen):
     _answer(h, uas, fwd, 486)
     assert parse_datagram(cli.recv(65535)).status == 486
     assert h.call(_ended(task)) == {"in_flight": 1, "unanswered": 0, "refused": 0}
+
+
+def test_an_invite_retransmission_crossing_its_final_does_not_hold_the_drain(screen):
+    """The caller's INVITE retransmission crossed the callee's 200 (it left before the 200 reached the caller): the
+    screen sends it on where the INVITE went, and the callee absorbs it (RFC 6026 §7.1, the Accepted state: no
+    answer). That call has its final: nothing of it is in flight, and the drain does not wait for it to its end."""
+    h, cli, uas = screen
+    inv, fwd = _ringing(h, cli, uas, "x1")
+    _answer(h, uas, fwd, 200)
+    assert parse_datagram(cli.recv(65535)).status == 200
+    cli.sendto(inv, ("127.0.0.1", h.port))                          # sent before the 200 came: forwarded
+    assert parse_datagram(uas.recv(65535)).method == "INVITE"       # (absorbed by the callee, never answered)
+    assert h.call(_ended(_drain(h, 60.0), within=5.0)) == {"in_flight": 0, "unanswered": 0, "refused": 0}

@@ -51,12 +51,16 @@ class Draining:
     draining = False
     drain_retry_after = 1
 
-    def _invite_sent(self, msg) -> None:
+    def _invite_sent(self, msg, fixed=False) -> None:
         """An INVITE left for the next hop: in flight until its first final (a retransmission: from now). A plain
-        dict of numbers (digest -> time sent), in the order sent: nothing the collector tracks, no tuple per call."""
+        dict of numbers (digest -> time sent), in the order sent: nothing the collector tracks, no tuple per call.
+        A copy sent where its INVITE went (`fixed`) after the transaction's final is not in flight again: it crossed
+        that final, and the callee absorbs it (RFC 6026 §7.1) -- it held the drain to its timeout."""
         first = msg.first_values()                      # (Call-ID and CSeq are never edited)
         k = digest(tx_key(first.get("call-id"), first.get("cseq")))
         r = self.ringing
+        if fixed and k not in r and k in self.finals_seen:
+            return
         if k in r:
             del r[k]                                    # (a retransmission: the newest again)
         elif len(r) >= RINGING:

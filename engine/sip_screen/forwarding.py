@@ -95,7 +95,7 @@ class Forwarding:
                 if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
                     self.answered.put_low(k, (ent[0], None, ent[2], self._resolve(host), *ent[4:5]))
         if msg.method == "INVITE":
-            self._invite_sent(msg)                      # in flight until its final (draining.py)
+            self._invite_sent(msg, fixed)               # in flight until its final (draining.py)
         data = self._with_via(msg, out, branch, conn)
         if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic() \
                 and msg.method != "ACK":
