@@ -101,3 +101,12 @@ def test_an_address_of_this_host_names_the_screen_listening_on_every_address(tmp
     assert not scr._names_us("127.0.0.3", 5070) and not scr._names_us("192.0.2.1", 5060)
     scr._where = ("127.0.0.1", 5060)                                    # bound to one address: that one only
     assert not scr._names_us("127.0.0.3", 5060)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "224.0.0.1", "255.255.255.255", "[::ffff:0.0.0.0]"])
+def test_an_address_a_socket_binds_to_but_no_interface_holds_is_not_the_screens(host):
+    """The wildcard, a multicast group, the limited broadcast: a socket binds to each (as to any address at all on a
+    host with ip_nonlocal_bind set, as keepalived's are), yet none is an address of this host, and an OPTIONS to one
+    is not the screen's to answer: it goes on (a softswitch pinging a gateway through the screen got the screen's
+    200, the gateway never asked)."""
+    assert not _local_address(host, "::")

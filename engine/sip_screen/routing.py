@@ -20,10 +20,15 @@ except ImportError:
         return hashlib.blake2b(data, digest_size=n).hexdigest()
 
 
+_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
 
 def _local_address(host: str, listen: str) -> bool:
     """Whether `host` (a URI host: an IPv6 reference in brackets) is an address of this host that a listener on the
-    wildcard `listen` receives on: binding a socket to it works only then (no name is resolved: a name is never)."""
+    wildcard `listen` receives on (no name is resolved: a name is never). A loopback address is; another one when
+    the kernel routes to it as to itself: a UDP socket connected to it (nothing is sent) takes it as its own source.
+    Not whether a socket binds to it: one binds to the wildcard, a multicast group or the limited broadcast, and to
+    any address at all on a host with ip_nonlocal_bind set (keepalived's), none of them this host's."""
     try:
         ip = ipaddress.ip_address(host[1:-1] if host[:1] == "[" else host)
     except ValueError:
@@ -32,12 +37,16 @@ def _local_address(host: str, listen: str) -> bool:
         return False
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if ip.is_unspecified or ip.is_multicast or ip == _BROADCAST:
+        return False
+    if ip.is_loopback:
+        return True
     with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
-            s.bind((str(ip), 0))
-        except OSError:
+            s.connect((str(ip), 9))
+            return ipaddress.ip_address(s.getsockname()[0].partition("%")[0]) == ip
+        except (OSError, ValueError):
             return False
-    return True
 
 
 class Routing:
