@@ -162,3 +162,39 @@ def test_an_invite_retransmission_crossing_its_final_does_not_hold_the_drain(scr
     cli.sendto(inv, ("127.0.0.1", h.port))                          # sent before the 200 came: forwarded
     assert parse_datagram(uas.recv(65535)).method == "INVITE"       # (absorbed by the callee, never answered)
     assert h.call(_ended(_drain(h, 60.0), within=5.0)) == {"in_flight": 0, "unanswered": 0, "refused": 0}
+
+
+@pytest.mark.parametrize("way", ["full", "pump"])
+def test_a_forked_call_one_leg_refused_by_the_screen_still_holds_the_drain_for_the_other(tmp_path, way):
+    """An advertiser's INVITE forked upstream to two callees (one Call-ID and CSeq, two branches): one let through,
+    one to a DNC number refused 608 by the screen. That 608 answers the refused leg, never sent on; the other rings at
+    the next hop, in flight, and the drain waits for its final (it ended at once: the 608 had ended the flight of
+    the transaction "Call-ID CSeq" both legs share)."""
+    from .sip_helpers import AD_CALLER, UAC, UAS, ad_pipe, invite, sent
+    from .test_sip_retry_caller import _screen as retry_screen
+    scr, feed = retry_screen(ad_pipe(tmp_path / "data", dnc_v=["0912000111"]), None, 10, way)    # 10:00: ad hours
+    ok = invite(caller=AD_CALLER, call_id="fork-d")
+    refused = invite(caller=AD_CALLER, callee="0912000111", call_id="fork-d").replace(b"z9hG4bK-", b"z9hG4bK-dnc-")
+    feed(ok, UAC)
+    ((fwd, to),) = sent(scr)
+    assert fwd.method == "INVITE" and to == UAS
+    feed(refused, UAC)
+    assert [m.status for m, _ in sent(scr)] == [608]
+    assert asyncio.run(scr.drain(0.3)) == {"in_flight": 1, "unanswered": 1, "refused": 0}
+
+
+def test_an_invite_that_could_not_leave_is_not_in_flight(tmp_path):
+    """Its send failed: the screen answered it 503 itself, which is its final (forwarding._forward_failed)."""
+    import errno
+    from .sip_helpers import UAC, invite, offline_screen, sent
+    scr = offline_screen(build(data_dir=tmp_path / "data", with_model=False, persist=False))
+    real = scr.udp.sendto
+
+    def refused(data, addr):
+        if data.startswith(b"INVITE "):
+            raise OSError(errno.EPERM, "Operation not permitted")
+        real(data, addr)
+    scr.udp.sendto = refused
+    scr.on_datagram(invite(call_id="unsent-1"), UAC)
+    assert [m.status for m, _ in sent(scr)] == [503]
+    assert asyncio.run(scr.drain(5.0)) == {"in_flight": 0, "unanswered": 0, "refused": 0}

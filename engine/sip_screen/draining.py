@@ -19,7 +19,9 @@ Python nothing), or the timeout. With nothing in flight the drain ends at once. 
 `ringing` is a bounded memory (a dict, RINGING transactions, the oldest forgotten first), keyed by the digest of
 "Call-ID CSeq-number" (responses.tx_of, as finals name their transaction): put when an INVITE leaves
 (forwarding._forward), popped at its first final (responses._invite_final for a relayed one, from wherever it
-comes, inline there: a call's 200 pays no call; _final_of for our own 503 when it could not leave). One that never
+comes, inline there: a call's 200 pays no call; forwarding._forward_failed for our own 503 when it could not leave --
+not our answer to an INVITE never sent, such as a forked call's leg refused: the leg let through, on the same
+Call-ID and CSeq, is still in flight). One that never
 gets a final (a next hop that black-holes INVITEs) is in flight RINGING_MAX seconds at most, as its wait on a TCP
 connection is (tcp.py). Its cost (instrbench, one captured call, 300 calls): ~+4.4k instructions an INVITE, ~+1.5k
 its 200, ~0.8% of a call.

@@ -194,6 +194,8 @@ class Forwarding:
         if msg.our_via:
             msg.pop_first_value("Via")                  # ours: the 503 goes to the hop before us
             msg.our_via = False
+        if msg.method == "INVITE":                      # its final is our 503: not in flight any more (draining.py)
+            self._invite_done(tx_of(msg))
         self._fail(msg, *back, why)
 
     def _with_via(self, msg, transport, branch, conn=None) -> bytes:

@@ -180,7 +180,6 @@ class Responses:
         cseq = msg.get("cseq") or ""
         if status >= 200 and cseq.rstrip().upper().endswith("INVITE"):      # as the fast path reads it
             tx = tx_of(msg)
-            self._invite_done(tx)
             self._final(str(status), tx)
             return tx
         return None
