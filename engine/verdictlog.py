@@ -224,9 +224,17 @@ class VerdictLog:
 
     def write_call_refusal(self, when, call_id, caller: str, callee: str, ingress: str, status: int,
                            reason: str) -> None:
-        """A call answered with an error without a verdict (SIP screen: a new call while serve drains)."""
-        self.write({"ts": when.isoformat(), "kind": "call", "call_id": call_id, "caller": caller, "callee": callee,
-                    "ingress": ingress, "action": "refuse", "status": status, "reason": reason})
+        """A call answered with an error without a verdict (SIP screen: one it answered itself, unjudged: a new call
+        while serve drains, too many waiting for a verdict, a request the §16.3 checks or the parser refused). The
+        line `write()` gives, built directly: a flood of malformed INVITEs writes one each."""
+        try:
+            line = ('{"ts": "%s", "kind": "call", "call_id": %s, "caller": %s, "callee": %s, "ingress": %s, '
+                    '"action": "refuse", "status": %s, "reason": %s}'
+                    % (_isoformat(when), "null" if call_id is None else _jstr(call_id), _jstr(caller), _jstr(callee),
+                       _jstr(ingress), int.__repr__(int(status)), _jstr(reason)))
+        except Exception as e:
+            return self._failed(e)
+        self._emit(line)
 
     def write_refusal(self, when, pdu: str, account: str, sender: str, recipient: str, status: int,
                       reason: str, late: bool = False, concat: str | None = None) -> None:

@@ -35,8 +35,7 @@ import time
 
 from .recent import digest
 from .responses import tx_key
-from .identity import _caller
-from .screening import CANCELLED, DRAINING, _loggable
+from .screening import CANCELLED, DRAINING
 from .tcp import INVITE_WAIT_MAX
 
 life = logging.getLogger("telfilter.service")
@@ -113,7 +112,7 @@ class Draining:
         """The extra header fields of a drain's 503 (proxying._screened)."""
         return [["Retry-After", str(self.drain_retry_after)], ["Warning", f'399 telfilter "{DRAIN_REASON}"']]
 
-    def _drain_refused(self, msg, first, called, src, then, cancelled=False, tx=None):
+    def _drain_refused(self, msg, src, then, cancelled=False, tx=None):
         """A new call while draining (screening._screen_once): answered 503 unjudged (`then(DRAINING)`), its line in the
         verdict log; 487 when a CANCEL of it was answered 200 already (it waited for another's verdict: §9.2). Its
         transaction `tx` keeps the answer: a retransmission gets the 503 again, no second line."""
@@ -122,11 +121,5 @@ class Draining:
         self.stats["refused_draining"] += 1
         if tx is not None:
             self.transactions.put(tx, DRAINING, time.monotonic())
-        if self.vlog is not None:
-            caller = _loggable(_caller(msg, first, self._identity_trusted(src[0]))[0])
-            try:                                        # the log never decides a call's fate
-                self.vlog.write_call_refusal(self.clock(), _loggable(first.get("call-id")), caller, _loggable(called),
-                                             f"{src[0]}:{src[1]}", 503, DRAIN_REASON)
-            except Exception as e:
-                self._log_failed(e)
+        self._refusal_logged(msg, src, 503, DRAIN_REASON)     # (before its refusal is remembered)
         then(DRAINING, True)

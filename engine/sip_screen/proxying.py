@@ -12,7 +12,8 @@ from time import monotonic
 
 from ..verdict import Action
 from .checks import check_request
-from .codec import MAX_VIAS, SipMessage, SipParseError, make_response, parse_datagram, parse_via
+from .calllog import refused_key
+from .codec import MAX_VIAS, SipMessage, make_response, parse_datagram, parse_via
 from .forwarding import UDP_MAX, host_ref
 from .recent import ack_key
 from .screening import BUSY, CANCELLED, DRAINING, RETRY_AFTER, Decision
@@ -171,22 +172,21 @@ class Proxying:
 
     def _refuse_here(self, msg, code, transport, src, conn, reason=None, extra=()):
         """Our own final answer to a request the screen will not forward (a §16.3 check: 400, 416, 420, 483; a loop:
-        482); an INVITE's remembered as a refusal (_refused_itself)."""
-        self._refused_itself(msg, code)
-        return self._reply(msg, make_response(msg, code, reason, self._tag(msg), extra), transport, src, conn)
+        482); an INVITE's remembered as a refusal and logged (_refused_itself)."""
+        resp = make_response(msg, code, reason, self._tag(msg), extra)
+        self._refused_itself(msg, code, src, resp.reason)
+        return self._reply(msg, resp, transport, src, conn)
 
-    def _refused_itself(self, msg, code):
-        """`msg`, answered `code` by the screen before it was judged (_refuse_here, a parse error): an INVITE is
-        remembered under its top Via branch and Call-ID (_remember_refused). A copy after a restart is refused the
-        same by the checks: nothing to carry. One whose top Via does not parse has no branch its CANCEL could name."""
+    def _refused_itself(self, msg, code, src, reason):
+        """`msg` from `src`, answered `code` by the screen before it was judged (_refuse_here, a parse error), for
+        `reason`: an INVITE is remembered under its top Via branch and Call-ID (_remember_refused), its line in the
+        verdict log first (once a transaction: calllog.py). A copy after a restart is refused the same by the checks:
+        nothing to carry. One whose top Via does not parse has no branch its CANCEL could name."""
         if msg.method != "INVITE":
             return
-        try:
-            top = msg.vias[0] if msg.vias else parse_via(msg.values("via")[0])
-        except (SipParseError, IndexError):
-            return
-        if "branch" in top.params:
-            key = ack_key(top.params["branch"], msg.first_values().get("call-id") or "")
+        key = refused_key(msg)
+        self._refusal_logged(msg, src, code, reason, key)
+        if key is not None:
             self._remember_refused(key, "", Decision(Action.DROP, code, (), (), 0.0), True)
 
     def _options_here(self, msg, transport, src, conn):

@@ -46,6 +46,9 @@ class Decision(NamedTuple):
 CANCELLED = Decision(Action.DROP, 487, (), (), 0.0)     # cancelled while it was judged: answered 487, not sent
 BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITING wait, or MAX_WAIT waited (503)
 RETRY_AFTER = 1                                          # seconds, in BUSY's answer
+TOO_MANY_WAITING = "too many INVITEs waiting for a verdict"     # BUSY's reasons, in its verdict-log line
+WAITED_TOO_LONG = "waited too long for a verdict (Timer B)"
+WAIT_FAILED = "internal error while waiting for a verdict"
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
@@ -82,12 +85,6 @@ def _branch_of(msg) -> int:
     top = msg.vias[0]
     cseq = (msg.first_values().get("cseq") or "").split(None, 1)
     return digest(top.params.get("branch") or top.raw, cseq[0] if cseq else "")
-
-
-def _refuse(w):
-    """A waiting INVITE (_wait_for_judging's entry) not judged: answered 503 with a Retry-After, or 487 when a CANCEL
-    of it was answered 200 already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's)."""
-    w[2](CANCELLED, False) if w[3] else w[2](BUSY, True)
 
 
 class Screening:
@@ -155,7 +152,7 @@ class Screening:
                 return
             self.stats["call_id_reused"] += 1
         if self.draining:                               # a call to judge while serve stops: 503, tried elsewhere
-            return self._drain_refused(msg, first, called, src, then, cancelled, tx)
+            return self._drain_refused(msg, src, then, cancelled, tx)
         self.verdicts.put(key, (PENDING, branch, cancelled), now)
 
         def judged(v):
@@ -182,13 +179,13 @@ class Screening:
                     try:
                         if time.monotonic() - w[4] >= MAX_WAIT:     # its caller has given up (_wait_for_judging)
                             self.stats["waiting_refused"] += 1
-                            _refuse(w)
+                            self._unjudged(w, WAITED_TOO_LONG)
                             continue
                         self._screen_once(*w)           # (msg, src, then, cancelled, since)
                     except Exception:                   # a bug of ours: answered all the same, the rest taken
                         self.stats["internal_errors"] += 1
                         log.exception("judging an INVITE that waited for another's verdict failed")
-                        _refuse(w)
+                        self._unjudged(w, WAIT_FAILED)
         try:
             self._screen(msg, src, judged, called)
         except Exception:                               # a bug of ours (this INVITE is answered 500 by its caller):
@@ -196,7 +193,7 @@ class Screening:
             if ent is not None and ent[0] is PENDING:
                 self.verdicts.pop(key)
                 for w in self._waiting_pop(key):
-                    _refuse(w)
+                    self._unjudged(w, WAIT_FAILED)
             raise
 
     def _spiral(self, msg, first, src) -> bool:
@@ -238,15 +235,25 @@ class Screening:
             self.stats["replayed"] += 1
             return
         now = time.monotonic()
-        if self.waiting_count >= MAX_WAITING or since is not None and now - since >= MAX_WAIT:
+        waited = since is not None and now - since >= MAX_WAIT
+        if waited or self.waiting_count >= MAX_WAITING:
             self.stats["waiting_refused"] += 1
-            return then(CANCELLED if cancelled else BUSY, True)
+            return self._unjudged((msg, src, then, cancelled), WAITED_TOO_LONG if waited else TOO_MANY_WAITING)
         if waiting is None:
             waiting = self.waiting[key] = {}
         waiting[branch] = [msg, src, then, cancelled, now if since is None else since]
         self.waiting_count += 1
         if since is None:                               # (waiting again behind the next on its key: counted once)
             self.stats["waited_for_judging"] += 1
+
+    def _unjudged(self, w, reason):
+        """A waiting INVITE (_wait_for_judging's entry: msg, src, then, cancelled, ...) not judged: answered 503 with a
+        Retry-After, its verdict-log line naming `reason` (calllog.py), or 487 when a CANCEL of it was answered 200
+        already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's)."""
+        if w[3]:
+            return w[2](CANCELLED, False)
+        self._refusal_logged(w[0], w[1], 503, reason)
+        w[2](BUSY, True)
 
     def _cancel_pending(self, msg) -> bool:
         """A CANCEL (`msg`) of an INVITE still being judged (a shared state store confirming its counts): noted on
@@ -361,19 +368,6 @@ class Screening:
         if f.networks is not self.s.trusted_identity_networks:
             f = self.trust = SourceFilter(self.s.trusted_identity_networks)
         return f.accepts(host)
-
-    def _log_call(self, call, msg, caller, callee, v, us):
-        if self.vlog is not None:
-            try:                                        # the log never decides a call's fate
-                self.vlog.write_call(call.time, _loggable(msg.first_values().get("call-id")), caller, callee, call.ingress, v, us)
-            except Exception as e:
-                self._log_failed(e)
-        return v
-
-    def _log_failed(self, e):
-        self.stats["log_failed"] += 1
-        if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
-            log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
 
     def _reject(self, msg, d, transport, src, conn, replay=False):
         if not replay:

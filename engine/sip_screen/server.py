@@ -58,6 +58,7 @@ from .settings import (BRANCH_PREFIX, MAGIC, TAG_PREFIX, TRANSPORTS, SipSettings
 from .shares import SourceShares
 from .sources import SourceFilter
 from .bounds import TransportBounds
+from .calllog import CallLog
 from .dialogs import AnsweredCalls, Dialogs, wall_clock
 from .draining import Draining
 from .tcp import TcpConnection, TcpRounds
@@ -77,7 +78,7 @@ INVITES = 65_536                # forwarded INVITEs whose branch and destination
 
 
 class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBounds, Dialogs, Overload,
-                Unreachable, Draining):
+                Unreachable, Draining, CallLog):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -330,7 +331,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         try:
             resp = make_response(m, e.status, None, to_tag=self._tag(m))
             resp.headers.insert(len(resp.headers) - 1, ["Warning", f'399 telfilter "{e.reason[:80]}"', "warning"])
-            self._refused_itself(m, e.status)           # an INVITE's CANCEL is answered here (proxying.py)
+            self._refused_itself(m, e.status, src, e.reason)    # logged; its CANCEL answered here (proxying.py)
             self._reply(m, resp, transport, src, conn)
         except SipParseError:
             self._warn("malformed", "dropped malformed request from %s: %s", src, e.reason, level=logging.INFO)

@@ -1,0 +1,71 @@
+"""The SIP screen's lines in the verdict log (engine/verdictlog.py): a judged call's (`_log_call`, once its verdict is
+taken) and an INVITE's the screen answered itself with a final, unjudged (`_refusal_logged`: kind call, action
+refuse, the status and the reason -- the drain's 503, the 503 of one that waited for a verdict too long or found too
+many waiting, the 400/416/420/482/483/505 of the §16.3 checks and the parser): every INVITE answered leaves a line,
+as an SMS answered unjudged does. Once per INVITE transaction: a retransmission answered again (from the transaction
+memory, or refused again by the same check) writes none -- the screen's refusals are remembered under the INVITE's
+top Via branch and Call-ID (`rejected`, RETRANSMISSIONS), and one already there is its line's. Values as they can be
+read (an INVITE that did not parse may lack Call-ID or From: null, ""), made loggable (_loggable). The log never
+decides a call's fate: a line that cannot be written is counted (`log_failed`), and the call is answered as ever.
+"""
+from __future__ import annotations
+
+import logging
+from time import monotonic
+
+from .codec import SipParseError, parse_via
+from .identity import _callee, _caller
+from .recent import ack_key
+from .screening import _loggable
+
+log = logging.getLogger("telfilter.sip")
+
+
+def refused_key(msg):
+    """The key an INVITE the screen answered itself is remembered by (its ACK's and CANCEL's, ack_key): its top Via's
+    branch and its Call-ID; None when its top Via does not parse or has no branch (nothing could name it)."""
+    try:
+        top = msg.vias[0] if msg.vias else parse_via(msg.values("via")[0])
+    except (SipParseError, IndexError):
+        return None
+    if "branch" not in top.params:
+        return None
+    return ack_key(top.params["branch"], msg.first_values().get("call-id") or "")
+
+
+class CallLog:
+    """Mixed into SipScreen: its verdict-log lines."""
+
+    def _log_call(self, call, msg, caller, callee, v, us):
+        if self.vlog is not None:
+            try:                                        # the log never decides a call's fate
+                self.vlog.write_call(call.time, _loggable(msg.first_values().get("call-id")), caller, callee, call.ingress, v, us)
+            except Exception as e:
+                self._log_failed(e)
+        return v
+
+    def _refusal_logged(self, msg, src, status, reason, key=False):
+        """The line of an INVITE from `src` answered `status` by the screen itself, unjudged, for `reason` (theory of
+        operation above); none for another method, nor for a transaction refused already (`key`: its refused_key,
+        computed when not given). Called before the refusal is remembered."""
+        if msg.method != "INVITE" or self.vlog is None:
+            return
+        if key is False:
+            key = refused_key(msg)
+        if key is not None and self.rejected.get(key, monotonic()) is not None:
+            return                                      # a retransmission answered again: its transaction has a line
+        try:                                            # the log never decides a call's fate
+            first = msg.first_values()
+            try:
+                caller = _caller(msg, first, self._identity_trusted(src[0]))[0]
+            except SipParseError:                       # an identity header that does not parse: what else was read
+                caller = ""
+            self.vlog.write_call_refusal(self.clock(), _loggable(first.get("call-id")), _loggable(caller),
+                                         _loggable(_callee(msg, first)), f"{src[0]}:{src[1]}", status, _loggable(reason))
+        except Exception as e:
+            self._log_failed(e)
+
+    def _log_failed(self, e):
+        self.stats["log_failed"] += 1
+        if self.stats["log_failed"] in (1, 10, 100) or self.stats["log_failed"] % 1000 == 0:
+            log.error("verdict log write failed (%d so far): %s", self.stats["log_failed"], e)
