@@ -7,8 +7,6 @@ Before, none of these wrote a line: a flood of them left no trace in the log the
 import asyncio
 from datetime import timezone
 
-import pytest
-
 from engine.app import build
 from engine.report import make_report
 from engine.sip_screen import screening
@@ -19,7 +17,7 @@ from engine.verdictlog import VerdictLog
 
 from .sip_transport_helpers import udp_sock
 from .test_sip_drain import CALLER, Lines, screen  # noqa: F401  (screen: fixture)
-from .test_sip_refused_transaction import _request
+from .test_sip_refused_transaction import _next_hop_gets_only, _request
 
 
 def _answer(h, cli, data):
@@ -88,6 +86,28 @@ def test_an_invite_refused_while_too_many_wait_for_a_verdict_is_logged_once(scre
                                                          screening.TOO_MANY_WAITING)
     assert _answer(h, cli, other).status == 503                     # its retransmission (the 503 lost): no line
     assert len(h.vlog.refusals) == 1 and h.screen.stats["waiting_refused"] == 2
+
+
+def test_an_invite_that_waited_too_long_for_a_verdict_is_logged(screen, monkeypatch):
+    """The first call's verdict comes after the other waited MAX_WAIT (0 here): the first goes on, the other is
+    answered 503, its line naming the wait."""
+    h, cli, uas = screen
+    monkeypatch.setattr(screening, "MAX_WAIT", 0.0)
+    held, real = [], h.screen._screen
+    h.screen._screen = lambda msg, src, then, callee=None: held.append((msg, src, then, callee))
+    cli.sendto(_request("INVITE", cli, "t1", "late-1", CALLER), ("127.0.0.1", h.port))
+    cli.sendto(_request("INVITE", cli, "t2", "late-1", CALLER, cseq=2), ("127.0.0.1", h.port))
+    assert _next_hop_gets_only(h, cli, uas, "mk").method == "OPTIONS"   # both read: one held, one waiting
+    h.screen._screen = real
+
+    async def release():
+        real(*held.pop())
+    h.call(release())
+    assert parse_datagram(uas.recv(65535)).get("cseq") == "1 INVITE"
+    r = parse_datagram(cli.recv(65535))
+    assert (r.status, r.get("cseq")) == (503, "2 INVITE")
+    ((_, call_id, _, _, _, status, reason),) = h.vlog.refusals
+    assert (call_id, status, reason) == ("late-1", 503, screening.WAITED_TOO_LONG) and len(h.vlog.calls) == 1
 
 
 class Broken(Lines):
