@@ -76,8 +76,10 @@ def _fold_text(text: str) -> str:
 # A host: labels of letters/digits/hyphens joined by dots, at least one dot, a TLD of
 # letters (or punycode). With a scheme or www. anything host-like counts.
 _HOST = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})"
+# An IPv6 address in brackets (`http://[2001:db8::9]/`) is a host too, given with its brackets (urlhost reads it).
 _URL_RE = re.compile(
-    r"(?:(?:https?|ftp)://(?:[^\s/\\@]+@)?(?P<h1>[^\s/\\:?#\[\]]+)|(?<![\w.@/-])(?P<h2>" + _HOST + r"))(?![\w-])",
+    r"(?:(?:https?|ftp)://(?:[^\s/\\@]+@)?(?:(?P<h1>[^\s/\\:?#\[\]]+)|(?P<h3>\[[0-9a-f:.]+\]))"
+    r"|(?<![\w.@/-])(?P<h2>" + _HOST + r"))(?![\w-])",
     re.IGNORECASE)
 
 
@@ -128,7 +130,7 @@ def _hosts(text: str) -> list[str]:
     out = []
     for run in runs:
         for m in _URL_RE.finditer(run):
-            w = m.group("h1") or m.group("h2")
+            w = m.group("h1") or m.group("h2") or m.group("h3")
             h = w.lower().rstrip(".")
             if h and h not in out:
                 out.append(h)

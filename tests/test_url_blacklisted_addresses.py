@@ -7,7 +7,7 @@ import json
 import pytest
 
 from engine.lists.csvio import parse_row
-from engine.lists.edits import add
+from engine.lists.edits import add, record
 from engine.lists.sets import Lists
 from engine.textnorm import find_hosts
 
@@ -37,3 +37,54 @@ def test_an_sms_linking_to_an_address_imported_as_a_domain_row_is_dropped_as_bla
     hits = [{h["symbol"]: h.get("detail") for h in json.loads(line)["hits"]} for line in out]
     assert [h.get("URL_BLACKLISTED") for h in hits] == ["192.0.2.8 on the listed addresses",
                                                         "198.51.100.9 on the listed addresses", None], hits
+
+
+@pytest.mark.parametrize("link", ["http://3221225992/", "http://0xC0000208/login", "http://0300.0.02.010/",
+                                  "http://192.0.520/", "http://192.520:8080/", "https://0xc0.0.0x2.8/x",
+                                  "http://u@030000001010?a=1", "https://[::ffff:192.0.2.8]/", "https://[::FFFF:C000:208]/"])
+def test_a_link_to_a_listed_address_in_another_form_a_browser_opens_is_found(link):
+    L = Lists()
+    add(L, "blacklist", parse_row("blacklist", ["ip", "192.0.2.8"]))
+    found = L.listed_host(find_hosts(f"Xac minh tai {link} ngay"))
+    assert found is not None and found[1:] == (None, "192.0.2.8")
+
+
+def test_a_link_to_a_listed_ipv6_address_is_found():
+    L = Lists()
+    add(L, "blacklist", parse_row("blacklist", ["cidr", "2001:db8::/32"]))
+    assert L.listed_host(find_hosts("xem http://[2001:DB8::9]:8443/x ngay")) == ("[2001:db8::9]", None, "2001:db8::9")
+    assert L.listed_host(find_hosts("xem http://[2001:db9::9]/x ngay")) is None
+
+
+def test_a_listed_domain_never_matches_a_host_that_is_an_address_or_no_host():
+    L = Lists()
+    L.bl_domains.update({"010", "02.010", "520", "999"})        # (what no import stores, held here to be sure)
+    assert L.listed_host(find_hosts("http://0300.0.02.010/ http://192.0.520/ http://1.2.3.999/")) is None
+
+
+@pytest.mark.parametrize("value", ["http://1.2.3.4?x=1", "http://1.2.3.4#top", "http://16909060/",
+                                   "http://0x01020304?x", "http://[::ffff:1.2.3.4]/"])
+def test_lists_add_of_a_link_to_an_address_in_any_form_lists_the_dotted_quad(value):
+    assert record("blacklist", value, None, None) == ("ip", (4, 0x01020304, 0x01020304))
+    assert parse_row("blacklist", ["domain", value]) == ("ip", (4, 0x01020304, 0x01020304))
+    assert parse_row("blacklist", ["ip", value]) == ("ip", (4, 0x01020304, 0x01020304))
+
+
+def test_a_bare_number_is_still_a_number_and_a_domain_link_with_a_query_its_domain():
+    assert record("blacklist", "3221225992", None, None) == ("number", 3221225992)
+    assert parse_row("blacklist", ["domain", "https://phish.example?x=1"]) == ("domain", "phish.example")
+
+
+def test_the_evidence_names_the_address_and_the_host_as_written(tmp_path):
+    run_cli("lists", "add", "blacklist", "http://0xC0000208?x=1", "--data-dir", tmp_path / "d", check=True)
+    msgs = tmp_path / "m.jsonl"
+    msgs.write_text("".join(json.dumps({"id": i, "kind": "sms", "sender": "0901234567", "recipient": "0912345678",
+                                        "text": f"Tai khoan bi khoa, xac minh tai {link}",
+                                        "time": "2026-11-28T10:00:00+07:00"}) + "\n"
+                            for i, link in enumerate(("http://3221225992/login", "http://192.0.2.8/",
+                                                      "https://[::ffff:192.0.2.8]/"))))
+    out = run_cli("check", "--jsonl", msgs, "--data-dir", tmp_path / "d", check=True).stdout.splitlines()
+    hits = [{h["symbol"]: h.get("detail") for h in json.loads(line)["hits"]} for line in out]
+    assert [h.get("URL_BLACKLISTED") for h in hits] == [
+        "192.0.2.8 on the listed addresses (link host 3221225992)", "192.0.2.8 on the listed addresses",
+        "192.0.2.8 on the listed addresses (link host [::ffff:192.0.2.8])"], hits

@@ -22,6 +22,7 @@ from datetime import date
 from ..csvcell import writer
 from ..textnorm import DOMAIN_MAX
 from ..numbers import format_number, is_shortcode, normalise_number, normalise_sender_id, subscriber_problem
+from ..urlhost import link_host
 from .ipranges import parse_cidr, parse_ip, url_host_if_ip
 
 HEADERS = {
@@ -92,9 +93,8 @@ def parse_channel(v: str) -> str:
 
 def parse_domain(v: str) -> str:
     d = v.strip().lower().rstrip(".")
-    for pre in ("http://", "https://"):
-        if d.startswith(pre):
-            d = d[len(pre):].split("/", 1)[0]
+    if d.startswith(("http://", "https://")):
+        d = link_host(d).rstrip(".")            # (`https://phish.example?x=1`: its host, as a browser reads it)
     if d.startswith("*."):
         d = d[2:]
     try:

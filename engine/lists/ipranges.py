@@ -15,6 +15,8 @@ import ipaddress
 from array import array
 from bisect import bisect_right
 
+from ..urlhost import host_address, link_host
+
 
 def parse_ip(v: str) -> tuple[int, int, int]:
     """`ip` kind: one address -> (family, first, last)."""
@@ -29,16 +31,17 @@ def parse_ip(v: str) -> tuple[int, int, int]:
 
 def url_host_if_ip(v: str) -> str:
     """`http://1.2.3.4/x` -> `1.2.3.4` (a link to an address lists the address: `lists add blacklist` and an
-    `ip` row of an import alike), and `1.2.3.4.` -> `1.2.3.4` (a trailing dot, as a browser reads the host: it
-    was the phone number 1234 to `lists add blacklist`); any other value as it is."""
-    host = v
+    `ip` row of an import alike), read as a browser reads the link's host (urlhost.host_address: `http://3221225992/`
+    and `http://0xC0000208?x=1` are 192.0.2.8's links too, `http://[::ffff:192.0.2.8]/` as well), and `1.2.3.4.`
+    -> `1.2.3.4` (a trailing dot, as a browser reads the host: it was the phone number 1234 to `lists add
+    blacklist`); any other value as it is (a bare `3221225992` is a number, not a link)."""
     if "://" in v:
-        host = v.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
-        if host.startswith("["):
-            host = host[1:].partition("]")[0]
-        elif host.count(":") == 1:
-            host = host.partition(":")[0]
-    host = host[:-1] if host.endswith(".") else host
+        try:
+            a = host_address(link_host(v.strip()))
+        except ValueError:
+            return v
+        return v if a is None else str(a)
+    host = v[:-1] if v.endswith(".") else v
     try:
         parse_ip(host)
     except ValueError:

@@ -7,6 +7,7 @@ from pyroaring import BitMap64
 
 from ..numbers import LEGACY_SERVICE_RANGES, VN_LANDLINE_AREAS, format_number, legacy_service_key
 from ..textnorm import domain_suffixes, host_forms
+from ..urlhost import host_address
 from .csvio import CsvError, SenderEntry, owner_fold, same_period_clash, sender_entry_key, sender_entry_row
 from .ipranges import IpRanges
 
@@ -67,19 +68,25 @@ class Lists:
 
     def listed_host(self, hosts) -> tuple | None:
         """(the first host under a listed domain, the form it was found as, that domain), or None. A host that is
-        an address (`http://192.0.2.8/…`) is looked up in the blacklist's addresses and networks, where `lists add
-        blacklist http://192.0.2.8/` and an `ip`, `cidr` or (naming an address) `domain` row list it: (host, None,
-        host) when it is there."""
+        an address as a browser reads a link's (urlhost.host_address: `http://192.0.2.8/…`, and `3221225992`,
+        `0xC0000208`, `0300.0.02.010`, `192.0.520`, `[::ffff:192.0.2.8]` alike; `[2001:db8::9]`) is looked up in
+        the blacklist's addresses and networks, where `lists add blacklist http://192.0.2.8/` and an `ip`, `cidr` or
+        (naming an address) `domain` row list it: (host, None, the address) when it is there; never as a domain (nor
+        is a host that ends in a number but is no address: no browser opens it)."""
         ips = self.bl_ips if len(self.bl_ips) else None
         if not self.bl_domains and ips is None:
             return None
         for h in hosts:
-            if ips is not None and h[:1].isdigit():
+            last = h[-1]
+            if "0" <= last <= "9" or last == "]" or "0x" in h:     # (cheap: a name rarely ends so or has a 0x)
                 try:
-                    if h in ips:
-                        return h, None, h
-                except ValueError:          # (a name beginning with a digit: 1xbet.example)
-                    pass
+                    a = host_address(h)
+                except ValueError:          # no address, yet no name either: no browser opens it
+                    continue
+                if a is not None:
+                    if ips is not None and a in ips:
+                        return h, None, str(a)
+                    continue
             # a link written in Unicode ("https://ví-dụ.vn") is looked up as listed: its IDNA form (was never found),
             # and, drawn with look-alike letters of a listed ASCII name ("vсb-vn.com", a Cyrillic с), that name
             for form in (h,) if h.isascii() else host_forms(h):

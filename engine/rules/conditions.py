@@ -230,8 +230,8 @@ def _url_blacklisted(v, **_):
             if found is None:
                 return "no listed URL"
             h, form, d = found          # the host as written, and the form listed (IDNA, a look-alike's name)
-            if form is None:            # an address, on the blacklist's addresses / networks
-                return f"{_cut(h)} on the listed addresses"
+            if form is None:            # an address, on the blacklist's addresses / networks (d: as a browser reads h)
+                return f"{d} on the listed addresses" + ("" if d == h else f" (link host {_cut(h)})")
             return f"{_cut(h) if form == h else f'{_cut(h)} ({_cut(form)})'} under listed domain {d}"
         return None
     return pred
