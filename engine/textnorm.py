@@ -14,6 +14,8 @@ import re
 import unicodedata
 from hashlib import blake2b
 
+from .urlhost import percent_decoded
+
 _ZW = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 # Đ/đ, and ETH Ð/ð where Windows-1258 and VISCII put them (0xD0/0xF0, read as Latin-1: "ĐK DNC" came to 5656 as
 # "ÐK DNC", a syntax error) and the look-alike Ɖ (TR39 confusable of Đ)
@@ -131,6 +133,8 @@ def _hosts(text: str) -> list[str]:
     for run in runs:
         for m in _URL_RE.finditer(run):
             w = m.group("h1") or m.group("h2") or m.group("h3")
+            if "%" in w:                    # (only a link's host can hold one: read percent-decoded, as a browser does)
+                w = percent_decoded(w)
             h = w.lower().rstrip(".")
             if h and h not in out:
                 out.append(h)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import unquote
 
 _RADIX_DIGITS = {10: re.compile(r"[0-9]+"), 8: re.compile(r"[0-7]+"), 16: re.compile(r"[0-9a-fA-F]+")}
 # the longest digit string (leading zeros dropped) that can still be below 2**32 in each radix; a longer one is
@@ -83,6 +84,12 @@ def host_address(host: str):
     return ipaddress.IPv4Address(n)
 
 
+def percent_decoded(host: str) -> str:
+    """The standard's host parser reads a host percent-decoded first: `http://%31%39%32.0.2.8/` is 192.0.2.8's link,
+    `http://ph%69sh.example/` phish.example's."""
+    return unquote(host) if "%" in host else host
+
+
 _AUTHORITY_END = re.compile(r"[/?#\\]")
 
 
@@ -91,7 +98,7 @@ def link_host(url: str) -> str:
     port. The authority ends at the first `/`, `?`, `#` or `\\` (`http://192.0.2.8?x=1` is 192.0.2.8's link). An
     IPv6 address written without its brackets (`http://2001:db8::9/`, which no browser opens) is given in them."""
     authority = _AUTHORITY_END.split(url.split("://", 1)[1], 1)[0]
-    host = authority.rpartition("@")[2].lower()
+    host = percent_decoded(authority.rpartition("@")[2]).lower()
     if host.startswith("["):
         return host.partition("]")[0] + "]"
     return host.partition(":")[0] if host.count(":") <= 1 else f"[{host}]"

@@ -88,3 +88,12 @@ def test_the_evidence_names_the_address_and_the_host_as_written(tmp_path):
     assert [h.get("URL_BLACKLISTED") for h in hits] == [
         "192.0.2.8 on the listed addresses (link host 3221225992)", "192.0.2.8 on the listed addresses",
         "192.0.2.8 on the listed addresses (link host [::ffff:192.0.2.8])"], hits
+
+
+def test_a_percent_encoded_link_host_is_read_decoded_as_a_browser_reads_it():
+    L = Lists()
+    add(L, "blacklist", parse_row("blacklist", ["ip", "192.0.2.8"]))
+    add(L, "blacklist", parse_row("blacklist", ["domain", "phish.example"]))
+    assert L.listed_host(find_hosts("xem http://%31%39%32.0.2.8/x"))[1:] == (None, "192.0.2.8")
+    assert L.listed_host(find_hosts("xem https://login.ph%69sh.%65xample/x"))[2] == "phish.example"
+    assert record("blacklist", "http://%31%39%32.0.2.8/", None, None) == ("ip", (4, 0xC0000208, 0xC0000208))
