@@ -14,7 +14,7 @@ import re
 import unicodedata
 from hashlib import blake2b
 
-from .urlhost import percent_decoded
+from .urlhost import FULL_STOPS as _DOTS, IGNORABLE as _IGNORABLE, percent_decoded
 
 _ZW = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 # Đ/đ, and ETH Ð/ð where Windows-1258 and VISCII put them (0xD0/0xF0, read as Latin-1: "ĐK DNC" came to 5656 as
@@ -91,12 +91,6 @@ _MAYBE_HOST = re.compile(r"://|[a-z0-9]\.[a-z]", re.IGNORECASE)
 
 
 _WIDE = re.compile("[\uff01-\uff5e\u3002\uff61]")
-# default-ignorable code points a link's host may hide (UTS #46 maps them to nothing, or a renderer shows nothing):
-# soft hyphen, combining grapheme joiner, Mongolian variation selectors, zero-width space/joiners and direction
-# marks, word joiner and invisible operators, variation selectors (17-256 too), BOM, shorthand format controls
-_IGNORABLE = re.compile("[\u00ad\u034f\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufe00-\ufe0f\ufeff"
-                        "\U0001bca0-\U0001bca3\U000e0100-\U000e01ef]")
-_DOTS = str.maketrans({"\u3002": ".", "\uff61": "."})
 
 
 def find_hosts(text: str) -> list[str]:

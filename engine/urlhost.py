@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from urllib.parse import unquote
 
 _RADIX_DIGITS = {10: re.compile(r"[0-9]+"), 8: re.compile(r"[0-7]+"), 16: re.compile(r"[0-9a-fA-F]+")}
@@ -84,10 +85,25 @@ def host_address(host: str):
     return ipaddress.IPv4Address(n)
 
 
+# default-ignorable code points a link's host may hide (UTS #46 maps them to nothing, or a renderer shows nothing):
+# soft hyphen, combining grapheme joiner, Mongolian variation selectors, zero-width space/joiners and direction
+# marks, word joiner and invisible operators, variation selectors (17-256 too), BOM, shorthand format controls
+IGNORABLE = re.compile("[\u00ad\u034f\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufe00-\ufe0f\ufeff"
+                        "\U0001bca0-\U0001bca3\U000e0100-\U000e01ef]")
+FULL_STOPS = str.maketrans({"\u3002": ".", "\uff61": "."})
+
+
 def percent_decoded(host: str) -> str:
     """The standard's host parser reads a host percent-decoded first: `http://%31%39%32.0.2.8/` is 192.0.2.8's link,
-    `http://ph%69sh.example/` phish.example's."""
-    return unquote(host) if "%" in host else host
+    `http://ph%69sh.example/` phish.example's; then maps it as UTS #46 does before asking whether it ends in a
+    number: full-width and other compatibility forms, ideographic full stops, ignorables (`%EF%BC%91%EF%BC%99%EF%BC%92
+    .0.2.8`, `192%E3%80%820.2.8` and `192.0.2.%C2%AD8` are 192.0.2.8 too: were a name, or no host)."""
+    if "%" not in host:
+        return host
+    host = unquote(host)
+    if host.isascii():
+        return host
+    return IGNORABLE.sub("", unicodedata.normalize("NFKC", host).translate(FULL_STOPS))
 
 
 _AUTHORITY_END = re.compile(r"[/?#\\]")

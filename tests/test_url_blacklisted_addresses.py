@@ -97,3 +97,16 @@ def test_a_percent_encoded_link_host_is_read_decoded_as_a_browser_reads_it():
     assert L.listed_host(find_hosts("xem http://%31%39%32.0.2.8/x"))[1:] == (None, "192.0.2.8")
     assert L.listed_host(find_hosts("xem https://login.ph%69sh.%65xample/x"))[2] == "phish.example"
     assert record("blacklist", "http://%31%39%32.0.2.8/", None, None) == ("ip", (4, 0xC0000208, 0xC0000208))
+
+
+@pytest.mark.parametrize("link", ["http://%EF%BC%91%EF%BC%99%EF%BC%92.0.2.8/",      # percent-encoded full-width 192
+                                  "http://192%E3%80%820.2.8/",                      # an encoded ideographic full stop
+                                  "http://192.0.2.%C2%AD8/"])                       # an encoded soft hyphen
+def test_a_percent_encoded_host_is_mapped_as_a_browser_maps_it_after_decoding(link):
+    # the host parser percent-decodes, then maps (UTS #46: full-width digits, 。, ignorables) and only then asks
+    # whether it ends in a number: each of these opens 192.0.2.8 in a browser (was skipped as "no host", or a name)
+    L = Lists()
+    add(L, "blacklist", parse_row("blacklist", ["ip", "192.0.2.8"]))
+    found = L.listed_host(find_hosts(f"Xac minh tai {link} ngay"))
+    assert found is not None and found[1:] == (None, "192.0.2.8")
+    assert record("blacklist", link, None, None) == ("ip", (4, 0xC0000208, 0xC0000208))
