@@ -58,6 +58,18 @@ def test_other_requests_the_screen_refuses_write_no_call_line(screen):
     assert h.vlog.refusals == []
 
 
+def test_a_refusal_line_names_a_version_it_does_not_carry_whole(screen):
+    """The 505's reason quotes the version as the other parse errors quote a value: its first characters. A request
+    line or Via of 30,000 digits of version wrote them all into the 505's verdict-log line (one such line per INVITE
+    of a flood; the answer's Warning cut it to 80 already)."""
+    h, cli, uas = screen
+    line = _request("INVITE", cli, "l1", "long-1", CALLER).replace(b" SIP/2.0\r\n", b" SIP/2." + b"9" * 30000 + b"\r\n", 1)
+    via = _request("INVITE", cli, "l2", "long-2", CALLER).replace(b"Via: SIP/2.0/UDP", b"Via: SIP/2." + b"9" * 8000
+                                                                     + b"/UDP", 1)
+    assert [_answer(h, cli, m).status for m in (line, via)] == [505, 505]
+    assert [len(a[6]) < 100 for a in h.vlog.refusals] == [True, True], [len(a[6]) for a in h.vlog.refusals]
+
+
 def test_an_invite_without_call_id_or_from_is_logged_with_what_could_be_read(screen):
     h, cli, uas = screen
     inv = _request("INVITE", cli, "n1", "gone", CALLER)

@@ -248,7 +248,7 @@ def _start_line(start: str):
     elif uri.startswith("<") or ">" in uri:
         deferred = SipParseError("Request-URI enclosed in <>", 400, msg)
     elif ver != "2.0":
-        deferred = SipParseError(f"SIP version {ver} not supported", 505, msg)
+        deferred = SipParseError(f"SIP version {ver[:20]} not supported", 505, msg)
     return msg, deferred
 
 

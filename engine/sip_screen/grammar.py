@@ -301,7 +301,7 @@ def parse_via(value: str) -> Via:
     if not m:
         raise SipParseError(f"bad Via {value[:60]!r}")
     if m.group(1) != "2.0":
-        raise SipParseError(f"Via version SIP/{m.group(1)}", 505)
+        raise SipParseError(f"Via version SIP/{m.group(1)[:20]}", 505)
     sent_by, params = m.group(3), m.group(4)
     host, port = sent_by, None
     if sent_by.startswith("["):
