@@ -79,8 +79,9 @@ def _fold_text(text: str) -> str:
 # letters (or punycode). With a scheme or www. anything host-like counts.
 _HOST = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})"
 # An IPv6 address in brackets (`http://[2001:db8::9]/`) is a host too, given with its brackets (urlhost reads it).
+# A link's userinfo runs to the authority's last "@", as a browser reads it (`http://a@b@phish.example/`).
 _URL_RE = re.compile(
-    r"(?:(?:https?|ftp)://(?:[^\s/\\@]+@)?(?:(?P<h1>[^\s/\\:?#\[\]]+)|(?P<h3>\[[0-9a-f:.]+\]))"
+    r"(?:(?:https?|ftp)://(?:[^\s/\\]*@)?(?:(?P<h1>[^\s/\\:?#\[\]@]+)|(?P<h3>\[[0-9a-f:.]+\]))"
     r"|(?<![\w.@/-])(?P<h2>" + _HOST + r"))(?![\w-])",
     re.IGNORECASE)
 

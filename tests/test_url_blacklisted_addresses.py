@@ -110,3 +110,15 @@ def test_a_percent_encoded_host_is_mapped_as_a_browser_maps_it_after_decoding(li
     found = L.listed_host(find_hosts(f"Xac minh tai {link} ngay"))
     assert found is not None and found[1:] == (None, "192.0.2.8")
     assert record("blacklist", link, None, None) == ("ip", (4, 0xC0000208, 0xC0000208))
+
+
+@pytest.mark.parametrize("link", ["http://a@b@192.0.2.8/x", "http://user:p@ss@192.0.2.8:80/", "https://x@y.example@phish.example/",
+                                  "http://a@b@phish.example"])
+def test_a_link_whose_userinfo_holds_an_at_sign_is_read_at_its_last_as_a_browser_reads_it(link):
+    # the host is what follows the authority's last "@" (WHATWG authority state; `lists add` read it so): the host
+    # was read from the first, "b@192.0.2.8", "y.example@phish.example", and neither listed entry was ever found
+    L = Lists()
+    add(L, "blacklist", parse_row("blacklist", ["ip", "192.0.2.8"]))
+    add(L, "blacklist", parse_row("blacklist", ["domain", "phish.example"]))
+    found = L.listed_host(find_hosts(f"Xac minh tai {link} ngay"))
+    assert found is not None and found[2] in ("192.0.2.8", "phish.example")
