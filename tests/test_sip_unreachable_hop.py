@@ -183,3 +183,36 @@ def test_telfilter_serve_answers_a_call_to_an_unreachable_next_hop_503(tmp_path)
         assert stop(p) == 0
         uac.close()
     assert len(verdicts(tmp_path)) == 1
+
+
+def _options(port: int, uac) -> bytes:
+    """An OPTIONS addressed to the screen itself (answered 200 by the screen: no next hop involved)."""
+    lport = uac.getsockname()[1]
+    return (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-opt-{lport}\r\n"
+            f"From: <sip:ping@127.0.0.1:{lport}>;tag=o1\r\nTo: <sip:127.0.0.1:{port}>\r\n"
+            f"Call-ID: opt-{lport}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def test_telfilter_serve_still_reads_sip_over_udp_after_an_icmp_error(tmp_path):
+    """uvloop's poller (libuv uv_poll) takes POLLERR -- what the kernel signals for an ICMP error queued on an
+    IP_RECVERR socket -- as fatal: it runs the reader once and closes its watch of the socket for good. Through
+    `telfilter serve` as shipped the first call to a dead next hop got its 503 and the screen then read no more UDP:
+    every later call, OPTIONS ping and in-dialog request went unanswered until a restart (found by a SIP probe)."""
+    from .test_serve import free_port
+    from .test_sipp_dialog_restart import configure, serve, stop
+    from .test_sipp_ims_flows import free_port as free_sip_port
+    cfg, data = configure(tmp_path)
+    sip_port = free_sip_port()
+    p = serve(tmp_path, cfg, data, sip_port, _dead_port(), free_port(), 1)
+    uac = _udp(3.0)
+    try:
+        for n in range(3):                              # each call's ICMP error, and the screen reading after each
+            uac.sendto(invite(call_id=f"serve-dead-hop-{n}", via_port=uac.getsockname()[1]), ("127.0.0.1", sip_port))
+            ans = _answer(uac)
+            assert ans.startswith(b"SIP/2.0 503") and f"serve-dead-hop-{n}".encode() in ans, (n, ans[:60])
+            uac.sendto(_options(sip_port, uac), ("127.0.0.1", sip_port))
+            ans = _answer(uac)
+            assert ans.startswith(b"SIP/2.0 200"), (n, ans[:60])
+    finally:
+        assert stop(p) == 0
+        uac.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import time
 
@@ -75,6 +76,7 @@ class UdpEndpoint:
         self.pump = None                                        # the C pump when it reads the socket
         self.full_since = 0.0                                   # the Python reader's Pump.full_since
         self.errq_at = 0.0                                      # when it last read the error queue (unreachable.py)
+        self.watch = None                                       # the epoll instance the loop watches for it (watch_fd)
 
     def _sendto_mapped(self, data: bytes, addr) -> int:
         """sendto(2) from an IPv6 socket: `[::]` is dual-stack (it receives IPv4 peers as ::ffff:a.b.c.d) but Python
@@ -115,14 +117,31 @@ class UdpEndpoint:
         if Pump is not None and self.screen.fast_path:
             self.pump = make_pump(self.screen, self.sock.fileno())
             self.pump.on_errqueue = self.drain_errors
-            self.loop.add_reader(self.sock.fileno(), self.pump.run)
+            self.loop.add_reader(self.watch_fd(), self.pump.run)
         else:
             self.pump = None
-            self.loop.add_reader(self.sock.fileno(), self.readable)
+            self.loop.add_reader(self.watch_fd(), self.readable)
+
+    def watch_fd(self) -> int:
+        """What the event loop watches: an epoll instance holding the socket, not the socket itself. An ICMP error
+        queued on the socket (IP_RECVERR, unreachable.py) makes it POLLERR, and uvloop's poller (libuv's uv_poll)
+        takes POLLERR as fatal: it runs the reader once and stops watching the socket for good -- the first call to a
+        dead next hop got its 503 and the screen read no UDP again until a restart. The epoll instance is only ever
+        readable (when the socket is readable or has an error queued: the reader then reads the error queue), so
+        every loop watches it alike; the reader still reads the socket itself."""
+        if not hasattr(select, "epoll"):                # not Linux: no IP_RECVERR either, the socket itself
+            return self.sock.fileno()
+        if self.watch is None:
+            self.watch = select.epoll(1)
+            self.watch.register(self.sock.fileno(), select.EPOLLIN)
+        return self.watch.fileno()
 
     def close(self):
         if self.loop is not None:
-            self.loop.remove_reader(self.sock.fileno())
+            self.loop.remove_reader(self.watch.fileno() if self.watch is not None else self.sock.fileno())
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
         self.pump = None                                # it refers back to the screen (no GC support)
         self.sock.close()
 
