@@ -43,7 +43,7 @@ def _next_hop_gets(h, cli, uas, b):
 def test_an_options_to_the_screen_is_answered_by_it(screen, mf):
     h, cli, uas = screen
     r = _ask(h, cli, f"sip:127.0.0.1:{h.port}", "o1", mf=mf)
-    assert (r.status, r.get("cseq"), r.get("call-id")) == (200, "1 OPTIONS", "opt-o1")
+    assert (r.status, r.reason, r.get("cseq"), r.get("call-id")) == (200, "OK", "1 OPTIONS", "opt-o1")
     assert r.get("accept") == "*/*" and r.get("allow") is None      # §11.2: no Allow from a proxy
     assert ";tag=" in r.get("to")
     assert h.screen.stats["options_answered"] == 1

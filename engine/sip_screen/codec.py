@@ -367,8 +367,10 @@ def parse_datagram(data: bytes) -> SipMessage:
 
 
 # RFC 3261 §21's reason phrases, RFC 8197's 607 and RFC 8688's 608: a rule's `sip_code` may be any final error code
-# (400-699), and an unlisted one was sent as "486 Error"
-REASONS = {100: "Trying", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
+# (400-699), and an unlisted one was sent as "486 Error"; the screen's own 200s (OPTIONS, CANCEL) went out as
+# "200 Error"
+REASONS = {100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
+           200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
            404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
            408: "Request Timeout", 410: "Gone", 413: "Request Entity Too Large", 414: "Request-URI Too Long",
            415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
