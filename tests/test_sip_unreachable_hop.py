@@ -188,9 +188,11 @@ def test_telfilter_serve_answers_a_call_to_an_unreachable_next_hop_503(tmp_path)
 def _options(port: int, uac) -> bytes:
     """An OPTIONS addressed to the screen itself (answered 200 by the screen: no next hop involved)."""
     lport = uac.getsockname()[1]
-    return (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-opt-{lport}\r\n"
+    return (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-opt-{lport}\r\n"
             f"From: <sip:ping@127.0.0.1:{lport}>;tag=o1\r\nTo: <sip:127.0.0.1:{port}>\r\n"
-            f"Call-ID: opt-{lport}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+            f"Call-ID: opt-{lport}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
 
 
 def test_telfilter_serve_still_reads_sip_over_udp_after_an_icmp_error(tmp_path):
