@@ -163,6 +163,31 @@ def test_a_bind_that_slows_down_under_the_rate_is_not_closed():
     assert closes == ["close"] and proxy.stats["esme_other_flood_closed"] == 1
 
 
+def test_late_answers_to_receipts_that_timed_out_are_not_a_flood(pipe):
+    """An ESME that stops answering its receipts for longer than the response timeout, then catches up, answers
+    each deliver_sm of ours late: those answers are no strays (a free PDU), they take no token of the bucket for
+    other requests. Before, a receiver answering its backlog after a pause was closed as a flood (2,000 late
+    answers) and its rebind given the back-off."""
+    settings = SmppSettings(other_requests_per_second=0.01, other_requests_burst=2, other_requests_refused_close=3,
+                            smsc_response_timeout=0.5)
+    n = 5
+    with ProxyHarness(pipe, settings=settings) as h:
+        s, _ = raw_session(h)
+        s.sendall(_burst([P.replace(_submit(seq), registered_delivery=1) for seq in range(2, n + 2)]))
+        got = [read_raw(s) for _ in range(2 * n)]           # the resps and the receipts, none answered
+        receipts = [a.sequence_number for a in got if a.command_id == C.DELIVER_SM]
+        assert len(receipts) == n
+        assert wait(lambda: h.run(lambda: sum(len(x.timed_out) for x in h.proxy.sessions)) >= n, timeout=10)
+        s.sendall(_burst([P.DeliverSmResp(sequence_number=seq) for seq in receipts]))
+        s.sendall(encode(P.EnquireLink(sequence_number=n + 2)))
+        s.settimeout(5)
+        while (r := read_raw(s)).command_id != C.ENQUIRE_LINK_RESP:
+            pass                            # (the receipts offered again meanwhile)
+        assert (r.sequence_number, r.command_status) == (n + 2, 0)
+        assert h.proxy.stats["esme_late_responses"] == n
+        assert h.proxy.stats["esme_other_throttled"] == 0 and h.proxy.stats["esme_other_flood_closed"] == 0
+
+
 def test_refused_pdus_count_as_other_requests(pipe):
     """A malformed PDU is answered with its own status (stream.py) but takes a token too: a flood of them closes
     the bind as a flood of enquire_links does."""

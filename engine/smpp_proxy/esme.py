@@ -20,6 +20,7 @@ _MESSAGE_COMMANDS = frozenset((C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM))
 _SUBMIT_SM = C.SUBMIT_SM
 _HEADER = struct.Struct(">IIII").unpack_from          # command_length, command_id, command_status, sequence_number
 _monotonic = time.monotonic
+LATE_SEQS = 4096       # timed-out requests of ours whose late answer is no stray (dispatch.handle_esme_pdu)
 WRITE_STALL = 30.0      # seconds a peer may leave our answers unread (write buffer over its high-water mark)
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class EsmeSession(CoalescedStream):
         self.transport = None
         self.peer = ("?", 0)
         self.window: dict[int, tuple] = {}          # our deliver_sm seq -> (on_resp, expiry, its resp's command_id)
+        self.timed_out: dict[int, None] = {}       # seqs of ours that timed out, the last LATE_SEQS (insertion order)
         self.last_rx = self.connected_at = time.monotonic()
         self.closed = False
         self.admitted = False          # counted by the connection caps
@@ -57,6 +59,14 @@ class EsmeSession(CoalescedStream):
         self.other_bucket = None       # its PDUs other than messages (dispatch.over_other_rate)
         self.other_refused = 0         # ... refused since that bucket was last full
         self.interface_version = 0x34  # its bind's (SMPP 3.4 §5.2.4); below 0x34 it is sent no TLV (speak_v33)
+
+    def note_timed_out(self, seq: int) -> None:
+        """A request of ours (a receipt, an MO, an enquire_link) `seq` timed out: its answer, if it comes late, is
+        taken as one (free), not as a stray answer that costs a token of the bucket for other requests."""
+        t = self.timed_out
+        t[seq] = None
+        if len(t) > LATE_SEQS:
+            del t[next(iter(t))]
 
     # transport callbacks
     def connection_made(self, transport):

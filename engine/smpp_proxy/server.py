@@ -328,6 +328,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
             for seq, (cb, exp, _) in list(sess.window.items()):
                 if exp <= now:
                     del sess.window[seq]
+                    sess.note_timed_out(seq)
                     cb(None)
             if now - sess.last_rx > s.idle_timeout:
                 log.info("closing idle bind %s", addr_text(*sess.peer[:2]))
