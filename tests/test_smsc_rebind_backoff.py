@@ -65,3 +65,21 @@ def test_each_bind_to_the_smsc_and_the_end_of_an_outage_are_in_the_service_log(p
         assert wait(lambda: len(said()) == 2), caplog.text
         assert said()[1].startswith(f"bound to SMSC 127.0.0.1:{h.sim.port} as transceiver again, ") and \
             said()[1].endswith("s after the link was lost"), said()
+
+
+def test_a_bind_the_smsc_never_answers_is_named_in_the_retry_warning(pipe, caplog, monkeypatch):
+    """An SMSC that takes the connection but never answers the bind (stopped: SIGSTOP, its listen backlog still
+    accepting) was logged 'SMSC 127.0.0.1:2775: ; retrying in 0.4s': the bind's timeout has an empty message."""
+    import logging
+
+    from engine.smpp_proxy import smsc
+    monkeypatch.setattr(smsc, "BIND_WAIT", 0.2, raising=False)
+    caplog.set_level(logging.WARNING, logger="telfilter")
+    st = SmppSettings(reconnect_min=0.05, reconnect_max=0.2)
+    with ProxyHarness(pipe, accounts=("esme1:secret",), settings=st) as h:
+        assert wait(lambda: any(l.bound for l in h.proxy.links), 3)
+        h.sim.on_pdu = lambda s, ev: None                  # reads every PDU, answers none
+        for s in list(h.sim.sessions):
+            h.loop.call_soon_threadsafe(s.transport.close)
+        want = f"SMSC 127.0.0.1:{h.sim.port}: no answer to our bind within 0.2s; retrying in "
+        assert wait(lambda: any(r.getMessage().startswith(want) for r in caplog.records), 15), caplog.text

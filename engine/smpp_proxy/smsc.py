@@ -21,6 +21,7 @@ MAX_LATE = 4096         # timed-out requests remembered per link, to recognise l
 TIMEOUTS_TO_REBIND = 3  # requests timed out in a row, no answer in between: the link is closed and bound again
 # a link bound this long (or at most reconnect_max) that answered nothing still starts the reconnect back-off again
 STABLE_LINK = 10.0
+BIND_WAIT = 10.0        # seconds a bind to the SMSC may wait for its answer
 # The last 1/RESERVE_SHARE of a link's window is kept for light accounts while another account is bound: an
 # account holding that many requests in the SMSC windows (`upstream_held`) takes a slot there only while more are
 # free. Else one ESME at its throughput (or with a window larger than the link's) holds the whole window and every
@@ -68,7 +69,10 @@ class UpstreamMixin:
                     password=self.settings.smsc_password, interface_version=0x34))
                 link.bind_waiter = loop.create_future()         # (after the encode: one that fails leaves none)
                 link.transport.write(bind)
-                resp = await asyncio.wait_for(link.bind_waiter, 10)
+                try:
+                    resp = await asyncio.wait_for(link.bind_waiter, BIND_WAIT)
+                except asyncio.TimeoutError:    # (its str is empty: the retry's warning said 'SMSC host:port: ;')
+                    raise ConnectionError(f"no answer to our bind within {BIND_WAIT:g}s") from None
                 if resp.command_status != 0:
                     # only "unknown command" says the SMSC has no transceiver binds; ESME_RBINDFAIL (its
                     # maintenance, a session limit) or another refusal is retried as a transceiver, with back-off
