@@ -258,11 +258,10 @@ async def run_serve(args, ready=None):
     force = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, force.set)
-    # --drain-timeout bounds the whole stop, up to the process's exit: the drain leaves a little
-    # (1/20, at most 0.5 s) for closing sockets, the state store's last flush and interpreter exit
+    # --drain-timeout bounds the whole stop, up to the process's exit: the drains (SMPP, and SIP beside: sip_screen/
+    # draining.py) leave a little (1/20, at most 0.5 s) for closing sockets, the store's last flush and exit
     budget = getattr(args, "drain_timeout", 10.0)
     stop_started, drain_budget = loop.time(), max(0.0, budget - min(0.5, budget / 20))
-    # the SIP screen drains beside (new calls 503, the calls in flight get their finals: sip_screen/draining.py)
     drain = asyncio.gather(proxy.drain(drain_budget), *([sip.drain(drain_budget)] if sip else ()))
     forced = asyncio.ensure_future(force.wait())
     await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
