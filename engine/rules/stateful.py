@@ -193,6 +193,10 @@ def _unheld(ns, ks, held) -> tuple:
     return tuple([k for k in ks if (ns, k) not in held])
 
 
+# what a counter's evidence counts, by the context's scope (a call's said "messages")
+_UNITS = {"call": "calls"}
+
+
 def _counter_fns(ctr: Counter):
     """(check, commit) for one counter: closures over its constants, one per mode, so the two
     calls every message that gets this far makes read no attributes of the counter and test no
@@ -244,7 +248,7 @@ def _counter_fns(ctr: Counter):
                 if n > best:
                     best = n
             if best > limit:
-                return f"{best} messages per {spec} within {text} (limit {limit})"
+                return f"{best} {_UNITS.get(getattr(c, 'scope', None), 'messages')} per {spec} within {text} (limit {limit})"
             return None
 
         def commit_at(c, s):
@@ -270,7 +274,7 @@ def _counter_fns(ctr: Counter):
             if n > best:
                 best = n
         if best > limit:
-            return f"{best} messages per {spec} within {text} (limit {limit})"
+            return f"{best} {_UNITS.get(getattr(c, 'scope', None), 'messages')} per {spec} within {text} (limit {limit})"
         return None
 
     def commit_count(c, s):
