@@ -15,6 +15,7 @@ class _Acct:
 class _Sess:
     def __init__(self, acct):
         self.account, self.window, self.closed = acct, {}, False
+        self.last_timeout = self.last_rx = 0.0          # (not stalled: routing._receiving)
         self.state = type("St", (), {"can_receive": True})()
         self.transport = type("T", (), {"is_closing": staticmethod(lambda: False)})()
 

@@ -91,10 +91,12 @@ class EsmeDispatch:
                              sess.account and sess.account.system_id, ent[2] & 0x7FFFFFFF, cid)
                     pdu = None
                 ent[0](pdu)
-            elif sess.timed_out.pop(pdu.sequence_number, 0) is None:
+            elif (late := sess.timed_out.pop(pdu.sequence_number, 0)) != 0:
                 # a late answer to a request of ours that timed out (its receipt held and offered again): an ESME
                 # catching up on a backlog answers hundreds at once, and was closed as a flood of strays
                 self.stats["esme_late_responses"] += 1
+                if late is not None and cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP):
+                    self.late_receipt_answer(late, pdu.command_status)   # its held copy (held.py)
             else:                           # an answer to nothing we sent: not answered, but no free PDU either
                 self.over_other_rate(sess)
             return

@@ -48,8 +48,12 @@ class EsmeSession(CoalescedStream):
         self.transport = None
         self.peer = ("?", 0)
         self.window: dict[int, tuple] = {}          # our deliver_sm seq -> (on_resp, expiry, its resp's command_id)
-        self.timed_out: dict[int, None] = {}       # seqs of ours that timed out, the last LATE_SEQS (insertion order)
+        # seqs of ours that timed out, the last LATE_SEQS (insertion order) -> None, or a receipt's held copy (held.py)
+        self.timed_out: dict = {}
         self.last_rx = self.connected_at = time.monotonic()
+        # when a request of ours to it last timed out (housekeeping; 0: never). Later than last_rx: it stalled
+        # (sent nothing since), and is offered one deliver_sm at a time (routing._receiving) until it sends anything
+        self.last_timeout = 0.0
         self.closed = False
         self.admitted = False          # counted by the connection caps
         self.bind_pending = False      # a bind is waiting for its password check

@@ -59,12 +59,13 @@ class _HeldReceipt:
     `hid`: its journal record (0: none yet); `held_at`: when it was first held (wall clock, seconds: journalled,
     for the next start); `since`: the same instant on this process's monotonic clock, by which it ages (its
     age when read back from the journal is the wall clock's then, at least 0)."""
-    __slots__ = ("raw", "hid", "held_at", "since", "v33_fits")
+    __slots__ = ("raw", "hid", "held_at", "since", "v33_fits", "delivered")
 
     def __init__(self, raw: bytes, hid: int = 0, held_at: float | None = None):
         self.raw = raw
         self.hid = hid
         self.v33_fits = None            # whether an SMPP 3.3 bind can take it (codec/v33.fits_v33 says it once)
+        self.delivered = False          # a late deliver_sm_resp (0) to the copy that timed out came: not offered again
         wall, self.since = time.time(), time.monotonic()
         self.held_at = wall if held_at is None else held_at
         if held_at is not None:
@@ -112,31 +113,36 @@ class HeldReceipts:
         """Hold a receipt, then `on_done(True)`; `on_done(False)` (not held: the SMSC is answered
         ESME_RX_T_APPN and keeps it) at max_held_receipts or the account's share, for one too big, or when
         its record could not be written, for one the SMSC still waits on. One already acknowledged is
-        always held (net zero)."""
+        always held (net zero). Returns the held entry (None: not held)."""
         raw = getattr(pdu, "raw", b"")
         if not acked:
             s = self.settings
             if self.held_total >= s.max_held_receipts or len(raw) > MAX_HELD_RECEIPT:
                 self.stats["receipts_refused_held_full" if len(raw) <= MAX_HELD_RECEIPT else "receipts_too_big_to_hold"] += 1
-                return on_done(False)
+                on_done(False)
+                return None
             share = s.max_held_per_account or (max(1, s.max_held_receipts // 2) if len(self.accounts) > 1
                                                else s.max_held_receipts)
             q = self.held.get(acct)
             if (len(q) if q else 0) + self.held_writing.get(acct, 0) >= share:
                 self.stats["receipts_refused_held_share"] += 1          # its share taken: the SMSC keeps it
-                return on_done(False)
+                on_done(False)
+                return None
         entry = pdu if isinstance(pdu, _HeldReceipt) else _HeldReceipt(raw or encode(pdu))
         if self.held_writer is None or entry.hid:
             self._held_in(acct, entry)                 # in memory only, or on disk already
-            return on_done(True)
+            on_done(True)
+            return entry
         if acked:
             # acknowledged already (before the journal, or locally generated): held now, written when it can be
             entry.hid = self.held_log.add(acct, _stamped(entry), self._held_record_written)
             self._held_in(acct, entry)
-            return on_done(True)
+            on_done(True)
+            return entry
         self.held_total += 1                           # counts toward the bounds while it is written
         self.held_writing[acct] = self.held_writing.get(acct, 0) + 1
         entry.hid = self.held_log.add(acct, _stamped(entry), lambda err: self._held_written(acct, entry, on_done, err))
+        return entry
 
     def _held_written(self, acct, entry, on_done, err) -> None:
         self.held_total -= 1
@@ -218,9 +224,20 @@ class HeldReceipts:
                 continue
             pdu = q.popleft()
             self.held_total -= 1
+            if pdu.delivered:
+                continue                    # its ESME took the copy that timed out after all (late_receipt_answer)
             self._deliver_receipt(acct, pdu, on_done=_ignore, acked=True)
         if not q:
             del self.held[acct]
+
+    def late_receipt_answer(self, entry, status: int) -> None:
+        """A late deliver_sm_resp to a receipt of ours that timed out and was held (`entry`): with status 0 the ESME
+        has it; its held copy is not offered again (its record ends now, the entry leaves the queue at its next
+        flush). A copy in flight meanwhile is answered as any."""
+        if status == 0 and not entry.delivered:
+            entry.delivered = True
+            self._held_gone(entry)
+            self.stats["receipts_late_acknowledged"] += 1
 
     def _retry_held(self, now: float) -> None:
         """Housekeeping: receipts held past max_held_days are let go; held receipts whose back-off has passed go

@@ -174,8 +174,13 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
         """The sessions that can take a deliver_sm now: a receiver bind, open, with room in its window; for `pdus`
         (the SMSC's deliver_sm / data_sm), not a bind of SMPP 3.3 or earlier when one of them does not fit a
         deliver_sm without TLVs whole (codec/v33.py: its user data over 254 octets)."""
+        # a bind with a request of ours timed out and nothing from it since (stalled: not reading, or gone without
+        # a FIN) has room for one only, a probe: each deliver_sm it does not answer times out, is held and offered
+        # again, and when it catches up it had them all twice or more (2,200 deliver_sm for 700 receipts after a 40 s
+        # pause, a window of 100). Anything it sends (a late answer too) frees it; other receivers take the rest
         rx = [s for s in sessions if s.state.can_receive and not s.closed
-              and len(s.window) < s.account.window and not s.transport.is_closing()]
+              and len(s.window) < (1 if s.last_timeout > s.last_rx else s.account.window)
+              and not s.transport.is_closing()]
         if pdus and any(s.interface_version < 0x34 for s in rx) and not all(map(fits_v33, pdus)):
             rx = [s for s in rx if s.interface_version >= 0x34]
         return rx
@@ -269,16 +274,19 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
                 # the ESME went away, did not answer or refused it (a nack, whatever its status, is no
                 # acknowledgement): held, tried again after HELD_RETRY
                 self.held_retry_at[acct] = time.monotonic() + HELD_RETRY
-                return self._hold(acct, pdu, acked, on_done)
+                entry = self._hold(acct, pdu, acked, on_done)
+                if r is None and entry is not None and seq in sess.timed_out:
+                    sess.timed_out[seq] = entry     # timed out: a late answer to it is for this entry (late_receipt_answer)
+                return
             self._held_gone(pdu)
             on_done(True)
             if self.held.get(acct):
                 self._flush_held(acct)        # a window slot is free: the next held receipt takes it
             elif self.receipt_handover is not None:
                 self.receipt_handover.slot_free(acct)   # or one another process handed over
-        self._send_to_esme(sess, pdu, done)
+        seq = self._send_to_esme(sess, pdu, done)
 
-    def _send_to_esme(self, sess, pdu, on_resp):
+    def _send_to_esme(self, sess, pdu, on_resp) -> int:
         seq = sess.conn.next_sequence()
         cid = getattr(pdu, "command_id", None)
         if cid is None:                     # a held receipt is its bytes only
@@ -288,6 +296,7 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
         # the answer it expects: one of another type is taken as none (dispatch.handle_esme_pdu)
         sess.window[seq] = (on_resp, time.monotonic() + self.settings.smsc_response_timeout, cid | 0x80000000)
         sess.send_raw(as_request(pdu.raw, seq) if getattr(pdu, "raw", b"") else encode(P.replace(pdu, sequence_number=seq)))
+        return seq
 
 
 # generic_nack statuses that say the ESME cannot read the deliver_sm (SMPP 3.4 §5.1.3): the same bytes would

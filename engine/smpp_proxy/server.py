@@ -329,6 +329,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
                 if exp <= now:
                     del sess.window[seq]
                     sess.note_timed_out(seq)
+                    sess.last_timeout = now     # stalled until it sends anything (routing._receiving)
                     cb(None)
             if now - sess.last_rx > s.idle_timeout:
                 log.info("closing idle bind %s", addr_text(*sess.peer[:2]))

@@ -1,0 +1,82 @@
+"""A receiver bind that stops answering its deliver_sm (routing._receiving, held.late_receipt_answer): it is offered
+one receipt at a time (a probe) until it sends anything, other receivers of the account take the rest, and a late
+answer to a receipt that timed out ends its held copy. Before, each receipt that timed out was held and offered again to
+the same stalled bind (its window free again), so an ESME that caught up after a pause had every receipt 2-5 times."""
+import time
+
+from engine.smpp_proxy.accounts import SmppSettings
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.routing import HELD_RETRY
+from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
+from tests.test_smpp_receipts import Esme
+
+TIMEOUT = 0.5           # the response timeout here (smsc_response_timeout: towards ESMEs too)
+
+
+def _catch_up(e, until, quiet=1.0, timeout=20.0):
+    """`e` reads and answers (0) every deliver_sm until `until()` and nothing more came for `quiet` s; returns the
+    short_message of each deliver_sm it read, in order (a receipt's id is in it)."""
+    got, end, quiet_since = [], time.monotonic() + timeout, None
+    while time.monotonic() < end:
+        p = e.next(lambda p: p.command_id == C.DELIVER_SM, 0.1)
+        if p is not None:
+            got.append(bytes(p.short_message))
+            e.answer(p)
+            quiet_since = None
+        elif until():
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= quiet:
+                return got
+    raise AssertionError(f"not caught up in {timeout}s: {len(got)} read")
+
+
+def _unread(e) -> int:
+    """How many deliver_sm wait in `e`'s socket (it read nothing meanwhile)."""
+    n = 0
+    while e.next(lambda p: p.command_id == C.DELIVER_SM, 0.3) is not None:
+        n += 1
+    return n
+
+
+def _rounds(elapsed: float) -> float:
+    """Probe rounds in `elapsed` s: one at a time, each HELD_RETRY and a timeout at least."""
+    return 1 + elapsed / (HELD_RETRY + TIMEOUT)
+
+
+def test_a_receiver_that_stalls_then_catches_up_gets_each_receipt_once_but_the_probes(pipe):
+    n = 60
+    with ProxyHarness(pipe, settings=SmppSettings(smsc_response_timeout=TIMEOUT)) as h:
+        rx = Esme(h, kind=P.BindReceiver)                      # then reads nothing for a while
+        tx = Esme(h, kind=P.BindTransmitter)
+        t0 = time.monotonic()
+        tx.submit(n)
+        # every receipt went to rx and timed out (held), and at least three timeout rounds passed
+        assert wait(lambda: h.proxy.stats["receipts_held"] >= n + 3, timeout=15)
+        stalled_for = time.monotonic() - t0
+        got = _catch_up(rx, lambda: h.run(lambda: h.proxy.held_total == 0 and not any(
+            s.window for s in h.proxy.sessions)))
+        assert len(set(got)) == n                               # every receipt, once at least
+        # once more only for the probes (before: each receipt offered again to the stalled bind every round, 3-5
+        # times each; and once more each when it caught up)
+        assert len(got) - n <= _rounds(stalled_for + 2.0), (len(got), stalled_for)
+        assert h.proxy.stats["receipts_late_acknowledged"] >= n - 1
+
+
+def test_another_receiver_of_the_account_takes_the_receipts_while_one_is_stalled(pipe):
+    with ProxyHarness(pipe, settings=SmppSettings(smsc_response_timeout=TIMEOUT)) as h:
+        stalled = Esme(h, kind=P.BindReceiver)                  # reads nothing
+        live = Esme(h, kind=P.BindReceiver)
+        tx = Esme(h, kind=P.BindTransmitter)
+        tx.submit(4)
+        got = _catch_up(live, lambda: h.proxy.stats["receipts_held"] > 0, 0)     # one of the stalled one's timed out
+        t0 = time.monotonic()
+        n = 40
+        tx.submit(n, first=4)
+        got += _catch_up(live, lambda: h.run(lambda: h.proxy.held_total) == 0)
+        elapsed = time.monotonic() - t0
+        # the stalled bind had what it had before it stalled (of the first 4) and a probe a round at most
+        # (before: half the receipts, round robin, and each again every round)
+        assert _unread(stalled) <= 4 + _rounds(elapsed), elapsed
+        assert len(set(got)) >= n + 4 - 1                       # the live one all (but one in a probe, at most)
