@@ -45,23 +45,23 @@ def _rounds(elapsed: float) -> float:
     return 1 + elapsed / (HELD_RETRY + TIMEOUT)
 
 
-def test_a_receiver_that_stalls_then_catches_up_gets_each_receipt_once_but_the_probes(pipe):
+def test_a_receiver_that_stalls_then_catches_up_gets_each_receipt_once(pipe):
     n = 60
     with ProxyHarness(pipe, settings=SmppSettings(smsc_response_timeout=TIMEOUT)) as h:
         rx = Esme(h, kind=P.BindReceiver)                      # then reads nothing for a while
         tx = Esme(h, kind=P.BindTransmitter)
         t0 = time.monotonic()
         tx.submit(n)
-        # every receipt went to rx and timed out (held), and at least three timeout rounds passed
-        assert wait(lambda: h.proxy.stats["receipts_held"] >= n + 3, timeout=15)
+        assert wait(lambda: h.proxy.stats["receipts_held"] >= n, timeout=15)   # each timed out on rx (or waited)
+        time.sleep(3 * (HELD_RETRY + TIMEOUT))      # (the stall under test: three rounds of offers again)
         stalled_for = time.monotonic() - t0
         got = _catch_up(rx, lambda: h.run(lambda: h.proxy.held_total == 0 and not any(
             s.window for s in h.proxy.sessions)))
-        assert len(set(got)) == n                               # every receipt, once at least
-        # once more only for the probes (before: each receipt offered again to the stalled bind every round, 3-5
-        # times each; and once more each when it caught up)
-        assert len(got) - n <= _rounds(stalled_for + 2.0), (len(got), stalled_for)
-        assert h.proxy.stats["receipts_late_acknowledged"] >= n - 1
+        assert len(set(got)) == n                               # every receipt
+        # once: what timed out waited for its late answer (before: each receipt offered again to the stalled bind
+        # every round, 3-5 times each; then, without a probe, again as soon as it answered anything)
+        assert len(got) == n, (len(got), stalled_for)
+        assert h.proxy.stats["receipts_late_acknowledged"] >= 1
 
 
 def test_another_receiver_of_the_account_takes_the_receipts_while_one_is_stalled(pipe):

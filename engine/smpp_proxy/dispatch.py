@@ -81,6 +81,8 @@ class EsmeDispatch:
         if cid in _RESPONSES:
             # an answer to what we sent is taken in any state: a receipt acknowledged just after the
             # ESME's unbind is delivered, not held and sent again
+            if pdu.sequence_number > sess.answered_seq:
+                sess.answered_seq = pdu.sequence_number
             ent = sess.window.pop(pdu.sequence_number, None)
             if ent:
                 if cid != ent[2] and cid != C.GENERIC_NACK:

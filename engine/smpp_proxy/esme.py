@@ -54,6 +54,7 @@ class EsmeSession(CoalescedStream):
         # when a request of ours to it last timed out (housekeeping; 0: never). Later than last_rx: it stalled
         # (sent nothing since), and is offered one deliver_sm at a time (routing._receiving) until it sends anything
         self.last_timeout = 0.0
+        self.answered_seq = 0           # the highest sequence number of ours it answered (late or not: dispatch.py)
         self.closed = False
         self.admitted = False          # counted by the connection caps
         self.bind_pending = False      # a bind is waiting for its password check

@@ -59,13 +59,16 @@ class _HeldReceipt:
     `hid`: its journal record (0: none yet); `held_at`: when it was first held (wall clock, seconds: journalled,
     for the next start); `since`: the same instant on this process's monotonic clock, by which it ages (its
     age when read back from the journal is the wall clock's then, at least 0)."""
-    __slots__ = ("raw", "hid", "held_at", "since", "v33_fits", "delivered")
+    __slots__ = ("raw", "hid", "held_at", "since", "v33_fits", "delivered", "timed_out_on", "timed_out_seq")
 
     def __init__(self, raw: bytes, hid: int = 0, held_at: float | None = None):
         self.raw = raw
         self.hid = hid
         self.v33_fits = None            # whether an SMPP 3.3 bind can take it (codec/v33.fits_v33 says it once)
         self.delivered = False          # a late deliver_sm_resp (0) to the copy that timed out came: not offered again
+        # the bind and sequence number of its copy that last timed out (routing._receiving: that bind is offered it
+        # again only once it answered a later one; until then its late answer may still come)
+        self.timed_out_on, self.timed_out_seq = None, 0
         wall, self.since = time.time(), time.monotonic()
         self.held_at = wall if held_at is None else held_at
         if held_at is not None:
@@ -214,6 +217,10 @@ class HeldReceipts:
         self.held_retry_at.pop(acct, None)
         skips = MAX_HELD_SKIPS
         for _ in range(len(q)):             # each once
+            if q[0].delivered:              # its ESME took the copy that timed out after all (late_receipt_answer)
+                q.popleft()
+                self.held_total -= 1
+                continue
             if not self._receivers(acct):
                 return
             if not self._receivers(acct, q[0]):
@@ -224,8 +231,6 @@ class HeldReceipts:
                 continue
             pdu = q.popleft()
             self.held_total -= 1
-            if pdu.delivered:
-                continue                    # its ESME took the copy that timed out after all (late_receipt_answer)
             self._deliver_receipt(acct, pdu, on_done=_ignore, acked=True)
         if not q:
             del self.held[acct]

@@ -183,6 +183,11 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
               and not s.transport.is_closing()]
         if pdus and any(s.interface_version < 0x34 for s in rx) and not all(map(fits_v33, pdus)):
             rx = [s for s in rx if s.interface_version >= 0x34]
+        on = getattr(pdus[0], "timed_out_on", None) if len(pdus) == 1 else None
+        if on is not None and on.answered_seq <= pdus[0].timed_out_seq:
+            # a held receipt whose copy timed out on a bind still waits for its late answer there (an ESME catching
+            # up answers in order): not offered to it again before it answered a later one; others may take it
+            rx = [s for s in rx if s is not on]
         return rx
 
     def _v33_only(self, acct) -> bool:
@@ -277,6 +282,7 @@ class DeliveryRouting(_ReceiptIds, ShortcodeReplies):
                 entry = self._hold(acct, pdu, acked, on_done)
                 if r is None and entry is not None and seq in sess.timed_out:
                     sess.timed_out[seq] = entry     # timed out: a late answer to it is for this entry (late_receipt_answer)
+                    entry.timed_out_on, entry.timed_out_seq = sess, seq
                 return
             self._held_gone(pdu)
             on_done(True)
