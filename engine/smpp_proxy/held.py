@@ -218,7 +218,7 @@ class HeldReceipts:
         skips = MAX_HELD_SKIPS
         for _ in range(len(q)):             # each once
             if q[0].delivered:              # its ESME took the copy that timed out after all (late_receipt_answer)
-                q.popleft()
+                self._held_gone(q.popleft())    # (its record: ended then, or written again by a later copy's timeout)
                 self.held_total -= 1
                 continue
             if not self._receivers(acct):
