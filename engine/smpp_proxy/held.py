@@ -221,10 +221,12 @@ class HeldReceipts:
                 self._held_gone(q.popleft())    # (its record: ended then, or written again by a later copy's timeout)
                 self.held_total -= 1
                 continue
-            if not self._receivers(acct):
-                return
             if not self._receivers(acct, q[0]):
-                q.rotate(-1)                # no receiver bound can take it whole (SMPP 3.3 binds): waits at the back
+                if not self._receivers(acct):
+                    return                  # no receiver free at all
+                # the free ones cannot take it (too long for SMPP 3.3 binds; its timed-out copy's late answer may
+                # still come from the one free): it waits at the back
+                q.rotate(-1)
                 skips -= 1
                 if not skips:
                     return                  # the others at the next flush (MAX_HELD_SKIPS)
