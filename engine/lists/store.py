@@ -5,6 +5,7 @@ from __future__ import annotations
 from array import array
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -220,6 +221,7 @@ class ListStore:
 
     def _save(self, L: Lists, kinds) -> None:
         (self.dir / "lists").mkdir(parents=True, exist_ok=True)
+        self._sweep_leftovers()
         mark = L.journal_mark
         gen = secrets.token_hex(8)      # the journal's generation once this snapshot has folded it in
         staged = []
@@ -240,6 +242,18 @@ class ListStore:
             keep_folded(self.delta_path, mark[1])     # what the new generation's .prev lacks, for a fall-back
             replace_with_tail(self.delta_path, mark[1], gen)
             L.journal_mark = (gen, len(journal_header(gen)))
+
+    # the temporary files a writer makes (snapshot.prepare_snapshot, install_snapshot's link, journal._replace_durably)
+    _LEFTOVER = re.compile(rf"(?:{'|'.join(KINDS)})\.snap(?:\.prev)?\.tmp\d+|dnc\.delta(?:\.prev)?\.tmp\d+")
+
+    def _sweep_leftovers(self) -> None:
+        """Remove the temporary files of a writer killed half-way (kill -9, the OOM killer). Called with the write lock
+        held: every writer makes its temporary files under that lock and removes them before letting it go (or on an
+        error), so any still there belong to a writer that died holding it. Each crash left a snapshot-sized file
+        under a new name (its pid) for good."""
+        for p in (self.dir / "lists").iterdir():
+            if self._LEFTOVER.fullmatch(p.name):
+                p.unlink(missing_ok=True)
 
     def compact_journal(self, min_bytes: int = JOURNAL_COMPACT_BYTES) -> bool:
         """Fold a journal larger than `min_bytes` into the dnc snapshot (serve, off the loop).

@@ -1,0 +1,61 @@
+"""A list writer killed half-way (kill -9, the OOM killer: a `lists import` of a big DNC file, serve's journal fold)
+leaves its temporary files in the lists directory; the next writer, holding the same write lock the dead one held
+while they existed, removes them. Before, each such crash left a snapshot-sized file for good (a 10M-number DNC
+generation is ~tens of MB; each crash a new name, by its pid), and nothing ever swept them."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from engine.lists import ListStore
+
+from .conftest import ROOT
+
+# the child: a writer killed at the fsync of the named temporary file (its data written, not yet renamed in)
+_KILLED_AT = r"""
+import os, signal, sys
+from pathlib import Path
+from engine.lists import ListStore
+stage = sys.argv[2]
+real = os.fsync
+def fsync(fd):
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if name.endswith(f"{stage}.tmp{os.getpid()}"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(fd)
+os.fsync = fsync
+store = ListStore(Path(sys.argv[1]))
+store.append_delta("add", 84900000001, "S")
+store.add("dnc", "0912000002", "V")
+"""
+
+
+def _leftovers(d):
+    return sorted(p.name for p in (d / "lists").iterdir() if ".tmp" in p.name)
+
+
+@pytest.mark.parametrize("stage", ["dnc.snap", "dnc.delta", "dnc.delta.prev"])
+def test_the_next_writer_removes_what_a_killed_writer_left(data_dir, stage):
+    store = ListStore(data_dir)
+    store.add("dnc", "0912000001", "S")              # a snapshot and a journal already there
+    p = subprocess.run([sys.executable, "-c", _KILLED_AT, str(data_dir), stage], cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert _leftovers(data_dir), "the kill left no temporary file: the test did not reach its point"
+    store.add("dnc", "0912000003", "S")              # the next writer
+    assert _leftovers(data_dir) == []
+    L = store.load()
+    assert {84900000001, 84912000001, 84912000003} <= set(L.dnc_s)
+
+
+def test_a_file_that_only_looks_like_a_leftover_is_kept(data_dir):
+    """Only the writers' own temporary names go: not another file an operator keeps in the lists directory."""
+    store = ListStore(data_dir)
+    store.add("dnc", "0912000001", "S")
+    keep = [data_dir / "lists" / n for n in ("dnc.snap.tmpcopy", "notes.tmp123", "dnc.stream-id.tmp")]
+    for k in keep:
+        k.write_bytes(b"x")
+    store.add("dnc", "0912000003", "S")
+    assert all(k.exists() for k in keep)
