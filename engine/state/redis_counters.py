@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..rules.counters import MemoryCounters
+from ..rules.slots import key_hash, value_fp
 from ..verdict import Action
 from .journalled import stable, stable_key
 
@@ -50,7 +51,13 @@ class _Op:
         if d is REMOVE:
             return 0
         if d is True:
-            return mem.distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
+            n = mem.distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
+            k, fp = ("distinct", self.ns, self.key), value_fp(self.value)
+            seen = pend.setdefault(k, set())
+            if seen - {fp}:         # this message's earlier values on the key count too, as in the script
+                n = len(_live_fps(mem, self.ns, self.key, self.now, self.window) | seen | {fp})
+            seen.add(fp)
+            return n
         k = (self.ns, self.key)
         q = pend.get(k, 0)
         pend[k] = q + 1
@@ -62,6 +69,22 @@ class _Op:
         if self.distinct is REMOVE:
             return False
         return n > self.limit if self.distinct is True else n + 1 > self.limit
+
+
+def _live_fps(mem: MemoryCounters, ns, key, now, window) -> set:
+    """The value fingerprints a distinct counter's row in the mirror holds within the window (what the script's
+    `measure` reads of a distinct key; rules/counters.py MemoryCounters.distinct counts them)."""
+    sp = mem.spaces.get(ns)
+    if sp is None or not sp.distinct:
+        return set()
+    h, hz = key_hash(key), int(now) - window if window is not None else 0
+    i = sp.table.find(h)
+    if i < 0:
+        f = sp.first.find(h)
+        return {sp.first.rows[2 * f]} if f >= 0 and sp.first.rows[2 * f + 1] > hz else set()
+    k, rows = sp.limit + 1, sp.table.rows
+    b = i * 2 * k
+    return {rows[b + j] for j in range(k) if rows[b + k + j] > hz}
 
 
 def _drop_rule(op: _Op, rules: dict) -> bool:
