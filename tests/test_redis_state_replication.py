@@ -118,6 +118,32 @@ def test_an_entry_whose_journal_write_fails_is_read_again(tmp_path, monkeypatch)
     assert ListStore(P.store.dir).load().in_dnc(84912000001, "S")
 
 
+
+def test_an_entry_whose_journal_write_fails_is_not_in_force_and_a_reload_meanwhile_publishes_no_removal(
+        tmp_path, monkeypatch):
+    """Journalled first, then in force (as a 5656 command is): another node's DK DNC whose journal write failed (a
+    full disk) was already in this node's lists; a lists reload before it was read again (`ctl reload lists --full`,
+    a compaction, any reload while the dnc list runs on its .prev) read the files without it and published the
+    difference, a removal of that registration, to every node (the one that confirmed it included)."""
+    import msgpack
+    from engine.serve_reload import reload_lists
+    from engine.state.replication import DncReplicator
+    P = _lists_node(tmp_path, "A")
+    r = P.replicator = DncReplicator("redis://127.0.0.1:1/0", P)      # nothing is published: no server needed
+    monkeypatch.setattr(r, "_soon", lambda: None)
+    entry = (b"1-0", {b"node": b"other", b"t": b"0", b"d": msgpack.packb([["add", "SV", [84912000001]]])})
+    real = P.store.append_replicated
+    monkeypatch.setattr(P.store, "append_replicated", lambda ch: (_ for _ in ()).throw(OSError(28, "No space")))
+    with pytest.raises(OSError):
+        r._apply([entry])
+    assert not P.lists.in_dnc(84912000001, "S")         # not journalled: not in force either
+    assert asyncio.run(reload_lists(P, full=True)) is None
+    assert [(op, ch, list(b)) for seg in r.out for op, ch, b in seg.runs()] == []
+    monkeypatch.setattr(P.store, "append_replicated", real)
+    r._apply([entry])                                   # what follow() reads again
+    assert P.lists.in_dnc(84912000001, "S") and P.lists.in_dnc(84912000001, "V")
+    assert ListStore(P.store.dir).load().in_dnc(84912000001, "V")
+
 def test_what_waits_for_an_unreachable_server_is_bounded_and_then_published(tmp_path, url, monkeypatch):
     """Redis away: DNC changes wait as net sets (a number changed again and again is held once, with its
     last change), a snapshot's difference as bitmaps, 5656 reports up to MAX_PENDING_REPORTS (the oldest

@@ -143,9 +143,9 @@ class _Follower:
         in the stream's order even when another node's change to the same number was journalled in
         between (replayed after a restart, add-then-remove and remove-then-add must not swap). The id
         of the last entry moves on only once its changes are journalled: an entry whose journal write
-        fails is read again."""
-        L = self.pipe.lists
-        journal = []
+        fails is read again, and is put in force only once journalled (in force first, a lists reload before it
+        was read again read the files without it and published its removal to every node: publish_diff)."""
+        journal, todo = [], []
         now = time.time()
         last = self.last_id
         for eid, fields in entries:
@@ -157,7 +157,7 @@ class _Follower:
                 if t is not None and not self._newer(x, ch, t):
                     self.stats["skipped_older"] += 1      # a later change to it is in force: not undone
                     continue
-                (L.add_dnc if op == "add" else L.remove_dnc)(x, ch)
+                todo.append((op, x, ch))
                 if again:
                     journal.append((op, x, ch))
             self.stats["applied_own" if own else "applied_remote"] += 1
@@ -169,6 +169,9 @@ class _Follower:
             self._recent.append((eid if isinstance(eid, bytes) else eid.encode(), fields.get(b"t")))
         if self.writer and journal:
             self.pipe.store.append_replicated(journal)
+        L = self.pipe.lists
+        for op, x, ch in todo:
+            (L.add_dnc if op == "add" else L.remove_dnc)(x, ch)
         self._save_id(last)
         self.last_id = last
         return len(entries)
