@@ -43,8 +43,10 @@ def ends_in_newline(fd: int) -> bool:
 
 def replace_file(path, data: bytes) -> None:
     """Write `data` as the whole of `path`: a temporary file beside it, fsynced, then renamed over it, so a
-    reader finds the old content or the new, never part of it."""
+    reader finds the old content or the new, never part of it; then the directory fsynced, so the new name is
+    durable too (without it a power cut could bring back the old file, or none)."""
     from pathlib import Path
+    from .lists.snapshot import fsync_dir
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -56,3 +58,4 @@ def replace_file(path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
