@@ -222,6 +222,13 @@ class ListStore:
     def _save(self, L: Lists, kinds) -> None:
         (self.dir / "lists").mkdir(parents=True, exist_ok=True)
         self._sweep_leftovers()
+        try:
+            self._write(L, kinds)
+        except BaseException:
+            self._sweep_leftovers()         # ours (a full disk): they must not keep it full until the next write
+            raise
+
+    def _write(self, L: Lists, kinds) -> None:
         mark = L.journal_mark
         gen = secrets.token_hex(8)      # the journal's generation once this snapshot has folded it in
         staged = []

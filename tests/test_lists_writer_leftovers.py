@@ -1,7 +1,8 @@
 """A list writer killed half-way (kill -9, the OOM killer: a `lists import` of a big DNC file, serve's journal fold)
 leaves its temporary files in the lists directory; the next writer, holding the same write lock the dead one held
 while they existed, removes them. Before, each such crash left a snapshot-sized file for good (a 10M-number DNC
-generation is ~tens of MB; each crash a new name, by its pid), and nothing ever swept them."""
+generation is ~tens of MB; each crash a new name, by its pid), and nothing ever swept them. A writer that fails
+(a full disk) removes its own at once."""
 import os
 import signal
 import subprocess
@@ -59,3 +60,30 @@ def test_a_file_that_only_looks_like_a_leftover_is_kept(data_dir):
         k.write_bytes(b"x")
     store.add("dnc", "0912000003", "S")
     assert all(k.exists() for k in keep)
+
+
+@pytest.mark.parametrize("fails", ["link", "replace"])
+def test_a_writer_that_fails_half_way_leaves_no_temporary_file_and_the_lists_as_they_were(data_dir, monkeypatch,
+                                                                                       fails):
+    """A full disk at the link that keeps the previous generation, or at a rename (the journal's rewrite): the
+    error is raised, nothing is half-installed, and the prepared files do not stay to keep the disk full."""
+    store = ListStore(data_dir)
+    store.add("dnc", "0912000001", "S")
+    store.append_delta("add", 84900000001, "S")
+    real = getattr(os, fails)
+    seen = []
+
+    def full(a, b, *args, **kw):
+        seen.append(str(b))
+        if str(b).endswith("dnc.snap.prev.tmp%d" % os.getpid() if fails == "link" else "dnc.delta"):
+            raise OSError(28, "No space left on device")
+        return real(a, b, *args, **kw)
+    monkeypatch.setattr(os, fails, full)
+    with pytest.raises(OSError):
+        store.add("dnc", "0912000003", "S")
+    monkeypatch.undo()
+    assert _leftovers(data_dir) == []
+    L = store.load()
+    assert {84900000001, 84912000001} <= set(L.dnc_s)
+    store.add("dnc", "0912000004", "S")
+    assert {84900000001, 84912000001, 84912000004} <= set(store.load().dnc_s)
