@@ -9,8 +9,9 @@ count read from Redis is the count MemoryCounters would give for the same commit
 
 Keys (`tf:c:{<16 hex>}`): the hash tag is a 64-bit digest of the namespace and the stable key
 (engine/state/journalled.stable_key), so the key never carries a number or a text. Every key
-expires one window (+ TTL_SLACK) after its last commit (counted at delivery: after its newest
-stamp); "forever" counters never expire.
+expires one window (+ TTL_SLACK) after its newest stamp (the last commit's second, or later: counted at
+delivery, or a commit after the clock stepped back, stamped at the key's newest second); "forever" counters never
+expire.
 """
 from __future__ import annotations
 
@@ -210,7 +211,7 @@ for m = 1, #msgs do
         for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4I4', kept[j][1], kept[j][2]) end
       end
       if op[2] == 0 then store(op, table.concat(parts), cache[op[1]][#cache[op[1]]])
-      elseif op[2] == 1 then store(op, table.concat(parts), op[5]) end
+      elseif op[2] == 1 then store(op, table.concat(parts), now) end     -- (its newest second: the clock's, or later)
     end
   end
   out[#out + 1] = ok
