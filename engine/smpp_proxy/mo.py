@@ -41,7 +41,9 @@ after its message was judged is judged on the whole text known then; a late part
 message is never let through; a short-code message is kept after it was judged, complete or
 not, and a part of it that comes later (late, or sent again) is acknowledged and logged, not
 applied again (the command was applied once: a report is counted once), unless the command could
-not be recorded, when that part gets it recorded with the whole text. The same part again replaces the waiting copy, which
+not be recorded, when that part gets it recorded with the whole text, or what had arrived made no
+command (a syntax error: nothing in force), when the whole text known then is judged (a report whose
+first part came last). The same part again replaces the waiting copy, which
 is answered ESME_RX_T_APPN at once (the submit path answers its older copy at once too). Parts
 whose every link has gone by then are not judged: none was answered, and the SMSC delivers them
 again on a new bind. `drain` and `stop` judge what waits (server.py), so every deliver_sm is
@@ -328,7 +330,8 @@ class MoPath(MoPartsJournal):
             # recorded, and the copy is acknowledged; or not, and the copy gets it recorded, whole)
             self.stats["mo_concat_while_writing"] += 1
             return _answer(link, pdu, C.ESME_RX_T_APPN)
-        if earlier is None or earlier is RECORDED or self._to_shortcode(pdu):
+        shortcode = earlier is RECORDED or self._to_shortcode(pdu)
+        if earlier is None or (shortcode and not _made_no_command(earlier)):
             if earlier is not None:
                 # the command was applied once, with what had arrived: a report is not counted twice
                 log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",
@@ -349,13 +352,25 @@ class MoPath(MoPartsJournal):
             return self._judge_mo(pdu, whole, what, False, reading, recorded, next((p[_PID] for p in kept), ""),
                                   late=True, concat=concat_id(key))
 
+        if shortcode:
+            # what had arrived made no command (nothing in force): the whole text known now may make one, put in
+            # force once; meanwhile a copy of a part is asked for again, and a later part finds it recorded
+            self.mo_concat.settle(key, WRITING)
+
         def then(v):
+            if shortcode:
+                self.mo_concat.settle(key, earlier if v is None else v)
             if v is not None and earlier.action is _DROP and v.action is not _DROP:
                 v = earlier
             # the subscriber is told again only when the whole text is another command than the part(s) were
             confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
             return self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
         self._judge_mo(pdu, whole, what, binary, reading, then, late=True, concat=concat_id(key))
+
+
+def _made_no_command(v) -> bool:
+    """A short-code message's verdict that put nothing in force (its text, as far as it had come, no command)."""
+    return v is not RECORDED and bool(v.hits) and v.hits[0].symbol == "SHORTCODE_SYNTAX_ERROR"
 
 
 def _mo_status(r) -> int:
