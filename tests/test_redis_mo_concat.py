@@ -271,3 +271,23 @@ def test_completing_part_sent_again_to_another_process_while_its_report_is_writt
         pair.send_parts([(0, 3, 3, chunks[2])], ref=0x36)       # a late copy elsewhere: acknowledged, not again
         assert wait(lambda: len(pair.sim.mo_responses) == 6, 5)
         assert pair.sim.mo_responses[5].command_status == 0 and len(pair.reports()) == 1
+
+
+def test_a_report_whose_first_part_comes_after_the_timeout_is_recorded_whole(tmp_path, url):
+    """Its second part alone, judged at concat_timeout, is a syntax error (nothing in force): the first part, late
+    and on the other process, has the whole text judged (it was acknowledged and the report lost: the done mark
+    said the message was recorded). The subscriber is told the syntax error once, then the report."""
+    chunks = _split(REPORT)
+    sc = lambda: [p for p in pair.sim.submits() if p.destination_addr == "84912000777"]    # noqa: E731
+    with Pair(tmp_path, url, concat_timeout=0.5) as pair:
+        pair.send_parts([(0, 2, 2, b"".join(chunks[1:]))], ref=0x34)
+        assert wait(lambda: len(pair.verdicts()) == 1 and len(sc()) == 1, 5)
+        assert [h["symbol"] for h in pair.verdicts()[0]["hits"]] == ["SHORTCODE_SYNTAX_ERROR"]
+        pair.send_parts([(1, 1, 2, chunks[0])], ref=0x34)
+        assert wait(lambda: len(pair.reports()) == 1, 5), pair.verdicts()
+        assert pair.reports()[0]["content"] == REPORT.split(" ", 2)[2]
+        assert wait(lambda: len(sc()) == 2, 5)
+        v = pair.verdicts()
+        assert [[h["symbol"] for h in x["hits"]] for x in v] == [["SHORTCODE_SYNTAX_ERROR"], ["SPAM_REPORTED"]]
+        assert v[1].get("late") is True and v[1]["concat"] == v[0]["concat"]
+        assert [r.command_status for r in pair.sim.mo_responses] == [0, 0]

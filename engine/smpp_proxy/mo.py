@@ -74,6 +74,7 @@ from ..rules.shortcode import addressed_to
 from .codec import pdu_concat
 from .codec import constants as C
 from .concat import concat_id, joined, reading_of
+from .mo_restore import made_no_command
 from .mo_journal import (_ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, NOT_RECORDED_KEEP, RECORDED,
                          MoPartsJournal, _answer)
 from .submit import Refusal, message_content
@@ -331,7 +332,7 @@ class MoPath(MoPartsJournal):
             self.stats["mo_concat_while_writing"] += 1
             return _answer(link, pdu, C.ESME_RX_T_APPN)
         shortcode = earlier is RECORDED or self._to_shortcode(pdu)
-        if earlier is None or (shortcode and not _made_no_command(earlier)):
+        if earlier is None or (shortcode and not made_no_command(earlier)):
             if earlier is not None:
                 # the command was applied once, with what had arrived: a report is not counted twice
                 log.info("late part %d/%d of a short-code message from %r: acknowledged, not applied again",
@@ -366,11 +367,6 @@ class MoPath(MoPartsJournal):
             confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
             return self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
         self._judge_mo(pdu, whole, what, binary, reading, then, late=True, concat=concat_id(key))
-
-
-def _made_no_command(v) -> bool:
-    """A short-code message's verdict that put nothing in force (its text, as far as it had come, no command)."""
-    return v is not RECORDED and bool(v.hits) and v.hits[0].symbol == "SHORTCODE_SYNTAX_ERROR"
 
 
 def _mo_status(r) -> int:

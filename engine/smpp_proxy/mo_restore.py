@@ -170,6 +170,12 @@ class MoPartsRestore:
         return False
 
 
+def made_no_command(v) -> bool:
+    """A short-code message's verdict that put nothing in force: what had arrived of its text was no command (its
+    late parts have the whole text judged: mo.py, engine/state/mo_parts.py)."""
+    return v is not RECORDED and bool(v.hits) and v.hits[0].symbol == "SHORTCODE_SYNTAX_ERROR"
+
+
 def _owner(key, n: int, pid: str, reports_at: int, at: float) -> str:
     """A record's fields beside its PDU: its message's key, its part number (0: the message's done marker,
     whose payload is its parts' digests), the message's parts_id, where reports.jsonl ended when the part was

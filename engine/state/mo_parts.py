@@ -52,7 +52,7 @@ from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.codec.text import TwoReadings, Ucs2Octets
 from ..smpp_proxy.concat import concat_id, joined, reading_of
-from ..smpp_proxy.mo_restore import _GoneLink
+from ..smpp_proxy.mo_restore import _GoneLink, made_no_command
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -298,18 +298,25 @@ class SharedMoParts:
         text = joined([texts[i] for i in sorted(texts)], False, texts)
         self.writing.add(key)
         p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading_of(text, reading),
-                    partial(self._judged, key, ks, texts, link, pdu, completing), late=again, concat=concat_id(key))
+                    partial(self._judged, key, ks, texts, link, pdu, completing, again), late=again,
+                    concat=concat_id(key))
 
-    def _judged(self, key, ks, texts: dict, link, pdu, completing: int | None, v) -> None:
+    def _judged(self, key, ks, texts: dict, link, pdu, completing: int | None, again: bool, v) -> None:
         p = self.proxy
         if v is None:
             # not recorded: the parts wait again (the completing one is asked for again once they do)
             back = [x for i in sorted(texts) if i != completing for x in (i, _enc(texts[i]))]
             self._spawn(self._put_back(key, ks, back, link, pdu if completing is not None else None))
             return
+        parts = ((pdu, lambda st, link=link, pdu=pdu: p._mo_answer(link, pdu, st)),) if completing is not None else ()
+        if len(texts) < key[4] and made_no_command(v):
+            # what arrived made no command (nothing in force): its parts wait, as a message not recorded does, for a
+            # late part, which has the whole text judged (a report whose first part came last; mo.py alike); the
+            # subscriber is told the syntax error once
+            self._spawn(self._put_back(key, ks, [x for i in sorted(texts) for x in (i, _enc(texts[i]))], link, None))
+            return p._mo_outcome(v, link, parts, False, not again, dest_pdu=pdu, shortcode=True)
         self.writing.discard(key)
         self._spawn(self._recorded(ks, key))
-        parts = ((pdu, lambda st, link=link, pdu=pdu: p._mo_answer(link, pdu, st)),) if completing is not None else ()
         p._mo_outcome(v, link, parts, False, dest_pdu=pdu, shortcode=True)
 
     async def _recorded(self, ks, key) -> None:
