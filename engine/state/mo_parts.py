@@ -21,7 +21,8 @@ recorded, or put back to be judged whole with it). A command the journal
 cannot record is put back (PUTBACK: its parts again, `done` removed, a `wait` mark set, for
 NOT_RECORDED_KEEP seconds, the SMSC's retry schedule) before its completing part is answered
 ESME_RX_T_APPN; while `wait` is there no timer takes it, and the next part that comes (the redelivered
-one, wherever it lands) takes them all and has the message judged again, whole.
+one, wherever it lands) takes them all and has the message judged again, whole. So is a message judged with
+what arrived whose parts made no command (a syntax error, nothing in force): its late part has the whole text judged.
 
 A stop does not judge the messages this process holds a timer for with what arrived (a deploy between the
 two parts of a `DK DNC` recorded a syntax error, and the second part, after the start, was a late part of a
