@@ -91,7 +91,7 @@ def test_parts_read_back_after_a_step_back_wait_no_longer_than_an_hour(pipe, tmp
     from engine.smpp_proxy.harness import ProxyHarness
     from engine.smpp_proxy.heldjournal import HeldJournal
     from engine.smpp_proxy.mo import NOT_RECORDED_KEEP
-    from tests.test_mo_parts_journal import _journalled, _readdress
+    from tests.test_mo_parts_journal import _journalled
     from tests.test_smpp_mo_concat import REPORT, answers, deliver, mo, ucs2_parts
     import json
     p1, _p2 = ucs2_parts(REPORT, ref=0x71)
@@ -110,7 +110,6 @@ def test_parts_read_back_after_a_step_back_wait_no_longer_than_an_hour(pipe, tmp
     pipe2 = build(data_dir=pipe.store.dir)
     h2 = ProxyHarness(pipe2, settings=SmppSettings(concat_timeout=0.5)).start()
     try:
-        _readdress(path, h2.proxy.links[0].addr)
         delays, later = [], h2.proxy.loop.call_later
         h2.proxy.loop.call_later = lambda d, *a: (delays.append(d), later(d, *a))[1]
         h2.run(lambda: h2.proxy.open_mo_parts(path, h2.proxy.loop))

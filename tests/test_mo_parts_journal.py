@@ -12,6 +12,7 @@ from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.heldjournal import HeldJournal
+from engine.smpp_proxy.mo_restore import mo_origin
 from tests.test_smpp_mo_concat import CONTENT, REPORT, answers, deliver, mo, reports, ucs2_parts
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
 from tests.test_smpp_receipts import ServeBeside
@@ -28,16 +29,6 @@ def _journalled(pipe, tmp_path, **settings):
 def _records(path):
     """[(owner fields, raw)] the journal holds live."""
     return [(json.loads(owner), raw) for owner, raw in HeldJournal(path, max_record=1 << 20).replay()]
-
-
-def _readdress(path, addr):
-    """The journal's records as if they had come from the SMSC at `addr` (a harness's simulator has a new port)."""
-    recs = []
-    for i, (owner, raw) in enumerate(HeldJournal(path).replay()):
-        o = json.loads(owner)
-        o[0] = list(addr)
-        recs.append((i + 1, json.dumps(o), raw))
-    HeldJournal(path).rewrite(recs)
 
 
 def test_a_part_is_on_disk_when_it_is_acknowledged_and_gone_once_its_report_is(pipe, tmp_path):
@@ -211,7 +202,6 @@ def test_a_crash_after_the_message_is_marked_done_before_its_answer_counts_it_on
     pipe2 = build(data_dir=pipe.store.dir)
     h2 = ProxyHarness(pipe2, settings=SmppSettings(concat_timeout=0.5)).start()
     try:
-        _readdress(path, h2.proxy.links[0].addr)        # (serve's SMSC address is the same after a restart)
         h2.run(lambda: h2.proxy.open_mo_parts(path, h2.proxy.loop))
         h2.run(h2.proxy._restore_mo_parts)
         s = deliver(h2, mo(p1))
@@ -252,7 +242,7 @@ def test_a_done_marker_lasts_an_hour_from_when_it_was_written_across_restarts(pi
     p1, _ = ucs2_parts(REPORT, ref=0x78)
     h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=0.5)).start()
     try:
-        addr = list(h.proxy.links[0].addr)
+        addr = list(mo_origin(h.proxy.links[0]))
         old, fresh = time.time() - NOT_RECORDED_KEEP - 5, time.time() - 10
         HeldJournal(path).rewrite([
             (1, json.dumps([addr, "84911000001", "5656", 0x79, 2, 0, "a" * 16, 0, old]), b""),

@@ -11,7 +11,7 @@ import pytest
 from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.heldjournal import HeldJournal
-from tests.test_mo_parts_journal import _journalled, _readdress, _records
+from tests.test_mo_parts_journal import _journalled, _records
 from tests.test_smpp_mo_concat import REPORT, answers, deliver, mo, reports, ucs2_parts
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
 
@@ -25,13 +25,11 @@ def _restarted(pipe, journal, path, slow=0.0):
     proxy starts and put back as it starts, before its link binds (as serve does). `slow`: seconds each write
     of the parts journal takes (a busy disk)."""
     from engine.app import build
-    from engine.smpp_proxy.smsc import parse_addr
     pipe2 = build(data_dir=pipe.store.dir)
 
     def prepare(proxy):
         path.unlink(missing_ok=True)
         shutil.copyfile(journal, path)
-        _readdress(path, parse_addr(proxy.settings.smsc[0]))
         proxy.open_mo_parts(path, asyncio.get_running_loop())
         if slow:
             w = proxy.mo_log.writer

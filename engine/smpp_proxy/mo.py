@@ -74,7 +74,7 @@ from ..rules.shortcode import addressed_to
 from .codec import pdu_concat
 from .codec import constants as C
 from .concat import concat_id, joined, reading_of
-from .mo_restore import made_no_command
+from .mo_restore import made_no_command, mo_origin
 from .mo_journal import (_ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, NOT_RECORDED_KEEP, RECORDED,
                          MoPartsJournal, _answer)
 from .submit import Refusal, message_content
@@ -238,7 +238,7 @@ class MoPath(MoPartsJournal):
 
     def _mo_part_local(self, link, pdu, ci, text, binary, reading):
         ref, total, n = ci
-        key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
+        key = (mo_origin(link), pdu.source_addr, pdu.destination_addr, ref, total)
         late = self.mo_concat.late(key, n, text, binary, self.loop.time(), pdu=pdu)
         if late is not None and late[0] is RECORDED and not self.mo_same_message(key, n, text):
             late = None                     # a new message reusing a done one's key (mo_journal.py)

@@ -26,6 +26,16 @@ NOT_RECORDED_KEEP = 3600.0   # seconds a short-code message not recorded waits f
 RESTORE_WAIT = 10.0          # seconds a start waits for the records its restore wrote before the links bind
 
 
+def mo_origin(link) -> tuple:
+    """Where the parts of a concatenated MO that came on `link` are put together: the SMSC its link belongs to,
+    known by the links' message-id space (smpp.toml `id_space`, "" by default: one SMSC however many nodes and
+    links), not the address of the node the part came from. A handset's parts are routed each on its own, so a
+    cluster's nodes deliver the parts of one message apart (keyed by the node, a 5656 report in two parts through
+    two nodes was judged as two messages, a cut report and a syntax error). A restored part's link is a
+    `_GoneLink` named by this origin (the journal keeps it as its key's first element)."""
+    return ("smsc", link.id_space)
+
+
 class _GoneLink:
     """The link of a part read back from the journal: it came on a connection of the last run."""
     transport = None

@@ -6,7 +6,7 @@ plus a "syntax error" made of the rest).
 
 Theory of operation. Only messages for the short code go this way: their parts are acknowledged as
 they come anyway (mo.py), so no process has to answer for another's part. A part's text goes into the
-message's hash (`tf:{mo:<digest>}`, keyed like mo.py by SMSC address, source, destination,
+message's hash (`tf:{mo:<digest>}`, keyed like mo.py by SMSC (mo_origin), source, destination,
 reference and total; part number -> text) by the script ADD, which answers in the same call whether
 that part completed the message. The process whose part completes it takes every part's text (the
 hash is deleted and a `done` mark left for KEEP seconds: 'w' while its command is written, '1' once it is
@@ -53,7 +53,7 @@ from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.codec.text import TwoReadings, Ucs2Octets
 from ..smpp_proxy.concat import concat_id, joined, reading_of
-from ..smpp_proxy.mo_restore import _GoneLink, made_no_command
+from ..smpp_proxy.mo_restore import _GoneLink, made_no_command, mo_origin
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -64,7 +64,7 @@ NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part a
 MAX_CALLS = 32          # script calls in flight per process (the shared client's pool holds 100 connections: room
                         # left for the counters' batch, receipts, pool limits)
 
-DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC address, first PDU, reading] -> when to judge them (ms)
+DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC (mo_origin), first PDU, reading] -> when to judge them (ms)
 
 # KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
 # The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
@@ -218,7 +218,7 @@ class SharedMoParts:
 
     async def _part(self, link, pdu, ci, text, reading) -> None:
         ref, total, n = ci
-        key = (link.addr, pdu.source_addr, pdu.destination_addr, ref, total)
+        key = (mo_origin(link), pdu.source_addr, pdu.destination_addr, ref, total)
         ks = keys_of(key)
         try:
             got = await self._call(self._add, keys=ks, args=[n, _enc(text), total, int(KEEP * 1000)])
@@ -383,7 +383,7 @@ class SharedMoParts:
             # armed when its first part came; one a start restored (its link gone) is armed for its due time already:
             # read as the first, each stop put off judging what arrived by another NOT_RECORDED_KEEP
             due += NOT_RECORDED_KEEP - self.proxy.settings.concat_timeout
-        member = msgpack.packb([list(link.addr), encode(pdu), reading])
+        member = msgpack.packb([list(key[0]), encode(pdu), reading])     # (its origin: mo_origin)
         try:
             await self._call(self._defer, keys=[*keys_of(key), DUE], args=[
                 # (the parts outlive their due time by KEEP: the start that judges them finds them there)
