@@ -19,16 +19,20 @@ from tests.test_smpp_receipts import GOOD, Esme
 
 
 class TwoSmscs(LoopThread):
-    def __init__(self, pipeline, spaces=("a", "b")):
+    """A proxy linked to one SMSC simulator per id space in `spaces`; `vlog`: where its verdict lines go;
+    `settings`: SmppSettings fields."""
+
+    def __init__(self, pipeline, spaces=("a", "b"), vlog=None, receipt_delay=0.2, **settings):
         super().__init__("two-smscs")
-        self.pipeline, self.spaces = pipeline, spaces
+        self.pipeline, self.spaces, self.settings = pipeline, spaces, settings
+        self.vlog, self.receipt_delay = vlog, receipt_delay
 
     def __enter__(self):
         self.start_loop()
         self.sims = []
-        s = SmppSettings()
+        s = SmppSettings(**self.settings)
         for space in self.spaces:
-            sim = SmscSimulator(receipt_delay=0.2)
+            sim = SmscSimulator(receipt_delay=self.receipt_delay)
             self.call(sim.start("127.0.0.1", 0))
             self.sims.append(sim)
             s.smsc.append(f"127.0.0.1:{sim.port}")
@@ -36,7 +40,7 @@ class TwoSmscs(LoopThread):
         for a in ("esme1:secret", "esme2:pw2"):
             acc = account_from_arg(a)
             s.accounts[acc.system_id] = acc
-        self.proxy = SmppProxy(self.pipeline, s, VerdictLog(open("/dev/null", "w")))
+        self.proxy = SmppProxy(self.pipeline, s, self.vlog or VerdictLog(open("/dev/null", "w")))
         self.call(self.proxy.start("127.0.0.1:0"))
 
         async def bound():
