@@ -71,3 +71,19 @@ def test_a_late_part_that_leaves_a_syntax_error_is_not_told_again(proxy, pipe):
     assert wait(lambda: answers(h).get(s) == [0], 3)
     assert wait(lambda: len(verdicts(buf, "5656")) == 2, 3)
     assert confirmations(h) == [SYNTAX] and reports(pipe) == []
+
+
+def test_a_first_part_long_after_the_rest_still_completes_the_report(proxy, pipe):
+    """What arrived made no command: the message is remembered as long as one not recorded is (NOT_RECORDED_KEEP,
+    the SMSC's retry schedule, as with --state redis://), not only concat_timeout: a first part coming more than
+    twice concat_timeout after the second was judged alone, a cut report beside the earlier syntax error."""
+    import time
+    h, buf = proxy(concat_timeout=0.3)
+    p1, p2 = gsm_parts(["S 0987000777 lua dao ", "vay tien nhanh"], ref=0x67)
+    deliver(h, mo(p2, dc=0))
+    _syntax_error_judged(h, 1)
+    time.sleep(0.8)                                   # > 2 x concat_timeout after it came
+    deliver(h, mo(p1, dc=0))
+    assert wait(lambda: len(reports(pipe)) == 1, 3)
+    assert reports(pipe)[0]["content"] == "lua dao vay tien nhanh"
+    assert verdicts(buf, "5656")[1]["late"] is True

@@ -300,7 +300,9 @@ class MoPath(MoPartsJournal):
                 st = self.settings
                 # (one for an ESME: concat_memory, as the submit path, so a part sent long after is still read
                 # with the others; a 5656 command's memory follows its journal)
-                keep = max(st.concat_timeout, NOT_RECORDED_KEEP) if v is None else \
+                # (a 5656 message whose parts made no command, nothing in force: as long as one not recorded, the
+                # SMSC's retry schedule, for the part that makes it one; engine/state/mo_parts.py puts it back so)
+                keep = max(st.concat_timeout, NOT_RECORDED_KEEP) if v is None or (sc and len(parts) < c.total and made_no_command(v)) else \
                     st.concat_timeout if sc else max(st.concat_timeout, st.concat_memory)
                 self.mo_concat.remember(key, v, self.loop.time() + self.mo_memory(key, keep), c,
                                         self.settings.max_pending_concat)
