@@ -7,8 +7,9 @@ Theory of operation. A message in one part is judged at once. A concatenated one
 longer than one SMS (67 characters a part in UCS-2, which Vietnamese with diacritics needs) is
 one report with its whole content, not a cut report and a second "command" made of the rest;
 and a spam MO is judged whole, not fragment by fragment. Its parts wait in `mo_concat` (a
-concat.Reassembly, keyed by SMSC address, source_addr, destination_addr, reference number and
-total: an SMSC may send the parts on different binds to it), UNANSWERED when they are for an
+concat.Reassembly, keyed by SMSC (mo_origin: its links' id_space, not a node's address), source_addr,
+destination_addr, reference number and total: an SMSC may send the parts on different binds, and a
+cluster's nodes each some of them), UNANSWERED when they are for an
 ESME: nothing is acknowledged to the SMSC that could still be dropped or fail to be delivered
 (an SMSC must then allow as many deliver_sm outstanding on a bind as a message has parts, or
 the message waits `concat_timeout` and is judged with what arrived). Parts for the short code,
