@@ -303,7 +303,8 @@ class MoPath(MoPartsJournal):
                 # with the others; a 5656 command's memory follows its journal)
                 # (a 5656 message whose parts made no command, nothing in force: as long as one not recorded, the
                 # SMSC's retry schedule, for the part that makes it one; engine/state/mo_parts.py puts it back so)
-                keep = max(st.concat_timeout, NOT_RECORDED_KEEP) if v is None or (sc and len(parts) < c.total and made_no_command(v)) else \
+                no_command = sc and len(parts) < c.total and made_no_command(v)
+                keep = max(st.concat_timeout, NOT_RECORDED_KEEP) if v is None or no_command else \
                     st.concat_timeout if sc else max(st.concat_timeout, st.concat_memory)
                 self.mo_concat.remember(key, v, self.loop.time() + self.mo_memory(key, keep), c,
                                         self.settings.max_pending_concat)

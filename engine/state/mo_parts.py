@@ -64,7 +64,7 @@ NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part a
 MAX_CALLS = 32          # script calls in flight per process (the shared client's pool holds 100 connections: room
                         # left for the counters' batch, receipts, pool limits)
 
-DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC (mo_origin), first PDU, reading] -> when to judge them (ms)
+DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC (mo_origin), first PDU, reading] -> when to judge (ms)
 
 # KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
 # The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
