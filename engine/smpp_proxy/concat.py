@@ -138,9 +138,9 @@ def concat_id(key) -> str:
     """The identity of concatenated message `key` (its reassembly key: peer (an MO's: its SMSC, mo_origin),
     originator, destination, reference, total) as its verdict lines name it (`"concat"`): the line of a
     message judged before all its parts came and the `"late"` lines of its parts carry the same one, so a
-    reader (the regulator's report) ties a late part to its message. A digest of the key's text: the same in every process and after a restart
-    (mo_restore.py), and no number spelled out. Keys reused (the reference numbers of one originator and
-    destination wrap) name the newest message of that key, as `late` does."""
+    reader (the regulator's report) ties a late part to its message. A digest of the key's text: the same in
+    every process and after a restart (mo_restore.py), and no number spelled out. Keys reused (the reference
+    numbers of one originator and destination wrap) name the newest message of that key, as `late` does."""
     return hashlib.blake2b(repr(key).encode("utf-8", "backslashreplace"), digest_size=8).hexdigest()
 
 
