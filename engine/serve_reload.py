@@ -48,6 +48,15 @@ async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
         _count_reload(pipe, "refused", t0)
         return str(e)
     said = list(fresh.warnings)
+    why = _dnc_not_whole(fresh, new, pipe.lists) if "dnc" in read else None
+    if why:     # (kept as in force, caught up below with the journal from its own mark)
+        read = [k for k in read if k != "dnc"]
+        said = [w for w in said if not w.startswith(str(fresh.path("dnc")))]
+        msg = (f"lists reload: the DNC list was not read whole ({why}): the DNC list in force stays, here and on the "
+               "other nodes (no difference published); restore the dnc snapshot or import the DNC file again")
+        log.error("%s", msg)
+        if warnings is not None:
+            warnings.append(msg)
     kept = [k for k in KINDS if k not in read]
     new.keep_from(pipe.lists, kept)     # on the loop: the DNC bitmaps with every change made to them until now
     try:
@@ -71,6 +80,18 @@ async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
     life.info("lists reloaded in %.2f s: %s; read again: %s; kept: %s", _count_reload(pipe, "ok", t0, read, kept),
               lists_sizes(new), ", ".join(read) or "none", ", ".join(kept) or "none")
     await asyncio.to_thread(_release, old)
+    return None
+
+
+def _dnc_not_whole(fresh, new, in_force) -> str | None:
+    """Why the DNC list a reload read is not one to put in force, or None. Read from `dnc.snap.prev` (the newest
+    generation refused), it lacks what a CLI import added since: diffed against the list in force, those numbers
+    were published as removals to every node and taken out here. None there at all (the snapshot and its
+    `.prev` gone) while the list in force was read from one: the whole list would go the same way."""
+    if fresh.dnc_refused is not None:
+        return f"{fresh.dnc_refused}; its previous generation may lack what was imported since"
+    if new.sources.get("dnc", 0) is None and in_force.sources.get("dnc", 0) is not None:
+        return f"{fresh.path('dnc')} and its previous generation are gone"
     return None
 
 

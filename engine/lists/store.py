@@ -37,6 +37,7 @@ class ListStore:
     def __init__(self, data_dir: Path):
         self.dir = Path(data_dir)
         self.warnings: list[str] = []
+        self.dnc_refused: str | None = None     # why the last load read the dnc list from `.prev` (None: it did not)
         self.publish = None         # callable(op, number, channel): replication of journalled changes
 
     def path(self, kind: str) -> Path:
@@ -101,13 +102,13 @@ class ListStore:
         L = Lists()
         self.warnings = []
         mark = nxt = None
-        self._dnc_fell_back = False
+        self.dnc_refused = None
         for kind in kinds:
             extra = self._load_kind(kind, L, strict)
             if kind == "dnc" and extra and "journal_gen" in extra:
                 mark = (extra["journal_gen"], int(extra.get("journal_offset", 0)))
                 nxt = extra.get("journal_next")
-        if self._dnc_fell_back and mark is not None:
+        if self.dnc_refused is not None and mark is not None:
             # the previous generation lacks the journal lines the refused one folded in: they were kept in
             # dnc.delta.prev when the journal was rewritten, up to where the refused one folded it. Of the
             # journal this generation began (its `journal_next`), every line came after it; of the one it
@@ -172,7 +173,7 @@ class ListStore:
             msg = f"{e}; using previous good snapshot {prev}"
             if kind == "dnc":
                 msg += self._DNC_MAYBE_MISSING
-                self._dnc_fell_back = True
+                self.dnc_refused = str(e)
             self.warnings.append(msg)
             return extra
 
