@@ -229,6 +229,9 @@ class StateCollector:
                         ("consent_owners", len(L.consent))):
             sizes.add_metric([name], n)
         yield sizes
+        yield CounterMetricFamily("telfilter_file_watcher_errors", "unexpected errors of serve's file watcher (list, "
+                                  "rule and DNC journal changes): each logged with its traceback, once a minute at "
+                                  "most; it keeps watching", value=getattr(pipe, "watcher_errors", 0))
         r = getattr(pipe, "lists_reloads", None) or {}
         lr = CounterMetricFamily("telfilter_lists_reloads", "lists reloads (SIGHUP, ctl, a CLI change picked up)",
                                  labels=["result"])

@@ -38,6 +38,7 @@ from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_ove
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules, say_lists_at_start)
+from .serve_watch import watch_files
 from .servicelog import life, reopen_verdict_log_soon, say_error, setup_service_logging
 
 log = logging.getLogger("telfilter")
@@ -204,26 +205,7 @@ async def run_serve(args, ready=None):
     loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(reopen_verdict_log_soon(vlog, args.log)))
     watcher = RuleWatcher(pipe)
 
-    async def watch():
-        lists_sig, journal_sig = pipe.store.snapshot_signature(), pipe.store.journal_signature()
-        ticks = 0
-        while True:
-            await asyncio.sleep(1.0)
-            ticks += 1
-            if notifier.active:     # STATUS= when it changed: O(binds + links) a second, never per message
-                notifier.status(_status_line(proxy, sip))
-            if watcher.changed():
-                await reload_rules(pipe)
-            if ticks % 60 == 0:
-                await compact_journal(pipe)
-            now, j = pipe.store.snapshot_signature(), pipe.store.journal_signature()
-            if now != lists_sig:    # a CLI `lists import/add/remove` (or a compaction) installed a snapshot
-                lists_sig, journal_sig = now, j
-                await reload_lists(pipe)
-            elif j != journal_sig:  # appended to (by us, or by another process): the lines since the last
-                journal_sig = j     # look, applied in journal order (ours again: the same end state)
-                catch_up_journal(pipe)
-    wt = asyncio.create_task(watch())
+    wt = asyncio.create_task(watch_files(pipe, watcher, notifier, lambda: _status_line(proxy, sip)))
     st_task = asyncio.create_task(state_store.run())
     follow = asyncio.create_task(replicator.follow()) if replicator is not None else None
     pool_task = asyncio.create_task(pool.run()) if pool is not None else None
