@@ -69,6 +69,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -84,6 +85,7 @@ log = logging.getLogger("telfilter")
 
 MAXLEN = 1_000_000          # entries kept in the stream (~, Redis trims in whole nodes)
 MAX_PENDING_REPORTS = 100_000   # 5656 reports waiting to be published (a few hundred bytes each)
+_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")     # a stream entry's id (ms-seq)
 
 
 def node_id(data_dir: Path) -> str:
@@ -137,10 +139,26 @@ class DncReplicator(_Unpublished, _Follower):
 
     # ------------------------------------------------------------ publishing
     def _read_id(self) -> str:
+        """The id in `lists/dnc.stream-id`; "0" (the stream from its start) when there is none or it is damaged.
+        Read again from the start, the entries this node applied are applied again in stream order (idempotent; a
+        change older than one in force is skipped: _newer); from any later guess, changes would be skipped for
+        good. Damaged (a power cut under an earlier version, which wrote it without an fsync: empty or NUL
+        bytes), every stream read failed on it (or the start, on bytes that are not text)."""
         try:
-            return self.id_path.read_text().strip() or "0"
+            raw = self.id_path.read_bytes()
         except FileNotFoundError:
             return "0"
+        except OSError as e:
+            return self._damaged_id(f"unreadable: {e.strerror or e}")
+        text = raw.decode("ascii", "replace").strip()
+        if text == "0" or _ID_RE.fullmatch(text):
+            return text
+        return self._damaged_id(f"{len(raw)} bytes, no stream id: {raw[:32]!r}")
+
+    def _damaged_id(self, why: str) -> str:
+        log.error("DNC replication: %s is damaged (%s): reading %s again from its start (the entries this node "
+                  "applied are applied again in stream order; none is skipped)", self.id_path, why, STREAM)
+        return "0"
 
     def _segment(self, j: bool) -> Changes:
         if not self.out or self.out[-1].j != j:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 
 import msgpack
+
+from ..durable import replace_file
 
 log = logging.getLogger("telfilter")
 
@@ -177,11 +178,10 @@ class _Follower:
         return len(entries)
 
     def _save_id(self, last: str) -> None:
-        """The id this node reads on after (`lists/dnc.stream-id`), by the process that writes the lists."""
-        if self.writer:
-            tmp = self.id_path.with_name("dnc.stream-id.tmp")
-            tmp.write_text(last + "\n")
-            os.replace(tmp, self.id_path)
+        """The id this node reads on after (`lists/dnc.stream-id`), by the process that writes the lists. (A power cut
+        that keeps an older id is safe: the entries after it are applied again in stream order.)"""
+        if self.writer:     # whole and durable: written without an fsync, a power cut left it empty or NUL bytes
+            replace_file(self.id_path, (last + "\n").encode())
 
     def _newer(self, number: int, channel: str, at: float) -> bool:
         """Whether a change made at `at` is at least as new as every change to (number, channel) this process
