@@ -248,9 +248,10 @@ class Pipeline(AdCounts):
             op, number, channel = cmd.dnc
             mark, at = self.lists.journal_mark, cmd.journal_at
             # unless the lists have read the journal past its line already (serve's catch-up, or a reload, ran
-            # between the write and now): applied again here it would undo a later line (an operator's change).
+            # between the write and now; a reload after a compaction rewrote the journal: its generation then is one
+            # the lists have read whole): applied again here it would undo a later line (an operator's change).
             # What it removed is then unknown (it was applied at its place in the journal): `v` says what it asked
-            if not (mark and at and mark[0] == at[0] and mark[1] >= at[1]):
+            if not (mark and at and (mark[0] == at[0] and mark[1] >= at[1] or at[0] in self.lists.journal_folded)):
                 if op == "add":
                     self.lists.add_dnc(number, channel)
                 else:

@@ -281,3 +281,52 @@ def test_a_command_applied_after_catch_up_read_past_it_does_not_undo_a_later_jou
     on_disk = ListStore(pipe.store.dir).load()
     ops = [l for l in pipe.store.delta_path.read_text().splitlines() if '"op"' in l]
     assert (n in pipe.lists.dnc_s) == (n in on_disk.dnc_s), ("memory", n in pipe.lists.dnc_s, "disk", ops)
+
+
+def test_a_command_applied_after_a_compaction_and_a_reload_read_past_it_does_not_undo_a_later_line(proxy, pipe):
+    """The same with the journal rewritten between the HUY DNC's write and its callback: serve's compaction folds
+    the journal into the dnc snapshot under a new generation, an operator's `ctl lists add` follows, and the
+    watcher's lists reload reads both. The callback compared journal positions of the same generation only, and
+    removed the number again over the operator's change (memory: cancelled; journal and every later start:
+    registered)."""
+    from engine.lists import ListStore
+    from engine.serve import reload_lists
+    h, _ = proxy()
+    sub = "84911000091"
+    n = int(sub)
+    a = _dk(h, sub)
+    assert wait(lambda: answers(h) == {a: [0]}) and n in pipe.lists.dnc_s
+    real, loop = pipe.store.journal, h.loop
+
+    async def ctl_add_and_reload():
+        pipe.store.append_delta("add", n, "SV")          # control.py lists(): journal first,
+        pipe.lists.add_dnc(n, "SV")                       # then in force
+        assert await reload_lists(pipe) is None          # the watcher: the compaction installed a snapshot
+
+    def journal(changes):
+        at = real(changes)
+        assert ListStore(pipe.store.dir).compact_journal(min_bytes=0)    # serve's compaction, a worker thread
+        asyncio.run_coroutine_threadsafe(ctl_add_and_reload(), loop).result(10)
+        return at   # all of it on the loop before the HUY's callback
+    pipe.store.journal = journal
+    b = _dk(h, sub, b"HUY DNC")
+    assert wait(lambda: answers(h).get(b) == [0])
+    pipe.store.journal = real
+    on_disk = ListStore(pipe.store.dir).load()
+    assert n in on_disk.dnc_s and n in on_disk.dnc_v
+    assert n in pipe.lists.dnc_s and n in pipe.lists.dnc_v, "memory undid the operator's later change"
+
+
+def test_a_command_written_after_a_compaction_the_lists_have_not_read_yet_is_put_in_force(proxy, pipe):
+    """The other side: the journal rewritten before the write and no reload since (the watcher looks a second
+    later); the lists in force have not read the line, and the command is put in force."""
+    from engine.lists import ListStore
+    h, _ = proxy()
+    sub = "84911000092"
+    n = int(sub)
+    a = _dk(h, "84911000093")
+    assert wait(lambda: answers(h) == {a: [0]})
+    assert ListStore(pipe.store.dir).compact_journal(min_bytes=0)
+    b = _dk(h, sub)
+    assert wait(lambda: answers(h).get(b) == [0])
+    assert n in pipe.lists.dnc_s and n in ListStore(pipe.store.dir).load().dnc_s

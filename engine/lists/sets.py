@@ -14,7 +14,7 @@ from .ipranges import IpRanges
 
 # the fields each list kind is held in: what a reload that finds a kind's file unchanged keeps (its DNC journal mark
 # goes with the DNC bitmaps: how far into the journal they have read)
-KIND_FIELDS = {"dnc": ("dnc_s", "dnc_v", "journal_mark", "journal_bad"), "senders": ("senders",),
+KIND_FIELDS = {"dnc": ("dnc_s", "dnc_v", "journal_mark", "journal_bad", "journal_folded"), "senders": ("senders",),
                "blacklist": ("bl_numbers", "bl_domains", "bl_ips"), "consent": ("consent", "owner_names")}
 
 
@@ -31,6 +31,10 @@ class Lists:
     # the DNC journal as far as applied here: (generation, byte offset), see journal.py
     journal_mark: tuple | None = field(default=None, compare=False)
     journal_bad: list = field(default_factory=list, compare=False, repr=False)
+    # the journal's generation before the one the mark is in, when every line of it is applied here (the dnc snapshot
+    # read folded it, and the journal read is the one that snapshot began, holding the rest): a 5656 change written
+    # there before a compaction is not applied again over a later line (Pipeline.apply_command)
+    journal_folded: tuple = field(default=(), compare=False, repr=False)
     # changes made to the DNC lists in memory so far (add_dnc, remove_dnc, an import, a clear): how the SMPP proxy
     # sees that the list changed (smpp_proxy/dnc_cancel.py: ads scheduled ahead to a number that registers are
     # cancelled); a reload's new Lists starts again (the proxy sees another object)

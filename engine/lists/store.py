@@ -125,7 +125,10 @@ class ListStore:
                          f"again from {self.delta_path.name}.prev)")
                 self.warnings = [w.replace(self._DNC_MAYBE_MISSING, again) for w in self.warnings]
         if "dnc" in kinds:
-            self._apply(L, self._read_journal(mark))
+            j = self._read_journal(mark)
+            self._apply(L, j)
+            if mark is not None and nxt is not None and j.gen == nxt:
+                L.journal_folded = (mark[0],)       # its lines: in the snapshot, or in this journal's tail just read
         moved = L.rekey_service_numbers()
         if moved:
             self.warnings.append(f"{self.dir}: {moved} Vietnamese 1800/1900 service number entries stored as +1… by an "
