@@ -5,27 +5,15 @@ Redis): the node never had another node's DNC change again."""
 import asyncio
 import logging
 import os
-import time
 
 import pytest
 
 from engine.numbers import normalise_number
 from engine.state.replication import DncReplicator
-from engine.verdict import Message
 
 from .redis_helpers import redis_server  # noqa: F401
-from .redis_state_helpers import T0, _lists_node, _node
-
-
-def _mo(sender, text):
-    return Message(sender, "5656", text, T0, "", "mo")
-
-
-async def _until(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < end, f"not within {timeout} s: {what}"
-        await asyncio.sleep(0.02)
+from .redis_state_helpers import _lists_node, _node
+from .test_dnc_stream_failover import _mo, _until
 
 
 @pytest.mark.parametrize("damage", [b"", b"\x00" * 16, b"\xff\xfe\x00garbage\n", b"17-x\n"])
