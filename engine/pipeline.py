@@ -330,16 +330,23 @@ def rules_stamp(d: Path):
 class RuleWatcher:
     """Polls rule-file mtimes; `poll()` reloads when anything changed (called by serve's loop). A change is one
     since the files the last read saw, whoever read them: after a SIGHUP's read of an edit, the watcher read the
-    same files again (and said their errors twice)."""
+    same files again (and said their errors twice).
+
+    A change is read once it has settled: the files look the same at two looks in a row (one tick, 1 s in serve).
+    A file written in place (cp, scp, a shell redirect, a generator: truncated, then written) or a directory being
+    filled file by file was read mid-write: an empty or cut-short file loads (a warning, or a valid set with
+    fewer rules), and for a second the advertising rules were out of force. SIGHUP and `ctl reload` read at once."""
 
     def __init__(self, pipeline: Pipeline):
         self.pipeline = pipeline
         pipeline.rules_stamp = rules_stamp(pipeline.rules.directory)
+        self.seen = pipeline.rules_stamp    # the files at the last look
 
     def changed(self) -> bool:
-        """Whether the files changed since the last read or look (then the caller reloads)."""
-        s = rules_stamp(self.pipeline.rules.directory)
-        if s == self.pipeline.rules_stamp:
+        """Whether the files changed since the last read and not since the last look (then the caller reloads)."""
+        s, seen = rules_stamp(self.pipeline.rules.directory), self.seen
+        self.seen = s
+        if s == self.pipeline.rules_stamp or s != seen:    # nothing new, or still changing: look again next tick
             return False
         self.pipeline.rules_stamp = s
         return True

@@ -131,7 +131,8 @@ def test_serve_reload_and_sip(tmp_path):
         assert submit(smpp_port, "say xyzzy please") == 0
         # a good edit takes effect without a restart
         rf.write_text(NEW_RULE)
-        assert wait_for(lambda: submit(smpp_port, "say xyzzy please") == 0x66, timeout=10)
+        assert wait_for(lambda: "rules reloaded from" in (tmp_path / "stderr.log").read_text(), timeout=10)
+        assert submit(smpp_port, "say xyzzy please") == 0x66
         # SIGHUP reloads too (rules, lists, model) and the process keeps serving
         p.send_signal(signal.SIGHUP)
         time.sleep(0.3)
