@@ -57,6 +57,10 @@ async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
         log.error("%s", msg)
         if warnings is not None:
             warnings.append(msg)
+    newer = _newer_in_force(pipe.lists, new, read)
+    if newer:
+        read = [k for k in read if k not in newer]
+        said = [_keeping(w, fresh, newer) for w in said]
     kept = [k for k in KINDS if k not in read]
     new.keep_from(pipe.lists, kept)     # on the loop: the DNC bitmaps with every change made to them until now
     try:
@@ -93,6 +97,25 @@ def _dnc_not_whole(fresh, new, in_force) -> str | None:
     if new.sources.get("dnc", 0) is None and in_force.sources.get("dnc", 0) is not None:
         return f"{fresh.path('dnc')} and its previous generation are gone"
     return None
+
+
+def _newer_in_force(in_force, new, read) -> list:
+    """The kinds (DNC aside) `new` read from their previous generation, their snapshot refused, while the list in
+    force was read from a later one: falling back there put a generation the running serve had left behind back in
+    force (a brand registered or a domain listed in the damaged generation gone from verdicts, with a warning only).
+    The list in force is kept instead. The DNC has its own test (_dnc_not_whole): kept whenever it is not read whole."""
+    return [k for k in read if k != "dnc" and k not in new.sources and in_force.sources.get(k) is not None
+            and (in_force.created.get(k) or 0) > (new.created.get(k) or 0)]
+
+
+def _keeping(warning: str, store, kinds) -> str:
+    """A load's warning about a refused snapshot of one of `kinds`, saying what a reload does with it instead."""
+    for k in kinds:
+        head = f"{store.path(k)}: refusing snapshot: "
+        if warning.startswith(head) and "; using previous good snapshot " in warning:
+            return (warning.split("; using previous good snapshot ")[0] + "; the list in force, of a later generation "
+                    "than the previous one there, is kept (import the list again to write a good snapshot)")
+    return warning
 
 
 def lists_sizes(lists) -> str:

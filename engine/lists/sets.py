@@ -42,6 +42,8 @@ class Lists:
     # kind -> the identity of the snapshot file it was read from (snapshot.py), None: there was none; a kind read
     # from a previous generation, or not read from files at all, is not there (a reload reads it again)
     sources: dict = field(default_factory=dict, compare=False, repr=False)
+    # kind -> when the generation it was read from was written (the snapshot's `created`), as far as known
+    created: dict = field(default_factory=dict, compare=False, repr=False)
 
     def keep_from(self, old: "Lists", kinds) -> None:
         """Take `old`'s lists of `kinds`: the same objects, not copies (a DNC change the loop made to `old` is in
@@ -49,9 +51,10 @@ class Lists:
         for kind in kinds:
             for f in KIND_FIELDS[kind]:
                 setattr(self, f, getattr(old, f))
-            self.sources.pop(kind, None)
-            if kind in old.sources:
-                self.sources[kind] = old.sources[kind]
+            for mine, theirs in ((self.sources, old.sources), (self.created, old.created)):
+                mine.pop(kind, None)
+                if kind in theirs:
+                    mine[kind] = theirs[kind]
 
     # --- reads (hot path) ---
     def in_dnc(self, number: int | None, channel: str) -> bool:

@@ -92,8 +92,8 @@ def fsync_dir(d: Path) -> None:
 
 
 def read_snapshot(path: Path, kind: str) -> tuple[dict[str, bytes], dict]:
-    secs, extra, _ = read_snapshot_identified(path, kind)
-    return secs, extra
+    secs, meta, _ = read_snapshot_identified(path, kind)
+    return secs, meta.get("extra", {})
 
 
 def _identity(st: os.stat_result, header: bytes) -> tuple:
@@ -116,8 +116,9 @@ def snapshot_identity(path: Path) -> tuple | None:
 
 
 def read_snapshot_identified(path: Path, kind: str) -> tuple[dict[str, bytes], dict, tuple]:
-    """read_snapshot, and the identity of the file it read (taken from the same open file and bytes: a file
-    replaced or written to after the read has another)."""
+    """The sections, the whole metadata (`extra`, the writer's; `created`, when the generation was written) and
+    the identity of the file it read (taken from the same open file and bytes: a file replaced or written to after
+    the read has another)."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -156,4 +157,4 @@ def read_snapshot_identified(path: Path, kind: str) -> tuple[dict[str, bytes], d
         off += length
     if off != len(data):
         raise SnapshotError(path, f"{len(data) - off} unexpected trailing bytes")
-    return out, meta.get("extra", {}), _identity(st, data[:len(MAGIC) + 4 + mlen])
+    return out, meta, _identity(st, data[:len(MAGIC) + 4 + mlen])

@@ -17,7 +17,7 @@ from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked,
 from . import edits
 from .sections import decode, encode
 from .sets import Lists
-from .snapshot import (SnapshotError, install_snapshot, prepare_snapshot, read_snapshot, read_snapshot_identified,
+from .snapshot import (SnapshotError, install_snapshot, prepare_snapshot, read_snapshot_identified,
                        snapshot_identity)
 
 
@@ -161,18 +161,20 @@ class ListStore:
             L.sources[kind] = None
             return None
         try:
-            secs, extra, L.sources[kind] = read_snapshot_identified(p, kind)
+            secs, meta, L.sources[kind] = read_snapshot_identified(p, kind)
             decode(kind, secs, L, p)
-            return extra
+            L.created[kind] = meta.get("created")
+            return meta.get("extra", {})
         except SnapshotError as e:
             L.sources.pop(kind, None)
             if strict:
                 raise
             try:
-                secs, extra = read_snapshot(prev, kind)
+                secs, meta, _ = read_snapshot_identified(prev, kind)
                 decode(kind, secs, L, prev)
             except SnapshotError:
                 raise e from None
+            L.created[kind], extra = meta.get("created"), meta.get("extra", {})
             msg = f"{e}; using previous good snapshot {prev}"
             if kind == "dnc":
                 msg += self._DNC_MAYBE_MISSING
