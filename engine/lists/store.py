@@ -284,11 +284,20 @@ class ListStore:
             self._save(self.load(strict=True, kinds=("dnc",)), ("dnc",))
         return True
 
-    def _modify(self, kind: str, change):
+    def _modify(self, kind: str, change, stored: bool = True):
         """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change. Only that kind is
-        read (it is all that is written): `lists add blacklist` read a 200k-row registry too, ~2 s beside serve."""
+        read (it is all that is written): `lists add blacklist` read a 200k-row registry too, ~2 s beside serve.
+        `stored=False`: `change` replaces the whole list, the stored one is not read (a damaged snapshot of it, which
+        every edit refuses to build on, is then replaced, not refused: the way back from one)."""
         with flocked(self.write_lock):
-            L = self.load(strict=True, kinds=(kind,))
+            try:
+                L = self.load(strict=True, kinds=(kind,)) if stored else Lists()
+            except SnapshotError as e:
+                if kind == "dnc":
+                    raise
+                raise SnapshotError(e.path, f"{e.reason}; an edit of the {kind} list builds on it and is refused: "
+                                            f"`telfilter lists import {kind} FILE --replace` writes a good one (`lists "
+                                            f"export {kind}` gives the rows of the previous generation)") from None
             result = change(L)
             if result is not False:
                 self._save(L, (kind,))
@@ -335,7 +344,8 @@ class ListStore:
             if replace:
                 edits.clear(L, kind)
             add_all(L)
-        self._modify(kind, change)
+        # (the DNC's --replace reads the stored list all the same: its journal mark keeps the 5656 lines after it)
+        self._modify(kind, change, stored=not replace or kind == "dnc")
         return n, errors
 
     def _import_dnc(self, data: bytes, name: str, replace: bool, allow_partial: bool):
