@@ -49,6 +49,7 @@ import re
 from re import _constants as C
 from re import _parser
 
+from .redos_backref import check_backrefs
 from .redos_branch import ambiguous, nfa_of
 from .redos_paths import check_paths
 
@@ -93,6 +94,7 @@ def check(pattern: str, flags: int = 0) -> None:
     checker.seq(list(tree), _frozen_empty, None)
     checker.adjacent(list(tree), top=True)
     check_paths(checker, list(tree), UnsafeRegex(_PATHS))
+    check_backrefs(checker, list(tree), UnsafeRegex)
     if _leading_wildcard(list(tree)):
         raise UnsafeRegex("a leading `.*` (or `.+`, `[^x]*`) makes every search quadratic in the text's length "
                           "(about 1 s on an 8 KB concatenated message); drop it: a search already finds the "
