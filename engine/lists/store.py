@@ -284,16 +284,17 @@ class ListStore:
             self._save(self.load(strict=True, kinds=("dnc",)), ("dnc",))
         return True
 
-    def _modify(self, kind: str, change, stored: bool = True):
+    def _modify(self, kind: str, change, replace: bool = False):
         """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change. Only that kind is
         read (it is all that is written): `lists add blacklist` read a 200k-row registry too, ~2 s beside serve.
-        `stored=False`: `change` replaces the whole list, the stored one is not read (a damaged snapshot of it, which
-        every edit refuses to build on, is then replaced, not refused: the way back from one)."""
+        `replace`: `change` replaces the whole list, so a damaged snapshot of it, which every edit refuses to build on,
+        is not refused (the way back from one): the stored list is not read, the DNC's is read as a start reads it
+        (from `.prev` then: its journal mark is what the replace needs, the 5656 lines after it survive)."""
         with flocked(self.write_lock):
             try:
-                L = self.load(strict=True, kinds=(kind,)) if stored else Lists()
+                L = Lists() if replace and kind != "dnc" else self.load(strict=not replace, kinds=(kind,))
             except SnapshotError as e:
-                if kind == "dnc":
+                if replace:
                     raise
                 raise SnapshotError(e.path, f"{e.reason}; an edit of the {kind} list builds on it and is refused: "
                                             f"`telfilter lists import {kind} FILE --replace` writes a good one (`lists "
@@ -344,8 +345,7 @@ class ListStore:
             if replace:
                 edits.clear(L, kind)
             add_all(L)
-        # (the DNC's --replace reads the stored list all the same: its journal mark keeps the 5656 lines after it)
-        self._modify(kind, change, stored=not replace or kind == "dnc")
+        self._modify(kind, change, replace=replace)
         return n, errors
 
     def _import_dnc(self, data: bytes, name: str, replace: bool, allow_partial: bool):
