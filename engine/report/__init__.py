@@ -28,7 +28,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from .aggregate import Aggregator
-from .reader import Malformed, read_reports, read_verdicts
+from .reader import Malformed, distinct_logs, read_reports, read_verdicts
 from .render import plots, tables, write_csvs, write_html, write_pdf, write_summary
 
 __all__ = ["make_report", "cmd_report", "Aggregator"]
@@ -42,13 +42,14 @@ def make_report(logs, out: Path, tz, reports: str | None = None, start: date | N
     out.mkdir(parents=True, exist_ok=True)
     bad = Malformed()
     agg = Aggregator(tz, period, start, end, lists=lists, reports_from_log=reports is None)
-    for ts, rec in read_verdicts(logs, bad, progress=progress):
+    read, repeated = distinct_logs(logs)
+    for ts, rec in read_verdicts(read, bad, progress=progress):
         agg.add_verdict(ts, rec)
     if reports is not None:
         for ts, rec in read_reports(reports, bad):
             agg.add_report(ts, rec)
     summary = agg.summary(top)
-    inputs = {"logs": [str(p) for p in logs], "reports": reports,
+    inputs = {"logs": [str(p) for p in read], "repeated_logs": repeated, "reports": reports,
               "reports_source": (f"5656 report store {reports}" if reports is not None
                                  else "SPAM_REPORTED / AD_COPY_RECEIVED hits in the verdict logs"),
               "owners_from": "sender registry in the data dir" if lists is not None else None,
@@ -102,6 +103,8 @@ def cmd_report(args) -> int:
     s = make_report(args.log, Path(args.out), settings.tz, reports=args.reports, start=start, end=end,
                     period=args.period, lists=lists, progress=not args.no_progress, top=args.top,
                     with_plots=with_plots)
+    for line in s["inputs"]["repeated_logs"]:
+        print(f"telfilter report: warning: log named twice, read once: {line}", file=sys.stderr)
     for line in s["inputs"]["malformed_lines"]:
         print(f"telfilter report: malformed line skipped: {line}", file=sys.stderr)
     more = s["inputs"]["malformed"] - len(s["inputs"]["malformed_lines"])

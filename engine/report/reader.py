@@ -17,6 +17,7 @@ import lzma
 import os
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -95,6 +96,27 @@ def _progress(total: int):
                 leave=False)
 
 
+def distinct_logs(paths) -> tuple[list, list[str]]:
+    """`paths` with each file once (a path and a symlink to it, or a path a glob and a hand both named, were each
+    read and counted again), and the repeats left out, each as `path (the same file as first)`. A path that cannot
+    be looked at is kept: reading it says why."""
+    seen: dict = {}
+    keep, repeated = [], []
+    for p in paths:
+        try:
+            st = os.stat(p) if p != "-" else None
+        except OSError:
+            st = None
+        key = (st.st_dev, st.st_ino) if st is not None else None
+        if key is not None and key in seen:
+            repeated.append(f"{p} (the same file as {seen[key]})")
+            continue
+        if key is not None:
+            seen[key] = p
+        keep.append(p)
+    return keep, repeated
+
+
 def read_verdicts(paths, bad: Malformed, progress: bool = True):
     """Yield (ts, record) for every well-formed verdict line of `paths`, in file order."""
     total = sum(os.path.getsize(p) for p in paths if p != "-")
@@ -105,7 +127,7 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
             raw = sys.stdin.buffer if p == "-" else open(p, "rb", buffering=1 << 16)
             try:
                 f = open_text(p, raw)
-                done = 0
+                done = n = 0
                 for n, line in enumerate(_lines(f), 1):
                     if bar is not None and p != "-" and not n & 0x3FFF:         # every 16k lines
                         pos = raw.tell()
@@ -143,8 +165,10 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                     yield ts, rec
                 if bar is not None and p != "-":
                     bar.update(os.path.getsize(p) - done)
-            except (OSError, EOFError, lzma.LZMAError) as e:     # a truncated .gz from a rotation in progress
-                bad.add(f"{p}", f"unreadable from here on: {type(e).__name__}: {e}")
+            except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+                # a .gz cut short (a rotation in progress: EOFError) or damaged inside (a bad block: zlib.error,
+                # which ended the report with a traceback): the lines before it counted, the one it broke in named
+                bad.add(f"{p}:{n + 1}", f"unreadable from here on: {type(e).__name__}: {e}")
             finally:
                 if p != "-":
                     raw.close()

@@ -1,0 +1,56 @@
+"""`telfilter report` over damaged or repeated inputs: a compressed log damaged in the middle (not only cut short)
+is a malformed input named by file and line, the lines before it counted; the same log named twice (a path and a
+symlink to it, or the path repeated by a glob) is read once."""
+import gzip
+import json
+import os
+from datetime import timedelta, timezone
+
+from engine.report import make_report
+
+HANOI = timezone(timedelta(hours=7))
+
+
+def _text(n):
+    return "".join(json.dumps({"ts": f"2026-03-01T09:{i:02d}:00+07:00", "kind": "sms", "action": "allow",
+                               "score": 0, "sender": "84901234567", "hits": []}) + "\n" for i in range(n))
+
+
+def test_a_gzip_damaged_in_the_middle_is_named_and_the_report_still_written(tmp_path):
+    text = _text(50)
+    one = gzip.compress(text.encode())
+    damaged = bytearray(one)
+    damaged[len(damaged) // 2] ^= 0xFF                  # a flipped byte in the deflate stream (a bad disk block)
+    damaged[len(damaged) // 2 + 1] ^= 0xFF
+    (tmp_path / "v.log.2.gz").write_bytes(bytes(damaged))
+    (tmp_path / "v.log.1.gz").write_bytes(one)
+    s = make_report([tmp_path / "v.log.1.gz", tmp_path / "v.log.2.gz"], tmp_path / "out", HANOI, progress=False,
+                    with_plots=False)
+    assert s["totals"]["sms"]["allow"] >= 50            # the good log whole, and what came before the damage
+    assert s["inputs"]["malformed"] == 1
+    where, why = s["inputs"]["malformed_lines"][0].split(": ", 1)
+    assert where.startswith(f"{tmp_path / 'v.log.2.gz'}:") and where.rsplit(":", 1)[1].isdigit(), where
+    assert "unreadable from here on" in why
+    assert (tmp_path / "out" / "summary.json").exists()
+
+
+def test_a_cut_gzip_names_the_line_it_stops_at(tmp_path):
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(_text(50).encode())[:-40])
+    s = make_report([tmp_path / "cut.gz"], tmp_path / "out", HANOI, progress=False, with_plots=False)
+    n = s["totals"]["sms"]["allow"]
+    assert 0 < n < 50
+    # counted lines 1..n; the line the stream broke in is n+1 (the one it could not finish)
+    assert s["inputs"]["malformed_lines"] == [
+        f"{tmp_path / 'cut.gz'}:{n + 1}: unreadable from here on: EOFError: Compressed file ended before the "
+        "end-of-stream marker was reached"]
+
+
+def test_the_same_log_named_twice_is_counted_once(tmp_path):
+    (tmp_path / "v.log").write_text(_text(10))
+    os.symlink(tmp_path / "v.log", tmp_path / "current.log")
+    s = make_report([tmp_path / "v.log", tmp_path / "current.log", tmp_path / "v.log"], tmp_path / "out", HANOI,
+                    progress=False, with_plots=False)
+    assert s["totals"]["sms"]["allow"] == 10
+    assert s["records"] == 10
+    assert s["inputs"]["repeated_logs"] == [f"{tmp_path / 'current.log'} (the same file as {tmp_path / 'v.log'})",
+                                            f"{tmp_path / 'v.log'} (the same file as {tmp_path / 'v.log'})"]
