@@ -13,7 +13,10 @@ with traffic:
     spam from random numbers stays at 2*TOP_KEEP entries);
   - advertising by owner: owners of the sender registry, plus one bucket for senders that
     are not registered;
-  - model versions: the versions seen in ML_SPAM hits (a handful a year).
+  - model versions: the versions seen in ML_SPAM hits (a handful a year; past TOP_KEEP versions their hits are
+    counted in `models_left_out_hits`);
+  - a sender, caller or model version is kept at most MAX_KEY characters (`bounded`): a SIP From user may be
+    64 KiB, and 2*TOP_KEEP of them kept whole held over 100 MiB.
 
 A line of a late part (`"late": true`: a part of a concatenated message that came after its message was
 judged and logged) is no message: its message is counted once, by its own line, in `totals` and the volume.
@@ -32,6 +35,7 @@ when its sender is registered in category QC or when any AD_* rule hit it.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, datetime, timedelta
 from sys import intern
@@ -55,6 +59,16 @@ VIOLATIONS = {
 _VIOLATION_OF = {s: v for v, syms in VIOLATIONS.items() for s in syms}
 _DNC_CH = re.compile(r"DNC (SV|S|V)\s*$")
 UNREGISTERED = "(not in the sender registry)"
+MAX_KEY = 128           # characters of a sender, caller or model version kept (none the engine registers is near)
+
+
+def bounded(s: str) -> str:
+    """`s`, or past MAX_KEY characters its first 80 with its length and a digest of the whole: still readable,
+    two long ones alike up to the cut still two rows, at a fixed size."""
+    if len(s) <= MAX_KEY:
+        return s
+    d = hashlib.blake2b(s.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{s[:80]}…[{len(s)} chars {d}]"
 
 
 class TopCounter:
@@ -140,6 +154,7 @@ class Aggregator:
         self.top_owners = TopCounter()
         self.ads: dict[str, dict] = {}
         self.models: dict[str, dict] = {}
+        self.models_left_out = 0    # ML_SPAM hits of versions past the TOP_KEEP listed
         self.records = 0
         self.outside = 0
         self.late_parts = 0         # lines of late parts of concatenated messages: their message counted once
@@ -185,6 +200,7 @@ class Aggregator:
         # the number it was judged as when its SMPP type of number read it otherwise ("sender_read": "+243…")
         read = rec.get("sender_read") if ch == "sms" else None
         owner, category = self._owner(read if isinstance(read, str) and read else sender)
+        sender = bounded(sender)
         self._count(ch, action, p, sender, owner)
         cid = rec.get("concat")
         tied = isinstance(cid, str) and ch == "sms"
@@ -258,11 +274,13 @@ class Aggregator:
                 ad_hit = True
             elif sym == "ML_SPAM":
                 src = str(h.get("source", ""))
-                ver = src[6:] if src.startswith("model:") else src or "?"
+                ver = bounded(src[6:] if src.startswith("model:") else src or "?")
                 m = self.models.get(ver)
                 if m is None and len(self.models) < TOP_KEEP:
                     m = self.models[ver] = {"hits": 0, "first": ts.isoformat(), "last": ts.isoformat()}
-                if m is not None:
+                if m is None:
+                    self.models_left_out += 1
+                else:
                     m["hits"] += 1
                     m["first"] = min(m["first"], ts.isoformat())
                     m["last"] = max(m["last"], ts.isoformat())
@@ -274,7 +292,7 @@ class Aggregator:
         m = self.late.get(cid) if isinstance(cid, str) else None
         hits = rec.get("hits") or ()
         verdict = rec["action"] if "hits" in rec else None
-        sender = rec.get("sender") if isinstance(rec.get("sender"), str) else ""
+        sender = bounded(rec["sender"]) if isinstance(rec.get("sender"), str) else ""
         if m is None:
             self._hits(ts, p, hits, seen=_ALL)            # its DNC change or 5656 report, now
             if isinstance(cid, str):                      # the rest once its message's line is read (late.py)
@@ -328,7 +346,7 @@ class Aggregator:
 
     def _owner(self, sender: str):
         """(owner, category) of a sender in the registry (QC when any of its rows is), or (None, None)."""
-        if self.lists is None or not sender:
+        if self.lists is None or not sender or len(sender) > MAX_KEY:     # no registered ID is that long
             return None, None
         hit = self._owner_cache.get(sender)
         if hit is None:
@@ -392,6 +410,7 @@ class Aggregator:
             "top_counts_exact": not (self.top_senders.floor or self.top_owners.floor or self.symbols.floor),
             "advertising_by_owner": dict(sorted(self.ads.items(), key=lambda kv: -kv[1]["volume"])),
             "models": self.models,
+            "models_left_out_hits": self.models_left_out,
             "first_record": self.first.isoformat() if self.first else None,
             "last_record": self.last.isoformat() if self.last else None,
             "records": self.records,
