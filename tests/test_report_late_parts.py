@@ -244,7 +244,24 @@ def test_a_concat_that_is_no_engine_id_is_kept_at_a_fixed_size():
     m = Message(None, False, (), (), "allow", None)
     long_id = "x" * (1 << 20)
     late.remember(long_id, m, 10.0)
-    late.defer("y" * (1 << 20), False, (), (), None, "", 5.0)
+    late.defer("y" * (1 << 20), False, (), (), None, None, "", datetime.fromtimestamp(5.0, ZoneInfo("UTC")))
     assert all(sys.getsizeof(k) < 64 for k in [*late.messages, *late.early])
     assert late.get("x" * (1 << 20)) is m and late.get("x" * ((1 << 20) - 1)) is None
     assert late.get("00000000000000ff") is None
+
+
+def test_a_model_a_late_part_was_judged_by_counts_alike_in_either_order_of_the_logs(tmp_path):
+    """The classifier model behind an ML_SPAM hit that only a late part's line shows is in `models` whichever
+    log is read first: with the late line read before its message's line (`--log verdicts.log*`) the hit was
+    counted in `symbols` and left out of `models`."""
+    new, old = tmp_path / "verdicts.log", tmp_path / "verdicts.log.1"
+    late = _line("2026-03-02T10:00:05+07:00", "SubmitSm part 1/2 late", "drop", late=True, concat="00000000000000aa")
+    late["hits"] = [{"symbol": "ML_SPAM", "score": 9.0, "detail": "p", "source": "model:m7"}]
+    new.write_text(json.dumps(late) + "\n")
+    old.write_text(json.dumps(_line("2026-03-02T10:00:00+07:00", "SubmitSm x1/2", concat="00000000000000aa")) + "\n")
+    got = []
+    for i, order in enumerate(([old, new], [new, old])):
+        s = make_report([str(p) for p in order], tmp_path / f"r{i}", TZ, progress=False, with_plots=False)
+        got.append((s["symbols"], s["models"], s["late_parts_untied"]))
+    assert got[0] == got[1] == ({"ML_SPAM": 1}, {"m7": {"hits": 1, "first": "2026-03-02T10:00:05+07:00",
+                                                          "last": "2026-03-02T10:00:05+07:00"}}, 0)

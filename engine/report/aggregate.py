@@ -35,18 +35,17 @@ when its sender is registered in category QC or when any AD_* rule hit it.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import date, datetime, timedelta
 from sys import intern
 
 from ..numbers import normalise_number, normalise_sender_id
+from .bounded import MAX_KEY, TOP_KEEP, TopCounter, bounded
 from .late import LateParts, Message, shared
 
 ACTIONS = ("allow", "tag", "drop", "refuse")
 CHANNELS = ("sms", "call")
 REPORT_KINDS = ("S", "V", "FW")
-TOP_KEEP = 1000
 # violation class -> the symbols of config/rules/20-advertising-sms.toml and 30-advertising-calls.toml
 VIOLATIONS = {
     "frequency_cap": ("AD_FREQUENCY_CAP", "AD_CALL_FREQUENCY_CAP"),
@@ -59,38 +58,6 @@ VIOLATIONS = {
 _VIOLATION_OF = {s: v for v, syms in VIOLATIONS.items() for s in syms}
 _DNC_CH = re.compile(r"DNC (SV|S|V)\s*$")
 UNREGISTERED = "(not in the sender registry)"
-MAX_KEY = 128           # characters of a sender, caller or model version kept (none the engine registers is near)
-
-
-def bounded(s: str) -> str:
-    """`s`, or past MAX_KEY characters its first 80 with its length and a digest of the whole: still readable,
-    two long ones alike up to the cut still two rows, at a fixed size."""
-    if len(s) <= MAX_KEY:
-        return s
-    d = hashlib.blake2b(s.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-    return f"{s[:80]}…[{len(s)} chars {d}]"
-
-
-class TopCounter:
-    """Counts per key with at most 2*keep keys: when full, only the `keep` largest survive.
-
-    A key dropped and seen again restarts from zero, so a survivor's count can be short by
-    at most `floor` (the largest count ever dropped); `floor == 0` means every count is exact.
-    The prune is O(keep log keep) once per `keep` new keys: O(log keep) amortised per add."""
-
-    def __init__(self, keep: int = TOP_KEEP):
-        self.keep, self.c, self.floor = keep, {}, 0
-
-    def add(self, key, n: int = 1) -> None:
-        c = self.c
-        c[key] = c.get(key, 0) + n
-        if len(c) > 2 * self.keep:
-            ranked = sorted(c.items(), key=lambda kv: -kv[1])
-            self.floor = max(self.floor, ranked[self.keep][1])
-            self.c = dict(ranked[:self.keep])
-
-    def top(self, k: int) -> list:
-        return sorted(self.c.items(), key=lambda kv: (-kv[1], str(kv[0])))[:k]
 
 
 def period_start(d: date, period: str) -> date:
@@ -120,10 +87,17 @@ class _AllSymbols:
 _ALL = _AllSymbols()
 
 
+def _model(h) -> str:
+    """The model version of an ML_SPAM hit (its source, `model:<version>`)."""
+    src = str(h.get("source", ""))
+    return bounded(src[6:] if src.startswith("model:") else src or "?")
+
+
 def _classify(hits):
-    """(an ad rule hit, the violation classes, the symbols) of a line's hits, counting nothing (as `_hits` reads
-    them: an AD_* symbol other than AD_COPY_RECEIVED, a 5656 FW, is an ad rule's)."""
-    ad_hit, violations, symbols = False, set(), set()
+    """(an ad rule hit, the violation classes, the symbols, the model of its ML_SPAM hit or None) of a line's hits,
+    counting nothing (as `_hits` reads them: an AD_* symbol other than AD_COPY_RECEIVED, a 5656 FW, is an ad
+    rule's)."""
+    ad_hit, violations, symbols, model = False, set(), set(), None
     for h in hits:
         sym = h.get("symbol") if isinstance(h, dict) else None
         if isinstance(sym, str):
@@ -132,7 +106,9 @@ def _classify(hits):
             if v is not None:
                 violations.add(v)
             ad_hit = ad_hit or (sym.startswith("AD_") and sym != "AD_COPY_RECEIVED")
-    return ad_hit, violations, symbols
+            if sym == "ML_SPAM" and model is None:
+                model = _model(h)
+    return ad_hit, violations, symbols, model
 
 
 class Aggregator:
@@ -218,6 +194,8 @@ class Aggregator:
                 new = e.symbols - m.symbols
                 for sym in new:
                     self.symbols.add(sym)
+                if "ML_SPAM" in new and e.model is not None:     # (counted as a tied late line's would be)
+                    self._model_hit(e.model, e.model_ts)
                 self._merge(m, e.ad_hit, e.violations, new, e.action, e.sender)
 
     def _count(self, ch: str, action: str, p: date, sender: str, owner, n: int = 1) -> None:
@@ -273,18 +251,19 @@ class Aggregator:
             elif sym.startswith("AD_") and sym != "AD_COPY_RECEIVED":
                 ad_hit = True
             elif sym == "ML_SPAM":
-                src = str(h.get("source", ""))
-                ver = bounded(src[6:] if src.startswith("model:") else src or "?")
-                m = self.models.get(ver)
-                if m is None and len(self.models) < TOP_KEEP:
-                    m = self.models[ver] = {"hits": 0, "first": ts.isoformat(), "last": ts.isoformat()}
-                if m is None:
-                    self.models_left_out += 1
-                else:
-                    m["hits"] += 1
-                    m["first"] = min(m["first"], ts.isoformat())
-                    m["last"] = max(m["last"], ts.isoformat())
+                self._model_hit(_model(h), ts)
         return ad_hit, violations, symbols
+
+    def _model_hit(self, ver: str, ts: datetime) -> None:
+        m = self.models.get(ver)
+        if m is None and len(self.models) < TOP_KEEP:
+            m = self.models[ver] = {"hits": 0, "first": ts.isoformat(), "last": ts.isoformat()}
+        if m is None:
+            self.models_left_out += 1
+            return
+        m["hits"] += 1
+        m["first"] = min(m["first"], ts.isoformat())
+        m["last"] = max(m["last"], ts.isoformat())
 
     def _late(self, ts: datetime, p: date, rec: dict) -> None:
         """A late part's line: what it shows that its message's lines did not, counted for that message."""
@@ -296,7 +275,7 @@ class Aggregator:
         if m is None:
             self._hits(ts, p, hits, seen=_ALL)            # its DNC change or 5656 report, now
             if isinstance(cid, str):                      # the rest once its message's line is read (late.py)
-                self.late.defer(cid, *_classify(hits), verdict, sender, ts.timestamp())
+                self.late.defer(cid, *_classify(hits), verdict, sender, ts)
             else:
                 self.late_untied += 1
             return

@@ -64,20 +64,24 @@ class Message:
 
 class Early:
     """What late lines read before their message's line would add to it: their ad hit, violation classes and
-    symbols, the action of the first of them that was a verdict (None: refusals only) and its sender, when the
-    earliest of them was written (POSIX seconds), and how many lines."""
-    __slots__ = ("ad_hit", "violations", "symbols", "action", "sender", "at", "lines")
+    symbols, the model of the first ML_SPAM hit among them and that line's time (the report's `models`), the action
+    of the first of them that was a verdict (None: refusals only) and its sender, when the earliest of them was
+    written (POSIX seconds), and how many lines."""
+    __slots__ = ("ad_hit", "violations", "symbols", "model", "model_ts", "action", "sender", "at", "lines")
 
-    def __init__(self, ad_hit, violations, symbols, action, sender, at: float):
-        self.ad_hit, self.action, self.sender, self.at, self.lines = ad_hit, action, sender, at, 1
+    def __init__(self, ad_hit, violations, symbols, model, action, sender, ts):
+        self.ad_hit, self.action, self.sender, self.at, self.lines = ad_hit, action, sender, ts.timestamp(), 1
+        self.model, self.model_ts = model, ts if model is not None else None
         self.violations, self.symbols = shared(violations), shared(symbols)
 
-    def add(self, ad_hit, violations, symbols, action, sender, at: float) -> None:
+    def add(self, ad_hit, violations, symbols, model, action, sender, ts) -> None:
         self.ad_hit = self.ad_hit or ad_hit
         self.violations, self.symbols = shared(self.violations | violations), shared(self.symbols | symbols)
+        if self.model is None and model is not None:
+            self.model, self.model_ts = model, ts
         if self.action is None and action is not None:
             self.action, self.sender = action, sender
-        self.at = min(self.at, at)
+        self.at = min(self.at, ts.timestamp())
         self.lines += 1
 
 
@@ -107,13 +111,13 @@ class LateParts:
         """The message a late line naming `cid` is tied to (None: none read, or forgotten)."""
         return self.messages.get(_key(cid))
 
-    def defer(self, cid: str, ad_hit, violations, symbols, action, sender, at: float) -> None:
-        """A late line naming `cid`, whose message was not read (yet): kept for it."""
+    def defer(self, cid: str, ad_hit, violations, symbols, model, action, sender, ts) -> None:
+        """A late line naming `cid` (written at `ts`, a datetime), whose message was not read (yet): kept for it."""
         k = _key(cid)
         e = self.early.get(k)
         if e is not None:
-            return e.add(ad_hit, violations, symbols, action, sender, at)
-        self.early[k] = Early(ad_hit, violations, symbols, action, sender, at)
+            return e.add(ad_hit, violations, symbols, model, action, sender, ts)
+        self.early[k] = Early(ad_hit, violations, symbols, model, action, sender, ts)
         if len(self.early) > self.early_bound:
             self.untied += self.early.popitem(last=False)[1].lines
 
