@@ -56,3 +56,15 @@ def test_two_long_callers_alike_up_to_the_cut_are_two_rows():
     for tail in ("a", "b", "b"):
         agg.add_verdict(ts, {"ts": "-", "kind": "call", "action": "drop", "caller": "y" * 5000 + tail, "hits": []})
     assert sorted(r["drops"] for r in agg.summary()["top_senders_by_drops"]) == [1, 2]
+
+
+def test_hits_of_model_versions_past_the_listed_ones_are_counted(monkeypatch):
+    from engine.report import aggregate
+    monkeypatch.setattr(aggregate, "TOP_KEEP", 2)
+    agg = Aggregator(HANOI)
+    ts = parse_ts("2026-03-01T09:00:00+07:00")
+    for i in (1, 2, 3, 3, 1):
+        agg.add_verdict(ts, _drop(i, 0))
+    s = agg.summary()
+    assert {v: m["hits"] for v, m in s["models"].items()} == {"00000001": 2, "00000002": 1}
+    assert s["models_left_out_hits"] == 2

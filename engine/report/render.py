@@ -124,12 +124,14 @@ def plots(out: Path, agg, summary: dict) -> list[str]:
     return written
 
 
-def _table(header, rows, limit=None) -> str:
+def _table(header, rows, limit=None, name=None) -> str:
+    cut = len(rows) - limit if limit and len(rows) > limit else 0
     rows = rows[:limit] if limit else rows
     th = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td{' class=n' if isinstance(c, int) else ''}>{html.escape(str(c))}</td>"
                                     for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body or '<tr><td>none</td></tr>'}</tbody></table>"
+    more = f"<p class=note>… and {cut} more rows in {html.escape(name)}.csv</p>" if cut else ""
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body or '<tr><td>none</td></tr>'}</tbody></table>{more}"
 
 
 _CSS = """body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}
@@ -160,7 +162,7 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
         f"{summary['dnc']['registered']} DNC registrations and {summary['dnc']['cancelled']} cancellations; "
         f"{sum(summary['reports'].values())} reports to 5656.</p>",
         "<h2>Volumes by action</h2>", _table(*tabs["totals"]), img("volume_by_action.png"),
-        "<h2>Rule hits</h2>", _table(*tabs["symbols"], limit=30), img("top_symbols.png"),
+        "<h2>Rule hits</h2>", _table(*tabs["symbols"], limit=30, name="symbols"), img("top_symbols.png"),
         "<h2>Do-Not-Call list changes</h2>", _table(*tabs["dnc"]), img("dnc_by_period.png"),
         _table(["ads scheduled ahead, their recipient registered before their delivery", "n"],
                [["cancelled at the SMSC", summary["scheduled_ads_cancelled"]["cancelled"]],
@@ -169,7 +171,7 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
         f"<p class=note>source: {html.escape(inputs['reports_source'])}</p>", img("reports_by_kind.png"),
         "<h2>Top senders by blocked messages and calls</h2>", _table(*tabs["top_senders_by_drops"]),
         "<h2>Top brandname owners by blocked messages</h2>", _table(*tabs["top_owners_by_drops"]),
-        "<h2>Advertising by owner</h2>", _table(*tabs["advertising_by_owner"], limit=50),
+        "<h2>Advertising by owner</h2>", _table(*tabs["advertising_by_owner"], limit=50, name="advertising_by_owner"),
         "<p class=note>Owners from the sender registry as it is when the report is made; advertising = sender "
         "registered as QC, or any AD_* rule hit (on its line or a late part's).</p>",
         "<h2>Classifier models in force</h2>", _table(*tabs["models"]),
