@@ -54,3 +54,29 @@ def test_the_same_log_named_twice_is_counted_once(tmp_path):
     assert s["records"] == 10
     assert s["inputs"]["repeated_logs"] == [f"{tmp_path / 'current.log'} (the same file as {tmp_path / 'v.log'})",
                                             f"{tmp_path / 'v.log'} (the same file as {tmp_path / 'v.log'})"]
+
+
+def test_a_log_being_compressed_by_logrotate_is_read_once(tmp_path):
+    """logrotate's `compress` writes verdicts.log.1.gz beside verdicts.log.1 and removes the latter only when done:
+    `--log verdicts.log*` meanwhile named both, and the lines of the compressed copy were counted twice (all of
+    them once it was whole, those written so far while it was cut)."""
+    text = _text(50)
+    (tmp_path / "v.log").write_text(_text(3))
+    (tmp_path / "v.log.1").write_text(text)
+    whole = gzip.compress(text.encode())
+    for name, data in (("whole", whole), ("cut", whole[:len(whole) // 2])):
+        (tmp_path / "v.log.1.gz").write_bytes(data)
+        s = make_report([tmp_path / "v.log", tmp_path / "v.log.1", tmp_path / "v.log.1.gz"], tmp_path / name,
+                        HANOI, progress=False, with_plots=False)
+        assert s["totals"]["sms"]["allow"] == 53, name
+        assert s["inputs"]["malformed"] == 0, s["inputs"]["malformed_lines"]
+        assert s["inputs"]["repeated_logs"] == [
+            f"{tmp_path / 'v.log.1.gz'} (a compressed copy of {tmp_path / 'v.log.1'}, read instead)"]
+
+
+def test_a_compressed_log_that_is_no_copy_of_the_plain_one_is_read_too(tmp_path):
+    (tmp_path / "v.log.1").write_text(_text(5))
+    (tmp_path / "v.log.1.gz").write_bytes(gzip.compress(_text(7).replace("+07:00", "+00:00").encode()))
+    s = make_report([tmp_path / "v.log.1", tmp_path / "v.log.1.gz"], tmp_path / "out", HANOI, progress=False,
+                    with_plots=False)
+    assert s["totals"]["sms"]["allow"] == 12 and s["inputs"]["repeated_logs"] == []

@@ -98,7 +98,8 @@ def _progress(total: int):
 
 def distinct_logs(paths) -> tuple[list, list[str]]:
     """`paths` with each file once (a path and a symlink to it, or a path a glob and a hand both named, were each
-    read and counted again), and the repeats left out, each as `path (the same file as first)`. A path that cannot
+    read and counted again), and the repeats left out, each as `path (the same file as first)`; and X.gz (.bz2, .xz)
+    given with X left out when it decompresses to X or to a start of it (logrotate compressing X). A path that cannot
     be looked at is kept: reading it says why."""
     seen: dict = {}
     keep, repeated = [], []
@@ -114,7 +115,41 @@ def distinct_logs(paths) -> tuple[list, list[str]]:
         if key is not None:
             seen[key] = p
         keep.append(p)
+    # logrotate's `compress` writes X.gz beside X and removes X once done: meanwhile a glob names both
+    for p in list(keep):
+        base = next((str(p)[:-len(x)] for x in _SUFFIXES if str(p).endswith(x)), None)
+        try:
+            st = os.stat(base) if base else None
+        except OSError:
+            st = None
+        plain = seen.get((st.st_dev, st.st_ino)) if st is not None else None
+        if plain is not None and _is_copy(p, plain):
+            keep.remove(p)
+            repeated.append(f"{p} (a compressed copy of {plain}, read instead)")
     return keep, repeated
+
+
+_SUFFIXES = (".gz", ".bz2", ".xz")
+
+
+def _is_copy(packed, plain) -> bool:
+    """Whether `packed` decompresses to `plain`'s bytes or to a start of them (a copy still being written)."""
+    try:
+        with open(packed, "rb") as raw, open(plain, "rb") as ref:
+            head = raw.peek(6)[:6]
+            cls = next((c for magic, c in _MAGIC if head.startswith(magic)), None)
+            if cls is None:
+                return False
+            z = cls(raw)
+            try:
+                while chunk := z.read(1 << 16):
+                    if ref.read(len(chunk)) != chunk:
+                        return False
+            except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile):
+                pass                        # cut short (or damaged) after a start that is the plain file's
+            return True
+    except OSError:
+        return False
 
 
 def read_verdicts(paths, bad: Malformed, progress: bool = True):
