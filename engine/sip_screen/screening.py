@@ -49,6 +49,7 @@ RETRY_AFTER = 1                                          # seconds, in BUSY's an
 TOO_MANY_WAITING = "too many INVITEs waiting for a verdict"     # BUSY's reasons, in its verdict-log line
 WAITED_TOO_LONG = "waited too long for a verdict (Timer B)"
 WAIT_FAILED = "internal error while waiting for a verdict"
+CANCELLED_WAITING = "cancelled while waiting for a verdict"     # CANCELLED's reason, unjudged (its verdict-log line)
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
@@ -249,8 +250,9 @@ class Screening:
     def _unjudged(self, w, reason):
         """A waiting INVITE (_wait_for_judging's entry: msg, src, then, cancelled, ...) not judged: answered 503 with a
         Retry-After, its verdict-log line naming `reason` (calllog.py), or 487 when a CANCEL of it was answered 200
-        already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's)."""
+        already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's), its line saying so."""
         if w[3]:
+            self._refusal_logged(w[0], w[1], 487, CANCELLED_WAITING)
             return w[2](CANCELLED, False)
         self._refusal_logged(w[0], w[1], 503, reason)
         w[2](BUSY, True)
