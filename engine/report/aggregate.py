@@ -38,11 +38,11 @@ from sys import intern
 
 from ..numbers import normalise_number, normalise_sender_id
 from .late import LateParts, Message, shared
+from .topcounter import TOP_KEEP, TopCounter
 
 ACTIONS = ("allow", "tag", "drop", "refuse")
 CHANNELS = ("sms", "call")
 REPORT_KINDS = ("S", "V", "FW")
-TOP_KEEP = 1000
 # violation class -> the symbols of config/rules/20-advertising-sms.toml and 30-advertising-calls.toml
 VIOLATIONS = {
     "frequency_cap": ("AD_FREQUENCY_CAP", "AD_CALL_FREQUENCY_CAP"),
@@ -55,28 +55,6 @@ VIOLATIONS = {
 _VIOLATION_OF = {s: v for v, syms in VIOLATIONS.items() for s in syms}
 _DNC_CH = re.compile(r"DNC (SV|S|V)\s*$")
 UNREGISTERED = "(not in the sender registry)"
-
-
-class TopCounter:
-    """Counts per key with at most 2*keep keys: when full, only the `keep` largest survive.
-
-    A key dropped and seen again restarts from zero, so a survivor's count can be short by
-    at most `floor` (the largest count ever dropped); `floor == 0` means every count is exact.
-    The prune is O(keep log keep) once per `keep` new keys: O(log keep) amortised per add."""
-
-    def __init__(self, keep: int = TOP_KEEP):
-        self.keep, self.c, self.floor = keep, {}, 0
-
-    def add(self, key, n: int = 1) -> None:
-        c = self.c
-        c[key] = c.get(key, 0) + n
-        if len(c) > 2 * self.keep:
-            ranked = sorted(c.items(), key=lambda kv: -kv[1])
-            self.floor = max(self.floor, ranked[self.keep][1])
-            self.c = dict(ranked[:self.keep])
-
-    def top(self, k: int) -> list:
-        return sorted(self.c.items(), key=lambda kv: (-kv[1], str(kv[0])))[:k]
 
 
 def period_start(d: date, period: str) -> date:
