@@ -1,8 +1,10 @@
 """Every INVITE the SIP screen answers, or lets through, has exactly one verdict-log line naming why
 (engine/sip_screen/calllog.py), once per INVITE transaction: the answers the screen gave itself that wrote none --
 the 487 of an INVITE cancelled while it waited for another's verdict, the 503 when no destination can be used, the
-500 of an internal error --, and a refusal reusing another transaction's branch and Call-ID with its own CSeq
-number (it was taken for that transaction's retransmission: no line)."""
+500 of an internal error --, a refusal reusing another transaction's branch and Call-ID with its own CSeq number
+(it was taken for that transaction's retransmission: no line), and a call judged and let through that never left
+(its forward failed: 503; cancelled while judged: 487): its verdict line stays and a `call_unsent` line follows it,
+naming it by Call-ID and time. Through `telfilter serve` with sipp: tests/test_sip_unsent_serve.py."""
 import time
 
 import pytest
@@ -11,23 +13,26 @@ from engine.sip_screen import screening
 
 from .sip_helpers import UAC, invite
 from .test_sip_transactions_cancel_waiting import _invite_wait_and_cancel, _slow_store
-from .test_sip_transactions_routing import pipe, screen, sent  # noqa: F401  (pipe: fixture)
+from .test_sip_transactions_routing import AD_CALLER, pipe, screen, sent  # noqa: F401  (pipe: fixture)
 
 
 WAITED_CANCELLED = "cancelled while waiting for a verdict"      # (the reasons as the lines say them)
 
 
 class Lines:
-    """A verdict log that keeps the call lines written: verdicts and refusals."""
+    """A verdict log that keeps the call lines written: verdicts, refusals and call_unsent lines."""
 
     def __init__(self):
-        self.calls, self.refusals = [], []
+        self.calls, self.refusals, self.unsent = [], [], []
 
     def write_call(self, *a):
         self.calls.append(a)
 
     def write_call_refusal(self, *a):
         self.refusals.append(a)
+
+    def write_call_unsent(self, *a):
+        self.unsent.append(a)
 
 
 def _statuses(scr):
@@ -76,6 +81,23 @@ def test_an_invite_cancelled_while_it_waited_then_not_judged_is_logged_487(pipe,
     release()
     assert _statuses(scr) == [("1 INVITE", "INVITE"), ("2 CANCEL", 200), ("2 INVITE", 487)]
     assert _refused(vlog) == [("wait-then", 487, WAITED_CANCELLED)]
+
+
+def test_a_call_cancelled_while_judged_keeps_its_verdict_line_and_gets_a_call_unsent_line(pipe):
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    held, release = _slow_store(scr)
+    inv = invite(caller=AD_CALLER, call_id="judged-487")
+    scr.on_datagram(inv, UAC)
+    scr.on_datagram(inv.replace(b"INVITE sip", b"CANCEL sip").replace(b"CSeq: 1 INVITE", b"CSeq: 1 CANCEL"), UAC)
+    release()
+    assert _statuses(scr) == [("1 CANCEL", 200), ("1 INVITE", 487)]
+    ((when, call_id, caller, callee, ingress, v, _),) = vlog.calls
+    ((_, u_call_id, u_caller, u_callee, u_ingress, judged, status, reason),) = vlog.unsent
+    assert (u_call_id, u_caller, u_callee, u_ingress, judged) == (call_id, caller, callee, ingress, when)
+    assert (status, reason) == (487, "cancelled while judged") and vlog.refusals == []
+    scr.on_datagram(inv, UAC)                           # its retransmission: 487 again, no line
+    assert _statuses(scr) == [("1 INVITE", 487)] and len(vlog.unsent) == 1 and len(vlog.calls) == 1
 
 
 def test_an_invite_with_no_usable_destination_is_logged_503_once(pipe):
@@ -138,3 +160,16 @@ def test_a_judged_refusal_then_a_checks_refusal_on_its_branch_with_another_cseq_
         scr.on_datagram(inv, UAC)
     assert _statuses(scr) == [("1 INVITE", 608), ("2 INVITE", 483), ("2 INVITE", 483)]
     assert len(vlog.calls) == 1 and [(c, s) for c, s, _ in _refused(vlog)] == [("after-608", 483)]
+
+
+def test_a_call_let_through_whose_forward_fails_gets_a_call_unsent_line(pipe):
+    """Its destination (a Route) outside allow_networks: answered 503 by the screen, its counts given back."""
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    inv = invite(caller=AD_CALLER, call_id="unsent-1", extra=["Route: <sip:10.9.9.9;lr>"])
+    scr.on_datagram(inv, UAC)
+    assert _statuses(scr) == [("1 INVITE", 503)] and scr.stats["uncounted_unsent"] == 1
+    ((when, call_id, caller, callee, ingress, v, _),) = vlog.calls
+    ((_, u_call_id, u_caller, u_callee, u_ingress, judged, status, reason),) = vlog.unsent
+    assert (u_call_id, u_caller, u_callee, u_ingress, judged) == (call_id, caller, callee, ingress, when)
+    assert status == 503 and "permitted" in reason and vlog.refusals == []

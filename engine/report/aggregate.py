@@ -26,6 +26,10 @@ judging made it, late or not (a late part that got a command recorded: its messa
 late line tied to no message (forgotten, or its message's line before `--from` or in a log not read) counts
 toward `late_parts_untied` and its DNC change or report only.
 
+A call let through whose `call_unsent` line says it never left (the SIP screen answered it 503 or 487 itself, its
+counts given back) is counted under call/refuse and out of its owner's advertising volume (unsent.py): its caller's
+retry is the call.
+
 Who owns a sender comes from the sender registry as it is now (`Lists.senders`), since the
 verdict log does not carry the owner; the summary says so. A message counts as advertising
 when its sender is registered in category QC or when any AD_* rule hit it.
@@ -38,7 +42,9 @@ from sys import intern
 
 from ..numbers import normalise_number, normalise_sender_id
 from .late import LateParts, Message, shared
+from .reader import parse_ts
 from .topcounter import TOP_KEEP, TopCounter
+from .unsent import UNREGISTERED, Sent, UnsentCalls
 
 ACTIONS = ("allow", "tag", "drop", "refuse")
 CHANNELS = ("sms", "call")
@@ -54,7 +60,6 @@ VIOLATIONS = {
 }
 _VIOLATION_OF = {s: v for v, syms in VIOLATIONS.items() for s in syms}
 _DNC_CH = re.compile(r"DNC (SV|S|V)\s*$")
-UNREGISTERED = "(not in the sender registry)"
 
 
 def period_start(d: date, period: str) -> date:
@@ -99,7 +104,7 @@ def _classify(hits):
     return ad_hit, violations, symbols
 
 
-class Aggregator:
+class Aggregator(UnsentCalls):
     def __init__(self, tz, period: str = "day", start: date | None = None, end: date | None = None,
                  lists=None, reports_from_log: bool = True):
         self.tz, self.period, self.start, self.end = tz, period, start, end
@@ -128,6 +133,7 @@ class Aggregator:
         self.report_first: datetime | None = None      # of the report store's records (first/last: verdicts)
         self.report_last: datetime | None = None
         self._owner_cache: dict = {}
+        self._unsent_init()
 
     # ------------------------------------------------------------ inputs
     def _day(self, ts: datetime) -> date | None:
@@ -138,6 +144,10 @@ class Aggregator:
         return d
 
     def add_verdict(self, ts: datetime, rec: dict) -> None:
+        if rec["kind"] == "call_unsent":                # counted on its call's day, as its call's line was
+            if self._day(parse_ts(rec["judged"])) is not None:
+                self._unsent_line(rec)
+            return
         d = self._day(ts)
         if d is None:
             return
@@ -171,6 +181,8 @@ class Aggregator:
         is_ad = ad_hit or category == "QC"
         if is_ad:
             self._ad(owner, action, violations)
+        if ch == "call" and action in ("allow", "tag"):    # it may turn out never sent (unsent.py)
+            self._let_through(rec, Sent(p, action, owner, is_ad, violations))
         if tied:
             # a message that may have late parts: what was counted for it, for them (late.py)
             m = Message(owner, is_ad, violations, symbols, ACTIONS[ACTIONS.index(action)],
@@ -376,4 +388,5 @@ class Aggregator:
             "outside_period": self.outside,
             "late_parts": self.late_parts,
             "late_parts_untied": self.late_untied + self.late.untied_lines(),
+            "calls_unsent": self.unsent, "calls_unsent_untied": self.unsent_untied_lines(),
         }

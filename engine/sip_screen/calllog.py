@@ -8,8 +8,10 @@ Call-ID and CSeq number): a retransmission answered again (from the transaction 
 check) writes none -- the screen's refusals are remembered under the INVITE's top Via branch and Call-ID
 (`rejected`, RETRANSMISSIONS) with its CSeq number (`cseq_of`), and one already there for that CSeq number is its
 line's; an INVITE reusing the branch with another CSeq number is another transaction (RFC 3261 §8.1.1.7), its own
-line. `msg.logged` holds the Call its verdict line was written for, True once its INVITE has a refusal line (an
-internal error after either writes none). Values as they can be
+line. A call judged and let through that never leaves (its forward failed: our 503; cancelled while judged: 487)
+keeps its verdict line and gets a `call_unsent` line tied to it (`_unsent_logged`: its Call-ID and the verdict
+line's time; `telfilter report` counts the call refused, not among its caller's calls): `msg.logged` holds the Call
+its line was written for, True once its INVITE has a refusal line or a `call_unsent` one. Values as they can be
 read (an INVITE that did not parse may lack Call-ID or From: null, ""), made loggable (_loggable). The log never
 decides a call's fate: a line that cannot be written is counted (`log_failed`), and the call is answered as ever.
 """
@@ -59,7 +61,7 @@ class CallLog:
 
     def _log_call(self, call, msg, caller, callee, v, us):
         if self.vlog is not None:
-            msg.logged = call                           # (its line: no refusal line for it after an error)
+            msg.logged = call                           # (a call_unsent line names it: _unsent_logged)
             try:                                        # the log never decides a call's fate
                 self.vlog.write_call(call.time, _loggable(msg.first_values().get("call-id")), caller, callee, call.ingress, v, us)
             except Exception as e:
@@ -88,6 +90,19 @@ class CallLog:
                 caller = ""
             self.vlog.write_call_refusal(self.clock(), _loggable(first.get("call-id")), _loggable(caller),
                                          _loggable(_callee(msg, first)), f"{src[0]}:{src[1]}", status, _loggable(reason))
+        except Exception as e:
+            self._log_failed(e)
+
+    def _unsent_logged(self, msg, status, reason):
+        """The `call_unsent` line of an INVITE judged and let through (its verdict line written: msg.logged is its
+        Call) that the screen answered itself, `status`, for `reason`, instead of forwarding it; at most one."""
+        call = msg.logged
+        if self.vlog is None or call is None or call is True:
+            return
+        msg.logged = True
+        try:                                            # the log never decides a call's fate
+            self.vlog.write_call_unsent(self.clock(), _loggable(msg.first_values().get("call-id")), call.caller,
+                                        call.callee, call.ingress, call.time, status, _loggable(reason))
         except Exception as e:
             self._log_failed(e)
 

@@ -50,6 +50,7 @@ TOO_MANY_WAITING = "too many INVITEs waiting for a verdict"     # BUSY's reasons
 WAITED_TOO_LONG = "waited too long for a verdict (Timer B)"
 WAIT_FAILED = "internal error while waiting for a verdict"
 CANCELLED_WAITING = "cancelled while waiting for a verdict"     # CANCELLED's reason, unjudged (its verdict-log line)
+CANCELLED_JUDGED = "cancelled while judged"                     # ... judged: its call_unsent line (calllog.py)
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
@@ -166,6 +167,7 @@ class Screening:
                 if v.charged:
                     self._give_back((key, v, tx))
                 d = CANCELLED
+                self._unsent_logged(msg, 487, CANCELLED_JUDGED)    # (its line says what it was judged: not sent)
             now = time.monotonic()
             self.verdicts.put(key, (d, branch), now)
             self.transactions.put(tx, d, now)
