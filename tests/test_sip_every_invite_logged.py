@@ -41,6 +41,11 @@ def _statuses(scr):
     return got
 
 
+def _waited(call_id):
+    """The INVITE that waits in _invite_wait_and_cancel (CSeq 2, a branch of its own)."""
+    return invite(call_id=call_id).replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE").replace(b"z9hG4bK-", b"z9hG4bK-2-")
+
+
 def _refused(vlog):
     """(Call-ID, status, reason) of each refusal line."""
     return [(a[1], a[5], a[6]) for a in vlog.refusals]
@@ -58,6 +63,25 @@ def test_an_invite_cancelled_while_it_waited_past_timer_b_is_logged_487(pipe, mo
     release()
     assert _statuses(scr) == [("1 INVITE", "INVITE"), ("2 INVITE", 487)]
     assert _refused(vlog) == [("wait-487", 487, WAITED_CANCELLED)] and len(vlog.calls) == 1
+    scr.on_datagram(_waited("wait-487"), UAC)           # its retransmission (the 487 lost): 487 again, no line
+    assert _statuses(scr) == [("2 INVITE", 487)] and len(vlog.refusals) == 1 and len(vlog.calls) == 1
+
+
+def test_an_invite_that_waited_past_timer_b_is_refused_503_again_at_its_retransmission(pipe, monkeypatch):
+    """It was judged as a new call once the 503 was lost (the caller gone: it rang for nobody), a second line."""
+    clock = [time.monotonic()]
+    monkeypatch.setattr(screening.time, "monotonic", lambda: clock[0])
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    held, release = _slow_store(scr)
+    scr.on_datagram(invite(call_id="wait-503"), UAC)
+    scr.on_datagram(_waited("wait-503"), UAC)
+    clock[0] += screening.MAX_WAIT
+    release()
+    assert _statuses(scr) == [("1 INVITE", "INVITE"), ("2 INVITE", 503)]
+    scr.on_datagram(_waited("wait-503"), UAC)
+    assert _statuses(scr) == [("2 INVITE", 503)] and not held
+    assert [(c, s) for c, s, _ in _refused(vlog)] == [("wait-503", 503)] and len(vlog.calls) == 1
 
 
 def _judging_fails(scr):
@@ -81,6 +105,8 @@ def test_an_invite_cancelled_while_it_waited_then_not_judged_is_logged_487(pipe,
     release()
     assert _statuses(scr) == [("1 INVITE", "INVITE"), ("2 CANCEL", 200), ("2 INVITE", 487)]
     assert _refused(vlog) == [("wait-then", 487, WAITED_CANCELLED)]
+    scr.on_datagram(_waited("wait-then"), UAC)          # its retransmission (the 487 lost): 487 again, no line
+    assert _statuses(scr) == [("2 INVITE", 487)] and len(vlog.refusals) == 1 and len(vlog.calls) == 1
 
 
 def test_a_call_cancelled_while_judged_keeps_its_verdict_line_and_gets_a_call_unsent_line(pipe):

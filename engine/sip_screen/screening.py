@@ -252,7 +252,12 @@ class Screening:
     def _unjudged(self, w, reason):
         """A waiting INVITE (_wait_for_judging's entry: msg, src, then, cancelled, ...) not judged: answered 503 with a
         Retry-After, its verdict-log line naming `reason` (calllog.py), or 487 when a CANCEL of it was answered 200
-        already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's), its line saying so."""
+        already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's), its line saying so.
+        The answer is its transaction's (`transactions`): its retransmission, the answer lost, gets it again, never
+        judged as a new call (one cancelled rang for a caller gone, with a second verdict line)."""
+        msg, first = w[0], w[0].first_values()
+        self.transactions.put(digest(_verdict_key(msg, first, _callee(msg, first)), _branch_of(msg)),
+                              CANCELLED if w[3] else BUSY, time.monotonic())
         if w[3]:
             self._refusal_logged(w[0], w[1], 487, CANCELLED_WAITING)
             return w[2](CANCELLED, False)
