@@ -46,11 +46,10 @@ class Decision(NamedTuple):
 CANCELLED = Decision(Action.DROP, 487, (), (), 0.0)     # cancelled while it was judged: answered 487, not sent
 BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITING wait, or MAX_WAIT waited (503)
 RETRY_AFTER = 1                                          # seconds, in BUSY's answer
-TOO_MANY_WAITING = "too many INVITEs waiting for a verdict"     # BUSY's reasons, in its verdict-log line
-WAITED_TOO_LONG = "waited too long for a verdict (Timer B)"
-WAIT_FAILED = "internal error while waiting for a verdict"
-CANCELLED_WAITING = "cancelled while waiting for a verdict"     # CANCELLED's reason, unjudged (its verdict-log line)
-CANCELLED_JUDGED = "cancelled while judged"                     # ... judged: its call_unsent line (calllog.py)
+# the reasons in verdict-log lines: BUSY's and CANCELLED's unjudged (refusal lines), CANCELLED's judged (call_unsent)
+TOO_MANY_WAITING, WAITED_TOO_LONG = "too many INVITEs waiting for a verdict", "waited too long for a verdict (Timer B)"
+WAIT_FAILED, CANCELLED_WAITING = "internal error while waiting for a verdict", "cancelled while waiting for a verdict"
+CANCELLED_JUDGED = "cancelled while judged"
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
