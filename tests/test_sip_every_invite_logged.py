@@ -51,37 +51,20 @@ def _refused(vlog):
     return [(a[1], a[5], a[6]) for a in vlog.refusals]
 
 
-def _past_timer_b(pipe, monkeypatch, then_first):
-    """A screen whose shared store is slow, `then_first(scr)` sent, and the first INVITE's verdict coming MAX_WAIT
-    later: (screen, verdict log)."""
+def test_an_invite_cancelled_while_it_waited_past_timer_b_is_logged_487(pipe, monkeypatch):
     clock = [time.monotonic()]
     monkeypatch.setattr(screening.time, "monotonic", lambda: clock[0])
     vlog = Lines()
     scr = screen(pipe, vlog)
     held, release = _slow_store(scr)
-    then_first(scr)
-    scr.udp.out.clear()
+    _invite_wait_and_cancel(scr, "wait-487")
+    assert _statuses(scr) == [("2 CANCEL", 200)]
     clock[0] += screening.MAX_WAIT
     release()
-    return scr, vlog
-
-
-def test_an_invite_cancelled_while_it_waited_past_timer_b_is_logged_487(pipe, monkeypatch):
-    scr, vlog = _past_timer_b(pipe, monkeypatch, lambda scr: _invite_wait_and_cancel(scr, "wait-487"))
     assert _statuses(scr) == [("1 INVITE", "INVITE"), ("2 INVITE", 487)]
     assert _refused(vlog) == [("wait-487", 487, WAITED_CANCELLED)] and len(vlog.calls) == 1
     scr.on_datagram(_waited("wait-487"), UAC)           # its retransmission (the 487 lost): 487 again, no line
     assert _statuses(scr) == [("2 INVITE", 487)] and len(vlog.refusals) == 1 and len(vlog.calls) == 1
-
-
-def test_an_invite_that_waited_past_timer_b_is_refused_503_again_at_its_retransmission(pipe, monkeypatch):
-    """It was judged as a new call once the 503 was lost (the caller gone: it rang for nobody), a second line."""
-    scr, vlog = _past_timer_b(pipe, monkeypatch, lambda scr: [scr.on_datagram(m, UAC) for m in (
-        invite(call_id="wait-503"), _waited("wait-503"))])
-    assert _statuses(scr) == [("1 INVITE", "INVITE"), ("2 INVITE", 503)]
-    scr.on_datagram(_waited("wait-503"), UAC)
-    assert _statuses(scr) == [("2 INVITE", 503)] and scr.stats["screened"] == 1      # (not judged)
-    assert [(c, s) for c, s, _ in _refused(vlog)] == [("wait-503", 503)] and len(vlog.calls) == 1
 
 
 def _judging_fails(scr):

@@ -252,12 +252,12 @@ class Screening:
         """A waiting INVITE (_wait_for_judging's entry: msg, src, then, cancelled, ...) not judged: answered 503 with a
         Retry-After, its verdict-log line naming `reason` (calllog.py), or 487 when a CANCEL of it was answered 200
         already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's), its line saying so.
-        The answer is its transaction's (`transactions`): its retransmission, the answer lost, gets it again, never
-        judged as a new call (one cancelled rang for a caller gone, with a second verdict line)."""
-        msg, first = w[0], w[0].first_values()
-        self.transactions.put(digest(_verdict_key(msg, first, _callee(msg, first)), _branch_of(msg)),
-                              CANCELLED if w[3] else BUSY, time.monotonic())
+        The 487 is its transaction's (`transactions`): its retransmission (the 487 lost) gets it again, not judged as a
+        new call that rang for a caller gone; one answered 503 is judged (room may have come)."""
         if w[3]:
+            msg, first = w[0], w[0].first_values()
+            tx = digest(_verdict_key(msg, first, _callee(msg, first)), _branch_of(msg))
+            self.transactions.put(tx, CANCELLED, time.monotonic())
             self._refusal_logged(w[0], w[1], 487, CANCELLED_WAITING)
             return w[2](CANCELLED, False)
         self._refusal_logged(w[0], w[1], 503, reason)
