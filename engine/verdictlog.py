@@ -236,6 +236,21 @@ class VerdictLog:
             return self._failed(e)
         self._emit(line)
 
+    def write_call_unsent(self, when, call_id, caller: str, callee: str, ingress: str, judged, status: int,
+                          reason: str) -> None:
+        """A call judged and let through (its line written, `allow` or `tag`, at `judged`) that never left: the SIP
+        screen answered it itself, `status` for `reason` (503: its forward failed; 487: cancelled while judged),
+        its counts given back. `telfilter report` ties it to the call's line by Call-ID and `judged` (that line's
+        `ts`) and counts the call as refused, not among its caller's calls (report/unsent.py)."""
+        try:
+            line = ('{"ts": "%s", "kind": "call_unsent", "call_id": %s, "caller": %s, "callee": %s, "ingress": %s, '
+                    '"judged": "%s", "status": %s, "reason": %s}'
+                    % (_isoformat(when), "null" if call_id is None else _jstr(call_id), _jstr(caller), _jstr(callee),
+                       _jstr(ingress), _isoformat(judged), int.__repr__(int(status)), _jstr(reason)))
+        except Exception as e:
+            return self._failed(e)
+        self._emit(line)
+
     def write_refusal(self, when, pdu: str, account: str, sender: str, recipient: str, status: int,
                       reason: str, late: bool = False, concat: str | None = None) -> None:
         """A message answered with an error without a verdict (it could not be judged). `late`, `concat`: as

@@ -166,7 +166,7 @@ def test_a_dual_stack_screen_sees_the_icmp_error_about_an_ipv4_next_hop(tmp_path
 
 def test_telfilter_serve_answers_a_call_to_an_unreachable_next_hop_503(tmp_path):
     """Through `telfilter serve` as shipped (uvloop's poller, the C pump, the verdict log): the call is judged and
-    logged once, then answered 503 for its next hop's ICMP error."""
+    logged once, then answered 503 for its next hop's ICMP error, its `call_unsent` line naming its verdict line."""
     from .test_serve import free_port
     from .test_sipp_dialog_restart import configure, serve, stop, verdicts
     from .test_sipp_ims_flows import free_port as free_sip_port
@@ -182,7 +182,9 @@ def test_telfilter_serve_answers_a_call_to_an_unreachable_next_hop_503(tmp_path)
     finally:
         assert stop(p) == 0
         uac.close()
-    assert len(verdicts(tmp_path)) == 1
+    line, unsent = verdicts(tmp_path)
+    assert (line["kind"], line["action"], unsent["kind"], unsent["status"]) == ("call", "allow", "call_unsent", 503)
+    assert (unsent["call_id"], unsent["judged"]) == ("serve-dead-hop", line["ts"]) and "unreachable" in unsent["reason"]
 
 
 def _options(port: int, uac) -> bytes:

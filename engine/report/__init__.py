@@ -15,6 +15,9 @@ is never in memory) and writes into DIR:
                    counted with its message, the one its `"concat"` names; aggregate.py, late.py),
                    scheduled_ads_cancelled {cancelled, refused_by_smsc} (ads scheduled ahead whose
                    recipient registered DK DNC before their delivery: the `"kind": "cancel"` lines)
+                   calls_unsent and calls_unsent_untied (calls let through that never left, the
+                   `"kind": "call_unsent"` lines: each counted under call/refuse and out of the advertising
+                   volume, tied to its call's line; unsent.py)
     *.csv          one file per table (totals, symbols, dnc, reports, volume_by_period, ...)
     *.png          volume by action over time, top symbols, DNC changes over time, reports by kind
     report.html    all of it on one printable page (report.pdf too when wkhtmltopdf is installed)

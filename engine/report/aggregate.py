@@ -29,6 +29,10 @@ judging made it, late or not (a late part that got a command recorded: its messa
 late line tied to no message (forgotten, or its message's line before `--from` or in a log not read) counts
 toward `late_parts_untied` and its DNC change or report only.
 
+A call let through whose `call_unsent` line says it never left (the SIP screen answered it 503 or 487 itself, its
+counts given back) is counted under call/refuse and out of its owner's advertising volume (unsent.py): its caller's
+retry is the call.
+
 Who owns a sender comes from the sender registry as it is now (`Lists.senders`), since the
 verdict log does not carry the owner; the summary says so. A message counts as advertising
 when its sender is registered in category QC or when any AD_* rule hit it.
@@ -36,12 +40,16 @@ when its sender is registered in category QC or when any AD_* rule hit it.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from sys import intern
 
 from ..numbers import normalise_number, normalise_sender_id
-from .bounded import MAX_KEY, TOP_KEEP, TopCounter, bounded
+from .bounded import MAX_KEY, bounded
 from .late import LateParts, Message, shared
+from .periods import fill, period_start
+from .reader import parse_ts
+from .topcounter import TOP_KEEP, TopCounter
+from .unsent import UNREGISTERED, Sent, UnsentCalls
 
 ACTIONS = ("allow", "tag", "drop", "refuse")
 CHANNELS = ("sms", "call")
@@ -57,24 +65,6 @@ VIOLATIONS = {
 }
 _VIOLATION_OF = {s: v for v, syms in VIOLATIONS.items() for s in syms}
 _DNC_CH = re.compile(r"DNC (SV|S|V)\s*$")
-UNREGISTERED = "(not in the sender registry)"
-
-
-def period_start(d: date, period: str) -> date:
-    if period == "week":
-        return d - timedelta(days=d.weekday())      # ISO weeks start on Monday
-    if period == "month":
-        return d.replace(day=1)
-    return d
-
-
-MAX_FILLED = 3700        # periods a series is filled out to (ten years by day)
-
-
-def _next_period(p: date, period: str) -> date:
-    if period == "month":
-        return date(p.year + p.month // 12, p.month % 12 + 1, 1)
-    return p + timedelta(days=7 if period == "week" else 1)
 
 
 class _AllSymbols:
@@ -111,7 +101,7 @@ def _classify(hits):
     return ad_hit, violations, symbols, model
 
 
-class Aggregator:
+class Aggregator(UnsentCalls):
     def __init__(self, tz, period: str = "day", start: date | None = None, end: date | None = None,
                  lists=None, reports_from_log: bool = True):
         self.tz, self.period, self.start, self.end = tz, period, start, end
@@ -141,6 +131,7 @@ class Aggregator:
         self.report_first: datetime | None = None      # of the report store's records (first/last: verdicts)
         self.report_last: datetime | None = None
         self._owner_cache: dict = {}
+        self._unsent_init()
 
     # ------------------------------------------------------------ inputs
     def _day(self, ts: datetime) -> date | None:
@@ -151,6 +142,10 @@ class Aggregator:
         return d
 
     def add_verdict(self, ts: datetime, rec: dict) -> None:
+        if rec["kind"] == "call_unsent":                # counted on its call's day, as its call's line was
+            if self._day(parse_ts(rec["judged"])) is not None:
+                self._unsent_line(rec)
+            return
         d = self._day(ts)
         if d is None:
             return
@@ -185,6 +180,8 @@ class Aggregator:
         is_ad = ad_hit or category == "QC"
         if is_ad:
             self._ad(owner, action, violations)
+        if ch == "call" and action in ("allow", "tag"):    # it may turn out never sent (unsent.py)
+            self._let_through(rec, Sent(p, action, owner, is_ad, violations))
         if tied:
             # a message that may have late parts: what was counted for it, for them (late.py)
             m = Message(owner, is_ad, violations, symbols, ACTIONS[ACTIONS.index(action)],
@@ -343,20 +340,10 @@ class Aggregator:
 
     # ------------------------------------------------------------ results
     def periods(self) -> list[date]:
-        """Every day, week or month from `from` to `to` (summary), zeros where nothing was logged: a day left out
-        put its neighbours' bars side by side. Past MAX_FILLED periods (a stray line years away) only those with
-        counts, as before, so one damaged time cannot make the tables and plots millions of rows."""
-        keys = set(self.volume) | set(self.dnc_series) | set(self.report_series)
+        """Every day, week or month from `from` to `to` (summary), zeros where nothing was logged (periods.py)."""
         lo, hi = self._span(self.start, min, self.first, self.report_first), \
             self._span(self.end, max, self.last, self.report_last)
-        lo, hi = lo or hi, hi or lo
-        if lo is None or lo > hi or (hi - lo).days > MAX_FILLED * {"day": 1, "week": 7, "month": 31}[self.period]:
-            return sorted(keys)
-        p = period_start(lo, self.period)
-        while p <= hi:
-            keys.add(p)
-            p = _next_period(p, self.period)
-        return sorted(keys)
+        return fill(set(self.volume) | set(self.dnc_series) | set(self.report_series), lo, hi, self.period)
 
     def _span(self, bound, pick, *ts) -> date | None:
         """The report's first (pick=min) or last day: the --from/--to bound, else the records' own."""
@@ -396,4 +383,5 @@ class Aggregator:
             "outside_period": self.outside,
             "late_parts": self.late_parts,
             "late_parts_untied": self.late_untied + self.late.untied_lines(),
+            "calls_unsent": self.unsent, "calls_unsent_untied": self.unsent_untied_lines(),
         }

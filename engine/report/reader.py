@@ -181,6 +181,12 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                             raise ValueError("a verdict without a time, not a verdict log line (`check` prints "
                                              "such lines; `report` reads what serve --log writes)")
                         ts = parse_ts(rec.get("ts"))
+                        if rec.get("kind") == "call_unsent":    # a call let through that never left
+                            parse_ts(rec.get("judged"), "judged")       # (its call line's ts: report/unsent.py)
+                            if type(rec.get("status")) is not int:
+                                raise ValueError("a call_unsent record's status is not an integer")
+                            yield ts, rec
+                            continue
                         if rec.get("kind") == "cancel":     # an ad scheduled ahead cancelled at a DNC registration
                             if type(rec.get("status")) is not int:      # (its message is counted by its own line)
                                 raise ValueError("a cancel record's status is not an integer")

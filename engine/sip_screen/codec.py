@@ -44,7 +44,7 @@ class SipMessage:
     order; use the methods, which keep the canonical name right."""
 
     __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri",
-                 "first", "charge", "replay_of")
+                 "first", "charge", "replay_of", "logged")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
@@ -59,6 +59,8 @@ class SipMessage:
                                                        # toward caps (screening)
         self.replay_of = None                          # (Call-ID digest, caller key) of a call tried again whose
                                                        # verdict it was given (screening)
+        self.logged = None                             # an INVITE's verdict-log line: the Call judged, True for a
+                                                       # refusal of the screen's own, None: none yet (calllog.py)
 
     def name_addr(self, value: str) -> NameAddr:
         """parse_name_addr(value), remembered for this message (To and From are read three times)."""

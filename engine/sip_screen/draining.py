@@ -35,7 +35,7 @@ import time
 
 from .recent import digest
 from .responses import tx_key
-from .screening import CANCELLED, DRAINING
+from .screening import CANCELLED, CANCELLED_WAITING, DRAINING
 from .tcp import INVITE_WAIT_MAX
 
 life = logging.getLogger("telfilter.service")
@@ -114,12 +114,13 @@ class Draining:
 
     def _drain_refused(self, msg, src, then, cancelled=False, tx=None):
         """A new call while draining (screening._screen_once): answered 503 unjudged (`then(DRAINING)`), its line in the
-        verdict log; 487 when a CANCEL of it was answered 200 already (it waited for another's verdict: §9.2). Its
-        transaction `tx` keeps the answer: a retransmission gets the 503 again, no second line."""
+        verdict log; 487 when a CANCEL of it was answered 200 already (it waited for another's verdict: §9.2), its line
+        saying so. Its transaction `tx` keeps the answer: a retransmission gets the 503 again, no second line."""
+        if tx is not None:                              # (a retransmission of a cancelled one: 487 again)
+            self.transactions.put(tx, CANCELLED if cancelled else DRAINING, time.monotonic())
         if cancelled:
+            self._refusal_logged(msg, src, 487, CANCELLED_WAITING)
             return then(CANCELLED, False)
         self.stats["refused_draining"] += 1
-        if tx is not None:
-            self.transactions.put(tx, DRAINING, time.monotonic())
         self._refusal_logged(msg, src, 503, DRAIN_REASON)     # (before its refusal is remembered)
         then(DRAINING, True)

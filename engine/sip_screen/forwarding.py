@@ -196,6 +196,7 @@ class Forwarding:
             msg.our_via = False
         if msg.method == "INVITE":                      # its final is our 503: not in flight any more (draining.py)
             self._invite_done(tx_of(msg))
+            self._unsent_logged(msg, 503, why)          # judged and let through, never left: its line's follow-up
         self._fail(msg, *back, why)
 
     def _with_via(self, msg, transport, branch, conn=None) -> bytes:

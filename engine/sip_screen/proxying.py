@@ -12,7 +12,7 @@ from time import monotonic
 
 from ..verdict import Action
 from .checks import check_request
-from .calllog import refused_key
+from .calllog import MAX_CSEQS, cseq_of, cseqs_of, refused_key
 from .codec import MAX_VIAS, SipMessage, make_response, parse_datagram, parse_via
 from .forwarding import UDP_MAX, host_ref
 from .recent import ack_key
@@ -20,6 +20,7 @@ from .screening import BUSY, CANCELLED, DRAINING, RETRY_AFTER, Decision
 from .settings import BRANCH_PREFIX, TAG_PREFIX
 
 INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
+NO_DESTINATION = "no usable destination"             # an INVITE's 503 when no next hop can be used (_request)
 OPTIONS_ANSWER = (("Accept", "*/*"), ("Accept-Language", "en"))    # an OPTIONS to the screen itself (_options_here)
 
 
@@ -115,7 +116,8 @@ class Proxying:
                 return
             return self._reply(msg, make_response(msg, 200, None, self._tag(msg)), transport, src, conn)
         if dest is None:
-            return self._fail(msg, transport, src, conn, "no usable destination")
+            self._refused_itself(msg, 503, src, NO_DESTINATION)    # an INVITE's: logged, its CANCEL answered here
+            return self._fail(msg, transport, src, conn, NO_DESTINATION)
         # An INVITE is judged unless it is a re-INVITE of a call this screen let through and saw
         # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
         # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
@@ -138,14 +140,14 @@ class Proxying:
         the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
         `fixed`: as _forward's."""
         if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
-            self._remember_refused(key, branch, d, replay)  # (judgedstore.py: what the next process replays)
+            self._remember_refused(key, branch, d, msg, replay)    # (judgedstore.py: what the next process replays)
             return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)
         if d is BUSY or d is DRAINING:                  # not judged: too many INVITEs wait, it waited too long, or
-            self._remember_refused(key, "", d, True)    # serve is stopping (draining.py; not carried: no branch)
+            self._remember_refused(key, "", d, msg, True)   # serve is stopping (draining.py; not carried: no branch)
             extra = [["Retry-After", str(RETRY_AFTER)]] if d is BUSY else self._drain_headers()
             return self._reply(msg, make_response(msg, 503, None, self._tag(msg), extra), transport, src, conn)
         if d.action is Action.DROP:
-            self._remember_refused(key, branch, d, replay)
+            self._remember_refused(key, branch, d, msg, replay)
             return self._reject(msg, d, transport, src, conn, replay)
         if d.action is Action.TAG:
             self._tag_request(msg, d, replay)
@@ -159,16 +161,28 @@ class Proxying:
             self.invites.put(key, (branch, dest, d if d.action else 0), monotonic())
         self._forward(msg, dest, branch, (transport, src, conn), key, fixed, d)
 
-    def _remember_refused(self, key, branch, d, replay=False):
-        """An INVITE answered with a final of the screen's own (`d`), sent nowhere: kept in `rejected` under its
-        ack_key `key` with our `branch`, so its CANCEL is answered 200 here (§9.2: the INVITE has its final) and the
-        ACK of that final is absorbed whatever To tag it carries (_request, _in_dialog, the C pump); the next hop
-        never saw it. A `replay` (a copy given the decision again) keeps the entry of the first, and its time (it
-        expires RETRANSMISSIONS after the INVITE was judged); one on a branch of its own (a retry, a spiral, one that
+    def _remember_refused(self, key, branch, d, msg, replay=False):
+        """An INVITE (`msg`) answered with a final of the screen's own (`d`), sent nowhere: kept in `rejected` under
+        its ack_key `key` with our `branch` and the CSeq numbers answered on that branch and Call-ID (calllog.cseq_of:
+        each transaction has its verdict-log line), so its CANCEL is answered 200 here (§9.2: the INVITE has its
+        final) and the ACK of that final is absorbed whatever To tag it carries (_request, _in_dialog, the C pump);
+        the next hop never saw it. A `replay` (a copy given the decision again) keeps the entry of the first, and its
+        time (it expires RETRANSMISSIONS after the INVITE was judged) -- from now if it is another transaction on the
+        branch (another CSeq number, RFC 3261 §8.1.1.7); one on a branch of its own (a retry, a spiral, one that
         waited for a verdict) gets one. A branch that is not ours ("") keeps it from the next process's memory
         (judgedstore.columns): a decision no judging made."""
-        if key is not None and (not replay or key not in self.rejected.d):
-            self.rejected.put(key, (branch, d, None), monotonic())
+        if key is None:
+            return
+        cseq, old = cseq_of(msg), self.rejected.d.get(key)
+        seen = cseqs_of(old[1]) if old is not None else ()
+        if cseq in seen:
+            if replay:
+                return
+        else:
+            seen = (*seen[1 - MAX_CSEQS:], cseq) if seen else cseq      # (one, as it is: no tuple of its own)
+        if replay and old is not None:
+            branch, d = old[1][:2]
+        self.rejected.put(key, (branch, d, None, seen), monotonic())
 
     def _refuse_here(self, msg, code, transport, src, conn, reason=None, extra=()):
         """Our own final answer to a request the screen will not forward (a §16.3 check: 400, 416, 420, 483; a loop:
@@ -187,7 +201,7 @@ class Proxying:
         key = refused_key(msg)
         self._refusal_logged(msg, src, code, reason, key)
         if key is not None:
-            self._remember_refused(key, "", Decision(Action.DROP, code, (), (), 0.0), True)
+            self._remember_refused(key, "", Decision(Action.DROP, code, (), (), 0.0), msg, True)
 
     def _options_here(self, msg, transport, src, conn):
         """An OPTIONS addressed to the screen itself (routing._addressed_to_us) answered 200 (§11.2), counted as

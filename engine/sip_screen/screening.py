@@ -46,9 +46,10 @@ class Decision(NamedTuple):
 CANCELLED = Decision(Action.DROP, 487, (), (), 0.0)     # cancelled while it was judged: answered 487, not sent
 BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITING wait, or MAX_WAIT waited (503)
 RETRY_AFTER = 1                                          # seconds, in BUSY's answer
-TOO_MANY_WAITING = "too many INVITEs waiting for a verdict"     # BUSY's reasons, in its verdict-log line
-WAITED_TOO_LONG = "waited too long for a verdict (Timer B)"
-WAIT_FAILED = "internal error while waiting for a verdict"
+# the reasons in verdict-log lines: BUSY's and CANCELLED's unjudged (refusal lines), CANCELLED's judged (call_unsent)
+TOO_MANY_WAITING, WAITED_TOO_LONG = "too many INVITEs waiting for a verdict", "waited too long for a verdict (Timer B)"
+WAIT_FAILED, CANCELLED_WAITING = "internal error while waiting for a verdict", "cancelled while waiting for a verdict"
+CANCELLED_JUDGED = "cancelled while judged"
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
@@ -165,6 +166,7 @@ class Screening:
                 if v.charged:
                     self._give_back((key, v, tx))
                 d = CANCELLED
+                self._unsent_logged(msg, 487, CANCELLED_JUDGED)    # (its line says what it was judged: not sent)
             now = time.monotonic()
             self.verdicts.put(key, (d, branch), now)
             self.transactions.put(tx, d, now)
@@ -249,8 +251,14 @@ class Screening:
     def _unjudged(self, w, reason):
         """A waiting INVITE (_wait_for_judging's entry: msg, src, then, cancelled, ...) not judged: answered 503 with a
         Retry-After, its verdict-log line naming `reason` (calllog.py), or 487 when a CANCEL of it was answered 200
-        already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's)."""
+        already (RFC 3261 §9.2: its first answer, kept for the next process as a judged one's), its line saying so.
+        The 487 is its transaction's (`transactions`): its retransmission (the 487 lost) gets it again, not judged as a
+        new call that rang for a caller gone; one answered 503 is judged (room may have come)."""
         if w[3]:
+            msg, first = w[0], w[0].first_values()
+            tx = digest(_verdict_key(msg, first, _callee(msg, first)), _branch_of(msg))
+            self.transactions.put(tx, CANCELLED, time.monotonic())
+            self._refusal_logged(w[0], w[1], 487, CANCELLED_WAITING)
             return w[2](CANCELLED, False)
         self._refusal_logged(w[0], w[1], 503, reason)
         w[2](BUSY, True)

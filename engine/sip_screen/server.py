@@ -68,6 +68,7 @@ from .transport import UdpEndpoint
 from .unreachable import Unreachable, Watch
 
 log = logging.getLogger("telfilter.sip")
+INTERNAL_ERROR = "internal error"   # an INVITE's 500 (on_message): its verdict-log line's reason
 ANSWERED = 200_000              # calls whose answer time is kept (for their duration at BYE)
 PENDING_CALLS = 65_536          # of those places, how many calls not answered yet always keep (Recent.low_min):
                                 # answered calls whose BYE never passes here (no record_route) cannot crowd out
@@ -358,6 +359,12 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
                     self._reply(msg, make_response(msg, 500, None, self._tag(msg)), transport, src, conn)
                 except Exception:
                     log.exception("could not answer 500 to %s", src)
+                try:
+                    # an INVITE with no verdict-log line yet: a refusal's (once a transaction: calllog.py); one
+                    # judged keeps its verdict's (it may have left before the error)
+                    self._refused_itself(msg, 500, src, INTERNAL_ERROR)
+                except Exception:
+                    log.exception("could not log the 500 to %s", src)
 
 
 async def start_sip(pipeline, args, vlog, serve: bool = True):

@@ -19,7 +19,8 @@ its own 408, where a softswitch told 503 at once tries its next route (RFC 3261 
 - a send that fails with one of STALE_SEND_ERRORS is made again, once: the error was an earlier datagram's
   (forwarding._send; _sipaddr.h pump_send);
 - an error about a request the screen forwarded over UDP in the last WATCH_S seconds answers it 503, once: an
-  INVITE (forwarding._forward_failed: the call's counts given back, as for a send that fails at once) or any other
+  INVITE (forwarding._forward_failed: the call's counts given back and its call_unsent line written, as for a send
+  that fails at once) or any other
   request but an ACK, which is never answered (BYE, CANCEL, OPTIONS ...: RFC 3261 §16.7 step 10 and §16.9 treat a
   transport error on forwarding as a 503; before, they were left to their senders' Timer F, 32 s). What the
   Python paths forward is kept in `unreachable_watch` (a Watch, at most WATCH entries: its method and our branch
@@ -45,6 +46,7 @@ import time
 from collections import deque
 
 from ..listen import addr_text
+from ..verdict import Call
 from .codec import parse_datagram
 from .settings import BRANCH_PREFIX
 
@@ -108,7 +110,8 @@ def read_errors(sock: socket.socket, on_error) -> int:
 
 
 class Watch(dict):
-    """method + " " + our branch -> (bytes sent, back, charge, replay_of, until, key) of the requests forwarded over
+    """method + " " + our branch -> (bytes sent, back, charge, replay_of, until, key, logged: an INVITE's verdict-line
+    time, caller, callee and ingress, for its call_unsent line) of the requests forwarded over
     UDP in the last WATCH_S seconds, at most WATCH. `order` holds the entries as put, the oldest first: a put forgets
     from its front what has expired or is over WATCH -- an entry whose key was put again since (a copy) is passed
     over --, O(1) a put (the dict's own first key is no queue: each deleted one leaves a hole that next(iter())
@@ -142,19 +145,24 @@ class Unreachable:
         w = self.unreachable_watch
         now = time.monotonic()
         key = msg.method + " " + branch
-        charge, replay_of = msg.charge, msg.replay_of
+        charge, replay_of, call = msg.charge, msg.replay_of, msg.logged
+        # its verdict line's call as atomic values, which the collector stops tracking (the Call, held WATCH_S seconds,
+        # was walked by every collection: ~2,000 instructions an INVITE, instrbench)
+        logged = (call.time, call.caller, call.callee, call.ingress) if call is not None and call is not True else None
         was = w.pop(key, None)
         if was is not None and charge is None:
             # a copy (the caller's retransmission, forwarded on the same branch, counts nothing): the call's counts
             # stay with it, for an ICMP error about the first copy that comes after it (an ARP failure: ~3 s)
             charge, replay_of = was[2], was[3] if replay_of is None else replay_of
-        w.put((data, back, charge, replay_of, now + WATCH_S, key), now)
+        if was is not None and logged is None:          # (and its verdict line's Call: calllog._unsent_logged)
+            logged = was[6]
+        w.put((data, back, charge, replay_of, now + WATCH_S, key, logged), now)
 
     def _watch_sent(self, method: str, branch: str, data: bytes, back) -> None:
         """An in-dialog request the Python fast path forwarded over UDP (proxying._in_dialog): as _watch_unreachable,
         with no counts."""
         now = time.monotonic()
-        self.unreachable_watch.put((data, back, None, None, now + WATCH_S, method + " " + branch), now)
+        self.unreachable_watch.put((data, back, None, None, now + WATCH_S, method + " " + branch, None), now)
 
     def on_icmp_error(self, quoted: bytes, dest, err: int) -> None:
         """An ICMP error (`err`) came back about a datagram we sent to `dest`, of which `quoted` is the start."""
@@ -172,6 +180,9 @@ class Unreachable:
             data, back, charge, replay_of = ent[:4]
             msg = parse_datagram(data)
             msg.our_via, msg.charge, msg.replay_of = True, charge, replay_of
+            if ent[6] is not None:                      # (its verdict line's call: calllog._unsent_logged)
+                t, caller, callee, ingress = ent[6]
+                msg.logged = Call(caller, callee, t, ingress)
             self.stats["next_hop_unreachable"] += 1
             return self._forward_failed(msg, back, why)
         pump = getattr(self.udp, "pump", None)
