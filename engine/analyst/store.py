@@ -149,48 +149,60 @@ class LabelLog:
     def load_from(self, offset: int) -> tuple[dict[str, str | None], list[str], int]:
         """As `load`, for the lines from byte `offset` on (line numbers counted from there), and the offset
         where the file ended: the next call reads only what was appended since."""
-        labels, errors = {}, []
         if not self.path.exists():
-            return labels, errors, 0
+            return {}, [], 0
         with open(self.path, "rb") as f:
             fcntl.flock(f, fcntl.LOCK_SH)          # a writer's lines are whole when we read
-            f.seek(offset if offset <= os.fstat(f.fileno()).st_size else 0)   # a log replaced since: read it whole
-            for n, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                # decoded as the store's lines are: json.loads(bytes) said a bad byte in the codec's words, or read
-                # a line starting 0xFF 0xFE as UTF-16
-                text, why = _decoded(raw)
-                try:
-                    o = json.loads(text) if why is None else None
-                except (ValueError, RecursionError) as e:
-                    # said as the store's lines are; the decoder's message alone ("Expecting value: line 1 column
-                    # 1 (char 0)") did not say the line is no JSON
-                    why = f"not JSON ({e})"
-                if why is None:
-                    why = unpaired_in(text, o)      # an id no report has, or a label log no UTF-8 could write
-                if why is not None:
-                    errors.append(f"{self.path}:{n}: {why}")
-                    continue
-                if not isinstance(o, dict) or not isinstance(o.get("id"), str) or o.get("label") not in (*LABELS, None):
-                    errors.append(f"{self.path}:{n}: needs `id` and `label` spam, ham or null")
-                    continue
-                labels[o["id"]] = o["label"]
-            end = f.tell()
-        return labels, errors, end
+            return self._read(f, offset)
 
-    def append(self, ids, label: str | None, by: str | None = None) -> int:
+    def _read(self, f, offset: int) -> tuple[dict[str, str | None], list[str], int]:
+        """`load_from` on `f`, whose lock the caller holds."""
+        labels, errors = {}, []
+        f.seek(offset if offset <= os.fstat(f.fileno()).st_size else 0)   # a log replaced since: read it whole
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            # decoded as the store's lines are: json.loads(bytes) said a bad byte in the codec's words, or read
+            # a line starting 0xFF 0xFE as UTF-16
+            text, why = _decoded(raw)
+            try:
+                o = json.loads(text) if why is None else None
+            except (ValueError, RecursionError) as e:
+                # said as the store's lines are; the decoder's message alone ("Expecting value: line 1 column
+                # 1 (char 0)") did not say the line is no JSON
+                why = f"not JSON ({e})"
+            if why is None:
+                why = unpaired_in(text, o)      # an id no report has, or a label log no UTF-8 could write
+            if why is not None:
+                errors.append(f"{self.path}:{n}: {why}")
+                continue
+            if not isinstance(o, dict) or not isinstance(o.get("id"), str) or o.get("label") not in (*LABELS, None):
+                errors.append(f"{self.path}:{n}: needs `id` and `label` spam, ham or null")
+                continue
+            labels[o["id"]] = o["label"]
+        return labels, errors, f.tell()
+
+    def append(self, ids, label: str | None, by: str | None = None, since: int | None = None, select=None) -> int:
+        """Append `label` for `ids`; with `select`, for the ids `select(labels)` returns instead, `labels` being
+        what was appended from byte `since` on, read under the exclusive lock this append holds: a choice made on
+        an older look at the log (skip what has this label already, `--only-unlabelled`) is made again on what
+        another analyst wrote meanwhile, never on what this process last saw."""
         if label not in (*LABELS, None):
             raise StoreError(f"label must be spam, ham or clear, got {label!r}")
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         who = by or _user()
-        data = "".join(json.dumps({"id": i, "label": label, "time": now, "by": who}) + "\n" for i in ids).encode()
-        if not data:
+        if select is None and not ids:
             return 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)         # another analyst's batch is never split by ours
+            if select is not None:
+                with os.fdopen(os.dup(fd), "rb") as f:     # the same open file: the lock held covers it
+                    ids = select(*self._read(f, since or 0)[::2])
+            data = "".join(json.dumps({"id": i, "label": label, "time": now, "by": who}) + "\n" for i in ids).encode()
+            if not data:
+                return 0
             n = data.count(b"\n")
             if not ends_in_newline(fd):
                 data = b"\n" + data                # a line a crash cut short ends here; ours stay readable
@@ -272,6 +284,7 @@ class Workspace:
     def __init__(self, data_dir: Path, reports_path: Path | None = None, similarity: float | None = None,
                  progress: bool = False):
         from .campaigns import SIMILARITY, group
+        from .progress import bar as _bar, count_bar as _count_bar
         self.data_dir = Path(data_dir)
         self.reports_path = Path(reports_path) if reports_path else self.data_dir / REPORTS
         self.similarity = similarity
@@ -334,23 +347,35 @@ class Workspace:
         """Take labels.jsonl as it is on disk now (another analyst may have labelled since this workspace was
         read: the last line for an id wins there, not what this process last saw); True when a label changed."""
         # read whole once, then only what was appended since (one key press must not re-read a long log)
-        lab, _, self._labels_end = self.labels.load_from(self._labels_end)
-        changed = False
-        for r in self.reports:
-            if r.id in lab and r.label != lab[r.id]:
-                r.label, changed = lab[r.id], True
-        return changed
+        lab, _, end = self.labels.load_from(self._labels_end)
+        return self._take(lab, end)
 
     def label(self, idents, label: str | None, only_unlabelled: bool = False) -> int:
-        ids = {}                                   # an ordered set: a report named twice is written once
+        named = {}                                 # an ordered set: a report named twice is written once
         for ident in idents:
             for r in self.resolve(ident):
-                if (not only_unlabelled or r.label is None) and r.label != label:
-                    ids[r.id] = None
-        n = self.labels.append(ids, label)
-        for i in ids:
-            self.by_id[i].label = label
+                named[r.id] = r
+
+        def select(since: dict, end: int) -> list[str]:
+            # under the log's lock: labels another analyst appended since this workspace last looked count
+            # (they were lost: a report labelled ham meanwhile was labelled over by `--only-unlabelled`, and a
+            # `label spam` run after another's `label ham` wrote nothing, its report thought spam still)
+            self._take(since, end)
+            return [i for i, r in named.items() if (not only_unlabelled or r.label is None) and r.label != label]
+
+        n = self.labels.append(None, label, since=self._labels_end, select=select)
+        for r in named.values():
+            if not only_unlabelled or r.label is None:
+                r.label = label
         return n
+
+    def _take(self, labels: dict, end: int) -> bool:
+        """Labels read from the log up to byte `end` over the reports' own; True when one changed."""
+        self._labels_end, changed = end, False
+        for r in self.reports:
+            if r.id in labels and r.label != labels[r.id]:
+                r.label, changed = labels[r.id], True
+        return changed
 
     def ordered_campaigns(self, sort: str = "size") -> list[Campaign]:
         cs = list(self.campaigns.values())
@@ -369,26 +394,3 @@ def _when(t: str) -> float:
         return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
     except (ValueError, AttributeError):
         return 0.0
-
-
-def _bar(path: Path, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-        size = path.stat().st_size
-    except (ImportError, OSError):
-        return None
-    # disable=None: no bar when stderr is not a terminal; none for small stores
-    return tqdm(total=size, unit="B", unit_scale=True, desc="reading reports", leave=False,
-                disable=None if size > 4 << 20 else True)
-
-
-def _count_bar(total: int, desc: str, enabled: bool):
-    if not enabled or total < 20000:         # ~75 µs a report: below this it is done in under 2 s
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="report", desc=desc, leave=False, disable=None)
