@@ -178,10 +178,25 @@ def _languages(d: Path) -> dict:
     return {str(k): v for k, v in langs.items() if isinstance(v, dict)} if isinstance(langs, dict) else {}
 
 
+def put_back(target: Path, out: dict, prev_before: Path | None) -> None:
+    """Undo the `install` that returned `out`, whose model a running serve refused: the path to the model it still
+    serves (unvalidated: the refused one is no better), and `previous` to `prev_before`, what it named before (None:
+    nothing), so `rollback` puts back what it did before. (A swap as rollback's made `previous` the refused model,
+    which the next rollback installed.)"""
+    if not out.get("previous"):
+        raise PromoteError(f"{target}: no previous model to put back (nothing was served from this path before)")
+    vd = versions_dir(target)
+    _link(target, Path(out["previous"]))
+    if prev_before is not None:
+        _link(vd / "previous", prev_before)
+    elif (vd / "previous").is_symlink():
+        (vd / "previous").unlink()
+    fsync_dir(vd)
+    fsync_dir(target.parent)
+
+
 def rollback(target: Path, check: bool = True) -> dict:
-    """Swap the link and `previous`, the model put back validated first; `check=False` is the put-back after a
-    running serve refused a new model: the link goes back to the one it still serves, unvalidated (the refused
-    one is no better)."""
+    """Swap the link and `previous`, the model put back validated first (`check=False`: not)."""
     vd = versions_dir(target)
     prev, cur = previous(target), current(target)
     if prev is None or not prev.is_dir():

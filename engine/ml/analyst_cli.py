@@ -230,7 +230,7 @@ def promote(args) -> int:
 
 
 def _promote_locked(args, settings, what: str, target: Path) -> int:
-    from ..analyst.promote import PromoteError, coverage_warnings, install, previous, rollback
+    from ..analyst.promote import PromoteError, coverage_warnings, install, previous, put_back, rollback
     from ..app import resolve_data_dir
     from ..control import default_socket
     incoming = Path(args.model) if args.mcmd == "promote" else previous(target)
@@ -249,6 +249,7 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
                   file=sys.stderr)
             return GATE_REFUSED
     warnings = coverage_warnings(Path(args.model), target) if args.mcmd == "promote" else []
+    prev_before = previous(target)          # what `previous` names until this command: put back if serve refuses
     try:
         out = install(Path(args.model), target) if args.mcmd == "promote" else rollback(target)
     except PromoteError as e:
@@ -280,7 +281,10 @@ def _promote_locked(args, settings, what: str, target: Path) -> int:
     if ans["serve"] == "running" and not ans["reloaded"]:
         # serve keeps its old model; put the files back so a restart does not load the refused one
         try:
-            rollback(target, check=False)
+            if args.mcmd == "promote":
+                put_back(target, out, prev_before)
+            else:
+                rollback(target, check=False)   # a rollback refused: swapped forward again
             out["rolled_back"] = True
         except PromoteError as e:           # nothing was there before this promote
             out["rolled_back"] = False
