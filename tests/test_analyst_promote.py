@@ -140,6 +140,17 @@ class _FakeServe(threading.Thread):
                 else {"ok": True, "model": {"version": "v-old"}})
 
 
+def promote_with_serve(serve_cls, model, cfg, data):
+    """`ml promote MODEL` with a fake serve of `serve_cls` on data's control socket: the CLI's result."""
+    data.mkdir(exist_ok=True)
+    srv = serve_cls(data / "control.sock")
+    srv.start()
+    try:
+        return _cli("ml", "promote", model, "--config", cfg, "--data-dir", data), srv
+    finally:
+        srv.sock.close()
+
+
 def _config_naming_model(tmp_path, ml_enabled=True):
     """A copy of the shipped config whose [ml] model is tmp_path/model: (config dir, data dir, model path)."""
     from engine.config import shipped_config_dir
@@ -158,13 +169,7 @@ def test_promote_refused_by_the_running_serve_puts_the_old_model_back(tmp_path):
     new = _fake_model(BUNDLED, tmp_path / "new", "v-new")
     r = _cli("ml", "promote", old, "--config", cfg, "--data-dir", data, "--no-reload")
     assert r.returncode == 0, r.stderr
-    data.mkdir()
-    srv = _FakeServe(data / "control.sock")
-    srv.start()
-    try:
-        r = _cli("ml", "promote", new, "--config", cfg, "--data-dir", data)
-    finally:
-        srv.sock.close()
+    r, srv = promote_with_serve(_FakeServe, new, cfg, data)
     assert r.returncode == 1 and "refused the model" in r.stderr and "feature configuration" in r.stderr
     assert json.loads(r.stdout)["rolled_back"] is True
     assert json.loads((target / "card.json").read_text())["model_version"] == "v-old"
@@ -184,13 +189,7 @@ def test_promote_and_eval_say_that_ml_is_off_in_telfilter_toml(tmp_path):
     measured the model at the path as "the model serve would load" with no word that serve loads none."""
     cfg, data, target = _config_naming_model(tmp_path, ml_enabled=False)
     new = _fake_model(BUNDLED, tmp_path / "new", "v-new")
-    data.mkdir()
-    srv = _ServeWithoutModel(data / "control.sock")
-    srv.start()
-    try:
-        r = _cli("ml", "promote", new, "--config", cfg, "--data-dir", data)
-    finally:
-        srv.sock.close()
+    r, _ = promote_with_serve(_ServeWithoutModel, new, cfg, data)
     assert r.returncode == 1 and "[ml] enabled = false" in r.stderr and "does its [ml] model name" not in r.stderr, \
         r.stderr
     held = tmp_path / "held.tsv"

@@ -7,7 +7,7 @@ import json
 from engine.analyst.promote import current, previous
 
 from .test_analyst import BUNDLED, _cli
-from .test_analyst_promote import _FakeServe, _config_naming_model, _fake_model
+from .test_analyst_promote import _FakeServe, _config_naming_model, _fake_model, promote_with_serve
 
 
 def _version(d):
@@ -22,13 +22,7 @@ def test_a_refused_promote_leaves_rollback_to_the_model_before(tmp_path):
         assert r.returncode == 0, r.stderr
     assert (_version(current(target)), _version(previous(target))) == ("v-b", "v-a")
     refused = _fake_model(BUNDLED, tmp_path / "v-c", "v-c")
-    data.mkdir()
-    srv = _FakeServe(data / "control.sock")
-    srv.start()
-    try:
-        r = _cli("ml", "promote", refused, "--config", cfg, "--data-dir", data)
-    finally:
-        srv.sock.close()
+    r, _ = promote_with_serve(_FakeServe, refused, cfg, data)
     assert r.returncode == 1 and "refused the model" in r.stderr, r.stderr
     assert json.loads(r.stdout)["rolled_back"] is True
     assert (_version(current(target)), _version(previous(target))) == ("v-b", "v-a")     # before: previous v-c
@@ -41,13 +35,7 @@ def test_a_refused_first_promote_leaves_no_previous(tmp_path):
     the only model there; a rollback has nothing to put back (before: it put back the refused model)."""
     cfg, data, target = _config_naming_model(tmp_path)
     _fake_model(BUNDLED, target, "v-manual")
-    data.mkdir()
-    srv = _FakeServe(data / "control.sock")
-    srv.start()
-    try:
-        r = _cli("ml", "promote", _fake_model(BUNDLED, tmp_path / "v-c", "v-c"), "--config", cfg, "--data-dir", data)
-    finally:
-        srv.sock.close()
+    r, _ = promote_with_serve(_FakeServe, _fake_model(BUNDLED, tmp_path / "v-c", "v-c"), cfg, data)
     assert r.returncode == 1 and json.loads(r.stdout)["rolled_back"] is True, r.stderr
     assert _version(current(target)) == "v-manual" and previous(target) is None
     r = _cli("ml", "rollback", "--config", cfg, "--data-dir", data, "--no-reload")
