@@ -91,3 +91,15 @@ def test_an_export_is_read_by_its_header_whatever_its_name(tmp_path):
     p.write_text("label\tkind\ttext\nspam\tS\tVay tien nhanh, 0% lai\nham\tS\tAnh oi, toi nay an com nha nhe\n")
     ds = read_dataset(p)
     assert ds.errors == [] and ds.labels == [1, 0] and ds.texts[1] == "Anh oi, toi nay an com nha nhe"
+
+
+def test_a_quoted_text_left_open_to_the_end_of_the_file_is_a_bad_line(tmp_path):
+    """A quote opened and never closed made the rest of the file one text: `spam,"Win…` then every row after it
+    was read as one spam message, the rows lost to training with no word (exit 0). Now the line it opens on is
+    named and nothing after it is trained on; a text with a line break, closed, is still one row."""
+    p = tmp_path / "open.csv"
+    p.write_text('label,text\nham,"two lines,\nclosed"\nspam,"Vay tien nhanh giai ngan 30 phut\n'
+                 'ham,Anh oi toi nay an com nha nhe\nham,Con den truong roi\n')
+    ds = read_dataset(p)
+    assert ds.texts == ["two lines,\nclosed"] and ds.labels == [0]
+    assert len(ds.errors) == 1 and ds.errors[0].startswith(f"{p}:4: a quoted text opened on this line is never closed")

@@ -268,12 +268,33 @@ def _csv(ds: Dataset, p: Path, text: str):
                             "each row is label,text")
         cols = {"label": 0, "text": 1}             # no header: label,text rows, as a TSV without one
         _row(ds, _label_text(first), cols, f"{p}:1")
-    start = rd.line_num + 1
+    start, last, many = rd.line_num + 1, None, False
     for row in rd:
+        if last is not None:
+            _row(ds, *last)
+            last = None
         if row:
             # the line the record starts on: line_num is where it ended, lines later for a text with newlines
-            _row(ds, _label_text(row) if bare else row, cols, f"{p}:{start}")
-        start = rd.line_num + 1
+            last = (_label_text(row) if bare else row, cols, f"{p}:{start}")
+        many, start = rd.line_num > start, rd.line_num + 1
+    if last is not None and many and _unclosed(text):
+        # the file ended inside a quoted text: every row after its opening quote was read as that text, lost to
+        # training with no word (`spam,"Win` then 500 rows: one spam message)
+        ds.errors.append(f"{last[2]}: a quoted text opened on this line is never closed: the lines from here to the "
+                         f"end of the file ({rd.line_num}) would be one text; close it with \"")
+    elif last is not None:
+        _row(ds, *last)
+
+
+def _unclosed(text: str) -> bool:
+    """The CSV `text` ends inside a quoted field (csv's non-strict reader takes the rest of the file as that field;
+    its strict one says "unexpected end of data")."""
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+            pass
+    except csv.Error as e:
+        return "unexpected end of data" in str(e)
+    return False
 
 
 def _label_text(row: list[str]) -> list[str]:
