@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..csvcell import uncell
 from ..jsonl import lone_surrogate, unpaired
+from .data_sniff import first_line, is_store, json_object_first
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
@@ -158,74 +159,16 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
     return {"unlabelled_skipped": skipped, "calls_skipped": calls}
 
 
-def _first_line(text: str) -> str | None:
-    """The first line of `text` that is not blank, found without splitting the whole file (a store of a year's
-    reports was split three times over to read its first record)."""
-    pos = 0
-    while True:
-        end = text.find("\n", pos)
-        line = text[pos:] if end < 0 else text[pos:end]
-        if line.strip():
-            return line
-        if end < 0:
-            return None
-        pos = end + 1
-
-
-# Lines beginning with `{` that are no JSON object (a report a crash cut short, a hand edit) passed over before the
-# first record decides what the file is
-_BAD_FIRST_LINES = 10
-
-
-def _first_record(text: str) -> dict | None:
-    """The first JSON object of a file of JSON lines, passing over up to _BAD_FIRST_LINES lines that begin as one
-    but do not parse (their readers name them as bad lines); None when the file is no JSON lines. Deciding by the
-    first line alone, a store whose first report was cut short was read as labelled records: its labels.jsonl
-    ignored, every report counted as unlabelled."""
-    pos, bad = 0, 0
-    while bad <= _BAD_FIRST_LINES:
-        end = text.find("\n", pos)
-        line = text[pos:] if end < 0 else text[pos:end]
-        if line.strip():
-            if not line.lstrip().startswith("{"):
-                return None
-            try:
-                o = json.loads(line)
-            except (ValueError, RecursionError):
-                o = None
-            if isinstance(o, dict):
-                return o
-            bad += 1
-        if end < 0:
-            return None
-        pos = end + 1
-    return None
-
-
-def _json_object_first(text: str) -> bool:
-    """The first record is a JSON object (see _first_record)."""
-    return _first_record(text) is not None
-
-
 def _header_first(text: str) -> str | None:
     """"tsv" or "csv" when the first non-blank line is a header naming `label` and `text` split at tabs or at
     commas: the file is that whatever its name (`reports export --format csv --out labelled.txt`, or a TSV export
     named .csv), which read by its name gave "expected label<TAB>text" for every line, or refused the header."""
-    line = _first_line(text)
+    line = first_line(text)
     if line is None:
         return None
     if _columns(line.rstrip("\r").split("\t"), "") is not None:
         return "tsv"
     return "csv" if _columns(next(csv.reader([line])), "") is not None else None
-
-
-def _is_store(text: str) -> bool:
-    """A 5656 report store (what serve appends): its first record has the fields only a report has (`reporter`,
-    `content`, `time`), no `text`, and a report `kind` (S, V or FW). Any other JSONL is read as labelled
-    records, `content` standing for `text`."""
-    o = _first_record(text)
-    return o is not None and {"reporter", "content", "time"} <= o.keys() and "text" not in o \
-        and o.get("kind") in ("S", "V", "FW")
 
 
 def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
@@ -363,8 +306,8 @@ def read_dataset(path) -> Dataset:
     name = p.name.lower()
     # JSON lines whatever the name: serve's log is `--log verdicts.log` and rotates to `.1`; read as a TSV, each
     # of its lines said "expected label<TAB>text" and hid why it is no use (a TSV line is never a JSON object)
-    if name.endswith((".jsonl", ".json", ".ndjson")) or _json_object_first(text):
-        if _is_store(text):
+    if name.endswith((".jsonl", ".json", ".ndjson")) or json_object_first(text):
+        if is_store(text):
             counts = _store(ds, p, raw)
             not_utf8 = []                   # the store's reader names those lines itself: each was said twice
         else:
