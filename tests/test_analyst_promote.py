@@ -44,6 +44,19 @@ def test_promote_keeps_the_previous_model_and_rollback_swaps_back(tmp_path):
         rollback(tmp_path / "other")
 
 
+def test_a_copy_left_by_a_killed_promote_is_removed_by_the_next(tmp_path):
+    """A promote killed while copying leaves `.<version>-<time>.tmp/` in the versions directory (never linked, so
+    never served); nothing removed it, and each such kill kept a model's size of disk for good."""
+    from engine.analyst.promote import versions_dir
+    target = tmp_path / "model"
+    install(_fake_model(BUNDLED, tmp_path / "v-a", "v-a"), target)
+    left = versions_dir(target) / ".v-b-20261205T000000000000Z.tmp"
+    left.mkdir()
+    (left / "weights.npz").write_bytes(b"half")
+    install(_fake_model(BUNDLED, tmp_path / "v-b", "v-b"), target)
+    assert not left.exists() and json.loads((target / "card.json").read_text())["model_version"] == "v-b"
+
+
 @pytest.mark.parametrize("change", ["weights", "both"])
 def test_promote_installs_only_the_model_it_validated(tmp_path, monkeypatch, change):
     # found by an analyst pass: install() validated MODEL, then copied its files unchecked; an `ml train --out MODEL`

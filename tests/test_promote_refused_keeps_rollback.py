@@ -40,3 +40,4 @@ def test_a_refused_first_promote_leaves_no_previous(tmp_path):
     assert _version(current(target)) == "v-manual" and previous(target) is None
     r = _cli("ml", "rollback", "--config", cfg, "--data-dir", data, "--no-reload")
     assert r.returncode == 2 and "no previous model" in r.stderr, r.stdout + r.stderr
+

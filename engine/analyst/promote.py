@@ -248,6 +248,10 @@ def _version_of(d: Path) -> str:
 
 def _prune(vd: Path, keep: set) -> None:
     keep = {p.resolve() for p in keep if p is not None}
+    for left in vd.glob(".*.tmp"):
+        # a copy a promote killed mid-way left (one promote at a time holds the lock: none is under way now); it
+        # was never removed, a model's size of disk each time
+        shutil.rmtree(left, ignore_errors=True)
     dirs = sorted((p for p in vd.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
                   key=lambda p: p.stat().st_mtime, reverse=True)
     for old in dirs[KEEP:]:
