@@ -16,7 +16,7 @@ from textual.binding import Binding
 from rich.text import Text
 from textual.widgets import DataTable, Footer, Header, Static
 
-from .store import Workspace, printable
+from .store import StoreError, Workspace, printable
 
 CAMPAIGN_COLUMNS = ("campaign", "reports", "spam", "ham", "new", "reporters", "sample")
 REPORT_COLUMNS = ("report", "label", "kind", "time", "reporter", "reported", "content")
@@ -120,8 +120,15 @@ class ReportsApp(App):
             return
         # labels another analyst wrote since this UI read them: a report shown as spam here but relabelled ham
         # there was skipped as "already spam" by a campaign's `s`, and the other label kept
-        stale = self.ws.reload_labels()
-        n = self.ws.label([ident], label)
+        try:
+            stale = self.ws.reload_labels()
+            n = self.ws.label([ident], label)
+        except (OSError, StoreError) as e:
+            # the label log not writable (another analyst's file, a full disk): said, the UI stays (it closed on a
+            # traceback, the analyst's place and filter lost)
+            self._status(f"{ident}: not labelled: {getattr(e, 'filename', None) or self.ws.labels.path}: "
+                         f"{getattr(e, 'strerror', None) or e}")
+            return
         self._status(f"{ident}: {n} report(s) labelled {label or 'clear'}"
                      + ("; labels written meanwhile by others are shown too" if stale else ""))
         cid = self.ws.by_id[ident].campaign if on_reports else ident
@@ -149,7 +156,6 @@ class ReportsApp(App):
 
     def action_export(self) -> None:
         from .export import DEFAULT_KINDS, format_for, labelled_rows, render, write_atomic
-        from .store import StoreError
         # what `reports export` writes: the store and labels.jsonl as they are now (reports that arrived and
         # labels other analysts wrote since this UI opened included), S and FW reports only
         try:
