@@ -189,6 +189,7 @@ def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
     labelled = [r for r in reports if r.label is not None]
     calls = sum(r.kind not in DEFAULT_KINDS for r in labelled)
     usable = sum(r.kind in DEFAULT_KINDS and bool(r.content.strip()) for r in labelled)
+    empty = sum(r.kind in DEFAULT_KINDS for r in labelled) - usable
     lf = p.parent / LABELS_FILE
     try:
         lsum = hashlib.sha256(lf.read_bytes()).hexdigest()
@@ -196,7 +197,7 @@ def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
         lsum = None
     return {"labels_file": str(lf), "labels_sha256": lsum, "reports": len(reports),
             "unlabelled_skipped": len(reports) - len(labelled), "call_reports_skipped": calls,
-            "same_text_skipped": usable - len(rows), "conflicts": len(conflicts)}
+            "same_text_skipped": usable - len(rows), "no_text_skipped": empty, "conflicts": len(conflicts)}
 
 
 def _csv(ds: Dataset, p: Path, text: str):
@@ -331,6 +332,8 @@ _LEFT_OUT = (("unlabelled_skipped", "unlabelled reports skipped (label them with
              ("call_reports_skipped", "labelled V (call) reports skipped: their content describes a call"),
              ("same_text_skipped", "reports skipped for carrying another report's text (one row per distinct text; "
                           "a text labelled both spam and ham is left out)"),
+             ("no_text_skipped", "labelled reports skipped for having no text (a report naming a number only; "
+                                 "`reports export` names them)"),
              ("calls_skipped", "call records skipped (no text to classify)"))
 
 
