@@ -125,6 +125,8 @@ class RelayPath:
                 when = self._delivery_time(pdu.schedule_delivery_time)
             else:
                 when = _later(sent.delivery, self.clock())
+            if pdu.validity_period:                 # NULL keeps the stored one (§4.10.1), not known here
+                self._check_validity(pdu.validity_period, when)
         except Refusal as r:
             return self._refuse(sess, pdu, r.status, r.reason)
         recipient = format_number(sent.destination) if sent.destination else ""

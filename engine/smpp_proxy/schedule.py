@@ -67,3 +67,18 @@ def parts_deliveries(pdus, now, max_days: float):
         return None, None
     first = min(t or now for t in times)
     return (first if first < last else None), last
+
+
+def validity_problem(validity: str, now, delivery) -> str | None:
+    """Why a validity_period is refused ESME_RINVEXPIRY, or None. It is not a time (codec.fields.smpp_time: month
+    13, nn over 48; a relative one counts from `now`, as the SMSC takes the message, SMPP 3.4 §7.1.1.2), or the
+    message expires at or before its scheduled delivery (`delivery`), or before now (None): the SMSC would never
+    deliver it, and an ad counted at its delivery would hold a place in its advertiser's cap for nothing."""
+    try:
+        t = smpp_time(validity, now)
+    except ValueError as e:
+        return f"{e}"
+    if t is None or (t > delivery if delivery is not None else t >= now):   # (a relative 0: at most now, kept)
+        return None
+    return (f"expires at {t.isoformat()}, " +
+            (f"not after its delivery at {delivery.isoformat()}" if delivery is not None else "already past"))

@@ -26,7 +26,7 @@ from .accounts import ONE_SEGMENT_PDU, message_cost
 from .forward import ForwardPath
 from .multi import multi_dest_tons, multi_dests
 from .refund import Refund
-from .schedule import TooFarAhead, delivery_time, stored
+from .schedule import TooFarAhead, delivery_time, stored, validity_problem
 
 if TYPE_CHECKING:
     from .esme import EsmeSession
@@ -134,6 +134,11 @@ class SubmitPath(ForwardPath):
                 return self._refuse(sess, pdu, r.status, r.reason)
             if when is not None and not stored(pdu):
                 when = None                 # datagram / forward mode: the SMSC sends it now or never
+        if cid != _DATA_SM and pdu.validity_period:
+            try:
+                self._check_validity(pdu.validity_period, when)
+            except Refusal as r:
+                return self._refuse(sess, pdu, r.status, r.reason)
         if cid == _SUBMIT_SM or cid == C.DATA_SM:
             # concatenation is told by a UDH (esm_class UDHI) or by SAR TLVs; checked above (a data_sm's
             # parts, SAR's own use, are put together like a submit_sm's)
@@ -200,6 +205,14 @@ class SubmitPath(ForwardPath):
             self.stats["schedule_invalid"] += 1
             sep = " " if isinstance(e, TooFarAhead) else ": "
             raise Refusal(C.ESME_RINVSCHED, f"schedule_delivery_time {schedule!r}{sep}{e}") from None
+
+    def _check_validity(self, validity: str, when) -> None:
+        """Refusal ESME_RINVEXPIRY when a validity_period is not a time or ends at or before the message's delivery
+        (`when`, None: now; schedule.validity_problem)."""
+        why = validity_problem(validity, self.clock(), when)
+        if why is not None:
+            self.stats["validity_invalid"] += 1
+            raise Refusal(C.ESME_RINVEXPIRY, f"validity_period {validity!r}: {why}")
 
     def _refuse_too_long(self, sess, pdu, text: str, recipients: int = 1) -> None:
         """ESME_RINVMSGLEN for a text over max_message_chars, or a submit_multi whose text times recipients
