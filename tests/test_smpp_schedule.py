@@ -341,3 +341,19 @@ def test_a_schedule_within_max_schedule_days_is_taken_and_one_past_it_refused_wi
                                                          _ad(2, "84912777113", "260402100000028+")])    # 31
     assert sts == [0, C.ESME_RINVSCHED] and len(fwd) == 1
     assert "over max_schedule_days (30)" in log[-1]["reason"]
+
+
+def test_a_relative_months_schedule_counts_on_the_engines_calendar_not_utcs(pipe):
+    """Found by a probe: the proxy's clock is UTC, and "1 month 8 h" submitted at 01:00 on 1 March in Hanoi
+    (18:00 on 28 February UTC) was put on 29 March 09:00, where the SMSC (local calendar) delivers it on 1 April:
+    its cap was counted three days off."""
+    from engine.smpp_proxy.accounts import SmppSettings
+    now = datetime(2026, 2, 28, 18, 0, tzinfo=timezone.utc)
+    out = io.StringIO()
+    with ProxyHarness(pipe, clock=lambda: now, verdict_log=VerdictLog(out),
+                      settings=SmppSettings(max_schedule_days=60)) as h:
+        s, _ = raw_session(h)
+        s.sendall(_ad(5, "84912777090", "000100080000000R"))
+        assert read_raw(s).command_status == 0
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert datetime.fromisoformat(line["delivery"]) == datetime(2026, 4, 1, 9, 0, tzinfo=ICT), line

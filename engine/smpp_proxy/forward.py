@@ -46,6 +46,12 @@ def _has_tlvs(pdu) -> bool:
 class ForwardPath:
     """Mixin of `SmppProxy` (through SubmitPath): to the SMSC, and its answer back to the ESME."""
 
+    def _schedule_now(self):
+        """The clock in the engine's time zone (`[engine] timezone`), what a relative schedule_delivery_time or
+        validity_period counts from: its months are added on that calendar, as the carrier's SMSC does on its
+        local one (on UTC's, "1 month" from 01:00 on 1 March in Hanoi, 18:00 on 28 February UTC, was 29 March)."""
+        return self.clock().astimezone(self.pipeline.tz)
+
     def _refund(self, v) -> None:
         """Pipeline.refund at the proxy's clock; never raises into the answer path that calls it."""
         try:
@@ -160,7 +166,7 @@ class ForwardPath:
             cid = pdu.command_id
             t = None
             if getattr(pdu, "schedule_delivery_time", ""):         # (most have none: no clock read)
-                now = self.clock()
+                now = self._schedule_now()
                 t = pdu_delivery(pdu, now, self.settings.max_schedule_days)
             at = int(t.timestamp()) if t is not None else 0
             if cid == C.SUBMIT_MULTI:

@@ -200,7 +200,7 @@ class SubmitPath(ForwardPath):
         """When a message with this schedule_delivery_time is to be delivered, if later than now (else None:
         at once). Refusal ESME_RINVSCHED when it is not a time or is over max_schedule_days ahead."""
         try:
-            return delivery_time(schedule, self.clock(), self.settings.max_schedule_days)
+            return delivery_time(schedule, self._schedule_now(), self.settings.max_schedule_days)
         except ValueError as e:
             self.stats["schedule_invalid"] += 1
             sep = " " if isinstance(e, TooFarAhead) else ": "
@@ -209,7 +209,7 @@ class SubmitPath(ForwardPath):
     def _check_validity(self, validity: str, when) -> None:
         """Refusal ESME_RINVEXPIRY when a validity_period is not a time or ends at or before the message's delivery
         (`when`, None: now; schedule.validity_problem)."""
-        why = validity_problem(validity, self.clock(), when)
+        why = validity_problem(validity, self._schedule_now(), when)
         if why is not None:
             self.stats["validity_invalid"] += 1
             raise Refusal(C.ESME_RINVEXPIRY, f"validity_period {validity!r}: {why}")

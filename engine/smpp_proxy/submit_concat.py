@@ -115,7 +115,7 @@ class ConcatSubmit:
                 if self._pick_link(account=sess.account.system_id) is None:
                     return self._upstream_unavailable(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, whole, binary, reading_of(whole, None),
-                                         parts_delivery([pdu], self.clock(), self.settings.max_schedule_days),
+                                         parts_delivery([pdu], self._schedule_now(), self.settings.max_schedule_days),
                                          commit=False, counted=counted, concat=key)
 
             def judged(v):
@@ -128,7 +128,7 @@ class ConcatSubmit:
             return self._judge(sess, pdu.source_addr, rcpt, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary,
                                reading_of(whole, None),
-                               parts_delivery([pdu], self.clock(), self.settings.max_schedule_days), then=judged,
+                               parts_delivery([pdu], self._schedule_now(), self.settings.max_schedule_days), then=judged,
                                s_ton=pdu.source_addr_ton, r_ton=rcpt_ton, commit=False, counted=counted, late=True,
                                concat=concat_id(key))
         old = self.concat.add(key, ci[1], ci[2], (sess, pdu, text, binary), st.max_pending_concat,
@@ -200,7 +200,7 @@ class ConcatSubmit:
             rcpt, rcpt_ton = _address_of(pdu, dests, shared)
             v = self.pipeline.judge(self._message(sess, pdu.source_addr, rcpt,
                                                   joined([parts[i] for i in sorted(parts)], binary, parts),
-                                                  parts_delivery([pdu], self.clock(), st.max_schedule_days),
+                                                  parts_delivery([pdu], self._schedule_now(), st.max_schedule_days),
                                                   pdu.source_addr_ton, rcpt_ton), False)
             if v.action is not Action.DROP:
                 return False
@@ -241,7 +241,7 @@ class ConcatSubmit:
             log.info("concatenated message %s: %d of %d parts after %.0fs; judging what arrived",
                      key[3], len(parts), c.total, self.settings.concat_timeout)
         sess0, pdu0 = parts[0][0], parts[0][1]
-        pdus, now, days = [p for _, p, _, _ in parts], self.clock(), self.settings.max_schedule_days
+        pdus, now, days = [p for _, p, _, _ in parts], self._schedule_now(), self.settings.max_schedule_days
         spread = parts_spread(pdus, now, days)
         if spread > PARTS_SPREAD:
             self.stats["schedule_invalid"] += 1
