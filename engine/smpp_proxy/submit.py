@@ -4,8 +4,9 @@ then drop it, forward it byte for byte, or forward it tagged.
 A message is judged as it will be delivered: at its schedule_delivery_time when that is later than now
 (SMPP 3.4 §7.1.1, absolute or relative; one that is not a time is refused ESME_RINVSCHED; in datagram or forward
 mode, which the SMSC does not store, at once: schedule.stored), so the hour
-windows and the 24 h caps apply at delivery. validity_period is not read: it only bounds how long the
-SMSC keeps trying, which no rule is about. A submit_multi is one message for the SMSC (taken whole or
+windows and the 24 h caps apply at delivery. validity_period is only checked (ESME_RINVEXPIRY when it is not a
+time or ends at or before the delivery: schedule.validity_problem): it bounds how long the SMSC keeps trying,
+which no rule is about. A submit_multi is one message for the SMSC (taken whole or
 refused whole): every destination is judged before any is counted (`_judge_multi`). A replace_sm is
 judged as the message it turns the stored one into (`_replace`: its recipient, data_coding and schedule
 are kept with the message_id, msgids.py). A message let through goes on in forward.py (to the SMSC, tagged
