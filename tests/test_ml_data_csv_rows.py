@@ -4,6 +4,8 @@ row must be named by the line it starts on."""
 import subprocess
 import sys
 
+import pytest
+
 from engine.ml.data import read_dataset
 
 from .conftest import ROOT
@@ -103,3 +105,20 @@ def test_a_quoted_text_left_open_to_the_end_of_the_file_is_a_bad_line(tmp_path):
     ds = read_dataset(p)
     assert ds.texts == ["two lines,\nclosed"] and ds.labels == [0]
     assert len(ds.errors) == 1 and ds.errors[0].startswith(f"{p}:4: a quoted text opened on this line is never closed")
+
+
+@pytest.mark.parametrize("header", ["label,text\n", ""])
+def test_a_quoted_text_left_open_in_the_middle_of_the_file_is_a_bad_line(tmp_path, header):
+    """A quote never closed, a later quote closing it: every row between was read as part of that one text (here
+    three messages trained as one spam text), with no word. Now the line it opens on is named, with the line that
+    begins as a row of its own; the rows after it, and texts with line breaks closed as they should be (one of
+    them with a line that begins `0,` as a decimal does), are read."""
+    n = len(header.splitlines())
+    p = tmp_path / "open_mid.csv"
+    p.write_text(header + 'ham,"two lines,\nclosed"\nspam,"Vay tien nhanh giai ngan 30 phut\n'
+                 'ham,Anh oi toi nay an com nha nhe\nham,Con den truong roi\nspam,"Trung thuong, goi ngay"\n'
+                 'ham,"Gia moi:\n0,50 EUR / tin"\nham,after\n')
+    ds = read_dataset(p)
+    assert ds.texts == ["two lines,\nclosed", "Gia moi:\n0,50 EUR / tin", "after"] and ds.labels == [0, 0, 0]
+    assert ds.errors == [f"{p}:{n + 3}: a quoted text opened on this line runs on into line {n + 4}, which begins "
+                         f"as a row of its own: lines {n + 3} to {n + 6} would be one text; close the quote with \""]

@@ -4,6 +4,8 @@
   columns (`label`, `text`, optional `kind`, `lang`/`language`, any others ignored);
 - CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`), or none: label,text rows;
   a file is a CSV or a TSV by its header row (naming them, split at commas or tabs) whatever its name;
+- a CSV quote left open is a bad line at the line it opens on, to the end of the file or up to a line inside it
+  that begins as a row does (data_sniff.runs_on);
 - in TSV and CSV a text that `telfilter reports export` wrote with a leading apostrophe (a text a
   spreadsheet would run as a formula, engine/csvcell.py) is read as sent;
 - JSONL: `{"label": "spam"|"ham", "text": ..., "kind"?: ..., "lang"?: ...}`; a record with no `text` is a bad
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from ..csvcell import uncell
 from ..jsonl import lone_surrogate, unpaired
-from .data_sniff import first_line, is_store, json_object_first
+from .data_sniff import csv_records, ends_quoted, first_line, is_store, json_object_first, runs_on
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
@@ -201,8 +202,8 @@ def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
 
 
 def _csv(ds: Dataset, p: Path, text: str):
-    rd = csv.reader(io.StringIO(text, newline=""))
-    first = next(rd, [])
+    recs = csv_records(text)
+    first = recs[0][1] if recs else []
     cols = _columns(first, f"{p}:1")
     bare = cols is None
     if bare:
@@ -211,34 +212,27 @@ def _csv(ds: Dataset, p: Path, text: str):
             raise DataError(f"{p}:1: CSV header needs `label` and `text` columns (found {found}); without a header, "
                             "each row is label,text")
         cols = {"label": 0, "text": 1}             # no header: label,text rows, as a TSV without one
-        _row(ds, _label_text(first), cols, f"{p}:1")
-    start, last, many = rd.line_num + 1, None, False
-    for row in rd:
-        if last is not None:
-            _row(ds, *last)
-            last = None
-        if row:
-            # the line the record starts on: line_num is where it ended, lines later for a text with newlines
-            last = (_label_text(row) if bare else row, cols, f"{p}:{start}")
-        many, start = rd.line_num > start, rd.line_num + 1
-    if last is not None and many and _unclosed(text):
-        # the file ended inside a quoted text: every row after its opening quote was read as that text, lost to
-        # training with no word (`spam,"Win` then 500 rows: one spam message)
-        ds.errors.append(f"{last[2]}: a quoted text opened on this line is never closed: the lines from here to the "
-                         f"end of the file ({rd.line_num}) would be one text; close it with \"")
-    elif last is not None:
-        _row(ds, *last)
-
-
-def _unclosed(text: str) -> bool:
-    """The CSV `text` ends inside a quoted field (csv's non-strict reader takes the rest of the file as that field;
-    its strict one says "unexpected end of data")."""
-    try:
-        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
-            pass
-    except csv.Error as e:
-        return "unexpected end of data" in str(e)
-    return False
+    else:
+        recs = recs[1:]
+    for n, (start, row, lines) in enumerate(recs, 1):
+        if not row:
+            continue
+        end = start + len(lines) - 1
+        if end > start and n == len(recs) and ends_quoted(text):
+            # the file ended inside a quoted text: every row after its opening quote was read as that text, lost to
+            # training with no word (`spam,"Win` then 500 rows: one spam message)
+            ds.errors.append(f"{p}:{start}: a quoted text opened on this line is never closed: the lines from here "
+                             f"to the end of the file ({end}) would be one text; close it with \"")
+            continue
+        run = runs_on(lines, cols["label"], row[cols["label"]]) if end > start and len(row) > cols["label"] else None
+        if run:
+            # closed by a later quote instead: the rows between were read as part of that text, as silently
+            ds.errors.append(f"{p}:{start + run[0]}: a quoted text opened on this line runs on into line "
+                             f"{start + run[1]}, which begins as a row of its own: lines {start + run[0]} to {end} "
+                             "would be one text; close the quote with \"")
+            continue
+        # the line the record starts on (a text with newlines ends lines later)
+        _row(ds, _label_text(row) if bare else row, cols, f"{p}:{start}")
 
 
 def _label_text(row: list[str]) -> list[str]:
