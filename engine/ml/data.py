@@ -4,6 +4,8 @@
   columns (`label`, `text`, optional `kind`, `lang`/`language`, any others ignored);
 - CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`), or none: label,text rows;
   a file is a CSV or a TSV by its header row (naming them, split at commas or tabs) whatever its name;
+- without a header row, a file whose every row has a third field, the second (or last) one word of a few (a
+  `kind` column whose header was deleted, data_sniff.unnamed_column) is refused: the header row is asked for;
 - a CSV quote left open is a bad line at the line it opens on, to the end of the file or up to a line inside it
   that begins as a row does (data_sniff.runs_on);
 - in TSV and CSV a text that `telfilter reports export` wrote with a leading apostrophe (a text a
@@ -29,7 +31,8 @@ from pathlib import Path
 
 from ..csvcell import uncell
 from ..jsonl import lone_surrogate, unpaired
-from .data_sniff import csv_records, ends_quoted, first_line, is_store, json_object_first, runs_on
+from .data_sniff import (csv_records, ends_quoted, first_line, is_store, json_object_first, runs_on,
+                         unnamed_column)
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
@@ -212,6 +215,7 @@ def _csv(ds: Dataset, p: Path, text: str):
             raise DataError(f"{p}:1: CSV header needs `label` and `text` columns (found {found}); without a header, "
                             "each row is label,text")
         cols = {"label": 0, "text": 1}             # no header: label,text rows, as a TSV without one
+        _no_unnamed_column(p, 1, [_cells(r) for _, r, _ in recs if r], ",")
     else:
         recs = recs[1:]
     for n, (start, row, lines) in enumerate(recs, 1):
@@ -235,14 +239,26 @@ def _csv(ds: Dataset, p: Path, text: str):
         _row(ds, _label_text(row) if bare else row, cols, f"{p}:{start}")
 
 
+def _no_unnamed_column(p: Path, line: int, rows: list[list[str]], sep: str):
+    """Refuses a file without a header row whose rows hold a column the header would name (unnamed_column)."""
+    why = unnamed_column(rows, sep)
+    if why:
+        raise DataError(f"{p}:{line}: {why}")
+
+
 def _label_text(row: list[str]) -> list[str]:
     """A CSV row without a header as [label, text]: the commas after the label are the text's own, as a TSV's tabs
-    are (a hand-written "spam,Win a prize, call now" trained on "Win a prize", the rest dropped without a word);
-    empty cells ending the row are a spreadsheet's unused columns, no part of it."""
-    rest = row[1:]
-    while len(rest) > 1 and rest[-1] == "":
-        rest.pop()
-    return [row[0], ",".join(rest)]
+    are (a hand-written "spam,Win a prize, call now" trained on "Win a prize", the rest dropped without a word)."""
+    row = _cells(row)
+    return [row[0], ",".join(row[1:])]
+
+
+def _cells(row: list[str]) -> list[str]:
+    """A CSV row without the empty cells ending it: a spreadsheet's unused columns, no part of it."""
+    n = len(row)
+    while n > 2 and row[n - 1] == "":
+        n -= 1
+    return row[:n]
 
 
 def _tsv(ds: Dataset, p: Path, text: str):
@@ -260,7 +276,11 @@ def _tsv(ds: Dataset, p: Path, text: str):
             if cols is not None:                        # a header row: columns by name
                 continue
             cols = {}                                   # no header: label<TAB>text (text may hold tabs)
-            if fields[0].strip().lower() not in LABELS:
+            named = fields[0].strip().lower() not in LABELS
+            rows = [r.rstrip("\r").split("\t") for r in text.split("\n")[i - 1 + named:]
+                    if "\t" in r and r.strip()]
+            _no_unnamed_column(p, i + named, rows, "\t")
+            if named:
                 # neither: a header naming its columns otherwise ("class<TAB>sms") said "label must be spam or
                 # ham, got 'class'", as if a data row were wrong
                 found = ", ".join(repr(f) for f in fields[:6])

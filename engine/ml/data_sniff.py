@@ -1,11 +1,13 @@
 """What a labelled file is, from its first record (engine/ml/data.py reads it as that): JSON lines, and among
-them serve's 5656 report store; and a CSV quote left open over the rows after it, which read as written would
-be misread without a word."""
+them serve's 5656 report store; and the shapes of a TSV or CSV that read as written would be misread without a
+word: a column the header row would have named, a CSV quote left open over the rows after it."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
+from collections import Counter
 
 
 def first_line(text: str) -> str | None:
@@ -64,6 +66,34 @@ def is_store(text: str) -> bool:
     o = first_record(text)
     return o is not None and {"reporter", "content", "time"} <= o.keys() and "text" not in o \
         and o.get("kind") in ("S", "V", "FW")
+
+
+# A column of a file without a header row holding one word from a few (a `kind`: scam, personal; a `lang`): at
+# most this many distinct values, some of them repeated
+FEW_VALUES = 32
+_WORD = re.compile(r"[^\W\d][\w-]{0,39}")
+
+
+def unnamed_column(rows: list[list[str]], sep: str) -> str | None:
+    """Why a file without a header row, of these `rows` split at `sep`, is refused: every row has 3 fields or more
+    and its second field (or, every row as long, its last) is one word from a few (at most FEW_VALUES, fewer than
+    the rows): `label<TAB>kind<TAB>text` whose header row was deleted by hand, each text read with its kind glued
+    on (`scam<TAB>Vay tien…`) and the kind learnt as a feature. Refused, the header asked for, not guessed (the
+    column may be a `lang`, or a text's first word); a text's own tabs or commas do not look so: some rows have
+    none, or the words before them vary."""
+    if len(rows) < 2 or min(len(r) for r in rows) < 3:
+        return None
+    for j in (1, -1) if len({len(r) for r in rows}) == 1 else (1,):
+        seen = Counter(r[j].strip() for r in rows)
+        if len(seen) <= FEW_VALUES and len(seen) < len(rows) and all(_WORD.fullmatch(v) for v in seen):
+            col, tab = j % len(rows[0]) + 1, "<TAB>" if sep == "\t" else sep
+            example = tab.join(("label", "kind", "text") if col == 2 else ("label", "text", "kind"))
+            return (f"no header row, and column {col} of every row is one word of a few "
+                    f"({', '.join(v for v, _ in seen.most_common(4))}, ...): a column such as `kind` or `lang`, "
+                    f"which read as label then text would be part of every text; add the header row naming the "
+                    f"columns (such as {example}), or label{tab}text if the {'tabs' if sep == chr(9) else 'commas'} "
+                    "are the texts' own")
+    return None
 
 
 def csv_records(text: str) -> list[tuple[int, list[str], list[str]]]:
