@@ -27,20 +27,18 @@ def test_a_tsv_with_a_kind_column_and_no_header_row_is_refused(tmp_path):
         (shipped.texts, shipped.labels, shipped.kinds, shipped.errors)
 
 
-def test_a_csv_with_a_kind_column_and_no_header_row_is_refused(tmp_path):
-    p = tmp_path / "k.csv"
-    p.write_text('spam,scam,"Vay tien nhanh, giai ngan 30 phut"\nham,personal,Anh oi toi nay an com nha nhe\n'
-                 "spam,scam,Trung thuong 50 trieu\n")
-    with pytest.raises(DataError, match=rf"^{p}:1: no header row, and column 2 of every row is one word .*scam"):
+@pytest.mark.parametrize("name, body, col", [
+    ("k.csv", 'spam,scam,"Vay tien nhanh, giai ngan 30 phut"\nham,personal,Anh oi toi nay an com nha nhe\n'
+              "spam,scam,Trung thuong 50 trieu\n", 2),
+    ("last.tsv", "spam\tVay tien nhanh\tscam\nham\tAnh oi toi nay an com nha nhe\tpersonal\n"
+                 "spam\tTrung thuong 50 trieu\tscam\n", 3),            # the kind after the text
+])
+def test_a_kind_column_is_refused_in_a_csv_and_after_the_text(tmp_path, name, body, col):
+    p = tmp_path / name
+    p.write_text(body)
+    with pytest.raises(DataError) as e:
         read_dataset(p)
-
-
-def test_a_kind_column_after_the_text_is_refused_too(tmp_path):
-    p = tmp_path / "last.tsv"
-    p.write_text("spam\tVay tien nhanh\tscam\nham\tAnh oi toi nay an com nha nhe\tpersonal\n"
-                 "spam\tTrung thuong 50 trieu\tscam\n")
-    with pytest.raises(DataError, match=rf"^{p}:1: no header row, and column 3 of every row is one word"):
-        read_dataset(p)
+    assert str(e.value).startswith(f"{p}:1: no header row, and column {col} of every row is one word of a few (scam, ")
 
 
 @pytest.mark.parametrize("body", [
