@@ -108,16 +108,17 @@ def test_a_quoted_text_left_open_to_the_end_of_the_file_is_a_bad_line(tmp_path):
 
 
 @pytest.mark.parametrize("header", ["label,text\n", ""])
-def test_a_quoted_text_left_open_in_the_middle_of_the_file_is_a_bad_line(tmp_path, header):
+@pytest.mark.parametrize("ham, spam", [("ham", "spam"), ("0", "1")])
+def test_a_quoted_text_left_open_in_the_middle_of_the_file_is_a_bad_line(tmp_path, header, ham, spam):
     """A quote never closed, a later quote closing it: every row between was read as part of that one text (here
     three messages trained as one spam text), with no word. Now the line it opens on is named, with the line that
     begins as a row of its own; the rows after it, and texts with line breaks closed as they should be (one of
     them with a line that begins `0,` as a decimal does), are read."""
     n = len(header.splitlines())
     p = tmp_path / "open_mid.csv"
-    p.write_text(header + 'ham,"two lines,\nclosed"\nspam,"Vay tien nhanh giai ngan 30 phut\n'
-                 'ham,Anh oi toi nay an com nha nhe\nham,Con den truong roi\nspam,"Trung thuong, goi ngay"\n'
-                 'ham,"Gia moi:\n0,50 EUR / tin"\nham,after\n')
+    p.write_text(header + f'{ham},"two lines,\nclosed"\n{spam},"Vay tien nhanh giai ngan 30 phut\n'
+                 f'{ham},Anh oi toi nay an com nha nhe\n{ham},Con den truong roi\n{spam},"Trung thuong, goi ngay"\n'
+                 f'{ham},"Gia moi:\n0,50 EUR / tin"\n{ham},after\n')
     ds = read_dataset(p)
     assert ds.texts == ["two lines,\nclosed", "Gia moi:\n0,50 EUR / tin", "after"] and ds.labels == [0, 0, 0]
     assert ds.errors == [f"{p}:{n + 3}: a quoted text opened on this line runs on into line {n + 4}, which begins "

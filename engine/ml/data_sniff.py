@@ -115,12 +115,18 @@ def csv_records(text: str) -> list[tuple[int, list[str], list[str]]]:
 def ends_quoted(text: str) -> bool:
     """The CSV `text` ends inside a quoted field (csv's non-strict reader takes the rest of the file as that field;
     its strict one says "unexpected end of data")."""
+    return "unexpected end of data" in (_strict_error(text) or "")
+
+
+def _strict_error(text: str) -> str | None:
+    """What csv's strict reader says of the CSV `text` (a quote left open to the end; a quote that closes a field
+    followed by more of it, as `,"Win` is when the quote before it was never closed), or None."""
     try:
         for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
             pass
     except csv.Error as e:
-        return "unexpected end of data" in str(e)
-    return False
+        return str(e)
+    return None
 
 
 _LABEL_SETS = ({"spam", "ham"}, {"1", "0"}, {"true", "false"})
@@ -129,9 +135,10 @@ _LABEL_SETS = ({"spam", "ham"}, {"1", "0"}, {"true", "false"})
 def runs_on(lines: list[str], label_col: int, label: str) -> tuple[int, int] | None:
     """(index of the line whose quote is left open, index of the line inside it that begins as a row does) for a
     record spanning `lines`: a label written as the record's own `label` is (spam/ham, 1/0, true/false; any of
-    them when that is no label) in its column, then a comma, and not a decimal such as `0,50 EUR`. A quote never
-    closed there, a later quote closing it: the rows between read as one text. A text with line breaks, quoted and
-    closed, has no such line."""
+    them when that is no label) in its column, then a comma. A quote never closed there, a later quote closing it:
+    the rows between read as one text. A text with line breaks, quoted and closed, has no such line; as a line of a
+    text may begin `1,` or `0,` (a numbered list, `0,50 EUR`), with 1 / 0 labels the record's quoting must also be
+    broken (csv's strict reader refuses it: the quote that closed the text opened a later one, `,"Win`)."""
     same = next((s for s in _LABEL_SETS if label.strip().lower() in s), set().union(*_LABEL_SETS))
     inside, opened = False, 0
     for i, line in enumerate(lines):
@@ -140,9 +147,10 @@ def runs_on(lines: list[str], label_col: int, label: str) -> tuple[int, int] | N
                 f = next(csv.reader([line.rstrip("\r\n")]), [])
             except csv.Error:       # a NUL: no row of its own
                 f = []
-            if len(f) > label_col + 1 and f[label_col].strip().lower() in same \
-                    and not (f[label_col].strip().isdigit() and f[label_col + 1][:1].isdigit()):
-                return opened, i
+            if len(f) > label_col + 1 and f[label_col].strip().lower() in same:
+                if not f[label_col].strip().isdigit() or _strict_error("".join(lines)):
+                    return opened, i
+                return None
         if not inside:
             opened = i          # the line the open quote (if this line leaves one open) is on
         inside ^= line.count('"') % 2 == 1
