@@ -123,3 +123,15 @@ def test_a_quoted_text_left_open_in_the_middle_of_the_file_is_a_bad_line(tmp_pat
     assert ds.texts == ["two lines,\nclosed", "Gia moi:\n0,50 EUR / tin", "after"] and ds.labels == [0, 0, 0]
     assert ds.errors == [f"{p}:{n + 3}: a quoted text opened on this line runs on into line {n + 4}, which begins "
                          f"as a row of its own: lines {n + 3} to {n + 6} would be one text; close the quote with \""]
+
+
+def test_a_quoted_text_with_a_numbered_list_is_one_row_with_1_0_labels(tmp_path):
+    """A text's line may begin `1,` as a numbered list does: with 1 / 0 labels that is how a row begins too, and
+    the whole text was named as a quote left open. It is one only when its quoting is broken as an open quote
+    leaves it (a later quote closing it, then more text)."""
+    p = tmp_path / "list.csv"
+    p.write_text('1,"Uu dai hom nay:\n1, giam 50% cuoc goi\n2, tang 5GB data\nSoan DK gui 9123"\n0,"ok\n0, 5 phut nua"\n'
+                 "0,after\n")
+    ds = read_dataset(p)
+    assert ds.errors == [] and ds.labels == [1, 0, 0]
+    assert ds.texts[0] == "Uu dai hom nay:\n1, giam 50% cuoc goi\n2, tang 5GB data\nSoan DK gui 9123"
