@@ -5,6 +5,8 @@ the 487 of an INVITE cancelled while it waited for another's verdict, the 503 wh
 (it was taken for that transaction's retransmission: no line), and a call judged and let through that never left
 (its forward failed: 503; cancelled while judged: 487): its verdict line stays and a `call_unsent` line follows it,
 naming it by Call-ID and time. Through `telfilter serve` with sipp: tests/test_sip_unsent_serve.py."""
+import errno
+import os
 import time
 
 import pytest
@@ -182,3 +184,28 @@ def test_a_call_let_through_whose_forward_fails_gets_a_call_unsent_line(pipe):
     ((_, u_call_id, u_caller, u_callee, u_ingress, judged, status, reason),) = vlog.unsent
     assert (u_call_id, u_caller, u_callee, u_ingress, judged) == (call_id, caller, callee, ingress, when)
     assert status == 503 and "permitted" in reason and vlog.refusals == []
+
+
+def test_a_retransmission_after_a_send_that_failed_gets_the_503_again_and_no_second_call_unsent_line(pipe):
+    """The first copy's sendto fails at once (ENOBUFS), answered 503, its call_unsent line written; the caller's
+    retransmission (the 503 lost) was forwarded with that copy's verdict-line call in the ICMP watch, and an ICMP
+    error about it wrote a second call_unsent line for the one call (and had it reached the next hop, the call left)."""
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    real, failed = scr.udp.sendto, []
+
+    def sendto(data, addr):
+        if not failed and data.startswith(b"INVITE "):
+            failed.append(addr)
+            raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+        real(data, addr)
+    scr.udp.sendto = sendto
+    inv = invite(call_id="send-failed")
+    scr.on_datagram(inv, UAC)
+    assert _statuses(scr) == [("1 INVITE", 503)] and len(vlog.unsent) == 1
+    scr.on_datagram(inv, UAC)
+    out = list(scr.udp.out)
+    assert _statuses(scr) == [("1 INVITE", 503)]        # not forwarded
+    for data, _ in out:                                 # (an ICMP error about whatever it sent: none is the INVITE)
+        scr.on_icmp_error(data, failed[0], errno.ECONNREFUSED)
+    assert len(vlog.calls) == 1 and len(vlog.unsent) == 1 and vlog.refusals == []

@@ -44,7 +44,7 @@ class SipMessage:
     order; use the methods, which keep the canonical name right."""
 
     __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri",
-                 "first", "charge", "replay_of", "logged")
+                 "first", "charge", "replay_of", "logged", "tx")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
@@ -61,6 +61,7 @@ class SipMessage:
                                                        # verdict it was given (screening)
         self.logged = None                             # an INVITE's verdict-log line: the Call judged, True for a
                                                        # refusal of the screen's own, None: none yet (calllog.py)
+        self.tx = None                                 # an INVITE's transaction key (`transactions`, screening)
 
     def name_addr(self, value: str) -> NameAddr:
         """parse_name_addr(value), remembered for this message (To and From are read three times)."""

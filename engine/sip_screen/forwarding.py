@@ -34,10 +34,12 @@ import time
 
 from ..listen import addr_text
 from ..servicelog import LogThrottle
+from ..verdict import Action
 from .codec import make_response
 from .recent import dialog_digest, digest
 from .responses import _to_tag_of, same_host  # noqa: F401  (re-exported: the old home, tests import them from here)
 from .responses import tx_of
+from .screening import Decision
 from .tcp import INVITE_WAIT_MAX, WRITE_MAX, TcpConnection
 from .unreachable import STALE_SEND_ERRORS
 
@@ -47,6 +49,9 @@ UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large r
 TCP_QUEUE = 256                 # messages waiting for one outbound connect (it ends within TCP_CONNECT seconds)
 TCP_CONNECT = 2.0               # seconds an outbound TCP connect may take
 OUT_CAPPED = "too many outbound TCP connections"        # on_fail's reason at the outbound caps (bounds.py)
+# an INVITE transaction whose forward failed: our 503 is its final, given again to its retransmission (known by identity)
+UNSENT = Decision(Action.DROP, 503, (), (), 0.0)
+NOT_SENT = "its forward failed"                         # UNSENT's Warning text
 
 
 def host_ref(host: str) -> str:
@@ -197,6 +202,10 @@ class Forwarding:
         if msg.method == "INVITE":                      # its final is our 503: not in flight any more (draining.py)
             self._invite_done(tx_of(msg))
             self._unsent_logged(msg, 503, why)          # judged and let through, never left: its line's follow-up
+            if msg.tx is not None:
+                # and its transaction's (RFC 3261 §17.2.1): a retransmission (the 503 lost) gets it again, neither
+                # forwarded (a call its call_unsent line says never left went out) nor judged again (a second line)
+                self.transactions.put(msg.tx, UNSENT, time.monotonic())
         self._fail(msg, *back, why)
 
     def _with_via(self, msg, transport, branch, conn=None) -> bytes:

@@ -14,7 +14,7 @@ from ..verdict import Action
 from .checks import check_request
 from .calllog import MAX_CSEQS, cseq_of, cseqs_of, refused_key
 from .codec import MAX_VIAS, SipMessage, make_response, parse_datagram, parse_via
-from .forwarding import UDP_MAX, host_ref
+from .forwarding import NOT_SENT, UDP_MAX, UNSENT, host_ref
 from .recent import ack_key
 from .screening import BUSY, CANCELLED, DRAINING, RETRY_AFTER, Decision
 from .settings import BRANCH_PREFIX, TAG_PREFIX
@@ -139,6 +139,9 @@ class Proxying:
         """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:
         the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
         `fixed`: as _forward's."""
+        if d is UNSENT:                                 # a retransmission of one whose forward failed: our 503 again
+            warning = [["Warning", f'399 telfilter "{NOT_SENT}"']]
+            return self._reply(msg, make_response(msg, 503, None, self._tag(msg), warning), transport, src, conn)
         if d is CANCELLED:                              # cancelled while it was judged (or a copy of it)
             self._remember_refused(key, branch, d, msg, replay)    # (judgedstore.py: what the next process replays)
             return self._reply(msg, make_response(msg, 487, None, self._tag(msg)), transport, src, conn)

@@ -107,7 +107,7 @@ class Screening:
         called = _callee(msg, first)
         key, branch = _verdict_key(msg, first, called), _branch_of(msg)
         now = time.monotonic()
-        tx = digest(key, branch)
+        tx = msg.tx = digest(key, branch)               # (a forward that fails keeps our 503 there: forwarding.py)
         done = self.transactions.get(tx, now)
         if done is not None:
             # a retransmission of an INVITE transaction judged already, whatever INVITE of the call came since: two

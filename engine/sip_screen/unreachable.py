@@ -28,7 +28,8 @@ its own 408, where a softswitch told 503 at once tries its next route (RFC 3261 
   the datagram as received and its source), asked by `Pump.unreachable(branch)`. A retransmission, forwarded on
   the same branch, takes the place of the copy before it (the pump: all copies answer once), so an error about
   each copy still answers once; a copy forwarded after the 503 may get the same 503 again (our To tag is a
-  function of the request: the same answer, as a stateful proxy's to a retransmission). Responses are left alone;
+  function of the request: the same answer, as a stateful proxy's to a retransmission) -- an INVITE's copy is not
+  forwarded after it: that 503 is its transaction's, given again (forwarding.UNSENT). Responses are left alone;
   every error is counted (`icmp_errors`, and those answered `next_hop_unreachable`).
 Cost: nothing per datagram received; per request forwarded over UDP one entry (Python: a dict entry and a deque
 item; the pump: two references and 20 bytes in a ring slot), O(1), kept WATCH_S seconds; per ICMP error one
@@ -111,7 +112,7 @@ def read_errors(sock: socket.socket, on_error) -> int:
 
 class Watch(dict):
     """method + " " + our branch -> (bytes sent, back, charge, replay_of, until, key, logged: an INVITE's verdict-line
-    time, caller, callee and ingress, for its call_unsent line) of the requests forwarded over
+    time, caller, callee and ingress, for its call_unsent line, tx: its transaction key) of the requests forwarded over
     UDP in the last WATCH_S seconds, at most WATCH. `order` holds the entries as put, the oldest first: a put forgets
     from its front what has expired or is over WATCH -- an entry whose key was put again since (a copy) is passed
     over --, O(1) a put (the dict's own first key is no queue: each deleted one leaves a hole that next(iter())
@@ -156,13 +157,13 @@ class Unreachable:
             charge, replay_of = was[2], was[3] if replay_of is None else replay_of
         if was is not None and logged is None:          # (and its verdict line's Call: calllog._unsent_logged)
             logged = was[6]
-        w.put((data, back, charge, replay_of, now + WATCH_S, key, logged), now)
+        w.put((data, back, charge, replay_of, now + WATCH_S, key, logged, msg.tx), now)
 
     def _watch_sent(self, method: str, branch: str, data: bytes, back) -> None:
         """An in-dialog request the Python fast path forwarded over UDP (proxying._in_dialog): as _watch_unreachable,
         with no counts."""
         now = time.monotonic()
-        self.unreachable_watch.put((data, back, None, None, now + WATCH_S, method + " " + branch, None), now)
+        self.unreachable_watch.put((data, back, None, None, now + WATCH_S, method + " " + branch, None, None), now)
 
     def on_icmp_error(self, quoted: bytes, dest, err: int) -> None:
         """An ICMP error (`err`) came back about a datagram we sent to `dest`, of which `quoted` is the start."""
@@ -179,7 +180,7 @@ class Unreachable:
         if ent is not None and ent[4] >= time.monotonic():
             data, back, charge, replay_of = ent[:4]
             msg = parse_datagram(data)
-            msg.our_via, msg.charge, msg.replay_of = True, charge, replay_of
+            msg.our_via, msg.charge, msg.replay_of, msg.tx = True, charge, replay_of, ent[7]
             if ent[6] is not None:                      # (its verdict line's call: calllog._unsent_logged)
                 t, caller, callee, ingress = ent[6]
                 msg.logged = Call(caller, callee, t, ingress)
