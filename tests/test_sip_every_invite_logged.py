@@ -209,3 +209,20 @@ def test_a_retransmission_after_a_send_that_failed_gets_the_503_again_and_no_sec
     for data, _ in out:                                 # (an ICMP error about whatever it sent: none is the INVITE)
         scr.on_icmp_error(data, failed[0], errno.ECONNREFUSED)
     assert len(vlog.calls) == 1 and len(vlog.unsent) == 1 and vlog.refusals == []
+
+
+def test_an_internal_error_at_a_retransmission_of_a_call_let_through_writes_no_second_line(pipe):
+    """The call judged, logged and forwarded; a bug at its retransmission (answered 500): its transaction has its
+    line (it wrote a refusal line too: one call counted twice by the report)."""
+    vlog = Lines()
+    scr = screen(pipe, vlog)
+    inv = invite(call_id="bug-retransmitted")
+    scr.on_datagram(inv, UAC)
+    assert _statuses(scr) == [("1 INVITE", "INVITE")]
+
+    def broken(*a, **k):
+        raise RuntimeError("a bug")
+    scr._forward = broken
+    scr.on_datagram(inv, UAC)
+    assert _statuses(scr) == [("1 INVITE", 500)]
+    assert len(vlog.calls) == 1 and vlog.refusals == [] and vlog.unsent == []

@@ -139,6 +139,8 @@ class Proxying:
         """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:
         the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
         `fixed`: as _forward's."""
+        if replay and msg.logged is None:
+            msg.logged = True                           # its call's line was written (no 500's line: server.py)
         if d is UNSENT:                                 # a retransmission of one whose forward failed: our 503 again
             warning = [["Warning", f'399 telfilter "{NOT_SENT}"']]
             return self._reply(msg, make_response(msg, 503, None, self._tag(msg), warning), transport, src, conn)
