@@ -94,3 +94,20 @@ def test_an_unsent_line_counts_on_its_calls_day_whatever_its_own(tmp_path):
     assert s["totals"]["call"] == {"allow": 0, "tag": 0, "drop": 0, "refuse": 1} and s["calls_unsent"] == 1
     s = make_report([tmp_path / "v.log"], tmp_path / "b", timezone.utc, start=night.date() + timedelta(days=1), **kw)
     assert s["totals"]["call"]["refuse"] == 0 and (s["calls_unsent"], s["calls_unsent_untied"]) == (0, 0)
+
+
+def test_an_unsent_line_ties_to_its_call_by_the_time_not_the_way_it_is_written(tmp_path):
+    """A log written again by a shipper (`Z` for `+00:00`, another offset, the fraction's trailing zeros): `judged`
+    names the same instant as its call's `ts` in other characters. It was tied to no call (counted allow and in the
+    advertiser's volume); a time that differs by a microsecond is still another call."""
+    _write(tmp_path / "v.log", ("call", T0, "c9", "allow"), ("call", T0, "c10", "allow"), ("call", T0, "c11", "allow"))
+    unsent = {"ts": "2026-03-02T03:00:02Z", "kind": "call_unsent", "caller": AD_CALLER, "callee": "0912345678",
+              "ingress": "127.0.0.1:5080", "status": 503, "reason": "next hop down"}
+    with open(tmp_path / "v.log", "a") as f:
+        for call_id, judged in (("c9", "2026-03-02T03:00:00.123456Z"), ("c10", "2026-03-02T10:00:00.1234560+07:00"),
+                                ("c11", "2026-03-02T03:00:00.123457+00:00")):
+            f.write(json.dumps({**unsent, "call_id": call_id, "judged": judged}) + "\n")
+    s = _report(tmp_path, [tmp_path / "v.log"])
+    assert s["totals"]["call"] == {"allow": 1, "tag": 0, "drop": 0, "refuse": 2}
+    assert (s["calls_unsent"], s["calls_unsent_untied"], s["inputs"]["malformed"]) == (2, 1, 0)
+    assert s["advertising_by_owner"]["Shop ABC"]["volume"] == 1

@@ -143,8 +143,9 @@ class Aggregator(UnsentCalls):
 
     def add_verdict(self, ts: datetime, rec: dict) -> None:
         if rec["kind"] == "call_unsent":                # counted on its call's day, as its call's line was
-            if self._day(parse_ts(rec["judged"])) is not None:
-                self._unsent_line(rec)
+            judged = parse_ts(rec["judged"])
+            if self._day(judged) is not None:
+                self._unsent_line(rec, judged)
             return
         d = self._day(ts)
         if d is None:
@@ -181,7 +182,7 @@ class Aggregator(UnsentCalls):
         if is_ad:
             self._ad(owner, action, violations)
         if ch == "call" and action in ("allow", "tag"):    # it may turn out never sent (unsent.py)
-            self._let_through(rec, Sent(p, action, owner, is_ad, violations))
+            self._let_through(rec, ts, Sent(p, action, owner, is_ad, violations))
         if tied:
             # a message that may have late parts: what was counted for it, for them (late.py)
             m = Message(owner, is_ad, violations, symbols, ACTIONS[ACTIONS.index(action)],

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from datetime import datetime, timedelta, timezone
 
 UNREGISTERED = "(not in the sender registry)"   # advertising_by_owner's bucket of senders no owner registered
 MAX_SENT = 32768
 MAX_EARLY = 4096
+_EPOCH, _US = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(microseconds=1)
 
 
-def call_key(call_id, ts) -> int:
-    """The tables' key for a call line (its Call-ID and `ts`) or a `call_unsent` line (its Call-ID and `judged`):
-    a 64-bit digest (a damaged log's megabyte of Call-ID is no key kept whole)."""
-    text = f"{call_id}\0{ts}".encode("utf-8", "surrogatepass")
+def call_key(call_id, when: datetime) -> int:
+    """The tables' key for a call line (its Call-ID and the time its `ts` says) or a `call_unsent` line (its Call-ID
+    and the time `judged` says): the instant, not its text (a log written again by a shipper names the same call
+    with `Z` for `+00:00`, another offset or a fraction of its own), as a 64-bit digest (a damaged log's megabyte of
+    Call-ID is no key kept whole)."""
+    text = f"{call_id}\0{(when - _EPOCH) // _US}".encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
@@ -52,10 +56,10 @@ class UnsentCalls:
         self.unsent = 0                                 # calls counted refused for their call_unsent line
         self.unsent_untied = 0                          # call_unsent lines tied to no call (forgotten early ones too)
 
-    def _let_through(self, rec: dict, sent: Sent) -> None:
-        """A call line let through (allow, tag), counted as `sent` says: remembered for its call_unsent line, or
-        counted refused at once when that line was read before it."""
-        k = call_key(rec.get("call_id"), rec["ts"])
+    def _let_through(self, rec: dict, ts: datetime, sent: Sent) -> None:
+        """A call line let through (allow, tag) at `ts`, counted as `sent` says: remembered for its call_unsent line,
+        or counted refused at once when that line was read before it."""
+        k = call_key(rec.get("call_id"), ts)
         if k in self.early:
             del self.early[k]
             return self._uncount(sent)
@@ -63,9 +67,10 @@ class UnsentCalls:
         if len(self.sent) > MAX_SENT:
             self.sent.popitem(last=False)
 
-    def _unsent_line(self, rec: dict) -> None:
-        """A `call_unsent` line: its call counted refused, or kept until its call's line is read."""
-        k = call_key(rec.get("call_id"), rec["judged"])
+    def _unsent_line(self, rec: dict, judged: datetime) -> None:
+        """A `call_unsent` line, naming the call judged at `judged`: that call counted refused, or kept until its
+        line is read."""
+        k = call_key(rec.get("call_id"), judged)
         sent = self.sent.pop(k, None)
         if sent is not None:
             return self._uncount(sent)
