@@ -164,6 +164,24 @@ def test_a_dual_stack_screen_sees_the_icmp_error_about_an_ipv4_next_hop(tmp_path
         h.stop()
 
 
+def test_a_large_call_sent_over_udp_after_tcp_was_refused_is_answered_503_for_its_icmp_error(screen):
+    """An INVITE over UDP_MAX bytes tries TCP first (RFC 3261 §18.1.1); the hop refuses it and the INVITE goes over
+    UDP, where nothing listens either: that datagram was not in the ICMP watch, so its error answered nothing -- the
+    caller waited for its Timer B (32 s) and the call's line stayed `allow` with no call_unsent line."""
+    from .test_sip_every_invite_logged import Lines
+    screen.screen.vlog = vlog = Lines()
+    uac = _udp(5.0)
+    try:
+        big = invite(call_id="large-dead-hop", via_port=uac.getsockname()[1], extra=["X-Pad: " + "p" * 1500])
+        uac.sendto(big, ("127.0.0.1", screen.port))
+        data = _answer(uac)
+        assert data.startswith(b"SIP/2.0 503") and b"unreachable" in data, data[:60]
+        assert screen.screen.stats["next_hop_unreachable"] == 1
+        assert (len(vlog.calls), [u[6] for u in vlog.unsent]) == (1, [503])
+    finally:
+        uac.close()
+
+
 def test_telfilter_serve_answers_a_call_to_an_unreachable_next_hop_503(tmp_path):
     """Through `telfilter serve` as shipped (uvloop's poller, the C pump, the verdict log): the call is judged and
     logged once, then answered 503 for its next hop's ICMP error, its `call_unsent` line naming its verdict line."""

@@ -150,8 +150,9 @@ class Forwarding:
                 self.udp_only[(host, port)] = time.monotonic() + UDP_ONLY_MEMORY
             if key is not None:
                 self._went(key, branch, (host, port, "UDP"), False, d)
-            self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP",
-                       on_fail=lambda w: self._forward_failed(msg, back, w))
+            data = self._with_via(msg, "UDP", branch, conn)
+            self._watch_unreachable(branch, data, msg, back)    # an ICMP error about it: 503 (it was left unanswered)
+            self._send(data, (host, port), "UDP", on_fail=lambda w: self._forward_failed(msg, back, w))
         if key is not None:
             self._went(key, branch, (host, port, "TCP"), fixed, d)
         return self._send(self._with_via(msg, "TCP", branch, conn), (host, port), "TCP", on_fail=refused)
