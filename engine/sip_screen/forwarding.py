@@ -49,7 +49,7 @@ UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large r
 TCP_QUEUE = 256                 # messages waiting for one outbound connect (it ends within TCP_CONNECT seconds)
 TCP_CONNECT = 2.0               # seconds an outbound TCP connect may take
 OUT_CAPPED = "too many outbound TCP connections"        # on_fail's reason at the outbound caps (bounds.py)
-# an INVITE transaction whose forward failed: our 503 is its final, given again to its retransmission (known by identity)
+# an INVITE transaction whose forward failed: our 503 is its final, given again to its retransmission (by identity)
 UNSENT = Decision(Action.DROP, 503, (), (), 0.0)
 NOT_SENT = "its forward failed"                         # UNSENT's Warning text
 
