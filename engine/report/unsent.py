@@ -13,8 +13,8 @@ line whose call line was not read yet is kept too (`early`) and its call, once r
 Bounds (OrderedDicts, the oldest forgotten first): a `call_unsent` line comes seconds after its call's line (a TCP
 connect gives up after 2 s, an ICMP error comes in milliseconds, a CANCEL while the call is judged), so MAX_SENT
 calls (~220 B each: 6.9 MiB when full, tracemalloc) cover a minute or more of calls at a node's rate; MAX_EARLY
-lines read before their call's. A `call_unsent` line tied to no call (forgotten, or its call's line outside the period or in a log not read)
-changes no count: `calls_unsent_untied`.
+lines read before their call's. A `call_unsent` line tied to no call (forgotten, or its call's line outside the
+period or in a log not read) changes no count: `calls_unsent_untied`.
 """
 from __future__ import annotations
 

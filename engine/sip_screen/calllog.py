@@ -13,8 +13,9 @@ keeps its verdict line and gets a `call_unsent` line tied to it (`_unsent_logged
 line's time; `telfilter report` counts the call refused, not among its caller's calls): `msg.logged` holds the Call
 its line was written for, True once its INVITE has a refusal line or a `call_unsent` one, or is a copy given its
 call's decision again (a retransmission, a retry, a spiral: proxying._screened; a 500 after writes no line). Values
-as they can be read (an INVITE that did not parse may lack Call-ID or From: null, ""), made loggable (_loggable). The
-log never decides a call's fate: a line that cannot be written is counted (`log_failed`), and the call is answered as ever.
+as they can be read (an INVITE that did not parse may lack Call-ID or From: null, ""), made loggable (_loggable).
+The log never decides a call's fate: a line that cannot be written is counted (`log_failed`), and the call is
+answered as ever.
 """
 from __future__ import annotations
 

@@ -20,13 +20,13 @@ refused one into `rejected` (its CANCEL is answered 200 here and its ACK absorbe
 Ages count the time the screen was down (by the wall clock), so an entry expires when it would have.
 
 Not carried: `verdicts` and `retries` (the call tried again on its verdict after a 401/407, a 3xx or a 5xx: a new
-branch, judged again after a restart), INVITEs waiting for a verdict or being judged at the stop (their retransmission
-is judged), an INVITE without a branch, an INVITE whose forward failed (its retransmission gets our 503 again,
-forwarding.UNSENT; after a restart it is judged again). A copy is recognised by the INVITE's branch, Call-ID,
-Request-URI, CSeq number and tags, not by its whole From value as `transactions` is (those are not kept in a form another process can
-compare): within 32 s of a start, an INVITE that repeats all of those with another From display name or user gets
-the verdict of the one it copies, and goes where that one went with its branch (the next hop takes it for that
-retransmission)."""
+branch, judged again after a restart), INVITEs waiting for a verdict or being judged at the stop (their
+retransmission is judged), an INVITE without a branch, an INVITE whose forward failed (its retransmission gets our
+503 again, forwarding.UNSENT; after a restart it is judged again). A copy is recognised by the INVITE's branch,
+Call-ID, Request-URI, CSeq number and tags, not by its whole From value as `transactions` is (those are not kept in
+a form another process can compare): within 32 s of a start, an INVITE that repeats all of those with another From
+display name or user gets the verdict of the one it copies, and goes where that one went with its branch (the next
+hop takes it for that retransmission)."""
 from __future__ import annotations
 
 import math
