@@ -3,7 +3,8 @@
 
 A receipt held here for an account with no receiver bind in this process goes onto the account's list
 (`_hand_over`, script PUSH: at most max_held_receipts on the list; a list that took nothing is not offered
-again for FULL_PAUSE s); a process with a receiver bind of the account and room in its windows claims from
+again for FULL_PAUSE s; a call whose answer never came is asked about, by its token, before its receipts are
+offered again: `_resolve`); a process with a receiver bind of the account and room in its windows claims from
 it (`_take_over`, script PULL) every BEAT s, again at once after a full batch, and acknowledges what it
 received (`_acknowledge`, script ACK); a claim nobody acknowledged for STALE s goes back to its list. One
 job at a time (`_work`), so a held queue is never handed over twice. `_HandOver` is a mixin of
@@ -12,11 +13,12 @@ job at a time (`_work`), so a held queue is never handed over twice. `_HandOver`
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 
 from ..smpp_proxy.codec import encode
 from .pool import BEAT
-from .receiptq import claims_key, queue_key
+from .receiptq import claims_key, push_token_key, queue_key
 
 PUSH_BATCH = 500            # receipts per hand-over script call
 FULL_PAUSE = 10.0           # seconds an account whose list was full is not handed over again
@@ -71,10 +73,12 @@ class _HandOver:
 
     async def _work(self) -> None:
         """One job at a time, so the held queues are never handed over twice."""
-        while (self._due or self._pull or self._received) and time.monotonic() >= self._down_until \
-                and not self._closing:
+        while (self._due or self._pull or self._received or self._in_doubt) \
+                and time.monotonic() >= self._down_until and not self._closing:
             try:
-                if self._due:
+                if self._in_doubt:
+                    await self._resolve(next(iter(self._in_doubt)))
+                elif self._due:
                     await self._hand_over(self._due.pop())
                 elif self._pull:
                     await self._take_over()
@@ -92,15 +96,19 @@ class _HandOver:
             return
         items = [q.popleft() for _ in range(min(len(q), PUSH_BATCH))]
         p.held_total -= len(items)
-        n, answered = 0, False
+        n, answered, token = 0, False, secrets.token_hex(8)
         try:
             raws = [r.raw if getattr(r, "raw", b"") else encode(r) for r in items]
             n = int(await asyncio.wait_for(
-                self._push(keys=[queue_key(acct)], args=[p.settings.max_held_receipts, *raws]), self.timeout * 2))
+                self._push(keys=[queue_key(acct), push_token_key(acct, token)],
+                           args=[p.settings.max_held_receipts, *raws]), self.timeout * 2))
             answered, self._backoff = True, 0.1
             for r in items[:n]:
                 p._held_gone(r)         # in the server now: not offered again by this process's next start
         except Exception as e:
+            # it may have run (a timeout: the server paused, the call queued): held here again, and asked about
+            # before they are offered again (_resolve), else each would be on the list and here, delivered twice
+            self._in_doubt[acct] = (token, items)
             self._failed("hand-over", e)
         finally:                        # (a cancel too) what the list refused or never got: first in the queue again
             rest = items[n:]
@@ -116,6 +124,31 @@ class _HandOver:
             p.held.pop(acct, None)
         elif n == len(items):
             self._due.add(acct)         # more than one batch was held
+
+    async def _resolve(self, acct: str) -> None:
+        """A hand-over whose answer never came: did it run? (The script RESOLVE marks its token so that it never
+        runs after this.) The receipts it put on the list leave the held queue here, the others stay."""
+        token, items = self._in_doubt[acct]
+        try:
+            n = int(await asyncio.wait_for(self._resolve_script(keys=[push_token_key(acct, token)]), self.timeout * 2))
+        except Exception as e:
+            return self._failed("hand-over", e)
+        del self._in_doubt[acct]
+        if n <= 0:
+            return
+        p = self.proxy
+        gone = {id(r) for r in items[:n]}
+        q = p.held.get(acct)
+        if q:
+            kept = [r for r in q if id(r) not in gone]
+            p.held_total -= len(q) - len(kept)
+            q.clear()
+            q.extend(kept)
+            if not q:
+                p.held.pop(acct, None)
+        for r in items[:n]:
+            p._held_gone(r)
+        self.stats["receipts_handed_over"] += n
 
     async def _take_over(self) -> None:
         want = {a: r for a in self._pull if (r := self._room(a)) > 0}

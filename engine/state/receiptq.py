@@ -6,13 +6,26 @@ from __future__ import annotations
 from .pool import _keys
 
 
-# KEYS[1]: the account's list; ARGV[1]: its bound; ARGV[2..]: raw deliver_sm, oldest first.
-# Returns how many it took (the first ones); the rest stay with the caller.
+# KEYS[1]: the account's list, KEYS[2]: this call's token key; ARGV[1]: its bound; ARGV[2..]: raw deliver_sm,
+# oldest first. Returns how many it took (the first ones); the rest stay with the caller. The answer is left under
+# the token for 60 s, and a token already there (the call asked about by RESOLVE: -1) means do nothing: a
+# call whose answer never came (a timeout, Redis paused) and that runs late pushes nothing twice.
 PUSH = r"""
-local n = math.min(tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1]), #ARGV - 1)
-if n <= 0 then return 0 end
-redis.call('LPUSH', KEYS[1], unpack(ARGV, 2, n + 1))
+local done = redis.call('GET', KEYS[2])
+if done then return tonumber(done) end
+local n = math.max(0, math.min(tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1]), #ARGV - 1))
+if n > 0 then redis.call('LPUSH', KEYS[1], unpack(ARGV, 2, n + 1)) end
+redis.call('SET', KEYS[2], n, 'EX', 60)
 return n
+"""
+
+# KEYS[1]: the token key of a PUSH whose answer never came. Returns how many it took if it ran, else -1, and marks
+# the token so that it never runs after this answer.
+RESOLVE = r"""
+local done = redis.call('GET', KEYS[1])
+if done then return tonumber(done) end
+redis.call('SET', KEYS[1], -1, 'EX', 60)
+return -1
 """
 
 # KEYS[1]: the account's list, KEYS[2]: its claims (a field per process). ARGV[1]: this process,
@@ -63,3 +76,8 @@ def queue_key(acct: str) -> str:
 
 def claims_key(acct: str) -> str:
     return _keys(acct, "rqc")[0]
+
+
+def push_token_key(acct: str, token: str) -> str:
+    """A hand-over call's token, in the account's hash slot."""
+    return _keys(acct, "rh:" + token)[0]

@@ -72,7 +72,7 @@ import msgpack
 from ..smpp_proxy.msgids import BOUND, FORMAT, MessageIds, unpack_map
 from .events import read_back
 from .receipt_handover import _HandOver
-from .receiptq import ACK, PULL, PUSH
+from .receiptq import ACK, PULL, PUSH, RESOLVE
 
 log = logging.getLogger("telfilter")
 
@@ -153,6 +153,8 @@ class SharedReceipts(_HandOver):
         self._push = self.redis.register_script(PUSH)
         self._pull_script = self.redis.register_script(PULL)
         self._ack = self.redis.register_script(ACK)
+        self._resolve_script = self.redis.register_script(RESOLVE)
+        self._in_doubt: dict = {}       # account -> (token, receipts) of a hand-over whose answer never came
         self._seq = 0
         self._received: dict = {}       # account -> number of its last claim whose answer came (until acknowledged)
         self._taken: list = []          # the ids of the last take(), for lost()
