@@ -102,6 +102,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.msgid_account = MessageIds()                     # SMSC message_id -> system_id (bounded)
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a receiver (routing.py)
         self.held_total = 0                                   # held receipts of all accounts (bounded)
+        self.settling = 0           # messages judged, waiting for a shared state store's settle (a window slot each)
         self.held_writing: dict[str, int] = {}                # account -> its receipts being journalled to be held
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp

@@ -160,7 +160,7 @@ class SubmitPath(ForwardPath):
             if len(dests) != 1:                 # (one recipient: bounded below, as a submit_sm)
                 if self._multi_too_long([(sess, pdu)], text, dests):
                     return
-                if self._pick_link(account=sess.account.system_id) is None:     # as below: throttled unjudged
+                if self._link_to_judge(sess.account.system_id) is None:     # as below: throttled unjudged
                     return self._upstream_unavailable(sess, pdu)
                 self._charge(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, text, binary, reading, when)
@@ -172,7 +172,7 @@ class SubmitPath(ForwardPath):
         # Where it would go is settled before it is judged: a message no link can take now gets
         # ESME_RTHROTTLED unjudged, so the ESME's retries are not counted against it (a flood or
         # frequency cap it never got past) and nothing is logged that did not happen.
-        link = self._pick_link(account=sess.account.system_id)
+        link = self._link_to_judge(sess.account.system_id)
         if link is None:
             return self._upstream_unavailable(sess, pdu)
         if len(pdu.raw) > ONE_SEGMENT_PDU:
@@ -185,6 +185,18 @@ class SubmitPath(ForwardPath):
         v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
                             pdu.source_addr_ton, r_ton)
         return self._judged_answer(sess, pdu, v, link)
+
+    def _link_to_judge(self, account: str):
+        """The link a message about to be judged can go to now, or None (ESME_RTHROTTLED unjudged). With a shared
+        state store it is forwarded only once the server has settled its counts, so the messages settling hold a
+        window slot each: looked at only before, a burst over the windows (or what a Redis pause piled up) was
+        judged whole, logged and counted, and what the windows could not take was then throttled, its retry
+        logged and counted again."""
+        link = self._pick_link(account=account)
+        if link is None or self.pipeline.state.shared is None:
+            return link
+        room = sum(l.window.size - len(l.window.pending) for l in self.links if l.available)
+        return link if self.settling < room else None
 
     def _multi_too_long(self, parts, text: str, dests) -> bool:
         """True, with every (session, PDU) of `parts` refused ESME_RINVMSGLEN, when a submit_multi's text is over
@@ -301,11 +313,13 @@ class SubmitPath(ForwardPath):
 
         def judged(v):
             sess.in_flight -= 1
+            self.settling -= 1
             self.stats[_STAT_KEY[v.action]] += 1
             self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat)
             then(v)                                      # forwarded (in flight again) or answered now
             self.owed_nothing(sess)                  # an unbind that came while the verdict was settling
         sess.in_flight += 1                              # owed an answer until the shared store settles it
+        self.settling += 1
         shared.settle(self.pipeline, v, judged)
 
     def _drop(self, sess, pdus, v):

@@ -112,7 +112,7 @@ class ConcatSubmit:
                     return self._drop(sess, [pdu], earlier)
                 if self._multi_too_long([(sess, pdu)], whole, dests):
                     return
-                if self._pick_link(account=sess.account.system_id) is None:
+                if self._link_to_judge(sess.account.system_id) is None:
                     return self._upstream_unavailable(sess, pdu)
                 return self._judge_multi(sess, pdu, dests, whole, binary, reading_of(whole, None),
                                          parts_delivery([pdu], self._schedule_now(), self.settings.max_schedule_days),
