@@ -40,3 +40,25 @@ def test_a_hand_over_whose_answer_is_lost_delivers_each_receipt_once(tmp_path, u
         assert _ids(got) == ids
         assert _receive(rx, 1, seconds=3.0) == []       # not a second time (several beats later)
         assert wait(lambda: not pool.proxies[0].held.get("esme1"), 5)
+
+
+def test_a_stop_asks_about_a_hand_over_whose_answer_is_lost_before_the_held_receipts_are_saved(tmp_path, url):  # noqa: F811
+    """The stop saves the held queue for the next start: receipts a lost hand-over put on the list were saved too,
+    and delivered from both."""
+    import time
+
+    from engine.state.receiptq import queue_key
+    with Pool(tmp_path, url) as pool:
+        shared = pool.shared[0][2]
+        shared._push = lossy = _LosesTheFirstAnswer(shared._push)
+        pool.sim.receipts_elsewhere = False
+        tx = pool.esme(0, P.BindTransmitter)
+        tx.submit(3)
+        _submitted_ids(tx, 3)
+        assert wait(lambda: lossy.lost > 0, 5)
+        shared._down_until = time.monotonic() + 100        # no hand-over (nor its question) before the stop
+        assert wait(lambda: pool.proxies[0].held_total == 3, 5)    # the three held here (the lost ones again)
+        pool.call(shared.close())
+        import redis
+        on_list = redis.Redis.from_url(url).llen(queue_key("esme1"))
+        assert on_list == lossy.lost and pool.proxies[0].held_total == 3 - on_list

@@ -255,12 +255,17 @@ class SharedReceipts(_HandOver):
         had not sent is back in the queue: `_hand_over`'s finally)."""
         self._closing = True
         job = self._job
-        if job is None or job.done():
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(job), self.timeout * 4 + 1)
-        except Exception:
-            pass
-        if not job.done():
-            job.cancel()
-            await asyncio.wait({job})   # until the cancellation has run its course (never raises its error)
+        if job is not None and not job.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(job), self.timeout * 4 + 1)
+            except Exception:
+                pass
+            if not job.done():
+                job.cancel()
+                await asyncio.wait({job})   # until the cancellation has run its course (never raises its error)
+        # a hand-over whose answer never came: what it put on the list is not saved in the held queue too (the next
+        # start would deliver it again); asked once each, the server away: saved, delivered twice if it had run
+        for acct in list(self._in_doubt):
+            await self._resolve(acct)
+            if acct in self._in_doubt:
+                break
