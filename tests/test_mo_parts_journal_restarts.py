@@ -43,6 +43,18 @@ def _restarted(pipe, journal, path, slow=0.0):
     return pipe2, h2
 
 
+def _left(h, path, crash, how):
+    """`h` stopped, and its parts journal copied to `crash` as a kill -9 now leaves it ("kill9": copied first, a
+    stop then judges nothing more on that disk) or as a clean stop does ("clean_stop": copied after it)."""
+    try:
+        if how == "kill9":
+            shutil.copyfile(path, crash)
+    finally:
+        h.stop()
+    if how == "clean_stop":
+        shutil.copyfile(path, crash)
+
+
 @pytest.mark.parametrize("how", ["kill9", "clean_stop"])
 def test_a_new_message_reusing_a_done_ones_reference_survives_a_restart(pipe, tmp_path, how):
     """Report A is done (its marker lives); the subscriber's next report B reuses A's reference number and
@@ -59,12 +71,8 @@ def test_a_new_message_reusing_a_done_ones_reference_survives_a_restart(pipe, tm
         time.sleep(1.0)                                  # past concat_timeout, within the marker's life
         s = deliver(h, mo(b1))
         assert wait(lambda: answers(h).get(s) == [0])
-        if how == "kill9":
-            shutil.copyfile(path, crash)
     finally:
-        h.stop()
-    if how == "clean_stop":
-        shutil.copyfile(path, crash)
+        _left(h, path, crash, how)
     pipe2, h2 = _restarted(pipe, crash, path)
     try:
         s = deliver(h2, mo(b2))

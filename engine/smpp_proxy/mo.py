@@ -44,8 +44,8 @@ not, and a part of it that comes later (late, or sent again) is acknowledged and
 applied again (the command was applied once: a report is counted once), unless the command could
 not be recorded, when that part gets it recorded with the whole text, or what had arrived made no
 command (a syntax error: nothing in force), when the whole text known then is judged (a report whose
-first part came last). The same part again replaces the waiting copy, which
-is answered ESME_RX_T_APPN at once (the submit path answers its older copy at once too). Parts
+first part came last; a restart meanwhile keeps it so: mo_journal.py). The same part again replaces
+the waiting copy, which is answered ESME_RX_T_APPN at once (the submit path answers its older copy at once too). Parts
 whose every link has gone by then are not judged: none was answered, and the SMSC delivers them
 again on a new bind. `drain` and `stop` judge what waits (server.py), so every deliver_sm is
 answered once; a short-code message whose parts are all on disk is left in the journal for the
@@ -295,6 +295,7 @@ class MoPath(MoPartsJournal):
                                     self.settings.max_pending_concat)
 
         def then(v):
+            no_command = sc and len(parts) < c.total and v is not None and made_no_command(v)
             if sc or (v is not None and len(live) + len(answered) < c.total):
                 # kept for the parts that come after it was judged (still to come, their link gone, sent again,
                 # or -- a command not recorded -- asked again): judged late, on the whole text
@@ -303,15 +304,18 @@ class MoPath(MoPartsJournal):
                 # with the others; a 5656 command's memory follows its journal)
                 # (a 5656 message whose parts made no command, nothing in force: as long as one not recorded, the
                 # SMSC's retry schedule, for the part that makes it one; engine/state/mo_parts.py puts it back so)
-                no_command = sc and len(parts) < c.total and made_no_command(v)
                 keep = max(st.concat_timeout, NOT_RECORDED_KEEP) if v is None or no_command else \
                     st.concat_timeout if sc else max(st.concat_timeout, st.concat_memory)
-                self.mo_concat.remember(key, v, self.loop.time() + self.mo_memory(key, keep), c,
-                                        self.settings.max_pending_concat)
+                until = self.loop.time() + self.mo_memory(key, keep)
+                self.mo_concat.remember(key, v, until, c, self.settings.max_pending_concat)
             link = live[0][0] if live else next((x[_LINK] for x in parts if _open(x[_LINK])), parts[0][_LINK])
-            if v is None:
-                # not recorded: its parts' records stay (a crash puts them back) until a part sent again records it
-                self._mo_keep_unwritten(key, parts)
+            if v is None or no_command:
+                # not recorded, or no command: its parts' records stay (a restart puts them back, waiting or judged:
+                # mo_journal.py) until a part sent again records it, or its memory ends
+                if no_command:
+                    self._mo_judged_no_command(key, parts, until)
+                else:
+                    self._mo_keep_unwritten(key, parts)
                 return self._mo_outcome(v, link, _acks(live), binary, dest_pdu=pdu0, shortcode=sc)
             # in force: marked done on disk (its parts' records gone) before the part that completed it is answered
             # (at once, its route returned, unless journalled parts: the short code's, for no ESME)
@@ -357,20 +361,27 @@ class MoPath(MoPartsJournal):
             return self._judge_mo(pdu, whole, what, False, reading, recorded, next((p[_PID] for p in kept), ""),
                                   late=True, concat=concat_id(key))
 
+        kept = []
         if shortcode:
             # what had arrived made no command (nothing in force): the whole text known now may make one, put in
             # force once; meanwhile a copy of a part is asked for again, and a later part finds it recorded
             self.mo_concat.settle(key, WRITING)
+            kept = self._mo_take_unwritten(key)         # its parts' records (mo_journal.py), the report names them
 
         def then(v):
             if shortcode:
                 self.mo_concat.settle(key, earlier if v is None else v)
+                if v is not None and not made_no_command(v):
+                    # in force: marked done on disk, its parts' records gone, before this part is answered
+                    return self._mo_done(key, kept, lambda: self._mo_outcome(v, link, _acks(((link, pdu),)), binary))
+                self._mo_keep_unwritten(key, kept)
             if v is not None and earlier.action is _DROP and v.action is not _DROP:
                 v = earlier
             # the subscriber is told again only when the whole text is another command than the part(s) were
             confirm = v is None or not v.hits or not earlier.hits or v.hits[0].symbol != earlier.hits[0].symbol
             return self._mo_outcome(v, link, _acks(((link, pdu),)), binary, confirm)
-        self._judge_mo(pdu, whole, what, binary, reading, then, late=True, concat=concat_id(key))
+        self._judge_mo(pdu, whole, what, binary, reading, then, next((p[_PID] for p in kept), ""), late=True,
+                       concat=concat_id(key))
 
 
 def _mo_status(r) -> int:

@@ -34,6 +34,13 @@ link binds, which waits for what it wrote: `_restore_mo_parts_on_disk`) looks at
 A DNC command has no line that names its parts: one sent in parts and caught between its journal line and
 its marker is applied again when its completing part comes again (the same registration, confirmed twice).
 
+A message judged whose parts made no command (a syntax error at concat_timeout: nothing in force, remembered
+NOT_RECORDED_KEEP for its late part, mo.py) keeps its parts' records, and a marker whose payload is led by a 0
+octet says so (`_mo_judged_no_command`); the next start remembers it with them, as judged, until NOT_RECORDED_KEEP
+after that marker (mo_restore.py), so its late part has the whole text judged as without the restart, and the
+syntax error is not told again. The report its late part makes names the parts' parts_id, and its done marker follows
+(a crash between the two: the line says it is done).
+
 A clean stop leaves messages whose parts are all journalled in the journal instead of judging them cut
 short. A message whose command could not be recorded keeps its parts' records while mo.py remembers it
 (`_mo_unwritten`, NOT_RECORDED_KEEP, at most max_pending_concat).
@@ -136,10 +143,7 @@ class MoPartsJournal(MoPartsRestore):
         hids = [p[_HID] for p in parts if p[_HID]]
         if rl is None or rl.writer is None or not hids:
             return then()
-        pid = next((p[_PID] for p in parts if p[_PID]), "")
-        digests = {n: _digest(n, p[_TEXT]) for n, p in ((pdu_concat(p[_PDU])[2], p) for p in parts)}
-        self._mo_marked(rl.add(_owner(key, 0, pid, 0, time.time()), _digests_raw(digests), rl.report),
-                        self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout))
+        self._mo_marked(_add_marker(rl, key, parts), self.loop.time() + max(MARKER_KEEP, self.settings.concat_timeout))
         for p in parts:
             p[_HID] = 0
 
@@ -149,6 +153,16 @@ class MoPartsJournal(MoPartsRestore):
                 rl.report(err)
             then()
         rl.gone_all(hids, gone)
+
+    def _mo_judged_no_command(self, key, parts, until: float) -> None:
+        """A message judged whose parts made no command (nothing in force; mo.py remembers it until `until` for its
+        late part): its parts' records stay while it is remembered, and a marker says so (a restart remembers it
+        with them: mo_restore.py), to go at `until`."""
+        rl = self.mo_log
+        if rl is None or rl.writer is None or not any(p[_HID] for p in parts):
+            return
+        self._mo_marked(_add_marker(rl, key, parts, True), until)
+        self._mo_keep_unwritten(key, parts)
 
     def _mo_used_refused(self, key) -> None:
         self.mo_concat.extend(key, self.loop.time() + NOT_RECORDED_KEEP)
@@ -239,6 +253,14 @@ class MoPartsJournal(MoPartsRestore):
         if self.mo_log is None:
             return 0
         return await self.mo_log.close()
+
+
+def _add_marker(rl, key, parts, no_command: bool = False) -> int:
+    """The marker record of message `key` judged from `parts` (its parts' digests; `no_command`: its parts made
+    none, mo_restore.py); its record id."""
+    pid = next((p[_PID] for p in parts if p[_PID]), "")
+    digests = {n: _digest(n, p[_TEXT]) for n, p in ((pdu_concat(p[_PDU])[2], p) for p in parts)}
+    return rl.add(_owner(key, 0, pid, 0, time.time()), _digests_raw(digests, no_command), rl.report)
 
 
 def _size(reports) -> int:

@@ -2,9 +2,17 @@
 
 A record holds one part's PDU as the SMSC sent it, with its fields beside it (`_owner`: the message's key, the part
 number, the message's parts_id, where reports.jsonl ended, when it was written); part number 0 is a done message's
-marker, whose payload is its parts' digests (`_digests_raw`). `MoPartsRestore._restore_mo_parts` reads the records
-the last run left: messages done are remembered as recorded (their late parts acknowledged, a part whose digest
-differs taken as a new message: `mo_same_message`), the others' parts go back in the reassembly to wait.
+marker, whose payload is its parts' digests (`_digests_raw`), or, the payload led by a 0 octet (no part has number 0),
+a message judged whose parts made no command (a syntax error, nothing in force: `made_no_command`), whose parts'
+records stay while it waits for its late part. `MoPartsRestore._restore_mo_parts` reads the records the last run
+left: messages done are remembered as recorded (their late parts acknowledged, a part whose digest differs taken as
+a new message: `mo_same_message`), those judged with no command are remembered so with their parts (their late part
+has the whole text judged, as without the restart), the others' parts go back in the reassembly to wait.
+
+An older version (before the no-command marker) cannot read that marker (its digests are not whole): it logs the
+record as unreadable and leaves it out, and puts the message's parts back to wait: its late part then completes it
+(judged whole, not late), or, none coming, it is judged again NOT_RECORDED_KEEP after its first part (a second
+syntax error told).
 """
 from __future__ import annotations
 
@@ -13,7 +21,9 @@ import json
 import logging
 import time
 
+from ..verdict import Action, Hit, Verdict
 from .codec import decode, pdu_concat
+from .concat import Pending
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
@@ -23,6 +33,10 @@ log = logging.getLogger("telfilter.smpp")
 _LINK, _PDU, _TEXT, _BINARY, _READING, _ANSWERED, _HID, _PID = range(8)
 RECORDED = "recorded"        # the verdict of a message restored as done already (its late parts: acknowledged)
 NOT_RECORDED_KEEP = 3600.0   # seconds a short-code message not recorded waits for its part again (mo.py)
+NO_COMMAND = b"\x00"        # leads a marker's payload: judged, its parts made no command (module text)
+# the verdict a message judged with no command before the last restart is remembered with (mo.py's late part reads
+# its symbol and action; its line was written in the last run)
+JUDGED_NO_COMMAND = Verdict(Action.ALLOW, 0.0, (Hit("SHORTCODE_SYNTAX_ERROR", 0.0, "judged before the last start"),))
 RESTORE_WAIT = 10.0          # seconds a start waits for the records its restore wrote before the links bind
 
 
@@ -77,8 +91,9 @@ class MoPartsRestore:
                 n, pid, roff, at = int(n), str(pid), int(roff), float(at)
                 key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
                 k = keys.setdefault(key, {"parts": {}, "markers": []})
-                if n == 0:                 # a done message's marker: its parts' digests
-                    k["markers"].append((at, hid, pid, _digests_of(raw)))
+                if n == 0:                 # a done message's marker: its parts' digests (module text)
+                    nc = raw[:1] == NO_COMMAND
+                    k["markers"].append((at, hid, pid, _digests_of(raw[1:] if nc else raw), nc))
                     continue
                 pdu = decode(raw)
                 text, binary, reading = message_content(pdu, self.settings.smsc_text_reading)
@@ -92,35 +107,45 @@ class MoPartsRestore:
             part = [_GoneLink(key[0]), pdu, text, binary, reading, True, hid, pid]
             k["parts"].setdefault(pid, []).append((n, part, roff, at, raw))
         reports = getattr(self.pipeline, "reports", None)
-        marked = {max(k["markers"])[2] for k in keys.values() if k["markers"]}
+        # (a message judged with no command: its parts may have been made a report by its late part since)
+        marked = {m[2] for m in (max(k["markers"]) for k in keys.values() if k["markers"]) if not m[4]}
         ask = [(pid, min(x[2] for x in ps)) for k in keys.values() for pid, ps in k["parts"].items()
                if pid not in marked]
         found = set()
         if reports is not None and ask:
             # a report line is appended after every part it was put together from was journalled
             found = reports.parts_recorded({pid for pid, _ in ask}, min(r for _, r in ask))
-        done = back = 0
+        done = back = judged_back = 0
         for key, k in keys.items():
             markers = sorted(k["markers"])
-            for _, hid, _, _ in markers[:-1]:
-                rl.gone(hid)               # (older messages of this key)
+            for old in markers[:-1]:
+                rl.gone(old[1])            # (older messages of this key)
             marker = markers[-1] if markers else None
-            dead = {pid for pid in k["parts"] if pid in found or (marker and pid == marker[2])}
-            rest = [x for pid, ps in k["parts"].items() if pid not in dead for x in ps]
+            dead = {pid for pid in k["parts"] if pid in found or (marker and pid == marker[2] and not marker[4])}
+            judged = marker[2] if marker and marker[4] and marker[2] not in dead else None
+            rest = [x for pid, ps in k["parts"].items() if pid not in dead and pid != judged for x in ps]
             reported = sorted(pid for pid in dead if pid in found)
-            if reported and (marker is None or marker[2] not in reported):
+            if reported and (marker is None or marker[2] not in reported or marker[4]):
                 # a report line says it is done (written after any marker this key has: it is the newest message):
                 # marked so now, first, then its parts' records go
                 pid = reported[0]
                 digests = {n: _digest(n, part[_TEXT]) for n, part, *_ in k["parts"][pid]}
                 if marker is not None:
                     rl.gone(marker[1])
-                marker = (wall, rl.add(_owner(key, 0, pid, 0, wall), _digests_raw(digests), rl.report), pid, digests)
+                marker = (wall, rl.add(_owner(key, 0, pid, 0, wall), _digests_raw(digests), rl.report), pid, digests,
+                          False)
             for pid in dead:
                 self._mo_records_gone([part for _, part, *_ in k["parts"][pid]])
-            if marker is not None and rest:
-                rl.gone(marker[1])         # a newer message has this key: it is the one waiting
+            kept = [part for _, part, *_ in k["parts"].get(judged, ())]
+            if marker is not None and (rest or (marker[4] and not kept)):
+                # a newer message has this key: it is the one waiting (or the parts judged with no command have gone:
+                # a late part made it a command, done since)
+                rl.gone(marker[1])
+                self._mo_records_gone(kept)
                 marker = None
+            if marker is not None and marker[4]:
+                judged_back += self._mo_remember_no_command(key, marker, kept, wall)
+                continue
             if marker is not None:
                 # done before the crash: remembered as recorded (its completing part, delivered again if its answer
                 # was lost, is acknowledged), and marked so on disk (a second crash), until NOT_RECORDED_KEEP after
@@ -154,19 +179,43 @@ class MoPartsRestore:
         if done:
             log.info("%d 5656 message(s) in parts were done before the last run ended: remembered, not judged again",
                      done)
+        if judged_back:
+            log.info("%d 5656 message(s) in parts judged with no command before the last run ended: remembered with "
+                     "their parts for the late part", judged_back)
         if back:
             log.info("%d parts of 5656 messages acknowledged in the last run put back to wait for the rest", back)
 
     def _mo_remember_done(self, key, marker, wall: float) -> None:
-        at, hid, _, digests = marker
+        until = self._mo_marker_until(marker, wall)
+        if until is None:
+            return
+        self.mo_concat.settled(key, RECORDED, until, self.settings.max_pending_concat)
+        self._mo_done_digests[key] = marker[3]
+
+    def _mo_remember_no_command(self, key, marker, parts, wall: float) -> int:
+        """A message judged with no command before the restart: remembered so with its parts (its late part has
+        the whole text judged, mo.py) and their records kept, until NOT_RECORDED_KEEP after it was judged."""
+        until = self._mo_marker_until(marker, wall)
+        if until is None:
+            self._mo_records_gone(parts)
+            return 0
+        c = Pending(key[4])
+        c.parts = {pdu_concat(p[_PDU])[2]: p for p in parts}
+        self.mo_concat.remember(key, JUDGED_NO_COMMAND, until, c, self.settings.max_pending_concat)
+        self._mo_keep_unwritten(key, parts)
+        return 1
+
+    def _mo_marker_until(self, marker, wall: float) -> float | None:
+        """(loop time) Until when a restored marker lives: NOT_RECORDED_KEEP after it was written (kept so on
+        disk); None when that has passed (it goes now)."""
+        at, hid = marker[:2]
         now = self.loop.time()
         until = now + min(NOT_RECORDED_KEEP, at + NOT_RECORDED_KEEP - wall)
         if until <= now:
             self.mo_log.gone(hid)
-            return
-        self.mo_concat.settled(key, RECORDED, until, self.settings.max_pending_concat)
+            return None
         self._mo_marked(hid, until)
-        self._mo_done_digests[key] = digests
+        return until
 
     def mo_same_message(self, key, n: int, text: str) -> bool:
         """A part coming for a message remembered as done at start: True when it is one of its parts (its
@@ -197,8 +246,9 @@ def _digest(n: int, text: str) -> bytes:
     return hashlib.blake2b(f"{n}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
-def _digests_raw(d: dict) -> bytes:
-    return b"".join(bytes((n,)) + dg for n, dg in sorted(d.items()))
+def _digests_raw(d: dict, no_command: bool = False) -> bytes:
+    """A marker's payload: its parts' digests; led by NO_COMMAND for a message judged whose parts made none."""
+    return (NO_COMMAND if no_command else b"") + b"".join(bytes((n,)) + dg for n, dg in sorted(d.items()))
 
 
 def _digests_of(raw: bytes) -> dict:
