@@ -104,3 +104,24 @@ def test_a_part_coming_after_the_start_does_not_cut_short_how_long_the_parts_wai
         asyncio.run(asyncio.sleep(0.5))
         v = pair.verdicts()
         assert len(v) == 1 and [h["symbol"] for h in v[0]["hits"]] == ["SPAM_REPORTED"], v
+
+
+def test_a_message_judged_with_no_command_keeps_its_parts_in_redis_across_a_restart(tmp_path, url):  # noqa: F811
+    """What arrived made no command (judged at concat_timeout: a syntax error, told): its parts are put back in the
+    server with the `wait` mark for NOT_RECORDED_KEEP, nothing of it held by the process, so a stop and start of
+    that process (and a kill -9 alike: the server keeps them) leaves its late part to have the whole text judged."""
+    from engine.smpp_proxy.mo_restore import NOT_RECORDED_KEEP, mo_origin
+    from engine.state.mo_parts import keys_of
+    with Pair(tmp_path, url, concat_timeout=0.5) as pair:
+        pair.send_parts([(0, 2, 2, b"vay tien nhanh")], ref=0x37, src=SRC, data_coding=1)
+        assert wait(lambda: len(pair.verdicts()) == 1, 5)
+        assert [h["symbol"] for h in pair.verdicts()[0]["hits"]] == ["SHORTCODE_SYNTAX_ERROR"]
+        store = pair.shared[0][0]
+        ks = keys_of((mo_origin(pair.proxies[0].links[0]), SRC, "5656", 0x37, 2))
+        ttl = lambda: pair.call(store.redis.pttl(ks[0]))                           # noqa: E731
+        assert wait(lambda: 0 < ttl() <= NOT_RECORDED_KEEP * 1000, 5)            # its part, back in the server
+        assert _stop_and_start(pair) == (0, 0)          # (nothing of it in the process: nothing left in DUE)
+        assert pair.call(store.redis.hkeys(ks[0])) in ([b"2"], ["2"]) and pair.call(store.redis.exists(ks[2])) == 1
+        pair.send_parts([(0, 1, 2, b"S 0987654321 lua dao ")], ref=0x37, src=SRC, data_coding=1)
+        assert wait(lambda: len(pair.reports()) == 1, 5), pair.verdicts()
+        assert pair.reports()[0]["content"] == "lua dao vay tien nhanh"
