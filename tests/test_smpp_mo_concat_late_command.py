@@ -29,6 +29,7 @@ def test_a_report_whose_first_part_comes_late_is_recorded_whole(proxy, pipe):
     assert answers(h) == {s2: [0], s1: [0]}
     assert [(r["reported"], r["content"]) for r in reports(pipe)] == \
         [("+84987000333", "lua dao vay tien nhanh lai suat thap")]
+    assert wait(lambda: len(verdicts(buf, "5656")) == 2, 3)
     lines = verdicts(buf, "5656")
     assert [[x["symbol"] for x in line["hits"]] for line in lines] == [["SHORTCODE_SYNTAX_ERROR"], ["SPAM_REPORTED"]]
     assert lines[1]["late"] is True and lines[1]["concat"] == lines[0]["concat"]
@@ -42,6 +43,7 @@ def test_a_dnc_command_completed_by_a_late_part_is_registered(proxy, pipe):
     deliver(h, mo(p2, dc=0))
     assert wait(lambda: len(confirmations(h)) == 2, 3)
     assert pipe.lists.in_dnc(84911000001, "S") and not pipe.lists.in_dnc(84911000001, "V")
+    assert wait(lambda: len(verdicts(buf, "5656")) == 2, 3)
     assert [[x["symbol"] for x in line["hits"]] for line in verdicts(buf, "5656")] == \
         [["SHORTCODE_SYNTAX_ERROR"], ["DNC_REGISTERED"]]
 
@@ -86,4 +88,5 @@ def test_a_first_part_long_after_the_rest_still_completes_the_report(proxy, pipe
     deliver(h, mo(p1, dc=0))
     assert wait(lambda: len(reports(pipe)) == 1, 3)
     assert reports(pipe)[0]["content"] == "lua dao vay tien nhanh"
+    assert wait(lambda: len(verdicts(buf, "5656")) == 2, 3)      # (its line may follow the report's by a moment)
     assert verdicts(buf, "5656")[1]["late"] is True
