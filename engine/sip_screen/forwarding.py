@@ -207,6 +207,7 @@ class Forwarding:
                 # and its transaction's (RFC 3261 §17.2.1): a retransmission (the 503 lost) gets it again, neither
                 # forwarded (a call its call_unsent line says never left went out) nor judged again (a second line)
                 self.transactions.put(msg.tx, UNSENT, time.monotonic())
+            self._unsent_final(msg)
         self._fail(msg, *back, why)
 
     def _with_via(self, msg, transport, branch, conn=None) -> bytes:

@@ -189,6 +189,17 @@ class Proxying:
             branch, d = old[1][:2]
         self.rejected.put(key, (branch, d, None, seen), monotonic())
 
+    def _unsent_final(self, msg):
+        """An INVITE (`msg`, our Via off) answered our 503 for a forward that failed (forwarding._forward_failed): a
+        final of the screen's own now (RFC 3261 §9.2), kept as a refusal is (_remember_refused, in `rejected`; branch
+        "": not carried over a restart, judgedstore.py), not where it went (`invites`): its CANCEL is answered 200
+        here and the ACK of the 503 absorbed whatever To tag it carries. Both went on to the dead next hop (the CANCEL answered 503
+        for it; the ACK, when the INVITE had a To tag of its own, sent to a hop that never saw the INVITE)."""
+        key = refused_key(msg)
+        if key is not None:
+            self.invites.pop(key)
+            self._remember_refused(key, "", UNSENT, msg, True)
+
     def _refuse_here(self, msg, code, transport, src, conn, reason=None, extra=()):
         """Our own final answer to a request the screen will not forward (a §16.3 check: 400, 416, 420, 483; a loop:
         482); an INVITE's remembered as a refusal and logged (_refused_itself)."""
