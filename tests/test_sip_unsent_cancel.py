@@ -2,13 +2,18 @@
 transaction's final -- is answered 200 by the screen (RFC 3261 §9.2: it is the UAS of that transaction now), and the
 ACK of that 503 is absorbed whatever To tag it carries, as for the screen's own refusals
 (tests/test_sip_own_answers_cancel.py). Both went on to the dead next hop: the CANCEL was answered 503 for it; the ACK
-of an INVITE with a To tag of its own reached the hop once it was up, which never saw the INVITE. Through the screen
-on loopback (the C pump and the Python reader)."""
+of an INVITE with a To tag of its own reached the hop once it was up, which never saw the INVITE. And a CANCEL sent
+over UDP behind a failed TCP connect (its INVITE over 1300 bytes, RFC 3261 §18.1.1) is in the ICMP watch: it was left
+to the caller's Timer F (32 s). Through the screen on loopback (the C pump and the Python reader)."""
 import socket
+import time
 
 import pytest
 
+from engine.app import build
 from engine.sip_screen.codec import parse_datagram
+from engine.sip_screen.harness import SipHarness
+from engine.sip_screen.server import SipSettings
 
 from .sip_helpers import invite
 from .sip_transport_helpers import ack_of, cancel_of
@@ -58,3 +63,51 @@ def test_the_ack_of_the_503_of_an_invite_with_a_to_tag_whose_forward_failed_is_a
         uac.close()
         if hop is not None:
             hop.close()
+
+
+@pytest.mark.parametrize("reader", ["pump", "python"])
+def test_a_cancel_sent_over_udp_behind_a_failed_tcp_connect_is_answered_for_its_icmp_error(tmp_path, reader):
+    """A large INVITE tries TCP first; the hop's TCP accept queue is full, so the connect hangs (TCP_CONNECT, 2 s) and
+    the INVITE's CANCEL waits behind it. The connect fails: both go over UDP, where nothing listens."""
+    from engine.sip_screen.transport import Pump
+    if reader == "pump" and Pump is None:
+        pytest.skip("C extension not built")
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    fill = []
+    for _ in range(4):                                  # the accept queue full: the screen's SYN goes unanswered
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fill.append(c)
+    h = SipHarness(build(data_dir=tmp_path, with_model=False, persist=False),
+                   SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{port}",
+                               allow_networks=["127.0.0.0/8"])).start()
+    if reader == "python":
+        def python_reader():
+            h.screen.fast_path = False
+            h.screen.udp.refresh()
+        h.run(python_reader)
+    uac = _udp(6.0)
+    try:
+        inv = invite(call_id="large-cancelled", via_port=uac.getsockname()[1], extra=["X-Pad: " + "p" * 1500])
+        uac.sendto(inv, ("127.0.0.1", h.port))
+        deadline = time.monotonic() + 2.0
+        while not h.screen.tcp_connecting and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert h.screen.tcp_connecting                  # the INVITE waits for its connect
+        uac.sendto(cancel_of(inv), ("127.0.0.1", h.port))
+        got = sorted((_status(uac), _status(uac)))
+        assert got == [(200, "1 CANCEL"), (503, "1 INVITE")]
+        assert h.screen.stats["next_hop_unreachable"] == 2
+    finally:
+        uac.close()
+        h.stop()
+        lst.close()
+        for c in fill:
+            c.close()

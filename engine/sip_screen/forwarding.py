@@ -116,7 +116,7 @@ class Forwarding:
         tx = self._invite_on_tcp(msg, host, port) if out == "TCP" and msg.method == "INVITE" else None
         on_fail = None if msg.method == "ACK" else self._on_fail(msg, back, tx, host, port)   # (an ACK: never answered)
         if fixed and out == "TCP" and key is not None:
-            on_fail = self._on_fail_behind(msg, host, port, branch, conn, key, on_fail)
+            on_fail = self._on_fail_behind(msg, host, port, branch, back, key, on_fail)
         elif out == "UDP" and on_fail is not None:      # (not an ACK)
             self._watch_unreachable(branch, data, msg, back)    # an ICMP error about it: 503 (unreachable.py)
         self._send(data, (host, port), out, on_fail=on_fail)
@@ -168,13 +168,17 @@ class Forwarding:
             self._forward_failed(msg, back, why)
         return on_fail
 
-    def _on_fail_behind(self, msg, host, port, branch, conn, key, failed):
+    def _on_fail_behind(self, msg, host, port, branch, back, key, failed):
         """on_fail for a request sent where its INVITE went over TCP, waiting behind that INVITE's connect: if that
-        failed and the INVITE went over UDP, so does this."""
+        failed and the INVITE went over UDP, so does this -- in the ICMP watch unless an ACK (`failed` None), as its
+        INVITE is (a CANCEL to a hop with nothing listening was left to its sender's Timer F, 32 s)."""
         def on_fail(why):
             went = self.invites.get(key)
             if went is not None and went[1][2] == "UDP":
-                return self._send(self._with_via(msg, "UDP", branch, conn), (host, port), "UDP", on_fail=failed)
+                data = self._with_via(msg, "UDP", branch, back[2] if back[0] == "TCP" else None)
+                if failed is not None:
+                    self._watch_unreachable(branch, data, msg, back)    # an ICMP error about it: 503 (unreachable.py)
+                return self._send(data, (host, port), "UDP", on_fail=failed)
             if failed:
                 failed(why)
         return on_fail
@@ -208,6 +212,10 @@ class Forwarding:
                 # forwarded (a call its call_unsent line says never left went out) nor judged again (a second line)
                 self.transactions.put(msg.tx, UNSENT, time.monotonic())
             self._unsent_final(msg)
+        elif msg.method == "CANCEL" and self._answered_here(msg):
+            # its INVITE's forward failed too (an ICMP error about each, both sent behind one failed TCP connect):
+            # that INVITE has our 503, so its CANCEL is answered here (§9.2), not 503 as if it were still ringing
+            return self._reply(msg, make_response(msg, 200, None, self._tag(msg)), *back)
         self._fail(msg, *back, why)
 
     def _with_via(self, msg, transport, branch, conn=None) -> bytes:

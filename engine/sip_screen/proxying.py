@@ -200,6 +200,12 @@ class Proxying:
             self.invites.pop(key)
             self._remember_refused(key, "", UNSENT, msg, True)
 
+    def _answered_here(self, msg) -> bool:
+        """Whether the INVITE transaction of `msg` (a CANCEL, our Via off) has a final of the screen's own (in
+        `rejected`, not sent on since: `invites`)."""
+        key = refused_key(msg)
+        return key is not None and key in self.rejected.d and key not in self.invites.d
+
     def _refuse_here(self, msg, code, transport, src, conn, reason=None, extra=()):
         """Our own final answer to a request the screen will not forward (a §16.3 check: 400, 416, 420, 483; a loop:
         482); an INVITE's remembered as a refusal and logged (_refused_itself)."""
