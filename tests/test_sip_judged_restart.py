@@ -357,3 +357,24 @@ def test_an_invite_cancelled_while_it_waited_keeps_its_487_across_a_restart(pipe
     new, vlog2 = _restart(pipe, scr, tmp_path)
     new.on_datagram(other, UAC)                         # its retransmission after the start: 487 again, not sent
     assert [(m.get("cseq"), m.status) for m, _ in sent(new)] == [("2 INVITE", 487)] and vlog2.calls == []
+
+
+def test_a_call_whose_forward_failed_before_a_restart_is_judged_again_not_forwarded(pipe, tmp_path):
+    """A plain call let through whose send failed (answered our 503, its call_unsent line: it never left) was saved as
+    forwarded, and its retransmission after the restart went out unjudged -- the call rang though its log said it never
+    left. It is judged again (judgedstore.py), with a line of its own."""
+    scr, vlog = screen(pipe, [60.0], [1000.0])
+
+    def dead_hop(data, addr):
+        if addr == UAS:
+            raise OSError(111, "Connection refused")
+        scr.udp.out.append((data, addr))
+    scr.udp.sendto = dead_hop
+    call = invite(call_id="unsent-1")
+    scr.on_datagram(call, UAC)
+    ((r, to),) = sent(scr)
+    assert (r.status, to, len(vlog.calls)) == (503, UAC, 1)
+    new, vlog2 = _restart(pipe, scr, tmp_path)
+    new.on_datagram(call, UAC)                          # its retransmission, 5 s after the restart
+    ((fwd, to),) = sent(new)
+    assert (fwd.method, to, len(vlog2.calls)) == ("INVITE", UAS, 1)
