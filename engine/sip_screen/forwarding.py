@@ -23,7 +23,8 @@ it -- is remembered in `invites` under the key its CANCEL and non-2xx ACK share 
 Call-ID); those, and its retransmissions, are sent there as they are (`fixed`: no transport chosen
 again), so a reload of the next hop or a large INVITE's move to TCP does not split a transaction
 between two hops or two transports. One of them waiting behind a TCP connect that fails follows its
-INVITE to UDP when the INVITE fell back.
+INVITE to UDP when the INVITE fell back, in the ICMP watch as the INVITE is (unreachable.py). An INVITE answered
+our 503 (_forward_failed) leaves `invites` for `rejected`: its CANCEL is answered 200 here, its ACK absorbed.
 """
 from __future__ import annotations
 
