@@ -18,7 +18,7 @@ from engine.sip_screen.server import SipSettings
 from .sip_helpers import invite
 from .sip_transport_helpers import ack_of, cancel_of
 from .test_sip_every_invite_logged import Lines
-from .test_sip_unreachable_hop import _dead_port, _to, _udp, screen  # noqa: F401  (screen: fixture, dead hop)
+from .test_sip_unreachable_hop import _dead_port, _to, _udp, screen  # noqa: F401,F811  (screen: fixture, dead hop)
 
 
 def _status(uac) -> tuple:
