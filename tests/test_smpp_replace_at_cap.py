@@ -80,6 +80,29 @@ def test_a_correction_the_smsc_refuses_leaves_the_ad_counted_exactly_once(pipe, 
         assert more[0] == 0 and more[1] != 0, more
 
 
+def test_a_second_correction_while_the_first_is_in_flight_is_refused_then_taken(pipe, refusing):  # noqa: F811
+    """Two corrections of the third ad sent back to back, the SMSC answering late (the first still in flight when
+    the second is judged): the first goes; the second is judged without the third's count but with the first's,
+    which counts until the SMSC has answered it (either of them may still be delivered), so it is refused as a
+    fourth -- an over-count, never an under-count. Sent again once the first is taken, it goes; the ad keeps one
+    count: a fourth ad is refused, and once the ad is cancelled exactly one more goes."""
+    from tests.test_smpp_proxy import read_raw
+    with ProxyHarness(pipe, clock=lambda: NOON) as h:
+        s, _ = raw_session(h)
+        mids = _scheduled_ads(s, "84912777056")
+        h.sim.answer_delay = 0.2
+        s.sendall(_replace(10, mids[2], TEXT + b" (sua)") + _replace(11, mids[2], TEXT + b" (sua lan 2)"))
+        got = sorted((r.sequence_number, r.command_status) for r in (read_raw(s), read_raw(s)))
+        assert got[0] == (10, 0) and got[1][1] not in (0, C.ESME_RREPLACEFAIL), got
+        h.sim.answer_delay = 0
+        assert _send(s, _replace(12, mids[2], TEXT + b" (sua lan 2)")) == 0
+        assert _send(s, _ad(13, "84912777056", schedule_delivery_time="260303100000028+")) != 0
+        assert h.proxy.stats["counts_given_back"] == 2
+        assert _send(s, _cancel(14, mids[2])) == 0
+        more = [_send(s, _ad(20 + i, "84912777056", schedule_delivery_time="260303100000028+")) for i in range(2)]
+        assert more[0] == 0 and more[1] != 0, more
+
+
 @pytest.fixture
 def bank(tmp_path):
     """A pipeline whose sender BANKZ is registered for care messages (CSKH) and for ads (QC): its care text is
