@@ -317,7 +317,8 @@ class ControlServer(ReloadCommands):
                       "reload_errors": [str(e) for e in getattr(pipe, "rule_errors", ())]},
             "model": {"version": str(model.version) if model is not None else None},
             # a `serve --workers N` pool: these are this worker's counters (each worker has its socket, `.wN`)
-            **({"worker": w} if (w := pool_worker()) is not None else {}),
+            **({"worker": w, "pool_size": int(os.environ.get("TELFILTER_WORKERS", "1"))}
+               if (w := pool_worker()) is not None else {}),
         }
 
     async def lists(self, req: dict) -> dict:

@@ -1,15 +1,20 @@
 """`serve --workers 2 --metrics-listen`, real processes and a real redis-server: one scrape of worker 0's /metrics
 shows the whole pool (each sample labelled with its worker; each worker's verdicts equal its own `ctl stats`, their
-sum every message sent: none lost, none counted twice), and a worker stopped (SIGSTOP: stuck) or killed leaves the
+sum every message sent: none lost, none counted twice; `ctl stats --pool` sums the same, and says it is partial,
+exit 1, while a worker does not answer), and a worker stopped (SIGSTOP: stuck) or killed leaves the
 scrape whole with telfilter_worker_up 0 for it and /healthz 503 naming it, until it serves again."""
+import json
 from contextlib import suppress
 import os
 import signal
+import subprocess
+import sys
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.control_client import request
 
+from .conftest import ROOT
 from .durable_helpers import _hours_config
 from .redis_helpers import redis_server  # noqa: F401
 from .test_redis_serve import Node, _ad, _client, _plain, url  # noqa: F401  (url: fixture)
@@ -39,6 +44,11 @@ def _scrape(port):
 def _ctl_verdicts(sock):
     st = request(sock, {"cmd": "stats"}, 5)["smpp"]
     return sum(v for k, v in st.items() if k.startswith("verdict_"))
+
+
+def _pool_stats(pool, *more):
+    return subprocess.run([sys.executable, "-m", "engine.cli", "ctl", "--data-dir", pool.data, "stats", "--pool", *more],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def _worker_pid(pool, i):
@@ -74,6 +84,11 @@ def test_one_scrape_of_a_pool_shows_every_workers_traffic(tmp_path, url):  # noq
             ctl = {w: _ctl_verdicts(p) for w, p in socks.items()}
             return up == {"0": 1, "1": 1} and verdicts == ctl and sum(ctl.values()) == sent and (verdicts, ctl)
         assert wait_for(agree, 10), (_scrape(mport), {w: _ctl_verdicts(p) for w, p in socks.items()}, sent)
+        r = _pool_stats(pool)
+        assert r.returncode == 0, r.stdout + r.stderr
+        ans = json.loads(r.stdout)
+        total = sum(v for k, v in ans["pool"]["smpp"].items() if k.startswith("verdict_"))
+        assert total == sent and sorted(ans["workers"]) == ["0", "1"], ans["pool"]
         ok_before = _scrape(mport)[0]["0"]
 
         w1 = _worker_pid(pool, 1)
@@ -81,10 +96,12 @@ def test_one_scrape_of_a_pool_shows_every_workers_traffic(tmp_path, url):  # noq
         try:
             verdicts, up = _scrape(mport)
             code, why = _get(mport, "/healthz")
+            partial = _pool_stats(pool, "--timeout", "1")
         finally:
             os.kill(w1, signal.SIGCONT)
         assert up == {"0": 1, "1": 0} and verdicts == {"0": ok_before}, (verdicts, up)
         assert code == 503 and why.startswith("worker 1: no answer within"), why
+        assert partial.returncode == 1 and "worker 1 did not answer" in partial.stderr, partial.stderr
         assert wait_for(lambda: _get(mport, "/healthz")[0] == 200, 10)
 
         _close(clients)
