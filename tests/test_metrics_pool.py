@@ -119,3 +119,13 @@ def test_a_worker_without_metrics_listen_says_so():
     from engine.metrics_pool import answer
     ans = answer(None)
     assert ans["ok"] is False and "--metrics-listen" in ans["error"]
+
+
+def test_worker_0_asks_every_other_worker_of_its_pool(tmp_path, monkeypatch, caplog):
+    from engine.metrics_pool import pool_of
+    monkeypatch.setenv("TELFILTER_WORKERS", "3")
+    base = tmp_path / "ctl.sock"
+    assert pool_of(base).sockets == {1: tmp_path / "ctl.w1.sock", 2: tmp_path / "ctl.w2.sock"}
+    with caplog.at_level("WARNING", logger="telfilter"):
+        assert pool_of(None).sockets == {}                 # --control-socket off: worker 0 alone, said
+    assert "--control-socket off" in caplog.text
