@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 from ..numbers import normalise_number
 from ..verdict import Action, Call
-from .codec import make_response, parse_name_addr
+from .codec import make_response
+from .grammar import parse_name_addr
 from .identity import ASSERTING, _callee, _caller, caller_key, caller_side, dialog_parties
 from .recent import ack_key, dialog_digest, digest
 from .responses import same_host
