@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .csvio import parse_channel
-from ..durable import append_all, ends_in_newline
-from .snapshot import fsync_dir
+from ..durable import append_all, ends_in_newline, fsync_dir
 
 JOURNAL_COMPACT_BYTES = 4 << 20          # ~60,000 changes
 MAX_NUMBER = 10 ** 15 - 1                # E.164: at most 15 digits

@@ -33,8 +33,7 @@ from pathlib import Path
 
 import msgpack
 
-from ..durable import TornWrite, append_all
-from ..lists.snapshot import fsync_dir
+from ..durable import TornWrite, append_all, fsync_dir
 
 log = logging.getLogger("telfilter.smpp")
 

@@ -46,7 +46,7 @@ import msgpack
 
 from ..disktrouble import trouble
 from ..groupcommit import GroupCommit
-from ..lists.snapshot import fsync_dir
+from ..durable import fsync_dir
 from .. import crashspool
 from .msgids import unpack_map
 
