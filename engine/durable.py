@@ -52,13 +52,21 @@ def fsync_dir(d: Path) -> None:
         os.close(dfd)
 
 
-def replace_file(path, data: bytes) -> None:
-    """Write `data` as the whole of `path`: a temporary file beside it, fsynced, then renamed over it, so a
-    reader finds the old content or the new, never part of it; then the directory fsynced, so the new name is
-    durable too (without it a power cut could bring back the old file, or none)."""
+def replace_file(path, data: bytes, tmp: Path | None = None) -> None:
+    """Write `data` as the whole of `path` (`rename_in`), then fsync the directory, so the new name is durable too
+    (without it a power cut could bring back the old file, or none)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rename_in(path, data, tmp)
+    fsync_dir(path.parent)
+
+
+def rename_in(path: Path, data: bytes, tmp: Path | None = None) -> None:
+    """Write `data` as the whole of `path`: a temporary file beside it (`tmp`, by default `.NAME.PID.tmp`: a
+    writer whose leftovers a sweeper finds by another name passes its own), fsynced, then renamed over it, so a
+    reader finds the old content or the new, never part of it. On any error no temporary file is left."""
+    if tmp is None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -67,4 +75,3 @@ def replace_file(path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
