@@ -129,7 +129,7 @@ class MessageIds:
         self._accounts: list[str] = []           # number -> account system_id
         self._numbers: dict[str, int] = {}       # account system_id -> number
         self._sent: dict[str, int] = {}          # id -> its `note`, packed in one int (_pack)
-        self.journal = None                      # idlog.py's _Journal (a list of the ids added, `noted`)
+        self.journal = None                      # idspool.py's SpoolJournal (a list of the ids added, `noted`)
 
     def __len__(self) -> int:
         return len(self._ids)
