@@ -71,8 +71,7 @@ def test_a_batch_settled_before_it_ran_never_runs(tmp_path):
         assert r.eval(LUA, 1, "tf:c:{x}", msgs, 60, 1, "00ff") == b""
         assert r.get("tf:c:{x}") is None
         # a batch that ran keeps its answer for the reconcile
-        # (the 'L': no keyspace mark on this empty server; the answer kept for the reconcile has none)
-        assert r.eval(LUA, 1, "tf:c:{x}", msgs, 60, 1, "0100") == b"L1,0"
+        assert r.eval(LUA, 1, "tf:c:{x}", msgs, 60, 1, "0100") == b"1,0"
         assert r.eval(RECONCILE, 1, "tf:b:0100") == b"1,0"
         r.close()
     finally:

@@ -18,15 +18,18 @@ shared" (or an outage) and then let every message through fail-open for as long 
   ACL refuses is a start-up error naming it. Memory full (OOM, `noeviction`) is not: writes fail until memory is
   freed, which is an outage (`on_error` decides meanwhile), said as a warning.
 
-The key `tf:keyspace` (no TTL) marks the keyspace the counters live in: every batch script call (redis_script.py) and
-a store that reloads its script (the server restarted, failed over or flushed its scripts) look for it, and if it is
-gone the server lost its keys (restarted
-without persistence, FLUSHALL, or evicted): the caps counted before are gone, said as an error (`keyspace_lost`).
+The key `tf:keyspace` (no TTL) marks the keyspace the counters live in, its value the keyspace's epoch: the check
+sets it when gone (redis_script.MARK) and the store learns the epoch; every batch script call (redis_script.py) and a
+store with no batch to send look for it, and if it is gone or another epoch the server lost its keys (restarted without
+persistence, FLUSHALL, or evicted): said as an error (`keyspace_lost`), and every process puts back the counts of
+enforced caps its mirror holds (redis_reseed.py).
 """
 from __future__ import annotations
 
 import asyncio
 import os
+
+from .redis_script import MARK
 
 KEYSPACE = "tf:keyspace"
 
@@ -148,7 +151,8 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
         await call(client.xrange(keys[3], count=1))
         await call((reader or client).xread({keys[3]: "0-0"}, count=1))
         await call(client.delete(keys[3]))
-        await call(client.set(KEYSPACE, "1", nx=True))
+        # the keyspace's epoch (set, with the re-seed grace, when gone: redis_reseed.py)
+        out["epoch"] = _text(await call(client.eval(MARK, 2, KEYSPACE, "tf:reseed", os.urandom(8).hex())))
     except Exception as e:
         why = _refused(e)
         if why:
@@ -188,17 +192,6 @@ async def check_store(cfg: dict, client, reader=None, timeout: float = 1.0) -> d
         raise
     found["warnings"][:0], found["notes"][:0] = via["warnings"], via["notes"]
     return found
-
-
-async def keyspace_lost(client, timeout: float = 1.0) -> bool | None:
-    """Whether the keyspace mark was gone (it is set again): the server lost its keys since it was set. None: the
-    server could not be asked (the call that follows fails the same way)."""
-    for _ in range(2):      # (twice: after a restart the first call meets the pool's dead connection)
-        try:
-            return bool(await asyncio.wait_for(client.set(KEYSPACE, "1", nx=True), timeout))
-        except Exception:
-            pass
-    return None
 
 
 def check_url(url: str) -> tuple[list, list, list]:

@@ -29,6 +29,7 @@ import time
 
 from ..verdict import Action, Hit, decide
 from .redis_counters import AT, LOCAL_MAX, REMOVE, _advertiser_cap, _drop_rule, _Op
+from .redis_reseed import SEED
 from .redis_script import RECONCILE
 from .sentinel import demoted, primary
 
@@ -65,7 +66,11 @@ class Outage:
 
     def _waiting_first(self, batch: list) -> None:
         """Put a chunk (REMOVES_PER_CALL) of the counts waiting to be given back, and one of those the mirror took
-        alone (_catch_up), at the head of `batch`: the messages after them are measured with them."""
+        alone (_catch_up), at the head of `batch`, and before them a chunk of the counts put back after the server
+        lost its keys (redis_reseed.py): the messages after them are measured with them."""
+        seeds = self._seed_chunk(REMOVES_PER_CALL) if self._seeding() else None
+        if seeds:
+            batch.insert(0, (None, SEED, seeds, None))
         w = self._commits_waiting
         if w:
             # (a count given back meanwhile, an ad the SMSC refused, left the mirror alone: not sent; `local` says
@@ -117,7 +122,7 @@ class Outage:
             res = list(map(int, (res if isinstance(res, bytes) else res.encode()).split(b",")))
             pos, want, sent = 0, set(dropped), set(alone)
             for i, ops in enumerate(shape):
-                ok = res[pos]
+                ok = res[pos] == 1              # (2: it waited for the re-seed grace, committed nothing)
                 pos += 1 + len(ops)
                 if i in sent:
                     if ok:
@@ -224,6 +229,9 @@ class Outage:
             self._give_back_later([op for _p, _v, ops, _t in batch for op in ops if op.distinct is REMOVE])
         closed, alone = [], []
         for i, (pipe, v, ops, then) in enumerate(batch):
+            if v is SEED:                       # (a seed counts once: all of it again)
+                self._reseed_again()
+                continue
             if v is CATCH_UP:                   # counts the mirror holds already: for the server, still
                 if sent:
                     alone.append(i)
@@ -257,6 +265,8 @@ class Outage:
                 op.apply(mem)
                 if op.distinct is False or op.distinct is AT:
                     counters.committed_locally(op)
+            if pipe is not None:
+                self._remember(pipe, ops)
             if sent:
                 alone.append(i)
             else:

@@ -21,17 +21,25 @@ TTL_SLACK = 60              # seconds a key outlives its window
 # seconds a batch's answer is kept under its token (tf:b:<token>) for RedisStore's reconcile after a timeout;
 # it runs at the first call after the back-off (at most 5 s), so a minute is plenty: ~60 B a batch
 BATCH_TTL = 60
+# after the server lost its keys, how long a message with an enforced op waits for every process to re-seed the
+# counts its mirror holds (redis_reseed.py): a process learns of the loss at its next batch or its watch (every
+# RESEED_WATCH s); each chunk of re-seeded counts sent starts it again, up to RESEED_GRACE_MAX_MS after the loss was
+# found (a process re-seeds ~50,000 keys a second: messages under a cap are not held for ever behind a large mirror)
+RESEED_GRACE_MS = 1000
+RESEED_GRACE_MAX_MS = 5000
 
 # The batch script. KEYS: the counter keys (ARGV[3] of them), then the streams that ride with
 # the batch (the event stream, events.py; message ids, receipts.py). ARGV[2]: TTL slack; then per
-# stream a blob (may be empty), the milliseconds it keeps (TRIM_STREAM) and the process id.
+# stream a blob (may be empty), the milliseconds it keeps (TRIM_STREAM) and the process id; then the batch's
+# token, the keyspace epoch the caller knows and '1' when it carries re-seeded counts (both optional).
 # ARGV[1]: msgpack list of messages, each a list of ops
-# {key index, mode (0 count, 1 distinct, 2 remove: a count taken back, 3 count at delivery), limit, window
-# (-1 = forever), second (mode 3: the delivery's), enforce?, value fingerprint (mode 3: the clock's second)
-# [, mode 3: a second one stamp of which the measure leaves out: a replace_sm's replaced message, Message.replacing;
-# the row keeps it]}.
-# Returns one string of comma-separated integers (parsed in C, not as a RESP array of thousands of items), after an
-# 'L' when the keyspace mark was gone: per message, committed (1/0) and then each op's count (count mode:
+# {key index, mode (0 count, 1 distinct, 2 remove: a count taken back, 3 count at delivery; 4, 5 re-seeded rows:
+# `reseed`), limit, window (-1 = forever), second (mode 3: the delivery's), enforce?, value fingerprint (mode 3: the
+# clock's second) [, mode 3: a second one stamp of which the measure leaves out: a replace_sm's replaced message,
+# Message.replacing; the row keeps it]}.
+# Returns one string of comma-separated integers (parsed in C, not as a RESP array of thousands of items), after a
+# head when the keyspace epoch is not the caller's ('E<epoch>;') or the re-seed grace runs ('W<ms>;'): per message,
+# committed (1, 0; 2: waits for the grace's end) and then each op's count (count mode:
 # stamps within the window before this one; mode 3: the most in one window holding the delivery, or
 # the limit when the row has no room (rules/counters.py count_at); distinct mode: distinct values within
 # the window including this one).
@@ -48,14 +56,37 @@ end
 """
 
 LUA = TRIM_STREAM + r"""
--- the batch's token (the last ARGV): a batch already settled by RECONCILE (its caller timed out and asked
--- afterwards whether it ran) is never run late; the answer is kept under it for RECONCILE
-local tok = 'tf:b:' .. ARGV[#ARGV]
+-- the batch's token (after the streams' arguments): a batch already settled by RECONCILE (its caller timed out and
+-- asked afterwards whether it ran) is never run late; the answer is kept under it for RECONCILE
+local ti = 4 + 3 * (#KEYS - tonumber(ARGV[3]))
+local tok = 'tf:b:' .. ARGV[ti]
 if redis.call('EXISTS', tok) == 1 then return '' end
--- the keyspace mark (redis_check.KEYSPACE) gone: the server lost its keys since it was set (FLUSHALL or FLUSHDB, keys
--- evicted: the script cache stays, so no NOSCRIPT says it), set again and said by the answer's leading 'L' (the
--- answer kept under the token has none: one process says it once)
-local lost = redis.call('SET', 'tf:keyspace', '1', 'NX') and 'L' or ''
+-- the keyspace mark (redis_check.KEYSPACE, its value the keyspace's epoch): gone, the server lost its keys since it
+-- was set (restarted without persistence, FLUSHALL or FLUSHDB, keys evicted); set again, to this batch's token, and
+-- the re-seed grace begins. The epoch the caller knew (ARGV[ti + 1]; none: a caller that does not follow it) other
+-- than the mark's: the answer's head says the mark's, 'E<epoch>;' (redis_reseed.py: every process re-seeds the
+-- counts its mirror holds). ARGV[ti + 2] '1': the batch carries re-seeded counts, the grace runs on (at most
+-- RESEED_GRACE_MAX_MS after the loss was found: tf:reseed:cap).
+local known, head = ARGV[ti + 1], ''
+local mark = redis.call('GET', 'tf:keyspace')
+if not mark then
+  mark = ARGV[ti]
+  redis.call('SET', 'tf:keyspace', mark)
+  if known and known ~= '' then
+    redis.call('SET', 'tf:reseed', '1', 'PX', RESEED_GRACE_MS)
+    redis.call('SET', 'tf:reseed:cap', '1', 'PX', RESEED_GRACE_MAX_MS)
+  end
+end
+if ARGV[ti + 2] == '1' then
+  local cap = redis.call('PTTL', 'tf:reseed:cap')
+  if cap > 0 then redis.call('SET', 'tf:reseed', '1', 'PX', math.min(cap, RESEED_GRACE_MS)) end
+end
+if known and mark ~= known then head = 'E' .. mark .. ';' end
+-- within the grace a message with an enforced op waits (answered 2, nothing committed): the other processes'
+-- counts are not back yet; the answer's head says how long, 'W<ms>;'
+local grace = 0
+if known then grace = redis.call('PTTL', 'tf:reseed') end
+if grace > 0 then head = head .. 'W' .. grace .. ';' end
 local msgs = cmsgpack.unpack(ARGV[1])
 local out = {}
 local function parse(v, step)
@@ -74,7 +105,7 @@ local cache = {}                          -- key index -> parsed value, kept cur
 local function load(op)
   local c = cache[op[1]]
   if c == nil then
-    c = parse(redis.call('GET', KEYS[op[1]]), op[2] == 1 and 8 or 4)
+    c = parse(redis.call('GET', KEYS[op[1]]), (op[2] == 1 or op[2] == 5) and 8 or 4)
     cache[op[1]] = c
   end
   return c
@@ -84,7 +115,7 @@ end
 -- ones before it, as one process judging them in order does
 local function measure(op, pend)
   local distinct, limit, window, now = op[2], op[3], op[4], op[5]
-  if distinct == 2 then return 0 end
+  if distinct == 2 or distinct >= 4 then return 0 end
   local hz = 0
   if window >= 0 then hz = now - window end
   local p = pend[op[1]]
@@ -150,6 +181,46 @@ local function store(op, body, newest)
   if window >= 0 then redis.call('SET', key, body, 'EX', window + math.max(0, newest - op[5]) + tonumber(ARGV[2]))
   else redis.call('SET', key, body) end
 end
+-- a re-seeded row (redis_reseed.py): mode 4 a count's stamps (op[7] 1: counted at delivery, room 2 * limit), mode 5
+-- a distinct counter's (value, second) pairs, as a process's mirror holds them (its own counts), op[5] the clock.
+-- Merged, never added: per second the most stamps of the row's and the seed's (a count), per value the later second
+-- (distinct), so a seed sent twice, or holding counts the server took since the loss, counts once; two processes'
+-- counts of one key in one second count as one.
+local function reseed(op, cur)
+  local limit, window, clock, rows = op[3], op[4], op[5], op[8]
+  local kept, parts = {}, {}
+  if op[2] == 4 then
+    local have = {}
+    for j = 1, #cur do have[cur[j]] = (have[cur[j]] or 0) + 1; kept[#kept + 1] = cur[j] end
+    local want = {}
+    for j = 1, #rows do want[rows[j]] = (want[rows[j]] or 0) + 1 end
+    for s, n in pairs(want) do
+      for _ = (have[s] or 0) + 1, n do kept[#kept + 1] = s end
+    end
+    table.sort(kept)
+    local room = op[7] == 1 and 2 * limit or limit
+    while #kept > room do table.remove(kept, 1) end
+    for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4', kept[j]) end
+  else
+    local at = {}
+    for j = 1, #cur do at[cur[j][1]] = j; kept[j] = {cur[j][1], cur[j][2]} end
+    for j = 1, #rows do
+      local v, s = rows[j][1], rows[j][2]
+      if at[v] == nil then kept[#kept + 1] = {v, s}; at[v] = #kept
+      elseif kept[at[v]][2] < s then kept[at[v]][2] = s end
+    end
+    table.sort(kept, function(a, b) return a[2] < b[2] end)
+    while #kept > limit + 1 do table.remove(kept, 1) end
+    for j = 1, #kept do parts[#parts + 1] = struct.pack('<I4I4', kept[j][1], kept[j][2]) end
+  end
+  cache[op[1]] = kept
+  if #kept == 0 then return end
+  local newest = op[2] == 4 and kept[#kept] or kept[#kept][2]
+  if window < 0 then redis.call('SET', KEYS[op[1]], table.concat(parts)); return end
+  local ex = math.max(newest - clock, 0) + window + tonumber(ARGV[2])
+  local ttl = redis.call('TTL', KEYS[op[1]])
+  redis.call('SET', KEYS[op[1]], table.concat(parts), 'EX', math.max(ex, ttl))
+end
 for m = 1, #msgs do
   local ops = msgs[m]
   local counts, ok, pend = {}, 1, {}
@@ -160,14 +231,19 @@ for m = 1, #msgs do
     local over
     if op[2] == 0 or op[2] == 3 then over = n + 1 > op[3] else over = n > op[3] end
     if over and op[6] == 1 then ok = 0 end
+    if grace > 0 and op[6] == 1 then ok = 2 end
   end
-  if ok == 1 then
+  if ok == 2 then
+    for i = 1, #counts do counts[i] = 0 end
+  elseif ok == 1 then
     for i = 1, #ops do
       local op = ops[i]
       local cur = load(op)                  -- current: an earlier op of this batch may share the key
       local limit, now = op[3], op[5]
       local parts = {}
-      if op[2] == 2 then
+      if op[2] >= 4 then
+        reseed(op, cur)
+      elseif op[2] == 2 then
         -- a count taken back: one stamp of exactly its second, if there is one (rules/counters.py remove)
         local kept, gone = {}, false
         for j = 1, #cur do
@@ -241,7 +317,7 @@ for j = nk + 1, #KEYS do
 end
 local res = table.concat(out, ',')
 redis.call('SET', tok, res, 'EX', BATCH_TTL)
-return lost .. res
+return head .. res
 """
 
 # Whether a batch whose answer never came (a timeout: the server may have run it, or may run it later, from a
@@ -253,7 +329,18 @@ if v then return v end
 redis.call('SET', KEYS[1], '-', 'EX', BATCH_TTL)
 return '-'
 """
-LUA, RECONCILE = (x.replace("BATCH_TTL", str(BATCH_TTL)) for x in (LUA, RECONCILE))
+# The keyspace mark looked for outside a batch (redis_check.check_server at start, RedisStore's watch while idle):
+# gone, set to ARGV[1] and the re-seed grace begun. Returns the mark. KEYS: tf:keyspace, tf:reseed.
+MARK = r"""
+local mark = redis.call('GET', KEYS[1])
+if mark then return mark end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1', 'PX', RESEED_GRACE_MS)
+redis.call('SET', KEYS[2] .. ':cap', '1', 'PX', RESEED_GRACE_MAX_MS)
+return ARGV[1]
+"""
+LUA, RECONCILE, MARK = (x.replace("BATCH_TTL", str(BATCH_TTL)).replace("RESEED_GRACE_MAX_MS", str(RESEED_GRACE_MAX_MS))
+                        .replace("RESEED_GRACE_MS", str(RESEED_GRACE_MS)) for x in (LUA, RECONCILE, MARK))
 
 
 _M64 = (1 << 64) - 1
@@ -261,6 +348,11 @@ _ns_digest: dict = {}
 
 
 def counter_key(ns: str, key) -> str:
+    """The Redis key of (rule namespace, stable key): `tf:c:{<counter_hash>}`."""
+    return f"tf:c:{{{counter_hash(ns, key):016x}}}"
+
+
+def counter_hash(ns: str, key) -> int:
     """The Redis key of (rule namespace, stable key): a 64-bit digest, the same in every
     process and Python version. The namespace's BLAKE2b digest (cached) seeds it and each int
     of the stable key is folded in with the splitmix64 finaliser (a full avalanche per word),
@@ -274,4 +366,4 @@ def counter_key(ns: str, key) -> str:
         h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _M64
         h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _M64
         h ^= h >> 31
-    return f"tf:c:{{{h:016x}}}"
+    return h

@@ -68,6 +68,7 @@ from .events import SharedEvents
 from .redis_counters import SharedCounters, _Op, _drop_rule
 from .redis_enforce import _Enforcement
 from .redis_outage import BACKOFF_MIN, CATCH_UP, Outage, _safely
+from .redis_reseed import SEED, Reseed
 from .redis_script import LUA, TTL_SLACK, counter_key
 from .sentinel import demoted, not_found, open_client
 from .url import parse_url
@@ -92,10 +93,10 @@ def _not_sent(e: Exception) -> bool:
     return isinstance(e, ConnectionRefusedError) or "connecting to" in str(e) or not_found(e) or demoted(e)
 
 
-class RedisStore(Outage, _Enforcement):
+class RedisStore(Outage, Reseed, _Enforcement):
     """`serve --state redis://…`: counters shared through one Redis/Valkey server (see above; failures and the
-    counts taken while the server was away: Outage, redis_outage.py; the verdict the server's counts give:
-    _Enforcement, redis_enforce.py)."""
+    counts taken while the server was away: Outage, redis_outage.py; the counts put back after the server lost its
+    keys: Reseed, redis_reseed.py; the verdict the server's counts give: _Enforcement, redis_enforce.py)."""
 
     shared = True
 
@@ -136,8 +137,7 @@ class RedisStore(Outage, _Enforcement):
         self._queue: list = []          # (pipe, verdict, ops, then) waiting for the next batch
         self._scheduled = self._busy = False
         self._sha = None
-        self._checked = False                   # the keyspace mark set (start() or the first script load): later
-                                                # script loads look for it (_keyspace_check)
+        self._reseed_init()
         self._down_until = 0.0
         self._retry = None                      # the timer of _retry_riders
         self._backoff = BACKOFF_MIN
@@ -148,7 +148,7 @@ class RedisStore(Outage, _Enforcement):
         self.stats = {"batches": 0, "messages": 0, "ops": 0, "converted": 0, "errors": 0,
                       "fail_open": 0, "fail_closed": 0, "reconnects": 0,
                       "given_back_after_timeout": 0, "caught_up": 0, "catch_up_lost": 0,
-                      "keyspace_lost": 0, "demoted": 0, "failovers": 0}
+                      "keyspace_lost": 0, "reseeded": 0, "reseed_waits": 0, "demoted": 0, "failovers": 0}
         self.write_errors = 0            # read by engine/metrics.py (state store family)
         self.unjournalled = 0
         self.buf = self._queue
@@ -219,7 +219,8 @@ class RedisStore(Outage, _Enforcement):
         # stream updates waiting for the next script call, counts given back while the server was away, or
         # timed-out batches to reconcile (their answers are kept BATCH_TTL only: asked at the back-off's end,
         # not at the next message, perhaps minutes later)
-        return bool(self._removes_waiting or self._commits_waiting or self._unsettled) or any(r.out for r in self.riders)
+        return bool(self._removes_waiting or self._commits_waiting or self._unsettled or self._seeding()) \
+            or any(r.out for r in self.riders)
 
     async def _send(self, batch: list) -> None:
         try:
@@ -238,18 +239,23 @@ class RedisStore(Outage, _Enforcement):
                 rules = self._enforce_map(pipe) if pipe is not None else None
                 enc = []
                 for op in ops:
-                    k = counter_key(op.ns, op.key)
+                    d = op.distinct
+                    k = op.key if d is SEED else counter_key(op.ns, op.key)
                     ki = index.get(k)
                     if ki is None:
                         ki = index[k] = len(keys) + 1
                         keys.append(k)
+                    if d is SEED:
+                        enc.append([ki, *op.value])
+                        continue
                     enc.append(op.wire(ki, int(bool(rules) and _drop_rule(op, rules))))
                 msgs.append(enc)
             arg = msgpack.packb(msgs)
             ev = [r.take() for r in self.riders]
             token = os.urandom(8).hex()
+            seeding = "1" if any(v is SEED for _p, v, _o, _t in batch) else "0"
             try:
-                res = self._answer(await asyncio.wait_for(self._eval(keys, arg, ev, token), self.timeout * 2))
+                res = self._answer(await asyncio.wait_for(self._eval(keys, arg, ev, token, seeding), self.timeout * 2))
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
                 for r, taken in zip(self.riders, ev):
                     r.lost(taken)
@@ -279,9 +285,16 @@ class RedisStore(Outage, _Enforcement):
                 self.stats["ops"] += len(ops)
                 if v is CATCH_UP:               # (the mirror has them already)
                     self._on_server(ops)
+                elif v is SEED:
+                    continue
+                elif ok == 2:                   # the re-seed grace runs: sent again at its end (redis_reseed.py)
+                    self._hold((pipe, v, ops, then), self._grace_ms)
+                    continue
                 elif ok:
                     for op in ops:
                         op.apply(self.counters.mem)
+                    if pipe is not None:
+                        self._remember(pipe, ops)
                 if then is not None:
                     _safely(self._finish, pipe, v, ops, counts, then, ok)
         finally:
@@ -289,53 +302,29 @@ class RedisStore(Outage, _Enforcement):
             if self._queue or self.ops or self._riding():
                 self._flush()
 
-    async def _eval(self, keys, arg, ev, token):
+    async def _eval(self, keys, arg, ev, token, seeding):
         if self._sha is None:
-            await self._keyspace_check()
             self._sha = await self.redis.script_load(LUA)
+        # (the keyspace epoch this process knows: a server that lost its keys is said in the answer, redis_reseed.py)
         args = (len(keys) + len(ev), *keys, *(r.stream for r in self.riders), arg, TTL_SLACK, len(keys),
-                *(x for taken in ev for x in taken), token)
+                *(x for taken in ev for x in taken), token, self._epoch or "", seeding)
         try:
             return await self.redis.evalsha(self._sha, *args)
         except Exception as e:
             if not _no_script(e):
                 raise
-            await self._keyspace_check()
             self._sha = await self.redis.script_load(LUA)       # the server restarted
             return await self.redis.evalsha(self._sha, *args)
 
-    async def _keyspace_check(self) -> None:
-        """Before the script is (re)loaded once serve has started: is the keyspace the caps were counted in still
-        there? Gone, the server lost its keys (restarted without persistence, FLUSHALL, evicted): found by the Redis
-        operations probe, a Redis restarted empty under load let another node send three more ads to a recipient
-        at its cap, and nothing said so."""
-        from .redis_check import keyspace_lost
-        lost = await keyspace_lost(self.redis, self.timeout)
-        if lost is not None:
-            self._mark_was(lost)
-
     def _answer(self, res: bytes) -> list:
-        """The batch script's answer as integers; a leading 'L': the script found the keyspace mark gone (FLUSHALL,
-        FLUSHDB, evicted keys: the script cache stays, no reload looks for it)."""
-        if res[:1] == b"L":
-            self._mark_was(True)
-            res = res[1:]
+        """The batch script's answer as integers, after its head (redis_reseed.py: the keyspace's epoch, the grace)."""
+        res = self._answer_head(res)
         return list(map(int, res.split(b","))) if res else []
-
-    def _mark_was(self, lost: bool) -> None:
-        """The keyspace mark was found gone (`lost`) or there, and is set now: an error once serve had set it."""
-        if not self._checked:           # (the server away at the start: the mark set now, the first time)
-            self._checked = True
-        elif lost:
-            self.stats["keyspace_lost"] += 1
-            log.error("state: Redis %s lost its keys (restarted without persistence, flushed or evicted: the mark "
-                      "tf:keyspace is gone): every shared count made before is gone, caps start again from zero "
-                      "on the server (each process's own confirmed counts still hold in it)", self.cfg["url"])
 
     @property
     def busy(self) -> bool:
         """Verdicts or commits still waiting for the server (a drain waits for them)."""
-        return bool(self._queue or self.ops or self._busy)
+        return bool(self._queue or self.ops or self._busy or self._held)
 
     # ------------------------------------------------------------ life
     async def start(self) -> None:
@@ -356,20 +345,23 @@ class RedisStore(Outage, _Enforcement):
             log.warning("state: Redis %s: %s", self.cfg["url"], w)
         for n in found["notes"]:
             log.info("state: Redis %s: %s", self.cfg["url"], n)
-        self._checked = True
+        self._epoch = found.get("epoch")
         n = await self.events.catch_up()
         if n:
             log.info("state: %d entries of shared history and call durations read", n)
 
     async def run(self) -> None:
-        """Follow the other processes' history and call-duration updates (cancelled on stop)."""
+        """Follow the other processes' history and call-duration updates, and watch the keyspace mark while no batch
+        goes out (redis_reseed.py; cancelled on stop)."""
         if self.events.reader is not None:
-            await self.events.follow()
+            await asyncio.gather(self.events.follow(), self._watch())
+        else:
+            await self._watch()
 
     async def close(self) -> None:
         for _ in range(200):            # what was queued is answered (and broadcast) before the stop
             riding = self._riding() and time.monotonic() >= self._down_until      # (not while backing off)
-            if not (self._queue or self.ops or self._busy or self._tasks or riding):
+            if not (self._queue or self.ops or self._busy or self._tasks or riding or self._held):
                 break
             if not self._busy and (self._queue or self.ops or self._riding()):
                 self._flush()

@@ -1,0 +1,124 @@
+"""A server that lost its keys (FLUSHALL, or restarted without persistence) under running nodes: every node puts
+back the counts of enforced caps its mirror holds (engine/state/redis_reseed.py), so a recipient at its cap before
+the loss stays at it, whichever node the next ad goes through. Before, the caps started again from zero on the
+server: a node that had sent the recipient nothing sent it 3 more ads (a probe: 6 in the day)."""
+import asyncio
+import struct
+
+import msgpack
+
+from engine.state.redis_script import LUA, counter_key
+
+from .redis_helpers import RedisServer, ports_in
+from .redis_state_helpers import _ad, _judge, _node
+
+R, R2 = "0912000444", "0912000555"
+
+
+async def _until(cond, what, limit=10.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not cond():
+        assert loop.time() < end, what
+        await asyncio.sleep(0.02)
+
+
+async def _nodes(tmp_path, url):
+    (a, sa), (b, sb) = _node(tmp_path, "a", url), _node(tmp_path, "b", url)
+    await sa.start()
+    await sb.start()
+    runs = [asyncio.ensure_future(s.run()) for s in (sa, sb)]      # (as serve does: the keyspace watched)
+    return a, sa, b, sb, runs
+
+
+async def _stop(runs, *stores):
+    for t in runs:
+        t.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)
+    for s in stores:
+        await s.close()
+
+
+def test_a_recipient_at_its_cap_stays_at_it_after_a_flushall(tmp_path):
+    """B's ad is the first batch after the FLUSHALL (A is idle): it waits until A has put R's 3 counts back, then
+    is refused. B's own 2 ads to R2 are put back once: A may send R2 one more, not two."""
+    srv = RedisServer(tmp_path / "r", port=ports_in(21000, 21999, 1)[0])
+
+    async def main():
+        a, sa, b, sb, runs = await _nodes(tmp_path, srv.url)
+        try:
+            before = [(await _judge(a, _ad(i, R)))[0] for i in range(3)]
+            before += [(await _judge(b, _ad(5 + i, R2)))[0] for i in range(2)]
+            c = srv.client()
+            c.flushall()
+            c.close()
+            after = [await _judge(b, _ad(10, R))]
+            after += [await _judge(a, _ad(11 + i, R2)) for i in range(2)]
+            return before, after, dict(sa.stats), dict(sb.stats)
+        finally:
+            await _stop(runs, sa, sb)
+    try:
+        before, after, a_stats, b_stats = asyncio.run(main())
+    finally:
+        srv.stop()
+    assert before == ["allow"] * 5
+    assert after == [("drop", ["AD_FREQUENCY_CAP"]), ("allow", []), ("drop", ["AD_FREQUENCY_CAP"])], after
+    assert a_stats["keyspace_lost"] == 1 and b_stats["keyspace_lost"] == 1, (a_stats, b_stats)
+    assert a_stats["reseeded"] >= 1 and b_stats["reseeded"] >= 1 and b_stats["reseed_waits"] >= 1
+
+
+def test_a_recipient_at_its_cap_stays_at_it_after_a_restart_without_persistence(tmp_path):
+    port = ports_in(21000, 21999, 1)[0]
+    srv = RedisServer(tmp_path / "r1", port=port)
+
+    async def main():
+        nonlocal srv
+        a, sa, b, sb, runs = await _nodes(tmp_path, srv.url)
+        try:
+            before = [(await _judge(a, _ad(i, R)))[0] for i in range(3)]
+            srv.stop()                  # no persistence: the server comes back empty
+            srv = RedisServer(tmp_path / "r2", port=port)
+            await _until(lambda: sa.stats["keyspace_lost"] and sb.stats["keyspace_lost"], "both nodes see the loss")
+            after = [await _judge(b, _ad(10 + i, R)) for i in range(2)]
+            return before, after
+        finally:
+            await _stop(runs, sa, sb)
+    try:
+        before, after = asyncio.run(main())
+    finally:
+        srv.stop()
+    assert before == ["allow"] * 3
+    assert after == [("drop", ["AD_FREQUENCY_CAP"])] * 2, after
+
+
+def test_a_seed_sent_twice_counts_once(tmp_path):
+    """The script merges a re-seeded row (per second the most stamps of the server's and the seed's): a seed sent
+    again after a failed batch, or holding a count the server took since the loss, is not counted twice."""
+    srv = RedisServer(tmp_path / "r", port=ports_in(21000, 21999, 1)[0])
+    try:
+        r = srv.client()
+        k, t = counter_key("AD_FREQUENCY_CAP|x", 1), 1_700_000_000
+        seed = [1, 4, 3, 86400, t + 10, 0, 0, [t, t, t + 5]]
+        for i in range(2):
+            r.eval(LUA, 1, k, msgpack.packb([[seed]]), 60, 1, f"tok{i}", "e", "1")
+        assert sorted(struct.unpack("<3I", r.get(k))) == [t, t, t + 5]
+        assert r.ttl(k) > 86400 - 20
+        r.close()
+    finally:
+        srv.stop()
+
+
+def test_a_distinct_counters_seed_keeps_each_value_once_at_its_later_second(tmp_path):
+    """Mode 5: (value, second) pairs merged per value (the later second), least recently seen first, the last
+    limit + 1 kept, as the embedded distinct rows."""
+    srv = RedisServer(tmp_path / "r", port=ports_in(21000, 21999, 1)[0])
+    try:
+        r = srv.client()
+        k, t = counter_key("X|template|3600|sender", 1), 1_700_000_000
+        for i, pairs in enumerate([[[7, t], [8, t + 1]], [[8, t + 3], [9, t + 2], [7, t]]]):
+            r.eval(LUA, 1, k, msgpack.packb([[[1, 5, 2, 3600, t + 5, 0, 0, pairs]]]), 60, 1, f"tok{i}", "e", "1")
+        got = struct.unpack("<6I", r.get(k))
+        assert [got[i:i + 2] for i in range(0, 6, 2)] == [(7, t), (9, t + 2), (8, t + 3)]
+        r.close()
+    finally:
+        srv.stop()
