@@ -180,7 +180,9 @@ class StateCollector:
                                          "messages, ops, converted verdicts, errors, fail_open, fail_closed, reconnects, "
                                          "given_back_after_timeout, caught_up and catch_up_lost (counts taken fail-open, committed on the "
                                          "server later or not), keyspace_lost (the server lost its keys: restarted "
-                                         "empty, flushed, evicted), demoted (the server answered as a replica) and failovers (the sentinels "
+                                         "empty, flushed, evicted), reseeded (counters of enforced caps put back "
+                                         "from this process's mirror after a loss), reseed_waits (messages under an "
+                                         "enforced cap held for the re-seed grace), demoted (the server answered as a replica) and failovers (the sentinels "
                                          "named a new primary)",
                                          labels=["event"])
             for k, v in getattr(st, "stats", {}).items():

@@ -7,6 +7,7 @@ import struct
 
 import msgpack
 
+from engine.rules.slots import value_fp
 from engine.state.redis_script import LUA, counter_key
 
 from .redis_helpers import RedisServer, ports_in
@@ -122,3 +123,29 @@ def test_a_distinct_counters_seed_keeps_each_value_once_at_its_later_second(tmp_
         r.close()
     finally:
         srv.stop()
+
+
+def test_the_rows_put_back_are_the_mirrors_live_stamps_in_every_layout():
+    """What a re-seed reads of the mirror (redis_reseed._row): a plain count row (AD_CALL_FREQUENCY_CAP), a short
+    one (more than 4 within under 18 h), a row counted at delivery (AD_FREQUENCY_CAP, stamps ahead of the clock),
+    a distinct row and a distinct key seen with one value; stamps out of the window left out."""
+    from engine.rules.counters import MemoryCounters
+    from engine.rules.slots import key_hash
+    from engine.state.redis_reseed import _row
+    m, t = MemoryCounters(), 1_700_000_000
+    for s in (t - 200, t - 50, t - 10):
+        m.add("C", 1, s, 100, 3)
+    for s in (t - 200, t - 60, t - 60, t - 5, t - 1):
+        m.add("S", 1, s, 100, 6)
+    for s in (t - 300, t + 50, t - 20):
+        m.add_at("A", 1, s, t - 20, 100, 2)
+    for v, s in ((7, t - 500), (8, t - 30), (9, t - 20)):
+        m.add_distinct("D", 1, v, s, 100, 3)
+    m.add_distinct("D", 2, 7, t - 5, 100, 3)
+    assert _row(m, "C", key_hash(1), 100, t) == (4, 3, [t - 50, t - 10])
+    assert _row(m, "S", key_hash(1), 100, t) == (4, 6, [t - 60, t - 60, t - 5, t - 1])
+    assert _row(m, "A", key_hash(1), 100, t) == (6, 2, [t - 20, t + 50])
+    mode, limit, pairs = _row(m, "D", key_hash(1), 100, t)
+    assert (mode, limit, sorted(pairs)) == (5, 3, sorted([[value_fp(8), t - 30], [value_fp(9), t - 20]]))
+    assert _row(m, "D", key_hash(2), 100, t) == (5, 3, [[value_fp(7), t - 5]])
+    assert _row(m, "C", key_hash(3), 100, t) is None and _row(m, "X", key_hash(1), 100, t) is None

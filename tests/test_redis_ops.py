@@ -136,7 +136,8 @@ def test_a_redis_restarted_empty_is_said(tmp_path, caplog):
             got, sb = asyncio.run(main())
     finally:
         srv.stop()
-    # the caps are gone with the keys (what no client can undo), but it is said and counted
+    # said and counted; node A, not watching the keyspace here (no run()) and sending nothing after, puts back none
+    # of its counts (serve runs the watch: test_redis_keyspace_reseed.py, the caps kept)
     assert got == ["allow"] * 3
     assert sb.stats["keyspace_lost"] == 1
     assert "lost its keys" in caplog.text
