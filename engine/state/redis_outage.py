@@ -29,7 +29,7 @@ import time
 
 from ..verdict import Action, Hit, decide
 from .redis_counters import AT, LOCAL_MAX, REMOVE, _advertiser_cap, _drop_rule, _Op
-from .redis_reseed import SEED
+from .redis_reseed import SEED, SEEDS_PER_CALL
 from .redis_script import RECONCILE
 from .sentinel import demoted, primary
 
@@ -68,7 +68,7 @@ class Outage:
         """Put a chunk (REMOVES_PER_CALL) of the counts waiting to be given back, and one of those the mirror took
         alone (_catch_up), at the head of `batch`, and before them a chunk of the counts put back after the server
         lost its keys (redis_reseed.py): the messages after them are measured with them."""
-        seeds = self._seed_chunk(REMOVES_PER_CALL) if self._seeding() else None
+        seeds = self._seed_chunk(SEEDS_PER_CALL) if self._seeding() else None
         if seeds:
             batch.insert(0, (None, SEED, seeds, None))
         w = self._commits_waiting
