@@ -92,6 +92,36 @@ def test_a_recipient_at_its_cap_stays_at_it_after_a_restart_without_persistence(
     assert after == [("drop", ["AD_FREQUENCY_CAP"])] * 2, after
 
 
+def test_a_count_taken_fail_open_before_the_server_came_back_empty_is_counted_once(tmp_path):
+    """A's 2nd ad to R went out while Redis was away (fail-open: the mirror's alone, waiting for the server); Redis
+    comes back empty. That count is both in A's mirror (re-seeded) and in its catch-up queue: counted once, so B,
+    which sent R nothing, may send it the 3rd ad, not a 4th."""
+    port = ports_in(21000, 21999, 1)[0]
+    srv = RedisServer(tmp_path / "r1", port=port)
+
+    async def main():
+        nonlocal srv
+        a, sa, b, sb, runs = await _nodes(tmp_path, srv.url)
+        try:
+            before = [(await _judge(a, _ad(0, R)))[0]]
+            srv.stop()
+            before.append((await _judge(a, _ad(1, R)))[0])
+            assert sa.stats["fail_open"] == 1 and sa._commits_waiting
+            srv = RedisServer(tmp_path / "r2", port=port)
+            await _until(lambda: sa.stats["keyspace_lost"] and sb.stats["keyspace_lost"], "both nodes see the loss")
+            await _until(lambda: not (sa._seeding() or sa._commits_waiting or sa.busy), "A's counts back")
+            after = [(await _judge(b, _ad(10 + i, R)))[0] for i in range(2)]
+            return before, after
+        finally:
+            await _stop(runs, sa, sb)
+    try:
+        before, after = asyncio.run(main())
+    finally:
+        srv.stop()
+    assert before == ["allow"] * 2
+    assert after == ["allow", "drop"], after
+
+
 def test_a_seed_sent_twice_counts_once(tmp_path):
     """The script merges a re-seeded row (per second the most stamps of the server's and the seed's): a seed sent
     again after a failed batch, or holding a count the server took since the loss, is not counted twice."""
