@@ -68,58 +68,57 @@ def test_a_recipient_at_its_cap_stays_at_it_after_a_flushall(tmp_path):
     assert a_stats["reseeded"] >= 1 and b_stats["reseeded"] >= 1 and b_stats["reseed_waits"] >= 1
 
 
-def test_a_recipient_at_its_cap_stays_at_it_after_a_restart_without_persistence(tmp_path):
+def _across_a_restart(tmp_path, before, after):
+    """Nodes A and B on a Redis that `before(a, sa, b, sb, stop)` stops (no persistence): started again empty, and
+    once both nodes saw the loss, `after(a, sa, b, sb)`. Returns both results."""
     port = ports_in(21000, 21999, 1)[0]
-    srv = RedisServer(tmp_path / "r1", port=port)
+    box = [RedisServer(tmp_path / "r1", port=port)]
 
     async def main():
-        nonlocal srv
-        a, sa, b, sb, runs = await _nodes(tmp_path, srv.url)
+        a, sa, b, sb, runs = await _nodes(tmp_path, box[0].url)
         try:
-            before = [(await _judge(a, _ad(i, R)))[0] for i in range(3)]
-            srv.stop()                  # no persistence: the server comes back empty
-            srv = RedisServer(tmp_path / "r2", port=port)
+            got = await before(a, sa, b, sb, box[0].stop)
+            box[0] = RedisServer(tmp_path / "r2", port=port)
             await _until(lambda: sa.stats["keyspace_lost"] and sb.stats["keyspace_lost"], "both nodes see the loss")
-            after = [await _judge(b, _ad(10 + i, R)) for i in range(2)]
-            return before, after
+            return got, await after(a, sa, b, sb)
         finally:
             await _stop(runs, sa, sb)
     try:
-        before, after = asyncio.run(main())
+        return asyncio.run(main())
     finally:
-        srv.stop()
-    assert before == ["allow"] * 3
-    assert after == [("drop", ["AD_FREQUENCY_CAP"])] * 2, after
+        box[0].stop()
+
+
+def test_a_recipient_at_its_cap_stays_at_it_after_a_restart_without_persistence(tmp_path):
+    async def before(a, sa, b, sb, stop):
+        got = [(await _judge(a, _ad(i, R)))[0] for i in range(3)]
+        stop()
+        return got
+
+    async def after(a, sa, b, sb):
+        return [await _judge(b, _ad(10 + i, R)) for i in range(2)]
+    got, later = _across_a_restart(tmp_path, before, after)
+    assert got == ["allow"] * 3
+    assert later == [("drop", ["AD_FREQUENCY_CAP"])] * 2, later
 
 
 def test_a_count_taken_fail_open_before_the_server_came_back_empty_is_counted_once(tmp_path):
     """A's 2nd ad to R went out while Redis was away (fail-open: the mirror's alone, waiting for the server); Redis
     comes back empty. That count is both in A's mirror (re-seeded) and in its catch-up queue: counted once, so B,
     which sent R nothing, may send it the 3rd ad, not a 4th."""
-    port = ports_in(21000, 21999, 1)[0]
-    srv = RedisServer(tmp_path / "r1", port=port)
+    async def before(a, sa, b, sb, stop):
+        got = [(await _judge(a, _ad(0, R)))[0]]
+        stop()
+        got.append((await _judge(a, _ad(1, R)))[0])
+        assert sa.stats["fail_open"] == 1 and sa._commits_waiting
+        return got
 
-    async def main():
-        nonlocal srv
-        a, sa, b, sb, runs = await _nodes(tmp_path, srv.url)
-        try:
-            before = [(await _judge(a, _ad(0, R)))[0]]
-            srv.stop()
-            before.append((await _judge(a, _ad(1, R)))[0])
-            assert sa.stats["fail_open"] == 1 and sa._commits_waiting
-            srv = RedisServer(tmp_path / "r2", port=port)
-            await _until(lambda: sa.stats["keyspace_lost"] and sb.stats["keyspace_lost"], "both nodes see the loss")
-            await _until(lambda: not (sa._seeding() or sa._commits_waiting or sa.busy), "A's counts back")
-            after = [(await _judge(b, _ad(10 + i, R)))[0] for i in range(2)]
-            return before, after
-        finally:
-            await _stop(runs, sa, sb)
-    try:
-        before, after = asyncio.run(main())
-    finally:
-        srv.stop()
-    assert before == ["allow"] * 2
-    assert after == ["allow", "drop"], after
+    async def after(a, sa, b, sb):
+        await _until(lambda: not (sa._seeding() or sa._commits_waiting or sa.busy), "A's counts back")
+        return [(await _judge(b, _ad(10 + i, R)))[0] for i in range(2)]
+    got, later = _across_a_restart(tmp_path, before, after)
+    assert got == ["allow"] * 2
+    assert later == ["allow", "drop"], later
 
 
 def test_a_seed_sent_twice_counts_once(tmp_path):
