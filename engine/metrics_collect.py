@@ -182,8 +182,8 @@ class StateCollector:
                                          "server later or not), keyspace_lost (the server lost its keys: restarted "
                                          "empty, flushed, evicted), reseeded (counters of enforced caps put back "
                                          "from this process's mirror after a loss), reseed_waits (messages under an "
-                                         "enforced cap held for the re-seed grace), demoted (the server answered as a replica) and failovers (the sentinels "
-                                         "named a new primary)",
+                                         "enforced cap held for the re-seed grace), demoted (the server answered "
+                                         "as a replica) and failovers (the sentinels named a new primary)",
                                          labels=["event"])
             for k, v in getattr(st, "stats", {}).items():
                 shared.add_metric([k], v)
