@@ -163,6 +163,12 @@ class Reseed:
         if self._todo is not None:
             self._todo[3][0] = 0
 
+    def _seeded(self) -> None:
+        """A chunk's batch answered: the last one, the keys to re-seed are let go (one batch in flight at a time: the
+        chunks before it were answered too, or a failure started the re-seed again)."""
+        if self._todo is not None and not self._seeding():
+            self._todo = None
+
     def _seeding(self) -> bool:
         """Keys still to re-seed."""
         return self._todo is not None and self._todo[3][0] < len(self._todo[0])

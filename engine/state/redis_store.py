@@ -286,6 +286,7 @@ class RedisStore(Outage, Reseed, _Enforcement):
                 if v is CATCH_UP:               # (the mirror has them already)
                     self._on_server(ops)
                 elif v is SEED:
+                    self._seeded()
                     continue
                 elif ok == 2:                   # the re-seed grace runs: sent again at its end (redis_reseed.py)
                     self._hold((pipe, v, ops, then), self._grace_ms)
