@@ -34,7 +34,10 @@ def resolve_data_dir(arg, settings: Settings, seed: bool = True) -> Path:
     if arg:
         return _a_directory(Path(arg), "--data-dir")
     d = _a_directory(default_data_dir(), "$TELFILTER_DATA_DIR" if os.environ.get("TELFILTER_DATA_DIR") else "data dir")
-    if seed and not os.environ.get("TELFILTER_DATA_DIR") and not (d / "lists").exists():
+    # first use: nothing in the directory yet. A serve started on it first leaves state/ and smpp/ but no lists/
+    # while its lists are empty: seeded then, its file watcher put the samples' made-up DNC numbers, brandnames
+    # and blacklist entries in force within a second of any CLI command (`check`, `lists stats`)
+    if seed and not os.environ.get("TELFILTER_DATA_DIR") and not (d.exists() and any(d.iterdir())):
         d.mkdir(parents=True, exist_ok=True)
         seed_default_data(d, settings)
         # said by default (it was said under -v only): the lists a later `serve` on this dir judges with are the
