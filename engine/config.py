@@ -30,7 +30,9 @@ def default_data_dir() -> Path:
     env = os.environ.get("TELFILTER_DATA_DIR")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME")
+    if not base or not os.path.isabs(base):     # XDG Base Directory spec: a relative path is invalid, ignored
+        base = os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "telfilter"
 
 

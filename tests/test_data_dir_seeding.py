@@ -27,3 +27,13 @@ def test_an_empty_or_missing_implicit_data_dir_is_seeded(tmp_path):
     p = run_cli("lists", "stats", env=_implicit(tmp_path))
     assert p.returncode == 0 and "seeded with the sample lists" in p.stderr, p.stderr
     assert json.loads(p.stdout)["senders"]["entries"] > 0
+
+
+def test_a_relative_xdg_data_home_is_ignored(tmp_path, monkeypatch):
+    """Found by a day-one audit: XDG_DATA_HOME=relxdg made (and seeded) relxdg/telfilter in whatever directory the
+    command ran from; the XDG Base Directory spec says a relative path there is invalid and is to be ignored."""
+    from engine.config import default_data_dir
+    monkeypatch.setenv("XDG_DATA_HOME", "relxdg")
+    monkeypatch.setenv("TELFILTER_DATA_DIR", "")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path / ".local" / "share" / "telfilter"
