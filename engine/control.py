@@ -147,7 +147,11 @@ class ControlServer(ReloadCommands):
         self._lock = asyncio.Lock()      # one command at a time: a reload never interleaves a lists write
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            # made with its parents, it was: a mistyped --control-socket put directories anywhere (as root, under /)
+            # and the ctl of the right path found no serve
+            raise OSError(f"--control-socket {self.path}: {self.path.parent} is not a directory "
+                          "(name a socket in an existing directory, or --control-socket off)")
         state = _socket_state(self.path)
         if state == "not a socket":
             raise OSError(f"{self.path}: exists and is not a socket (not removed): pass another --control-socket")

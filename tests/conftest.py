@@ -21,14 +21,15 @@ SHARED = ROOT.parent / "shared"
 CONFIG = ROOT / "config"
 
 
-def run_cli(*args, input=None, check=False, env=None):
-    """Run `telfilter` as a user would (a subprocess), returning CompletedProcess."""
+def run_cli(*args, input=None, check=False, env=None, timeout=None):
+    """Run `telfilter` as a user would (a subprocess), returning CompletedProcess (subprocess.TimeoutExpired, the
+    process killed, when `timeout` seconds pass first)."""
     e = dict(os.environ)
     e.setdefault("TELFILTER_DATA_DIR", "/nonexistent-use-explicit-data-dir")
     if env:
         e.update(env)
     p = subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], input=input, capture_output=True,
-                       text=True, cwd=ROOT, env=e)
+                       text=True, cwd=ROOT, env=e, timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"telfilter {' '.join(map(str, args))} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
     return p

@@ -109,3 +109,16 @@ def test_a_ready_file_left_by_a_killed_serve_is_removed_at_the_next_start(tmp_pa
     p = _serve(tmp_path, "--smpp-listen", f"127.0.0.1:{taken}", "--ready-file", ready)
     assert p.returncode == 2, p.stderr
     assert not ready.exists()
+
+
+def test_a_control_socket_in_a_missing_directory_is_refused_and_nothing_is_made(tmp_path):
+    """Found by a day-one audit: serve made every missing directory of --control-socket (as root, /nonexistent/dir
+    for a mistyped path) and ran, the ctl of the intended path then finding no serve."""
+    sock = tmp_path / "missing" / "dir" / "c.sock"
+    p = run_cli("serve", "--data-dir", tmp_path / "d", "--sip-listen", "off", "--smsc", "127.0.0.1:9",
+                "--control-socket", sock, "--smpp-listen", "127.0.0.1:0", "--log", tmp_path / "v.jsonl",
+                timeout=60)             # it served on (until the timeout) when it made the directories
+    assert p.returncode == 2, p.stderr
+    assert _last(p) == (f"telfilter serve: --control-socket {sock}: {sock.parent} is not a directory "
+                        "(name a socket in an existing directory, or --control-socket off)")
+    assert not (tmp_path / "missing").exists() and "listening" not in p.stderr
