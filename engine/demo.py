@@ -56,6 +56,7 @@ EXAMPLE_ROW = "ad to a DNC number"      # the row whose verdict line the demo sh
 def cmd_demo(args) -> int:
     import smpplib.client
     import smpplib.gsm
+    from .smpp_proxy.codec import constants as C
     from .smpp_proxy.codec import pdu_text
     from .smpp_proxy.harness import ProxyHarness
     from .verdictlog import VerdictLog
@@ -120,7 +121,8 @@ def cmd_demo(args) -> int:
                     direct.read_pdu()
                 base.append(time.perf_counter() - t0)
                 ok = all(s == 0 for s in statuses)
-                outcome = "forwarded" if ok else f"rejected 0x{statuses[0]:02X}"
+                # the status by its SMPP 3.4 name (§5.1.3), as the rules' smpp_status and the logs name it
+                outcome = "forwarded" if ok else f"rejected {C.STATUS_NAMES.get(statuses[0], f'0x{statuses[0]:02X}')}"
                 rows.append((label, outcome, _symbols(log_buf, seen, label), f"{rtts[0] * 1e6:.0f}",
                              f"{len(parts)} part(s), {'UCS2' if enc == 8 else 'GSM7'}"
                              + (f", delivery {sched[0]}" if sched else "")))
@@ -130,10 +132,8 @@ def cmd_demo(args) -> int:
                 cl.disconnect()
         hdr = ("message", "outcome", "symbols", "rtt µs", "notes")
         w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(5)]
-        print("  ".join(x.ljust(w[i]) for i, x in enumerate(hdr)))
-        print("  ".join("-" * w[i] for i in range(5)))
-        for r in rows:
-            print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
+        for r in [hdr, ["-" * n for n in w]] + rows:         # the last column unpadded: no trailing blanks
+            print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)).rstrip())
         added = [float(r[3]) - base_us for r in rows if r[3] != "-"]
         print(f"\nround trip straight to the simulator: {base_us:.0f} µs (median); "
               f"added by telfilter: median {statistics.median(added):.0f} µs, max {max(added):.0f} µs")

@@ -326,8 +326,13 @@ def test_demo_runs_end_to_end():
     import json
     last = json.loads(out.splitlines()[-1])
     assert last["action"] == "drop" and [h["symbol"] for h in last["hits"]] == ["AD_TO_DNC"], last
-    conf = next(line for line in out.splitlines() if "confirmation: " in line).split("confirmation: ")[1].rstrip()
+    conf = next(line for line in out.splitlines() if "confirmation: " in line).split("confirmation: ")[1]
     assert conf.endswith(" …") and len(conf) <= 62, conf      # (the reply is longer: cut)
+    # a refusal by its SMPP name, as smpp_status and the logs name it, not "rejected 0x45"; no trailing blanks
+    # (day-one audit)
+    row = next(line for line in out.splitlines() if line.startswith("ad at 23:00"))
+    assert "rejected ESME_RSUBMITFAIL" in row, row
+    assert [line for line in out.splitlines() if line != line.rstrip()] == []
 
 
 def test_silent_drop_answers_ok_with_local_id_and_rejected_receipt(pipe):
