@@ -74,3 +74,10 @@ def test_a_symbol_written_in_lower_case_gets_its_spelling(tmp_path):
     errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "MY_X"\naction = "tag"\n[rule.when]\nexpr = "__is_ad"\n')
     assert errs == ["50-mine.toml:5:9: unknown symbol '__is_ad' in expr; did you mean '__IS_AD'? (symbols are "
                     "UPPER_SNAKE)"], errs
+
+
+def test_a_rule_without_a_symbol_is_named_by_its_place_counted_from_one(tmp_path):
+    """Found by a day-one audit: the second [[rule]] of a file, its symbol mistyped, was reported as `<rule 1>`."""
+    errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "MINE_A"\nscore = 1\n[rule.when]\nkeywords = ["zz"]\n'
+                                '[[rule]]\nsymbol = 5\nscore = 1\n')
+    assert any(e.startswith("50-mine.toml:") and "<rule 2> has no [rule.when] conditions" in e for e in errs), errs

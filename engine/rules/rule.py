@@ -145,7 +145,8 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         err(f"sip_code must be a SIP final error code (e.g. 603 or 608), got {sip!r}", "sip_code", value=True)
         sip = None
     ln0, _ = loc.at(i)
-    rule = Rule(sym or f"<rule {i}>", desc if isinstance(desc, str) else "", frozenset(scopes), float(score or 0.0),
+    # a rule without a symbol is named by its place in the file, counted from 1 as a reader counts
+    rule = Rule(sym or f"<rule {i + 1}>", desc if isinstance(desc, str) else "", frozenset(scopes), float(score or 0.0),
                 action, smpp_status, sip, f"{disp}:{ln0}", scopes_given=scopes_given)
     when = rd.get("when", {})
     if not isinstance(when, dict):
