@@ -47,7 +47,13 @@ def _request_once(path: Path, req: dict, timeout: float) -> dict:
         try:
             s.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise ControlUnavailable(f"no telfilter serve answers on {path} ({e.strerror})", gone=True) from None
+            # a path that is no socket (the data dir, a log named by mistake) was "Connection refused", as if a
+            # serve had died there
+            at = Path(path)
+            why = e.strerror if not at.exists() or at.is_socket() else (
+                "it is a directory" if at.is_dir() else "it is not a socket") + \
+                ": name serve's control socket, DATA_DIR/control.sock or serve's --control-socket"
+            raise ControlUnavailable(f"no telfilter serve answers on {path} ({why})", gone=True) from None
         except PermissionError as e:
             raise ControlUnavailable(f"{path}: {e.strerror} (run as the user serve runs as)") from None
         try:
