@@ -145,7 +145,7 @@ def distinct_logs(paths) -> tuple[list, list[str]]:
         plain = seen.get((st.st_dev, st.st_ino)) if st is not None else None
         if plain is not None and _is_copy(p, plain):
             keep.remove(p)
-            repeated.append(f"{p} (a compressed copy of {plain}, read instead)")
+            repeated.append(f"{p} (a compressed copy of {plain}, which is read: this one is left out)")
     return keep, repeated
 
 
