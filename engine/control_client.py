@@ -168,6 +168,10 @@ def cmd_ctl(args) -> int:
         if extra is not None:
             req["extra"] = extra
     elif args.ctlcmd == "reload":
+        if getattr(args, "full", False) and args.parts and "lists" not in args.parts:     # it was ignored silently
+            print(f"telfilter ctl reload: --full is for the lists part, not named in {' '.join(args.parts)}",
+                  file=sys.stderr)
+            return 2
         req = {"cmd": "reload", "what": list(dict.fromkeys(args.parts))}
         if getattr(args, "full", False):
             req["full"] = True
