@@ -306,6 +306,9 @@ static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_sipfast", NULL, -1, me
 PyMODINIT_FUNC PyInit__sipfast(void) {
     if (PyType_Ready(&PumpType) < 0 || PyType_Ready(&RecentCoreType) < 0) return NULL;
     if (!zero_now && !(zero_now = PyFloat_FromDouble(0.0))) return NULL;
+    if (!(str_put = PyUnicode_InternFromString("put"))
+            || !(rc_put_descr = PyDict_GetItemWithError(RecentCoreType.tp_dict, str_put)))     /* (borrowed: the type's) */
+        return NULL;
     if (!(K_RESPONSES = PyUnicode_InternFromString("responses")) || !(K_REQUESTS = PyUnicode_InternFromString("requests"))
             || !(K_FAST = PyUnicode_InternFromString("fast_path")) || !(K_DROPPED = PyUnicode_InternFromString("dropped"))
             || !(K_INTERNAL = PyUnicode_InternFromString("internal_errors"))
