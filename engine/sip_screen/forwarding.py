@@ -96,7 +96,9 @@ class Forwarding:
         if msg.method == "INVITE" and len(host) <= 64:  # (hosts are addresses: <= 64 bounds the entries)
             remember = key is not None
             if self.answered:                           # only the answer from there answers the call
-                k = dialog_digest(self.dialog_key, msg.first_values().get("call-id") or "")
+                k = msg.call_key                        # (judged: _screen hashed its Call-ID already)
+                if k is None:
+                    k = dialog_digest(self.dialog_key, msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
                     self.answered.put_low(k, (ent[0], None, ent[2], self._resolve(host), *ent[4:5]))

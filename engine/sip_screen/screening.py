@@ -317,7 +317,7 @@ class Screening:
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
         dk = self.dialog_key
-        k = dialog_digest(dk, first.get("call-id") or "")
+        k = msg.call_key = dialog_digest(dk, first.get("call-id") or "")
         ent = self.answered.get(k)
         # (an answered call on this Call-ID keeps its entry: another INVITE on it must not erase its duration)
         if len(caller) <= MAX_CALLER and (ent is None or ent[1] is None):
