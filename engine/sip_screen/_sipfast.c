@@ -223,7 +223,11 @@ static PyObject *relay_response(PyObject *self, PyObject *args) {
             memcpy(key + keyl, cs, te - cs); keyl += te - cs;
         }
     }
-    res = Py_BuildValue("(NNy#)", out, dest, key, keyl);
+    PyObject *kb = PyBytes_FromStringAndSize(key, keyl);      /* (out, dest, key): no Py_BuildValue format to parse */
+    if (!kb || !(res = PyTuple_New(3))) { Py_DECREF(out); Py_DECREF(dest); Py_XDECREF(kb); goto done; }
+    PyTuple_SET_ITEM(res, 0, out);
+    PyTuple_SET_ITEM(res, 1, dest);
+    PyTuple_SET_ITEM(res, 2, kb);
     goto done;
 done_or_undecided_nh:
     if (r < 0) goto done;              /* an exception is set */
