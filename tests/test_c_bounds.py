@@ -81,3 +81,17 @@ def test_in_dialog_and_relay_answers_are_the_twins_item_for_item():
             py = fastpath.py_relay_response(data, OUR)
             assert c == py and [type(x) for x in c] == [type(x) for x in py], data
     assert decided >= 3
+
+
+@pytest.mark.skipif(fastpath._c_in_dialog is None, reason="C extension not built")
+@pytest.mark.parametrize("sport", [0, 9, 10, 99, 100, 5080, 65535])
+@pytest.mark.parametrize("mf", [b"1", b"2", b"10", b"11", b"100", b"101", b"255"])
+def test_in_dialog_writes_numbers_as_python_does(sport, mf):
+    """The rport, received and Max-Forwards values in_dialog() writes (its own decimal writer, not snprintf) are the
+    Python twin's, at every digit count."""
+    data = REQUESTS[-3].replace(b"Max-Forwards: 70", b"Max-Forwards: " + mf)
+    assert b"Max-Forwards: " + mf + b"\r\n" in data
+    for ip in ("127.0.0.1", "10.20.30.40", "::1"):
+        c = fastpath._c_in_dialog(data, ip, sport, OUR, None)
+        assert c is not None and c == fastpath.py_in_dialog(data, ip, sport, OUR, None).astuple()
+        assert b";rport=%d" % sport in c[2] and b"Max-Forwards: %d\r\n" % (int(mf) - 1) in c[2]
