@@ -1,5 +1,6 @@
 """What a call's messages hash, and how often: each digest a message needs is computed once (a keyed BLAKE2b of the
-answered-call memory costs ~2,500 instructions, instrbench), and the memories it keys end as they did.
+answered-call memory costs ~2,500 instructions, instrbench), and the memories it keys end as they did; and the
+functions a call's messages go through make no cells (closures are partials of methods).
 
 An INVITE judged and forwarded hashes its Call-ID into `answered` once (screening._screen keeps it on the message,
 forwarding._forward reads it there to note where the INVITE went); a final response hashes its transaction once for
@@ -69,5 +70,18 @@ def test_the_invite_path_makes_no_cells():
     from engine.sip_screen import proxying
     path = [proxying.Proxying._request, screening.Screening._screen_once, screening.Screening._screen,
             screening.Screening._unsent_leaves, forwarding.Forwarding._forward, forwarding.Forwarding._on_fail,
-            forwarding.Forwarding._send, forwarding.Forwarding._permitted]
+            forwarding.Forwarding._send, forwarding.Forwarding._permitted, responses.Responses._fast_final]
     assert {f.__qualname__: f.__code__.co_cellvars for f in path if f.__code__.co_cellvars} == {}
+
+
+def test_a_relayed_200_names_the_dialog_by_its_to_tag(scr):
+    """The 200 the fast path relayed (its bytes, read for the To tag only when it answers the call) names the dialog
+    whose BYE ends the call."""
+    scr.on_datagram(invite(call_id="h4@127.0.0.1"), UAC)
+    sent(scr)
+    ok = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-1;rport\r\n"
+          b"From: <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=answered-1\r\n"
+          b"Call-ID: h4@127.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+    scr._fast_final("200", b"h4@127.0.0.1 1", UAS, ok)
+    ent = scr.answered.get(dialogs.dialog_digest(scr.dialog_key, "h4@127.0.0.1"))
+    assert ent[1] is not None and ent[5] == dialogs.dialog_digest(scr.dialog_key, "answered-1")

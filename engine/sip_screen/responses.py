@@ -119,7 +119,7 @@ class Responses:
         """A final response to an INVITE relayed by the fast path (or the C pump) from `src`:
         b"Call-ID CSeq-number"; `data`: the response as relayed (its To tag is read only if it answers the call)."""
         key = invite_final.decode("utf-8", "surrogateescape")
-        self._invite_final(code, key, key.rpartition(" ")[0], src, lambda: _to_tag_of(data))
+        self._invite_final(code, key, key.rpartition(" ")[0], src, data)     # (its bytes: no closure made a final)
 
     def _invite_final(self, code: str, key: str, call_id: str, src, to_tag=lambda: ""):
         """A final response with status `code` to the INVITE transaction `key` ("Call-ID CSeq-number") of
@@ -128,7 +128,8 @@ class Responses:
         call starts, its entry leaves the tier forgotten first), and it is counted once. Any other
         is still relayed, but neither counted nor an answer. `to_tag()`: the response's To tag, read
         only for the 200 that answers the call: it names the dialog whose BYE ends the call
-        (server._call_ended; a forked INVITE's other 2xx are other dialogs, RFC 3261 §13.2.2.4)."""
+        (server._call_ended; a forked INVITE's other 2xx are other dialogs, RFC 3261 §13.2.2.4). Or the response's
+        bytes as relayed (_fast_final): its To tag read from them (_to_tag_of)."""
         dkey = digest(key)                  # (ringing's key and finals_seen's, hashed once)
         if self.ringing:                    # not in flight any more, from wherever it comes (draining.py)
             self.ringing.pop(dkey, None)
@@ -143,7 +144,7 @@ class Responses:
             if code == "200":
                 # answered: the call starts, and its entry leaves the tier forgotten first (promoted) where it
                 # waited since its INVITE (screening._screen), so no INVITE pushes it out of the bound
-                tag = to_tag()
+                tag = _to_tag_of(to_tag) if type(to_tag) is bytes else to_tag()
                 # (ent[4]: the caller's side, identity.caller_side; last: the digest of the 200's To tag)
                 self.answered.promote(k, (ent[0], self.call_ticks(), ent[2], ent[3], ent[4] if len(ent) > 4 else None,
                                           dialog_digest(self.dialog_key, tag) if tag else None))
