@@ -40,7 +40,6 @@ def one_round(root: Path, mode: str, n_cmd: int, n_sub: int) -> dict:
 
     from engine.app import build
     from engine.smpp_proxy.accounts import SmppSettings
-    from engine.smpp_proxy.codec import constants as C
     from engine.smpp_proxy.codec import pdu as P
     from engine.smpp_proxy.harness import ProxyHarness
     from engine.verdictlog import VerdictLog

@@ -231,7 +231,10 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--full", action="store_true", help="lists: read every list again (default: only the lists whose "
                    "snapshot files changed since the lists in force were read; the others are kept as they are)")
     _ctl_common(q)
-    _ctl_common(_sub(cs, "stats", "SMPP and SIP counters, list sizes, rules generation, model version"))
+    q = _sub(cs, "stats", "SMPP and SIP counters, list sizes, rules generation, model version")
+    q.add_argument("--pool", action="store_true", help="a `serve --workers N` pool: every worker's stats and their "
+                   "SMPP and SIP counters summed (`pool`); exit 1 when a worker does not answer (partial figures)")
+    _ctl_common(q)
     _ctl_common(_sub(cs, "drain", "stop serve gracefully, as SIGTERM"))
     q = _sub(cs, "lists", "change a list through the running serve (in force at once, journalled/saved by serve)")
     lo = q.add_subparsers(dest="lop", metavar="OP", required=True)

@@ -33,13 +33,18 @@ def _seconds(v: str) -> float:
     return x
 
 
+def whole_number(v: str) -> int:
+    """`v` as an int, else the argparse error every whole-number option gives."""
+    try:
+        return int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+
+
 def seed(v: str) -> int:
     """A random seed (argparse type): numpy's and scikit-learn's range, 0 to 2**32 - 1; outside it their own
     error named a parameter (`random_state`) the command does not have."""
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    n = whole_number(v)
     if not 0 <= n <= 2**32 - 1:
         raise argparse.ArgumentTypeError(f"must be 0 to {2**32 - 1}, got {v!r}")
     return n
@@ -47,10 +52,7 @@ def seed(v: str) -> int:
 
 def _at_least_one(v: str) -> int:
     """A whole number of at least 1 (argparse type): a table's rows."""
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    n = whole_number(v)
     if n < 1:       # a slice's bound: -1 would quietly leave out the last row, 0 every row
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {v!r}")
     return n

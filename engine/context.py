@@ -239,6 +239,7 @@ class _Registry(_Resolved):
 
 class MessageContext:
     counted = None          # Message.counted: the counter keys a late part's message already holds a place under
+    replacing = None        # Message.replacing: a replace_sm's replaced message's second and places
 
     def __init__(self, msg: Message | Call, lists, tz, shortcode: int | None = None):
         self.msg = msg
@@ -256,6 +257,8 @@ class MessageContext:
             s_ton, r_ton = msg.sender_ton, msg.recipient_ton     # SMPP's type of number (0: unknown)
             if msg.counted is not None:
                 self.counted = msg.counted      # a concatenated message's counts (Message.counted)
+            if msg.replacing is not None:
+                self.replacing = msg.replacing
         t = msg.time
         if t.tzinfo is None:
             t = t.replace(tzinfo=timezone.utc)

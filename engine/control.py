@@ -30,6 +30,9 @@ Requests (answers carry "ok": true|false, and "error" when false):
                        reload reads only the lists whose files changed); its answer names the
                        lists read again ("read") and those kept ("kept").
   {"cmd": "drain"}     the graceful stop of SIGTERM; answered before the drain starts.
+  {"cmd": "metrics"}   this process's /metrics families as JSON and its /healthz verdict (engine/metrics_pool.py:
+                       how worker 0 of a --workers pool shows the others); answered at once, beside a command under
+                       way (it reads what a scrape reads, on the loop).
   {"cmd": "lists", "op": "add"|"remove", "kind": K, "value": V, "channel": "S|V|SV",
    "extra": [...]}     the server is the one writer. DNC changes go the way of a 5656 command:
                        journalled durably (append under journal.lock) and then applied to the
@@ -66,6 +69,12 @@ KINDS = ("dnc", "senders", "blacklist", "consent")
 
 def default_socket(data_dir) -> Path:
     return Path(data_dir) / SOCKET_NAME
+
+
+def worker_socket(base, i: int) -> Path:
+    """Worker i's control socket in a `serve --workers N` pool: <stem>.w<i><suffix> beside `base` (worker 0's)."""
+    base = Path(base)
+    return base.with_name(f"{base.stem}.w{i}{base.suffix}") if i else base
 
 
 _PEER_UID = contextvars.ContextVar("peer_uid", default=None)     # the uid of the peer a command came from
@@ -129,6 +138,7 @@ class ControlServer(ReloadCommands):
     def __init__(self, pipe, path: Path, on_drain, proxy=None, sip=None, args=None):
         self.pipe, self.path, self.on_drain = pipe, Path(path), on_drain
         self.proxy, self.sip = proxy, sip
+        self.metrics = None              # what `metrics` answers with (set by serve with --metrics-listen)
         self.args = args                 # serve's command line: what overrides the files on a reload
         self.server = None
         self.active = 0
@@ -233,6 +243,9 @@ class ControlServer(ReloadCommands):
             if self.starting is not None:
                 await self._answer(writer, {"ok": False, "starting": True, "error": self.starting})
                 continue
+            if req.get("cmd") == "metrics":     # not behind a reload's lock: a scrape of the pool waits 0.5 s at most
+                await self._answer(writer, await self.handle(req))
+                continue
             async with self._lock:
                 try:
                     ans = await self.handle(req)
@@ -262,6 +275,9 @@ class ControlServer(ReloadCommands):
             return {"ok": True, **self.stats(figures)}
         if cmd == "reload":
             return await self.reload(req.get("what"), req.get("full", False))
+        if cmd == "metrics":
+            from .metrics_pool import answer
+            return answer(self.metrics)
         if cmd == "drain":
             log.info("drain requested on the control socket")
             return {"ok": True, "draining": True}
@@ -272,7 +288,7 @@ class ControlServer(ReloadCommands):
                 life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
                           _PEER_UID.get(), "" if ans.get("found", True) else " (was not listed)")
             return ans
-        return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists"}
+        return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists, metrics"}
 
     def _rules_gen(self) -> int:
         return self.pipe.rules_generation
@@ -301,7 +317,8 @@ class ControlServer(ReloadCommands):
                       "reload_errors": [str(e) for e in getattr(pipe, "rule_errors", ())]},
             "model": {"version": str(model.version) if model is not None else None},
             # a `serve --workers N` pool: these are this worker's counters (each worker has its socket, `.wN`)
-            **({"worker": w} if (w := pool_worker()) is not None else {}),
+            **({"worker": w, "pool_size": int(os.environ.get("TELFILTER_WORKERS", "1"))}
+               if (w := pool_worker()) is not None else {}),
         }
 
     async def lists(self, req: dict) -> dict:

@@ -3,7 +3,7 @@
 One request a connection, line-delimited JSON (the protocol is engine/control.py's). A server busy
 with its MAX_CONNECTIONS clients is asked again with a growing pause; `request_pool` asks every
 worker of a `serve --workers N` pool for a reload (each holds its own rules, model, accounts and SIP
-settings). Exit statuses of `ctl`: 0 done, 1 refused (the answer says why), 2 no server.
+settings), `pool_stats` every worker for its counters (`ctl stats --pool`: summed). Exit statuses of `ctl`: 0 done, 1 refused (the answer says why), 2 no server.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import socket
 from pathlib import Path
 
-from .control import default_socket
+from .control import default_socket, worker_socket
 from .control_reload import RELOAD_PARTS
 
 
@@ -111,6 +111,37 @@ def request_pool(path: Path, req: dict, timeout: float = 60.0) -> dict:
     return ans
 
 
+def _add_up(total: dict, part: dict) -> None:
+    for k, v in part.items():
+        if isinstance(v, dict):                         # binds by account
+            _add_up(total.setdefault(k, {}), v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            total[k] = total.get(k, 0) + v
+
+
+def pool_stats(path: Path, timeout: float = 60.0) -> dict:
+    """`ctl stats --pool`: every worker's `stats` under `workers` {"0": ..., "1": ...} and their SMPP and SIP
+    counters summed under `pool` (each worker counts its own connections' messages: the sum is the pool's). The
+    workers are worker 0's `pool_size`, so one that does not answer (restarting) is named, `ok` false: partial.
+    Outside a pool: that serve's stats alone."""
+    first = request(path, {"cmd": "stats"}, timeout)
+    workers = {"0": first}
+    for i in range(1, int(first.get("pool_size") or 1)):
+        try:
+            workers[str(i)] = request(worker_socket(path, i), {"cmd": "stats"}, timeout)
+        except ControlUnavailable as e:
+            workers[str(i)] = {"ok": False, "error": str(e)}
+    pool: dict = {"smpp": {}, "sip": {}}
+    for w in workers.values():
+        for part in pool:
+            _add_up(pool[part], w.get(part) or {})
+    away = [i for i, w in workers.items() if not w.get("ok")]
+    ans = {"ok": not away, "pool": pool, "workers": workers}
+    if away:
+        ans["error"] = f"worker {', '.join(away)} did not answer: the pool figures are partial"
+    return ans
+
+
 def cmd_ctl(args) -> int:
     """`telfilter ctl`: 0 done, 1 refused by the server (the answer says why), 2 no server."""
     import sys
@@ -137,7 +168,8 @@ def cmd_ctl(args) -> int:
     else:
         req = {"cmd": args.ctlcmd}
     try:
-        ans = request_pool(path, req, args.timeout)
+        ans = (pool_stats(path, args.timeout) if getattr(args, "pool", False) and args.ctlcmd == "stats"
+               else request_pool(path, req, args.timeout))
     except ControlUnavailable as e:
         print(f"telfilter ctl: {e}", file=sys.stderr)
         return 2

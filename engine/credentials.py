@@ -25,6 +25,14 @@ _OTHER_KEY = re.compile(r"\s([A-Za-z_][\w-]*)\s*=")
 _OTHER_TLS_KEY = re.compile(r"\s(tls_[\w-]*)\s*=", re.IGNORECASE)
 
 
+def _say(said: str, warnings: list | None) -> None:
+    """A warning: added to `warnings` (`config check` counts them) when given, else logged."""
+    if warnings is None:
+        log.warning("%s", said)
+    else:
+        warnings.append(said)
+
+
 def _secret_file(path, errors: list, warnings: list | None = None) -> list[tuple[int, str]] | None:
     """(line number, line) of a secrets file, without comments and blank lines; a regular file others
     can read is worth a warning (the point of the file is that they cannot: logged, or added to `warnings`,
@@ -45,11 +53,7 @@ def _secret_file(path, errors: list, warnings: list | None = None) -> list[tuple
         errors.append(f"{path}:{line}: not UTF-8 text")
         return None
     if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
-        said = f"{path} can be read by other users (mode {st.st_mode & 0o777:o}): chmod 600 it"
-        if warnings is None:
-            log.warning("%s", said)
-        else:
-            warnings.append(said)
+        _say(f"{path} can be read by other users (mode {st.st_mode & 0o777:o}): chmod 600 it", warnings)
     return [(n, l.rstrip("\r\n")) for n, l in enumerate(text.splitlines(True), 1)
             if l.strip() and not l.lstrip().startswith("#")]
 
@@ -161,12 +165,9 @@ def merge_accounts(accounts: dict, extra: list, warnings: list | None = None) ->
     for acc in extra:
         old = accounts.get(acc.system_id)
         if old is not None:
-            said = (f"{acc.origin}: account {acc.system_id!r} replaces the one defined at {old.origin}: its limits "
-                    "(allowed_networks, throughput, bind types, max_binds, window) and password are not in force")
-            if warnings is None:
-                log.warning("%s", said)
-            else:
-                warnings.append(said)
+            _say(f"{acc.origin}: account {acc.system_id!r} replaces the one defined at {old.origin}: its limits "
+                 "(allowed_networks, throughput, bind types, max_binds, window) and password are not in force",
+                 warnings)
         accounts[acc.system_id] = acc
 
 

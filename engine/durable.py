@@ -1,6 +1,6 @@
 """Durable writes. Appends: every journal telfilter appends to (the DNC journal, reports.jsonl, the state journal's
 segments, the analysts' labels) goes through `append_all`. Whole files written at a stop (held receipts, the
-message-id map) go through `replace_file`.
+message-id map) go through `replace_file`; a directory whose entries changed goes through `fsync_dir`.
 
 `os.write` may write less than it was given (a nearly full disk, a file-size limit): a record cut short and
 then fsynced would be reported as written, and on the next start the reader would drop it (or, in a
@@ -10,6 +10,7 @@ file back to the length it had and raises, so the caller can keep the record and
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 class TornWrite(OSError):
@@ -41,15 +42,31 @@ def ends_in_newline(fd: int) -> bool:
     return not size or os.pread(fd, 1, size - 1) == b"\n"
 
 
-def replace_file(path, data: bytes) -> None:
-    """Write `data` as the whole of `path`: a temporary file beside it, fsynced, then renamed over it, so a
-    reader finds the old content or the new, never part of it; then the directory fsynced, so the new name is
-    durable too (without it a power cut could bring back the old file, or none)."""
-    from pathlib import Path
-    from .lists.snapshot import fsync_dir
+def fsync_dir(d: Path) -> None:
+    """fsync a directory, so the names created, renamed or removed in it are durable (a rename alone can be
+    undone by a power cut)."""
+    dfd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def replace_file(path, data: bytes, tmp: Path | None = None) -> None:
+    """Write `data` as the whole of `path` (`rename_in`), then fsync the directory, so the new name is durable too
+    (without it a power cut could bring back the old file, or none)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rename_in(path, data, tmp)
+    fsync_dir(path.parent)
+
+
+def rename_in(path: Path, data: bytes, tmp: Path | None = None) -> None:
+    """Write `data` as the whole of `path`: a temporary file beside it (`tmp`, by default `.NAME.PID.tmp`: a
+    writer whose leftovers a sweeper finds by another name passes its own), fsynced, then renamed over it, so a
+    reader finds the old content or the new, never part of it. On any error no temporary file is left."""
+    if tmp is None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -58,4 +75,3 @@ def replace_file(path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)

@@ -8,6 +8,10 @@
     GET /livez     200 whenever it answers: the event loop runs (a liveness probe; /healthz is 503 while the
                    SMSC is away, which a restart would not cure)
 
+In a `serve --workers N` pool worker 0 alone listens, and its /metrics and /healthz are the pool's: every worker's
+samples, labelled worker="i", and 503 while any worker is away or unhealthy (metrics_pool.py); /readyz and /livez are
+worker 0's own.
+
 Theory of operation: verdicts are counted where the verdict log sees them
 (`MeteredVerdictLog.write`), so every message and call that is judged and logged is counted
 exactly once, by channel and action, with its hits and its judge time, in plain dicts of ints
@@ -28,6 +32,7 @@ from collections import defaultdict
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
+from . import metrics_pool
 from .disktrouble import all_writers
 from .listen import listen_args
 from .metrics_collect import JUDGE_BUCKETS, StateCollector
@@ -48,6 +53,7 @@ class Metrics:
         self.state = None               # the durable state store, set by serve
         self.vlog = None                # the verdict log (MeteredVerdictLog sets it)
         self.ready = False
+        self.pool = None                # worker 0 of a --workers pool: the others (metrics_pool.Pool), set by serve
         # plain ints, turned into metric families at scrape time: prometheus_client's own
         # Counter/Histogram take a lock per increment (measured 8-10 us per verdict vs ~1 us)
         self.verdicts: dict = defaultdict(int)        # (channel, action) -> count
@@ -129,7 +135,10 @@ class Metrics:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
             method, path = _request_line(head)
-            status, ctype, body = self._route(method, path)
+            # a pool's worker 0 asks the others first (bounded: metrics_pool.POOL_TIMEOUT_S in all)
+            asked = (await self.pool.ask() if self.pool is not None and method in ("GET", "HEAD")
+                     and path.split("?", 1)[0] in ("/metrics", "/healthz") else None)
+            status, ctype, body = self._route(method, path, asked)
             writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
                          % (status, _REASONS[status].encode(), ctype.encode(), len(body)))
             if method != "HEAD":
@@ -149,16 +158,18 @@ class Metrics:
                 self._by_peer.pop(peer, None)
             writer.close()
 
-    def _route(self, method: str, path: str):
+    def _route(self, method: str, path: str, asked: dict | None = None):
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"method not allowed\n"
         path = path.split("?", 1)[0]
         if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+            return 200, CONTENT_TYPE_LATEST, (generate_latest(self.registry) if asked is None
+                                              else metrics_pool.exposition(self.registry, asked))
         if path == "/livez":                # answered on serve's loop: answering at all is the proof
             return 200, "text/plain", b"alive\n"
         if path in ("/healthz", "/readyz"):
-            ok, why = self.health() if path == "/healthz" else self.readiness()
+            ok, why = self.readiness() if path == "/readyz" else (
+                self.health() if asked is None else metrics_pool.health(self.health(), asked))
             return (200 if ok else 503), "text/plain", why.encode() + b"\n"
         return 404, "text/plain", b"not found\n"
 

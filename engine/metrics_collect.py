@@ -231,7 +231,7 @@ class StateCollector:
         yield sizes
         yield CounterMetricFamily("telfilter_file_watcher_errors", "unexpected errors of serve's file watcher (list, "
                                   "rule and DNC journal changes): each logged with its traceback, once a minute at "
-                                  "most; it keeps watching", value=getattr(pipe, "watcher_errors", 0))
+                                  "most; it keeps watching", value=pipe.watcher_errors)
         r = getattr(pipe, "lists_reloads", None) or {}
         lr = CounterMetricFamily("telfilter_lists_reloads", "lists reloads (SIGHUP, ctl, a CLI change picked up)",
                                  labels=["result"])

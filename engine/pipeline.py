@@ -100,6 +100,7 @@ class Pipeline(AdCounts):
         self._at_counters: list = []
         self._at_ns: set = set()
         self._dnc_rules_of = self._dnc_rules_list = None     # (dnc_barred: the rules it was read from, and it)
+        self.watcher_errors = 0                 # unexpected errors of serve's file watcher (serve_watch.py, /metrics)
 
     # ------------------------------------------------------------ judging
     def judge(self, msg: Message | Call, commit: bool = True) -> Verdict:

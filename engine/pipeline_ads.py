@@ -1,5 +1,6 @@
 """What the SMPP proxy asks the pipeline about ads after their verdict: their counts toward the advertiser caps given
-back (a refusal by the SMSC, a replace_sm or cancel_sm taken), the second a cap counted them at, and whether an ad
+back (a refusal by the SMSC, a replace_sm or cancel_sm taken), the second a cap counted them at, the count a
+replace_sm's replacement is judged without (`replacing`), and whether an ad
 scheduled ahead is barred now that its recipient is on the DNC list (smpp_proxy/dnc_cancel.py). A mixin of
 `Pipeline` (engine/pipeline.py), read from its rules, lists and state; the rules decide, as in `judge`."""
 from __future__ import annotations
@@ -108,12 +109,27 @@ class AdCounts:
         """Give back the counts at `second` (delivery_charge) of a message the SMSC now will not deliver: a
         replace_sm it took (the replacement is counted itself) or a cancel_sm. `msg`: its sender, recipient and
         account (what the caps' keys are made of); one stamp of exactly that second per key goes, as refund."""
-        ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
         remove = self.state.counters.remove
-        for st in self._at_delivery():
-            ns, keys, _ts, window, limit = st.charge(ctx)
+        for ns, keys, window, limit in self._charges_at_delivery(msg):
             for k in keys:
                 remove(ns, k, second, window, limit)
+
+    def replacing(self, msg: Message, second: int) -> tuple:
+        """Message.replacing of a replacement of the message counted at `second` (delivery_charge) that `msg`
+        names (as for uncharge): that second and the (namespace, key) places the caps counted at delivery hold its
+        stamp in. The replacement is checked without it, and the stamp stays until the SMSC has taken the
+        replacement (uncharge then): never fewer counted than may still be delivered."""
+        return second, frozenset([(ns, k) for ns, keys, _w, _l in self._charges_at_delivery(msg) for k in keys])
+
+    def _charges_at_delivery(self, msg: Message) -> list:
+        """[(namespace, keys, window, limit)] of each advertiser cap counted at delivery for `msg`, as the rules
+        and registry in force now make its keys."""
+        ctx = MessageContext(msg, self.lists, self.tz, self.shortcode)
+        out = []
+        for st in self._at_delivery():
+            ns, keys, _ts, window, limit = st.charge(ctx)
+            out.append((ns, keys, window, limit))
+        return out
 
 
 _WATCHED = ("recipient_dnc", "consent")       # the conditions dnc_barred reads of a rule (the rest: assumed to hold)

@@ -100,19 +100,20 @@ async def run_serve(args, ready=None):
     stop = asyncio.Event()
     control = ctl_base = noted = None
     if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
-        from .control import ControlServer, default_socket
+        from .control import ControlServer, default_socket, worker_socket
         sock = ctl_base = Path(getattr(args, "control_socket", None) or default_socket(pipe.store.dir))
-        if worker > 0:
-            sock = Path(sock).with_name(f"{Path(sock).stem}.w{worker}{Path(sock).suffix}")
+        sock = worker_socket(sock, worker)
         control = ControlServer(pipe, sock, stop.set, args=args)
         await control.start()
         life.info("control socket %s (telfilter ctl)", control.path)
         noted = note_model_serve(pipe.settings, ctl_base, worker)     # where `ml promote` finds it
-    metrics = None
-    if getattr(args, "metrics_listen", None) and worker == 0:
+    metrics = counted = None
+    if getattr(args, "metrics_listen", None) and (worker == 0 or in_pool):
+        # a pool's worker i > 0 counts too, and worker 0's /metrics asks it over its control socket (metrics_pool.py)
         from .metrics import MeteredVerdictLog, Metrics
-        metrics = Metrics(pipe)
-        vlog = MeteredVerdictLog(args.log, getattr(args, "events", None), metrics)
+        counted = Metrics(pipe)
+        vlog = MeteredVerdictLog(args.log, getattr(args, "events", None), counted)
+        metrics = counted if worker == 0 else None        # the HTTP listener: worker 0's
     else:
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     if getattr(args, "sip_listen", "off") not in ("off", "") and cfg.sip is not None:
@@ -168,8 +169,12 @@ async def run_serve(args, ready=None):
         from .sip_screen.server import start_sip
         args.reuse_port = in_pool
         sip = await start_sip(pipe, args, vlog, serve=False)
+    if counted is not None:
+        counted.proxy, counted.sip, counted.state = proxy, sip, state_store
     if metrics is not None:
-        metrics.proxy, metrics.sip, metrics.state = proxy, sip, state_store
+        if in_pool:
+            from .metrics_pool import pool_of
+            metrics.pool = pool_of(ctl_base)
         try:
             await metrics.start(args.metrics_listen, serve=False)
         except OSError as e:
@@ -188,7 +193,7 @@ async def run_serve(args, ready=None):
         await metrics.server.start_serving()
         life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz, /livez", args.metrics_listen, metrics.port)
     if control is not None:
-        control.proxy, control.sip = proxy, sip
+        control.proxy, control.sip, control.metrics = proxy, sip, counted
     loop = asyncio.get_running_loop()
     tasks = set()
 

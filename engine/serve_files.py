@@ -148,9 +148,9 @@ def take_over(data_dir: Path, worker: int, in_pool: bool, args, control_base: Pa
     pool_size = int(os.environ.get("TELFILTER_WORKERS", "1")) if in_pool else 1
     workers, locks = adopt_orphans(data_dir, worker, max(1, pool_size), wait=stop_wait(args), on_wait=said)
     if control_base is not None:
-        from .control import remove_stale_socket
+        from .control import remove_stale_socket, worker_socket
         for j in workers:
-            remove_stale_socket(control_base.with_name(f"{control_base.stem}.w{j}{control_base.suffix}"))
+            remove_stale_socket(worker_socket(control_base, j))
     ready = getattr(args, "ready_file", None)
     for j in workers if ready else ():
         Path(f"{ready}.w{j}").unlink(missing_ok=True)       # (its lock is ours: no worker j runs)

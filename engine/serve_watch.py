@@ -35,7 +35,7 @@ async def watch_files(pipe, watcher, notifier, status, every: float = 1.0) -> No
         except asyncio.CancelledError:
             raise
         except Exception:
-            pipe.watcher_errors = getattr(pipe, "watcher_errors", 0) + 1
+            pipe.watcher_errors += 1
             now = time.monotonic()
             if last_log is None or now - last_log >= ERROR_LOG_EVERY:
                 last_log = now

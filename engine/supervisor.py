@@ -11,7 +11,8 @@ embedded stores would be N separate policies) and DNC changes through its stream
 Worker i gets TELFILTER_WORKER=i. Worker 0 is the one that owns the data dir's writes besides
 the journal (replication's id file and journal of remote changes, CLI diffs) and the control
 socket `DATA_DIR/control.sock` and `--metrics-listen`; worker i > 0 answers on
-`<control socket stem>.w<i><suffix>` (control.w<i>.sock by default) and has no metrics listener. `--ready-file F` is written by the supervisor
+`<control socket stem>.w<i><suffix>` (control.w<i>.sock by default) and has no metrics listener: worker 0's
+/metrics and /healthz ask it over that socket (engine/metrics_pool.py). `--ready-file F` is written by the supervisor
 once every worker has written `F.w<i>` (its port lines) and said READY=1, before the pool's READY=1.
 
 A worker stops (SIGTERM: it drains) when its supervisor dies, even by kill -9 (Linux's

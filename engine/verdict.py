@@ -141,6 +141,12 @@ class Message:
     # A count check skips those keys (the message is one of the N it allows, not an (N+1)th), and a commit adds
     # the keys it counts to the verdict's `counted`. None: a message judged once, whole
     counted: frozenset | None = None
+    # a replace_sm's replacement (smpp_proxy/relay.py) of a message counted toward the advertiser caps counted at
+    # delivery: (the second it was counted at, the (namespace, key) places it was counted in: Pipeline.replacing).
+    # Those caps check it with one stamp of that second left out under those keys (it replaces that message, it
+    # does not come beside it); it is committed as any message, and the replaced one's count goes only once the
+    # SMSC has taken the replacement. None: a message of its own
+    replacing: tuple | None = None
 
 
 @dataclass(slots=True)

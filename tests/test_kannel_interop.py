@@ -10,7 +10,6 @@ as a permanent failure (DLR 16 "NACK/0x00000045", not retried); UCS-2 Vietnamese
 binds: a silent drop's REJECTD receipt reaches Kannel on its receiver after the resp on its transmitter (DLR 2).
 
 Skipped when `bearerbox` is not installed (apt-get install -y kannel; its system service is not needed)."""
-import json
 import shutil
 import signal
 import socket

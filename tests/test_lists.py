@@ -354,8 +354,8 @@ def test_rows_stored_before_the_stricter_checks_still_load_and_can_be_removed(tm
 
     def old_rows(L):
         L.add_sender(SenderEntry("VIETCOMBANK1", "VCB", "CSKH", None, None, frozenset({"acc1,acc2"})))
-    st._modify("senders", old_rows)
-    st._modify("dnc", lambda L: L.dnc_s.add(849123456789))
+    st.modify("senders", old_rows)
+    st.modify("dnc", lambda L: L.dnc_s.add(849123456789))
     L = st.load()
     assert [e.accounts for v in L.senders.values() for e in v] == [frozenset({"acc1,acc2"})]
     assert st.remove("dnc", "+849123456789", "S") and 849123456789 not in st.load().dnc_s
@@ -398,11 +398,11 @@ def test_a_network_broader_than_a_slash_8_stored_by_an_earlier_version_loads_and
     address blocked) could not be taken out -- the remove failed with "too broad"."""
     from engine.lists import edits
     st = ListStore(tmp_path)
-    st._modify("blacklist", lambda L: (L.bl_ips.add(4, 0, 2 ** 32 - 1), L.bl_ips.add(6, 0, 2 ** 128 - 1)))
+    st.modify("blacklist", lambda L: (L.bl_ips.add(4, 0, 2 ** 32 - 1), L.bl_ips.add(6, 0, 2 ** 128 - 1)))
     assert st.load().bl_ips                                  # the snapshot still loads
     assert st.remove("blacklist", "0.0.0.0/0") and st.remove("blacklist", "::/0")
     assert not st.load().bl_ips
-    st._modify("blacklist", lambda L: L.bl_ips.add(4, 0, 2 ** 32 - 1))
+    st.modify("blacklist", lambda L: L.bl_ips.add(4, 0, 2 ** 32 - 1))
     r = run_cli("lists", "remove", "blacklist", "0.0.0.0/0", "--data-dir", tmp_path)
     assert r.returncode == 0 and "too broad" not in r.stderr and not ListStore(tmp_path).load().bl_ips, r.stderr
     with pytest.raises(ValueError, match="too broad"):

@@ -2,7 +2,6 @@
 the CLI does at the same time; a refused import changes nothing; a bad snapshot never stops us."""
 import json
 import multiprocessing
-import os
 
 import msgpack
 import pytest

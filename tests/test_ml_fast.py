@@ -10,7 +10,7 @@ import pytest
 
 from engine.ml import features as F
 from engine.ml.data import read_labelled
-from engine.ml.model import Scorer, default_model_dir, load_scorer
+from engine.ml.model import default_model_dir, load_scorer
 
 from .conftest import ROOT, SHARED
 

@@ -171,7 +171,7 @@ def test_a_dnc_registration_in_parts_with_two_readings_is_recorded(tmp_path, url
 
 def test_part_text_round_trips_through_the_hash():
     from engine.smpp_proxy.codec.text import TwoReadings
-    from engine.state.mo_parts import _dec, _enc
+    from engine.state.mo_parts_scripts import stored_text as _enc, text_of as _dec
     for t in ("", "abc", "\x00x", "\x01\x00y", "Quý khách", TwoReadings("a\x00:b", "c:\x00"), TwoReadings("", "z"),
               TwoReadings("Tiếng", "Ti\xe1\xba\xbfng")):
         back = _dec(_enc(t))

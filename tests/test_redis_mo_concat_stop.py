@@ -7,7 +7,8 @@ them wherever it lands) and names the message in `tf:mo:due` for the next start,
 is due if the rest never comes."""
 import asyncio
 
-from engine.state.mo_parts import DUE, SharedMoParts
+from engine.state.mo_parts import SharedMoParts
+from engine.state.mo_parts_scripts import DUE
 
 from .redis_helpers import redis_server  # noqa: F401
 from .test_redis_mo_concat import Pair, url  # noqa: F401
@@ -111,7 +112,7 @@ def test_a_message_judged_with_no_command_keeps_its_parts_in_redis_across_a_rest
     server with the `wait` mark for NOT_RECORDED_KEEP, nothing of it held by the process, so a stop and start of
     that process (and a kill -9 alike: the server keeps them) leaves its late part to have the whole text judged."""
     from engine.smpp_proxy.mo_restore import NOT_RECORDED_KEEP, mo_origin
-    from engine.state.mo_parts import keys_of
+    from engine.state.mo_parts_scripts import keys_of
     with Pair(tmp_path, url, concat_timeout=0.5) as pair:
         pair.send_parts([(0, 2, 2, b"vay tien nhanh")], ref=0x37, src=SRC, data_coding=1)
         assert wait(lambda: len(pair.verdicts()) == 1, 5)

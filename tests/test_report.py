@@ -8,7 +8,6 @@ import json
 import time
 from datetime import date, datetime, timedelta, timezone
 
-import pytest
 import smpplib.client
 import smpplib.gsm
 

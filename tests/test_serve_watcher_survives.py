@@ -84,7 +84,7 @@ def test_the_watchers_errors_are_counted_and_their_tracebacks_said_once_a_minute
 
     async def main():
         t = asyncio.ensure_future(watch_files(pipe, Rules(), Quiet(), str, every=0.001))
-        while getattr(pipe, "watcher_errors", 0) < 20:
+        while pipe.watcher_errors < 20:
             await asyncio.sleep(0.001)
             assert len(looks) < 1000, "the watcher spun"
         t.cancel()

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.sip_screen.codec import make_response, parse_via
+from engine.sip_screen.codec import make_response
+from engine.sip_screen.grammar import parse_via
 
 from .sip_helpers import AD_CALLER, ad_pipe, CallLines as Lines, invite, offline_screen, sent as _sent, UAC, UAS
 

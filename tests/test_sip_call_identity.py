@@ -97,7 +97,7 @@ def test_an_asserted_tel_identity_beside_a_sip_one_is_the_caller(tmp_path):
 def test_a_local_number_with_a_global_phone_context_is_the_global_number(tmp_path):
     """RFC 3966 §5.1.5: tel:2439998888;phone-context=+84 is +84 24 3999 8888 (it was read as 2439998888: the
     brand's second ad call passed its cap, a DNC callee written so was called)."""
-    from engine.sip_screen.codec import parse_uri
+    from engine.sip_screen.grammar import parse_uri
     assert parse_uri("tel:2439998888;phone-context=+84").user == "+842439998888"
     assert parse_uri("sip:2000002;phone-context=+84-91@127.0.0.1;user=phone").user == "+84912000002"
     assert parse_uri("tel:5656;phone-context=example.com").user == "5656"          # a domain: no prefix
@@ -111,7 +111,7 @@ def test_a_local_number_with_a_global_phone_context_is_the_global_number(tmp_pat
 def test_the_display_prefix_keeps_the_from_header_well_formed(tmp_path):
     """Found by a SIP probe: a display name ending in an escaped quote ("\\"VIP\\"") lost its closing quote, and one
     holding '<' ("Shop <ABC>") had its URI taken from inside the quotes: the forwarded From did not parse."""
-    from engine.sip_screen.codec import parse_name_addr
+    from engine.sip_screen.grammar import parse_name_addr
     for i, disp in enumerate((b'"\\""', b'"\\"VIP\\""', b'"Shop <ABC>"', b"Shop")):
         scr, _, _ = _screen(tmp_path / str(i), display_prefix="[SPAM?] ")
         for n in range(12):               # the 11th call in a minute from one caller is tagged (CALL_VOLUME_ANOMALY)
@@ -194,7 +194,7 @@ def test_escaped_characters_in_a_tel_number_are_read_as_in_a_sip_user(tmp_path):
     tel number was not, so `From: <tel:%2B842439998888>` (the advertiser) and `INVITE tel:0%3912000002` (a DNC V
     callee) were judged as no number and let through; a next hop that unescapes reads the advertiser and the DNC
     number. An escaped '+' before a phone-context is read before the context is applied."""
-    from engine.sip_screen.codec import parse_uri
+    from engine.sip_screen.grammar import parse_uri
     assert parse_uri("tel:%2B84912000002").user == "+84912000002"
     assert parse_uri("tel:0%3912000002;phone-context=+84").user == "+84912000002"
     assert parse_uri("sip:%2B84912000002;phone-context=+84@127.0.0.1;user=phone").user == "+84912000002"
@@ -245,7 +245,7 @@ def test_an_escaped_semicolon_starts_the_numbers_parameters(tmp_path):
     read as no number (the unescaped user '0912000002;npdi' is no number), so an ad call to a DNC V callee so
     written went out; a next hop that unescapes calls 0912000002. It starts the parameters, as a written one does
     (a phone-context in it applies)."""
-    from engine.sip_screen.codec import parse_uri
+    from engine.sip_screen.grammar import parse_uri
     assert parse_uri("sip:0912000002%3Bnpdi@127.0.0.1").user == "0912000002"
     assert parse_uri("tel:0912000002%3bx=1").user == "0912000002"
     assert parse_uri("sip:912000002%3Bphone-context=%2B84@127.0.0.1;user=phone").user == "+84912000002"

@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.app import build
-from engine.sip_screen.codec import LIST_HEADERS, SipParseError, parse_datagram, parse_via, split_list
+from engine.sip_screen.codec import SipParseError, parse_datagram
+from engine.sip_screen.grammar import parse_via, split_list
+from engine.sip_screen.message import LIST_HEADERS
 from engine.sip_screen.framing import StreamParser
 from engine.sip_screen.transport import Pump, make_pump
 

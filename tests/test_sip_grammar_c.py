@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.sip_screen import checks, codec, fastpath, grammar, routing
+from engine.sip_screen import checks, codec, fastpath, grammar, message, routing
 from engine.sip_screen.codec import SipParseError, parse_datagram
 
 from .sip_helpers import invite
@@ -68,8 +68,8 @@ def _python_only(monkeypatch):
         monkeypatch.setattr(grammar, name, None)
     monkeypatch.setattr(checks, "_c_check", None)
     monkeypatch.setattr(codec, "_c_parse_request", None)
-    monkeypatch.setattr(codec, "_c_join", None)
-    monkeypatch.setattr(codec, "_c_index", None)
+    monkeypatch.setattr(message, "_c_join", None)
+    monkeypatch.setattr(message, "_c_index", None)
     monkeypatch.setattr(routing, "_c_stamp", None)
 
 
@@ -79,7 +79,7 @@ def _parsed(data: bytes):
         m = parse_datagram(data)
     except SipParseError as e:
         return e.reason, e.status
-    return tuple(getattr(m, n) for n in codec.SipMessage.__slots__) + (m.to_bytes(),)
+    return tuple(getattr(m, n) for n in message.SipMessage.__slots__) + (m.to_bytes(),)
 
 
 def _same(c, py):

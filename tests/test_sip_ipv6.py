@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from engine.app import build
-from engine.sip_screen.codec import parse_datagram, parse_via
+from engine.sip_screen.codec import parse_datagram
+from engine.sip_screen.grammar import parse_via
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
 

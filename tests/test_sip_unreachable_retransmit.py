@@ -2,8 +2,6 @@
 the local network failing ARP is reported ~3 s later, a far one after a round trip past Timer A's 500 ms): the
 retransmission, forwarded on the same branch with no counts of its own, overwrote the watch entry, so the 503 gave
 nothing back -- the advertiser's one call a day used up by a call that never rang."""
-from engine.sip_screen.codec import parse_datagram
-
 from tests.test_sip_call_identity import AD, UAC, _invite, _screen, _sent
 
 

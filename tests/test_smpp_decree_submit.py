@@ -9,10 +9,8 @@ import pytest
 from engine.app import build
 from engine.lists import ListStore
 from engine.smpp_proxy.codec import encode
-from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
-from engine.smpp_proxy.simulator import SmscSimulator
 from tests.redis_helpers import redis_server  # noqa: F401 (fixture)
 from tests.test_smpp_proxy import raw_session, read_raw
 

@@ -2,7 +2,6 @@
 MAX_QUEUED PDUs a loop turn, the rest later, every PDU answered once and in order; PDUs that are not messages
 beyond [server] other_requests_* are answered ESME_RTHROTTLED and the bind is closed after sustained abuse.
 The bound per turn is asserted structurally (PDUs decoded per callback), never as a time."""
-import socket
 import struct
 import threading
 

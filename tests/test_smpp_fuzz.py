@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from engine.smpp_proxy.codec import Tlv, decode, encode
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
-from engine.smpp_proxy.codec.fields import TIME_FIELDS
 from tests.fuzz import smpp_fuzz
 
 CORPUS = smpp_fuzz.seed_corpus()

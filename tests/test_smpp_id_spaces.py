@@ -4,8 +4,6 @@ id, and only the account that sent a message may query or cancel it."""
 import asyncio
 import socket
 
-import pytest
-
 from engine.loopthread import LoopThread
 from engine.smpp_proxy.accounts import SmppSettings, account_from_arg
 from engine.smpp_proxy.codec import encode

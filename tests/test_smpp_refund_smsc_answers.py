@@ -276,7 +276,7 @@ def _resp(s, pdu):
 def test_a_correction_replaces_the_count_of_the_ad_it_replaces(pipe, refusing):
     """Two ads; a replace_sm of the second (a correction) the SMSC takes gives the second's count back and
     keeps its own: one more ad goes, a fourth does not (before, the correction was counted as a third).
-    The correction is judged while the ad it replaces still counts: one of a third ad is refused."""
+    Judged without the count of the ad it replaces, one of the third goes (before: refused as a fourth)."""
     with ProxyHarness(pipe, clock=lambda: NOON) as h:
         s, _ = raw_session(h)
         mids = [_resp(s, _ad(1 + i, "84912777040")).message_id for i in range(2)]
@@ -286,8 +286,9 @@ def test_a_correction_replaces_the_count_of_the_ad_it_replaces(pipe, refusing):
         third = _resp(s, _ad(12, "84912777040")).message_id
         assert third
         assert _send(s, _ad(13, "84912777040")) != 0                            # the fourth
-        assert _send(s, _replace(14, third, TEXT + b" (sua)")) != 0             # judged as a fourth
-        assert h.proxy.stats["counts_given_back"] == 2
+        assert _send(s, _replace(14, third, TEXT + b" (sua)")) == 0             # no fourth
+        assert _send(s, _ad(15, "84912777040")) != 0
+        assert h.proxy.stats["counts_given_back"] == 3
 
 
 def test_a_replacement_the_smsc_refuses_keeps_the_old_count_and_gives_back_its_own(pipe, refusing):

@@ -165,7 +165,7 @@ def test_a_dnc_registration_split_at_an_odd_octet_is_recorded(proxy, pipe):
 
 def test_a_part_with_its_octets_round_trips_through_the_redis_hash():
     from engine.smpp_proxy.codec.text import Ucs2Octets
-    from engine.state.mo_parts import _dec, _enc
+    from engine.state.mo_parts_scripts import stored_text as _enc, text_of as _dec
     for t in (Ucs2Octets("DK D\ufffd", b"\x00D\x00K\x00 \x00D\x00"), Ucs2Octets("", b"\x02"),
               Ucs2Octets("\x02x", b"\x00\x02\x00x\x00")):
         back = _dec(_enc(t))

@@ -7,19 +7,17 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli_types import whole_number
 from .store import LABELS, StoreError, Workspace, printable
-
 
 
 def _count(v: str) -> int:
     """A whole number of at least 0 (argparse type)."""
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    n = whole_number(v)
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {v!r}")
     return n
+
 
 def add_parser(subs, sub) -> None:
     """Registers `reports` under the top-level parser (`sub` is engine/cli_parser.py's _sub)."""

@@ -25,7 +25,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..lists.snapshot import fsync_dir
+from ..durable import fsync_dir
 
 KEEP = 5
 FILES = ("card.json", "weights.npz")

@@ -14,6 +14,7 @@ from .csvio import KINDS, CsvError, RowError, SenderEntry
 from .sets import Lists
 from .snapshot import SnapshotError
 from .edits import add as add_entry
-from .store import ImportRefused, ListStore
+from .importing import ImportRefused
+from .store import ListStore
 
 __all__ = ["Lists", "ListStore", "SenderEntry", "SnapshotError", "CsvError", "ImportRefused", "RowError", "KINDS", "add_entry"]

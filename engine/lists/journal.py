@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .csvio import parse_channel
-from ..durable import append_all, ends_in_newline
-from .snapshot import fsync_dir
+from ..durable import append_all, ends_in_newline, fsync_dir, rename_in
 
 JOURNAL_COMPACT_BYTES = 4 << 20          # ~60,000 changes
 MAX_NUMBER = 10 ** 15 - 1                # E.164: at most 15 digits
@@ -202,17 +201,8 @@ def replace_with_tail(path: Path, consumed: int, gen: str) -> None:
 
 
 def _replace_durably(path: Path, data: bytes) -> None:
-    """`path` holds `data`, whole: written to a temporary file beside it, fsynced, renamed over it."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    """`path` holds `data`, whole (durable.rename_in), its temporary file named as ListStore's sweep finds it."""
+    rename_in(path, data, path.with_name(path.name + f".tmp{os.getpid()}"))
 
 
 def keep_rejected(path: Path, bad: list) -> Path:

@@ -19,9 +19,8 @@ from datetime import datetime
 from hashlib import blake2b
 from pathlib import Path
 
-from ..durable import append_all, ends_in_newline
+from ..durable import append_all, ends_in_newline, fsync_dir
 from ..numbers import format_number
-from .snapshot import fsync_dir
 from ..rules.slots import value_fp
 
 log = logging.getLogger("telfilter")

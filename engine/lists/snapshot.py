@@ -28,6 +28,8 @@ from pathlib import Path
 
 import msgpack
 
+from ..durable import fsync_dir
+
 MAGIC = b"TFSNAP1\n"
 FORMAT_VERSION = 1
 
@@ -81,14 +83,6 @@ def install_snapshot(tmp: Path, path: Path, kind: str) -> None:
             os.replace(link, prev)
     os.replace(tmp, path)
     fsync_dir(path.parent)
-
-
-def fsync_dir(d: Path) -> None:
-    dfd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def read_snapshot(path: Path, kind: str) -> tuple[dict[str, bytes], dict]:

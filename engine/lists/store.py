@@ -2,32 +2,19 @@
 operations on it (import, add, remove, export). The locking protocol is in journal.py."""
 from __future__ import annotations
 
-from array import array
-
 import os
 import re
 import secrets
 from pathlib import Path
 
-from pyroaring import BitMap64
-
-from .csvio import KINDS, CsvError, RowError, bad_rows, iter_csv, write_csv
+from .csvio import KINDS, write_csv
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
                       keep_rejected, read_journal, read_journal_gen, replace_with_tail)
-from . import edits
+from . import edits, importing
 from .sections import decode, encode
 from .sets import Lists
 from .snapshot import (SnapshotError, install_snapshot, prepare_snapshot, read_snapshot_identified,
                        snapshot_identity)
-
-
-class ImportRefused(CsvError):
-    """A `--replace` import with bad rows or no rows at all, or any import of sender rows that would give a sender
-    two owners on the same dates: nothing was changed."""
-
-    def __init__(self, message, errors):
-        super().__init__(message)
-        self.errors = errors
 
 
 class ListStore:
@@ -284,7 +271,7 @@ class ListStore:
             self._save(self.load(strict=True, kinds=("dnc",)), ("dnc",))
         return True
 
-    def _modify(self, kind: str, change, replace: bool = False):
+    def modify(self, kind: str, change, replace: bool = False):
         """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change. Only that kind is
         read (it is all that is written): `lists add blacklist` read a 200k-row registry too, ~2 s beside serve.
         `replace`: `change` replaces the whole list, so a damaged snapshot of it, which every edit refuses to build on,
@@ -307,103 +294,15 @@ class ListStore:
     # --- user operations ---
     def import_csv(self, kind: str, data: bytes, name: str = "<csv>", replace: bool = False,
                    allow_partial: bool = False):
-        """Import good rows; returns (count, errors). Raises CsvError on a fatal file error and
-        ImportRefused when `replace` would install a list with errors or no rows (unless
-        `allow_partial`)."""
-        if kind == "dnc":
-            return self._import_dnc(data, name, replace, allow_partial)
-        records, errors = [], []
-        for item in iter_csv(kind, data, name, lines=True):
-            (errors if isinstance(item, RowError) else records).append(item)
-        # a sender registered to two owners on some date: whichever row came first would be its owner (caps,
-        # consent, ad rules), so no row of the file goes in (--allow-partial neither: it would pick one)
-        _refuse_owner_clashes(kind, name, errors, sum(e.owner_clashes for e in errors), "rows of this file")
-
-        def add_all(L):
-            clashes = []
-            for line, r in records:
-                if r is None:               # a row repeating an earlier one of the file (csvio.iter_csv)
-                    continue
-                try:
-                    edits.add(L, kind, r)
-                except edits.OwnerClash as e:
-                    clashes.append(RowError(line, str(e), owner_clashes=1))
-            _refuse_owner_clashes(kind, name, errors + clashes, len(clashes), "this file and the registry as stored")
-        return self._install_import(kind, name, len(records), errors, replace, allow_partial, add_all)
-
-    def _install_import(self, kind, name, n, errors, replace, allow_partial, add_all):
-        """The rule every import follows: --replace is refused when the file had bad rows or none (unless
-        allow_partial); otherwise the good rows go in (replacing the list with --replace)."""
-        if replace and not allow_partial and (errors or not n):
-            why = f"{bad_rows(errors)} bad row(s)" if errors else "no rows"
-            raise ImportRefused(f"{name}: --replace refused, {kind} list unchanged: {why} "
-                                f"(fix the file, or pass --allow-partial to replace with the good rows only)", errors)
-        if not n and not replace:
-            return 0, errors
-
-        def change(L):
-            if replace:
-                edits.clear(L, kind)
-            add_all(L)
-        self._modify(kind, change, replace=replace)
-        return n, errors
-
-    def _import_dnc(self, data: bytes, name: str, replace: bool, allow_partial: bool):
-        """import_csv for the DNC list, which may hold tens of millions of numbers: the rows go straight
-        into two uint64 arrays (8 bytes a number, not a Python tuple each) and into the bitmaps in bulk."""
-        by_ch = {"S": array("Q"), "V": array("Q")}
-        errors, n = [], 0
-        bar = _bar(len(data), f"reading {name}")
-        done = 0
-
-        def progress(pos):
-            nonlocal done
-            bar.update(pos - done)
-            done = pos
-        for item in iter_csv("dnc", data, name, on_progress=progress):
-            if isinstance(item, RowError):
-                errors.append(item)
-                continue
-            number, ch = item
-            n += 1
-            if "S" in ch:
-                by_ch["S"].append(number)
-            if "V" in ch:
-                by_ch["V"].append(number)
-        bar.close()
-
-        def add_all(L):
-            L.dnc_s |= BitMap64(by_ch["S"])
-            L.dnc_v |= BitMap64(by_ch["V"])
-            L.dnc_changes += 1
-        return self._install_import("dnc", name, n, errors, replace, allow_partial, add_all)
+        """Import good rows; returns (count, errors) (importing.py)."""
+        return importing.import_csv(self, kind, data, name, replace, allow_partial)
 
     def add(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
         r = edits.record(kind, value, channel, extra)
-        self._modify(kind, lambda L: edits.add(L, kind, r))
+        self.modify(kind, lambda L: edits.add(L, kind, r))
 
     def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
-        return self._modify(kind, lambda L: edits.remove(L, kind, value, channel, extra))
+        return self.modify(kind, lambda L: edits.remove(L, kind, value, channel, extra))
 
     def export(self, kind: str, out) -> int:
         return write_csv(kind, self.load(kinds=(kind,)).rows(kind), out)
-
-
-def _refuse_owner_clashes(kind, name, errors, n, where):
-    if n:
-        raise ImportRefused(f"{name}: refused, {kind} list unchanged: {n} row(s) would give a sender two owners on "
-                            f"the same dates ({where}; a sender has one owner at a time; --allow-partial does not "
-                            "apply: it would keep whichever came first)", errors)
-
-
-def _bar(total: int, desc: str):
-    """A progress bar on stderr for a big file (over 8 MB) when stderr is a terminal; else a no-op."""
-    try:
-        from tqdm import tqdm
-        return tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False,
-                    disable=None if total > 8 << 20 else True)
-    except ImportError:
-        class _Off:
-            def update(self, n): ...
-            def close(self): ...
-        return _Off()

@@ -100,13 +100,18 @@ def _train(args) -> int:
     return 1 if errors else 0
 
 
-def _data_dir(args) -> Path:
-    from ..app import resolve_data_dir
+def _settings(args):
+    """The Settings of this --config (a ConfigError said as a ModelError, as every `ml` command says its errors)."""
     from ..config import ConfigError, load_settings
     try:
-        settings = load_settings(getattr(args, "config", None))
+        return load_settings(getattr(args, "config", None))
     except ConfigError as e:
         raise ModelError(str(e)) from None
+
+
+def _data_dir(args) -> Path:
+    from ..app import resolve_data_dir
+    settings = _settings(args)
     return resolve_data_dir(getattr(args, "data_dir", None), settings, seed=False)
 
 
@@ -154,11 +159,7 @@ def serving_scorer(args, first_install: bool = False):
     third item names the overrides ({} when the card's thresholds are used). `first_install`: an [ml] model
     path with nothing there yet (before a first `ml promote`) reads as the bundled model, which it replaces
     (`ml promote --gate`, `ml compare` and `ml eval` alike: the README's "the model serve loads")."""
-    from ..config import ConfigError, load_settings
-    try:
-        s = load_settings(getattr(args, "config", None))
-    except ConfigError as e:
-        raise ModelError(str(e)) from None
+    s = _settings(args)
     d = Path(s.ml_model) if s.ml_model and not (first_install and _nothing_at(Path(s.ml_model))) \
         else default_model_dir()
     if s.ml_model and d != Path(s.ml_model):
@@ -194,11 +195,7 @@ def _nothing_at(d: Path) -> bool:
 
 def serving_model_dir(args) -> Path:
     """The model `serve` would load with this --config: [ml] model, else the bundled one."""
-    from ..config import ConfigError, load_settings
-    try:
-        s = load_settings(getattr(args, "config", None))
-    except ConfigError as e:
-        raise ModelError(str(e)) from None
+    s = _settings(args)
     return Path(s.ml_model) if s.ml_model else default_model_dir()
 
 

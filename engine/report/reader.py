@@ -86,6 +86,26 @@ def _lines(f):
         yield line
 
 
+_TOO_LONG = f"line longer than {MAX_LINE} characters"
+
+# what a line's checks raise for a line that is not a record (a TypeError or AttributeError: a field of the wrong
+# JSON type; RecursionError: nested too deeply for json.loads)
+_BAD_LINE = (ValueError, TypeError, AttributeError, RecursionError)
+
+
+def _object(line: str) -> dict:
+    """The JSON object on `line`, else ValueError (json.JSONDecodeError when it is no JSON)."""
+    rec = json.loads(line)
+    if not isinstance(rec, dict):
+        raise ValueError("not a JSON object")
+    return rec
+
+
+def _why(e: Exception) -> str:
+    """What `Malformed` says of a line that raised `e` (one of _BAD_LINE)."""
+    return f"not JSON: {e}" if isinstance(e, json.JSONDecodeError) else str(e)
+
+
 def _progress(total: int):
     try:
         from tqdm import tqdm
@@ -169,14 +189,12 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         bar.update(pos - done)
                         done = pos
                     if line is None:
-                        bad.add(f"{p}:{n}", f"line longer than {MAX_LINE} characters")
+                        bad.add(f"{p}:{n}", _TOO_LONG)
                         continue
                     if not line.strip():
                         continue
                     try:
-                        rec = json.loads(line)
-                        if not isinstance(rec, dict):
-                            raise ValueError("not a JSON object")
+                        rec = _object(line)
                         if "ts" not in rec and "action" in rec:
                             raise ValueError("a verdict without a time, not a verdict log line (`check` prints "
                                              "such lines; `report` reads what serve --log writes)")
@@ -200,8 +218,8 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         if not all(isinstance(h, dict) and isinstance(h.get("symbol"), str)
                                    and _SYMBOL.fullmatch(h["symbol"]) for h in hits):
                             raise ValueError("a hit's symbol is not a rule symbol (A-Z, 0-9, _)")
-                    except (ValueError, TypeError, AttributeError, RecursionError) as e:
-                        bad.add(f"{p}:{n}", str(e) if not isinstance(e, json.JSONDecodeError) else f"not JSON: {e}")
+                    except _BAD_LINE as e:
+                        bad.add(f"{p}:{n}", _why(e))
                         continue
                     yield ts, rec
                 if bar is not None and p != "-":
@@ -224,18 +242,16 @@ def read_reports(path: str, bad: Malformed):
         f = open_text(path, raw)
         for n, line in enumerate(_lines(f), 1):
             if line is None:
-                bad.add(f"{path}:{n}", f"line longer than {MAX_LINE} characters")
+                bad.add(f"{path}:{n}", _TOO_LONG)
                 continue
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
+                rec = _object(line)
                 ts = parse_ts(rec.get("time"), "time")
                 if rec.get("kind") not in ("S", "V", "FW"):
                     raise ValueError(f"kind must be S, V or FW, got {rec.get('kind')!r}")
-            except (ValueError, TypeError, AttributeError, RecursionError) as e:
-                bad.add(f"{path}:{n}", str(e) if not isinstance(e, json.JSONDecodeError) else f"not JSON: {e}")
+            except _BAD_LINE as e:
+                bad.add(f"{path}:{n}", _why(e))
                 continue
             yield ts, rec

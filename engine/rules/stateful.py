@@ -239,12 +239,14 @@ def _counter_fns(ctr: Counter):
         # the message's delivery (`ts`: a scheduled one's schedule_delivery_time) against the clock (`state_ts`)
         def check_at(c, s):
             best = 0
-            count_at, when, now = s.counters.count_at, c.ts, c.state_ts
+            count_at, when, now, rep = s.counters.count_at, c.ts, c.state_ts, c.replacing
             ks = keys(c)
             if c.counted is not None:
                 ks = _unheld(ns, ks, c.counted)
             for k in ks:
-                n = count_at(ns, k, when, now, window, limit) + 1
+                # a replacement: checked without the stamp of the message it replaces (Message.replacing)
+                n = count_at(ns, k, when, now, window, limit,
+                             rep[0] if rep is not None and (ns, k) in rep[1] else 0) + 1
                 if n > best:
                     best = n
             if best > limit:
@@ -252,9 +254,10 @@ def _counter_fns(ctr: Counter):
             return None
 
         def commit_at(c, s):
-            add_at, when, now = s.counters.add_at, c.ts, c.state_ts
+            add_at, when, now, rep = s.counters.add_at, c.ts, c.state_ts, c.replacing
             for k in keys(c):
-                add_at(ns, k, when, now, window, limit)
+                # (a shared store's server checks the commit again: as check_at did, Message.replacing)
+                add_at(ns, k, when, now, window, limit, rep[0] if rep is not None and (ns, k) in rep[1] else 0)
         return check_at, commit_at
 
     def check_count(c, s):

@@ -15,10 +15,10 @@
 #define MAX_HEADER_LINE 8192                                /* codec.MAX_HEADER_LINE */
 #define MAX_HEADER_FIELDS 256                               /* codec.MAX_HEADERS */
 
-static PyObject *T_MSG, *MSG_REST, *F_METHOD, *F_MURI, *F_HEADERS, *F_BODY;  /* codec.SipMessage, (slot, default) */
+static PyObject *T_MSG, *MSG_REST, *F_METHOD, *F_MURI, *F_HEADERS, *F_BODY;  /* message.SipMessage, (slot, default) */
 
-/* codec.SipMessage(method, uri, headers=headers, body=body) without running its __init__: the other slots from
- * MSG_REST, taken from a SipMessage() by codec (a type there stands for a new empty one of it: `_na`'s dict) */
+/* message.SipMessage(method, uri, headers=headers, body=body) without running its __init__: the other slots from
+ * MSG_REST, taken from a SipMessage() by message.py (a type there stands for a new empty one of it: `_na`'s dict) */
 static PyObject *new_message(PyObject *method, PyObject *uri, PyObject *headers, PyObject *body) {
     static PyObject *empty;
     if (!empty && !(empty = PyTuple_New(0))) return NULL;

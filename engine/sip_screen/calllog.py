@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from time import monotonic
 
-from .codec import SipParseError, parse_via
+from .grammar import SipParseError, parse_via
 from .identity import _callee, _caller
 from .recent import ack_key, digest
 from .screening import _loggable

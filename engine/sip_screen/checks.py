@@ -7,7 +7,8 @@ loop check and routing. Every check is linear in the message size (codec.py's li
 """
 from __future__ import annotations
 
-from .codec import MAX_VIAS, SipMessage
+from .codec import MAX_VIAS
+from .message import SipMessage
 from .grammar import SipParseError, parse_name_addr, parse_uri, parse_via
 
 try:                                    # the pass when every check passes, in C (_sipcheck.h); None: decided here

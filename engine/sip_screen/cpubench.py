@@ -32,7 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-SC = Path(__file__).resolve().parents[2] / "benchmarks" / "sipp"
+from .benchcall import SC, TYPES, capture_call, free_udp, stub_socket
+
 MESSAGES_PER_CALL = 6
 
 # The baseline: forwards each datagram from the UAC to the UAS and each one from the UAS back
@@ -59,14 +60,6 @@ async def main():
     await asyncio.Event().wait()
 asyncio.run(main())
 """
-
-
-def _free_udp(host: str = "127.0.0.1") -> int:
-    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((host, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def cpu_seconds(pid) -> float:
@@ -127,7 +120,7 @@ def _one(target: str, rate: int, seconds: float, tmp: Path, listen: str = "127.0
         listen = "127.0.0.1"
     peer = "::1" if listen == "[::1]" else "127.0.0.1"        # sipp's address (on [::]: IPv4, mapped)
     ref = f"[{peer}]" if ":" in peer else peer
-    uas_port, port = _free_udp(peer), _free_udp(peer)
+    uas_port, port = free_udp(peer), free_udp(peer)
     ready = d / "ready"
     if target == "screen":
         from ..lists import ListStore
@@ -164,7 +157,7 @@ def _one(target: str, rate: int, seconds: float, tmp: Path, listen: str = "127.0
             return {"error": f"{target} exited at start (status {srv.returncode}); see {d}"}
         c0, t0 = tree_cpu(srv.pid), time.perf_counter()
         uac = subprocess.Popen(["sipp", f"{ref}:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", peer,
-                                "-p", str(_free_udp(peer)), "-rsa", f"{ref}:{port}", "-m", str(calls),
+                                "-p", str(free_udp(peer)), "-rsa", f"{ref}:{port}", "-m", str(calls),
                                 "-r", str(rate), "-l", str(max(50, rate)), "-s", "0912345678",
                                 "-key", "caller", "0901234567", "-timeout", f"{int(seconds + 30)}s", "-nostdin",
                                 "-trace_stat", "-stf", str(d / "stat.csv"), "-fd", "1"],
@@ -193,7 +186,7 @@ def via_flood(n: int = 20, vias: int = 950) -> dict:
 
 
 def _via_flood(tmp: Path, n: int, vias: int) -> dict:
-    port, ready = _free_udp(), tmp / "ready"
+    port, ready = free_udp(), tmp / "ready"
     srv = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp / "data"),
                             "--smpp-listen", "127.0.0.1:0", "--sip-listen", f"127.0.0.1:{port}",
                             "--sip-next-hop", "127.0.0.1:9", "--sip-allow-networks", "127.0.0.0/8",
@@ -233,50 +226,6 @@ def _via_flood(tmp: Path, n: int, vias: int) -> dict:
     return out
 
 
-TYPES = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE")
-
-
-def stub_socket():
-    """A class standing in for the screen's UDP socket: counts what is sent (`sent`, on the class: a fresh class
-    each call) and is never behind (every call is judged)."""
-    class Stub:
-        sent = 0
-
-        def sendto(self, data, addr):
-            Stub.sent += 1
-
-        def behind_since(self):
-            return 0.0
-    return Stub
-
-
-def capture_call(h, uas_port: int, cwd: Path, peer: str = "127.0.0.1") -> tuple[list, object]:
-    """One sipp call through the screen of harness `h`, whose next hop is a sipp UAS started here on `uas_port`
-    (sipp on `peer`, 127.0.0.1 or ::1): the datagrams the screen received, in order, as (bytes, addr), and the
-    screen's own on_datagram (a tap that keeps them is left in its place: put `real` back before measuring)."""
-    ref = f"[{peer}]" if ":" in peer else peer
-    got = []
-
-    async def python_reader():                   # every datagram through on_datagram, to capture them
-        h.screen.fast_path = False
-        h.screen.udp.refresh()
-    h.call(python_reader())
-    real = h.screen.on_datagram
-
-    def tap(data, addr):
-        got.append((data, addr))
-        return real(data, addr)
-    h.screen.on_datagram = tap
-    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", peer, "-p", str(uas_port), "-m", "1",
-                            "-timeout", "20s", "-nostdin"], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run(["sipp", f"{ref}:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", peer,
-                    "-p", str(_free_udp(peer)), "-rsa", f"{ref}:{h.port}", "-m", "1", "-s", "0912345678",
-                    "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
-                   cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-    uas.wait(25)
-    return got, real
-
-
 def per_type(calls: int = 3000, profile: bool = False, interleave: int = 0) -> dict:
     """In-process CPU µs per SIP message type (no sockets, no event loop): the six datagrams of
     one sipp call are captured at a screen on loopback, then `calls` copies of them (each with
@@ -301,7 +250,7 @@ def _per_type(tmp: Path, calls: int, profile: bool, interleave: int) -> dict:
     ListStore(tmp / "data").import_csv("blacklist", b"kind,value\nnumber,0987000666\n")
     pipe = build(None, tmp / "data", seed=False)
     install(pipe, open_state(None, pipe.store.dir))
-    uas_port = _free_udp()
+    uas_port = free_udp()
     h = SipHarness(pipe, SipSettings(listen="127.0.0.1:0", next_hop=f"127.0.0.1:{uas_port}",
                                      allow_networks=["127.0.0.0/8"])).start()
     try:

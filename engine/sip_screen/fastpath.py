@@ -206,7 +206,6 @@ def response_to_tag(data: bytes):
     return t.group(1).decode("ascii") if t else ""
 
 
-
 class InDialog:
     """What the screen needs to forward an in-dialog request found simple by `in_dialog()`."""
     __slots__ = ("method", "before", "after", "top_branch", "base", "dest", "call_id", "to_tag")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from .codec import MAX_MESSAGE, SipMessage, SipParseError, _content_length, _parse_head
+from .codec import MAX_MESSAGE, SipParseError, _content_length, _parse_head
+from .message import SipMessage
 
 # a head's Content-Length lines read as bytes, for a head the parser refused (§7.3.3: "l" is its compact form)
 _CL_LINE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:([^\r\n]*)", re.I)

@@ -10,7 +10,7 @@ fixed-size keys of the dialog an INVITE opens, by which its re-INVITEs and BYEs 
 from __future__ import annotations
 
 from ..numbers import normalise_number
-from .codec import SipParseError, parse_uri
+from .grammar import SipParseError, parse_uri
 from .grammar import iter_list
 from .recent import dialog_digest, digest
 

@@ -38,7 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cpubench import TYPES, _free_udp, capture_call, stub_socket
+from .benchcall import TYPES, capture_call, free_udp, stub_socket
 from .forwarding import host_ref
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def capture(listen: str = "") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipinstr-"))
     peer = "::1" if listen == "[::1]" else "127.0.0.1"
     ref = f"[{peer}]" if ":" in peer else peer
-    uas_port = _free_udp(peer)
+    uas_port = free_udp(peer)
     h = SipHarness(build(None, tmp / "data", seed=False),
                    SipSettings(listen=f"{listen or '127.0.0.1'}:0", next_hop=f"{ref}:{uas_port}",
                                allow_networks=["127.0.0.0/8", "::1/128"])).start()

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from .codec import SipMessage, SipParseError, parse_datagram, parse_via
+from .codec import SipParseError, parse_datagram
+from .grammar import parse_via
+from .message import SipMessage
 from .fastpath import response_to_tag
 from .identity import caller_key
 from .recent import dialog_digest, digest

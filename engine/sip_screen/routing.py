@@ -8,7 +8,7 @@ import hashlib
 import ipaddress
 import socket
 
-from .codec import parse_name_addr, parse_uri, split_list
+from .grammar import parse_name_addr, parse_uri, split_list
 from .settings import BRANCH_PREFIX, TAG_PREFIX, TRANSPORTS
 
 try:                                # the pump's own blake2b (one call, no hash object); a plain Via's stamp in C

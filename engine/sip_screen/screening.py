@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from ..numbers import normalise_number
 from ..verdict import Action, Call
-from .codec import make_response, parse_name_addr
+from .codec import make_response
 from .identity import ASSERTING, _callee, _caller, caller_key, caller_side, dialog_parties
 from .recent import ack_key, dialog_digest, digest
 from .responses import same_host
@@ -396,7 +396,7 @@ class Screening:
         if self.s.display_prefix:
             for h in msg.headers:
                 if h[2] == "from":
-                    na = parse_name_addr(h[1])
+                    na = msg.name_addr(h[1])
                     # the display name as parsed (a quoted one without its quotes, its escapes kept: "\"VIP\""),
                     # the URI and parameters written again (a '<' inside the quotes is not the URI's)
                     tail = f"<{na.uri}>" + "".join(f";{k}={v}" if v else f";{k}" for k, v in na.params.items())

@@ -44,7 +44,8 @@ from collections import OrderedDict
 
 from ..listen import listen_args
 from ..servicelog import LogThrottle
-from .codec import SipMessage, SipParseError, make_response, parse_datagram
+from .codec import SipParseError, make_response, parse_datagram
+from .message import SipMessage
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding, host_ref
 from .proxying import Proxying

@@ -33,8 +33,7 @@ from pathlib import Path
 
 import msgpack
 
-from ..durable import TornWrite, append_all
-from ..lists.snapshot import fsync_dir
+from ..durable import TornWrite, append_all, fsync_dir, replace_file
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -98,18 +97,8 @@ class HeldJournal:
     def rewrite(self, live) -> None:
         """The journal as [(hid, account, raw)] alone (atomic: fsynced temporary file renamed over it)."""
         data = b"".join(_framed([HOLD, hid, acct, raw]) for hid, acct, raw in live)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(self.path.parent)
+        # (the temporary file named as the start's sweep finds a crash's: NAME.tmp*)
+        replace_file(self.path, data, self.path.with_name(self.path.name + f".tmp{os.getpid()}"))
 
     @staticmethod
     def record(item) -> bytes:

@@ -4,7 +4,7 @@ A receipt names only the SMSC's message_id; the map says which account sent it. 
 written at a clean stop only, a crash (kill -9, the OOM killer) lost it, and with it the receipts of
 every message of the last minutes: each was refused ESME_RX_T_APPN until the SMSC gave up.
 
-Theory of operation. `MessageIds.add` appends each new id to `journal` (`_Journal`, a list: one append
+Theory of operation. `MessageIds.add` appends each new id to `journal` (idspool.py's `SpoolJournal`, a list: one append
 per forwarded message). Every FLUSH seconds the loop packs the ids added since (with their accounts and
 notes, the columns `MessageIds.columns` writes) into one msgpack object and hands it to a writer
 thread (engine/groupcommit.py), which appends it to the current segment, `<map>.log.<k>`; another
@@ -12,7 +12,7 @@ thread fdatasyncs it after each write (a slow disk never holds back the next wri
 writes the ids live in a crash spool as well (engine/crashspool.py: a shared memory mapping of a file beside
 the map, `.<map>.log.spool.<pid>.<token>`, which a process that dies leaves in the page cache): when a
 forwarded message's note is set (`MessageIds.note`, before its submit_sm_resp goes out to the ESME,
-forward.py) the journal copies its id, account and note there as one record (`_ID`, ~0.6 µs), and a
+forward.py) the journal copies its id, account and note there as one record (idspool.py, ~0.6 µs), and a
 write done marks the records before it written. A process crash (kill -9, the OOM killer) so loses no
 id whose resp an ESME may have; it used to lose the last FLUSH of them, whose receipts were refused
 until the SMSC gave up. A power cut loses what the last fdatasync had not covered. A segment is closed after `bound` ids and the one before it deleted, so
@@ -37,7 +37,6 @@ import logging
 import os
 import re
 import shutil
-import struct
 import threading
 from functools import partial
 from pathlib import Path
@@ -46,8 +45,9 @@ import msgpack
 
 from ..disktrouble import trouble
 from ..groupcommit import GroupCommit
-from ..lists.snapshot import fsync_dir
+from ..durable import fsync_dir
 from .. import crashspool
+from .idspool import SpoolJournal, spool_records
 from .msgids import unpack_map
 
 log = logging.getLogger("telfilter.smpp")
@@ -55,9 +55,6 @@ FLUSH = 0.05                # seconds between two writes of the ids added meanwh
                             # what it forwards in that time: the buffer's bound; packing them pauses the loop
                             # ~0.35 us an id: at 0.2 s, 0.36 ms at 5k/s, seen in the p99 added latency)
 MAX_WAITING = 200           # writes waiting for a stalled disk (10 s of ids); beyond, ids go unlogged (counted)
-# a spool record: id length, account name length, note (low and high 64 bits), then the id and the account (UTF-8)
-_ID = struct.Struct("<HHQQ")
-_LOW = (1 << 64) - 1
 
 
 def _apply(ids, d) -> int:
@@ -67,61 +64,13 @@ def _apply(ids, d) -> int:
     return n
 
 
-class _Journal(list):
-    """`MessageIds.journal` while the log runs: the ids added since the last write (the list `flush` packs), and
-    `noted`: a forwarded message's id, account and note copied into the crash spool at once."""
-    __slots__ = ("spool", "accounts", "names", "unspooled")
-
-    def __init__(self, spool, accounts: list):
-        super().__init__()
-        self.spool = spool
-        self.accounts = accounts            # MessageIds' account names, by number (grows as accounts come)
-        self.names: list = []               # the same, UTF-8
-        self.unspooled = 0                  # records the spool had no room for (a disk stalled that long)
-
-    def noted(self, mid: str, account: int, note: int) -> None:
-        sp = self.spool
-        if sp is None:
-            return
-        names = self.names
-        while len(names) <= account:
-            names.append(self.accounts[len(names)].encode("utf-8", "surrogateescape"))
-        b, a = mid.encode("utf-8", "surrogateescape"), names[account]
-        if not sp.append(_ID.pack(len(b), len(a), note & _LOW, note >> 64) + b + a):
-            self.unspooled += 1
-
-
-def _records(data: bytes) -> dict:
-    """A dead writer's unwritten spool records as `MessageIds.columns()` (ValueError: not records)."""
-    accounts, numbers, ids, of, sent = [], {}, [], [], bytearray()
-    o, size, end = 0, _ID.size, len(data)
-    while o < end:
-        if o + size > end:
-            raise ValueError(f"a record cut at byte {o}")
-        ni, na, lo, hi = _ID.unpack_from(data, o)
-        o += size
-        if o + ni + na > end:
-            raise ValueError(f"a record cut at byte {o}")
-        mid = data[o:o + ni].decode("utf-8", "surrogateescape")
-        name = data[o + ni:o + ni + na].decode("utf-8", "surrogateescape")
-        o += ni + na
-        k = numbers.get(name)
-        if k is None:
-            k = numbers[name] = len(accounts)
-            accounts.append(name)
-        ids.append(mid)
-        of.append(k)
-        sent += struct.pack("<QQ", lo, hi)
-    return {"accounts": accounts, "ids": ids, "account_of": of, "sent": bytes(sent)}
-
-
 class IdLog:
     def __init__(self, base: Path, ids):
         self.base = Path(base)              # the clean stop's file (message_ids[.wN].msgpack)
         self.ids = ids
         self.stem = self.base.name[:-len(".msgpack")] if self.base.name.endswith(".msgpack") else self.base.name
         self.pattern = re.compile(re.escape(self.stem) + r"\.log\.(\d+)$")
-        self.buf: _Journal | list = []
+        self.buf: SpoolJournal | list = []
         self.spool: crashspool.Spool | None = None
         self.marked = 0                     # the spool's `end` when the last write was handed over
         self.from_spools = 0                # ids `open` read from dead writers' spools
@@ -215,7 +164,7 @@ class IdLog:
         except OSError as e:
             log.warning("message-id log %s: no crash spool beside it (%s): a crash loses the ids of its last %.2f s",
                         path, e, FLUSH)
-        self.buf = _Journal(self.spool, self.ids._accounts)
+        self.buf = SpoolJournal(self.spool, self.ids._accounts)
         self.ids.journal = self.buf
         self.writer = GroupCommit(self._write, loop, name="telfilter-msgid-writer", max_waiting=MAX_WAITING,
                                   what="message-id log write")
@@ -232,7 +181,7 @@ class IdLog:
 
     def _replay_spool(self, data: bytes) -> None:
         try:
-            self.from_spools += _apply(self.ids, _records(data))
+            self.from_spools += _apply(self.ids, spool_records(data))
         except ValueError as e:             # (never written so: the records are whole once `end` counts them)
             bad = self.base.parent / f"{self.stem}.log.spool.unreadable"
             bad.write_bytes(data)

@@ -28,7 +28,8 @@ What was sent under each id (`note`, read back by `sent`): what a replace_sm of 
 (submit.py `_replace`): SINGLE / MULTI / PART, data_coding, a 32-bit fingerprint of source_addr,
 the scheduled delivery (Unix seconds, 0 = at once; for a message counted toward an advertiser's cap, the
 second it was counted at), the destination as an E.164 int and whether it was so counted (`charged`: a
-replace_sm or cancel_sm the SMSC takes gives that count back), packed in one int (125 bits) in a second
+replace_sm of it is judged without that count, and a replace_sm or cancel_sm the SMSC takes gives it back),
+packed in one int (125 bits) in a second
 dict, forgotten with the id. Measured as above with notes: ~169 B an id when the bound is first reached, ~70 B
 more than the id alone (the second dict's slot and index ~31, the packed int 48: CPython, 5 digits of 30
 bits), and ~231 B at the bound in steady traffic, the second dict doubling as the first does
@@ -128,7 +129,7 @@ class MessageIds:
         self._accounts: list[str] = []           # number -> account system_id
         self._numbers: dict[str, int] = {}       # account system_id -> number
         self._sent: dict[str, int] = {}          # id -> its `note`, packed in one int (_pack)
-        self.journal = None                      # idlog.py's _Journal (a list of the ids added, `noted`)
+        self.journal = None                      # idspool.py's SpoolJournal (a list of the ids added, `noted`)
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -83,7 +83,9 @@ class RelayPath:
         """replace_sm: new text (and perhaps a new schedule) for a message the SMSC holds, judged as the message
         it becomes: to the recipient, from the source and in the data_coding of the submit we forwarded under
         that message_id (kept with it, msgids.py), at its delivery time (the replace_sm's
-        schedule_delivery_time, else the stored message's; at once if that is past). Refused, never judged
+        schedule_delivery_time, else the stored message's; at once if that is past), and with the count of the
+        message it replaces left out of the advertiser caps counted at delivery (Message.replacing: a correction
+        of the day's third ad is no fourth; that count stays until the SMSC takes it). Refused, never judged
         blind: another account's id ESME_RINVMSGID (as query_sm / cancel_sm); an id this process did not
         forward or has forgotten (past the map's bound, another `--workers` process's, from before an
         upgrade), an id of a submit_multi or of one part of a concatenated message (the message it becomes
@@ -163,13 +165,19 @@ class RelayPath:
             if v.action is Action.TAG and tag is not None:
                 raw = append_tlv(raw, tag, tag_value(v))
             return self._relay(sess, pdu, replaced, Refund.of(v), raw)
-        # judged and counted as the message it becomes (given back if the SMSC refuses the replace_sm); once
-        # the SMSC has taken it, the count of the message it replaced is given back (a count at delivery:
-        # the advertiser caps) -- never fewer counted than sent (judged uncounted, a care message replaced
-        # by an ad would pass every cap)
+        # judged and counted as the message it becomes (given back if the SMSC refuses the replace_sm), without
+        # the count of the message it replaces (one that has one: its note says so); once the SMSC has taken it,
+        # that count is given back (a count at delivery: the advertiser caps) -- never fewer counted than may
+        # still be delivered (judged uncounted, a care message replaced by an ad would pass every cap; the old
+        # count given back before the SMSC's answer, an ad sent meanwhile would take its place while the SMSC
+        # may still deliver the old one)
+        replacing = None
+        if sent.charged:
+            replacing = self.pipeline.replacing(
+                _noted(sess.account.system_id, pdu.source_addr, recipient, sent, pdu.source_addr_ton), sent.delivery)
         # (the recipient is written "+E164": its type of number says nothing more)
         return self._judge(sess, pdu.source_addr, recipient, text, _REPLACE_SM_NAME, binary, reading, when,
-                           then=judged, s_ton=pdu.source_addr_ton)
+                           then=judged, s_ton=pdu.source_addr_ton, replacing=replacing)
 
     def _cancel(self, sess, pdu):
         """cancel_sm: relayed (_relay); once the SMSC has cancelled a message this process forwarded as one
@@ -212,12 +220,17 @@ class RelayPath:
         if not sent.charged:
             return
         try:
-            msg = Message(source, recipient, "", datetime.fromtimestamp(sent.delivery, timezone.utc),
-                          account, "mt", sender_ton=source_ton)
-            self.pipeline.uncharge(msg, sent.delivery)
+            self.pipeline.uncharge(_noted(account, source, recipient, sent, source_ton), sent.delivery)
             self.stats["counts_given_back"] += 1
         except Exception:
             log.exception("giving back the cap count of a replaced or cancelled message failed")
+
+
+def _noted(account: str, source: str, recipient: str, sent, source_ton: int) -> Message:
+    """The message a note (`sent`, msgids.Sent) names, as far as the advertiser caps' keys are made of it: sent by
+    `account` from `source` (of type of number `source_ton`) to `recipient`, at the second it was counted at."""
+    return Message(source, recipient, "", datetime.fromtimestamp(sent.delivery, timezone.utc), account, "mt",
+                   sender_ton=source_ton)
 
 
 def _later(delivery: int, now):

@@ -273,11 +273,11 @@ class SubmitPath(ForwardPath):
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
     def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, s_ton=0,
-                   r_ton=0, commit=True, counted=None, late=False, concat=None):
+                   r_ton=0, commit=True, counted=None, late=False, concat=None, replacing=None):
         """Judge and log one message when no shared state store is in use (its verdict is final
         at once); `_judge` is the general form. `when`: its scheduled delivery, later than now; `s_ton`,
         `r_ton`: its addresses' types of number; `commit` false: nothing counted (Pipeline.judge);
-        `counted`, `late`, `concat`: a concatenated message's (`_judge`)."""
+        `counted`, `late`, `concat`: a concatenated message's, `replacing`: a replace_sm's (`_judge`)."""
         t0 = _perf_counter()
         acct = sess.account
         if when is None:
@@ -285,6 +285,7 @@ class SubmitPath(ForwardPath):
         else:
             msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
         msg.counted = counted
+        msg.replacing = replacing
         v = self.pipeline.judge(msg, commit)
         us = (_perf_counter() - t0) * 1e6
         self.stats[_STAT_KEY[v.action]] += 1
@@ -292,21 +293,23 @@ class SubmitPath(ForwardPath):
         return v
 
     def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then, s_ton=0,
-               r_ton=0, commit=True, counted=None, late=False, concat=None):
+               r_ton=0, commit=True, counted=None, late=False, concat=None, replacing=None):
         """Judge one message and call `then(verdict)`: at once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
         (an allowed ad whose shared cap is full comes back dropped). `commit` false: nothing counted.
         `counted`: Message.counted (a concatenated message judged before its parts all came, or a late part of
         one); `late`: a late part, its verdict line says so (its message was logged when it was judged); `concat`:
         the identity (concat.concat_id) of a concatenated message that may have late parts, or of a late part's
-        message, named on its line so the report ties the two."""
+        message, named on its line so the report ties the two; `replacing`: Message.replacing (a replace_sm's
+        replacement of a message counted toward the advertiser caps, relay.py)."""
         shared = self.pipeline.state.shared
         if shared is None:
             return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton,
-                                        commit, counted, late, concat))
+                                        commit, counted, late, concat, replacing))
         t0 = _perf_counter()
         msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
         msg.counted = counted
+        msg.replacing = replacing
         shared.begin()
         v = self.pipeline.judge(msg, commit)
         us = (_perf_counter() - t0) * 1e6

@@ -51,8 +51,7 @@ import time
 from pathlib import Path
 
 from ..disktrouble import trouble
-from ..durable import TornWrite, append_all
-from ..lists.snapshot import fsync_dir
+from ..durable import TornWrite, append_all, fsync_dir
 from ..rules import slotdump  # noqa: F401 (imported here, before any fork: a forked writer imports nothing)
 from . import forksnap
 from .embedded_startup import StateError, Startup  # noqa: F401 (StateError: the store's error, raised here)

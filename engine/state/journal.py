@@ -21,7 +21,7 @@ from pathlib import Path
 
 import msgpack
 
-from ..lists.snapshot import fsync_dir
+from ..durable import fsync_dir
 
 _HDR = struct.Struct("<II")
 SNAP_MAGIC = b"TELFILTER-STATE 1\n"

@@ -61,10 +61,10 @@ class JournalledCounters:
         self.mem.add(ns, key, now, window, limit)
         self.buf.append(("a", ns, key, now, window, limit))
 
-    def count_at(self, ns, key, when, now, window, limit):
-        return self.mem.count_at(ns, stable_key(key), when, now, window, limit)
+    def count_at(self, ns, key, when, now, window, limit, without=0):
+        return self.mem.count_at(ns, stable_key(key), when, now, window, limit, without)
 
-    def add_at(self, ns, key, when, now, window, limit):
+    def add_at(self, ns, key, when, now, window, limit, without=0):
         key = stable_key(key)
         self.mem.add_at(ns, key, when, now, window, limit)
         self.buf.append(("t", ns, key, when, now, window, limit))

@@ -31,6 +31,8 @@ NOT_RECORDED_KEEP (the SMSC's retry schedule: the process that gets the rest jud
 each is named in the sorted set DUE with when to judge what arrived; the next start of any process claims DUE
 and arms those timers (`restore`), as the embedded journal's restore does (mo_restore.py).
 
+The scripts, the keys and how a part's text is stored are in mo_parts_scripts.py.
+
 Bounds: timers in this process at most `max_pending_concat` (the oldest fires early); hashes expire
 after KEEP seconds whatever happens; script calls in flight at most MAX_CALLS, the others wait for a slot
 (the store's timeout counts from when a call has one: the wait is this process's queue) (a burst of parts took a connection of the shared client each, and redis-py's asyncio
@@ -42,7 +44,6 @@ reassembly in this process (today's behaviour in a pool).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from functools import partial
@@ -51,9 +52,9 @@ import msgpack
 
 from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
-from ..smpp_proxy.codec.text import TwoReadings, Ucs2Octets
 from ..smpp_proxy.concat import concat_id, joined, reading_of
 from ..smpp_proxy.mo_restore import _GoneLink, made_no_command, mo_origin
+from .mo_parts_scripts import ADD, CLAIM, DEFER, DONE, DUE, PUTBACK, TAKE, done_mark, keys_of, stored_text, texts_of
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -63,129 +64,6 @@ NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part a
 
 MAX_CALLS = 32          # script calls in flight per process (the shared client's pool holds 100 connections: room
                         # left for the counters' batch, receipts, pool limits)
-
-DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC (mo_origin), first PDU, reading] -> when to judge (ms)
-
-# KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
-# The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
-# ADD: ARGV: part number, text, total, KEEP in ms. {2, mark}: judged already (or being: 'w'); {1, [n, text,
-# ...], again}: this part completed it (again 0), or came for a message waiting to be recorded (again 1: judged
-# before, its line a refusal) (taken); {0}: stored (the parts kept KEEP from now, or longer when a stop left them
-# waiting: DEFER).
-ADD = r"""
-local done = redis.call('GET', KEYS[2])
-if done then return {2, done} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local again = redis.call('EXISTS', KEYS[3])
-if again == 1 or redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
-  local all = redis.call('HGETALL', KEYS[1])
-  redis.call('DEL', KEYS[1], KEYS[3])
-  redis.call('SET', KEYS[2], 'w', 'PX', ARGV[4])
-  return {1, all, again}
-end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-end
-return {0}
-"""
-
-# TAKE (a timer): ARGV[1]: KEEP in ms. {1, [n, text, ...]}: the parts there were (taken); {0}: none, or
-# the message waits for its redelivery (wait mark).
-TAKE = r"""
-if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
-local all = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], 'w', 'PX', ARGV[1])
-return {1, all}
-"""
-
-# DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged).
-# ARGV[1]: KEEP in ms.
-DONE = r"""
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
-return 1
-"""
-
-# PUTBACK (not recorded): ARGV: NOT_RECORDED_KEEP in ms, then n, text, ...
-PUTBACK = r"""
-redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
-if #ARGV > 1 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-
-# DEFER (a stop): KEYS[4] DUE; ARGV: how long the parts live (ms), when to judge it (ms), the DUE member. Only a message
-# whose parts are there and that is not judged (nor being judged, nor waiting for a redelivery): 1, else 0.
-DEFER = r"""
-if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
-return 1
-"""
-
-# CLAIM (a start): every DUE member with its time, taken.
-CLAIM = r"""
-local got = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-redis.call('DEL', KEYS[1])
-return got
-"""
-
-
-def keys_of(key) -> list:
-    d = hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-    return [f"tf:{{mo:{d}}}", f"tf:{{mo:{d}}}:done", f"tf:{{mo:{d}}}:wait"]
-
-
-def _mark(got) -> bytes:
-    """ADD's done mark (b'1' from a server running an older script, which sent none)."""
-    m = got[1] if len(got) > 1 else b"1"
-    return m.encode() if isinstance(m, str) else m
-
-
-def _enc(text: str) -> bytes:
-    """A part's text as stored in the message's hash. A text with two readings (codec.text.TwoReadings: UCS-2
-    that may be Latin-1, the Asian codings) keeps both: NUL, the first reading's length in octets, ':', then
-    both readings (stored as its str, 'shown\nmeant', the joined parts were one reading's line break away from
-    the other's: a 'DK DNC' in two parts under data_coding 0x0E read 'DK D\nDK DNC\nNC', a syntax error, the
-    registration lost). Broken UCS-2 (codec.text.Ucs2Octets, TwoReadings.octets) keeps its octets (concat.joined
-    reads them joined too): STX, their length, ':', them, then its text as above. A plain text that starts with NUL,
-    SOH or STX is stored behind an SOH."""
-    o = getattr(text, "octets", None)
-    if o is not None:
-        return b"\x02%d:" % len(o) + o + _enc(TwoReadings(text.shown, text.meant) if type(text) is TwoReadings
-                                                else str(text))
-    if type(text) is TwoReadings:
-        shown = text.shown.encode("utf-8", "surrogatepass")
-        return b"\x00%d:" % len(shown) + shown + text.meant.encode("utf-8", "surrogatepass")
-    b = text.encode("utf-8", "surrogatepass")
-    return b"\x01" + b if b[:1] in (b"\x00", b"\x01", b"\x02") else b
-
-
-def _dec(b: bytes) -> str:
-    """_enc's inverse."""
-    if b[:1] == b"\x02":
-        n, sep, rest = b[1:].partition(b":")
-        if sep and n.isdigit() and int(n) <= len(rest):
-            t, o = _dec(rest[int(n):]), rest[:int(n)]
-            return TwoReadings(t.shown, t.meant, o) if type(t) is TwoReadings else Ucs2Octets(t, o)
-        # (not this format: a plain text starting with STX as a process before it stored one, unescaped, in a
-        # rolling upgrade sharing Redis: read as written)
-    if b[:1] == b"\x00":
-        n, _, rest = b[1:].partition(b":")
-        n = int(n)
-        return TwoReadings(rest[:n].decode("utf-8", "surrogatepass"), rest[n:].decode("utf-8", "surrogatepass"))
-    return (b[1:] if b[:1] == b"\x01" else b).decode("utf-8", "surrogatepass")
-
-
-def _texts(flat) -> dict:
-    """HGETALL's [n, text, ...] -> {part number: text}."""
-    return {int(flat[i]): _dec(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 class SharedMoParts:
@@ -221,14 +99,14 @@ class SharedMoParts:
         key = (mo_origin(link), pdu.source_addr, pdu.destination_addr, ref, total)
         ks = keys_of(key)
         try:
-            got = await self._call(self._add, keys=ks, args=[n, _enc(text), total, int(KEEP * 1000)])
+            got = await self._call(self._add, keys=ks, args=[n, stored_text(text), total, int(KEEP * 1000)])
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly unavailable (%s: %s): part %d/%d judged in this process",
                         type(e).__name__, e, n, total)
             return self.proxy._mo_part_local(link, pdu, ci, text, False, reading)
         self.stats["mo_shared_parts"] += 1
-        if got[0] == 2 and (key in self.writing or _mark(got) == b"w"):
+        if got[0] == 2 and (key in self.writing or done_mark(got) == b"w"):
             # its message's command is being written (here, or by another process): asked for again (by then
             # recorded, or put back to be judged whole with this part), never acknowledged for a command that may
             # not be recorded
@@ -242,7 +120,7 @@ class SharedMoParts:
         if got[0] == 1:
             self._disarm(key)
             # (a message judged before and not recorded: this part's line is its late part's, as mo.py's)
-            return self._judge(key, ks, _texts(got[1]), link, pdu, reading, completing=n,
+            return self._judge(key, ks, texts_of(got[1]), link, pdu, reading, completing=n,
                                again=len(got) > 2 and int(got[2]) == 1)
         self.proxy._mo_answer(link, pdu, 0)          # acknowledged as it comes (module text)
         if key not in self.timers:
@@ -283,7 +161,7 @@ class SharedMoParts:
                       pdu.source_addr, type(e).__name__, e, KEEP)
             return
         if got[0] == 1:
-            self._judge(key, ks, _texts(got[1]), link, pdu, reading, completing=None)
+            self._judge(key, ks, texts_of(got[1]), link, pdu, reading, completing=None)
 
     def _judge(self, key, ks, texts: dict, link, pdu, reading, completing: int | None, again: bool = False) -> None:
         """Judge the message once on the parts' texts; `pdu` (this process's part) names sender and
@@ -306,7 +184,7 @@ class SharedMoParts:
         p = self.proxy
         if v is None:
             # not recorded: the parts wait again (the completing one is asked for again once they do)
-            back = [x for i in sorted(texts) if i != completing for x in (i, _enc(texts[i]))]
+            back = [x for i in sorted(texts) if i != completing for x in (i, stored_text(texts[i]))]
             self._spawn(self._put_back(key, ks, back, link, pdu if completing is not None else None))
             return
         parts = ((pdu, lambda st, link=link, pdu=pdu: p._mo_answer(link, pdu, st)),) if completing is not None else ()
@@ -314,7 +192,8 @@ class SharedMoParts:
             # what arrived made no command (nothing in force): its parts wait, as a message not recorded does, for a
             # late part, which has the whole text judged (a report whose first part came last; mo.py alike); the
             # subscriber is told the syntax error once
-            self._spawn(self._put_back(key, ks, [x for i in sorted(texts) for x in (i, _enc(texts[i]))], link, None))
+            back = [x for i in sorted(texts) for x in (i, stored_text(texts[i]))]
+            self._spawn(self._put_back(key, ks, back, link, None))
             return p._mo_outcome(v, link, parts, False, not again, dest_pdu=pdu, shortcode=True)
         self.writing.discard(key)
         self._spawn(self._recorded(ks, key))

@@ -28,11 +28,12 @@ AT = 3                      # an _Op's `distinct` for a count at delivery (Share
 
 
 class _Op:
-    __slots__ = ("ns", "key", "value", "now", "window", "limit", "distinct")
+    __slots__ = ("ns", "key", "value", "now", "window", "limit", "distinct", "without")
 
-    def __init__(self, ns, key, value, now, window, limit, distinct):
+    def __init__(self, ns, key, value, now, window, limit, distinct, without=0):
         self.ns, self.key, self.value, self.now = ns, key, value, now
         self.window, self.limit, self.distinct = window, limit, distinct     # distinct: False, True, REMOVE or AT
+        self.without = without      # AT: a second one stamp of which its measure leaves out (Message.replacing)
 
     def apply(self, mem: MemoryCounters) -> None:
         if self.distinct is REMOVE:
@@ -43,6 +44,15 @@ class _Op:
             mem.add_distinct(self.ns, self.key, self.value, self.now, self.window, self.limit)
         else:
             mem.add(self.ns, self.key, self.now, self.window, self.limit)
+
+    def wire(self, ki: int, enforce: int) -> list:
+        """This op as the batch script reads it (redis_script.py), its key the `ki`th of the batch's KEYS."""
+        d = self.distinct
+        e = [ki, int(d), self.limit, -1 if self.window is None else int(self.window), int(self.now), enforce,
+             value_fp(self.value) if d is True else int(self.value) if d is AT else 0]
+        if d is AT and self.without:
+            e.append(int(self.without))         # a replacement's: its measure leaves that stamp out
+        return e
 
     def measure(self, mem: MemoryCounters, pend: dict) -> int:
         """This op's count in the mirror alone, as the script measures it (`pend`: the counts this message's
@@ -62,7 +72,7 @@ class _Op:
         q = pend.get(k, 0)
         pend[k] = q + 1
         if d is AT:
-            n = mem.count_at(self.ns, self.key, self.now, self.value, self.window, self.limit)
+            n = mem.count_at(self.ns, self.key, self.now, self.value, self.window, self.limit, self.without)
             if q and self.window is not None and \
                     _live_at(mem, self.ns, self.key, self.value, self.window) + q >= 2 * self.limit:
                 return self.limit + q       # no room for this one beside this message's earlier ops: the script's test
@@ -167,11 +177,11 @@ class SharedCounters:
     def add_distinct(self, ns, key, value, now, window, limit):
         self.store._record(_Op(ns, stable_key(key), stable(value), now, window, limit, True))
 
-    def count_at(self, ns, key, when, now, window, limit):
-        return self.mem.count_at(ns, stable_key(key), when, now, window, limit)
+    def count_at(self, ns, key, when, now, window, limit, without=0):
+        return self.mem.count_at(ns, stable_key(key), when, now, window, limit, without)
 
-    def add_at(self, ns, key, when, now, window, limit):
-        self.store._record(_Op(ns, stable_key(key), now, when, window, limit, AT))
+    def add_at(self, ns, key, when, now, window, limit, without=0):
+        self.store._record(_Op(ns, stable_key(key), now, when, window, limit, AT, without))
 
     def remove(self, ns, key, now, window, limit):
         """Taken from the mirror at once (the ESME's retry, answered next, must see it) and on the server with

@@ -27,7 +27,9 @@ BATCH_TTL = 60
 # stream a blob (may be empty), the milliseconds it keeps (TRIM_STREAM) and the process id.
 # ARGV[1]: msgpack list of messages, each a list of ops
 # {key index, mode (0 count, 1 distinct, 2 remove: a count taken back, 3 count at delivery), limit, window
-# (-1 = forever), second (mode 3: the delivery's), enforce?, value fingerprint (mode 3: the clock's second)}.
+# (-1 = forever), second (mode 3: the delivery's), enforce?, value fingerprint (mode 3: the clock's second)
+# [, mode 3: a second one stamp of which the measure leaves out: a replace_sm's replaced message, Message.replacing;
+# the row keeps it]}.
 # Returns one string of comma-separated integers (parsed in C, not as a RESP array of thousands of items), after an
 # 'L' when the keyspace mark was gone: per message, committed (1/0) and then each op's count (count mode:
 # stamps within the window before this one; mode 3: the most in one window holding the delivery, or
@@ -98,12 +100,22 @@ local function measure(op, pend)
     local st = load(op)
     local q = p or 0
     pend[op[1]] = q + 1
-    if window < 0 then return #st + q end
     -- no room: the stamps still to count (newer than clock - window), with this message's earlier ops on
-    -- the key, fill 2 * limit
-    local live = 0
-    for i = 1, #st do if st[i] > op[7] - window then live = live + 1 end end
-    if live + q >= 2 * limit then return limit + q end
+    -- the key, fill 2 * limit (the whole row: a stamp left out below stays in it)
+    if window >= 0 then
+      local live = 0
+      for i = 1, #st do if st[i] > op[7] - window then live = live + 1 end end
+      if live + q >= 2 * limit then return limit + q end
+    end
+    if op[8] then
+      -- a replacement's: one stamp of the replaced message's second left out of the count
+      local all, gone = st, false
+      st = {}
+      for i = 1, #all do
+        if not gone and all[i] == op[8] then gone = true else st[#st + 1] = all[i] end
+      end
+    end
+    if window < 0 then return #st + q end
     local function within(x)
       local c = 0
       for i = 1, #st do if st[i] > x - window and st[i] <= x then c = c + 1 end end

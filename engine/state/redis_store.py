@@ -63,10 +63,9 @@ import time
 import msgpack
 
 from ..rules.counters import MemoryCounters
-from ..rules.slots import value_fp
 from .embedded import StateError
 from .events import SharedEvents
-from .redis_counters import AT, SharedCounters, _Op, _drop_rule
+from .redis_counters import SharedCounters, _Op, _drop_rule
 from .redis_enforce import _Enforcement
 from .redis_outage import BACKOFF_MIN, CATCH_UP, Outage, _safely
 from .redis_script import LUA, TTL_SLACK, counter_key
@@ -244,10 +243,7 @@ class RedisStore(Outage, _Enforcement):
                     if ki is None:
                         ki = index[k] = len(keys) + 1
                         keys.append(k)
-                    d = op.distinct
-                    enc.append([ki, int(d), op.limit, -1 if op.window is None else int(op.window),
-                                int(op.now), int(bool(rules) and _drop_rule(op, rules)),
-                                value_fp(op.value) if d is True else int(op.value) if d is AT else 0])
+                    enc.append(op.wire(ki, int(bool(rules) and _drop_rule(op, rules))))
                 msgs.append(enc)
             arg = msgpack.packb(msgs)
             ev = [r.take() for r in self.riders]

@@ -141,11 +141,12 @@ def sip(seconds: float, seed: int) -> dict:
 
 
 def _python_only(f, *a):
-    """f(*a) with every C twin of the INVITE's parse and check off (grammar, checks, codec, fastpath, routing)."""
-    from engine.sip_screen import checks, codec, fastpath, grammar, routing
+    """f(*a) with every C twin of the INVITE's parse and check off (grammar, checks, codec, message, fastpath,
+    routing)."""
+    from engine.sip_screen import checks, codec, fastpath, grammar, message, routing
     saved = [(m, k, getattr(m, k)) for m, k in ((grammar, "_c_uri"), (grammar, "_c_name_addr"), (grammar, "_c_via"),
-                                                (checks, "_c_check"), (codec, "_c_parse_request"), (codec, "_c_join"),
-                                                (codec, "_c_index"), (fastpath, "_c_to_tag"), (fastpath, "_c_to_values"),
+                                                (checks, "_c_check"), (codec, "_c_parse_request"), (message, "_c_join"),
+                                                (message, "_c_index"), (fastpath, "_c_to_tag"), (fastpath, "_c_to_values"),
                                                 (routing, "_c_stamp"))]
     for m, k, _ in saved:
         setattr(m, k, None)
@@ -161,13 +162,14 @@ def _python_only(f, *a):
 def _parse_and_check(data: bytes, mv) -> int:
     """parse_request and check_plain (_sipmsg.h, _sipcheck.h) on `data` against the Python parse and check: a C
     answer must be theirs (the same SipMessage slots and bytes; the same state check_request leaves)."""
-    from engine.sip_screen import _sipfast, checks, codec
+    from engine.sip_screen import _sipfast, checks, codec, message
     m = _sipfast.parse_request(mv, codec._CANON_MEMO, codec._canon_memo)
     if m is None:
         return 0
     py = _python_only(codec.parse_datagram, data)
-    assert isinstance(py, codec.SipMessage), ("parse_request", data, py)
-    assert [getattr(m, k) for k in codec.SipMessage.__slots__] == [getattr(py, k) for k in codec.SipMessage.__slots__]
+    assert isinstance(py, message.SipMessage), ("parse_request", data, py)
+    slots = message.SipMessage.__slots__
+    assert [getattr(m, k) for k in slots] == [getattr(py, k) for k in slots]
     assert m.to_bytes() == _python_only(py.to_bytes), ("join_message", data)
     if m.method != "ACK" and _sipfast.check_plain(m.method, m.uri, m.headers) is not None:
         assert checks.check_request(m) is None and _python_only(checks.check_request, py) is None, ("check_plain", data)

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from engine.smpp_proxy.codec import NEED_DATA, RemoteProtocolError, SmppConnection, Tlv, encode
-from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.codec.binary import pdu_urls
 from engine.smpp_proxy.codec.lean import SmView

@@ -1,0 +1,131 @@
+"""What mo_parts.py keeps in Redis: the keys of a message's parts (`keys_of`), the sorted set a stop leaves
+(DUE), the Lua scripts that move a message between stored, being judged, recorded and waiting for its redelivery
+(mo_parts.py's module text tells the story), and how a part's text is stored (`stored_text`, `text_of`). No I/O."""
+from __future__ import annotations
+
+import hashlib
+
+from ..smpp_proxy.codec.text import TwoReadings, Ucs2Octets
+
+DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC (mo_origin), first PDU, reading] -> when to judge (ms)
+
+# KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
+# The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
+# ADD: ARGV: part number, text, total, KEEP in ms. {2, mark}: judged already (or being: 'w'); {1, [n, text,
+# ...], again}: this part completed it (again 0), or came for a message waiting to be recorded (again 1: judged
+# before, its line a refusal) (taken); {0}: stored (the parts kept KEEP from now, or longer when a stop left them
+# waiting: DEFER).
+ADD = r"""
+local done = redis.call('GET', KEYS[2])
+if done then return {2, done} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local again = redis.call('EXISTS', KEYS[3])
+if again == 1 or redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  local all = redis.call('HGETALL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[3])
+  redis.call('SET', KEYS[2], 'w', 'PX', ARGV[4])
+  return {1, all, again}
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+return {0}
+"""
+
+# TAKE (a timer): ARGV[1]: KEEP in ms. {1, [n, text, ...]}: the parts there were (taken); {0}: none, or
+# the message waits for its redelivery (wait mark).
+TAKE = r"""
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], 'w', 'PX', ARGV[1])
+return {1, all}
+"""
+
+# DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged).
+# ARGV[1]: KEEP in ms.
+DONE = r"""
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return 1
+"""
+
+# PUTBACK (not recorded): ARGV: NOT_RECORDED_KEEP in ms, then n, text, ...
+PUTBACK = r"""
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+# DEFER (a stop): KEYS[4] DUE; ARGV: how long the parts live (ms), when to judge it (ms), the DUE member. Only a message
+# whose parts are there and that is not judged (nor being judged, nor waiting for a redelivery): 1, else 0.
+DEFER = r"""
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+return 1
+"""
+
+# CLAIM (a start): every DUE member with its time, taken.
+CLAIM = r"""
+local got = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+redis.call('DEL', KEYS[1])
+return got
+"""
+
+
+def keys_of(key) -> list:
+    d = hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+    return [f"tf:{{mo:{d}}}", f"tf:{{mo:{d}}}:done", f"tf:{{mo:{d}}}:wait"]
+
+
+def done_mark(got) -> bytes:
+    """ADD's done mark (b'1' from a server running an older script, which sent none)."""
+    m = got[1] if len(got) > 1 else b"1"
+    return m.encode() if isinstance(m, str) else m
+
+
+def stored_text(text: str) -> bytes:
+    """A part's text as stored in the message's hash. A text with two readings (codec.text.TwoReadings: UCS-2
+    that may be Latin-1, the Asian codings) keeps both: NUL, the first reading's length in octets, ':', then
+    both readings (stored as its str, 'shown\nmeant', the joined parts were one reading's line break away from
+    the other's: a 'DK DNC' in two parts under data_coding 0x0E read 'DK D\nDK DNC\nNC', a syntax error, the
+    registration lost). Broken UCS-2 (codec.text.Ucs2Octets, TwoReadings.octets) keeps its octets (concat.joined
+    reads them joined too): STX, their length, ':', them, then its text as above. A plain text that starts with NUL,
+    SOH or STX is stored behind an SOH."""
+    o = getattr(text, "octets", None)
+    if o is not None:
+        return b"\x02%d:" % len(o) + o + stored_text(TwoReadings(text.shown, text.meant) if type(text) is TwoReadings
+                                                      else str(text))
+    if type(text) is TwoReadings:
+        shown = text.shown.encode("utf-8", "surrogatepass")
+        return b"\x00%d:" % len(shown) + shown + text.meant.encode("utf-8", "surrogatepass")
+    b = text.encode("utf-8", "surrogatepass")
+    return b"\x01" + b if b[:1] in (b"\x00", b"\x01", b"\x02") else b
+
+
+def text_of(b: bytes) -> str:
+    """stored_text's inverse."""
+    if b[:1] == b"\x02":
+        n, sep, rest = b[1:].partition(b":")
+        if sep and n.isdigit() and int(n) <= len(rest):
+            t, o = text_of(rest[int(n):]), rest[:int(n)]
+            return TwoReadings(t.shown, t.meant, o) if type(t) is TwoReadings else Ucs2Octets(t, o)
+        # (not this format: a plain text starting with STX as a process before it stored one, unescaped, in a
+        # rolling upgrade sharing Redis: read as written)
+    if b[:1] == b"\x00":
+        n, _, rest = b[1:].partition(b":")
+        n = int(n)
+        return TwoReadings(rest[:n].decode("utf-8", "surrogatepass"), rest[n:].decode("utf-8", "surrogatepass"))
+    return (b[1:] if b[:1] == b"\x01" else b).decode("utf-8", "surrogatepass")
+
+
+def texts_of(flat) -> dict:
+    """HGETALL's [n, text, ...] -> {part number: text}."""
+    return {int(flat[i]): text_of(flat[i + 1]) for i in range(0, len(flat), 2)}
