@@ -1,6 +1,6 @@
-"""What a call's messages hash, and how often: each digest a message needs is computed once (a keyed BLAKE2b of the
-answered-call memory costs ~2,500 instructions, instrbench), and the memories it keys end as they did; and the
-functions a call's messages go through make no cells (closures are partials of methods).
+"""What a call's messages cost in work that needs no doing twice (instrbench counts it): each digest a message needs
+is computed once (a keyed BLAKE2b of the answered-call memory costs ~2,500 instructions), the memories it keys ending
+as they did, and the functions a call's messages go through make no cells (their closures are partials of methods).
 
 An INVITE judged and forwarded hashes its Call-ID into `answered` once (screening._screen keeps it on the message,
 forwarding._forward reads it there to note where the INVITE went); a final response hashes its transaction once for
