@@ -58,3 +58,40 @@ def test_pump_not_initialised_raises_instead_of_crashing():
     a crash is a failed test, not a lost run.)"""
     r = subprocess.run([sys.executable, "-c", _UNREADY], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+
+
+@pytest.mark.skipif(fastpath._c_in_dialog is None, reason="C extension not built")
+def test_in_dialog_and_relay_answers_are_the_twins_item_for_item():
+    """in_dialog() and relay_response() build their answers item by item (no Py_BuildValue format parsed at every
+    message): each item of the same type and value as the Python twin's, the request's destination from its
+    Request-URI or, when that names the screen itself, the configured next hop (that very object)."""
+    from .test_sip_fuzz import RESPONSES, UAC
+    hop = ("127.0.0.1", 5070, "UDP")
+    reqs = REQUESTS[-3:] + [REQUESTS[-3].replace(b"ACK sip:0912345678@127.0.0.1:38930", b"ACK sip:127.0.0.1:5060")]
+    for i, data in enumerate(reqs):
+        c = fastpath._c_in_dialog(data, *UAC, OUR, hop)
+        py = fastpath.py_in_dialog(data, *UAC, OUR, hop).astuple()
+        assert c == py and [type(x) for x in c] == [type(x) for x in py] and type(c[5][1]) is int, data
+        assert (c[5] is hop) == (i == 3)
+    decided = 0
+    for data in RESPONSES:
+        c = fastpath._c_relay_response(data, OUR)
+        if c is not None:
+            decided += 1
+            py = fastpath.py_relay_response(data, OUR)
+            assert c == py and [type(x) for x in c] == [type(x) for x in py], data
+    assert decided >= 3
+
+
+@pytest.mark.skipif(fastpath._c_in_dialog is None, reason="C extension not built")
+@pytest.mark.parametrize("sport", [0, 9, 10, 99, 100, 5080, 65535])
+@pytest.mark.parametrize("mf", [b"1", b"2", b"10", b"11", b"100", b"101", b"255"])
+def test_in_dialog_writes_numbers_as_python_does(sport, mf):
+    """The rport, received and Max-Forwards values in_dialog() writes (its own decimal writer, not snprintf) are the
+    Python twin's, at every digit count."""
+    data = REQUESTS[-3].replace(b"Max-Forwards: 70", b"Max-Forwards: " + mf)
+    assert b"Max-Forwards: " + mf + b"\r\n" in data
+    for ip in ("127.0.0.1", "10.20.30.40", "::1"):
+        c = fastpath._c_in_dialog(data, ip, sport, OUR, None)
+        assert c is not None and c == fastpath.py_in_dialog(data, ip, sport, OUR, None).astuple()
+        assert b";rport=%d" % sport in c[2] and b"Max-Forwards: %d\r\n" % (int(mf) - 1) in c[2]

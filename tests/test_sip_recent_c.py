@@ -80,10 +80,37 @@ def test_recent_core_refuses_what_is_not_its_shape():
     r.d = None
     with pytest.raises(TypeError):
         r.get(b"a")
+    with pytest.raises(TypeError):
+        len(r)
+    with pytest.raises(TypeError):
+        r.add(b"a")
     r = Recent(4)
     r.d[b"a"] = "not a pair"
     with pytest.raises(TypeError):
         r.get(b"a")
+
+
+def test_recent_core_len_and_add_are_its_own():
+    """len() and add() in C, not call frames of the Python class (an INVITE, its 200 and its BYE each ask whether a
+    memory is empty; a 200 adds its transaction to finals_seen); add() on a subclass goes through that subclass's
+    put, as the Python add does (AnsweredCalls counts its changes there)."""
+    from engine.sip_screen.dialogs import AnsweredCalls
+    assert "__len__" not in vars(recent.Bounded) and "add" not in vars(recent.Bounded)
+    assert Recent.__len__ is not PyRecentCore.__len__ and Recent.add is recent.RecentCore.add
+    for cls in (Recent, PyRecent):
+        r = cls(2)
+        assert not r and len(r) == 0
+        assert r.add(b"a") is True and r.add(b"a") is False and len(r) == 1
+        r.put_low(b"b", 1)
+        assert len(r) == 2 and r.add(b"c") is True and len(r) == 2 and list(r.d) == [b"a", b"c"]
+    for core in (recent.RecentCore, PyRecentCore):
+        a = type("A", (recent.Bounded, core), {"__slots__": ("changes",),
+                                               "put": lambda self, k, v, now=0.0: (setattr(self, "changes", 1),
+                                                                                   core.put(self, k, v, now))[1]})(4)
+        a.changes = 0
+        assert a.add(b"k") is True and a.changes == 1 and b"k" in a.d
+    calls = AnsweredCalls(4)
+    assert calls.add(b"k") is True and calls.changes == 1 and calls.add(b"k") is False and calls.changes == 1
 
 
 def test_digest_is_the_parts_hash():

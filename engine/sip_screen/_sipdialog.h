@@ -12,6 +12,37 @@
 
 #include "_sipfields.h"
 
+/* v (>= 0) in decimal at o, as snprintf's "%ld" writes it, at most 19 characters (no snprintf: ~2,000 instructions
+ * each, three an ACK or BYE; also _sipmsg.h's port); its length */
+static int put_dec(char *o, long v) {
+    char t[20];
+    int n = 0;
+    do { t[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    for (int k = 0; k < n; k++) o[k] = t[n - 1 - k];
+    return n;
+}
+
+/* in_dialog's answer, built as Py_BuildValue("(s#y#y#s#s#Os#s#)") built it (its format parsed at every request cost
+ * ~2,000 instructions an ACK or BYE, instrbench): (method, out[:cut], out[cut:], branch, base, dest, call_id, to_tag);
+ * `dest` a new reference, taken (and released on failure) */
+static PyObject *dialog_result(const char *m, Py_ssize_t ml, const char *out, Py_ssize_t cut, Py_ssize_t outl,
+                               const char *br, Py_ssize_t brl, const char *base, Py_ssize_t bl, PyObject *dest,
+                               const char *cid, Py_ssize_t cidl, const char *tt, Py_ssize_t ttl) {
+    PyObject *res = PyTuple_New(8);
+    if (!res) { Py_DECREF(dest); return NULL; }
+    PyObject *it[8] = {PyUnicode_FromStringAndSize(m, ml), PyBytes_FromStringAndSize(out, cut),
+                       PyBytes_FromStringAndSize(out + cut, outl - cut), PyUnicode_FromStringAndSize(br, brl),
+                       PyUnicode_FromStringAndSize(base, bl), dest, PyUnicode_FromStringAndSize(cid, cidl),
+                       PyUnicode_FromStringAndSize(tt, ttl)};
+    int ok = 1;
+    for (int k = 0; k < 8; k++) {
+        PyTuple_SET_ITEM(res, k, it[k]);            /* (a NULL item: the tuple's dealloc skips it) */
+        ok = ok && it[k];
+    }
+    if (!ok) Py_CLEAR(res);
+    return res;
+}
+
 /* in_dialog(data, src_ip, src_port[, ours[, hop]]) -> (method, before, after, top_branch, base, (host, port,
  * TRANSPORT), call_id, to_tag) or None (undecided: the Python in_dialog decides). `hop`: the configured next hop
  * (host, port, TRANSPORT) or None, where a request whose Request-URI names the screen itself goes */
@@ -200,10 +231,18 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
         Py_ssize_t hl = tm.h1 - tm.h0;
         int same = hl == ipl;
         for (Py_ssize_t x = 0; same && x < hl; x++) if (LOWER(v[tm.h0 + x]) != ip[x]) same = 0;
-        if (!same && !has_received) addl = snprintf(add, sizeof add, ";received=%.*s", (int)ipl, ip);
+        if (!same && !has_received) {                     /* (ipl <= 64: checked above) */
+            memcpy(add, ";received=", 10);
+            memcpy(add + 10, ip, ipl);
+            addl = 10 + (int)ipl;
+        }
     }
     char rp[16];
-    int rpl = rport_bare >= 0 ? snprintf(rp, sizeof rp, "=%ld", sport) : 0;
+    int rpl = 0;
+    if (rport_bare >= 0) {
+        rp[0] = '=';
+        rpl = 1 + put_dec(rp + 1, sport);                  /* (0-65535: checked above) */
+    }
     /* Call-ID, tags: ASCII (the Python path decodes anything else) */
     const char *cid = d + hv[R_CALLID][0], *cide = d + hv[R_CALLID][1];
     while (cid < cide && (*cid == ' ' || *cid == '\t')) cid++;
@@ -212,7 +251,7 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
         goto undecided;
     /* out = data with the top Via value and the Max-Forwards value replaced */
     char mfs[8];
-    int mfl = snprintf(mfs, sizeof mfs, "%ld", mfv - 1);
+    int mfl = put_dec(mfs, mfv - 1);                       /* (0-254) */
     Py_ssize_t newvl = vl + rpl + addl;
     Py_ssize_t outl = len - (via_ve - via_vs) + newvl - (mf_ve - mf_vs) + mfl - (rt_ls >= 0 ? rt_ve - rt_ls : 0);
     out = PyMem_Malloc(outl);
@@ -261,8 +300,9 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     PUT("|", 1); PUT(tv + tt0, tt1 - tt0); PUT("|", 1);
 #undef PUT
     if (to_hop) {
-        res = Py_BuildValue("(s#y#y#s#s#Os#s#)", d, ml, out, cut, out + cut, outl - cut,
-                            v + br0, br1 - br0, base, bl, hop, cid, cide - cid, tv + tt0, tt1 - tt0);
+        Py_INCREF(hop);
+        res = dialog_result(d, ml, out, cut, outl, v + br0, br1 - br0, base, bl, hop, cid, cide - cid, tv + tt0,
+                            tt1 - tt0);
         goto done;
     }
     char host[300];
@@ -271,9 +311,14 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     if (hp[0] == '[') { hp++; hl -= 2; }
     if (hl <= 0 || hl >= (Py_ssize_t)sizeof host) goto undecided;
     for (Py_ssize_t x = 0; x < hl; x++) host[x] = (char)LOWER(hp[x]);
-    res = Py_BuildValue("(s#y#y#s#s#(s#ls)s#s#)", d, ml, out, cut, out + cut, outl - cut,
-                        v + br0, br1 - br0, base, bl, host, hl, port, transport,
-                        cid, cide - cid, tv + tt0, tt1 - tt0);
+    PyObject *dest = PyTuple_New(3);
+    if (!dest) goto done;
+    PyObject *dh = PyUnicode_FromStringAndSize(host, hl), *dp = PyLong_FromLong(port), *dt = PyUnicode_FromString(transport);
+    PyTuple_SET_ITEM(dest, 0, dh);
+    PyTuple_SET_ITEM(dest, 1, dp);
+    PyTuple_SET_ITEM(dest, 2, dt);
+    if (!dh || !dp || !dt) { Py_DECREF(dest); goto done; }
+    res = dialog_result(d, ml, out, cut, outl, v + br0, br1 - br0, base, bl, dest, cid, cide - cid, tv + tt0, tt1 - tt0);
     goto done;
 undecided:
     res = Py_None;

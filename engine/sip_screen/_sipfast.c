@@ -223,7 +223,11 @@ static PyObject *relay_response(PyObject *self, PyObject *args) {
             memcpy(key + keyl, cs, te - cs); keyl += te - cs;
         }
     }
-    res = Py_BuildValue("(NNy#)", out, dest, key, keyl);
+    PyObject *kb = PyBytes_FromStringAndSize(key, keyl);      /* (out, dest, key): no Py_BuildValue format to parse */
+    if (!kb || !(res = PyTuple_New(3))) { Py_DECREF(out); Py_DECREF(dest); Py_XDECREF(kb); goto done; }
+    PyTuple_SET_ITEM(res, 0, out);
+    PyTuple_SET_ITEM(res, 1, dest);
+    PyTuple_SET_ITEM(res, 2, kb);
     goto done;
 done_or_undecided_nh:
     if (r < 0) goto done;              /* an exception is set */
@@ -306,6 +310,9 @@ static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_sipfast", NULL, -1, me
 PyMODINIT_FUNC PyInit__sipfast(void) {
     if (PyType_Ready(&PumpType) < 0 || PyType_Ready(&RecentCoreType) < 0) return NULL;
     if (!zero_now && !(zero_now = PyFloat_FromDouble(0.0))) return NULL;
+    if (!(str_put = PyUnicode_InternFromString("put"))
+            || !(rc_put_descr = PyDict_GetItemWithError(RecentCoreType.tp_dict, str_put)))     /* (borrowed: the type's) */
+        return NULL;
     if (!(K_RESPONSES = PyUnicode_InternFromString("responses")) || !(K_REQUESTS = PyUnicode_InternFromString("requests"))
             || !(K_FAST = PyUnicode_InternFromString("fast_path")) || !(K_DROPPED = PyUnicode_InternFromString("dropped"))
             || !(K_INTERNAL = PyUnicode_InternFromString("internal_errors"))

@@ -175,7 +175,7 @@ static PyObject *stamp_params(PyObject *self, PyObject *args) {
     if (pt == -1 && PyErr_Occurred()) return NULL;
     if (!p || !h || pt < 0) Py_RETURN_NONE;
     char ps[24];
-    int pn = snprintf(ps, sizeof ps, "%ld", pt);
+    int pn = put_dec(ps, pt);                               /* (_sipdialog.h: "%ld", pt >= 0) */
     Py_ssize_t semi = find(p, n, ';');
     if (semi < 0) Py_RETURN_NONE;                           /* (never called so: it has parameters) */
     /* at most every parameter rewritten: the old value's length plus the host or port for each */

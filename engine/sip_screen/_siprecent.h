@@ -155,6 +155,33 @@ static PyObject *rc_pop(RecentCore *r, PyObject *const *args, size_t nargsf, PyO
     return v;
 }
 
+/* len(r): both tiers (Bounded's __len__ was a call frame at every `if screen.answered`) */
+static Py_ssize_t rc_len(RecentCore *r) {
+    return rc_dicts(r) < 0 ? -1 : PyDict_GET_SIZE(r->d) + PyDict_GET_SIZE(r->low);
+}
+
+static PyObject *str_put, *rc_put_descr;                   /* "put", RecentCore's own put (rc_add) */
+
+/* add(key): remember key, False if it was already there (PyRecentCore.add: a put unless `d` holds it; a subclass's
+ * own put, AnsweredCalls' counting one, is called as Python calls it) */
+static PyObject *rc_add(RecentCore *r, PyObject *key) {
+    if (rc_dicts(r) < 0) return NULL;
+    int in = PyDict_Contains(r->d, key);
+    if (in) return in < 0 ? NULL : Py_NewRef(Py_False);
+    PyObject *x;
+    if (_PyType_Lookup(Py_TYPE(r), str_put) == rc_put_descr) {
+        PyObject *a[3] = {key, Py_None, NULL};
+        x = rc_put3(r, a);
+    } else {
+        x = PyObject_CallMethodObjArgs((PyObject *)r, str_put, key, Py_None, NULL);
+    }
+    if (!x) return NULL;
+    Py_DECREF(x);
+    Py_RETURN_TRUE;
+}
+
+static PyMappingMethods rc_mapping = {.mp_length = (lenfunc)rc_len};
+
 static int rc_traverse(RecentCore *r, visitproc visit, void *arg) {
     Py_VISIT(r->d); Py_VISIT(r->low); Py_VISIT(r->ttl);
     return 0;
@@ -177,6 +204,7 @@ static PyMethodDef rc_methods[] = {
     {"put_low", (PyCFunction)(void (*)(void))rc_put_low, METH_FASTCALL | METH_KEYWORDS, "store key as the newest entry forgotten first"},
     {"promote", (PyCFunction)(void (*)(void))rc_promote, METH_FASTCALL | METH_KEYWORDS, "put for a key low holds"},
     {"pop", (PyCFunction)(void (*)(void))rc_pop, METH_FASTCALL | METH_KEYWORDS, "remove key, its value (or default)"},
+    {"add", (PyCFunction)rc_add, METH_O, "remember key; False if it was there"},
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef rc_members[] = {
@@ -198,6 +226,7 @@ static PyTypeObject RecentCoreType = {
     .tp_dealloc = (destructor)rc_dealloc,
     .tp_methods = rc_methods,
     .tp_members = rc_members,
+    .tp_as_mapping = &rc_mapping,
     .tp_new = PyType_GenericNew,
 };
 

@@ -109,9 +109,12 @@ class Dialogs:
         ent = self.answered.get(k)
         if ent is None or ent[1] is None:
             return
-        if ent[5] is not None and tags is not None and not any(t and dialog_digest(self.dialog_key, t) == ent[5]
-                                                               for t in tags):
-            return
+        if ent[5] is not None and tags is not None:
+            for t in tags:                              # (a loop, not any() over a generator: a frame less a BYE)
+                if t and dialog_digest(self.dialog_key, t) == ent[5]:
+                    break
+            else:
+                return
         self.answered.pop(k)
         self.pipeline.call_ended(ent[0], self.clock(), self.call_ticks() - ent[1])
 

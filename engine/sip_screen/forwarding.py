@@ -32,6 +32,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from functools import partial
 
 from ..listen import addr_text
 from ..servicelog import LogThrottle
@@ -59,6 +60,11 @@ def host_ref(host: str) -> str:
     """`host` as a Via sent-by or a URI writes it: an IPv6 address in brackets (RFC 3261 §25.1 IPv6reference;
     `::1:5060` is no host:port, Kamailio refuses such a Via: "bad ipv6 reference", and drops the request)."""
     return f"[{host}]" if ":" in host else host
+
+
+def _in_ranges(keys, ranges) -> bool:
+    """Whether an address's (version, int) keys are in `ranges` (_permitted's miss: a generator there made cells)."""
+    return any(v == ver and lo <= n <= hi for v, n in keys for ver, lo, hi in ranges)
 
 
 class Waiting(list):
@@ -96,7 +102,9 @@ class Forwarding:
         if msg.method == "INVITE" and len(host) <= 64:  # (hosts are addresses: <= 64 bounds the entries)
             remember = key is not None
             if self.answered:                           # only the answer from there answers the call
-                k = dialog_digest(self.dialog_key, msg.first_values().get("call-id") or "")
+                k = msg.call_key                        # (judged: _screen hashed its Call-ID already)
+                if k is None:
+                    k = dialog_digest(self.dialog_key, msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
                     self.answered.put_low(k, (ent[0], None, ent[2], self._resolve(host), *ent[4:5]))
@@ -161,13 +169,13 @@ class Forwarding:
     def _on_fail(self, msg, back, tx, host, port):
         """A forwarded request's on_fail: answered 503 (_forward_failed); `tx`: an INVITE over TCP, whose wait on
         its connection ends (this destination's; other forks' go on)."""
-        if tx is None:
-            return lambda why: self._forward_failed(msg, back, why)
+        if tx is None:                                  # (a partial: no cells made for this call's variables)
+            return partial(self._forward_failed, msg, back)
+        return partial(self._tcp_forward_failed, msg, back, tx, host, port)
 
-        def on_fail(why):
-            self.tcp_out_final(tx, (host, port))
-            self._forward_failed(msg, back, why)
-        return on_fail
+    def _tcp_forward_failed(self, msg, back, tx, host, port, why):
+        self.tcp_out_final(tx, (host, port))
+        self._forward_failed(msg, back, why)
 
     def _on_fail_behind(self, msg, host, port, branch, back, key, failed):
         """on_fail for a request sent where its INVITE went over TCP, waiting behind that INVITE's connect: if that
@@ -257,7 +265,7 @@ class Forwarding:
                     # a dual-stack ([::]) socket's IPv4 peer (a caller's `received`): the IPv4 address it is, in
                     # allow_networks' IPv4 networks (RFC 4291 §2.5.5.2; its responses were dropped, not_permitted)
                     keys.append((4, int(ip.ipv4_mapped)))
-                ok = any(v == ver and lo <= n <= hi for v, n in keys for ver, lo, hi in self.ranges)
+                ok = _in_ranges(keys, self.ranges)
             except ValueError:
                 ok = False
             if len(self.permit_cache) >= 4096:          # bounded: one entry per distinct peer address
@@ -334,10 +342,11 @@ class Forwarding:
                 task = asyncio.get_running_loop().create_task(self._tcp_connect(host, dest[1]))
                 self.tcp_connects.add(task)
                 task.add_done_callback(self.tcp_connects.discard)
-                task.add_done_callback(lambda _t: self.tcp_out_release(host))       # the connect's place
+                task.add_done_callback(lambda _t, s=self, h=host: s.tcp_out_release(h))     # the connect's place
+                # (self, host, key bound as defaults: as _send's cells they were made at every send)
                 # a connect cancelled before its first step (a stop) never reaches its own `finally`: what waited
                 # for it goes here, its bytes out of the budget
-                task.add_done_callback(lambda t, k=key: t.cancelled() and self._waiting_done(k))
+                task.add_done_callback(lambda t, s=self, k=key: t.cancelled() and s._waiting_done(k))
             elif len(waiting) < TCP_QUEUE and waiting.size + len(data) <= WRITE_MAX:
                 waiting.append((data, on_fail))
                 waiting.size += len(data)

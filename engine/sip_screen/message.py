@@ -20,7 +20,7 @@ class SipMessage:
     order; use the methods, which keep the canonical name right."""
 
     __slots__ = ("method", "uri", "status", "reason", "version", "headers", "body", "vias", "our_via", "_na", "ruri",
-                 "first", "charge", "replay_of", "logged", "tx")
+                 "first", "charge", "replay_of", "logged", "tx", "call_key")
 
     def __init__(self, method=None, uri=None, status=None, reason="", version="SIP/2.0", headers=None, body=b""):
         self.method, self.uri, self.status, self.reason, self.version = method, uri, status, reason, version
@@ -38,6 +38,8 @@ class SipMessage:
         self.logged = None                             # an INVITE's verdict-log line: the Call judged, True for a
                                                        # refusal of the screen's own, None: none yet (calllog.py)
         self.tx = None                                 # an INVITE's transaction key (`transactions`, screening)
+        self.call_key = None                           # an INVITE's Call-ID digest in `answered` (screening._screen,
+                                                       # read again by forwarding._forward)
 
     def name_addr(self, value: str) -> NameAddr:
         """parse_name_addr(value), remembered for this message (To and From are read three times)."""

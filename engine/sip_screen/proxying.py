@@ -8,6 +8,7 @@ takes the plain cases before Python). Mixed into SipScreen; no I/O of its own: e
 """
 from __future__ import annotations
 
+from functools import partial
 from time import monotonic
 
 from ..verdict import Action
@@ -132,13 +133,14 @@ class Proxying:
             if self.carried is not None and key is not None:    # judged before a restart (judgedstore.py)
                 d = self._carried(key, branch)
                 if d is not None:
-                    return self._screened(msg, d, dest, branch, transport, src, conn, True, key, went is not None)
-            return self._screen_once(msg, src, lambda d, replay: self._screened(msg, d, dest, branch, transport, src,
-                                                                                conn, replay, key, went is not None))
+                    return self._screened(msg, dest, branch, transport, src, conn, key, went is not None, d, True)
+            # (a partial, not a lambda: a lambda's variables are cells made at every request through here)
+            return self._screen_once(msg, src, partial(self._screened, msg, dest, branch, transport, src, conn, key,
+                                                       went is not None))
         self._forward(msg, dest, branch, (transport, src, conn), key, went is not None)
 
-    def _screened(self, msg, d, dest, branch, transport, src, conn, replay=False, key=None, fixed=False):
-        """An initial INVITE's decision (screening.Decision): reject, or tag and forward. `replay`:
+    def _screened(self, msg, dest, branch, transport, src, conn, key, fixed, d, replay=False):
+        """An initial INVITE's decision `d` (screening.Decision): reject, or tag and forward. `replay`:
         the call's decision given again to a copy of its INVITE (counted once, at the first); `key`,
         `fixed`: as _forward's."""
         if replay and msg.logged is None:

@@ -124,6 +124,16 @@ class PyRecentCore:
             ent = self.low.pop(key, None)
         return default if ent is None else ent[1]
 
+    def __len__(self):
+        return len(self.d) + len(self.low)
+
+    def add(self, key: bytes) -> bool:
+        """Remember `key`; False if it was already there (a set of the last `size` keys)."""
+        if key in self.d:
+            return False
+        self.put(key, None)
+        return True
+
 
 try:                                                    # the same methods in C (an INVITE calls them a dozen times)
     from ._sipfast import RecentCore
@@ -142,9 +152,6 @@ class Bounded:
         self.size, self.ttl = size, ttl
         self.low_min = min(low_min, size // 2)
 
-    def __len__(self):
-        return len(self.d) + len(self.low)
-
     def __contains__(self, key):
         return key in self.d or (bool(self.low) and key in self.low)
 
@@ -160,13 +167,6 @@ class Bounded:
         if ent is not None:
             self.low[key] = ent
 
-    def add(self, key: bytes) -> bool:
-        """Remember `key`; False if it was already there (a set of the last `size` keys)."""
-        if key in self.d:
-            return False
-        self.put(key, None)
-        return True
-
 
 class Recent(Bounded, RecentCore):
     """A bounded memory: digest -> (time stored, value). `d` is a plain OrderedDict (the C pump
@@ -175,6 +175,6 @@ class Recent(Bounded, RecentCore):
     than `low_min` of them: that many places stay theirs whatever `d` holds (else an ordinary entry,
     the oldest, goes). Both together hold at most `size`: so entries in `d` keep at least
     `size - low_min` places whatever is put low, and the low ones at least `low_min`. `get`, `put`,
-    `put_low`, `promote` and `pop` are RecentCore's (C when built, PyRecentCore otherwise)."""
+    `put_low`, `promote`, `pop`, `add` and len() are RecentCore's (C when built, PyRecentCore otherwise)."""
 
     __slots__ = ()

@@ -121,7 +121,7 @@ class Responses:
         """A final response to an INVITE relayed by the fast path (or the C pump) from `src`:
         b"Call-ID CSeq-number"; `data`: the response as relayed (its To tag is read only if it answers the call)."""
         key = invite_final.decode("utf-8", "surrogateescape")
-        self._invite_final(code, key, key.rpartition(" ")[0], src, lambda: _to_tag_of(data))
+        self._invite_final(code, key, key.rpartition(" ")[0], src, data)     # (its bytes: no closure made a final)
 
     def _invite_final(self, code: str, key: str, call_id: str, src, to_tag=lambda: ""):
         """A final response with status `code` to the INVITE transaction `key` ("Call-ID CSeq-number") of
@@ -130,9 +130,11 @@ class Responses:
         call starts, its entry leaves the tier forgotten first), and it is counted once. Any other
         is still relayed, but neither counted nor an answer. `to_tag()`: the response's To tag, read
         only for the 200 that answers the call: it names the dialog whose BYE ends the call
-        (server._call_ended; a forked INVITE's other 2xx are other dialogs, RFC 3261 §13.2.2.4)."""
+        (server._call_ended; a forked INVITE's other 2xx are other dialogs, RFC 3261 §13.2.2.4). Or the response's
+        bytes as relayed (_fast_final): its To tag read from them (_to_tag_of)."""
+        dkey = digest(key)                  # (ringing's key and finals_seen's, hashed once)
         if self.ringing:                    # not in flight any more, from wherever it comes (draining.py)
-            self.ringing.pop(digest(key), None)
+            self.ringing.pop(dkey, None)
         if self.tcp_out_invites:            # its wait on a TCP connection ends (where it came from: bounds.py)
             self.tcp_out_final(key, src)
         k = dialog_digest(self.dialog_key, call_id)
@@ -144,7 +146,7 @@ class Responses:
             if code == "200":
                 # answered: the call starts, and its entry leaves the tier forgotten first (promoted) where it
                 # waited since its INVITE (screening._screen), so no INVITE pushes it out of the bound
-                tag = to_tag()
+                tag = _to_tag_of(to_tag) if type(to_tag) is bytes else to_tag()
                 # (ent[4]: the caller's side, identity.caller_side; last: the digest of the 200's To tag)
                 self.answered.promote(k, (ent[0], self.call_ticks(), ent[2], ent[3], ent[4] if len(ent) > 4 else None,
                                           dialog_digest(self.dialog_key, tag) if tag else None))
@@ -156,7 +158,7 @@ class Responses:
             # the established ones out of the bound. Not removed: after a 401/407 or a 3xx the same call comes
             # again (§8.1.3.4, §22.2) with its verdict replayed (its INVITE, forwarded again, makes it the newest
             # of that tier), and a forking proxy may still send a 2xx after a final (§16.7 step 10)
-        self._final(code, key)
+        self._final(code, key, dkey)
 
     def _answers_from(self, host: str) -> bool:
         """Whether `host` is in sip.toml's answer_networks (checked as accept_networks is: sources.SourceFilter,
@@ -169,11 +171,12 @@ class Responses:
             f = self._answer_filter = SourceFilter(nets)
         return f.accepts(host)
 
-    def _final(self, code: str, key: str):
-        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once. (The waits on
-        TCP connections end with a relayed final from where each fork went, _invite_final, or with the failed
-        send of that fork, _forward: never with our own answer, which would end every fork's.)"""
-        if self.finals_seen.add(digest(key)):           # else a retransmission
+    def _final(self, code: str, key: str, dkey=None):
+        """Count a final response to the INVITE transaction `key` ("Call-ID CSeq-number") once (`dkey`: digest(key),
+        when the caller has it). (The waits on TCP connections end with a relayed final from where each fork went,
+        _invite_final, or with the failed send of that fork, _forward: never with our own answer, which would end
+        every fork's.)"""
+        if self.finals_seen.add(digest(key) if dkey is None else dkey):     # else a retransmission
             self.final_codes[code] = self.final_codes.get(code, 0) + 1
 
     def _final_of(self, msg, status: int):

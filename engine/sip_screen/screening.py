@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import NamedTuple
 
 from ..numbers import normalise_number
@@ -156,40 +157,8 @@ class Screening:
             return self._drain_refused(msg, src, then, cancelled, tx)
         self.verdicts.put(key, (PENDING, branch, cancelled), now)
 
-        def judged(v):
-            d = self._decision(v)
-            ent = self.verdicts.get(key)
-            if ent is not None and ent[0] is PENDING and ent[2] and d.action is not Action.DROP:
-                # a CANCEL came while it was judged (_cancel_pending): not sent, its counts given back, the INVITE
-                # (and any copy of it) answered 487
-                self.stats["cancelled_while_judged"] += 1
-                if v.charged:
-                    self._give_back((key, v, tx))
-                d = CANCELLED
-                self._unsent_logged(msg, 487, CANCELLED_JUDGED)    # (its line says what it was judged: not sent)
-            now = time.monotonic()
-            self.verdicts.put(key, (d, branch), now)
-            self.transactions.put(tx, d, now)
-            # (rejected or cancelled: no dialog will exist, its entry in `answered` leaves -- _screen's `unsent`)
-            if d.action is not Action.DROP and v.charged:   # counted toward an advertiser's caps: given back if it
-                msg.charge = (key, v, tx)               # cannot leave (forwarding._forward_failed)
-            waiting = self._waiting_pop(key)
-            try:
-                then(d, False)
-            finally:
-                for w in waiting:                       # as if each came now, in the order they came
-                    try:
-                        if time.monotonic() - w[4] >= MAX_WAIT:     # its caller has given up (_wait_for_judging)
-                            self.stats["waiting_refused"] += 1
-                            self._unjudged(w, WAITED_TOO_LONG)
-                            continue
-                        self._screen_once(*w)           # (msg, src, then, cancelled, since)
-                    except Exception:                   # a bug of ours: answered all the same, the rest taken
-                        self.stats["internal_errors"] += 1
-                        log.exception("judging an INVITE that waited for another's verdict failed")
-                        self._unjudged(w, WAIT_FAILED)
         try:
-            self._screen(msg, src, judged, called)
+            self._screen(msg, src, partial(self._judged, key, branch, tx, msg, then), called)
         except Exception:                               # a bug of ours (this INVITE is answered 500 by its caller):
             ent = self.verdicts.get(key)                # the key is not left being judged, nothing waits on it
             if ent is not None and ent[0] is PENDING:
@@ -197,6 +166,40 @@ class Screening:
                 for w in self._waiting_pop(key):
                     self._unjudged(w, WAIT_FAILED)
             raise
+
+    def _judged(self, key, branch, tx, msg, then, v):
+        """_screen_once's `then`, a partial (a closure's variables were cells made at every INVITE): verdict `v`."""
+        d = self._decision(v)
+        ent = self.verdicts.get(key)
+        if ent is not None and ent[0] is PENDING and ent[2] and d.action is not Action.DROP:
+            # a CANCEL came while it was judged (_cancel_pending): not sent, its counts given back, the INVITE
+            # (and any copy of it) answered 487
+            self.stats["cancelled_while_judged"] += 1
+            if v.charged:
+                self._give_back((key, v, tx))
+            d = CANCELLED
+            self._unsent_logged(msg, 487, CANCELLED_JUDGED)    # (its line says what it was judged: not sent)
+        now = time.monotonic()
+        self.verdicts.put(key, (d, branch), now)
+        self.transactions.put(tx, d, now)
+        # (rejected or cancelled: no dialog will exist, its entry in `answered` leaves -- _screen's `unsent`)
+        if d.action is not Action.DROP and v.charged:   # counted toward an advertiser's caps: given back if it
+            msg.charge = (key, v, tx)                   # cannot leave (forwarding._forward_failed)
+        waiting = self._waiting_pop(key)
+        try:
+            then(d, False)
+        finally:
+            for w in waiting:                           # as if each came now, in the order they came
+                try:
+                    if time.monotonic() - w[4] >= MAX_WAIT:     # its caller has given up (_wait_for_judging)
+                        self.stats["waiting_refused"] += 1
+                        self._unjudged(w, WAITED_TOO_LONG)
+                        continue
+                    self._screen_once(*w)               # (msg, src, then, cancelled, since)
+                except Exception:                       # a bug of ours: answered all the same, the rest taken
+                    self.stats["internal_errors"] += 1
+                    log.exception("judging an INVITE that waited for another's verdict failed")
+                    self._unjudged(w, WAIT_FAILED)
 
     def _spiral(self, msg, first, src) -> bool:
         """Whether the INVITE `msg` is one this screen sent coming back through it (RFC 3261 §16.3 step 4: a spiral,
@@ -309,7 +312,7 @@ class Screening:
         store has confirmed its counter commits). `callee`: the number it calls, when _screen_once read it."""
         first = msg.first_values()                      # as received: From is edited only after this
         trusted = self._identity_trusted(src[0])
-        if not trusted and any(h in first for h in ASSERTING):
+        if not trusted and not first.keys().isdisjoint(ASSERTING):     # (no generator: `first` no cell)
             self.stats["identity_untrusted"] += 1       # read as From only (_caller)
         caller, from_user = _caller(msg, first, trusted)    # (the From user read once: dialog_parties needs it too)
         if callee is None:
@@ -317,7 +320,7 @@ class Screening:
         caller, callee = _loggable(caller), _loggable(callee)
         call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
         dk = self.dialog_key
-        k = dialog_digest(dk, first.get("call-id") or "")
+        k = msg.call_key = dialog_digest(dk, first.get("call-id") or "")
         ent = self.answered.get(k)
         # (an answered call on this Call-ID keeps its entry: another INVITE on it must not erase its duration)
         if len(caller) <= MAX_CALLER and (ent is None or ent[1] is None):
@@ -356,16 +359,17 @@ class Screening:
         dialog will exist for it, and a sibling on its Call-ID let through (a fork upstream, to the same callee or
         another) keeps its own: a rejected sibling popped it, the call's 200 was then no answer and its session
         refresh was judged as a new call, refused by the call's own count (found by the SIP counting probe)."""
-        def settled(v):
-            try:
-                then(v)
-            finally:
-                if self.answered.get(k) is mine:
-                    if before is None:
-                        self.answered.pop(k)
-                    else:
-                        self.answered.put_low(k, before)
-        return settled
+        return partial(self._settled_unsent, then, k, mine, before)     # (a partial: no cells, no closure)
+
+    def _settled_unsent(self, then, k, mine, before, v):
+        try:
+            then(v)
+        finally:
+            if self.answered.get(k) is mine:
+                if before is None:
+                    self.answered.pop(k)
+                else:
+                    self.answered.put_low(k, before)
 
     def _identity_trusted(self, host: str) -> bool:
         """Whether `host`, an INVITE's previous hop, is in sip.toml's trusted_identity_networks (RFC 3325 Spec(T)):

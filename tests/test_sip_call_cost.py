@@ -1,0 +1,87 @@
+"""What a call's messages cost in work that needs no doing twice (instrbench counts it): each digest a message needs
+is computed once (a keyed BLAKE2b of the answered-call memory costs ~2,500 instructions), the memories it keys ending
+as they did, and the functions a call's messages go through make no cells (their closures are partials of methods).
+
+An INVITE judged and forwarded hashes its Call-ID into `answered` once (screening._screen keeps it on the message,
+forwarding._forward reads it there to note where the INVITE went); a final response hashes its transaction once for
+`ringing` and `finals_seen`; a BYE of the answering dialog hashes the tags it needs, the To tag of the caller's BYE
+first found."""
+import pytest
+
+from engine.app import build
+from engine.sip_screen import dialogs, forwarding, responses, screening
+from tests.sip_helpers import UAC, UAS, invite, offline_screen, sent
+
+
+@pytest.fixture
+def scr(tmp_path):
+    return offline_screen(build(data_dir=tmp_path, with_model=False, persist=False))
+
+
+def _counting(monkeypatch, module, name):
+    seen = []
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *parts: seen.append(parts) or real(*parts))
+    return seen
+
+
+def test_an_invite_hashes_its_call_id_once_and_notes_where_it_went(scr, monkeypatch):
+    hashed = []
+    for module in (screening, forwarding):
+        real = getattr(module, "dialog_digest")
+        monkeypatch.setattr(module, "dialog_digest", lambda *parts, real=real: hashed.append(parts[1:]) or real(*parts))
+    scr.on_datagram(invite(call_id="h1@127.0.0.1"), UAC)
+    (fwd, to), = sent(scr)
+    assert fwd.method == "INVITE" and to == UAS
+    assert hashed.count(("h1@127.0.0.1",)) == 1, hashed
+    ent = scr.answered.get(screening.dialog_digest(scr.dialog_key, "h1@127.0.0.1"))
+    assert ent is not None and ent[1] is None and ent[3] == UAS[0]     # judged, not answered, sent to the next hop
+
+
+def test_a_final_hashes_its_transaction_once(scr, monkeypatch):
+    scr.on_datagram(invite(call_id="h2@127.0.0.1"), UAC)
+    sent(scr)
+    assert len(scr.ringing) == 1
+    seen = _counting(monkeypatch, responses, "digest")
+    scr._invite_final("486", "h2@127.0.0.1 1", "h2@127.0.0.1", UAS)
+    assert seen.count(("h2@127.0.0.1 1",)) == 1, seen
+    assert not scr.ringing and scr.final_codes == {"486": 1}
+    scr._invite_final("486", "h2@127.0.0.1 1", "h2@127.0.0.1", UAS)     # its retransmission: counted once
+    assert scr.final_codes == {"486": 1}
+
+
+@pytest.mark.parametrize("side", ["caller", "callee"])
+def test_a_bye_of_the_dialog_ends_the_call_whichever_side_sends_it(scr, monkeypatch, side):
+    scr.on_datagram(invite(call_id="h3@127.0.0.1"), UAC)
+    sent(scr)
+    scr._invite_final("200", "h3@127.0.0.1 1", "h3@127.0.0.1", UAS, lambda: "callee-tag")
+    k = dialogs.dialog_digest(scr.dialog_key, "h3@127.0.0.1")
+    assert scr.answered.get(k)[1] is not None                           # answered
+    scr._call_ended("h3@127.0.0.1", ("other", "not-it"))                # another dialog's BYE: nothing ends
+    assert scr.answered.get(k) is not None
+    tags = ("abc", "callee-tag") if side == "caller" else ("callee-tag", "abc")
+    scr._call_ended("h3@127.0.0.1", tags)
+    assert scr.answered.get(k) is None
+
+
+def test_the_invite_path_makes_no_cells():
+    """The functions an INVITE goes through hold no variable a closure or generator of theirs reads: such a variable
+    is a cell made at every call (37 an INVITE were ~7,000 instructions; the closures are partials of methods)."""
+    from engine.sip_screen import proxying
+    path = [proxying.Proxying._request, screening.Screening._screen_once, screening.Screening._screen,
+            screening.Screening._unsent_leaves, forwarding.Forwarding._forward, forwarding.Forwarding._on_fail,
+            forwarding.Forwarding._send, forwarding.Forwarding._permitted, responses.Responses._fast_final]
+    assert {f.__qualname__: f.__code__.co_cellvars for f in path if f.__code__.co_cellvars} == {}
+
+
+def test_a_relayed_200_names_the_dialog_by_its_to_tag(scr):
+    """The 200 the fast path relayed (its bytes, read for the To tag only when it answers the call) names the dialog
+    whose BYE ends the call."""
+    scr.on_datagram(invite(call_id="h4@127.0.0.1"), UAC)
+    sent(scr)
+    ok = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-1;rport\r\n"
+          b"From: <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=answered-1\r\n"
+          b"Call-ID: h4@127.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+    scr._fast_final("200", b"h4@127.0.0.1 1", UAS, ok)
+    ent = scr.answered.get(dialogs.dialog_digest(scr.dialog_key, "h4@127.0.0.1"))
+    assert ent[1] is not None and ent[5] == dialogs.dialog_digest(scr.dialog_key, "answered-1")
