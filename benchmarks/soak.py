@@ -18,7 +18,10 @@ What runs at the same time, all on 127.0.0.1 (ports --port-base to --port-base +
 - `telfilter ctl reload` every `--reload-every` s; the verdict log renamed and SIGUSR2 every `--reopen-every` s.
 Sampled: serve's RSS, open fds, threads, CPU per answered submit_sm, steady submit_sm round trip p50/p99, every
 /metrics gauge and counter, `ctl stats`. Written to OUT: samples.jsonl, summary.json (first/last-quarter slopes,
-answer accounting, service-log lines at WARNING or above), soak.png (RSS, fds, threads, p99 over time), serve.log.
+answer accounting, the verdict log's lines against the last /metrics, taken once every peer has stopped
+(`verdict_lines_all_counted`: every line but a cancel_sm's is in telfilter_verdicts_total or
+telfilter_calls_unsent_total), service-log lines at WARNING or above), soak.png (RSS, fds, threads, p99 over time),
+serve.log.
 Bounded: every load stops at --minutes, sipp by -m and -timeout; the servers it starts, it stops.
 """
 from __future__ import annotations
@@ -199,33 +202,52 @@ async def _run(a) -> dict:
                   f"p99={s.get('lat_p99_ms')} cpu/msg={s.get('cpu_us_per_msg')}", file=sys.stderr, flush=True)
         stop.set()
         await asyncio.gather(*loads)
+        # the SMSC (its MO) and sipp too: no verdict line is written after the last scrape
+        await asyncio.to_thread(_stop_all, [p for p in procs if p is not serve])
         s = _proc(serve.pid)
         await asyncio.sleep(1.0)                        # the verdict log's writer flushes
         end_metrics = await asyncio.to_thread(_metrics, ports["metrics"])
         serve.send_signal(signal.SIGTERM)
         rc = await asyncio.to_thread(serve.wait, 30)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        _stop_all(procs)
     # one verdict line per verdict, across the renamed files (a reopen must lose none)
-    lines = 0
-    for f in a.out.glob("verdicts.jsonl*"):        # ~200 B a verdict: counted, then removed (the disk stays bounded)
-        with open(f, "rb") as fh:
-            lines += sum(1 for _ in fh)
+    logs = sorted(a.out.glob("verdicts.jsonl*"))
+    accounting = log_against_metrics(logs, end_metrics)
+    for f in logs:                                  # ~200 B a verdict: counted, then removed (the disk stays bounded)
         f.unlink()
-    verdicts = sum(v for k, v in end_metrics.items() if k.startswith("telfilter_verdicts_total"))
-    stats["verdict_lines"], stats["verdicts_counted"] = lines, int(verdicts)
     log = (a.out / "serve.log").read_text(errors="replace").splitlines()
     bad = [x for x in log if re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", x)]
-    return {"samples": samples, "events": events, "stats": dict(stats), "serve_exit": rc, "final": s,
+    return {"samples": samples, "events": events, "stats": {**stats, **accounting}, "serve_exit": rc, "final": s,
             "log_warnings_or_worse": bad, "sip": _sipp_stats(a.out / "sipp" / "stat.csv")}
+
+
+def _stop_all(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def log_against_metrics(files, metrics: dict) -> dict:
+    """The verdict log's lines in `files` set against a /metrics scrape (`_metrics`): every line but a cancel_sm of
+    ours (no verdict: its message had one) is counted once, a verdict (`telfilter_verdicts_total`, the SMS and calls
+    answered unjudged among them, action refuse) or a SIP call that never left (`telfilter_calls_unsent_total`)."""
+    lines = cancels = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            for line in fh:
+                lines += 1
+                cancels += b'"kind": "cancel"' in line[:80]     # (its second member, after "ts")
+    counted = int(sum(v for k, v in metrics.items()
+                      if k.startswith(("telfilter_verdicts_total{", "telfilter_calls_unsent_total{"))))
+    return {"verdict_lines": lines, "cancel_lines": cancels, "verdicts_counted": counted,
+            "verdict_lines_all_counted": lines - cancels == counted}
 
 
 def _sipp_stats(f: Path) -> dict:

@@ -15,12 +15,15 @@ worker 0's own.
 Theory of operation: verdicts are counted where the verdict log sees them
 (`MeteredVerdictLog.write`), so every message and call that is judged and logged is counted
 exactly once, by channel and action, with its hits and its judge time, in plain dicts of ints
-(about 1 us per verdict); they become metric families only when scraped. Component statistics
-(`SmppProxy.stats`, `SipScreen.stats`, ESME binds, SMSC links and windows, rules and model)
-are read at scrape time by a collector (metrics_collect.py), so the proxies carry no metrics code. The HTTP server
-runs on serve's own event loop: scrapes read that state without locks or torn reads, and each
-request is bounded (8 KiB of request head, 5 s, at most MAX_CONNECTIONS at once) so a scraper,
-or anything else that reaches the port, cannot hold the element up.
+(about 1 us per verdict); they become metric families only when scraped. The lines of what was answered unjudged
+(an SMS's `write_refusal`, a call's `write_call_refusal`: action refuse) are counted there too, and by the status
+answered; a SIP call let through that never left (`write_call_unsent`) by its status: every line of the log but a
+cancel_sm of ours (no verdict: its message had one) is in `telfilter_verdicts_total` or
+`telfilter_calls_unsent_total`, each counted where its one line is built. Component statistics (`SmppProxy.stats`,
+`SipScreen.stats`, ESME binds, SMSC links and windows, rules and model) are read at scrape time by a collector
+(metrics_collect.py), so the proxies carry no metrics code. The HTTP server runs on serve's own event loop: scrapes
+read that state without locks or torn reads, and each request is bounded (8 KiB of request head, 5 s, at most
+MAX_CONNECTIONS at once) so a scraper, or anything else that reaches the port, cannot hold the element up.
 """
 from __future__ import annotations
 
@@ -59,6 +62,8 @@ class Metrics:
         self.verdicts: dict = defaultdict(int)        # (channel, action) -> count
         self.hits: dict = defaultdict(int)            # (channel, symbol) -> count
         self.judge: dict = {}                         # channel -> [bucket counts..., +Inf], sum
+        self.refusals: dict = defaultdict(int)        # (channel, status answered) -> count: the refuse lines
+        self.unsent: dict = defaultdict(int)          # status answered -> count: the call_unsent lines
         self.links_seen: dict = {}                    # (smsc, kind) of SMSC links, exported 0 while down
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StateCollector(self))
@@ -69,8 +74,16 @@ class Metrics:
 
     # --- per verdict (hot path) ---
     def verdict(self, rec: dict) -> None:
-        self.count("call" if rec.get("kind") == "call" else "sms", rec.get("action"),
-                   [h.get("symbol") for h in rec.get("hits", ())], rec.get("judge_us"))
+        channel = "call" if rec.get("kind") == "call" else "sms"
+        if rec.get("action") == "refuse":           # answered unjudged (write_refusal): no hits, no judge time
+            return self.refusal(channel, rec.get("status"))
+        self.count(channel, rec.get("action"), [h.get("symbol") for h in rec.get("hits", ())], rec.get("judge_us"))
+
+    def refusal(self, channel: str, status) -> None:
+        """A message or call answered `status` unjudged: a verdict of action refuse, and its status's count (the
+        status, not the reason, is the label: a reason may hold a peer's text or an address, without bound)."""
+        self.verdicts[(channel, "refuse")] += 1
+        self.refusals[(channel, status)] += 1
 
     def count(self, channel: str, action, symbols, us) -> None:
         self.verdicts[(channel, action)] += 1
@@ -206,3 +219,12 @@ class MeteredVerdictLog(VerdictLog):
     def write_call(self, when, call_id, caller, callee, ingress, v, judge_us) -> None:
         self.metrics.count("call", str(v.action), [h.symbol for h in v.hits], judge_us)
         super().write_call(when, call_id, caller, callee, ingress, v, judge_us)
+
+    def write_call_refusal(self, when, call_id, caller, callee, ingress, status, reason) -> None:
+        self.metrics.refusal("call", status)
+        super().write_call_refusal(when, call_id, caller, callee, ingress, status, reason)
+
+    def write_call_unsent(self, when, call_id, caller, callee, ingress, judged, status, reason) -> None:
+        # no verdict (the call's was counted with its line): a call that never left, by the status it was answered
+        self.metrics.unsent[status] += 1
+        super().write_call_unsent(when, call_id, caller, callee, ingress, judged, status, reason)

@@ -33,6 +33,17 @@ class StateCollector:
         for (channel, action), n in sorted(m.verdicts.items(), key=str):
             v.add_metric([channel, str(action)], n)
         yield v
+        r = CounterMetricFamily("telfilter_refusals", "messages and calls answered unjudged (verdicts of action "
+                                "refuse) by channel and the status answered: SMPP command_status, SIP code",
+                                labels=["channel", "status"])
+        for (channel, status), n in sorted(m.refusals.items(), key=str):
+            r.add_metric([channel, str(status)], n)
+        yield r
+        u = CounterMetricFamily("telfilter_calls_unsent", "SIP calls judged and let through that never left "
+                                "(call_unsent lines) by the status the screen answered", labels=["status"])
+        for status, n in sorted(m.unsent.items(), key=str):
+            u.add_metric([str(status)], n)
+        yield u
         h = CounterMetricFamily("telfilter_hits", "symbol hits in verdicts", labels=["channel", "symbol"])
         for (channel, symbol), n in sorted(m.hits.items(), key=str):
             h.add_metric([channel, str(symbol)], n)

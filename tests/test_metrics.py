@@ -250,3 +250,25 @@ def test_dnc_replication_is_exported(tmp_path):
     assert got["applied_remote"] == 7 and got["skipped_older"] == 2 and got["errors"] == 0
     assert "delay_ms_last" not in got
     assert _samples(text, "telfilter_dnc_replication_pending")[0].value == 2
+
+
+def test_an_sms_answered_unjudged_is_a_refuse_verdict_counted_by_its_status(tmp_path):
+    """The proxy's refusal lines (write_refusal: answered an error without a verdict) are verdicts of action refuse,
+    and counted by the command_status answered, as the SIP screen's are by their code (test_sip_refusals_metrics)."""
+    from datetime import datetime, timezone
+
+    from prometheus_client import generate_latest
+
+    from engine.metrics import MeteredVerdictLog, Metrics
+    m = Metrics(build(data_dir=tmp_path, with_model=False, persist=False))
+    vlog = MeteredVerdictLog(tmp_path / "v.jsonl", None, m)
+    now = datetime.now(timezone.utc)
+    for status in (0x58, 0x58, 0x08):                   # ESME_RTHROTTLED twice, ESME_RSYSERR
+        vlog.write_refusal(now, "submit_sm", "t", "84901234567", "84912345678", status, "why")
+    vlog.close()
+    text = generate_latest(m.registry).decode()
+    assert {(s.labels["channel"], s.labels["action"]): s.value for s in _samples(text, "telfilter_verdicts_total")} \
+        == {("sms", "refuse"): 3}
+    assert {(s.labels["channel"], s.labels["status"]): s.value for s in _samples(text, "telfilter_refusals_total")} \
+        == {("sms", "88"): 2, ("sms", "8"): 1}
+    assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 3
