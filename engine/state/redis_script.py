@@ -72,7 +72,9 @@ local mark = redis.call('GET', 'tf:keyspace')
 if not mark then
   mark = ARGV[ti]
   redis.call('SET', 'tf:keyspace', mark)
-  if known and known ~= '' then
+  -- (a caller that knows no epoch, '': one started while the server was away, cannot tell a fresh server from one
+  -- that lost the other processes' counts: the grace begins all the same)
+  if known then
     redis.call('SET', 'tf:reseed', '1', 'PX', RESEED_GRACE_MS)
     redis.call('SET', 'tf:reseed:cap', '1', 'PX', RESEED_GRACE_MAX_MS)
   end
