@@ -1,6 +1,6 @@
-"""The re-seed grace (engine/state/redis_reseed.py) when the batch that finds the keyspace mark gone comes from a process
-that knows no epoch: one that started while Redis was away (its start's check never ran). The server may have lost
-every other process's counts all the same (restarted empty): the grace must begin, so that a message under an
+"""The re-seed grace (engine/state/redis_reseed.py) when the batch that finds the keyspace mark gone comes from a
+process that knows no epoch: one that started while Redis was away (its start's check never ran). The server may have
+lost every other process's counts all the same (restarted empty): the grace must begin, so that a message under an
 enforced cap waits until the others have put their counts back. Before, such a batch set the mark without the grace:
 its ad to a recipient another node had capped went through at once, a 4th ad in the day."""
 import asyncio

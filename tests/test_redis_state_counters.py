@@ -215,7 +215,8 @@ def test_the_server_going_away_and_coming_back(tmp_path):
         nonlocal srv
         a, sa = _node(tmp_path, "a", url)
         assert (await _judge(a, _ad(0)))[0] == "allow"
-        assert sa.stats["batches"] == 1
+        # (settled by the server: a fresh one's keyspace mark set by this first batch, its re-seed grace held the ad)
+        assert sa.stats["batches"] >= 1 and sa.stats["errors"] == sa.stats["fail_open"] == 0
         srv.stop()
         t0 = time.monotonic()
         assert (await _judge(a, _ad(1, "0912000555")))[0] == "allow"       # fail-open
