@@ -71,6 +71,7 @@ class Outage:
         seeds = self._seed_chunk(SEEDS_PER_CALL) if self._seeding() else None
         if seeds:
             batch.insert(0, (None, SEED, seeds, None))
+            self._removes_ahead(batch)
         w = self._commits_waiting
         if w:
             # (a count given back meanwhile, an ad the SMSC refused, left the mirror alone: not sent; `local` says

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..rules.slots import key_hash
 from .redis_counters import REMOVE, _drop_rule, _Op
-from .redis_script import MARK, RESEED_GRACE_MS, counter_hash
+from .redis_script import MARK, RESEED_GRACE_MS, counter_hash, counter_key
 
 log = logging.getLogger("telfilter")
 
@@ -191,6 +191,23 @@ class Reseed:
                 ops.append(_Op(ns, f"tf:c:{{{h:016x}}}", enc, clock, window, limit, SEED))
         self.stats["reseeded"] += len(ops)
         return ops
+
+    def _removes_ahead(self, batch: list) -> None:
+        """The counts given back queued in `batch` (entries no message settles: Pipeline.refund, uncharge) of the
+        keys its seed chunk (batch[0]) puts back go before it: each left the mirror before the chunk was read, so the
+        seed does not carry it; after it, the give-back took the stamp the seed put back of another count of that
+        second (two ads at one delivery second, a replacement that kept its schedule: the recipient one count short).
+        Before it, it takes what the server holds of it (counted since the loss), or nothing."""
+        keys = {op.key for op in batch[0][2]}
+        ahead = []
+        for _p, v, ops, _t in batch[1:]:
+            if v is None and any(op.distinct is REMOVE for op in ops):
+                keep = [op for op in ops if op.distinct is not REMOVE or counter_key(op.ns, op.key) not in keys]
+                if len(keep) < len(ops):
+                    ahead += [op for op in ops if op.distinct is REMOVE and counter_key(op.ns, op.key) in keys]
+                    ops[:] = keep
+        if ahead:
+            batch.insert(0, (None, None, ahead, None))
 
     # ------------------------------------------------------------ the grace
     def _hold(self, entry, ms: int) -> None:
