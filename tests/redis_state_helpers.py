@@ -35,13 +35,18 @@ def _node(tmp_path, name, url):
     return pipe, store
 
 
-async def _judge(pipe, msg):
-    """What the SMPP submit path does: judge, then wait for the server to settle the commits."""
+async def _verdict(pipe, msg):
+    """What the SMPP submit path does: judge, then wait for the server to settle the commits. The final verdict."""
     fut = asyncio.get_running_loop().create_future()
     pipe.state.shared.begin()
     v = pipe.judge(msg)
     pipe.state.shared.settle(pipe, v, fut.set_result)
-    v = await fut
+    return await fut
+
+
+async def _judge(pipe, msg):
+    """_verdict's action and hits."""
+    v = await _verdict(pipe, msg)
     return v.action.name.lower(), [h.symbol for h in v.hits]
 
 

@@ -12,18 +12,10 @@ from engine.state.redis_reseed import KEYS
 from engine.state.redis_script import MARK
 
 from .redis_helpers import RedisServer, ports_in
-from .redis_state_helpers import _ad, _judge, _node
+from .redis_state_helpers import _ad, _judge, _node, _verdict
 from .test_redis_keyspace_reseed import _until
 
 R = "0912000777"
-
-
-async def _verdict(pipe, msg):
-    fut = asyncio.get_running_loop().create_future()
-    pipe.state.shared.begin()
-    v = pipe.judge(msg)
-    pipe.state.shared.settle(pipe, v, fut.set_result)
-    return await fut
 
 
 def test_a_count_given_back_as_the_loss_is_learned_is_not_taken_twice(tmp_path):
