@@ -36,6 +36,12 @@ def addr_text(host: str, port) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def host_ref(host: str) -> str:
+    """`host` as a Via sent-by or a URI writes it: an IPv6 address in brackets (RFC 3261 §25.1 IPv6reference;
+    `::1:5060` is no host:port, Kamailio refuses such a Via: "bad ipv6 reference", and drops the request)."""
+    return f"[{host}]" if ":" in host else host
+
+
 def unmapped(host: str) -> str:
     """`host` (a peer address as the socket gives it), an IPv4-mapped IPv6 address as the IPv4 address it is."""
     if host.startswith(_MAPPED) and "." in host:

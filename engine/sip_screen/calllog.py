@@ -25,9 +25,20 @@ from time import monotonic
 from .grammar import SipParseError, parse_via
 from .identity import _callee, _caller
 from .recent import ack_key, digest
-from .screening import _loggable
 
 log = logging.getLogger("telfilter.sip")
+
+
+def _loggable(s):
+    """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
+    surrogates by the codec) become \\xNN escapes."""
+    if s is None or s.isascii():
+        return s
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def refused_key(msg):

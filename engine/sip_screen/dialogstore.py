@@ -101,7 +101,7 @@ def dump(screen, ticks: float, wall: float, now: float | None = None) -> bytes:
     to read back); and the INVITEs judged in the RETRANSMISSIONS before `now` (time.monotonic(): the judged-INVITE
     memory's clock; judgedstore.columns)."""
     from .judgedstore import columns
-    from .screening import _loggable      # an address as msgpack can write it (UTF-8): a Route host of bytes that
+    from .calllog import _loggable      # an address as msgpack can write it (UTF-8): a Route host of bytes that
     # were not UTF-8 (kept as surrogates by the codec; its INVITE then refused) as \\xNN escapes, as the verdict
     # log writes them (at most 4 x 64 characters: MAX_ADDRESS; no answer's source matches it either): one such
     # address made the whole save fail at the stop, every call in progress forgotten

@@ -34,7 +34,7 @@ import logging
 import time
 from functools import partial
 
-from ..listen import addr_text
+from ..listen import addr_text, host_ref
 from ..servicelog import LogThrottle
 from ..verdict import Action
 from .codec import make_response
@@ -54,12 +54,6 @@ OUT_CAPPED = "too many outbound TCP connections"        # on_fail's reason at th
 # an INVITE transaction whose forward failed: our 503 is its final, given again to its retransmission (by identity)
 UNSENT = Decision(Action.DROP, 503, (), (), 0.0)
 NOT_SENT = "its forward failed"                         # UNSENT's Warning text
-
-
-def host_ref(host: str) -> str:
-    """`host` as a Via sent-by or a URI writes it: an IPv6 address in brackets (RFC 3261 §25.1 IPv6reference;
-    `::1:5060` is no host:port, Kamailio refuses such a Via: "bad ipv6 reference", and drops the request)."""
-    return f"[{host}]" if ":" in host else host
 
 
 def _in_ranges(keys, ranges) -> bool:

@@ -38,8 +38,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..listen import host_ref
 from .benchcall import TYPES, capture_call, free_udp, stub_socket
-from .forwarding import host_ref
 
 ROOT = Path(__file__).resolve().parents[2]
 HOPS = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE", "hop")     # TYPES, then the hop's own cost

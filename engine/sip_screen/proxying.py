@@ -11,13 +11,14 @@ from __future__ import annotations
 from functools import partial
 from time import monotonic
 
+from ..listen import host_ref
 from ..verdict import Action
 from .checks import check_request
 from .calllog import MAX_CSEQS, cseq_of, cseqs_of, refused_key
 from .codec import MAX_VIAS, make_response, parse_datagram
 from .grammar import parse_via
 from .message import SipMessage
-from .forwarding import NOT_SENT, UDP_MAX, UNSENT, host_ref
+from .forwarding import NOT_SENT, UDP_MAX, UNSENT
 from .recent import ack_key
 from .screening import BUSY, CANCELLED, DRAINING, RETRY_AFTER, Decision
 from .settings import BRANCH_PREFIX, TAG_PREFIX

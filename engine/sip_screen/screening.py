@@ -16,6 +16,7 @@ from typing import NamedTuple
 from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import make_response
+from .calllog import _loggable
 from .identity import ASSERTING, _callee, _caller, caller_key, caller_side, dialog_parties
 from .recent import ack_key, dialog_digest, digest
 from .responses import same_host
@@ -52,20 +53,6 @@ TOO_MANY_WAITING, WAITED_TOO_LONG = "too many INVITEs waiting for a verdict", "w
 WAIT_FAILED, CANCELLED_WAITING = "internal error while waiting for a verdict", "cancelled while waiting for a verdict"
 CANCELLED_JUDGED = "cancelled while judged"
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
-
-
-def _loggable(s):
-    """A header value as text the verdict log can write: bytes that were not UTF-8 (kept as
-    surrogates by the codec) become \\xNN escapes."""
-    if s is None or s.isascii():
-        return s
-    try:
-        s.encode("utf-8")
-        return s
-    except UnicodeEncodeError:
-        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
 
 
 def _verdict_key(msg, first, called) -> int:

@@ -42,12 +42,12 @@ import os
 import time
 from collections import OrderedDict
 
-from ..listen import listen_args
+from ..listen import host_ref, listen_args
 from ..servicelog import LogThrottle
 from .codec import SipParseError, make_response, parse_datagram
 from .message import SipMessage
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
-from .forwarding import Forwarding, host_ref
+from .forwarding import Forwarding
 from .proxying import Proxying
 from .overload import Overload
 from .recent import Recent

@@ -26,8 +26,8 @@ import select
 import socket
 import time
 
+from ..listen import host_ref
 from .codec import parse_datagram
-from .forwarding import host_ref
 from .settings import BRANCH_PREFIX, TAG_PREFIX
 from .unreachable import ERRQUEUE_BUSY_S, read_errors, recv_errors
 
