@@ -13,7 +13,8 @@ answer and the peer must take each answer within as long (else it is closed), an
 closed). The server runs on serve's own event loop: a command touches engine state only from
 the loop, and slow work (list files) runs in a worker thread as the signal-driven reloads do.
 
-Requests (answers carry "ok": true|false, and "error" when false):
+Requests (answers carry "ok": true|false, and "error" when false; a key a command does not take, or one of the
+wrong type, refuses the request and names the key: engine/control_keys.py):
   {"cmd": "stats"}     SmppProxy.stats and held_total (receipts held now), SipScreen.stats, list
                        sizes, rules (count, generation, last refused reload), model version.
   {"cmd": "reload", "what": [PART...]}
@@ -53,6 +54,7 @@ import stat
 import struct
 from pathlib import Path
 
+from .control_keys import request_error
 from .control_reload import ReloadCommands
 from .listen import addr_text
 from .servicelog import life
@@ -271,6 +273,8 @@ class ControlServer(ReloadCommands):
     # ------------------------------------------------------------------ commands
     async def handle(self, req: dict) -> dict:
         cmd = req.get("cmd")
+        if (why := request_error(req)) is not None:
+            return {"ok": False, "error": f"bad request: {why}"}
         if cmd == "stats":
             # the lists' figures walk the DNC bitmaps and the registry: 46-62 ms at 10M numbers and 200k rows, which a
             # NOC polling `ctl stats` took from the loop each time. Read in a worker thread (the lists are swapped
