@@ -55,8 +55,12 @@ def load_serve_config(args):
         if bad:
             errors.append(f"--smsc {a.strip()!r}: {bad}")
     sip_on = getattr(args, "sip_listen", None) not in ("off", "")
+    # --sip-next-hop and --sip-allow-networks are checked as with SIP on (a bad value is refused the same, exit 2
+    # naming it: else the unit file that starts with SIP off fails the day it is turned on), and said to do nothing
+    unused = [f for f, a in (("--sip-next-hop", "sip_next_hop"), ("--sip-allow-networks", "sip_allow_networks"))
+              if not sip_on and getattr(args, a, None)]
     networks = None
-    if sip_on and getattr(args, "sip_allow_networks", None):
+    if getattr(args, "sip_allow_networks", None):
         from .sip_screen.settings import permitted_ranges
         networks = [n.strip() for n in args.sip_allow_networks.split(",") if n.strip()]
         for n in networks:
@@ -67,7 +71,7 @@ def load_serve_config(args):
                 networks = []
     # (sip.toml's next_hop against sip.toml's networks: load_config checked it)
     next_hop = getattr(args, "sip_next_hop", None) or (cfg.sip.next_hop if cfg.sip is not None and networks else "")
-    if sip_on and next_hop and networks != []:
+    if next_hop and networks != []:
         from .sip_screen.settings import next_hop_outside
         try:           # as sip.toml's next_hop: host[:port][;transport=udp|tcp], inside the networks in force
             why = next_hop_outside(next_hop, networks if networks is not None else cfg.sip.allow_networks
@@ -105,6 +109,8 @@ def load_serve_config(args):
             errors.append("--metrics-listen needs prometheus_client (pip install prometheus_client)")
     if errors:
         raise ConfigError(errors)
+    if unused:
+        log.warning("%s: no effect with --sip-listen off (checked all the same)", ", ".join(unused))
     return cfg, settings
 
 

@@ -291,7 +291,7 @@ def test_sip_advertise_and_next_hop_flag_are_checked(cfg, tmp_path):
     load_serve_config(args)                           # accepted: the form sip.toml's next_hop takes
 
 
-@pytest.mark.parametrize("flags,says", [
+SERVE_FLAG_REFUSALS = [
     (["--sip-allow-networks", "not-a-net"], "--sip-allow-networks: 'not-a-net' is not an IP network"),
     (["--events", "garbage"], "--events 'garbage': expected tcp://HOST:PORT"),
     (["--events", "tcp://127.0.0.1:99999"], "with a port of 1-65535"),
@@ -300,7 +300,10 @@ def test_sip_advertise_and_next_hop_flag_are_checked(cfg, tmp_path):
     (["--sip-next-hop", "10.0.0.1:5060", "--sip-allow-networks", "127.0.0.0/8"], "is outside allow_networks (127.0.0.0/8)"),
     (["--ready-file", "/nonexistent-dir/ready"], "--ready-file '/nonexistent-dir/ready': its directory"),
     (["--sip-next-hop", "[::ffff:127.0.0.1]:5070"], "is an IPv4-mapped address: write the IPv4 address (127.0.0.1)"),
-])
+]
+
+
+@pytest.mark.parametrize("flags,says", SERVE_FLAG_REFUSALS)
 def test_serve_flags_that_cannot_work_are_refused_before_anything_listens(flags, says, tmp_path):
     """Found by a first trial: --sip-allow-networks and --events garbage were tracebacks after SMPP was listening,
     a port of 99999 was wrapped to 34463, and a next hop named by a host name (never resolved on the call path)
@@ -345,15 +348,6 @@ def test_config_check_says_which_files_are_not_there(cfg):
     assert r.returncode == 0, r.stderr
     assert f"{cfg / 'sip.toml'}: not found: the built-in defaults" in r.stdout
     assert f"{cfg / 'smpp.toml'}: OK" in r.stdout
-
-
-def test_sip_listen_empty_is_off_and_skips_the_next_hop_checks(tmp_path):
-    from engine.cli import parser
-    from engine.serve import load_serve_config
-    for off in ("off", ""):
-        args = parser().parse_args(["serve", "--smpp-listen", "127.0.0.1:0", "--sip-listen", off,
-                                    "--sip-next-hop", "192.0.2.1:5060", "--data-dir", str(tmp_path)])
-        load_serve_config(args)
 
 
 def test_a_config_file_named_for_the_directory_is_said_to_be_a_file():
