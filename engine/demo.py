@@ -90,13 +90,19 @@ def cmd_demo(args) -> int:
                                  "a cancel_sm of ours, by message_id"))
                     continue
                 if src is None:            # a subscriber's MO, arriving from the SMSC
-                    before = len(h.sim.submits())
+                    before, answered = len(h.sim.submits()), len(h.sim.mo_responses)
                     h.run(h.sim.send_mo, dst, "5656", text)
                     t_end = time.time() + 3
-                    while len(h.sim.submits()) == before and time.time() < t_end:
+                    while (len(h.sim.submits()) == before or len(h.sim.mo_responses) == answered) \
+                            and time.time() < t_end:
                         time.sleep(0.01)
                     reply = pdu_text(h.sim.submits()[-1]) if len(h.sim.submits()) > before else "-"
-                    rows.append((label, "allow", _symbols(log_buf, seen, label), "-", f"confirmation: {_clip(reply, 60)}"))
+                    # what the proxy answered the SMSC's deliver_sm, in the MT rows' words: a 5656 command is for
+                    # the proxy itself (applied, not forwarded to an ESME); a refusal by its SMPP status name
+                    status = h.sim.mo_responses[-1].command_status if len(h.sim.mo_responses) > answered else None
+                    outcome = ("no answer" if status is None else "applied (5656 command)" if status == 0
+                               else f"rejected {C.STATUS_NAMES.get(status, f'0x{status:02X}')}")
+                    rows.append((label, outcome, _symbols(log_buf, seen, label), "-", f"confirmation: {_clip(reply, 60)}"))
                     continue
                 parts, enc, esm = smpplib.gsm.make_parts(text)
                 kws = [dict(source_addr_ton=5 if not src.isdigit() else 1, source_addr=src, dest_addr_ton=1,
