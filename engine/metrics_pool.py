@@ -44,6 +44,8 @@ def answer(metrics) -> dict:
     """A worker's answer to {"cmd": "metrics"} (control.py)."""
     if metrics is None:
         return {"ok": False, "error": "no --metrics-listen: this serve counts nothing"}
+    if not metrics.ready:       # its state, files and listeners not all up yet (a worker restarting): not "counts nothing"
+        return {"ok": False, "starting": True, "error": "starting: not serving yet"}
     ok, why = metrics.health()
     return {"ok": True, "families": families(metrics.registry), "health": [ok, why]}
 

@@ -114,6 +114,8 @@ async def run_serve(args, ready=None):
         counted = Metrics(pipe)
         vlog = MeteredVerdictLog(args.log, getattr(args, "events", None), counted)
         metrics = counted if worker == 0 else None        # the HTTP listener: worker 0's
+        if control is not None:         # from now: a `metrics` asked before the start is done says "starting"
+            control.metrics = counted
     else:
         vlog = VerdictLog(args.log, getattr(args, "events", None))
     if getattr(args, "sip_listen", "off") not in ("off", "") and cfg.sip is not None:
@@ -193,7 +195,7 @@ async def run_serve(args, ready=None):
         await metrics.server.start_serving()
         life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz, /livez", args.metrics_listen, metrics.port)
     if control is not None:
-        control.proxy, control.sip, control.metrics = proxy, sip, counted
+        control.proxy, control.sip = proxy, sip
     loop = asyncio.get_running_loop()
     tasks = set()
 
@@ -218,8 +220,8 @@ async def run_serve(args, ready=None):
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    if metrics is not None:
-        metrics.ready = True
+    if counted is not None:             # worker 0's /readyz; a worker's `metrics` answer (metrics_pool.answer)
+        counted.ready = True
     ready_file = None
     if args.ready_file:
         ready_file = Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file)   # the pool's own: supervisor

@@ -44,7 +44,7 @@ def _run(tmp_path, body):
             w1.count("sms", "allow", ["A"], 100)
         w1.count("sms", "drop", ["B"], 100)
         ctl = ControlServer(pipe, tmp_path / "control.w1.sock", on_drain=lambda: None)
-        ctl.metrics = w1
+        ctl.metrics, w1.ready = w1, True
         await ctl.start()
         await w0.start("127.0.0.1:0")
         try:
@@ -121,6 +121,17 @@ def test_a_worker_without_metrics_listen_says_so():
     assert ans["ok"] is False and "--metrics-listen" in ans["error"]
 
 
+def test_a_worker_still_starting_says_so_not_that_it_counts_nothing(tmp_path):
+    """Found by review: a restarting worker's control socket answers before its proxy is up, and worker 0's /healthz
+    said "worker 1: no --metrics-listen: this serve counts nothing" (it does count) until it was."""
+    from engine.metrics_pool import answer
+    m = Metrics(build(data_dir=tmp_path / "data", with_model=False, persist=False))
+    ans = answer(m)
+    assert ans["ok"] is False and ans["starting"] and "--metrics-listen" not in ans["error"], ans
+    m.ready = True                                         # serve's start done
+    assert answer(m)["ok"] is True
+
+
 def test_worker_0_asks_every_other_worker_of_its_pool(tmp_path, monkeypatch, caplog):
     from engine.metrics_pool import pool_of
     monkeypatch.setenv("TELFILTER_WORKERS", "3")
@@ -129,3 +140,39 @@ def test_worker_0_asks_every_other_worker_of_its_pool(tmp_path, monkeypatch, cap
     with caplog.at_level("WARNING", logger="telfilter"):
         assert pool_of(None).sockets == {}                 # --control-socket off: worker 0 alone, said
     assert "--control-socket off" in caplog.text
+
+
+def test_a_serve_asked_for_metrics_before_its_proxy_is_up_says_starting(tmp_path):
+    """A real serve held before its SMPP listener starts (as a restarting worker is while it restores its state):
+    its control socket answers `metrics` "starting", not "no --metrics-listen: this serve counts nothing" (which
+    worker 0's /healthz showed for a restarting worker 1), and answers it with its families once it serves."""
+    import subprocess
+    import sys
+    import time
+    from engine.control_client import request
+    from .conftest import ROOT
+    from .test_serve import free_port, wait_for
+    go, sock = tmp_path / "go", tmp_path / "data" / "control.sock"
+    code = ("import asyncio, os, sys, engine.smpp_proxy.server as s\n"
+            "start = s.SmppProxy.start\n"
+            "async def held(self, *a, **k):\n"
+            f"    while not os.path.exists({str(go)!r}):\n        await asyncio.sleep(0.02)\n"
+            "    return await start(self, *a, **k)\n"
+            "s.SmppProxy.start = held\n"
+            "from engine.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    p = subprocess.Popen([sys.executable, "-c", code, "serve", "--data-dir", str(tmp_path / "data"), "--sip-listen",
+                          "off", "--smpp-listen", f"127.0.0.1:{free_port()}", "--esme-account", "t:pw",
+                          "--metrics-listen", f"127.0.0.1:{free_port()}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(sock.exists, 30)
+        held = request(sock, {"cmd": "metrics"}, 5)
+        go.touch()
+        end = time.monotonic() + 30
+        while (up := request(sock, {"cmd": "metrics"}, 5)).get("starting") and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        p.terminate()
+        p.wait(30)
+    assert held["ok"] is False and held.get("starting") and "--metrics-listen" not in held["error"], held
+    assert up["ok"] is True and any(f[0] == "telfilter_verdicts" for f in up["families"]), up.get("error")
