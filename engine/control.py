@@ -250,18 +250,21 @@ class ControlServer(ReloadCommands):
                 await self._answer(writer, {"ok": False, "starting": True, "error": self.starting})
                 continue
             if req.get("cmd") == "metrics":     # not behind a reload's lock: a scrape of the pool waits 0.5 s at most
-                await self._answer(writer, await self.handle(req))
-                continue
-            async with self._lock:
-                try:
-                    ans = await self.handle(req)
-                except Exception as e:          # a bug in one command must not take serve down
-                    log.exception("control command %r failed", req.get("cmd"))
-                    ans = {"ok": False, "error": f"{e.__class__.__name__}: {e}"}
+                ans = await self._run(req)
+            else:
+                async with self._lock:
+                    ans = await self._run(req)
             await self._answer(writer, ans)
             if req.get("cmd") == "drain" and ans.get("ok"):
                 self.on_drain()
                 return
+
+    async def _run(self, req: dict) -> dict:
+        try:
+            return await self.handle(req)
+        except Exception as e:          # a bug in one command (a collector's, for `metrics`) must not take serve down
+            log.exception("control command %r failed", req.get("cmd"))
+            return {"ok": False, "error": f"{e.__class__.__name__}: {e}"}
 
     @staticmethod
     async def _answer(writer, ans: dict) -> None:

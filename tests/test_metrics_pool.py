@@ -176,3 +176,21 @@ def test_a_serve_asked_for_metrics_before_its_proxy_is_up_says_starting(tmp_path
         p.wait(30)
     assert held["ok"] is False and held.get("starting") and "--metrics-listen" not in held["error"], held
     assert up["ok"] is True and any(f[0] == "telfilter_verdicts" for f in up["families"]), up.get("error")
+
+
+def test_a_workers_metrics_that_fail_are_answered_with_the_error(tmp_path, caplog):
+    """Found by review: `metrics`, answered outside the command lock, was outside its try too: a collector's bug
+    dropped the connection unanswered (asyncio's "Unhandled exception in client_connected_cb") and worker 0's /healthz
+    said "closed its control connection without an answer" instead of the error."""
+    class Broken:
+        def collect(self):
+            raise RuntimeError("a collector bug")
+
+    async def body(w0, ctl):
+        ctl.metrics.registry.register(Broken())
+        w0.pool = Pool({1: ctl.path})
+        return await _get(w0.port, "/healthz")
+    with caplog.at_level("ERROR", logger="telfilter"):
+        code, why = _run(tmp_path, body)
+    assert code == 503 and why == "worker 1: RuntimeError: a collector bug\n", why
+    assert "control command 'metrics' failed" in caplog.text
