@@ -45,7 +45,7 @@ def answer(metrics) -> dict:
     if metrics is None:
         return {"ok": False, "error": "no --metrics-listen: this serve counts nothing"}
     if not metrics.ready:       # its state, files and listeners not all up yet (a worker restarting): not "counts nothing"
-        return {"ok": False, "starting": True, "error": "starting: not serving yet"}
+        return {"ok": False, "starting": True, "error": "not ready (starting; worker 0: or stopping)"}
     ok, why = metrics.health()
     return {"ok": True, "families": families(metrics.registry), "health": [ok, why]}
 
