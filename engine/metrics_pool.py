@@ -51,20 +51,28 @@ def answer(metrics) -> dict:
 
 
 async def _ask(path: Path) -> dict | str:
-    try:
-        r, w = await asyncio.open_unix_connection(str(path), limit=MAX_ANSWER)
-    except (FileNotFoundError, ConnectionRefusedError):
-        return "does not answer on its control socket (restarting?)"
-    try:
-        w.write(b'{"cmd": "metrics"}\n')
-        line = await r.readline()
-    finally:
-        w.close()
-    if not line:
-        return "closed its control connection without an answer"
-    ans = json.loads(line)
+    pause = 0.01
+    while True:
+        try:
+            r, w = await asyncio.open_unix_connection(str(path), limit=MAX_ANSWER)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return "does not answer on its control socket (restarting?)"
+        try:
+            w.write(b'{"cmd": "metrics"}\n')
+            line = await r.readline()
+        finally:
+            w.close()
+        if not line:
+            return "closed its control connection without an answer"
+        ans = json.loads(line)
+        if not ans.get("busy"):
+            break
+        # its MAX_CONNECTIONS slots taken by operators' `ctl` commands (a script's, in parallel): asked again, within
+        # the round's POOL_TIMEOUT_S (Pool._ask_all cancels this), as `ctl` does; refused once, it was 503 and no samples
+        await asyncio.sleep(pause)
+        pause = min(0.1, pause * 2)
     if not ans.get("ok"):
-        return str(ans.get("error") or "refused")     # starting (taking files over), busy
+        return str(ans.get("error") or "refused")     # starting (taking files over), busy all the round
     return ans
 
 

@@ -194,3 +194,20 @@ def test_a_workers_metrics_that_fail_are_answered_with_the_error(tmp_path, caplo
         code, why = _run(tmp_path, body)
     assert code == 503 and why == "worker 1: RuntimeError: a collector bug\n", why
     assert "control command 'metrics' failed" in caplog.text
+
+
+def test_a_worker_busy_with_operators_commands_for_a_moment_is_asked_again(tmp_path):
+    """Found by review: a worker whose control slots were all taken by `ctl` commands (a script's, in parallel) answered
+    worker 0 "busy" and the pool's /healthz was 503 and its samples missing, for a moment's contention."""
+    from engine.control import MAX_CONNECTIONS
+
+    async def body(w0, ctl):
+        held = [await asyncio.open_unix_connection(str(ctl.path)) for _ in range(MAX_CONNECTIONS)]
+        while ctl.active < MAX_CONNECTIONS:                # every slot taken (a 5th peer is answered busy)
+            await asyncio.sleep(0.01)
+        asyncio.get_running_loop().call_later(0.1, lambda: [w.close() for _, w in held])   # their commands end
+        w0.pool = Pool({1: ctl.path})
+        return await _get(w0.port, "/metrics"), await _get(w0.port, "/healthz")
+    (code, text), health = _run(tmp_path, body)
+    assert _up(text) == {"0": 1, "1": 1} and _verdicts(text)[("1", "drop")] == 1
+    assert health == (200, "ok\n")
