@@ -242,6 +242,36 @@ def test_sms_line_builder_matches_json_dumps():
     assert buf.getvalue() == json.dumps(old, ensure_ascii=False) + "\n"
 
 
+# ties at the 4th place, signed zero, values that round to a whole number or to 0.0001, the edges of the
+# "%.4f" form's range (1e11), past it, ints, nan
+@pytest.mark.parametrize("score", [0.0, -0.0, 0.00005, -0.00005, 0.00015, 1.23445, 2.5, 7.123456789, 12.99999,
+                                   -3.00004, 99999999999.99995, 1e11, -1e11, 1e16, 1e-300, 5e-5, float("nan"),
+                                   float("inf"), 7, 0, -4])
+def test_sms_line_score_as_round_and_repr_write_it(score):
+    """score is written as float.__repr__(round(score, 4)) (json.dumps's float form): the line builder's
+    "%.4f" without trailing zeros gives exactly that in its range and leaves the rest to it."""
+    from datetime import datetime, timezone
+    from engine.verdict import Action, Message, Verdict
+    buf = io.StringIO()
+    msg = Message(sender="84911", recipient="84912", text="x", time=datetime(2026, 3, 2, tzinfo=timezone.utc),
+                  account="esme1")
+    VerdictLog(buf).write_sms(msg, "SubmitSm", Verdict(Action.ALLOW, score), 1.0)
+    line = buf.getvalue()
+    assert line[line.index('"score": ') + 9:line.index(', "hits"')] == _num(round(score, 4))
+
+
+def test_sms_line_score_form_matches_round_and_repr_on_random_floats():
+    """The "%.4f" form against float.__repr__(round(x, 4)) on 200k seeded floats of the range, uniform and near
+    4th-place ties."""
+    import random
+    from engine.verdictlog import _score_json
+    r = random.Random(7)
+    for _ in range(100_000):
+        for x in (r.uniform(-1e11, 1e11) * r.random() ** 8, r.randint(-10 ** 7, 10 ** 7) / 20000 + r.choice(
+                (0.0, 1e-12, -1e-12))):
+            assert _score_json(x) == float.__repr__(round(x, 4)), x
+
+
 # ties (half to even on the exact binary value), signed zero, the edges of "%.1f"'s range, ints, nan
 @pytest.mark.parametrize("us", [0.0, -0.0, 0.05, 0.25, 1.25, 2.35, 12.345, 99999.95, 1e15 - 0.5, 1e15, 1e16, 3.5e17,
                                 -4.25, float("nan"), float("inf"), 7, 0])
