@@ -172,3 +172,20 @@ def test_eval_without_model_uses_the_serving_model_and_breaks_down(tmp_path):
     assert m["model"] == str(default_model_dir()) and m["n"] == 3
     assert set(m["by_kind"]) == {"loan", "personal"} and m["by_kind"]["personal"]["ham"] == 2
     assert set(m["by_language"]) == {"vi", "en"} and m["by_language"]["en"]["n"] == 1
+
+
+def test_compiled_decision_reads_its_arguments_as_before():
+    """decision(text, normalised, weights, intercept) takes what "UUy*d" took (an int intercept, any C-contiguous
+    buffer of the weights) and refuses the rest with a TypeError; its answer is (float, 0 or 1)."""
+    sc = load_scorer(default_model_dir())
+    text = "Chúc mừng bạn trúng thưởng 0912345678"
+    d, vi = F._C.decision(text, F.normalise(text), sc._quads, sc.intercept)
+    assert type(d) is float and vi in (0, 1) and type(vi) is int
+    assert F._C.decision(text, F.normalise(text), memoryview(sc._quads).cast("B"), 0) == \
+        F._C.decision(text, F.normalise(text), sc._quads.tobytes(), 0.0)
+    for bad in ((b"x", F.normalise(text), sc._quads, 0.0), (text, None, sc._quads, 0.0),
+                (text, text, "weights", 0.0), (text, text, sc._quads, "0"), (text, text, sc._quads)):
+        with pytest.raises(TypeError):
+            F._C.decision(*bad)
+    with pytest.raises(ValueError):
+        F._C.decision(text, text, b"\0" * 64, 0.0)
