@@ -125,6 +125,8 @@ def normalise_number(raw: str, ton: int = 0) -> int | None:
         if not (s.isdigit() and s.isascii()):
             return None
     n = len(s)
+    if n == 11 and s[0] != "0":                  # the commonest address, 84 + a mobile's 9 digits: E.164 as
+        return int(s)                            # written under any TON (what _intl gives 11 digits)
     if n <= SHORTCODE_MAX_DIGITS:
         return int(s)
     if s[0] == "0":

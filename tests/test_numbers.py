@@ -95,3 +95,14 @@ def _normalise_reference(raw):
 @given(st.one_of(st.text(max_size=20), st.text(alphabet="0123456789+ -.()\tAbĐ٣²/", max_size=18)))
 def test_sender_name_shortcut_changes_nothing(raw):
     assert normalise_number(raw) == _normalise_reference(raw)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=11, max_size=11), st.integers(0, 6))
+def test_eleven_digit_shortcut_reads_as_the_branches_did(digits, ton):
+    """11 bare digits not starting with 0 (84 + a mobile: most addresses) are read at once as int(digits): what
+    the TON and length branches gave (_intl, under any TON); with a leading 0 the branches still read them."""
+    from engine.numbers import VN_CC, _intl
+    want = _intl(digits) if digits[0] != "0" else (int(VN_CC + digits[1:]) if digits[1] != "0" else int(digits[2:])
+                                                   if digits[2] != "0" else None)
+    assert normalise_number(digits, ton) == want
