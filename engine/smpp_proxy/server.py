@@ -49,6 +49,7 @@ import logging
 import time
 from collections import OrderedDict, defaultdict, deque
 from datetime import datetime, timezone
+from functools import partial
 
 from ..groupcommit import GroupCommit
 from ..listen import addr_text, listen_args
@@ -87,7 +88,8 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.settings = settings
         self.accounts = settings.accounts
         self.vlog = verdict_log or VerdictLog("-")
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        # (a partial, not a lambda: read once per message, it makes no Python call)
+        self.clock = clock or partial(datetime.now, timezone.utc)
         self.sessions: set = set()
         self.binds: dict[str, list] = defaultdict(list)       # system_id -> [EsmeSession]
         # limits across processes (engine/state/pool.py sets these with --state redis://)
