@@ -251,10 +251,12 @@ class MessageContext:
             self.scope = "call"
             self.sender_raw, self.recipient_raw, self.text = msg.caller, msg.callee, ""
             s_ton = r_ton = 0
+            nums = msg.nums                     # (Call.nums: the screen's, read once)
         else:
             self.scope = "sms-mo" if msg.direction == "mo" else "sms-mt"
             self.sender_raw, self.recipient_raw, self.text = msg.sender, msg.recipient, msg.text or ""
             s_ton, r_ton = msg.sender_ton, msg.recipient_ton     # SMPP's type of number (0: unknown)
+            nums = None
             if msg.counted is not None:
                 self.counted = msg.counted      # a concatenated message's counts (Message.counted)
             if msg.replacing is not None:
@@ -270,8 +272,11 @@ class MessageContext:
         sub = getattr(msg, "submitted", None)
         self.state_ts: float = self.ts if sub is None else (
             sub if sub.tzinfo is not None else sub.replace(tzinfo=timezone.utc)).timestamp()
-        self.sender_num: int | None = normalise_number(self.sender_raw, s_ton)
-        self.recipient_num: int | None = normalise_number(self.recipient_raw, r_ton)
+        if nums is None:
+            self.sender_num: int | None = normalise_number(self.sender_raw, s_ton)
+            self.recipient_num: int | None = normalise_number(self.recipient_raw, r_ton)
+        else:
+            self.sender_num, self.recipient_num = nums
         self.sender_key = self.sender_num if self.sender_num is not None else normalise_sender_id(self.sender_raw)
         # a counter's `recipient` key part: the number, else the address as received
         self.recipient_key = self.recipient_num if self.recipient_num is not None else self.recipient_raw

@@ -158,3 +158,6 @@ class Call:
     id: str | None = None
     duration: float | None = None  # seconds, for a completed-call record (BYE seen)
     kind: str = "call"
+    # (normalise_number of caller and callee when the screen read them already: MessageContext takes them, not
+    # reading them again; None: read there)
+    nums: tuple | None = None

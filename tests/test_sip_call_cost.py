@@ -85,3 +85,19 @@ def test_a_relayed_200_names_the_dialog_by_its_to_tag(scr):
     scr._fast_final("200", b"h4@127.0.0.1 1", UAS, ok)
     ent = scr.answered.get(dialogs.dialog_digest(scr.dialog_key, "h4@127.0.0.1"))
     assert ent[1] is not None and ent[5] == dialogs.dialog_digest(scr.dialog_key, "answered-1")
+
+
+def test_an_invite_reads_its_caller_and_callee_as_numbers_once(scr, monkeypatch):
+    """The caller's and callee's numbers (normalise_number) are read once an INVITE: the screen's reading (the
+    identity chosen, the verdict key's callee) is the one the call is judged with (Call.nums), not read again."""
+    from engine import context
+    from engine.sip_screen import identity
+    read = []
+    for module in (identity, screening, context):
+        real = module.normalise_number
+        monkeypatch.setattr(module, "normalise_number", lambda raw, *ton, real=real: read.append(raw) or real(raw, *ton))
+    scr.on_datagram(invite(caller="0901234567", callee="0912345678", call_id="h5@127.0.0.1"), UAC)
+    (fwd, to), = sent(scr)
+    assert fwd.method == "INVITE" and to == UAS
+    assert sorted(read) == ["0901234567", "0912345678"], read
+

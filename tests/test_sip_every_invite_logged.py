@@ -70,7 +70,7 @@ def test_an_invite_cancelled_while_it_waited_past_timer_b_is_logged_487(pipe, mo
 
 
 def _judging_fails(scr):
-    def broken(msg, src, then, callee=None):
+    def broken(msg, src, then, *callee):
         raise RuntimeError("a bug")
     scr._screen = broken
 

@@ -88,7 +88,7 @@ def test_an_invite_refused_while_too_many_wait_for_a_verdict_is_logged_once(scre
     h, cli, uas = screen
     monkeypatch.setattr(screening, "MAX_WAITING", 0)
     held = []
-    h.screen._screen = lambda msg, src, then, callee=None: held.append(msg)
+    h.screen._screen = lambda msg, src, then, *callee: held.append(msg)
     cli.sendto(_request("INVITE", cli, "w1", "wait-1", CALLER), ("127.0.0.1", h.port))
     other = _request("INVITE", cli, "w2", "wait-1", CALLER, cseq=2)
     r = _answer(h, cli, other)
@@ -106,7 +106,7 @@ def test_an_invite_that_waited_too_long_for_a_verdict_is_logged(screen, monkeypa
     h, cli, uas = screen
     monkeypatch.setattr(screening, "MAX_WAIT", 0.0)
     held, real = [], h.screen._screen
-    h.screen._screen = lambda msg, src, then, callee=None: held.append((msg, src, then, callee))
+    h.screen._screen = lambda msg, src, then, *callee: held.append((msg, src, then, *callee))
     cli.sendto(_request("INVITE", cli, "t1", "late-1", CALLER), ("127.0.0.1", h.port))
     cli.sendto(_request("INVITE", cli, "t2", "late-1", CALLER, cseq=2), ("127.0.0.1", h.port))
     assert _next_hop_gets_only(h, cli, uas, "mk").method == "OPTIONS"   # both read: one held, one waiting

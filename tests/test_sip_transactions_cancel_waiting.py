@@ -18,7 +18,7 @@ def test_a_cancel_while_its_invite_is_being_judged_is_answered_and_the_invite_ne
     and the INVITE, once judged, is answered 487: not sent, its counts given back."""
     scr = screen(pipe)
     held, real = [], scr._screen
-    scr._screen = lambda msg, src, then, callee=None: held.append((msg, src, then, callee))   # the store is slow
+    scr._screen = lambda msg, src, then, *callee: held.append((msg, src, then, *callee))   # the store is slow
     inv = invite(caller=AD_CALLER, call_id="slow-1")
     scr.on_datagram(inv, UAC)
     assert sent(scr) == [] and len(held) == 1
@@ -45,7 +45,7 @@ def test_a_cancel_while_its_invite_is_being_judged_is_answered_and_the_invite_ne
 def _slow_store(scr):
     """The shared state store is slow: every call's verdict waits in `held` until the test lets it come."""
     held, real = [], scr._screen
-    scr._screen = lambda msg, src, then, callee=None: held.append((msg, src, then, callee))
+    scr._screen = lambda msg, src, then, *callee: held.append((msg, src, then, *callee))
     return held, lambda: real(*held.pop(0))
 
 
@@ -132,7 +132,7 @@ def test_a_bug_while_judging_a_waiting_invite_leaves_none_unanswered(pipe):
     scr.udp.out.clear()
     scr.on_datagram(first.replace(b"z9hG4bK-", b"z9hG4bK-d-"), UAC)     # its judging fails: 500 ...
     assert [m.status for m, _ in sent(scr)] == [500]
-    scr._screen = lambda msg, src, then, callee=None: held.append((msg, src, then, callee))
+    scr._screen = lambda msg, src, then, *callee: held.append((msg, src, then, *callee))
     scr.on_datagram(first.replace(b"z9hG4bK-", b"z9hG4bK-e-"), UAC)     # ... and the key is not left being judged:
     assert len(held) == 1 and scr.waiting_count == 0                     # the next try is judged, not kept waiting
 

@@ -116,7 +116,13 @@ def _calling_party(msg, rpid) -> str:
 
 
 def _caller(msg, first, trusted=True) -> tuple:
-    """(the caller an initial INVITE is judged as, its From user or None when not read): the first identity that is
+    """(the caller an initial INVITE is judged as, its From user or None when not read): _caller_number's first two."""
+    return _caller_number(msg, first, trusted)[:2]
+
+
+def _caller_number(msg, first, trusted=True) -> tuple:
+    """(the caller an initial INVITE is judged as, its From user or None when not read, the caller's number --
+    normalise_number's, read once here: the call's MessageContext takes it from Call.nums): the first identity that is
     a number, in the order they are believed -- P-Asserted-Identity (_asserted), From, Remote-Party-ID's calling
     party (the asserted identity where trunks send that instead, behind an anonymous From), P-Preferred-Identity
     (what the caller's UA asks to be asserted, RFC 3325 §9.2). An identity that is no number ('anonymous', RFC 3323
@@ -129,19 +135,19 @@ def _caller(msg, first, trusted=True) -> tuple:
     number in P-Asserted-Identity dodged its blacklisted From, or borrowed an advertiser's registered number)."""
     if not trusted:
         from_user = _user_of(msg, first.get("from") or "")
-        return from_user, from_user
+        return from_user, from_user, normalise_number(from_user)
     asserted = _asserted(msg, _identities(msg, "p-asserted-identity", True)) if "p-asserted-identity" in first else ""
-    if asserted and normalise_number(asserted) is not None:
-        return asserted, None
+    if asserted and (n := normalise_number(asserted)) is not None:
+        return asserted, None, n
     from_user = _user_of(msg, first.get("from") or "")
-    if from_user and normalise_number(from_user) is not None:
-        return from_user, from_user
+    if from_user and (n := normalise_number(from_user)) is not None:
+        return from_user, from_user, n
     if "remote-party-id" in first:
         rpid = _calling_party(msg, _identities(msg, "remote-party-id"))
         if rpid:
-            return rpid, from_user
+            return rpid, from_user, normalise_number(rpid)
     if "p-preferred-identity" in first:
         ppi = _asserted(msg, _identities(msg, "p-preferred-identity"))
-        if ppi and normalise_number(ppi) is not None:
-            return ppi, from_user
-    return asserted or from_user, from_user
+        if ppi and (n := normalise_number(ppi)) is not None:
+            return ppi, from_user, n
+    return asserted or from_user, from_user, None          # (neither is a number: read above)

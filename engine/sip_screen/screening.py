@@ -17,7 +17,7 @@ from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import make_response
 from .calllog import _loggable
-from .identity import ASSERTING, _callee, _caller, caller_key, caller_side, dialog_parties
+from .identity import ASSERTING, _callee, _caller, _caller_number, caller_key, caller_side, dialog_parties
 from .recent import ack_key, dialog_digest, digest
 from .responses import same_host
 from .settings import BRANCH_PREFIX
@@ -55,13 +55,15 @@ CANCELLED_JUDGED = "cancelled while judged"
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
-def _verdict_key(msg, first, called) -> int:
+def _verdict_key(msg, first, called, n=None) -> int:
     """The key a call's verdict is kept under: its Call-ID, From tag, the whole From value (a copy of the call has
     it byte for byte, RFC 3261 §8.1.3.5, §22.2: another caller on the same Call-ID and tag gets no verdict of
     someone else's) and the number called (a redirect or a fork to another callee on the same Call-ID and tag is a
-    call of its own: one such INVITE to a DNC number was let through on the first callee's verdict)."""
+    call of its own: one such INVITE to a DNC number was let through on the first callee's verdict).
+    `n`: normalise_number(called) when the caller has it."""
     frm = first.get("from") or ""
-    n = normalise_number(called)
+    if n is None:
+        n = normalise_number(called)
     return digest(first.get("call-id") or "", msg.tag_in(frm), frm, called if n is None else str(n))
 
 
@@ -93,7 +95,8 @@ class Screening:
         (_wait_for_judging); `cancelled`: a CANCEL came while it waited; `since`: when it began to wait."""
         first = msg.first_values()
         called = _callee(msg, first)
-        key, branch = _verdict_key(msg, first, called), _branch_of(msg)
+        called_n = normalise_number(called)             # (once: the key's and the call's, _screen)
+        key, branch = _verdict_key(msg, first, called, called_n), _branch_of(msg)
         now = time.monotonic()
         tx = msg.tx = digest(key, branch)               # (a forward that fails keeps our 503 there: forwarding.py)
         done = self.transactions.get(tx, now)
@@ -145,7 +148,7 @@ class Screening:
         self.verdicts.put(key, (PENDING, branch, cancelled), now)
 
         try:
-            self._screen(msg, src, partial(self._judged, key, branch, tx, msg, then), called)
+            self._screen(msg, src, partial(self._judged, key, branch, tx, msg, then), called, called_n)
         except Exception:                               # a bug of ours (this INVITE is answered 500 by its caller):
             ent = self.verdicts.get(key)                # the key is not left being judged, nothing waits on it
             if ent is not None and ent[0] is PENDING:
@@ -294,18 +297,25 @@ class Screening:
         drop = tuple(h.symbol for h in v.hits if h.action is Action.DROP) or tuple(v.symbols)
         return Decision(v.action, code, drop, tuple(v.symbols), v.score)
 
-    def _screen(self, msg, src, then, callee=None):
+    def _screen(self, msg, src, then, callee=None, callee_n=None):
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
-        store has confirmed its counter commits). `callee`: the number it calls, when _screen_once read it."""
+        store has confirmed its counter commits). `callee`: the number it calls, when _screen_once read it, and
+        `callee_n` its normalise_number: the call's MessageContext is given both numbers (Call.nums), not reading
+        them again."""
         first = msg.first_values()                      # as received: From is edited only after this
         trusted = self._identity_trusted(src[0])
         if not trusted and not first.keys().isdisjoint(ASSERTING):     # (no generator: `first` no cell)
             self.stats["identity_untrusted"] += 1       # read as From only (_caller)
-        caller, from_user = _caller(msg, first, trusted)    # (the From user read once: dialog_parties needs it too)
+        raw, from_user, caller_n = _caller_number(msg, first, trusted)  # (the From user read once: dialog_parties too)
         if callee is None:
             callee = _callee(msg, first)
-        caller, callee = _loggable(caller), _loggable(callee)
-        call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}")
+        if callee_n is None:                            # (not given, or no number: read, cheap for the second)
+            callee_n = normalise_number(callee)
+        caller, logged = _loggable(raw), _loggable(callee)
+        # (a value _loggable escapes is no number, escaped or not: the numbers go on with the text they were read from)
+        nums = (caller_n, callee_n) if caller is raw and logged is callee else None
+        callee = logged
+        call = Call(caller=caller, callee=callee, time=self.clock(), ingress=f"{src[0]}:{src[1]}", nums=nums)
         dk = self.dialog_key
         k = msg.call_key = dialog_digest(dk, first.get("call-id") or "")
         ent = self.answered.get(k)
