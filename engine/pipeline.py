@@ -163,8 +163,9 @@ class Pipeline(AdCounts):
 
     def call_ended(self, caller: str, time, duration: float) -> None:
         """A completed call (BYE seen, or a call record with its duration): feeds the
-        call-duration criteria (`short_call_share`)."""
-        self.state.calls.add(sender_key(caller), time.timestamp(), float(duration))
+        call-duration criteria (`short_call_share`). `time`: a datetime, or POSIX seconds (a float: the SIP
+        screen's wall clock, read without a datetime made)."""
+        self.state.calls.add(sender_key(caller), time if type(time) is float else time.timestamp(), float(duration))
 
     def judge_mo(self, msg: Message) -> tuple[Verdict, "Command | None"]:
         """`judge(msg)` for an MO message whose 5656 command (if it is one) is to be written off the

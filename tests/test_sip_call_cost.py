@@ -6,6 +6,8 @@ An INVITE judged and forwarded hashes its Call-ID into `answered` once (screenin
 forwarding._forward reads it there to note where the INVITE went); a final response hashes its transaction once for
 `ringing` and `finals_seen`; a BYE of the answering dialog hashes the tags it needs, the To tag of the caller's BYE
 first found."""
+import time
+
 import pytest
 
 from engine.app import build
@@ -101,3 +103,18 @@ def test_an_invite_reads_its_caller_and_callee_as_numbers_once(scr, monkeypatch)
     assert fwd.method == "INVITE" and to == UAS
     assert sorted(read) == ["0901234567", "0912345678"], read
 
+
+def test_a_bye_reads_the_wall_clock_without_a_datetime(scr, monkeypatch):
+    """The end of a call is counted at the wall clock's POSIX seconds: no datetime made (and turned into seconds)
+    a BYE."""
+    ended = []
+    real = scr.pipeline.call_ended
+    monkeypatch.setattr(scr.pipeline, "call_ended", lambda *a: ended.append(a) or real(*a))
+    scr.on_datagram(invite(call_id="h6@127.0.0.1"), UAC)
+    sent(scr)
+    scr._invite_final("200", "h6@127.0.0.1 1", "h6@127.0.0.1", UAS, lambda: "callee-tag")
+    before = time.time()
+    monkeypatch.setattr(dialogs, "datetime", None)        # the wall clock's datetime is not read
+    scr._call_ended("h6@127.0.0.1", ("abc", "callee-tag"))
+    ((caller, at, duration),) = ended
+    assert caller == "0901234567" and before <= at <= time.time() and duration >= 0

@@ -116,7 +116,9 @@ class Dialogs:
             else:
                 return
         self.answered.pop(k)
-        self.pipeline.call_ended(ent[0], self.clock(), self.call_ticks() - ent[1])
+        # (the wall clock as POSIX seconds, as wall_clock().timestamp() reads it: no datetime made a BYE)
+        now = time.time() if self.clock is wall_clock else self.clock()
+        self.pipeline.call_ended(ent[0], now, self.call_ticks() - ent[1])
 
     def call_ticks(self) -> float:
         """Seconds on the clock that times calls: `ticks` when set, else the monotonic clock (no step of the wall
