@@ -14,6 +14,7 @@ registry entries, the problem, the valid entry, the category and the owner in on
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from operator import itemgetter
 
 from .numbers import normalise_number, normalise_sender_id
 from .lists.sets import owner_fold
@@ -182,6 +183,7 @@ _REGISTRY: dict = {}
 _REGISTRY_MAX = 4096
 _REGISTRY_FACTS = ("entries", "registry_problem", "valid_entry", "sender_category", "sender_categories", "owner",
                    "registered_categories")
+_FACTS_OF = itemgetter(*_REGISTRY_FACTS)     # (no comprehension over `d` in _Registry.__get__: no cell a call)
 
 
 class _Registry(_Resolved):
@@ -233,7 +235,7 @@ class _Registry(_Resolved):
         d["registered_categories"] = frozenset(e.category for e in entries)
         if len(_REGISTRY) >= _REGISTRY_MAX:     # bounded; cleared whole (O(1) amortised)
             _REGISTRY.clear()
-        _REGISTRY[k] = (entries, day, {n: d[n] for n in _REGISTRY_FACTS})
+        _REGISTRY[k] = (entries, day, dict(zip(_REGISTRY_FACTS, _FACTS_OF(d))))
         return d[self.name]
 
 

@@ -118,3 +118,25 @@ def test_a_bye_reads_the_wall_clock_without_a_datetime(scr, monkeypatch):
     scr._call_ended("h6@127.0.0.1", ("abc", "callee-tag"))
     ((caller, at, duration),) = ended
     assert caller == "0901234567" and before <= at <= time.time() and duration >= 0
+
+
+def test_judging_an_invite_makes_no_cells(scr):
+    """No function an INVITE's judging runs (the screen's, the pipeline's, the rules', the lists') holds a variable a
+    closure, comprehension or generator of its own reads: such a variable is a cell made at every call (the counters'
+    count, the registry's facts, a composite's evidence and the reporters' count made 7 an INVITE)."""
+    import sys
+    from engine.rules import rule_fns
+    scr.on_datagram(invite(call_id="h7@127.0.0.1"), UAC)               # (first use: imports, caches)
+    sent(scr)
+    ran = set()
+    sys.setprofile(lambda frame, event, arg: ran.add(frame.f_code) if event == "call" else None)
+    try:
+        scr.on_datagram(invite(call_id="h8@127.0.0.1"), UAC)
+    finally:
+        sys.setprofile(None)
+    (fwd, to), = sent(scr)
+    assert fwd.method == "INVITE" and to == UAS
+    names = {c.co_qualname for c in ran}
+    assert {"MemoryCounters.count", "_Registry.__get__", "ReportIndex.distinct_reporters"} <= names, names
+    ran.add(rule_fns.evidence.__code__)                                 # (run when a composite rule holds)
+    assert {c.co_qualname: c.co_cellvars for c in ran if c.co_cellvars and "/engine/" in c.co_filename} == {}

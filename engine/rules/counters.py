@@ -157,7 +157,11 @@ class MemoryCounters(AtDelivery):
             if i < 0:
                 return 0
             hz, now_s = int(now) - window if window is not None else 0, int(now)
-            return sum(1 for x in t.rows[i * sp.width:(i + 1) * sp.width] if hz < x <= now_s)
+            n = 0                        # (a loop, not a generator: `hz` and `now_s` no cells at every count)
+            for x in t.rows[i * sp.width:(i + 1) * sp.width]:
+                if hz < x <= now_s:
+                    n += 1
+            return n
         f = _slots._fast
         if f is not None:
             return f.count(t, key, now, window, limit, sp.short)

@@ -187,15 +187,23 @@ def evidence(deps, negs, m, desc):
     "__IS_AD: __QC_BRAND: …" and "__QC_BRAND: …"), then each `not SYM` through which it held (`negs`, from
     `negations`; "not SYM": what is absent is often the reason, as for AD_LABEL_MISSING). `desc` when there is
     none."""
-    ev = [f"{d}: {v}" for d, j in deps if (v := m[j]) is not UNKNOWN and v is not None]
+    ev = []                 # (loops, comprehensions in _unquoted: no cells made at every composite that holds)
+    for d, j in deps:
+        v = m[j]
+        if v is not UNKNOWN and v is not None:
+            ev.append(f"{d}: {v}")
     if len(ev) > 1:
-        ev = list(dict.fromkeys(ev))
-        ev = [e for e in ev if not any(e != o and e in o for o in ev)]
+        ev = _unquoted(list(dict.fromkeys(ev)))
     if negs is not None:
         held: list = []
         held_negations(negs, m, held)
         ev += [f"not {d}" for d in held]
     return "; ".join(ev) if ev else desc
+
+
+def _unquoted(ev: list) -> list:
+    """`ev` without the evidence quoted whole inside another's (evidence)."""
+    return [e for e in ev if not any(e != o and e in o for o in ev)]
 
 
 def direct_pred(rule, shared):
