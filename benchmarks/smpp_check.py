@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .smpp_bench import THROTTLED, _free_port, _growth, _load, _per_msg, _wait_port
-from .util import checkout, positive
+from .util import checkout, positive, stop_all
 
 
 def _serve(code: str, tmp: Path, k: int, r_port: int):
@@ -68,12 +67,7 @@ def _serve(code: str, tmp: Path, k: int, r_port: int):
 
 
 def _stop(p) -> None:
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    stop_all([p])
 
 
 def main(argv=None) -> int:

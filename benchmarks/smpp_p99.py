@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .smpp_bench import _free_port, _load, _per_msg, _wait_port
-from .util import checkout, positive
+from .util import checkout, positive, stop_all
 
 
 def main(argv=None) -> int:
@@ -101,14 +100,7 @@ def main(argv=None) -> int:
                 by_pacing[pacing] = row
             rounds.append(by_pacing)
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(procs, 15)
         gc_by = {code: json.loads((tmp / f"gc{k}.json").read_text()) if (tmp / f"gc{k}.json").exists() else None
                  for k, (code, _, _) in enumerate(proxies)}
         # (a failed or interrupted run left it: the seeded lists, ~20 MB at the default --dnc, and the verdict logs)

@@ -41,7 +41,7 @@ import urllib.request
 from pathlib import Path
 
 from .soak_peers import _churn, _smsc, _steady
-from .util import cpu_seconds, pct
+from .util import cpu_seconds, pct, stop_all
 
 SC = Path(__file__).resolve().parent / "sipp"
 ROOT = Path(__file__).resolve().parent.parent           # the checkout whose engine serves
@@ -203,14 +203,14 @@ async def _run(a) -> dict:
         stop.set()
         await asyncio.gather(*loads)
         # the SMSC (its MO) and sipp too: no verdict line is written after the last scrape
-        await asyncio.to_thread(_stop_all, [p for p in procs if p is not serve])
+        await asyncio.to_thread(stop_all, [p for p in procs if p is not serve])
         s = _proc(serve.pid)
         await asyncio.sleep(1.0)                        # the verdict log's writer flushes
         end_metrics = await asyncio.to_thread(_metrics, ports["metrics"])
         serve.send_signal(signal.SIGTERM)
         rc = await asyncio.to_thread(serve.wait, 30)
     finally:
-        _stop_all(procs)
+        stop_all(procs)
     # one verdict line per verdict, across the renamed files (a reopen must lose none)
     logs = sorted(a.out.glob("verdicts.jsonl*"))
     accounting = log_against_metrics(logs, end_metrics)
@@ -220,18 +220,6 @@ async def _run(a) -> dict:
     bad = [x for x in log if re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", x)]
     return {"samples": samples, "events": events, "stats": {**stats, **accounting}, "serve_exit": rc, "final": s,
             "log_warnings_or_worse": bad, "sip": _sipp_stats(a.out / "sipp" / "stat.csv")}
-
-
-def _stop_all(procs) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def log_against_metrics(files, metrics: dict) -> dict:

@@ -52,6 +52,19 @@ def run_stopping_gently(cmd: list, timeout=None, **popen_args) -> subprocess.Com
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
+def stop_all(procs, timeout: float = 20) -> None:
+    """SIGTERM to each child still running, then wait for each: SIGKILL to one still running `timeout` s later."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def child(module: str, *args, timeout=600) -> dict:
     """Run `python -m module args` and parse the JSON object it prints last."""
     p = run_stopping_gently([sys.executable, "-m", module, *map(str, args)], timeout=timeout,
