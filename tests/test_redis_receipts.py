@@ -10,9 +10,8 @@ B: the ESME's receiver on proxy 1, transmitter on proxy 0: receipts reaching pro
 C: Redis stopped: receipts whose id is not known are refused ESME_RX_T_APPN (the SMSC keeps them),
    one held for an account bound elsewhere stays held here and reaches the ESME when it binds here.
 The bound: the list takes max_held_receipts, the rest stays held where it was; nothing is lost, and a
-full list is not offered the same receipts every second. Other processes' message ids never evict this
-process's own (a table of their own). A stop (`close`) starts no new hand-over and returns only once
-the one under way has ended, its unsent receipts back in the held queue. A pull whose answer is lost
+full list is not offered the same receipts every second (the ids' tables and a stop of the hand-over:
+test_receipt_ids_shared.py, test_receipt_handover_close.py). A pull whose answer is lost
 (the script ran, the answer never came) delivers its receipts at the next pull, and a claim left by a
 process that stopped goes back to the list after STALE s: nothing popped is lost.
 And `serve --workers 2` end to end."""
@@ -20,7 +19,6 @@ import asyncio
 import os
 import time
 
-import msgpack
 import pytest
 
 from engine.app import build
@@ -36,10 +34,9 @@ from engine.smpp_proxy.simulator import SmscSimulator
 from engine.state import install
 from engine.state.pool import PoolLimits
 from engine.state import receipt_handover
-from engine.state import receipts as receipts_mod
 from engine.state.pool import BEAT
 from engine.state.receiptq import PULL, claims_key, queue_key
-from engine.state.receipts import SharedMessageIds, SharedReceipts
+from engine.state.receipts import SharedReceipts
 from engine.state.redis_store import RedisStore
 
 from .redis_helpers import RedisServer, redis_server  # noqa: F401
@@ -256,108 +253,6 @@ def test_a_full_list_is_not_offered_the_same_receipts_every_beat(tmp_path, url, 
     c.close()
 
 
-def test_other_processes_ids_never_evict_our_own():
-    """Regression: learned ids shared this process's bounded table, so with N workers our own ids lasted
-    N times shorter (a late receipt on the bind that submitted it was no longer routed)."""
-    ids = SharedMessageIds(bound=4)
-    ids.add("own1", "esme1")
-    ids.add("own2", "esme1")
-    for i in range(4):
-        ids.learn(f"other{i}", "esme2")
-    assert ids.get("own1") == ids.get("own2") == "esme1" and "own1" in ids and "own2" in ids
-    assert [ids.get(f"other{i}") for i in range(4)] == ["esme2"] * 4 and len(ids) == 6
-    ids.learn("other4", "esme2")                    # the learned table has the same bound: its oldest goes
-    assert "other0" not in ids and ids.get("other0") is None and ids.get("own1") == "esme1"
-    ids.learn("own1", "esme2")                      # our own is looked up first
-    assert ids.get("own1") == "esme1"
-    for i in range(3, 7):                           # our own table keeps today's bound
-        ids.add(f"own{i}", "esme1")
-    assert "own2" not in ids and ids.get("own6") == "esme1"
-    assert ids.get("own1") == "esme2"               # gone from ours: the learned entry answers
-    assert ids.get("nope", "d") == "d"
-
-
-def test_learned_ids_from_the_stream_leave_our_own(tmp_path):
-    """The same through SharedReceipts: ids applied from the stream, and the proxy's lookup."""
-    import msgpack
-
-    async def main():
-        proxy = SmppProxy(build(data_dir=tmp_path, with_model=False), SmppSettings(),
-                          VerdictLog(open(os.devnull, "w")))
-        proxy.msgid_account = MessageIds(4)
-        shared = SharedReceipts(RedisStore("redis://127.0.0.1:1"), proxy)
-        proxy._remember_message_id("A1", "esme1")
-        proxy._remember_message_id("A2", "esme1")
-        blob, _, _ = shared.take()
-        assert msgpack.unpackb(blob) == {"esme1": ["A1", "A2"]}
-        shared._apply([(b"1-0", {b"p": b"other", b"d": msgpack.packb({"esme2": [f"B{i}" for i in range(4)]})})])
-        assert proxy._account_of("A1") == proxy._account_of("A2") == "esme1"
-        assert proxy._account_of("B3") == "esme2" and proxy.stats["msgids_learned"] == 4
-        assert shared.take()[0] == b""              # learned ids are not broadcast again
-    asyncio.run(main())
-
-
-def _closing_proxy(tmp_path, accounts, n):
-    """An unstarted proxy holding n receipts for each account (bound nowhere) and its SharedReceipts."""
-    proxy = SmppProxy(build(data_dir=tmp_path, with_model=False), SmppSettings(), VerdictLog(open(os.devnull, "w")))
-    shared = SharedReceipts(RedisStore("redis://127.0.0.1:1"), proxy)
-    for a in accounts:
-        for i in range(n):
-            proxy.held[a].append(P.DeliverSm(sequence_number=i + 1, esm_class=4, short_message=b"id:%d" % i))
-            proxy.held_total += 1
-    return proxy, shared
-
-
-def test_close_cancels_a_hand_over_still_running_and_waits_for_it(tmp_path):
-    """Regression: close() gave up waiting and returned while the hand-over still held popped receipts,
-    so serve's save_held missed them (or they were both saved and on the server)."""
-    async def main():
-        proxy, shared = _closing_proxy(tmp_path, ["esme1"], 3)
-        started = asyncio.Event()
-
-        async def push(keys, args):
-            started.set()
-            await asyncio.Event().wait()             # the server never answers
-        shared._push = push
-        shared.timeout = 30.0                        # the script call's own wait: longer than close's
-        shared._due.add("esme1")
-        shared._kick()
-        await asyncio.wait_for(started.wait(), 2)
-        assert proxy.held_total == 0                 # popped, on its way
-        shared.timeout = 0.01                        # close waits timeout * 4 + 1 s
-        t0 = time.monotonic()
-        await shared.close()
-        assert time.monotonic() - t0 < 3
-        assert shared._job.done()
-        assert proxy.held_total == 3 and len(proxy.held["esme1"]) == 3   # back in the queue, in order
-        assert [r.sequence_number for r in proxy.held["esme1"]] == [1, 2, 3]
-        assert proxy.stats["receipts_handed_over"] == 0
-    asyncio.run(main())
-
-
-def test_close_starts_no_new_hand_over(tmp_path):
-    """Regression: the job went on with the next account after close() had begun."""
-    async def main():
-        proxy, shared = _closing_proxy(tmp_path, ["a1", "a2", "a3"], 1)
-        calls = []
-
-        async def push(keys, args):
-            calls.append(keys[0])
-            await asyncio.sleep(0.2)
-            return len(args) - 1
-        shared._push = push
-        shared._due.update(["a1", "a2", "a3"])
-        shared._kick()
-        while not calls:
-            await asyncio.sleep(0.01)
-        await shared.close()
-        assert shared._job.done() and len(calls) == 1
-        assert proxy.held_total == 2 and proxy.stats["receipts_handed_over"] == 1
-        shared._kick()                               # and nothing starts again
-        assert shared._job.done()
-    asyncio.run(main())
-
-
 class _LosesAPullAnswer:
     """The server's client, except that the first pipeline answer holding receipts is lost after the
     server ran it (what a timeout on a loaded server does)."""
@@ -469,24 +364,3 @@ def test_two_workers_route_receipts_whichever_worker_gets_them(tmp_path, url):
             except Exception:
                 pass
         node.stop()
-
-
-def test_ids_the_server_could_not_take_go_when_it_is_back_the_newest_kept(monkeypatch):
-    """Probe round 2: ids of messages forwarded while Redis was away were never shared after it came back, so
-    their receipts could only be routed by the process that forwarded them."""
-    monkeypatch.setattr(receipts_mod, "MAX_UNSHARED", 4)
-    r = SharedReceipts.__new__(SharedReceipts)
-    r.ids = SharedMessageIds(100)
-    r.stats = {"msgids_shared": 0, "msgids_not_shared": 0}
-    r.me = "1:x"
-    for i in range(3):
-        r.ids.add(f"A{i}", "esme1")
-    taken = r.take()                                 # a script call that fails
-    r.ids.add("B0", "esme1")
-    r.lost(taken)
-    assert r.ids.out == ["A0", "A1", "A2", "B0"] and r.stats["msgids_shared"] == 0
-    r.ids.add("B1", "esme1")
-    r.lost()                                         # backing off: kept, bounded (the oldest leave)
-    assert r.ids.out == ["A1", "A2", "B0", "B1"] and r.stats["msgids_not_shared"] == 1
-    blob, _minid, _me = r.take()                     # the server is back: all go
-    assert msgpack.unpackb(blob) == {"esme1": ["A1", "A2", "B0", "B1"]} and r.ids.out == []
