@@ -54,11 +54,15 @@ from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.concat import concat_id, joined, reading_of
 from ..smpp_proxy.mo_restore import _GoneLink, made_no_command, mo_origin
-from .mo_parts_scripts import ADD, CLAIM, DEFER, DONE, DUE, PUTBACK, TAKE, done_mark, keys_of, stored_text, texts_of
+from .mo_parts_scripts import (ADD, CLAIM, DEFER, DONE, DUE, PUTBACK, TAKE, TAKEN, done_mark, keys_of, stored_text,
+                               texts_of)
 
 log = logging.getLogger("telfilter.smpp")
 
 KEEP = 120.0            # seconds a message's parts, and the mark of a judged one, live in the server
+
+LEASE = 60.0            # seconds a taker has to record a message's command: a part that comes after takes it over
+                        # (its taker died: killed -9 between the take and DONE or PUTBACK)
 
 NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part again (mo.py's too)
 
@@ -97,9 +101,10 @@ class SharedMoParts:
     async def _part(self, link, pdu, ci, text, reading) -> None:
         ref, total, n = ci
         key = (mo_origin(link), pdu.source_addr, pdu.destination_addr, ref, total)
-        ks = keys_of(key)
+        ks = [*keys_of(key), TAKEN]
         try:
-            got = await self._call(self._add, keys=ks, args=[n, stored_text(text), total, int(KEEP * 1000)])
+            got = await self._call(self._add, keys=ks, args=[n, stored_text(text), total, int(KEEP * 1000),
+                                                             int(time.time() * 1000), int(LEASE * 1000)])
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly unavailable (%s: %s): part %d/%d judged in this process",
@@ -117,6 +122,9 @@ class SharedMoParts:
                      n, total, pdu.source_addr)
             self.stats["mo_concat_late_shortcode"] += 1
             return self.proxy._mo_answer(link, pdu, 0)
+        if got[0] == 1 and key in self.writing:      # (this process took it over from itself: still writing)
+            self.stats["mo_concat_while_writing"] += 1
+            return self.proxy._mo_answer(link, pdu, C.ESME_RX_T_APPN)
         if got[0] == 1:
             self._disarm(key)
             # (a message judged before and not recorded: this part's line is its late part's, as mo.py's)
@@ -152,9 +160,10 @@ class SharedMoParts:
         self._spawn(self._expired(key, *e[1:]))
 
     async def _expired(self, key, link, pdu, reading) -> None:
-        ks = keys_of(key)
+        ks = [*keys_of(key), TAKEN]
         try:
-            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000)])
+            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000), int(time.time() * 1000),
+                                                              int(LEASE * 1000)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: parts of a message from %r not taken (%s: %s); they expire in %.0f s",
@@ -202,7 +211,7 @@ class SharedMoParts:
     async def _recorded(self, ks, key) -> None:
         """The done mark says recorded: a part of it sent again to any process is acknowledged from now on."""
         try:
-            await self._call(self._done, keys=ks, args=[int(KEEP * 1000)])
+            await self._call(self._done, keys=ks, args=[int(KEEP * 1000), int(time.time() * 1000)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: a recorded message from %r not marked so (%s: %s); its parts sent "

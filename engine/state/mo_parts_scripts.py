@@ -9,22 +9,42 @@ from ..smpp_proxy.codec.text import TwoReadings, Ucs2Octets
 
 DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC (mo_origin), first PDU, reading] -> when to judge (ms)
 
-# KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded).
-# The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE).
-# ADD: ARGV: part number, text, total, KEEP in ms. {2, mark}: judged already (or being: 'w'); {1, [n, text,
-# ...], again}: this part completed it (again 0), or came for a message waiting to be recorded (again 1: judged
-# before, its line a refusal) (taken); {0}: stored (the parts kept KEEP from now, or longer when a stop left them
-# waiting: DEFER).
+TAKEN = "tf:mo:taken"   # messages being judged: their parts' key -> when the taker's lease ends (ms)
+
+# KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded), KEYS[4]: TAKEN.
+# The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE). The parts stay
+# while it writes (DONE or PUTBACK removes them, and its TAKEN entry): a taker killed -9 before either left them
+# nowhere, and the completing part's redelivery was answered ESME_RX_T_APPN until the mark expired, then judged as
+# a fragment. A part that comes once the lease has ended (now, ARGV[5], past its TAKEN score) takes the message
+# over: judged again, whole (again 1).
+# ADD: ARGV: part number, text, total, KEEP in ms, now in ms, LEASE in ms. {2, mark}: judged already (or being:
+# 'w'); {1, [n, text, ...], again}: this part completed it (again 0), or came for a message waiting to be recorded
+# or whose taker's lease ended (again 1: judged before, its line a refusal or never written) (taken); {0}: stored
+# (the parts kept KEEP from now, or longer when a stop left them waiting: DEFER).
 ADD = r"""
+local function take(again)
+  local all = redis.call('HGETALL', KEYS[1])
+  redis.call('DEL', KEYS[3])
+  redis.call('SET', KEYS[2], 'w', 'PX', ARGV[4])
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  end
+  redis.call('ZADD', KEYS[4], tonumber(ARGV[5]) + tonumber(ARGV[6]), KEYS[1])
+  return {1, all, again}
+end
 local done = redis.call('GET', KEYS[2])
-if done then return {2, done} end
+if done then
+  local due = redis.call('ZSCORE', KEYS[4], KEYS[1])
+  if done == 'w' and due and tonumber(due) <= tonumber(ARGV[5]) and redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    return take(1)
+  end
+  return {2, done}
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local again = redis.call('EXISTS', KEYS[3])
 if again == 1 or redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
-  local all = redis.call('HGETALL', KEYS[1])
-  redis.call('DEL', KEYS[1], KEYS[3])
-  redis.call('SET', KEYS[2], 'w', 'PX', ARGV[4])
-  return {1, all, again}
+  return take(again)
 end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -32,26 +52,36 @@ end
 return {0}
 """
 
-# TAKE (a timer): ARGV[1]: KEEP in ms. {1, [n, text, ...]}: the parts there were (taken); {0}: none, or
-# the message waits for its redelivery (wait mark).
+# TAKE (a timer): ARGV: KEEP in ms, now in ms, LEASE in ms. {1, [n, text, ...]}: the parts there were (taken,
+# kept until DONE or PUTBACK as ADD's); {0}: none, the message waits for its redelivery (wait mark), or it is judged
+# or being judged (done mark).
 TAKE = r"""
-if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return {0}
+end
 local all = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], 'w', 'PX', ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), KEYS[1])
 return {1, all}
 """
 
-# DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged).
-# ARGV[1]: KEEP in ms.
+# DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged); its parts
+# and TAKEN entry go (and the entries of takers that died whose parts have expired since). ARGV: KEEP in ms, now in ms.
 DONE = r"""
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[4], KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[1]))
 return 1
 """
 
 # PUTBACK (not recorded): ARGV: NOT_RECORDED_KEEP in ms, then n, text, ...
 PUTBACK = r"""
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[4], KEYS[1])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
 if #ARGV > 1 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 2))
