@@ -61,6 +61,25 @@ def replace_file(path, data: bytes, tmp: Path | None = None) -> None:
     fsync_dir(path.parent)
 
 
+def remove_dead_writers_tmp(path) -> int:
+    """Remove the temporary files `rename_in` left beside `path` under its default name (`.NAME.PID.tmp`) whose
+    writer is no longer alive (killed -9 between its write and its rename: one such file for good per crash). A
+    live process's file is left alone. Returns how many were removed."""
+    path, n = Path(path), 0
+    for p in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = p.name[len(path.name) + 2:-len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+            n += 1
+        except OSError:                 # alive, another user's
+            pass
+    return n
+
+
 def rename_in(path: Path, data: bytes, tmp: Path | None = None) -> None:
     """Write `data` as the whole of `path`: a temporary file beside it (`tmp`, by default `.NAME.PID.tmp`: a
     writer whose leftovers a sweeper finds by another name passes its own), fsynced, then renamed over it, so a

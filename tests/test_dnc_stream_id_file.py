@@ -70,3 +70,22 @@ def test_the_stream_id_is_written_whole_and_durably(tmp_path, monkeypatch):
     idp = str(tmp_path / "A" / "lists" / "dnc.stream-id")
     assert synced.index(("renamed", idp)) < synced.index(str(tmp_path / "A" / "lists"))     # then its directory
     assert r._read_id() == "1700000000000-3"
+
+
+def test_a_writer_killed_while_it_wrote_the_id_leaves_no_file_for_good(tmp_path):
+    """A kill -9 between the id's write and its rename (probe h_crash: `--workers 2`, kill -9 under 5656 load) left
+    `.dnc.stream-id.PID.tmp` in lists/ at every such crash, never removed. The next writer removes a dead process's
+    file, and leaves a live one's (another process still writing) alone."""
+    import subprocess
+    import sys
+    P = _lists_node(tmp_path, "A")
+    lists = tmp_path / "A" / "lists"
+    lists.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = lists / f".dnc.stream-id.{int(dead.stdout)}.tmp"
+    left.write_bytes(b"1700000000000-2\n")
+    alive = lists / f".dnc.stream-id.{os.getppid()}.tmp"
+    alive.write_bytes(b"1700000000000-1\n")
+    DncReplicator("redis://127.0.0.1:1/0", P)       # no server needed
+    assert not left.exists()
+    assert alive.exists()

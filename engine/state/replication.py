@@ -75,6 +75,7 @@ import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
+from ..durable import remove_dead_writers_tmp
 from .dncchanges import Changes
 from .unpublished import _Unpublished
 from .sentinel import open_client
@@ -119,6 +120,8 @@ class DncReplicator(_Unpublished, _Follower):
         self.writer = writer
         self.node = node_id(pipe.store.dir)
         self.id_path = Path(pipe.store.dir) / "lists" / "dnc.stream-id"
+        if writer:
+            remove_dead_writers_tmp(self.id_path)       # a writer killed -9 while it wrote the id
         self.last_id = self._read_id()
         self.out: list[Changes] = []   # DNC changes waiting to be published, oldest segment first
         self.out_reports: deque = deque()   # 5656 spam reports (JSON records) waiting to be published
