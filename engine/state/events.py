@@ -34,6 +34,7 @@ import time
 
 import msgpack
 
+from ..aiowait import wait_for
 from ..rules.history import CallDurations, RecipientHistory
 from .journalled import JournalledCalls, JournalledHistory
 from .redis_script import TRIM_STREAM
@@ -78,7 +79,7 @@ async def read_back(follower, stream: str, keep: float, timeout: float) -> int:
                 follower._apply(got, skip_own=False)
                 n += len(got)
                 start = "(" + follower.last_id
-        await asyncio.wait_for(read(), timeout)
+        await wait_for(read(), timeout)
     except Exception as e:
         follower._error("catch-up", e)
     return n
@@ -209,6 +210,6 @@ class SharedEvents:
     async def close(self) -> None:
         if self.out:
             try:
-                await asyncio.wait_for(self._send(), 2.0)
+                await wait_for(self._send(), 2.0)
             except Exception:
                 pass

@@ -50,6 +50,7 @@ from functools import partial
 
 import msgpack
 
+from ..aiowait import wait_for
 from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.concat import concat_id, joined, reading_of
@@ -146,7 +147,7 @@ class SharedMoParts:
         other halves were in Redis: commands acknowledged and judged on half their text). The queue is bounded by
         the SMSCs' windows (a part is answered once its call is done)."""
         async with self._slots:
-            return await asyncio.wait_for(script(**kw), self.timeout * 4)
+            return await wait_for(script(**kw), self.timeout * 4)
 
     def _disarm(self, key) -> None:
         e = self.timers.pop(key, None)

@@ -36,6 +36,7 @@ import secrets
 import socket
 import time
 
+from ..aiowait import wait_for
 from ..servicelog import Trouble
 from ..smpp_proxy.accounts import TokenBucket
 
@@ -138,7 +139,7 @@ class PoolLimits:
             ok = True
             try:
                 n, t = _keys(a, "n")
-                ok = await asyncio.wait_for(
+                ok = await wait_for(
                     self.redis.eval(RESERVE, 2, n, t, self.me, acct.max_binds, TTL), self.timeout * 2)
                 if not ok:
                     self.stats["bind_refused_pool"] += 1
@@ -167,7 +168,7 @@ class PoolLimits:
         async def write():
             try:
                 n, _t = _keys(acct, "n")
-                await asyncio.wait_for(self.redis.hset(n, self.me, self._held(acct)), self.timeout * 2)
+                await wait_for(self.redis.hset(n, self.me, self._held(acct)), self.timeout * 2)
             except Exception:                   # (the next refresh writes it; its failures are said there)
                 self.stats["errors"] += 1
         if self._closed:                        # (the stop removes this process's fields)
@@ -180,7 +181,7 @@ class PoolLimits:
         while True:
             await asyncio.sleep(BEAT)
             try:
-                await asyncio.wait_for(self._beat(), self.timeout * 4)
+                await wait_for(self._beat(), self.timeout * 4)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -225,6 +226,6 @@ class PoolLimits:
                     k, t = _keys(a, kind)
                     p.hdel(k, self.me)
                     p.hdel(t, self.me)
-            await asyncio.wait_for(p.execute(), self.timeout * 2)
+            await wait_for(p.execute(), self.timeout * 2)
         except Exception:
             pass

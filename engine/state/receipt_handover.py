@@ -16,6 +16,7 @@ import asyncio
 import secrets
 import time
 
+from ..aiowait import wait_for
 from ..smpp_proxy.codec import encode
 from .pool import BEAT
 from .receiptq import claims_key, push_token_key, queue_key
@@ -99,7 +100,7 @@ class _HandOver:
         n, answered, token = 0, False, secrets.token_hex(8)
         try:
             raws = [r.raw if getattr(r, "raw", b"") else encode(r) for r in items]
-            n = int(await asyncio.wait_for(
+            n = int(await wait_for(
                 self._push(keys=[queue_key(acct), push_token_key(acct, token)],
                            args=[p.settings.max_held_receipts, *raws]), self.timeout * 2))
             answered, self._backoff = True, 0.1
@@ -130,7 +131,7 @@ class _HandOver:
         runs after this.) The receipts it put on the list leave the held queue here, the others stay."""
         token, items = self._in_doubt[acct]
         try:
-            n = int(await asyncio.wait_for(self._resolve_script(keys=[push_token_key(acct, token)]), self.timeout * 2))
+            n = int(await wait_for(self._resolve_script(keys=[push_token_key(acct, token)]), self.timeout * 2))
         except Exception as e:
             return self._failed("hand-over", e)
         del self._in_doubt[acct]
@@ -162,7 +163,7 @@ class _HandOver:
                 await self._pull_script(keys=[queue_key(a), claims_key(a)],
                                   args=[self.me, self._received.get(a, ""), seqs[a], r, int(STALE * 1000)], client=pl)
             try:
-                got = await asyncio.wait_for(pl.execute(), self.timeout * 4)
+                got = await wait_for(pl.execute(), self.timeout * 4)
             except Exception as e:                  # what the scripts claimed is given again at the next pull
                 self.stats["receipts_pull_errors"] += 1
                 return self._failed("pull", e)
@@ -194,7 +195,7 @@ class _HandOver:
         for a, seq in done:
             await self._ack(keys=[claims_key(a)], args=[self.me, seq], client=pl)
         try:
-            await asyncio.wait_for(pl.execute(), self.timeout * 4)
+            await wait_for(pl.execute(), self.timeout * 4)
         except Exception as e:
             return self._failed("acknowledge", e)
         for a, seq in done:

@@ -69,6 +69,7 @@ import time
 
 import msgpack
 
+from ..aiowait import wait_for
 from ..smpp_proxy.msgids import BOUND, FORMAT, MessageIds, unpack_map
 from .events import read_back
 from .receipt_handover import _HandOver
@@ -257,7 +258,7 @@ class SharedReceipts(_HandOver):
         job = self._job
         if job is not None and not job.done():
             try:
-                await asyncio.wait_for(asyncio.shield(job), self.timeout * 4 + 1)
+                await wait_for(asyncio.shield(job), self.timeout * 4 + 1)
             except Exception:
                 pass
             if not job.done():

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from ..aiowait import wait_for
 from .redis_script import MARK
 
 KEYSPACE = "tf:keyspace"
@@ -102,7 +103,7 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
     out: dict = {"warnings": [], "notes": [], "run_id": None}
 
     async def call(coro):
-        return await asyncio.wait_for(coro, timeout)
+        return await wait_for(coro, timeout)
 
     try:
         await call(client.ping())

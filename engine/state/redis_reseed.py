@@ -45,6 +45,7 @@ from array import array
 
 import numpy as np
 
+from ..aiowait import wait_for
 from ..rules.slots import key_hash
 from .redis_counters import REMOVE, _drop_rule, _Op
 from .redis_script import MARK, RESEED_GRACE_MS, counter_hash, counter_key
@@ -130,7 +131,7 @@ class Reseed:
             if self._busy or time.monotonic() - self._answered < RESEED_WATCH:
                 continue
             try:
-                mark = await asyncio.wait_for(self.redis.eval(MARK, 2, *KEYS, os.urandom(8).hex()), self.timeout)
+                mark = await wait_for(self.redis.eval(MARK, 2, *KEYS, os.urandom(8).hex()), self.timeout)
             except Exception:
                 continue                # (an outage: the batches say it)
             was = self._epoch

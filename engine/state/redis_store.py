@@ -62,6 +62,7 @@ import time
 
 import msgpack
 
+from ..aiowait import wait_for
 from ..rules.counters import MemoryCounters
 from .embedded import StateError
 from .events import SharedEvents
@@ -226,7 +227,7 @@ class RedisStore(Outage, Reseed, _Enforcement):
         try:
             if self._unsettled:
                 try:
-                    await asyncio.wait_for(self._reconcile(), self.timeout * 2)
+                    await wait_for(self._reconcile(), self.timeout * 2)
                 except Exception as e:  # (the server still away) this batch never went out
                     self._failed(e)
                     self._degraded(batch, f"{type(e).__name__}: {e}", sent=False)
@@ -255,7 +256,7 @@ class RedisStore(Outage, Reseed, _Enforcement):
             token = os.urandom(8).hex()
             seeding = "1" if any(v is SEED for _p, v, _o, _t in batch) else "0"
             try:
-                res = self._answer(await asyncio.wait_for(self._eval(keys, arg, ev, token, seeding), self.timeout * 2))
+                res = self._answer(await wait_for(self._eval(keys, arg, ev, token, seeding), self.timeout * 2))
             except Exception as e:      # connection refused/reset, timeout, a script error: never a crash
                 for r, taken in zip(self.riders, ev):
                     r.lost(taken)

@@ -75,6 +75,7 @@ import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
+from ..aiowait import wait_for
 from ..durable import remove_dead_writers_tmp
 from .dncchanges import Changes
 from .unpublished import _Unpublished
@@ -283,7 +284,7 @@ class DncReplicator(_Unpublished, _Follower):
             await asyncio.wait({t})
         if self.out or self.out_reports:
             try:
-                await asyncio.wait_for(self._publish_all(), 2.0)
+                await wait_for(self._publish_all(), 2.0)
             except (Exception, asyncio.CancelledError):
                 pass
         if self.out or self.out_reports:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+from ..aiowait import wait_for
 from .url import connection
 
 
@@ -117,7 +118,7 @@ async def check_sentinels(cfg: dict, timeout: float) -> dict:
     async def ask(host, port):
         c = aioredis.Redis(host=host, port=port, **sentinel_kwargs(cfg))
         try:
-            return await asyncio.wait_for(c.sentinel_master(cfg["service"]), timeout)
+            return await wait_for(c.sentinel_master(cfg["service"]), timeout)
         finally:
             await c.aclose()
     for (host, port), r in zip(cfg["sentinels"], await asyncio.gather(

@@ -16,6 +16,7 @@ import time
 
 import msgpack
 
+from ..aiowait import wait_for
 from ..durable import replace_file
 
 log = logging.getLogger("telfilter")
@@ -46,7 +47,7 @@ class _Follower:
                     if not got:
                         return
                     n += self._apply(got)
-            await asyncio.wait_for(read_all(), timeout)
+            await wait_for(read_all(), timeout)
         except Exception as e:
             self._error("catch-up", e)
         if n:
