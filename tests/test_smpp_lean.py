@@ -116,3 +116,13 @@ def test_no_prefix_into_a_broken_header():
     v = view_sm(encode(_submit(esm_class=0x40, short_message=bytes.fromhex("f00003010201"))))
     assert prefix_user_data(v, b"[TAG] ") is None
     assert v.tlvs == () and v.tlvs is v.tlvs
+
+
+@pytest.mark.parametrize("kw", [{}, dict(service_type="CMT", schedule_delivery_time="000001000000000R",
+                                         validity_period="000002000000000R")], ids=["empty", "set"])
+def test_view_and_full_decode_agree_on_every_truncation(kw):
+    # the body cut after each octet: the empty C-Octet Strings (told by their first octet) and the
+    # ones searched for refuse a body that ends in or before them alike
+    raw = encode(_submit(**kw))
+    for end in range(16, len(raw) + 1):
+        same_as_full(end.to_bytes(4, "big") + raw[4:end])

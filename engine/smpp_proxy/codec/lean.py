@@ -150,8 +150,10 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
     v.raw, v.command_id, v.command_status, v.sequence_number = raw, cid, status, seq
     n = len(raw)
     # each C-Octet String: its NUL within the field's size (SMPP 3.4 §5.2), else _cstr_error
-    # says why; the search is inline, this being the per-message path
-    e = raw.find(b"\x00", 16, 22)
+    # says why; the search is inline, this being the per-message path. The fields most messages leave
+    # empty (service_type, the two times) are told so by their first octet: a bytes.find costs ~1,000
+    # instructions, most of them parsing its arguments
+    e = 16 if n > 16 and raw[16] == 0 else raw.find(b"\x00", 16, 22)
     if e < 0:
         raise _cstr_error(raw, 16, 6, "service_type", C.ESME_RINVSERTYP, cid, seq)
     v.service_type = raw[16:e].decode("latin-1") if e > 16 else ""
@@ -178,13 +180,13 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
         raise _short(raw, o, _ESM_PID_PRIO, cid, seq)
     v.esm_class, v.protocol_id, v.priority_flag = raw[o], raw[o + 1], raw[o + 2]
     o += 3
-    e = raw.find(b"\x00", o, o + 17)
+    e = o if o < n and raw[o] == 0 else raw.find(b"\x00", o, o + 17)
     if e == o:                                       # empty: immediate delivery, the usual case
         v.schedule_delivery_time = ""
     else:
         v.schedule_delivery_time = _time_field(raw, o, e, "schedule_delivery_time", C.ESME_RINVSCHED, cid, seq)
     o = e + 1
-    e = raw.find(b"\x00", o, o + 17)
+    e = o if o < n and raw[o] == 0 else raw.find(b"\x00", o, o + 17)
     if e == o:                                       # empty: the SMSC's default validity
         v.validity_period = ""
     else:
