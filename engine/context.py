@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 from operator import itemgetter
 
 from .numbers import normalise_number, normalise_sender_id
+from .stamps import posix
 from .lists.sets import owner_fold
 from .textnorm import find_hosts, fold, folded_content_digest, template_key
 from .verdict import Call, Message
@@ -267,13 +268,13 @@ class MessageContext:
         if t.tzinfo is None:
             t = t.replace(tzinfo=timezone.utc)
         self.time: datetime = t
-        self.ts: float = t.timestamp()
+        self.ts: float = posix(t)                 # t.timestamp()
         # the clock: when the message was submitted. A scheduled message is judged at its delivery (`ts`: hour
         # windows, registry dates, the counters counted at delivery: the advertiser caps) and counted as of now
         # by the other counters (floods and volumes measure what a sender submits), recipient history and reports
         sub = getattr(msg, "submitted", None)
-        self.state_ts: float = self.ts if sub is None else (
-            sub if sub.tzinfo is not None else sub.replace(tzinfo=timezone.utc)).timestamp()
+        self.state_ts: float = self.ts if sub is None else posix(
+            sub if sub.tzinfo is not None else sub.replace(tzinfo=timezone.utc))
         if nums is None:
             self.sender_num: int | None = normalise_number(self.sender_raw, s_ton)
             self.recipient_num: int | None = normalise_number(self.recipient_raw, r_ton)

@@ -16,6 +16,7 @@ import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
 
 from .numbers import format_number, read_by_ton
+from .stamps import second_key
 from .verdict import Action
 from .logwriters import FileOut, PipeOut, stdout_target
 
@@ -72,7 +73,7 @@ def _isoformat(t) -> str:
     """t.isoformat(), with the part down to the second (and the offset) made once per second:
     messages come many to a second, and an aware datetime's isoformat() costs more than the rest
     of the line's fields together."""
-    key = (t.second, t.minute, t.hour, t.day, t.month, t.year, t.tzinfo, t.fold)
+    key = second_key(t)
     st = _STAMP
     if key != st[0]:
         whole = t.replace(microsecond=0).isoformat()
