@@ -7,6 +7,9 @@
  *   in Python ints and divides them by 10**6, which for a count under 2**53 is one correctly rounded double
  *   division, the one done here (~2,300 instructions there, ~100 here). Any other datetime (another zone,
  *   naive: local time), or a count of 2**53 or over (before 1685 or after 2255), calls t.timestamp().
+ * utc_now() -> datetime: datetime.now(timezone.utc), the same value (the system clock floored to the
+ *   microsecond, broken down by gmtime): datetime.now makes a naive datetime and then a second one through
+ *   timezone.fromutc (~2,900 instructions; ~300 here). The SMPP proxy's clock, read once a message.
  * second_key(t) -> (int, tzinfo): what tells t's second apart (its fields down to the second, and fold) and
  *   its zone: two datetimes with equal keys have the same isoformat() but for the microseconds
  *   (verdictlog._isoformat's cache key; reading those eight attributes in Python costs ~2,400 instructions).
@@ -14,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <time.h>
 
 static const int days_before_month_[] = {0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
 
@@ -43,6 +47,22 @@ static PyObject *py_posix(PyObject *self, PyObject *t)
     return PyObject_CallMethod(t, "timestamp", NULL);
 }
 
+static PyObject *py_utc_now(PyObject *self, PyObject *unused)
+{
+    struct timespec ts;
+    struct tm tm;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    time_t secs = ts.tv_sec;
+    if (gmtime_r(&secs, &tm) == NULL)
+        return PyErr_SetFromErrno(PyExc_OverflowError);
+    /* as datetime.now: a leap second (tm_sec 60, never on Linux) is read as 59 */
+    return PyDateTimeAPI->DateTime_FromDateAndTime(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                                   tm.tm_min, tm.tm_sec > 59 ? 59 : tm.tm_sec,
+                                                   (int)(ts.tv_nsec / 1000), PyDateTime_TimeZone_UTC,
+                                                   PyDateTimeAPI->DateTimeType);
+}
+
 static PyObject *py_second_key(PyObject *self, PyObject *t)
 {
     if (!PyDateTime_Check(t)) {
@@ -64,6 +84,7 @@ static PyObject *py_second_key(PyObject *self, PyObject *t)
 
 static PyMethodDef methods[] = {
     {"posix", py_posix, METH_O, "posix(t) -> t.timestamp()"},
+    {"utc_now", py_utc_now, METH_NOARGS, "utc_now() -> datetime.now(timezone.utc)"},
     {"second_key", py_second_key, METH_O,
      "second_key(t) -> (t's fields down to the second and its fold, as one int; t.tzinfo)"},
     {NULL, NULL, 0, NULL}

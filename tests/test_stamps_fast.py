@@ -1,4 +1,4 @@
-"""engine/_stamps.c gives what stamps.py's Python forms give: posix(t) is t.timestamp(), the same float (or
+"""engine/_stamps.c gives what stamps.py's Python forms give: utc_now() is datetime.now(timezone.utc), posix(t) is t.timestamp(), the same float (or
 the same error), and second_key tells two datetimes apart exactly when their isoformat() differs in more than
 the microseconds, for datetimes of every kind (UTC, other offsets, zones with folds, naive) across the range."""
 from datetime import datetime, timedelta, timezone
@@ -70,6 +70,17 @@ def test_second_key_tells_seconds_apart_as_python_does(t, tz, fold, ds, us, tz2,
             assert a.replace(microsecond=0).isoformat() == b.replace(microsecond=0).isoformat()
 
 
+def test_utc_now_is_datetime_now_in_utc():
+    for _ in range(1000):
+        a = datetime.now(timezone.utc)
+        c = C.utc_now()
+        b = datetime.now(timezone.utc)
+        assert a <= c <= b and type(c) is datetime and c.tzinfo is timezone.utc and c.fold == 0
+    # the same breakdown of one second: what gmtime gives is what datetime.fromtimestamp gives
+    c = C.utc_now()
+    assert c == datetime.fromtimestamp(C.posix(c), timezone.utc)
+
+
 @pytest.mark.skipif(bool(__import__("os").environ.get("TELFILTER_STAMPS_PURE")), reason="Python forms asked for")
 def test_the_engine_uses_the_compiled_forms():
-    assert stamps.posix is C.posix and stamps.second_key is C.second_key
+    assert stamps.posix is C.posix and stamps.second_key is C.second_key and stamps.utc_now is C.utc_now
