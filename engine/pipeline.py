@@ -36,6 +36,8 @@ from .rules.plan import run_steps
 from .servicelog import life
 from .verdict import Action, Call, Hit, Message, Verdict, decide
 
+_DROP, _TAG = Action.DROP, Action.TAG      # (an enum member read from its class costs a Python descriptor call)
+
 log = logging.getLogger("telfilter")
 HITS_KEPT = 4096            # the Hits a rule set keeps for reuse (Pipeline.judge)
 
@@ -128,7 +130,7 @@ class Pipeline(AdCounts):
             if p >= tag_t or p >= drop_t:       # (a model swapped in under one [ml] threshold may invert them)
                 hits.append(Hit("ML_SPAM", self.settings.ml_score_weight * p,
                                 f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
-                                f"model:{model.version}", Action.DROP if p >= drop_t else Action.TAG))
+                                f"model:{model.version}", _DROP if p >= drop_t else _TAG))
         rules = self.rules
         state = self.state
         plan = rules.plans[ctx.scope]                   # RuleSet.evaluate, one call less
@@ -146,7 +148,7 @@ class Pipeline(AdCounts):
                                                      rule.smpp_status, rule.sip_code)
                 hits.append(h)
         verdict = decide(hits, rules.tag_threshold, rules.drop_threshold)
-        if verdict.action is not Action.DROP and commit:
+        if verdict.action is not _DROP and commit:
             charged = None
             held = ctx.counted          # a concatenated message judged before its parts all came: its places kept
             for st in pending:

@@ -98,20 +98,24 @@ def dropped_with(v: Verdict, detail: str, source: str) -> Verdict:
     return Verdict(Action.DROP, v.score, v.hits + (Hit("PDU_DROPPED", 0.0, detail, source, Action.DROP),))
 
 
+# an enum member read from its class costs a Python descriptor call (~900 instructions): read once here
+_ALLOW, _TAG, _DROP = Action.ALLOW, Action.TAG, Action.DROP
+
+
 def decide(hits: list[Hit], tag_threshold: float, drop_threshold: float) -> Verdict:
     """Combine hits: forced actions and the score table; the strongest action wins."""
     if not hits and tag_threshold > 0.0 and drop_threshold > 0.0:
         return ALLOW_NO_HITS
     score = 0.0
-    action = Action.ALLOW
+    action = _ALLOW
     for h in hits:
         score += h.score
         if h.action is not None and h.action > action:
             action = h.action
     if score >= drop_threshold:
-        action = Action.DROP
-    elif score >= tag_threshold and action < Action.TAG:
-        action = Action.TAG
+        action = _DROP
+    elif score >= tag_threshold and action < _TAG:
+        action = _TAG
     return Verdict(action, score, tuple(hits))
 
 
