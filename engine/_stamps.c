@@ -1,15 +1,16 @@
-/* engine._stamps: the two reads of a message's datetime on every verdict (optional; engine/stamps.py keeps
- * the pure-Python paths, used when this module is absent or TELFILTER_STAMPS_PURE=1, and a test checks both
- * agree).
+/* engine._stamps: the clock read that makes a message's datetime and the two reads of it on every verdict
+ * (optional; engine/stamps.py keeps the pure-Python paths, used when this module is absent or
+ * TELFILTER_STAMPS_PURE=1, and a test checks both agree).
  *
- * posix(t) -> float: t.timestamp(), the same float. For a datetime (not a subclass) in timezone.utc (the proxies' clock) it is
- *   computed from the fields: datetime.timestamp() subtracts the epoch (a timedelta), counts its microseconds
- *   in Python ints and divides them by 10**6, which for a count under 2**53 is one correctly rounded double
- *   division, the one done here (~2,300 instructions there, ~100 here). Any other datetime (another zone,
- *   naive: local time), or a count of 2**53 or over (before 1685 or after 2255), calls t.timestamp().
  * utc_now() -> datetime: datetime.now(timezone.utc), the same value (the system clock floored to the
- *   microsecond, broken down by gmtime): datetime.now makes a naive datetime and then a second one through
- *   timezone.fromutc (~2,900 instructions; ~300 here). The SMPP proxy's clock, read once a message.
+ *   microsecond, broken down by gmtime): datetime.now makes a naive datetime, then a second one through
+ *   timezone.fromutc (~2,300 instructions with its partial; ~550 here). The SMPP proxy's clock.
+ * posix(t) -> float: t.timestamp(), the same float. For a datetime (not a subclass) in timezone.utc (the
+ *   proxies' clock) it is computed from the fields: datetime.timestamp() subtracts the epoch (a timedelta),
+ *   counts its microseconds in Python ints and divides them by 10**6, which for a count under 2**53 is one
+ *   correctly rounded double division, the one done here (~2,000 instructions there, ~100 here). Any other
+ *   datetime (another zone, naive: local time), or a count of 2**53 or over (before 1685 or after 2255),
+ *   calls t.timestamp().
  * second_key(t) -> (int, tzinfo): what tells t's second apart (its fields down to the second, and fold) and
  *   its zone: two datetimes with equal keys have the same isoformat() but for the microseconds
  *   (verdictlog._isoformat's cache key; reading those eight attributes in Python costs ~2,400 instructions).

@@ -1,6 +1,7 @@
-"""engine/_stamps.c gives what stamps.py's Python forms give: utc_now() is datetime.now(timezone.utc), posix(t) is t.timestamp(), the same float (or
-the same error), and second_key tells two datetimes apart exactly when their isoformat() differs in more than
-the microseconds, for datetimes of every kind (UTC, other offsets, zones with folds, naive) across the range."""
+"""engine/_stamps.c gives what stamps.py's Python forms give: utc_now() is datetime.now(timezone.utc),
+posix(t) is t.timestamp(), the same float (or the same error), and second_key tells two datetimes apart exactly
+when their isoformat() differs in more than the microseconds, for datetimes of every kind (UTC, other offsets,
+zones with folds, naive) across the range."""
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,8 @@ class Sub(datetime):
 
 
 EDGE = [datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
-        datetime(2026, 12, 6, 5, 22, 3, 123456, tzinfo=timezone.utc), datetime(2024, 2, 29, 23, 59, 59, 1, timezone.utc),
+        datetime(2026, 12, 6, 5, 22, 3, 123456, tzinfo=timezone.utc),
+        datetime(2024, 2, 29, 23, 59, 59, 1, timezone.utc),
         datetime(2100, 3, 1, tzinfo=timezone.utc), datetime(2000, 3, 1, tzinfo=timezone.utc),
         datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
         datetime(2255, 6, 5, 23, 47, 34, 740992, tzinfo=timezone.utc),      # 2**53 us after the epoch
