@@ -98,7 +98,8 @@ def dropped_with(v: Verdict, detail: str, source: str) -> Verdict:
     return Verdict(Action.DROP, v.score, v.hits + (Hit("PDU_DROPPED", 0.0, detail, source, Action.DROP),))
 
 
-# an enum member read from its class costs a Python descriptor call (~900 instructions): read once here
+# an enum member read from its class goes through EnumType's __getattr__ hook (CPython's slot_tp_getattr_hook,
+# ~900 instructions a read, no Python frame): read once here
 _ALLOW, _TAG, _DROP = Action.ALLOW, Action.TAG, Action.DROP
 
 
