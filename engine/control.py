@@ -18,7 +18,8 @@ wrong type, refuses the request and names the key: engine/control_keys.py):
   {"cmd": "stats"}     SmppProxy.stats and held_total (receipts held now), SipScreen.stats, list
                        sizes, rules (count, generation, last refused reload), model version.
   {"cmd": "reload", "what": [PART...]}
-                       PART: rules, lists, model (as SIGHUP), accounts, sip; none = all five.
+                       PART: rules, lists, model (as SIGHUP), accounts, sip; "what" absent or null = all five
+                       ([] is refused: it names no part).
                        Each part is validated whole and either put in force or refused with
                        its errors as path:line:col, the old version staying in force; the
                        answer has one entry per part. accounts re-reads smpp.toml's

@@ -172,7 +172,9 @@ def cmd_ctl(args) -> int:
             print(f"telfilter ctl reload: --full is for the lists part, not named in {' '.join(args.parts)}",
                   file=sys.stderr)
             return 2
-        req = {"cmd": "reload", "what": list(dict.fromkeys(args.parts))}
+        req = {"cmd": "reload"}
+        if args.parts:              # none named: every part, said by leaving "what" out (an empty list is refused)
+            req["what"] = list(dict.fromkeys(args.parts))
         if getattr(args, "full", False):
             req["full"] = True
     else:

@@ -20,9 +20,9 @@ class ReloadCommands:
     """Mixin of ControlServer (pipe, proxy, sip, args, _rules_gen)."""
 
     async def reload(self, what=None, full=False) -> dict:
-        what = list(RELOAD_PARTS) if not what else what
-        if not isinstance(what, list) or any(w not in RELOAD_PARTS for w in what):
-            return {"ok": False, "error": f"reload what={what!r}: a list of {', '.join(RELOAD_PARTS)} (none = all)"}
+        what = list(RELOAD_PARTS) if what is None else what
+        if not isinstance(what, list) or not what or any(w not in RELOAD_PARTS for w in what):
+            return {"ok": False, "error": f"reload what={what!r}: a list of {', '.join(RELOAD_PARTS)} (absent = all)"}
         if not isinstance(full, bool):
             return {"ok": False, "error": f"reload full={full!r}: true or false"}
         ans: dict = {}

@@ -50,6 +50,7 @@ def _talk(tmp_path, requests, monkeypatch):
     ({"cmd": "reload", "parts": ["rules"]}, "'parts'"),         # misspelt: reloaded every part, the model too
     ({"cmd": "reload", "parts": "rules"}, "'parts'"),
     ({"cmd": "reload", "what": ""}, "'what'"),                  # falsy: was "none = all"
+    ({"cmd": "reload", "what": []}, "'what'"),                  # nothing named: was every part, the model too
     ({"cmd": "reload", "what": "rules"}, "'what'"),
     ({"cmd": "reload", "what": ["rules"], "ful": True}, "'ful'"),
     ({"cmd": "stats", "pool": True}, "'pool'"),
