@@ -125,18 +125,34 @@ def _add_up(total: dict, part: dict) -> None:
             total[k] = total.get(k, 0) + v
 
 
+def _ask_at_once(sockets: dict, req: dict, timeout: float) -> dict:
+    """{key: its socket's answer, else {"ok": False, "error": why}}, every socket asked at once (a thread each): stuck
+    workers cost `timeout` once together (asked in turn, `ctl stats --pool` waited it for each)."""
+    if not sockets:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(p):
+        try:
+            return request(p, req, timeout)
+        except ControlUnavailable as e:
+            return {"ok": False, "error": str(e)}
+    with ThreadPoolExecutor(max_workers=len(sockets)) as ex:
+        return dict(zip(sockets, ex.map(ask, sockets.values())))
+
+
 def pool_stats(path: Path, timeout: float = 60.0) -> dict:
     """`ctl stats --pool`: every worker's `stats` under `workers` {"0": ..., "1": ...} and their SMPP and SIP
     counters summed under `pool` (each worker counts its own connections' messages: the sum is the pool's). The
     workers are worker 0's `pool_size`, so one that does not answer (restarting) is named, `ok` false: partial.
-    Outside a pool: that serve's stats alone."""
+    Outside a pool: that serve's stats alone. The others are asked at once, within what is left of `timeout`: the
+    command takes one timeout however many workers are stuck."""
+    import time
+    end = time.monotonic() + timeout        # the whole command's: worker 0, then the others at once
     first = request(path, {"cmd": "stats"}, timeout)
     workers = {"0": first}
-    for i in range(1, int(first.get("pool_size") or 1)):
-        try:
-            workers[str(i)] = request(worker_socket(path, i), {"cmd": "stats"}, timeout)
-        except ControlUnavailable as e:
-            workers[str(i)] = {"ok": False, "error": str(e)}
+    workers.update(_ask_at_once({str(i): worker_socket(path, i) for i in range(1, int(first.get("pool_size") or 1))},
+                                {"cmd": "stats"}, max(0.1, end - time.monotonic())))
     pool: dict = {"smpp": {}, "sip": {}}
     for w in workers.values():
         for part in pool:
