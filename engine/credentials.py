@@ -33,18 +33,19 @@ def _say(said: str, warnings: list | None) -> None:
         warnings.append(said)
 
 
-def _secret_file(path, errors: list, warnings: list | None = None) -> list[tuple[int, str]] | None:
+def _secret_file(flag: str, path, errors: list, warnings: list | None = None) -> list[tuple[int, str]] | None:
     """(line number, line) of a secrets file, without comments and blank lines; a regular file others
     can read is worth a warning (the point of the file is that they cannot: logged, or added to `warnings`,
     which `config check` counts as it counts its other warnings). Not a device or a pipe
     (/dev/null, /dev/stdin, a FIFO, a shell's <(...)): their mode says nothing of who can read what is
-    written into them, and chmod 600 would be wrong advice."""
+    written into them, and chmod 600 would be wrong advice. A file that cannot be read is said naming `flag`, the
+    option that named it (`--smsc-password-file /x: Is a directory`: the path alone was said)."""
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())                     # the file read, not what the name points to later
             data = f.read()
     except OSError as e:
-        errors.append(f"{path}: {e.strerror or e}")
+        errors.append(f"{flag} {path}: {e.strerror or e}")
         return None
     try:
         text = data.decode("utf-8-sig")                   # -sig: a BOM (Notepad's) is not part of the first line
@@ -67,7 +68,7 @@ def smsc_password(args, errors: list, warnings: list | None = None) -> str | Non
         log.warning(_ARGV_SECRET, "--smsc-password", "--smsc-password-file", SMSC_PASSWORD_ENV)
         pw, where = args.smsc_password, "--smsc-password"
     elif getattr(args, "smsc_password_file", None):
-        lines = _secret_file(args.smsc_password_file, errors, warnings)
+        lines = _secret_file("--smsc-password-file", args.smsc_password_file, errors, warnings)
         if lines is None:
             return None
         if not lines:
@@ -122,7 +123,7 @@ def esme_accounts(args, errors: list, warn: bool = True, mutual_tls: bool | None
         log.warning(_ARGV_SECRET, "--esme-account", "--esme-accounts-file", ESME_ACCOUNTS_ENV)
     path = getattr(args, "esme_accounts_file", None)
     if path:
-        entries += [(f"{path}:{n}", l.strip()) for n, l in (_secret_file(path, errors, warnings) or [])]
+        entries += [(f"{path}:{n}", l.strip()) for n, l in (_secret_file("--esme-accounts-file", path, errors, warnings) or [])]
     entries += [(f"${ESME_ACCOUNTS_ENV} entry {i}", a)
                 for i, a in enumerate(os.environ.get(ESME_ACCOUNTS_ENV, "").split(), 1)]
     in_file: dict = {}

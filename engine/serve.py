@@ -32,7 +32,7 @@ import signal
 import socket
 from pathlib import Path
 
-from .serve_config import load_serve_config
+from .serve_config import load_serve_config, open_verdict_log
 from .analyst.serves import unregister
 from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
@@ -112,12 +112,12 @@ async def run_serve(args, ready=None):
         # a pool's worker i > 0 counts too, and worker 0's /metrics asks it over its control socket (metrics_pool.py)
         from .metrics import MeteredVerdictLog, Metrics
         counted = Metrics(pipe)
-        vlog = MeteredVerdictLog(args.log, getattr(args, "events", None), counted)
+        vlog = open_verdict_log(MeteredVerdictLog, args, counted)
         metrics = counted if worker == 0 else None        # the HTTP listener: worker 0's
         if control is not None:         # from now: a `metrics` asked before the start is done says "starting"
             control.metrics = counted
     else:
-        vlog = VerdictLog(args.log, getattr(args, "events", None))
+        vlog = open_verdict_log(VerdictLog, args)
     if getattr(args, "sip_listen", "off") not in ("off", "") and cfg.sip is not None:
         # the SIP screen's caps in the fd budget before anything listens: a budget that refuses them (or
         # lowers SMPP's for them) says so before SMPP takes connections (SipScreen.start claims the same again)

@@ -91,12 +91,11 @@ def load_serve_config(args):
             why = None                  # (a malformed next hop or listen: said above)
         if why:
             errors.append(why)
-    rf = getattr(args, "ready_file", None)
-    if rf and not os.access(Path(rf).absolute().parent, os.W_OK | os.X_OK):
-        errors.append(f"--ready-file {rf!r}: its directory {str(Path(rf).absolute().parent)!r} is missing or not "
-                      "writable")
-    elif rf and os.path.isdir(rf):      # else found once listening: the rename over it failed, serve stopped
-        errors.append(f"--ready-file {rf!r}: is a directory (name the file to write)")
+    for flag, key, replaced in (("--log", "log", False), ("--ready-file", "ready_file", True)):
+        path = getattr(args, key, None)
+        err = output_file_error(flag, path, replaced) if path not in (None, "-") else None
+        if err:
+            errors.append(err)
     events = getattr(args, "events", None)
     if events:
         err = _check_events(events)
@@ -112,6 +111,44 @@ def load_serve_config(args):
     if unused:
         log.warning("%s: no effect with --sip-listen off (checked all the same)", ", ".join(unused))
     return cfg, settings
+
+
+def output_file_error(flag: str, path: str, replaced: bool) -> str | None:
+    """Why serve cannot write the file `flag` names (--log, appended to; --ready-file, `replaced` through a temporary
+    file beside it), else None; found before anything listens, with the other errors. A --log naming a directory
+    was found once the lists and the state had loaded, said without the flag (`telfilter serve: /x: Is a
+    directory`); a --ready-file naming one once serve listened (the rename over it failed, serve stopped)."""
+    p = Path(path)
+    parent = p.absolute().parent
+    if p.is_dir():
+        return f"{flag} {path}: is a directory (name the file to write)"
+    if not parent.is_dir():
+        return f"{flag} {path}: its directory {parent} does not exist"
+    if (replaced or not p.exists()) and not os.access(parent, os.W_OK | os.X_OK):
+        return f"{flag} {path}: its directory {parent} is not writable"
+    if p.exists() and not os.access(p, os.W_OK):        # (a FIFO, /dev/stderr: written to where they are)
+        return f"{flag} {path}: not writable"
+    return None
+
+
+def open_verdict_log(make, args, *more):
+    """`make(args.log, args.events, *more)`, serve's verdict log (VerdictLog or MeteredVerdictLog), a failure to
+    open it or to bind its --events socket said naming the flag (cmd_serve: exit 2): the log's path alone was said
+    (a FIFO with no reader), and a --events address in use or an ipc:// path in a missing directory was a
+    ZMQError traceback, exit 1."""
+    events = getattr(args, "events", None)
+    try:
+        return make(args.log, events, *more)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), f"--log {args.log}") from None
+    except Exception as e:
+        import zmq
+        if not isinstance(e, zmq.ZMQError):
+            raise
+        # the system's words for a system errno (pyzmq's add "(addr='…')", the address the line names already)
+        import errno
+        why = os.strerror(e.errno) if e.errno in errno.errorcode else e.strerror
+        raise OSError(e.errno, why, f"--events {events}") from None
 
 
 def _check_events(value: str) -> str | None:

@@ -287,7 +287,11 @@ def test_secrets_on_argv_are_warned_about_and_bad_files_named_by_line(tmp_path, 
     assert any("chmod 600" in r.getMessage() for r in caplog.records)      # others can read it
     errors.clear()
     assert smsc_password(_args(smsc_password_file=str(tmp_path / "missing")), errors) is None
-    assert errors and errors[0].startswith(str(tmp_path / "missing"))
+    # named by its flag: the path alone was said (`telfilter: error: /x: Is a directory`)
+    assert errors == [f"--smsc-password-file {tmp_path / 'missing'}: No such file or directory"]
+    errors.clear()
+    assert esme_accounts(_args(esme_accounts_file=str(tmp_path)), errors) == []
+    assert errors == [f"--esme-accounts-file {tmp_path}: Is a directory"]
 
 
 def test_only_a_regular_file_is_warned_about_as_readable_by_others(tmp_path, caplog, monkeypatch):
