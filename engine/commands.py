@@ -57,11 +57,9 @@ class _Out:
 
 
 def cmd_check(args) -> int:
-    from datetime import datetime, timezone
     from .app import build
     from .jsonl import NOT_JSON_ID, dumps_line, echoed_id, error_line, loads, not_json, numbered, open_jsonl, progress_bar
-    from .records import RecordError, parse_record, parse_time
-    from .verdict import Message
+    from .records import RecordError, parse_input_record
     if not args.jsonl and args.sender is None:
         print("telfilter check: give --jsonl FILE, or --sender/--recipient/--text for one message", file=sys.stderr)
         return 2
@@ -71,21 +69,18 @@ def cmd_check(args) -> int:
         print(f"telfilter check: {', '.join(one)} given with --jsonl: the options for one message and a JSONL "
               "input exclude each other", file=sys.stderr)
         return 2
+    m = None
+    if not args.jsonl:
+        try:
+            m = _one_message(args)
+        except RecordError as e:
+            print(f"telfilter check: {e}", file=sys.stderr)
+            return 2
     say_absent = absent_data_dir_note(args)
     pipe = build(args.config, args.data_dir)
     say_absent()
     with _Out(args.out) as out:
-        if not args.jsonl:
-            if args.recipient is None or args.text is None:
-                print("telfilter check: one message needs --sender, --recipient and --text", file=sys.stderr)
-                return 2
-            try:
-                t = parse_time(args.time) if args.time else datetime.now(timezone.utc)
-            except RecordError as e:
-                print(f"telfilter check: {e}", file=sys.stderr)
-                return 2
-            # no --direction: not said, as a --jsonl line without one (verdict.Message: a command to the short code)
-            m = Message(args.sender, args.recipient, args.text, t, args.account or "", args.direction)
+        if m is not None:
             out.write(json.dumps(pipe.judge(m).to_json(None), ensure_ascii=False) + "\n")
             return 0
         # a line that is not UTF-8 or not JSON gets an error record, not the whole run stopping (jsonl.py)
@@ -101,7 +96,7 @@ def cmd_check(args) -> int:
                         rid = echoed_id(obj)
                         if isinstance(obj, dict) and not_json(obj.get("id")):
                             raise RecordError(NOT_JSON_ID)
-                        rec = parse_record(obj)
+                        rec = parse_input_record(obj)
                     except (ValueError, RecursionError) as e:     # LineError, RecordError and their kin
                         msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
                         out.write(error_line(n, echoed_id(obj, e), msg))
@@ -122,6 +117,22 @@ def cmd_check(args) -> int:
             if bar is not None:
                 bar.close()
         return 1 if failed else 0
+
+
+def _one_message(args):
+    """The one message --sender, --recipient, --text (and --time, --account, --direction) name, else RecordError
+    saying what is missing: a usage error, said before the lists load and before --out is touched (it was said
+    after: --out FILE was replaced by an empty file)."""
+    from datetime import datetime, timezone
+    from .records import RecordError, parse_time
+    from .verdict import Message
+    if args.recipient is None or args.text is None:
+        raise RecordError("one message needs --sender, --recipient and --text")
+    if args.text == "":             # (a script's empty variable: judged, an allow that said nothing of the text)
+        raise RecordError("--text is empty: one message needs its text")
+    t = parse_time(args.time) if args.time else datetime.now(timezone.utc)
+    # no --direction: not said, as a --jsonl line without one (verdict.Message: a command to the short code)
+    return Message(args.sender, args.recipient, args.text, t, args.account or "", args.direction)
 
 
 def _read_by_ton(d: dict, rec) -> None:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..jsonl import NOT_JSON_ID, loads, not_json, numbered, open_jsonl, progress_bar
-from ..records import parse_record
+from ..records import parse_input_record
 from ..rules.loader import load_rules
 
 
@@ -44,7 +44,7 @@ def what_if(args, settings) -> int:
                 obj = loads(line)
                 if isinstance(obj, dict) and not_json(obj.get("id")):     # echoed in the examples: NaN is no JSON
                     raise ValueError(NOT_JSON_ID)
-                records.append(parse_record(obj))
+                records.append(parse_input_record(obj))
             except (ValueError, RecursionError) as e:           # LineError, RecordError and their kin
                 print(f"{args.corpus}:{i}: skipped: {'nested too deeply' if isinstance(e, RecursionError) else e}",
                       file=sys.stderr)
