@@ -7,7 +7,7 @@ import select
 import sys
 
 from .cli_checks import missing_train_extra
-from .cli_parser import parser
+from .cli_parser import command_error, parser
 
 
 def main(argv=None) -> int:
@@ -39,7 +39,7 @@ def _main(argv=None) -> int:
                         format="telfilter: %(levelname)s: %(message)s")
     need = missing_train_extra(args) or arguments_error(args)
     if need:
-        print(f"telfilter: error: {need}", file=sys.stderr)
+        print(command_error(args, need), file=sys.stderr)
         return 2
     from .config import ConfigError
     from .lists import CsvError, SnapshotError
@@ -85,20 +85,20 @@ def _main(argv=None) -> int:
         return 2
     except ConfigError as e:
         for err in e.errors:
-            say_error(f"telfilter: error: {err}")
+            say_error(command_error(args, err))
         return 2
     except (CsvError, SnapshotError, ModelError) as e:
-        say_error(f"telfilter: error: {e}")
+        say_error(command_error(args, e))
         return 2
     except BrokenPipeError as e:    # `telfilter ... | head`: the reader has what it wanted (an OSError: before it)
         if _stdout_broken():
             _quiet_stdout()
             return 0
-        say_error(f"telfilter: error: {e.strerror or e}")     # another pipe or socket broke
+        say_error(command_error(args, e.strerror or e))     # another pipe or socket broke
         return 2
     except OSError as e:             # a missing or unreadable input file, a port in use, ...
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        say_error(f"telfilter: error: {where}{e.strerror or e}")
+        say_error(command_error(args, f"{where}{e.strerror or e}"))
         return 2
     except Exception as e:
         from .servicelog import json_service_log

@@ -72,6 +72,28 @@ def list_edit_extra(args) -> list | None:
     return None
 
 
+# the dest of each command's ACTION (`ctl lists`: and of its OP): the words that name a command in its messages
+_ACTION_DEST = {"lists": "lcmd", "config": "ccmd", "rules": "rcmd", "ml": "mcmd", "reports": "rcmd", "ctl": "ctlcmd"}
+
+
+def command_name(args) -> str:
+    """The command `args` runs, named as argparse names it in a usage error: "serve", "lists import",
+    "ctl lists add"."""
+    words = [args.cmd]
+    action = getattr(args, _ACTION_DEST.get(args.cmd, ""), None)
+    if action:
+        words.append(action)
+    if words == ["ctl", "lists"] and getattr(args, "lop", None):
+        words.append(args.lop)
+    return " ".join(words)
+
+
+def command_error(args, why: str) -> str:
+    """An error line of the command `args` runs, as argparse says its usage errors: `telfilter CMD: error: why`
+    (one convention for every command: they said `telfilter: error:`, `telfilter check:`, `telfilter serve:`, ...)."""
+    return f"telfilter {command_name(args)}: error: {why}"
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="telfilter", description="Inline SMS (SMPP) and call (SIP) filtering engine: "
                                  "Do-Not-Call lists, brandname registry, Decree 91 rules and an ML spam classifier.")

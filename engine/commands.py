@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .cli_checks import absent_data_dir_note
+from .cli_parser import command_error
 
 log = logging.getLogger("telfilter")
 
@@ -61,20 +62,20 @@ def cmd_check(args) -> int:
     from .jsonl import NOT_JSON_ID, dumps_line, echoed_id, error_line, loads, not_json, numbered, open_jsonl, progress_bar
     from .records import RecordError, parse_input_record
     if not args.jsonl and args.sender is None:
-        print("telfilter check: give --jsonl FILE, or --sender/--recipient/--text for one message", file=sys.stderr)
+        print(command_error(args, "give --jsonl FILE, or --sender/--recipient/--text for one message"), file=sys.stderr)
         return 2
     one = [f"--{k}" for k in ("sender", "recipient", "text", "time", "account", "direction")
            if getattr(args, k) is not None]
     if args.jsonl and one:
-        print(f"telfilter check: {', '.join(one)} given with --jsonl: the options for one message and a JSONL "
-              "input exclude each other", file=sys.stderr)
+        print(command_error(args, f"{', '.join(one)} given with --jsonl: the options for one message and a JSONL "
+                            "input exclude each other"), file=sys.stderr)
         return 2
     m = None
     if not args.jsonl:
         try:
             m = _one_message(args)
         except RecordError as e:
-            print(f"telfilter check: {e}", file=sys.stderr)
+            print(command_error(args, e), file=sys.stderr)
             return 2
     say_absent = absent_data_dir_note(args)
     pipe = build(args.config, args.data_dir)
@@ -156,8 +157,8 @@ def cmd_lists(args) -> int:
     say_absent()
     if args.lcmd == "import":
         if args.allow_partial and not args.replace:
-            print("telfilter: error: --allow-partial only applies with --replace (without it the good rows are "
-                  "added and the bad ones reported anyway)", file=sys.stderr)
+            print(command_error(args, "--allow-partial only applies with --replace (without it the good rows are "
+                                "added and the bad ones reported anyway)"), file=sys.stderr)
             return 2
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
         name = "<stdin>" if args.file == "-" else args.file
@@ -166,7 +167,7 @@ def cmd_lists(args) -> int:
         except ImportRefused as e:
             _print_row_errors(name, e.errors)
             _print_warnings(store)
-            print(f"telfilter: error: {e}", file=sys.stderr)
+            print(command_error(args, e), file=sys.stderr)
             print(json.dumps({"imported": 0, "errors": bad_rows(e.errors), "kind": args.kind, "refused": True}))
             return 1
         _print_row_errors(name, errors)
@@ -186,14 +187,14 @@ def cmd_lists(args) -> int:
                 return 0
             found = store.remove(args.kind, args.value, args.channel, extra)
         except ValueError as e:
-            print(f"telfilter lists {args.lcmd}: {e}", file=sys.stderr)
+            print(command_error(args, e), file=sys.stderr)
             return 2
         _print_warnings(store)
         print(json.dumps({"removed": args.value, "kind": args.kind, "found": found}))
         return 0 if found else 1
     if args.lcmd == "export":
         if args.format != "csv" and args.kind != "blacklist":
-            print(f"telfilter lists export: --format {args.format} is for the blacklist only", file=sys.stderr)
+            print(command_error(args, f"--format {args.format} is for the blacklist only"), file=sys.stderr)
             return 2
         with _Out(args.out) as out:
             if args.format != "csv":

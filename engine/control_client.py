@@ -167,6 +167,7 @@ def pool_stats(path: Path, timeout: float = 60.0) -> dict:
 def cmd_ctl(args) -> int:
     """`telfilter ctl`: 0 done, 1 refused by the server (the answer says why), 2 no server."""
     import sys
+    from .cli_parser import command_error
     path = Path(args.socket) if getattr(args, "socket", None) else None
     if path is None:
         from .app import resolve_data_dir
@@ -178,14 +179,14 @@ def cmd_ctl(args) -> int:
         try:
             extra = list_edit_extra(args)
         except ValueError as e:
-            print(f"telfilter ctl lists: {e}", file=sys.stderr)
+            print(command_error(args, e), file=sys.stderr)
             return 2
         req = {"cmd": "lists", "op": args.lop, "kind": args.kind, "value": args.value, "channel": args.channel}
         if extra is not None:
             req["extra"] = extra
     elif args.ctlcmd == "reload":
         if getattr(args, "full", False) and args.parts and "lists" not in args.parts:     # it was ignored silently
-            print(f"telfilter ctl reload: --full is for the lists part, not named in {' '.join(args.parts)}",
+            print(command_error(args, f"--full is for the lists part, not named in {' '.join(args.parts)}"),
                   file=sys.stderr)
             return 2
         req = {"cmd": "reload"}
@@ -199,7 +200,7 @@ def cmd_ctl(args) -> int:
         ans = (pool_stats(path, args.timeout) if getattr(args, "pool", False) and args.ctlcmd == "stats"
                else request_pool(path, req, args.timeout))
     except ControlUnavailable as e:
-        print(f"telfilter ctl: {e}", file=sys.stderr)
+        print(command_error(args, e), file=sys.stderr)
         return 2
     print(json.dumps(ans, indent=2, ensure_ascii=False))
     lists_ans = ans.get("lists")
@@ -212,7 +213,7 @@ def cmd_ctl(args) -> int:
             if isinstance(sub, dict) and not sub.get("ok", True):
                 for err in sub.get("errors") or ([sub["error"]] if sub.get("error") else []):
                     print(err, file=sys.stderr)
-        print(f"telfilter ctl: {ans.get('error', 'refused')}", file=sys.stderr)
+        print(command_error(args, ans.get('error', 'refused')), file=sys.stderr)
         return 1
     if ans.get("found") is False:
         return 1

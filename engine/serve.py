@@ -32,6 +32,7 @@ import signal
 import socket
 from pathlib import Path
 
+from .cli_parser import command_error
 from .serve_config import load_serve_config, open_verdict_log
 from .analyst.serves import unregister
 from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
@@ -357,20 +358,20 @@ def cmd_serve(args) -> int:
     workers = getattr(args, "workers", 1)
     if not 1 <= workers <= MAX_WORKERS:
         # (a typo's 1000 started a thousand processes, each loading the lists and the model)
-        say_error(f"telfilter serve: --workers {workers}: 1 to {MAX_WORKERS}")
+        say_error(command_error(args, f"--workers {workers}: 1 to {MAX_WORKERS}"))
         return 2
     if workers > 1:
         from .state import is_shared
         if not is_shared(getattr(args, "state", None)):
-            say_error(f"telfilter serve: --workers {workers} needs --state redis://HOST:PORT/DB: the workers must share "
-                      "counters and DNC changes (N embedded stores would be N separate policies)")
+            say_error(command_error(args, f"--workers {workers} needs --state redis://HOST:PORT/DB: the workers must "
+                                    "share counters and DNC changes (N embedded stores would be N separate policies)"))
             return 2
         from .state import StateError
         from .state.url import parse_url
         try:
             parse_url(args.state)
         except StateError as e:
-            say_error(f"telfilter serve: {e}")
+            say_error(command_error(args, e))
             return 2
         from .supervisor import supervise
         return supervise(args)
@@ -378,12 +379,12 @@ def cmd_serve(args) -> int:
         return asyncio.run(run_serve(args))
     except OSError as e:    # as cli.main prints one: 'FILE: why' or the message alone, never "[Errno 98] …"
         where = f"{e.filename}: " if e.filename else ""
-        say_error(f"telfilter serve: {where}{e.strerror or e}")
+        say_error(command_error(args, f"{where}{e.strerror or e}"))
         return 2
     except Exception as e:
         from .ml.model import ModelError
         from .state import StateError
         if not isinstance(e, (StateError, ModelError)):
             raise
-        say_error(f"telfilter serve: {e}")
+        say_error(command_error(args, e))
         return 2

@@ -17,6 +17,11 @@ from .test_ops_cli_edges import _labelled
 BUNDLED = default_model_dir()
 
 
+
+def _named(argv) -> str:
+    """The command argv runs, as its errors name it (`telfilter lists import: error: …`)."""
+    return " ".join(argv[:1 if argv[0] in ("check", "report") else 2])
+
 def _store(d):
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "reports.jsonl", "w") as f:
@@ -54,7 +59,8 @@ def test_an_output_directory_that_is_a_file_is_named_as_such(tmp_path, argv):
     args = [a.format(log=log, out=out, data=_labelled(tmp_path)) for a in argv]
     p = run_cli(*args, "--data-dir", tmp_path / "d")
     assert p.returncode == 2, p.stderr
-    assert p.stderr.strip().splitlines()[-1] == (f"telfilter: error: {args[args.index(str(out)) - 1]} {out}: not a "
+    flag = args[args.index(str(out)) - 1]
+    assert p.stderr.strip().splitlines()[-1] == (f"telfilter {_named(argv)}: error: {flag} {out}: not a "
                                                  "directory (it names the directory the command writes its files into)")
     assert "File exists" not in p.stderr and "Traceback" not in p.stderr
 
@@ -140,7 +146,7 @@ def test_a_data_dir_that_is_a_file_is_named_as_such(tmp_path, argv):
     args = [a.format(csv=f) for a in argv]
     p = run_cli(*args, "--data-dir", f)
     assert p.returncode == 2, p.stderr
-    assert p.stderr.strip().splitlines()[-1] == (f"telfilter: error: --data-dir {f}: not a directory (the data dir "
-                                                 "holds lists/, reports.jsonl, models/)")
+    assert p.stderr.strip().splitlines()[-1] == (f"telfilter {_named(argv)}: error: --data-dir {f}: not a "
+                                                 "directory (the data dir holds lists/, reports.jsonl, models/)")
     p = run_cli(*args, env={"TELFILTER_DATA_DIR": str(f)})
     assert p.returncode == 2 and f"$TELFILTER_DATA_DIR {f}: not a directory" in p.stderr, p.stderr

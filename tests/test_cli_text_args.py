@@ -30,7 +30,8 @@ def _run(*argv, tmp_path):
 def test_a_text_argument_that_is_not_utf8_is_named(argv, says, tmp_path):
     p = _run(*argv, tmp_path=tmp_path)
     assert p.returncode == 2, p.stderr
-    assert p.stderr == b"telfilter: error: " + says + b" (set the terminal or the script to UTF-8)\n"
+    named = " ".join(argv[:1 if argv[0] == "check" else 2]).encode()
+    assert p.stderr == b"telfilter " + named + b": error: " + says + b" (set the terminal or the script to UTF-8)\n"
     assert p.stdout == b""
 
 

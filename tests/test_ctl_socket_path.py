@@ -12,8 +12,8 @@ def test_a_socket_path_that_is_a_directory_or_a_file_is_said_so(tmp_path):
     for path, what in ((tmp_path, "it is a directory"), (f, "it is not a socket")):
         p = run_cli("ctl", "--socket", path, "stats")
         assert p.returncode == 2, p.stderr
-        assert p.stderr.strip() == (f"telfilter ctl: no telfilter serve answers on {path} ({what}: name serve's "
-                                    "control socket, DATA_DIR/control.sock or serve's --control-socket)")
+        assert p.stderr.strip() == (f"telfilter ctl stats: error: no telfilter serve answers on {path} ({what}: "
+                                    "name serve's control socket, DATA_DIR/control.sock or serve's --control-socket)")
 
 
 def test_a_socket_nothing_listens_on_still_says_connection_refused(tmp_path):

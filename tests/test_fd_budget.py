@@ -186,7 +186,7 @@ def test_serve_refuses_to_start_when_the_fd_limit_leaves_too_few_for_the_caps(tm
         serve.kill()
         serve.wait(10)
     err = (tmp_path / "stderr.log").read_text()
-    assert "telfilter serve: file descriptor limit 120 (RLIMIT_NOFILE, hard limit 120)" in err
+    assert "telfilter serve: error: file descriptor limit 120 (RLIMIT_NOFILE, hard limit 120)" in err
     assert "not starting. Raise the hard limit" in err and not ready.exists()
 
 

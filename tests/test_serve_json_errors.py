@@ -72,15 +72,15 @@ def test_a_port_in_use_is_a_json_line(tmp_path):
     assert p.returncode == 2, p.stderr
     last = _json_lines(p)[-1]
     assert last["level"] == "ERROR"
-    assert last["msg"] == f"telfilter serve: SMPP listen 127.0.0.1:{port}: Address already in use"
+    assert last["msg"] == f"telfilter serve: error: SMPP listen 127.0.0.1:{port}: Address already in use"
 
 
 def test_text_format_keeps_its_plain_lines(tmp_path):
     p = run_cli("serve", "--data-dir", tmp_path / "d", "--sip-listen", "off", "--workers", "0")
-    assert p.returncode == 2 and p.stderr.strip() == "telfilter serve: --workers 0: 1 to 256"
+    assert p.returncode == 2 and p.stderr.strip() == "telfilter serve: error: --workers 0: 1 to 256"
     p = run_cli("serve", "--data-dir", tmp_path / "d", "--sip-listen", "off", "--workers", "100000",
                 "--state", "redis://127.0.0.1:9/0")
-    assert p.returncode == 2 and p.stderr.strip() == "telfilter serve: --workers 100000: 1 to 256"
+    assert p.returncode == 2 and p.stderr.strip() == "telfilter serve: error: --workers 100000: 1 to 256"
 
 
 def test_an_unexpected_error_is_a_json_line_with_its_traceback(tmp_path):

@@ -23,7 +23,7 @@ def test_a_file_in_a_missing_directory_is_refused_naming_the_flag_before_the_sta
     path = tmp_path / "missing" / "out"
     p = _serve(tmp_path, *(["--log", tmp_path / "v.jsonl"] if flag != "--log" else []), flag, path)
     assert p.returncode == 2, p.stderr
-    assert _last(p) == f"telfilter: error: {flag} {path}: its directory {path.parent} does not exist"
+    assert _last(p) == f"telfilter serve: error: {flag} {path}: its directory {path.parent} does not exist"
     assert "lists in" not in p.stderr and "listening" not in p.stderr
 
 
@@ -31,8 +31,9 @@ def test_every_bad_output_path_is_said_at_once(tmp_path):
     p = _serve(tmp_path, "--log", tmp_path, "--ready-file", tmp_path / "no" / "ready")
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines()[-2:] == [
-        f"telfilter: error: --log {tmp_path}: is a directory (name the file to write)",
-        f"telfilter: error: --ready-file {tmp_path / 'no' / 'ready'}: its directory {tmp_path / 'no'} does not exist"]
+        f"telfilter serve: error: --log {tmp_path}: is a directory (name the file to write)",
+        f"telfilter serve: error: --ready-file {tmp_path / 'no' / 'ready'}: its directory {tmp_path / 'no'} does not "
+        "exist"]
 
 
 def test_an_events_address_in_use_is_named_without_a_traceback(tmp_path):
@@ -47,7 +48,7 @@ def test_an_events_address_in_use_is_named_without_a_traceback(tmp_path):
         s.close()
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
-    assert _last(p) == f"telfilter serve: --events {ev}: Address already in use"
+    assert _last(p) == f"telfilter serve: error: --events {ev}: Address already in use"
 
 
 def test_an_events_ipc_path_in_a_missing_directory_is_named_without_a_traceback(tmp_path):
@@ -56,4 +57,4 @@ def test_an_events_ipc_path_in_a_missing_directory_is_named_without_a_traceback(
     p = _serve(tmp_path, "--log", tmp_path / "v.jsonl", "--events", ev)
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
-    assert _last(p).startswith(f"telfilter serve: --events {ev}: "), p.stderr
+    assert _last(p).startswith(f"telfilter serve: error: --events {ev}: "), p.stderr

@@ -31,14 +31,14 @@ def _last(p):
 def test_an_smpp_port_in_use_is_named(tmp_path, taken):
     p = _serve(tmp_path, "--smpp-listen", f"127.0.0.1:{taken}")
     assert p.returncode == 2, p.stderr
-    assert _last(p) == f"telfilter serve: SMPP listen 127.0.0.1:{taken}: Address already in use"
+    assert _last(p) == f"telfilter serve: error: SMPP listen 127.0.0.1:{taken}: Address already in use"
 
 
 def test_a_metrics_port_in_use_is_named(tmp_path, taken):
     pytest.importorskip("prometheus_client")
     p = _serve(tmp_path, "--smpp-listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{taken}")
     assert p.returncode == 2, p.stderr
-    assert _last(p) == f"telfilter serve: --metrics-listen 127.0.0.1:{taken}: Address already in use"
+    assert _last(p) == f"telfilter serve: error: --metrics-listen 127.0.0.1:{taken}: Address already in use"
 
 
 def test_a_verdict_log_that_is_a_directory_is_named_with_its_flag_without_errno(tmp_path):
@@ -48,7 +48,7 @@ def test_a_verdict_log_that_is_a_directory_is_named_with_its_flag_without_errno(
                 "--control-socket", "off", "--smpp-listen", "127.0.0.1:0", "--log", d)
     assert p.returncode == 2, p.stderr
     # (was `telfilter serve: DIR: Is a directory`, said once the lists and the state had loaded)
-    assert _last(p) == f"telfilter: error: --log {d}: is a directory (name the file to write)"
+    assert _last(p) == f"telfilter serve: error: --log {d}: is a directory (name the file to write)"
     assert "lists in" not in p.stderr
 
 
@@ -57,7 +57,7 @@ def test_a_ready_file_that_is_a_directory_is_refused_before_anything_listens(tmp
     d.mkdir()
     p = _serve(tmp_path, "--smpp-listen", "127.0.0.1:0", "--ready-file", d)
     assert p.returncode == 2, p.stderr
-    assert _last(p) == f"telfilter: error: --ready-file {d}: is a directory (name the file to write)"
+    assert _last(p) == f"telfilter serve: error: --ready-file {d}: is a directory (name the file to write)"
     assert "listening" not in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir() if x.name.endswith(".tmp")) == []
 
@@ -77,7 +77,8 @@ def test_a_sip_port_in_use_stops_the_start_before_smpp_answers_or_an_smsc_is_bou
                     "--smsc", f"127.0.0.1:{smsc.getsockname()[1]}", "--control-socket", "off",
                     "--smpp-listen", "127.0.0.1:0", "--log", tmp_path / "v.jsonl")
         assert p.returncode == 2, p.stderr
-        assert _last(p) == f"telfilter serve: SIP listen 127.0.0.1:{sip.getsockname()[1]} (UDP): Address already in use"
+        assert _last(p) == (f"telfilter serve: error: SIP listen 127.0.0.1:{sip.getsockname()[1]} (UDP): Address "
+                            "already in use")
         assert "listening" not in p.stderr
         with pytest.raises(BlockingIOError):
             smsc.accept()                   # no link ever connected to the SMSC
@@ -98,7 +99,7 @@ def test_an_smpp_listen_host_that_does_not_resolve_is_named_with_why(tmp_path):
     p = run_cli("serve", "--config", cfg, "--data-dir", tmp_path / "d", "--sip-listen", "off", "--smsc", "127.0.0.1:9",
                 "--control-socket", "off", "--log", tmp_path / "v.jsonl")
     assert p.returncode == 2, p.stderr
-    assert _last(p).startswith("telfilter serve: SMPP listen no-such-host.invalid:2775: "), p.stderr
+    assert _last(p).startswith("telfilter serve: error: SMPP listen no-such-host.invalid:2775: "), p.stderr
     assert "Unknown error" not in p.stderr
 
 
@@ -121,6 +122,6 @@ def test_a_control_socket_in_a_missing_directory_is_refused_and_nothing_is_made(
                 "--control-socket", sock, "--smpp-listen", "127.0.0.1:0", "--log", tmp_path / "v.jsonl",
                 timeout=60)             # it served on (until the timeout) when it made the directories
     assert p.returncode == 2, p.stderr
-    assert _last(p) == (f"telfilter serve: --control-socket {sock}: {sock.parent} is not a directory "
+    assert _last(p) == (f"telfilter serve: error: --control-socket {sock}: {sock.parent} is not a directory "
                         "(name a socket in an existing directory, or --control-socket off)")
     assert not (tmp_path / "missing").exists() and "listening" not in p.stderr

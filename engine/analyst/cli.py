@@ -77,21 +77,21 @@ def cmd_reports(args) -> int:
     if args.rcmd == "tui":
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             # textual would draw into a file or wait for keys that never come, and never exit
-            print("telfilter reports: error: `reports tui` needs a terminal (stdin and stdout are not both a TTY); "
-                  "without one use `reports list`, `reports show`, `reports label` and `reports export`",
+            print(f"telfilter reports {args.rcmd}: error: `reports tui` needs a terminal (stdin and stdout are not "
+                  "both a TTY); without one use `reports list`, `reports show`, `reports label` and `reports export`",
                   file=sys.stderr)
             return 2
         try:
             from .tui import run
         except ImportError:
-            print("telfilter reports: error: `reports tui` needs textual, in the [analyst] extra: "
+            print(f"telfilter reports {args.rcmd}: error: `reports tui` needs textual, in the [analyst] extra: "
                   "pip install 'telfilter[analyst]'", file=sys.stderr)
             return 2
     try:
         ws = Workspace(ddir, args.reports, args.similarity,
                        progress=not args.no_progress and sys.stderr.isatty())
     except (StoreError, ValueError) as e:
-        print(f"telfilter reports: error: {e}", file=sys.stderr)
+        print(f"telfilter reports {args.rcmd}: error: {e}", file=sys.stderr)
         return 2
     for e in ws.errors:
         print(f"telfilter reports: skipped bad line: {e}", file=sys.stderr)
@@ -109,7 +109,7 @@ def cmd_reports(args) -> int:
         if args.rcmd == "tui":
             return run(ws, args.export)
     except StoreError as e:
-        print(f"telfilter reports: error: {e}", file=sys.stderr)
+        print(f"telfilter reports {args.rcmd}: error: {e}", file=sys.stderr)
         return 2
     return 1
 

@@ -32,7 +32,7 @@ def cmd_ml(args) -> int:
             from .analyst_cli import promote
             return promote(args)
     except (DataError, ModelError) as e:
-        print(f"telfilter ml: error: {e}", file=sys.stderr)
+        print(f"telfilter ml {args.mcmd}: error: {e}", file=sys.stderr)
         return 2
     return 1
 

@@ -75,7 +75,7 @@ def _date(v: str | None, flag: str) -> date | None:
     try:
         return date.fromisoformat(v)
     except ValueError:
-        print(f"telfilter report: {flag} must be a date YYYY-MM-DD, got {v!r}", file=sys.stderr)
+        print(f"telfilter report: error: {flag} must be a date YYYY-MM-DD, got {v!r}", file=sys.stderr)
         raise SystemExit(2) from None       # a usage error, as --from after --to (was exit 1)
 
 
@@ -85,7 +85,7 @@ def cmd_report(args) -> int:
     settings = load_settings(getattr(args, "config", None))
     start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
     if start and end and start > end:
-        print(f"telfilter report: --from {start} is after --to {end}", file=sys.stderr)
+        print(f"telfilter report: error: --from {start} is after --to {end}", file=sys.stderr)
         return 2
     lists = None
     # owners come from the sender registry of the data dir when there is one (never seeded here)
