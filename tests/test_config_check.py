@@ -298,7 +298,7 @@ SERVE_FLAG_REFUSALS = [
     (["--sip-next-hop", "sbc1.core:5060"], "the host must be an IP address"),
     (["--sip-next-hop", "192.0.2.1:5060"], "is outside allow_networks"),
     (["--sip-next-hop", "10.0.0.1:5060", "--sip-allow-networks", "127.0.0.0/8"], "is outside allow_networks (127.0.0.0/8)"),
-    (["--ready-file", "/nonexistent-dir/ready"], "--ready-file '/nonexistent-dir/ready': its directory"),
+    (["--ready-file", "/nonexistent-dir/ready"], "--ready-file /nonexistent-dir/ready: its directory /nonexistent-dir does not exist"),
     (["--sip-next-hop", "[::ffff:127.0.0.1]:5070"], "is an IPv4-mapped address: write the IPv4 address (127.0.0.1)"),
 ]
 
