@@ -39,7 +39,10 @@ def _main(argv=None) -> int:
                         format="telfilter: %(levelname)s: %(message)s")
     need = missing_train_extra(args) or arguments_error(args)
     if need:
-        print(command_error(args, need), file=sys.stderr)
+        from .servicelog import say_error, setup_service_logging
+        if getattr(args, "log_format", None) == "json":     # serve's: its start-up errors are JSON lines
+            setup_service_logging(False, "json")
+        say_error(command_error(args, need))
         return 2
     from .config import ConfigError
     from .lists import CsvError, SnapshotError

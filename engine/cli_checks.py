@@ -60,7 +60,17 @@ def arguments_error(args) -> str | None:
                 if "\udc80" <= ch <= "\udcff":
                     return (f"{opt} is not valid UTF-8: byte 0x{ord(ch) - 0xDC00:02x} at character {i + 1} (set the "
                             "terminal or the script to UTF-8)")
-    return output_error(args)
+    return config_dir_error(args) or output_error(args)
+
+
+def config_dir_error(args) -> str | None:
+    """--config naming no directory, said naming the flag (`telfilter serve: error: /x: is a file: …` named the path
+    alone). `config check DIR` is said by the loader, naming DIR."""
+    d = getattr(args, "config", None)
+    if not d or os.path.isdir(d):
+        return None
+    return f"--config {d}: " + ("not a directory (it names the directory holding telfilter.toml, smpp.toml, sip.toml "
+                                "and rules/)" if os.path.exists(d) else "no such directory")
 
 
 def output_error(args) -> str | None:

@@ -20,7 +20,7 @@ BUNDLED = default_model_dir()
 
 def _named(argv) -> str:
     """The command argv runs, as its errors name it (`telfilter lists import: error: …`)."""
-    return " ".join(argv[:1 if argv[0] in ("check", "report") else 2])
+    return " ".join(argv[:1 if argv[0] in ("check", "report", "serve") else 2])
 
 def _store(d):
     d.mkdir(parents=True, exist_ok=True)
@@ -150,3 +150,16 @@ def test_a_data_dir_that_is_a_file_is_named_as_such(tmp_path, argv):
                                                  "directory (the data dir holds lists/, reports.jsonl, models/)")
     p = run_cli(*args, env={"TELFILTER_DATA_DIR": str(f)})
     assert p.returncode == 2 and f"$TELFILTER_DATA_DIR {f}: not a directory" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("argv", [("serve", "--control-socket", "off"), ("check", "--sender", "A", "--recipient",
+                                  "0912345678", "--text", "hi"), ("lists", "stats"), ("config", "check")])
+def test_a_config_dir_that_is_no_directory_is_named_with_its_flag(tmp_path, argv):
+    """It was `telfilter: error: FILE: is a file: name the directory holding …`, the flag that named it not said."""
+    f = tmp_path / "telfilter.toml"
+    f.write_text("")
+    for path, why in ((f, "not a directory (it names the directory holding telfilter.toml, smpp.toml, sip.toml and "
+                          "rules/)"), (tmp_path / "nope", "no such directory")):
+        p = run_cli(*argv, "--config", path, "--data-dir", tmp_path / "d")
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip().splitlines()[-1] == f"telfilter {_named(argv)}: error: --config {path}: {why}"

@@ -37,7 +37,8 @@ def _config(tmp_path, name, tail):
 
 
 @pytest.mark.parametrize("case", ["bad_config", "bad_rules", "missing_file", "workers_0", "workers_no_state",
-                                  "bad_state_url", "bad_listen", "log_is_a_directory", "workers_too_many"])
+                                  "bad_state_url", "bad_listen", "log_is_a_directory", "workers_too_many",
+                                  "config_is_a_file"])
 def test_start_up_errors_are_json_lines(tmp_path, case):
     flags = {
         "bad_config": ["--config", lambda: _config(tmp_path, "smpp.toml", "listen = [\n")],
@@ -49,6 +50,7 @@ def test_start_up_errors_are_json_lines(tmp_path, case):
         "bad_state_url": ["--state", "bogus://x"],
         "bad_listen": ["--smpp-listen", "nope"],
         "log_is_a_directory": [],
+        "config_is_a_file": ["--config", tmp_path / "v.jsonl"],        # (said before serve reads any file)
     }[case]
     flags = [f() if callable(f) else f for f in flags]
     if case == "log_is_a_directory":
