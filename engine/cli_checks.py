@@ -66,11 +66,10 @@ def arguments_error(args) -> str | None:
 def config_dir_error(args) -> str | None:
     """--config naming no directory, said naming the flag (`telfilter serve: error: /x: is a file: …` named the path
     alone). `config check DIR` is said by the loader, naming DIR."""
+    from .config import config_dir_problem
     d = getattr(args, "config", None)
-    if not d or os.path.isdir(d):
-        return None
-    return f"--config {d}: " + ("not a directory (it names the directory holding telfilter.toml, smpp.toml, sip.toml "
-                                "and rules/)" if os.path.exists(d) else "no such directory")
+    why = config_dir_problem(d) if d else None
+    return f"--config {d}: {why}" if why else None
 
 
 def output_error(args) -> str | None:

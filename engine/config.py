@@ -178,12 +178,20 @@ class Settings:
         return self.raw.get(name, {})
 
 
+def config_dir_problem(cdir) -> str | None:
+    """Why `cdir` is no config directory, else None."""
+    if Path(cdir).is_dir():
+        return None
+    return ("is a file: name the directory holding telfilter.toml, smpp.toml, sip.toml and rules/"
+            if Path(cdir).exists() else "config directory does not exist")
+
+
 def load_settings(config_dir: Path | None = None) -> Settings:
     """Read and validate `telfilter.toml`; every error at once in one ConfigError."""
     cdir = Path(config_dir) if config_dir else shipped_config_dir()
-    if not cdir.is_dir():
-        raise ConfigError(f"{cdir}: is a file: name the directory holding telfilter.toml, smpp.toml, sip.toml and "
-                          "rules/" if cdir.exists() else f"{cdir}: config directory does not exist")
+    why = config_dir_problem(cdir)
+    if why:
+        raise ConfigError(f"{cdir}: {why}")
     p = cdir / "telfilter.toml"
     raw, text = read_toml(p) if p.exists() else ({}, "")
     errors = check_schema(p, text, raw, SCHEMA)

@@ -158,8 +158,8 @@ def test_a_config_dir_that_is_no_directory_is_named_with_its_flag(tmp_path, argv
     """It was `telfilter: error: FILE: is a file: name the directory holding …`, the flag that named it not said."""
     f = tmp_path / "telfilter.toml"
     f.write_text("")
-    for path, why in ((f, "not a directory (it names the directory holding telfilter.toml, smpp.toml, sip.toml and "
-                          "rules/)"), (tmp_path / "nope", "no such directory")):
+    for path, why in ((f, "is a file: name the directory holding telfilter.toml, smpp.toml, sip.toml and rules/"),
+                      (tmp_path / "nope", "config directory does not exist")):
         p = run_cli(*argv, "--config", path, "--data-dir", tmp_path / "d")
         assert p.returncode == 2, p.stderr
         assert p.stderr.strip().splitlines()[-1] == f"telfilter {_named(argv)}: error: --config {path}: {why}"
