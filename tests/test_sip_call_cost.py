@@ -89,7 +89,13 @@ def test_a_relayed_200_names_the_dialog_by_its_to_tag(scr):
     assert ent[1] is not None and ent[5] == dialogs.dialog_digest(scr.dialog_key, "answered-1")
 
 
-def test_an_invite_reads_its_caller_and_callee_as_numbers_once(scr, monkeypatch):
+@pytest.mark.parametrize("caller, extra, number, others", [
+    ("0901234567", (), "0901234567", []),
+    # an asserted identity (the caller a trunk asserts; its number was read twice: once choosing it, once again)
+    ("anonymous", ("P-Asserted-Identity: <tel:+84987000666>",), "+84987000666", []),
+    ("anonymous", ("P-Asserted-Identity: <sip:0987000666@h>",), "0987000666", []),
+    ("anonymous", ("P-Preferred-Identity: <sip:0987000777@h>",), "0987000777", ["anonymous"])])   # (From first)
+def test_an_invite_reads_its_caller_and_callee_as_numbers_once(scr, monkeypatch, caller, extra, number, others):
     """The caller's and callee's numbers (normalise_number) are read once an INVITE: the screen's reading (the
     identity chosen, the verdict key's callee) is the one the call is judged with (Call.nums), not read again."""
     from engine import context
@@ -98,10 +104,11 @@ def test_an_invite_reads_its_caller_and_callee_as_numbers_once(scr, monkeypatch)
     for module in (identity, screening, context):
         real = module.normalise_number
         monkeypatch.setattr(module, "normalise_number", lambda raw, *ton, real=real: read.append(raw) or real(raw, *ton))
-    scr.on_datagram(invite(caller="0901234567", callee="0912345678", call_id="h5@127.0.0.1"), UAC)
+    scr.on_datagram(invite(caller=caller, callee="0912345678", call_id="h5@127.0.0.1", extra=extra), UAC)
     (fwd, to), = sent(scr)
     assert fwd.method == "INVITE" and to == UAS
-    assert sorted(read) == ["0901234567", "0912345678"], read
+    assert sorted(read) == sorted([number, "0912345678", *others]), read
+    assert scr.answered.get(dialogs.dialog_digest(scr.dialog_key, "h5@127.0.0.1"))[0] == number     # judged as it
 
 
 def test_a_bye_reads_the_wall_clock_without_a_datetime(scr, monkeypatch):

@@ -83,20 +83,20 @@ def _identities(msg, name: str, strict=False) -> list:
     return out
 
 
-def _asserted(msg, values) -> str:
-    """The caller a P-Asserted-Identity asserts (`values`: _identities'): its tel identity when it has one (RFC 3325
-    §9.1 allows a sip and a tel identity, in one header or two, in either order: the number is what the caps count),
-    else the first."""
+def _asserted(msg, values) -> tuple:
+    """(the caller a P-Asserted-Identity asserts, its number or None) (`values`: _identities'): its tel identity when
+    it has one (RFC 3325 §9.1 allows a sip and a tel identity, in one header or two, in either order: the number is
+    what the caps count), else the first. The number is the one read here (it was read again by _caller_number)."""
     for v in values:
         if "tel:" in v.lower():
             user = _user_of(msg, v)
-            if user and normalise_number(user) is not None:
-                return user
+            if user and (n := normalise_number(user)) is not None:
+                return user, n
     for v in values:
         user = _user_of(msg, v)
-        if user and normalise_number(user) is not None:
-            return user
-    return _user_of(msg, values[0]) if values else ""
+        if user and (n := normalise_number(user)) is not None:
+            return user, n
+    return (_user_of(msg, values[0]) if values else ""), None     # (none a number: the loop above read them all)
 
 
 def _calling_party(msg, rpid) -> str:
@@ -136,8 +136,9 @@ def _caller_number(msg, first, trusted=True) -> tuple:
     if not trusted:
         from_user = _user_of(msg, first.get("from") or "")
         return from_user, from_user, normalise_number(from_user)
-    asserted = _asserted(msg, _identities(msg, "p-asserted-identity", True)) if "p-asserted-identity" in first else ""
-    if asserted and (n := normalise_number(asserted)) is not None:
+    asserted, n = _asserted(msg, _identities(msg, "p-asserted-identity", True)) if "p-asserted-identity" in first \
+        else ("", None)
+    if n is not None:
         return asserted, None, n
     from_user = _user_of(msg, first.get("from") or "")
     if from_user and (n := normalise_number(from_user)) is not None:
@@ -147,7 +148,7 @@ def _caller_number(msg, first, trusted=True) -> tuple:
         if rpid:
             return rpid, from_user, normalise_number(rpid)
     if "p-preferred-identity" in first:
-        ppi = _asserted(msg, _identities(msg, "p-preferred-identity"))
-        if ppi and (n := normalise_number(ppi)) is not None:
+        ppi, n = _asserted(msg, _identities(msg, "p-preferred-identity"))
+        if n is not None:
             return ppi, from_user, n
     return asserted or from_user, from_user, None          # (neither is a number: read above)
