@@ -12,6 +12,7 @@ import pytest
 
 from engine.app import build
 from engine.sip_screen import dialogs, forwarding, responses, screening
+from engine.verdict import Action, Hit, Verdict
 from tests.sip_helpers import UAC, UAS, invite, offline_screen, sent
 
 
@@ -147,3 +148,23 @@ def test_judging_an_invite_makes_no_cells(scr):
     assert {"MemoryCounters.count", "_Registry.__get__", "ReportIndex.distinct_reporters"} <= names, names
     ran.add(rule_fns.evidence.__code__)                                 # (run when a composite rule holds)
     assert {c.co_qualname: c.co_cellvars for c in ran if c.co_cellvars and "/engine/" in c.co_filename} == {}
+
+
+@pytest.mark.parametrize("hits, want", [
+    ((), (Action.ALLOW, 603, (), ())),
+    ((Hit("TAGGED", 1.0, action=Action.TAG),), (Action.TAG, 603, ("TAGGED",), ("TAGGED",))),
+    ((Hit("SEEN", 0.5), Hit("DNC", 0.0, action=Action.DROP, sip_code=608), Hit("CAP", 0.0, action=Action.DROP)),
+     (Action.DROP, 608, ("DNC", "CAP"), ("SEEN", "DNC", "CAP"))),
+    ((Hit("CAP", 0.0, action=Action.DROP),), (Action.DROP, 603, ("CAP",), ("CAP",)))])
+def test_a_verdict_is_read_into_its_decision_once(scr, monkeypatch, hits, want):
+    """A verdict's deciding hit and symbols (properties, computed at each read) are read once into the call's Decision
+    (each was read twice an INVITE); the Decision is as before: the deciding hit's code (else the default), the
+    dropping hits' symbols (else all), all the symbols."""
+    reads = []
+    for name in ("deciding_hit", "symbols"):
+        real = getattr(Verdict, name)
+        monkeypatch.setattr(Verdict, name, property(lambda v, real=real, name=name: reads.append(name) or real.fget(v)))
+    action = max((h.action for h in hits if h.action is not None), default=Action.ALLOW)
+    d = scr._decision(Verdict(action, 1.0, hits))
+    assert (d.action, d.code, d.drop_symbols, d.symbols) == want
+    assert sorted(reads) == ["deciding_hit", "symbols"], reads

@@ -293,9 +293,9 @@ class Screening:
             log.exception("giving back the caps of a call that could not be forwarded failed")
 
     def _decision(self, v) -> Decision:
-        code = v.deciding_hit.sip_code if v.deciding_hit and v.deciding_hit.sip_code else self.s.default_drop_code
-        drop = tuple(h.symbol for h in v.hits if h.action is Action.DROP) or tuple(v.symbols)
-        return Decision(v.action, code, drop, tuple(v.symbols), v.score)
+        d, symbols = v.deciding_hit, tuple(v.symbols)   # (each property once: a judged INVITE read both twice)
+        drop = tuple(h.symbol for h in v.hits if h.action is Action.DROP) or symbols
+        return Decision(v.action, d.sip_code if d and d.sip_code else self.s.default_drop_code, drop, symbols, v.score)
 
     def _screen(self, msg, src, then, callee=None, callee_n=None):
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
