@@ -168,3 +168,13 @@ def test_a_verdict_is_read_into_its_decision_once(scr, monkeypatch, hits, want):
     d = scr._decision(Verdict(action, 1.0, hits))
     assert (d.action, d.code, d.drop_symbols, d.symbols) == want
     assert sorted(reads) == ["deciding_hit", "symbols"], reads
+
+
+def test_an_initial_invite_reads_the_next_hop_once(scr, monkeypatch):
+    """An initial INVITE's destination, the configured next hop, is read once (it was read twice: checked, then
+    returned), and it is where the INVITE goes."""
+    real, reads = scr.next_hop, []
+    monkeypatch.setattr(scr, "next_hop", lambda: reads.append(1) or real())
+    scr.on_datagram(invite(call_id="h9@127.0.0.1"), UAC)
+    (fwd, to), = sent(scr)
+    assert fwd.method == "INVITE" and to == UAS and len(reads) == 1, reads

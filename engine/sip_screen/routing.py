@@ -65,8 +65,8 @@ class Routing:
             if to_tag:                                  # in a dialog: it came by the route set, to the URI
                 return self._in_dialog_dest(msg)
             # an initial request whose only Route was us (a UA's preloaded outbound proxy): as without one
-        if not to_tag and self.next_hop() is not None:
-            return self.next_hop()                      # initial requests only; in-dialog ones follow the URI
+        if not to_tag and (hop := self.next_hop()) is not None:
+            return hop                                  # initial requests only; in-dialog ones follow the URI
         return self._in_dialog_dest(msg) if to_tag else self._uri_dest(parse_uri(msg.uri))
 
     def _addressed_to_us(self, msg) -> bool:
