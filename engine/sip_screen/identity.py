@@ -21,22 +21,23 @@ ASSERTING = ("p-asserted-identity", "remote-party-id", "p-preferred-identity")  
 MAX_IDENTITIES = 8
 
 
-def dialog_parties(key: bytes, msg, frm, to, from_user=None) -> int:
+def dialog_parties(key: bytes, msg, frm, to, from_user=None, tag=None) -> int:
     """A fixed-size key of the dialog an INVITE opens, seen from its caller: its From tag, the From user and the
     To user. A re-INVITE from the caller has the same key; one from the callee has it with From and To
     swapped (`dialog_parties(key, msg, to, frm)`). `from_user`: `_user_of(msg, frm or "")` when the caller has it.
-    `key`: the screen's dialog_key (recent.dialog_digest: the key is the same after a restart)."""
+    `key`: the screen's dialog_key (recent.dialog_digest: the key is the same after a restart); `tag`: the From
+    tag, `msg.tag_in(frm)`, when the caller has it."""
     if from_user is None:
         from_user = _user_of(msg, frm or "")
-    return dialog_digest(key, msg.tag_in(frm), from_user, _user_of(msg, to or ""))
+    return dialog_digest(key, msg.tag_in(frm) if tag is None else tag, from_user, _user_of(msg, to or ""))
 
 
-def caller_side(key: bytes, msg, frm, from_user=None) -> int:
+def caller_side(key: bytes, msg, frm, from_user=None, tag=None) -> int:
     """A fixed-size key of the caller's side of the dialog an INVITE opens: its From tag and From user, which the
     callee's answer and RFC 4916 leave as they are (the caller's From in its re-INVITEs, its To in the callee's)."""
     if from_user is None:
         from_user = _user_of(msg, frm or "")
-    return dialog_digest(key, msg.tag_in(frm), from_user)
+    return dialog_digest(key, msg.tag_in(frm) if tag is None else tag, from_user)
 
 
 def caller_key(caller: str) -> int:

@@ -55,16 +55,15 @@ CANCELLED_JUDGED = "cancelled while judged"
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
-def _verdict_key(msg, first, called, n=None) -> int:
+def _verdict_key(msg, first, called, n=None, tag=None) -> int:
     """The key a call's verdict is kept under: its Call-ID, From tag, the whole From value (a copy of the call has
     it byte for byte, RFC 3261 §8.1.3.5, §22.2: another caller on the same Call-ID and tag gets no verdict of
     someone else's) and the number called (a redirect or a fork to another callee on the same Call-ID and tag is a
     call of its own: one such INVITE to a DNC number was let through on the first callee's verdict).
-    `n`: normalise_number(called) when the caller has it."""
-    frm = first.get("from") or ""
-    if n is None:
-        n = normalise_number(called)
-    return digest(first.get("call-id") or "", msg.tag_in(frm), frm, called if n is None else str(n))
+    `n`: normalise_number(called), `tag`: the From tag (msg.tag_in), when the caller has them."""
+    frm, n = first.get("from") or "", normalise_number(called) if n is None else n
+    return digest(first.get("call-id") or "", msg.tag_in(frm) if tag is None else tag, frm,
+                  called if n is None else str(n))
 
 
 def _branch_of(msg) -> int:
@@ -95,8 +94,8 @@ class Screening:
         (_wait_for_judging); `cancelled`: a CANCEL came while it waited; `since`: when it began to wait."""
         first = msg.first_values()
         called = _callee(msg, first)
-        called_n = normalise_number(called)             # (once: the key's and the call's, _screen)
-        key, branch = _verdict_key(msg, first, called, called_n), _branch_of(msg)
+        called_n, tag = normalise_number(called), msg.tag_in(first.get("from"))   # (once: the key's and _screen's)
+        key, branch = _verdict_key(msg, first, called, called_n, tag), _branch_of(msg)
         now = time.monotonic()
         tx = msg.tx = digest(key, branch)               # (a forward that fails keeps our 503 there: forwarding.py)
         done = self.transactions.get(tx, now)
@@ -148,7 +147,7 @@ class Screening:
         self.verdicts.put(key, (PENDING, branch, cancelled), now)
 
         try:
-            self._screen(msg, src, partial(self._judged, key, branch, tx, msg, then), called, called_n)
+            self._screen(msg, src, partial(self._judged, key, branch, tx, msg, then), called, called_n, tag)
         except Exception:                               # a bug of ours (this INVITE is answered 500 by its caller):
             ent = self.verdicts.get(key)                # the key is not left being judged, nothing waits on it
             if ent is not None and ent[0] is PENDING:
@@ -297,11 +296,11 @@ class Screening:
         drop = tuple(h.symbol for h in v.hits if h.action is Action.DROP) or symbols
         return Decision(v.action, d.sip_code if d and d.sip_code else self.s.default_drop_code, drop, symbols, v.score)
 
-    def _screen(self, msg, src, then, callee=None, callee_n=None):
+    def _screen(self, msg, src, then, callee=None, callee_n=None, tag=None):
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
         store has confirmed its counter commits). `callee`: the number it calls, when _screen_once read it, and
         `callee_n` its normalise_number: the call's MessageContext is given both numbers (Call.nums), not reading
-        them again."""
+        them again; `tag`: its From tag, read there too (its dialog keys' here: ~1,800 instructions a read)."""
         first = msg.first_values()                      # as received: From is edited only after this
         trusted = self._identity_trusted(src[0])
         if not trusted and not first.keys().isdisjoint(ASSERTING):     # (no generator: `first` no cell)
@@ -327,8 +326,8 @@ class Screening:
             # side, caller_side, which a re-INVITE in the dialog the 200 made keeps whatever else changed). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
-            mine = (caller, None, dialog_parties(dk, msg, first.get("from"), first.get("to"), from_user), None,
-                    caller_side(dk, msg, first.get("from"), from_user))
+            mine = (caller, None, dialog_parties(dk, msg, first.get("from"), first.get("to"), from_user, tag), None,
+                    caller_side(dk, msg, first.get("from"), from_user, tag))
             self.answered.put_low(k, mine)
             then = self._unsent_leaves(then, k, mine, ent)
         t0 = time.perf_counter()
