@@ -160,9 +160,10 @@ class Call:
     callee: str
     time: datetime
     ingress: str = ""              # the trunk / peer it came from
+    # (normalise_number of caller and callee when the screen read them already: MessageContext takes them, not
+    # reading them again; None: read there. Fifth: the screen passes its five fields by position, ~2,200
+    # instructions less an INVITE than by keyword)
+    nums: tuple | None = None
     id: str | None = None
     duration: float | None = None  # seconds, for a completed-call record (BYE seen)
     kind: str = "call"
-    # (normalise_number of caller and callee when the screen read them already: MessageContext takes them, not
-    # reading them again; None: read there)
-    nums: tuple | None = None

@@ -195,3 +195,16 @@ def test_an_invite_reads_its_from_tag_twice_not_four_times(scr, monkeypatch):
     assert ent[2] == dialogs.dialog_digest(scr.dialog_key, "abc", "0901234567", "0912345678")
     assert ent[4] == dialogs.dialog_digest(scr.dialog_key, "abc", "0901234567")
     assert fwd.get("from").endswith(";tag=abc")
+
+
+def test_the_call_judged_is_the_invite_read_once(scr, monkeypatch):
+    """The Call an INVITE is judged as (made by position: verdict.Call's first five fields, the numbers fifth) names
+    its caller, callee, time, ingress and both numbers as read, and nothing of a call record."""
+    judged, real = [], scr.pipeline.judge
+    monkeypatch.setattr(scr.pipeline, "judge", lambda call: judged.append(call) or real(call))
+    scr.on_datagram(invite(caller="0901234567", callee="0912345678", call_id="h11@127.0.0.1"), UAC)
+    (fwd, to), = sent(scr)
+    (call,) = judged
+    assert (call.caller, call.callee, call.ingress, call.nums) == (
+        "0901234567", "0912345678", f"{UAC[0]}:{UAC[1]}", (84901234567, 84912345678))
+    assert call.time.tzinfo is not None and (call.id, call.duration, call.kind) == (None, None, "call")
