@@ -15,8 +15,8 @@
  *     counted once per transaction, the call's answer time and answering To tag noted -- when it comes
  *     from where the call's INVITE went, responses._invite_final);
  *   - an in-dialog request in_dialog() answers, bound for a permitted address over UDP: a
- *     BYE calls on_bye(call_id, to_tag, base, before) (the call's end for the pipeline, if it is the answered
- *     dialog's: server._fast_bye); our Via, with the branch
+ *     BYE calls on_bye(call_id, (from_tag, to_tag)) (the call's end for the pipeline, if it is the answered
+ *     dialog's: server._call_ended; the From tag read as _fast_bye reads it, bye_from_tag); our Via, with the branch
  *     server._branch computes (blake2b of the same key, here in C: retransmissions and loop
  *     checks agree with the full path), goes on top and the request is sent. A failed send of anything but
  *     an ACK calls send_failed(message without our Via, source, why): the Python path answers

@@ -130,7 +130,8 @@ class Dialogs:
         return self.clock().timestamp()
 
     def _fast_bye(self, call_id, to_tag, base, before=b""):
-        """_call_ended for a BYE the fast path (or the C pump) relays: `base` (its branch key,
+        """_call_ended for a BYE the fast path relays (the C pump reads the tag as this does, _sipdatagram.h's
+        bye_from_tag, and calls _call_ended itself): `base` (its branch key,
         "uri|call-id|cseq|from-tag|to-tag|") holds its From tag, between the CSeq number (digits) and the To tag (a
         From tag holding a '|', "a|b", read whole by the full parse, was read as its tail after the key's last '|').
         `before`, the request as relayed up to our Via, starts with its request line: the Request-URI's length says

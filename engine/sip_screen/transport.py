@@ -57,7 +57,7 @@ def make_pump(screen, fd: int, sendto=None):
 
     via_head = f"Via: SIP/2.0/UDP {host_ref(screen.host)}:{screen.port};branch={BRANCH_PREFIX}".encode()
     return Pump(fd, PUMP_BATCH, screen.via_prefixes, via_head, TAG_PREFIX, screen.ranges, screen.stats, slow,
-                screen._fast_final, screen._fast_bye, send_failed, on_error, sendto, screen.invites.d,
+                screen._fast_final, screen._call_ended, send_failed, on_error, sendto, screen.invites.d,
                 screen.source_filter().table, screen.refused_said, screen.next_hop(), screen.rejected.d)
 
 
