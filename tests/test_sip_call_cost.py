@@ -5,7 +5,8 @@ as they did, and the functions a call's messages go through make no cells (their
 An INVITE judged and forwarded hashes its Call-ID into `answered` once (screening._screen keeps it on the message,
 forwarding._forward reads it there to note where the INVITE went); a final response hashes its transaction once for
 `ringing` and `finals_seen`; a BYE of the answering dialog hashes the tags it needs, the To tag of the caller's BYE
-first found."""
+first found. What an INVITE reads is read once: its caller's number (an asserted identity's too) and callee's, its
+From tag for its verdict and dialog keys, its verdict's deciding hit and symbols, the next hop."""
 import time
 
 import pytest
