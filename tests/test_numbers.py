@@ -106,3 +106,25 @@ def test_eleven_digit_shortcut_reads_as_the_branches_did(digits, ton):
     want = _intl(digits) if digits[0] != "0" else (int(VN_CC + digits[1:]) if digits[1] != "0" else int(digits[2:])
                                                    if digits[2] != "0" else None)
     assert normalise_number(digits, ton) == want
+
+
+@pytest.mark.parametrize("raw", ["+84901234567", "+84 901 234 567", "+840901234567", "+8490123", "+849012345678901234",
+                                 "+0901234567", "+", "+1900123456", "+12025550123", "+84९०१२३४५६७", "+84-901.234(567)",
+                                 "+84901234567 ", "+١٢٣٤٥٦٧٨"])
+def test_a_plus_number_reads_as_with_its_separators_stripped(raw):
+    # '+' and ASCII digits skip the strip and translate (nothing to strip): read as the stripping path reads it (a
+    # leading space sends any of these there)
+    assert normalise_number(raw) == normalise_number(" " + raw)
+
+
+@given(st.text(alphabet="+0123456789 -.", min_size=1, max_size=20).map(lambda t: "+" + t))
+@settings(max_examples=300, deadline=None)
+def test_any_plus_number_reads_as_the_stripping_path_reads_it(raw):
+    assert normalise_number(raw) == normalise_number(" " + raw)
+
+
+def test_a_plus_number_is_not_stripped(monkeypatch):
+    # '+' and ASCII digits are read as they are (the strip and translate, ~10,000 instructions, have nothing to do)
+    import engine.numbers as numbers
+    monkeypatch.setattr(numbers, "_STRIP", str.maketrans("", "", "4"))     # a strip that would show
+    assert normalise_number("+84901234567") == 84901234567
