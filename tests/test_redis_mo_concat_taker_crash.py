@@ -17,9 +17,11 @@ SRC = "84912000781"
 
 
 def _dies_while_writing(proxy) -> list:
-    """`proxy` takes messages and never writes their commands (killed -9 right after the take); what it took."""
+    """`proxy` takes messages and never writes their commands (killed -9 right after the take: nor renews its
+    lease); what it took."""
     took = []
     proxy._judge_mo = lambda *a, **k: took.append(a)
+    proxy.shared_mo._renew_due = lambda: None
     return took
 
 

@@ -55,15 +55,16 @@ from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.concat import concat_id, joined, reading_of
 from ..smpp_proxy.mo_restore import _GoneLink, made_no_command, mo_origin
-from .mo_parts_scripts import (ADD, CLAIM, DEFER, DONE, DUE, PUTBACK, TAKE, TAKEN, done_mark, keys_of, stored_text,
-                               texts_of)
+from .mo_parts_scripts import (ADD, CLAIM, DEFER, DONE, DUE, PUTBACK, RENEW, TAKE, TAKEN, done_mark, keys_of,
+                               stored_text, texts_of)
 
 log = logging.getLogger("telfilter.smpp")
 
 KEEP = 120.0            # seconds a message's parts, and the mark of a judged one, live in the server
 
 LEASE = 60.0            # seconds a taker has to record a message's command: a part that comes after takes it over
-                        # (its taker died: killed -9 between the take and DONE or PUTBACK)
+                        # (its taker died: killed -9 between the take and DONE or PUTBACK); a taker alive renews it
+                        # every LEASE / 3 while it writes (`_renew`: a disk that stalls longer)
 
 NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part again (mo.py's too)
 
@@ -82,6 +83,8 @@ class SharedMoParts:
         self._done = self.redis.register_script(DONE)
         self._defer = self.redis.register_script(DEFER)
         self._claim = self.redis.register_script(CLAIM)
+        self._renew_script = self.redis.register_script(RENEW)
+        self._renewal: asyncio.TimerHandle | None = None     # `_renew_due`, armed while `writing` holds a key
         self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
         self.writing: set = set()           # keys of messages whose command is being written (or put back)
         self.tasks: set = set()
@@ -186,6 +189,8 @@ class SharedMoParts:
             p.stats["mo_concat_incomplete"] += 1
         text = joined([texts[i] for i in sorted(texts)], False, texts)
         self.writing.add(key)
+        if self._renewal is None:
+            self._renewal = p.loop.call_later(LEASE / 3, self._renew_due)
         p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading_of(text, reading),
                     partial(self._judged, key, ks, texts, link, pdu, completing, again), late=again,
                     concat=concat_id(key))
@@ -208,6 +213,25 @@ class SharedMoParts:
         self.writing.discard(key)
         self._spawn(self._recorded(ks, key))
         p._mo_outcome(v, link, parts, False, dest_pdu=pdu, shortcode=True)
+
+    def _renew_due(self) -> None:
+        """Every LEASE / 3 while this process writes commands of messages it took (`writing`): their leases renewed
+        (RENEW), so that no part sent again takes over a message from a taker alive (a stalled disk holds a write
+        for as long as it stalls: the completing part, unanswered meanwhile, is delivered again elsewhere)."""
+        self._renewal = None
+        if self.writing:
+            for key in self.writing:
+                self._spawn(self._renew(key))
+            self._renewal = self.proxy.loop.call_later(LEASE / 3, self._renew_due)
+
+    async def _renew(self, key) -> None:
+        try:
+            await self._call(self._renew_script, keys=[*keys_of(key), TAKEN],
+                             args=[int(KEEP * 1000), int(time.time() * 1000), int(LEASE * 1000)])
+        except Exception as e:
+            self.stats["mo_shared_errors"] += 1
+            log.warning("shared MO reassembly: the lease of a message from %r being written not renewed (%s: %s); "
+                        "a part sent again once it ends has it judged again", key[1], type(e).__name__, e)
 
     async def _recorded(self, ks, key) -> None:
         """The done mark says recorded: a part of it sent again to any process is acknowledged from now on."""

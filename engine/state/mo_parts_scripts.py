@@ -78,6 +78,20 @@ redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[2]) - tonumber(ARG
 return 1
 """
 
+# RENEW (every LEASE / 3 while the taker writes: a disk that stalls): its lease from now, its done mark and parts
+# kept KEEP from now, if it is still being written and taken (TAKEN): 1, else 0. ARGV: KEEP in ms, now in ms, LEASE
+# in ms. (Without it a copy of a part sent after the lease took the message over from a taker alive and still
+# writing: judged and recorded twice; after KEEP the mark and the parts expired and the copy was a fragment.)
+RENEW = r"""
+if redis.call('GET', KEYS[2]) ~= 'w' or not redis.call('ZSCORE', KEYS[4], KEYS[1]) then return 0 end
+redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), KEYS[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
 # PUTBACK (not recorded): ARGV: NOT_RECORDED_KEEP in ms, then n, text, ...
 PUTBACK = r"""
 redis.call('DEL', KEYS[2], KEYS[1])
