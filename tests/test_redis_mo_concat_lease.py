@@ -70,3 +70,25 @@ def test_a_copy_while_a_taker_writes_past_keep_is_asked_for_again(tmp_path, url,
         assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
         assert pair.sim.mo_responses[2].command_status == 0
         assert [[h["symbol"] for h in x["hits"]] for x in pair.verdicts()] == [["DNC_REGISTERED"]]
+
+
+def test_a_copy_on_a_node_whose_clock_runs_ahead_does_not_take_over(tmp_path, url, monkeypatch, request):  # noqa: F811
+    """Leases are read on the server's clock: a node whose own ran a lease ahead of the taker's (several nodes, one
+    Redis) read every lease as ended and took over a message being written (judged twice)."""
+    import time as real
+    import types
+
+    import engine.state.mo_parts as M
+    with Pair(tmp_path, url, concat_timeout=30.0) as pair:
+        entered, release = _stalled(pair.proxies[0], request)
+        pair.send_parts([(0, 1, 2, b"DK D"), (0, 2, 2, b"NC")], ref=0x3B, src=SRC, data_coding=1)
+        assert entered.wait(5)
+        assert wait(lambda: len(pair.sim.mo_responses) == 1, 5)
+        ahead = types.SimpleNamespace(time=lambda: real.time() + 2 * M.LEASE, monotonic=real.monotonic)
+        monkeypatch.setattr(M, "time", ahead)       # (the node that gets the copy)
+        pair.send_parts([(1, 2, 2, b"NC")], ref=0x3B, src=SRC, data_coding=1)
+        assert wait(lambda: len(pair.sim.mo_responses) == 2, 5)
+        assert pair.sim.mo_responses[1].command_status == C.ESME_RX_T_APPN
+        release.set()
+        assert wait(lambda: len(pair.sim.mo_responses) == 3, 5)
+        assert [[h["symbol"] for h in x["hits"]] for x in pair.verdicts()] == [["DNC_REGISTERED"]]

@@ -108,7 +108,7 @@ class SharedMoParts:
         ks = [*keys_of(key), TAKEN]
         try:
             got = await self._call(self._add, keys=ks, args=[n, stored_text(text), total, int(KEEP * 1000),
-                                                             int(time.time() * 1000), int(LEASE * 1000)])
+                                                             int(LEASE * 1000)])
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly unavailable (%s: %s): part %d/%d judged in this process",
@@ -166,8 +166,7 @@ class SharedMoParts:
     async def _expired(self, key, link, pdu, reading) -> None:
         ks = [*keys_of(key), TAKEN]
         try:
-            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000), int(time.time() * 1000),
-                                                              int(LEASE * 1000)])
+            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000), int(LEASE * 1000)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: parts of a message from %r not taken (%s: %s); they expire in %.0f s",
@@ -227,7 +226,7 @@ class SharedMoParts:
     async def _renew(self, key) -> None:
         try:
             await self._call(self._renew_script, keys=[*keys_of(key), TAKEN],
-                             args=[int(KEEP * 1000), int(time.time() * 1000), int(LEASE * 1000)])
+                             args=[int(KEEP * 1000), int(LEASE * 1000)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: the lease of a message from %r being written not renewed (%s: %s); "
@@ -236,7 +235,7 @@ class SharedMoParts:
     async def _recorded(self, ks, key) -> None:
         """The done mark says recorded: a part of it sent again to any process is acknowledged from now on."""
         try:
-            await self._call(self._done, keys=ks, args=[int(KEEP * 1000), int(time.time() * 1000)])
+            await self._call(self._done, keys=ks, args=[int(KEEP * 1000)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: a recorded message from %r not marked so (%s: %s); its parts sent "

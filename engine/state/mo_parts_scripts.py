@@ -11,17 +11,24 @@ DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC (mo_origin), first
 
 TAKEN = "tf:mo:taken"   # messages being judged: their parts' key -> when the taker's lease ends (ms)
 
+# The server's clock (ms), which the leases are read on: each node's own put a node whose clock ran ahead of the
+# taker's by the lease past it at once (a copy of a part there took over a message being written: judged twice).
+NOW = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
 # KEYS[1]: the message's parts, KEYS[2]: its done mark, KEYS[3]: its wait mark (not recorded), KEYS[4]: TAKEN.
 # The done mark is 'w' while the taker writes the message's command, '1' once it is recorded (DONE). The parts stay
 # while it writes (DONE or PUTBACK removes them, and its TAKEN entry): a taker killed -9 before either left them
 # nowhere, and the completing part's redelivery was answered ESME_RX_T_APPN until the mark expired, then judged as
-# a fragment. A part that comes once the lease has ended (now, ARGV[5], past its TAKEN score) takes the message
-# over: judged again, whole (again 1).
-# ADD: ARGV: part number, text, total, KEEP in ms, now in ms, LEASE in ms. {2, mark}: judged already (or being:
+# a fragment. A part that comes once the lease has ended (the server's clock, NOW, past its TAKEN score) takes the
+# message over: judged again, whole (again 1).
+# ADD: ARGV: part number, text, total, KEEP in ms, LEASE in ms. {2, mark}: judged already (or being:
 # 'w'); {1, [n, text, ...], again}: this part completed it (again 0), or came for a message waiting to be recorded
 # or whose taker's lease ended (again 1: judged before, its line a refusal or never written) (taken); {0}: stored
 # (the parts kept KEEP from now, or longer when a stop left them waiting: DEFER).
-ADD = r"""
+ADD = NOW + r"""
 local function take(again)
   local all = redis.call('HGETALL', KEYS[1])
   redis.call('DEL', KEYS[3])
@@ -29,13 +36,13 @@ local function take(again)
   if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
     redis.call('PEXPIRE', KEYS[1], ARGV[4])
   end
-  redis.call('ZADD', KEYS[4], tonumber(ARGV[5]) + tonumber(ARGV[6]), KEYS[1])
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), KEYS[1])
   return {1, all, again}
 end
 local done = redis.call('GET', KEYS[2])
 if done then
   local due = redis.call('ZSCORE', KEYS[4], KEYS[1])
-  if done == 'w' and due and tonumber(due) <= tonumber(ARGV[5]) and redis.call('EXISTS', KEYS[1]) == 1 then
+  if done == 'w' and due and tonumber(due) <= now and redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
     return take(1)
   end
@@ -52,10 +59,10 @@ end
 return {0}
 """
 
-# TAKE (a timer): ARGV: KEEP in ms, now in ms, LEASE in ms. {1, [n, text, ...]}: the parts there were (taken,
+# TAKE (a timer): ARGV: KEEP in ms, LEASE in ms. {1, [n, text, ...]}: the parts there were (taken,
 # kept until DONE or PUTBACK as ADD's); {0}: none, the message waits for its redelivery (wait mark), or it is judged
 # or being judged (done mark).
-TAKE = r"""
+TAKE = NOW + r"""
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then
   return {0}
 end
@@ -64,27 +71,27 @@ redis.call('SET', KEYS[2], 'w', 'PX', ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), KEYS[1])
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), KEYS[1])
 return {1, all}
 """
 
 # DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged); its parts
-# and TAKEN entry go (and the entries of takers that died whose parts have expired since). ARGV: KEEP in ms, now in ms.
-DONE = r"""
+# and TAKEN entry go (and the entries of takers that died whose parts have expired since). ARGV: KEEP in ms.
+DONE = NOW + r"""
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[4], KEYS[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[1]))
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[1]))
 return 1
 """
 
 # RENEW (every LEASE / 3 while the taker writes: a disk that stalls): its lease from now, its done mark and parts
-# kept KEEP from now, if it is still being written and taken (TAKEN): 1, else 0. ARGV: KEEP in ms, now in ms, LEASE
-# in ms. (Without it a copy of a part sent after the lease took the message over from a taker alive and still
-# writing: judged and recorded twice; after KEEP the mark and the parts expired and the copy was a fragment.)
-RENEW = r"""
+# kept KEEP from now, if it is still being written and taken (TAKEN): 1, else 0. ARGV: KEEP in ms, LEASE in ms.
+# (Without it a copy of a part sent after the lease took the message over from a taker alive and still writing:
+# judged and recorded twice; after KEEP the mark and the parts expired and the copy was a fragment.)
+RENEW = NOW + r"""
 if redis.call('GET', KEYS[2]) ~= 'w' or not redis.call('ZSCORE', KEYS[4], KEYS[1]) then return 0 end
-redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), KEYS[1])
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), KEYS[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
