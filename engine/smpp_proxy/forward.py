@@ -130,6 +130,8 @@ class ForwardPath:
                 return self._late_response(acct, link, resp, pdu, part, refund)
             sess.in_flight -= 1
             self._held(acct, -1)
+            if self.grace_ready:                # a slot free: a held message whose re-seed grace ended goes first
+                self.grace_resume()
             if resp is None or resp.command_id != pdu.command_id | 0x80000000:
                 sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=esme_seq,
                                                               command_status=self._failed_answer(link, pdu, resp, status)))

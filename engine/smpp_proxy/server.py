@@ -105,6 +105,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.held: dict[str, deque] = defaultdict(deque)      # receipts waiting for a receiver (routing.py)
         self.held_total = 0                                   # held receipts of all accounts (bounded)
         self.settling = 0           # messages judged, waiting for a shared state store's settle (a window slot each)
+        self.grace_held, self.grace_ready = 0, deque()      # ... held through a re-seed grace (submit_grace.py)
         self.held_writing: dict[str, int] = {}                # account -> its receipts being journalled to be held
         self.held_retry_at: dict[str, float] = {}             # account -> no retry before (monotonic)
         self.early_receipts: OrderedDict = OrderedDict()      # message_id -> (ack, pdu, until): before their resp
@@ -260,7 +261,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         await self.commands_written(max(0.0, end - time.monotonic()))
         in_flight = sum(len(l.window.pending) for l in self.links)
         shared = self.pipeline.state.shared     # verdicts still waiting for a shared state store count too
-        while (any(l.window.pending for l in self.links) or (shared is not None and shared.busy)) \
+        while (any(l.window.pending for l in self.links) or (shared is not None and shared.busy) or self.grace_held) \
                 and time.monotonic() < end:
             await asyncio.sleep(0.02)
         unanswered = 0
@@ -312,6 +313,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
             for a in [a for a, t in seen.items() if t < since]:
                 del seen[a]
         self._link_housekeeping(now)
+        self.grace_resume()                 # (held messages whose grace ended, once a link is back)
         # a bind waiting for its check (the back-off of its system_id from that address) waits on us, not on
         # the peer: its connection is given the back-off on top (admission.py)
         for sess in self.caps.expired_unbound(now - s.bind_timeout, now - s.bind_timeout - s.bind_backoff_max):

@@ -28,6 +28,7 @@ from .forward import ForwardPath
 from .multi import multi_dest_tons, multi_dests
 from .refund import Refund
 from .schedule import TooFarAhead, delivery_time, stored, validity_problem
+from .submit_grace import GraceSlots, Settling
 
 if TYPE_CHECKING:
     from .esme import EsmeSession
@@ -115,7 +116,7 @@ def message_content(pdu, reading: str = "auto", data_coding: int | None = None) 
     return readable_text(ud) or "", True, None
 
 
-class SubmitPath(ForwardPath):
+class SubmitPath(ForwardPath, GraceSlots):
     """Mixin of `SmppProxy`: the ESME -> SMSC direction."""
 
     def _submit(self, sess: EsmeSession, pdu):
@@ -195,8 +196,8 @@ class SubmitPath(ForwardPath):
         link = self._pick_link(account=account)
         if link is None or self.pipeline.state.shared is None:
             return link
-        room = sum(l.window.size - len(l.window.pending) for l in self.links if l.available)
-        return link if self.settling < room else None
+        # (held messages whose re-seed grace ended take the free slots first: submit_grace.py)
+        return link if self.settling + len(self.grace_ready) < self.settle_room() else None
 
     def _multi_too_long(self, parts, text: str, dests) -> bool:
         """True, with every (session, PDU) of `parts` refused ESME_RINVMSGLEN, when a submit_multi's text is over
@@ -320,10 +321,11 @@ class SubmitPath(ForwardPath):
             self.stats[_STAT_KEY[v.action]] += 1
             self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat)
             then(v)                                      # forwarded (in flight again) or answered now
+            self.grace_resume()                          # (its slot, if it was dropped: the next held message's)
             self.owed_nothing(sess)                  # an unbind that came while the verdict was settling
         sess.in_flight += 1                              # owed an answer until the shared store settles it
         self.settling += 1
-        shared.settle(self.pipeline, v, judged)
+        shared.settle(self.pipeline, v, Settling(self, judged))     # (its slot given back while a grace holds it)
 
     def _drop(self, sess, pdus, v):
         silent_symbols = self.settings.silent_symbols

@@ -212,8 +212,14 @@ class Reseed:
 
     # ------------------------------------------------------------ the grace
     def _hold(self, entry, ms: int) -> None:
-        """A message the script answered "wait" (the grace runs): sent again at its end."""
+        """A message the script answered "wait" (the grace runs): sent again at its end. A `then` with `held` and
+        `released` (the SMPP submit path's, submit_grace.py) is told: held, it gives back the SMSC window slot its
+        message took; at the grace's end `then.released(resume)`, and the message is sent again once its caller
+        calls resume() (when a slot is free again)."""
         self.stats["reseed_waits"] += 1
+        held = getattr(entry[3], "held", None)
+        if held is not None:
+            held()
         self._held.append(entry)
         if self._held_timer is None:
             try:
@@ -223,7 +229,16 @@ class Reseed:
 
     def _release(self) -> None:
         self._held_timer = None
-        self._queue[:0], self._held = self._held, []
+        held, self._held = self._held, []
+        paced = [e for e in held if getattr(e[3], "released", None) is not None]
+        self._queue[:0] = [e for e in held if getattr(e[3], "released", None) is None]
+        self._wake()
+        for e in paced:
+            e[3].released(lambda e=e: self._resume(e))
+
+    def _resume(self, entry) -> None:
+        """A message held through the grace, sent again now (its caller has a window slot for it)."""
+        self._queue.append(entry)
         self._wake()
 
 
