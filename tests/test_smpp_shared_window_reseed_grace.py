@@ -2,7 +2,7 @@
 enforced cap (an ad; with the shipped pack any message from a number, FLOOD_SAME_CONTENT) is held until the other
 processes have put their counts back, up to 5 s. Held, it kept the SMSC window slot it took when judged
 (submit.py `_link_to_judge`), so once a window's worth was held everything else was answered ESME_RTHROTTLED for the
-whole grace (a probe: window 10, 100 submit_sm/s, a FLUSHALL: every message but the 10 held throttled for 1 s). A
+whole grace (a probe: window 10, 100 submit_sm/s, a FLUSHALL: 31 of the 40 OTPs of the 1 s grace throttled). A
 held message now gives its slot back and, at the grace's end, waits for a free one before it is sent again
 (engine/smpp_proxy/submit_grace.py): nothing judged is then throttled for want of a slot."""
 import json

@@ -7,8 +7,9 @@ settled is throttled unjudged instead. A held one gives its slot back while it i
 grace's end it waits in `grace_ready` (oldest first, before any new message) until a slot is free, takes it and is
 sent again. Before, the held messages kept their slots: with the shipped pack every message from a number
 (FLOOD_SAME_CONTENT) and every ad is held, so the first window's worth filled the windows and everything else,
-OTPs from names too, was answered ESME_RTHROTTLED for the whole grace (a probe: window 10, 100 submit_sm/s, a
-FLUSHALL: 10 messages held 1 s, every other message throttled for 1 s)."""
+OTPs from names too, was answered ESME_RTHROTTLED for the whole grace (a probe: window 10, 100 submit_sm/s, 30%
+ads, 35% from a number, 35% OTPs from a name, a FLUSHALL: 10 messages held 1 s, 31 of the 40 OTPs of the 1 s grace
+and 50 of the 60 others throttled; now none of them, the held ones answered after 0.3-1.1 s)."""
 from __future__ import annotations
 
 

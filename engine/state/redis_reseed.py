@@ -32,7 +32,9 @@ union of the mirrors is what the server held, within their bounds, and each proc
 4. Meanwhile, the *grace*: from the loss found until RESEED_GRACE_MS (1 s) after the last chunk any process sent
    (`tf:reseed`), at most RESEED_GRACE_MAX_MS (5 s) after the loss (`tf:reseed:cap`), a message with an enforced op
    is not committed but answered "wait" (2) and sent again at the grace's end (`_hold`): the other processes'
-   counts are not back yet. Other messages are not held. Past the 5 s, what is still to re-seed goes on (newest
+   counts are not back yet (with the shipped pack: ads, and any message from a number, FLOOD_SAME_CONTENT being a
+   drop rule). Other messages are not held, and a held SMPP submit gives its SMSC window slot back to them meanwhile
+   (smpp_proxy/submit_grace.py). Past the 5 s, what is still to re-seed goes on (newest
    first: ~200,000 keys a process are back by then) while messages are judged again.
 """
 from __future__ import annotations
