@@ -55,7 +55,7 @@ from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.concat import concat_id, joined, reading_of
 from ..smpp_proxy.mo_restore import _GoneLink, made_no_command, mo_origin
-from .mo_parts_scripts import (ADD, CLAIM, DEFER, DONE, DUE, PUTBACK, RENEW, TAKE, TAKEN, done_mark, keys_of,
+from .mo_parts_scripts import (ADD, CLAIM, DEFER, DONE, DUE, PUTBACK, RENEW, TAKE, done_mark, keys_of, new_token,
                                stored_text, texts_of)
 
 log = logging.getLogger("telfilter.smpp")
@@ -86,7 +86,8 @@ class SharedMoParts:
         self._renew_script = self.redis.register_script(RENEW)
         self._renewal: asyncio.TimerHandle | None = None     # `_renew_due`, armed while `writing` holds a key
         self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
-        self.writing: set = set()           # keys of messages whose command is being written (or put back)
+        self.writing: dict = {}             # key -> its take's token: messages whose command is being written (or
+                                            # put back) here
         self.tasks: set = set()
         self._slots = asyncio.Semaphore(MAX_CALLS)
         self.stats = proxy.stats
@@ -105,10 +106,10 @@ class SharedMoParts:
     async def _part(self, link, pdu, ci, text, reading) -> None:
         ref, total, n = ci
         key = (mo_origin(link), pdu.source_addr, pdu.destination_addr, ref, total)
-        ks = [*keys_of(key), TAKEN]
+        ks, tok = keys_of(key), new_token()
         try:
             got = await self._call(self._add, keys=ks, args=[n, stored_text(text), total, int(KEEP * 1000),
-                                                             int(LEASE * 1000)])
+                                                             int(LEASE * 1000), tok])
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly unavailable (%s: %s): part %d/%d judged in this process",
@@ -127,12 +128,13 @@ class SharedMoParts:
             self.stats["mo_concat_late_shortcode"] += 1
             return self.proxy._mo_answer(link, pdu, 0)
         if got[0] == 1 and key in self.writing:      # (this process took it over from itself: still writing)
+            self.writing[key] = tok                 # (its write's DONE or PUTBACK holds the take's token now)
             self.stats["mo_concat_while_writing"] += 1
             return self.proxy._mo_answer(link, pdu, C.ESME_RX_T_APPN)
         if got[0] == 1:
             self._disarm(key)
             # (a message judged before and not recorded: this part's line is its late part's, as mo.py's)
-            return self._judge(key, ks, texts_of(got[1]), link, pdu, reading, completing=n,
+            return self._judge(key, ks, tok, texts_of(got[1]), link, pdu, reading, completing=n,
                                again=len(got) > 2 and int(got[2]) == 1)
         self.proxy._mo_answer(link, pdu, 0)          # acknowledged as it comes (module text)
         if key not in self.timers:
@@ -164,22 +166,23 @@ class SharedMoParts:
         self._spawn(self._expired(key, *e[1:]))
 
     async def _expired(self, key, link, pdu, reading) -> None:
-        ks = [*keys_of(key), TAKEN]
+        ks, tok = keys_of(key), new_token()
         try:
-            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000), int(LEASE * 1000)])
+            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000), int(LEASE * 1000), tok])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: parts of a message from %r not taken (%s: %s); they expire in %.0f s",
                       pdu.source_addr, type(e).__name__, e, KEEP)
             return
         if got[0] == 1:
-            self._judge(key, ks, texts_of(got[1]), link, pdu, reading, completing=None)
+            self._judge(key, ks, tok, texts_of(got[1]), link, pdu, reading, completing=None)
 
-    def _judge(self, key, ks, texts: dict, link, pdu, reading, completing: int | None, again: bool = False) -> None:
+    def _judge(self, key, ks, tok, texts: dict, link, pdu, reading, completing: int | None,
+               again: bool = False) -> None:
         """Judge the message once on the parts' texts; `pdu` (this process's part) names sender and
         destination and, when `completing` (its part number), is the part still to be answered with the
-        outcome. `again`: it was judged before and not recorded (its line a refusal): this line says `late`. Its
-        lines name it (`concat`: the report ties them, one message)."""
+        outcome; `tok`: its take's token. `again`: it was judged before and not recorded (its line a refusal): this
+        line says `late`. Its lines name it (`concat`: the report ties them, one message)."""
         p = self.proxy
         total = key[4]
         if len(texts) < total:
@@ -187,7 +190,7 @@ class SharedMoParts:
                      key[3], key[1], len(texts), total, p.settings.concat_timeout)
             p.stats["mo_concat_incomplete"] += 1
         text = joined([texts[i] for i in sorted(texts)], False, texts)
-        self.writing.add(key)
+        self.writing[key] = tok
         if self._renewal is None:
             self._renewal = p.loop.call_later(LEASE / 3, self._renew_due)
         p._judge_mo(pdu, text, f"{type(pdu).__name__} MO x{len(texts)}/{total}", False, reading_of(text, reading),
@@ -209,8 +212,7 @@ class SharedMoParts:
             back = [x for i in sorted(texts) for x in (i, stored_text(texts[i]))]
             self._spawn(self._put_back(key, ks, back, link, None))
             return p._mo_outcome(v, link, parts, False, not again, dest_pdu=pdu, shortcode=True)
-        self.writing.discard(key)
-        self._spawn(self._recorded(ks, key))
+        self._spawn(self._recorded(ks, key, self.writing.pop(key, None)))
         p._mo_outcome(v, link, parts, False, dest_pdu=pdu, shortcode=True)
 
     def _renew_due(self) -> None:
@@ -225,17 +227,27 @@ class SharedMoParts:
 
     async def _renew(self, key) -> None:
         try:
-            await self._call(self._renew_script, keys=[*keys_of(key), TAKEN],
-                             args=[int(KEEP * 1000), int(LEASE * 1000)])
+            tok = self.writing.get(key)
+            if tok is not None and not await self._call(self._renew_script, keys=keys_of(key),
+                                                        args=[int(KEEP * 1000), int(LEASE * 1000), tok]):
+                self._not_ours(key, "its lease not renewed")
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: the lease of a message from %r being written not renewed (%s: %s); "
                         "a part sent again once it ends has it judged again", key[1], type(e).__name__, e)
 
-    async def _recorded(self, ks, key) -> None:
+    def _not_ours(self, key, what: str) -> None:
+        """A call of this taker's that found its message taken over by another process (its lease ended: this one
+        cut off from the server, or stalled, for longer): `what` is not done, the other's take stands."""
+        self.stats["mo_shared_taken_over"] += 1
+        log.warning("shared MO reassembly: a message from %r this process took was taken over by another once its "
+                    "lease ended: %s (judged there too)", key[1], what)
+
+    async def _recorded(self, ks, key, tok) -> None:
         """The done mark says recorded: a part of it sent again to any process is acknowledged from now on."""
         try:
-            await self._call(self._done, keys=ks, args=[int(KEEP * 1000)])
+            if not await self._call(self._done, keys=ks, args=[int(KEEP * 1000), tok or b""]):
+                self._not_ours(key, "recorded here, not marked so")
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: a recorded message from %r not marked so (%s: %s); its parts sent "
@@ -245,13 +257,15 @@ class SharedMoParts:
         """A message not recorded: its parts back in the server (waiting for a part to come again), then its
         completing part (`pdu`, if any) answered ESME_RX_T_APPN, so its redelivery finds them there."""
         try:
-            await self._call(self._putback, keys=ks, args=[int(NOT_RECORDED_KEEP * 1000), *back])
+            if not await self._call(self._putback, keys=ks, args=[int(NOT_RECORDED_KEEP * 1000),
+                                                                  self.writing.get(key) or b"", *back]):
+                self._not_ours(key, "not recorded here, not put back")
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: a message not recorded could not be put back (%s: %s); its "
                       "redelivered part will be judged without the others", type(e).__name__, e)
         finally:
-            self.writing.discard(key)
+            self.writing.pop(key, None)
         if pdu is not None:
             self.proxy._mo_answer(link, pdu, C.ESME_RX_T_APPN)
 
@@ -297,7 +311,7 @@ class SharedMoParts:
             due += NOT_RECORDED_KEEP - self.proxy.settings.concat_timeout
         member = msgpack.packb([list(key[0]), encode(pdu), reading])     # (its origin: mo_origin)
         try:
-            await self._call(self._defer, keys=[*keys_of(key), DUE], args=[
+            await self._call(self._defer, keys=[*keys_of(key)[:3], DUE], args=[
                 # (the parts outlive their due time by KEEP: the start that judges them finds them there)
                 int((NOT_RECORDED_KEEP + KEEP) * 1000), int(due * 1000), member])
         except Exception as e:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 from ..smpp_proxy.codec.text import TwoReadings, Ucs2Octets
 
@@ -24,34 +25,53 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # nowhere, and the completing part's redelivery was answered ESME_RX_T_APPN until the mark expired, then judged as
 # a fragment. A part that comes once the lease has ended (the server's clock, NOW, past its TAKEN score) takes the
 # message over: judged again, whole (again 1).
-# ADD: ARGV: part number, text, total, KEEP in ms, LEASE in ms. {2, mark}: judged already (or being:
-# 'w'); {1, [n, text, ...], again}: this part completed it (again 0), or came for a message waiting to be recorded
-# or whose taker's lease ended (again 1: judged before, its line a refusal or never written) (taken); {0}: stored
-# (the parts kept KEEP from now, or longer when a stop left them waiting: DEFER).
-ADD = NOW + r"""
-local function take(again)
-  local all = redis.call('HGETALL', KEYS[1])
-  redis.call('DEL', KEYS[3])
-  redis.call('SET', KEYS[2], 'w', 'PX', ARGV[4])
-  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
-    redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  end
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), KEYS[1])
-  return {1, all, again}
+# While the mark is 'w' the wait key holds the take's token (TOKEN_LEN octets, new_token); DONE, PUTBACK and RENEW
+# act only for the holder of the token
+# (a taker cut off past its lease, taken over, then reaching the server again put back a message another had
+# recorded: judged a third time), or on a message nothing is left of (its mark expired). An older process's take
+# deletes the wait key (so a newer taker's token is no longer there), and never reads it while the mark is there.
+MINE = r"""
+local function mine(tok)
+  local v = redis.call('GET', KEYS[3])
+  return v ~= false and #tok > 0 and string.sub(v, 1, #tok) == tok
 end
+local function others()
+  return redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 1
+end
+"""
+
+# The take shared by ADD and TAKE: KEEP in ms, LEASE in ms, the token.
+TAKEN_BY = NOW + r"""
+local function taken_by(keep, lease, by)
+  local all = redis.call('HGETALL', KEYS[1])
+  redis.call('SET', KEYS[3], by, 'PX', keep)
+  redis.call('SET', KEYS[2], 'w', 'PX', keep)
+  if redis.call('PTTL', KEYS[1]) < tonumber(keep) then
+    redis.call('PEXPIRE', KEYS[1], keep)
+  end
+  redis.call('ZADD', KEYS[4], now + tonumber(lease), KEYS[1])
+  return all
+end
+"""
+
+# ADD: ARGV: part number, text, total, KEEP in ms, LEASE in ms, token. {2, mark}: judged already (or
+# being: 'w'); {1, [n, text, ...], again}: this part completed it (again 0), or came for a message waiting to be
+# recorded or whose taker's lease ended (again 1: judged before, its line a refusal or never written) (taken);
+# {0}: stored (the parts kept KEEP from now, or longer when a stop left them waiting: DEFER).
+ADD = TAKEN_BY + r"""
 local done = redis.call('GET', KEYS[2])
 if done then
   local due = redis.call('ZSCORE', KEYS[4], KEYS[1])
   if done == 'w' and due and tonumber(due) <= now and redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-    return take(1)
+    return {1, taken_by(ARGV[4], ARGV[5], ARGV[6]), 1}
   end
   return {2, done}
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local again = redis.call('EXISTS', KEYS[3])
 if again == 1 or redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
-  return take(again)
+  return {1, taken_by(ARGV[4], ARGV[5], ARGV[6]), again}
 end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -59,53 +79,55 @@ end
 return {0}
 """
 
-# TAKE (a timer): ARGV: KEEP in ms, LEASE in ms. {1, [n, text, ...]}: the parts there were (taken,
+# TAKE (a timer): ARGV: KEEP in ms, LEASE in ms, token. {1, [n, text, ...]}: the parts there were (taken,
 # kept until DONE or PUTBACK as ADD's); {0}: none, the message waits for its redelivery (wait mark), or it is judged
 # or being judged (done mark).
-TAKE = NOW + r"""
+TAKE = TAKEN_BY + r"""
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then
   return {0}
 end
-local all = redis.call('HGETALL', KEYS[1])
-redis.call('SET', KEYS[2], 'w', 'PX', ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), KEYS[1])
-return {1, all}
+return {1, taken_by(ARGV[1], ARGV[2], ARGV[3])}
 """
 
-# DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged); its parts
-# and TAKEN entry go (and the entries of takers that died whose parts have expired since). ARGV: KEEP in ms.
-DONE = NOW + r"""
+# DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged); its parts,
+# token and TAKEN entry go (and the entries of takers that died whose parts have expired since). ARGV: KEEP in ms,
+# token. 1: done; 0: not this taker's (taken over, and recorded or put back there, or being written there).
+DONE = NOW + MINE + r"""
+if not mine(ARGV[2]) and others() then return 0 end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[4], KEYS[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[1]))
 return 1
 """
 
-# RENEW (every LEASE / 3 while the taker writes: a disk that stalls): its lease from now, its done mark and parts
-# kept KEEP from now, if it is still being written and taken (TAKEN): 1, else 0. ARGV: KEEP in ms, LEASE in ms.
-# (Without it a copy of a part sent after the lease took the message over from a taker alive and still writing:
-# judged and recorded twice; after KEEP the mark and the parts expired and the copy was a fragment.)
-RENEW = NOW + r"""
-if redis.call('GET', KEYS[2]) ~= 'w' or not redis.call('ZSCORE', KEYS[4], KEYS[1]) then return 0 end
+# RENEW (every LEASE / 3 while the taker writes: a disk that stalls): its lease from now, its done mark, token and
+# parts kept KEEP from now, if it is still being written and taken (TAKEN) by this taker: 1, else 0. ARGV: KEEP in
+# ms, LEASE in ms, token. (Without it a copy of a part sent after the lease took the message over from a taker alive
+# and still writing: judged and recorded twice; after KEEP the mark and the parts expired and the copy was a
+# fragment.)
+RENEW = NOW + MINE + r"""
+if redis.call('GET', KEYS[2]) ~= 'w' or not mine(ARGV[3]) or not redis.call('ZSCORE', KEYS[4], KEYS[1]) then
+  return 0
+end
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), KEYS[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return 1
 """
 
-# PUTBACK (not recorded): ARGV: NOT_RECORDED_KEEP in ms, then n, text, ...
-PUTBACK = r"""
+# PUTBACK (not recorded): ARGV: NOT_RECORDED_KEEP in ms, token, then n, text, ... 1: put back; 0: not this taker's
+# (as DONE's).
+PUTBACK = MINE + r"""
+if not mine(ARGV[2]) and others() then return 0 end
 redis.call('DEL', KEYS[2], KEYS[1])
 redis.call('ZREM', KEYS[4], KEYS[1])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
-if #ARGV > 1 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if #ARGV > 2 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
@@ -133,7 +155,20 @@ return got
 
 def keys_of(key) -> list:
     d = hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-    return [f"tf:{{mo:{d}}}", f"tf:{{mo:{d}}}:done", f"tf:{{mo:{d}}}:wait"]
+    return keys_named(f"tf:{{mo:{d}}}")
+
+
+def keys_named(parts: str) -> list:
+    """The keys of the message whose parts' key is `parts`."""
+    return [parts, parts + ":done", parts + ":wait", TAKEN]
+
+
+TOKEN_LEN = 17
+
+
+def new_token() -> bytes:
+    """A take's token (the wait key's first TOKEN_LEN octets while its taker writes): never '1', the wait mark."""
+    return b"t" + os.urandom(8).hex().encode()
 
 
 def done_mark(got) -> bytes:
