@@ -28,6 +28,8 @@ def _dies_while_writing(proxy) -> list:
 def test_a_part_sent_again_after_the_taker_died_has_the_whole_message_judged(tmp_path, url, monkeypatch):  # noqa: F811
     import engine.state.mo_parts as M
     monkeypatch.setattr(M, "LEASE", 0.0, raising=False)         # (60 s: the taker's write is long over by then)
+    # (a copy's take-over, not a sweep's: that is test_redis_mo_concat_takeover.py's)
+    monkeypatch.setattr(M, "SWEEP_EVERY", 600.0, raising=False)
     with Pair(tmp_path, url, concat_timeout=30.0) as pair:
         took = _dies_while_writing(pair.proxies[1])
         pair.send_parts([(0, 1, 2, b"DK D")], ref=0x37, src=SRC, data_coding=1)

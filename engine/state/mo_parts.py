@@ -55,8 +55,8 @@ from ..smpp_proxy.codec import constants as C
 from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.concat import concat_id, joined, reading_of
 from ..smpp_proxy.mo_restore import _GoneLink, made_no_command, mo_origin
-from .mo_parts_scripts import (ADD, CLAIM, DEFER, DONE, DUE, PUTBACK, RENEW, TAKE, done_mark, keys_of, new_token,
-                               stored_text, texts_of)
+from .mo_parts_scripts import (ADD, CLAIM, DEFER, DONE, DUE, ENDED, PUTBACK, RENEW, TAKE, TAKEOVER, done_mark,
+                               TAKEN, keys_named, keys_of, new_token, stored_text, texts_of)
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -65,6 +65,11 @@ KEEP = 120.0            # seconds a message's parts, and the mark of a judged on
 LEASE = 60.0            # seconds a taker has to record a message's command: a part that comes after takes it over
                         # (its taker died: killed -9 between the take and DONE or PUTBACK); a taker alive renews it
                         # every LEASE / 3 while it writes (`_renew`: a disk that stalls longer)
+
+SWEEP_EVERY = LEASE / 6     # seconds between two sweeps of a process (`_sweep`): a message whose taker died is
+                            # taken over within LEASE + SWEEP_EVERY of its last renewal
+
+SWEEP_MAX = 32          # messages whose taker's lease ended a sweep takes over at most
 
 NOT_RECORDED_KEEP = 3600.0   # seconds a message not recorded waits for a part again (mo.py's too)
 
@@ -84,10 +89,14 @@ class SharedMoParts:
         self._defer = self.redis.register_script(DEFER)
         self._claim = self.redis.register_script(CLAIM)
         self._renew_script = self.redis.register_script(RENEW)
+        self._ended = self.redis.register_script(ENDED)
+        self._takeover = self.redis.register_script(TAKEOVER)
         self._renewal: asyncio.TimerHandle | None = None     # `_renew_due`, armed while `writing` holds a key
         self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
         self.writing: dict = {}             # key -> its take's token: messages whose command is being written (or
                                             # put back) here
+        self._sweeping = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep_due)
+        self._swept = False                 # a sweep is under way
         self.tasks: set = set()
         self._slots = asyncio.Semaphore(MAX_CALLS)
         self.stats = proxy.stats
@@ -109,7 +118,7 @@ class SharedMoParts:
         ks, tok = keys_of(key), new_token()
         try:
             got = await self._call(self._add, keys=ks, args=[n, stored_text(text), total, int(KEEP * 1000),
-                                                             int(LEASE * 1000), tok])
+                                                             int(LEASE * 1000), tok + _member(key, pdu, reading)])
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly unavailable (%s: %s): part %d/%d judged in this process",
@@ -168,7 +177,8 @@ class SharedMoParts:
     async def _expired(self, key, link, pdu, reading) -> None:
         ks, tok = keys_of(key), new_token()
         try:
-            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000), int(LEASE * 1000), tok])
+            got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000), int(LEASE * 1000),
+                                                              tok + _member(key, pdu, reading)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: parts of a message from %r not taken (%s: %s); they expire in %.0f s",
@@ -243,6 +253,44 @@ class SharedMoParts:
         log.warning("shared MO reassembly: a message from %r this process took was taken over by another once its "
                     "lease ended: %s (judged there too)", key[1], what)
 
+    def _sweep_due(self) -> None:
+        """(one sweep at a time; none before the proxy has started: its judging needs the proxy's loop)"""
+        if self.proxy.loop is not None and not self._swept:
+            self._swept = True
+            self._spawn(self._sweep())
+        self._sweeping = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep_due)
+
+    async def _sweep(self) -> None:
+        """Every SWEEP_EVERY: the messages whose taker's lease has ended (killed -9 between its take and DONE or
+        PUTBACK), at most SWEEP_MAX, taken over (TAKEOVER: one process wins each) and judged whole, again, as a
+        copy of a part that comes then has them (one taken at concat_timeout has every part acknowledged: no copy
+        comes, and it was lost with its taker). A message this process writes is left to it."""
+        try:
+            ended = await self._call(self._ended, keys=[TAKEN], args=[SWEEP_MAX])
+            ours = {keys_of(k)[0] for k in self.writing}
+            for m in ended:
+                m = m.decode() if isinstance(m, bytes) else m
+                if m in ours:
+                    continue
+                tok = new_token()
+                ks = keys_named(m)
+                got = await self._call(self._takeover, keys=ks, args=[int(KEEP * 1000), int(LEASE * 1000), tok])
+                if got[0] != 1:
+                    continue
+                key, pdu, reading = _read_member(got[2])
+                self._disarm(key)
+                self.stats["mo_shared_swept"] += 1
+                log.warning("shared MO reassembly: a 5656 message from %r whose taker's lease ended (its process "
+                            "gone) taken over: judged again, whole", pdu.source_addr)
+                self._judge(key, ks, tok, texts_of(got[1]), _GoneLink(key[0]), pdu, reading, completing=None,
+                            again=True)
+        except Exception as e:
+            self.stats["mo_shared_errors"] += 1
+            log.warning("shared MO reassembly: the messages of takers gone not swept (%s: %s); the next sweep "
+                        "tries again", type(e).__name__, e)
+        finally:
+            self._swept = False
+
     async def _recorded(self, ks, key, tok) -> None:
         """The done mark says recorded: a part of it sent again to any process is acknowledged from now on."""
         try:
@@ -281,11 +329,8 @@ class SharedMoParts:
         now, n = time.time(), 0
         for i in range(0, len(got) - 1, 2):
             try:
-                addr, raw, reading = msgpack.unpackb(got[i])
-                pdu = decode(raw)
-                ref, total, _ = pdu_concat(pdu)
-                addr = tuple(addr)
-                key = (addr, pdu.source_addr, pdu.destination_addr, ref, total)
+                key, pdu, reading = _read_member(got[i])
+                addr = key[0]
                 delay = max(self.proxy.settings.concat_timeout, min(NOT_RECORDED_KEEP, float(got[i + 1]) / 1000 - now))
             except Exception as e:          # (a member this version cannot read: its parts expire)
                 log.error("shared MO reassembly: a message a stop left waiting is unreadable (%s: %s)",
@@ -309,11 +354,10 @@ class SharedMoParts:
             # armed when its first part came; one a start restored (its link gone) is armed for its due time already:
             # read as the first, each stop put off judging what arrived by another NOT_RECORDED_KEEP
             due += NOT_RECORDED_KEEP - self.proxy.settings.concat_timeout
-        member = msgpack.packb([list(key[0]), encode(pdu), reading])     # (its origin: mo_origin)
         try:
             await self._call(self._defer, keys=[*keys_of(key)[:3], DUE], args=[
                 # (the parts outlive their due time by KEEP: the start that judges them finds them there)
-                int((NOT_RECORDED_KEEP + KEEP) * 1000), int(due * 1000), member])
+                int((NOT_RECORDED_KEEP + KEEP) * 1000), int(due * 1000), _member(key, pdu, reading)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: a message from %r not left waiting (%s: %s): judged with what arrived",
@@ -323,7 +367,8 @@ class SharedMoParts:
     async def close(self, timeout: float | None = None) -> None:
         """At a stop (the proxy's drain, while the links are up, and serve's stop for what came since): the
         messages this process holds a timer for are left waiting in the server (module text), then the tasks
-        under way end."""
+        under way end. No sweep starts from now."""
+        self._sweeping.cancel()
         for key in list(self.timers):
             tm, link, pdu, reading = self.timers.pop(key)
             tm.cancel()
@@ -336,3 +381,16 @@ class SharedMoParts:
         if self.tasks:                              # and those not recorded put back
             await asyncio.wait(set(self.tasks), timeout=left())
 
+
+def _member(key, pdu, reading) -> bytes:
+    """A message as DUE names it, and as its taker's token is followed by (TAKEOVER): its origin (mo_origin), a
+    part's PDU (sender, destination, reference) and its reading."""
+    return msgpack.packb([list(key[0]), encode(pdu), reading])
+
+
+def _read_member(member) -> tuple:
+    """_member's inverse: (key, pdu, reading)."""
+    addr, raw, reading = msgpack.unpackb(member)
+    pdu = decode(raw)
+    ref, total, _ = pdu_concat(pdu)
+    return (tuple(addr), pdu.source_addr, pdu.destination_addr, ref, total), pdu, reading

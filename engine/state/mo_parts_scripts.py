@@ -24,9 +24,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # while it writes (DONE or PUTBACK removes them, and its TAKEN entry): a taker killed -9 before either left them
 # nowhere, and the completing part's redelivery was answered ESME_RX_T_APPN until the mark expired, then judged as
 # a fragment. A part that comes once the lease has ended (the server's clock, NOW, past its TAKEN score) takes the
-# message over: judged again, whole (again 1).
-# While the mark is 'w' the wait key holds the take's token (TOKEN_LEN octets, new_token); DONE, PUTBACK and RENEW
-# act only for the holder of the token
+# message over: judged again, whole (again 1); so does a sweep (TAKEOVER) of a message no part will come for again.
+# While the mark is 'w' the wait key holds the take's token (TOKEN_LEN octets, new_token) and what a sweep needs to
+# judge the message (`member`: the DUE member's form); DONE, PUTBACK and RENEW act only for the holder of the token
 # (a taker cut off past its lease, taken over, then reaching the server again put back a message another had
 # recorded: judged a third time), or on a message nothing is left of (its mark expired). An older process's take
 # deletes the wait key (so a newer taker's token is no longer there), and never reads it while the mark is there.
@@ -40,7 +40,7 @@ local function others()
 end
 """
 
-# The take shared by ADD and TAKE: KEEP in ms, LEASE in ms, the token.
+# The take shared by ADD, TAKE and TAKEOVER: ARGV[1] KEEP in ms, ARGV[2] LEASE in ms, ARGV[3] the token and member.
 TAKEN_BY = NOW + r"""
 local function taken_by(keep, lease, by)
   local all = redis.call('HGETALL', KEYS[1])
@@ -54,7 +54,7 @@ local function taken_by(keep, lease, by)
 end
 """
 
-# ADD: ARGV: part number, text, total, KEEP in ms, LEASE in ms, token. {2, mark}: judged already (or
+# ADD: ARGV: part number, text, total, KEEP in ms, LEASE in ms, token and member. {2, mark}: judged already (or
 # being: 'w'); {1, [n, text, ...], again}: this part completed it (again 0), or came for a message waiting to be
 # recorded or whose taker's lease ended (again 1: judged before, its line a refusal or never written) (taken);
 # {0}: stored (the parts kept KEEP from now, or longer when a stop left them waiting: DEFER).
@@ -79,7 +79,7 @@ end
 return {0}
 """
 
-# TAKE (a timer): ARGV: KEEP in ms, LEASE in ms, token. {1, [n, text, ...]}: the parts there were (taken,
+# TAKE (a timer): ARGV: KEEP in ms, LEASE in ms, token and member. {1, [n, text, ...]}: the parts there were (taken,
 # kept until DONE or PUTBACK as ADD's); {0}: none, the message waits for its redelivery (wait mark), or it is judged
 # or being judged (done mark).
 TAKE = TAKEN_BY + r"""
@@ -87,6 +87,28 @@ if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 or r
   return {0}
 end
 return {1, taken_by(ARGV[1], ARGV[2], ARGV[3])}
+"""
+
+# ENDED (a sweep): KEYS[1] TAKEN; ARGV[1]: at most how many. The messages whose taker's lease has ended.
+ENDED = NOW + r"""
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+"""
+
+# TAKEOVER (a sweep, for one message ENDED named): ARGV: KEEP in ms, LEASE in ms, token. A message whose taker's
+# lease has ended, still being written ('w') with its parts there, taken as ADD takes it over: {1, [n, text, ...],
+# member}; else {0} (taken over or renewed meanwhile, recorded, or taken by an older process, whose take says no
+# member: a copy of a part still takes that one over), its TAKEN entry gone if nothing is left to take.
+TAKEOVER = TAKEN_BY + r"""
+local due = redis.call('ZSCORE', KEYS[4], KEYS[1])
+if not due or tonumber(due) > now then return {0} end
+if redis.call('GET', KEYS[2]) ~= 'w' or redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[4], KEYS[1])
+  return {0}
+end
+local v = redis.call('GET', KEYS[3])
+if not v or #v <= #ARGV[3] then return {0} end
+local member = string.sub(v, #ARGV[3] + 1)
+return {1, taken_by(ARGV[1], ARGV[2], ARGV[3] .. member), member}
 """
 
 # DONE (the command recorded): the done mark '1' (its late parts, wherever they land, are acknowledged); its parts,
@@ -159,7 +181,7 @@ def keys_of(key) -> list:
 
 
 def keys_named(parts: str) -> list:
-    """The keys of the message whose parts' key is `parts`."""
+    """The keys of the message whose parts' key is `parts` (a TAKEN member)."""
     return [parts, parts + ":done", parts + ":wait", TAKEN]
 
 
