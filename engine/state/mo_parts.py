@@ -8,9 +8,8 @@ Theory of operation. Only messages for the short code go this way: their parts a
 they come anyway (mo.py), so no process has to answer for another's part. A part's text goes into the
 message's hash (`tf:{mo:<digest>}`, keyed like mo.py by SMSC (mo_origin), source, destination,
 reference and total; part number -> text) by the script ADD, which answers in the same call whether
-that part completed the message. The process whose part completes it takes every part's text (the
-hash is deleted and a `done` mark left for KEEP seconds: 'w' while its command is written, '1' once it is
-recorded, DONE) and judges the whole message once, then
+that part completed the message. The process whose part completes it takes every part's text (a `done`
+mark left for KEEP seconds: 'w' while its command is written, '1' once it is recorded, DONE) and judges the whole message once, then
 answers its part with the message's outcome; the others answer their parts 0 at once (acknowledged
 as they come, as in one process). Each process that stored a part of a message arms a timer of
 `concat_timeout`; when it fires, TAKE gives the parts still there (if any) to exactly one process,
@@ -23,6 +22,14 @@ NOT_RECORDED_KEEP seconds, the SMSC's retry schedule) before its completing part
 ESME_RX_T_APPN; while `wait` is there no timer takes it, and the next part that comes (the redelivered
 one, wherever it lands) takes them all and has the message judged again, whole. So is a message judged with
 what arrived whose parts made no command (a syntax error, nothing in force): its late part has the whole text judged.
+
+A taker (of any of these takes) leaves the parts in the server until DONE or PUTBACK, under a lease (LEASE, on the
+server's clock, in the sorted set TAKEN) that it renews while it writes (RENEW), and its take has a token of its own:
+DONE, PUTBACK and RENEW act only for the holder (mo_parts_scripts.py). A taker killed -9 is taken over once its lease
+has ended, by a copy of a part (ADD) or by any process's sweep (`_sweep`, every SWEEP_EVERY: TAKEOVER, one process
+wins), the only way for a message taken at `concat_timeout` (every part acknowledged: none comes again); a taker cut
+off from the server for longer finds its message taken over and leaves it to the other (logged,
+`mo_shared_taken_over`).
 
 A stop does not judge the messages this process holds a timer for with what arrived (a deploy between the
 two parts of a `DK DNC` recorded a syntax error, and the second part, after the start, was a late part of a
@@ -48,15 +55,12 @@ import logging
 import time
 from functools import partial
 
-import msgpack
-
 from ..aiowait import wait_for
 from ..smpp_proxy.codec import constants as C
-from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.concat import concat_id, joined, reading_of
 from ..smpp_proxy.mo_restore import _GoneLink, made_no_command, mo_origin
 from .mo_parts_scripts import (ADD, CLAIM, DEFER, DONE, DUE, ENDED, PUTBACK, RENEW, TAKE, TAKEOVER, done_mark,
-                               TAKEN, keys_named, keys_of, new_token, stored_text, texts_of)
+                               TAKEN, keys_named, keys_of, member_of, new_token, read_member, stored_text, texts_of)
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -118,7 +122,7 @@ class SharedMoParts:
         ks, tok = keys_of(key), new_token()
         try:
             got = await self._call(self._add, keys=ks, args=[n, stored_text(text), total, int(KEEP * 1000),
-                                                             int(LEASE * 1000), tok + _member(key, pdu, reading)])
+                                                             int(LEASE * 1000), tok + member_of(key, pdu, reading)])
         except Exception as e:              # the server away: this process's own reassembly, as without it
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly unavailable (%s: %s): part %d/%d judged in this process",
@@ -178,7 +182,7 @@ class SharedMoParts:
         ks, tok = keys_of(key), new_token()
         try:
             got = await self._call(self._take, keys=ks, args=[int(KEEP * 1000), int(LEASE * 1000),
-                                                              tok + _member(key, pdu, reading)])
+                                                              tok + member_of(key, pdu, reading)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.error("shared MO reassembly: parts of a message from %r not taken (%s: %s); they expire in %.0f s",
@@ -277,7 +281,7 @@ class SharedMoParts:
                 got = await self._call(self._takeover, keys=ks, args=[int(KEEP * 1000), int(LEASE * 1000), tok])
                 if got[0] != 1:
                     continue
-                key, pdu, reading = _read_member(got[2])
+                key, pdu, reading = read_member(got[2])
                 self._disarm(key)
                 self.stats["mo_shared_swept"] += 1
                 log.warning("shared MO reassembly: a 5656 message from %r whose taker's lease ended (its process "
@@ -329,7 +333,7 @@ class SharedMoParts:
         now, n = time.time(), 0
         for i in range(0, len(got) - 1, 2):
             try:
-                key, pdu, reading = _read_member(got[i])
+                key, pdu, reading = read_member(got[i])
                 addr = key[0]
                 delay = max(self.proxy.settings.concat_timeout, min(NOT_RECORDED_KEEP, float(got[i + 1]) / 1000 - now))
             except Exception as e:          # (a member this version cannot read: its parts expire)
@@ -357,7 +361,7 @@ class SharedMoParts:
         try:
             await self._call(self._defer, keys=[*keys_of(key)[:3], DUE], args=[
                 # (the parts outlive their due time by KEEP: the start that judges them finds them there)
-                int((NOT_RECORDED_KEEP + KEEP) * 1000), int(due * 1000), _member(key, pdu, reading)])
+                int((NOT_RECORDED_KEEP + KEEP) * 1000), int(due * 1000), member_of(key, pdu, reading)])
         except Exception as e:
             self.stats["mo_shared_errors"] += 1
             log.warning("shared MO reassembly: a message from %r not left waiting (%s: %s): judged with what arrived",
@@ -381,16 +385,3 @@ class SharedMoParts:
         if self.tasks:                              # and those not recorded put back
             await asyncio.wait(set(self.tasks), timeout=left())
 
-
-def _member(key, pdu, reading) -> bytes:
-    """A message as DUE names it, and as its taker's token is followed by (TAKEOVER): its origin (mo_origin), a
-    part's PDU (sender, destination, reference) and its reading."""
-    return msgpack.packb([list(key[0]), encode(pdu), reading])
-
-
-def _read_member(member) -> tuple:
-    """_member's inverse: (key, pdu, reading)."""
-    addr, raw, reading = msgpack.unpackb(member)
-    pdu = decode(raw)
-    ref, total, _ = pdu_concat(pdu)
-    return (tuple(addr), pdu.source_addr, pdu.destination_addr, ref, total), pdu, reading

@@ -1,11 +1,15 @@
 """What mo_parts.py keeps in Redis: the keys of a message's parts (`keys_of`), the sorted set a stop leaves
 (DUE), the Lua scripts that move a message between stored, being judged, recorded and waiting for its redelivery
-(mo_parts.py's module text tells the story), and how a part's text is stored (`stored_text`, `text_of`). No I/O."""
+(mo_parts.py's module text tells the story), how a part's text is stored (`stored_text`, `text_of`) and how a
+message is named in DUE and to a sweep (`member_of`, `read_member`). No I/O."""
 from __future__ import annotations
 
 import hashlib
 import os
 
+import msgpack
+
+from ..smpp_proxy.codec import decode, encode, pdu_concat
 from ..smpp_proxy.codec.text import TwoReadings, Ucs2Octets
 
 DUE = "tf:mo:due"       # messages a stop left waiting: [SMSC (mo_origin), first PDU, reading] -> when to judge (ms)
@@ -237,3 +241,16 @@ def text_of(b: bytes) -> str:
 def texts_of(flat) -> dict:
     """HGETALL's [n, text, ...] -> {part number: text}."""
     return {int(flat[i]): text_of(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+def member_of(key, pdu, reading) -> bytes:
+    """A message as DUE names it, and as its taker's token is followed by (TAKEOVER): its origin (mo_origin), a
+    part's PDU (sender, destination, reference) and its reading."""
+    return msgpack.packb([list(key[0]), encode(pdu), reading])
+
+
+def read_member(member) -> tuple:
+    """member_of's inverse: (key, pdu, reading)."""
+    addr, raw, reading = msgpack.unpackb(member)
+    pdu = decode(raw)
+    ref, total, _ = pdu_concat(pdu)
+    return (tuple(addr), pdu.source_addr, pdu.destination_addr, ref, total), pdu, reading
