@@ -242,6 +242,7 @@ def texts_of(flat) -> dict:
     """HGETALL's [n, text, ...] -> {part number: text}."""
     return {int(flat[i]): text_of(flat[i + 1]) for i in range(0, len(flat), 2)}
 
+
 def member_of(key, pdu, reading) -> bytes:
     """A message as DUE names it, and as its taker's token is followed by (TAKEOVER): its origin (mo_origin), a
     part's PDU (sender, destination, reference) and its reading."""
