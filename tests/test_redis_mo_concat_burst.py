@@ -5,6 +5,8 @@ shared client's pool at once, and redis-py's asyncio pool (100 connections by de
 the 101st in flight with MaxConnectionsError; the part then fell back to this process's own reassembly, where
 its other half, in the other process, never came: both halves acknowledged, the message judged at
 concat_timeout on half its text (a syntax error). The calls are now queued for a bounded number of slots."""
+import asyncio
+
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import pdu as P
 
@@ -22,11 +24,24 @@ def test_a_burst_of_registrations_in_parts_across_two_processes_is_recorded_whol
 def test_parts_waiting_for_a_slot_longer_than_the_timeout_still_go_through_redis(tmp_path, url, monkeypatch):  # noqa: F811
     """Found by CI on a loaded host (269 of 300 judged): the store's timeout covered a part's wait for a script slot
     too, and parts queued behind a burst longer than that fell back to this process's own reassembly (their other
-    halves in Redis): commands acknowledged and judged on half their text. Here one slot and a 20 ms timeout: the
-    queue of 600 parts outlasts 4 x 20 ms, while each call takes well under it."""
+    halves in Redis): commands acknowledged and judged on half their text. Here one slot, a 100 ms timeout and each
+    call holding its slot 2 ms longer (a slow server): the queue of 600 parts outlasts 4 x 100 ms by far, while each
+    call takes well under it (with a 20 ms timeout and no delay, a call on a loaded CI host could take longer than
+    the 80 ms itself)."""
     import engine.state.mo_parts as M
     monkeypatch.setattr(M, "MAX_CALLS", 1)
-    _burst(tmp_path, url + ("&" if "?" in url else "?") + "timeout=0.02")
+    made = M.SharedMoParts.__init__
+
+    def slow_server(self, *a, **kw):
+        made(self, *a, **kw)
+        add = self._add
+
+        async def slow_add(**kw):
+            await asyncio.sleep(0.002)
+            return await add(**kw)
+        self._add = slow_add
+    monkeypatch.setattr(M.SharedMoParts, "__init__", slow_server)
+    _burst(tmp_path, url + ("&" if "?" in url else "?") + "timeout=0.1")
 
 
 def _burst(tmp_path, url):  # noqa: F811
