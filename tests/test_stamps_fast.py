@@ -86,3 +86,19 @@ def test_utc_now_is_datetime_now_in_utc():
 @pytest.mark.skipif(bool(__import__("os").environ.get("TELFILTER_STAMPS_PURE")), reason="Python forms asked for")
 def test_the_engine_uses_the_compiled_forms():
     assert stamps.posix is C.posix and stamps.second_key is C.second_key and stamps.utc_now is C.utc_now
+
+
+def test_the_python_forms_read_a_subclass_as_the_compiled_ones_do(monkeypatch):
+    """posix(t) is t.timestamp() in both forms, as MessageContext read it before either: a datetime subclass with
+    its own timestamp() (Sub: 1.5) is read through it, not through datetime's."""
+    import importlib
+    t = Sub(2026, 1, 1, tzinfo=timezone.utc)
+    monkeypatch.setenv("TELFILTER_STAMPS_PURE", "1")
+    try:
+        pure = importlib.reload(stamps)
+        assert pure.posix is not C.posix
+        assert pure.posix(t) == C.posix(t) == t.timestamp() == 1.5
+        assert pure.posix(EDGE[2]) == C.posix(EDGE[2])
+    finally:
+        monkeypatch.undo()
+        importlib.reload(stamps)                     # (the forms the environment asks for, again)
