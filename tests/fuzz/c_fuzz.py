@@ -1,6 +1,6 @@
 """A bounded-time fuzzer of the C extensions' entry points against their pure-Python twins (no I/O, no network).
 
-    python -m tests.fuzz.c_fuzz [--seconds 60] [--seed N] [--target sip|text|slots|all]
+    python -m tests.fuzz.c_fuzz [--seconds 60] [--seed N] [--target sip|text|slots|stamps|all]
 
 Meant to be run on a sanitizer build (tests/fuzz/README.md, "Sanitizer build"): the inputs go to the C functions
 directly, with the edges a peer can reach in mind.
@@ -18,6 +18,7 @@ directly, with the edges a peer can reach in mind.
 - slots: engine/rules/_slotsfast.c against the Python tables (tests/test_slots_fast.py's `run`) with odd keys
   (huge and negative ints, bools, surrogates, bytes, None, nested and 8- or 9-long tuples), tables at max_keys 1-64,
   hashes homing at the index's end; answers, exceptions and dumps must be the same.
+- stamps: engine/_stamps.c's posix and second_key against stamps.py's Python forms (tests/fuzz/c_fuzz_stamps.py).
 
 A failure raises AssertionError naming the input. Iterations are deterministic for a seed.
 """
@@ -335,7 +336,12 @@ def slots_(seconds: float, seed: int) -> dict:
     return n
 
 
-TARGETS = {"sip": sip, "text": text, "slots": slots_}
+def stamps(seconds: float, seed: int) -> dict:
+    from tests.fuzz.c_fuzz_stamps import stamps as run
+    return run(seconds, seed)
+
+
+TARGETS = {"sip": sip, "text": text, "slots": slots_, "stamps": stamps}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="C extensions against their Python twins")
