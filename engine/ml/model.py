@@ -107,7 +107,10 @@ class Scorer:
         return p
 
     def _score(self, text: str) -> float:
-        d, vi = self.decision_language(text)
+        C = F._C
+        # the compiled scorer called here, not through decision_language: one Python frame a text less
+        d, vi = C.decision(text, F.normalise(text), self._quads, self.intercept) if C is not None \
+            else self.decision_language(text)
         t = self.a * d + self.c + (self._shift_vi if vi else self._shift_en)
         # numerically stable logistic
         if t >= 0:
