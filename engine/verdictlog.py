@@ -196,9 +196,9 @@ class VerdictLog:
             line = ('{"ts": "%s", "kind": "sms", "pdu": %s, "account": %s, "sender": %s, "recipient": %s, '
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s%s}'
                     # isoformat() is plain ASCII with nothing to escape; names of PDUs and accounts
-                    # are few and their JSON is kept
-                    % (_isoformat(msg.time if sub is None else sub), _name_json(pdu), _name_json(msg.account), _jstr(msg.sender),
-                       _jstr(msg.recipient), _ACTION_NAME[v.action],
+                    # are few and their JSON is kept (read here: _name_json's frame only the first time)
+                    % (_isoformat(msg.time if sub is None else sub), _NAMES.get(pdu) or _name_json(pdu),
+                       _NAMES.get(msg.account) or _name_json(msg.account), _jstr(s), _jstr(r), _ACTION_NAME[v.action],
                        _score_json(score) if type(score) is float and -1e11 < score < 1e11 else _num(round(score, 4)),
                        _hits_json(hits) if hits else "[]",
                        # "%.1f" is float.__repr__(round(judge_us, 1)), character for character, below 1e15 (both

@@ -228,18 +228,21 @@ def test_verdict_log_escapes_undecodable_bytes(tmp_path):
     assert recs[0]["call_id"] == bad and recs[1]["sender"] == bad and vlog.errors == 0
 
 
-def test_sms_line_builder_matches_json_dumps():
+@pytest.mark.parametrize("account", ["esme1", 'es"më\\1'])
+def test_sms_line_builder_matches_json_dumps(account):
+    """The line against json.dumps, the first time a PDU and account name are seen and again (their JSON kept)."""
     from datetime import datetime, timezone
     from engine.verdict import Action, Hit, Message, Verdict
     buf = io.StringIO()
     msg = Message(sender="SHOP\"ABC", recipient="84912", text="x", time=datetime(2026, 3, 2, tzinfo=timezone.utc),
-                  account="esme1")
+                  account=account)
     v = Verdict(Action.DROP, 7.123456789, (Hit("A", 3, "tiếng Việt \\ \n", "f.toml:3"), Hit("B", 4.123456789)))
     VerdictLog(buf).write_sms(msg, "SubmitSm", v, 42.26)
-    old = {"ts": msg.time.isoformat(), "kind": "sms", "pdu": "SubmitSm", "account": "esme1", "sender": msg.sender,
+    VerdictLog(buf).write_sms(msg, "SubmitSm", v, 42.26)
+    old = {"ts": msg.time.isoformat(), "kind": "sms", "pdu": "SubmitSm", "account": account, "sender": msg.sender,
            "recipient": "84912", "action": "drop", "score": round(v.score, 4), "hits": [h.to_json() for h in v.hits],
            "judge_us": round(42.26, 1)}
-    assert buf.getvalue() == json.dumps(old, ensure_ascii=False) + "\n"
+    assert buf.getvalue() == 2 * (json.dumps(old, ensure_ascii=False) + "\n")
 
 
 # ties at the 4th place, signed zero, values that round to a whole number or to 0.0001, the edges of the
