@@ -55,6 +55,8 @@ setup(
                            extra_compile_args=["-O2"]),
                  # a message datetime's POSIX time and second (stamps.py keeps the Python ones)
                  Extension("engine._stamps", ["engine/_stamps.c"], optional=True, extra_compile_args=["-O2"]),
+                 # a bare-digit address read as an int (numbers.py keeps the Python one)
+                 Extension("engine._numbers", ["engine/_numbers.c"], optional=True, extra_compile_args=["-O2"]),
                  # the state tables' hot paths (slots.py, counters.py, history.py keep the Python ones)
                  Extension("engine.rules._slotsfast", ["engine/rules/_slotsfast.c"], optional=True,
                            depends=["engine/rules/_slotobj.h", "engine/rules/_slottable.h", "engine/rules/_slotcounters.h", "engine/rules/_slothistory.h"],

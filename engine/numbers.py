@@ -11,6 +11,8 @@ suite property-tests this function against it instead.
 """
 from __future__ import annotations
 
+import os
+
 VN_CC = "84"
 _STRIP = str.maketrans("", "", " -.()\t/")
 SHORTCODE_MAX_DIGITS = 6
@@ -93,6 +95,20 @@ def legacy_service_key(n: int) -> int | None:
     return int(VN_CC + str(n)) if any(lo <= n <= hi for lo, hi in LEGACY_SERVICE_RANGES) else None
 
 
+def _bare_digits(raw: str) -> int | None:
+    """int(raw) when `raw` is 1 to 18 ASCII digits, else None (engine/_numbers.c's bare_digits, ~1,150
+    instructions cheaper a number, is used unless absent or TELFILTER_NUMBERS_PURE=1; a test checks both agree)."""
+    return int(raw) if 0 < len(raw) <= 18 and raw.isdigit() and raw.isascii() else None
+
+
+bare_digits = _bare_digits
+if not os.environ.get("TELFILTER_NUMBERS_PURE"):
+    try:
+        from ._numbers import bare_digits          # noqa: F811
+    except ImportError:
+        pass
+
+
 # SMPP 3.4 §5.2.5 type of number (source_addr_ton, dest_addr_ton, esme_addr_ton): the two that say how digits
 # without a '+' are to be read; 0 (unknown) and the others (network specific, alphanumeric, ...) say nothing
 TON_INTERNATIONAL = 1
@@ -109,10 +125,16 @@ def normalise_number(raw: str, ton: int = 0) -> int | None:
     2xxxxxxxxx whatever its area code). Any other form (an ESME that sends 0912345678 as international, or
     84912345678 as national: common misconfigurations), and every other TON, keep the reading from the digits
     alone."""
-    if raw.isdigit() and raw.isascii():          # most addresses: bare digits, nothing to strip
+    v = bare_digits(raw)
+    if v is not None:                            # most addresses: bare digits, nothing to strip
+        n = len(raw)
+        if n == 11 and raw[0] != "0" or n <= SHORTCODE_MAX_DIGITS:
+            return v                             # (what the bare-digit reading below gives these: int(s))
         s = raw
     elif raw[:1].isalpha():                      # a sender name ("SHOPABC"): the letter stays first
         return None
+    elif raw.isdigit() and raw.isascii():        # more than 18 digits
+        s = raw
     else:
         # (+ and ASCII digits, E.164 as a SIP P-Asserted-Identity's tel URI writes it: nothing to strip -- the strip
         # and translate cost ~5,800 instructions such a number)

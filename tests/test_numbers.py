@@ -128,3 +128,32 @@ def test_a_plus_number_is_not_stripped(monkeypatch):
     import engine.numbers as numbers
     monkeypatch.setattr(numbers, "_STRIP", str.maketrans("", "", "4"))     # a strip that would show
     assert normalise_number("+84901234567") == 84901234567
+
+
+# addresses as ESMEs and SIP peers write them: digits of any length (leading zeros, 18/19 digits, the bound of the
+# compiled read), '+', spacing, letters, non-ASCII digits (Arabic-Indic, full-width)
+_ADDRESS = st.text(st.sampled_from("0123456789+ -()SHOPé٣５"), max_size=21) | \
+    st.text(st.sampled_from("0123456789"), min_size=1, max_size=21)
+
+
+@given(_ADDRESS, st.sampled_from([0, 1, 2, 5]))
+@settings(max_examples=3000)
+def test_compiled_bare_digit_read_agrees_with_python(raw, ton):
+    import engine.numbers as N
+    assert N.bare_digits(raw) == N._bare_digits(raw), raw
+    compiled = normalise_number(raw, ton)
+    saved, N.bare_digits = N.bare_digits, N._bare_digits
+    try:
+        assert compiled == normalise_number(raw, ton), (raw, ton)
+    finally:
+        N.bare_digits = saved
+
+
+def test_bare_digits_is_compiled_and_bounded():
+    import engine.numbers as N
+    from engine import _numbers
+    assert N.bare_digits is _numbers.bare_digits
+    assert [N.bare_digits(s) for s in ("", "0", "007", "9" * 18, "9" * 19, "١٢", "12a", "+12")] == \
+        [None, 0, 7, 10 ** 18 - 1, None, None, None, None]
+    with pytest.raises(TypeError):
+        N.bare_digits(None)
