@@ -126,3 +126,18 @@ def test_view_and_full_decode_agree_on_every_truncation(kw):
     raw = encode(_submit(**kw))
     for end in range(16, len(raw) + 1):
         same_as_full(end.to_bytes(4, "big") + raw[4:end])
+
+
+@pytest.mark.parametrize("field", ["source_addr", "destination_addr"])
+@pytest.mark.parametrize("octets", [19, 20, 21, 22, 40])
+def test_an_address_at_and_past_its_21_octets_is_read_and_refused_as_the_full_decoder_does(field, octets):
+    # SMPP 3.4 §5.2.8/§5.2.9: 21 octets with the NUL; the view finds the NUL from the field's start and
+    # bounds it after, so a NUL further on (the next fields') must refuse it as well
+    good = encode(_submit())
+    addr = _submit().source_addr if field == "source_addr" else _submit().destination_addr
+    at = good.index(addr.encode() + b"\x00")
+    raw = good[:at] + b"8" * octets + good[at + len(addr):]
+    raw = len(raw).to_bytes(4, "big") + raw[4:]
+    if field == "source_addr" and octets >= 21:     # refused as too long, not as a missing NUL
+        assert outcome(view_sm, raw)[1] == C.ESME_RINVSRCADR
+    same_as_full(raw)

@@ -162,8 +162,9 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
         raise _short(raw, o, _TON_NPI, cid, seq)
     v.source_addr_ton, v.source_addr_npi = raw[o], raw[o + 1]
     o += 2
-    e = raw.find(b"\x00", o, o + 21)
-    if e < 0:
+    # (found from `o` and bounded after: bytes.find parses a third argument for ~430 instructions)
+    e = raw.find(b"\x00", o)
+    if e < 0 or e >= o + 21:
         raise _cstr_error(raw, o, 21, "source_addr", C.ESME_RINVSRCADR, cid, seq)
     v.source_addr = raw[o:e].decode("latin-1")
     o = e + 1
@@ -171,8 +172,8 @@ def view_sm(raw: bytes, cid: int | None = None, seq: int | None = None, status: 
         raise _short(raw, o, _DEST_TON_NPI, cid, seq)
     v.dest_addr_ton, v.dest_addr_npi = raw[o], raw[o + 1]
     o += 2
-    e = raw.find(b"\x00", o, o + 21)
-    if e < 0:
+    e = raw.find(b"\x00", o)
+    if e < 0 or e >= o + 21:
         raise _cstr_error(raw, o, 21, "destination_addr", C.ESME_RINVDSTADR, cid, seq)
     v.destination_addr = raw[o:e].decode("latin-1")
     o = e + 1
