@@ -177,6 +177,8 @@ def test_eval_without_model_uses_the_serving_model_and_breaks_down(tmp_path):
 def test_compiled_decision_reads_its_arguments_as_before():
     """decision(text, normalised, weights, intercept) takes what "UUy*d" took (an int intercept, any C-contiguous
     buffer of the weights) and refuses the rest with a TypeError; its answer is (float, 0 or 1)."""
+    if F._C is None:
+        pytest.skip("the compiled scorer is not in use (not built, or TELFILTER_ML_PURE=1)")
     sc = load_scorer(default_model_dir())
     text = "Chúc mừng bạn trúng thưởng 0912345678"
     d, vi = F._C.decision(text, F.normalise(text), sc._quads, sc.intercept)
