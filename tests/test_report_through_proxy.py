@@ -3,7 +3,6 @@ as the SMSC, a file verdict log), then the report's counts must equal what was s
 test_report.py."""
 import csv
 import json
-import time
 from datetime import datetime
 
 import smpplib.client
@@ -16,6 +15,7 @@ from engine.smpp_proxy.harness import ProxyHarness
 from engine.verdictlog import VerdictLog
 from tests.conftest import run_cli
 from tests.test_report import HANOI
+from tests.test_smpp_proxy import wait
 
 
 HAM = "Hi Lan, the meeting moved to 3pm tomorrow. See you there"
@@ -27,15 +27,6 @@ def _send(c, text, src, dst="84912345678"):
         c.send_message(source_addr_ton=1, source_addr_npi=1, source_addr=src, dest_addr_ton=1, dest_addr_npi=1,
                        destination_addr=dst, short_message=p, data_coding=enc, esm_class=esm)
     return [c.read_pdu().status for _ in parts]
-
-
-def _wait(pred, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_end_to_end_known_traffic_through_the_proxy_gives_exact_report_counts(tmp_path):
@@ -67,10 +58,10 @@ def test_end_to_end_known_traffic_through_the_proxy_gives_exact_report_counts(tm
         for src, text in mos:
             before = len(h.sim.mo_responses)
             assert h.run(h.sim.send_mo, src, "5656", text)
-            assert _wait(lambda: len(h.sim.mo_responses) > before)
+            assert wait(lambda: len(h.sim.mo_responses) > before)
             key = text.split()[0].upper()
             sent[{"DK": "dk", "HUY": "huy"}.get(key, key)] += 1
-        assert _wait(lambda: pipe.lists.in_dnc(84911000003, "V"))
+        assert wait(lambda: pipe.lists.in_dnc(84911000003, "V"))
         c.unbind()
         c.disconnect()
     vlog.close()
