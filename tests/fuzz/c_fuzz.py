@@ -1,6 +1,6 @@
 """A bounded-time fuzzer of the C extensions' entry points against their pure-Python twins (no I/O, no network).
 
-    python -m tests.fuzz.c_fuzz [--seconds 60] [--seed N] [--target sip|text|slots|stamps|all]
+    python -m tests.fuzz.c_fuzz [--seconds 60] [--seed N] [--target sip|text|slots|stamps|numbers|all]
 
 Meant to be run on a sanitizer build (tests/fuzz/README.md, "Sanitizer build"): the inputs go to the C functions
 directly, with the edges a peer can reach in mind.
@@ -19,6 +19,9 @@ directly, with the edges a peer can reach in mind.
   (huge and negative ints, bools, surrogates, bytes, None, nested and 8- or 9-long tuples), tables at max_keys 1-64,
   hashes homing at the index's end; answers, exceptions and dumps must be the same.
 - stamps: engine/_stamps.c's posix and second_key against stamps.py's Python forms (tests/fuzz/c_fuzz_stamps.py).
+- numbers: engine/_numbers.c's bare_digits against numbers.py's Python read, and normalise_number with each, on
+  addresses of 0-40 characters (ASCII and other Unicode digits, the 18/19-digit bound, signs, spaces, NULs, letters)
+  under every TON.
 
 A failure raises AssertionError naming the input. Iterations are deterministic for a seed.
 """
@@ -341,7 +344,39 @@ def stamps(seconds: float, seed: int) -> dict:
     return run(seconds, seed)
 
 
-TARGETS = {"sip": sip, "text": text, "slots": slots_, "stamps": stamps}
+_ADDRESS_CHARS = "0123456789" * 6 + "+- .()\t/\x00a\u0660\uff11\u00b2\u0967\U0001d7ce"
+
+
+def numbers(seconds: float, seed: int) -> dict:
+    from engine import numbers as N
+    if N.bare_digits is N._bare_digits:
+        return {"skipped": "engine._numbers not built (or TELFILTER_NUMBERS_PURE=1)"}
+    rnd, end, n = random.Random(seed), time.monotonic() + seconds, {"rounds": 0}
+    fast = N.bare_digits
+    while time.monotonic() < end:
+        k = rnd.choice((rnd.randrange(0, 41), 17, 18, 19, 11, 10, 6, 7))
+        s = "".join(rnd.choice(_ADDRESS_CHARS if rnd.random() < 0.3 else "0123456789") for _ in range(k))
+        if rnd.random() < 0.1:
+            s = "+" + s
+        assert fast(s) == N._bare_digits(s), ("bare_digits", s)
+        for ton in (0, 1, 2, 5):
+            try:
+                a = ("ok", N.normalise_number(s, ton))
+            except Exception as e:
+                a = ("raised", type(e).__name__)
+            N.bare_digits = N._bare_digits
+            try:
+                b = ("ok", N.normalise_number(s, ton))
+            except Exception as e:
+                b = ("raised", type(e).__name__)
+            finally:
+                N.bare_digits = fast
+            assert a == b, ("normalise_number", s, ton, a, b)
+        n["rounds"] += 1
+    return n
+
+
+TARGETS = {"sip": sip, "text": text, "slots": slots_, "stamps": stamps, "numbers": numbers}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="C extensions against their Python twins")
