@@ -61,6 +61,18 @@ def replace_file(path, data: bytes, tmp: Path | None = None) -> None:
     fsync_dir(path.parent)
 
 
+def pid_alive(pid: str) -> bool:
+    """Whether the process `pid` (a file name's part) may still be alive: only one known gone is not (not a number,
+    or another user's: not ours to judge, taken as alive)."""
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+
+
 def remove_dead_writers_tmp(path) -> int:
     """Remove the temporary files `rename_in` left beside `path` under its default name (`.NAME.PID.tmp`) whose
     writer is no longer alive (killed -9 between its write and its rename: one such file for good per crash). A
@@ -68,15 +80,9 @@ def remove_dead_writers_tmp(path) -> int:
     path, n = Path(path), 0
     for p in path.parent.glob(f".{path.name}.*.tmp"):
         pid = p.name[len(path.name) + 2:-len(".tmp")]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(pid):
             p.unlink(missing_ok=True)
             n += 1
-        except OSError:                 # alive, another user's
-            pass
     return n
 
 

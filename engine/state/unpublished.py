@@ -22,6 +22,7 @@ from pathlib import Path
 
 import msgpack
 
+from ..durable import pid_alive
 from .dncchanges import Changes
 
 log = logging.getLogger("telfilter")
@@ -32,16 +33,6 @@ def _unpublished_dir(data_dir) -> Path:
 
 
 UNPUBLISHED = "dnc-unpublished"
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except (ValueError, PermissionError):
-        return True                             # not ours to judge: left alone
 
 
 class _Unpublished:
@@ -70,7 +61,7 @@ class _Unpublished:
         """Claim the files earlier stops saved; their changes go first in the queue. Returns how many numbers."""
         n = 0
         d = _unpublished_dir(self.pipe.store.dir)
-        orphans = [f for f in d.glob(f"{UNPUBLISHED}.*.msgpack.claimed.*") if not _alive(f.name.rsplit(".", 1)[1])]
+        orphans = [f for f in d.glob(f"{UNPUBLISHED}.*.msgpack.claimed.*") if not pid_alive(f.name.rsplit(".", 1)[1])]
         for f in sorted([*d.glob(f"{UNPUBLISHED}.*.msgpack"), *orphans]):
             base = f.name.split(".claimed.")[0]
             mine = f.with_name(f"{base}.claimed.{os.getpid()}")
