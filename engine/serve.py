@@ -308,14 +308,25 @@ async def run_serve(args, ready=None):
         await metrics.stop()
     vlog.close()
     # Nothing reloads or reopens from here: the loop's handlers give way to SIG_IGN, as before it took the signals
-    # (cmd_serve). Its handlers are Python functions, so the interpreter's finalisation would put back the default
-    # action, which ends the process: logrotate's SIGUSR2 at that moment made the exit a death by signal 12.
-    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
-        loop.remove_signal_handler(sig)
-        signal.signal(sig, signal.SIG_IGN)
+    # (cmd_serve), with no moment of the default action in between (ignore_from_here)
+    ignore_from_here(loop, (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2))
     notifier.close()
     life.info("stopped" if not status else "stopped, state not saved")
     return status
+
+
+def ignore_from_here(loop, sigs) -> None:
+    """The loop's handlers of `sigs` (reload, log reopen) replaced by SIG_IGN in one sigaction each. Their handlers
+    are Python functions, so the interpreter's finalisation would put back the default action, which ends the
+    process: logrotate's SIGUSR2 at that moment made the exit a death by signal 12. Not through
+    loop.remove_signal_handler, which sets SIG_DFL first: a SIGUSR2 in the microseconds before SIG_IGN killed the
+    process all the same (a pool worker under a stream of them: its crash spool was left). asyncio's own loop
+    forgets the handler too, else its close() puts back SIG_DFL (uvloop's close leaves the disposition as it is)."""
+    for sig in sigs:
+        signal.signal(sig, signal.SIG_IGN)
+        own = getattr(loop, "_signal_handlers", None)           # (asyncio's selector loop: a dict; uvloop: none)
+        if isinstance(own, dict):
+            own.pop(sig, None)
 
 
 async def _announced(notifier, reload) -> None:
