@@ -253,7 +253,14 @@ def supervise(args) -> int:
             p.kill()
             p.wait()
             rc = rc or 1                # a worker that had to be killed did not drain: not a clean stop
-        rc = rc or (p.returncode if p.returncode and p.returncode > 0 else 0)
+            continue
+        if p.returncode < 0 and i not in due and i not in aborted:
+            # ended by a signal after the stop began (or before the loop saw it die): it did not drain, and no line
+            # said so (its restart would have); not a clean stop either (a death already said waits in `due`)
+            log.error("worker %d (pid %d) ended by signal %d during the stop: not drained (the next "
+                      "start reads back what its crash spools kept)", i, p.pid, -p.returncode)
+            rc = rc or 1
+        rc = rc or (p.returncode if p.returncode > 0 else 0)
     life.info("all workers stopped")
     # nothing left to pass them on to: ignored, not left to `forward`/`reload`, Python functions whose default action
     # the interpreter's finalisation puts back (which ends the process: logrotate's SIGUSR2 then made the pool's exit
