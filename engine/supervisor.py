@@ -64,6 +64,7 @@ _SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 PASSED_ON = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)     # a reload, a log reopen: passed on to the workers
+STOPS = (signal.SIGTERM, signal.SIGINT)                           # a stop: passed on, and a starting worker's end
 
 
 def _ignore_passed_signals() -> None:
@@ -254,9 +255,10 @@ def supervise(args) -> int:
             p.wait()
             rc = rc or 1                # a worker that had to be killed did not drain: not a clean stop
             continue
-        if p.returncode < 0 and i not in due and i not in aborted:
+        if p.returncode < 0 and -p.returncode not in STOPS and i not in due and i not in aborted:
             # ended by a signal after the stop began (or before the loop saw it die): it did not drain, and no line
-            # said so (its restart would have); not a clean stop either (a death already said waits in `due`)
+            # said so (its restart would have); not a clean stop either (a death already said waits in `due`). The
+            # stop's own SIGTERM/SIGINT ends a worker still starting (its handlers not in place yet: nothing held)
             log.error("worker %d (pid %d) ended by signal %d during the stop: not drained (the next "
                       "start reads back what its crash spools kept)", i, p.pid, -p.returncode)
             rc = rc or 1
