@@ -2,7 +2,7 @@
 
 One request a connection, line-delimited JSON (the protocol is engine/control.py's). A server busy
 with its MAX_CONNECTIONS clients is asked again with a growing pause; `request_pool` asks every
-worker of a `serve --workers N` pool for a reload (each holds its own rules, model, accounts and SIP
+worker of a `serve --workers N` pool for a reload, all at once (each holds its own rules, model, accounts and SIP
 settings), `pool_stats` every worker for its counters (`ctl stats --pool`: summed). Exit statuses of `ctl`: 0 done, 1 refused (the answer says why), 2 no server.
 """
 from __future__ import annotations
@@ -96,24 +96,23 @@ def pool_sockets(path: Path) -> list[Path]:
 
 
 def request_pool(path: Path, req: dict, timeout: float = 60.0) -> dict:
-    """`request` to worker 0 and then, for a reload, to every other worker of a pool (each process holds its
-    own rules, model, accounts and SIP settings): worker 0's answer, with `workers` {"1": answer, ...} and
-    `ok` true only when every worker's is. A worker socket nothing answers on (a worker restarting, or left by
-    an earlier pool) is reported, not fatal."""
-    ans = request(path, req, timeout)
+    """`request` to worker 0 and, for a reload, to every other worker of a pool at the same time (each process holds
+    its own rules, model, accounts and SIP settings): worker 0's answer, with `workers` {"1": answer, ...} and `ok`
+    true only when every worker's is. Each worker is given `timeout`, all at once: stuck workers cost it once
+    together (asked in turn, k stuck workers made a reload wait k timeouts). A worker socket nothing answers on (a
+    worker restarting, or left by an earlier pool) is reported, not fatal; worker 0 not answering raises
+    ControlUnavailable, as one serve's does (the others were asked all the same)."""
     others = pool_sockets(path) if req.get("cmd") == "reload" else []
-    if others:
-        workers = {}
-        for p in others:
-            key = str(_worker_of(p, path))
-            try:
-                workers[key] = request(p, req, timeout)
-            except ControlUnavailable as e:
-                workers[key] = {"ok": None, "error": str(e)}
-        ans["workers"] = workers
-        if any(w.get("ok") is False for w in workers.values()):
-            ans["ok"] = False
-            ans.setdefault("error", "reload refused by a worker; see workers")
+    if not others:
+        return request(path, req, timeout)
+    workers = _ask_at_once({"0": path, **{str(_worker_of(p, path)): p for p in others}}, req, timeout)
+    ans = workers.pop("0")
+    if isinstance(ans, ControlUnavailable):
+        raise ans
+    ans["workers"] = {k: _answer_or(w, None) for k, w in workers.items()}
+    if any(w.get("ok") is False for w in ans["workers"].values()):
+        ans["ok"] = False
+        ans.setdefault("error", "reload refused by a worker; see workers")
     return ans
 
 
@@ -126,8 +125,8 @@ def _add_up(total: dict, part: dict) -> None:
 
 
 def _ask_at_once(sockets: dict, req: dict, timeout: float) -> dict:
-    """{key: its socket's answer, else {"ok": False, "error": why}}, every socket asked at once (a thread each): stuck
-    workers cost `timeout` once together (asked in turn, `ctl stats --pool` waited it for each)."""
+    """{key: its socket's answer, else the ControlUnavailable it raised}, in the order of `sockets`, every socket
+    asked at once (a thread each), each within `timeout`: stuck workers cost it once together."""
     if not sockets:
         return {}
     from concurrent.futures import ThreadPoolExecutor
@@ -136,9 +135,14 @@ def _ask_at_once(sockets: dict, req: dict, timeout: float) -> dict:
         try:
             return request(p, req, timeout)
         except ControlUnavailable as e:
-            return {"ok": False, "error": str(e)}
+            return e
     with ThreadPoolExecutor(max_workers=len(sockets)) as ex:
         return dict(zip(sockets, ex.map(ask, sockets.values())))
+
+
+def _answer_or(ans, ok) -> dict:
+    """A worker's answer, or for one that gave none {"ok": `ok`, "error": why}."""
+    return {"ok": ok, "error": str(ans)} if isinstance(ans, ControlUnavailable) else ans
 
 
 def pool_stats(path: Path, timeout: float = 60.0) -> dict:
@@ -151,8 +155,9 @@ def pool_stats(path: Path, timeout: float = 60.0) -> dict:
     end = time.monotonic() + timeout        # the whole command's: worker 0, then the others at once
     first = request(path, {"cmd": "stats"}, timeout)
     workers = {"0": first}
-    workers.update(_ask_at_once({str(i): worker_socket(path, i) for i in range(1, int(first.get("pool_size") or 1))},
-                                {"cmd": "stats"}, max(0.1, end - time.monotonic())))
+    others = _ask_at_once({str(i): worker_socket(path, i) for i in range(1, int(first.get("pool_size") or 1))},
+                          {"cmd": "stats"}, max(0.1, end - time.monotonic()))
+    workers.update((k, _answer_or(w, False)) for k, w in others.items())
     pool: dict = {"smpp": {}, "sip": {}}
     for w in workers.values():
         for part in pool:

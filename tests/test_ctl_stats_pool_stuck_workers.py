@@ -17,8 +17,8 @@ STUCK = 3
 TIMEOUT = 1.0
 
 
-def _worker0(path, pool_size):
-    """A listening socket that answers one request with stats naming `pool_size` workers."""
+def answering(path, answer: dict):
+    """A listening socket that answers one request with `answer`; (the socket, its thread)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(str(path))
     s.listen()
@@ -29,21 +29,28 @@ def _worker0(path, pool_size):
             buf = b""
             while not buf.endswith(b"\n"):
                 buf += c.recv(65536)
-            c.sendall(json.dumps({"ok": True, "pool_size": pool_size, "smpp": {"submit_sm": 5}}).encode() + b"\n")
+            c.sendall(json.dumps(answer).encode() + b"\n")
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     return s, t
 
 
-def test_stuck_workers_cost_one_timeout_together(tmp_path, capsys):
-    base = tmp_path / "control.sock"
-    w0, t0 = _worker0(base, STUCK + 1)
+def stuck_workers(base, workers) -> list:
+    """Worker i's control socket for each i in `workers`: it listens, and the connections the kernel takes for it
+    are never answered (a stuck worker)."""
     stuck = []
-    for i in range(1, STUCK + 1):
+    for i in workers:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(str(worker_socket(base, i)))
-        s.listen()              # connections are taken by the kernel, never answered
+        s.listen()
         stuck.append(s)
+    return stuck
+
+
+def test_stuck_workers_cost_one_timeout_together(tmp_path, capsys):
+    base = tmp_path / "control.sock"
+    w0, t0 = answering(base, {"ok": True, "pool_size": STUCK + 1, "smpp": {"submit_sm": 5}})
+    stuck = stuck_workers(base, range(1, STUCK + 1))
     try:
         args = parser().parse_args(["ctl", "--socket", str(base), "--timeout", str(TIMEOUT), "stats", "--pool"])
         t = time.monotonic()
