@@ -37,11 +37,14 @@ async def _judge(pipe, msg):
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
-    """A server with requirepass and two ACL users missing a command the store needs."""
+    """A server with requirepass and ACL users each missing a command (or a category) the store needs."""
     srv = RedisServer(tmp_path_factory.mktemp("redis-auth"), extra=("--requirepass", SECRET))
     c = srv.client(SECRET)
     c.execute_command("ACL", "SETUSER", "noeval", "on", ">pw", "~*", "+@all", "-evalsha", "-eval")
     c.execute_command("ACL", "SETUSER", "noxadd", "on", ">pw", "~*", "+@all", "-xadd")
+    c.execute_command("ACL", "SETUSER", "nozset", "on", ">pw", "~*", "+@all", "-@sortedset")     # (MO parts' leases)
+    c.execute_command("ACL", "SETUSER", "noxrev", "on", ">pw", "~*", "+@all", "-xrevrange")
+    c.execute_command("ACL", "SETUSER", "noscriptexists", "on", ">pw", "~*", "+@all", "-script|exists")
     c.execute_command("ACL", "SETUSER", "good", "on", ">pw", "~tf:*", "+@all", "-@dangerous", "+info")
     c.close()
     yield srv
@@ -62,6 +65,9 @@ async def _start(url):
     (":wrong@", "authentication refused"),
     ("noeval:pw@", "'evalsha'"),
     ("noxadd:pw@", "'xadd'"),
+    ("nozset:pw@", "may not run ZADD, ZSCORE, ZRANGE, ZRANGEBYSCORE, ZREM, ZREMRANGEBYSCORE inside scripts"),
+    ("noxrev:pw@", "'xrevrange'"),
+    ("noscriptexists:pw@", "'script|exists'"),
 ])
 def test_a_server_refusing_the_store_is_a_start_up_error_naming_why(secured, auth, says):
     url = f"redis://{auth}127.0.0.1:{secured.port}/0"
@@ -74,6 +80,24 @@ def test_a_server_refusing_the_store_is_a_start_up_error_naming_why(secured, aut
 def test_a_user_with_what_the_store_needs_starts(secured):
     st = asyncio.run(_start(f"redis://good:pw@127.0.0.1:{secured.port}/0"))
     assert st.stats["errors"] == 0
+
+
+@pytest.mark.parametrize("command,to,says", [
+    ("ZADD", "zadd_7f3a", "does not know ZADD inside scripts"),
+    ("PTTL", "", "does not know PTTL inside scripts"),
+    ("TIME", "", "does not know the command TIME"),            # (a lease's clock: was taken for an outage, fail-open)
+    ("XREVRANGE", "xrevrange_7f3a", "does not know the command XREVRANGE"),
+])
+def test_a_command_renamed_away_is_a_start_up_error_naming_it(tmp_path, command, to, says):
+    """A managed Redis's `rename-command` (renamed to a secret name, or to "": disabled) is as fatal as an ACL's
+    refusal: the store would fail on it mid-traffic."""
+    srv = RedisServer(tmp_path, extra=("--rename-command", command, to))
+    try:
+        with pytest.raises(StateError) as e:
+            asyncio.run(_start(srv.url))
+    finally:
+        srv.stop()
+    assert says in str(e.value) and "rename-command" in str(e.value), e.value
 
 
 def test_a_replica_given_by_mistake_is_a_start_up_error(tmp_path):

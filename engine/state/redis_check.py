@@ -13,10 +13,13 @@ shared" (or an outage) and then let every message through fail-open for as long 
   caps would never be shared), the eviction policy (a `maxmemory` with any policy but `noeviction` evicts counter
   keys under memory pressure -- every counter key has a TTL, so `volatile-*` evicts them too -- and the caps they
   held reset silently: a warning) and persistence (none: a Redis restart resets every cap: said at start);
-- one script call that runs every command the store's scripts use on throwaway keys `tf:check:{…}`, each under
-  pcall, plus the commands called directly (EVAL, EVALSHA, SCRIPT LOAD, XADD, XRANGE, XREAD, TIME): a command the
-  ACL refuses is a start-up error naming it. Memory full (OOM, `noeviction`) is not: writes fail until memory is
-  freed, which is an outage (`on_error` decides meanwhile), said as a warning.
+- one script call that runs every command the store's scripts use, with the options they use, on throwaway keys
+  `tf:check:{…}`, each under pcall, plus the commands called directly (EVAL, EVALSHA, SCRIPT LOAD, SCRIPT EXISTS, XADD,
+  XRANGE, XREVRANGE, XREAD, TIME): a command the ACL refuses (a user without @sortedset), or one the server does not
+  know (a managed Redis's `rename-command`, to a secret name or to nothing), is a start-up error naming it; before,
+  the sorted-set commands and TTL/PTTL were not tried and a renamed TIME was taken for an outage (fail-open for as
+  long as serve ran). Memory full (OOM, `noeviction`) is not: writes fail until memory is freed, which is an outage
+  (`on_error` decides meanwhile), said as a warning.
 
 The key `tf:keyspace` (no TTL) marks the keyspace the counters live in, its value the keyspace's epoch: the check
 sets it when gone (redis_script.MARK) and the store learns the epoch; every batch script call (redis_script.py) and a
@@ -28,14 +31,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 
 from ..aiowait import wait_for
 from .redis_script import MARK
 
 KEYSPACE = "tf:keyspace"
 
-# every command the store's scripts call (redis_script.py, pool.py, receipts.py, replication.py); KEYS: a string, a
-# hash, a list and a stream, all throwaway. Returns the commands refused, "CMD: error" each.
+# every command the store's scripts call (redis_script.py, pool.py, receipts.py, replication.py, mo_parts_scripts.py;
+# tests/test_redis_check_commands.py reads them there), with the options they use; KEYS: a string, a hash, a list, a
+# stream and a sorted set, all throwaway. Returns the commands refused, "CMD: error" each.
 CHECK_LUA = r"""
 local bad = {}
 local function try(name, ...)
@@ -43,10 +48,13 @@ local function try(name, ...)
   if type(r) == 'table' and r.err then bad[#bad + 1] = name .. ': ' .. r.err end
 end
 try('SET', KEYS[1], '1', 'EX', 60)
+try('SET', KEYS[1], '1', 'KEEPTTL')
 try('GET', KEYS[1])
 try('EXISTS', KEYS[1])
 try('EXPIRE', KEYS[1], 60)
 try('PEXPIRE', KEYS[1], 60000)
+try('TTL', KEYS[1])
+try('PTTL', KEYS[1])
 try('TIME')
 try('HSET', KEYS[2], 'f', '1')
 try('HINCRBY', KEYS[2], 'f', 1)
@@ -60,14 +68,23 @@ try('LLEN', KEYS[3])
 try('RPOP', KEYS[3])
 try('XADD', KEYS[4], '*', 'x', '1')
 try('XTRIM', KEYS[4], 'MINID', '~', '0-0')
-try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+try('ZADD', KEYS[5], 1, 'm')
+try('ZSCORE', KEYS[5], 'm')
+try('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES')
+try('ZRANGEBYSCORE', KEYS[5], '-inf', 1, 'LIMIT', 0, 1)
+try('ZREM', KEYS[5], 'm')
+try('ZREMRANGEBYSCORE', KEYS[5], '-inf', 1)
+try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return bad
 """
 
-
-NEEDS = ("the shared store needs PING, INFO (optional), EVAL, EVALSHA, SCRIPT LOAD, XADD, XRANGE, XREAD, TIME, SET, DEL "
-         "and, in its scripts, GET SET EXISTS EXPIRE PEXPIRE DEL HSET HGET HGETALL HDEL HLEN HINCRBY LPUSH RPUSH RPOP "
-         "LLEN XADD XTRIM, on keys tf:*")
+# the commands called directly (redis_store.py, pool.py, events.py, stream_follower.py, receipt_handover.py: redis-py
+# asks SCRIPT EXISTS before a pipeline of registered scripts)
+DIRECT = ("PING, INFO (optional), EVAL, EVALSHA, SCRIPT LOAD, SCRIPT EXISTS, XADD, XRANGE, XREVRANGE, XREAD, TIME, HSET, "
+          "HDEL, DEL")
+IN_SCRIPTS = ("GET SET EXISTS EXPIRE PEXPIRE TTL PTTL TIME DEL HSET HGET HGETALL HDEL HLEN HINCRBY LPUSH RPUSH RPOP LLEN "
+              "XADD XTRIM ZADD ZSCORE ZRANGE ZRANGEBYSCORE ZREM ZREMRANGEBYSCORE")
+NEEDS = f"the shared store needs {DIRECT} and, in its scripts, {IN_SCRIPTS}, on keys tf:*"
 
 
 class ServerRefused(Exception):
@@ -78,13 +95,28 @@ def _text(x) -> str:
     return x.decode(errors="replace") if isinstance(x, bytes) else str(x)
 
 
+def _not_there(e: Exception) -> str | None:
+    """Why `e` says a command is not there for us (the user's ACL refuses it, or the server does not know it: renamed
+    or disabled with rename-command), else None."""
+    name, msg = type(e).__name__, str(e)
+    if name == "NoPermissionError" or "NOPERM" in msg or "no permissions" in msg.lower():
+        return f"the Redis user is refused what the shared store needs ({msg}); {NEEDS}"
+    unknown = re.search(r"unknown command [`']([^`']*)[`']", msg)       # (Redis 6 quotes it `TIME`, 7 'TIME')
+    if unknown:
+        return (f"the server does not know the command {unknown.group(1).upper()} (renamed or disabled by "
+                f"rename-command?); {NEEDS}")
+    return None
+
+
 def _refused(e: Exception) -> str | None:
-    """Why `e` is a refusal no retry will change (authentication, ACL, a replica), else None (an outage)."""
+    """Why `e` is a refusal no retry will change (authentication, ACL, a command renamed away, a replica), else None
+    (an outage)."""
     name, msg = type(e).__name__, str(e)
     if name == "AuthenticationError" or "WRONGPASS" in msg or "NOAUTH" in msg or "invalid username-password" in msg:
         return f"authentication refused ({msg}): check the user and password in the URL"
-    if name == "NoPermissionError" or "NOPERM" in msg or "no permissions" in msg.lower():
-        return f"the Redis user is refused what the shared store needs ({msg}); {NEEDS}"
+    why = _not_there(e)
+    if why:
+        return why
     if "CERTIFICATE_VERIFY_FAILED" in msg or "WRONG_VERSION_NUMBER" in msg:
         return (f"TLS refused ({msg}): for a server whose certificate a private CA signed, give the CA to serve as "
                 "SSL_CERT_FILE=/path/ca.pem (OpenSSL's default trust store otherwise); rediss:// needs a TLS port")
@@ -94,6 +126,25 @@ def _refused(e: Exception) -> str | None:
         return (f"the server has no such database ({msg}): the URL's database must be below the server's "
                 "`databases` setting (16 by default)")
     return None
+
+
+def _script_refusal(bad: list) -> str:
+    """The start-up error for the commands CHECK_LUA found refused ("CMD: error" each), grouped by why."""
+    unknown = [b for b in bad if "unknown" in b.lower() and "command" in b.lower()]
+    denied = [b for b in bad if "NOPERM" in b or "permission" in b.lower() or "can't run" in b.lower()]
+    other = [b for b in bad if b not in unknown and b not in denied]
+
+    def names(group):
+        return ", ".join(dict.fromkeys(b.split(":", 1)[0] for b in group))
+    why = []
+    if denied:
+        why.append(f"the Redis user may not run {names(denied)} inside scripts ({denied[0]})")
+    if unknown:
+        why.append(f"the server does not know {names(unknown)} inside scripts, renamed or disabled by "
+                   f"rename-command? ({unknown[0]})")
+    if other:
+        why.append(f"the server refuses {names(other)} as the store's scripts call them, an older server? ({other[0]})")
+    return "; ".join(why) + f"; {NEEDS}"
 
 
 async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
@@ -116,7 +167,7 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
         info = await call(client.info())
     except Exception as e:
         why = _refused(e)
-        if why and not why.startswith("the Redis user"):      # (INFO itself refused by the ACL: not needed)
+        if why and not _not_there(e):       # (INFO itself refused by the ACL, or renamed away: not needed)
             raise ServerRefused(why) from None
         info = None
         out["notes"].append(f"INFO refused ({type(e).__name__}: {e}): role, eviction policy and persistence "
@@ -142,7 +193,7 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
             out["notes"].append("appendonly is off: a Redis restart loses the counts since its last RDB save, if any "
                                 "(appendonly yes + appendfsync everysec loses at most ~1 s)")
     token = os.urandom(6).hex()
-    keys = [f"tf:check:{{{token}}}:{k}" for k in ("s", "h", "l", "x")]
+    keys = [f"tf:check:{{{token}}}:{k}" for k in ("s", "h", "l", "x", "z")]
     try:
         sha = await call(client.script_load(CHECK_LUA))
         bad = await call(client.evalsha(sha, len(keys), *keys))
@@ -150,6 +201,8 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
         await call(client.time())
         await call(client.xadd(keys[3], {"x": "1"}))
         await call(client.xrange(keys[3], count=1))
+        await call(client.xrevrange(keys[3], count=1))
+        await call(client.script_exists(sha))
         await call((reader or client).xread({keys[3]: "0-0"}, count=1))
         await call(client.delete(keys[3]))
         # the keyspace's epoch (set, with the re-seed grace, when gone: redis_reseed.py)
@@ -169,8 +222,7 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
     if refused:
         if any("READONLY" in b or "read only" in b for b in refused):
             raise ServerRefused("the server is a read-only replica: give the primary")
-        names = ", ".join(dict.fromkeys(b.split(":", 1)[0] for b in refused))
-        raise ServerRefused(f"the Redis user may not run {names} inside scripts ({refused[0]}); {NEEDS}")
+        raise ServerRefused(_script_refusal(refused))
     if oom:
         out["warnings"].append(f"the server refuses writes now, memory full ({oom[0]}): handled as Redis away "
                                "(on_error) until memory is freed")
