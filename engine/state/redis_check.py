@@ -196,7 +196,7 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
     keys = [f"tf:check:{{{token}}}:{k}" for k in ("s", "h", "l", "x", "z")]
     try:
         sha = await call(client.script_load(CHECK_LUA))
-        bad = await call(client.evalsha(sha, len(keys), *keys))
+        oom = _memory_full(await call(client.evalsha(sha, len(keys), *keys)))     # (what scripts refuse said first)
         await call(client.eval("return 1", 0))
         await call(client.time())
         await call(client.xadd(keys[3], {"x": "1"}))
@@ -207,6 +207,8 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
         await call(client.delete(keys[3]))
         # the keyspace's epoch (set, with the re-seed grace, when gone: redis_reseed.py)
         out["epoch"] = _text(await call(client.eval(MARK, 2, KEYSPACE, "tf:reseed", os.urandom(8).hex())))
+    except ServerRefused:
+        raise
     except Exception as e:
         why = _refused(e)
         if why:
@@ -216,6 +218,15 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
                                    "(on_error) until memory is freed")
             return out
         raise
+    if oom:
+        out["warnings"].append(f"the server refuses writes now, memory full ({oom[0]}): handled as Redis away "
+                               "(on_error) until memory is freed")
+    return out
+
+
+def _memory_full(bad) -> list:
+    """CHECK_LUA's answer: a command refused raises ServerRefused naming it (every one refused, grouped by why);
+    returns those refused for memory full (not a refusal: an outage until memory is freed)."""
     bad = [_text(b) for b in bad or ()]
     oom = [b for b in bad if "OOM" in b or "maxmemory" in b]
     refused = [b for b in bad if b not in oom]
@@ -223,10 +234,7 @@ async def check_server(client, reader=None, timeout: float = 1.0) -> dict:
         if any("READONLY" in b or "read only" in b for b in refused):
             raise ServerRefused("the server is a read-only replica: give the primary")
         raise ServerRefused(_script_refusal(refused))
-    if oom:
-        out["warnings"].append(f"the server refuses writes now, memory full ({oom[0]}): handled as Redis away "
-                               "(on_error) until memory is freed")
-    return out
+    return oom
 
 
 async def check_store(cfg: dict, client, reader=None, timeout: float = 1.0) -> dict:
