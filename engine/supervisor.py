@@ -64,7 +64,7 @@ _SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 PASSED_ON = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)     # a reload, a log reopen: passed on to the workers
-STOPS = (signal.SIGTERM, signal.SIGINT)                           # a stop: passed on, and a starting worker's end
+STOPS = (signal.SIGTERM, signal.SIGINT)                           # a stop: passed on (a starting worker's end)
 
 
 def _ignore_passed_signals() -> None:
@@ -141,6 +141,8 @@ def supervise(args) -> int:
         env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_ENV}
         env.update(notify.env, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n), TELFILTER_SUPERVISOR=str(os.getpid()))
         procs[i] = subprocess.Popen(_child_argv(i), env=env, cwd=cwd, preexec_fn=_ignore_passed_signals)
+        if stopping:    # a SIGTERM/SIGINT while Popen ran: `forward` passed it on to the others, not to this one yet
+            forward(signal.SIGTERM)     # (it came up and served on; the stop SIGKILLed it at its deadline)
         started[i] = time.monotonic()
         notify.started(i, procs[i].pid)
         life.info("worker %d started (pid %d)", i, procs[i].pid)
@@ -255,10 +257,13 @@ def supervise(args) -> int:
             p.wait()
             rc = rc or 1                # a worker that had to be killed did not drain: not a clean stop
             continue
-        if p.returncode < 0 and -p.returncode not in STOPS and i not in due and i not in aborted:
+        if p.returncode < 0 and -p.returncode in STOPS and i not in due and notify.starting(i):
+            # the stop signal came before its event loop took it (the default action: the end of the process): it
+            # had not said READY=1, so nothing was taken to drain
+            life.info("worker %d (pid %d) stopped while starting", i, p.pid)
+        elif p.returncode < 0 and i not in due and i not in aborted:
             # ended by a signal after the stop began (or before the loop saw it die): it did not drain, and no line
-            # said so (its restart would have); not a clean stop either (a death already said waits in `due`). The
-            # stop's own SIGTERM/SIGINT ends a worker still starting (its handlers not in place yet: nothing held)
+            # said so (its restart would have); not a clean stop either (a death already said waits in `due`)
             log.error("worker %d (pid %d) ended by signal %d during the stop: not drained (the next "
                       "start reads back what its crash spools kept)", i, p.pid, -p.returncode)
             rc = rc or 1
