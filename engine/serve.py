@@ -307,17 +307,17 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         await metrics.stop()
     vlog.close()
-    # Nothing reloads or reopens from here: the loop's handlers give way to SIG_IGN, as before it took the signals
-    # (cmd_serve), with no moment of the default action in between (ignore_from_here)
-    ignore_from_here(loop, (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2))
+    # Nothing reloads or reopens from here, no stop is left to cut short: SIG_IGN (ignore_from_here; a SIGTERM in the
+    # interpreter's finalisation made the exit a death by signal 15 whatever `status` said, a pool's worker not drained)
+    ignore_from_here(loop, (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT, signal.SIGTERM))
     notifier.close()
     life.info("stopped" if not status else "stopped, state not saved")
     return status
 
 
 def ignore_from_here(loop, sigs) -> None:
-    """The loop's handlers of `sigs` (reload, log reopen) replaced by SIG_IGN in one sigaction each. Their handlers
-    are Python functions, so the interpreter's finalisation would put back the default action, which ends the
+    """The loop's handlers of `sigs` (reload, log reopen, stop) replaced by SIG_IGN in one sigaction each. Their
+    handlers are Python functions, so the interpreter's finalisation would put back the default action, which ends the
     process: logrotate's SIGUSR2 at that moment made the exit a death by signal 12. Not through
     loop.remove_signal_handler, which sets SIG_DFL first: a SIGUSR2 in the microseconds before SIG_IGN killed the
     process all the same (a pool worker under a stream of them: its crash spool was left). asyncio's own loop

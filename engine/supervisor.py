@@ -271,8 +271,8 @@ def supervise(args) -> int:
     life.info("all workers stopped")
     # nothing left to pass them on to: ignored, not left to `forward`/`reload`, Python functions whose default action
     # the interpreter's finalisation puts back (which ends the process: logrotate's SIGUSR2 then made the pool's exit
-    # a death by signal 12, a unit systemd calls failed)
-    for sig in PASSED_ON:
+    # a death by signal 12, a unit systemd calls failed; a second SIGTERM a death by signal 15, whatever `rc` said)
+    for sig in (*PASSED_ON, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
     notify.close()
     if ready:

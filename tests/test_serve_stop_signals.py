@@ -1,6 +1,7 @@
 """serve's stop hands SIGHUP/SIGUSR1/SIGUSR2 from the event loop's handlers to SIG_IGN (serve.ignore_from_here) with
 no moment of the default action, which ends the process: a SIGUSR2 (logrotate's postrotate) is delivered here after
 every step of the hand-over and of the loop's close, under uvloop and under asyncio's own loop."""
+import signal
 import subprocess
 import sys
 import textwrap
@@ -63,3 +64,59 @@ PROBE = textwrap.dedent("""
 def test_reload_and_reopen_signals_never_fall_back_to_the_default_action_at_the_stop(kind):
     p = subprocess.run([sys.executable, "-c", PROBE, kind], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert (p.returncode, p.stdout.strip()) == (0, "ok"), (p.returncode, p.stderr[-2000:])
+
+
+# A serve (or a pool's supervisor) whose stop is done: SIGTERM and SIGINT (a second stop signal, a pool's SIGTERM
+# passed on twice) land during the interpreter's finalisation, when a Python handler has given way to the default
+# action (an object in a module torn down then sends them). The exit status stays the stop's: before, the process
+# died by signal 15 (a status 1, "state not saved", called a clean SIGTERM death by systemd; a pool's worker said
+# "not drained" and the pool's exit made 1).
+AT_THE_END = textwrap.dedent("""
+    import os, signal, sys, types
+
+    class Late:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sys.modules["late_signals"] = types.ModuleType("late_signals")
+    sys.modules["late_signals"].late = Late()           # torn down with the modules, at the very end
+    sys.argv = ["telfilter", *sys.argv[1:]]             # (a pool's workers' command line is the supervisor's)
+    from engine.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def _serve_then_stop(tmp_path, *extra):
+    from .test_serve import free_port, wait_ready
+    err_path, ready, logs = tmp_path / "stderr.log", tmp_path / "ready", tmp_path / "logs"
+    logs.mkdir()
+    with open(err_path, "w") as err:
+        p = subprocess.Popen([sys.executable, "-c", AT_THE_END, "serve", "--data-dir", tmp_path / "data",
+                              "--smpp-listen", f"127.0.0.1:{free_port()}", "--sip-listen", "off",
+                              "--log", logs / "v.jsonl", "--ready-file", ready, "--control-socket", "off", *extra],
+                             cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
+        try:
+            wait_ready(p, ready, err_path)
+            p.send_signal(signal.SIGTERM)
+            rc = p.wait(60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    return rc, err_path.read_text()
+
+
+def test_a_stop_signal_as_serve_exits_leaves_its_exit_status(tmp_path):
+    rc, text = _serve_then_stop(tmp_path)
+    assert rc == 0 and "stopped" in text, (rc, text[-2000:])
+
+
+def test_a_stop_signal_as_a_pools_supervisor_exits_leaves_its_exit_status(tmp_path):
+    from .redis_helpers import RedisServer
+    redis = RedisServer(tmp_path / "redis")
+    try:
+        rc, text = _serve_then_stop(tmp_path, "--workers", "2", "--state", redis.url)
+    finally:
+        redis.stop()
+    assert rc == 0 and "all workers stopped" in text, (rc, text[-2000:])
