@@ -11,8 +11,13 @@ from .cli_parser import command_error, parser
 
 
 def main(argv=None) -> int:
+    # serve's reload and log-reopen signals are ignored from the program's first line (the program itself: argv
+    # None), until serve's event loop takes them: their default action ends the process, and the parsing and serve's
+    # imports before cmd_serve took ~0.45 s (logrotate's `systemctl kill -s USR2` during a restart killed the new
+    # serve). Given back as they were to every other command once parsed (_main).
+    held = _hold_signals() if argv is None else {}
     try:
-        return _main(argv)
+        return _main(argv, held)
     except KeyboardInterrupt:       # Ctrl-C: one line, not a traceback (outputs are written whole or not at all)
         from .servicelog import say_error
         say_error("telfilter: interrupted")
@@ -30,9 +35,19 @@ def main(argv=None) -> int:
         return 130
 
 
-def _main(argv=None) -> int:
+def _hold_signals() -> dict:
+    import signal
+    return {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)}
+
+
+def _main(argv=None, held=None) -> int:
     from .cli_checks import arguments_error, parse_command_line
     args = parse_command_line(parser(), argv)
+    if held and getattr(args, "cmd", None) != "serve":
+        import signal
+        for sig, was in held.items():
+            if was is not None:         # (None: a handler not set from Python, left as it is)
+                signal.signal(sig, was)
     if args is None:                # argparse's usage error, said as a JSON line (serve --log-format json)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
