@@ -147,6 +147,7 @@ class ControlServer(ReloadCommands):
         self.active = 0
         self.last_reload: dict | None = None
         self.starting: str | None = None     # a start-up wait under way (serve_files.take_over): every command's answer
+        self.stopped = False             # stop() ran: a peer connected before it is refused what it asks after it
         self._lock = asyncio.Lock()      # one command at a time: a reload never interleaves a lists write
 
     async def start(self) -> None:
@@ -181,6 +182,7 @@ class ControlServer(ReloadCommands):
         """No new peers; a command under way (a reload loading a model in a thread) is let finish and answered,
         for up to `wait` seconds: else serve's exit cancelled it, its client got no answer and the log an
         asyncio traceback."""
+        self.stopped = True
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -254,13 +256,19 @@ class ControlServer(ReloadCommands):
                 ans = await self._run(req)
             else:
                 async with self._lock:
-                    ans = await self._run(req)
+                    ans = await self._run(req)      # (refused once the stop ran: its turn may come after it)
             await self._answer(writer, ans)
             if req.get("cmd") == "drain" and ans.get("ok"):
                 self.on_drain()
                 return
 
     async def _run(self, req: dict) -> dict:
+        if self.stopped:
+            # serve's stop goes on after this one (the state closed, DNC replication closed): a `lists add` run now
+            # was answered ok and in force here, its publication queued after the replication had closed, never
+            # published to the other nodes nor saved for the next start
+            return {"ok": False, "stopping": True, "error": "serve is stopping: nothing done (ask again once it is "
+                                                            "back, or another node)"}
         try:
             return await self.handle(req)
         except Exception as e:          # a bug in one command (a collector's, for `metrics`) must not take serve down
