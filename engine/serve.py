@@ -243,6 +243,8 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.ready = False
     wt.cancel()
+    # no reload either (each queued its reading in the executor ahead of the stop's: SIGUSR1s held a 1 s stop 37 s)
+    ignore_from_here(loop, (signal.SIGHUP, signal.SIGUSR1))
     life.info("stopping: draining for up to %.1fs", getattr(args, "drain_timeout", 10.0))
     # a second SIGTERM/SIGINT cuts the drain short (an operator who means it)
     force = asyncio.Event()
@@ -307,9 +309,8 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         await metrics.stop()
     vlog.close()
-    # Nothing reloads or reopens from here, no stop is left to cut short: SIG_IGN (ignore_from_here; a SIGTERM in the
-    # interpreter's finalisation made the exit a death by signal 15 whatever `status` said, a pool's worker not drained)
-    ignore_from_here(loop, (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT, signal.SIGTERM))
+    # nothing reopens, no stop is left to cut short (a SIGTERM in the finalisation: a death by 15 whatever `status`)
+    ignore_from_here(loop, (signal.SIGUSR2, signal.SIGINT, signal.SIGTERM))
     notifier.close()
     life.info("stopped" if not status else "stopped, state not saved")
     return status
