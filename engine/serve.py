@@ -37,7 +37,7 @@ from .serve_config import load_serve_config, open_verdict_log
 from .analyst.serves import unregister
 from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
-from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
+from .serve_reload import (OneAtATime, _reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules, say_lists_at_start)
 from .serve_watch import watch_files
 from .servicelog import life, reopen_verdict_log_soon, say_error, setup_service_logging
@@ -206,8 +206,9 @@ async def run_serve(args, ready=None):
         t.add_done_callback(tasks.discard)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(_announced(notifier, _reload_all(pipe))))
-    loop.add_signal_handler(signal.SIGUSR1, lambda: spawn(_reload_model(pipe)))
+    hup, usr1 = OneAtATime(lambda: _announced(notifier, _reload_all(pipe))), OneAtATime(lambda: _reload_model(pipe))
+    loop.add_signal_handler(signal.SIGHUP, lambda: hup.ask(spawn))      # (a burst: two reloads, not one each)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: usr1.ask(spawn))
     # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in
     # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`; the new file is opened off the loop
     loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(reopen_verdict_log_soon(vlog, args.log)))
