@@ -306,7 +306,8 @@ async def run_serve(args, ready=None):
         follow.cancel()
         pool_task.cancel()
         await pool.close()
-        await replicator.close()
+        if not await replicator.close():      # confirmed DNC changes the other nodes will never get
+            status = 1
     if metrics is not None:
         await metrics.stop()
     vlog.close()

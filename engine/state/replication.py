@@ -275,9 +275,11 @@ class DncReplicator(_Unpublished, _Follower):
                       "published; retrying)", what, self.url, type(e).__name__, e, self.pending(),
                       len(self.out_reports))
 
-    async def close(self) -> None:
+    async def close(self) -> bool:
         """Publish what waits (2 s at most); what is still unpublished then (Redis away) is saved in the data dir
-        and published by the next start (`load_unpublished`): a confirmed change is never lost to the others."""
+        and published by the next start (`load_unpublished`): a confirmed change is never lost to the others.
+        False when it was, that save failing too (serve's exit status then says the stop was not clean)."""
+        lost = False
         t = self._pub_task
         if t is not None and not t.done():
             t.cancel()                          # its batch goes back to `out` (_publish_all)
@@ -292,6 +294,7 @@ class DncReplicator(_Unpublished, _Follower):
                 self.save_unpublished()
                 self.out, self.out_reports = [], deque()      # saved: the next start publishes them
             except OSError as e:
+                lost = True
                 log.error("DNC replication: %d numbers and %d reports not published and not saved (%s): the other "
                           "nodes will not have them", self.pending(), len(self.out_reports), e)
         for c in (self.redis, self.reader):
@@ -299,6 +302,7 @@ class DncReplicator(_Unpublished, _Follower):
                 await c.aclose()
             except Exception:
                 pass
+        return not lost
 
 
 class PublishingReports:
