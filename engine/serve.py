@@ -244,8 +244,11 @@ async def run_serve(args, ready=None):
     if metrics is not None:
         metrics.ready = False
     wt.cancel()
-    # no reload either (each queued its reading in the executor ahead of the stop's: SIGUSR1s held a 1 s stop 37 s)
+    # no reload either (each queued its reading in the executor ahead of the stop's: SIGUSR1s held a 1 s stop 37 s),
+    # nor the one more a signal asked after the one under way
     ignore_from_here(loop, (signal.SIGHUP, signal.SIGUSR1))
+    hup.stop()
+    usr1.stop()
     life.info("stopping: draining for up to %.1fs", getattr(args, "drain_timeout", 10.0))
     # a second SIGTERM/SIGINT cuts the drain short (an operator who means it)
     force = asyncio.Event()

@@ -313,22 +313,28 @@ class OneAtATime:
 
     def __init__(self, work):
         self.work = work
-        self.running = self.again = False
+        self.running = self.again = self.stopped = False
 
     def ask(self, spawn) -> None:
         """From the signal's handler, on the loop: `spawn` starts the coroutine given as a task."""
+        if self.stopped:
+            return
         if self.running:
             self.again = True
             return
         self.running = True
         spawn(self._run())
 
+    def stop(self) -> None:
+        """serve's stop began: none asked any more, nor the one more a signal asked after the one under way."""
+        self.stopped = True
+
     async def _run(self) -> None:
         try:
             while True:
                 self.again = False
                 await self.work()
-                if not self.again:
+                if not self.again or self.stopped:
                     return
         finally:
             self.running = False

@@ -48,3 +48,23 @@ def test_a_reload_that_fails_lets_the_next_signal_begin_one():
             await asyncio.gather(*tasks, return_exceptions=True)
         return len(runs)
     assert asyncio.run(main()) == 2
+
+
+def test_the_one_more_a_burst_asked_is_not_run_once_the_stop_began():
+    async def main():
+        began, gate, tasks = [], asyncio.Event(), []
+
+        async def reload():
+            began.append(len(began))
+            await gate.wait()
+
+        one = OneAtATime(reload)
+        one.ask(lambda coro: tasks.append(asyncio.ensure_future(coro)))
+        await asyncio.sleep(0)
+        one.ask(tasks.append)                   # one more, asked while it reads
+        one.stop()                              # serve's stop
+        one.ask(tasks.append)
+        gate.set()
+        await asyncio.gather(*tasks)
+        return began, len(tasks)
+    assert asyncio.run(main()) == ([0], 1)
