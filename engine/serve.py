@@ -37,8 +37,9 @@ from .serve_config import load_serve_config, open_verdict_log
 from .analyst.serves import unregister
 from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
-from .serve_reload import (OneAtATime, _reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
+from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules, say_lists_at_start)
+from .serve_signals import OneAtATime, _announced, ignore_from_here
 from .serve_watch import watch_files
 from .servicelog import life, reopen_verdict_log_soon, say_error, setup_service_logging
 
@@ -319,29 +320,6 @@ async def run_serve(args, ready=None):
     notifier.close()
     life.info("stopped" if not status else "stopped, state not saved")
     return status
-
-
-def ignore_from_here(loop, sigs) -> None:
-    """The loop's handlers of `sigs` (reload, log reopen, stop) replaced by SIG_IGN in one sigaction each. Their
-    handlers are Python functions, so the interpreter's finalisation would put back the default action, which ends the
-    process: logrotate's SIGUSR2 at that moment made the exit a death by signal 12. Not through
-    loop.remove_signal_handler, which sets SIG_DFL first: a SIGUSR2 in the microseconds before SIG_IGN killed the
-    process all the same (a pool worker under a stream of them: its crash spool was left). asyncio's own loop
-    forgets the handler too, else its close() puts back SIG_DFL (uvloop's close leaves the disposition as it is)."""
-    for sig in sigs:
-        signal.signal(sig, signal.SIG_IGN)
-        own = getattr(loop, "_signal_handlers", None)           # (asyncio's selector loop: a dict; uvloop: none)
-        if isinstance(own, dict):
-            own.pop(sig, None)
-
-
-async def _announced(notifier, reload) -> None:
-    """A SIGHUP reload between RELOADING=1 and READY=1 (sd_notify(3); nothing when not under systemd)."""
-    notifier.reloading()
-    try:
-        await reload
-    finally:
-        notifier.reloaded()
 
 
 def _status_line(proxy, sip) -> str:

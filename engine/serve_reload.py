@@ -304,42 +304,6 @@ def _in_daemon_thread(fn, *args) -> asyncio.Future:
     return fut
 
 
-class OneAtATime:
-    """A reload signal's work (SIGHUP's, SIGUSR1's), one at a time: a signal while one runs asks for one more after it
-    (what changed since it began reading), so a burst costs two, as SIGUSR2's reopens do (servicelog). Each signal
-    began its own, its reading queued in the loop's executor ahead of everything else there: 100 SIGUSR1s loaded 63
-    models, and a stop that came meanwhile (its own steps queued behind them) took 6.4 s of a 1 s --drain-timeout.
-    `work`: makes the coroutine of one reload."""
-
-    def __init__(self, work):
-        self.work = work
-        self.running = self.again = self.stopped = False
-
-    def ask(self, spawn) -> None:
-        """From the signal's handler, on the loop: `spawn` starts the coroutine given as a task."""
-        if self.stopped:
-            return
-        if self.running:
-            self.again = True
-            return
-        self.running = True
-        spawn(self._run())
-
-    def stop(self) -> None:
-        """serve's stop began: none asked any more, nor the one more a signal asked after the one under way."""
-        self.stopped = True
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                self.again = False
-                await self.work()
-                if not self.again or self.stopped:
-                    return
-        finally:
-            self.running = False
-
-
 async def _reload_all(pipe, with_model=True):
     await reload_rules(pipe)
     await reload_lists(pipe)

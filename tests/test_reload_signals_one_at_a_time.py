@@ -1,9 +1,9 @@
-"""SIGHUP's and SIGUSR1's reloads one at a time (serve_reload.OneAtATime): a burst of signals while one reload reads
+"""SIGHUP's and SIGUSR1's reloads one at a time (serve_signals.OneAtATime): a burst of signals while one reload reads
 costs one more after it, not one each. Each signal began its own, its reading queued in the loop's executor: 100
 SIGUSR1s loaded 63 models, and a stop that came meanwhile waited behind them (6.4 s of a 1 s --drain-timeout)."""
 import asyncio
 
-from engine.serve_reload import OneAtATime
+from engine.serve_signals import OneAtATime
 
 
 def test_a_burst_of_reload_signals_during_a_reload_costs_one_more_after_it():
