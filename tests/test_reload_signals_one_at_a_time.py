@@ -6,15 +6,19 @@ import asyncio
 from engine.serve_signals import OneAtATime
 
 
+def _gated():
+    """A reload that reads until its gate opens: the runs begun, the gate, the OneAtATime."""
+    began, gate = [], asyncio.Event()
+
+    async def reload():
+        began.append(len(began))
+        await gate.wait()
+    return began, gate, OneAtATime(reload)
+
+
 def test_a_burst_of_reload_signals_during_a_reload_costs_one_more_after_it():
     async def main():
-        began, gate, tasks = [], asyncio.Event(), []
-
-        async def reload():
-            began.append(len(began))
-            await gate.wait()
-
-        one = OneAtATime(reload)
+        (began, gate, one), tasks = _gated(), []
 
         def spawn(coro):
             tasks.append(asyncio.ensure_future(coro))
@@ -52,13 +56,7 @@ def test_a_reload_that_fails_lets_the_next_signal_begin_one():
 
 def test_the_one_more_a_burst_asked_is_not_run_once_the_stop_began():
     async def main():
-        began, gate, tasks = [], asyncio.Event(), []
-
-        async def reload():
-            began.append(len(began))
-            await gate.wait()
-
-        one = OneAtATime(reload)
+        (began, gate, one), tasks = _gated(), []
         one.ask(lambda coro: tasks.append(asyncio.ensure_future(coro)))
         await asyncio.sleep(0)
         one.ask(tasks.append)                   # one more, asked while it reads

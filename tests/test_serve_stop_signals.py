@@ -87,17 +87,20 @@ AT_THE_END = textwrap.dedent("""
 """)
 
 
-def _serve_then_stop(tmp_path, *extra):
+def serve_then_stop(tmp_path, *extra, probe=AT_THE_END, before_stop=lambda: None):
+    """`serve` run by `probe` (its last words: the command line) until ready, `before_stop()`, SIGTERM: (its exit
+    status, its service log). (Later options win: `extra` may name another --control-socket.)"""
     from .test_serve import free_port, wait_ready
     err_path, ready, logs = tmp_path / "stderr.log", tmp_path / "ready", tmp_path / "logs"
     logs.mkdir()
     with open(err_path, "w") as err:
-        p = subprocess.Popen([sys.executable, "-c", AT_THE_END, "serve", "--data-dir", tmp_path / "data",
+        p = subprocess.Popen([sys.executable, "-c", probe, "serve", "--data-dir", tmp_path / "data",
                               "--smpp-listen", f"127.0.0.1:{free_port()}", "--sip-listen", "off",
                               "--log", logs / "v.jsonl", "--ready-file", ready, "--control-socket", "off", *extra],
                              cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
         try:
             wait_ready(p, ready, err_path)
+            before_stop()
             p.send_signal(signal.SIGTERM)
             rc = p.wait(60)
         finally:
@@ -108,7 +111,7 @@ def _serve_then_stop(tmp_path, *extra):
 
 
 def test_a_stop_signal_as_serve_exits_leaves_its_exit_status(tmp_path):
-    rc, text = _serve_then_stop(tmp_path)
+    rc, text = serve_then_stop(tmp_path)
     assert rc == 0 and "stopped" in text, (rc, text[-2000:])
 
 
@@ -116,7 +119,7 @@ def test_a_stop_signal_as_a_pools_supervisor_exits_leaves_its_exit_status(tmp_pa
     from .redis_helpers import RedisServer
     redis = RedisServer(tmp_path / "redis")
     try:
-        rc, text = _serve_then_stop(tmp_path, "--workers", "2", "--state", redis.url)
+        rc, text = serve_then_stop(tmp_path, "--workers", "2", "--state", redis.url)
     finally:
         redis.stop()
     assert rc == 0 and "all workers stopped" in text, (rc, text[-2000:])
