@@ -41,7 +41,7 @@ from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact
                            reload_lists, reload_rules, say_lists_at_start)
 from .serve_signals import OneAtATime, _announced, ignore_from_here
 from .serve_watch import watch_files
-from .servicelog import life, reopen_verdict_log_soon, say_error, setup_service_logging
+from .servicelog import life, renamed_since_opened, reopen_verdict_log_soon, say_error, setup_service_logging
 
 log = logging.getLogger("telfilter")
 
@@ -213,6 +213,8 @@ async def run_serve(args, ready=None):
     # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in
     # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`; the new file is opened off the loop
     loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(reopen_verdict_log_soon(vlog, args.log)))
+    if renamed_since_opened(vlog, args.log):        # rotated while serve started (its SIGUSR2 ignored then)
+        spawn(reopen_verdict_log_soon(vlog, args.log))
     watcher = RuleWatcher(pipe)
 
     wt = asyncio.create_task(watch_files(pipe, watcher, notifier, lambda: _status_line(proxy, sip)))

@@ -146,6 +146,24 @@ def reopen_verdict_log(vlog, path, opened=None) -> bool:
     return True
 
 
+def renamed_since_opened(vlog, path) -> bool:
+    """Whether `path` no longer names the file the verdict log writes: logrotate renamed it while serve started, its
+    SIGUSR2 ignored until the event loop took the signal (the default action ends the process). That reopen was
+    lost: serve wrote the rotated file until the next rotation, a day later, and nothing was at the log's path."""
+    import os
+    fd = getattr(vlog.f, "fd", None)
+    if not _reopenable(path) or not isinstance(fd, int):
+        return False
+    try:
+        st = os.fstat(fd)
+        now = os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino)
+
+
 def open_verdict_file(path):
     """The verdict log's new file for a reopen: opened, its crash spool made (an 8 MiB ring allocated
     whole) and a dead writer's unwritten lines appended (up to the ring's ~20,000 lines). Blocking

@@ -28,7 +28,7 @@ def test_a_stop_that_neither_publishes_nor_saves_a_confirmed_dnc_change_is_not_c
     redis = RedisServer(tmp_path / "redis")
     sock = tmp_path / "c.sock"
 
-    def dnc_change_while_redis_is_away():
+    def dnc_change_while_redis_is_away(_serve):
         redis.stop()                            # away: the change below waits to be published
         ans = request(sock, {"cmd": "lists", "op": "add", "kind": "dnc", "value": "84912345678", "channel": "SV"}, 30)
         assert ans.get("ok") is True, ans

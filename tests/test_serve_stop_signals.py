@@ -87,8 +87,8 @@ AT_THE_END = textwrap.dedent("""
 """)
 
 
-def serve_then_stop(tmp_path, *extra, probe=AT_THE_END, before_stop=lambda: None):
-    """`serve` run by `probe` (its last words: the command line) until ready, `before_stop()`, SIGTERM: (its exit
+def serve_then_stop(tmp_path, *extra, probe=AT_THE_END, before_stop=lambda p: None):
+    """`serve` run by `probe` (its last words: the command line) until ready, `before_stop(p)`, SIGTERM: (its exit
     status, its service log). (Later options win: `extra` may name another --control-socket.)"""
     from .test_serve import free_port, wait_ready
     err_path, ready, logs = tmp_path / "stderr.log", tmp_path / "ready", tmp_path / "logs"
@@ -100,7 +100,7 @@ def serve_then_stop(tmp_path, *extra, probe=AT_THE_END, before_stop=lambda: None
                              cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
         try:
             wait_ready(p, ready, err_path)
-            before_stop()
+            before_stop(p)
             p.send_signal(signal.SIGTERM)
             rc = p.wait(60)
         finally:
