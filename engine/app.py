@@ -9,7 +9,7 @@ from .config import Settings, default_data_dir, load_settings
 from .lists import ListStore
 from .lists.csvio import KINDS
 from .lists.reports import ReportStore
-from .pipeline import EngineState, Pipeline
+from .pipeline import EngineState, Pipeline, rules_stamp
 from .rules.loader import load_rules
 
 log = logging.getLogger("telfilter")
@@ -101,9 +101,12 @@ def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=Tr
     lists = store.load()
     for w in store.warnings:
         log.warning("%s", w)
+    stamp = rules_stamp(settings.rules_dir)     # the files this read began with: serve's watcher starts from them
     rules = load_rules(settings.rules_dir)
     reports = ReportStore(ddir)
     state = EngineState(reports=reports.load_index())
     model = load_model(settings, model) if with_model else None
-    return Pipeline(settings, rules, lists=lists, store=store, state=state, model=model,
+    pipe = Pipeline(settings, rules, lists=lists, store=store, state=state, model=model,
                     reports=reports, persist=persist)
+    pipe.rules_stamp = stamp
+    return pipe

@@ -343,7 +343,10 @@ class RuleWatcher:
 
     def __init__(self, pipeline: Pipeline):
         self.pipeline = pipeline
-        pipeline.rules_stamp = rules_stamp(pipeline.rules.directory)
+        # from the files the last read began with (serve's, at its start: an edit while serve started, its SIGHUP
+        # ignored then, was never read), else as they are now
+        if pipeline.rules_stamp is None:
+            pipeline.rules_stamp = rules_stamp(pipeline.rules.directory)
         self.seen = pipeline.rules_stamp    # the files at the last look
 
     def changed(self) -> bool:

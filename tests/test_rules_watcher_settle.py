@@ -65,3 +65,20 @@ def test_sighup_reads_at_once_and_the_watcher_does_not_read_it_again(tmp_path):
     f.write_text(f.read_text().replace('window = "5m", limit = 3', 'window = "5m", limit = 2'))
     assert not asyncio.run(reload_rules(p)) and p.rules_generation == 2    # no settling for an operator's reload
     assert w.poll() is False and w.poll() is False and p.rules_generation == 2
+
+
+def test_a_rule_file_changed_while_serve_starts_is_read_by_the_watcher(tmp_path):
+    """serve reads its rules first thing (app.build) and makes the watcher once it listens, seconds later (the
+    lists, the state, the --state server's catch-ups): the watcher took the files as they were then for the last
+    read. An edit in between was never read, and its SIGHUP came while serve still ignored the signal (the default
+    action ends the process): the rules in force were not the files' until the next edit. The watcher now starts
+    from the files the start read."""
+    from engine.app import build
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    p = build(cfg, tmp_path / "data", seed=False, with_model=False, persist=False)
+    f = cfg / "rules" / "20-advertising-sms.toml"
+    f.write_text(f.read_text() + "\n# edited while serve started\n")     # after the read, before the watcher
+    w = RuleWatcher(p)
+    assert w.poll() is False                    # a change seen for the first time: looked at again next tick
+    assert w.poll() is True and p.rules_generation == 2 and not p.rule_errors
