@@ -98,6 +98,7 @@ def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=Tr
     settings = load_settings(config_dir)
     ddir = resolve_data_dir(data_dir, settings, seed)
     store = ListStore(ddir)
+    read_from = store.snapshot_signature(), store.journal_signature()     # serve's watcher starts from them
     lists = store.load()
     for w in store.warnings:
         log.warning("%s", w)
@@ -108,5 +109,5 @@ def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=Tr
     model = load_model(settings, model) if with_model else None
     pipe = Pipeline(settings, rules, lists=lists, store=store, state=state, model=model,
                     reports=reports, persist=persist)
-    pipe.rules_stamp = stamp
+    pipe.rules_stamp, pipe.lists_stamp = stamp, read_from
     return pipe

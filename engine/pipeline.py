@@ -89,6 +89,7 @@ class Pipeline(AdCounts):
         self.rules_reload_lock = None   # serve's reloads run one at a time under it (serve.reload_rules)
         self.rules_reload_queued = None  # the reload waiting for the one under way: later requests join it
         self.rules_stamp = None         # rules_stamp() of the files the last read began with (RuleWatcher's test)
+        self.lists_stamp = None         # the list files' signatures app.build's read began with (serve_watch's start)
         self._refused = None            # (stamp, errors) of the last refused read: a repeat is not said again
         self.lists = lists if lists is not None else Lists()
         self.store = store

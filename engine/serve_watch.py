@@ -27,8 +27,9 @@ async def watch_files(pipe, watcher, notifier, status, every: float = 1.0) -> No
     ticks, last_log, unsaid = 0, None, 0
     while True:
         try:
-            if not seen:
-                seen[:] = pipe.store.snapshot_signature(), pipe.store.journal_signature()
+            if not seen:    # from the files serve's start read (a CLI change since, its SIGHUP ignored then: lost)
+                seen[:] = getattr(pipe, "lists_stamp", None) or (pipe.store.snapshot_signature(),
+                                                                 pipe.store.journal_signature())
             await asyncio.sleep(every)
             ticks += 1
             await _look(pipe, watcher, notifier, status, ticks, seen)
