@@ -142,7 +142,8 @@ def supervise(args) -> int:
         env.update(notify.env, TELFILTER_WORKER=str(i), TELFILTER_WORKERS=str(n), TELFILTER_SUPERVISOR=str(os.getpid()))
         procs[i] = subprocess.Popen(_child_argv(i), env=env, cwd=cwd, preexec_fn=_ignore_passed_signals)
         if stopping:    # a SIGTERM/SIGINT while Popen ran: `forward` passed it on to the others, not to this one yet
-            forward(signal.SIGTERM)     # (it came up and served on; the stop SIGKILLed it at its deadline)
+            procs[i].send_signal(signal.SIGTERM)    # (it served on; the stop SIGKILLed it at its deadline). Only
+            # to it: a second to the others would cut their drains short
         started[i] = time.monotonic()
         notify.started(i, procs[i].pid)
         life.info("worker %d started (pid %d)", i, procs[i].pid)
