@@ -34,12 +34,12 @@ from pathlib import Path
 
 from .cli_parser import command_error
 from .serve_config import load_serve_config, open_verdict_log
-from .analyst.serves import unregister
 from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
                            reload_lists, reload_rules, say_lists_at_start)
 from .serve_signals import OneAtATime, _announced, ignore_from_here
+from .serve_stop import Opened
 from .serve_watch import watch_files
 from .servicelog import life, renamed_since_opened, reopen_verdict_log_soon, say_error, setup_service_logging
 
@@ -59,7 +59,6 @@ async def run_serve(args, ready=None):
     from .app import build
     from .pipeline import RuleWatcher
     from .smpp_proxy.idlog import IdLog
-    from .smpp_proxy.msgids import save_map
     from .smpp_proxy.server import SmppProxy
     from .verdictlog import VerdictLog
     from .memtune import fix_mmap_threshold
@@ -85,158 +84,177 @@ async def run_serve(args, ready=None):
     # durable judging state (engine/state): loaded (snapshot + journal) before anything listens
     from .state import install, is_shared, open_state
     state_url = getattr(args, "state", None)
-    state_store = open_state(state_url, pipe.store.dir)
-    serve_lock = lock_serve_files(Path(pipe.store.dir), worker, stop_wait(args) if in_pool else 0.0)
-    if args.ready_file and not in_pool:     # a killed serve's is not ours (after the lock: never a running one's)
-        Path(args.ready_file).unlink(missing_ok=True)
-    install(pipe, state_store)
-    if worker == 0:                     # (a pool's workers read the same files)
-        say_lists_at_start(pipe)
-    replicator = None
-    if is_shared(state_url):        # DNC changes shared through the same server: catch up before listening
-        await state_store.start()
-        from .state.replication import DncReplicator
-        replicator = pipe.replicator = DncReplicator(state_url, pipe, writer=(worker == 0))
-        await replicator.catch_up()
-        replicator.load_unpublished()          # what a stop while Redis was away could not publish
-    stop = asyncio.Event()
-    control = ctl_base = noted = None
-    if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
-        from .control import ControlServer, default_socket, worker_socket
-        sock = ctl_base = Path(getattr(args, "control_socket", None) or default_socket(pipe.store.dir))
-        sock = worker_socket(sock, worker)
-        control = ControlServer(pipe, sock, stop.set, args=args)
-        await control.start()
-        life.info("control socket %s (telfilter ctl)", control.path)
-        noted = note_model_serve(pipe.settings, ctl_base, worker)     # where `ml promote` finds it
-    metrics = counted = None
-    if getattr(args, "metrics_listen", None) and (worker == 0 or in_pool):
-        # a pool's worker i > 0 counts too, and worker 0's /metrics asks it over its control socket (metrics_pool.py)
-        from .metrics import MeteredVerdictLog, Metrics
-        counted = Metrics(pipe)
-        vlog = open_verdict_log(MeteredVerdictLog, args, counted)
-        metrics = counted if worker == 0 else None        # the HTTP listener: worker 0's
-        if control is not None:         # from now: a `metrics` asked before the start is done says "starting"
-            control.metrics = counted
-    else:
-        vlog = open_verdict_log(VerdictLog, args)
-    if getattr(args, "sip_listen", "off") not in ("off", "") and cfg.sip is not None:
-        # the SIP screen's caps in the fd budget before anything listens: a budget that refuses them (or
-        # lowers SMPP's for them) says so before SMPP takes connections (SipScreen.start claims the same again)
-        from .fdbudget import FD_BUDGET
-        FD_BUDGET.claim("sip", {"SIP max_tcp_connections": cfg.sip.max_tcp_connections,
-                                "SIP max_tcp_out_connections": cfg.sip.max_tcp_out_connections})
-    proxy = SmppProxy(pipe, settings, vlog)
-    if getattr(state_store, "spool", None) is not None:     # counts spooled at the proxy's flush points (inbox.py)
-        state_store.spool.later = proxy.batch.later
-    from .serve_reload import silent_symbols_vet
-    pipe.rules_vet = silent_symbols_vet(getattr(args, "config", None), proxy)
-    pool = receipts = shared_mo = None
-    held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker else "held_receipts.msgpack")
-    ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
-    idlog = IdLog(ids_file, proxy.msgid_account)
-    # the files of a pool's workers no longer started (--workers lowered): read by this worker, not lost
-    taken = await asyncio.to_thread(take_over, Path(pipe.store.dir), worker, in_pool, args, ctl_base, control)
-    their_ids = taken.files("message_ids", ".msgpack")
-    if replicator is not None:      # max binds and throughput per account hold across processes
-        from .state.pool import PoolLimits
-        from .state.receipts import SharedReceipts
-        pool = PoolLimits(state_store, proxy)
-        receipts = SharedReceipts(state_store, proxy)   # a receipt reaches its account whichever link it came on
-        from .state.mo_parts import SharedMoParts
-        shared_mo = SharedMoParts(state_store, proxy)   # a 5656 message in parts is one, whichever link they came on
-        await shared_mo.restore()                       # those a stop left waiting for the rest
-        idlog.open(asyncio.get_running_loop(), their_ids)   # the last run's ids (its own and learned), then the
-        await receipts.catch_up()                       # stream's newer ones
-    else:
-        idlog.open(asyncio.get_running_loop(), their_ids)   # the last run's ids (a crash too); journalled from now
-    # what was held when the last run ended (a crash too); journalled from now
-    proxy.open_held(held_file, taken.files("held_receipts", ".msgpack"))
-    # ads scheduled ahead the last run left (a crash too): cancelled if their recipient registers DK DNC; journalled
-    proxy.scheduled.open(held_file.with_name(held_file.name.replace("held_receipts", "scheduled_ads")).with_suffix(
-        ".journal"), asyncio.get_running_loop(), int(proxy.clock().timestamp()), proxy.stats,
-        adopt=taken.files("scheduled_ads", ".journal"))
-    # 5656 message parts acknowledged, their message not yet judged
-    proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(".journal"),
-                        asyncio.get_running_loop(), taken.files("mo_parts", ".journal"))
-    # every port is bound before any takes a connection (and before an SMSC link binds): a port in use stops the
-    # start with nothing answered
-    try:        # a bind error named as the SIP screen's is (asyncio's: "error while attempting to bind on address …")
-        await proxy.start(args.smpp_listen, reuse_port=in_pool, serve=False)
-    except OSError as e:
-        where = args.smpp_listen or settings.listen
-        if proxy.server is not None or not where:       # the plain listener is up (or there is none): the TLS one
-            where = f"{settings.tls_listen} (TLS)"
-        raise OSError(e.errno, f"SMPP listen {where}: {_why(e)}") from None
-    sip = None
-    if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
-        from .sip_screen.server import start_sip
-        args.reuse_port = in_pool
-        sip = await start_sip(pipe, args, vlog, serve=False)
-    if counted is not None:
-        counted.proxy, counted.sip, counted.state = proxy, sip, state_store
-    if metrics is not None:
-        if in_pool:
-            from .metrics_pool import pool_of
-            metrics.pool = pool_of(ctl_base)
+    o = Opened()      # what the start opens: closed in the stop's order, also when the start fails
+    try:
+        state_store = o.state_store = open_state(state_url, pipe.store.dir)
+        o.serve_lock = lock_serve_files(Path(pipe.store.dir), worker, stop_wait(args) if in_pool else 0.0)
+        if args.ready_file and not in_pool:     # a killed serve's is not ours (after the lock: never a running one's)
+            Path(args.ready_file).unlink(missing_ok=True)
+        install(pipe, state_store)
+        if worker == 0:                     # (a pool's workers read the same files)
+            say_lists_at_start(pipe)
+        replicator = None
+        if is_shared(state_url):        # DNC changes shared through the same server: catch up before listening
+            await state_store.start()
+            from .state.replication import DncReplicator
+            replicator = o.replicator = pipe.replicator = DncReplicator(state_url, pipe, writer=(worker == 0))
+            await replicator.catch_up()
+            replicator.load_unpublished()          # what a stop while Redis was away could not publish
+        stop = asyncio.Event()
+        control = ctl_base = None
+        if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error
+            from .control import ControlServer, default_socket, worker_socket
+            sock = ctl_base = Path(getattr(args, "control_socket", None) or default_socket(pipe.store.dir))
+            sock = worker_socket(sock, worker)
+            control = ControlServer(pipe, sock, stop.set, args=args)
+            await control.start()
+            o.control = control
+            life.info("control socket %s (telfilter ctl)", control.path)
+            o.noted = note_model_serve(pipe.settings, ctl_base, worker)     # where `ml promote` finds it
+        metrics = counted = None
+        if getattr(args, "metrics_listen", None) and (worker == 0 or in_pool):
+            # a pool's worker i > 0 counts too, and worker 0's /metrics asks it over its control socket
+            # (metrics_pool.py)
+            from .metrics import MeteredVerdictLog, Metrics
+            counted = Metrics(pipe)
+            vlog = o.vlog = open_verdict_log(MeteredVerdictLog, args, counted)
+            metrics = o.metrics = counted if worker == 0 else None        # the HTTP listener: worker 0's
+            if control is not None:         # from now: a `metrics` asked before the start is done says "starting"
+                control.metrics = counted
+        else:
+            vlog = o.vlog = open_verdict_log(VerdictLog, args)
+        if getattr(args, "sip_listen", "off") not in ("off", "") and cfg.sip is not None:
+            # the SIP screen's caps in the fd budget before anything listens: a budget that refuses them (or
+            # lowers SMPP's for them) says so before SMPP takes connections (SipScreen.start claims the same again)
+            from .fdbudget import FD_BUDGET
+            FD_BUDGET.claim("sip", {"SIP max_tcp_connections": cfg.sip.max_tcp_connections,
+                                    "SIP max_tcp_out_connections": cfg.sip.max_tcp_out_connections})
+        proxy = o.proxy = SmppProxy(pipe, settings, vlog)
+        if getattr(state_store, "spool", None) is not None:     # counts spooled at the proxy's flush points (inbox.py)
+            state_store.spool.later = proxy.batch.later
+        from .serve_reload import silent_symbols_vet
+        pipe.rules_vet = silent_symbols_vet(getattr(args, "config", None), proxy)
+        pool = receipts = shared_mo = None
+        held_file = Path(pipe.store.dir) / "smpp" / (f"held_receipts.w{worker}.msgpack" if worker
+                                                     else "held_receipts.msgpack")
+        ids_file = held_file.with_name(held_file.name.replace("held_receipts", "message_ids"))
+        idlog = o.idlog = IdLog(ids_file, proxy.msgid_account)
+        o.ids_file = ids_file
+        # the files of a pool's workers no longer started (--workers lowered): read by this worker, not lost
+        taken = await asyncio.to_thread(take_over, Path(pipe.store.dir), worker, in_pool, args, ctl_base, control)
+        o.taken = taken
+        their_ids = taken.files("message_ids", ".msgpack")
+        if replicator is not None:      # max binds and throughput per account hold across processes
+            from .state.pool import PoolLimits
+            from .state.receipts import SharedReceipts
+            pool = PoolLimits(state_store, proxy)
+            receipts = SharedReceipts(state_store, proxy)   # a receipt reaches its account whichever link it came on
+            from .state.mo_parts import SharedMoParts
+            # a 5656 message in parts is one, whichever link they came on
+            shared_mo = SharedMoParts(state_store, proxy)
+            o.pool, o.receipts, o.shared_mo = pool, receipts, shared_mo
+            await shared_mo.restore()                       # those a stop left waiting for the rest
+            idlog.open(asyncio.get_running_loop(), their_ids)   # the last run's ids (its own and learned)
+            o.ids_read = True
+            await receipts.catch_up()                       # then the stream's newer ones
+        else:
+            idlog.open(asyncio.get_running_loop(), their_ids)   # the last run's ids (a crash too); journalled from now
+            o.ids_read = True
+        # what was held when the last run ended (a crash too); journalled from now
+        proxy.open_held(held_file, taken.files("held_receipts", ".msgpack"))
+        # ads scheduled ahead the last run left (a crash too): cancelled if their recipient registers DK DNC; journalled
+        proxy.scheduled.open(held_file.with_name(held_file.name.replace("held_receipts", "scheduled_ads")).with_suffix(
+            ".journal"), asyncio.get_running_loop(), int(proxy.clock().timestamp()), proxy.stats,
+            adopt=taken.files("scheduled_ads", ".journal"))
+        # 5656 message parts acknowledged, their message not yet judged
+        proxy.open_mo_parts(held_file.with_name(held_file.name.replace("held_receipts", "mo_parts")).with_suffix(
+                            ".journal"),
+                            asyncio.get_running_loop(), taken.files("mo_parts", ".journal"))
+        # every port is bound before any takes a connection (and before an SMSC link binds): a port in use stops the
+        # start with nothing answered
+        # a bind error named as the SIP screen's is (asyncio's: "error while attempting to bind on address …")
         try:
-            await metrics.start(args.metrics_listen, serve=False)
+            await proxy.start(args.smpp_listen, reuse_port=in_pool, serve=False)
         except OSError as e:
-            raise OSError(e.errno, f"--metrics-listen {args.metrics_listen}: {_why(e)}") from None
-    await proxy.begin()
-    life.info("SMPP proxy listening on %s (port %d), upstream %s", args.smpp_listen or settings.listen or "(TLS only)",
-              proxy.port, ",".join(settings.smsc) or "none")
-    if proxy.tls_server is not None:
-        life.info("SMPP over TLS listening on %s (port %d)%s", settings.tls_listen, proxy.tls_port,
-                  (", client certificates required" + (", revocation list " + settings.tls_client_crl
-                                                        if settings.tls_client_crl else ""))
-                  if settings.tls_client_ca else "")
-    if sip is not None:
-        await sip.begin()
-    if metrics is not None:
-        await metrics.server.start_serving()
-        life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz, /livez", args.metrics_listen, metrics.port)
-    if control is not None:
-        control.proxy, control.sip = proxy, sip
-    loop = asyncio.get_running_loop()
-    tasks = set()
+            where = args.smpp_listen or settings.listen
+            if proxy.server is not None or not where:       # the plain listener is up (or there is none): the TLS one
+                where = f"{settings.tls_listen} (TLS)"
+            raise OSError(e.errno, f"SMPP listen {where}: {_why(e)}") from None
+        sip = None
+        if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
+            from .sip_screen.server import start_sip
+            args.reuse_port = in_pool
+            sip = o.sip = await start_sip(pipe, args, vlog, serve=False)
+        if counted is not None:
+            counted.proxy, counted.sip, counted.state = proxy, sip, state_store
+        if metrics is not None:
+            if in_pool:
+                from .metrics_pool import pool_of
+                metrics.pool = pool_of(ctl_base)
+            try:
+                await metrics.start(args.metrics_listen, serve=False)
+            except OSError as e:
+                raise OSError(e.errno, f"--metrics-listen {args.metrics_listen}: {_why(e)}") from None
+        await proxy.begin()
+        life.info("SMPP proxy listening on %s (port %d), upstream %s",
+                  args.smpp_listen or settings.listen or "(TLS only)",
+                  proxy.port, ",".join(settings.smsc) or "none")
+        if proxy.tls_server is not None:
+            life.info("SMPP over TLS listening on %s (port %d)%s", settings.tls_listen, proxy.tls_port,
+                      (", client certificates required" + (", revocation list " + settings.tls_client_crl
+                                                            if settings.tls_client_crl else ""))
+                      if settings.tls_client_ca else "")
+        if sip is not None:
+            await sip.begin()
+        if metrics is not None:
+            await metrics.server.start_serving()
+            life.info("metrics on http://%s/metrics (port %d), /healthz, /readyz, /livez", args.metrics_listen,
+                      metrics.port)
+        if control is not None:
+            control.proxy, control.sip = proxy, sip
+        loop = asyncio.get_running_loop()
+        tasks = set()
 
-    def spawn(coro):
-        t = asyncio.ensure_future(coro)
-        tasks.add(t)
-        t.add_done_callback(tasks.discard)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    hup, usr1 = OneAtATime(lambda: _announced(notifier, _reload_all(pipe))), OneAtATime(lambda: _reload_model(pipe))
-    loop.add_signal_handler(signal.SIGHUP, lambda: hup.ask(spawn))      # (a burst: two reloads, not one each)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: usr1.ask(spawn))
-    # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in
-    # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`; the new file is opened off the loop
-    loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(reopen_verdict_log_soon(vlog, args.log)))
-    if renamed_since_opened(vlog, args.log):        # rotated while serve started (its SIGUSR2 ignored then)
-        spawn(reopen_verdict_log_soon(vlog, args.log))
-    watcher = RuleWatcher(pipe)
+        def spawn(coro):
+            t = asyncio.ensure_future(coro)
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        hup, usr1 = OneAtATime(lambda: _announced(notifier, _reload_all(pipe))), OneAtATime(lambda: _reload_model(pipe))
+        loop.add_signal_handler(signal.SIGHUP, lambda: hup.ask(spawn))      # (a burst: two reloads, not one each)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: usr1.ask(spawn))
+        # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in
+        # nginx's USR1): `postrotate kill -USR2 $(cat telfilter.pid)`; the new file is opened off the loop
+        loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(reopen_verdict_log_soon(vlog, args.log)))
+        if renamed_since_opened(vlog, args.log):        # rotated while serve started (its SIGUSR2 ignored then)
+            spawn(reopen_verdict_log_soon(vlog, args.log))
+        watcher = RuleWatcher(pipe)
 
-    wt = asyncio.create_task(watch_files(pipe, watcher, notifier, lambda: _status_line(proxy, sip)))
-    st_task = asyncio.create_task(state_store.run())
-    follow = asyncio.create_task(replicator.follow()) if replicator is not None else None
-    pool_task = asyncio.create_task(pool.run()) if pool is not None else None
-    receipts_task = asyncio.create_task(receipts.run()) if receipts is not None else None
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    if counted is not None:             # worker 0's /readyz; a worker's `metrics` answer (metrics_pool.answer)
-        counted.ready = True
-    ready_file = None
-    if args.ready_file:
-        ready_file = Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file)   # the pool's own: supervisor
-        from .durable import replace_file       # whole or not at all: a script reading it sees every port
-        replace_file(ready_file, (f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
-                                  + (f"metrics {metrics.port}\n" if metrics else "")).encode())
-    if ready is not None:
-        ready.set_result((proxy, sip))
-    notifier.ready(_status_line(proxy, sip))        # every listener up, the state loaded
-    notifier.start_watchdog(loop)
+        wt = asyncio.create_task(watch_files(pipe, watcher, notifier, lambda: _status_line(proxy, sip)))
+        o.st_task = asyncio.create_task(state_store.run())
+        o.follow = asyncio.create_task(replicator.follow()) if replicator is not None else None
+        o.pool_task = asyncio.create_task(pool.run()) if pool is not None else None
+        o.receipts_task = asyncio.create_task(receipts.run()) if receipts is not None else None
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        if counted is not None:             # worker 0's /readyz; a worker's `metrics` answer (metrics_pool.answer)
+            counted.ready = True
+        ready_file = None
+        if args.ready_file:
+            # a pool's own: the supervisor's
+            ready_file = Path(f"{args.ready_file}.w{worker}" if in_pool else args.ready_file)
+            from .durable import replace_file       # whole or not at all: a script reading it sees every port
+            replace_file(ready_file, (f"smpp {proxy.port}\n" + (f"sip {sip.port}\n" if sip else "")
+                                      + (f"metrics {metrics.port}\n" if metrics else "")).encode())
+        if ready is not None:
+            ready.set_result((proxy, sip))
+        notifier.ready(_status_line(proxy, sip))        # every listener up, the state loaded
+        notifier.start_watchdog(loop)
+    except BaseException:   # a port in use, a model or state error, a SIGINT: nothing left open behind it
+        await o.close()
+        raise
     await stop.wait()
     notifier.stopping()
     if ready_file is not None:              # not ready any more: draining, then gone
@@ -268,55 +286,8 @@ async def run_serve(args, ready=None):
         log.warning("second stop signal: drain cut short, submits still in flight get no answer")
         drain.cancel()
     forced.cancel()
-    if control is not None:         # a command under way (a reload) is answered, within what is left of the budget
-        await control.stop(wait=max(0.0, min(5.0, drain_budget - (loop.time() - stop_started))))
-        unregister(noted)
-    await proxy.stop()
-    if receipts is not None:
-        receipts_task.cancel()
-        await receipts.close()              # a hand-over under way ends before the held receipts are saved
-    if shared_mo is not None:
-        await shared_mo.close()             # 5656 messages in parts this process waits for: left in Redis for the rest
-    try:
-        await proxy.close_mo_parts()         # acknowledged 5656 message parts: put back at the next start
-    except OSError as e:
-        log.error("5656 message parts could not be rewritten (%s): the journal keeps them for the next start", e)
-    try:
-        await proxy.close_held()             # acknowledged to the SMSC: offered again at the next start
-    except OSError as e:
-        log.error("held receipts could not be rewritten (%s): the journal keeps %d of them for the next start",
-                  e, proxy.held_total)
-    saved = False
-    try:
-        save_map(proxy.msgid_account, ids_file)   # which account sent what: receipts after the restart find it
-        saved = True
-    except OSError as e:
-        log.error("message-id map could not be saved whole (%s): %s", e, "the next start reads its log"
-                  if idlog.writer is not None else "its log was not started: the ids of this run are lost")
-    await idlog.close(clean=saved)
-    await proxy.scheduled.close()           # ads scheduled ahead: the journal rewritten as what is indexed
-    if sip:
-        await sip.stop()        # (its answered calls saved, read back at the next start: sip_screen/dialogstore.py)
-    st_task.cancel()
-    status = 0
-    try:
-        await state_store.close()   # after the last commit: flush + snapshot, nothing lost
-    except OSError as e:            # a full or failing disk: the rest of the stop still runs (the verdict log)
-        lost = len(getattr(state_store, "buf", ())) + getattr(state_store, "unjournalled", 0)
-        log.error("state could not be saved at the stop (%s): %d counter updates never written to the journal "
-                  "are lost (the next start has the state as of the last write that succeeded)", e, lost)
-        status = 1
-    os.close(serve_lock)
-    taken.release()
-    if replicator is not None:
-        follow.cancel()
-        pool_task.cancel()
-        await pool.close()
-        if not await replicator.close():      # confirmed DNC changes the other nodes will never get
-            status = 1
-    if metrics is not None:
-        await metrics.stop()
-    vlog.close()
+    # a command under way (a reload) is answered, within what is left of the budget; then the rest closed in order
+    status = await o.close(control_wait=max(0.0, min(5.0, drain_budget - (loop.time() - stop_started))))
     # nothing reopens, no stop is left to cut short (a SIGTERM in the finalisation: a death by 15 whatever `status`)
     ignore_from_here(loop, (signal.SIGUSR2, signal.SIGINT, signal.SIGTERM))
     notifier.close()
