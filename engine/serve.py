@@ -37,7 +37,7 @@ from .serve_config import load_serve_config, open_verdict_log
 from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
 from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
-                           reload_lists, reload_rules, say_lists_at_start)
+                           model_stamp, reload_lists, reload_rules, say_lists_at_start)
 from .serve_signals import OneAtATime, _announced, ignore_from_here
 from .serve_stop import Opened
 from .serve_watch import watch_files
@@ -63,6 +63,7 @@ async def run_serve(args, ready=None):
     from .verdictlog import VerdictLog
     from .memtune import fix_mmap_threshold
     fix_mmap_threshold()                # before the model and lists are read: reloads give their memory back
+    model_read = model_stamp(getattr(args, "config", None))     # before the config check loads the model
     cfg, settings = load_serve_config(args)
     pipe = build(getattr(args, "config", None), getattr(args, "data_dir", None), seed=False, model=cfg.model)
     # one of `serve --workers N` (engine/supervisor.py)? worker 0 keeps the default socket and metrics
@@ -229,6 +230,11 @@ async def run_serve(args, ready=None):
         loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(reopen_verdict_log_soon(vlog, args.log)))
         if renamed_since_opened(vlog, args.log):        # rotated while serve started (its SIGUSR2 ignored then)
             spawn(reopen_verdict_log_soon(vlog, args.log))
+        # the model promoted (or [ml] edited) after the start loaded it: `ml promote` found no control socket yet,
+        # a SIGUSR1 was ignored; loaded now, as that reload would have
+        if model_stamp(getattr(args, "config", None)) != model_read:
+            life.info("the model or telfilter.toml's [ml] changed while serve started: loading it")
+            usr1.ask(spawn)
         watcher = RuleWatcher(pipe)
 
         wt = asyncio.create_task(watch_files(pipe, watcher, notifier, lambda: _status_line(proxy, sip)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -341,3 +342,27 @@ async def _reload_model(pipe) -> str | None:
         log.warning("telfilter.toml: [engine] %s changed; in force after a restart (a reload applies [ml] only)",
                     ", ".join(pipe.engine_needs_restart))
     return None
+
+
+def model_stamp(config_dir) -> tuple | None:
+    """What a model load would read now: telfilter.toml's [ml] settings and the files of the model directory they
+    name, its links followed (`ml promote` swaps one); None when telfilter.toml cannot be read. serve takes it before
+    its start loads the model and looks again once its signal handlers are in place: a promote in between (its
+    control socket not up yet: "installed; … serve loads it when it starts"), a SIGUSR1 then ignored, or the
+    files replaced by hand, was never loaded (until another reload)."""
+    from .analyst.promote import FILES
+    from .config import ConfigError, load_settings
+    from .ml.model import default_model_dir
+    try:
+        s = load_settings(config_dir)
+    except (ConfigError, OSError):
+        return None
+    d = Path(s.ml_model) if s.ml_model else default_model_dir()
+    files = []
+    for name in FILES:
+        try:
+            st = os.stat(d / name)
+            files.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            files.append(None)
+    return tuple(getattr(s, k) for k in _ML_SETTINGS), os.path.realpath(d), tuple(files)
