@@ -13,6 +13,7 @@ in `unmapped`/`peer_of`.
 """
 from __future__ import annotations
 
+import os
 import socket
 
 BACKLOG = 100               # asyncio's create_server default, kept for the listeners made here
@@ -28,6 +29,15 @@ def listen_args(host: str, port: int, reuse_port: bool = False) -> dict:
         sock.setblocking(False)
         return {"sock": sock}
     return {"host": host, "port": port, "reuse_port": reuse_port or None}
+
+
+def bind_error_text(e: OSError) -> str:
+    """Why a listener could not be made, as a start-up error line ends: the system's words for the errno (asyncio's
+    own text, "error while attempting to bind on address ('127.0.0.1', N): address already in use", said the address
+    a second time), or the resolver's for a host it cannot find."""
+    if isinstance(e, socket.gaierror):      # its errno is getaddrinfo's (EAI_NONAME -2), not one strerror knows
+        return f"cannot resolve the host: {e.strerror}"
+    return os.strerror(e.errno) if e.errno else str(e)
 
 
 def addr_text(host: str, port) -> str:

@@ -29,10 +29,10 @@ import gc
 import logging
 import os
 import signal
-import socket
 from pathlib import Path
 
 from .cli_parser import command_error
+from .listen import bind_error_text
 from .serve_config import load_serve_config, open_verdict_log
 from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
@@ -180,7 +180,7 @@ async def run_serve(args, ready=None):
             where = args.smpp_listen or settings.listen
             if proxy.server is not None or not where:       # the plain listener is up (or there is none): the TLS one
                 where = f"{settings.tls_listen} (TLS)"
-            raise OSError(e.errno, f"SMPP listen {where}: {_why(e)}") from None
+            raise OSError(e.errno, f"SMPP listen {where}: {bind_error_text(e)}") from None
         sip = None
         if getattr(args, "sip_listen", "off") not in ("off", ""):        # None: sip.toml's listen
             from .sip_screen.server import start_sip
@@ -195,7 +195,7 @@ async def run_serve(args, ready=None):
             try:
                 await metrics.start(args.metrics_listen, serve=False)
             except OSError as e:
-                raise OSError(e.errno, f"--metrics-listen {args.metrics_listen}: {_why(e)}") from None
+                raise OSError(e.errno, f"--metrics-listen {args.metrics_listen}: {bind_error_text(e)}") from None
         await proxy.begin()
         life.info("SMPP proxy listening on %s (port %d), upstream %s",
                   args.smpp_listen or settings.listen or "(TLS only)",
@@ -310,12 +310,6 @@ def _status_line(proxy, sip) -> str:
     if smsc:
         line += f", {len(links)} SMSC link{'s' * (len(links) != 1)} bound ({smsc} SMSC configured)"
     return line + (f"; SIP port {sip.port}" if sip is not None else "")
-
-
-def _why(e: OSError) -> str:
-    if isinstance(e, socket.gaierror):      # its errno is getaddrinfo's (EAI_NONAME -2), not one strerror knows
-        return f"cannot resolve the host: {e.strerror}"
-    return os.strerror(e.errno) if e.errno else str(e)
 
 
 def cmd_serve(args) -> int:

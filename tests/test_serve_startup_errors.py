@@ -125,3 +125,12 @@ def test_a_control_socket_in_a_missing_directory_is_refused_and_nothing_is_made(
     assert _last(p) == (f"telfilter serve: error: --control-socket {sock}: {sock.parent} is not a directory "
                         "(name a socket in an existing directory, or --control-socket off)")
     assert not (tmp_path / "missing").exists() and "listening" not in p.stderr
+
+
+def test_a_sip_port_in_use_is_named_as_the_smpp_one_is(tmp_path, taken):
+    """(The SIP screen's TCP listener said asyncio's "error while attempting to bind on address ('127.0.0.1', N):
+    address already in use" after its own "SIP listen 127.0.0.1:N (TCP):".)"""
+    p = run_cli("serve", "--data-dir", tmp_path / "d", "--smpp-listen", "127.0.0.1:0", "--smsc", "127.0.0.1:9",
+                "--control-socket", "off", "--log", tmp_path / "v.jsonl", "--sip-listen", f"127.0.0.1:{taken}")
+    assert p.returncode == 2, p.stderr
+    assert _last(p) == f"telfilter serve: error: SIP listen 127.0.0.1:{taken} (TCP): Address already in use"

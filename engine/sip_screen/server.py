@@ -42,7 +42,7 @@ import os
 import time
 from collections import OrderedDict
 
-from ..listen import host_ref, listen_args
+from ..listen import bind_error_text, host_ref, listen_args
 from ..servicelog import LogThrottle
 from .codec import SipParseError, make_response, parse_datagram
 from .message import SipMessage
@@ -195,7 +195,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             try:
                 self.udp = UdpEndpoint.bind(self, host, want, reuse_port=reuse)
             except OSError as e:
-                raise OSError(e.errno, f"SIP listen {host}:{want} (UDP): {e.strerror or e}") from None
+                raise OSError(e.errno, f"SIP listen {host}:{want} (UDP): {bind_error_text(e)}") from None
             port = self.udp.get_extra_info("sockname")[1]
             try:
                 # `[::]` takes IPv4 peers too, as the UDP socket does (engine/listen.py)
@@ -205,7 +205,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
             except OSError as e:
                 self.udp.close()
                 if want != 0 or attempt == 19:     # a fixed port that is taken for TCP is an error to report
-                    raise OSError(e.errno, f"SIP listen {host}:{port} (TCP): {e.strerror or e}") from None
+                    raise OSError(e.errno, f"SIP listen {host}:{port} (TCP): {bind_error_text(e)}") from None
                 # port 0: the kernel's free UDP port may be busy for TCP; take another
         self.udp_endpoint = self.udp
         adv = self.s.advertise or (("127.0.0.1" if host in ("0.0.0.0", "::", "") else host) + f":{port}")
