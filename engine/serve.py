@@ -71,6 +71,9 @@ async def run_serve(args, ready=None):
     worker, in_pool = worker_index(), "TELFILTER_WORKERS" in os.environ
     if in_pool:
         die_with_supervisor()
+    # a pool worker's stop is its supervisor's SIGTERM; SIGINT stays ignored (supervisor._ignore_passed_signals: a
+    # Ctrl-C reached each worker from the terminal and again from the supervisor, and the second cut the drain short)
+    stops = (signal.SIGTERM,) if in_pool else (signal.SIGINT, signal.SIGTERM)
     # systemd Type=notify (engine/sdnotify.py). A pool's workers are not the unit's main process
     # (NotifyAccess=main would refuse them): they notify their supervisor's private socket, when it has one
     # (sdnotify.PoolNotify: it speaks to systemd for the pool)
@@ -220,7 +223,7 @@ async def run_serve(args, ready=None):
             t = asyncio.ensure_future(coro)
             tasks.add(t)
             t.add_done_callback(tasks.discard)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in stops:
             loop.add_signal_handler(sig, stop.set)
         hup, usr1 = OneAtATime(lambda: _announced(notifier, _reload_all(pipe))), OneAtATime(lambda: _reload_model(pipe))
         loop.add_signal_handler(signal.SIGHUP, lambda: hup.ask(spawn))      # (a burst: two reloads, not one each)
@@ -279,7 +282,7 @@ async def run_serve(args, ready=None):
     life.info("stopping: draining for up to %.1fs", getattr(args, "drain_timeout", 10.0))
     # a second SIGTERM/SIGINT cuts the drain short (an operator who means it)
     force = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in stops:
         loop.add_signal_handler(sig, force.set)
     # --drain-timeout bounds the whole stop, up to the process's exit: the drains (SMPP, and SIP beside: sip_screen/
     # draining.py) leave a little (1/20, at most 0.5 s) for closing sockets, the store's last flush and exit

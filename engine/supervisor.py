@@ -20,8 +20,11 @@ PR_SET_PDEATHSIG, set by the worker as it starts; it also checks that the superv
 it is still its parent), so a restarted supervisor never shares its ports with orphans.
 A worker that exits while the supervisor is not stopping is restarted (after 1 s, doubling
 up to 30 s while it keeps dying within 10 s of its start) and the event is logged. SIGTERM /
-SIGINT are passed to every worker (each drains as a single serve does) and the supervisor
-exits when they have; SIGHUP, SIGUSR1 and SIGUSR2 are passed on.
+SIGINT reach every worker as one SIGTERM (each drains as a single serve does) and the supervisor
+exits when they have; SIGHUP, SIGUSR1 and SIGUSR2 are passed on. A worker ignores SIGINT: a terminal's Ctrl-C
+reaches every process of its foreground group at once, so each worker had one SIGINT from the terminal and one
+from the supervisor, and the second cut its drain short (submits in flight left unanswered); now each Ctrl-C is one
+SIGTERM per worker, the first a drain, a second one the stop at once that a single serve's second signal is.
 
 Under systemd Type=notify ($NOTIFY_SOCKET set) the supervisor is the unit's main process and notifies for the pool
 (sdnotify.PoolNotify): the workers notify it on a private socket, it says READY=1 once every worker has, RELOADING=1
@@ -64,15 +67,17 @@ _SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 PASSED_ON = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)     # a reload, a log reopen: passed on to the workers
-STOPS = (signal.SIGTERM, signal.SIGINT)                           # a stop: passed on (a starting worker's end)
+STOPS = (signal.SIGTERM, signal.SIGINT)                           # a stop: passed on as SIGTERM (a starting worker's end)
 
 
 def _ignore_passed_signals() -> None:
     """In a worker between fork and exec: the signals passed on are ignored from the exec on (an ignored disposition
     survives execve(2), a handler does not), until the worker's loop takes them -- as cmd_serve ignores them itself
     until then. Their default action is to terminate: a SIGHUP passed on while a worker's Python was starting killed it
-    (status -1) and it was restarted a second later. (preexec_fn: the supervisor runs no threads.)"""
-    for sig in PASSED_ON:
+    (status -1) and it was restarted a second later. SIGINT is ignored for good (the interpreter then installs no
+    KeyboardInterrupt handler, serve none of its own: serve.stop_signals): a worker's stop is the supervisor's SIGTERM.
+    (preexec_fn: the supervisor runs no threads.)"""
+    for sig in (*PASSED_ON, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
 
 
@@ -159,8 +164,9 @@ def supervise(args) -> int:
 
     def forward(sig, _frame=None):
         nonlocal stopping
-        if sig in (signal.SIGTERM, signal.SIGINT):
+        if sig in STOPS:
             stopping = True
+            sig = signal.SIGTERM        # (a worker ignores SIGINT: a Ctrl-C reached it from the terminal too)
         for p in procs.values():
             if p.poll() is None:
                 try:
