@@ -89,6 +89,7 @@ async def run_serve(args, ready=None):
     from .state import install, is_shared, open_state
     state_url = getattr(args, "state", None)
     o = Opened()      # what the start opens: closed in the stop's order, also when the start fails
+    o.pipe = pipe     # (its reloads under way: waited for, or cancelled, before what they use is closed)
     try:
         state_store = o.state_store = open_state(state_url, pipe.store.dir)
         o.serve_lock = lock_serve_files(Path(pipe.store.dir), worker, stop_wait(args) if in_pool else 0.0)
@@ -295,7 +296,8 @@ async def run_serve(args, ready=None):
         log.warning("second stop signal: drain cut short, submits still in flight get no answer")
         drain.cancel()
     forced.cancel()
-    # a command under way (a reload) is answered, within what is left of the budget; then the rest closed in order
+    # a command under way (a reload) is answered, a reload under way let finish, within what is left of the budget;
+    # then the rest closed in order
     status = await o.close(control_wait=max(0.0, min(5.0, drain_budget - (loop.time() - stop_started))))
     # nothing reopens, no stop is left to cut short (a SIGTERM in the finalisation: a death by 15 whatever `status`)
     ignore_from_here(loop, (signal.SIGUSR2, signal.SIGINT, signal.SIGTERM))

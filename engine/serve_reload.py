@@ -27,11 +27,38 @@ async def reload_lists(pipe, warnings: list | None = None, full: bool = False) -
     `warnings`. One at a time: a SIGHUP, a `ctl reload lists` and a CLI change picked up together
     loaded side by side (each set in memory at once beside the one in force, each holding the GIL
     in turns), and the one that finished last was swapped in even when it had read the older files."""
+    return await under_way(pipe, _one_lists_reload(pipe, warnings, full))
+
+
+async def _one_lists_reload(pipe, warnings, full):
     lock = getattr(pipe, "lists_reload_lock", None)
     if lock is None:
         lock = pipe.lists_reload_lock = asyncio.Lock()
     async with lock:
         return await _reload_lists(pipe, warnings, full)
+
+
+STOPPING = "serve is stopping: no reload begins (the files are read at the next start)"
+
+
+async def under_way(pipe, coro):
+    """A lists or model reload, `coro`, as a task serve's stop waits for within its budget, then cancels, before it
+    closes DNC replication, the state and the verdict log (serve_stop.settle_reloads); none begins after (STOPPING).
+    One under way at a SIGTERM ran on beside the stop: the exit waited for its read in the loop's executor (a 1 s
+    --drain-timeout took 3 s with 600k registry rows) and threw its result away, a CLI DNC change it had read never
+    published to the other nodes. Shielded: its caller cancelled (the watcher at the stop, a ctl client gone), it
+    goes on for the stop to wait for, as a rules read does (reload_rules)."""
+    if getattr(pipe, "reloads_stopped", False):
+        coro.close()
+        return STOPPING
+    run = getattr(pipe, "reloads_under_way", None)
+    if run is None:
+        run = pipe.reloads_under_way = set()
+    t = asyncio.ensure_future(coro)
+    run.add(t)
+    t.add_done_callback(run.discard)
+    t.add_done_callback(_retrieved)
+    return await asyncio.shield(t)
 
 
 async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
@@ -42,8 +69,9 @@ async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
     try:
         # a `lists add blacklist` re-read a 200k-row registry and 1M blacklist entries beside a 10M DNC: 1.2-2.7 s
         # of a worker thread holding the GIL in turns, answers up to ~300 ms late, many times a day
-        read = list(KINDS) if full else await asyncio.to_thread(changed_kinds, fresh, pipe.lists)
-        new = await asyncio.to_thread(_load_frozen, fresh, read)
+        # (in threads the exit does not wait for: a stop abandons a read it could not wait for, as a rules read)
+        read = list(KINDS) if full else await _in_daemon_thread(changed_kinds, fresh, pipe.lists, name="lists-reload")
+        new = await _in_daemon_thread(_load_frozen, fresh, read, name="lists-reload")
     except Exception as e:          # SnapshotError, OSError and friends: keep the old lists
         log.error("lists reload refused, old lists stay in force: %s", e)
         _count_reload(pipe, "refused", t0)
@@ -279,11 +307,11 @@ async def _queued_reload(pipe) -> list:
             pipe.rules_reload_queued = None
 
 
-def _in_daemon_thread(fn, *args) -> asyncio.Future:
+def _in_daemon_thread(fn, *args, name="rules-reload") -> asyncio.Future:
     """fn(*args) in a thread of its own that the process does not wait for at its exit: a stop while a rule
-    set is being read (seconds) abandons the read (it touches nothing of the running pipeline). In the default
-    executor (asyncio.to_thread), asyncio.run joined it after the stop: --drain-timeout 1 took 5.2 s with 5,040
-    rules (found by review41)."""
+    set, the lists or a model is being read (seconds) abandons the read (it touches nothing of the running pipeline).
+    In the default executor (asyncio.to_thread), asyncio.run joined it after the stop: --drain-timeout 1 took 5.2 s
+    with 5,040 rules (found by review41)."""
     import threading
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
@@ -301,7 +329,7 @@ def _in_daemon_thread(fn, *args) -> asyncio.Future:
             loop.call_soon_threadsafe(settle, ok, r)
         except RuntimeError:                # the loop closed meanwhile (a stop): nobody is waiting
             pass
-    threading.Thread(target=run, name="rules-reload", daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=True).start()
     return fut
 
 
@@ -321,6 +349,10 @@ async def _reload_model(pipe) -> str | None:
     """Re-read telfilter.toml's [ml] and load the model it names (SIGUSR1, `ctl reload model`, `ml promote`).
     Returns None, or why it was refused (the old model and [ml] settings keep serving). [engine] is read
     at start only."""
+    return await under_way(pipe, _read_model(pipe))
+
+
+async def _read_model(pipe) -> str | None:
     from .app import load_model
     from .config import ConfigError, load_settings
     from .ml.model import ModelError
@@ -328,7 +360,7 @@ async def _reload_model(pipe) -> str | None:
         new = load_settings(pipe.settings.config_dir)
         if new.ml_enabled and new.ml_model and not (Path(new.ml_model) / "card.json").is_file():
             raise ModelError(f"[ml] model {new.ml_model!r} is not a model directory (no card.json there)")
-        m = await asyncio.to_thread(load_model, new)     # ~0.2 s of reading and checking: off the loop
+        m = await _in_daemon_thread(load_model, new, name="model-reload")   # ~0.2 s of reading and checking
     except (ConfigError, ModelError) as e:
         log.error("model reload refused, old model keeps serving: %s", e)
         return str(e)

@@ -5,12 +5,13 @@ A start that failed used to leave what it had opened to the process's exit: the 
 log's crash spools (8 MiB each, beside the log and in DATA_DIR/smpp) stayed behind (the next start recovered them),
 the control socket's note for `ml promote` named a socket nobody answers, and the state was not snapshotted. Each
 is closed here only if the start got as far as opening it (None: not opened). The order is the stop's: the control
-socket, the proxy (its journals before the message-id map), the SIP screen, the state, the serve lock, the shared
-state's followers, the metrics listener, and the verdict log last (every line written to the log before its spool
-is deleted).
+socket, the lists and model reloads under way (settle_reloads), the proxy (its journals before the message-id map),
+the SIP screen, the state, the serve lock, the shared state's followers, the metrics listener, and the verdict log
+last (every line written to the log before its spool is deleted).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -26,7 +27,7 @@ class Opened:
         self.state_store = self.serve_lock = self.control = self.noted = self.metrics = self.vlog = None
         self.proxy = self.idlog = self.ids_file = self.taken = self.sip = self.st_task = None
         self.replicator = self.follow = self.pool = self.pool_task = self.receipts = self.receipts_task = None
-        self.shared_mo = None
+        self.shared_mo = self.pipe = None
         self.ids_read = False           # the message-id map holds what the last run left (IdLog.open ran)
 
     async def close(self, control_wait: float = 0.0) -> int:
@@ -34,9 +35,13 @@ class Opened:
         other nodes will never get)."""
         from .smpp_proxy.msgids import save_map
         proxy, idlog = self.proxy, self.idlog
+        loop = asyncio.get_running_loop()
+        until = loop.time() + control_wait
         if self.control is not None:    # a command under way (a reload) is answered, within `control_wait`
             await self.control.stop(wait=control_wait)
             unregister(self.noted)
+        if self.pipe is not None:       # the reloads under way (a SIGHUP's, the watcher's), within what is left of it
+            await settle_reloads(self.pipe, max(0.0, until - loop.time()))
         if proxy is not None:
             await proxy.stop()
         if self.receipts is not None:
@@ -98,3 +103,21 @@ class Opened:
         if self.vlog is not None:
             self.vlog.close()
         return status
+
+
+async def settle_reloads(pipe, wait: float) -> None:
+    """The lists and model reloads under way (serve_reload.under_way) let finish for up to `wait` seconds, then
+    cancelled, before the stop closes what they use (DNC replication, which publishes a CLI DNC change a lists
+    reload read); none begins from here (the next part of a `ctl reload` the control socket's wait gave up on)."""
+    pipe.reloads_stopped = True
+    run = set(getattr(pipe, "reloads_under_way", None) or ())
+    if not run:
+        return
+    _, left = await asyncio.wait(run, timeout=wait)
+    if left:
+        log.warning("%d lists or model reload%s still reading at the stop: abandoned, the files are read at the next "
+                    "start%s", len(left), "s" * (len(left) != 1), " (a CLI DNC change among them never reaches the "
+                    "other nodes)" if getattr(pipe, "replicator", None) is not None else "")
+        for t in left:
+            t.cancel()
+        await asyncio.wait(left)
