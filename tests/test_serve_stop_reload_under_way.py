@@ -57,6 +57,19 @@ def _reader_at(fifo):
         return None
 
 
+def _reader_waits(fifo, err):
+    """_reader_at once a reload opened `fifo`."""
+    fd = []
+    assert wait_for(lambda: fd.append(_reader_at(fifo)) or fd[-1] is not None, 30), err.read_text()[-2000:]
+    return fd[-1]
+
+
+def _ended(p):
+    if p.poll() is None:
+        p.kill()
+        p.wait(10)
+
+
 def _open_in(pid, path) -> bool:
     """Whether process `pid` has `path` open."""
     d = f"/proc/{pid}/fd"
@@ -102,19 +115,16 @@ def _stop_time(p, timeout):
 
 def test_a_read_that_does_not_end_does_not_hold_the_stop_past_its_budget(tmp_path):
     p, snap, err = _start(tmp_path, "--drain-timeout", "1")
-    w = []
+    fd = None
     try:
         _as_fifo(snap)
         p.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: w.append(_reader_at(snap)) or w[-1] is not None, 30), err.read_text()[-2000:]
+        fd = _reader_waits(snap, err)       # kept open, never written to: the read waits for ever
         rc, took = _stop_time(p, 15)
     finally:
-        for fd in w:
-            if fd is not None:
-                os.close(fd)
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
+        if fd is not None:
+            os.close(fd)
+        _ended(p)
     text = err.read_text()
     assert rc == 0, (rc, text[-3000:])
     assert took < 6, (took, text[-3000:])        # 1 s of budget, the rest closing and the interpreter's exit
@@ -145,16 +155,13 @@ def test_a_cli_dnc_change_a_reload_under_way_read_is_published_before_the_stop_e
                    str(NUMBER)]
             subprocess.run(cli, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=60)
             p.send_signal(signal.SIGHUP)        # (or the watcher first: either reload reads the FIFO)
-            fd = []
-            assert wait_for(lambda: fd.append(_reader_at(snap)) or fd[-1] is not None, 30), err.read_text()[-2000:]
+            fd = _reader_waits(snap, err)
             p.send_signal(signal.SIGTERM)
             assert wait_for(lambda: "stopping: draining" in err.read_text(), 30)
-            _feed(p, snap, data, fd[-1])
+            _feed(p, snap, data, fd)        # the read ends once the stop began, well within its budget
             rc = p.wait(30)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
+            _ended(p)
         text = err.read_text()
         assert rc == 0, (rc, text[-3000:])
         assert "Traceback" not in text, text[-3000:]
