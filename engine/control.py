@@ -198,7 +198,10 @@ class ControlServer(ReloadCommands):
         try:
             await asyncio.wait_for(self._lock.acquire(), wait)
         except asyncio.TimeoutError:
-            log.warning("control command still running at the stop: its client gets no answer")
+            # (a reload it began may still end within the stop's wait for reloads under way, serve_stop.settle_reloads,
+            # and be answered then)
+            log.warning("control command still running at the stop: its client is answered only if it ends before "
+                        "serve exits")
         else:
             await asyncio.sleep(0)       # its answer's write
             self._lock.release()
