@@ -32,7 +32,7 @@ from pathlib import Path
 from ..csvcell import uncell
 from ..jsonl import lone_surrogate, unpaired
 from .data_sniff import (csv_records, ends_quoted, first_line, is_store, json_object_first, runs_on,
-                         unnamed_column)
+                         text_takes_the_surplus, unnamed_column)
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
@@ -85,6 +85,10 @@ def _columns(header: list[str], where: str) -> dict | None:
             if k in h:
                 cols[name] = h.index(k)
                 break
+    width = len(h)
+    while width > 2 and not h[width - 1]:       # a spreadsheet's unused columns, no part of the header
+        width -= 1
+    cols["width"] = width
     return cols
 
 
@@ -99,9 +103,9 @@ def _unquote(v: str) -> str:
 
 
 def _row(ds: Dataset, fields: list[str], cols: dict, where: str, tsv: bool = False):
-    if tsv and cols["text"] == max(cols.values()) and len(fields) > cols["text"] + 1:
-        # the text is the last named column: tabs after it are the text's own (a TSV has no escape for them)
-        fields = fields[:cols["text"]] + ["\t".join(fields[cols["text"]:])]
+    width = cols.get("width")
+    if width is not None:
+        fields = text_takes_the_surplus(fields, cols["text"], width, "\t" if tsv else ",")
     if tsv:
         fields = [_unquote(f) for f in fields]
     try:

@@ -155,3 +155,19 @@ def runs_on(lines: list[str], label_col: int, label: str) -> tuple[int, int] | N
             opened = i          # the line the open quote (if this line leaves one open) is on
         inside ^= line.count('"') % 2 == 1
     return None
+
+
+def text_takes_the_surplus(fields: list[str], text: int, width: int, sep: str) -> list[str]:
+    """A row under a header of `width` columns with more fields than that: the surplus are the text's own tabs (a
+    TSV has no escape for them) or unquoted commas, joined back into the text wherever its column is; empty cells
+    ending the row (a spreadsheet's unused columns) are none. Only the text was joined so, and only when it was the
+    header's last named column: any column after it (`label<TAB>text<TAB>note`, a column the reader ignores) was
+    glued onto every text, and a CSV's unquoted comma cut its text short there (`spam,Win a prize, call now`
+    under `label,text`: "Win a prize"), both trained and scored so without a word."""
+    n = len(fields)
+    while n > width and fields[n - 1] == "":
+        n -= 1
+    if n <= width:
+        return fields[:n]
+    extra = n - width
+    return fields[:text] + [sep.join(fields[text:text + extra + 1])] + fields[text + extra + 1:n]
