@@ -39,3 +39,12 @@ def test_an_export_where_it_cannot_be_written_is_said_on_the_status_line(tmp_pat
     (tmp_path / "afile").write_text("x")
     status, running = _export_status(tmp_path, tmp_path / "afile" / "out.tsv")      # a file as its directory
     assert running and "not exported" in status and "afile" in status
+
+
+def test_the_e_key_says_the_labelled_reports_with_no_text_it_left_out(tmp_path):
+    """`reports export` names the labelled reports it leaves out for having no text (a 5656 `S 0912345678` with no
+    content); the e key, "the same in a terminal UI", said only how many rows it wrote."""
+    _store(tmp_path, [""])
+    status, running = _export_status(tmp_path, tmp_path / "out.tsv")
+    assert running and "wrote 2 rows (2 spam, 0 ham)" in status, status
+    assert "1 labelled report(s) with no text left out" in status, status

@@ -155,7 +155,7 @@ class ReportsApp(App):
         self._status("only campaigns with unlabelled reports" if self.only_unlabelled else "all campaigns")
 
     def action_export(self) -> None:
-        from .export import DEFAULT_KINDS, format_for, labelled_rows, render, write_atomic
+        from .export import DEFAULT_KINDS, format_for, labelled_rows, render, without_text, write_atomic
         # what `reports export` writes: the store and labels.jsonl as they are now (reports that arrived and
         # labels other analysts wrote since this UI opened included), S and FW reports only
         try:
@@ -175,8 +175,11 @@ class ReportsApp(App):
             self._status(f"not exported to {self.export_path}: {where}: {e.strerror or e}")
             return
         spam = sum(r["label"] == "spam" for r in rows)
+        # as `reports export` says them: a labelled `S 0912345678` (no content) left out without a word looked trained on
+        empty = without_text(ws.reports, DEFAULT_KINDS)
         self._status(f"wrote {len(rows)} rows ({spam} spam, {len(rows) - spam} ham) to {self.export_path}"
-                     + (f"; {len(conflicts)} text(s) labelled both ways left out" if conflicts else ""))
+                     + (f"; {len(conflicts)} text(s) labelled both ways left out" if conflicts else "")
+                     + (f"; {len(empty)} labelled report(s) with no text left out" if empty else ""))
 
 
 def run(ws: Workspace, export_path=None) -> int:
