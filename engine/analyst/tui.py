@@ -175,7 +175,7 @@ class ReportsApp(App):
             self._status(f"not exported to {self.export_path}: {where}: {e.strerror or e}")
             return
         spam = sum(r["label"] == "spam" for r in rows)
-        # as `reports export` says them: a labelled `S 0912345678` (no content) left out without a word looked trained on
+        # as `reports export` says them: a labelled `S 0912345678` (no content), left out unsaid, looked trained on
         empty = without_text(ws.reports, DEFAULT_KINDS)
         self._status(f"wrote {len(rows)} rows ({spam} spam, {len(rows) - spam} ham) to {self.export_path}"
                      + (f"; {len(conflicts)} text(s) labelled both ways left out" if conflicts else "")
