@@ -91,6 +91,10 @@ def write_atomic(path: Path, text: str, keep=()) -> None:
     store serve appends to, the label log, the input data): refused with StoreError, nothing written."""
     path = Path(path)
     refuse_overwrite(path, keep)
+    if path.is_symlink():
+        # the file it names is written (renamed over the link, the link became a file of its own and the file it
+        # named, a shared labelled set say, stayed as it was, unsaid)
+        path = Path(os.path.realpath(path))
     if path.is_dir():       # named as given, before a temporary file is written (the rename's error named that)
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
