@@ -170,3 +170,23 @@ def test_subscriber_text_never_drives_the_terminal_or_the_table(tmp_path):
             return [str(t.get_row_at(i)[-1]) for i in range(t.row_count)]
     shown = asyncio.run(drive())                 # no MarkupError; the text is shown as written
     assert any("[link=https://evil.example]" in s for s in shown) or any("[/]" in s for s in shown)
+
+
+def test_with_only_unlabelled_shown_a_label_moves_on_to_the_next_campaign_not_the_first(tmp_path):
+    """`u` then `s` on the second campaign: the labelled campaign leaves the filtered list and the cursor went to the
+    top, so the next key, meant for the campaign after it, labelled the first one (a scam campaign the analyst had
+    skipped labelled ham)."""
+    pytest.importorskip("textual")
+    from engine.analyst.tui import ReportsApp
+    _store(tmp_path, [PRIZE, PRIZE_VI, PRIZE_MORE, HOME, LOAN])
+    app = ReportsApp(Workspace(tmp_path), tmp_path / "out.tsv")
+
+    async def drive():
+        async with app.run_test() as pilot:
+            await pilot.press("u", "down", "h")     # the prize campaign skipped; HOME ham
+            await pilot.press("s")                  # the cursor on the next one: LOAN spam
+            await pilot.pause()
+    asyncio.run(drive())
+    labels = {r.content: r.label for r in Workspace(tmp_path).reports}
+    assert (labels[HOME], labels[LOAN]) == ("ham", "spam")
+    assert [labels[t] for t in (PRIZE, PRIZE_VI, PRIZE_MORE)] == [None] * 3

@@ -71,7 +71,7 @@ class ReportsApp(App):
 
     def _fill_campaigns(self) -> None:
         t = self.query_one("#campaigns", DataTable)
-        keep = self._campaign_at_cursor()
+        keep, at = self._campaign_at_cursor(), t.cursor_row
         t.clear()
         for c in self.ws.ordered_campaigns():
             if not self.only_unlabelled or c.counts()["unlabelled"]:
@@ -79,8 +79,12 @@ class ReportsApp(App):
         if keep is not None and keep in self.ws.campaigns:
             try:
                 t.move_cursor(row=t.get_row_index(keep))
-            except Exception:           # the campaign is filtered out now: stay at the top
-                pass
+            except Exception:
+                # the campaign is filtered out now (just labelled, with `u` on): the row that took its place, the
+                # next one, as without the filter; the cursor went to the top, and the next key meant for the
+                # campaign after it labelled the first one in the list
+                if t.row_count:
+                    t.move_cursor(row=min(at, t.row_count - 1))
         self._fill_reports(self._campaign_at_cursor())
 
     def _fill_reports(self, cid: str | None) -> None:
