@@ -36,10 +36,11 @@ class Messages:
 def read_messages(paths) -> Messages:
     """Labelled when every file is; a file with no label anywhere is read as unlabelled text."""
     from ..ml.data import DataError, read_dataset
-    out, labelled = Messages(labels=[]), True
+    out, labelled, with_labels = Messages(labels=[]), True, []
     for p in paths:
         ds = read_dataset(p)
         if ds.texts:
+            with_labels.append(str(p))
             out.texts += ds.texts
             out.labels += ds.labels
             out.kinds += ds.kinds
@@ -59,6 +60,8 @@ def read_messages(paths) -> Messages:
                 errors = ds.errors
             raise DataError(f"{p}: no messages (labelled rows, or JSON lines with `text` or `content`)"
                             + (f"; first problem: {errors[0]}" if errors else ""))
+        if labelled:
+            unlabelled = str(p)
         labelled = False
         out.texts += texts
         out.kinds += [None] * len(texts)
@@ -66,6 +69,9 @@ def read_messages(paths) -> Messages:
         out.errors += errors
     if not labelled:
         out.labels = None
+        if with_labels:     # the metrics asked for by a labelled file went without a word
+            out.notes.append(f"the labels of {', '.join(with_labels)} are not used: {unlabelled} has none, and "
+                             "metrics need every --data file labelled (compare the labelled files on their own)")
     return out
 
 
