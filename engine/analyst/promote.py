@@ -29,6 +29,7 @@ from ..durable import fsync_dir
 
 KEEP = 5
 FILES = ("card.json", "weights.npz")
+SERVES = "serves"       # the running serves' notes (analyst/serves.py), in the versions directory: no version
 
 
 class PromoteError(Exception):
@@ -252,8 +253,10 @@ def _prune(vd: Path, keep: set) -> None:
         # a copy a promote killed mid-way left (one promote at a time holds the lock: none is under way now); it
         # was never removed, a model's size of disk each time
         shutil.rmtree(left, ignore_errors=True)
-    dirs = sorted((p for p in vd.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
+    # (the serves' notes were taken for the oldest version and removed: a promote with --config alone then said
+    # "serve loads it when it starts", exit 0, while the running serve kept its old model)
+    dirs = sorted((p for p in vd.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+                   and p.name != SERVES), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in dirs[KEEP:]:
         if old.resolve() not in keep:
             shutil.rmtree(old, ignore_errors=True)

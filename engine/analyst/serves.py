@@ -17,9 +17,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .promote import versions_dir
-
-DIR = "serves"
+from .promote import SERVES as DIR, versions_dir
 
 
 def _entry(target: Path, sock: Path) -> Path:
