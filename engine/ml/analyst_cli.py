@@ -171,7 +171,12 @@ def _gate(args, cand: Path):
     for name, v in over.items():            # telfilter.toml's thresholds apply to whatever model is promoted
         setattr(cand_sc, name, v["telfilter.toml"])
     summary = compare_models([sc, cand_sc], [str(served), str(cand)], msgs)[0]
-    return {**gate(summary, tol), "served": str(served), "served_version": sc.version, "messages": summary["messages"]}
+    # said as `ml compare` says it: a gate file the candidate was trained on is passed by what it learned (a cron
+    # job exporting the labelled reports into both training and gate), its figures no hold-out's
+    seen = trained_on(cand_sc.card, file_digests(args.gate))
+    say_trained_on("promote --gate", str(cand), seen)
+    return {**gate(summary, tol), "served": str(served), "served_version": sc.version, "messages": summary["messages"],
+            **({"in_training_data": seen} if seen else {})}
 
 
 def _notify_serves(target: Path, sock: Path, find: bool, timeout: float, out: dict) -> dict:
