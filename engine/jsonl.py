@@ -152,3 +152,21 @@ def dumps_line(d: dict, n: int) -> str:
         return json.dumps(d, ensure_ascii=False) + "\n"
     except RecursionError:
         return json.dumps({"line": n, "error": "id nested too deeply"}) + "\n"
+
+
+def whole_object(raw: bytes) -> bool:
+    """Whether a line with no newline after it yet is a whole JSON object already."""
+    try:
+        return isinstance(json.loads(raw.decode("utf-8-sig")), dict)
+    except (ValueError, RecursionError):            # (a UnicodeDecodeError is a ValueError)
+        return False
+
+
+def decoded_line(raw: bytes) -> tuple[str | None, str | None]:
+    """A line's text (a byte-order mark no part of it), or why it is none: a bad byte said as `check --jsonl` and
+    `ml train` say it (column in characters)."""
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as e:
+        col = len(raw[:e.start].decode("utf-8-sig")) + 1
+        return None, f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {col}"

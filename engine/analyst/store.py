@@ -20,7 +20,7 @@ from hashlib import blake2b
 from pathlib import Path
 
 from ..durable import append_all, ends_in_newline
-from ..jsonl import unpaired_in
+from ..jsonl import decoded_line, unpaired_in, whole_object
 from ..numbers import normalise_number
 
 REPORTS = "reports.jsonl"
@@ -71,14 +71,15 @@ def read_reports(path: Path, progress=None, raw: bytes | None = None) -> tuple[l
                 progress(len(raw))
             if not raw.strip():
                 continue
-            if not raw.endswith(b"\n"):
-                # serve is writing this very line (its one write() is not yet whole): not a report yet
+            if not raw.endswith(b"\n") and not whole_object(raw):
+                # serve is writing this very line (its one write() is not yet whole): not a report yet; a whole one
+                # ends a store written with no final newline ("\n".join): it was left out of everything, unsaid
                 break
             where = f"{path}:{n}"
             # decoded here, a bad byte said as check --jsonl and ml train say it (jsonl.py, column in characters):
             # json.loads(bytes) said "'utf-8' codec can't decode byte 0xe9 in position 65: invalid continuation
             # byte", or read a line starting 0xFF 0xFE as UTF-16
-            text, why = _decoded(raw)
+            text, why = decoded_line(raw)
             if why is not None:
                 errors.append(f"{where}: {why}")
                 continue
@@ -112,16 +113,6 @@ def read_reports(path: Path, progress=None, raw: bytes | None = None) -> tuple[l
             out.append(Report(rid, n, str(r.get("reporter") or ""), str(r.get("reported") or ""), content,
                               str(r.get("time") or ""), kind, lab if lab in LABELS else None))
     return out, errors
-
-
-def _decoded(raw: bytes) -> tuple[str | None, str | None]:
-    """A line's text (a byte-order mark no part of it), or why it is none: a bad byte said as `check --jsonl` and
-    `ml train` say it (column in characters)."""
-    try:
-        return raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError as e:
-        col = len(raw[:e.start].decode("utf-8-sig")) + 1
-        return None, f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {col}"
 
 
 def read_store(path: Path, progress=None, raw: bytes | None = None) -> tuple[list[Report], list[str]]:
@@ -164,7 +155,7 @@ class LabelLog:
                 continue
             # decoded as the store's lines are: json.loads(bytes) said a bad byte in the codec's words, or read
             # a line starting 0xFF 0xFE as UTF-16
-            text, why = _decoded(raw)
+            text, why = decoded_line(raw)
             try:
                 o = json.loads(text) if why is None else None
             except (ValueError, RecursionError) as e:
