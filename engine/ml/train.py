@@ -77,13 +77,18 @@ def _progress(total, desc, enabled):
         return _P()
 
 
-def dedup(texts, labels, langs=None):
-    """Keep the first of each normalised text; a text seen with both labels is kept as spam.
-    Returns (texts, labels as bool array, languages)."""
+def dedup(texts, labels, langs=None, both=None):
+    """Keep the first of each normalised text; a text seen with both labels is kept as spam (`both`, a list if
+    given, gets each such text as first written). Returns (texts, labels as bool array, languages)."""
     seen: dict = {}
+    labelled: dict = {}         # normalised text -> the labels it was seen with
     langs = langs if langs is not None else [None] * len(texts)
     for t, y, g in zip(texts, labels, langs):
         k = F._canonical(t)
+        had = labelled.setdefault(k, set())
+        if both is not None and len(had) == 1 and int(y) not in had:
+            both.append(seen[k][0])
+        had.add(int(y))
         if k in seen:
             if y == 1:
                 seen[k] = (seen[k][0], 1, seen[k][2])
@@ -236,7 +241,11 @@ def train(texts, labels, infos, out, target_blocked_ham=0.001, seed=42, progress
 def _train(texts, labels, infos, out, target_blocked_ham, seed, prog, c_grid, log):
     from sklearn.model_selection import train_test_split
     t0 = time.time()
-    texts, y, lang = dedup(texts, labels)          # languages as the scorer detects them
+    both = []
+    texts, y, lang = dedup(texts, labels, both=both)          # languages as the scorer detects them
+    if both:        # an analyst's ham correction of a text spam elsewhere in the data (an older export) lost, unsaid
+        log(f"  note: {len(both)} text(s) labelled both spam and ham in the data, trained as spam: "
+            + "; ".join(repr(t[:60]) for t in both[:3]) + (" ..." if len(both) > 3 else ""))
     lg = language_groups(y, lang)
     need = FOLDS + 1            # (a fifth held out for validation, then FOLDS folds of the rest: see _train)
     if y.sum() < need or (~y).sum() < need:
