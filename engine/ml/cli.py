@@ -242,7 +242,12 @@ def write_report(d: Path, p, y, m, sc) -> Path:
     import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve, roc_curve
     d.mkdir(parents=True, exist_ok=True)
-    if len(set(y)) > 1:
+    if len(set(y)) == 1:
+        # no curve for one class: an earlier run's curves into this directory stayed beside this summary, another
+        # model's or data's figures read as these
+        for f in ("precision_recall.png", "roc.png"):
+            (d / f).unlink(missing_ok=True)
+    else:
         pr, rc, _ = precision_recall_curve(y, p)
         fig, ax = plt.subplots(figsize=(6, 4.5))
         ax.plot(rc, pr)
