@@ -239,4 +239,9 @@ def plots(d: Path, summary: dict, P, labels, langs, names) -> list[str]:
         axes[0].legend(fontsize=8)
         fig.tight_layout(); fig.savefig(d / "per_language.png", dpi=110); plt.close(fig)
         written.append("per_language.png")
+    # what an earlier run wrote here and this one did not (a third model's scatter, rates of labelled data) stayed
+    # beside these plots, read as this comparison's
+    for old in [*d.glob("scores_1_vs_*.png"), d / "per_language.png"]:
+        if old.name not in written:
+            old.unlink(missing_ok=True)
     return written
