@@ -103,8 +103,10 @@ async def run_serve(args, ready=None):
             await state_store.start()
             from .state.replication import DncReplicator
             replicator = o.replicator = pipe.replicator = DncReplicator(state_url, pipe, writer=(worker == 0))
+            replicator.changes_while_down()        # CLI DNC changes since the last clean stop (published.py)
             await replicator.catch_up()
             replicator.load_unpublished()          # what a stop while Redis was away could not publish
+            replicator.publish_while_down()
         stop = asyncio.Event()
         control = ctl_base = None
         if getattr(args, "control_socket", None) != "off":      # before the ports: a socket in use is a start-up error

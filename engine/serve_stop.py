@@ -6,7 +6,8 @@ log's crash spools (8 MiB each, beside the log and in DATA_DIR/smpp) stayed behi
 the control socket's note for `ml promote` named a socket nobody answers, and the state was not snapshotted. Each
 is closed here only if the start got as far as opening it (None: not opened). The order is the stop's: the control
 socket, the lists and model reloads under way (settle_reloads), the proxy (its journals before the message-id map),
-the SIP screen, the state, the serve lock, the shared state's followers, the metrics listener, and the verdict log
+the SIP screen, the state, the shared state's followers (DNC replication writes the lists it left published:
+state/published.py), the serve lock, the metrics listener, and the verdict log
 last (every line written to the log before its spool is deleted).
 """
 from __future__ import annotations
@@ -86,8 +87,6 @@ class Opened:
                           "journal are lost (the next start has the state as of the last write that succeeded)",
                           e, lost)
                 status = 1
-        if self.serve_lock is not None:
-            os.close(self.serve_lock)
         if self.taken is not None:
             self.taken.release()
         if self.replicator is not None:
@@ -98,6 +97,8 @@ class Opened:
                 await self.pool.close()
             if not await self.replicator.close():      # confirmed DNC changes the other nodes will never get
                 status = 1
+        if self.serve_lock is not None:     # (after the DNC lists left published are written: the next start's)
+            os.close(self.serve_lock)
         if getattr(self.metrics, "server", None) is not None:      # (its listener bound)
             await self.metrics.stop()
         if self.vlog is not None:
@@ -116,8 +117,8 @@ async def settle_reloads(pipe, wait: float) -> None:
     _, left = await asyncio.wait(run, timeout=wait)
     if left:
         log.warning("%d lists or model reload%s still reading at the stop: abandoned, the files are read at the next "
-                    "start%s", len(left), "s" * (len(left) != 1), " (a CLI DNC change among them never reaches the "
-                    "other nodes)" if getattr(pipe, "replicator", None) is not None else "")
+                    "start%s", len(left), "s" * (len(left) != 1), " (a CLI DNC change among them is published to the "
+                    "other nodes by that start)" if getattr(pipe, "replicator", None) is not None else "")
         for t in left:
             t.cancel()
         await asyncio.wait(left)

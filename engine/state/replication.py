@@ -21,7 +21,8 @@ Changes enter the stream from:
   published right after the fsync'ed journal line;
 - snapshots installed by the CLI (`telfilter lists import/add/remove` beside a running
   serve): when serve reloads its lists it diffs the old and new DNC bitmaps (roaring set
-  differences, milliseconds at millions of numbers) and publishes the difference.
+  differences, milliseconds at millions of numbers) and publishes the difference; those installed while serve was
+  down are published by its next start, diffed against the lists its last clean stop left published (published.py).
 
 A remote entry (another node's) is applied to the lists in memory and journalled in this data
 dir (one fsync per entry), so a restart without Redis still has it. An own change from the journal
@@ -78,6 +79,7 @@ from pathlib import Path
 from ..aiowait import wait_for
 from ..durable import remove_dead_writers_tmp
 from .dncchanges import Changes
+from .published import _Published
 from .unpublished import _Unpublished
 from .sentinel import open_client
 from .stream_follower import BLOCK_MS, CHUNK, RECENT, STREAM, _Follower
@@ -107,7 +109,7 @@ def node_id(data_dir: Path) -> str:
         return p.read_text().strip()
 
 
-class DncReplicator(_Unpublished, _Follower):
+class DncReplicator(_Unpublished, _Published, _Follower):
     def __init__(self, url: str, pipe, writer: bool = True, client=None, reader=None):
         cfg = parse_url(url)
         # (through Sentinel each follows a failover: sentinel.py; a publication that meets the demoted primary fails
@@ -128,6 +130,7 @@ class DncReplicator(_Unpublished, _Follower):
         self.out_reports: deque = deque()   # 5656 spam reports (JSON records) waiting to be published
         self._scheduled = False
         self._claimed: list = []        # files of unpublished changes claimed at start (unpublished.py)
+        self._while_down = None         # CLI DNC changes made while serve was down, until published (published.py)
         self._pub_task = None
         self._backoff = 0.1
         self._last_log = 0.0
@@ -278,8 +281,11 @@ class DncReplicator(_Unpublished, _Follower):
     async def close(self) -> bool:
         """Publish what waits (2 s at most); what is still unpublished then (Redis away) is saved in the data dir
         and published by the next start (`load_unpublished`): a confirmed change is never lost to the others.
-        False when it was, that save failing too (serve's exit status then says the stop was not clean)."""
+        Then the DNC lists in force are what the other nodes have or will have: the writer leaves them for the next
+        start (`save_published`). False when a change was lost, that save failing too (serve's exit status then says
+        the stop was not clean; no lists are left: the next start publishes nothing)."""
         lost = False
+        self.publish_while_down()               # (a start stopped before it did)
         t = self._pub_task
         if t is not None and not t.done():
             t.cancel()                          # its batch goes back to `out` (_publish_all)
@@ -297,6 +303,8 @@ class DncReplicator(_Unpublished, _Follower):
                 lost = True
                 log.error("DNC replication: %d numbers and %d reports not published and not saved (%s): the other "
                           "nodes will not have them", self.pending(), len(self.out_reports), e)
+        if not lost:        # what the other nodes have, or will have from the saved file: the next start's reference
+            await self.save_published()
         for c in (self.redis, self.reader):
             try:
                 await c.aclose()
