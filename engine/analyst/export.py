@@ -17,6 +17,7 @@ import json
 import os
 from pathlib import Path
 
+from .. import durable
 from ..csvcell import cell, dict_writer
 from .store import StoreError
 from ..textnorm import content_key
@@ -105,5 +106,6 @@ def write_atomic(path: Path, text: str, keep=()) -> None:
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)
+        durable.fsync_dir(path.parent)      # the rename made durable (a power cut could bring back the old file)
     finally:                # a full disk or a failed rename leaves no .NAME.PID.tmp behind
         tmp.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from hashlib import blake2b
 from pathlib import Path
 
+from .. import durable
 from ..durable import append_all, ends_in_newline
 from ..jsonl import decoded_line, unpaired_in, whole_object
 from ..numbers import normalise_number
@@ -185,6 +186,7 @@ class LabelLog:
         if select is None and not ids:
             return 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)         # another analyst's batch is never split by ours
@@ -198,6 +200,8 @@ class LabelLog:
             if not ends_in_newline(fd):
                 data = b"\n" + data                # a line a crash cut short ends here; ours stay readable
             append_all(fd, data)
+            if new:         # the log's name made durable too: a power cut could take the file, its fsynced labels in it
+                durable.fsync_dir(self.path.parent)
         finally:
             os.close(fd)                            # releases the lock
         return n
