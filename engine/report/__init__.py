@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .aggregate import Aggregator
 from .reader import Malformed, distinct_logs, read_reports, read_verdicts
-from .render import plots, tables, write_csvs, write_html, write_pdf, write_summary
+from .render import clear_outputs, plots, tables, write_csvs, write_html, write_pdf, write_summary
 
 __all__ = ["make_report", "cmd_report", "Aggregator"]
 
@@ -60,10 +60,13 @@ def make_report(logs, out: Path, tz, reports: str | None = None, start: date | N
               "generated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     summary["inputs"] = inputs
     tabs = tables(agg, summary)
+    clear_outputs(out, tabs)
     files = write_csvs(out, tabs)
     pngs = plots(out, agg, summary) if with_plots else []
     html_path = write_html(out, summary, tabs, pngs, inputs)
-    pdf = write_pdf(html_path)
+    pdf, pdf_failed = write_pdf(html_path)
+    if pdf_failed:
+        inputs["pdf_failed"] = pdf_failed
     inputs["files"] = ["summary.json", "report.html"] + (["report.pdf"] if pdf else []) + files + pngs
     write_summary(out, summary)
     return summary
@@ -106,6 +109,8 @@ def cmd_report(args) -> int:
     s = make_report(args.log, Path(args.out), settings.tz, reports=args.reports, start=start, end=end,
                     period=args.period, lists=lists, progress=not args.no_progress, top=args.top,
                     with_plots=with_plots)
+    if "pdf_failed" in s["inputs"]:
+        print(f"telfilter report: warning: {s['inputs']['pdf_failed']}", file=sys.stderr)
     for line in s["inputs"]["repeated_logs"]:
         print(f"telfilter report: warning: log named twice, read once: {line}", file=sys.stderr)
     for line in s["inputs"]["malformed_lines"]:

@@ -58,6 +58,18 @@ def write_csvs(out: Path, tabs) -> list[str]:
     return names
 
 
+PLOTS = ("volume_by_action.png", "top_symbols.png", "dnc_by_period.png", "reports_by_kind.png")
+
+
+def clear_outputs(out: Path, tabs) -> None:
+    """Remove what an earlier report left in `out` under the names this one writes: a run without plots (no
+    matplotlib) or without a PDF (no wkhtmltopdf, or it failed) left the earlier run's PNGs and report.pdf beside
+    this summary, another period's figures read as this one's; and a run stopped while writing left the earlier
+    summary.json beside its new CSVs. summary.json is written last: there, the set is this run's and whole."""
+    for name in ("summary.json", "report.html", "report.pdf", *PLOTS, *(f"{t}.csv" for t in tabs)):
+        (out / name).unlink(missing_ok=True)
+
+
 def plots(out: Path, agg, summary: dict) -> list[str]:
     """PNG files: volumes by action over time, top symbols, DNC changes over time, reports by kind."""
     import matplotlib
@@ -195,13 +207,29 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
     return p
 
 
-def write_pdf(html_path: Path) -> Path | None:
+PDF_TIMEOUT_S = 120
+
+
+def write_pdf(html_path: Path) -> tuple[Path | None, str | None]:
+    """(report.pdf, None) when wkhtmltopdf made it; (None, why) when wkhtmltopdf is installed and made none (a
+    part it wrote removed); (None, None) without wkhtmltopdf. A hung wkhtmltopdf ended the report with a
+    traceback before summary.json was written."""
     exe = shutil.which("wkhtmltopdf")
     if exe is None:
-        return None
+        return None, None
     pdf = html_path.with_suffix(".pdf")
-    r = subprocess.run([exe, "--quiet", str(html_path), str(pdf)], capture_output=True, timeout=120)
-    return pdf if r.returncode == 0 and pdf.exists() else None
+    try:
+        r = subprocess.run([exe, "--quiet", str(html_path), str(pdf)], capture_output=True, timeout=PDF_TIMEOUT_S)
+        why = None if r.returncode == 0 and pdf.exists() else \
+            f"exit status {r.returncode}: {r.stderr.decode(errors='replace').strip()[-300:] or 'no message'}"
+    except subprocess.TimeoutExpired:
+        why = f"still running after {PDF_TIMEOUT_S} s, stopped"
+    except OSError as e:
+        why = str(e)
+    if why is None:
+        return pdf, None
+    pdf.unlink(missing_ok=True)
+    return None, f"wkhtmltopdf made no report.pdf ({why})"
 
 
 def write_summary(out: Path, summary: dict) -> Path:
