@@ -26,6 +26,8 @@ Reading: reader.py; counting: aggregate.py; writing: render.py.
 """
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -42,10 +44,18 @@ def make_report(logs, out: Path, tz, reports: str | None = None, start: date | N
                 top: int = 20, with_plots: bool = True) -> dict:
     """Read, count and write; returns the summary (as written to summary.json)."""
     out = Path(out)
+    read, repeated = distinct_logs(logs)
+    for p in [*read, *([reports] if reports is not None else [])]:
+        # a missing or unreadable input said at once: a --reports store that is not there was said after a year of
+        # logs had been read (minutes), and --out was made for nothing. A pipe (`--log <(zcat …)`, a FIFO) is not
+        # opened twice: its writer could see its reader gone
+        mode = os.stat(p).st_mode if p != "-" else 0
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            with open(p, "rb"):         # (a directory: IsADirectoryError)
+                pass
     out.mkdir(parents=True, exist_ok=True)
     bad = Malformed()
     agg = Aggregator(tz, period, start, end, lists=lists, reports_from_log=reports is None)
-    read, repeated = distinct_logs(logs)
     for ts, rec in read_verdicts(read, bad, progress=progress):
         agg.add_verdict(ts, rec)
     if reports is not None:
