@@ -172,6 +172,11 @@ def _is_copy(packed, plain) -> bool:
         return False
 
 
+# the other input given in its place: each line was "field ts: must be an ISO-8601 time with an offset, missing"
+_NOT_A_LOG = "a 5656 report store line (reports.jsonl), not a verdict log line: give the store as --reports"
+_NOT_A_STORE = "a verdict log line, not a 5656 report store line (reports.jsonl): give the log as --log"
+
+
 def read_verdicts(paths, bad: Malformed, progress: bool = True):
     """Yield (ts, record) for every well-formed verdict line of `paths`, in file order."""
     total = sum(os.path.getsize(p) for p in paths if p != "-")
@@ -198,6 +203,8 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         if "ts" not in rec and "action" in rec:
                             raise ValueError("a verdict without a time, not a verdict log line (`check` prints "
                                              "such lines; `report` reads what serve --log writes)")
+                        if "ts" not in rec and "reporter" in rec and "time" in rec:
+                            raise ValueError(_NOT_A_LOG)
                         ts = parse_ts(rec.get("ts"))
                         if rec.get("kind") == "call_unsent":    # a call let through that never left
                             parse_ts(rec.get("judged"), "judged")       # (its call line's ts: report/unsent.py)
@@ -248,6 +255,8 @@ def read_reports(path: str, bad: Malformed):
                 continue
             try:
                 rec = _object(line)
+                if "time" not in rec and "ts" in rec and "action" in rec:
+                    raise ValueError(_NOT_A_STORE)
                 ts = parse_ts(rec.get("time"), "time")
                 if rec.get("kind") not in ("S", "V", "FW"):
                     raise ValueError(f"kind must be S, V or FW, got {rec.get('kind')!r}")
