@@ -32,7 +32,14 @@ formats (label spam or ham, or 1 / 0; optional columns kind and lang):
   telfilter ctl reload lists --full
 (a lists reload reads again only the lists whose snapshot files changed; --full reads every one)""",
     ("report",): """examples:
-  telfilter report --log /var/log/telfilter/verdicts.jsonl* --from 2026-11-01 --to 2026-11-30 --out nov""",
+  telfilter report --log /var/log/telfilter/verdicts.jsonl* --from 2026-11-01 --to 2026-11-30 --out nov
+  zcat archive/verdicts-2026-10-*.gz | telfilter report --log - --period week --out oct
+inputs:
+  --log      the JSON lines serve --log writes, one a message or call (check's output has no "ts": no verdict log):
+    {"ts": "2026-11-03T09:12:44+00:00", "kind": "sms", "action": "drop", "hits": [{"symbol": "SENDER_BLACKLISTED"}]}
+  --reports  the 5656 report store, DATA_DIR/reports.jsonl:
+    {"reporter": "+84911000004", "reported": "+84987000666", "kind": "S", "time": "2026-11-03T09:12:44+00:00"}
+days, weeks (from Monday) and months are counted in the [engine] timezone of --config""",
 }
 
 
