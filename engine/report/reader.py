@@ -32,9 +32,10 @@ class Malformed:
     count: int = 0
     shown: list = field(default_factory=list)
 
-    def add(self, where: str, why: str) -> None:
+    def add(self, where: str, why: str, always: bool = False) -> None:
+        """`always`: shown past MAX_SHOWN too (a file not read whole: 20 bad lines before it hid it)."""
         self.count += 1
-        if len(self.shown) < MAX_SHOWN:
+        if always or len(self.shown) < MAX_SHOWN:
             self.shown.append(f"{where}: {why}")
 
 
@@ -188,6 +189,7 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
             try:
                 f = open_text(p, raw)
                 done = n = 0
+                first_bad = None        # this file's first malformed line
                 for n, line in enumerate(_lines(f), 1):
                     if bar is not None and p != "-" and not n & 0x3FFF:         # every 16k lines
                         pos = raw.tell()
@@ -195,6 +197,7 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         done = pos
                     if line is None:
                         bad.add(f"{p}:{n}", _TOO_LONG)
+                        first_bad = first_bad or n
                         continue
                     if not line.strip():
                         continue
@@ -227,6 +230,7 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                             raise ValueError("a hit's symbol is not a rule symbol (A-Z, 0-9, _)")
                     except _BAD_LINE as e:
                         bad.add(f"{p}:{n}", _why(e))
+                        first_bad = first_bad or n
                         continue
                     yield ts, rec
                 if bar is not None and p != "-":
@@ -234,7 +238,11 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
             except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
                 # a .gz cut short (a rotation in progress: EOFError) or damaged inside (a bad block: zlib.error,
                 # which ended the report with a traceback): the lines before it counted, the one it broke in named
-                bad.add(f"{p}:{n + 1}", f"unreadable from here on: {type(e).__name__}: {e}")
+                # A .gz whose damage inflate did not see is known at its end (CRC check failed): its garbage read
+                # meanwhile was malformed lines, the first of them where the damage begins at the latest
+                since = (f" (damaged from line {first_bad} on at the latest, its first malformed line: the records "
+                         f"read from there may be altered)") if first_bad else ""
+                bad.add(f"{p}:{n + 1}", f"unreadable from here on: {type(e).__name__}: {e}{since}", always=True)
             finally:
                 if p != "-":
                     raw.close()
