@@ -1,18 +1,15 @@
 """Long runs over a big JSONL file show a progress bar on a terminal and none when stderr is piped (found by the CLI
 audit: `check --jsonl BIG --out FILE` and `rules test --corpus BIG`, ~0.1 ms a message, said nothing for minutes
 over a million lines, while `lists import` and `report` show a bar for a file over 8 MB)."""
-import fcntl
 import json
 import os
-import pty
-import struct
-import termios
 import subprocess
 import sys
 
 import pytest
 
 from .conftest import ROOT
+from .pty_helpers import run_stderr_on_pty
 
 PAD = "x" * 30_000              # an unknown field, ignored: a file over 8 MB from a few hundred messages
 
@@ -36,22 +33,7 @@ def _run(argv, tty: bool, tmp_path):
         p = subprocess.run([sys.executable, "-m", "engine.cli", *map(str, argv)], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300)
         return p.returncode, p.stderr
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))    # else 0 columns: an empty bar
-    p = subprocess.Popen([sys.executable, "-m", "engine.cli", *map(str, argv)], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=slave)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            b = os.read(master, 65536)
-        except OSError:             # EIO: the child closed its end
-            break
-        if not b:
-            break
-        chunks.append(b)
-    os.close(master)
-    return p.wait(300), b"".join(chunks).decode(errors="replace")
+    return run_stderr_on_pty(argv, env)
 
 
 @pytest.mark.parametrize("argv", [

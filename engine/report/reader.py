@@ -107,14 +107,54 @@ def _why(e: Exception) -> str:
     return f"not JSON: {e}" if isinstance(e, json.JSONDecodeError) else str(e)
 
 
-def _progress(total: int):
+BAR_FROM = 8 << 20      # bytes of input (compressed ones for a compressed log) from which a bar is shown
+
+
+def _progress(total: int | None):
     try:
         from tqdm import tqdm
     except ImportError:           # the bar is a convenience; the report does not need it
         return None
-    # disable=None: no bar when stderr is not a terminal (cron, tests); none for small inputs
-    return tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=None if total > 8 << 20 else True,
-                leave=False)
+    # disable=None: no bar when stderr is not a terminal (cron, tests); total None: stdin, bytes read and their rate
+    return tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=None, leave=False)
+
+
+class _Progress:
+    """Bytes read, drawn as a bar once the input is over BAR_FROM: from the start when its size is known, once that
+    much is read from stdin (`zcat old/*.gz | telfilter report --log -` read for minutes with no bar)."""
+
+    def __init__(self, total: int | None):
+        self.total, self.read, self.bar = total, 0, None
+
+    def update(self, n: int) -> None:
+        self.read += n
+        if self.bar is None and max(self.total or 0, self.read) > BAR_FROM:
+            bar = _progress(self.total)
+            self.bar, n = (False if bar is None else bar), self.read     # (a tqdm of no total has no truth value)
+        if self.bar is not None and self.bar is not False:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None and self.bar is not False:
+            self.bar.close()
+
+
+class _Counted(io.RawIOBase):
+    """A binary stream that counts the bytes read through it (stdin: a pipe has no position to ask)."""
+
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self.f.readinto(b) or 0
+        self.n += n
+        return n
+
+    def tell(self) -> int:
+        return self.n
 
 
 def distinct_logs(paths) -> tuple[list, list[str]]:
@@ -181,18 +221,21 @@ _NOT_A_STORE = "a verdict log line, not a 5656 report store line (reports.jsonl)
 def read_verdicts(paths, bad: Malformed, progress: bool = True):
     """Yield (ts, record) for every well-formed verdict line of `paths`, in file order."""
     total = sum(os.path.getsize(p) for p in paths if p != "-")
-    bar = _progress(total) if progress else None
+    bar = _Progress(None if "-" in paths else total) if progress else None
     try:
+        if bar is not None:
+            bar.update(0)
         for p in paths:
             # `-`: stdin, e.g. `zcat old/*.gz | telfilter report --log -`
-            raw = sys.stdin.buffer if p == "-" else open(p, "rb", buffering=1 << 16)
+            raw = io.BufferedReader(_Counted(sys.stdin.buffer), 1 << 16) if p == "-" else \
+                open(p, "rb", buffering=1 << 16)
             try:
                 f = open_text(p, raw)
                 done = n = 0
                 first_bad = None        # this file's first malformed line
                 for n, line in enumerate(_lines(f), 1):
-                    if bar is not None and p != "-" and not n & 0x3FFF:         # every 16k lines
-                        pos = raw.tell()
+                    if bar is not None and not n & 0x3FFF:         # every 16k lines
+                        pos = raw.raw.tell() if p == "-" else raw.tell()
                         bar.update(pos - done)
                         done = pos
                     if line is None:
@@ -233,8 +276,8 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         first_bad = first_bad or n
                         continue
                     yield ts, rec
-                if bar is not None and p != "-":
-                    bar.update(os.path.getsize(p) - done)
+                if bar is not None:
+                    bar.update((raw.raw.tell() if p == "-" else os.path.getsize(p)) - done)
             except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
                 # a .gz cut short (a rotation in progress: EOFError) or damaged inside (a bad block: zlib.error,
                 # which ended the report with a traceback): the lines before it counted, the one it broke in named
