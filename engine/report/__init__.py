@@ -133,6 +133,8 @@ def cmd_report(args) -> int:
     def counts(d):
         return ", ".join(f"{k} {v:,}" for k, v in d.items())
     span = f"from {s['from']} to {s['to']}" if s["records"] else "(no records in the period)"
+    if s["outside_period"]:     # logs of another month, or a --from/--to typed wrong: said, not only in the HTML
+        span += f" ({s['outside_period']:,} lines outside --from/--to left out)"
     print(f"telfilter report: {s['records']:,} records {span}: sms: {counts(t['sms'])}; call: {counts(t['call'])}; "
           f"wrote {args.out}/report.html, summary.json and "
           f"{sum(1 for f in s['inputs']['files'] if f.endswith('.csv'))} CSV files", file=sys.stderr)
