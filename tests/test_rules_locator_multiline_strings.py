@@ -40,3 +40,17 @@ def test_strings_that_open_and_close_on_one_line_and_escapes():
     assert loc.at(0, "x") == (3, 1) and loc.at(0, "y") == (4, 1) and loc.at(0, "w") == (7, 1)
     assert loc.at(0, "v") == (10, 1)
     assert (0, ("z",)) not in loc.pos and (0, ("b",)) not in loc.pos
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85"])
+def test_a_unicode_line_separator_in_a_comment_or_string_is_no_line_end(tmp_path, sep):
+    # TOML ends a line at \n only; text pasted from a web page or a Word file can hold U+2028/U+2029/NEL,
+    # and every error after it named a line too far down
+    errs = _errors(tmp_path, f'# pasted:{sep}khuyen mai\n[[rule]]\nsymbol = "AD"\ndescription = "vay{sep}tien"\n'
+                             'score = 1\n[rule.when]\ntext_regex = "(a"\n')
+    assert errs == ["7:14: bad regex in text_regex: missing ), unterminated subpattern at position 0"]
+
+
+def test_crlf_lines_keep_their_numbers_and_columns(tmp_path):
+    errs = _errors(tmp_path, '[[rule]]\r\nsymbol = "AD"\r\nscore = 1\r\n[rule.when]\r\ntext_regex = "(a"\r\n')
+    assert errs == ["5:14: bad regex in text_regex: missing ), unterminated subpattern at position 0"]

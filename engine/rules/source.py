@@ -148,7 +148,10 @@ class Locator:
         path: tuple = ()
         counters: dict = {}
         inside = None               # the delimiter of a multi-line string open at the start of the line
-        for ln, line in enumerate(text.splitlines(), 1):
+        # TOML ends a line at \n (or \r\n) only: not splitlines(), which also ends one at U+2028, U+2029 or NEL (a
+        # comment or string pasted from a web page) and named every line after it too far down
+        for ln, line in enumerate(text.split("\n"), 1):
+            line = line.removesuffix("\r")
             was, inside = inside, _open_string(line, inside)
             if was is not None:     # a line of a string's text (`[QC]`, `score = 5`, `[[rule]]`) is no TOML
                 continue
