@@ -168,10 +168,12 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
             empty.append(disp)
         loc = Locator(text)
         for k in doc:
+            ln, col = loc.at(None, "@", k) if (None, ("@", k)) in loc.pos else loc.at(-1, k)
             if k not in TOP_KEYS:
-                ln, col = loc.at(None, "@", k) if (None, ("@", k)) in loc.pos else loc.at(-1, k)
                 errors.append(RuleError(disp, ln, col, f"unknown top-level key {k!r}{did_you_mean(k, TOP_KEYS)}"))
-        if "actions" in doc:
+            elif k != "rule" and not isinstance(doc[k], dict):     # `actions = 15.0`: it stopped with a traceback
+                errors.append(RuleError(disp, ln, col, f"`{k}` must be a table: [{k}]"))
+        if isinstance(doc.get("actions"), dict):
             a = doc["actions"]
             for k, v in a.items():
                 ln, col = loc.at(None, "@", "actions", k, value=True)
@@ -183,7 +185,7 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
                 else:
                     thresholds[k] = float(v)
                     threshold_locs[k] = (disp, ln, col)
-        if "fixtures" in doc:
+        if isinstance(doc.get("fixtures"), dict):
             for k, v in doc["fixtures"].items():
                 ln, col = loc.at(None, "@", "fixtures", k)
                 if k not in FIXTURE_KEYS:
