@@ -23,3 +23,11 @@ def test_rules_check_exits_2_naming_it(tmp_path):
     assert "Traceback" not in p.stderr, p.stderr
     assert p.returncode == 2, p.stderr
     assert "a.toml:1:1: `actions` must be a table: [actions]" in p.stderr
+
+
+def test_a_rule_written_as_one_table_is_named_at_its_header(tmp_path):
+    # `[rule]` for `[[rule]]`: it was reported at 1:1, above the file's comments
+    (tmp_path / "a.toml").write_text("# my rules\n\n[rule]\n" + RULE.removeprefix("[[rule]]\n"))
+    with pytest.raises(RuleSetError) as e:
+        load_rules(tmp_path)
+    assert [str(x) for x in e.value.errors] == [f"{tmp_path / 'a.toml'}:3:2: `rule` must be an array of tables: [[rule]]"]

@@ -196,7 +196,7 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
                     fixtures[k].extend((x, f"{disp}:{ln}") for x in v)
         raw_rules = doc.get("rule", [])
         if not isinstance(raw_rules, list):
-            errors.append(RuleError(disp, 1, 1, "`rule` must be an array of tables: [[rule]]"))
+            errors.append(RuleError(disp, *loc.at(-1, "rule"), "`rule` must be an array of tables: [[rule]]"))
             continue
         for i, rd in enumerate(raw_rules):
             r = build_rule(rd, i, loc, disp, errors, pending_refs)
