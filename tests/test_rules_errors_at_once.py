@@ -81,3 +81,13 @@ def test_a_rule_without_a_symbol_is_named_by_its_place_counted_from_one(tmp_path
     errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "MINE_A"\nscore = 1\n[rule.when]\nkeywords = ["zz"]\n'
                                 '[[rule]]\nsymbol = 5\nscore = 1\n')
     assert any(e.startswith("50-mine.toml:") and "<rule 2> has no [rule.when] conditions" in e for e in errs), errs
+
+
+def test_a_duplicate_symbol_is_reported_beside_the_copys_own_mistake(tmp_path):
+    # a rule copied from the pack under its old symbol, then mis-edited: only the mistake was said, and the duplicate
+    # once the mistake was fixed (a second reload refused)
+    errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "AD_TO_DNC"\naction = "drop"\n[rule.when]\nexpr = "__IS_AD"\n'
+                                'local_time_inside = "00:00-24:00"\n')
+    assert [e.split(": ", 1)[0] for e in errs] == ["50-mine.toml:2:10", "50-mine.toml:6:21"], errs
+    assert errs[0].startswith("50-mine.toml:2:10: duplicate symbol AD_TO_DNC (first defined at "), errs
+    assert "is the whole day or none of it" in errs[1]

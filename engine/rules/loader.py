@@ -200,13 +200,16 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
             continue
         for i, rd in enumerate(raw_rules):
             r = build_rule(rd, i, loc, disp, errors, pending_refs)
-            if r is None:
-                if isinstance(rd, dict) and isinstance(rd.get("symbol"), str):
-                    broken.add(rd["symbol"])
-                continue
-            if r.symbol in first_seen:
+            # a rule with a mistake is checked for a duplicate symbol too: every error at once
+            sym = r.symbol if r is not None else rd.get("symbol") if isinstance(rd, dict) else None
+            if isinstance(sym, str) and sym in first_seen:
                 ln, col = loc.at(i, "symbol", value=True)
-                errors.append(RuleError(disp, ln, col, f"duplicate symbol {r.symbol} (first defined at {first_seen[r.symbol]})"))
+                errors.append(RuleError(disp, ln, col, f"duplicate symbol {sym} (first defined at {first_seen[sym]})"))
+                continue
+            if r is None:
+                if isinstance(sym, str):
+                    broken.add(sym)
+                    first_seen[sym] = "{}:{}".format(disp, loc.at(i)[0])
                 continue
             first_seen[r.symbol] = r.source
             if rd.get("enabled", True) is False:
