@@ -225,3 +225,14 @@ def test_a_misspelt_action_is_one_error(tmp_path):
         load_rules(d)
     errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
     assert errs == ["4:10: unknown action 'reject' (allow, tag or drop)"], errs
+
+
+@pytest.mark.parametrize("status", ["-5", "4294967296"])
+def test_an_smpp_status_integer_out_of_range_says_the_range(tmp_path, status):
+    # it said "must be an integer or one of ESME_ROK, ...", of an integer
+    (tmp_path / "a.toml").write_text(f'[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\nsmpp_status = {status}\n'
+                                     '[rule.when]\nkeywords = ["x"]\n')
+    with pytest.raises(RuleSetError) as ei:
+        load_rules(tmp_path)
+    errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+    assert errs == [f"4:15: smpp_status {status} is no SMPP command_status: an integer 0 to 0xFFFFFFFF, or a name"], errs

@@ -137,6 +137,9 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
             smpp_status = SMPP_STATUS[st.upper()]
         elif isinstance(st, int) and not isinstance(st, bool) and 0 <= st <= 0xFFFFFFFF:
             smpp_status = st
+        elif isinstance(st, int) and not isinstance(st, bool):
+            err(f"smpp_status {st} is no SMPP command_status: an integer 0 to 0xFFFFFFFF, or a name", "smpp_status",
+                value=True)
         else:
             err(f"smpp_status must be an integer or one of {', '.join(SMPP_STATUS)}"
                 + (did_you_mean(str(st).upper(), SMPP_STATUS) if isinstance(st, str) else ""), "smpp_status", value=True)
