@@ -91,3 +91,13 @@ def test_a_duplicate_symbol_is_reported_beside_the_copys_own_mistake(tmp_path):
     assert [e.split(": ", 1)[0] for e in errs] == ["50-mine.toml:2:10", "50-mine.toml:6:21"], errs
     assert errs[0].startswith("50-mine.toml:2:10: duplicate symbol AD_TO_DNC (first defined at "), errs
     assert "is the whole day or none of it" in errs[1]
+
+
+def test_every_mistake_of_a_counter_is_said_at_once(tmp_path):
+    # only the first was said (an unknown key), then, reload after reload, the window, then the limit
+    errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "BURST"\napplies_to = ["sms-mt"]\naction = "tag"\n[rule.when]\n'
+                                'counter = { key = ["sendr"], window = "1 hour", limit = 0, distinkt = "recipient" }\n')
+    assert errs == ["50-mine.toml:6:11: counter: unknown key 'distinkt' (key, window, limit, distinct, at); counter key "
+                    "must be a non-empty list of sender, recipient, owner, content, template, account; got ['sendr']; "
+                    "bad duration '1 hour': use e.g. \"30s\", \"5m\", \"1h\", \"24h\", \"7d\" or \"forever\"; "
+                    "counter limit must be an integer >= 1, got 0"], errs

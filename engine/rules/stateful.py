@@ -301,37 +301,45 @@ _KEY_ORDER = ("owner", "sender", "recipient", "content", "template", "account")
 def _counter(v, rule_symbol="", **_):
     if not isinstance(v, dict):
         raise ValueError("counter must be a table {key = [...], window = \"24h\", limit = N}")
+    bad = []        # every mistake of the table at once, in the order written: key, window, limit, distinct, at
     extra = set(v) - {"key", "window", "limit", "distinct", "at"}
     if extra:
-        raise ValueError(f"counter: unknown key {sorted(extra)[0]!r} (key, window, limit, distinct, at)")
+        bad.append(f"counter: unknown key {sorted(extra)[0]!r} (key, window, limit, distinct, at)")
     key = v.get("key")
     if isinstance(key, str):
         key = [key]
     if not isinstance(key, list) or not key or any(k not in COUNTER_KEYS for k in key):
-        raise ValueError(f"counter key must be a non-empty list of {', '.join(COUNTER_KEYS)}; got {v.get('key')!r}")
-    # one order for the parts: ["recipient", "owner"] is the counter ["owner", "recipient"] is (a reload that only
-    # reorders them kept nothing); the shipped pack's order, so its namespaces and key hashes stay as they were
-    key = sorted(dict.fromkeys(key), key=_KEY_ORDER.index)
+        bad.append(f"counter key must be a non-empty list of {', '.join(COUNTER_KEYS)}; got {v.get('key')!r}")
+    else:
+        # one order for the parts: ["recipient", "owner"] is the counter ["owner", "recipient"] is (a reload that
+        # only reorders them kept nothing); the shipped pack's order, so its namespaces and key hashes stay as they were
+        key = sorted(dict.fromkeys(key), key=_KEY_ORDER.index)
+    window = None
     if "window" not in v:
-        raise ValueError("counter needs a window")
-    window = parse_duration(v["window"])
+        bad.append("counter needs a window")
+    else:
+        try:
+            window = parse_duration(v["window"])
+        except ValueError as e:
+            bad.append(str(e))
     limit = v.get("limit")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValueError(f"counter limit must be an integer >= 1, got {limit!r}")
-    if limit > MAX_LIMIT:
+        bad.append(f"counter limit must be an integer >= 1, got {limit!r}")
+    elif limit > MAX_LIMIT:
         # a key keeps a stamp (a fingerprint) per message up to the limit: 1,000,000,000 made one row of 4 GB
         size = f"{limit * 4 / 2**20:,.0f} MiB" if limit * 4 >= 2**20 else f"{limit * 4 / 2**10:,.0f} KiB"
-        raise ValueError(f"counter limit {limit} is over {MAX_LIMIT:,}: each key keeps one stamp per message up to "
-                         f"its limit ({size} a key here); count a shorter window instead "
-                         f"(1,000 an hour, not 24,000 a day)")
+        bad.append(f"counter limit {limit} is over {MAX_LIMIT:,}: each key keeps one stamp per message up to "
+                   f"its limit ({size} a key here); count a shorter window instead (1,000 an hour, not 24,000 a day)")
     distinct = v.get("distinct")
     if distinct is not None and distinct not in ("sender", "recipient", "owner"):
-        raise ValueError(f"counter distinct must be sender, recipient or owner, got {distinct!r}")
+        bad.append(f"counter distinct must be sender, recipient or owner, got {distinct!r}")
     at = v.get("at", "submission")
     if at not in ("submission", "delivery"):
-        raise ValueError(f"counter at must be \"submission\" or \"delivery\", got {at!r}")
-    if at == "delivery" and distinct is not None:
-        raise ValueError("counter at = \"delivery\" counts messages: it cannot be used with distinct")
+        bad.append(f"counter at must be \"submission\" or \"delivery\", got {at!r}")
+    elif at == "delivery" and distinct is not None:
+        bad.append("counter at = \"delivery\" counts messages: it cannot be used with distinct")
+    if bad:
+        raise ValueError("; ".join(bad))
     # (the same namespace either way: rows of stamps in time order both, so a rule changed to count at delivery
     # keeps what it counted; and the window by its length, not its spelling: "24h" rewritten "1d" keeps the counts)
     ns = f"{rule_symbol}|{'+'.join(key)}|{window_name(window)}|{distinct}"
