@@ -66,7 +66,40 @@ def run_examples(ruleset, settings) -> tuple[int, list]:
                 else:
                     hit = rule.symbol in v.symbols
                 if kind == "hit" and not hit:
-                    failures.append(ExampleFailure(where, rule.symbol, f"example must hit but missed (verdict {v.symbols})"))
+                    failures.append(ExampleFailure(where, rule.symbol, f"example must hit but missed (verdict {v.symbols}"
+                                                                       f"{_why_missed(rule, sub, settings, ruleset, ex)})"))
                 elif kind == "miss" and hit:
-                    failures.append(ExampleFailure(where, rule.symbol, "example must miss but hit"))
-    return n, failures
+                    ev = next((h.detail for h in v.hits if h.symbol == rule.symbol), None) if not rule.helper else None
+                    failures.append(ExampleFailure(where, rule.symbol, "example must miss but hit"
+                                                   + (f" ({ev})" if ev else "")))
+    path_line = lambda f: (lambda p, _, ln: (p, int(ln) if ln.isdigit() else 0))(*f.where.rpartition(":"))
+    return n, sorted(failures, key=path_line)      # as written in the files (hit examples were said before misses)
+
+
+def _why_missed(rule, sub, settings, ruleset, ex) -> str:
+    """`; ` and what of `rule` does not hold for example `ex` (judged after its prior messages, itself uncounted), in
+    the order written: the engineer tuning a rule sees which condition to look at."""
+    from ..context import MessageContext
+    from ..pipeline import Pipeline
+    from ..rules.expr import evaluate_tree
+    L, _ = fixture_lists(ruleset)
+    p = Pipeline(settings, sub, lists=L, persist=False)
+    for pr in ex.get("prior", []):
+        p.judge(example_record(pr))
+    ctx = MessageContext(example_record(ex), p.lists, p.tz, p.shortcode)
+    if ctx.scope not in rule.applies_to:
+        return f"; it is {ctx.scope}, the rule applies to {', '.join(sorted(rule.applies_to))}"
+    held = sub.evaluate_all(ctx, p.state)[0]
+    out = []
+    if rule.tree is not None and not evaluate_tree(rule.tree, held.__contains__):
+        out.append("expr is false: " + ", ".join(f"{s} {'holds' if s in held else 'does not'}"
+                                                for s in dict.fromkeys(rule.deps)))
+    plain = {k: pred for k, pred, _ in rule.preds}
+    stateful = iter(rule.stateful)          # in the order written, as rule.py built them
+    for k in rule.conds:
+        if k == "expr":
+            continue
+        st = plain.get(k) or getattr(next(stateful, None), "check", None)
+        if st is not None and st(ctx, p.state) is None:
+            out.append(f"{k} does not hold")
+    return "; " + "; ".join(out) if out else ""
