@@ -53,6 +53,7 @@ SCHEMA = {
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
                dict: "a table"}
 _TOML_POS = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$", re.S)
+_KEY_AT = re.compile(r"^\s*([^=\[#\s][^=]*?)\s*=")          # the key of a `key = value` line
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 
 
@@ -62,7 +63,11 @@ def toml_error_at(e: tomllib.TOMLDecodeError, text: str) -> tuple[int, int, str]
     end of the last line that is not blank, where an editor shows it (it was 1:1, or no position at all)."""
     m = _TOML_POS.match(str(e))
     if m:
-        return int(m.group(2)), int(m.group(3)), m.group(1)
+        ln, col, msg = int(m.group(2)), int(m.group(3)), m.group(1)
+        k = _KEY_AT.match(text.split("\n")[ln - 1]) if msg == "Cannot overwrite a value" else None
+        if k:       # a key written twice (a `score = 20` added below `score = 15.0`): name it, at its start
+            return ln, k.start(1) + 1, f"{k.group(1)} is set twice in its table (a TOML key is set once): {msg}"
+        return ln, col, msg
     end = len(text.rstrip())
     return text.count("\n", 0, end) + 1, end - text.rfind("\n", 0, end), str(e)
 
