@@ -91,10 +91,17 @@ def read_toml(path: Path) -> tuple[dict, str]:
         raise ConfigError(f"{path}: nested too deeply") from None
 
 
+def toml_lines(text: str) -> list:
+    """The lines of a TOML text as TOML counts them: ended by \n (or \r\n) only; str.splitlines() also ends one at
+    U+2028, U+2029 or NEL, which a comment or string pasted from a web page can hold (every line after it was named
+    one too far down)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def key_line(text: str, table: str | None, key: str | None = None) -> int:
     """The line of `key` in `[table]` (or of the table header when key is None); 1 if not found."""
     current, header = None, None
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(toml_lines(text), 1):
         m = _TABLE.match(line)
         if m:
             current = m.group(1).strip().strip('"')

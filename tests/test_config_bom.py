@@ -49,3 +49,15 @@ def test_errors_after_a_bom_keep_their_line(cfg, name, body, says):
     r = run_cli("config", "check", cfg)
     assert r.returncode == 2 and says in r.stderr, r.stderr
     assert "Invalid statement" not in r.stderr
+
+
+@pytest.mark.parametrize("name, body, says", [
+    ("telfilter.toml", "# pasted:\u2028note\n[engine]\ntimezone = 'UTC'\ntimezon = 'UTC'\n",
+     "telfilter.toml:4:1: unknown key 'timezon'"),
+    ("smpp.toml", "# \x85\n[server]\nidle_timeout = 0\n", "smpp.toml:3:1: [server] idle_timeout must be"),
+])
+def test_a_unicode_line_separator_in_a_comment_is_no_line_end(cfg, name, body, says):
+    # TOML ends a line at \n only: errors after a U+2028 or NEL named a line too far down
+    (cfg / name).write_text(body, encoding="utf-8")
+    r = run_cli("config", "check", cfg)
+    assert r.returncode == 2 and says in r.stderr, r.stderr

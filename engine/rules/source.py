@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import toml_lines
+
 
 @dataclass
 class RuleError:
@@ -148,10 +150,7 @@ class Locator:
         path: tuple = ()
         counters: dict = {}
         inside = None               # the delimiter of a multi-line string open at the start of the line
-        # TOML ends a line at \n (or \r\n) only: not splitlines(), which also ends one at U+2028, U+2029 or NEL (a
-        # comment or string pasted from a web page) and named every line after it too far down
-        for ln, line in enumerate(text.split("\n"), 1):
-            line = line.removesuffix("\r")
+        for ln, line in enumerate(toml_lines(text), 1):        # (not splitlines(): see toml_lines)
             was, inside = inside, _open_string(line, inside)
             if was is not None:     # a line of a string's text (`[QC]`, `score = 5`, `[[rule]]`) is no TOML
                 continue
