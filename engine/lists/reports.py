@@ -35,6 +35,9 @@ log = logging.getLogger("telfilter")
 # genuine reports name in 90 days, and an attacker needs 50,000 reporters a day (see below)
 # to push genuine entries out at that rate.
 MAX_REPORTED_NUMBERS = 1_000_000
+# Numbers not reported for this many days are dropped from the index, and a start-up indexes this window of
+# reports.jsonl: a rule's `reported = {days = D}` can count no further back (rules/stateful.py refuses a longer D).
+REPORT_RETAIN_DAYS = 90
 BYTES_PER_NUMBER = 320            # one reporter, at the bound in steady traffic (tests/test_state.py)
 # At most this many (reporter, number) pairs a reporter can add to the index per UTC day: a
 # subscriber rarely reports more than a few spammers a day, and SENDER_REPORTED needs several
@@ -64,7 +67,7 @@ class ReportIndex:
     in order applies the same caps, so a restarted node indexes the same reports.
     """
 
-    def __init__(self, retain_days: float = 90, per_number: int = 32,
+    def __init__(self, retain_days: float = REPORT_RETAIN_DAYS, per_number: int = 32,
                  max_numbers: int = MAX_REPORTED_NUMBERS, per_reporter_day: int = MAX_NEW_PER_REPORTER_DAY):
         self.retain = retain_days * 86400.0
         self.per_number = per_number

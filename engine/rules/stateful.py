@@ -31,6 +31,12 @@ def _reported(v, **_):
     r, d = v["reporters"], v.get("days", 30)
     if not _whole(r) or r < 1 or not _number(d) or d <= 0:
         raise ValueError("reported: reporters must be an integer >= 1 and days a positive number")
+    from ..lists.reports import REPORT_RETAIN_DAYS
+    if d > REPORT_RETAIN_DAYS:
+        # it loaded and counted no further back than the index keeps, less after a restart's rebuild
+        raise ValueError(f"reported: days {d:g} is over the {REPORT_RETAIN_DAYS} days of reports the 5656 report index "
+                         f"keeps (numbers unreported for {REPORT_RETAIN_DAYS} days are dropped): it could not count "
+                         f"further back")
     win = d * 86400.0
 
     def pred(c, s):
