@@ -144,6 +144,7 @@ class RecipientHistory:
 # ---------------------------------------------------------------- call durations
 
 _CALLS = 32             # completed calls remembered per caller
+CALLS_KEPT, CALLS_KEPT_FOR = _CALLS, 86400.0        # (what a short_call_share rule may ask for: stateful.py)
 
 
 class CallDurations:
@@ -153,7 +154,7 @@ class CallDurations:
     completed call. `share_short` bisects to the calls ended within the window: O(32).
     """
 
-    def __init__(self, max_callers: int = 500_000, keep: float = 86400.0):
+    def __init__(self, max_callers: int = 500_000, keep: float = CALLS_KEPT_FOR):
         self.table = SlotTable(2 * _CALLS, _CALLS - 1, keep, max_callers)
 
     def add(self, caller, ts: float, duration: float) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from .conditions import COUNTER_KEYS, condition, parse_duration
+from .history import CALLS_KEPT, CALLS_KEPT_FOR
 from .slots import M64 as _M64
 
 
@@ -57,6 +58,12 @@ def _short_calls(v, **_):
     win = parse_duration(v.get("window", "1h"))
     if win is None:
         raise ValueError("short_call_share needs a finite window")
+    # what CallDurations keeps: it loaded, and never held (min_calls) or counted part of its window (window)
+    bad = [f"min_calls {n} is over the {CALLS_KEPT} completed calls kept per caller: it would never hold"] * \
+        (n > CALLS_KEPT) + [f"window {v.get('window')!r} is over the {CALLS_KEPT_FOR / 3600:g}h a caller's calls are "
+                            f"kept after their last one: it would count only part of it"] * (win > CALLS_KEPT_FOR)
+    if bad:
+        raise ValueError("short_call_share: " + "; ".join(bad))
 
     def pred(c, s):
         calls, share = s.calls.share_short(c.sender_key, c.state_ts, win, secs)
