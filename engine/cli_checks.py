@@ -134,13 +134,13 @@ def parse_command_line(parser, argv):
     when the words ask for `serve --log-format json`, as one JSON line at ERROR (msg: argparse's error line)."""
     words = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     if not asks_json_log(words):
-        return parser.parse_args(argv)
+        return _parse(parser, argv)
     import contextlib
     import io
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):
-            return parser.parse_args(argv)
+            return _parse(parser, argv)
     except SystemExit as e:
         if not e.code:          # --help: on stdout, done
             raise
@@ -151,6 +151,24 @@ def parse_command_line(parser, argv):
     lines = said.getvalue().strip().splitlines()
     say_error(lines[-1] if lines else "telfilter serve: error: the command line could not be read")
     return None
+
+
+def _parse(parser, argv):
+    """parser.parse_args(argv), but words no parser takes are said by the command's own parser, as its other usage
+    errors are (`telfilter rules check: error: unrecognized arguments: x`, its usage): the top parser said them
+    (`telfilter: error: …`, with telfilter's usage)."""
+    import argparse
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        p = parser
+        while True:         # down the sub-commands the words named (`rules`, then `check`)
+            subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+            name = getattr(args, subs[0].dest, None) if subs and subs[0].dest != argparse.SUPPRESS else None
+            if name not in (subs[0].choices if subs else {}):
+                break
+            p = subs[0].choices[name]
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 _TOP_VALUED = ("--config", "--data-dir")      # telfilter's own options that take a value (before the command)

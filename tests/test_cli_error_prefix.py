@@ -24,6 +24,10 @@ CASES = [
     ("ctl lists add", ["dnc", "0912345678", "--owner", "x", "--socket", "{tmp}/nope.sock"]),
     ("serve", ["--workers", "0"]),
     ("serve", ["--smpp-listen", "nope", "--control-socket", "off"]),
+    # words no parser takes: the top parser said them, `telfilter: error: unrecognized arguments: …`
+    ("rules check", ["{tmp}", "extra"]),
+    ("check", ["--jsonl", "{tmp}/nope", "--bogus"]),
+    ("ctl reload", ["rules", "--bogus"]),
 ]
 
 
