@@ -236,3 +236,13 @@ def test_an_smpp_status_integer_out_of_range_says_the_range(tmp_path, status):
         load_rules(tmp_path)
     errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
     assert errs == [f"4:15: smpp_status {status} is no SMPP command_status: an integer 0 to 0xFFFFFFFF, or a name"], errs
+
+
+def test_a_rule_key_written_under_when_says_where_it_goes(tmp_path):
+    # as a condition written above [rule.when] does; it said "unknown condition 'smpp_status'"
+    (tmp_path / "a.toml").write_text('[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\n[rule.when]\nkeywords = ["x"]\n'
+                                     'smpp_status = "ESME_RINVSRCADR"\n')
+    with pytest.raises(RuleSetError) as ei:
+        load_rules(tmp_path)
+    errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+    assert errs == ["6:1: 'smpp_status' is a rule key, not a condition: write it above [rule.when]"], errs

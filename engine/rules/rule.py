@@ -178,6 +178,9 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
             for s, off in syms:
                 pending_refs.append((rule, s, disp, ln, col + 1 + off))
             continue
+        if k in RULE_KEYS and k not in ("when", "examples"):   # (a `score = 20` added at the end of [rule.when])
+            err(f"{k!r} is a rule key, not a condition: write it above [rule.when]", "when", k)
+            continue
         if k not in CONDITIONS:
             err(f"unknown condition {k!r}{did_you_mean(k, list(CONDITIONS) + ['expr'])}", "when", k)
             continue
