@@ -214,35 +214,33 @@ def test_a_rule_without_applies_to_applies_where_its_conditions_can(tmp_path):
     assert v.symbols == ["ANY_NUMBER"]
 
 
+def _errors(d, text) -> list:
+    """The errors of a set of one file, `a.toml` holding `text`, each as `line:col: message`."""
+    d.mkdir(exist_ok=True)
+    (d / "a.toml").write_text(text)
+    with pytest.raises(RuleSetError) as ei:
+        load_rules(d)
+    return [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+
+
 def test_a_misspelt_action_is_one_error(tmp_path):
     # `action = "reject"` gave two errors, the second ("has neither a score nor an action") pointing the engineer
     # at a score the rule was never meant to have
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "a.toml").write_text('[[rule]]\nsymbol = "MY_RULE"\napplies_to = ["sms-mt"]\naction = "reject"\n'
-                              '[rule.when]\nkeywords = ["x"]\n')
-    with pytest.raises(RuleSetError) as ei:
-        load_rules(d)
-    errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+    errs = _errors(tmp_path / "rules", '[[rule]]\nsymbol = "MY_RULE"\napplies_to = ["sms-mt"]\naction = "reject"\n'
+                                       '[rule.when]\nkeywords = ["x"]\n')
     assert errs == ["4:10: unknown action 'reject' (allow, tag or drop)"], errs
 
 
 @pytest.mark.parametrize("status", ["-5", "4294967296"])
 def test_an_smpp_status_integer_out_of_range_says_the_range(tmp_path, status):
     # it said "must be an integer or one of ESME_ROK, ...", of an integer
-    (tmp_path / "a.toml").write_text(f'[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\nsmpp_status = {status}\n'
-                                     '[rule.when]\nkeywords = ["x"]\n')
-    with pytest.raises(RuleSetError) as ei:
-        load_rules(tmp_path)
-    errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+    errs = _errors(tmp_path, f'[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\nsmpp_status = {status}\n'
+                             '[rule.when]\nkeywords = ["x"]\n')
     assert errs == [f"4:15: smpp_status {status} is no SMPP command_status: an integer 0 to 0xFFFFFFFF, or a name"], errs
 
 
 def test_a_rule_key_written_under_when_says_where_it_goes(tmp_path):
     # as a condition written above [rule.when] does; it said "unknown condition 'smpp_status'"
-    (tmp_path / "a.toml").write_text('[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\n[rule.when]\nkeywords = ["x"]\n'
-                                     'smpp_status = "ESME_RINVSRCADR"\n')
-    with pytest.raises(RuleSetError) as ei:
-        load_rules(tmp_path)
-    errs = [str(e).split("a.toml:", 1)[1] for e in ei.value.errors]
+    errs = _errors(tmp_path, '[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\n[rule.when]\nkeywords = ["x"]\n'
+                             'smpp_status = "ESME_RINVSRCADR"\n')
     assert errs == ["6:1: 'smpp_status' is a rule key, not a condition: write it above [rule.when]"], errs
