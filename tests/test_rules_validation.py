@@ -244,3 +244,12 @@ def test_a_rule_key_written_under_when_says_where_it_goes(tmp_path):
     errs = _errors(tmp_path, '[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\n[rule.when]\nkeywords = ["x"]\n'
                              'smpp_status = "ESME_RINVSRCADR"\n')
     assert errs == ["6:1: 'smpp_status' is a rule key, not a condition: write it above [rule.when]"], errs
+
+
+@pytest.mark.parametrize("dash", ["\u2013", "\u2014", "\u2212"])
+def test_a_time_window_with_a_typeset_dash_names_it(tmp_path, dash):
+    # copied from prose ("outside 07:00–22:00"): the error showed a window that looked right
+    errs = _errors(tmp_path, '[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\n[rule.when]\nkeywords = ["x"]\n'
+                             f'local_time_outside = "07:00{dash}22:00"\n')
+    assert errs == [f"6:22: bad time window '07:00{dash}22:00': expected \"HH:MM-HH:MM\" (its dash is "
+                    f"U+{ord(dash):04X}, not the ASCII '-')"], errs

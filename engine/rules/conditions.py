@@ -73,7 +73,10 @@ def parse_window(v) -> tuple[int, int]:
         raise ValueError(f"time window must be a string \"HH:MM-HH:MM\", got {v!r}")
     m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*-\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*", v)
     if not m:
-        raise ValueError(f"bad time window {v!r}: expected \"HH:MM-HH:MM\"")
+        # a typeset dash (the README writes "07:00–22:00" in its prose) is a character no editor shows apart from `-`
+        dash = next((f" (its dash is U+{ord(c):04X}, not the ASCII '-')" for c in "\u2010\u2011\u2012\u2013\u2014"
+                     "\u2015\u2212\ufe63\uff0d" if c in v), "")
+        raise ValueError(f"bad time window {v!r}: expected \"HH:MM-HH:MM\"{dash}")
     h1, m1, s1, h2, m2, s2 = (int(x or 0) for x in m.groups())
     if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59 or s1 > 59 or s2 > 59 \
             or (h1 == 24 and (m1 or s1)) or (h2 == 24 and (m2 or s2)):
