@@ -253,3 +253,13 @@ def test_a_time_window_with_a_typeset_dash_names_it(tmp_path, dash):
                              f'local_time_outside = "07:00{dash}22:00"\n')
     assert errs == [f"6:22: bad time window '07:00{dash}22:00': expected \"HH:MM-HH:MM\" (its dash is "
                     f"U+{ord(dash):04X}, not the ASCII '-')"], errs
+
+
+@pytest.mark.parametrize("value, why", [
+    ("SV", "; a number registered SV counts for S and for V: name the channel the rule's ads use"),
+    ("v", "; did you mean 'V'?"),
+])
+def test_a_dnc_channel_the_condition_does_not_take_says_what_to_write(tmp_path, value, why):
+    # "SV" is a DNC list channel (lists import), not a condition's: it said only "must be "S" or "V""
+    errs = _errors(tmp_path, f'[[rule]]\nsymbol = "MY_RULE"\naction = "drop"\n[rule.when]\nrecipient_dnc = "{value}"\n')
+    assert errs == [f"5:17: recipient_dnc must be \"S\" or \"V\", got '{value}'{why}"], errs

@@ -258,7 +258,10 @@ def _cut(host: str) -> str:
 @condition("recipient_dnc", "recipient / callee on the DNC list for channel S (SMS ads) or V (call ads); both counts for either", cost=1)
 def _recipient_dnc(v, **_):
     if v not in ("S", "V"):
-        raise ValueError(f"recipient_dnc must be \"S\" or \"V\", got {v!r}")
+        why = "; a number registered SV counts for S and for V: name the channel the rule's ads use" \
+            if isinstance(v, str) and v.upper() in ("SV", "VS") else \
+            f"; did you mean {v.upper()!r}?" if isinstance(v, str) and v.upper() in ("S", "V") else ""
+        raise ValueError(f"recipient_dnc must be \"S\" or \"V\", got {v!r}{why}")
     return lambda c, s: (f"{format_number(c.recipient_num)} on list:dnc {v}"
                          if c.lists.in_dnc(c.recipient_num, v) else None)
 
