@@ -165,6 +165,11 @@ def test_actions_and_answers_never_used(tmp_path, scopes, action, extra, want):
     ('counter = { key = ["sender", "recipient"], window = "1h", limit = 2, distinct = "sender" }', True),
     ('counter = { key = "recipient", window = "1h", limit = 1, distinct = "recipient" }', True),
     ('counter = { key = ["template"], window = "1h", limit = 10, distinct = "sender" }', False),
+    # each keyword holds one the rule refuses (a list copied to the wrong key): accepted without a word before
+    ('keywords = ["vay tien", "Giải ngân"]\nkeywords_absent = ["giai ngan", "vay"]', True),
+    ('keywords = "vay"\nkeywords_absent = ["vay"]', True),
+    ('keywords = ["vay tien", "giai ngan"]\nkeywords_absent = ["vay"]', False),      # "giai ngan" can hold
+    ('keywords = ["vay"]\nkeywords_absent = ["vay tien"]', False),                   # "vay" alone can hold
 ])
 def test_rule_that_never_holds(tmp_path, when, dead):
     body = ('[[rule]]\nsymbol = "__A"\n[rule.when]\nkeywords = "a"\n[[rule]]\nsymbol = "__B"\n[rule.when]\n'

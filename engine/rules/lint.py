@@ -144,6 +144,10 @@ def _never_holds(r, never, out, unchecked) -> str | None:
                 f"{r.conds['local_time_outside']!r}"
             _warn(out, r, ("when", "local_time_inside"), f"{r.symbol} never holds: {w}")
             why = why or w
+    w = _keywords_excluded(r.conds.get("keywords"), r.conds.get("keywords_absent"))
+    if w:
+        _warn(out, r, ("when", "keywords_absent"), f"{r.symbol} never holds: {w}")
+        why = why or w
     ctr = r.conds.get("counter")
     if isinstance(ctr, dict) and ctr.get("distinct") in ([ctr["key"]] if isinstance(ctr.get("key"), str)
                                                           else ctr.get("key") or ()):
@@ -164,6 +168,21 @@ def _never_holds(r, never, out, unchecked) -> str | None:
             _warn(out, r, ("when", "expr"), f"{r.symbol} never holds: {w}")
             why = w
     return why
+
+
+def _keywords_excluded(words, absent) -> str | None:
+    """Why `keywords` never holds beside `keywords_absent`: each of its keywords holds, as whole words, one the other
+    list refuses (`vay tien` holds `vay`), so a text it finds is always refused; else None."""
+    from .textconds import _keyword_parts
+    if not words or not absent:
+        return None
+    words, absent = _keyword_parts([words] if isinstance(words, str) else words), \
+        _keyword_parts([absent] if isinstance(absent, str) else absent)
+    has = lambda w, a: any(w[i:i + len(a)] == a for i in range(len(w) - len(a) + 1))
+    if all(any(has(w, a) for a in absent) for w in words):
+        return "every keyword it looks for holds a keyword of its keywords_absent (" + \
+            ", ".join(f"{' '.join(w)!r}" for w in words[:3]) + ("…" if len(words) > 3 else "") + ")"
+    return None
 
 
 def _seconds(win) -> frozenset:
