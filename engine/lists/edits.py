@@ -127,10 +127,14 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
         if not extra or not extra[0]:
             raise ValueError("consent needs NUMBER --owner OWNER")
         n = parse_row("consent", [extra[0], value], strict=False)[1]
-        bm = L.consent.get(owner_fold(extra[0]))
+        k = owner_fold(extra[0])
+        bm = L.consent.get(k)
         if bm is None or n not in bm:
             return False
         bm.discard(n)
+        if not bm:              # its last number: the advertiser goes too (stats counted it; a new spelling is kept)
+            del L.consent[k]
+            L.owner_names.pop(k, None)
         return True
     raise CsvError(f"unknown list kind {kind!r}")
 

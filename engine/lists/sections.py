@@ -69,6 +69,8 @@ def decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
             for k, name in msgpack.unpackb(secs["owners"]).items():
                 f = owner_fold(name)        # keys saved before owner_fold were casefold only: merged
                 bm = BitMap64.deserialize(secs["o:" + k])
+                if not bm:          # an advertiser whose last number a `lists remove` took, saved before it went too
+                    continue
                 if f in L.consent:
                     L.consent[f] |= bm
                 else:
