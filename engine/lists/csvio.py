@@ -23,6 +23,7 @@ from ..csvcell import writer
 from ..textnorm import DOMAIN_MAX
 from ..numbers import format_number, is_shortcode, normalise_number, normalise_sender_id, subscriber_problem
 from ..urlhost import link_host
+from .csvhints import header_hint, not_utf8
 from .ipranges import parse_cidr, parse_ip, url_host_if_ip
 
 HEADERS = {
@@ -193,16 +194,6 @@ def read_csv(kind: str, data: bytes, name: str = "<csv>"):
     return records, errors
 
 
-def _not_utf8(row: list, names: list) -> str:
-    """Which byte of which field is not UTF-8 (read with surrogateescape), as ml train and check --jsonl say it."""
-    for field, c in zip(names, row):
-        for i, ch in enumerate(c):
-            if "\udc80" <= ch <= "\udcff":
-                return (f"not valid UTF-8: byte 0x{ord(ch) - 0xDC00:02x} in {field}, character {i + 1} "
-                        "(save the file as UTF-8)")
-    return "not valid UTF-8 (save the file as UTF-8)"          # in a field past the header's
-
-
 def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, lines: bool = False):
     """The records of a CSV file (with `lines`, each as (its line, the record); a senders row repeating a
     registration of an earlier row as (its line, None)), and a RowError for each bad row
@@ -226,7 +217,7 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, line
         raise CsvError(f"{name}:1: {e}") from None
     if [h.strip().lower() for h in header] != want:
         got = ",".join(header).encode("utf-8", "backslashreplace").decode("utf-8")
-        raise CsvError(f"{name}:1: header must be {','.join(want)}, got {got!r}")
+        raise CsvError(f"{name}:1: header must be {','.join(want)}, got {got!r}{header_hint(header, want)}")
     line = reader.line_num
 
     def error(at, why, clash=False):
@@ -257,7 +248,7 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, line
             continue
         why = None
         if any("\udc80" <= ch <= "\udcff" for c in row for ch in c):
-            why = _not_utf8(row, want)
+            why = not_utf8(row, want)
         elif len(row) != len(want):
             why = f"expected {len(want)} columns ({','.join(want)}), got {len(row)}"
         else:
