@@ -181,9 +181,9 @@ def cmd_lists(args) -> int:
         try:
             extra = list_edit_extra(args)
             if args.lcmd == "add":
-                store.add(args.kind, args.value, args.channel, extra)
+                stored = store.add(args.kind, args.value, args.channel, extra)
                 _print_warnings(store)
-                print(json.dumps({"added": args.value, "kind": args.kind}))
+                print(json.dumps({"added": args.value, "kind": args.kind, "stored": stored}))
                 return 0
             found = store.remove(args.kind, args.value, args.channel, extra)
         except ValueError as e:

@@ -37,6 +37,19 @@ def record(kind, value, channel, extra):
     raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
 
 
+def as_exported(kind: str, r) -> str:
+    """Record `r` as `lists export` writes it: the CSV line a value given in any form was stored as (a number in
+    E.164, a link's address as kind ip, a Unicode domain in its IDNA form)."""
+    import io
+
+    from .csvio import write_csv
+    L = Lists()
+    add(L, kind, r)
+    out = io.StringIO()
+    write_csv(kind, L.rows(kind), out)
+    return out.getvalue().splitlines()[1]
+
+
 def _is_cidr(v: str) -> bool:
     """An address/prefix: anything with a '/' but a URL (whose '/' is a path's). A mistyped network stays a
     network, and its error says so (it must never read as a phone number)."""

@@ -300,6 +300,7 @@ class ListStore:
     def add(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
         r = edits.record(kind, value, channel, extra)
         self.modify(kind, lambda L: edits.add(L, kind, r))
+        return edits.as_exported(kind, r)
 
     def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
         return self.modify(kind, lambda L: edits.remove(L, kind, value, channel, extra))
