@@ -28,8 +28,10 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
     if kind == "dnc":
         return _import_dnc(store, data, name, replace, allow_partial)
     records, errors = [], []
-    for item in iter_csv(kind, data, name, lines=True):
+    bar, progress = _reading(data, name)
+    for item in iter_csv(kind, data, name, on_progress=progress, lines=True):
         (errors if isinstance(item, RowError) else records).append(item)
+    bar.close()
     # a sender registered to two owners on some date: whichever row came first would be its owner (caps,
     # consent, ad rules), so no row of the file goes in (--allow-partial neither: it would pick one)
     _refuse_owner_clashes(kind, name, errors, sum(e.owner_clashes for e in errors), "rows of this file")
@@ -68,13 +70,7 @@ def _import_dnc(store, data: bytes, name: str, replace: bool, allow_partial: boo
     into two uint64 arrays (8 bytes a number, not a Python tuple each) and into the bitmaps in bulk."""
     by_ch = {"S": array("Q"), "V": array("Q")}
     errors, n = [], 0
-    bar = _bar(len(data), f"reading {name}")
-    done = 0
-
-    def progress(pos):
-        nonlocal done
-        bar.update(pos - done)
-        done = pos
+    bar, progress = _reading(data, name)
     for item in iter_csv("dnc", data, name, on_progress=progress):
         if isinstance(item, RowError):
             errors.append(item)
@@ -99,6 +95,18 @@ def _refuse_owner_clashes(kind, name, errors, n, where):
         raise ImportRefused(f"{name}: refused, {kind} list unchanged: {n} row(s) would give a sender two owners on "
                             f"the same dates ({where}; a sender has one owner at a time; --allow-partial does not "
                             "apply: it would keep whichever came first)", errors)
+
+
+def _reading(data: bytes, name: str):
+    """A progress bar for reading `data` (a no-op but for a big file on a terminal) and the iter_csv callback that
+    moves it, given the bytes read so far."""
+    bar, done = _bar(len(data), f"reading {name}"), 0
+
+    def progress(pos):
+        nonlocal done
+        bar.update(pos - done)
+        done = pos
+    return bar, progress
 
 
 def _bar(total: int, desc: str):
