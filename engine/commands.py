@@ -51,9 +51,15 @@ class _Out:
             self.f.close()
             if exc_type is None:
                 os.replace(self.tmp, self.path)
+        except OSError as e:
+            exc = e
         finally:
             if self.tmp.exists():
                 self.tmp.unlink()
+        if isinstance(exc, OSError) and not exc.filename:     # a write to the temporary file (a full disk): named
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None      # as given, as a failed open is
+        if exc is not None and exc_type is None:
+            raise exc
         return False
 
 

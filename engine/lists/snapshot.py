@@ -59,8 +59,10 @@ def prepare_snapshot(path: Path, kind: str, sections: dict[str, bytes], extra: d
                 f.write(b)
             f.flush()
             os.fsync(f.fileno())
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)         # a full disk leaves no half-written generation behind
+        if isinstance(e, OSError) and not e.filename:       # (a write's error names no file: "File too large")
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
     return tmp
 
