@@ -211,7 +211,8 @@ def parser() -> argparse.ArgumentParser:
                    help="SIP UDP+TCP listen address, 'off' to disable (default: sip.toml listen, shipped as 0.0.0.0:5060)")
     p.add_argument("--sip-next-hop", metavar="IP:PORT[;transport=tcp]",
                    help="where screened INVITEs go when there is no Route (as sip.toml's next_hop)")
-    p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to")
+    p.add_argument("--sip-allow-networks", default=None, help="comma-separated networks the screen may send to; a next "
+                   "hop must be inside them (default: sip.toml allow_networks)")
     p.add_argument("--log", default="-",
                    help="verdict log (JSON lines; '-' = stdout, the default); reopened on SIGUSR2 (logrotate)")
     p.add_argument("--events", metavar="ENDPOINT", help="also publish verdicts on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5557")
