@@ -63,7 +63,7 @@ async def under_way(pipe, coro):
 
 async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
     from .lists import KINDS, ListStore
-    from .lists.reuse import changed_kinds
+    from .lists.reuse import changed_kinds, dnc_not_whole
     fresh = ListStore(pipe.store.dir)
     t0 = time.monotonic()
     try:
@@ -77,7 +77,7 @@ async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
         _count_reload(pipe, "refused", t0)
         return str(e)
     said = list(fresh.warnings)
-    why = _dnc_not_whole(fresh, new, pipe.lists) if "dnc" in read else None
+    why = dnc_not_whole(fresh, new, pipe.lists) if "dnc" in read else None
     if why:     # (kept as in force, caught up below with the journal from its own mark)
         read = [k for k in read if k != "dnc"]
         said = [w for w in said if not w.startswith(str(fresh.path("dnc")))]
@@ -116,23 +116,12 @@ async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
     return None
 
 
-def _dnc_not_whole(fresh, new, in_force) -> str | None:
-    """Why the DNC list a reload read is not one to put in force, or None. Read from `dnc.snap.prev` (the newest
-    generation refused), it lacks what a CLI import added since: diffed against the list in force, those numbers
-    were published as removals to every node and taken out here. None there at all (the snapshot and its
-    `.prev` gone) while the list in force was read from one: the whole list would go the same way."""
-    if fresh.dnc_refused is not None:
-        return f"{fresh.dnc_refused}; its previous generation may lack what was imported since"
-    if new.sources.get("dnc", 0) is None and in_force.sources.get("dnc", 0) is not None:
-        return f"{fresh.path('dnc')} and its previous generation are gone"
-    return None
-
-
 def _newer_in_force(in_force, new, read) -> list:
     """The kinds (DNC aside) `new` read from their previous generation, their snapshot refused, while the list in
     force was read from a later one: falling back there put a generation the running serve had left behind back in
     force (a brand registered or a domain listed in the damaged generation gone from verdicts, with a warning only).
-    The list in force is kept instead. The DNC has its own test (_dnc_not_whole): kept whenever it is not read whole."""
+    The list in force is kept instead. The DNC has its own test (lists.reuse.dnc_not_whole): kept whenever it is not
+    read whole."""
     return [k for k in read if k != "dnc" and k not in new.sources and in_force.sources.get(k) is not None
             and (in_force.created.get(k) or 0) > (new.created.get(k) or 0)]
 

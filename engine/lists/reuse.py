@@ -27,3 +27,16 @@ def changed_kinds(store, in_force, kinds=KINDS) -> list:
         if kind not in in_force.sources or in_force.sources[kind] != now:
             out.append(kind)
     return out
+
+
+def dnc_not_whole(fresh, new, in_force) -> str | None:
+    """Why the DNC list a reload (or a start's diff, state/published.py) read is not one to put in force, or None.
+    Read from `dnc.snap.prev` (the newest generation refused), it lacks what a CLI import added since: diffed against
+    the list in force, those numbers were published as removals to every node and taken out here. None there at all
+    (the snapshot and its `.prev` gone) while the list in force was read from one: the whole list would go the same
+    way."""
+    if fresh.dnc_refused is not None:
+        return f"{fresh.dnc_refused}; its previous generation may lack what was imported since"
+    if new.sources.get("dnc", 0) is None and in_force.sources.get("dnc", 0) is not None:
+        return f"{fresh.path('dnc')} and its previous generation are gone"
+    return None

@@ -14,7 +14,7 @@ changes an earlier stop saved, publishes the difference as a reload publishes a 
 No file (the first start, or the last stop was not clean): nothing is published, as before, and that is said. A
 file that cannot be read is said, deleted, and nothing is published; so is a DNC list loaded from its previous
 snapshot generation or from no snapshot while the file's was read from one (the difference would remove, on every
-node, what a damaged or missing snapshot lacks: serve_reload._dnc_not_whole refuses the same at a reload).
+node, what a damaged or missing snapshot lacks: lists.reuse.dnc_not_whole, which a reload refuses too).
 """
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ class _Published:
                                   sources={"dnc": True if d["snapshot"] else None})
         except (ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException) as e:
             return self._published_unusable(f"damaged: {e}")
-        from ..serve_reload import _dnc_not_whole
-        why = _dnc_not_whole(self.pipe.store, self.pipe.lists, old)
+        from ..lists.reuse import dnc_not_whole
+        why = dnc_not_whole(self.pipe.store, self.pipe.lists, old)
         if why:
             return self._published_unusable(f"the DNC list was not read whole ({why}): restore the dnc snapshot or "
                                             "import the DNC file again")
