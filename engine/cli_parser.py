@@ -160,7 +160,8 @@ def parser() -> argparse.ArgumentParser:
     q = _sub(rs, "test", "what-if: replay a corpus under edited rules and a baseline, report changed verdicts")
     q.add_argument("--corpus", required=True, help="JSONL corpus (the `check` input format)")
     q.add_argument("--rules", dest="rules_dir", help="edited rules directory (default: CONFIG/rules)")
-    q.add_argument("--baseline", help="baseline rules directory (default: the shipped rules)")
+    q.add_argument("--baseline", help="baseline rules directory (default: CONFIG/rules, the rules in force, when --rules names another "
+                   "directory; else the shipped rules)")
     q.add_argument("--examples", type=int, default=3, help="examples shown per symbol (default 3)")
 
     p = _sub(subs, "ml", "train, evaluate and run the spam classifier")

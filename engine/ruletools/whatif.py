@@ -27,13 +27,23 @@ def _run(pipe_factory, records, bar=None):
     return out
 
 
+def default_baseline(edited_dir: Path, in_force: Path) -> Path:
+    """The baseline when --baseline is not given: the rules in force (CONFIG/rules) when --rules names an edited copy,
+    the shipped rules when the edited set is the rules in force (what this config changed from the default). It was
+    the shipped rules always, so `--config X --rules X-edited` compared the edit with the shipped pack and every
+    local change in X showed as the edit's."""
+    from ..config import shipped_config_dir
+    if edited_dir.resolve() != in_force.resolve():
+        return in_force
+    return shipped_config_dir() / "rules"
+
+
 def what_if(args, settings) -> int:
     from ..app import load_model, resolve_data_dir
     from ..lists import ListStore
     from ..pipeline import Pipeline
     edited_dir = Path(args.rules_dir) if args.rules_dir else settings.rules_dir
-    from ..config import shipped_config_dir
-    base_dir = Path(args.baseline) if args.baseline else shipped_config_dir() / "rules"
+    base_dir = Path(args.baseline) if args.baseline else default_baseline(edited_dir, settings.rules_dir)
     edited, base = load_rules(edited_dir), load_rules(base_dir)
     records, bad = [], 0
     # read as `check --jsonl` reads the same file (jsonl.py): a line that is not UTF-8 or not JSON costs that
