@@ -244,13 +244,15 @@ def test_fast_paths_agree_with_the_full_parse_on_inputs_fuzzing_found(pipe, data
 
 
 @pytest.mark.parametrize("params, stamped", [
-    (b";rportx;branch=z9hG4bK7;rport", b";rportx;branch=z9hG4bK7;rport=5080"),     # not the longer name
-    (b";branch=z9hG4bK7;RPORT", b";branch=z9hG4bK7;RPORT=5080"),                   # any case
-    (b";branch=z9hG4bK7;rport", b";branch=z9hG4bK7;rport=5080"),
+    (b";rportx;branch=z9hG4bK7;rport", b";rportx;branch=z9hG4bK7;rport=5080;received=127.0.0.1"),  # not the longer name
+    (b";branch=z9hG4bK7;RPORT", b";branch=z9hG4bK7;RPORT=5080;received=127.0.0.1"),                # any case
+    (b";branch=z9hG4bK7;rport", b";branch=z9hG4bK7;rport=5080;received=127.0.0.1"),
+    (b";branch=z9hG4bK7", b";branch=z9hG4bK7"),           # no rport, the sent-by is the source: nothing (§18.2.1)
 ])
 def test_full_path_stamps_the_bare_rport_parameter(pipe, params, stamped):
     """RFC 3581 §4: the value goes on the value-less rport parameter itself (the full path once
-    wrote it after the first ';rport' it found, inside a longer parameter name)."""
+    wrote it after the first ';rport' it found, inside a longer parameter name), and a received parameter
+    with the source address goes with it even when the sent-by is that address (it was left out then)."""
     data = (b"BYE sip:0912345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080" + params + b"\r\n"
             b"Max-Forwards: 70\r\nFrom: <sip:0901234567@127.0.0.1>;tag=abc\r\nTo: <sip:0912345678@127.0.0.1>;tag=x\r\n"
             b"Call-ID: c9@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")

@@ -224,14 +224,15 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     if (br0 < 0) goto undecided;
     if (has_received || has_rport_val) goto undecided;      /* the sender wrote its own: Python overwrites it */
     if (!all_ascii(v + br0, br1 - br0)) goto undecided;
-    /* the stamped Via: rport=<source port> for a bare rport, received=<source> if the host differs */
+    /* the stamped Via: rport=<source port> for a bare rport, received=<source> if the host differs or there is an
+       rport (RFC 3581 §4: even when identical) */
     char add[96];
     int addl = 0;
     {
         Py_ssize_t hl = tm.h1 - tm.h0;
         int same = hl == ipl;
         for (Py_ssize_t x = 0; same && x < hl; x++) if (LOWER(v[tm.h0 + x]) != ip[x]) same = 0;
-        if (!same && !has_received) {                     /* (ipl <= 64: checked above) */
+        if ((!same || rport_bare >= 0) && !has_received) {      /* (ipl <= 64: checked above) */
             memcpy(add, ";received=", 10);
             memcpy(add + 10, ip, ipl);
             addl = 10 + (int)ipl;

@@ -355,7 +355,7 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = (), hop=
     if b"rport" in keys and b"rport" not in raw_keys:
         return FULL_PARSE                                     # RPORT in another case: the full path stamps it
     add = b""
-    if top.group(2).lower() != src_ip.encode() and b";received=" not in params.lower():
+    if (top.group(2).lower() != src_ip.encode() or b"rport" in keys) and b";received=" not in params.lower():
         add += b";received=" + src_ip.encode()
     if b";rport" in params and _RPORT.search(params) is None:
         if not re.search(rb";rport(?=;|$)", params):

@@ -149,7 +149,8 @@ class Routing:
                                 parts[i] = f"{k}={src[1]}"
                         stamped = head + ";" + ";".join(parts)
                     first = stamped
-                if "received" not in via.params and via.host != src[0].lower():
+                # RFC 3581 §4: with rport, received even when it equals the sent-by (§18.2.1: when it differs)
+                if "received" not in via.params and (via.host != src[0].lower() or "rport" in via.params):
                     add += f";received={src[0]}"
                 first += add
                 h[1] = ", ".join([first, *rest]) if rest else first
