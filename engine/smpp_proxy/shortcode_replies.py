@@ -9,7 +9,7 @@ from functools import partial
 
 from ..rules.shortcode import detail_channel
 from .accounts import REPLY_CHANNEL
-from .codec import encode_text
+from .codec import Tlv, encode_text
 from .codec import constants as C
 from .codec import pdu as P
 from .reply_cap import ReplyCap
@@ -46,9 +46,12 @@ class ShortcodeReplies:
         if not self._reply_cap().allow(mo.source_addr, time.monotonic()):
             return self._reply_capped(mo.source_addr)
         dc, body = encode_text(reply)
+        # SMPP 3.4 §5.2.21: short_message holds 254 octets; a longer reply (an operator's 128+ characters with
+        # diacritics, UCS-2) goes whole in message_payload (§5.3.2.32): it was cut there, mid-sentence
+        sm, tlvs = (body, ()) if len(body) <= 254 else (b"", (Tlv(C.TAG_MESSAGE_PAYLOAD, body),))
         mt = P.SubmitSm(source_addr_ton=0, source_addr_npi=0, source_addr=self.pipeline.settings.shortcode,
                         dest_addr_ton=mo.source_addr_ton, dest_addr_npi=mo.source_addr_npi,
-                        destination_addr=mo.source_addr, data_coding=dc, short_message=body[:254])
+                        destination_addr=mo.source_addr, data_coding=dc, short_message=sm, tlvs=tlvs)
         if self._replies is None:
             self._replies = deque()
         if len(self._replies) >= MAX_REPLIES_WAITING:
