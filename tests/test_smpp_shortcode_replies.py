@@ -132,5 +132,6 @@ def test_a_reply_longer_than_short_message_holds_reaches_the_subscriber_whole(pr
     assert confirmations(h, src) == [whole]
     [mt] = [p for p in h.sim.submits() if p.destination_addr == src]
     assert mt.short_message == b"" and mt.data_coding == 8
-    assert _command(h, src, b"HUY DNC") == DEFAULT_REPLIES["DNC_CANCELLED"].replace("{channel}", "tin nhan va cuoc goi")
+    cancelled = DEFAULT_REPLIES["DNC_CANCELLED"].replace("{channel}", "tin nhan va cuoc goi")
+    assert _command(h, src, b"HUY DNC") == cancelled
     assert [p.short_message != b"" for p in h.sim.submits() if p.destination_addr == src] == [False, True]

@@ -331,7 +331,11 @@ def parse(text: str, sender_num: int | None, known=None) -> Command:
         return Command("AD_COPY_RECEIVED", "advertisement copy stored", "report", kind="FW", content=fw)
     if squashed.startswith(("DK", "HUY")):
         return Command("SHORTCODE_SYNTAX_ERROR", f"unknown command {t.strip()[:40]!r}; use DK DNC [S|V] or HUY DNC [S|V]")
-    if fw is not None or squashed.startswith("FW"):
+    if fw is not None:
         return Command("SHORTCODE_SYNTAX_ERROR", "FW needs the advertisement text: FW <content>")
+    if squashed.startswith("FW"):
+        # another word ("Fwd: [QC] ...", "FW.[QC] ..."), its text there: it was said to lack the text
+        return Command("SHORTCODE_SYNTAX_ERROR",
+                       f"unknown command {t.strip()[:40]!r}; an advertisement copy is FW <content>")
     return Command("SHORTCODE_SYNTAX_ERROR",
                    f"unparseable command {t.strip()[:40]!r}; use DK DNC [S|V], HUY DNC [S|V], S <number or sender> <content>, V <number or sender> <content> or FW <content>")
