@@ -113,8 +113,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--account", help="one SMS: ESME system_id it came from (default: none)")
     p.add_argument("--direction", choices=["mt", "mo"],
                    help="one SMS: mt (from an ESME to a subscriber) or mo (from a subscriber); not given: mo to the "
-                        "short code (a 5656 command, applied to the data dir's lists), mt to any other recipient, "
-                        "as a --jsonl line without \"direction\"")
+                        "short code (a 5656 command, applied to the data dir as serve applies it: a DK/HUY DNC to "
+                        "its DNC list, an S/V/FW report appended to its reports.jsonl, which SENDER_REPORTED and "
+                        "`report --reports` count; try report syntax on a copy of the data dir), mt to any other "
+                        "recipient, as a --jsonl line without \"direction\"")
 
     p = _sub(subs, "lists", "import, export, edit and count the DNC, sender, blacklist and consent lists")
     ls = p.add_subparsers(dest="lcmd", metavar="ACTION", required=True)

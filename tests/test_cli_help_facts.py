@@ -17,3 +17,11 @@ def test_serve_workers_help_says_sip_is_worker_0s():
     h = _help("serve")
     assert "on the same SMPP and SIP ports" not in h
     assert "SIP in worker 0 alone" in h
+
+
+def test_check_help_says_a_5656_report_goes_to_the_data_dirs_report_store():
+    """`check` of a 5656 report (S/V/FW) appends it to the data dir's reports.jsonl as serve does (three tries of the
+    syntax against one number from three --senders blocked that number with SENDER_REPORTED from serve's next start);
+    the help said only that a 5656 command changes the data dir's lists."""
+    h = _help("check")
+    assert "reports.jsonl" in h and "SENDER_REPORTED" in h
