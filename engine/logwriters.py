@@ -284,16 +284,22 @@ class FileOut(PipeOut):
 
     def _deleted_log(self) -> None:
         """The file has no name any more (`rm` of the log or of its directory: its lines would go where nobody reads
-        them, its space never freed): the log's path opened again (and locked), said."""
+        them, its space never freed): the log's path opened again (and locked), said. When it cannot be (the
+        directory is gone too) the write fails: its lines are held and tried again, as a full disk's (`_lost`), so
+        a directory made again gets them; they went into the deleted file, lost without being counted."""
         try:
             fd = _open_log(self.path)
-            if os.fstat(fd).st_nlink == 0:      # the path leads to the deleted file itself (/dev/stderr, /proc/…)
-                os.close(fd)
-                raise OSError(errno.ENOENT, "the path names the deleted file")
-        except OSError as e:            # the directory is gone too: said (/healthz 503), tried again at each write
+        except OSError as e:            # said (/healthz 503); raised: held, tried again every RETRY_S
             self._unnamed = True
             trouble("verdict_log").failed(e, f"verdict log {self.path} was deleted and cannot be made again: its "
-                                             "lines go to the deleted file until it can (or a SIGUSR2 reopens it)")
+                                             "lines are held until it can (its directory made again)")
+            raise
+        if os.fstat(fd).st_nlink == 0:      # the path leads to the deleted file itself (/dev/stderr, /proc/…)
+            os.close(fd)
+            self._unnamed = True
+            trouble("verdict_log").failed(OSError(errno.ENOENT, "the path names the deleted file"),
+                                          f"verdict log {self.path} was deleted and cannot be made again: its "
+                                          "lines go to the deleted file")
             return
         self._lock(fcntl.LOCK_UN)
         os.close(self.fd)
@@ -348,7 +354,7 @@ class FileOut(PipeOut):
             self.lost_lines += rest.count(b"\n")
             log.error("verdict log %s: %d lines (%d bytes) the disk refused not written (%s); %s", self.path,
                       rest.count(b"\n"), len(rest), e.strerror or e,
-                      "lost" if self.spool is None else "its crash spool keeps them (up to its 8 MiB ring) for the "
+                      "lost" if self.spool is None or not os.path.exists(self.spool.path) else "its crash spool keeps them (up to its 8 MiB ring) for the "
                       "next writer of the log (the next start or reopen)")
             return False
         # a writer reopened away from (closing) tries again without a word: /healthz says how the log in use does

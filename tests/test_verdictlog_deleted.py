@@ -5,7 +5,9 @@ a cleanup script, the log directory removed), found by the ops probe: serve went
 
 Now the writer sees that its file has no name any more (st_nlink 0, checked before each write: an fstat every
 FLUSH_S at most) and opens the log's path again, saying so; when it cannot (the directory is gone), it says that,
-/healthz is 503 (`disk writes failing: verdict_log`), and it tries again at each write until it can."""
+/healthz is 503 (`disk writes failing: verdict_log`), and it holds the lines and tries again, as on a full disk, until
+it can. The ops walkthrough found those lines went into the deleted file: lost, lost_lines 0, a directory made again
+got only the lines judged after it."""
 import json
 import logging
 import shutil
@@ -57,11 +59,29 @@ def test_a_verdict_log_whose_directory_was_removed_is_said_and_made_again_once_i
         _write(f, 3, 3)
         assert wait(lambda: trouble("verdict_log").failing)              # /healthz 503 names verdict_log
         _write(f, 6, 3)
-        assert wait(lambda: not f.buf)
-        assert trouble("verdict_log").failing                           # a write into the deleted file: not "ok"
         d.mkdir()
         _write(f, 9, 3)
-        assert wait(lambda: _ns(path) == list(range(9, 12)))
-        assert not trouble("verdict_log").failing
+        assert wait(lambda: _ns(path) == list(range(3, 12)))      # held meanwhile (they went into the deleted file)
+        assert wait(lambda: not trouble("verdict_log").failing)
+        assert f.lost_lines == 0
     finally:
         f.drain()
+
+
+def test_lines_held_for_a_removed_log_directory_at_the_stop_are_counted_lost(tmp_path, caplog):
+    d = tmp_path / "logs"
+    d.mkdir()
+    path = d / "verdicts.jsonl"
+    f = FileOut(str(path), spool=True)
+    try:
+        _write(f, 0, 2)
+        assert wait(lambda: _ns(path) == list(range(2)))
+        shutil.rmtree(d)
+        _write(f, 2, 4)
+        assert wait(lambda: trouble("verdict_log").failing)
+    finally:
+        with caplog.at_level(logging.ERROR, logger="telfilter"):
+            f.drain()
+    assert f.lost_lines == 4                                # telfilter_verdict_log_lost_lines_total
+    # its crash spool went with the directory: not said to keep them for the next start
+    assert any("4 lines" in r.getMessage() and r.getMessage().endswith("; lost") for r in caplog.records)
