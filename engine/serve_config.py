@@ -16,6 +16,7 @@ def load_serve_config(args):
     from .config import ConfigError
     from .configcheck import load_config
     from .smpp_proxy.config_checks import MAX_SYSTEM_ID, host_port_error, octets_problem
+    from .supervisor import worker_index
     cfg = load_config(getattr(args, "config", None))
     errors = list(cfg.errors)
     settings = cfg.smpp
@@ -108,7 +109,8 @@ def load_serve_config(args):
             errors.append("--metrics-listen needs prometheus_client (pip install prometheus_client)")
     if errors:
         raise ConfigError(errors)
-    if unused:
+    # (a pool's worker past 0 is given --sip-listen off by the supervisor, SIP being worker 0's: not the operator's)
+    if unused and worker_index() == 0:
         log.warning("%s: no effect with --sip-listen off (checked all the same)", ", ".join(unused))
     return cfg, settings
 
