@@ -303,10 +303,12 @@ class FileOut(PipeOut):
             return
         self._lock(fcntl.LOCK_UN)
         os.close(self.fd)
+        held = self._unnamed
         self.fd, self._torn, self._unnamed = fd, False, False
         self._lock(fcntl.LOCK_EX)
         log.warning("verdict log %s was deleted while serve wrote it: made again at its path (the lines written "
-                    "to the deleted file are gone with it)", self.path)
+                    "to the deleted file are gone with it%s)", self.path,
+                    "; those held while it could not be made are written now" if held else "")
 
     def _lock(self, op: int) -> None:
         try:
