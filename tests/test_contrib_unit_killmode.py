@@ -32,3 +32,15 @@ def test_the_unit_keeps_subscribers_data_from_other_local_users():
     keys = _service_keys()
     assert keys.get("UMask") == "0027"
     assert keys.get("StateDirectoryMode") == keys.get("LogsDirectoryMode") == "0750"
+
+
+def test_logrotate_asks_the_supervisor_only_for_the_reopen():
+    """Found by the ops walkthrough: contrib/logrotate.conf's `systemctl kill -s USR2 telfilter.service` signals
+    every process of the unit (systemd's default --kill-whom=all): with --workers N each worker got SIGUSR2 from
+    systemd and again from the supervisor, which passes it on, and reopened the log twice (two crash spools made,
+    two service-log lines per worker per rotation). --kill-who=main: the supervisor, or a single serve (systemd 252
+    renamed it --kill-whom and still takes --kill-who; an older systemctl refuses --kill-whom, and `|| true` would
+    hide that no reopen was asked for)."""
+    text = (ROOT / "contrib" / "logrotate.conf").read_text()
+    line = next(x for x in text.splitlines() if "USR2" in x and not x.lstrip().startswith("#"))
+    assert "--kill-who=main" in line, line
