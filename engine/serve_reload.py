@@ -66,6 +66,9 @@ async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
     from .lists.reuse import changed_kinds, dnc_not_whole
     fresh = ListStore(pipe.store.dir)
     t0 = time.monotonic()
+    # the snapshots this read begins from, for the watcher (serve_watch._look): taken before, so one installed
+    # during the read is still picked up
+    read_from = fresh.snapshot_signature()
     try:
         # a `lists add blacklist` re-read a 200k-row registry and 1M blacklist entries beside a 10M DNC: 1.2-2.7 s
         # of a worker thread holding the GIL in turns, answers up to ~300 ms late, many times a day
@@ -109,6 +112,7 @@ async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
         if n:
             log.info("DNC replication: %d changes from a CLI snapshot published", n)
     old, pipe.lists = [pipe.lists], new
+    pipe.lists_read = read_from
     # (sizes read in O(1) each: Lists.stats() walks 10M DNC numbers, ~30 ms, not on the loop for a log line)
     life.info("lists reloaded in %.2f s: %s; read again: %s; kept: %s", _count_reload(pipe, "ok", t0, read, kept),
               lists_sizes(new), ", ".join(read) or "none", ", ".join(kept) or "none")

@@ -58,6 +58,10 @@ async def _look(pipe, watcher, notifier, status, ticks: int, seen: list) -> None
         await compact_journal(pipe)
     now, j = pipe.store.snapshot_signature(), pipe.store.journal_signature()
     lists_sig, journal_sig = seen
+    if now != lists_sig and now == getattr(pipe, "lists_read", None):
+        # a reload has read these snapshots already (a SIGHUP's, a `ctl reload`'s, a `ctl lists` change serve saved):
+        # read again a second later, each such change was two reloads, logged and counted
+        seen[0] = lists_sig = now
     # (taken as seen before the reload or catch-up: one that fails is not tried again every second)
     if now != lists_sig:    # a CLI `lists import/add/remove` (or a compaction) installed a snapshot
         seen[:] = now, j
