@@ -272,3 +272,18 @@ def test_an_sms_answered_unjudged_is_a_refuse_verdict_counted_by_its_status(tmp_
     assert {(s.labels["channel"], s.labels["status"]): s.value for s in _samples(text, "telfilter_refusals_total")} \
         == {("sms", "88"): 2, ("sms", "8"): 1}
     assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 3
+
+
+def test_every_blacklist_kind_has_its_size_exported(tmp_path):
+    """Found by the ops walkthrough: telfilter_list_entries had blacklist_numbers and blacklist_domains but no IP
+    ranges, which `ctl stats` and `lists stats` count (`ip_ranges`): an `ip`/`cidr` list emptied by a bad import
+    showed nothing on a dashboard."""
+    from prometheus_client import generate_latest
+
+    from engine.lists import ListStore
+    from engine.metrics import Metrics
+    ListStore(tmp_path).import_csv("blacklist", b"kind,value\ncidr,10.0.0.0/8\nip,192.0.2.7\ndomain,a.example\n")
+    text = generate_latest(Metrics(build(data_dir=tmp_path, with_model=False, persist=False, seed=False))
+                           .registry).decode()
+    sizes = {s.labels["list"]: s.value for s in _samples(text, "telfilter_list_entries")}
+    assert sizes["blacklist_ip_ranges"] == 2 and sizes["blacklist_domains"] == 1
