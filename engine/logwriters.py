@@ -359,8 +359,9 @@ class FileOut(PipeOut):
                       "lost" if self.spool is None or not os.path.exists(self.spool.path) else "its crash spool keeps them (up to its 8 MiB ring) for the "
                       "next writer of the log (the next start or reopen)")
             return False
-        # a writer reopened away from (closing) tries again without a word: /healthz says how the log in use does
-        if not self.closing:
+        # a writer reopened away from (closing) tries again without a word: /healthz says how the log in use does;
+        # a log whose directory is gone was said (and counted) by _deleted_log
+        if not self.closing and not self._unnamed:
             trouble("verdict_log").failed(e, f"verdict log {self.path}: {held} lines held until the disk takes "
                                              f"them (tried again every {self.RETRY_S:g} s)")
         with self.cv:

@@ -87,3 +87,23 @@ def test_lines_held_for_a_removed_log_directory_at_the_stop_are_counted_lost(tmp
     assert f.lost_lines == 4                                # telfilter_verdict_log_lost_lines_total
     # its crash spool went with the directory: not said to keep them for the next start
     assert any("4 lines" in r.getMessage() and r.getMessage().endswith("; lost") for r in caplog.records)
+
+
+def test_each_try_at_a_removed_log_directory_is_one_failed_write(tmp_path, monkeypatch):
+    """telfilter_disk_write_errors_total counts the writes a writer could not make: a try while the directory is
+    gone is one (it was said, and counted, twice: as a deleted log and as lines held)."""
+    monkeypatch.setattr(FileOut, "RETRY_S", 60.0)          # one try, then the stop's
+    d = tmp_path / "logs"
+    d.mkdir()
+    f = FileOut(str(d / "verdicts.jsonl"))
+    try:
+        _write(f, 0, 1)
+        assert wait(lambda: _ns(d / "verdicts.jsonl") == [0])
+        before = trouble("verdict_log").errors
+        shutil.rmtree(d)
+        _write(f, 1, 1)
+        assert wait(lambda: trouble("verdict_log").failing)
+    finally:
+        f.drain()
+    assert trouble("verdict_log").errors - before == 2     # the try, and the stop's last one
+    assert f.lost_lines == 1
