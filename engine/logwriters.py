@@ -356,8 +356,9 @@ class FileOut(PipeOut):
             self.lost_lines += rest.count(b"\n")
             log.error("verdict log %s: %d lines (%d bytes) the disk refused not written (%s); %s", self.path,
                       rest.count(b"\n"), len(rest), e.strerror or e,
-                      "lost" if self.spool is None or not os.path.exists(self.spool.path) else "its crash spool keeps them (up to its 8 MiB ring) for the "
-                      "next writer of the log (the next start or reopen)")
+                      "lost" if self.spool is None or not os.path.exists(self.spool.path)
+                      else "its crash spool keeps them (up to its 8 MiB ring) for the next writer of the log (the next "
+                           "start or reopen)")
             return False
         # a writer reopened away from (closing) tries again without a word: /healthz says how the log in use does;
         # a log whose directory is gone was said (and counted) by _deleted_log
