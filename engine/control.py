@@ -58,6 +58,7 @@ from pathlib import Path
 from .control_keys import request_error
 from .control_reload import ReloadCommands
 from .listen import addr_text
+from .reload_counts import reload_counts
 from .servicelog import life
 from .supervisor import pool_worker
 
@@ -335,6 +336,7 @@ class ControlServer(ReloadCommands):
             "sip": dict(getattr(self.sip, "stats", {}) or {}) if self.sip is not None else None,
             "lists": list_figures if list_figures is not None else pipe.lists.stats(),
             "lists_reloads": dict(getattr(pipe, "lists_reloads", None) or {"ok": 0, "refused": 0}),
+            "reloads": reload_counts(pipe),
             "rules": {"directory": str(getattr(pipe.rules, "directory", "")), "rules": len(pipe.rules.rules),
                       "generation": self._rules_gen(),
                       "reload_errors": [str(e) for e in getattr(pipe, "rule_errors", ())]},

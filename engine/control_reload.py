@@ -11,6 +11,8 @@ import logging
 import os
 from pathlib import Path
 
+from .reload_counts import count_reload
+
 log = logging.getLogger("telfilter")
 
 RELOAD_PARTS = ("rules", "lists", "model", "accounts", "sip")
@@ -83,6 +85,7 @@ class ReloadCommands:
             extra = esme_accounts(self.args, errors, warn=False, mutual_tls=mutual)
         else:                            # no command line known: keep what did not come from smpp.toml
             extra = [a for a in self.proxy.accounts.values() if not a.origin.startswith(str(cdir / "smpp.toml"))]
+        count_reload(self.pipe, "accounts", not errors)
         if errors:
             log.error("accounts reload refused, the old accounts stay in force: %s", "; ".join(errors))
             return {"ok": False, "errors": errors}
@@ -138,8 +141,10 @@ class ReloadCommands:
         new = load_component(cdir / "sip.toml", load_sip_settings, cdir, errors)
         if errors:
             log.error("sip.toml reload refused, the old settings stay in force: %s", "; ".join(errors))
+            count_reload(self.pipe, "sip", False)
             return {"ok": False, "errors": errors}
         if self.sip is None:
+            count_reload(self.pipe, "sip", True)
             return {"ok": True, "running": False, "note": "the SIP screen is off (--sip-listen off): file checked only"}
         overrides = {}
         a = self.args
@@ -155,5 +160,8 @@ class ReloadCommands:
         why = udp_family_mismatch(self.sip.s.listen, hop) if hop else None
         if why:
             log.error("sip.toml reload refused, the old settings stay in force: %s", why)
+            count_reload(self.pipe, "sip", False)
             return {"ok": False, "errors": [f"{cdir / 'sip.toml'}: next_hop: {why}"]}
-        return {"ok": True, "running": True, **apply_sip_settings(self.sip, new, overrides)}
+        ans = {"ok": True, "running": True, **apply_sip_settings(self.sip, new, overrides)}
+        count_reload(self.pipe, "sip", True)
+        return ans

@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from . import __version__
 from .disktrouble import all_writers
 from .listen import addr_text
+from .reload_counts import reload_counts
 from .smpp_proxy.smsc import parse_addr
 
 if TYPE_CHECKING:
@@ -245,6 +246,13 @@ class StateCollector:
         yield CounterMetricFamily("telfilter_file_watcher_errors", "unexpected errors of serve's file watcher (list, "
                                   "rule and DNC journal changes): each logged with its traceback, once a minute at "
                                   "most; it keeps watching", value=pipe.watcher_errors)
+        rc = CounterMetricFamily("telfilter_reloads", "reloads by part, put in force (ok) or refused (the old "
+                                 "version kept, the error logged): SIGHUP, SIGUSR1, ctl reload, the file watcher",
+                                 labels=["part", "result"])
+        for part, by in reload_counts(pipe).items():
+            for result, n in by.items():
+                rc.add_metric([part, result], n)
+        yield rc
         r = getattr(pipe, "lists_reloads", None) or {}
         lr = CounterMetricFamily("telfilter_lists_reloads", "lists reloads (SIGHUP, ctl, a CLI change picked up)",
                                  labels=["result"])

@@ -28,6 +28,7 @@ from .lists import Lists, ListStore
 from .lists.reports import ReportIndex, ReportStore
 from .numbers import format_number, normalise_number, normalise_sender_id, sender_key
 from .pipeline_ads import AdCounts
+from .reload_counts import count_reload
 from .rules import shortcode
 from .rules.counters import MemoryCounters
 from .rules.history import CallDurations, RecipientHistory
@@ -290,6 +291,7 @@ class Pipeline(AdCounts):
         """Swap in `new`, a RuleSet that read_rules(d) gave, or log why not (a RuleSetError: the old set stays).
         `stamp`: rules_stamp(d) before the read; a read of the same files refused with the same errors as the last
         one (the watcher's read of an edit, then the operator's SIGHUP) says so in one line, not every error again."""
+        count_reload(self, "rules", not isinstance(new, RuleSetError))
         if isinstance(new, RuleSetError):
             self.rule_errors = new.errors
             refused = (stamp, [str(e) for e in new.errors])

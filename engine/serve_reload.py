@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from .reload_counts import count_reload
 from .servicelog import life
 
 log = logging.getLogger("telfilter")
@@ -183,6 +184,7 @@ def _count_reload(pipe, result: str, t0: float, read=(), kept=()) -> float:
     of big lists takes seconds of a worker thread and slows the loop meanwhile, and the NOC saw nothing of it but a
     log line without a time."""
     took = time.monotonic() - t0
+    count_reload(pipe, "lists", result == "ok")
     r = getattr(pipe, "lists_reloads", None)
     if r is None:
         r = pipe.lists_reloads = {"ok": 0, "refused": 0, "last_seconds": None, "last_result": None,
@@ -356,10 +358,12 @@ async def _read_model(pipe) -> str | None:
         m = await _in_daemon_thread(load_model, new, name="model-reload")   # ~0.2 s of reading and checking
     except (ConfigError, ModelError) as e:
         log.error("model reload refused, old model keeps serving: %s", e)
+        count_reload(pipe, "model", False)
         return str(e)
     for name in _ML_SETTINGS:                   # the pipeline reads them per message: in force from now on
         setattr(pipe.settings, name, getattr(new, name))
     pipe.swap_model(m)
+    count_reload(pipe, "model", True)
     life.info("model loaded: %s", m.version if m else "none (ML stage off)")
     # [engine] is read at start only: a change is said (it was taken without a word, as if in force)
     pipe.engine_needs_restart = [k for k in _ENGINE_SETTINGS if getattr(new, k) != getattr(pipe.settings, k)]
