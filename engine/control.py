@@ -348,6 +348,7 @@ class ControlServer(ReloadCommands):
 
     async def lists(self, req: dict) -> dict:
         from .lists import CsvError
+        from .lists.edits import as_exported
         from .lists.edits import record as _record
         op, kind, value = req.get("op"), req.get("kind"), req.get("value")
         channel, extra = req.get("channel") or "SV", req.get("extra")
@@ -367,9 +368,10 @@ class ControlServer(ReloadCommands):
                 # journal first (durable, fsynced) and only then in force: an answered change is never lost
                 store.append_delta(op, number, ch)
                 (L.add_dnc if op == "add" else L.remove_dnc)(number, ch)
+                stored = as_exported("dnc", (number, ch)) if op == "add" else None
             else:
                 if op == "add":
-                    await asyncio.to_thread(store.add, kind, value, channel, extra)
+                    stored = await asyncio.to_thread(store.add, kind, value, channel, extra)
                     found = True
                 else:
                     found = await asyncio.to_thread(store.remove, kind, value, channel, extra)
@@ -382,7 +384,9 @@ class ControlServer(ReloadCommands):
         except OSError as e:
             return {"ok": False, "error": f"lists {op} {kind}: nothing changed: {e}"}
         ans = {"ok": True, "op": op, "kind": kind, "value": value}
-        if op == "remove":
+        if op == "add":         # the row as `lists export` writes it, as the offline `lists add` says it
+            ans["stored"] = stored
+        else:
             ans["found"] = bool(found)
         if store.warnings:
             ans["warnings"] = list(store.warnings)

@@ -23,3 +23,24 @@ def test_add_says_the_row_it_stored_as_export_writes_it(tmp_path, argv, stored):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["stored"] == stored
     assert stored in run_cli("lists", "export", argv[0], "--data-dir", d).stdout.splitlines()
+
+
+@pytest.mark.parametrize("kind, value, channel, extra, stored", [
+    ("dnc", "091 234 5690", "S", None, "+84912345690,S"),
+    ("blacklist", "3221225991", "SV", None, "number,+3221225991"),
+    ("blacklist", "http://0xC0000207/", "SV", None, "ip,192.0.2.7"),
+    ("consent", "84912345678", "SV", ["Cty A"], "Cty A,+84912345678"),
+])
+def test_ctl_lists_add_says_the_row_it_stored_too(tmp_path, kind, value, channel, extra, stored):
+    """Found by the ops walkthrough: `ctl lists add` (a running serve's change) answered the value as typed, where the
+    offline `lists add` says the row stored."""
+    import asyncio
+
+    from engine.app import build
+    from engine.control import ControlServer
+    pipe = build(data_dir=tmp_path / "data", with_model=False, persist=True)
+    srv = ControlServer(pipe, tmp_path / "c.sock", on_drain=lambda: None)
+    ans = asyncio.run(srv.lists({"op": "add", "kind": kind, "value": value, "channel": channel, "extra": extra}))
+    assert ans["ok"] and ans["stored"] == stored, ans
+    assert "stored" not in asyncio.run(srv.lists({"op": "remove", "kind": kind, "value": value, "channel": channel,
+                                                  "extra": extra}))
