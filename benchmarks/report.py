@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# every plot a run can write: one a run did not make (its step skipped or failed) is an earlier run's in the same
+# --out directory, and is removed so that the directory holds one run's results only
+PLOTS = ("pipeline_stages.png", "lists_scaling.png", "smpp_latency.png", "cpu_over_time.png", "sip_cps.png",
+         "sip_cpu.png")
+
 
 def _plots(out: Path, res) -> list[str]:
     import matplotlib
@@ -127,6 +132,8 @@ def _added(v, nd=1) -> str:
 
 def write_report(out: Path, res) -> None:
     plots = _plots(out, res)
+    for name in set(PLOTS) - set(plots):
+        (out / name).unlink(missing_ok=True)
     s, m = res["summary"], res["machine"]
     L = [f"# telfilter benchmark report ({res['mode']} run, {res['started']})", "",
          f"Machine: {m['cores']} cores, {m['cpu_model']}, Python {m['python']}. Duration {res['duration_s']} s.",
